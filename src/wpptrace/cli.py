@@ -1,0 +1,71 @@
+"""The ``wpptrace`` console command: one entry point, subcommands owned by each part.
+
+Each subcommand lives in its part's package as a module exposing
+``add_arguments(parser)`` and ``run(args) -> int``; modules are imported only when their
+subcommand runs, so ``wpptrace --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+#: subcommand -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "fmt": ("wpptrace.decoder.cli_fmt", "decode WPP messages in .etl files like tracefmt"),
+    "dump": ("wpptrace.decoder.cli_dump", "list every record of an .etl file, with a summary"),
+    "tmf": ("wpptrace.tmf.cli", "TMF files: show, from-pdb, gen"),
+    "session": ("wpptrace.provider.cli", "run an in-process trace session (tracelog-like)"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wpptrace",
+        description="Classic ETW / WPP tracing for Python and Linux: write, read and decode .etl files.",
+    )
+    parser.add_argument("--traceback", action="store_true", help="show a Python traceback on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        if only is None or name == only:
+            try:
+                importlib.import_module(module).add_arguments(sp)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:
+                    raise
+                sp.set_defaults(_missing=module)
+        sp.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only=command if command in SUBCOMMANDS else None)
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    if getattr(args, "_missing", None):
+        print(f"wpptrace: '{args.command}' is not available in this build", file=sys.stderr)
+        return 2
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except BrokenPipeError:
+        # `wpptrace ... | head`: the reader went away; exit quietly like a Unix tool.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        if args.traceback:
+            raise
+        print(f"wpptrace {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

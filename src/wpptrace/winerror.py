@@ -1,0 +1,105 @@
+"""Win32 error codes and the exception that carries them.
+
+Every API in wpptrace that mirrors a Win32 function reports failure the Win32 way: the
+C core returns a winerror.h code, and the Python layer raises :class:`Win32Error` with
+that code (``.winerror``) and its name (``.name``). Values come from the C core's header
+(``etl_layout.h``) when the extension is built; the table below is the same list for
+pure-Python users and is checked against the header by the tests.
+"""
+from __future__ import annotations
+
+import errno as _errno
+
+#: name -> code for the codes the ETW APIs document (winerror.h values).
+CODES: dict[str, int] = {
+    "ERROR_SUCCESS": 0,
+    "ERROR_FILE_NOT_FOUND": 2,
+    "ERROR_ACCESS_DENIED": 5,
+    "ERROR_INVALID_HANDLE": 6,
+    "ERROR_NOT_ENOUGH_MEMORY": 8,
+    "ERROR_BAD_FORMAT": 11,
+    "ERROR_OUTOFMEMORY": 14,
+    "ERROR_BAD_LENGTH": 24,
+    "ERROR_HANDLE_EOF": 38,
+    "ERROR_NOT_SUPPORTED": 50,
+    "ERROR_INVALID_PARAMETER": 87,
+    "ERROR_BAD_PATHNAME": 161,
+    "ERROR_BUSY": 170,
+    "ERROR_ALREADY_EXISTS": 183,
+    "ERROR_MORE_DATA": 234,
+    "ERROR_NOACCESS": 998,
+    "ERROR_CANCELLED": 1223,
+    "ERROR_INVALID_TIME": 1901,
+    "ERROR_WMI_GUID_NOT_FOUND": 4200,
+    "ERROR_WMI_INSTANCE_NOT_FOUND": 4201,
+    "ERROR_WMI_ALREADY_ENABLED": 4206,
+    "ERROR_CTX_CLOSE_PENDING": 7007,
+}
+NAMES: dict[int, str] = {v: k for k, v in CODES.items()}
+globals().update(CODES)
+
+_MESSAGES = {
+    0: "The operation completed successfully.",
+    2: "The system cannot find the file specified.",
+    5: "Access is denied.",
+    6: "The handle is invalid.",
+    8: "Not enough memory resources are available to process this command.",
+    11: "An attempt was made to load a program with an incorrect format.",
+    14: "Not enough memory resources are available to complete this operation.",
+    24: "The program issued a command but the command length is incorrect.",
+    38: "Reached the end of the file.",
+    50: "The request is not supported.",
+    87: "The parameter is incorrect.",
+    161: "The specified path is invalid.",
+    170: "The requested resource is in use.",
+    183: "Cannot create a file when that file already exists.",
+    234: "More data is available.",
+    998: "Invalid access to memory location.",
+    1223: "The operation was canceled by the user.",
+    1901: "The specified time is invalid.",
+    4200: "The GUID passed was not recognized as valid by a WMI data provider.",
+    4201: "The instance name passed was not recognized as valid by a WMI data provider.",
+    4206: "The WMI data block or event notification has already been enabled.",
+    7007: "A close operation is pending on the session.",
+}
+
+# A POSIX errno for each code, so `except MemoryError`-style handling by errno works too.
+_ERRNO = {2: _errno.ENOENT, 5: _errno.EACCES, 6: _errno.EBADF, 8: _errno.ENOMEM,
+          14: _errno.ENOMEM, 24: _errno.EINVAL, 50: _errno.ENOTSUP, 87: _errno.EINVAL,
+          161: _errno.ENOENT, 170: _errno.EBUSY, 183: _errno.EEXIST, 234: _errno.EMSGSIZE,
+          998: _errno.EFAULT, 1223: _errno.ECANCELED}
+
+
+def error_name(code: int) -> str:
+    """The winerror.h name of ``code`` (``"ERROR_<n>"`` if not in the table)."""
+    return NAMES.get(code, f"ERROR_{code}")
+
+
+class Win32Error(OSError):
+    """A Win32 API failure: ``winerror`` is the code, ``name`` its winerror.h name.
+
+    ``errno`` is the nearest POSIX errno (or None); ``strerror`` is the Windows message.
+    """
+
+    def __init__(self, code: int, detail: str | None = None, filename: str | None = None):
+        self.winerror = int(code)
+        self.name = error_name(self.winerror)
+        message = _MESSAGES.get(self.winerror, "Win32 error.")
+        text = f"{self.name} ({self.winerror}): {message}"
+        if detail:
+            text += f" {detail}"
+        if filename is None:
+            super().__init__(_ERRNO.get(self.winerror), text)
+        else:
+            super().__init__(_ERRNO.get(self.winerror), text, filename)
+        self.winerror = int(code)  # OSError.__init__ resets it on some platforms
+
+    def __reduce__(self):
+        return (type(self), (self.winerror, None, self.filename))
+
+
+def check(code: int, detail: str | None = None, filename: str | None = None) -> int:
+    """Raise :class:`Win32Error` unless ``code`` is ERROR_SUCCESS; return it otherwise."""
+    if code:
+        raise Win32Error(code, detail, filename)
+    return code
