@@ -1,0 +1,47 @@
+"""The TMF reader's error type: where (path:line:column), the offending line with a caret, what was expected."""
+from __future__ import annotations
+
+__all__ = ["TmfError"]
+
+
+class TmfError(ValueError):
+    """A malformed TMF/TMC construct.
+
+    ``str(err)`` is ``"path:line:col: message\\n<line>\\n   ^"``: the caret sits under
+    ``column`` (1-based). ``expected`` names the production that was expected there, e.g.
+    ``'argument line "<expr>, Item<Type> -- <N>"'``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str = "<string>",
+        line: int = 0,
+        column: int = 1,
+        line_text: str = "",
+        expected: str = "",
+    ) -> None:
+        self.message = message
+        self.path = path
+        self.line = line
+        self.column = max(1, column)
+        self.line_text = line_text
+        self.expected = expected
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        text = f"{self.path}:{self.line}:{self.column}: {self.message}"
+        if self.expected and "expected" not in self.message:
+            text += f" (expected {self.expected})"
+        if self.line_text:
+            shown = self.line_text.rstrip("\r\n").expandtabs(1)
+            text += f"\n{shown}\n{' ' * (self.column - 1)}^"
+        return text
+
+    def __reduce__(self):  # keep pickling/copying working with keyword-only arguments
+        return (_rebuild, (self.message, self.path, self.line, self.column, self.line_text, self.expected))
+
+
+def _rebuild(message: str, path: str, line: int, column: int, line_text: str, expected: str) -> TmfError:
+    return TmfError(message, path=path, line=line, column=column, line_text=line_text, expected=expected)

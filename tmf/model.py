@@ -1,0 +1,192 @@
+"""The TMF data model: messages, arguments, enum definitions, control GUIDs and the loaded set.
+
+Frozen dataclasses shared by the grammar, the loaders (TMF text, .tmc, PDB), the writer and
+the decoder. ``TmfSet`` keys messages by (message GUID, message number) and can defer reading
+files until a GUID is first looked up (see ``wpptrace.tmf.loader``).
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+from .errors import TmfError
+
+__all__ = ["Argument", "Message", "EnumDef", "ControlGuid", "TmfSet"]
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One argument line: ``<name>, <item>[(<params>)] -- <insert>``."""
+
+    name: str  # the C expression as written (may contain commas, quotes, casts)
+    item: str  # "ItemLong", "ItemListByte", "ItemEnum", ... (unknown names are kept as written)
+    params: tuple[str, ...] = ()  # ("Low", "APC", "DPC") for lists/sets, ("_MyEnum",) for ItemEnum
+    insert: int = 10  # FormatMessage insert number: %10 is the first argument
+
+
+@dataclass(frozen=True)
+class Message:
+    """One ``#typev`` entry: the format of (guid, number)."""
+
+    guid: uuid.UUID
+    number: int
+    name: str  # message name token, e.g. "L2CAP_c141" (prefix variable %2)
+    format: str  # format string exactly as between the quotes (not escaped)
+    args: tuple[Argument, ...] = ()
+    trailer: dict[str, str] = field(default_factory=dict, hash=False)  # LEVEL, FLAGS, FUNC, ... in file order
+    component: str = ""  # from the GUID header line (prefix variable %1)
+    source_file: str = ""  # SRC= of the GUID header line
+    origin: str = ""  # "path:line" of the #typev line
+    legacy: bool = False  # written as "#type" (old style) rather than "#typev"
+
+    @property
+    def level(self) -> str | None:
+        return self.trailer.get("LEVEL")
+
+    @property
+    def flags(self) -> str | None:
+        return self.trailer.get("FLAGS")
+
+    @property
+    def func(self) -> str | None:
+        return self.trailer.get("FUNC")
+
+
+@dataclass(frozen=True)
+class EnumDef:
+    """An ``#enumv`` block: enumerator values of a C enum used by ItemEnum/ItemFlagsEnum."""
+
+    name: str
+    values: dict[int, str] = field(default_factory=dict, hash=False)  # value -> enumerator name
+    is_bitmask: bool = False  # TMF does not say; set by callers that know (ItemFlagsEnum)
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class ControlGuid:
+    """A control GUID with its flag names, from a ``.tmc`` file or a PDB ``TMC:`` annotation."""
+
+    guid: uuid.UUID
+    name: str
+    flags: tuple[str, ...] = ()  # flag names in bit order: flags[0] is bit 0 (value 1)
+    origin: str = ""
+
+
+class TmfSet:
+    """A collection of TMF messages keyed by (message GUID, number).
+
+    ``issues`` lists the entries skipped in tolerant mode (``TmfError`` objects with their
+    position). Duplicate (guid, number) entries, as left by tracepdb appending to a file twice,
+    are allowed: the last one read wins. Sources registered with ``add_pending`` are parsed the
+    first time one of their GUIDs is needed; ``messages()``/``guids()`` load everything.
+    """
+
+    def __init__(self) -> None:
+        self._messages: dict[tuple[uuid.UUID, int], Message] = {}
+        self._enums: dict[str, EnumDef] = {}
+        self.control_guids: list[ControlGuid] = []
+        self.issues: list[TmfError] = []
+        # GUID -> loaders that will add that GUID's messages when first needed.
+        self._pending: dict[uuid.UUID, list[Callable[["TmfSet"], None]]] = {}
+        # Loaders whose GUIDs are unknown until read (needed by messages()/guids()/enum()).
+        self._pending_any: list[Callable[["TmfSet"], None]] = []
+
+    # -- building -------------------------------------------------------------------------
+    def add_message(self, message: Message) -> None:
+        self._messages[(message.guid, message.number)] = message
+
+    def add_enum(self, enum: EnumDef) -> None:
+        self._enums[enum.name] = enum
+
+    def add_control_guid(self, control: ControlGuid) -> None:
+        self.control_guids.append(control)
+
+    def add_issue(self, issue: TmfError) -> None:
+        self.issues.append(issue)
+
+    def add_pending(self, guid: uuid.UUID | None, loader: Callable[["TmfSet"], None]) -> None:
+        """Register ``loader(self)`` to run when ``guid`` is first looked up (None: on full load)."""
+        if guid is None:
+            self._pending_any.append(loader)
+        else:
+            self._pending.setdefault(guid, []).append(loader)
+
+    def update(self, other: "TmfSet") -> None:
+        """Merge another set into this one (its entries win over ours)."""
+        self._messages.update(other._messages)
+        self._enums.update(other._enums)
+        self.control_guids.extend(other.control_guids)
+        self.issues.extend(other.issues)
+        for guid, loaders in other._pending.items():
+            self._pending.setdefault(guid, []).extend(loaders)
+        self._pending_any.extend(other._pending_any)
+
+    # -- queries --------------------------------------------------------------------------
+    def lookup(self, guid: uuid.UUID, number: int) -> Message | None:
+        message = self._messages.get((guid, number))
+        if message is None and (guid in self._pending or self._pending_any):
+            self._load_guid(guid)
+            self._load_unnamed()
+            message = self._messages.get((guid, number))
+        return message
+
+    def has_guid(self, guid: uuid.UUID) -> bool:
+        """True if any message of this GUID is known (loads that GUID's pending files)."""
+        self._load_guid(guid)
+        self._load_unnamed()
+        return any(key[0] == guid for key in self._messages)
+
+    def messages(self) -> Iterator[Message]:
+        """Every message, sorted by (guid, number)."""
+        self.load_all()
+        for key in sorted(self._messages, key=lambda k: (str(k[0]), k[1])):
+            yield self._messages[key]
+
+    def guids(self) -> list[uuid.UUID]:
+        self.load_all()
+        return sorted({guid for guid, _ in self._messages}, key=str)
+
+    def enum(self, name: str) -> EnumDef | None:
+        found = self._enums.get(name)
+        if found is None and (self._pending or self._pending_any):
+            self.load_all()
+            found = self._enums.get(name)
+        return found
+
+    def enums(self) -> list[EnumDef]:
+        self.load_all()
+        return list(self._enums.values())
+
+    def __len__(self) -> int:
+        self.load_all()
+        return len(self._messages)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and len(key) == 2 and self.lookup(*key) is not None
+
+    def __iter__(self) -> Iterator[Message]:
+        return self.messages()
+
+    # -- lazy loading ---------------------------------------------------------------------
+    def _load_guid(self, guid: uuid.UUID) -> None:
+        for loader in self._pending.pop(guid, ()):
+            loader(self)
+
+    def _load_unnamed(self) -> None:
+        while self._pending_any:
+            self._pending_any.pop(0)(self)
+
+    def load_all(self) -> None:
+        """Run every deferred loader now."""
+        self._load_unnamed()
+        while self._pending:
+            guid = next(iter(self._pending))
+            self._load_guid(guid)
+
+    @classmethod
+    def from_messages(cls, messages: Iterable[Message]) -> "TmfSet":
+        tmfset = cls()
+        for message in messages:
+            tmfset.add_message(message)
+        return tmfset
