@@ -1,0 +1,430 @@
+"""TMF grammar: pyparsing productions for each TMF line, and the block state machine building the model.
+
+The BNF is in docs/tmf-grammar.md; every line production there is one named element here
+(``guid_header``, ``typev_line``, ``arg_line``, ``enum_line``, ``enum_value`` ...). A TMF file is
+line oriented, so ``parse_into`` classifies each line by its first characters, parses it with its
+production (results are cached per line text: tracepdb-appended files repeat every line), and
+drives the block rules (GUID context, ``#typev`` + ``{ ... }``, ``#enumv`` blocks) in plain Python.
+"""
+from __future__ import annotations
+
+import functools
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Iterator
+
+import pyparsing as pp
+
+from .errors import TmfError
+from .model import Argument, EnumDef, Message, TmfSet
+
+__all__ = [
+    "guid_header", "typev_line", "arg_line", "enum_line", "enum_value", "block_open", "block_close",
+    "comment", "parse_into", "iter_entries", "parse_guid_header", "parse_typev", "parse_arg", "parse_trailer",
+]
+
+MAX_MESSAGE_NUMBER = 0xFFFF  # USHORT on the wire
+MAX_INSERT = 99  # FormatMessage inserts run %1..%99
+
+# ---------------------------------------------------------------------------------------------
+# Tokens
+# ---------------------------------------------------------------------------------------------
+SLASHES = pp.Suppress(pp.Literal("//")).set_name('"//"')
+LPAR, RPAR, COMMA, EQUALS = map(pp.Suppress, "(),=")
+
+GUID = pp.Regex(
+    r"\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?"
+).set_name("GUID")
+GUID.set_parse_action(lambda t: uuid.UUID(t[0].strip("{}")))
+NONSPACE = pp.Regex(r"\S+")
+
+# key_value: the value is glued to "=" (no whitespace skipping), so "MJ= MN=" gives two empty values.
+KEY = pp.Regex(r"[A-Za-z_][A-Za-z0-9_]*(?==)").set_name("KEY")
+VALUE = pp.Regex(r"\S+").leave_whitespace().set_name("VALUE")
+key_value = pp.Group(KEY("key") + EQUALS + pp.Opt(VALUE, default="")("value")).set_name("KEY=VALUE")
+word = pp.Regex(r"\S+").set_name("word")
+
+
+def _trailer_to_pairs(tokens: pp.ParseResults) -> tuple[tuple[str, str], ...]:
+    """KEY=VALUE pairs in order; a bare word extends the previous value (or the "" key)."""
+    pairs: dict[str, str] = {}
+    last = ""
+    for tok in tokens:
+        if isinstance(tok, pp.ParseResults):
+            last = tok["key"]
+            pairs[last] = tok["value"]
+        else:
+            pairs[last] = f"{pairs[last]} {tok}" if pairs.get(last) else tok
+    return tuple(pairs.items())
+
+
+trailer = pp.ZeroOrMore(key_value | word).set_name("trailer KEY=VALUE pairs")
+trailer.set_parse_action(lambda t: [_trailer_to_pairs(t)])
+
+# ---------------------------------------------------------------------------------------------
+# Line productions (docs/tmf-grammar.md)
+# ---------------------------------------------------------------------------------------------
+comment = pp.Regex(r"//.*").set_name("comment")
+
+component = pp.Regex(r"(?!//)\S+").set_name("component name")
+guid_header = (
+    GUID("guid") - component("component") - pp.Opt(SLASHES + trailer("trailer")) - pp.StringEnd()
+).set_name("GUID header line")
+
+TYPE_KEYWORD = pp.Regex(r"#typev?(?=[ \t])").set_name('"#typev"')
+msg_name = pp.Regex(r'[^\s"]+').set_name("message name")
+msg_no = pp.Regex(r"\d+").set_name("message number")
+msg_no.set_parse_action(lambda t: int(t[0]))
+msg_no.add_condition(lambda t: t[0] <= MAX_MESSAGE_NUMBER, message="message number 0..65535", fatal=True)
+# Greedy: the format runs to the LAST '"' that is followed by optional blanks and "//" or the
+# end of the line, so raw inner quotes ("LHS: "%10!s!"") and "http://" in formats survive.
+quoted_format = pp.Regex(r'"(?P<format>.*)"(?=[ \t]*(?://|$))', flags=re.DOTALL).set_name(
+    'quoted format string "..."'
+)
+quoted_format.set_parse_action(lambda t: t[0][1:-1])
+typev_line = (
+    TYPE_KEYWORD("kind")
+    - msg_name("name")
+    - msg_no("number")
+    - quoted_format("format")
+    - pp.Opt(SLASHES + trailer("trailer"))
+    - pp.StringEnd()
+).set_name("#typev line")
+
+# The C expression is everything before the LAST ", Item" (expressions contain commas).
+arg_expr = pp.Regex(r".*\S(?=[ \t]*,[ \t]*Item)").set_name("C expression followed by \", Item<Type>\"")
+item_name = pp.Regex(r"Item[A-Za-z0-9_]*").set_name("Item<Type> name")
+param = pp.Regex(r"[^,()]*").set_name("parameter")
+param.set_parse_action(lambda t: t[0].strip())
+item_params = (LPAR - pp.Opt(pp.DelimitedList(param, allow_trailing_delim=False)) - RPAR).set_name(
+    "Item parameters (...)"
+)
+item_params.set_parse_action(lambda t: [tuple(t)])
+insert_no = pp.Regex(r"\d+").set_name("insert number")
+insert_no.set_parse_action(lambda t: int(t[0]))
+insert_no.add_condition(lambda t: 1 <= t[0] <= MAX_INSERT, message="insert number 1..99", fatal=True)
+insert_clause = (pp.Suppress(pp.Regex(r"--|//")) - insert_no("insert")).set_name('"-- N" insert number')
+arg_line = (
+    arg_expr("expr") + COMMA - item_name("item") - pp.Opt(item_params("params")) - pp.Opt(insert_clause)
+    - pp.StringEnd()
+).set_name("argument line \"<expr>, Item<Type> -- <N>\"")
+
+enum_line = (pp.Regex(r"#enumv(?=[ \t])").suppress() - NONSPACE("name") - pp.StringEnd()).set_name(
+    "#enumv line"
+)
+enumerator = pp.Regex(r"[^\s,]+").set_name("enumerator name")
+enum_number = pp.Regex(r"-?(?:0[xX][0-9A-Fa-f]+|[0-9]+)").set_name("enumerator value (0x... or decimal)")
+
+
+def _enum_int(text: str) -> int:
+    negative = text.startswith("-")
+    digits = text.lstrip("-")
+    value = int(digits[2:], 16) if digits[:2].lower() == "0x" else int(digits, 10)
+    value = -value if negative else value
+    if value >= 1 << 63:  # DumpEnumsToTMF writes %I64X of a sign-extended value
+        value -= 1 << 64
+    return value
+
+
+enum_number.set_parse_action(lambda t: _enum_int(t[0]))
+enum_value = (enumerator("name") + COMMA - enum_number("value") - pp.StringEnd()).set_name(
+    'enum value line "<Name>,0x<HEX>"'
+)
+block_open = (pp.Literal("{") - pp.StringEnd()).set_name('"{" line')
+block_close = (pp.Literal("}") - pp.StringEnd()).set_name('"}" line')
+
+_GUID_START = re.compile(r"\{?[0-9A-Fa-f]{8}-")
+
+
+# ---------------------------------------------------------------------------------------------
+# Line parsers: production -> plain tuples, cached per line text
+# ---------------------------------------------------------------------------------------------
+class _LineError(Exception):
+    """A production failed on one line: 0-based offset in the line, message, expected text."""
+
+    def __init__(self, offset: int, message: str, expected: str) -> None:
+        super().__init__(message)
+        self.offset, self.message, self.expected = offset, message, expected
+
+
+def _one(result: pp.ParseResults, name: str, default: object) -> object:
+    """The single value named ``name`` (pyparsing wraps names set on repetitions in a list)."""
+    value = result.get(name, default)
+    return value[0] if isinstance(value, pp.ParseResults) else value
+
+
+def _run(production: pp.ParserElement, text: str, what: str) -> pp.ParseResults:
+    try:
+        return production.parse_string(text)
+    except pp.ParseBaseException as err:
+        expected = err.msg[len("Expected "):] if err.msg.startswith("Expected ") else ""
+        found = text[err.loc:err.loc + 20] if err.loc < len(text) else "end of line"
+        expected = expected or err.msg  # conditions are worded as what was expected
+        raise _LineError(err.loc, f"bad {what}: expected {expected}, found {found!r}", expected) from None
+
+
+@dataclass(frozen=True)
+class GuidHeader:
+    guid: uuid.UUID
+    component: str
+    trailer: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class TypevLine:
+    legacy: bool
+    name: str
+    number: int
+    format: str
+    trailer: tuple[tuple[str, str], ...]
+
+
+@functools.lru_cache(maxsize=8192)
+def parse_guid_header(text: str) -> GuidHeader:
+    result = _run(guid_header, text, "GUID header line")
+    return GuidHeader(result["guid"], result["component"], _one(result, "trailer", ()))
+
+
+@functools.lru_cache(maxsize=65536)
+def parse_typev(text: str) -> TypevLine:
+    result = _run(typev_line, text, "#typev line")
+    return TypevLine(
+        result["kind"] == "#type", result["name"], result["number"], result["format"], _one(result, "trailer", ())
+    )
+
+
+@functools.lru_cache(maxsize=65536)
+def parse_arg(text: str) -> tuple[str, str, tuple[str, ...], int | None]:
+    """(expression, item, params, insert or None) of one argument line."""
+    result = _run(arg_line, text, "argument line")
+    return result["expr"].strip(), result["item"], _one(result, "params", ()), result.get("insert")
+
+
+def parse_trailer(text: str) -> dict[str, str]:
+    """KEY=VALUE pairs of a trailer text (the part after "//")."""
+    return dict(trailer.parse_string(text, parse_all=True)[0])
+
+
+def _parse_enum_value(text: str) -> tuple[str, int]:
+    result = _run(enum_value, text, "enum value line")
+    return result["name"], result["value"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The block state machine
+# ---------------------------------------------------------------------------------------------
+def _lines(text: str) -> list[str]:
+    # split on "\n" only (str.splitlines also splits on \x0b, \x1c, U+2028 ... and would shift line numbers)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+class _Parser:
+    def __init__(self, tmfset: TmfSet, path: str, tolerant: bool) -> None:
+        self.tmfset = tmfset
+        self.path = path
+        self.tolerant = tolerant
+        self.header: GuidHeader | None = None
+        self.source_file = ""
+
+    def error(self, lineno: int, line: str, offset: int, message: str, expected: str) -> None:
+        err = TmfError(message, path=self.path, line=lineno, column=offset + 1, line_text=line, expected=expected)
+        if not self.tolerant:
+            raise err
+        self.tmfset.add_issue(err)
+
+    def line_error(self, lineno: int, line: str, err: _LineError) -> None:
+        self.error(lineno, line, err.offset + (len(line) - len(line.lstrip())), err.message, err.expected)
+
+    def run(self, text: str) -> None:
+        lines = _lines(text)
+        index = 0
+        count = len(lines)
+        while index < count:
+            line = lines[index]
+            stripped = line.strip()
+            lineno = index + 1
+            index += 1
+            if not stripped or stripped.startswith("//"):
+                continue
+            if stripped.startswith("#type"):
+                index = self.message(lines, index - 1)
+            elif stripped.startswith("#enumv"):
+                index = self.enum_def(lines, index - 1)
+            elif _GUID_START.match(stripped):
+                try:
+                    self.header = parse_guid_header(stripped)
+                except _LineError as err:
+                    self.line_error(lineno, line, err)
+                    continue
+                trailer = dict(self.header.trailer)
+                self.source_file = trailer.get("SRC", "")
+            elif stripped.startswith("{"):
+                self.error(lineno, line, len(line) - len(line.lstrip()),
+                           "'{' block without a #typev or #enumv line", "#typev line, #enumv line or GUID header")
+                index = self.skip_block(lines, index)
+            else:
+                self.error(lineno, line, len(line) - len(line.lstrip()), "unexpected line",
+                           "comment, GUID header, #typev line or #enumv line")
+
+    @staticmethod
+    def skip_block(lines: list[str], index: int) -> int:
+        """Skip to just after the next "}" line (or to a line that starts a new entry)."""
+        while index < len(lines):
+            stripped = lines[index].strip()
+            if stripped.startswith("}"):
+                return index + 1
+            if stripped.startswith("#"):
+                return index
+            index += 1
+        return index
+
+    def typev_text(self, lines: list[str], index: int) -> tuple[str, int]:
+        """The #typev line at ``index``, with legacy continuation lines of an unclosed format."""
+        text = lines[index].strip()
+        end = index + 1
+        if text.count('"') < 2:
+            parts = [text]
+            while end < len(lines):
+                nxt = lines[end].strip()
+                if not nxt or nxt.startswith(("{", "#")):
+                    break
+                parts.append(lines[end].rstrip())
+                end += 1
+                if '"' in nxt:
+                    break
+            text = "\n".join(parts)
+        return text, end
+
+    def message(self, lines: list[str], index: int) -> int:
+        """One message entry: #type(v) line(s), then { arg lines }. Returns the next line index."""
+        typevs: list[tuple[TypevLine, int]] = []
+        bad = False
+        while index < len(lines):
+            stripped = lines[index].strip()
+            if not stripped.startswith("#type"):
+                if not stripped or stripped.startswith("//"):
+                    index += 1
+                    continue
+                break
+            lineno = index + 1
+            text, index = self.typev_text(lines, index)
+            try:
+                typevs.append((parse_typev(text), lineno))
+            except _LineError as err:
+                self.line_error(lineno, lines[lineno - 1], err)
+                bad = True
+        first_lineno = typevs[0][1] if typevs else index
+        if self.header is None and typevs:
+            line = lines[first_lineno - 1]
+            self.error(first_lineno, line, len(line) - len(line.lstrip()),
+                       "no GUID header before #typev", "a '<guid> <component> // SRC=<file>' line first")
+            bad = True
+        if index >= len(lines) or not lines[index].strip().startswith("{"):
+            lineno = min(index + 1, len(lines))
+            line = lines[index] if index < len(lines) else ""
+            self.error(index + 1, line, len(line) - len(line.lstrip()),
+                       "missing '{' argument block after #typev", '"{" line')
+            return index
+        try:
+            _run(block_open, lines[index].strip(), '"{" line')
+        except _LineError as err:
+            self.line_error(index + 1, lines[index], err)
+            bad = True
+        index += 1
+        args: list[Argument] = []
+        while True:
+            if index >= len(lines) or lines[index].lstrip().startswith("#"):
+                line = lines[index] if index < len(lines) else ""
+                self.error(index + 1, line, 0, "missing '}' closing the argument block", '"}" line')
+                return index
+            line = lines[index]
+            stripped = line.strip()
+            lineno = index + 1
+            index += 1
+            if stripped.startswith("}"):
+                try:
+                    _run(block_close, stripped, '"}" line')
+                except _LineError as err:
+                    self.line_error(lineno, line, err)
+                    bad = True
+                break
+            if not stripped or stripped.startswith("//"):
+                continue
+            try:
+                expr, item, params, insert = parse_arg(stripped)
+            except _LineError as err:
+                self.line_error(lineno, line, err)
+                bad = True
+                continue
+            args.append(Argument(expr, item, params, insert if insert is not None else 10 + len(args)))
+        if bad or self.header is None:
+            return index
+        header = self.header
+        arg_tuple = tuple(args)
+        for typev, lineno in typevs:
+            self.tmfset.add_message(Message(
+                guid=header.guid, number=typev.number, name=typev.name, format=typev.format, args=arg_tuple,
+                trailer=dict(typev.trailer), component=header.component, source_file=self.source_file,
+                origin=f"{self.path}:{lineno}", legacy=typev.legacy,
+            ))
+        return index
+
+    def enum_def(self, lines: list[str], index: int) -> int:
+        line = lines[index]
+        lineno = index + 1
+        index += 1
+        try:
+            name = _run(enum_line, line.strip(), "#enumv line")["name"]
+        except _LineError as err:
+            self.line_error(lineno, line, err)
+            return self.skip_block(lines, index) if index < len(lines) and lines[index].strip() == "{" else index
+        while index < len(lines) and (not lines[index].strip() or lines[index].strip().startswith("//")):
+            index += 1
+        if index >= len(lines) or lines[index].strip() != "{":
+            line = lines[index] if index < len(lines) else ""
+            self.error(index + 1, line, 0, "missing '{' after #enumv", '"{" line')
+            return index
+        index += 1
+        values: dict[int, str] = {}
+        while True:
+            if index >= len(lines) or lines[index].lstrip().startswith("#"):
+                line = lines[index] if index < len(lines) else ""
+                self.error(index + 1, line, 0, "missing '}' closing the #enumv block", '"}" line')
+                break
+            line = lines[index]
+            stripped = line.strip()
+            index += 1
+            if stripped == "}":
+                break
+            if not stripped or stripped.startswith("//"):
+                continue
+            try:
+                enumerator_name, value = _parse_enum_value(stripped)
+            except _LineError as err:
+                self.line_error(index, line, err)
+                continue
+            values.setdefault(value, enumerator_name)  # first name wins for aliased values
+        self.tmfset.add_enum(EnumDef(name, values, False, f"{self.path}:{lineno}"))
+        return index
+
+
+def parse_into(tmfset: TmfSet, text: str, path: str = "<string>", tolerant: bool = False) -> TmfSet:
+    """Parse TMF ``text`` into ``tmfset`` (strict: raise the first TmfError; tolerant: record issues)."""
+    _Parser(tmfset, path, tolerant).run(text)
+    return tmfset
+
+
+def iter_entries(text: str, path: str = "<string>") -> Iterator[Message]:
+    """Messages of ``text`` in file order (strict), duplicates included."""
+    collected: list[Message] = []
+
+    class _Collect(TmfSet):
+        def add_message(self, message: Message) -> None:
+            collected.append(message)
+
+    _Parser(_Collect(), path, tolerant=False).run(text)
+    return iter(collected)
