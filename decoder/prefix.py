@@ -1,0 +1,244 @@
+"""The tracefmt trace-message prefix: TRACE_FORMAT_PREFIX, variables %1..%9, WPP markers, timestamp text.
+
+A prefix such as the default ``[%9!d!]%8!04X!.%3!04X!::%4!s! [%1!s!]`` is parsed once with
+the project's one format-spec parser (``wpptrace.tmf.formatspec.parse_tmf_format``) into a
+``PrefixTemplate``. Binding it to one message (``PrefixTemplate.bind``) folds in everything
+that is fixed for that message (%1 component, %2 message name, %!FUNC!, %!LEVEL! ... from the
+TMF trailer) and leaves a plain ``%``-format string over the per-event values only, so the
+hot path is one tuple and one ``%`` operation per event.
+
+Prefix variables (tmf-format.md §6.1): %1 message GUID friendly name (TMF component),
+%2 message name (``#typev`` token), %3 thread id, %4 system time text, %5 kernel time,
+%6 user time, %7 sequence number, %8 process id, %9 CPU number.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Callable, Mapping, Sequence
+
+from wpptrace.tmf.formatspec import parse_tmf_format
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "SEQUENCE_PREFIX",
+    "PREFIX_ENV",
+    "PrefixTemplate",
+    "BoundPrefix",
+    "TimestampText",
+    "prefix_from_environment",
+    "filetime_to_text",
+    "marker_values",
+]
+
+#: tracefmt's built-in prefix (tmf-format.md §6.1).
+DEFAULT_PREFIX = "[%9!d!]%8!04X!.%3!04X!::%4!s! [%1!s!]"
+#: the legacy default when sequence numbers are shown (tracefmt -seq).
+SEQUENCE_PREFIX = "[%9!d!]%8!04X!.%3!04X!::%4!s! %7!08x! [%1!s!]"
+#: the environment variable tracefmt reads the prefix from.
+PREFIX_ENV = "TRACE_FORMAT_PREFIX"
+
+# Per-event variables, in the order of the value tuple a BoundPrefix is rendered from.
+_DYNAMIC = (3, 4, 5, 6, 7, 8, 9)
+_DYNAMIC_INDEX = {var: i for i, var in enumerate(_DYNAMIC)}
+# Variables whose value is text (the others are integers).
+_TEXT_VARS = frozenset({1, 2, 4})
+
+_FILETIME_UNIX_EPOCH = 116444736000000000  # 1970-01-01 as FILETIME (100 ns units since 1601)
+_TICKS_PER_SECOND = 10_000_000
+
+
+def prefix_from_environment(environ: Mapping[str, str] | None = None) -> str | None:
+    """The TRACE_FORMAT_PREFIX value, or None if unset (an empty value means: no prefix)."""
+    return (os.environ if environ is None else environ).get(PREFIX_ENV)
+
+
+def filetime_to_text(filetime: int, utc: bool = False) -> str:
+    """FILETIME -> tracefmt's ``MM/DD/YYYY-HH:MM:SS.mmm`` (local time unless utc)."""
+    return TimestampText(utc)(filetime)
+
+
+class TimestampText:
+    """FILETIME -> ``MM/DD/YYYY-HH:MM:SS.mmm``, the date/time part cached per second.
+
+    Milliseconds are truncated, as FILETIME -> SYSTEMTIME conversion does. Times before 1970
+    or past what the platform's ``time`` module handles fall back to UTC arithmetic.
+    """
+
+    __slots__ = ("utc", "_second", "_text")
+
+    def __init__(self, utc: bool = False) -> None:
+        self.utc = utc
+        self._second = None
+        self._text = ""
+
+    def __call__(self, filetime: int) -> str:
+        second, rest = divmod(filetime, _TICKS_PER_SECOND)
+        if second != self._second:
+            self._text = self._second_text(second)
+            self._second = second
+        return "%s%03d" % (self._text, rest // 10_000)
+
+    def _second_text(self, filetime_second: int) -> str:
+        unix = filetime_second - _FILETIME_UNIX_EPOCH // _TICKS_PER_SECOND
+        try:
+            tm = time.gmtime(unix) if self.utc else time.localtime(unix)
+        except (OverflowError, OSError, ValueError):
+            tm = _civil_from_unix(unix)
+        return "%02d/%02d/%04d-%02d:%02d:%02d." % (
+            tm[1], tm[2], tm[0], tm[3], tm[4], tm[5])
+
+
+def _civil_from_unix(unix: int) -> tuple[int, int, int, int, int, int]:
+    """UTC (year, month, day, hour, minute, second) for any integer Unix time (proleptic Gregorian)."""
+    days, secs = divmod(unix, 86400)
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    if m <= 2:
+        y += 1
+    y = max(0, min(9999, y))
+    return (y, m, d, secs // 3600, secs // 60 % 60, secs % 60)
+
+
+def marker_values(message, *, component: str | None = None) -> dict[str, str]:
+    """The WPP marker values known from a TMF message: FUNC, LEVEL, FLAGS, COMPNAME, SUBCOMP, FILE, LINE.
+
+    Every trailer key is offered under its own name too (``%!TRACELEVEL!`` etc.). ``LEVEL``
+    falls back to any trailer key ending in ``LEVEL`` (legacy substring match, §3.1).
+    """
+    trailer = dict(getattr(message, "trailer", None) or {})
+    values: dict[str, str] = {key.upper(): value for key, value in trailer.items()}
+    for key, value in trailer.items():
+        values.setdefault(key, value)
+    if "LEVEL" not in values:
+        for key, value in trailer.items():
+            if key.upper().endswith("LEVEL"):
+                values["LEVEL"] = value
+                break
+    comp = component if component is not None else getattr(message, "component", "")
+    values.setdefault("COMPNAME", comp)
+    values.setdefault("SUBCOMP", "")
+    values.setdefault("FUNC", "")
+    values.setdefault("FLAGS", "")
+    values.setdefault("LEVEL", "")
+    name = getattr(message, "name", "") or ""
+    values.setdefault("FILE", getattr(message, "source_file", "") or "")
+    values.setdefault("LINE", _line_of(name))
+    return values
+
+
+def _line_of(message_name: str) -> str:
+    """The source line from a tracewpp message name ``<file>_<ext><line>`` (``Device_c104`` -> ``104``)."""
+    digits = len(message_name) - len(message_name.rstrip("0123456789"))
+    return message_name[len(message_name) - digits:] if digits else ""
+
+
+def _python_spec(spec, text_value: bool) -> str:
+    """A printf spec from the format-spec parser as a Python ``%`` conversion."""
+    if spec is None:
+        return "%s"
+    conv = getattr(spec, "conversion", "s") or "s"
+    flags = "".join(ch for ch in (getattr(spec, "flags", "") or "") if ch in "-+ #0")
+    width = getattr(spec, "width", None)
+    precision = getattr(spec, "precision", None)
+    width_text = "" if width in (None, "", "*") else str(width)
+    precision_text = "" if precision in (None, "", "*") else "." + str(precision)
+    if text_value:
+        # Text variables accept only string conversions; any other spec prints the text.
+        return "%" + flags.replace("0", "") + width_text + precision_text + "s"
+    if conv in ("d", "i", "u"):
+        conv = "d"
+    elif conv == "p":
+        conv = "X"
+    elif conv not in ("x", "X", "o", "c", "s"):
+        conv = "d"
+    return "%" + flags + width_text + precision_text + conv
+
+
+@dataclass(frozen=True)
+class BoundPrefix:
+    """A prefix with one message's fixed values folded in.
+
+    ``render(values)`` takes the per-event tuple
+    ``(tid, time_text, kernel_time, user_time, sequence, pid, cpu)``; ``needs_time`` says
+    whether the time text is used at all (so callers can skip formatting it).
+    """
+
+    template: str  # Python %-format over the selected dynamic values
+    pick: Callable | None  # selects the used values from the 7-tuple, in template order
+    needs_time: bool
+    static: str | None  # the whole prefix when it has no per-event values
+
+    def render(self, values: Sequence) -> str:
+        if self.static is not None:
+            return self.static
+        picked = self.pick(values)
+        if not isinstance(picked, tuple):
+            picked = (picked,)
+        return self.template % picked
+
+
+class PrefixTemplate:
+    """A parsed prefix (TRACE_FORMAT_PREFIX syntax), bound per message with ``bind``."""
+
+    def __init__(self, text: str = DEFAULT_PREFIX) -> None:
+        self.text = text
+        self.pieces = parse_tmf_format(text)
+        self._cache: dict[tuple, BoundPrefix] = {}
+
+    @property
+    def uses_variables(self) -> frozenset[int]:
+        return frozenset(p.index for p in self.pieces if type(p).__name__ == "Insert")
+
+    def bind(self, component: str, message_name: str, markers: Mapping[str, str]) -> BoundPrefix:
+        """Fold %1, %2 and the WPP markers into the template; cached per distinct value set."""
+        key = (component, message_name, tuple(sorted(markers.items())))
+        bound = self._cache.get(key)
+        if bound is None:
+            bound = self._bind(component, message_name, markers)
+            if len(self._cache) < 65536:
+                self._cache[key] = bound
+        return bound
+
+    def _bind(self, component: str, message_name: str, markers: Mapping[str, str]) -> BoundPrefix:
+        out: list[str] = []
+        order: list[int] = []
+        for piece in self.pieces:
+            kind = type(piece).__name__
+            if kind == "Literal":
+                out.append(piece.text.replace("%", "%%"))
+            elif kind == "Marker":
+                if piece.name == "PREFIX":  # a leading %0 in a prefix: nothing to insert
+                    continue
+                if piece.name == "END":  # %0 elsewhere ends the text (FormatMessage)
+                    break
+                value = markers.get(piece.name)
+                if value is None:
+                    value = markers.get(piece.name.upper(), "%!" + piece.name + "!")
+                out.append(str(value).replace("%", "%%"))
+            elif kind == "Insert":
+                index = piece.index
+                spec = _python_spec(piece.spec, index in _TEXT_VARS)
+                if index == 1:
+                    out.append((spec % component).replace("%", "%%"))
+                elif index == 2:
+                    out.append((spec % message_name).replace("%", "%%"))
+                elif index in _DYNAMIC_INDEX:
+                    out.append(spec)
+                    order.append(_DYNAMIC_INDEX[index])
+                # %0 and inserts above %9 have no meaning in a prefix: they print nothing.
+            else:  # pragma: no cover - a piece kind this module does not know
+                out.append(str(getattr(piece, "text", "")).replace("%", "%%"))
+        template = "".join(out)
+        if not order:
+            return BoundPrefix(template, None, False, template % ())
+        return BoundPrefix(template, itemgetter(*order), _DYNAMIC_INDEX[4] in order, None)
