@@ -15,6 +15,8 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO, Union
 
+from .errors import TmfError
+
 __all__ = ["PdbError", "MsfFile", "MsfStream", "MSF7_MAGIC", "MSF2_MAGIC", "MSFZ_MAGIC"]
 
 MSF7_MAGIC = b"Microsoft C/C++ MSF 7.00\r\n\x1aDS\x00\x00\x00"
@@ -28,24 +30,23 @@ _SUPERBLOCK = struct.Struct("<32sIIIII")  # magic, page size, FPM page, page cou
 _SUPERBLOCK_MAP_OFFSET = 0x34
 
 
-class PdbError(ValueError):
+class PdbError(TmfError):
     """A PDB/MSF file that cannot be read: ``path``, file ``offset`` (or None), what was ``expected``.
 
-    ``str(err)`` is ``"path: offset 0x1234: message (expected ...)"``.
+    A :class:`~wpptrace.tmf.errors.TmfError` (so TMF loaders report it like any bad TMF input),
+    positioned by byte offset instead of line:column: ``str(err)`` is
+    ``"path: offset 0x1234: message (expected ...)"``.
     """
 
     def __init__(self, message: str, *, path: str = "<bytes>", offset: int | None = None,
                  expected: str = "") -> None:
-        self.message = message
-        self.path = path
         self.offset = offset
-        self.expected = expected
-        super().__init__(self.__str__())
+        super().__init__(message, path=path, line=0, column=1, line_text="", expected=expected)
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.offset is None else f"{self.path}: offset {self.offset:#x}: "
         text = where + self.message
-        if self.expected:
+        if self.expected and "expected" not in self.message:
             text += f" (expected {self.expected})"
         return text
 

@@ -1,0 +1,160 @@
+"""``wpptrace tmf from-pdb``: write tracepdb-style ``<guid>.tmf`` files (and the ``<pdb>.mof``) from PDBs.
+
+tracepdb writes one ``<message-guid>.tmf`` per message GUID and a ``<module>.mof`` describing
+the control GUIDs and their flags (the layout below is the one in the corpus's real tracepdb
+``.mof`` files, quirks included). Files are overwritten, not appended to as tracepdb does.
+The ``Last Updated`` time is now, or ``SOURCE_DATE_EPOCH`` / ``--timestamp`` for reproducible output.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import pathlib
+import sys
+import uuid
+
+from .msf import PdbError
+from .pdb import ControlGuidRecord, PdbTraceInfo, read_pdb, tracepdb_header
+
+__all__ = ["add_arguments", "run", "write_tmf_files", "mof_text"]
+
+_MOF_LEVELS = """\
+    uint32 Flags;
+    [Description ("Levels") : amended,
+        ValueDescriptions{
+            "Abnormal exit or termination",
+            "Severe errors that need logging",
+            "Warnings such as allocation failure",
+            "Includes non-error cases",
+            "Detailed traces from intermediate steps" } : amended,
+         DefineValues{
+            "TRACE_LEVEL_FATAL",
+            "TRACE_LEVEL_ERROR",
+            "TRACE_LEVEL_WARNING"
+            "TRACE_LEVEL_INFORMATION",
+            "TRACE_LEVEL_VERBOSE" },
+        Values{
+            "Fatal",
+            "Error",
+            "Warning",
+            "Information",
+            "Verbose" },
+        ValueMap{
+            "0x1",
+            "0x2",
+            "0x3",
+            "0x4",
+            "0x5" },
+        ValueType("index")
+    ]
+    uint32 Level;
+};
+"""  # verbatim from tracepdb output, including its missing comma after "TRACE_LEVEL_WARNING"
+
+
+def mof_text(info: PdbTraceInfo, updated: _dt.datetime | None = None) -> str | None:
+    """The ``<module>.mof`` tracepdb writes for the PDB's control GUIDs (None if it has none)."""
+    controls: dict[uuid.UUID, ControlGuidRecord] = {}
+    for control in info.control_guids:
+        controls.setdefault(control.guid, control)  # WPP_INIT_TRACING in several places: one class
+    if not controls:
+        return None
+    module = os.path.splitext(info.pdb_name)[0]
+    header = tracepdb_header(info.pdb_name, updated)
+    parts = ['#pragma autorecover\n#pragma classflags("forceupdate")\n#pragma namespace("\\\\\\\\.\\\\root\\\\WMI")\n',
+             "//\n// WPP Generated File\n", header, "//\n\n"]
+    for control in controls.values():
+        cls = module + control.name
+        where = control.annotation.procedure or "?"
+        parts.append(f"//ModuleName = {cls}\t (Init called in Function {where})\n")
+        parts.append(f'[Dynamic,\n Description("{module}_{control.name}"),\n guid("{{{control.guid_text}}}"),\n'
+                     f' locale("MS\\\\0x409")]\nclass {cls} : EventTrace\n{{\n')
+        parts.append('    [Description ("Enable Flags") : amended,\n')
+        parts.append(_mof_list("ValueDescriptions", [f"{f} Flag" for f in control.flags], ","))
+        parts.append(_mof_list("DefineValues", list(control.flags), ","))
+        parts.append(_mof_list("Values", list(control.flags), ","))
+        parts.append(_mof_list("ValueMap", [f"0x{1 << i:08x}" for i in range(len(control.flags))], ": amended"))
+        parts.append("    ]\n")
+        parts.append(_MOF_LEVELS)
+    return "".join(parts)
+
+
+def _mof_list(name: str, values: list[str], tail: str) -> str:
+    items = ",\n".join(f'             "{v}"' for v in values)
+    return f"        {name}{{\n{items}}}{tail}\n"
+
+
+def write_tmf_files(info: PdbTraceInfo, out_dir: "str | os.PathLike[str]", *,
+                    updated: _dt.datetime | None = None, mof: bool = True) -> list[pathlib.Path]:
+    """Write ``<guid>.tmf`` per message GUID (and ``<pdb>.mof``) into ``out_dir``; return the paths."""
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for guid, text in info.to_tmf_text_by_guid(updated).items():
+        path = out / f"{guid}.tmf"
+        path.write_text(text, encoding="utf-8", newline="\n")
+        written.append(path)
+    if mof:
+        text = mof_text(info, updated)
+        if text is not None:
+            path = out / (os.path.splitext(info.pdb_name)[0] + ".mof")
+            path.write_text(text, encoding="utf-8", newline="\n")
+            written.append(path)
+    return written
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pdbs", nargs="+", metavar="FILE.pdb", help="private PDB(s) with WPP annotations")
+    parser.add_argument("-o", "--output", "-p", dest="output", default=".", metavar="DIR",
+                        help="directory for the <guid>.tmf files (default: current directory)")
+    parser.add_argument("--no-mof", dest="mof", action="store_false",
+                        help="do not write <pdb>.mof for the control GUIDs")
+    parser.add_argument("--timestamp", metavar="ISO8601",
+                        help="'Last Updated' time to write (default: $SOURCE_DATE_EPOCH or now)")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail on the first damaged symbol record instead of skipping that module's rest")
+    parser.add_argument("-v", "--verbose", action="store_true", help="list every file written")
+
+
+def _timestamp(args: argparse.Namespace) -> _dt.datetime | None:
+    if getattr(args, "timestamp", None):
+        when = _dt.datetime.fromisoformat(args.timestamp)
+        return when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.isdigit():
+        return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc)
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        updated = _timestamp(args)
+    except ValueError as exc:
+        print(f"wpptrace tmf from-pdb: bad --timestamp: {exc}", file=sys.stderr)
+        return 2
+    status = 0
+    for pdb in args.pdbs:
+        try:
+            info = read_pdb(pdb, tolerant=not args.strict)
+        except (PdbError, OSError) as exc:
+            print(f"wpptrace tmf from-pdb: error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        for issue in info.issues:
+            print(f"wpptrace tmf from-pdb: warning: {issue}", file=sys.stderr)
+        written = write_tmf_files(info, args.output, updated=updated, mof=args.mof)
+        guids = len(info.message_guids())
+        print(f"{pdb}: {len(info.messages)} messages in {guids} message GUIDs, "
+              f"{len(info.control_guids)} control GUIDs; {len(written)} files written to {args.output}"
+              + (f" ({info.duplicates} duplicate records merged)" if info.duplicates else "")
+              + (f" ({len(info.issues)} damaged records skipped)" if info.issues else ""))
+        if not info.messages:
+            reason = ("the PDB is stripped (a public PDB: trace formats are removed)" if info.stripped
+                      else "the PDB is a /DEBUG:FASTLINK mini PDB (symbols stay in the .obj files)"
+                      if info.mini_pdb else "no TMF: annotations in its module symbols")
+            print(f"wpptrace tmf from-pdb: warning: {pdb}: no trace messages: {reason}", file=sys.stderr)
+        if args.verbose:
+            for path in written:
+                print(f"  {path}")
+    return status
