@@ -22,8 +22,17 @@ def parse_text(text: str, path: str = "<string>", tolerant: bool = False) -> Tmf
     return tmfset
 
 
-def load(*paths: "str | os.PathLike[str]", search_path: "str | None" = None, tolerant: bool = True) -> TmfSet:
-    """Load TMF data from files, directories, .tmc and .pdb files and TRACE_FORMAT_SEARCH_PATH."""
+def load(
+    *paths: "str | os.PathLike[str]",
+    search_path: "str | None" = None,
+    tolerant: bool = True,
+    use_environment: bool = True,
+) -> TmfSet:
+    """Load TMF data from files, directories, .tmc and .pdb files and TRACE_FORMAT_SEARCH_PATH.
+
+    Directories are lazy: ``<guid>.tmf`` files are parsed on the first lookup of their GUID.
+    See :func:`wpptrace.tmf.loader.load`.
+    """
     from .loader import load as _load
 
-    return _load(*paths, search_path=search_path, tolerant=tolerant)
+    return _load(*paths, search_path=search_path, tolerant=tolerant, use_environment=use_environment)

@@ -223,8 +223,9 @@ def _lines(text: str) -> list[str]:
 
 
 class _Parser:
-    def __init__(self, tmfset: TmfSet, path: str, tolerant: bool) -> None:
+    def __init__(self, tmfset: TmfSet, path: str, tolerant: bool, priority: int = 0) -> None:
         self.tmfset = tmfset
+        self.priority = priority
         self.path = path
         self.tolerant = tolerant
         self.header: GuidHeader | None = None
@@ -370,7 +371,7 @@ class _Parser:
                 guid=header.guid, number=typev.number, name=typev.name, format=typev.format, args=arg_tuple,
                 trailer=dict(typev.trailer), component=header.component, source_file=self.source_file,
                 origin=f"{self.path}:{lineno}", legacy=typev.legacy,
-            ))
+            ), self.priority)
         return index
 
     def enum_def(self, lines: list[str], index: int) -> int:
@@ -412,9 +413,11 @@ class _Parser:
         return index
 
 
-def parse_into(tmfset: TmfSet, text: str, path: str = "<string>", tolerant: bool = False) -> TmfSet:
+def parse_into(
+    tmfset: TmfSet, text: str, path: str = "<string>", tolerant: bool = False, priority: int = 0
+) -> TmfSet:
     """Parse TMF ``text`` into ``tmfset`` (strict: raise the first TmfError; tolerant: record issues)."""
-    _Parser(tmfset, path, tolerant).run(text)
+    _Parser(tmfset, path, tolerant, priority).run(text)
     return tmfset
 
 
@@ -423,7 +426,7 @@ def iter_entries(text: str, path: str = "<string>") -> Iterator[Message]:
     collected: list[Message] = []
 
     class _Collect(TmfSet):
-        def add_message(self, message: Message) -> None:
+        def add_message(self, message: Message, priority: int = 0) -> None:
             collected.append(message)
 
     _Parser(_Collect(), path, tolerant=False).run(text)

@@ -78,12 +78,15 @@ class TmfSet:
 
     ``issues`` lists the entries skipped in tolerant mode (``TmfError`` objects with their
     position). Duplicate (guid, number) entries, as left by tracepdb appending to a file twice,
-    are allowed: the last one read wins. Sources registered with ``add_pending`` are parsed the
+    are allowed: the last one read wins, unless an ``add_message`` priority says otherwise (the
+    loader gives earlier search-path entries a higher priority). Sources registered with ``add_pending`` are parsed the
     first time one of their GUIDs is needed; ``messages()``/``guids()`` load everything.
     """
 
     def __init__(self) -> None:
         self._messages: dict[tuple[uuid.UUID, int], Message] = {}
+        # Source precedence per key (higher wins; equal: the later one, as in an appended file).
+        self._priority: dict[tuple[uuid.UUID, int], int] = {}
         self._enums: dict[str, EnumDef] = {}
         self.control_guids: list[ControlGuid] = []
         self.issues: list[TmfError] = []
@@ -93,8 +96,11 @@ class TmfSet:
         self._pending_any: list[Callable[["TmfSet"], None]] = []
 
     # -- building -------------------------------------------------------------------------
-    def add_message(self, message: Message) -> None:
-        self._messages[(message.guid, message.number)] = message
+    def add_message(self, message: Message, priority: int = 0) -> None:
+        key = (message.guid, message.number)
+        if priority >= self._priority.get(key, priority):
+            self._messages[key] = message
+            self._priority[key] = priority
 
     def add_enum(self, enum: EnumDef) -> None:
         self._enums[enum.name] = enum
@@ -112,9 +118,13 @@ class TmfSet:
         else:
             self._pending.setdefault(guid, []).append(loader)
 
-    def update(self, other: "TmfSet") -> None:
-        """Merge another set into this one (its entries win over ours)."""
-        self._messages.update(other._messages)
+    def update(self, other: "TmfSet", priority: int | None = None) -> None:
+        """Merge another set into this one (its entries win over ours at equal priority).
+
+        ``priority`` overrides the priority of every merged message.
+        """
+        for key, message in other._messages.items():
+            self.add_message(message, other._priority.get(key, 0) if priority is None else priority)
         self._enums.update(other._enums)
         self.control_guids.extend(other.control_guids)
         self.issues.extend(other.issues)

@@ -1,0 +1,208 @@
+"""Where TMF data comes from: files, directories (lazy per GUID), search paths, .tmc and .pdb files.
+
+``load(*paths)`` builds one :class:`~wpptrace.tmf.model.TmfSet`. A directory is only listed:
+``<guid>.tmf`` files (any case) are parsed the first time their GUID is looked up, other
+``*.tmf`` files the first time a lookup misses (or on a full listing); ``*.tmc`` files are read.
+Precedence follows tracefmt's search order: explicit paths first (earlier wins), then
+``search_path``, then ``TRACE_FORMAT_SEARCH_PATH``; inside one file the last duplicate wins.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Iterable
+
+from .errors import TmfError
+from .grammar import parse_into
+from .model import ControlGuid, TmfSet
+
+__all__ = ["load", "load_file", "split_search_path", "read_text", "parse_tmc", "ENV_SEARCH_PATH"]
+
+ENV_SEARCH_PATH = "TRACE_FORMAT_SEARCH_PATH"
+MAX_TEXT_FILE = 256 * 1024 * 1024  # a TMF/TMC larger than this is not a TMF: refuse, don't allocate
+_GUID_NAME = re.compile(r"^\{?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\}?\.tmf$", re.I)
+_GUID_LINE = re.compile(r"^\s*\{?([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})\}?(?:\s+(\S+))?")
+
+
+
+
+def split_search_path(value: str | None) -> list[str]:
+    """Entries of a search path separated by os.pathsep and/or ";" (Windows style)."""
+    if not value:
+        return []
+    parts = re.split(rf"[;{re.escape(os.pathsep)}]", value)
+    return [part.strip() for part in parts if part.strip()]
+
+
+def read_text(path: "str | os.PathLike[str]") -> str:
+    """A TMF/TMC file as text: UTF-16 with BOM, UTF-8 (BOM optional), else the ANSI code page 1252."""
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_TEXT_FILE + 1)
+    if len(data) > MAX_TEXT_FILE:
+        raise TmfError(f"file larger than {MAX_TEXT_FILE} bytes", path=os.fspath(path), line=0,
+                       expected="a TMF text file")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return data.decode("utf-16", errors="replace")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def _issue_for_os_error(path: str, err: OSError) -> TmfError:
+    return TmfError(f"cannot read: {err.strerror or err}", path=path, line=0, expected="a readable file")
+
+
+def _load_tmf(path: str, priority: int, tolerant: bool, tmfset: TmfSet) -> None:
+    try:
+        text = read_text(path)
+    except OSError as err:
+        if not tolerant:
+            raise
+        tmfset.add_issue(_issue_for_os_error(path, err))
+        return
+    except TmfError as err:
+        if not tolerant:
+            raise
+        tmfset.add_issue(err)
+        return
+    parse_into(tmfset, text, path=path, tolerant=tolerant, priority=priority)
+
+
+def parse_tmc(text: str, path: str = "<string>", tolerant: bool = False) -> list[ControlGuid]:
+    """Control GUIDs of a .tmc file.
+
+    The layout is inferred (no real .tmc was available): ``//`` comment lines, then per control
+    GUID a line ``<guid> <ControlName>`` followed by its flag names, one per line, bit 0 first
+    (the order of the ``TMC:`` annotation strings).
+    """
+    controls: list[ControlGuid] = []
+    current: tuple[uuid.UUID, str, list[str], int] | None = None
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        line = raw.rstrip("\r")
+        stripped = line.strip()
+        if not stripped or stripped.startswith("//") or stripped == "PUBLIC_TMF:":
+            continue
+        match = _GUID_LINE.match(line)
+        if match:
+            if current:
+                controls.append(ControlGuid(current[0], current[1], tuple(current[2]), f"{path}:{current[3]}"))
+            current = (uuid.UUID(match.group(1)), match.group(2) or "", [], lineno)
+        elif current is not None and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", stripped):
+            current[2].append(stripped)
+        else:
+            err = TmfError("unexpected line in .tmc file", path=path, line=lineno, column=len(line) - len(line.lstrip()) + 1,
+                           line_text=line, expected="'<control-guid> <name>' or a flag name")
+            if not tolerant:
+                raise err
+    if current:
+        controls.append(ControlGuid(current[0], current[1], tuple(current[2]), f"{path}:{current[3]}"))
+    return controls
+
+
+def _load_tmc(path: str, tolerant: bool, tmfset: TmfSet) -> None:
+    try:
+        text = read_text(path)
+        for control in parse_tmc(text, path=path, tolerant=tolerant):
+            tmfset.add_control_guid(control)
+    except OSError as err:
+        if not tolerant:
+            raise
+        tmfset.add_issue(_issue_for_os_error(path, err))
+    except TmfError as err:
+        if not tolerant:
+            raise
+        tmfset.add_issue(err)
+
+
+def _load_pdb(path: str, priority: int, tolerant: bool, tmfset: TmfSet) -> None:
+    try:
+        from . import pdb as pdb_module
+    except ImportError as err:  # the PDB reader is optional at import time
+        issue = TmfError(f"cannot read PDB files: {err}", path=path, line=0, expected="wpptrace.tmf.pdb")
+        if not tolerant:
+            raise issue from err
+        tmfset.add_issue(issue)
+        return
+    try:
+        from_pdb = pdb_module.load_pdb(path, tolerant=tolerant)
+    except OSError as err:
+        if not tolerant:
+            raise
+        tmfset.add_issue(_issue_for_os_error(path, err))
+        return
+    except TmfError as err:  # PdbError is a TmfError
+        if not tolerant:
+            raise
+        tmfset.add_issue(err)
+        return
+    tmfset.update(from_pdb, priority=priority)
+
+
+def _add_directory(tmfset: TmfSet, directory: str, priority: int, tolerant: bool) -> None:
+    try:
+        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+    except OSError as err:
+        if not tolerant:
+            raise
+        tmfset.add_issue(_issue_for_os_error(directory, err))
+        return
+    for entry in entries:
+        name = entry.name.lower()
+        if name.endswith(".tmf"):
+            if not entry.is_file():
+                continue
+            loader = functools.partial(_load_tmf, entry.path, priority, tolerant)
+            match = _GUID_NAME.match(entry.name)
+            tmfset.add_pending(uuid.UUID(match.group(1)) if match else None, loader)
+        elif name.endswith(".tmc") and entry.is_file():
+            _load_tmc(entry.path, tolerant, tmfset)
+
+
+def load_file(tmfset: TmfSet, path: str, priority: int = 0, tolerant: bool = True) -> None:
+    """Add one file by its kind: .pdb (annotations), .tmc (control GUIDs), anything else TMF text."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".pdb":
+        _load_pdb(path, priority, tolerant, tmfset)
+    elif suffix == ".tmc":
+        _load_tmc(path, tolerant, tmfset)
+    else:
+        _load_tmf(path, priority, tolerant, tmfset)
+
+
+def _add_source(tmfset: TmfSet, path: str, priority: int, tolerant: bool, required: bool) -> None:
+    if os.path.isdir(path):
+        _add_directory(tmfset, path, priority, tolerant)
+    elif os.path.exists(path):
+        load_file(tmfset, path, priority, tolerant)
+    elif required:
+        raise FileNotFoundError(2, "No such TMF file or directory", path)
+    # a missing search-path entry is skipped, as SearchPath does
+
+
+def load(
+    *paths: "str | os.PathLike[str]",
+    search_path: str | Iterable[str] | None = None,
+    tolerant: bool = True,
+    use_environment: bool = True,
+) -> TmfSet:
+    """Load TMF data from ``paths`` (files or directories), ``search_path`` and TRACE_FORMAT_SEARCH_PATH.
+
+    Missing explicit paths raise FileNotFoundError; missing search-path entries are skipped.
+    With ``tolerant`` (the default) bad entries become ``TmfSet.issues`` and the rest loads;
+    otherwise the first one raises :class:`TmfError`.
+    """
+    tmfset = TmfSet()
+    sources: list[tuple[str, bool]] = [(os.fspath(p), True) for p in paths]
+    if isinstance(search_path, str):
+        sources += [(entry, False) for entry in split_search_path(search_path)]
+    elif search_path is not None:
+        sources += [(os.fspath(entry), False) for entry in search_path]
+    if use_environment:
+        sources += [(entry, False) for entry in split_search_path(os.environ.get(ENV_SEARCH_PATH))]
+    for rank, (path, required) in enumerate(sources):
+        _add_source(tmfset, path, -rank, tolerant, required)
+    return tmfset
