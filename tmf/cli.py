@@ -1,0 +1,120 @@
+"""``wpptrace tmf``: show the messages of TMF/TMC/PDB sources; from-pdb and gen delegate to their modules."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import TextIO
+
+from .model import Message
+
+__all__ = ["add_arguments", "run", "message_to_json"]
+
+#: nested subcommand -> (delegate module exposing add_arguments/run, help)
+DELEGATES: dict[str, tuple[str, str]] = {
+    "from-pdb": ("wpptrace.tmf.tracepdb", "write tracepdb-style <guid>.tmf files from a PDB's WPP annotations"),
+    "gen": ("wpptrace.provider.tmfgen", "generate TMF files for Python WPP providers"),
+}
+_FIXED_FIELDS = ("guid", "number", "name", "format", "args", "component", "source_file", "trailer", "origin")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="tmf_command", metavar="SUBCOMMAND")
+    show = sub.add_parser("show", help="list the messages found in TMF files, directories, .tmc or .pdb files",
+                          description="List the messages found (unique (GUID, number) pairs).")
+    show.add_argument("paths", nargs="+", metavar="PATH", help="TMF file, directory, .tmc or .pdb")
+    show.add_argument("--json", action="store_true",
+                      help="one JSON object per message, then {\"summary\": {...}}")
+    show.add_argument("--strict", action="store_true", help="stop at the first malformed entry")
+    show.add_argument("--search-path", default=None,
+                      help="extra TMF search path (';' or os.pathsep separated)")
+    show.add_argument("--no-env", action="store_true", help="ignore TRACE_FORMAT_SEARCH_PATH")
+    show.set_defaults(_tmf_run=_run_show)
+    for name, (module, help_text) in DELEGATES.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        try:
+            delegate = importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+            sp.set_defaults(_tmf_missing=module)
+            sp.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+            continue
+        delegate.add_arguments(sp)
+        sp.set_defaults(_tmf_run=delegate.run)
+
+
+def run(args: argparse.Namespace) -> int:
+    missing = getattr(args, "_tmf_missing", None)
+    if missing:
+        print(f"wpptrace tmf {args.tmf_command}: not available: module {missing} is missing from this build",
+              file=sys.stderr)
+        return 2
+    handler = getattr(args, "_tmf_run", None)
+    if handler is None:
+        print("wpptrace tmf: choose a subcommand: show, from-pdb, gen (see wpptrace tmf --help)", file=sys.stderr)
+        return 2
+    return int(handler(args) or 0)
+
+
+def message_to_json(message: Message) -> dict[str, object]:
+    """The ``show --json`` object of one message: fixed fields, then the trailer keys."""
+    obj: dict[str, object] = {
+        "guid": str(message.guid),
+        "number": message.number,
+        "name": message.name,
+        "format": message.format,
+        "args": [
+            {"name": arg.name, "type": arg.item, "insert": arg.insert, "params": list(arg.params)}
+            for arg in message.args
+        ],
+        "component": message.component,
+        "source_file": message.source_file,
+        "trailer": dict(message.trailer),
+        "origin": message.origin,
+    }
+    for key, value in message.trailer.items():
+        if key and key not in _FIXED_FIELDS:
+            obj[key] = value
+    return obj
+
+
+def _print_text(message: Message, out: TextIO) -> None:
+    trailer = " ".join(f"{k}={v}" if k else v for k, v in message.trailer.items())
+    out.write(f"{message.guid} {message.number:5d} {message.name} [{message.component}] \"{message.format}\"")
+    out.write(f"  {trailer}\n" if trailer else "\n")
+    for arg in message.args:
+        params = f"({','.join(arg.params)})" if arg.params else ""
+        out.write(f"    %{arg.insert}: {arg.name}, {arg.item}{params}\n")
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    from .errors import TmfError
+    from .loader import load
+
+    out = sys.stdout
+    try:
+        tmfset = load(*args.paths, search_path=args.search_path, tolerant=not args.strict,
+                      use_environment=not args.no_env)
+        messages = list(tmfset.messages())
+    except TmfError as err:
+        print(err, file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"wpptrace tmf show: {err}", file=sys.stderr)
+        return 1
+    for message in messages:
+        if args.json:
+            out.write(json.dumps(message_to_json(message)) + "\n")
+        else:
+            _print_text(message, out)
+    for issue in tmfset.issues:
+        print(issue, file=sys.stderr)
+    guids = {message.guid for message in messages}
+    summary = {"messages": len(messages), "guids": len(guids), "errors": len(tmfset.issues)}
+    if args.json:
+        out.write(json.dumps({"summary": summary}) + "\n")
+    else:
+        out.write(f"{summary['messages']} messages, {summary['guids']} GUIDs, {summary['errors']} errors\n")
+    return 1 if tmfset.issues else 0
