@@ -78,14 +78,15 @@ class TmfSet:
 
     ``issues`` lists the entries skipped in tolerant mode (``TmfError`` objects with their
     position). Duplicate (guid, number) entries, as left by tracepdb appending to a file twice,
-    are allowed: the last one read wins, unless an ``add_message`` priority says otherwise (the
-    loader gives earlier search-path entries a higher priority). Sources registered with ``add_pending`` are parsed the
+    are allowed: the first one read wins (tracepdb also repeats a message once per enclosing
+    procedure, e.g. a ``fin$0`` funclet after the real function), unless a later one comes with
+    a higher ``add_message`` priority (the loader gives earlier search-path entries a higher one). Sources registered with ``add_pending`` are parsed the
     first time one of their GUIDs is needed; ``messages()``/``guids()`` load everything.
     """
 
     def __init__(self) -> None:
         self._messages: dict[tuple[uuid.UUID, int], Message] = {}
-        # Source precedence per key (higher wins; equal: the later one, as in an appended file).
+        # Source precedence per key (higher wins; equal: the first one read stays).
         self._priority: dict[tuple[uuid.UUID, int], int] = {}
         self._enums: dict[str, EnumDef] = {}
         self.control_guids: list[ControlGuid] = []
@@ -97,8 +98,9 @@ class TmfSet:
 
     # -- building -------------------------------------------------------------------------
     def add_message(self, message: Message, priority: int = 0) -> None:
+        """Add ``message`` unless its (guid, number) is already known at the same or a higher priority."""
         key = (message.guid, message.number)
-        if priority >= self._priority.get(key, priority):
+        if key not in self._messages or priority > self._priority[key]:
             self._messages[key] = message
             self._priority[key] = priority
 
@@ -119,7 +121,7 @@ class TmfSet:
             self._pending.setdefault(guid, []).append(loader)
 
     def update(self, other: "TmfSet", priority: int | None = None) -> None:
-        """Merge another set into this one (its entries win over ours at equal priority).
+        """Merge another set into this one (ours win at equal priority).
 
         ``priority`` overrides the priority of every merged message.
         """
