@@ -1,0 +1,285 @@
+/* etlread.c: walk the trace records of one ETL buffer into a flat array (the hot path).
+ *
+ * One pass, no allocation: each record's marker picks its header family (etl-format.md
+ * §2.2), its fixed header is decoded into an etlrd_record and its payload located.
+ * Damage never stops the walk for good: the problem is reported and the walk resumes at
+ * the next 8-byte boundary that holds a plausible record header.
+ */
+#include <string.h>
+#include "etl_layout.h"
+#include "etlread.h"
+
+static inline uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static inline uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline int64_t rd64(const uint8_t *p) { int64_t v; memcpy(&v, p, 8); return v; }
+
+#define ALIGN8(x) (((x) + 7u) & ~7u)
+
+/* Header family of a marker: kind, fixed header size and where the size lives.
+ * Returns 0 if the marker is not a record marker. */
+static int classify(uint32_t marker, const uint8_t *rec, uint32_t avail,
+                    uint8_t *kind, uint32_t *fixed, uint32_t *size)
+{
+    uint32_t top = marker >> 24;
+    if (top == TRACE_RECORD_MARKER_MESSAGE) {
+        *kind = ETLRD_KIND_MESSAGE;
+        *fixed = sizeof(MESSAGE_TRACE_HEADER);
+        *size = marker & 0xFFFF;
+        return 1;
+    }
+    if (top != TRACE_RECORD_MARKER_FIXED)
+        return 0;
+    uint32_t type = (marker >> 16) & 0xFF;
+    uint32_t extra = 0;
+    switch (type) {
+    case TRACE_HEADER_TYPE_SYSTEM32: case TRACE_HEADER_TYPE_SYSTEM64:
+    case TRACE_HEADER_TYPE_COMPACT32: case TRACE_HEADER_TYPE_COMPACT64:
+    case TRACE_HEADER_TYPE_PERFINFO32: case TRACE_HEADER_TYPE_PERFINFO64:
+        /* kernel-style: size in Packet.Size; PEBS index and PMC counters follow the header */
+        if (avail < 8)
+            return 0;
+        *size = rd16(rec + 4);
+        if (marker & TRACE_HEADER_PEBS_INDEX_FLAG)
+            extra = 8;
+        extra += 8 * ((marker & TRACE_HEADER_PMC_COUNTERS_MASK) >> 8);
+        if (type <= TRACE_HEADER_TYPE_SYSTEM64) {
+            *kind = ETLRD_KIND_SYSTEM; *fixed = sizeof(SYSTEM_TRACE_HEADER) + extra;
+        } else if (type <= TRACE_HEADER_TYPE_COMPACT64) {
+            *kind = ETLRD_KIND_COMPACT; *fixed = COMPACT_HEADER_SIZE + extra;
+        } else {
+            *kind = ETLRD_KIND_PERFINFO; *fixed = sizeof(PERFINFO_TRACE_HEADER) + extra;
+        }
+        return 1;
+    case TRACE_HEADER_TYPE_FULL_HEADER32: case TRACE_HEADER_TYPE_FULL_HEADER64:
+        *kind = ETLRD_KIND_FULL; *fixed = sizeof(EVENT_TRACE_HEADER);
+        break;
+    case TRACE_HEADER_TYPE_INSTANCE32: case TRACE_HEADER_TYPE_INSTANCE64:
+        *kind = ETLRD_KIND_INSTANCE; *fixed = sizeof(EVENT_INSTANCE_GUID_HEADER);
+        break;
+    case TRACE_HEADER_TYPE_EVENT_HEADER32: case TRACE_HEADER_TYPE_EVENT_HEADER64:
+        *kind = ETLRD_KIND_EVENT; *fixed = sizeof(EVENT_HEADER);
+        break;
+    default:
+        /* a fixed-family record we do not decode (TIMED, ERROR, WNODE, newer types):
+         * its size is in the low word; skip it by that */
+        *kind = ETLRD_KIND_UNKNOWN; *fixed = 4;
+        break;
+    }
+    *size = marker & 0xFFFF;
+    return 1;
+}
+
+/* Could a record start at rec? Used only to resynchronise after damage. */
+static int plausible(const uint8_t *rec, uint32_t avail)
+{
+    uint8_t kind; uint32_t fixed, size;
+    if (avail < 4)
+        return 0;
+    uint32_t marker = rd32(rec);
+    if (!classify(marker, rec, avail, &kind, &fixed, &size))
+        return 0;
+    if (kind == ETLRD_KIND_UNKNOWN || kind == ETLRD_KIND_MESSAGE) {
+        if (kind == ETLRD_KIND_UNKNOWN)
+            return 0;   /* too weak a signal to resume on */
+        if ((marker >> 16) & 0xFF)
+            return 0;   /* message Reserved byte is 0 in every writer */
+    }
+    return size >= fixed && size <= avail;
+}
+
+/* Decode the fixed header of one record whose kind/size are known to fit. */
+static int decode(const uint8_t *rec, uint32_t off, uint32_t marker, uint8_t kind,
+                  uint32_t fixed, uint32_t size, etlrd_record *r, int64_t prev_ts)
+{
+    memset(r, 0, sizeof(*r));
+    r->offset = off;
+    r->size = size;
+    r->kind = kind;
+    r->header_type = (uint8_t)((marker >> 16) & 0xFF);
+    r->timestamp = prev_ts;
+    uint32_t payload = fixed;
+    switch (kind) {
+    case ETLRD_KIND_SYSTEM:
+    case ETLRD_KIND_COMPACT: {
+        const SYSTEM_TRACE_HEADER *h = (const SYSTEM_TRACE_HEADER *)rec;
+        r->thread_id = h->ThreadId;
+        r->process_id = h->ProcessId;
+        r->timestamp = h->SystemTime;
+        r->present = ETLRD_HAS_TIMESTAMP | ETLRD_HAS_THREAD | ETLRD_HAS_PROCESS;
+        r->event_id = h->HookId;
+        r->opcode = (uint8_t)(h->HookId & 0xFF);
+        r->version = (uint16_t)(marker & 0xFF);
+        r->flags = (uint16_t)(marker & 0xFFFF);
+        break;
+    }
+    case ETLRD_KIND_PERFINFO: {
+        const PERFINFO_TRACE_HEADER *h = (const PERFINFO_TRACE_HEADER *)rec;
+        r->timestamp = h->SystemTime;
+        r->present = ETLRD_HAS_TIMESTAMP;
+        r->event_id = h->HookId;
+        r->opcode = (uint8_t)(h->HookId & 0xFF);
+        r->version = (uint16_t)(marker & 0xFF);
+        r->flags = (uint16_t)(marker & 0xFFFF);
+        break;
+    }
+    case ETLRD_KIND_FULL:
+    case ETLRD_KIND_INSTANCE: {
+        const EVENT_TRACE_HEADER *h = (const EVENT_TRACE_HEADER *)rec;
+        r->thread_id = h->ThreadId;
+        r->process_id = h->ProcessId;
+        r->timestamp = h->TimeStamp;
+        memcpy(r->guid, &h->Guid, 16);
+        r->present = ETLRD_HAS_TIMESTAMP | ETLRD_HAS_THREAD | ETLRD_HAS_PROCESS | ETLRD_HAS_GUID;
+        r->event_id = h->Type;
+        r->opcode = h->Type;
+        r->level = h->Level;
+        r->version = h->Version;
+        if (kind == ETLRD_KIND_INSTANCE)
+            r->component_id = ((const EVENT_INSTANCE_GUID_HEADER *)rec)->InstanceId;
+        break;
+    }
+    case ETLRD_KIND_EVENT: {
+        const EVENT_HEADER *h = (const EVENT_HEADER *)rec;
+        r->thread_id = h->ThreadId;
+        r->process_id = h->ProcessId;
+        r->timestamp = h->TimeStamp;
+        memcpy(r->guid, &h->ProviderId, 16);
+        r->present = ETLRD_HAS_TIMESTAMP | ETLRD_HAS_THREAD | ETLRD_HAS_PROCESS | ETLRD_HAS_GUID;
+        r->flags = h->Flags;
+        r->event_id = h->EventDescriptor.Id;
+        r->version = h->EventDescriptor.Version;
+        r->channel = h->EventDescriptor.Channel;
+        r->level = h->EventDescriptor.Level;
+        r->opcode = h->EventDescriptor.Opcode;
+        r->task = h->EventDescriptor.Task;
+        r->keyword = h->EventDescriptor.Keyword;
+        if (h->Flags & EVENT_HEADER_FLAG_EXTENDED_INFO) {
+            /* extended items: {u16 total size (8-aligned), u16 type, u16 linkage, u16 data
+             * size}; Linkage bit 0 says another item follows */
+            uint32_t pos = payload;
+            for (;;) {
+                if (pos + 8 > size)
+                    return ETLRD_ERR_BAD_ITEMS;
+                uint32_t isize = rd16(rec + pos);
+                uint32_t linkage = rd16(rec + pos + 4);
+                if (isize < 8 || (isize & 7) || pos + isize > size)
+                    return ETLRD_ERR_BAD_ITEMS;
+                pos += isize;
+                if (!(linkage & 1))
+                    break;
+            }
+            r->ext_offset = off + payload;
+            r->ext_size = pos - payload;
+            payload = pos;
+        }
+        break;
+    }
+    case ETLRD_KIND_MESSAGE: {
+        const MESSAGE_TRACE_HEADER *h = (const MESSAGE_TRACE_HEADER *)rec;
+        uint32_t flags = h->OptionFlags;
+        uint32_t pos = payload;
+        r->event_id = h->MessageNumber;
+        r->flags = (uint16_t)flags;
+        if (flags & TRACE_MESSAGE_SEQUENCE) {
+            if (pos + 4 > size) return ETLRD_ERR_BAD_ITEMS;
+            r->sequence = rd32(rec + pos); pos += 4;
+            r->present |= ETLRD_HAS_SEQUENCE;
+        }
+        if (flags & TRACE_MESSAGE_GUID) {
+            if (pos + 16 > size) return ETLRD_ERR_BAD_ITEMS;
+            memcpy(r->guid, rec + pos, 16); pos += 16;
+            r->present |= ETLRD_HAS_GUID;
+        } else if (flags & TRACE_MESSAGE_COMPONENTID) {
+            if (pos + 4 > size) return ETLRD_ERR_BAD_ITEMS;
+            r->component_id = rd32(rec + pos); pos += 4;
+            r->present |= ETLRD_HAS_COMPONENT;
+        }
+        if (flags & TRACE_MESSAGE_TIMESTAMP) {
+            if (pos + 8 > size) return ETLRD_ERR_BAD_ITEMS;
+            r->timestamp = rd64(rec + pos); pos += 8;
+            r->present |= ETLRD_HAS_TIMESTAMP;
+        }
+        if (flags & TRACE_MESSAGE_SYSTEMINFO) {
+            if (pos + 8 > size) return ETLRD_ERR_BAD_ITEMS;
+            r->thread_id = rd32(rec + pos);
+            r->process_id = rd32(rec + pos + 4); pos += 8;
+            r->present |= ETLRD_HAS_THREAD | ETLRD_HAS_PROCESS;
+        }
+        payload = pos;
+        break;
+    }
+    default:
+        break;
+    }
+    r->payload_offset = off + payload;
+    r->payload_size = size - payload;
+    return ETLRD_OK;
+}
+
+static void note_error(etlrd_walk_result *res, uint32_t code, uint32_t off)
+{
+    if (!res->errors) {
+        res->error = code;
+        res->error_offset = off;
+    }
+    res->errors++;
+}
+
+uint32_t etlrd_walk(const uint8_t *buf, uint32_t end, uint32_t start,
+                    etlrd_record *out, uint32_t max_records, etlrd_walk_result *res)
+{
+    uint32_t off = start, n = 0;
+    int64_t ts = res->last_timestamp;
+    res->count = 0;
+    res->more = 0;
+    while (off < end && end - off >= 4) {
+        const uint8_t *rec = buf + off;
+        uint32_t avail = end - off;
+        uint32_t marker = rd32(rec);
+        uint8_t kind; uint32_t fixed = 0, size = 0;
+        uint32_t problem = ETLRD_OK;
+        if (marker == 0xFFFFFFFFu)
+            break;                               /* 0xFF fill: end of events */
+        if (!classify(marker, rec, avail, &kind, &fixed, &size))
+            problem = avail < 8 ? ETLRD_ERR_SHORT_HEADER : ETLRD_ERR_BAD_MARKER;
+        else if (avail < fixed)
+            problem = ETLRD_ERR_SHORT_HEADER;
+        else if (size < fixed || size > avail)
+            problem = ETLRD_ERR_BAD_SIZE;
+        if (problem) {
+            /* resynchronise: next 8-aligned offset that looks like a record */
+            note_error(res, problem, off);
+            uint32_t p = ALIGN8(off + 1);
+            while (p < end && end - p >= 4 && rd32(buf + p) != 0xFFFFFFFFu && !plausible(buf + p, end - p))
+                p += 8;
+            res->skipped_bytes += (p < end ? p : end) - off;
+            off = p;
+            continue;
+        }
+        if (n >= max_records) {
+            if (out) {                           /* caller's array is full: resume later */
+                res->more = 1;
+                break;
+            }
+            etlrd_record scratch;                /* counting only */
+            int rc = decode(rec, off, marker, kind, fixed, size, &scratch, ts);
+            if (rc) { note_error(res, rc, off); res->skipped_bytes += size; }
+            else { res->by_kind[kind]++; ts = scratch.timestamp; }
+        } else {
+            int rc = decode(rec, off, marker, kind, fixed, size, &out[n], ts);
+            if (rc) {
+                note_error(res, rc, off);
+                res->skipped_bytes += size;     /* damaged record dropped, walk goes on */
+            } else {
+                res->by_kind[kind]++;
+                ts = out[n].timestamp;
+                n++;
+            }
+        }
+        off += ALIGN8(size);
+    }
+    res->count = n;
+    res->end_offset = off < end ? off : end;
+    res->last_timestamp = ts;
+    return n;
+}

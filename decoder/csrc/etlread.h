@@ -1,0 +1,97 @@
+/* etlread.h: the C hot path of the ETL reader: record walking and MS-XCA decompression.
+ *
+ * Python sees the same declarations through etlread.cdef (keep the two in step).
+ * The walker never trusts a length from the file: every read is bounds-checked
+ * against the buffer it was given.
+ */
+#ifndef WPPTRACE_ETLREAD_H
+#define WPPTRACE_ETLREAD_H
+#include <stdint.h>
+#include <stddef.h>
+
+/* record kinds (index into the by-kind counters) */
+#define ETLRD_KIND_SYSTEM    0
+#define ETLRD_KIND_COMPACT   1
+#define ETLRD_KIND_PERFINFO  2
+#define ETLRD_KIND_FULL      3
+#define ETLRD_KIND_INSTANCE  4
+#define ETLRD_KIND_EVENT     5
+#define ETLRD_KIND_MESSAGE   6
+#define ETLRD_KIND_UNKNOWN   7
+#define ETLRD_KIND_COUNT     8
+
+/* etlrd_record.present bits: which optional facts the record carried */
+#define ETLRD_HAS_TIMESTAMP  0x01
+#define ETLRD_HAS_THREAD     0x02
+#define ETLRD_HAS_PROCESS    0x04
+#define ETLRD_HAS_GUID       0x08
+#define ETLRD_HAS_SEQUENCE   0x10
+#define ETLRD_HAS_COMPONENT  0x20
+
+/* etlrd_walk_result.error codes: what was expected at error_offset */
+#define ETLRD_OK                 0
+#define ETLRD_ERR_SHORT_HEADER   1   /* fewer bytes left than the record's fixed header */
+#define ETLRD_ERR_BAD_MARKER     2   /* first ULONG is no known record marker */
+#define ETLRD_ERR_BAD_SIZE       3   /* record size smaller than its header or past the end */
+#define ETLRD_ERR_BAD_ITEMS      4   /* message items / header extensions overrun the record */
+
+typedef struct {
+    uint32_t offset;          /* record start, bytes from the buffer start */
+    uint32_t size;            /* size from the record header (alignment pad excluded) */
+    uint32_t payload_offset;  /* user data (message items / extensions stripped) */
+    uint32_t payload_size;
+    int64_t  timestamp;       /* raw clock; previous record's value if absent */
+    uint32_t thread_id;
+    uint32_t process_id;
+    uint32_t sequence;        /* message sequence */
+    uint32_t component_id;    /* message component id / instance id */
+    uint64_t keyword;
+    uint8_t  guid[16];        /* provider / message GUID (bytes_le) */
+    uint32_t ext_offset;      /* EVENT_HEADER extended items, 0 if none */
+    uint32_t ext_size;
+    uint16_t event_id;        /* message number / EVENT_DESCRIPTOR.Id / HookId */
+    uint16_t flags;           /* OptionFlags / EVENT_HEADER.Flags / marker low word */
+    uint16_t task;
+    uint16_t version;         /* header Version (system: marker low word; event: descriptor) */
+    uint8_t  kind;            /* ETLRD_KIND_* */
+    uint8_t  header_type;     /* TRACE_HEADER_TYPE_* (0x0F for messages) */
+    uint8_t  level;
+    uint8_t  opcode;          /* EVENT_DESCRIPTOR.Opcode / Class.Type / HookId type */
+    uint8_t  channel;
+    uint8_t  present;         /* ETLRD_HAS_* */
+    uint8_t  reserved[2];
+} etlrd_record;
+
+typedef struct {
+    uint32_t count;           /* records written to the output array */
+    uint32_t end_offset;      /* where the walk stopped */
+    uint32_t error;           /* ETLRD_ERR_* of the first problem, 0 if none */
+    uint32_t error_offset;    /* offset of that problem in the buffer */
+    uint32_t errors;          /* problems met (each followed by a resync) */
+    uint32_t skipped_bytes;   /* bytes passed over while resynchronising */
+    uint32_t by_kind[ETLRD_KIND_COUNT];
+    int64_t  last_timestamp;  /* in: time before the first record; out: last time seen */
+    uint32_t more;            /* 1: output array full, call again from end_offset */
+    uint32_t reserved;
+} etlrd_walk_result;
+
+/* Walk the records of buf[start:end). Writes at most max_records records (out may be NULL
+ * with max_records 0 to only count). Stops at end, at a 0xFFFFFFFF fill marker, or when
+ * out is full (more = 1, end_offset = where to continue; counters accumulate). A damaged record is
+ * reported once in error/error_offset, then the walk resynchronises on the next 8-byte
+ * boundary holding a plausible record header. Returns result->count. */
+uint32_t etlrd_walk(const uint8_t *buf, uint32_t end, uint32_t start,
+                    etlrd_record *out, uint32_t max_records, etlrd_walk_result *result);
+
+/* MS-XCA Plain LZ77 (COMPRESSION_FORMAT_XPRESS). Decodes src into dst (at most dst_cap
+ * bytes). Returns 0, or on malformed input ETLRD_XPRESS_TRUNCATED (input ends inside an
+ * item), ETLRD_XPRESS_BAD_DISTANCE (reference before the start of output) or
+ * ETLRD_XPRESS_OVERFLOW (output would exceed dst_cap). *produced / *consumed always tell
+ * how far decoding got, so the good prefix of a damaged stream stays usable. */
+#define ETLRD_XPRESS_TRUNCATED    1
+#define ETLRD_XPRESS_BAD_DISTANCE 2
+#define ETLRD_XPRESS_OVERFLOW     3
+int etlrd_xpress_decompress(const uint8_t *src, size_t src_len, uint8_t *dst, size_t dst_cap,
+                            size_t *produced, size_t *consumed);
+
+#endif

@@ -1,0 +1,479 @@
+"""One .etl file as buffers: locate, read, decompress, and expose the log-file header.
+
+An .etl file is a run of buffers (etl-format.md §1): fixed-size in normal files,
+packed back to back with their own sizes in compressed ones (pdb-and-compression.md §B2).
+``EtlFile`` indexes the buffer headers once (small: 0x48 bytes each), then reads one
+buffer at a time, so memory stays bounded whatever the file size. Damage is reported as
+``DecodeIssue``s (file, offset, what was expected) and reading goes on.
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator
+
+from wpptrace._core import ffi, lib
+from wpptrace.winerror import Win32Error
+
+from .records import (BUFFER_HEADER_SIZE, KINDS, BufferContext, DecodeIssue, Record,
+                      WalkStats, walk, walk_issues)
+from .xpress import XPRESS_ERRORS, decompress_into
+
+#: largest buffer Windows writes (MAX_ETW_BUFFER_SIZE, 16 MiB) plus slack: anything
+#: bigger in a buffer header is damage, not data
+MAX_BUFFER_SIZE = lib.MAX_ETW_BUFFER_SIZE_KB * 1024 * 4
+_SYSTEM_HEADER_SIZE = ffi.sizeof("SYSTEM_TRACE_HEADER")
+_RESYNC_WINDOW = 1 << 20
+
+# Where a buffer header could start: State (0x2C) small, BufferFlag (0x34) < 0x80 and
+# BufferType (0x36) < 8. Candidates are then checked field by field.
+_BUFFER_HEADER_SHAPE = re.compile(
+    rb"(?=.{44}[\x00-\x07]\x00\x00\x00.{4}[\x00-\x7f]\x00[\x00-\x08]\x00)", re.S)
+
+
+@dataclass(frozen=True)
+class LogfileHeader:
+    """Every TRACE_LOGFILE_HEADER fact, from the first record of the header buffer."""
+
+    buffer_size: int
+    version: tuple[int, int, int, int]   # MajorVersion, MinorVersion, SubVersion, SubMinorVersion
+    provider_version: int                # OS build number
+    number_of_processors: int
+    end_time: int                        # FILETIME
+    timer_resolution: int                # 100 ns units
+    maximum_file_size: int               # MB
+    log_file_mode: int
+    buffers_written: int
+    start_buffers: int
+    pointer_size: int
+    events_lost: int
+    cpu_speed_mhz: int
+    time_zone_bias: int                  # minutes (TIME_ZONE_INFORMATION.Bias)
+    time_zone: bytes                     # the 172-byte TIME_ZONE_INFORMATION
+    boot_time: int                       # FILETIME
+    perf_freq: int
+    start_time: int                      # FILETIME
+    clock_type: int                      # ReservedFlags: 1 QPC, 2 system time, 3 CPU cycles
+    buffers_lost: int
+    logger_name: str
+    log_file_name: str
+    raw: bytes                           # the header record's payload as in the file
+    header_timestamp: int                # raw SystemTime of the header record
+    header_thread_id: int = 0
+    header_process_id: int = 0
+    valid: bool = True                   # False: made up because the real one was damaged
+
+    @property
+    def os_version(self) -> tuple[int, int]:
+        return self.version[0], self.version[1]
+
+    @property
+    def compressed(self) -> bool:
+        return bool(self.log_file_mode & lib.EVENT_TRACE_COMPRESSED_MODE)
+
+    @property
+    def circular(self) -> bool:
+        return bool(self.log_file_mode & lib.EVENT_TRACE_FILE_MODE_CIRCULAR)
+
+    @property
+    def relogged(self) -> bool:
+        return bool(self.log_file_mode & lib.EVENT_TRACE_RELOG_MODE)
+
+
+@dataclass
+class BufferInfo:
+    """A located buffer: its WMI_BUFFER_HEADER facts and where it sits in the file."""
+
+    index: int
+    file_offset: int
+    size_on_disk: int
+    compressed: bool
+    sequence: int
+    processor: int
+    logger_id: int
+    flags: int
+    buffer_type: int
+    timestamp: int
+    saved_offset: int
+    filled_bytes: int
+    state: int
+
+    @property
+    def is_header(self) -> bool:
+        return self.index == 0
+
+
+@dataclass
+class Buffer(BufferInfo):
+    """A read buffer: ``data`` is the whole decompressed buffer, header included."""
+
+    data: bytes = b""
+    records_end: int = BUFFER_HEADER_SIZE    # where the events end inside data
+    pointer_size: int = 8
+    issues: list[DecodeIssue] = field(default_factory=list)
+    stats: WalkStats | None = None
+    _records: list[Record] | None = None
+    _last_timestamp: int = 0
+    _source: str = ""
+
+    @property
+    def context(self) -> BufferContext:
+        return BufferContext(memoryview(self.data), self.index, self.file_offset,
+                             self.processor, self.logger_id, self.pointer_size, self.compressed)
+
+    def records(self) -> list[Record]:
+        """The buffer's records in buffer order (walked once, then cached)."""
+        if self._records is None:
+            tuples, self.stats = walk(self.data, BUFFER_HEADER_SIZE, self.records_end,
+                                      self._last_timestamp)
+            where = (f"buffer {self.index} (compressed, at file offset {self.file_offset:#x}): "
+                     "decompressed offset {off:#x}: " if self.compressed else "")
+            base = 0 if self.compressed else self.file_offset
+            for issue in walk_issues(self.stats, self._source, base):
+                if self.compressed:
+                    issue = DecodeIssue(self._source, self.file_offset,
+                                        where.format(off=issue.offset) + issue.message)
+                self.issues.append(issue)
+            ctx = self.context
+            self._records = [Record(t, ctx) for t in tuples]
+        return self._records
+
+
+@dataclass
+class ReadStats:
+    """Totals over everything read so far (what ``wpptrace dump`` summarises)."""
+
+    buffers: int = 0
+    compressed_buffers: int = 0
+    empty_buffers: int = 0
+    by_kind: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    damaged: int = 0            # damaged records / spots skipped inside buffers
+    unreadable_buffers: int = 0
+
+    @property
+    def records(self) -> int:
+        return sum(self.by_kind.values())
+
+    @property
+    def skipped(self) -> int:
+        return self.damaged + self.unreadable_buffers
+
+
+class EtlFile:
+    """A readable .etl file (compressed or not). Use as a context manager.
+
+    ``header`` is the LogfileHeader; ``buffer_index()`` lists the located buffers;
+    ``iter_buffers()`` reads them in file order; ``iter_records()`` walks every record in
+    file order; ``errors`` lists the problems met so far.
+    """
+
+    def __init__(self, source: str | os.PathLike | BinaryIO, *, name: str | None = None):
+        if isinstance(source, (str, bytes, os.PathLike)):
+            path = os.fsdecode(source)
+            try:
+                self._fh: BinaryIO = open(path, "rb")
+            except FileNotFoundError:
+                raise Win32Error(lib.ERROR_FILE_NOT_FOUND, filename=path) from None
+            except IsADirectoryError:
+                raise Win32Error(lib.ERROR_BAD_PATHNAME, filename=path) from None
+            self._owns = True
+            self.name = name or path
+        else:
+            self._fh = source
+            self._owns = False
+            self.name = name or getattr(source, "name", "<stream>")
+            if not isinstance(self.name, str):
+                self.name = "<stream>"
+        self._fh.seek(0, io.SEEK_END)
+        self.file_size = self._fh.tell()
+        self.errors: list[DecodeIssue] = []
+        self._seen_issues: set[tuple[int, str]] = set()
+        self.stats = ReadStats()
+        self._index: list[BufferInfo] | None = None
+        self._counted: set[int] = set()
+        self.header = self._read_logfile_header()
+        self.pointer_size = self.header.pointer_size
+        self.compressed = self._first_size != self.header.buffer_size or self.header.compressed
+
+    # -- life cycle --------------------------------------------------------------------
+    def close(self) -> None:
+        if self._owns and not self._fh.closed:
+            self._fh.close()
+
+    def __enter__(self) -> "EtlFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- issues --------------------------------------------------------------------------
+    def _issue(self, offset: int, message: str) -> None:
+        key = (offset, message)
+        if key not in self._seen_issues:
+            self._seen_issues.add(key)
+            self.errors.append(DecodeIssue(self.name, offset, message))
+
+    def _read_at(self, offset: int, size: int) -> bytes:
+        self._fh.seek(offset)
+        return self._fh.read(size)
+
+    # -- the log-file header -------------------------------------------------------------
+    def _read_logfile_header(self) -> LogfileHeader:
+        head = self._read_at(0, BUFFER_HEADER_SIZE)
+        if len(head) < BUFFER_HEADER_SIZE:
+            raise Win32Error(lib.ERROR_BAD_FORMAT,
+                             f"{self.name}: offset 0x0: expected a {BUFFER_HEADER_SIZE}-byte "
+                             f"WMI_BUFFER_HEADER, the file has {self.file_size} bytes",
+                             filename=self.name)
+        bh = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(head))
+        self._first_size = bh.BufferSize
+        first_end = min(max(bh.SavedOffset, bh.FilledBytes), bh.BufferSize, self.file_size)
+        body = self._read_at(0, max(first_end, BUFFER_HEADER_SIZE + _SYSTEM_HEADER_SIZE))
+        marker = int.from_bytes(body[0x48:0x4C], "little") if len(body) >= 0x4C else 0
+        htype = (marker >> 16) & 0xFF
+        sys_h = (ffi.cast("SYSTEM_TRACE_HEADER *", ffi.from_buffer(body) + BUFFER_HEADER_SIZE)
+                 if len(body) >= BUFFER_HEADER_SIZE + _SYSTEM_HEADER_SIZE else None)
+        problem = None
+        if sys_h is None:
+            problem = "file too short for the log-file header record"
+        elif marker >> 24 != lib.TRACE_RECORD_MARKER_FIXED or htype not in (
+                lib.TRACE_HEADER_TYPE_SYSTEM32, lib.TRACE_HEADER_TYPE_SYSTEM64) or sys_h.HookId:
+            problem = (f"expected the log-file header record (SYSTEM32/64 marker, HookId 0) at "
+                       f"offset 0x48, found marker {marker:#010x}")
+        else:
+            payload = body[BUFFER_HEADER_SIZE + _SYSTEM_HEADER_SIZE:
+                           BUFFER_HEADER_SIZE + min(sys_h.Size, len(body) - BUFFER_HEADER_SIZE)]
+            # PointerSize sits at the same offset in both layouts; the record type agrees
+            ptr = int.from_bytes(payload[0x2C:0x30], "little") if len(payload) >= 0x30 else 0
+            if ptr not in (4, 8):
+                ptr = 4 if htype == lib.TRACE_HEADER_TYPE_SYSTEM32 else 8
+            ctype = "TRACE_LOGFILE_HEADER64" if ptr == 8 else "TRACE_LOGFILE_HEADER32"
+            fixed = ffi.sizeof(ctype)
+            if len(payload) < fixed:
+                problem = (f"log-file header record of {sys_h.Size} bytes is shorter than "
+                           f"its {fixed}-byte TRACE_LOGFILE_HEADER")
+            else:
+                return self._make_header(ffi.cast(ctype + " *", ffi.from_buffer(payload)),
+                                         payload, fixed, ptr, sys_h)
+        # damaged: carry on with what the buffer header says, so the data still reads
+        self._issue(BUFFER_HEADER_SIZE, problem)
+        size = bh.BufferSize if BUFFER_HEADER_SIZE < bh.BufferSize <= MAX_BUFFER_SIZE else 65536
+        return LogfileHeader(
+            buffer_size=size, version=(0, 0, 0, 0), provider_version=0, number_of_processors=0,
+            end_time=0, timer_resolution=0, maximum_file_size=0, log_file_mode=0,
+            buffers_written=0, start_buffers=0, pointer_size=8, events_lost=0, cpu_speed_mhz=0,
+            time_zone_bias=0, time_zone=b"", boot_time=0, perf_freq=0, start_time=0,
+            clock_type=1, buffers_lost=0, logger_name="", log_file_name="", raw=b"",
+            header_timestamp=0, valid=False)
+
+    @staticmethod
+    def _make_header(h, payload: bytes, fixed: int, ptr: int, sys_h) -> LogfileHeader:
+        names = payload[fixed:]
+        logger_name, rest = _utf16z(names)
+        log_file_name, _ = _utf16z(rest)
+        tz_off = ffi.offsetof("TRACE_LOGFILE_HEADER64" if ptr == 8 else "TRACE_LOGFILE_HEADER32",
+                              "TimeZone")
+        return LogfileHeader(
+            buffer_size=h.BufferSize,
+            version=(h.MajorVersion, h.MinorVersion, h.SubVersion, h.SubMinorVersion),
+            provider_version=h.ProviderVersion, number_of_processors=h.NumberOfProcessors,
+            end_time=h.EndTime, timer_resolution=h.TimerResolution,
+            maximum_file_size=h.MaximumFileSize, log_file_mode=h.LogFileMode,
+            buffers_written=h.BuffersWritten, start_buffers=h.StartBuffers, pointer_size=ptr,
+            events_lost=h.EventsLost, cpu_speed_mhz=h.CpuSpeedInMHz,
+            time_zone_bias=h.TimeZone.Bias,
+            time_zone=bytes(payload[tz_off:tz_off + ffi.sizeof("TIME_ZONE_INFORMATION")]),
+            boot_time=h.BootTime, perf_freq=h.PerfFreq, start_time=h.StartTime,
+            clock_type=h.ReservedFlags, buffers_lost=h.BuffersLost,
+            logger_name=logger_name, log_file_name=log_file_name, raw=bytes(payload),
+            header_timestamp=sys_h.SystemTime, header_thread_id=sys_h.ThreadId,
+            header_process_id=sys_h.ProcessId)
+
+    # -- locating buffers ------------------------------------------------------------------
+    def buffer_index(self) -> list[BufferInfo]:
+        """Every buffer of the file in file order (headers only; computed once)."""
+        if self._index is None:
+            self._index = list(self._locate())
+        return self._index
+
+    def _info(self, index: int, offset: int, raw: bytes, size: int) -> BufferInfo:
+        bh = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(raw))
+        return BufferInfo(
+            index=index, file_offset=offset, size_on_disk=size,
+            compressed=bool(bh.BufferFlag & lib.ETW_BUFFER_FLAG_COMPRESSED),
+            sequence=bh.SequenceNumber, processor=bh.ClientContext.ProcessorIndex,
+            logger_id=bh.ClientContext.LoggerId, flags=bh.BufferFlag, buffer_type=bh.BufferType,
+            timestamp=bh.TimeStamp, saved_offset=bh.SavedOffset, filled_bytes=bh.FilledBytes,
+            state=bh.State)
+
+    def _locate(self) -> Iterator[BufferInfo]:
+        if not self.compressed:
+            yield from self._locate_fixed(self.header.buffer_size)
+        else:
+            yield from self._locate_packed()
+
+    def _locate_fixed(self, stride: int) -> Iterator[BufferInfo]:
+        """Uncompressed files: buffer i sits at i * BufferSize whatever its header says."""
+        index = 0
+        for offset in range(0, self.file_size, stride):
+            raw = self._read_at(offset, BUFFER_HEADER_SIZE)
+            size = min(stride, self.file_size - offset)
+            if len(raw) < BUFFER_HEADER_SIZE:
+                self._issue(offset, f"expected a {BUFFER_HEADER_SIZE}-byte WMI_BUFFER_HEADER, "
+                                    f"the file ends after {len(raw)} bytes")
+                break
+            if raw.count(0) == BUFFER_HEADER_SIZE:
+                self.stats.empty_buffers += 1      # never-written slot (preallocated/circular)
+                continue
+            info = self._info(index, offset, raw, size)
+            if size < stride:
+                self._issue(offset, f"buffer {index} truncated: expected {stride} bytes, "
+                                    f"the file ends after {size}")
+            yield info
+            index += 1
+
+    def _plausible_packed(self, offset: int, raw: bytes) -> bool:
+        if len(raw) < BUFFER_HEADER_SIZE:
+            return False
+        bh = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(raw))
+        size, used = bh.BufferSize, max(bh.SavedOffset, bh.FilledBytes)
+        limit = max(self.header.buffer_size, BUFFER_HEADER_SIZE) if self.header.valid else MAX_BUFFER_SIZE
+        nproc = self.header.number_of_processors or 4096
+        return (BUFFER_HEADER_SIZE <= size <= MAX_BUFFER_SIZE
+                and offset + size <= self.file_size
+                and BUFFER_HEADER_SIZE <= used <= max(limit, size)
+                and bh.BufferType <= 8 and not bh.BufferFlag & ~0x7F
+                and (bh.ClientContext.ProcessorIndex & lib.ETW_PROCESSOR_INDEX_MASK) < nproc
+                and bh.SequenceNumber >= 0)
+
+    def _resync(self, start: int) -> int | None:
+        """Next offset >= start holding a plausible buffer header, or None."""
+        pos = start
+        while pos < self.file_size - BUFFER_HEADER_SIZE:
+            window = self._read_at(pos, _RESYNC_WINDOW + BUFFER_HEADER_SIZE)
+            for m in _BUFFER_HEADER_SHAPE.finditer(window):
+                cand = pos + m.start()
+                if self._plausible_packed(cand, window[m.start():m.start() + BUFFER_HEADER_SIZE]):
+                    return cand
+            pos += _RESYNC_WINDOW
+        return None
+
+    def _locate_packed(self) -> Iterator[BufferInfo]:
+        """Compressed files: buffers back to back, each as long as its own BufferSize."""
+        offset, index = 0, 0
+        while offset < self.file_size:
+            raw = self._read_at(offset, BUFFER_HEADER_SIZE)
+            if len(raw) < BUFFER_HEADER_SIZE:
+                self._issue(offset, f"expected a {BUFFER_HEADER_SIZE}-byte WMI_BUFFER_HEADER, "
+                                    f"the file ends after {len(raw)} bytes")
+                return
+            bh = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(raw))
+            size = bh.BufferSize
+            if index == 0 or self._plausible_packed(offset, raw):
+                size = min(size, self.file_size - offset)
+                if size < BUFFER_HEADER_SIZE:
+                    size = BUFFER_HEADER_SIZE
+                yield self._info(index, offset, raw, size)
+                index += 1
+                offset += size
+                continue
+            if offset + size > self.file_size and BUFFER_HEADER_SIZE <= size <= MAX_BUFFER_SIZE:
+                # a cut-off last buffer: keep what is there
+                self._issue(offset, f"buffer {index} truncated: its header says {size} bytes, "
+                                    f"the file ends after {self.file_size - offset}")
+                yield self._info(index, offset, raw, self.file_size - offset)
+                return
+            nxt = self._resync(offset + 1)
+            self._issue(offset, f"expected a WMI_BUFFER_HEADER (BufferSize {BUFFER_HEADER_SIZE}.."
+                                f"{MAX_BUFFER_SIZE}, inside the file; used size at most the "
+                                f"session buffer size); found BufferSize {size}: "
+                                + (f"skipped {nxt - offset} bytes to the next buffer at {nxt:#x}"
+                                   if nxt is not None else "no further buffer found"))
+            if nxt is None:
+                return
+            offset = nxt
+
+    # -- reading buffers -------------------------------------------------------------------
+    def read_buffer(self, info: BufferInfo, last_timestamp: int = 0) -> Buffer:
+        """Read (and decompress) one located buffer; problems go to ``errors``."""
+        raw = self._read_at(info.file_offset, info.size_on_disk)
+        end = max(info.saved_offset, info.filled_bytes)
+        data: bytes | bytearray = raw
+        buf_issues: list[DecodeIssue] = []
+        if info.compressed and info.index != 0:
+            cap = self.header.buffer_size if self.header.valid else MAX_BUFFER_SIZE
+            expected = min(info.saved_offset, max(cap, BUFFER_HEADER_SIZE)) - BUFFER_HEADER_SIZE
+            out = bytearray(BUFFER_HEADER_SIZE + max(expected, 0))
+            out[:BUFFER_HEADER_SIZE] = raw[:BUFFER_HEADER_SIZE]
+            rc, produced, consumed = decompress_into(memoryview(raw)[BUFFER_HEADER_SIZE:], out,
+                                                     BUFFER_HEADER_SIZE, max(expected, 0))
+            if rc or produced != expected:
+                why = XPRESS_ERRORS.get(rc, "stream ended early") if rc else "stream ended early"
+                self._issue(info.file_offset + BUFFER_HEADER_SIZE + consumed,
+                            f"buffer {info.index}: expected an LZ77 stream decoding to {expected} "
+                            f"bytes (SavedOffset {info.saved_offset:#x} - 0x48); {why} after "
+                            f"{produced} bytes; records up to there are kept")
+                del out[BUFFER_HEADER_SIZE + produced:]
+            data = bytes(out)
+            end = len(data)
+        else:
+            if end > len(raw) and len(raw) == info.size_on_disk and info.index != 0:
+                self._issue(info.file_offset + 0x30,
+                            f"buffer {info.index}: expected FilledBytes/SavedOffset at most the "
+                            f"buffer size {info.size_on_disk:#x}, found {end:#x}")
+            end = min(end, len(raw))
+        buf = Buffer(**info.__dict__, data=data, records_end=end, pointer_size=self.pointer_size,
+                     issues=buf_issues, _last_timestamp=last_timestamp, _source=self.name)
+        return buf
+
+    def _account(self, buf: Buffer) -> None:
+        """Add a walked buffer to the totals and the file's issue list (once per buffer)."""
+        for issue in buf.issues:
+            self._issue(issue.offset, issue.message)
+        if buf.index in self._counted:
+            return
+        self._counted.add(buf.index)
+        st = self.stats
+        st.buffers += 1
+        st.compressed_buffers += buf.compressed
+        if buf.stats is not None:
+            for i, n in enumerate(buf.stats.by_kind):
+                st.by_kind[KINDS[i]] += n
+            st.damaged += buf.stats.errors
+
+    def iter_buffers(self) -> Iterator[Buffer]:
+        """Every buffer in file order, read one at a time."""
+        for info in self.buffer_index():
+            yield self.read_buffer(info)
+
+    def iter_records(self) -> Iterator[Record]:
+        """Every record in file order (buffer by buffer); no reordering."""
+        for buf in self.iter_buffers():
+            records = buf.records()
+            self._account(buf)
+            yield from records
+
+    def scan(self) -> ReadStats:
+        """Walk every buffer counting records by kind, without making record objects."""
+        for info in self.buffer_index():
+            buf = self.read_buffer(info)
+            _, buf.stats = walk(buf.data, BUFFER_HEADER_SIZE, buf.records_end, collect=False)
+            for issue in walk_issues(buf.stats, self.name,
+                                     info.file_offset if not info.compressed else 0):
+                if info.compressed:
+                    issue = DecodeIssue(self.name, info.file_offset,
+                                        f"buffer {info.index} (compressed): decompressed offset "
+                                        f"{issue.offset:#x}: {issue.message}")
+                buf.issues.append(issue)
+            self._account(buf)
+        return self.stats
+
+
+def _utf16z(data: bytes) -> tuple[str, bytes]:
+    """One NUL-terminated UTF-16LE string from the front of data, and the rest."""
+    for i in range(0, len(data) - 1, 2):
+        if data[i] == 0 and data[i + 1] == 0:
+            return data[:i].decode("utf-16-le", "replace"), data[i + 2:]
+    return data[: len(data) & ~1].decode("utf-16-le", "replace"), b""

@@ -1,0 +1,368 @@
+"""Trace records of one ETL buffer: the C walker's output wrapped as lazy Python objects.
+
+``parse_buffer`` runs the C hot path (``etlrd_walk`` in decoder/csrc/etlread.c) over one
+decompressed buffer; each record comes back as a flat tuple and becomes a ``Record`` whose
+fields are computed only when read. Every record kind of etl-format.md §2.2 is covered;
+unknown kinds are returned as kind "unknown" and counted, damage is reported as a
+``DecodeIssue`` and the walk goes on.
+"""
+from __future__ import annotations
+
+import struct
+import uuid
+from dataclasses import dataclass
+from typing import Iterator, NamedTuple
+
+from wpptrace._core import ffi, lib
+
+#: record kinds, indexed by ETLRD_KIND_*
+KINDS: tuple[str, ...] = ("system", "compact", "perfinfo", "full", "instance", "event",
+                          "message", "unknown")
+KIND_INDEX = {name: i for i, name in enumerate(KINDS)}
+
+#: provider of the log-file header and other header-group (group 0) system records
+EVENT_TRACE_GUID = uuid.UUID("68fdd900-4a3e-11d1-84f4-0000f80464e3")
+
+BUFFER_HEADER_SIZE = ffi.sizeof("WMI_BUFFER_HEADER")
+
+# etlrd_record as one struct.unpack format; checked against the C layout at import.
+_RECORD_FORMAT = struct.Struct("<IIIIqIIIIQ16sIIHHHHBBBBBB2x")
+_F_OFFSET, _F_SIZE, _F_POFF, _F_PSIZE, _F_TS, _F_TID, _F_PID, _F_SEQ, _F_COMP, _F_KEYWORD, \
+    _F_GUID, _F_EXTOFF, _F_EXTSIZE, _F_ID, _F_FLAGS, _F_TASK, _F_VERSION, _F_KIND, _F_HTYPE, \
+    _F_LEVEL, _F_OPCODE, _F_CHANNEL, _F_PRESENT = range(23)
+assert _RECORD_FORMAT.size == ffi.sizeof("etlrd_record")
+assert ffi.offsetof("etlrd_record", "guid") == 48 and ffi.offsetof("etlrd_record", "kind") == 80
+
+_HAS_TS = lib.ETLRD_HAS_TIMESTAMP
+_HAS_TID = lib.ETLRD_HAS_THREAD
+_HAS_PID = lib.ETLRD_HAS_PROCESS
+_HAS_GUID = lib.ETLRD_HAS_GUID
+_HAS_SEQ = lib.ETLRD_HAS_SEQUENCE
+_HAS_COMP = lib.ETLRD_HAS_COMPONENT
+_KIND_MESSAGE = lib.ETLRD_KIND_MESSAGE
+_KIND_SYSTEM = lib.ETLRD_KIND_SYSTEM
+
+#: what the walker expected when it reported a problem (ETLRD_ERR_*)
+WALK_ERRORS = {
+    lib.ETLRD_ERR_SHORT_HEADER: "a complete record header (buffer ends inside it)",
+    lib.ETLRD_ERR_BAD_MARKER: "a record marker (0xC0 trace header or 0x90 message)",
+    lib.ETLRD_ERR_BAD_SIZE: "a record size covering its header and inside the buffer",
+    lib.ETLRD_ERR_BAD_ITEMS: "message items / header extensions inside the record size",
+}
+
+# records per walk call; a 64 KiB buffer holds at most 8183
+_CHUNK = 16384
+
+
+@dataclass(frozen=True)
+class DecodeIssue:
+    """One problem met while reading: where (file, byte offset) and what was expected."""
+
+    file: str
+    offset: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: offset {self.offset:#x}: {self.message}"
+
+
+class BufferContext(NamedTuple):
+    """What every record of one buffer shares (kept once, referenced by each record)."""
+
+    data: memoryview          # the whole decompressed buffer, header included
+    index: int                # buffer index in file order (-1 if not from a file)
+    file_offset: int          # buffer start in the file (-1 if unknown)
+    processor: int
+    logger_id: int
+    pointer_size: int
+    compressed: bool
+
+
+class Record:
+    """One trace record. Fields are decoded on access from the walker's flat tuple."""
+
+    __slots__ = ("_t", "_ctx")
+
+    def __init__(self, raw: tuple, ctx: BufferContext):
+        self._t = raw
+        self._ctx = ctx
+
+    # -- identity and placement --------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        return KINDS[self._t[_F_KIND]]
+
+    @property
+    def kind_index(self) -> int:
+        return self._t[_F_KIND]
+
+    @property
+    def offset(self) -> int:
+        """Record start, bytes from the start of its (decompressed) buffer."""
+        return self._t[_F_OFFSET]
+
+    @property
+    def file_offset(self) -> int | None:
+        """Record start in the file; None for compressed buffers (no file position)."""
+        ctx = self._ctx
+        if ctx.compressed or ctx.file_offset < 0:
+            return None
+        return ctx.file_offset + self._t[_F_OFFSET]
+
+    @property
+    def size(self) -> int:
+        return self._t[_F_SIZE]
+
+    @property
+    def header_type(self) -> int:
+        return self._t[_F_HTYPE]
+
+    @property
+    def buffer_index(self) -> int:
+        return self._ctx.index
+
+    @property
+    def processor(self) -> int:
+        return self._ctx.processor
+
+    @property
+    def logger_id(self) -> int:
+        return self._ctx.logger_id
+
+    @property
+    def pointer_size(self) -> int:
+        return self._ctx.pointer_size
+
+    # -- header facts ----------------------------------------------------------------
+    @property
+    def timestamp(self) -> int | None:
+        """Raw session clock value, None if the record carries none."""
+        t = self._t
+        return t[_F_TS] if t[_F_PRESENT] & _HAS_TS else None
+
+    @property
+    def sort_timestamp(self) -> int:
+        """Timestamp used for ordering: the record's own, else the previous record's."""
+        return self._t[_F_TS]
+
+    @property
+    def thread_id(self) -> int | None:
+        t = self._t
+        return t[_F_TID] if t[_F_PRESENT] & _HAS_TID else None
+
+    @property
+    def process_id(self) -> int | None:
+        t = self._t
+        return t[_F_PID] if t[_F_PRESENT] & _HAS_PID else None
+
+    @property
+    def provider_id(self) -> uuid.UUID | None:
+        """Provider GUID (message GUID for messages; EventTraceGuid for header-group records)."""
+        t = self._t
+        if t[_F_PRESENT] & _HAS_GUID:
+            return uuid.UUID(bytes_le=t[_F_GUID])
+        if t[_F_KIND] == _KIND_SYSTEM and (t[_F_ID] >> 8) == 0:
+            return EVENT_TRACE_GUID
+        return None
+
+    @property
+    def message_guid(self) -> uuid.UUID | None:
+        t = self._t
+        if t[_F_KIND] == _KIND_MESSAGE and t[_F_PRESENT] & _HAS_GUID:
+            return uuid.UUID(bytes_le=t[_F_GUID])
+        return None
+
+    @property
+    def component_id(self) -> int | None:
+        t = self._t
+        return t[_F_COMP] if t[_F_PRESENT] & _HAS_COMP else None
+
+    @property
+    def instance_id(self) -> int | None:
+        t = self._t
+        return t[_F_COMP] if KINDS[t[_F_KIND]] == "instance" else None
+
+    @property
+    def event_id(self) -> int:
+        """Message number, EVENT_DESCRIPTOR.Id, HookId (system/perfinfo) or class type."""
+        return self._t[_F_ID]
+
+    @property
+    def hook_id(self) -> int | None:
+        t = self._t
+        return t[_F_ID] if t[_F_KIND] <= 2 else None
+
+    @property
+    def group(self) -> int | None:
+        t = self._t
+        return t[_F_ID] >> 8 if t[_F_KIND] <= 2 else None
+
+    @property
+    def version(self) -> int:
+        return self._t[_F_VERSION]
+
+    @property
+    def level(self) -> int:
+        return self._t[_F_LEVEL]
+
+    @property
+    def opcode(self) -> int:
+        return self._t[_F_OPCODE]
+
+    @property
+    def channel(self) -> int:
+        return self._t[_F_CHANNEL]
+
+    @property
+    def task(self) -> int:
+        return self._t[_F_TASK]
+
+    @property
+    def keyword(self) -> int:
+        return self._t[_F_KEYWORD]
+
+    @property
+    def flags(self) -> int:
+        """Message OptionFlags, EVENT_HEADER.Flags, or the marker's low word (system kinds)."""
+        return self._t[_F_FLAGS]
+
+    @property
+    def sequence(self) -> int | None:
+        t = self._t
+        return t[_F_SEQ] if t[_F_PRESENT] & _HAS_SEQ else None
+
+    # -- bytes -------------------------------------------------------------------------
+    @property
+    def user_data(self) -> memoryview:
+        """The payload only (message items and header extensions stripped)."""
+        t = self._t
+        return self._ctx.data[t[_F_POFF]:t[_F_POFF] + t[_F_PSIZE]]
+
+    @property
+    def payload_offset(self) -> int:
+        return self._t[_F_POFF]
+
+    @property
+    def extended_data(self) -> memoryview:
+        """EVENT_HEADER extended data items as stored (empty if none)."""
+        t = self._t
+        return self._ctx.data[t[_F_EXTOFF]:t[_F_EXTOFF] + t[_F_EXTSIZE]]
+
+    @property
+    def raw(self) -> memoryview:
+        """The whole record as stored, header included (alignment pad excluded)."""
+        t = self._t
+        return self._ctx.data[t[_F_OFFSET]:t[_F_OFFSET] + t[_F_SIZE]]
+
+    def __repr__(self) -> str:
+        ident = self.provider_id
+        return (f"<Record {self.kind} id={self.event_id} "
+                f"{'guid=' + str(ident) + ' ' if ident else ''}ts={self.timestamp} "
+                f"tid={self.thread_id} pid={self.process_id} size={self.size} "
+                f"buffer={self.buffer_index}@{self.offset:#x}>")
+
+
+class WalkStats:
+    """Totals of one walk: records by kind, problems, bytes skipped, last timestamp."""
+
+    __slots__ = ("by_kind", "errors", "skipped_bytes", "first_error", "first_error_offset",
+                 "last_timestamp", "end_offset")
+
+    def __init__(self) -> None:
+        self.by_kind = [0] * len(KINDS)
+        self.errors = 0
+        self.skipped_bytes = 0
+        self.first_error = 0
+        self.first_error_offset = 0
+        self.last_timestamp = 0
+        self.end_offset = 0
+
+
+def walk(data, start: int, end: int, last_timestamp: int = 0,
+         collect: bool = True) -> tuple[list[tuple], WalkStats]:
+    """Run the C walker over data[start:end]; return flat record tuples and the totals.
+
+    ``collect=False`` only counts (the raw-speed path: no per-record Python objects).
+    """
+    end = min(end, len(data))
+    stats = WalkStats()
+    stats.last_timestamp = last_timestamp
+    if end - start < 4:
+        stats.end_offset = start
+        return [], stats
+    src = ffi.from_buffer(data)
+    res = ffi.new("etlrd_walk_result *")
+    res.last_timestamp = last_timestamp
+    tuples: list[tuple] = []
+    if not collect:
+        lib.etlrd_walk(src, end, start, ffi.NULL, 0, res)
+    else:
+        cap = min(_CHUNK, (end - start) // 8 + 1)
+        out = ffi.new("etlrd_record[]", cap)
+        size = _RECORD_FORMAT.size
+        pos = start
+        while True:
+            n = lib.etlrd_walk(src, end, pos, out, cap, res)
+            if n:
+                tuples.extend(_RECORD_FORMAT.iter_unpack(ffi.buffer(out, n * size)))
+            if not res.more:
+                break
+            pos = res.end_offset
+    stats.by_kind = list(res.by_kind)
+    stats.errors = res.errors
+    stats.skipped_bytes = res.skipped_bytes
+    stats.first_error = res.error
+    stats.first_error_offset = res.error_offset
+    stats.last_timestamp = res.last_timestamp
+    stats.end_offset = res.end_offset
+    return tuples, stats
+
+
+def parse_buffer(data: bytes | bytearray | memoryview, pointer_size: int, *,
+                 header_buffer: bool, end: int | None = None,
+                 context: BufferContext | None = None, source: str = "<buffer>",
+                 ) -> tuple[list[Record], list[DecodeIssue]]:
+    """Parse one whole (decompressed) buffer, WMI_BUFFER_HEADER included.
+
+    Records end at ``end`` if given, else at the larger of SavedOffset and FilledBytes
+    (buffer 0 holds records past SavedOffset in real files), capped at the data length.
+    Returns the records in buffer order and the problems met (offsets in the buffer).
+    """
+    issues: list[DecodeIssue] = []
+    if len(data) < BUFFER_HEADER_SIZE:
+        issues.append(DecodeIssue(source, 0, f"buffer of {len(data)} bytes is shorter than "
+                                  f"its {BUFFER_HEADER_SIZE}-byte WMI_BUFFER_HEADER"))
+        return [], issues
+    view = memoryview(data)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    head = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(view))
+    if end is None:
+        end = max(head.SavedOffset, head.FilledBytes)
+    end = min(end, len(view))
+    if context is None:
+        context = BufferContext(view, 0 if header_buffer else -1, -1,
+                                head.ClientContext.ProcessorIndex, head.ClientContext.LoggerId,
+                                pointer_size, bool(head.BufferFlag & lib.ETW_BUFFER_FLAG_COMPRESSED))
+    tuples, stats = walk(view, BUFFER_HEADER_SIZE, end)
+    issues.extend(walk_issues(stats, source, 0))
+    return [Record(t, context) for t in tuples], issues
+
+
+def walk_issues(stats: WalkStats, source: str, base_offset: int,
+                where: str = "") -> list[DecodeIssue]:
+    """The walker's problems as DecodeIssues (first one precisely, the rest counted)."""
+    if not stats.errors:
+        return []
+    msg = f"{where}expected {WALK_ERRORS.get(stats.first_error, 'a valid record')}"
+    if stats.errors > 1:
+        msg += f" ({stats.errors} damaged spots in this buffer"
+    else:
+        msg += " ("
+    msg += f"{'; ' if stats.errors > 1 else ''}{stats.skipped_bytes} bytes skipped)"
+    return [DecodeIssue(source, base_offset + stats.first_error_offset, msg)]
+
+
+def iter_records(tuples: list[tuple], ctx: BufferContext) -> Iterator[Record]:
+    for t in tuples:
+        yield Record(t, ctx)

@@ -1,0 +1,63 @@
+"""Raw session clock values -> FILETIME / datetime, per etl-format.md §6.
+
+The log-file header pairs StartTime (FILETIME) with the header record's raw SystemTime;
+every other raw value is placed relative to that pair using the session clock
+(ReservedFlags): 1 QPC ticks at PerfFreq Hz, 2 FILETIME already, 3 CPU cycles at
+CpuSpeedInMHz. Integer arithmetic, so no precision is lost on long traces.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .etlfile import LogfileHeader
+
+FILETIME_TICKS_PER_SECOND = 10_000_000
+#: FILETIME of 1970-01-01 00:00:00 UTC
+FILETIME_UNIX_EPOCH = 116_444_736_000_000_000
+_EPOCH_1601 = _dt.datetime(1601, 1, 1, tzinfo=_dt.timezone.utc)
+
+CLOCK_PERFCOUNTER = 1
+CLOCK_SYSTEMTIME = 2
+CLOCK_CPUCYCLE = 3
+
+
+class TimeConverter:
+    """Converts raw timestamps of one trace to FILETIME (100 ns since 1601, UTC)."""
+
+    def __init__(self, header: "LogfileHeader"):
+        self.clock_type = header.clock_type
+        self.start_time = header.start_time
+        self.origin = header.header_timestamp
+        # ticks per second of the raw clock
+        if self.clock_type == CLOCK_SYSTEMTIME:
+            self.frequency = FILETIME_TICKS_PER_SECOND
+        elif self.clock_type == CLOCK_CPUCYCLE and header.cpu_speed_mhz > 0:
+            self.frequency = header.cpu_speed_mhz * 1_000_000
+        elif header.perf_freq > 0:
+            self.frequency = header.perf_freq
+        else:                      # no usable clock facts (damaged header): assume 100 ns
+            self.frequency = FILETIME_TICKS_PER_SECOND
+
+    def to_filetime(self, raw: int) -> int:
+        if self.clock_type == CLOCK_SYSTEMTIME:
+            return raw
+        if self.frequency == FILETIME_TICKS_PER_SECOND:
+            return self.start_time + (raw - self.origin)
+        return self.start_time + (raw - self.origin) * FILETIME_TICKS_PER_SECOND // self.frequency
+
+    def to_datetime(self, raw: int) -> _dt.datetime:
+        return filetime_to_datetime(self.to_filetime(raw))
+
+
+def filetime_to_datetime(filetime: int) -> _dt.datetime:
+    """FILETIME -> aware UTC datetime (microsecond resolution; clamped to datetime's range)."""
+    try:
+        return _EPOCH_1601 + _dt.timedelta(microseconds=filetime // 10)
+    except OverflowError:
+        return _dt.datetime.max.replace(tzinfo=_dt.timezone.utc) if filetime > 0 else _EPOCH_1601
+
+
+def filetime_to_unix(filetime: int) -> float:
+    return (filetime - FILETIME_UNIX_EPOCH) / FILETIME_TICKS_PER_SECOND

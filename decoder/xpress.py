@@ -1,0 +1,48 @@
+"""MS-XCA Plain LZ77 decompression of compressed ETL buffers (C implementation, bounded)."""
+from __future__ import annotations
+
+from wpptrace._core import ffi, lib
+
+#: why a stream could not be decoded (ETLRD_XPRESS_*)
+XPRESS_ERRORS = {
+    lib.ETLRD_XPRESS_TRUNCATED: "compressed data ends inside an item",
+    lib.ETLRD_XPRESS_BAD_DISTANCE: "match refers to before the start of the output",
+    lib.ETLRD_XPRESS_OVERFLOW: "output larger than the expected size",
+}
+
+
+class XpressError(ValueError):
+    """A damaged LZ77 stream; ``partial`` holds the bytes decoded before the damage."""
+
+    def __init__(self, message: str, input_offset: int, partial: bytes):
+        super().__init__(f"{message} (at compressed byte {input_offset})")
+        self.input_offset = input_offset
+        self.partial = partial
+
+
+def decompress(data: bytes | bytearray | memoryview, max_output: int) -> bytes:
+    """Decode a Plain LZ77 stream into at most ``max_output`` bytes.
+
+    Raises XpressError (with the good prefix) on malformed input; never writes or reads
+    outside the given buffers, whatever the input says.
+    """
+    out = bytearray(max_output)
+    produced = ffi.new("size_t *")
+    consumed = ffi.new("size_t *")
+    rc = lib.etlrd_xpress_decompress(ffi.from_buffer(data), len(data),
+                                     ffi.from_buffer(out), max_output, produced, consumed)
+    n = produced[0]
+    if rc:
+        raise XpressError(XPRESS_ERRORS.get(rc, f"error {rc}"), consumed[0], bytes(out[:n]))
+    del out[n:]
+    return bytes(out)
+
+
+def decompress_into(data, out: bytearray, start: int, max_output: int) -> tuple[int, int, int]:
+    """Decode into ``out[start:start+max_output]`` in place; returns (rc, produced, consumed)."""
+    produced = ffi.new("size_t *")
+    consumed = ffi.new("size_t *")
+    dst = ffi.from_buffer(out)
+    rc = lib.etlrd_xpress_decompress(ffi.from_buffer(data), len(data), dst + start,
+                                     max_output, produced, consumed)
+    return rc, produced[0], consumed[0]
