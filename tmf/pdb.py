@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PdbError", "Annotation", "TraceMessageRecord", "ControlGuidRecord", "PdbTraceInfo",
-    "read_pdb", "load_pdb", "tracepdb_header",
+    "read_pdb", "load_pdb", "tracepdb_header", "message_from_annotation",
 ]
 
 # fixed stream numbers
@@ -59,7 +59,7 @@ PROC_NAME_OFFSET = 0x27  # from the record start (u16 len, u16 kind, ...)
 PROC_END_OFFSET = 0x08  # PtrEnd: stream offset of the matching S_END
 
 TMF_PREFIX, TMC_PREFIX, PUBLIC_TMF = "TMF:", "TMC:", "PUBLIC_TMF:"
-_TYPEV = re.compile(r"#typev?\s+(\S+)\s+(\d+)\b")
+_TYPEV = re.compile(r"#typev?\s+(\S+)\s+(\d{1,10})\b")
 _FUNC_KEY = re.compile(r"(?:^|\s)FUNC=")
 
 
@@ -136,18 +136,21 @@ class PdbTraceInfo:
         """Message GUIDs in the order their first message appears in the PDB."""
         return list(dict.fromkeys(m.guid for m in self.messages))
 
-    def to_tmf_text_by_guid(self, updated: _dt.datetime | None = None) -> dict[uuid.UUID, str]:
+    def to_tmf_text_by_guid(self, updated: _dt.datetime | None = None, *,
+                            guid_line: bool = True) -> dict[uuid.UUID, str]:
         """``{message GUID: contents of <guid>.tmf}`` in tracepdb's layout.
 
         Two ``// PDB:`` lines (file name; ``Last Updated`` time, ``updated`` or now, UTC),
         the GUID line of the first message, then each message's ``#typev`` block in PDB order.
+        ``guid_line=False`` leaves out the GUID line, as tracepdb does when it appends to an
+        existing file.
         """
         header = tracepdb_header(self.pdb_name, updated)
         out: dict[uuid.UUID, list[str]] = {}
         for message in self.messages:
             block = out.get(message.guid)
             if block is None:
-                block = out[message.guid] = [header, message.header + "\n"]
+                block = out[message.guid] = [header, message.header + "\n"] if guid_line else [header]
             block.append("\n".join(message.lines) + "\n")
         return {guid: "".join(parts) for guid, parts in out.items()}
 
@@ -393,36 +396,18 @@ class _PdbReader:
         return True
 
     def _tmf(self, a: Annotation, s: MsfStream) -> None:
-        body = list(a.strings[1:])
-        public = bool(body) and body[-1] == PUBLIC_TMF
-        if public:
-            body.pop()
-        if len(body) < 2:
-            self.issue(self.error(f"TMF: annotation with {len(body)} strings", s, a.stream_offset,
-                                  "a GUID line and a #typev line"))
-            return
-        header = body[0]
         try:
-            guid = uuid.UUID(header.split(None, 1)[0])
-        except ValueError:
-            self.issue(self.error(f"TMF: annotation header {header[:60]!r} does not start with a GUID", s,
-                                  a.stream_offset, "'<message-guid> <component> // SRC=...'"))
+            message = message_from_annotation(a)
+        except ValueError as exc:
+            self.issue(self.error(str(exc), s, a.stream_offset,
+                                  "'TMF:', '<guid> <component> // SRC=...', '#typev <name> <number> ...', ..."))
             return
-        typev_at = next((i for i, line in enumerate(body) if _TYPEV.match(line)), None)
-        if typev_at is None:
-            self.issue(self.error("TMF: annotation has no '#typev <name> <number>' line", s, a.stream_offset,
-                                  "'#typev <name> <number> \"<format>\" // ...'"))
-            return
-        number = int(_TYPEV.match(body[typev_at]).group(2))  # type: ignore[union-attr]
-        key = (guid, number, tuple(body))
+        key = (message.guid, message.number, a.strings)
         if key in self._seen:  # the same message inlined/instantiated again: tracepdb keeps one
             self.info.duplicates += 1
             return
         self._seen.add(key)
-        lines = body[1:]
-        if a.procedure and not _has_func(lines[typev_at - 1]):
-            lines[typev_at - 1] += f" FUNC={a.procedure}"
-        self.info.messages.append(TraceMessageRecord(guid, number, header, tuple(lines), public, a))
+        self.info.messages.append(message)
 
     def _tmc(self, a: Annotation, s: MsfStream) -> None:
         body = list(a.strings[1:])
@@ -441,6 +426,35 @@ class _PdbReader:
             return
         self.info.control_guids.append(
             ControlGuidRecord(guid, body[0].strip(), body[1], tuple(body[2:]), public, a))
+
+
+def message_from_annotation(a: Annotation) -> TraceMessageRecord:
+    """Turn a ``TMF:`` annotation into one message's TMF text, adding `` FUNC=<procedure>``.
+
+    The strings after ``TMF:`` are the message's lines (a trailing ``PUBLIC_TMF:`` marks a
+    public message and is dropped). tracepdb appends the enclosing procedure's name as
+    ``FUNC=`` to the ``#typev`` line unless the record already has a FUNC= key.
+    Raises ValueError if the strings do not have that shape.
+    """
+    body = list(a.strings[1:])
+    public = bool(body) and body[-1] == PUBLIC_TMF
+    if public:
+        body.pop()
+    if len(body) < 2:
+        raise ValueError(f"TMF: annotation with {len(body)} strings, too few for a message")
+    header = body[0]
+    try:
+        guid = uuid.UUID(header.split(None, 1)[0])
+    except (ValueError, IndexError):
+        raise ValueError(f"TMF: annotation header {header[:60]!r} does not start with a GUID") from None
+    typev_at = next((i for i, line in enumerate(body[1:], 1) if _TYPEV.match(line)), None)
+    if typev_at is None:
+        raise ValueError("TMF: annotation has no '#typev <name> <number>' line")
+    number = int(_TYPEV.match(body[typev_at]).group(2))  # type: ignore[union-attr]
+    lines = body[1:]
+    if a.procedure and not _has_func(lines[typev_at - 1]):
+        lines[typev_at - 1] += f" FUNC={a.procedure}"
+    return TraceMessageRecord(guid, number, header, tuple(lines), public, a)
 
 
 def _has_func(typev_line: str) -> bool:

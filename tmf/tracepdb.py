@@ -2,7 +2,8 @@
 
 tracepdb writes one ``<message-guid>.tmf`` per message GUID and a ``<module>.mof`` describing
 the control GUIDs and their flags (the layout below is the one in the corpus's real tracepdb
-``.mof`` files, quirks included). Files are overwritten, not appended to as tracepdb does.
+``.mof`` files, quirks included). Files are overwritten unless ``--append`` asks for
+tracepdb's habit of appending to an existing ``<guid>.tmf``.
 The ``Last Updated`` time is now, or ``SOURCE_DATE_EPOCH`` / ``--timestamp`` for reproducible output.
 """
 from __future__ import annotations
@@ -86,14 +87,25 @@ def _mof_list(name: str, values: list[str], tail: str) -> str:
 
 
 def write_tmf_files(info: PdbTraceInfo, out_dir: "str | os.PathLike[str]", *,
-                    updated: _dt.datetime | None = None, mof: bool = True) -> list[pathlib.Path]:
-    """Write ``<guid>.tmf`` per message GUID (and ``<pdb>.mof``) into ``out_dir``; return the paths."""
+                    updated: _dt.datetime | None = None, mof: bool = True,
+                    append: bool = False) -> list[pathlib.Path]:
+    """Write ``<guid>.tmf`` per message GUID (and ``<pdb>.mof``) into ``out_dir``; return the paths.
+
+    ``append=True`` does what tracepdb does with an existing ``<guid>.tmf``: adds the
+    ``// PDB:`` lines and the messages again, without a second GUID line.
+    """
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for guid, text in info.to_tmf_text_by_guid(updated).items():
+    fresh = info.to_tmf_text_by_guid(updated)
+    again = info.to_tmf_text_by_guid(updated, guid_line=False) if append else {}
+    for guid, text in fresh.items():
         path = out / f"{guid}.tmf"
-        path.write_text(text, encoding="utf-8", newline="\n")
+        if append and path.exists():
+            with open(path, "a", encoding="utf-8", newline="\n") as fh:
+                fh.write(again[guid])
+        else:
+            path.write_text(text, encoding="utf-8", newline="\n")
         written.append(path)
     if mof:
         text = mof_text(info, updated)
@@ -112,6 +124,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not write <pdb>.mof for the control GUIDs")
     parser.add_argument("--timestamp", metavar="ISO8601",
                         help="'Last Updated' time to write (default: $SOURCE_DATE_EPOCH or now)")
+    parser.add_argument("--append", action="store_true",
+                        help="append to existing <guid>.tmf files as tracepdb does (no second GUID line)")
     parser.add_argument("--strict", action="store_true",
                         help="fail on the first damaged symbol record instead of skipping that module's rest")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every file written")
@@ -143,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         for issue in info.issues:
             print(f"wpptrace tmf from-pdb: warning: {issue}", file=sys.stderr)
-        written = write_tmf_files(info, args.output, updated=updated, mof=args.mof)
+        written = write_tmf_files(info, args.output, updated=updated, mof=args.mof, append=args.append)
         guids = len(info.message_guids())
         print(f"{pdb}: {len(info.messages)} messages in {guids} message GUIDs, "
               f"{len(info.control_guids)} control GUIDs; {len(written)} files written to {args.output}"
