@@ -20,6 +20,7 @@ Outputs (committed, so CI needs no clang):
   wpp_x64.pdb       x86-64, 4 KiB pages
   wpp_x86_8k.pdb    i686 (32-bit), 8 KiB pages (/pdbpagesize:8192)
   <name>.pdbutil-symbols.txt   ``llvm-pdbutil dump -symbols`` of each, an independent oracle
+  <name>.pdbutil-summary.txt   ``llvm-pdbutil dump -summary -streams`` (GUID, age, page size, streams)
 Everything is built in a fixed directory so the embedded paths (S_OBJNAME, S_ENVBLOCK)
 and therefore the bytes are reproducible.
 """
@@ -193,6 +194,8 @@ def main() -> None:
         if dump.count("S_ANNOTATION") != count:
             sys.exit(f"llvm-pdbutil sees {dump.count('S_ANNOTATION')} S_ANNOTATION, expected {count}")
         (OUT / f"{name}.pdbutil-symbols.txt").write_text(dump)
+        summary = run(["llvm-pdbutil", "dump", "-summary", "-streams", str(out)], build)
+        (OUT / f"{name}.pdbutil-summary.txt").write_text(summary)
         print(f"{out.name}: {out.stat().st_size} bytes, {count} annotations restored")
 
 
