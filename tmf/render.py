@@ -1,0 +1,341 @@
+"""Compile a TMF message into a fast formatter: argument bytes -> the text tracefmt prints.
+
+``compile_message(message, tmfset)`` parses the format once, binds each insert %N to the argument
+with ``insert == N`` (payload read in argument-block order), and precomputes per pointer size:
+one ``struct.Struct`` per run of fixed-size arguments and a Python ``%`` template whose slots
+take the decoded values directly where Python's formatting equals the C runtime's (``%d``,
+``%08X`` ...) or the item's rendered text otherwise. Per event the work is: bounds check,
+``unpack_from``, one ``%`` operation. Formatters are cached per message.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+import struct
+import uuid
+from typing import Any, Callable, Iterable, Mapping
+
+from .cprintf import fast_template, format_insert
+from .formatspec import FormatSpecError, Insert, Literal, Marker, Spec, parse_tmf_format
+from .itemtypes import FormatError, ItemDecodeError, ItemType, RenderContext, item_type
+
+__all__ = ["FormatError", "MessageFormatter", "compile_message", "marker_defaults", "clear_cache"]
+
+_LINE_RE = re.compile(r"(\d+)$")
+
+
+def marker_defaults(message: Any) -> dict[str, str]:
+    """WPP marker values known from the TMF entry itself (tmf-format.md §5.4): trailer keys
+    (FUNC=, LEVEL=, FLAGS= ... any key), COMPNAME = the component, FILE = SRC=, LINE = the
+    digits ending the message name (``Device_c104`` -> 104)."""
+    trailer = dict(getattr(message, "trailer", {}) or {})
+    values = dict(trailer)
+    if "LEVEL" not in values:  # legacy substring search: TRACELEVEL= also answers LEVEL
+        for key, val in trailer.items():
+            if key.endswith("LEVEL"):
+                values["LEVEL"] = val
+                break
+    values.setdefault("COMPNAME", getattr(message, "component", "") or "")
+    values.setdefault("FILE", getattr(message, "source_file", "") or "")
+    m = _LINE_RE.search(getattr(message, "name", "") or "")
+    values.setdefault("LINE", m.group(1) if m else "")
+    return values
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%%")
+
+
+class _Baked:
+    """A plan's template with the marker values of one markers mapping baked in."""
+
+    __slots__ = ("markers", "snapshot", "template", "slots", "direct")
+
+    def __init__(self, markers, template, slots, direct):
+        self.markers = markers
+        self.snapshot = dict(markers) if markers is not None else None
+        self.template = template  # % template; literal text and marker values escaped
+        self.slots = slots        # per value slot: (arg index, converter | None)
+        self.direct = direct      # True: template % decoded_values works as is
+
+
+class _Plan:
+    """The compiled form of one message for one pointer size."""
+
+    __slots__ = ("decode", "parts", "baked")
+
+    def __init__(self, decode, parts):
+        self.decode = decode  # buf -> tuple/list of per-argument values
+        self.parts = parts    # ("lit", text) | ("marker", name) | ("arg", index, slot, conv) | ("var", N, conv)
+        self.baked: dict[int, _Baked] = {}
+
+
+class MessageFormatter:
+    """Formats one TMF message's events. ``format(arg_bytes, pointer_size, markers)`` -> text;
+    ``decode_args(arg_bytes, pointer_size)`` -> [(name, item, value)]. Both raise
+    :class:`FormatError` when the argument bytes don't fit the format.
+
+    ``markers`` supplies WPP marker values (``"FUNC"``, ``"LEVEL"``, ``"PREFIX"`` for a leading
+    %0 ...) and values of inserts %1..%9 (int keys) if the format uses them; missing markers
+    come from the TMF entry (:func:`marker_defaults`). Pass the same (unchanged) mapping for every
+    event of a message: its rendering is baked into the template once."""
+
+    def __init__(self, message: Any, tmfset: Any = None, *, utc: bool = False) -> None:
+        self.message = message
+        self.tmfset = tmfset
+        self.utc = utc
+        self.has_prefix = False
+        self.error: str | None = None
+        self._plans: dict[int, _Plan] = {}
+        self._markers = marker_defaults(message)
+        self._label = (f"{getattr(message, 'guid', '?')} #{getattr(message, 'number', '?')} "
+                       f"({getattr(message, 'name', '?')})")
+        try:
+            self._pieces = parse_tmf_format(getattr(message, "format", ""))
+        except FormatSpecError as exc:
+            self._pieces = []
+            self.error = f"bad format string: {exc.reason} at column {exc.column}"
+        if self._pieces and self._pieces[0] == Marker("PREFIX"):
+            self.has_prefix = True
+        self._args = tuple(getattr(message, "args", ()) or ())
+        self._items: list[ItemType | None] = [item_type(a.item) for a in self._args]
+        if self.error is None:
+            unknown = [a.item for a, t in zip(self._args, self._items) if t is None]
+            if unknown:
+                self.error = f"unknown item type {unknown[0]}: the argument layout cannot be decoded"
+        by_insert: dict[int, int] = {}
+        for i, a in enumerate(self._args):
+            by_insert.setdefault(a.insert, i)
+        self._by_insert = by_insert
+
+    # -- compilation --
+
+    def _fail(self, reason: str) -> FormatError:
+        return FormatError(f"{self._label}: {reason}")
+
+    def _plan(self, pointer_size: int) -> _Plan:
+        plan = self._plans.get(pointer_size)
+        if plan is None:
+            if self.error is not None:
+                raise self._fail(self.error)
+            if pointer_size not in (4, 8):
+                raise self._fail(f"pointer size {pointer_size} is not 4 or 8")
+            plan = self._plans[pointer_size] = self._compile(pointer_size)
+        return plan
+
+    def _compile(self, ps: int) -> _Plan:
+        # 1. Which inserts use which argument; struct codes (a fast spec picks the signedness).
+        uses: dict[int, list[Insert]] = {}
+        for p in self._pieces:
+            if not isinstance(p, Insert):
+                continue
+            if p.spec is not None and p.spec.stars:
+                raise self._fail(f"%{p.index}: '*' width/precision inserts are not supported")
+            if p.index >= 10:
+                if p.index not in self._by_insert:
+                    raise self._fail(f"the format uses %{p.index} but no argument has insert {p.index}")
+                uses.setdefault(self._by_insert[p.index], []).append(p)
+        codes: list[str | None] = []
+        fast: dict[int, str] = {}
+        for i, it in enumerate(self._items):
+            size = it.fixed_size(ps)
+            code = None
+            if size is not None:
+                code = it.struct_code or {4: "I", 8: "Q"}[ps]
+                spec_uses = uses.get(i, [])
+                if len(spec_uses) == 1 and (it.raw or it.name == "ItemDouble"):
+                    ft = fast_template(spec_uses[0].spec, size * 8, ps, is_float=it.name == "ItemDouble")
+                    if ft is not None:
+                        fast[i], code = ft
+            codes.append(code)
+
+        # 2. Decoder: runs of fixed-size arguments share one Struct.
+        steps: list[tuple] = []
+        run: list[str] = []
+        run_items: list[int] = []
+        for i, code in enumerate(codes):
+            if code is not None:
+                run.append(code)
+                run_items.append(i)
+                continue
+            if run:
+                steps.append(("fixed", struct.Struct("<" + "".join(run)), tuple(run_items)))
+                run, run_items = [], []
+            steps.append(("var", self._items[i], i))
+        if run:
+            steps.append(("fixed", struct.Struct("<" + "".join(run)), tuple(run_items)))
+        decode = self._make_decoder(steps, len(self._args), ps)
+
+        # 3. Template parts.
+        parts: list[tuple] = []
+        for p in self._pieces:
+            if isinstance(p, Literal):
+                parts.append(("lit", _escape(p.text)))
+            elif isinstance(p, Marker):
+                if p.name == "END":
+                    break
+                parts.append(("marker", p.name))
+            elif p.index < 10:
+                parts.append(("var", p.index, _spec_conv(p.spec, ps)))
+            else:
+                i = self._by_insert[p.index]
+                if i in fast:
+                    parts.append(("arg", i, fast[i], None))
+                else:
+                    ctx = RenderContext(pointer_size=ps, params=tuple(self._args[i].params),
+                                        tmfset=self.tmfset, utc=self.utc)
+                    parts.append(("arg", i, "%s", _bind_render(self._items[i], p.spec, ctx)))
+        return _Plan(decode, parts)
+
+    def _bake(self, plan: _Plan, markers: Mapping[Any, Any] | None) -> _Baked:
+        out: list[str] = []
+        slots: list[tuple[int, Callable | None]] = []
+        defaults = self._markers
+        for part in plan.parts:
+            kind = part[0]
+            if kind == "lit":
+                out.append(part[1])
+            elif kind == "marker":
+                name = part[1]
+                v = markers.get(name) if markers else None
+                if v is None:
+                    v = "" if name == "PREFIX" else defaults.get(name, f"!{name}!")
+                out.append(_escape(str(v)))
+            elif kind == "var":
+                v = markers.get(part[1]) if markers else None
+                out.append("" if v is None else _escape(part[2](v)))
+            else:
+                out.append(part[2])
+                slots.append((part[1], part[3]))
+        direct = (all(c is None for _, c in slots)
+                  and [i for i, _ in slots] == list(range(len(self._args))))
+        return _Baked(markers, "".join(out), slots, direct)
+
+    def _make_decoder(self, steps: list[tuple], nargs: int, ps: int) -> Callable:
+        label = self._label
+        args = self._args
+        if not steps:
+            return lambda buf: ()
+        if len(steps) == 1 and steps[0][0] == "fixed":
+            st = steps[0][1]
+            size, unpack = st.size, st.unpack_from
+            first = args[0]
+
+            def decode_fixed(buf):
+                if len(buf) < size:
+                    raise FormatError(f"{label}: argument data is {len(buf)} bytes; the "
+                                      f"{nargs} fixed-size arguments from {first.item} "
+                                      f"{first.name!r} (%{first.insert}) need {size}")
+                return unpack(buf)
+            return decode_fixed
+
+        def decode_mixed(buf):
+            values: list[Any] = [None] * nargs
+            off = 0
+            n = len(buf)
+            for step in steps:
+                if step[0] == "fixed":
+                    st, idx = step[1], step[2]
+                    if off + st.size > n:
+                        a = args[idx[0]]
+                        raise FormatError(f"{label}: argument data ends inside {a.item} {a.name!r} "
+                                          f"(%{a.insert}) at offset {off}: needed {st.size} bytes, "
+                                          f"{max(0, n - off)} available")
+                    for i, v in zip(idx, st.unpack_from(buf, off)):
+                        values[i] = v
+                    off += st.size
+                else:
+                    it, i = step[1], step[2]
+                    try:
+                        values[i], off = it.decode(buf, off, ps)
+                    except ItemDecodeError as exc:
+                        raise FormatError(f"{label}: argument {args[i].name!r} (%{args[i].insert}): "
+                                          f"{exc}") from None
+            return values
+        return decode_mixed
+
+    # -- per event --
+
+    def format(self, arg_bytes: bytes | memoryview, pointer_size: int = 8,
+               markers: Mapping[Any, Any] | None = None) -> str:
+        plan = self._plans.get(pointer_size) or self._plan(pointer_size)
+        values = plan.decode(arg_bytes)
+        baked = plan.baked.get(id(markers))
+        if baked is None or baked.markers is not markers or baked.snapshot != markers:
+            baked = self._bake(plan, markers)
+            if len(plan.baked) < 8:
+                plan.baked[id(markers)] = baked  # keeps a reference, so the id stays unique
+        if baked.direct:
+            return baked.template % (values if type(values) is tuple else tuple(values))
+        return baked.template % tuple([values[i] if c is None else c(values[i]) for i, c in baked.slots])
+
+    def decode_args(self, arg_bytes: bytes | memoryview, pointer_size: int = 8) -> list[tuple[str, str, Any]]:
+        """[(C expression, item, typed value)] in argument-block order."""
+        if self.error is not None:
+            raise self._fail(self.error)
+        values, off = [], 0
+        for a, it in zip(self._args, self._items):
+            try:
+                v, off = it.decode(arg_bytes, off, pointer_size)
+            except ItemDecodeError as exc:
+                raise self._fail(f"argument {a.name!r} (%{a.insert}): {exc}") from None
+            values.append((a.name, a.item, _typed(it, v, self._spec_of(a.insert), pointer_size)))
+        return values
+
+    def _spec_of(self, insert: int) -> Spec | None:
+        for p in self._pieces:
+            if isinstance(p, Insert) and p.index == insert:
+                return p.spec
+        return None
+
+
+def _bind_render(it: ItemType, spec: Spec | None, ctx: RenderContext) -> Callable[[Any], str]:
+    render = it._render
+
+    def conv(value):
+        return render(value, spec, ctx)
+    return conv
+
+
+def _spec_conv(spec: Spec | None, ps: int) -> Callable[[Any], str]:
+    def conv(value):
+        return format_insert(value, spec, ps)
+    return conv
+
+
+def _typed(it: ItemType, value: Any, spec: Spec | None, pointer_size: int) -> Any:
+    """The argument as a Python value: signed when its insert prints signed, UUID, address ..."""
+    if it.raw and isinstance(value, int) and spec is not None and spec.conversion in "di":
+        bits = it.bits or pointer_size * 8
+        return value - (1 << bits) if value >> (bits - 1) else value
+    if it.name in ("ItemGuid", "ItemCLSID", "ItemLIBID", "ItemIID"):
+        return uuid.UUID(bytes_le=bytes(value))
+    if it.name == "ItemIPAddr":
+        return ipaddress.IPv4Address(bytes(value))
+    if it.name == "ItemIPV6Addr":
+        return ipaddress.IPv6Address(bytes(value))
+    if it.name == "ItemPort":
+        return ((value & 0xFF) << 8) | (value >> 8)
+    if it.name in ("ItemSid", "ItemChar4"):
+        return it.render(value, None, RenderContext())
+    return value
+
+
+_CACHE: dict[tuple[int, int, bool], MessageFormatter] = {}
+_CACHE_LIMIT = 200_000
+
+
+def compile_message(message: Any, tmfset: Any = None, *, utc: bool = False) -> MessageFormatter:
+    """The (cached) formatter of ``message``. Never raises: a message whose format cannot be used
+    gets a formatter whose ``format`` raises FormatError saying why."""
+    key = (id(message), id(tmfset), utc)
+    f = _CACHE.get(key)
+    if f is None or f.message is not message or f.tmfset is not tmfset:
+        if len(_CACHE) >= _CACHE_LIMIT:
+            _CACHE.clear()
+        f = _CACHE[key] = MessageFormatter(message, tmfset, utc=utc)
+    return f
+
+
+def clear_cache() -> None:
+    _CACHE.clear()
