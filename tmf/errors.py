@@ -35,12 +35,26 @@ class TmfError(ValueError):
         if self.expected and "expected" not in self.message:
             text += f" (expected {self.expected})"
         if self.line_text:
-            shown = self.line_text.rstrip("\r\n").expandtabs(1)
-            text += f"\n{shown}\n{' ' * (self.column - 1)}^"
+            shown, caret = _window(self.line_text.rstrip("\r\n").expandtabs(1), self.column - 1)
+            text += f"\n{shown}\n{' ' * caret}^"
         return text
 
     def __reduce__(self):  # keep pickling/copying working with keyword-only arguments
         return (_rebuild, (self.message, self.path, self.line, self.column, self.line_text, self.expected))
+
+
+SHOWN_LINE = 160  # longer lines are shown as a window around the column
+
+
+def _window(line: str, offset: int) -> tuple[str, int]:
+    """(shown text, caret offset): the whole line if short, else SHOWN_LINE chars around ``offset``."""
+    if len(line) <= SHOWN_LINE:
+        return line, offset
+    start = max(0, min(offset - SHOWN_LINE // 2, len(line) - SHOWN_LINE))
+    shown = line[start:start + SHOWN_LINE]
+    prefix = "..." if start else ""
+    suffix = "..." if start + SHOWN_LINE < len(line) else ""
+    return prefix + shown + suffix, len(prefix) + offset - start
 
 
 def _rebuild(message: str, path: str, line: int, column: int, line_text: str, expected: str) -> TmfError:

@@ -26,6 +26,7 @@ __all__ = [
 
 MAX_MESSAGE_NUMBER = 0xFFFF  # USHORT on the wire
 MAX_INSERT = 99  # FormatMessage inserts run %1..%99
+MAX_LINE = 65536  # characters; a WPP message is at most 64 KiB, so longer lines are not TMF
 
 # ---------------------------------------------------------------------------------------------
 # Tokens
@@ -92,8 +93,13 @@ typev_line = (
     - pp.StringEnd()
 ).set_name("#typev line")
 
-# The C expression is everything before the LAST ", Item" (expressions contain commas).
-arg_expr = pp.Regex(r".*\S(?=[ \t]*,[ \t]*Item)").set_name("C expression followed by \", Item<Type>\"")
+# The C expression is everything before the LAST ", Item" that starts a well-formed tail
+# (expressions contain commas; list parameters may themselves start with "Item"). If no tail is
+# well formed, the loose form splits at the last ", Item" so the error points into the tail.
+_ARG_TAIL = r"[ \t]*,[ \t]*Item[A-Za-z0-9_]*[ \t]*(?:\([^()]*\))?[ \t]*(?:(?:--|//)[ \t]*\d+)?[ \t]*$"
+arg_expr = (pp.Regex(rf".*\S(?={_ARG_TAIL})") | pp.Regex(r".*\S(?=[ \t]*,[ \t]*Item)")).set_name(
+    "C expression followed by \", Item<Type>\""
+)
 item_name = pp.Regex(r"Item[A-Za-z0-9_]*").set_name("Item<Type> name")
 param = pp.Regex(r"[^,()]*").set_name("parameter")
 param.set_parse_action(lambda t: t[0].strip())
@@ -155,6 +161,8 @@ def _one(result: pp.ParseResults, name: str, default: object) -> object:
 
 
 def _run(production: pp.ParserElement, text: str, what: str) -> pp.ParseResults:
+    if len(text) > MAX_LINE:
+        raise _LineError(MAX_LINE, f"bad {what}: line longer than {MAX_LINE} characters", f"a {what}")
     try:
         return production.parse_string(text)
     except pp.ParseBaseException as err:
