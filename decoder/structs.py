@@ -129,10 +129,12 @@ class EVENT_RECORD(_Struct):
     ``UserData`` is the payload as ``bytes`` (for a WPP message: the argument bytes only,
     message items stripped); ``ExtendedData`` is a list of EVENT_HEADER_EXTENDED_DATA_ITEM;
     ``UserContext`` is EVENT_TRACE_LOGFILE.Context (or ETW_OPEN_TRACE_OPTIONS.EventCallbackContext).
+    ``MessageSequence`` is not a Win32 member: the sequence number a WPP message carried
+    (TRACE_MESSAGE_SEQUENCE), else None (Windows exposes it only through TDH).
     """
 
     __slots__ = ("EventHeader", "BufferContext", "ExtendedDataCount", "UserDataLength",
-                 "ExtendedData", "UserData", "UserContext")
+                 "ExtendedData", "UserData", "UserContext", "MessageSequence")
 
     def _default(self, name: str) -> Any:
         if name == "EventHeader":
@@ -143,7 +145,7 @@ class EVENT_RECORD(_Struct):
             return []
         if name == "UserData":
             return b""
-        if name == "UserContext":
+        if name in ("UserContext", "MessageSequence"):
             return None
         return 0
 

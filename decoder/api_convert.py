@@ -1,0 +1,245 @@
+"""Decoded trace records as the consumer API delivers them: EVENT_RECORD and EVENT_TRACE.
+
+One function per callback shape (``to_event_record`` for an EventRecordCallback,
+``to_event_trace`` for a classic EventCallback); the mapping rules are etl-format.md §5.2 and
+the TraceMessageVa page. Choices where Microsoft documents nothing (etl-format.md §9 Q4):
+
+* every record: ``EventHeader.Size`` / ``Header.Size`` = the record's size in the file;
+* WPP message: ProviderId = message GUID (GUID_NULL without TRACE_MESSAGE_GUID),
+  EventDescriptor.Id = MessageNumber, other descriptor fields 0; ThreadId/ProcessId only with
+  TRACE_MESSAGE_SYSTEMINFO, TimeStamp only with TRACE_MESSAGE_TIMESTAMP (0 otherwise); the
+  sequence number (TRACE_MESSAGE_SEQUENCE) is ``EVENT_RECORD.MessageSequence`` (not a Win32
+  member) and ``EVENT_TRACE.InstanceId``; in EVENT_TRACE the MessageNumber is
+  ``Header.Version`` (Class.Version), ``Header.HeaderType`` is TRACE_HEADER_TYPE_MESSAGE and
+  ``Header.Flags`` the logged MessageFlags;
+* kernel (system/compact/perfinfo) records: Opcode = HookId type, Version = header version;
+  the header group (group 0) has ProviderId EventTraceGuid, so the log-file header record is
+  the synthetic first event (Opcode 0, UserData = TRACE_LOGFILE_HEADER as in the file);
+  other groups carry no GUID in the file and are delivered with GUID_NULL.
+"""
+from __future__ import annotations
+
+import uuid
+
+from wpptrace._core import lib
+
+from .structs import (EVENT_DESCRIPTOR, EVENT_HEADER, EVENT_HEADER_EXTENDED_DATA_ITEM,
+                      EVENT_RECORD, EVENT_TRACE, EVENT_TRACE_HEADER, ETW_BUFFER_CONTEXT,
+                      GUID_NULL)
+
+KIND_SYSTEM, KIND_COMPACT, KIND_PERFINFO, KIND_FULL, KIND_INSTANCE, KIND_EVENT, KIND_MESSAGE, \
+    KIND_UNKNOWN = range(8)
+
+_MSG_SEQUENCE = lib.TRACE_MESSAGE_SEQUENCE
+_MSG_GUID = lib.TRACE_MESSAGE_GUID
+_MSG_TIMESTAMP = lib.TRACE_MESSAGE_TIMESTAMP
+_MSG_SYSTEMINFO = lib.TRACE_MESSAGE_SYSTEMINFO
+_MSG_POINTER32 = lib.TRACE_MESSAGE_POINTER32
+_MSG_POINTER64 = lib.TRACE_MESSAGE_POINTER64
+_FLAG_TRACE_MESSAGE = lib.EVENT_HEADER_FLAG_TRACE_MESSAGE
+_FLAG_CLASSIC = lib.EVENT_HEADER_FLAG_CLASSIC_HEADER
+_FLAG_32 = lib.EVENT_HEADER_FLAG_32_BIT_HEADER
+_FLAG_64 = lib.EVENT_HEADER_FLAG_64_BIT_HEADER
+_FLAG_PROCESSOR_INDEX = lib.EVENT_HEADER_FLAG_PROCESSOR_INDEX
+_FLAG_EXTENDED_INFO = lib.EVENT_HEADER_FLAG_EXTENDED_INFO
+_HEADER_TYPE_MESSAGE = lib.TRACE_HEADER_TYPE_MESSAGE
+
+#: header types written by 32-bit loggers (their EVENT_HEADER gets the 32-bit flag)
+_HEADER_TYPES_32 = frozenset((lib.TRACE_HEADER_TYPE_SYSTEM32, lib.TRACE_HEADER_TYPE_COMPACT32,
+                              lib.TRACE_HEADER_TYPE_PERFINFO32, lib.TRACE_HEADER_TYPE_FULL_HEADER32,
+                              lib.TRACE_HEADER_TYPE_INSTANCE32))
+
+# Where the CPU times and other members sit in the file record (etl_layout.h structures).
+_SYSTEM_CPU_TIME = 0x18      # SYSTEM_TRACE_HEADER KernelTime, UserTime
+_FULL_CPU_TIME = 0x28        # EVENT_TRACE_HEADER ProcessorTime union
+_INSTANCE_PARENT = 0x34      # EVENT_INSTANCE_GUID_HEADER ParentInstanceId, ParentGuid
+_EVENT_PROPERTY = 0x06       # EVENT_HEADER EventProperty
+_EVENT_CPU_TIME = 0x38       # EVENT_HEADER ProcessorTime
+_EVENT_ACTIVITY = 0x40       # EVENT_HEADER ActivityId
+
+
+class BufferFacts:
+    """What every event of one buffer shares when delivered: its BufferContext and flags."""
+
+    __slots__ = ("buffer_context", "processor_index_flag")
+
+    def __init__(self, processor_index: int, logger_id: int, proc_index_flag: bool):
+        self.buffer_context = ETW_BUFFER_CONTEXT(ProcessorIndex=processor_index,
+                                                 LoggerId=logger_id)
+        self.processor_index_flag = _FLAG_PROCESSOR_INDEX if proc_index_flag else 0
+
+
+def _u32(raw, off: int) -> int:
+    return int.from_bytes(raw[off:off + 4], "little") if len(raw) >= off + 4 else 0
+
+
+def _u64(raw, off: int) -> int:
+    return int.from_bytes(raw[off:off + 8], "little") if len(raw) >= off + 8 else 0
+
+
+def _guid(raw, off: int) -> uuid.UUID:
+    return uuid.UUID(bytes_le=bytes(raw[off:off + 16])) if len(raw) >= off + 16 else GUID_NULL
+
+
+def extended_items(data) -> list:
+    """EVENT_HEADER extended data items as stored (8-byte item header, 8-aligned data).
+
+    The first USHORT is not trusted (sources disagree, etl-format.md §2.6); the walk follows
+    DataSize and stops at the end of the area or when the Linkage bit is clear.
+    """
+    items = []
+    pos = 0
+    end = len(data)
+    while pos + 8 <= end:
+        reserved1 = int.from_bytes(data[pos:pos + 2], "little")
+        ext_type = int.from_bytes(data[pos + 2:pos + 4], "little")
+        link_word = int.from_bytes(data[pos + 4:pos + 6], "little")
+        size = int.from_bytes(data[pos + 6:pos + 8], "little")
+        payload = bytes(data[pos + 8:min(end, pos + 8 + size)])
+        items.append(EVENT_HEADER_EXTENDED_DATA_ITEM(
+            Reserved1=reserved1, ExtType=ext_type, Linkage=link_word & 1,
+            Reserved2=link_word >> 1, DataSize=len(payload), DataPtr=payload))
+        pos += 8 + ((size + 7) & ~7)
+        if not link_word & 1:
+            break
+    return items
+
+
+def to_event_record(rec, timestamp: int, facts: BufferFacts, user_context) -> EVENT_RECORD | None:
+    """``rec`` (a decoder.records.Record) as an EVENT_RECORD; None for unknown records.
+
+    ``timestamp`` is the value to deliver (FILETIME or raw, chosen by the caller) and is
+    ignored for a message that carried no TRACE_MESSAGE_TIMESTAMP.
+    """
+    kind = rec.kind_index
+    user_data = bytes(rec.user_data)
+    header = EVENT_HEADER.__new__(EVENT_HEADER)
+    header.Size = rec.size
+    header.HeaderType = 0
+    header.ActivityId = GUID_NULL
+    header.ProcessorTime = 0
+    header.EventProperty = 0
+    record = EVENT_RECORD.__new__(EVENT_RECORD)
+    record.MessageSequence = None
+    record.ExtendedData = []
+    record.ExtendedDataCount = 0
+    if kind == KIND_MESSAGE:
+        options = rec.flags
+        header.Flags = (_FLAG_TRACE_MESSAGE | _FLAG_CLASSIC | facts.processor_index_flag
+                        | _pointer_flag(options, rec.pointer_size))
+        header.ThreadId = rec.thread_id or 0
+        header.ProcessId = rec.process_id or 0
+        header.TimeStamp = timestamp if options & _MSG_TIMESTAMP else 0
+        header.ProviderId = rec.message_guid or GUID_NULL
+        header.EventDescriptor = EVENT_DESCRIPTOR(Id=rec.event_id)
+        record.MessageSequence = rec.sequence
+    elif kind == KIND_EVENT:
+        raw = rec.raw
+        flags = rec.flags
+        header.Flags = flags | facts.processor_index_flag
+        header.EventProperty = int.from_bytes(raw[_EVENT_PROPERTY:_EVENT_PROPERTY + 2], "little")
+        header.ThreadId = rec.thread_id or 0
+        header.ProcessId = rec.process_id or 0
+        header.TimeStamp = timestamp
+        header.ProviderId = rec.provider_id or GUID_NULL
+        header.EventDescriptor = EVENT_DESCRIPTOR(
+            Id=rec.event_id, Version=rec.version, Channel=rec.channel, Level=rec.level,
+            Opcode=rec.opcode, Task=rec.task, Keyword=rec.keyword)
+        header.ProcessorTime = _u64(raw, _EVENT_CPU_TIME)
+        header.ActivityId = _guid(raw, _EVENT_ACTIVITY)
+        if flags & _FLAG_EXTENDED_INFO:
+            record.ExtendedData = extended_items(rec.extended_data)
+            record.ExtendedDataCount = len(record.ExtendedData)
+    elif kind == KIND_UNKNOWN:
+        return None
+    else:
+        header.Flags = (_FLAG_CLASSIC | facts.processor_index_flag
+                        | (_FLAG_32 if rec.header_type in _HEADER_TYPES_32 else _FLAG_64))
+        header.ThreadId = rec.thread_id or 0
+        header.ProcessId = rec.process_id or 0
+        header.TimeStamp = timestamp
+        header.ProviderId = rec.provider_id or GUID_NULL
+        if kind == KIND_SYSTEM:
+            header.ProcessorTime = _u64(rec.raw, _SYSTEM_CPU_TIME)
+        elif kind >= KIND_FULL:
+            header.ProcessorTime = _u64(rec.raw, _FULL_CPU_TIME)
+        header.EventDescriptor = EVENT_DESCRIPTOR(Version=rec.version, Level=rec.level,
+                                                  Opcode=rec.opcode)
+    record.EventHeader = header
+    record.BufferContext = facts.buffer_context
+    record.UserDataLength = len(user_data)
+    record.UserData = user_data
+    record.UserContext = user_context
+    return record
+
+
+def _pointer_flag(options: int, pointer_size: int) -> int:
+    if options & _MSG_POINTER64:
+        return _FLAG_64
+    if options & _MSG_POINTER32:
+        return _FLAG_32
+    return _FLAG_64 if pointer_size == 8 else _FLAG_32
+
+
+def to_event_trace(rec, timestamp: int, facts: BufferFacts) -> EVENT_TRACE | None:
+    """``rec`` as a classic EVENT_TRACE (EventCallback); None for unknown records.
+
+    For a WPP message only the members its MessageFlags carried are set (TraceMessageVa):
+    Header.Guid needs TRACE_MESSAGE_GUID, ThreadId/ProcessId TRACE_MESSAGE_SYSTEMINFO,
+    TimeStamp TRACE_MESSAGE_TIMESTAMP, InstanceId (the sequence) TRACE_MESSAGE_SEQUENCE.
+    """
+    kind = rec.kind_index
+    if kind == KIND_UNKNOWN:
+        return None
+    header = EVENT_TRACE_HEADER.__new__(EVENT_TRACE_HEADER)
+    header.Size = rec.size
+    header.HeaderType = rec.header_type
+    header.Level = rec.level
+    header.KernelTime = header.UserTime = header.ClientContext = 0
+    event = EVENT_TRACE.__new__(EVENT_TRACE)
+    event.InstanceId = event.ParentInstanceId = 0
+    event.ParentGuid = GUID_NULL
+    if kind == KIND_MESSAGE:
+        options = rec.flags
+        header.MarkerFlags = 0
+        header.Type = 0
+        header.Version = rec.event_id
+        header.ThreadId = (rec.thread_id or 0) if options & _MSG_SYSTEMINFO else 0
+        header.ProcessId = (rec.process_id or 0) if options & _MSG_SYSTEMINFO else 0
+        header.TimeStamp = timestamp if options & _MSG_TIMESTAMP else 0
+        header.Guid = (rec.message_guid or GUID_NULL) if options & _MSG_GUID else GUID_NULL
+        header.Flags = options
+        if options & _MSG_SEQUENCE:
+            event.InstanceId = rec.sequence or 0
+    else:
+        header.MarkerFlags = lib.TRACE_RECORD_MARKER_FIXED
+        header.Type = rec.opcode
+        header.Version = rec.version
+        header.ThreadId = rec.thread_id or 0
+        header.ProcessId = rec.process_id or 0
+        header.TimeStamp = timestamp
+        header.Guid = rec.provider_id or GUID_NULL
+        header.Flags = 0
+        if kind == KIND_SYSTEM:
+            raw = rec.raw
+            header.KernelTime = _u32(raw, _SYSTEM_CPU_TIME)
+            header.UserTime = _u32(raw, _SYSTEM_CPU_TIME + 4)
+        elif kind in (KIND_FULL, KIND_INSTANCE):
+            raw = rec.raw
+            header.KernelTime = header.ClientContext = _u32(raw, _FULL_CPU_TIME)
+            header.UserTime = header.Flags = _u32(raw, _FULL_CPU_TIME + 4)
+            if kind == KIND_INSTANCE:
+                event.InstanceId = rec.instance_id or 0
+                event.ParentInstanceId = _u32(raw, _INSTANCE_PARENT)
+                event.ParentGuid = _guid(raw, _INSTANCE_PARENT + 4)
+        elif kind == KIND_EVENT:
+            header.Type = rec.opcode
+            cpu = _u64(rec.raw, _EVENT_CPU_TIME)
+            header.KernelTime = cpu & 0xFFFFFFFF
+            header.UserTime = cpu >> 32
+    user_data = bytes(rec.user_data)
+    event.Header = header
+    event.MofData = user_data
+    event.MofLength = len(user_data)
+    event.BufferContext = facts.buffer_context
+    return event

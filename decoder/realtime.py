@@ -1,0 +1,254 @@
+"""Live buffer sources for ProcessTrace: in-process real-time sessions and buffer streams.
+
+A live source hands ProcessTrace whole ETW buffers, header buffer first, blocking while none
+is queued, and ends when its session stops or when CloseTrace asked it to: then it still
+hands out what was already queued (CloseTrace's ERROR_CTX_CLOSE_PENDING rule) and takes
+nothing new. Both sources are thread-safe: buffers are added, processed and closed from
+different threads, and CloseTrace may run inside a ProcessTrace callback.
+
+* :class:`RealtimeSource` reads a ``wpptrace.provider.sessions.subscribe_realtime``
+  subscription (contract "A -> G, E").
+* :class:`BufferStream` is the OpenTraceFromBufferStream queue: it checks the order rule of
+  ProcessTraceAddBufferToBufferStream and calls the completion callback exactly once per
+  accepted buffer, after the buffer is done with (or when the handle is closed unprocessed).
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any, Callable, Optional
+
+from wpptrace._core import lib
+from wpptrace.winerror import (ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER, ERROR_BAD_FORMAT,
+                               Win32Error)
+
+from .structs import ETW_BUFFER_HEADER
+
+#: how long a blocked real-time read waits before re-checking for CloseTrace (seconds)
+POLL_INTERVAL = 0.05
+
+_HEADER_SIZE = ETW_BUFFER_HEADER.SIZE
+_FLAG_COMPRESSED = lib.ETW_BUFFER_FLAG_COMPRESSED
+_TYPE_HEADER = lib.ETW_BUFFER_TYPE_HEADER
+_PROCESSOR_MASK = lib.ETW_PROCESSOR_INDEX_MASK
+
+
+class LiveBuffer:
+    """One buffer a live source handed out: ``data`` is the plain (uncompressed) buffer,
+    ``original`` what the caller passed (given back to the completion callback)."""
+
+    __slots__ = ("data", "original", "header", "completed")
+
+    def __init__(self, data: bytes | memoryview, original: Any, header: ETW_BUFFER_HEADER):
+        self.data = data
+        self.original = original
+        self.header = header
+        self.completed = False
+
+
+def plain_buffer(data) -> bytes | memoryview:
+    """An ETW buffer without compression: a compressed one (BufferFlag 0x40: header, then the
+    MS-XCA payload; SavedOffset = uncompressed size) is expanded and its header rewritten
+    (flag cleared, BufferSize = the new length). Raises ValueError on a malformed buffer."""
+    view = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
+    header = ETW_BUFFER_HEADER.from_buffer(view)
+    if not header.BufferFlag & _FLAG_COMPRESSED:
+        return view
+    from .xpress import decompress  # decoder engine (helper D)
+
+    want = header.SavedOffset - _HEADER_SIZE
+    if want < 0:
+        raise ValueError(f"compressed buffer with SavedOffset {header.SavedOffset:#x} < 0x48")
+    payload = decompress(bytes(view[_HEADER_SIZE:header.BufferSize or len(view)]), want)
+    return rewrite_plain_header(bytes(view[:_HEADER_SIZE]) + payload)
+
+
+def rewrite_plain_header(data: bytes) -> bytes:
+    """``data`` (a decompressed buffer whose header still says "compressed") with the
+    compressed flag cleared and BufferSize set to its length."""
+    out = bytearray(data)
+    out[0:4] = len(out).to_bytes(4, "little")
+    flag = int.from_bytes(out[0x34:0x36], "little") & ~_FLAG_COMPRESSED
+    out[0x34:0x36] = flag.to_bytes(2, "little")
+    return bytes(out)
+
+
+class RealtimeSource:
+    """Buffers of an in-process real-time session, in the order the session flushed them."""
+
+    live = True
+
+    def __init__(self, logger_name: str):
+        from wpptrace.provider import sessions  # provider core (helper A)
+
+        self.logger_name = logger_name
+        self._subscription = sessions.subscribe_realtime(logger_name)
+        self._get_lock = threading.RLock()
+        self._pending: deque[bytes] = deque()
+        self._closing = False
+        self._ended = False
+
+    def peek_header_buffer(self, timeout: float) -> Optional[bytes]:
+        """Wait up to ``timeout`` s for the first (header) buffer; keep it queued."""
+        with self._get_lock:
+            if self._pending:
+                return self._pending[0]
+            data = self._subscription.get(timeout)
+            if data is not None:
+                self._pending.append(data)
+            return data
+
+    def next_buffer(self) -> Optional[LiveBuffer]:
+        """The next buffer; blocks while none is queued; None when the stream is over."""
+        while True:
+            with self._get_lock:
+                if self._pending:
+                    return _live(self._pending.popleft())
+                if self._closing or self._ended:
+                    return None
+                data = self._subscription.get(POLL_INTERVAL)
+                if data is not None:
+                    return _live(data)
+                if self._subscription.closed:
+                    self._ended = True
+                    return None
+
+    def request_close(self) -> None:
+        """CloseTrace during ProcessTrace: keep what is queued now, take nothing new."""
+        with self._get_lock:
+            if self._closing:
+                return
+            self._closing = True
+            while True:
+                data = self._subscription.get(0)
+                if data is None:
+                    break
+                self._pending.append(data)
+            self._subscription.close()
+
+    def complete(self, buffer: LiveBuffer) -> None:
+        buffer.completed = True
+
+    def complete_inflight(self) -> None:
+        pass
+
+    def release(self) -> None:
+        with self._get_lock:
+            self._closing = True
+            self._pending.clear()
+            self._subscription.close()
+
+
+def _live(data) -> LiveBuffer:
+    plain = plain_buffer(data)
+    return LiveBuffer(plain, data, ETW_BUFFER_HEADER.from_buffer(plain))
+
+
+class BufferStream:
+    """The queue behind OpenTraceFromBufferStream / ProcessTraceAddBufferToBufferStream."""
+
+    live = True
+
+    def __init__(self, completion_callback: Optional[Callable[[Any, Any], None]],
+                 completion_context: Any):
+        self._completion_callback = completion_callback
+        self._completion_context = completion_context
+        self._cond = threading.Condition(threading.RLock())
+        self._queue: deque[LiveBuffer] = deque()
+        self._inflight: deque[LiveBuffer] = deque()
+        self._closing = False
+        self._released = False
+        self._seen_header = False
+        self._last_sequence: dict[int, int] = {}
+
+    def add(self, buffer: Any, buffer_size: int) -> None:
+        """Queue one buffer; raises Win32Error if it is malformed or out of order."""
+        try:
+            view = memoryview(buffer).cast("B")
+        except TypeError as exc:
+            raise Win32Error(ERROR_INVALID_PARAMETER, f"Buffer must be bytes-like ({exc})") from None
+        if not isinstance(buffer_size, int) or not _HEADER_SIZE <= buffer_size <= len(view):
+            raise Win32Error(ERROR_INVALID_PARAMETER,
+                             f"BufferSize {buffer_size!r} must be between 0x48 and the "
+                             f"{len(view)} bytes given")
+        view = view[:buffer_size]
+        header = ETW_BUFFER_HEADER.from_buffer(view)
+        try:
+            plain = plain_buffer(view)
+        except ValueError as exc:
+            raise Win32Error(ERROR_BAD_FORMAT, f"buffer payload does not decompress: {exc}") from None
+        entry = LiveBuffer(plain, buffer, ETW_BUFFER_HEADER.from_buffer(plain))
+        is_header = header.BufferType == _TYPE_HEADER
+        processor = header.ClientContext.ProcessorIndex & _PROCESSOR_MASK
+        with self._cond:
+            if self._closing or self._released:
+                raise Win32Error(ERROR_INVALID_HANDLE, "the buffer stream was closed")
+            if not self._seen_header:
+                if not is_header:
+                    raise Win32Error(ERROR_INVALID_PARAMETER,
+                                     "out of order: the first buffer of a stream must be the "
+                                     f"header buffer (BufferType {_TYPE_HEADER}), got BufferType "
+                                     f"{header.BufferType} sequence {header.SequenceNumber}")
+            elif is_header:
+                raise Win32Error(ERROR_INVALID_PARAMETER,
+                                 "out of order: a second header buffer")
+            else:
+                last = self._last_sequence.get(processor)
+                if last is not None and header.SequenceNumber <= last:
+                    raise Win32Error(ERROR_INVALID_PARAMETER,
+                                     f"out of order: processor {processor} buffer sequence "
+                                     f"{header.SequenceNumber} after {last}")
+            if is_header:
+                self._seen_header = True
+            else:
+                self._last_sequence[processor] = header.SequenceNumber
+            self._queue.append(entry)
+            self._cond.notify_all()
+
+    def next_buffer(self) -> Optional[LiveBuffer]:
+        with self._cond:
+            while not self._queue and not self._closing:
+                self._cond.wait()
+            if self._queue:
+                entry = self._queue.popleft()
+                self._inflight.append(entry)
+                return entry
+            return None
+
+    def request_close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+
+    def complete(self, entry: LiveBuffer) -> None:
+        """The buffer is done with: call the completion callback (once)."""
+        with self._cond:
+            if entry.completed:
+                return
+            entry.completed = True
+            try:
+                self._inflight.remove(entry)
+            except ValueError:
+                pass
+        if self._completion_callback is not None:
+            self._completion_callback(entry.original, self._completion_context)
+
+    def complete_inflight(self) -> None:
+        """ProcessTrace stopped inside a buffer: that buffer is done with too."""
+        while True:
+            with self._cond:
+                if not self._inflight:
+                    return
+                entry = self._inflight[0]
+            self.complete(entry)
+
+    def release(self) -> None:
+        """The handle is closed: every buffer not yet completed is completed now."""
+        with self._cond:
+            self._closing = True
+            self._released = True
+            left = list(self._inflight) + list(self._queue)
+            self._queue.clear()
+            self._cond.notify_all()
+        for entry in left:
+            self.complete(entry)
