@@ -1,0 +1,145 @@
+/* etw_clock.c: clocks, process facts (tid/pid/CPU count/boot time) and UTF-8/UTF-16 text. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include "_etw_internal.h"
+
+int64_t wpt_filetime_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 10000000 + ts.tv_nsec / 100 + WPT_FILETIME_UNIX_EPOCH;
+}
+
+int64_t wpt_mono100_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 10000000 + ts.tv_nsec / 100;
+}
+
+int64_t wpt_boot_filetime(void) {
+    struct timespec b;
+    clock_gettime(CLOCK_BOOTTIME, &b);
+    return wpt_filetime_now() - ((int64_t)b.tv_sec * 10000000 + b.tv_nsec / 100);
+}
+
+static uint32_t g_cpu_mhz;
+static pthread_once_t g_mhz_once = PTHREAD_ONCE_INIT;
+
+static void measure_cpu_mhz(void) {
+    /* Calibrate the cycle counter against CLOCK_MONOTONIC for 10 ms (clock type 3). */
+    int64_t t0 = wpt_mono100_now();
+    uint64_t c0 = wpt_rdtsc();
+    struct timespec pause = {0, 10 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    int64_t t1 = wpt_mono100_now();
+    uint64_t c1 = wpt_rdtsc();
+    double mhz = (double)(c1 - c0) / ((double)(t1 - t0) / 10.0);
+    g_cpu_mhz = mhz < 1.0 ? 1 : (uint32_t)(mhz + 0.5);
+}
+
+uint32_t wpt_cpu_mhz(void) {
+    pthread_once(&g_mhz_once, measure_cpu_mhz);
+    return g_cpu_mhz;
+}
+
+uint32_t wpt_processor_count(void) {
+    long n = sysconf(_SC_NPROCESSORS_CONF);
+    if (n < 1) n = 1;
+    if (n > 1024) n = 1024;
+    return (uint32_t)n;
+}
+
+/* Thread and process ids are cached: getpid/gettid are system calls (~50 ns). The fork
+ * handler refreshes both in the child. */
+static __thread uint32_t t_tid;
+static uint32_t g_pid;
+static pthread_once_t g_fork_once = PTHREAD_ONCE_INIT;
+
+static void after_fork_child(void) {
+    t_tid = 0;
+    g_pid = 0;
+}
+static void install_fork_handler(void) { pthread_atfork(NULL, NULL, after_fork_child); }
+
+uint32_t wpt_current_tid(void) {
+    if (__builtin_expect(t_tid == 0, 0)) {
+        pthread_once(&g_fork_once, install_fork_handler);
+        t_tid = (uint32_t)syscall(SYS_gettid);
+    }
+    return t_tid;
+}
+
+uint32_t wpt_current_pid(void) {
+    if (__builtin_expect(g_pid == 0, 0)) {
+        pthread_once(&g_fork_once, install_fork_handler);
+        g_pid = (uint32_t)getpid();
+    }
+    return g_pid;
+}
+
+static __thread ULONG t_last_error;
+void wpt_set_last_error(ULONG code) { t_last_error = code; }
+ULONG wpptrace_get_last_error(void) { return t_last_error; }
+
+size_t wpt_utf8_to_utf16(const char *in, uint16_t *out, size_t out_units) {
+    size_t n = 0;
+    const unsigned char *p = (const unsigned char *)in;
+    if (out_units == 0) return 0;
+    while (*p) {
+        uint32_t cp;
+        int extra;
+        if (*p < 0x80) { cp = *p; extra = 0; }
+        else if ((*p & 0xE0) == 0xC0) { cp = *p & 0x1F; extra = 1; }
+        else if ((*p & 0xF0) == 0xE0) { cp = *p & 0x0F; extra = 2; }
+        else if ((*p & 0xF8) == 0xF0) { cp = *p & 0x07; extra = 3; }
+        else { cp = 0xFFFD; extra = 0; }
+        p++;
+        for (int i = 0; i < extra; i++) {
+            if ((*p & 0xC0) != 0x80) { cp = 0xFFFD; break; }
+            cp = (cp << 6) | (*p++ & 0x3F);
+        }
+        if (cp >= 0x10000) {
+            if (n + 2 >= out_units) break;
+            cp -= 0x10000;
+            out[n++] = (uint16_t)(0xD800 | (cp >> 10));
+            out[n++] = (uint16_t)(0xDC00 | (cp & 0x3FF));
+        } else {
+            if (n + 1 >= out_units) break;
+            out[n++] = (uint16_t)cp;
+        }
+    }
+    out[n] = 0;
+    return n;
+}
+
+int wpt_utf16_to_utf8(const uint16_t *in, char *out, size_t out_size) {
+    size_t n = 0;
+    for (; *in; in++) {
+        uint32_t cp = *in;
+        if (cp >= 0xD800 && cp < 0xDC00 && in[1] >= 0xDC00 && in[1] < 0xE000) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (in[1] - 0xDC00);
+            in++;
+        }
+        unsigned char buf[4];
+        int len;
+        if (cp < 0x80) { buf[0] = (unsigned char)cp; len = 1; }
+        else if (cp < 0x800) { buf[0] = 0xC0 | (cp >> 6); buf[1] = 0x80 | (cp & 0x3F); len = 2; }
+        else if (cp < 0x10000) {
+            buf[0] = 0xE0 | (cp >> 12); buf[1] = 0x80 | ((cp >> 6) & 0x3F);
+            buf[2] = 0x80 | (cp & 0x3F); len = 3;
+        } else {
+            buf[0] = 0xF0 | (cp >> 18); buf[1] = 0x80 | ((cp >> 12) & 0x3F);
+            buf[2] = 0x80 | ((cp >> 6) & 0x3F); buf[3] = 0x80 | (cp & 0x3F); len = 4;
+        }
+        if (n + (size_t)len + 1 > out_size) return -1;
+        memcpy(out + n, buf, (size_t)len);
+        n += (size_t)len;
+    }
+    if (n + 1 > out_size) return -1;
+    out[n] = 0;
+    return 0;
+}

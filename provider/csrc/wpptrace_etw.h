@@ -1,0 +1,172 @@
+/* wpptrace_etw.h: the classic ETW provider and controller API (Win32 names and meanings) on Linux.
+ *
+ * C programs compile the core directly:
+ *     cc -Isrc/wpptrace/include -Iprovider/csrc app.c provider/csrc/etw_*.c -pthread
+ * Python sees the same functions through wpptrace_etw.cdef (keep the two in step).
+ *
+ * Types follow the Win32 headers (ULONG = 32 bit, TRACEHANDLE = 64 bit, WCHAR = UTF-16 code
+ * unit); structures have the x64 MS-ABI layout. The *A functions take UTF-8 strings, the *W
+ * functions UTF-16. Every function returns a winerror.h code (ERROR_* in etl_layout.h).
+ */
+#ifndef WPPTRACE_ETW_H
+#define WPPTRACE_ETW_H
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "etl_layout.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef uint8_t   UCHAR;
+typedef uint16_t  USHORT;
+typedef uint32_t  ULONG;
+typedef int32_t   LONG;
+typedef uint64_t  ULONG64;
+typedef uint64_t  ULONGLONG;
+typedef int64_t   LONGLONG;
+typedef void     *PVOID;
+typedef uint16_t  WCHAR;
+typedef const WCHAR *LPCWSTR;
+typedef const char  *LPCSTR;
+typedef ULONG    *PULONG;
+typedef uint64_t  TRACEHANDLE;
+typedef TRACEHANDLE *PTRACEHANDLE;
+typedef const GUID *LPCGUID;
+typedef int       WMIDPREQUESTCODE;   /* WMI_ENABLE_EVENTS, WMI_DISABLE_EVENTS, ... */
+
+/* Provider control callback: RequestCode, RequestContext (the registration's Context),
+ * *BufferSize, Buffer (a WNODE_HEADER; pass it to GetTraceLoggerHandle). */
+typedef ULONG (*WMIDPREQUEST)(WMIDPREQUESTCODE RequestCode, PVOID RequestContext,
+                              ULONG *BufferSize, PVOID Buffer);
+
+typedef struct {                     /* x64: 0x10 */
+    LPCGUID Guid;
+    PVOID   RegHandle;               /* out */
+} TRACE_GUID_REGISTRATION;
+
+typedef struct {                     /* 0x30 */
+    ULONG    BufferSize;             /* 0x00 total size of the properties + names */
+    ULONG    ProviderId;             /* 0x04 */
+    ULONG64  HistoricalContext;      /* 0x08 session / logger handle */
+    int64_t  TimeStamp;              /* 0x10 */
+    GUID     Guid;                   /* 0x18 */
+    ULONG    ClientContext;          /* 0x28 clock type 1, 2, 3 */
+    ULONG    Flags;                  /* 0x2C WNODE_FLAG_TRACED_GUID */
+} WNODE_HEADER;
+
+typedef struct {                     /* x64: 0x78, names follow at the offsets */
+    WNODE_HEADER Wnode;
+    ULONG    BufferSize;             /* 0x30 KB */
+    ULONG    MinimumBuffers;         /* 0x34 */
+    ULONG    MaximumBuffers;         /* 0x38 */
+    ULONG    MaximumFileSize;        /* 0x3C MB (KB with EVENT_TRACE_USE_KBYTES_FOR_SIZE) */
+    ULONG    LogFileMode;            /* 0x40 */
+    ULONG    FlushTimer;             /* 0x44 seconds (ms with EVENT_TRACE_USE_MS_FLUSH_TIMER) */
+    ULONG    EnableFlags;            /* 0x48 */
+    LONG     AgeLimit;               /* 0x4C */
+    ULONG    NumberOfBuffers;        /* 0x50 out */
+    ULONG    FreeBuffers;            /* 0x54 out */
+    ULONG    EventsLost;             /* 0x58 out */
+    ULONG    BuffersWritten;         /* 0x5C out */
+    ULONG    LogBuffersLost;         /* 0x60 out */
+    ULONG    RealTimeBuffersLost;    /* 0x64 out */
+    PVOID    LoggerThreadId;         /* 0x68 out: the flush thread's id */
+    ULONG    LogFileNameOffset;      /* 0x70 */
+    ULONG    LoggerNameOffset;       /* 0x74 */
+} EVENT_TRACE_PROPERTIES;
+
+/* Constants not in etl_layout.h (evntrace.h / evntprov.h / wmistr.h values). */
+#define EVENT_TRACE_USE_MS_FLUSH_TIMER        0x00000010
+#define EVENT_CONTROL_CODE_DISABLE_PROVIDER   0
+#define EVENT_CONTROL_CODE_ENABLE_PROVIDER    1
+#define EVENT_CONTROL_CODE_CAPTURE_STATE      2
+#define WMI_CAPTURE_STATE                     6
+#define KERNEL_LOGGER_ID                      0xFFFF
+#define WPPTRACE_MAX_SESSIONS                 64
+#define WAIT_TIMEOUT                          258
+#define INVALID_TRACEHANDLE_VALUE             0xFFFFFFFFFFFFFFFFull
+/* BEGIN C ONLY (cffi cannot parse string macros) */
+#define KERNEL_LOGGER_NAMEA                   "NT Kernel Logger"
+/* END C ONLY */
+
+/* ---- provider ----------------------------------------------------------------------- */
+ULONG RegisterTraceGuidsW(WMIDPREQUEST RequestAddress, PVOID RequestContext, LPCGUID ControlGuid,
+                          ULONG GuidCount, TRACE_GUID_REGISTRATION *TraceGuidReg,
+                          LPCWSTR MofImagePath, LPCWSTR MofResourceName,
+                          PTRACEHANDLE RegistrationHandle);
+ULONG RegisterTraceGuidsA(WMIDPREQUEST RequestAddress, PVOID RequestContext, LPCGUID ControlGuid,
+                          ULONG GuidCount, TRACE_GUID_REGISTRATION *TraceGuidReg,
+                          LPCSTR MofImagePath, LPCSTR MofResourceName,
+                          PTRACEHANDLE RegistrationHandle);
+ULONG UnregisterTraceGuids(TRACEHANDLE RegistrationHandle);
+/* These three report failure through wpptrace_get_last_error() (GetLastError). */
+TRACEHANDLE GetTraceLoggerHandle(PVOID Buffer);
+ULONG GetTraceEnableFlags(TRACEHANDLE LoggerHandle);
+UCHAR GetTraceEnableLevel(TRACEHANDLE LoggerHandle);
+ULONG wpptrace_get_last_error(void);
+
+/* Arguments: (PVOID, size_t) pairs; the list ends at the first NULL pointer. */
+ULONG TraceMessage(TRACEHANDLE LoggerHandle, ULONG MessageFlags, LPCGUID MessageGuid,
+                   USHORT MessageNumber, ...);
+ULONG TraceMessageVa(TRACEHANDLE LoggerHandle, ULONG MessageFlags, LPCGUID MessageGuid,
+                     USHORT MessageNumber, va_list MessageArgList);
+
+/* Fixed-arity entry points (no va_list): one message whose argument bytes are the given ones. */
+typedef struct {
+    const void *Data;
+    size_t      Size;
+} WPPTRACE_ARG;
+ULONG wpptrace_trace_args(TRACEHANDLE LoggerHandle, ULONG MessageFlags, LPCGUID MessageGuid,
+                          USHORT MessageNumber, const WPPTRACE_ARG *Args, ULONG ArgCount);
+/* Python fast path: GUID as 16 bytes_le (or NULL), payload already packed by the caller. */
+ULONG wpptrace_trace_packed(TRACEHANDLE LoggerHandle, ULONG MessageFlags, const char *MessageGuid,
+                            USHORT MessageNumber, const char *Payload, size_t PayloadSize);
+
+/* ---- controller ---------------------------------------------------------------------- */
+ULONG StartTraceA(PTRACEHANDLE TraceHandle, LPCSTR InstanceName, EVENT_TRACE_PROPERTIES *Properties);
+ULONG StartTraceW(PTRACEHANDLE TraceHandle, LPCWSTR InstanceName, EVENT_TRACE_PROPERTIES *Properties);
+ULONG ControlTraceA(TRACEHANDLE TraceHandle, LPCSTR InstanceName, EVENT_TRACE_PROPERTIES *Properties,
+                    ULONG ControlCode);
+ULONG ControlTraceW(TRACEHANDLE TraceHandle, LPCWSTR InstanceName, EVENT_TRACE_PROPERTIES *Properties,
+                    ULONG ControlCode);
+ULONG EnableTrace(ULONG Enable, ULONG EnableFlag, ULONG EnableLevel, LPCGUID ControlGuid,
+                  TRACEHANDLE TraceHandle);
+ULONG EnableTraceEx2(TRACEHANDLE TraceHandle, LPCGUID ProviderId, ULONG ControlCode, UCHAR Level,
+                     ULONGLONG MatchAnyKeyword, ULONGLONG MatchAllKeyword, ULONG Timeout,
+                     PVOID EnableParameters);
+
+/* ---- real-time delivery (in-process consumers of a REAL_TIME_MODE session) ------------- */
+typedef struct wpptrace_rt_subscription wpptrace_rt_subscription;
+/* Subscribe to the running real-time session `name` (UTF-8). The header buffer comes first. */
+ULONG wpptrace_rt_subscribe(LPCSTR SessionName, wpptrace_rt_subscription **Subscription,
+                            ULONG *BufferSize);
+/* Next flushed buffer: ERROR_SUCCESS (copied, *Filled = its size), WAIT_TIMEOUT, ERROR_HANDLE_EOF
+ * (session stopped and queue drained) or ERROR_MORE_DATA (*Filled = size needed).
+ * TimeoutMs < 0 waits forever. */
+ULONG wpptrace_rt_next(wpptrace_rt_subscription *Subscription, int TimeoutMs, void *Out,
+                       ULONG OutSize, ULONG *Filled);
+void  wpptrace_rt_close(wpptrace_rt_subscription *Subscription);
+
+/* ---- test hooks (simulate a slow disk / failing allocator; not for production use) ------ */
+ULONG wpptrace_debug_hold_flush(TRACEHANDLE TraceHandle, int Hold);
+void  wpptrace_debug_fail_allocations(int Count);
+
+/* BEGIN C ONLY */
+#ifdef UNICODE
+#define RegisterTraceGuids RegisterTraceGuidsW
+#define StartTrace StartTraceW
+#define ControlTrace ControlTraceW
+#else
+#define RegisterTraceGuids RegisterTraceGuidsA
+#define StartTrace StartTraceA
+#define ControlTrace ControlTraceA
+#endif
+#define GetLastError wpptrace_get_last_error
+/* END C ONLY */
+
+#ifdef __cplusplus
+}
+#endif
+#endif
