@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import ipaddress
 import struct
-import uuid
 from typing import Any, Callable
 
 from . import statuscodes
-from .cprintf import format_insert, pad
+from .cprintf import format_insert
 from .formatspec import Spec
 
 __all__ = ["FormatError", "ItemDecodeError", "RenderContext", "ItemType", "ITEM_TYPES",
@@ -58,21 +58,21 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 
 
-# -- decoders: (buf, offset, pointer_size, name) -> (value, new_offset) --
+# -- decoders: (buf: bytes, offset, pointer_size, name) -> (value, new_offset) --
 
-def _need(name: str, buf, offset: int, size: int) -> None:
+def _need(name: str, buf: bytes, offset: int, size: int) -> None:
     if size < 0 or offset < 0 or offset + size > len(buf):
         raise ItemDecodeError(name, offset, "argument data ends inside the item",
                               needed=size, available=max(0, len(buf) - offset))
 
 
 def _fixed_decoder(st: struct.Struct) -> Callable:
-    size = st.size
+    size, unpack = st.size, st.unpack_from
 
     def decode(buf, offset, pointer_size, name):
         if offset + size > len(buf):
             _need(name, buf, offset, size)
-        return st.unpack_from(buf, offset)[0], offset + size
+        return unpack(buf, offset)[0], offset + size
     return decode
 
 
@@ -84,50 +84,54 @@ def _ptr_decoder(buf, offset, pointer_size, name):
 
 
 def _cstr_decoder(buf, offset, pointer_size, name):
-    end = bytes(buf[offset:]).find(b"\0") if offset <= len(buf) else -1
+    end = buf.find(b"\0", offset)
     if end < 0:
-        raise ItemDecodeError(name, offset, "no NUL terminator before the end of the argument data")
-    raw = bytes(buf[offset:offset + end])
-    return _ansi(raw), offset + end + 1
+        raise ItemDecodeError(name, offset, "no NUL terminator before the end of the argument data "
+                              f"({max(0, len(buf) - offset)} bytes left)")
+    return _ansi(buf[offset:end]), end + 1
 
 
 def _wstr_decoder(buf, offset, pointer_size, name):
-    data = bytes(buf[offset:])
-    pos = 0
+    pos = offset
     while True:
-        pos = data.find(b"\0\0", pos)
+        pos = buf.find(b"\0\0", pos)
         if pos < 0:
-            raise ItemDecodeError(name, offset, "no UTF-16 NUL terminator before the end of the argument data")
-        if pos % 2 == 0:
+            raise ItemDecodeError(name, offset, "no UTF-16 NUL terminator before the end of the "
+                                  f"argument data ({max(0, len(buf) - offset)} bytes left)")
+        if (pos - offset) % 2 == 0:
             break
         pos += 1
-    return _utf16(data[:pos]), offset + pos + 2
+    return buf[offset:pos].decode("utf-16-le", "replace"), pos + 2
+
+
+def _counted(buf, offset, name) -> tuple[bytes, int]:
+    if offset + 2 > len(buf):
+        _need(name, buf, offset, 2)
+    n = _U16.unpack_from(buf, offset)[0]
+    start = offset + 2
+    if start + n > len(buf):
+        raise ItemDecodeError(name, offset, f"USHORT length {n} runs past the argument data",
+                              needed=2 + n, available=len(buf) - offset)
+    return buf[start:start + n], start + n
 
 
 def _pstr_decoder(buf, offset, pointer_size, name):
-    _need(name, buf, offset, 2)
-    n = _U16.unpack_from(buf, offset)[0]
-    _need(name, buf, offset + 2, n)
-    return _ansi(bytes(buf[offset + 2:offset + 2 + n])), offset + 2 + n
+    raw, end = _counted(buf, offset, name)
+    return _ansi(raw), end
 
 
 def _pwstr_decoder(buf, offset, pointer_size, name):
-    _need(name, buf, offset, 2)
-    n = _U16.unpack_from(buf, offset)[0]
-    _need(name, buf, offset + 2, n)
-    return _utf16(bytes(buf[offset + 2:offset + 2 + n])), offset + 2 + n
+    raw, end = _counted(buf, offset, name)
+    return _utf16(raw), end
 
 
 def _hexdump_decoder(buf, offset, pointer_size, name):
-    _need(name, buf, offset, 2)
-    n = _U16.unpack_from(buf, offset)[0]
-    _need(name, buf, offset + 2, n)
-    return bytes(buf[offset + 2:offset + 2 + n]), offset + 2 + n
+    return _counted(buf, offset, name)
 
 
 def _sid_decoder(buf, offset, pointer_size, name):
     # WPP_LOGPSID logs GetLengthSid bytes, or "NULL\0" for a NULL/invalid SID.
-    if bytes(buf[offset:offset + 5]) == b"NULL\0":
+    if buf[offset:offset + 5] == b"NULL\0":
         return None, offset + 5
     _need(name, buf, offset, 8)
     revision, count = buf[offset], buf[offset + 1]
@@ -155,68 +159,57 @@ def _utf16(raw: bytes) -> str:
     return raw.decode("utf-16-le", "replace")
 
 
-# -- renderers: (value, spec, ctx) -> str --
+# -- text of "string form" items: binders (ctx) -> (value -> str) --
 
-def _render_raw(value, spec, ctx):
-    return format_insert(value, spec, ctx.pointer_size)
-
-
-_NUMERIC_CONVERSIONS = frozenset("diuxXop")
+def _status_text(fn: Callable[[int], str]) -> Callable:
+    cached = functools.lru_cache(maxsize=4096)(fn)
+    return lambda ctx: cached
 
 
-def _string_form(fn: Callable[[Any, RenderContext], str]) -> Callable:
-    def render(value, spec, ctx):
-        if spec is None:
-            return fn(value, ctx)
-        if spec.conversion in _NUMERIC_CONVERSIONS and isinstance(value, int):
-            return format_insert(value, spec, ctx.pointer_size)  # a hand-written numeric spec
-        return format_insert(fn(value, ctx), spec, ctx.pointer_size)
-    return render
+def _const_binder(fn: Callable[[Any], str]) -> Callable:
+    return lambda ctx: fn
 
 
-def _reduce(text: str) -> str:
-    """ItemRString/ItemRWString: tabs, commas, CR to spaces, LF to commas, trailing junk trimmed."""
-    text = text.replace("\t", " ").replace(",", " ").replace("\r", " ").replace("\n", ",")
-    return text.rstrip(" ,")
+@functools.lru_cache(maxsize=1024)
+def _guid_text(value: bytes) -> str:
+    h = value.hex()
+    return (h[6:8] + h[4:6] + h[2:4] + h[0:2] + "-" + h[10:12] + h[8:10] + "-" + h[14:16] + h[12:14]
+            + "-" + h[16:20] + "-" + h[20:32])
 
 
-def _guid_text(value: bytes, ctx) -> str:
-    return str(uuid.UUID(bytes_le=bytes(value)))
+def _ipv4_text(value: bytes) -> str:
+    return "%d.%d.%d.%d" % (value[0], value[1], value[2], value[3])
 
 
-def _ipv4_text(value: bytes, ctx) -> str:
-    return ".".join(str(b) for b in value)
-
-
-def _ipv6_text(value: bytes, ctx) -> str:
+def _ipv6_text(value: bytes) -> str:
     return str(ipaddress.IPv6Address(bytes(value)))
 
 
-def _port_text(value: int, ctx) -> str:
+def _port_text(value: int) -> str:
     return str(((value & 0xFF) << 8) | (value >> 8))  # network byte order on the wire
 
 
-def _char4_text(value: bytes, ctx) -> str:
+def _char4_text(value: bytes) -> str:
     return bytes(value).decode("cp1252", "replace")
 
 
-def _double_text(value: float, ctx) -> str:
+def _double_text(value: float) -> str:
     return "%g" % value
 
 
-def _sid_text(value, ctx) -> str:
+def _sid_text(value) -> str:
     if value is None:
         return "NULL"
     revision, authority, subs = value
     auth = str(authority) if authority < (1 << 32) else f"0x{authority:012X}"
-    return "-".join([f"S-{revision}-{auth}", *map(str, subs)]) if subs else f"S-{revision}-{auth}"
+    return "-".join([f"S-{revision}-{auth}", *map(str, subs)])
 
 
-def _hexdump_text(value: bytes, ctx) -> str:
+def _hexdump_text(value: bytes) -> str:
     return " ".join(f"{b:02X}" for b in value)
 
 
-def _list_names(params: tuple[str, ...]) -> dict[int, str]:
+def list_names(params: tuple[str, ...]) -> dict[int, str]:
     """ItemList parameters: names count up from 0; ``Name=number`` restarts the count."""
     names, n = {}, 0
     for p in params:
@@ -231,54 +224,80 @@ def _list_names(params: tuple[str, ...]) -> dict[int, str]:
     return names
 
 
-def _list_text(value: int, ctx) -> str:
-    name = _list_names(ctx.params).get(value)
-    return f"0x{value:08x}({name})" if name is not None else f"0x{value:08x}"
+def _list_binder(ctx: RenderContext) -> Callable[[int], str]:
+    texts = {v: f"0x{v:08x}({n})" for v, n in list_names(ctx.params).items()}
+
+    def text(value: int) -> str:
+        t = texts.get(value)
+        return t if t is not None else f"0x{value:08x}"
+    return text
 
 
-def _set_text(value: int, ctx) -> str:
-    parts, bit = [], 0
-    params = ctx.params
-    while value >> bit:
-        if (value >> bit) & 1:
-            parts.append(params[bit].strip() if bit < len(params) else str(bit))
-        bit += 1
-    return "[" + ",".join(parts) + "]"
+def _set_binder(ctx: RenderContext) -> Callable[[int], str]:
+    params = tuple(p.strip() for p in ctx.params)
+
+    def text(value: int) -> str:
+        parts, bit = [], 0
+        while value >> bit:
+            if (value >> bit) & 1:
+                parts.append(params[bit] if bit < len(params) else str(bit))
+            bit += 1
+        return "[" + ",".join(parts) + "]"
+    return text
 
 
-def _enum_def(ctx):
+def _enum_values(ctx: RenderContext) -> dict[int, str] | None:
     if ctx.tmfset is None or not ctx.params:
         return None
     lookup = getattr(ctx.tmfset, "enum", None)
-    return lookup(ctx.params[0]) if lookup else None
-
-
-def _enum_text(value: int, ctx) -> str:
-    enum = _enum_def(ctx)
-    if enum is not None:
-        name = enum.values.get(value)
-        if name is None:  # #enumv values may be written sign-extended to 64 bits
-            name = enum.values.get(value - (1 << 32) if value >> 31 else value | 0xFFFFFFFF00000000)
-        if name is not None:
-            return name
-    return str(value)
-
-
-def _flags_enum_text(value: int, ctx) -> str:
-    enum = _enum_def(ctx)
+    enum = lookup(ctx.params[0]) if lookup else None
     if enum is None:
-        return f"0x{value:x}"
-    if value in enum.values:
-        return enum.values[value]
-    names, rest = [], value
-    for v, n in sorted(enum.values.items()):
-        v &= 0xFFFFFFFF
-        if v and (rest & v) == v:
-            names.append(n)
-            rest &= ~v
-    if rest:
-        names.append(f"0x{rest:x}")
-    return "|".join(names) if names else "0"
+        return None
+    # #enumv values may be written sign-extended to 64 bits; the wire value is a ULONG.
+    return {v & 0xFFFFFFFF: n for v, n in enum.values.items()}
+
+
+def _enum_binder(ctx: RenderContext) -> Callable[[int], str]:
+    values = _enum_values(ctx) or {}
+
+    def text(value: int) -> str:
+        name = values.get(value)
+        return name if name is not None else str(value)
+    return text
+
+
+def _flags_enum_binder(ctx: RenderContext) -> Callable[[int], str]:
+    values = _enum_values(ctx)
+
+    def text(value: int) -> str:
+        if values is None:
+            return f"0x{value:x}"
+        if value in values:
+            return values[value]
+        names, rest = [], value
+        for v, n in sorted(values.items()):
+            if v and (rest & v) == v:
+                names.append(n)
+                rest &= ~v
+        if rest:
+            names.append(f"0x{rest:x}")
+        return "|".join(names) if names else "0"
+    return text
+
+
+def _timestamp_binder(ctx: RenderContext) -> Callable[[int], str]:
+    utc = ctx.utc
+    return lambda value: format_filetime(value, utc)
+
+
+def _waittime_binder(ctx: RenderContext) -> Callable[[int], str]:
+    utc = ctx.utc
+
+    def text(value: int) -> str:
+        if value <= 0:
+            return "+" + format_time_delta(-value)
+        return format_filetime(value, utc)
+    return text
 
 
 _FILETIME_EPOCH = datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)
@@ -314,33 +333,43 @@ def format_time_delta(value: int) -> str:
     return f"{sign}{d}~{h:02d}:{m:02d}:{s:02d}.{ms:03d}s"
 
 
-def _timestamp_text(value: int, ctx) -> str:
-    return format_filetime(value, ctx.utc)
+_NUMERIC_CONVERSIONS = frozenset("diuxXop")
+_TEXT_CONVERSIONS = frozenset("sSZ")
 
 
-def _waittime_text(value: int, ctx) -> str:
-    if value <= 0:
-        return "+" + format_time_delta(-value)
-    return format_filetime(value, ctx.utc)
+def _plain_spec(spec: Spec | None) -> bool:
+    """True if the spec prints a string unchanged (``s`` with no flags, width or precision)."""
+    return spec is None or (spec.conversion in _TEXT_CONVERSIONS and not spec.flags
+                            and spec.width is None and spec.precision is None)
 
 
 @dataclasses.dataclass(frozen=True)
 class ItemType:
     """One TMF item type.
 
-    ``wire``: fixed (``size`` bytes, ``struct_code``), pointer (``pointer_sized``), cstr / wstr
-    (NUL-terminated ANSI / UTF-16LE), pstr / pwstr / hexdump (USHORT byte count + bytes), sid.
-    ``raw``: True if the value is printed through the TMF's printf spec (numbers, pointers),
-    False if the item renders its own text (status names, GUIDs, lists ...)."""
+    ``wire``: ``fixed`` (``size`` bytes, ``struct_code``), ``pointer`` (pointer-sized), ``cstr`` /
+    ``wstr`` (NUL-terminated ANSI / UTF-16LE), ``pstr`` / ``pwstr`` / ``hexdump`` (USHORT byte
+    count + bytes), ``sid`` (8 + 4 * SubAuthorityCount bytes, or ``NULL\\0``).
+    ``kind``: ``raw`` (a number printed through the TMF's printf spec), ``text`` (a string
+    printed through the spec), ``form`` (the item renders its own text: status names, GUIDs,
+    lists ...; a numeric spec written by hand prints the raw number instead)."""
 
     name: str
     wire: str
     size: int | None
     pointer_sized: bool
     struct_code: str | None
-    raw: bool
+    kind: str
     _decode: Callable = dataclasses.field(repr=False, compare=False)
-    _render: Callable = dataclasses.field(repr=False, compare=False)
+    _binder: Callable | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    @property
+    def raw(self) -> bool:
+        return self.kind == "raw"
+
+    @property
+    def bits(self) -> int | None:
+        return None if self.size is None else self.size * 8
 
     def fixed_size(self, pointer_size: int) -> int | None:
         """Bytes on the wire if that does not depend on the data."""
@@ -348,38 +377,60 @@ class ItemType:
 
     def decode(self, buf: bytes | memoryview, offset: int, pointer_size: int) -> tuple[Any, int]:
         """(value, offset after the item); raises ItemDecodeError if the bytes don't fit."""
+        if type(buf) is not bytes:
+            buf = bytes(buf)
+        if offset < 0 or offset > len(buf):
+            raise ItemDecodeError(self.name, offset, "offset outside the argument data",
+                                  needed=0, available=max(0, len(buf) - offset))
         return self._decode(buf, offset, pointer_size, self.name)
 
+    def converter(self, spec: Spec | None, ctx: RenderContext) -> Callable[[Any], str] | None:
+        """value -> insert text for this spec, prepared once; None means the decoded value
+        (a str) is already the text."""
+        ps = ctx.pointer_size
+        if self.kind == "raw":
+            return lambda v: format_insert(v, spec, ps)
+        if self.kind == "text":
+            if _plain_spec(spec):
+                return None
+            text_spec = spec if spec.conversion in _TEXT_CONVERSIONS else Spec(conversion="s")
+            return lambda v: format_insert(v, text_spec, ps)
+        if self.name == "ItemDouble" and spec is not None and spec.conversion in "eEfFgGaA":
+            return lambda v: format_insert(v, spec, ps)
+        text = self._binder(ctx)
+        if spec is None or (_plain_spec(spec)):
+            return text
+        if spec.conversion in _NUMERIC_CONVERSIONS and self.struct_code in ("B", "H", "I", "Q", "q"):
+            return lambda v: format_insert(v, spec, ps)  # a hand-written numeric spec
+        return lambda v: format_insert(text(v), spec, ps)
+
     def render(self, value: Any, spec: Spec | None, ctx: RenderContext) -> str:
-        return self._render(value, spec, ctx)
-
-    @property
-    def bits(self) -> int | None:
-        return None if self.size is None else self.size * 8
+        """The insert text of ``value`` under ``spec`` (None means ``s``)."""
+        conv = self.converter(spec, ctx)
+        return value if conv is None else conv(value)
 
 
-def _fixed(name: str, code: str, render: Callable | None = None) -> ItemType:
+def _fixed(name: str, code: str, binder: Callable | None = None, kind: str | None = None) -> ItemType:
     st = struct.Struct("<" + code)
-    return ItemType(name, "fixed", st.size, False, code, render is None, _fixed_decoder(st),
-                    render or _render_raw)
+    return ItemType(name, "fixed", st.size, False, code, kind or ("raw" if binder is None else "form"),
+                    _fixed_decoder(st), binder)
 
 
-def _var(name: str, wire: str, decode: Callable, render: Callable) -> ItemType:
-    return ItemType(name, wire, None, False, None, False, decode, render)
+def _var(name: str, wire: str, decode: Callable, binder: Callable | None = None) -> ItemType:
+    return ItemType(name, wire, None, False, None, "text" if binder is None else "form", decode, binder)
 
 
-def _text_render(value, spec, ctx):
-    return format_insert(value, spec if spec is not None and spec.conversion in "sSZ" else Spec(), ctx.pointer_size)
+def _reduce(text: str) -> str:
+    """ItemRString/ItemRWString: tabs, commas, CR to spaces, LF to commas, trailing junk trimmed."""
+    text = text.replace("\t", " ").replace(",", " ").replace("\r", " ").replace("\n", ",")
+    return text.rstrip(" ,")
 
 
-def _reduced_render(value, spec, ctx):
-    return _text_render(_reduce(value), spec, ctx)
-
-
-def _double_render(value, spec, ctx):
-    if spec is not None and spec.conversion in "eEfFgGaA":
-        return format_insert(value, spec, ctx.pointer_size)
-    return format_insert(_double_text(value, ctx), spec, ctx.pointer_size)
+def _reduced(decode: Callable) -> Callable:
+    def dec(buf, offset, pointer_size, name):
+        value, end = decode(buf, offset, pointer_size, name)
+        return _reduce(value), end
+    return dec
 
 
 _TYPES: list[ItemType] = [
@@ -389,45 +440,45 @@ _TYPES: list[ItemType] = [
     _fixed("ItemLong", "I"), _fixed("ItemULong", "I"), _fixed("ItemULongX", "I"),
     _fixed("ItemLongLong", "Q"), _fixed("ItemULongLong", "Q"), _fixed("ItemLongLongX", "Q"),
     _fixed("ItemLongLongXX", "Q"), _fixed("ItemLongLongO", "Q"),
-    ItemType("ItemPtr", "pointer", None, True, None, True, _ptr_decoder, _render_raw),
-    ItemType("ItemDouble", "fixed", 8, False, "d", False, _fixed_decoder(struct.Struct("<d")), _double_render),
+    ItemType("ItemPtr", "pointer", None, True, None, "raw", _ptr_decoder),
+    _fixed("ItemDouble", "d", _const_binder(_double_text)),
     # status codes
-    _fixed("ItemNTSTATUS", "I", _string_form(lambda v, c: statuscodes.format_ntstatus(v))),
-    _fixed("ItemWINERROR", "I", _string_form(lambda v, c: statuscodes.format_winerror(v))),
-    _fixed("ItemHRESULT", "I", _string_form(lambda v, c: statuscodes.format_hresult(v))),
-    _fixed("ItemNDIS_STATUS", "I", _string_form(lambda v, c: statuscodes.format_ndis_status(v))),
-    _fixed("ItemNDIS_OID", "I", _string_form(lambda v, c: statuscodes.format_ndis_oid(v))),
+    _fixed("ItemNTSTATUS", "I", _status_text(statuscodes.format_ntstatus)),
+    _fixed("ItemWINERROR", "I", _status_text(statuscodes.format_winerror)),
+    _fixed("ItemHRESULT", "I", _status_text(statuscodes.format_hresult)),
+    _fixed("ItemNDIS_STATUS", "I", _status_text(statuscodes.format_ndis_status)),
+    _fixed("ItemNDIS_OID", "I", _status_text(statuscodes.format_ndis_oid)),
     # GUIDs, addresses, ports, characters
-    _fixed("ItemGuid", "16s", _string_form(_guid_text)),
-    _fixed("ItemCLSID", "16s", _string_form(_guid_text)),
-    _fixed("ItemLIBID", "16s", _string_form(_guid_text)),
-    _fixed("ItemIID", "16s", _string_form(_guid_text)),
-    _fixed("ItemIPAddr", "4s", _string_form(_ipv4_text)),
-    _fixed("ItemIPV6Addr", "16s", _string_form(_ipv6_text)),
-    _fixed("ItemPort", "H", _string_form(_port_text)),
-    _fixed("ItemChar4", "4s", _string_form(_char4_text)),
+    _fixed("ItemGuid", "16s", _const_binder(_guid_text)),
+    _fixed("ItemCLSID", "16s", _const_binder(_guid_text)),
+    _fixed("ItemLIBID", "16s", _const_binder(_guid_text)),
+    _fixed("ItemIID", "16s", _const_binder(_guid_text)),
+    _fixed("ItemIPAddr", "4s", _const_binder(_ipv4_text)),
+    _fixed("ItemIPV6Addr", "16s", _const_binder(_ipv6_text)),
+    _fixed("ItemPort", "H", _const_binder(_port_text)),
+    _fixed("ItemChar4", "4s", _const_binder(_char4_text)),
     # time
-    _fixed("ItemTimestamp", "q", _string_form(_timestamp_text)),
-    _fixed("ItemWaitTime", "q", _string_form(_waittime_text)),
-    _fixed("ItemTimeDelta", "q", _string_form(lambda v, c: format_time_delta(v))),
+    _fixed("ItemTimestamp", "q", _timestamp_binder),
+    _fixed("ItemWaitTime", "q", _waittime_binder),
+    _fixed("ItemTimeDelta", "q", _const_binder(lambda v: format_time_delta(v))),
     # enumerations
-    _fixed("ItemListByte", "B", _string_form(_list_text)),
-    _fixed("ItemListShort", "H", _string_form(_list_text)),
-    _fixed("ItemListLong", "I", _string_form(_list_text)),
-    _fixed("ItemSetByte", "B", _string_form(_set_text)),
-    _fixed("ItemSetShort", "H", _string_form(_set_text)),
-    _fixed("ItemSetLong", "I", _string_form(_set_text)),
-    _fixed("ItemEnum", "I", _string_form(_enum_text)),
-    _fixed("ItemFlagsEnum", "I", _string_form(_flags_enum_text)),
+    _fixed("ItemListByte", "B", _list_binder),
+    _fixed("ItemListShort", "H", _list_binder),
+    _fixed("ItemListLong", "I", _list_binder),
+    _fixed("ItemSetByte", "B", _set_binder),
+    _fixed("ItemSetShort", "H", _set_binder),
+    _fixed("ItemSetLong", "I", _set_binder),
+    _fixed("ItemEnum", "I", _enum_binder),
+    _fixed("ItemFlagsEnum", "I", _flags_enum_binder),
     # strings and blobs
-    _var("ItemString", "cstr", _cstr_decoder, _text_render),
-    _var("ItemRString", "cstr", _cstr_decoder, _reduced_render),
-    _var("ItemWString", "wstr", _wstr_decoder, _text_render),
-    _var("ItemRWString", "wstr", _wstr_decoder, _reduced_render),
-    _var("ItemPString", "pstr", _pstr_decoder, _text_render),
-    _var("ItemPWString", "pwstr", _pwstr_decoder, _text_render),
-    _var("ItemSid", "sid", _sid_decoder, _string_form(_sid_text)),
-    _var("ItemHEXDump", "hexdump", _hexdump_decoder, _string_form(_hexdump_text)),
+    _var("ItemString", "cstr", _cstr_decoder),
+    _var("ItemRString", "cstr", _reduced(_cstr_decoder)),
+    _var("ItemWString", "wstr", _wstr_decoder),
+    _var("ItemRWString", "wstr", _reduced(_wstr_decoder)),
+    _var("ItemPString", "pstr", _pstr_decoder),
+    _var("ItemPWString", "pwstr", _pwstr_decoder),
+    _var("ItemSid", "sid", _sid_decoder, _const_binder(_sid_text)),
+    _var("ItemHEXDump", "hexdump", _hexdump_decoder, _const_binder(_hexdump_text)),
 ]
 
 #: name -> ItemType for every known item type.

@@ -49,25 +49,29 @@ def _escape(text: str) -> str:
 class _Baked:
     """A plan's template with the marker values of one markers mapping baked in."""
 
-    __slots__ = ("markers", "snapshot", "template", "slots", "direct")
+    __slots__ = ("markers", "template", "slots", "direct", "unpack", "size")
 
-    def __init__(self, markers, template, slots, direct):
+    def __init__(self, markers, template, slots, direct, fixed):
         self.markers = markers
-        self.snapshot = dict(markers) if markers is not None else None
         self.template = template  # % template; literal text and marker values escaped
         self.slots = slots        # per value slot: (arg index, converter | None)
         self.direct = direct      # True: template % decoded_values works as is
+        # all arguments in one Struct and printed as decoded: template % unpack(buf)
+        self.unpack = fixed.unpack_from if (direct and fixed is not None) else None
+        self.size = fixed.size if fixed is not None else 0
 
 
 class _Plan:
     """The compiled form of one message for one pointer size."""
 
-    __slots__ = ("decode", "parts", "baked")
+    __slots__ = ("decode", "parts", "baked", "last", "fixed")
 
-    def __init__(self, decode, parts):
+    def __init__(self, decode, parts, fixed):
         self.decode = decode  # buf -> tuple/list of per-argument values
         self.parts = parts    # ("lit", text) | ("marker", name) | ("arg", index, slot, conv) | ("var", N, conv)
+        self.fixed = fixed    # the Struct of all arguments when every one is fixed-size, else None
         self.baked: dict[int, _Baked] = {}
+        self.last: _Baked | None = None
 
 
 class MessageFormatter:
@@ -77,8 +81,9 @@ class MessageFormatter:
 
     ``markers`` supplies WPP marker values (``"FUNC"``, ``"LEVEL"``, ``"PREFIX"`` for a leading
     %0 ...) and values of inserts %1..%9 (int keys) if the format uses them; missing markers
-    come from the TMF entry (:func:`marker_defaults`). Pass the same (unchanged) mapping for every
-    event of a message: its rendering is baked into the template once."""
+    come from the TMF entry (:func:`marker_defaults`). The markers' text is baked into the
+    template the first time a mapping object is seen: pass the same mapping for every event of a
+    message and do not mutate it afterwards (pass a new mapping for new values)."""
 
     def __init__(self, message: Any, tmfset: Any = None, *, utc: bool = False) -> None:
         self.message = message
@@ -184,8 +189,9 @@ class MessageFormatter:
                 else:
                     ctx = RenderContext(pointer_size=ps, params=tuple(self._args[i].params),
                                         tmfset=self.tmfset, utc=self.utc)
-                    parts.append(("arg", i, "%s", _bind_render(self._items[i], p.spec, ctx)))
-        return _Plan(decode, parts)
+                    parts.append(("arg", i, "%s", self._items[i].converter(p.spec, ctx)))
+        fixed = steps[0][1] if len(steps) == 1 and steps[0][0] == "fixed" else None
+        return _Plan(decode, parts, fixed)
 
     def _bake(self, plan: _Plan, markers: Mapping[Any, Any] | None) -> _Baked:
         out: list[str] = []
@@ -209,7 +215,7 @@ class MessageFormatter:
                 slots.append((part[1], part[3]))
         direct = (all(c is None for _, c in slots)
                   and [i for i, _ in slots] == list(range(len(self._args))))
-        return _Baked(markers, "".join(out), slots, direct)
+        return _Baked(markers, "".join(out), slots, direct, plan.fixed)
 
     def _make_decoder(self, steps: list[tuple], nargs: int, ps: int) -> Callable:
         label = self._label
@@ -230,6 +236,8 @@ class MessageFormatter:
             return decode_fixed
 
         def decode_mixed(buf):
+            if type(buf) is not bytes:
+                buf = bytes(buf)
             values: list[Any] = [None] * nargs
             off = 0
             n = len(buf)
@@ -259,15 +267,26 @@ class MessageFormatter:
     def format(self, arg_bytes: bytes | memoryview, pointer_size: int = 8,
                markers: Mapping[Any, Any] | None = None) -> str:
         plan = self._plans.get(pointer_size) or self._plan(pointer_size)
+        baked = plan.last
+        if baked is None or baked.markers is not markers:
+            baked = self._baked_for(plan, markers)
+        if baked.unpack is not None:  # all arguments fixed-size, printed as decoded
+            if len(arg_bytes) < baked.size:
+                plan.decode(arg_bytes)  # raises the precise error
+            return baked.template % baked.unpack(arg_bytes)
         values = plan.decode(arg_bytes)
-        baked = plan.baked.get(id(markers))
-        if baked is None or baked.markers is not markers or baked.snapshot != markers:
-            baked = self._bake(plan, markers)
-            if len(plan.baked) < 8:
-                plan.baked[id(markers)] = baked  # keeps a reference, so the id stays unique
         if baked.direct:
             return baked.template % (values if type(values) is tuple else tuple(values))
         return baked.template % tuple([values[i] if c is None else c(values[i]) for i, c in baked.slots])
+
+    def _baked_for(self, plan: _Plan, markers: Mapping[Any, Any] | None) -> _Baked:
+        baked = plan.baked.get(id(markers))
+        if baked is None or baked.markers is not markers:
+            baked = self._bake(plan, markers)
+            if len(plan.baked) < 16:
+                plan.baked[id(markers)] = baked  # holds a reference, so the id stays unique
+        plan.last = baked
+        return baked
 
     def decode_args(self, arg_bytes: bytes | memoryview, pointer_size: int = 8) -> list[tuple[str, str, Any]]:
         """[(C expression, item, typed value)] in argument-block order."""
@@ -287,14 +306,6 @@ class MessageFormatter:
             if isinstance(p, Insert) and p.index == insert:
                 return p.spec
         return None
-
-
-def _bind_render(it: ItemType, spec: Spec | None, ctx: RenderContext) -> Callable[[Any], str]:
-    render = it._render
-
-    def conv(value):
-        return render(value, spec, ctx)
-    return conv
 
 
 def _spec_conv(spec: Spec | None, ps: int) -> Callable[[Any], str]:
