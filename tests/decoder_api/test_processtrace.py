@@ -1,0 +1,187 @@
+"""ProcessTrace: argument errors, BufferCallback stop, callback exceptions, merge, time window."""
+from __future__ import annotations
+
+import pytest
+
+from wpptrace.decoder import api
+from wpptrace.decoder.etlfile import EtlFile
+from wpptrace.decoder.ordering import ordered_records
+from wpptrace.decoder.structs import (ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFILE, EventTraceGuid,
+                                      PROCESS_TRACE_MODE_EVENT_RECORD)
+from wpptrace.winerror import (ERROR_BAD_LENGTH, ERROR_BAD_PATHNAME, ERROR_CANCELLED,
+                               ERROR_FILE_NOT_FOUND, ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER,
+                               ERROR_INVALID_TIME, ERROR_NOACCESS, ERROR_SUCCESS,
+                               ERROR_WMI_ALREADY_ENABLED, Win32Error)
+
+from .api_helpers import collect, identity
+
+
+def _code(call) -> int:
+    with pytest.raises(Win32Error) as info:
+        call()
+    return info.value.winerror
+
+
+@pytest.fixture
+def handle(api_data):
+    h = api.OpenTrace(EVENT_TRACE_LOGFILE(LogFileName=str(api_data / "wppstr-sample.etl"),
+                                          ProcessTraceMode=PROCESS_TRACE_MODE_EVENT_RECORD))
+    yield h
+    api.CloseTrace(h)
+
+
+def test_argument_errors(handle):
+    assert _code(lambda: api.ProcessTrace(None)) == ERROR_INVALID_PARAMETER
+    assert _code(lambda: api.ProcessTrace([])) == ERROR_BAD_LENGTH
+    assert _code(lambda: api.ProcessTrace([handle] * 65)) == ERROR_BAD_LENGTH
+    assert _code(lambda: api.ProcessTrace([handle, 0])) == ERROR_INVALID_HANDLE
+    assert _code(lambda: api.ProcessTrace([handle], 20, 10)) == ERROR_INVALID_TIME
+    # EndTime == StartTime is a valid (one-instant) window
+    assert api.ProcessTrace([handle], 10, 10) == ERROR_SUCCESS
+
+
+def test_more_than_one_live_handle_is_wmi_already_enabled(handle):
+    streams = [api.OpenTraceFromBufferStream(ETW_OPEN_TRACE_OPTIONS()) for _ in range(2)]
+    try:
+        assert _code(lambda: api.ProcessTrace(streams)) == ERROR_WMI_ALREADY_ENABLED
+        assert _code(lambda: api.ProcessTrace([streams[0], handle])) == ERROR_INVALID_PARAMETER
+    finally:
+        for h in streams:
+            api.CloseTrace(h)
+
+
+def test_opentrace_errors(tmp_path):
+    assert _code(lambda: api.OpenTrace(None)) == ERROR_INVALID_PARAMETER
+    assert _code(lambda: api.OpenTrace(EVENT_TRACE_LOGFILE())) == ERROR_BAD_PATHNAME
+    missing = EVENT_TRACE_LOGFILE(LogFileName=str(tmp_path / "missing.etl"))
+    assert _code(lambda: api.OpenTrace(missing)) == ERROR_FILE_NOT_FOUND
+    assert _code(lambda: api.OpenTraceFromFile(str(tmp_path / "x.etl"), None)) == \
+        ERROR_INVALID_PARAMETER
+
+
+def test_buffer_callback_returning_false_stops_with_error_cancelled(api_data):
+    """BufferCallback runs after each buffer; FALSE stops ProcessTrace (ERROR_CANCELLED)
+    right there: only the first (header) buffer's events were delivered."""
+    calls = []
+
+    def on_buffer(logfile):
+        calls.append((logfile.BuffersRead, logfile.BufferSize, logfile.Filled))
+        return False
+
+    events, logfile, rc = collect(api_data / "wppemitter-sample.etl", BufferCallback=on_buffer)
+    assert rc == ERROR_CANCELLED
+    assert len(calls) == 1 and calls[0][0] == 1
+    with EtlFile(api_data / "wppemitter-sample.etl") as etl:
+        head = etl.read_buffer(etl.buffer_index()[0])
+        assert calls[0][1:] == (len(head.data), head.records_end)
+        assert len(events) == len(head.records())
+    assert all(e.EventHeader.EventDescriptor.Id != 10 for e in events)
+
+
+def test_buffer_callback_returning_true_or_none_continues(api_data):
+    full, _, _ = collect(api_data / "wppemitter-sample.etl")
+    for result in (True, 1, None):
+        events, logfile, rc = collect(api_data / "wppemitter-sample.etl",
+                                      BufferCallback=lambda lf, r=result: r)
+        assert rc == ERROR_SUCCESS and len(events) == len(full)
+        assert logfile.BuffersRead == 2
+
+
+def test_windows11_buffer_callback_false_is_error_cancelled(api_data):
+    seen = []
+    options = ETW_OPEN_TRACE_OPTIONS(
+        EventCallback=seen.append,
+        BufferCallback=lambda buf, size, info, ctx: (
+            seen.append(("buffer", info.BuffersRead, ctx)), False)[1],
+        BufferCallbackContext="bctx")
+    handle = api.OpenTraceFromFile(str(api_data / "powershell.etl"), options)
+    try:
+        assert api.ProcessTrace([handle]) == ERROR_CANCELLED
+    finally:
+        api.CloseTrace(handle)
+    assert seen[-1] == ("buffer", 1, "bctx")
+    assert all(not isinstance(e, tuple) for e in seen[:-1])
+
+
+@pytest.mark.parametrize("where", ["event", "buffer"])
+def test_exception_in_a_callback_is_error_noaccess_with_the_exception(api_data, where):
+    boom = KeyError("boom")
+    armed = [True]
+
+    def fail(*args):
+        if armed[0]:
+            raise boom
+
+    fields = {"EventCallback": fail} if where == "event" else {"BufferCallback": fail}
+    logfile = EVENT_TRACE_LOGFILE(LogFileName=str(api_data / "wppstr-sample.etl"),
+                                  ProcessTraceMode=PROCESS_TRACE_MODE_EVENT_RECORD, **fields)
+    handle = api.OpenTrace(logfile)
+    with pytest.raises(Win32Error) as info:
+        api.ProcessTrace([handle])
+    assert info.value.winerror == ERROR_NOACCESS
+    assert info.value.__cause__ is boom
+    # the handle is still open and usable after the failure
+    armed[0] = False
+    assert api.ProcessTrace([handle]) == ERROR_SUCCESS
+    assert api.CloseTrace(handle) == ERROR_SUCCESS
+
+
+def test_one_file_is_delivered_in_the_engines_processtrace_order(api_data):
+    """powershell.etl has 8 per-processor streams flushed out of order: events come in the
+    order of decoder.ordering (per stream by sequence, merged by time), timestamps never
+    decrease, nothing lost (same count as the file's records)."""
+    path = api_data / "powershell.etl"
+    events, _, _ = collect(path)
+    with EtlFile(path) as etl:
+        records = list(ordered_records(etl))
+        expected = [(r.provider_id, r.event_id, r.timestamp, bytes(r.user_data)) for r in records
+                    if r.kind != "unknown"]
+    got = [(e.EventHeader.ProviderId, e.EventHeader.EventDescriptor.Id
+            if e.EventHeader.ProviderId != EventTraceGuid else 0, None, e.UserData) for e in events]
+    assert len(got) == len(expected)
+    assert [g[3] for g in got] == [x[3] for x in expected]
+    stamps = [e.EventHeader.TimeStamp for e in events]
+    assert stamps == sorted(stamps)
+    assert len({e.BufferContext.ProcessorIndex for e in events}) > 1
+
+
+def test_two_files_are_merged_by_time(api_data):
+    a, b = api_data / "wppemitter-sample.etl", api_data / "wppstr-sample.etl"
+    alone = {p: [identity(e) for e in collect(p)[0]] for p in (a, b)}
+    merged, owner = [], {}
+    handles = []
+    for p in (a, b):
+        logfile = EVENT_TRACE_LOGFILE(LogFileName=str(p),
+                                      ProcessTraceMode=PROCESS_TRACE_MODE_EVENT_RECORD,
+                                      EventRecordCallback=merged.append, Context=p)
+        handles.append(api.OpenTrace(logfile))
+    try:
+        assert api.ProcessTrace(handles) == ERROR_SUCCESS
+    finally:
+        for h in handles:
+            api.CloseTrace(h)
+    assert len(merged) == sum(len(v) for v in alone.values())
+    for p in (a, b):   # each file's events keep their own order, none lost
+        assert [identity(e) for e in merged if e.UserContext == p] == alone[p]
+    stamps = [e.EventHeader.TimeStamp for e in merged
+              if not (e.EventHeader.Flags & 0x8 and e.EventHeader.TimeStamp == 0)]
+    assert stamps == sorted(stamps)
+    # the two captures were made at different times: a merge, not a concatenation
+    first_b = next(i for i, e in enumerate(merged) if e.UserContext == b)
+    assert first_b > 0 or merged[0].UserContext == b
+
+
+def test_start_and_end_time_bound_the_events(api_data):
+    path = api_data / "wppemitter-sample.etl"
+    full, _, _ = collect(path)
+    messages = [e for e in full if e.EventHeader.EventDescriptor.Id in (10, 11)
+                and e.EventHeader.ProviderId != EventTraceGuid]
+    start = messages[10].EventHeader.TimeStamp
+    end = messages[20].EventHeader.TimeStamp
+    window, _, rc = collect(path, start=start, end=end)
+    assert rc == ERROR_SUCCESS
+    expected = [identity(e) for e in full
+                if start <= e.EventHeader.TimeStamp <= end or e is full[0]]
+    assert [identity(e) for e in window] == expected
+    assert window[0].EventHeader.ProviderId == EventTraceGuid   # header event always first
+    assert len(window) >= 12
