@@ -92,3 +92,57 @@ def pdb_data(data_dir: pathlib.Path) -> pathlib.Path:
 @pytest.fixture(scope="session")
 def msf_tools() -> types.SimpleNamespace:
     return types.SimpleNamespace(build_msf=build_msf, streams_of=streams_of)
+
+
+# -- synthetic PDBs: hand-made PDB info, DBI and module symbol streams ----------------------------
+def sym(kind: int, payload: bytes) -> bytes:
+    """One CodeView symbol record, zero-padded to a multiple of 4 like lld and MSVC do."""
+    body = payload + bytes(-(4 + len(payload)) % 4)
+    return struct.pack("<HH", 2 + len(body), kind) + body
+
+
+def proc_sym(name: str, ptr_end: int = 0, kind: int = 0x1110, segment: int = 1, offset: int = 0) -> bytes:
+    return sym(kind, struct.pack("<IIIIIIIIHB", 0, ptr_end, 0, 16, 0, 0, 0, offset, segment, 0)
+               + name.encode() + b"\0")
+
+
+def block_sym(ptr_end: int = 0) -> bytes:
+    return sym(0x1103, struct.pack("<IIIIH", 0, ptr_end, 4, 0, 1) + b"\0")
+
+
+def annotation_sym(*strings: "str | bytes", segment: int = 1, offset: int = 0) -> bytes:
+    raw = [s if isinstance(s, bytes) else s.encode() for s in strings]
+    return sym(0x1019, struct.pack("<IHH", offset, segment, len(raw)) + b"".join(s + b"\0" for s in raw))
+
+
+def end_sym() -> bytes:
+    return sym(0x0006, b"")
+
+
+def make_pdb(modules: list[tuple[str, "bytes | None"]], *, dbi_flags: int = 0, machine: int = 0x8664,
+             features: tuple[int, ...] = (20140508,), cv_signature: int = 4, page_size: int = 512) -> bytes:
+    """A PDB whose modules hold the given symbol record bytes (None: module without a stream)."""
+    info = struct.pack("<III", 20000404, 1, 7) + bytes(range(16)) + struct.pack("<IIIII", 0, 0, 0, 0, 0)
+    info += struct.pack("<I", 0) + b"".join(struct.pack("<I", f) for f in features)
+    streams: list[bytes | None] = [b"", info, b"", None, b""]
+    modinfo = bytearray()
+    for name, symbols in modules:
+        index = 0xFFFF
+        size = 0
+        if symbols is not None:
+            data = struct.pack("<I", cv_signature) + symbols
+            index, size = len(streams), len(data)
+            streams.append(data)
+        record = struct.pack("<I", 0) + bytes(28) + struct.pack("<HHIIIHHIII", 0, index, size, 0, 0, 0, 0, 0, 0, 0)
+        record += name.encode() + b"\0" + name.encode() + b"\0"
+        modinfo += record + bytes(-len(record) % 4)
+    dbi = struct.pack("<iIIHHHHHHiiiiiIiiHHI", -1, 19990903, 7, 0xFFFF, 0x8E00, 0xFFFF, 0, 0xFFFF, 0,
+                      len(modinfo), 0, 0, 0, 0, 0, 0, 0, dbi_flags, machine, 0) + bytes(modinfo)
+    streams[3] = dbi
+    return build_msf(streams, page_size)
+
+
+@pytest.fixture(scope="session")
+def pdb_maker() -> types.SimpleNamespace:
+    return types.SimpleNamespace(make_pdb=make_pdb, sym=sym, proc=proc_sym, block=block_sym,
+                                 annotation=annotation_sym, end=end_sym)

@@ -198,3 +198,15 @@ def test_package_loader_reads_pdb_paths(pdb_data):
 
     tmfset = tmf.load(str(pdb_data / "wpp_x64.pdb"))
     assert tmfset.lookup(DEVICE_GUID, 10).trailer["FUNC"] == "drv::Dev::Init"
+
+
+def test_wpptrace_tmf_from_pdb_command(pdb_data, tmp_path, capsys):
+    from wpptrace.cli import main
+
+    rc = main(["tmf", "from-pdb", str(pdb_data / "wpp_x86_8k.pdb"), "-o", str(tmp_path), "--timestamp",
+               WHEN.isoformat(), "-v"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert f"{DEVICE_GUID}.tmf" in out and "wpp_x86_8k.mof" in out
+    text = (tmp_path / f"{DEVICE_GUID}.tmf").read_text()
+    assert "FUNC=drv::Dev::Init\n" in text and text.startswith("// PDB:  wpp_x86_8k.pdb\n")
