@@ -1,0 +1,197 @@
+"""``wpptrace tmf gen``: TMF files for Python providers, from their sources (as tracewpp + tracepdb).
+
+Scans Python sources with the same AST scanner the running provider uses
+(:mod:`wpptrace.provider.tracing_sites`), so the files it writes are byte for byte the ones
+``Provider.write_tmf()`` writes at run time:
+
+* ``<message-guid>.tmf`` per source file (tracepdb layout: ``// PDB:`` lines, GUID line, ``#typev``
+  blocks in message-number order);
+* ``<control-guid>.tmc`` (control GUID, name, flag names: what TraceView reads) and
+  ``<component>.mof`` (tracepdb's MOF class for the control GUID, flags and levels).
+
+The provider's control GUID, name, flags and root come from a ``Provider("Name", guid=...,
+flags=(...), root=...)`` call with literal arguments found in the sources, or from the options.
+The ``Last Updated`` time is ``--timestamp``, else ``$SOURCE_DATE_EPOCH``, else 1970-01-01: the
+same sources always give the same bytes.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import os
+import pathlib
+import sys
+import uuid
+from typing import Iterable, Sequence
+
+from wpptrace.tmf.writer import to_tmf_text
+
+from .tracing_messages import FileMessages, compile_file
+from .tracing_sites import ScanError, etw_name_guid, scan_file
+
+__all__ = ["ProviderInfo", "file_tmf_text", "tmc_text", "mof_text", "write_files", "find_provider",
+           "reproducible_time", "add_arguments", "run"]
+
+TOOL = "wpptrace"
+
+
+@dataclasses.dataclass(frozen=True)
+class ProviderInfo:
+    """What the files need to know about the provider."""
+
+    name: str
+    guid: uuid.UUID
+    flags: tuple[str, ...]
+    root: str
+
+
+def reproducible_time(text: str | None = None) -> _dt.datetime:
+    """``text`` (ISO 8601), else $SOURCE_DATE_EPOCH, else the Unix epoch (UTC)."""
+    if text:
+        when = _dt.datetime.fromisoformat(text)
+        return when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    return _dt.datetime.fromtimestamp(int(epoch) if epoch.isdigit() else 0, _dt.timezone.utc)
+
+
+def file_tmf_text(messages: FileMessages, when: _dt.datetime) -> str:
+    """Contents of ``<guid>.tmf`` for one source file."""
+    if not messages.sites:
+        return ""
+    return to_tmf_text(messages.messages, pdb_name=messages.relative_path, tool=TOOL, when=when)
+
+
+def tmc_text(info: ProviderInfo, when: _dt.datetime) -> str:
+    """``<control-guid>.tmc``: comment lines, ``<guid> <name>``, then the flag names (bit 0 first)."""
+    stamp = when.astimezone(_dt.timezone.utc).strftime("%Y-%m-%d:%H:%M:%S:") + f"{when.microsecond // 1000:03d}"
+    lines = [f"// PDB:  {info.name}", f"// PDB:  Last Updated :{stamp} (UTC) [{TOOL}]",
+             f"{info.guid} {info.name}", *info.flags]
+    return "\n".join(lines) + "\n"
+
+
+def mof_text(info: ProviderInfo, when: _dt.datetime) -> str:
+    """tracepdb's ``<module>.mof`` for the control GUID (the shared writer in tmf.tracepdb)."""
+    from wpptrace.tmf import pdb, tracepdb
+
+    annotation = pdb.Annotation(module_index=0, module_name=info.name, stream_index=0, stream_offset=0,
+                                file_offset=None, segment=0, code_offset=0,
+                                strings=("TMC:", str(info.guid), info.name, *info.flags),
+                                procedure="<module>")
+    control = pdb.ControlGuidRecord(guid=info.guid, guid_text=str(info.guid), name=info.name,
+                                    flags=info.flags, public=False, annotation=annotation)
+    trace_info = pdb.PdbTraceInfo(path=info.name, control_guids=[control])
+    return tracepdb.mof_text(trace_info, when) or ""
+
+
+def write_files(out_dir: "str | os.PathLike[str]", info: ProviderInfo, files: Iterable[FileMessages],
+                when: _dt.datetime, *, control_files: bool = True) -> list[pathlib.Path]:
+    """Write the TMF of every file with trace calls (and the .tmc/.mof); return the paths written."""
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for messages in files:
+        text = file_tmf_text(messages, when)
+        if not text:
+            continue
+        path = out / f"{messages.guid}.tmf"
+        path.write_text(text, encoding="utf-8", newline="\n")
+        written.append(path)
+    if control_files:
+        path = out / f"{info.guid}.tmc"
+        path.write_text(tmc_text(info, when), encoding="utf-8", newline="\n")
+        written.append(path)
+        path = out / f"{info.name}.mof"
+        path.write_text(mof_text(info, when), encoding="utf-8", newline="\n")
+        written.append(path)
+    return written
+
+
+def find_provider(sources: Sequence[str]) -> tuple[str, "object"] | None:
+    """The single literal ``Provider(...)`` declaration among ``sources`` (path, decl), if any."""
+    found = []
+    for path in sources:
+        for decl in scan_file(path).providers:
+            found.append((path, decl))
+    distinct = {(d.name, d.guid) for _, d in found}
+    if len(distinct) > 1:
+        where = ", ".join(f"{p}:{d.line}" for p, d in found)
+        raise ValueError(f"several providers are declared ({where}): choose one with --name/--guid/--root")
+    return found[0] if found else None
+
+
+def _expand(sources: Sequence[str]) -> list[str]:
+    files: list[str] = []
+    for src in sources:
+        if os.path.isdir(src):
+            for dirpath, dirnames, filenames in os.walk(src):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
+                files += [os.path.join(dirpath, f) for f in sorted(filenames) if f.endswith(".py")]
+        else:
+            files.append(src)
+    return files
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sources", nargs="+", metavar="SRC",
+                        help="Python source files or directories (scanned for trace calls)")
+    parser.add_argument("-o", "--output", "-p", dest="output", default=".", metavar="DIR",
+                        help="directory for <guid>.tmf, <control-guid>.tmc and <name>.mof (default: .)")
+    parser.add_argument("--name", help="provider (component) name; default: from Provider(...) in the sources")
+    parser.add_argument("--guid", help="control GUID; default: from Provider(...), else the ETW hash of --name")
+    parser.add_argument("--flags", help="comma-separated flag names in bit order (for the .tmc/.mof)")
+    parser.add_argument("--root", help="directory message GUIDs are relative to; default: the directory "
+                                       "of the file declaring the Provider (as at run time)")
+    parser.add_argument("--timestamp", metavar="ISO8601",
+                        help="'Last Updated' time (default: $SOURCE_DATE_EPOCH or 1970-01-01)")
+    parser.add_argument("--no-control-files", dest="control_files", action="store_false",
+                        help="write only the .tmf files")
+    parser.add_argument("-v", "--verbose", action="store_true", help="list every file written")
+
+
+def run(args: argparse.Namespace) -> int:
+    sources = _expand(args.sources)
+    try:
+        declared = find_provider(sources)
+    except (ScanError, ValueError) as exc:
+        print(f"wpptrace tmf gen: {exc}", file=sys.stderr)
+        return 1
+    decl_path, decl = declared if declared else (None, None)
+    name = args.name or (decl.name if decl else None)
+    if not name:
+        print("wpptrace tmf gen: no Provider(\"Name\", ...) with literal arguments in the sources; "
+              "give --name (and --guid)", file=sys.stderr)
+        return 2
+    guid = uuid.UUID(args.guid) if args.guid else (decl.guid if decl and decl.guid else etw_name_guid(name))
+    flags = tuple(f for f in args.flags.split(",") if f) if args.flags else (decl.flags or () if decl else ())
+    if args.root:
+        root = args.root
+    elif decl_path is not None:
+        base = os.path.dirname(os.path.abspath(decl_path))
+        root = os.path.join(base, decl.root) if decl.root else base
+    else:
+        root = os.getcwd()
+    info = ProviderInfo(name=name, guid=guid, flags=tuple(flags), root=root)
+    compiled, failed = [], 0
+    for path in sources:
+        try:
+            messages = compile_file(path, control_guid=guid, component=name, root=root)
+        except ScanError as exc:
+            print(f"wpptrace tmf gen: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        for exc in messages.errors:
+            print(f"wpptrace tmf gen: error: {exc}", file=sys.stderr)
+            failed += 1
+        compiled.append(messages)
+    if failed:
+        print(f"wpptrace tmf gen: {failed} error(s); nothing written", file=sys.stderr)
+        return 1
+    written = write_files(args.output, info, compiled, reproducible_time(args.timestamp),
+                          control_files=args.control_files)
+    count = sum(len(m.sites) for m in compiled)
+    if args.verbose:
+        for path in written:
+            print(path)
+    print(f"{count} message(s) from {len(compiled)} file(s) -> {len(written)} file(s) in {args.output}")
+    return 0

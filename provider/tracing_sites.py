@@ -1,0 +1,292 @@
+"""Call-site identity for Python WPP providers: the AST scanner and the GUID/number scheme.
+
+tracewpp scans C sources for trace macros and gives every source file one message GUID and every
+call site a message number (from 10, in source order). This module does the same for Python
+sources with :mod:`ast`, and both the running provider (:mod:`wpptrace.provider.tracing`) and
+``wpptrace tmf gen`` (:mod:`wpptrace.provider.tmfgen`) use it, so they always agree:
+
+* message GUID of a file = ``uuid5(MESSAGE_GUID_NAMESPACE, "<control guid>/<path relative to the
+  provider root, '/'-separated>")``: the same on every run and every machine;
+* message number = 10 + the index of the call among the file's trace calls sorted by source
+  position (line, column) -- exactly the order a reader sees them;
+* a trace call is ``<expr>.<level method>(FLAG, "format", args...)`` or
+  ``<expr>.log(LEVEL, FLAG, "format", args...)`` whose format is a string literal and whose flag
+  is not one (which keeps ``logger.info("text %s", x)`` out). The runtime finds its call site by
+  the position CPython records for the CALL instruction (``co_positions``), which is the range of
+  the ``ast.Call`` node.
+
+The control GUID for a name follows ETW's name hashing (EventSource / TraceLogging / tracelog
+``*Name``): SHA-1 over a fixed namespace and the upper-cased UTF-16BE name, version 5.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import hashlib
+import os
+import uuid
+
+__all__ = [
+    "LEVELS", "LEVEL_METHODS", "MESSAGE_GUID_NAMESPACE", "FIRST_MESSAGE_NUMBER",
+    "CallSite", "ProviderDecl", "ScanResult", "ScanError",
+    "etw_name_guid", "message_guid", "relative_source_path", "message_name",
+    "scan_source", "scan_file",
+]
+
+#: TRACE_LEVEL_* values (evntrace.h).
+LEVELS: dict[str, int] = {
+    "TRACE_LEVEL_NONE": 0,
+    "TRACE_LEVEL_CRITICAL": 1,
+    "TRACE_LEVEL_FATAL": 1,
+    "TRACE_LEVEL_ERROR": 2,
+    "TRACE_LEVEL_WARNING": 3,
+    "TRACE_LEVEL_INFORMATION": 4,
+    "TRACE_LEVEL_VERBOSE": 5,
+}
+
+#: Provider method -> (TRACE_LEVEL name written as LEVEL=, value).
+LEVEL_METHODS: dict[str, tuple[str, int]] = {
+    "critical": ("TRACE_LEVEL_CRITICAL", 1),
+    "fatal": ("TRACE_LEVEL_FATAL", 1),
+    "error": ("TRACE_LEVEL_ERROR", 2),
+    "warning": ("TRACE_LEVEL_WARNING", 3),
+    "info": ("TRACE_LEVEL_INFORMATION", 4),
+    "verbose": ("TRACE_LEVEL_VERBOSE", 5),
+    "debug": ("TRACE_LEVEL_VERBOSE", 5),
+}
+LOG_METHOD = "log"  # log(LEVEL, FLAG, "format", ...)
+
+#: Namespace of the per-file message GUIDs (a fixed, random constant: never change it).
+MESSAGE_GUID_NAMESPACE = uuid.UUID("6f1c3b0e-9a57-4c55-8d1e-2b7f0c4a91d3")
+FIRST_MESSAGE_NUMBER = 10  # tracewpp's TRACERANGE default 10..65535
+LAST_MESSAGE_NUMBER = 65535
+
+_ETW_NAME_NAMESPACE = bytes.fromhex("482C2DB2C39047C887F81A15BFC130FB")
+
+
+def etw_name_guid(name: str) -> uuid.UUID:
+    """The provider GUID ETW tools derive from a provider name (EventSource.GetGuid rules).
+
+    ``etw_name_guid("MyCompany.MyComponent") == UUID("ce5fa4ea-ab00-5402-8b76-9f76ac858fb5")``
+    (the example in TraceLoggingProvider.h)."""
+    digest = hashlib.sha1(_ETW_NAME_NAMESPACE + name.upper().encode("utf-16-be")).digest()
+    raw = bytearray(digest[:16])
+    raw[7] = (raw[7] & 0x0F) | 0x50
+    return uuid.UUID(bytes_le=bytes(raw))
+
+
+def relative_source_path(path: str, root: str) -> str:
+    """``path`` relative to ``root`` with '/' separators (what the message GUID is made of)."""
+    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+    return rel.replace(os.sep, "/")
+
+
+def message_guid(control_guid: uuid.UUID, relative_path: str) -> uuid.UUID:
+    """The message GUID of one source file of a provider."""
+    return uuid.uuid5(MESSAGE_GUID_NAMESPACE, f"{control_guid}/{relative_path}")
+
+
+def message_name(source_file: str, line: int) -> str:
+    """tracewpp's message name: ``<file base>_<extension><line>`` (``app.py``:42 -> ``app_py42``)."""
+    base = os.path.basename(source_file)
+    stem, dot, ext = base.rpartition(".")
+    if not dot:
+        stem, ext = base, ""
+    return f"{stem}_{ext}{line}"
+
+
+class ScanError(SyntaxError):
+    """A source file the scanner cannot use (syntax error, unreadable), with file:line:column."""
+
+    def __init__(self, message: str, path: str, line: int = 0, column: int = 0, text: str | None = None):
+        super().__init__(message, (path, line, column, text))
+        self.path, self.line, self.column = path, line, column
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: {self.msg}"
+
+
+@dataclasses.dataclass(frozen=True)
+class CallSite:
+    """One trace call found in a source file, numbered like tracewpp numbers call sites."""
+
+    number: int
+    line: int
+    column: int          # 0-based, as ast and co_positions give it
+    end_line: int
+    end_column: int
+    method: str          # "info", "log", ...
+    level_text: str      # LEVEL= value: TRACE_LEVEL_* for the level methods, the expression for log()
+    level: int | None    # the level when known statically
+    flag_text: str       # FLAGS= value: the flag expression without spaces
+    format: str          # the source (printf-style) format string
+    arg_texts: tuple[str, ...]  # the argument expressions (whitespace collapsed)
+    function: str        # FUNC= value: the enclosing function's qualified name, "<module>" at top level
+    starred: bool = False  # the call passes *args: the count is only known at run time
+
+    @property
+    def position(self) -> tuple[int, int, int, int]:
+        return (self.line, self.end_line, self.column, self.end_column)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProviderDecl:
+    """A ``Provider("Name", guid="...", root="...")`` call with literal arguments."""
+
+    name: str
+    guid: uuid.UUID | None
+    root: str | None
+    line: int
+    flags: tuple[str, ...] | None = None  # flags=("IO", "NET") when literal
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanResult:
+    path: str
+    sites: tuple[CallSite, ...]
+    providers: tuple[ProviderDecl, ...]
+
+    def by_position(self) -> dict[tuple[int, int, int, int], CallSite]:
+        return {site.position: site for site in self.sites}
+
+
+def _segment(source: str, node: ast.AST) -> str:
+    text = ast.get_source_segment(source, node)
+    if text is None:  # no position information (should not happen for parsed source)
+        text = ast.unparse(node)
+    return " ".join(text.split())
+
+
+def _is_str(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+
+class _Visitor(ast.NodeVisitor):
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.scope: list[tuple[str, bool]] = []
+        self.raw: list[tuple] = []
+        self.providers: list[ProviderDecl] = []
+
+    def _function(self) -> str:
+        return self.scope[-1][0] if self.scope else "<module>"
+
+    def _scoped(self, node: ast.AST, name: str, is_function: bool) -> None:
+        # Python's __qualname__ rules: "outer.<locals>.inner", "Class.method".
+        if self.scope:
+            parent, parent_is_function = self.scope[-1]
+            qualname = f"{parent}.<locals>.{name}" if parent_is_function else f"{parent}.{name}"
+        else:
+            qualname = name
+        self.scope.append((qualname, is_function))
+        self.generic_visit(node)
+        self.scope.pop()
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._scoped(node, node.name, True)
+
+    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self._scoped(node, node.name, False)
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self._scoped(node, "<lambda>", True)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            self._trace_call(node, func.attr)
+        if (isinstance(func, ast.Name) and func.id == "Provider") or (
+                isinstance(func, ast.Attribute) and func.attr == "Provider"):
+            self._provider_call(node)
+        self.generic_visit(node)
+
+    def _trace_call(self, node: ast.Call, method: str) -> None:
+        args = node.args
+        if method == LOG_METHOD:
+            if len(args) < 3 or not _is_str(args[2]) or _is_str(args[1]) or _is_str(args[0]):
+                return
+            level_node, flag_node, fmt_node, rest = args[0], args[1], args[2], args[3:]
+            level_text = "".join(_segment(self.source, level_node).split())
+            level = LEVELS.get(level_text.rpartition(".")[2])
+            if level is None and isinstance(level_node, ast.Constant) and type(level_node.value) is int:
+                level = level_node.value
+        elif method in LEVEL_METHODS:
+            if len(args) < 2 or not _is_str(args[1]) or _is_str(args[0]):
+                return
+            flag_node, fmt_node, rest = args[0], args[1], args[2:]
+            level_text, level = LEVEL_METHODS[method]
+        else:
+            return
+        if node.keywords:
+            return  # trace calls take positional arguments only
+        # The ',' between '(' and the function name of a qualified name has no spaces in a trailer.
+        flag_text = "".join(_segment(self.source, flag_node).split())
+        self.raw.append((
+            node.lineno, node.col_offset, node.end_lineno, node.end_col_offset, method,
+            level_text, level, flag_text, fmt_node.value,
+            tuple(_segment(self.source, a) for a in rest),
+            self._function(), any(isinstance(a, ast.Starred) for a in rest)))
+
+    def _provider_call(self, node: ast.Call) -> None:
+        name = node.args[0].value if node.args and _is_str(node.args[0]) else None
+        guid = root = flags = None
+        for kw in node.keywords:
+            if kw.arg == "name" and _is_str(kw.value):
+                name = kw.value.value
+            elif kw.arg == "guid" and _is_str(kw.value):
+                guid = kw.value.value
+            elif kw.arg == "root" and _is_str(kw.value):
+                root = kw.value.value
+            elif kw.arg == "flags" and isinstance(kw.value, (ast.Tuple, ast.List)) and all(
+                    _is_str(e) for e in kw.value.elts):
+                flags = tuple(e.value for e in kw.value.elts)
+        if name is None:
+            return
+        try:
+            parsed = uuid.UUID(guid) if guid is not None else None
+        except ValueError:
+            parsed = None
+        self.providers.append(ProviderDecl(name, parsed, root, node.lineno, flags))
+
+
+def scan_source(source: str, path: str) -> ScanResult:
+    """Find the trace calls (and Provider declarations) of one Python source text."""
+    try:
+        tree = ast.parse(source, filename=path)
+    except SyntaxError as exc:
+        raise ScanError(f"cannot parse: {exc.msg}", path, exc.lineno or 0, exc.offset or 0, exc.text) from None
+    visitor = _Visitor(source)
+    visitor.visit(tree)
+    raw = sorted(visitor.raw, key=lambda r: (r[0], r[1]))
+    if len(raw) > LAST_MESSAGE_NUMBER - FIRST_MESSAGE_NUMBER + 1:
+        r = raw[LAST_MESSAGE_NUMBER - FIRST_MESSAGE_NUMBER + 1]
+        raise ScanError("more trace calls than message numbers (10..65535)", path, r[0], r[1] + 1)
+    sites = tuple(CallSite(FIRST_MESSAGE_NUMBER + i, *r) for i, r in enumerate(raw))
+    return ScanResult(path, sites, tuple(visitor.providers))
+
+
+def read_source(path: str) -> str:
+    """Source text as Python reads it (PEP 263 encoding, universal newlines)."""
+    import tokenize
+    try:
+        with tokenize.open(path) as handle:
+            return handle.read()
+    except (OSError, SyntaxError, UnicodeDecodeError) as exc:
+        raise ScanError(f"cannot read source: {exc}", path) from None
+
+
+@functools.lru_cache(maxsize=256)
+def _scan_file_cached(path: str, mtime_ns: int, size: int) -> ScanResult:
+    return scan_source(read_source(path), path)
+
+
+def scan_file(path: str) -> ScanResult:
+    """Scan a file (cached while its modification time and size are unchanged)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ScanError(f"cannot read source: {exc}", path) from None
+    return _scan_file_cached(os.path.abspath(path), st.st_mtime_ns, st.st_size)
