@@ -470,7 +470,10 @@ ULONG wpt_session_start(wpt_session *s) {
     if (rc == ERROR_SUCCESS) {
         atomic_store(&s->buffers_written, 1);          /* the header buffer */
         if (pthread_create(&s->flusher, NULL, flusher_main, s) != 0) rc = ERROR_OUTOFMEMORY;
-        else s->flusher_started = 1;
+        else {
+            s->flusher_started = 1;
+            while (atomic_load(&s->flusher_tid) == 0) sched_yield();   /* QUERY reports it */
+        }
     }
     if (rc != ERROR_SUCCESS) {
         if (s->logfile) wpt_logfile_close(s);

@@ -1,0 +1,274 @@
+"""The classic ETW provider and controller API under its Win32 names, for Python.
+
+Same functions, arguments and meanings as evntrace.h; failures raise
+:class:`wpptrace.winerror.Win32Error` (an OSError with ``.winerror`` and ``.name``). GUIDs are
+:class:`uuid.UUID`; message arguments are ``bytes`` (each one a (pointer, size) pair of the C
+call). The hot path for Python loggers is :func:`trace_packed`, which returns the code instead
+of raising.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from wpptrace.provider._hazmat import INVALID_TRACEHANDLE, check, ffi, last_error, lib
+from wpptrace.winerror import Win32Error
+
+__all__ = [
+    "RegisterTraceGuids", "UnregisterTraceGuids", "GetTraceLoggerHandle", "GetTraceEnableFlags",
+    "GetTraceEnableLevel", "TraceMessage", "TraceMessageVa", "StartTrace", "ControlTrace",
+    "EnableTrace", "EnableTraceEx2", "EVENT_TRACE_PROPERTIES", "trace_packed",
+]
+
+ControlCallback = Callable[[int, Any, Any], int]
+
+# ---- provider ------------------------------------------------------------------------------
+
+# registration handle -> objects C holds pointers to (callback handle, GUID storage)
+_registrations: dict[int, tuple[Any, ...]] = {}
+
+
+@ffi.def_extern()
+def _wpptrace_control_callback(request_code, request_context, buffer_size, buffer):
+    """C -> Python bridge: RequestContext is the handle of (callback, user context)."""
+    callback, context = ffi.from_handle(request_context)
+    try:
+        result = callback(int(request_code), context, buffer)
+    except BaseException:   # a provider's bug must not unwind through C
+        sys.excepthook(*sys.exc_info())
+        return lib.ERROR_INVALID_PARAMETER
+    return int(result or 0) & 0xFFFFFFFF
+
+
+def _guid(value: uuid.UUID | None, what: str):
+    """A GUID* for C (NULL for None)."""
+    if value is None:
+        return ffi.NULL
+    if not isinstance(value, uuid.UUID):
+        raise TypeError(f"{what} must be a uuid.UUID, not {type(value).__name__}")
+    guid = ffi.new("GUID *")
+    ffi.memmove(guid, value.bytes_le, 16)
+    return guid
+
+
+def RegisterTraceGuids(control_callback: ControlCallback, context: Any, control_guid: uuid.UUID,
+                       guid_registrations: Iterable[uuid.UUID] = (),
+                       mof_image_path: str | None = None,
+                       mof_resource_name: str | None = None) -> int:
+    """Register a classic provider; returns the registration handle.
+
+    ``control_callback(request_code, context, buffer) -> int`` runs synchronously in the thread
+    that enables or disables the provider (EnableTrace / EnableTraceEx2 / ControlTrace STOP;
+    also during this call if a session already enabled ``control_guid``) with
+    WMI_ENABLE_EVENTS or WMI_DISABLE_EVENTS. ``buffer`` is valid during the call only: pass it
+    to :func:`GetTraceLoggerHandle`. The MOF arguments are accepted and ignored (no WMI here).
+    """
+    if not callable(control_callback):
+        raise TypeError("control_callback must be callable")
+    guids = list(guid_registrations)
+    control = _guid(control_guid, "control_guid")
+    trace_guids = [_guid(g, "guid_registrations item") for g in guids]
+    regs = ffi.new("TRACE_GUID_REGISTRATION[]", max(1, len(guids)))
+    for i, g in enumerate(trace_guids):
+        regs[i].Guid = g
+    keep = ffi.new_handle((control_callback, context))
+    out = ffi.new("uint64_t *")
+    check(lib.RegisterTraceGuidsA(lib._wpptrace_control_callback, keep, control, len(guids), regs,
+                                  ffi.NULL, ffi.NULL, out), "RegisterTraceGuids")
+    _registrations[out[0]] = (keep, control, trace_guids, regs)
+    return int(out[0])
+
+
+def UnregisterTraceGuids(registration_handle: int) -> None:
+    """Unregister a provider (no callback is sent)."""
+    check(lib.UnregisterTraceGuids(registration_handle), "UnregisterTraceGuids")
+    _registrations.pop(registration_handle, None)
+
+
+def GetTraceLoggerHandle(buffer: Any) -> int:
+    """The session's logger handle from the ``buffer`` a ControlCallback received."""
+    handle = lib.GetTraceLoggerHandle(buffer if buffer is not None else ffi.NULL)
+    if handle == INVALID_TRACEHANDLE:
+        raise Win32Error(last_error(), "GetTraceLoggerHandle")
+    return int(handle)
+
+
+def GetTraceEnableFlags(logger_handle: int) -> int:
+    """The enable flags the session passed (EnableTrace EnableFlag / low 32 bits of MatchAnyKeyword)."""
+    flags = lib.GetTraceEnableFlags(logger_handle)
+    check(last_error(), "GetTraceEnableFlags")
+    return int(flags)
+
+
+def GetTraceEnableLevel(logger_handle: int) -> int:
+    """The enable level the session passed."""
+    level = lib.GetTraceEnableLevel(logger_handle)
+    check(last_error(), "GetTraceEnableLevel")
+    return int(level)
+
+
+def _bytes_args(args: Iterable[Any]) -> list[bytes]:
+    out = []
+    for a in args:
+        if not isinstance(a, bytes):
+            a = bytes(memoryview(a))
+        out.append(a)
+    return out
+
+
+def TraceMessage(logger_handle: int, flags: int, message_guid: uuid.UUID | None, number: int,
+                 *args: bytes) -> None:
+    """Log one message: the argument bytes are ``args`` concatenated (raises Win32Error)."""
+    guid = message_guid.bytes_le if message_guid is not None else ffi.NULL
+    payload = b"".join(_bytes_args(args))
+    check(lib.wpptrace_trace_packed(logger_handle, flags, guid, number, payload, len(payload)),
+          "TraceMessage")
+
+
+def TraceMessageVa(logger_handle: int, flags: int, message_guid: uuid.UUID | None, number: int,
+                   arg_list: Iterable[bytes]) -> None:
+    """TraceMessage with the arguments as one list (the va_list), logged as separate pairs."""
+    parts = _bytes_args(arg_list)
+    array = ffi.new("WPPTRACE_ARG[]", max(1, len(parts)))
+    keep = []
+    for i, part in enumerate(parts):
+        data = ffi.from_buffer(part)
+        keep.append(data)
+        array[i].Data = data
+        array[i].Size = len(part)
+    guid = _guid(message_guid, "message_guid")
+    check(lib.wpptrace_trace_args(logger_handle, flags, guid, number, array, len(parts)),
+          "TraceMessageVa")
+
+
+def trace_packed(logger_handle: int, flags: int, message_guid_bytes_le: bytes | None,
+                 number: int, payload: bytes, _raw=lib.wpptrace_trace_packed, _len=len) -> int:
+    """Fast path: one message whose argument bytes are exactly ``payload``; returns the Win32
+    code (0 = logged; ERROR_NOT_ENOUGH_MEMORY = dropped and counted in EventsLost) and never
+    raises for Win32 failures. ``message_guid_bytes_le`` is ``uuid.bytes_le`` or None."""
+    return _raw(logger_handle, flags, message_guid_bytes_le, number, payload, _len(payload))
+
+
+# ---- controller ------------------------------------------------------------------------------
+
+_NAME_ROOM = 1024        # bytes reserved for the session name (UTF-8, NUL included)
+_PATH_ROOM = 4096        # bytes reserved for the log file name
+
+
+@dataclasses.dataclass
+class EVENT_TRACE_PROPERTIES:
+    """EVENT_TRACE_PROPERTIES with the Win32 field names (inputs, then what QUERY reports).
+
+    ``ClientContext`` is the clock (Wnode.ClientContext): 1 performance counter (CLOCK_MONOTONIC
+    in 100 ns ticks), 2 system time (FILETIME), 3 CPU cycles. ``LogFileName``/``LoggerName``
+    stand for the strings stored at LogFileNameOffset/LoggerNameOffset in C.
+    """
+
+    BufferSize: int = 64              # KB
+    MinimumBuffers: int = 0
+    MaximumBuffers: int = 0
+    MaximumFileSize: int = 0          # MB (KB with EVENT_TRACE_USE_KBYTES_FOR_SIZE)
+    LogFileMode: int = 0
+    FlushTimer: int = 0               # seconds (ms with EVENT_TRACE_USE_MS_FLUSH_TIMER)
+    EnableFlags: int = 0
+    AgeLimit: int = 0
+    LogFileName: str | None = None
+    ClientContext: int = 1
+    # outputs
+    LoggerName: str | None = None
+    NumberOfBuffers: int = 0
+    FreeBuffers: int = 0
+    EventsLost: int = 0
+    BuffersWritten: int = 0
+    LogBuffersLost: int = 0
+    RealTimeBuffersLost: int = 0
+    LoggerThreadId: int = 0
+    HistoricalContext: int = 0        # Wnode.HistoricalContext: the session handle
+
+    _INPUTS = ("BufferSize", "MinimumBuffers", "MaximumBuffers", "MaximumFileSize", "LogFileMode",
+               "FlushTimer", "EnableFlags", "AgeLimit")
+    _OUTPUTS = ("NumberOfBuffers", "FreeBuffers", "EventsLost", "BuffersWritten", "LogBuffersLost",
+                "RealTimeBuffersLost")
+
+    def _to_c(self):
+        size = ffi.sizeof("EVENT_TRACE_PROPERTIES")
+        block = ffi.new("char[]", size + _NAME_ROOM + _PATH_ROOM)
+        p = ffi.cast("EVENT_TRACE_PROPERTIES *", block)
+        p.Wnode.BufferSize = size + _NAME_ROOM + _PATH_ROOM
+        p.Wnode.Flags = lib.WNODE_FLAG_TRACED_GUID
+        p.Wnode.ClientContext = self.ClientContext
+        for name in self._INPUTS:
+            setattr(p, name, getattr(self, name))
+        p.LoggerNameOffset = size
+        p.LogFileNameOffset = 0
+        if self.LogFileName:
+            path = str(self.LogFileName).encode("utf-8")
+            if len(path) >= _PATH_ROOM or b"\0" in path:
+                raise Win32Error(lib.ERROR_BAD_PATHNAME, "LogFileName", str(self.LogFileName))
+            p.LogFileNameOffset = size + _NAME_ROOM
+            ffi.memmove(block + size + _NAME_ROOM, path, len(path))
+        return block, p
+
+    def _from_c(self, p) -> None:
+        for name in self._INPUTS + self._OUTPUTS:
+            setattr(self, name, int(getattr(p, name)))
+        self.ClientContext = int(p.Wnode.ClientContext)
+        self.HistoricalContext = int(p.Wnode.HistoricalContext)
+        self.LoggerThreadId = int(ffi.cast("uintptr_t", p.LoggerThreadId))
+        base = ffi.cast("char *", p)
+        self.LoggerName = ffi.string(base + p.LoggerNameOffset).decode("utf-8", "replace")
+        if p.LogFileNameOffset:
+            name = ffi.string(base + p.LogFileNameOffset).decode("utf-8", "replace")
+            self.LogFileName = name or None
+
+
+def _encode_name(name: str) -> bytes:
+    raw = name.encode("utf-8")
+    if not raw or b"\0" in raw or len(raw) >= _NAME_ROOM:
+        raise Win32Error(lib.ERROR_INVALID_PARAMETER, f"session name {name!r}")
+    return raw
+
+
+def StartTrace(name: str, properties: EVENT_TRACE_PROPERTIES) -> int:
+    """Start session ``name``; returns its handle and fills ``properties``' outputs."""
+    raw = _encode_name(name)
+    block, p = properties._to_c()
+    out = ffi.new("uint64_t *")
+    check(lib.StartTraceA(out, raw, p), f"StartTrace({name!r})",
+          str(properties.LogFileName) if properties.LogFileName else None)
+    properties._from_c(p)
+    return int(out[0])
+
+
+def ControlTrace(handle: int, name: str | None, properties: EVENT_TRACE_PROPERTIES | None,
+                 control_code: int) -> EVENT_TRACE_PROPERTIES:
+    """QUERY / STOP / FLUSH / UPDATE the session named by ``handle`` (or ``name`` if 0)."""
+    if properties is None:
+        properties = EVENT_TRACE_PROPERTIES()
+    block, p = properties._to_c()
+    raw = _encode_name(name) if name is not None else ffi.NULL
+    check(lib.ControlTraceA(handle or 0, raw, p, control_code), f"ControlTrace({control_code})")
+    properties._from_c(p)
+    return properties
+
+
+def EnableTrace(enable: bool, enable_flag: int, enable_level: int, control_guid: uuid.UUID,
+                session_handle: int) -> None:
+    """Enable (or disable) the classic provider ``control_guid`` on a session."""
+    check(lib.EnableTrace(1 if enable else 0, enable_flag, enable_level,
+                          _guid(control_guid, "control_guid"), session_handle), "EnableTrace")
+
+
+def EnableTraceEx2(session_handle: int, provider_guid: uuid.UUID, control_code: int, level: int,
+                   match_any_keyword: int = 0, match_all_keyword: int = 0, timeout: int = 0,
+                   enable_parameters: Any = None) -> None:
+    """EVENT_CONTROL_CODE_ENABLE_PROVIDER / DISABLE_PROVIDER; a classic provider sees the low 32
+    bits of ``match_any_keyword`` as its enable flags. ``enable_parameters`` must be None."""
+    if enable_parameters is not None:
+        raise Win32Error(lib.ERROR_NOT_SUPPORTED, "EnableTraceEx2: enable_parameters")
+    check(lib.EnableTraceEx2(session_handle, _guid(provider_guid, "provider_guid"), control_code,
+                             level, match_any_keyword, match_all_keyword, timeout, ffi.NULL),
+          "EnableTraceEx2")

@@ -1,0 +1,140 @@
+"""Session helpers: real-time subscription to a running session, and a TraceSession object.
+
+``subscribe_realtime(name)`` gives every buffer a REAL_TIME_MODE session flushes from now on
+(complete bytes: WMI_BUFFER_HEADER + records), the session's header buffer first.
+:class:`TraceSession` wraps StartTrace / EnableTrace / ControlTrace for scripts and tests.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from typing import Any
+
+from wpptrace.provider import api
+from wpptrace.provider._hazmat import check, ffi, lib
+from wpptrace.winerror import Win32Error
+
+__all__ = ["RealtimeSubscription", "subscribe_realtime", "TraceSession"]
+
+_WAIT_SLICE_MS = 200    # wait in slices so Ctrl-C reaches a consumer blocked in get(None)
+
+
+class RealtimeSubscription:
+    """The buffers of one real-time session, in flush order (header buffer first).
+
+    ``get(timeout)`` returns the next buffer's bytes, or None on timeout or once the session
+    stopped and every buffer was read (then ``closed`` is True). ``close()`` stops receiving.
+    """
+
+    def __init__(self, session_name: str):
+        out = ffi.new("wpptrace_rt_subscription **")
+        size = ffi.new("uint32_t *")
+        check(lib.wpptrace_rt_subscribe(session_name.encode("utf-8"), out, size),
+              f"subscribe_realtime({session_name!r})")
+        self._sub = out[0]
+        self.session_name = session_name
+        self.buffer_size = int(size[0])
+        self._out = ffi.new("char[]", self.buffer_size)
+        self._filled = ffi.new("uint32_t *")
+        self._lock = threading.Lock()
+        self._ended = False
+
+    @property
+    def closed(self) -> bool:
+        return self._sub is None or self._ended
+
+    def get(self, timeout: float | None = None) -> bytes | None:
+        with self._lock:
+            if self._sub is None or self._ended:
+                return None
+            remaining = None if timeout is None else max(0, int(timeout * 1000))
+            while True:
+                wait = _WAIT_SLICE_MS if remaining is None else min(remaining, _WAIT_SLICE_MS)
+                rc = lib.wpptrace_rt_next(self._sub, wait, self._out, self.buffer_size, self._filled)
+                if rc == 0:
+                    return ffi.unpack(self._out, self._filled[0])
+                if rc == lib.ERROR_HANDLE_EOF:
+                    self._ended = True
+                    return None
+                if rc != lib.WAIT_TIMEOUT:
+                    raise Win32Error(rc, "RealtimeSubscription.get")
+                if remaining is not None:
+                    remaining -= wait
+                    if remaining <= 0:
+                        return None
+
+    def __iter__(self):
+        while True:
+            data = self.get(None)
+            if data is None:
+                return
+            yield data
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sub is not None:
+                lib.wpptrace_rt_close(self._sub)
+                self._sub = None
+
+    def __enter__(self) -> "RealtimeSubscription":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def subscribe_realtime(session_name: str) -> RealtimeSubscription:
+    """Subscribe to running real-time session ``session_name`` (Win32Error
+    ERROR_WMI_INSTANCE_NOT_FOUND if there is none)."""
+    return RealtimeSubscription(session_name)
+
+
+class TraceSession:
+    """A started session: ``enable()`` providers, ``query()``, ``flush()``, ``stop()``.
+
+    Usable as a context manager (stops on exit). Keyword arguments are EVENT_TRACE_PROPERTIES
+    fields; ``logfile`` sets LogFileName (and FILE_MODE_SEQUENTIAL unless a file mode is given).
+    """
+
+    def __init__(self, name: str, logfile: str | os.PathLike | None = None, **properties: Any):
+        props = api.EVENT_TRACE_PROPERTIES(**properties)
+        if logfile is not None:
+            props.LogFileName = os.fspath(logfile)
+            if not props.LogFileMode & (lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL | lib.EVENT_TRACE_FILE_MODE_CIRCULAR):
+                props.LogFileMode |= lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL
+        self.name = name
+        self.properties = props
+        self.handle = api.StartTrace(name, props)
+        self.stopped = False
+
+    def enable(self, control_guid: uuid.UUID, flags: int = 0xFFFFFFFF, level: int = 5) -> None:
+        api.EnableTrace(True, flags, level, control_guid, self.handle)
+
+    def disable(self, control_guid: uuid.UUID) -> None:
+        api.EnableTrace(False, 0, 0, control_guid, self.handle)
+
+    def query(self) -> api.EVENT_TRACE_PROPERTIES:
+        return api.ControlTrace(self.handle, None, None, lib.EVENT_TRACE_CONTROL_QUERY)
+
+    def flush(self) -> api.EVENT_TRACE_PROPERTIES:
+        return api.ControlTrace(self.handle, None, None, lib.EVENT_TRACE_CONTROL_FLUSH)
+
+    def stop(self) -> api.EVENT_TRACE_PROPERTIES:
+        """Stop (idempotent); returns the final counters."""
+        if not self.stopped:
+            self.final = api.ControlTrace(self.handle, None, None, lib.EVENT_TRACE_CONTROL_STOP)
+            self.stopped = True
+        return self.final
+
+    def __enter__(self) -> "TraceSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
