@@ -145,7 +145,7 @@ class Provider:
         self._mask1, self._mask2, self._mask3, self._mask4, self._mask5 = masks[1:6]
 
     def _control_callback(self, request_code: int, context: Any, buffer: Any) -> int:
-        from wpptrace.provider import GetTraceEnableFlags, GetTraceEnableLevel, GetTraceLoggerHandle
+        from .api import GetTraceEnableFlags, GetTraceEnableLevel, GetTraceLoggerHandle
         if request_code == WMI_ENABLE_EVENTS:
             handle = GetTraceLoggerHandle(buffer)
             self._set_enable_state(handle, GetTraceEnableFlags(handle), GetTraceEnableLevel(handle))
@@ -158,15 +158,16 @@ class Provider:
         """RegisterTraceGuids for the control GUID (idempotent)."""
         if self._registration is not None:
             return
-        from wpptrace.provider import RegisterTraceGuids, trace_packed
-        self._trace_packed = trace_packed
+        from ._hazmat import trace_packed_raw  # A's raw C fast path: (handle, flags, guid, n, payload, size)
+        from .api import RegisterTraceGuids
+        self._trace_packed = trace_packed_raw
         self._registration = RegisterTraceGuids(self._control_callback, None, self.guid, [])
         atexit.register(self.unregister)
 
     def unregister(self) -> None:
         if self._registration is None:
             return
-        from wpptrace.provider import UnregisterTraceGuids
+        from .api import UnregisterTraceGuids
         handle, self._registration = self._registration, None
         self._set_enable_state(0, 0, 0)
         UnregisterTraceGuids(handle)
@@ -219,8 +220,9 @@ class Provider:
         site = self._by_format.get(fmt)
         if site is None or site.code is not frame.f_code or site.lasti != frame.f_lasti:
             site = self._by_position.get((id(frame.f_code), frame.f_lasti)) or self._resolve(frame, method, fmt)
+        payload = site.pack(a0, a1, a2, a3, more)
         rc = self._trace_packed(self.logger_handle, WPP_TRACE_OPTIONS, site.guid_le, site.number,
-                                site.pack(a0, a1, a2, a3, more))
+                                payload, len(payload))
         if rc:
             self.events_dropped += 1
             self.last_error = rc
