@@ -59,6 +59,10 @@ PROC_NAME_OFFSET = 0x27  # from the record start (u16 len, u16 kind, ...)
 PROC_END_OFFSET = 0x08  # PtrEnd: stream offset of the matching S_END
 
 TMF_PREFIX, TMC_PREFIX, PUBLIC_TMF = "TMF:", "TMC:", "PUBLIC_TMF:"
+_WALK_KINDS = PROC_KINDS | NAMELESS_SCOPE_KINDS | SCOPE_END_KINDS | {S_ANNOTATION}
+_RECORD_HEADER = struct.Struct("<HH")
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
 _TYPEV = re.compile(r"#typev?\s+(\S+)\s+(\d{1,10})\b")
 _FUNC_KEY = re.compile(r"(?:^|\s)FUNC=")
 
@@ -327,37 +331,46 @@ class _PdbReader:
             self.issue(self.error(f"module {index} ({module_name}): CodeView signature {cv_signature}", s, 0,
                                   "4 (C13; C7/C11-era symbols are not supported)"))
             return
-        scopes: list[tuple[str | None, int, int]] = []  # (proc name or None, record offset, PtrEnd)
+        # open scopes: (record offset, PtrEnd, is a procedure); names are decoded only when needed
+        scopes: list[tuple[int, int, bool]] = []
+        header = _RECORD_HEADER.unpack_from
+        u32 = _U32.unpack_from
         off = 4
         while off + 4 <= sym_bytes:
-            reclen, kind = struct.unpack_from("<HH", data, off)
+            reclen, kind = header(data, off)
             next_off = off + 2 + reclen
             if reclen < 2 or next_off > sym_bytes:
                 self.issue(self.error(f"module {index} ({module_name}): symbol record length {reclen} "
                                       f"runs past the symbols", s, off,
                                       f"a length from 2 to {sym_bytes - off - 2}"))
                 return
-            # a scope whose PtrEnd we have passed without seeing its S_END is closed
-            while scopes and scopes[-1][1] < scopes[-1][2] < off:
-                scopes.pop()
-            if kind in PROC_KINDS:
-                if reclen + 2 <= PROC_NAME_OFFSET:
-                    self.issue(self.error(f"procedure record of {reclen + 2} bytes", s, off,
-                                          f"more than {PROC_NAME_OFFSET} bytes (fields and a name)"))
-                    return
-                (ptr_end,) = struct.unpack_from("<I", data, off + PROC_END_OFFSET)
-                name = self._cstring(data, off + PROC_NAME_OFFSET, next_off)
-                scopes.append((name if name is not None else "", off, ptr_end))
-            elif kind in NAMELESS_SCOPE_KINDS:
-                ptr_end = struct.unpack_from("<I", data, off + 8)[0] if reclen >= 10 else 0
-                scopes.append((None, off, ptr_end))
-            elif kind in SCOPE_END_KINDS:
-                if scopes:
+            if kind in _WALK_KINDS:
+                # a scope whose PtrEnd we have passed without seeing its S_END is closed
+                while scopes and scopes[-1][0] < scopes[-1][1] < off:
                     scopes.pop()
-            elif kind == S_ANNOTATION:
-                if not self._annotation(index, module_name, s, off, next_off, scopes):
+                if kind in PROC_KINDS:
+                    if reclen + 2 <= PROC_NAME_OFFSET:
+                        self.issue(self.error(f"procedure record of {reclen + 2} bytes", s, off,
+                                              f"more than {PROC_NAME_OFFSET} bytes (fields and a name)"))
+                        return
+                    scopes.append((off, u32(data, off + PROC_END_OFFSET)[0], True))
+                elif kind in NAMELESS_SCOPE_KINDS:
+                    scopes.append((off, u32(data, off + 8)[0] if reclen >= 10 else 0, False))
+                elif kind in SCOPE_END_KINDS:
+                    if scopes:
+                        scopes.pop()
+                elif not self._annotation(index, module_name, s, off, next_off, scopes):
                     return
             off = next_off
+
+    def _procedure_name(self, data: bytes, scopes: list[tuple[int, int, bool]]) -> str | None:
+        """Name of the innermost enclosing procedure ('' if its name is not NUL-terminated)."""
+        for start, _end, is_proc in reversed(scopes):
+            if is_proc:
+                (reclen,) = _U16.unpack_from(data, start)
+                name = self._cstring(data, start + PROC_NAME_OFFSET, start + 2 + reclen)
+                return name if name is not None else ""
+        return None
 
     @staticmethod
     def _cstring(data: bytes, start: int, end: int) -> str | None:
@@ -367,23 +380,21 @@ class _PdbReader:
         return _decode(bytes(data[start:nul]))
 
     def _annotation(self, module_index: int, module_name: str, s: MsfStream, off: int, end: int,
-                    scopes: list[tuple[str | None, int, int]]) -> bool:
+                    scopes: list[tuple[int, int, bool]]) -> bool:
         data = s.data
         if end - off < 12:
             self.issue(self.error(f"S_ANNOTATION record of {end - off} bytes", s, off, "at least 12 bytes"))
             return False
         code_offset, segment, count = struct.unpack_from("<IHH", data, off + 4)
-        strings: list[str] = []
-        pos = off + 12
-        for n in range(count):
-            nul = data.find(b"\0", pos, end)
-            if nul < 0:
-                self.issue(self.error(f"S_ANNOTATION string {n + 1} of {count} runs past the record end "
-                                      f"{end:#x}", s, pos, "a NUL-terminated string inside the record"))
-                return True  # the record framing is fine: skip just this record
-            strings.append(_decode(bytes(data[pos:nul])))
-            pos = nul + 1
-        procedure = next((name for name, _o, _e in reversed(scopes) if name is not None), None)
+        pieces = data[off + 12:end].split(b"\0", count)  # the last piece: padding (or a runaway string)
+        if len(pieces) <= count:
+            found = len(pieces) - 1
+            bad_at = off + 12 + sum(len(p) + 1 for p in pieces[:found])
+            self.issue(self.error(f"S_ANNOTATION string {found + 1} of {count} runs past the record end "
+                                  f"{end:#x}", s, bad_at, "a NUL-terminated string inside the record"))
+            return True  # the record framing is fine: skip just this record
+        strings = [_decode(p) for p in pieces[:count]]
+        procedure = self._procedure_name(data, scopes)
         annotation = Annotation(module_index, module_name, s.index, off, s.file_offset(off), segment,
                                 code_offset, tuple(strings), procedure)
         self.info.annotations.append(annotation)
