@@ -1,0 +1,219 @@
+"""Real-time consumption of in-process sessions (wpptrace.provider) through the API:
+CLOSE_PENDING semantics of the CloseTrace page, BufferCallback stop, handle rules."""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from wpptrace.decoder import api
+from wpptrace.decoder.structs import (ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFILE,
+                                      PROCESS_TRACE_MODE_EVENT_RECORD, PROCESS_TRACE_MODE_REAL_TIME,
+                                      TRACE_LOGFILE_HEADER, EventTraceGuid)
+from wpptrace.provider import api as provider
+from wpptrace.provider._hazmat import lib
+from wpptrace.winerror import (ERROR_CANCELLED, ERROR_CTX_CLOSE_PENDING, ERROR_INVALID_HANDLE,
+                               ERROR_SUCCESS, ERROR_WMI_ALREADY_ENABLED,
+                               ERROR_WMI_INSTANCE_NOT_FOUND, Win32Error)
+
+REALTIME_EVENT_RECORD = PROCESS_TRACE_MODE_REAL_TIME | PROCESS_TRACE_MODE_EVENT_RECORD
+
+
+class Session:
+    """A running REAL_TIME_MODE session with one registered, enabled WPP-style provider."""
+
+    def __init__(self):
+        self.control_guid = uuid.uuid4()
+        self.message_guid = uuid.uuid4()
+        self.logger = None
+        self.registration = provider.RegisterTraceGuids(self._control, None, self.control_guid,
+                                                        [self.message_guid])
+        self.name = "decoder-api-rt-" + uuid.uuid4().hex[:8]
+        props = provider.EVENT_TRACE_PROPERTIES(LogFileMode=lib.EVENT_TRACE_REAL_TIME_MODE,
+                                                BufferSize=4)
+        self.handle = provider.StartTrace(self.name, props)
+        self.stopped = False
+        provider.EnableTrace(True, 0xFFFFFFFF, 5, self.control_guid, self.handle)
+
+    def _control(self, code, context, buffer):
+        if code == lib.WMI_ENABLE_EVENTS:
+            self.logger = provider.GetTraceLoggerHandle(buffer)
+        return 0
+
+    def log(self, number: int, value: int, flags: int = 0x2B) -> None:
+        provider.TraceMessage(self.logger, flags, self.message_guid, number,
+                              value.to_bytes(4, "little"))
+
+    def flush(self) -> None:
+        provider.ControlTrace(self.handle, None, None, lib.EVENT_TRACE_CONTROL_FLUSH)
+
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            provider.ControlTrace(self.handle, None, None, lib.EVENT_TRACE_CONTROL_STOP)
+            provider.UnregisterTraceGuids(self.registration)
+
+
+@pytest.fixture
+def session():
+    s = Session()
+    yield s
+    s.stop()
+
+
+def _open(session, events, **fields):
+    logfile = EVENT_TRACE_LOGFILE(LoggerName=session.name, ProcessTraceMode=REALTIME_EVENT_RECORD,
+                                  EventRecordCallback=events.append, **fields)
+    return api.OpenTrace(logfile), logfile
+
+
+def _values(events):
+    """The logged values of the WPP messages received (header and other events left out)."""
+    return [int.from_bytes(e.UserData, "little") for e in events if e.EventHeader.Flags & 0x8]
+
+
+def _run_in_thread(handle):
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.setdefault("rc", api.ProcessTrace([handle])))
+    worker.start()
+    return worker, outcome
+
+
+def test_no_such_session_is_wmi_instance_not_found():
+    logfile = EVENT_TRACE_LOGFILE(LoggerName="no-such-session-" + uuid.uuid4().hex,
+                                  ProcessTraceMode=REALTIME_EVENT_RECORD)
+    with pytest.raises(Win32Error) as info:
+        api.OpenTrace(logfile)
+    assert info.value.winerror == ERROR_WMI_INSTANCE_NOT_FOUND
+
+
+def test_events_arrive_header_first_and_processtrace_ends_with_the_session(session):
+    events = []
+    handle, logfile = _open(session, events)
+    assert logfile.LogfileHeader.LoggerName == session.name
+    for i in range(5):
+        session.log(10, i)
+    session.flush()
+    worker, outcome = _run_in_thread(handle)
+    session.stop()
+    worker.join(10)
+    assert not worker.is_alive() and outcome["rc"] == ERROR_SUCCESS
+    assert events[0].EventHeader.ProviderId == EventTraceGuid
+    assert events[0].EventHeader.EventDescriptor.Opcode == 0
+    assert _values(events) == list(range(5))
+    assert {e.EventHeader.ProviderId for e in events[1:]} == {session.message_guid}
+    assert api.CloseTrace(handle) == ERROR_SUCCESS
+
+
+def test_close_pending_from_another_thread_delivers_queued_events_only(session):
+    """CloseTrace while ProcessTrace runs: ERROR_CTX_CLOSE_PENDING; everything flushed before
+    the call is still delivered, nothing flushed after it, and ProcessTrace returns although
+    the session keeps running."""
+    events = []
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(record):
+        events.append(record)
+        entered.set()
+        release.wait(10)            # hold ProcessTrace so buffers pile up in the queue
+
+    logfile = EVENT_TRACE_LOGFILE(LoggerName=session.name, ProcessTraceMode=REALTIME_EVENT_RECORD,
+                                  EventRecordCallback=slow)
+    handle = api.OpenTrace(logfile)
+    session.log(10, 0)
+    session.flush()
+    worker, outcome = _run_in_thread(handle)
+    assert entered.wait(10)
+    for value in range(1, 4):       # three more buffers, queued behind the blocked callback
+        session.log(10, value)
+        session.flush()
+    assert api.CloseTrace(handle) == ERROR_CTX_CLOSE_PENDING
+    session.log(10, 99)             # after the close: must not be delivered
+    session.flush()
+    release.set()
+    worker.join(10)
+    assert not worker.is_alive() and outcome["rc"] == ERROR_SUCCESS
+    assert _values(events) == [0, 1, 2, 3]
+    with pytest.raises(Win32Error) as info:
+        api.CloseTrace(handle)
+    assert info.value.winerror == ERROR_INVALID_HANDLE
+
+
+def test_close_pending_from_inside_the_event_callback(session):
+    events, results = [], []
+    box = {}
+
+    def on_event(record):
+        events.append(record)
+        if record.EventHeader.Flags & 0x8 and not results:
+            results.append(api.CloseTrace(box["handle"]))
+
+    logfile = EVENT_TRACE_LOGFILE(LoggerName=session.name, ProcessTraceMode=REALTIME_EVENT_RECORD,
+                                  EventRecordCallback=on_event)
+    box["handle"] = api.OpenTrace(logfile)
+    for value in range(3):
+        session.log(10, value)
+        session.flush()
+    time.sleep(0.05)
+    worker, outcome = _run_in_thread(box["handle"])
+    worker.join(10)                 # returns by itself: the session is still running
+    assert not worker.is_alive() and outcome["rc"] == ERROR_SUCCESS
+    assert results == [ERROR_CTX_CLOSE_PENDING]
+    assert _values(events) == [0, 1, 2]     # the queued buffers were still delivered
+
+
+def test_buffer_callback_false_stops_a_realtime_trace(session):
+    events, buffers = [], []
+
+    def on_buffer(logfile):
+        buffers.append(logfile.BuffersRead)
+        return len(buffers) < 2
+
+    handle, _ = _open(session, events, BufferCallback=on_buffer)
+    for value in range(4):
+        session.log(10, value)
+        session.flush()
+    try:
+        assert api.ProcessTrace([handle]) == ERROR_CANCELLED
+    finally:
+        api.CloseTrace(handle)
+    assert buffers == [1, 2]
+    assert _values(events) == [0]    # header buffer, then the first data buffer only
+
+
+def test_two_realtime_handles_are_wmi_already_enabled(session):
+    first, _ = _open(session, [])
+    second, _ = _open(session, [])
+    try:
+        with pytest.raises(Win32Error) as info:
+            api.ProcessTrace([first, second])
+        assert info.value.winerror == ERROR_WMI_ALREADY_ENABLED
+    finally:
+        api.CloseTrace(first)
+        api.CloseTrace(second)
+
+
+def test_open_trace_from_realtime_logger_with_options(session):
+    events = []
+    delivered = threading.Event()
+    header = TRACE_LOGFILE_HEADER()
+
+    def on_event(record):
+        events.append(record)
+        if record.EventHeader.Flags & 0x8:
+            delivered.set()
+
+    options = ETW_OPEN_TRACE_OPTIONS(EventCallback=on_event, EventCallbackContext="ctx")
+    handle = api.OpenTraceFromRealTimeLogger(session.name, options, header)
+    assert header.LoggerName == session.name and header.PointerSize == 8
+    session.log(11, 7)
+    session.flush()
+    worker, outcome = _run_in_thread(handle)
+    assert delivered.wait(10)
+    assert api.CloseTrace(handle) == ERROR_CTX_CLOSE_PENDING
+    worker.join(10)
+    assert outcome["rc"] == ERROR_SUCCESS
+    assert _values(events) == [7]
+    assert all(e.UserContext == "ctx" for e in events)
