@@ -8,6 +8,7 @@ buffer at a time, so memory stays bounded whatever the file size. Damage is repo
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import re
@@ -126,19 +127,43 @@ class Buffer(BufferInfo):
     def records(self) -> list[Record]:
         """The buffer's records in buffer order (walked once, then cached)."""
         if self._records is None:
-            tuples, self.stats = walk(self.data, BUFFER_HEADER_SIZE, self.records_end,
-                                      self._last_timestamp)
-            where = (f"buffer {self.index} (compressed, at file offset {self.file_offset:#x}): "
-                     "decompressed offset {off:#x}: " if self.compressed else "")
-            base = 0 if self.compressed else self.file_offset
-            for issue in walk_issues(self.stats, self._source, base):
-                if self.compressed:
-                    issue = DecodeIssue(self._source, self.file_offset,
-                                        where.format(off=issue.offset) + issue.message)
-                self.issues.append(issue)
+            tuples = self.walk(collect=True)
             ctx = self.context
             self._records = [Record(t, ctx) for t in tuples]
         return self._records
+
+    def walk(self, collect: bool = True) -> list[tuple]:
+        """Run the C walker (``collect=False``: count only); sets ``stats`` and ``issues``."""
+        tuples, self.stats = walk(self.data, BUFFER_HEADER_SIZE, self.records_end,
+                                  self._last_timestamp, collect)
+        self._add_issues(self.stats)
+        # records past FilledBytes: only if they chain cleanly to the end of the buffer
+        # (a damaged FilledBytes); the real tail is 0xFF fill or zeros, which never chains
+        tail = (self.records_end + 7) & ~7
+        if (self.stats.end_offset >= self.records_end and tail + 8 <= len(self.data)
+                and lib.etlrd_chain_ok(ffi.from_buffer(self.data), len(self.data), tail)):
+            self.issues.append(self._issue_at(
+                0x30, f"buffer {self.index}: expected the events to end at FilledBytes "
+                      f"{self.records_end:#x}, but valid records follow up to the buffer end"))
+            more, extra = walk(self.data, tail, len(self.data), self.stats.last_timestamp, collect)
+            self._add_issues(extra)
+            for i, n in enumerate(extra.by_kind):
+                self.stats.by_kind[i] += n
+            self.stats.errors += extra.errors
+            self.stats.last_timestamp = extra.last_timestamp
+            tuples.extend(more)
+        return tuples
+
+    def _issue_at(self, offset: int, message: str) -> DecodeIssue:
+        if self.compressed:
+            return DecodeIssue(self._source, self.file_offset,
+                               f"buffer {self.index} (compressed, at file offset "
+                               f"{self.file_offset:#x}): decompressed offset {offset:#x}: {message}")
+        return DecodeIssue(self._source, self.file_offset + offset, message)
+
+    def _add_issues(self, stats: WalkStats) -> None:
+        for issue in walk_issues(stats, self._source, 0, f"buffer {self.index}: "):
+            self.issues.append(self._issue_at(issue.offset, issue.message))
 
 
 @dataclass
@@ -195,7 +220,7 @@ class EtlFile:
         self._counted: set[int] = set()
         self.header = self._read_logfile_header()
         self.pointer_size = self.header.pointer_size
-        self.compressed = self._first_size != self.header.buffer_size or self.header.compressed
+        self.compressed = self._choose_layout()
 
     # -- life cycle --------------------------------------------------------------------
     def close(self) -> None:
@@ -229,37 +254,49 @@ class EtlFile:
                              filename=self.name)
         bh = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(head))
         self._first_size = bh.BufferSize
-        first_end = min(max(bh.SavedOffset, bh.FilledBytes), bh.BufferSize, self.file_size)
-        body = self._read_at(0, max(first_end, BUFFER_HEADER_SIZE + _SYSTEM_HEADER_SIZE))
-        marker = int.from_bytes(body[0x48:0x4C], "little") if len(body) >= 0x4C else 0
+        self._first_end = max(bh.SavedOffset, bh.FilledBytes)
+        sane_end = self._first_end if self._first_end <= MAX_BUFFER_SIZE else 0
+        body = self._read_at(0, max(min(max(bh.BufferSize, sane_end), MAX_BUFFER_SIZE, 1 << 20),
+                                    BUFFER_HEADER_SIZE + _SYSTEM_HEADER_SIZE + 0x200))
+        at = BUFFER_HEADER_SIZE
+        if len(body) < at + _SYSTEM_HEADER_SIZE:
+            return self._fallback_header("file too short for the log-file header record")
+        marker = int.from_bytes(body[at:at + 4], "little")
         htype = (marker >> 16) & 0xFF
-        sys_h = (ffi.cast("SYSTEM_TRACE_HEADER *", ffi.from_buffer(body) + BUFFER_HEADER_SIZE)
-                 if len(body) >= BUFFER_HEADER_SIZE + _SYSTEM_HEADER_SIZE else None)
-        problem = None
-        if sys_h is None:
-            problem = "file too short for the log-file header record"
-        elif marker >> 24 != lib.TRACE_RECORD_MARKER_FIXED or htype not in (
+        sys_h = ffi.cast("SYSTEM_TRACE_HEADER *", ffi.from_buffer(body) + at)
+        if marker >> 24 != lib.TRACE_RECORD_MARKER_FIXED or htype not in (
                 lib.TRACE_HEADER_TYPE_SYSTEM32, lib.TRACE_HEADER_TYPE_SYSTEM64) or sys_h.HookId:
-            problem = (f"expected the log-file header record (SYSTEM32/64 marker, HookId 0) at "
-                       f"offset 0x48, found marker {marker:#010x}")
-        else:
-            payload = body[BUFFER_HEADER_SIZE + _SYSTEM_HEADER_SIZE:
-                           BUFFER_HEADER_SIZE + min(sys_h.Size, len(body) - BUFFER_HEADER_SIZE)]
-            # PointerSize sits at the same offset in both layouts; the record type agrees
-            ptr = int.from_bytes(payload[0x2C:0x30], "little") if len(payload) >= 0x30 else 0
-            if ptr not in (4, 8):
-                ptr = 4 if htype == lib.TRACE_HEADER_TYPE_SYSTEM32 else 8
-            ctype = "TRACE_LOGFILE_HEADER64" if ptr == 8 else "TRACE_LOGFILE_HEADER32"
-            fixed = ffi.sizeof(ctype)
-            if len(payload) < fixed:
-                problem = (f"log-file header record of {sys_h.Size} bytes is shorter than "
-                           f"its {fixed}-byte TRACE_LOGFILE_HEADER")
-            else:
-                return self._make_header(ffi.cast(ctype + " *", ffi.from_buffer(payload)),
-                                         payload, fixed, ptr, sys_h)
-        # damaged: carry on with what the buffer header says, so the data still reads
+            # damaged marker: still try the payload, the rest of the file depends on it
+            self._issue(at, f"expected the log-file header record (SYSTEM32/64 marker, HookId 0) "
+                            f"at offset 0x48, found marker {marker:#010x} HookId {sys_h.HookId:#x}")
+        size = sys_h.Size
+        if not (_SYSTEM_HEADER_SIZE + 0x110 <= size <= len(body) - at):
+            size = len(body) - at
+        payload = body[at + _SYSTEM_HEADER_SIZE:at + size]
+        # PointerSize sits at the same offset in both layouts; the record type agrees
+        ptr = int.from_bytes(payload[0x2C:0x30], "little") if len(payload) >= 0x30 else 0
+        if ptr not in (4, 8):
+            self._issue(at + _SYSTEM_HEADER_SIZE + 0x2C, f"expected PointerSize 4 or 8, found {ptr}")
+            ptr = 4 if htype == lib.TRACE_HEADER_TYPE_SYSTEM32 else 8
+        ctype = "TRACE_LOGFILE_HEADER64" if ptr == 8 else "TRACE_LOGFILE_HEADER32"
+        fixed = ffi.sizeof(ctype)
+        if len(payload) < fixed:
+            return self._fallback_header(f"log-file header record of {size} bytes is shorter "
+                                         f"than its {fixed}-byte TRACE_LOGFILE_HEADER")
+        header = self._make_header(ffi.cast(ctype + " *", ffi.from_buffer(payload)),
+                                   payload, fixed, ptr, sys_h)
+        if not BUFFER_HEADER_SIZE < header.buffer_size <= MAX_BUFFER_SIZE:
+            return self._fallback_header(f"expected TRACE_LOGFILE_HEADER.BufferSize in "
+                                         f"{BUFFER_HEADER_SIZE:#x}..{MAX_BUFFER_SIZE:#x}, found "
+                                         f"{header.buffer_size:#x}", header)
+        return header
+
+    def _fallback_header(self, problem: str, damaged: LogfileHeader | None = None) -> LogfileHeader:
+        """Damaged header: carry on with what the buffer header says, so the data still reads."""
         self._issue(BUFFER_HEADER_SIZE, problem)
-        size = bh.BufferSize if BUFFER_HEADER_SIZE < bh.BufferSize <= MAX_BUFFER_SIZE else 65536
+        size = self._first_size if BUFFER_HEADER_SIZE < self._first_size <= MAX_BUFFER_SIZE else 65536
+        if damaged is not None:
+            return dataclasses.replace(damaged, buffer_size=size, valid=False)
         return LogfileHeader(
             buffer_size=size, version=(0, 0, 0, 0), provider_version=0, number_of_processors=0,
             end_time=0, timer_resolution=0, maximum_file_size=0, log_file_mode=0,
@@ -267,6 +304,33 @@ class EtlFile:
             time_zone_bias=0, time_zone=b"", boot_time=0, perf_freq=0, start_time=0,
             clock_type=1, buffers_lost=0, logger_name="", log_file_name="", raw=b"",
             header_timestamp=0, valid=False)
+
+    def _choose_layout(self) -> bool:
+        """Packed (compressed-file) layout or fixed-size buffers?
+
+        Compressed files trim buffer 0 and pack buffers by their own sizes; normal files use
+        TRACE_LOGFILE_HEADER.BufferSize for every buffer. A damaged size or mode bit is
+        outvoted by where the next buffer header really is."""
+        h = self.header
+        first = self._first_size
+        packed_next = (BUFFER_HEADER_SIZE <= first < self.file_size
+                       and self._plausible_packed(first, self._read_at(first, BUFFER_HEADER_SIZE)))
+        fixed_next = (h.buffer_size < self.file_size and self._plausible_packed(
+            h.buffer_size, self._read_at(h.buffer_size, BUFFER_HEADER_SIZE)))
+        if first == h.buffer_size:
+            if h.valid:
+                return h.compressed
+            # no trustworthy header: a compressed second buffer means the packed layout
+            nxt = self._read_at(first, BUFFER_HEADER_SIZE)
+            return packed_next and bool(int.from_bytes(nxt[0x34:0x36], "little")
+                                        & lib.ETW_BUFFER_FLAG_COMPRESSED)
+        if packed_next and not (fixed_next and not h.compressed):
+            return True
+        if fixed_next or not h.compressed:
+            self._issue(0, f"buffer 0: expected BufferSize {h.buffer_size:#x} (the session buffer "
+                           f"size), found {first:#x}; reading fixed-size buffers")
+            return False
+        return True
 
     @staticmethod
     def _make_header(h, payload: bytes, fixed: int, ptr: int, sys_h) -> LogfileHeader:
@@ -296,6 +360,12 @@ class EtlFile:
         """Every buffer of the file in file order (headers only; computed once)."""
         if self._index is None:
             self._index = list(self._locate())
+            h = self.header
+            found = len(self._index) + self.stats.empty_buffers
+            if h.valid and not h.circular and found < h.buffers_written:
+                self._issue(self.file_size,
+                            f"expected {h.buffers_written} buffers (TRACE_LOGFILE_HEADER."
+                            f"BuffersWritten), the file ends after {found}: truncated")
         return self._index
 
     def _info(self, index: int, offset: int, raw: bytes, size: int) -> BufferInfo:
@@ -371,8 +441,18 @@ class EtlFile:
                 return
             bh = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(raw))
             size = bh.BufferSize
+            if index == 0 and not (max(bh.SavedOffset, bh.FilledBytes) <= size <= self.file_size):
+                nxt = self._resync(offset + BUFFER_HEADER_SIZE)
+                self._issue(offset, f"buffer 0: expected BufferSize covering its events and inside "
+                                    f"the file, found {size:#x}; next buffer found at "
+                                    f"{nxt if nxt is not None else self.file_size:#x}")
+                size = (nxt if nxt is not None else self.file_size) - offset
+                bh = None
             if index == 0 or self._plausible_packed(offset, raw):
-                size = min(size, self.file_size - offset)
+                if size > self.file_size - offset:
+                    self._issue(offset, f"buffer {index} truncated: its header says {size} "
+                                        f"bytes, the file ends after {self.file_size - offset}")
+                    size = self.file_size - offset
                 if size < BUFFER_HEADER_SIZE:
                     size = BUFFER_HEADER_SIZE
                 yield self._info(index, offset, raw, size)
@@ -402,6 +482,12 @@ class EtlFile:
         end = max(info.saved_offset, info.filled_bytes)
         data: bytes | bytearray = raw
         buf_issues: list[DecodeIssue] = []
+        if info.compressed and not self.compressed:
+            # fixed-size buffers of an uncompressed file cannot be compressed: damage
+            self._issue(info.file_offset + 0x34,
+                        f"buffer {info.index}: BufferFlag {info.flags:#x} says compressed in an "
+                        f"uncompressed file; read as uncompressed")
+            info = BufferInfo(**{**info.__dict__, "compressed": False})
         if info.compressed and info.index != 0:
             cap = self.header.buffer_size if self.header.valid else MAX_BUFFER_SIZE
             expected = min(info.saved_offset, max(cap, BUFFER_HEADER_SIZE)) - BUFFER_HEADER_SIZE
@@ -459,14 +545,7 @@ class EtlFile:
         """Walk every buffer counting records by kind, without making record objects."""
         for info in self.buffer_index():
             buf = self.read_buffer(info)
-            _, buf.stats = walk(buf.data, BUFFER_HEADER_SIZE, buf.records_end, collect=False)
-            for issue in walk_issues(buf.stats, self.name,
-                                     info.file_offset if not info.compressed else 0):
-                if info.compressed:
-                    issue = DecodeIssue(self.name, info.file_offset,
-                                        f"buffer {info.index} (compressed): decompressed offset "
-                                        f"{issue.offset:#x}: {issue.message}")
-                buf.issues.append(issue)
+            buf.walk(collect=False)
             self._account(buf)
         return self.stats
 

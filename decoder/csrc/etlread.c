@@ -225,10 +225,59 @@ static void note_error(etlrd_walk_result *res, uint32_t code, uint32_t off)
     res->errors++;
 }
 
+/* Do valid records follow each other from start to the end of the events (end of data,
+ * 0xFF fill, or a tail too short for a record)? */
+uint32_t etlrd_chain_ok(const uint8_t *buf, uint32_t end, uint32_t start)
+{
+    uint32_t off = start, records = 0;
+    while (off < end && end - off >= 4) {
+        const uint8_t *rec = buf + off;
+        uint32_t avail = end - off, marker = rd32(rec);
+        uint8_t kind; uint32_t fixed, size;
+        if (marker == 0xFFFFFFFFu)
+            break;
+        if (!classify(marker, rec, avail, &kind, &fixed, &size) || avail < fixed
+                || size < fixed || size > avail)
+            return 0;
+        records++;
+        off += ALIGN8(size);
+    }
+    return records;
+}
+
+/* Only 0xFF bytes from p to end: the real unused tail, not a -1 inside a payload. */
+static int is_fill(const uint8_t *buf, uint32_t end, uint32_t p)
+{
+    for (; p < end; p++)
+        if (buf[p] != 0xFF)
+            return 0;
+    return 1;
+}
+
+/* After damage at bad_off (the last good record started at last_good, or ~0u): the
+ * earliest 8-aligned offset after last_good from which records chain cleanly to the end;
+ * failing that, the first plausible record header after bad_off; failing that, end. */
+static uint32_t resync(const uint8_t *buf, uint32_t end, uint32_t last_good, uint32_t bad_off)
+{
+    uint32_t p = last_good == ~0u ? ALIGN8(bad_off + 1) : ALIGN8(last_good + 1);
+    for (; p < end && end - p >= 4; p += 8) {
+        if (p == bad_off)
+            continue;
+        if (rd32(buf + p) == 0xFFFFFFFFu && is_fill(buf, end, p))
+            return p;
+        if (plausible(buf + p, end - p) && etlrd_chain_ok(buf, end, p))
+            return p;
+    }
+    for (p = ALIGN8(bad_off + 1); p < end && end - p >= 4; p += 8)
+        if ((rd32(buf + p) == 0xFFFFFFFFu && is_fill(buf, end, p)) || plausible(buf + p, end - p))
+            return p;
+    return end;
+}
+
 uint32_t etlrd_walk(const uint8_t *buf, uint32_t end, uint32_t start,
                     etlrd_record *out, uint32_t max_records, etlrd_walk_result *res)
 {
-    uint32_t off = start, n = 0;
+    uint32_t off = start, n = 0, last_good = ~0u, resynced_to = 0;
     int64_t ts = res->last_timestamp;
     res->count = 0;
     res->more = 0;
@@ -247,35 +296,37 @@ uint32_t etlrd_walk(const uint8_t *buf, uint32_t end, uint32_t start,
         else if (size < fixed || size > avail)
             problem = ETLRD_ERR_BAD_SIZE;
         if (problem) {
-            /* resynchronise: next 8-aligned offset that looks like a record */
             note_error(res, problem, off);
-            uint32_t p = ALIGN8(off + 1);
-            while (p < end && end - p >= 4 && rd32(buf + p) != 0xFFFFFFFFu && !plausible(buf + p, end - p))
-                p += 8;
-            res->skipped_bytes += (p < end ? p : end) - off;
+            /* resume where records chain again; a resync may step back into the last
+             * record (its size was the damage) but never before an earlier resync */
+            uint32_t lg = (last_good != ~0u && last_good >= resynced_to) ? last_good : ~0u;
+            uint32_t p = resync(buf, end, lg, off);
+            if (p <= resynced_to && resynced_to)
+                p = resync(buf, end, ~0u, off);
+            if (p > off)
+                res->skipped_bytes += p - off;
+            resynced_to = p;
+            last_good = ~0u;
             off = p;
             continue;
         }
-        if (n >= max_records) {
-            if (out) {                           /* caller's array is full: resume later */
-                res->more = 1;
-                break;
-            }
-            etlrd_record scratch;                /* counting only */
-            int rc = decode(rec, off, marker, kind, fixed, size, &scratch, ts);
-            if (rc) { note_error(res, rc, off); res->skipped_bytes += size; }
-            else { res->by_kind[kind]++; ts = scratch.timestamp; }
-        } else {
-            int rc = decode(rec, off, marker, kind, fixed, size, &out[n], ts);
-            if (rc) {
-                note_error(res, rc, off);
-                res->skipped_bytes += size;     /* damaged record dropped, walk goes on */
-            } else {
-                res->by_kind[kind]++;
-                ts = out[n].timestamp;
-                n++;
-            }
+        if (n >= max_records && out) {
+            res->more = 1;                       /* caller's array is full: resume later */
+            break;
         }
+        etlrd_record scratch;
+        etlrd_record *r = out ? &out[n] : &scratch;
+        int rc = decode(rec, off, marker, kind, fixed, size, r, ts);
+        if (rc) {
+            note_error(res, rc, off);
+            res->skipped_bytes += size;         /* damaged record dropped, walk goes on */
+        } else {
+            res->by_kind[kind]++;
+            ts = r->timestamp;
+            if (out)
+                n++;
+        }
+        last_good = off;
         off += ALIGN8(size);
     }
     res->count = n;

@@ -83,6 +83,10 @@ typedef struct {
 uint32_t etlrd_walk(const uint8_t *buf, uint32_t end, uint32_t start,
                     etlrd_record *out, uint32_t max_records, etlrd_walk_result *result);
 
+/* Number of valid records chained from start to the end of the events (0 if the chain
+ * breaks): used to check that a resync point or the space past FilledBytes is real. */
+uint32_t etlrd_chain_ok(const uint8_t *buf, uint32_t end, uint32_t start);
+
 /* MS-XCA Plain LZ77 (COMPRESSION_FORMAT_XPRESS). Decodes src into dst (at most dst_cap
  * bytes). Returns 0, or on malformed input ETLRD_XPRESS_TRUNCATED (input ends inside an
  * item), ETLRD_XPRESS_BAD_DISTANCE (reference before the start of output) or
