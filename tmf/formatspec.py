@@ -179,7 +179,7 @@ def parse_tmf_format(fmt: str) -> list[Piece]:
             _add_literal(pieces, "%")  # FormatMessage copies a trailing lone '%'
             break
         ch = fmt[j + 1]
-        if ch == "0" and not (j + 2 < n and fmt[j + 2].isdigit()):
+        if ch == "0":  # insert numbers never start with 0: "%0" is the prefix / end mark
             if j == 0:
                 pieces.append(Marker("PREFIX"))
                 i = 2
@@ -339,15 +339,18 @@ def _tmf_escape(text: str) -> str:
 
 
 def pieces_to_tmf(pieces: list[Piece]) -> str:
-    """Write TMF-format pieces back as a TMF format string (inverse of parse_tmf_format)."""
+    """Write TMF-format pieces back as a TMF format string (inverse of parse_tmf_format; an
+    insert without a spec followed by a digit or '!' is written with an explicit ``!s!``)."""
     out = []
-    for p in pieces:
+    for k, p in enumerate(pieces):
         if isinstance(p, Literal):
             out.append(_tmf_escape(p.text))
         elif isinstance(p, Marker):
             out.append("%0" if p.name in ("PREFIX", "END") else f"%!{p.name}!")
         elif p.spec is None:
-            out.append(f"%{p.index}")
+            nxt = pieces[k + 1] if k + 1 < len(pieces) else None
+            ambiguous = isinstance(nxt, Literal) and nxt.text[:1] in tuple("0123456789!")
+            out.append(f"%{p.index}!s!" if ambiguous else f"%{p.index}")
         else:
             out.append(f"%{p.index}!{p.spec.text}!")
     return "".join(out)
