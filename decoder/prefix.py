@@ -177,6 +177,10 @@ class BoundPrefix:
     pick: Callable | None  # selects the used values from the 7-tuple, in template order
     needs_time: bool
     static: str | None  # the whole prefix when it has no per-event values
+    order: tuple[int, ...] = ()  # the prefix variables used, in template order (3..9)
+    # ``template`` with a plain %4!s! split in two slots, "<date-time-to-second>." and the
+    # milliseconds (%03d): saves building the time text per event. None if not possible.
+    split_template: str | None = None
 
     def render(self, values: Sequence) -> str:
         if self.static is not None:
@@ -211,9 +215,11 @@ class PrefixTemplate:
 
     def _bind(self, component: str, message_name: str, markers: Mapping[str, str]) -> BoundPrefix:
         out: list[str] = []
+        split: list[str] | None = []
         order: list[int] = []
         for piece in self.pieces:
             kind = type(piece).__name__
+            before = len(out)
             if kind == "Literal":
                 out.append(piece.text.replace("%", "%%"))
             elif kind == "Marker":
@@ -235,10 +241,19 @@ class PrefixTemplate:
                 elif index in _DYNAMIC_INDEX:
                     out.append(spec)
                     order.append(_DYNAMIC_INDEX[index])
+                    if index == 4 and split is not None:
+                        if spec == "%s":
+                            split.append("%s%03d")
+                            continue
+                        split = None
                 # %0 and inserts above %9 have no meaning in a prefix: they print nothing.
             else:  # pragma: no cover - a piece kind this module does not know
                 out.append(str(getattr(piece, "text", "")).replace("%", "%%"))
+            if split is not None:
+                split.extend(out[before:])
         template = "".join(out)
         if not order:
             return BoundPrefix(template, None, False, template % ())
-        return BoundPrefix(template, itemgetter(*order), _DYNAMIC_INDEX[4] in order, None)
+        variables = tuple(_DYNAMIC[i] for i in order)
+        return BoundPrefix(template, itemgetter(*order), _DYNAMIC_INDEX[4] in order, None,
+                           variables, "".join(split) if split is not None else None)

@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Formatted WPP events/s: wpptrace's tracefmt pipeline beside dissect.etl's raw parse rate.
+
+Generates (once, cached in the temp directory) a 1M-event WPP trace whose messages are the
+real driver TMFs of the corpus (../shared/corpus/tmf/nefarius__Nefarius.Utilities.ETW/tmf/:
+BthPS3, BthPS3PSM, DsHidMini and the DMF libraries, 2,610 messages), with argument bytes built
+per item type. Then, in one run:
+
+* wpptrace fmt: .etl -> ordered records -> TMF lookup -> compiled formatter -> prefix + text,
+  written to /dev/null (the whole file), with the peak RSS (bounded memory check);
+* wpptrace raw: the same records walked without formatting (the engine's share);
+* dissect.etl: raw record parse (no formatting: it has no TMF support), on the first
+  ``--dissect-events`` records because it is slow;
+* tracefmt (WDK): the published figure from the corpus FmtSum.txt, 267,823 events in 9 s.
+
+Target (issue 5): >= 500k formatted events/s on the 2-core machine (aim 1M).
+Usage: python3 benchmarks/bench_fmt.py [--events N] [--dissect-events N] [--keep]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import pathlib
+import random
+import resource
+import struct
+import sys
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+SHARED = pathlib.Path(os.environ.get("WPPTRACE_SHARED", REPO.parent / "shared")).resolve()
+TMF_DIR = SHARED / "corpus" / "tmf" / "nefarius__Nefarius.Utilities.ETW" / "tmf"
+TRACEFMT_EVENTS, TRACEFMT_SECONDS = 267_823, 9  # corpus wpp/guscatalano__findneedle/FmtSum.txt
+TARGET = 500_000
+GEN_VERSION = 2
+
+
+def _etlgen():
+    spec = importlib.util.spec_from_file_location("fmt_etlgen", REPO / "tests" / "fmt" / "etlgen.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _arg_bytes(item: str, params: tuple, rnd: random.Random, i: int) -> bytes | None:
+    if item in ("ItemNTSTATUS", "ItemHRESULT", "ItemWINERROR"):
+        return struct.pack("<I", rnd.choice((0, 0xC0000022, 0xC000000D, 0x103, 0x80070005, 5)))
+    if item == "ItemPtr":
+        return struct.pack("<Q", 0xFFFF800000000000 + rnd.randrange(1 << 32) * 16)
+    if item == "ItemLong":
+        return struct.pack("<I", i & 0xFFFFFFFF)
+    if item in ("ItemLongLong", "ItemULongLong", "ItemLongLongXX", "ItemLongLongX"):
+        return struct.pack("<Q", (i * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF)
+    if item == "ItemDouble":
+        return struct.pack("<d", i / 7.0)
+    if item == "ItemString":
+        return b"device-%d\0" % (i % 97)
+    if item == "ItemWString":
+        return ("dev%d\0" % (i % 31)).encode("utf-16-le")
+    if item == "ItemPWString":
+        raw = ("\\Device\\Sym%d" % (i % 13)).encode("utf-16-le")
+        return struct.pack("<H", len(raw)) + raw
+    if item == "ItemListByte":
+        return bytes([i % max(1, len(params))])
+    return None
+
+
+def generate(path: pathlib.Path, events: int) -> int:
+    """Write the benchmark trace; returns the number of distinct messages used."""
+    from wpptrace import tmf
+
+    gen = _etlgen()
+    tmfset = tmf.load(str(TMF_DIR))
+    usable = []
+    for message in tmfset.messages():
+        if all(_arg_bytes(a.item, a.params, random.Random(0), 0) is not None for a in message.args):
+            usable.append(message)
+    rnd = random.Random(1234)
+    # A skewed mix, as in real traces: a few messages dominate.
+    weights = [1.0 / (k + 1) for k in range(len(usable))]
+    picks = rnd.choices(range(len(usable)), weights=weights, k=4096)
+    tid_pid = [(0x1000 + 4 * k, 4) for k in range(8)]
+
+    def messages():
+        ts = gen.T0
+        for i in range(events):
+            m = usable[picks[i & 4095]]
+            args = b"".join(_arg_bytes(a.item, a.params, rnd, i) for a in m.args)
+            ts += 37  # 3.7 us apart
+            tid, pid = tid_pid[i & 7]
+            yield (m.guid, m.number, args, tid, pid, i & 1, ts, gen.FLAGS_CORPUS | 0x01)
+
+    gen.write_messages(path, messages(), nprocs=2, buffer_size=65536)
+    return len(usable)
+
+
+def bench_wpptrace(path: pathlib.Path) -> tuple[int, float, int]:
+    from wpptrace import tmf
+    from wpptrace.decoder.etlfile import EtlFile
+    from wpptrace.decoder.ordering import ordered_records
+    from wpptrace.decoder.output import TextWriter
+    from wpptrace.decoder.timestamps import TimeConverter
+    from wpptrace.decoder.wpp import FileContext, WppDecoder
+
+    t0 = time.perf_counter()
+    tmfset = tmf.load(str(TMF_DIR))
+    decoder = WppDecoder(tmfset, utc=False)
+    with open(os.devnull, "w") as sink, EtlFile(str(path)) as etl:
+        ctx = FileContext.for_header(str(path), etl.header, TimeConverter(etl.header))
+        writer = TextWriter(sink)
+        lines = decoder.format_records(ordered_records(etl), ctx)
+        import itertools
+        while True:
+            chunk = list(itertools.islice(lines, 4096))
+            if not chunk:
+                break
+            writer.write_lines(chunk)
+        writer.flush()
+    elapsed = time.perf_counter() - t0
+    c = decoder.counters
+    if c.unknown or c.format_errors:
+        print(f"  WARNING: unknown={c.unknown} format_errors={c.format_errors}", file=sys.stderr)
+    return c.messages, elapsed, c.formatted
+
+
+def bench_raw(path: pathlib.Path) -> tuple[int, float]:
+    from wpptrace.decoder.etlfile import EtlFile
+    from wpptrace.decoder.ordering import ordered_records
+
+    t0 = time.perf_counter()
+    n = 0
+    with EtlFile(str(path)) as etl:
+        for _rec in ordered_records(etl):
+            n += 1
+    return n, time.perf_counter() - t0
+
+
+def bench_dissect(path: pathlib.Path, limit: int) -> tuple[int, float] | None:
+    try:
+        from dissect.etl import ETL
+    except ImportError:
+        return None
+    t0 = time.perf_counter()
+    n = 0
+    with open(path, "rb") as fh:
+        for rec in ETL(fh):
+            h = rec.header
+            _ = (h.provider_id, h.thread_id, h.process_id, h.timestamp, rec.event)
+            n += 1
+            if n >= limit:
+                break
+    return n, time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--dissect-events", type=int, default=50_000)
+    ap.add_argument("--keep", action="store_true", help="keep the generated trace")
+    args = ap.parse_args(argv)
+
+    path = pathlib.Path(tempfile.gettempdir()) / f"wpptrace-bench-fmt-v{GEN_VERSION}-{args.events}.etl"
+    if not path.exists():
+        t0 = time.perf_counter()
+        used = generate(path, args.events)
+        print(f"generated {path} ({path.stat().st_size / 1e6:.1f} MB, {args.events:,} events, "
+              f"{used} distinct corpus messages) in {time.perf_counter() - t0:.1f} s")
+
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    n_fmt, t_fmt, formatted = bench_wpptrace(path)
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    n_raw, t_raw = bench_raw(path)
+    dis = bench_dissect(path, args.dissect_events)
+
+    fmt_rate = n_fmt / t_fmt
+    tracefmt_rate = TRACEFMT_EVENTS / TRACEFMT_SECONDS
+    print(f"{'what':44} {'events':>10} {'seconds':>8} {'events/s':>11} {'vs tracefmt':>11}")
+    print(f"{'wpptrace fmt (formatted text, full file)':44} {n_fmt:>10,} {t_fmt:>8.2f} "
+          f"{fmt_rate:>11,.0f} {fmt_rate / tracefmt_rate:>10.1f}x")
+    print(f"{'wpptrace engine (records only, no format)':44} {n_raw:>10,} {t_raw:>8.2f} "
+          f"{n_raw / t_raw:>11,.0f} {n_raw / t_raw / tracefmt_rate:>10.1f}x")
+    if dis is not None:
+        print(f"{'dissect.etl 3.14 (raw parse, no format)':44} {dis[0]:>10,} {dis[1]:>8.2f} "
+              f"{dis[0] / dis[1]:>11,.0f} {dis[0] / dis[1] / tracefmt_rate:>10.1f}x")
+    print(f"{'tracefmt (WDK, published FmtSum.txt)':44} {TRACEFMT_EVENTS:>10,} {TRACEFMT_SECONDS:>8.2f} "
+          f"{tracefmt_rate:>11,.0f} {1:>10.1f}x")
+    if dis is not None:
+        print(f"ratio wpptrace formatted / dissect raw: {fmt_rate / (dis[0] / dis[1]):.1f}x")
+    print(f"formatted {formatted:,} of {n_fmt:,} messages; peak RSS grew {(rss1 - rss0) / 1024:.1f} MB "
+          f"during the run (file {path.stat().st_size / 1e6:.1f} MB); max RSS {rss1 / 1024:.1f} MB")
+    verdict = "MET" if fmt_rate >= TARGET else "NOT MET"
+    print(f"target >= {TARGET:,} formatted events/s: {verdict} ({fmt_rate / TARGET:.2f}x)")
+    if not args.keep and args.events != 1_000_000:
+        path.unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,453 @@
+"""``wpptrace fmt``: decode the WPP messages of .etl files like tracefmt (text, CSV, JSON Lines, summary).
+
+``run_fmt(FmtOptions)`` is the one implementation behind both ``wpptrace fmt`` (GNU-style
+options, this module's ``add_arguments``/``run``) and the ``tracefmt`` console command
+(tracefmt's own options, ``wpptrace.decoder.tracefmt``).
+
+Exit codes: 0 every input was read (unknown formats and format errors are counted, not
+failures); 1 an input file, TMF/PDB path or output could not be used, or a file had damage
+that was skipped (details on stderr); 2 bad command line.
+"""
+from __future__ import annotations
+
+import argparse
+import heapq
+import itertools
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import IO, Iterable, Iterator
+
+__all__ = ["FmtOptions", "run_fmt", "add_arguments", "run", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+_PROGRESS_MIN_BYTES = 4 << 20  # show a progress bar for inputs larger than this (on a terminal)
+
+
+@dataclass
+class FmtOptions:
+    """Everything a decode run needs; both command lines fill one of these."""
+
+    files: list[str] = field(default_factory=list)
+    realtime: str | None = None  # live session name (-rt)
+    tmf_files: list[str] = field(default_factory=list)
+    tmf_dirs: list[str] = field(default_factory=list)
+    pdbs: list[str] = field(default_factory=list)  # PDB files (or images whose PDB is searched)
+    symbol_paths: list[str] = field(default_factory=list)
+    output: str | None = None  # None: standard output
+    output_format: str = "text"  # text | csv | jsonl
+    csv_header: bool = True
+    csv_quote: bool = False
+    summary: str | None = None  # summary file path, None: none
+    display: bool = False  # also copy the text to stdout when output is a file
+    prefix: str | None = None  # None: TRACE_FORMAT_PREFIX or the default
+    noprefix: bool = False
+    utc: bool = False
+    seq: bool = False  # tracefmt -seq: default prefix with the sequence number
+    progress: str = "auto"  # auto | always | never
+    verbose: bool = False  # status lines (processing completed, files written) on stderr
+    prog: str = "wpptrace fmt"
+
+
+# -- inputs -------------------------------------------------------------------------------
+
+def _load_tmfs(opts: FmtOptions, err: IO[str]):
+    from wpptrace import tmf
+
+    paths: list[str] = []
+    problems = 0
+    for path in opts.tmf_files + opts.tmf_dirs:
+        if not os.path.exists(path):
+            print(f"{opts.prog}: error: TMF path not found: {path}", file=err)
+            problems += 1
+            continue
+        paths.append(path)
+    for image in opts.pdbs:
+        pdb = _find_pdb(image, opts.symbol_paths)
+        if pdb is None:
+            print(f"{opts.prog}: error: no PDB found for {image}"
+                  f"{' (searched: ' + ';'.join(opts.symbol_paths) + ')' if opts.symbol_paths else ''}",
+                  file=err)
+            problems += 1
+            continue
+        paths.append(pdb)
+    tmfset = tmf.load(*paths, tolerant=True)
+    return tmfset, problems
+
+
+def _find_pdb(image: str, symbol_paths: list[str]) -> str | None:
+    """A .pdb given directly, or <image stem>.pdb beside the image or in a symbol path."""
+    if image.lower().endswith(".pdb"):
+        return image if os.path.isfile(image) else None
+    stem = os.path.splitext(os.path.basename(image))[0] + ".pdb"
+    dirs = [os.path.dirname(os.path.abspath(image))]
+    for entry in symbol_paths + os.environ.get("_NT_SYMBOL_PATH", "").split(";"):
+        for part in entry.split(";"):
+            if part and not part.lower().startswith(("srv*", "cache*", "symsrv*")):
+                dirs.append(part)
+    for directory in dirs:
+        candidate = os.path.join(directory, stem)
+        if os.path.isfile(candidate):
+            return candidate
+        try:  # case-insensitive match: symbols copied from Windows keep their case
+            for name in os.listdir(directory):
+                if name.lower() == stem.lower():
+                    return os.path.join(directory, name)
+        except OSError:
+            continue
+    return None
+
+
+class _Input:
+    """One opened .etl file with its per-file context and counts."""
+
+    def __init__(self, path: str):
+        from .etlfile import EtlFile
+        from .timestamps import TimeConverter
+        from .wpp import FileContext
+
+        self.path = path
+        self.etl = EtlFile(path)
+        self.header = self.etl.header
+        self.converter = TimeConverter(self.header)
+        self.ctx = FileContext.for_header(path, self.header, self.converter)
+        try:
+            self.size = os.path.getsize(path)
+        except OSError:
+            self.size = 0
+
+    def records(self):
+        from .ordering import ordered_records
+
+        return ordered_records(self.etl)
+
+    def rows(self):
+        from .wpp_rows import ordered_rows
+
+        return ordered_rows(self.etl)
+
+    @property
+    def buffers(self) -> int:
+        stats = getattr(self.etl, "buffers_read", None)
+        if isinstance(stats, int):
+            return stats
+        return int(getattr(self.header, "buffers_written", 0) or 0)
+
+    def close(self) -> None:
+        self.etl.close()
+
+
+def _merged(inputs: list[_Input]) -> Iterator[tuple["_Input", Iterable]]:
+    """Runs of records from several files merged by time (ProcessTrace over several handles)."""
+    if len(inputs) == 1:
+        yield inputs[0], inputs[0].records()
+        return
+
+    def keyed(index: int, inp: _Input):
+        convert = inp.converter.to_filetime
+        for rec in inp.records():
+            raw = rec.timestamp
+            yield (convert(raw) if raw is not None else 0), index, rec
+
+    merged = heapq.merge(*(keyed(i, inp) for i, inp in enumerate(inputs)), key=lambda x: (x[0], x[1]))
+    for index, run in itertools.groupby(merged, key=lambda x: x[1]):
+        yield inputs[index], (item[2] for item in run)
+
+
+# -- progress ----------------------------------------------------------------------------
+
+class _Progress:
+    """A one-line progress bar on stderr, advanced by record time within the file's time span."""
+
+    def __init__(self, stream: IO[str], inp: _Input):
+        self.stream = stream
+        self.inp = inp
+        header = inp.header
+        convert = inp.converter.to_filetime
+        self.start = int(getattr(header, "start_time", 0) or 0)
+        self.end = int(getattr(header, "end_time", 0) or 0)
+        self.convert = convert
+        self.last = 0.0
+        self.name = os.path.basename(inp.path)
+
+    def wrap(self, records: Iterable) -> Iterator:
+        """Pass records through, redrawing every 16384 records (at most 5 times a second)."""
+        for n, rec in enumerate(records):
+            if not n & 0x3FFF:
+                self._update(rec.timestamp, n)
+            yield rec
+        self._finish()
+
+    def wrap_rows(self, batches: Iterable[list]) -> Iterator[list]:
+        """Pass row batches (``wpp_rows``) through, redrawing between batches."""
+        n = 0
+        for batch in batches:
+            if batch:
+                self._update(batch[-1][0], n)
+                n += len(batch)
+            yield batch
+        self._finish()
+
+    def _update(self, raw, count: int) -> None:
+        span = self.end - self.start
+        now = time.monotonic()
+        if now - self.last > 0.2 and span > 0 and raw is not None:
+            self.last = now
+            self._draw(min(1.0, max(0.0, (self.convert(raw) - self.start) / span)), count)
+
+    def _finish(self) -> None:
+        self._draw(1.0, None)
+        self.stream.write("\n")
+        self.stream.flush()
+
+    def _draw(self, frac: float, count: int | None) -> None:
+        width = 30
+        filled = int(frac * width)
+        bar = "#" * filled + "-" * (width - filled)
+        extra = "" if count is None else f" {count:,} records"
+        self.stream.write(f"\r{self.name} [{bar}] {frac * 100:5.1f}%{extra}   ")
+        self.stream.flush()
+
+
+def _want_progress(opts: FmtOptions, inp: _Input, err: IO[str]) -> bool:
+    if opts.progress == "never":
+        return False
+    if opts.progress == "always":
+        return True
+    try:
+        tty = err.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return tty and inp.size >= _PROGRESS_MIN_BYTES
+
+
+# -- the run -----------------------------------------------------------------------------
+
+def _open_output(opts: FmtOptions, out: IO[str]) -> tuple[IO[str], bool]:
+    if opts.output is None or opts.output == "-":
+        return out, False
+    return open(opts.output, "w", encoding="utf-8", newline="\n", buffering=1 << 20), True
+
+
+class _Tee:
+    """Write to the output file and to the console (tracefmt -display)."""
+
+    def __init__(self, *streams: IO[str]):
+        self.streams = streams
+
+    def write(self, text: str) -> None:
+        for stream in self.streams:
+            stream.write(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
+    """Decode ``opts.files`` (or a live session) and write the chosen outputs. Returns the exit code."""
+    from . import output as outmod
+    from .prefix import DEFAULT_PREFIX, SEQUENCE_PREFIX, PrefixTemplate, prefix_from_environment
+    from .wpp import WppDecoder
+
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    started = time.monotonic()
+    status = EXIT_OK
+
+    if opts.realtime is not None:
+        from .wpp_realtime import realtime_available
+
+        reason = realtime_available(opts.realtime)
+        if reason is not None:
+            print(f"{opts.prog}: error: -rt {opts.realtime}: {reason}", file=err)
+            return EXIT_FAILURE
+    elif not opts.files:
+        print(f"{opts.prog}: error: no .etl file given", file=err)
+        return EXIT_USAGE
+
+    prefix = opts.prefix
+    if prefix is None:
+        prefix = prefix_from_environment()
+    if prefix is None:
+        prefix = SEQUENCE_PREFIX if opts.seq else DEFAULT_PREFIX
+    try:
+        PrefixTemplate(prefix)
+    except ValueError as exc:
+        print(f"{opts.prog}: error: bad prefix {prefix!r}: {exc}", file=err)
+        return EXIT_USAGE
+
+    tmfset, problems = _load_tmfs(opts, err)
+    if problems:
+        status = EXIT_FAILURE
+    for issue in list(getattr(tmfset, "issues", ()))[:20]:
+        print(f"{opts.prog}: warning: TMF entry skipped: {issue}", file=err)
+
+    decoder = WppDecoder(tmfset, prefix=prefix, noprefix=opts.noprefix, utc=opts.utc)
+
+    inputs: list[_Input] = []
+    for path in opts.files:
+        try:
+            inputs.append(_Input(path))
+        except FileNotFoundError:
+            print(f"{opts.prog}: error: {path}: no such file", file=err)
+            status = EXIT_FAILURE
+        except (OSError, ValueError) as exc:
+            print(f"{opts.prog}: error: {path}: {exc}", file=err)
+            status = EXIT_FAILURE
+    if not inputs and opts.realtime is None:
+        return status or EXIT_FAILURE
+
+    try:
+        stream, owned = _open_output(opts, out)
+    except OSError as exc:
+        print(f"{opts.prog}: error: cannot write {opts.output}: {exc}", file=err)
+        return EXIT_FAILURE
+    if owned and opts.display:
+        stream = _Tee(stream, out)
+
+    if opts.output_format == "csv":
+        writer = outmod.CsvWriter(stream, header=opts.csv_header, quote_all=opts.csv_quote)
+    elif opts.output_format == "jsonl":
+        writer = outmod.JsonLinesWriter(stream)
+    else:
+        writer = outmod.TextWriter(stream)
+
+    try:
+        if opts.realtime is not None:
+            from .wpp_realtime import realtime_records
+
+            ctx, records = realtime_records(opts.realtime)
+            _emit(decoder, writer, opts, ctx, records)
+        elif len(inputs) == 1 and opts.output_format == "text":
+            # the hot path: raw rows, no per-record objects
+            inp = inputs[0]
+            batches = inp.rows()
+            if _want_progress(opts, inp, err):
+                batches = _Progress(err, inp).wrap_rows(batches)
+            write_lines = writer.write_lines
+            for lines in decoder.format_rows(batches, inp.ctx):
+                write_lines(lines)
+        else:
+            for inp, records in _merged(inputs):
+                if _want_progress(opts, inp, err) and len(inputs) == 1:
+                    records = _Progress(err, inp).wrap(records)
+                _emit(decoder, writer, opts, inp.ctx, records)
+        writer.flush()
+    finally:
+        if owned:
+            (stream.streams[0] if isinstance(stream, _Tee) else stream).close()
+
+    for inp in inputs:
+        for issue in list(getattr(inp.etl, "errors", ()))[:20]:
+            print(f"{opts.prog}: warning: {issue}", file=err)
+        if getattr(inp.etl, "errors", None):
+            status = status or EXIT_FAILURE
+        inp.close()
+
+    counters = decoder.counters
+    summary = outmod.Summary(
+        files=[inp.path for inp in inputs] or [f"(real-time session {opts.realtime})"],
+        buffers=sum(inp.buffers for inp in inputs),
+        events=counters.events,
+        events_lost=sum(int(getattr(inp.header, "events_lost", 0) or 0) for inp in inputs),
+        format_errors=counters.format_errors,
+        formats_unknown=counters.unknown,
+        elapsed_seconds=time.monotonic() - started,
+        rows=decoder.summary_rows(),
+    )
+    if opts.summary:
+        try:
+            with open(opts.summary, "w", encoding="utf-8", newline="\n") as fh:
+                fh.write(outmod.format_summary(summary))
+        except OSError as exc:
+            print(f"{opts.prog}: error: cannot write summary {opts.summary}: {exc}", file=err)
+            status = EXIT_FAILURE
+    if opts.verbose:
+        print("Processing completed   Buffers: %d, Events: %d, EventsLost: %d :: Format Errors: %d, "
+              "Unknowns: %d" % (summary.buffers, summary.events, summary.events_lost,
+                                summary.format_errors, summary.formats_unknown), file=err)
+        if counters.non_wpp:
+            print("Skipped %d non-WPP records" % counters.non_wpp, file=err)
+        if opts.output:
+            print(f"Event traces dumped to {opts.output}", file=err)
+        if opts.summary:
+            print(f"Event Summary dumped to {opts.summary}", file=err)
+    return status
+
+
+def _emit(decoder, writer, opts: FmtOptions, ctx, records) -> None:
+    if opts.output_format == "text":
+        write_lines = writer.write_lines
+        lines = decoder.format_records(records, ctx)
+        while True:
+            chunk = list(itertools.islice(lines, 4096))
+            if not chunk:
+                break
+            write_lines(chunk)
+    else:
+        write = writer.write_message
+        for message in decoder.decode_records(records, ctx):
+            write(message)
+
+
+# -- wpptrace fmt command line ------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = (
+        "Decode the WPP (TraceMessage) records of .etl files into tracefmt text, CSV or JSON\n"
+        "Lines, using TMF files, directories or private PDBs. Messages without a format print\n"
+        "tracefmt's 'Unknown( N): GUID=...' line; messages whose arguments don't fit print a\n"
+        "format-error line; both are counted and the run goes on.")
+    parser.epilog = (
+        "environment:\n"
+        "  TRACE_FORMAT_PREFIX       prefix template (default \"[%9!d!]%8!04X!.%3!04X!::%4!s! [%1!s!]\")\n"
+        "  TRACE_FORMAT_SEARCH_PATH  ';'-separated TMF directories searched for <guid>.tmf\n"
+        "prefix variables: %1 component, %2 message name, %3 TID, %4 time, %5 kernel time,\n"
+        "  %6 user time, %7 sequence, %8 PID, %9 CPU; markers %!FUNC! %!LEVEL! %!FLAGS!\n"
+        "  %!COMPNAME! %!SUBCOMP! %!FILE! %!LINE!\n"
+        "exit status: 0 ok, 1 an input/output problem (see stderr), 2 bad usage")
+    parser.add_argument("files", nargs="*", metavar="FILE", help=".etl files (merged by time)")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    parser.add_argument("-f", "--format", dest="output_format", choices=("text", "csv", "jsonl"),
+                        default="text", help="output format (default: text)")
+    parser.add_argument("--tmf", action="append", default=[], metavar="FILE",
+                        help="a TMF file (repeatable)")
+    parser.add_argument("-p", "--tmf-path", action="append", default=[], metavar="DIR",
+                        help="a directory of <guid>.tmf files (repeatable)")
+    parser.add_argument("--pdb", action="append", default=[], metavar="PDB_OR_IMAGE",
+                        help="a private PDB, or an image whose PDB is looked up (repeatable)")
+    parser.add_argument("-r", "--symbol-path", action="append", default=[], metavar="DIRS",
+                        help="';'-separated directories searched for images' PDBs")
+    parser.add_argument("--prefix", metavar="TEMPLATE",
+                        help="prefix template (overrides TRACE_FORMAT_PREFIX)")
+    parser.add_argument("--no-prefix", dest="noprefix", action="store_true",
+                        help="no prefix (message text only)")
+    parser.add_argument("--seq", action="store_true", help="default prefix with sequence numbers")
+    parser.add_argument("--utc", action="store_true", help="timestamps in UTC (default: local time)")
+    parser.add_argument("--summary", metavar="FILE", help="write a tracefmt summary (FmtSum layout)")
+    parser.add_argument("--no-csv-header", dest="csv_header", action="store_false",
+                        help="CSV without the header row")
+    parser.add_argument("--csv-quote", action="store_true", help="quote every CSV field")
+    parser.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                        help="progress bar on stderr (auto: big files on a terminal)")
+    parser.add_argument("--rt", dest="realtime", metavar="SESSION",
+                        help="decode a live in-process session instead of files")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="print tracefmt's completion lines on stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    opts = FmtOptions(
+        files=list(args.files), realtime=args.realtime, tmf_files=list(args.tmf),
+        tmf_dirs=list(args.tmf_path), pdbs=list(args.pdb),
+        symbol_paths=list(args.symbol_path), output=args.output,
+        output_format=args.output_format, csv_header=args.csv_header, csv_quote=args.csv_quote,
+        summary=args.summary, prefix=args.prefix, noprefix=args.noprefix, utc=args.utc,
+        seq=args.seq, progress=args.progress, verbose=args.verbose, prog="wpptrace fmt")
+    return run_fmt(opts)

@@ -1,0 +1,150 @@
+"""The ``tracefmt`` console command: Microsoft tracefmt's command line over ``wpptrace fmt``'s engine.
+
+Accepted options (tracefmt's spelling, single dash, case-insensitive like on Windows):
+``[EtlFile ... | -f EtlFile | -rt Session] [-tmf File] [-p TmfDir] [-i Images | -pdb Pdbs]
+[-r SymbolPath] [-o OutFile] [-nosummary | -summaryonly] [-display | -displayonly]
+[-csv] [-csvheader] [-csvquote] [-utc | -gmt] [-noprefix] [-seq] [-prefix Template] [-progress]``.
+
+Like tracefmt, text goes to ``FmtFile.txt`` and the summary to ``FmtSum.txt`` unless ``-o``
+names the output (summary then ``<output>.sum``); ``-displayonly`` prints to stdout instead.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .cli_fmt import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, FmtOptions, run_fmt
+
+__all__ = ["main", "build_parser", "options_from_args"]
+
+_DEFAULT_OUTPUT = "FmtFile.txt"
+_DEFAULT_SUMMARY = "FmtSum.txt"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # tracefmt-style usage errors: exit 2, message on stderr
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="tracefmt",
+        add_help=False,
+        allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Format the WPP trace messages of .etl files (tracefmt-compatible options).",
+        epilog=(
+            "Text goes to FmtFile.txt and the summary to FmtSum.txt unless -o is given\n"
+            "(then <file> and <file>.sum). TRACE_FORMAT_PREFIX sets the prefix,\n"
+            "TRACE_FORMAT_SEARCH_PATH lists TMF directories.\n"
+            "exit status: 0 ok, 1 an input/output problem (see stderr), 2 bad usage"),
+    )
+    p.add_argument("files", nargs="*", metavar="EtlFile", help="trace log files (merged by time)")
+    p.add_argument("-h", "-?", "-help", action="help", help="show this help and exit")
+    p.add_argument("-f", dest="more_files", action="append", default=[], metavar="EtlFile",
+                   help="a trace log file (same as a positional EtlFile)")
+    p.add_argument("-rt", dest="realtime", metavar="Session", help="real-time session to format")
+    p.add_argument("-tmf", dest="tmf_files", action="append", default=[], metavar="TmfFile",
+                   help="TMF file")
+    p.add_argument("-p", dest="tmf_dirs", action="append", default=[], metavar="TmfPath",
+                   help="directory of <guid>.tmf files")
+    p.add_argument("-i", dest="images", action="append", default=[], metavar="Images",
+                   help="image(s) whose private PDBs hold the formats (';'-separated, repeatable)")
+    p.add_argument("-pdb", dest="pdbs", action="append", default=[], metavar="Pdbs",
+                   help="private PDB file(s) holding the formats (';'-separated, repeatable)")
+    p.add_argument("-r", dest="symbol_paths", action="append", default=[], metavar="SymbolPath",
+                   help="';'-separated directories searched for the images' PDBs")
+    p.add_argument("-o", dest="output", metavar="OutFile", help="output file (summary: <OutFile>.sum)")
+    p.add_argument("-nosummary", action="store_true", help="do not write the summary file")
+    p.add_argument("-summaryonly", action="store_true", help="write only the summary file")
+    p.add_argument("-display", action="store_true", help="also show the text on the console")
+    p.add_argument("-displayonly", action="store_true", help="only show the text on the console")
+    p.add_argument("-csv", action="store_true", help="CSV output (structured prefix columns)")
+    p.add_argument("-csvheader", action="store_true", help="with -csv: a header row")
+    p.add_argument("-csvquote", action="store_true", help="with -csv: quote every field")
+    p.add_argument("-utc", "-gmt", dest="utc", action="store_true", help="timestamps in UTC")
+    p.add_argument("-noprefix", action="store_true", help="omit the trace message prefix")
+    p.add_argument("-seq", action="store_true", help="show sequence numbers in the prefix")
+    p.add_argument("-prefix", dest="prefix", metavar="Template",
+                   help="prefix template (instead of TRACE_FORMAT_PREFIX)")
+    p.add_argument("-progress", action="store_true", help="progress bar on stderr even off a terminal")
+    p.add_argument("-q", dest="quiet", action="store_true", help="no completion lines on stderr")
+    return p
+
+
+def options_from_args(args: argparse.Namespace) -> FmtOptions:
+    files = list(args.files) + list(args.more_files)
+    pdbs = [path for group in args.images + args.pdbs for path in group.split(";") if path]
+    summary_only = args.summaryonly
+    display_only = args.displayonly
+    if display_only:
+        output = None  # the console
+    elif summary_only:
+        output = os.devnull
+    else:
+        output = args.output or _DEFAULT_OUTPUT
+    if args.nosummary:
+        summary = None
+    elif args.output:
+        summary = args.output + ".sum"
+    else:
+        summary = _DEFAULT_SUMMARY
+    return FmtOptions(
+        files=files, realtime=args.realtime, tmf_files=list(args.tmf_files),
+        tmf_dirs=list(args.tmf_dirs), pdbs=pdbs,
+        symbol_paths=list(args.symbol_paths), output=output,
+        output_format="csv" if args.csv else "text", csv_header=args.csvheader,
+        csv_quote=args.csvquote, summary=summary, display=args.display, prefix=args.prefix,
+        noprefix=args.noprefix, utc=args.utc, seq=args.seq,
+        progress="always" if args.progress else "auto", verbose=not args.quiet, prog="tracefmt")
+
+
+def _lower_options(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """tracefmt options are case-insensitive (-displayonly, -DisplayOnly, -UTC ...)."""
+    known = {opt.lower(): opt for action in parser._actions for opt in action.option_strings}
+    out = []
+    for arg in argv:
+        if arg.startswith("-") and arg.lower() in known:
+            out.append(known[arg.lower()])
+        elif arg.startswith("/") and len(arg) > 1 and "-" + arg[1:].lower() in known:
+            out.append(known["-" + arg[1:].lower()])  # tracefmt also takes /option
+        else:
+            out.append(arg)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(_lower_options(argv, parser))
+    except SystemExit as exc:  # --help or a usage error
+        return int(exc.code or 0)
+    opts = options_from_args(args)
+    if not opts.files and opts.realtime is None:
+        parser.print_usage(sys.stderr)
+        print("tracefmt: error: give an .etl file (or -rt Session)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return run_fmt(opts)
+    except BrokenPipeError:
+        # `tracefmt -displayonly x.etl | head`: the reader left; stop quietly.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last line of defence: a message, not a traceback
+        if os.environ.get("WPPTRACE_TRACEBACK"):
+            raise
+        print(f"tracefmt: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

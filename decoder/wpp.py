@@ -1,0 +1,565 @@
+"""The WPP decoding pipeline: message records -> TMF lookup -> compiled formatter -> prefix + text.
+
+Records come from the decoder engine in ProcessTrace order. Each (message GUID, number) is
+resolved once: its TMF ``Message`` is looked up, its ``MessageFormatter`` compiled
+(``wpptrace.tmf.render.compile_message``) and the prefix template bound to its fixed values;
+the result is cached, so a message costs one dict lookup, one argument render and one ``%``
+for the prefix. Messages without a format give tracefmt's ``Unknown( N): GUID=...`` line,
+messages whose arguments don't fit give a format-error line; both are counted, neither stops
+the run. Records that are not TraceMessage records are counted and skipped.
+
+``WppMessage.property(name)`` is the TdhGetWppProperty-like accessor: a named argument (or a
+WPP property such as ``FormattedString``, ``FunctionName``) as a typed value.
+"""
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from .prefix import DEFAULT_PREFIX, PrefixTemplate, TimestampText, marker_values
+
+__all__ = [
+    "WppDecoder",
+    "WppMessage",
+    "FileContext",
+    "FmtCounters",
+    "UnknownPropertyError",
+    "unknown_line",
+    "EVENT_TRACE_GUID",
+]
+
+#: EventTraceGuid: the provider GUID of the logfile-header event.
+EVENT_TRACE_GUID = uuid.UUID("68fdd900-4a3e-11d1-84f4-0000f80464e3")
+
+_DEFAULT_ORDER = (9, 8, 3, 4)  # prefix variables of the default prefix, in order
+_TRACE_MESSAGE_POINTER32 = 0x40
+_TRACE_MESSAGE_POINTER64 = 0x80
+
+# Status of a decoded record.
+OK = "ok"
+UNKNOWN = "unknown"
+FORMAT_ERROR = "format-error"
+HEADER = "header"
+
+
+def unknown_line(component: str, number: int, guid: uuid.UUID) -> str:
+    """tracefmt's line for a message without format information (tmf-format.md §6.2)."""
+    return "%s(%3d): GUID=%s (No Format Information found)." % (component, number, guid)
+
+
+def _format_error_line(entry: "_Entry", detail: str) -> str:
+    return "*****FormatMessage (#Typev) failed: %s (%s #%d %s, Format = \"%s\")*****" % (
+        detail, entry.guid, entry.number, entry.name, entry.format)
+
+
+class UnknownPropertyError(KeyError):
+    """No argument or WPP property of that name in the message (TdhGetWppProperty: ERROR_NOT_FOUND)."""
+
+
+@dataclass
+class FileContext:
+    """Per-input-file facts a record needs: its pointer size and raw-clock -> FILETIME conversion."""
+
+    path: str
+    pointer_size: int = 8
+    to_filetime: Any = None  # callable raw -> FILETIME; None: timestamps are already FILETIME
+    # FILETIME = (raw + offset) when scale_num == scale_den, else
+    # start + (raw - origin) * scale_num // scale_den (the TimeConverter's arithmetic, inlined)
+    offset: int = 0
+    start: int = 0
+    origin: int = 0
+    scale_num: int = 1
+    scale_den: int = 1
+
+    @classmethod
+    def for_header(cls, path: str, header, time_converter=None) -> "FileContext":
+        pointer_size = getattr(header, "pointer_size", 8) or 8
+        convert = getattr(time_converter, "to_filetime", None)
+        ctx = cls(path=str(path), pointer_size=pointer_size, to_filetime=convert)
+        if time_converter is not None and hasattr(time_converter, "frequency"):
+            if getattr(time_converter, "clock_type", 0) == 2:  # system time: raw is FILETIME
+                return ctx
+            ctx.start = time_converter.start_time
+            ctx.origin = time_converter.origin
+            ctx.scale_num, ctx.scale_den = 10_000_000, time_converter.frequency
+            if ctx.scale_den == ctx.scale_num:
+                ctx.offset = ctx.start - ctx.origin
+        elif convert is not None:
+            ctx.scale_num = ctx.scale_den = 0  # unknown converter: call it
+        return ctx
+
+
+@dataclass
+class FmtCounters:
+    """Counts tracefmt reports (FmtSum) plus what we skipped."""
+
+    events: int = 0  # every record seen, header included
+    messages: int = 0  # TraceMessage (WPP) records
+    formatted: int = 0
+    unknown: int = 0
+    format_errors: int = 0
+    non_wpp: int = 0  # other records: counted and skipped
+    headers: int = 0
+
+
+@dataclass
+class WppMessage:
+    """One decoded record with every fact the structured outputs need."""
+
+    status: str
+    guid: uuid.UUID | None
+    number: int
+    filetime: int | None
+    time_text: str
+    cpu: int
+    thread_id: int
+    process_id: int
+    sequence: int
+    kernel_time: int
+    user_time: int
+    component: str
+    name: str
+    source_file: str
+    source_line: str
+    function: str
+    level: str
+    flags: str
+    text: str  # the message text without the prefix
+    line: str  # the output line, prefix included
+    args: list = field(default_factory=list)  # [(name, item, value)]
+    error: str = ""
+    subcomponent: str = ""
+
+    # TdhGetWppProperty names (learn.microsoft.com PROPERTY_DATA_DESCRIPTOR / WPP properties).
+    _WPP_PROPERTIES = {
+        "FormattedString": "text",
+        "SequenceNum": "sequence",
+        "FunctionName": "function",
+        "ComponentName": "component",
+        "SubComponentName": "subcomponent",
+        "TraceGuid": "guid",
+        "GuidTypeName": "name",
+        "FlagsName": "flags",
+        "LevelName": "level",
+        "FileName": "source_file",
+        "LineNumber": "source_line",
+        "SystemTime": "filetime",
+        "ThreadId": "thread_id",
+        "ProcessId": "process_id",
+        "CpuNumber": "cpu",
+    }
+
+    def property(self, name: str) -> Any:
+        """A named argument's typed value (the C expression from the TMF), or a WPP property.
+
+        Arguments win over WPP property names. Raises ``UnknownPropertyError`` if neither exists.
+        """
+        for arg_name, _item, value in self.args:
+            if arg_name == name:
+                return value
+        attr = self._WPP_PROPERTIES.get(name)
+        if attr is not None:
+            return getattr(self, attr)
+        raise UnknownPropertyError(name)
+
+    def property_type(self, name: str) -> str:
+        """The TMF item type of a named argument (``ItemLong`` ...)."""
+        for arg_name, item, _value in self.args:
+            if arg_name == name:
+                return item
+        raise UnknownPropertyError(name)
+
+
+class _Entry:
+    """Everything resolved once per (message GUID, number)."""
+
+    __slots__ = ("guid", "number", "message", "formatter", "prefix", "markers", "component",
+                 "name", "has_prefix", "count", "unknown", "format", "compile_error")
+
+    def __init__(self, guid, number):
+        self.guid = guid
+        self.number = number
+        self.message = None
+        self.formatter = None
+        self.prefix = None
+        self.markers = {}
+        self.component = "Unknown"
+        self.name = "%3d" % number
+        self.has_prefix = False
+        self.count = 0
+        self.unknown = None  # the Unknown line when there is no format
+        self.format = ""
+        self.compile_error = None
+
+
+def _import_render():
+    from wpptrace.tmf import render  # B2's module; imported late so prefix/output work alone
+
+    return render
+
+
+class WppDecoder:
+    """Turns records into tracefmt lines or ``WppMessage`` objects, counting what it sees.
+
+    ``prefix``: the prefix text (None: tracefmt's default); ``noprefix``: no prefix at all;
+    ``utc``: timestamps in UTC instead of local time.
+    """
+
+    def __init__(self, tmfset, *, prefix: str | None = None, noprefix: bool = False,
+                 utc: bool = False) -> None:
+        self.tmfset = tmfset
+        self.prefix_text = DEFAULT_PREFIX if prefix is None else prefix
+        self.noprefix = noprefix
+        self.utc = utc
+        self.prefix = PrefixTemplate(self.prefix_text)
+        self.time_text = TimestampText(utc)
+        self.counters = FmtCounters()
+        self._entries: dict[tuple, _Entry] = {}
+        self._raw_entries: dict[tuple, _Entry] = {}  # keyed by (GUID bytes_le, number)
+        self._guid_components: dict[uuid.UUID, str] | None = None
+        self._render = None
+
+    # -- per-message resolution -----------------------------------------------------------
+    def _entry(self, guid, number: int) -> _Entry:
+        entry = _Entry(guid, number)
+        message = self.tmfset.lookup(guid, number) if guid is not None else None
+        if message is None:
+            component = self._component_of_guid(guid)
+            entry.component = component or "Unknown"
+            entry.unknown = unknown_line(entry.component, number, guid)
+        else:
+            entry.message = message
+            entry.component = message.component or "Unknown"
+            entry.name = message.name
+            entry.format = message.format
+            entry.markers = marker_values(message)
+            fmt = message.format
+            entry.has_prefix = fmt.startswith("%0")
+            body = message
+            if entry.has_prefix:
+                body = dataclasses.replace(message, format=fmt[2:])
+            if self._render is None:
+                self._render = _import_render()
+            try:
+                entry.formatter = self._render.compile_message(body, self.tmfset)
+            except Exception as exc:  # a bad format string is a format error, not a crash
+                entry.compile_error = str(exc) or type(exc).__name__
+            entry.prefix = self.prefix.bind(entry.component, entry.name, entry.markers)
+        self._entries[(guid, number)] = entry
+        return entry
+
+    def _component_of_guid(self, guid) -> str | None:
+        if guid is None:
+            return None
+        try:
+            if not self.tmfset.has_guid(guid):
+                return None
+        except AttributeError:
+            return None
+        if self._guid_components is None:
+            self._guid_components = {}
+            for message in self.tmfset.messages():
+                self._guid_components.setdefault(message.guid, message.component)
+        return self._guid_components.get(guid)
+
+    # -- the fast text path ---------------------------------------------------------------
+    def format_records(self, records: Iterable, ctx: FileContext) -> Iterator[str]:
+        """Yield the output line of every record (header line included; other non-WPP records skipped)."""
+        entries = self._entries
+        counters = self.counters
+        make_entry = self._entry
+        time_text = self.time_text
+        to_filetime = ctx.to_filetime
+        default_psize = ctx.pointer_size
+        noprefix = self.noprefix
+        events = messages = non_wpp = 0
+        first = True
+        try:
+            for rec in records:
+                events += 1
+                if rec.kind != "message":
+                    if first and _is_logfile_header(rec):
+                        yield self._header_line(rec, ctx)
+                    else:
+                        non_wpp += 1
+                    first = False
+                    continue
+                first = False
+                messages += 1
+                key = (rec.message_guid, rec.event_id)
+                entry = entries.get(key)
+                if entry is None:
+                    entry = make_entry(*key)
+                entry.count += 1
+                formatter = entry.formatter
+                if formatter is None:
+                    if entry.unknown is not None:
+                        counters.unknown += 1
+                        yield entry.unknown
+                        continue
+                    counters.format_errors += 1
+                    text = _format_error_line(entry, entry.compile_error)
+                else:
+                    flags = rec.flags
+                    psize = (8 if flags & 0x80 else 4 if flags & 0x40 else default_psize)
+                    try:
+                        text = formatter.format(rec.user_data, psize, entry.markers)
+                    except Exception as exc:  # args don't fit: a format-error line, keep going
+                        counters.format_errors += 1
+                        text = _format_error_line(entry, str(exc) or type(exc).__name__)
+                if noprefix or not entry.has_prefix:
+                    yield text
+                    continue
+                prefix = entry.prefix
+                if prefix.static is not None:
+                    yield prefix.static + text
+                    continue
+                raw = rec.timestamp
+                if prefix.needs_time and raw is not None:
+                    tt = time_text(to_filetime(raw) if to_filetime is not None else raw)
+                else:
+                    tt = ""
+                yield prefix.template % prefix.pick((
+                    rec.thread_id or 0, tt, 0, 0, rec.sequence or 0, rec.process_id or 0,
+                    rec.processor or 0)) + text
+        finally:
+            counters.events += events
+            counters.messages += messages
+            counters.non_wpp += non_wpp
+            counters.formatted = (counters.messages - counters.unknown - counters.format_errors)
+
+    def format_rows(self, batches: Iterable[list], ctx: FileContext) -> Iterator[list[str]]:
+        """The hot path: batches of ``wpp_rows`` rows -> lists of output lines (same text as
+        ``format_records``), reading the walker's tuples directly."""
+        from .records import (_F_FLAGS, _F_GUID, _F_ID, _F_KIND, _F_PID, _F_POFF, _F_PSIZE,
+                              _F_SEQ, _F_TID, KIND_INDEX)
+        from .wpp_rows import header_record
+
+        kind_message = KIND_INDEX["message"]
+        kind_system = KIND_INDEX["system"]
+        entries = self._raw_entries
+        counters = self.counters
+        noprefix = self.noprefix
+        time_text = self.time_text
+        second_text = time_text._second_text
+        default_psize = ctx.pointer_size
+        offset, start, origin = ctx.offset, ctx.start, ctx.origin
+        num, den = ctx.scale_num, ctx.scale_den
+        convert = ctx.to_filetime
+        cur_second = None
+        cur_text = ""
+        events = messages = non_wpp = 0
+        first = True
+        try:
+            for batch in batches:
+                out = []
+                append = out.append
+                events += len(batch)
+                for ts, t, data, cpu in batch:
+                    if t[_F_KIND] != kind_message:
+                        if first and t[_F_KIND] == kind_system and t[_F_ID] == 0:
+                            append(self._header_line(header_record((ts, t, data, cpu)), ctx))
+                        else:
+                            non_wpp += 1
+                        first = False
+                        continue
+                    first = False
+                    messages += 1
+                    key = (t[_F_GUID], t[_F_ID])
+                    entry = entries.get(key)
+                    if entry is None:
+                        entry = entries[key] = self._entry(uuid.UUID(bytes_le=key[0]), key[1])
+                    entry.count += 1
+                    formatter = entry.formatter
+                    if formatter is None:
+                        if entry.unknown is not None:
+                            counters.unknown += 1
+                            append(entry.unknown)
+                            continue
+                        counters.format_errors += 1
+                        text = _format_error_line(entry, entry.compile_error)
+                    else:
+                        flags = t[_F_FLAGS]
+                        poff = t[_F_POFF]
+                        try:
+                            text = formatter.format(
+                                data[poff:poff + t[_F_PSIZE]],
+                                8 if flags & 0x80 else 4 if flags & 0x40 else default_psize,
+                                entry.markers)
+                        except Exception as exc:  # args don't fit: a format-error line
+                            counters.format_errors += 1
+                            text = _format_error_line(entry, str(exc) or type(exc).__name__)
+                    if noprefix or not entry.has_prefix:
+                        append(text)
+                        continue
+                    prefix = entry.prefix
+                    split = prefix.split_template
+                    if split is None or prefix.order != _DEFAULT_ORDER:
+                        append(self._generic_prefix(prefix, ts, t, cpu, ctx) + text)
+                        continue
+                    if num == den:
+                        ft = ts + offset
+                    elif num:
+                        ft = start + (ts - origin) * num // den
+                    else:
+                        ft = convert(ts)
+                    second = ft // 10_000_000
+                    if second != cur_second:
+                        cur_second = second
+                        cur_text = second_text(second)
+                    append(split % (cpu, t[_F_PID], t[_F_TID], cur_text,
+                                    ft % 10_000_000 // 10_000) + text)
+                yield out
+        finally:
+            counters.events += events
+            counters.messages += messages
+            counters.non_wpp += non_wpp
+            counters.formatted = (counters.messages - counters.unknown - counters.format_errors)
+
+    def _generic_prefix(self, prefix, ts, t, cpu, ctx: FileContext) -> str:
+        from .records import _F_PID, _F_SEQ, _F_TID
+
+        if prefix.static is not None:
+            return prefix.static
+        tt = ""
+        if prefix.needs_time:
+            if ctx.scale_num == ctx.scale_den:
+                ft = ts + ctx.offset
+            elif ctx.scale_num:
+                ft = ctx.start + (ts - ctx.origin) * ctx.scale_num // ctx.scale_den
+            else:
+                ft = ctx.to_filetime(ts)
+            tt = self.time_text(ft)
+        return prefix.template % prefix.pick((t[_F_TID], tt, 0, 0, t[_F_SEQ], t[_F_PID], cpu))
+
+    # -- the structured path --------------------------------------------------------------
+    def decode_records(self, records: Iterable, ctx: FileContext, *,
+                       include_header: bool = True) -> Iterator[WppMessage]:
+        """Yield a ``WppMessage`` per WPP record (and the logfile header unless include_header=False)."""
+        counters = self.counters
+        first = True
+        try:
+            for rec in records:
+                counters.events += 1
+                if rec.kind != "message":
+                    if first and _is_logfile_header(rec):
+                        if include_header:
+                            yield self._header_message(rec, ctx)
+                    else:
+                        counters.non_wpp += 1
+                    first = False
+                    continue
+                first = False
+                counters.messages += 1
+                yield self.decode_record(rec, ctx)
+        finally:
+            counters.formatted = (counters.messages - counters.unknown - counters.format_errors)
+
+    def decode_record(self, rec, ctx: FileContext) -> WppMessage:
+        """Decode one TraceMessage record (counts it as unknown / format error when it is one)."""
+        key = (rec.message_guid, rec.event_id)
+        entry = self._entries.get(key) or self._entry(*key)
+        entry.count += 1
+        filetime = self._filetime(rec, ctx)
+        time_text = self.time_text(filetime) if filetime is not None else ""
+        message = entry.message
+        markers = entry.markers
+        msg = WppMessage(
+            status=OK, guid=rec.message_guid, number=rec.event_id, filetime=filetime,
+            time_text=time_text, cpu=rec.processor or 0, thread_id=rec.thread_id or 0,
+            process_id=rec.process_id or 0, sequence=rec.sequence or 0, kernel_time=0,
+            user_time=0, component=entry.component, name=entry.name,
+            source_file=markers.get("FILE", ""), source_line=markers.get("LINE", ""),
+            function=markers.get("FUNC", ""), level=markers.get("LEVEL", ""),
+            flags=markers.get("FLAGS", ""), subcomponent=markers.get("SUBCOMP", ""),
+            text="", line="")
+        if message is None:
+            self.counters.unknown += 1
+            msg.status = UNKNOWN
+            msg.text = msg.line = entry.unknown
+            return msg
+        psize = self._pointer_size(rec, ctx)
+        formatter = entry.formatter
+        try:
+            if formatter is None:
+                raise ValueError(entry.compile_error)
+            msg.args = [tuple(a) for a in formatter.decode_args(rec.user_data, psize)]
+            msg.text = formatter.format(rec.user_data, psize, markers)
+        except Exception as exc:
+            self.counters.format_errors += 1
+            msg.status = FORMAT_ERROR
+            msg.error = str(exc) or type(exc).__name__
+            msg.text = _format_error_line(entry, msg.error)
+        msg.line = msg.text
+        if entry.has_prefix and not self.noprefix:
+            msg.line = entry.prefix.render((
+                msg.thread_id, time_text, 0, 0, msg.sequence, msg.process_id, msg.cpu)) + msg.text
+        return msg
+
+    # -- helpers --------------------------------------------------------------------------
+    @staticmethod
+    def _pointer_size(rec, ctx: FileContext) -> int:
+        flags = rec.flags or 0
+        if flags & _TRACE_MESSAGE_POINTER64:
+            return 8
+        if flags & _TRACE_MESSAGE_POINTER32:
+            return 4
+        return ctx.pointer_size
+
+    @staticmethod
+    def _filetime(rec, ctx: FileContext) -> int | None:
+        raw = rec.timestamp
+        if raw is None:
+            return None
+        return ctx.to_filetime(raw) if ctx.to_filetime is not None else raw
+
+    def _header_values(self, rec, ctx: FileContext):
+        filetime = self._filetime(rec, ctx)
+        return filetime, (self.time_text(filetime) if filetime is not None else "")
+
+    def _header_line(self, rec, ctx: FileContext) -> str:
+        # The logfile header is delivered as the first event; tracefmt prints it as an
+        # "EventTrace" line (tmf-format.md §6.2) with %1 = "Header".
+        self.counters.headers += 1
+        entry = self._entries.get(("header", 0))
+        if entry is None:
+            entry = _Entry(EVENT_TRACE_GUID, 0)
+            entry.component = entry.name = "Header"
+            entry.has_prefix = True
+            entry.prefix = self.prefix.bind("Header", "Header", {})
+            self._entries[("header", 0)] = entry
+        entry.count += 1
+        if self.noprefix:
+            return "EventTrace"
+        _filetime, tt = self._header_values(rec, ctx)
+        return entry.prefix.render((rec.thread_id or 0, tt, 0, 0, rec.sequence or 0,
+                                    rec.process_id or 0, rec.processor or 0)) + "EventTrace"
+
+    def _header_message(self, rec, ctx: FileContext) -> WppMessage:
+        line = self._header_line(rec, ctx)
+        filetime, tt = self._header_values(rec, ctx)
+        return WppMessage(
+            status=HEADER, guid=EVENT_TRACE_GUID, number=0, filetime=filetime, time_text=tt,
+            cpu=rec.processor or 0, thread_id=rec.thread_id or 0, process_id=rec.process_id or 0,
+            sequence=rec.sequence or 0, kernel_time=0, user_time=0, component="Header",
+            name="Header", source_file="", source_line="", function="", level="", flags="",
+            text="EventTrace", line=line)
+
+    def summary_rows(self):
+        """(count, event name, event type, guid text) per message seen, for the FmtSum table."""
+        from .output import SummaryRow
+
+        rows = []
+        for entry in self._entries.values():
+            if entry.count:
+                rows.append(SummaryRow(entry.count, entry.component, entry.name.strip(),
+                                       str(entry.guid) if entry.guid is not None else ""))
+        return rows
+
+
+def _is_logfile_header(rec) -> bool:
+    """The TRACE_LOGFILE_HEADER record: a system record with hook 0 (EventTrace group, type 0)."""
+    return rec.kind == "system" and (rec.event_id or 0) == 0 and (
+        getattr(rec, "provider_id", None) in (None, EVENT_TRACE_GUID))
