@@ -1,0 +1,209 @@
+"""OpenTraceFromBufferStream / ProcessTraceAddBufferToBufferStream (reference pages
+OpenTraceFromBufferStream and PETW_BUFFER_COMPLETION_CALLBACK): buffers in the order
+ProcessTrace produced them (header first), completion exactly once, after the buffer is done."""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+
+from wpptrace.decoder import api
+from wpptrace.decoder.etlfile import EtlFile
+from wpptrace.decoder.ordering import buffer_streams
+from wpptrace.decoder.records import parse_buffer
+from wpptrace.decoder.structs import (ETW_BUFFER_HEADER, ETW_OPEN_TRACE_OPTIONS,
+                                      ETW_PROCESS_TRACE_MODE_RAW_TIMESTAMP, EVENT_TRACE_LOGFILE)
+from wpptrace.winerror import (ERROR_CTX_CLOSE_PENDING, ERROR_INVALID_HANDLE,
+                               ERROR_INVALID_PARAMETER, ERROR_SUCCESS, Win32Error)
+
+from .api_helpers import buffers_of, collect, identity
+
+
+def _code(call) -> int:
+    with pytest.raises(Win32Error) as info:
+        call()
+    return info.value.winerror
+
+
+def _stream(buffers, log, options=None, close_after=True):
+    """Feed ``buffers`` to a buffer-stream trace and process them; completions and events
+    go to ``log`` in the order they happen."""
+    options = options or ETW_OPEN_TRACE_OPTIONS()
+    options.EventCallback = lambda record: log.append(("event", record))
+    handle = api.OpenTraceFromBufferStream(
+        options, lambda buf, ctx: log.append(("done", buf, ctx)), "completion-context")
+    for buf in buffers:
+        assert api.ProcessTraceAddBufferToBufferStream(handle, buf, len(buf)) == ERROR_SUCCESS
+    worker = threading.Thread(target=lambda: log.append(("rc", api.ProcessTrace([handle]))))
+    worker.start()
+    if close_after:
+        assert api.CloseTrace(handle) == ERROR_CTX_CLOSE_PENDING
+    worker.join(30)
+    assert not worker.is_alive()
+    return handle
+
+
+def test_a_stream_of_a_files_buffers_replays_the_file(api_data):
+    """The buffers a file session gives its BufferCallback, fed to a buffer stream, give the
+    same events in the same order (one processor stream); each buffer is completed exactly
+    once, with the object that was added and the completion context, after its events."""
+    path = api_data / "wppemitter-sample.etl"
+    buffers = buffers_of(path)
+    expected, _, _ = collect(path)
+    log = []
+    _stream(buffers, log)
+    assert log[-1] == ("rc", ERROR_SUCCESS)
+    events = [entry[1] for entry in log if entry[0] == "event"]
+    assert [identity(e) for e in events] == [identity(e) for e in expected]
+    done = [entry for entry in log if entry[0] == "done"]
+    assert [d[1] for d in done] == buffers and all(d[1] is b for d, b in zip(done, buffers))
+    assert all(d[2] == "completion-context" for d in done)
+    # "after the buffer is done with": completion k follows every event of buffers 0..k
+    sizes = [len(parse_buffer(b, 8, header_buffer=i == 0)[0]) for i, b in enumerate(buffers)]
+    for k, entry in enumerate(done):
+        before = sum(1 for e in log[:log.index(entry)] if e[0] == "event")
+        assert before == sum(sizes[:k + 1])
+
+
+def test_buffers_come_out_of_processtrace_in_an_order_a_stream_accepts(api_data):
+    """powershell.etl: 8 processor streams flushed out of order. ProcessTrace hands out the
+    header buffer first, then each processor's buffers in sequence order; the stream
+    accepts them and delivers the same events (live streams deliver buffer by buffer)."""
+    path = api_data / "powershell.etl"
+    buffers = buffers_of(path)
+    headers = [ETW_BUFFER_HEADER.from_buffer(b) for b in buffers]
+    assert headers[0].BufferType == 4
+    with EtlFile(path) as etl:
+        assert len(buffers) == len(etl.buffer_index())
+        file_order = [(i.processor, i.sequence) for i in etl.buffer_index()[1:]]
+    per_processor = {}
+    for h in headers[1:]:
+        per_processor.setdefault(h.ClientContext.ProcessorIndex, []).append(h.SequenceNumber)
+    assert all(seqs == sorted(seqs) for seqs in per_processor.values())
+    assert [(h.ClientContext.ProcessorIndex, h.SequenceNumber) for h in headers[1:]] != file_order
+    log = []
+    _stream(buffers, log)
+    expected, _, _ = collect(path)
+    events = [entry[1] for entry in log if entry[0] == "event"]
+    assert Counter(map(identity, events)) == Counter(map(identity, expected))
+    assert sum(1 for entry in log if entry[0] == "done") == len(buffers)
+
+
+def test_out_of_order_buffers_are_refused_and_not_completed(api_data):
+    buffers = buffers_of(api_data / "powershell.etl")
+    completions = []
+    handle = api.OpenTraceFromBufferStream(ETW_OPEN_TRACE_OPTIONS(),
+                                           lambda buf, ctx: completions.append(buf), None)
+    try:
+        # a data buffer before the header buffer
+        assert _code(lambda: api.ProcessTraceAddBufferToBufferStream(
+            handle, buffers[1], len(buffers[1]))) == ERROR_INVALID_PARAMETER
+        api.ProcessTraceAddBufferToBufferStream(handle, buffers[0], len(buffers[0]))
+        # a second header buffer
+        assert _code(lambda: api.ProcessTraceAddBufferToBufferStream(
+            handle, buffers[0], len(buffers[0]))) == ERROR_INVALID_PARAMETER
+        api.ProcessTraceAddBufferToBufferStream(handle, buffers[1], len(buffers[1]))
+        # the same processor's buffer again (sequence not increasing)
+        assert _code(lambda: api.ProcessTraceAddBufferToBufferStream(
+            handle, buffers[1], len(buffers[1]))) == ERROR_INVALID_PARAMETER
+        # a later buffer of the same processor, then an earlier one
+        proc = ETW_BUFFER_HEADER.from_buffer(buffers[1]).ClientContext.ProcessorIndex
+        same = [b for b in buffers[2:]
+                if ETW_BUFFER_HEADER.from_buffer(b).ClientContext.ProcessorIndex == proc]
+        assert len(same) >= 2
+        api.ProcessTraceAddBufferToBufferStream(handle, same[1], len(same[1]))
+        assert _code(lambda: api.ProcessTraceAddBufferToBufferStream(
+            handle, same[0], len(same[0]))) == ERROR_INVALID_PARAMETER
+    finally:
+        assert api.CloseTrace(handle) == ERROR_SUCCESS
+    # accepted buffers (header, buffers[1], same[1]) completed once each at close; refused none
+    assert completions == [buffers[0], buffers[1], same[1]]
+    assert [id(c) for c in completions] == [id(buffers[0]), id(buffers[1]), id(same[1])]
+
+
+def test_buffers_never_processed_are_completed_once_at_close(api_data):
+    buffers = buffers_of(api_data / "wppstr-sample.etl")
+    completions = Counter()
+    handle = api.OpenTraceFromBufferStream(ETW_OPEN_TRACE_OPTIONS(),
+                                           lambda buf, ctx: completions.update([id(buf)]), None)
+    for buf in buffers:
+        api.ProcessTraceAddBufferToBufferStream(handle, buf, len(buf))
+    assert not completions
+    assert api.CloseTrace(handle) == ERROR_SUCCESS
+    assert completions == Counter(id(b) for b in buffers)
+
+
+def test_a_stopped_processtrace_completes_the_buffer_it_was_in(api_data):
+    """An event callback exception aborts ProcessTrace mid-buffer: that buffer is done with
+    (completed), the rest are completed at CloseTrace; each exactly once."""
+    buffers = buffers_of(api_data / "wppemitter-sample.etl")
+    completions = []
+
+    def fail(record):
+        raise RuntimeError("stop")
+
+    handle = api.OpenTraceFromBufferStream(ETW_OPEN_TRACE_OPTIONS(EventCallback=fail),
+                                           lambda buf, ctx: completions.append(buf), None)
+    for buf in buffers:
+        api.ProcessTraceAddBufferToBufferStream(handle, buf, len(buf))
+    with pytest.raises(Win32Error):
+        api.ProcessTrace([handle])
+    assert completions == buffers[:1]
+    assert api.CloseTrace(handle) == ERROR_SUCCESS
+    assert completions == buffers
+
+
+def test_bad_arguments(api_data):
+    buffers = buffers_of(api_data / "wppstr-sample.etl")
+    handle = api.OpenTraceFromBufferStream(ETW_OPEN_TRACE_OPTIONS())
+    file_handle = api.OpenTrace(EVENT_TRACE_LOGFILE(LogFileName=str(api_data / "wppstr-sample.etl")))
+    try:
+        add = api.ProcessTraceAddBufferToBufferStream
+        assert _code(lambda: add(handle, 12345, 8)) == ERROR_INVALID_PARAMETER
+        assert _code(lambda: add(handle, buffers[0], 0x47)) == ERROR_INVALID_PARAMETER
+        assert _code(lambda: add(handle, buffers[0], len(buffers[0]) + 1)) == \
+            ERROR_INVALID_PARAMETER
+        assert _code(lambda: add(handle, b"\0" * 0x20, 0x20)) == ERROR_INVALID_PARAMETER
+        assert _code(lambda: add(file_handle, buffers[0], len(buffers[0]))) == \
+            ERROR_INVALID_HANDLE
+        assert _code(lambda: add(0, buffers[0], len(buffers[0]))) == ERROR_INVALID_HANDLE
+        assert _code(lambda: api.OpenTraceFromBufferStream(None)) == ERROR_INVALID_PARAMETER
+    finally:
+        api.CloseTrace(handle)
+        api.CloseTrace(file_handle)
+    assert _code(lambda: api.ProcessTraceAddBufferToBufferStream(
+        handle, buffers[0], len(buffers[0]))) == ERROR_INVALID_HANDLE
+
+
+def test_raw_timestamp_option(api_data):
+    path = api_data / "wppstr-sample.etl"
+    buffers = buffers_of(path)
+    log = []
+    _stream(buffers, log, ETW_OPEN_TRACE_OPTIONS(
+        ProcessTraceModes=ETW_PROCESS_TRACE_MODE_RAW_TIMESTAMP))
+    events = [entry[1] for entry in log if entry[0] == "event"]
+    with EtlFile(path) as etl:
+        assert events[0].EventHeader.TimeStamp == etl.header.header_timestamp
+        assert collect(path)[0][0].EventHeader.TimeStamp == etl.header.start_time
+
+
+def test_compressed_on_disk_buffers_are_accepted(corpus):
+    """Raw buffers of a compressed Windows file (MS-XCA payload, flag 0x40) are expanded by
+    the stream: the events equal those of the decoder's own reading of the same buffers."""
+    path = corpus / "etl" / "microsoft__perfview" / "net.4.5.2.x64.etl"
+    with EtlFile(path) as etl, open(path, "rb") as raw_file:
+        index = etl.buffer_index()
+        chosen = [index[0]] + [stream[0] for stream in buffer_streams(etl)[:2]]
+        assert all(info.compressed for info in chosen[1:])
+        raw = []
+        for info in chosen:
+            raw_file.seek(info.file_offset)
+            raw.append(raw_file.read(info.size_on_disk))
+        expected = sum(len([r for r in etl.read_buffer(info).records() if r.kind != "unknown"])
+                       for info in chosen)
+    log = []
+    _stream(raw, log)
+    events = [entry[1] for entry in log if entry[0] == "event"]
+    assert len(events) == expected > 100
+    assert [entry[1] for entry in log if entry[0] == "done"] == raw
