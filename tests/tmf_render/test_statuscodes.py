@@ -1,0 +1,89 @@
+"""Status-code names come from the generated table; the generator reproduces it from headers."""
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from wpptrace.tmf import statuscodes
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+GENERATOR = REPO / "tools" / "gen_status_tables.py"
+DATA = REPO / "tmf" / "data" / "statuscodes.json"
+MINGW = pathlib.Path("/usr/share/mingw-w64/include")
+
+
+@pytest.mark.parametrize("fn,code,name", [
+    (statuscodes.ntstatus_name, 0, "STATUS_SUCCESS"),
+    (statuscodes.ntstatus_name, 0xC0000022, "STATUS_ACCESS_DENIED"),
+    (statuscodes.ntstatus_name, 0xC000000D, "STATUS_INVALID_PARAMETER"),
+    (statuscodes.ntstatus_name, 0x8000000F, "STATUS_DEVICE_POWERED_OFF"),
+    (statuscodes.ntstatus_name, 0x103, "STATUS_PENDING"),
+    (statuscodes.winerror_name, 0, "ERROR_SUCCESS"),
+    (statuscodes.winerror_name, 5, "ERROR_ACCESS_DENIED"),
+    (statuscodes.winerror_name, 87, "ERROR_INVALID_PARAMETER"),
+    (statuscodes.winerror_name, 4201, "ERROR_WMI_INSTANCE_NOT_FOUND"),
+    (statuscodes.hresult_name, 0, "S_OK"),
+    (statuscodes.hresult_name, 1, "S_FALSE"),
+    (statuscodes.hresult_name, 0x80004005, "E_FAIL"),
+    (statuscodes.hresult_name, 0x80070005, "ERROR_ACCESS_DENIED"),   # FACILITY_WIN32 -> Win32 name
+    (statuscodes.hresult_name, 0x8007000E, "ERROR_OUTOFMEMORY"),
+    (statuscodes.hresult_name, 0xD0000022, "STATUS_ACCESS_DENIED"),  # FACILITY_NT_BIT -> NTSTATUS
+    (statuscodes.ndis_status_name, 0, "NDIS_STATUS_SUCCESS"),
+    (statuscodes.ndis_status_name, 0xC0000001, "NDIS_STATUS_FAILURE"),
+    (statuscodes.ndis_status_name, 0x103, "NDIS_STATUS_PENDING"),
+    (statuscodes.ndis_oid_name, 0x00010101, "OID_GEN_SUPPORTED_LIST"),
+])
+def test_names(fn, code, name):
+    assert fn(code) == name
+
+
+def test_unknown_codes():
+    assert statuscodes.ntstatus_name(0xC0DEC0DE) is None
+    assert statuscodes.format_ntstatus(0xC0DEC0DE) == "NTSTATUS=C0DEC0DE"
+    assert statuscodes.format_hresult(0x8FFF0001) == "HRESULT=8FFF0001"
+    assert statuscodes.format_winerror(0x7FFF0001) == "WINERROR=7FFF0001"
+    assert statuscodes.format_ndis_oid(0x7F7F7F7F) == "0x7f7f7f7f"
+
+
+def test_tables_are_big_enough_to_be_the_real_headers():
+    sizes = {k: len(statuscodes.table(k)) for k in ("ntstatus", "winerror", "hresult", "ndis_status", "ndis_oid")}
+    assert sizes["ntstatus"] > 1500 and sizes["winerror"] > 1800 and sizes["hresult"] > 1000
+    assert sizes["ndis_status"] > 100 and sizes["ndis_oid"] > 400
+
+
+def test_generator_on_a_small_header_tree(tmp_path):
+    inc = tmp_path / "inc"
+    (inc / "ddk").mkdir(parents=True)
+    (inc / "ntstatus.h").write_text(
+        "#define STATUS_SEVERITY_SUCCESS 0x0\n"
+        "#define STATUS_SUCCESS ((NTSTATUS)0x00000000)\n#define STATUS_WAIT_0 ((NTSTATUS)0x00000000)\n"
+        "#define STATUS_UNSUCCESSFUL ((NTSTATUS)0xC0000001L)\n")
+    (inc / "winerror.h").write_text(
+        "#define FACILITY_WIN32 7\n#define ERROR_SUCCESS 0L\n#define NO_ERROR 0L\n"
+        "#define ERROR_ACCESS_DENIED __MSABI_LONG(5)\n#define E_FAIL _HRESULT_TYPEDEF_(0x80004005)\n"
+        "#define S_OK ((HRESULT)0x00000000)\n#define OLE_E_FIRST __MSABI_LONG(0x80040000)\n")
+    (inc / "ntddndis.h").write_text("#define OID_GEN_SUPPORTED_LIST 0x00010101\n#define OID_X OID_GEN_SUPPORTED_LIST\n")
+    (inc / "ddk" / "ndis.h").write_text(
+        "#define NDIS_STATUS_SUCCESS ((NDIS_STATUS)STATUS_SUCCESS)\n"
+        "#define NDIS_STATUS_FAILURE ((NDIS_STATUS)STATUS_UNSUCCESSFUL)\n")
+    out = tmp_path / "out.json"
+    subprocess.run([sys.executable, str(GENERATOR), "--include", str(inc), "-o", str(out)],
+                   check=True, capture_output=True)
+    t = json.loads(out.read_text())
+    assert t["ntstatus"] == {"0x00000000": "STATUS_SUCCESS", "0xc0000001": "STATUS_UNSUCCESSFUL"}
+    assert t["winerror"] == {"0x00000000": "ERROR_SUCCESS", "0x00000005": "ERROR_ACCESS_DENIED"}
+    assert t["hresult"] == {"0x00000000": "S_OK", "0x80004005": "E_FAIL"}
+    assert t["ndis_status"] == {"0x00000000": "NDIS_STATUS_SUCCESS", "0xc0000001": "NDIS_STATUS_FAILURE"}
+    assert t["ndis_oid"] == {"0x00010101": "OID_GEN_SUPPORTED_LIST"}
+
+
+@pytest.mark.skipif(not (MINGW / "ntstatus.h").is_file(), reason="mingw-w64 headers not installed")
+def test_committed_table_is_what_the_generator_makes(tmp_path):
+    out = tmp_path / "statuscodes.json"
+    subprocess.run([sys.executable, str(GENERATOR), "--include", str(MINGW), "-o", str(out)],
+                   check=True, capture_output=True)
+    assert json.loads(out.read_text()) == json.loads(DATA.read_text())
