@@ -1,0 +1,85 @@
+"""WPP messages logged with each combination of MessageFlags (written by the provider core):
+header members are set only for the flags that were specified (TraceMessageVa page), in the
+EVENT_RECORD and in the classic EVENT_TRACE view."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from wpptrace.decoder.structs import GUID_NULL, PROCESS_TRACE_MODE_EVENT_RECORD
+from wpptrace.provider import api as provider
+from wpptrace.provider._hazmat import lib
+
+from .api_helpers import collect
+
+SEQUENCE, GUID, TIMESTAMP, SYSTEMINFO, POINTER64 = 0x01, 0x02, 0x08, 0x20, 0x80
+FLAG_SETS = (0x00, GUID, GUID | TIMESTAMP, GUID | SYSTEMINFO, SEQUENCE, SEQUENCE | GUID | SYSTEMINFO,
+             SEQUENCE | GUID | TIMESTAMP | SYSTEMINFO)
+
+
+@pytest.fixture(scope="module")
+def flags_file(tmp_path_factory):
+    """One message per flag set (number 10 + i, argument = i as ULONG), sequence mode on."""
+    path = tmp_path_factory.mktemp("flags") / "flags.etl"
+    control, message = uuid.uuid4(), uuid.uuid4()
+    loggers = []
+
+    def on_control(code, context, buffer):
+        if code == lib.WMI_ENABLE_EVENTS:
+            loggers.append(provider.GetTraceLoggerHandle(buffer))
+        return 0
+
+    registration = provider.RegisterTraceGuids(on_control, None, control, [message])
+    props = provider.EVENT_TRACE_PROPERTIES(
+        LogFileName=str(path), BufferSize=8,
+        LogFileMode=lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL | lib.EVENT_TRACE_USE_GLOBAL_SEQUENCE)
+    session = provider.StartTrace("decoder-api-flags-" + uuid.uuid4().hex[:8], props)
+    try:
+        provider.EnableTrace(True, 0xFFFFFFFF, 5, control, session)
+        for i, flags in enumerate(FLAG_SETS):
+            provider.TraceMessage(loggers[-1], flags, message, 10 + i, i.to_bytes(4, "little"))
+    finally:
+        provider.ControlTrace(session, None, None, lib.EVENT_TRACE_CONTROL_STOP)
+        provider.UnregisterTraceGuids(registration)
+    return path, message
+
+
+def _messages(path, mode):
+    events, _, _ = collect(path, mode)
+    return events[1:]
+
+
+def test_event_record_members_follow_the_flags(flags_file):
+    path, message = flags_file
+    records = _messages(path, PROCESS_TRACE_MODE_EVENT_RECORD)
+    assert len(records) == len(FLAG_SETS)
+    sequences = []
+    for i, (flags, record) in enumerate(zip(FLAG_SETS, records)):
+        h = record.EventHeader
+        assert h.EventDescriptor.Id == 10 + i
+        assert record.UserData == i.to_bytes(4, "little")
+        assert h.Flags & 0x0148 == 0x0148    # TRACE_MESSAGE | CLASSIC_HEADER | 64-bit
+        assert h.ProviderId == (message if flags & GUID else GUID_NULL)
+        assert bool(h.TimeStamp) == bool(flags & TIMESTAMP)
+        assert bool(h.ThreadId) == bool(h.ProcessId) == bool(flags & SYSTEMINFO)
+        assert (record.MessageSequence is not None) == bool(flags & SEQUENCE)
+        if flags & SEQUENCE:
+            sequences.append(record.MessageSequence)
+    assert sequences == sorted(sequences) and sequences[0] >= 1 and len(set(sequences)) == 3
+
+
+def test_event_trace_members_follow_the_flags(flags_file):
+    path, message = flags_file
+    traces = _messages(path, 0)
+    records = _messages(path, PROCESS_TRACE_MODE_EVENT_RECORD)
+    for i, (flags, event, record) in enumerate(zip(FLAG_SETS, traces, records)):
+        h = event.Header
+        assert h.Flags == flags | POINTER64          # the logged MessageFlags
+        assert h.Version == 10 + i                   # MessageNumber
+        assert h.Guid == (message if flags & GUID else GUID_NULL)
+        assert h.TimeStamp == record.EventHeader.TimeStamp
+        assert (h.ThreadId, h.ProcessId) == (record.EventHeader.ThreadId,
+                                             record.EventHeader.ProcessId)
+        assert event.InstanceId == (record.MessageSequence or 0)
+        assert event.MofData == record.UserData and event.MofLength == 4
