@@ -145,11 +145,12 @@ def TraceMessageVa(logger_handle: int, flags: int, message_guid: uuid.UUID | Non
 
 
 def trace_packed(logger_handle: int, flags: int, message_guid_bytes_le: bytes | None,
-                 number: int, payload: bytes, _raw=lib.wpptrace_trace_packed, _len=len) -> int:
+                 number: int, payload: bytes, _raw=lib.wpptrace_trace_packed, _len=len,
+                 _null=ffi.NULL) -> int:
     """Fast path: one message whose argument bytes are exactly ``payload``; returns the Win32
     code (0 = logged; ERROR_NOT_ENOUGH_MEMORY = dropped and counted in EventsLost) and never
     raises for Win32 failures. ``message_guid_bytes_le`` is ``uuid.bytes_le`` or None."""
-    return _raw(logger_handle, flags, message_guid_bytes_le, number, payload, _len(payload))
+    return _raw(logger_handle, flags, message_guid_bytes_le or _null, number, payload, _len(payload))
 
 
 # ---- controller ------------------------------------------------------------------------------

@@ -75,6 +75,7 @@ static ULONG pool_get_locked(wpt_session *s, wpt_buffer **out) {
         free(b);
         return ERROR_OUTOFMEMORY;
     }
+    memset(data, 0xFF, s->buffer_size);      /* fault the pages in now, not on a writer's path */
     b->data = data;
     atomic_store(&b->state, WPT_CLOSED);    /* free buffers look closed to stale writers */
     s->all[s->allocated++] = b;
