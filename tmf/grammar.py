@@ -140,6 +140,10 @@ enum_value = (enumerator("name") + COMMA - enum_number("value") - pp.StringEnd()
 block_open = (pp.Literal("{") - pp.StringEnd()).set_name('"{" line')
 block_close = (pp.Literal("}") - pp.StringEnd()).set_name('"}" line')
 
+# Tabs are data (a format string may hold one): never let pyparsing expand them.
+for _production in (guid_header, typev_line, arg_line, enum_line, enum_value, block_open, block_close, trailer):
+    _production.parse_with_tabs()
+
 _GUID_START = re.compile(r"\{?[0-9A-Fa-f]{8}-")
 
 

@@ -151,3 +151,11 @@ def test_line_productions_are_usable_alone():
     header = grammar.parse_guid_header("{01E9B841-7D67-315A-7B92-23B2033356DE} netkvm.sys")
     assert header.guid == uuid.UUID(G1) and header.component == "netkvm.sys"
     assert grammar.parse_trailer("SRC=a b.c MJ= MN=") == {"SRC": "a b.c", "MJ": "", "MN": ""}
+
+
+def test_regression_tabs_in_format_are_kept():
+    """pyparsing expands tabs by default; a format string's TAB must survive (found by hypothesis)."""
+    message = one(HEADER + '\n#typev n 10 "a\tb%10!d!" //\tLEVEL=L\n{\n\tx,\tItemLong -- 10\n}\n')
+    assert message.format == "a\tb%10!d!"
+    assert message.trailer == {"LEVEL": "L"}
+    assert message.args == (Argument("x", "ItemLong", (), 10),)

@@ -1,0 +1,143 @@
+"""Hypothesis properties of the TMF grammar: generated models round-trip; mutated text never crashes."""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import uuid
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import wpptrace.tmf as tmf
+from wpptrace.tmf.errors import TmfError
+from wpptrace.tmf.model import Argument, EnumDef, Message
+from wpptrace.tmf.writer import to_tmf_text
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
+IDENT = st.builds(lambda head, tail: head + tail, st.sampled_from(ALNUM[:52] + "_"), st.text(ALNUM, max_size=15))
+# TMF text is 8-bit; "whitespace" is what Python's str.isspace()/\s say (also \x85, \xa0 ...).
+NONSPACE = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF, blacklist_characters='"\x85\xa0'),
+                   min_size=1, max_size=20)
+LINE_CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r")
+
+
+@st.composite
+def arguments(draw, index: int) -> Argument:
+    expr = draw(st.text(LINE_CHARS, min_size=1, max_size=40)).strip()
+    if not expr or expr.startswith(("}", "//", "#")):
+        expr = "value" + expr
+    item = "Item" + draw(st.text(ALNUM, max_size=12))
+    params = tuple(draw(st.lists(
+        st.text(st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters=",()"), min_size=1,
+                max_size=10), max_size=5)))
+    insert = draw(st.integers(10, 99)) if draw(st.booleans()) else 10 + index
+    return Argument(expr, item, params, insert)
+
+
+@st.composite
+def trailers(draw) -> dict[str, str]:
+    keys = draw(st.lists(IDENT, max_size=4, unique=True))
+    values = [draw(st.one_of(st.just(""), NONSPACE)) for _ in keys]
+    return dict(zip(keys, values))
+
+
+@st.composite
+def messages(draw, guid: uuid.UUID, number: int, component: str, source: str) -> Message:
+    count = draw(st.integers(0, 4))
+    args = tuple(draw(arguments(i)) for i in range(count))
+    return Message(
+        guid=guid, number=number,
+        name=draw(NONSPACE),
+        format=draw(st.text(LINE_CHARS, max_size=60)),
+        args=args, trailer=draw(trailers()), component=component, source_file=source,
+        legacy=draw(st.booleans()),
+    )
+
+
+@st.composite
+def message_sets(draw) -> list[Message]:
+    result = []
+    for _ in range(draw(st.integers(1, 3))):
+        guid = draw(st.uuids())
+        component = draw(st.text(ALNUM + ".", min_size=1, max_size=12))
+        source = draw(st.text(ALNUM + ".", max_size=12))
+        numbers = draw(st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=5, unique=True))
+        result += [draw(messages(guid, number, component, source)) for number in numbers]
+    return result
+
+
+@SETTINGS
+@given(message_sets(), st.lists(st.tuples(IDENT, st.dictionaries(st.integers(-(1 << 63), (1 << 63) - 1), IDENT,
+                                                                  max_size=4)), max_size=2))
+def test_generated_model_round_trips(generated, enums):
+    enum_defs = [EnumDef(name, dict((v, n) for v, n in values.items())) for name, values in dict(enums).items()]
+    text = to_tmf_text(generated, enums=enum_defs)
+    parsed = tmf.parse_text(text)
+    assert [dataclasses.replace(m, origin="") for m in parsed.messages()] == sorted(
+        generated, key=lambda m: (str(m.guid), m.number))
+    for enum in enum_defs:
+        got = parsed.enum(enum.name)
+        # the first enumerator name of an aliased value is kept; values round-trip exactly
+        assert got.values == {value: name for value, name in enum.values.items()}
+    assert parsed.issues == []
+
+
+CORPUS_SAMPLE = (pathlib.Path(__file__).resolve().parents[1] / "data" / "tmf" / "nefarius"
+                 / "03fb1cb4-1c81-30e9-50db-4ecb4f47594e.tmf").read_text()[:3000]
+
+
+@st.composite
+def mutated_texts(draw) -> str:
+    text = CORPUS_SAMPLE
+    for _ in range(draw(st.integers(1, 8))):
+        kind = draw(st.sampled_from(["delete", "insert", "replace", "dup_line", "drop_line", "swap"]))
+        pos = draw(st.integers(0, len(text)))
+        if kind == "delete":
+            text = text[:pos] + text[pos + draw(st.integers(1, 30)):]
+        elif kind == "insert":
+            text = text[:pos] + draw(st.text(st.sampled_from('{}#",()-/\\ \n\rItemtypev0123456789abcdef=%!'),
+                                             max_size=20)) + text[pos:]
+        elif kind == "replace" and pos < len(text):
+            text = text[:pos] + draw(st.characters()) + text[pos + 1:]
+        else:
+            lines = text.split("\n")
+            i = draw(st.integers(0, len(lines) - 1))
+            j = draw(st.integers(0, len(lines) - 1))
+            if kind == "dup_line":
+                lines.insert(j, lines[i])
+            elif kind == "drop_line":
+                del lines[i]
+            else:
+                lines[i], lines[j] = lines[j], lines[i]
+            text = "\n".join(lines)
+    return text
+
+
+@SETTINGS
+@given(mutated_texts())
+def test_mutated_text_gives_tmf_error_or_issues_never_another_exception(text):
+    try:
+        strict = tmf.parse_text(text, path="m.tmf")
+    except TmfError as err:
+        assert err.path == "m.tmf" and err.line >= 1 and err.column >= 1
+        strict = None
+    tolerant = tmf.parse_text(text, path="m.tmf", tolerant=True)  # never raises
+    for issue in tolerant.issues:
+        assert isinstance(issue, TmfError) and issue.line >= 1
+    if strict is not None:  # a clean strict parse means the tolerant parse found nothing wrong
+        assert tolerant.issues == []
+        assert list(tolerant.messages()) == list(strict.messages())
+    else:
+        assert tolerant.issues
+
+
+@SETTINGS
+@given(st.text(max_size=400))
+def test_arbitrary_text_never_crashes(text):
+    tmf.parse_text(text, tolerant=True)
+    try:
+        tmf.parse_text(text)
+    except TmfError:
+        pass
