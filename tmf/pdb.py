@@ -6,7 +6,8 @@ list) -> each module's symbol stream, walked with a scope stack so every annotat
 enclosing procedure (S_GPROC32/S_LPROC32 and the _ID/_DPC variants; S_BLOCK32, inline sites
 and the other scope records nest inside). A ``TMF:`` record is the text of one message; the
 procedure name becomes ``FUNC=`` when the record has none, exactly as tracepdb does it.
-``TMC:`` records are control GUIDs with their flag names.
+``TMC:`` records are control GUIDs with their flag names. Enums named by ``ItemEnum(T)``
+arguments come from the type stream (:mod:`wpptrace.tmf.pdbtypes`) as ``#enumv`` blocks.
 
 Container or DBI damage raises :class:`PdbError`. Damage inside one module's symbols is an
 issue recorded in ``PdbTraceInfo.issues`` (tolerant mode, the default) and the rest of the
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
 from .msf import MsfFile, MsfStream, PdbError, Source
+from .pdbtypes import read_enums
 
 if TYPE_CHECKING:
     from .model import TmfSet
@@ -65,6 +67,7 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _TYPEV = re.compile(r"#typev?\s+(\S+)\s+(\d{1,10})\b")
 _FUNC_KEY = re.compile(r"(?:^|\s)FUNC=")
+_ENUM_ITEM = re.compile(r",\s*Item(?:Flags)?Enum\(\s*([^()\s]+)\s*\)\s*--\s*\d+\s*$")
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,15 @@ class TraceMessageRecord:
     def text(self) -> str:
         return "\n".join((self.header, *self.lines)) + "\n"
 
+    @property
+    def component(self) -> str:
+        parts = self.header.split(None, 2)
+        return parts[1] if len(parts) > 1 and parts[1] != "//" else ""
+
+    def enum_names(self) -> list[str]:
+        """C enum types named by ``ItemEnum(T)`` / ``ItemFlagsEnum(T)`` arguments."""
+        return [m.group(1) for m in map(_ENUM_ITEM.search, self.lines) if m]
+
 
 @dataclass(frozen=True)
 class ControlGuidRecord:
@@ -124,6 +136,7 @@ class PdbTraceInfo:
     annotations: list[Annotation] = field(default_factory=list)  # every S_ANNOTATION, file order
     messages: list[TraceMessageRecord] = field(default_factory=list)  # TMF:, duplicates removed
     control_guids: list[ControlGuidRecord] = field(default_factory=list)  # TMC:
+    enums: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)  # ItemEnum types (TPI)
     duplicates: int = 0  # identical TMF: records dropped (inlined/template copies)
     other_annotations: int = 0  # S_ANNOTATION records that are not TMF:/TMC:
     issues: list[PdbError] = field(default_factory=list)
@@ -151,11 +164,23 @@ class PdbTraceInfo:
         """
         header = tracepdb_header(self.pdb_name, updated)
         out: dict[uuid.UUID, list[str]] = {}
+        used_enums: dict[uuid.UUID, dict[str, str]] = {}  # guid -> enum name -> component
         for message in self.messages:
             block = out.get(message.guid)
             if block is None:
                 block = out[message.guid] = [header, message.header + "\n"] if guid_line else [header]
             block.append("\n".join(message.lines) + "\n")
+            for name in message.enum_names():
+                if name in self.enums:
+                    used_enums.setdefault(message.guid, {}).setdefault(name, message.component)
+        for guid, names in used_enums.items():
+            # tracepdb's DumpEnumsToTMF: "<guid> <module>", then "#enumv <name>" { "<enumerator>,0x<%I64X>" }
+            out[guid].append(f"{guid} {next(iter(names.values()))}\n")
+            for name in names:
+                out[guid].append(f"#enumv {name}\n{{\n")
+                out[guid].extend(f"{enumerator},0x{value & 0xFFFFFFFFFFFFFFFF:X}\n"
+                                 for enumerator, value in self.enums[name])
+                out[guid].append("}\n")
         return {guid: "".join(parts) for guid, parts in out.items()}
 
 
@@ -232,6 +257,11 @@ class _PdbReader:
         self._read_info_stream()
         for module in self._read_modules():
             self._walk_module(*module)
+        wanted = {name for message in self.info.messages for name in message.enum_names()}
+        try:
+            self.info.enums = read_enums(self.msf, wanted)
+        except PdbError as err:  # enum damage leaves the messages usable: numbers instead of names
+            self.issue(err)
         return self.info
 
     # -- stream 1 --------------------------------------------------------------------------

@@ -119,12 +119,26 @@ def end_sym() -> bytes:
     return sym(0x0006, b"")
 
 
+def type_record(kind: int, payload: bytes) -> bytes:
+    """One TPI record, padded with LF_PAD bytes (0xF3 0xF2 0xF1) like MSVC does."""
+    pad = -(4 + len(payload)) % 4
+    body = payload + bytes([0xF0 + n for n in range(pad, 0, -1)])
+    return struct.pack("<HH", 2 + len(body), kind) + body
+
+
+def tpi_stream(records: list[bytes], first_index: int = 0x1000) -> bytes:
+    data = b"".join(records)
+    header = struct.pack("<IIIII", 20040203, 56, first_index, first_index + len(records), len(data))
+    return header + bytes(56 - len(header)) + data
+
+
 def make_pdb(modules: list[tuple[str, "bytes | None"]], *, dbi_flags: int = 0, machine: int = 0x8664,
-             features: tuple[int, ...] = (20140508,), cv_signature: int = 4, page_size: int = 512) -> bytes:
+             features: tuple[int, ...] = (20140508,), cv_signature: int = 4, page_size: int = 512,
+             tpi: bytes = b"") -> bytes:
     """A PDB whose modules hold the given symbol record bytes (None: module without a stream)."""
     info = struct.pack("<III", 20000404, 1, 7) + bytes(range(16)) + struct.pack("<IIIII", 0, 0, 0, 0, 0)
     info += struct.pack("<I", 0) + b"".join(struct.pack("<I", f) for f in features)
-    streams: list[bytes | None] = [b"", info, b"", None, b""]
+    streams: list[bytes | None] = [b"", info, tpi, None, b""]
     modinfo = bytearray()
     for name, symbols in modules:
         index = 0xFFFF
@@ -145,4 +159,5 @@ def make_pdb(modules: list[tuple[str, "bytes | None"]], *, dbi_flags: int = 0, m
 @pytest.fixture(scope="session")
 def pdb_maker() -> types.SimpleNamespace:
     return types.SimpleNamespace(make_pdb=make_pdb, sym=sym, proc=proc_sym, block=block_sym,
-                                 annotation=annotation_sym, end=end_sym)
+                                 annotation=annotation_sym, end=end_sym, type_record=type_record,
+                                 tpi_stream=tpi_stream)

@@ -66,7 +66,7 @@ def test_annotations_match_llvm_pdbutil(pdb_data, name):
     info = read_pdb(pdb_data / name)
     got = [(a.module_index, a.stream_offset, a.segment, a.code_offset, a.strings, a.procedure)
            for a in info.annotations]
-    assert len(expected) == 13
+    assert len(expected) == 14
     assert got == expected
     assert info.issues == [] and info.modules == 4 and not info.stripped and not info.mini_pdb
 
@@ -87,6 +87,19 @@ def test_pdb_identity_matches_llvm_pdbutil_summary(pdb_data, name, machine, poin
 
 
 @pytest.mark.parametrize("name", FIXTURES)
+def test_enums_match_llvm_pdbutil_types(pdb_data, name):
+    dump = (pdb_data / name.replace(".pdb", ".pdbutil-types.txt")).read_text()
+    expected = {}
+    lists = {}
+    for index, body in re.findall(r"(0x[0-9A-F]+) \| LF_FIELDLIST \[size = \d+\]\n((?:\s+- LF_ENUMERATE .*\n)+)", dump):
+        lists[int(index, 16)] = tuple((n, int(v)) for n, v in re.findall(r"LF_ENUMERATE \[(\w+) = (\d+)\]", body))
+    for name_, field_list in re.findall(r"LF_ENUM \[size = \d+\] `(\w+)`\n\s+field list: (0x[0-9A-F]+)", dump):
+        expected[name_] = lists[int(field_list, 16)]
+    assert set(expected) == {"_FixtureState", "_FixtureFlags"}
+    assert read_pdb(pdb_data / name).enums == expected
+
+
+@pytest.mark.parametrize("name", FIXTURES)
 def test_messages_and_func_names(pdb_data, name):
     info = read_pdb(pdb_data / name)
     funcs = {(m.guid, m.number): re.search(r" FUNC=(\S+)$", m.lines[0]).group(1) for m in info.messages}
@@ -96,6 +109,7 @@ def test_messages_and_func_names(pdb_data, name):
         (DRIVER_GUID, 12): "fixture_helper",  # S_LPROC32
         (DRIVER_GUID, 13): "Fixture_Emit_Custom",  # the record's own FUNC= is kept, none appended
         (DRIVER_GUID, 14): "Fixture_Public",
+        (DRIVER_GUID, 15): "Fixture_State",
         (QUEUE_GUID, 10): "Queue_Start",  # force-inlined helper: first copy kept
         (QUEUE_GUID, 11): "Queue_Start",
         (DEVICE_GUID, 10): "drv::Dev::Init",
@@ -133,6 +147,25 @@ status, ItemNTSTATUS -- 10
 {{
 Arg, ItemLong -- 10
 }}
+#typev driver_c92 15 "%0 [%!FUNC!] state=%10!s! flags=%11!s!" //   LEVEL=TRACE_LEVEL_INFORMATION FLAGS=TRACE_DEVICE FUNC=Fixture_State
+{{
+state, ItemEnum(_FixtureState) -- 10
+flags, ItemFlagsEnum(_FixtureFlags) -- 11
+}}
+6f0e2a10-5b1c-4d2e-8f3a-9b4c5d6e7f80 wppfixture
+#enumv _FixtureState
+{{
+StateOff,0x0
+StateOn,0x1
+StateBig,0x90000000
+StateNeg,0xFFFFFFFE
+}}
+#enumv _FixtureFlags
+{{
+FlagRead,0x1
+FlagWrite,0x2
+FlagExec,0x4
+}}
 """
 
 
@@ -152,7 +185,7 @@ def test_from_pdb_writes_tracepdb_files(pdb_data, tmp_path, name, capsys):
     mof = (tmp_path / f"{stem}.mof").read_text()
     assert f'guid("{{{CONTROL_GUID}}}")' in mof and f"class {stem}WppFixtureTraceGuid : EventTrace" in mof
     assert "(Init called in Function DriverEntry)" in mof and '"0x00000004"}: amended' in mof
-    assert "9 messages in 3 message GUIDs" in capsys.readouterr().out
+    assert "10 messages in 3 message GUIDs" in capsys.readouterr().out
     # every written file parses with the TMF grammar, strictly, with FUNC in the trailer
     for guid in (DRIVER_GUID, QUEUE_GUID, DEVICE_GUID):
         tmfset = parse_text((tmp_path / f"{guid}.tmf").read_text(encoding="utf-8"), path=f"{guid}.tmf")
@@ -183,7 +216,8 @@ def test_from_pdb_reports_bad_files(tmp_path, capsys):
 
 def test_load_pdb_gives_a_tmfset(pdb_data):
     tmfset = load_pdb(pdb_data / "wpp_x86_8k.pdb", updated=WHEN)
-    assert len(tmfset) == 9 and tmfset.issues == []
+    assert len(tmfset) == 10 and tmfset.issues == []
+    assert tmfset.enum("_FixtureState").values == {0: "StateOff", 1: "StateOn", 0x90000000: "StateBig", 0xFFFFFFFE: "StateNeg"}
     message = tmfset.lookup(QUEUE_GUID, 11)
     assert message.trailer == {"LEVEL": "TRACE_LEVEL_INFORMATION", "FLAGS": "TRACE_QUEUE", "FUNC": "Queue_Start"}
     assert [(a.name, a.item, a.params, a.insert) for a in message.args] == [

@@ -34,7 +34,7 @@ def target(pdb_data) -> types.SimpleNamespace:
             pos = 4 * k
             directory.append(msf._dir_page_nums[pos // ps] * ps + pos % ps)
         interesting = list(range(0, 0x38))
-        for index in (1, 3, 11, 12, 13, 14):  # PDB info, DBI, the module symbol streams
+        for index in (1, 2, 3, 11, 12, 13, 14):  # PDB info, TPI, DBI, the module symbol streams
             stream = msf.stream(index)
             interesting += [stream.file_offset(i) for i in range(len(stream.data))]
         sizes_end = 4 + 4 * msf.num_streams
@@ -127,7 +127,7 @@ def test_damaged_module_is_skipped_and_reported(target):
     blob = bytearray(target.raw)
     struct.pack_into("<H", blob, stream.file_offset(4), 0xFFF0)  # first record length: far too long
     info = read_pdb(bytes(blob), name="bad.pdb")
-    assert len(info.messages) == 7 and len(info.issues) == 1  # queue.c's 2 messages lost
+    assert len(info.messages) == 8 and len(info.issues) == 1  # queue.c's 2 messages lost
     (issue,) = info.issues
     assert issue.offset == stream.file_offset(4) and "record length 65520" in str(issue)
     assert "stream 12 offset 0x4" in str(issue)
@@ -145,5 +145,5 @@ def test_annotation_string_running_past_its_record(target):
     blob = bytearray(target.raw)
     struct.pack_into("<H", blob, stream.file_offset(first.stream_offset + 10), 60)  # claims 60 strings
     damaged = read_pdb(bytes(blob))
-    assert len(damaged.annotations) == 12 and len(damaged.issues) == 1
+    assert len(damaged.annotations) == 13 and len(damaged.issues) == 1
     assert "runs past the record end" in str(damaged.issues[0])

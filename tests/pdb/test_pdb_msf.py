@@ -17,10 +17,8 @@ def _messages(info):
 
 def test_fixture_containers(pdb_data):
     with MsfFile(pdb_data / "wpp_x64.pdb") as msf:
-        # as `llvm-pdbutil dump -summary -streams` reports them
+        # as `llvm-pdbutil dump -summary` reports them (stream sizes: test_pdb_fixtures)
         assert (msf.page_size, msf.num_pages, msf.num_streams) == (4096, 20, 17)
-        assert [msf.stream_size(i) for i in range(17)] == [
-            0, 93, 608, 1433, 2648, 0, 688, 720, 712, 100, 120, 2532, 1348, 1592, 504, 180, 120]
         assert msf.num_pages * msf.page_size == msf.file_size
         assert msf.stream(1).data[:4] == struct.pack("<I", 20000404)  # PDB info: VC70
         assert msf.stream(3).data[:4] == struct.pack("<i", -1)  # DBI signature
@@ -44,7 +42,7 @@ def test_repacked_with_other_page_sizes_reads_the_same(pdb_data, msf_tools, page
     original = read_pdb(pdb_data / "wpp_x64.pdb")
     repacked = msf_tools.build_msf(msf_tools.streams_of(pdb_data / "wpp_x64.pdb"), page_size, seed=page_size)
     info = read_pdb(repacked)
-    assert _messages(info) == _messages(original) and len(info.messages) == 9
+    assert _messages(info) == _messages(original) and len(info.messages) == 10
     assert [c.guid for c in info.control_guids] == [c.guid for c in original.control_guids]
     assert info.issues == []
 

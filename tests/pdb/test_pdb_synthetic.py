@@ -3,6 +3,7 @@ and mini PDBs, old CodeView signatures, modules without symbols, non-UTF-8 strin
 from __future__ import annotations
 
 import argparse
+import struct
 import uuid
 
 from wpptrace.tmf import tracepdb
@@ -104,3 +105,47 @@ def test_malformed_tmf_records_are_issues(pdb_maker):
     assert funcs(info) == {60: "P"} and len(info.issues) == 3
     assert all(issue.offset is not None and str(issue).startswith("m.pdb: offset ") for issue in info.issues)
     assert "does not start with a GUID" in str(info.issues[0])
+
+
+def _enumerate(name: str, leaf: bytes) -> bytes:
+    return struct.pack("<HH", 0x1502, 3) + leaf + name.encode() + b"\0"
+
+
+def _enum_message_pdb(pm, tpi: bytes) -> bytes:
+    strings = list(tmf(70))
+    strings[3:4] = ["{", "s, ItemEnum(_Big) -- 10", "t, ItemFlagsEnum(Other) -- 11"]
+    return pm.make_pdb([("a.obj", pm.proc("P") + pm.annotation(*strings) + pm.end())], tpi=tpi)
+
+
+def test_enum_leaves_padding_index_continuation_and_forward_refs(pdb_maker):
+    pm = pdb_maker
+    t = pm.type_record
+    part2 = t(0x1203, _enumerate("Last", struct.pack("<Hq", 0x8009, -(2**40))))  # 0x1000: LF_QUADWORD
+    part1 = t(0x1203, _enumerate("Small", struct.pack("<H", 7)) + b"\xf2\xf1"  # padded member
+              + _enumerate("Char", struct.pack("<Hb", 0x8000, -1)) + b"\xf1"
+              + _enumerate("Long", struct.pack("<Hi", 0x8003, -2)) + b"\xf3\xf2\xf1"
+              + _enumerate("ULong", struct.pack("<HI", 0x8004, 0x90000000))
+              + struct.pack("<HHI", 0x1404, 0, 0x1000))  # LF_INDEX: continue in 0x1000
+    forward = t(0x1507, struct.pack("<HHII", 0, 0x80, 0x74, 0) + b"_Big\0")  # forward ref: skipped
+    full = t(0x1507, struct.pack("<HHII", 5, 0x200, 0x74, 0x1001) + b"_Big\0.?AW4_Big@@\0")
+    info = read_pdb(_enum_message_pdb(pm, pm.tpi_stream([part2, part1, forward, full])))
+    assert info.issues == []
+    assert info.enums == {"_Big": (("Small", 7), ("Char", -1), ("Long", -2), ("ULong", 0x90000000),
+                                   ("Last", -(2**40)))}
+    text = info.to_tmf_text_by_guid()[uuid.UUID(GUID)]
+    assert text.endswith("#enumv _Big\n{\nSmall,0x7\nChar,0xFFFFFFFFFFFFFFFF\nLong,0xFFFFFFFFFFFFFFFE\n"
+                         "ULong,0x90000000\nLast,0xFFFFFF0000000000\n}\n")
+    assert f"\n{GUID} comp\n#enumv _Big\n" in text  # "Other" is not in the PDB: no block
+
+
+def test_damaged_type_stream_is_an_issue_and_messages_survive(pdb_maker):
+    pm = pdb_maker
+    bad = pm.type_record(0x1203, struct.pack("<HHH", 0x1502, 3, 0x8123) + b"X\0")  # unknown numeric leaf
+    full = pm.type_record(0x1507, struct.pack("<HHII", 1, 0, 0x74, 0x1000) + b"_Big\0")
+    info = read_pdb(_enum_message_pdb(pm, pm.tpi_stream([bad, full])), name="t.pdb")
+    assert [m.number for m in info.messages] == [70] and info.enums == {}
+    (issue,) = info.issues
+    assert "numeric leaf kind 0x8123" in str(issue) and "(TPI)" in str(issue) and issue.offset is not None
+    truncated = pm.tpi_stream([full])[:-3]
+    info = read_pdb(_enum_message_pdb(pm, truncated))
+    assert len(info.messages) == 1 and "does not fit" in str(info.issues[0])

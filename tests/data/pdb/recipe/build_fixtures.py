@@ -21,6 +21,7 @@ Outputs (committed, so CI needs no clang):
   wpp_x86_8k.pdb    i686 (32-bit), 8 KiB pages (/pdbpagesize:8192)
   <name>.pdbutil-symbols.txt   ``llvm-pdbutil dump -symbols`` of each, an independent oracle
   <name>.pdbutil-summary.txt   ``llvm-pdbutil dump -summary -streams`` (GUID, age, page size, streams)
+  <name>.pdbutil-types.txt     ``llvm-pdbutil dump -types`` (the enum values behind ItemEnum)
 Everything is built in a fixed directory so the embedded paths (S_OBJNAME, S_ENVBLOCK)
 and therefore the bytes are reproducible.
 """
@@ -196,6 +197,8 @@ def main() -> None:
         (OUT / f"{name}.pdbutil-symbols.txt").write_text(dump)
         summary = run(["llvm-pdbutil", "dump", "-summary", "-streams", str(out)], build)
         (OUT / f"{name}.pdbutil-summary.txt").write_text(summary)
+        types = run(["llvm-pdbutil", "dump", "-types", str(out)], build)
+        (OUT / f"{name}.pdbutil-types.txt").write_text(types)
         print(f"{out.name}: {out.stat().st_size} bytes, {count} annotations restored")
 
 

@@ -78,3 +78,20 @@ void Fixture_Public(int code)
     __annotation(L"Debug", L"not a trace message");
     (void)code;
 }
+
+/* ItemEnum / ItemFlagsEnum arguments: tracepdb appends "#enumv" blocks with the values of
+ * these C enums, read from the PDB's type stream. */
+enum _FixtureState { StateOff = 0, StateOn = 1, StateBig = 0x90000000u, StateNeg = -2 };
+enum _FixtureFlags { FlagRead = 1, FlagWrite = 2, FlagExec = 4 };
+
+int Fixture_State(enum _FixtureState state, enum _FixtureFlags flags)
+{
+    __annotation(L"TMF:",
+                 L"6f0e2a10-5b1c-4d2e-8f3a-9b4c5d6e7f80 wppfixture // SRC=driver.c MJ= MN=",
+                 L"#typev driver_c92 15 \"%0 [%!FUNC!] state=%10!s! flags=%11!s!\" //   LEVEL=TRACE_LEVEL_INFORMATION FLAGS=TRACE_DEVICE",
+                 L"{",
+                 L"state, ItemEnum(_FixtureState) -- 10",
+                 L"flags, ItemFlagsEnum(_FixtureFlags) -- 11",
+                 L"}");
+    return (int)state + (int)flags;
+}
