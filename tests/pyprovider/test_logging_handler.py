@@ -1,0 +1,120 @@
+"""The logging handler: an unchanged application using logging.getLogger gets binary tracing by
+adding one handler; the decoded text equals what logging itself formats."""
+from __future__ import annotations
+
+import logging
+import pathlib
+import uuid
+
+import pytest
+
+from wpptrace.provider import api
+from wpptrace.provider.logging_handler import WppHandler, compile_template, trace_level_for
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+        if record.exc_info:
+            self.lines += logging.Formatter().formatException(record.exc_info).split("\n")
+
+
+@pytest.fixture
+def shop(pp):
+    return pp.load_module("pyprovider_logging_app", HERE / "logging_app.py")
+
+
+def test_unchanged_application_traces_through_one_handler(shop, pp, tmp_path: pathlib.Path) -> None:
+    root = logging.getLogger()
+    handler = WppHandler("ShopLog", guid=uuid.UUID("7d4c3b2a-1e0f-4a9b-8c7d-6e5f4a3b2c1d"), root=str(HERE))
+    capture = _Capture()
+    old_level = root.level
+    root.addHandler(handler)
+    root.addHandler(capture)
+    root.setLevel(logging.DEBUG)
+    etl = tmp_path / "shop.etl"
+    try:
+        with pp.etl_session(etl) as session:
+            api.EnableTrace(True, 1, 5, handler.provider.guid, session)
+            shop.place_order(17, ["apple", "pear"], 123.456)
+    finally:
+        root.removeHandler(handler)
+        root.removeHandler(capture)
+        root.setLevel(old_level)
+        handler.provider.unregister()
+    tmf_dir = tmp_path / "tmf"
+    handler.write_tmf(str(tmf_dir))
+    got = pp.decode_lines(etl, tmf_dir, tmp_path)
+    assert got == capture.lines
+    # Typed: the 7 records with a literal template and values that fit. Formatted at once: the
+    # int beyond 64 bits, the %(who)s mapping and the non-literal template (the traceback after
+    # log.exception is its own catch-all message, not counted as a record).
+    assert handler.sent_typed == 7 and handler.sent_formatted == 3
+    assert handler.provider.events_dropped == 0
+
+
+def test_the_template_is_the_tmf_entry(shop, tmp_path: pathlib.Path) -> None:
+    handler = WppHandler("ShopTmf", root=str(HERE))
+    try:
+        handler.add_sources(str(HERE / "logging_app.py"))
+        by_number = {m.number: m for m in handler.messages() if m.source_file == "logging_app.py"}
+    finally:
+        handler.provider.unregister()
+    assert by_number[10].format == "%0placing order %10!I64d! with %11!I64d! item(s)"
+    assert [a.item for a in by_number[10].args] == ["ItemLongLong", "ItemLongLong"]
+    assert by_number[10].trailer == {"LEVEL": "TRACE_LEVEL_VERBOSE", "FLAGS": "LOGGING", "FUNC": "place_order"}
+    assert by_number[12].format == "%0total %10!.2f! EUR, discount %11!5.1f!%%, hex id %12!#I64x!"
+    assert by_number[13].trailer["LEVEL"] == "TRACE_LEVEL_WARNING"
+    assert 15 not in by_number  # %(who)s goes formatted
+    assert by_number[16].trailer["LEVEL"] == "logging.ERROR+5"  # log(level, ...): the expression
+    assert by_number[17].format == "%0lookup failed for %10!s!"  # the non-literal call is no site
+
+
+def test_levels_map_to_trace_levels() -> None:
+    assert [trace_level_for(level) for level in (50, 45, 40, 30, 25, 20, 10, 5, 0)] == [1, 2, 2, 3, 4, 4, 5, 5, 5]
+
+
+def test_disabled_provider_costs_no_formatting(shop) -> None:
+    handler = WppHandler("ShopOff", root=str(HERE))
+    handler.provider._trace_packed = None  # would raise if called
+    logger = logging.getLogger("shop.orders")
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        shop.place_order(1, ["x"], 1.0)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+        handler.provider.unregister()
+    assert handler.sent_typed == handler.sent_formatted == 0
+
+
+@pytest.mark.parametrize("template, args, wanted", [
+    ("%s|%r|%a", ("x", "y", "\u00e9"), None),
+    ("%d %i %u", (-1, True, 3.9), None),
+    ("%5s|%-5s|%05d|%x|%X|%o", ("a", "b", 42, 255, 255, 8), None),
+    ("%e %.3g %10.4f", (12345.678, 0.000123456, 3.14159), None),
+])
+def test_templates_render_like_python(template, args, wanted) -> None:
+    from wpptrace.tmf.model import Argument, Message
+    from wpptrace.tmf.render import compile_message
+
+    compiled = compile_template(template)
+    message = Message(guid=uuid.uuid4(), number=10, name="t", format=compiled.tmf_format,
+                      args=tuple(Argument(f"a{i}", item, params, 10 + i)
+                                 for i, (item, params) in enumerate(compiled.items)))
+    text = compile_message(message).format(compiled.encode(args), 8, {})
+    assert text == (wanted if wanted is not None else template % args)
+
+
+@pytest.mark.parametrize("template", ["%(name)s", "%*d", "%.*f"])
+def test_templates_that_cannot_travel_typed(template) -> None:
+    with pytest.raises(ValueError):
+        compile_template(template)
