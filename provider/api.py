@@ -204,12 +204,11 @@ class EVENT_TRACE_PROPERTIES:
         for name in self._INPUTS:
             setattr(p, name, getattr(self, name))
         p.LoggerNameOffset = size
-        p.LogFileNameOffset = 0
+        p.LogFileNameOffset = size + _NAME_ROOM      # "" = no file; QUERY writes the name here
         if self.LogFileName:
             path = str(self.LogFileName).encode("utf-8")
             if len(path) >= _PATH_ROOM or b"\0" in path:
                 raise Win32Error(lib.ERROR_BAD_PATHNAME, "LogFileName", str(self.LogFileName))
-            p.LogFileNameOffset = size + _NAME_ROOM
             ffi.memmove(block + size + _NAME_ROOM, path, len(path))
         return block, p
 

@@ -175,3 +175,14 @@ def dissect_messages(path) -> list[dict]:
                         "raw_time": h.time_delta if flags & 8 else None,
                         "payload": bytes(h.payload)})
     return out
+
+
+def buffer_messages(data: bytes) -> list[dict]:
+    """The message records of one data buffer (as delivered in real time)."""
+    used = struct.unpack_from("<I", data, 4)[0]
+    out, off = [], 0x48
+    while off < used:
+        rec, size = parse_message(data, off)
+        out.append(rec)
+        off += (size + 7) & ~7
+    return out

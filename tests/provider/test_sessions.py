@@ -1,0 +1,214 @@
+"""Trace sessions: log-file modes, clocks, flush timer, QUERY/FLUSH/UPDATE/STOP, real time."""
+from __future__ import annotations
+
+import datetime
+import os
+import time
+import uuid
+
+import pytest
+
+import provider_etlcheck as etlcheck
+import wpptrace.provider as P
+from wpptrace.provider.sessions import TraceSession, subscribe_realtime
+from wpptrace.winerror import Win32Error
+
+L = P._lib
+GUID = uuid.UUID("0badf00d-1234-5678-9abc-def012345678")
+FILETIME_UNIX = 116444736000000000
+
+
+def filetime_now() -> int:
+    return time.time_ns() // 100 + FILETIME_UNIX
+
+
+def test_sequential_header_is_finalised_on_stop(tmp_path, session_name):
+    path = tmp_path / "seq.etl"
+    t0 = filetime_now()
+    with TraceSession(session_name, path, BufferSize=8, MaximumBuffers=64,
+                      LogFileMode=P.EVENT_TRACE_USE_GLOBAL_SEQUENCE) as s:
+        for i in range(3000):
+            P.TraceMessage(s.handle, 0x2B, GUID, 10, i.to_bytes(4, "little"))
+        q = s.query()
+        assert (q.BufferSize, q.LoggerName, q.LogFileName) == (8, session_name, str(path))
+        assert q.NumberOfBuffers >= q.FreeBuffers and q.LoggerThreadId > 0
+    final = s.final
+    c = etlcheck.read(path)
+    h = c.header
+    assert path.stat().st_size == h["BuffersWritten"] * 8192 == final.BuffersWritten * 8192
+    assert h["BuffersWritten"] == 1 + len(c.buffers) and final.EventsLost == h["EventsLost"] == 0
+    assert t0 <= h["StartTime"] <= h["EndTime"] <= filetime_now()
+    assert h["Version"] == b"\x0a\x00\x01\x05" and h["ReservedFlags"] == 1 and h["PerfFreq"] == 10**7
+    assert h["LogFileMode"] == P.EVENT_TRACE_FILE_MODE_SEQUENTIAL | P.EVENT_TRACE_USE_GLOBAL_SEQUENCE
+    assert (c.logger_name, c.logfile_name) == (session_name, str(path))
+    assert h["header_pid"] == os.getpid()
+    assert sorted(b["sequence"] for b in c.buffers) == list(range(1, len(c.buffers) + 1))
+    # the header event's raw time is the instant of StartTime: events convert to wall clock
+    first = c.messages[0]
+    as_filetime = h["StartTime"] + (first.timestamp - h["header_systemtime"]) * 10**7 // h["PerfFreq"]
+    assert h["StartTime"] <= as_filetime <= h["EndTime"]
+    numbers = [int.from_bytes(m.args, "little") for m in c.messages]
+    assert numbers == list(range(3000))
+    seqs = [m.sequence for m in c.messages]
+    assert seqs == list(range(seqs[0], seqs[0] + 3000))      # global sequence: consecutive
+    assert len(etlcheck.dissect_messages(path)) == 3000
+
+
+def test_local_sequence_starts_at_one_per_session(tmp_path, session_name):
+    for run in range(2):
+        path = tmp_path / f"local{run}.etl"
+        with TraceSession(f"{session_name}{run}", path, LogFileMode=P.EVENT_TRACE_USE_LOCAL_SEQUENCE) as s:
+            for _ in range(5):
+                P.TraceMessage(s.handle, P.TRACE_MESSAGE_SEQUENCE | P.TRACE_MESSAGE_TIMESTAMP, None, 1)
+        assert [m.sequence for m in etlcheck.read(path).messages] == [1, 2, 3, 4, 5]
+
+
+def test_sequence_item_without_sequence_mode_is_zero(tmp_path, session_name):
+    path = tmp_path / "noseq.etl"
+    with TraceSession(session_name, path) as s:
+        P.TraceMessage(s.handle, P.TRACE_MESSAGE_SEQUENCE, None, 1)
+    assert [m.sequence for m in etlcheck.read(path).messages] == [0]
+
+
+def test_circular_file_keeps_the_newest_buffers(tmp_path, session_name):
+    path = tmp_path / "circ.etl"
+    # 64 KB file of 4 KB buffers: header + 15 data slots
+    with TraceSession(session_name, path, BufferSize=4, MaximumFileSize=64, MaximumBuffers=64,
+                      LogFileMode=P.EVENT_TRACE_FILE_MODE_CIRCULAR | P.EVENT_TRACE_USE_KBYTES_FOR_SIZE
+                      | P.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING) as s:
+        for i in range(4000):                     # 4000 x 16 B = ~16 buffers of 4 KB per 250 events
+            P.TraceMessage(s.handle, P.TRACE_MESSAGE_TIMESTAMP, None, 1, i.to_bytes(8, "little"))
+    assert path.stat().st_size == 64 * 1024
+    c = etlcheck.read(path)
+    assert c.header["BuffersWritten"] == 16 and len(c.buffers) == 15
+    assert s.final.BuffersWritten > 16          # QUERY counts every buffer written
+    seqs = [b["sequence"] for b in c.buffers]
+    assert sorted(seqs) == list(range(max(seqs) - 14, max(seqs) + 1))
+    ordered = etlcheck.stream_order(c)[0]
+    values = [int.from_bytes(m.args, "little") for m in ordered]
+    assert values == list(range(values[0], 4000))          # the newest events, none torn
+    times = [m.timestamp for m in ordered]
+    assert times == sorted(times)
+
+
+def test_sequential_maximum_file_size_counts_lost_buffers(tmp_path, session_name):
+    path = tmp_path / "max.etl"
+    with TraceSession(session_name, path, BufferSize=4, MaximumFileSize=16, MaximumBuffers=64,
+                      LogFileMode=P.EVENT_TRACE_USE_KBYTES_FOR_SIZE | P.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING) as s:
+        for i in range(2000):
+            P.TraceMessage(s.handle, P.TRACE_MESSAGE_TIMESTAMP, None, 1, i.to_bytes(8, "little"))
+    c = etlcheck.read(path)
+    assert path.stat().st_size == 16 * 1024 and len(c.buffers) == 3
+    assert s.final.LogBuffersLost > 0 and c.header["BuffersLost"] == s.final.LogBuffersLost
+    values = [int.from_bytes(m.args, "little") for m in c.messages]
+    assert values == list(range(len(values)))               # the oldest ones, in order
+
+
+@pytest.mark.parametrize("clock", [1, 2, 3])
+def test_clock_types(tmp_path, session_name, clock):
+    path = tmp_path / "clock.etl"
+    t0 = filetime_now()
+    with TraceSession(session_name, path, ClientContext=clock) as s:
+        time.sleep(0.02)
+        P.TraceMessage(s.handle, 0x2B, GUID, 1, b"x")
+    t1 = filetime_now()
+    c = etlcheck.read(path)
+    h = c.header
+    assert h["ReservedFlags"] == clock and h["CpuSpeedInMHz"] > 0
+    (m,) = c.messages
+    ticks = m.timestamp - h["header_systemtime"]
+    converted = h["StartTime"] + (ticks * 10 // h["CpuSpeedInMHz"] if clock == 3 else ticks)
+    assert t0 + 150_000 <= converted <= t1 + 10_000         # 20 ms after start, within 1 ms
+    if clock == 2:
+        assert abs(m.timestamp - filetime_now()) < 10**8    # raw values are FILETIMEs
+    (d,) = etlcheck.dissect_messages(path)
+    delta = d["timestamp"] - datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)
+    got = (delta.days * 86400 + delta.seconds) * 10**7 + delta.microseconds * 10
+    assert abs(got - converted) < 20                          # dissect converts the same way
+
+
+def test_flush_timer_writes_without_stop(tmp_path, session_name):
+    path = tmp_path / "timer.etl"
+    with TraceSession(session_name, path, FlushTimer=50, LogFileMode=P.EVENT_TRACE_USE_MS_FLUSH_TIMER) as s:
+        P.TraceMessage(s.handle, 0x2B, GUID, 1, b"tick")
+        deadline = time.monotonic() + 5
+        while etlcheck.read(path).header["BuffersWritten"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        c = etlcheck.read(path)                    # readable while the session runs
+        assert [m.args for m in c.messages] == [b"tick"]
+        s.properties.FlushTimer = 0
+        P.ControlTrace(s.handle, None, s.properties, P.EVENT_TRACE_CONTROL_UPDATE)
+        assert s.query().FlushTimer == 0
+
+
+def test_flush_and_update(tmp_path, session_name):
+    path = tmp_path / "flush.etl"
+    with TraceSession(session_name, path, MaximumBuffers=8) as s:
+        P.TraceMessage(s.handle, 0x2B, GUID, 1, b"one")
+        q = P.ControlTrace(0, session_name, None, P.EVENT_TRACE_CONTROL_FLUSH)
+        assert q.BuffersWritten == 2
+        assert [m.args for m in etlcheck.read(path).messages] == [b"one"]
+        q.MaximumBuffers = 64
+        assert P.ControlTrace(s.handle, None, q, P.EVENT_TRACE_CONTROL_UPDATE).MaximumBuffers == 64
+        P.ControlTrace(s.handle, None, None, P.EVENT_TRACE_CONTROL_FLUSH)      # nothing new: no empty buffer
+        assert s.query().BuffersWritten == 2
+    assert s.final.BuffersWritten == 2 and len(etlcheck.read(path).buffers) == 1
+
+
+def test_no_per_processor_buffering_uses_one_stream(tmp_path, session_name):
+    import threading
+    path = tmp_path / "one.etl"
+    with TraceSession(session_name, path, BufferSize=4, MaximumBuffers=128,
+                      LogFileMode=P.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING | P.EVENT_TRACE_USE_LOCAL_SEQUENCE) as s:
+        def work():
+            for i in range(2000):
+                P.TraceMessage(s.handle, 0x2B, GUID, 1, i.to_bytes(4, "little"))
+        threads = [threading.Thread(target=work) for _ in range(3)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+    c = etlcheck.read(path)
+    assert {b["processor"] for b in c.buffers} == {0} and len(c.messages) == 6000
+    ordered = etlcheck.stream_order(c)[0]
+    assert [m.timestamp for m in ordered] == sorted(m.timestamp for m in ordered)
+
+
+def test_realtime_with_file(tmp_path, session_name):
+    path = tmp_path / "rt.etl"
+    with TraceSession(session_name, path, LogFileMode=P.EVENT_TRACE_REAL_TIME_MODE | P.EVENT_TRACE_FILE_MODE_SEQUENTIAL) as s:
+        sub = subscribe_realtime(session_name)
+        header = sub.get(1.0)
+        assert header[0x36] == 4 and len(header) == sub.buffer_size          # header buffer first
+        for i in range(10):
+            P.TraceMessage(s.handle, 0x2B, GUID, 5, bytes([i]))
+        s.flush()
+        delivered = []
+        while (data := sub.get(0.2)) is not None:
+            delivered.append(data)
+        assert delivered and all(d[0x36] == 0 for d in delivered) and not sub.closed
+        got = sorted(m["args"] for d in delivered for m in etlcheck.buffer_messages(d))
+        assert got == [bytes([i]) for i in range(10)]
+    assert sub.get(1.0) is None and sub.closed
+    size = len(delivered[0])
+    on_disk = path.read_bytes()
+    assert [on_disk[size * k:size * (k + 1)] for k in range(1, 1 + len(delivered))] == delivered
+    sub.close()
+
+
+def test_realtime_only_session_counts_buffers_nobody_took(session_name):
+    with TraceSession(session_name, None, LogFileMode=P.EVENT_TRACE_REAL_TIME_MODE) as s:
+        P.TraceMessage(s.handle, 0x2B, GUID, 1, b"lost")
+        s.flush()
+        assert s.query().RealTimeBuffersLost == 1
+        with subscribe_realtime(session_name) as sub:
+            assert sub.get(1.0)[0x36] == 4
+            P.TraceMessage(s.handle, 0x2B, GUID, 1, b"seen")
+            s.flush()
+            data = sub.get(1.0)
+            assert [m["args"] for m in etlcheck.buffer_messages(data)] == [b"seen"]
+        assert s.query().RealTimeBuffersLost == 1
+
+
+def test_subscribe_to_missing_session_fails():
+    with pytest.raises(Win32Error) as err:
+        subscribe_realtime("no-such-session-" + uuid.uuid4().hex)
+    assert err.value.winerror == L.ERROR_WMI_INSTANCE_NOT_FOUND
