@@ -20,8 +20,10 @@ class XpressError(ValueError):
         self.partial = partial
 
 
-def decompress(data: bytes | bytearray | memoryview, max_output: int) -> bytes:
-    """Decode a Plain LZ77 stream into at most ``max_output`` bytes.
+def decompress(data: bytes | bytearray | memoryview, max_output: int, *,
+               exact: bool = False) -> bytes:
+    """Decode a Plain LZ77 stream into at most ``max_output`` bytes (exactly that many
+    with ``exact``, as ETW buffers must: SavedOffset - 0x48).
 
     Raises XpressError (with the good prefix) on malformed input; never writes or reads
     outside the given buffers, whatever the input says.
@@ -34,6 +36,9 @@ def decompress(data: bytes | bytearray | memoryview, max_output: int) -> bytes:
     n = produced[0]
     if rc:
         raise XpressError(XPRESS_ERRORS.get(rc, f"error {rc}"), consumed[0], bytes(out[:n]))
+    if exact and n != max_output:
+        raise XpressError(f"stream ended after {n} of {max_output} bytes", consumed[0],
+                          bytes(out[:n]))
     del out[n:]
     return bytes(out)
 
