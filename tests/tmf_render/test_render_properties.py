@@ -1,0 +1,165 @@
+"""Properties of compiled formatters: the fast compiled text equals the item-by-item rendering for
+random argument lists, specs and values; random (untrusted) argument bytes give text or a
+FormatError, never another exception; markers and odd formats behave."""
+from __future__ import annotations
+
+import struct
+import uuid
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wpptrace.tmf.formatspec import Spec, parse_spec
+from wpptrace.tmf.itemtypes import ITEM_TYPES, RenderContext
+from wpptrace.tmf.model import Argument, Message
+from wpptrace.tmf.render import FormatError, compile_message, marker_defaults
+
+G = uuid.UUID("0badf00d-0000-4000-8000-000000000001")
+RAW_ITEMS = ["ItemChar", "ItemShort", "ItemLong", "ItemLongLong", "ItemULongLong", "ItemLongLongXX", "ItemPtr"]
+FORM_ITEMS = ["ItemNTSTATUS", "ItemHRESULT", "ItemWINERROR", "ItemGuid", "ItemListByte", "ItemSetLong",
+              "ItemIPAddr", "ItemPort", "ItemTimeDelta", "ItemDouble"]
+VAR_ITEMS = ["ItemString", "ItemWString", "ItemPString", "ItemPWString", "ItemSid", "ItemHEXDump", "ItemRString"]
+INT_SPEC = st.builds(
+    Spec, flags=st.text(alphabet="-+ #0", max_size=2), width=st.none() | st.integers(1, 20),
+    precision=st.none() | st.integers(0, 12),
+    length=st.sampled_from(["", "h", "hh", "l", "ll", "I64", "I"]), conversion=st.sampled_from(list("diuxXo")))
+
+
+def _message(items, specs, fmt_prefix="%0"):
+    args = tuple(Argument(f"a{i}", item, ("Low", "APC", "DPC") if item == "ItemListByte" else (), 10 + i)
+                 for i, item in enumerate(items))
+    fmt = fmt_prefix + " ".join(f"<%{10 + i}!{s.text}!>" for i, s in enumerate(specs))
+    return Message(guid=G, number=10, name="P_c7", format=fmt, args=args, trailer={"FUNC": "f"})
+
+
+@st.composite
+def argument_lists(draw):
+    n = draw(st.integers(1, 8))
+    items, specs, blobs = [], [], []
+    ps = draw(st.sampled_from([4, 8]))
+    for _ in range(n):
+        item = draw(st.sampled_from(RAW_ITEMS + FORM_ITEMS + VAR_ITEMS))
+        it = ITEM_TYPES[item]
+        if it.raw:
+            spec = draw(INT_SPEC | st.just(Spec(conversion="p")))
+        elif item == "ItemDouble":
+            spec = draw(st.sampled_from([Spec(), parse_spec("e"), parse_spec(".2f"), parse_spec("10g")]))
+        else:
+            spec = draw(st.sampled_from([Spec(), parse_spec("-12s"), parse_spec("20.3s")]))
+        size = it.fixed_size(ps)
+        if size is not None:
+            blob = draw(st.binary(min_size=size, max_size=size))
+            if item == "ItemDouble":
+                blob = struct.pack("<d", draw(st.floats(allow_nan=False, allow_infinity=False)))
+        elif it.wire == "cstr":
+            blob = draw(st.text(alphabet=st.characters(min_codepoint=1, max_codepoint=0x7F), max_size=10)).encode() + b"\0"
+        elif it.wire == "wstr":
+            blob = draw(st.text(alphabet=st.characters(min_codepoint=1, max_codepoint=0xD7FF), max_size=10)).encode("utf-16-le") + b"\0\0"
+        elif it.wire == "sid":
+            subs = draw(st.lists(st.integers(0, 2**32 - 1), max_size=6))
+            blob = bytes([1, len(subs)]) + (5).to_bytes(6, "big") + struct.pack(f"<{len(subs)}I", *subs)
+        else:
+            data = draw(st.binary(max_size=12))
+            blob = struct.pack("<H", len(data)) + data
+        items.append(item)
+        specs.append(spec)
+        blobs.append(blob)
+    return items, specs, blobs, ps
+
+
+@settings(max_examples=150, deadline=None)
+@given(argument_lists())
+def test_compiled_text_equals_item_by_item_rendering(case):
+    items, specs, blobs, ps = case
+    message = _message(items, specs)
+    expected = []
+    for item, spec, blob in zip(items, specs, blobs):
+        it = ITEM_TYPES[item]
+        value, end = it.decode(blob, 0, ps)
+        assert end == len(blob)
+        params = ("Low", "APC", "DPC") if item == "ItemListByte" else ()
+        expected.append(f"<{it.render(value, spec, RenderContext(pointer_size=ps, params=params))}>")
+    formatter = compile_message(message, None)
+    data = b"".join(blobs)
+    assert formatter.format(data, ps) == " ".join(expected)
+    assert formatter.format(data, ps, marker_defaults(message)) == " ".join(expected)
+    assert len(formatter.decode_args(data, ps)) == len(items)
+    with pytest.raises(FormatError):  # one byte short: the last item no longer fits
+        formatter.format(data[:-1], ps)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(RAW_ITEMS + FORM_ITEMS + VAR_ITEMS), min_size=1, max_size=6),
+       st.binary(max_size=80), st.sampled_from([4, 8]))
+def test_random_argument_bytes_never_crash(items, data, ps):
+    formatter = compile_message(_message(items, [Spec()] * len(items)), None)
+    try:
+        text = formatter.format(data, ps)
+    except FormatError as err:
+        assert str(G) in str(err)
+    else:
+        assert isinstance(text, str)
+    try:
+        formatter.decode_args(data, ps)
+    except FormatError:
+        pass
+
+
+def test_markers_from_trailer_and_from_caller():
+    message = Message(guid=G, number=11, name="Device_c104", format="%0 [%!FUNC!] %!LEVEL! %!FLAGS! "
+                      "%!COMPNAME! %!FILE!:%!LINE! %!NOSUCH! 100%% %10!d!",
+                      args=(Argument("x", "ItemLong", (), 10),),
+                      trailer={"LEVEL": "TRACE_LEVEL_ERROR", "FLAGS": "TRACE_DEVICE", "FUNC": "DevAdd"},
+                      component="BthPS3", source_file="Device.c")
+    f = compile_message(message, None)
+    data = struct.pack("<i", -3)
+    assert f.format(data, 8) == " [DevAdd] TRACE_LEVEL_ERROR TRACE_DEVICE BthPS3 Device.c:104 !NOSUCH! 100% -3"
+    markers = {"FUNC": "100%Func", "PREFIX": "[0]01.02::t [x]"}
+    assert f.format(data, 8, markers) == ("[0]01.02::t [x] [100%Func] TRACE_LEVEL_ERROR TRACE_DEVICE BthPS3 "
+                                          "Device.c:104 !NOSUCH! 100% -3")
+    # a new mapping object gives new text (no stale baked template)
+    assert f.format(data, 8, {"FUNC": "other"}).startswith(" [other]")
+    assert f.format(data, 8) .startswith(" [DevAdd]")
+
+
+def test_tracelevel_answers_level_like_legacy_tracefmt():
+    message = Message(guid=G, number=12, name="x_c1", format="%!LEVEL!", trailer={"TRACELEVEL": "TRACE_LEVEL_WARNING"})
+    assert compile_message(message, None).format(b"", 8) == "TRACE_LEVEL_WARNING"
+
+
+def test_prefix_variables_inside_a_message_come_from_markers():
+    message = Message(guid=G, number=13, name="x_c1", format="tid=%3!04X! %2!s! v=%10!u!",
+                      args=(Argument("v", "ItemLong", (), 10),))
+    f = compile_message(message, None)
+    assert f.format(struct.pack("<I", 7), 8, {3: 0xAB, 2: "x_c1"}) == "tid=00AB x_c1 v=7"
+
+
+def test_end_mark_stops_output_and_extra_bytes_are_ignored():
+    message = Message(guid=G, number=14, name="x_c1", format="a=%10!d!%0 never",
+                      args=(Argument("v", "ItemLong", (), 10),))
+    assert compile_message(message, None).format(struct.pack("<iI", 5, 9), 8) == "a=5"
+
+
+@pytest.mark.parametrize("fmt,args,reason", [
+    ("%10!d! %11!d!", (Argument("v", "ItemLong", (), 10),), "no argument has insert 11"),
+    ("%10!kk!", (Argument("v", "ItemLong", (), 10),), "bad format string"),
+    ("%10!*d!", (Argument("v", "ItemLong", (), 10),), "'*'"),
+])
+def test_unusable_formats_are_format_errors(fmt, args, reason):
+    f = compile_message(Message(guid=G, number=15, name="x_c1", format=fmt, args=args), None)
+    with pytest.raises(FormatError, match=reason):
+        f.format(b"\0" * 8, 8)
+
+
+def test_inserts_bind_by_number_not_position():
+    # the payload is in argument-block order; %11 may appear first in the text
+    message = Message(guid=G, number=16, name="x_c1", format="%11!s! then %10!d!",
+                      args=(Argument("n", "ItemLong", (), 10), Argument("s", "ItemString", (), 11)))
+    assert compile_message(message, None).format(struct.pack("<i", 4) + b"four\0", 8) == "four then 4"
+
+
+def test_same_argument_twice():
+    message = Message(guid=G, number=17, name="x_c1", format="%10!d! %10!x! %10!s!",
+                      args=(Argument("n", "ItemLong", (), 10),))
+    assert compile_message(message, None).format(struct.pack("<i", -1), 8) == "-1 ffffffff 4294967295"
