@@ -95,3 +95,48 @@ def test_level_and_flags_filter_at_the_call(rt_app, pp, tmp_path: pathlib.Path) 
     want = expected_lines(rt_app)
     # NET at WARNING or above: the STATUS warning, the HRESULT error and log(WARNING, CORE|NET).
     assert got == [want[12], want[13], want[23]]
+
+
+def test_dissect_etl_reads_the_records_and_their_argument_bytes(rt_app, pp, tmp_path: pathlib.Path) -> None:
+    """Third-party check: dissect.etl finds every message with our GUID and number, and the
+    argument bytes are the item encodings written out by hand here."""
+    import struct
+
+    from dissect.etl import ETL
+
+    from wpptrace.provider import api
+    from wpptrace.provider.tracing_sites import message_guid
+
+    etl = tmp_path / "dissect.etl"
+    with pp.etl_session(etl) as session:
+        rt_app.trace.register()
+        try:
+            api.EnableTrace(True, 0xFFFFFFFF, 5, rt_app.trace.guid, session)
+            rt_app.emit_all()
+        finally:
+            rt_app.trace.unregister()
+    records = []
+    with open(etl, "rb") as fh:
+        for record in ETL(fh):
+            header = record.header
+            if type(header).__name__ == "MessageTraceHeader":
+                records.append((header.id, header.header.EventProperty, header.provider_id, bytes(header.payload)))
+    guid = message_guid(rt_app.trace.guid, "rt_app.py")
+    assert [r[0] for r in records] == list(range(10, 36))
+    assert {r[2] for r in records} == {guid}
+    # GUID | TIMESTAMP | SYSTEMINFO | POINTER64, plus SEQUENCE (4 bytes, 0 without a sequence mode)
+    assert {r[1] for r in records} == {0xAB}
+    args = {number: payload[4 + 16 + 8 + 8:] for number, _, _, payload in records}
+    assert args[10] == struct.pack("<iiii", 42, -1000, 2147483647, -2147483648)
+    assert args[16] == struct.pack("<qQqqQQ", -5000000000, 18446744073709551615, 0xDEADBEEFCAFE, -1,
+                                   12345678901234, 0xABCDEF0123)
+    assert args[18] == "h\u00e9llo \u2713".encode() + b"\0"
+    assert args[19] == "wide \u2713\0ls\0ws\0".encode("utf-16-le")
+    assert args[21] == struct.pack("<QQ", 0x7FF012345678, 0)
+    assert args[24] == rt_app.GUID.bytes_le
+    assert args[25] == bytes([192, 168, 1, 20]) + struct.pack(">H", 443)
+    assert args[28] == struct.pack("<ddd", 1.5, 0.25, 3.0)
+    assert args[29] == struct.pack("<H", 4) + b"ansi" + struct.pack("<H", 8) + "wide".encode("utf-16-le")
+    assert args[30] == bytes([1, 5, 0, 0, 0, 0, 0, 5]) + struct.pack("<IIII", 21, 1004336348, 1177238915,
+                                                                      682003330) + struct.pack("<I", 512)
+    assert args[35] == b""
