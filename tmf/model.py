@@ -137,8 +137,10 @@ class TmfSet:
     # -- queries --------------------------------------------------------------------------
     def lookup(self, guid: uuid.UUID, number: int) -> Message | None:
         message = self._messages.get((guid, number))
-        if message is None and (guid in self._pending or self._pending_any):
+        if message is None and guid in self._pending:
             self._load_guid(guid)
+            message = self._messages.get((guid, number))
+        if message is None and self._pending_any:  # files not named <guid>.tmf: read on the first miss
             self._load_unnamed()
             message = self._messages.get((guid, number))
         return message

@@ -1,0 +1,70 @@
+"""`wpptrace tmf`: show (text and --json) and the delegating subcommands."""
+from __future__ import annotations
+
+import json
+
+from wpptrace import cli
+from wpptrace.tmf import cli as tmf_cli
+
+GUID = "d4153fff-ac08-361f-5ed7-af1d38cd1903"
+
+
+def test_show_json_objects_and_summary(data_dir, capsys, monkeypatch):
+    monkeypatch.delenv("TRACE_FORMAT_SEARCH_PATH", raising=False)
+    code = cli.main(["tmf", "show", str(data_dir / "tmf" / "findneedle"), "--json"])
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, "")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[-1] == {"summary": {"messages": 11, "guids": 4, "errors": 0}}
+    by_key = {(obj["guid"], obj["number"]): obj for obj in lines[:-1]}
+    assert len(by_key) == 11
+    obj = by_key[(GUID, 10)]
+    assert obj["name"] == "WppEnumEmitter_cpp20"
+    assert obj["format"] == "%0b=%10!s! irql=%11!s!"
+    assert obj["args"] == [
+        {"name": "TRUE", "type": "ItemListLong", "insert": 10, "params": ["false", "true"]},
+        {"name": "2 /*DPC*/", "type": "ItemListByte", "insert": 11, "params": ["Low", "APC", "DPC"]},
+    ]
+    assert (obj["LEVEL"], obj["FUNC"]) == ("EN", "main")  # trailer keys
+    assert obj["trailer"] == {"LEVEL": "EN", "FUNC": "main"}
+    assert "FLAGS" not in obj
+    assert (obj["component"], obj["source_file"]) == ("findneedle", "WppEnumEmitter.cpp")
+
+
+def test_show_counts_unique_pairs_and_errors(data_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.tmf"
+    bad.write_text(f"{GUID} X // SRC=a.c\n#typev ok 10 \"a\" //\n{{\n}}\n#typev broken 11 \"b\" //\n{{\nnonsense\n}}\n")
+    appended = data_dir / "tmf" / "nefarius" / "d47178e4-703b-3465-f330-63f5cfd64eb4.tmf"  # 12 entries, 6 unique
+    code = cli.main(["tmf", "show", str(appended), str(bad), "--json", "--no-env"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert json.loads(out.splitlines()[-1]) == {"summary": {"messages": 7, "guids": 2, "errors": 1}}
+    assert f"{bad}:7:1: bad argument line" in err
+
+
+def test_show_text_listing(data_dir, capsys):
+    code = cli.main(["tmf", "show", str(data_dir / "tmf" / "findneedle" / f"{GUID}.tmf"), "--no-env"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    assert out.splitlines() == [
+        f'{GUID}    10 WppEnumEmitter_cpp20 [findneedle] "%0b=%10!s! irql=%11!s!"  LEVEL=EN FUNC=main',
+        "    %10: TRUE, ItemListLong(false,true)",
+        "    %11: 2 /*DPC*/, ItemListByte(Low,APC,DPC)",
+        f'{GUID}    11 WppEnumEmitter_cpp21 [findneedle] "%0set=%10!s!"  LEVEL=EN FUNC=main',
+        "    %10: (unsigned long)0x5, ItemSetLong(" + ",".join(str(n) for n in range(1, 33)) + ")",
+        "2 messages, 1 GUIDs, 0 errors",
+    ]
+
+
+def test_strict_show_stops_at_first_error(tmp_path, capsys):
+    bad = tmp_path / "bad.tmf"
+    bad.write_text("junk\n")
+    assert cli.main(["tmf", "show", str(bad), "--strict", "--no-env"]) == 1
+    assert f"{bad}:1:1: unexpected line" in capsys.readouterr().err
+
+
+def test_missing_delegate_exits_2(monkeypatch, capsys):
+    monkeypatch.setitem(tmf_cli.DELEGATES, "gen", ("wpptrace.provider.no_such_module", "generate"))
+    assert cli.main(["tmf", "gen", "anything"]) == 2
+    assert "wpptrace.provider.no_such_module is missing" in capsys.readouterr().err
+    assert cli.main(["tmf"]) == 2
