@@ -132,10 +132,17 @@ class _Input:
 
     @property
     def buffers(self) -> int:
-        stats = getattr(self.etl, "buffers_read", None)
-        if isinstance(stats, int):
-            return stats
+        """Buffers actually read (the header's BuffersWritten may be damaged)."""
+        stats = getattr(self.etl, "stats", None)
+        if stats is not None and hasattr(stats, "buffers"):
+            return int(stats.buffers)
         return int(getattr(self.header, "buffers_written", 0) or 0)
+
+    @property
+    def events_lost(self) -> int:
+        if not getattr(self.header, "valid", True):
+            return 0
+        return int(getattr(self.header, "events_lost", 0) or 0)
 
     def close(self) -> None:
         self.etl.close()
@@ -266,6 +273,9 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
         if reason is not None:
             print(f"{opts.prog}: error: -rt {opts.realtime}: {reason}", file=err)
             return EXIT_FAILURE
+        if opts.files:
+            print(f"{opts.prog}: error: give .etl files or a real-time session, not both", file=err)
+            return EXIT_USAGE
     elif not opts.files:
         print(f"{opts.prog}: error: no .etl file given", file=err)
         return EXIT_USAGE
@@ -293,11 +303,8 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     for path in opts.files:
         try:
             inputs.append(_Input(path))
-        except FileNotFoundError:
-            print(f"{opts.prog}: error: {path}: no such file", file=err)
-            status = EXIT_FAILURE
         except (OSError, ValueError) as exc:
-            print(f"{opts.prog}: error: {path}: {exc}", file=err)
+            print(f"{opts.prog}: error: {path}: cannot read: {_describe(exc)}", file=err)
             status = EXIT_FAILURE
     if not inputs and opts.realtime is None:
         return status or EXIT_FAILURE
@@ -321,7 +328,12 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
         if opts.realtime is not None:
             from .wpp_realtime import realtime_records
 
-            ctx, records = realtime_records(opts.realtime)
+            try:
+                ctx, records = realtime_records(opts.realtime)
+            except (OSError, EOFError, RuntimeError) as exc:
+                print(f"{opts.prog}: error: real-time session {opts.realtime!r}: {_describe(exc)}",
+                      file=err)
+                return EXIT_FAILURE
             _emit(decoder, writer, opts, ctx, records)
         elif len(inputs) == 1 and opts.output_format == "text":
             # the hot path: raw rows, no per-record objects
@@ -354,7 +366,7 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
         files=[inp.path for inp in inputs] or [f"(real-time session {opts.realtime})"],
         buffers=sum(inp.buffers for inp in inputs),
         events=counters.events,
-        events_lost=sum(int(getattr(inp.header, "events_lost", 0) or 0) for inp in inputs),
+        events_lost=sum(inp.events_lost for inp in inputs),
         format_errors=counters.format_errors,
         formats_unknown=counters.unknown,
         elapsed_seconds=time.monotonic() - started,
@@ -378,6 +390,16 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
         if opts.summary:
             print(f"Event Summary dumped to {opts.summary}", file=err)
     return status
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason: Win32 errors as 'text (ERROR_NAME)', others as their message."""
+    name = getattr(exc, "name", None)
+    text = getattr(exc, "strerror", None)
+    if name and text:
+        text = text.rstrip(".")
+        return text if name in text else f"{text} ({name})"
+    return str(exc) or type(exc).__name__
 
 
 def _emit(decoder, writer, opts: FmtOptions, ctx, records) -> None:

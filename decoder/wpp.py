@@ -50,8 +50,10 @@ def unknown_line(component: str, number: int, guid: uuid.UUID) -> str:
 
 
 def _format_error_line(entry: "_Entry", detail: str) -> str:
-    return "*****FormatMessage (#Typev) failed: %s (%s #%d %s, Format = \"%s\")*****" % (
-        detail, entry.guid, entry.number, entry.name, entry.format)
+    """tracefmt's FormatMessage-failure line (legacy wording), saying which message and why."""
+    if str(entry.guid) not in detail:  # the formatter's errors already name the message
+        detail = "%s #%d (%s): %s" % (entry.guid, entry.number, entry.name, detail)
+    return "*****FormatMessage (#Typev) failed: %s (Format = \"%s\")*****" % (detail, entry.format)
 
 
 class UnknownPropertyError(KeyError):

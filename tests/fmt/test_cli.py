@@ -1,0 +1,146 @@
+"""The `wpptrace fmt` and `tracefmt` command lines: options, files written, exit codes, `| head`."""
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import uuid
+
+import etlgen
+import pytest
+
+from wpptrace.decoder import tracefmt
+
+EMITTER = uuid.UUID("9b93a332-c452-3e71-64f7-55130c7de2e4")
+
+
+def run(args, cwd=None, env=None):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def tracefmt_cmd(*args):
+    return ["-m", "wpptrace.decoder.tracefmt", *map(str, args)]
+
+
+def test_tracefmt_default_files_like_tracefmt(fmt_data, fmt_tmf, tmp_path):
+    res = run(tracefmt_cmd(fmt_data / "wppstr-sample.etl", "-p", fmt_tmf), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == ""
+    text = (tmp_path / "FmtFile.txt").read_text().splitlines()
+    assert [line.split("[findneedle]")[1] for line in text[1:]] == [
+        "strtrace name=alpha id=0 tag=END", "strtrace name=bravo id=1 tag=END",
+        "strtrace name=charlie id=2 tag=END", "widetrace user=root role=admin"]
+    summary = (tmp_path / "FmtSum.txt").read_text()
+    assert summary.startswith("Files Processed:\n\t") and "Total Events  Processed 8\n" in summary
+    assert "Processing completed   Buffers: 2, Events: 8, EventsLost: 0 :: Format Errors: 0, Unknowns: 0" in res.stderr
+    assert "Event traces dumped to FmtFile.txt" in res.stderr
+
+
+def test_tracefmt_o_nosummary_displayonly_case_insensitive(fmt_data, fmt_tmf, tmp_path):
+    out = tmp_path / "result.txt"
+    res = run(tracefmt_cmd(fmt_data / "wppenum-sample.etl", "-tmf",
+                           fmt_tmf / "d4153fff-ac08-361f-5ed7-af1d38cd1903.tmf", "-o", out), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert out.read_text().splitlines()[2].endswith("[findneedle]set=[1,3]")
+    assert (tmp_path / "result.txt.sum").read_text().count("d4153fff-ac08-361f-5ed7-af1d38cd1903") == 2
+
+    res = run(tracefmt_cmd(fmt_data / "wppenum-sample.etl", "-p", fmt_tmf, "-DisplayOnly",
+                           "-NoSummary", "-noprefix", "-UTC"), cwd=tmp_path / "..")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["EventTrace", "b=0x00000001(true) irql=0x00000002(DPC)", "set=[1,3]"]
+
+    res = run(tracefmt_cmd(fmt_data / "wppenum-sample.etl", "-p", fmt_tmf, "-displayonly",
+                           "-nosummary", "-csv", "-csvheader", "-q"))
+    assert res.stdout.splitlines()[0].startswith("GuidName,MessageName,ThreadId")
+    assert res.stderr == ""
+
+
+def test_exit_codes_and_errors_on_stderr(fmt_data, fmt_tmf, tmp_path):
+    res = run(tracefmt_cmd())
+    assert res.returncode == 2 and "give an .etl file" in res.stderr
+    res = run(tracefmt_cmd("-nosuchoption", "x.etl"))
+    assert res.returncode == 2 and "unrecognized arguments" in res.stderr
+    res = run(tracefmt_cmd(tmp_path / "missing.etl", "-displayonly", "-nosummary"))
+    assert res.returncode == 1 and "missing.etl: cannot read:" in res.stderr
+    assert "ERROR_FILE_NOT_FOUND" in res.stderr and "Traceback" not in res.stderr
+    res = run(tracefmt_cmd(fmt_data / "wppstr-sample.etl", "-p", tmp_path / "nodir",
+                           "-displayonly", "-nosummary"))
+    assert res.returncode == 1 and "TMF path not found" in res.stderr
+    assert "Unknown( 10): GUID=744151fd-b3f4-32e6-38eb-0fd11e3fb62d" in res.stdout  # still decoded
+    res = run(["-m", "wpptrace.cli", "fmt"])
+    assert res.returncode == 2 and "no .etl file given" in res.stderr
+    res = run(["-m", "wpptrace.cli", "fmt", "--prefix", "%9!d", str(fmt_data / "wppstr-sample.etl")])
+    assert res.returncode == 2 and "bad prefix" in res.stderr and "column" in res.stderr
+    junk = tmp_path / "junk.etl"
+    junk.write_bytes(b"not an etl file" * 100)
+    res = run(["-m", "wpptrace.cli", "fmt", str(junk)])
+    assert res.returncode == 1 and "warning" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_realtime_option_reports_a_clear_error():
+    res = run(tracefmt_cmd("-rt", "NoSuchSession", "-displayonly", "-nosummary"))
+    assert res.returncode == 1
+    assert "NoSuchSession" in res.stderr and "Traceback" not in res.stderr
+    assert ("ERROR_WMI_INSTANCE_NOT_FOUND" in res.stderr
+            or "live sessions are not available" in res.stderr)
+
+
+def test_help(fmt_data):
+    res = run(tracefmt_cmd("-?"))
+    assert res.returncode == 0 and "-displayonly" in res.stdout and "TRACE_FORMAT_PREFIX" in res.stdout
+    res = run(["-m", "wpptrace.cli", "fmt", "--help"])
+    assert res.returncode == 0 and "TRACE_FORMAT_PREFIX" in res.stdout and "--format" in res.stdout
+
+
+@pytest.fixture(scope="module")
+def big_trace(tmp_path_factory):
+    path = tmp_path_factory.mktemp("big") / "big.etl"
+    etlgen.write_messages(path, ((EMITTER, 10, struct.pack("<ii", i, i), 0x10, 0x20, i & 1,
+                                  etlgen.T0 + i * 100) for i in range(60_000)), buffer_size=16384)
+    return path
+
+
+def test_pipe_into_head_exits_quietly(big_trace, fmt_tmf):
+    for cmd in (f"{sys.executable} -m wpptrace.decoder.tracefmt {big_trace} -p {fmt_tmf} "
+                f"-displayonly -nosummary -q | head -3",
+                f"{sys.executable} -m wpptrace.cli fmt {big_trace} -p {fmt_tmf} | head -3"):
+        res = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True,
+                             timeout=120)
+        assert res.stdout.count("\n") == 3
+        assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr, res.stderr
+        assert res.returncode == 0, res.stderr
+
+
+def test_wpptrace_fmt_output_file_and_summary(big_trace, fmt_tmf, tmp_path):
+    out, summary = tmp_path / "o.txt", tmp_path / "o.sum"
+    res = run(["-m", "wpptrace.cli", "fmt", str(big_trace), "-p", str(fmt_tmf), "-o", str(out),
+               "--summary", str(summary), "--no-prefix", "-v"])
+    assert res.returncode == 0, res.stderr
+    lines = out.read_text().splitlines()
+    assert len(lines) == 60_001
+    # two processor streams merged back into time order
+    assert [int(line.split("id=")[1].split()[0]) for line in lines[1:]] == list(range(60_000))
+    assert "Total Events  Processed 60001" in summary.read_text()
+    assert "Event traces dumped to" in res.stderr
+
+
+def test_progress_bar_on_request(big_trace, fmt_tmf):
+    from fmthelp import run_fmt_capture
+
+    code, out, err = run_fmt_capture(big_trace, tmf_dirs=[str(fmt_tmf)], progress="always")
+    assert code == 0
+    assert "big.etl [" in err and "100.0%" in err
+
+
+def test_tracefmt_options_map_to_one_engine():
+    parser = tracefmt.build_parser()
+    args = parser.parse_args(tracefmt._lower_options(
+        ["a.etl", "-f", "b.etl", "-i", "x.sys;y.sys", "-pdb", "z.pdb", "-r", "syms", "-seq",
+         "-display", "-o", "out.txt", "-gmt"], parser))
+    opts = tracefmt.options_from_args(args)
+    assert opts.files == ["a.etl", "b.etl"]
+    assert opts.pdbs == ["x.sys", "y.sys", "z.pdb"] and opts.symbol_paths == ["syms"]
+    assert opts.output == "out.txt" and opts.summary == "out.txt.sum" and opts.display
+    assert opts.utc and opts.seq and opts.output_format == "text"
