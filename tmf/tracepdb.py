@@ -1,4 +1,4 @@
-"""``wpptrace tmf from-pdb``: write tracepdb-style ``<guid>.tmf`` files (and the ``<pdb>.mof``) from PDBs.
+"""``wpptrace tmf from-pdb``: write tracepdb-style ``<guid>.tmf`` files (and ``<pdb>.mof``, ``.tmc``) from PDBs.
 
 tracepdb writes one ``<message-guid>.tmf`` per message GUID and a ``<module>.mof`` describing
 the control GUIDs and their flags (the layout below is the one in the corpus's real tracepdb
@@ -18,7 +18,7 @@ import uuid
 from .msf import PdbError
 from .pdb import ControlGuidRecord, PdbTraceInfo, read_pdb, tracepdb_header
 
-__all__ = ["add_arguments", "run", "write_tmf_files", "mof_text"]
+__all__ = ["add_arguments", "run", "write_tmf_files", "mof_text", "tmc_text"]
 
 _MOF_LEVELS = """\
     uint32 Flags;
@@ -81,6 +81,14 @@ def mof_text(info: PdbTraceInfo, updated: _dt.datetime | None = None) -> str | N
     return "".join(parts)
 
 
+def tmc_text(control: ControlGuidRecord, pdb_name: str, updated: _dt.datetime | None = None) -> str:
+    """A ``<control-guid>.tmc`` (tracepdb -c). No real .tmc was available: this is the layout the
+    package's .tmc reader (``wpptrace.tmf.loader.parse_tmc``) expects: the ``// PDB:`` lines,
+    ``<guid> <ControlName>``, then the flag names one per line, the first being value 1."""
+    return tracepdb_header(pdb_name, updated) + f"{control.guid_text} {control.name}\n" + "".join(
+        f"{flag}\n" for flag in control.flags)
+
+
 def _mof_list(name: str, values: list[str], tail: str) -> str:
     items = ",\n".join(f'             "{v}"' for v in values)
     return f"        {name}{{\n{items}}}{tail}\n"
@@ -88,8 +96,10 @@ def _mof_list(name: str, values: list[str], tail: str) -> str:
 
 def write_tmf_files(info: PdbTraceInfo, out_dir: "str | os.PathLike[str]", *,
                     updated: _dt.datetime | None = None, mof: bool = True,
-                    append: bool = False) -> list[pathlib.Path]:
+                    append: bool = False, tmc: bool = False) -> list[pathlib.Path]:
     """Write ``<guid>.tmf`` per message GUID (and ``<pdb>.mof``) into ``out_dir``; return the paths.
+
+    ``tmc=True`` also writes ``<control-guid>.tmc`` per control GUID, as ``tracepdb -c`` does.
 
     ``append=True`` does what tracepdb does with an existing ``<guid>.tmf``: adds the
     ``// PDB:`` lines and the messages again, without a second GUID line.
@@ -113,6 +123,15 @@ def write_tmf_files(info: PdbTraceInfo, out_dir: "str | os.PathLike[str]", *,
             path = out / (os.path.splitext(info.pdb_name)[0] + ".mof")
             path.write_text(text, encoding="utf-8", newline="\n")
             written.append(path)
+    if tmc:
+        done: set[uuid.UUID] = set()
+        for control in info.control_guids:
+            if control.guid in done:
+                continue
+            done.add(control.guid)
+            path = out / f"{control.guid}.tmc"
+            path.write_text(tmc_text(control, info.pdb_name, updated), encoding="utf-8", newline="\n")
+            written.append(path)
     return written
 
 
@@ -122,6 +141,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="directory for the <guid>.tmf files (default: current directory)")
     parser.add_argument("--no-mof", dest="mof", action="store_false",
                         help="do not write <pdb>.mof for the control GUIDs")
+    parser.add_argument("-c", "--tmc", action="store_true",
+                        help="also write <control-guid>.tmc files (as tracepdb -c)")
     parser.add_argument("--timestamp", metavar="ISO8601",
                         help="'Last Updated' time to write (default: $SOURCE_DATE_EPOCH or now)")
     parser.add_argument("--append", action="store_true",
@@ -157,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         for issue in info.issues:
             print(f"wpptrace tmf from-pdb: warning: {issue}", file=sys.stderr)
-        written = write_tmf_files(info, args.output, updated=updated, mof=args.mof, append=args.append)
+        written = write_tmf_files(info, args.output, updated=updated, mof=args.mof, append=args.append,
+                                  tmc=args.tmc)
         guids = len(info.message_guids())
         print(f"{pdb}: {len(info.messages)} messages in {guids} message GUIDs, "
               f"{len(info.control_guids)} control GUIDs; {len(written)} files written to {args.output}"

@@ -244,3 +244,15 @@ def test_wpptrace_tmf_from_pdb_command(pdb_data, tmp_path, capsys):
     assert f"{DEVICE_GUID}.tmf" in out and "wpp_x86_8k.mof" in out
     text = (tmp_path / f"{DEVICE_GUID}.tmf").read_text()
     assert "FUNC=drv::Dev::Init\n" in text and text.startswith("// PDB:  wpp_x86_8k.pdb\n")
+
+
+def test_from_pdb_tmc_files_load_back(pdb_data, tmp_path):
+    import wpptrace.tmf as tmf
+
+    assert _from_pdb(str(pdb_data / "wpp_x64.pdb"), "-o", str(tmp_path), "-c", "--no-mof") == 0
+    tmc = tmp_path / f"{CONTROL_GUID}.tmc"
+    assert tmc.read_text().endswith(f"{CONTROL_GUID} WppFixtureTraceGuid\nTRACE_DRIVER\nTRACE_QUEUE\nTRACE_DEVICE\n")
+    loaded = tmf.load(str(tmp_path))  # the directory: 3 .tmf files and the .tmc
+    assert [(c.guid, c.name, c.flags) for c in loaded.control_guids] == [
+        (CONTROL_GUID, "WppFixtureTraceGuid", ("TRACE_DRIVER", "TRACE_QUEUE", "TRACE_DEVICE"))]
+    assert len(loaded) == 10 and loaded.lookup(DRIVER_GUID, 15).trailer["FUNC"] == "Fixture_State"
