@@ -226,56 +226,57 @@ def to_event_trace(rec, timestamp: int, facts: BufferFacts) -> EVENT_TRACE | Non
     Header.Guid needs TRACE_MESSAGE_GUID, ThreadId/ProcessId TRACE_MESSAGE_SYSTEMINFO,
     TimeStamp TRACE_MESSAGE_TIMESTAMP, InstanceId (the sequence) TRACE_MESSAGE_SEQUENCE.
     """
-    kind = rec.kind_index
+    t = rec._t
+    kind = t[_F_KIND]
     if kind == KIND_UNKNOWN:
         return None
+    present = t[_F_PRESENT]
+    data = rec._ctx.data
+    poff = t[_F_POFF]
+    user_data = bytes(data[poff:poff + t[_F_PSIZE]])
     header = EVENT_TRACE_HEADER.__new__(EVENT_TRACE_HEADER)
-    header.Size = rec.size
-    header.HeaderType = rec.header_type
-    header.Level = rec.level
+    header.Size = t[_F_SIZE]
+    header.HeaderType = t[_F_HTYPE]
+    header.Level = t[_F_LEVEL]
     header.KernelTime = header.UserTime = header.ClientContext = 0
+    header.ThreadId = t[_F_TID] if present & _HAS_TID else 0
+    header.ProcessId = t[_F_PID] if present & _HAS_PID else 0
+    header.Guid = _provider_guid(t, rec)
     event = EVENT_TRACE.__new__(EVENT_TRACE)
     event.InstanceId = event.ParentInstanceId = 0
     event.ParentGuid = GUID_NULL
     if kind == KIND_MESSAGE:
-        options = rec.flags
+        options = t[_F_FLAGS]
         header.MarkerFlags = 0
         header.Type = 0
-        header.Version = rec.event_id
-        header.ThreadId = (rec.thread_id or 0) if options & _MSG_SYSTEMINFO else 0
-        header.ProcessId = (rec.process_id or 0) if options & _MSG_SYSTEMINFO else 0
+        header.Version = t[_F_ID]
         header.TimeStamp = timestamp if options & _MSG_TIMESTAMP else 0
-        header.Guid = (rec.message_guid or GUID_NULL) if options & _MSG_GUID else GUID_NULL
         header.Flags = options
-        if options & _MSG_SEQUENCE:
-            event.InstanceId = rec.sequence or 0
+        if present & _HAS_SEQ:
+            event.InstanceId = t[_F_SEQ]
     else:
         header.MarkerFlags = lib.TRACE_RECORD_MARKER_FIXED
-        header.Type = rec.opcode
-        header.Version = rec.version
-        header.ThreadId = rec.thread_id or 0
-        header.ProcessId = rec.process_id or 0
+        header.Type = t[_F_OPCODE]
+        header.Version = t[_F_VERSION]
         header.TimeStamp = timestamp
-        header.Guid = rec.provider_id or GUID_NULL
         header.Flags = 0
-        if kind == KIND_SYSTEM:
-            raw = rec.raw
-            header.KernelTime = _u32(raw, _SYSTEM_CPU_TIME)
-            header.UserTime = _u32(raw, _SYSTEM_CPU_TIME + 4)
-        elif kind in (KIND_FULL, KIND_INSTANCE):
-            raw = rec.raw
-            header.KernelTime = header.ClientContext = _u32(raw, _FULL_CPU_TIME)
-            header.UserTime = header.Flags = _u32(raw, _FULL_CPU_TIME + 4)
-            if kind == KIND_INSTANCE:
+        off = t[_F_OFFSET]
+        size = t[_F_SIZE]
+        if kind == KIND_SYSTEM and size >= _SYSTEM_CPU_TIME + 8:
+            header.KernelTime = _u32(data, off + _SYSTEM_CPU_TIME)
+            header.UserTime = _u32(data, off + _SYSTEM_CPU_TIME + 4)
+        elif kind in (KIND_FULL, KIND_INSTANCE) and size >= _FULL_CPU_TIME + 8:
+            # the C union: {KernelTime, UserTime} = {ClientContext, Flags}
+            header.KernelTime = header.ClientContext = _u32(data, off + _FULL_CPU_TIME)
+            header.UserTime = header.Flags = _u32(data, off + _FULL_CPU_TIME + 4)
+            if kind == KIND_INSTANCE and size >= _INSTANCE_PARENT + 20:
                 event.InstanceId = rec.instance_id or 0
-                event.ParentInstanceId = _u32(raw, _INSTANCE_PARENT)
-                event.ParentGuid = _guid(raw, _INSTANCE_PARENT + 4)
-        elif kind == KIND_EVENT:
-            header.Type = rec.opcode
-            cpu = _u64(rec.raw, _EVENT_CPU_TIME)
+                event.ParentInstanceId = _u32(data, off + _INSTANCE_PARENT)
+                event.ParentGuid = _guid(data, off + _INSTANCE_PARENT + 4)
+        elif kind == KIND_EVENT and size >= _EVENT_CPU_TIME + 8:
+            cpu = _u64(data, off + _EVENT_CPU_TIME)
             header.KernelTime = cpu & 0xFFFFFFFF
             header.UserTime = cpu >> 32
-    user_data = bytes(rec.user_data)
     event.Header = header
     event.MofData = user_data
     event.MofLength = len(user_data)
