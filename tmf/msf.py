@@ -263,6 +263,12 @@ class MsfFile:
     def has_stream(self, index: int) -> bool:
         return self.stream_size(index) is not None
 
+    def directory_file_offset(self, pos: int) -> int:
+        """File offset of byte ``pos`` of the stream directory."""
+        if not 0 <= pos < self.directory_bytes:
+            raise IndexError(f"directory offset {pos} outside 0..{self.directory_bytes - 1}")
+        return self._dir_page_nums[pos // self.page_size] * self.page_size + pos % self.page_size
+
     def stream(self, index: int, what: str = "") -> MsfStream:
         """Stream ``index`` (its bytes and page map). Raises PdbError if it is absent."""
         label = f"stream {index}" + (f" ({what})" if what else "")

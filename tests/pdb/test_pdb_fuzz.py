@@ -28,11 +28,7 @@ def target(pdb_data) -> types.SimpleNamespace:
     """The x64 fixture and the file offsets of every byte the reader interprets."""
     raw = (pdb_data / "wpp_x64.pdb").read_bytes()
     with MsfFile(raw) as msf:
-        ps = msf.page_size
-        directory = []  # file offset of each u32 of the stream directory
-        for k in range(msf.directory_bytes // 4):
-            pos = 4 * k
-            directory.append(msf._dir_page_nums[pos // ps] * ps + pos % ps)
+        directory = [msf.directory_file_offset(pos) for pos in range(0, msf.directory_bytes, 4)]
         interesting = list(range(0, 0x38))
         for index in (1, 2, 3, 11, 12, 13, 14):  # PDB info, TPI, DBI, the module symbol streams
             stream = msf.stream(index)
@@ -40,7 +36,7 @@ def target(pdb_data) -> types.SimpleNamespace:
         sizes_end = 4 + 4 * msf.num_streams
     return types.SimpleNamespace(raw=raw, directory=directory, size_entries=directory[1:sizes_end // 4],
                                  page_entries=directory[sizes_end // 4:], interesting=interesting,
-                                 num_pages=len(raw) // ps)
+                                 num_pages=len(raw) // msf.page_size)
 
 
 def check(blob: bytes, tolerant: bool) -> PdbTraceInfo | None:

@@ -94,9 +94,8 @@ def test_truncated_file_names_the_page_and_offset(pdb_data):
 def test_out_of_range_page_number_points_at_the_directory_entry(pdb_data, msf_tools):
     image = bytearray(msf_tools.build_msf(msf_tools.streams_of(pdb_data / "wpp_x64.pdb"), 4096))
     with MsfFile(bytes(image)) as msf:
-        dir_page = msf._dir_page_nums[0]
-        sizes_end = 4 + 4 * msf.num_streams
-    where = dir_page * 4096 + sizes_end + 4  # second page-number entry of the first non-empty stream
+        # second page-number entry of the first non-empty stream
+        where = msf.directory_file_offset(4 + 4 * msf.num_streams + 4)
     struct.pack_into("<I", image, where, 0x7FFFFFF0)
     err = _error(bytes(image))
     assert err.offset == where and "out of range" in str(err)
