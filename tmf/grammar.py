@@ -32,7 +32,7 @@ MAX_LINE = 65536  # characters; a WPP message is at most 64 KiB, so longer lines
 # Tokens
 # ---------------------------------------------------------------------------------------------
 SLASHES = pp.Suppress(pp.Literal("//")).set_name('"//"')
-LPAR, RPAR, COMMA, EQUALS = map(pp.Suppress, "(),=")
+LPAR, RPAR, COMMA = map(pp.Suppress, "(),")
 
 GUID = pp.Regex(
     r"\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?"
@@ -40,28 +40,28 @@ GUID = pp.Regex(
 GUID.set_parse_action(lambda t: uuid.UUID(t[0].strip("{}")))
 NONSPACE = pp.Regex(r"\S+")
 
-# key_value: the value is glued to "=" (no whitespace skipping), so "MJ= MN=" gives two empty values.
-KEY = pp.Regex(r"[A-Za-z_][A-Za-z0-9_]*(?==)").set_name("KEY")
-VALUE = pp.Regex(r"\S+").leave_whitespace().set_name("VALUE")
-key_value = pp.Group(KEY("key") + EQUALS + pp.Opt(VALUE, default="")("value")).set_name("KEY=VALUE")
-word = pp.Regex(r"\S+").set_name("word")
+# trailer ::= { key_value | word }: one token, split in its parse action (a per-pair pyparsing
+# repetition was 70% of the cold parse time). key_value is KEY "=" [VALUE] with the value glued to
+# "=" ("MJ= MN=" gives two empty values); a bare word extends the previous value, or the "" key.
+_KEY_VALUE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)\Z")
 
 
-def _trailer_to_pairs(tokens: pp.ParseResults) -> tuple[tuple[str, str], ...]:
+def _trailer_to_pairs(text: str) -> tuple[tuple[str, str], ...]:
     """KEY=VALUE pairs in order; a bare word extends the previous value (or the "" key)."""
     pairs: dict[str, str] = {}
     last = ""
-    for tok in tokens:
-        if isinstance(tok, pp.ParseResults):
-            last = tok["key"]
-            pairs[last] = tok["value"]
+    for token in text.split():
+        match = _KEY_VALUE.match(token)
+        if match:
+            last = match.group(1)
+            pairs[last] = match.group(2)
         else:
-            pairs[last] = f"{pairs[last]} {tok}" if pairs.get(last) else tok
+            pairs[last] = f"{pairs[last]} {token}" if pairs.get(last) else token
     return tuple(pairs.items())
 
 
-trailer = pp.ZeroOrMore(key_value | word).set_name("trailer KEY=VALUE pairs")
-trailer.set_parse_action(lambda t: [_trailer_to_pairs(t)])
+trailer = pp.Regex(r"[^\n]*").set_name("trailer KEY=VALUE pairs")
+trailer.set_parse_action(lambda t: [_trailer_to_pairs(t[0])])
 
 # ---------------------------------------------------------------------------------------------
 # Line productions (docs/tmf-grammar.md)
@@ -215,7 +215,7 @@ def parse_arg(text: str) -> tuple[str, str, tuple[str, ...], int | None]:
 
 def parse_trailer(text: str) -> dict[str, str]:
     """KEY=VALUE pairs of a trailer text (the part after "//")."""
-    return dict(trailer.parse_string(text, parse_all=True)[0])
+    return dict(trailer.parse_string(text.replace("\n", " "), parse_all=True)[0])
 
 
 def _parse_enum_value(text: str) -> tuple[str, int]:
@@ -342,11 +342,12 @@ class _Parser:
             self.error(index + 1, line, len(line) - len(line.lstrip()),
                        "missing '{' argument block after #typev", '"{" line')
             return index
-        try:
-            _run(block_open, lines[index].strip(), '"{" line')
-        except _LineError as err:
-            self.line_error(index + 1, lines[index], err)
-            bad = True
+        if lines[index].strip() != "{":  # only a malformed line needs the production (for its error)
+            try:
+                _run(block_open, lines[index].strip(), '"{" line')
+            except _LineError as err:
+                self.line_error(index + 1, lines[index], err)
+                bad = True
         index += 1
         args: list[Argument] = []
         while True:
@@ -359,11 +360,12 @@ class _Parser:
             lineno = index + 1
             index += 1
             if stripped.startswith("}"):
-                try:
-                    _run(block_close, stripped, '"}" line')
-                except _LineError as err:
-                    self.line_error(lineno, line, err)
-                    bad = True
+                if stripped != "}":
+                    try:
+                        _run(block_close, stripped, '"}" line')
+                    except _LineError as err:
+                        self.line_error(lineno, line, err)
+                        bad = True
                 break
             if not stripped or stripped.startswith("//"):
                 continue

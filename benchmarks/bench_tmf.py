@@ -1,0 +1,115 @@
+"""TMF reader speed: cold parse rate over the corpus TMFs, lazy directory load, lookup cost.
+
+Run: python3 benchmarks/bench_tmf.py [CORPUS_DIR]   (default ../shared/corpus)
+
+Prints side by side: the real grammar (pyparsing line productions + state machine), the same
+with its per-line caches warm, and a bare regex line reader that only extracts (guid, number)
+(the floor any TMF reader pays for reading lines; it checks nothing and builds no model).
+"""
+from __future__ import annotations
+
+import pathlib
+import re
+import sys
+import time
+import uuid
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import wpptrace.tmf as tmf  # noqa: E402
+from wpptrace.tmf import grammar  # noqa: E402
+
+_GUID = re.compile(r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}) ")
+_TYPEV = re.compile(r'^#typev \S+ (\d+) "')
+
+
+def floor_reader(texts: list[str]) -> int:
+    keys = set()
+    guid = None
+    for text in texts:
+        for line in text.split("\n"):
+            match = _GUID.match(line)
+            if match:
+                guid = match.group(1)
+                continue
+            match = _TYPEV.match(line)
+            if match:
+                keys.add((guid, int(match.group(1))))
+    return len(keys)
+
+
+def clear_caches() -> None:
+    for fn in (grammar.parse_typev, grammar.parse_arg, grammar.parse_guid_header):
+        fn.cache_clear()
+
+
+def best_of(runs: int, fn):
+    best = float("inf")
+    result = None
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def main() -> int:
+    corpus = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else REPO.parent / "shared" / "corpus"
+    files = sorted(p for sub in ("tmf", "wpp") for p in (corpus / sub).rglob("*.tmf"))
+    texts = [p.read_text() for p in files]
+    lines = sum(t.count("\n") for t in texts)
+
+    def parse_all() -> int:
+        return sum(len(tmf.parse_text(text, path=str(path))) for path, text in zip(files, texts))
+
+    def cold() -> int:
+        clear_caches()
+        return parse_all()
+
+    t_cold, messages = best_of(5, cold)
+    t_warm, _ = best_of(5, parse_all)
+    t_floor, floor_messages = best_of(5, lambda: floor_reader(texts))
+    assert floor_messages == messages, (floor_messages, messages)
+
+    print(f"corpus: {len(files)} TMF files, {lines} lines, {messages} unique messages")
+    print(f"{'reader':<34}{'seconds':>10}{'messages/s':>14}{'lines/s':>12}{'x floor':>9}")
+    for name, seconds in (("grammar, cold (caches cleared)", t_cold), ("grammar, line caches warm", t_warm),
+                          ("bare regex floor (no model)", t_floor)):
+        print(f"{name:<34}{seconds:>10.4f}{messages / seconds:>14,.0f}{lines / seconds:>12,.0f}"
+              f"{seconds / t_floor:>9.1f}")
+
+    # lazy directory: listing cost, first lookup (parses one file), repeated lookups
+    directory = corpus / "tmf" / "nefarius__Nefarius.Utilities.ETW" / "tmf"
+    clear_caches()
+    start = time.perf_counter()
+    tmfset = tmf.load(directory, use_environment=False)
+    t_list = time.perf_counter() - start
+    probe = uuid.UUID("01e9b841-7d67-315a-7b92-23b2033356de")
+    start = time.perf_counter()
+    assert tmfset.lookup(probe, 14) is not None
+    t_first = time.perf_counter() - start
+    repeats = 200_000
+    start = time.perf_counter()
+    for _ in range(repeats):
+        tmfset.lookup(probe, 14)
+    t_hit = (time.perf_counter() - start) / repeats
+    missing = uuid.UUID(int=0)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        tmfset.lookup(missing, 10)
+    t_miss = (time.perf_counter() - start) / repeats
+    start = time.perf_counter()
+    total = len(tmfset)
+    t_rest = time.perf_counter() - start
+    print(f"\nlazy directory ({len(list(directory.glob('*.tmf')))} files):")
+    print(f"  load() (list only)          {t_list * 1e3:8.2f} ms")
+    print(f"  first lookup (parses 1 file) {t_first * 1e3:7.2f} ms")
+    print(f"  lookup, hit                 {t_hit * 1e9:8.0f} ns")
+    print(f"  lookup, unknown GUID        {t_miss * 1e9:8.0f} ns")
+    print(f"  load the other files        {t_rest * 1e3:8.2f} ms ({total} messages)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
