@@ -147,6 +147,14 @@ def fast_template(spec: Spec | None, item_bits: int, pointer_size: int, *,
         if conv in "eEfgG" and item_bits == 64:
             return _py_float_spec(spec), "d"
         return None
+    if conv == "p":  # MSVC: upper-case hex, zero-padded to the pointer width
+        if flags.replace("-", "") or spec.precision is not None or item_bits > pointer_size * 8:
+            return None
+        digits = pointer_size * 2
+        if spec.width is not None and spec.width > digits:
+            return None
+        codes = {8: "B", 16: "H", 32: "I", 64: "Q"}
+        return (f"%0{digits}X", codes[item_bits]) if item_bits in codes else None
     if conv not in _INT_CONVERSIONS or spec.precision is not None or "#" in flags:
         return None
     bits = spec_bits(spec, pointer_size)

@@ -49,7 +49,7 @@ def _escape(text: str) -> str:
 class _Baked:
     """A plan's template with the marker values of one markers mapping baked in."""
 
-    __slots__ = ("markers", "template", "slots", "direct", "unpack", "size")
+    __slots__ = ("markers", "template", "slots", "direct", "unpack", "size", "constant")
 
     def __init__(self, markers, template, slots, direct, fixed):
         self.markers = markers
@@ -59,6 +59,8 @@ class _Baked:
         # all arguments in one Struct and printed as decoded: template % unpack(buf)
         self.unpack = fixed.unpack_from if (direct and fixed is not None) else None
         self.size = fixed.size if fixed is not None else 0
+        # no arguments: the text never changes
+        self.constant = template % () if (direct and not slots) else None
 
 
 class _Plan:
@@ -274,6 +276,8 @@ class MessageFormatter:
             if len(arg_bytes) < baked.size:
                 plan.decode(arg_bytes)  # raises the precise error
             return baked.template % baked.unpack(arg_bytes)
+        if baked.constant is not None:
+            return baked.constant
         values = plan.decode(arg_bytes)
         if baked.direct:
             return baked.template % (values if type(values) is tuple else tuple(values))
