@@ -353,6 +353,9 @@ def ProcessTrace(HandleArray: Sequence[int], StartTime: Optional[int] = None,
     if live and len(traces) > 1:
         raise Win32Error(ERROR_INVALID_PARAMETER, "a real-time handle cannot be merged with files")
     with _table_lock:
+        closed = [h for h, t in zip(handles, traces) if _traces.get(h) is not t]
+        if closed:     # closed by another thread since the lookup
+            raise Win32Error(ERROR_INVALID_HANDLE, f"TraceHandle {closed[0]:#x} is not open")
         busy = [t for t in traces if t.processing]
         if busy:
             raise Win32Error(ERROR_BUSY, f"TraceHandle {busy[0].handle:#x} is being processed")

@@ -140,6 +140,8 @@ def test_one_file_is_delivered_in_the_engines_processtrace_order(api_data):
             if e.EventHeader.ProviderId != EventTraceGuid else 0, None, e.UserData) for e in events]
     assert len(got) == len(expected)
     assert [g[3] for g in got] == [x[3] for x in expected]
+    assert [e.BufferContext.ProcessorIndex for e in events] == [r.processor for r in records]
+    assert {e.BufferContext.LoggerId for e in events} == {r.logger_id for r in records}
     stamps = [e.EventHeader.TimeStamp for e in events]
     assert stamps == sorted(stamps)
     assert len({e.BufferContext.ProcessorIndex for e in events}) > 1
