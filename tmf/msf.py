@@ -220,17 +220,22 @@ class MsfFile:
                               f"at most {(len(directory) - 4) // 4} streams")
         sizes = struct.unpack_from(f"<{num_streams}I", directory, 4)
         pos = 4 + 4 * num_streams
-        max_stream = self.num_pages * ps
+        # Pages belong to one stream each, so all streams together fit in the file's pages. This
+        # bound also stops a hostile directory from naming the same page over and over to make
+        # a few kilobytes of file expand into gigabytes of stream data.
+        file_pages = min(self.num_pages, len(self._buf) // ps)
+        pages_left = file_pages - len(dir_page_nums) - len(self._map_pages)
         streams: list[tuple[int, tuple[int, ...]]] = []
         for i, size in enumerate(sizes):
             if size == NIL_STREAM_SIZE:
                 streams.append((-1, ()))
                 continue
-            if size > max_stream:
-                raise self._error(f"stream {i} claims {size} bytes, more than the whole "
-                                  f"{max_stream}-byte file system", dir_offset(4 + 4 * i),
-                                  "a stream size that fits in the file")
             count = -(-size // ps)
+            if count > pages_left:
+                raise self._error(f"stream {i} claims {size} bytes ({count} pages) but only {max(pages_left, 0)} "
+                                  f"of the file's {file_pages} pages are left for it", dir_offset(4 + 4 * i),
+                                  "stream sizes that together fit in the file")
+            pages_left -= count
             if pos + 4 * count > len(directory):
                 raise self._error(f"page list of stream {i} ({count} pages) runs past the end of "
                                   f"the {len(directory)}-byte stream directory",

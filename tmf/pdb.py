@@ -255,8 +255,16 @@ class _PdbReader:
 
     def read(self) -> PdbTraceInfo:
         self._read_info_stream()
-        for module in self._read_modules():
-            self._walk_module(*module)
+        walked: dict[int, int] = {}  # symbol stream -> module that owns it
+        for index, name, stream_index, sym_bytes in self._read_modules():
+            if stream_index != NO_STREAM and stream_index in walked:
+                # each module has its own stream; walking a shared one again could only repeat work
+                self.issue(self.error(f"module {index} ({name}) names symbol stream {stream_index}, already "
+                                      f"used by module {walked[stream_index]}", None, None,
+                                      "one symbol stream per module"))
+                continue
+            walked[stream_index] = index
+            self._walk_module(index, name, stream_index, sym_bytes)
         wanted = {name for message in self.info.messages for name in message.enum_names()}
         try:
             self.info.enums = read_enums(self.msf, wanted)

@@ -124,3 +124,30 @@ def test_error_pickles_and_keeps_its_fields():
     again = pickle.loads(pickle.dumps(err))
     assert (again.path, again.offset, again.expected, str(again)) == (
         "x.pdb", 0x40, "a good thing", "x.pdb: offset 0x40: bad thing (expected a good thing)")
+
+
+def test_directory_cannot_expand_a_small_file(pdb_data):
+    """Regression: a directory naming the same pages again and again must not make a stream
+    larger than the file (hostile input could otherwise expand kilobytes into gigabytes)."""
+    raw = bytearray((pdb_data / "wpp_x64.pdb").read_bytes())
+    with MsfFile(bytes(raw)) as msf:
+        where = msf.directory_file_offset(4 + 4 * 11)  # size of stream 11 (driver.obj symbols)
+    struct.pack_into("<I", raw, where, 40 * len(raw))
+    err = _error(bytes(raw))
+    assert err.offset == where and "stream 11 claims" in str(err) and "pages are left" in str(err)
+
+
+def test_modules_sharing_a_symbol_stream_are_walked_once(pdb_maker):
+    pm = pdb_maker
+    body = pm.proc("P") + pm.annotation("TMF:", "11112222-3333-4444-5555-666677778888 c // SRC=a.c",
+                                        '#typev a 10 "x" //   LEVEL=1', "{", "}") + pm.end()
+    image = bytearray(pm.make_pdb([("a.obj", body), ("b.obj", body)]))
+    with MsfFile(bytes(image)) as msf:
+        dbi = msf.stream(3)
+        first = struct.unpack_from("<H", dbi.data, 64 + 0x22)[0]
+        second_record = 64 + (64 + len(b"a.obj\0a.obj\0") + 3) // 4 * 4
+        at = dbi.file_offset(second_record + 0x22)
+    struct.pack_into("<H", image, at, first)  # module 1 now names module 0's stream
+    info = read_pdb(bytes(image), name="s.pdb")
+    assert len(info.annotations) == 1 and len(info.issues) == 1
+    assert "already used by module 0" in str(info.issues[0])
