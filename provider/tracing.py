@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import sys
 import threading
 import uuid
@@ -190,6 +191,12 @@ class Provider:
             self._files[path] = messages
         return messages
 
+    def _site(self, fmt: str, method: str) -> CompiledSite:
+        """The call site of the level method's caller, when the format alone does not tell."""
+        frame = _getframe(2)
+        site = self._by_position.get((id(frame.f_code), frame.f_lasti))
+        return site if site is not None else self._resolve(frame, method, fmt)
+
     def _resolve(self, frame: Any, method: str, fmt: str) -> CompiledSite:
         """Find (and cache) the call site the frame is executing."""
         code, lasti = frame.f_code, frame.f_lasti
@@ -210,30 +217,29 @@ class Provider:
                     raise bad
                 raise RuntimeError(f"{path}:{frame.f_lineno}: {self.name}.{method}() call not found by the "
                                    f"scanner: the format must be a string literal and the flag must not be")
-            site = _bind(site, code, lasti)
+            site = _bind(site, code, lasti, fmt)
             self._by_position[(id(code), lasti)] = site
-            self._by_format.setdefault(fmt, site)
+            # The format object alone identifies the site when no other call in its file uses the
+            # same text and the compiler did not intern it (then no other module shares the object).
+            if _format_identifies_site(messages, site):
+                self._by_format[fmt] = site
             return site
 
-    def _write(self, level: int, flag: int, fmt: str, method: str, frame: Any,
-               a0: Any, a1: Any, a2: Any, a3: Any, more: tuple) -> int:
-        site = self._by_format.get(fmt)
-        if site is None or site.code is not frame.f_code or site.lasti != frame.f_lasti:
-            site = self._by_position.get((id(frame.f_code), frame.f_lasti)) or self._resolve(frame, method, fmt)
-        payload = site.pack(a0, a1, a2, a3, more)
-        rc = self._trace_packed(self.logger_handle, WPP_TRACE_OPTIONS, site.guid_le, site.number,
-                                payload, len(payload))
-        if rc:
-            self.events_dropped += 1
-            self.last_error = rc
-        return rc
+    def _dropped(self, rc: int) -> None:
+        self.events_dropped += 1
+        self.last_error = rc
 
     def log(self, level: int, flag: int, fmt: str, *args: Any) -> None:
         """``log(TRACE_LEVEL_WARNING, IO, "fmt", ...)``: the level as a value."""
         if flag & self._masks[level & 0xFF]:
-            padded = args + (MISSING,) * 4
-            self._write(level, flag, fmt, "log", _getframe(1), padded[0], padded[1], padded[2],
-                        padded[3], args[4:])
+            site = self._by_format.get(fmt)
+            if site is None or site.fmt is not fmt:
+                site = self._site(fmt, "log")
+            payload = site.pack_tuple(args)
+            rc = self._trace_packed(self.logger_handle, WPP_TRACE_OPTIONS, site.guid_le, site.number,
+                                    payload, len(payload))
+            if rc:
+                self._dropped(rc)
 
     # -- TMF ------------------------------------------------------------------------------
     def add_sources(self, *paths: str) -> None:
@@ -275,26 +281,43 @@ def _match(messages: FileMessages, position: tuple, method: str, fmt: str) -> Co
     return on_line[0] if on_line else None
 
 
-def _bind(site: CompiledSite, code: Any, lasti: int) -> CompiledSite:
+def _bind(site: CompiledSite, code: Any, lasti: int, fmt: str) -> CompiledSite:
     if site.code is None:
-        site.code, site.lasti = code, lasti
+        site.code, site.lasti, site.fmt = code, lasti, fmt
         return site
     # The same source site reached through another code object (e.g. re-exec'd module): a copy.
     import copy
     clone = copy.copy(site)
-    clone.code, clone.lasti = code, lasti
+    clone.code, clone.lasti, clone.fmt = code, lasti, fmt
     return clone
 
 
+_INTERNED_LOOKING = re.compile(r"[A-Za-z0-9_]*")
+
+
+def _format_identifies_site(messages: FileMessages, site: CompiledSite) -> bool:
+    text = site.site.format
+    if _INTERNED_LOOKING.fullmatch(text):
+        return False  # CPython interns such constants: other modules may hold the same object
+    return sum(1 for c in messages.sites if c.site.format == text) == 1
+
+
 def _level_method(name: str, level_name: str, level: int):
-    """Generate one level method; the disabled path is a single attribute test."""
+    """Generate one level method; the disabled path is a single attribute test, the enabled
+    path a dict lookup by the format object, the site's packer and one C call."""
     source = f'''
 def {name}(self, flag, fmt, a0=MISSING, a1=MISSING, a2=MISSING, a3=MISSING, *more):
     """Trace at {level_name} if ``flag`` is enabled: ``{name}(FLAG, "format %d", value, ...)``."""
     if flag & self._mask{level}:
-        self._write({level}, flag, fmt, "{name}", _getframe(1), a0, a1, a2, a3, more)
+        site = self._by_format.get(fmt)
+        if site is None or site.fmt is not fmt:
+            site = self._site(fmt, "{name}")
+        payload = site.pack(a0, a1, a2, a3, more)
+        rc = self._trace_packed(self.logger_handle, {WPP_TRACE_OPTIONS}, site.guid_le, site.number, payload, len(payload))
+        if rc:
+            self._dropped(rc)
 '''
-    namespace = {"MISSING": MISSING, "_getframe": _getframe}
+    namespace = {"MISSING": MISSING}
     exec(compile(source, f"<wpptrace Provider.{name}>", "exec"), namespace)  # noqa: S102
     return namespace[name]
 

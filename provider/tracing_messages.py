@@ -61,6 +61,7 @@ class ArgCodec:
     code: str | None
     fast: str | None  # a Python expression template over "{a}" giving bytes (variable forms)
     check: Callable[[Any], bytes]
+    terminator: int = 0  # NUL bytes that follow the fast form (strings)
 
 
 def _int_check(size: int, lo: int, hi: int, what: str, wrap: bool = False) -> Callable[[Any], bytes]:
@@ -219,9 +220,10 @@ def _wchar_check(value: Any) -> bytes:
 
 _STRING_FAST = {
     # Fast forms (str only); anything else, or a NUL, goes to the checking slow path.
-    "cstr": '{a}.encode("utf-8") + b"\\x00"',
-    "wstr": '{a}.encode("utf-16-le") + b"\\x00\\x00"',
+    "cstr": '{a}.encode()',             # UTF-8; the NUL terminator is added by the packer
+    "wstr": '{a}.encode("utf-16-le")',
 }
+_TERMINATOR = {"cstr": 1, "wstr": 2}
 _GUID_ITEMS = {"ItemGuid", "ItemCLSID", "ItemLIBID", "ItemIID"}
 _STATUS_ITEMS = {"ItemNTSTATUS", "ItemWINERROR", "ItemHRESULT", "ItemNDIS_STATUS", "ItemNDIS_OID"}
 _ENUM_ITEMS = {"ItemListByte", "ItemListShort", "ItemListLong", "ItemSetByte", "ItemSetShort",
@@ -254,7 +256,7 @@ def codec_for(wtype: wppini.WppType, conversion: str) -> ArgCodec:
         raise TypeError(f"unknown item type {item} (type %!{wtype.name}!)")
     if it.wire in _VAR_CHECKS:
         what, check = _VAR_CHECKS[it.wire]
-        return ArgCodec(item, what, None, _STRING_FAST.get(it.wire), check)
+        return ArgCodec(item, what, None, _STRING_FAST.get(it.wire), check, _TERMINATOR.get(it.wire, 0))
     if it.wire not in ("fixed", "pointer"):
         raise TypeError(f"the Python provider cannot send {item} values (type %!{wtype.name}!)")
     size = it.fixed_size(POINTER_SIZE)
@@ -326,6 +328,7 @@ class CompiledSite:
     pack: Callable[..., bytes] = dataclasses.field(repr=False, default=None)  # type: ignore[assignment]
     code: Any = None   # the code object and instruction offset of the call (runtime cache key)
     lasti: int = -1
+    fmt: Any = None    # the format str object the call passes (identity check of the fast lookup)
 
     def pack_tuple(self, args: tuple) -> bytes:
         """Pack a tuple of arguments (the ``log()`` path and tests)."""
@@ -372,6 +375,14 @@ def _build_packer(compiled: CompiledSite) -> Callable[..., bytes]:
     run_args: list[str] = []
     str_checks: list[str] = []
 
+    pending_nul = 0  # a string's terminator, folded into the next struct run as pad bytes
+
+    def settle() -> None:
+        nonlocal pending_nul
+        if pending_nul:
+            parts.append(repr(b"\x00" * pending_nul))
+            pending_nul = 0
+
     def flush() -> None:
         if run_codes:
             key = f"_s{len(parts)}"
@@ -380,23 +391,33 @@ def _build_packer(compiled: CompiledSite) -> Callable[..., bytes]:
             run_codes.clear()
             run_args.clear()
 
+    def add_fixed(code: str, arg: str) -> None:
+        nonlocal pending_nul
+        if pending_nul:
+            run_codes.append(f"{pending_nul}x")
+            pending_nul = 0
+        run_codes.append(code)
+        run_args.append(arg)
+
     for codec, name in zip(compiled.codecs, names):
         if codec.code is not None:
-            run_codes.append(codec.code)
-            run_args.append(name)
+            add_fixed(codec.code, name)
         elif codec.fast == "{a}.bytes_le":
-            run_codes.append("16s")
-            run_args.append(codec.fast.format(a=name))
+            add_fixed("16s", codec.fast.format(a=name))
         elif codec.fast is not None:
             flush()
+            settle()
             parts.append(codec.fast.format(a=name))
             str_checks.append(f'"\\x00" in {name}')
+            pending_nul = codec.terminator
         else:
             flush()
+            settle()
             key = f"_c{len(parts)}"
             namespace[key] = codec.check
             parts.append(f"{key}({name})")
     flush()
+    settle()
     body = " + ".join(parts) if parts else 'b""'
     lines.append(f"    if {' or '.join(checks)}:")
     lines.append("        return _slow(a0, a1, a2, a3, more)")

@@ -148,3 +148,38 @@ def test_level_zero_means_every_level(app):
         assert app.trace.enabled(app.A, 5) and app.trace.enabled(app.A, 1)
     finally:
         app.trace._set_enable_state(0, 0, 0)
+
+
+def test_generated_packer_matches_the_item_encodings() -> None:
+    """Strings between fixed-size items: the terminator is folded into the next struct run."""
+    from wpptrace.provider.tracing_messages import compile_site
+    from wpptrace.provider.tracing_sites import scan_source
+
+    source = 'trace.info(F, "%s%d%ls%u%s%S%!GUID!%s", a, b, c, d, e, f, g, h)\n'
+    site = scan_source(source, "p.py").sites[0]
+    compiled = compile_site(site, guid=uuid.uuid4(), component="P", source_file="p.py", label_path="p.py")
+    g = uuid.uuid4()
+    args = ("x", -3, "w", 7, "", "\u2713", g, "end")
+    want = (b"x\0" + struct.pack("<i", -3) + "w\0".encode("utf-16-le") + struct.pack("<I", 7) + b"\0"
+            + "\u2713\0".encode("utf-16-le") + g.bytes_le + b"end\0")
+    assert compiled.pack_tuple(args) == want
+    assert compiled.check_args(args) == want  # the slow path agrees with the fast one
+
+
+def test_same_format_at_two_sites_keeps_two_messages(pp, tmp_path) -> None:
+    source = tmp_path / "twice.py"
+    source.write_text(
+        "from wpptrace.provider.tracing import Provider\n"
+        "trace = Provider('Twice', flags=('A',), register=False)\n"
+        "def f(x):\n"
+        "    trace.info(trace.flags.A, 'same %d', x)\n"
+        "    trace.info(trace.flags.A, 'same %d', x + 1)\n"
+        "    trace.info(trace.flags.A, 'started')\n")
+    module = pp.load_module("pyprovider_twice", source)
+    calls = []
+    module.trace._trace_packed = lambda h, fl, g, n, p, size: calls.append((n, p)) or 0
+    module.trace._set_enable_state(1, 1, 5)
+    module.f(1)
+    module.f(5)
+    assert calls == [(10, struct.pack("<i", 1)), (11, struct.pack("<i", 2)), (12, b""),
+                     (10, struct.pack("<i", 5)), (11, struct.pack("<i", 6)), (12, b"")]
