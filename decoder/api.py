@@ -22,7 +22,8 @@ value of a function without ``return``, continues).
 
 Order: each file's header buffer first (its first record is the synthetic EventTraceGuid
 event), then the per-processor streams merged by time (decoder.ordering); several files are
-merged by FILETIME. Live traces (real-time, buffer streams) deliver buffers as they arrive.
+merged by FILETIME. Live traces (real-time, buffer streams) deliver the buffers queued at
+each moment merged by time (see _live_items), without waiting for more.
 Buffers reach the Windows 11 BufferCallback in the order their last event was delivered
 (header buffer first, per-processor sequence order), which is the order
 ProcessTraceAddBufferToBufferStream requires. Compressed buffers are handed out expanded,
@@ -63,6 +64,8 @@ __all__ = ["OpenTrace", "OpenTraceFromFile", "OpenTraceFromRealTimeLogger",
 #: how long OpenTrace waits for a real-time session's header buffer (to fill LogfileHeader)
 REALTIME_HEADER_WAIT = 2.0
 KERNEL_LOGGER_NAME = "NT Kernel Logger"
+#: a live trace merges at most this many already-queued buffers by time at once
+LIVE_MERGE_BATCH = 256
 
 _EVENT, _HEADER_EVENT, _BUFFER_DONE = 0, 1, 2
 _TYPE_HEADER_BUFFER = 4
@@ -530,26 +533,55 @@ def _note_issues(trace: _Trace, issues) -> None:
 
 
 def _live_items(trace: _Trace) -> Iterator[tuple]:
+    """A live trace: the header buffer alone, then batches of whatever buffers are queued
+    (up to LIVE_MERGE_BATCH), each batch merged by time across processors. Waiting for more
+    would add latency, so order across batches is arrival order."""
     source = trace.source
-    last = [0, 0]
+    last_by_processor: dict[int, list] = {}
     first = True
     while True:
         entry: Optional[LiveBuffer] = source.next_buffer()
         if entry is None:
             return
-        header = entry.header
-        is_header = header.BufferType == _TYPE_HEADER_BUFFER
-        if first and is_header:
+        if first and entry.header.BufferType == _TYPE_HEADER_BUFFER:
             trace.header_from_buffer(entry.data)
+            first = False
+            yield from _live_buffer_items(trace, entry, [0, 0], True)
+            continue
         first = False
-        records, issues = parse_buffer(entry.data, trace.pointer_size, header_buffer=is_header,
-                                       source=trace.name)
-        _note_issues(trace, issues)
-        facts = BufferFacts(header.ClientContext.ProcessorIndex, header.ClientContext.LoggerId,
-                            bool(header.BufferFlag & 0x20))
-        header_first = (is_header and bool(records) and records[0].kind == "system"
-                        and records[0].event_id == 0)
-        yield from _records_items(trace, records, facts, last, True, header_first)
-        end = max(header.SavedOffset, header.FilledBytes)
-        yield (last[0], _BUFFER_DONE, trace,
-               (entry.data, min(end, len(entry.data)), entry), None, last[0], last[1])
+        batch = [entry]
+        while len(batch) < LIVE_MERGE_BATCH:
+            more = source.poll_buffer()
+            if more is None:
+                break
+            batch.append(more)
+        streams: dict[int, list] = {}
+        for buf in batch:
+            streams.setdefault(buf.header.ClientContext.ProcessorIndex, []).append(buf)
+        parts = [_live_stream_items(trace, bufs, last_by_processor.setdefault(proc, [0, 0]))
+                 for proc, bufs in streams.items()]
+        if len(parts) == 1:
+            yield from parts[0]
+        else:
+            yield from heapq.merge(*parts, key=operator.itemgetter(0))
+
+
+def _live_stream_items(trace: _Trace, buffers: list, last: list) -> Iterator[tuple]:
+    for entry in buffers:
+        yield from _live_buffer_items(trace, entry, last, False)
+
+
+def _live_buffer_items(trace: _Trace, entry: LiveBuffer, last: list,
+                       is_header: bool) -> Iterator[tuple]:
+    header = entry.header
+    records, issues = parse_buffer(entry.data, trace.pointer_size, header_buffer=is_header,
+                                   source=trace.name)
+    _note_issues(trace, issues)
+    facts = BufferFacts(header.ClientContext.ProcessorIndex, header.ClientContext.LoggerId,
+                        bool(header.BufferFlag & 0x20))
+    header_first = (is_header and bool(records) and records[0].kind == "system"
+                    and records[0].event_id == 0)
+    yield from _records_items(trace, records, facts, last, True, header_first)
+    end = max(header.SavedOffset, header.FilledBytes)
+    yield (last[0], _BUFFER_DONE, trace,
+           (entry.data, min(end, len(entry.data)), entry), None, last[0], last[1])

@@ -113,6 +113,16 @@ class RealtimeSource:
                     self._ended = True
                     return None
 
+    def poll_buffer(self) -> Optional[LiveBuffer]:
+        """The next buffer if one is queued right now, else None (never blocks)."""
+        with self._get_lock:
+            if self._pending:
+                return _live(self._pending.popleft())
+            if self._closing or self._ended:
+                return None
+            data = self._subscription.get(0)
+            return _live(data) if data is not None else None
+
     def request_close(self) -> None:
         """CloseTrace during ProcessTrace: keep what is queued now, take nothing new."""
         with self._get_lock:
@@ -214,6 +224,14 @@ class BufferStream:
                 self._inflight.append(entry)
                 return entry
             return None
+
+    def poll_buffer(self) -> Optional[LiveBuffer]:
+        with self._cond:
+            if not self._queue:
+                return None
+            entry = self._queue.popleft()
+            self._inflight.append(entry)
+            return entry
 
     def request_close(self) -> None:
         with self._cond:

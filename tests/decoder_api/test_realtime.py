@@ -2,6 +2,7 @@
 CLOSE_PENDING semantics of the CloseTrace page, BufferCallback stop, handle rules."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -217,3 +218,35 @@ def test_open_trace_from_realtime_logger_with_options(session):
     assert outcome["rc"] == ERROR_SUCCESS
     assert _values(events) == [7]
     assert all(e.UserContext == "ctx" for e in events)
+
+
+def test_buffers_of_several_processors_are_merged_by_time(session):
+    """Two threads pinned to two CPUs log into per-processor buffers; the buffers reach the
+    consumer together at the stop and are delivered merged by time, none lost."""
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs to fill two per-processor buffer streams")
+    events = []
+    handle, _ = _open(session, events)
+    barrier = threading.Barrier(2)
+
+    def log_on(cpu):
+        os.sched_setaffinity(0, {cpu})
+        barrier.wait()
+        for value in range(300):
+            session.log(10, cpu * 1000 + value)
+
+    threads = [threading.Thread(target=log_on, args=(cpu,)) for cpu in cpus]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    session.stop()
+    try:
+        assert api.ProcessTrace([handle]) == ERROR_SUCCESS
+    finally:
+        api.CloseTrace(handle)
+    assert sorted(_values(events)) == sorted(c * 1000 + v for c in cpus for v in range(300))
+    assert len({e.BufferContext.ProcessorIndex for e in events[1:]}) == 2
+    stamps = [e.EventHeader.TimeStamp for e in events[1:]]
+    assert stamps == sorted(stamps)
