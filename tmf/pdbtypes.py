@@ -22,6 +22,7 @@ ENUM_FORWARD_REF, ENUM_HAS_UNIQUE_NAME = 0x0080, 0x0200
 _NUMERIC = {0x8000: ("<b", 1), 0x8001: ("<h", 2), 0x8002: ("<H", 2), 0x8003: ("<i", 4), 0x8004: ("<I", 4),
             0x8009: ("<q", 8), 0x800A: ("<Q", 8)}
 _MAX_INDEX_CHAIN = 4096  # LF_INDEX continuations followed per enum (a cycle guard)
+_MAX_ENUMERATORS = 1 << 20  # enumerators produced per PDB; real enums have at most thousands
 
 
 def read_enums(msf: MsfFile, names: set[str]) -> dict[str, tuple[tuple[str, int], ...]]:
@@ -34,6 +35,7 @@ def read_enums(msf: MsfFile, names: set[str]) -> dict[str, tuple[tuple[str, int]
         return {}
     stream = msf.stream(TPI_STREAM, "TPI")
     records = _records(msf, stream)
+    field_lists = _FieldLists(msf, stream, records)
     found: dict[str, tuple[tuple[str, int], ...]] = {}
     for offset, kind, payload in records.values():
         if kind != LF_ENUM or len(payload) < 12:
@@ -42,7 +44,7 @@ def read_enums(msf: MsfFile, names: set[str]) -> dict[str, tuple[tuple[str, int]
         name = _cstr(payload, 12)
         if prop & ENUM_FORWARD_REF or name is None or name not in names or name in found:
             continue
-        found[name] = _enumerators(msf, stream, records, field_list)
+        found[name] = field_lists.enumerators(field_list)
     return found
 
 
@@ -73,17 +75,41 @@ def _records(msf: MsfFile, stream: MsfStream) -> dict[int, tuple[int, int, bytes
     return records
 
 
-def _enumerators(msf: MsfFile, stream: MsfStream, records: dict[int, tuple[int, int, bytes]],
-                 field_list: int) -> tuple[tuple[str, int], ...]:
-    out: list[tuple[str, int]] = []
-    seen: set[int] = set()
-    while field_list in records and field_list not in seen and len(seen) < _MAX_INDEX_CHAIN:
-        seen.add(field_list)
-        offset, kind, payload = records[field_list]
+class _FieldLists:
+    """Parses each LF_FIELDLIST record once and bounds the enumerators produced per PDB, so a
+    hostile type stream (many enums sharing one long LF_INDEX chain) cannot blow up."""
+
+    def __init__(self, msf: MsfFile, stream: MsfStream, records: dict[int, tuple[int, int, bytes]]) -> None:
+        self.msf, self.stream, self.records = msf, stream, records
+        self._parsed: dict[int, tuple[tuple[tuple[str, int], ...], int]] = {}
+        self.budget = _MAX_ENUMERATORS
+
+    def enumerators(self, field_list: int) -> tuple[tuple[str, int], ...]:
+        out: list[tuple[str, int]] = []
+        seen: set[int] = set()
+        while field_list in self.records and field_list not in seen and len(seen) < _MAX_INDEX_CHAIN:
+            seen.add(field_list)
+            offset = self.records[field_list][0]
+            members, field_list = self._parse(field_list)
+            self.budget -= len(members)
+            if self.budget < 0:
+                raise _error(self.msf, self.stream, offset, "more enumerators than any real PDB holds",
+                             f"at most {_MAX_ENUMERATORS} enumerators in the enums ItemEnum names")
+            out.extend(members)
+        return tuple(out)
+
+    def _parse(self, index: int) -> tuple[tuple[tuple[str, int], ...], int]:
+        """(members of field list ``index``, LF_INDEX continuation or -1)."""
+        cached = self._parsed.get(index)
+        if cached is not None:
+            return cached
+        msf, stream = self.msf, self.stream
+        offset, kind, payload = self.records[index]
         if kind != LF_FIELDLIST:
-            raise _error(msf, stream, offset, f"enum field list {field_list:#x} is kind {kind:#06x}",
+            raise _error(msf, stream, offset, f"enum field list {index:#x} is kind {kind:#06x}",
                          "LF_FIELDLIST (0x1203)")
-        field_list = -1
+        members: list[tuple[str, int]] = []
+        continuation = -1
         pos = 0
         while pos + 2 <= len(payload):
             if payload[pos] >= 0xF0:  # LF_PAD<n>: skip to the next member
@@ -91,7 +117,7 @@ def _enumerators(msf: MsfFile, stream: MsfStream, records: dict[int, tuple[int, 
                 continue
             (member,) = struct.unpack_from("<H", payload, pos)
             if member == LF_INDEX and pos + 8 <= len(payload):
-                (field_list,) = struct.unpack_from("<I", payload, pos + 4)
+                (continuation,) = struct.unpack_from("<I", payload, pos + 4)
                 break
             if member != LF_ENUMERATE or pos + 6 > len(payload):
                 raise _error(msf, stream, offset + 4 + pos, f"field list member kind {member:#06x}",
@@ -101,9 +127,11 @@ def _enumerators(msf: MsfFile, stream: MsfStream, records: dict[int, tuple[int, 
             if name is None:
                 raise _error(msf, stream, offset + 4 + pos, "enumerator name runs past the record",
                              "a NUL-terminated name")
-            out.append((name, value))
+            members.append((name, value))
             pos = payload.index(b"\0", pos) + 1
-    return tuple(out)
+        result = (tuple(members), continuation)
+        self._parsed[index] = result
+        return result
 
 
 def _numeric(msf: MsfFile, stream: MsfStream, payload: bytes, pos: int, base: int) -> tuple[int, int]:

@@ -149,3 +149,19 @@ def test_damaged_type_stream_is_an_issue_and_messages_survive(pdb_maker):
     truncated = pm.tpi_stream([full])[:-3]
     info = read_pdb(_enum_message_pdb(pm, truncated))
     assert len(info.messages) == 1 and "does not fit" in str(info.issues[0])
+
+
+def test_enumerator_budget_stops_shared_chains(pdb_maker, monkeypatch):
+    """Regression guard: many enums sharing one field list cannot multiply the work without bound."""
+    from wpptrace.tmf import pdbtypes
+
+    pm = pdb_maker
+    members = b"".join(_enumerate(f"E{i}", struct.pack("<H", i)) + bytes([0xF0 + n for n in range(-(6 + len(f"E{i}") + 1) % 4, 0, -1)])
+                       for i in range(5))
+    field_list = pm.type_record(0x1203, members)
+    enum = pm.type_record(0x1507, struct.pack("<HHII", 5, 0, 0x74, 0x1000) + b"_Big\0")
+    image = _enum_message_pdb(pm, pm.tpi_stream([field_list, enum]))
+    assert read_pdb(image).enums == {"_Big": tuple((f"E{i}", i) for i in range(5))}
+    monkeypatch.setattr(pdbtypes, "_MAX_ENUMERATORS", 3)
+    info = read_pdb(image)
+    assert info.enums == {} and "more enumerators" in str(info.issues[0]) and len(info.messages) == 1
