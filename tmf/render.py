@@ -13,7 +13,7 @@ import ipaddress
 import re
 import struct
 import uuid
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 from .cprintf import fast_template, format_insert
 from .formatspec import FormatSpecError, Insert, Literal, Marker, Spec, parse_tmf_format
@@ -191,7 +191,10 @@ class MessageFormatter:
                 else:
                     ctx = RenderContext(pointer_size=ps, params=tuple(self._args[i].params),
                                         tmfset=self.tmfset, utc=self.utc)
-                    parts.append(("arg", i, "%s", self._items[i].converter(p.spec, ctx)))
+                    conv = self._items[i].converter(p.spec, ctx)
+                    if getattr(self.message, "legacy", False) and self._items[i].kind == "text":
+                        conv = _quoted(conv)  # old-style #type entries print strings in quotes
+                    parts.append(("arg", i, "%s", conv))
         fixed = steps[0][1] if len(steps) == 1 and steps[0][0] == "fixed" else None
         return _Plan(decode, parts, fixed)
 
@@ -296,6 +299,8 @@ class MessageFormatter:
         """[(C expression, item, typed value)] in argument-block order."""
         if self.error is not None:
             raise self._fail(self.error)
+        if type(arg_bytes) is not bytes:
+            arg_bytes = bytes(arg_bytes)
         values, off = [], 0
         for a, it in zip(self._args, self._items):
             try:
@@ -310,6 +315,12 @@ class MessageFormatter:
             if isinstance(p, Insert) and p.index == insert:
                 return p.spec
         return None
+
+
+def _quoted(conv: Callable[[Any], str] | None) -> Callable[[Any], str]:
+    if conv is None:
+        return lambda v: f'"{v}"'
+    return lambda v: f'"{conv(v)}"'
 
 
 def _spec_conv(spec: Spec | None, ps: int) -> Callable[[Any], str]:

@@ -163,3 +163,23 @@ def test_same_argument_twice():
     message = Message(guid=G, number=17, name="x_c1", format="%10!d! %10!x! %10!s!",
                       args=(Argument("n", "ItemLong", (), 10),))
     assert compile_message(message, None).format(struct.pack("<i", -1), 8) == "-1 ffffffff 4294967295"
+
+
+def test_legacy_type_entries_quote_strings():
+    message = Message(guid=G, number=18, name="x_c1", format="name=%10!s! n=%11!d!", legacy=True,
+                      args=(Argument("s", "ItemString", (), 10), Argument("n", "ItemLong", (), 11)))
+    assert compile_message(message, None).format(b"abc\0" + struct.pack("<i", 3), 8) == 'name="abc" n=3'
+
+
+def test_decode_args_typed_values_for_json():
+    message = Message(guid=G, number=19, name="x_c1", format="%10 %11 %12 %13 %14!d!",
+                      args=(Argument("ip", "ItemIPAddr", (), 10), Argument("port", "ItemPort", (), 11),
+                            Argument("sid", "ItemSid", (), 12), Argument("g", "ItemGuid", (), 13),
+                            Argument("n", "ItemShort", (), 14)))
+    data = bytes([192, 168, 0, 1]) + b"\x01\xbb" + bytes([1, 1, 0, 0, 0, 0, 0, 5]) + struct.pack("<I", 18) \
+        + G.bytes_le + struct.pack("<h", -2)
+    f = compile_message(message, None)
+    values = [v for _, _, v in f.decode_args(memoryview(data), 8)]
+    assert [str(values[0]), values[1], values[2], values[3]] == ["192.168.0.1", 443, "S-1-5-18", G]
+    assert values[4] == 0xFFFE  # %d reads 32 bits of the zero-extended slot: printed 65534
+    assert f.format(data, 8) == f"192.168.0.1 443 S-1-5-18 {G} 65534"
