@@ -89,6 +89,7 @@ class TmfSet:
         # Source precedence per key (higher wins; equal: the first one read stays).
         self._priority: dict[tuple[uuid.UUID, int], int] = {}
         self._enums: dict[str, EnumDef] = {}
+        self._components: dict[uuid.UUID, str] = {}  # GUID -> component of its first message
         self.control_guids: list[ControlGuid] = []
         self.issues: list[TmfError] = []
         # GUID -> loaders that will add that GUID's messages when first needed.
@@ -100,6 +101,7 @@ class TmfSet:
     def add_message(self, message: Message, priority: int = 0) -> None:
         """Add ``message`` unless its (guid, number) is already known at the same or a higher priority."""
         key = (message.guid, message.number)
+        self._components.setdefault(message.guid, message.component)
         if key not in self._messages or priority > self._priority[key]:
             self._messages[key] = message
             self._priority[key] = priority
@@ -147,9 +149,14 @@ class TmfSet:
 
     def has_guid(self, guid: uuid.UUID) -> bool:
         """True if any message of this GUID is known (loads that GUID's pending files)."""
-        self._load_guid(guid)
-        self._load_unnamed()
-        return any(key[0] == guid for key in self._messages)
+        if guid not in self._components:
+            self._load_guid(guid)
+            self._load_unnamed()
+        return guid in self._components
+
+    def component(self, guid: uuid.UUID) -> str | None:
+        """The component (prefix %1) of a GUID with known messages, else None; loads only what it needs."""
+        return self._components.get(guid) if self.has_guid(guid) else None
 
     def messages(self) -> Iterator[Message]:
         """Every message, sorted by (guid, number)."""

@@ -145,3 +145,12 @@ def test_utf16_and_bom_files(tmp_path):
     (tmp_path / "b.tmf").write_bytes(b"\xef\xbb\xbf" + _tmf(guid, 11, "bom").encode())
     tmfset = tmf.load(tmp_path, use_environment=False)
     assert [m.name for m in tmfset.messages()] == ["wide", "bom"]
+
+
+def test_has_guid_and_component_load_only_that_guid(tmf_dir, reads):
+    tmfset = tmf.load(tmf_dir, use_environment=False)
+    assert tmfset.component(uuid.UUID(RAW_QUOTES)) == "BthPS3"
+    assert tmfset.has_guid(uuid.UUID(GAPS))
+    assert not tmfset.has_guid(uuid.uuid4())
+    assert tmfset.component(uuid.uuid4()) is None
+    assert reads == [f"{RAW_QUOTES}.tmf", f"{GAPS}.tmf"]
