@@ -273,8 +273,11 @@ class EtlFile:
         if not (_SYSTEM_HEADER_SIZE + 0x110 <= size <= len(body) - at):
             size = len(body) - at
         payload = body[at + _SYSTEM_HEADER_SIZE:at + size]
+        if len(payload) < 0x30:
+            return self._fallback_header(f"expected a complete log-file header record, the "
+                                         f"file ends {len(payload)} bytes into its payload")
         # PointerSize sits at the same offset in both layouts; the record type agrees
-        ptr = int.from_bytes(payload[0x2C:0x30], "little") if len(payload) >= 0x30 else 0
+        ptr = int.from_bytes(payload[0x2C:0x30], "little")
         if ptr not in (4, 8):
             self._issue(at + _SYSTEM_HEADER_SIZE + 0x2C, f"expected PointerSize 4 or 8, found {ptr}")
             ptr = 4 if htype == lib.TRACE_HEADER_TYPE_SYSTEM32 else 8

@@ -16,9 +16,15 @@ def record_keys(data: bytes, ordered: bool = False) -> tuple[list[tuple], EtlFil
         etl = EtlFile(io.BytesIO(data), name="<damaged>")
     except Win32Error:
         return [], None
-    index = {b.index: b.file_offset for b in etl.buffer_index()}
-    records = ordered_records(etl) if ordered else etl.iter_records()
-    keys = [(index[r.buffer_index], r.offset, bytes(r.raw)) for r in records]
+    if ordered:
+        index = {b.index: b.file_offset for b in etl.buffer_index()}
+        keys = [(index[r.buffer_index], r.offset, bytes(r.raw)) for r in ordered_records(etl)]
+        return keys, etl
+    keys = []
+    for buf in etl.iter_buffers():              # the raw walker tuples: fast on big files
+        data = buf.data
+        keys += [(buf.file_offset, t[0], data[t[0]:t[0] + t[1]]) for t in buf.walk()]
+        etl._account(buf)
     return keys, etl
 
 
