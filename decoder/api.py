@@ -39,6 +39,7 @@ import os
 import threading
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
+from wpptrace._core import lib
 from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BAD_LENGTH, ERROR_BAD_PATHNAME,
                                ERROR_BUSY, ERROR_CANCELLED, ERROR_CTX_CLOSE_PENDING,
                                ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER, ERROR_INVALID_TIME,
@@ -68,7 +69,7 @@ KERNEL_LOGGER_NAME = "NT Kernel Logger"
 LIVE_MERGE_BATCH = 256
 
 _EVENT, _HEADER_EVENT, _BUFFER_DONE = 0, 1, 2
-_TYPE_HEADER_BUFFER = 4
+_TYPE_HEADER_BUFFER = lib.ETW_BUFFER_TYPE_HEADER
 
 _table_lock = threading.RLock()
 _traces: dict[int, "_Trace"] = {}
@@ -466,11 +467,6 @@ def _continue(result: Any) -> bool:
 # Items: (key, code, trace, record-or-done, BufferFacts, raw timestamp, FILETIME). The key
 # orders a merge: raw clock within one trace, FILETIME across traces.
 
-def _buffer_facts(data, processor: int, logger_id: int) -> BufferFacts:
-    flag = int.from_bytes(bytes(data[0x34:0x36]), "little") if len(data) >= 0x36 else 0
-    return BufferFacts(processor, logger_id, bool(flag & 0x20))
-
-
 def _records_items(trace: _Trace, records, facts: BufferFacts, last: list, single: bool,
                    first_is_header: bool) -> Iterator[tuple]:
     to_ft = trace.converter.to_filetime if trace.converter else (lambda raw: raw)
@@ -496,7 +492,7 @@ def _file_items(trace: _Trace, single: bool) -> Iterator[tuple]:
         buf = etl.read_buffer(index[0])
         records = buf.records()
         _note_issues(trace, buf.issues)
-        facts = _buffer_facts(buf.data, buf.processor, buf.logger_id)
+        facts = BufferFacts(buf.processor, buf.logger_id, buf.flags)
         header_first = bool(records) and records[0].kind == "system" and records[0].event_id == 0
         yield from _records_items(trace, records, facts, head_last, single, header_first)
         yield _done_item(trace, buf, head_last, single)
@@ -515,7 +511,7 @@ def _stream_items(trace: _Trace, infos, single: bool) -> Iterator[tuple]:
         buf = trace.etl.read_buffer(info, last[0])
         records = buf.records()
         _note_issues(trace, buf.issues)
-        facts = _buffer_facts(buf.data, buf.processor, buf.logger_id)
+        facts = BufferFacts(buf.processor, buf.logger_id, buf.flags)
         yield from _records_items(trace, records, facts, last, single, False)
         yield _done_item(trace, buf, last, single)
 
@@ -578,7 +574,7 @@ def _live_buffer_items(trace: _Trace, entry: LiveBuffer, last: list,
                                    source=trace.name)
     _note_issues(trace, issues)
     facts = BufferFacts(header.ClientContext.ProcessorIndex, header.ClientContext.LoggerId,
-                        bool(header.BufferFlag & 0x20))
+                        header.BufferFlag)
     header_first = (is_header and bool(records) and records[0].kind == "system"
                     and records[0].event_id == 0)
     yield from _records_items(trace, records, facts, last, True, header_first)

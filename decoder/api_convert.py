@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import uuid
 
-from wpptrace._core import lib
+from wpptrace._core import ffi, lib
 
 from .records import (_F_CHANNEL, _F_FLAGS, _F_GUID, _F_HTYPE, _F_ID, _F_KEYWORD, _F_KIND,
                       _F_LEVEL, _F_OFFSET, _F_OPCODE, _F_PID, _F_POFF, _F_PRESENT, _F_PSIZE,
@@ -59,28 +59,29 @@ _HEADER_TYPES_32 = frozenset((lib.TRACE_HEADER_TYPE_SYSTEM32, lib.TRACE_HEADER_T
                               lib.TRACE_HEADER_TYPE_INSTANCE32))
 
 # Where the CPU times and other members sit in the file record (etl_layout.h structures).
-_SYSTEM_CPU_TIME = 0x18      # SYSTEM_TRACE_HEADER KernelTime, UserTime
-_FULL_CPU_TIME = 0x28        # EVENT_TRACE_HEADER ProcessorTime union
-_INSTANCE_PARENT = 0x34      # EVENT_INSTANCE_GUID_HEADER ParentInstanceId, ParentGuid
-_EVENT_PROPERTY = 0x06       # EVENT_HEADER EventProperty
-_EVENT_CPU_TIME = 0x38       # EVENT_HEADER ProcessorTime
-_EVENT_ACTIVITY = 0x40       # EVENT_HEADER ActivityId
-
-
+_SYSTEM_CPU_TIME = ffi.offsetof("SYSTEM_TRACE_HEADER", "KernelTime")
+_FULL_CPU_TIME = ffi.offsetof("EVENT_TRACE_HEADER", "ProcessorTime")
+_INSTANCE_PARENT = ffi.offsetof("EVENT_INSTANCE_GUID_HEADER", "ParentInstanceId")
+_EVENT_PROPERTY = ffi.offsetof("EVENT_HEADER", "EventProperty")
+_EVENT_CPU_TIME = ffi.offsetof("EVENT_HEADER", "ProcessorTime")
+_EVENT_ACTIVITY = ffi.offsetof("EVENT_HEADER", "ActivityId")
+_PROC_INDEX = lib.ETW_BUFFER_FLAG_PROC_INDEX
 _ZERO_GUID = bytes(16)
 _GUIDS: dict[bytes, uuid.UUID] = {}     # bytes_le -> UUID: providers repeat, UUID() is slow
 _GUID_CACHE_LIMIT = 4096
 
 
 class BufferFacts:
-    """What every event of one buffer shares when delivered: its BufferContext and flags."""
+    """What every event of one buffer shares when delivered: its BufferContext (one object,
+    shared by the buffer's events) and the EVENT_HEADER_FLAG_PROCESSOR_INDEX bit."""
 
     __slots__ = ("buffer_context", "processor_index_flag")
 
-    def __init__(self, processor_index: int, logger_id: int, proc_index_flag: bool):
+    def __init__(self, processor_index: int, logger_id: int, buffer_flag: int):
         self.buffer_context = ETW_BUFFER_CONTEXT(ProcessorIndex=processor_index,
                                                  LoggerId=logger_id)
-        self.processor_index_flag = _FLAG_PROCESSOR_INDEX if proc_index_flag else 0
+        # the buffer says its ProcessorIndex is a full index (ETW_BUFFER_FLAG_PROC_INDEX)
+        self.processor_index_flag = _FLAG_PROCESSOR_INDEX if buffer_flag & _PROC_INDEX else 0
 
 
 def _u32(raw, off: int) -> int:

@@ -18,7 +18,7 @@ import threading
 from collections import deque
 from typing import Any, Callable, Optional
 
-from wpptrace._core import lib
+from wpptrace._core import ffi, lib
 from wpptrace.winerror import (ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER, ERROR_BAD_FORMAT,
                                Win32Error)
 
@@ -67,9 +67,9 @@ def rewrite_plain_header(data: bytes) -> bytes:
     """``data`` (a decompressed buffer whose header still says "compressed") with the
     compressed flag cleared and BufferSize set to its length."""
     out = bytearray(data)
-    out[0:4] = len(out).to_bytes(4, "little")
-    flag = int.from_bytes(out[0x34:0x36], "little") & ~_FLAG_COMPRESSED
-    out[0x34:0x36] = flag.to_bytes(2, "little")
+    header = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(out))
+    header.BufferSize = len(out)
+    header.BufferFlag &= ~_FLAG_COMPRESSED
     return bytes(out)
 
 

@@ -347,6 +347,9 @@ class EVENT_TRACE_LOGFILE(_Struct):
 
     EventRecordCallback = EventCallback
 
+    def __repr__(self) -> str:
+        return super().__repr__()[:-1] + f", EventCallback={self._callback!r})"
+
     @property
     def LogFileMode(self) -> int:
         return self.ProcessTraceMode

@@ -209,3 +209,17 @@ def test_manifest_event_fields(api_data):
         assert e.ExtendedDataCount == len(e.ExtendedData)
     assert all(e.EventHeader.ActivityId is not None for e in manifest)
     assert GUID_NULL not in {e.EventHeader.ProviderId for e in manifest}
+
+
+@pytest.mark.parametrize("mode", [PROCESS_TRACE_MODE_EVENT_RECORD, 0])
+def test_every_member_of_every_delivered_structure_is_set(api_data, mode):
+    """The hot path builds structures without their constructors: each one must still have
+    every Win32 member (repr reads them all) and compare equal to a copy of itself."""
+    for name in ALL_FILES:
+        events, logfile, _ = collect(api_data / name, mode)
+        for event in events:
+            text = repr(event)
+            assert "Header" in text
+            copy = type(event)(**{n: getattr(event, n) for n in type(event).__slots__})
+            assert copy == event
+    assert "EventCallback=" in repr(logfile)
