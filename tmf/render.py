@@ -15,7 +15,7 @@ import struct
 import uuid
 from typing import Any, Callable, Mapping
 
-from .cprintf import fast_template, format_insert
+from .cprintf import fast_template, format_insert, spec_bits
 from .formatspec import FormatSpecError, Insert, Literal, Marker, Spec, parse_tmf_format
 from .itemtypes import FormatError, ItemDecodeError, ItemType, RenderContext, item_type
 
@@ -332,7 +332,8 @@ def _spec_conv(spec: Spec | None, ps: int) -> Callable[[Any], str]:
 def _typed(it: ItemType, value: Any, spec: Spec | None, pointer_size: int) -> Any:
     """The argument as a Python value: signed when its insert prints signed, UUID, address ..."""
     if it.raw and isinstance(value, int) and spec is not None and spec.conversion in "di":
-        bits = it.bits or pointer_size * 8
+        bits = spec_bits(spec, pointer_size)  # as printed: the spec's width of the zero-extended slot
+        value &= (1 << bits) - 1
         return value - (1 << bits) if value >> (bits - 1) else value
     if it.name in ("ItemGuid", "ItemCLSID", "ItemLIBID", "ItemIID"):
         return uuid.UUID(bytes_le=bytes(value))
