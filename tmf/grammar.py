@@ -166,7 +166,8 @@ def _one(result: pp.ParseResults, name: str, default: object) -> object:
 
 def _run(production: pp.ParserElement, text: str, what: str) -> pp.ParseResults:
     if len(text) > MAX_LINE:
-        raise _LineError(MAX_LINE, f"bad {what}: line longer than {MAX_LINE} characters", f"a {what}")
+        raise _LineError(MAX_LINE, f"bad {what}: line longer than {MAX_LINE} characters",
+                         f"at most {MAX_LINE} characters per line")
     try:
         return production.parse_string(text)
     except pp.ParseBaseException as err:

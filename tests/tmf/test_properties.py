@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import time
 import uuid
 
 from hypothesis import HealthCheck, given, settings
@@ -118,6 +119,7 @@ def mutated_texts(draw) -> str:
 @SETTINGS
 @given(mutated_texts())
 def test_mutated_text_gives_tmf_error_or_issues_never_another_exception(text):
+    start = time.perf_counter()
     try:
         strict = tmf.parse_text(text, path="m.tmf")
     except TmfError as err:
@@ -131,6 +133,7 @@ def test_mutated_text_gives_tmf_error_or_issues_never_another_exception(text):
         assert list(tolerant.messages()) == list(strict.messages())
     else:
         assert tolerant.issues
+    assert time.perf_counter() - start < 2.0  # 3 KB of text: anything slower is a runaway
 
 
 @SETTINGS
@@ -141,3 +144,21 @@ def test_arbitrary_text_never_crashes(text):
         tmf.parse_text(text)
     except TmfError:
         pass
+
+
+def test_pathological_long_lines_parse_in_linear_time():
+    """Lines built to make the greedy ", Item" / last-quote rules backtrack (64 KiB is the line cap)."""
+    header = "01e9b841-7d67-315a-7b92-23b2033356de C // SRC=a.c\n"
+    bodies = [  # (argument line, is it malformed?)
+        ("x" + ", ItemA(" * 9000, True),
+        ("x" + ", ItemLong" * 6000 + " -- ", True),
+        ("x, ItemListLong(" + "Item," * 12000 + ")", False),  # 12001 parameters, the last one empty
+        (", Item" * 10000, False),  # expression ", Item, Item, ...", type "Item"
+    ]
+    for body, malformed in bodies:
+        text = header + '#typev n 10 "' + '" ' * 20000 + '\n{\n' + body + "\n}\n"
+        start = time.perf_counter()
+        tmfset = tmf.parse_text(text, tolerant=True)
+        assert time.perf_counter() - start < 2.0
+        assert bool(tmfset.issues) == malformed
+        assert len(tmfset) == (0 if malformed else 1)
