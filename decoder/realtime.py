@@ -19,7 +19,7 @@ from collections import deque
 from typing import Any, Callable, Optional
 
 from wpptrace._core import ffi, lib
-from wpptrace.winerror import (ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER, ERROR_BAD_FORMAT,
+from wpptrace.winerror import (ERROR_BAD_FORMAT, ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER,
                                Win32Error)
 
 from .structs import ETW_BUFFER_HEADER
@@ -176,7 +176,8 @@ class BufferStream:
         try:
             view = memoryview(buffer).cast("B")
         except TypeError as exc:
-            raise Win32Error(ERROR_INVALID_PARAMETER, f"Buffer must be bytes-like ({exc})") from None
+            raise Win32Error(ERROR_INVALID_PARAMETER,
+                             f"Buffer must be bytes-like ({exc})") from None
         if not isinstance(buffer_size, int) or not _HEADER_SIZE <= buffer_size <= len(view):
             raise Win32Error(ERROR_INVALID_PARAMETER,
                              f"BufferSize {buffer_size!r} must be between 0x48 and the "
@@ -186,7 +187,8 @@ class BufferStream:
         try:
             plain = plain_buffer(view)
         except ValueError as exc:
-            raise Win32Error(ERROR_BAD_FORMAT, f"buffer payload does not decompress: {exc}") from None
+            raise Win32Error(ERROR_BAD_FORMAT,
+                             f"buffer payload does not decompress: {exc}") from None
         entry = LiveBuffer(plain, buffer, ETW_BUFFER_HEADER.from_buffer(plain))
         is_header = header.BufferType == _TYPE_HEADER
         processor = header.ClientContext.ProcessorIndex & _PROCESSOR_MASK

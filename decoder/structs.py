@@ -1,4 +1,4 @@
-"""The ETW consumer structures (EVENT_TRACE_LOGFILE, EVENT_RECORD, EVENT_TRACE, ...) as Python classes.
+"""The ETW consumer structures (EVENT_TRACE_LOGFILE, EVENT_RECORD, ...) as Python classes.
 
 Field names are the Win32 names (evntrace.h / evntcons.h), so code written against the consumer
 API reads the same in Python. These are the in-memory API structures of etl-format.md §2.8, not

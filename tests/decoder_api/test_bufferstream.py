@@ -158,7 +158,8 @@ def test_a_stopped_processtrace_completes_the_buffer_it_was_in(api_data):
 def test_bad_arguments(api_data):
     buffers = buffers_of(api_data / "wppstr-sample.etl")
     handle = api.OpenTraceFromBufferStream(ETW_OPEN_TRACE_OPTIONS())
-    file_handle = api.OpenTrace(EVENT_TRACE_LOGFILE(LogFileName=str(api_data / "wppstr-sample.etl")))
+    file_handle = api.OpenTrace(
+        EVENT_TRACE_LOGFILE(LogFileName=str(api_data / "wppstr-sample.etl")))
     try:
         add = api.ProcessTraceAddBufferToBufferStream
         assert _code(lambda: add(handle, 12345, 8)) == ERROR_INVALID_PARAMETER

@@ -20,7 +20,8 @@ def _open(path, **fields):
     return api.OpenTrace(logfile), logfile
 
 
-@pytest.mark.parametrize("handle", [0, INVALID_PROCESSTRACE_HANDLE, 0x7FFF_FFFF_0000, -1, "1", None])
+@pytest.mark.parametrize("handle", [0, INVALID_PROCESSTRACE_HANDLE, 0x7FFF_FFFF_0000, -1, "1",
+                                    None])
 def test_invalid_handles_are_error_invalid_handle(handle):
     with pytest.raises(Win32Error) as info:
         api.CloseTrace(handle)

@@ -9,12 +9,13 @@ import pytest
 
 from wpptrace.decoder.structs import GUID_NULL, PROCESS_TRACE_MODE_EVENT_RECORD
 from wpptrace.provider import api as provider
-from wpptrace.provider._hazmat import lib
+from wpptrace._core import lib
 
 from .api_helpers import collect
 
 SEQUENCE, GUID, TIMESTAMP, SYSTEMINFO, POINTER64 = 0x01, 0x02, 0x08, 0x20, 0x80
-FLAG_SETS = (0x00, GUID, GUID | TIMESTAMP, GUID | SYSTEMINFO, SEQUENCE, SEQUENCE | GUID | SYSTEMINFO,
+FLAG_SETS = (0x00, GUID, GUID | TIMESTAMP, GUID | SYSTEMINFO, SEQUENCE,
+             SEQUENCE | GUID | SYSTEMINFO,
              SEQUENCE | GUID | TIMESTAMP | SYSTEMINFO)
 
 

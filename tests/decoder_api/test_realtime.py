@@ -14,7 +14,7 @@ from wpptrace.decoder.structs import (ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFIL
                                       PROCESS_TRACE_MODE_EVENT_RECORD, PROCESS_TRACE_MODE_REAL_TIME,
                                       TRACE_LOGFILE_HEADER, EventTraceGuid)
 from wpptrace.provider import api as provider
-from wpptrace.provider._hazmat import lib
+from wpptrace._core import lib
 from wpptrace.winerror import (ERROR_CANCELLED, ERROR_CTX_CLOSE_PENDING, ERROR_INVALID_HANDLE,
                                ERROR_SUCCESS, ERROR_WMI_ALREADY_ENABLED,
                                ERROR_WMI_INSTANCE_NOT_FOUND, Win32Error)

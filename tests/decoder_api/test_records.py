@@ -77,9 +77,11 @@ def test_first_event_is_the_synthetic_logfile_header(api_data, name, mode):
     header = TRACE_LOGFILE_HEADER.from_payload(raw, logfile.LogfileHeader.PointerSize)
     assert header == logfile.LogfileHeader
     # no other event claims to be a log-file header
-    later = [e for e in events[1:] if (e.EventHeader.ProviderId if mode else e.Header.Guid)
-             == EventTraceGuid and (e.EventHeader.EventDescriptor.Opcode if mode else e.Header.Type) == 0]
-    assert later == []
+    def is_header(e):
+        if mode:
+            return (e.EventHeader.ProviderId, e.EventHeader.EventDescriptor.Opcode)
+        return (e.Header.Guid, e.Header.Type)
+    assert [e for e in events[1:] if is_header(e) == (EventTraceGuid, 0)] == []
 
 
 def test_logfile_header_output_matches_dissect(api_data):
