@@ -239,6 +239,7 @@ class _Parser:
     def __init__(self, tmfset: TmfSet, path: str, tolerant: bool, priority: int = 0) -> None:
         self.tmfset = tmfset
         self.priority = priority
+        self.emit = tmfset.add_message  # where finished messages go: (message, priority)
         self.path = path
         self.tolerant = tolerant
         self.header: GuidHeader | None = None
@@ -382,7 +383,7 @@ class _Parser:
         header = self.header
         arg_tuple = tuple(args)
         for typev, lineno in typevs:
-            self.tmfset.add_message(Message(
+            self.emit(Message(
                 guid=header.guid, number=typev.number, name=typev.name, format=typev.format, args=arg_tuple,
                 trailer=dict(typev.trailer), component=header.component, source_file=self.source_file,
                 origin=f"{self.path}:{lineno}", legacy=typev.legacy,
@@ -439,10 +440,7 @@ def parse_into(
 def iter_entries(text: str, path: str = "<string>") -> Iterator[Message]:
     """Messages of ``text`` in file order (strict), duplicates included."""
     collected: list[Message] = []
-
-    class _Collect(TmfSet):
-        def add_message(self, message: Message, priority: int = 0) -> None:
-            collected.append(message)
-
-    _Parser(_Collect(), path, tolerant=False).run(text)
+    parser = _Parser(TmfSet(), path, tolerant=False)
+    parser.emit = lambda message, priority: collected.append(message)
+    parser.run(text)
     return iter(collected)
