@@ -250,3 +250,29 @@ def test_buffers_of_several_processors_are_merged_by_time(session):
     assert len({e.BufferContext.ProcessorIndex for e in events[1:]}) == 2
     stamps = [e.EventHeader.TimeStamp for e in events[1:]]
     assert stamps == sorted(stamps)
+
+
+def test_first_consumer_gets_buffered_events_second_only_newer_buffers(session):
+    """PEVENT_RECORD_CALLBACK page: events collected while no consumer is connected stay
+    buffered and reach the first consumer; a second consumer gets the synthetic header and
+    only what is flushed after it connected (buffers, not single events, are the unit)."""
+    session.log(10, 1)
+    session.log(10, 2)                  # no consumer yet, not flushed
+    first = []
+    first_handle, _ = _open(session, first)
+    session.flush()                     # 1, 2 go to the first consumer only
+    session.log(10, 3)
+    second = []
+    second_handle, _ = _open(session, second)
+    session.log(10, 4)
+    session.flush()
+    session.stop()
+    try:
+        assert api.ProcessTrace([first_handle]) == ERROR_SUCCESS
+        assert api.ProcessTrace([second_handle]) == ERROR_SUCCESS
+    finally:
+        api.CloseTrace(first_handle)
+        api.CloseTrace(second_handle)
+    assert _values(first) == [1, 2, 3, 4]
+    assert _values(second) == [3, 4]
+    assert second[0].EventHeader.ProviderId == EventTraceGuid
