@@ -175,3 +175,30 @@ def test_findneedle_types_and_trailer_without_flags(findneedle):
     assert set_msg.args[0].params == tuple(str(n) for n in range(1, 33))
     wide = findneedle.lookup(uuid.UUID("744151fd-b3f4-32e6-38eb-0fd11e3fb62d"), 11)
     assert wide.args == (Argument("L'root'", "ItemWString", (), 10),)
+
+
+def _naive_entries(text: str) -> dict[int, tuple[str, str, list[tuple[str, str, int]]]]:
+    """A deliberately simple reader (str methods only) for the corpus's regular shapes: number ->
+    (name, format, [(expression, item, insert)]), first occurrence kept."""
+    entries: dict[int, tuple[str, str, list[tuple[str, str, int]]]] = {}
+    current = None
+    for line in text.split("\n"):
+        if line.startswith("#typev "):
+            _, name, number, rest = line.split(" ", 3)
+            fmt = rest[1:rest.rindex('" //')]
+            current = (name, fmt, [])
+            entries.setdefault(int(number), current)
+        elif " -- " in line and current is not None:
+            head, insert = line.rsplit(" -- ", 1)
+            expr, item = head.rsplit(", Item", 1)
+            current[2].append((expr, "Item" + item.split("(")[0], int(insert)))
+    return entries
+
+
+@pytest.mark.parametrize("relpath", sorted(COUNTS))
+def test_matches_a_naive_reader_on_every_corpus_file(corpus, relpath):
+    text = (corpus / relpath).read_text()
+    naive = _naive_entries(text)
+    parsed = {m.number: (m.name, m.format, [(a.name, a.item, a.insert) for a in m.args])
+              for m in tmf.parse_text(text).messages()}
+    assert parsed == naive
