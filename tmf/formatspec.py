@@ -120,7 +120,9 @@ _SPEC_RE = re.compile(
     r"(?P<conversion>[diuxXocCsSZpneEfFgGaA])")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*!")
 _INSERT_RE = re.compile(r"[0-9]{1,2}")
-_MAX_DIGITS = 9  # width/precision beyond this are nonsense and would allocate huge strings
+# Width/precision beyond this are nonsense in a trace format and would make one insert allocate
+# a huge string (formats come from untrusted TMF/PDB files).
+MAX_WIDTH = 8192
 
 _FM_ESCAPES = {"%": "%", "n": "\n", "r": "\r", "t": "\t", ".": ".", "!": "!", " ": " "}
 
@@ -128,9 +130,9 @@ _FM_ESCAPES = {"%": "%", "n": "\n", "r": "\r", "t": "\t", ".": ".", "!": "!", " 
 def _spec_from_match(m: re.Match, text: str, column: int) -> Spec:
     width, prec = m.group("width"), m.group("precision")
     for part in (width, prec):
-        if part and part != "*" and len(part.lstrip("0")) > _MAX_DIGITS:
+        if part and part != "*" and (len(part) > 6 or int(part) > MAX_WIDTH):
             raise FormatSpecError("width or precision too large", text=text, column=column,
-                                  expected=f"at most {_MAX_DIGITS} digits")
+                                  expected=f"at most {MAX_WIDTH}")
     return Spec(
         flags=m.group("flags"),
         width=None if width is None else (width if width == "*" else int(width)),

@@ -222,3 +222,10 @@ SPECS = st.builds(
 @given(SPECS)
 def test_spec_text_round_trips(spec):
     assert parse_spec(spec.text) == spec
+
+
+@pytest.mark.parametrize("fmt", ["%10!999999999d!", "%10!.100000s!", "%10!00000000000000009000x!"])
+def test_huge_widths_are_rejected_not_allocated(fmt):
+    with pytest.raises(FormatSpecError, match="too large"):
+        parse_tmf_format(fmt)
+    assert parse_tmf_format("%10!8192d!")[0].spec.width == 8192
