@@ -41,6 +41,7 @@ _HAS_SEQ = lib.ETLRD_HAS_SEQUENCE
 _HAS_COMP = lib.ETLRD_HAS_COMPONENT
 _KIND_MESSAGE = lib.ETLRD_KIND_MESSAGE
 _KIND_SYSTEM = lib.ETLRD_KIND_SYSTEM
+_KIND_PERFINFO = lib.ETLRD_KIND_PERFINFO
 
 #: what the walker expected when it reported a problem (ETLRD_ERR_*)
 WALK_ERRORS = {
@@ -161,8 +162,8 @@ class Record:
         t = self._t
         if t[_F_PRESENT] & _HAS_GUID:
             return uuid.UUID(bytes_le=t[_F_GUID])
-        if t[_F_KIND] == _KIND_SYSTEM and (t[_F_ID] >> 8) == 0:
-            return EVENT_TRACE_GUID
+        if t[_F_KIND] <= _KIND_PERFINFO and (t[_F_ID] >> 8) == 0:
+            return EVENT_TRACE_GUID         # the header group (dissect agrees)
         return None
 
     @property

@@ -11,10 +11,8 @@ import dec_etlgen as gen
 from dec_fuzz import mutate, mutation, read_everything
 from wpptrace.decoder.records import parse_buffer
 
-SEEDS = ["wpp/guscatalano__findneedle/wppstr-sample.etl",
-         "etl/microsoft__perfview/smallEtlFile.etl",
-         "etl/microsoft__perfview/SelfDescribingSingleEvent.etl",
-         "etl/airbus-cert__etl-parser/lxcore_kernel.etl"]
+SEEDS = ["wppstr-sample.etl", "smallEtlFile.etl", "SelfDescribingSingleEvent.etl",
+         "lxcore_kernel.etl", "waasmedic.20251005_113019_195.etl"]
 G = uuid.UUID("01234567-89ab-cdef-0123-456789abcdef")
 BUILT = gen.etl_file([
     (1, 2, [gen.system(0x0302, 100), gen.compact(0x0A01, 102), gen.perfinfo(0x0F2E, 103),
@@ -25,8 +23,8 @@ BUILT = gen.etl_file([
 
 
 @pytest.fixture(scope="module")
-def seeds(corpus):
-    return [BUILT] + [(corpus / s).read_bytes() for s in SEEDS]
+def seeds(data_dir):
+    return [BUILT] + [(data_dir / "etl" / s).read_bytes() for s in SEEDS]
 
 
 @settings(max_examples=120, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
