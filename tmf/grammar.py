@@ -96,11 +96,12 @@ typev_line = (
 # The C expression is everything before the LAST ", Item" that starts a well-formed tail
 # (expressions contain commas; list parameters may themselves start with "Item"). If no tail is
 # well formed, the loose form splits at the last ", Item" so the error points into the tail.
-_ARG_TAIL = r"[ \t]*,[ \t]*Item[A-Za-z0-9_]*[ \t]*(?:\([^()]*\))?[ \t]*(?:(?:--|//)[ \t]*\d+)?[ \t]*$"
+_ARG_TAIL = r"[ \t]*,[ \t]*Item[A-Za-z0-9_]*(?:\[\d+\])?[ \t]*(?:\([^()]*\))?[ \t]*(?:(?:--|//)[ \t]*\d+)?[ \t]*$"
 arg_expr = (pp.Regex(rf".*\S(?={_ARG_TAIL})") | pp.Regex(r".*\S(?=[ \t]*,[ \t]*Item)")).set_name(
     "C expression followed by \", Item<Type>\""
 )
-item_name = pp.Regex(r"Item[A-Za-z0-9_]*").set_name("Item<Type> name")
+# legacy "ItemCharHidden[N]" keeps its "[N]" in the name (an unknown type to the type table)
+item_name = pp.Regex(r"Item[A-Za-z0-9_]*(?:\[\d+\])?").set_name("Item<Type> name")
 param = pp.Regex(r"[^,()]*").set_name("parameter")
 param.set_parse_action(lambda t: t[0].strip())
 item_params = (LPAR - pp.Opt(pp.DelimitedList(param, allow_trailing_delim=False)) - RPAR).set_name(

@@ -45,6 +45,11 @@ def test_list_params_with_values_and_enum_param():
     assert message.args[1] == Argument("state", "ItemEnum", ("_MachineState",), 11)
 
 
+def test_legacy_char_hidden_keeps_its_count_in_the_name():
+    message = one(HEADER + '\n#type n 10 "%10" \n{\nbuf, ItemCharHidden[16] -- 10\n}\n')
+    assert message.args == (Argument("buf", "ItemCharHidden[16]", (), 10),)
+
+
 def test_http_in_format_and_trailer_with_other_keys():
     message = one(HEADER + '\n#typev Unknown_cxx00 11 "see http://x/y "q" //" //   GLOBALS=GetDriverGlobals() '
                   "TRACELEVEL=TRACE_LEVEL_WARNING Flags=TRACE_DRIVER FUNC=Fx::Do\n{\n}\n")
