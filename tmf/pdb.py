@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PdbError", "Annotation", "TraceMessageRecord", "ControlGuidRecord", "PdbTraceInfo",
-    "read_pdb", "load_pdb", "tracepdb_header", "message_from_annotation",
+    "read_pdb", "read_pdb_identity", "load_pdb", "tracepdb_header", "message_from_annotation",
 ]
 
 # fixed stream numbers
@@ -128,7 +128,8 @@ class PdbTraceInfo:
 
     path: str
     pdb_guid: uuid.UUID | None = None
-    age: int = 0
+    age: int = 0  # PDB info stream age
+    dbi_age: int = 0  # DBI age: the one an image's CodeView record carries
     machine: int = 0
     stripped: bool = False  # DBI flag: public PDB, trace formats removed by the linker
     mini_pdb: bool = False  # /DEBUG:FASTLINK: module symbols are not in this file
@@ -206,6 +207,12 @@ def read_pdb(source: Source, *, tolerant: bool = True, name: str | None = None) 
         return reader.read()
 
 
+def read_pdb_identity(source: Source, *, name: str | None = None) -> PdbTraceInfo:
+    """Only the PDB's identity (GUID, ages, machine, stripped flag): cheap, for matching images."""
+    with MsfFile(source, name=name) as msf:
+        return _PdbReader(msf, tolerant=True).read_identity()
+
+
 def load_pdb(source: Source, *, tolerant: bool = True, updated: _dt.datetime | None = None) -> "TmfSet":
     """The PDB's trace formats as a :class:`~wpptrace.tmf.model.TmfSet` (via the TMF grammar)."""
     from . import parse_text
@@ -253,8 +260,13 @@ class _PdbReader:
             raise err
         self.info.issues.append(err)
 
+    def read_identity(self) -> PdbTraceInfo:
+        self.read_info_stream()
+        self.read_dbi_header()
+        return self.info
+
     def read(self) -> PdbTraceInfo:
-        self._read_info_stream()
+        self.read_info_stream()
         walked: dict[int, int] = {}  # symbol stream -> module that owns it
         for index, name, stream_index, sym_bytes in self._read_modules():
             if stream_index != NO_STREAM and stream_index in walked:
@@ -273,7 +285,7 @@ class _PdbReader:
         return self.info
 
     # -- stream 1 --------------------------------------------------------------------------
-    def _read_info_stream(self) -> None:
+    def read_info_stream(self) -> None:
         if not self.msf.has_stream(PDB_INFO_STREAM):
             raise self.error("the PDB info stream (1) is missing", None, None, "a PDB, not another MSF file")
         s = self.msf.stream(PDB_INFO_STREAM, "PDB info")
@@ -314,8 +326,8 @@ class _PdbReader:
             return []
 
     # -- stream 3 --------------------------------------------------------------------------
-    def _read_modules(self) -> Iterator[tuple[int, str, int, int]]:
-        """(module index, module name, symbol stream, symbol byte size) of each module."""
+    def read_dbi_header(self) -> tuple[MsfStream, int]:
+        """The DBI stream and its module-info size; sets age, machine and the stripped flag."""
         if not self.msf.has_stream(DBI_STREAM):
             raise self.error("the DBI stream (3) is missing", None, None, "a PDB with debug info")
         s = self.msf.stream(DBI_STREAM, "DBI")
@@ -323,15 +335,22 @@ class _PdbReader:
         if len(dbi) < DBI_HEADER.size:
             raise self.error(f"DBI stream is {len(dbi)} bytes", s, 0, f"a {DBI_HEADER.size}-byte DBI header")
         fields = DBI_HEADER.unpack_from(dbi, 0)
-        signature, mod_info_size, flags, machine = fields[0], fields[9], fields[17], fields[18]
+        signature, age, mod_info_size, flags, machine = fields[0], fields[2], fields[9], fields[17], fields[18]
         if signature != -1:
             raise self.error(f"DBI version signature is {signature}", s, 0,
                              "-1 (the VC 4.1+ DBI header); older DBI formats are not supported")
         if mod_info_size < 0 or DBI_HEADER.size + mod_info_size > len(dbi):
             raise self.error(f"module info size {mod_info_size} does not fit in the {len(dbi)}-byte DBI stream",
                              s, 0x18, f"0 to {len(dbi) - DBI_HEADER.size}")
+        self.info.dbi_age = age
         self.info.machine = machine
         self.info.stripped = bool(flags & DBI_FLAG_STRIPPED)
+        return s, mod_info_size
+
+    def _read_modules(self) -> Iterator[tuple[int, str, int, int]]:
+        """(module index, module name, symbol stream, symbol byte size) of each module."""
+        s, mod_info_size = self.read_dbi_header()
+        dbi = s.data
         end = DBI_HEADER.size + mod_info_size
         pos, index = DBI_HEADER.size, 0
         while pos < end:

@@ -16,9 +16,10 @@ import sys
 import uuid
 
 from .msf import PdbError
-from .pdb import ControlGuidRecord, PdbTraceInfo, read_pdb, tracepdb_header
+from .pdb import ControlGuidRecord, PdbTraceInfo, read_pdb, read_pdb_identity, tracepdb_header
+from .peimage import is_pe_image, pdb_candidates, read_codeview
 
-__all__ = ["add_arguments", "run", "write_tmf_files", "mof_text", "tmc_text"]
+__all__ = ["add_arguments", "run", "write_tmf_files", "mof_text", "tmc_text", "find_pdb_for_image"]
 
 _MOF_LEVELS = """\
     uint32 Flags;
@@ -135,8 +136,36 @@ def write_tmf_files(info: PdbTraceInfo, out_dir: "str | os.PathLike[str]", *,
     return written
 
 
+def find_pdb_for_image(image: "str | os.PathLike[str]", symbol_paths: "list[str] | tuple[str, ...]" = ()) -> str:
+    """The PDB matching a PE image (same GUID and age), searched like ``tracepdb -i ... -r``.
+
+    Raises PdbError naming the places searched and any PDB found that does not match.
+    """
+    info = read_codeview(image)
+    mismatched = []
+    for candidate in pdb_candidates(image, info, symbol_paths):
+        if not os.path.isfile(candidate):
+            continue
+        try:
+            identity = read_pdb_identity(candidate)
+        except PdbError as err:
+            mismatched.append(f"{candidate} ({err.message})")
+            continue
+        if identity.pdb_guid == info.guid and identity.dbi_age == info.age:
+            return candidate
+        mismatched.append(f"{candidate} (GUID {identity.pdb_guid} age {identity.dbi_age})")
+    found = "; found but not matching: " + ", ".join(mismatched) if mismatched else ""
+    raise PdbError(f"no PDB matching the image (GUID {info.guid} age {info.age}, {info.pdb_name}) beside the "
+                   f"image, at its linker path or in the symbol paths{found}", path=os.fspath(image),
+                   expected="the PDB the image was linked with (-r DIR adds a symbol directory)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("pdbs", nargs="+", metavar="FILE.pdb", help="private PDB(s) with WPP annotations")
+    parser.add_argument("pdbs", nargs="+", metavar="FILE",
+                        help="private PDB(s) with WPP annotations, or PE images (.sys/.dll/.exe) whose PDB "
+                             "is found by GUID and age (tracepdb -i)")
+    parser.add_argument("-r", "--symbol-path", action="append", default=[], metavar="DIR",
+                        help="where to look for the PDBs of images (flat or symbol-store layout; repeatable)")
     parser.add_argument("-o", "--output", "-p", dest="output", default=".", metavar="DIR",
                         help="directory for the <guid>.tmf files (default: current directory)")
     parser.add_argument("--no-mof", dest="mof", action="store_false",
@@ -171,6 +200,9 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     for pdb in args.pdbs:
         try:
+            if not pdb.lower().endswith(".pdb") and is_pe_image(pdb):
+                image, pdb = pdb, find_pdb_for_image(pdb, args.symbol_path)
+                print(f"{image}: PDB {pdb}")
             info = read_pdb(pdb, tolerant=not args.strict)
         except (PdbError, OSError) as exc:
             print(f"wpptrace tmf from-pdb: error: {exc}", file=sys.stderr)

@@ -19,6 +19,8 @@ the annotation's distance from the procedure start in the object.
 Outputs (committed, so CI needs no clang):
   wpp_x64.pdb       x86-64, 4 KiB pages
   wpp_x86_8k.pdb    i686 (32-bit), 8 KiB pages (/pdbpagesize:8192)
+  <name>.dll        the linked images (their RSDS records name the PDBs: image -> PDB lookup)
+  <name>.readobj-debug.txt     ``llvm-readobj --coff-debug-directory`` of each image
   <name>.pdbutil-symbols.txt   ``llvm-pdbutil dump -symbols`` of each, an independent oracle
   <name>.pdbutil-summary.txt   ``llvm-pdbutil dump -summary -streams`` (GUID, age, page size, streams)
   <name>.pdbutil-types.txt     ``llvm-pdbutil dump -types`` (the enum values behind ItemEnum)
@@ -187,10 +189,15 @@ def main() -> None:
                  "-c", src, "-o", obj.name], build)
             objects.append(obj)
         run(["lld-link", "/nologo", "/brepro", "/dll", "/noentry", "/nodefaultlib", "/debug",
-             *variant["link"], f"/out:{name}.dll", f"/pdb:{name}.lld.pdb",
+             *variant["link"], f"/out:{name}.dll", f"/pdb:{name}.pdb",
              *[o.name for o in objects]], build)
         out = OUT / f"{name}.pdb"
-        count = restore(build / f"{name}.lld.pdb", objects, out)
+        count = restore(build / f"{name}.pdb", objects, out)
+        shutil.copy(build / f"{name}.dll", OUT / f"{name}.dll")  # its RSDS record names the PDB
+        # the unpatched PDB must not sit at the path the image names (image -> PDB lookup tests)
+        (build / f"{name}.pdb").rename(build / f"{name}.lld.pdb")
+        readobj = run(["llvm-readobj", "--coff-debug-directory", f"{name}.dll"], build)
+        (OUT / f"{name}.readobj-debug.txt").write_text(readobj)
         dump = run(["llvm-pdbutil", "dump", "-symbols", str(out)], build)
         if dump.count("S_ANNOTATION") != count:
             sys.exit(f"llvm-pdbutil sees {dump.count('S_ANNOTATION')} S_ANNOTATION, expected {count}")
