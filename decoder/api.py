@@ -365,25 +365,27 @@ def ProcessTrace(HandleArray: Sequence[int], StartTime: Optional[int] = None,
             raise Win32Error(ERROR_BUSY, f"TraceHandle {busy[0].handle:#x} is being processed")
         for t in traces:
             t.processing = True
+    cleanup_failure: Optional[Exception] = None
     try:
-        return _run(traces, StartTime, EndTime)
+        rc = _run(traces, StartTime, EndTime)
     except _CallbackFailed as failed:
         raise Win32Error(ERROR_NOACCESS, f"{failed.where} raised {failed.exc!r}") from failed.exc
     finally:
         with _table_lock:
             for t in traces:
                 t.processing = False
-        for t in traces:
-            if t.live:
-                try:
+        for t in traces:        # buffers done with; handles closed while we ran
+            try:
+                if t.live:
                     t.source.complete_inflight()
-                except Exception:  # already reporting the first failure
-                    pass
-            if t.close_pending:
-                try:
+                if t.close_pending:
                     t.release()
-                except Exception:
-                    pass
+            except Exception as exc:   # a BufferCompletionCallback raised
+                cleanup_failure = cleanup_failure or exc
+    if cleanup_failure is not None:
+        raise Win32Error(ERROR_NOACCESS, f"BufferCompletionCallback raised {cleanup_failure!r}"
+                         ) from cleanup_failure
+    return rc
 
 
 def _run(traces: list[_Trace], start: Optional[int], end: Optional[int]) -> int:

@@ -255,12 +255,18 @@ class BufferStream:
 
     def complete_inflight(self) -> None:
         """ProcessTrace stopped inside a buffer: that buffer is done with too."""
+        failure = None
         while True:
             with self._cond:
                 if not self._inflight:
-                    return
+                    break
                 entry = self._inflight[0]
-            self.complete(entry)
+            try:
+                self.complete(entry)
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def release(self) -> None:
         """The handle is closed: every buffer not yet completed is completed now."""
@@ -270,5 +276,11 @@ class BufferStream:
             left = list(self._inflight) + list(self._queue)
             self._queue.clear()
             self._cond.notify_all()
-        for entry in left:
-            self.complete(entry)
+        failure = None
+        for entry in left:          # every one, even if a callback raises
+            try:
+                self.complete(entry)
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure

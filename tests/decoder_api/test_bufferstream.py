@@ -15,7 +15,7 @@ from wpptrace.decoder.records import parse_buffer
 from wpptrace.decoder.structs import (ETW_BUFFER_HEADER, ETW_OPEN_TRACE_OPTIONS,
                                       ETW_PROCESS_TRACE_MODE_RAW_TIMESTAMP, EVENT_TRACE_LOGFILE)
 from wpptrace.winerror import (ERROR_CTX_CLOSE_PENDING, ERROR_INVALID_HANDLE,
-                               ERROR_INVALID_PARAMETER, ERROR_SUCCESS, Win32Error)
+                               ERROR_INVALID_PARAMETER, ERROR_NOACCESS, ERROR_SUCCESS, Win32Error)
 
 from .api_helpers import buffers_of, collect, identity
 
@@ -209,3 +209,32 @@ def test_compressed_on_disk_buffers_are_accepted(corpus):
     events = [entry[1] for entry in log if entry[0] == "event"]
     assert len(events) == expected > 100
     assert [entry[1] for entry in log if entry[0] == "done"] == raw
+
+
+def test_a_raising_completion_callback_is_reported_and_every_buffer_still_completed(api_data):
+    buffers = buffers_of(api_data / "wppemitter-sample.etl")
+    boom = ValueError("completion failed")
+    calls = []
+
+    def on_complete(buf, ctx):
+        calls.append(buf)
+        raise boom
+
+    # during ProcessTrace: ERROR_NOACCESS with the callback's exception as the cause
+    handle = api.OpenTraceFromBufferStream(ETW_OPEN_TRACE_OPTIONS(), on_complete, None)
+    api.ProcessTraceAddBufferToBufferStream(handle, buffers[0], len(buffers[0]))
+    with pytest.raises(Win32Error) as info:
+        api.ProcessTrace([handle])
+    assert info.value.winerror == ERROR_NOACCESS and info.value.__cause__ is boom
+    assert calls == buffers[:1]
+    assert api.CloseTrace(handle) == ERROR_SUCCESS
+    # during CloseTrace: the handle is closed anyway and every buffer was completed once
+    calls.clear()
+    handle = api.OpenTraceFromBufferStream(ETW_OPEN_TRACE_OPTIONS(), on_complete, None)
+    for buf in buffers:
+        api.ProcessTraceAddBufferToBufferStream(handle, buf, len(buf))
+    with pytest.raises(Win32Error) as info:
+        api.CloseTrace(handle)
+    assert info.value.winerror == ERROR_NOACCESS and info.value.__cause__ is boom
+    assert calls == buffers
+    assert _code(lambda: api.CloseTrace(handle)) == ERROR_INVALID_HANDLE
