@@ -11,6 +11,7 @@ from __future__ import annotations
 import pathlib
 import re
 import sys
+import tempfile
 import time
 import uuid
 
@@ -108,6 +109,27 @@ def main() -> int:
     print(f"  lookup, hit                 {t_hit * 1e9:8.0f} ns")
     print(f"  lookup, unknown GUID        {t_miss * 1e9:8.0f} ns")
     print(f"  load the other files        {t_rest * 1e3:8.2f} ms ({total} messages)")
+
+    # a big directory: 5000 <guid>.tmf files (copies of one corpus file under fresh GUIDs)
+    template = (directory / f"{probe}.tmf").read_text()
+    with tempfile.TemporaryDirectory() as big:
+        guids = [uuid.uuid4() for _ in range(5000)]
+        for guid in guids:
+            pathlib.Path(big, f"{guid}.tmf").write_text(template.replace(str(probe), str(guid)))
+        clear_caches()
+        start = time.perf_counter()
+        bigset = tmf.load(big, use_environment=False)
+        t_list = time.perf_counter() - start
+        start = time.perf_counter()
+        assert bigset.lookup(guids[1234], 14) is not None
+        t_first = time.perf_counter() - start
+        start = time.perf_counter()
+        assert bigset.lookup(guids[4321], 14) is not None
+        t_second = time.perf_counter() - start
+        print(f"\nlazy directory of {len(guids)} files:")
+        print(f"  load() (list only)          {t_list * 1e3:8.2f} ms")
+        print(f"  first lookup of a GUID      {t_first * 1e3:8.2f} ms (parses its file only)")
+        print(f"  another GUID (caches warm)  {t_second * 1e3:8.2f} ms")
     return 0
 
 
