@@ -58,7 +58,9 @@ class EnumDef:
     """An ``#enumv`` block: enumerator values of a C enum used by ItemEnum/ItemFlagsEnum."""
 
     name: str
-    values: dict[int, str] = field(default_factory=dict, hash=False)  # value -> enumerator name
+    # value -> enumerator name (first name of an aliased value). Values are as written; a 64-bit
+    # %I64X value >= 2**63 (sign-extended) is stored negative: mask to the wire width to look up.
+    values: dict[int, str] = field(default_factory=dict, hash=False)
     is_bitmask: bool = False  # TMF does not say; set by callers that know (ItemFlagsEnum)
     origin: str = ""
 
