@@ -156,7 +156,7 @@ class EVENT_TRACE_HEADER(_Struct):
     ``Class`` members are flattened as in the C union: ``Type`` (opcode), ``Level``,
     ``Version``; ``Guid`` is a uuid.UUID. ``Flags`` shares storage with ``ClientContext`` /
     ``ProcessorTime`` in C; they are separate attributes here. For a WPP message only the
-    members its MessageFlags carried are set (see decoder.api for the full mapping).
+    members its MessageFlags carried are set (decoder.api_convert has the full mapping).
     """
 
     __slots__ = ("Size", "HeaderType", "MarkerFlags", "Type", "Level", "Version", "ThreadId",
