@@ -171,9 +171,11 @@ class TmfSet:
         return sorted({guid for guid, _ in self._messages}, key=str)
 
     def enum(self, name: str) -> EnumDef | None:
+        """The #enumv definition ``name``. tracepdb writes an enum into the file of each GUID that
+        uses it, so a miss reads only files not named <guid>.tmf, never the whole directory."""
         found = self._enums.get(name)
-        if found is None and (self._pending or self._pending_any):
-            self.load_all()
+        if found is None and self._pending_any:
+            self._load_unnamed()
             found = self._enums.get(name)
         return found
 

@@ -154,3 +154,17 @@ def test_has_guid_and_component_load_only_that_guid(tmf_dir, reads):
     assert not tmfset.has_guid(uuid.uuid4())
     assert tmfset.component(uuid.uuid4()) is None
     assert reads == [f"{RAW_QUOTES}.tmf", f"{GAPS}.tmf"]
+
+
+def test_enum_miss_does_not_read_the_whole_directory(tmp_path, reads):
+    users, other = str(uuid.uuid4()), str(uuid.uuid4())
+    (tmp_path / f"{users}.tmf").write_text(
+        HEADER_FMT.format(guid=users, component="C") + '#typev n 10 "%10!s!" //\n{\ns, ItemEnum(_State) -- 10\n}\n'
+        f"{users} Module\n#enumv _State\n{{\nOff,0x0\nOn,0x1\n}}\n")
+    (tmp_path / f"{other}.tmf").write_text(_tmf(other, 10, "x"))
+    tmfset = tmf.load(tmp_path, use_environment=False)
+    assert tmfset.lookup(uuid.UUID(users), 10).args[0].params == ("_State",)
+    assert tmfset.enum("_State").values == {0: "Off", 1: "On"}
+    assert tmfset.enum("_Missing") is None
+    assert reads == [f"{users}.tmf"]
+    assert [e.name for e in tmfset.enums()] == ["_State"]
