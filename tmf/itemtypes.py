@@ -9,6 +9,14 @@ raises :class:`ItemDecodeError` saying which item, where, and how many bytes wer
 Raw numeric items (ItemLong, ItemPtr ...) decode to the zero-extended unsigned value and render
 through the TMF's printf spec (:mod:`wpptrace.tmf.cprintf`); "string form" items (status codes,
 GUIDs, lists, sets, timestamps ...) render to text that the spec (normally ``s``) then pads.
+
+Renderings confirmed by tracefmt output (corpus, Microsoft docs): status names
+(``0x%08x(NAME)``, ``STATUS_SUCCESS``), HRESULT FACILITY_WIN32 -> Win32 name, GUIDs (lower case,
+no braces), ``%p`` (upper-case hex, pointer width), lists (``0x%08x(name)``), sets (``[a,c]``).
+Chosen without a modern tracefmt sample (tmf-format.md §4 / §11 list them as unverified):
+IPv4 as plain dotted decimal, out-of-range list values as bare ``0x%08x``, unnamed set bits as
+their bit index, ItemDouble as ``%g``, ItemHEXDump as space-separated upper-case bytes, SIDs as
+``S-1-...`` (no account lookup offline), ItemEnum fallback to the decimal value.
 """
 from __future__ import annotations
 

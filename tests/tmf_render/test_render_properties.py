@@ -183,3 +183,35 @@ def test_decode_args_typed_values_for_json():
     assert [str(values[0]), values[1], values[2], values[3]] == ["192.168.0.1", 443, "S-1-5-18", G]
     assert values[4] == 0xFFFE  # %d reads 32 bits of the zero-extended slot: printed 65534
     assert f.format(data, 8) == f"192.168.0.1 443 S-1-5-18 {G} 65534"
+
+
+ENUM_TMF = """// PDB:  drv.pdb
+0badf00d-0000-4000-8000-000000000002 drv // SRC=state.c MJ= MN=
+#typev state_c10 10 "%0Machine State :: %10!s! caps=%11!s!" //   LEVEL=TRACE_LEVEL_INFORMATION FUNC=SetState
+{
+state, ItemEnum(_MachineState) -- 10
+caps, ItemFlagsEnum(_Caps) -- 11
+}
+0badf00d-0000-4000-8000-000000000002 drv
+#enumv _MachineState
+{
+Offline,0x0
+Online,0x1
+Invalid,0xFFFFFFFFFFFFFFFF
+}
+#enumv _Caps
+{
+Read,0x1
+Write,0x2
+}
+"""
+
+
+def test_enums_from_enumv_blocks():
+    from wpptrace.tmf import parse_text
+    tmfset = parse_text(ENUM_TMF, path="state.tmf")
+    message = tmfset.lookup(uuid.UUID("0badf00d-0000-4000-8000-000000000002"), 10)
+    f = compile_message(message, tmfset)
+    assert f.format(struct.pack("<II", 1, 3), 8) == "Machine State :: Online caps=Read|Write"
+    assert f.format(struct.pack("<II", 0xFFFFFFFF, 0), 8) == "Machine State :: Invalid caps=0"
+    assert f.format(struct.pack("<II", 7, 4), 8) == "Machine State :: 7 caps=0x4"
