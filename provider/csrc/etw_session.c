@@ -131,20 +131,21 @@ static ULONG install_buffer(wpt_session *s, wpt_cpu_slot *slot, uint32_t process
     return rc;
 }
 
-static void queue_for_flush(wpt_session *s, wpt_buffer *b) {
-    pthread_mutex_lock(&s->flush_lock);
-    b->next = NULL;
-    if (s->fq_tail) s->fq_tail->next = b;
-    else s->fq_head = b;
-    s->fq_tail = b;
-    pthread_cond_signal(&s->flush_cond);
-    pthread_mutex_unlock(&s->flush_lock);
-}
-
-/* Take a closed buffer out of its slot; exactly one caller wins and queues it. */
+/* Take a closed buffer out of its slot; exactly one caller wins and queues it. The swap and
+ * the enqueue happen under the flush lock: the slot's next buffer can be installed right
+ * after the swap, but it can only be queued after this one, so a stream's buffers reach the
+ * flusher (and get their SequenceNumbers) in the order they were filled. */
 static void retire(wpt_session *s, wpt_cpu_slot *slot, wpt_buffer *b) {
+    pthread_mutex_lock(&s->flush_lock);
     wpt_buffer *expect = b;
-    if (atomic_compare_exchange_strong(&slot->current, &expect, NULL)) queue_for_flush(s, b);
+    if (atomic_compare_exchange_strong(&slot->current, &expect, NULL)) {
+        b->next = NULL;
+        if (s->fq_tail) s->fq_tail->next = b;
+        else s->fq_head = b;
+        s->fq_tail = b;
+        pthread_cond_signal(&s->flush_cond);
+    }
+    pthread_mutex_unlock(&s->flush_lock);
 }
 
 static inline uint32_t current_stream(const wpt_session *s) {

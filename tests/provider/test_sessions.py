@@ -124,7 +124,7 @@ def test_clock_types(tmp_path, session_name, clock):
     (d,) = etlcheck.dissect_messages(path)
     delta = d["timestamp"] - datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)
     got = (delta.days * 86400 + delta.seconds) * 10**7 + delta.microseconds * 10
-    assert abs(got - converted) < 20                          # dissect converts the same way
+    assert abs(got - converted) < 100                         # dissect converts the same way (µs)
 
 
 def test_flush_timer_writes_without_stop(tmp_path, session_name):

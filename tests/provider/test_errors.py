@@ -1,0 +1,140 @@
+"""Every error case of the TraceMessage(Va) reference page and of the controller calls."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+import wpptrace.provider as P
+from wpptrace.provider._hazmat import ffi
+from wpptrace.provider.sessions import TraceSession
+from wpptrace.winerror import Win32Error
+
+L = P._lib
+GUID = uuid.UUID("e5e5e5e5-0000-4000-8000-000000000001")
+
+
+def code_of(fn, *args) -> int:
+    with pytest.raises(Win32Error) as err:
+        fn(*args)
+    assert isinstance(err.value, OSError) and err.value.name.startswith("ERROR_")
+    return err.value.winerror
+
+
+def test_invalid_handle_null(session_name):
+    assert code_of(P.TraceMessage, 0, 0x2B, GUID, 1) == L.ERROR_INVALID_HANDLE
+    assert P.trace_packed(0, 0x2B, GUID.bytes_le, 1, b"") == L.ERROR_INVALID_HANDLE
+    assert code_of(P.TraceMessageVa, 0, 0x2B, GUID, 1, [b"x"]) == L.ERROR_INVALID_HANDLE
+
+
+def test_invalid_handle_nt_kernel_logger(tmp_path):
+    with TraceSession("NT Kernel Logger", tmp_path / "k.etl") as s:
+        assert s.handle & 0xFFFF == P.KERNEL_LOGGER_ID
+        assert code_of(P.TraceMessage, s.handle, 0x2B, GUID, 1, b"x") == L.ERROR_INVALID_HANDLE
+        assert s.query().LoggerName == "NT Kernel Logger"
+
+
+def test_invalid_handle_after_stop(tmp_path, session_name):
+    s = TraceSession(session_name, tmp_path / "a.etl")
+    handle = s.handle
+    P.TraceMessage(handle, 0x2B, GUID, 1)
+    s.stop()
+    assert code_of(P.TraceMessage, handle, 0x2B, GUID, 1) == L.ERROR_INVALID_HANDLE
+    # the slot reused by a new session does not accept the old handle
+    with TraceSession(session_name, tmp_path / "b.etl") as s2:
+        if s2.handle & 0xFFFF == handle & 0xFFFF:
+            assert s2.handle != handle
+        assert code_of(P.TraceMessage, handle, 0x2B, GUID, 1) == L.ERROR_INVALID_HANDLE
+
+
+@pytest.mark.parametrize("flags", [0x100, 0x10000, 0x80000000])
+def test_invalid_parameter_unknown_flags(tmp_path, session_name, flags):
+    with TraceSession(session_name, tmp_path / "f.etl") as s:
+        assert code_of(P.TraceMessage, s.handle, flags | 0x2B, GUID, 1) == L.ERROR_INVALID_PARAMETER
+
+
+def test_invalid_parameter_guid_with_componentid(tmp_path, session_name):
+    with TraceSession(session_name, tmp_path / "g.etl") as s:
+        flags = P.TRACE_MESSAGE_GUID | P.TRACE_MESSAGE_COMPONENTID
+        assert code_of(P.TraceMessage, s.handle, flags, GUID, 1) == L.ERROR_INVALID_PARAMETER
+        assert code_of(P.TraceMessage, s.handle, P.TRACE_MESSAGE_GUID, None, 1) == L.ERROR_INVALID_PARAMETER
+        assert s.query().EventsLost == 0
+
+
+def test_more_data(tmp_path, session_name):
+    with TraceSession(session_name, tmp_path / "m.etl", BufferSize=1) as s:
+        assert code_of(P.TraceMessage, s.handle, 0, None, 1, b"x" * (1024 - 72 + 1)) == L.ERROR_MORE_DATA
+        assert code_of(P.TraceMessage, s.handle, 0x2B, GUID, 1, b"x" * 1024 * 70) == L.ERROR_MORE_DATA
+
+
+def test_not_enough_memory_is_counted(tmp_path, session_name):
+    with TraceSession(session_name, tmp_path / "n.etl", BufferSize=1, MinimumBuffers=1, MaximumBuffers=1,
+                      LogFileMode=P.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING) as s:
+        L.wpptrace_debug_hold_flush(s.handle, 1)
+        while P.trace_packed(s.handle, 0, None, 1, bytes(100)) == 0:
+            pass
+        assert code_of(P.TraceMessage, s.handle, 0, None, 1, bytes(100)) == L.ERROR_NOT_ENOUGH_MEMORY
+        assert s.query().EventsLost == 2
+        L.wpptrace_debug_hold_flush(s.handle, 0)
+
+
+def test_outofmemory_when_a_buffer_cannot_be_allocated(tmp_path, session_name):
+    with TraceSession(session_name, tmp_path / "o.etl", BufferSize=1, MinimumBuffers=1, MaximumBuffers=4,
+                      LogFileMode=P.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING) as s:
+        L.wpptrace_debug_hold_flush(s.handle, 1)
+        L.wpptrace_debug_fail_allocations(1000)
+        try:
+            codes = [P.trace_packed(s.handle, 0, None, 1, bytes(100)) for _ in range(20)]
+        finally:
+            L.wpptrace_debug_fail_allocations(0)
+            L.wpptrace_debug_hold_flush(s.handle, 0)
+        assert codes[0] == 0 and L.ERROR_OUTOFMEMORY in codes
+        assert set(codes) == {0, L.ERROR_OUTOFMEMORY}
+        assert s.query().EventsLost == codes.count(L.ERROR_OUTOFMEMORY)
+
+
+def test_start_trace_errors(tmp_path, session_name):
+    with TraceSession(session_name, tmp_path / "x.etl"):
+        assert code_of(TraceSession, session_name, tmp_path / "y.etl") == L.ERROR_ALREADY_EXISTS
+    assert code_of(P.StartTrace, session_name, P.EVENT_TRACE_PROPERTIES()) == L.ERROR_BAD_PATHNAME
+    props = P.EVENT_TRACE_PROPERTIES(LogFileName=str(tmp_path / "no" / "dir" / "z.etl"),
+                                     LogFileMode=P.EVENT_TRACE_FILE_MODE_SEQUENTIAL)
+    assert code_of(P.StartTrace, session_name, props) == L.ERROR_BAD_PATHNAME
+    for bad in (dict(LogFileMode=P.EVENT_TRACE_FILE_MODE_CIRCULAR),                       # no size
+                dict(LogFileMode=P.EVENT_TRACE_FILE_MODE_CIRCULAR | P.EVENT_TRACE_FILE_MODE_SEQUENTIAL,
+                     MaximumFileSize=4),
+                dict(ClientContext=4), dict(BufferSize=16385)):
+        props = P.EVENT_TRACE_PROPERTIES(LogFileName=str(tmp_path / "c.etl"), **bad)
+        assert code_of(P.StartTrace, session_name, props) == L.ERROR_INVALID_PARAMETER, bad
+    assert code_of(P.StartTrace, "", P.EVENT_TRACE_PROPERTIES()) == L.ERROR_INVALID_PARAMETER
+    # Wnode.BufferSize smaller than the structure
+    block = ffi.new("EVENT_TRACE_PROPERTIES *")
+    block.Wnode.BufferSize = ffi.sizeof("EVENT_TRACE_PROPERTIES") - 1
+    assert L.StartTraceA(ffi.new("uint64_t *"), session_name.encode(), block) == L.ERROR_BAD_LENGTH
+    assert L.ControlTraceA(0, session_name.encode(), block, 0) == L.ERROR_BAD_LENGTH
+
+
+def test_control_trace_errors(tmp_path, session_name):
+    assert code_of(P.ControlTrace, 0, "missing-" + session_name, None,
+                   P.EVENT_TRACE_CONTROL_QUERY) == L.ERROR_WMI_INSTANCE_NOT_FOUND
+    with TraceSession(session_name, tmp_path / "q.etl") as s:
+        assert code_of(P.ControlTrace, s.handle, None, None, 99) == L.ERROR_INVALID_PARAMETER
+        handle = s.handle
+    assert code_of(P.ControlTrace, handle, None, None, P.EVENT_TRACE_CONTROL_STOP) == L.ERROR_WMI_INSTANCE_NOT_FOUND
+    assert code_of(P.ControlTrace, 0, None, None, P.EVENT_TRACE_CONTROL_QUERY) == L.ERROR_INVALID_PARAMETER
+
+
+def test_enable_and_register_errors(tmp_path, session_name):
+    with TraceSession(session_name, tmp_path / "e.etl") as s:
+        assert code_of(P.EnableTraceEx2, s.handle, GUID, 7, 4) == L.ERROR_INVALID_PARAMETER
+        assert code_of(P.EnableTraceEx2, s.handle, GUID, P.EVENT_CONTROL_CODE_CAPTURE_STATE, 4) == L.ERROR_NOT_SUPPORTED
+        assert code_of(P.EnableTrace, True, 1, 256, GUID, s.handle) == L.ERROR_INVALID_PARAMETER
+        stale = s.handle
+    assert code_of(P.EnableTrace, True, 1, 4, GUID, stale) == L.ERROR_INVALID_HANDLE
+    assert code_of(P.EnableTrace, True, 1, 4, GUID, 0) == L.ERROR_INVALID_PARAMETER
+    assert code_of(P.UnregisterTraceGuids, 12345) == L.ERROR_INVALID_PARAMETER
+    assert code_of(P.GetTraceEnableFlags, 0) == L.ERROR_INVALID_HANDLE
+    assert code_of(P.GetTraceEnableLevel, stale) == L.ERROR_INVALID_HANDLE
+    assert code_of(P.GetTraceLoggerHandle, None) == L.ERROR_INVALID_PARAMETER
+    with pytest.raises(TypeError):
+        P.RegisterTraceGuids(None, None, GUID)
