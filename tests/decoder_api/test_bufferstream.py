@@ -14,7 +14,7 @@ from wpptrace.decoder.ordering import buffer_streams
 from wpptrace.decoder.records import parse_buffer
 from wpptrace.decoder.structs import (ETW_BUFFER_HEADER, ETW_OPEN_TRACE_OPTIONS,
                                       ETW_PROCESS_TRACE_MODE_RAW_TIMESTAMP, EVENT_TRACE_LOGFILE)
-from wpptrace.winerror import (ERROR_CTX_CLOSE_PENDING, ERROR_INVALID_HANDLE,
+from wpptrace.winerror import (ERROR_CANCELLED, ERROR_CTX_CLOSE_PENDING, ERROR_INVALID_HANDLE,
                                ERROR_INVALID_PARAMETER, ERROR_NOACCESS, ERROR_SUCCESS, Win32Error)
 
 from .api_helpers import buffers_of, collect, identity
@@ -238,3 +238,31 @@ def test_a_raising_completion_callback_is_reported_and_every_buffer_still_comple
     assert info.value.winerror == ERROR_NOACCESS and info.value.__cause__ is boom
     assert calls == buffers
     assert _code(lambda: api.CloseTrace(handle)) == ERROR_INVALID_HANDLE
+
+
+def test_buffers_of_a_compressed_file_are_handed_out_expanded(corpus):
+    """A compressed file's BufferCallback gets plain buffers (flag 0x40 cleared, BufferSize =
+    their length, records intact); a stream accepts them as they are."""
+    path = corpus / "etl" / "microsoft__perfview" / "net.4.5.2.x86.etl"
+    seen = []
+
+    def on_buffer(buf, size, info, ctx):
+        seen.append(bytes(buf))
+        return len(seen) < 4
+
+    handle = api.OpenTraceFromFile(str(path), ETW_OPEN_TRACE_OPTIONS(BufferCallback=on_buffer))
+    try:
+        assert api.ProcessTrace([handle]) == ERROR_CANCELLED
+    finally:
+        api.CloseTrace(handle)
+    with EtlFile(path) as etl:
+        by_key = {(i.processor, i.sequence): i for i in etl.buffer_index()}
+        for buf in seen[1:]:
+            h = ETW_BUFFER_HEADER.from_buffer(buf)
+            info = by_key[(h.ClientContext.ProcessorIndex, h.SequenceNumber)]
+            assert info.compressed and not h.BufferFlag & 0x40
+            assert h.BufferSize == len(buf) == info.saved_offset
+            assert buf[0x48:] == etl.read_buffer(info).data[0x48:]
+    log = []
+    _stream(seen, log)
+    assert sum(1 for entry in log if entry[0] == "done") == 4
