@@ -68,3 +68,19 @@ def test_missing_delegate_exits_2(monkeypatch, capsys):
     assert cli.main(["tmf", "gen", "anything"]) == 2
     assert "wpptrace.provider.no_such_module is missing" in capsys.readouterr().err
     assert cli.main(["tmf"]) == 2
+
+
+def test_from_pdb_output_reads_back_like_the_pdb(data_dir, tmp_path, capsys):
+    """from-pdb (helper C's tracepdb) writes <guid>.tmf + .tmc; the TMF loader reads them back."""
+    import wpptrace.tmf as tmf
+
+    pdb = data_dir / "pdb" / "wpp_x64.pdb"
+    assert cli.main(["tmf", "from-pdb", str(pdb), "-o", str(tmp_path), "-c"]) == 0
+    capsys.readouterr()
+    from_files = tmf.load(tmp_path, use_environment=False)
+    from_pdb = tmf.load(pdb, use_environment=False)
+    strip = lambda s: [(m.guid, m.number, m.name, m.format, m.args, m.trailer, m.component) for m in s.messages()]
+    assert strip(from_files) == strip(from_pdb) and len(strip(from_pdb)) == 10
+    assert [(c.guid, c.name, c.flags) for c in from_files.control_guids] == [
+        (c.guid, c.name, c.flags) for c in from_pdb.control_guids]
+    assert from_files.issues == []
