@@ -229,3 +229,12 @@ def test_huge_widths_are_rejected_not_allocated(fmt):
     with pytest.raises(FormatSpecError, match="too large"):
         parse_tmf_format(fmt)
     assert parse_tmf_format("%10!8192d!")[0].spec.width == 8192
+
+
+def test_printf_to_tmf_wpp_markers():
+    fmt, items = printf_to_tmf("%!STDPREFIX!%!LEVEL! %!FLAGS! %!KEYWORDS! %!SUBCOMP! %!FUNC!: %!COMPNAME! %u%%n")
+    assert fmt == "%0%!LEVEL! %!FLAGS! %!FLAGS! %!SUBCOMP! %!FUNC!: %!COMPNAME! %10!u!%%n"
+    assert items == ["ItemLong"]
+    assert parse_tmf_format(fmt)[-1] == Literal("%n")
+    with pytest.raises(FormatSpecError, match="STDPREFIX"):
+        printf_to_tmf("x %!STDPREFIX!")
