@@ -96,33 +96,26 @@ def generate(path: pathlib.Path, events: int) -> int:
     return len(usable)
 
 
-def bench_wpptrace(path: pathlib.Path) -> tuple[int, float, int]:
-    from wpptrace import tmf
-    from wpptrace.decoder.etlfile import EtlFile
-    from wpptrace.decoder.ordering import ordered_records
-    from wpptrace.decoder.output import TextWriter
-    from wpptrace.decoder.timestamps import TimeConverter
-    from wpptrace.decoder.wpp import FileContext, WppDecoder
+def bench_wpptrace(path: pathlib.Path) -> tuple[int, float, float, dict]:
+    """The ``wpptrace fmt FILE -p TMFDIR -o /dev/null --summary S`` pipeline, end to end
+    (TMF loading included). Returns (events, wall s, CPU s, summary totals)."""
+    from wpptrace.decoder.cli_fmt import FmtOptions, run_fmt
 
-    t0 = time.perf_counter()
-    tmfset = tmf.load(str(TMF_DIR))
-    decoder = WppDecoder(tmfset, utc=False)
-    with open(os.devnull, "w") as sink, EtlFile(str(path)) as etl:
-        ctx = FileContext.for_header(str(path), etl.header, TimeConverter(etl.header))
-        writer = TextWriter(sink)
-        lines = decoder.format_records(ordered_records(etl), ctx)
-        import itertools
-        while True:
-            chunk = list(itertools.islice(lines, 4096))
-            if not chunk:
-                break
-            writer.write_lines(chunk)
-        writer.flush()
-    elapsed = time.perf_counter() - t0
-    c = decoder.counters
-    if c.unknown or c.format_errors:
-        print(f"  WARNING: unknown={c.unknown} format_errors={c.format_errors}", file=sys.stderr)
-    return c.messages, elapsed, c.formatted
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = os.path.join(tmp, "fmt.sum")
+        opts = FmtOptions(files=[str(path)], tmf_dirs=[str(TMF_DIR)], output=os.devnull,
+                          summary=summary, progress="never")
+        t0, c0 = time.perf_counter(), time.process_time()
+        code = run_fmt(opts)
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if code != 0:
+            raise SystemExit(f"wpptrace fmt failed with exit code {code}")
+        totals = {}
+        for line in open(summary, encoding="utf-8"):
+            if line.startswith("Total "):
+                label, value = line.rsplit(None, 1)
+                totals[" ".join(label.split())] = int(value)
+    return totals["Total Events Processed"], elapsed, cpu, totals
 
 
 def bench_raw(path: pathlib.Path) -> tuple[int, float]:
@@ -169,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{used} distinct corpus messages) in {time.perf_counter() - t0:.1f} s")
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    n_fmt, t_fmt, formatted = bench_wpptrace(path)
+    n_fmt, t_fmt, c_fmt, totals = bench_wpptrace(path)
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     n_raw, t_raw = bench_raw(path)
     dis = bench_dissect(path, args.dissect_events)
@@ -179,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'what':44} {'events':>10} {'seconds':>8} {'events/s':>11} {'vs tracefmt':>11}")
     print(f"{'wpptrace fmt (formatted text, full file)':44} {n_fmt:>10,} {t_fmt:>8.2f} "
           f"{fmt_rate:>11,.0f} {fmt_rate / tracefmt_rate:>10.1f}x")
+    print(f"{'  same run, per CPU second (process time)':44} {n_fmt:>10,} {c_fmt:>8.2f} "
+          f"{n_fmt / c_fmt:>11,.0f} {n_fmt / c_fmt / tracefmt_rate:>10.1f}x")
     print(f"{'wpptrace engine (records only, no format)':44} {n_raw:>10,} {t_raw:>8.2f} "
           f"{n_raw / t_raw:>11,.0f} {n_raw / t_raw / tracefmt_rate:>10.1f}x")
     if dis is not None:
@@ -188,10 +183,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{tracefmt_rate:>11,.0f} {1:>10.1f}x")
     if dis is not None:
         print(f"ratio wpptrace formatted / dissect raw: {fmt_rate / (dis[0] / dis[1]):.1f}x")
-    print(f"formatted {formatted:,} of {n_fmt:,} messages; peak RSS grew {(rss1 - rss0) / 1024:.1f} MB "
+    bad = totals["Total Format Errors"] + totals["Total Formats Unknown"]
+    print(f"format errors + unknown: {bad} (must be 0); load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs (other load slows the wall-clock rate)")
+    print(f"peak RSS grew {(rss1 - rss0) / 1024:.1f} MB "
           f"during the run (file {path.stat().st_size / 1e6:.1f} MB); max RSS {rss1 / 1024:.1f} MB")
     verdict = "MET" if fmt_rate >= TARGET else "NOT MET"
-    print(f"target >= {TARGET:,} formatted events/s: {verdict} ({fmt_rate / TARGET:.2f}x)")
+    print(f"target >= {TARGET:,} formatted events/s (wall clock): {verdict} ({fmt_rate / TARGET:.2f}x)")
     if not args.keep and args.events != 1_000_000:
         path.unlink()
     return 0

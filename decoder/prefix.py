@@ -178,9 +178,16 @@ class BoundPrefix:
     needs_time: bool
     static: str | None  # the whole prefix when it has no per-event values
     order: tuple[int, ...] = ()  # the prefix variables used, in template order (3..9)
-    # ``template`` with a plain %4!s! split in two slots, "<date-time-to-second>." and the
-    # milliseconds (%03d): saves building the time text per event. None if not possible.
-    split_template: str | None = None
+    # The hot path's form, when the prefix allows it (the default does): ``head_template``
+    # over ``head_order`` (only %3/%8/%9, so it can be cached per CPU/PID/TID), then the plain
+    # %4!s! time text, then the fixed ``tail``. None when the prefix has another shape.
+    head_template: str | None = None
+    head_order: tuple[int, ...] = ()
+    tail: str | None = None
+
+    def head(self, cpu: int, pid: int, tid: int) -> str:
+        values = {3: tid, 8: pid, 9: cpu}
+        return self.head_template % tuple(values[v] for v in self.head_order)
 
     def render(self, values: Sequence) -> str:
         if self.static is not None:
@@ -215,11 +222,10 @@ class PrefixTemplate:
 
     def _bind(self, component: str, message_name: str, markers: Mapping[str, str]) -> BoundPrefix:
         out: list[str] = []
-        split: list[str] | None = []
+        slot_vars: list[int | None] = []  # the dynamic variable of each ``out`` element
         order: list[int] = []
         for piece in self.pieces:
             kind = type(piece).__name__
-            before = len(out)
             if kind == "Literal":
                 out.append(piece.text.replace("%", "%%"))
             elif kind == "Marker":
@@ -241,19 +247,24 @@ class PrefixTemplate:
                 elif index in _DYNAMIC_INDEX:
                     out.append(spec)
                     order.append(_DYNAMIC_INDEX[index])
-                    if index == 4 and split is not None:
-                        if spec == "%s":
-                            split.append("%s%03d")
-                            continue
-                        split = None
+                    slot_vars.extend([None] * (len(out) - 1 - len(slot_vars)) + [index])
                 # %0 and inserts above %9 have no meaning in a prefix: they print nothing.
             else:  # pragma: no cover - a piece kind this module does not know
                 out.append(str(getattr(piece, "text", "")).replace("%", "%%"))
-            if split is not None:
-                split.extend(out[before:])
         template = "".join(out)
         if not order:
             return BoundPrefix(template, None, False, template % ())
         variables = tuple(_DYNAMIC[i] for i in order)
+        slot_vars.extend([None] * (len(out) - len(slot_vars)))
+        head_template = tail = None
+        head_order: tuple[int, ...] = ()
+        if variables.count(4) == 1:
+            at = slot_vars.index(4)
+            head_order = tuple(v for v in slot_vars[:at] if v is not None)
+            if (out[at] == "%s" and set(head_order) <= {3, 8, 9}
+                    and all(v is None for v in slot_vars[at + 1:])):
+                head_template = "".join(out[:at])
+                tail = "".join(out[at + 1:]) % ()
         return BoundPrefix(template, itemgetter(*order), _DYNAMIC_INDEX[4] in order, None,
-                           variables, "".join(split) if split is not None else None)
+                           variables, head_template, head_order if head_template is not None else (),
+                           tail)

@@ -33,7 +33,7 @@ __all__ = [
 #: EventTraceGuid: the provider GUID of the logfile-header event.
 EVENT_TRACE_GUID = uuid.UUID("68fdd900-4a3e-11d1-84f4-0000f80464e3")
 
-_DEFAULT_ORDER = (9, 8, 3, 4)  # prefix variables of the default prefix, in order
+_MILLIS = tuple("%03d" % i for i in range(1000))
 _TRACE_MESSAGE_POINTER32 = 0x40
 _TRACE_MESSAGE_POINTER64 = 0x80
 
@@ -178,7 +178,15 @@ class _Entry:
     """Everything resolved once per (message GUID, number)."""
 
     __slots__ = ("guid", "number", "message", "formatter", "prefix", "markers", "component",
-                 "name", "has_prefix", "count", "unknown", "format", "compile_error")
+                 "name", "has_prefix", "count", "unknown", "format", "compile_error", "texts",
+                 "hits", "misses", "memo_budget")
+
+    # Memo of formatted texts by (pointer size, argument bytes): real traces repeat payloads
+    # (function enter/exit, the same status) and a dict hit costs a tenth of formatting. It is
+    # bounded per message and switched off for messages whose payloads rarely repeat.
+    MEMO_SIZE = 128
+    MEMO_PROBE = 1024
+    MEMO_TOTAL = 1 << 16  # texts remembered over all messages of one decoder (bounded memory)
 
     def __init__(self, guid, number):
         self.guid = guid
@@ -194,6 +202,24 @@ class _Entry:
         self.unknown = None  # the Unknown line when there is no format
         self.format = ""
         self.compile_error = None
+        self.texts: dict | None = {}
+        self.hits = 0
+        self.misses = 0
+        self.memo_budget = [self.MEMO_TOTAL]  # shared by a decoder's entries (see WppDecoder)
+
+    def remember(self, key, text: str) -> None:
+        """Store a formatted text (key's payload copied to bytes); give up on poor hit rates."""
+        self.misses += 1
+        texts = self.texts
+        budget = self.memo_budget
+        if len(texts) < self.MEMO_SIZE and budget[0] > 0:
+            texts[(key[0], bytes(key[1]))] = text
+            budget[0] -= 1
+        if self.misses >= self.MEMO_PROBE and self.hits < self.misses:
+            budget[0] += len(texts)
+            self.texts = None  # payloads rarely repeat: stop paying for the memo
+        elif self.misses >= self.MEMO_PROBE:
+            self.hits = self.misses = 0  # re-evaluate over the next window
 
 
 def _import_render():
@@ -220,12 +246,14 @@ class WppDecoder:
         self.counters = FmtCounters()
         self._entries: dict[tuple, _Entry] = {}
         self._raw_entries: dict[tuple, _Entry] = {}  # keyed by (GUID bytes_le, number)
+        self._memo_budget = [_Entry.MEMO_TOTAL]
         self._guid_components: dict[uuid.UUID, str] | None = None
         self._render = None
 
     # -- per-message resolution -----------------------------------------------------------
     def _entry(self, guid, number: int) -> _Entry:
         entry = _Entry(guid, number)
+        entry.memo_budget = self._memo_budget
         message = self.tmfset.lookup(guid, number) if guid is not None else None
         if message is None:
             component = self._component_of_guid(guid)
@@ -350,8 +378,9 @@ class WppDecoder:
         offset, start, origin = ctx.offset, ctx.start, ctx.origin
         num, den = ctx.scale_num, ctx.scale_den
         convert = ctx.to_filetime
-        cur_second = None
-        cur_text = ""
+        cur_second = cur_milli = None
+        cur_text = second_part = ""
+        heads: dict = {}  # (head template, cpu, pid, tid) -> rendered head of the prefix
         events = messages = non_wpp = 0
         first = True
         try:
@@ -385,20 +414,30 @@ class WppDecoder:
                     else:
                         flags = t[_F_FLAGS]
                         poff = t[_F_POFF]
-                        try:
-                            text = formatter.format(
-                                data[poff:poff + t[_F_PSIZE]],
-                                8 if flags & 0x80 else 4 if flags & 0x40 else default_psize,
-                                entry.markers)
-                        except Exception as exc:  # args don't fit: a format-error line
-                            counters.format_errors += 1
-                            text = _format_error_line(entry, str(exc) or type(exc).__name__)
+                        payload = data[poff:poff + t[_F_PSIZE]]
+                        psize = 8 if flags & 0x80 else 4 if flags & 0x40 else default_psize
+                        texts = entry.texts
+                        text = None
+                        if texts is not None:
+                            memo_key = (psize, payload)
+                            text = texts.get(memo_key)
+                        if text is None:
+                            try:
+                                text = formatter.format(payload, psize, entry.markers)
+                            except Exception as exc:  # args don't fit: a format-error line
+                                counters.format_errors += 1
+                                text = _format_error_line(entry, str(exc) or type(exc).__name__)
+                            else:
+                                if texts is not None:
+                                    entry.remember(memo_key, text)
+                        else:
+                            entry.hits += 1
                     if noprefix or not entry.has_prefix:
                         append(text)
                         continue
                     prefix = entry.prefix
-                    split = prefix.split_template
-                    if split is None or prefix.order != _DEFAULT_ORDER:
+                    tail = prefix.tail
+                    if tail is None:
                         append(self._generic_prefix(prefix, ts, t, cpu, ctx) + text)
                         continue
                     if num == den:
@@ -407,12 +446,21 @@ class WppDecoder:
                         ft = start + (ts - origin) * num // den
                     else:
                         ft = convert(ts)
-                    second = ft // 10_000_000
-                    if second != cur_second:
-                        cur_second = second
-                        cur_text = second_text(second)
-                    append(split % (cpu, t[_F_PID], t[_F_TID], cur_text,
-                                    ft % 10_000_000 // 10_000) + text)
+                    milli = ft // 10_000
+                    if milli != cur_milli:  # the time text changes at most once per millisecond
+                        cur_milli = milli
+                        second, ms = divmod(milli, 1000)
+                        if second != cur_second:
+                            cur_second = second
+                            second_part = second_text(second)
+                        cur_text = second_part + _MILLIS[ms]
+                    head_key = (prefix.head_template, cpu, t[_F_PID], t[_F_TID])
+                    head = heads.get(head_key)
+                    if head is None:
+                        if len(heads) > 65536:
+                            heads.clear()
+                        head = heads[head_key] = prefix.head(cpu, t[_F_PID], t[_F_TID])
+                    append(head + cur_text + tail + text)
                 yield out
         finally:
             counters.events += events

@@ -39,7 +39,9 @@ class _Stream:
 def _rows_of(etl: "EtlFile", buf) -> list:
     tuples = buf.walk(collect=True)
     etl._account(buf)
-    view = memoryview(buf.data)
+    data = buf.data
+    # read-only bytes: the formatter's memo hashes argument slices of this view
+    view = memoryview(data if isinstance(data, bytes) else bytes(data))
     cpu = buf.processor
     return [(t[_F_TS], t, view, cpu) for t in tuples]
 
