@@ -240,30 +240,36 @@ class MessageFormatter:
                 return unpack(buf)
             return decode_fixed
 
+        # Steps run in argument order, so values are appended, never indexed.
+        compiled = []
+        for step in steps:
+            if step[0] == "fixed":
+                compiled.append((True, step[1].size, step[1].unpack_from, step[2][0]))
+            else:
+                compiled.append((False, step[1]._decode, step[1].name, step[2]))
+
         def decode_mixed(buf):
             if type(buf) is not bytes:
                 buf = bytes(buf)
-            values: list[Any] = [None] * nargs
+            values: list[Any] = []
             off = 0
             n = len(buf)
-            for step in steps:
-                if step[0] == "fixed":
-                    st, idx = step[1], step[2]
-                    if off + st.size > n:
-                        a = args[idx[0]]
+            for fixed, a1, a2, i in compiled:
+                if fixed:
+                    if off + a1 > n:
+                        a = args[i]
                         raise FormatError(f"{label}: argument data ends inside {a.item} {a.name!r} "
-                                          f"(%{a.insert}) at offset {off}: needed {st.size} bytes, "
+                                          f"(%{a.insert}) at offset {off}: needed {a1} bytes, "
                                           f"{max(0, n - off)} available")
-                    for i, v in zip(idx, st.unpack_from(buf, off)):
-                        values[i] = v
-                    off += st.size
+                    values.extend(a2(buf, off))
+                    off += a1
                 else:
-                    it, i = step[1], step[2]
                     try:
-                        values[i], off = it.decode(buf, off, ps)
+                        v, off = a1(buf, off, ps, a2)
                     except ItemDecodeError as exc:
                         raise FormatError(f"{label}: argument {args[i].name!r} (%{args[i].insert}): "
                                           f"{exc}") from None
+                    values.append(v)
             return values
         return decode_mixed
 
