@@ -30,6 +30,10 @@ ControlCallback = Callable[[int, Any, Any], int]
 # registration handle -> objects C holds pointers to (callback handle, GUID storage)
 _registrations: dict[int, tuple[Any, ...]] = {}
 
+#: Called as hook(registration_handle, control_guid) after every successful RegisterTraceGuids
+#: (``wpptrace session record`` uses it to enable providers a script registers).
+registration_hooks: list[Callable[[int, uuid.UUID], None]] = []
+
 
 @ffi.def_extern()
 def _wpptrace_control_callback(request_code, request_context, buffer_size, buffer):
@@ -79,6 +83,8 @@ def RegisterTraceGuids(control_callback: ControlCallback, context: Any, control_
     check(lib.RegisterTraceGuidsA(lib._wpptrace_control_callback, keep, control, len(guids), regs,
                                   ffi.NULL, ffi.NULL, out), "RegisterTraceGuids")
     _registrations[out[0]] = (keep, control, trace_guids, regs)
+    for hook in list(registration_hooks):
+        hook(int(out[0]), control_guid)
     return int(out[0])
 
 

@@ -1,0 +1,52 @@
+"""``wpptrace session record``: a script's providers recorded into an .etl file."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import uuid
+
+import provider_etlcheck as etlcheck
+
+SCRIPT = textwrap.dedent("""
+    import sys, uuid
+    import wpptrace.provider as P
+    control = uuid.UUID(sys.argv[1])
+    state = {"logger": 0}
+    def callback(code, context, buffer):
+        state["logger"] = P.GetTraceLoggerHandle(buffer) if code == P.WMI_ENABLE_EVENTS else 0
+        state["flags"] = P.GetTraceEnableFlags(state["logger"]) if state["logger"] else None
+        return 0
+    P.RegisterTraceGuids(callback, None, control, [])
+    for word in sys.argv[2:] if state["logger"] else ():
+        P.TraceMessage(state["logger"], 0x2B, control, 10, word.encode() + b"\\0")
+    print("flags", state["flags"])
+    sys.exit(3)
+""")
+
+
+def record(tmp_path, *options):
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    control = uuid.uuid4()
+    out = tmp_path / "out.etl"
+    proc = subprocess.run([sys.executable, "-m", "wpptrace.cli", "session", "record", "-o", str(out),
+                           *[o.replace("CONTROL", str(control)) for o in options], "--",
+                           str(script), str(control), "alpha", "beta"], capture_output=True, text=True)
+    return proc, out, control
+
+
+def test_record_enables_providers_the_script_registers(tmp_path):
+    proc, out, control = record(tmp_path)
+    assert proc.returncode == 3, proc.stderr          # the script's exit code
+    assert "flags 4294967295" in proc.stdout and "0 events lost" in proc.stderr
+    messages = etlcheck.read(out).messages
+    assert [m.args for m in messages] == [b"alpha\0", b"beta\0"] and messages[0].guid == control
+
+
+def test_record_enables_only_the_given_guid_with_its_flags(tmp_path):
+    proc, out, control = record(tmp_path, "--guid", "CONTROL:0x30:4")
+    assert "flags 48" in proc.stdout, proc.stderr
+    assert len(etlcheck.read(out).messages) == 2
+    proc, out, _ = record(tmp_path, "--guid", str(uuid.uuid4()))
+    assert "flags None" in proc.stdout and etlcheck.read(out).messages == []
