@@ -12,7 +12,7 @@ SCRIPT = textwrap.dedent("""
     import sys, uuid
     import wpptrace.provider as P
     control = uuid.UUID(sys.argv[1])
-    state = {"logger": 0}
+    state = {"logger": 0, "flags": None}
     def callback(code, context, buffer):
         state["logger"] = P.GetTraceLoggerHandle(buffer) if code == P.WMI_ENABLE_EVENTS else 0
         state["flags"] = P.GetTraceEnableFlags(state["logger"]) if state["logger"] else None
