@@ -46,6 +46,10 @@ def _escape(text: str) -> str:
     return text.replace("%", "%%")
 
 
+class _Unusable(Exception):
+    """Raised while compiling: the format cannot be used with this argument list."""
+
+
 class _Baked:
     """A plan's template with the marker values of one markers mapping baked in."""
 
@@ -110,6 +114,8 @@ class MessageFormatter:
             unknown = [a.item for a, t in zip(self._args, self._items) if t is None]
             if unknown:
                 self.error = f"unknown item type {unknown[0]}: the argument layout cannot be decoded"
+        self._layout_error = next((f"unknown item type {a.item}: the argument layout cannot be decoded"
+                                   for a, t in zip(self._args, self._items) if t is None), None)
         by_insert: dict[int, int] = {}
         for i, a in enumerate(self._args):
             by_insert.setdefault(a.insert, i)
@@ -127,7 +133,11 @@ class MessageFormatter:
                 raise self._fail(self.error)
             if pointer_size not in (4, 8):
                 raise self._fail(f"pointer size {pointer_size} is not 4 or 8")
-            plan = self._plans[pointer_size] = self._compile(pointer_size)
+            try:
+                plan = self._plans[pointer_size] = self._compile(pointer_size)
+            except _Unusable as exc:
+                self.error = str(exc)  # remembered: later events fail fast with the same reason
+                raise self._fail(self.error) from None
         return plan
 
     def _compile(self, ps: int) -> _Plan:
@@ -137,10 +147,10 @@ class MessageFormatter:
             if not isinstance(p, Insert):
                 continue
             if p.spec is not None and p.spec.stars:
-                raise self._fail(f"%{p.index}: '*' width/precision inserts are not supported")
+                raise _Unusable(f"%{p.index}: '*' width/precision inserts are not supported")
             if p.index >= 10:
                 if p.index not in self._by_insert:
-                    raise self._fail(f"the format uses %{p.index} but no argument has insert {p.index}")
+                    raise _Unusable(f"the format uses %{p.index} but no argument has insert {p.index}")
                 uses.setdefault(self._by_insert[p.index], []).append(p)
         codes: list[str | None] = []
         fast: dict[int, str] = {}
@@ -302,9 +312,10 @@ class MessageFormatter:
         return baked
 
     def decode_args(self, arg_bytes: bytes | memoryview, pointer_size: int = 8) -> list[tuple[str, str, Any]]:
-        """[(C expression, item, typed value)] in argument-block order."""
-        if self.error is not None:
-            raise self._fail(self.error)
+        """[(C expression, item, typed value)] in argument-block order (works even when the format
+        string itself is unusable, as long as every item type is known)."""
+        if self._layout_error is not None:
+            raise self._fail(self._layout_error)
         if type(arg_bytes) is not bytes:
             arg_bytes = bytes(arg_bytes)
         values, off = [], 0

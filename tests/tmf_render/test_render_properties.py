@@ -215,3 +215,18 @@ def test_enums_from_enumv_blocks():
     assert f.format(struct.pack("<II", 1, 3), 8) == "Machine State :: Online caps=Read|Write"
     assert f.format(struct.pack("<II", 0xFFFFFFFF, 0), 8) == "Machine State :: Invalid caps=0"
     assert f.format(struct.pack("<II", 7, 4), 8) == "Machine State :: 7 caps=0x4"
+
+
+def test_unusable_format_still_decodes_arguments_and_fails_fast():
+    message = Message(guid=G, number=20, name="x_c1", format="%10!d! %12!d!",
+                      args=(Argument("n", "ItemLong", (), 10),))
+    f = compile_message(message, None)
+    for _ in range(2):  # the reason is remembered, not recompiled
+        with pytest.raises(FormatError, match="no argument has insert 12"):
+            f.format(struct.pack("<i", 1), 8)
+    assert f.error is not None
+    assert f.decode_args(struct.pack("<i", -1), 8) == [("n", "ItemLong", -1)]
+    unknown = compile_message(Message(guid=G, number=21, name="x_c1", format="%10",
+                                      args=(Argument("n", "ItemWhat", (), 10),)), None)
+    with pytest.raises(FormatError, match="ItemWhat"):
+        unknown.decode_args(b"\0\0\0\0", 8)
