@@ -132,6 +132,19 @@ def _expand(sources: Sequence[str]) -> list[str]:
     return files
 
 
+def _write_logging(args: argparse.Namespace, info: ProviderInfo, sources: list[str],
+                   when: _dt.datetime) -> list[pathlib.Path]:
+    """The logging call sites' TMF, through the handler's own writer (same bytes as at run time)."""
+    from .logging_handler import WppHandler
+    from .tracing import Provider
+
+    provider = Provider(info.name, info.guid, flags=info.flags, root=info.root, register=False)
+    flag = provider.flag(args.logging_flag) if args.logging_flag else None
+    handler = WppHandler(provider=provider, flag=flag)
+    paths = handler.write_tmf(args.output, sources=tuple(sources), when=when)
+    return [pathlib.Path(p) for p in paths if p.endswith(".tmf")]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sources", nargs="+", metavar="SRC",
                         help="Python source files or directories (scanned for trace calls)")
@@ -144,6 +157,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                        "of the file declaring the Provider (as at run time)")
     parser.add_argument("--timestamp", metavar="ISO8601",
                         help="'Last Updated' time (default: $SOURCE_DATE_EPOCH or 1970-01-01)")
+    parser.add_argument("--logging", action="store_true",
+                        help="also write the TMF of the sources' logging calls, as WppHandler.write_tmf does")
+    parser.add_argument("--logging-flag", metavar="NAME",
+                        help="the provider flag the WppHandler uses (default: the first flag)")
     parser.add_argument("--no-control-files", dest="control_files", action="store_false",
                         help="write only the .tmf files")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every file written")
@@ -187,9 +204,11 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         print(f"wpptrace tmf gen: {failed} error(s); nothing written", file=sys.stderr)
         return 1
-    written = write_files(args.output, info, compiled, reproducible_time(args.timestamp),
-                          control_files=args.control_files)
+    when = reproducible_time(args.timestamp)
+    written = write_files(args.output, info, compiled, when, control_files=args.control_files)
     count = sum(len(m.sites) for m in compiled)
+    if args.logging:
+        written += _write_logging(args, info, sources, when)
     if args.verbose:
         for path in written:
             print(path)
