@@ -208,12 +208,12 @@ class _Entry:
         self.memo_budget = [self.MEMO_TOTAL]  # shared by a decoder's entries (see WppDecoder)
 
     def remember(self, key, text: str) -> None:
-        """Store a formatted text (key's payload copied to bytes); give up on poor hit rates."""
+        """Store a formatted text (key: pointer size, payload bytes); give up on poor hit rates."""
         self.misses += 1
         texts = self.texts
         budget = self.memo_budget
         if len(texts) < self.MEMO_SIZE and budget[0] > 0:
-            texts[(key[0], bytes(key[1]))] = text
+            texts[key] = text
             budget[0] -= 1
         if self.misses >= self.MEMO_PROBE and self.hits < self.misses:
             budget[0] += len(texts)

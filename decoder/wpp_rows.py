@@ -2,7 +2,7 @@
 
 Same order as ``ordering.ordered_records`` (log-file header first; each processor's buffers
 by SequenceNumber; streams merged by timestamp, ties in stream order) but yields batches of
-rows ``(timestamp, walker_tuple, buffer_view, processor)``: the walker's flat tuples are
+rows ``(timestamp, walker_tuple, buffer_bytes, processor)``: the walker's flat tuples are
 used as they come from C, and the merge is a windowed stable sort (everything up to the
 earliest "last timestamp" among the loaded buffers), which costs a fraction of a per-record
 heap merge. Memory: one buffer per processor stream at a time.
@@ -40,10 +40,11 @@ def _rows_of(etl: "EtlFile", buf) -> list:
     tuples = buf.walk(collect=True)
     etl._account(buf)
     data = buf.data
-    # read-only bytes: the formatter's memo hashes argument slices of this view
-    view = memoryview(data if isinstance(data, bytes) else bytes(data))
+    # bytes, not a memoryview: slicing a short payload out of bytes and hashing it (the
+    # formatter's memo key) is cheaper than doing the same with a memoryview
+    data = data if isinstance(data, bytes) else bytes(data)
     cpu = buf.processor
-    return [(t[_F_TS], t, view, cpu) for t in tuples]
+    return [(t[_F_TS], t, data, cpu) for t in tuples]
 
 
 def _load(etl: "EtlFile", stream: _Stream) -> bool:
@@ -65,7 +66,8 @@ def header_record(row) -> Record:
     """A ``Record`` for one row (used for the rare rows that need the full object)."""
     from .records import BufferContext
 
-    return Record(row[ROW_T], BufferContext(row[ROW_DATA], 0, -1, row[ROW_CPU], 0, 8, False))
+    return Record(row[ROW_T], BufferContext(memoryview(row[ROW_DATA]), 0, -1, row[ROW_CPU], 0, 8,
+                                            False))
 
 
 def ordered_rows(etl: "EtlFile") -> Iterator[list]:
