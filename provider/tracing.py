@@ -132,7 +132,7 @@ class Provider:
 
     def enabled(self, flag: int = ~0, level: int = TRACE_LEVEL_VERBOSE) -> bool:
         """Would a message with this flag and level be written now? (a cheap guard)"""
-        return bool(flag & self._masks[level])
+        return bool(flag & self._masks[level & 0xFF])
 
     def _set_enable_state(self, logger_handle: int, flags: int, level: int) -> None:
         masks = [0] * 256

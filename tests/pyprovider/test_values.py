@@ -183,3 +183,23 @@ def test_same_format_at_two_sites_keeps_two_messages(pp, tmp_path) -> None:
     module.f(5)
     assert calls == [(10, struct.pack("<i", 1)), (11, struct.pack("<i", 2)), (12, b""),
                      (10, struct.pack("<i", 5)), (11, struct.pack("<i", 6)), (12, b"")]
+
+
+def test_a_message_larger_than_a_buffer_is_dropped_and_counted(app, pp, tmp_path) -> None:
+    """TraceMessage's rule: arguments + 72 > BufferSize -> ERROR_MORE_DATA, nothing written."""
+    etl = tmp_path / "big.etl"
+    with pp.etl_session(etl, buffer_kb=4) as session:
+        app.trace.register()
+        try:
+            api.EnableTrace(True, 0xFFFFFFFF, 5, app.trace.guid, session)
+            app.text("x" * 5000)
+            app.text("fits")
+        finally:
+            app.trace.unregister()
+    assert (app.trace.events_dropped, app.trace.last_error) == (1, 234)  # ERROR_MORE_DATA
+    app.trace.events_dropped = app.trace.last_error = 0
+    from wpptrace.decoder.etlfile import EtlFile
+    from wpptrace.decoder.ordering import ordered_records
+    with EtlFile(str(etl)) as f:
+        messages = [bytes(r.user_data) for r in ordered_records(f) if r.kind == "message"]
+    assert messages == [b"fits\x00"]
