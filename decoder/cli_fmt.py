@@ -67,39 +67,28 @@ def _load_tmfs(opts: FmtOptions, err: IO[str]):
             continue
         paths.append(path)
     for image in opts.pdbs:
-        pdb = _find_pdb(image, opts.symbol_paths)
-        if pdb is None:
-            print(f"{opts.prog}: error: no PDB found for {image}"
-                  f"{' (searched: ' + ';'.join(opts.symbol_paths) + ')' if opts.symbol_paths else ''}",
-                  file=err)
+        try:
+            paths.append(_find_pdb(image, opts.symbol_paths))
+        except (OSError, ValueError) as exc:
+            print(f"{opts.prog}: error: {image}: {_describe(exc)}", file=err)
             problems += 1
-            continue
-        paths.append(pdb)
     tmfset = tmf.load(*paths, tolerant=True)
     return tmfset, problems
 
 
-def _find_pdb(image: str, symbol_paths: list[str]) -> str | None:
-    """A .pdb given directly, or <image stem>.pdb beside the image or in a symbol path."""
-    if image.lower().endswith(".pdb"):
-        return image if os.path.isfile(image) else None
-    stem = os.path.splitext(os.path.basename(image))[0] + ".pdb"
-    dirs = [os.path.dirname(os.path.abspath(image))]
-    for entry in symbol_paths + os.environ.get("_NT_SYMBOL_PATH", "").split(";"):
-        for part in entry.split(";"):
-            if part and not part.lower().startswith(("srv*", "cache*", "symsrv*")):
-                dirs.append(part)
-    for directory in dirs:
-        candidate = os.path.join(directory, stem)
-        if os.path.isfile(candidate):
-            return candidate
-        try:  # case-insensitive match: symbols copied from Windows keep their case
-            for name in os.listdir(directory):
-                if name.lower() == stem.lower():
-                    return os.path.join(directory, name)
-        except OSError:
-            continue
-    return None
+def _find_pdb(image: str, symbol_paths: list[str]) -> str:
+    """A .pdb given directly, or the PDB matching a PE image (GUID and age, like tracefmt -i -r):
+    beside the image, at its linker path, or in the symbol paths (-r, else _NT_SYMBOL_PATH)."""
+    from wpptrace.tmf.peimage import is_pe_image
+    from wpptrace.tmf.tracepdb import find_pdb_for_image
+
+    if not os.path.isfile(image):
+        raise FileNotFoundError(f"no such file: {image}")
+    if image.lower().endswith(".pdb") or not is_pe_image(image):
+        return image
+    paths = [part for entry in (symbol_paths or [os.environ.get("_NT_SYMBOL_PATH", "")])
+             for part in entry.split(";") if part]
+    return find_pdb_for_image(image, paths)
 
 
 class _Input:

@@ -138,3 +138,23 @@ def test_multiple_files_are_merged_by_time(tmp_path, tmf_dirs):
     code, out, err = run_fmt_capture(a, b, tmf_dirs=tmf_dirs, noprefix=True)
     ids = [line.split("id=")[1].split()[0] for line in out.splitlines() if "id=" in line]
     assert ids == ["0", "1", "2", "3", "4"]
+
+
+def test_formats_from_a_private_pdb_and_from_its_image(tmp_path, data_dir):
+    """-pdb PDB and -i IMAGE (PDB found by the image's CodeView GUID/age) feed the same formats.
+    Fixture: tests/data/pdb/wpp_x64.{dll,pdb} (see its PROVENANCE.md)."""
+    driver = uuid.UUID("6f0e2a10-5b1c-4d2e-8f3a-9b4c5d6e7f80")
+    path = _trace(tmp_path, [
+        (driver, 11, struct.pack("<i", 4) + b"q0\0", etlgen.FLAGS_WPP),
+        (driver, 12, struct.pack("<I", 0xC0000022), etlgen.FLAGS_WPP),
+    ])
+    expected = [" [Fixture_Process] processing 4 items for q0",
+                " [fixture_helper] caf\u00e9 failed with 0xc0000022(STATUS_ACCESS_DENIED)"]
+    pdb_dir = data_dir / "pdb"
+    for source in ({"pdbs": [str(pdb_dir / "wpp_x64.pdb")]},
+                   {"pdbs": [str(pdb_dir / "wpp_x64.dll")], "symbol_paths": [str(pdb_dir)]}):
+        code, out, err = run_fmt_capture(path, noprefix=True, **source)
+        assert code == 0, err
+        assert out.splitlines()[1:] == expected
+    code, out, err = run_fmt_capture(path, noprefix=True, pdbs=[str(tmp_path / "none.sys")])
+    assert code == 1 and "none.sys" in err
