@@ -505,7 +505,7 @@ class EtlFile:
                             f"bytes (SavedOffset {info.saved_offset:#x} - 0x48); {why} after "
                             f"{produced} bytes; records up to there are kept")
                 del out[BUFFER_HEADER_SIZE + produced:]
-            data = bytes(out)
+            data = bytes(out)                    # Buffer.data is bytes (the D -> E, F contract)
             end = len(data)
         else:
             if end > len(raw) and len(raw) == info.size_on_disk and info.index != 0:

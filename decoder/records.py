@@ -9,6 +9,7 @@ unknown kinds are returned as kind "unknown" and counted, damage is reported as 
 from __future__ import annotations
 
 import struct
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple
@@ -53,6 +54,19 @@ WALK_ERRORS = {
 
 # records per walk call; a 64 KiB buffer holds at most 8183
 _CHUNK = 16384
+_RESULT_SIZE = ffi.sizeof("etlrd_walk_result")
+_ZERO_RESULT = bytes(_RESULT_SIZE)
+_local = threading.local()
+
+
+def _scratch():
+    """Per-thread walker output arrays, allocated once (ffi.new zero-fills: not per call)."""
+    s = getattr(_local, "scratch", None)
+    if s is None:
+        s = _local.scratch = type("WalkScratch", (), {})()
+        s.result = ffi.new("etlrd_walk_result *")
+        s.records = ffi.new("etlrd_record[]", _CHUNK)
+    return s
 
 
 @dataclass(frozen=True)
@@ -292,14 +306,16 @@ def walk(data, start: int, end: int, last_timestamp: int = 0,
         stats.end_offset = start
         return [], stats
     src = ffi.from_buffer(data)
-    res = ffi.new("etlrd_walk_result *")
+    scratch = _scratch()
+    res = scratch.result
+    ffi.memmove(res, _ZERO_RESULT, _RESULT_SIZE)
     res.last_timestamp = last_timestamp
     tuples: list[tuple] = []
     if not collect:
         lib.etlrd_walk(src, end, start, ffi.NULL, 0, res)
     else:
         cap = min(_CHUNK, (end - start) // 8 + 1)
-        out = ffi.new("etlrd_record[]", cap)
+        out = scratch.records                   # reused: tuples are copied out of it
         size = _RECORD_FORMAT.size
         pos = start
         while True:

@@ -1,6 +1,8 @@
 """MS-XCA Plain LZ77 decompression of compressed ETL buffers (C implementation, bounded)."""
 from __future__ import annotations
 
+import threading
+
 from wpptrace._core import ffi, lib
 
 #: why a stream could not be decoded (ETLRD_XPRESS_*)
@@ -43,10 +45,15 @@ def decompress(data: bytes | bytearray | memoryview, max_output: int, *,
     return bytes(out)
 
 
+_local = threading.local()
+
+
 def decompress_into(data, out: bytearray, start: int, max_output: int) -> tuple[int, int, int]:
     """Decode into ``out[start:start+max_output]`` in place; returns (rc, produced, consumed)."""
-    produced = ffi.new("size_t *")
-    consumed = ffi.new("size_t *")
+    counters = getattr(_local, "counters", None)
+    if counters is None:
+        counters = _local.counters = ffi.new("size_t[2]")
+    produced, consumed = counters, counters + 1
     dst = ffi.from_buffer(out)
     rc = lib.etlrd_xpress_decompress(ffi.from_buffer(data), len(data), dst + start,
                                      max_output, produced, consumed)

@@ -70,15 +70,18 @@ int etlrd_xpress_decompress(const uint8_t *src, size_t src_len, uint8_t *dst, si
         length += 3;
         if (distance > op) { rc = ETLRD_XPRESS_BAD_DISTANCE; goto out; }
         if (length > dst_cap - op) { rc = ETLRD_XPRESS_OVERFLOW; goto out; }
-        if (distance >= length) {
-            memcpy(dst + op, dst + op - distance, length);
-            op += length;
-        } else {                                     /* overlapping: a repeating run */
-            const uint8_t *from = dst + op - distance;
+        uint8_t *to = dst + op;
+        const uint8_t *from = to - distance;
+        if (distance >= 8 && length + 8 <= dst_cap - op) {
+            /* 8 bytes at a time; may write up to 7 bytes past the match (inside dst_cap,
+             * overwritten by what follows) and never reads bytes not yet written */
+            for (size_t i = 0; i < length; i += 8)
+                memcpy(to + i, from + i, 8);
+        } else {                                     /* short distance: a repeating run */
             for (size_t i = 0; i < length; i++)
-                dst[op + i] = from[i];
-            op += length;
+                to[i] = from[i];
         }
+        op += length;
     }
 out:
     if (produced)
