@@ -27,6 +27,7 @@ import functools
 import logging
 import os
 import re
+import sys
 import traceback
 import uuid
 from typing import Any, Callable
@@ -245,7 +246,8 @@ class WppHandler(logging.Handler):
     """A logging handler that writes WPP messages through a :class:`Provider`.
 
     ``WppHandler("MyApp")`` makes (and registers) a provider named MyApp with one flag,
-    ``LOGGING``; ``WppHandler(provider=p, flag=p.flags.X)`` uses yours. Records are written when
+    ``LOGGING``, rooted (for message GUIDs) at the directory of the file that creates the handler,
+    or at ``root`` relative to it; ``WppHandler(provider=p, flag=p.flags.X)`` uses yours. Records are written when
     a session has enabled the provider for the flag at the record's trace level; the handler's
     own logging level filters first, as usual."""
 
@@ -256,8 +258,10 @@ class WppHandler(logging.Handler):
         if provider is None:
             if not name:
                 raise ValueError("give a provider name or a Provider")
-            provider = Provider(name, guid, flags=("LOGGING",),
-                                root=root or os.getcwd())
+            # As for Provider: source paths are relative to the directory of the file creating it.
+            caller = sys._getframe(1).f_code.co_filename
+            base = os.path.dirname(os.path.abspath(caller)) if os.path.exists(caller) else os.getcwd()
+            provider = Provider(name, guid, flags=("LOGGING",), root=os.path.join(base, root or ""))
         self.provider = provider
         self.flag = int(flag) if flag is not None else (int(next(iter(provider.flags))) if len(provider.flags) else 1)
         self.flag_name = next((f.name for f in provider.flags if int(f) == self.flag), "LOGGING")
