@@ -110,6 +110,9 @@ def read_codeview(path: "str | os.PathLike[str]") -> CodeViewInfo:
         if u32(entry + 12) != IMAGE_DEBUG_TYPE_CODEVIEW:
             continue
         size, raw_ptr = u32(entry + 16), u32(entry + 24)
+        if raw_ptr + size > len(data):
+            raise fail(f"CodeView record at file offset {raw_ptr:#x} (+{size}) lies outside the "
+                       f"{len(data)}-byte file", entry + 24, "a PointerToRawData inside the file")
         record = data[raw_ptr:raw_ptr + size]
         if len(record) < 25 or record[:4] != b"RSDS":
             raise fail("CodeView debug record is not an RSDS (PDB 7.0) record", raw_ptr,

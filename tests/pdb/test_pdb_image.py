@@ -82,6 +82,11 @@ def test_image_errors_are_precise(pdb_data, tmp_path):
     struct.pack_into("<I", bad_pe, 0x3C, 0x7FFFFF)
     err = _image_error(bytes(bad_pe), tmp_path)
     assert err.offset == 0x3C and "PE signature" in str(err)
+    outside = bytearray(raw)  # regression (found by the fuzz test): record pointer past the file end
+    at = outside.index(struct.pack("<I", 0x638), 0x400)  # the CodeView entry's PointerToRawData
+    struct.pack_into("<I", outside, at, 0x10638)
+    err = _image_error(bytes(outside), tmp_path)
+    assert err.offset == at and "outside the 2560-byte file" in str(err)
     no_rsds = bytearray(raw)
     at = no_rsds.index(b"RSDS")
     no_rsds[at:at + 4] = b"NB10"
