@@ -280,7 +280,7 @@ def parse_printf_format(fmt: str) -> list[Piece]:
 _FALLBACK_TYPES = {
     "i": "d", "I32d": "d", "I32i": "d", "I32u": "u", "I32x": "x", "I32X": "X", "I32o": "o",
     "lli": "lld", "I64i": "I64d", "Ii": "Id", "IX": "IX",
-    "hhd": "c", "hhi": "c", "hhu": "c", "hhx": "XBYTE", "hhX": "XBYTE", "hho": "OBYTE", "hhc": "c",
+    "hhc": "c",
     "zd": "Id", "zi": "Id", "zu": "Iu", "zx": "Ix", "zX": "IX", "zo": "Io",
     "jd": "lld", "ji": "lld", "ju": "llu", "jx": "llx", "jX": "llX", "jo": "llo",
     "td": "Id", "ti": "Id", "tu": "Iu", "tx": "Ix", "tX": "IX", "to": "Io",
@@ -300,6 +300,11 @@ def wpp_type_for(spec_or_ext: Spec | str, types: dict[str, wppini.WppType] | Non
                                   text=spec_or_ext.text, column=len(spec_or_ext.text),
                                   expected="a value conversion")
         wtype = wppini.lookup_type(key, types) if key not in ("i",) else None
+        if wtype is None and spec_or_ext.length == "hh" and spec_or_ext.conversion in "diuxXo":
+            # tracewpp has no byte-sized integer conversions; log one byte, print it as a number
+            conv = "d" if spec_or_ext.conversion == "i" else spec_or_ext.conversion
+            return wppini.WppType(key, "fallback", "char", "ItemChar", (), "hh" + conv, None,
+                                  "formatspec:hh")
         if wtype is None and key in _FALLBACK_TYPES:
             wtype = wppini.lookup_type(_FALLBACK_TYPES[key], types)
         if wtype is None:

@@ -116,7 +116,7 @@ def test_printf_errors(fmt, column):
     ("d", "ItemLong"), ("i", "ItemLong"), ("u", "ItemLong"), ("x", "ItemLong"), ("X", "ItemLong"),
     ("o", "ItemLong"), ("08lx", "ItemLong"), ("ld", "ItemLong"), ("I32u", "ItemLong"),
     ("hd", "ItemShort"), ("hu", "ItemShort"), ("hx", "ItemShort"), ("C", "ItemShort"), ("lc", "ItemShort"),
-    ("c", "ItemChar"), ("hhx", "ItemChar"),
+    ("c", "ItemChar"), ("hhx", "ItemChar"), ("hhd", "ItemChar"), ("hhu", "ItemChar"),
     ("I64d", "ItemLongLong"), ("lld", "ItemLongLong"), ("I64u", "ItemULongLong"),
     ("I64x", "ItemLongLongX"), ("llX", "ItemLongLongXX"), ("I64o", "ItemLongLongO"),
     ("p", "ItemPtr"), ("Iu", "ItemPtr"), ("Id", "ItemPtr"), ("zu", "ItemPtr"), ("IX", "ItemPtr"),
@@ -238,3 +238,8 @@ def test_printf_to_tmf_wpp_markers():
     assert parse_tmf_format(fmt)[-1] == Literal("%n")
     with pytest.raises(FormatSpecError, match="STDPREFIX"):
         printf_to_tmf("x %!STDPREFIX!")
+
+
+def test_byte_sized_integers_print_as_numbers():
+    fmt, items = printf_to_tmf("%hhd %02hhx %hhi")
+    assert fmt == "%10!hhd! %11!02hhx! %12!hhd!" and items == ["ItemChar"] * 3
