@@ -194,14 +194,37 @@ class TypevLine:
     trailer: tuple[tuple[str, str], ...]
 
 
+# Whole-line fast matchers for the two hot productions. They accept a subset of what
+# ``typev_line`` / ``arg_line`` accept (pyparsing's default whitespace " \t\r\n" between tokens, the
+# same token patterns) and give the same result; anything else, including every error, goes
+# through the pyparsing production. tests/tmf/test_properties.py checks the two agree.
+_WS = r"[ \t\r\n]"
+_FAST_TYPEV = re.compile(
+    rf"(?P<kind>#typev?)(?=[ \t]){_WS}*(?P<name>[^\s\"]+){_WS}+(?P<number>\d+){_WS}*"
+    rf"\"(?P<format>.*)\"(?=[ \t]*(?://|$)){_WS}*(?://(?P<trailer>[^\n]*))?{_WS}*\Z",
+    re.DOTALL,
+)
+_FAST_ARG = re.compile(
+    rf"{_WS}*(?P<expr>.*\S)[ \t]*,{_WS}*(?P<item>Item[A-Za-z0-9_]*(?:\[\d+\])?){_WS}*"
+    rf"(?:\((?P<params>[^()]*)\))?{_WS}*(?:(?:--|//){_WS}*(?P<insert>\d+))?{_WS}*\Z"
+)
+
+
 @functools.lru_cache(maxsize=8192)
 def parse_guid_header(text: str) -> GuidHeader:
     result = _run(guid_header, text, "GUID header line")
     return GuidHeader(result["guid"], result["component"], _one(result, "trailer", ()))
 
 
-@functools.lru_cache(maxsize=65536)
-def parse_typev(text: str) -> TypevLine:
+def _typev_fast(text: str) -> TypevLine | None:
+    fast = _FAST_TYPEV.match(text) if len(text) <= MAX_LINE else None
+    if fast is None or int(fast["number"]) > MAX_MESSAGE_NUMBER:
+        return None
+    return TypevLine(fast["kind"] == "#type", fast["name"], int(fast["number"]), fast["format"],
+                     _trailer_to_pairs(fast["trailer"] or ""))
+
+
+def _typev_full(text: str) -> TypevLine:
     result = _run(typev_line, text, "#typev line")
     return TypevLine(
         result["kind"] == "#type", result["name"], result["number"], result["format"], _one(result, "trailer", ())
@@ -209,10 +232,33 @@ def parse_typev(text: str) -> TypevLine:
 
 
 @functools.lru_cache(maxsize=65536)
-def parse_arg(text: str) -> tuple[str, str, tuple[str, ...], int | None]:
-    """(expression, item, params, insert or None) of one argument line."""
+def parse_typev(text: str) -> TypevLine:
+    """One #typev/#type line (raises _LineError with the position and what was expected)."""
+    return _typev_fast(text) or _typev_full(text)
+
+
+ArgTuple = tuple[str, str, tuple[str, ...], "int | None"]
+
+
+def _arg_fast(text: str) -> ArgTuple | None:
+    fast = _FAST_ARG.match(text) if len(text) <= MAX_LINE else None
+    if fast is None or (fast["insert"] is not None and not 1 <= int(fast["insert"]) <= MAX_INSERT):
+        return None
+    params = fast["params"]
+    return (fast["expr"].strip(), fast["item"],
+            tuple(p.strip() for p in params.split(",")) if params is not None else (),
+            int(fast["insert"]) if fast["insert"] is not None else None)
+
+
+def _arg_full(text: str) -> ArgTuple:
     result = _run(arg_line, text, "argument line")
     return result["expr"].strip(), result["item"], _one(result, "params", ()), result.get("insert")
+
+
+@functools.lru_cache(maxsize=65536)
+def parse_arg(text: str) -> ArgTuple:
+    """(expression, item, params, insert or None) of one argument line."""
+    return _arg_fast(text) or _arg_full(text)
 
 
 def parse_trailer(text: str) -> dict[str, str]:

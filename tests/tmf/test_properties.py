@@ -162,3 +162,36 @@ def test_pathological_long_lines_parse_in_linear_time():
         assert time.perf_counter() - start < 2.0
         assert bool(tmfset.issues) == malformed
         assert len(tmfset) == (0 if malformed else 1)
+
+
+# -- the whole-line fast matchers agree with the pyparsing productions ---------------------------
+
+from wpptrace.tmf import grammar  # noqa: E402
+
+REAL_LINES = [line for line in CORPUS_SAMPLE.split("\n") if line.startswith("#typev") or " -- " in line]
+LINE_ALPHABET = st.sampled_from(list('#typev ItemLong(),-/"!%0123456789abcxyz_\t=[]{}') + ["--", "//", ", Item"])
+
+
+def _outcome(fn, text):
+    try:
+        return fn(text)
+    except grammar._LineError:
+        return "error"
+
+
+@st.composite
+def candidate_lines(draw) -> str:
+    if draw(st.booleans()):
+        return "".join(draw(st.lists(LINE_ALPHABET, max_size=30)))
+    line = draw(st.sampled_from(REAL_LINES))
+    pos = draw(st.integers(0, len(line)))
+    return line[:pos] + "".join(draw(st.lists(LINE_ALPHABET, max_size=3))) + line[pos + draw(st.integers(0, 3)):]
+
+
+@SETTINGS
+@given(candidate_lines())
+def test_fast_matchers_agree_with_the_productions(line):
+    for fast, full in ((grammar._typev_fast, grammar._typev_full), (grammar._arg_fast, grammar._arg_full)):
+        quick = fast(line)
+        if quick is not None:  # a fast match must be exactly what the production gives
+            assert quick == _outcome(full, line)
