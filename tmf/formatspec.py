@@ -299,7 +299,7 @@ def wpp_type_for(spec_or_ext: Spec | str, types: dict[str, wppini.WppType] | Non
             raise FormatSpecError("%n writes to memory; WPP has no type for it",
                                   text=spec_or_ext.text, column=len(spec_or_ext.text),
                                   expected="a value conversion")
-        wtype = wppini.lookup_type(key, types) if key not in ("i",) else None
+        wtype = wppini.lookup_type(key, types)
         if wtype is None and spec_or_ext.length == "hh" and spec_or_ext.conversion in "diuxXo":
             # tracewpp has no byte-sized integer conversions; log one byte, print it as a number
             conv = "d" if spec_or_ext.conversion == "i" else spec_or_ext.conversion
