@@ -54,7 +54,7 @@ def _error(msf: MsfFile, stream: MsfStream, offset: int, message: str, expected:
 
 
 def _records(msf: MsfFile, stream: MsfStream) -> dict[int, tuple[int, int, bytes]]:
-    """type index -> (stream offset, kind, payload)."""
+    """type index -> (stream offset, kind, payload) of the LF_ENUM and LF_FIELDLIST records."""
     data = stream.data
     if len(data) < TPI_HEADER.size:
         raise _error(msf, stream, 0, f"TPI stream of {len(data)} bytes", f"a header of at least {TPI_HEADER.size}")
@@ -69,7 +69,8 @@ def _records(msf: MsfFile, stream: MsfStream) -> dict[int, tuple[int, int, bytes
         if length < 2 or off + 2 + length > end:
             raise _error(msf, stream, off, f"type record length {length} runs past the records",
                          f"a length from 2 to {end - off - 2}")
-        records[index] = (off, kind, data[off + 4:off + 2 + length])
+        if kind in (LF_ENUM, LF_FIELDLIST):  # the only kinds enums need: keep memory to those
+            records[index] = (off, kind, data[off + 4:off + 2 + length])
         off += 2 + length
         index += 1
     return records
