@@ -230,3 +230,23 @@ def test_unusable_format_still_decodes_arguments_and_fails_fast():
                                       args=(Argument("n", "ItemWhat", (), 10),)), None)
     with pytest.raises(FormatError, match="ItemWhat"):
         unknown.decode_args(b"\0\0\0\0", 8)
+
+
+TMF_PIECES = st.sampled_from(["%10", "%11!d!", "%12!s!", "%10!08X!", "%!FUNC!", "%0", "%%", "%n", "!",
+                              "%1!s!", "%13!x!", "%10!*d!", "%11!-5.2s!", "abc", " ", "%", "%10!p!",
+                              "%11!I64u!", "%!X!", "%9!d!", "%12!lc!"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(TMF_PIECES, max_size=12).map("".join) | st.text(max_size=40),
+       st.binary(max_size=24), st.sampled_from([4, 8]), st.booleans())
+def test_any_format_and_bytes_give_text_or_format_error(fmt, data, ps, with_markers):
+    message = Message(guid=G, number=30, name="fz_c1", format=fmt,
+                      args=(Argument("a", "ItemLong", (), 10), Argument("b", "ItemShort", (), 11),
+                            Argument("c", "ItemString", (), 12)))
+    f = compile_message(message, None)
+    try:
+        text = f.format(data, ps, {"FUNC": "f", 1: "comp", 9: 0} if with_markers else None)
+    except FormatError:
+        return
+    assert isinstance(text, str)
