@@ -142,7 +142,7 @@ def test_records_are_read_by_etl_parser_in_its_layout(tmp_path, session_name):
     from etl.etl import IEtlFileObserver, build_from_stream
 
     path = tmp_path / "ep.etl"
-    with TraceSession(session_name, path) as s:
+    with TraceSession(session_name, path, BufferSize=1) as s:     # etl-parser walks every byte
         for i in range(5):
             P.TraceMessage(s.handle, 0x22, GUID, 20 + i, b"payload-%d\0" % i + bytes(16))
     seen = []
