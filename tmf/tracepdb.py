@@ -204,14 +204,14 @@ def run(args: argparse.Namespace) -> int:
                 image, pdb = pdb, find_pdb_for_image(pdb, args.symbol_path)
                 print(f"{image}: PDB {pdb}")
             info = read_pdb(pdb, tolerant=not args.strict)
+            written = write_tmf_files(info, args.output, updated=updated, mof=args.mof, append=args.append,
+                                      tmc=args.tmc)
         except (PdbError, OSError) as exc:
             print(f"wpptrace tmf from-pdb: error: {exc}", file=sys.stderr)
             status = 1
             continue
         for issue in info.issues:
             print(f"wpptrace tmf from-pdb: warning: {issue}", file=sys.stderr)
-        written = write_tmf_files(info, args.output, updated=updated, mof=args.mof, append=args.append,
-                                  tmc=args.tmc)
         guids = len(info.message_guids())
         print(f"{pdb}: {len(info.messages)} messages in {guids} message GUIDs, "
               f"{len(info.control_guids)} control GUIDs; {len(written)} files written to {args.output}"
