@@ -29,8 +29,18 @@ MAX_INSERT = 99  # FormatMessage inserts run %1..%99
 MAX_LINE = 65536  # characters; a WPP message is at most 64 KiB, so longer lines are not TMF
 
 # ---------------------------------------------------------------------------------------------
-# Tokens
+# Tokens: patterns shared by the pyparsing elements and the whole-line fast matchers below
 # ---------------------------------------------------------------------------------------------
+P_TYPE_KEYWORD = r"#typev?(?=[ \t])"
+P_MSG_NAME = r'[^\s"]+'
+P_MSG_NO = r"\d+"
+P_FORMAT = r'"(?P<format>.*)"(?=[ \t]*(?://|$))'  # greedy: up to the LAST suitable quote
+P_TRAILER = r"[^\n]*"
+P_ITEM_NAME = r"Item[A-Za-z0-9_]*(?:\[\d+\])?"
+P_PARAMS = r"\([^()]*\)"
+P_INSERT_MARK = r"--|//"
+P_INSERT_NO = r"\d+"
+
 SLASHES = pp.Suppress(pp.Literal("//")).set_name('"//"')
 LPAR, RPAR, COMMA = map(pp.Suppress, "(),")
 
@@ -60,7 +70,7 @@ def _trailer_to_pairs(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs.items())
 
 
-trailer = pp.Regex(r"[^\n]*").set_name("trailer KEY=VALUE pairs")
+trailer = pp.Regex(P_TRAILER).set_name("trailer KEY=VALUE pairs")
 trailer.set_parse_action(lambda t: [_trailer_to_pairs(t[0])])
 
 # ---------------------------------------------------------------------------------------------
@@ -73,14 +83,14 @@ guid_header = (
     GUID("guid") - component("component") - pp.Opt(SLASHES + trailer("trailer")) - pp.StringEnd()
 ).set_name("GUID header line")
 
-TYPE_KEYWORD = pp.Regex(r"#typev?(?=[ \t])").set_name('"#typev"')
-msg_name = pp.Regex(r'[^\s"]+').set_name("message name")
-msg_no = pp.Regex(r"\d+").set_name("message number")
+TYPE_KEYWORD = pp.Regex(P_TYPE_KEYWORD).set_name('"#typev"')
+msg_name = pp.Regex(P_MSG_NAME).set_name("message name")
+msg_no = pp.Regex(P_MSG_NO).set_name("message number")
 msg_no.set_parse_action(lambda t: int(t[0]))
 msg_no.add_condition(lambda t: t[0] <= MAX_MESSAGE_NUMBER, message="message number 0..65535", fatal=True)
 # Greedy: the format runs to the LAST '"' that is followed by optional blanks and "//" or the
 # end of the line, so raw inner quotes ("LHS: "%10!s!"") and "http://" in formats survive.
-quoted_format = pp.Regex(r'"(?P<format>.*)"(?=[ \t]*(?://|$))', flags=re.DOTALL).set_name(
+quoted_format = pp.Regex(P_FORMAT, flags=re.DOTALL).set_name(
     'quoted format string "..."'
 )
 quoted_format.set_parse_action(lambda t: t[0][1:-1])
@@ -96,22 +106,22 @@ typev_line = (
 # The C expression is everything before the LAST ", Item" that starts a well-formed tail
 # (expressions contain commas; list parameters may themselves start with "Item"). If no tail is
 # well formed, the loose form splits at the last ", Item" so the error points into the tail.
-_ARG_TAIL = r"[ \t]*,[ \t]*Item[A-Za-z0-9_]*(?:\[\d+\])?[ \t]*(?:\([^()]*\))?[ \t]*(?:(?:--|//)[ \t]*\d+)?[ \t]*$"
+_ARG_TAIL = rf"[ \t]*,[ \t]*{P_ITEM_NAME}[ \t]*(?:{P_PARAMS})?[ \t]*(?:(?:{P_INSERT_MARK})[ \t]*{P_INSERT_NO})?[ \t]*$"
 arg_expr = (pp.Regex(rf".*\S(?={_ARG_TAIL})") | pp.Regex(r".*\S(?=[ \t]*,[ \t]*Item)")).set_name(
     "C expression followed by \", Item<Type>\""
 )
 # legacy "ItemCharHidden[N]" keeps its "[N]" in the name (an unknown type to the type table)
-item_name = pp.Regex(r"Item[A-Za-z0-9_]*(?:\[\d+\])?").set_name("Item<Type> name")
+item_name = pp.Regex(P_ITEM_NAME).set_name("Item<Type> name")
 param = pp.Regex(r"[^,()]*").set_name("parameter")
 param.set_parse_action(lambda t: t[0].strip())
 item_params = (LPAR - pp.Opt(pp.DelimitedList(param, allow_trailing_delim=False)) - RPAR).set_name(
     "Item parameters (...)"
 )
 item_params.set_parse_action(lambda t: [tuple(t)])
-insert_no = pp.Regex(r"\d+").set_name("insert number")
+insert_no = pp.Regex(P_INSERT_NO).set_name("insert number")
 insert_no.set_parse_action(lambda t: int(t[0]))
 insert_no.add_condition(lambda t: 1 <= t[0] <= MAX_INSERT, message="insert number 1..99", fatal=True)
-insert_clause = (pp.Suppress(pp.Regex(r"--|//")) - insert_no("insert")).set_name('"-- N" insert number')
+insert_clause = (pp.Suppress(pp.Regex(P_INSERT_MARK)) - insert_no("insert")).set_name('"-- N" insert number')
 arg_line = (
     arg_expr("expr") + COMMA - item_name("item") - pp.Opt(item_params("params")) - pp.Opt(insert_clause)
     - pp.StringEnd()
@@ -200,13 +210,13 @@ class TypevLine:
 # through the pyparsing production. tests/tmf/test_properties.py checks the two agree.
 _WS = r"[ \t\r\n]"
 _FAST_TYPEV = re.compile(
-    rf"(?P<kind>#typev?)(?=[ \t]){_WS}*(?P<name>[^\s\"]+){_WS}+(?P<number>\d+){_WS}*"
-    rf"\"(?P<format>.*)\"(?=[ \t]*(?://|$)){_WS}*(?://(?P<trailer>[^\n]*))?{_WS}*\Z",
+    rf"(?P<kind>{P_TYPE_KEYWORD}){_WS}*(?P<name>{P_MSG_NAME}){_WS}+(?P<number>{P_MSG_NO}){_WS}*"
+    rf"{P_FORMAT}{_WS}*(?://(?P<trailer>{P_TRAILER}))?{_WS}*\Z",
     re.DOTALL,
 )
 _FAST_ARG = re.compile(
-    rf"{_WS}*(?P<expr>.*\S)[ \t]*,{_WS}*(?P<item>Item[A-Za-z0-9_]*(?:\[\d+\])?){_WS}*"
-    rf"(?:\((?P<params>[^()]*)\))?{_WS}*(?:(?:--|//){_WS}*(?P<insert>\d+))?{_WS}*\Z"
+    rf"{_WS}*(?P<expr>.*\S)(?={_ARG_TAIL})[ \t]*,{_WS}*(?P<item>{P_ITEM_NAME}){_WS}*"
+    rf"(?:(?P<params>{P_PARAMS}))?{_WS}*(?:(?:{P_INSERT_MARK}){_WS}*(?P<insert>{P_INSERT_NO}))?{_WS}*\Z"
 )
 
 
@@ -246,7 +256,7 @@ def _arg_fast(text: str) -> ArgTuple | None:
         return None
     params = fast["params"]
     return (fast["expr"].strip(), fast["item"],
-            tuple(p.strip() for p in params.split(",")) if params is not None else (),
+            tuple(p.strip() for p in params[1:-1].split(",")) if params is not None else (),
             int(fast["insert"]) if fast["insert"] is not None else None)
 
 
