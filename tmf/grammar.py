@@ -3,7 +3,8 @@
 The BNF is in docs/tmf-grammar.md; every line production there is one named element here
 (``guid_header``, ``typev_line``, ``arg_line``, ``enum_line``, ``enum_value`` ...). A TMF file is
 line oriented, so ``parse_into`` classifies each line by its first characters, parses it with its
-production (results are cached per line text: tracepdb-appended files repeat every line), and
+production (results are cached per line text: tracepdb-appended files repeat every line; the two
+hot productions are first tried as one whole-line regex made of the same token patterns), and
 drives the block rules (GUID context, ``#typev`` + ``{ ... }``, ``#enumv`` blocks) in plain Python.
 """
 from __future__ import annotations
