@@ -44,7 +44,7 @@ VALUES = st.integers(0, 2**64 - 1) | st.sampled_from([0, 1, 0x7F, 0x80, 0xFF, 0x
                                                       0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 2**63, 2**64 - 1])
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(INT_SPECS, VALUES, st.sampled_from([4, 8]))
 def test_integers_match_the_c_library(spec, value, ps):
     assert format_int(value, spec, ps) == c_snprintf(spec, value, ps)
@@ -54,7 +54,7 @@ FAST_SPECS = INT_SPECS | st.builds(Spec, flags=st.sampled_from(["", "-"]),
                                    width=st.none() | st.integers(1, 20), conversion=st.just("p"))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(FAST_SPECS, VALUES, st.sampled_from([8, 16, 32, 64]), st.sampled_from([4, 8]))
 def test_fast_path_equals_exact_path(spec, value, item_bits, ps):
     raw = value & ((1 << item_bits) - 1)
