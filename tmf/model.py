@@ -82,8 +82,9 @@ class TmfSet:
     position). Duplicate (guid, number) entries, as left by tracepdb appending to a file twice,
     are allowed: the first one read wins (tracepdb also repeats a message once per enclosing
     procedure, e.g. a ``fin$0`` funclet after the real function), unless a later one comes with
-    a higher ``add_message`` priority (the loader gives earlier search-path entries a higher one). Sources registered with ``add_pending`` are parsed the
-    first time one of their GUIDs is needed; ``messages()``/``guids()`` load everything.
+    a higher ``add_message`` priority (the loader gives earlier search-path entries a higher one).
+    Sources registered with ``add_pending`` are parsed the first time one of their GUIDs is
+    needed; ``messages()``/``guids()``/``len()`` load everything.
     """
 
     def __init__(self) -> None:
@@ -91,7 +92,7 @@ class TmfSet:
         # Source precedence per key (higher wins; equal: the first one read stays).
         self._priority: dict[tuple[uuid.UUID, int], int] = {}
         self._enums: dict[str, EnumDef] = {}
-        self._components: dict[uuid.UUID, str] = {}  # GUID -> component of its first message
+        self._components: dict[uuid.UUID, tuple[int, str]] = {}  # GUID -> (priority, component)
         self.control_guids: list[ControlGuid] = []
         self.issues: list[TmfError] = []
         # GUID -> loaders that will add that GUID's messages when first needed.
@@ -103,10 +104,12 @@ class TmfSet:
     def add_message(self, message: Message, priority: int = 0) -> None:
         """Add ``message`` unless its (guid, number) is already known at the same or a higher priority."""
         key = (message.guid, message.number)
-        self._components.setdefault(message.guid, message.component)
         if key not in self._messages or priority > self._priority[key]:
             self._messages[key] = message
             self._priority[key] = priority
+            known = self._components.get(message.guid)
+            if known is None or priority > known[0]:
+                self._components[message.guid] = (priority, message.component)
 
     def add_enum(self, enum: EnumDef) -> None:
         self._enums[enum.name] = enum
@@ -158,7 +161,7 @@ class TmfSet:
 
     def component(self, guid: uuid.UUID) -> str | None:
         """The component (prefix %1) of a GUID with known messages, else None; loads only what it needs."""
-        return self._components.get(guid) if self.has_guid(guid) else None
+        return self._components[guid][1] if self.has_guid(guid) else None
 
     def messages(self) -> Iterator[Message]:
         """Every message, sorted by (guid, number)."""
