@@ -30,7 +30,13 @@ def _stream(buffers, log, options=None, close_after=True):
     """Feed ``buffers`` to a buffer-stream trace and process them; completions and events
     go to ``log`` in the order they happen."""
     options = options or ETW_OPEN_TRACE_OPTIONS()
-    options.EventCallback = lambda record: log.append(("event", record))
+    started = threading.Event()
+
+    def on_event(record):
+        log.append(("event", record))
+        started.set()
+
+    options.EventCallback = on_event
     handle = api.OpenTraceFromBufferStream(
         options, lambda buf, ctx: log.append(("done", buf, ctx)), "completion-context")
     for buf in buffers:
@@ -38,6 +44,7 @@ def _stream(buffers, log, options=None, close_after=True):
     worker = threading.Thread(target=lambda: log.append(("rc", api.ProcessTrace([handle]))))
     worker.start()
     if close_after:
+        assert started.wait(30)      # ProcessTrace is running: the close is pending
         assert api.CloseTrace(handle) == ERROR_CTX_CLOSE_PENDING
     worker.join(30)
     assert not worker.is_alive()

@@ -82,21 +82,30 @@ def test_close_from_buffer_callback_is_close_pending(api_data):
 
 
 def test_close_pending_on_a_live_trace_delivers_what_was_queued(api_data):
-    """A live (buffer-stream) trace closed from another thread while ProcessTrace waits:
-    ERROR_CTX_CLOSE_PENDING, every buffer queued before the close is still delivered, then
-    ProcessTrace returns; buffers added after the close are refused."""
+    """A live (buffer-stream) trace closed from another thread while ProcessTrace is in its
+    first event: ERROR_CTX_CLOSE_PENDING, every buffer queued before the close is still
+    delivered, then ProcessTrace returns; buffers added after the close are refused."""
     buffers = buffers_of(api_data / "wppemitter-sample.etl")
     expected, _, _ = collect(api_data / "wppemitter-sample.etl")
     events = []
-    handle = api.OpenTraceFromBufferStream(ETW_OPEN_TRACE_OPTIONS(EventCallback=events.append))
+    entered, release = threading.Event(), threading.Event()
+
+    def on_event(record):
+        events.append(record)
+        entered.set()
+        release.wait(10)       # hold ProcessTrace inside the header buffer
+
+    handle = api.OpenTraceFromBufferStream(ETW_OPEN_TRACE_OPTIONS(EventCallback=on_event))
     for buf in buffers:
         api.ProcessTraceAddBufferToBufferStream(handle, buf, len(buf))
     outcome = {}
     worker = threading.Thread(target=lambda: outcome.setdefault("rc", api.ProcessTrace([handle])))
     worker.start()
     try:
+        assert entered.wait(10)
         assert api.CloseTrace(handle) == ERROR_CTX_CLOSE_PENDING
     finally:
+        release.set()
         worker.join(10)
     assert not worker.is_alive()
     assert outcome["rc"] == ERROR_SUCCESS
