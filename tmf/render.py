@@ -16,7 +16,7 @@ import uuid
 from typing import Any, Callable, Mapping
 
 from .cprintf import fast_template, format_insert, spec_bits
-from .formatspec import FormatSpecError, Insert, Literal, Marker, Spec, parse_tmf_format
+from .formatspec import MAX_WIDTH, FormatSpecError, Insert, Literal, Marker, Spec, parse_tmf_format
 from .itemtypes import FormatError, ItemDecodeError, ItemType, RenderContext, item_type
 
 __all__ = ["FormatError", "MessageFormatter", "compile_message", "marker_defaults", "clear_cache"]
@@ -53,7 +53,7 @@ class _Unusable(Exception):
 class _Baked:
     """A plan's template with the marker values of one markers mapping baked in."""
 
-    __slots__ = ("markers", "template", "slots", "direct", "unpack", "size", "constant")
+    __slots__ = ("markers", "template", "slots", "direct", "unpack", "size", "constant", "star")
 
     def __init__(self, markers, template, slots, direct, fixed):
         self.markers = markers
@@ -146,12 +146,16 @@ class MessageFormatter:
         for p in self._pieces:
             if not isinstance(p, Insert):
                 continue
-            if p.spec is not None and p.spec.stars:
-                raise _Unusable(f"%{p.index}: '*' width/precision inserts are not supported")
+            stars = p.spec.stars if p.spec is not None else 0
+            if stars and p.index < 10:
+                raise _Unusable(f"%{p.index}: '*' width/precision on a prefix variable")
             if p.index >= 10:
-                if p.index not in self._by_insert:
-                    raise _Unusable(f"the format uses %{p.index} but no argument has insert {p.index}")
-                uses.setdefault(self._by_insert[p.index], []).append(p)
+                # FormatMessage: %N!*.*s! reads the width from %N, the precision from %N+1 and
+                # the value from the insert after them.
+                for n in range(p.index, p.index + stars + 1):
+                    if n not in self._by_insert:
+                        raise _Unusable(f"the format uses %{n} but no argument has insert {n}")
+                    uses.setdefault(self._by_insert[n], []).append(p)
         codes: list[str | None] = []
         fast: dict[int, str] = {}
         for i, it in enumerate(self._items):
@@ -194,6 +198,13 @@ class MessageFormatter:
                 parts.append(("marker", p.name))
             elif p.index < 10:
                 parts.append(("var", p.index, _spec_conv(p.spec, ps)))
+            elif p.spec is not None and p.spec.stars:
+                by = self._by_insert
+                star_args = tuple(by[n] for n in range(p.index, p.index + p.spec.stars + 1))
+                iv = star_args[-1]
+                ctx = RenderContext(pointer_size=ps, params=tuple(self._args[iv].params),
+                                    tmfset=self.tmfset, utc=self.utc)
+                parts.append(("arg", star_args, "%s", _star_converter(self._items[iv], p.spec, ctx, star_args)))
             else:
                 i = self._by_insert[p.index]
                 if i in fast:
@@ -230,7 +241,9 @@ class MessageFormatter:
                 slots.append((part[1], part[3]))
         direct = (all(c is None for _, c in slots)
                   and [i for i, _ in slots] == list(range(len(self._args))))
-        return _Baked(markers, "".join(out), slots, direct, plan.fixed)
+        baked = _Baked(markers, "".join(out), slots, direct, plan.fixed)
+        baked.star = any(type(i) is tuple for i, _ in slots)
+        return baked
 
     def _make_decoder(self, steps: list[tuple], nargs: int, ps: int) -> Callable:
         label = self._label
@@ -300,6 +313,10 @@ class MessageFormatter:
         values = plan.decode(arg_bytes)
         if baked.direct:
             return baked.template % (values if type(values) is tuple else tuple(values))
+        if baked.star:  # '*' inserts take several values
+            return baked.template % tuple([c(values) if type(i) is tuple else
+                                           (values[i] if c is None else c(values[i]))
+                                           for i, c in baked.slots])
         return baked.template % tuple([values[i] if c is None else c(values[i]) for i, c in baked.slots])
 
     def _baked_for(self, plan: _Plan, markers: Mapping[Any, Any] | None) -> _Baked:
@@ -332,6 +349,34 @@ class MessageFormatter:
             if isinstance(p, Insert) and p.index == insert:
                 return p.spec
         return None
+
+
+def _star_converter(it: ItemType, spec: Spec, ctx: RenderContext,
+                    star_args: tuple[int, ...]) -> Callable[[Any], str]:
+    """An insert with '*' width and/or precision: those come from the preceding inserts' values
+    (read as a C int: a negative width means left-justify, a negative precision none)."""
+    iv = star_args[-1]
+    iw = star_args[0] if spec.width == "*" else None
+    ip = star_args[-2] if spec.precision == "*" else None
+
+    def as_int(v: Any) -> int:
+        if not isinstance(v, int):
+            return 0
+        v &= 0xFFFFFFFF
+        return v - (1 << 32) if v >> 31 else v
+
+    def conv(values):
+        flags, width, prec = spec.flags, spec.width, spec.precision
+        if iw is not None:
+            width = as_int(values[iw])
+            if width < 0:
+                flags, width = flags + "-", -width
+            width = min(width, MAX_WIDTH)
+        if ip is not None:
+            prec = as_int(values[ip])
+            prec = None if prec < 0 else min(prec, MAX_WIDTH)
+        return it.render(values[iv], Spec(flags, width, prec, spec.length, spec.conversion), ctx)
+    return conv
 
 
 def _quoted(conv: Callable[[Any], str] | None) -> Callable[[Any], str]:

@@ -144,7 +144,8 @@ def test_end_mark_stops_output_and_extra_bytes_are_ignored():
 @pytest.mark.parametrize("fmt,args,reason", [
     ("%10!d! %11!d!", (Argument("v", "ItemLong", (), 10),), "no argument has insert 11"),
     ("%10!kk!", (Argument("v", "ItemLong", (), 10),), "bad format string"),
-    ("%10!*d!", (Argument("v", "ItemLong", (), 10),), "'*'"),
+    ("%10!*d!", (Argument("v", "ItemLong", (), 10),), "no argument has insert 11"),
+    ("%3!*d!", (), "prefix variable"),
 ])
 def test_unusable_formats_are_format_errors(fmt, args, reason):
     f = compile_message(Message(guid=G, number=15, name="x_c1", format=fmt, args=args), None)
@@ -250,3 +251,16 @@ def test_any_format_and_bytes_give_text_or_format_error(fmt, data, ps, with_mark
     except FormatError:
         return
     assert isinstance(text, str)
+
+
+def test_star_width_and_precision_take_the_preceding_inserts():
+    # FormatMessage: %10!*.*s! reads width from %10, precision from %11, the string from %12
+    args = tuple(Argument(n, it, (), 10 + k) for k, (n, it) in enumerate(
+        [("w", "ItemLong"), ("p", "ItemLong"), ("s", "ItemString"), ("t", "ItemString"),
+         ("w2", "ItemLong"), ("v", "ItemLong")]))
+    message = Message(guid=G, number=31, name="x_c1", format="[%10!*.*s!] %13 [%14!*d!]", args=args)
+    f = compile_message(message, None)
+    data = struct.pack("<ii", 8, 3) + b"abcdef\0" + b"tail\0" + struct.pack("<ii", -5, 42)
+    assert f.format(data, 8) == "[     abc] tail [42   ]"
+    huge = struct.pack("<ii", 10**9, -1) + b"abcdef\0" + b"tail\0" + struct.pack("<ii", 3, 42)
+    assert len(f.format(huge, 8)) < 8192 + 40  # widths from the data are capped too
