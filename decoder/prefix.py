@@ -110,36 +110,23 @@ def _civil_from_unix(unix: int) -> tuple[int, int, int, int, int, int]:
 
 
 def marker_values(message, *, component: str | None = None) -> dict[str, str]:
-    """The WPP marker values known from a TMF message: FUNC, LEVEL, FLAGS, COMPNAME, SUBCOMP, FILE, LINE.
+    """The WPP marker values of a TMF message for the prefix and the message text.
 
-    Every trailer key is offered under its own name too (``%!TRACELEVEL!`` etc.). ``LEVEL``
-    falls back to any trailer key ending in ``LEVEL`` (legacy substring match, §3.1).
+    The formatter's own rules (``wpptrace.tmf.render.marker_defaults``: trailer keys, LEVEL
+    from any ``*LEVEL=`` key, COMPNAME, FILE, LINE) plus upper-case aliases of trailer keys
+    (``Flags=`` in some projects) and empty defaults for FUNC/FLAGS/LEVEL/SUBCOMP, so a prefix
+    naming a marker the message lacks prints nothing rather than the marker.
     """
-    trailer = dict(getattr(message, "trailer", None) or {})
-    values: dict[str, str] = {key.upper(): value for key, value in trailer.items()}
-    for key, value in trailer.items():
-        values.setdefault(key, value)
-    if "LEVEL" not in values:
-        for key, value in trailer.items():
-            if key.upper().endswith("LEVEL"):
-                values["LEVEL"] = value
-                break
-    comp = component if component is not None else getattr(message, "component", "")
-    values.setdefault("COMPNAME", comp)
-    values.setdefault("SUBCOMP", "")
-    values.setdefault("FUNC", "")
-    values.setdefault("FLAGS", "")
-    values.setdefault("LEVEL", "")
-    name = getattr(message, "name", "") or ""
-    values.setdefault("FILE", getattr(message, "source_file", "") or "")
-    values.setdefault("LINE", _line_of(name))
+    from wpptrace.tmf.render import marker_defaults
+
+    values = marker_defaults(message)
+    for key, value in list(values.items()):
+        values.setdefault(key.upper(), value)
+    if component is not None:
+        values["COMPNAME"] = component
+    for key in ("FUNC", "FLAGS", "LEVEL", "SUBCOMP", "COMPNAME", "FILE", "LINE"):
+        values.setdefault(key, "")
     return values
-
-
-def _line_of(message_name: str) -> str:
-    """The source line from a tracewpp message name ``<file>_<ext><line>`` (``Device_c104`` -> ``104``)."""
-    digits = len(message_name) - len(message_name.rstrip("0123456789"))
-    return message_name[len(message_name) - digits:] if digits else ""
 
 
 def _python_spec(spec, text_value: bool) -> str:
