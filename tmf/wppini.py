@@ -126,8 +126,10 @@ def parse_wpp_config(text: str, path: str = "<string>",
     for the types defined in ``text`` merged over ``base_types``."""
     types: dict[str, WppType] = dict(base_types or {})
     clean = _strip_comments(text)
+    line, counted = 1, 0
     for m in _COMMAND_RE.finditer(clean):
-        line = clean.count("\n", 0, m.start()) + 1
+        line += clean.count("\n", counted, m.start())  # incremental: linear in the text size
+        counted = m.start()
         args, _ = _split_args(clean, m.end(), path, line)
         command, origin = m.group(1), f"{path}:{line}"
         if not args or not args[0]:
