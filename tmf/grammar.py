@@ -293,6 +293,12 @@ def _lines(text: str) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
+def _ends_block(line: str) -> bool:
+    """A line that cannot be inside a block: a new entry or header (the "}" is missing)."""
+    stripped = line.lstrip()
+    return stripped.startswith("#") or (_GUID_START.match(stripped) is not None and ", Item" not in stripped)
+
+
 class _Parser:
     def __init__(self, tmfset: TmfSet, path: str, tolerant: bool, priority: int = 0) -> None:
         self.tmfset = tmfset
@@ -411,7 +417,7 @@ class _Parser:
         index += 1
         args: list[Argument] = []
         while True:
-            if index >= len(lines) or lines[index].lstrip().startswith("#"):
+            if index >= len(lines) or _ends_block(lines[index]):
                 line = lines[index] if index < len(lines) else ""
                 self.error(index + 1, line, 0, "missing '}' closing the argument block", '"}" line')
                 return index
@@ -466,7 +472,7 @@ class _Parser:
         index += 1
         values: dict[int, str] = {}
         while True:
-            if index >= len(lines) or lines[index].lstrip().startswith("#"):
+            if index >= len(lines) or _ends_block(lines[index]):
                 line = lines[index] if index < len(lines) else ""
                 self.error(index + 1, line, 0, "missing '}' closing the #enumv block", '"}" line')
                 break

@@ -164,3 +164,11 @@ def test_regression_tabs_in_format_are_kept():
     assert message.format == "a\tb%10!d!"
     assert message.trailer == {"LEVEL": "L"}
     assert message.args == (Argument("x", "ItemLong", (), 10),)
+
+
+def test_regression_header_after_unclosed_block_starts_a_new_section():
+    text = (HEADER + '\n#typev a 10 "x" //\n{\nx, ItemLong -- 10\n'
+            f"{G2} Other // SRC=b.c MJ= MN=\n#typev b 11 \"y\" //\n{{\n}}\n")
+    tmfset = tmf.parse_text(text, tolerant=True)
+    assert [(e.line, e.expected) for e in tmfset.issues] == [(5, '"}" line')]
+    assert [(m.guid, m.number, m.component) for m in tmfset.messages()] == [(uuid.UUID(G2), 11, "Other")]
