@@ -403,10 +403,10 @@ class _Parser:
                        "no GUID header before #typev", "a '<guid> <component> // SRC=<file>' line first")
             bad = True
         if index >= len(lines) or not lines[index].strip().startswith("{"):
-            lineno = min(index + 1, len(lines))
-            line = lines[index] if index < len(lines) else ""
-            self.error(index + 1, line, len(line) - len(line.lstrip()),
-                       "missing '{' argument block after #typev", '"{" line')
+            if not bad:  # a broken #typev line is already reported; don't report it twice
+                line = lines[index] if index < len(lines) else ""
+                self.error(index + 1, line, len(line) - len(line.lstrip()),
+                           "missing '{' argument block after #typev", '"{" line')
             return index
         if lines[index].strip() != "{":  # only a malformed line needs the production (for its error)
             try:
