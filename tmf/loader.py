@@ -27,8 +27,6 @@ _GUID_NAME = re.compile(r"^\{?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 _GUID_LINE = re.compile(r"^\s*\{?([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})\}?(?:\s+(\S+))?")
 
 
-
-
 def split_search_path(value: str | None) -> list[str]:
     """Entries of a search path separated by os.pathsep and/or ";" (Windows style)."""
     if not value:
