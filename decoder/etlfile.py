@@ -13,6 +13,8 @@ import io
 import os
 import re
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import itemgetter
 from typing import BinaryIO, Iterator
 
 from wpptrace._core import ffi, lib
@@ -27,6 +29,7 @@ from .xpress import XPRESS_ERRORS, decompress_into
 MAX_BUFFER_SIZE = lib.MAX_ETW_BUFFER_SIZE_KB * 1024 * 4
 _SYSTEM_HEADER_SIZE = ffi.sizeof("SYSTEM_TRACE_HEADER")
 _RESYNC_WINDOW = 1 << 20
+_TIMESTAMP = itemgetter(4)          # etlrd_record.timestamp in a walker tuple
 
 # Where a buffer header could start: State (0x2C) small, BufferFlag (0x34) < 0x80 and
 # BufferType (0x36) < 8. Candidates are then checked field by field.
@@ -116,6 +119,7 @@ class Buffer(BufferInfo):
     issues: list[DecodeIssue] = field(default_factory=list)
     stats: WalkStats | None = None
     _records: list[Record] | None = None
+    _tuples: list[tuple] | None = None
     _last_timestamp: int = 0
     _source: str = ""
 
@@ -127,10 +131,14 @@ class Buffer(BufferInfo):
     def records(self) -> list[Record]:
         """The buffer's records in buffer order (walked once, then cached)."""
         if self._records is None:
-            tuples = self.walk(collect=True)
-            ctx = self.context
-            self._records = [Record(t, ctx) for t in tuples]
+            self._tuples = self.walk(collect=True)
+            self._records = list(map(Record, self._tuples, repeat(self.context)))
         return self._records
+
+    def sort_keys(self) -> list[int]:
+        """The records' timestamps (carried forward where absent), for merging by time."""
+        self.records()
+        return list(map(_TIMESTAMP, self._tuples))
 
     def walk(self, collect: bool = True) -> list[tuple]:
         """Run the C walker (``collect=False``: count only); sets ``stats`` and ``issues``."""

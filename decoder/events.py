@@ -1,149 +1,132 @@
 """Typed, Pythonic events over the record engine: ``for event in wpptrace.decoder.open(path)``.
 
-Each record becomes one small immutable object of the class that fits its kind
-(``MessageEvent`` for TraceMessage/WPP records, ``ManifestEvent`` for EVENT_HEADER
-records, ``ClassicEvent`` for EVENT_TRACE_HEADER/instance records, ``SystemEvent`` for
-kernel system/compact/perfinfo records, ``HeaderEvent`` for the log-file header record),
-with its time as a FILETIME and an aware UTC datetime.
+Each record is delivered as the class that fits its kind: ``MessageEvent`` (TraceMessage /
+WPP), ``ManifestEvent`` (EVENT_HEADER), ``ClassicEvent`` (EVENT_TRACE_HEADER / instance),
+``SystemEvent`` (kernel system, compact, perfinfo) and ``HeaderEvent`` (the log-file header
+record, with its ``LogfileHeader``). Events are lazy views of the engine's record tuples:
+a field is decoded when read, so iterating stays fast; ``timestamp`` is an aware UTC
+datetime, ``filetime`` the FILETIME (or the raw clock with ``raw_timestamps=True``).
 """
 from __future__ import annotations
 
 import datetime as _dt
 import os
-import uuid
-from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
 from .etlfile import EtlFile, LogfileHeader
 from .ordering import ordered_records
-from .records import DecodeIssue, Record
+from .records import _F_KIND, DecodeIssue, Record
 from .timestamps import TimeConverter, filetime_to_datetime
 
 
-@dataclass(frozen=True)
-class Event:
-    """What every record has. ``timestamp`` is None when the record carries no time."""
+class Event(Record):
+    """What every record has (see Record for the raw facts: offset, size, flags...)."""
 
-    kind: str
-    provider_id: uuid.UUID | None
-    event_id: int
-    raw_timestamp: int | None
-    filetime: int | None
-    processor: int
-    thread_id: int | None
-    process_id: int | None
-    user_data: bytes
-    size: int
-    buffer_index: int
-    offset: int
+    __slots__ = ("_clock",)
+
+    def __init__(self, raw: tuple, ctx, clock: TimeConverter | None):
+        Record.__init__(self, raw, ctx)
+        self._clock = clock
 
     @property
-    def timestamp(self) -> _dt.datetime | None:
-        return None if self.filetime is None else filetime_to_datetime(self.filetime)
+    def raw_timestamp(self) -> int | None:
+        return Record.timestamp.__get__(self)
+
+    @property
+    def filetime(self) -> int | None:
+        """FILETIME of the event (the raw clock value when opened with raw_timestamps)."""
+        raw = Record.timestamp.__get__(self)
+        if raw is None or self._clock is None:
+            return raw
+        return self._clock.to_filetime(raw)
+
+    @property
+    def timestamp(self) -> _dt.datetime | None:        # type: ignore[override]
+        """Aware UTC datetime (None without a time, or with raw_timestamps)."""
+        raw = Record.timestamp.__get__(self)
+        if raw is None or self._clock is None:
+            return None
+        return filetime_to_datetime(self._clock.to_filetime(raw))
+
+    @property
+    def user_data(self) -> bytes:                      # type: ignore[override]
+        return bytes(Record.user_data.__get__(self))
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} provider={self.provider_id} id={self.event_id} "
+                f"time={self.timestamp} cpu={self.processor} tid={self.thread_id} "
+                f"pid={self.process_id} data={len(Record.user_data.__get__(self))} bytes>")
 
 
-@dataclass(frozen=True)
 class MessageEvent(Event):
-    """A TraceMessage / WPP record: identity is (message_guid, number)."""
+    """A TraceMessage / WPP record: its identity is (message_guid, number)."""
 
-    message_guid: uuid.UUID | None
-    number: int
-    sequence: int | None
-    component_id: int | None
-    flags: int                           # the logged MessageFlags (OptionFlags)
+    __slots__ = ()
 
     @property
-    def pointer_size(self) -> int | None:
-        """Pointer size of %p arguments from TRACE_MESSAGE_POINTER32/64, if logged."""
-        if self.flags & 0x80:
+    def number(self) -> int:
+        return self.event_id
+
+    @property
+    def pointer_size(self) -> int | None:          # type: ignore[override]
+        """Pointer size of %p arguments from TRACE_MESSAGE_POINTER64/32, else the file's."""
+        flags = self.flags
+        if flags & 0x80:
             return 8
-        if self.flags & 0x40:
+        if flags & 0x40:
             return 4
-        return None
+        return self._ctx.pointer_size
 
 
-@dataclass(frozen=True)
 class ManifestEvent(Event):
-    """An EVENT_HEADER record (manifest or TraceLogging provider)."""
+    """An EVENT_HEADER record (manifest or TraceLogging provider); ``flags`` are
+    EVENT_HEADER.Flags, ``extended_data`` the stored extended items."""
 
-    version: int
-    channel: int
-    level: int
-    opcode: int
-    task: int
-    keyword: int
-    flags: int                           # EVENT_HEADER.Flags
-    extended_data: bytes
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
 class ClassicEvent(Event):
     """An EVENT_TRACE_HEADER (full) or EVENT_INSTANCE_GUID_HEADER (instance) record."""
 
-    event_type: int                      # Class.Type (the opcode)
-    level: int
-    version: int
-    instance_id: int | None
+    __slots__ = ()
+
+    @property
+    def event_type(self) -> int:
+        return self.opcode
 
 
-@dataclass(frozen=True)
 class SystemEvent(Event):
-    """A kernel system, compact or perfinfo record (HookId = group << 8 | type)."""
+    """A kernel system, compact or perfinfo record (``hook_id`` = group << 8 | type)."""
 
-    hook_id: int
-    group: int
-    opcode: int
-    version: int
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
 class HeaderEvent(SystemEvent):
     """The log-file header record; ``header`` holds its TRACE_LOGFILE_HEADER facts."""
 
-    header: LogfileHeader
+    __slots__ = ("header",)
 
 
-def _common(rec: Record, filetime: int | None) -> dict:
-    ts = rec.timestamp
-    return dict(kind=rec.kind, provider_id=rec.provider_id, event_id=rec.event_id,
-                raw_timestamp=ts, filetime=filetime, processor=rec.processor,
-                thread_id=rec.thread_id, process_id=rec.process_id,
-                user_data=bytes(rec.user_data), size=rec.size, buffer_index=rec.buffer_index,
-                offset=rec.offset)
+#: event class per record kind (records.KINDS order)
+_CLASSES = (SystemEvent, SystemEvent, SystemEvent, ClassicEvent, ClassicEvent, ManifestEvent,
+            MessageEvent, Event)
 
 
 def make_event(rec: Record, clock: TimeConverter | None, header: LogfileHeader | None = None
                ) -> Event:
-    """The typed event for one record (clock None: keep raw timestamps as filetime)."""
-    ts = rec.timestamp
-    filetime = None if ts is None else (clock.to_filetime(ts) if clock else ts)
-    base = _common(rec, filetime)
-    kind = rec.kind
-    if kind == "message":
-        return MessageEvent(**base, message_guid=rec.message_guid, number=rec.event_id,
-                            sequence=rec.sequence, component_id=rec.component_id,
-                            flags=rec.flags)
-    if kind == "event":
-        return ManifestEvent(**base, version=rec.version, channel=rec.channel, level=rec.level,
-                             opcode=rec.opcode, task=rec.task, keyword=rec.keyword,
-                             flags=rec.flags, extended_data=bytes(rec.extended_data))
-    if kind in ("full", "instance"):
-        return ClassicEvent(**base, event_type=rec.opcode, level=rec.level,
-                            version=rec.version, instance_id=rec.instance_id)
-    if kind in ("system", "compact", "perfinfo"):
-        fields = dict(hook_id=rec.event_id, group=rec.event_id >> 8,
-                      opcode=rec.event_id & 0xFF, version=rec.version)
-        if header is not None:
-            return HeaderEvent(**base, **fields, header=header)
-        return SystemEvent(**base, **fields)
-    return Event(**base)
+    """The typed event for one record (clock None: raw timestamps)."""
+    if header is not None:
+        ev = HeaderEvent(rec._t, rec._ctx, clock)
+        ev.header = header
+        return ev
+    return _CLASSES[rec._t[_F_KIND]](rec._t, rec._ctx, clock)
 
 
 class EventReader:
     """Iterable over the typed events of one file, in ProcessTrace order.
 
-    ``raw_timestamps=True`` keeps raw clock values in ``filetime`` (like
-    PROCESS_TRACE_MODE_RAW_TIMESTAMP); ``ordered=False`` gives file order.
+    ``raw_timestamps=True`` keeps raw clock values (like PROCESS_TRACE_MODE_RAW_TIMESTAMP);
+    ``ordered=False`` gives file order. ``errors`` lists the damage met so far.
     """
 
     def __init__(self, source: str | os.PathLike | BinaryIO, *, raw_timestamps: bool = False,
@@ -159,14 +142,16 @@ class EventReader:
 
     def __iter__(self) -> Iterator[Event]:
         records = ordered_records(self.file) if self.ordered else self.file.iter_records()
-        clock, first = self.clock, True
+        clock, classes = self.clock, _CLASSES
+        first = next(records, None)
+        if first is None:
+            return
+        if first._ctx.index == 0 and first._t[0] == 0x48 and self.header.valid:
+            yield make_event(first, clock, self.header)
+        else:
+            yield classes[first._t[_F_KIND]](first._t, first._ctx, clock)
         for rec in records:
-            if first:
-                first = False
-                if rec.buffer_index == 0 and rec.offset == 0x48 and self.header.valid:
-                    yield make_event(rec, clock, self.header)
-                    continue
-            yield make_event(rec, clock)
+            yield classes[rec._t[_F_KIND]](rec._t, rec._ctx, clock)
 
     def close(self) -> None:
         self.file.close()
@@ -182,3 +167,7 @@ def open(source: str | os.PathLike | BinaryIO, *, raw_timestamps: bool = False, 
          ordered: bool = True) -> EventReader:
     """Open an .etl file for ``for event in ...`` iteration (see EventReader)."""
     return EventReader(source, raw_timestamps=raw_timestamps, ordered=ordered)
+
+
+__all__ = ["ClassicEvent", "Event", "EventReader", "HeaderEvent", "ManifestEvent",
+           "MessageEvent", "SystemEvent", "make_event", "open"]

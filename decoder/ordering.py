@@ -12,17 +12,14 @@ Memory: one buffer per stream at a time.
 """
 from __future__ import annotations
 
-import heapq
+from bisect import bisect_right
+from itertools import accumulate, chain
 from typing import TYPE_CHECKING, Iterator
 
 from .records import Record
 
 if TYPE_CHECKING:
     from .etlfile import BufferInfo, EtlFile
-
-
-def _sort_key(record: Record) -> int:
-    return record._t[4]      # etlrd_record.timestamp (carried forward when absent)
 
 
 def buffer_streams(etlfile: "EtlFile") -> list[list["BufferInfo"]]:
@@ -35,7 +32,8 @@ def buffer_streams(etlfile: "EtlFile") -> list[list["BufferInfo"]]:
     return [sorted(group, key=lambda i: (i.sequence, i.index)) for _, group in sorted(streams.items())]
 
 
-def _stream_records(etlfile: "EtlFile", infos: list["BufferInfo"]) -> Iterator[Record]:
+def _stream_batches(etlfile: "EtlFile", infos: list["BufferInfo"]
+                    ) -> Iterator[tuple[list[Record], list[int]]]:
     last = 0
     for info in infos:
         buf = etlfile.read_buffer(info, last)
@@ -43,21 +41,65 @@ def _stream_records(etlfile: "EtlFile", infos: list["BufferInfo"]) -> Iterator[R
         etlfile._account(buf)
         if buf.stats is not None:
             last = buf.stats.last_timestamp
-        yield from records
+        if records:
+            yield records, buf.sort_keys()
+
+
+def merged_chunks(batches: list[Iterator[tuple[list[Record], list[int]]]]
+                  ) -> Iterator[list[Record]]:
+    """Merge per-stream batches (records, timestamps) by time; ties go to the lower stream.
+
+    Works in windows: every record up to the earliest end time among the streams' current
+    buffers is taken from all streams at once and put in time order by one stable sort
+    (C speed, keeping each stream's own order); each window comes out as one list. A
+    stream's sort key is the running maximum of its timestamps, so a stream whose clock
+    goes backwards is delivered in its own order, out of time order, as ProcessTrace does.
+    """
+    streams: list[list] = []        # per stream: [records, keys, position, batches, last key]
+    for it in batches:
+        st = [None, None, 0, it, -(1 << 63)]
+        if _load(st):
+            streams.append(st)
+    while streams:
+        window = min(st[1][-1] for st in streams)
+        chunk: list[Record] = []
+        keys: list[int] = []
+        for st in streams:
+            records, skeys, pos = st[0], st[1], st[2]
+            j = bisect_right(skeys, window, pos)
+            if j > pos:
+                chunk += records[pos:j]
+                keys += skeys[pos:j]
+                st[2] = j
+        streams = [st for st in streams if st[2] < len(st[0]) or _load(st)]
+        if len(chunk) > 1:
+            chunk = list(map(chunk.__getitem__, sorted(range(len(keys)), key=keys.__getitem__)))
+        yield chunk
+
+
+def _load(st: list) -> bool:
+    """Move a stream to its next non-empty batch; False when it has none left."""
+    for records, times in st[3]:
+        if records:
+            keys = list(accumulate(times, max, initial=st[4]))[1:]
+            st[0], st[1], st[2], st[4] = records, keys, 0, keys[-1]
+            return True
+    return False
 
 
 def ordered_records(etlfile: "EtlFile") -> Iterator[Record]:
     """Every record of the file in ProcessTrace order (see the module docstring)."""
     index = etlfile.buffer_index()
-    head_records: list[Record] = []
+    head: list[Record] = []
+    rest: list[Record] = []
     if index and index[0].index == 0:
         buf = etlfile.read_buffer(index[0])
-        head_records = buf.records()
+        rest = buf.records()
+        times = buf.sort_keys()
         etlfile._account(buf)
-    # the log-file header record is delivered first, whatever its timestamp
-    rest = head_records
-    if head_records and head_records[0].kind == "system" and head_records[0].event_id == 0:
-        yield head_records[0]
-        rest = head_records[1:]
-    streams = [iter(rest)] + [_stream_records(etlfile, s) for s in buffer_streams(etlfile)]
-    yield from heapq.merge(*streams, key=_sort_key)
+        # the log-file header record is delivered first, whatever its timestamp
+        if rest and rest[0].kind == "system" and rest[0].event_id == 0:
+            head, rest, times = rest[:1], rest[1:], times[1:]
+    batches = [iter([(rest, times)] if rest else [])]
+    batches += [_stream_batches(etlfile, s) for s in buffer_streams(etlfile)]
+    return chain(head, chain.from_iterable(merged_chunks(batches)))

@@ -174,7 +174,7 @@ def test_huge_files_stream_in_bounded_memory():
     records = [gen.message(10, gen.EVENT_TRACE_GUID, 10**10 + i, b"x" * 40) for i in range(700)]
     data_buffer = gen.buffer(records, size, 1, 0)
     header = gen.etl_file([], buffer_size=size)
-    count = 1500                                     # ~100 MB, 1 M records
+    count = 800                                      # ~52 MB, 560 k records
     big = RepeatedFile(header, data_buffer, count)
     tracemalloc.start()
     try:
@@ -182,11 +182,12 @@ def test_huge_files_stream_in_bounded_memory():
             n = 0
             for rec in ordered_records(etl):
                 n += 1
-                if n > 200_000:
+                if n > 100_000:
                     break
             stats = etl.scan()
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert n == 200_001 and stats.records == 1 + 700 * count
-    assert peak < 40 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB for a {big.size / 1e6:.0f} MB file"
+    assert n == 100_001 and stats.records == 1 + 700 * count
+    # a few buffers and their record objects, not the file
+    assert peak < 12 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB for a {big.size / 1e6:.0f} MB file"
