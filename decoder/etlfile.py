@@ -29,6 +29,9 @@ from .xpress import XPRESS_ERRORS, decompress_into
 MAX_BUFFER_SIZE = lib.MAX_ETW_BUFFER_SIZE_KB * 1024 * 4
 _SYSTEM_HEADER_SIZE = ffi.sizeof("SYSTEM_TRACE_HEADER")
 _RESYNC_WINDOW = 1 << 20
+#: compression formats seen in theory, never in files (only Plain LZ77 is decoded)
+UNSUPPORTED_COMPRESSION = {lib.COMPRESSION_FORMAT_LZNT1: "LZNT1",
+                           lib.COMPRESSION_FORMAT_XPRESS_HUFF: "LZ77+Huffman"}
 _TIMESTAMP = itemgetter(4)          # etlrd_record.timestamp in a walker tuple
 
 # Where a buffer header could start: State (0x2C) small, BufferFlag (0x34) < 0x80 and
@@ -229,6 +232,14 @@ class EtlFile:
         self.header = self._read_logfile_header()
         self.pointer_size = self.header.pointer_size
         self.compressed = self._choose_layout()
+        # compression format: State of buffer 0 in compressed files (pdb-and-compression.md
+        # §B1); every real file uses Plain LZ77 (3, which is also the plain "flushed" state)
+        self.compression_format = (self._first_state & 0xFF) if self.compressed else 0
+        if self.compression_format not in (0, 1, lib.COMPRESSION_FORMAT_XPRESS) and \
+                self.compression_format in UNSUPPORTED_COMPRESSION:
+            self._issue(0x2C, f"buffer 0: compression format {self.compression_format} "
+                              f"({UNSUPPORTED_COMPRESSION[self.compression_format]}) is not "
+                              f"supported: compressed buffers are skipped")
 
     # -- life cycle --------------------------------------------------------------------
     def close(self) -> None:
@@ -262,6 +273,7 @@ class EtlFile:
                              filename=self.name)
         bh = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(head))
         self._first_size = bh.BufferSize
+        self._first_state = bh.State
         self._first_end = max(bh.SavedOffset, bh.FilledBytes)
         sane_end = self._first_end if self._first_end <= MAX_BUFFER_SIZE else 0
         body = self._read_at(0, max(min(max(bh.BufferSize, sane_end), MAX_BUFFER_SIZE, 1 << 20),
@@ -499,7 +511,10 @@ class EtlFile:
                         f"buffer {info.index}: BufferFlag {info.flags:#x} says compressed in an "
                         f"uncompressed file; read as uncompressed")
             info = BufferInfo(**{**info.__dict__, "compressed": False})
-        if info.compressed and info.index != 0:
+        if info.compressed and info.index != 0 and self.compression_format in UNSUPPORTED_COMPRESSION:
+            self.stats.unreadable_buffers += info.index not in self._counted
+            data, end = raw[:BUFFER_HEADER_SIZE], BUFFER_HEADER_SIZE
+        elif info.compressed and info.index != 0:
             cap = self.header.buffer_size if self.header.valid else MAX_BUFFER_SIZE
             expected = min(info.saved_offset, max(cap, BUFFER_HEADER_SIZE)) - BUFFER_HEADER_SIZE
             out = bytearray(BUFFER_HEADER_SIZE + max(expected, 0))

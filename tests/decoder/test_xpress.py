@@ -101,3 +101,16 @@ def test_every_real_compressed_buffer_decodes_exactly(corpus):
                 assert etl.read_buffer(info).data[0x48:] == ours
             assert etl.errors == []
     assert total == 637
+
+
+def test_unsupported_compression_format_is_reported_not_garbled(data_dir):
+    import io
+    import struct
+
+    data = bytearray((data_dir / "etl" / "smallEtlFile.etl").read_bytes())
+    struct.pack_into("<I", data, 0x2C, 4)            # buffer 0 State: XPRESS_HUFF
+    with EtlFile(io.BytesIO(bytes(data)), name="huff.etl") as etl:
+        kinds = [r.kind for r in etl.iter_records()]
+        assert kinds == ["system"] and etl.stats.unreadable_buffers == 1
+        assert etl.stats.skipped == 1
+        assert any(e.offset == 0x2C and "LZ77+Huffman" in e.message for e in etl.errors)
