@@ -147,6 +147,24 @@ def bench_dissect(path: pathlib.Path, limit: int) -> tuple[int, float] | None:
     return n, time.perf_counter() - t0
 
 
+REFERENCE_QUIET_RATE = 2_130_000  # perf-anchors.md §4 "fmt: iter_unpack plus %", quiet machine
+
+
+def bench_reference(n: int = 300_000) -> float:
+    """This machine's speed right now: a plain struct-unpack + ``%`` loop over fixed 48-byte
+    records (the perf-anchors §4 "iter_unpack plus %" floor), events/s of CPU time."""
+    rec = struct.Struct("<HHIQQQ16s")
+    names = [b"file%d.txt" % i for i in range(16)]
+    buf = b"".join(rec.pack(48, 7, 1234, 1_700_000_000 + i, i & 0xFFFF, 0xDEAD0000 + i, names[i & 15])
+                   for i in range(n))
+    fmt = "Read %d bytes from %s at %x"
+    c0 = time.process_time()
+    out = []
+    for _size, _mid, _tid, _ts, count, addr, name in rec.iter_unpack(buf):
+        out.append(fmt % (count, name.rstrip(b"\0").decode(), addr))
+    return n / (time.process_time() - c0)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=1_000_000)
@@ -166,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     n_raw, t_raw = bench_raw(path)
     dis = bench_dissect(path, args.dissect_events)
+    ref = bench_reference()
 
     fmt_rate = n_fmt / t_fmt
     tracefmt_rate = TRACEFMT_EVENTS / TRACEFMT_SECONDS
@@ -188,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
           f"on {os.cpu_count()} CPUs (other load slows the wall-clock rate)")
     print(f"peak RSS grew {(rss1 - rss0) / 1024:.1f} MB "
           f"during the run (file {path.stat().st_size / 1e6:.1f} MB); max RSS {rss1 / 1024:.1f} MB")
+    factor = ref / REFERENCE_QUIET_RATE
+    print(f"machine speed now: reference unpack+% loop {ref:,.0f}/s CPU = {factor:.2f}x its quiet-machine "
+          f"rate ({REFERENCE_QUIET_RATE:,}/s); wpptrace fmt CPU rate / reference = {n_fmt / c_fmt / ref:.3f} "
+          f"(target {TARGET / REFERENCE_QUIET_RATE:.3f}); quiet-machine estimate "
+          f"{n_fmt / c_fmt / factor:,.0f} events/s")
     verdict = "MET" if fmt_rate >= TARGET else "NOT MET"
     print(f"target >= {TARGET:,} formatted events/s (wall clock): {verdict} ({fmt_rate / TARGET:.2f}x)")
     if not args.keep and args.events != 1_000_000:

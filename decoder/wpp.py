@@ -13,7 +13,6 @@ WPP property such as ``FormattedString``, ``FunctionName``) as a typed value.
 """
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
@@ -179,9 +178,10 @@ class _Entry:
 
     __slots__ = ("guid", "number", "message", "formatter", "prefix", "markers", "component",
                  "name", "has_prefix", "count", "unknown", "format", "compile_error", "texts",
-                 "hits", "misses", "memo_budget")
+                 "hits", "misses", "memo_budget", "memo_psize")
 
-    # Memo of formatted texts by (pointer size, argument bytes): real traces repeat payloads
+    # Memo of formatted texts by argument bytes (for one pointer size, ``memo_psize``, the
+    # usual case; other sizes bypass it): real traces repeat payloads
     # (function enter/exit, the same status) and a dict hit costs a tenth of formatting. It is
     # bounded per message and switched off for messages whose payloads rarely repeat.
     MEMO_SIZE = 128
@@ -206,9 +206,10 @@ class _Entry:
         self.hits = 0
         self.misses = 0
         self.memo_budget = [self.MEMO_TOTAL]  # shared by a decoder's entries (see WppDecoder)
+        self.memo_psize = 8
 
     def remember(self, key, text: str) -> None:
-        """Store a formatted text (key: pointer size, payload bytes); give up on poor hit rates."""
+        """Store a formatted text (key: the payload bytes); give up on poor hit rates."""
         self.misses += 1
         texts = self.texts
         budget = self.memo_budget
@@ -265,15 +266,13 @@ class WppDecoder:
             entry.name = message.name
             entry.format = message.format
             entry.markers = marker_values(message)
-            fmt = message.format
-            entry.has_prefix = fmt.startswith("%0")
-            body = message
-            if entry.has_prefix:
-                body = dataclasses.replace(message, format=fmt[2:])
+            # A leading %0 is where the prefix goes: the formatter renders it as nothing and
+            # this module puts the prefix in front.
+            entry.has_prefix = message.format.startswith("%0")
             if self._render is None:
                 self._render = _import_render()
             try:
-                entry.formatter = self._render.compile_message(body, self.tmfset)
+                entry.formatter = self._render.compile_message(message, self.tmfset, utc=self.utc)
             except Exception as exc:  # a bad format string is a format error, not a crash
                 entry.compile_error = str(exc) or type(exc).__name__
             entry.prefix = self.prefix.bind(entry.component, entry.name, entry.markers)
@@ -402,6 +401,7 @@ class WppDecoder:
                     entry = entries.get(key)
                     if entry is None:
                         entry = entries[key] = self._entry(uuid.UUID(bytes_le=key[0]), key[1])
+                        entry.memo_psize = default_psize
                     entry.count += 1
                     formatter = entry.formatter
                     if formatter is None:
@@ -418,9 +418,10 @@ class WppDecoder:
                         psize = 8 if flags & 0x80 else 4 if flags & 0x40 else default_psize
                         texts = entry.texts
                         text = None
-                        if texts is not None:
-                            memo_key = (psize, payload)
-                            text = texts.get(memo_key)
+                        if texts is not None and psize == entry.memo_psize:
+                            text = texts.get(payload)
+                        else:
+                            texts = None
                         if text is None:
                             try:
                                 text = formatter.format(payload, psize, entry.markers)
@@ -429,7 +430,7 @@ class WppDecoder:
                                 text = _format_error_line(entry, str(exc) or type(exc).__name__)
                             else:
                                 if texts is not None:
-                                    entry.remember(memo_key, text)
+                                    entry.remember(payload, text)
                         else:
                             entry.hits += 1
                     if noprefix or not entry.has_prefix:
