@@ -168,11 +168,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     sources = _expand(args.sources)
-    try:
-        declared = find_provider(sources)
-    except (ScanError, ValueError) as exc:
-        print(f"wpptrace tmf gen: {exc}", file=sys.stderr)
-        return 1
+    declared = None
+    if not (args.name and args.root):  # otherwise nothing is taken from a declaration
+        try:
+            declared = find_provider(sources)
+        except (ScanError, ValueError) as exc:
+            print(f"wpptrace tmf gen: {exc}", file=sys.stderr)
+            return 1
     decl_path, decl = declared if declared else (None, None)
     name = args.name or (decl.name if decl else None)
     if not name:

@@ -299,7 +299,7 @@ def _format_identifies_site(messages: FileMessages, site: CompiledSite) -> bool:
     text = site.site.format
     if _INTERNED_LOOKING.fullmatch(text):
         return False  # CPython interns such constants: other modules may hold the same object
-    return sum(1 for c in messages.sites if c.site.format == text) == 1
+    return messages.format_counts.get(text, 0) == 1  # bad sites count too: they share the object
 
 
 def _level_method(name: str, level_name: str, level: int):

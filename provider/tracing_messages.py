@@ -475,6 +475,7 @@ class FileMessages:
     sites: list[CompiledSite]
     errors: list[Exception]  # sites whose format or argument count is wrong (numbers still taken)
     bad_sites: dict[tuple[int, int, int, int], Exception]
+    format_counts: dict[str, int] = dataclasses.field(default_factory=dict)  # call sites per format text
 
     @property
     def messages(self) -> list[Message]:
@@ -497,4 +498,7 @@ def compile_file(path: str, *, control_guid: uuid.UUID, component: str, root: st
         except (TypeError, ValueError) as exc:
             errors.append(exc)
             bad[site.position] = exc
-    return FileMessages(path, rel, guid, sites, errors, bad)
+    counts: dict[str, int] = {}
+    for site in scan.sites:
+        counts[site.format] = counts.get(site.format, 0) + 1
+    return FileMessages(path, rel, guid, sites, errors, bad, counts)

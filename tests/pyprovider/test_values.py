@@ -203,3 +203,23 @@ def test_a_message_larger_than_a_buffer_is_dropped_and_counted(app, pp, tmp_path
     with EtlFile(str(etl)) as f:
         messages = [bytes(r.user_data) for r in ordered_records(f) if r.kind == "message"]
     assert messages == [b"fits\x00"]
+
+
+def test_a_bad_site_sharing_its_format_with_a_good_one_is_still_reported(pp, tmp_path) -> None:
+    source = tmp_path / "shared_fmt.py"
+    source.write_text(
+        "from wpptrace.provider.tracing import Provider\n"
+        "trace = Provider('Shared', flags=('A',), register=False)\n"
+        "def good(x):\n"
+        "    trace.info(trace.flags.A, 'value %d', x)\n"
+        "def bad(x, y):\n"
+        "    trace.info(trace.flags.A, 'value %d', x, y)\n")
+    module = pp.load_module("pyprovider_shared_fmt", source)
+    calls = []
+    module.trace._trace_packed = lambda h, fl, g, n, p, size: calls.append(n) or 0
+    module.trace._set_enable_state(1, 1, 5)
+    module.good(1)
+    with pytest.raises(TypeError, match=r"shared_fmt\.py:6 in bad .*takes 1 argument\(s\), the call passes 2"):
+        module.bad(1, 2)
+    module.good(2)
+    assert calls == [10, 10]
