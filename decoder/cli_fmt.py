@@ -72,6 +72,9 @@ def _load_tmfs(opts: FmtOptions, err: IO[str]):
         except (OSError, ValueError) as exc:
             print(f"{opts.prog}: error: {image}: {_describe(exc)}", file=err)
             problems += 1
+    if not (opts.tmf_files or opts.tmf_dirs or opts.pdbs or os.environ.get("TRACE_FORMAT_SEARCH_PATH")):
+        print(f"{opts.prog}: warning: no TMF given (-p DIR, --tmf/-tmf FILE, --pdb/-pdb or "
+              f"TRACE_FORMAT_SEARCH_PATH): messages without a format print as Unknown", file=err)
     tmfset = tmf.load(*paths, tolerant=True)
     return tmfset, problems
 
