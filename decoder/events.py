@@ -25,7 +25,8 @@ class Event(Record):
     __slots__ = ("_clock",)
 
     def __init__(self, raw: tuple, ctx, clock: TimeConverter | None):
-        Record.__init__(self, raw, ctx)
+        self._t = raw                      # (Record.__init__ inlined: this runs per event)
+        self._ctx = ctx
         self._clock = clock
 
     @property
