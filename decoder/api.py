@@ -31,6 +31,7 @@ with the compressed flag cleared.
 """
 from __future__ import annotations
 
+import contextlib
 import heapq
 import io
 import itertools
@@ -88,7 +89,7 @@ class _Trace:
 
     def __init__(self, *, path: Optional[str] = None, source=None, raw_timestamp: bool,
                  event_record: bool, event_callback, user_context, logfile=None,
-                 buffer_callback=None, buffer_context=None, options=None):
+                 buffer_callback=None, buffer_context=None):
         self.handle = 0
         self.path = path
         self.source = source                  # RealtimeSource / BufferStream, None for files
@@ -101,13 +102,12 @@ class _Trace:
         self.logfile: Optional[EVENT_TRACE_LOGFILE] = logfile
         self.buffer_callback = buffer_callback
         self.buffer_context = buffer_context
-        self.options = options
         self.header = TRACE_LOGFILE_HEADER()
         self.pointer_size = 8
         self.converter: Optional[TimeConverter] = None
         self.processing = False
         self.close_pending = False
-        self.issues: list[DecodeIssue] = []
+        self.issues: dict[DecodeIssue, None] = {}     # insertion-ordered set
         self.buffers_read = 0
 
     # -- header ---------------------------------------------------------------------------
@@ -130,7 +130,7 @@ class _Trace:
     def header_from_buffer(self, data) -> None:
         """Live traces: the header facts from the header buffer (parsed by EtlFile)."""
         with EtlFile(io.BytesIO(bytes(data)), name=self.name) as etl:
-            self.issues.extend(etl.errors)
+            _note_issues(self, etl.errors)
             self.set_header(etl.header)
 
     @property
@@ -159,9 +159,13 @@ def _register(trace: _Trace) -> int:
 
 
 def _lookup(handle: Any) -> _Trace:
-    if not isinstance(handle, int) or isinstance(handle, bool) or handle in (
-            0, INVALID_PROCESSTRACE_HANDLE):
+    try:
+        value = operator.index(handle) if not isinstance(handle, bool) else None
+    except TypeError:
+        value = None
+    if value is None or value in (0, INVALID_PROCESSTRACE_HANDLE):
         raise Win32Error(ERROR_INVALID_HANDLE, f"TraceHandle {handle!r}")
+    handle = value
     with _table_lock:
         trace = _traces.get(handle)
     if trace is None:
@@ -179,7 +183,7 @@ def _open_file(trace: _Trace, path: Any) -> None:
         raise Win32Error(ERROR_ACCESS_DENIED, filename=trace.path) from None
     except IsADirectoryError:
         raise Win32Error(ERROR_BAD_PATHNAME, filename=trace.path) from None
-    trace.issues.extend(trace.etl.errors)
+    _note_issues(trace, trace.etl.errors)
     trace.set_header(trace.etl.header)
 
 
@@ -193,11 +197,24 @@ def _open_realtime(trace: _Trace, logger_name: Any) -> None:
         trace.header_from_buffer(first)
 
 
+@contextlib.contextmanager
+def _released_on_failure(trace: _Trace):
+    """Opening failed half way: close what was opened (file, subscription)."""
+    try:
+        yield
+    except BaseException:
+        trace.release()
+        raise
+
+
+def _check_header_out(out: Any) -> None:
+    if out is not None and not isinstance(out, TRACE_LOGFILE_HEADER):
+        raise Win32Error(ERROR_INVALID_PARAMETER, "LogFileHeader must be a TRACE_LOGFILE_HEADER")
+
+
 def _copy_header_out(trace: _Trace, out: Optional[TRACE_LOGFILE_HEADER]) -> None:
     if out is None:
         return
-    if not isinstance(out, TRACE_LOGFILE_HEADER):
-        raise Win32Error(ERROR_INVALID_PARAMETER, "LogFileHeader must be a TRACE_LOGFILE_HEADER")
     for name in TRACE_LOGFILE_HEADER.__slots__:
         setattr(out, name, getattr(trace.header, name))
 
@@ -219,13 +236,14 @@ def OpenTrace(Logfile: EVENT_TRACE_LOGFILE) -> int:
                    logfile=Logfile, buffer_callback=Logfile.BufferCallback)
     Logfile.BuffersRead = 0
     Logfile.CurrentTime = 0
-    if mode & PROCESS_TRACE_MODE_REAL_TIME:
-        _open_realtime(trace, Logfile.LoggerName)
-    elif Logfile.LogFileName is None:
-        raise Win32Error(ERROR_BAD_PATHNAME, "neither LogFileName nor (with "
-                         "PROCESS_TRACE_MODE_REAL_TIME) LoggerName is given")
-    else:
-        _open_file(trace, Logfile.LogFileName)
+    with _released_on_failure(trace):
+        if mode & PROCESS_TRACE_MODE_REAL_TIME:
+            _open_realtime(trace, Logfile.LoggerName)
+        elif Logfile.LogFileName is None:
+            raise Win32Error(ERROR_BAD_PATHNAME, "neither LogFileName nor (with "
+                             "PROCESS_TRACE_MODE_REAL_TIME) LoggerName is given")
+        else:
+            _open_file(trace, Logfile.LogFileName)
     return _register(trace)
 
 
@@ -237,14 +255,16 @@ def _options_trace(Options: Any, **extra) -> _Trace:
                   event_record=True, event_callback=Options.EventCallback,
                   user_context=Options.EventCallbackContext,
                   buffer_callback=Options.BufferCallback,
-                  buffer_context=Options.BufferCallbackContext, options=Options, **extra)
+                  buffer_context=Options.BufferCallbackContext, **extra)
 
 
 def OpenTraceFromFile(LogFileName: str | os.PathLike, Options: ETW_OPEN_TRACE_OPTIONS,
                       LogFileHeader: Optional[TRACE_LOGFILE_HEADER] = None) -> int:
     """Open a log file with Windows 11 options; fills ``LogFileHeader`` if given."""
+    _check_header_out(LogFileHeader)
     trace = _options_trace(Options)
-    _open_file(trace, LogFileName)
+    with _released_on_failure(trace):
+        _open_file(trace, LogFileName)
     _copy_header_out(trace, LogFileHeader)
     return _register(trace)
 
@@ -252,8 +272,10 @@ def OpenTraceFromFile(LogFileName: str | os.PathLike, Options: ETW_OPEN_TRACE_OP
 def OpenTraceFromRealTimeLogger(LoggerName: str, Options: ETW_OPEN_TRACE_OPTIONS,
                                 LogFileHeader: Optional[TRACE_LOGFILE_HEADER] = None) -> int:
     """Attach to an in-process real-time session (wpptrace.provider.sessions)."""
+    _check_header_out(LogFileHeader)
     trace = _options_trace(Options)
-    _open_realtime(trace, LoggerName)
+    with _released_on_failure(trace):
+        _open_realtime(trace, LoggerName)
     _copy_header_out(trace, LogFileHeader)
     return _register(trace)
 
@@ -277,7 +299,7 @@ def ProcessTraceAddBufferToBufferStream(TraceHandle: int, Buffer, BufferSize: in
     trace = _lookup(TraceHandle)
     if not isinstance(trace.source, BufferStream):
         raise Win32Error(ERROR_INVALID_HANDLE,
-                         f"TraceHandle {TraceHandle:#x} is not a buffer-stream trace")
+                         f"TraceHandle {trace.handle:#x} is not a buffer-stream trace")
     trace.source.add(Buffer, BufferSize)
     return ERROR_SUCCESS
 
@@ -295,9 +317,9 @@ def CloseTrace(TraceHandle: int) -> int:
     """
     trace = _lookup(TraceHandle)
     with _table_lock:
-        if _traces.get(TraceHandle) is not trace:
-            raise Win32Error(ERROR_INVALID_HANDLE, f"TraceHandle {TraceHandle:#x} is not open")
-        del _traces[TraceHandle]
+        if _traces.get(trace.handle) is not trace:    # closed by another thread meanwhile
+            raise Win32Error(ERROR_INVALID_HANDLE, f"TraceHandle {trace.handle:#x} is not open")
+        del _traces[trace.handle]
         pending = trace.processing
         trace.close_pending = pending
     if pending:
@@ -357,7 +379,7 @@ def ProcessTrace(HandleArray: Sequence[int], StartTime: Optional[int] = None,
     if live and len(traces) > 1:
         raise Win32Error(ERROR_INVALID_PARAMETER, "a real-time handle cannot be merged with files")
     with _table_lock:
-        closed = [h for h, t in zip(handles, traces) if _traces.get(h) is not t]
+        closed = [t.handle for t in traces if _traces.get(t.handle) is not t]
         if closed:     # closed by another thread since the lookup
             raise Win32Error(ERROR_INVALID_HANDLE, f"TraceHandle {closed[0]:#x} is not open")
         busy = [t for t in traces if t.processing]
@@ -526,8 +548,7 @@ def _done_item(trace: _Trace, buf, last: list, single: bool) -> tuple:
 
 def _note_issues(trace: _Trace, issues) -> None:
     for issue in issues:
-        if issue not in trace.issues:
-            trace.issues.append(issue)
+        trace.issues.setdefault(issue, None)
 
 
 def _live_items(trace: _Trace) -> Iterator[tuple]:

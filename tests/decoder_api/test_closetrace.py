@@ -132,3 +132,19 @@ def test_close_pending_from_inside_a_live_callback_still_drains_the_queue(api_da
     assert results == [ERROR_CTX_CLOSE_PENDING]
     expected, _, _ = collect(api_data / "wppemitter-sample.etl")
     assert len(events) == len(expected)
+
+
+def test_handles_are_any_integer_like_value(api_data):
+    class Handle:              # e.g. a numpy.uint64 or a ctypes value's .value wrapper
+        def __init__(self, value):
+            self.value = value
+
+        def __index__(self):
+            return self.value
+
+    handle, _ = _open(api_data / "wppstr-sample.etl")
+    assert api.ProcessTrace([Handle(handle)]) == ERROR_SUCCESS
+    assert api.CloseTrace(Handle(handle)) == ERROR_SUCCESS
+    with pytest.raises(Win32Error) as info:
+        api.CloseTrace(True)   # a bool is not a handle
+    assert info.value.winerror == ERROR_INVALID_HANDLE

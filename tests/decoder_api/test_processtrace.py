@@ -8,7 +8,8 @@ from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.ordering import ordered_records
 from wpptrace.decoder.structs import (ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFILE, EventTraceGuid,
                                       PROCESS_TRACE_MODE_EVENT_RECORD)
-from wpptrace.winerror import (ERROR_BAD_LENGTH, ERROR_BAD_PATHNAME, ERROR_CANCELLED,
+from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BAD_FORMAT, ERROR_BAD_LENGTH,
+                               ERROR_BAD_PATHNAME, ERROR_CANCELLED,
                                ERROR_FILE_NOT_FOUND, ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER,
                                ERROR_INVALID_TIME, ERROR_NOACCESS, ERROR_SUCCESS,
                                ERROR_WMI_ALREADY_ENABLED, Win32Error)
@@ -57,6 +58,14 @@ def test_opentrace_errors(tmp_path):
     assert _code(lambda: api.OpenTrace(missing)) == ERROR_FILE_NOT_FOUND
     assert _code(lambda: api.OpenTraceFromFile(str(tmp_path / "x.etl"), None)) == \
         ERROR_INVALID_PARAMETER
+    assert _code(lambda: api.OpenTraceFromFile(str(tmp_path / "x.etl"), ETW_OPEN_TRACE_OPTIONS(),
+                                               LogFileHeader={})) == ERROR_INVALID_PARAMETER
+    not_etl = tmp_path / "short.etl"
+    not_etl.write_bytes(b"\0" * 16)
+    assert _code(lambda: api.OpenTrace(EVENT_TRACE_LOGFILE(LogFileName=str(not_etl)))) == \
+        ERROR_BAD_FORMAT
+    assert _code(lambda: api.OpenTrace(EVENT_TRACE_LOGFILE(LogFileName=str(tmp_path)))) in (
+        ERROR_BAD_PATHNAME, ERROR_ACCESS_DENIED)
 
 
 def test_buffer_callback_returning_false_stops_with_error_cancelled(api_data):
