@@ -72,7 +72,8 @@ def test_exit_codes_and_errors_on_stderr(fmt_data, fmt_tmf, tmp_path):
     res = run(["-m", "wpptrace.cli", "fmt"])
     assert res.returncode == 2 and "no .etl file given" in res.stderr
     res = run(["-m", "wpptrace.cli", "fmt", "--prefix", "%9!d", str(fmt_data / "wppstr-sample.etl")])
-    assert res.returncode == 2 and "bad prefix" in res.stderr and "column" in res.stderr
+    assert res.returncode == 2 and "bad prefix" in res.stderr and "expected" in res.stderr
+    assert "\n%9!d\n  ^" in res.stderr  # the position of the problem, under the prefix
     junk = tmp_path / "junk.etl"
     junk.write_bytes(b"not an etl file" * 100)
     res = run(["-m", "wpptrace.cli", "fmt", str(junk)])
