@@ -115,3 +115,23 @@ def test_dissect_agrees_on_the_built_kinds(tmp_path):
         etl.scan()
         ours = {k: n for k, n in etl.stats.by_kind.items() if n}
     assert ours == dissect_counts(path)["by_kind"]
+
+
+def test_never_written_buffers_are_skipped_quietly():
+    """Preallocated / circular files can hold all-zero buffer slots (DbgShell: unused)."""
+    data = gen.etl_file([(0, 1, [gen.message(1, G1, 100)]), (1, 2, [gen.message(2, G1, 200)])])
+    data = data[:4096] + bytes(4096) + data[4096:]
+    got, etl = records_of(data)
+    assert [r.event_id for r in got if r.kind == "message"] == [1, 2]
+    assert etl.stats.empty_buffers == 1 and etl.stats.buffers == 3 and etl.errors == []
+
+
+def test_32_bit_header_layout_facts():
+    data = gen.etl_file([(0, 1, [gen.message(1, G1, 100)])], pointer_size=4, events_lost=5,
+                        logger="Small", logfile="C:\\x.etl")
+    _, etl = records_of(data)
+    h = etl.header
+    assert (h.pointer_size, h.events_lost, h.logger_name, h.log_file_name) == (4, 5, "Small", "C:\\x.etl")
+    assert (h.perf_freq, h.start_time, h.clock_type, h.time_zone_bias) == (
+        10_000_000, gen.START_TIME, 1, -60)
+    assert len(h.raw) == 0x110 + 2 * (len("Small") + 1 + len("C:\\x.etl") + 1)
