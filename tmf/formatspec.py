@@ -39,6 +39,7 @@ import re
 from typing import Union
 
 from . import wppini
+from .errors import TmfError
 
 __all__ = [
     "FormatSpecError", "Spec", "Literal", "Insert", "Marker", "Piece",
@@ -50,16 +51,22 @@ __all__ = [
 WPP_MARKERS = ("FUNC", "LEVEL", "FLAGS", "COMPNAME", "SUBCOMP", "FILE", "LINE")
 
 
-class FormatSpecError(ValueError):
-    """A format string that does not follow the format-spec language."""
+class FormatSpecError(TmfError):
+    """A format string that does not follow the format-spec language (a :class:`TmfError`:
+    ``column`` is 1-based in the format text, ``str()`` shows the text with a caret)."""
 
-    def __init__(self, message: str, *, text: str, column: int, expected: str | None = None) -> None:
-        self.text, self.column, self.expected = text, column, expected
-        self.reason = message
-        marker = " " * (column - 1) + "^"
-        super().__init__(f"column {column}: {message}"
-                         + (f" (expected {expected})" if expected else "")
-                         + f"\n{text}\n{marker}")
+    def __init__(self, message: str, *, text: str, column: int, expected: str | None = None,
+                 path: str = "<format>", line: int = 1) -> None:
+        self.text, self.reason = text, message
+        super().__init__(message, path=path, line=line, column=column, line_text=text,
+                         expected=expected or "")
+
+    def __reduce__(self):
+        return (_rebuild_spec_error, (self.reason, self.text, self.column, self.expected, self.path, self.line))
+
+
+def _rebuild_spec_error(message, text, column, expected, path, line):
+    return FormatSpecError(message, text=text, column=column, expected=expected, path=path, line=line)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,7 +195,7 @@ def parse_tmf_format(fmt: str) -> list[Piece]:
                 continue
             pieces.append(Marker("END"))
             break
-        if ch.isdigit():
+        if "1" <= ch <= "9":  # ASCII only: str.isdigit() also accepts "¹"
             m = _INSERT_RE.match(fmt, j + 1)
             index = int(m.group())
             k = m.end()

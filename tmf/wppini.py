@@ -22,15 +22,23 @@ import functools
 import importlib.resources
 import re
 
+from .errors import TmfError
+
 __all__ = ["WppType", "WppIniError", "parse_wpp_config", "default_types", "lookup_type"]
 
 
-class WppIniError(ValueError):
+class WppIniError(TmfError):
     """A malformed type definition in a tracewpp configuration text."""
 
     def __init__(self, message: str, *, path: str = "<string>", line: int = 0) -> None:
-        self.path, self.line = path, line
-        super().__init__(f"{path}:{line}: {message}")
+        super().__init__(message, path=path, line=line, column=1)
+
+    def __reduce__(self):
+        return (_rebuild_ini_error, (self.message, self.path, self.line))
+
+
+def _rebuild_ini_error(message, path, line):
+    return WppIniError(message, path=path, line=line)
 
 
 @dataclasses.dataclass(frozen=True)

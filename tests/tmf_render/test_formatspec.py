@@ -243,3 +243,16 @@ def test_printf_to_tmf_wpp_markers():
 def test_byte_sized_integers_print_as_numbers():
     fmt, items = printf_to_tmf("%hhd %02hhx %hhi")
     assert fmt == "%10!hhd! %11!02hhx! %12!hhd!" and items == ["ItemChar"] * 3
+
+
+def test_regression_non_ascii_digit_after_percent():
+    # str.isdigit() is true for "¹" but insert numbers are ASCII digits (found by hypothesis)
+    assert parse_tmf_format("%\u00b9x") == [Literal("\u00b9x")]
+
+
+def test_errors_are_tmf_errors():
+    from wpptrace.tmf.errors import TmfError
+    with pytest.raises(TmfError) as err:
+        parse_tmf_format("ok %10!kk!")
+    assert err.value.column == 8 and err.value.line_text == "ok %10!kk!"
+    assert str(err.value).startswith("<format>:1:8: ")
