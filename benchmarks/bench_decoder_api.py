@@ -3,8 +3,9 @@
 For each file: ProcessTrace delivering EVENT_RECORDs (EventRecordCallback) and EVENT_TRACEs
 (EventCallback), both to a callback that only counts; the engine's own ProcessTrace-order
 iteration (decoder.ordering.ordered_records, Record objects, no API structures); and
-dissect.etl iterating the same file. Run: ``python3 benchmarks/bench_decoder_api.py [FILES]``
-(default: the largest corpus files).
+dissect.etl iterating the same file. Then a live run: a provider logs WPP messages into an
+in-process real-time session while ProcessTrace consumes them (events/s delivered, lost).
+Run: ``python3 benchmarks/bench_decoder_api.py [FILES]`` (default: the largest corpus files).
 """
 from __future__ import annotations
 
@@ -59,6 +60,49 @@ def via_dissect(path: str) -> int:
         return sum(1 for _ in ETL(fh))
 
 
+def realtime(count: int = 200_000) -> None:
+    """Provider -> real-time session -> ProcessTrace in another thread, both running at once."""
+    import threading
+    import uuid
+
+    from wpptrace._core import lib
+    from wpptrace.decoder.structs import PROCESS_TRACE_MODE_REAL_TIME
+    from wpptrace.provider import api as provider
+
+    control, message = uuid.uuid4(), uuid.uuid4()
+    loggers = []
+    registration = provider.RegisterTraceGuids(
+        lambda code, ctx, buf: loggers.append(provider.GetTraceLoggerHandle(buf))
+        if code == lib.WMI_ENABLE_EVENTS else 0, None, control, [message])
+    name = "bench-decoder-api-" + uuid.uuid4().hex[:8]
+    session = provider.StartTrace(name, provider.EVENT_TRACE_PROPERTIES(
+        LogFileMode=lib.EVENT_TRACE_REAL_TIME_MODE, BufferSize=64, MaximumBuffers=256))
+    provider.EnableTrace(True, 0xFFFFFFFF, 5, control, session)
+    delivered = 0
+
+    def on_event(record):
+        nonlocal delivered
+        delivered += 1
+
+    handle = api.OpenTrace(EVENT_TRACE_LOGFILE(
+        LoggerName=name, EventRecordCallback=on_event,
+        ProcessTraceMode=PROCESS_TRACE_MODE_REAL_TIME | PROCESS_TRACE_MODE_EVENT_RECORD))
+    consumer = threading.Thread(target=api.ProcessTrace, args=([handle],))
+    start = time.perf_counter()
+    consumer.start()
+    payload, guid, logger = (7).to_bytes(4, "little"), message.bytes_le, loggers[-1]
+    dropped = sum(1 for _ in range(count) if provider.trace_packed(logger, 0x2B, guid, 10, payload))
+    final = provider.ControlTrace(session, None, None, lib.EVENT_TRACE_CONTROL_STOP)
+    consumer.join()
+    elapsed = time.perf_counter() - start
+    api.CloseTrace(handle)
+    provider.UnregisterTraceGuids(registration)
+    print(f"real-time: {count} logged, {delivered - 1} delivered as EVENT_RECORD in {elapsed:.2f} s "
+          f"({(delivered - 1) / elapsed:,.0f} events/s end to end), {dropped} dropped at the "
+          f"provider, EventsLost {final.EventsLost}, RealTimeBuffersLost "
+          f"{final.RealTimeBuffersLost}")
+
+
 def main(argv: list[str]) -> int:
     files = argv or [str(CORPUS / f) for f in DEFAULT]
     print(f"{'file':44} {'events':>8} {'EVENT_RECORD/s':>15} {'EVENT_TRACE/s':>14} "
@@ -73,6 +117,7 @@ def main(argv: list[str]) -> int:
               f"{(rec_n / rec_t) / (dis_n / dis_t):10.1f}x")
         if not rec_n == tr_n:
             print(f"  !! EVENT_RECORD and EVENT_TRACE counts differ: {rec_n} vs {tr_n}")
+    realtime()
     return 0
 
 
