@@ -1,0 +1,79 @@
+"""Untrusted argument bytes never stop a run; the hot path's memo never changes the text."""
+from __future__ import annotations
+
+import random
+import struct
+import uuid
+
+import etlgen
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from wpptrace import tmf
+from wpptrace.decoder.etlfile import EtlFile
+from wpptrace.decoder.ordering import ordered_records
+from wpptrace.decoder.timestamps import TimeConverter
+from wpptrace.decoder.wpp import FileContext, WppDecoder
+from wpptrace.decoder.wpp_rows import ordered_rows
+
+
+def _decode(path, tmfset, *, rows: bool):
+    decoder = WppDecoder(tmfset, utc=True)
+    with EtlFile(path) as etl:
+        ctx = FileContext.for_header(str(path), etl.header, TimeConverter(etl.header))
+        if rows:
+            lines = [line for b in decoder.format_rows(ordered_rows(etl), ctx) for line in b]
+        else:
+            lines = list(decoder.format_records(ordered_records(etl), ctx))
+    return lines, decoder.counters
+
+
+_MESSAGES = None
+
+
+def _corpus_messages(fmt_tmf, corpus):
+    global _MESSAGES
+    if _MESSAGES is None:
+        driver = corpus / "tmf" / "nefarius__Nefarius.Utilities.ETW" / "tmf"
+        tmfset = tmf.load(fmt_tmf, driver)
+        _MESSAGES = (tmfset, list(tmfset.messages()))
+    return _MESSAGES
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_argument_bytes_never_stop_the_run(data, tmp_path_factory, fmt_tmf, corpus):
+    tmfset, messages = _corpus_messages(fmt_tmf, corpus)
+    picks = data.draw(st.lists(st.tuples(st.integers(0, len(messages) - 1),
+                                         st.binary(max_size=80), st.sampled_from([0x2B, 0xAA, 0x6A])),
+                               min_size=1, max_size=30))
+    path = tmp_path_factory.mktemp("fuzz") / "f.etl"
+    etlgen.write_messages(path, [
+        (messages[i].guid, messages[i].number, payload, 7, 8, 0, etlgen.T0 + k * 100, flags)
+        for k, (i, payload, flags) in enumerate(picks)], buffer_size=8192)
+    lines, c = _decode(path, tmfset, rows=True)
+    assert len(lines) == len(picks) + 1  # one line per message, plus the header line
+    assert c.messages == len(picks) and c.formatted + c.unknown + c.format_errors == c.messages
+    assert lines == _decode(path, tmfset, rows=False)[0]
+
+
+def test_memo_gives_the_same_text_as_formatting_every_time(tmp_path, fmt_tmf, corpus):
+    """Repeated and unique payloads, past the point where the memo gives up on a message."""
+    tmfset, _ = _corpus_messages(fmt_tmf, corpus)
+    types = tmfset.lookup(uuid.UUID("4857fab7-1162-3184-360b-cdd863ddf4ea"), 10)
+    emitter = uuid.UUID("9b93a332-c452-3e71-64f7-55130c7de2e4")
+    rnd = random.Random(5)
+    rows = []
+    for i in range(5000):
+        if i % 3:
+            rows.append((types.guid, 10, struct.pack("<iiq", i % 4, -i % 7, -5), 1, 2, 0,
+                         etlgen.T0 + i * 10, 0xAA))  # few distinct payloads: memo hits
+        else:
+            rows.append((emitter, 10, struct.pack("<iI", rnd.randrange(1 << 30), i), 1, 2, 1,
+                         etlgen.T0 + i * 10, 0xAA))  # unique payloads: memo switched off
+    path = tmp_path / "memo.etl"
+    etlgen.write_messages(path, rows, nprocs=2, buffer_size=8192)
+    fast, counters = _decode(path, tmfset, rows=True)
+    slow, _ = _decode(path, tmfset, rows=False)
+    assert fast == slow and len(fast) == 5001
+    assert counters.formatted == 5000
