@@ -225,3 +225,36 @@ def test_every_member_of_every_delivered_structure_is_set(api_data, mode):
             copy = type(event)(**{n: getattr(event, n) for n in type(event).__slots__})
             assert copy == event
     assert "EventCallback=" in repr(logfile)
+
+
+def _dissect_event_headers(path):
+    """(ProviderId, Id, Version, Channel, Level, Opcode, Task, Keyword, TID, PID,
+    ProcessorTime, ActivityId, EventProperty) of every EVENT_HEADER record, per dissect.etl."""
+    out = []
+    with open(path, "rb") as fh:
+        for record in ETL(fh):
+            if type(record.header).__name__ != "EventHeader":
+                continue
+            h = record.header.header
+            out.append((uuid.UUID(bytes_le=bytes(h.ProviderId)), h.Id, h.Version, h.Channel,
+                        h.Level, h.OpCode, h.Task, h.Keywords, h.ThreadId, h.ProcessId,
+                        h.ProcessorTime, uuid.UUID(bytes_le=bytes(h.ActivityId)),
+                        h.EventProperty))
+    return out
+
+
+@pytest.mark.parametrize("name", ["powershell.etl", "lxcore_kernel.etl", "primitive-types.etl"])
+def test_manifest_event_headers_agree_with_dissect(api_data, name):
+    events, _, _ = collect(api_data / name)
+    ours = []
+    for e in events:
+        h = e.EventHeader
+        if h.Flags & 0x0100:          # classic / kernel / message records
+            continue
+        d = h.EventDescriptor
+        ours.append((h.ProviderId, d.Id, d.Version, d.Channel, d.Level, d.Opcode, d.Task,
+                     d.Keyword, h.ThreadId, h.ProcessId, h.ProcessorTime, h.ActivityId,
+                     h.EventProperty))
+    theirs = _dissect_event_headers(api_data / name)
+    assert len(ours) == len(theirs) > 0
+    assert Counter(ours) == Counter(theirs)
