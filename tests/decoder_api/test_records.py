@@ -258,3 +258,23 @@ def test_manifest_event_headers_agree_with_dissect(api_data, name):
     theirs = _dissect_event_headers(api_data / name)
     assert len(ours) == len(theirs) > 0
     assert Counter(ours) == Counter(theirs)
+
+
+def test_classic_event_trace_headers_agree_with_dissect(corpus):
+    """97 classic EVENT_TRACE_HEADER records (kernel MOF classes) of a relogged Windows file,
+    as EVENT_TRACE: Guid, Class (Type/Level/Version), TID/PID and CPU times as dissect reads
+    them."""
+    path = corpus / "etl" / "Alan-Jowett__sonde" / "test.etl"
+    events, _, _ = collect(path, 0)
+    ours = Counter((e.Header.Guid, e.Header.Type | e.Header.Level << 8 | e.Header.Version << 16,
+                    e.Header.ThreadId, e.Header.ProcessId, e.Header.KernelTime, e.Header.UserTime)
+                   for e in events if e.Header.HeaderType in (0x0A, 0x14))
+    theirs = Counter()
+    with open(path, "rb") as fh:
+        for record in ETL(fh):
+            if type(record.header).__name__ == "EventTraceHeader":
+                h = record.header.header
+                theirs[(uuid.UUID(bytes_le=bytes(h.ProviderId)), h.Version, h.ThreadId,
+                        h.ProcessId, h.KernelTime, h.UserTime)] += 1
+    assert sum(theirs.values()) == 97
+    assert ours == theirs
