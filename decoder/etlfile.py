@@ -20,7 +20,7 @@ from typing import BinaryIO, Iterator
 from wpptrace._core import ffi, lib
 from wpptrace.winerror import Win32Error
 
-from .records import (BUFFER_HEADER_SIZE, KINDS, BufferContext, DecodeIssue, Record,
+from .records import (_F_TS, BUFFER_HEADER_SIZE, KINDS, BufferContext, DecodeIssue, Record,
                       WalkStats, walk, walk_issues)
 from .xpress import XPRESS_ERRORS, decompress_into
 
@@ -32,7 +32,7 @@ _RESYNC_WINDOW = 1 << 20
 #: compression formats seen in theory, never in files (only Plain LZ77 is decoded)
 UNSUPPORTED_COMPRESSION = {lib.COMPRESSION_FORMAT_LZNT1: "LZNT1",
                            lib.COMPRESSION_FORMAT_XPRESS_HUFF: "LZ77+Huffman"}
-_TIMESTAMP = itemgetter(4)          # etlrd_record.timestamp in a walker tuple
+_TIMESTAMP = itemgetter(_F_TS)      # etlrd_record.timestamp in a walker tuple
 
 # Where a buffer header could start: State (0x2C) small, BufferFlag (0x34) < 0x80 and
 # BufferType (0x36) < 8. Candidates are then checked field by field.

@@ -15,7 +15,7 @@ from typing import BinaryIO, Iterator
 
 from .etlfile import EtlFile, LogfileHeader
 from .ordering import ordered_records
-from .records import _F_KIND, DecodeIssue, Record
+from .records import _F_KIND, _F_OFFSET, DecodeIssue, Record
 from .timestamps import TimeConverter, filetime_to_datetime
 
 
@@ -147,7 +147,7 @@ class EventReader:
         first = next(records, None)
         if first is None:
             return
-        if first._ctx.index == 0 and first._t[0] == 0x48 and self.header.valid:
+        if first._ctx.index == 0 and first._t[_F_OFFSET] == 0x48 and self.header.valid:
             yield make_event(first, clock, self.header)
         else:
             yield classes[first._t[_F_KIND]](first._t, first._ctx, clock)

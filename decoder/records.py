@@ -26,13 +26,39 @@ EVENT_TRACE_GUID = uuid.UUID("68fdd900-4a3e-11d1-84f4-0000f80464e3")
 
 BUFFER_HEADER_SIZE = ffi.sizeof("WMI_BUFFER_HEADER")
 
-# etlrd_record as one struct.unpack format; checked against the C layout at import.
-_RECORD_FORMAT = struct.Struct("<IIIIqIIIIQ16sIIHHHHBBBBBB2x")
-_F_OFFSET, _F_SIZE, _F_POFF, _F_PSIZE, _F_TS, _F_TID, _F_PID, _F_SEQ, _F_COMP, _F_KEYWORD, \
-    _F_GUID, _F_EXTOFF, _F_EXTSIZE, _F_ID, _F_FLAGS, _F_TASK, _F_VERSION, _F_KIND, _F_HTYPE, \
-    _F_LEVEL, _F_OPCODE, _F_CHANNEL, _F_PRESENT = range(23)
+def _unpacker(ctype: str) -> tuple[struct.Struct, list[str]]:
+    """A struct.Struct reading one C struct (as the C compiler laid it out) into a flat
+    tuple, and the field names in tuple order: the layout stays declared only in C."""
+    codes = {"uint8_t": "B", "uint16_t": "H", "uint32_t": "I", "uint64_t": "Q", "int64_t": "q"}
+    fmt, pos, names = "<", 0, []
+    for name, f in ffi.typeof(ctype).fields:
+        size = ffi.sizeof(f.type)
+        if f.offset > pos:
+            fmt += f"{f.offset - pos}x"
+        if name.startswith("reserved"):
+            fmt += f"{size}x"
+        elif f.type.kind == "array":
+            fmt += f"{size}s"
+            names.append(name)
+        else:
+            fmt += codes[f.type.cname]
+            names.append(name)
+        pos = f.offset + size
+    fmt += f"{ffi.sizeof(ctype) - pos}x" if ffi.sizeof(ctype) > pos else ""
+    return struct.Struct(fmt), names
+
+
+# etlrd_record (decoder/csrc/etlread.h) as flat tuples; _F_* index them (E and F read the
+# tuples directly on their hot paths)
+_RECORD_FORMAT, _RECORD_FIELDS = _unpacker("etlrd_record")
+_F = {name: i for i, name in enumerate(_RECORD_FIELDS)}
+_F_OFFSET, _F_SIZE, _F_POFF, _F_PSIZE = _F["offset"], _F["size"], _F["payload_offset"], _F["payload_size"]
+_F_TS, _F_TID, _F_PID, _F_SEQ = _F["timestamp"], _F["thread_id"], _F["process_id"], _F["sequence"]
+_F_COMP, _F_KEYWORD, _F_GUID = _F["component_id"], _F["keyword"], _F["guid"]
+_F_EXTOFF, _F_EXTSIZE, _F_ID, _F_FLAGS = _F["ext_offset"], _F["ext_size"], _F["event_id"], _F["flags"]
+_F_TASK, _F_VERSION, _F_KIND, _F_HTYPE = _F["task"], _F["version"], _F["kind"], _F["header_type"]
+_F_LEVEL, _F_OPCODE, _F_CHANNEL, _F_PRESENT = _F["level"], _F["opcode"], _F["channel"], _F["present"]
 assert _RECORD_FORMAT.size == ffi.sizeof("etlrd_record")
-assert ffi.offsetof("etlrd_record", "guid") == 48 and ffi.offsetof("etlrd_record", "kind") == 80
 
 _HAS_TS = lib.ETLRD_HAS_TIMESTAMP
 _HAS_TID = lib.ETLRD_HAS_THREAD
