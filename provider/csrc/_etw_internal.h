@@ -9,6 +9,7 @@
 #ifndef WPPTRACE_ETW_INTERNAL_H
 #define WPPTRACE_ETW_INTERNAL_H
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include "wpptrace_etw.h"
@@ -26,16 +27,16 @@ typedef struct wpt_buffer {
     /* generation << 32 | bytes reserved (incl. the 0x48 header) | WPT_CLOSED. Reservation is
      * a CAS on this word; the generation makes a stale writer's CAS fail after recycling. */
     _Atomic uint64_t state;
-    _Atomic uint32_t committed;      /* record bytes whose copy is complete */
     uint32_t processor;              /* ProcessorIndex of the stream it belongs to */
-    struct wpt_buffer *next;         /* free list / flush queue link */
-    unsigned char *data;             /* BufferSize bytes */
+    struct wpt_buffer *next;         /* free list / flush queue / graveyard link */
+    unsigned char *data;             /* BufferSize bytes, mmap'ed, never unmapped; all zero
+                                      * while free, so an unwritten record reads as 0 */
+    uint32_t capacity;               /* bytes mapped at data */
 } wpt_buffer;
 
 typedef struct {
     _Atomic(wpt_buffer *) current;
-    _Atomic uint32_t inflight;       /* writers inside the session through this slot */
-    char pad[64 - sizeof(void *) - sizeof(uint32_t)];
+    char pad[64 - sizeof(void *)];
 } __attribute__((aligned(64))) wpt_cpu_slot;
 
 typedef struct wpt_logfile wpt_logfile;
@@ -75,7 +76,8 @@ typedef struct wpt_session {
     pthread_mutex_t pool_lock;
     wpt_buffer *free_list;
     uint32_t allocated, free_count;
-    wpt_buffer **all;                /* max_buffers entries, for freeing at stop */
+    wpt_buffer **all;                /* max_buffers entries: every buffer of this run */
+    wpt_buffer *graveyard;           /* buffers of earlier runs of this slot (see etw_session.c) */
 
     /* flush thread */
     pthread_mutex_t flush_lock;
@@ -110,8 +112,18 @@ int64_t  wpt_filetime_now(void);
 int64_t  wpt_mono100_now(void);
 uint32_t wpt_cpu_mhz(void);
 uint32_t wpt_processor_count(void);
-uint32_t wpt_current_tid(void);
-uint32_t wpt_current_pid(void);
+uint32_t wpt_current_tid_slow(void);
+uint32_t wpt_current_pid_slow(void);
+extern __thread uint32_t wpt_tls_tid;      /* 0 until first use (and in a forked child) */
+extern uint32_t wpt_cached_pid;
+static inline uint32_t wpt_current_tid(void) {
+    uint32_t t = wpt_tls_tid;
+    return __builtin_expect(t != 0, 1) ? t : wpt_current_tid_slow();
+}
+static inline uint32_t wpt_current_pid(void) {
+    uint32_t p = wpt_cached_pid;
+    return __builtin_expect(p != 0, 1) ? p : wpt_current_pid_slow();
+}
 int64_t  wpt_boot_filetime(void);
 void     wpt_set_last_error(ULONG code);
 
@@ -159,6 +171,7 @@ void  wpt_session_counts(wpt_session *s, uint32_t *allocated, uint32_t *free_cou
 void  wpt_build_header_buffer(wpt_session *s, unsigned char *out, int64_t end_time,
                               uint32_t buffers_written);
 
+
 typedef struct {
     wpt_session *session;
     wpt_cpu_slot *slot;
@@ -168,12 +181,74 @@ typedef struct {
     int64_t timestamp;
 } wpt_reservation;
 
+/* Slow paths of wpt_reserve (etw_session.c): a new buffer for an empty slot (pool lock);
+ * a closed buffer out of its slot and into the flush queue (flush lock). */
+ULONG wpt_install_buffer(wpt_session *s, wpt_cpu_slot *slot, uint32_t processor, TRACEHANDLE h);
+void  wpt_retire(wpt_session *s, wpt_cpu_slot *slot, wpt_buffer *b);
+
+static inline uint32_t wpt_current_stream(const wpt_session *s) {
+    if (s->nslots <= 1) return 0;     /* 0: a handle guessed before the first start */
+    int cpu = sched_getcpu();
+    if (cpu < 0) cpu = 0;
+    return (uint32_t)cpu % s->nslots;
+}
+
 /* Enter the session named by handle and reserve `aligned` bytes in the current processor's
- * buffer. On success the caller writes the record then calls wpt_commit. Never blocks. */
-ULONG wpt_reserve(TRACEHANDLE h, uint32_t size, wpt_reservation *r, wpt_session **session_out);
-static inline void wpt_commit(wpt_reservation *r) {
-    atomic_fetch_add_explicit(&r->buffer->committed, r->aligned, memory_order_release);
-    atomic_fetch_sub_explicit(&r->slot->inflight, 1, memory_order_release);
+ * buffer (zero-filled). On success the caller writes the record except its first 4 bytes,
+ * then wpt_commit stores those (never 0: they hold the size): that store is what tells the
+ * flusher the record is complete, so a commit costs no atomic read-modify-write. */
+static inline ULONG wpt_reserve(TRACEHANDLE h, uint32_t size, wpt_reservation *r, wpt_session **session_out) {
+    uint32_t id = (uint32_t)(h & 0xFFFF);
+    if (id == 0 || id >= WPPTRACE_MAX_SESSIONS) return ERROR_INVALID_HANDLE;   /* 0, kernel */
+    wpt_session *s = &wpt_sessions[id];
+    if (!s->slots) return ERROR_INVALID_HANDLE;
+    uint32_t stream = wpt_current_stream(s);
+    wpt_cpu_slot *slot = &s->slots[stream];
+    if (atomic_load_explicit(&s->status, memory_order_acquire) != WPT_RUNNING
+        || (atomic_load_explicit(&s->generation, memory_order_relaxed) & 0xFF) != ((h >> 24) & 0xFF))
+        return ERROR_INVALID_HANDLE;
+    *session_out = s;
+    uint32_t aligned = (size + 7u) & ~7u;
+    if (size > 0xFFFF || aligned > s->buffer_size - WPT_BUFFER_HEADER_SIZE)
+        return ERROR_MORE_DATA;
+    for (;;) {
+        wpt_buffer *b = atomic_load_explicit(&slot->current, memory_order_acquire);
+        if (!b) {
+            ULONG rc = wpt_install_buffer(s, slot, stream, h);
+            if (rc != ERROR_SUCCESS) {
+                if (rc != ERROR_INVALID_HANDLE)
+                    atomic_fetch_add_explicit(&s->events_lost, 1, memory_order_relaxed);
+                return rc;
+            }
+            continue;
+        }
+        uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
+        for (;;) {
+            uint32_t off = (uint32_t)st;
+            if (off & WPT_CLOSED) break;
+            if (off + aligned > s->buffer_size) {
+                atomic_fetch_or_explicit(&b->state, WPT_CLOSED, memory_order_acq_rel);
+                break;
+            }
+            int64_t ts = wpt_raw_now(s);
+            if (atomic_compare_exchange_weak_explicit(&b->state, &st, st + aligned,
+                                                      memory_order_acq_rel, memory_order_acquire)) {
+                r->session = s;
+                r->slot = slot;
+                r->buffer = b;
+                r->record = b->data + off;
+                r->aligned = aligned;
+                r->timestamp = ts;
+                return ERROR_SUCCESS;
+            }
+        }
+        wpt_retire(s, slot, b);
+    }
+}
+
+
+static inline void wpt_commit(wpt_reservation *r, uint32_t first_word) {
+    atomic_store_explicit((_Atomic uint32_t *)(void *)r->record, first_word, memory_order_release);
 }
 
 /* ---- .etl file sink (etw_logfile.c) ---- */

@@ -55,30 +55,26 @@ uint32_t wpt_processor_count(void) {
 
 /* Thread and process ids are cached: getpid/gettid are system calls (~50 ns). The fork
  * handler refreshes both in the child. */
-static __thread uint32_t t_tid;
-static uint32_t g_pid;
+__thread uint32_t wpt_tls_tid;
+uint32_t wpt_cached_pid;
 static pthread_once_t g_fork_once = PTHREAD_ONCE_INIT;
 
 static void after_fork_child(void) {
-    t_tid = 0;
-    g_pid = 0;
+    wpt_tls_tid = 0;
+    wpt_cached_pid = 0;
 }
 static void install_fork_handler(void) { pthread_atfork(NULL, NULL, after_fork_child); }
 
-uint32_t wpt_current_tid(void) {
-    if (__builtin_expect(t_tid == 0, 0)) {
-        pthread_once(&g_fork_once, install_fork_handler);
-        t_tid = (uint32_t)syscall(SYS_gettid);
-    }
-    return t_tid;
+uint32_t wpt_current_tid_slow(void) {
+    pthread_once(&g_fork_once, install_fork_handler);
+    wpt_tls_tid = (uint32_t)syscall(SYS_gettid);
+    return wpt_tls_tid;
 }
 
-uint32_t wpt_current_pid(void) {
-    if (__builtin_expect(g_pid == 0, 0)) {
-        pthread_once(&g_fork_once, install_fork_handler);
-        g_pid = (uint32_t)getpid();
-    }
-    return g_pid;
+uint32_t wpt_current_pid_slow(void) {
+    pthread_once(&g_fork_once, install_fork_handler);
+    wpt_cached_pid = (uint32_t)getpid();
+    return wpt_cached_pid;
 }
 
 static __thread ULONG t_last_error;

@@ -273,10 +273,8 @@ static inline ULONG message_begin(TRACEHANDLE h, ULONG flags, const void *guid, 
     wpt_session *s;
     ULONG rc = wpt_reserve(h, size, r, &s);
     if (rc != ERROR_SUCCESS) return rc;
-    unsigned char *p = r->record;
-    uint32_t marker = 0x90000000u | size;
+    unsigned char *p = r->record;      /* its first word is stored last, by message_end */
     uint16_t option_flags = (uint16_t)((flags & 0x3F) | POINTER_FLAG);
-    memcpy(p, &marker, 4);
     memcpy(p + 4, &number, 2);
     memcpy(p + 6, &option_flags, 2);
     p += 8;
@@ -301,10 +299,9 @@ static inline ULONG message_begin(TRACEHANDLE h, ULONG flags, const void *guid, 
     return ERROR_SUCCESS;
 }
 
+/* The alignment pad is already zero (free buffers are zero-filled). */
 static inline void message_end(wpt_reservation *r, unsigned char *end) {
-    unsigned char *stop = r->record + r->aligned;
-    while (end < stop) *end++ = 0;        /* alignment pad */
-    wpt_commit(r);
+    wpt_commit(r, TRACE_HEADER_FLAG | TRACE_HEADER_TRACE_MESSAGE | (uint32_t)(end - r->record));
 }
 
 ULONG TraceMessageVa(TRACEHANDLE h, ULONG flags, LPCGUID guid, USHORT number, va_list ap) {
@@ -334,9 +331,36 @@ ULONG TraceMessageVa(TRACEHANDLE h, ULONG flags, LPCGUID guid, USHORT number, va
     return ERROR_SUCCESS;
 }
 
+#define INLINE_ARGS 16
+
 ULONG TraceMessage(TRACEHANDLE h, ULONG flags, LPCGUID guid, USHORT number, ...) {
+    /* One pass into a local array for the usual few arguments (TraceMessageVa needs a second
+     * pass over a va_copy, which costs a store-forwarding stall per call). */
+    WPPTRACE_ARG args[INLINE_ARGS];
+    ULONG count = 0;
+    int more = 0;
     va_list ap;
+    /* The Win32 prototype ends its named parameters with a USHORT; every ABI we build for
+     * finds the variadic area after it the same way, so silence clang's -Wvarargs here. */
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wvarargs"
+#endif
     va_start(ap, number);
+    for (;;) {
+        void *data = va_arg(ap, void *);
+        if (!data) break;                  /* stop on the NULL pointer before reading a size */
+        if (count == INLINE_ARGS) { more = 1; break; }
+        args[count].Data = data;
+        args[count].Size = va_arg(ap, size_t);
+        count++;
+    }
+    va_end(ap);
+    if (!more) return wpptrace_trace_args(h, flags, guid, number, args, count);
+    va_start(ap, number);
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
     ULONG rc = TraceMessageVa(h, flags, guid, number, ap);
     va_end(ap);
     return rc;

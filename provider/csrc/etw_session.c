@@ -17,13 +17,18 @@
  * - The flush thread writes queued buffers in queue order (so a stream's buffers get rising
  *   SequenceNumbers), after waiting for their writers to commit; on FlushTimer it also
  *   closes the current buffers. Empty buffers are never written.
- * - Each slot counts the writers inside the session; STOP waits for them to leave.
+ * - No per-event reference count: STOP closes every stream's buffer (a writer's reservation
+ *   either happened before, and the flusher waits for its commit, or fails), and a writer
+ *   can only get a new buffer from the pool lock while the session runs. Buffer memory is
+ *   mmap'ed and never unmapped: at STOP it is released with MADV_DONTNEED and the buffers
+ *   wait in the slot's graveyard for the slot's next session, so a writer preempted inside
+ *   TraceMessage across a STOP touches valid (zero) memory and its CAS fails.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,15 +74,27 @@ static ULONG pool_get_locked(wpt_session *s, wpt_buffer **out) {
         atomic_fetch_sub(&g_fail_allocations, 1);
         return ERROR_OUTOFMEMORY;
     }
-    b = calloc(1, sizeof *b);
-    unsigned char *data = b ? malloc(s->buffer_size) : NULL;
-    if (!data) {
-        free(b);
-        return ERROR_OUTOFMEMORY;
+    /* reuse a buffer of an earlier run of this slot if one has the right size */
+    for (wpt_buffer **link = &s->graveyard; *link; link = &(*link)->next) {
+        if ((*link)->capacity == s->buffer_size) {
+            b = *link;
+            *link = b->next;
+            break;
+        }
     }
-    memset(data, 0xFF, s->buffer_size);      /* fault the pages in now, not on a writer's path */
-    b->data = data;
-    atomic_store(&b->state, WPT_CLOSED);    /* free buffers look closed to stale writers */
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        void *data = b ? mmap(NULL, s->buffer_size, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
+        if (data == MAP_FAILED) {
+            free(b);
+            return ERROR_OUTOFMEMORY;
+        }
+        b->data = data;
+        b->capacity = s->buffer_size;
+        atomic_store(&b->state, WPT_CLOSED);    /* free buffers look closed to stale writers */
+    }
+    memset(b->data, 0, s->buffer_size);      /* fault the pages in now, not on a writer's path */
     s->all[s->allocated++] = b;
     *out = b;
     return ERROR_SUCCESS;
@@ -113,15 +130,17 @@ ULONG wpt_session_grow_max(wpt_session *s, uint32_t max_buffers) {
 }
 
 /* Install a fresh buffer in an empty slot (or find that another writer already did). */
-static ULONG install_buffer(wpt_session *s, wpt_cpu_slot *slot, uint32_t processor) {
+ULONG wpt_install_buffer(wpt_session *s, wpt_cpu_slot *slot, uint32_t processor, TRACEHANDLE h) {
     ULONG rc = ERROR_SUCCESS;
     pthread_mutex_lock(&s->pool_lock);
-    if (atomic_load_explicit(&slot->current, memory_order_acquire) == NULL) {
+    if (atomic_load(&s->status) != WPT_RUNNING
+        || (atomic_load(&s->generation) & 0xFF) != ((h >> 24) & 0xFF)) {
+        rc = ERROR_INVALID_HANDLE;          /* stopping (or stopped): no new buffers */
+    } else if (atomic_load_explicit(&slot->current, memory_order_acquire) == NULL) {
         wpt_buffer *b;
         rc = pool_get_locked(s, &b);
         if (rc == ERROR_SUCCESS) {
             b->processor = processor;
-            atomic_store_explicit(&b->committed, 0, memory_order_relaxed);
             uint64_t gen = (atomic_load(&b->state) >> 32) + 1;
             atomic_store_explicit(&b->state, (gen << 32) | WPT_BUFFER_HEADER_SIZE, memory_order_release);
             atomic_store_explicit(&slot->current, b, memory_order_release);
@@ -135,7 +154,7 @@ static ULONG install_buffer(wpt_session *s, wpt_cpu_slot *slot, uint32_t process
  * the enqueue happen under the flush lock: the slot's next buffer can be installed right
  * after the swap, but it can only be queued after this one, so a stream's buffers reach the
  * flusher (and get their SequenceNumbers) in the order they were filled. */
-static void retire(wpt_session *s, wpt_cpu_slot *slot, wpt_buffer *b) {
+void wpt_retire(wpt_session *s, wpt_cpu_slot *slot, wpt_buffer *b) {
     pthread_mutex_lock(&s->flush_lock);
     wpt_buffer *expect = b;
     if (atomic_compare_exchange_strong(&slot->current, &expect, NULL)) {
@@ -146,67 +165,6 @@ static void retire(wpt_session *s, wpt_cpu_slot *slot, wpt_buffer *b) {
         pthread_cond_signal(&s->flush_cond);
     }
     pthread_mutex_unlock(&s->flush_lock);
-}
-
-static inline uint32_t current_stream(const wpt_session *s) {
-    if (s->nslots == 1) return 0;
-    int cpu = sched_getcpu();
-    if (cpu < 0) cpu = 0;
-    return (uint32_t)cpu % s->nslots;
-}
-
-ULONG wpt_reserve(TRACEHANDLE h, uint32_t size, wpt_reservation *r, wpt_session **session_out) {
-    uint32_t id = (uint32_t)(h & 0xFFFF);
-    if (id == 0 || id >= WPPTRACE_MAX_SESSIONS) return ERROR_INVALID_HANDLE;   /* 0, kernel */
-    wpt_session *s = &wpt_sessions[id];
-    if (!s->slots) return ERROR_INVALID_HANDLE;
-    uint32_t stream = current_stream(s);
-    wpt_cpu_slot *slot = &s->slots[stream];
-    atomic_fetch_add_explicit(&slot->inflight, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&s->status, memory_order_seq_cst) != WPT_RUNNING
-        || (atomic_load_explicit(&s->generation, memory_order_relaxed) & 0xFF) != ((h >> 24) & 0xFF)) {
-        atomic_fetch_sub_explicit(&slot->inflight, 1, memory_order_release);
-        return ERROR_INVALID_HANDLE;
-    }
-    *session_out = s;
-    uint32_t aligned = (size + 7u) & ~7u;
-    if ((uint64_t)size + 0 > 0xFFFF || aligned > s->buffer_size - WPT_BUFFER_HEADER_SIZE) {
-        atomic_fetch_sub_explicit(&slot->inflight, 1, memory_order_release);
-        return ERROR_MORE_DATA;
-    }
-    for (;;) {
-        wpt_buffer *b = atomic_load_explicit(&slot->current, memory_order_acquire);
-        if (!b) {
-            ULONG rc = install_buffer(s, slot, stream);
-            if (rc != ERROR_SUCCESS) {
-                atomic_fetch_add_explicit(&s->events_lost, 1, memory_order_relaxed);
-                atomic_fetch_sub_explicit(&slot->inflight, 1, memory_order_release);
-                return rc;
-            }
-            continue;
-        }
-        uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
-        for (;;) {
-            uint32_t off = (uint32_t)st;
-            if (off & WPT_CLOSED) break;
-            if (off + aligned > s->buffer_size) {
-                atomic_fetch_or_explicit(&b->state, WPT_CLOSED, memory_order_acq_rel);
-                break;
-            }
-            int64_t ts = wpt_raw_now(s);
-            if (atomic_compare_exchange_weak_explicit(&b->state, &st, st + aligned,
-                                                      memory_order_acq_rel, memory_order_acquire)) {
-                r->session = s;
-                r->slot = slot;
-                r->buffer = b;
-                r->record = b->data + off;
-                r->aligned = aligned;
-                r->timestamp = ts;
-                return ERROR_SUCCESS;
-            }
-        }
-        retire(s, slot, b);
-    }
 }
 
 /* ---- flushing ---------------------------------------------------------------------------- */
@@ -228,12 +186,23 @@ static void finish_buffer(wpt_session *s, wpt_buffer *b, uint32_t used) {
     memset(b->data + used, 0xFF, s->buffer_size - used);
 }
 
-/* Write out one queued buffer once its writers have committed. */
+/* Wait until every record reserved in b[0x48:used) has its first word stored (wpt_commit);
+ * a writer between its CAS and its commit is copying a few bytes. */
+static void wait_for_commits(const wpt_buffer *b, uint32_t used) {
+    uint32_t off = WPT_BUFFER_HEADER_SIZE;
+    while (off < used) {
+        const _Atomic uint32_t *word = (const _Atomic uint32_t *)(const void *)(b->data + off);
+        uint32_t first;
+        while ((first = atomic_load_explicit(word, memory_order_acquire)) == 0) sched_yield();
+        off += ((first & 0xFFFF) + 7u) & ~7u;      /* every record kind keeps its size there */
+    }
+}
+
+/* Write out one queued buffer once its writers have committed, then zero it for reuse. */
 static void flush_one(wpt_session *s, wpt_buffer *b) {
     uint32_t used = (uint32_t)atomic_load(&b->state) & ~WPT_CLOSED;
     uint32_t records = used - WPT_BUFFER_HEADER_SIZE;
-    /* A writer between its CAS and its commit is copying a few bytes: wait it out. */
-    while (atomic_load_explicit(&b->committed, memory_order_acquire) != records) sched_yield();
+    wait_for_commits(b, used);
     if (records > 0) {
         finish_buffer(s, b, used);
         int delivered = 0;
@@ -245,20 +214,22 @@ static void flush_one(wpt_session *s, wpt_buffer *b) {
         }
         if (delivered) atomic_fetch_add(&s->buffers_written, 1);
         if (s->logfile) wpt_logfile_update_header(s, 0);
+        memset(b->data, 0, s->buffer_size);
     }
     pool_put(s, b);
 }
 
-/* Close every stream's current buffer that holds records and queue it. */
-static void retire_all(wpt_session *s) {
+/* Close every stream's current buffer that holds records (all of them when stopping: then
+ * no reservation can follow) and queue it; empty ones go back to the pool unwritten. */
+static void retire_all(wpt_session *s, int stopping) {
     for (uint32_t i = 0; i < s->nslots; i++) {
         wpt_cpu_slot *slot = &s->slots[i];
         wpt_buffer *b = atomic_load(&slot->current);
         if (!b) continue;
         uint64_t st = atomic_load(&b->state);
-        if (((uint32_t)st & ~WPT_CLOSED) == WPT_BUFFER_HEADER_SIZE) continue;   /* empty */
+        if (!stopping && ((uint32_t)st & ~WPT_CLOSED) == WPT_BUFFER_HEADER_SIZE) continue;
         atomic_fetch_or(&b->state, WPT_CLOSED);
-        retire(s, slot, b);
+        wpt_retire(s, slot, b);
     }
 }
 
@@ -292,7 +263,7 @@ static void *flusher_main(void *arg) {
         if (timer_due) deadline_after(&next_timer, s->flush_interval_ms);
         if (timer_due || stopping || requests != s->flush_completed) {
             pthread_mutex_unlock(&s->flush_lock);
-            retire_all(s);
+            retire_all(s, stopping);
             pthread_mutex_lock(&s->flush_lock);
         }
         while (s->fq_head) {
@@ -400,10 +371,14 @@ void wpt_build_header_buffer(wpt_session *s, unsigned char *out, int64_t end_tim
 
 /* ---- start / stop ------------------------------------------------------------------------ */
 
+/* End of a run: give the memory back to the system but keep the mappings (see the top). */
 static void free_buffers(wpt_session *s) {
     for (uint32_t i = 0; i < s->allocated; i++) {
-        free(s->all[i]->data);
-        free(s->all[i]);
+        wpt_buffer *b = s->all[i];
+        atomic_fetch_or(&b->state, WPT_CLOSED);
+        madvise(b->data, b->capacity, MADV_DONTNEED);
+        b->next = s->graveyard;
+        s->graveyard = b;
     }
     free(s->all);
     s->all = NULL;
@@ -487,10 +462,11 @@ ULONG wpt_session_start(wpt_session *s) {
 }
 
 ULONG wpt_session_stop(wpt_session *s) {
-    /* New writers now fail; wait for those inside to commit. */
+    /* New writers now fail; the flusher closes every buffer and waits for the reservations
+     * made before to be committed. */
     atomic_store_explicit(&s->status, WPT_STOPPING, memory_order_seq_cst);
-    for (uint32_t i = 0; i < s->nslots; i++)
-        while (atomic_load_explicit(&s->slots[i].inflight, memory_order_seq_cst) != 0) sched_yield();
+    pthread_mutex_lock(&s->pool_lock);      /* an install in progress finishes first */
+    pthread_mutex_unlock(&s->pool_lock);
     pthread_mutex_lock(&s->flush_lock);
     s->stop_requested = 1;
     s->hold_flush = 0;
