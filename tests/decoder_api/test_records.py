@@ -113,7 +113,9 @@ def _dissect_messages(path):
         for record in ETL(fh):
             h = record.header
             if type(h).__name__ == "MessageTraceHeader":
-                out.append((h.provider_id, h.thread_id, h.process_id, h.timestamp))
+                # items of flags 0xAA: GUID 16 + TIMESTAMP 8 + TID/PID 8, then the arguments
+                out.append((h.provider_id, h.thread_id, h.process_id, h.timestamp,
+                            bytes(h.payload)[32:]))
         return out
 
 
@@ -126,11 +128,12 @@ def test_wpp_messages_as_event_records(api_data, name):
     messages = [e for e in events if e.EventHeader.Flags & 0x0008]
     theirs = _dissect_messages(api_data / name)
     assert len(messages) == len(theirs) > 0
-    ours = sorted((e.EventHeader.ProviderId, e.EventHeader.ThreadId, e.EventHeader.ProcessId,
-                   e.EventHeader.TimeStamp) for e in messages)
-    theirs = sorted((g, tid, pid, _filetime_us(when)) for g, tid, pid, when in theirs)
-    assert [o[:3] for o in ours] == [t[:3] for t in theirs]
-    assert all(abs(o[3] // 10 - t[3]) <= DISSECT_US_ERROR for o, t in zip(ours, theirs))
+    assert Counter((e.EventHeader.ProviderId, e.EventHeader.ThreadId, e.EventHeader.ProcessId,
+                    e.UserData) for e in messages) == Counter(
+        (g, tid, pid, args) for g, tid, pid, _, args in theirs)
+    our_times = sorted(e.EventHeader.TimeStamp // 10 for e in messages)
+    their_times = sorted(_filetime_us(when) for _, _, _, when, _ in theirs)
+    assert all(abs(o - t) <= DISSECT_US_ERROR for o, t in zip(our_times, their_times))
     for e in messages:
         h = e.EventHeader
         assert h.Flags & 0x0108 == 0x0108          # TRACE_MESSAGE | CLASSIC_HEADER
@@ -146,6 +149,16 @@ def test_wpp_emitter_message_numbers(api_data):
     counts = Counter((e.EventHeader.ProviderId, e.EventHeader.EventDescriptor.Id)
                      for e in events if e.EventHeader.Flags & 0x0008)
     assert counts == {(EMITTER_GUID, 10): 30, (EMITTER_GUID, 11): 15}
+
+
+def test_wpp_string_arguments_are_the_user_data(api_data):
+    """wppstr-sample.etl logs "alpha", "bravo", "charlie" (ANSI) and "root" (UTF-16), each
+    NUL-terminated inline (corpus README): UserData carries exactly those argument bytes."""
+    events, _, _ = collect(api_data / "wppstr-sample.etl")
+    payloads = [e.UserData for e in events if e.EventHeader.Flags & 0x0008]
+    assert [name in p for p, name in zip(payloads, (b"alpha\0", b"bravo\0", b"charlie\0"))] == \
+        [True] * 3
+    assert "root".encode("utf-16-le") + b"\0\0" in payloads[3]
 
 
 def test_wpp_messages_as_classic_event_trace(api_data):
