@@ -135,11 +135,12 @@ def test_exception_in_a_callback_is_error_noaccess_with_the_exception(api_data, 
     assert api.CloseTrace(handle) == ERROR_SUCCESS
 
 
-def test_one_file_is_delivered_in_the_engines_processtrace_order(api_data):
+@pytest.mark.parametrize("name", ["powershell.etl", "lxcore_kernel.etl", "wppemitter-sample.etl"])
+def test_one_file_is_delivered_in_the_engines_processtrace_order(api_data, name):
     """powershell.etl has 8 per-processor streams flushed out of order: events come in the
     order of decoder.ordering (per stream by sequence, merged by time), timestamps never
     decrease, nothing lost (same count as the file's records)."""
-    path = api_data / "powershell.etl"
+    path = api_data / name
     events, _, _ = collect(path)
     with EtlFile(path) as etl:
         records = list(ordered_records(etl))
