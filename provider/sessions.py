@@ -42,7 +42,11 @@ class RealtimeSubscription:
 
     @property
     def closed(self) -> bool:
-        return self._sub is None or self._ended
+        """True once close() was called, or the session stopped and every buffer was read."""
+        if self._sub is None or self._ended:
+            return True
+        self._ended = bool(lib.wpptrace_rt_drained(self._sub))
+        return self._ended
 
     def get(self, timeout: float | None = None) -> bytes | None:
         with self._lock:

@@ -186,6 +186,13 @@ ULONG wpptrace_rt_next(wpptrace_rt_subscription *sub, int timeout_ms, void *out,
     return rc;
 }
 
+int wpptrace_rt_drained(wpptrace_rt_subscription *sub) {
+    pthread_mutex_lock(&sub->lock);
+    int drained = sub->ended && !sub->head;
+    pthread_mutex_unlock(&sub->lock);
+    return drained;
+}
+
 void wpptrace_rt_close(wpptrace_rt_subscription *sub) {
     if (!sub) return;
     pthread_mutex_lock(&sub->lock);

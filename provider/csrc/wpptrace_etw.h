@@ -147,6 +147,8 @@ ULONG wpptrace_rt_subscribe(LPCSTR SessionName, wpptrace_rt_subscription **Subsc
  * TimeoutMs < 0 waits forever. */
 ULONG wpptrace_rt_next(wpptrace_rt_subscription *Subscription, int TimeoutMs, void *Out,
                        ULONG OutSize, ULONG *Filled);
+/* 1 once the session stopped and every buffer was taken. */
+int   wpptrace_rt_drained(wpptrace_rt_subscription *Subscription);
 void  wpptrace_rt_close(wpptrace_rt_subscription *Subscription);
 
 /* ---- test hooks (simulate a slow disk / failing allocator; not for production use) ------ */

@@ -187,6 +187,7 @@ def test_realtime_with_file(tmp_path, session_name):
         assert delivered and all(d[0x36] == 0 for d in delivered) and not sub.closed
         got = sorted(m["args"] for d in delivered for m in etlcheck.buffer_messages(d))
         assert got == [bytes([i]) for i in range(10)]
+    assert sub.closed                      # stopped and drained, without another get()
     assert sub.get(1.0) is None and sub.closed
     size = len(delivered[0])
     on_disk = path.read_bytes()
