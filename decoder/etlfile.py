@@ -26,7 +26,10 @@ from .xpress import XPRESS_ERRORS, decompress_into
 
 #: largest buffer Windows writes (MAX_ETW_BUFFER_SIZE, 16 MiB) plus slack: anything
 #: bigger in a buffer header is damage, not data
-MAX_BUFFER_SIZE = lib.MAX_ETW_BUFFER_SIZE_KB * 1024 * 4
+MAX_BUFFER_SIZE = lib.MAX_ETW_BUFFER_SIZE_KB * 1024
+#: at most this many output bytes per compressed input byte: real buffers reach ~5x; the
+#: cap keeps a crafted "decompression bomb" file to work proportional to its size
+MAX_EXPANSION = 1024
 _SYSTEM_HEADER_SIZE = ffi.sizeof("SYSTEM_TRACE_HEADER")
 _RESYNC_WINDOW = 1 << 20
 #: compression formats seen in theory, never in files (only Plain LZ77 is decoded)
@@ -517,6 +520,13 @@ class EtlFile:
         elif info.compressed and info.index != 0:
             cap = self.header.buffer_size if self.header.valid else MAX_BUFFER_SIZE
             expected = min(info.saved_offset, max(cap, BUFFER_HEADER_SIZE)) - BUFFER_HEADER_SIZE
+            packed = max(len(raw) - BUFFER_HEADER_SIZE, 0)
+            if expected > MAX_EXPANSION * packed + 4096:
+                self._issue(info.file_offset + 4,
+                            f"buffer {info.index}: expected at most {MAX_EXPANSION}x expansion; "
+                            f"SavedOffset {info.saved_offset:#x} from {packed} compressed bytes; "
+                            f"decoding stops there")
+                expected = MAX_EXPANSION * packed + 4096
             out = bytearray(BUFFER_HEADER_SIZE + max(expected, 0))
             out[:BUFFER_HEADER_SIZE] = raw[:BUFFER_HEADER_SIZE]
             rc, produced, consumed = decompress_into(memoryview(raw)[BUFFER_HEADER_SIZE:], out,

@@ -114,3 +114,32 @@ def test_unsupported_compression_format_is_reported_not_garbled(data_dir):
         assert kinds == ["system"] and etl.stats.unreadable_buffers == 1
         assert etl.stats.skipped == 1
         assert any(e.offset == 0x2C and "LZ77+Huffman" in e.message for e in etl.errors)
+
+
+def test_decompression_bomb_is_capped(data_dir):
+    """A crafted compressed buffer claiming 16 MB from 19 bytes decodes at most 1024x its
+    input, and says so."""
+    import io
+    import struct
+    import time
+
+    from wpptrace.decoder import etlfile
+
+    data = bytearray((data_dir / "etl" / "smallEtlFile.etl").read_bytes())
+    claim = 16 * 1024 * 1024
+    # literal 'a', then a match at distance 1 of claim-0x49 bytes (u32 length escape)
+    flags = (0b01 << 30) | ((1 << 30) - 1)
+    stream = (struct.pack("<I", flags) + b"a" + struct.pack("<H", 7) + bytes([15, 255])
+              + struct.pack("<HI", 0, claim - 0x48 - 1 - 3))
+    head = bytearray(data[512:512 + 0x48])
+    struct.pack_into("<III", head, 0, 0x48 + len(stream), claim, claim)
+    struct.pack_into("<I", head, 0x30, claim)
+    bomb = bytes(data[:512]) + bytes(head) + stream
+    hdr = bytearray(bomb)
+    struct.pack_into("<I", hdr, 0x68, claim)          # session BufferSize 16 MB
+    t0 = time.perf_counter()
+    with etlfile.EtlFile(io.BytesIO(bytes(hdr)), name="bomb.etl") as etl:
+        buf = etl.read_buffer(etl.buffer_index()[1])
+        assert len(buf.data) <= 0x48 + etlfile.MAX_EXPANSION * len(stream) + 4096
+        assert any("expansion" in e.message for e in etl.errors)
+    assert time.perf_counter() - t0 < 2
