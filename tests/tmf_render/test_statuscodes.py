@@ -87,3 +87,10 @@ def test_committed_table_is_what_the_generator_makes(tmp_path):
     subprocess.run([sys.executable, str(GENERATOR), "--include", str(MINGW), "-o", str(out)],
                    check=True, capture_output=True)
     assert json.loads(out.read_text()) == json.loads(DATA.read_text())
+
+
+def test_generated_win32_table_agrees_with_the_hand_written_one():
+    # wpptrace.winerror.CODES is written by hand from winerror.h; the generated table must agree
+    from wpptrace import winerror
+    for name, code in winerror.CODES.items():
+        assert statuscodes.winerror_name(code) == name
