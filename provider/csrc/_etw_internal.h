@@ -257,6 +257,7 @@ ULONG wpt_logfile_open(wpt_session *s);
 int   wpt_logfile_write(wpt_session *s, const unsigned char *buffer);
 void  wpt_logfile_update_header(wpt_session *s, int final);
 void  wpt_logfile_close(wpt_session *s);
+void  wpt_logfile_abandon(wpt_session *s);  /* forked child: drop the file without writing */
 
 /* ---- real-time sink (etw_realtime.c) ---- */
 ULONG wpt_rt_open(wpt_session *s);
@@ -267,6 +268,7 @@ void  wpt_rt_end(wpt_session *s);            /* session stopped: consumers drain
 /* ---- providers (etw_provider.c) ---- */
 /* A session stops: send WMI_DISABLE_EVENTS to the providers it enabled. */
 void  wpt_providers_session_stopping(wpt_session *s);
+void  wpt_providers_after_fork(void);      /* forked child: fresh lock */
 ULONG wpt_enable_provider(wpt_session *s, LPCGUID guid, int enable, ULONG flags, UCHAR level);
 
 #endif

@@ -103,6 +103,11 @@ void wpt_logfile_update_header(wpt_session *s, int final) {
     write_all(lf->fd, lf->header, bh->SavedOffset, 0);
 }
 
+void wpt_logfile_abandon(wpt_session *s) {
+    close(s->logfile->fd);           /* a forked child's copy; the parent keeps writing */
+    s->logfile = NULL;
+}
+
 void wpt_logfile_close(wpt_session *s) {
     wpt_logfile *lf = s->logfile;
     wpt_logfile_update_header(s, 1);

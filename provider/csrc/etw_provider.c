@@ -84,6 +84,8 @@ static void pending_run(pending_list *l) {
     free(l->calls);
 }
 
+void wpt_providers_after_fork(void) { pthread_mutex_init(&g_reg_lock, NULL); }
+
 static int guid_eq(const GUID *a, const GUID *b) { return memcmp(a, b, sizeof *a) == 0; }
 
 static enable_entry *find_enable(const GUID *g) {

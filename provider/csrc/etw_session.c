@@ -386,21 +386,58 @@ static void free_buffers(wpt_session *s) {
     s->free_list = NULL;
 }
 
+static void init_session_locks(wpt_session *s) {
+    pthread_mutex_init(&s->pool_lock, NULL);
+    pthread_mutex_init(&s->flush_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->flush_cond, &ca);
+    pthread_cond_init(&s->flush_done, NULL);
+    pthread_condattr_destroy(&ca);
+}
+
+/* fork(): sessions belong to the process that started them. In the child every session is
+ * gone (its handles fail with ERROR_INVALID_HANDLE; the parent's file and buffers are left
+ * alone, their memory simply leaks) and every lock is new, since another thread of the
+ * parent may have held one at the fork. */
+static void sessions_after_fork_child(void) {
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&wpt_control_lock, &a);
+    pthread_mutexattr_destroy(&a);
+    for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
+        wpt_session *s = &wpt_sessions[i];
+        if (!s->slots) continue;
+        init_session_locks(s);
+        if (atomic_load(&s->status) == WPT_FREE) continue;
+        if (s->logfile) wpt_logfile_abandon(s);
+        s->realtime = NULL;
+        for (uint32_t k = 0; k < s->slots_capacity; k++) atomic_store(&s->slots[k].current, NULL);
+        s->all = NULL;
+        s->free_list = NULL;
+        s->allocated = s->free_count = 0;
+        s->fq_head = s->fq_tail = NULL;
+        s->flusher_started = 0;
+        atomic_fetch_add(&s->generation, 1);
+        atomic_store(&s->status, WPT_FREE);
+    }
+    wpt_providers_after_fork();
+}
+
+static pthread_once_t g_fork_once = PTHREAD_ONCE_INIT;
+static void install_fork_handler(void) { pthread_atfork(NULL, NULL, sessions_after_fork_child); }
+
 ULONG wpt_session_start(wpt_session *s) {
+    pthread_once(&g_fork_once, install_fork_handler);
     uint32_t ncpu = wpt_processor_count();
     if (!s->slots) {
         s->slots = aligned_alloc(64, sizeof(wpt_cpu_slot) * ncpu);
         if (!s->slots) return ERROR_OUTOFMEMORY;
         memset(s->slots, 0, sizeof(wpt_cpu_slot) * ncpu);
         s->slots_capacity = ncpu;
-        pthread_mutex_init(&s->pool_lock, NULL);
-        pthread_mutex_init(&s->flush_lock, NULL);
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&s->flush_cond, &ca);
-        pthread_cond_init(&s->flush_done, NULL);
-        pthread_condattr_destroy(&ca);
+        init_session_locks(s);
     }
     s->nslots = (s->log_file_mode & EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING) ? 1 : s->slots_capacity;
     for (uint32_t i = 0; i < s->slots_capacity; i++) atomic_store(&s->slots[i].current, NULL);

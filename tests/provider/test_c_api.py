@@ -155,3 +155,27 @@ def test_file_of_a_crashed_writer_is_readable(tmp_path):
     # walk BuffersWritten buffers, so such a trailing buffer is simply not seen
     assert c.header["BuffersWritten"] * 4096 <= path.stat().st_size <= (c.header["BuffersWritten"] + 1) * 4096
     assert len(etlcheck.dissect_messages(path)) == len(values)
+
+
+def test_forked_child_has_no_sessions(tmp_path, session_name):
+    """Sessions live in the process that started them: after fork() the child's TraceMessage
+    fails with ERROR_INVALID_HANDLE, it can start its own session, and the parent's file only
+    holds the parent's events."""
+    path = tmp_path / "parent.etl"
+    with TraceSession(session_name, path) as s:
+        P.TraceMessage(s.handle, 0x2B, uuid.UUID(int=5), 1, b"parent before")
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                rc = P.trace_packed(s.handle, 0x28, None, 2, b"child")
+                with TraceSession(session_name, tmp_path / "child.etl") as c:
+                    P.TraceMessage(c.handle, 0x2B, uuid.UUID(int=5), 3, b"child own")
+                code = 0 if rc == P._lib.ERROR_INVALID_HANDLE else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        P.TraceMessage(s.handle, 0x2B, uuid.UUID(int=5), 4, b"parent after")
+    assert [m.args for m in etlcheck.read(path).messages] == [b"parent before", b"parent after"]
+    assert [m.args for m in etlcheck.read(tmp_path / "child.etl").messages] == [b"child own"]
