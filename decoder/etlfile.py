@@ -399,7 +399,8 @@ class EtlFile:
         return BufferInfo(
             index=index, file_offset=offset, size_on_disk=size,
             compressed=bool(bh.BufferFlag & lib.ETW_BUFFER_FLAG_COMPRESSED),
-            sequence=bh.SequenceNumber, processor=bh.ClientContext.ProcessorIndex,
+            sequence=bh.SequenceNumber, processor=_processor(bh.ClientContext.ProcessorIndex,
+                                                             bh.BufferFlag),
             logger_id=bh.ClientContext.LoggerId, flags=bh.BufferFlag, buffer_type=bh.BufferType,
             timestamp=bh.TimeStamp, saved_offset=bh.SavedOffset, filled_bytes=bh.FilledBytes,
             state=bh.State)
@@ -584,6 +585,14 @@ class EtlFile:
             buf.walk(collect=False)
             self._account(buf)
         return self.stats
+
+
+def _processor(index: int, buffer_flag: int) -> int:
+    """ETW_BUFFER_CONTEXT: ProcessorIndex with ETW_BUFFER_FLAG_PROC_INDEX, else the old
+    {ProcessorNumber u8, Alignment u8} form (GetEventProcessorIndex in evntcons.h)."""
+    if buffer_flag & lib.ETW_BUFFER_FLAG_PROC_INDEX:
+        return index & lib.ETW_PROCESSOR_INDEX_MASK
+    return index & 0xFF
 
 
 def _utf16z(data: bytes) -> tuple[str, bytes]:
