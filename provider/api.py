@@ -29,6 +29,7 @@ ControlCallback = Callable[[int, Any, Any], int]
 
 # registration handle -> objects C holds pointers to (callback handle, GUID storage)
 _registrations: dict[int, tuple[Any, ...]] = {}
+_retired: list[Any] = []
 
 #: Called as hook(registration_handle, control_guid) after every successful RegisterTraceGuids
 #: (``wpptrace session record`` uses it to enable providers a script registers).
@@ -91,7 +92,9 @@ def RegisterTraceGuids(control_callback: ControlCallback, context: Any, control_
 def UnregisterTraceGuids(registration_handle: int) -> None:
     """Unregister a provider (no callback is sent)."""
     check(lib.UnregisterTraceGuids(registration_handle), "UnregisterTraceGuids")
-    _registrations.pop(registration_handle, None)
+    # An EnableTrace running in another thread may still be about to call this provider's
+    # callback (C collects the calls, then makes them unlocked): keep its objects alive.
+    _retired.append(_registrations.pop(registration_handle, None))
 
 
 def GetTraceLoggerHandle(buffer: Any) -> int:
