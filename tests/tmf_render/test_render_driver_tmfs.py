@@ -71,3 +71,18 @@ def test_real_driver_formats(driver_tmfs, guid, number, args, expected):
     assert f.has_prefix
     assert f.format(args, 8) == expected
     assert f.format(args, 4) == expected  # no pointer-sized arguments in these
+
+
+def test_against_nefarius_decoder_samples(driver_tmfs):
+    """The corpus snapshots hold Nefarius.Utilities.ETW's decode of the real (non-public) captures.
+    Its style differs from tracefmt (no leading space, status as ``NAME (0x...)``, ``0x`` added
+    to %p), but the values and names must agree with ours."""
+    # BthPS3_0_summary: "[BthPS3PSMEvtIoInternalDeviceControl]>> Bulk IN transfer (PipeHandle: 0xFFFF95820BE02120)"
+    m = driver_tmfs.lookup(uuid.UUID("324ed36d-6949-3aa1-d581-3e2dc9652ec2"), 13)
+    text = compile_message(m, driver_tmfs).format(struct.pack("<Q", 0xFFFF95820BE02120), 8)
+    # tracefmt's %p has no 0x (findneedle: "ptr p=00007FF012345678"); the digits are the same
+    assert text == " [BthPS3PSMEvtIoInternalDeviceControl]>> Bulk IN transfer (PipeHandle: FFFF95820BE02120)"
+    # DsHidMini_summary: "[InitIPC] ERROR:WdfRegistryQueryULong failed with status STATUS_NO_SUCH_FILE (0xC000000F)"
+    m = driver_tmfs.lookup(uuid.UUID("6827c296-b781-3084-bab0-678dd31e93ab"), 12)
+    text = compile_message(m, driver_tmfs).format(struct.pack("<I", 0xC000000F), 8)
+    assert text == " [InitIPC] ERROR:WdfRegistryQueryULong failed with status 0xc000000f(STATUS_NO_SUCH_FILE)"
