@@ -163,3 +163,25 @@ def test_records_are_read_by_etl_parser_in_its_layout(tmp_path, session_name):
         assert (g.data1, g.data2, g.data3, bytes(g.data4)) == (0x01234567, 0x89AB, 0xCDEF, GUID.bytes_le[8:])
         assert (h.thread_id, h.process_id) == (threading.get_native_id(), os.getpid())
         assert w.source.user_data == b"payload-%d\0" % i + bytes(16)
+
+
+def test_random_messages_round_trip(tmp_path, session_name):
+    """Hypothesis: any valid flags, number and argument list comes back byte for byte."""
+    from hypothesis import given, settings, strategies as st
+
+    path = tmp_path / "random.etl"
+    expected = []
+    valid_flags = st.sampled_from([f for f in ALL_FLAGS if not f & P.TRACE_MESSAGE_COMPONENTID])
+    arg_lists = st.lists(st.binary(max_size=300), max_size=12)
+    with TraceSession(session_name, path, BufferSize=4, MaximumBuffers=256,
+                      LogFileMode=P.EVENT_TRACE_USE_LOCAL_SEQUENCE | P.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING) as s:
+        @settings(max_examples=150, deadline=None, database=None)
+        @given(valid_flags, st.integers(0, 0xFFFF), arg_lists, st.uuids())
+        def log(flags, number, args, guid):
+            P.TraceMessageVa(s.handle, flags, guid, number, args)
+            expected.append((flags | 0x80, number, b"".join(args), guid if flags & 2 else None))
+        log()
+    got = [(m.flags, m.number, m.args, m.guid) for m in etlcheck.read(path).messages]
+    assert got == expected
+    with_seq = [m.sequence for m in etlcheck.read(path).messages if m.flags & 1]
+    assert with_seq == sorted(with_seq) and len(set(with_seq)) == len(with_seq)
