@@ -401,7 +401,7 @@ class ItemType:
         if self.kind == "text":
             if _plain_spec(spec):
                 return None
-            text_spec = spec if spec.conversion in _TEXT_CONVERSIONS else Spec(conversion="s")
+            text_spec = spec if spec.conversion in _TEXT_CONVERSIONS else dataclasses.replace(spec, conversion="s", length="")
             return lambda v: format_insert(v, text_spec, ps)
         if self.name == "ItemDouble" and spec is not None and spec.conversion in "eEfFgGaA":
             return lambda v: format_insert(v, spec, ps)
