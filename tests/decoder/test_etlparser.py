@@ -11,7 +11,7 @@ from wpptrace.decoder.etlfile import EtlFile
 
 ETLPARSER_KINDS = {"SystemTrace": "system", "PerfInfo": "perfinfo", "TraceRecord": "full",
                    "EventRecord": "event", "WinTrace": "message"}
-FILES = ["etl/Alan-Jowett__sonde/test.etl", "etl/airbus-cert__etl-parser/AMSITrace.etl",
+FILES = ["etl/airbus-cert__etl-parser/AMSITrace.etl",
          "etl/airbus-cert__etl-parser/lxcore_kernel.etl", "etl/microsoft__krabsetw/powershell.etl",
          "etl/microsoft__perfview/primitive-types.etl",
          "etl/jtmoon79__super-speedy-syslog-searcher/waasmedic.20251005_113019_195.etl",
