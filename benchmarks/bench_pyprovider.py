@@ -5,7 +5,9 @@ the trace calls say ``%llx`` for the 64-bit address):
 
 * empty 5-argument Python function call (the floor of any call form);
 * ``trace.info(IO, ...)`` with no session (disabled: one attribute test, no C);
-* ``trace.info(IO, ...)`` enabled into a file session (pack + one trace_packed call);
+* ``trace.info(IO, ...)`` enabled into a file session (pack + one trace_packed call), and the
+  same when another call site in the file has the same format text (the site is then found by
+  the caller's frame, not by the format object);
 * ``logging`` to a file (FileHandler, ``%(message)s``), and ``logging`` disabled by level;
 * ``logging`` through :class:`WppHandler` into the session (LogRecord cost + binary write).
 
@@ -75,11 +77,18 @@ def build_cases(tmp: str):
 
     def case_disabled(n):
         for i in range(n):
-            trace_off.info(IO_OFF, "read %d bytes from %s at %llx", i, path, addr)
+            trace_off.info(IO_OFF, "read %d bytes from %s at %llx (no session)", i, path, addr)
 
     def case_enabled(n):
         for i in range(n):
             trace_on.info(IO, "read %d bytes from %s at %llx", i, path, addr)
+
+    def case_enabled_shared(n):
+        for i in range(n):
+            trace_on.info(IO, "wrote %d bytes to %s at %llx", i, path, addr)
+
+    def other_site_with_the_same_format():  # never runs: makes the format above non-unique
+        trace_on.info(IO, "wrote %d bytes to %s at %llx", 0, path, addr)
 
     def case_log_file(n):
         for i in range(n):
@@ -101,6 +110,7 @@ def build_cases(tmp: str):
         "empty 5-arg Python call": case_empty,
         "trace.info disabled": case_disabled,
         "trace.info enabled (file session)": case_enabled,
+        "  same, format shared by 2 call sites": case_enabled_shared,
         "logging -> FileHandler": case_log_file,
         "logging disabled by level": case_log_disabled,
         "logging -> WppHandler (session)": case_log_wpp,

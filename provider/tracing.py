@@ -50,6 +50,7 @@ WMI_DISABLE_EVENTS = 5
 MAX_FLAGS = 32  # EnableFlags is a ULONG
 
 _getframe = sys._getframe
+_NO_SITES: dict = {}
 
 
 class TraceFlag(int):
@@ -116,7 +117,9 @@ class Provider:
         self.last_error = 0
         self._files: dict[str, FileMessages] = {}
         self._by_format: dict[str, CompiledSite] = {}
-        self._by_position: dict[tuple[int, int], CompiledSite] = {}
+        # id(code object) -> {instruction offset -> site}; the site keeps the code object alive,
+        # so the id cannot be reused while it is cached.
+        self._by_code: dict[int, dict[int, CompiledSite]] = {}
         self._lock = threading.Lock()
         self._registration: int | None = None
         self._trace_packed = None
@@ -194,14 +197,14 @@ class Provider:
     def _site(self, fmt: str, method: str) -> CompiledSite:
         """The call site of the level method's caller, when the format alone does not tell."""
         frame = _getframe(2)
-        site = self._by_position.get((id(frame.f_code), frame.f_lasti))
+        site = self._by_code.get(id(frame.f_code), _NO_SITES).get(frame.f_lasti)
         return site if site is not None else self._resolve(frame, method, fmt)
 
     def _resolve(self, frame: Any, method: str, fmt: str) -> CompiledSite:
         """Find (and cache) the call site the frame is executing."""
         code, lasti = frame.f_code, frame.f_lasti
         with self._lock:
-            site = self._by_position.get((id(code), lasti))
+            site = self._by_code.get(id(code), _NO_SITES).get(lasti)
             if site is not None:
                 return site
             path = code.co_filename
@@ -218,7 +221,7 @@ class Provider:
                 raise RuntimeError(f"{path}:{frame.f_lineno}: {self.name}.{method}() call not found by the "
                                    f"scanner: the format must be a string literal and the flag must not be")
             site = _bind(site, code, lasti, fmt)
-            self._by_position[(id(code), lasti)] = site
+            self._by_code.setdefault(id(code), {})[lasti] = site
             # The format object alone identifies the site when no other call in its file uses the
             # same text and the compiler did not intern it (then no other module shares the object).
             if _format_identifies_site(messages, site):
@@ -311,13 +314,16 @@ def {name}(self, flag, fmt, a0=MISSING, a1=MISSING, a2=MISSING, a3=MISSING, *mor
     if flag & self._mask{level}:
         site = self._by_format.get(fmt)
         if site is None or site.fmt is not fmt:
-            site = self._site(fmt, "{name}")
+            frame = _getframe(1)
+            site = self._by_code.get(id(frame.f_code), _NO_SITES).get(frame.f_lasti)
+            if site is None:
+                site = self._site(fmt, "{name}")
         payload = site.pack(a0, a1, a2, a3, more)
         rc = self._trace_packed(self.logger_handle, {WPP_TRACE_OPTIONS}, site.guid_le, site.number, payload, len(payload))
         if rc:
             self._dropped(rc)
 '''
-    namespace = {"MISSING": MISSING}
+    namespace = {"MISSING": MISSING, "_getframe": _getframe, "_NO_SITES": _NO_SITES}
     exec(compile(source, f"<wpptrace Provider.{name}>", "exec"), namespace)  # noqa: S102
     return namespace[name]
 
