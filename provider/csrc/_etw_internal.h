@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 #include "wpptrace_etw.h"
 
 #define WPT_BUFFER_HEADER_SIZE 0x48u
@@ -109,7 +110,11 @@ extern _Atomic uint32_t wpt_global_sequence;
 
 /* ---- clock and process facts (etw_clock.c) ---- */
 int64_t  wpt_filetime_now(void);
-int64_t  wpt_mono100_now(void);
+static inline int64_t wpt_mono100_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 10000000 + ts.tv_nsec / 100;
+}
 uint32_t wpt_cpu_mhz(void);
 uint32_t wpt_processor_count(void);
 uint32_t wpt_current_tid_slow(void);
@@ -186,9 +191,26 @@ typedef struct {
 ULONG wpt_install_buffer(wpt_session *s, wpt_cpu_slot *slot, uint32_t processor, TRACEHANDLE h);
 void  wpt_retire(wpt_session *s, wpt_cpu_slot *slot, wpt_buffer *b);
 
+/* The CPU we run on: glibc >= 2.35 keeps it in the thread's rseq area (one load instead of
+ * sched_getcpu's call); elsewhere sched_getcpu. */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35)) \
+    && defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__))
+#include <sys/rseq.h>
+static inline int wpt_cpu_number(void) {
+    if (__rseq_size) {
+        const struct rseq *rs = (const struct rseq *)(void *)((char *)__builtin_thread_pointer() + __rseq_offset);
+        int cpu = (int)__atomic_load_n(&rs->cpu_id, __ATOMIC_RELAXED);
+        if (cpu >= 0) return cpu;
+    }
+    return sched_getcpu();
+}
+#else
+static inline int wpt_cpu_number(void) { return sched_getcpu(); }
+#endif
+
 static inline uint32_t wpt_current_stream(const wpt_session *s) {
     if (s->nslots <= 1) return 0;     /* 0: a handle guessed before the first start */
-    int cpu = sched_getcpu();
+    int cpu = wpt_cpu_number();
     if (cpu < 0) cpu = 0;
     return (uint32_t)cpu % s->nslots;
 }

@@ -14,12 +14,6 @@ int64_t wpt_filetime_now(void) {
     return (int64_t)ts.tv_sec * 10000000 + ts.tv_nsec / 100 + WPT_FILETIME_UNIX_EPOCH;
 }
 
-int64_t wpt_mono100_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 10000000 + ts.tv_nsec / 100;
-}
-
 int64_t wpt_boot_filetime(void) {
     struct timespec b;
     clock_gettime(CLOCK_BOOTTIME, &b);

@@ -368,6 +368,30 @@ ULONG TraceMessage(TRACEHANDLE h, ULONG flags, LPCGUID guid, USHORT number, ...)
     return rc;
 }
 
+/* Arguments are mostly a few bytes (WPP: ints, pointers, short strings): copy those inline
+ * instead of calling memcpy. */
+static inline void copy_arg(unsigned char *dst, const unsigned char *src, size_t n) {
+    if (n <= 16) {
+        if (n >= 8) {
+            uint64_t a, b;
+            memcpy(&a, src, 8);
+            memcpy(&b, src + n - 8, 8);
+            memcpy(dst, &a, 8);
+            memcpy(dst + n - 8, &b, 8);
+        } else if (n >= 4) {
+            uint32_t a, b;
+            memcpy(&a, src, 4);
+            memcpy(&b, src + n - 4, 4);
+            memcpy(dst, &a, 4);
+            memcpy(dst + n - 4, &b, 4);
+        } else {
+            for (size_t i = 0; i < n; i++) dst[i] = src[i];
+        }
+    } else {
+        memcpy(dst, src, n);
+    }
+}
+
 ULONG wpptrace_trace_args(TRACEHANDLE h, ULONG flags, LPCGUID guid, USHORT number,
                           const WPPTRACE_ARG *args, ULONG count) {
     size_t total = 0;
@@ -382,7 +406,7 @@ ULONG wpptrace_trace_args(TRACEHANDLE h, ULONG flags, LPCGUID guid, USHORT numbe
     ULONG rc = message_begin(h, flags, guid, number, total, &r, &p);
     if (rc != ERROR_SUCCESS) return rc;
     for (ULONG i = 0; i < count; i++) {
-        if (args[i].Size) memcpy(p, args[i].Data, args[i].Size);
+        copy_arg(p, args[i].Data, args[i].Size);
         p += args[i].Size;
     }
     message_end(&r, p);
