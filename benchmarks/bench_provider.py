@@ -8,6 +8,11 @@ ULONG and the ANSI string "hello" (10 argument bytes; WPP flags 0x2B), into a se
 buffers that nothing is dropped (the lost count is printed to prove it). Targets on the 2-core
 development VM: C path <= 50 ns median; Python fast path <= 400 ns (aim 150); >= 15x faster than
 logging to a file.
+
+Times are the measuring thread's CPU time by default: the development VM is shared, and under
+load wall time mostly measures the other processes (``--wall`` prints wall-clock medians). The
+"memcpy + CLOCK_MONOTONIC" row is the floor any timestamped event pays on this machine; compare
+the C path with it, since clock_gettime's cost varies most between machines and loads.
 """
 from __future__ import annotations
 
