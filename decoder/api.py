@@ -44,8 +44,8 @@ from wpptrace._core import lib
 from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BAD_LENGTH, ERROR_BAD_PATHNAME,
                                ERROR_BUSY, ERROR_CANCELLED, ERROR_CTX_CLOSE_PENDING,
                                ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER, ERROR_INVALID_TIME,
-                               ERROR_NOACCESS, ERROR_SUCCESS, ERROR_WMI_ALREADY_ENABLED,
-                               Win32Error)
+                               ERROR_NOACCESS, ERROR_NOT_SUPPORTED, ERROR_SUCCESS,
+                               ERROR_WMI_ALREADY_ENABLED, Win32Error)
 
 from .api_convert import BufferFacts, to_event_record, to_event_trace
 from .etlfile import EtlFile
@@ -60,8 +60,10 @@ from .structs import (ETW_BUFFER_CALLBACK_INFORMATION, ETW_OPEN_TRACE_OPTIONS,
 from .timestamps import TimeConverter
 
 __all__ = ["OpenTrace", "OpenTraceFromFile", "OpenTraceFromRealTimeLogger",
-           "OpenTraceFromBufferStream", "ProcessTraceAddBufferToBufferStream", "ProcessTrace",
-           "CloseTrace", "GetTraceIssues"]
+           "OpenTraceFromRealTimeLoggerWithAllocationOptions", "OpenTraceFromBufferStream",
+           "ProcessTraceAddBufferToBufferStream", "ProcessTraceBufferIncrementReference",
+           "ProcessTraceBufferDecrementReference", "ProcessTrace", "CloseTrace",
+           "GetTraceIssues"]
 
 #: how long OpenTrace waits for a real-time session's header buffer (to fill LogfileHeader)
 REALTIME_HEADER_WAIT = 2.0
@@ -278,6 +280,30 @@ def OpenTraceFromRealTimeLogger(LoggerName: str, Options: ETW_OPEN_TRACE_OPTIONS
         _open_realtime(trace, LoggerName)
     _copy_header_out(trace, LogFileHeader)
     return _register(trace)
+
+
+def OpenTraceFromRealTimeLoggerWithAllocationOptions(
+        LoggerName: str, Options: ETW_OPEN_TRACE_OPTIONS, AllocationSize: int = 0,
+        MemoryPartitionHandle: Any = None,
+        LogFileHeader: Optional[TRACE_LOGFILE_HEADER] = None) -> int:
+    """OpenTraceFromRealTimeLogger; the allocation options (buffer memory size and partition)
+    have no meaning for an in-process session and are ignored."""
+    return OpenTraceFromRealTimeLogger(LoggerName, Options, LogFileHeader)
+
+
+def ProcessTraceBufferIncrementReference(TraceHandle: int, Buffer: Any) -> int:
+    """Keep a buffer given to a BufferCallback beyond the callback. Python buffers live as
+    long as they are referenced, so this only checks the handle: ERROR_SUCCESS, or
+    ERROR_NOT_SUPPORTED on a buffer-stream trace (as the Windows documentation says)."""
+    trace = _lookup(TraceHandle)
+    if isinstance(trace.source, BufferStream):
+        raise Win32Error(ERROR_NOT_SUPPORTED, "buffer-stream traces do not count references")
+    return ERROR_SUCCESS
+
+
+def ProcessTraceBufferDecrementReference(Buffer: Any) -> int:
+    """Release a buffer kept with ProcessTraceBufferIncrementReference (nothing to do)."""
+    return ERROR_SUCCESS
 
 
 def OpenTraceFromBufferStream(Options: ETW_OPEN_TRACE_OPTIONS, BufferCompletionCallback=None,

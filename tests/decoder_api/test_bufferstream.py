@@ -15,7 +15,8 @@ from wpptrace.decoder.records import parse_buffer
 from wpptrace.decoder.structs import (ETW_BUFFER_HEADER, ETW_OPEN_TRACE_OPTIONS,
                                       ETW_PROCESS_TRACE_MODE_RAW_TIMESTAMP, EVENT_TRACE_LOGFILE)
 from wpptrace.winerror import (ERROR_CANCELLED, ERROR_CTX_CLOSE_PENDING, ERROR_INVALID_HANDLE,
-                               ERROR_INVALID_PARAMETER, ERROR_NOACCESS, ERROR_SUCCESS, Win32Error)
+                               ERROR_INVALID_PARAMETER, ERROR_NOACCESS, ERROR_NOT_SUPPORTED,
+                               ERROR_SUCCESS, Win32Error)
 
 from .api_helpers import buffers_of, collect, identity
 
@@ -273,3 +274,27 @@ def test_buffers_of_a_compressed_file_are_handed_out_expanded(corpus):
     log = []
     _stream(seen, log)
     assert sum(1 for entry in log if entry[0] == "done") == 4
+
+
+def test_buffer_reference_counting_is_not_supported_on_streams(api_data):
+    kept = []
+
+    def keep(buf, size, info, ctx):
+        assert api.ProcessTraceBufferIncrementReference(info.TraceHandle, buf) == ERROR_SUCCESS
+        kept.append(buf)
+        return True
+
+    handle = api.OpenTraceFromFile(str(api_data / "wppstr-sample.etl"),
+                                   ETW_OPEN_TRACE_OPTIONS(BufferCallback=keep))
+    try:
+        assert api.ProcessTrace([handle]) == ERROR_SUCCESS
+    finally:
+        api.CloseTrace(handle)
+    assert len(kept) == 2 and all(api.ProcessTraceBufferDecrementReference(b) == ERROR_SUCCESS
+                                  for b in kept)
+    stream = api.OpenTraceFromBufferStream(ETW_OPEN_TRACE_OPTIONS())
+    try:
+        assert _code(lambda: api.ProcessTraceBufferIncrementReference(stream, kept[0])) == \
+            ERROR_NOT_SUPPORTED
+    finally:
+        api.CloseTrace(stream)

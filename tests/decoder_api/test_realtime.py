@@ -276,3 +276,54 @@ def test_first_consumer_gets_buffered_events_second_only_newer_buffers(session):
     assert _values(first) == [1, 2, 3, 4]
     assert _values(second) == [3, 4]
     assert second[0].EventHeader.ProviderId == EventTraceGuid
+
+
+def test_remote_consumer_over_a_buffer_stream(session):
+    """The OpenTraceFromBufferStream page's use: a real-time ProcessTrace ships every buffer
+    from its BufferCallback; the receiving side feeds them, in that order, to a buffer stream
+    and gets every event. Two CPUs write, so the shipped order interleaves two streams."""
+    shipped, remote_events = [], []
+
+    def ship(buffer, size, info, context):
+        shipped.append(bytes(buffer))
+        return True
+
+    remote = api.OpenTraceFromRealTimeLogger(session.name, ETW_OPEN_TRACE_OPTIONS(
+        BufferCallback=ship, EventCallback=remote_events.append))
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    barrier = threading.Barrier(len(cpus))
+
+    def log_on(cpu):
+        os.sched_setaffinity(0, {cpu})
+        barrier.wait()
+        for value in range(300):
+            session.log(10, cpu * 1000 + value)
+        session.flush()
+
+    threads = [threading.Thread(target=log_on, args=(cpu,)) for cpu in cpus]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    session.stop()
+    try:
+        assert api.ProcessTrace([remote]) == ERROR_SUCCESS
+    finally:
+        api.CloseTrace(remote)
+    local_events = []
+    box = {}
+
+    def on_local(record):
+        local_events.append(record)
+        if len(local_events) == 1:      # all buffers are queued: close, the queue drains
+            box["close"] = api.CloseTrace(box["handle"])
+
+    box["handle"] = api.OpenTraceFromBufferStream(ETW_OPEN_TRACE_OPTIONS(EventCallback=on_local))
+    for buffer in shipped:
+        api.ProcessTraceAddBufferToBufferStream(box["handle"], buffer, len(buffer))
+    assert api.ProcessTrace([box["handle"]]) == ERROR_SUCCESS
+    assert box["close"] == ERROR_CTX_CLOSE_PENDING
+    logged = sorted(c * 1000 + v for c in cpus for v in range(300))
+    assert sorted(_values(remote_events)) == sorted(_values(local_events)) == logged
+    stamps = [e.EventHeader.TimeStamp for e in local_events[1:]]
+    assert stamps == sorted(stamps)
