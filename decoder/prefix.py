@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Callable, Mapping, Sequence
 
-from wpptrace.tmf.formatspec import parse_tmf_format
+from wpptrace.tmf.formatspec import WPP_MARKERS, parse_tmf_format
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -222,7 +222,9 @@ class PrefixTemplate:
                     break
                 value = markers.get(piece.name)
                 if value is None:
-                    value = markers.get(piece.name.upper(), "%!" + piece.name + "!")
+                    value = markers.get(piece.name.upper())
+                if value is None:  # standard markers print empty, unknown ones stay visible
+                    value = "" if piece.name.upper() in WPP_MARKERS else "%!" + piece.name + "!"
                 out.append(str(value).replace("%", "%%"))
             elif kind == "Insert":
                 index = piece.index

@@ -100,3 +100,8 @@ def test_prefix_from_environment():
     assert prefix_from_environment({}) is None
     assert prefix_from_environment({"TRACE_FORMAT_PREFIX": "%2!s!:"}) == "%2!s!:"
     assert os.environ.get("TRACE_FORMAT_PREFIX") == prefix_from_environment()
+
+
+def test_standard_markers_missing_from_a_message_print_empty():
+    bound = PrefixTemplate("<%!FUNC!|%!FLAGS!|%!SUBCOMP!|%!CUSTOM!>").bind("Header", "Header", {})
+    assert bound.render(VALUES) == "<|||%!CUSTOM!>"
