@@ -158,3 +158,42 @@ def test_formats_from_a_private_pdb_and_from_its_image(tmp_path, data_dir):
         assert out.splitlines()[1:] == expected
     code, out, err = run_fmt_capture(path, noprefix=True, pdbs=[str(tmp_path / "none.sys")])
     assert code == 1 and "none.sys" in err
+
+
+RICH_TMF = """\
+bbbbbbbb-1111-2222-3333-444444444444 rich // SRC=rich.c MJ= MN=
+#typev rich_c7 10 "%0at %10!s! after %11!s! from %12!s!:%13!s! sid=%14!s! dump=%15!s!" //   LEVEL=L FUNC=f
+{
+when, ItemTimestamp -- 10
+delta, ItemTimeDelta -- 11
+addr, ItemIPAddr -- 12
+port, ItemPort -- 13
+sid, ItemSid -- 14
+buf, ItemHEXDump -- 15
+}
+"""
+RICH = uuid.UUID("bbbbbbbb-1111-2222-3333-444444444444")
+
+
+def test_rich_item_types_through_the_whole_pipeline_local_and_utc(tmp_path, monkeypatch):
+    """Timestamps in arguments follow -utc like the prefix does; other string-form items pass through."""
+    import time
+
+    (tmp_path / f"{RICH}.tmf").write_text(RICH_TMF)
+    when = etlgen.START_TIME + 36_917_0000  # 2025-08-18 14:13:56.917 UTC
+    args = (struct.pack("<q", when) + struct.pack("<q", 2_500_000) + bytes([10, 0, 0, 1]) + b"\x01\xbb"
+            + bytes([1, 1, 0, 0, 0, 0, 0, 5]) + struct.pack("<I", 18) + b"\x03\x00\x01\xab\xff")
+    path = _trace(tmp_path, [(RICH, 10, args, etlgen.FLAGS_CORPUS)])
+    monkeypatch.setenv("TZ", "UTC-02")  # POSIX sign: two hours east of UTC
+    time.tzset()
+    try:
+        code, out_utc, err = run_fmt_capture(path, tmf_dirs=[str(tmp_path)], utc=True)
+        code, out_local, err = run_fmt_capture(path, tmf_dirs=[str(tmp_path)])
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    tail = " after 250ms from 10.0.0.1:443 sid=S-1-5-18 dump=01 AB FF"
+    assert out_utc.splitlines()[1] == (
+        "[0]0200.0100::08/18/2025-14:13:20.001 [rich]at 08/18/2025-14:13:56.917" + tail)
+    assert out_local.splitlines()[1] == (
+        "[0]0200.0100::08/18/2025-16:13:20.001 [rich]at 08/18/2025-16:13:56.917" + tail)
