@@ -172,7 +172,8 @@ ULONG wpt_session_flush(wpt_session *s);
 void  wpt_session_update_flush_timer(wpt_session *s, uint32_t interval_ms);
 ULONG wpt_session_grow_max(wpt_session *s, uint32_t max_buffers);
 void  wpt_session_counts(wpt_session *s, uint32_t *allocated, uint32_t *free_count);
-/* Build the header buffer (buffer 0) into out (buffer_size bytes) with the current totals. */
+/* Build the header buffer (buffer 0) into out (buffer_size bytes) with the current totals:
+ * writes bytes [0, SavedOffset) only; the caller fills the rest with 0xFF once. */
 void  wpt_build_header_buffer(wpt_session *s, unsigned char *out, int64_t end_time,
                               uint32_t buffers_written);
 

@@ -67,6 +67,7 @@ ULONG wpt_logfile_open(wpt_session *s) {
         free(lf);
         return rc;
     }
+    memset(lf->header, 0xFF, s->buffer_size);
     wpt_build_header_buffer(s, lf->header, s->start_filetime, 1);
     if (write_all(lf->fd, lf->header, s->buffer_size, 0) != 0) {
         ULONG rc = errno_to_win32(errno);

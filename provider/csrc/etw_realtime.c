@@ -137,6 +137,7 @@ ULONG wpptrace_rt_subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *
     pthread_condattr_destroy(&ca);
     sub->limit = s->max_buffers * 2 < 64 ? 64 : s->max_buffers * 2;
     sub->refs = 2;
+    memset(header, 0xFF, s->buffer_size);
     wpt_build_header_buffer(s, header, 0, atomic_load(&s->buffers_written));
     /* the header goes first, then whatever the flusher delivers from now on */
     pthread_mutex_lock(&s->realtime->lock);

@@ -313,7 +313,6 @@ ULONG wpptrace_debug_hold_flush(TRACEHANDLE h, int hold) {
 
 void wpt_build_header_buffer(wpt_session *s, unsigned char *out, int64_t end_time,
                              uint32_t buffers_written) {
-    memset(out, 0xFF, s->buffer_size);
     WMI_BUFFER_HEADER *bh = (WMI_BUFFER_HEADER *)out;
     SYSTEM_TRACE_HEADER *rec = (SYSTEM_TRACE_HEADER *)(out + WPT_BUFFER_HEADER_SIZE);
     TRACE_LOGFILE_HEADER64 *lh = (TRACE_LOGFILE_HEADER64 *)(rec + 1);
