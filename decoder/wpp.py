@@ -33,6 +33,9 @@ __all__ = [
 EVENT_TRACE_GUID = uuid.UUID("68fdd900-4a3e-11d1-84f4-0000f80464e3")
 
 _MILLIS = tuple("%03d" % i for i in range(1000))
+_MEMO_OFF, _MEMO_PLAIN, _MEMO_PREFIXED = 0, 1, 2
+_MEMO_TOTAL = 1 << 16
+_MEMO_PER_MESSAGE = 256
 _TRACE_MESSAGE_POINTER32 = 0x40
 _TRACE_MESSAGE_POINTER64 = 0x80
 
@@ -177,16 +180,8 @@ class _Entry:
     """Everything resolved once per (message GUID, number)."""
 
     __slots__ = ("guid", "number", "message", "formatter", "prefix", "markers", "component",
-                 "name", "has_prefix", "count", "unknown", "format", "compile_error", "texts",
-                 "hits", "misses", "memo_budget", "memo_psize")
-
-    # Memo of formatted texts by argument bytes (for one pointer size, ``memo_psize``, the
-    # usual case; other sizes bypass it): real traces repeat payloads
-    # (function enter/exit, the same status) and a dict hit costs a tenth of formatting. It is
-    # bounded per message and switched off for messages whose payloads rarely repeat.
-    MEMO_SIZE = 128
-    MEMO_PROBE = 1024
-    MEMO_TOTAL = 1 << 16  # texts remembered over all messages of one decoder (bounded memory)
+                 "name", "has_prefix", "count", "unknown", "format", "compile_error",
+                 "memo_mode", "memo_left")
 
     def __init__(self, guid, number):
         self.guid = guid
@@ -202,25 +197,8 @@ class _Entry:
         self.unknown = None  # the Unknown line when there is no format
         self.format = ""
         self.compile_error = None
-        self.texts: dict | None = {}
-        self.hits = 0
-        self.misses = 0
-        self.memo_budget = [self.MEMO_TOTAL]  # shared by a decoder's entries (see WppDecoder)
-        self.memo_psize = 8
-
-    def remember(self, key, text: str) -> None:
-        """Store a formatted text (key: the payload bytes); give up on poor hit rates."""
-        self.misses += 1
-        texts = self.texts
-        budget = self.memo_budget
-        if len(texts) < self.MEMO_SIZE and budget[0] > 0:
-            texts[key] = text
-            budget[0] -= 1
-        if self.misses >= self.MEMO_PROBE and self.hits < self.misses:
-            budget[0] += len(texts)
-            self.texts = None  # payloads rarely repeat: stop paying for the memo
-        elif self.misses >= self.MEMO_PROBE:
-            self.hits = self.misses = 0  # re-evaluate over the next window
+        self.memo_mode = 0  # _MEMO_*: how format_rows may memoise this message's lines
+        self.memo_left = _MEMO_PER_MESSAGE
 
 
 def _import_render():
@@ -247,14 +225,15 @@ class WppDecoder:
         self.counters = FmtCounters()
         self._entries: dict[tuple, _Entry] = {}
         self._raw_entries: dict[tuple, _Entry] = {}  # keyed by (GUID bytes_le, number)
-        self._memo_budget = [_Entry.MEMO_TOTAL]
+        self._memo: dict = {}  # see format_rows
+        self._memo_psize = None  # the memo is for one default pointer size (the first file's)
+        self._heads: dict = {}
         self._guid_components: dict[uuid.UUID, str] | None = None
         self._render = None
 
     # -- per-message resolution -----------------------------------------------------------
     def _entry(self, guid, number: int) -> _Entry:
         entry = _Entry(guid, number)
-        entry.memo_budget = self._memo_budget
         message = self.tmfset.lookup(guid, number) if guid is not None else None
         if message is None:
             component = self._component_of_guid(guid)
@@ -379,7 +358,17 @@ class WppDecoder:
         convert = ctx.to_filetime
         cur_second = cur_milli = None
         cur_text = second_part = ""
-        heads: dict = {}  # (head template, cpu, pid, tid) -> rendered head of the prefix
+        # Formatted texts by (GUID, number, flags, argument bytes): real traces repeat payloads
+        # (function enter/exit, the same status), and a hit leaves only the prefix to build.
+        # Bounded: at most _MEMO_PER_MESSAGE texts per message, _MEMO_TOTAL in all.
+        if self._memo_psize is None:
+            self._memo_psize = default_psize
+        # the memo holds texts for one default pointer size and an offset-only clock; another
+        # file gets a private, throw-away memo
+        memo = self._memo if (default_psize == self._memo_psize and num == den) else {}
+        memo_get = memo.get
+        fast_head = self._fast_head_template()
+        heads = self._heads  # (cpu, pid, tid) -> head of the prefix (for ``fast_head``)
         events = messages = non_wpp = 0
         first = True
         try:
@@ -397,11 +386,37 @@ class WppDecoder:
                         continue
                     first = False
                     messages += 1
+                    poff = t[_F_POFF]
+                    memo_key = (t[_F_GUID], t[_F_ID], t[_F_FLAGS], data[poff:poff + t[_F_PSIZE]])
+                    hit = memo_get(memo_key)
+                    if hit is not None:  # seen before: only the prefix is per event
+                        suffix, entry, plain = hit
+                        entry.count += 1
+                        if plain:
+                            append(suffix)
+                            continue
+                        ft = ts + offset
+                        milli = ft // 10_000
+                        if milli != cur_milli:  # the time text changes at most once per ms
+                            cur_milli = milli
+                            second, ms = divmod(milli, 1000)
+                            if second != cur_second:
+                                cur_second = second
+                                second_part = second_text(second)
+                            cur_text = second_part + _MILLIS[ms]
+                        head_key = (cpu, t[_F_PID], t[_F_TID])
+                        head = heads.get(head_key)
+                        if head is None:
+                            if len(heads) > 65536:
+                                heads.clear()
+                            head = heads[head_key] = entry.prefix.head(cpu, t[_F_PID], t[_F_TID])
+                        append(head + cur_text + suffix)
+                        continue
                     key = (t[_F_GUID], t[_F_ID])
                     entry = entries.get(key)
                     if entry is None:
                         entry = entries[key] = self._entry(uuid.UUID(bytes_le=key[0]), key[1])
-                        entry.memo_psize = default_psize
+                        entry.memo_mode = self._memo_mode(entry, ctx)
                     entry.count += 1
                     formatter = entry.formatter
                     if formatter is None:
@@ -413,54 +428,42 @@ class WppDecoder:
                         text = _format_error_line(entry, entry.compile_error)
                     else:
                         flags = t[_F_FLAGS]
-                        poff = t[_F_POFF]
-                        payload = data[poff:poff + t[_F_PSIZE]]
                         psize = 8 if flags & 0x80 else 4 if flags & 0x40 else default_psize
-                        texts = entry.texts
-                        text = None
-                        if texts is not None and psize == entry.memo_psize:
-                            text = texts.get(payload)
+                        try:
+                            text = formatter.format(memo_key[3], psize, entry.markers)
+                        except Exception as exc:  # args don't fit: a format-error line
+                            counters.format_errors += 1
+                            text = _format_error_line(entry, str(exc) or type(exc).__name__)
                         else:
-                            texts = None
-                        if text is None:
-                            try:
-                                text = formatter.format(payload, psize, entry.markers)
-                            except Exception as exc:  # args don't fit: a format-error line
-                                counters.format_errors += 1
-                                text = _format_error_line(entry, str(exc) or type(exc).__name__)
-                            else:
-                                if texts is not None:
-                                    entry.remember(payload, text)
-                        else:
-                            entry.hits += 1
+                            mode = entry.memo_mode
+                            if mode and entry.memo_left and len(memo) < _MEMO_TOTAL:
+                                entry.memo_left -= 1
+                                memo[memo_key] = ((text if mode == _MEMO_PLAIN else
+                                                   entry.prefix.tail + text), entry, mode == _MEMO_PLAIN)
                     if noprefix or not entry.has_prefix:
                         append(text)
                         continue
                     prefix = entry.prefix
                     tail = prefix.tail
-                    if tail is None:
+                    if tail is None or num != den:
                         append(self._generic_prefix(prefix, ts, t, cpu, ctx) + text)
                         continue
-                    if num == den:
-                        ft = ts + offset
-                    elif num:
-                        ft = start + (ts - origin) * num // den
-                    else:
-                        ft = convert(ts)
+                    ft = ts + offset
                     milli = ft // 10_000
-                    if milli != cur_milli:  # the time text changes at most once per millisecond
+                    if milli != cur_milli:
                         cur_milli = milli
                         second, ms = divmod(milli, 1000)
                         if second != cur_second:
                             cur_second = second
                             second_part = second_text(second)
                         cur_text = second_part + _MILLIS[ms]
-                    head_key = (prefix.head_template, cpu, t[_F_PID], t[_F_TID])
-                    head = heads.get(head_key)
-                    if head is None:
-                        if len(heads) > 65536:
-                            heads.clear()
-                        head = heads[head_key] = prefix.head(cpu, t[_F_PID], t[_F_TID])
+                    if prefix.head_template == fast_head:
+                        head_key = (cpu, t[_F_PID], t[_F_TID])
+                        head = heads.get(head_key)
+                        if head is None:
+                            head = heads[head_key] = prefix.head(cpu, t[_F_PID], t[_F_TID])
+                    else:
+                        head = prefix.head(cpu, t[_F_PID], t[_F_TID])
                     append(head + cur_text + tail + text)
                 yield out
         finally:
@@ -468,6 +471,22 @@ class WppDecoder:
             counters.messages += messages
             counters.non_wpp += non_wpp
             counters.formatted = (counters.messages - counters.unknown - counters.format_errors)
+
+    def _fast_head_template(self):
+        """The head template (prefix part before the time) shared by memoised lines."""
+        return self.prefix.bind("", "", {}).head_template
+
+    def _memo_mode(self, entry: "_Entry", ctx: FileContext) -> int:
+        """How a message's lines can be memoised: not (0), text only, or tail + text."""
+        if entry.formatter is None or ctx.pointer_size != self._memo_psize:
+            return _MEMO_OFF
+        if self.noprefix or not entry.has_prefix:
+            return _MEMO_PLAIN
+        prefix = entry.prefix
+        if (prefix.tail is not None and ctx.scale_num == ctx.scale_den
+                and prefix.head_template == self._fast_head_template()):
+            return _MEMO_PREFIXED
+        return _MEMO_OFF
 
     def _generic_prefix(self, prefix, ts, t, cpu, ctx: FileContext) -> str:
         from .records import _F_PID, _F_SEQ, _F_TID
