@@ -24,6 +24,32 @@ KIND_INDEX = {name: i for i, name in enumerate(KINDS)}
 #: provider of the log-file header and other header-group (group 0) system records
 EVENT_TRACE_GUID = uuid.UUID("68fdd900-4a3e-11d1-84f4-0000f80464e3")
 
+#: kernel event groups (HookId >> 8) -> the MOF event class GUID consumers see as the
+#: provider of system/compact/perfinfo records (NT Kernel Logger classes); groups not listed
+#: have no provider GUID here. Checked against dissect.etl in the corpus tests.
+KERNEL_GROUP_GUIDS: dict[int, uuid.UUID] = {g: uuid.UUID(s) for g, s in {
+    0x00: "68fdd900-4a3e-11d1-84f4-0000f80464e3",   # header (EventTraceGuid)
+    0x01: "3d6fa8d4-fe05-11d0-9dda-00c04fd7ba7c",   # DiskIo
+    0x02: "3d6fa8d3-fe05-11d0-9dda-00c04fd7ba7c",   # PageFault
+    0x03: "3d6fa8d0-fe05-11d0-9dda-00c04fd7ba7c",   # Process
+    0x04: "90cbdc39-4a3e-11d1-84f4-0000f80464e3",   # FileIo
+    0x05: "3d6fa8d1-fe05-11d0-9dda-00c04fd7ba7c",   # Thread
+    0x06: "9a280ac0-c8e0-11d1-84e2-00c04fb998a2",   # TcpIp
+    0x08: "bf3a50c5-a9c9-4988-a005-2df0b7c80f80",   # UdpIp
+    0x09: "ae53722e-c863-11d2-8659-00c04fa321a1",   # Registry
+    0x0A: "13976d09-a327-438c-950b-7f03192815c7",   # DbgPrint
+    0x0B: "01853a65-418f-4f36-aefc-dc0f1d2fd235",   # EventTraceConfig
+    0x0F: "ce1dbfb4-137e-4da6-87b0-3f59aa102cbc",   # PerfInfo
+    0x10: "222962ab-6180-4b88-a825-346b75f2a24a",   # Heap
+    0x11: "89497f50-effe-4440-8cf2-ce6b1cdcaca7",   # Object
+    0x12: "e43445e0-0903-48c3-b878-ff0fccebdd04",   # Power
+    0x14: "2cb15d1d-5fc1-11d2-abe1-00a0c911f518",   # Image
+    0x18: "def2fe46-7bd6-4b80-bd94-f57fe20d0ce3",   # StackWalk
+    0x1A: "45d8cccd-539f-4b72-a8b7-5c683142609a",   # ALPC
+}.items()}
+#: HookId 0x030A (process group, type 10) is the old image-load event: Image class
+_IMAGE_LOAD_HOOK = 0x030A
+
 BUFFER_HEADER_SIZE = ffi.sizeof("WMI_BUFFER_HEADER")
 
 def _unpacker(ctype: str) -> tuple[struct.Struct, list[str]]:
@@ -198,12 +224,14 @@ class Record:
 
     @property
     def provider_id(self) -> uuid.UUID | None:
-        """Provider GUID (message GUID for messages; EventTraceGuid for header-group records)."""
+        """Provider GUID: the message GUID for messages, the event's for full/instance/event
+        records, the kernel event class (KERNEL_GROUP_GUIDS) for system kinds."""
         t = self._t
         if t[_F_PRESENT] & _HAS_GUID:
             return uuid.UUID(bytes_le=t[_F_GUID])
-        if t[_F_KIND] <= _KIND_PERFINFO and (t[_F_ID] >> 8) == 0:
-            return EVENT_TRACE_GUID         # the header group (dissect agrees)
+        if t[_F_KIND] <= _KIND_PERFINFO:
+            hook = t[_F_ID]
+            return KERNEL_GROUP_GUIDS.get(0x14 if hook == _IMAGE_LOAD_HOOK else hook >> 8)
         return None
 
     @property

@@ -43,6 +43,8 @@ def dissect_records(path) -> list[dict]:
                 "kind": kind, "size": h.size, "time": h.time_delta,
                 "tid": getattr(h, "thread_id", None), "pid": getattr(h, "process_id", None),
                 "provider": h.provider_id if kind in ("message", "full", "instance") else None,
+                "kernel_provider": (h.provider_id if kind in ("system", "compact", "perfinfo")
+                                    else None),
                 "id": h.id if kind == "message" else None,
                 "payload": bytes(h.payload) if kind != "message" else None,
             })

@@ -73,6 +73,8 @@ def test_records_equal_dissect_field_by_field(corpus, name):
         assert o.process_id == t["pid"], where
         if t["provider"] is not None:
             assert o.provider_id == t["provider"], where
+        if t["kernel_provider"] is not None and o.provider_id is not None:
+            assert o.provider_id == t["kernel_provider"], where
         if o.kind == "message":
             assert o.event_id == t["id"] and o.message_guid == o.provider_id, where
         elif o.kind == "event":
@@ -140,3 +142,22 @@ def test_wpp_messages_carry_what_the_corpus_readme_says(corpus):
     # "WppEmitter work item id=N status=0xN": two ULONG arguments, N = 0..29 in order
     ids = [int.from_bytes(r.user_data[:4], "little") for r in messages if r.event_id == 10]
     assert ids == list(range(30))
+
+
+def test_kernel_group_guids_equal_dissect_for_every_group():
+    from dissect.etl.utils import lookup_guid
+
+    from wpptrace.decoder.records import KERNEL_GROUP_GUIDS
+
+    for group, guid in KERNEL_GROUP_GUIDS.items():
+        assert lookup_guid(group, 0) == guid, hex(group)
+    assert lookup_guid(3, 10) == KERNEL_GROUP_GUIDS[0x14]       # old image-load hook
+
+
+@pytest.mark.parametrize("name", ["etl/microsoft__perfview/net.4.5.2.x64.etl",
+                                  "etl/airbus-cert__etl-parser/ShutdownPerfDiagLogger.etl"])
+def test_kernel_records_name_their_event_class(corpus, name):
+    with EtlFile(corpus / name) as etl:
+        kernel = [r for r in etl.iter_records() if r.kind in ("system", "perfinfo")]
+    named = [r for r in kernel if r.provider_id is not None]
+    assert len(named) > 0.9 * len(kernel)
