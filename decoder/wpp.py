@@ -272,7 +272,7 @@ class WppDecoder:
                 self._guid_components.setdefault(message.guid, message.component)
         return self._guid_components.get(guid)
 
-    # -- the fast text path ---------------------------------------------------------------
+    # -- text from Record objects (any source: several files, live sessions) ---------------
     def format_records(self, records: Iterable, ctx: FileContext) -> Iterator[str]:
         """Yield the output line of every record (header line included; other non-WPP records skipped)."""
         entries = self._entries
@@ -342,7 +342,7 @@ class WppDecoder:
         """The hot path: batches of ``wpp_rows`` rows -> lists of output lines (same text as
         ``format_records``), reading the walker's tuples directly."""
         from .records import (_F_FLAGS, _F_GUID, _F_ID, _F_KIND, _F_PID, _F_POFF, _F_PSIZE,
-                              _F_SEQ, _F_TID, KIND_INDEX)
+                              _F_TID, KIND_INDEX)
         from .wpp_rows import header_record
 
         kind_message = KIND_INDEX["message"]
@@ -350,12 +350,10 @@ class WppDecoder:
         entries = self._raw_entries
         counters = self.counters
         noprefix = self.noprefix
-        time_text = self.time_text
-        second_text = time_text._second_text
+        second_text = self.time_text._second_text
         default_psize = ctx.pointer_size
-        offset, start, origin = ctx.offset, ctx.start, ctx.origin
+        offset = ctx.offset  # FILETIME = raw + offset when num == den (other clocks: generic)
         num, den = ctx.scale_num, ctx.scale_den
-        convert = ctx.to_filetime
         cur_second = cur_milli = None
         cur_text = second_part = ""
         # Formatted texts by (GUID, number, flags, argument bytes): real traces repeat payloads
