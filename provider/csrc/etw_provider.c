@@ -315,7 +315,10 @@ ULONG TraceMessageVa(TRACEHANDLE h, ULONG flags, LPCGUID guid, USHORT number, va
         if (!data) break;                  /* stop on the NULL pointer before reading a size */
         size_t n = va_arg(count, size_t);
         total += n;
-        if (total > TRACE_MESSAGE_MAXIMUM_SIZE) { total = TRACE_MESSAGE_MAXIMUM_SIZE + 1; break; }
+        if (n > TRACE_MESSAGE_MAXIMUM_SIZE || total > TRACE_MESSAGE_MAXIMUM_SIZE) {
+            total = TRACE_MESSAGE_MAXIMUM_SIZE + 1;
+            break;
+        }
     }
     va_end(count);
     wpt_reservation r;
@@ -331,41 +334,6 @@ ULONG TraceMessageVa(TRACEHANDLE h, ULONG flags, LPCGUID guid, USHORT number, va
     }
     message_end(&r, p);
     return ERROR_SUCCESS;
-}
-
-#define INLINE_ARGS 16
-
-ULONG TraceMessage(TRACEHANDLE h, ULONG flags, LPCGUID guid, USHORT number, ...) {
-    /* One pass into a local array for the usual few arguments (TraceMessageVa needs a second
-     * pass over a va_copy, which costs a store-forwarding stall per call). */
-    WPPTRACE_ARG args[INLINE_ARGS];
-    ULONG count = 0;
-    int more = 0;
-    va_list ap;
-    /* The Win32 prototype ends its named parameters with a USHORT; every ABI we build for
-     * finds the variadic area after it the same way, so silence clang's -Wvarargs here. */
-#if defined(__clang__)
-#pragma clang diagnostic push
-#pragma clang diagnostic ignored "-Wvarargs"
-#endif
-    va_start(ap, number);
-    for (;;) {
-        void *data = va_arg(ap, void *);
-        if (!data) break;                  /* stop on the NULL pointer before reading a size */
-        if (count == INLINE_ARGS) { more = 1; break; }
-        args[count].Data = data;
-        args[count].Size = va_arg(ap, size_t);
-        count++;
-    }
-    va_end(ap);
-    if (!more) return wpptrace_trace_args(h, flags, guid, number, args, count);
-    va_start(ap, number);
-#if defined(__clang__)
-#pragma clang diagnostic pop
-#endif
-    ULONG rc = TraceMessageVa(h, flags, guid, number, ap);
-    va_end(ap);
-    return rc;
 }
 
 /* Arguments are mostly a few bytes (WPP: ints, pointers, short strings): copy those inline
@@ -392,15 +360,8 @@ static inline void copy_arg(unsigned char *dst, const unsigned char *src, size_t
     }
 }
 
-ULONG wpptrace_trace_args(TRACEHANDLE h, ULONG flags, LPCGUID guid, USHORT number,
-                          const WPPTRACE_ARG *args, ULONG count) {
-    size_t total = 0;
-    if (count && !args) return ERROR_INVALID_PARAMETER;
-    for (ULONG i = 0; i < count; i++) {
-        if (!args[i].Data && args[i].Size) return ERROR_INVALID_PARAMETER;
-        total += args[i].Size;
-        if (total > TRACE_MESSAGE_MAXIMUM_SIZE) { total = TRACE_MESSAGE_MAXIMUM_SIZE + 1; break; }
-    }
+static inline ULONG trace_arg_array(TRACEHANDLE h, ULONG flags, LPCGUID guid, USHORT number,
+                                    const WPPTRACE_ARG *args, ULONG count, size_t total) {
     wpt_reservation r;
     unsigned char *p;
     ULONG rc = message_begin(h, flags, guid, number, total, &r, &p);
@@ -413,6 +374,21 @@ ULONG wpptrace_trace_args(TRACEHANDLE h, ULONG flags, LPCGUID guid, USHORT numbe
     return ERROR_SUCCESS;
 }
 
+ULONG wpptrace_trace_args(TRACEHANDLE h, ULONG flags, LPCGUID guid, USHORT number,
+                          const WPPTRACE_ARG *args, ULONG count) {
+    size_t total = 0;
+    if (count && !args) return ERROR_INVALID_PARAMETER;
+    for (ULONG i = 0; i < count; i++) {
+        if (!args[i].Data && args[i].Size) return ERROR_INVALID_PARAMETER;
+        total += args[i].Size;
+        if (args[i].Size > TRACE_MESSAGE_MAXIMUM_SIZE || total > TRACE_MESSAGE_MAXIMUM_SIZE) {
+            total = TRACE_MESSAGE_MAXIMUM_SIZE + 1;
+            break;
+        }
+    }
+    return trace_arg_array(h, flags, guid, number, args, count, total);
+}
+
 ULONG wpptrace_trace_packed(TRACEHANDLE h, ULONG flags, const char *guid, USHORT number,
                             const char *payload, size_t size) {
     if (!payload && size) return ERROR_INVALID_PARAMETER;
@@ -423,4 +399,46 @@ ULONG wpptrace_trace_packed(TRACEHANDLE h, ULONG flags, const char *guid, USHORT
     if (size) memcpy(p, payload, size);
     message_end(&r, p + size);
     return ERROR_SUCCESS;
+}
+
+#define INLINE_ARGS 16
+
+ULONG TraceMessage(TRACEHANDLE h, ULONG flags, LPCGUID guid, USHORT number, ...) {
+    /* One pass into a local array for the usual few arguments (TraceMessageVa needs a second
+     * pass over a va_copy, which costs a store-forwarding stall per call). */
+    WPPTRACE_ARG args[INLINE_ARGS];
+    ULONG count = 0;
+    size_t total = 0;
+    int more = 0;
+    va_list ap;
+    /* The Win32 prototype ends its named parameters with a USHORT; every ABI we build for
+     * finds the variadic area after it the same way, so silence clang's -Wvarargs here. */
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wvarargs"
+#endif
+    va_start(ap, number);
+    for (;;) {
+        void *data = va_arg(ap, void *);
+        if (!data) break;                  /* stop on the NULL pointer before reading a size */
+        if (count == INLINE_ARGS) { more = 1; break; }
+        args[count].Data = data;
+        args[count].Size = va_arg(ap, size_t);
+        total += args[count].Size;
+        if (args[count].Size > TRACE_MESSAGE_MAXIMUM_SIZE || total > TRACE_MESSAGE_MAXIMUM_SIZE)
+            total = TRACE_MESSAGE_MAXIMUM_SIZE + 1;     /* too big; never wraps */
+        count++;
+    }
+    va_end(ap);
+    if (!more) {
+        if (total > TRACE_MESSAGE_MAXIMUM_SIZE) total = TRACE_MESSAGE_MAXIMUM_SIZE + 1;  /* too big */
+        return trace_arg_array(h, flags, guid, number, args, count, total);
+    }
+    va_start(ap, number);
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
+    ULONG rc = TraceMessageVa(h, flags, guid, number, ap);
+    va_end(ap);
+    return rc;
 }

@@ -179,3 +179,18 @@ def test_forked_child_has_no_sessions(tmp_path, session_name):
         P.TraceMessage(s.handle, 0x2B, uuid.UUID(int=5), 4, b"parent after")
     assert [m.args for m in etlcheck.read(path).messages] == [b"parent before", b"parent after"]
     assert [m.args for m in etlcheck.read(tmp_path / "child.etl").messages] == [b"child own"]
+
+
+def test_variadic_trace_message_with_many_arguments(tmp_path, session_name):
+    """More (pointer, size) pairs than TraceMessage reads in its first pass (16)."""
+    path = tmp_path / "many.etl"
+    parts = [bytes([i]) * (i % 5) for i in range(40)]
+    keep = [ffi.new("char[]", p or b"\0") for p in parts]
+    varargs = []
+    for cdata, p in zip(keep, parts):
+        varargs += [cdata, ffi.cast("size_t", len(p))]
+    with TraceSession(session_name, path) as s:
+        assert P._lib.TraceMessage(s.handle, 0x28, ffi.NULL, 9, *varargs, ffi.NULL) == 0
+        assert P._lib.TraceMessage(s.handle, 0x28, ffi.NULL, 9, *varargs[:32], ffi.NULL) == 0
+    got = [m.args for m in etlcheck.read(path).messages]
+    assert got == [b"".join(parts), b"".join(parts[:16])]
