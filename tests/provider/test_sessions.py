@@ -213,3 +213,31 @@ def test_subscribe_to_missing_session_fails():
     with pytest.raises(Win32Error) as err:
         subscribe_realtime("no-such-session-" + uuid.uuid4().hex)
     assert err.value.winerror == L.ERROR_WMI_INSTANCE_NOT_FOUND
+
+
+def test_wide_api_and_non_ascii_names(tmp_path):
+    """StartTraceW / ControlTraceW with UTF-16 names; the file header carries them as UTF-16."""
+    from wpptrace.provider._hazmat import ffi
+
+    name = "Sitzung-Überwachung-𝄞-" + uuid.uuid4().hex[:6]
+    path = tmp_path / "wide-ä.etl"
+    size = ffi.sizeof("EVENT_TRACE_PROPERTIES")
+    block = ffi.new("char[]", size + 4096)
+    props = ffi.cast("EVENT_TRACE_PROPERTIES *", block)
+    props.Wnode.BufferSize = size + 4096
+    props.LogFileMode = P.EVENT_TRACE_FILE_MODE_SEQUENTIAL
+    props.LoggerNameOffset = size
+    props.LogFileNameOffset = size + 1024
+    wide_path = str(path).encode("utf-16-le") + b"\0\0"
+    ffi.memmove(block + size + 1024, wide_path, len(wide_path))
+    wide_name = ffi.new("uint16_t[]", list(memoryview(name.encode("utf-16-le")).cast("H")) + [0])
+    handle = ffi.new("uint64_t *")
+    assert L.StartTraceW(handle, wide_name, props) == 0
+    P.TraceMessage(handle[0], 0x2B, GUID, 1, b"wide")
+    assert L.ControlTraceW(0, wide_name, props, P.EVENT_TRACE_CONTROL_QUERY) == 0
+    stored = ffi.unpack(ffi.cast("char *", block) + size, len(name.encode("utf-16-le")))
+    assert stored.decode("utf-16-le") == name
+    assert L.ControlTraceW(handle[0], ffi.NULL, props, P.EVENT_TRACE_CONTROL_STOP) == 0
+    c = etlcheck.read(path)
+    assert (c.logger_name, c.logfile_name) == (name, str(path))
+    assert [m.args for m in c.messages] == [b"wide"]
