@@ -238,8 +238,7 @@ class EtlFile:
         # compression format: State of buffer 0 in compressed files (pdb-and-compression.md
         # §B1); every real file uses Plain LZ77 (3, which is also the plain "flushed" state)
         self.compression_format = (self._first_state & 0xFF) if self.compressed else 0
-        if self.compression_format not in (0, 1, lib.COMPRESSION_FORMAT_XPRESS) and \
-                self.compression_format in UNSUPPORTED_COMPRESSION:
+        if self.compression_format in UNSUPPORTED_COMPRESSION:
             self._issue(0x2C, f"buffer 0: compression format {self.compression_format} "
                               f"({UNSUPPORTED_COMPRESSION[self.compression_format]}) is not "
                               f"supported: compressed buffers are skipped")
