@@ -31,6 +31,7 @@ _HEADER_SIZE = ETW_BUFFER_HEADER.SIZE
 _FLAG_COMPRESSED = lib.ETW_BUFFER_FLAG_COMPRESSED
 _TYPE_HEADER = lib.ETW_BUFFER_TYPE_HEADER
 _PROCESSOR_MASK = lib.ETW_PROCESSOR_INDEX_MASK
+_MAX_BUFFER_SIZE = lib.MAX_ETW_BUFFER_SIZE_KB * 1024     # an uncompressed buffer is never larger
 
 
 class LiveBuffer:
@@ -57,8 +58,9 @@ def plain_buffer(data) -> bytes | memoryview:
     from .xpress import decompress  # decoder engine (helper D)
 
     want = header.SavedOffset - _HEADER_SIZE
-    if want < 0:
-        raise ValueError(f"compressed buffer with SavedOffset {header.SavedOffset:#x} < 0x48")
+    if not 0 <= want <= _MAX_BUFFER_SIZE - _HEADER_SIZE:
+        raise ValueError(f"compressed buffer with SavedOffset {header.SavedOffset:#x}: expected "
+                         f"0x48 to {_MAX_BUFFER_SIZE:#x} (MAX_ETW_BUFFER_SIZE)")
     payload = decompress(bytes(view[_HEADER_SIZE:header.BufferSize or len(view)]), want)
     return rewrite_plain_header(bytes(view[:_HEADER_SIZE]) + payload)
 

@@ -14,9 +14,9 @@ from wpptrace.decoder.ordering import buffer_streams
 from wpptrace.decoder.records import parse_buffer
 from wpptrace.decoder.structs import (ETW_BUFFER_HEADER, ETW_OPEN_TRACE_OPTIONS,
                                       ETW_PROCESS_TRACE_MODE_RAW_TIMESTAMP, EVENT_TRACE_LOGFILE)
-from wpptrace.winerror import (ERROR_CANCELLED, ERROR_CTX_CLOSE_PENDING, ERROR_INVALID_HANDLE,
-                               ERROR_INVALID_PARAMETER, ERROR_NOACCESS, ERROR_NOT_SUPPORTED,
-                               ERROR_SUCCESS, Win32Error)
+from wpptrace.winerror import (ERROR_BAD_FORMAT, ERROR_CANCELLED, ERROR_CTX_CLOSE_PENDING,
+                               ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER, ERROR_NOACCESS,
+                               ERROR_NOT_SUPPORTED, ERROR_SUCCESS, Win32Error)
 
 from .api_helpers import buffers_of, collect, identity
 
@@ -298,3 +298,20 @@ def test_buffer_reference_counting_is_not_supported_on_streams(api_data):
             ERROR_NOT_SUPPORTED
     finally:
         api.CloseTrace(stream)
+
+
+def test_a_compressed_buffer_claiming_a_huge_size_is_refused(api_data):
+    """SavedOffset is the uncompressed size of a compressed buffer: more than
+    MAX_ETW_BUFFER_SIZE (16 MiB) is damage, refused before any allocation."""
+    buffers = buffers_of(api_data / "wppstr-sample.etl")
+    forged = bytearray(buffers[1])
+    forged[0x34:0x36] = (int.from_bytes(forged[0x34:0x36], "little") | 0x40).to_bytes(2, "little")
+    forged[0x04:0x08] = (0xFFFFFFF0).to_bytes(4, "little")
+    handle = api.OpenTraceFromBufferStream(ETW_OPEN_TRACE_OPTIONS())
+    try:
+        api.ProcessTraceAddBufferToBufferStream(handle, buffers[0], len(buffers[0]))
+        with pytest.raises(Win32Error) as info:
+            api.ProcessTraceAddBufferToBufferStream(handle, bytes(forged), len(forged))
+        assert info.value.winerror == ERROR_BAD_FORMAT and "MAX_ETW_BUFFER_SIZE" in str(info.value)
+    finally:
+        api.CloseTrace(handle)
