@@ -97,8 +97,9 @@ def realtime(count: int = 200_000) -> None:
     elapsed = time.perf_counter() - start
     api.CloseTrace(handle)
     provider.UnregisterTraceGuids(registration)
-    print(f"real-time: {count} logged, {delivered - 1} delivered as EVENT_RECORD in {elapsed:.2f} s "
-          f"({(delivered - 1) / elapsed:,.0f} events/s end to end), {dropped} dropped at the "
+    print(f"real-time: {count} logged, {delivered - 1} delivered as EVENT_RECORD in "
+          f"{elapsed:.2f} s ({(delivered - 1) / elapsed:,.0f} events/s end to end), "
+          f"{dropped} dropped at the "
           f"provider, EventsLost {final.EventsLost}, RealTimeBuffersLost "
           f"{final.RealTimeBuffersLost}")
 
