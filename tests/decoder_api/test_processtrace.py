@@ -1,13 +1,17 @@
 """ProcessTrace: argument errors, BufferCallback stop, callback exceptions, merge, time window."""
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
+from wpptrace._core import lib
 from wpptrace.decoder import api
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.ordering import ordered_records
 from wpptrace.decoder.structs import (ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFILE, EventTraceGuid,
                                       PROCESS_TRACE_MODE_EVENT_RECORD)
+from wpptrace.provider import api as provider
 from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BAD_FORMAT, ERROR_BAD_LENGTH,
                                ERROR_BAD_PATHNAME, ERROR_CANCELLED,
                                ERROR_FILE_NOT_FOUND, ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER,
@@ -157,30 +161,71 @@ def test_one_file_is_delivered_in_the_engines_processtrace_order(api_data, name)
     assert len({e.BufferContext.ProcessorIndex for e in events}) > 1
 
 
-def test_two_files_are_merged_by_time(api_data):
-    a, b = api_data / "wppemitter-sample.etl", api_data / "wppstr-sample.etl"
-    alone = {p: [identity(e) for e in collect(p)[0]] for p in (a, b)}
-    merged, owner = [], {}
-    handles = []
-    for p in (a, b):
-        logfile = EVENT_TRACE_LOGFILE(LogFileName=str(p),
-                                      ProcessTraceMode=PROCESS_TRACE_MODE_EVENT_RECORD,
-                                      EventRecordCallback=merged.append, Context=p)
-        handles.append(api.OpenTrace(logfile))
+def _process_together(paths, **fields):
+    """ProcessTrace over one handle per path (Context = the path); the merged events."""
+    merged, handles = [], []
     try:
+        for p in paths:
+            handles.append(api.OpenTrace(EVENT_TRACE_LOGFILE(
+                LogFileName=str(p), ProcessTraceMode=PROCESS_TRACE_MODE_EVENT_RECORD,
+                EventRecordCallback=merged.append, Context=p, **fields)))
         assert api.ProcessTrace(handles) == ERROR_SUCCESS
     finally:
         for h in handles:
             api.CloseTrace(h)
-    assert len(merged) == sum(len(v) for v in alone.values())
-    for p in (a, b):   # each file's events keep their own order, none lost
-        assert [identity(e) for e in merged if e.UserContext == p] == alone[p]
-    stamps = [e.EventHeader.TimeStamp for e in merged
-              if not (e.EventHeader.Flags & 0x8 and e.EventHeader.TimeStamp == 0)]
+    return merged
+
+
+def test_two_files_are_merged_by_time(api_data):
+    """Handles given latest capture first: the merge still delivers the earlier capture first
+    (a concatenation in handle order would not); each file keeps its own order; none lost."""
+    a, b = api_data / "wppemitter-sample.etl", api_data / "wppstr-sample.etl"
+    alone = {p: collect(p)[0] for p in (a, b)}
+    early, late = sorted((a, b), key=lambda p: alone[p][0].EventHeader.TimeStamp)
+    assert alone[early][-1].EventHeader.TimeStamp < alone[late][0].EventHeader.TimeStamp
+    merged = _process_together([late, early])
+    assert [e.UserContext for e in merged] == \
+        [early] * len(alone[early]) + [late] * len(alone[late])
+    for p in (a, b):
+        assert [identity(e) for e in merged if e.UserContext == p] == \
+            [identity(e) for e in alone[p]]
+
+
+def test_overlapping_files_interleave_by_time(tmp_path):
+    """Two sessions written at the same time by the provider core: ProcessTrace over both
+    files interleaves their events in timestamp order."""
+    paths = [tmp_path / "one.etl", tmp_path / "two.etl"]
+    control, message = uuid.uuid4(), uuid.uuid4()
+    loggers = {}
+
+    def on_control(code, context, buffer):
+        if code == lib.WMI_ENABLE_EVENTS:
+            loggers[context] = provider.GetTraceLoggerHandle(buffer)
+        return 0
+
+    registrations, sessions = [], []
+    try:
+        for i, path in enumerate(paths):
+            control_i = uuid.UUID(int=control.int + i)
+            registrations.append(provider.RegisterTraceGuids(on_control, i, control_i, [message]))
+            sessions.append(provider.StartTrace(
+                f"decoder-api-merge-{i}-{uuid.uuid4().hex[:6]}",
+                provider.EVENT_TRACE_PROPERTIES(LogFileName=str(path), BufferSize=4)))
+            provider.EnableTrace(True, 0xFFFFFFFF, 5, control_i, sessions[-1])
+        for value in range(200):
+            provider.TraceMessage(loggers[value % 2], 0x2B, message, 10,
+                                  value.to_bytes(4, "little"))
+    finally:
+        for session in sessions:
+            provider.ControlTrace(session, None, None, lib.EVENT_TRACE_CONTROL_STOP)
+        for registration in registrations:
+            provider.UnregisterTraceGuids(registration)
+    merged = _process_together(paths)
+    messages = [e for e in merged if e.EventHeader.Flags & 0x8]
+    assert [int.from_bytes(e.UserData, "little") for e in messages] == list(range(200))
+    assert [e.UserContext for e in messages] == [paths[v % 2] for v in range(200)]
+    stamps = [e.EventHeader.TimeStamp for e in merged]
     assert stamps == sorted(stamps)
-    # the two captures were made at different times: a merge, not a concatenation
-    first_b = next(i for i, e in enumerate(merged) if e.UserContext == b)
-    assert first_b > 0 or merged[0].UserContext == b
 
 
 def test_start_and_end_time_bound_the_events(api_data):
