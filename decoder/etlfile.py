@@ -20,13 +20,13 @@ from typing import BinaryIO, Iterator
 from wpptrace._core import ffi, lib
 from wpptrace.winerror import Win32Error
 
-from .records import (_F_TS, BUFFER_HEADER_SIZE, KINDS, BufferContext, DecodeIssue, Record,
-                      WalkStats, walk, walk_issues)
+from .records import (_F_TS, BUFFER_HEADER_SIZE, MAX_ETW_BUFFER_SIZE, KINDS, BufferContext, DecodeIssue, Record,
+                      WalkStats, processor_of, walk, walk_issues)
 from .xpress import XPRESS_ERRORS, decompress_into
 
 #: largest buffer Windows writes (MAX_ETW_BUFFER_SIZE, 16 MiB) plus slack: anything
 #: bigger in a buffer header is damage, not data
-MAX_BUFFER_SIZE = lib.MAX_ETW_BUFFER_SIZE_KB * 1024
+MAX_BUFFER_SIZE = MAX_ETW_BUFFER_SIZE
 #: at most this many output bytes per compressed input byte: real buffers reach ~5x; the
 #: cap keeps a crafted "decompression bomb" file to work proportional to its size
 MAX_EXPANSION = 1024
@@ -398,8 +398,8 @@ class EtlFile:
         return BufferInfo(
             index=index, file_offset=offset, size_on_disk=size,
             compressed=bool(bh.BufferFlag & lib.ETW_BUFFER_FLAG_COMPRESSED),
-            sequence=bh.SequenceNumber, processor=_processor(bh.ClientContext.ProcessorIndex,
-                                                             bh.BufferFlag),
+            sequence=bh.SequenceNumber, processor=processor_of(bh.ClientContext.ProcessorIndex,
+                                                               bh.BufferFlag),
             logger_id=bh.ClientContext.LoggerId, flags=bh.BufferFlag, buffer_type=bh.BufferType,
             timestamp=bh.TimeStamp, saved_offset=bh.SavedOffset, filled_bytes=bh.FilledBytes,
             state=bh.State)
@@ -584,14 +584,6 @@ class EtlFile:
             buf.walk(collect=False)
             self._account(buf)
         return self.stats
-
-
-def _processor(index: int, buffer_flag: int) -> int:
-    """ETW_BUFFER_CONTEXT: ProcessorIndex with ETW_BUFFER_FLAG_PROC_INDEX, else the old
-    {ProcessorNumber u8, Alignment u8} form (GetEventProcessorIndex in evntcons.h)."""
-    if buffer_flag & lib.ETW_BUFFER_FLAG_PROC_INDEX:
-        return index & lib.ETW_PROCESSOR_INDEX_MASK
-    return index & 0xFF
 
 
 def _utf16z(data: bytes) -> tuple[str, bytes]:

@@ -51,6 +51,7 @@ KERNEL_GROUP_GUIDS: dict[int, uuid.UUID] = {g: uuid.UUID(s) for g, s in {
 _IMAGE_LOAD_HOOK = 0x030A
 
 BUFFER_HEADER_SIZE = ffi.sizeof("WMI_BUFFER_HEADER")
+MAX_ETW_BUFFER_SIZE = lib.MAX_ETW_BUFFER_SIZE_KB * 1024
 
 def _unpacker(ctype: str) -> tuple[struct.Struct, list[str]]:
     """A struct.Struct reading one C struct (as the C compiler laid it out) into a flat
@@ -408,16 +409,41 @@ def parse_buffer(data: bytes | bytearray | memoryview, pointer_size: int, *,
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
     head = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(view))
+    compressed = bool(head.BufferFlag & lib.ETW_BUFFER_FLAG_COMPRESSED)
+    if compressed and not header_buffer and head.BufferSize == len(view) < head.SavedOffset:
+        # the on-disk form of a compressed buffer (BufferSize = packed size): decode it
+        from .xpress import decompress_into
+        expected = min(head.SavedOffset, MAX_ETW_BUFFER_SIZE) - BUFFER_HEADER_SIZE
+        out = bytearray(BUFFER_HEADER_SIZE + expected)
+        out[:BUFFER_HEADER_SIZE] = view[:BUFFER_HEADER_SIZE]
+        rc, produced, consumed = decompress_into(view[BUFFER_HEADER_SIZE:], out,
+                                                 BUFFER_HEADER_SIZE, expected)
+        if rc or produced != expected:
+            issues.append(DecodeIssue(source, BUFFER_HEADER_SIZE + consumed,
+                                      f"expected an LZ77 stream decoding to {expected} bytes; "
+                                      f"got {produced}: records up to there are kept"))
+            del out[BUFFER_HEADER_SIZE + produced:]
+        view = memoryview(bytes(out))
+        head = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(view))
+        end = len(view)
     if end is None:
         end = max(head.SavedOffset, head.FilledBytes)
     end = min(end, len(view))
     if context is None:
         context = BufferContext(view, 0 if header_buffer else -1, -1,
-                                head.ClientContext.ProcessorIndex, head.ClientContext.LoggerId,
-                                pointer_size, bool(head.BufferFlag & lib.ETW_BUFFER_FLAG_COMPRESSED))
+                                processor_of(head.ClientContext.ProcessorIndex, head.BufferFlag),
+                                head.ClientContext.LoggerId, pointer_size, compressed)
     tuples, stats = walk(view, BUFFER_HEADER_SIZE, end)
     issues.extend(walk_issues(stats, source, 0))
     return [Record(t, context) for t in tuples], issues
+
+
+def processor_of(index: int, buffer_flag: int) -> int:
+    """ETW_BUFFER_CONTEXT: ProcessorIndex with ETW_BUFFER_FLAG_PROC_INDEX, else the old
+    {ProcessorNumber u8, Alignment u8} form (GetEventProcessorIndex in evntcons.h)."""
+    if buffer_flag & lib.ETW_BUFFER_FLAG_PROC_INDEX:
+        return index & lib.ETW_PROCESSOR_INDEX_MASK
+    return index & 0xFF
 
 
 def walk_issues(stats: WalkStats, source: str, base_offset: int,

@@ -135,3 +135,17 @@ def test_32_bit_header_layout_facts():
     assert (h.perf_freq, h.start_time, h.clock_type, h.time_zone_bias) == (
         10_000_000, gen.START_TIME, 1, -60)
     assert len(h.raw) == 0x110 + 2 * (len("Small") + 1 + len("C:\\x.etl") + 1)
+
+
+def test_parse_buffer_takes_a_compressed_buffer_as_stored(data_dir):
+    """A compressed buffer in its on-disk form (e.g. from a buffer stream) is decoded first."""
+    with EtlFile(data_dir / "etl" / "SelfDescribingSingleEvent.etl") as etl:
+        infos = etl.buffer_index()
+        expected = [[bytes(r.raw) for r in etl.read_buffer(i).records()] for i in infos[1:]]
+        stored = []
+        for info in infos[1:]:
+            etl._fh.seek(info.file_offset)
+            stored.append(etl._fh.read(info.size_on_disk))
+    for raw, want in zip(stored, expected):
+        records, issues = parse_buffer(raw, 8, header_buffer=False)
+        assert issues == [] and [bytes(r.raw) for r in records] == want and want
