@@ -374,16 +374,18 @@ class WppDecoder:
                 out = []
                 append = out.append
                 events += len(batch)
+                skipped = non_wpp
+                # only the very first row of a file can be its log-file header
+                header_row = batch[0][1] if first and batch else None
+                first = False
                 for ts, t, data, cpu in batch:
                     if t[_F_KIND] != kind_message:
-                        if first and t[_F_KIND] == kind_system and t[_F_ID] == 0:
+                        if t is header_row and t[_F_KIND] == kind_system and t[_F_ID] == 0:
                             append(self._header_line(header_record((ts, t, data, cpu)), ctx))
+                            skipped -= 1  # the header is neither a message nor skipped
                         else:
                             non_wpp += 1
-                        first = False
                         continue
-                    first = False
-                    messages += 1
                     poff = t[_F_POFF]
                     memo_key = (t[_F_GUID], t[_F_ID], t[_F_FLAGS], data[poff:poff + t[_F_PSIZE]])
                     hit = memo_get(memo_key)
@@ -463,6 +465,7 @@ class WppDecoder:
                     else:
                         head = prefix.head(cpu, t[_F_PID], t[_F_TID])
                     append(head + cur_text + tail + text)
+                messages += len(batch) - (non_wpp - skipped)
                 yield out
         finally:
             counters.events += events
