@@ -226,8 +226,9 @@ static void note_error(etlrd_walk_result *res, uint32_t code, uint32_t off)
 }
 
 /* Do valid records follow each other from start to the end of the events (end of data,
- * 0xFF fill, or a tail too short for a record)? */
-uint32_t etlrd_chain_ok(const uint8_t *buf, uint32_t end, uint32_t start)
+ * 0xFF fill, or a tail too short for a record)? Spends at most *budget steps (then says
+ * no), so repeated checks during resynchronisation stay linear in the buffer size. */
+static uint32_t chain_ok(const uint8_t *buf, uint32_t end, uint32_t start, uint64_t *budget)
 {
     uint32_t off = start, records = 0;
     while (off < end && end - off >= 4) {
@@ -236,6 +237,9 @@ uint32_t etlrd_chain_ok(const uint8_t *buf, uint32_t end, uint32_t start)
         uint8_t kind; uint32_t fixed, size;
         if (marker == 0xFFFFFFFFu)
             break;
+        if (*budget == 0)
+            return 0;
+        (*budget)--;
         if (!classify(marker, rec, avail, &kind, &fixed, &size) || avail < fixed
                 || size < fixed || size > avail)
             return 0;
@@ -243,6 +247,12 @@ uint32_t etlrd_chain_ok(const uint8_t *buf, uint32_t end, uint32_t start)
         off += ALIGN8(size);
     }
     return records;
+}
+
+uint32_t etlrd_chain_ok(const uint8_t *buf, uint32_t end, uint32_t start)
+{
+    uint64_t budget = UINT64_MAX;
+    return chain_ok(buf, end, start, &budget);
 }
 
 /* Only 0xFF bytes from p to end: the real unused tail, not a -1 inside a payload. */
@@ -257,7 +267,8 @@ static int is_fill(const uint8_t *buf, uint32_t end, uint32_t p)
 /* After damage at bad_off (the last good record started at last_good, or ~0u): the
  * earliest 8-aligned offset after last_good from which records chain cleanly to the end;
  * failing that, the first plausible record header after bad_off; failing that, end. */
-static uint32_t resync(const uint8_t *buf, uint32_t end, uint32_t last_good, uint32_t bad_off)
+static uint32_t resync(const uint8_t *buf, uint32_t end, uint32_t last_good, uint32_t bad_off,
+                       uint64_t *budget)
 {
     uint32_t p = last_good == ~0u ? ALIGN8(bad_off + 1) : ALIGN8(last_good + 1);
     for (; p < end && end - p >= 4; p += 8) {
@@ -265,8 +276,10 @@ static uint32_t resync(const uint8_t *buf, uint32_t end, uint32_t last_good, uin
             continue;
         if (rd32(buf + p) == 0xFFFFFFFFu && is_fill(buf, end, p))
             return p;
-        if (plausible(buf + p, end - p) && etlrd_chain_ok(buf, end, p))
+        if (plausible(buf + p, end - p) && chain_ok(buf, end, p, budget))
             return p;
+        if (*budget == 0)
+            break;                               /* out of budget: first plausible header */
     }
     for (p = ALIGN8(bad_off + 1); p < end && end - p >= 4; p += 8)
         if ((rd32(buf + p) == 0xFFFFFFFFu && is_fill(buf, end, p)) || plausible(buf + p, end - p))
@@ -279,6 +292,8 @@ uint32_t etlrd_walk(const uint8_t *buf, uint32_t end, uint32_t start,
 {
     uint32_t off = start, n = 0, last_good = ~0u, resynced_to = 0;
     int64_t ts = res->last_timestamp;
+    /* chain checks while resynchronising: a few passes over the buffer at most */
+    uint64_t budget = 4 * (uint64_t)(end > start ? end - start : 0) / 8 + 4096;
     res->count = 0;
     res->more = 0;
     while (off < end && end - off >= 4) {
@@ -300,9 +315,9 @@ uint32_t etlrd_walk(const uint8_t *buf, uint32_t end, uint32_t start,
             /* resume where records chain again; a resync may step back into the last
              * record (its size was the damage) but never before an earlier resync */
             uint32_t lg = (last_good != ~0u && last_good >= resynced_to) ? last_good : ~0u;
-            uint32_t p = resync(buf, end, lg, off);
+            uint32_t p = resync(buf, end, lg, off, &budget);
             if (p <= resynced_to && resynced_to)
-                p = resync(buf, end, ~0u, off);
+                p = resync(buf, end, ~0u, off, &budget);
             if (p > off)
                 res->skipped_bytes += p - off;
             resynced_to = p;

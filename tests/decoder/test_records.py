@@ -149,3 +149,21 @@ def test_parse_buffer_takes_a_compressed_buffer_as_stored(data_dir):
     for raw, want in zip(stored, expected):
         records, issues = parse_buffer(raw, 8, header_buffer=False)
         assert issues == [] and [bytes(r.raw) for r in records] == want and want
+
+
+def test_resync_work_stays_linear_on_a_hostile_16_mb_buffer():
+    """Every 8-byte slot a plausible record, broken at both ends: resynchronising may check
+    chains, but within a budget (no quadratic blow-up)."""
+    import time
+
+    from wpptrace.decoder.records import walk
+
+    size = 16 * 1024 * 1024
+    body = bytearray(struct.pack("<I", 0x90000008) + bytes(4)) * ((size - 0x48) // 8)
+    body[0:4] = b"\x11" * 4
+    body[-8:-4] = b"\x22" * 4
+    data = gen.buffer([], size, 1, 0)[:0x48] + bytes(body)
+    t0 = time.perf_counter()
+    _, stats = walk(data, 0x48, len(data), collect=False)
+    assert time.perf_counter() - t0 < 2
+    assert stats.errors == 2 and stats.by_kind[6] == (size - 0x48) // 8 - 2
