@@ -19,6 +19,8 @@ from wpptrace.winerror import (ERROR_CANCELLED, ERROR_CTX_CLOSE_PENDING, ERROR_I
                                ERROR_SUCCESS, ERROR_WMI_ALREADY_ENABLED,
                                ERROR_WMI_INSTANCE_NOT_FOUND, Win32Error)
 
+from .api_helpers import collect, identity
+
 REALTIME_EVENT_RECORD = PROCESS_TRACE_MODE_REAL_TIME | PROCESS_TRACE_MODE_EVENT_RECORD
 
 
@@ -327,3 +329,43 @@ def test_remote_consumer_over_a_buffer_stream(session):
     assert sorted(_values(remote_events)) == sorted(_values(local_events)) == logged
     stamps = [e.EventHeader.TimeStamp for e in local_events[1:]]
     assert stamps == sorted(stamps)
+
+
+def test_realtime_and_file_of_one_session_deliver_the_same_events(tmp_path):
+    """A session with a log file and REAL_TIME_MODE: what a real-time consumer received
+    equals what OpenTrace on the finished file delivers (every header member and payload)."""
+    path = tmp_path / "both.etl"
+    control, message = uuid.uuid4(), uuid.uuid4()
+    loggers = []
+
+    def on_control(code, context, buffer):
+        if code == lib.WMI_ENABLE_EVENTS:
+            loggers.append(provider.GetTraceLoggerHandle(buffer))
+        return 0
+
+    registration = provider.RegisterTraceGuids(on_control, None, control, [message])
+    name = "decoder-api-both-" + uuid.uuid4().hex[:8]
+    handle = provider.StartTrace(name, provider.EVENT_TRACE_PROPERTIES(
+        LogFileName=str(path), BufferSize=4,
+        LogFileMode=lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL | lib.EVENT_TRACE_REAL_TIME_MODE))
+    live = []
+    try:
+        provider.EnableTrace(True, 0xFFFFFFFF, 5, control, handle)
+        consumer = api.OpenTrace(EVENT_TRACE_LOGFILE(
+            LoggerName=name, ProcessTraceMode=REALTIME_EVENT_RECORD,
+            EventRecordCallback=live.append))
+        for value in range(500):
+            provider.TraceMessage(loggers[-1], 0x2B, message, 10 + value % 3,
+                                  value.to_bytes(4, "little") * (1 + value % 5))
+    finally:
+        provider.ControlTrace(handle, None, None, lib.EVENT_TRACE_CONTROL_STOP)
+        provider.UnregisterTraceGuids(registration)
+    try:
+        assert api.ProcessTrace([consumer]) == ERROR_SUCCESS
+    finally:
+        api.CloseTrace(consumer)
+    from_file, _, _ = collect(path)
+    live_messages = [identity(e) for e in live if e.EventHeader.Flags & 0x8]
+    file_messages = [identity(e) for e in from_file if e.EventHeader.Flags & 0x8]
+    assert len(file_messages) == 500
+    assert live_messages == file_messages
