@@ -1,13 +1,15 @@
-"""WPP messages logged with each combination of MessageFlags (written by the provider core):
-header members are set only for the flags that were specified (TraceMessageVa page), in the
-EVENT_RECORD and in the classic EVENT_TRACE view."""
+"""Files written by the provider core: WPP messages with each combination of MessageFlags
+(header members set only for the flags that were specified, TraceMessageVa page, in the
+EVENT_RECORD and the classic EVENT_TRACE view) and with each session clock type."""
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
 
-from wpptrace.decoder.structs import GUID_NULL, PROCESS_TRACE_MODE_EVENT_RECORD
+from wpptrace.decoder.structs import (GUID_NULL, PROCESS_TRACE_MODE_EVENT_RECORD,
+                                      PROCESS_TRACE_MODE_RAW_TIMESTAMP)
 from wpptrace.provider import api as provider
 from wpptrace._core import lib
 
@@ -84,3 +86,47 @@ def test_event_trace_members_follow_the_flags(flags_file):
                                              record.EventHeader.ProcessId)
         assert event.InstanceId == (record.MessageSequence or 0)
         assert event.MofData == record.UserData and event.MofLength == 4
+
+
+FILETIME_UNIX_EPOCH = 116_444_736_000_000_000
+
+
+@pytest.mark.parametrize("clock", [1, 2, 3])
+def test_filetime_of_each_clock_type_is_wall_clock_time(tmp_path, clock):
+    """Files written with each session clock (1 QPC, 2 system time, 3 CPU cycles): delivered
+    FILETIMEs fall between the wall-clock times taken around the logging; with the system
+    time clock the raw values already are FILETIMEs."""
+    path = tmp_path / f"clock{clock}.etl"
+    control, message = uuid.uuid4(), uuid.uuid4()
+    loggers = []
+
+    def on_control(code, context, buffer):
+        if code == lib.WMI_ENABLE_EVENTS:
+            loggers.append(provider.GetTraceLoggerHandle(buffer))
+        return 0
+
+    registration = provider.RegisterTraceGuids(on_control, None, control, [message])
+    session = provider.StartTrace("decoder-api-clock-" + uuid.uuid4().hex[:8],
+                                  provider.EVENT_TRACE_PROPERTIES(
+                                      LogFileName=str(path), BufferSize=8, ClientContext=clock))
+    try:
+        provider.EnableTrace(True, 0xFFFFFFFF, 5, control, session)
+        before = time.time_ns() // 100 + FILETIME_UNIX_EPOCH
+        for value in range(20):
+            provider.TraceMessage(loggers[-1], 0x2B, message, 10, value.to_bytes(4, "little"))
+        after = time.time_ns() // 100 + FILETIME_UNIX_EPOCH
+    finally:
+        provider.ControlTrace(session, None, None, lib.EVENT_TRACE_CONTROL_STOP)
+        provider.UnregisterTraceGuids(registration)
+    converted, logfile, _ = collect(path)
+    raw, _, _ = collect(path, PROCESS_TRACE_MODE_EVENT_RECORD | PROCESS_TRACE_MODE_RAW_TIMESTAMP)
+    assert logfile.LogfileHeader.ReservedFlags == clock
+    stamps = [e.EventHeader.TimeStamp for e in converted[1:]]
+    slack = 20_000     # 2 ms: clocks read a moment apart, and CPU-cycle rates are rounded
+    assert len(stamps) == 20 and all(before - slack <= s <= after + slack for s in stamps)
+    if clock == 2:
+        assert [e.EventHeader.TimeStamp for e in raw] == [e.EventHeader.TimeStamp
+                                                         for e in converted]
+    else:
+        assert all(r.EventHeader.TimeStamp != c.EventHeader.TimeStamp
+                   for r, c in zip(raw[1:], converted[1:]))
