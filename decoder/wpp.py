@@ -415,7 +415,9 @@ class WppDecoder:
                     key = (t[_F_GUID], t[_F_ID])
                     entry = entries.get(key)
                     if entry is None:
-                        entry = entries[key] = self._entry(uuid.UUID(bytes_le=key[0]), key[1])
+                        guid = uuid.UUID(bytes_le=key[0])
+                        entry = self._entries.get((guid, key[1])) or self._entry(guid, key[1])
+                        entries[key] = entry
                         entry.memo_mode = self._memo_mode(entry, ctx)
                     entry.count += 1
                     formatter = entry.formatter
