@@ -288,9 +288,6 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     tmfset, problems = _load_tmfs(opts, err)
     if problems:
         status = EXIT_FAILURE
-    for issue in list(getattr(tmfset, "issues", ()))[:20]:
-        print(f"{opts.prog}: warning: TMF entry skipped: {issue}", file=err)
-
     decoder = WppDecoder(tmfset, prefix=prefix, noprefix=opts.noprefix, utc=opts.utc)
 
     inputs: list[_Input] = []
@@ -363,6 +360,11 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
     """Report read problems, write the summary file and the completion lines; the exit code."""
     from . import output as outmod
 
+    issues = list(getattr(decoder.tmfset, "issues", ()))  # TMF files are read lazily: report now
+    for issue in issues[:20]:
+        print(f"{opts.prog}: warning: TMF entry skipped: {issue}", file=err)
+    if len(issues) > 20:
+        print(f"{opts.prog}: warning: {len(issues) - 20} more TMF entries skipped", file=err)
     for inp in inputs:
         for issue in list(getattr(inp.etl, "errors", ()))[:20]:
             print(f"{opts.prog}: warning: {issue}", file=err)
