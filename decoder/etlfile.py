@@ -13,6 +13,8 @@ import io
 import os
 import re
 from dataclasses import dataclass, field
+from array import array
+from collections.abc import Sequence
 from itertools import repeat
 from operator import itemgetter
 from typing import BinaryIO, Iterator
@@ -27,6 +29,8 @@ from .xpress import XPRESS_ERRORS, decompress_into
 #: largest buffer Windows writes (MAX_ETW_BUFFER_SIZE, 16 MiB) plus slack: anything
 #: bigger in a buffer header is damage, not data
 MAX_BUFFER_SIZE = MAX_ETW_BUFFER_SIZE
+#: issues kept per file; further ones are only counted (EtlFile.issues_dropped)
+MAX_ISSUES = 10_000
 #: at most this many output bytes per compressed input byte: real buffers reach ~5x; the
 #: cap keeps a crafted "decompression bomb" file to work proportional to its size
 MAX_EXPANSION = 1024
@@ -113,6 +117,59 @@ class BufferInfo:
     @property
     def is_header(self) -> bool:
         return self.index == 0
+
+
+class BufferIndex(Sequence):
+    """The located buffers of a file, kept compactly (array columns, about 52 bytes per
+    buffer, so a multi-GB file of 4 KiB buffers indexes in tens of MB); items are made into
+    BufferInfo objects when read."""
+
+    _COLUMNS = (("file_offset", "q"), ("size_on_disk", "q"), ("sequence", "q"),
+                ("timestamp", "q"), ("saved_offset", "I"), ("filled_bytes", "I"), ("state", "I"),
+                ("processor", "H"), ("logger_id", "H"), ("flags", "H"), ("buffer_type", "H"))
+
+    def __init__(self, infos=()):
+        self._cols = {name: array(code) for name, code in self._COLUMNS}
+        for info in infos:
+            self.append(info)
+
+    def append(self, info: BufferInfo) -> None:
+        for name, col in self._cols.items():
+            col.append(getattr(info, name))
+
+    def __len__(self) -> int:
+        return len(self._cols["file_offset"])
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("buffer index out of range")
+        fields = {name: col[i] for name, col in self._cols.items()}
+        return BufferInfo(index=i, compressed=bool(fields["flags"] & lib.ETW_BUFFER_FLAG_COMPRESSED),
+                          **fields)
+
+    def column(self, name: str) -> array:
+        """One field for every buffer (e.g. "processor", "sequence"), without objects."""
+        return self._cols[name]
+
+
+class BufferSubset(Sequence):
+    """Some buffers of a BufferIndex, in a chosen order (e.g. one processor's stream)."""
+
+    def __init__(self, index: BufferIndex, positions: array):
+        self._index = index
+        self._positions = positions
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._index[p] for p in self._positions[i]]
+        return self._index[self._positions[i]]
 
 
 @dataclass
@@ -229,9 +286,10 @@ class EtlFile:
         self.file_size = self._fh.tell()
         self.errors: list[DecodeIssue] = []
         self._seen_issues: set[tuple[int, str]] = set()
+        self.issues_dropped = 0             # issues beyond MAX_ISSUES, counted only
         self.stats = ReadStats()
-        self._index: list[BufferInfo] | None = None
-        self._counted: set[int] = set()
+        self._index: BufferIndex | None = None
+        self._counted = bytearray()        # per buffer: 1 once added to the totals
         self.header = self._read_logfile_header()
         self.pointer_size = self.header.pointer_size
         self.compressed = self._choose_layout()
@@ -257,9 +315,13 @@ class EtlFile:
     # -- issues --------------------------------------------------------------------------
     def _issue(self, offset: int, message: str) -> None:
         key = (offset, message)
-        if key not in self._seen_issues:
-            self._seen_issues.add(key)
-            self.errors.append(DecodeIssue(self.name, offset, message))
+        if key in self._seen_issues:
+            return
+        if len(self.errors) >= MAX_ISSUES:
+            self.issues_dropped += 1     # a wrecked multi-GB file: keep memory bounded
+            return
+        self._seen_issues.add(key)
+        self.errors.append(DecodeIssue(self.name, offset, message))
 
     def _read_at(self, offset: int, size: int) -> bytes:
         self._fh.seek(offset)
@@ -381,10 +443,12 @@ class EtlFile:
             header_process_id=sys_h.ProcessId)
 
     # -- locating buffers ------------------------------------------------------------------
-    def buffer_index(self) -> list[BufferInfo]:
-        """Every buffer of the file in file order (headers only; computed once)."""
+    def buffer_index(self) -> BufferIndex:
+        """Every buffer of the file in file order (headers only; computed once; a sequence
+        of BufferInfo)."""
         if self._index is None:
-            self._index = list(self._locate())
+            self._index = BufferIndex(self._locate())
+            self._counted = bytearray(len(self._index))
             h = self.header
             found = len(self._index) + self.stats.empty_buffers
             if h.valid and not h.circular and found < h.buffers_written:
@@ -515,7 +579,7 @@ class EtlFile:
                         f"uncompressed file; read as uncompressed")
             info = BufferInfo(**{**info.__dict__, "compressed": False})
         if info.compressed and info.index != 0 and self.compression_format in UNSUPPORTED_COMPRESSION:
-            self.stats.unreadable_buffers += info.index not in self._counted
+            self.stats.unreadable_buffers += not self._is_counted(info.index)
             data, end = raw[:BUFFER_HEADER_SIZE], BUFFER_HEADER_SIZE
         elif info.compressed and info.index != 0:
             cap = self.header.buffer_size if self.header.valid else MAX_BUFFER_SIZE
@@ -554,9 +618,11 @@ class EtlFile:
         """Add a walked buffer to the totals and the file's issue list (once per buffer)."""
         for issue in buf.issues:
             self._issue(issue.offset, issue.message)
-        if buf.index in self._counted:
+        if self._is_counted(buf.index):
             return
-        self._counted.add(buf.index)
+        if buf.index >= len(self._counted):
+            self._counted.extend(bytes(buf.index + 1 - len(self._counted)))
+        self._counted[buf.index] = 1
         st = self.stats
         st.buffers += 1
         st.compressed_buffers += buf.compressed
@@ -564,6 +630,9 @@ class EtlFile:
             for i, n in enumerate(buf.stats.by_kind):
                 st.by_kind[KINDS[i]] += n
             st.damaged += buf.stats.errors
+
+    def _is_counted(self, index: int) -> bool:
+        return 0 <= index < len(self._counted) and self._counted[index] == 1
 
     def iter_buffers(self) -> Iterator[Buffer]:
         """Every buffer in file order, read one at a time."""

@@ -12,24 +12,35 @@ Memory: one buffer per stream at a time.
 """
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
+from collections.abc import Sequence
 from itertools import accumulate, chain
 from typing import TYPE_CHECKING, Iterator
 
+from .etlfile import BufferSubset
 from .records import Record
 
 if TYPE_CHECKING:
     from .etlfile import BufferInfo, EtlFile
 
 
-def buffer_streams(etlfile: "EtlFile") -> list[list["BufferInfo"]]:
-    """Data buffers grouped per processor, each group in SequenceNumber order."""
-    streams: dict[int, list] = {}
-    for info in etlfile.buffer_index():
-        if info.index == 0:
-            continue
-        streams.setdefault(info.processor, []).append(info)
-    return [sorted(group, key=lambda i: (i.sequence, i.index)) for _, group in sorted(streams.items())]
+def buffer_streams(etlfile: "EtlFile") -> list[Sequence["BufferInfo"]]:
+    """Data buffers grouped per processor, each group in SequenceNumber order (file order
+    for equal numbers). Built from the index columns: no per-buffer objects."""
+    index = etlfile.buffer_index()
+    processors, sequences = index.column("processor"), index.column("sequence")
+    streams: dict[int, array] = {}
+    for i in range(1, len(index)):
+        group = streams.get(processors[i])
+        if group is None:
+            group = streams[processors[i]] = array("I")
+        group.append(i)
+    out = []
+    for _, group in sorted(streams.items()):
+        # stable sort on the sequence alone keeps file order for equal numbers
+        out.append(BufferSubset(index, array("I", sorted(group, key=sequences.__getitem__))))
+    return out
 
 
 def _stream_batches(etlfile: "EtlFile", infos: list["BufferInfo"]

@@ -191,3 +191,24 @@ def test_huge_files_stream_in_bounded_memory():
     assert n == 100_001 and stats.records == 1 + 700 * count
     # a few buffers and their record objects, not the file
     assert peak < 12 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB for a {big.size / 1e6:.0f} MB file"
+
+
+def test_buffer_index_is_compact():
+    """The buffer index of a file of small buffers costs tens of bytes per buffer, so a
+    multi-GB file of 4 KiB buffers indexes in tens of MB."""
+    from wpptrace.decoder.ordering import buffer_streams
+
+    size, count = 4096, 20_000
+    records = [gen.message(10, gen.EVENT_TRACE_GUID, 10**10 + i, b"x" * 40) for i in range(40)]
+    big = RepeatedFile(gen.etl_file([], buffer_size=size), gen.buffer(records, size, 1, 0), count)
+    with EtlFile(io.BufferedReader(big, buffer_size=1 << 16), name="virtual.etl") as etl:
+        tracemalloc.start()
+        try:
+            index = etl.buffer_index()
+            streams = buffer_streams(etl)
+            held, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert len(index) == count + 1 and sum(map(len, streams)) == count
+        assert held < 100 * count, f"{held / count:.0f} bytes per buffer"
+        assert index[5].sequence == 5 and index[-1].index == count
