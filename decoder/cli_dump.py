@@ -116,4 +116,5 @@ def _summary_text(etl: EtlFile, s: dict) -> str:
     return (f"-- {s['records']} records ({kinds}); {s['buffers']} buffers, "
             f"{s['compressed_buffers']} compressed; events lost {s['events_lost']}, "
             f"buffers lost {h.buffers_lost}; skipped or damaged {s['skipped']}; "
-            f"{len(s['errors'])} errors\n")
+            f"{len(s['errors'])} errors"
+            + (f" (+{etl.issues_dropped} not listed)" if etl.issues_dropped else "") + "\n")
