@@ -8,6 +8,7 @@ of raising.
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import sys
 import uuid
@@ -241,6 +242,20 @@ def _encode_name(name: str) -> bytes:
     return raw
 
 
+# Sessions live in this process: the ones still running at exit are stopped then, so their
+# last buffers reach the file (a process that dies without exiting keeps what was flushed).
+_running: set[int] = set()
+
+
+@atexit.register
+def _stop_running_sessions() -> None:
+    for handle in list(_running):
+        try:
+            ControlTrace(handle, None, None, lib.EVENT_TRACE_CONTROL_STOP)
+        except Win32Error:
+            pass
+
+
 def StartTrace(name: str, properties: EVENT_TRACE_PROPERTIES) -> int:
     """Start session ``name``; returns its handle and fills ``properties``' outputs."""
     raw = _encode_name(name)
@@ -249,6 +264,7 @@ def StartTrace(name: str, properties: EVENT_TRACE_PROPERTIES) -> int:
     check(lib.StartTraceA(out, raw, p), f"StartTrace({name!r})",
           str(properties.LogFileName) if properties.LogFileName else None)
     properties._from_c(p)
+    _running.add(int(out[0]))
     return int(out[0])
 
 
@@ -261,6 +277,8 @@ def ControlTrace(handle: int, name: str | None, properties: EVENT_TRACE_PROPERTI
     raw = _encode_name(name) if name is not None else ffi.NULL
     check(lib.ControlTraceA(handle or 0, raw, p, control_code), f"ControlTrace({control_code})")
     properties._from_c(p)
+    if control_code == lib.EVENT_TRACE_CONTROL_STOP:
+        _running.discard(properties.HistoricalContext)
     return properties
 
 

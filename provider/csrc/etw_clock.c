@@ -1,6 +1,7 @@
 /* etw_clock.c: clocks, process facts (tid/pid/CPU count/boot time) and UTF-8/UTF-16 text. */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -23,15 +24,37 @@ int64_t wpt_boot_filetime(void) {
 static uint32_t g_cpu_mhz;
 static pthread_once_t g_mhz_once = PTHREAD_ONCE_INIT;
 
+static int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A (CLOCK_MONOTONIC ns, cycle counter) pair read as close together as we can: the tightest
+ * of a few brackets, so a preemption during one read does not skew the calibration. */
+static void clock_pair(int64_t *ns, uint64_t *cycles) {
+    int64_t best = INT64_MAX;
+    for (int i = 0; i < 7; i++) {
+        int64_t before = mono_ns();
+        uint64_t c = wpt_rdtsc();
+        int64_t after = mono_ns();
+        if (after - before < best) {
+            best = after - before;
+            *ns = before + (after - before) / 2;
+            *cycles = c;
+        }
+    }
+}
+
 static void measure_cpu_mhz(void) {
-    /* Calibrate the cycle counter against CLOCK_MONOTONIC for 10 ms (clock type 3). */
-    int64_t t0 = wpt_mono100_now();
-    uint64_t c0 = wpt_rdtsc();
-    struct timespec pause = {0, 10 * 1000 * 1000};
+    /* Calibrate the cycle counter against CLOCK_MONOTONIC over 20 ms (clock type 3). */
+    int64_t t0, t1;
+    uint64_t c0, c1;
+    clock_pair(&t0, &c0);
+    struct timespec pause = {0, 20 * 1000 * 1000};
     nanosleep(&pause, NULL);
-    int64_t t1 = wpt_mono100_now();
-    uint64_t c1 = wpt_rdtsc();
-    double mhz = (double)(c1 - c0) / ((double)(t1 - t0) / 10.0);
+    clock_pair(&t1, &c1);
+    double mhz = (double)(c1 - c0) * 1000.0 / (double)(t1 - t0);
     g_cpu_mhz = mhz < 1.0 ? 1 : (uint32_t)(mhz + 0.5);
 }
 

@@ -194,3 +194,17 @@ def test_variadic_trace_message_with_many_arguments(tmp_path, session_name):
         assert P._lib.TraceMessage(s.handle, 0x28, ffi.NULL, 9, *varargs[:32], ffi.NULL) == 0
     got = [m.args for m in etlcheck.read(path).messages]
     assert got == [b"".join(parts), b"".join(parts[:16])]
+
+
+def test_sessions_still_running_at_exit_are_stopped(tmp_path):
+    script = textwrap.dedent("""
+        import sys, uuid
+        import wpptrace.provider as P
+        from wpptrace.provider.sessions import TraceSession
+        s = TraceSession("atexit-" + uuid.uuid4().hex, sys.argv[1])
+        P.TraceMessage(s.handle, 0x2B, uuid.UUID(int=2), 10, b"last words")
+    """)
+    path = tmp_path / "exit.etl"
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True)
+    c = etlcheck.read(path)
+    assert [m.args for m in c.messages] == [b"last words"] and c.header["EndTime"] > c.header["StartTime"]
