@@ -26,6 +26,7 @@ __all__ = [
     "FmtCounters",
     "UnknownPropertyError",
     "unknown_line",
+    "wpp_property",
     "EVENT_TRACE_GUID",
 ]
 
@@ -174,6 +175,14 @@ class WppMessage:
             if arg_name == name:
                 return item
         raise UnknownPropertyError(name)
+
+
+def wpp_property(message: WppMessage, name: str) -> Any:
+    """TdhGetWppProperty for a decoded message: the named argument (its TMF C expression) or
+    WPP property (``FormattedString``, ``SequenceNum``, ``FunctionName``, ``ComponentName``,
+    ``SubComponentName``, ``TraceGuid``, ``GuidTypeName``, ``FlagsName``, ``LevelName`` ...)
+    as a typed value. Raises ``UnknownPropertyError`` (a KeyError) when there is none."""
+    return message.property(name)
 
 
 class _Entry:

@@ -16,7 +16,7 @@ from wpptrace import tmf
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.ordering import ordered_records
 from wpptrace.decoder.timestamps import TimeConverter
-from wpptrace.decoder.wpp import FileContext, WppDecoder
+from wpptrace.decoder.wpp import FileContext, WppDecoder, wpp_property
 from wpptrace.decoder.wpp_rows import ordered_rows
 
 
@@ -158,6 +158,8 @@ def test_wpp_property_typed_values(fmt_data, fmt_tmf):
     assert status.property("&g") == uuid.UUID("11223344-5566-7788-99aa-bbccddeeff00")
     assert status.property("(NTSTATUS)0xC0000022L") == 0xC0000022
     assert status.property("FormattedString") == status.text
+    assert wpp_property(status, "LevelName") == "T_ALL"
+    assert wpp_property(sint, "SequenceNum") == 0  # these captures log no sequence numbers
     assert status.property("FunctionName") == "main"
     assert status.property("TraceGuid") == uuid.UUID("4857fab7-1162-3184-360b-cdd863ddf4ea")
     with pytest.raises(KeyError):
