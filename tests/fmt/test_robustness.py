@@ -77,3 +77,20 @@ def test_memo_gives_the_same_text_as_formatting_every_time(tmp_path, fmt_tmf, co
     slow, _ = _decode(path, tmfset, rows=False)
     assert fast == slow and len(fast) == 5001
     assert counters.formatted == 5000
+
+
+def test_rows_keep_the_engine_order_with_equal_timestamps_across_buffers(tmp_path, fmt_tmf):
+    """Rows come in exactly ordering.ordered_records' order, even with many equal timestamps
+    spread over buffer boundaries of two processor streams."""
+    from wpptrace.decoder.records import _F_SEQ
+
+    emitter = uuid.UUID("9b93a332-c452-3e71-64f7-55130c7de2e4")
+    rows = [(emitter, 10, struct.pack("<ii", i, i), 1, 2, (i // 3) % 2, etlgen.T0 + (i // 7) * 10,
+             etlgen.FLAGS_WPP) for i in range(3000)]
+    path = tmp_path / "ties.etl"
+    etlgen.write_messages(path, rows, nprocs=2, buffer_size=4096)
+    with EtlFile(path) as etl:
+        by_rows = [row[1][_F_SEQ] for batch in ordered_rows(etl) for row in batch]
+    with EtlFile(path) as etl:
+        by_heap = [rec.sequence or 0 for rec in ordered_records(etl)]
+    assert by_rows == by_heap and len(by_rows) == 3001
