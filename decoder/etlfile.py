@@ -282,6 +282,10 @@ class EtlFile:
             self.name = name or getattr(source, "name", "<stream>")
             if not isinstance(self.name, str):
                 self.name = "<stream>"
+            if not (hasattr(source, "seekable") and source.seekable()):
+                raise Win32Error(lib.ERROR_NOT_SUPPORTED,
+                                 f"{self.name}: an .etl file is read by buffer offsets: "
+                                 f"expected a seekable binary file", filename=self.name)
         self._fh.seek(0, io.SEEK_END)
         self.file_size = self._fh.tell()
         self.errors: list[DecodeIssue] = []

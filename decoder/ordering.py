@@ -13,7 +13,7 @@ Memory: one buffer per stream at a time.
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from itertools import accumulate, chain
 from typing import TYPE_CHECKING, Iterator
@@ -60,10 +60,11 @@ def merged_chunks(batches: list[Iterator[tuple[list[Record], list[int]]]]
                   ) -> Iterator[list[Record]]:
     """Merge per-stream batches (records, timestamps) by time; ties go to the lower stream.
 
-    Works in windows: every record up to the earliest end time among the streams' current
-    buffers is taken from all streams at once and put in time order by one stable sort
-    (C speed, keeping each stream's own order); each window comes out as one list. A
-    stream's sort key is the running maximum of its timestamps, so a stream whose clock
+    Works in windows: every record older than the earliest end time among the streams'
+    current buffers is taken from all streams at once and put in time order by one stable
+    sort (C speed, keeping each stream's own order); the records at exactly that time follow,
+    stream by stream, so ties come out as a heap merge gives them. Each window is one list.
+    A stream's sort key is the running maximum of its timestamps, so a stream whose clock
     goes backwards is delivered in its own order, out of time order, as ProcessTrace does.
     """
     streams: list[list] = []        # per stream: [records, keys, position, batches, last key]
@@ -75,17 +76,33 @@ def merged_chunks(batches: list[Iterator[tuple[list[Record], list[int]]]]
         window = min(st[1][-1] for st in streams)
         chunk: list[Record] = []
         keys: list[int] = []
-        for st in streams:
-            records, skeys, pos = st[0], st[1], st[2]
-            j = bisect_right(skeys, window, pos)
-            if j > pos:
-                chunk += records[pos:j]
-                keys += skeys[pos:j]
+        for st in streams:                  # everything older than the window, all streams
+            j = bisect_left(st[1], window, st[2])
+            if j > st[2]:
+                chunk += st[0][st[2]:j]
+                keys += st[1][st[2]:j]
                 st[2] = j
-        streams = [st for st in streams if st[2] < len(st[0]) or _load(st)]
         if len(chunk) > 1:
             chunk = list(map(chunk.__getitem__, sorted(range(len(keys)), key=keys.__getitem__)))
-        yield chunk
+        if chunk:
+            yield chunk
+        # then the records at the window time, stream after stream, each stream's run
+        # continuing into its next buffers (what a heap merge does with equal keys); given
+        # out run by run, so a stream stuck at one time never piles up in memory
+        live = []
+        for st in streams:
+            while st[1][st[2]] == window:
+                j = bisect_right(st[1], window, st[2])
+                yield st[0][st[2]:j]
+                st[2] = j
+                if j < len(st[0]):
+                    break
+                if not _load(st):
+                    st = None
+                    break
+            if st is not None:
+                live.append(st)
+        streams = live
 
 
 def _load(st: list) -> bool:

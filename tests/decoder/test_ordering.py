@@ -108,3 +108,26 @@ def test_real_files_ordered_output_is_a_time_sorted_permutation(corpus, name):
     # real Windows streams keep their time rules: the merge comes out sorted by time
     times = [r.sort_timestamp for r in recs[1:]]
     assert times == sorted(times)
+
+
+def test_ties_across_buffer_boundaries_merge_like_a_heap():
+    """Many equal timestamps, runs crossing buffer ends in two streams: the same order as a
+    plain heap merge of the two streams (ties to the lower processor)."""
+    import heapq
+    import random
+
+    rng = random.Random(3)
+    streams = {0: [], 1: []}
+    t = 100
+    for i in range(600):
+        t += rng.choice((0, 0, 0, 10))
+        streams[i % 2 if rng.random() < 0.7 else (i + 1) % 2].append((i, t))
+    buffers, seq = [], 0
+    for cpu, items in streams.items():
+        for k in range(0, len(items), 37):              # short buffers: runs cross them
+            seq += 1
+            buffers.append((cpu, seq, [gen.message(n, G, ts) for n, ts in items[k:k + 37]]))
+    rng.shuffle(buffers)                                  # any flush order
+    want = [n for n, _ in heapq.merge(streams[0], streams[1], key=lambda x: x[1])]
+    got = numbers(ordered(gen.etl_file(buffers, buffer_size=4096))[0])
+    assert got == want

@@ -167,3 +167,25 @@ def test_resync_work_stays_linear_on_a_hostile_16_mb_buffer():
     _, stats = walk(data, 0x48, len(data), collect=False)
     assert time.perf_counter() - t0 < 2
     assert stats.errors == 2 and stats.by_kind[6] == (size - 0x48) // 8 - 2
+
+
+def test_unseekable_source_is_not_supported():
+    import os
+
+    from wpptrace.winerror import Win32Error
+
+    r, w = os.pipe()
+    try:
+        with open(r, "rb") as pipe, pytest.raises(Win32Error) as exc:
+            EtlFile(pipe)
+        assert exc.value.winerror == 50
+    finally:
+        os.close(w)
+
+
+def test_missing_file_is_file_not_found(tmp_path):
+    from wpptrace.winerror import Win32Error
+
+    with pytest.raises(Win32Error) as exc:
+        EtlFile(tmp_path / "absent.etl")
+    assert exc.value.winerror == 2 and "absent.etl" in str(exc.value)
