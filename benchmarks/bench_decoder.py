@@ -50,9 +50,14 @@ def generate(path: pathlib.Path, count: int) -> None:
         def work(k: int) -> None:
             guid = GUID.bytes_le
             for i in range(per):
-                while P.trace_packed(s.handle, 0x2B, guid, 10 + (i & 7), i.to_bytes(8, "little")
-                                     + b"argument"[: i & 7] + bytes(8 + (i & 8))):
+                for _ in range(1000):
+                    if not P.trace_packed(s.handle, 0x2B, guid, 10 + (i & 7),
+                                          i.to_bytes(8, "little") + b"argument"[: i & 7]
+                                          + bytes(8 + (i & 8))):
+                        break
                     time.sleep(0.001)            # buffers full: let the flush thread catch up
+                else:
+                    raise RuntimeError("the provider core keeps refusing events")
         threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
         for t in threads:
             t.start()
