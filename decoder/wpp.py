@@ -32,6 +32,7 @@ __all__ = [
 
 #: EventTraceGuid: the provider GUID of the logfile-header event.
 EVENT_TRACE_GUID = uuid.UUID("68fdd900-4a3e-11d1-84f4-0000f80464e3")
+_NO_GUID = uuid.UUID(int=0)
 
 _MILLIS = tuple("%03d" % i for i in range(1000))
 _MEMO_OFF, _MEMO_PLAIN, _MEMO_PREFIXED = 0, 1, 2
@@ -242,6 +243,8 @@ class WppDecoder:
 
     # -- per-message resolution -----------------------------------------------------------
     def _entry(self, guid, number: int) -> _Entry:
+        if guid is None:  # TRACE_MESSAGE_COMPONENTID messages carry no GUID (the rows path sees zeros)
+            guid = _NO_GUID
         entry = _Entry(guid, number)
         message = self.tmfset.lookup(guid, number) if guid is not None else None
         if message is None:

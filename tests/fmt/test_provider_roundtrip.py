@@ -106,3 +106,25 @@ def test_realtime_session_round_trip(tmf_paths):
     assert lines[0].endswith("[Header]EventTrace")
     _check(lines[1:])
     assert decoder.counters.unknown == 1 and decoder.counters.format_errors == 1
+
+
+def test_component_id_messages_print_an_unknown_line_on_both_paths(tmp_path):
+    """TRACE_MESSAGE_COMPONENTID messages have no message GUID: an Unknown line, never a crash."""
+    from wpptrace.decoder.etlfile import EtlFile
+    from wpptrace.decoder.ordering import ordered_records
+    from wpptrace.decoder.timestamps import TimeConverter
+    from wpptrace.decoder.wpp import FileContext
+
+    component = uuid.UUID(bytes_le=(0xC0FFEE).to_bytes(4, "little") + bytes(12))
+    path = tmp_path / "component.etl"
+    with TraceSession(_session_name("cid"), path) as s:
+        P.TraceMessage(s.handle, P.TRACE_MESSAGE_COMPONENTID | P.TRACE_MESSAGE_TIMESTAMP
+                       | P.TRACE_MESSAGE_SYSTEMINFO, component, 12, b"abcd")
+    code, out, err = run_fmt_capture(path, noprefix=True)
+    expected = "Unknown( 12): GUID=00000000-0000-0000-0000-000000000000 (No Format Information found)."
+    assert out.splitlines()[1:] == [expected]
+    decoder = WppDecoder(tmf.load())
+    with EtlFile(path) as etl:
+        ctx = FileContext.for_header(str(path), etl.header, TimeConverter(etl.header))
+        lines = list(decoder.format_records(ordered_records(etl), ctx))
+    assert lines[1] == expected
