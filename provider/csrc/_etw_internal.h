@@ -142,6 +142,10 @@ static inline uint64_t wpt_rdtsc(void) {
 #endif
 }
 
+/* The session clock (ClientContext): 1 = CLOCK_MONOTONIC in 100 ns ticks (QPC with PerfFreq
+ * 10^7); 2 = FILETIME, taken as the wall clock at StartTrace plus monotonic time since, so it
+ * never steps back when the system time is set (streams must not go back in time); 3 = the
+ * CPU cycle counter (CpuSpeedInMHz calibrated against CLOCK_MONOTONIC). */
 static inline int64_t wpt_raw_now(const wpt_session *s) {
     switch (s->clock_type) {
     case EVENT_TRACE_CLOCK_CPUCYCLE:   return (int64_t)wpt_rdtsc();
