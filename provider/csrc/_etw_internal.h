@@ -87,6 +87,9 @@ typedef struct wpt_session {
     wpt_buffer *fq_head, *fq_tail;
     uint64_t flush_requests, flush_completed;
     int stop_requested, hold_flush;
+    int switch_pending;              /* UPDATE asked for a new log file: next_logfile */
+    ULONG switch_result;
+    char next_logfile[WPT_MAX_PATH];
     pthread_t flusher;
     int flusher_started;
     _Atomic uint32_t flusher_tid;
@@ -173,6 +176,7 @@ wpt_session *wpt_session_by_name(const char *name);
 ULONG wpt_session_start(wpt_session *s);   /* config filled in; allocates, opens sinks */
 ULONG wpt_session_stop(wpt_session *s);
 ULONG wpt_session_flush(wpt_session *s);
+ULONG wpt_session_switch_file(wpt_session *s, const char *path);   /* UPDATE LogFileName */
 void  wpt_session_update_flush_timer(wpt_session *s, uint32_t interval_ms);
 ULONG wpt_session_grow_max(wpt_session *s, uint32_t max_buffers);
 void  wpt_session_counts(wpt_session *s, uint32_t *allocated, uint32_t *free_count);
@@ -280,6 +284,7 @@ static inline void wpt_commit(wpt_reservation *r, uint32_t first_word) {
 
 /* ---- .etl file sink (etw_logfile.c) ---- */
 ULONG wpt_logfile_open(wpt_session *s);
+ULONG wpt_logfile_check_path(const char *path);   /* can we create it? (no truncation) */
 /* Write one finished data buffer; returns 0, or 1 if dropped (file full). */
 int   wpt_logfile_write(wpt_session *s, const unsigned char *buffer);
 void  wpt_logfile_update_header(wpt_session *s, int final);

@@ -180,6 +180,12 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
             wpt_session_update_flush_timer(s, ms);
         }
         if (p->MaximumBuffers > s->max_buffers) rc = wpt_session_grow_max(s, p->MaximumBuffers);
+        if (rc == ERROR_SUCCESS) {
+            char path[WPT_MAX_PATH];
+            rc = read_name(p, p->LogFileNameOffset, wide, path, sizeof path);
+            if (rc == ERROR_SUCCESS && path[0] && strcmp(path, s->logfile_name) != 0)
+                rc = wpt_session_switch_file(s, path);   /* a new file from the next buffer on */
+        }
         break;
     case EVENT_TRACE_CONTROL_STOP:
         wpt_providers_session_stopping(s);

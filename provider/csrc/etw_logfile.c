@@ -53,6 +53,13 @@ static uint32_t file_buffers(const wpt_logfile *lf) {
     return (uint32_t)(1 + n);
 }
 
+ULONG wpt_logfile_check_path(const char *path) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return errno_to_win32(errno);
+    close(fd);
+    return ERROR_SUCCESS;
+}
+
 ULONG wpt_logfile_open(wpt_session *s) {
     wpt_logfile *lf = calloc(1, sizeof *lf);
     if (!lf) return ERROR_OUTOFMEMORY;

@@ -240,6 +240,17 @@ static void deadline_after(struct timespec *ts, uint32_t ms) {
     if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
 }
 
+/* UPDATE with a new LogFileName (flusher thread, every buffer so far written to the old
+ * file): finish the old file, start the new one with its own header and SequenceNumbers. */
+static ULONG switch_logfile(wpt_session *s) {
+    if (s->logfile) wpt_logfile_close(s);
+    strcpy(s->logfile_name, s->next_logfile);
+    s->buffer_sequence = 0;
+    ULONG rc = wpt_logfile_open(s);
+    if (rc != ERROR_SUCCESS) s->logfile_name[0] = 0;     /* go on without a file */
+    return rc;
+}
+
 static void *flusher_main(void *arg) {
     wpt_session *s = arg;
     atomic_store(&s->flusher_tid, (uint32_t)syscall(SYS_gettid));
@@ -274,6 +285,12 @@ static void *flusher_main(void *arg) {
             flush_one(s, b);
             pthread_mutex_lock(&s->flush_lock);
         }
+        if (s->switch_pending) {
+            s->switch_pending = 0;
+            pthread_mutex_unlock(&s->flush_lock);
+            s->switch_result = switch_logfile(s);
+            pthread_mutex_lock(&s->flush_lock);
+        }
         s->flush_completed = requests;
         pthread_cond_broadcast(&s->flush_done);
         if (stopping) break;
@@ -290,6 +307,21 @@ ULONG wpt_session_flush(wpt_session *s) {
         pthread_cond_wait(&s->flush_done, &s->flush_lock);
     pthread_mutex_unlock(&s->flush_lock);
     return ERROR_SUCCESS;
+}
+
+ULONG wpt_session_switch_file(wpt_session *s, const char *path) {
+    ULONG rc = wpt_logfile_check_path(path);
+    if (rc != ERROR_SUCCESS) return rc;
+    pthread_mutex_lock(&s->flush_lock);
+    strcpy(s->next_logfile, path);
+    s->switch_pending = 1;
+    uint64_t ticket = ++s->flush_requests;
+    pthread_cond_signal(&s->flush_cond);
+    while (s->flush_completed < ticket && !s->stop_requested)
+        pthread_cond_wait(&s->flush_done, &s->flush_lock);
+    rc = s->switch_result;
+    pthread_mutex_unlock(&s->flush_lock);
+    return rc;
 }
 
 void wpt_session_update_flush_timer(wpt_session *s, uint32_t interval_ms) {
@@ -455,7 +487,7 @@ ULONG wpt_session_start(wpt_session *s) {
     }
     s->fq_head = s->fq_tail = NULL;
     s->flush_requests = s->flush_completed = 0;
-    s->stop_requested = s->hold_flush = 0;
+    s->stop_requested = s->hold_flush = s->switch_pending = 0;
     s->buffer_sequence = 0;
     atomic_store(&s->events_lost, 0);
     atomic_store(&s->buffers_written, 0);

@@ -241,3 +241,27 @@ def test_wide_api_and_non_ascii_names(tmp_path):
     c = etlcheck.read(path)
     assert (c.logger_name, c.logfile_name) == (name, str(path))
     assert [m.args for m in c.messages] == [b"wide"]
+
+
+def test_update_switches_to_a_new_log_file(tmp_path, session_name):
+    first, second = tmp_path / "first.etl", tmp_path / "second.etl"
+    with TraceSession(session_name, first, LogFileMode=P.EVENT_TRACE_USE_LOCAL_SEQUENCE) as s:
+        for i in range(3):
+            P.TraceMessage(s.handle, 0x2B, GUID, 1, bytes([i]))
+        props = s.query()
+        props.LogFileName = str(second)
+        assert P.ControlTrace(s.handle, None, props, P.EVENT_TRACE_CONTROL_UPDATE).LogFileName == str(second)
+        for i in range(3, 5):
+            P.TraceMessage(s.handle, 0x2B, GUID, 1, bytes([i]))
+        bad = s.query()
+        bad.LogFileName = str(tmp_path / "missing" / "third.etl")
+        with pytest.raises(Win32Error) as err:
+            P.ControlTrace(s.handle, None, bad, P.EVENT_TRACE_CONTROL_UPDATE)
+        assert err.value.winerror == L.ERROR_BAD_PATHNAME and s.query().LogFileName == str(second)
+    a, b = etlcheck.read(first), etlcheck.read(second)
+    assert [m.args for m in a.messages] == [b"\0", b"\1", b"\2"]
+    assert [m.args for m in b.messages] == [b"\3", b"\4"]
+    assert [m.sequence for m in b.messages] == [4, 5]               # the session's sequence goes on
+    assert sorted(buf["sequence"] for buf in b.buffers) == list(range(1, len(b.buffers) + 1))
+    assert (a.logfile_name, b.logfile_name) == (str(first), str(second))
+    assert a.header["StartTime"] == b.header["StartTime"] and len(etlcheck.dissect_messages(second)) == 2
