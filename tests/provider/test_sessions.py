@@ -89,6 +89,8 @@ def test_circular_file_keeps_the_newest_buffers(tmp_path, session_name):
     assert values == list(range(values[0], 4000))          # the newest events, none torn
     times = [m.timestamp for m in ordered]
     assert times == sorted(times)
+    # dissect walks the file in slot order: the same records, oldest slot first after the wrap
+    assert sorted(d["raw_time"] for d in etlcheck.dissect_messages(path)) == times
 
 
 def test_sequential_maximum_file_size_counts_lost_buffers(tmp_path, session_name):
@@ -102,6 +104,7 @@ def test_sequential_maximum_file_size_counts_lost_buffers(tmp_path, session_name
     assert s.final.LogBuffersLost > 0 and c.header["BuffersLost"] == s.final.LogBuffersLost
     values = [int.from_bytes(m.args, "little") for m in c.messages]
     assert values == list(range(len(values)))               # the oldest ones, in order
+    assert [d["payload"][8:] for d in etlcheck.dissect_messages(path)] == [m.args for m in c.messages]
 
 
 @pytest.mark.parametrize("clock", [1, 2, 3])
@@ -168,6 +171,7 @@ def test_no_per_processor_buffering_uses_one_stream(tmp_path, session_name):
         for t in threads: t.join()
     c = etlcheck.read(path)
     assert {b["processor"] for b in c.buffers} == {0} and len(c.messages) == 6000
+    assert len(etlcheck.dissect_messages(path)) == 6000
     ordered = etlcheck.stream_order(c)[0]
     assert [m.timestamp for m in ordered] == sorted(m.timestamp for m in ordered)
 
