@@ -1,7 +1,8 @@
 /* etw_session.c: a trace session's buffers: pool, per-processor lock-free reservation, flush thread.
  *
  * Design (see _etw_internal.h for the split):
- * - Per-processor buffers. A writer picks the stream of the CPU it runs on (sched_getcpu;
+ * - Per-processor buffers (not per-thread: ProcessorIndex must stay < NumberOfProcessors and
+ *   any number of threads may log). A writer picks the stream of the CPU it runs on (rseq;
  *   one stream with EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING) and reserves space with one CAS
  *   on the buffer's state word. The timestamp is read between loading that word and the
  *   CAS, so a successful CAS means every earlier record of the buffer took its timestamp
@@ -14,15 +15,20 @@
  *   instructions, never across I/O); an empty pool at MaximumBuffers drops the event at once
  *   (ERROR_NOT_ENOUGH_MEMORY, EventsLost += 1), a failed allocation below it too
  *   (ERROR_OUTOFMEMORY). Writers never wait.
- * - The flush thread writes queued buffers in queue order (so a stream's buffers get rising
- *   SequenceNumbers), after waiting for their writers to commit; on FlushTimer it also
- *   closes the current buffers. Empty buffers are never written.
+ * - A writer commits by storing its record's first word (the size) last; free buffers are
+ *   zero, so the flush thread knows a record is complete when that word is not 0. The flush
+ *   thread writes queued buffers in queue order (so a stream's buffers get rising
+ *   SequenceNumbers) once their records are complete; on FlushTimer it also closes the
+ *   current buffers. Empty buffers are never written.
  * - No per-event reference count: STOP closes every stream's buffer (a writer's reservation
  *   either happened before, and the flusher waits for its commit, or fails), and a writer
  *   can only get a new buffer from the pool lock while the session runs. Buffer memory is
  *   mmap'ed and never unmapped: at STOP it is released with MADV_DONTNEED and the buffers
  *   wait in the slot's graveyard for the slot's next session, so a writer preempted inside
- *   TraceMessage across a STOP touches valid (zero) memory and its CAS fails.
+ *   TraceMessage across a STOP touches valid (zero) memory and its CAS fails. (Known limit:
+ *   a writer that checked its handle, then slept through a STOP *and* a new StartTrace that
+ *   reused the slot before reading the slot's buffer, logs that one event to the new
+ *   session.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
