@@ -2,7 +2,8 @@
 printed by TraceEvent, which reads .etl files through Windows' OpenTrace/ProcessTrace.
 
 Every EVENT line of a baseline (time in ms since the log-file header event, processor,
-user data length) is found in our ordered records, in the same order, to the microsecond.
+user data length, and process / thread id of provider events) is found
+in our ordered records, in the same order, to the microsecond.
 File order fails this on three of the files, so the check tells the orders apart.
 """
 from __future__ import annotations
@@ -21,16 +22,20 @@ BASELINES = {  # .etl -> baseline (corpus etl/microsoft__perfview/)
     "gcrundownevents.PerfViewData.clrRundown.etl": "gcrundownevents.baseline.txt",
     "primitive-types.etl": "primitive-types.baseline.txt",
 }
-EVENT = re.compile(r"EVENT ([\d,.]+): (\S+) .*?ProceNum=(\d+); DataLen=(\d+);")
+EVENT = re.compile(r"EVENT ([\d,.]+): (.+?) PID=(-?\d+); TID=(-?\d+);.*?ProceNum=(\d+); "
+                   r"DataLen=(\d+);")
 
 
-def baseline_events(path) -> list[tuple[float, str, int, int]]:
+def baseline_events(path) -> list[tuple]:
+    """(ms, name, pid, tid, processor, data length) per EVENT line (ids as unsigned 32-bit:
+    TraceEvent prints -1 for 0xFFFFFFFF)."""
     events = []
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         if line.startswith("EVENT "):
             m = EVENT.match(line)
             assert m, line
-            events.append((float(m[1].replace(",", "")), m[2], int(m[3]), int(m[4])))
+            events.append((float(m[1].replace(",", "")), m[2], int(m[3]) & 0xFFFFFFFF,
+                           int(m[4]) & 0xFFFFFFFF, int(m[5]), int(m[6])))
     return events
 
 
@@ -38,15 +43,23 @@ def unmatched(records, header, events, limit: int = 10) -> list:
     """Baseline events not found, in order, among the records (greedy subsequence match);
     stops after ``limit`` misses."""
     t0, freq = records[0].timestamp, header.perf_freq
-    ours = [((r.sort_timestamp - t0) * 1000 / freq, r.processor, len(r.user_data)) for r in records]
+    # TraceEvent rewrites kernel events' ids from their payloads: compare ids only for
+    # provider events (EVENT_HEADER, EVENT_TRACE_HEADER records)
+    ours = [((r.sort_timestamp - t0) * 1000 / freq, r.processor, len(r.user_data),
+             r.process_id if r.kind in ("event", "full", "instance") else None, r.thread_id)
+            for r in records]
+
+    def same(o, ms, pid, tid, cpu, length):
+        return (abs(o[0] - ms) < 0.0015 and o[1] == cpu and o[2] == length
+                and (o[3] is None or (o[3], o[4]) == (pid, tid)))
+
     missing, i = [], 0
-    for ms, name, cpu, length in events:
+    for ms, name, pid, tid, cpu, length in events:
         j = i
-        while j < len(ours) and not (abs(ours[j][0] - ms) < 0.0015 and ours[j][1] == cpu
-                                     and ours[j][2] == length):
+        while j < len(ours) and not same(ours[j], ms, pid, tid, cpu, length):
             j += 1
         if j == len(ours):
-            missing.append((ms, name, cpu, length))
+            missing.append((ms, name, pid, tid, cpu, length))
             if len(missing) >= limit:
                 break
         else:
