@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "_etw_internal.h"
 
@@ -54,7 +55,8 @@ static uint32_t file_buffers(const wpt_logfile *lf) {
 }
 
 ULONG wpt_logfile_check_path(const char *path) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    /* Session files are private to their user (traces carry process data). */
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return errno_to_win32(errno);
     close(fd);
     return ERROR_SUCCESS;
@@ -67,7 +69,11 @@ ULONG wpt_logfile_open(wpt_session *s) {
     if (!lf->header) { free(lf); return ERROR_OUTOFMEMORY; }
     lf->circular = (s->log_file_mode & EVENT_TRACE_FILE_MODE_CIRCULAR) != 0;
     lf->capacity = s->max_file_bytes ? s->max_file_bytes / s->buffer_size - 1 : 0;
-    lf->fd = open(s->logfile_name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    lf->fd = open(s->logfile_name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (lf->fd >= 0 && fchmod(lf->fd, 0600) != 0) { /* an existing file keeps its mode: narrow it */
+        close(lf->fd);
+        lf->fd = -1;
+    }
     if (lf->fd < 0) {
         ULONG rc = errno_to_win32(errno);
         free(lf->header);
