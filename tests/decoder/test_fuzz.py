@@ -27,7 +27,9 @@ def seeds(data_dir):
     return [BUILT] + [(data_dir / "etl" / s).read_bytes() for s in SEEDS]
 
 
-@settings(max_examples=120, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# deadline=None: speed is not the property; a tight per-example deadline can trip on a loaded machine
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_files_read_without_crashing(seeds, data):
     seed = data.draw(st.sampled_from(seeds))
@@ -35,7 +37,7 @@ def test_mutated_files_read_without_crashing(seeds, data):
     read_everything(mutate(seed, mutations))
 
 
-@settings(max_examples=200, deadline=1000)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(min_size=0, max_size=2048))
 def test_random_buffers_walk_without_crashing(blob):
     records, issues = parse_buffer(blob, 8, header_buffer=False)

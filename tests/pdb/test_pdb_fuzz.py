@@ -1,6 +1,7 @@
 """Fuzzed PDB input (truncations, flipped bytes, random block maps and sizes) gives PdbError or a result.
 
-Never another exception, never a hang: each case has a hypothesis deadline. Mutations are aimed
+Never another exception, never a hang: each case has a hypothesis deadline (RUNAWAY_MS, far
+above the few milliseconds a case takes, so it flags runaway work but not a loaded machine). Mutations are aimed
 at the parts the reader interprets (superblock, directory, PDB info, DBI and module symbol
 streams) as well as anywhere in the file.
 """
@@ -20,7 +21,9 @@ from wpptrace.tmf.pdb import PdbTraceInfo, load_pdb, read_pdb
 from wpptrace.tmf.tracepdb import mof_text
 
 WHEN = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
-FUZZ = settings(max_examples=150, deadline=3000, suppress_health_check=[HealthCheck.too_slow])
+#: per-case bound: ~1000x what a case takes on an idle machine (a few ms)
+RUNAWAY_MS = 30_000
+FUZZ = settings(max_examples=150, deadline=RUNAWAY_MS, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +106,7 @@ def test_random_stream_sizes_and_superblock(target, data):
     check(mutate(target.raw, edits), data.draw(st.booleans()))
 
 
-@settings(max_examples=60, deadline=3000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=RUNAWAY_MS, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_load_pdb_tolerant_on_damaged_symbols(target, data):
     """Through the TMF grammar too: tolerant loading reports problems as TmfErrors only."""
