@@ -260,26 +260,28 @@ def _options_trace(Options: Any, **extra) -> _Trace:
                   buffer_context=Options.BufferCallbackContext, **extra)
 
 
-def OpenTraceFromFile(LogFileName: str | os.PathLike, Options: ETW_OPEN_TRACE_OPTIONS,
-                      LogFileHeader: Optional[TRACE_LOGFILE_HEADER] = None) -> int:
-    """Open a log file with Windows 11 options; fills ``LogFileHeader`` if given."""
+def _open_with_options(opener, target: Any, Options: Any,
+                       LogFileHeader: Optional[TRACE_LOGFILE_HEADER]) -> int:
+    """The OpenTraceFrom* pattern: ``opener(trace, target)`` on an options trace, then the
+    header copied out and the handle registered."""
     _check_header_out(LogFileHeader)
     trace = _options_trace(Options)
     with _released_on_failure(trace):
-        _open_file(trace, LogFileName)
+        opener(trace, target)
     _copy_header_out(trace, LogFileHeader)
     return _register(trace)
+
+
+def OpenTraceFromFile(LogFileName: str | os.PathLike, Options: ETW_OPEN_TRACE_OPTIONS,
+                      LogFileHeader: Optional[TRACE_LOGFILE_HEADER] = None) -> int:
+    """Open a log file with Windows 11 options; fills ``LogFileHeader`` if given."""
+    return _open_with_options(_open_file, LogFileName, Options, LogFileHeader)
 
 
 def OpenTraceFromRealTimeLogger(LoggerName: str, Options: ETW_OPEN_TRACE_OPTIONS,
                                 LogFileHeader: Optional[TRACE_LOGFILE_HEADER] = None) -> int:
     """Attach to an in-process real-time session (wpptrace.provider.sessions)."""
-    _check_header_out(LogFileHeader)
-    trace = _options_trace(Options)
-    with _released_on_failure(trace):
-        _open_realtime(trace, LoggerName)
-    _copy_header_out(trace, LogFileHeader)
-    return _register(trace)
+    return _open_with_options(_open_realtime, LoggerName, Options, LogFileHeader)
 
 
 def OpenTraceFromRealTimeLoggerWithAllocationOptions(

@@ -133,20 +133,28 @@ def _provider_guid(t, rec) -> uuid.UUID:
     return rec.provider_id or GUID_NULL
 
 
+def _parts(rec) -> tuple | None:
+    """(flat tuple, kind, present bits, buffer data, payload bytes) of ``rec``; None for an
+    unknown record. The flat tuple is the walker's: the hot path reads it directly."""
+    t = rec._t
+    kind = t[_F_KIND]
+    if kind == KIND_UNKNOWN:
+        return None
+    data = rec._ctx.data
+    poff = t[_F_POFF]
+    return t, kind, t[_F_PRESENT], data, bytes(data[poff:poff + t[_F_PSIZE]])
+
+
 def to_event_record(rec, timestamp: int, facts: BufferFacts, user_context) -> EVENT_RECORD | None:
     """``rec`` (a decoder.records.Record) as an EVENT_RECORD; None for unknown records.
 
     ``timestamp`` is the value to deliver (FILETIME or raw, chosen by the caller) and is
     ignored for a message that carried no TRACE_MESSAGE_TIMESTAMP.
     """
-    t = rec._t             # the walker's flat tuple: the hot path reads it directly
-    kind = t[_F_KIND]
-    if kind == KIND_UNKNOWN:
+    parts = _parts(rec)
+    if parts is None:
         return None
-    present = t[_F_PRESENT]
-    data = rec._ctx.data
-    poff = t[_F_POFF]
-    user_data = bytes(data[poff:poff + t[_F_PSIZE]])
+    t, kind, present, data, user_data = parts
     descriptor = EVENT_DESCRIPTOR.__new__(EVENT_DESCRIPTOR)
     header = EVENT_HEADER.__new__(EVENT_HEADER)
     header.Size = t[_F_SIZE]
@@ -227,14 +235,10 @@ def to_event_trace(rec, timestamp: int, facts: BufferFacts) -> EVENT_TRACE | Non
     Header.Guid needs TRACE_MESSAGE_GUID, ThreadId/ProcessId TRACE_MESSAGE_SYSTEMINFO,
     TimeStamp TRACE_MESSAGE_TIMESTAMP, InstanceId (the sequence) TRACE_MESSAGE_SEQUENCE.
     """
-    t = rec._t
-    kind = t[_F_KIND]
-    if kind == KIND_UNKNOWN:
+    parts = _parts(rec)
+    if parts is None:
         return None
-    present = t[_F_PRESENT]
-    data = rec._ctx.data
-    poff = t[_F_POFF]
-    user_data = bytes(data[poff:poff + t[_F_PSIZE]])
+    t, kind, present, data, user_data = parts
     header = EVENT_TRACE_HEADER.__new__(EVENT_TRACE_HEADER)
     header.Size = t[_F_SIZE]
     header.HeaderType = t[_F_HTYPE]

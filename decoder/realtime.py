@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from wpptrace._core import ffi, lib
 from wpptrace.winerror import (ERROR_BAD_FORMAT, ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER,
@@ -257,18 +257,15 @@ class BufferStream:
 
     def complete_inflight(self) -> None:
         """ProcessTrace stopped inside a buffer: that buffer is done with too."""
-        failure = None
-        while True:
-            with self._cond:
-                if not self._inflight:
-                    break
-                entry = self._inflight[0]
-            try:
-                self.complete(entry)
-            except Exception as exc:
-                failure = failure or exc
-        if failure is not None:
-            raise failure
+        def inflight() -> Iterator[LiveBuffer]:
+            while True:
+                with self._cond:
+                    if not self._inflight:
+                        return
+                    entry = self._inflight[0]
+                yield entry
+
+        self._complete_all(inflight())
 
     def release(self) -> None:
         """The handle is closed: every buffer not yet completed is completed now."""
@@ -278,8 +275,13 @@ class BufferStream:
             left = list(self._inflight) + list(self._queue)
             self._queue.clear()
             self._cond.notify_all()
+        self._complete_all(left)
+
+    def _complete_all(self, entries: Iterable[LiveBuffer]) -> None:
+        """Complete every entry, even if a completion callback raises (the first error is
+        raised at the end)."""
         failure = None
-        for entry in left:          # every one, even if a callback raises
+        for entry in entries:
             try:
                 self.complete(entry)
             except Exception as exc:
