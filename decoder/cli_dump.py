@@ -13,6 +13,8 @@ import json
 import sys
 import time
 
+from wpptrace._cliutil import complain
+
 from .etlfile import EtlFile
 from .ordering import ordered_records
 from .records import KINDS
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             _dump_records(etl, args, out)
         summary = _summary(etl)
         for issue in etl.errors:
-            print(f"wpptrace dump: {issue}", file=sys.stderr)
+            complain("dump", issue)
         if args.json:
             out.write(json.dumps({"summary": summary}) + "\n")
         else:

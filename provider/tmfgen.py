@@ -25,6 +25,8 @@ import sys
 import uuid
 from typing import Iterable, Sequence
 
+from wpptrace._cliutil import (add_output_dir_option, add_timestamp_option, add_verbose_option,
+                                complain, iso_time, source_date_epoch)
 from wpptrace.tmf.writer import to_tmf_text
 
 from .tracing_messages import FileMessages, compile_file
@@ -49,10 +51,8 @@ class ProviderInfo:
 def reproducible_time(text: str | None = None) -> _dt.datetime:
     """``text`` (ISO 8601), else $SOURCE_DATE_EPOCH, else the Unix epoch (UTC)."""
     if text:
-        when = _dt.datetime.fromisoformat(text)
-        return when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
-    return _dt.datetime.fromtimestamp(int(epoch) if epoch.isdigit() else 0, _dt.timezone.utc)
+        return iso_time(text)
+    return source_date_epoch() or _dt.datetime.fromtimestamp(0, _dt.timezone.utc)
 
 
 def file_tmf_text(messages: FileMessages, when: _dt.datetime) -> str:
@@ -148,22 +148,20 @@ def _write_logging(args: argparse.Namespace, info: ProviderInfo, sources: list[s
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sources", nargs="+", metavar="SRC",
                         help="Python source files or directories (scanned for trace calls)")
-    parser.add_argument("-o", "--output", "-p", dest="output", default=".", metavar="DIR",
-                        help="directory for <guid>.tmf, <control-guid>.tmc and <name>.mof (default: .)")
+    add_output_dir_option(parser, "directory for <guid>.tmf, <control-guid>.tmc and <name>.mof (default: .)")
     parser.add_argument("--name", help="provider (component) name; default: from Provider(...) in the sources")
     parser.add_argument("--guid", help="control GUID; default: from Provider(...), else the ETW hash of --name")
     parser.add_argument("--flags", help="comma-separated flag names in bit order (for the .tmc/.mof)")
     parser.add_argument("--root", help="directory message GUIDs are relative to; default: the directory "
                                        "of the file declaring the Provider (as at run time)")
-    parser.add_argument("--timestamp", metavar="ISO8601",
-                        help="'Last Updated' time (default: $SOURCE_DATE_EPOCH or 1970-01-01)")
+    add_timestamp_option(parser, "1970-01-01")
     parser.add_argument("--logging", action="store_true",
                         help="also write the TMF of the sources' logging calls, as WppHandler.write_tmf does")
     parser.add_argument("--logging-flag", metavar="NAME",
                         help="the provider flag the WppHandler uses (default: the first flag)")
     parser.add_argument("--no-control-files", dest="control_files", action="store_false",
                         help="write only the .tmf files")
-    parser.add_argument("-v", "--verbose", action="store_true", help="list every file written")
+    add_verbose_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -173,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             declared = find_provider(sources)
         except (ScanError, ValueError) as exc:
-            print(f"wpptrace tmf gen: {exc}", file=sys.stderr)
+            complain("tmf gen", exc)
             return 1
     decl_path, decl = declared if declared else (None, None)
     name = args.name or (decl.name if decl else None)
@@ -196,15 +194,15 @@ def run(args: argparse.Namespace) -> int:
         try:
             messages = compile_file(path, control_guid=guid, component=name, root=root)
         except ScanError as exc:
-            print(f"wpptrace tmf gen: {exc}", file=sys.stderr)
+            complain("tmf gen", exc)
             failed += 1
             continue
         for exc in messages.errors:
-            print(f"wpptrace tmf gen: error: {exc}", file=sys.stderr)
+            complain("tmf gen", f"error: {exc}")
             failed += 1
         compiled.append(messages)
     if failed:
-        print(f"wpptrace tmf gen: {failed} error(s); nothing written", file=sys.stderr)
+        complain("tmf gen", f"{failed} error(s); nothing written")
         return 1
     when = reproducible_time(args.timestamp)
     written = write_files(args.output, info, compiled, when, control_files=args.control_files)

@@ -12,8 +12,10 @@ import argparse
 import datetime as _dt
 import os
 import pathlib
-import sys
 import uuid
+
+from wpptrace._cliutil import (add_output_dir_option, add_timestamp_option, add_verbose_option,
+                                complain, iso_time, source_date_epoch)
 
 from .msf import PdbError
 from .pdb import ControlGuidRecord, PdbTraceInfo, read_pdb, read_pdb_identity, tracepdb_header
@@ -166,36 +168,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "is found by GUID and age (tracepdb -i)")
     parser.add_argument("-r", "--symbol-path", action="append", default=[], metavar="DIR",
                         help="where to look for the PDBs of images (flat or symbol-store layout; repeatable)")
-    parser.add_argument("-o", "--output", "-p", dest="output", default=".", metavar="DIR",
-                        help="directory for the <guid>.tmf files (default: current directory)")
+    add_output_dir_option(parser, "directory for the <guid>.tmf files (default: current directory)")
     parser.add_argument("--no-mof", dest="mof", action="store_false",
                         help="do not write <pdb>.mof for the control GUIDs")
     parser.add_argument("-c", "--tmc", action="store_true",
                         help="also write <control-guid>.tmc files (as tracepdb -c)")
-    parser.add_argument("--timestamp", metavar="ISO8601",
-                        help="'Last Updated' time to write (default: $SOURCE_DATE_EPOCH or now)")
+    add_timestamp_option(parser, "now")
     parser.add_argument("--append", action="store_true",
                         help="append to existing <guid>.tmf files as tracepdb does (no second GUID line)")
     parser.add_argument("--strict", action="store_true",
                         help="fail on the first damaged symbol record instead of skipping that module's rest")
-    parser.add_argument("-v", "--verbose", action="store_true", help="list every file written")
+    add_verbose_option(parser)
 
 
 def _timestamp(args: argparse.Namespace) -> _dt.datetime | None:
     if getattr(args, "timestamp", None):
-        when = _dt.datetime.fromisoformat(args.timestamp)
-        return when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch and epoch.isdigit():
-        return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc)
-    return None
+        return iso_time(args.timestamp)
+    return source_date_epoch()
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         updated = _timestamp(args)
     except ValueError as exc:
-        print(f"wpptrace tmf from-pdb: bad --timestamp: {exc}", file=sys.stderr)
+        complain("tmf from-pdb", f"bad --timestamp: {exc}")
         return 2
     status = 0
     for pdb in args.pdbs:
@@ -207,11 +203,11 @@ def run(args: argparse.Namespace) -> int:
             written = write_tmf_files(info, args.output, updated=updated, mof=args.mof, append=args.append,
                                       tmc=args.tmc)
         except (PdbError, OSError) as exc:
-            print(f"wpptrace tmf from-pdb: error: {exc}", file=sys.stderr)
+            complain("tmf from-pdb", f"error: {exc}")
             status = 1
             continue
         for issue in info.issues:
-            print(f"wpptrace tmf from-pdb: warning: {issue}", file=sys.stderr)
+            complain("tmf from-pdb", f"warning: {issue}")
         guids = len(info.message_guids())
         print(f"{pdb}: {len(info.messages)} messages in {guids} message GUIDs, "
               f"{len(info.control_guids)} control GUIDs; {len(written)} files written to {args.output}"
@@ -221,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
             reason = ("the PDB is stripped (a public PDB: trace formats are removed)" if info.stripped
                       else "the PDB is a /DEBUG:FASTLINK mini PDB (symbols stay in the .obj files)"
                       if info.mini_pdb else "no TMF: annotations in its module symbols")
-            print(f"wpptrace tmf from-pdb: warning: {pdb}: no trace messages: {reason}", file=sys.stderr)
+            complain("tmf from-pdb", f"warning: {pdb}: no trace messages: {reason}")
         if args.verbose:
             for path in written:
                 print(f"  {path}")

@@ -1,0 +1,39 @@
+"""What the wpptrace subcommands share: common options, the 'Last Updated' time, stderr messages."""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import sys
+
+
+def add_output_dir_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """``-o/--output/-p DIR`` (tracepdb's -p spelling too), default the current directory."""
+    parser.add_argument("-o", "--output", "-p", dest="output", default=".", metavar="DIR", help=help)
+
+
+def add_timestamp_option(parser: argparse.ArgumentParser, fallback: str) -> None:
+    """``--timestamp ISO8601``: the 'Last Updated' time written into generated files."""
+    parser.add_argument("--timestamp", metavar="ISO8601",
+                        help=f"'Last Updated' time to write (default: $SOURCE_DATE_EPOCH or {fallback})")
+
+
+def add_verbose_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", help="list every file written")
+
+
+def iso_time(text: str) -> _dt.datetime:
+    """An ISO 8601 time; without a zone it is UTC. Raises ValueError."""
+    when = _dt.datetime.fromisoformat(text)
+    return when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
+
+
+def source_date_epoch() -> _dt.datetime | None:
+    """$SOURCE_DATE_EPOCH (reproducible builds) as a UTC time, None if unset or not a number."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc) if epoch.isdigit() else None
+
+
+def complain(command: str, message: object) -> None:
+    """``wpptrace <command>: <message>`` on stderr."""
+    print(f"wpptrace {command}: {message}", file=sys.stderr)
