@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import uuid
 
 import pytest
@@ -22,6 +21,8 @@ from wpptrace.winerror import (ERROR_CANCELLED, ERROR_CTX_CLOSE_PENDING, ERROR_I
 from .api_helpers import collect, identity
 
 REALTIME_EVENT_RECORD = PROCESS_TRACE_MODE_REAL_TIME | PROCESS_TRACE_MODE_EVENT_RECORD
+#: FlushTimer (seconds) far beyond a test's run: only explicit flushes and the stop flush
+NO_TIMER_FLUSH = 3600
 
 
 class Session:
@@ -34,8 +35,11 @@ class Session:
         self.registration = provider.RegisterTraceGuids(self._control, None, self.control_guid,
                                                         [self.message_guid])
         self.name = "decoder-api-rt-" + uuid.uuid4().hex[:8]
+        # The tests flush explicitly. A real-time session otherwise flushes every second
+        # (FlushTimer 0 means 1 s); a timer flush landing between a log call and a consumer
+        # connecting made "buffered until the first consumer" tests fail now and then.
         props = provider.EVENT_TRACE_PROPERTIES(LogFileMode=lib.EVENT_TRACE_REAL_TIME_MODE,
-                                                BufferSize=4)
+                                                BufferSize=4, FlushTimer=NO_TIMER_FLUSH)
         self.handle = provider.StartTrace(self.name, props)
         self.stopped = False
         provider.EnableTrace(True, 0xFFFFFFFF, 5, self.control_guid, self.handle)
@@ -156,10 +160,9 @@ def test_close_pending_from_inside_the_event_callback(session):
     logfile = EVENT_TRACE_LOGFILE(LoggerName=session.name, ProcessTraceMode=REALTIME_EVENT_RECORD,
                                   EventRecordCallback=on_event)
     box["handle"] = api.OpenTrace(logfile)
-    for value in range(3):
+    for value in range(3):          # flush() returns once the buffer is queued for consumers
         session.log(10, value)
         session.flush()
-    time.sleep(0.05)
     worker, outcome = _run_in_thread(box["handle"])
     worker.join(10)                 # returns by itself: the session is still running
     assert not worker.is_alive() and outcome["rc"] == ERROR_SUCCESS
