@@ -342,11 +342,11 @@ def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str]) -
     elif len(inputs) == 1 and opts.output_format == "text":
         # the hot path: raw rows, no per-record objects
         inp = inputs[0]
-        batches = inp.rows()
+        stream = batches = inp.rows()
         if _want_progress(opts, inp, err):
-            batches = _Progress(err, inp).wrap_rows(batches)
+            batches = _Progress(err, inp).wrap_rows(stream)
         write_lines = writer.write_lines
-        for lines in decoder.format_rows(batches, inp.ctx):
+        for lines in decoder.format_rows(batches, inp.ctx, stream):
             write_lines(lines)
     else:
         for inp, records in _merged(inputs):

@@ -36,8 +36,7 @@ _NO_GUID = uuid.UUID(int=0)
 
 _MILLIS = tuple("%03d" % i for i in range(1000))
 _MEMO_OFF, _MEMO_PLAIN, _MEMO_PREFIXED = 0, 1, 2
-_MEMO_TOTAL = 1 << 16
-_MEMO_PER_MESSAGE = 256
+_KIND_SYSTEM = 0  # ETLRD_KIND_SYSTEM (decoder/csrc/etlread.h)
 _TRACE_MESSAGE_POINTER32 = 0x40
 _TRACE_MESSAGE_POINTER64 = 0x80
 
@@ -191,7 +190,7 @@ class _Entry:
 
     __slots__ = ("guid", "number", "message", "formatter", "prefix", "markers", "component",
                  "name", "has_prefix", "count", "unknown", "format", "compile_error",
-                 "memo_mode", "memo_left")
+                 "memo_mode")
 
     def __init__(self, guid, number):
         self.guid = guid
@@ -208,7 +207,6 @@ class _Entry:
         self.format = ""
         self.compile_error = None
         self.memo_mode = 0  # _MEMO_*: how format_rows may memoise this message's lines
-        self.memo_left = _MEMO_PER_MESSAGE
 
 
 def _import_render():
@@ -235,9 +233,6 @@ class WppDecoder:
         self.counters = FmtCounters()
         self._entries: dict[tuple, _Entry] = {}
         self._raw_entries: dict[tuple, _Entry] = {}  # keyed by (GUID bytes_le, number)
-        self._memo: dict = {}  # see format_rows
-        self._memo_psize = None  # the memo is for one default pointer size (the first file's)
-        self._heads: dict = {}
         self._guid_components: dict[uuid.UUID, str] | None = None
         self._render = None
 
@@ -350,65 +345,53 @@ class WppDecoder:
             counters.non_wpp += non_wpp
             counters.formatted = (counters.messages - counters.unknown - counters.format_errors)
 
-    def format_rows(self, batches: Iterable[list], ctx: FileContext) -> Iterator[list[str]]:
+    def format_rows(self, batches: Iterable[list], ctx: FileContext,
+                    stream=None) -> Iterator[list[str]]:
         """The hot path: batches of ``wpp_rows`` rows -> lists of output lines (same text as
-        ``format_records``), reading the walker's tuples directly."""
-        from .records import (_F_FLAGS, _F_GUID, _F_ID, _F_KIND, _F_PID, _F_POFF, _F_PSIZE,
-                              _F_TID, KIND_INDEX)
-        from .wpp_rows import header_record
+        ``format_records``). ``stream``: the ``RowStream`` the batches come from (default:
+        ``batches`` itself; pass it when ``batches`` wraps the stream, e.g. a progress bar).
 
-        kind_message = KIND_INDEX["message"]
-        kind_system = KIND_INDEX["system"]
-        entries = self._raw_entries
+        Per row the loop indexes lists by the C tables' ids: ``texts[memo]`` is the text of
+        an argument block seen before (only the prefix is then per event), ``by_key[key]`` the
+        resolved message, ``heads[head]`` the prefix part before the time."""
+        from .wpp_rows import KEY_OVERFLOW, NOT_MESSAGE, header_record
+
+        stream = batches if stream is None else stream
+        tables, datas = stream.tables, stream.datas
         counters = self.counters
         noprefix = self.noprefix
         second_text = self.time_text._second_text
         default_psize = ctx.pointer_size
         offset = ctx.offset  # FILETIME = raw + offset when num == den (other clocks: generic)
         num, den = ctx.scale_num, ctx.scale_den
+        stream.offset = offset if num == den else 0  # the rows' ``milli`` = FILETIME // 10_000
         cur_second = cur_milli = None
         cur_text = second_part = ""
-        # Formatted texts by (GUID, number, flags, argument bytes): real traces repeat payloads
+        # Formatted texts by memo id (key, flags, argument bytes): real traces repeat payloads
         # (function enter/exit, the same status), and a hit leaves only the prefix to build.
-        # Bounded: at most _MEMO_PER_MESSAGE texts per message, _MEMO_TOTAL in all.
-        if self._memo_psize is None:
-            self._memo_psize = default_psize
-        # the memo holds texts for one default pointer size and an offset-only clock; another
-        # file gets a private, throw-away memo
-        memo = self._memo if (default_psize == self._memo_psize and num == den) else {}
-        memo_get = memo.get
+        # Bounded by the C table (MEMO_CAP ids, MEMO_PER_KEY per message).
+        memo_none, head_none = tables.memo_none, tables.head_none
+        texts: list = [None] * (memo_none + 1)   # the last slot (no id) stays None
+        heads: list = [None] * (head_none + 1)   # (cpu, pid, tid) -> head, for ``fast_head``
+        by_key: list = []                        # key id -> _Entry (mirrors the C key table)
+        nkeys = 0
         fast_head = self._fast_head_template()
-        heads = self._heads  # (cpu, pid, tid) -> head of the prefix (for ``fast_head``)
-        events = messages = non_wpp = 0
+        events = non_wpp = headers = 0
         first = True
         try:
             for batch in batches:
                 out = []
                 append = out.append
                 events += len(batch)
-                skipped = non_wpp
-                # only the very first row of a file can be its log-file header
-                header_row = batch[0][1] if first and batch else None
-                first = False
-                for ts, t, data, cpu in batch:
-                    if t[_F_KIND] != kind_message:
-                        if t is header_row and t[_F_KIND] == kind_system and t[_F_ID] == 0:
-                            append(self._header_line(header_record((ts, t, data, cpu)), ctx))
-                            skipped -= 1  # the header is neither a message nor skipped
-                        else:
-                            non_wpp += 1
-                        continue
-                    poff = t[_F_POFF]
-                    memo_key = (t[_F_GUID], t[_F_ID], t[_F_FLAGS], data[poff:poff + t[_F_PSIZE]])
-                    hit = memo_get(memo_key)
+                for (ts, milli, kid, mid, hid, tid, pid, seq, poff, plen, goff, cpu, slot,
+                     number, flags, kind, _present) in batch:
+                    hit = texts[mid]
                     if hit is not None:  # seen before: only the prefix is per event
                         suffix, entry, plain = hit
                         entry.count += 1
                         if plain:
                             append(suffix)
                             continue
-                        ft = ts + offset
-                        milli = ft // 10_000
                         if milli != cur_milli:  # the time text changes at most once per ms
                             cur_milli = milli
                             second, ms = divmod(milli, 1000)
@@ -416,21 +399,38 @@ class WppDecoder:
                                 cur_second = second
                                 second_part = second_text(second)
                             cur_text = second_part + _MILLIS[ms]
-                        head_key = (cpu, t[_F_PID], t[_F_TID])
-                        head = heads.get(head_key)
+                        head = heads[hid]
                         if head is None:
-                            if len(heads) > 65536:
-                                heads.clear()
-                            head = heads[head_key] = entry.prefix.head(cpu, t[_F_PID], t[_F_TID])
+                            head = entry.prefix.head(cpu, pid, tid)
+                            if hid != head_none:
+                                heads[hid] = head
                         append(head + cur_text + suffix)
                         continue
-                    key = (t[_F_GUID], t[_F_ID])
-                    entry = entries.get(key)
-                    if entry is None:
-                        guid = uuid.UUID(bytes_le=key[0])
-                        entry = self._entries.get((guid, key[1])) or self._entry(guid, key[1])
-                        entries[key] = entry
-                        entry.memo_mode = self._memo_mode(entry, ctx)
+                    if kid < nkeys:
+                        entry = by_key[kid]
+                    elif kid == NOT_MESSAGE:
+                        # only the very first row of a file can be its log-file header
+                        if first and kind == _KIND_SYSTEM and number == 0:
+                            row = (ts, milli, kid, mid, hid, tid, pid, seq, poff, plen, goff,
+                                   cpu, slot, number, flags, kind, _present)
+                            append(self._header_line(header_record(row), ctx))
+                            headers += 1
+                        else:
+                            non_wpp += 1
+                        first = False
+                        continue
+                    elif kid == KEY_OVERFLOW:  # more distinct messages than the C table holds
+                        guid = datas[slot][goff:goff + 16] if goff else bytes(16)
+                        entry = self._raw_entry(guid, number, ctx)
+                    else:  # new keys: resolve them in id order
+                        while nkeys <= kid:
+                            entry = self._raw_entry(*tables.key_info(nkeys), ctx)
+                            if not entry.memo_mode:
+                                tables.stop_memo(nkeys)
+                            by_key.append(entry)
+                            nkeys += 1
+                        entry = by_key[kid]
+                    first = False
                     entry.count += 1
                     formatter = entry.formatter
                     if formatter is None:
@@ -441,29 +441,26 @@ class WppDecoder:
                         counters.format_errors += 1
                         text = _format_error_line(entry, entry.compile_error)
                     else:
-                        flags = t[_F_FLAGS]
                         psize = 8 if flags & 0x80 else 4 if flags & 0x40 else default_psize
                         try:
-                            text = formatter.format(memo_key[3], psize, entry.markers)
+                            text = formatter.format(datas[slot][poff:poff + plen], psize,
+                                                    entry.markers)
                         except Exception as exc:  # args don't fit: a format-error line
                             counters.format_errors += 1
                             text = _format_error_line(entry, str(exc) or type(exc).__name__)
                         else:
                             mode = entry.memo_mode
-                            if mode and entry.memo_left and len(memo) < _MEMO_TOTAL:
-                                entry.memo_left -= 1
-                                memo[memo_key] = ((text if mode == _MEMO_PLAIN else
-                                                   entry.prefix.tail + text), entry, mode == _MEMO_PLAIN)
+                            if mode and mid != memo_none:
+                                texts[mid] = ((text if mode == _MEMO_PLAIN else
+                                               entry.prefix.tail + text), entry, mode == _MEMO_PLAIN)
                     if noprefix or not entry.has_prefix:
                         append(text)
                         continue
                     prefix = entry.prefix
                     tail = prefix.tail
                     if tail is None or num != den:
-                        append(self._generic_prefix(prefix, ts, t, cpu, ctx) + text)
+                        append(self._generic_prefix(prefix, ts, tid, seq, pid, cpu, ctx) + text)
                         continue
-                    ft = ts + offset
-                    milli = ft // 10_000
                     if milli != cur_milli:
                         cur_milli = milli
                         second, ms = divmod(milli, 1000)
@@ -472,20 +469,32 @@ class WppDecoder:
                             second_part = second_text(second)
                         cur_text = second_part + _MILLIS[ms]
                     if prefix.head_template == fast_head:
-                        head_key = (cpu, t[_F_PID], t[_F_TID])
-                        head = heads.get(head_key)
+                        head = heads[hid]
                         if head is None:
-                            head = heads[head_key] = prefix.head(cpu, t[_F_PID], t[_F_TID])
+                            head = prefix.head(cpu, pid, tid)
+                            if hid != head_none:
+                                heads[hid] = head
                     else:
-                        head = prefix.head(cpu, t[_F_PID], t[_F_TID])
+                        head = prefix.head(cpu, pid, tid)
                     append(head + cur_text + tail + text)
-                messages += len(batch) - (non_wpp - skipped)
+                first = False
                 yield out
         finally:
             counters.events += events
-            counters.messages += messages
+            counters.messages += events - non_wpp - headers
             counters.non_wpp += non_wpp
             counters.formatted = (counters.messages - counters.unknown - counters.format_errors)
+
+    def _raw_entry(self, guid_le: bytes, number: int, ctx: FileContext) -> "_Entry":
+        """The entry of a (GUID bytes_le, number) key as the rows path sees it."""
+        key = (guid_le, number)
+        entry = self._raw_entries.get(key)
+        if entry is None:
+            guid = uuid.UUID(bytes_le=guid_le)
+            entry = self._entries.get((guid, number)) or self._entry(guid, number)
+            self._raw_entries[key] = entry
+        entry.memo_mode = self._memo_mode(entry, ctx)
+        return entry
 
     def _fast_head_template(self):
         """The head template (prefix part before the time) shared by memoised lines."""
@@ -493,7 +502,7 @@ class WppDecoder:
 
     def _memo_mode(self, entry: "_Entry", ctx: FileContext) -> int:
         """How a message's lines can be memoised: not (0), text only, or tail + text."""
-        if entry.formatter is None or ctx.pointer_size != self._memo_psize:
+        if entry.formatter is None:
             return _MEMO_OFF
         if self.noprefix or not entry.has_prefix:
             return _MEMO_PLAIN
@@ -503,9 +512,7 @@ class WppDecoder:
             return _MEMO_PREFIXED
         return _MEMO_OFF
 
-    def _generic_prefix(self, prefix, ts, t, cpu, ctx: FileContext) -> str:
-        from .records import _F_PID, _F_SEQ, _F_TID
-
+    def _generic_prefix(self, prefix, ts, tid, seq, pid, cpu, ctx: FileContext) -> str:
         if prefix.static is not None:
             return prefix.static
         tt = ""
@@ -517,7 +524,7 @@ class WppDecoder:
             else:
                 ft = ctx.to_filetime(ts)
             tt = self.time_text(ft)
-        return prefix.template % prefix.pick((t[_F_TID], tt, 0, 0, t[_F_SEQ], t[_F_PID], cpu))
+        return prefix.template % prefix.pick((tid, tt, 0, 0, seq, pid, cpu))
 
     # -- the structured path --------------------------------------------------------------
     def decode_records(self, records: Iterable, ctx: FileContext, *,

@@ -82,15 +82,36 @@ def test_memo_gives_the_same_text_as_formatting_every_time(tmp_path, fmt_tmf, co
 def test_rows_keep_the_engine_order_with_equal_timestamps_across_buffers(tmp_path, fmt_tmf):
     """Rows come in exactly ordering.ordered_records' order, even with many equal timestamps
     spread over buffer boundaries of two processor streams."""
-    from wpptrace.decoder.records import _F_SEQ
+    from wpptrace.decoder.wpp_rows import ROW_INDEX
 
+    seq = ROW_INDEX["sequence"]
     emitter = uuid.UUID("9b93a332-c452-3e71-64f7-55130c7de2e4")
     rows = [(emitter, 10, struct.pack("<ii", i, i), 1, 2, (i // 3) % 2, etlgen.T0 + (i // 7) * 10,
              etlgen.FLAGS_WPP) for i in range(3000)]
     path = tmp_path / "ties.etl"
     etlgen.write_messages(path, rows, nprocs=2, buffer_size=4096)
     with EtlFile(path) as etl:
-        by_rows = [row[1][_F_SEQ] for batch in ordered_rows(etl) for row in batch]
+        by_rows = [row[seq] for batch in ordered_rows(etl) for row in batch]
     with EtlFile(path) as etl:
         by_heap = [rec.sequence or 0 for rec in ordered_records(etl)]
     assert by_rows == by_heap and len(by_rows) == 3001
+
+
+def test_full_row_tables_change_nothing(tmp_path, fmt_tmf, corpus, monkeypatch):
+    """Past the C tables' bounds (distinct messages, memoised texts, thread heads) rows take
+    the slow path with the same text and counts; tiny bounds force every overflow path."""
+    from wpptrace.decoder import wpp_rows
+
+    tmfset, messages = _corpus_messages(fmt_tmf, corpus)
+    rnd = random.Random(11)
+    rows = [(messages[i % 40].guid, messages[i % 40].number, bytes(rnd.randrange(4) for _ in range(12)),
+             100 + i % 9, 4 + i % 2, i % 2, etlgen.T0 + i * 10, 0xAA) for i in range(3000)]
+    path = tmp_path / "tables.etl"
+    etlgen.write_messages(path, rows, nprocs=2, buffer_size=8192)
+    slow, slow_counts = _decode(path, tmfset, rows=False)
+    for caps in ((3, 5, 2, 64, 2), (1 << 20, 1 << 16, 256, 16 << 20, 1 << 16)):
+        for name, value in zip(("KEY_CAP", "MEMO_CAP", "MEMO_PER_KEY", "MEMO_ARENA", "HEAD_CAP"), caps):
+            monkeypatch.setattr(wpp_rows, name, value)
+        fast, fast_counts = _decode(path, tmfset, rows=True)
+        assert fast == slow and len(fast) == 3001
+        assert fast_counts == slow_counts
