@@ -354,10 +354,16 @@ class WppDecoder:
         Per row the loop indexes lists by the C tables' ids: ``texts[memo]`` is the text of
         an argument block seen before (only the prefix is then per event), ``by_key[key]`` the
         resolved message, ``heads[head]`` the prefix part before the time."""
-        from .wpp_rows import KEY_OVERFLOW, NOT_MESSAGE, header_record
+        from .wpp_rows import (HOT_FIELDS, KEY_OVERFLOW, NOT_MESSAGE, ROW_FIELDS, ROW_FORMAT,
+                               ROW_INDEX, ROW_SIZE, header_record)
 
+        assert ROW_FIELDS[len(HOT_FIELDS):] == [
+            "thread_id", "process_id", "sequence", "payload_offset", "payload_size",
+            "guid_offset", "cpu", "number", "flags", "kind", "present"]
+        _TID, _PID, _CPU = ROW_INDEX["thread_id"], ROW_INDEX["process_id"], ROW_INDEX["cpu"]
+        unpack_row, row_size = ROW_FORMAT.unpack_from, ROW_SIZE
         stream = batches if stream is None else stream
-        tables, datas = stream.tables, stream.datas
+        tables, datas, blobs = stream.tables, stream.datas, stream.blobs
         counters = self.counters
         noprefix = self.noprefix
         second_text = self.time_text._second_text
@@ -383,8 +389,7 @@ class WppDecoder:
                 out = []
                 append = out.append
                 events += len(batch)
-                for (ts, milli, kid, mid, hid, tid, pid, seq, poff, plen, goff, cpu, slot,
-                     number, flags, kind, _present) in batch:
+                for ts, milli, mid, hid, kid, slot, index in batch:
                     hit = texts[mid]
                     if hit is not None:  # seen before: only the prefix is per event
                         suffix, entry, plain = hit
@@ -401,19 +406,22 @@ class WppDecoder:
                             cur_text = second_part + _MILLIS[ms]
                         head = heads[hid]
                         if head is None:
-                            head = entry.prefix.head(cpu, pid, tid)
+                            full = unpack_row(blobs[slot], index * row_size)
+                            head = entry.prefix.head(full[_CPU], full[_PID], full[_TID])
                             if hid != head_none:
                                 heads[hid] = head
                         append(head + cur_text + suffix)
                         continue
+                    (_ts, _milli, _mid, _hid, _kid, _slot, _index, tid, pid, seq, poff, plen,
+                     goff, cpu, number, flags, kind, _present) = unpack_row(blobs[slot],
+                                                                            index * row_size)
                     if kid < nkeys:
                         entry = by_key[kid]
                     elif kid == NOT_MESSAGE:
                         # only the very first row of a file can be its log-file header
                         if first and kind == _KIND_SYSTEM and number == 0:
-                            row = (ts, milli, kid, mid, hid, tid, pid, seq, poff, plen, goff,
-                                   cpu, slot, number, flags, kind, _present)
-                            append(self._header_line(header_record(row), ctx))
+                            full = unpack_row(blobs[slot], index * row_size)
+                            append(self._header_line(header_record(full), ctx))
                             headers += 1
                         else:
                             non_wpp += 1

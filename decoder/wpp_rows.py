@@ -7,12 +7,17 @@ gives repeated facts small integer ids from its bounded tables (``RowTables``): 
 key (GUID, number), the memo id (key, flags, argument bytes: same id, same text) and the head
 id (cpu, pid, tid), so the formatter indexes lists instead of hashing tuples of bytes.
 
-A row names its buffer by ``slot`` (its stream's number): ``RowStream.datas[slot]`` holds that
-buffer's bytes while its rows are being consumed. Memory: one buffer per processor stream at
+The rows handed out hold only ``HOT_FIELDS`` (timestamp, milli, memo, head, key, slot,
+index); the full row (``ROW_FIELDS``: thread, process, sequence, argument bytes ...) is
+``ROW_FORMAT.unpack_from(RowStream.blobs[slot], index * ROW_SIZE)``. A row names its buffer
+by ``slot`` (its stream's number): ``RowStream.datas[slot]`` / ``blobs[slot]`` hold that
+buffer's bytes and full rows while its rows are being consumed. Memory: one buffer per processor stream at
 a time, as in the engine, plus the bounded tables.
 """
 from __future__ import annotations
 
+import struct
+from operator import itemgetter
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Iterator
 
@@ -25,15 +30,23 @@ if TYPE_CHECKING:
     from .etlfile import Buffer, EtlFile
 
 __all__ = ["ordered_rows", "RowStream", "RowTables", "header_record", "ROW_FIELDS", "ROW_INDEX",
-           "NOT_MESSAGE", "KEY_OVERFLOW"]
+           "ROW_FORMAT", "ROW_SIZE", "HOT_FIELDS", "NOT_MESSAGE", "KEY_OVERFLOW"]
 
 ROW_FORMAT, ROW_FIELDS = _unpacker("wpprow")
 ROW_INDEX = {name: i for i, name in enumerate(ROW_FIELDS)}
-_ROW_SIZE = ROW_FORMAT.size
-assert _ROW_SIZE == ffi.sizeof("wpprow")
+ROW_SIZE = ROW_FORMAT.size
+assert ROW_SIZE == ffi.sizeof("wpprow")
+# the rows the merge and the formatter's loop see: the leading fields only (fewer Python
+# ints per record); the full row is unpacked from the buffer's blob when needed
+HOT_FIELDS = ROW_FIELDS[:ROW_FIELDS.index("thread_id")]
+_HOT = struct.Struct("<qqIIIII%dx" % (ROW_SIZE - ffi.offsetof("wpprow", "thread_id")))
+assert HOT_FIELDS == ["timestamp", "milli", "memo", "head", "key", "slot", "index"]
+assert _HOT.size == ROW_SIZE
 NOT_MESSAGE = lib.WPPROW_NOT_MESSAGE
 KEY_OVERFLOW = lib.WPPROW_KEY_OVERFLOW
 _TS, _KIND, _NUMBER = ROW_INDEX["timestamp"], ROW_INDEX["kind"], ROW_INDEX["number"]
+_SLOT, _INDEX = ROW_INDEX["slot"], ROW_INDEX["index"]
+_ts_of = itemgetter(_TS)
 _KIND_SYSTEM = lib.ETLRD_KIND_SYSTEM
 _CHUNK = 16384            # rows per C call (as the engine's walker chunk)
 _INT64 = 1 << 63
@@ -82,30 +95,35 @@ class RowStream:
         self.etl = etl
         self.tables = tables if tables is not None else RowTables()
         self.datas: list[bytes] = []
+        self.blobs: list[bytes] = []
         self.offset = 0
         self._res = ffi.new("etlrd_walk_result *")
         self._out = ffi.new("wpprow[]", _CHUNK)
 
-    def _walk(self, data: bytes, start: int, end: int, last: int, cpu: int, slot: int
-              ) -> tuple[list, int]:
+    def _walk(self, data: bytes, start: int, end: int, last: int, cpu: int, slot: int,
+              first: int = 0) -> tuple[list, list, int]:
+        """(hot rows, full-row blobs, last timestamp) of data[start:end)."""
         if end - start < 4:
-            return [], last
+            return [], [], last
         src = ffi.from_buffer(data)
         res, out = self._res, self._out
         ffi.memmove(res, _ZERO_RESULT, _RESULT_SIZE)
         res.last_timestamp = last
         cap = min(_CHUNK, (end - start) // 8 + 1)
         rows: list = []
+        blobs: list = []
         pos = start
-        walk, tables, offset, unpack = lib.wpprow_walk, self.tables.raw, self.offset, ROW_FORMAT.iter_unpack
+        walk, tables, offset, unpack = lib.wpprow_walk, self.tables.raw, self.offset, _HOT.iter_unpack
         while True:
-            n = walk(tables, src, end, pos, cpu, slot, offset, out, cap, res)
+            n = walk(tables, src, end, pos, cpu, slot, first + len(rows), offset, out, cap, res)
             if n:
-                rows.extend(unpack(ffi.buffer(out, n * _ROW_SIZE)))
+                blob = ffi.buffer(out, n * ROW_SIZE)[:]
+                blobs.append(blob)
+                rows.extend(unpack(blob))
             if not res.more:
                 break
             pos = res.end_offset
-        return rows, res.last_timestamp
+        return rows, blobs, res.last_timestamp
 
     def _rows_of(self, buf: "Buffer", slot: int) -> list:
         """The rows of one buffer. The engine's own walk (count only) sets the buffer's
@@ -117,15 +135,22 @@ class RowStream:
         data = data if isinstance(data, bytes) else bytes(data)
         self.datas[slot] = data
         end = buf.records_end
-        rows, last = self._walk(data, BUFFER_HEADER_SIZE, end, buf._last_timestamp, buf.processor,
-                                slot)
+        rows, blobs, last = self._walk(data, BUFFER_HEADER_SIZE, end, buf._last_timestamp,
+                                       buf.processor, slot)
         # records past FilledBytes that chain to the buffer end (Buffer.walk's same test)
         tail = (end + 7) & ~7
         if (buf.stats.end_offset >= end and tail + 8 <= len(data)
                 and lib.etlrd_chain_ok(ffi.from_buffer(data), len(data), tail)):
-            more, _ = self._walk(data, tail, len(data), last, buf.processor, slot)
+            more, more_blobs, _ = self._walk(data, tail, len(data), last, buf.processor, slot,
+                                             len(rows))
             rows += more
+            blobs += more_blobs
+        self.blobs[slot] = blobs[0] if len(blobs) == 1 else b"".join(blobs)
         return rows
+
+    def full_row(self, row: tuple) -> tuple:
+        """The full row (``ROW_FIELDS``) of a hot row whose buffer is still current."""
+        return ROW_FORMAT.unpack_from(self.blobs[row[_SLOT]], row[_INDEX] * ROW_SIZE)
 
     def _stream_batches(self, infos, slot: int) -> Iterator[tuple[list, list[int]]]:
         """(rows, sort keys) per buffer of one processor stream, in SequenceNumber order.
@@ -138,7 +163,7 @@ class RowStream:
             if buf.stats is not None:
                 last = buf.stats.last_timestamp
             if rows:
-                yield rows, [row[_TS] for row in rows]
+                yield rows, list(map(_ts_of, rows))
 
     def __iter__(self) -> Iterator[list]:
         if not -_INT64 <= self.offset < _INT64:
@@ -146,14 +171,17 @@ class RowStream:
         etl = self.etl
         index = etl.buffer_index()
         streams = buffer_streams(etl)
-        self.datas[:] = [b""] * (len(streams) + 1)  # in place: the formatter holds this list
+        # in place: the formatter holds these lists
+        self.datas[:] = [b""] * (len(streams) + 1)
+        self.blobs[:] = [b""] * (len(streams) + 1)
         rest: list = []
         if index and index[0].index == 0:
             rest = self._rows_of(etl.read_buffer(index[0]), 0)
-            if rest and rest[0][_KIND] == _KIND_SYSTEM and rest[0][_NUMBER] == 0:
+            head = self.full_row(rest[0]) if rest else None
+            if head and head[_KIND] == _KIND_SYSTEM and head[_NUMBER] == 0:
                 yield rest[:1]
                 rest = rest[1:]
-        batches = [iter([(rest, [row[_TS] for row in rest])] if rest else [])]
+        batches = [iter([(rest, list(map(_ts_of, rest)))] if rest else [])]
         batches += [self._stream_batches(infos, slot)
                     for slot, infos in enumerate(streams, start=1)]
         yield from merged_chunks(batches)
@@ -168,7 +196,7 @@ _PRESENT = ROW_INDEX["present"]
 
 
 def header_record(row) -> SimpleNamespace:
-    """The facts of a row that ``WppDecoder``'s header line reads, as a Record would give them."""
+    """The facts of a full row that ``WppDecoder``'s header line reads, as a Record would give them."""
     present = row[_PRESENT]
     return SimpleNamespace(
         timestamp=row[_TS] if present & lib.ETLRD_HAS_TIMESTAMP else None,

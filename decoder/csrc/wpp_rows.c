@@ -192,7 +192,7 @@ static int64_t floor_milli(int64_t ts, int64_t offset)
 }
 
 uint32_t wpprow_walk(wpprow_tables *t, const uint8_t *buf, uint32_t end, uint32_t start,
-                     uint32_t cpu, uint32_t slot, int64_t offset,
+                     uint32_t cpu, uint32_t slot, uint32_t first_index, int64_t offset,
                      wpprow *out, uint32_t max_rows, etlrd_walk_result *res)
 {
     uint32_t cap = max_rows < SCRATCH_RECORDS ? max_rows : SCRATCH_RECORDS;
@@ -210,6 +210,7 @@ uint32_t wpprow_walk(wpprow_tables *t, const uint8_t *buf, uint32_t end, uint32_
         w->payload_size = r->payload_size;
         w->cpu = cpu;
         w->slot = slot;
+        w->index = first_index + i;
         w->number = r->event_id;
         w->flags = r->flags;
         w->kind = r->kind;

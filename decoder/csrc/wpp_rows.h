@@ -19,12 +19,14 @@
 #define WPPROW_KEY_OVERFLOW  0xFFFFFFFD    /* key table full: Python resolves by GUID */
 #define WPPROW_MAX_PAYLOAD   4096          /* longer argument blocks are never memoised */
 
-typedef struct {
+typedef struct {              /* the hot fields first: the formatter unpacks only those */
     int64_t  timestamp;       /* raw clock (carried forward when absent), the merge key */
     int64_t  milli;           /* floor((timestamp + offset) / 10000): FILETIME milliseconds */
-    uint32_t key;             /* message key id, WPPROW_NOT_MESSAGE or WPPROW_KEY_OVERFLOW */
     uint32_t memo;            /* memo id, or the tables' memo_none */
     uint32_t head;            /* (cpu, pid, tid) id, or the tables' head_none */
+    uint32_t key;             /* message key id, WPPROW_NOT_MESSAGE or WPPROW_KEY_OVERFLOW */
+    uint32_t slot;            /* the caller's buffer slot (which bytes object holds the data) */
+    uint32_t index;           /* row number within its buffer (first_index + i) */
     uint32_t thread_id;
     uint32_t process_id;
     uint32_t sequence;
@@ -32,12 +34,10 @@ typedef struct {
     uint32_t payload_size;
     uint32_t guid_offset;     /* message GUID in the buffer (0: none) */
     uint32_t cpu;
-    uint32_t slot;            /* the caller's buffer slot (which bytes object holds the data) */
     uint16_t number;          /* message number / event id */
     uint16_t flags;           /* OptionFlags */
     uint8_t  kind;            /* ETLRD_KIND_* */
     uint8_t  present;         /* ETLRD_HAS_* */
-    uint8_t  reserved[6];
 } wpprow;
 
 typedef struct wpprow_tables wpprow_tables;
@@ -57,7 +57,7 @@ void wpprow_key_memo_left(wpprow_tables *t, uint32_t key, uint32_t left);
  * write one row per record to out (at most max_rows; res->more = 1 when full, continue from
  * res->end_offset). offset: raw clock + offset = FILETIME (for milli). Returns the rows. */
 uint32_t wpprow_walk(wpprow_tables *t, const uint8_t *buf, uint32_t end, uint32_t start,
-                     uint32_t cpu, uint32_t slot, int64_t offset,
+                     uint32_t cpu, uint32_t slot, uint32_t first_index, int64_t offset,
                      wpprow *out, uint32_t max_rows, etlrd_walk_result *res);
 
 #endif

@@ -91,7 +91,8 @@ def test_rows_keep_the_engine_order_with_equal_timestamps_across_buffers(tmp_pat
     path = tmp_path / "ties.etl"
     etlgen.write_messages(path, rows, nprocs=2, buffer_size=4096)
     with EtlFile(path) as etl:
-        by_rows = [row[seq] for batch in ordered_rows(etl) for row in batch]
+        stream = ordered_rows(etl)
+        by_rows = [stream.full_row(row)[seq] for batch in stream for row in batch]
     with EtlFile(path) as etl:
         by_heap = [rec.sequence or 0 for rec in ordered_records(etl)]
     assert by_rows == by_heap and len(by_rows) == 3001
