@@ -32,7 +32,6 @@ with the compressed flag cleared.
 from __future__ import annotations
 
 import contextlib
-import heapq
 import io
 import itertools
 import operator
@@ -49,7 +48,7 @@ from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BAD_LENGTH, ERROR_BAD_
 
 from .api_convert import BufferFacts, to_event_record, to_event_trace
 from .etlfile import EtlFile
-from .ordering import buffer_streams
+from .ordering import buffer_streams, merged_chunks
 from .realtime import BufferStream, LiveBuffer, RealtimeSource, rewrite_plain_header
 from .records import DecodeIssue, parse_buffer
 from .structs import (ETW_BUFFER_CALLBACK_INFORMATION, ETW_OPEN_TRACE_OPTIONS,
@@ -442,7 +441,7 @@ def _run(traces: list[_Trace], start: Optional[int], end: Optional[int]) -> int:
     single = len(traces) == 1
     streams = [(_live_items(t) if t.live else _file_items(t, single)) for t in traces]
     items: Iterable[tuple] = (streams[0] if single
-                              else heapq.merge(*streams, key=operator.itemgetter(0)))
+                              else _merged([_in_batches(s) for s in streams]))
     for key, code, trace, obj, facts, raw, filetime in items:
         if trace.close_pending and not trace.live:
             continue        # a file trace closed from a callback delivers nothing more
@@ -517,7 +516,25 @@ def _continue(result: Any) -> bool:
 
 # -- per-trace item streams ---------------------------------------------------------------
 # Items: (key, code, trace, record-or-done, BufferFacts, raw timestamp, FILETIME). The key
-# orders a merge: raw clock within one trace, FILETIME across traces.
+# orders a merge: raw clock within one trace, FILETIME across traces. Streams are merged by
+# decoder.ordering.merged_chunks, the package's one ProcessTrace-order merge, fed batches
+# (lists of items, one batch per buffer) and the items' keys.
+
+#: items a trace's stream hands the cross-trace merge at a time
+_MERGE_BATCH = 4096
+
+
+def _merged(streams: list[Iterable[list]]) -> Iterator[tuple]:
+    """The items of several streams of item batches, merged by key (ties: lower stream)."""
+    if len(streams) == 1:
+        return itertools.chain.from_iterable(streams[0])
+    keyed = [((items, [item[0] for item in items]) for items in stream) for stream in streams]
+    return itertools.chain.from_iterable(merged_chunks(keyed))
+
+
+def _in_batches(items: Iterator[tuple]) -> Iterator[list]:
+    while batch := list(itertools.islice(items, _MERGE_BATCH)):
+        yield batch
 
 def _records_items(trace: _Trace, records, facts: BufferFacts, last: list, single: bool,
                    first_is_header: bool) -> Iterator[tuple]:
@@ -548,14 +565,11 @@ def _file_items(trace: _Trace, single: bool) -> Iterator[tuple]:
         header_first = bool(records) and records[0].kind == "system" and records[0].event_id == 0
         yield from _records_items(trace, records, facts, head_last, single, header_first)
         yield _done_item(trace, buf, head_last, single)
-    streams = [_stream_items(trace, infos, single) for infos in buffer_streams(etl)]
-    if len(streams) == 1:
-        yield from streams[0]
-    else:
-        yield from heapq.merge(*streams, key=operator.itemgetter(0))
+    yield from _merged([_stream_batches(trace, infos, single) for infos in buffer_streams(etl)])
 
 
-def _stream_items(trace: _Trace, infos, single: bool) -> Iterator[tuple]:
+def _stream_batches(trace: _Trace, infos, single: bool) -> Iterator[list]:
+    """One processor stream of a file: a list of items per buffer, its done item last."""
     last = [0, 0]
     for info in infos:
         if trace.close_pending:
@@ -564,8 +578,9 @@ def _stream_items(trace: _Trace, infos, single: bool) -> Iterator[tuple]:
         records = buf.records()
         _note_issues(trace, buf.issues)
         facts = BufferFacts(buf.processor, buf.logger_id, buf.flags)
-        yield from _records_items(trace, records, facts, last, single, False)
-        yield _done_item(trace, buf, last, single)
+        items = list(_records_items(trace, records, facts, last, single, False))
+        items.append(_done_item(trace, buf, last, single))
+        yield items
 
 
 def _done_item(trace: _Trace, buf, last: list, single: bool) -> tuple:
@@ -605,17 +620,14 @@ def _live_items(trace: _Trace) -> Iterator[tuple]:
         streams: dict[int, list] = {}
         for buf in batch:
             streams.setdefault(buf.header.ClientContext.ProcessorIndex, []).append(buf)
-        parts = [_live_stream_items(trace, bufs, last_by_processor.setdefault(proc, [0, 0]))
-                 for proc, bufs in streams.items()]
-        if len(parts) == 1:
-            yield from parts[0]
-        else:
-            yield from heapq.merge(*parts, key=operator.itemgetter(0))
+        yield from _merged([_live_stream_batches(trace, bufs,
+                                                 last_by_processor.setdefault(proc, [0, 0]))
+                            for proc, bufs in streams.items()])
 
 
-def _live_stream_items(trace: _Trace, buffers: list, last: list) -> Iterator[tuple]:
+def _live_stream_batches(trace: _Trace, buffers: list, last: list) -> Iterator[list]:
     for entry in buffers:
-        yield from _live_buffer_items(trace, entry, last, False)
+        yield list(_live_buffer_items(trace, entry, last, False))
 
 
 def _live_buffer_items(trace: _Trace, entry: LiveBuffer, last: list,

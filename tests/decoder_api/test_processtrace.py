@@ -1,6 +1,7 @@
 """ProcessTrace: argument errors, BufferCallback stop, callback exceptions, merge, time window."""
 from __future__ import annotations
 
+import pathlib
 import uuid
 
 import pytest
@@ -10,7 +11,7 @@ from wpptrace.decoder import api
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.ordering import ordered_records
 from wpptrace.decoder.structs import (ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFILE, EventTraceGuid,
-                                      PROCESS_TRACE_MODE_EVENT_RECORD)
+                                      PROCESS_TRACE_MODE_EVENT_RECORD, PROCESS_TRACE_MODE_RAW_TIMESTAMP)
 from wpptrace.provider import api as provider
 from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BAD_FORMAT, ERROR_BAD_LENGTH,
                                ERROR_BAD_PATHNAME, ERROR_CANCELLED,
@@ -159,6 +160,30 @@ def test_one_file_is_delivered_in_the_engines_processtrace_order(api_data, name)
     stamps = [e.EventHeader.TimeStamp for e in events]
     assert stamps == sorted(stamps)
     assert len({e.BufferContext.ProcessorIndex for e in events}) > 1
+
+
+_EVERY_TEST_FILE = sorted(pathlib.Path(__file__).parents[1].glob("data/*/*.etl"))
+
+
+@pytest.mark.parametrize("path", _EVERY_TEST_FILE, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_processtrace_order_is_the_engines_ordered_records(path):
+    """ProcessTrace merges through decoder.ordering's merge: for every test file the events
+    (payload, processor, raw timestamp) come exactly in ordered_records' order."""
+    events = []
+    handle = api.OpenTrace(EVENT_TRACE_LOGFILE(
+        LogFileName=str(path), EventRecordCallback=events.append,
+        ProcessTraceMode=PROCESS_TRACE_MODE_EVENT_RECORD | PROCESS_TRACE_MODE_RAW_TIMESTAMP))
+    try:
+        assert api.ProcessTrace([handle]) == ERROR_SUCCESS
+    finally:
+        api.CloseTrace(handle)
+    with EtlFile(path) as etl:
+        expected = [(bytes(r.user_data), r.processor, r.timestamp) for r in ordered_records(etl)
+                    if r.kind != "unknown"]
+    got = [(e.UserData, e.BufferContext.ProcessorIndex, e.EventHeader.TimeStamp) for e in events]
+    # a WPP message logged without TRACE_MESSAGE_TIMESTAMP has no time: delivered as 0
+    assert [(d, p, t if t is not None else 0) for d, p, t in expected] == got
+    assert len(got) > 1
 
 
 def _process_together(paths, **fields):
