@@ -46,7 +46,10 @@ def test_every_flag_combination_and_argument_byte(tmp_path, name):
         got = [r for r in etl.iter_records() if r.kind == "message"]
         assert etl.errors == [] and etl.header.pointer_size == 8
     assert len(got) == len(sent)
-    seq = 0
+    # a global sequence counts across every session of the process (USE_GLOBAL_SEQUENCE):
+    # it starts wherever earlier tests left it, then goes up by one per sequenced message
+    seq = next(r.sequence for r in got if r.sequence is not None) - 1
+    assert seq >= 0
     for rec, (flags, number, payload) in zip(got, sent):
         seq += bool(flags & P.TRACE_MESSAGE_SEQUENCE)
         assert rec.flags == flags | P.TRACE_MESSAGE_POINTER64
