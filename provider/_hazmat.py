@@ -1,24 +1,84 @@
 """Hazmat layer over the C provider core: direct ``lib`` calls, return codes turned into Win32Error.
 
 Nothing here validates Python types beyond what cffi does; :mod:`wpptrace.provider.api` is the
-Win32-named API built on it. ``trace_packed_raw`` is the raw C fast path, exported for callers
-that count every nanosecond (the Pythonic provider): ``trace_packed_raw(logger_handle, flags,
-guid_bytes_le_or_None, number, payload, len(payload)) -> int`` returns the Win32 code and never
-raises (OverflowError aside, for out-of-range integers).
+Win32-named API built on it.
+
+Fast paths for callers that count every nanosecond (the Pythonic provider). They never raise for
+Win32 failures (TypeError/OverflowError aside, for wrong argument types or out-of-range ints):
+
+* ``trace_packed_raw(logger_handle, flags, guid_bytes_le_or_None, number, payload) -> int``:
+  one message whose argument bytes are ``payload``; returns the Win32 code.
+* ``trace_message_raw(logger_handle, flags, guid_bytes_le_or_None, number, *byte_args) -> int``:
+  the same with the arguments as separate byte strings (TraceMessage's (pointer, size) pairs).
+* ``register_site(guid_le, number, flags, codes, converters) -> site id`` and
+  ``trace_site(logger_handle, site_id, args: tuple) -> int``: a call site's "packer program"
+  (one type code per argument, see provider/csrc/py_fastpath.c) packed in C straight from the
+  Python values. ``trace_site`` returns ``NEEDS_CHECKER`` (-1) and writes nothing when a value
+  does not take its fast form: the caller then packs with its validating Python encoder (which
+  raises naming the call site) and writes with ``trace_packed_raw``.
+  ``trace_site_slots(logger_handle, site_id, a0, a1, a2, a3, more) -> int`` is the same for the
+  level methods' signature (slots default to ``tracing_messages.MISSING``).
+
+They are METH_FASTCALL builtins of the one extension (``wpptrace._core``), installed by
+``lib.wpptrace_py_install()``: unlike cffi calls they keep the GIL and skip cffi's per-call
+conversion. ``FAST`` says whether they are installed; if not (an extension built without
+provider/csrc/py_*.c), ``trace_packed_raw`` and ``trace_message_raw`` fall back to cffi and
+``register_site`` is None.
 """
 from __future__ import annotations
 
+from wpptrace import _core
 from wpptrace._core import ffi, lib
 from wpptrace.winerror import Win32Error, check
 
-__all__ = ["ffi", "lib", "check", "Win32Error", "trace_packed_raw", "last_error",
+__all__ = ["ffi", "lib", "check", "Win32Error", "trace_packed_raw", "trace_message_raw",
+           "register_site", "trace_site", "trace_site_slots", "NEEDS_CHECKER", "MISSING", "FAST", "last_error",
            "INVALID_TRACEHANDLE"]
-
-#: The C function itself: (handle, flags, guid16 | None, number, payload, size) -> Win32 code.
-trace_packed_raw = lib.wpptrace_trace_packed
 
 #: What GetTraceLoggerHandle returns on failure ((TRACEHANDLE)INVALID_HANDLE_VALUE).
 INVALID_TRACEHANDLE = 0xFFFFFFFFFFFFFFFF
+#: trace_site's answer when Python's checker must pack the arguments (nothing was written).
+NEEDS_CHECKER = -1
+
+
+
+class _Missing:
+    """Default of unused argument slots of the trace methods (never a real value)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<no argument>"
+
+
+#: The level methods' "no argument" default (their slots a0..a3), known to trace_site_slots.
+MISSING = _Missing()
+
+FAST = hasattr(lib, "wpptrace_py_install") and lib.wpptrace_py_install() == 0
+
+if FAST:
+    trace_packed_raw = _core.trace_packed
+    trace_message_raw = _core.trace_message
+    register_site = _core.register_site
+    trace_site = _core.trace_site
+    trace_site_slots = _core.trace_site_slots
+    _core.set_missing(MISSING)
+else:  # the documented cffi fallback
+    _ERROR_INVALID_PARAMETER = 87
+
+    def trace_packed_raw(logger_handle: int, flags: int, guid_le: bytes | None, number: int,
+                         payload: bytes, _raw=lib.wpptrace_trace_packed, _null=ffi.NULL) -> int:
+        if guid_le is not None and len(guid_le) != 16:
+            return _ERROR_INVALID_PARAMETER
+        return _raw(logger_handle, flags, guid_le or _null, number, payload, len(payload))
+
+    def trace_message_raw(logger_handle: int, flags: int, guid_le: bytes | None, number: int,
+                          *byte_args: bytes) -> int:
+        return trace_packed_raw(logger_handle, flags, guid_le, number, b"".join(byte_args))
+
+    register_site = None
+    trace_site = None
+    trace_site_slots = None
 
 
 def last_error() -> int:

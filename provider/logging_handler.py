@@ -320,7 +320,7 @@ class WppHandler(logging.Handler):
             self.handleError(record)
 
     def _send(self, handle: int, guid_le: bytes, number: int, payload: bytes) -> None:
-        rc = self.provider._trace_packed(handle, WPP_TRACE_OPTIONS, guid_le, number, payload, len(payload))
+        rc = self.provider._trace_packed(handle, WPP_TRACE_OPTIONS, guid_le, number, payload)
         if rc:
             self.provider.events_dropped += 1
             self.provider.last_error = rc

@@ -3,14 +3,19 @@
 A :class:`Provider` is a classic ETW provider (control GUID, friendly name, named flags with one
 bit each, TRACE_LEVEL_* levels) registered with the core through ``RegisterTraceGuids``. A
 session enables it with flags and a level; the ControlCallback stores them in plain Python
-attributes, so a disabled call is one attribute test and never enters C.
+attributes (one enable mask per level), so a disabled call is one attribute test and never
+enters C. (Measured alternatives, CPython 3.11: per-instance closures or ``*args`` signatures
+are slower than a class method with default slots, which the interpreter specialises.)
 
 Each call site is a WPP message, as tracewpp makes them: one message GUID per source file, one
 message number per call site (see :mod:`wpptrace.provider.tracing_sites`), a TMF entry with the
 TMF format, the argument item types, LEVEL=, FLAGS= and FUNC=. The first enabled call of a site
 finds it by the position CPython recorded for the CALL instruction, compiles its packer
-(:mod:`wpptrace.provider.tracing_messages`) and caches it; later calls pack the arguments and
-make one ``trace_packed`` call. ``wpptrace tmf gen`` writes the same TMF from the sources,
+(:mod:`wpptrace.provider.tracing_messages`), registers its packer program with the C fast path
+and caches it; later calls find the site by the format object and make one builtin call
+(``_hazmat.trace_site_slots``) that packs the values into the record. A value the C form refuses is
+packed by the site's validating Python encoder, which raises naming the call site. Without the
+builtins, the site's generated Python packer and ``trace_packed_raw`` do the same. ``wpptrace tmf gen`` writes the same TMF from the sources,
 ``Provider.write_tmf()`` writes it from the running program; both are byte for byte equal.
 
 Level 0 from the session means "every level" (the ETW meaning of level 0).
@@ -23,9 +28,9 @@ import re
 import sys
 import threading
 import uuid
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-from . import tracing_messages
+from ._hazmat import NEEDS_CHECKER
 from .tracing_messages import MISSING, CompiledSite, FileMessages, compile_file
 from .tracing_sites import LEVELS, LEVEL_METHODS, ScanError, etw_name_guid
 
@@ -116,13 +121,19 @@ class Provider:
         self.events_dropped = 0   # trace_packed refusals (no free buffer, too big ...)
         self.last_error = 0
         self._files: dict[str, FileMessages] = {}
-        self._by_format: dict[str, CompiledSite] = {}
+        # format text -> (the format object, writer key, site) when the object names the site;
+        # the key is what self._write takes: the C program id, or the site for the Python packer
+        self._by_format: dict[str, tuple[str, Any, CompiledSite]] = {}
         # id(code object) -> {instruction offset -> site}; the site keeps the code object alive,
         # so the id cannot be reused while it is cached.
         self._by_code: dict[int, dict[int, CompiledSite]] = {}
         self._lock = threading.Lock()
         self._registration: int | None = None
-        self._trace_packed = None
+        self._trace_packed: Callable[..., int] | None = None
+        self._trace_site: Callable[..., int] | None = None
+        self._write: Callable[..., int] = self._python_write
+        from ._hazmat import trace_packed_raw, trace_site_slots
+        self._set_writers(trace_packed_raw, trace_site_slots)
         if register:
             self.register()
 
@@ -148,6 +159,30 @@ class Provider:
         self._masks = masks
         self._mask1, self._mask2, self._mask3, self._mask4, self._mask5 = masks[1:6]
 
+    def _set_writers(self, trace_packed: Callable[..., int] | None,
+                     trace_site_slots: Callable[..., int] | None) -> None:
+        """Choose the entries the level methods write with (tests substitute recorders):
+        ``trace_site_slots(handle, program id, a0, a1, a2, a3, more)`` packs in C; None -> the
+        site's Python packer and ``trace_packed(handle, flags, guid_le, number, payload)``."""
+        with self._lock:
+            self._trace_packed, self._trace_site = trace_packed, trace_site_slots
+            self._write = trace_site_slots if trace_site_slots is not None else self._python_write
+            for sites in self._by_code.values():
+                for site in sites.values():
+                    self._register_program(site)
+            for fmt, (obj, _key, site) in list(self._by_format.items()):
+                self._by_format[fmt] = (obj, self._writer_key(site), site)
+
+    def _writer_key(self, site: CompiledSite) -> Any:
+        return site if self._trace_site is None else site.cid
+
+    def _python_write(self, handle: int, site: CompiledSite, a0: Any, a1: Any, a2: Any, a3: Any,
+                      more: tuple) -> int:
+        """``self._write`` without the C packer: the site's generated packer (which raises
+        naming the call site for a value that does not fit), then trace_packed."""
+        return self._trace_packed(handle, WPP_TRACE_OPTIONS, site.guid_le, site.number,
+                                  site.pack(a0, a1, a2, a3, more))
+
     def _control_callback(self, request_code: int, context: Any, buffer: Any) -> int:
         from .api import GetTraceEnableFlags, GetTraceEnableLevel, GetTraceLoggerHandle
         if request_code == WMI_ENABLE_EVENTS:
@@ -162,9 +197,7 @@ class Provider:
         """RegisterTraceGuids for the control GUID (idempotent)."""
         if self._registration is not None:
             return
-        from ._hazmat import trace_packed_raw  # A's raw C fast path: (handle, flags, guid, n, payload, size)
         from .api import RegisterTraceGuids
-        self._trace_packed = trace_packed_raw
         self._registration = RegisterTraceGuids(self._control_callback, None, self.guid, [])
         atexit.register(self.unregister)
 
@@ -200,6 +233,14 @@ class Provider:
         site = self._by_code.get(id(frame.f_code), _NO_SITES).get(frame.f_lasti)
         return site if site is not None else self._resolve(frame, method, fmt)
 
+    def _entry(self, fmt: str, method: str) -> tuple[str, Any, CompiledSite]:
+        """``_site`` for the level methods: (format, writer key, site)."""
+        frame = _getframe(2)
+        site = self._by_code.get(id(frame.f_code), _NO_SITES).get(frame.f_lasti)
+        if site is None:
+            site = self._resolve(frame, method, fmt)
+        return fmt, self._writer_key(site), site
+
     def _resolve(self, frame: Any, method: str, fmt: str) -> CompiledSite:
         """Find (and cache) the call site the frame is executing."""
         code, lasti = frame.f_code, frame.f_lasti
@@ -221,28 +262,46 @@ class Provider:
                 raise RuntimeError(f"{path}:{frame.f_lineno}: {self.name}.{method}() call not found by the "
                                    f"scanner: the format must be a string literal and the flag must not be")
             site = _bind(site, code, lasti, fmt)
+            self._register_program(site)
             self._by_code.setdefault(id(code), {})[lasti] = site
             # The format object alone identifies the site when no other call in its file uses the
             # same text and the compiler did not intern it (then no other module shares the object).
             if _format_identifies_site(messages, site):
-                self._by_format[fmt] = site
+                self._by_format[fmt] = (fmt, self._writer_key(site), site)
             return site
+
+    def _register_program(self, site: CompiledSite) -> None:
+        if site.cid is None and self._trace_site is not None:
+            from ._hazmat import register_site
+            site.cid = register_site(site.guid_le, site.number, WPP_TRACE_OPTIONS, *site.program())
 
     def _dropped(self, rc: int) -> None:
         self.events_dropped += 1
         self.last_error = rc
 
+    def _not_written(self, rc: int, site: CompiledSite, a0: Any, a1: Any, a2: Any, a3: Any,
+                     more: tuple) -> None:
+        """After the writer refused (rc != 0): NEEDS_CHECKER -> pack with the site's Python
+        packer (which raises naming the call site if a value does not fit) and write that;
+        otherwise count the drop."""
+        if rc == NEEDS_CHECKER:
+            rc = self._trace_packed(self.logger_handle, WPP_TRACE_OPTIONS, site.guid_le, site.number,
+                                    site.pack(a0, a1, a2, a3, more))
+            if not rc:
+                return
+        self._dropped(rc)
+
     def log(self, level: int, flag: int, fmt: str, *args: Any) -> None:
         """``log(TRACE_LEVEL_WARNING, IO, "fmt", ...)``: the level as a value."""
         if flag & self._masks[level & 0xFF]:
-            site = self._by_format.get(fmt)
-            if site is None or site.fmt is not fmt:
-                site = self._site(fmt, "log")
-            payload = site.pack_tuple(args)
-            rc = self._trace_packed(self.logger_handle, WPP_TRACE_OPTIONS, site.guid_le, site.number,
-                                    payload, len(payload))
+            entry = self._by_format.get(fmt)
+            if entry is None or entry[0] is not fmt:
+                entry = self._entry(fmt, "log")
+            padded = args + (MISSING,) * 4
+            a0, a1, a2, a3, more = padded[0], padded[1], padded[2], padded[3], args[4:]
+            rc = self._write(self.logger_handle, entry[1], a0, a1, a2, a3, more)
             if rc:
-                self._dropped(rc)
+                self._not_written(rc, entry[2], a0, a1, a2, a3, more)
 
     # -- TMF ------------------------------------------------------------------------------
     def add_sources(self, *paths: str) -> None:
@@ -306,24 +365,20 @@ def _format_identifies_site(messages: FileMessages, site: CompiledSite) -> bool:
 
 
 def _level_method(name: str, level_name: str, level: int):
-    """Generate one level method; the disabled path is a single attribute test, the enabled
-    path a dict lookup by the format object, the site's packer and one C call."""
+    """Generate one level method: the disabled path is a single attribute test; the enabled path
+    a dict lookup by the format object and one writer call (C: trace_site_slots)."""
     source = f'''
 def {name}(self, flag, fmt, a0=MISSING, a1=MISSING, a2=MISSING, a3=MISSING, *more):
     """Trace at {level_name} if ``flag`` is enabled: ``{name}(FLAG, "format %d", value, ...)``."""
     if flag & self._mask{level}:
-        site = self._by_format.get(fmt)
-        if site is None or site.fmt is not fmt:
-            frame = _getframe(1)
-            site = self._by_code.get(id(frame.f_code), _NO_SITES).get(frame.f_lasti)
-            if site is None:
-                site = self._site(fmt, "{name}")
-        payload = site.pack(a0, a1, a2, a3, more)
-        rc = self._trace_packed(self.logger_handle, {WPP_TRACE_OPTIONS}, site.guid_le, site.number, payload, len(payload))
+        entry = self._by_format.get(fmt)
+        if entry is None or entry[0] is not fmt:
+            entry = self._entry(fmt, "{name}")
+        rc = self._write(self.logger_handle, entry[1], a0, a1, a2, a3, more)
         if rc:
-            self._dropped(rc)
+            self._not_written(rc, entry[2], a0, a1, a2, a3, more)
 '''
-    namespace = {"MISSING": MISSING, "_getframe": _getframe, "_NO_SITES": _NO_SITES}
+    namespace = {"MISSING": MISSING}
     exec(compile(source, f"<wpptrace Provider.{name}>", "exec"), namespace)  # noqa: S102
     return namespace[name]
 

@@ -24,6 +24,7 @@ from wpptrace.tmf import formatspec, wppini
 from wpptrace.tmf.itemtypes import ITEM_TYPES
 from wpptrace.tmf.model import Argument, Message
 
+from ._hazmat import MISSING
 from .tracing_sites import CallSite, message_name
 
 __all__ = ["MISSING", "ArgCodec", "codec_for", "CompiledSite", "compile_site", "site_label",
@@ -32,16 +33,6 @@ __all__ = ["MISSING", "ArgCodec", "codec_for", "CompiledSite", "compile_site", "
 POINTER_SIZE = struct.calcsize("P")
 
 
-class _Missing:
-    """Default of unused argument slots of the trace methods (never a real value)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<no argument>"
-
-
-MISSING = _Missing()
 
 _FILETIME_EPOCH = datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)
 
@@ -329,11 +320,22 @@ class CompiledSite:
     code: Any = None   # the code object and instruction offset of the call (runtime cache key)
     lasti: int = -1
     fmt: Any = None    # the format str object the call passes (identity check of the fast lookup)
+    cid: int | None = None  # id of its packer program in the C fast path (_hazmat.register_site)
 
     def pack_tuple(self, args: tuple) -> bytes:
         """Pack a tuple of arguments (the ``log()`` path and tests)."""
         padded = args + (MISSING,) * 4
         return self.pack(padded[0], padded[1], padded[2], padded[3], args[4:])
+
+    def program(self) -> tuple[str, tuple]:
+        """The C packer program: one type code per argument and the converters for code 'o'
+        (see provider/csrc/py_fastpath.c); the same wire forms as :meth:`pack`."""
+        codes, converters = [], []
+        for codec in self.codecs:
+            code, convert = _PROGRAM_CODES.get(codec.fast or codec.code or "", ("o", codec.check))
+            codes.append(code)
+            converters.append(convert)
+        return "".join(codes), tuple(converters)
 
     def check_args(self, args: tuple) -> bytes:
         """The slow path: validate every argument, raise naming the call site, or return bytes."""
@@ -350,6 +352,15 @@ class CompiledSite:
                            f"for {codec.item}: {exc}") from None
         return b"".join(out)
 
+
+#: ArgCodec fast form (struct code or expression) -> C program code; the rest are encoded by
+#: ``codec.check`` (code "o"). A value the C form refuses goes to check_args, as in ``pack``.
+_PROGRAM_CODES: dict[str, tuple[str, Any]] = {
+    **{c: (c, None) for c in "bhiqBHIQd"},
+    _STRING_FAST["cstr"]: ("s", None),
+    _STRING_FAST["wstr"]: ("S", None),
+    "{a}.bytes_le": ("g", None),
+}
 
 FIXED_SLOTS = 4  # positional slots of the level methods before *more
 

@@ -23,18 +23,17 @@ def app(pp):
 def recorded(app):
     """Enable the provider without a session: record what would go to trace_packed."""
     calls = []
-    saved = app.trace._trace_packed
+    saved = app.trace._trace_packed, app.trace._trace_site
 
-    def fake(handle, flags, guid_le, number, payload, size):
-        assert size == len(payload)
+    def fake(handle, flags, guid_le, number, payload):
         calls.append((handle, flags, uuid.UUID(bytes_le=bytes(guid_le)), number, bytes(payload)))
         return 0
 
-    app.trace._trace_packed = fake
+    app.trace._set_writers(fake, None)  # the Python packer path, recorded
     app.trace._set_enable_state(0x1234, 0xFFFFFFFF, 5)
     yield calls
     app.trace._set_enable_state(0, 0, 0)
-    app.trace._trace_packed = saved
+    app.trace._set_writers(*saved)
 
 
 SITE = re.compile(r"values_app\.py:\d+ in \w+ \(\w+, message \d+\)")
@@ -103,8 +102,8 @@ def test_disabled_calls_never_reach_c(app):
     def must_not_be_called(*args):
         raise AssertionError("entered C while disabled")
 
-    saved = app.trace._trace_packed
-    app.trace._trace_packed = must_not_be_called
+    saved = app.trace._trace_packed, app.trace._trace_site
+    app.trace._set_writers(must_not_be_called, must_not_be_called)
     try:
         app.trace._set_enable_state(0, 0, 0)
         app.int32(2**40)  # disabled: not even the value is looked at
@@ -113,7 +112,7 @@ def test_disabled_calls_never_reach_c(app):
         app.info_b()      # B is not enabled
         app.verbose_a()
     finally:
-        app.trace._trace_packed = saved
+        app.trace._set_writers(*saved)
         app.trace._set_enable_state(0, 0, 0)
 
 
@@ -177,7 +176,7 @@ def test_same_format_at_two_sites_keeps_two_messages(pp, tmp_path) -> None:
         "    trace.info(trace.flags.A, 'started')\n")
     module = pp.load_module("pyprovider_twice", source)
     calls = []
-    module.trace._trace_packed = lambda h, fl, g, n, p, size: calls.append((n, p)) or 0
+    module.trace._set_writers(lambda h, fl, g, n, p: calls.append((n, p)) or 0, None)
     module.trace._set_enable_state(1, 1, 5)
     module.f(1)
     module.f(5)
@@ -216,7 +215,7 @@ def test_a_bad_site_sharing_its_format_with_a_good_one_is_still_reported(pp, tmp
         "    trace.info(trace.flags.A, 'value %d', x, y)\n")
     module = pp.load_module("pyprovider_shared_fmt", source)
     calls = []
-    module.trace._trace_packed = lambda h, fl, g, n, p, size: calls.append(n) or 0
+    module.trace._set_writers(lambda h, fl, g, n, p: calls.append(n) or 0, None)
     module.trace._set_enable_state(1, 1, 5)
     module.good(1)
     with pytest.raises(TypeError, match=r"shared_fmt\.py:6 in bad .*takes 1 argument\(s\), the call passes 2"):

@@ -1,0 +1,487 @@
+/* py_fastpath.c: METH_FASTCALL builtins that write TraceMessage records from Python.
+ *
+ * cffi calls cost about 0.3 us each (GIL release, errno save, argument conversion), more than
+ * writing the record. These builtins keep the GIL (the core's logging path is lock-free and
+ * short), take Python objects directly and end in the same core entry as the cffi path
+ * (wpptrace_trace_packed / wpptrace_trace_args), so records are byte-identical.
+ *
+ * wpptrace_py_install() (called once through cffi by provider/_hazmat.py) adds to the
+ * wpptrace._core module:
+ *   trace_packed(handle, flags, guid_le|None, number, payload) -> Win32 code
+ *   trace_message(handle, flags, guid_le|None, number, *byte_args) -> Win32 code
+ *   register_site(guid_le|None, number, flags, codes, converters) -> site id
+ *   trace_site(handle, site_id, args_tuple) -> Win32 code, or -1: "a value did not take the
+ *       fast form; let Python's checker pack it (or raise naming the call site)". Nothing is
+ *       written then.
+ *   trace_site_slots(handle, site_id, a0, a1, a2, a3, more) -> the same for the level methods'
+ *       signature (four slots defaulting to a marker given once with set_missing(marker)).
+ *
+ * A site's program is one type code per argument:
+ *   b h i q  signed 8/16/32/64-bit int        B H I Q  unsigned 8/16/32/64-bit int
+ *   d        double                           s        str -> UTF-8 + NUL
+ *   S        str -> UTF-16LE + NUL            g        object with .bytes_le (16 bytes)
+ *   o        converters[i](value) -> bytes (Python-encoded types: SID, IP, counted strings ...)
+ * Only this file includes Python.h: the C-program build (etw_*.c) stays Python-free.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+#include "wpptrace_etw.h"
+#include "py_fastpath.h"
+
+#define NEEDS_CHECKER (-1)        /* trace_site's "not packed: use the Python checker" */
+#define STACK_PAYLOAD 512
+#define STACK_ARGS    32
+
+ULONG wpptrace_trace_packed(TRACEHANDLE h, ULONG flags, const char *guid, USHORT number,
+                            const char *payload, size_t size);
+ULONG wpptrace_trace_args(TRACEHANDLE h, ULONG flags, LPCGUID guid, USHORT number,
+                          const WPPTRACE_ARG *args, ULONG count);
+
+typedef struct {
+    unsigned char guid[16];
+    int has_guid;
+    USHORT number;
+    ULONG flags;
+    Py_ssize_t nargs;
+    char *codes;                  /* nargs type codes */
+    PyObject *converters;         /* tuple (None where not 'o') */
+} site_program;
+
+/* Sites live as long as the process (one per trace call site). Only touched with the GIL. */
+static site_program **g_sites;
+static Py_ssize_t g_nsites, g_site_cap;
+static PyObject *g_bytes_le;      /* interned "bytes_le" */
+static PyObject *g_missing;       /* the level methods' "no argument" default (set_missing) */
+
+/* ---- argument helpers ---------------------------------------------------------------------- */
+
+static int get_handle(PyObject *o, TRACEHANDLE *out) {
+    unsigned long long v = PyLong_AsUnsignedLongLong(o);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) return -1;
+    *out = (TRACEHANDLE)v;
+    return 0;
+}
+
+static int get_u32(PyObject *o, unsigned long max, unsigned long *out, const char *what) {
+    unsigned long v = PyLong_AsUnsignedLong(o);
+    if (v == (unsigned long)-1 && PyErr_Occurred()) return -1;
+    if (v > max) {
+        PyErr_Format(PyExc_OverflowError, "%s out of range: %lu", what, v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* guid_le: None or 16 bytes. Returns 1 ok, 0 bad length (ERROR_INVALID_PARAMETER), -1 error. */
+static int get_guid(PyObject *o, const char **out) {
+    if (o == Py_None) { *out = NULL; return 1; }
+    if (!PyBytes_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "message GUID: expected 16 bytes or None, got %.100s",
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    if (PyBytes_GET_SIZE(o) != 16) return 0;
+    *out = PyBytes_AS_STRING(o);
+    return 1;
+}
+
+/* ---- payload writer: a stack buffer, grown on the heap for big messages ---------------------- */
+
+typedef struct {
+    unsigned char *p;
+    size_t len, cap;
+    unsigned char stack[STACK_PAYLOAD];
+} payload_buf;
+
+static void buf_init(payload_buf *b) { b->p = b->stack; b->len = 0; b->cap = sizeof b->stack; }
+static void buf_free(payload_buf *b) { if (b->p != b->stack) PyMem_Free(b->p); }
+
+static unsigned char *buf_room(payload_buf *b, size_t n) {
+    if (b->cap - b->len < n) {
+        size_t cap = b->cap * 2;
+        while (cap - b->len < n) cap *= 2;
+        unsigned char *p = PyMem_Malloc(cap);
+        if (!p) return NULL;
+        memcpy(p, b->p, b->len);
+        buf_free(b);
+        b->p = p;
+        b->cap = cap;
+    }
+    unsigned char *at = b->p + b->len;
+    b->len += n;
+    return at;
+}
+
+/* Integers: 1 = written, 0 = does not fit / not an int (checker decides). */
+static int put_int(payload_buf *b, PyObject *v, int size, int is_signed) {
+    if (!PyLong_Check(v)) return 0;
+    unsigned long long bits;
+    int overflow = 0;
+    long long s = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (s == -1 && PyErr_Occurred()) { PyErr_Clear(); return 0; }
+    if (is_signed) {
+        if (overflow) return 0;
+        if (size < 8) {
+            long long lim = 1LL << (8 * size - 1);
+            if (s < -lim || s >= lim) return 0;
+        }
+        bits = (unsigned long long)s;
+    } else if (overflow > 0 && size == 8) {
+        bits = PyLong_AsUnsignedLongLong(v);
+        if (bits == (unsigned long long)-1 && PyErr_Occurred()) { PyErr_Clear(); return 0; }
+    } else {
+        if (overflow || s < 0) return 0;
+        if (size < 8 && (unsigned long long)s >> (8 * size)) return 0;
+        bits = (unsigned long long)s;
+    }
+    unsigned char *at = buf_room(b, (size_t)size);
+    if (!at) return -1;
+    for (int i = 0; i < size; i++) at[i] = (unsigned char)(bits >> (8 * i));   /* little-endian */
+    return 1;
+}
+
+static int put_double(payload_buf *b, PyObject *v) {
+    double d;
+    if (PyFloat_Check(v)) d = PyFloat_AS_DOUBLE(v);
+    else if (PyLong_Check(v)) {
+        d = PyLong_AsDouble(v);
+        if (d == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return 0; }
+    } else return 0;
+    unsigned char *at = buf_room(b, 8);
+    if (!at) return -1;
+    memcpy(at, &d, 8);   /* the hosts we build on are little-endian, as the ETL format */
+    return 1;
+}
+
+static int put_utf8(payload_buf *b, PyObject *v) {
+    if (!PyUnicode_Check(v)) return 0;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(v, &n);
+    if (!s) { PyErr_Clear(); return 0; }           /* lone surrogates: the checker says so */
+    if (memchr(s, 0, (size_t)n)) return 0;          /* NUL cannot travel NUL-terminated */
+    unsigned char *at = buf_room(b, (size_t)n + 1);
+    if (!at) return -1;
+    memcpy(at, s, (size_t)n);
+    at[n] = 0;
+    return 1;
+}
+
+static int put_utf16(payload_buf *b, PyObject *v) {
+    if (!PyUnicode_Check(v)) return 0;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+    int kind = PyUnicode_KIND(v);
+    const void *data = PyUnicode_DATA(v);
+    size_t units = (size_t)n;
+    if (kind == PyUnicode_4BYTE_KIND)
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (PyUnicode_READ(kind, data, i) > 0xFFFF) units++;
+    unsigned char *at = buf_room(b, 2 * units + 2);
+    if (!at) return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == 0 || (c >= 0xD800 && c <= 0xDFFF)) return 0;   /* NUL, lone surrogate */
+        if (c > 0xFFFF) {
+            c -= 0x10000;
+            unsigned hi = 0xD800 | (c >> 10), lo = 0xDC00 | (c & 0x3FF);
+            *at++ = (unsigned char)hi; *at++ = (unsigned char)(hi >> 8);
+            *at++ = (unsigned char)lo; *at++ = (unsigned char)(lo >> 8);
+        } else {
+            *at++ = (unsigned char)c; *at++ = (unsigned char)(c >> 8);
+        }
+    }
+    at[0] = at[1] = 0;
+    return 1;
+}
+
+static int put_bytes_of(payload_buf *b, PyObject *encoded) {
+    if (!encoded) { PyErr_Clear(); return 0; }
+    int rc = 0;
+    if (PyBytes_Check(encoded)) {
+        Py_ssize_t n = PyBytes_GET_SIZE(encoded);
+        unsigned char *at = buf_room(b, (size_t)n);
+        if (!at) rc = -1;
+        else { memcpy(at, PyBytes_AS_STRING(encoded), (size_t)n); rc = 1; }
+    }
+    Py_DECREF(encoded);
+    return rc;
+}
+
+static int put_guid(payload_buf *b, PyObject *v) {
+    PyObject *raw = PyObject_GetAttr(v, g_bytes_le);
+    if (raw && (!PyBytes_Check(raw) || PyBytes_GET_SIZE(raw) != 16)) {
+        Py_DECREF(raw);
+        return 0;
+    }
+    return put_bytes_of(b, raw);
+}
+
+/* ---- builtins ------------------------------------------------------------------------------- */
+
+static PyObject *py_trace_packed(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "trace_packed(handle, flags, guid_le, number, payload) takes 5 arguments");
+        return NULL;
+    }
+    TRACEHANDLE h;
+    unsigned long flags, number;
+    const char *guid;
+    if (get_handle(args[0], &h) || get_u32(args[1], 0xFFFFFFFFul, &flags, "flags")
+        || get_u32(args[3], 0xFFFFul, &number, "message number"))
+        return NULL;
+    int g = get_guid(args[2], &guid);
+    if (g < 0) return NULL;
+    if (g == 0) return PyLong_FromLong(ERROR_INVALID_PARAMETER);
+    PyObject *payload = args[4];
+    if (PyBytes_Check(payload))
+        return PyLong_FromUnsignedLong(wpptrace_trace_packed(h, (ULONG)flags, guid, (USHORT)number,
+                                                             PyBytes_AS_STRING(payload),
+                                                             (size_t)PyBytes_GET_SIZE(payload)));
+    Py_buffer view;
+    if (PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE) < 0) return NULL;
+    ULONG rc = wpptrace_trace_packed(h, (ULONG)flags, guid, (USHORT)number, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLong(rc);
+}
+
+static PyObject *py_trace_message(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs < 4) {
+        PyErr_SetString(PyExc_TypeError, "trace_message(handle, flags, guid_le, number, *byte_args)");
+        return NULL;
+    }
+    TRACEHANDLE h;
+    unsigned long flags, number;
+    const char *guid;
+    if (get_handle(args[0], &h) || get_u32(args[1], 0xFFFFFFFFul, &flags, "flags")
+        || get_u32(args[3], 0xFFFFul, &number, "message number"))
+        return NULL;
+    int g = get_guid(args[2], &guid);
+    if (g < 0) return NULL;
+    if (g == 0) return PyLong_FromLong(ERROR_INVALID_PARAMETER);
+    Py_ssize_t count = nargs - 4;
+    WPPTRACE_ARG stack_items[STACK_ARGS];
+    Py_buffer stack_views[STACK_ARGS];
+    WPPTRACE_ARG *items = stack_items;
+    Py_buffer *views = stack_views;
+    if (count > STACK_ARGS) {
+        items = PyMem_Malloc(sizeof *items * (size_t)count);
+        views = PyMem_Malloc(sizeof *views * (size_t)count);
+        if (!items || !views) {
+            PyMem_Free(items);
+            PyMem_Free(views);
+            return PyErr_NoMemory();
+        }
+    }
+    Py_ssize_t held = 0;
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *a = args[4 + i];
+        if (PyBytes_Check(a)) {
+            items[i].Data = PyBytes_AS_STRING(a);
+            items[i].Size = (size_t)PyBytes_GET_SIZE(a);
+            continue;
+        }
+        if (PyObject_GetBuffer(a, &views[held], PyBUF_SIMPLE) < 0) goto done;
+        items[i].Data = views[held].buf;
+        items[i].Size = (size_t)views[held].len;
+        held++;
+    }
+    result = PyLong_FromUnsignedLong(wpptrace_trace_args(h, (ULONG)flags, (LPCGUID)(const void *)guid,
+                                                         (USHORT)number, items, (ULONG)count));
+done:
+    for (Py_ssize_t i = 0; i < held; i++) PyBuffer_Release(&views[i]);
+    if (items != stack_items) { PyMem_Free(items); PyMem_Free(views); }
+    return result;
+}
+
+static PyObject *py_register_site(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 5 || !PyUnicode_Check(args[3]) || !PyTuple_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "register_site(guid_le, number, flags, codes: str, converters: tuple)");
+        return NULL;
+    }
+    const char *guid;
+    unsigned long number, flags;
+    int g = get_guid(args[0], &guid);
+    if (g < 0) return NULL;
+    if (g == 0) { PyErr_SetString(PyExc_ValueError, "message GUID must be 16 bytes"); return NULL; }
+    if (get_u32(args[1], 0xFFFFul, &number, "message number")
+        || get_u32(args[2], 0xFFFFFFFFul, &flags, "flags"))
+        return NULL;
+    Py_ssize_t n;
+    const char *codes = PyUnicode_AsUTF8AndSize(args[3], &n);
+    if (!codes) return NULL;
+    if (PyTuple_GET_SIZE(args[4]) != n) {
+        PyErr_SetString(PyExc_ValueError, "one converter (or None) per type code");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!strchr("bhiqBHIQdsSgo", codes[i]) || codes[i] == 0) {
+            PyErr_Format(PyExc_ValueError, "unknown type code %R", args[3]);
+            return NULL;
+        }
+        if (codes[i] == 'o' && !PyCallable_Check(PyTuple_GET_ITEM(args[4], i))) {
+            PyErr_SetString(PyExc_TypeError, "type code 'o' needs a callable converter");
+            return NULL;
+        }
+    }
+    if (g_nsites == g_site_cap) {
+        Py_ssize_t cap = g_site_cap ? 2 * g_site_cap : 64;
+        site_program **grown = PyMem_Realloc(g_sites, sizeof *grown * (size_t)cap);
+        if (!grown) return PyErr_NoMemory();
+        g_sites = grown;
+        g_site_cap = cap;
+    }
+    site_program *s = PyMem_Calloc(1, sizeof *s);
+    char *copy = PyMem_Malloc((size_t)n + 1);
+    if (!s || !copy) {
+        PyMem_Free(s);
+        PyMem_Free(copy);
+        return PyErr_NoMemory();
+    }
+    memcpy(copy, codes, (size_t)n + 1);
+    if (guid) { memcpy(s->guid, guid, 16); s->has_guid = 1; }
+    s->number = (USHORT)number;
+    s->flags = (ULONG)flags;
+    s->nargs = n;
+    s->codes = copy;
+    Py_INCREF(args[4]);
+    s->converters = args[4];
+    g_sites[g_nsites] = s;
+    return PyLong_FromSsize_t(g_nsites++);
+}
+
+/* (handle, site_id) -> the handle and the site's program; NULL with an exception if bad. */
+static const site_program *site_args(PyObject *const *args, TRACEHANDLE *h) {
+    if (get_handle(args[0], h)) return NULL;
+    Py_ssize_t id = PyLong_AsSsize_t(args[1]);
+    if (id == -1 && PyErr_Occurred()) return NULL;
+    if (id < 0 || id >= g_nsites) {
+        PyErr_SetString(PyExc_ValueError, "unknown site id");
+        return NULL;
+    }
+    return g_sites[id];
+}
+
+/* Pack `values` by the site's program and write the record (or answer NEEDS_CHECKER). */
+static PyObject *pack_and_write(const site_program *s, TRACEHANDLE h, PyObject *const *values,
+                                Py_ssize_t n) {
+    if (n != s->nargs) return PyLong_FromLong(NEEDS_CHECKER);
+    payload_buf b;
+    buf_init(&b);
+    int ok = 1;
+    for (Py_ssize_t i = 0; i < n && ok == 1; i++) {
+        PyObject *v = values[i];
+        switch (s->codes[i]) {
+        case 'b': ok = put_int(&b, v, 1, 1); break;
+        case 'h': ok = put_int(&b, v, 2, 1); break;
+        case 'i': ok = put_int(&b, v, 4, 1); break;
+        case 'q': ok = put_int(&b, v, 8, 1); break;
+        case 'B': ok = put_int(&b, v, 1, 0); break;
+        case 'H': ok = put_int(&b, v, 2, 0); break;
+        case 'I': ok = put_int(&b, v, 4, 0); break;
+        case 'Q': ok = put_int(&b, v, 8, 0); break;
+        case 'd': ok = put_double(&b, v); break;
+        case 's': ok = put_utf8(&b, v); break;
+        case 'S': ok = put_utf16(&b, v); break;
+        case 'g': ok = put_guid(&b, v); break;
+        default:  ok = put_bytes_of(&b, PyObject_CallOneArg(PyTuple_GET_ITEM(s->converters, i), v));
+        }
+    }
+    PyObject *result;
+    if (ok < 0) result = PyErr_NoMemory();
+    else if (ok == 0) result = PyLong_FromLong(NEEDS_CHECKER);
+    else
+        result = PyLong_FromUnsignedLong(wpptrace_trace_packed(h, s->flags,
+                                                               s->has_guid ? (const char *)s->guid : NULL,
+                                                               s->number, (const char *)b.p, b.len));
+    buf_free(&b);
+    return result;
+}
+
+static PyObject *py_trace_site(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 3 || !PyTuple_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "trace_site(handle, site_id, args: tuple)");
+        return NULL;
+    }
+    TRACEHANDLE h;
+    const site_program *s = site_args(args, &h);
+    if (!s) return NULL;
+    return pack_and_write(s, h, &PyTuple_GET_ITEM(args[2], 0), PyTuple_GET_SIZE(args[2]));
+}
+
+/* The level methods' argument shape: four slots defaulting to the MISSING marker, then a tuple
+ * of the rest. Values are the leading non-MISSING slots, then `more` when all four are used. */
+static PyObject *py_trace_site_slots(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 7 || !PyTuple_Check(args[6]) || !g_missing) {
+        PyErr_SetString(PyExc_TypeError,
+                        "trace_site_slots(handle, site_id, a0, a1, a2, a3, more: tuple) after set_missing()");
+        return NULL;
+    }
+    TRACEHANDLE h;
+    const site_program *s = site_args(args, &h);
+    if (!s) return NULL;
+    PyObject *const *slots = args + 2;
+    Py_ssize_t used = 0;
+    while (used < 4 && slots[used] != g_missing) used++;
+    for (Py_ssize_t i = used; i < 4; i++)
+        if (slots[i] != g_missing) return PyLong_FromLong(NEEDS_CHECKER);   /* out of order */
+    PyObject *more = args[6];
+    Py_ssize_t extra = PyTuple_GET_SIZE(more);
+    if (extra == 0) return pack_and_write(s, h, slots, used);
+    if (used < 4) return PyLong_FromLong(NEEDS_CHECKER);
+    PyObject *stack_values[STACK_ARGS];
+    PyObject **values = stack_values;
+    if (4 + extra > STACK_ARGS) {
+        values = PyMem_Malloc(sizeof *values * (size_t)(4 + extra));
+        if (!values) return PyErr_NoMemory();
+    }
+    memcpy(values, slots, 4 * sizeof *values);
+    memcpy(values + 4, &PyTuple_GET_ITEM(more, 0), (size_t)extra * sizeof *values);
+    PyObject *result = pack_and_write(s, h, values, 4 + extra);
+    if (values != stack_values) PyMem_Free(values);
+    return result;
+}
+
+static PyObject *py_set_missing(PyObject *self, PyObject *marker) {
+    (void)self;
+    Py_INCREF(marker);
+    Py_XSETREF(g_missing, marker);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef fastpath_methods[] = {
+    {"trace_packed", (PyCFunction)(void (*)(void))py_trace_packed, METH_FASTCALL,
+     "trace_packed(handle, flags, guid_le|None, number, payload) -> Win32 code (never raises for Win32 failures)"},
+    {"trace_message", (PyCFunction)(void (*)(void))py_trace_message, METH_FASTCALL,
+     "trace_message(handle, flags, guid_le|None, number, *byte_args) -> Win32 code"},
+    {"register_site", (PyCFunction)(void (*)(void))py_register_site, METH_FASTCALL,
+     "register_site(guid_le, number, flags, codes, converters) -> site id"},
+    {"trace_site", (PyCFunction)(void (*)(void))py_trace_site, METH_FASTCALL,
+     "trace_site(handle, site_id, args) -> Win32 code, or -1 when Python's checker must pack"},
+    {"trace_site_slots", (PyCFunction)(void (*)(void))py_trace_site_slots, METH_FASTCALL,
+     "trace_site_slots(handle, site_id, a0, a1, a2, a3, more) -> as trace_site, slots ending at the MISSING marker"},
+    {"set_missing", py_set_missing, METH_O, "set_missing(marker): the default of unused argument slots"},
+    {NULL, NULL, 0, NULL},
+};
+
+/* Called through cffi, which released the GIL: take it back for the module edits. */
+int wpptrace_py_install(void) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    int rc = -1;
+    PyObject *module = PyImport_ImportModule("wpptrace._core");
+    if (module) {
+        if (!g_bytes_le) g_bytes_le = PyUnicode_InternFromString("bytes_le");
+        if (g_bytes_le && PyModule_AddFunctions(module, fastpath_methods) == 0) rc = 0;
+        Py_DECREF(module);
+    }
+    if (rc) PyErr_Clear();
+    PyGILState_Release(gil);
+    return rc;
+}
