@@ -8,7 +8,9 @@ per item type. Then, in one run:
 
 * wpptrace fmt: .etl -> ordered records -> TMF lookup -> compiled formatter -> prefix + text,
   written to /dev/null (the whole file), with the peak RSS (bounded memory check);
-* wpptrace raw: the same records walked without formatting (the engine's share);
+* wpptrace raw: the same records walked without formatting (the engine's share): as
+  ``Record`` objects (``ordering.ordered_records``, the general API) and as the formatter's
+  compact C rows (``wpp_rows.ordered_rows``: the walk + merge share of the fmt run);
 * dissect.etl: raw record parse (no formatting: it has no TMF support), on the first
   ``--dissect-events`` records because it is slow;
 * tracefmt (WDK): the published figure from the corpus FmtSum.txt, 267,823 events in 9 s;
@@ -147,6 +149,19 @@ def bench_raw(path: pathlib.Path) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
+def bench_rows(path: pathlib.Path) -> tuple[int, float]:
+    """The fmt run's engine share: C rows (walk, ids) merged in ProcessTrace order (CPU s)."""
+    from wpptrace.decoder.etlfile import EtlFile
+    from wpptrace.decoder.wpp_rows import ordered_rows
+
+    c0 = time.process_time()
+    n = 0
+    with EtlFile(str(path)) as etl:
+        for batch in ordered_rows(etl):
+            n += len(batch)
+    return n, time.process_time() - c0
+
+
 def bench_dissect(path: pathlib.Path, limit: int) -> tuple[int, float] | None:
     try:
         from dissect.etl import ETL
@@ -200,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     n_fmt, t_fmt, c_fmt, totals = bench_wpptrace(path)
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     n_raw, t_raw = bench_raw(path)
+    n_rows, c_rows = bench_rows(path)
     dis = bench_dissect(path, args.dissect_events)
     ref = bench_reference()
     n_tmf, c_tmf = bench_tmf_load()
@@ -214,8 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     steady = n_fmt / max(1e-9, c_fmt - c_tmf)
     print(f"{'  same, less the TMF loading (steady state)':44} {n_fmt:>10,} {c_fmt - c_tmf:>8.2f} "
           f"{steady:>11,.0f} {steady / tracefmt_rate:>10.1f}x   (loading {n_tmf:,} TMF messages: {c_tmf:.2f} s CPU)")
-    print(f"{'wpptrace engine (records only, no format)':44} {n_raw:>10,} {t_raw:>8.2f} "
+    print(f"{'wpptrace engine (Record objects, no format)':44} {n_raw:>10,} {t_raw:>8.2f} "
           f"{n_raw / t_raw:>11,.0f} {n_raw / t_raw / tracefmt_rate:>10.1f}x")
+    print(f"{'wpptrace fmt rows (walk + merge, CPU s)':44} {n_rows:>10,} {c_rows:>8.2f} "
+          f"{n_rows / c_rows:>11,.0f} {n_rows / c_rows / tracefmt_rate:>10.1f}x")
     if dis is not None:
         print(f"{'dissect.etl 3.14 (raw parse, no format)':44} {dis[0]:>10,} {dis[1]:>8.2f} "
               f"{dis[0] / dis[1]:>11,.0f} {dis[0] / dis[1] / tracefmt_rate:>10.1f}x")

@@ -4,7 +4,9 @@ Records come from the decoder engine in ProcessTrace order. Each (message GUID, 
 resolved once: its TMF ``Message`` is looked up, its ``MessageFormatter`` compiled
 (``wpptrace.tmf.render.compile_message``) and the prefix template bound to its fixed values;
 the result is cached, so a message costs one dict lookup, one argument render and one ``%``
-for the prefix. Messages without a format give tracefmt's ``Unknown( N): GUID=...`` line,
+for the prefix. The single-file text path (``format_rows``) goes further: the C rows of
+``wpp_rows`` carry small-integer ids (message, argument bytes, thread), so a repeated argument
+block costs two list indexes and one string join, and only new ones are rendered. Messages without a format give tracefmt's ``Unknown( N): GUID=...`` line,
 messages whose arguments don't fit give a format-error line; both are counted, neither stops
 the run. Records that are not TraceMessage records are counted and skipped.
 
@@ -360,7 +362,7 @@ class WppDecoder:
         assert ROW_FIELDS[len(HOT_FIELDS):] == [
             "thread_id", "process_id", "sequence", "payload_offset", "payload_size",
             "guid_offset", "cpu", "number", "flags", "kind", "present"]
-        _TID, _PID, _CPU = ROW_INDEX["thread_id"], ROW_INDEX["process_id"], ROW_INDEX["cpu"]
+        at_tid, at_pid, at_cpu = ROW_INDEX["thread_id"], ROW_INDEX["process_id"], ROW_INDEX["cpu"]
         unpack_row, row_size = ROW_FORMAT.unpack_from, ROW_SIZE
         stream = batches if stream is None else stream
         tables, datas, blobs = stream.tables, stream.datas, stream.blobs
@@ -407,7 +409,7 @@ class WppDecoder:
                         head = heads[hid]
                         if head is None:
                             full = unpack_row(blobs[slot], index * row_size)
-                            head = entry.prefix.head(full[_CPU], full[_PID], full[_TID])
+                            head = entry.prefix.head(full[at_cpu], full[at_pid], full[at_tid])
                             if hid != head_none:
                                 heads[hid] = head
                         append(head + cur_text + suffix)

@@ -1,6 +1,7 @@
 /* wpp_rows.c: one buffer's records -> compact WPP rows with small-integer ids (see wpp_rows.h).
  *
- * Open-addressing hash tables, sized once (keys grow by doubling up to their cap); ids are
+ * Open-addressing hash tables, sized once (keys grow by doubling up to their cap; memo slots
+ * carry a hash tag so a probe rarely touches the entries); ids are
  * handed out in first-seen order and never reused, so Python can mirror each table with a
  * plain list. Memo entries keep a copy of their argument bytes in an arena (bounded).
  */
@@ -18,7 +19,7 @@ typedef struct { uint32_t cpu, pid, tid; } head_entry;
 struct wpprow_tables {
     key_entry *keys; uint32_t nkeys, keys_alloc, key_cap, memo_per_key;
     uint32_t *key_slots; uint32_t key_mask;
-    memo_entry *memos; uint32_t nmemos, memo_cap; uint32_t *memo_slots; uint32_t memo_mask;
+    memo_entry *memos; uint32_t nmemos, memo_cap; uint64_t *memo_slots; uint32_t memo_mask;
     uint8_t *arena; uint64_t arena_used, arena_alloc, arena_cap;
     head_entry *heads; uint32_t nheads, head_cap; uint32_t *head_slots; uint32_t head_mask;
     etlrd_record *scratch;
@@ -50,7 +51,7 @@ wpprow_tables *wpprow_tables_new(uint32_t key_cap, uint32_t memo_cap, uint32_t m
     t->keys = malloc(sizeof(key_entry) * (t->keys_alloc ? t->keys_alloc : 1));
     t->key_slots = malloc(sizeof(uint32_t) * (t->key_mask + 1));
     t->memos = malloc(sizeof(memo_entry) * (memo_cap ? memo_cap : 1));
-    t->memo_slots = malloc(sizeof(uint32_t) * (t->memo_mask + 1));
+    t->memo_slots = malloc(sizeof(uint64_t) * (t->memo_mask + 1));
     t->heads = malloc(sizeof(head_entry) * (head_cap ? head_cap : 1));
     t->head_slots = malloc(sizeof(uint32_t) * (t->head_mask + 1));
     t->scratch = malloc(sizeof(etlrd_record) * SCRATCH_RECORDS);
@@ -60,7 +61,7 @@ wpprow_tables *wpprow_tables_new(uint32_t key_cap, uint32_t memo_cap, uint32_t m
         return NULL;
     }
     memset(t->key_slots, 0xFF, sizeof(uint32_t) * (t->key_mask + 1));
-    memset(t->memo_slots, 0xFF, sizeof(uint32_t) * (t->memo_mask + 1));
+    memset(t->memo_slots, 0xFF, sizeof(uint64_t) * (t->memo_mask + 1));
     memset(t->head_slots, 0xFF, sizeof(uint32_t) * (t->head_mask + 1));
     return t;
 }
@@ -137,9 +138,12 @@ static uint32_t memo_id(wpprow_tables *t, uint32_t key, uint32_t flags, const ui
     if (n > WPPROW_MAX_PAYLOAD) return none;
     uint64_t h = hash_bytes(p, n, ((uint64_t)key << 16) ^ flags);
     uint32_t s = (uint32_t)h & t->memo_mask;
+    uint64_t tag = h & 0xFFFFFFFF00000000ULL;
     for (;; s = (s + 1) & t->memo_mask) {
-        uint32_t i = t->memo_slots[s];
-        if (i == 0xFFFFFFFFu) break;
+        uint64_t slot = t->memo_slots[s];
+        if (slot == UINT64_MAX) break;
+        if ((slot & 0xFFFFFFFF00000000ULL) != tag) continue;
+        uint32_t i = (uint32_t)slot;
         memo_entry *m = &t->memos[i];
         if (m->hash == h && m->key == key && m->flags == flags && m->len == n
                 && !memcmp(t->arena + m->at, p, n))
@@ -162,7 +166,7 @@ static uint32_t memo_id(wpprow_tables *t, uint32_t key, uint32_t flags, const ui
     m->hash = h; m->key = key; m->flags = flags; m->len = n; m->at = t->arena_used;
     if (n) memcpy(t->arena + t->arena_used, p, n);
     t->arena_used += n;
-    t->memo_slots[s] = i;
+    t->memo_slots[s] = tag | i;
     return i;
 }
 
