@@ -36,7 +36,10 @@ def flags_file(tmp_path_factory):
     registration = provider.RegisterTraceGuids(on_control, None, control, [message])
     props = provider.EVENT_TRACE_PROPERTIES(
         LogFileName=str(path), BufferSize=8,
-        LogFileMode=lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL | lib.EVENT_TRACE_USE_GLOBAL_SEQUENCE)
+        # one buffer stream: messages without a timestamp keep their logging order even if
+        # the thread moves to another CPU meanwhile (per-processor buffers would split them)
+        LogFileMode=lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL | lib.EVENT_TRACE_USE_GLOBAL_SEQUENCE
+        | lib.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING)
     session = provider.StartTrace("decoder-api-flags-" + uuid.uuid4().hex[:8], props)
     try:
         provider.EnableTrace(True, 0xFFFFFFFF, 5, control, session)
