@@ -8,6 +8,9 @@ from wpptrace.decoder.structs import (ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFIL
 WPP_FILES = ("wppemitter-sample.etl", "wppstr-sample.etl", "wpptypes-sample.etl",
              "wppenum-sample.etl")
 ALL_FILES = WPP_FILES + ("powershell.etl", "lxcore_kernel.etl", "primitive-types.etl")
+#: seconds a test waits for another thread: only a hang gets near it (a healthy run takes
+#: milliseconds); generous so a loaded CI machine never fails a test on time alone
+PATIENCE = 120.0
 
 
 def collect(path, mode: int = PROCESS_TRACE_MODE_EVENT_RECORD, start=None, end=None, **fields):

@@ -18,7 +18,7 @@ from wpptrace.winerror import (ERROR_BAD_FORMAT, ERROR_CANCELLED, ERROR_CTX_CLOS
                                ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER, ERROR_NOACCESS,
                                ERROR_NOT_SUPPORTED, ERROR_SUCCESS, Win32Error)
 
-from .api_helpers import buffers_of, collect, identity
+from .api_helpers import PATIENCE, buffers_of, collect, identity
 
 
 def _code(call) -> int:
@@ -45,9 +45,9 @@ def _stream(buffers, log, options=None, close_after=True):
     worker = threading.Thread(target=lambda: log.append(("rc", api.ProcessTrace([handle]))))
     worker.start()
     if close_after:
-        assert started.wait(30)      # ProcessTrace is running: the close is pending
+        assert started.wait(PATIENCE)      # ProcessTrace is running: the close is pending
         assert api.CloseTrace(handle) == ERROR_CTX_CLOSE_PENDING
-    worker.join(30)
+    worker.join(PATIENCE)
     assert not worker.is_alive()
     return handle
 

@@ -11,7 +11,7 @@ from wpptrace.decoder.structs import (ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFIL
 from wpptrace.winerror import (ERROR_CTX_CLOSE_PENDING, ERROR_INVALID_HANDLE, ERROR_SUCCESS,
                                Win32Error)
 
-from .api_helpers import buffers_of, collect, identity
+from .api_helpers import PATIENCE, buffers_of, collect, identity
 
 
 def _open(path, **fields):
@@ -93,7 +93,7 @@ def test_close_pending_on_a_live_trace_delivers_what_was_queued(api_data):
     def on_event(record):
         events.append(record)
         entered.set()
-        release.wait(10)       # hold ProcessTrace inside the header buffer
+        release.wait(PATIENCE)       # hold ProcessTrace inside the header buffer
 
     handle = api.OpenTraceFromBufferStream(ETW_OPEN_TRACE_OPTIONS(EventCallback=on_event))
     for buf in buffers:
@@ -102,11 +102,11 @@ def test_close_pending_on_a_live_trace_delivers_what_was_queued(api_data):
     worker = threading.Thread(target=lambda: outcome.setdefault("rc", api.ProcessTrace([handle])))
     worker.start()
     try:
-        assert entered.wait(10)
+        assert entered.wait(PATIENCE)
         assert api.CloseTrace(handle) == ERROR_CTX_CLOSE_PENDING
     finally:
         release.set()
-        worker.join(10)
+        worker.join(PATIENCE)
     assert not worker.is_alive()
     assert outcome["rc"] == ERROR_SUCCESS
     assert [identity(e) for e in events] == [identity(e) for e in expected]

@@ -12,7 +12,7 @@ from wpptrace.decoder.structs import (ETW_BUFFER_HEADER, EVENT_TRACE_LOGFILE, Ev
                                       PROCESS_TRACE_MODE_EVENT_RECORD)
 from wpptrace.winerror import ERROR_BUSY, ERROR_SUCCESS, Win32Error
 
-from .api_helpers import collect, identity
+from .api_helpers import PATIENCE, collect, identity
 
 
 def _corpus_files(corpus):
@@ -115,7 +115,7 @@ def test_concurrent_processtrace_on_separate_handles(api_data):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(30)
+        t.join(PATIENCE)
     assert not errors
     assert all(results[i] == expected[p] for i, p in enumerate(paths))
 

@@ -18,7 +18,7 @@ from wpptrace.winerror import (ERROR_CANCELLED, ERROR_CTX_CLOSE_PENDING, ERROR_I
                                ERROR_SUCCESS, ERROR_WMI_ALREADY_ENABLED,
                                ERROR_WMI_INSTANCE_NOT_FOUND, Win32Error)
 
-from .api_helpers import collect, identity
+from .api_helpers import PATIENCE, collect, identity
 
 REALTIME_EVENT_RECORD = PROCESS_TRACE_MODE_REAL_TIME | PROCESS_TRACE_MODE_EVENT_RECORD
 #: FlushTimer (seconds) far beyond a test's run: only explicit flushes and the stop flush
@@ -105,7 +105,7 @@ def test_events_arrive_header_first_and_processtrace_ends_with_the_session(sessi
     session.flush()
     worker, outcome = _run_in_thread(handle)
     session.stop()
-    worker.join(10)
+    worker.join(PATIENCE)
     assert not worker.is_alive() and outcome["rc"] == ERROR_SUCCESS
     assert events[0].EventHeader.ProviderId == EventTraceGuid
     assert events[0].EventHeader.EventDescriptor.Opcode == 0
@@ -124,7 +124,7 @@ def test_close_pending_from_another_thread_delivers_queued_events_only(session):
     def slow(record):
         events.append(record)
         entered.set()
-        release.wait(10)            # hold ProcessTrace so buffers pile up in the queue
+        release.wait(PATIENCE)            # hold ProcessTrace so buffers pile up in the queue
 
     logfile = EVENT_TRACE_LOGFILE(LoggerName=session.name, ProcessTraceMode=REALTIME_EVENT_RECORD,
                                   EventRecordCallback=slow)
@@ -132,15 +132,17 @@ def test_close_pending_from_another_thread_delivers_queued_events_only(session):
     session.log(10, 0)
     session.flush()
     worker, outcome = _run_in_thread(handle)
-    assert entered.wait(10)
-    for value in range(1, 4):       # three more buffers, queued behind the blocked callback
-        session.log(10, value)
+    try:
+        assert entered.wait(PATIENCE)
+        for value in range(1, 4):   # three more buffers, queued behind the blocked callback
+            session.log(10, value)
+            session.flush()
+        assert api.CloseTrace(handle) == ERROR_CTX_CLOSE_PENDING
+        session.log(10, 99)         # after the close: must not be delivered
         session.flush()
-    assert api.CloseTrace(handle) == ERROR_CTX_CLOSE_PENDING
-    session.log(10, 99)             # after the close: must not be delivered
-    session.flush()
-    release.set()
-    worker.join(10)
+    finally:
+        release.set()               # never leave the worker blocked, even on a failure
+    worker.join(PATIENCE)
     assert not worker.is_alive() and outcome["rc"] == ERROR_SUCCESS
     assert _values(events) == [0, 1, 2, 3]
     with pytest.raises(Win32Error) as info:
@@ -164,7 +166,7 @@ def test_close_pending_from_inside_the_event_callback(session):
         session.log(10, value)
         session.flush()
     worker, outcome = _run_in_thread(box["handle"])
-    worker.join(10)                 # returns by itself: the session is still running
+    worker.join(PATIENCE)                 # returns by itself: the session is still running
     assert not worker.is_alive() and outcome["rc"] == ERROR_SUCCESS
     assert results == [ERROR_CTX_CLOSE_PENDING]
     assert _values(events) == [0, 1, 2]     # the queued buffers were still delivered
@@ -217,9 +219,9 @@ def test_open_trace_from_realtime_logger_with_options(session):
     session.log(11, 7)
     session.flush()
     worker, outcome = _run_in_thread(handle)
-    assert delivered.wait(10)
+    assert delivered.wait(PATIENCE)
     assert api.CloseTrace(handle) == ERROR_CTX_CLOSE_PENDING
-    worker.join(10)
+    worker.join(PATIENCE)
     assert outcome["rc"] == ERROR_SUCCESS
     assert _values(events) == [7]
     assert all(e.UserContext == "ctx" for e in events)
@@ -245,7 +247,7 @@ def test_buffers_of_several_processors_are_merged_by_time(session):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(30)
+        t.join(PATIENCE)
     session.stop()
     try:
         assert api.ProcessTrace([handle]) == ERROR_SUCCESS
@@ -309,7 +311,7 @@ def test_remote_consumer_over_a_buffer_stream(session):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(30)
+        t.join(PATIENCE)
     session.stop()
     try:
         assert api.ProcessTrace([remote]) == ERROR_SUCCESS
