@@ -12,8 +12,8 @@ message number per call site (see :mod:`wpptrace.provider.tracing_sites`), a TMF
 TMF format, the argument item types, LEVEL=, FLAGS= and FUNC=. The first enabled call of a site
 finds it by the position CPython recorded for the CALL instruction, compiles its packer
 (:mod:`wpptrace.provider.tracing_messages`), registers its packer program with the C fast path
-and caches it; later calls find the site by the format object and make one builtin call
-(``_hazmat.trace_site_slots``) that packs the values into the record. A value the C form refuses is
+and caches it; later calls make one builtin call (``_hazmat.site_writer``) that finds the site
+by the format object and packs the values into the record. A value the C form refuses is
 packed by the site's validating Python encoder, which raises naming the call site. Without the
 builtins, the site's generated Python packer and ``trace_packed_raw`` do the same. ``wpptrace tmf gen`` writes the same TMF from the sources,
 ``Provider.write_tmf()`` writes it from the running program; both are byte for byte equal.
@@ -30,7 +30,7 @@ import threading
 import uuid
 from typing import Any, Callable, Iterable
 
-from ._hazmat import NEEDS_CHECKER
+from ._hazmat import NEEDS_CHECKER, NEEDS_SITE
 from .tracing_messages import MISSING, CompiledSite, FileMessages, compile_file
 from .tracing_sites import LEVELS, LEVEL_METHODS, ScanError, etw_name_guid
 
@@ -131,7 +131,10 @@ class Provider:
         self._registration: int | None = None
         self._trace_packed: Callable[..., int] | None = None
         self._trace_site: Callable[..., int] | None = None
+        # _write(handle, fmt, a0, a1, a2, a3, more): by the format object (or NEEDS_SITE);
+        # _write_key(handle, key, a0, a1, a2, a3, more): by the site's writer key
         self._write: Callable[..., int] = self._python_write
+        self._write_key: Callable[..., int] = self._python_write_key
         from ._hazmat import trace_packed_raw, trace_site_slots
         self._set_writers(trace_packed_raw, trace_site_slots)
         if register:
@@ -166,7 +169,11 @@ class Provider:
         site's Python packer and ``trace_packed(handle, flags, guid_le, number, payload)``."""
         with self._lock:
             self._trace_packed, self._trace_site = trace_packed, trace_site_slots
-            self._write = trace_site_slots if trace_site_slots is not None else self._python_write
+            if trace_site_slots is None:
+                self._write, self._write_key = self._python_write, self._python_write_key
+            else:
+                from ._hazmat import site_writer
+                self._write, self._write_key = site_writer(self._by_format), trace_site_slots
             for sites in self._by_code.values():
                 for site in sites.values():
                     self._register_program(site)
@@ -176,9 +183,17 @@ class Provider:
     def _writer_key(self, site: CompiledSite) -> Any:
         return site if self._trace_site is None else site.cid
 
-    def _python_write(self, handle: int, site: CompiledSite, a0: Any, a1: Any, a2: Any, a3: Any,
+    def _python_write(self, handle: int, fmt: str, a0: Any, a1: Any, a2: Any, a3: Any,
                       more: tuple) -> int:
-        """``self._write`` without the C packer: the site's generated packer (which raises
+        """``self._write`` without the builtins: by the format object, or NEEDS_SITE."""
+        entry = self._by_format.get(fmt)
+        if entry is None or entry[0] is not fmt:
+            return NEEDS_SITE
+        return self._python_write_key(handle, entry[1], a0, a1, a2, a3, more)
+
+    def _python_write_key(self, handle: int, site: CompiledSite, a0: Any, a1: Any, a2: Any, a3: Any,
+                          more: tuple) -> int:
+        """``self._write_key`` without the builtins: the site's generated packer (which raises
         naming the call site for a value that does not fit), then trace_packed."""
         return self._trace_packed(handle, WPP_TRACE_OPTIONS, site.guid_le, site.number,
                                   site.pack(a0, a1, a2, a3, more))
@@ -227,15 +242,9 @@ class Provider:
             self._files[path] = messages
         return messages
 
-    def _site(self, fmt: str, method: str) -> CompiledSite:
-        """The call site of the level method's caller, when the format alone does not tell."""
-        frame = _getframe(2)
-        site = self._by_code.get(id(frame.f_code), _NO_SITES).get(frame.f_lasti)
-        return site if site is not None else self._resolve(frame, method, fmt)
-
-    def _entry(self, fmt: str, method: str) -> tuple[str, Any, CompiledSite]:
-        """``_site`` for the level methods: (format, writer key, site)."""
-        frame = _getframe(2)
+    def _entry(self, fmt: str, method: str, depth: int) -> tuple[str, Any, CompiledSite]:
+        """The call site of the frame ``depth`` levels up: (format, writer key, site)."""
+        frame = _getframe(depth)
         site = self._by_code.get(id(frame.f_code), _NO_SITES).get(frame.f_lasti)
         if site is None:
             site = self._resolve(frame, method, fmt)
@@ -279,11 +288,20 @@ class Provider:
         self.events_dropped += 1
         self.last_error = rc
 
-    def _not_written(self, rc: int, site: CompiledSite, a0: Any, a1: Any, a2: Any, a3: Any,
+    def _not_written(self, rc: int, fmt: str, method: str, a0: Any, a1: Any, a2: Any, a3: Any,
                      more: tuple) -> None:
-        """After the writer refused (rc != 0): NEEDS_CHECKER -> pack with the site's Python
-        packer (which raises naming the call site if a value does not fit) and write that;
-        otherwise count the drop."""
+        """After ``_write`` from a level method refused (rc != 0): NEEDS_SITE -> find the site
+        from the caller's frame and write by its key; NEEDS_CHECKER -> pack with the site's
+        Python packer (which raises naming the call site if a value does not fit) and write
+        that; otherwise count the drop."""
+        entry = self._by_format.get(fmt)
+        if rc == NEEDS_SITE or entry is None or entry[0] is not fmt:
+            entry = self._entry(fmt, method, 3)  # _entry <- here <- level method <- caller
+            if rc == NEEDS_SITE:
+                rc = self._write_key(self.logger_handle, entry[1], a0, a1, a2, a3, more)
+                if not rc:
+                    return
+        site = entry[2]
         if rc == NEEDS_CHECKER:
             rc = self._trace_packed(self.logger_handle, WPP_TRACE_OPTIONS, site.guid_le, site.number,
                                     site.pack(a0, a1, a2, a3, more))
@@ -294,14 +312,11 @@ class Provider:
     def log(self, level: int, flag: int, fmt: str, *args: Any) -> None:
         """``log(TRACE_LEVEL_WARNING, IO, "fmt", ...)``: the level as a value."""
         if flag & self._masks[level & 0xFF]:
-            entry = self._by_format.get(fmt)
-            if entry is None or entry[0] is not fmt:
-                entry = self._entry(fmt, "log")
             padded = args + (MISSING,) * 4
             a0, a1, a2, a3, more = padded[0], padded[1], padded[2], padded[3], args[4:]
-            rc = self._write(self.logger_handle, entry[1], a0, a1, a2, a3, more)
+            rc = self._write(self.logger_handle, fmt, a0, a1, a2, a3, more)
             if rc:
-                self._not_written(rc, entry[2], a0, a1, a2, a3, more)
+                self._not_written(rc, fmt, "log", a0, a1, a2, a3, more)
 
     # -- TMF ------------------------------------------------------------------------------
     def add_sources(self, *paths: str) -> None:
@@ -366,17 +381,14 @@ def _format_identifies_site(messages: FileMessages, site: CompiledSite) -> bool:
 
 def _level_method(name: str, level_name: str, level: int):
     """Generate one level method: the disabled path is a single attribute test; the enabled path
-    a dict lookup by the format object and one writer call (C: trace_site_slots)."""
+    one writer call (C: finds the site by the format object, packs, writes)."""
     source = f'''
 def {name}(self, flag, fmt, a0=MISSING, a1=MISSING, a2=MISSING, a3=MISSING, *more):
     """Trace at {level_name} if ``flag`` is enabled: ``{name}(FLAG, "format %d", value, ...)``."""
     if flag & self._mask{level}:
-        entry = self._by_format.get(fmt)
-        if entry is None or entry[0] is not fmt:
-            entry = self._entry(fmt, "{name}")
-        rc = self._write(self.logger_handle, entry[1], a0, a1, a2, a3, more)
+        rc = self._write(self.logger_handle, fmt, a0, a1, a2, a3, more)
         if rc:
-            self._not_written(rc, entry[2], a0, a1, a2, a3, more)
+            self._not_written(rc, fmt, "{name}", a0, a1, a2, a3, more)
 '''
     namespace = {"MISSING": MISSING}
     exec(compile(source, f"<wpptrace Provider.{name}>", "exec"), namespace)  # noqa: S102

@@ -15,6 +15,9 @@
  *       written then.
  *   trace_site_slots(handle, site_id, a0, a1, a2, a3, more) -> the same for the level methods'
  *       signature (four slots defaulting to a marker given once with set_missing(marker)).
+ *   site_writer(by_format) -> write(handle, fmt, a0, a1, a2, a3, more): trace_site_slots with
+ *       the site looked up in a provider's {format: (format, site_id, ...)} dict by the format
+ *       object; -2 (NEEDS_SITE) when it names no site.
  *
  * A site's program is one type code per argument:
  *   b h i q  signed 8/16/32/64-bit int        B H I Q  unsigned 8/16/32/64-bit int
@@ -30,6 +33,7 @@
 #include "py_fastpath.h"
 
 #define NEEDS_CHECKER (-1)        /* trace_site's "not packed: use the Python checker" */
+#define NEEDS_SITE    (-2)        /* a writer's "this format object names no site yet" */
 #define STACK_PAYLOAD 512
 #define STACK_ARGS    32
 
@@ -415,6 +419,9 @@ static PyObject *py_trace_site(PyObject *self, PyObject *const *args, Py_ssize_t
     return pack_and_write(s, h, &PyTuple_GET_ITEM(args[2], 0), PyTuple_GET_SIZE(args[2]));
 }
 
+static PyObject *write_slots(const site_program *s, TRACEHANDLE h, PyObject *const *slots,
+                             PyObject *more);
+
 /* The level methods' argument shape: four slots defaulting to the MISSING marker, then a tuple
  * of the rest. Values are the leading non-MISSING slots, then `more` when all four are used. */
 static PyObject *py_trace_site_slots(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -427,12 +434,15 @@ static PyObject *py_trace_site_slots(PyObject *self, PyObject *const *args, Py_s
     TRACEHANDLE h;
     const site_program *s = site_args(args, &h);
     if (!s) return NULL;
-    PyObject *const *slots = args + 2;
+    return write_slots(s, h, args + 2, args[6]);
+}
+
+static PyObject *write_slots(const site_program *s, TRACEHANDLE h, PyObject *const *slots,
+                             PyObject *more) {
     Py_ssize_t used = 0;
     while (used < 4 && slots[used] != g_missing) used++;
     for (Py_ssize_t i = used; i < 4; i++)
         if (slots[i] != g_missing) return PyLong_FromLong(NEEDS_CHECKER);   /* out of order */
-    PyObject *more = args[6];
     Py_ssize_t extra = PyTuple_GET_SIZE(more);
     if (extra == 0) return pack_and_write(s, h, slots, used);
     if (used < 4) return PyLong_FromLong(NEEDS_CHECKER);
@@ -447,6 +457,38 @@ static PyObject *py_trace_site_slots(PyObject *self, PyObject *const *args, Py_s
     PyObject *result = pack_and_write(s, h, values, 4 + extra);
     if (values != stack_values) PyMem_Free(values);
     return result;
+}
+
+/* A provider's writer: self is its dict {format str: (the same str object, site id, ...)}.
+ * write(handle, fmt, a0, a1, a2, a3, more) -> as trace_site_slots, or NEEDS_SITE when the
+ * format object does not name a site (Python then finds it from the caller's frame). */
+static PyObject *py_write_by_format(PyObject *by_format, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 7 || !PyTuple_Check(args[6]) || !g_missing) {
+        PyErr_SetString(PyExc_TypeError, "write(handle, fmt, a0, a1, a2, a3, more: tuple)");
+        return NULL;
+    }
+    PyObject *entry = PyDict_GetItemWithError(by_format, args[1]);   /* borrowed */
+    if (!entry) return PyErr_Occurred() ? NULL : PyLong_FromLong(NEEDS_SITE);
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 2 || PyTuple_GET_ITEM(entry, 0) != args[1])
+        return PyLong_FromLong(NEEDS_SITE);
+    PyObject *key[2] = {args[0], PyTuple_GET_ITEM(entry, 1)};
+    TRACEHANDLE h;
+    const site_program *s = site_args(key, &h);
+    if (!s) return NULL;
+    return write_slots(s, h, args + 2, args[6]);
+}
+
+static PyMethodDef write_by_format_def = {
+    "write", (PyCFunction)(void (*)(void))py_write_by_format, METH_FASTCALL,
+    "write(handle, fmt, a0, a1, a2, a3, more) -> Win32 code, NEEDS_CHECKER (-1) or NEEDS_SITE (-2)"};
+
+static PyObject *py_site_writer(PyObject *self, PyObject *by_format) {
+    (void)self;
+    if (!PyDict_CheckExact(by_format)) {
+        PyErr_SetString(PyExc_TypeError, "site_writer(by_format: dict)");
+        return NULL;
+    }
+    return PyCFunction_New(&write_by_format_def, by_format);
 }
 
 static PyObject *py_set_missing(PyObject *self, PyObject *marker) {
@@ -467,6 +509,8 @@ static PyMethodDef fastpath_methods[] = {
      "trace_site(handle, site_id, args) -> Win32 code, or -1 when Python's checker must pack"},
     {"trace_site_slots", (PyCFunction)(void (*)(void))py_trace_site_slots, METH_FASTCALL,
      "trace_site_slots(handle, site_id, a0, a1, a2, a3, more) -> as trace_site, slots ending at the MISSING marker"},
+    {"site_writer", py_site_writer, METH_O,
+     "site_writer(by_format) -> write(handle, fmt, a0, a1, a2, a3, more), looking the site up by the format object"},
     {"set_missing", py_set_missing, METH_O, "set_missing(marker): the default of unused argument slots"},
     {NULL, NULL, 0, NULL},
 };
