@@ -4,16 +4,14 @@ EVENT_RECORD and the classic EVENT_TRACE view) and with each session clock type.
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 
 from wpptrace.decoder.structs import (GUID_NULL, PROCESS_TRACE_MODE_EVENT_RECORD,
                                       PROCESS_TRACE_MODE_RAW_TIMESTAMP)
-from wpptrace.provider import api as provider
 from wpptrace._core import lib
 
-from .api_helpers import collect
+from .api_helpers import ProviderSession, collect
 
 SEQUENCE, GUID, TIMESTAMP, SYSTEMINFO, POINTER64 = 0x01, 0x02, 0x08, 0x20, 0x80
 FLAG_SETS = (0x00, GUID, GUID | TIMESTAMP, GUID | SYSTEMINFO, SEQUENCE,
@@ -25,30 +23,15 @@ FLAG_SETS = (0x00, GUID, GUID | TIMESTAMP, GUID | SYSTEMINFO, SEQUENCE,
 def flags_file(tmp_path_factory):
     """One message per flag set (number 10 + i, argument = i as ULONG), sequence mode on."""
     path = tmp_path_factory.mktemp("flags") / "flags.etl"
-    control, message = uuid.uuid4(), uuid.uuid4()
-    loggers = []
-
-    def on_control(code, context, buffer):
-        if code == lib.WMI_ENABLE_EVENTS:
-            loggers.append(provider.GetTraceLoggerHandle(buffer))
-        return 0
-
-    registration = provider.RegisterTraceGuids(on_control, None, control, [message])
-    props = provider.EVENT_TRACE_PROPERTIES(
-        LogFileName=str(path), BufferSize=8,
-        # one buffer stream: messages without a timestamp keep their logging order even if
-        # the thread moves to another CPU meanwhile (per-processor buffers would split them)
-        LogFileMode=lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL | lib.EVENT_TRACE_USE_GLOBAL_SEQUENCE
-        | lib.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING)
-    session = provider.StartTrace("decoder-api-flags-" + uuid.uuid4().hex[:8], props)
-    try:
-        provider.EnableTrace(True, 0xFFFFFFFF, 5, control, session)
+    # one buffer stream: messages without a timestamp keep their logging order even if the
+    # thread moves to another CPU meanwhile (per-processor buffers would split them)
+    with ProviderSession("decoder-api-flags", LogFileName=str(path), BufferSize=8,
+                         LogFileMode=lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL
+                         | lib.EVENT_TRACE_USE_GLOBAL_SEQUENCE
+                         | lib.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING) as session:
         for i, flags in enumerate(FLAG_SETS):
-            provider.TraceMessage(loggers[-1], flags, message, 10 + i, i.to_bytes(4, "little"))
-    finally:
-        provider.ControlTrace(session, None, None, lib.EVENT_TRACE_CONTROL_STOP)
-        provider.UnregisterTraceGuids(registration)
-    return path, message
+            session.log(10 + i, i, flags)
+    return path, session.message_guid
 
 
 def _messages(path, mode):
@@ -100,27 +83,12 @@ def test_filetime_of_each_clock_type_is_wall_clock_time(tmp_path, clock):
     FILETIMEs fall between the wall-clock times taken around the logging; with the system
     time clock the raw values already are FILETIMEs."""
     path = tmp_path / f"clock{clock}.etl"
-    control, message = uuid.uuid4(), uuid.uuid4()
-    loggers = []
-
-    def on_control(code, context, buffer):
-        if code == lib.WMI_ENABLE_EVENTS:
-            loggers.append(provider.GetTraceLoggerHandle(buffer))
-        return 0
-
-    registration = provider.RegisterTraceGuids(on_control, None, control, [message])
-    session = provider.StartTrace("decoder-api-clock-" + uuid.uuid4().hex[:8],
-                                  provider.EVENT_TRACE_PROPERTIES(
-                                      LogFileName=str(path), BufferSize=8, ClientContext=clock))
-    try:
-        provider.EnableTrace(True, 0xFFFFFFFF, 5, control, session)
+    with ProviderSession("decoder-api-clock", LogFileName=str(path), BufferSize=8,
+                         ClientContext=clock) as session:
         before = time.time_ns() // 100 + FILETIME_UNIX_EPOCH
         for value in range(20):
-            provider.TraceMessage(loggers[-1], 0x2B, message, 10, value.to_bytes(4, "little"))
+            session.log(10, value)
         after = time.time_ns() // 100 + FILETIME_UNIX_EPOCH
-    finally:
-        provider.ControlTrace(session, None, None, lib.EVENT_TRACE_CONTROL_STOP)
-        provider.UnregisterTraceGuids(registration)
     converted, logfile, _ = collect(path)
     raw, _, _ = collect(path, PROCESS_TRACE_MODE_EVENT_RECORD | PROCESS_TRACE_MODE_RAW_TIMESTAMP)
     assert logfile.LogfileHeader.ReservedFlags == clock

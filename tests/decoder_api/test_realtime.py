@@ -12,62 +12,26 @@ from wpptrace.decoder import api
 from wpptrace.decoder.structs import (ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFILE,
                                       PROCESS_TRACE_MODE_EVENT_RECORD, PROCESS_TRACE_MODE_REAL_TIME,
                                       TRACE_LOGFILE_HEADER, EventTraceGuid)
-from wpptrace.provider import api as provider
 from wpptrace._core import lib
 from wpptrace.winerror import (ERROR_CANCELLED, ERROR_CTX_CLOSE_PENDING, ERROR_INVALID_HANDLE,
                                ERROR_SUCCESS, ERROR_WMI_ALREADY_ENABLED,
                                ERROR_WMI_INSTANCE_NOT_FOUND, Win32Error)
 
-from .api_helpers import PATIENCE, collect, identity
+from .api_helpers import PATIENCE, ProviderSession, collect, identity
 
 REALTIME_EVENT_RECORD = PROCESS_TRACE_MODE_REAL_TIME | PROCESS_TRACE_MODE_EVENT_RECORD
 #: FlushTimer (seconds) far beyond a test's run: only explicit flushes and the stop flush
 NO_TIMER_FLUSH = 3600
 
 
-class Session:
-    """A running REAL_TIME_MODE session with one registered, enabled WPP-style provider."""
-
-    def __init__(self):
-        self.control_guid = uuid.uuid4()
-        self.message_guid = uuid.uuid4()
-        self.logger = None
-        self.registration = provider.RegisterTraceGuids(self._control, None, self.control_guid,
-                                                        [self.message_guid])
-        self.name = "decoder-api-rt-" + uuid.uuid4().hex[:8]
-        # The tests flush explicitly. A real-time session otherwise flushes every second
-        # (FlushTimer 0 means 1 s); a timer flush landing between a log call and a consumer
-        # connecting made "buffered until the first consumer" tests fail now and then.
-        props = provider.EVENT_TRACE_PROPERTIES(LogFileMode=lib.EVENT_TRACE_REAL_TIME_MODE,
-                                                BufferSize=4, FlushTimer=NO_TIMER_FLUSH)
-        self.handle = provider.StartTrace(self.name, props)
-        self.stopped = False
-        provider.EnableTrace(True, 0xFFFFFFFF, 5, self.control_guid, self.handle)
-
-    def _control(self, code, context, buffer):
-        if code == lib.WMI_ENABLE_EVENTS:
-            self.logger = provider.GetTraceLoggerHandle(buffer)
-        return 0
-
-    def log(self, number: int, value: int, flags: int = 0x2B) -> None:
-        provider.TraceMessage(self.logger, flags, self.message_guid, number,
-                              value.to_bytes(4, "little"))
-
-    def flush(self) -> None:
-        provider.ControlTrace(self.handle, None, None, lib.EVENT_TRACE_CONTROL_FLUSH)
-
-    def stop(self) -> None:
-        if not self.stopped:
-            self.stopped = True
-            provider.ControlTrace(self.handle, None, None, lib.EVENT_TRACE_CONTROL_STOP)
-            provider.UnregisterTraceGuids(self.registration)
-
-
 @pytest.fixture
 def session():
-    s = Session()
-    yield s
-    s.stop()
+    """A REAL_TIME_MODE session with one enabled provider; the tests flush explicitly. (The
+    default 1 s flush timer could flush between a log call and a consumer connecting, which
+    made "buffered until the first consumer" fail now and then.)"""
+    with ProviderSession("decoder-api-rt", LogFileMode=lib.EVENT_TRACE_REAL_TIME_MODE,
+                         BufferSize=4, FlushTimer=NO_TIMER_FLUSH) as s:
+        yield s
 
 
 def _open(session, events, **fields):
@@ -86,6 +50,28 @@ def _run_in_thread(handle):
     worker = threading.Thread(target=lambda: outcome.setdefault("rc", api.ProcessTrace([handle])))
     worker.start()
     return worker, outcome
+
+
+def _log_from_each_cpu(session, cpus, flush: bool) -> list[int]:
+    """One thread per CPU, pinned to it, logs cpu * 1000 + 0..299 (all start together; each
+    flushes at its end if ``flush``); returns the values logged, sorted."""
+    barrier = threading.Barrier(len(cpus))
+
+    def log_on(cpu):
+        os.sched_setaffinity(0, {cpu})
+        barrier.wait()
+        for value in range(300):
+            session.log(10, cpu * 1000 + value)
+        if flush:
+            session.flush()
+
+    threads = [threading.Thread(target=log_on, args=(cpu,)) for cpu in cpus]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(PATIENCE)
+    assert not any(t.is_alive() for t in threads)
+    return sorted(c * 1000 + v for c in cpus for v in range(300))
 
 
 def test_no_such_session_is_wmi_instance_not_found():
@@ -235,25 +221,13 @@ def test_buffers_of_several_processors_are_merged_by_time(session):
         pytest.skip("needs two CPUs to fill two per-processor buffer streams")
     events = []
     handle, _ = _open(session, events)
-    barrier = threading.Barrier(2)
-
-    def log_on(cpu):
-        os.sched_setaffinity(0, {cpu})
-        barrier.wait()
-        for value in range(300):
-            session.log(10, cpu * 1000 + value)
-
-    threads = [threading.Thread(target=log_on, args=(cpu,)) for cpu in cpus]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(PATIENCE)
+    logged = _log_from_each_cpu(session, cpus, flush=False)
     session.stop()
     try:
         assert api.ProcessTrace([handle]) == ERROR_SUCCESS
     finally:
         api.CloseTrace(handle)
-    assert sorted(_values(events)) == sorted(c * 1000 + v for c in cpus for v in range(300))
+    assert sorted(_values(events)) == logged
     assert len({e.BufferContext.ProcessorIndex for e in events[1:]}) == 2
     stamps = [e.EventHeader.TimeStamp for e in events[1:]]
     assert stamps == sorted(stamps)
@@ -297,21 +271,7 @@ def test_remote_consumer_over_a_buffer_stream(session):
 
     remote = api.OpenTraceFromRealTimeLogger(session.name, ETW_OPEN_TRACE_OPTIONS(
         BufferCallback=ship, EventCallback=remote_events.append))
-    cpus = sorted(os.sched_getaffinity(0))[:2]
-    barrier = threading.Barrier(len(cpus))
-
-    def log_on(cpu):
-        os.sched_setaffinity(0, {cpu})
-        barrier.wait()
-        for value in range(300):
-            session.log(10, cpu * 1000 + value)
-        session.flush()
-
-    threads = [threading.Thread(target=log_on, args=(cpu,)) for cpu in cpus]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(PATIENCE)
+    logged = _log_from_each_cpu(session, sorted(os.sched_getaffinity(0))[:2], flush=True)
     session.stop()
     try:
         assert api.ProcessTrace([remote]) == ERROR_SUCCESS
@@ -330,7 +290,6 @@ def test_remote_consumer_over_a_buffer_stream(session):
         api.ProcessTraceAddBufferToBufferStream(box["handle"], buffer, len(buffer))
     assert api.ProcessTrace([box["handle"]]) == ERROR_SUCCESS
     assert box["close"] == ERROR_CTX_CLOSE_PENDING
-    logged = sorted(c * 1000 + v for c in cpus for v in range(300))
     assert sorted(_values(remote_events)) == sorted(_values(local_events)) == logged
     stamps = [e.EventHeader.TimeStamp for e in local_events[1:]]
     assert stamps == sorted(stamps)
@@ -340,31 +299,15 @@ def test_realtime_and_file_of_one_session_deliver_the_same_events(tmp_path):
     """A session with a log file and REAL_TIME_MODE: what a real-time consumer received
     equals what OpenTrace on the finished file delivers (every header member and payload)."""
     path = tmp_path / "both.etl"
-    control, message = uuid.uuid4(), uuid.uuid4()
-    loggers = []
-
-    def on_control(code, context, buffer):
-        if code == lib.WMI_ENABLE_EVENTS:
-            loggers.append(provider.GetTraceLoggerHandle(buffer))
-        return 0
-
-    registration = provider.RegisterTraceGuids(on_control, None, control, [message])
-    name = "decoder-api-both-" + uuid.uuid4().hex[:8]
-    handle = provider.StartTrace(name, provider.EVENT_TRACE_PROPERTIES(
-        LogFileName=str(path), BufferSize=4,
-        LogFileMode=lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL | lib.EVENT_TRACE_REAL_TIME_MODE))
     live = []
-    try:
-        provider.EnableTrace(True, 0xFFFFFFFF, 5, control, handle)
+    with ProviderSession("decoder-api-both", LogFileName=str(path), BufferSize=4,
+                         LogFileMode=lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL
+                         | lib.EVENT_TRACE_REAL_TIME_MODE) as session:
         consumer = api.OpenTrace(EVENT_TRACE_LOGFILE(
-            LoggerName=name, ProcessTraceMode=REALTIME_EVENT_RECORD,
+            LoggerName=session.name, ProcessTraceMode=REALTIME_EVENT_RECORD,
             EventRecordCallback=live.append))
         for value in range(500):
-            provider.TraceMessage(loggers[-1], 0x2B, message, 10 + value % 3,
-                                  value.to_bytes(4, "little") * (1 + value % 5))
-    finally:
-        provider.ControlTrace(handle, None, None, lib.EVENT_TRACE_CONTROL_STOP)
-        provider.UnregisterTraceGuids(registration)
+            session.log(10 + value % 3, value.to_bytes(4, "little") * (1 + value % 5))
     try:
         assert api.ProcessTrace([consumer]) == ERROR_SUCCESS
     finally:
