@@ -20,7 +20,9 @@ per item type. Then, in one run:
 Rates are given per wall-clock second and per CPU second (other processes on a shared 2-core
 machine slow the wall clock); "steady state" leaves out the one-off TMF reading.
 
-Target (issue 5): >= 500k formatted events/s on the 2-core machine (aim 1M).
+Target (issue 5): >= 500k formatted events/s on the 2-core machine (aim 1M), judged on CPU
+time (a shared machine's wall clock mostly measures the other processes); all three verdicts
+are printed.
 Usage: python3 benchmarks/bench_fmt.py [--events N] [--dissect-events N] [--keep]
 """
 from __future__ import annotations
@@ -251,8 +253,11 @@ def main(argv: list[str] | None = None) -> int:
           f"rate ({REFERENCE_QUIET_RATE:,}/s); wpptrace fmt CPU rate / reference = {n_fmt / c_fmt / ref:.3f} "
           f"(target {TARGET / REFERENCE_QUIET_RATE:.3f}); quiet-machine estimate "
           f"{n_fmt / c_fmt / factor:,.0f} events/s")
-    verdict = "MET" if fmt_rate >= TARGET else "NOT MET"
-    print(f"target >= {TARGET:,} formatted events/s (wall clock): {verdict} ({fmt_rate / TARGET:.2f}x)")
+    cpu_rate, quiet = n_fmt / c_fmt, n_fmt / c_fmt / factor
+    for label, rate in (("CPU time, this run", cpu_rate), ("CPU time, quiet-machine estimate", quiet),
+                        ("wall clock, this run", fmt_rate)):
+        verdict = "MET" if rate >= TARGET else "NOT MET"
+        print(f"target >= {TARGET:,} formatted events/s ({label}): {verdict} ({rate / TARGET:.2f}x)")
     if not args.keep and args.events != 1_000_000:
         path.unlink()
     return 0
