@@ -15,7 +15,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from wpptrace.provider._hazmat import INVALID_TRACEHANDLE, check, ffi, last_error, lib
+from wpptrace.provider._hazmat import (
+    FAST, INVALID_TRACEHANDLE, check, ffi, last_error, lib, trace_message_raw, trace_packed_raw,
+)
 from wpptrace.winerror import Win32Error
 
 __all__ = [
@@ -132,10 +134,9 @@ def _bytes_args(args: Iterable[Any]) -> list[bytes]:
 def TraceMessage(logger_handle: int, flags: int, message_guid: uuid.UUID | None, number: int,
                  *args: bytes) -> None:
     """Log one message: the argument bytes are ``args`` concatenated (raises Win32Error)."""
-    guid = message_guid.bytes_le if message_guid is not None else ffi.NULL
-    payload = b"".join(_bytes_args(args))
-    check(lib.wpptrace_trace_packed(logger_handle, flags, guid, number, payload, len(payload)),
-          "TraceMessage")
+    guid = message_guid.bytes_le if message_guid is not None else None
+    # trace_message_raw: the fixed-arity builtin (no variadic cffi call), or its cffi fallback
+    check(trace_message_raw(logger_handle, flags, guid, number, *args), "TraceMessage")
 
 
 def TraceMessageVa(logger_handle: int, flags: int, message_guid: uuid.UUID | None, number: int,
@@ -159,8 +160,15 @@ def trace_packed(logger_handle: int, flags: int, message_guid_bytes_le: bytes | 
                  _null=ffi.NULL) -> int:
     """Fast path: one message whose argument bytes are exactly ``payload``; returns the Win32
     code (0 = logged; ERROR_NOT_ENOUGH_MEMORY = dropped and counted in EventsLost) and never
-    raises for Win32 failures. ``message_guid_bytes_le`` is ``uuid.bytes_le`` or None."""
+    raises for Win32 failures. ``message_guid_bytes_le`` is ``uuid.bytes_le`` or None.
+
+    This is the cffi form; with the builtins of provider/csrc/py_fastpath.c installed (the
+    normal build), ``trace_packed`` is the METH_FASTCALL builtin with the same signature."""
     return _raw(logger_handle, flags, message_guid_bytes_le or _null, number, payload, _len(payload))
+
+
+if FAST:
+    trace_packed = trace_packed_raw  # noqa: F811 - same contract, no cffi per-call cost
 
 
 # ---- controller ------------------------------------------------------------------------------
