@@ -20,7 +20,7 @@ def test_wpp_file_as_typed_events(data_dir):
     m = messages[0]
     assert m.message_guid == uuid.UUID("9b93a332-c452-3e71-64f7-55130c7de2e4")
     assert (m.number, m.sequence, m.pointer_size, m.flags) == (10, None, 8, 0xAA)
-    assert m.thread_id and m.process_id and m.processor >= 0
+    assert (m.thread_id, m.process_id, m.processor) == (29228, 9292, 2)
     assert isinstance(m.user_data, bytes) and m.user_data[:4] == bytes(4)
     assert m.timestamp.tzinfo is dt.timezone.utc and m.timestamp.year == 2026
     assert m.filetime == events.clock.to_filetime(m.raw_timestamp)
@@ -35,8 +35,10 @@ def test_kinds_map_to_classes(corpus):
     with decoder.open(corpus / "etl/Alan-Jowett__sonde/test.etl") as events:
         evt = next(e for e in events if isinstance(e, decoder.ManifestEvent))
         full = next(e for e in events if isinstance(e, decoder.ClassicEvent))
-    assert evt.provider_id and evt.level >= 0 and evt.keyword >= 0
-    assert full.event_type == full.opcode and full.provider_id
+    assert (evt.provider_id, evt.level, evt.keyword, evt.opcode) == (
+        uuid.UUID("559e1292-fdb4-551e-6ee3-4e8c6d9da223"), 4, 1, 0)
+    assert (full.event_type, full.opcode, full.provider_id) == (
+        33, 33, uuid.UUID("9b79ee91-b5fd-41c0-a243-4248e266e9d0"))
 
 
 def test_raw_timestamps_mode(data_dir):
