@@ -48,7 +48,7 @@ def test_directory_is_lazy_per_guid(tmf_dir, reads):
     assert message.name == "Util_c68"
     assert reads == [f"{RAW_QUOTES}.tmf"]
     assert tmfset.lookup(uuid.UUID(RAW_QUOTES), 99) is None  # a miss on a loaded GUID reads nothing more
-    assert tmfset.lookup(uuid.UUID(GAPS), 13) is not None
+    assert tmfset.lookup(uuid.UUID(GAPS), 13).number == 13
     assert reads == [f"{RAW_QUOTES}.tmf", f"{GAPS}.tmf"]
     assert tmfset.lookup(uuid.uuid4(), 10) is None  # unknown GUID: no file to read
     assert len(reads) == 2
