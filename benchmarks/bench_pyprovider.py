@@ -5,9 +5,11 @@ the trace calls say ``%llx`` for the 64-bit address):
 
 * empty 5-argument Python function call (the floor of any call form);
 * ``trace.info(IO, ...)`` with no session (disabled: one attribute test, no C);
-* ``trace.info(IO, ...)`` enabled into a file session (pack + one trace_packed call), and the
-  same when another call site in the file has the same format text (the site is then found by
-  the caller's frame, not by the format object);
+* ``trace.info(IO, ...)`` enabled into a file session (one builtin call: site found by the
+  format object, values packed in C), and the same when another call site in the file has the
+  same format text (the site is then found by the caller's frame, not by the format object);
+* the old path beside it: the same call with the C packer switched off (the site's generated
+  Python packer, then ``trace_packed`` through cffi, as before the builtins);
 * ``logging`` to a file (FileHandler, ``%(message)s``), and ``logging`` disabled by level;
 * ``logging`` through :class:`WppHandler` into the session (LogRecord cost + binary write).
 
@@ -16,7 +18,8 @@ for ``--rounds`` rounds. Time is the calling thread's CPU time (``time.thread_ti
 system, so the FileHandler's write() counts) so that other processes on a busy machine do not
 inflate it; ``--wall`` measures wall-clock time instead. Best and median are printed, net of the
 empty loop. Targets (issue 6, this 2-core
-VM): disabled <= 40 ns, enabled <= 400 ns (aim 150). Run: ``python benchmarks/bench_pyprovider.py``.
+VM): disabled <= 40 ns, enabled <= 400 ns (aim 150); ratio forms (perf-anchors §6): disabled <=
+1.5x the empty call and <= 0.4x logging-disabled, enabled <= 0.1x logging to a file. Run: ``python benchmarks/bench_pyprovider.py``.
 """
 from __future__ import annotations
 
@@ -42,11 +45,20 @@ def build_cases(tmp: str):
 
     trace_off = Provider("BenchOff", flags=("IO",))
     trace_on = Provider("BenchOn", flags=("IO",))
-    IO_OFF, IO = trace_off.flags.IO, trace_on.flags.IO
+    trace_old = Provider("BenchOld", flags=("IO",))
+    IO_OFF, IO, IO_OLD = trace_off.flags.IO, trace_on.flags.IO, trace_old.flags.IO
+    from wpptrace.provider._hazmat import ffi, lib
+    cffi_trace_packed = lib.wpptrace_trace_packed
+
+    def old_trace_packed(handle, flags, guid_le, number, payload, _null=ffi.NULL):
+        return cffi_trace_packed(handle, flags, guid_le or _null, number, payload, len(payload))
+
+    trace_old._set_writers(old_trace_packed, None)  # the Python packer + cffi: the path before the builtins
     props = api.EVENT_TRACE_PROPERTIES(BufferSize=1024, MinimumBuffers=16, MaximumBuffers=256, LogFileMode=1,
                                        LogFileName=os.path.join(tmp, "bench.etl"), FlushTimer=1)
     session = api.StartTrace(f"bench-pyprovider-{uuid.uuid4().hex[:8]}", props)
     api.EnableTrace(True, 0xFFFFFFFF, 5, trace_on.guid, session)
+    api.EnableTrace(True, 0xFFFFFFFF, 5, trace_old.guid, session)
 
     file_logger = logging.getLogger("bench.file")
     file_logger.propagate = False
@@ -83,6 +95,10 @@ def build_cases(tmp: str):
         for i in range(n):
             trace_on.info(IO, "read %d bytes from %s at %llx", i, path, addr)
 
+    def case_enabled_old(n):
+        for i in range(n):
+            trace_old.info(IO_OLD, "read %d bytes from %s at %llx (old path)", i, path, addr)
+
     def case_enabled_shared(n):
         for i in range(n):
             trace_on.info(IO, "wrote %d bytes to %s at %llx", i, path, addr)
@@ -111,6 +127,7 @@ def build_cases(tmp: str):
         "trace.info disabled": case_disabled,
         "trace.info enabled (file session)": case_enabled,
         "  same, format shared by 2 call sites": case_enabled_shared,
+        "  old path: Python packer + cffi": case_enabled_old,
         "logging -> FileHandler": case_log_file,
         "logging disabled by level": case_log_disabled,
         "logging -> WppHandler (session)": case_log_wpp,
@@ -121,6 +138,7 @@ def build_cases(tmp: str):
         q = props
         trace_on.unregister()
         trace_off.unregister()
+        trace_old.unregister()
         fh.close()
         return q
 
@@ -182,9 +200,11 @@ def main(argv=None) -> int:
     e, d = net["trace.info enabled (file session)"], net["trace.info disabled"]
     lf, ld, call = net["logging -> FileHandler"], net["logging disabled by level"], net["empty 5-arg Python call"]
     print()
-    print(f"enabled:  {e:.0f} ns (target <= 400, aim 150); logging->file / enabled = {lf / e:.1f}x")
-    print(f"disabled: {d:.0f} ns (target <= 40); logging-disabled / disabled = {ld / d:.2f}x; "
-          f"disabled / empty call = {d / call:.2f}x")
+    old = net["  old path: Python packer + cffi"]
+    print(f"enabled:  {e:.0f} ns (target <= 400, aim 150); enabled / logging->file = {e / lf:.3f} "
+          f"(target <= 0.1); old path {old:.0f} ns = {old / e:.1f}x the new")
+    print(f"disabled: {d:.0f} ns (target <= 40); disabled / empty call = {d / call:.2f} (target <= 1.5); "
+          f"disabled / logging-disabled = {d / ld:.2f} (target <= 0.4)")
     print(f"logging -> WppHandler / logging -> file = {net['logging -> WppHandler (session)'] / lf:.2f}")
     print(f"events dropped by the session: {dropped}; WppHandler records typed: {wpp_handler.sent_typed}")
     return 0

@@ -37,8 +37,8 @@ from wpptrace.tmf.model import Argument, Message
 
 from .tracing import WPP_TRACE_OPTIONS, Provider
 from .tracing_messages import ArgCodec, codec_for
-from .tracing_sites import FIRST_MESSAGE_NUMBER, message_guid, message_name, read_source, \
-    relative_source_path
+from .tracing_sites import FIRST_MESSAGE_NUMBER, ScopedVisitor, _is_str, message_guid, message_name, \
+    read_source, relative_source_path
 
 __all__ = ["WppHandler", "trace_level_for", "compile_template", "scan_logging_calls", "LoggingSite"]
 
@@ -76,30 +76,10 @@ class LoggingSite:
     arg_texts: tuple[str, ...]
 
 
-class _LoggingVisitor(ast.NodeVisitor):
+class _LoggingVisitor(ScopedVisitor):
     def __init__(self, source: str) -> None:
-        self.source = source
-        self.scope: list[tuple[str, bool]] = []
+        super().__init__(source)
         self.found: list[tuple] = []
-
-    def _scoped(self, node: ast.AST, name: str, is_function: bool) -> None:
-        if self.scope:
-            parent, fn = self.scope[-1]
-            name = f"{parent}.<locals>.{name}" if fn else f"{parent}.{name}"
-        self.scope.append((name, is_function))
-        self.generic_visit(node)
-        self.scope.pop()
-
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        self._scoped(node, node.name, True)
-
-    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
-
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        self._scoped(node, node.name, False)
-
-    def visit_Lambda(self, node: ast.Lambda) -> None:
-        self._scoped(node, "<lambda>", True)
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
@@ -114,12 +94,7 @@ class _LoggingVisitor(ast.NodeVisitor):
 
     def _add(self, node: ast.Call, method: str, level_text: str, template: str, rest: list) -> None:
         texts = tuple(" ".join((ast.get_source_segment(self.source, a) or "?").split()) for a in rest)
-        function = self.scope[-1][0] if self.scope else "<module>"
-        self.found.append((node.lineno, node.col_offset, method, level_text, template, function, texts))
-
-
-def _is_str(node: ast.AST) -> bool:
-    return isinstance(node, ast.Constant) and isinstance(node.value, str)
+        self.found.append((node.lineno, node.col_offset, method, level_text, template, self._function(), texts))
 
 
 def scan_logging_calls(source: str, path: str) -> list[LoggingSite]:

@@ -29,7 +29,7 @@ import uuid
 
 __all__ = [
     "LEVELS", "LEVEL_METHODS", "MESSAGE_GUID_NAMESPACE", "FIRST_MESSAGE_NUMBER",
-    "CallSite", "ProviderDecl", "ScanResult", "ScanError",
+    "CallSite", "ProviderDecl", "ScanResult", "ScanError", "ScopedVisitor",
     "etw_name_guid", "message_guid", "relative_source_path", "message_name",
     "scan_source", "scan_file",
 ]
@@ -162,12 +162,13 @@ def _is_str(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and isinstance(node.value, str)
 
 
-class _Visitor(ast.NodeVisitor):
+class ScopedVisitor(ast.NodeVisitor):
+    """An AST visitor that knows the qualified name of the function it is in (FUNC= of a site);
+    the trace-call scanner here and the logging-call scanner (logging_handler) build on it."""
+
     def __init__(self, source: str) -> None:
         self.source = source
         self.scope: list[tuple[str, bool]] = []
-        self.raw: list[tuple] = []
-        self.providers: list[ProviderDecl] = []
 
     def _function(self) -> str:
         return self.scope[-1][0] if self.scope else "<module>"
@@ -193,6 +194,13 @@ class _Visitor(ast.NodeVisitor):
 
     def visit_Lambda(self, node: ast.Lambda) -> None:
         self._scoped(node, "<lambda>", True)
+
+
+class _Visitor(ScopedVisitor):
+    def __init__(self, source: str) -> None:
+        super().__init__(source)
+        self.raw: list[tuple] = []
+        self.providers: list[ProviderDecl] = []
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func

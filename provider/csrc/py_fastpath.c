@@ -223,33 +223,6 @@ static int put_guid(payload_buf *b, PyObject *v) {
 
 /* ---- builtins ------------------------------------------------------------------------------- */
 
-static PyObject *py_trace_packed(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "trace_packed(handle, flags, guid_le, number, payload) takes 5 arguments");
-        return NULL;
-    }
-    TRACEHANDLE h;
-    unsigned long flags, number;
-    const char *guid;
-    if (get_handle(args[0], &h) || get_u32(args[1], 0xFFFFFFFFul, &flags, "flags")
-        || get_u32(args[3], 0xFFFFul, &number, "message number"))
-        return NULL;
-    int g = get_guid(args[2], &guid);
-    if (g < 0) return NULL;
-    if (g == 0) return PyLong_FromLong(ERROR_INVALID_PARAMETER);
-    PyObject *payload = args[4];
-    if (PyBytes_Check(payload))
-        return PyLong_FromUnsignedLong(wpptrace_trace_packed(h, (ULONG)flags, guid, (USHORT)number,
-                                                             PyBytes_AS_STRING(payload),
-                                                             (size_t)PyBytes_GET_SIZE(payload)));
-    Py_buffer view;
-    if (PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE) < 0) return NULL;
-    ULONG rc = wpptrace_trace_packed(h, (ULONG)flags, guid, (USHORT)number, view.buf, (size_t)view.len);
-    PyBuffer_Release(&view);
-    return PyLong_FromUnsignedLong(rc);
-}
-
 static PyObject *py_trace_message(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs < 4) {
@@ -299,6 +272,15 @@ done:
     for (Py_ssize_t i = 0; i < held; i++) PyBuffer_Release(&views[i]);
     if (items != stack_items) { PyMem_Free(items); PyMem_Free(views); }
     return result;
+}
+
+/* trace_packed is TraceMessage with one argument: the payload the caller packed. */
+static PyObject *py_trace_packed(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "trace_packed(handle, flags, guid_le, number, payload) takes 5 arguments");
+        return NULL;
+    }
+    return py_trace_message(self, args, nargs);
 }
 
 static PyObject *py_register_site(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
