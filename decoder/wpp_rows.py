@@ -89,7 +89,11 @@ class RowTables:
 class RowStream:
     """Iterable of row batches (lists) in ProcessTrace order; the log-file header row comes
     first, alone. ``offset`` (raw clock + offset = FILETIME) must be set before iterating
-    for the rows' ``milli`` field to be meaningful."""
+    for the rows' ``milli`` field to be meaningful.
+
+    Consume each batch before asking for the next: a row's ``datas``/``blobs`` slot is
+    reused for its stream's next buffer (that is what keeps memory at one buffer per
+    stream), so rows kept past that point would point at another buffer's bytes."""
 
     def __init__(self, etl: "EtlFile", tables: RowTables | None = None) -> None:
         self.etl = etl
