@@ -174,6 +174,9 @@ static int put_utf8(payload_buf *b, PyObject *v) {
 
 static int put_utf16(payload_buf *b, PyObject *v) {
     if (!PyUnicode_Check(v)) return 0;
+#if PY_VERSION_HEX < 0x030C0000   /* 3.10/3.11: a legacy str may need its canonical form */
+    if (PyUnicode_READY(v) < 0) { PyErr_Clear(); return 0; }
+#endif
     Py_ssize_t n = PyUnicode_GET_LENGTH(v);
     int kind = PyUnicode_KIND(v);
     const void *data = PyUnicode_DATA(v);
