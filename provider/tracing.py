@@ -294,14 +294,20 @@ class Provider:
         from the caller's frame and write by its key; NEEDS_CHECKER -> pack with the site's
         Python packer (which raises naming the call site if a value does not fit) and write
         that; otherwise count the drop."""
-        entry = self._by_format.get(fmt)
-        if rc == NEEDS_SITE or entry is None or entry[0] is not fmt:
-            entry = self._entry(fmt, method, 3)  # _entry <- here <- level method <- caller
-            if rc == NEEDS_SITE:
-                rc = self._write_key(self.logger_handle, entry[1], a0, a1, a2, a3, more)
-                if not rc:
-                    return
-        site = entry[2]
+        if rc == NEEDS_SITE:  # the common slow case (a format shared or interned): inline
+            frame = _getframe(2)  # here <- level method <- caller
+            site = self._by_code.get(id(frame.f_code), _NO_SITES).get(frame.f_lasti)
+            if site is None:
+                site = self._resolve(frame, method, fmt)
+            rc = self._write_key(self.logger_handle, site if self._trace_site is None else site.cid,
+                                 a0, a1, a2, a3, more)
+            if not rc:
+                return
+        else:
+            entry = self._by_format.get(fmt)
+            if entry is None or entry[0] is not fmt:
+                entry = self._entry(fmt, method, 3)  # _entry <- here <- level method <- caller
+            site = entry[2]
         if rc == NEEDS_CHECKER:
             rc = self._trace_packed(self.logger_handle, WPP_TRACE_OPTIONS, site.guid_le, site.number,
                                     site.pack(a0, a1, a2, a3, more))
