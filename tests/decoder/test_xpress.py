@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dec_xpress_encoder import compress
 from wpptrace.decoder.etlfile import EtlFile
@@ -40,14 +40,14 @@ def test_every_length_boundary(length):
     assert decompress(compress(text), len(text)) == text
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=3000) | st.lists(st.sampled_from([b"ab", b"abc", b"\0" * 7, b"xyz!"]),
                                            max_size=400).map(b"".join))
 def test_round_trip(data):
     assert decompress(compress(data), len(data)) == data
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=600), st.integers(min_value=0, max_value=4096))
 def test_hostile_input_never_overruns(data, cap):
     try:

@@ -8,7 +8,7 @@ import ctypes.util
 import struct
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wpptrace.tmf.cprintf import fast_template, format_insert, format_int, spec_bits
@@ -44,7 +44,7 @@ VALUES = st.integers(0, 2**64 - 1) | st.sampled_from([0, 1, 0x7F, 0x80, 0xFF, 0x
                                                       0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 2**63, 2**64 - 1])
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(INT_SPECS, VALUES, st.sampled_from([4, 8]))
 def test_integers_match_the_c_library(spec, value, ps):
     assert format_int(value, spec, ps) == c_snprintf(spec, value, ps)
@@ -54,7 +54,7 @@ FAST_SPECS = INT_SPECS | st.builds(Spec, flags=st.sampled_from(["", "-"]),
                                    width=st.none() | st.integers(1, 20), conversion=st.just("p"))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(FAST_SPECS, VALUES, st.sampled_from([8, 16, 32, 64]), st.sampled_from([4, 8]))
 def test_fast_path_equals_exact_path(spec, value, item_bits, ps):
     raw = value & ((1 << item_bits) - 1)
@@ -91,7 +91,7 @@ def test_pointer_char_string_and_float():
     assert format_insert(7, parse_spec("n"), 8) == ""
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.floats(allow_nan=False, allow_infinity=False),
        st.sampled_from(["e", "E", "f", "g", "G", "10.3f", "-12.4e", "+.2g", "#g", "015.2f"]))
 def test_floats_match_the_c_library(value, spec_text):

@@ -3,7 +3,7 @@ item mapping, source -> TMF conversion; hypothesis: parsing never crashes and ro
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wpptrace.tmf.formatspec import (FormatSpecError, Insert, Literal, Marker, Spec, item_for_spec,
@@ -177,7 +177,7 @@ def test_printf_to_tmf_rejects_star_and_too_many():
 FORMAT_ALPHABET = st.sampled_from(list("%!0123456789dxXsSpIlh.-+ #*abcFUNC\n\t\"LEVEL") + ["%!FUNC!", "%10!"])
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=60) | st.lists(FORMAT_ALPHABET, max_size=30).map("".join))
 def test_tmf_parse_never_crashes_and_round_trips(text):
     try:
@@ -190,7 +190,7 @@ def test_tmf_parse_never_crashes_and_round_trips(text):
     assert norm(again) == norm(pieces)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=60) | st.lists(FORMAT_ALPHABET, max_size=30).map("".join))
 def test_printf_parse_never_crashes(text):
     try:
@@ -218,7 +218,7 @@ SPECS = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(SPECS)
 def test_spec_text_round_trips(spec):
     assert parse_spec(spec.text) == spec

@@ -7,7 +7,7 @@ import struct
 import uuid
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wpptrace.tmf.formatspec import Spec, parse_spec
@@ -68,7 +68,7 @@ def argument_lists(draw):
     return items, specs, blobs, ps
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(argument_lists())
 def test_compiled_text_equals_item_by_item_rendering(case):
     items, specs, blobs, ps = case
@@ -89,7 +89,7 @@ def test_compiled_text_equals_item_by_item_rendering(case):
         formatter.format(data[:-1], ps)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(RAW_ITEMS + FORM_ITEMS + VAR_ITEMS), min_size=1, max_size=6),
        st.binary(max_size=80), st.sampled_from([4, 8]))
 def test_random_argument_bytes_never_crash(items, data, ps):
@@ -238,7 +238,7 @@ TMF_PIECES = st.sampled_from(["%10", "%11!d!", "%12!s!", "%10!08X!", "%!FUNC!", 
                               "%11!I64u!", "%!X!", "%9!d!", "%12!lc!"])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(TMF_PIECES, max_size=12).map("".join) | st.text(max_size=40),
        st.binary(max_size=24), st.sampled_from([4, 8]), st.booleans())
 def test_any_format_and_bytes_give_text_or_format_error(fmt, data, ps, with_markers):
