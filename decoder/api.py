@@ -522,19 +522,22 @@ def _continue(result: Any) -> bool:
 
 #: items a trace's stream hands the cross-trace merge at a time
 _MERGE_BATCH = 4096
+_KEY = operator.itemgetter(0)
 
 
 def _merged(streams: list[Iterable[list]]) -> Iterator[tuple]:
     """The items of several streams of item batches, merged by key (ties: lower stream)."""
     if len(streams) == 1:
         return itertools.chain.from_iterable(streams[0])
-    keyed = [((items, [item[0] for item in items]) for items in stream) for stream in streams]
+    keyed = [((items, list(map(_KEY, items))) for items in stream) for stream in streams]
     return itertools.chain.from_iterable(merged_chunks(keyed))
 
 
 def _in_batches(items: Iterator[tuple]) -> Iterator[list]:
+    """A whole trace's items as batches for the cross-trace merge."""
     while batch := list(itertools.islice(items, _MERGE_BATCH)):
         yield batch
+
 
 def _records_items(trace: _Trace, records, facts: BufferFacts, last: list, single: bool,
                    first_is_header: bool) -> Iterator[tuple]:
