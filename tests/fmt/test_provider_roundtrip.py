@@ -128,3 +128,37 @@ def test_component_id_messages_print_an_unknown_line_on_both_paths(tmp_path):
         ctx = FileContext.for_header(str(path), etl.header, TimeConverter(etl.header))
         lines = list(decoder.format_records(ordered_records(etl), ctx))
     assert lines[1] == expected
+
+
+def _log_moving_between_cpus(handle: int, values_and_cpus: list[tuple[int, int]]) -> None:
+    """Log each value as a 4-byte message from a thread pinned to the given CPU (pinning
+    moves the thread between per-processor buffers); the pytest thread stays unpinned."""
+    def log():
+        for value, cpu in values_and_cpus:
+            os.sched_setaffinity(0, {cpu})
+            P.TraceMessage(handle, WPP_FLAGS, TYPES, 99, struct.pack("<I", value))
+
+    worker = threading.Thread(target=log)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive()
+
+
+def test_realtime_records_merge_processor_buffers_by_time():
+    """Regression: realtime_records handed out buffers in arrival order, so a thread that
+    changed CPU between messages came out of order (10, 12, 11). One flush queues both
+    processors' buffers (CPU a: 10 and 12, CPU b: 11); they must come out in time order."""
+    cpu_a, cpu_b = sorted(os.sched_getaffinity(0))[:2]
+    name = _session_name("rtcpu")
+    # no timer flush during the test: the explicit stop flush queues both buffers together
+    session = TraceSession(name, None, LogFileMode=P.EVENT_TRACE_REAL_TIME_MODE, FlushTimer=3600)
+    try:
+        _ctx, records = realtime_records(name)
+        _log_moving_between_cpus(session.handle, [(10, cpu_a), (11, cpu_b), (12, cpu_a)])
+    finally:
+        session.stop()
+    messages = [r for r in records if r.kind == "message" and r.event_id == 99]
+    assert {r.processor for r in messages} == {cpu_a, cpu_b}
+    assert [int.from_bytes(bytes(r.user_data), "little") for r in messages] == [10, 11, 12]
+    stamps = [r.timestamp for r in messages]
+    assert stamps == sorted(stamps)
