@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import heapq
 import itertools
+import operator
 import os
 import sys
 import time
@@ -142,21 +142,32 @@ class _Input:
         self.etl.close()
 
 
+#: records per batch handed from each file to the merge
+_MERGE_BATCH = 4096
+
+
 def _merged(inputs: list[_Input]) -> Iterator[tuple["_Input", Iterable]]:
-    """Runs of records from several files merged by time (ProcessTrace over several handles)."""
+    """Runs of records from several files merged by FILETIME (ProcessTrace over several
+    handles), with the engine's one merge (``ordering.merged_chunks``: ties go to the earlier
+    file; a record without a timestamp sorts at the time of the record before it)."""
     if len(inputs) == 1:
         yield inputs[0], inputs[0].records()
         return
+    from .ordering import merged_chunks
 
-    def keyed(index: int, inp: _Input):
+    def batches(index: int, inp: _Input) -> Iterator[tuple[list, list[int]]]:
         convert = inp.converter.to_filetime
-        for rec in inp.records():
-            raw = rec.timestamp
-            yield (convert(raw) if raw is not None else 0), index, rec
+        records = inp.records()
+        while batch := list(itertools.islice(records, _MERGE_BATCH)):
+            keys = [0 if rec.timestamp is None else convert(rec.timestamp) for rec in batch]
+            yield list(zip(itertools.repeat(index), batch)), keys
 
-    merged = heapq.merge(*(keyed(i, inp) for i, inp in enumerate(inputs)), key=lambda x: (x[0], x[1]))
-    for index, run in itertools.groupby(merged, key=lambda x: x[1]):
-        yield inputs[index], (item[2] for item in run)
+    chunks = merged_chunks([batches(i, inp) for i, inp in enumerate(inputs)])
+    for index, run in itertools.groupby(itertools.chain.from_iterable(chunks), key=_FIRST):
+        yield inputs[index], map(_SECOND, run)
+
+
+_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
 
 
 # -- progress ----------------------------------------------------------------------------
