@@ -7,6 +7,7 @@ dicts, so the provider tests assert exact bytes. dissect.etl is the third-party 
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import struct
 import uuid
 
@@ -155,6 +156,14 @@ def stream_order(contents: EtlContents) -> dict[int, list[Message]]:
         streams.setdefault(b["processor"], []).extend(
             m for m in contents.messages if m.buffer_index == b["index"])
     return streams
+
+
+def time_order(contents: EtlContents) -> list[Message]:
+    """Messages in ProcessTrace order: the per-processor streams merged by timestamp (ties go
+    to the lower processor). Per-processor buffers are flushed out of order, and a logging
+    thread may move between processors, so file order is not logging order."""
+    streams = stream_order(contents)
+    return list(heapq.merge(*(streams[p] for p in sorted(streams)), key=lambda m: m.timestamp))
 
 
 def dissect_messages(path) -> list[dict]:
