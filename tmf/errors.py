@@ -1,6 +1,8 @@
 """The TMF reader's error type: where (path:line:column), the offending line with a caret, what was expected."""
 from __future__ import annotations
 
+import re
+
 __all__ = ["TmfError"]
 
 
@@ -32,7 +34,7 @@ class TmfError(ValueError):
 
     def __str__(self) -> str:
         text = f"{self.path}:{self.line}:{self.column}: {self.message}"
-        if self.expected and "expected" not in self.message:
+        if self.expected and not _SAYS_EXPECTED.search(self.message):
             text += f" (expected {self.expected})"
         if self.line_text:
             shown, caret = _window(self.line_text.rstrip("\r\n").expandtabs(1), self.column - 1)
@@ -43,6 +45,8 @@ class TmfError(ValueError):
         return (_rebuild, (self.message, self.path, self.line, self.column, self.line_text, self.expected))
 
 
+# "... (expected X)" unless the message already says what was expected ("unexpected" does not).
+_SAYS_EXPECTED = re.compile(r"\bexpected\b")
 SHOWN_LINE = 160  # longer lines are shown as a window around the column
 
 
