@@ -67,6 +67,10 @@ def _load_tmfs(opts: FmtOptions, err: IO[str]):
             print(f"{opts.prog}: error: TMF path not found: {path}", file=err)
             problems += 1
             continue
+        if path in opts.tmf_dirs and os.path.isdir(path) and not _has_tmf_files(path):
+            # Every message would print as Unknown; say why instead of leaving users guessing.
+            print(f"{opts.prog}: warning: {path}: no .tmf files in this directory: messages "
+                  f"without a format print as Unknown", file=err)
         paths.append(path)
     for image in opts.pdbs:
         try:
@@ -79,6 +83,13 @@ def _load_tmfs(opts: FmtOptions, err: IO[str]):
               f"TRACE_FORMAT_SEARCH_PATH): messages without a format print as Unknown", file=err)
     tmfset = tmf.load(*paths, tolerant=True)
     return tmfset, problems
+
+
+def _has_tmf_files(directory: str) -> bool:
+    try:
+        return any(entry.name.lower().endswith((".tmf", ".tmc")) for entry in os.scandir(directory))
+    except OSError:
+        return True  # unreadable: the loader reports it
 
 
 def _find_pdb(image: str, symbol_paths: list[str]) -> str:

@@ -145,3 +145,14 @@ def test_tracefmt_options_map_to_one_engine():
     assert opts.pdbs == ["x.sys", "y.sys", "z.pdb"] and opts.symbol_paths == ["syms"]
     assert opts.output == "out.txt" and opts.summary == "out.txt.sum" and opts.display
     assert opts.utc and opts.seq and opts.output_format == "text"
+
+
+def test_tmf_directory_without_tmf_files_warns(fmt_data, tmp_path):
+    # Regression: `-p DIR` naming a directory with no .tmf files decoded everything as Unknown
+    # with no hint why (exit 0, nothing on stderr).
+    empty = tmp_path / "notmf"
+    empty.mkdir()
+    res = run(tracefmt_cmd(fmt_data / "wppstr-sample.etl", "-p", empty, "-displayonly", "-nosummary"))
+    assert res.returncode == 0 and "Traceback" not in res.stderr
+    assert f"{empty}: no .tmf files in this directory" in res.stderr
+    assert "Unknown( 10): GUID=744151fd-b3f4-32e6-38eb-0fd11e3fb62d" in res.stdout
