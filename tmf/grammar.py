@@ -125,7 +125,8 @@ insert_no.add_condition(lambda t: 1 <= t[0] <= MAX_INSERT, message="insert numbe
 insert_clause = (pp.Suppress(pp.Regex(P_INSERT_MARK)) - insert_no("insert")).set_name('"-- N" insert number')
 arg_line = (
     arg_expr("expr") + COMMA - item_name("item") - pp.Opt(item_params("params")) - pp.Opt(insert_clause)
-    - pp.StringEnd()
+    # named so errors say what may follow the item name, not pyparsing's "end of text"
+    - pp.StringEnd().set_name('"-- N" insert number or end of line')
 ).set_name("argument line \"<expr>, Item<Type> -- <N>\"")
 
 enum_line = (pp.Regex(r"#enumv(?=[ \t])").suppress() - NONSPACE("name") - pp.StringEnd()).set_name(
