@@ -52,7 +52,14 @@ class _TimeText:
 
 
 def run(args: argparse.Namespace) -> int:
-    with EtlFile(args.file) as etl:
+    try:
+        etl = EtlFile(args.file)
+    except (OSError, ValueError) as exc:
+        # the reason itself (Win32 name, code, offset), not OSError's "[Errno None] ...: 'path'"
+        reason = (getattr(exc, "strerror", None) or str(exc)).rstrip(".")
+        complain("dump", f"error: {args.file}: cannot read: {reason}")
+        return 1
+    with etl:
         out = sys.stdout
         if args.summary_only:
             etl.scan()

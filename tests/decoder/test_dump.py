@@ -78,6 +78,20 @@ def test_missing_file_is_an_error(capsys, tmp_path):
     assert rc == 1 and "nope.etl" in err
 
 
+def test_unreadable_file_error_is_one_clean_line(capsys, tmp_path):
+    # Regression: an unopenable file printed OSError's repr-ish text,
+    # "[Errno None] ERROR_BAD_FORMAT (11): ... bytes: 'empty.etl'", instead of path: reason.
+    empty = tmp_path / "empty.etl"
+    empty.write_bytes(b"")
+    rc, out, err = dump(capsys, empty)
+    assert rc == 1 and out == []
+    assert err.startswith(f"wpptrace dump: error: {empty}: cannot read: ERROR_BAD_FORMAT (11)")
+    assert "offset 0x0: expected a 72-byte WMI_BUFFER_HEADER" in err
+    assert "[Errno" not in err and err.count("\n") == 1
+    rc, out, err = dump(capsys, tmp_path / "nope.etl")
+    assert rc == 1 and "[Errno" not in err and "cannot read: ERROR_FILE_NOT_FOUND (2)" in err
+
+
 @pytest.mark.parametrize("order", [[], ["--file-order"]])
 def test_piped_into_head(data_dir, order):
     path = data_dir / "etl" / "wppemitter-sample.etl"
