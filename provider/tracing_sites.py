@@ -104,6 +104,8 @@ class ScanError(SyntaxError):
         self.path, self.line, self.column = path, line, column
 
     def __str__(self) -> str:
+        if not self.line:  # a whole-file problem (unreadable): no position to give
+            return f"{self.path}: {self.msg}"
         return f"{self.path}:{self.line}:{self.column}: {self.msg}"
 
 
@@ -283,7 +285,7 @@ def read_source(path: str) -> str:
         with tokenize.open(path) as handle:
             return handle.read()
     except (OSError, SyntaxError, UnicodeDecodeError) as exc:
-        raise ScanError(f"cannot read source: {exc}", path) from None
+        raise ScanError(f"cannot read source: {getattr(exc, 'strerror', None) or exc}", path) from None
 
 
 @functools.lru_cache(maxsize=256)
@@ -296,5 +298,5 @@ def scan_file(path: str) -> ScanResult:
     try:
         st = os.stat(path)
     except OSError as exc:
-        raise ScanError(f"cannot read source: {exc}", path) from None
+        raise ScanError(f"cannot read source: {exc.strerror or exc}", path) from None
     return _scan_file_cached(os.path.abspath(path), st.st_mtime_ns, st.st_size)

@@ -137,6 +137,16 @@ def test_gen_without_a_provider_declaration_needs_a_name(tmp_path: pathlib.Path,
     assert (tmp_path / "o" / f"{guid}.tmf").exists()
 
 
+def test_missing_source_is_reported_without_a_bogus_position(tmp_path: pathlib.Path, capsys) -> None:
+    # Regression: an unreadable source printed "nope.py:0:0: cannot read source: [Errno 2] ...",
+    # a line:column that does not exist and the path twice.
+    missing = tmp_path / "nope.py"
+    assert main(["tmf", "gen", str(missing), "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert f"{missing}: cannot read source: No such file or directory" in err
+    assert ":0:0" not in err and "[Errno" not in err and "Traceback" not in err
+
+
 def test_syntax_error_in_a_source_is_reported_with_position(tmp_path: pathlib.Path, capsys) -> None:
     src = tmp_path / "broken.py"
     src.write_text('trace = Provider("B")\ndef f(:\n')
