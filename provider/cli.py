@@ -14,6 +14,7 @@ import argparse
 import os
 import runpy
 import sys
+import traceback
 import uuid
 
 from wpptrace.provider import api
@@ -90,6 +91,12 @@ def run(args: argparse.Namespace) -> int:
             runpy.run_path(args.script, run_name="__main__")
         except SystemExit as exc:
             exit_code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except Exception as exc:  # noqa: BLE001 - the script's own error: its traceback, as python shows it
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_frame.f_code.co_filename != args.script:
+                tb = tb.tb_next  # drop this module's and runpy's frames
+            traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
+            exit_code = 1
         finally:
             sys.argv = saved_argv
     finally:

@@ -50,3 +50,19 @@ def test_record_enables_only_the_given_guid_with_its_flags(tmp_path):
     assert len(etlcheck.read(out).messages) == 2
     proc, out, _ = record(tmp_path, "--guid", str(uuid.uuid4()))
     assert "flags None" in proc.stdout and etlcheck.read(out).messages == []
+
+
+def test_script_exception_shows_its_traceback_and_the_session_still_stops(tmp_path):
+    # Regression: an exception in the recorded script printed only "wpptrace session: error: boom"
+    # (no file, no line) and skipped the session summary.
+    script = tmp_path / "crash.py"
+    script.write_text("def work():\n    raise RuntimeError('boom')\n\nwork()\n")
+    out = tmp_path / "out.etl"
+    proc = subprocess.run([sys.executable, "-m", "wpptrace.cli", "session", "record", "-o", str(out),
+                           "--", str(script)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert err.startswith("Traceback (most recent call last):\n")
+    assert f'File "{script}", line 4, in <module>' in err and f'File "{script}", line 2, in work' in err
+    assert "RuntimeError: boom" in err and "runpy" not in err
+    assert f"wpptrace session: {out}: 1 buffers written" in err and out.exists()
