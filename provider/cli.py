@@ -43,17 +43,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="session_command", metavar="ACTION", required=True)
     rec = sub.add_parser("record", help="run a Python script under a trace session",
                          description=__doc__.split("\n\n")[1])
-    rec.add_argument("-o", "--output", help="the .etl file to write (default: SESSION.etl)")
+    rec.add_argument("-o", "--output", help="the .etl file to write (default: <session name>.etl)")
     rec.add_argument("--name", default=None, help="session name (default: wpptrace-<pid>)")
     rec.add_argument("--guid", action="append", type=_guid_spec, default=[],
-                     metavar="GUID[:FLAGS[:LEVEL]]", help="control GUID to enable (repeatable)")
+                     metavar="GUID[:FLAGS[:LEVEL]]",
+                     help="control GUID to enable (repeatable; default: every provider the script registers)")
     rec.add_argument("--flags", type=_int, default=0xFFFFFFFF, help="enable flags (default: all)")
     rec.add_argument("--level", type=_int, default=lib.TRACE_LEVEL_VERBOSE,
                      help="enable level (default: 5, verbose)")
-    rec.add_argument("--buffer-size", type=int, default=64, metavar="KB")
-    rec.add_argument("--min-buffers", type=int, default=0)
-    rec.add_argument("--max-buffers", type=int, default=256)
-    rec.add_argument("--flush-timer", type=int, default=1, metavar="SECONDS")
+    rec.add_argument("--buffer-size", type=int, default=64, metavar="KB", help="buffer size (default: 64)")
+    rec.add_argument("--min-buffers", type=int, default=0, metavar="N", help="buffers allocated up front (default: 0)")
+    rec.add_argument("--max-buffers", type=int, default=256, metavar="N", help="buffer pool limit (default: 256)")
+    rec.add_argument("--flush-timer", type=int, default=1, metavar="SECONDS",
+                     help="write partly filled buffers this often (default: 1)")
     rec.add_argument("--circular", type=int, default=0, metavar="MB",
                      help="circular file of this size instead of a sequential one")
     rec.add_argument("--realtime", action="store_true", help="also deliver buffers in real time")

@@ -66,3 +66,21 @@ def test_script_exception_shows_its_traceback_and_the_session_still_stops(tmp_pa
     assert f'File "{script}", line 4, in <module>' in err and f'File "{script}", line 2, in work' in err
     assert "RuntimeError: boom" in err and "runpy" not in err
     assert f"wpptrace session: {out}: 1 buffers written" in err and out.exists()
+
+
+def test_record_help_states_the_real_defaults(capsys):
+    # Regression: --help said the output defaulted to "SESSION.etl" (it is <session name>.etl),
+    # never said that without --guid every registering provider is enabled, and left the buffer
+    # options undescribed.
+    import pytest
+
+    from wpptrace.cli import main
+    with pytest.raises(SystemExit) as info:
+        main(["session", "record", "--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "SESSION.etl" not in text and "(default: <session name>.etl)" in text
+    assert "default: every provider the script registers" in text
+    for option, default in (("--buffer-size KB", "64"), ("--min-buffers N", "0"),
+                            ("--max-buffers N", "256"), ("--flush-timer SECONDS", "1")):
+        assert option in text and f"(default: {default})" in text
