@@ -7,6 +7,9 @@ import textwrap
 import uuid
 
 import provider_etlcheck as etlcheck
+import pytest
+
+from wpptrace.cli import main
 
 SCRIPT = textwrap.dedent("""
     import sys, uuid
@@ -72,9 +75,6 @@ def test_record_help_states_the_real_defaults(capsys):
     # Regression: --help said the output defaulted to "SESSION.etl" (it is <session name>.etl),
     # never said that without --guid every registering provider is enabled, and left the buffer
     # options undescribed.
-    import pytest
-
-    from wpptrace.cli import main
     with pytest.raises(SystemExit) as info:
         main(["session", "record", "--help"])
     assert info.value.code == 0
