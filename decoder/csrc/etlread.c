@@ -101,7 +101,10 @@ static int decode(const uint8_t *rec, uint32_t off, uint32_t marker, uint8_t kin
     switch (kind) {
     case ETLRD_KIND_SYSTEM:
     case ETLRD_KIND_COMPACT: {
-        const SYSTEM_TRACE_HEADER *h = (const SYSTEM_TRACE_HEADER *)rec;
+        /* copies, not casts: rec may sit at any address (a caller's memoryview), and the
+         * compact form is only COMPACT_HEADER_SIZE bytes of this struct */
+        SYSTEM_TRACE_HEADER hdr = {0}, *h = &hdr;
+        memcpy(&hdr, rec, kind == ETLRD_KIND_COMPACT ? COMPACT_HEADER_SIZE : sizeof(hdr));
         r->thread_id = h->ThreadId;
         r->process_id = h->ProcessId;
         r->timestamp = h->SystemTime;
@@ -113,7 +116,8 @@ static int decode(const uint8_t *rec, uint32_t off, uint32_t marker, uint8_t kin
         break;
     }
     case ETLRD_KIND_PERFINFO: {
-        const PERFINFO_TRACE_HEADER *h = (const PERFINFO_TRACE_HEADER *)rec;
+        PERFINFO_TRACE_HEADER hdr, *h = &hdr;
+        memcpy(&hdr, rec, sizeof(hdr));
         r->timestamp = h->SystemTime;
         r->present = ETLRD_HAS_TIMESTAMP;
         r->event_id = h->HookId;
@@ -124,7 +128,11 @@ static int decode(const uint8_t *rec, uint32_t off, uint32_t marker, uint8_t kin
     }
     case ETLRD_KIND_FULL:
     case ETLRD_KIND_INSTANCE: {
-        const EVENT_TRACE_HEADER *h = (const EVENT_TRACE_HEADER *)rec;
+        EVENT_INSTANCE_GUID_HEADER inst = {0};
+        EVENT_TRACE_HEADER hdr, *h = &hdr;
+        memcpy(&hdr, rec, sizeof(hdr));
+        if (kind == ETLRD_KIND_INSTANCE)
+            memcpy(&inst, rec, sizeof(inst));
         r->thread_id = h->ThreadId;
         r->process_id = h->ProcessId;
         r->timestamp = h->TimeStamp;
@@ -135,11 +143,12 @@ static int decode(const uint8_t *rec, uint32_t off, uint32_t marker, uint8_t kin
         r->level = h->Level;
         r->version = h->Version;
         if (kind == ETLRD_KIND_INSTANCE)
-            r->component_id = ((const EVENT_INSTANCE_GUID_HEADER *)rec)->InstanceId;
+            r->component_id = inst.InstanceId;
         break;
     }
     case ETLRD_KIND_EVENT: {
-        const EVENT_HEADER *h = (const EVENT_HEADER *)rec;
+        EVENT_HEADER hdr, *h = &hdr;
+        memcpy(&hdr, rec, sizeof(hdr));
         r->thread_id = h->ThreadId;
         r->process_id = h->ProcessId;
         r->timestamp = h->TimeStamp;
@@ -175,7 +184,8 @@ static int decode(const uint8_t *rec, uint32_t off, uint32_t marker, uint8_t kin
         break;
     }
     case ETLRD_KIND_MESSAGE: {
-        const MESSAGE_TRACE_HEADER *h = (const MESSAGE_TRACE_HEADER *)rec;
+        MESSAGE_TRACE_HEADER hdr, *h = &hdr;
+        memcpy(&hdr, rec, sizeof(hdr));
         uint32_t flags = h->OptionFlags;
         uint32_t pos = payload;
         r->event_id = h->MessageNumber;
