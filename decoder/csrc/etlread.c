@@ -5,6 +5,7 @@
  * Damage never stops the walk for good: the problem is reported and the walk resumes at
  * the next 8-byte boundary that holds a plausible record header.
  */
+#include <stddef.h>
 #include <string.h>
 #include "etl_layout.h"
 #include "etlread.h"
@@ -128,11 +129,8 @@ static int decode(const uint8_t *rec, uint32_t off, uint32_t marker, uint8_t kin
     }
     case ETLRD_KIND_FULL:
     case ETLRD_KIND_INSTANCE: {
-        EVENT_INSTANCE_GUID_HEADER inst = {0};
         EVENT_TRACE_HEADER hdr, *h = &hdr;
         memcpy(&hdr, rec, sizeof(hdr));
-        if (kind == ETLRD_KIND_INSTANCE)
-            memcpy(&inst, rec, sizeof(inst));
         r->thread_id = h->ThreadId;
         r->process_id = h->ProcessId;
         r->timestamp = h->TimeStamp;
@@ -143,7 +141,7 @@ static int decode(const uint8_t *rec, uint32_t off, uint32_t marker, uint8_t kin
         r->level = h->Level;
         r->version = h->Version;
         if (kind == ETLRD_KIND_INSTANCE)
-            r->component_id = inst.InstanceId;
+            memcpy(&r->component_id, rec + offsetof(EVENT_INSTANCE_GUID_HEADER, InstanceId), 4);
         break;
     }
     case ETLRD_KIND_EVENT: {
