@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as _dt
 from typing import TYPE_CHECKING
 
+from wpptrace._core import lib
+
 if TYPE_CHECKING:
     from .etlfile import LogfileHeader
 
@@ -18,9 +20,9 @@ FILETIME_TICKS_PER_SECOND = 10_000_000
 FILETIME_UNIX_EPOCH = 116_444_736_000_000_000
 _EPOCH_1601 = _dt.datetime(1601, 1, 1, tzinfo=_dt.timezone.utc)
 
-CLOCK_PERFCOUNTER = 1
-CLOCK_SYSTEMTIME = 2
-CLOCK_CPUCYCLE = 3
+CLOCK_PERFCOUNTER = lib.EVENT_TRACE_CLOCK_PERFCOUNTER
+CLOCK_SYSTEMTIME = lib.EVENT_TRACE_CLOCK_SYSTEMTIME
+CLOCK_CPUCYCLE = lib.EVENT_TRACE_CLOCK_CPUCYCLE
 
 
 class TimeConverter:

@@ -19,6 +19,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
+from wpptrace._core import lib
+
 from .prefix import DEFAULT_PREFIX, PrefixTemplate, TimestampText, marker_values
 
 __all__ = [
@@ -38,9 +40,9 @@ _NO_GUID = uuid.UUID(int=0)
 
 _MILLIS = tuple("%03d" % i for i in range(1000))
 _MEMO_OFF, _MEMO_PLAIN, _MEMO_PREFIXED = 0, 1, 2
-_KIND_SYSTEM = 0  # ETLRD_KIND_SYSTEM (decoder/csrc/etlread.h)
-_TRACE_MESSAGE_POINTER32 = 0x40
-_TRACE_MESSAGE_POINTER64 = 0x80
+_KIND_SYSTEM = lib.ETLRD_KIND_SYSTEM
+_TRACE_MESSAGE_POINTER32 = lib.TRACE_MESSAGE_POINTER32
+_TRACE_MESSAGE_POINTER64 = lib.TRACE_MESSAGE_POINTER64
 
 # Status of a decoded record.
 OK = "ok"

@@ -31,6 +31,7 @@ import uuid
 from typing import Any, Callable, Iterable
 
 from ._hazmat import NEEDS_CHECKER, NEEDS_SITE
+from ._hazmat import lib as _lib
 from .tracing_messages import MISSING, CompiledSite, FileMessages, compile_file
 from .tracing_sites import LEVELS, LEVEL_METHODS, ScanError, etw_name_guid
 
@@ -49,9 +50,10 @@ TRACE_LEVEL_INFORMATION = LEVELS["TRACE_LEVEL_INFORMATION"]
 TRACE_LEVEL_VERBOSE = LEVELS["TRACE_LEVEL_VERBOSE"]
 
 #: TraceMessage flags WPP uses: SEQUENCE | GUID | TIMESTAMP | SYSTEMINFO (tracemacro.tpl).
-WPP_TRACE_OPTIONS = 0x0001 | 0x0002 | 0x0008 | 0x0020
-WMI_ENABLE_EVENTS = 4
-WMI_DISABLE_EVENTS = 5
+WPP_TRACE_OPTIONS = (_lib.TRACE_MESSAGE_SEQUENCE | _lib.TRACE_MESSAGE_GUID
+                     | _lib.TRACE_MESSAGE_TIMESTAMP | _lib.TRACE_MESSAGE_SYSTEMINFO)
+WMI_ENABLE_EVENTS = _lib.WMI_ENABLE_EVENTS
+WMI_DISABLE_EVENTS = _lib.WMI_DISABLE_EVENTS
 MAX_FLAGS = 32  # EnableFlags is a ULONG
 
 _getframe = sys._getframe

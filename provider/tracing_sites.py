@@ -27,6 +27,8 @@ import hashlib
 import os
 import uuid
 
+from wpptrace._core import lib as _lib
+
 __all__ = [
     "LEVELS", "LEVEL_METHODS", "MESSAGE_GUID_NAMESPACE", "FIRST_MESSAGE_NUMBER",
     "CallSite", "ProviderDecl", "ScanResult", "ScanError", "ScopedVisitor",
@@ -35,25 +37,16 @@ __all__ = [
 ]
 
 #: TRACE_LEVEL_* values (evntrace.h).
-LEVELS: dict[str, int] = {
-    "TRACE_LEVEL_NONE": 0,
-    "TRACE_LEVEL_CRITICAL": 1,
-    "TRACE_LEVEL_FATAL": 1,
-    "TRACE_LEVEL_ERROR": 2,
-    "TRACE_LEVEL_WARNING": 3,
-    "TRACE_LEVEL_INFORMATION": 4,
-    "TRACE_LEVEL_VERBOSE": 5,
-}
+LEVELS: dict[str, int] = {name: getattr(_lib, name) for name in dir(_lib) if name.startswith("TRACE_LEVEL_")}
+LEVELS["TRACE_LEVEL_FATAL"] = LEVELS["TRACE_LEVEL_CRITICAL"]  # evntrace.h's older alias
 
 #: Provider method -> (TRACE_LEVEL name written as LEVEL=, value).
 LEVEL_METHODS: dict[str, tuple[str, int]] = {
-    "critical": ("TRACE_LEVEL_CRITICAL", 1),
-    "fatal": ("TRACE_LEVEL_FATAL", 1),
-    "error": ("TRACE_LEVEL_ERROR", 2),
-    "warning": ("TRACE_LEVEL_WARNING", 3),
-    "info": ("TRACE_LEVEL_INFORMATION", 4),
-    "verbose": ("TRACE_LEVEL_VERBOSE", 5),
-    "debug": ("TRACE_LEVEL_VERBOSE", 5),
+    method: (name, LEVELS[name]) for method, name in (
+        ("critical", "TRACE_LEVEL_CRITICAL"), ("fatal", "TRACE_LEVEL_FATAL"),
+        ("error", "TRACE_LEVEL_ERROR"), ("warning", "TRACE_LEVEL_WARNING"),
+        ("info", "TRACE_LEVEL_INFORMATION"), ("verbose", "TRACE_LEVEL_VERBOSE"),
+        ("debug", "TRACE_LEVEL_VERBOSE"))
 }
 LOG_METHOD = "log"  # log(LEVEL, FLAG, "format", ...)
 
