@@ -185,6 +185,9 @@ class Buffer(BufferInfo):
     _tuples: list[tuple] | None = None
     _last_timestamp: int = 0
     _source: str = ""
+    #: (start, end, last timestamp before start) of each record range walk() found: the events
+    #: up to FilledBytes, plus the tail past it when records chain cleanly to the buffer end.
+    ranges: list[tuple[int, int, int]] = field(default_factory=list)
 
     @property
     def context(self) -> BufferContext:
@@ -207,6 +210,7 @@ class Buffer(BufferInfo):
         """Run the C walker (``collect=False``: count only); sets ``stats`` and ``issues``."""
         tuples, self.stats = walk(self.data, BUFFER_HEADER_SIZE, self.records_end,
                                   self._last_timestamp, collect)
+        self.ranges = [(BUFFER_HEADER_SIZE, self.records_end, self._last_timestamp)]
         self._add_issues(self.stats)
         # records past FilledBytes: only if they chain cleanly to the end of the buffer
         # (a damaged FilledBytes); the real tail is 0xFF fill or zeros, which never chains
@@ -216,6 +220,7 @@ class Buffer(BufferInfo):
             self.issues.append(self._issue_at(
                 0x30, f"buffer {self.index}: expected the events to end at FilledBytes "
                       f"{self.records_end:#x}, but valid records follow up to the buffer end"))
+            self.ranges.append((tail, len(self.data), self.stats.last_timestamp))
             more, extra = walk(self.data, tail, len(self.data), self.stats.last_timestamp, collect)
             self._add_issues(extra)
             for i, n in enumerate(extra.by_kind):

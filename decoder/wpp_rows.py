@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Iterator
 from wpptrace._core import ffi, lib
 
 from .ordering import buffer_streams, merged_chunks
-from .records import BUFFER_HEADER_SIZE, _ZERO_RESULT, _RESULT_SIZE, _unpacker
+from .records import _ZERO_RESULT, _RESULT_SIZE, _unpacker
 
 if TYPE_CHECKING:
     from .etlfile import Buffer, EtlFile
@@ -138,15 +138,12 @@ class RowStream:
         data = buf.data
         data = data if isinstance(data, bytes) else bytes(data)
         self.datas[slot] = data
-        end = buf.records_end
-        rows, blobs, last = self._walk(data, BUFFER_HEADER_SIZE, end, buf._last_timestamp,
-                                       buf.processor, slot)
-        # records past FilledBytes that chain to the buffer end (Buffer.walk's same test)
-        tail = (end + 7) & ~7
-        if (buf.stats.end_offset >= end and tail + 8 <= len(data)
-                and lib.etlrd_chain_ok(ffi.from_buffer(data), len(data), tail)):
-            more, more_blobs, _ = self._walk(data, tail, len(data), last, buf.processor, slot,
-                                             len(rows))
+        rows: list = []
+        blobs: list = []
+        last = None
+        for start, end, before in buf.ranges:  # the ranges the engine's walk accepted
+            more, more_blobs, last = self._walk(data, start, end, before if last is None else last,
+                                                buf.processor, slot, len(rows))
             rows += more
             blobs += more_blobs
         self.blobs[slot] = blobs[0] if len(blobs) == 1 else b"".join(blobs)
