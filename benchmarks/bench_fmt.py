@@ -14,7 +14,7 @@ per item type. Then, in one run:
 * dissect.etl: raw record parse (no formatting: it has no TMF support), on the first
   ``--dissect-events`` records because it is slow;
 * tracefmt (WDK): the published figure from the corpus FmtSum.txt, 267,823 events in 9 s;
-* this machine's speed now: a plain struct-unpack + ``%`` loop (perf-anchors.md §4, 2.13M/s on
+* this machine's speed now: a plain struct-unpack + ``%`` loop (docs/performance.md §4, 2.13M/s on
   a quiet machine), so the fmt rate can also be read as a load-independent ratio.
 
 Rates are given per wall-clock second and per CPU second (other processes on a shared 2-core
@@ -181,12 +181,12 @@ def bench_dissect(path: pathlib.Path, limit: int) -> tuple[int, float] | None:
     return n, time.perf_counter() - t0
 
 
-REFERENCE_QUIET_RATE = 2_130_000  # perf-anchors.md §4 "fmt: iter_unpack plus %", quiet machine
+REFERENCE_QUIET_RATE = 2_130_000  # docs/performance.md §4 "fmt: iter_unpack plus %", quiet machine
 
 
 def bench_reference(n: int = 300_000) -> float:
     """This machine's speed right now: a plain struct-unpack + ``%`` loop over fixed 48-byte
-    records (the perf-anchors §4 "iter_unpack plus %" floor), events/s of CPU time."""
+    records (the docs/performance.md §4 "iter_unpack plus %" floor), events/s of CPU time."""
     rec = struct.Struct("<HHIQQQ16s")
     names = [b"file%d.txt" % i for i in range(16)]
     buf = b"".join(rec.pack(48, 7, 1234, 1_700_000_000 + i, i & 0xFFFF, 0xDEAD0000 + i, names[i & 15])

@@ -18,7 +18,7 @@ for ``--rounds`` rounds. Time is the calling thread's CPU time (``time.thread_ti
 system, so the FileHandler's write() counts) so that other processes on a busy machine do not
 inflate it; ``--wall`` measures wall-clock time instead. Best and median are printed, net of the
 empty loop. Targets (issue 6, this 2-core
-VM): disabled <= 40 ns, enabled <= 400 ns (aim 150); ratio forms (perf-anchors §6): disabled <=
+VM): disabled <= 40 ns, enabled <= 400 ns (aim 150); ratio forms (docs/performance.md §6): disabled <=
 1.5x the empty call and <= 0.4x logging-disabled, enabled <= 0.1x logging to a file. Run: ``python benchmarks/bench_pyprovider.py``.
 """
 from __future__ import annotations

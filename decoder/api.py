@@ -1,6 +1,6 @@
 """The ETW consumer API as Python callables: OpenTrace, ProcessTrace, CloseTrace and friends.
 
-Same names, arguments and meanings as evntrace.h (see ../shared/reference/api/), on the
+Same names, arguments and meanings as evntrace.h (see docs/reference/api/), on the
 decoder engine (EtlFile, parse_buffer, ordering, TimeConverter). How results come back:
 
 * a code that means success or a normal outcome the caller must see is RETURNED:

@@ -1,8 +1,8 @@
 """Decoded trace records as the consumer API delivers them: EVENT_RECORD and EVENT_TRACE.
 
 One function per callback shape (``to_event_record`` for an EventRecordCallback,
-``to_event_trace`` for a classic EventCallback); the mapping rules are etl-format.md §5.2 and
-the TraceMessageVa page. Choices where Microsoft documents nothing (etl-format.md §9 Q4):
+``to_event_trace`` for a classic EventCallback); the mapping rules are docs/etl-format.md §5.2 and
+the TraceMessageVa page. Choices where Microsoft documents nothing (docs/etl-format.md §9 Q4):
 
 * every record: ``EventHeader.Size`` / ``Header.Size`` = the record's size in the file;
 * WPP message: ProviderId = message GUID (GUID_NULL without TRACE_MESSAGE_GUID),
@@ -99,7 +99,7 @@ def _guid(raw, off: int) -> uuid.UUID:
 def extended_items(data) -> list:
     """EVENT_HEADER extended data items as stored (8-byte item header, 8-aligned data).
 
-    The first USHORT is not trusted (sources disagree, etl-format.md §2.6); the walk follows
+    The first USHORT is not trusted (sources disagree, docs/etl-format.md §2.6); the walk follows
     DataSize and stops at the end of the area or when the Linkage bit is clear.
     """
     items = []

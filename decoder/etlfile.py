@@ -1,7 +1,7 @@
 """One .etl file as buffers: locate, read, decompress, and expose the log-file header.
 
-An .etl file is a run of buffers (etl-format.md §1): fixed-size in normal files,
-packed back to back with their own sizes in compressed ones (pdb-and-compression.md §B2).
+An .etl file is a run of buffers (docs/etl-format.md §1): fixed-size in normal files,
+packed back to back with their own sizes in compressed ones (docs/pdb-and-compression.md §B2).
 ``EtlFile`` indexes the buffer headers once (small: 0x48 bytes each), then reads one
 buffer at a time, so memory stays bounded whatever the file size. Damage is reported as
 ``DecodeIssue``s (file, offset, what was expected) and reading goes on.
@@ -302,7 +302,7 @@ class EtlFile:
         self.header = self._read_logfile_header()
         self.pointer_size = self.header.pointer_size
         self.compressed = self._choose_layout()
-        # compression format: State of buffer 0 in compressed files (pdb-and-compression.md
+        # compression format: State of buffer 0 in compressed files (docs/pdb-and-compression.md
         # §B1); every real file uses Plain LZ77 (3, which is also the plain "flushed" state)
         self.compression_format = (self._first_state & 0xFF) if self.compressed else 0
         if self.compression_format in UNSUPPORTED_COMPRESSION:

@@ -1,7 +1,7 @@
 """Records in ProcessTrace order: header record first, then a merge of buffer streams.
 
 Each processor writes its own stream of buffers, flushed to the file out of order
-(etl-format.md §1). Like ProcessTrace (PEVENT_RECORD_CALLBACK, "Technical details"), we
+(docs/etl-format.md §1). Like ProcessTrace (PEVENT_RECORD_CALLBACK, "Technical details"), we
 sort each stream's buffers by SequenceNumber and merge the streams by timestamp, assuming
 that events within a buffer are in time order and buffers of one stream do not overlap.
 When a file breaks those assumptions (clock set back with system-time clocks, imprecise

@@ -63,7 +63,7 @@ class TextWriter:
 
 #: CSV columns. tracefmt's ``-csv`` puts a structured prefix of the nine prefix variables
 #: (%1..%9, in number order) before the usual line; their exact header names are not
-#: documented (tmf-format.md §6.1), so these names are ours.
+#: documented (docs/tmf-format.md §6.1), so these names are ours.
 CSV_COLUMNS = (
     "GuidName",      # %1 component (TMF friendly name)
     "MessageName",   # %2 #typev name / message number

@@ -7,7 +7,7 @@ that is fixed for that message (%1 component, %2 message name, %!FUNC!, %!LEVEL!
 TMF trailer) and leaves a plain ``%``-format string over the per-event values only, so the
 hot path is one tuple and one ``%`` operation per event.
 
-Prefix variables (tmf-format.md §6.1): %1 message GUID friendly name (TMF component),
+Prefix variables (docs/tmf-format.md §6.1): %1 message GUID friendly name (TMF component),
 %2 message name (``#typev`` token), %3 thread id, %4 system time text, %5 kernel time,
 %6 user time, %7 sequence number, %8 process id, %9 CPU number.
 """
@@ -33,7 +33,7 @@ __all__ = [
     "marker_values",
 ]
 
-#: tracefmt's built-in prefix (tmf-format.md §6.1).
+#: tracefmt's built-in prefix (docs/tmf-format.md §6.1).
 DEFAULT_PREFIX = "[%9!d!]%8!04X!.%3!04X!::%4!s! [%1!s!]"
 #: the legacy default when sequence numbers are shown (tracefmt -seq).
 SEQUENCE_PREFIX = "[%9!d!]%8!04X!.%3!04X!::%4!s! %7!08x! [%1!s!]"

@@ -2,7 +2,7 @@
 
 ``parse_buffer`` runs the C hot path (``etlrd_walk`` in decoder/csrc/etlread.c) over one
 decompressed buffer; each record comes back as a flat tuple and becomes a ``Record`` whose
-fields are computed only when read. Every record kind of etl-format.md §2.2 is covered;
+fields are computed only when read. Every record kind of docs/etl-format.md §2.2 is covered;
 unknown kinds are returned as kind "unknown" and counted, damage is reported as a
 ``DecodeIssue`` and the walk goes on.
 """

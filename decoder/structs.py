@@ -1,7 +1,7 @@
 """The ETW consumer structures (EVENT_TRACE_LOGFILE, EVENT_RECORD, ...) as Python classes.
 
 Field names are the Win32 names (evntrace.h / evntcons.h), so code written against the consumer
-API reads the same in Python. These are the in-memory API structures of etl-format.md §2.8, not
+API reads the same in Python. These are the in-memory API structures of docs/etl-format.md §2.8, not
 on-disk layouts: the on-disk layouts live once in ``etl_layout.h`` and are read here through
 cffi only where a structure is built from raw bytes (TRACE_LOGFILE_HEADER, ETW_BUFFER_HEADER).
 Classes use ``__slots__`` because one EVENT_RECORD is built per delivered event.

@@ -1,4 +1,4 @@
-"""Raw session clock values -> FILETIME / datetime, per etl-format.md §6.
+"""Raw session clock values -> FILETIME / datetime, per docs/etl-format.md §6.
 
 The log-file header pairs StartTime (FILETIME) with the header record's raw SystemTime;
 every other raw value is placed relative to that pair using the session clock

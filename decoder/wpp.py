@@ -52,7 +52,7 @@ HEADER = "header"
 
 
 def unknown_line(component: str, number: int, guid: uuid.UUID) -> str:
-    """tracefmt's line for a message without format information (tmf-format.md §6.2)."""
+    """tracefmt's line for a message without format information (docs/tmf-format.md §6.2)."""
     return "%s(%3d): GUID=%s (No Format Information found)." % (component, number, guid)
 
 
@@ -625,7 +625,7 @@ class WppDecoder:
 
     def _header_line(self, rec, ctx: FileContext) -> str:
         # The logfile header is delivered as the first event; tracefmt prints it as an
-        # "EventTrace" line (tmf-format.md §6.2) with %1 = "Header".
+        # "EventTrace" line (docs/tmf-format.md §6.2) with %1 = "Header".
         self.counters.headers += 1
         entry = self._entries.get(("header", 0))
         if entry is None:

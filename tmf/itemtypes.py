@@ -2,7 +2,7 @@
 rendering (the text tracefmt prints for an insert), for every type of defaultwpp.ini plus the
 legacy and widely used custom ones (ItemHEXDump, ItemIPV6Addr ...).
 
-Arguments are packed back to back, little-endian, with no alignment (tmf-format.md §4).
+Arguments are packed back to back, little-endian, with no alignment (docs/tmf-format.md §4).
 ``ItemType.decode`` bounds-checks every length against the buffer (the bytes are untrusted) and
 raises :class:`ItemDecodeError` saying which item, where, and how many bytes were needed.
 
@@ -13,7 +13,7 @@ GUIDs, lists, sets, timestamps ...) render to text that the spec (normally ``s``
 Renderings confirmed by tracefmt output (corpus, Microsoft docs): status names
 (``0x%08x(NAME)``, ``STATUS_SUCCESS``), HRESULT FACILITY_WIN32 -> Win32 name, GUIDs (lower case,
 no braces), ``%p`` (upper-case hex, pointer width), lists (``0x%08x(name)``), sets (``[a,c]``).
-Chosen without a modern tracefmt sample (tmf-format.md §4 / §11 list them as unverified):
+Chosen without a modern tracefmt sample (docs/tmf-format.md §4 / §11 list them as unverified):
 IPv4 as plain dotted decimal, out-of-range list values as bare ``0x%08x``, unnamed set bits as
 their bit index, ItemDouble as ``%g``, ItemHEXDump as space-separated upper-case bytes, SIDs as
 ``S-1-...`` (no account lookup offline), ItemEnum fallback to the decimal value.

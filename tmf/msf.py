@@ -1,6 +1,6 @@
 """MSF 7.0 ("big MSF") container reader: the page-based file system that holds a PDB's streams.
 
-Layout (all little-endian; see ../shared/reference/pdb-and-compression.md A2-A3):
+Layout (all little-endian; see docs/pdb-and-compression.md A2-A3):
 superblock at offset 0 (magic, page size, page count, directory size, directory page map),
 a stream directory spread over pages (``u32 count; u32 sizes[count]; u32 pages[...]``), and
 streams that are lists of pages. Every size and page number is checked against the file

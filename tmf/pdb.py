@@ -1,6 +1,6 @@
 """WPP trace formats from a private PDB: the ``TMF:``/``TMC:`` S_ANNOTATION records, as tracepdb reads them.
 
-Path through the file (../shared/reference/pdb-and-compression.md A5-A10): MSF container
+Path through the file (docs/pdb-and-compression.md A5-A10): MSF container
 (:mod:`wpptrace.tmf.msf`) -> PDB info stream (1: GUID, age, features) -> DBI stream (3: module
 list) -> each module's symbol stream, walked with a scope stack so every annotation knows its
 enclosing procedure (S_GPROC32/S_LPROC32 and the _ID/_DPC variants; S_BLOCK32, inline sites

@@ -1,6 +1,6 @@
 """PDB type stream (TPI, stream 2): the enum definitions tracepdb writes as ``#enumv`` blocks for ItemEnum.
 
-Layout (../shared/reference/pdb-and-compression.md A9): a 56-byte header (version, header size,
+Layout (docs/pdb-and-compression.md A9): a 56-byte header (version, header size,
 first type index, end type index, record bytes, hash fields), then type records ``u16 length,
 u16 kind, payload``; a record's type index is the first index plus its position. An LF_ENUM
 names its LF_FIELDLIST, whose LF_ENUMERATE members are ``u16 attributes, numeric leaf value,

@@ -25,7 +25,7 @@ _LINE_RE = re.compile(r"(\d+)$")
 
 
 def marker_defaults(message: Any) -> dict[str, str]:
-    """WPP marker values known from the TMF entry itself (tmf-format.md §5.4): trailer keys
+    """WPP marker values known from the TMF entry itself (docs/tmf-format.md §5.4): trailer keys
     (FUNC=, LEVEL=, FLAGS= ... any key), COMPNAME = the component, FILE = SRC=, LINE = the
     digits ending the message name (``Device_c104`` -> 104)."""
     trailer = dict(getattr(message, "trailer", {}) or {})

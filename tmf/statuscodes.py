@@ -64,7 +64,7 @@ def ndis_oid_name(code: int) -> str | None:
     return _tables()["ndis_oid"].get(code & 0xFFFFFFFF)
 
 
-# -- tracefmt renderings (tmf-format.md §4) --
+# -- tracefmt renderings (docs/tmf-format.md §4) --
 
 def format_ntstatus(code: int) -> str:
     code &= 0xFFFFFFFF

@@ -1,6 +1,6 @@
 /* etlread.c: walk the trace records of one ETL buffer into a flat array (the hot path).
  *
- * One pass, no allocation: each record's marker picks its header family (etl-format.md
+ * One pass, no allocation: each record's marker picks its header family (docs/etl-format.md
  * §2.2), its fixed header is decoded into an etlrd_record and its payload located.
  * Damage never stops the walk for good: the problem is reported and the walk resumes at
  * the next 8-byte boundary that holds a plausible record header.

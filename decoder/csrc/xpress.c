@@ -1,6 +1,6 @@
 /* xpress.c: MS-XCA Plain LZ77 decompression (COMPRESSION_FORMAT_XPRESS), bounds-checked.
  *
- * Written from the MS-XCA description in pdb-and-compression.md §B3: 32-bit flag words
+ * Written from the MS-XCA description in docs/pdb-and-compression.md §B3: 32-bit flag words
  * (bit 31 first; 0 = literal, 1 = match), 16-bit match tokens (distance-1 << 3 | length),
  * long lengths in a shared nibble, then a byte, then u16/u32 escapes.
  */

@@ -1,6 +1,6 @@
 /* etw_logfile.c: the .etl file sink: header buffer, sequential and circular data buffers.
  *
- * Layout per etl-format.md §4: buffer 0 is the header buffer, data buffers follow, each
+ * Layout per docs/etl-format.md §4: buffer 0 is the header buffer, data buffers follow, each
  * exactly BufferSize bytes. After every data buffer the header record is rewritten (its
  * BuffersWritten, EndTime, EventsLost), so a writer that dies leaves a file that readers
  * walk up to the last flushed buffer. Circular files reuse data slots 1..N in turn;

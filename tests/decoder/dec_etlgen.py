@@ -1,4 +1,4 @@
-"""Build small .etl files byte by byte for decoder tests (layouts per etl-format.md).
+"""Build small .etl files byte by byte for decoder tests (layouts per docs/etl-format.md).
 
 The provider core writes real files; this builder exists for what a live session cannot
 produce on demand: every record header kind (32/64-bit, PEBS/PMC items, extended data,

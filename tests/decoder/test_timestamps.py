@@ -1,4 +1,4 @@
-"""Raw clock -> FILETIME for the three clock types (etl-format.md §6), against dissect."""
+"""Raw clock -> FILETIME for the three clock types (docs/etl-format.md §6), against dissect."""
 from __future__ import annotations
 
 import datetime as dt

@@ -8,7 +8,7 @@ from dec_xpress_encoder import compress
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.xpress import XpressError, decompress
 
-# The snail-server test vector's plain text (pdb-and-compression.md §B3): it needs the
+# The snail-server test vector's plain text (docs/pdb-and-compression.md §B3): it needs the
 # nibble, byte, u16 and u32 length escapes and overlapping runs.
 SNAIL_TEXT = (b"abcdef" + b"gg" + b"hhh" + b"iiii" + b"jjjjj" + b"k" * 10 + b"j" * 20 + b"l" * 40
               + b"m" * 80 + b"o" * 160 + b"p" * 320 + b"q" * 65540)

@@ -1,4 +1,4 @@
-"""CloseTrace as its reference page specifies (../shared/reference/api/CloseTrace.txt)."""
+"""CloseTrace as its reference page specifies (docs/reference/api/CloseTrace.txt)."""
 from __future__ import annotations
 
 import threading

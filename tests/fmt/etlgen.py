@@ -1,4 +1,4 @@
-"""A small .etl writer for fmt tests and the fmt benchmark: TraceMessage records per etl-format.md §4.
+"""A small .etl writer for fmt tests and the fmt benchmark: TraceMessage records per docs/etl-format.md §4.
 
 Writes a header buffer (SYSTEM64 logfile-header event) and data buffers of message records,
 one buffer stream per processor, QPC clock at 10 MHz. Only what the formatter tests need;

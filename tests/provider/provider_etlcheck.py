@@ -1,6 +1,6 @@
 """A strict, independent reader of the .etl files the provider writes (tests only).
 
-Written from etl-format.md with its own offsets (it deliberately does not use wpptrace's
+Written from docs/etl-format.md with its own offsets (it deliberately does not use wpptrace's
 decoder or etl_layout.h), it checks every writer rule of §4 while reading and returns plain
 dicts, so the provider tests assert exact bytes. dissect.etl is the third-party cross-check.
 """

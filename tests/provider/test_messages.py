@@ -138,7 +138,7 @@ def test_one_byte_too_large_is_more_data_and_writes_nothing(tmp_path, session_na
 def test_records_are_read_by_etl_parser_in_its_layout(tmp_path, session_name):
     """etl-parser hard-codes the message layout of flags 0x22 (GUID|SYSTEMINFO): those records
     it decodes right. Other flag sets it reads without error but misplaces the items
-    (etl-format.md §4), so only the 0x22 records are checked field by field."""
+    (docs/etl-format.md §4), so only the 0x22 records are checked field by field."""
     from etl.etl import IEtlFileObserver, build_from_stream
 
     path = tmp_path / "ep.etl"

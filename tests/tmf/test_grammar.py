@@ -1,4 +1,4 @@
-"""Grammar shapes from tmf-format.md §3 that the corpus lacks, and the errors for bad input."""
+"""Grammar shapes from docs/tmf-format.md §3 that the corpus lacks, and the errors for bad input."""
 from __future__ import annotations
 
 import uuid

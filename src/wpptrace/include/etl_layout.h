@@ -3,7 +3,7 @@
  * Shared by the C writer (provider/csrc), the C reader (decoder/csrc) and, through cffi,
  * by Python (this file is also the cdef: keep it in the subset of C that cffi parses:
  * fixed-width types, plain typedef structs, `#define NAME integer`). Offsets follow
- * ../shared/reference/etl-format.md and are checked by the static asserts at the end.
+ * docs/etl-format.md and are checked by the static asserts at the end.
  * All integers little-endian; GUIDs in Windows in-memory order (uuid.UUID.bytes_le).
  */
 #ifndef WPPTRACE_ETL_LAYOUT_H
