@@ -71,8 +71,9 @@ def tmc_text(info: ProviderInfo, when: _dt.datetime) -> str:
 
 
 def mof_text(info: ProviderInfo, when: _dt.datetime) -> str:
-    """tracepdb's ``<module>.mof`` for the control GUID (the shared writer in tmf.tracepdb)."""
-    from wpptrace.tmf import pdb, tracepdb
+    """tracepdb's ``<module>.mof`` for the control GUID (the shared writer in tmf.pdb.tracepdb)."""
+    from wpptrace.tmf import pdb
+    from wpptrace.tmf.pdb import tracepdb
 
     annotation = pdb.Annotation(module_index=0, module_name=info.name, stream_index=0, stream_offset=0,
                                 file_offset=None, segment=0, code_offset=0,

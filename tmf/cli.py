@@ -13,7 +13,7 @@ __all__ = ["add_arguments", "run", "message_to_json"]
 
 #: nested subcommand -> (delegate module exposing add_arguments/run, help)
 DELEGATES: dict[str, tuple[str, str]] = {
-    "from-pdb": ("wpptrace.tmf.tracepdb", "write tracepdb-style <guid>.tmf files from a PDB's WPP annotations"),
+    "from-pdb": ("wpptrace.tmf.pdb.tracepdb", "write tracepdb-style <guid>.tmf files from a PDB's WPP annotations"),
     "gen": ("wpptrace.provider.tmfgen", "generate TMF files for Python WPP providers"),
 }
 _FIXED_FIELDS = ("guid", "number", "name", "format", "args", "component", "source_file", "trailer", "origin")

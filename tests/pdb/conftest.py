@@ -13,7 +13,7 @@ import types
 
 import pytest
 
-from wpptrace.tmf.msf import MSF7_MAGIC, MsfFile
+from wpptrace.tmf.pdb.msf import MSF7_MAGIC, MsfFile
 
 NIL = None
 

@@ -15,7 +15,7 @@ import pytest
 
 from wpptrace.tmf import parse_text
 from wpptrace.tmf.pdb import Annotation, ControlGuidRecord, PdbTraceInfo, message_from_annotation
-from wpptrace.tmf.tracepdb import mof_text, write_tmf_files
+from wpptrace.tmf.pdb.tracepdb import mof_text, write_tmf_files
 
 # tracepdb's "Last Updated" stamp in those files: 2025-04-28:18:52:28:001 (UTC)
 UPDATED = dt.datetime(2025, 4, 28, 18, 52, 28, 1000, tzinfo=dt.timezone.utc)

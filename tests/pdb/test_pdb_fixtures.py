@@ -9,9 +9,8 @@ import uuid
 import pytest
 
 from wpptrace.tmf import parse_text
-from wpptrace.tmf import tracepdb
-from wpptrace.tmf.msf import MsfFile
-from wpptrace.tmf.pdb import load_pdb, read_pdb
+from wpptrace.tmf.pdb import load_pdb, read_pdb, tracepdb
+from wpptrace.tmf.pdb.msf import MsfFile
 
 FIXTURES = ["wpp_x64.pdb", "wpp_x86_8k.pdb"]
 DRIVER_GUID = uuid.UUID("6f0e2a10-5b1c-4d2e-8f3a-9b4c5d6e7f80")

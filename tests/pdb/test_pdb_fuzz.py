@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wpptrace.tmf.errors import TmfError
-from wpptrace.tmf.msf import MsfFile, PdbError
+from wpptrace.tmf.pdb.msf import MsfFile, PdbError
 from wpptrace.tmf.pdb import PdbTraceInfo, load_pdb, read_pdb
-from wpptrace.tmf.tracepdb import mof_text
+from wpptrace.tmf.pdb.tracepdb import mof_text
 
 WHEN = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 #: per-case bound: ~1000x what a case takes on an idle machine (a few ms)

@@ -11,11 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wpptrace.tmf import tracepdb
-from wpptrace.tmf.msf import PdbError
-from wpptrace.tmf.pdb import read_pdb_identity
-from wpptrace.tmf.peimage import pdb_candidates, read_codeview
-from wpptrace.tmf.tracepdb import find_pdb_for_image
+from wpptrace.tmf.pdb import read_pdb_identity, tracepdb
+from wpptrace.tmf.pdb.msf import PdbError
+from wpptrace.tmf.pdb.peimage import pdb_candidates, read_codeview
+from wpptrace.tmf.pdb.tracepdb import find_pdb_for_image
 
 FIXTURES = ["wpp_x64", "wpp_x86_8k"]
 

@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from wpptrace.tmf.errors import TmfError
-from wpptrace.tmf.msf import MSF2_MAGIC, MSF7_MAGIC, MSFZ_MAGIC, MsfFile, PdbError
+from wpptrace.tmf.pdb.msf import MSF2_MAGIC, MSF7_MAGIC, MSFZ_MAGIC, MsfFile, PdbError
 from wpptrace.tmf.pdb import read_pdb
 
 

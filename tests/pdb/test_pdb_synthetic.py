@@ -6,8 +6,7 @@ import argparse
 import struct
 import uuid
 
-from wpptrace.tmf import tracepdb
-from wpptrace.tmf.pdb import read_pdb
+from wpptrace.tmf.pdb import read_pdb, tracepdb
 
 GUID = "11112222-3333-4444-5555-666677778888"
 
@@ -153,7 +152,7 @@ def test_damaged_type_stream_is_an_issue_and_messages_survive(pdb_maker):
 
 def test_enumerator_budget_stops_shared_chains(pdb_maker, monkeypatch):
     """Regression guard: many enums sharing one field list cannot multiply the work without bound."""
-    from wpptrace.tmf import pdbtypes
+    from wpptrace.tmf.pdb import types as pdbtypes
 
     pm = pdb_maker
     members = b"".join(_enumerate(f"E{i}", struct.pack("<H", i)) + bytes([0xF0 + n for n in range(-(6 + len(f"E{i}") + 1) % 4, 0, -1)])

@@ -119,7 +119,7 @@ def _walk_obj_symbols(sec, start, end, secrel, found) -> None:
 
 # -- PDB side -----------------------------------------------------------------------------
 def restore(pdb_in: pathlib.Path, objects: list[pathlib.Path], pdb_out: pathlib.Path) -> int:
-    from wpptrace.tmf.msf import MsfFile  # our reader, used only to locate stream pages
+    from wpptrace.tmf.pdb.msf import MsfFile  # our reader, used only to locate stream pages
 
     wanted: dict[tuple[str, int], tuple[bytes, int]] = {}
     for obj in objects:

@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO, Union
 
-from .errors import TmfError
+from ..errors import TmfError
 
 __all__ = ["PdbError", "MsfFile", "MsfStream", "MSF7_MAGIC", "MSF2_MAGIC", "MSFZ_MAGIC"]
 

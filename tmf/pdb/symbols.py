@@ -1,13 +1,13 @@
 """WPP trace formats from a private PDB: the ``TMF:``/``TMC:`` S_ANNOTATION records, as tracepdb reads them.
 
 Path through the file (docs/pdb-and-compression.md A5-A10): MSF container
-(:mod:`wpptrace.tmf.msf`) -> PDB info stream (1: GUID, age, features) -> DBI stream (3: module
+(:mod:`wpptrace.tmf.pdb.msf`) -> PDB info stream (1: GUID, age, features) -> DBI stream (3: module
 list) -> each module's symbol stream, walked with a scope stack so every annotation knows its
 enclosing procedure (S_GPROC32/S_LPROC32 and the _ID/_DPC variants; S_BLOCK32, inline sites
 and the other scope records nest inside). A ``TMF:`` record is the text of one message; the
 procedure name becomes ``FUNC=`` when the record has none, exactly as tracepdb does it.
 ``TMC:`` records are control GUIDs with their flag names. Enums named by ``ItemEnum(T)``
-arguments come from the type stream (:mod:`wpptrace.tmf.pdbtypes`) as ``#enumv`` blocks.
+arguments come from the type stream (:mod:`wpptrace.tmf.pdb.types`) as ``#enumv`` blocks.
 
 Container or DBI damage raises :class:`PdbError`. Damage inside one module's symbols is an
 issue recorded in ``PdbTraceInfo.issues`` (tolerant mode, the default) and the rest of the
@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
 from .msf import MsfFile, MsfStream, PdbError, Source
-from .pdbtypes import read_enums
+from .types import read_enums
 
 if TYPE_CHECKING:
-    from .model import TmfSet
+    from ..model import TmfSet
 
 __all__ = [
     "PdbError", "Annotation", "TraceMessageRecord", "ControlGuidRecord", "PdbTraceInfo",
@@ -215,8 +215,8 @@ def read_pdb_identity(source: Source, *, name: str | None = None) -> PdbTraceInf
 
 def load_pdb(source: Source, *, tolerant: bool = True, updated: _dt.datetime | None = None) -> "TmfSet":
     """The PDB's trace formats as a :class:`~wpptrace.tmf.model.TmfSet` (via the TMF grammar)."""
-    from . import parse_text
-    from .model import ControlGuid, TmfSet
+    from .. import parse_text
+    from ..model import ControlGuid, TmfSet
 
     info = read_pdb(source, tolerant=tolerant)
     tmfset = TmfSet()

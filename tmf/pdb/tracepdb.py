@@ -18,7 +18,7 @@ from wpptrace._cliutil import (add_output_dir_option, add_timestamp_option, add_
                                 complain, iso_time, source_date_epoch)
 
 from .msf import PdbError
-from .pdb import ControlGuidRecord, PdbTraceInfo, read_pdb, read_pdb_identity, tracepdb_header
+from .symbols import ControlGuidRecord, PdbTraceInfo, read_pdb, read_pdb_identity, tracepdb_header
 from .peimage import is_pe_image, pdb_candidates, read_codeview
 
 __all__ = ["add_arguments", "run", "write_tmf_files", "mof_text", "tmc_text", "find_pdb_for_image"]
