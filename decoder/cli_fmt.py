@@ -95,8 +95,8 @@ def _has_tmf_files(directory: str) -> bool:
 def _find_pdb(image: str, symbol_paths: list[str]) -> str:
     """A .pdb given directly, or the PDB matching a PE image (GUID and age, like tracefmt -i -r):
     beside the image, at its linker path, or in the symbol paths (-r, else _NT_SYMBOL_PATH)."""
-    from wpptrace.tmf.peimage import is_pe_image
-    from wpptrace.tmf.tracepdb import find_pdb_for_image
+    from wpptrace.tmf.pdb.peimage import is_pe_image
+    from wpptrace.tmf.pdb.tracepdb import find_pdb_for_image
 
     if not os.path.isfile(image):
         raise FileNotFoundError(f"no such file: {image}")
