@@ -10,9 +10,14 @@ Raw numeric items (ItemLong, ItemPtr ...) decode to the zero-extended unsigned v
 through the TMF's printf spec (:mod:`wpptrace.tmf.cprintf`); "string form" items (status codes,
 GUIDs, lists, sets, timestamps ...) render to text that the spec (normally ``s``) then pads.
 
+Item words are matched ignoring ASCII case, as tracefmt does (``ItemHexDump``, tracepdb's
+spelling for ``WppBinary``, is ``ItemHEXDump``).
+
 Renderings confirmed by tracefmt output (corpus, Microsoft docs): status names
 (``0x%08x(NAME)``, ``STATUS_SUCCESS``), HRESULT FACILITY_WIN32 -> Win32 name, GUIDs (lower case,
-no braces), ``%p`` (upper-case hex, pointer width), lists (``0x%08x(name)``), sets (``[a,c]``).
+no braces), ``%p`` (upper-case hex, pointer width), lists (``0x%08x(name)``), sets (``[a,c]``),
+flags enums (``FlagRead | FlagExec(0x5)``; one bit, no bit and unnamed bits follow the set
+rendering, see ``_flags_enum_binder``).
 Chosen without a modern tracefmt sample (docs/tmf-format.md §4 / §11 list them as unverified):
 IPv4 as plain dotted decimal, out-of-range list values as bare ``0x%08x``, unnamed set bits as
 their bit index, ItemDouble as ``%g``, ItemHEXDump as space-separated upper-case bytes, SIDs as
@@ -25,14 +30,14 @@ import datetime
 import functools
 import ipaddress
 import struct
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Mapping
 
 from . import statuscodes
 from .cprintf import format_insert
 from .formatspec import Spec
 
 __all__ = ["FormatError", "ItemDecodeError", "RenderContext", "ItemType", "ITEM_TYPES",
-           "item_type", "format_filetime", "format_time_delta"]
+           "ItemTable", "item_type", "format_filetime", "format_time_delta"]
 
 
 class FormatError(ValueError):
@@ -275,21 +280,28 @@ def _enum_binder(ctx: RenderContext) -> Callable[[int], str]:
 
 
 def _flags_enum_binder(ctx: RenderContext) -> Callable[[int], str]:
+    """ItemFlagsEnum: tracefmt's ``FlagRead | FlagExec(0x5)``: the names of the set bits in bit
+    order joined by " | ", then the value in hex in parentheses. The cases tracefmt's flags
+    output leaves open follow its ItemSetLong rendering: a set bit with no enumerator of
+    exactly that value prints as its bit number (``FlagRead | 4(0x11)``); no bit set prints no
+    name (``(0x0)``); one bit is the same shape (``FlagRead(0x1)``). A value equal to one
+    enumerator (a zero-valued or multi-bit one included) prints that name (``FlagAll(0x7)``).
+    Without the ``#enumv`` block the value prints as ``0x%x``."""
     values = _enum_values(ctx)
+    if values is None:
+        return lambda value: f"0x{value:x}"
+    bit_names = {v.bit_length() - 1: n for v, n in values.items() if v and not v & (v - 1)}
 
     def text(value: int) -> str:
-        if values is None:
-            return f"0x{value:x}"
-        if value in values:
-            return values[value]
-        names, rest = [], value
-        for v, n in sorted(values.items()):
-            if v and (rest & v) == v:
-                names.append(n)
-                rest &= ~v
-        if rest:
-            names.append(f"0x{rest:x}")
-        return "|".join(names) if names else "0"
+        name = values.get(value)
+        if name is not None:
+            return f"{name}(0x{value:x})"
+        names, bit = [], 0
+        while value >> bit:
+            if (value >> bit) & 1:
+                names.append(bit_names.get(bit, str(bit)))
+            bit += 1
+        return f"{' | '.join(names)}(0x{value:x})"
     return text
 
 
@@ -489,10 +501,38 @@ _TYPES: list[ItemType] = [
     _var("ItemHEXDump", "hexdump", _hexdump_decoder, _const_binder(_hexdump_text)),
 ]
 
-#: name -> ItemType for every known item type.
-ITEM_TYPES: dict[str, ItemType] = {t.name: t for t in _TYPES}
+class ItemTable(Mapping[str, ItemType]):
+    """name -> ItemType, with names compared ignoring ASCII case, as tracefmt compares item
+    words: tracepdb writes ``WppBinary(...)`` arguments as ``ItemHexDump`` while projects'
+    DEFINE_CPLX_TYPE lines spell the same type ``ItemHEXDump``. Iteration gives the
+    canonical spellings."""
+
+    def __init__(self, types: list[ItemType]) -> None:
+        self._by_name = {t.name: t for t in types}
+        self._folded = {t.name.lower(): t for t in types}
+
+    def __getitem__(self, name: str) -> ItemType:
+        t = None
+        if isinstance(name, str):
+            t = self._by_name.get(name) or self._folded.get(name.lower())
+        if t is None:
+            raise KeyError(name)
+        return t
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in self._by_name or name.lower() in self._folded)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+
+#: name -> ItemType for every known item type (names compared ignoring case).
+ITEM_TYPES = ItemTable(_TYPES)
 
 
 def item_type(name: str) -> ItemType | None:
-    """The item type for a TMF item word (``ItemLong``); None if unknown."""
+    """The item type for a TMF item word (``ItemLong``, ``ItemHexDump``); None if unknown."""
     return ITEM_TYPES.get(name)

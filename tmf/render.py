@@ -269,7 +269,7 @@ class MessageFormatter:
             if step[0] == "fixed":
                 compiled.append((True, step[1].size, step[1].unpack_from, step[2][0]))
             else:
-                compiled.append((False, step[1]._decode, step[1].name, step[2]))
+                compiled.append((False, step[1]._decode, args[step[2]].item, step[2]))  # the TMF spelling
 
         def decode_mixed(buf):
             if type(buf) is not bytes:

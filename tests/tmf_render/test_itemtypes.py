@@ -33,7 +33,7 @@ class _Enums:
 
 
 ENUMS = _Enums(EnumDef("_MachineState", {0: "Offline", 1: "Online", -1 & 0xFFFFFFFFFFFFFFFF: "Invalid"}),
-               EnumDef("_Caps", {1: "Read", 2: "Write", 4: "Exec"}))
+               EnumDef("_Caps", {1: "Read", 2: "Write", 4: "Exec", 7: "All"}))
 
 # (item, params, spec, argument bytes, text at pointer size 8, text at 4 or None = same)
 CASES = [
@@ -95,8 +95,15 @@ CASES = [
     ("ItemEnum", ("_MachineState",), "s", struct.pack("<I", 0), "Offline", None),
     ("ItemEnum", ("_MachineState",), "s", struct.pack("<I", 0xFFFFFFFF), "Invalid", None),
     ("ItemEnum", ("_MachineState",), "s", struct.pack("<I", 9), "9", None),
-    ("ItemFlagsEnum", ("_Caps",), "s", struct.pack("<I", 5), "Read|Exec", None),
-    ("ItemFlagsEnum", ("_Caps",), "s", struct.pack("<I", 0x11), "Read|0x10", None),
+    ("ItemFlagsEnum", ("_Caps",), "s", struct.pack("<I", 5), "Read | Exec(0x5)", None),
+    ("ItemFlagsEnum", ("_Caps",), "s", struct.pack("<I", 2), "Write(0x2)", None),
+    ("ItemFlagsEnum", ("_Caps",), "s", struct.pack("<I", 0), "(0x0)", None),
+    ("ItemFlagsEnum", ("_Caps",), "s", struct.pack("<I", 0x11), "Read | 4(0x11)", None),
+    ("ItemFlagsEnum", ("_Caps",), "s", struct.pack("<I", 0x80000000), "31(0x80000000)", None),
+    ("ItemFlagsEnum", ("_Caps",), "s", struct.pack("<I", 7), "All(0x7)", None),
+    ("ItemFlagsEnum", ("_Caps",), "s", struct.pack("<I", 0xF), "Read | Write | Exec | 3(0xf)", None),
+    ("ItemFlagsEnum", ("_Caps",), "08x", struct.pack("<I", 5), "00000005", None),
+    ("ItemFlagsEnum", ("_Missing",), "s", struct.pack("<I", 5), "0x5", None),
     ("ItemString", (), "s", b"hello\0", "hello", None),
     ("ItemString", (), "-8s", b"hi\0", "hi      ", None),
     ("ItemString", (), ".2s", b"hello\0", "he", None),
@@ -110,6 +117,8 @@ CASES = [
     ("ItemSid", (), "s", SID_USER, "S-1-5-21-1004336348-1177238915-682003330-512", None),
     ("ItemSid", (), "s", b"NULL\0", "NULL", None),
     ("ItemHEXDump", (), "s", b"\x03\x00\x01\xab\xff", "01 AB FF", None),
+    ("ItemHexDump", (), "s", b"\x03\x00\x01\xab\xff", "01 AB FF", None),
+    ("ItemHexDump", (), "s", b"\x00\x00", "", None),
 ]
 PTR_CASES = [
     # (spec, bytes, text) per pointer size
@@ -154,8 +163,8 @@ def test_item_too_short(item, params, spec, data, text, text4, ps):
     short = data[:-1]
     with pytest.raises(ItemDecodeError) as err:
         it.decode(short, 0, ps)
-    assert err.value.item == item and err.value.offset == 0
-    assert item in str(err.value)
+    assert err.value.item.lower() == item.lower() and err.value.offset == 0
+    assert err.value.item in str(err.value)
     with pytest.raises(FormatError, match=item):
         compile_message(_message(item, params, spec), ENUMS).format(short, ps)
 

@@ -213,9 +213,9 @@ def test_enums_from_enumv_blocks():
     tmfset = parse_text(ENUM_TMF, path="state.tmf")
     message = tmfset.lookup(uuid.UUID("0badf00d-0000-4000-8000-000000000002"), 10)
     f = compile_message(message, tmfset)
-    assert f.format(struct.pack("<II", 1, 3), 8) == "Machine State :: Online caps=Read|Write"
-    assert f.format(struct.pack("<II", 0xFFFFFFFF, 0), 8) == "Machine State :: Invalid caps=0"
-    assert f.format(struct.pack("<II", 7, 4), 8) == "Machine State :: 7 caps=0x4"
+    assert f.format(struct.pack("<II", 1, 3), 8) == "Machine State :: Online caps=Read | Write(0x3)"
+    assert f.format(struct.pack("<II", 0xFFFFFFFF, 0), 8) == "Machine State :: Invalid caps=(0x0)"
+    assert f.format(struct.pack("<II", 7, 4), 8) == "Machine State :: 7 caps=2(0x4)"
 
 
 def test_unusable_format_still_decodes_arguments_and_fails_fast():
