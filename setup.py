@@ -1,11 +1,17 @@
-"""Build hook: the package list (mapped top-level folders) and the one cffi extension.
+"""Build hook: the package list (mapped top-level folders) and the two extensions.
 
-Metadata lives in pyproject.toml; setuptools needs code for two things only:
-finding subpackages under the mapped folders and naming the cffi builder.
+Metadata lives in pyproject.toml; setuptools needs code for three things only: finding
+subpackages under the mapped folders, naming the cffi builder of ``wpptrace._core`` (limited
+API, abi3) and the version-specific fast path ``wpptrace._fastpath`` (optional: the package
+works without it).
 """
 import os
+import sys
 
 from setuptools import setup
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "src", "wpptrace"))
+from _build_fastpath import extension as fastpath_extension  # noqa: E402
 
 PACKAGE_DIRS = {
     "wpptrace": "src/wpptrace",
@@ -29,4 +35,5 @@ def find_packages_in(mapping):
 setup(
     packages=find_packages_in(PACKAGE_DIRS),
     cffi_modules=["src/wpptrace/_build_core.py:ffibuilder"],
+    ext_modules=[fastpath_extension()],
 )

@@ -329,7 +329,7 @@ class CompiledSite:
 
     def program(self) -> tuple[str, tuple]:
         """The C packer program: one type code per argument and the converters for code 'o'
-        (see provider/csrc/py_fastpath.c); the same wire forms as :meth:`pack`."""
+        (see provider/pyext/fastpath.c); the same wire forms as :meth:`pack`."""
         codes, converters = [], []
         for codec in self.codecs:
             code, convert = _PROGRAM_CODES.get(codec.fast or codec.code or "", ("o", codec.check))

@@ -1,4 +1,4 @@
-"""The C fast path (provider/csrc/py_fastpath.c) writes exactly what the Python packer writes,
+"""The C fast path (provider/pyext/fastpath.c) writes exactly what the Python packer writes,
 raises the same errors naming the call site with nothing written, counts drops, and is safe
 from several threads."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ from wpptrace.provider import _hazmat, api
 HERE = pathlib.Path(__file__).resolve().parent
 G = uuid.UUID("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
 
-pytestmark = pytest.mark.skipif(not _hazmat.FAST, reason="extension built without provider/csrc/py_*.c")
+pytestmark = pytest.mark.skipif(not _hazmat.FAST, reason="wpptrace._fastpath is not built for this interpreter")
 
 VALUES = {
     "int32": [0, 1, -1, 2**31 - 1, -2**31, True],

@@ -1,12 +1,18 @@
-/* py_fastpath.c: METH_FASTCALL builtins that write TraceMessage records from Python.
+/* fastpath.c: the wpptrace._fastpath extension, METH_FASTCALL builtins that write TraceMessage
+ * records from Python.
  *
  * cffi calls cost about 0.3 us each (GIL release, errno save, argument conversion), more than
  * writing the record. These builtins keep the GIL (the core's logging path is lock-free and
- * short), take Python objects directly and end in the same core entry as the cffi path
- * (wpptrace_trace_packed / wpptrace_trace_args), so records are byte-identical.
+ * short), take Python objects directly and end in the same core entries as the cffi path
+ * (wpptrace_trace_packed / wpptrace_trace_args of wpptrace._core), so records are byte-identical.
  *
- * wpptrace_py_install() (called once through cffi by provider/_hazmat.py) adds to the
- * wpptrace._core module:
+ * This module uses CPython's full (non-limited) API, so it is built for one interpreter version
+ * (its file name carries the version tag); wpptrace._core stays on the limited API. The core is
+ * reached through function pointers that provider/fastpath.py takes from _core's cffi library
+ * and passes to bind(): one copy of the core's state, shared by both modules.
+ *
+ * Builtins:
+ *   bind(trace_packed_address, trace_args_address, missing): connect to the core (once)
  *   trace_packed(handle, flags, guid_le|None, number, payload) -> Win32 code
  *   trace_message(handle, flags, guid_le|None, number, *byte_args) -> Win32 code
  *   register_site(guid_le|None, number, flags, codes, converters) -> site id
@@ -14,7 +20,7 @@
  *       fast form; let Python's checker pack it (or raise naming the call site)". Nothing is
  *       written then.
  *   trace_site_slots(handle, site_id, a0, a1, a2, a3, more) -> the same for the level methods'
- *       signature (four slots defaulting to a marker given once with set_missing(marker)).
+ *       signature (four slots defaulting to the marker given to bind()).
  *   site_writer(by_format) -> write(handle, fmt, a0, a1, a2, a3, more): trace_site_slots with
  *       the site looked up in a provider's {format: (format, site_id, ...)} dict by the format
  *       object; -2 (NEEDS_SITE) when it names no site.
@@ -24,23 +30,22 @@
  *   d        double                           s        str -> UTF-8 + NUL
  *   S        str -> UTF-16LE + NUL            g        object with .bytes_le (16 bytes)
  *   o        converters[i](value) -> bytes (Python-encoded types: SID, IP, counted strings ...)
- * Only this file includes Python.h: the C-program build (etw_*.c) stays Python-free.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
 #include "wpptrace_etw.h"
-#include "py_fastpath.h"
 
 #define NEEDS_CHECKER (-1)        /* trace_site's "not packed: use the Python checker" */
 #define NEEDS_SITE    (-2)        /* a writer's "this format object names no site yet" */
 #define STACK_PAYLOAD 512
 #define STACK_ARGS    32
 
-ULONG wpptrace_trace_packed(TRACEHANDLE h, ULONG flags, const char *guid, USHORT number,
-                            const char *payload, size_t size);
-ULONG wpptrace_trace_args(TRACEHANDLE h, ULONG flags, LPCGUID guid, USHORT number,
-                          const WPPTRACE_ARG *args, ULONG count);
+/* The core's entries, set by bind() (the addresses of wpptrace._core's functions). */
+typedef __typeof__(&wpptrace_trace_packed) trace_packed_fn;
+typedef __typeof__(&wpptrace_trace_args) trace_args_fn;
+static trace_packed_fn core_trace_packed;
+static trace_args_fn core_trace_args;
 
 typedef struct {
     unsigned char guid[16];
@@ -56,7 +61,7 @@ typedef struct {
 static site_program **g_sites;
 static Py_ssize_t g_nsites, g_site_cap;
 static PyObject *g_bytes_le;      /* interned "bytes_le" */
-static PyObject *g_missing;       /* the level methods' "no argument" default (set_missing) */
+static PyObject *g_missing;       /* the level methods' "no argument" default (bind) */
 
 /* ---- argument helpers ---------------------------------------------------------------------- */
 
@@ -232,6 +237,10 @@ static PyObject *py_trace_message(PyObject *self, PyObject *const *args, Py_ssiz
         PyErr_SetString(PyExc_TypeError, "trace_message(handle, flags, guid_le, number, *byte_args)");
         return NULL;
     }
+    if (!core_trace_args) {
+        PyErr_SetString(PyExc_RuntimeError, "wpptrace._fastpath is not bound to the core");
+        return NULL;
+    }
     TRACEHANDLE h;
     unsigned long flags, number;
     const char *guid;
@@ -269,7 +278,7 @@ static PyObject *py_trace_message(PyObject *self, PyObject *const *args, Py_ssiz
         items[i].Size = (size_t)views[held].len;
         held++;
     }
-    result = PyLong_FromUnsignedLong(wpptrace_trace_args(h, (ULONG)flags, (LPCGUID)(const void *)guid,
+    result = PyLong_FromUnsignedLong(core_trace_args(h, (ULONG)flags, (LPCGUID)(const void *)guid,
                                                          (USHORT)number, items, (ULONG)count));
 done:
     for (Py_ssize_t i = 0; i < held; i++) PyBuffer_Release(&views[i]);
@@ -360,6 +369,10 @@ static const site_program *site_args(PyObject *const *args, TRACEHANDLE *h) {
 static PyObject *pack_and_write(const site_program *s, TRACEHANDLE h, PyObject *const *values,
                                 Py_ssize_t n) {
     if (n != s->nargs) return PyLong_FromLong(NEEDS_CHECKER);
+    if (!core_trace_packed) {
+        PyErr_SetString(PyExc_RuntimeError, "wpptrace._fastpath is not bound to the core");
+        return NULL;
+    }
     payload_buf b;
     buf_init(&b);
     int ok = 1;
@@ -385,7 +398,7 @@ static PyObject *pack_and_write(const site_program *s, TRACEHANDLE h, PyObject *
     if (ok < 0) result = PyErr_NoMemory();
     else if (ok == 0) result = PyLong_FromLong(NEEDS_CHECKER);
     else
-        result = PyLong_FromUnsignedLong(wpptrace_trace_packed(h, s->flags,
+        result = PyLong_FromUnsignedLong(core_trace_packed(h, s->flags,
                                                                s->has_guid ? (const char *)s->guid : NULL,
                                                                s->number, (const char *)b.p, b.len));
     buf_free(&b);
@@ -476,10 +489,27 @@ static PyObject *py_site_writer(PyObject *self, PyObject *by_format) {
     return PyCFunction_New(&write_by_format_def, by_format);
 }
 
-static PyObject *py_set_missing(PyObject *self, PyObject *marker) {
+static void *address_of(PyObject *o) {
+    unsigned long long v = PyLong_AsUnsignedLongLong(o);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+    if (!v) PyErr_SetString(PyExc_ValueError, "a NULL core function");
+    return (void *)(uintptr_t)v;
+}
+
+static PyObject *py_bind(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    Py_INCREF(marker);
-    Py_XSETREF(g_missing, marker);
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "bind(trace_packed_address, trace_args_address, missing)");
+        return NULL;
+    }
+    void *packed = address_of(args[0]);
+    if (!packed) return NULL;
+    void *targs = address_of(args[1]);
+    if (!targs) return NULL;
+    core_trace_packed = (trace_packed_fn)packed;
+    core_trace_args = (trace_args_fn)targs;
+    Py_INCREF(args[2]);
+    Py_XSETREF(g_missing, args[2]);
     Py_RETURN_NONE;
 }
 
@@ -496,21 +526,19 @@ static PyMethodDef fastpath_methods[] = {
      "trace_site_slots(handle, site_id, a0, a1, a2, a3, more) -> as trace_site, slots ending at the MISSING marker"},
     {"site_writer", py_site_writer, METH_O,
      "site_writer(by_format) -> write(handle, fmt, a0, a1, a2, a3, more), looking the site up by the format object"},
-    {"set_missing", py_set_missing, METH_O, "set_missing(marker): the default of unused argument slots"},
+    {"bind", (PyCFunction)(void (*)(void))py_bind, METH_FASTCALL,
+     "bind(trace_packed_address, trace_args_address, missing): connect to wpptrace._core"},
     {NULL, NULL, 0, NULL},
 };
 
-/* Called through cffi, which released the GIL: take it back for the module edits. */
-int wpptrace_py_install(void) {
-    PyGILState_STATE gil = PyGILState_Ensure();
-    int rc = -1;
-    PyObject *module = PyImport_ImportModule("wpptrace._core");
-    if (module) {
-        if (!g_bytes_le) g_bytes_le = PyUnicode_InternFromString("bytes_le");
-        if (g_bytes_le && PyModule_AddFunctions(module, fastpath_methods) == 0) rc = 0;
-        Py_DECREF(module);
-    }
-    if (rc) PyErr_Clear();
-    PyGILState_Release(gil);
-    return rc;
+static struct PyModuleDef fastpath_module = {
+    PyModuleDef_HEAD_INIT, "wpptrace._fastpath",
+    "METH_FASTCALL builtins writing TraceMessage records (see provider/fastpath.py)", -1,
+    fastpath_methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__fastpath(void) {
+    g_bytes_le = PyUnicode_InternFromString("bytes_le");
+    if (!g_bytes_le) return NULL;
+    return PyModule_Create(&fastpath_module);
 }
