@@ -12,7 +12,7 @@ Win32 failures (TypeError/OverflowError aside, for wrong argument types or out-o
   the same with the arguments as separate byte strings (TraceMessage's (pointer, size) pairs).
 * ``register_site(guid_le, number, flags, codes, converters) -> site id`` and
   ``trace_site(logger_handle, site_id, args: tuple) -> int``: a call site's "packer program"
-  (one type code per argument, see provider/csrc/py_fastpath.c) packed in C straight from the
+  (one type code per argument, see provider/pyext/fastpath.c) packed in C straight from the
   Python values. ``trace_site`` returns ``NEEDS_CHECKER`` (-1) and writes nothing when a value
   does not take its fast form: the caller then packs with its validating Python encoder (which
   raises naming the call site) and writes with ``trace_packed_raw``.
@@ -22,15 +22,14 @@ Win32 failures (TypeError/OverflowError aside, for wrong argument types or out-o
   a2, a3, more) -> int``, which also answers ``NEEDS_SITE`` (-2) when the format object names
   no site.
 
-They are METH_FASTCALL builtins of the one extension (``wpptrace._core``), installed by
-``lib.wpptrace_py_install()``: unlike cffi calls they keep the GIL and skip cffi's per-call
-conversion. ``FAST`` says whether they are installed; if not (an extension built without
-provider/csrc/py_*.c), ``trace_packed_raw`` and ``trace_message_raw`` fall back to cffi and
+They are METH_FASTCALL builtins of ``wpptrace._fastpath`` (see
+:mod:`wpptrace.provider.fastpath`): unlike cffi calls they keep the GIL and skip cffi's per-call
+conversion. ``FAST`` says whether that extension is loaded; if not (an interpreter version it
+was not built for), ``trace_packed_raw`` and ``trace_message_raw`` fall back to cffi and
 ``register_site`` is None.
 """
 from __future__ import annotations
 
-from wpptrace import _core
 from wpptrace._core import ffi, lib
 from wpptrace.winerror import Win32Error, check
 
@@ -47,28 +46,16 @@ NEEDS_SITE = -2
 
 
 
-class _Missing:
-    """Default of unused argument slots of the trace methods (never a real value)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<no argument>"
-
-
-#: The level methods' "no argument" default (their slots a0..a3), known to trace_site_slots.
-MISSING = _Missing()
-
-FAST = hasattr(lib, "wpptrace_py_install") and lib.wpptrace_py_install() == 0
+from wpptrace.provider.fastpath import AVAILABLE as FAST, MISSING
+from wpptrace.provider.fastpath import module as _fast
 
 if FAST:
-    trace_packed_raw = _core.trace_packed
-    trace_message_raw = _core.trace_message
-    register_site = _core.register_site
-    trace_site = _core.trace_site
-    trace_site_slots = _core.trace_site_slots
-    site_writer = _core.site_writer
-    _core.set_missing(MISSING)
+    trace_packed_raw = _fast.trace_packed
+    trace_message_raw = _fast.trace_message
+    register_site = _fast.register_site
+    trace_site = _fast.trace_site
+    trace_site_slots = _fast.trace_site_slots
+    site_writer = _fast.site_writer
 else:  # the documented cffi fallback
     _ERROR_INVALID_PARAMETER = 87
 

@@ -162,7 +162,7 @@ def trace_packed(logger_handle: int, flags: int, message_guid_bytes_le: bytes | 
     code (0 = logged; ERROR_NOT_ENOUGH_MEMORY = dropped and counted in EventsLost) and never
     raises for Win32 failures. ``message_guid_bytes_le`` is ``uuid.bytes_le`` or None.
 
-    This is the cffi form; with the builtins of provider/csrc/py_fastpath.c installed (the
+    This is the cffi form; with the builtins of provider/pyext/fastpath.c installed (the
     normal build), ``trace_packed`` is the METH_FASTCALL builtin with the same signature."""
     return _raw(logger_handle, flags, message_guid_bytes_le or _null, number, payload, _len(payload))
 
