@@ -234,9 +234,8 @@ static void note_error(etlrd_walk_result *res, uint32_t code, uint32_t off)
 }
 
 /* Do valid records follow each other from start to the end of the events (end of data,
- * 0xFF fill, or a tail too short for a record)? Spends at most *budget steps (then says
- * no), so repeated checks during resynchronisation stay linear in the buffer size. */
-static uint32_t chain_ok(const uint8_t *buf, uint32_t end, uint32_t start, uint64_t *budget)
+ * 0xFF fill, or a tail too short for a record)? Returns how many (0: the chain breaks). */
+uint32_t etlrd_chain_ok(const uint8_t *buf, uint32_t end, uint32_t start)
 {
     uint32_t off = start, records = 0;
     while (off < end && end - off >= 4) {
@@ -245,9 +244,6 @@ static uint32_t chain_ok(const uint8_t *buf, uint32_t end, uint32_t start, uint6
         uint8_t kind; uint32_t fixed, size;
         if (marker == 0xFFFFFFFFu)
             break;
-        if (*budget == 0)
-            return 0;
-        (*budget)--;
         if (!classify(marker, rec, avail, &kind, &fixed, &size) || avail < fixed
                 || size < fixed || size > avail)
             return 0;
@@ -257,40 +253,86 @@ static uint32_t chain_ok(const uint8_t *buf, uint32_t end, uint32_t start, uint6
     return records;
 }
 
-uint32_t etlrd_chain_ok(const uint8_t *buf, uint32_t end, uint32_t start)
-{
-    uint64_t budget = UINT64_MAX;
-    return chain_ok(buf, end, start, &budget);
-}
+/* Positions remembered while looking for a resume point: a record leads at most
+ * ALIGN8(0xFFFF) = 64 KiB further (sizes are 16-bit), so a ring of twice that many
+ * 8-byte slots always still holds the answer for the position a record leads to. */
+#define RING_SLOTS (2u * 65536u / 8u)
+#define NO_POINT 0xFFFFFFFFu
 
-/* Only 0xFF bytes from p to end: the real unused tail, not a -1 inside a payload. */
-static int is_fill(const uint8_t *buf, uint32_t end, uint32_t p)
+/* The earliest 8-aligned p >= from (with at least 4 bytes left) where the walk can go on
+ * for good: the start of the 0xFF fill tail (only 0xFF bytes from p to end, not a -1 inside
+ * a payload), or a plausible record header from which records chain cleanly to the end of
+ * the events (as etlrd_chain_ok). NO_POINT if there is none.
+ *
+ * One backward pass, linear in end - from: whether the records chain cleanly from p to the
+ * end depends only on p's own record and on the same answer for the position it leads
+ * to, which lies ahead of p and was therefore already computed. */
+static uint32_t first_clean_point(const uint8_t *buf, uint32_t end, uint32_t from)
 {
-    for (; p < end; p++)
-        if (buf[p] != 0xFF)
-            return 0;
-    return 1;
-}
-
-/* After damage at bad_off (the last good record started at last_good, or ~0u): the
- * earliest 8-aligned offset after last_good from which records chain cleanly to the end;
- * failing that, the first plausible record header after bad_off; failing that, end. */
-static uint32_t resync(const uint8_t *buf, uint32_t end, uint32_t last_good, uint32_t bad_off,
-                       uint64_t *budget)
-{
-    uint32_t p = last_good == ~0u ? ALIGN8(bad_off + 1) : ALIGN8(last_good + 1);
-    for (; p < end && end - p >= 4; p += 8) {
-        if (p == bad_off)
-            continue;
-        if (rd32(buf + p) == 0xFFFFFFFFu && is_fill(buf, end, p))
-            return p;
-        if (plausible(buf + p, end - p) && chain_ok(buf, end, p, budget))
-            return p;
-        if (*budget == 0)
-            break;                               /* out of budget: first plausible header */
+    uint8_t ends_clean[RING_SLOTS / 8];           /* bit per slot: chain from here ends cleanly */
+    uint32_t fill = end, best = NO_POINT;
+    if (from >= end || end - from < 4)
+        return NO_POINT;
+    while (fill > from && buf[fill - 1] == 0xFFu)
+        fill--;
+    uint32_t last = from + ((end - 4 - from) & ~7u);
+    for (uint32_t p = last;; p -= 8) {
+        uint32_t slot = ((p - from) / 8) % RING_SLOTS;
+        const uint8_t *rec = buf + p;
+        uint32_t avail = end - p, marker = rd32(rec);
+        int clean;
+        if (marker == 0xFFFFFFFFu) {
+            clean = 1;                            /* the events end here */
+        } else {
+            uint8_t kind; uint32_t fixed, size;
+            clean = 0;
+            if (classify(marker, rec, avail, &kind, &fixed, &size) && avail >= fixed
+                    && size >= fixed && size <= avail) {
+                uint32_t next = p + ALIGN8(size);
+                if (next > last)
+                    clean = 1;                    /* past the last record position */
+                else {
+                    uint32_t ns = ((next - from) / 8) % RING_SLOTS;
+                    clean = (ends_clean[ns / 8] >> (ns % 8)) & 1;
+                }
+            }
+            if (clean && plausible(rec, avail))
+                best = p;
+        }
+        if (p >= fill)
+            best = p;                             /* 0xFF from here to the end */
+        if (clean)
+            ends_clean[slot / 8] |= (uint8_t)(1u << (slot % 8));
+        else
+            ends_clean[slot / 8] &= (uint8_t)~(1u << (slot % 8));
+        if (p == from)
+            break;
     }
-    for (p = ALIGN8(bad_off + 1); p < end && end - p >= 4; p += 8)
-        if ((rd32(buf + p) == 0xFFFFFFFFu && is_fill(buf, end, p)) || plausible(buf + p, end - p))
+    return best;
+}
+
+/* After damage at bad_off (the last good record of this stretch started at last_good, or
+ * ~0u): where the walk resumes. The earliest clean point after last_good (a resync may
+ * step back into the last record: its size was the damage); failing that, the first
+ * plausible record header after bad_off; failing that, end.
+ *
+ * *point keeps the clean point between calls (0: not searched yet, else point + 1 or
+ * NO_POINT): the walk only moves forward and, once at a clean point, never needs another
+ * resync, so one search serves the whole walk and the total work stays linear. */
+static uint32_t resync(const uint8_t *buf, uint32_t end, uint32_t last_good, uint32_t bad_off,
+                       uint32_t *point)
+{
+    uint32_t from = ALIGN8((last_good == ~0u ? bad_off : last_good) + 1);
+    if (*point == 0 || (*point != NO_POINT && *point - 1 < from)) {
+        uint32_t p = first_clean_point(buf, end, from);
+        *point = p == NO_POINT ? NO_POINT : p + 1;
+    }
+    if (*point != NO_POINT)
+        return *point - 1;
+    /* no clean point anywhere ahead: every later resync lands here, each scan starting
+     * past the previous one */
+    for (uint32_t p = ALIGN8(bad_off + 1); p < end && end - p >= 4; p += 8)
+        if (plausible(buf + p, end - p))
             return p;
     return end;
 }
@@ -298,10 +340,8 @@ static uint32_t resync(const uint8_t *buf, uint32_t end, uint32_t last_good, uin
 uint32_t etlrd_walk(const uint8_t *buf, uint32_t end, uint32_t start,
                     etlrd_record *out, uint32_t max_records, etlrd_walk_result *res)
 {
-    uint32_t off = start, n = 0, last_good = ~0u, resynced_to = 0;
+    uint32_t off = start, n = 0, last_good = ~0u;
     int64_t ts = res->last_timestamp;
-    /* chain checks while resynchronising: a few passes over the buffer at most */
-    uint64_t budget = 4 * (uint64_t)(end > start ? end - start : 0) / 8 + 4096;
     res->count = 0;
     res->more = 0;
     while (off < end && end - off >= 4) {
@@ -320,15 +360,11 @@ uint32_t etlrd_walk(const uint8_t *buf, uint32_t end, uint32_t start,
             problem = ETLRD_ERR_BAD_SIZE;
         if (problem) {
             note_error(res, problem, off);
-            /* resume where records chain again; a resync may step back into the last
-             * record (its size was the damage) but never before an earlier resync */
-            uint32_t lg = (last_good != ~0u && last_good >= resynced_to) ? last_good : ~0u;
-            uint32_t p = resync(buf, end, lg, off, &budget);
-            if (p <= resynced_to && resynced_to)
-                p = resync(buf, end, ~0u, off, &budget);
+            /* resume where records chain again (never before the last resync: last_good
+             * is forgotten, and the resume point is past both it and the damage) */
+            uint32_t p = resync(buf, end, last_good, off, &res->resync_point);
             if (p > off)
                 res->skipped_bytes += p - off;
-            resynced_to = p;
             last_good = ~0u;
             off = p;
             continue;

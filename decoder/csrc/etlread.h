@@ -72,14 +72,17 @@ typedef struct {
     uint32_t by_kind[ETLRD_KIND_COUNT];
     int64_t  last_timestamp;  /* in: time before the first record; out: last time seen */
     uint32_t more;            /* 1: output array full, call again from end_offset */
-    uint32_t reserved;
+    uint32_t resync_point;    /* the walk's own state between calls (zero like the rest) */
 } etlrd_walk_result;
 
 /* Walk the records of buf[start:end). Writes at most max_records records (out may be NULL
  * with max_records 0 to only count). Stops at end, at a 0xFFFFFFFF fill marker, or when
- * out is full (more = 1, end_offset = where to continue; counters accumulate). A damaged record is
- * reported once in error/error_offset, then the walk resynchronises on the next 8-byte
- * boundary holding a plausible record header. Returns result->count. */
+ * out is full (more = 1, end_offset = where to continue with the same result and end;
+ * counters accumulate). Zero the result before the first call. A damaged record is
+ * counted (the first one in error/error_offset), then the walk resumes at the earliest
+ * 8-byte boundary from which records chain cleanly to the end of the events, failing that
+ * at the next plausible record header. Time is linear in end - start. Returns
+ * result->count. */
 uint32_t etlrd_walk(const uint8_t *buf, uint32_t end, uint32_t start,
                     etlrd_record *out, uint32_t max_records, etlrd_walk_result *result);
 
