@@ -1,15 +1,24 @@
-"""The fuzz property shared by test_fuzz.py (brief, in CI) and fuzz_long.py (long runs):
-any mutation of a valid .etl file reads without an exception, hang or runaway output."""
+"""The fuzz properties shared by the brief CI tests and the long-running scripts: any
+mutation of a valid .etl file reads without an exception, hang or runaway output
+(test_fuzz.py, fuzz_long.py), and so does any buffer of any size up to 16 MiB built from
+records, damage, fill and noise (test_fuzz_buffer_sizes.py, fuzz_buffer_sizes_long.py)."""
 from __future__ import annotations
 
 import io
 import struct
+import time
+import uuid
 
 from hypothesis import strategies as st
+
+import dec_etlgen as gen
+import dec_hostile as hostile
 
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.events import EventReader
 from wpptrace.decoder.ordering import ordered_records
+from wpptrace.decoder.records import walk
+from wpptrace.decoder.wpp_rows import ordered_rows
 from wpptrace.winerror import Win32Error
 
 INTERESTING_U32 = [0, 1, 7, 8, 0x47, 0x48, 0x49, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000,
@@ -64,3 +73,87 @@ def read_everything(data: bytes) -> int:
     with EtlFile(io.BytesIO(data)) as etl:
         assert etl.scan().records == n
     return n
+
+
+# -- buffers of any size -----------------------------------------------------------------
+G = uuid.UUID("01234567-89ab-cdef-0123-456789abcdef")
+BUFFER_SIZES = [64 << 10, 256 << 10, 1 << 20, 4 << 20, hostile.MAX_BUFFER]
+
+RECORDS = st.one_of(
+    st.builds(lambda n, a: gen.message(n, G, 5, a), st.integers(0, 9), st.binary(max_size=24)),
+    st.builds(lambda n, a: gen.message(n, None, None, a, tid=None), st.integers(0, 9),
+              st.binary(max_size=16)),
+    st.builds(lambda a: gen.system(0x0302, 7, payload=a), st.binary(max_size=16)),
+    st.builds(lambda a: gen.perfinfo(0x0F2E, 7, payload=a), st.binary(max_size=8)),
+    st.builds(lambda a: gen.full(G, 3, 7, payload=a), st.binary(max_size=8)),
+    st.builds(lambda: gen.event(G, 1, 7, extended=[(1, b"E" * 8)])),
+    st.builds(lambda: gen.unknown(0x0C, 16)),
+)
+
+
+def _damaged(rec: bytes, how: int, value: int) -> bytes:
+    b = bytearray(rec)
+    if how == 0:
+        struct.pack_into("<I", b, 0, value)                       # the marker
+    elif how == 1:                                                 # the size field
+        kernel = b[3] == 0xC0 and (b[2] <= 4 or b[2] in (0x10, 0x11))
+        struct.pack_into("<H", b, 4 if kernel else 0, value & 0xFFFF)
+    else:
+        b[value % len(b)] ^= 0xFF                                  # any byte
+    return bytes(b)
+
+
+#: pieces buffers are made of: valid records (8-aligned), damaged ones, fill, zeros, noise
+PIECES = st.one_of(
+    RECORDS.map(lambda r: r + bytes(-len(r) % 8)),
+    st.builds(_damaged, RECORDS, st.integers(0, 2), st.sampled_from(INTERESTING_U32)),
+    st.integers(1, 40).map(lambda n: b"\xff" * n),
+    st.integers(1, 24).map(lambda n: bytes(n)),
+    st.binary(min_size=1, max_size=24),
+)
+
+
+@st.composite
+def big_buffer(draw, sizes=BUFFER_SIZES) -> bytes:
+    """A whole buffer (0x48 header bytes first) of one of ``sizes``: a background (a tile
+    of pieces repeated, 0xFF fill or zeros) with a run of other pieces somewhere in it,
+    a few 32-bit words overwritten, and maybe a last byte that is not fill."""
+    size = draw(st.sampled_from(sizes))
+    body = size - hostile.BUFFER_HEADER
+    tile = b"".join(draw(st.lists(PIECES, min_size=1, max_size=6)))
+    background = draw(st.sampled_from(["tile", "fill", "zeros"]))
+    if background == "tile":
+        data = bytearray((tile * (body // len(tile) + 1))[:body])
+    else:
+        data = bytearray((b"\xff" if background == "fill" else b"\0") * body)
+    run = b"".join(draw(st.lists(PIECES, max_size=12)))
+    at = draw(st.integers(0, body)) & ~7
+    data[at:at + len(run)] = run[:body - at]
+    for _ in range(draw(st.integers(0, 6))):
+        pos = draw(st.integers(0, body - 4))
+        struct.pack_into("<I", data, pos, draw(st.sampled_from(INTERESTING_U32)))
+    if draw(st.booleans()):
+        data[-1] = 0
+    return bytes(hostile.BUFFER_HEADER) + bytes(data[:body])
+
+
+def read_big_buffer(data: bytes, rows_up_to: int = 1 << 20) -> float:
+    """Walk one buffer every way the engine offers (chunked, counting, in a whole file,
+    and, up to ``rows_up_to`` bytes, through the formatter's rows) and check the totals
+    agree and stay inside the buffer. Returns the seconds the walks took."""
+    t0 = time.perf_counter()
+    size = len(data)
+    records, errors, skipped = hostile.walk_in_chunks(data, chunk=4096)
+    _, counted = walk(data, hostile.BUFFER_HEADER, size, collect=False)
+    assert (sum(counted.by_kind), counted.errors, counted.skipped_bytes) == (records, errors, skipped)
+    assert records <= (size - hostile.BUFFER_HEADER) // 8
+    assert errors <= (size - hostile.BUFFER_HEADER) // 8 + 1
+    assert hostile.BUFFER_HEADER <= counted.end_offset <= size
+    with EtlFile(io.BytesIO(hostile.etl_with_buffer(data)), name="<fuzz>") as etl:
+        stats = etl.scan()
+        assert stats.records >= records + 1            # the log-file header record too
+        assert stats.damaged >= errors
+        if size <= rows_up_to:
+            rows = ordered_rows(etl)
+            assert sum(len(batch) for batch in rows) == stats.records
+    return time.perf_counter() - t0
