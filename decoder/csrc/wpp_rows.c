@@ -4,13 +4,24 @@
  * carry a hash tag so a probe rarely touches the entries); ids are
  * handed out in first-seen order and never reused, so Python can mirror each table with a
  * plain list. Memo entries keep a copy of their argument bytes in an arena (bounded).
+ *
+ * The GUIDs, numbers, argument bytes and thread ids hashed here come from the file, so the
+ * hashes are keyed with a secret seed per table, and no lookup looks at more than
+ * PROBE_LIMIT slots: a file built to pile its keys onto few slots gets no id for the extra
+ * ones (Python's slow path, still correct) instead of quadratic work.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#if defined(__linux__)
+#include <sys/random.h>
+#endif
 #include "etlread.h"
 #include "wpp_rows.h"
 
 #define SCRATCH_RECORDS 16384   /* etlrd records per walk call (as records.py's _CHUNK) */
+#define PROBE_LIMIT 64          /* slots one lookup may look at (random keys: a few) */
+#define EMPTY32 0xFFFFFFFFu
 
 typedef struct { uint8_t guid[16]; uint32_t number; uint32_t memo_left; } key_entry;
 typedef struct { uint64_t hash; uint64_t at; uint32_t key; uint32_t len; uint32_t flags; } memo_entry;
@@ -23,6 +34,7 @@ struct wpprow_tables {
     uint8_t *arena; uint64_t arena_used, arena_alloc, arena_cap;
     head_entry *heads; uint32_t nheads, head_cap; uint32_t *head_slots; uint32_t head_mask;
     etlrd_record *scratch;
+    uint64_t seed;
 };
 
 static uint64_t mix(uint64_t h) { h ^= h >> 33; h *= 0xff51afd7ed558ccdULL; h ^= h >> 33; return h; }
@@ -36,6 +48,18 @@ static uint64_t hash_bytes(const uint8_t *p, uint32_t n, uint64_t seed)
 }
 
 static uint32_t pow2_at_least(uint64_t n) { uint32_t s = 16; while (s < n) s <<= 1; return s; }
+
+static uint64_t secret_seed(const void *salt)
+{
+    uint64_t seed = 0;
+#if defined(__linux__)
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed))
+        return seed;
+#endif
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return mix((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)(uintptr_t)salt);
+}
 
 wpprow_tables *wpprow_tables_new(uint32_t key_cap, uint32_t memo_cap, uint32_t memo_per_key,
                                  uint64_t arena_cap, uint32_t head_cap)
@@ -55,6 +79,7 @@ wpprow_tables *wpprow_tables_new(uint32_t key_cap, uint32_t memo_cap, uint32_t m
     t->heads = malloc(sizeof(head_entry) * (head_cap ? head_cap : 1));
     t->head_slots = malloc(sizeof(uint32_t) * (t->head_mask + 1));
     t->scratch = malloc(sizeof(etlrd_record) * SCRATCH_RECORDS);
+    t->seed = secret_seed(t);
     if (!t->keys || !t->key_slots || !t->memos || !t->memo_slots || !t->heads || !t->head_slots
             || !t->scratch) {
         wpprow_tables_free(t);
@@ -74,6 +99,8 @@ void wpprow_tables_free(wpprow_tables *t)
     free(t);
 }
 
+void wpprow_tables_set_seed(wpprow_tables *t, uint64_t seed) { t->seed = seed; }
+
 uint32_t wpprow_key_count(const wpprow_tables *t) { return t->nkeys; }
 
 int wpprow_key_info(const wpprow_tables *t, uint32_t key, uint8_t *guid, uint32_t *number)
@@ -89,7 +116,10 @@ void wpprow_key_memo_left(wpprow_tables *t, uint32_t key, uint32_t left)
     if (key < t->nkeys) t->keys[key].memo_left = left;
 }
 
-static uint64_t key_hash(const uint8_t *guid, uint32_t number) { return hash_bytes(guid, 16, number + 1); }
+static uint64_t key_hash(const wpprow_tables *t, const uint8_t *guid, uint32_t number)
+{
+    return hash_bytes(guid, 16, t->seed ^ (number + 1));
+}
 
 static int grow_keys(wpprow_tables *t)
 {
@@ -102,8 +132,10 @@ static int grow_keys(wpprow_tables *t)
     if (!slots) return 0;
     memset(slots, 0xFF, sizeof(uint32_t) * (mask + 1));
     for (uint32_t i = 0; i < t->nkeys; i++) {
-        uint32_t s = (uint32_t)key_hash(t->keys[i].guid, t->keys[i].number) & mask;
-        while (slots[s] != 0xFFFFFFFFu) s = (s + 1) & mask;
+        /* every key keeps a slot; a key landing past PROBE_LIMIT is just not found again
+         * (no id from then on, the slow path), never given a second id */
+        uint32_t s = (uint32_t)key_hash(t, t->keys[i].guid, t->keys[i].number) & mask;
+        while (slots[s] != EMPTY32) s = (s + 1) & mask;
         slots[s] = i;
     }
     free(t->key_slots);
@@ -113,11 +145,12 @@ static int grow_keys(wpprow_tables *t)
 
 static uint32_t key_id(wpprow_tables *t, const uint8_t *guid, uint32_t number)
 {
-    uint32_t s = (uint32_t)key_hash(guid, number) & t->key_mask;
-    for (;; s = (s + 1) & t->key_mask) {
+    uint32_t s = (uint32_t)key_hash(t, guid, number) & t->key_mask;
+    for (uint32_t probes = 1;; s = (s + 1) & t->key_mask, probes++) {
         uint32_t i = t->key_slots[s];
-        if (i == 0xFFFFFFFFu) break;
+        if (i == EMPTY32) break;
         if (t->keys[i].number == number && !memcmp(t->keys[i].guid, guid, 16)) return i;
+        if (probes == PROBE_LIMIT) return WPPROW_KEY_OVERFLOW;
     }
     if (t->nkeys >= t->key_cap) return WPPROW_KEY_OVERFLOW;
     if (t->nkeys >= t->keys_alloc) {
@@ -136,18 +169,20 @@ static uint32_t memo_id(wpprow_tables *t, uint32_t key, uint32_t flags, const ui
 {
     uint32_t none = t->memo_cap;
     if (n > WPPROW_MAX_PAYLOAD) return none;
-    uint64_t h = hash_bytes(p, n, ((uint64_t)key << 16) ^ flags);
+    uint64_t h = hash_bytes(p, n, t->seed ^ (((uint64_t)key << 16) ^ flags));
     uint32_t s = (uint32_t)h & t->memo_mask;
     uint64_t tag = h & 0xFFFFFFFF00000000ULL;
-    for (;; s = (s + 1) & t->memo_mask) {
+    for (uint32_t probes = 1;; s = (s + 1) & t->memo_mask, probes++) {
         uint64_t slot = t->memo_slots[s];
         if (slot == UINT64_MAX) break;
-        if ((slot & 0xFFFFFFFF00000000ULL) != tag) continue;
-        uint32_t i = (uint32_t)slot;
-        memo_entry *m = &t->memos[i];
-        if (m->hash == h && m->key == key && m->flags == flags && m->len == n
-                && !memcmp(t->arena + m->at, p, n))
-            return i;
+        if ((slot & 0xFFFFFFFF00000000ULL) == tag) {
+            uint32_t i = (uint32_t)slot;
+            memo_entry *m = &t->memos[i];
+            if (m->hash == h && m->key == key && m->flags == flags && m->len == n
+                    && !memcmp(t->arena + m->at, p, n))
+                return i;
+        }
+        if (probes == PROBE_LIMIT) return none;
     }
     key_entry *k = &t->keys[key];
     if (!k->memo_left || t->nmemos >= t->memo_cap || t->arena_used + n > t->arena_cap)
@@ -172,13 +207,14 @@ static uint32_t memo_id(wpprow_tables *t, uint32_t key, uint32_t flags, const ui
 
 static uint32_t head_id(wpprow_tables *t, uint32_t cpu, uint32_t pid, uint32_t tid)
 {
-    uint64_t h = mix(((uint64_t)pid << 32 | tid) ^ mix(cpu + 0x9E3779B97F4A7C15ULL));
+    uint64_t h = mix(((uint64_t)pid << 32 | tid) ^ mix(cpu + 0x9E3779B97F4A7C15ULL) ^ t->seed);
     uint32_t s = (uint32_t)h & t->head_mask;
-    for (;; s = (s + 1) & t->head_mask) {
+    for (uint32_t probes = 1;; s = (s + 1) & t->head_mask, probes++) {
         uint32_t i = t->head_slots[s];
-        if (i == 0xFFFFFFFFu) break;
+        if (i == EMPTY32) break;
         head_entry *e = &t->heads[i];
         if (e->tid == tid && e->pid == pid && e->cpu == cpu) return i;
+        if (probes == PROBE_LIMIT) return t->head_cap;
     }
     if (t->nheads >= t->head_cap) return t->head_cap;
     uint32_t i = t->nheads++;

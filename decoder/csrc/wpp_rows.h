@@ -7,8 +7,9 @@
  *   key  = id of (message GUID, number), assigned in first-seen order;
  *   memo = id of (key, OptionFlags, argument bytes): same id, same formatted text;
  *   head = id of (processor, process id, thread id).
- * Every table is bounded; past its bound an id is WPPROW_NONE (memo, head) or
- * WPPROW_KEY_OVERFLOW (key) and Python takes its slow path for that row.
+ * Every table is bounded, and so is the work of one lookup; past either bound an id is
+ * "none" (memo, head) or WPPROW_KEY_OVERFLOW (key) and Python takes its slow path for that
+ * row.
  */
 #ifndef WPPTRACE_WPP_ROWS_H
 #define WPPTRACE_WPP_ROWS_H
@@ -47,6 +48,9 @@ typedef struct wpprow_tables wpprow_tables;
 wpprow_tables *wpprow_tables_new(uint32_t key_cap, uint32_t memo_cap, uint32_t memo_per_key,
                                  uint64_t arena_cap, uint32_t head_cap);
 void wpprow_tables_free(wpprow_tables *t);
+/* Fix the hash seed (normally secret and random), before the first walk: tests use it to
+ * build inputs that all hash to one slot. */
+void wpprow_tables_set_seed(wpprow_tables *t, uint64_t seed);
 uint32_t wpprow_key_count(const wpprow_tables *t);
 /* GUID (bytes_le) and number of a key id; 0 if no such key */
 int wpprow_key_info(const wpprow_tables *t, uint32_t key, uint8_t *guid, uint32_t *number);
