@@ -41,10 +41,13 @@ UNSUPPORTED_COMPRESSION = {lib.COMPRESSION_FORMAT_LZNT1: "LZNT1",
                            lib.COMPRESSION_FORMAT_XPRESS_HUFF: "LZ77+Huffman"}
 _TIMESTAMP = itemgetter(_F_TS)      # etlrd_record.timestamp in a walker tuple
 
-# Where a buffer header could start: State (0x2C) small, BufferFlag (0x34) < 0x80 and
-# BufferType (0x36) < 8. Candidates are then checked field by field.
+# Where a buffer header could start: BufferSize (0x00) 0x48..0x1FFFFFF, SequenceNumber
+# (0x18) not negative, State (0x2C) small, BufferFlag (0x34) < 0x80 and BufferType (0x36)
+# <= 8. Candidates are then checked field by field in Python, so the pattern must reject
+# long runs of zeros (or any one repeated byte) by itself: a damaged file is often zeroed.
 _BUFFER_HEADER_SHAPE = re.compile(
-    rb"(?=.{44}[\x00-\x07]\x00\x00\x00.{4}[\x00-\x7f]\x00[\x00-\x08]\x00)", re.S)
+    rb"(?=(?![\x00-\x47]\x00\x00)...[\x00\x01].{27}[\x00-\x7f].{12}[\x00-\x07]\x00\x00\x00"
+    rb".{4}[\x00-\x7f]\x00[\x00-\x08]\x00)", re.S)
 
 
 @dataclass(frozen=True)

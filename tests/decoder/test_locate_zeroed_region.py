@@ -1,0 +1,47 @@
+"""Looking for the next buffer header of a compressed file after damage skips zeroed (or
+any one-byte) regions at regex speed instead of checking a candidate at every byte.
+
+The pattern that picks candidate offsets used to match anywhere in a run of zeros, and each
+candidate was then checked in Python: a compressed file whose second buffer header was
+damaged and followed by zeros located its buffers at about 0.3 MB/s (3.5 s per MiB). The
+count of candidates checked is the measure here: linear work, not wall time.
+"""
+from __future__ import annotations
+
+import io
+
+import pytest
+
+import dec_etlgen as gen
+from wpptrace._core import lib
+from wpptrace.decoder.etlfile import EtlFile
+
+MODE = lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL | lib.EVENT_TRACE_COMPRESSED_MODE
+FIRST = gen.buffer([gen.logfile_header_record(4096, 3, 1, mode=MODE)], 4096, 0, 0,
+                   buffer_type=4, flag=0x21)
+DAMAGED_HEADER = b"\x12\x34\x56\x78" * 18
+
+
+@pytest.mark.parametrize("byte", [0x00, 0xFF, 0x01, 0x48])
+def test_a_uniform_region_after_a_damaged_header_yields_no_candidates(monkeypatch, byte):
+    checked = []
+    real = EtlFile._plausible_packed
+
+    def counting(self, offset, raw):
+        checked.append(offset)
+        return real(self, offset, raw)
+
+    monkeypatch.setattr(EtlFile, "_plausible_packed", counting)
+    data = FIRST + DAMAGED_HEADER + bytes([byte]) * (1 << 20)
+    with EtlFile(io.BytesIO(data), name="zeroed.etl") as etl:
+        assert len(etl.buffer_index()) == 1
+        assert any("no further buffer found" in e.message for e in etl.errors)
+    assert len(checked) < 16                     # was about one per byte: 1 MiB of them
+
+
+def test_a_real_buffer_after_the_zeros_is_still_found():
+    body = gen.buffer([gen.message(1, None, 5, b"x")], 4096, 1, 0)
+    data = FIRST + DAMAGED_HEADER + bytes(4096) + body
+    with EtlFile(io.BytesIO(data), name="zeroed.etl") as etl:
+        offsets = [b.file_offset for b in etl.buffer_index()]
+    assert offsets == [0, len(FIRST) + len(DAMAGED_HEADER) + 4096]
