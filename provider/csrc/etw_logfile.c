@@ -2,8 +2,10 @@
  *
  * Layout per docs/etl-format.md §4: buffer 0 is the header buffer, data buffers follow, each
  * exactly BufferSize bytes. After every data buffer the header record is rewritten (its
- * BuffersWritten, EndTime, EventsLost), so a writer that dies leaves a file that readers
- * walk up to the last flushed buffer. Circular files reuse data slots 1..N in turn;
+ * BuffersWritten, EventsLost, BuffersLost), so a writer that dies leaves a file that readers
+ * walk up to the last flushed buffer. EndTime stays 0 until a clean stop writes it (as on
+ * Windows, where EndTime is 0 in a file still being logged to): readers tell a file whose
+ * writer never stopped by EndTime == 0 (docs/unclean-stop.md). Circular files reuse data slots 1..N in turn;
  * readers order them by SequenceNumber. A sequential file that reaches MaximumFileSize
  * keeps its contents and counts further buffers in LogBuffersLost.
  */
@@ -81,7 +83,7 @@ ULONG wpt_logfile_open(wpt_session *s) {
         return rc;
     }
     memset(lf->header, 0xFF, s->buffer_size);
-    wpt_build_header_buffer(s, lf->header, s->start_filetime, 1);
+    wpt_build_header_buffer(s, lf->header, 0, 1);
     if (write_all(lf->fd, lf->header, s->buffer_size, 0) != 0) {
         ULONG rc = errno_to_win32(errno);
         close(lf->fd);
@@ -111,8 +113,13 @@ int wpt_logfile_write(wpt_session *s, const unsigned char *buffer) {
 
 void wpt_logfile_update_header(wpt_session *s, int final) {
     wpt_logfile *lf = s->logfile;
-    (void)final;
-    wpt_build_header_buffer(s, lf->header, wpt_filetime_now(), file_buffers(lf));
+    int64_t end_time = 0;                  /* 0 until stopped: the clean-stop marker */
+    if (final) {
+        end_time = wpt_filetime_now();
+        if (end_time < s->start_filetime) end_time = s->start_filetime;   /* clock stepped back */
+        if (end_time == 0) end_time = 1;
+    }
+    wpt_build_header_buffer(s, lf->header, end_time, file_buffers(lf));
     const WMI_BUFFER_HEADER *bh = (const WMI_BUFFER_HEADER *)lf->header;
     write_all(lf->fd, lf->header, bh->SavedOffset, 0);
 }

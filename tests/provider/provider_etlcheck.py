@@ -110,7 +110,8 @@ def read(path) -> EtlContents:
     }
     _need(header["BufferSize"] == buffer_size, "logfile BufferSize")
     _need(header["PointerSize"] == 8, "PointerSize")
-    _need(header["EndTime"] >= header["StartTime"], "EndTime < StartTime")
+    # EndTime is written by a clean stop only (0 while logging, or if the writer died)
+    _need(header["EndTime"] == 0 or header["EndTime"] >= header["StartTime"], "EndTime < StartTime")
     logger_name, pos = _utf16z(data, lh + LOGFILE_HEADER_SIZE)
     logfile_name, pos = _utf16z(data, pos)
     _need(pos == 0x48 + hsize, "names do not end the header record")

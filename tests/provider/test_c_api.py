@@ -155,6 +155,7 @@ def test_file_of_a_crashed_writer_is_readable(tmp_path):
     # walk BuffersWritten buffers, so such a trailing buffer is simply not seen
     assert c.header["BuffersWritten"] * 4096 <= path.stat().st_size <= (c.header["BuffersWritten"] + 1) * 4096
     assert len(etlcheck.dissect_messages(path)) == len(values)
+    assert c.header["EndTime"] == 0                 # never stopped: no end time
 
 
 def test_forked_child_has_no_sessions(tmp_path, session_name):
