@@ -7,7 +7,7 @@ Files: the largest corpus files (compressed and not) and a generated 1M-record W
 * engine scan: every buffer read (and decompressed), every record walked and counted by
   kind in C: no per-record Python object (``EtlFile.scan``) — the raw rate;
 * records, file order: a lazy ``Record`` per record (``EtlFile.iter_records``);
-* records, ProcessTrace order: the same merged by time (``ordering.ordered_records``);
+* records, ProcessTrace order: the same merged by time (``decoder.ordered_records``, the engine);
 * typed events: ``wpptrace.decoder.open`` (FILETIME conversion, one object per event);
 * dissect.etl: its record iterator, time-boxed (``--dissect-seconds``) because it is slow.
 
@@ -75,7 +75,7 @@ def rate(fn) -> tuple[int, float]:
 def measure(path: pathlib.Path, dissect_seconds: float, quick: bool) -> dict:
     import wpptrace.decoder as dec
     from wpptrace.decoder.etlfile import EtlFile
-    from wpptrace.decoder.ordering import ordered_records
+    from wpptrace.decoder import ordered_records
 
     def scan() -> int:
         with EtlFile(path) as etl:

@@ -2,7 +2,7 @@
 
 For each file: ProcessTrace delivering EVENT_RECORDs (EventRecordCallback) and EVENT_TRACEs
 (EventCallback), both to a callback that only counts; the engine's own ProcessTrace-order
-iteration (decoder.ordering.ordered_records, Record objects, no API structures); and
+iteration (decoder.ordered_records, Record objects, no API structures); and
 dissect.etl iterating the same file. Then a live run: a provider logs WPP messages into an
 in-process real-time session while ProcessTrace consumes them (events/s delivered, lost).
 Run: ``python3 benchmarks/bench_decoder_api.py [FILES]`` (default: the largest corpus files).
@@ -16,7 +16,7 @@ import time
 
 from wpptrace.decoder import api
 from wpptrace.decoder.etlfile import EtlFile
-from wpptrace.decoder.ordering import ordered_records
+from wpptrace.decoder import ordered_records
 from wpptrace.decoder.structs import EVENT_TRACE_LOGFILE, PROCESS_TRACE_MODE_EVENT_RECORD
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

@@ -9,8 +9,8 @@ per item type. Then, in one run:
 * wpptrace fmt: .etl -> ordered records -> TMF lookup -> compiled formatter -> prefix + text,
   written to /dev/null (the whole file), with the peak RSS (bounded memory check);
 * wpptrace raw: the same records walked without formatting (the engine's share): as
-  ``Record`` objects (``ordering.ordered_records``, the general API) and as the formatter's
-  compact C rows (``wpp_rows.ordered_rows``: the walk + merge share of the fmt run);
+  ``Record`` objects (``decoder.ordered_records``, the general API) and as the formatter's
+  compact C rows (the engine with ``wpp_rows.RowView``: the walk + merge share of the fmt run);
 * dissect.etl: raw record parse (no formatting: it has no TMF support), on the first
   ``--dissect-events`` records because it is slow;
 * tracefmt (WDK): the published figure from the corpus FmtSum.txt, 267,823 events in 9 s;
@@ -141,7 +141,7 @@ def bench_tmf_load() -> tuple[int, float]:
 
 def bench_raw(path: pathlib.Path) -> tuple[int, float]:
     from wpptrace.decoder.etlfile import EtlFile
-    from wpptrace.decoder.ordering import ordered_records
+    from wpptrace.decoder import ordered_records
 
     t0 = time.perf_counter()
     n = 0
@@ -153,14 +153,15 @@ def bench_raw(path: pathlib.Path) -> tuple[int, float]:
 
 def bench_rows(path: pathlib.Path) -> tuple[int, float]:
     """The fmt run's engine share: C rows (walk, ids) merged in ProcessTrace order (CPU s)."""
+    from wpptrace.decoder.engine import FileSource
     from wpptrace.decoder.etlfile import EtlFile
-    from wpptrace.decoder.wpp_rows import ordered_rows
+    from wpptrace.decoder.wpp_rows import RowView
 
     c0 = time.process_time()
     n = 0
     with EtlFile(str(path)) as etl:
-        for batch in ordered_rows(etl):
-            n += len(batch)
+        for rows, _keys in FileSource(etl).ordered(RowView()):
+            n += len(rows)
     return n, time.process_time() - c0
 
 

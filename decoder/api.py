@@ -1,7 +1,9 @@
 """The ETW consumer API as Python callables: OpenTrace, ProcessTrace, CloseTrace and friends.
 
-Same names, arguments and meanings as evntrace.h (see docs/reference/api/), on the
-decoder engine (EtlFile, parse_buffer, ordering, TimeConverter). How results come back:
+Same names, arguments and meanings as evntrace.h (see docs/reference/api/), on the decoder
+engine (decoder.engine: a FileSource per log file, a LiveSource per real-time session or
+buffer stream; events are the engine's records seen through this module's view). How
+results come back:
 
 * a code that means success or a normal outcome the caller must see is RETURNED:
   ProcessTrace -> ERROR_SUCCESS or ERROR_CANCELLED (a BufferCallback returned False);
@@ -20,10 +22,10 @@ Windows 11 BufferCallback(Buffer, BufferSize, ConsumerInfo, Context) run after e
 events; a return value of False (or 0) stops ProcessTrace with ERROR_CANCELLED (None, the
 value of a function without ``return``, continues).
 
-Order: each file's header buffer first (its first record is the synthetic EventTraceGuid
-event), then the per-processor streams merged by time (decoder.ordering); several files are
-merged by FILETIME. Live traces (real-time, buffer streams) deliver the buffers queued at
-each moment merged by time (see _live_items), without waiting for more.
+Order: the engine's (decoder.engine, decoder.ordering): each file's log-file header record
+first (the synthetic EventTraceGuid event), then the per-processor streams merged by time;
+several files are merged by FILETIME. Live traces (real-time, buffer streams) deliver the
+buffers queued at each moment merged by time, without waiting for more.
 Buffers reach the Windows 11 BufferCallback in the order their last event was delivered
 (header buffer first, per-processor sequence order), which is the order
 ProcessTraceAddBufferToBufferStream requires. Compressed buffers are handed out expanded,
@@ -32,12 +34,11 @@ with the compressed flag cleared.
 from __future__ import annotations
 
 import contextlib
-import io
 import itertools
 import operator
 import os
 import threading
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from wpptrace._core import lib
 from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BAD_LENGTH, ERROR_BAD_PATHNAME,
@@ -47,16 +48,16 @@ from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BAD_LENGTH, ERROR_BAD_
                                ERROR_WMI_ALREADY_ENABLED, Win32Error)
 
 from .api_convert import BufferFacts, to_event_record, to_event_trace
+from .buffers import Buffer
+from .engine import FileSource, LiveSource, merge_sources
 from .etlfile import EtlFile
-from .ordering import buffer_streams, merged_chunks
-from .realtime import BufferStream, LiveBuffer, RealtimeSource, rewrite_plain_header
-from .records import DecodeIssue, parse_buffer
+from .realtime import BufferStream, RealtimeSource
+from .records import DecodeIssue
 from .structs import (ETW_BUFFER_CALLBACK_INFORMATION, ETW_OPEN_TRACE_OPTIONS,
                       ETW_PROCESS_TRACE_MODE_RAW_TIMESTAMP, EVENT_TRACE_LOGFILE,
                       INVALID_PROCESSTRACE_HANDLE, MAXIMUM_LOGGERS,
                       PROCESS_TRACE_MODE_EVENT_RECORD, PROCESS_TRACE_MODE_RAW_TIMESTAMP,
                       PROCESS_TRACE_MODE_REAL_TIME, TRACE_LOGFILE_HEADER)
-from .timestamps import TimeConverter
 
 __all__ = ["OpenTrace", "OpenTraceFromFile", "OpenTraceFromRealTimeLogger",
            "OpenTraceFromRealTimeLoggerWithAllocationOptions", "OpenTraceFromBufferStream",
@@ -67,11 +68,8 @@ __all__ = ["OpenTrace", "OpenTraceFromFile", "OpenTraceFromRealTimeLogger",
 #: how long OpenTrace waits for a real-time session's header buffer (to fill LogfileHeader)
 REALTIME_HEADER_WAIT = 2.0
 KERNEL_LOGGER_NAME = "NT Kernel Logger"
-#: a live trace merges at most this many already-queued buffers by time at once
-LIVE_MERGE_BATCH = 256
 
 _EVENT, _HEADER_EVENT, _BUFFER_DONE = 0, 1, 2
-_TYPE_HEADER_BUFFER = lib.ETW_BUFFER_TYPE_HEADER
 
 _table_lock = threading.RLock()
 _traces: dict[int, "_Trace"] = {}
@@ -86,16 +84,19 @@ class _CallbackFailed(Exception):
 
 
 class _Trace:
-    """One open trace processing session (the object behind a TRACEHANDLE)."""
+    """One open trace processing session (the object behind a TRACEHANDLE).
 
-    def __init__(self, *, path: Optional[str] = None, source=None, raw_timestamp: bool,
-                 event_record: bool, event_callback, user_context, logfile=None,
-                 buffer_callback=None, buffer_context=None):
+    ``feed`` is what the events come from (the EtlFile, or the live queue: RealtimeSource /
+    BufferStream), ``source`` the engine's view of it (FileSource / LiveSource)."""
+
+    def __init__(self, *, raw_timestamp: bool, event_record: bool, event_callback,
+                 user_context, logfile=None, buffer_callback=None, buffer_context=None,
+                 queue=None):
         self.handle = 0
-        self.path = path
-        self.source = source                  # RealtimeSource / BufferStream, None for files
-        self.live = source is not None
-        self.etl: Optional[EtlFile] = None
+        self.path: Optional[str] = None
+        self.feed = queue
+        self.source = None if queue is None else LiveSource(queue, self._live_name(queue))
+        self.live = queue is not None
         self.raw_timestamp = raw_timestamp
         self.event_record = event_record
         self.event_callback = event_callback
@@ -104,18 +105,19 @@ class _Trace:
         self.buffer_callback = buffer_callback
         self.buffer_context = buffer_context
         self.header = TRACE_LOGFILE_HEADER()
-        self.pointer_size = 8
-        self.converter: Optional[TimeConverter] = None
         self.processing = False
         self.close_pending = False
-        self.issues: dict[DecodeIssue, None] = {}     # insertion-ordered set
         self.buffers_read = 0
+
+    @staticmethod
+    def _live_name(queue) -> str:
+        if isinstance(queue, RealtimeSource):
+            return f"<real-time session {queue.logger_name}>"
+        return "<buffer stream>"
 
     # -- header ---------------------------------------------------------------------------
     def set_header(self, etl_header) -> None:
         """Take the log-file header facts (decoder.etlfile.LogfileHeader)."""
-        self.pointer_size = etl_header.pointer_size
-        self.converter = TimeConverter(etl_header)
         if etl_header.raw:
             try:
                 self.header = TRACE_LOGFILE_HEADER.from_payload(etl_header.raw,
@@ -128,27 +130,36 @@ class _Trace:
             lf.BufferSize = etl_header.buffer_size
             lf.IsKernelTrace = int(etl_header.logger_name == KERNEL_LOGGER_NAME)
 
-    def header_from_buffer(self, data) -> None:
-        """Live traces: the header facts from the header buffer (parsed by EtlFile)."""
-        with EtlFile(io.BytesIO(bytes(data)), name=self.name) as etl:
-            _note_issues(self, etl.errors)
-            self.set_header(etl.header)
+    # -- the engine view: one buffer -> the events ProcessTrace delivers --------------------
+    def view(self, source, buf: Buffer, slot: int, header_record: bool) -> tuple[list, list[int]]:
+        """Items (code, trace, record or done, BufferFacts, raw time, FILETIME) of one buffer:
+        its records, then the buffer-done item (BufferCallback, completion); sort keys raw."""
+        if source.live and buf.is_header and source.header is not None:
+            self.set_header(source.header)      # a live trace's header buffer has arrived
+        records = buf.records()
+        keys = buf.sort_keys()
+        last = buf.stats.last_timestamp
+        filetimes = source.clock.to_filetimes(keys + [last])
+        facts = BufferFacts(buf.processor, buf.logger_id, buf.flags)
+        items = list(zip(itertools.repeat(_EVENT), itertools.repeat(self), records,
+                         itertools.repeat(facts), keys, filetimes))
+        if header_record and items:
+            items[0] = (_HEADER_EVENT,) + items[0][1:]
+        items.append((_BUFFER_DONE, self, (buf.data, buf.records_end, buf.origin), None, last,
+                      filetimes[-1]))
+        return items, keys + [last]
 
     @property
     def name(self) -> str:
-        if self.path:
-            return self.path
-        if isinstance(self.source, RealtimeSource):
-            return f"<real-time session {self.source.logger_name}>"
-        return "<buffer stream>"
+        return self.path or (self.source.name if self.source is not None else "")
 
     # -- release ---------------------------------------------------------------------------
     def release(self) -> None:
-        if self.etl is not None:
-            self.etl.close()
-            self.etl = None
-        if self.source is not None:
-            self.source.release()
+        if self.live:
+            self.feed.release()
+        elif self.feed is not None:
+            self.feed.close()
+            self.feed = None
 
 
 def _register(trace: _Trace) -> int:
@@ -179,23 +190,24 @@ def _open_file(trace: _Trace, path: Any) -> None:
         raise Win32Error(ERROR_BAD_PATHNAME, f"LogFileName {path!r}")
     trace.path = os.fsdecode(path)
     try:
-        trace.etl = EtlFile(trace.path)
+        trace.feed = EtlFile(trace.path)
     except PermissionError:
         raise Win32Error(ERROR_ACCESS_DENIED, filename=trace.path) from None
     except IsADirectoryError:
         raise Win32Error(ERROR_BAD_PATHNAME, filename=trace.path) from None
-    _note_issues(trace, trace.etl.errors)
-    trace.set_header(trace.etl.header)
+    trace.source = FileSource(trace.feed, stop=lambda: trace.close_pending)
+    trace.set_header(trace.feed.header)
 
 
 def _open_realtime(trace: _Trace, logger_name: Any) -> None:
     if not isinstance(logger_name, str) or not logger_name:
         raise Win32Error(ERROR_BAD_PATHNAME, f"LoggerName {logger_name!r}")
-    trace.source = RealtimeSource(logger_name)   # raises ERROR_WMI_INSTANCE_NOT_FOUND
-    trace.live = True
-    first = trace.source.peek_header_buffer(REALTIME_HEADER_WAIT)
+    queue = RealtimeSource(logger_name)   # raises ERROR_WMI_INSTANCE_NOT_FOUND
+    trace.feed, trace.live = queue, True
+    trace.source = LiveSource(queue, trace._live_name(queue))
+    first = queue.peek_header_buffer(REALTIME_HEADER_WAIT)
     if first is not None:
-        trace.header_from_buffer(first)
+        trace.set_header(trace.source.take_header(first))
 
 
 @contextlib.contextmanager
@@ -297,7 +309,7 @@ def ProcessTraceBufferIncrementReference(TraceHandle: int, Buffer: Any) -> int:
     long as they are referenced, so this only checks the handle: ERROR_SUCCESS, or
     ERROR_NOT_SUPPORTED on a buffer-stream trace (as the Windows documentation says)."""
     trace = _lookup(TraceHandle)
-    if isinstance(trace.source, BufferStream):
+    if isinstance(trace.feed, BufferStream):
         raise Win32Error(ERROR_NOT_SUPPORTED, "buffer-stream traces do not count references")
     return ERROR_SUCCESS
 
@@ -314,8 +326,8 @@ def OpenTraceFromBufferStream(Options: ETW_OPEN_TRACE_OPTIONS, BufferCompletionC
     completion callback gets (Buffer, BufferCompletionContext) once per accepted buffer."""
     if BufferCompletionCallback is not None and not callable(BufferCompletionCallback):
         raise Win32Error(ERROR_INVALID_PARAMETER, "BufferCompletionCallback is not callable")
-    trace = _options_trace(Options, source=BufferStream(BufferCompletionCallback,
-                                                         BufferCompletionContext))
+    trace = _options_trace(Options, queue=BufferStream(BufferCompletionCallback,
+                                                        BufferCompletionContext))
     return _register(trace)
 
 
@@ -324,10 +336,10 @@ def ProcessTraceAddBufferToBufferStream(TraceHandle: int, Buffer, BufferSize: in
     produced them: the header buffer first, then each processor's buffers in sequence order
     (ERROR_INVALID_PARAMETER "out of order" otherwise). Returns ERROR_SUCCESS."""
     trace = _lookup(TraceHandle)
-    if not isinstance(trace.source, BufferStream):
+    if not isinstance(trace.feed, BufferStream):
         raise Win32Error(ERROR_INVALID_HANDLE,
                          f"TraceHandle {trace.handle:#x} is not a buffer-stream trace")
-    trace.source.add(Buffer, BufferSize)
+    trace.feed.add(Buffer, BufferSize)
     return ERROR_SUCCESS
 
 
@@ -351,7 +363,7 @@ def CloseTrace(TraceHandle: int) -> int:
         trace.close_pending = pending
     if pending:
         if trace.live:
-            trace.source.request_close()
+            trace.feed.request_close()
         return ERROR_CTX_CLOSE_PENDING
     _release_checked(trace)
     return ERROR_SUCCESS
@@ -367,7 +379,8 @@ def _release_checked(trace: _Trace) -> None:
 def GetTraceIssues(TraceHandle: int) -> list[DecodeIssue]:
     """Not a Win32 function: the damage met so far on an open trace (file, offset, what
     was expected). Damaged records are skipped, never delivered, and listed here."""
-    return list(_lookup(TraceHandle).issues)
+    trace = _lookup(TraceHandle)
+    return list(trace.source.errors) if trace.source is not None else []
 
 
 # -- processing ---------------------------------------------------------------------------
@@ -426,7 +439,7 @@ def ProcessTrace(HandleArray: Sequence[int], StartTime: Optional[int] = None,
         for t in traces:        # buffers done with; handles closed while we ran
             try:
                 if t.live:
-                    t.source.complete_inflight()
+                    t.feed.complete_inflight()
                 if t.close_pending:
                     t.release()
             except Exception as exc:   # a BufferCompletionCallback raised
@@ -438,43 +451,41 @@ def ProcessTrace(HandleArray: Sequence[int], StartTime: Optional[int] = None,
 
 
 def _run(traces: list[_Trace], start: Optional[int], end: Optional[int]) -> int:
-    single = len(traces) == 1
-    streams = [(_live_items(t) if t.live else _file_items(t, single)) for t in traces]
-    items: Iterable[tuple] = (streams[0] if single
-                              else _merged([_in_batches(s) for s in streams]))
-    for key, code, trace, obj, facts, raw, filetime in items:
-        if trace.close_pending and not trace.live:
-            continue        # a file trace closed from a callback delivers nothing more
-        if code == _BUFFER_DONE:
-            if not _buffer_done(trace, obj):
-                return ERROR_CANCELLED
-            continue
-        if code == _EVENT:
-            if start is not None and filetime < start:
+    chunks = merge_sources([(t.source, t.view) for t in traces])
+    for items, _keys in chunks:
+        for code, trace, obj, facts, raw, filetime in items:
+            if trace.close_pending and not trace.live:
+                continue        # a file trace closed from a callback delivers nothing more
+            if code == _BUFFER_DONE:
+                if not _buffer_done(trace, obj):
+                    return ERROR_CANCELLED
                 continue
-            if end is not None and filetime > end:
-                if trace.live:
+            if code == _EVENT:
+                if start is not None and filetime < start:
                     continue
-                break
-        stamp = raw if trace.raw_timestamp else filetime
-        if trace.event_record:
-            event = to_event_record(obj, stamp, facts, trace.user_context)
-        else:
-            event = to_event_trace(obj, stamp, facts)
-        if event is None:
-            continue
-        logfile = trace.logfile
-        if logfile is not None:
-            logfile.CurrentTime = stamp
-            if not trace.event_record:
-                logfile.CurrentEvent = event
-        callback = trace.event_callback
-        if callback is not None:
-            try:
-                callback(event)
-            except Exception as exc:
-                raise _CallbackFailed("EventRecordCallback" if trace.event_record
-                                      else "EventCallback", exc) from exc
+                if end is not None and filetime > end:
+                    if trace.live:
+                        continue
+                    return ERROR_SUCCESS
+            stamp = raw if trace.raw_timestamp else filetime
+            if trace.event_record:
+                event = to_event_record(obj, stamp, facts, trace.user_context)
+            else:
+                event = to_event_trace(obj, stamp, facts)
+            if event is None:
+                continue
+            logfile = trace.logfile
+            if logfile is not None:
+                logfile.CurrentTime = stamp
+                if not trace.event_record:
+                    logfile.CurrentEvent = event
+            callback = trace.event_callback
+            if callback is not None:
+                try:
+                    callback(event)
+                except Exception as exc:
+                    raise _CallbackFailed("EventRecordCallback" if trace.event_record
+                                          else "EventCallback", exc) from exc
     return ERROR_SUCCESS
 
 
@@ -503,7 +514,7 @@ def _buffer_done(trace: _Trace, done: tuple) -> bool:
     finally:
         if entry is not None:
             try:
-                trace.source.complete(entry)
+                trace.feed.complete(entry)
             except Exception as exc:
                 raise _CallbackFailed("BufferCompletionCallback", exc) from exc
     return keep_going
@@ -512,138 +523,3 @@ def _buffer_done(trace: _Trace, done: tuple) -> bool:
 def _continue(result: Any) -> bool:
     """A BufferCallback result: FALSE (False / 0) stops; None (no return) continues."""
     return result is None or bool(result)
-
-
-# -- per-trace item streams ---------------------------------------------------------------
-# Items: (key, code, trace, record-or-done, BufferFacts, raw timestamp, FILETIME). The key
-# orders a merge: raw clock within one trace, FILETIME across traces. Streams are merged by
-# decoder.ordering.merged_chunks, the package's one ProcessTrace-order merge, fed batches
-# (lists of items, one batch per buffer) and the items' keys.
-
-#: items a trace's stream hands the cross-trace merge at a time
-_MERGE_BATCH = 4096
-_KEY = operator.itemgetter(0)
-
-
-def _merged(streams: list[Iterable[list]]) -> Iterator[tuple]:
-    """The items of several streams of item batches, merged by key (ties: lower stream)."""
-    if len(streams) == 1:
-        return itertools.chain.from_iterable(streams[0])
-    keyed = [((items, list(map(_KEY, items))) for items in stream) for stream in streams]
-    return itertools.chain.from_iterable(merged_chunks(keyed))
-
-
-def _in_batches(items: Iterator[tuple]) -> Iterator[list]:
-    """A whole trace's items as batches for the cross-trace merge."""
-    while batch := list(itertools.islice(items, _MERGE_BATCH)):
-        yield batch
-
-
-def _records_items(trace: _Trace, records, facts: BufferFacts, last: list, single: bool,
-                   first_is_header: bool) -> Iterator[tuple]:
-    to_ft = trace.converter.to_filetime if trace.converter else (lambda raw: raw)
-    raw_last, ft_last = last
-    code = _HEADER_EVENT if first_is_header else _EVENT
-    for rec in records:
-        raw = rec.timestamp
-        if raw is None:
-            raw, ft = raw_last, ft_last
-        else:
-            ft = to_ft(raw)
-            raw_last, ft_last = raw, ft
-        yield (raw if single else ft), code, trace, rec, facts, raw, ft
-        code = _EVENT
-    last[0], last[1] = raw_last, ft_last
-
-
-def _file_items(trace: _Trace, single: bool) -> Iterator[tuple]:
-    etl = trace.etl
-    index = etl.buffer_index()
-    head_last = [0, 0]
-    if index and index[0].index == 0:
-        buf = etl.read_buffer(index[0])
-        records = buf.records()
-        _note_issues(trace, buf.issues)
-        facts = BufferFacts(buf.processor, buf.logger_id, buf.flags)
-        header_first = bool(records) and records[0].kind == "system" and records[0].event_id == 0
-        yield from _records_items(trace, records, facts, head_last, single, header_first)
-        yield _done_item(trace, buf, head_last, single)
-    yield from _merged([_stream_batches(trace, infos, single) for infos in buffer_streams(etl)])
-
-
-def _stream_batches(trace: _Trace, infos, single: bool) -> Iterator[list]:
-    """One processor stream of a file: a list of items per buffer, its done item last."""
-    last = [0, 0]
-    for info in infos:
-        if trace.close_pending:
-            return
-        buf = trace.etl.read_buffer(info, last[0])
-        records = buf.records()
-        _note_issues(trace, buf.issues)
-        facts = BufferFacts(buf.processor, buf.logger_id, buf.flags)
-        items = list(_records_items(trace, records, facts, last, single, False))
-        items.append(_done_item(trace, buf, last, single))
-        yield items
-
-
-def _done_item(trace: _Trace, buf, last: list, single: bool) -> tuple:
-    data = rewrite_plain_header(buf.data) if buf.compressed and buf.index else buf.data
-    return ((last[0] if single else last[1]), _BUFFER_DONE, trace,
-            (data, buf.records_end, None), None, last[0], last[1])
-
-
-def _note_issues(trace: _Trace, issues) -> None:
-    for issue in issues:
-        trace.issues.setdefault(issue, None)
-
-
-def _live_items(trace: _Trace) -> Iterator[tuple]:
-    """A live trace: the header buffer alone, then batches of whatever buffers are queued
-    (up to LIVE_MERGE_BATCH), each batch merged by time across processors. Waiting for more
-    would add latency, so order across batches is arrival order."""
-    source = trace.source
-    last_by_processor: dict[int, list] = {}
-    first = True
-    while True:
-        entry: Optional[LiveBuffer] = source.next_buffer()
-        if entry is None:
-            return
-        if first and entry.header.BufferType == _TYPE_HEADER_BUFFER:
-            trace.header_from_buffer(entry.data)
-            first = False
-            yield from _live_buffer_items(trace, entry, [0, 0], True)
-            continue
-        first = False
-        batch = [entry]
-        while len(batch) < LIVE_MERGE_BATCH:
-            more = source.poll_buffer()
-            if more is None:
-                break
-            batch.append(more)
-        streams: dict[int, list] = {}
-        for buf in batch:
-            streams.setdefault(buf.header.ClientContext.ProcessorIndex, []).append(buf)
-        yield from _merged([_live_stream_batches(trace, bufs,
-                                                 last_by_processor.setdefault(proc, [0, 0]))
-                            for proc, bufs in streams.items()])
-
-
-def _live_stream_batches(trace: _Trace, buffers: list, last: list) -> Iterator[list]:
-    for entry in buffers:
-        yield list(_live_buffer_items(trace, entry, last, False))
-
-
-def _live_buffer_items(trace: _Trace, entry: LiveBuffer, last: list,
-                       is_header: bool) -> Iterator[tuple]:
-    header = entry.header
-    records, issues = parse_buffer(entry.data, trace.pointer_size, header_buffer=is_header,
-                                   source=trace.name)
-    _note_issues(trace, issues)
-    facts = BufferFacts(header.ClientContext.ProcessorIndex, header.ClientContext.LoggerId,
-                        header.BufferFlag)
-    header_first = (is_header and bool(records) and records[0].kind == "system"
-                    and records[0].event_id == 0)
-    yield from _records_items(trace, records, facts, last, True, header_first)
-    end = max(header.SavedOffset, header.FilledBytes)
-    yield (last[0], _BUFFER_DONE, trace,
-           (entry.data, min(end, len(entry.data)), entry), None, last[0], last[1])

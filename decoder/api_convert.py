@@ -27,6 +27,7 @@ import uuid
 
 from wpptrace._core import ffi, lib
 
+from .buffers import message_pointer_size
 from .records import (_F_CHANNEL, _F_FLAGS, _F_GUID, _F_HTYPE, _F_ID, _F_KEYWORD, _F_KIND,
                       _F_LEVEL, _F_OFFSET, _F_OPCODE, _F_PID, _F_POFF, _F_PRESENT, _F_PSIZE,
                       _F_SEQ, _F_SIZE, _F_TASK, _F_TID, _F_VERSION, _HAS_GUID, _HAS_PID,
@@ -43,8 +44,6 @@ _MSG_SEQUENCE = lib.TRACE_MESSAGE_SEQUENCE
 _MSG_GUID = lib.TRACE_MESSAGE_GUID
 _MSG_TIMESTAMP = lib.TRACE_MESSAGE_TIMESTAMP
 _MSG_SYSTEMINFO = lib.TRACE_MESSAGE_SYSTEMINFO
-_MSG_POINTER32 = lib.TRACE_MESSAGE_POINTER32
-_MSG_POINTER64 = lib.TRACE_MESSAGE_POINTER64
 _FLAG_TRACE_MESSAGE = lib.EVENT_HEADER_FLAG_TRACE_MESSAGE
 _FLAG_CLASSIC = lib.EVENT_HEADER_FLAG_CLASSIC_HEADER
 _FLAG_32 = lib.EVENT_HEADER_FLAG_32_BIT_HEADER
@@ -221,11 +220,7 @@ def to_event_record(rec, timestamp: int, facts: BufferFacts, user_context) -> EV
 
 
 def _pointer_flag(options: int, pointer_size: int) -> int:
-    if options & _MSG_POINTER64:
-        return _FLAG_64
-    if options & _MSG_POINTER32:
-        return _FLAG_32
-    return _FLAG_64 if pointer_size == 8 else _FLAG_32
+    return _FLAG_64 if message_pointer_size(options, pointer_size) == 8 else _FLAG_32
 
 
 def to_event_trace(rec, timestamp: int, facts: BufferFacts) -> EVENT_TRACE | None:

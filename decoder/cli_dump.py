@@ -16,7 +16,7 @@ import time
 from wpptrace._cliutil import complain
 
 from .etlfile import EtlFile
-from .ordering import ordered_records
+from .engine import ordered_records
 from .records import KINDS
 from .timestamps import FILETIME_TICKS_PER_SECOND, TimeConverter
 

@@ -108,40 +108,26 @@ def _find_pdb(image: str, symbol_paths: list[str]) -> str:
 
 
 class _Input:
-    """One opened .etl file with its per-file context and counts."""
+    """One opened .etl file: the engine's source for it, and its size."""
 
     def __init__(self, path: str):
+        from .engine import FileSource
         from .etlfile import EtlFile
-        from .timestamps import TimeConverter
-        from .wpp import FileContext
 
         self.path = path
         self.etl = EtlFile(path)
+        self.source = FileSource(self.etl)
         self.header = self.etl.header
-        self.converter = TimeConverter(self.header)
-        self.ctx = FileContext.for_header(path, self.header, self.converter)
+        self.converter = self.source.clock
         try:
             self.size = os.path.getsize(path)
         except OSError:
             self.size = 0
 
-    def records(self):
-        from .ordering import ordered_records
-
-        return ordered_records(self.etl)
-
-    def rows(self):
-        from .wpp_rows import ordered_rows
-
-        return ordered_rows(self.etl)
-
     @property
     def buffers(self) -> int:
         """Buffers actually read (the header's BuffersWritten may be damaged)."""
-        stats = getattr(self.etl, "stats", None)
-        if stats is not None and hasattr(stats, "buffers"):
-            return int(stats.buffers)
-        return int(getattr(self.header, "buffers_written", 0) or 0)
+        return int(self.etl.stats.buffers)
 
     @property
     def events_lost(self) -> int:
@@ -153,29 +139,18 @@ class _Input:
         self.etl.close()
 
 
-#: records per batch handed from each file to the merge
-_MERGE_BATCH = 4096
+def _open_live(name: str):
+    """The engine's source for a running real-time session, once its header buffer is there."""
+    from .engine import LiveSource
+
+    return LiveSource.for_session(name)
 
 
-def _merged(inputs: list[_Input]) -> Iterator[tuple["_Input", Iterable]]:
-    """Runs of records from several files merged by FILETIME (ProcessTrace over several
-    handles), with the engine's one merge (``ordering.merged_chunks``: ties go to the earlier
-    file; a record without a timestamp sorts at the time of the record before it)."""
-    if len(inputs) == 1:
-        yield inputs[0], inputs[0].records()
-        return
-    from .ordering import merged_chunks
+def _context(source):
+    """The FileContext of a source (its header facts are known once it delivers buffers)."""
+    from .wpp import FileContext
 
-    def batches(index: int, inp: _Input) -> Iterator[tuple[list, list[int]]]:
-        convert = inp.converter.to_filetime
-        records = inp.records()
-        while batch := list(itertools.islice(records, _MERGE_BATCH)):
-            keys = [0 if rec.timestamp is None else convert(rec.timestamp) for rec in batch]
-            yield list(zip(itertools.repeat(index), batch)), keys
-
-    chunks = merged_chunks([batches(i, inp) for i, inp in enumerate(inputs)])
-    for index, run in itertools.groupby(itertools.chain.from_iterable(chunks), key=_FIRST):
-        yield inputs[index], map(_SECOND, run)
+    return FileContext.for_header(source.name, source.header, source.clock)
 
 
 _FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
@@ -197,22 +172,14 @@ class _Progress:
         self.last = 0.0
         self.name = os.path.basename(inp.path)
 
-    def wrap(self, records: Iterable) -> Iterator:
-        """Pass records through, redrawing every 16384 records (at most 5 times a second)."""
-        for n, rec in enumerate(records):
-            if not n & 0x3FFF:
-                self._update(rec.timestamp, n)
-            yield rec
-        self._finish()
-
-    def wrap_rows(self, batches: Iterable[list]) -> Iterator[list]:
-        """Pass row batches (``wpp_rows``) through, redrawing between batches."""
+    def wrap(self, chunks: Iterable[tuple[list, list]]) -> Iterator[tuple[list, list]]:
+        """Pass the engine's chunks (items, raw keys) through, redrawing between them."""
         n = 0
-        for batch in batches:
-            if batch:
-                self._update(batch[-1][0], n)
-                n += len(batch)
-            yield batch
+        for items, keys in chunks:
+            if keys:
+                self._update(keys[-1], n)
+                n += len(keys)
+            yield items, keys
         self._finish()
 
     def _update(self, raw, count: int) -> None:
@@ -283,12 +250,6 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     status = EXIT_OK
 
     if opts.realtime is not None:
-        from .wpp_realtime import realtime_available
-
-        reason = realtime_available(opts.realtime)
-        if reason is not None:
-            print(f"{opts.prog}: error: -rt {opts.realtime}: {reason}", file=err)
-            return EXIT_FAILURE
         if opts.files:
             print(f"{opts.prog}: error: give .etl files or a real-time session, not both", file=err)
             return EXIT_USAGE
@@ -349,32 +310,48 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
 
 
 def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str]) -> bool:
-    """Feed every input (or the live session) through the decoder into the writer.
-    False if the live session could not be opened (reported on ``err``)."""
-    if opts.realtime is not None:
-        from .wpp_realtime import realtime_records
+    """Feed every input (or the live session) through the engine and the decoder into the
+    writer. False if the live session could not be opened (reported on ``err``)."""
+    from .engine import merge_sources, record_view
+    from .wpp_rows import RowView
 
+    if opts.realtime is not None:
         try:
-            ctx, records = realtime_records(opts.realtime)
-        except (OSError, EOFError, RuntimeError) as exc:
+            sources = [_open_live(opts.realtime)]
+        except (OSError, EOFError) as exc:
             print(f"{opts.prog}: error: real-time session {opts.realtime!r}: {_describe(exc)}",
                   file=err)
             return False
-        _emit(decoder, writer, opts, ctx, records)
-    elif len(inputs) == 1 and opts.output_format == "text":
-        # the hot path: raw rows, no per-record objects
-        inp = inputs[0]
-        stream = batches = inp.rows()
-        if _want_progress(opts, inp, err):
-            batches = _Progress(err, inp).wrap_rows(stream)
-        write_lines = writer.write_lines
-        for lines in decoder.format_rows(batches, inp.ctx, stream):
-            write_lines(lines)
     else:
-        for inp, records in _merged(inputs):
-            if _want_progress(opts, inp, err) and len(inputs) == 1:
-                records = _Progress(err, inp).wrap(records)
-            _emit(decoder, writer, opts, inp.ctx, records)
+        sources = [inp.source for inp in inputs]
+    progress = None
+    if len(inputs) == 1 and _want_progress(opts, inputs[0], err):
+        progress = _Progress(err, inputs[0])
+    try:
+        if opts.output_format == "text":
+            view = RowView()
+            chunks = merge_sources([(source, view) for source in sources])
+            if progress is not None:
+                chunks = progress.wrap(chunks)
+            write_lines = writer.write_lines
+            for lines in decoder.format_rows(chunks, view):
+                write_lines(lines)
+        else:
+            def tagged(source, buf, slot, header_record):
+                records, keys = record_view(source, buf, slot, header_record)
+                return [(source, rec) for rec in records], keys
+
+            chunks = merge_sources([(source, tagged) for source in sources])
+            if progress is not None:
+                chunks = progress.wrap(chunks)
+            runs = itertools.groupby(itertools.chain.from_iterable(items for items, _ in chunks),
+                                     key=_FIRST)
+            for source, run in runs:
+                _emit(decoder, writer, opts, _context(source), map(_SECOND, run))
+    finally:
+        for source in sources:
+            if source.live:
+                source.queue.release()
     return True
 
 
@@ -388,9 +365,9 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
     if len(issues) > 20:
         print(f"{opts.prog}: warning: {len(issues) - 20} more TMF entries skipped", file=err)
     for inp in inputs:
-        for issue in list(getattr(inp.etl, "errors", ()))[:20]:
+        for issue in inp.etl.errors[:20]:
             print(f"{opts.prog}: warning: {issue}", file=err)
-        if getattr(inp.etl, "errors", None):
+        if inp.etl.errors:
             status = status or EXIT_FAILURE
         inp.close()
 

@@ -2,7 +2,7 @@
 
 An .etl file is a run of buffers (docs/etl-format.md §1): fixed-size in normal files,
 packed back to back with their own sizes in compressed ones (docs/pdb-and-compression.md §B2).
-``EtlFile`` indexes the buffer headers once (small: 0x48 bytes each), then reads one
+``EtlFile`` indexes the buffer headers once (one WMI_BUFFER_HEADER each), then reads one
 buffer at a time, so memory stays bounded whatever the file size. Damage is reported as
 ``DecodeIssue``s (file, offset, what was expected) and reading goes on.
 """
@@ -12,42 +12,65 @@ import dataclasses
 import io
 import os
 import re
-from dataclasses import dataclass, field
 from array import array
 from collections.abc import Sequence
-from itertools import repeat
-from operator import itemgetter
+from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
 from wpptrace._core import ffi, lib
 from wpptrace.winerror import Win32Error
 
-from .records import (_F_TS, BUFFER_HEADER_SIZE, MAX_ETW_BUFFER_SIZE, KINDS, BufferContext, DecodeIssue, Record,
-                      WalkStats, processor_of, walk, walk_issues)
-from .xpress import XPRESS_ERRORS, decompress_into
-
-#: largest buffer Windows writes (MAX_ETW_BUFFER_SIZE, 16 MiB) plus slack: anything
-#: bigger in a buffer header is damage, not data
-MAX_BUFFER_SIZE = MAX_ETW_BUFFER_SIZE
-#: issues kept per file; further ones are only counted (EtlFile.issues_dropped)
-MAX_ISSUES = 10_000
-#: at most this many output bytes per compressed input byte: real buffers reach ~5x; the
-#: cap keeps a crafted "decompression bomb" file to work proportional to its size
-MAX_EXPANSION = 1024
+from .buffers import (BUFFER_HEADER_SIZE, MAX_BUFFER_SIZE, Buffer, BufferInfo, ReadLog,
+                      ReadStats, buffer_info, decode, is_logfile_header_record)
+from .records import Record
 _SYSTEM_HEADER_SIZE = ffi.sizeof("SYSTEM_TRACE_HEADER")
 _RESYNC_WINDOW = 1 << 20
+#: bytes read past the log-file header record's fixed part for its two names
+_HEADER_READ_SLACK = 512
 #: compression formats seen in theory, never in files (only Plain LZ77 is decoded)
 UNSUPPORTED_COMPRESSION = {lib.COMPRESSION_FORMAT_LZNT1: "LZNT1",
                            lib.COMPRESSION_FORMAT_XPRESS_HUFF: "LZ77+Huffman"}
-_TIMESTAMP = itemgetter(_F_TS)      # etlrd_record.timestamp in a walker tuple
 
-# Where a buffer header could start: BufferSize (0x00) 0x48..0x1FFFFFF, SequenceNumber
-# (0x18) not negative, State (0x2C) small, BufferFlag (0x34) < 0x80 and BufferType (0x36)
-# <= 8. Candidates are then checked field by field in Python, so the pattern must reject
-# long runs of zeros (or any one repeated byte) by itself: a damaged file is often zeroed.
-_BUFFER_HEADER_SHAPE = re.compile(
-    rb"(?=(?![\x00-\x47]\x00\x00)...[\x00\x01].{27}[\x00-\x7f].{12}[\x00-\x07]\x00\x00\x00"
-    rb".{4}[\x00-\x7f]\x00[\x00-\x08]\x00)", re.S)
+_STATE = ffi.offsetof("WMI_BUFFER_HEADER", "State")
+_BUFFER_FLAG = ffi.offsetof("WMI_BUFFER_HEADER", "BufferFlag")
+_U32 = ffi.sizeof("uint32_t")
+#: PointerSize sits at the same offset in both TRACE_LOGFILE_HEADER layouts
+_POINTER_SIZE = ffi.offsetof("TRACE_LOGFILE_HEADER64", "PointerSize")
+assert _POINTER_SIZE == ffi.offsetof("TRACE_LOGFILE_HEADER32", "PointerSize")
+_MIN_LOGFILE_HEADER = ffi.sizeof("TRACE_LOGFILE_HEADER32")
+
+
+def _buffer_header_shape() -> re.Pattern:
+    """Where a buffer header could start: BufferSize at least a header and below twice
+    MAX_ETW_BUFFER_SIZE, SequenceNumber not negative, State small, BufferFlag < 0x80 and
+    BufferType <= 8 (all little-endian, at their etl_layout.h offsets). Candidates are then
+    checked field by field in Python, so the pattern must reject long runs of zeros (or any
+    one repeated byte) by itself: a damaged file is often zeroed."""
+    def at(field: str) -> int:
+        return ffi.offsetof("WMI_BUFFER_HEADER", field)
+
+    def one_of(lo: int, hi: int) -> bytes:
+        return b"[" + re.escape(bytes([lo])) + b"-" + re.escape(bytes([hi])) + b"]"
+
+    size_top = (2 * MAX_BUFFER_SIZE - 1) >> 24
+    small = BUFFER_HEADER_SIZE - 1
+    fields = [  # (offset, pattern of the bytes there)
+        (at("BufferSize"), b"(?!" + one_of(0, small) + b"\x00\x00)..." + one_of(0, size_top)),
+        (at("SequenceNumber") + ffi.sizeof("int64_t") - 1, b"[\x00-\x7f]"),  # its top byte
+        (at("State"), b"[\x00-\x07]\x00\x00\x00"),
+        (at("BufferFlag"), b"[\x00-\x7f]\x00"),
+        (at("BufferType"), b"[\x00-\x08]\x00"),
+    ]
+    u16 = ffi.sizeof("uint16_t")
+    widths = [_U32, 1, _U32, u16, u16]
+    pattern, pos = b"(?=", 0
+    for (offset, part), width in zip(fields, widths):
+        pattern += (b".{%d}" % (offset - pos) if offset > pos else b"") + part
+        pos = offset + width
+    return re.compile(pattern + b")", re.S)
+
+
+_BUFFER_HEADER_SHAPE = _buffer_header_shape()
 
 
 @dataclass(frozen=True)
@@ -97,29 +120,6 @@ class LogfileHeader:
     @property
     def relogged(self) -> bool:
         return bool(self.log_file_mode & lib.EVENT_TRACE_RELOG_MODE)
-
-
-@dataclass
-class BufferInfo:
-    """A located buffer: its WMI_BUFFER_HEADER facts and where it sits in the file."""
-
-    index: int
-    file_offset: int
-    size_on_disk: int
-    compressed: bool
-    sequence: int
-    processor: int
-    logger_id: int
-    flags: int
-    buffer_type: int
-    timestamp: int
-    saved_offset: int
-    filled_bytes: int
-    state: int
-
-    @property
-    def is_header(self) -> bool:
-        return self.index == 0
 
 
 class BufferIndex(Sequence):
@@ -175,97 +175,7 @@ class BufferSubset(Sequence):
         return self._index[self._positions[i]]
 
 
-@dataclass
-class Buffer(BufferInfo):
-    """A read buffer: ``data`` is the whole decompressed buffer, header included."""
-
-    data: bytes = b""
-    records_end: int = BUFFER_HEADER_SIZE    # where the events end inside data
-    pointer_size: int = 8
-    issues: list[DecodeIssue] = field(default_factory=list)
-    stats: WalkStats | None = None
-    _records: list[Record] | None = None
-    _tuples: list[tuple] | None = None
-    _last_timestamp: int = 0
-    _source: str = ""
-    #: (start, end, last timestamp before start) of each record range walk() found: the events
-    #: up to FilledBytes, plus the tail past it when records chain cleanly to the buffer end.
-    ranges: list[tuple[int, int, int]] = field(default_factory=list)
-
-    @property
-    def context(self) -> BufferContext:
-        return BufferContext(memoryview(self.data), self.index, self.file_offset,
-                             self.processor, self.logger_id, self.pointer_size, self.compressed)
-
-    def records(self) -> list[Record]:
-        """The buffer's records in buffer order (walked once, then cached)."""
-        if self._records is None:
-            self._tuples = self.walk(collect=True)
-            self._records = list(map(Record, self._tuples, repeat(self.context)))
-        return self._records
-
-    def sort_keys(self) -> list[int]:
-        """The records' timestamps (carried forward where absent), for merging by time."""
-        self.records()
-        return list(map(_TIMESTAMP, self._tuples))
-
-    def walk(self, collect: bool = True) -> list[tuple]:
-        """Run the C walker (``collect=False``: count only); sets ``stats`` and ``issues``."""
-        tuples, self.stats = walk(self.data, BUFFER_HEADER_SIZE, self.records_end,
-                                  self._last_timestamp, collect)
-        self.ranges = [(BUFFER_HEADER_SIZE, self.records_end, self._last_timestamp)]
-        self._add_issues(self.stats)
-        # records past FilledBytes: only if they chain cleanly to the end of the buffer
-        # (a damaged FilledBytes); the real tail is 0xFF fill or zeros, which never chains
-        tail = (self.records_end + 7) & ~7
-        if (self.stats.end_offset >= self.records_end and tail + 8 <= len(self.data)
-                and lib.etlrd_chain_ok(ffi.from_buffer(self.data), len(self.data), tail)):
-            self.issues.append(self._issue_at(
-                0x30, f"buffer {self.index}: expected the events to end at FilledBytes "
-                      f"{self.records_end:#x}, but valid records follow up to the buffer end"))
-            self.ranges.append((tail, len(self.data), self.stats.last_timestamp))
-            more, extra = walk(self.data, tail, len(self.data), self.stats.last_timestamp, collect)
-            self._add_issues(extra)
-            for i, n in enumerate(extra.by_kind):
-                self.stats.by_kind[i] += n
-            self.stats.errors += extra.errors
-            self.stats.last_timestamp = extra.last_timestamp
-            tuples.extend(more)
-        return tuples
-
-    def _issue_at(self, offset: int, message: str) -> DecodeIssue:
-        if self.compressed:
-            return DecodeIssue(self._source, self.file_offset,
-                               f"buffer {self.index} (compressed, at file offset "
-                               f"{self.file_offset:#x}): decompressed offset {offset:#x}: {message}")
-        return DecodeIssue(self._source, self.file_offset + offset, message)
-
-    def _add_issues(self, stats: WalkStats) -> None:
-        for issue in walk_issues(stats, self._source, 0, f"buffer {self.index}: "):
-            self.issues.append(self._issue_at(issue.offset, issue.message))
-
-
-@dataclass
-class ReadStats:
-    """Totals over everything read so far (what ``wpptrace dump`` summarises)."""
-
-    buffers: int = 0
-    compressed_buffers: int = 0
-    empty_buffers: int = 0
-    by_kind: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    damaged: int = 0            # damaged records / spots skipped inside buffers
-    unreadable_buffers: int = 0
-
-    @property
-    def records(self) -> int:
-        return sum(self.by_kind.values())
-
-    @property
-    def skipped(self) -> int:
-        return self.damaged + self.unreadable_buffers
-
-
-class EtlFile:
+class EtlFile(ReadLog):
     """A readable .etl file (compressed or not). Use as a context manager.
 
     ``header`` is the LogfileHeader; ``buffer_index()`` lists the located buffers;
@@ -296,12 +206,8 @@ class EtlFile:
                                  f"expected a seekable binary file", filename=self.name)
         self._fh.seek(0, io.SEEK_END)
         self.file_size = self._fh.tell()
-        self.errors: list[DecodeIssue] = []
-        self._seen_issues: set[tuple[int, str]] = set()
-        self.issues_dropped = 0             # issues beyond MAX_ISSUES, counted only
-        self.stats = ReadStats()
+        ReadLog.__init__(self, self.name)
         self._index: BufferIndex | None = None
-        self._counted = bytearray()        # per buffer: 1 once added to the totals
         self.header = self._read_logfile_header()
         self.pointer_size = self.header.pointer_size
         self.compressed = self._choose_layout()
@@ -309,7 +215,7 @@ class EtlFile:
         # §B1); every real file uses Plain LZ77 (3, which is also the plain "flushed" state)
         self.compression_format = (self._first_state & 0xFF) if self.compressed else 0
         if self.compression_format in UNSUPPORTED_COMPRESSION:
-            self._issue(0x2C, f"buffer 0: compression format {self.compression_format} "
+            self._issue(_STATE, f"buffer 0: compression format {self.compression_format} "
                               f"({UNSUPPORTED_COMPRESSION[self.compression_format]}) is not "
                               f"supported: compressed buffers are skipped")
 
@@ -323,17 +229,6 @@ class EtlFile:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    # -- issues --------------------------------------------------------------------------
-    def _issue(self, offset: int, message: str) -> None:
-        key = (offset, message)
-        if key in self._seen_issues:
-            return
-        if len(self.errors) >= MAX_ISSUES:
-            self.issues_dropped += 1     # a wrecked multi-GB file: keep memory bounded
-            return
-        self._seen_issues.add(key)
-        self.errors.append(DecodeIssue(self.name, offset, message))
 
     def _read_at(self, offset: int, size: int) -> bytes:
         self._fh.seek(offset)
@@ -353,29 +248,28 @@ class EtlFile:
         self._first_end = max(bh.SavedOffset, bh.FilledBytes)
         sane_end = self._first_end if self._first_end <= MAX_BUFFER_SIZE else 0
         body = self._read_at(0, max(min(max(bh.BufferSize, sane_end), MAX_BUFFER_SIZE, 1 << 20),
-                                    BUFFER_HEADER_SIZE + _SYSTEM_HEADER_SIZE + 0x200))
+                                    BUFFER_HEADER_SIZE + _SYSTEM_HEADER_SIZE + _HEADER_READ_SLACK))
         at = BUFFER_HEADER_SIZE
         if len(body) < at + _SYSTEM_HEADER_SIZE:
             return self._fallback_header("file too short for the log-file header record")
         marker = int.from_bytes(body[at:at + 4], "little")
         htype = (marker >> 16) & 0xFF
         sys_h = ffi.cast("SYSTEM_TRACE_HEADER *", ffi.from_buffer(body) + at)
-        if marker >> 24 != lib.TRACE_RECORD_MARKER_FIXED or htype not in (
-                lib.TRACE_HEADER_TYPE_SYSTEM32, lib.TRACE_HEADER_TYPE_SYSTEM64) or sys_h.HookId:
+        if not is_logfile_header_record(body, at, len(body)):
             # damaged marker: still try the payload, the rest of the file depends on it
             self._issue(at, f"expected the log-file header record (SYSTEM32/64 marker, HookId 0) "
-                            f"at offset 0x48, found marker {marker:#010x} HookId {sys_h.HookId:#x}")
+                            f"at offset {at:#x}, found marker {marker:#010x} HookId {sys_h.HookId:#x}")
         size = sys_h.Size
-        if not (_SYSTEM_HEADER_SIZE + 0x110 <= size <= len(body) - at):
+        if not (_SYSTEM_HEADER_SIZE + _MIN_LOGFILE_HEADER <= size <= len(body) - at):
             size = len(body) - at
         payload = body[at + _SYSTEM_HEADER_SIZE:at + size]
-        if len(payload) < 0x30:
+        if len(payload) < _POINTER_SIZE + _U32:
             return self._fallback_header(f"expected a complete log-file header record, the "
                                          f"file ends {len(payload)} bytes into its payload")
         # PointerSize sits at the same offset in both layouts; the record type agrees
-        ptr = int.from_bytes(payload[0x2C:0x30], "little")
+        ptr = int.from_bytes(payload[_POINTER_SIZE:_POINTER_SIZE + _U32], "little")
         if ptr not in (4, 8):
-            self._issue(at + _SYSTEM_HEADER_SIZE + 0x2C, f"expected PointerSize 4 or 8, found {ptr}")
+            self._issue(at + _SYSTEM_HEADER_SIZE + _POINTER_SIZE, f"expected PointerSize 4 or 8, found {ptr}")
             ptr = 4 if htype == lib.TRACE_HEADER_TYPE_SYSTEM32 else 8
         ctype = "TRACE_LOGFILE_HEADER64" if ptr == 8 else "TRACE_LOGFILE_HEADER32"
         fixed = ffi.sizeof(ctype)
@@ -421,8 +315,7 @@ class EtlFile:
                 return h.compressed
             # no trustworthy header: a compressed second buffer means the packed layout
             nxt = self._read_at(first, BUFFER_HEADER_SIZE)
-            return packed_next and bool(int.from_bytes(nxt[0x34:0x36], "little")
-                                        & lib.ETW_BUFFER_FLAG_COMPRESSED)
+            return packed_next and buffer_info(nxt).compressed
         if packed_next and not (fixed_next and not h.compressed):
             return True
         if fixed_next or not h.compressed:
@@ -460,7 +353,6 @@ class EtlFile:
         of BufferInfo)."""
         if self._index is None:
             self._index = BufferIndex(self._locate())
-            self._counted = bytearray(len(self._index))
             h = self.header
             found = len(self._index) + self.stats.empty_buffers
             if h.valid and not h.circular and found < h.buffers_written:
@@ -470,15 +362,7 @@ class EtlFile:
         return self._index
 
     def _info(self, index: int, offset: int, raw: bytes, size: int) -> BufferInfo:
-        bh = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(raw))
-        return BufferInfo(
-            index=index, file_offset=offset, size_on_disk=size,
-            compressed=bool(bh.BufferFlag & lib.ETW_BUFFER_FLAG_COMPRESSED),
-            sequence=bh.SequenceNumber, processor=processor_of(bh.ClientContext.ProcessorIndex,
-                                                               bh.BufferFlag),
-            logger_id=bh.ClientContext.LoggerId, flags=bh.BufferFlag, buffer_type=bh.BufferType,
-            timestamp=bh.TimeStamp, saved_offset=bh.SavedOffset, filled_bytes=bh.FilledBytes,
-            state=bh.State)
+        return buffer_info(raw, index, offset, size)
 
     def _locate(self) -> Iterator[BufferInfo]:
         if not self.compressed:
@@ -579,72 +463,19 @@ class EtlFile:
 
     # -- reading buffers -------------------------------------------------------------------
     def read_buffer(self, info: BufferInfo, last_timestamp: int = 0) -> Buffer:
-        """Read (and decompress) one located buffer; problems go to ``errors``."""
+        """Read one located buffer and decode it (``buffers.decode``: expansion, record range);
+        its problems are in ``Buffer.issues`` until ``account`` adds them to ``errors``."""
         raw = self._read_at(info.file_offset, info.size_on_disk)
-        end = max(info.saved_offset, info.filled_bytes)
-        data: bytes | bytearray = raw
-        buf_issues: list[DecodeIssue] = []
         if info.compressed and not self.compressed:
             # fixed-size buffers of an uncompressed file cannot be compressed: damage
-            self._issue(info.file_offset + 0x34,
+            self._issue(info.file_offset + _BUFFER_FLAG,
                         f"buffer {info.index}: BufferFlag {info.flags:#x} says compressed in an "
                         f"uncompressed file; read as uncompressed")
-            info = BufferInfo(**{**info.__dict__, "compressed": False})
-        if info.compressed and info.index != 0 and self.compression_format in UNSUPPORTED_COMPRESSION:
-            self.stats.unreadable_buffers += not self._is_counted(info.index)
-            data, end = raw[:BUFFER_HEADER_SIZE], BUFFER_HEADER_SIZE
-        elif info.compressed and info.index != 0:
-            cap = self.header.buffer_size if self.header.valid else MAX_BUFFER_SIZE
-            expected = min(info.saved_offset, max(cap, BUFFER_HEADER_SIZE)) - BUFFER_HEADER_SIZE
-            packed = max(len(raw) - BUFFER_HEADER_SIZE, 0)
-            if expected > MAX_EXPANSION * packed + 4096:
-                self._issue(info.file_offset + 4,
-                            f"buffer {info.index}: expected at most {MAX_EXPANSION}x expansion; "
-                            f"SavedOffset {info.saved_offset:#x} from {packed} compressed bytes; "
-                            f"decoding stops there")
-                expected = MAX_EXPANSION * packed + 4096
-            out = bytearray(BUFFER_HEADER_SIZE + max(expected, 0))
-            out[:BUFFER_HEADER_SIZE] = raw[:BUFFER_HEADER_SIZE]
-            rc, produced, consumed = decompress_into(memoryview(raw)[BUFFER_HEADER_SIZE:], out,
-                                                     BUFFER_HEADER_SIZE, max(expected, 0))
-            if rc or produced != expected:
-                why = XPRESS_ERRORS.get(rc, "stream ended early") if rc else "stream ended early"
-                self._issue(info.file_offset + BUFFER_HEADER_SIZE + consumed,
-                            f"buffer {info.index}: expected an LZ77 stream decoding to {expected} "
-                            f"bytes (SavedOffset {info.saved_offset:#x} - 0x48); {why} after "
-                            f"{produced} bytes; records up to there are kept")
-                del out[BUFFER_HEADER_SIZE + produced:]
-            data = bytes(out)                    # Buffer.data is bytes (the D -> E, F contract)
-            end = len(data)
-        else:
-            if end > len(raw) and len(raw) == info.size_on_disk and info.index != 0:
-                self._issue(info.file_offset + 0x30,
-                            f"buffer {info.index}: expected FilledBytes/SavedOffset at most the "
-                            f"buffer size {info.size_on_disk:#x}, found {end:#x}")
-            end = min(end, len(raw))
-        buf = Buffer(**info.__dict__, data=data, records_end=end, pointer_size=self.pointer_size,
-                     issues=buf_issues, _last_timestamp=last_timestamp, _source=self.name)
-        return buf
-
-    def _account(self, buf: Buffer) -> None:
-        """Add a walked buffer to the totals and the file's issue list (once per buffer)."""
-        for issue in buf.issues:
-            self._issue(issue.offset, issue.message)
-        if self._is_counted(buf.index):
-            return
-        if buf.index >= len(self._counted):
-            self._counted.extend(bytes(buf.index + 1 - len(self._counted)))
-        self._counted[buf.index] = 1
-        st = self.stats
-        st.buffers += 1
-        st.compressed_buffers += buf.compressed
-        if buf.stats is not None:
-            for i, n in enumerate(buf.stats.by_kind):
-                st.by_kind[KINDS[i]] += n
-            st.damaged += buf.stats.errors
-
-    def _is_counted(self, index: int) -> bool:
-        return 0 <= index < len(self._counted) and self._counted[index] == 1
+            info = dataclasses.replace(info, compressed=False)
+        return decode(raw, info, source=self.name, pointer_size=self.pointer_size,
+                      last_timestamp=last_timestamp,
+                      limit=self.header.buffer_size if self.header.valid else MAX_BUFFER_SIZE,
+                      expandable=self.compression_format not in UNSUPPORTED_COMPRESSION)
 
     def iter_buffers(self) -> Iterator[Buffer]:
         """Every buffer in file order, read one at a time."""
@@ -652,18 +483,18 @@ class EtlFile:
             yield self.read_buffer(info)
 
     def iter_records(self) -> Iterator[Record]:
-        """Every record in file order (buffer by buffer); no reordering."""
-        for buf in self.iter_buffers():
-            records = buf.records()
-            self._account(buf)
+        """Every record in file order (buffer by buffer, no reordering; decoder.engine)."""
+        from .engine import FileSource, record_view
+
+        for records in FileSource(self).in_file_order(record_view):
             yield from records
 
     def scan(self) -> ReadStats:
         """Walk every buffer counting records by kind, without making record objects."""
-        for info in self.buffer_index():
-            buf = self.read_buffer(info)
-            buf.walk(collect=False)
-            self._account(buf)
+        from .engine import FileSource, count_view
+
+        for _ in FileSource(self).in_file_order(count_view):
+            pass
         return self.stats
 
 

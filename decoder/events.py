@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+from itertools import chain
 from typing import BinaryIO, Iterator
 
+from .buffers import Buffer, message_pointer_size
+from .engine import FileSource
 from .etlfile import EtlFile, LogfileHeader
-from .ordering import ordered_records
-from .records import _F_KIND, _F_OFFSET, DecodeIssue, Record
+from .records import _F_KIND, DecodeIssue, Record
 from .timestamps import TimeConverter, filetime_to_datetime
 
 
@@ -71,12 +73,7 @@ class MessageEvent(Event):
     @property
     def pointer_size(self) -> int | None:          # type: ignore[override]
         """Pointer size of %p arguments from TRACE_MESSAGE_POINTER64/32, else the file's."""
-        flags = self.flags
-        if flags & 0x80:
-            return 8
-        if flags & 0x40:
-            return 4
-        return self._ctx.pointer_size
+        return message_pointer_size(self.flags, self._ctx.pointer_size)
 
 
 class ManifestEvent(Event):
@@ -142,17 +139,21 @@ class EventReader:
         return self.file.errors
 
     def __iter__(self) -> Iterator[Event]:
-        records = ordered_records(self.file) if self.ordered else self.file.iter_records()
-        clock, classes = self.clock, _CLASSES
-        first = next(records, None)
-        if first is None:
-            return
-        if first._ctx.index == 0 and first._t[_F_OFFSET] == 0x48 and self.header.valid:
-            yield make_event(first, clock, self.header)
+        source = FileSource(self.file)
+        if self.ordered:
+            chunks = (items for items, _ in source.ordered(self._view))
         else:
-            yield classes[first._t[_F_KIND]](first._t, first._ctx, clock)
-        for rec in records:
-            yield classes[rec._t[_F_KIND]](rec._t, rec._ctx, clock)
+            chunks = source.in_file_order(self._view)
+        return chain.from_iterable(chunks)
+
+    def _view(self, source, buf: Buffer, slot: int, header_record: bool) -> tuple[list, list[int]]:
+        """The engine view: one buffer's records as typed events."""
+        clock, classes, ctx = self.clock, _CLASSES, buf.context
+        tuples = buf.tuples()
+        events = [classes[t[_F_KIND]](t, ctx, clock) for t in tuples]
+        if header_record and events and self.header.valid:
+            events[0] = make_event(events[0], clock, self.header)
+        return events, buf.sort_keys()
 
     def close(self) -> None:
         self.file.close()

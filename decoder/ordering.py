@@ -1,28 +1,30 @@
-"""Records in ProcessTrace order: header record first, then a merge of buffer streams.
+"""ProcessTrace order: which buffers form a stream, and the one merge of streams by time.
 
-Each processor writes its own stream of buffers, flushed to the file out of order
-(docs/etl-format.md §1). Like ProcessTrace (PEVENT_RECORD_CALLBACK, "Technical details"), we
-sort each stream's buffers by SequenceNumber and merge the streams by timestamp, assuming
-that events within a buffer are in time order and buffers of one stream do not overlap.
+The engine (decoder.engine) delivers a trace's log-file header record first, then merges the
+rest with ``merge``. Each processor writes its own stream of buffers, flushed to the file
+out of order (docs/etl-format.md §1). Like ProcessTrace (PEVENT_RECORD_CALLBACK, "Technical
+details"), we sort each stream's buffers by SequenceNumber and merge the streams by timestamp,
+assuming that events within a buffer are in time order and buffers of one stream do not overlap.
 When a file breaks those assumptions (clock set back with system-time clocks, imprecise
 clocks, corrupt or hand-made files) events come out in the same out-of-order way the page
 describes, never lost. Records without a timestamp (messages logged without
 TRACE_MESSAGE_TIMESTAMP) sort at the time of the record before them in their stream.
-Memory: one buffer per stream at a time.
+Several traces (ProcessTrace over several handles) are merged by FILETIME with the same
+``merge``, one stream per trace. Memory: one buffer per stream at a time.
 """
 from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from itertools import accumulate, chain
+from itertools import accumulate
 from typing import TYPE_CHECKING, Iterator
 
 from .etlfile import BufferSubset
-from .records import Record
 
 if TYPE_CHECKING:
-    from .etlfile import BufferInfo, EtlFile
+    from .buffers import BufferInfo
+    from .etlfile import EtlFile
 
 
 def buffer_streams(etlfile: "EtlFile") -> list[Sequence["BufferInfo"]]:
@@ -43,38 +45,26 @@ def buffer_streams(etlfile: "EtlFile") -> list[Sequence["BufferInfo"]]:
     return out
 
 
-def _stream_batches(etlfile: "EtlFile", infos: list["BufferInfo"]
-                    ) -> Iterator[tuple[list[Record], list[int]]]:
-    last = 0
-    for info in infos:
-        buf = etlfile.read_buffer(info, last)
-        records = buf.records()
-        etlfile._account(buf)
-        if buf.stats is not None:
-            last = buf.stats.last_timestamp
-        if records:
-            yield records, buf.sort_keys()
+def merge(batches: list[Iterator[tuple[list, list[int]]]]) -> Iterator[tuple[list, list[int]]]:
+    """Merge streams of batches (items, sort keys) by key; ties go to the lower stream.
+    Yields (items, keys) chunks in merged order.
 
-
-def merged_chunks(batches: list[Iterator[tuple[list[Record], list[int]]]]
-                  ) -> Iterator[list[Record]]:
-    """Merge per-stream batches (records, timestamps) by time; ties go to the lower stream.
-
-    Works in windows: every record older than the earliest end time among the streams'
-    current buffers is taken from all streams at once and put in time order by one stable
-    sort (C speed, keeping each stream's own order); the records at exactly that time follow,
-    stream by stream, so ties come out as a heap merge gives them. Each window is one list.
-    A stream's sort key is the running maximum of its timestamps, so a stream whose clock
-    goes backwards is delivered in its own order, out of time order, as ProcessTrace does.
+    Works in windows: every item older than the earliest end key among the streams' current
+    batches is taken from all streams at once and put in key order by one stable sort (C
+    speed, keeping each stream's own order); the items at exactly that key follow, stream by
+    stream, so ties come out as a heap merge gives them. A stream's key is the running maximum
+    of its keys, so a stream whose clock goes backwards is delivered in its own order, out of
+    time order, as ProcessTrace does. A stream's next batch is asked for only once the
+    items of its current one have all been handed out (and so consumed by the caller).
     """
-    streams: list[list] = []        # per stream: [records, keys, position, batches, last key]
+    streams: list[list] = []        # per stream: [items, keys, position, batches, last key]
     for it in batches:
         st = [None, None, 0, it, -(1 << 63)]
         if _load(st):
             streams.append(st)
     while streams:
         window = min(st[1][-1] for st in streams)
-        chunk: list[Record] = []
+        chunk: list = []
         keys: list[int] = []
         for st in streams:                  # everything older than the window, all streams
             j = bisect_left(st[1], window, st[2])
@@ -84,16 +74,17 @@ def merged_chunks(batches: list[Iterator[tuple[list[Record], list[int]]]]
                 st[2] = j
         if len(chunk) > 1:
             chunk = list(map(chunk.__getitem__, sorted(range(len(keys)), key=keys.__getitem__)))
+            keys.sort()
         if chunk:
-            yield chunk
-        # then the records at the window time, stream after stream, each stream's run
-        # continuing into its next buffers (what a heap merge does with equal keys); given
-        # out run by run, so a stream stuck at one time never piles up in memory
+            yield chunk, keys
+        # then the items at the window key, stream after stream, each stream's run
+        # continuing into its next batches (what a heap merge does with equal keys); given
+        # out run by run, so a stream stuck at one key never piles up in memory
         live = []
         for st in streams:
             while st[1][st[2]] == window:
                 j = bisect_right(st[1], window, st[2])
-                yield st[0][st[2]:j]
+                yield st[0][st[2]:j], st[1][st[2]:j]
                 st[2] = j
                 if j < len(st[0]):
                     break
@@ -107,27 +98,9 @@ def merged_chunks(batches: list[Iterator[tuple[list[Record], list[int]]]]
 
 def _load(st: list) -> bool:
     """Move a stream to its next non-empty batch; False when it has none left."""
-    for records, times in st[3]:
-        if records:
+    for items, times in st[3]:
+        if items:
             keys = list(accumulate(times, max, initial=st[4]))[1:]
-            st[0], st[1], st[2], st[4] = records, keys, 0, keys[-1]
+            st[0], st[1], st[2], st[4] = items, keys, 0, keys[-1]
             return True
     return False
-
-
-def ordered_records(etlfile: "EtlFile") -> Iterator[Record]:
-    """Every record of the file in ProcessTrace order (see the module docstring)."""
-    index = etlfile.buffer_index()
-    head: list[Record] = []
-    rest: list[Record] = []
-    if index and index[0].index == 0:
-        buf = etlfile.read_buffer(index[0])
-        rest = buf.records()
-        times = buf.sort_keys()
-        etlfile._account(buf)
-        # the log-file header record is delivered first, whatever its timestamp
-        if rest and rest[0].kind == "system" and rest[0].event_id == 0:
-            head, rest, times = rest[:1], rest[1:], times[1:]
-    batches = [iter([(rest, times)] if rest else [])]
-    batches += [_stream_batches(etlfile, s) for s in buffer_streams(etlfile)]
-    return chain(head, chain.from_iterable(merged_chunks(batches)))

@@ -7,10 +7,12 @@ nothing new. Both sources are thread-safe: buffers are added, processed and clos
 different threads, and CloseTrace may run inside a ProcessTrace callback.
 
 * :class:`RealtimeSource` reads a ``wpptrace.provider.sessions.subscribe_realtime``
-  subscription (contract "A -> G, E").
+  subscription.
 * :class:`BufferStream` is the OpenTraceFromBufferStream queue: it checks the order rule of
   ProcessTraceAddBufferToBufferStream and calls the completion callback exactly once per
   accepted buffer, after the buffer is done with (or when the handle is closed unprocessed).
+
+The buffers are decoded by the engine (decoder.engine.LiveSource), like a file's.
 """
 from __future__ import annotations
 
@@ -18,61 +20,30 @@ import threading
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from wpptrace._core import ffi, lib
+from wpptrace._core import lib
 from wpptrace.winerror import (ERROR_BAD_FORMAT, ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER,
                                Win32Error)
 
-from .structs import ETW_BUFFER_HEADER
+from .buffers import BUFFER_HEADER_SIZE, BufferInfo, buffer_info, expand
 
 #: how long a blocked real-time read waits before re-checking for CloseTrace (seconds)
 POLL_INTERVAL = 0.05
 
-_HEADER_SIZE = ETW_BUFFER_HEADER.SIZE
-_FLAG_COMPRESSED = lib.ETW_BUFFER_FLAG_COMPRESSED
 _TYPE_HEADER = lib.ETW_BUFFER_TYPE_HEADER
-_PROCESSOR_MASK = lib.ETW_PROCESSOR_INDEX_MASK
-_MAX_BUFFER_SIZE = lib.MAX_ETW_BUFFER_SIZE_KB * 1024     # an uncompressed buffer is never larger
 
 
 class LiveBuffer:
-    """One buffer a live source handed out: ``data`` is the plain (uncompressed) buffer,
-    ``original`` what the caller passed (given back to the completion callback)."""
+    """One buffer a live source handed out: ``data`` the buffer (as received, or expanded
+    when the source had to check it), ``info`` its header facts, ``original`` what the
+    caller passed (given back to the completion callback)."""
 
-    __slots__ = ("data", "original", "header", "completed")
+    __slots__ = ("data", "original", "info", "completed")
 
-    def __init__(self, data: bytes | memoryview, original: Any, header: ETW_BUFFER_HEADER):
+    def __init__(self, data: bytes | memoryview, original: Any, info: BufferInfo):
         self.data = data
         self.original = original
-        self.header = header
+        self.info = info
         self.completed = False
-
-
-def plain_buffer(data) -> bytes | memoryview:
-    """An ETW buffer without compression: a compressed one (BufferFlag 0x40: header, then the
-    MS-XCA payload; SavedOffset = uncompressed size) is expanded and its header rewritten
-    (flag cleared, BufferSize = the new length). Raises ValueError on a malformed buffer."""
-    view = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
-    header = ETW_BUFFER_HEADER.from_buffer(view)
-    if not header.BufferFlag & _FLAG_COMPRESSED:
-        return view
-    from .xpress import decompress  # decoder engine (helper D)
-
-    want = header.SavedOffset - _HEADER_SIZE
-    if not 0 <= want <= _MAX_BUFFER_SIZE - _HEADER_SIZE:
-        raise ValueError(f"compressed buffer with SavedOffset {header.SavedOffset:#x}: expected "
-                         f"0x48 to {_MAX_BUFFER_SIZE:#x} (MAX_ETW_BUFFER_SIZE)")
-    payload = decompress(bytes(view[_HEADER_SIZE:header.BufferSize or len(view)]), want)
-    return rewrite_plain_header(bytes(view[:_HEADER_SIZE]) + payload)
-
-
-def rewrite_plain_header(data: bytes) -> bytes:
-    """``data`` (a decompressed buffer whose header still says "compressed") with the
-    compressed flag cleared and BufferSize set to its length."""
-    out = bytearray(data)
-    header = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(out))
-    header.BufferSize = len(out)
-    header.BufferFlag &= ~_FLAG_COMPRESSED
-    return bytes(out)
 
 
 class RealtimeSource:
@@ -81,7 +52,7 @@ class RealtimeSource:
     live = True
 
     def __init__(self, logger_name: str):
-        from wpptrace.provider import sessions  # provider core (helper A)
+        from wpptrace.provider import sessions
 
         self.logger_name = logger_name
         self._subscription = sessions.subscribe_realtime(logger_name)
@@ -89,6 +60,11 @@ class RealtimeSource:
         self._pending: deque[bytes] = deque()
         self._closing = False
         self._ended = False
+
+    @property
+    def ended(self) -> bool:
+        """The session stopped (what was queued can still be read)."""
+        return self._subscription.closed
 
     def peek_header_buffer(self, timeout: float) -> Optional[bytes]:
         """Wait up to ``timeout`` s for the first (header) buffer; keep it queued."""
@@ -152,8 +128,7 @@ class RealtimeSource:
 
 
 def _live(data) -> LiveBuffer:
-    plain = plain_buffer(data)
-    return LiveBuffer(plain, data, ETW_BUFFER_HEADER.from_buffer(plain))
+    return LiveBuffer(data, data, buffer_info(data))
 
 
 class BufferStream:
@@ -180,20 +155,22 @@ class BufferStream:
         except TypeError as exc:
             raise Win32Error(ERROR_INVALID_PARAMETER,
                              f"Buffer must be bytes-like ({exc})") from None
-        if not isinstance(buffer_size, int) or not _HEADER_SIZE <= buffer_size <= len(view):
+        if not isinstance(buffer_size, int) or not BUFFER_HEADER_SIZE <= buffer_size <= len(view):
             raise Win32Error(ERROR_INVALID_PARAMETER,
-                             f"BufferSize {buffer_size!r} must be between 0x48 and the "
+                             f"BufferSize {buffer_size!r} must be between {BUFFER_HEADER_SIZE:#x} and the "
                              f"{len(view)} bytes given")
         view = view[:buffer_size]
-        header = ETW_BUFFER_HEADER.from_buffer(view)
-        try:
-            plain = plain_buffer(view)
-        except ValueError as exc:
-            raise Win32Error(ERROR_BAD_FORMAT,
-                             f"buffer payload does not decompress: {exc}") from None
-        entry = LiveBuffer(plain, buffer, ETW_BUFFER_HEADER.from_buffer(plain))
-        is_header = header.BufferType == _TYPE_HEADER
-        processor = header.ClientContext.ProcessorIndex & _PROCESSOR_MASK
+        info = buffer_info(view)
+        data = view
+        if info.compressed and info.buffer_type != _TYPE_HEADER:
+            # expanded now, so that a buffer that cannot be read is refused here
+            data, problems = expand(view, source="<buffer stream>")
+            if problems:
+                raise Win32Error(ERROR_BAD_FORMAT, f"buffer payload does not decompress: "
+                                                   f"{problems[0].message}")
+        entry = LiveBuffer(data, buffer, buffer_info(data))
+        is_header = info.buffer_type == _TYPE_HEADER
+        processor = info.processor
         with self._cond:
             if self._closing or self._released:
                 raise Win32Error(ERROR_INVALID_HANDLE, "the buffer stream was closed")
@@ -202,20 +179,20 @@ class BufferStream:
                     raise Win32Error(ERROR_INVALID_PARAMETER,
                                      "out of order: the first buffer of a stream must be the "
                                      f"header buffer (BufferType {_TYPE_HEADER}), got BufferType "
-                                     f"{header.BufferType} sequence {header.SequenceNumber}")
+                                     f"{info.buffer_type} sequence {info.sequence}")
             elif is_header:
                 raise Win32Error(ERROR_INVALID_PARAMETER,
                                  "out of order: a second header buffer")
             else:
                 last = self._last_sequence.get(processor)
-                if last is not None and header.SequenceNumber <= last:
+                if last is not None and info.sequence <= last:
                     raise Win32Error(ERROR_INVALID_PARAMETER,
                                      f"out of order: processor {processor} buffer sequence "
-                                     f"{header.SequenceNumber} after {last}")
+                                     f"{info.sequence} after {last}")
             if is_header:
                 self._seen_header = True
             else:
-                self._last_sequence[processor] = header.SequenceNumber
+                self._last_sequence[processor] = info.sequence
             self._queue.append(entry)
             self._cond.notify_all()
 

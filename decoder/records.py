@@ -1,6 +1,6 @@
 """Trace records of one ETL buffer: the C walker's output wrapped as lazy Python objects.
 
-``parse_buffer`` runs the C hot path (``etlrd_walk`` in decoder/csrc/etlread.c) over one
+``walk`` runs the C hot path (``etlrd_walk`` in decoder/csrc/etlread.c) over a range of one
 decompressed buffer; each record comes back as a flat tuple and becomes a ``Record`` whose
 fields are computed only when read. Every record kind of docs/etl-format.md §2.2 is covered;
 unknown kinds are returned as kind "unknown" and counted, damage is reported as a
@@ -12,7 +12,7 @@ import struct
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 from wpptrace._core import ffi, lib
 
@@ -50,9 +50,6 @@ KERNEL_GROUP_GUIDS: dict[int, uuid.UUID] = {g: uuid.UUID(s) for g, s in {
 #: HookId 0x030A (process group, type 10) is the old image-load event: Image class
 _IMAGE_LOAD_HOOK = 0x030A
 
-BUFFER_HEADER_SIZE = ffi.sizeof("WMI_BUFFER_HEADER")
-MAX_ETW_BUFFER_SIZE = lib.MAX_ETW_BUFFER_SIZE_KB * 1024
-
 def _unpacker(ctype: str) -> tuple[struct.Struct, list[str]]:
     """A struct.Struct reading one C struct (as the C compiler laid it out) into a flat
     tuple, and the field names in tuple order: the layout stays declared only in C."""
@@ -75,8 +72,8 @@ def _unpacker(ctype: str) -> tuple[struct.Struct, list[str]]:
     return struct.Struct(fmt), names
 
 
-# etlrd_record (decoder/csrc/etlread.h) as flat tuples; _F_* index them (E and F read the
-# tuples directly on their hot paths)
+# etlrd_record (decoder/csrc/etlread.h) as flat tuples; _F_* index them (the consumer API
+# and the typed events read the tuples directly on their hot paths)
 _RECORD_FORMAT, _RECORD_FIELDS = _unpacker("etlrd_record")
 _F = {name: i for i, name in enumerate(_RECORD_FIELDS)}
 _F_OFFSET, _F_SIZE, _F_POFF, _F_PSIZE = _F["offset"], _F["size"], _F["payload_offset"], _F["payload_size"]
@@ -390,62 +387,6 @@ def walk(data, start: int, end: int, last_timestamp: int = 0,
     return tuples, stats
 
 
-def parse_buffer(data: bytes | bytearray | memoryview, pointer_size: int, *,
-                 header_buffer: bool, end: int | None = None,
-                 context: BufferContext | None = None, source: str = "<buffer>",
-                 ) -> tuple[list[Record], list[DecodeIssue]]:
-    """Parse one whole (decompressed) buffer, WMI_BUFFER_HEADER included.
-
-    Records end at ``end`` if given, else at the larger of SavedOffset and FilledBytes
-    (buffer 0 holds records past SavedOffset in real files), capped at the data length.
-    Returns the records in buffer order and the problems met (offsets in the buffer).
-    """
-    issues: list[DecodeIssue] = []
-    if len(data) < BUFFER_HEADER_SIZE:
-        issues.append(DecodeIssue(source, 0, f"buffer of {len(data)} bytes is shorter than "
-                                  f"its {BUFFER_HEADER_SIZE}-byte WMI_BUFFER_HEADER"))
-        return [], issues
-    view = memoryview(data)
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    head = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(view))
-    compressed = bool(head.BufferFlag & lib.ETW_BUFFER_FLAG_COMPRESSED)
-    if compressed and not header_buffer and head.BufferSize == len(view) < head.SavedOffset:
-        # the on-disk form of a compressed buffer (BufferSize = packed size): decode it
-        from .xpress import decompress_into
-        expected = min(head.SavedOffset, MAX_ETW_BUFFER_SIZE) - BUFFER_HEADER_SIZE
-        out = bytearray(BUFFER_HEADER_SIZE + expected)
-        out[:BUFFER_HEADER_SIZE] = view[:BUFFER_HEADER_SIZE]
-        rc, produced, consumed = decompress_into(view[BUFFER_HEADER_SIZE:], out,
-                                                 BUFFER_HEADER_SIZE, expected)
-        if rc or produced != expected:
-            issues.append(DecodeIssue(source, BUFFER_HEADER_SIZE + consumed,
-                                      f"expected an LZ77 stream decoding to {expected} bytes; "
-                                      f"got {produced}: records up to there are kept"))
-            del out[BUFFER_HEADER_SIZE + produced:]
-        view = memoryview(bytes(out))
-        head = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(view))
-        end = len(view)
-    if end is None:
-        end = max(head.SavedOffset, head.FilledBytes)
-    end = min(end, len(view))
-    if context is None:
-        context = BufferContext(view, 0 if header_buffer else -1, -1,
-                                processor_of(head.ClientContext.ProcessorIndex, head.BufferFlag),
-                                head.ClientContext.LoggerId, pointer_size, compressed)
-    tuples, stats = walk(view, BUFFER_HEADER_SIZE, end)
-    issues.extend(walk_issues(stats, source, 0))
-    return [Record(t, context) for t in tuples], issues
-
-
-def processor_of(index: int, buffer_flag: int) -> int:
-    """ETW_BUFFER_CONTEXT: ProcessorIndex with ETW_BUFFER_FLAG_PROC_INDEX, else the old
-    {ProcessorNumber u8, Alignment u8} form (GetEventProcessorIndex in evntcons.h)."""
-    if buffer_flag & lib.ETW_BUFFER_FLAG_PROC_INDEX:
-        return index & lib.ETW_PROCESSOR_INDEX_MASK
-    return index & 0xFF
-
-
 def walk_issues(stats: WalkStats, source: str, base_offset: int,
                 where: str = "") -> list[DecodeIssue]:
     """The walker's problems as DecodeIssues (first one precisely, the rest counted)."""
@@ -458,8 +399,3 @@ def walk_issues(stats: WalkStats, source: str, base_offset: int,
         msg += " ("
     msg += f"{'; ' if stats.errors > 1 else ''}{stats.skipped_bytes} bytes skipped)"
     return [DecodeIssue(source, base_offset + stats.first_error_offset, msg)]
-
-
-def iter_records(tuples: list[tuple], ctx: BufferContext) -> Iterator[Record]:
-    for t in tuples:
-        yield Record(t, ctx)

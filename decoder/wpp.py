@@ -21,6 +21,7 @@ from typing import Any, Iterable, Iterator
 
 from wpptrace._core import lib
 
+from .buffers import message_pointer_size
 from .prefix import DEFAULT_PREFIX, PrefixTemplate, TimestampText, marker_values
 
 __all__ = [
@@ -41,8 +42,7 @@ _NO_GUID = uuid.UUID(int=0)
 _MILLIS = tuple("%03d" % i for i in range(1000))
 _MEMO_OFF, _MEMO_PLAIN, _MEMO_PREFIXED = 0, 1, 2
 _KIND_SYSTEM = lib.ETLRD_KIND_SYSTEM
-_TRACE_MESSAGE_POINTER32 = lib.TRACE_MESSAGE_POINTER32
-_TRACE_MESSAGE_POINTER64 = lib.TRACE_MESSAGE_POINTER64
+_NO_TIME = -(1 << 63)          # wpp_rows.NO_TIME: the record carries no time
 
 # Status of a decoded record.
 OK = "ok"
@@ -321,8 +321,7 @@ class WppDecoder:
                     counters.format_errors += 1
                     text = _format_error_line(entry, entry.compile_error)
                 else:
-                    flags = rec.flags
-                    psize = (8 if flags & 0x80 else 4 if flags & 0x40 else default_psize)
+                    psize = message_pointer_size(rec.flags, default_psize)
                     try:
                         text = formatter.format(rec.user_data, psize, entry.markers)
                     except Exception as exc:  # args don't fit: a format-error line, keep going
@@ -349,32 +348,27 @@ class WppDecoder:
             counters.non_wpp += non_wpp
             counters.formatted = (counters.messages - counters.unknown - counters.format_errors)
 
-    def format_rows(self, batches: Iterable[list], ctx: FileContext,
-                    stream=None) -> Iterator[list[str]]:
-        """The hot path: batches of ``wpp_rows`` rows -> lists of output lines (same text as
-        ``format_records``). ``stream``: the ``RowStream`` the batches come from (default:
-        ``batches`` itself; pass it when ``batches`` wraps the stream, e.g. a progress bar).
+    def format_rows(self, chunks: Iterable[tuple[list, list]], view) -> Iterator[list[str]]:
+        """The hot path: the engine's chunks of ``wpp_rows`` rows (``view``: the RowView that
+        made them) -> lists of output lines (same text as ``format_records``).
 
         Per row the loop indexes lists by the C tables' ids: ``texts[memo]`` is the text of
         an argument block seen before (only the prefix is then per event), ``by_key[key]`` the
         resolved message, ``heads[head]`` the prefix part before the time."""
-        from .wpp_rows import (HOT_FIELDS, KEY_OVERFLOW, NOT_MESSAGE, ROW_FIELDS, ROW_FORMAT,
-                               ROW_INDEX, ROW_SIZE, header_record)
+        from .wpp_rows import (HOT_FIELDS, KEY_OVERFLOW, LOGFILE_HEADER, NO_TIME, NOT_MESSAGE,
+                               ROW_FIELDS, ROW_FORMAT, ROW_INDEX, ROW_SIZE, TIME_OUT_OF_RANGE,
+                               header_record)
 
         assert ROW_FIELDS[len(HOT_FIELDS):] == [
             "thread_id", "process_id", "sequence", "payload_offset", "payload_size",
             "guid_offset", "cpu", "number", "flags", "kind", "present"]
         at_tid, at_pid, at_cpu = ROW_INDEX["thread_id"], ROW_INDEX["process_id"], ROW_INDEX["cpu"]
         unpack_row, row_size = ROW_FORMAT.unpack_from, ROW_SIZE
-        stream = batches if stream is None else stream
-        tables, datas, blobs = stream.tables, stream.datas, stream.blobs
+        tables, datas, blobs, sources = view.tables, view.datas, view.blobs, view.sources
         counters = self.counters
         noprefix = self.noprefix
-        second_text = self.time_text._second_text
-        default_psize = ctx.pointer_size
-        offset = ctx.offset  # FILETIME = raw + offset when num == den (other clocks: generic)
-        num, den = ctx.scale_num, ctx.scale_den
-        stream.offset = offset if num == den else 0  # the rows' ``milli`` = FILETIME // 10_000
+        time_text = self.time_text
+        second_text = time_text._second_text
         cur_second = cur_milli = None
         cur_text = second_part = ""
         # Formatted texts by memo id (key, flags, argument bytes): real traces repeat payloads
@@ -387,9 +381,8 @@ class WppDecoder:
         nkeys = 0
         fast_head = self._fast_head_template()
         events = non_wpp = headers = 0
-        first = True
         try:
-            for batch in batches:
+            for batch, _keys in chunks:
                 out = []
                 append = out.append
                 events += len(batch)
@@ -403,11 +396,16 @@ class WppDecoder:
                             continue
                         if milli != cur_milli:  # the time text changes at most once per ms
                             cur_milli = milli
-                            second, ms = divmod(milli, 1000)
-                            if second != cur_second:
-                                cur_second = second
-                                second_part = second_text(second)
-                            cur_text = second_part + _MILLIS[ms]
+                            if milli <= TIME_OUT_OF_RANGE:
+                                cur_second = None
+                                cur_text = "" if milli == NO_TIME else \
+                                    time_text(sources[slot].clock.to_filetime(ts))
+                            else:
+                                second, ms = divmod(milli, 1000)
+                                if second != cur_second:
+                                    cur_second = second
+                                    second_part = second_text(second)
+                                cur_text = second_part + _MILLIS[ms]
                         head = heads[hid]
                         if head is None:
                             full = unpack_row(blobs[slot], index * row_size)
@@ -422,27 +420,24 @@ class WppDecoder:
                     if kid < nkeys:
                         entry = by_key[kid]
                     elif kid == NOT_MESSAGE:
-                        # only the very first row of a file can be its log-file header
-                        if first and kind == _KIND_SYSTEM and number == 0:
-                            full = unpack_row(blobs[slot], index * row_size)
-                            append(self._header_line(header_record(full), ctx))
-                            headers += 1
-                        else:
-                            non_wpp += 1
-                        first = False
+                        non_wpp += 1
+                        continue
+                    elif kid == LOGFILE_HEADER:
+                        full = unpack_row(blobs[slot], index * row_size)
+                        append(self._header_line(header_record(full), sources[slot].clock))
+                        headers += 1
                         continue
                     elif kid == KEY_OVERFLOW:  # more distinct messages than the C table holds
                         guid = datas[slot][goff:goff + 16] if goff else bytes(16)
-                        entry = self._raw_entry(guid, number, ctx)
+                        entry = self._raw_entry(guid, number)
                     else:  # new keys: resolve them in id order
                         while nkeys <= kid:
-                            entry = self._raw_entry(*tables.key_info(nkeys), ctx)
+                            entry = self._raw_entry(*tables.key_info(nkeys))
                             if not entry.memo_mode:
                                 tables.stop_memo(nkeys)
                             by_key.append(entry)
                             nkeys += 1
                         entry = by_key[kid]
-                    first = False
                     entry.count += 1
                     formatter = entry.formatter
                     if formatter is None:
@@ -453,7 +448,7 @@ class WppDecoder:
                         counters.format_errors += 1
                         text = _format_error_line(entry, entry.compile_error)
                     else:
-                        psize = 8 if flags & 0x80 else 4 if flags & 0x40 else default_psize
+                        psize = message_pointer_size(flags, sources[slot].pointer_size)
                         try:
                             text = formatter.format(datas[slot][poff:poff + plen], psize,
                                                     entry.markers)
@@ -470,16 +465,22 @@ class WppDecoder:
                         continue
                     prefix = entry.prefix
                     tail = prefix.tail
-                    if tail is None or num != den:
-                        append(self._generic_prefix(prefix, ts, tid, seq, pid, cpu, ctx) + text)
+                    if tail is None:
+                        append(self._generic_prefix(prefix, ts, milli, tid, seq, pid, cpu,
+                                                    sources[slot].clock) + text)
                         continue
                     if milli != cur_milli:
                         cur_milli = milli
-                        second, ms = divmod(milli, 1000)
-                        if second != cur_second:
-                            cur_second = second
-                            second_part = second_text(second)
-                        cur_text = second_part + _MILLIS[ms]
+                        if milli <= TIME_OUT_OF_RANGE:
+                            cur_second = None
+                            cur_text = "" if milli == NO_TIME else \
+                                time_text(sources[slot].clock.to_filetime(ts))
+                        else:
+                            second, ms = divmod(milli, 1000)
+                            if second != cur_second:
+                                cur_second = second
+                                second_part = second_text(second)
+                            cur_text = second_part + _MILLIS[ms]
                     if prefix.head_template == fast_head:
                         head = heads[hid]
                         if head is None:
@@ -489,7 +490,6 @@ class WppDecoder:
                     else:
                         head = prefix.head(cpu, pid, tid)
                     append(head + cur_text + tail + text)
-                first = False
                 yield out
         finally:
             counters.events += events
@@ -497,7 +497,7 @@ class WppDecoder:
             counters.non_wpp += non_wpp
             counters.formatted = (counters.messages - counters.unknown - counters.format_errors)
 
-    def _raw_entry(self, guid_le: bytes, number: int, ctx: FileContext) -> "_Entry":
+    def _raw_entry(self, guid_le: bytes, number: int) -> "_Entry":
         """The entry of a (GUID bytes_le, number) key as the rows path sees it."""
         key = (guid_le, number)
         entry = self._raw_entries.get(key)
@@ -505,37 +505,30 @@ class WppDecoder:
             guid = uuid.UUID(bytes_le=guid_le)
             entry = self._entries.get((guid, number)) or self._entry(guid, number)
             self._raw_entries[key] = entry
-        entry.memo_mode = self._memo_mode(entry, ctx)
+        entry.memo_mode = self._memo_mode(entry)
         return entry
 
     def _fast_head_template(self):
         """The head template (prefix part before the time) shared by memoised lines."""
         return self.prefix.bind("", "", {}).head_template
 
-    def _memo_mode(self, entry: "_Entry", ctx: FileContext) -> int:
+    def _memo_mode(self, entry: "_Entry") -> int:
         """How a message's lines can be memoised: not (0), text only, or tail + text."""
         if entry.formatter is None:
             return _MEMO_OFF
         if self.noprefix or not entry.has_prefix:
             return _MEMO_PLAIN
         prefix = entry.prefix
-        if (prefix.tail is not None and ctx.scale_num == ctx.scale_den
-                and prefix.head_template == self._fast_head_template()):
+        if prefix.tail is not None and prefix.head_template == self._fast_head_template():
             return _MEMO_PREFIXED
         return _MEMO_OFF
 
-    def _generic_prefix(self, prefix, ts, tid, seq, pid, cpu, ctx: FileContext) -> str:
+    def _generic_prefix(self, prefix, ts, milli, tid, seq, pid, cpu, clock) -> str:
         if prefix.static is not None:
             return prefix.static
         tt = ""
-        if prefix.needs_time:
-            if ctx.scale_num == ctx.scale_den:
-                ft = ts + ctx.offset
-            elif ctx.scale_num:
-                ft = ctx.start + (ts - ctx.origin) * ctx.scale_num // ctx.scale_den
-            else:
-                ft = ctx.to_filetime(ts)
-            tt = self.time_text(ft)
+        if prefix.needs_time and milli != _NO_TIME:
+            tt = self.time_text(clock.to_filetime(ts))
         return prefix.template % prefix.pick((tid, tt, 0, 0, seq, pid, cpu))
 
     # -- the structured path --------------------------------------------------------------
@@ -584,7 +577,7 @@ class WppDecoder:
             msg.status = UNKNOWN
             msg.text = msg.line = entry.unknown
             return msg
-        psize = self._pointer_size(rec, ctx)
+        psize = message_pointer_size(rec.flags or 0, ctx.pointer_size)
         formatter = entry.formatter
         try:
             if formatter is None:
@@ -603,15 +596,6 @@ class WppDecoder:
         return msg
 
     # -- helpers --------------------------------------------------------------------------
-    @staticmethod
-    def _pointer_size(rec, ctx: FileContext) -> int:
-        flags = rec.flags or 0
-        if flags & _TRACE_MESSAGE_POINTER64:
-            return 8
-        if flags & _TRACE_MESSAGE_POINTER32:
-            return 4
-        return ctx.pointer_size
-
     @staticmethod
     def _filetime(rec, ctx: FileContext) -> int | None:
         raw = rec.timestamp

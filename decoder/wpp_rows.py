@@ -1,36 +1,33 @@
-"""Compact WPP rows in ProcessTrace order, for the formatter's hot path (no per-record objects).
+"""Compact WPP rows: the engine view the formatter reads (no per-record Python objects).
 
-Exactly the order of ``ordering.ordered_records`` (log-file header first; each processor's
-buffers by SequenceNumber; streams merged by the engine's ``merged_chunks``). Each record is a
-flat tuple built by the C walker of ``csrc/wpp_rows.c`` (fields: ``ROW_FIELDS``), which also
-gives repeated facts small integer ids from its bounded tables (``RowTables``): the message
-key (GUID, number), the memo id (key, flags, argument bytes: same id, same text) and the head
-id (cpu, pid, tid), so the formatter indexes lists instead of hashing tuples of bytes.
+``RowView`` is a view of decoder.engine: per buffer, the C walker of ``csrc/wpp_rows.c``
+turns every record into a flat row (fields: ``ROW_FIELDS``) and gives repeated facts small
+integer ids from its bounded tables (``RowTables``): the message key (GUID, number), the memo
+id (key, flags, argument bytes: same id, same text) and the head id (cpu, pid, tid), so the
+formatter indexes lists instead of hashing tuples of bytes. The row also carries the
+record's FILETIME in milliseconds (``milli``), computed in C with the source's clock.
 
 The rows handed out hold only ``HOT_FIELDS`` (timestamp, milli, memo, head, key, slot,
 index); the full row (``ROW_FIELDS``: thread, process, sequence, argument bytes ...) is
-``ROW_FORMAT.unpack_from(RowStream.blobs[slot], index * ROW_SIZE)``. A row names its buffer
-by ``slot`` (its stream's number): ``RowStream.datas[slot]`` / ``blobs[slot]`` hold that
-buffer's bytes and full rows while its rows are being consumed. Memory: one buffer per processor stream at
-a time, as in the engine, plus the bounded tables.
+``ROW_FORMAT.unpack_from(view.blobs[slot], index * ROW_SIZE)``. A row names its buffer by
+``slot`` (the engine's stream number): ``view.datas[slot]`` / ``blobs[slot]`` hold that
+buffer's bytes and full rows, ``view.sources[slot]`` its source (clock, pointer size), while
+its rows are being consumed. The engine reads a stream's next buffer only after its rows were
+handed out, so memory stays at one buffer per stream, plus the bounded tables.
 """
 from __future__ import annotations
 
 import struct
 from operator import itemgetter
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Iterator
 
 from wpptrace._core import ffi, lib
 
-from .ordering import buffer_streams, merged_chunks
-from .records import _ZERO_RESULT, _RESULT_SIZE, _unpacker
+from .records import _RESULT_SIZE, _ZERO_RESULT, _unpacker
 
-if TYPE_CHECKING:
-    from .etlfile import Buffer, EtlFile
-
-__all__ = ["ordered_rows", "RowStream", "RowTables", "header_record", "ROW_FIELDS", "ROW_INDEX",
-           "ROW_FORMAT", "ROW_SIZE", "HOT_FIELDS", "NOT_MESSAGE", "KEY_OVERFLOW"]
+__all__ = ["RowView", "RowTables", "header_record", "ROW_FIELDS", "ROW_INDEX", "ROW_FORMAT",
+           "ROW_SIZE", "HOT_FIELDS", "NOT_MESSAGE", "KEY_OVERFLOW", "LOGFILE_HEADER", "NO_TIME",
+           "TIME_OUT_OF_RANGE"]
 
 ROW_FORMAT, ROW_FIELDS = _unpacker("wpprow")
 ROW_INDEX = {name: i for i, name in enumerate(ROW_FIELDS)}
@@ -44,12 +41,14 @@ assert HOT_FIELDS == ["timestamp", "milli", "memo", "head", "key", "slot", "inde
 assert _HOT.size == ROW_SIZE
 NOT_MESSAGE = lib.WPPROW_NOT_MESSAGE
 KEY_OVERFLOW = lib.WPPROW_KEY_OVERFLOW
-_TS, _KIND, _NUMBER = ROW_INDEX["timestamp"], ROW_INDEX["kind"], ROW_INDEX["number"]
-_SLOT, _INDEX = ROW_INDEX["slot"], ROW_INDEX["index"]
+LOGFILE_HEADER = lib.WPPROW_LOGFILE_HEADER
+#: ``milli`` of a record without a time, and of one whose time is out of range
+NO_TIME = -(1 << 63)
+TIME_OUT_OF_RANGE = NO_TIME + 1
+_TS = ROW_INDEX["timestamp"]
+_KEY = ROW_INDEX["key"]
 _ts_of = itemgetter(_TS)
-_KIND_SYSTEM = lib.ETLRD_KIND_SYSTEM
 _CHUNK = 16384            # rows per C call (as the engine's walker chunk)
-_INT64 = 1 << 63
 
 # table bounds: distinct message keys, memoised texts (and per message), heads
 KEY_CAP = 1 << 20
@@ -86,40 +85,62 @@ class RowTables:
         lib.wpprow_key_memo_left(self.raw, key, 0)
 
 
-class RowStream:
-    """Iterable of row batches (lists) in ProcessTrace order; the log-file header row comes
-    first, alone. ``offset`` (raw clock + offset = FILETIME) must be set before iterating
-    for the rows' ``milli`` field to be meaningful.
+class RowView:
+    """The engine view giving a buffer's records as compact rows (see the module docstring).
 
-    Consume each batch before asking for the next: a row's ``datas``/``blobs`` slot is
-    reused for its stream's next buffer (that is what keeps memory at one buffer per
-    stream), so rows kept past that point would point at another buffer's bytes."""
+    Consume each chunk before asking the engine for the next: a slot is reused for its
+    stream's next buffer, so rows kept past that point would point at another buffer."""
 
-    def __init__(self, etl: "EtlFile", tables: RowTables | None = None) -> None:
-        self.etl = etl
+    def __init__(self, tables: RowTables | None = None) -> None:
         self.tables = tables if tables is not None else RowTables()
         self.datas: list[bytes] = []
         self.blobs: list[bytes] = []
-        self.offset = 0
+        self.sources: list = []
         self._res = ffi.new("etlrd_walk_result *")
         self._out = ffi.new("wpprow[]", _CHUNK)
+        self._clock = ffi.new("wpprow_clock *")
+
+    def __call__(self, source, buf, slot: int, header_record: bool) -> tuple[list, list[int]]:
+        while slot >= len(self.datas):
+            self.datas.append(b"")
+            self.blobs.append(b"")
+            self.sources.append(None)
+        # the engine's own walk (count only) sets the buffer's stats and issues for the
+        # source's totals; the row walk then covers the ranges it accepted
+        buf.walk(collect=False)
+        data = buf.data
+        data = data if isinstance(data, bytes) else bytes(data)
+        clock = self._clock
+        clock.start, clock.origin, clock.num, clock.den = source.clock.linear
+        rows: list = []
+        blobs: list = []
+        last = None
+        for start, end, before in buf.ranges:
+            self._walk(data, start, end, before if last is None else last, buf.processor, slot,
+                       rows, blobs)
+            last = self._res.last_timestamp
+        self.datas[slot] = data
+        self.blobs[slot] = blobs[0] if len(blobs) == 1 else b"".join(blobs)
+        self.sources[slot] = source
+        if header_record and rows:
+            head = rows[0]
+            rows[0] = head[:_KEY] + (LOGFILE_HEADER,) + head[_KEY + 1:]
+        return rows, list(map(_ts_of, rows))
 
     def _walk(self, data: bytes, start: int, end: int, last: int, cpu: int, slot: int,
-              first: int = 0) -> tuple[list, list, int]:
-        """(hot rows, full-row blobs, last timestamp) of data[start:end)."""
-        if end - start < 4:
-            return [], [], last
-        src = ffi.from_buffer(data)
+              rows: list, blobs: list) -> None:
+        """Append the hot rows of data[start:end) to rows, their full rows to blobs."""
         res, out = self._res, self._out
         ffi.memmove(res, _ZERO_RESULT, _RESULT_SIZE)
         res.last_timestamp = last
+        if end - start < 4:
+            return
+        src = ffi.from_buffer(data)
         cap = min(_CHUNK, (end - start) // 8 + 1)
-        rows: list = []
-        blobs: list = []
         pos = start
-        walk, tables, offset, unpack = lib.wpprow_walk, self.tables.raw, self.offset, _HOT.iter_unpack
+        walk, tables, clock, unpack = lib.wpprow_walk, self.tables.raw, self._clock, _HOT.iter_unpack
         while True:
-            n = walk(tables, src, end, pos, cpu, slot, first + len(rows), offset, out, cap, res)
+            n = walk(tables, src, end, pos, cpu, slot, len(rows), clock, out, cap, res)
             if n:
                 blob = ffi.buffer(out, n * ROW_SIZE)[:]
                 blobs.append(blob)
@@ -127,70 +148,11 @@ class RowStream:
             if not res.more:
                 break
             pos = res.end_offset
-        return rows, blobs, res.last_timestamp
-
-    def _rows_of(self, buf: "Buffer", slot: int) -> list:
-        """The rows of one buffer. The engine's own walk (count only) sets the buffer's
-        stats and issues for the file's totals; the row walk then covers the same ranges."""
-        etl = self.etl
-        buf.walk(collect=False)
-        etl._account(buf)
-        data = buf.data
-        data = data if isinstance(data, bytes) else bytes(data)
-        self.datas[slot] = data
-        rows: list = []
-        blobs: list = []
-        last = None
-        for start, end, before in buf.ranges:  # the ranges the engine's walk accepted
-            more, more_blobs, last = self._walk(data, start, end, before if last is None else last,
-                                                buf.processor, slot, len(rows))
-            rows += more
-            blobs += more_blobs
-        self.blobs[slot] = blobs[0] if len(blobs) == 1 else b"".join(blobs)
-        return rows
 
     def full_row(self, row: tuple) -> tuple:
         """The full row (``ROW_FIELDS``) of a hot row whose buffer is still current."""
-        return ROW_FORMAT.unpack_from(self.blobs[row[_SLOT]], row[_INDEX] * ROW_SIZE)
-
-    def _stream_batches(self, infos, slot: int) -> Iterator[tuple[list, list[int]]]:
-        """(rows, sort keys) per buffer of one processor stream, in SequenceNumber order.
-        A buffer is read only when the previous one's rows have all been consumed (the
-        merge asks for it then), so one data slot per stream suffices."""
-        last = 0
-        for info in infos:
-            buf = self.etl.read_buffer(info, last)
-            rows = self._rows_of(buf, slot)
-            if buf.stats is not None:
-                last = buf.stats.last_timestamp
-            if rows:
-                yield rows, list(map(_ts_of, rows))
-
-    def __iter__(self) -> Iterator[list]:
-        if not -_INT64 <= self.offset < _INT64:
-            self.offset = 0               # the formatter then ignores ``milli``
-        etl = self.etl
-        index = etl.buffer_index()
-        streams = buffer_streams(etl)
-        # in place: the formatter holds these lists
-        self.datas[:] = [b""] * (len(streams) + 1)
-        self.blobs[:] = [b""] * (len(streams) + 1)
-        rest: list = []
-        if index and index[0].index == 0:
-            rest = self._rows_of(etl.read_buffer(index[0]), 0)
-            head = self.full_row(rest[0]) if rest else None
-            if head and head[_KIND] == _KIND_SYSTEM and head[_NUMBER] == 0:
-                yield rest[:1]
-                rest = rest[1:]
-        batches = [iter([(rest, list(map(_ts_of, rest)))] if rest else [])]
-        batches += [self._stream_batches(infos, slot)
-                    for slot, infos in enumerate(streams, start=1)]
-        yield from merged_chunks(batches)
-
-
-def ordered_rows(etl: "EtlFile", tables: RowTables | None = None) -> RowStream:
-    """Batches of compact rows in ProcessTrace order (see ``RowStream``)."""
-    return RowStream(etl, tables)
+        return ROW_FORMAT.unpack_from(self.blobs[row[ROW_INDEX["slot"]]],
+                                      row[ROW_INDEX["index"]] * ROW_SIZE)
 
 
 _PRESENT = ROW_INDEX["present"]

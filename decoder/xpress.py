@@ -49,7 +49,13 @@ _local = threading.local()
 
 
 def decompress_into(data, out: bytearray, start: int, max_output: int) -> tuple[int, int, int]:
-    """Decode into ``out[start:start+max_output]`` in place; returns (rc, produced, consumed)."""
+    """Decode into ``out[start:start+max_output]`` in place; returns (rc, produced, consumed).
+
+    Raises ValueError if that window is not inside ``out`` (the C code writes up to
+    ``max_output`` bytes from ``start`` and must never be told a larger room than there is)."""
+    if start < 0 or max_output < 0 or start + max_output > len(out):
+        raise ValueError(f"output window [{start}, {start + max_output}) is not inside the "
+                         f"{len(out)}-byte output buffer")
     counters = getattr(_local, "counters", None)
     if counters is None:
         counters = _local.counters = ffi.new("size_t[2]")

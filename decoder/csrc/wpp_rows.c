@@ -10,6 +10,7 @@
  * PROBE_LIMIT slots: a file built to pile its keys onto few slots gets no id for the extra
  * ones (Python's slow path, still correct) instead of quadratic work.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -223,16 +224,27 @@ static uint32_t head_id(wpprow_tables *t, uint32_t cpu, uint32_t pid, uint32_t t
     return i;
 }
 
-static int64_t floor_milli(int64_t ts, int64_t offset)
+static __int128 floor_div(__int128 a, __int128 b)
 {
-    __int128 ft = (__int128)ts + offset;
-    __int128 q = ft / 10000;
-    if (ft % 10000 < 0) q--;
-    return (int64_t)q;
+    __int128 q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0))) q--;
+    return q;
+}
+
+/* FILETIME milliseconds of a raw time, as TimeConverter computes it (floor divisions) */
+static int64_t milli_of(int64_t ts, const wpprow_clock *c)
+{
+    if (c->den <= 0)
+        return INT64_MIN + 1;
+    __int128 ft = (__int128)c->start + floor_div(((__int128)ts - c->origin) * c->num, c->den);
+    __int128 ms = floor_div(ft, 10000);
+    if (ms <= (__int128)INT64_MIN + 1 || ms > (__int128)INT64_MAX)
+        return INT64_MIN + 1;                    /* out of range: Python computes the text */
+    return (int64_t)ms;
 }
 
 uint32_t wpprow_walk(wpprow_tables *t, const uint8_t *buf, uint32_t end, uint32_t start,
-                     uint32_t cpu, uint32_t slot, uint32_t first_index, int64_t offset,
+                     uint32_t cpu, uint32_t slot, uint32_t first_index, const wpprow_clock *clock,
                      wpprow *out, uint32_t max_rows, etlrd_walk_result *res)
 {
     uint32_t cap = max_rows < SCRATCH_RECORDS ? max_rows : SCRATCH_RECORDS;
@@ -242,7 +254,7 @@ uint32_t wpprow_walk(wpprow_tables *t, const uint8_t *buf, uint32_t end, uint32_
         wpprow *w = &out[i];
         memset(w, 0, sizeof(*w));
         w->timestamp = r->timestamp;
-        w->milli = floor_milli(r->timestamp, offset);
+        w->milli = (r->present & ETLRD_HAS_TIMESTAMP) ? milli_of(r->timestamp, clock) : INT64_MIN;
         w->thread_id = r->thread_id;
         w->process_id = r->process_id;
         w->sequence = r->sequence;

@@ -19,10 +19,21 @@
 #define WPPROW_NOT_MESSAGE   0xFFFFFFFE    /* key of a record that is not a TraceMessage */
 #define WPPROW_KEY_OVERFLOW  0xFFFFFFFD    /* key table full: Python resolves by GUID */
 #define WPPROW_MAX_PAYLOAD   4096          /* longer argument blocks are never memoised */
+#define WPPROW_LOGFILE_HEADER 0xFFFFFFFC   /* key the engine gives the log-file header record */
+
+/* The session clock: FILETIME = start + floor((raw - origin) * num / den)
+ * (decoder/timestamps.py TimeConverter.linear). */
+typedef struct {
+    int64_t start;
+    int64_t origin;
+    int64_t num;
+    int64_t den;
+} wpprow_clock;
 
 typedef struct {              /* the hot fields first: the formatter unpacks only those */
     int64_t  timestamp;       /* raw clock (carried forward when absent), the merge key */
-    int64_t  milli;           /* floor((timestamp + offset) / 10000): FILETIME milliseconds */
+    int64_t  milli;           /* FILETIME // 10000 (milliseconds); INT64_MIN: the record has
+                                 no time, INT64_MIN + 1: its time is out of range */
     uint32_t memo;            /* memo id, or the tables' memo_none */
     uint32_t head;            /* (cpu, pid, tid) id, or the tables' head_none */
     uint32_t key;             /* message key id, WPPROW_NOT_MESSAGE or WPPROW_KEY_OVERFLOW */
@@ -59,9 +70,9 @@ void wpprow_key_memo_left(wpprow_tables *t, uint32_t key, uint32_t left);
 
 /* Walk buf[start:end) like etlrd_walk (same result counters, same resynchronisation) and
  * write one row per record to out (at most max_rows; res->more = 1 when full, continue from
- * res->end_offset). offset: raw clock + offset = FILETIME (for milli). Returns the rows. */
+ * res->end_offset). clock: raw clock -> FILETIME (for milli). Returns the rows. */
 uint32_t wpprow_walk(wpprow_tables *t, const uint8_t *buf, uint32_t end, uint32_t start,
-                     uint32_t cpu, uint32_t slot, uint32_t first_index, int64_t offset,
+                     uint32_t cpu, uint32_t slot, uint32_t first_index, const wpprow_clock *clock,
                      wpprow *out, uint32_t max_rows, etlrd_walk_result *res);
 
 #endif

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from wpptrace.decoder.etlfile import EtlFile
-from wpptrace.decoder.ordering import ordered_records
+from wpptrace.decoder import ordered_records
 from wpptrace.winerror import Win32Error
 
 
@@ -24,7 +24,7 @@ def record_keys(data: bytes, ordered: bool = False) -> tuple[list[tuple], EtlFil
     for buf in etl.iter_buffers():              # the raw walker tuples: fast on big files
         data = buf.data
         keys += [(buf.file_offset, t[0], data[t[0]:t[0] + t[1]]) for t in buf.walk()]
-        etl._account(buf)
+        etl.account(buf)
     return keys, etl
 
 

@@ -16,9 +16,10 @@ import dec_hostile as hostile
 
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.events import EventReader
-from wpptrace.decoder.ordering import ordered_records
+from wpptrace.decoder import ordered_records
+from wpptrace.decoder.engine import FileSource
 from wpptrace.decoder.records import walk
-from wpptrace.decoder.wpp_rows import ordered_rows
+from wpptrace.decoder.wpp_rows import RowView
 from wpptrace.winerror import Win32Error
 
 INTERESTING_U32 = [0, 1, 7, 8, 0x47, 0x48, 0x49, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000,
@@ -154,6 +155,6 @@ def read_big_buffer(data: bytes, rows_up_to: int = 1 << 20) -> float:
         assert stats.records >= records + 1            # the log-file header record too
         assert stats.damaged >= errors
         if size <= rows_up_to:
-            rows = ordered_rows(etl)
-            assert sum(len(batch) for batch in rows) == stats.records
+            rows = FileSource(etl).ordered(RowView())
+            assert sum(len(batch) for batch, _ in rows) == stats.records
     return time.perf_counter() - t0

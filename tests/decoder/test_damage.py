@@ -18,7 +18,7 @@ import pytest
 import dec_etlgen as gen
 from dec_damage import record_keys
 from wpptrace.decoder.etlfile import EtlFile
-from wpptrace.decoder.ordering import ordered_records
+from wpptrace.decoder import ordered_records
 
 NAMES = sorted(
     ["etl/Alan-Jowett__sonde/test.etl", "etl/airbus-cert__etl-parser/AMSITrace.etl",

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import dec_etlgen as gen
 from dec_fuzz import mutate, mutation, read_everything
-from wpptrace.decoder.records import parse_buffer
+from wpptrace.decoder import parse_buffer
 
 SEEDS = ["wppstr-sample.etl", "smallEtlFile.etl", "SelfDescribingSingleEvent.etl",
          "lxcore_kernel.etl", "waasmedic.20251005_113019_195.etl"]

@@ -10,7 +10,7 @@ import pytest
 
 import dec_etlgen as gen
 from wpptrace.decoder.etlfile import EtlFile
-from wpptrace.decoder.ordering import ordered_records
+from wpptrace.decoder import ordered_records
 
 G = uuid.UUID("01234567-89ab-cdef-0123-456789abcdef")
 

@@ -13,7 +13,7 @@ import re
 import pytest
 
 from wpptrace.decoder.etlfile import EtlFile
-from wpptrace.decoder.ordering import ordered_records
+from wpptrace.decoder import ordered_records
 
 BASELINES = {  # .etl -> baseline (corpus etl/microsoft__perfview/)
     "net.4.5.2.x64.etl": "net.4.5.2.x64.baseline.txt",

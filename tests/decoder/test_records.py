@@ -9,7 +9,7 @@ import pytest
 
 import dec_etlgen as gen
 from wpptrace.decoder.etlfile import EtlFile
-from wpptrace.decoder.records import parse_buffer
+from wpptrace.decoder import parse_buffer
 
 G1 = uuid.UUID("01234567-89ab-cdef-0123-456789abcdef")
 G2 = uuid.UUID("11111111-2222-3333-4444-555555555555")

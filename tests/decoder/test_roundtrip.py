@@ -14,7 +14,7 @@ import pytest
 import wpptrace.provider as P
 from wpptrace.decoder import MessageEvent, open as open_events
 from wpptrace.decoder.etlfile import EtlFile
-from wpptrace.decoder.ordering import ordered_records
+from wpptrace.decoder import ordered_records
 from wpptrace.provider.sessions import TraceSession
 
 ITEMS = [P.TRACE_MESSAGE_SEQUENCE, P.TRACE_MESSAGE_GUID, P.TRACE_MESSAGE_COMPONENTID,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from wpptrace.decoder.etlfile import EtlFile
-from wpptrace.decoder.records import parse_buffer
+from wpptrace.decoder import parse_buffer
 
 FILES = ["lxcore_kernel.etl", "smallEtlFile.etl", "SelfDescribingSingleEvent.etl",
          "wppemitter-sample.etl", "waasmedic.20251005_113019_195.etl"]

@@ -123,7 +123,7 @@ def test_decompression_bomb_is_capped(data_dir):
     import struct
     import time
 
-    from wpptrace.decoder import etlfile
+    from wpptrace.decoder import buffers, etlfile
 
     data = bytearray((data_dir / "etl" / "smallEtlFile.etl").read_bytes())
     claim = 16 * 1024 * 1024
@@ -140,6 +140,20 @@ def test_decompression_bomb_is_capped(data_dir):
     t0 = time.perf_counter()
     with etlfile.EtlFile(io.BytesIO(bytes(hdr)), name="bomb.etl") as etl:
         buf = etl.read_buffer(etl.buffer_index()[1])
-        assert len(buf.data) <= 0x48 + etlfile.MAX_EXPANSION * len(stream) + 4096
-        assert any("expansion" in e.message for e in etl.errors)
+        assert len(buf.data) <= 0x48 + buffers.MAX_EXPANSION * len(stream) + 4096
+        assert any("expansion" in e.message for e in buf.issues)
     assert time.perf_counter() - t0 < 2
+
+
+def test_decompress_into_refuses_a_window_outside_the_output():
+    """The C decoder writes up to max_output bytes from start: a window that does not fit
+    in the output buffer is refused before any C call."""
+    from wpptrace.decoder.xpress import decompress_into
+
+    packed = compress(b"abcabcabc")
+    out = bytearray(16)
+    for start, room in ((8, 9), (-1, 4), (0, 17), (17, 0), (4, -1)):
+        with pytest.raises(ValueError, match="not inside"):
+            decompress_into(packed, out, start, room)
+    assert out == bytearray(16)
+    assert decompress_into(packed, out, 7, 9)[:2] == (0, 9) and out[7:] == b"abcabcabc"

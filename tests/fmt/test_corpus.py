@@ -10,14 +10,13 @@ import datetime
 
 import pytest
 from dissect.etl import ETL
-from fmthelp import run_fmt_capture
+from fmthelp import row_lines, run_fmt_capture
 
 from wpptrace import tmf
 from wpptrace.decoder.etlfile import EtlFile
-from wpptrace.decoder.ordering import ordered_records
+from wpptrace.decoder import ordered_records
 from wpptrace.decoder.timestamps import TimeConverter
 from wpptrace.decoder.wpp import FileContext, WppDecoder, wpp_property
-from wpptrace.decoder.wpp_rows import ordered_rows
 
 
 def _emitter_messages():
@@ -94,7 +93,7 @@ def test_corpus_capture_noprefix_and_counts(name, fmt_data, fmt_tmf):
     decoder = WppDecoder(tmfset, noprefix=True, utc=True)
     with EtlFile(fmt_data / name) as etl:
         ctx = FileContext.for_header(str(fmt_data / name), etl.header, TimeConverter(etl.header))
-        lines = [line for batch in decoder.format_rows(ordered_rows(etl), ctx) for line in batch]
+        lines = row_lines(decoder, etl)
     assert lines == ["EventTrace"] + EXPECTED[name]
     c = decoder.counters
     assert (c.messages, c.formatted, c.unknown, c.format_errors) == (len(EXPECTED[name]),) * 2 + (0, 0)
@@ -112,7 +111,7 @@ def test_record_path_equals_row_path(name, fmt_data, fmt_tmf):
         with EtlFile(fmt_data / name) as etl:
             ctx = FileContext.for_header(str(fmt_data / name), etl.header, TimeConverter(etl.header))
             if use_rows:
-                lines = [line for b in decoder.format_rows(ordered_rows(etl), ctx) for line in b]
+                lines = row_lines(decoder, etl)
             else:
                 lines = list(decoder.format_records(ordered_records(etl), ctx))
         results.append(lines)

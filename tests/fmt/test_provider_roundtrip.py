@@ -12,8 +12,9 @@ from fmthelp import run_fmt_capture
 
 import wpptrace.provider as P
 from wpptrace import tmf
+from wpptrace.decoder.engine import LiveSource, record_view
 from wpptrace.decoder.wpp import WppDecoder
-from wpptrace.decoder.wpp_realtime import realtime_records
+from wpptrace.decoder.wpp_rows import RowView
 from wpptrace.provider.sessions import TraceSession
 
 TYPES = uuid.UUID("4857fab7-1162-3184-360b-cdd863ddf4ea")
@@ -97,12 +98,17 @@ def test_realtime_session_round_trip(tmf_paths):
     name = _session_name("rt")
     session = TraceSession(name, None, LogFileMode=P.EVENT_TRACE_REAL_TIME_MODE)
     try:
-        ctx, records = realtime_records(name)  # subscribed: the header buffer has arrived
+        source = LiveSource.for_session(name)  # subscribed: the header buffer has arrived
         _log_all(session.handle)
     finally:
         session.stop()
     decoder = WppDecoder(tmf.load(*tmf_paths), utc=True)
-    lines = list(decoder.format_records(records, ctx))
+    view = RowView()
+    try:
+        lines = [line for batch in decoder.format_rows(source.ordered(view), view)
+                 for line in batch]
+    finally:
+        source.queue.release()
     assert lines[0].endswith("[Header]EventTrace")
     _check(lines[1:])
     assert decoder.counters.unknown == 1 and decoder.counters.format_errors == 1
@@ -111,7 +117,7 @@ def test_realtime_session_round_trip(tmf_paths):
 def test_component_id_messages_print_an_unknown_line_on_both_paths(tmp_path):
     """TRACE_MESSAGE_COMPONENTID messages have no message GUID: an Unknown line, never a crash."""
     from wpptrace.decoder.etlfile import EtlFile
-    from wpptrace.decoder.ordering import ordered_records
+    from wpptrace.decoder import ordered_records
     from wpptrace.decoder.timestamps import TimeConverter
     from wpptrace.decoder.wpp import FileContext
 
@@ -145,7 +151,7 @@ def _log_moving_between_cpus(handle: int, values_and_cpus: list[tuple[int, int]]
 
 
 def test_realtime_records_merge_processor_buffers_by_time():
-    """Regression: realtime_records handed out buffers in arrival order, so a thread that
+    """Regression: live records were handed out in buffer arrival order, so a thread that
     changed CPU between messages came out of order (10, 12, 11). One flush queues both
     processors' buffers (CPU a: 10 and 12, CPU b: 11); they must come out in time order."""
     cpu_a, cpu_b = sorted(os.sched_getaffinity(0))[:2]
@@ -153,10 +159,14 @@ def test_realtime_records_merge_processor_buffers_by_time():
     # no timer flush during the test: the explicit stop flush queues both buffers together
     session = TraceSession(name, None, LogFileMode=P.EVENT_TRACE_REAL_TIME_MODE, FlushTimer=3600)
     try:
-        _ctx, records = realtime_records(name)
+        source = LiveSource.for_session(name)
         _log_moving_between_cpus(session.handle, [(10, cpu_a), (11, cpu_b), (12, cpu_a)])
     finally:
         session.stop()
+    try:
+        records = [r for items, _ in source.ordered(record_view) for r in items]
+    finally:
+        source.queue.release()
     messages = [r for r in records if r.kind == "message" and r.event_id == 99]
     assert {r.processor for r in messages} == {cpu_a, cpu_b}
     assert [int.from_bytes(bytes(r.user_data), "little") for r in messages] == [10, 11, 12]

@@ -6,15 +6,15 @@ import struct
 import uuid
 
 import etlgen
+from fmthelp import row_lines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wpptrace import tmf
 from wpptrace.decoder.etlfile import EtlFile
-from wpptrace.decoder.ordering import ordered_records
+from wpptrace.decoder import ordered_records
 from wpptrace.decoder.timestamps import TimeConverter
 from wpptrace.decoder.wpp import FileContext, WppDecoder
-from wpptrace.decoder.wpp_rows import ordered_rows
 
 
 def _decode(path, tmfset, *, rows: bool):
@@ -22,7 +22,7 @@ def _decode(path, tmfset, *, rows: bool):
     with EtlFile(path) as etl:
         ctx = FileContext.for_header(str(path), etl.header, TimeConverter(etl.header))
         if rows:
-            lines = [line for b in decoder.format_rows(ordered_rows(etl), ctx) for line in b]
+            lines = row_lines(decoder, etl)
         else:
             lines = list(decoder.format_records(ordered_records(etl), ctx))
     return lines, decoder.counters
@@ -84,7 +84,8 @@ def test_memo_gives_the_same_text_as_formatting_every_time(tmp_path, fmt_tmf, co
 def test_rows_keep_the_engine_order_with_equal_timestamps_across_buffers(tmp_path, fmt_tmf):
     """Rows come in exactly ordering.ordered_records' order, even with many equal timestamps
     spread over buffer boundaries of two processor streams."""
-    from wpptrace.decoder.wpp_rows import ROW_INDEX
+    from wpptrace.decoder.engine import FileSource
+    from wpptrace.decoder.wpp_rows import ROW_INDEX, RowView
 
     seq = ROW_INDEX["sequence"]
     emitter = uuid.UUID("9b93a332-c452-3e71-64f7-55130c7de2e4")
@@ -93,8 +94,9 @@ def test_rows_keep_the_engine_order_with_equal_timestamps_across_buffers(tmp_pat
     path = tmp_path / "ties.etl"
     etlgen.write_messages(path, rows, nprocs=2, buffer_size=4096)
     with EtlFile(path) as etl:
-        stream = ordered_rows(etl)
-        by_rows = [stream.full_row(row)[seq] for batch in stream for row in batch]
+        view = RowView()
+        by_rows = [view.full_row(row)[seq] for rows, _ in FileSource(etl).ordered(view)
+                   for row in rows]
     with EtlFile(path) as etl:
         by_heap = [rec.sequence or 0 for rec in ordered_records(etl)]
     assert by_rows == by_heap and len(by_rows) == 3001

@@ -68,7 +68,7 @@ def session_payloads(app, pp, etl, calls) -> list[tuple[int, bytes]]:
         finally:
             app.trace.unregister()
     from wpptrace.decoder.etlfile import EtlFile
-    from wpptrace.decoder.ordering import ordered_records
+    from wpptrace.decoder import ordered_records
     with EtlFile(str(etl)) as f:
         return [(r.event_id, bytes(r.user_data)) for r in ordered_records(f) if r.kind == "message"]
 
@@ -201,7 +201,7 @@ def test_builtins_write_what_the_cffi_path_writes(pp, tmp_path):
         with pytest.raises(Win32Error):
             api.TraceMessage(0, 0, None, 11)
     from wpptrace.decoder.etlfile import EtlFile
-    from wpptrace.decoder.ordering import ordered_records
+    from wpptrace.decoder import ordered_records
     with EtlFile(str(etl)) as f:
         records = [r for r in ordered_records(f) if r.kind == "message"]
     assert len(records) == 6

@@ -135,7 +135,7 @@ def test_enable_state_arrives_through_the_control_callback(app, pp, tmp_path):
         finally:
             app.trace.unregister()
     from wpptrace.decoder.etlfile import EtlFile
-    from wpptrace.decoder.ordering import ordered_records
+    from wpptrace.decoder import ordered_records
     with EtlFile(str(etl)) as f:
         messages = [r for r in ordered_records(f) if r.kind == "message"]
     assert [(r.event_id, bytes(r.user_data)) for r in messages] == [(15, b"\x00\x00\x00\x00")]
@@ -198,7 +198,7 @@ def test_a_message_larger_than_a_buffer_is_dropped_and_counted(app, pp, tmp_path
     assert (app.trace.events_dropped, app.trace.last_error) == (1, 234)  # ERROR_MORE_DATA
     app.trace.events_dropped = app.trace.last_error = 0
     from wpptrace.decoder.etlfile import EtlFile
-    from wpptrace.decoder.ordering import ordered_records
+    from wpptrace.decoder import ordered_records
     with EtlFile(str(etl)) as f:
         messages = [bytes(r.user_data) for r in ordered_records(f) if r.kind == "message"]
     assert messages == [b"fits\x00"]

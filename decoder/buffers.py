@@ -1,0 +1,352 @@
+"""One ETW buffer, whatever its source: its header facts, expansion, record ranges and damage.
+
+Every buffer the decoder reads (from a file, a live session or a buffer stream) goes through
+``decode``: a compressed buffer is expanded here and only here (MS-XCA Plain LZ77, one size
+cap), the record range is fixed (FilledBytes / SavedOffset, with the records a damaged
+FilledBytes leaves past its end), and the C walker's problems are kept as ``DecodeIssue``s
+with file offsets. The facts every consumer asks of a buffer or a record are answered here
+once: is this the log-file header record (``starts_with_logfile_header``), which processor
+(``processor_of``), what pointer size a message's ``%p`` arguments have
+(``message_pointer_size``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import repeat
+from operator import itemgetter
+
+from wpptrace._core import ffi, lib
+
+from .records import (_F_TS, KINDS, BufferContext, DecodeIssue, Record, WalkStats, walk,
+                      walk_issues)
+from .xpress import XPRESS_ERRORS, decompress_into
+
+BUFFER_HEADER_SIZE = ffi.sizeof("WMI_BUFFER_HEADER")
+#: the largest buffer ETW writes (MAX_ETW_BUFFER_SIZE): anything bigger is damage, not data
+MAX_BUFFER_SIZE = lib.MAX_ETW_BUFFER_SIZE_KB * 1024
+#: at most this many output bytes per compressed input byte: real buffers reach ~5x; the
+#: cap keeps a crafted "decompression bomb" to work proportional to its size
+MAX_EXPANSION = 1024
+#: issues kept per source; further ones are only counted (ReadLog.issues_dropped)
+MAX_ISSUES = 10_000
+
+_SAVED_OFFSET = ffi.offsetof("WMI_BUFFER_HEADER", "SavedOffset")
+_FILLED_BYTES = ffi.offsetof("WMI_BUFFER_HEADER", "FilledBytes")
+_SYSTEM_HEADER_SIZE = ffi.sizeof("SYSTEM_TRACE_HEADER")
+_TIMESTAMP = itemgetter(_F_TS)      # etlrd_record.timestamp in a walker tuple
+_POINTER_FLAGS = lib.TRACE_MESSAGE_POINTER64 | lib.TRACE_MESSAGE_POINTER32
+
+
+def processor_of(index: int, buffer_flag: int) -> int:
+    """ETW_BUFFER_CONTEXT: ProcessorIndex with ETW_BUFFER_FLAG_PROC_INDEX, else the old
+    {ProcessorNumber u8, Alignment u8} form (GetEventProcessorIndex in evntcons.h)."""
+    if buffer_flag & lib.ETW_BUFFER_FLAG_PROC_INDEX:
+        return index & lib.ETW_PROCESSOR_INDEX_MASK
+    return index & 0xFF
+
+
+def message_pointer_size(flags: int, default: int) -> int:
+    """Pointer size of a TraceMessage's arguments: TRACE_MESSAGE_POINTER64/32 in its
+    MessageFlags, else the log file's PointerSize (``default``)."""
+    if flags & _POINTER_FLAGS:
+        return 8 if flags & lib.TRACE_MESSAGE_POINTER64 else 4
+    return default
+
+
+@dataclass
+class BufferInfo:
+    """A located buffer: its WMI_BUFFER_HEADER facts and where it sits (index and file
+    offset -1 for a buffer that does not come from a file)."""
+
+    index: int
+    file_offset: int
+    size_on_disk: int
+    compressed: bool
+    sequence: int
+    processor: int
+    logger_id: int
+    flags: int
+    buffer_type: int
+    timestamp: int
+    saved_offset: int
+    filled_bytes: int
+    state: int
+
+    @property
+    def is_header(self) -> bool:
+        return self.index == 0
+
+
+def buffer_info(raw, index: int = -1, file_offset: int = -1, size: int | None = None) -> BufferInfo:
+    """The BufferInfo of raw buffer bytes (at least the WMI_BUFFER_HEADER)."""
+    bh = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(raw))
+    return BufferInfo(
+        index=index, file_offset=file_offset, size_on_disk=len(raw) if size is None else size,
+        compressed=bool(bh.BufferFlag & lib.ETW_BUFFER_FLAG_COMPRESSED),
+        sequence=bh.SequenceNumber,
+        processor=processor_of(bh.ClientContext.ProcessorIndex, bh.BufferFlag),
+        logger_id=bh.ClientContext.LoggerId, flags=bh.BufferFlag, buffer_type=bh.BufferType,
+        timestamp=bh.TimeStamp, saved_offset=bh.SavedOffset, filled_bytes=bh.FilledBytes,
+        state=bh.State)
+
+
+@dataclass
+class Buffer(BufferInfo):
+    """A decoded buffer: ``data`` is the whole (expanded) buffer, header included; an
+    expanded buffer's header says so (compressed flag cleared, BufferSize = its length)."""
+
+    data: bytes = b""
+    records_end: int = BUFFER_HEADER_SIZE    # where the events end inside data
+    pointer_size: int = 8
+    issues: list[DecodeIssue] = field(default_factory=list)
+    stats: WalkStats | None = None
+    unreadable: bool = False                 # compressed in a format we cannot expand
+    origin: object = None                    # what a live source handed out for it
+    _records: list[Record] | None = None
+    _tuples: list[tuple] | None = None
+    _last_timestamp: int = 0
+    _source: str = ""
+    #: (start, end, last timestamp before start) of each record range walk() found: the events
+    #: up to FilledBytes, plus the tail past it when records chain cleanly to the buffer end.
+    ranges: list[tuple[int, int, int]] = field(default_factory=list)
+
+    @property
+    def context(self) -> BufferContext:
+        return BufferContext(memoryview(self.data), self.index, self.file_offset,
+                             self.processor, self.logger_id, self.pointer_size, self.compressed)
+
+    def tuples(self) -> list[tuple]:
+        """The walker's flat record tuples (``records._F_*``), in buffer order (walked once)."""
+        if self._tuples is None:
+            self._tuples = self.walk(collect=True)
+        return self._tuples
+
+    def records(self) -> list[Record]:
+        """The buffer's records in buffer order (walked once, then cached)."""
+        if self._records is None:
+            self._records = list(map(Record, self.tuples(), repeat(self.context)))
+        return self._records
+
+    def sort_keys(self) -> list[int]:
+        """The records' timestamps (carried forward where absent), for merging by time."""
+        return list(map(_TIMESTAMP, self.tuples()))
+
+    def walk(self, collect: bool = True) -> list[tuple]:
+        """Run the C walker (``collect=False``: count only); sets ``stats`` and ``issues``."""
+        tuples, self.stats = walk(self.data, BUFFER_HEADER_SIZE, self.records_end,
+                                  self._last_timestamp, collect)
+        self.ranges = [(BUFFER_HEADER_SIZE, self.records_end, self._last_timestamp)]
+        self._add_issues(self.stats)
+        # records past FilledBytes: only if they chain cleanly to the end of the buffer
+        # (a damaged FilledBytes); the real tail is 0xFF fill or zeros, which never chains
+        tail = (self.records_end + 7) & ~7
+        if (self.stats.end_offset >= self.records_end and tail + 8 <= len(self.data)
+                and lib.etlrd_chain_ok(ffi.from_buffer(self.data), len(self.data), tail)):
+            self.issues.append(self._issue_at(
+                _FILLED_BYTES, f"{self._where}expected the events to end at FilledBytes "
+                               f"{self.records_end:#x}, but valid records follow up to the "
+                               f"buffer end"))
+            self.ranges.append((tail, len(self.data), self.stats.last_timestamp))
+            more, extra = walk(self.data, tail, len(self.data), self.stats.last_timestamp, collect)
+            self._add_issues(extra)
+            for i, n in enumerate(extra.by_kind):
+                self.stats.by_kind[i] += n
+            self.stats.errors += extra.errors
+            self.stats.last_timestamp = extra.last_timestamp
+            tuples.extend(more)
+        return tuples
+
+    @property
+    def _where(self) -> str:
+        return f"buffer {self.index}: " if self.index >= 0 else ""
+
+    def _issue_at(self, offset: int, message: str) -> DecodeIssue:
+        if self.file_offset < 0:
+            return DecodeIssue(self._source, offset, message)
+        if self.compressed:
+            return DecodeIssue(self._source, self.file_offset,
+                               f"buffer {self.index} (compressed, at file offset "
+                               f"{self.file_offset:#x}): decompressed offset {offset:#x}: {message}")
+        return DecodeIssue(self._source, self.file_offset + offset, message)
+
+    def _add_issues(self, stats: WalkStats) -> None:
+        for issue in walk_issues(stats, self._source, 0, self._where):
+            self.issues.append(self._issue_at(issue.offset, issue.message))
+
+
+def expand(raw, *, limit: int = MAX_BUFFER_SIZE, where: str = "",
+           base: int = 0, source: str = "") -> tuple[bytes, list[DecodeIssue]]:
+    """A compressed buffer (header, then its MS-XCA Plain LZ77 payload) as the plain buffer
+    it stands for, and the problems met (issue offsets are ``base`` + offset in ``raw``).
+
+    The expanded size is SavedOffset, at most ``limit`` (the session's buffer size when it
+    is known) and at most MAX_EXPANSION times the compressed size; a damaged stream keeps the
+    bytes decoded before the damage. The header of the result says what it is: compressed
+    flag cleared, BufferSize its length."""
+    issues: list[DecodeIssue] = []
+    view = memoryview(raw)
+    head = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(view))
+    saved = head.SavedOffset
+    limit = max(min(limit, MAX_BUFFER_SIZE), BUFFER_HEADER_SIZE)
+    if saved > limit:
+        bound = "MAX_ETW_BUFFER_SIZE" if limit == MAX_BUFFER_SIZE else "the session's BufferSize"
+        issues.append(DecodeIssue(source, base + _SAVED_OFFSET,
+                                  f"{where}expected SavedOffset (the expanded size) at most "
+                                  f"{limit:#x} ({bound}), found {saved:#x}; decoding stops there"))
+    expected = max(min(saved, limit) - BUFFER_HEADER_SIZE, 0)
+    packed = max(len(view) - BUFFER_HEADER_SIZE, 0)
+    if expected > MAX_EXPANSION * packed + 4096:
+        issues.append(DecodeIssue(source, base + _SAVED_OFFSET,
+                                  f"{where}expected at most {MAX_EXPANSION}x expansion; "
+                                  f"SavedOffset {saved:#x} from {packed} compressed bytes; "
+                                  f"decoding stops there"))
+        expected = MAX_EXPANSION * packed + 4096
+    out = bytearray(BUFFER_HEADER_SIZE + expected)
+    out[:BUFFER_HEADER_SIZE] = view[:BUFFER_HEADER_SIZE]
+    rc, produced, consumed = decompress_into(view[BUFFER_HEADER_SIZE:], out,
+                                             BUFFER_HEADER_SIZE, expected)
+    if rc or produced != expected:
+        why = XPRESS_ERRORS.get(rc, "stream ended early") if rc else "stream ended early"
+        issues.append(DecodeIssue(source, base + BUFFER_HEADER_SIZE + consumed,
+                                  f"{where}expected an LZ77 stream decoding to {expected} bytes "
+                                  f"(SavedOffset {saved:#x} - {BUFFER_HEADER_SIZE:#x}); {why} "
+                                  f"after {produced} bytes; records up to there are kept"))
+        del out[BUFFER_HEADER_SIZE + produced:]
+    plain = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(out))
+    plain.BufferSize = len(out)
+    plain.BufferFlag &= ~lib.ETW_BUFFER_FLAG_COMPRESSED
+    return bytes(out), issues
+
+
+def decode(raw, info: BufferInfo, *, source: str, pointer_size: int, last_timestamp: int = 0,
+           limit: int = MAX_BUFFER_SIZE, expandable: bool = True,
+           end: int | None = None) -> Buffer:
+    """``raw`` (the buffer as stored or received) as a Buffer ready to walk.
+
+    A compressed buffer (never the header buffer) is expanded (``limit``: see ``expand``);
+    ``expandable=False`` means its compression format is not supported: only its header is
+    kept and it is marked ``unreadable``. The events end at ``end`` if given, else at the
+    larger of SavedOffset and FilledBytes (buffer 0 holds records past SavedOffset in real
+    files), within the bytes there are."""
+    issues: list[DecodeIssue] = []
+    where = f"buffer {info.index}: " if info.index >= 0 else ""
+    base = max(info.file_offset, 0)
+    unreadable = False
+    if info.compressed and not info.is_header:
+        if expandable:
+            data, issues = expand(raw, limit=limit, where=where, base=base, source=source)
+            stop = len(data)
+        else:
+            data, stop, unreadable = bytes(raw[:BUFFER_HEADER_SIZE]), BUFFER_HEADER_SIZE, True
+    else:
+        data = raw if isinstance(raw, bytes) else bytes(raw)
+        stop = max(info.saved_offset, info.filled_bytes)
+        if stop > len(data) and len(data) == info.size_on_disk and not info.is_header:
+            issues.append(DecodeIssue(source, base + _FILLED_BYTES,
+                                      f"{where}expected FilledBytes/SavedOffset at most the "
+                                      f"buffer size {info.size_on_disk:#x}, found {stop:#x}"))
+        stop = min(stop, len(data))
+    if end is not None:
+        stop = min(end, len(data))
+    return Buffer(**info.__dict__, data=data, records_end=stop, pointer_size=pointer_size,
+                  issues=issues, unreadable=unreadable, _last_timestamp=last_timestamp,
+                  _source=source)
+
+
+def is_logfile_header_record(data, at: int, end: int) -> bool:
+    """Is data[at:] the log-file header record: a SYSTEM32/64 record of the EventTrace group,
+    type 0 (HookId 0), no PEBS/PMC extension, whole before ``end``? ProcessTrace delivers it
+    first, as the synthetic EventTraceGuid event."""
+    if end - at < _SYSTEM_HEADER_SIZE or len(data) < end:
+        return False
+    rec = ffi.cast("SYSTEM_TRACE_HEADER *", ffi.from_buffer(data) + at)
+    return (rec.Flags == lib.TRACE_RECORD_MARKER_FIXED
+            and rec.HeaderType in (lib.TRACE_HEADER_TYPE_SYSTEM32, lib.TRACE_HEADER_TYPE_SYSTEM64)
+            and rec.HookId == 0
+            and not rec.Version & (lib.TRACE_HEADER_PEBS_INDEX_FLAG
+                                   | lib.TRACE_HEADER_PMC_COUNTERS_MASK)
+            and _SYSTEM_HEADER_SIZE <= rec.Size <= end - at)
+
+
+def starts_with_logfile_header(buf: Buffer) -> bool:
+    """Does this (header) buffer start with the log-file header record?"""
+    return is_logfile_header_record(buf.data, BUFFER_HEADER_SIZE, buf.records_end)
+
+
+def parse_buffer(data, pointer_size: int, *, header_buffer: bool, end: int | None = None,
+                 source: str = "<buffer>") -> tuple[list[Record], list[DecodeIssue]]:
+    """The records of one whole buffer, WMI_BUFFER_HEADER included (as stored: a compressed
+    buffer is expanded), in buffer order, and the problems met (offsets in the buffer)."""
+    view = memoryview(data)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    if len(view) < BUFFER_HEADER_SIZE:
+        return [], [DecodeIssue(source, 0, f"buffer of {len(view)} bytes is shorter than its "
+                                           f"{BUFFER_HEADER_SIZE}-byte WMI_BUFFER_HEADER")]
+    info = buffer_info(view, 0 if header_buffer else -1, -1)
+    buf = decode(view, info, source=source, pointer_size=pointer_size, end=end)
+    return buf.records(), buf.issues
+
+
+@dataclass
+class ReadStats:
+    """Totals over everything read so far (what ``wpptrace dump`` summarises)."""
+
+    buffers: int = 0
+    compressed_buffers: int = 0
+    empty_buffers: int = 0
+    by_kind: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    damaged: int = 0            # damaged records / spots skipped inside buffers
+    unreadable_buffers: int = 0
+
+    @property
+    def records(self) -> int:
+        return sum(self.by_kind.values())
+
+    @property
+    def skipped(self) -> int:
+        return self.damaged + self.unreadable_buffers
+
+
+class ReadLog:
+    """What was read from one source (a file, a live session): the totals and the problems
+    met, each problem once, at most MAX_ISSUES of them (the rest only counted)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.errors: list[DecodeIssue] = []
+        self.issues_dropped = 0
+        self.stats = ReadStats()
+        self._seen_issues: set[tuple[int, str]] = set()
+        self._counted = bytearray()         # per file buffer index: 1 once in the totals
+
+    def _issue(self, offset: int, message: str) -> None:
+        key = (offset, message)
+        if key in self._seen_issues:
+            return
+        if len(self.errors) >= MAX_ISSUES:
+            self.issues_dropped += 1     # a wrecked multi-GB file: keep memory bounded
+            return
+        self._seen_issues.add(key)
+        self.errors.append(DecodeIssue(self.name, offset, message))
+
+    def account(self, buf: Buffer) -> None:
+        """Add a walked buffer to the totals and its problems to ``errors`` (a file buffer
+        read twice counts once)."""
+        for issue in buf.issues:
+            self._issue(issue.offset, issue.message)
+        index = buf.index
+        if index >= 0:
+            if index < len(self._counted) and self._counted[index]:
+                return
+            if index >= len(self._counted):
+                self._counted.extend(bytes(index + 1 - len(self._counted)))
+            self._counted[index] = 1
+        st = self.stats
+        st.buffers += 1
+        st.compressed_buffers += buf.compressed
+        st.unreadable_buffers += buf.unreadable
+        if buf.stats is not None:
+            for i, n in enumerate(buf.stats.by_kind):
+                st.by_kind[KINDS[i]] += n
+            st.damaged += buf.stats.errors

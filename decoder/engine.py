@@ -1,0 +1,271 @@
+"""The decoder engine: a source of buffers -> buffers in ProcessTrace order, with their records.
+
+Sources:
+
+* ``FileSource``: one .etl file (``EtlFile``): its header buffer, then each processor's
+  buffers in sequence order, read one buffer per stream at a time (memory stays bounded);
+* ``LiveSource``: a live queue (a real-time session's subscription or an
+  OpenTraceFromBufferStream queue, decoder.realtime): the header buffer first, then the
+  buffers queued at each moment (up to LIVE_MERGE_BATCH), merged by time across processors.
+  Waiting for more would add latency, so order across such groups is arrival order;
+* several file sources at once: ``merge_sources`` merges their orders by FILETIME.
+
+Every buffer goes through ``buffers.decode`` (expansion, record range, damage), is walked by
+the C walker and accounted once in the source's ``ReadLog`` (``errors``, ``stats``). What the
+caller gets per buffer is chosen by a *view*: ``view(source, buffer, slot, header_record)``
+returns the buffer's items and their sort keys (raw timestamps, carried forward where a record
+has none): ``record_view`` gives ``Record`` objects; the consumer API, the typed events and
+the formatter's compact C rows are views too (decoder.api, decoder.events, decoder.wpp_rows).
+``slot`` numbers the stream the buffer belongs to (a view may keep one buffer per slot);
+``header_record`` says the buffer's first record is the log-file header record, which the
+engine delivers first, before the merge (ProcessTrace's synthetic first event). The order
+rules and the merge itself are decoder.ordering's.
+"""
+from __future__ import annotations
+
+import io
+from itertools import chain
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol
+
+from wpptrace._core import lib
+
+from .buffers import (MAX_BUFFER_SIZE, Buffer, ReadLog, buffer_info, decode,
+                      starts_with_logfile_header)
+from .etlfile import EtlFile, LogfileHeader
+from .ordering import buffer_streams, merge
+from .records import Record
+from .timestamps import TimeConverter
+
+if TYPE_CHECKING:
+    from .realtime import LiveBuffer
+
+__all__ = ["FileSource", "LiveSource", "View", "record_view", "count_view", "merge_sources",
+           "ordered_records", "LIVE_MERGE_BATCH"]
+
+#: a live trace merges at most this many already-queued buffers by time at once
+LIVE_MERGE_BATCH = 256
+_TYPE_HEADER = lib.ETW_BUFFER_TYPE_HEADER
+
+
+class Source(Protocol):
+    name: str
+    pointer_size: int
+    clock: TimeConverter
+
+
+#: view(source, buffer, slot, header_record) -> (items, sort keys)
+View = Callable[["Source", Buffer, int, bool], tuple[list, list[int]]]
+
+
+def record_view(source, buf: Buffer, slot: int, header_record: bool) -> tuple[list, list[int]]:
+    """The buffer's ``Record`` objects."""
+    return buf.records(), buf.sort_keys()
+
+
+def count_view(source, buf: Buffer, slot: int, header_record: bool) -> tuple[list, list[int]]:
+    """Nothing per record: the buffer is only walked and counted (the raw-speed path)."""
+    return [], []
+
+
+def _deliver(source, log: ReadLog, view: View, buf: Buffer, slot: int,
+             header_record: bool) -> tuple[list, list[int]]:
+    """One buffer through the view; walked (if the view did not) and accounted once."""
+    items, keys = view(source, buf, slot, header_record)
+    if buf.stats is None:
+        buf.walk(collect=False)
+    log.account(buf)
+    return items, keys
+
+
+class FileSource:
+    """An .etl file as a buffer source (see the module docstring). ``stop``, if given, is
+    asked before each buffer is read: True ends the reading (CloseTrace during ProcessTrace)."""
+
+    live = False
+
+    def __init__(self, etl: EtlFile, *, stop: Callable[[], bool] | None = None):
+        self.etl = etl
+        self.name = etl.name
+        self.header: LogfileHeader = etl.header
+        self.pointer_size = etl.pointer_size
+        self.clock = TimeConverter(etl.header)
+        self._stop = stop
+        self._streams = None
+
+    @property
+    def errors(self):
+        return self.etl.errors
+
+    def streams(self):
+        """The file's processor streams (decoder.ordering.buffer_streams), computed once."""
+        if self._streams is None:
+            self._streams = buffer_streams(self.etl)
+        return self._streams
+
+    def slot_count(self) -> int:
+        """Slots ``ordered`` uses: the header buffer's, then one per processor stream."""
+        return 1 + len(self.streams())
+
+    def ordered(self, view: View, slot: int = 0) -> Iterator[tuple[list, list[int]]]:
+        """(items, raw keys) chunks in ProcessTrace order."""
+        etl = self.etl
+        index = etl.buffer_index()
+        batches = []
+        if len(index):
+            buf = etl.read_buffer(index[0])
+            header = starts_with_logfile_header(buf)
+            items, keys = _deliver(self, etl, view, buf, slot, header)
+            if header and items:
+                yield items[:1], keys[:1]
+                items, keys = items[1:], keys[1:]
+            batches.append(iter([(items, keys)]))
+        batches += [self._stream(infos, view, slot + k)
+                    for k, infos in enumerate(self.streams(), start=1)]
+        yield from merge(batches)
+
+    def in_file_order(self, view: View) -> Iterator[list]:
+        """Items buffer by buffer in file order (no reordering)."""
+        etl = self.etl
+        for info in etl.buffer_index():
+            buf = etl.read_buffer(info)
+            header = info.is_header and starts_with_logfile_header(buf)
+            yield _deliver(self, etl, view, buf, 0, header)[0]
+
+    def _stream(self, infos, view: View, slot: int) -> Iterator[tuple[list, list[int]]]:
+        """One processor stream: a batch per buffer, read when the merge asks for it (the
+        previous buffer's items have all been handed out by then)."""
+        etl, stop = self.etl, self._stop
+        last = 0
+        for info in infos:
+            if stop is not None and stop():
+                return
+            buf = etl.read_buffer(info, last)
+            items, keys = _deliver(self, etl, view, buf, slot, False)
+            last = buf.stats.last_timestamp
+            if items:
+                yield items, keys
+
+
+class LiveSource:
+    """A live queue (decoder.realtime ``RealtimeSource`` or ``BufferStream``) as a buffer
+    source. The log-file header facts (pointer size, clock) come from the header buffer when
+    it arrives (``take_header``); until then raw timestamps are taken as FILETIME."""
+
+    live = True
+
+    def __init__(self, queue, name: str):
+        self.queue = queue
+        self.name = name
+        self.header: LogfileHeader | None = None
+        self.pointer_size = 8
+        self.clock = TimeConverter.system_time()
+        self.log = ReadLog(name)
+        self._last: dict[int, int] = {}        # processor -> last timestamp seen
+
+    @classmethod
+    def for_session(cls, session: str, poll: float = 0.5) -> "LiveSource":
+        """A running in-process real-time session, once its header buffer has arrived.
+        Raises Win32Error (ERROR_WMI_INSTANCE_NOT_FOUND) if there is no such session, EOFError
+        if it stops before its header buffer arrives."""
+        from .realtime import RealtimeSource
+
+        queue = RealtimeSource(session)
+        source = cls(queue, f"<real-time {session}>")
+        while True:
+            first = queue.peek_header_buffer(poll)
+            if first is not None:
+                break
+            if queue.ended:
+                queue.release()
+                raise EOFError(f"real-time session {session!r} stopped before its header "
+                               f"buffer arrived")
+        if buffer_info(first).buffer_type == _TYPE_HEADER:
+            source.take_header(first)
+        return source
+
+    @property
+    def errors(self):
+        return self.log.errors
+
+    def take_header(self, data) -> LogfileHeader:
+        """The log-file header facts from the header buffer's bytes."""
+        with EtlFile(io.BytesIO(bytes(data)), name=self.name) as etl:
+            for issue in etl.errors:
+                self.log._issue(issue.offset, issue.message)
+            self.header = etl.header
+        self.pointer_size = self.header.pointer_size
+        self.clock = TimeConverter(self.header)
+        return self.header
+
+    def _limit(self) -> int:
+        h = self.header
+        return h.buffer_size if h is not None and h.valid else MAX_BUFFER_SIZE
+
+    def ordered(self, view: View, slot: int = 0) -> Iterator[tuple[list, list[int]]]:
+        """(items, raw keys) chunks: the header buffer, then merged groups of queued buffers;
+        ends when the queue does (session stopped, or closed)."""
+        queue = self.queue
+        first = True
+        while True:
+            entry = queue.next_buffer()
+            if entry is None:
+                return
+            if first and entry.info.buffer_type == _TYPE_HEADER:
+                first = False
+                self.take_header(entry.data)
+                info = buffer_info(entry.data, index=0)
+                buf = decode(entry.data, info, source=self.name, pointer_size=self.pointer_size)
+                buf.origin = entry
+                header = starts_with_logfile_header(buf)
+                items, keys = _deliver(self, self.log, view, buf, slot, header)
+                if items:
+                    yield items, keys
+                continue
+            first = False
+            group = [entry]
+            while len(group) < LIVE_MERGE_BATCH:
+                more = queue.poll_buffer()
+                if more is None:
+                    break
+                group.append(more)
+            by_processor: dict[int, list] = {}
+            for entry in group:
+                by_processor.setdefault(entry.info.processor, []).append(entry)
+            yield from merge([self._stream(by_processor[p], view, slot + k)
+                              for k, p in enumerate(sorted(by_processor), start=1)])
+
+    def _stream(self, entries: list["LiveBuffer"], view: View,
+                slot: int) -> Iterator[tuple[list, list[int]]]:
+        for entry in entries:
+            info = entry.info
+            buf = decode(entry.data, info, source=self.name, pointer_size=self.pointer_size,
+                         last_timestamp=self._last.get(info.processor, 0), limit=self._limit())
+            buf.origin = entry
+            items, keys = _deliver(self, self.log, view, buf, slot, False)
+            self._last[info.processor] = buf.stats.last_timestamp
+            yield items, keys
+
+
+def merge_sources(sources: list[tuple["FileSource | LiveSource", View]]
+                  ) -> Iterator[tuple[list, list[int]]]:
+    """Several traces in one ProcessTrace order: each (source, view)'s own order, merged by
+    FILETIME (ties: the earlier source). The chunks' keys are FILETIMEs, raw keys for a single
+    source (which may be live; several are files)."""
+    if len(sources) == 1:
+        source, view = sources[0]
+        return source.ordered(view)
+    streams, slot = [], 0
+    for source, view in sources:
+        streams.append(_by_filetime(source.ordered(view, slot), source.clock))
+        slot += source.slot_count()
+    return merge(streams)
+
+
+def _by_filetime(chunks, clock: TimeConverter) -> Iterator[tuple[list, list[int]]]:
+    for items, keys in chunks:
+        yield items, clock.to_filetimes(keys)
+
+
+def ordered_records(etl: EtlFile) -> Iterator[Record]:
+    """Every record of the file in ProcessTrace order (see decoder.ordering)."""
+    return chain.from_iterable(items for items, _ in FileSource(etl).ordered(record_view))
