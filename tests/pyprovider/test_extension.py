@@ -54,7 +54,7 @@ BLOCKED = textwrap.dedent("""
 
 def _payloads(etl: pathlib.Path) -> list[tuple[int, bytes]]:
     from wpptrace.decoder.etlfile import EtlFile
-    from wpptrace.decoder.ordering import ordered_records
+    from wpptrace.decoder import ordered_records
     with EtlFile(str(etl)) as f:
         return [(r.event_id, bytes(r.user_data)) for r in ordered_records(f) if r.kind == "message"]
 
