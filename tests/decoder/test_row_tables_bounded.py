@@ -28,6 +28,7 @@ PROBE_LIMIT = 64           # wpp_rows.c
 SEED = 0x5EED_0F_7E57
 N = 3000
 G = uuid.UUID("01234567-89ab-cdef-0123-456789abcdef")
+CLOCK = ffi.new("wpprow_clock *", {"num": 1, "den": 1})    # raw times are FILETIME
 
 
 def mix(h: int) -> int:
@@ -64,7 +65,8 @@ def walk_rows(records: list[bytes]) -> tuple[list, "wpp_rows.RowTables"]:
     src = ffi.from_buffer(data)
     res = ffi.new("etlrd_walk_result *")
     out = ffi.new("wpprow[]", len(records) + 1)
-    n = lib.wpprow_walk(tables.raw, src, len(data), 0x48, 0, 0, 0, 0, out, len(records) + 1, res)
+    n = lib.wpprow_walk(tables.raw, src, len(data), 0x48, 0, 0, 0, CLOCK, out, len(records) + 1,
+                        res)
     assert res.errors == 0 and not res.more
     return [out[i] for i in range(n)], tables
 
@@ -111,6 +113,7 @@ def test_ordinary_keys_all_get_ids(seed):
     data = bytes(0x48) + b"".join(gen.message(1, g, None, tid=None) for g in guids)
     res = ffi.new("etlrd_walk_result *")
     out = ffi.new("wpprow[]", N)
-    n = lib.wpprow_walk(tables.raw, ffi.from_buffer(data), len(data), 0x48, 0, 0, 0, 0, out, N, res)
+    n = lib.wpprow_walk(tables.raw, ffi.from_buffer(data), len(data), 0x48, 0, 0, 0, CLOCK, out,
+                        N, res)
     assert n == N and tables.key_count() == N
     assert all(out[i].key == i for i in range(N))
