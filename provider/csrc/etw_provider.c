@@ -251,10 +251,19 @@ void wpt_providers_session_stopping(wpt_session *s) {
 #define POINTER_FLAG TRACE_MESSAGE_POINTER32
 #endif
 
+/* The items MessageFlags announce, in record order: sequence (ULONG), GUID or component id
+ * (ULONG), timestamp (LONGLONG), thread and process ids (2 ULONG). */
+#define SEQUENCE_ITEM_SIZE    sizeof(uint32_t)
+#define COMPONENT_ITEM_SIZE   sizeof(uint32_t)
+#define TIMESTAMP_ITEM_SIZE   sizeof(int64_t)
+#define SYSTEMINFO_ITEM_SIZE  (2 * sizeof(uint32_t))
+
 static inline uint32_t items_size(ULONG f) {
-    return ((f & TRACE_MESSAGE_SEQUENCE) ? 4u : 0u) + ((f & TRACE_MESSAGE_GUID) ? 16u : 0u)
-         + ((f & TRACE_MESSAGE_COMPONENTID) ? 4u : 0u) + ((f & TRACE_MESSAGE_TIMESTAMP) ? 8u : 0u)
-         + ((f & TRACE_MESSAGE_SYSTEMINFO) ? 8u : 0u);
+    return (uint32_t)(((f & TRACE_MESSAGE_SEQUENCE) ? SEQUENCE_ITEM_SIZE : 0)
+                      + ((f & TRACE_MESSAGE_GUID) ? sizeof(GUID) : 0)
+                      + ((f & TRACE_MESSAGE_COMPONENTID) ? COMPONENT_ITEM_SIZE : 0)
+                      + ((f & TRACE_MESSAGE_TIMESTAMP) ? TIMESTAMP_ITEM_SIZE : 0)
+                      + ((f & TRACE_MESSAGE_SYSTEMINFO) ? SYSTEMINFO_ITEM_SIZE : 0));
 }
 
 /* Validate, reserve and write the message header and items; *args = where arguments go. */
@@ -277,25 +286,25 @@ static inline ULONG message_begin(TRACEHANDLE h, ULONG flags, const void *guid, 
     if (rc != ERROR_SUCCESS) return rc;
     unsigned char *p = r->record;      /* its first word is stored last, by message_end */
     uint16_t option_flags = (uint16_t)((flags & 0x3F) | POINTER_FLAG);
-    memcpy(p + 4, &number, 2);
-    memcpy(p + 6, &option_flags, 2);
-    p += 8;
+    memcpy(p + offsetof(MESSAGE_TRACE_HEADER, MessageNumber), &number, sizeof number);
+    memcpy(p + offsetof(MESSAGE_TRACE_HEADER, OptionFlags), &option_flags, sizeof option_flags);
+    p += sizeof(MESSAGE_TRACE_HEADER);
     if (flags & TRACE_MESSAGE_SEQUENCE) {
         uint32_t seq = 0;   /* without a sequence mode on the session there is no sequence */
         if (s->log_file_mode & EVENT_TRACE_USE_GLOBAL_SEQUENCE)
             seq = atomic_fetch_add_explicit(&wpt_global_sequence, 1, memory_order_relaxed) + 1;
         else if (s->log_file_mode & EVENT_TRACE_USE_LOCAL_SEQUENCE)
             seq = atomic_fetch_add_explicit(&s->local_sequence, 1, memory_order_relaxed) + 1;
-        memcpy(p, &seq, 4);
-        p += 4;
+        memcpy(p, &seq, SEQUENCE_ITEM_SIZE);
+        p += SEQUENCE_ITEM_SIZE;
     }
-    if (flags & TRACE_MESSAGE_GUID) { memcpy(p, guid, 16); p += 16; }
-    if (flags & TRACE_MESSAGE_COMPONENTID) { memcpy(p, guid, 4); p += 4; }
-    if (flags & TRACE_MESSAGE_TIMESTAMP) { memcpy(p, &r->timestamp, 8); p += 8; }
+    if (flags & TRACE_MESSAGE_GUID) { memcpy(p, guid, sizeof(GUID)); p += sizeof(GUID); }
+    if (flags & TRACE_MESSAGE_COMPONENTID) { memcpy(p, guid, COMPONENT_ITEM_SIZE); p += COMPONENT_ITEM_SIZE; }
+    if (flags & TRACE_MESSAGE_TIMESTAMP) { memcpy(p, &r->timestamp, TIMESTAMP_ITEM_SIZE); p += TIMESTAMP_ITEM_SIZE; }
     if (flags & TRACE_MESSAGE_SYSTEMINFO) {
         uint32_t ids[2] = {wpt_current_tid(), wpt_current_pid()};
-        memcpy(p, ids, 8);
-        p += 8;
+        memcpy(p, ids, SYSTEMINFO_ITEM_SIZE);
+        p += SYSTEMINFO_ITEM_SIZE;
     }
     *args = p;
     return ERROR_SUCCESS;
