@@ -37,12 +37,12 @@ static int classify(uint32_t marker, const uint8_t *rec, uint32_t avail,
     case TRACE_HEADER_TYPE_COMPACT32: case TRACE_HEADER_TYPE_COMPACT64:
     case TRACE_HEADER_TYPE_PERFINFO32: case TRACE_HEADER_TYPE_PERFINFO64:
         /* kernel-style: size in Packet.Size; PEBS index and PMC counters follow the header */
-        if (avail < 8)
+        if (avail < offsetof(SYSTEM_TRACE_HEADER, ThreadId))
             return 0;
-        *size = rd16(rec + 4);
+        *size = rd16(rec + offsetof(SYSTEM_TRACE_HEADER, Size));
         if (marker & TRACE_HEADER_PEBS_INDEX_FLAG)
-            extra = 8;
-        extra += 8 * ((marker & TRACE_HEADER_PMC_COUNTERS_MASK) >> 8);
+            extra = TRACE_HEADER_PEBS_INDEX_SIZE;
+        extra += TRACE_HEADER_PMC_COUNTER_SIZE * ((marker & TRACE_HEADER_PMC_COUNTERS_MASK) >> 8);
         if (type <= TRACE_HEADER_TYPE_SYSTEM64) {
             *kind = ETLRD_KIND_SYSTEM; *fixed = sizeof(SYSTEM_TRACE_HEADER) + extra;
         } else if (type <= TRACE_HEADER_TYPE_COMPACT64) {
@@ -161,15 +161,16 @@ static int decode(const uint8_t *rec, uint32_t off, uint32_t marker, uint8_t kin
         r->task = h->EventDescriptor.Task;
         r->keyword = h->EventDescriptor.Keyword;
         if (h->Flags & EVENT_HEADER_FLAG_EXTENDED_INFO) {
-            /* extended items: {u16 total size (8-aligned), u16 type, u16 linkage, u16 data
-             * size}; Linkage bit 0 says another item follows */
+            /* extended items (EVENT_EXTENDED_ITEM_HEADER, then data): Reserved1 is the
+             * item's total size (8-aligned); Linkage bit 0 says another item follows */
             uint32_t pos = payload;
             for (;;) {
-                if (pos + 8 > size)
+                if (pos + sizeof(EVENT_EXTENDED_ITEM_HEADER) > size)
                     return ETLRD_ERR_BAD_ITEMS;
-                uint32_t isize = rd16(rec + pos);
-                uint32_t linkage = rd16(rec + pos + 4);
-                if (isize < 8 || (isize & 7) || pos + isize > size)
+                uint32_t isize = rd16(rec + pos + offsetof(EVENT_EXTENDED_ITEM_HEADER, Reserved1));
+                uint32_t linkage = rd16(rec + pos + offsetof(EVENT_EXTENDED_ITEM_HEADER, Linkage));
+                if (isize < sizeof(EVENT_EXTENDED_ITEM_HEADER) || (isize % DEFAULT_TRACE_ALIGNMENT)
+                        || pos + isize > size)
                     return ETLRD_ERR_BAD_ITEMS;
                 pos += isize;
                 if (!(linkage & 1))
@@ -188,29 +189,31 @@ static int decode(const uint8_t *rec, uint32_t off, uint32_t marker, uint8_t kin
         uint32_t pos = payload;
         r->event_id = h->MessageNumber;
         r->flags = (uint16_t)flags;
+        /* the items MessageFlags announce, in this order: sequence (ULONG), GUID or
+         * component id (ULONG), timestamp (LONGLONG), thread and process ids (2 ULONG) */
         if (flags & TRACE_MESSAGE_SEQUENCE) {
-            if (pos + 4 > size) return ETLRD_ERR_BAD_ITEMS;
-            r->sequence = rd32(rec + pos); pos += 4;
+            if (pos + sizeof(uint32_t) > size) return ETLRD_ERR_BAD_ITEMS;
+            r->sequence = rd32(rec + pos); pos += sizeof(uint32_t);
             r->present |= ETLRD_HAS_SEQUENCE;
         }
         if (flags & TRACE_MESSAGE_GUID) {
-            if (pos + 16 > size) return ETLRD_ERR_BAD_ITEMS;
-            memcpy(r->guid, rec + pos, 16); pos += 16;
+            if (pos + sizeof(GUID) > size) return ETLRD_ERR_BAD_ITEMS;
+            memcpy(r->guid, rec + pos, sizeof(GUID)); pos += sizeof(GUID);
             r->present |= ETLRD_HAS_GUID;
         } else if (flags & TRACE_MESSAGE_COMPONENTID) {
-            if (pos + 4 > size) return ETLRD_ERR_BAD_ITEMS;
-            r->component_id = rd32(rec + pos); pos += 4;
+            if (pos + sizeof(uint32_t) > size) return ETLRD_ERR_BAD_ITEMS;
+            r->component_id = rd32(rec + pos); pos += sizeof(uint32_t);
             r->present |= ETLRD_HAS_COMPONENT;
         }
         if (flags & TRACE_MESSAGE_TIMESTAMP) {
-            if (pos + 8 > size) return ETLRD_ERR_BAD_ITEMS;
-            r->timestamp = rd64(rec + pos); pos += 8;
+            if (pos + sizeof(int64_t) > size) return ETLRD_ERR_BAD_ITEMS;
+            r->timestamp = rd64(rec + pos); pos += sizeof(int64_t);
             r->present |= ETLRD_HAS_TIMESTAMP;
         }
         if (flags & TRACE_MESSAGE_SYSTEMINFO) {
-            if (pos + 8 > size) return ETLRD_ERR_BAD_ITEMS;
+            if (pos + 2 * sizeof(uint32_t) > size) return ETLRD_ERR_BAD_ITEMS;
             r->thread_id = rd32(rec + pos);
-            r->process_id = rd32(rec + pos + 4); pos += 8;
+            r->process_id = rd32(rec + pos + sizeof(uint32_t)); pos += 2 * sizeof(uint32_t);
             r->present |= ETLRD_HAS_THREAD | ETLRD_HAS_PROCESS;
         }
         payload = pos;

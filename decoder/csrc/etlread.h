@@ -1,6 +1,6 @@
 /* etlread.h: the C hot path of the ETL reader: record walking and MS-XCA decompression.
  *
- * Python sees the same declarations through etlread.cdef (keep the two in step).
+ * Python sees these declarations as they are (the cffi cdef is generated from this header).
  * The walker never trusts a length from the file: every read is bounds-checked
  * against the buffer it was given.
  */

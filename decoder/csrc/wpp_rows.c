@@ -17,6 +17,7 @@
 #if defined(__linux__)
 #include <sys/random.h>
 #endif
+#include "etl_layout.h"
 #include "etlread.h"
 #include "wpp_rows.h"
 
@@ -275,7 +276,8 @@ uint32_t wpprow_walk(wpprow_tables *t, const uint8_t *buf, uint32_t end, uint32_
         }
         /* the GUID sits right after the header (and the sequence, if any) */
         if (r->present & ETLRD_HAS_GUID)
-            w->guid_offset = r->offset + 8 + ((r->present & ETLRD_HAS_SEQUENCE) ? 4 : 0);
+            w->guid_offset = r->offset + sizeof(MESSAGE_TRACE_HEADER)
+                + ((r->present & ETLRD_HAS_SEQUENCE) ? sizeof(uint32_t) : 0);
         w->key = key_id(t, r->guid, r->event_id);
         if (w->key < t->nkeys)
             w->memo = memo_id(t, w->key, r->flags, buf + r->payload_offset, r->payload_size);

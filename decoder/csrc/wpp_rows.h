@@ -1,6 +1,6 @@
 /* wpp_rows.h: compact WPP rows for the formatter's hot path (tables + one walk per buffer).
  *
- * Python sees the same declarations through wpp_rows.cdef (keep the two in step).
+ * Python sees these declarations as they are (the cffi cdef is generated from this header).
  * The walk itself is etlrd_walk (etlread.c); this layer only turns each record into a
  * small fixed row and gives repeated facts small integer ids, so the Python loop indexes
  * lists instead of hashing tuples of bytes:

@@ -2,7 +2,7 @@
  *
  * C programs compile the core directly:
  *     cc -Isrc/wpptrace/include -Iprovider/csrc app.c provider/csrc/etw_*.c -pthread
- * Python sees the same functions through wpptrace_etw.cdef (keep the two in step).
+ * Python sees the same functions: the cffi cdef is generated from this header.
  *
  * Types follow the Win32 headers (ULONG = 32 bit, TRACEHANDLE = 64 bit, WCHAR = UTF-16 code
  * unit); structures have the x64 MS-ABI layout. The *A functions take UTF-8 strings, the *W

@@ -3,13 +3,15 @@
 Every part of the product that has C code keeps it in ``<part>/csrc/``:
 
 * ``*.c``      sources compiled into the extension;
-* ``*.h``      headers; those not starting with ``_`` are #included in the module;
-* ``*.cdef``   the declarations Python sees (cffi syntax), beside the header they mirror.
+* ``*.h``      headers; those not starting with ``_`` are #included in the module, and are
+               what Python sees: the cffi declarations are generated from them (``cdef_text``).
 
-The on-disk ETL layouts live once, in ``src/wpptrace/include/etl_layout.h``. That header is
-written in the subset of C that cffi's cdef parser accepts, so it *is* the cdef for the
-layouts: Python code reads structures through ``ffi.cast``/``ffi.offsetof`` and never
-repeats an offset.
+The on-disk ETL layouts live once, in ``src/wpptrace/include/etl_layout.h``; Python code
+reads structures through ``ffi.cast``/``ffi.offsetof`` and never repeats an offset. Headers
+are written so that the generated text is valid cffi: fixed-width or typedef'd types, plain
+typedef structs, ``#define NAME integer``. What cffi cannot express is left out of the cdef:
+C++ guards, includes, function-like and non-integer macros, declarations taking a
+``va_list``, and anything between ``/* BEGIN C ONLY`` and ``/* END C ONLY */``.
 
 Run this file directly (``python src/wpptrace/_build_core.py``) to rebuild the extension in
 place during development.
@@ -28,22 +30,39 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 INCLUDE = os.path.join(HERE, "include")
 PARTS = [os.path.join(ROOT, part, "csrc") for part in ("provider", "decoder")]
 
-_PREPROCESSOR_KEEP = re.compile(r"^\s*#\s*define\s+\w+\s+")
+_INTEGER_DEFINE = re.compile(r"^\s*#\s*define\s+\w+\s+\(?-?(0[xX][0-9A-Fa-f]+|\d+)[uUlL]*\)?\s*$")
+_CONDITIONAL = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif|else|endif)\b(.*)$")
+#: the callback Python defines for the provider core (cffi-only: ``extern "Python"``)
+PYTHON_CALLBACKS = 'extern "Python" uint32_t _wpptrace_control_callback(int, void *, uint32_t *, void *);'
 
 
 def cdef_text(path: str) -> str:
-    """A header as cdef source: drop include guards, includes and function-like macros."""
+    """A header as cffi cdef source (see the module docstring for what is left out)."""
     text = open(path, encoding="utf-8").read()
     text = re.sub(r"/\* BEGIN C ONLY.*?/\* END C ONLY \*/", "", text, flags=re.S)
-    lines = []
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    text = re.sub(r"//[^\n]*", "", text)
+    lines: list[str] = []
+    skipping: list[bool] = []            # per open #if: inside a C++-only branch?
     for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#") and not _PREPROCESSOR_KEEP.match(stripped):
+        cond = _CONDITIONAL.match(line)
+        if cond:
+            word, rest = cond.group(1), cond.group(2)
+            if word in ("if", "ifdef", "ifndef"):
+                skipping.append(word != "ifndef" and "__cplusplus" in rest)
+            elif word in ("else", "elif") and skipping:
+                skipping[-1] = False
+            elif word == "endif" and skipping:
+                skipping.pop()
             continue
-        if stripped.startswith("#define") and "(" in stripped.split()[1]:
-            continue  # function-like macro
+        if any(skipping):
+            continue
+        if line.lstrip().startswith("#") and not _INTEGER_DEFINE.match(line):
+            continue                     # includes, guards, aliases, strings, macros
         lines.append(line)
-    return "\n".join(lines)
+    body = "\n".join(lines)
+    # declarations cffi cannot parse (C varargs lists)
+    return re.sub(r"[^;{}]*\bva_list\b[^;]*;", "", body)
 
 
 def _sorted(pattern: str) -> list[str]:
@@ -57,11 +76,12 @@ def make_builder(absolute: bool = False) -> FFI:
     headers = ["etl_layout.h"]
     sources: list[str] = []
     for part in PARTS:
-        for cdef in _sorted(os.path.join(part, "*.cdef")):
-            ffi.cdef(open(cdef, encoding="utf-8").read())
-        headers += [os.path.basename(h) for h in _sorted(os.path.join(part, "*.h"))
-                    if not os.path.basename(h).startswith("_")]
+        for header in _sorted(os.path.join(part, "*.h")):
+            if not os.path.basename(header).startswith("_"):
+                ffi.cdef(cdef_text(header))
+                headers.append(os.path.basename(header))
         sources += _sorted(os.path.join(part, "*.c"))
+    ffi.cdef(PYTHON_CALLBACKS)
     ffi.set_source(
         "wpptrace._core",
         "\n".join(f'#include "{h}"' for h in headers),

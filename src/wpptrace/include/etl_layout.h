@@ -1,9 +1,11 @@
 /* etl_layout.h: the on-disk ETL layouts and ETW constants, declared once.
  *
  * Shared by the C writer (provider/csrc), the C reader (decoder/csrc) and, through cffi,
- * by Python (this file is also the cdef: keep it in the subset of C that cffi parses:
- * fixed-width types, plain typedef structs, `#define NAME integer`). Offsets follow
- * docs/etl-format.md and are checked by the static asserts at the end.
+ * by Python (the cdef is generated from this file: keep it in the subset of C that cffi
+ * parses: fixed-width types, plain typedef structs, `#define NAME integer`). No other file
+ * repeats an offset or a size of these structures: C uses offsetof/sizeof, Python
+ * ffi.offsetof/ffi.sizeof through decoder/_hazmat.py. Offsets follow docs/etl-format.md
+ * and are checked by the static asserts at the end.
  * All integers little-endian; GUIDs in Windows in-memory order (uuid.UUID.bytes_le).
  */
 #ifndef WPPTRACE_ETL_LAYOUT_H
@@ -102,6 +104,14 @@ typedef struct {
     uint16_t Task;
     uint64_t Keyword;
 } EVENT_DESCRIPTOR;
+
+typedef struct {                    /* an extended data item of an EVENT_HEADER record (8 bytes,
+                                       then the item's data) */
+    uint16_t Reserved1;             /* the item's total size, 8-aligned (as the walker reads it) */
+    uint16_t ExtType;
+    uint16_t Linkage;               /* bit 0: another item follows; Reserved2 above it */
+    uint16_t DataSize;
+} EVENT_EXTENDED_ITEM_HEADER;
 
 typedef struct {                    /* EVENT_HEADER32/64 file record (0x50) */
     uint16_t Size;
@@ -210,6 +220,9 @@ typedef struct {                    /* writer with 4-byte pointers: 0x110 bytes 
 #define TRACE_HEADER_PEBS_INDEX_FLAG   0x8000
 #define TRACE_HEADER_PMC_COUNTERS_MASK 0x0700
 #define COMPACT_HEADER_SIZE            0x18
+/* kernel-style headers may be followed by a PEBS index and up to 7 PMC counters */
+#define TRACE_HEADER_PEBS_INDEX_SIZE   8
+#define TRACE_HEADER_PMC_COUNTER_SIZE  8
 #define DEFAULT_TRACE_ALIGNMENT        8
 
 /* ---- TraceMessage flags -------------------------------------------------------------- */
@@ -352,6 +365,9 @@ _Static_assert(sizeof(MESSAGE_TRACE_HEADER) == 8, "MESSAGE_TRACE_HEADER");
 _Static_assert(sizeof(EVENT_TRACE_HEADER) == 0x30, "EVENT_TRACE_HEADER");
 _Static_assert(sizeof(EVENT_INSTANCE_GUID_HEADER) == 0x48, "EVENT_INSTANCE_GUID_HEADER");
 _Static_assert(sizeof(EVENT_HEADER) == 0x50, "EVENT_HEADER");
+_Static_assert(sizeof(EVENT_EXTENDED_ITEM_HEADER) == 8, "EVENT_EXTENDED_ITEM_HEADER");
+_Static_assert(offsetof(PERFINFO_TRACE_HEADER, Size) == offsetof(SYSTEM_TRACE_HEADER, Size),
+               "kernel-style headers share Size");
 _Static_assert(offsetof(EVENT_HEADER, EventDescriptor) == 0x28, "EventDescriptor");
 _Static_assert(sizeof(TIME_ZONE_INFORMATION) == 172, "TIME_ZONE_INFORMATION");
 _Static_assert(offsetof(TRACE_LOGFILE_HEADER64, TimeZone) == 0x48, "TimeZone64");
