@@ -16,11 +16,6 @@ Win32 failures (TypeError/OverflowError aside, for wrong argument types or out-o
   Python values. ``trace_site`` returns ``NEEDS_CHECKER`` (-1) and writes nothing when a value
   does not take its fast form: the caller then packs with its validating Python encoder (which
   raises naming the call site) and writes with ``trace_packed_raw``.
-  ``trace_site_slots(logger_handle, site_id, a0, a1, a2, a3, more) -> int`` is the same for the
-  level methods' signature (slots default to ``MISSING``). ``site_writer(by_format)`` binds
-  a provider's ``{format: (format, site_id, ...)}`` dict into ``write(logger_handle, fmt, a0, a1,
-  a2, a3, more) -> int``, which also answers ``NEEDS_SITE`` (-2) when the format object names
-  no site.
 
 They are METH_FASTCALL builtins of ``wpptrace._fastpath`` (see
 :mod:`wpptrace.provider.fastpath`): unlike cffi calls they keep the GIL and skip cffi's per-call
@@ -34,19 +29,17 @@ from wpptrace._core import ffi, lib
 from wpptrace.winerror import Win32Error, check
 
 __all__ = ["ffi", "lib", "check", "Win32Error", "trace_packed_raw", "trace_message_raw",
-           "register_site", "trace_site", "trace_site_slots", "site_writer", "NEEDS_CHECKER", "NEEDS_SITE", "MISSING", "FAST", "last_error",
+           "register_site", "trace_site", "NEEDS_CHECKER", "FAST", "last_error",
            "INVALID_TRACEHANDLE"]
 
 #: What GetTraceLoggerHandle returns on failure ((TRACEHANDLE)INVALID_HANDLE_VALUE).
 INVALID_TRACEHANDLE = 0xFFFFFFFFFFFFFFFF
 #: trace_site's answer when Python's checker must pack the arguments (nothing was written).
 NEEDS_CHECKER = -1
-#: A site writer's answer when the format object names no call site (nothing was written).
-NEEDS_SITE = -2
 
 
 
-from wpptrace.provider.fastpath import AVAILABLE as FAST, MISSING
+from wpptrace.provider.fastpath import AVAILABLE as FAST
 from wpptrace.provider.fastpath import module as _fast
 
 if FAST:
@@ -54,8 +47,6 @@ if FAST:
     trace_message_raw = _fast.trace_message
     register_site = _fast.register_site
     trace_site = _fast.trace_site
-    trace_site_slots = _fast.trace_site_slots
-    site_writer = _fast.site_writer
 else:  # the documented cffi fallback
     _ERROR_INVALID_PARAMETER = 87
 
@@ -71,8 +62,6 @@ else:  # the documented cffi fallback
 
     register_site = None
     trace_site = None
-    trace_site_slots = None
-    site_writer = None
 
 
 def last_error() -> int:

@@ -1,6 +1,7 @@
 """The C fast path of the Python provider: loads ``wpptrace._fastpath`` and connects it to the core.
 
-``wpptrace._fastpath`` (provider/pyext/fastpath.c) is a CPython extension built for one
+``wpptrace._fastpath`` (provider/pyext/fastpath.c: the Provider's level methods and the
+TraceMessage builtins) is a CPython extension built for one
 interpreter version; it calls the core (``wpptrace._core``) through the function addresses
 given here, so both modules share one provider and session state. When it is missing (another
 interpreter version than the one it was built for, or a build without a compiler) ``AVAILABLE``
@@ -12,20 +13,7 @@ from typing import Any
 
 from wpptrace._core import ffi, lib
 
-__all__ = ["AVAILABLE", "module", "MISSING"]
-
-
-class _Missing:
-    """Default of unused argument slots of the trace methods (never a real value)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<no argument>"
-
-
-#: The level methods' "no argument" default (their slots a0..a3), known to trace_site_slots.
-MISSING = _Missing()
+__all__ = ["AVAILABLE", "module"]
 
 
 def _address(name: str) -> int:
@@ -37,7 +25,7 @@ def _load() -> Any:
         from wpptrace import _fastpath
     except ImportError:
         return None
-    _fastpath.bind(_address("wpptrace_trace_packed"), _address("wpptrace_trace_args"), MISSING)
+    _fastpath.bind(_address("wpptrace_trace_packed"), _address("wpptrace_trace_args"))
     return _fastpath
 
 

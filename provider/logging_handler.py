@@ -6,27 +6,28 @@ deferred-format tracing::
     logging.getLogger().addHandler(WppHandler("MyApp"))
 
 Each ``logger.info("read %d bytes from %s", n, path)`` call site becomes a TMF message: its
-template is the format (``%d`` travels as a 64-bit ItemLongLong, ``%s``/``%r`` as ItemString of
-``str()``/``repr()``, ``%f`` as ItemDouble keeping its precision), its arguments are sent typed,
-and nothing is formatted in the process. As tracewpp does for C, message GUIDs are per source
-file and numbers per call site in source order (from the file's AST), so the TMF is the same on
-every run: ``handler.write_tmf(dir)``. Logging levels map to TRACE_LEVEL_* (CRITICAL 1, ERROR 2,
-WARNING 3, INFO 4, DEBUG and below 5).
+template is the format, its arguments are sent typed by the same rules as a
+:class:`~wpptrace.provider.Provider`'s trace formats (:mod:`wpptrace.provider.tracing_types`:
+``%d`` a 64-bit integer, ``%s``/``%r`` UTF-16 text of ``str()``/``repr()``, ``%f`` a double that
+WPP renders with ``%g``), and nothing is formatted in the process. As tracewpp does for C,
+message GUIDs are per source file and numbers per call site in source order, found like the
+provider's call sites (site registry or unchanged source), so the TMF is the same on every run:
+``handler.write_tmf(dir)``. Logging levels map to TRACE_LEVEL_* (CRITICAL 1, ERROR 2, WARNING 3,
+INFO 4, DEBUG and below 5).
 
 Records that cannot travel typed (a template that is not a literal at its call site, ``%(name)s``
 mappings, ``*`` widths, a value that does not fit its type such as an int beyond 64 bits) are
 still written: formatted at once (``record.getMessage()``) into the provider's catch-all message
-``%0%10!s!``. Exception tracebacks follow their record as such a message. A handler never raises
-into the application (``handleError`` as every logging handler).
+for the record's level (``%0%10!s!``, LEVEL= that level). Exception tracebacks follow their
+record as such a message, at the record's level. A handler never raises into the application
+(``handleError`` as every logging handler).
 """
 from __future__ import annotations
 
-import ast
 import dataclasses
 import functools
 import logging
 import os
-import re
 import sys
 import traceback
 import uuid
@@ -36,18 +37,13 @@ from wpptrace.tmf import formatspec
 from wpptrace.tmf.model import Argument, Message
 
 from .tracing import WPP_TRACE_OPTIONS, Provider
-from .tracing_messages import ArgCodec, codec_for
-from .tracing_sites import FIRST_MESSAGE_NUMBER, ScopedVisitor, _is_str, message_guid, message_name, \
-    read_source, relative_source_path
+from .tracing_sites import LEVELS, LoggingSite, message_guid, message_name, relative_source_path, \
+    scan_logging_calls
+from .tracing_types import python_format
 
 __all__ = ["WppHandler", "trace_level_for", "compile_template", "scan_logging_calls", "LoggingSite"]
 
-_LOGGING_METHODS = {
-    "critical": "TRACE_LEVEL_CRITICAL", "fatal": "TRACE_LEVEL_CRITICAL", "error": "TRACE_LEVEL_ERROR",
-    "exception": "TRACE_LEVEL_ERROR", "warning": "TRACE_LEVEL_WARNING", "warn": "TRACE_LEVEL_WARNING",
-    "info": "TRACE_LEVEL_INFORMATION", "debug": "TRACE_LEVEL_VERBOSE",
-}
-_INT64 = (-(1 << 63), (1 << 63) - 1)
+_LEVEL_NAMES = {value: name for name, value in LEVELS.items() if name != "TRACE_LEVEL_FATAL"}
 
 
 def trace_level_for(levelno: int) -> int:
@@ -63,75 +59,7 @@ def trace_level_for(levelno: int) -> int:
     return 5
 
 
-# -- call sites of logging calls (tracewpp-style numbering) --------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class LoggingSite:
-    number: int
-    line: int
-    method: str
-    level_text: str
-    template: str
-    function: str
-    arg_texts: tuple[str, ...]
-
-
-class _LoggingVisitor(ScopedVisitor):
-    def __init__(self, source: str) -> None:
-        super().__init__(source)
-        self.found: list[tuple] = []
-
-    def visit_Call(self, node: ast.Call) -> None:
-        func = node.func
-        if isinstance(func, ast.Attribute):
-            args = node.args
-            if func.attr in _LOGGING_METHODS and args and _is_str(args[0]):
-                self._add(node, func.attr, _LOGGING_METHODS[func.attr], args[0].value, args[1:])
-            elif func.attr == "log" and len(args) >= 2 and _is_str(args[1]) and not _is_str(args[0]):
-                level = "".join((ast.get_source_segment(self.source, args[0]) or "?").split())
-                self._add(node, "log", level, args[1].value, args[2:])
-        self.generic_visit(node)
-
-    def _add(self, node: ast.Call, method: str, level_text: str, template: str, rest: list) -> None:
-        texts = tuple(" ".join((ast.get_source_segment(self.source, a) or "?").split()) for a in rest)
-        self.found.append((node.lineno, node.col_offset, method, level_text, template, self._function(), texts))
-
-
-def scan_logging_calls(source: str, path: str) -> list[LoggingSite]:
-    """The logging calls with a literal template, numbered from 10 in source order."""
-    try:
-        tree = ast.parse(source, filename=path)
-    except SyntaxError:
-        return []
-    visitor = _LoggingVisitor(source)
-    visitor.visit(tree)
-    found = sorted(visitor.found, key=lambda f: (f[0], f[1]))
-    return [LoggingSite(FIRST_MESSAGE_NUMBER + i, f[0], f[2], f[3], f[4], f[5], f[6])
-            for i, f in enumerate(found) if FIRST_MESSAGE_NUMBER + i <= 0xFFFF]
-
-
 # -- templates: Python %-format -> WPP message ---------------------------------------------------
-
-# One Python %-conversion (logging uses printf-style % formatting); "%%" is a literal.
-_PY_CONVERSION = re.compile(r"%(?:%|(?P<key>\([^)]*\))?(?P<flags>[-+ #0]*)(?P<width>\*|\d+)?"
-                            r"(?:\.(?P<prec>\*|\d*))?[hlL]?(?P<conv>[diouxXeEfFgGcrsa]))")
-_INT_CONVERSIONS = {"d": "lld", "i": "lld", "u": "lld", "x": "llx", "X": "llX", "o": "llo"}
-
-
-def _int64(value: Any) -> int:
-    # Python's %d accepts ints, bools, objects with __index__ and (truncating) floats.
-    v = int(value) if isinstance(value, float) else value.__index__()
-    if not _INT64[0] <= v <= _INT64[1]:
-        raise ValueError(f"{v} does not fit 64 bits")
-    return v
-
-
-def _uint64(value: Any) -> int:
-    v = int(value) if isinstance(value, float) else value.__index__()
-    if not 0 <= v < 1 << 64:
-        raise ValueError(f"{v} is negative or does not fit 64 bits (Python prints '-' here)")
-    return v
-
 
 @dataclasses.dataclass
 class CompiledTemplate:
@@ -143,65 +71,18 @@ class CompiledTemplate:
 @functools.lru_cache(maxsize=4096)
 def compile_template(template: str) -> CompiledTemplate:
     """Python logging template -> TMF format, items and an encoder (ValueError if it can't travel typed)."""
-    source_parts: list[str] = []
-    converters: list[Callable[[Any], Any]] = []
-    double_specs: dict[int, formatspec.Spec] = {}
-    pos = 0
-    for m in _PY_CONVERSION.finditer(template):
-        source_parts.append(template[pos:m.start()])
-        pos = m.end()
-        if m.group() == "%%":
-            source_parts.append("%%")
-            continue
-        if m.group("key") is not None or m.group("width") == "*" or m.group("prec") == "*":
-            raise ValueError("mapping keys and '*' widths cannot travel typed")
-        conv = m.group("conv")
-        head = m.group()[1:-1].rstrip("hlL")
-        index = len(converters)
-        if conv in _INT_CONVERSIONS:
-            source_parts.append(f"%{head}{_INT_CONVERSIONS[conv]}")
-            converters.append(_int64 if conv in "diu" else _uint64)
-        elif conv in "eEfFgG":
-            source_parts.append(f"%{head}{conv}")
-            double_specs[index] = formatspec.parse_spec(head + conv)
-            converters.append(float)
-        elif conv == "c":
-            source_parts.append(f"%{head}c")
-            converters.append(lambda v: v)
-        else:  # s, r, a: the text of str(), repr(), ascii()
-            source_parts.append(f"%{head}s")
-            converters.append({"s": str, "r": repr, "a": ascii}[conv])
-    source_parts.append(template[pos:])
-    wpp_source = "".join(source_parts)
     try:
-        tmf_format, _ = formatspec.printf_to_tmf(wpp_source, std_prefix=True)
-        pieces = formatspec.parse_tmf_format(tmf_format)
-    except formatspec.FormatSpecError as exc:
+        compiled = python_format(template)
+    except (formatspec.FormatSpecError, TypeError) as exc:
         raise ValueError(str(exc)) from None
-    # tracewpp prints doubles with !s!; keep the template's own precision for them.
-    fixed, index = [], 0
-    for piece in pieces:
-        if isinstance(piece, formatspec.Insert):
-            if index in double_specs:
-                piece = formatspec.Insert(piece.index, double_specs[index])
-            index += 1
-        fixed.append(piece)
-    tmf_format = formatspec.pieces_to_tmf(fixed)
-    inserts = [p for p in formatspec.parse_printf_format(wpp_source) if isinstance(p, formatspec.Insert)]
-    codecs: list[ArgCodec] = []
-    items = []
-    for piece in inserts:
-        wtype = formatspec.wpp_type_for(piece.spec if piece.ext is None else piece.ext)
-        codecs.append(codec_for(wtype, piece.spec.conversion if piece.spec else "s"))
-        items.append((wtype.item, wtype.params))
-    pairs = list(zip(converters, [c.check for c in codecs]))
+    encoders = [c.encode for c in compiled.codecs]
 
     def encode(args: tuple) -> bytes:
-        if len(args) != len(pairs):
-            raise TypeError(f"{len(pairs)} argument(s) expected, {len(args)} given")
-        return b"".join([check(convert(value)) for (convert, check), value in zip(pairs, args)])
+        if len(args) != len(encoders):
+            raise TypeError(f"{len(encoders)} argument(s) expected, {len(args)} given")
+        return b"".join([enc(value) for enc, value in zip(encoders, args)])
 
-    return CompiledTemplate(tmf_format, items, encode)
+    return CompiledTemplate(compiled.tmf_format, [(t.item, t.params) for t in compiled.types], encode)
 
 
 # -- the handler -------------------------------------------------------------------------------
@@ -213,18 +94,22 @@ class _SiteEntry:
     encode: Callable[[tuple], bytes] | None  # None: send formatted (catch-all message)
 
 
-_FALLBACK_NUMBER = FIRST_MESSAGE_NUMBER
 _FALLBACK_FORMAT = "%0%10!s!"
+
+
+def fallback_number(trace_level: int) -> int:
+    """The catch-all message of a trace level (1..5): numbers 11..15."""
+    return 10 + min(max(trace_level, 1), 5)
 
 
 class WppHandler(logging.Handler):
     """A logging handler that writes WPP messages through a :class:`Provider`.
 
     ``WppHandler("MyApp")`` makes (and registers) a provider named MyApp with one flag,
-    ``LOGGING``, rooted (for message GUIDs) at the directory of the file that creates the handler,
-    or at ``root`` relative to it; ``WppHandler(provider=p, flag=p.flags.X)`` uses yours. Records are written when
-    a session has enabled the provider for the flag at the record's trace level; the handler's
-    own logging level filters first, as usual."""
+    ``LOGGING``, rooted (for message GUIDs) at the directory of the file that creates the
+    handler, or at ``root`` relative to it; ``WppHandler(provider=p, flag=p.flags.X)`` uses
+    yours. Records are written when a session has enabled the provider for the flag at the
+    record's trace level; the handler's own logging level filters first, as usual."""
 
     def __init__(self, name: str | None = None, *, guid: "uuid.UUID | str | None" = None,
                  provider: Provider | None = None, flag: int | None = None, root: str | None = None,
@@ -233,16 +118,14 @@ class WppHandler(logging.Handler):
         if provider is None:
             if not name:
                 raise ValueError("give a provider name or a Provider")
-            # As for Provider: source paths are relative to the directory of the file creating it.
-            caller = sys._getframe(1).f_code.co_filename
-            base = os.path.dirname(os.path.abspath(caller)) if os.path.exists(caller) else os.getcwd()
-            provider = Provider(name, guid, flags=("LOGGING",), root=os.path.join(base, root or ""))
+            # As for Provider: source paths are relative to the file creating the handler.
+            provider = Provider(name, guid, flags=("LOGGING",), root=root, _creator=sys._getframe(1))
         self.provider = provider
         self.flag = int(flag) if flag is not None else (int(next(iter(provider.flags))) if len(provider.flags) else 1)
         self.flag_name = next((f.name for f in provider.flags if int(f) == self.flag), "LOGGING")
         self._levels = {lvl: trace_level_for(lvl) for lvl in range(0, 101)}
         self._sites: dict[tuple[str, int, str], _SiteEntry] = {}
-        self._files: dict[str, tuple[str, uuid.UUID, list[LoggingSite]]] = {}
+        self._paths: dict[str, None] = {}   # files whose logging calls were looked up, in order
         self.fallback_guid = message_guid(provider.guid, "<logging>")
         self._fallback_le = self.fallback_guid.bytes_le
         self.sent_typed = 0
@@ -277,11 +160,12 @@ class WppHandler(logging.Handler):
                     payload = entry.encode(args)
                     guid_le, number = entry.guid_le, entry.number
                     self.sent_typed += 1
-                except (TypeError, ValueError, OverflowError, UnicodeError, AttributeError):
+                except Exception:  # noqa: BLE001 - a value that does not travel typed: send the text
                     payload = None
+            level = self._levels.get(record.levelno) or trace_level_for(record.levelno)
             if payload is None:
                 payload = self._formatted(record.getMessage())
-                guid_le, number = self._fallback_le, _FALLBACK_NUMBER
+                guid_le, number = self._fallback_le, fallback_number(level)
                 self.sent_formatted += 1
             self._send(handle, guid_le, number, payload)
             if record.exc_info or record.stack_info:
@@ -290,7 +174,7 @@ class WppHandler(logging.Handler):
                     text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
                 if record.stack_info:
                     text = (text + "\n" if text else "") + record.stack_info
-                self._send(handle, self._fallback_le, _FALLBACK_NUMBER, self._formatted(text))
+                self._send(handle, self._fallback_le, fallback_number(level), self._formatted(text))
         except Exception:  # noqa: BLE001 - logging's contract: report, never raise
             self.handleError(record)
 
@@ -302,42 +186,57 @@ class WppHandler(logging.Handler):
 
     @staticmethod
     def _formatted(text: str) -> bytes:
-        return text.replace("\x00", "\\0").encode("utf-8", "backslashreplace") + b"\x00"
+        """Formatted text as the catch-all message's ItemWString (a NUL shows as \\0)."""
+        return text.replace("\x00", "\\0").encode("utf-16-le", "surrogatepass") + b"\x00\x00"
 
-    def _file(self, path: str) -> tuple[str, uuid.UUID, list[LoggingSite]]:
-        known = self._files.get(path)
-        if known is None:
-            rel = relative_source_path(path, self.provider.root)
-            try:
-                sites = scan_logging_calls(read_source(path), path)
-            except Exception:  # noqa: BLE001 - no source: everything goes formatted
-                sites = []
-            known = self._files[path] = (rel, message_guid(self.provider.guid, rel + "#logging"), sites)
-        return known
+    def _guid(self, path: str) -> uuid.UUID:
+        rel = relative_source_path(path, self.provider.root)
+        return message_guid(self.provider.guid, rel + "#logging")
+
+    def _sites_of(self, path: str, code: Any, module_globals: Any) -> tuple[LoggingSite, ...] | None:
+        path = os.path.abspath(path)
+        self._paths.setdefault(path)
+        try:
+            return self.provider._sources.logging_sites(path, code, module_globals)
+        except Exception:  # noqa: BLE001 - no usable source: everything goes formatted
+            return None
 
     def _resolve(self, record: logging.LogRecord, key: tuple | None) -> _SiteEntry:
-        entry = _SiteEntry(self._fallback_le, _FALLBACK_NUMBER, None)
+        entry = _SiteEntry(self._fallback_le, fallback_number(trace_level_for(record.levelno)), None)
         if key is not None:
-            _rel, guid, sites = self._file(record.pathname)
-            site = next((s for s in sites if s.line == record.lineno and s.template == record.msg), None)
+            frame = _caller_frame(record)
+            sites = self._sites_of(record.pathname, frame.f_code if frame else None,
+                                   frame.f_globals if frame else None)
+            site = next((s for s in sites or () if s.line == record.lineno and s.template == record.msg), None)
             if site is not None:
                 try:
-                    entry = _SiteEntry(guid.bytes_le, site.number, compile_template(site.template).encode)
+                    entry = _SiteEntry(self._guid(record.pathname).bytes_le, site.number,
+                                       compile_template(site.template).encode)
                 except (ValueError, TypeError):
                     pass
             self._sites[key] = entry
         return entry
 
     # -- TMF ------------------------------------------------------------------------------
+    def fallback_messages(self) -> list[Message]:
+        """The catch-all messages, one per trace level (formatted records and tracebacks)."""
+        return [Message(guid=self.fallback_guid, number=fallback_number(level), name="logging_formatted",
+                        format=_FALLBACK_FORMAT, args=(Argument("record.getMessage()", "ItemWString", (), 10),),
+                        trailer={"LEVEL": _LEVEL_NAMES[level], "FLAGS": self.flag_name, "FUNC": "WppHandler.emit"},
+                        component=self.provider.name, source_file="<logging>", origin="<logging>")
+                for level in range(1, 6)]
+
     def messages(self) -> list[Message]:
-        """TMF messages: the catch-all message, then every logging call site of the files seen."""
+        """TMF messages: the catch-all messages, then every logging call site of the files seen."""
         name = self.provider.name
-        out = [Message(guid=self.fallback_guid, number=_FALLBACK_NUMBER, name="logging_formatted",
-                       format=_FALLBACK_FORMAT, args=(Argument("record.getMessage()", "ItemString", (), 10),),
-                       trailer={"LEVEL": "record.levelno", "FLAGS": self.flag_name, "FUNC": "WppHandler.emit"},
-                       component=name, source_file="<logging>", origin="<logging>")]
-        for path in sorted(self._files, key=lambda p: self._files[p][0]):
-            rel, guid, sites = self._files[path]
+        out = self.fallback_messages()
+        files = []
+        for path in self._paths:
+            sites = self._sites_of(path, None, None)
+            if sites is not None:
+                files.append((relative_source_path(path, self.provider.root), path, sites))
+        for rel, path, sites in sorted(files):
+            guid = self._guid(path)
             base = os.path.basename(path)
             for site in sites:
                 try:
@@ -354,7 +253,9 @@ class WppHandler(logging.Handler):
 
     def add_sources(self, *paths: str) -> None:
         for path in paths:
-            self._file(os.path.abspath(path))
+            path = os.path.abspath(path)
+            self.provider._sources.add_source(path)
+            self._paths.setdefault(path)
 
     def write_tmf(self, directory: str, *, sources: tuple[str, ...] = (), when: Any = None) -> list[str]:
         """Write one ``<guid>.tmf`` per message GUID (and the provider's .tmc/.mof)."""
@@ -379,3 +280,14 @@ class WppHandler(logging.Handler):
 
     def close(self) -> None:
         super().close()
+
+
+def _caller_frame(record: logging.LogRecord) -> Any:
+    """The frame of the logging call (to check its code against the source), if still running."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_filename == record.pathname and frame.f_lineno == record.lineno:
+            return frame
+        frame = frame.f_back
+    return None

@@ -1,18 +1,24 @@
 """``wpptrace tmf gen``: TMF files for Python providers, from their sources (as tracewpp + tracepdb).
 
-Scans Python sources with the same AST scanner the running provider uses
-(:mod:`wpptrace.provider.tracing_sites`), so the files it writes are byte for byte the ones
-``Provider.write_tmf()`` writes at run time:
+Scans Python sources (files, directories, or an installed package with ``--module``) with the
+same AST scanner the running provider uses (:mod:`wpptrace.provider.tracing_sites`), so the files
+it writes are byte for byte the ones ``Provider.write_tmf()`` writes at run time:
 
 * ``<message-guid>.tmf`` per source file (tracepdb layout: ``// PDB:`` lines, GUID line, ``#typev``
   blocks in message-number order);
+* the TMF of the ``logging`` call sites when the sources use ``WppHandler`` (or ``--logging``);
 * ``<control-guid>.tmc`` (control GUID, name, flag names: what TraceView reads) and
-  ``<component>.mof`` (tracepdb's MOF class for the control GUID, flags and levels).
+  ``<component>.mof`` (tracepdb's MOF class for the control GUID, flags and levels);
+* the site registry ``_wpptrace_sites.py`` in the provider's root directory (unless
+  ``--no-registry``): the call sites it scanned, which the running provider uses where the
+  sources are not available (.pyc-only installs, zipapps) or changed after import
+  (:mod:`wpptrace.provider.tracing_sources`). Ship it with the package.
 
 The provider's control GUID, name, flags and root come from a ``Provider("Name", guid=...,
-flags=(...), root=...)`` call with literal arguments found in the sources, or from the options.
-The ``Last Updated`` time is ``--timestamp``, else ``$SOURCE_DATE_EPOCH``, else 1970-01-01: the
-same sources always give the same bytes.
+flags=(...), root=...)`` (or ``WppHandler("Name", ...)``) call with literal arguments found in
+the sources, or from the options; ``CustomType("NAME", "ItemX", ...)`` calls with literal
+arguments declare the custom types. The ``Last Updated`` time is ``--timestamp``, else
+``$SOURCE_DATE_EPOCH``, else 1970-01-01: the same sources always give the same bytes.
 """
 from __future__ import annotations
 
@@ -29,8 +35,11 @@ from wpptrace._cliutil import (add_output_dir_option, add_timestamp_option, add_
                                 complain, iso_time, source_date_epoch)
 from wpptrace.tmf.writer import to_tmf_text
 
-from .tracing_messages import FileMessages, compile_file
-from .tracing_sites import ScanError, etw_name_guid, scan_file
+from .tracing_messages import FileMessages, compile_scan
+from .tracing_sites import ScanError, ScanResult, etw_name_guid, read_source, relative_source_path, scan_file, \
+    scan_logging_calls
+from .tracing_sources import REGISTRY_FILE, registry_text, source_digest
+from .tracing_types import CustomType, TypeTable
 
 __all__ = ["ProviderInfo", "file_tmf_text", "tmc_text", "mof_text", "write_files", "find_provider",
            "reproducible_time", "add_arguments", "run"]
@@ -108,12 +117,12 @@ def write_files(out_dir: "str | os.PathLike[str]", info: ProviderInfo, files: It
     return written
 
 
-def find_provider(sources: Sequence[str]) -> tuple[str, "object"] | None:
-    """The single literal ``Provider(...)`` declaration among ``sources`` (path, decl), if any."""
-    found = []
-    for path in sources:
-        for decl in scan_file(path).providers:
-            found.append((path, decl))
+def find_provider(scans: "dict[str, ScanResult] | Sequence[str]") -> tuple[str, "object"] | None:
+    """The single literal ``Provider(...)`` / ``WppHandler(...)`` declaration among the sources
+    (path, decl), if any."""
+    if not isinstance(scans, dict):
+        scans = {path: scan_file(path) for path in scans}
+    found = [(path, decl) for path, scan in scans.items() for decl in scan.providers]
     distinct = {(d.name, d.guid) for _, d in found}
     if len(distinct) > 1:
         where = ", ".join(f"{p}:{d.line}" for p, d in found)
@@ -127,28 +136,74 @@ def _expand(sources: Sequence[str]) -> list[str]:
         if os.path.isdir(src):
             for dirpath, dirnames, filenames in os.walk(src):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
-                files += [os.path.join(dirpath, f) for f in sorted(filenames) if f.endswith(".py")]
+                files += [os.path.join(dirpath, f) for f in sorted(filenames)
+                          if f.endswith(".py") and f != REGISTRY_FILE]
         else:
             files.append(src)
     return files
 
 
+def module_sources(name: str) -> list[str]:
+    """The .py files of an importable module or package (found without running it)."""
+    import importlib.util
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError) as exc:
+        raise ValueError(f"--module {name}: {exc}") from None
+    if spec is None:
+        raise ValueError(f"--module {name}: no such module on sys.path")
+    if spec.submodule_search_locations:
+        return _expand(sorted(spec.submodule_search_locations))
+    if spec.origin and spec.origin.endswith(".py"):
+        return [spec.origin]
+    raise ValueError(f"--module {name}: no Python source ({spec.origin or 'no file'})")
+
+
+def custom_types(scans: dict[str, ScanResult]) -> TypeTable:
+    """The ``CustomType(...)`` declarations of the sources (names and items; no encoders here)."""
+    found: dict[str, CustomType] = {}
+    for path, scan in scans.items():
+        for decl in scan.types:
+            try:
+                found[decl.name] = CustomType(decl.name, decl.item, format=decl.format)
+            except ValueError as exc:
+                raise ValueError(f"{path}:{decl.line}: {exc}") from None
+    return TypeTable(found.values())
+
+
 def _write_logging(args: argparse.Namespace, info: ProviderInfo, sources: list[str],
-                   when: _dt.datetime) -> list[pathlib.Path]:
+                   when: _dt.datetime, flag_name: str | None) -> list[pathlib.Path]:
     """The logging call sites' TMF, through the handler's own writer (same bytes as at run time)."""
     from .logging_handler import WppHandler
     from .tracing import Provider
 
     provider = Provider(info.name, info.guid, flags=info.flags, root=info.root, register=False)
-    flag = provider.flag(args.logging_flag) if args.logging_flag else None
+    flag = provider.flag(flag_name) if flag_name else None
     handler = WppHandler(provider=provider, flag=flag)
     paths = handler.write_tmf(args.output, sources=tuple(sources), when=when)
     return [pathlib.Path(p) for p in paths if p.endswith(".tmf")]
 
 
+def write_registry(root: str, scans: dict[str, ScanResult]) -> pathlib.Path:
+    """``<root>/_wpptrace_sites.py``: the trace and logging call sites of every scanned file."""
+    entries = []
+    for path, scan in scans.items():
+        text = read_source(path)
+        entries.append((relative_source_path(path, root), source_digest(text), scan,
+                        scan_logging_calls(text, path)))
+    target = pathlib.Path(root) / REGISTRY_FILE
+    text = registry_text(entries)
+    if not target.exists() or target.read_text(encoding="utf-8") != text:
+        target.write_text(text, encoding="utf-8", newline="\n")
+    return target
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("sources", nargs="+", metavar="SRC",
+    parser.add_argument("sources", nargs="*", metavar="SRC",
                         help="Python source files or directories (scanned for trace calls)")
+    parser.add_argument("--module", "-m", action="append", default=[], metavar="PKG",
+                        help="also scan an importable package or module by name (installed or on "
+                             "sys.path), without running it; repeatable")
     add_output_dir_option(parser, "directory for <guid>.tmf, <control-guid>.tmc and <name>.mof (default: .)")
     parser.add_argument("--name", help="provider (component) name; default: from Provider(...) in the sources")
     parser.add_argument("--guid", help="control GUID; default: from Provider(...), else the ETW hash of --name")
@@ -156,22 +211,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", help="directory message GUIDs are relative to; default: the directory "
                                        "of the file declaring the Provider (as at run time)")
     add_timestamp_option(parser, "1970-01-01")
-    parser.add_argument("--logging", action="store_true",
-                        help="also write the TMF of the sources' logging calls, as WppHandler.write_tmf does")
+    logging_group = parser.add_mutually_exclusive_group()
+    logging_group.add_argument("--logging", dest="logging", action="store_const", const=True, default=None,
+                               help="write the TMF of the sources' logging calls (default: when the sources "
+                                    "use WppHandler)")
+    logging_group.add_argument("--no-logging", dest="logging", action="store_const", const=False,
+                               help="never write the logging calls' TMF")
     parser.add_argument("--logging-flag", metavar="NAME",
-                        help="the provider flag the WppHandler uses (default: the first flag)")
+                        help="the provider flag the WppHandler uses (default: the flag= the sources "
+                             "give WppHandler, else the first flag)")
+    parser.add_argument("--no-registry", dest="registry", action="store_false",
+                        help=f"do not write the site registry ({REGISTRY_FILE}) into the provider's root")
     parser.add_argument("--no-control-files", dest="control_files", action="store_false",
                         help="write only the .tmf files")
     add_verbose_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    sources = _expand(args.sources)
+    try:
+        sources = _expand(args.sources)
+        for name in args.module:
+            sources += module_sources(name)
+    except ValueError as exc:
+        complain("tmf gen", exc)
+        return 2
+    if not sources:
+        complain("tmf gen", "no sources: give Python files, directories or --module PKG")
+        return 2
+    scans: dict[str, ScanResult] = {}
+    failed = 0
+    for path in sources:
+        try:
+            scans[path] = scan_file(path)
+        except ScanError as exc:
+            complain("tmf gen", exc)
+            failed += 1
+    if failed:
+        complain("tmf gen", f"{failed} error(s); nothing written")
+        return 1
     declared = None
     if not (args.name and args.root):  # otherwise nothing is taken from a declaration
         try:
-            declared = find_provider(sources)
-        except (ScanError, ValueError) as exc:
+            declared = find_provider(scans)
+        except ValueError as exc:
             complain("tmf gen", exc)
             return 1
     decl_path, decl = declared if declared else (None, None)
@@ -183,21 +265,21 @@ def run(args: argparse.Namespace) -> int:
     guid = uuid.UUID(args.guid) if args.guid else (decl.guid if decl and decl.guid else etw_name_guid(name))
     flags = tuple(f for f in args.flags.split(",") if f) if args.flags else (decl.flags or () if decl else ())
     if args.root:
-        root = args.root
+        root = os.path.abspath(args.root)
     elif decl_path is not None:
         base = os.path.dirname(os.path.abspath(decl_path))
-        root = os.path.join(base, decl.root) if decl.root else base
+        root = os.path.abspath(os.path.join(base, decl.root)) if decl.root else base
     else:
         root = os.getcwd()
     info = ProviderInfo(name=name, guid=guid, flags=tuple(flags), root=root)
-    compiled, failed = [], 0
-    for path in sources:
-        try:
-            messages = compile_file(path, control_guid=guid, component=name, root=root)
-        except ScanError as exc:
-            complain("tmf gen", exc)
-            failed += 1
-            continue
+    try:
+        table = custom_types(scans)
+    except ValueError as exc:
+        complain("tmf gen", exc)
+        return 1
+    compiled = []
+    for path, scan in scans.items():
+        messages = compile_scan(scan, control_guid=guid, component=name, root=root, table=table)
         for exc in messages.errors:
             complain("tmf gen", f"error: {exc}")
             failed += 1
@@ -208,10 +290,31 @@ def run(args: argparse.Namespace) -> int:
     when = reproducible_time(args.timestamp)
     written = write_files(args.output, info, compiled, when, control_files=args.control_files)
     count = sum(len(m.sites) for m in compiled)
-    if args.logging:
-        written += _write_logging(args, info, sources, when)
+    uses_handler = any(scan.uses_handler for scan in scans.values())
+    if args.logging or (args.logging is None and uses_handler):
+        found = sum(len(scan_logging_calls(read_source(p), p)) for p in scans)
+        if not found:
+            complain("tmf gen", "warning: the sources use WppHandler, but no logging call with a literal "
+                                "template was found: only the catch-all messages are written"
+                     if uses_handler else "warning: --logging: no logging call with a literal template found")
+        handler_flags = [f for scan in scans.values() for f in scan.handler_flags if f in flags]
+        flag_name = args.logging_flag or (handler_flags[0] if handler_flags else None)
+        try:
+            written += _write_logging(args, info, list(scans), when, flag_name)
+        except KeyError as exc:
+            complain("tmf gen", f"--logging-flag: {exc.args[0]}")
+            return 2
+    registry = None
+    if args.registry:
+        try:
+            registry = write_registry(root, scans)
+        except OSError as exc:
+            complain("tmf gen", f"cannot write the site registry: {exc.strerror or exc} "
+                                f"({os.path.join(root, REGISTRY_FILE)}); use --no-registry to skip it")
+            return 1
     if args.verbose:
-        for path in written:
+        for path in written + ([registry] if registry else []):
             print(path)
-    print(f"{count} message(s) from {len(compiled)} file(s) -> {len(written)} file(s) in {args.output}")
+    note = f"; site registry {registry}" if registry else ""
+    print(f"{count} message(s) from {len(compiled)} file(s) -> {len(written)} file(s) in {args.output}{note}")
     return 0

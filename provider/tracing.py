@@ -2,43 +2,56 @@
 
 A :class:`Provider` is a classic ETW provider (control GUID, friendly name, named flags with one
 bit each, TRACE_LEVEL_* levels) registered with the core through ``RegisterTraceGuids``. A
-session enables it with flags and a level; the ControlCallback stores them in plain Python
-attributes (one enable mask per level), so a disabled call is one attribute test and never
-enters C. (Measured alternatives, CPython 3.11: per-instance closures or ``*args`` signatures
-are slower than a class method with default slots, which the interpreter specialises.)
+session enables it with flags and a level; the ControlCallback stores them where the level
+methods test them first, so a disabled call costs one test.
 
 Each call site is a WPP message, as tracewpp makes them: one message GUID per source file, one
 message number per call site (see :mod:`wpptrace.provider.tracing_sites`), a TMF entry with the
 TMF format, the argument item types, LEVEL=, FLAGS= and FUNC=. The first enabled call of a site
-finds it by the position CPython recorded for the CALL instruction, compiles its packer
-(:mod:`wpptrace.provider.tracing_messages`), registers its packer program with the C fast path
-and caches it; later calls make one builtin call (``_hazmat.site_writer``) that finds the site
-by the format object and packs the values into the record. A value the C form refuses is
-packed by the site's validating Python encoder, which raises naming the call site. Without the
-builtins, the site's generated Python packer and ``trace_packed_raw`` do the same. ``wpptrace tmf gen`` writes the same TMF from the sources,
-``Provider.write_tmf()`` writes it from the running program; both are byte for byte equal.
+finds it from the calling frame's code object and instruction offset (the position CPython
+recorded for the call), in the site registry ``tmf gen`` wrote or in the source when it still
+matches the running code (:mod:`wpptrace.provider.tracing_sources`), compiles its packer
+(:mod:`wpptrace.provider.tracing_messages`) and caches it under (code object, offset). Later
+calls pack and write at once.
+
+The level methods are C methods of ``wpptrace._fastpath`` (enable test, site lookup by code
+object and offset, packing, TraceMessage) when that extension is built for the running
+interpreter; otherwise the Python methods of :class:`_PythonLevels` do the same and write the
+same bytes.
+
+**A trace call never raises by default.** A call that cannot be written as its message (a value
+that does not fit its type, a wrong argument count, a call site whose source is gone and that no
+site registry lists) is dropped; the drops are counted per call site (:meth:`Provider.stats`)
+and the first one of each site is reported with a :class:`TraceWarning`. With ``strict=True``
+(or the environment variable ``WPPTRACE_STRICT=1``) the call raises instead, naming the call
+site as ``file:line``. Events the session refuses (no free buffer, larger than a buffer) are
+counted in ``events_dropped``, as the session counts them in EventsLost.
 
 Level 0 from the session means "every level" (the ETW meaning of level 0).
 """
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import os
-import re
 import sys
 import threading
 import uuid
+import warnings
 from typing import Any, Callable, Iterable
 
-from ._hazmat import NEEDS_CHECKER, NEEDS_SITE
+from . import fastpath
 from ._hazmat import lib as _lib
-from .tracing_messages import MISSING, CompiledSite, FileMessages, compile_file
-from .tracing_sites import LEVELS, LEVEL_METHODS, ScanError, etw_name_guid
+from .tracing_messages import CompiledSite, FileMessages, compile_scan
+from .tracing_sites import LEVELS, LEVEL_METHODS, ScanError, etw_name_guid, relative_source_path
+from .tracing_sources import REGISTRY_MODULE, SiteSources
+from .tracing_types import CustomType, TypeTable
 
 __all__ = [
-    "Provider", "TraceFlag",
+    "Provider", "TraceFlag", "TraceWarning", "ProviderStats", "DroppedCalls", "CustomType",
     "TRACE_LEVEL_NONE", "TRACE_LEVEL_CRITICAL", "TRACE_LEVEL_FATAL", "TRACE_LEVEL_ERROR",
     "TRACE_LEVEL_WARNING", "TRACE_LEVEL_INFORMATION", "TRACE_LEVEL_VERBOSE", "WPP_TRACE_OPTIONS",
+    "STRICT_ENVIRONMENT_VARIABLE",
 ]
 
 TRACE_LEVEL_NONE = LEVELS["TRACE_LEVEL_NONE"]
@@ -55,9 +68,38 @@ WPP_TRACE_OPTIONS = (_lib.TRACE_MESSAGE_SEQUENCE | _lib.TRACE_MESSAGE_GUID
 WMI_ENABLE_EVENTS = _lib.WMI_ENABLE_EVENTS
 WMI_DISABLE_EVENTS = _lib.WMI_DISABLE_EVENTS
 MAX_FLAGS = 32  # EnableFlags is a ULONG
+#: Set to 1 (or true/yes/on) to make every Provider strict unless it says otherwise.
+STRICT_ENVIRONMENT_VARIABLE = "WPPTRACE_STRICT"
 
 _getframe = sys._getframe
-_NO_SITES: dict = {}
+
+
+class TraceWarning(RuntimeWarning):
+    """A trace call was dropped (reported once per call site; see :meth:`Provider.stats`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DroppedCalls:
+    """The trace calls dropped at one call site, and why the first one was."""
+
+    site: str
+    count: int
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ProviderStats:
+    """What a provider could not write.
+
+    ``calls_dropped``: trace calls that could not be written as their message (per call site in
+    ``sites``); ``events_dropped``: events the session refused (no free buffer, larger than a
+    buffer: the session counts them in EventsLost); ``last_error``: the session's last refusal
+    (a Win32 code)."""
+
+    calls_dropped: int
+    events_dropped: int
+    last_error: int
+    sites: tuple[DroppedCalls, ...]
 
 
 class TraceFlag(int):
@@ -89,18 +131,83 @@ class _Flags:
         return len(self._flags)
 
 
-class Provider:
+def _strict_default() -> bool:
+    return os.environ.get(STRICT_ENVIRONMENT_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class _BadSite:
+    """A call site that cannot be written: every call there is dropped (or raises if strict)."""
+
+    __slots__ = ("label", "where", "error")
+
+    def __init__(self, label: str, where: tuple[str, int], error: Exception) -> None:
+        self.label, self.where, self.error = label, where, error
+
+
+def _py_level_method(name: str, level: int):
+    """One level method in Python: the enable test, then ``_trace`` with the caller's frame."""
+    source = f'''
+def {name}(self, flag=None, fmt=None, *args):
+    """Trace at level {level} if ``flag`` is enabled: ``{name}(FLAG, "format %d", value, ...)``."""
+    try:
+        if not flag & self._mask{level}:
+            return
+    except TypeError:
+        if not self._mask{level}:
+            return
+    frame = _getframe(1)
+    self._trace({level}, "{name}", flag, fmt, args, frame.f_code, frame.f_lasti, frame.f_globals)
+'''
+    namespace = {"_getframe": _getframe}
+    exec(compile(source, f"<wpptrace Provider.{name}>", "exec"), namespace)  # noqa: S102
+    return namespace[name]
+
+
+class _PythonLevels:
+    """The level methods in Python (the fallback of the C methods; the same records)."""
+
+    def log(self, level=None, flag=None, fmt=None, *args) -> None:
+        """``log(TRACE_LEVEL_WARNING, IO, "fmt", ...)``: the level as a value."""
+        try:
+            if not flag & self._masks[level & 0xFF]:
+                return
+        except TypeError:
+            if not self.logger_handle:
+                return
+        frame = _getframe(1)
+        self._trace(level, "log", flag, fmt, args, frame.f_code, frame.f_lasti, frame.f_globals)
+
+    def _cache_site(self, code: Any, lasti: int, cid: int) -> None:
+        """(The C methods' site cache; the Python methods use ``_sites``.)"""
+
+    def _set_core_state(self, handle: int, flags: int, level: int) -> None:
+        """(The C methods' copy of the enable state.)"""
+
+
+for _name, (_level_name, _level) in LEVEL_METHODS.items():
+    setattr(_PythonLevels, _name, _py_level_method(_name, _level))
+del _name, _level_name, _level
+
+_LEVEL_METHOD_NAMES = tuple(LEVEL_METHODS) + ("log",)
+_Base = getattr(fastpath.module, "ProviderCore", None) or _PythonLevels
+
+
+class Provider(_Base):
     """A classic (WPP) provider with named flags and level methods.
 
     ``Provider("MyApp", guid=..., flags=("IO", "NET"))``: the control GUID defaults to the ETW
     hash of the name (what ``tracelog *MyApp`` would use). ``root`` (default: the directory of
-    the file that creates the provider) is what source paths in message GUIDs are relative to;
-    give the same to ``wpptrace tmf gen --root`` if you do not declare the provider literally.
-    The provider registers at once (``register=False`` to defer) and unregisters at exit.
+    the file that creates the provider) is what source paths in message GUIDs are relative to,
+    and where ``wpptrace tmf gen`` writes the site registry; give the same to ``tmf gen
+    --root`` if you do not declare the provider literally. ``types``: :class:`CustomType` s for
+    ``%!NAME!``. ``strict``: raise from trace calls that cannot be written instead of dropping
+    them (default: the ``WPPTRACE_STRICT`` environment variable). The provider registers at once
+    (``register=False`` to defer) and unregisters at exit.
     """
 
     def __init__(self, name: str, guid: "uuid.UUID | str | None" = None, *,
-                 flags: Iterable[str] = (), root: str | None = None, register: bool = True) -> None:
+                 flags: Iterable[str] = (), root: str | None = None, register: bool = True,
+                 strict: bool | None = None, types: Iterable[CustomType] = (), _creator: Any = None) -> None:
         if not name or any(c.isspace() for c in name):
             raise ValueError(f"a provider name must be one word (it is the TMF component name): {name!r}")
         self.name = name
@@ -111,34 +218,30 @@ class Provider:
         if len(set(flag_names)) != len(flag_names):
             raise ValueError("flag names must be unique")
         self.flags = _Flags(TraceFlag(1 << i, n) for i, n in enumerate(flag_names))
-        caller = _getframe(1).f_code.co_filename
-        base = os.path.dirname(os.path.abspath(caller)) if os.path.exists(caller) else os.getcwd()
-        self.root = os.path.abspath(os.path.join(base, root)) if root else base
+        self.types = TypeTable(types)
+        self.strict = _strict_default() if strict is None else bool(strict)
+        frame = _creator if _creator is not None else _getframe(1)
+        self.root, registry_dir, registry_module = _locations(frame, root)
+        self._sources = SiteSources(self.root, registry_dir, registry_module, frame.f_globals.get("__loader__"))
         # Enable state, written by the ControlCallback: per level, the enabled flag bits.
         self._mask1 = self._mask2 = self._mask3 = self._mask4 = self._mask5 = 0
         self._masks = [0] * 256
         self.logger_handle = 0
         self.enable_flags = 0
         self.enable_level = 0
-        self.events_dropped = 0   # trace_packed refusals (no free buffer, too big ...)
+        self.events_dropped = 0   # refused by the session (no free buffer, too big ...)
         self.last_error = 0
+        self.calls_dropped = 0
+        self._drops: dict[str, list] = {}   # site label -> [count, first reason]
+        self._reported: set[str] = set()    # sites whose first drop was reported
         self._files: dict[str, FileMessages] = {}
-        # format text -> (the format object, writer key, site) when the object names the site;
-        # the key is what self._write takes: the C program id, or the site for the Python packer
-        self._by_format: dict[str, tuple[str, Any, CompiledSite]] = {}
-        # id(code object) -> {instruction offset -> site}; the site keeps the code object alive,
-        # so the id cannot be reused while it is cached.
-        self._by_code: dict[int, dict[int, CompiledSite]] = {}
-        self._lock = threading.Lock()
+        # id(code object) -> (the code object, {instruction offset -> CompiledSite or _BadSite});
+        # holding the code object keeps its id from being reused while it is cached.
+        self._sites: dict[int, tuple[Any, dict[int, Any]]] = {}
+        self._lock = threading.RLock()
         self._registration: int | None = None
-        self._trace_packed: Callable[..., int] | None = None
-        self._trace_site: Callable[..., int] | None = None
-        # _write(handle, fmt, a0, a1, a2, a3, more): by the format object (or NEEDS_SITE);
-        # _write_key(handle, key, a0, a1, a2, a3, more): by the site's writer key
-        self._write: Callable[..., int] = self._python_write
-        self._write_key: Callable[..., int] = self._python_write_key
-        from ._hazmat import trace_packed_raw, trace_site_slots
-        self._set_writers(trace_packed_raw, trace_site_slots)
+        from ._hazmat import trace_packed_raw
+        self._trace_packed: Callable[..., int] = trace_packed_raw
         if register:
             self.register()
 
@@ -163,42 +266,7 @@ class Provider:
         self.enable_flags, self.enable_level = flags, level
         self._masks = masks
         self._mask1, self._mask2, self._mask3, self._mask4, self._mask5 = masks[1:6]
-
-    def _set_writers(self, trace_packed: Callable[..., int] | None,
-                     trace_site_slots: Callable[..., int] | None) -> None:
-        """Choose the entries the level methods write with (tests substitute recorders):
-        ``trace_site_slots(handle, program id, a0, a1, a2, a3, more)`` packs in C; None -> the
-        site's Python packer and ``trace_packed(handle, flags, guid_le, number, payload)``."""
-        with self._lock:
-            self._trace_packed, self._trace_site = trace_packed, trace_site_slots
-            if trace_site_slots is None:
-                self._write, self._write_key = self._python_write, self._python_write_key
-            else:
-                from ._hazmat import site_writer
-                self._write, self._write_key = site_writer(self._by_format), trace_site_slots
-            for sites in self._by_code.values():
-                for site in sites.values():
-                    self._register_program(site)
-            for fmt, (obj, _key, site) in list(self._by_format.items()):
-                self._by_format[fmt] = (obj, self._writer_key(site), site)
-
-    def _writer_key(self, site: CompiledSite) -> Any:
-        return site if self._trace_site is None else site.cid
-
-    def _python_write(self, handle: int, fmt: str, a0: Any, a1: Any, a2: Any, a3: Any,
-                      more: tuple) -> int:
-        """``self._write`` without the builtins: by the format object, or NEEDS_SITE."""
-        entry = self._by_format.get(fmt)
-        if entry is None or entry[0] is not fmt:
-            return NEEDS_SITE
-        return self._python_write_key(handle, entry[1], a0, a1, a2, a3, more)
-
-    def _python_write_key(self, handle: int, site: CompiledSite, a0: Any, a1: Any, a2: Any, a3: Any,
-                          more: tuple) -> int:
-        """``self._write_key`` without the builtins: the site's generated packer (which raises
-        naming the call site for a value that does not fit), then trace_packed."""
-        return self._trace_packed(handle, WPP_TRACE_OPTIONS, site.guid_le, site.number,
-                                  site.pack(a0, a1, a2, a3, more))
+        self._set_core_state(logger_handle, flags & 0xFFFFFFFF, level & 0xFF)
 
     def _control_callback(self, request_code: int, context: Any, buffer: Any) -> int:
         from .api import GetTraceEnableFlags, GetTraceEnableLevel, GetTraceLoggerHandle
@@ -208,6 +276,17 @@ class Provider:
         elif request_code == WMI_DISABLE_EVENTS:
             self._set_enable_state(0, 0, 0)
         return 0
+
+    def _use_writer(self, trace_packed: Callable[..., int] | None) -> None:
+        """Write through ``trace_packed(handle, flags, guid_le, number, payload)`` with the Python
+        level methods (tests record what would be written); None restores the normal path."""
+        from ._hazmat import trace_packed_raw
+        self._trace_packed = trace_packed or trace_packed_raw
+        for name in _LEVEL_METHOD_NAMES:
+            if trace_packed is None:
+                self.__dict__.pop(name, None)
+            else:
+                self.__dict__[name] = getattr(_PythonLevels, name).__get__(self)
 
     # -- registration ---------------------------------------------------------------------
     def register(self) -> None:
@@ -236,104 +315,135 @@ class Provider:
     def __exit__(self, *exc: object) -> None:
         self.unregister()
 
-    # -- call sites -----------------------------------------------------------------------
-    def _file(self, path: str) -> FileMessages:
-        messages = self._files.get(path)
-        if messages is None:
-            messages = compile_file(path, control_guid=self.guid, component=self.name, root=self.root)
-            self._files[path] = messages
-        return messages
-
-    def _entry(self, fmt: str, method: str, depth: int) -> tuple[str, Any, CompiledSite]:
-        """The call site of the frame ``depth`` levels up: (format, writer key, site)."""
-        frame = _getframe(depth)
-        site = self._by_code.get(id(frame.f_code), _NO_SITES).get(frame.f_lasti)
+    # -- the enabled path -----------------------------------------------------------------
+    def _trace(self, level: Any, method: str, flag: Any, fmt: Any, args: tuple, code: Any, lasti: int,
+               module_globals: dict | None) -> None:
+        """An enabled call whose site is not cached yet (or whose values need Python): find the
+        site, pack, write; or drop and count (raise if strict)."""
+        entry = self._sites.get(id(code))
+        site = entry[1].get(lasti) if entry is not None else None
         if site is None:
-            site = self._resolve(frame, method, fmt)
-        return fmt, self._writer_key(site), site
+            site = self._resolve(method, fmt, code, lasti, module_globals)
+        if type(site) is _BadSite:
+            return self._drop(site.label, site.where, site.error)
+        for what, value in (("flag", flag), ("level", level)):
+            if not isinstance(value, int):
+                return self._drop(site.label, (code.co_filename, site.site.line), TypeError(
+                    f"{site.label}: the {what} must be an int, got {type(value).__name__}"))
+        try:
+            payload = site.pack(args)
+        except Exception as exc:  # noqa: BLE001 - never into the application (see _drop)
+            return self._drop(site.label, (code.co_filename, site.site.line), exc)
+        rc = self._trace_packed(self.logger_handle, WPP_TRACE_OPTIONS, site.guid_le, site.number, payload)
+        if rc:
+            self.events_dropped += 1
+            self.last_error = rc
 
-    def _resolve(self, frame: Any, method: str, fmt: str) -> CompiledSite:
-        """Find (and cache) the call site the frame is executing."""
-        code, lasti = frame.f_code, frame.f_lasti
+    def _resolve(self, method: str, fmt: Any, code: Any, lasti: int, module_globals: dict | None) -> Any:
         with self._lock:
-            site = self._by_code.get(id(code), _NO_SITES).get(lasti)
-            if site is not None:
-                return site
-            path = code.co_filename
-            try:
-                messages = self._file(path)
-            except ScanError as exc:
-                raise RuntimeError(f"{self.name}: cannot find the trace call site: {exc}") from None
-            position = _call_position(code, lasti, frame.f_lineno)
-            site = _match(messages, position, method, fmt)
+            entry = self._sites.get(id(code))
+            if entry is None:
+                entry = self._sites[id(code)] = (code, {})  # holds the code object: ids stay unique
+            site = entry[1].get(lasti)
             if site is None:
-                bad = messages.bad_sites.get(position) if len(position) == 4 else None
-                if bad is not None:
-                    raise bad
-                raise RuntimeError(f"{path}:{frame.f_lineno}: {self.name}.{method}() call not found by the "
-                                   f"scanner: the format must be a string literal and the flag must not be")
-            site = _bind(site, code, lasti, fmt)
-            self._register_program(site)
-            self._by_code.setdefault(id(code), {})[lasti] = site
-            # The format object alone identifies the site when no other call in its file uses the
-            # same text and the compiler did not intern it (then no other module shares the object).
-            if _format_identifies_site(messages, site):
-                self._by_format[fmt] = (fmt, self._writer_key(site), site)
+                site = self._find(method, fmt, code, lasti, module_globals)
+                if type(site) is not _BadSite:
+                    self._register_program(site)
+                    if site.cid is not None:
+                        self._cache_site(code, lasti, site.cid)
+                entry[1][lasti] = site
             return site
 
+    def _find(self, method: str, fmt: Any, code: Any, lasti: int, module_globals: dict | None) -> Any:
+        path = os.path.abspath(code.co_filename)
+        position = _call_position(code, lasti)
+        line = position[0] or 0
+        where = (code.co_filename, line)
+        rel = relative_source_path(path, self.root)
+        label = f"{rel}:{line} ({self.name}.{method})"
+        try:
+            scan, why = self._sources.trace_sites(path, code, module_globals)
+        except ScanError as exc:
+            return _BadSite(label, where, RuntimeError(f"{label}: cannot read the call site: {exc}"))
+        if scan is None:
+            return _BadSite(label, where, RuntimeError(f"{label}: cannot identify the call site: {why}"))
+        messages = self._compiled(scan)
+        site = _match(messages, position, method, fmt)
+        if site is not None:
+            return site
+        bad = messages.bad_sites.get(position) if len(position) == 4 else None
+        if bad is not None:
+            label = str(bad).split(": ", 1)[0]
+            return _BadSite(label, where, bad)
+        return _BadSite(label, where, RuntimeError(
+            f"{label}: not a trace call site of {rel}: the format must be a string literal and the "
+            f"flag must not be one"))
+
+    def _compiled(self, scan: Any) -> FileMessages:
+        messages = self._files.get(scan.path)
+        if messages is None or messages.scan is not scan:
+            messages = compile_scan(scan, control_guid=self.guid, component=self.name, root=self.root,
+                                    table=self.types)
+            self._files[scan.path] = messages
+        return messages
+
     def _register_program(self, site: CompiledSite) -> None:
-        if site.cid is None and self._trace_site is not None:
-            from ._hazmat import register_site
-            site.cid = register_site(site.guid_le, site.number, WPP_TRACE_OPTIONS, *site.program())
+        if site.cid is None and fastpath.AVAILABLE:
+            site.cid = fastpath.module.register_site(site.guid_le, site.number, WPP_TRACE_OPTIONS,
+                                                     *site.program())
 
-    def _dropped(self, rc: int) -> None:
-        self.events_dropped += 1
-        self.last_error = rc
-
-    def _not_written(self, rc: int, fmt: str, method: str, a0: Any, a1: Any, a2: Any, a3: Any,
-                     more: tuple) -> None:
-        """After ``_write`` from a level method refused (rc != 0): NEEDS_SITE -> find the site
-        from the caller's frame and write by its key; NEEDS_CHECKER -> pack with the site's
-        Python packer (which raises naming the call site if a value does not fit) and write
-        that; otherwise count the drop."""
-        if rc == NEEDS_SITE:  # the common slow case (a format shared or interned): inline
-            frame = _getframe(2)  # here <- level method <- caller
-            site = self._by_code.get(id(frame.f_code), _NO_SITES).get(frame.f_lasti)
-            if site is None:
-                site = self._resolve(frame, method, fmt)
-            rc = self._write_key(self.logger_handle, site if self._trace_site is None else site.cid,
-                                 a0, a1, a2, a3, more)
-            if not rc:
+    def _drop(self, label: str, where: tuple[str, int], error: Exception) -> None:
+        """A call that cannot be written: raise if strict, else count it and report the first."""
+        if self.strict:
+            raise error.with_traceback(None)
+        with self._lock:
+            self.calls_dropped += 1
+            record = self._drops.get(label)
+            if record is not None:
+                record[0] += 1
+            else:
+                self._drops[label] = [1, str(error)]
+            if label in self._reported:
                 return
-        else:
-            entry = self._by_format.get(fmt)
-            if entry is None or entry[0] is not fmt:
-                entry = self._entry(fmt, method, 3)  # _entry <- here <- level method <- caller
-            site = entry[2]
-        if rc == NEEDS_CHECKER:
-            rc = self._trace_packed(self.logger_handle, WPP_TRACE_OPTIONS, site.guid_le, site.number,
-                                    site.pack(a0, a1, a2, a3, more))
-            if not rc:
-                return
-        self._dropped(rc)
+            self._reported.add(label)
+        try:
+            warnings.warn_explicit(
+                f"{self.name}: trace call dropped: {error} (later drops at this call site are only "
+                f"counted: Provider.stats())", TraceWarning, where[0], where[1])
+        except Exception:  # noqa: BLE001 - e.g. warnings turned into errors: still never raise
+            pass
 
-    def log(self, level: int, flag: int, fmt: str, *args: Any) -> None:
-        """``log(TRACE_LEVEL_WARNING, IO, "fmt", ...)``: the level as a value."""
-        if flag & self._masks[level & 0xFF]:
-            padded = args + (MISSING,) * 4
-            a0, a1, a2, a3, more = padded[0], padded[1], padded[2], padded[3], args[4:]
-            rc = self._write(self.logger_handle, fmt, a0, a1, a2, a3, more)
-            if rc:
-                self._not_written(rc, fmt, "log", a0, a1, a2, a3, more)
+    def stats(self, reset: bool = False) -> ProviderStats:
+        """Calls dropped (per call site, with the first reason) and events the session refused;
+        ``reset=True`` starts the counts again from zero (each site is still reported once per
+        process)."""
+        with self._lock:
+            sites = tuple(DroppedCalls(label, count, reason)
+                          for label, (count, reason) in sorted(self._drops.items()))
+            stats = ProviderStats(self.calls_dropped, int(self.events_dropped), int(self.last_error), sites)
+            if reset:
+                self._drops.clear()
+                self.calls_dropped = self.events_dropped = self.last_error = 0
+            return stats
 
     # -- TMF ------------------------------------------------------------------------------
     def add_sources(self, *paths: str) -> None:
-        """Compile the call sites of these files now (for write_tmf before they run)."""
+        """Read (and compile) the call sites of these files now, for write_tmf before they run."""
         for path in paths:
-            self._file(os.path.abspath(path))
+            path = os.path.abspath(path)
+            self._sources.add_source(path)
+            scan, why = self._sources.trace_sites(path, None, None)
+            if scan is None:
+                raise ScanError(why, path)
+            self._compiled(scan)
 
     def source_files(self) -> list[FileMessages]:
-        return list(self._files.values())
+        out = []
+        for path in self._sources.files():
+            scan, _why = self._sources.trace_sites(path, None, None)
+            if scan is not None:
+                out.append(self._compiled(scan))
+        return out
 
     def write_tmf(self, directory: str, *, sources: Iterable[str] = (), when: Any = None,
                   control_files: bool = True) -> list[str]:
@@ -342,67 +452,55 @@ class Provider:
         self.add_sources(*sources)
         info = tmfgen.ProviderInfo(self.name, self.guid, tuple(f.name for f in self.flags), self.root)
         when = tmfgen.reproducible_time() if when is None else when
-        files = sorted(self._files.values(), key=lambda m: m.relative_path)
+        files = sorted(self.source_files(), key=lambda m: m.relative_path)
         return [str(p) for p in tmfgen.write_files(directory, info, files, when, control_files=control_files)]
 
 
-def _call_position(code: Any, lasti: int, lineno: int | None) -> tuple:
+def _locations(frame: Any, root: str | None) -> tuple[str, str, str | None]:
+    """The provider root (message GUID paths are relative to it, as the call sites' code objects
+    name their files), where the site registry is read from (the same place beside the module's
+    actual file, which differs from its code's file name in a .pyc-only install), and the
+    registry's module name."""
+    code_file = frame.f_code.co_filename
+    if code_file and not (code_file.startswith("<") and code_file.endswith(">")):
+        base = os.path.dirname(os.path.abspath(code_file))
+    else:
+        base = os.getcwd()
+    root_abs = os.path.abspath(os.path.join(base, root)) if root else base
+    step = os.path.relpath(root_abs, base)
+    module_file = frame.f_globals.get("__file__")
+    real_base = os.path.dirname(os.path.abspath(module_file)) if isinstance(module_file, str) else base
+    registry_dir = os.path.normpath(os.path.join(real_base, step))
+    package = frame.f_globals.get("__package__") or ""
+    parts = [] if step == os.curdir else step.split(os.sep)
+    module = None
+    if all(p == os.pardir for p in parts):
+        names = package.split(".") if package else []
+        if len(parts) <= len(names):
+            names = names[:len(names) - len(parts)]
+            module = ".".join(names + [REGISTRY_MODULE])
+    return root_abs, registry_dir, module
+
+
+def _call_position(code: Any, lasti: int) -> tuple:
+    """(line, end_line, column, end_column) CPython recorded for the instruction, or (line,)."""
     positions = getattr(code, "co_positions", None)
     if positions is not None:  # 3.11+: the CALL instruction carries the ast.Call range
         for index, pos in enumerate(positions()):
             if index == lasti // 2:
                 return pos
-    return (lineno,)
+    for start, end, line in code.co_lines():
+        if start <= lasti < end:
+            return (line,)
+    return (None,)
 
 
-def _match(messages: FileMessages, position: tuple, method: str, fmt: str) -> CompiledSite | None:
+def _match(messages: FileMessages, position: tuple, method: str, fmt: Any) -> CompiledSite | None:
     candidates = [c for c in messages.sites if c.site.format == fmt and c.site.method == method]
     if len(position) == 4:
         for c in candidates:
             if c.site.position == position:
                 return c
         return None
-    on_line = [c for c in candidates if c.site.line <= position[0] <= c.site.end_line]
+    on_line = [c for c in candidates if position[0] is not None and c.site.line <= position[0] <= c.site.end_line]
     return on_line[0] if on_line else None
-
-
-def _bind(site: CompiledSite, code: Any, lasti: int, fmt: str) -> CompiledSite:
-    if site.code is None:
-        site.code, site.lasti, site.fmt = code, lasti, fmt
-        return site
-    # The same source site reached through another code object (e.g. re-exec'd module): a copy.
-    import copy
-    clone = copy.copy(site)
-    clone.code, clone.lasti, clone.fmt = code, lasti, fmt
-    return clone
-
-
-_INTERNED_LOOKING = re.compile(r"[A-Za-z0-9_]*")
-
-
-def _format_identifies_site(messages: FileMessages, site: CompiledSite) -> bool:
-    text = site.site.format
-    if _INTERNED_LOOKING.fullmatch(text):
-        return False  # CPython interns such constants: other modules may hold the same object
-    return messages.format_counts.get(text, 0) == 1  # bad sites count too: they share the object
-
-
-def _level_method(name: str, level_name: str, level: int):
-    """Generate one level method: the disabled path is a single attribute test; the enabled path
-    one writer call (C: finds the site by the format object, packs, writes)."""
-    source = f'''
-def {name}(self, flag, fmt, a0=MISSING, a1=MISSING, a2=MISSING, a3=MISSING, *more):
-    """Trace at {level_name} if ``flag`` is enabled: ``{name}(FLAG, "format %d", value, ...)``."""
-    if flag & self._mask{level}:
-        rc = self._write(self.logger_handle, fmt, a0, a1, a2, a3, more)
-        if rc:
-            self._not_written(rc, fmt, "{name}", a0, a1, a2, a3, more)
-'''
-    namespace = {"MISSING": MISSING}
-    exec(compile(source, f"<wpptrace Provider.{name}>", "exec"), namespace)  # noqa: S102
-    return namespace[name]
-
-
-for _name, (_level_name, _level) in LEVEL_METHODS.items():
-    setattr(Provider, _name, _level_method(_name, _level_name, _level))
-del _name, _level_name, _level

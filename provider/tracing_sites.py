@@ -31,9 +31,9 @@ from wpptrace._core import lib as _lib
 
 __all__ = [
     "LEVELS", "LEVEL_METHODS", "MESSAGE_GUID_NAMESPACE", "FIRST_MESSAGE_NUMBER",
-    "CallSite", "ProviderDecl", "ScanResult", "ScanError", "ScopedVisitor",
+    "CallSite", "ProviderDecl", "TypeDecl", "ScanResult", "ScanError", "ScopedVisitor",
     "etw_name_guid", "message_guid", "relative_source_path", "message_name",
-    "scan_source", "scan_file",
+    "scan_source", "scan_file", "read_source", "LoggingSite", "LOGGING_METHODS", "scan_logging_calls",
 ]
 
 #: TRACE_LEVEL_* values (evntrace.h).
@@ -127,13 +127,25 @@ class CallSite:
 
 @dataclasses.dataclass(frozen=True)
 class ProviderDecl:
-    """A ``Provider("Name", guid="...", root="...")`` call with literal arguments."""
+    """A ``Provider("Name", guid="...", root="...")`` (or ``WppHandler("Name", ...)``) call with
+    literal arguments."""
 
     name: str
     guid: uuid.UUID | None
     root: str | None
     line: int
     flags: tuple[str, ...] | None = None  # flags=("IO", "NET") when literal
+    handler: bool = False                 # a WppHandler making its own provider
+
+
+@dataclasses.dataclass(frozen=True)
+class TypeDecl:
+    """A ``CustomType("NAME", "ItemX(...)", ..., format="...")`` call with literal arguments."""
+
+    name: str
+    item: str
+    format: str | None
+    line: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +153,9 @@ class ScanResult:
     path: str
     sites: tuple[CallSite, ...]
     providers: tuple[ProviderDecl, ...]
+    types: tuple[TypeDecl, ...] = ()
+    uses_handler: bool = False   # the file calls WppHandler(...)
+    handler_flags: tuple[str, ...] = ()  # the flag names WppHandler(..., flag=X.flags.NAME) use
 
     def by_position(self) -> dict[tuple[int, int, int, int], CallSite]:
         return {site.position: site for site in self.sites}
@@ -191,20 +206,49 @@ class ScopedVisitor(ast.NodeVisitor):
         self._scoped(node, "<lambda>", True)
 
 
+def _called_name(func: ast.AST) -> str | None:
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return None
+
+
 class _Visitor(ScopedVisitor):
     def __init__(self, source: str) -> None:
         super().__init__(source)
         self.raw: list[tuple] = []
         self.providers: list[ProviderDecl] = []
+        self.types: list[TypeDecl] = []
+        self.uses_handler = False
+        self.handler_flags: list[str] = []
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
         if isinstance(func, ast.Attribute):
             self._trace_call(node, func.attr)
-        if (isinstance(func, ast.Name) and func.id == "Provider") or (
-                isinstance(func, ast.Attribute) and func.attr == "Provider"):
+        called = _called_name(func)
+        if called == "Provider":
             self._provider_call(node)
+        elif called == "WppHandler":
+            self.uses_handler = True
+            for kw in node.keywords:
+                if kw.arg == "flag" and _called_name(kw.value) is not None:
+                    self.handler_flags.append(_called_name(kw.value))
+            self._provider_call(node, handler=True)
+        elif called == "CustomType":
+            self._type_call(node)
         self.generic_visit(node)
+
+    def _type_call(self, node: ast.Call) -> None:
+        values = dict(zip(("name", "item", "encode", "format"), node.args))
+        values.update({kw.arg: kw.value for kw in node.keywords if kw.arg})
+        name, item, fmt = values.get("name"), values.get("item"), values.get("format")
+        if name is None or item is None or not _is_str(name) or not _is_str(item):
+            return
+        if fmt is not None and not _is_str(fmt):
+            return
+        self.types.append(TypeDecl(name.value, item.value, fmt.value if fmt is not None else None, node.lineno))
 
     def _trace_call(self, node: ast.Call, method: str) -> None:
         args = node.args
@@ -233,9 +277,13 @@ class _Visitor(ScopedVisitor):
             tuple(_segment(self.source, a) for a in rest),
             self._function(), any(isinstance(a, ast.Starred) for a in rest)))
 
-    def _provider_call(self, node: ast.Call) -> None:
+    def _provider_call(self, node: ast.Call, handler: bool = False) -> None:
         name = node.args[0].value if node.args and _is_str(node.args[0]) else None
         guid = root = flags = None
+        if handler:
+            flags = ("LOGGING",)
+            if any(kw.arg == "provider" for kw in node.keywords):
+                return  # WppHandler(provider=p): p is declared where it is made
         for kw in node.keywords:
             if kw.arg == "name" and _is_str(kw.value):
                 name = kw.value.value
@@ -252,7 +300,7 @@ class _Visitor(ScopedVisitor):
             parsed = uuid.UUID(guid) if guid is not None else None
         except ValueError:
             parsed = None
-        self.providers.append(ProviderDecl(name, parsed, root, node.lineno, flags))
+        self.providers.append(ProviderDecl(name, parsed, root, node.lineno, flags, handler))
 
 
 def scan_source(source: str, path: str) -> ScanResult:
@@ -268,7 +316,65 @@ def scan_source(source: str, path: str) -> ScanResult:
         r = raw[LAST_MESSAGE_NUMBER - FIRST_MESSAGE_NUMBER + 1]
         raise ScanError("more trace calls than message numbers (10..65535)", path, r[0], r[1] + 1)
     sites = tuple(CallSite(FIRST_MESSAGE_NUMBER + i, *r) for i, r in enumerate(raw))
-    return ScanResult(path, sites, tuple(visitor.providers))
+    return ScanResult(path, sites, tuple(visitor.providers), tuple(visitor.types), visitor.uses_handler,
+                      tuple(visitor.handler_flags))
+
+
+# -- logging calls (for WppHandler) --------------------------------------------------------------
+
+#: logging method -> the TRACE_LEVEL name its records get (logging.log gives the level text).
+LOGGING_METHODS = {
+    "critical": "TRACE_LEVEL_CRITICAL", "fatal": "TRACE_LEVEL_CRITICAL", "error": "TRACE_LEVEL_ERROR",
+    "exception": "TRACE_LEVEL_ERROR", "warning": "TRACE_LEVEL_WARNING", "warn": "TRACE_LEVEL_WARNING",
+    "info": "TRACE_LEVEL_INFORMATION", "debug": "TRACE_LEVEL_VERBOSE",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggingSite:
+    """A ``logger.info("template", args...)`` call, numbered like trace calls."""
+
+    number: int
+    line: int
+    method: str
+    level_text: str
+    template: str
+    function: str
+    arg_texts: tuple[str, ...]
+
+
+class _LoggingVisitor(ScopedVisitor):
+    def __init__(self, source: str) -> None:
+        super().__init__(source)
+        self.found: list[tuple] = []
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            args = node.args
+            if func.attr in LOGGING_METHODS and args and _is_str(args[0]):
+                self._add(node, func.attr, LOGGING_METHODS[func.attr], args[0].value, args[1:])
+            elif func.attr == "log" and len(args) >= 2 and _is_str(args[1]) and not _is_str(args[0]):
+                level = "".join((ast.get_source_segment(self.source, args[0]) or "?").split())
+                self._add(node, "log", level, args[1].value, args[2:])
+        self.generic_visit(node)
+
+    def _add(self, node: ast.Call, method: str, level_text: str, template: str, rest: list) -> None:
+        texts = tuple(" ".join((ast.get_source_segment(self.source, a) or "?").split()) for a in rest)
+        self.found.append((node.lineno, node.col_offset, method, level_text, template, self._function(), texts))
+
+
+def scan_logging_calls(source: str, path: str) -> list[LoggingSite]:
+    """The logging calls with a literal template, numbered from 10 in source order."""
+    try:
+        tree = ast.parse(source, filename=path)
+    except SyntaxError:
+        return []
+    visitor = _LoggingVisitor(source)
+    visitor.visit(tree)
+    found = sorted(visitor.found, key=lambda f: (f[0], f[1]))
+    return [LoggingSite(FIRST_MESSAGE_NUMBER + i, f[0], f[2], f[3], f[4], f[5], f[6])
+            for i, f in enumerate(found) if FIRST_MESSAGE_NUMBER + i <= LAST_MESSAGE_NUMBER]
 
 
 def read_source(path: str) -> str:

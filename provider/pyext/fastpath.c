@@ -1,43 +1,57 @@
-/* fastpath.c: the wpptrace._fastpath extension, METH_FASTCALL builtins that write TraceMessage
- * records from Python.
+/* fastpath.c: the wpptrace._fastpath extension: the Provider's level methods in C, and
+ * METH_FASTCALL builtins that write TraceMessage records from Python.
  *
  * cffi calls cost about 0.3 us each (GIL release, errno save, argument conversion), more than
- * writing the record. These builtins keep the GIL (the core's logging path is lock-free and
- * short), take Python objects directly and end in the same core entries as the cffi path
+ * writing the record. This module keeps the GIL (the core's logging path is lock-free and
+ * short), takes Python objects directly and ends in the same core entries as the cffi path
  * (wpptrace_trace_packed / wpptrace_trace_args of wpptrace._core), so records are byte-identical.
  *
- * This module uses CPython's full (non-limited) API, so it is built for one interpreter version
- * (its file name carries the version tag); wpptrace._core stays on the limited API. The core is
- * reached through function pointers that provider/fastpath.py takes from _core's cffi library
- * and passes to bind(): one copy of the core's state, shared by both modules.
+ * It uses CPython's full (non-limited) API, so it is built for one interpreter version (its file
+ * name carries the version tag); wpptrace._core stays on the limited API. The core is reached
+ * through function pointers that provider/fastpath.py takes from _core's cffi library and passes
+ * to bind(): one copy of the core's state, shared by both modules.
+ *
+ * ProviderCore, the base class of wpptrace.provider.Provider, has the level methods
+ * (critical, fatal, error, warning, info, verbose, debug: (flag, fmt, *args); log: (level, flag,
+ * fmt, *args)). A call
+ *   1. tests the enable state (session handle, level, flag bits) and returns if disabled;
+ *   2. finds its call site by the calling frame's code object and instruction offset in a
+ *      per-provider table that Python fills (_cache_site) after resolving the site once;
+ *   3. packs the values by the site's program and writes the record.
+ * Anything else (site not cached yet, a value the program does not take, a non-int flag) goes to
+ * the Python method self._trace(level, method, flag, fmt, args, code, lasti, globals), which
+ * resolves, packs with the validating encoders, writes, or drops and counts.
  *
  * Builtins:
- *   bind(trace_packed_address, trace_args_address, missing): connect to the core (once)
+ *   bind(trace_packed_address, trace_args_address): connect to the core (once)
  *   trace_packed(handle, flags, guid_le|None, number, payload) -> Win32 code
  *   trace_message(handle, flags, guid_le|None, number, *byte_args) -> Win32 code
  *   register_site(guid_le|None, number, flags, codes, converters) -> site id
- *   trace_site(handle, site_id, args_tuple) -> Win32 code, or -1: "a value did not take the
- *       fast form; let Python's checker pack it (or raise naming the call site)". Nothing is
- *       written then.
- *   trace_site_slots(handle, site_id, a0, a1, a2, a3, more) -> the same for the level methods'
- *       signature (four slots defaulting to the marker given to bind()).
- *   site_writer(by_format) -> write(handle, fmt, a0, a1, a2, a3, more): trace_site_slots with
- *       the site looked up in a provider's {format: (format, site_id, ...)} dict by the format
- *       object; -2 (NEEDS_SITE) when it names no site.
+ *   trace_site(handle, site_id, args_tuple) -> Win32 code, or -1 (NEEDS_CHECKER): a value did
+ *       not take the program's form; nothing was written.
  *
  * A site's program is one type code per argument:
  *   b h i q  signed 8/16/32/64-bit int        B H I Q  unsigned 8/16/32/64-bit int
- *   d        double                           s        str -> UTF-8 + NUL
- *   S        str -> UTF-16LE + NUL            g        object with .bytes_le (16 bytes)
- *   o        converters[i](value) -> bytes (Python-encoded types: SID, IP, counted strings ...)
+ *   n        64-bit int of either signedness (-2**63 .. 2**64-1, two's complement)
+ *   d        double (float or int)            s        str -> UTF-8 + NUL
+ *   S        str() of the value -> UTF-16LE + NUL (lone surrogates as their code units)
+ *   g        object with .bytes_le (16 bytes)
+ *   o        converters[i](value) -> bytes (types encoded in Python: SID, IP, counted strings ...)
+ * Integers take int objects only, 's' str only: other values go to Python, which applies
+ * Python's own conversions (int() of a float for %d ...) and writes the same bytes.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
+#include <stdint.h>
 #include <string.h>
+#if PY_VERSION_HEX < 0x030B0000
+#include <frameobject.h>
+#endif
 #include "wpptrace_etw.h"
 
-#define NEEDS_CHECKER (-1)        /* trace_site's "not packed: use the Python checker" */
-#define NEEDS_SITE    (-2)        /* a writer's "this format object names no site yet" */
+#define NEEDS_CHECKER (-1)        /* "not packed: let Python's encoders pack it" */
+#define NO_MEMORY     (-3)
 #define STACK_PAYLOAD 512
 #define STACK_ARGS    32
 
@@ -61,7 +75,7 @@ typedef struct {
 static site_program **g_sites;
 static Py_ssize_t g_nsites, g_site_cap;
 static PyObject *g_bytes_le;      /* interned "bytes_le" */
-static PyObject *g_missing;       /* the level methods' "no argument" default (bind) */
+static PyObject *g_trace;         /* interned "_trace" */
 
 /* ---- argument helpers ---------------------------------------------------------------------- */
 
@@ -96,6 +110,11 @@ static int get_guid(PyObject *o, const char **out) {
     return 1;
 }
 
+static int not_bound(void) {
+    PyErr_SetString(PyExc_RuntimeError, "wpptrace._fastpath is not bound to the core");
+    return -1;
+}
+
 /* ---- payload writer: a stack buffer, grown on the heap for big messages ---------------------- */
 
 typedef struct {
@@ -123,26 +142,27 @@ static unsigned char *buf_room(payload_buf *b, size_t n) {
     return at;
 }
 
-/* Integers: 1 = written, 0 = does not fit / not an int (checker decides). */
-static int put_int(payload_buf *b, PyObject *v, int size, int is_signed) {
+enum { SIGNED, UNSIGNED, EITHER };
+
+/* Integers: 1 = written, 0 = does not fit / not an int (Python decides), -1 no memory. */
+static int put_int(payload_buf *b, PyObject *v, int size, int mode) {
     if (!PyLong_Check(v)) return 0;
     unsigned long long bits;
     int overflow = 0;
     long long s = PyLong_AsLongLongAndOverflow(v, &overflow);
     if (s == -1 && PyErr_Occurred()) { PyErr_Clear(); return 0; }
-    if (is_signed) {
-        if (overflow) return 0;
-        if (size < 8) {
-            long long lim = 1LL << (8 * size - 1);
-            if (s < -lim || s >= lim) return 0;
-        }
-        bits = (unsigned long long)s;
-    } else if (overflow > 0 && size == 8) {
+    if (overflow > 0 && size == 8 && mode != SIGNED) {
         bits = PyLong_AsUnsignedLongLong(v);
         if (bits == (unsigned long long)-1 && PyErr_Occurred()) { PyErr_Clear(); return 0; }
     } else {
-        if (overflow || s < 0) return 0;
-        if (size < 8 && (unsigned long long)s >> (8 * size)) return 0;
+        if (overflow) return 0;
+        if (size < 8) {
+            long long lo = mode == UNSIGNED ? 0 : -(1LL << (8 * size - 1));
+            long long hi = mode == SIGNED ? (1LL << (8 * size - 1)) - 1 : (1LL << (8 * size)) - 1;
+            if (s < lo || s > hi) return 0;
+        } else if (mode == UNSIGNED && s < 0) {
+            return 0;
+        }
         bits = (unsigned long long)s;
     }
     unsigned char *at = buf_room(b, (size_t)size);
@@ -168,7 +188,7 @@ static int put_utf8(payload_buf *b, PyObject *v) {
     if (!PyUnicode_Check(v)) return 0;
     Py_ssize_t n;
     const char *s = PyUnicode_AsUTF8AndSize(v, &n);
-    if (!s) { PyErr_Clear(); return 0; }           /* lone surrogates: the checker says so */
+    if (!s) { PyErr_Clear(); return 0; }           /* lone surrogates: Python says so */
     if (memchr(s, 0, (size_t)n)) return 0;          /* NUL cannot travel NUL-terminated */
     unsigned char *at = buf_room(b, (size_t)n + 1);
     if (!at) return -1;
@@ -177,8 +197,7 @@ static int put_utf8(payload_buf *b, PyObject *v) {
     return 1;
 }
 
-static int put_utf16(payload_buf *b, PyObject *v) {
-    if (!PyUnicode_Check(v)) return 0;
+static int put_utf16_str(payload_buf *b, PyObject *v) {
 #if PY_VERSION_HEX < 0x030C0000   /* 3.10/3.11: a legacy str may need its canonical form */
     if (PyUnicode_READY(v) < 0) { PyErr_Clear(); return 0; }
 #endif
@@ -189,22 +208,43 @@ static int put_utf16(payload_buf *b, PyObject *v) {
     if (kind == PyUnicode_4BYTE_KIND)
         for (Py_ssize_t i = 0; i < n; i++)
             if (PyUnicode_READ(kind, data, i) > 0xFFFF) units++;
+    size_t start = b->len;
     unsigned char *at = buf_room(b, 2 * units + 2);
     if (!at) return -1;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c == 0 || (c >= 0xD800 && c <= 0xDFFF)) return 0;   /* NUL, lone surrogate */
-        if (c > 0xFFFF) {
-            c -= 0x10000;
-            unsigned hi = 0xD800 | (c >> 10), lo = 0xDC00 | (c & 0x3FF);
-            *at++ = (unsigned char)hi; *at++ = (unsigned char)(hi >> 8);
-            *at++ = (unsigned char)lo; *at++ = (unsigned char)(lo >> 8);
-        } else {
-            *at++ = (unsigned char)c; *at++ = (unsigned char)(c >> 8);
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *c = data;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (!c[i]) { b->len = start; return 0; }            /* NUL */
+            at[2 * i] = c[i];
+            at[2 * i + 1] = 0;
+        }
+        at += 2 * n;
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            if (c == 0) { b->len = start; return 0; }
+            if (c > 0xFFFF) {
+                c -= 0x10000;
+                unsigned hi = 0xD800 | (c >> 10), lo = 0xDC00 | (c & 0x3FF);
+                *at++ = (unsigned char)hi; *at++ = (unsigned char)(hi >> 8);
+                *at++ = (unsigned char)lo; *at++ = (unsigned char)(lo >> 8);
+            } else {   /* lone surrogates travel as the code units Python holds */
+                *at++ = (unsigned char)c; *at++ = (unsigned char)(c >> 8);
+            }
         }
     }
     at[0] = at[1] = 0;
     return 1;
+}
+
+/* %s: str() of any value, as Python's % does. */
+static int put_utf16(payload_buf *b, PyObject *v) {
+    if (PyUnicode_Check(v)) return put_utf16_str(b, v);
+    PyObject *text = PyObject_Str(v);
+    if (!text) { PyErr_Clear(); return 0; }     /* Python calls it again and reports the error */
+    int rc = PyUnicode_Check(text) ? put_utf16_str(b, text) : 0;
+    Py_DECREF(text);
+    return rc;
 }
 
 static int put_bytes_of(payload_buf *b, PyObject *encoded) {
@@ -229,6 +269,41 @@ static int put_guid(payload_buf *b, PyObject *v) {
     return put_bytes_of(b, raw);
 }
 
+/* Pack `values` by the site's program and write the record: the Win32 code, NEEDS_CHECKER
+ * (nothing written) or NO_MEMORY (MemoryError set). */
+static long pack_write(const site_program *s, TRACEHANDLE h, PyObject *const *values, Py_ssize_t n) {
+    if (n != s->nargs) return NEEDS_CHECKER;
+    payload_buf b;
+    buf_init(&b);
+    int ok = 1;
+    for (Py_ssize_t i = 0; i < n && ok == 1; i++) {
+        PyObject *v = values[i];
+        switch (s->codes[i]) {
+        case 'b': ok = put_int(&b, v, 1, SIGNED); break;
+        case 'h': ok = put_int(&b, v, 2, SIGNED); break;
+        case 'i': ok = put_int(&b, v, 4, SIGNED); break;
+        case 'q': ok = put_int(&b, v, 8, SIGNED); break;
+        case 'B': ok = put_int(&b, v, 1, UNSIGNED); break;
+        case 'H': ok = put_int(&b, v, 2, UNSIGNED); break;
+        case 'I': ok = put_int(&b, v, 4, UNSIGNED); break;
+        case 'Q': ok = put_int(&b, v, 8, UNSIGNED); break;
+        case 'n': ok = put_int(&b, v, 8, EITHER); break;
+        case 'd': ok = put_double(&b, v); break;
+        case 's': ok = put_utf8(&b, v); break;
+        case 'S': ok = put_utf16(&b, v); break;
+        case 'g': ok = put_guid(&b, v); break;
+        default:  ok = put_bytes_of(&b, PyObject_CallOneArg(PyTuple_GET_ITEM(s->converters, i), v));
+        }
+    }
+    long rc;
+    if (ok < 0) { PyErr_NoMemory(); rc = NO_MEMORY; }
+    else if (ok == 0) rc = NEEDS_CHECKER;
+    else rc = (long)core_trace_packed(h, s->flags, s->has_guid ? (const char *)s->guid : NULL,
+                                      s->number, (const char *)b.p, b.len);
+    buf_free(&b);
+    return rc;
+}
+
 /* ---- builtins ------------------------------------------------------------------------------- */
 
 static PyObject *py_trace_message(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -237,10 +312,7 @@ static PyObject *py_trace_message(PyObject *self, PyObject *const *args, Py_ssiz
         PyErr_SetString(PyExc_TypeError, "trace_message(handle, flags, guid_le, number, *byte_args)");
         return NULL;
     }
-    if (!core_trace_args) {
-        PyErr_SetString(PyExc_RuntimeError, "wpptrace._fastpath is not bound to the core");
-        return NULL;
-    }
+    if (!core_trace_args) return not_bound(), NULL;
     TRACEHANDLE h;
     unsigned long flags, number;
     const char *guid;
@@ -279,7 +351,7 @@ static PyObject *py_trace_message(PyObject *self, PyObject *const *args, Py_ssiz
         held++;
     }
     result = PyLong_FromUnsignedLong(core_trace_args(h, (ULONG)flags, (LPCGUID)(const void *)guid,
-                                                         (USHORT)number, items, (ULONG)count));
+                                                     (USHORT)number, items, (ULONG)count));
 done:
     for (Py_ssize_t i = 0; i < held; i++) PyBuffer_Release(&views[i]);
     if (items != stack_items) { PyMem_Free(items); PyMem_Free(views); }
@@ -318,7 +390,7 @@ static PyObject *py_register_site(PyObject *self, PyObject *const *args, Py_ssiz
         return NULL;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (!strchr("bhiqBHIQdsSgo", codes[i]) || codes[i] == 0) {
+        if (codes[i] == 0 || !strchr("bhiqBHIQndsSgo", codes[i])) {
             PyErr_Format(PyExc_ValueError, "unknown type code %R", args[3]);
             return NULL;
         }
@@ -353,10 +425,8 @@ static PyObject *py_register_site(PyObject *self, PyObject *const *args, Py_ssiz
     return PyLong_FromSsize_t(g_nsites++);
 }
 
-/* (handle, site_id) -> the handle and the site's program; NULL with an exception if bad. */
-static const site_program *site_args(PyObject *const *args, TRACEHANDLE *h) {
-    if (get_handle(args[0], h)) return NULL;
-    Py_ssize_t id = PyLong_AsSsize_t(args[1]);
+static const site_program *site_of(PyObject *id_obj) {
+    Py_ssize_t id = PyLong_AsSsize_t(id_obj);
     if (id == -1 && PyErr_Occurred()) return NULL;
     if (id < 0 || id >= g_nsites) {
         PyErr_SetString(PyExc_ValueError, "unknown site id");
@@ -365,128 +435,19 @@ static const site_program *site_args(PyObject *const *args, TRACEHANDLE *h) {
     return g_sites[id];
 }
 
-/* Pack `values` by the site's program and write the record (or answer NEEDS_CHECKER). */
-static PyObject *pack_and_write(const site_program *s, TRACEHANDLE h, PyObject *const *values,
-                                Py_ssize_t n) {
-    if (n != s->nargs) return PyLong_FromLong(NEEDS_CHECKER);
-    if (!core_trace_packed) {
-        PyErr_SetString(PyExc_RuntimeError, "wpptrace._fastpath is not bound to the core");
-        return NULL;
-    }
-    payload_buf b;
-    buf_init(&b);
-    int ok = 1;
-    for (Py_ssize_t i = 0; i < n && ok == 1; i++) {
-        PyObject *v = values[i];
-        switch (s->codes[i]) {
-        case 'b': ok = put_int(&b, v, 1, 1); break;
-        case 'h': ok = put_int(&b, v, 2, 1); break;
-        case 'i': ok = put_int(&b, v, 4, 1); break;
-        case 'q': ok = put_int(&b, v, 8, 1); break;
-        case 'B': ok = put_int(&b, v, 1, 0); break;
-        case 'H': ok = put_int(&b, v, 2, 0); break;
-        case 'I': ok = put_int(&b, v, 4, 0); break;
-        case 'Q': ok = put_int(&b, v, 8, 0); break;
-        case 'd': ok = put_double(&b, v); break;
-        case 's': ok = put_utf8(&b, v); break;
-        case 'S': ok = put_utf16(&b, v); break;
-        case 'g': ok = put_guid(&b, v); break;
-        default:  ok = put_bytes_of(&b, PyObject_CallOneArg(PyTuple_GET_ITEM(s->converters, i), v));
-        }
-    }
-    PyObject *result;
-    if (ok < 0) result = PyErr_NoMemory();
-    else if (ok == 0) result = PyLong_FromLong(NEEDS_CHECKER);
-    else
-        result = PyLong_FromUnsignedLong(core_trace_packed(h, s->flags,
-                                                               s->has_guid ? (const char *)s->guid : NULL,
-                                                               s->number, (const char *)b.p, b.len));
-    buf_free(&b);
-    return result;
-}
-
 static PyObject *py_trace_site(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 3 || !PyTuple_Check(args[2])) {
         PyErr_SetString(PyExc_TypeError, "trace_site(handle, site_id, args: tuple)");
         return NULL;
     }
+    if (!core_trace_packed) return not_bound(), NULL;
     TRACEHANDLE h;
-    const site_program *s = site_args(args, &h);
+    if (get_handle(args[0], &h)) return NULL;
+    const site_program *s = site_of(args[1]);
     if (!s) return NULL;
-    return pack_and_write(s, h, &PyTuple_GET_ITEM(args[2], 0), PyTuple_GET_SIZE(args[2]));
-}
-
-static PyObject *write_slots(const site_program *s, TRACEHANDLE h, PyObject *const *slots,
-                             PyObject *more);
-
-/* The level methods' argument shape: four slots defaulting to the MISSING marker, then a tuple
- * of the rest. Values are the leading non-MISSING slots, then `more` when all four are used. */
-static PyObject *py_trace_site_slots(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
-    if (nargs != 7 || !PyTuple_Check(args[6]) || !g_missing) {
-        PyErr_SetString(PyExc_TypeError,
-                        "trace_site_slots(handle, site_id, a0, a1, a2, a3, more: tuple) after set_missing()");
-        return NULL;
-    }
-    TRACEHANDLE h;
-    const site_program *s = site_args(args, &h);
-    if (!s) return NULL;
-    return write_slots(s, h, args + 2, args[6]);
-}
-
-static PyObject *write_slots(const site_program *s, TRACEHANDLE h, PyObject *const *slots,
-                             PyObject *more) {
-    Py_ssize_t used = 0;
-    while (used < 4 && slots[used] != g_missing) used++;
-    for (Py_ssize_t i = used; i < 4; i++)
-        if (slots[i] != g_missing) return PyLong_FromLong(NEEDS_CHECKER);   /* out of order */
-    Py_ssize_t extra = PyTuple_GET_SIZE(more);
-    if (extra == 0) return pack_and_write(s, h, slots, used);
-    if (used < 4) return PyLong_FromLong(NEEDS_CHECKER);
-    PyObject *stack_values[STACK_ARGS];
-    PyObject **values = stack_values;
-    if (4 + extra > STACK_ARGS) {
-        values = PyMem_Malloc(sizeof *values * (size_t)(4 + extra));
-        if (!values) return PyErr_NoMemory();
-    }
-    memcpy(values, slots, 4 * sizeof *values);
-    memcpy(values + 4, &PyTuple_GET_ITEM(more, 0), (size_t)extra * sizeof *values);
-    PyObject *result = pack_and_write(s, h, values, 4 + extra);
-    if (values != stack_values) PyMem_Free(values);
-    return result;
-}
-
-/* A provider's writer: self is its dict {format str: (the same str object, site id, ...)}.
- * write(handle, fmt, a0, a1, a2, a3, more) -> as trace_site_slots, or NEEDS_SITE when the
- * format object does not name a site (Python then finds it from the caller's frame). */
-static PyObject *py_write_by_format(PyObject *by_format, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 7 || !PyTuple_Check(args[6]) || !g_missing) {
-        PyErr_SetString(PyExc_TypeError, "write(handle, fmt, a0, a1, a2, a3, more: tuple)");
-        return NULL;
-    }
-    PyObject *entry = PyDict_GetItemWithError(by_format, args[1]);   /* borrowed */
-    if (!entry) return PyErr_Occurred() ? NULL : PyLong_FromLong(NEEDS_SITE);
-    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 2 || PyTuple_GET_ITEM(entry, 0) != args[1])
-        return PyLong_FromLong(NEEDS_SITE);
-    PyObject *key[2] = {args[0], PyTuple_GET_ITEM(entry, 1)};
-    TRACEHANDLE h;
-    const site_program *s = site_args(key, &h);
-    if (!s) return NULL;
-    return write_slots(s, h, args + 2, args[6]);
-}
-
-static PyMethodDef write_by_format_def = {
-    "write", (PyCFunction)(void (*)(void))py_write_by_format, METH_FASTCALL,
-    "write(handle, fmt, a0, a1, a2, a3, more) -> Win32 code, NEEDS_CHECKER (-1) or NEEDS_SITE (-2)"};
-
-static PyObject *py_site_writer(PyObject *self, PyObject *by_format) {
-    (void)self;
-    if (!PyDict_CheckExact(by_format)) {
-        PyErr_SetString(PyExc_TypeError, "site_writer(by_format: dict)");
-        return NULL;
-    }
-    return PyCFunction_New(&write_by_format_def, by_format);
+    long rc = pack_write(s, h, &PyTuple_GET_ITEM(args[2], 0), PyTuple_GET_SIZE(args[2]));
+    return rc == NO_MEMORY ? NULL : PyLong_FromLong(rc);
 }
 
 static void *address_of(PyObject *o) {
@@ -498,8 +459,8 @@ static void *address_of(PyObject *o) {
 
 static PyObject *py_bind(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "bind(trace_packed_address, trace_args_address, missing)");
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "bind(trace_packed_address, trace_args_address)");
         return NULL;
     }
     void *packed = address_of(args[0]);
@@ -508,12 +469,287 @@ static PyObject *py_bind(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     if (!targs) return NULL;
     core_trace_packed = (trace_packed_fn)packed;
     core_trace_args = (trace_args_fn)targs;
-    Py_INCREF(args[2]);
-    Py_XSETREF(g_missing, args[2]);
     Py_RETURN_NONE;
 }
 
+/* ---- ProviderCore: the level methods -------------------------------------------------------- */
+
+/* The site cache: (code object, instruction offset) -> site id, open addressing. The table holds
+ * a reference to each code object, so a cached pointer is never reused by another object. */
+typedef struct {
+    PyObject *code;               /* NULL: empty slot */
+    int lasti;
+    int site;
+} cache_slot;
+
+typedef struct {
+    PyObject_HEAD
+    TRACEHANDLE handle;           /* 0: not enabled */
+    unsigned int flags;           /* enable flags */
+    unsigned int level;           /* enable level (0: every level) */
+    unsigned long long events_dropped;
+    unsigned int last_error;
+    cache_slot *slots;
+    Py_ssize_t cap, used;
+} ProviderCore;
+
+static size_t slot_hash(PyObject *code, int lasti) {
+    size_t h = (size_t)(uintptr_t)code >> 4;
+    h ^= (size_t)(unsigned)lasti * 0x9E3779B1u;
+    return h ^ (h >> 15);
+}
+
+static int cache_find(const ProviderCore *self, PyObject *code, int lasti) {
+    if (!self->cap) return -1;
+    size_t mask = (size_t)self->cap - 1;
+    for (size_t i = slot_hash(code, lasti) & mask;; i = (i + 1) & mask) {
+        const cache_slot *s = &self->slots[i];
+        if (!s->code) return -1;
+        if (s->code == code && s->lasti == lasti) return s->site;
+    }
+}
+
+static void cache_put_slot(cache_slot *slots, Py_ssize_t cap, PyObject *code, int lasti, int site) {
+    size_t mask = (size_t)cap - 1;
+    size_t i = slot_hash(code, lasti) & mask;
+    while (slots[i].code && !(slots[i].code == code && slots[i].lasti == lasti)) i = (i + 1) & mask;
+    if (!slots[i].code) slots[i].code = code;   /* takes the caller's reference */
+    else Py_DECREF(code);                       /* already present: keep the one we hold */
+    slots[i].lasti = lasti;
+    slots[i].site = site;
+}
+
+static int cache_put(ProviderCore *self, PyObject *code, int lasti, int site) {
+    if (2 * (self->used + 1) > self->cap) {
+        Py_ssize_t cap = self->cap ? 2 * self->cap : 64;
+        cache_slot *grown = PyMem_Calloc((size_t)cap, sizeof *grown);
+        if (!grown) { PyErr_NoMemory(); return -1; }
+        for (Py_ssize_t i = 0; i < self->cap; i++)
+            if (self->slots[i].code)
+                cache_put_slot(grown, cap, self->slots[i].code, self->slots[i].lasti, self->slots[i].site);
+        PyMem_Free(self->slots);
+        self->slots = grown;
+        self->cap = cap;
+    }
+    if (cache_find(self, code, lasti) < 0) self->used++;
+    Py_INCREF(code);
+    cache_put_slot(self->slots, self->cap, code, lasti, site);
+    return 0;
+}
+
+static void cache_clear(ProviderCore *self) {
+    cache_slot *slots = self->slots;
+    Py_ssize_t cap = self->cap;
+    self->slots = NULL;
+    self->cap = self->used = 0;
+    for (Py_ssize_t i = 0; i < cap; i++) Py_XDECREF(slots[i].code);
+    PyMem_Free(slots);
+}
+
+/* The calling Python frame's code object (borrowed) and instruction offset in bytes, as
+ * frame.f_lasti gives it; NULL if there is no Python caller. */
+static PyObject *caller_code(int *lasti, PyFrameObject **frame_out) {
+    PyFrameObject *frame = PyEval_GetFrame();   /* borrowed */
+    if (!frame) return NULL;
+    *frame_out = frame;
+#if PY_VERSION_HEX >= 0x030B0000
+    PyCodeObject *code = PyFrame_GetCode(frame);   /* new reference; the frame keeps it alive */
+    Py_DECREF(code);
+    *lasti = PyFrame_GetLasti(frame);
+#else
+    PyCodeObject *code = frame->f_code;
+    *lasti = frame->f_lasti * (int)sizeof(_Py_CODEUNIT);
+#endif
+    return (PyObject *)code;
+}
+
+/* Hand the call to Python: self._trace(level, method, flag, fmt, args, code, lasti, globals). */
+static PyObject *to_python(ProviderCore *self, PyObject *level, PyObject *method, PyObject *const *args,
+                           Py_ssize_t nargs, Py_ssize_t fixed) {
+    PyFrameObject *frame = NULL;
+    int lasti = -1;
+    PyObject *code = caller_code(&lasti, &frame);
+    if (!code) Py_RETURN_NONE;   /* called from C with no Python frame: no call site */
+    PyObject *flag = nargs > fixed - 2 ? args[fixed - 2] : Py_None;
+    PyObject *fmt = nargs > fixed - 1 ? args[fixed - 1] : Py_None;
+    PyObject *rest = PyTuple_New(nargs > fixed ? nargs - fixed : 0);
+    if (!rest) return NULL;
+    for (Py_ssize_t i = fixed; i < nargs; i++) {
+        Py_INCREF(args[i]);
+        PyTuple_SET_ITEM(rest, i - fixed, args[i]);
+    }
+    PyObject *lasti_obj = PyLong_FromLong(lasti);
+    PyObject *globals = PyEval_GetGlobals();   /* borrowed */
+    PyObject *result = NULL;
+    if (lasti_obj)
+        result = PyObject_CallMethodObjArgs((PyObject *)self, g_trace, level, method, flag, fmt, rest, code,
+                                            lasti_obj, globals ? globals : Py_None, NULL);
+    Py_DECREF(rest);
+    Py_XDECREF(lasti_obj);
+    return result;
+}
+
+/* One level method call: args are (flag, fmt, values...) after `fixed - 2` leading arguments
+ * (log's level). */
+static PyObject *level_call(ProviderCore *self, unsigned level, PyObject *level_obj, PyObject *method,
+                            PyObject *const *args, Py_ssize_t nargs, Py_ssize_t fixed) {
+    if (!self->handle || (self->level && level > self->level)) Py_RETURN_NONE;   /* disabled */
+    if (nargs < fixed - 1 || !PyLong_Check(args[fixed - 2]))
+        return to_python(self, level_obj, method, args, nargs, fixed);   /* Python reports it */
+    unsigned long flag = PyLong_AsUnsignedLongMask(args[fixed - 2]);
+    if (flag == (unsigned long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return to_python(self, level_obj, method, args, nargs, fixed);
+    }
+    if (!(flag & self->flags)) Py_RETURN_NONE;                                      /* disabled */
+    PyFrameObject *frame = NULL;
+    int lasti = -1;
+    PyObject *code = caller_code(&lasti, &frame);
+    if (!code) Py_RETURN_NONE;
+    int site = cache_find(self, code, lasti);
+    if (site < 0 || !core_trace_packed)
+        return to_python(self, level_obj, method, args, nargs, fixed);
+    long rc = pack_write(g_sites[site], self->handle, args + fixed, nargs - fixed);
+    if (rc == NEEDS_CHECKER)
+        return to_python(self, level_obj, method, args, nargs, fixed);
+    if (rc == NO_MEMORY) {
+        PyErr_Clear();   /* never into the application: the event is lost, as a full buffer */
+        rc = ERROR_NOT_ENOUGH_MEMORY;
+    }
+    if (rc) {
+        self->events_dropped++;
+        self->last_error = (unsigned int)rc;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *g_level_objs[6];      /* 0..5 as Python ints */
+static PyObject *g_method_names[8];    /* interned method names */
+
+#define LEVEL_METHOD(fname, index, lvl)                                                          \
+    static PyObject *core_##fname(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {    \
+        return level_call((ProviderCore *)self, lvl, g_level_objs[lvl], g_method_names[index],  \
+                          args, nargs, 2);                                                        \
+    }
+LEVEL_METHOD(critical, 0, 1)
+LEVEL_METHOD(fatal, 1, 1)
+LEVEL_METHOD(error, 2, 2)
+LEVEL_METHOD(warning, 3, 3)
+LEVEL_METHOD(info, 4, 4)
+LEVEL_METHOD(verbose, 5, 5)
+LEVEL_METHOD(debug, 6, 5)
+
+static PyObject *core_log(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
+    ProviderCore *self = (ProviderCore *)op;
+    if (!self->handle) Py_RETURN_NONE;
+    if (nargs < 1 || !PyLong_Check(args[0]))
+        return to_python(self, nargs ? args[0] : Py_None, g_method_names[7], args, nargs, 3);
+    unsigned long level = PyLong_AsUnsignedLongMask(args[0]) & 0xFF;
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return to_python(self, args[0], g_method_names[7], args, nargs, 3);
+    }
+    return level_call(self, (unsigned)level, args[0], g_method_names[7], args, nargs, 3);
+}
+
+static PyObject *core_set_state(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
+    ProviderCore *self = (ProviderCore *)op;
+    TRACEHANDLE h;
+    unsigned long flags, level;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "_set_core_state(handle, flags, level)");
+        return NULL;
+    }
+    if (get_handle(args[0], &h) || get_u32(args[1], 0xFFFFFFFFul, &flags, "flags")
+        || get_u32(args[2], 0xFFul, &level, "level"))
+        return NULL;
+    self->handle = h;
+    self->flags = (unsigned)flags;
+    self->level = (unsigned)level;
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_cache_site(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
+    ProviderCore *self = (ProviderCore *)op;
+    if (nargs != 3 || !PyCode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "_cache_site(code, lasti, site_id)");
+        return NULL;
+    }
+    long lasti = PyLong_AsLong(args[1]);
+    if (lasti == -1 && PyErr_Occurred()) return NULL;
+    if (!site_of(args[2])) return NULL;
+    if (cache_put(self, args[0], (int)lasti, (int)PyLong_AsLong(args[2])) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_clear_sites(PyObject *op, PyObject *unused) {
+    (void)unused;
+    cache_clear((ProviderCore *)op);
+    Py_RETURN_NONE;
+}
+
+static int core_traverse(PyObject *op, visitproc visit, void *arg) {
+    ProviderCore *self = (ProviderCore *)op;
+    for (Py_ssize_t i = 0; i < self->cap; i++) Py_VISIT(self->slots[i].code);
+    return 0;
+}
+
+static int core_clear(PyObject *op) {
+    cache_clear((ProviderCore *)op);
+    return 0;
+}
+
+static void core_dealloc(PyObject *op) {
+    PyObject_GC_UnTrack(op);
+    cache_clear((ProviderCore *)op);
+    Py_TYPE(op)->tp_free(op);
+}
+
+#define LEVEL_DOC(name, lvl) name "(flag, fmt, *args): trace at level " #lvl " if flag is enabled"
+static PyMethodDef core_methods[] = {
+    {"critical", (PyCFunction)(void (*)(void))core_critical, METH_FASTCALL, LEVEL_DOC("critical", 1)},
+    {"fatal", (PyCFunction)(void (*)(void))core_fatal, METH_FASTCALL, LEVEL_DOC("fatal", 1)},
+    {"error", (PyCFunction)(void (*)(void))core_error, METH_FASTCALL, LEVEL_DOC("error", 2)},
+    {"warning", (PyCFunction)(void (*)(void))core_warning, METH_FASTCALL, LEVEL_DOC("warning", 3)},
+    {"info", (PyCFunction)(void (*)(void))core_info, METH_FASTCALL, LEVEL_DOC("info", 4)},
+    {"verbose", (PyCFunction)(void (*)(void))core_verbose, METH_FASTCALL, LEVEL_DOC("verbose", 5)},
+    {"debug", (PyCFunction)(void (*)(void))core_debug, METH_FASTCALL, LEVEL_DOC("debug", 5)},
+    {"log", (PyCFunction)(void (*)(void))core_log, METH_FASTCALL,
+     "log(level, flag, fmt, *args): trace at the given level if flag is enabled"},
+    {"_set_core_state", (PyCFunction)(void (*)(void))core_set_state, METH_FASTCALL,
+     "_set_core_state(handle, flags, level): the enable state the level methods test"},
+    {"_cache_site", (PyCFunction)(void (*)(void))core_cache_site, METH_FASTCALL,
+     "_cache_site(code, lasti, site_id): calls at this code object and offset write this site"},
+    {"_clear_sites", core_clear_sites, METH_NOARGS, "_clear_sites(): forget the cached call sites"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef core_members[] = {
+    {"events_dropped", T_ULONGLONG, offsetof(ProviderCore, events_dropped), 0,
+     "events the session refused (no free buffer, larger than a buffer)"},
+    {"last_error", T_UINT, offsetof(ProviderCore, last_error), 0, "the last refusal's Win32 code"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject ProviderCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "wpptrace._fastpath.ProviderCore",
+    .tp_basicsize = sizeof(ProviderCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The level methods of wpptrace.provider.Provider, in C",
+    .tp_traverse = core_traverse,
+    .tp_clear = core_clear,
+    .tp_dealloc = core_dealloc,
+    .tp_methods = core_methods,
+    .tp_members = core_members,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---- module ----------------------------------------------------------------------------------- */
+
 static PyMethodDef fastpath_methods[] = {
+    {"bind", (PyCFunction)(void (*)(void))py_bind, METH_FASTCALL,
+     "bind(trace_packed_address, trace_args_address): connect to wpptrace._core"},
     {"trace_packed", (PyCFunction)(void (*)(void))py_trace_packed, METH_FASTCALL,
      "trace_packed(handle, flags, guid_le|None, number, payload) -> Win32 code (never raises for Win32 failures)"},
     {"trace_message", (PyCFunction)(void (*)(void))py_trace_message, METH_FASTCALL,
@@ -521,24 +757,33 @@ static PyMethodDef fastpath_methods[] = {
     {"register_site", (PyCFunction)(void (*)(void))py_register_site, METH_FASTCALL,
      "register_site(guid_le, number, flags, codes, converters) -> site id"},
     {"trace_site", (PyCFunction)(void (*)(void))py_trace_site, METH_FASTCALL,
-     "trace_site(handle, site_id, args) -> Win32 code, or -1 when Python's checker must pack"},
-    {"trace_site_slots", (PyCFunction)(void (*)(void))py_trace_site_slots, METH_FASTCALL,
-     "trace_site_slots(handle, site_id, a0, a1, a2, a3, more) -> as trace_site, slots ending at the MISSING marker"},
-    {"site_writer", py_site_writer, METH_O,
-     "site_writer(by_format) -> write(handle, fmt, a0, a1, a2, a3, more), looking the site up by the format object"},
-    {"bind", (PyCFunction)(void (*)(void))py_bind, METH_FASTCALL,
-     "bind(trace_packed_address, trace_args_address, missing): connect to wpptrace._core"},
+     "trace_site(handle, site_id, args) -> Win32 code, or -1 when Python's encoders must pack"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef fastpath_module = {
     PyModuleDef_HEAD_INIT, "wpptrace._fastpath",
-    "METH_FASTCALL builtins writing TraceMessage records (see provider/fastpath.py)", -1,
+    "The Provider's level methods and TraceMessage builtins in C (see provider/fastpath.py)", -1,
     fastpath_methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__fastpath(void) {
+    static const char *names[8] = {"critical", "fatal", "error", "warning", "info", "verbose", "debug", "log"};
     g_bytes_le = PyUnicode_InternFromString("bytes_le");
-    if (!g_bytes_le) return NULL;
-    return PyModule_Create(&fastpath_module);
+    g_trace = PyUnicode_InternFromString("_trace");
+    if (!g_bytes_le || !g_trace) return NULL;
+    for (int i = 0; i < 8; i++)
+        if (!(g_method_names[i] = PyUnicode_InternFromString(names[i]))) return NULL;
+    for (int i = 0; i < 6; i++)
+        if (!(g_level_objs[i] = PyLong_FromLong(i))) return NULL;
+    if (PyType_Ready(&ProviderCoreType) < 0) return NULL;
+    PyObject *module = PyModule_Create(&fastpath_module);
+    if (!module) return NULL;
+    Py_INCREF(&ProviderCoreType);
+    if (PyModule_AddObject(module, "ProviderCore", (PyObject *)&ProviderCoreType) < 0) {
+        Py_DECREF(&ProviderCoreType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

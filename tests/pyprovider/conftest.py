@@ -49,6 +49,14 @@ def decode_lines(etl: pathlib.Path, tmf_dir: pathlib.Path, tmp_path: pathlib.Pat
     return [line for line in lines[1:] if line]
 
 
+def message_payloads(etl: pathlib.Path) -> list[tuple[int, bytes]]:
+    """(message number, argument bytes) of every message record, in ProcessTrace order."""
+    from wpptrace.decoder import ordered_records
+    from wpptrace.decoder.etlfile import EtlFile
+    with EtlFile(str(etl)) as f:
+        return [(r.event_id, bytes(r.user_data)) for r in ordered_records(f) if r.kind == "message"]
+
+
 @pytest.fixture
 def rt_app():
     return load_module("pyprovider_rt_app", HERE / "rt_app.py")
@@ -61,6 +69,7 @@ class Helpers:
     load_module = staticmethod(load_module)
     etl_session = staticmethod(etl_session)
     decode_lines = staticmethod(decode_lines)
+    message_payloads = staticmethod(message_payloads)
 
 
 @pytest.fixture

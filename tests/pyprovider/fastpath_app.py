@@ -21,11 +21,12 @@ SITES = {
     "ip": lambda v: trace.info(A, "ip %!IPADDR!", v),
     "port": lambda v: trace.info(A, "port %!PORT!", v),
     "sid": lambda v: trace.info(A, "sid %!SID!", v),
+    "hexdump": lambda v: trace.info(A, "bytes %!HEXDUMP!", v),
 }
 
 
 def six(a, b, c, d, e, f):
-    """More than the four argument slots: the rest travel in the *more tuple."""
+    """Six arguments of six kinds."""
     trace.info(A, "six %d %s %llu %ls %f %!GUID!", a, b, c, d, e, f)
 
 

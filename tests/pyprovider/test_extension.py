@@ -52,14 +52,7 @@ BLOCKED = textwrap.dedent("""
 """)
 
 
-def _payloads(etl: pathlib.Path) -> list[tuple[int, bytes]]:
-    from wpptrace.decoder.etlfile import EtlFile
-    from wpptrace.decoder import ordered_records
-    with EtlFile(str(etl)) as f:
-        return [(r.event_id, bytes(r.user_data)) for r in ordered_records(f) if r.kind == "message"]
-
-
-def test_without_the_extension_the_fallback_writes_the_same_records(tmp_path):
+def test_without_the_extension_the_fallback_writes_the_same_records(tmp_path, pp):
     blocked = tmp_path / "blocked.etl"
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     subprocess.run([sys.executable, "-c", BLOCKED, str(HERE), str(blocked)], check=True, env=env)
@@ -67,5 +60,5 @@ def test_without_the_extension_the_fallback_writes_the_same_records(tmp_path):
     script = BLOCKED.replace('sys.modules["wpptrace._fastpath"] = None', "").replace(
         "assert not fastpath.AVAILABLE and not _hazmat.FAST", "")
     subprocess.run([sys.executable, "-c", script, str(HERE), str(normal)], check=True, env=env)
-    got = _payloads(blocked)
-    assert len(got) == 2 and got == _payloads(normal)
+    got = pp.message_payloads(blocked)
+    assert len(got) == 2 and got == pp.message_payloads(normal)

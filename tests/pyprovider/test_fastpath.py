@@ -1,64 +1,67 @@
-"""The C fast path (provider/pyext/fastpath.c) writes exactly what the Python packer writes,
-raises the same errors naming the call site with nothing written, counts drops, and is safe
-from several threads."""
+"""The C level methods (provider/pyext/fastpath.c) write exactly what the Python methods write,
+count drops, and are safe from several threads."""
 from __future__ import annotations
 
+import decimal
 import pathlib
 import threading
 import uuid
 
 import pytest
 
-from wpptrace.provider import _hazmat, api
+from wpptrace.provider import _hazmat, api, fastpath
 
 HERE = pathlib.Path(__file__).resolve().parent
 G = uuid.UUID("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
 
-pytestmark = pytest.mark.skipif(not _hazmat.FAST, reason="wpptrace._fastpath is not built for this interpreter")
+pytestmark = pytest.mark.skipif(not fastpath.AVAILABLE, reason="wpptrace._fastpath is not built for this interpreter")
 
 VALUES = {
-    "int32": [0, 1, -1, 2**31 - 1, -2**31, True],
-    "uint32": [0, 2**32 - 1, 7],
+    "int32": [0, 1, -1, 2**31 - 1, -2**31, True, 2**40, -2**63, 2**64 - 1, 2.75, decimal.Decimal(-3)],
+    "uint32": [0, 2**32 - 1, 7, -1, 2**64 - 1],
     "int16": [-2**15, 2**15 - 1],
     "uint16": [0, 0xFFFF],
     "int64": [-2**63, 2**63 - 1, 12345678901234],
     "uint64": [0, 2**64 - 1, 0x7FF012345678],
     "pointer": [0, 2**63 + 5],
-    "double": [0.0, -1.5, 1e300, 3, float("inf")],
-    "char": ["x", 65],
-    "text": ["", "plain", "caf\u00e9 \u20ac \U0001F600", 42, pathlib.PurePosixPath("/tmp/x")],
+    "double": [0.0, -1.5, 1e300, 3, float("inf"), decimal.Decimal("0.5")],
+    "char": ["x", 65, "\u00e9", 0x1F600],
+    "text": ["", "plain", "caf\u00e9 \u20ac \U0001F600", 42, None, pathlib.PurePosixPath("/tmp/x"), "\udc80"],
     "wide": ["", "wide", "caf\u00e9 \u20ac \U0001F600 \U00010400", 7],
     "guid": [G, str(G)],
-    "status": [0, 0xC0000022, -1073741790],   # negative: the C form refuses, the checker packs
+    "status": [0, 0xC0000022, -1073741790],   # negative: the C form refuses, Python packs
     "ip": ["10.0.0.1", 0x7F000001],
     "port": [80, 65535],
     "sid": ["S-1-5-32-544"],
+    "hexdump": [b"", b"\x00\xff" * 40, bytearray(b"abc")],
 }
 
 
 @pytest.fixture
 def app(pp):
-    return pp.load_module("pyprovider_fastpath_app", HERE / "fastpath_app.py")
+    module = pp.load_module("pyprovider_fastpath_app", HERE / "fastpath_app.py")
+    module.trace.stats(reset=True)
+    return module
 
 
 def python_payloads(app, calls) -> list[tuple[int, bytes]]:
-    """What the Python packer sends for the calls (recorded, no session)."""
+    """What the Python level methods send for the calls (recorded, no session)."""
     sent = []
-    saved = app.trace._trace_packed, app.trace._trace_site
-    app.trace._set_writers(lambda h, fl, g, n, p: sent.append((n, bytes(p))) or 0, None)
+    app.trace._use_writer(lambda h, fl, g, n, p: sent.append((n, bytes(p))) or 0)
     app.trace._set_enable_state(0x1234, 0xFFFFFFFF, 5)
     try:
+        assert app.trace.info.__func__.__qualname__ == "info"   # the Python method
         for call in calls:
             call()
     finally:
         app.trace._set_enable_state(0, 0, 0)
-        app.trace._set_writers(*saved)
+        app.trace._use_writer(None)
     return sent
 
 
 def session_payloads(app, pp, etl, calls) -> list[tuple[int, bytes]]:
-    """What the C fast path writes for the calls into a real session (decoded from the file)."""
-    assert app.trace._trace_site is not None
+    """What the C level methods write for the calls into a real session (decoded from the file)."""
+    assert type(app.trace.info).__name__ == "builtin_function_or_method"
     with pp.etl_session(etl) as session:
         app.trace.register()
         try:
@@ -67,10 +70,7 @@ def session_payloads(app, pp, etl, calls) -> list[tuple[int, bytes]]:
                 call()
         finally:
             app.trace.unregister()
-    from wpptrace.decoder.etlfile import EtlFile
-    from wpptrace.decoder import ordered_records
-    with EtlFile(str(etl)) as f:
-        return [(r.event_id, bytes(r.user_data)) for r in ordered_records(f) if r.kind == "message"]
+    return pp.message_payloads(etl)
 
 
 def every_call(app):
@@ -80,16 +80,17 @@ def every_call(app):
     return calls
 
 
-def test_fast_path_records_equal_the_python_packer_for_every_type(app, pp, tmp_path):
+def test_c_records_equal_the_python_methods_for_every_type(app, pp, tmp_path):
     calls = every_call(app)
     want = python_payloads(app, calls)
     assert len(want) == len(calls)
     got = session_payloads(app, pp, tmp_path / "types.etl", calls)
     assert got == want
-    assert app.trace.events_dropped == 0
+    stats = app.trace.stats()
+    assert stats.events_dropped == 0 and stats.calls_dropped == 0
 
 
-def test_fast_path_records_read_by_dissect_etl(app, pp, tmp_path):
+def test_c_records_read_by_dissect_etl(app, pp, tmp_path):
     dissect_etl = pytest.importorskip("dissect.etl")
     etl = tmp_path / "dissect.etl"
     got = session_payloads(app, pp, etl, every_call(app))
@@ -99,44 +100,18 @@ def test_fast_path_records_read_by_dissect_etl(app, pp, tmp_path):
     assert len(records) == len(got) + 1
 
 
-@pytest.mark.parametrize("site, value, error, detail", [
-    ("int32", 2**31, ValueError, "does not fit a signed 32-bit integer"),
-    ("int32", 1.5, TypeError, "expected a signed 32-bit integer, got float"),
-    ("uint32", -1, ValueError, "does not fit a non-negative 32-bit integer"),
-    ("uint64", 2**64, ValueError, "does not fit"),
-    ("int16", 2**15, ValueError, "does not fit"),
-    ("text", "nul\x00inside", ValueError, "NUL character"),
-    ("text", "\ud800", ValueError, "surrogate"),
-    ("wide", "\ud800", ValueError, "utf-16"),
-    ("wide", "nul\x00", ValueError, "NUL character"),
-    ("double", "x", TypeError, "expected a float"),
-    ("guid", 5, TypeError, "expected uuid.UUID"),
-    ("ip", "300.1.1.1", ValueError, "not an IPv4 address"),
-    ("port", 70000, ValueError, "not a port number"),
-])
-def test_bad_values_raise_naming_the_call_site_and_write_nothing(app, pp, tmp_path, site, value, error, detail):
-    def bad():
-        with pytest.raises(error) as info:
-            app.SITES[site](value)
-        assert f"fastpath_app.py:" in str(info.value) and "in <lambda> (info, message" in str(info.value)
-        assert detail in str(info.value)
-
-    got = session_payloads(app, pp, tmp_path / "bad.etl", [lambda: app.SITES["int32"](1), bad,
-                                                           lambda: app.SITES["int32"](2)])
-    assert [p for _n, p in got] == [(1).to_bytes(4, "little"), (2).to_bytes(4, "little")]
-    assert app.trace.events_dropped == 0
-
-
-def test_wrong_argument_counts_raise_naming_the_call_site(app, pp, tmp_path):
-    def wrong(*args):
-        with pytest.raises(TypeError, match=r"fastpath_app\.py:\d+ in starred .*takes 2 argument\(s\), "
-                                            rf"{len(args)} given"):
-            app.starred(*args)
-
-    got = session_payloads(app, pp, tmp_path / "arity.etl",
-                           [lambda: wrong(1), lambda: app.starred(3, "ok"), lambda: wrong(1, "x", 2),
-                            lambda: wrong(1, "x", 2, 3, 4, 5)])
-    assert [p for _n, p in got] == [(3).to_bytes(4, "little") + b"ok\x00"]
+def test_one_site_called_from_many_frames_and_many_sites_from_one(app, pp, tmp_path):
+    """The site table is keyed by code object and offset: fresh frames of one function share a
+    site; many sites in one code object stay apart; growing the table keeps every entry."""
+    source = tmp_path / "many_sites.py"
+    lines = ["from wpptrace.provider.tracing import Provider",
+             "trace = Provider('ManySites', flags=('A',), register=False)", "A = trace.flags.A", "def f(i):"]
+    lines += [f"    trace.info(A, 'site {k} %d', i)" for k in range(150)]
+    source.write_text("\n".join(lines) + "\n")
+    module = pp.load_module("pyprovider_many_sites", source)
+    got = session_payloads(module, pp, tmp_path / "many.etl", [lambda: [module.f(i) for i in range(3)]])
+    assert [n for n, _ in got] == list(range(10, 160)) * 3
+    assert [p for _, p in got][150 * 2] == (2).to_bytes(8, "little")
 
 
 def test_drops_are_counted_when_the_pool_is_exhausted(app, tmp_path):
@@ -147,17 +122,16 @@ def test_drops_are_counted_when_the_pool_is_exhausted(app, tmp_path):
     _hazmat.lib.wpptrace_debug_hold_flush(session, 1)
     try:
         api.EnableTrace(True, 0xFFFFFFFF, 5, app.trace.guid, session)
-        app.trace.events_dropped = app.trace.last_error = 0
+        app.trace.stats(reset=True)
         for i in range(200):  # 200 records of >= 40 bytes cannot fit one 1 KB buffer
             app.SITES["text"]("x" * 20)
-        dropped = app.trace.events_dropped
+        dropped = app.trace.stats().events_dropped
     finally:
         _hazmat.lib.wpptrace_debug_hold_flush(session, 0)
         app.trace.unregister()
         stopped = api.ControlTrace(session, None, None, 1)
-    assert dropped > 150 and app.trace.last_error == 8  # ERROR_NOT_ENOUGH_MEMORY
+    assert dropped > 150 and app.trace.stats().last_error == 8  # ERROR_NOT_ENOUGH_MEMORY
     assert stopped.EventsLost == dropped
-    app.trace.events_dropped = app.trace.last_error = 0
 
 
 def test_threads_write_whole_records(app, pp, tmp_path):
@@ -175,12 +149,12 @@ def test_threads_write_whole_records(app, pp, tmp_path):
             t.join()
 
     got = session_payloads(app, pp, tmp_path / "threads.etl", [run_all])
-    assert app.trace.events_dropped == 0
+    assert app.trace.stats().events_dropped == 0
     seen = set()
     for _number, payload in got:
-        worker = int.from_bytes(payload[0:4], "little")
-        index = int.from_bytes(payload[4:8], "little")
-        assert payload[8:] == f"w{worker}-{index}".encode() + b"\x00"
+        worker = int.from_bytes(payload[0:8], "little")
+        index = int.from_bytes(payload[8:16], "little")
+        assert payload[16:] == f"w{worker}-{index}\0".encode("utf-16-le")
         seen.add((worker, index))
     assert len(got) == len(seen) == workers * per_worker
 
@@ -200,8 +174,8 @@ def test_builtins_write_what_the_cffi_path_writes(pp, tmp_path):
         assert _hazmat.trace_message_raw(0, 0, None, 11) == 6  # ERROR_INVALID_HANDLE
         with pytest.raises(Win32Error):
             api.TraceMessage(0, 0, None, 11)
-    from wpptrace.decoder.etlfile import EtlFile
     from wpptrace.decoder import ordered_records
+    from wpptrace.decoder.etlfile import EtlFile
     with EtlFile(str(etl)) as f:
         records = [r for r in ordered_records(f) if r.kind == "message"]
     assert len(records) == 6

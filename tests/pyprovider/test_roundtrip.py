@@ -56,7 +56,7 @@ def expected_lines(app) -> list[str]:
 
 def test_every_type_round_trips(rt_app, pp, tmp_path: pathlib.Path) -> None:
     tmf_dir = tmp_path / "tmf"
-    assert main(["tmf", "gen", str(pp.here / "rt_app.py"), "-o", str(tmf_dir)]) == 0
+    assert main(["tmf", "gen", str(pp.here / "rt_app.py"), "-o", str(tmf_dir), "--no-registry"]) == 0
     etl = tmp_path / "alltypes.etl"
     from wpptrace.provider import api
 
@@ -79,7 +79,7 @@ def test_every_type_round_trips(rt_app, pp, tmp_path: pathlib.Path) -> None:
 def test_level_and_flags_filter_at_the_call(rt_app, pp, tmp_path: pathlib.Path) -> None:
     """A session with level WARNING and only NET: the INFORMATION/CORE calls are not written."""
     tmf_dir = tmp_path / "tmf"
-    assert main(["tmf", "gen", str(pp.here / "rt_app.py"), "-o", str(tmf_dir)]) == 0
+    assert main(["tmf", "gen", str(pp.here / "rt_app.py"), "-o", str(tmf_dir), "--no-registry"]) == 0
     etl = tmp_path / "filtered.etl"
     from wpptrace.provider import api
 
@@ -127,10 +127,13 @@ def test_dissect_etl_reads_the_records_and_their_argument_bytes(rt_app, pp, tmp_
     # GUID | TIMESTAMP | SYSTEMINFO | POINTER64, plus SEQUENCE (4 bytes, 0 without a sequence mode)
     assert {r[1] for r in records} == {0xAB}
     args = {number: payload[4 + 16 + 8 + 8:] for number, _, _, payload in records}
-    assert args[10] == struct.pack("<iiii", 42, -1000, 2147483647, -2147483648)
+    # Plain %d: 64-bit (any int Python's %d prints, within 64 bits)
+    assert args[10] == struct.pack("<qqqq", 42, -1000, 2147483647, -2147483648)
+    assert args[13] == struct.pack("<iIi", -7, 7, 0xFF)  # %ld %lu %lx: C's 32-bit long
     assert args[16] == struct.pack("<qQqqQQ", -5000000000, 18446744073709551615, 0xDEADBEEFCAFE, -1,
                                    12345678901234, 0xABCDEF0123)
-    assert args[18] == "h\u00e9llo \u2713".encode() + b"\0"
+    # %s: str travels as UTF-16 (ItemWString), which Windows tools read as Unicode
+    assert args[18] == "h\u00e9llo \u2713\0".encode("utf-16-le")
     assert args[19] == "wide \u2713\0ls\0ws\0".encode("utf-16-le")
     assert args[21] == struct.pack("<QQ", 0x7FF012345678, 0)
     assert args[24] == rt_app.GUID.bytes_le

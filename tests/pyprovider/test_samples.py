@@ -30,19 +30,21 @@ def test_python_app_capture_decodes_with_its_committed_tmf(pp, tmp_path: pathlib
 
 
 def test_python_app_tmf_is_what_tmf_gen_writes(tmp_path: pathlib.Path) -> None:
+    # The app uses WppHandler(provider=trace, flag=trace.flags.LOG): tmf gen writes the logging
+    # call sites' TMF too, with that flag: every file the running app wrote, byte for byte.
+    both = tmp_path / "both"
+    assert main(["tmf", "gen", str(SAMPLES / "python_app" / "app.py"), "-o", str(both), "--no-registry"]) == 0
+    names = sorted(p.name for p in (SAMPLES / "python_app" / "tmf").iterdir())
+    assert sorted(p.name for p in both.iterdir()) == names and len(names) == 5
+    assert filecmp.cmpfiles(both, SAMPLES / "python_app" / "tmf", names, shallow=False)[1:] == ([], [])
+    # --no-logging: the trace calls' TMF and the control files only
     out = tmp_path / "gen"
-    assert main(["tmf", "gen", str(SAMPLES / "python_app" / "app.py"), "-o", str(out)]) == 0
+    assert main(["tmf", "gen", str(SAMPLES / "python_app" / "app.py"), "-o", str(out), "--no-registry",
+                 "--no-logging"]) == 0
     written = sorted(p.name for p in out.iterdir())
     assert len(written) == 3
     match, mismatch, errors = filecmp.cmpfiles(out, SAMPLES / "python_app" / "tmf", written, shallow=False)
     assert (mismatch, errors) == ([], [])
-    # With --logging, the logging call sites' TMF too: every file the running app wrote.
-    both = tmp_path / "both"
-    assert main(["tmf", "gen", str(SAMPLES / "python_app" / "app.py"), "-o", str(both), "--logging",
-                 "--logging-flag", "LOG"]) == 0
-    names = sorted(p.name for p in (SAMPLES / "python_app" / "tmf").iterdir())
-    assert sorted(p.name for p in both.iterdir()) == names and len(names) == 5
-    assert filecmp.cmpfiles(both, SAMPLES / "python_app" / "tmf", names, shallow=False)[1:] == ([], [])
 
 
 @pytest.mark.parametrize("directory", ["python_app/tmf", "c_program/tmf", "driver_tmf/tmf", "wpp_capture/tmf"])

@@ -48,14 +48,14 @@ def test_gen_writes_tracepdb_layout_that_the_tmf_reader_parses(tmp_path: pathlib
         "// PDB:  genapp.py\n"
         "// PDB:  Last Updated :1970-01-01:00:00:00:000 (UTC) [wpptrace]\n"
         f"{guid} GenApp // SRC=genapp.py MJ= MN=\n"
-        '#typev genapp_py8 10 "%0read %10!d! bytes from %11!s!" //   LEVEL=TRACE_LEVEL_INFORMATION FLAGS=IO FUNC=Reader.read\n'
-        "{\nn, ItemLong -- 10\npath, ItemString -- 11\n}\n"
-        '#typev genapp_py8 11 "%0second on line %10!d!" //   LEVEL=TRACE_LEVEL_VERBOSE FLAGS=IO FUNC=Reader.read\n'
-        "{\n2, ItemLong -- 10\n}\n"
+        '#typev genapp_py8 10 "%0read %10!I64d! bytes from %11!s!" //   LEVEL=TRACE_LEVEL_INFORMATION FLAGS=IO FUNC=Reader.read\n'
+        "{\nn, ItemLongLong -- 10\npath, ItemWString -- 11\n}\n"
+        '#typev genapp_py8 11 "%0second on line %10!I64d!" //   LEVEL=TRACE_LEVEL_VERBOSE FLAGS=IO FUNC=Reader.read\n'
+        "{\n2, ItemLongLong -- 10\n}\n"
         '#typev genapp_py10 12 "%0inner %10!s!" //   LEVEL=TRACE_LEVEL_ERROR FLAGS=NET FUNC=Reader.read.<locals>.inner\n'
         "{\n0xC0000001, ItemNTSTATUS -- 10\n}\n"
         '#typev genapp_py14 13 "%0quote "%10!s!" and 100%%" //   LEVEL=TRACE_LEVEL_WARNING FLAGS=IO|NET FUNC=<module>\n'
-        '{\n"x", ItemString -- 10\n}\n')
+        '{\n"x", ItemWString -- 10\n}\n')
     tmfset = parse_text(text, path="gen.tmf", tolerant=False)
     messages = list(tmfset.messages())
     assert [m.number for m in messages] == [10, 11, 12, 13]

@@ -1,0 +1,338 @@
+"""Where the call sites of running code come from: the site registry ``wpptrace tmf gen`` writes
+into a package, or the source file when it still matches the running code.
+
+A call site's identity (message GUID and number) and its TMF entry need the text of its source
+file: every trace call of the file in source order, the argument and flag expressions. At run time
+that text may be missing (a .pyc-only install, a frozen application) or may no longer be the code
+that runs (the file was edited after import). So, per file:
+
+1. the **registry** (``_wpptrace_sites.py`` in the provider's root directory, written by ``tmf
+   gen`` with the same scanner) is used when it lists the file and the source is missing or is
+   the very text the registry was made from (same SHA-256);
+2. otherwise the **source** (read through the module's loader, so zipapps work, or from the
+   file) is used when it still compiles to the code that is running (the calling function's
+   bytecode, constants and positions are compared with a fresh compile of the text);
+3. otherwise a source that changed after import falls back to the registry if it lists the
+   file; else the site cannot be resolved (the caller drops and reports the call).
+
+One file keeps one choice for the whole run, so numbers never mix two versions of a file.
+The registry is plain literals: it is read with :func:`ast.literal_eval` when its text is
+available and imported only in a .pyc-only install.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import importlib
+import os
+import sys
+import threading
+from typing import Any, Iterable
+
+from .tracing_sites import (FIRST_MESSAGE_NUMBER, CallSite, LoggingSite, ScanError, ScanResult, read_source,
+                            relative_source_path, scan_logging_calls, scan_source)
+
+__all__ = ["REGISTRY_MODULE", "REGISTRY_FILE", "RegistryEntry", "registry_text", "parse_registry",
+           "source_digest", "SiteSources"]
+
+REGISTRY_MODULE = "_wpptrace_sites"
+REGISTRY_FILE = REGISTRY_MODULE + ".py"
+REGISTRY_VERSION = 1
+
+_HEADER = '''\
+# The trace and logging call sites of this package, for wpptrace (message identities and TMF
+# entries where the sources are not available at run time, or changed after import).
+# Written by `wpptrace tmf gen`; regenerate it with the TMF files, do not edit.
+'''
+
+
+def source_digest(text: str) -> str:
+    """SHA-256 of a source text as Python reads it (decoded, universal newlines)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistryEntry:
+    """One source file in the registry."""
+
+    path: str                      # relative to the provider root, '/'-separated
+    digest: str
+    sites: tuple[CallSite, ...]
+    logging: tuple[LoggingSite, ...]
+
+
+def _site_fields(site: CallSite) -> tuple:
+    return (site.line, site.column, site.end_line, site.end_column, site.method, site.level_text,
+            site.level, site.flag_text, site.format, site.arg_texts, site.function, site.starred)
+
+
+def _logging_fields(site: LoggingSite) -> tuple:
+    return (site.line, site.method, site.level_text, site.template, site.function, site.arg_texts)
+
+
+def registry_text(entries: Iterable[tuple[str, str, ScanResult, list[LoggingSite]]]) -> str:
+    """The registry module for (relative path, digest, trace scan, logging sites) of each file."""
+    lines = [_HEADER, f"VERSION = {REGISTRY_VERSION}", "FILES = {"]
+    for rel, digest, scan, logging_sites in sorted(entries, key=lambda e: e[0]):
+        lines.append(f"    {rel!r}: {{")
+        lines.append(f"        'sha256': {digest!r},")
+        lines.append("        'trace': [")
+        lines += [f"            {_site_fields(s)!r}," for s in scan.sites]
+        lines.append("        ],")
+        lines.append("        'logging': [")
+        lines += [f"            {_logging_fields(s)!r}," for s in logging_sites]
+        lines.append("        ],")
+        lines.append("    },")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _entries(files: Any, origin: str) -> dict[str, RegistryEntry]:
+    if not isinstance(files, dict):
+        raise ValueError(f"{origin}: FILES is not a dict")
+    out = {}
+    for rel, data in files.items():
+        sites = tuple(CallSite(FIRST_MESSAGE_NUMBER + i, *fields) for i, fields in enumerate(data["trace"]))
+        logging_sites = tuple(LoggingSite(FIRST_MESSAGE_NUMBER + i, *fields)
+                              for i, fields in enumerate(data["logging"]))
+        out[rel] = RegistryEntry(rel, data["sha256"], sites, logging_sites)
+    return out
+
+
+def parse_registry(text: str, origin: str) -> dict[str, RegistryEntry]:
+    """Read a registry text without running it (literals only); raises ValueError if malformed."""
+    try:
+        tree = ast.parse(text, filename=origin)
+        values = {}
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+        if values.get("VERSION") != REGISTRY_VERSION:
+            raise ValueError(f"version {values.get('VERSION')!r}, expected {REGISTRY_VERSION}")
+        return _entries(values["FILES"], origin)
+    except (SyntaxError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{origin}: not a wpptrace site registry: {exc}") from None
+
+
+# -- comparing running code with a fresh compile of its source ----------------------------------
+
+def _code_key(code: Any) -> tuple:
+    return (getattr(code, "co_qualname", code.co_name), code.co_firstlineno)
+
+
+def _const_equal(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if hasattr(a, "co_code"):
+        return _same_code(a, b)
+    if isinstance(a, (tuple, frozenset)):
+        if len(a) != len(b):
+            return False
+        if isinstance(a, frozenset):
+            return a == b
+        return all(_const_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, (float, complex)):
+        return repr(a) == repr(b)
+    return a == b
+
+
+def _same_code(a: Any, b: Any) -> bool:
+    if (a.co_code != b.co_code or a.co_names != b.co_names or a.co_firstlineno != b.co_firstlineno
+            or len(a.co_consts) != len(b.co_consts)):
+        return False
+    if hasattr(a, "co_positions"):
+        if list(a.co_positions()) != list(b.co_positions()):
+            return False
+    elif list(a.co_lines()) != list(b.co_lines()):
+        return False
+    return all(_const_equal(x, y) for x, y in zip(a.co_consts, b.co_consts))
+
+
+def _code_tree(text: str, path: str) -> dict[tuple, list]:
+    tree: dict[tuple, list] = {}
+    try:
+        top = compile(text, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return tree
+    stack = [top]
+    while stack:
+        code = stack.pop()
+        tree.setdefault(_code_key(code), []).append(code)
+        stack += [c for c in code.co_consts if hasattr(c, "co_code")]
+    return tree
+
+
+# -- per-file state ------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class _File:
+    path: str
+    rel: str
+    text: str | None
+    digest: str | None
+    entry: RegistryEntry | None
+    choice: str | None = None              # "registry" or "source", fixed once made
+    scan: ScanResult | None = None
+    logging: tuple[LoggingSite, ...] | None = None
+    tree: dict[tuple, list] | None = None
+    verified: dict[int, bool] = dataclasses.field(default_factory=dict)
+
+
+def _read_text(path: str, module_globals: dict | None) -> str | None:
+    """The module's current source: through its loader (zipimport, custom importers), else the file."""
+    if module_globals:
+        loader = module_globals.get("__loader__")
+        name = module_globals.get("__name__")
+        get_source = getattr(loader, "get_source", None)
+        if get_source is not None and isinstance(name, str):
+            try:
+                get_filename = getattr(loader, "get_filename", None)
+                same = get_filename is None or os.path.abspath(get_filename(name)) == path
+            except Exception:  # noqa: BLE001 - loaders of any kind: treat as "no"
+                same = False
+            if same:
+                try:
+                    text = get_source(name)
+                except Exception:  # noqa: BLE001
+                    text = None
+                if isinstance(text, str):
+                    return text
+    if os.path.isfile(path):
+        try:
+            return read_source(path)
+        except ScanError:
+            return None
+    return None
+
+
+class SiteSources:
+    """The call sites of the files a provider's calls come from (see the module docstring)."""
+
+    def __init__(self, root: str, registry_dir: str | None = None, registry_module: str | None = None,
+                 creator_loader: Any = None) -> None:
+        self.root = root
+        self._registry_dir = registry_dir if registry_dir is not None else root
+        self._registry_module = registry_module
+        self._creator_loader = creator_loader
+        self._registry: dict[str, RegistryEntry] | None = None
+        self.registry_error: str | None = None
+        self._files: dict[str, _File] = {}
+        self._lock = threading.RLock()
+
+    # -- registry ---------------------------------------------------------------------------
+    def registry(self) -> dict[str, RegistryEntry]:
+        if self._registry is None:
+            self._registry = self._load_registry()
+        return self._registry
+
+    def _load_registry(self) -> dict[str, RegistryEntry]:
+        path = os.path.join(self._registry_dir, REGISTRY_FILE)
+        text = None
+        get_data = getattr(self._creator_loader, "get_data", None)
+        if get_data is not None:
+            try:
+                text = get_data(path).decode("utf-8")
+            except Exception:  # noqa: BLE001 - not in the archive / not readable
+                text = None
+        if text is None and os.path.isfile(path):
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read()
+            except OSError:
+                text = None
+        try:
+            if text is not None:
+                return parse_registry(text, path)
+            if self._registry_module:
+                module = sys.modules.get(self._registry_module)
+                if module is None:
+                    try:
+                        module = importlib.import_module(self._registry_module)
+                    except ImportError:
+                        return {}
+                if getattr(module, "VERSION", None) != 1:
+                    raise ValueError(f"{self._registry_module}: not a wpptrace site registry")
+                return _entries(module.FILES, self._registry_module)
+        except (ValueError, KeyError, TypeError) as exc:
+            self.registry_error = str(exc)
+        return {}
+
+    # -- files ------------------------------------------------------------------------------
+    def _file(self, path: str, module_globals: dict | None) -> _File:
+        found = self._files.get(path)
+        if found is None:
+            text = _read_text(path, module_globals)
+            rel = relative_source_path(path, self.root)
+            found = _File(path, rel, text, source_digest(text) if text is not None else None,
+                          self.registry().get(rel))
+            self._files[path] = found
+        return found
+
+    def _matches(self, f: _File, code: Any) -> bool:
+        known = f.verified.get(id(code))
+        if known is None:
+            if f.tree is None:
+                f.tree = _code_tree(f.text or "", f.path)
+            known = any(_same_code(code, c) for c in f.tree.get(_code_key(code), ()))
+            f.verified[id(code)] = known
+        return known
+
+    def _choose(self, f: _File, code: Any) -> tuple[str | None, str]:
+        if code is None and f.choice is not None:
+            return f.choice, ""
+        if f.entry is not None and (f.text is None or f.digest == f.entry.digest):
+            f.choice = "registry"
+            return "registry", ""
+        if f.text is None:
+            return None, ("its source is not available and no site registry lists it "
+                          "(write one with: wpptrace tmf gen)")
+        wanted = "source" if code is None or self._matches(f, code) else (
+            "registry" if f.entry is not None else None)
+        if wanted is None:
+            return None, ("the file changed after it was imported and no site registry lists it "
+                          "(restart the program, or write one with: wpptrace tmf gen)")
+        if f.choice is None:
+            f.choice = wanted
+        elif f.choice != wanted:
+            return None, "the file changed after it was imported (its call sites were read before)"
+        return wanted, ""
+
+    def trace_sites(self, path: str, code: Any, module_globals: dict | None) -> tuple[ScanResult | None, str]:
+        """The trace calls of the file ``path`` that ``code`` (running) comes from, or (None, why).
+        Raises ScanError for a source that does not parse."""
+        path = os.path.abspath(path)
+        with self._lock:
+            f = self._file(path, module_globals)
+            choice, why = self._choose(f, code)
+            if choice is None:
+                return None, why
+            if f.scan is None:
+                if choice == "registry":
+                    f.scan = ScanResult(path, f.entry.sites, ())
+                else:
+                    f.scan = scan_source(f.text, path)
+            return f.scan, ""
+
+    def logging_sites(self, path: str, code: Any, module_globals: dict | None) -> tuple[LoggingSite, ...] | None:
+        """The logging calls of ``path`` (the same choice as for trace calls), or None."""
+        path = os.path.abspath(path)
+        with self._lock:
+            f = self._file(path, module_globals)
+            choice, _why = self._choose(f, code)
+            if choice is None:
+                return None
+            if f.logging is None:
+                f.logging = f.entry.logging if choice == "registry" else tuple(scan_logging_calls(f.text, path))
+            return f.logging
+
+    def add_source(self, path: str) -> None:
+        """Read a file now (``write_tmf(sources=...)``: files that did not run yet)."""
+        with self._lock:
+            f = self._file(os.path.abspath(path), None)
+            if f.text is None and f.entry is None:
+                raise ScanError("cannot read source: no such file", path)
+
+    def files(self) -> list[str]:
+        """Absolute paths of the files seen, in the order first seen."""
+        return list(self._files)
