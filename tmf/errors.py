@@ -1,4 +1,9 @@
-"""The TMF reader's error type: where (path:line:column), the offending line with a caret, what was expected."""
+"""The TMF reader's error type: where (path:line:column), an excerpt of the offending line with a caret,
+what was expected.
+
+The excerpt is short and printable: at most SHOWN_LINE characters around the column, control
+and other unprintable characters escaped (\\x1b), so a hostile file cannot drive the terminal.
+Files that are not TMF text at all are reported without any excerpt (see loader.not_tmf_text)."""
 from __future__ import annotations
 
 import re
@@ -37,7 +42,7 @@ class TmfError(ValueError):
         if self.expected and not _SAYS_EXPECTED.search(self.message):
             text += f" (expected {self.expected})"
         if self.line_text:
-            shown, caret = _window(self.line_text.rstrip("\r\n").expandtabs(1), self.column - 1)
+            shown, caret = excerpt(self.line_text.rstrip("\r\n"), self.column - 1)
             text += f"\n{shown}\n{' ' * caret}^"
         return text
 
@@ -47,18 +52,39 @@ class TmfError(ValueError):
 
 # "... (expected X)" unless the message already says what was expected ("unexpected" does not).
 _SAYS_EXPECTED = re.compile(r"\bexpected\b")
-SHOWN_LINE = 160  # longer lines are shown as a window around the column
+SHOWN_LINE = 80  # longer lines are shown as a window around the column
 
 
-def _window(line: str, offset: int) -> tuple[str, int]:
-    """(shown text, caret offset): the whole line if short, else SHOWN_LINE chars around ``offset``."""
-    if len(line) <= SHOWN_LINE:
-        return line, offset
+def _printable(ch: str) -> str:
+    if ch == "\t":
+        return " "
+    if ch.isprintable():
+        return ch
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def excerpt(line: str, offset: int) -> tuple[str, int]:
+    """(shown text, caret offset) for the character at ``offset`` of ``line``: at most
+    SHOWN_LINE characters of the line around it (marked "..." where cut), each unprintable
+    character written as an escape."""
     start = max(0, min(offset - SHOWN_LINE // 2, len(line) - SHOWN_LINE))
-    shown = line[start:start + SHOWN_LINE]
+    shown, caret, width = [], 0, 0
+    for index in range(start, len(line)):
+        if index == offset:
+            caret = width
+        piece = _printable(line[index])
+        if width + len(piece) > SHOWN_LINE:
+            break
+        shown.append(piece)
+        width += len(piece)
+    else:
+        index = len(line)
+        if offset >= len(line):
+            caret = width + max(0, offset - len(line))
     prefix = "..." if start else ""
-    suffix = "..." if start + SHOWN_LINE < len(line) else ""
-    return prefix + shown + suffix, len(prefix) + offset - start
+    suffix = "..." if index < len(line) else ""
+    return prefix + "".join(shown) + suffix, len(prefix) + caret
 
 
 def _rebuild(message: str, path: str, line: int, column: int, line_text: str, expected: str) -> TmfError:

@@ -5,6 +5,12 @@
 ``*.tmf`` files the first time a lookup misses (or on a full listing); ``*.tmc`` files are read.
 Precedence follows tracefmt's search order: explicit paths first (earlier wins), then
 ``search_path``, then ``TRACE_FORMAT_SEARCH_PATH``; inside one file the last duplicate wins.
+
+Paths are followed as given, symbolic links included (as tracefmt does; TMF directories are
+often link farms); in a directory only regular files are read. A file that is not TMF text
+(``not_tmf_text``: binary data, or no #typev/#enumv line at all) is reported once, by path
+and position, and none of its content is shown: a privileged decode with a link to /etc/shadow
+in a TMF directory prints no line of it.
 """
 from __future__ import annotations
 
@@ -19,11 +25,18 @@ from .errors import TmfError
 from .grammar import parse_into
 from .model import ControlGuid, TmfSet
 
-__all__ = ["load", "load_file", "split_search_path", "read_text", "parse_tmc", "ENV_SEARCH_PATH"]
+__all__ = ["load", "load_file", "split_search_path", "read_text", "parse_tmc", "not_tmf_text",
+           "ENV_SEARCH_PATH"]
 
 ENV_SEARCH_PATH = "TRACE_FORMAT_SEARCH_PATH"
 MAX_TEXT_FILE = 256 * 1024 * 1024  # a TMF/TMC larger than this is not a TMF: refuse, don't allocate
 _GUID_NAME = re.compile(r"^\{?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\}?\.tmf$", re.I)
+#: characters no TMF/TMC text holds: C0 controls other than tab, LF, VT, FF and CR, and DEL
+_BINARY = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+_GUID = r"\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?"
+_GUID_HEADER = re.compile(_GUID + r"(?:\s|$)")
+_TMF_KEY = re.compile(r"^[ \t]*#(?:typev?|enumv)[ \t]", re.M)
+_TMC_KEY = re.compile(r"^[ \t]*" + _GUID + r"(?:\s|$)", re.M)
 _GUID_LINE = re.compile(r"^\s*\{?([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})\}?(?:\s+(\S+))?")
 
 
@@ -50,6 +63,34 @@ def read_text(path: "str | os.PathLike[str]") -> str:
         return data.decode("cp1252", errors="replace")
 
 
+def not_tmf_text(text: str, path: str = "<string>", tmc: bool = False) -> TmfError | None:
+    """Why ``text`` (read from ``path``) is not TMF (or, with ``tmc``, TMC) text, or None.
+
+    Not TMF: it holds binary data (a control character no text file has), or it has lines
+    other than blanks, // comments and GUID headers but not one #typev or #enumv line (a TMC:
+    but no GUID header). Real TMF files with a damaged line stay TMF (their errors quote a
+    short excerpt of the line); other files are reported by position only, no excerpt."""
+    what = "TMC" if tmc else "TMF"
+    binary = _BINARY.search(text)
+    if binary:
+        line = text.count("\n", 0, binary.start()) + 1
+        column = binary.start() - (text.rfind("\n", 0, binary.start()) + 1) + 1
+        return TmfError(f"not a {what} file: expected text, found binary data (control "
+                        f"character {ord(binary.group()):#04x}); its content is not shown",
+                        path=path, line=line, column=column, expected=f"a {what} text file")
+    if (_TMC_KEY if tmc else _TMF_KEY).search(text):
+        return None
+    for lineno, line in enumerate(text.split("\n"), 1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("//") and not _GUID_HEADER.match(stripped):
+            keys = "a GUID header" if tmc else "a #typev or #enumv line"
+            return TmfError(f"not a {what} file: expected {keys} somewhere, found other lines "
+                            f"(the first here); its content is not shown", path=path,
+                            line=lineno, column=len(line) - len(line.lstrip()) + 1,
+                            expected=f"a {what} text file")
+    return None
+
+
 def _issue_for_os_error(path: str, err: OSError) -> TmfError:
     return TmfError(f"cannot read: {err.strerror or err}", path=path, line=0, expected="a readable file")
 
@@ -66,6 +107,12 @@ def _load_tmf(path: str, priority: int, tolerant: bool, tmfset: TmfSet) -> None:
         if not tolerant:
             raise
         tmfset.add_issue(err)
+        return
+    not_tmf = not_tmf_text(text, path)
+    if not_tmf is not None:
+        if not tolerant:
+            raise not_tmf
+        tmfset.add_issue(not_tmf)
         return
     parse_into(tmfset, text, path=path, tolerant=tolerant, priority=priority)
 
@@ -104,6 +151,9 @@ def parse_tmc(text: str, path: str = "<string>", tolerant: bool = False) -> list
 def _load_tmc(path: str, tolerant: bool, tmfset: TmfSet) -> None:
     try:
         text = read_text(path)
+        not_tmc = not_tmf_text(text, path, tmc=True)
+        if not_tmc is not None:
+            raise not_tmc
         for control in parse_tmc(text, path=path, tolerant=tolerant):
             tmfset.add_control_guid(control)
     except OSError as err:

@@ -60,7 +60,7 @@ def test_strict_show_stops_at_first_error(tmp_path, capsys):
     bad = tmp_path / "bad.tmf"
     bad.write_text("junk\n")
     assert cli.main(["tmf", "show", str(bad), "--strict", "--no-env"]) == 1
-    assert f"{bad}:1:1: unexpected line" in capsys.readouterr().err
+    assert f"{bad}:1:1: not a TMF file" in capsys.readouterr().err
 
 
 def test_missing_delegate_exits_2(monkeypatch, capsys):
