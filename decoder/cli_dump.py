@@ -13,6 +13,7 @@ import json
 import sys
 import time
 
+from wpptrace import _outputs as outputs
 from wpptrace._cliutil import complain
 
 from .etlfile import EtlFile
@@ -52,6 +53,10 @@ class _TimeText:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:  # `dump x.etl >> x.etl` would write into the file being read
+        outputs.check_outputs([], [args.file], stdout=sys.stdout)
+    except outputs.OutputRefused as refused:
+        return outputs.fail("wpptrace dump", refused)
     try:
         etl = EtlFile(args.file)
     except (OSError, ValueError) as exc:

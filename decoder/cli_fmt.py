@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Iterable, Iterator
 
+from wpptrace import _outputs as outputs
+
 __all__ = ["FmtOptions", "run_fmt", "add_arguments", "run", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
 EXIT_OK = 0
@@ -220,7 +222,8 @@ def _want_progress(opts: FmtOptions, inp: _Input, err: IO[str]) -> bool:
 def _open_output(opts: FmtOptions, out: IO[str]) -> tuple[IO[str], bool]:
     if opts.output is None or opts.output == "-":
         return out, False
-    return open(opts.output, "w", encoding="utf-8", newline="\n", buffering=1 << 20), True
+    return outputs.open_output(opts.output, outputs.mode_from(opts.files, outputs.PRIVATE_MODE),
+                               buffering=1 << 20), True
 
 
 class _Tee:
@@ -256,6 +259,12 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     elif not opts.files:
         print(f"{opts.prog}: error: no .etl file given", file=err)
         return EXIT_USAGE
+    try:  # before anything is opened for writing: no output may be an input
+        outputs.check_outputs([opts.output, opts.summary], [*opts.files, *opts.tmf_files, *opts.pdbs],
+                              input_dirs=opts.tmf_dirs,
+                              stdout=out if opts.output in (None, "-") or opts.display else None)
+    except outputs.OutputRefused as refused:
+        return outputs.fail(opts.prog, refused, err)
 
     prefix = opts.prefix
     if prefix is None:
@@ -303,6 +312,8 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
             if not _decode_all(decoder, writer, opts, inputs, err):
                 return EXIT_FAILURE
         writer.flush()
+        if owned:  # complete: into place (an interrupted run leaves the old file)
+            (stream.streams[0] if isinstance(stream, _Tee) else stream).commit()
     finally:
         if owned:
             (stream.streams[0] if isinstance(stream, _Tee) else stream).close()
@@ -384,8 +395,8 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
     )
     if opts.summary:
         try:
-            with open(opts.summary, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(outmod.format_summary(summary))
+            outputs.write_text(opts.summary, outmod.format_summary(summary),
+                               outputs.mode_from(opts.files, outputs.PRIVATE_MODE))
         except OSError as exc:
             print(f"{opts.prog}: error: cannot write summary {opts.summary}: {exc}", file=err)
             status = EXIT_FAILURE

@@ -1,0 +1,263 @@
+"""Output files of the command-line tools: never an input, never half written, never more
+readable than what they were made from.
+
+- ``check_outputs(outputs, inputs)`` refuses (``OutputRefused``, a one-line message) an
+  output that is the same file as an input (same device and inode after following links,
+  so symbolic and hard links count) or as another output; call it before anything is
+  opened for writing. Standard output counts as an output when it is a regular file
+  (``cmd x.etl >> x.etl``).
+- ``open_output(path, mode)`` writes to a temporary file in the target's directory, renamed
+  over the target by ``commit()``; closing without committing (an error, Ctrl-C, SIGTERM)
+  removes it, so the target keeps its old contents. Targets that are not regular files
+  (/dev/null, /dev/stdout, a FIFO, a terminal) are written in place. A symbolic link to a
+  file stays a link: its target is replaced.
+- ``mode_from(inputs)`` is the most restrictive permission of the inputs (their permission
+  bits ANDed, then the umask applied): a decode of a 0600 capture is 0600, of a 0600 and a
+  0644 capture 0600; a decode of a live session is private (PRIVATE_MODE).
+"""
+from __future__ import annotations
+
+import io
+import os
+import signal
+import stat
+import sys
+import tempfile
+import threading
+from typing import IO, Iterable
+
+__all__ = ["OutputRefused", "check_outputs", "mode_from", "open_output", "write_text", "fail",
+           "current_umask", "PRIVATE_MODE"]
+
+#: the mode of outputs made from sources that have no file (a live session): private
+PRIVATE_MODE = 0o600
+_STDOUT = "<standard output>"
+
+
+class OutputRefused(Exception):
+    """An output that would overwrite an input (or another output); ``str()`` is one line."""
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _regular_stream_identity(stream: IO | None) -> tuple[int, int] | None:
+    try:
+        st = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def _dir_members(directory: str) -> Iterable[str]:
+    """The files of an input directory that are read as inputs (TMF directories)."""
+    try:
+        with os.scandir(directory) as entries:
+            return [entry.path for entry in entries
+                    if entry.name.lower().endswith((".tmf", ".tmc", ".pdb"))]
+    except OSError:
+        return []
+
+
+def check_outputs(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[str | os.PathLike],
+                  *, input_dirs: Iterable[str | os.PathLike] = (),
+                  stdout: IO | None = None) -> None:
+    """Raise OutputRefused if an output is an input or two outputs are one file.
+
+    ``outputs``: paths to be written (None and "-" are skipped); ``inputs``: files read;
+    ``input_dirs``: directories whose TMF/TMC/PDB files are read; ``stdout``: the stream
+    written when no output path is given (checked if it is a regular file)."""
+    read: dict[tuple[int, int], str] = {}
+    for path in list(inputs) + [m for d in input_dirs for m in _dir_members(os.fspath(d))]:
+        ident = _identity(os.fspath(path))
+        if ident is not None:
+            read.setdefault(ident, os.fspath(path))
+    written: dict[object, str] = {}
+    targets = [os.fspath(p) for p in outputs if p is not None and os.fspath(p) != "-"]
+    for path in targets:
+        ident = _identity(path)
+        if ident in read:
+            raise OutputRefused(f"refusing to write {path}: it is the same file as the input "
+                                f"{read[ident]}; nothing was written")
+        key = ident if ident is not None else os.path.realpath(path)
+        if key in written and not _is_special(path):
+            raise OutputRefused(f"refusing to write {path}: it is the same file as the output "
+                                f"{written[key]}; nothing was written")
+        written[key] = path
+    ident = _regular_stream_identity(stdout)
+    if ident in read:
+        raise OutputRefused(f"refusing to write to {_STDOUT}: it is the input {read[ident]}; "
+                            f"nothing was written")
+    if ident is not None and ident in written:
+        raise OutputRefused(f"refusing to write {written[ident]}: {_STDOUT} is the same file; "
+                            f"nothing was written")
+
+
+def _is_special(path: str) -> bool:
+    """An existing target that is not a regular file (/dev/null, a FIFO, a terminal)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def mode_from(inputs: Iterable[str | os.PathLike], default: int | None = None) -> int:
+    """The most restrictive read/write permission of the input files, with the umask applied;
+    with no input file ``default`` (PRIVATE_MODE for what comes from a live session), else
+    what the umask allows."""
+    mode = None
+    for path in inputs:
+        try:
+            bits = os.stat(path).st_mode & 0o666
+        except OSError:
+            continue
+        mode = bits if mode is None else mode & bits
+    if mode is None:
+        if default is not None:
+            return default
+        mode = 0o666
+    return mode & ~current_umask() & 0o666
+
+
+class _TermAsExit:
+    """While an output is open in the main thread, SIGTERM and SIGHUP leave through the
+    normal error path (the temporary file is removed) instead of killing the process."""
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+    def __init__(self) -> None:
+        self.saved: dict[int, object] = {}
+
+    def __enter__(self) -> "_TermAsExit":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                if signal.getsignal(sig) is signal.SIG_DFL:
+                    self.saved[sig] = signal.signal(sig, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame) -> None:
+        raise SystemExit(128 + signum)
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+        self.saved.clear()
+
+
+class AtomicOutput:
+    """A text file whose contents reach ``path`` only on ``commit()`` (see the module doc).
+    Writes go to ``stream`` (also reachable as this object's own write/flush/...)."""
+
+    def __init__(self, path: str, mode: int, *, encoding: str = "utf-8", newline: str | None = "\n",
+                 buffering: int = 1 << 16, binary_prefix: bytes = b"") -> None:
+        self.path = path
+        self._temp: str | None = None
+        self._target = os.path.realpath(path)
+        self._committed = False
+        if _is_special(self._target):
+            raw = open(self._target, "wb", buffering=buffering)
+        else:
+            fd, self._temp = tempfile.mkstemp(prefix=f".{os.path.basename(self._target)}.",
+                                              suffix=".partial",
+                                              dir=os.path.dirname(self._target) or ".")
+            try:
+                os.fchmod(fd, mode)
+                raw = os.fdopen(fd, "wb", buffering=buffering)
+            except BaseException:
+                os.close(fd)
+                self._discard()
+                raise
+        self._signals = _TermAsExit().__enter__()
+        if binary_prefix:
+            raw.write(binary_prefix)
+        self.stream = io.TextIOWrapper(raw, encoding=encoding, newline=newline)
+
+    def __getattr__(self, name: str):
+        return getattr(self.__dict__["stream"], name)
+
+    def write(self, text: str) -> int:
+        return self.stream.write(text)
+
+    def commit(self) -> None:
+        """Flush, sync and rename into place (once); the file is closed afterwards."""
+        if self._committed or self.stream.closed:
+            return
+        self.stream.flush()
+        if self._temp is not None:
+            os.fsync(self.stream.buffer.fileno())
+        self.stream.close()
+        if self._temp is not None:
+            os.replace(self._temp, self._target)
+            self._temp = None
+        self._committed = True
+        self._signals.__exit__()
+
+    def close(self) -> None:
+        """Close; without a commit the temporary file is removed and the target untouched."""
+        try:
+            self.stream.close()
+        except OSError:
+            pass
+        finally:
+            self._discard()
+            self._signals.__exit__()
+
+    def _discard(self) -> None:
+        if self._temp is not None:
+            try:
+                os.unlink(self._temp)
+            except OSError:
+                pass
+            self._temp = None
+
+    def __enter__(self) -> "AtomicOutput":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        self.close()
+
+    def __del__(self) -> None:  # never leave the temporary file behind
+        if "stream" in self.__dict__:
+            self.close()
+        else:
+            self._discard()
+
+
+def open_output(path: str | os.PathLike, mode: int, **kwargs) -> AtomicOutput:
+    """A text output for ``path``: ``commit()`` (or leaving a ``with`` block normally) puts
+    it in place; anything else leaves the old file as it was."""
+    return AtomicOutput(os.fspath(path), mode, **kwargs)
+
+
+def write_text(path: str | os.PathLike, text: str, mode: int, *, append: bool = False) -> None:
+    """Write (or, with ``append``, extend) a whole text file atomically."""
+    old = b""
+    if append:
+        try:
+            with open(path, "rb") as fh:
+                old = fh.read()
+            mode &= os.stat(path).st_mode & 0o777
+        except FileNotFoundError:
+            pass
+    with open_output(path, mode, binary_prefix=old) as fh:
+        fh.write(text)
+
+
+def fail(prog: str, refused: OutputRefused, err: IO[str] | None = None) -> int:
+    """Print ``prog: error: <refusal>`` and return the exit status 1."""
+    print(f"{prog}: error: {refused}", file=sys.stderr if err is None else err)
+    return 1
