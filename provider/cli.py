@@ -17,6 +17,7 @@ import sys
 import traceback
 import uuid
 
+from wpptrace import _outputs as outputs
 from wpptrace.provider import api
 from wpptrace.provider._hazmat import lib
 from wpptrace.provider.sessions import TraceSession
@@ -68,6 +69,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     name = args.name or f"wpptrace-{os.getpid()}"
     output = args.output or f"{name}.etl"
+    try:  # the session truncates its file: never the script (or a file it is given)
+        outputs.check_outputs([output], [args.script, *args.script_args])
+    except outputs.OutputRefused as refused:
+        return outputs.fail("wpptrace session", refused)
     mode = lib.EVENT_TRACE_USE_GLOBAL_SEQUENCE
     mode |= lib.EVENT_TRACE_FILE_MODE_CIRCULAR if args.circular else lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL
     if args.realtime:

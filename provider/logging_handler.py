@@ -259,6 +259,7 @@ class WppHandler(logging.Handler):
 
     def write_tmf(self, directory: str, *, sources: tuple[str, ...] = (), when: Any = None) -> list[str]:
         """Write one ``<guid>.tmf`` per message GUID (and the provider's .tmc/.mof)."""
+        from wpptrace import _outputs as outputs
         from wpptrace.tmf.writer import to_tmf_text
         from . import tmfgen
         self.add_sources(*sources)
@@ -266,13 +267,15 @@ class WppHandler(logging.Handler):
         by_guid: dict[uuid.UUID, list[Message]] = {}
         for message in self.messages():
             by_guid.setdefault(message.guid, []).append(message)
+        planned = {os.path.join(directory, f"{guid}.tmf"):
+                   to_tmf_text(messages, pdb_name=messages[0].source_file, tool=tmfgen.TOOL, when=when)
+                   for guid, messages in by_guid.items()}
+        outputs.check_outputs(planned, sources)     # never over a source (OutputRefused)
         os.makedirs(directory, exist_ok=True)
-        written = []
-        for guid, messages in by_guid.items():
-            path = os.path.join(directory, f"{guid}.tmf")
-            with open(path, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(to_tmf_text(messages, pdb_name=messages[0].source_file, tool=tmfgen.TOOL, when=when))
-            written.append(path)
+        mode = outputs.mode_from(sources)
+        for path, text in planned.items():
+            outputs.write_text(path, text, mode)
+        written = list(planned)
         info = tmfgen.ProviderInfo(self.provider.name, self.provider.guid,
                                    tuple(f.name for f in self.provider.flags), self.provider.root)
         written += [str(p) for p in tmfgen.write_files(directory, info, [], when)]

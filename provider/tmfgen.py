@@ -31,6 +31,7 @@ import sys
 import uuid
 from typing import Iterable, Sequence
 
+from wpptrace import _outputs as outputs
 from wpptrace._cliutil import (add_output_dir_option, add_timestamp_option, add_verbose_option,
                                 complain, iso_time, source_date_epoch)
 from wpptrace.tmf.writer import to_tmf_text
@@ -96,25 +97,27 @@ def mof_text(info: ProviderInfo, when: _dt.datetime) -> str:
 
 def write_files(out_dir: "str | os.PathLike[str]", info: ProviderInfo, files: Iterable[FileMessages],
                 when: _dt.datetime, *, control_files: bool = True) -> list[pathlib.Path]:
-    """Write the TMF of every file with trace calls (and the .tmc/.mof); return the paths written."""
+    """Write the TMF of every file with trace calls (and the .tmc/.mof); return the paths written.
+
+    Raises ``OutputRefused`` before writing anything if a file to write is one of the sources;
+    each file is written whole or not at all, with the sources' permissions at most."""
     out = pathlib.Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
+    files = list(files)
+    planned: list[tuple[pathlib.Path, str]] = []
     for messages in files:
         text = file_tmf_text(messages, when)
-        if not text:
-            continue
-        path = out / f"{messages.guid}.tmf"
-        path.write_text(text, encoding="utf-8", newline="\n")
-        written.append(path)
+        if text:
+            planned.append((out / f"{messages.guid}.tmf", text))
     if control_files:
-        path = out / f"{info.guid}.tmc"
-        path.write_text(tmc_text(info, when), encoding="utf-8", newline="\n")
-        written.append(path)
-        path = out / f"{info.name}.mof"
-        path.write_text(mof_text(info, when), encoding="utf-8", newline="\n")
-        written.append(path)
-    return written
+        planned.append((out / f"{info.guid}.tmc", tmc_text(info, when)))
+        planned.append((out / f"{info.name}.mof", mof_text(info, when)))
+    sources = [messages.path for messages in files]
+    outputs.check_outputs([path for path, _ in planned], sources)
+    out.mkdir(parents=True, exist_ok=True)
+    mode = outputs.mode_from(sources)
+    for path, text in planned:
+        outputs.write_text(path, text, mode)
+    return [path for path, _ in planned]
 
 
 def find_provider(scans: "dict[str, ScanResult] | Sequence[str]") -> tuple[str, "object"] | None:
@@ -288,7 +291,10 @@ def run(args: argparse.Namespace) -> int:
         complain("tmf gen", f"{failed} error(s); nothing written")
         return 1
     when = reproducible_time(args.timestamp)
-    written = write_files(args.output, info, compiled, when, control_files=args.control_files)
+    try:
+        written = write_files(args.output, info, compiled, when, control_files=args.control_files)
+    except outputs.OutputRefused as refused:
+        return outputs.fail("wpptrace tmf gen", refused)
     count = sum(len(m.sites) for m in compiled)
     uses_handler = any(scan.uses_handler for scan in scans.values())
     if args.logging or (args.logging is None and uses_handler):
@@ -304,6 +310,8 @@ def run(args: argparse.Namespace) -> int:
         except KeyError as exc:
             complain("tmf gen", f"--logging-flag: {exc.args[0]}")
             return 2
+        except outputs.OutputRefused as refused:
+            return outputs.fail("wpptrace tmf gen", refused)
     registry = None
     if args.registry:
         try:

@@ -14,6 +14,7 @@ import os
 import pathlib
 import uuid
 
+from wpptrace import _outputs as outputs
 from wpptrace._cliutil import (add_output_dir_option, add_timestamp_option, add_verbose_option,
                                 complain, iso_time, source_date_epoch)
 
@@ -106,36 +107,37 @@ def write_tmf_files(info: PdbTraceInfo, out_dir: "str | os.PathLike[str]", *,
 
     ``append=True`` does what tracepdb does with an existing ``<guid>.tmf``: adds the
     ``// PDB:`` lines and the messages again, without a second GUID line.
+
+    Raises ``OutputRefused`` before writing anything if a file to write is the PDB itself;
+    each file is written whole or not at all, with the PDB's permissions at most.
     """
     out = pathlib.Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
+    planned: list[tuple[pathlib.Path, str, bool]] = []     # path, text, append
     fresh = info.to_tmf_text_by_guid(updated)
     again = info.to_tmf_text_by_guid(updated, guid_line=False) if append else {}
     for guid, text in fresh.items():
         path = out / f"{guid}.tmf"
         if append and path.exists():
-            with open(path, "a", encoding="utf-8", newline="\n") as fh:
-                fh.write(again[guid])
+            planned.append((path, again[guid], True))
         else:
-            path.write_text(text, encoding="utf-8", newline="\n")
-        written.append(path)
+            planned.append((path, text, False))
     if mof:
         text = mof_text(info, updated)
         if text is not None:
-            path = out / (os.path.splitext(info.pdb_name)[0] + ".mof")
-            path.write_text(text, encoding="utf-8", newline="\n")
-            written.append(path)
+            planned.append((out / (os.path.splitext(info.pdb_name)[0] + ".mof"), text, False))
     if tmc:
         done: set[uuid.UUID] = set()
         for control in info.control_guids:
             if control.guid in done:
                 continue
             done.add(control.guid)
-            path = out / f"{control.guid}.tmc"
-            path.write_text(tmc_text(control, info.pdb_name, updated), encoding="utf-8", newline="\n")
-            written.append(path)
-    return written
+            planned.append((out / f"{control.guid}.tmc", tmc_text(control, info.pdb_name, updated), False))
+    outputs.check_outputs([path for path, _, _ in planned], [info.path])
+    out.mkdir(parents=True, exist_ok=True)
+    mode = outputs.mode_from([info.path])
+    for path, text, more in planned:
+        outputs.write_text(path, text, mode, append=more)
+    return [path for path, _, _ in planned]
 
 
 def find_pdb_for_image(image: "str | os.PathLike[str]", symbol_paths: "list[str] | tuple[str, ...]" = ()) -> str:
@@ -202,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
             info = read_pdb(pdb, tolerant=not args.strict)
             written = write_tmf_files(info, args.output, updated=updated, mof=args.mof, append=args.append,
                                       tmc=args.tmc)
-        except (PdbError, OSError) as exc:
+        except (PdbError, OSError, outputs.OutputRefused) as exc:
             complain("tmf from-pdb", f"error: {exc}")
             status = 1
             continue
