@@ -1,0 +1,218 @@
+"""Regression: no command writes over one of its inputs, and an interrupted run never leaves
+a half-written file where a good one was.
+
+``wpptrace fmt X.etl -o X.etl`` (and ``tracefmt X.etl -o X.etl``) truncated the capture before
+reading it: the run failed and the .etl was gone. Every output path of every command is now
+checked against the inputs (same device and inode after following links, so symbolic and
+hard links count, and standard output when it is a file) before anything is opened for
+writing, and refused with one line; outputs are written to a temporary file beside the target
+and renamed into place. Decoded outputs get the most restrictive mode of their inputs.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from wpptrace import _outputs as outputs
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "fmt")
+REFUSED = "refusing to write"
+
+
+def run(*args: str, cwd=None, stdout=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=cwd, stdout=stdout or subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=120)
+
+
+def wpptrace(*args) -> list[str]:
+    return ["-m", "wpptrace.cli", *map(str, args)]
+
+
+def tracefmt(*args) -> list[str]:
+    return ["-m", "wpptrace.decoder.tracefmt", *map(str, args)]
+
+
+@pytest.fixture
+def capture(tmp_path):
+    path = tmp_path / "capture.etl"
+    shutil.copy(os.path.join(DATA, "wppemitter-sample.etl"), path)
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def tmf_dir(tmp_path):
+    path = tmp_path / "tmf"
+    shutil.copytree(os.path.join(DATA, "tmf"), path)
+    return path
+
+
+def refused_once(proc: subprocess.CompletedProcess, prog: str, target, source) -> None:
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [f"{prog}: error: {REFUSED} {target}: it is the same file as the input "
+                     f"{source}; nothing was written"], proc.stderr
+
+
+@pytest.mark.parametrize("cli", ["wpptrace", "tracefmt"])
+def test_the_input_as_output_is_refused_and_kept(capture, tmf_dir, cli):
+    before = capture.read_bytes()
+    if cli == "wpptrace":
+        proc = run(*wpptrace("fmt", capture, "-p", tmf_dir, "-o", capture))
+        refused_once(proc, "wpptrace fmt", capture, capture)
+    else:
+        proc = run(*tracefmt(capture, "-p", tmf_dir, "-o", capture))
+        refused_once(proc, "tracefmt", capture, capture)
+    assert capture.read_bytes() == before
+    assert sorted(os.listdir(capture.parent)) == ["capture.etl", "tmf"]       # no summary either
+
+
+def test_links_to_the_input_are_refused(capture, tmf_dir, tmp_path):
+    before = capture.read_bytes()
+    (tmp_path / "soft.txt").symlink_to(capture)
+    os.link(capture, tmp_path / "hard.txt")
+    for target in (tmp_path / "soft.txt", tmp_path / "hard.txt"):
+        proc = run(*wpptrace("fmt", capture, "-p", tmf_dir, "-o", target))
+        refused_once(proc, "wpptrace fmt", target, capture)
+    proc = run(*wpptrace("fmt", capture, "-p", tmf_dir, "--summary", tmp_path / "hard.txt"))
+    refused_once(proc, "wpptrace fmt", tmp_path / "hard.txt", capture)
+    assert capture.read_bytes() == before
+
+
+def test_tmf_inputs_and_two_equal_outputs_are_refused(capture, tmf_dir, tmp_path):
+    tmf = next(tmf_dir.glob("*.tmf"))
+    before = tmf.read_bytes()
+    proc = run(*wpptrace("fmt", capture, "--tmf", tmf, "-o", tmf))
+    refused_once(proc, "wpptrace fmt", tmf, tmf)
+    proc = run(*wpptrace("fmt", capture, "-p", tmf_dir, "-o", tmf))
+    refused_once(proc, "wpptrace fmt", tmf, tmf)
+    assert tmf.read_bytes() == before
+    out = tmp_path / "out.txt"
+    proc = run(*wpptrace("fmt", capture, "-p", tmf_dir, "-o", out, "--summary", out))
+    assert proc.returncode == 1 and not out.exists()
+    assert proc.stderr.strip() == (f"wpptrace fmt: error: {REFUSED} {out}: it is the same file "
+                                   f"as the output {out}; nothing was written")
+
+
+def test_standard_output_appending_to_the_input_is_refused(capture, tmf_dir):
+    before = capture.read_bytes()
+    for args in (wpptrace("fmt", capture, "-p", tmf_dir), wpptrace("dump", capture),
+                 tracefmt(capture, "-p", tmf_dir, "-displayonly")):
+        with open(capture, "a") as appended:
+            proc = run(*args, stdout=appended)
+        assert proc.returncode == 1
+        assert f"{REFUSED} to <standard output>: it is the input {capture}" in proc.stderr
+        assert capture.read_bytes() == before
+
+
+def test_outputs_take_the_most_restrictive_mode_of_the_inputs(capture, tmf_dir, tmp_path):
+    other = tmp_path / "other.etl"
+    shutil.copy(os.path.join(DATA, "wppstr-sample.etl"), other)
+    other.chmod(0o644)
+    old = os.umask(0o022)
+    try:
+        for inputs, mode in (([capture], 0o600), ([other], 0o644), ([capture, other], 0o600)):
+            out, summary = tmp_path / "out.txt", tmp_path / "sum.txt"
+            proc = run(*wpptrace("fmt", *inputs, "-p", tmf_dir, "-o", out, "--summary", summary))
+            assert proc.returncode == 0, proc.stderr
+            assert (out.stat().st_mode & 0o777, summary.stat().st_mode & 0o777) == (mode, mode)
+    finally:
+        os.umask(old)
+
+
+def test_an_interrupted_decode_leaves_the_old_output(capture, tmf_dir, tmp_path, monkeypatch):
+    from wpptrace.decoder import cli_fmt, wpp
+
+    out = tmp_path / "out.txt"
+    out.write_text("the good old decode\n")
+
+    def interrupted(self, *args, **kwargs):
+        yield ["a first line\n"]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(wpp.WppDecoder, "format_rows", interrupted)
+    opts = cli_fmt.FmtOptions(files=[str(capture)], tmf_dirs=[str(tmf_dir)], output=str(out))
+    with pytest.raises(KeyboardInterrupt):
+        cli_fmt.run_fmt(opts)
+    assert out.read_text() == "the good old decode\n"
+    assert sorted(os.listdir(tmp_path)) == ["capture.etl", "out.txt", "tmf"]   # no temporary file
+
+
+def test_sigterm_while_writing_leaves_the_old_file(tmp_path):
+    out = tmp_path / "out.txt"
+    out.write_text("old\n")
+    code = textwrap.dedent(f"""
+        import os, signal
+        from wpptrace import _outputs
+        fh = _outputs.open_output({str(out)!r}, 0o600)
+        fh.write("half of a new file")
+        fh.flush()
+        os.kill(os.getpid(), signal.SIGTERM)
+        fh.commit()
+    """)
+    proc = run("-c", code)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert out.read_text() == "old\n" and os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_a_finished_output_replaces_the_old_one_through_a_link(capture, tmf_dir, tmp_path):
+    real = tmp_path / "real.txt"
+    real.write_text("old\n")
+    (tmp_path / "link.txt").symlink_to(real)
+    proc = run(*wpptrace("fmt", capture, "-p", tmf_dir, "-o", tmp_path / "link.txt"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "link.txt").is_symlink() and "wppemitter" in real.read_text().lower()
+    assert real.stat().st_mode & 0o777 == 0o600
+
+
+def test_special_outputs_are_written_in_place(capture, tmf_dir):
+    proc = run(*tracefmt(capture, "-p", tmf_dir, "-o", os.devnull, "-nosummary"))
+    assert proc.returncode == 0, proc.stderr
+    assert os.path.exists(os.devnull) and not os.path.isfile(os.devnull)
+
+
+def test_tmf_writers_refuse_to_overwrite_their_sources(tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text('from wpptrace.provider import Provider\nP = Provider("Demo")\n'
+                   'P.info("hello %d", 1)\n')
+    before = app.read_bytes()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "Demo.mof").symlink_to(app)
+    proc = run(*wpptrace("tmf", "gen", app, "-o", out))
+    refused_once(proc, "wpptrace tmf gen", out / "Demo.mof", app)
+    assert app.read_bytes() == before and os.listdir(out) == ["Demo.mof"]
+
+    pdb = tmp_path / "wpp_x64.pdb"
+    shutil.copy(os.path.join(os.path.dirname(__file__), "data", "pdb", "wpp_x64.pdb"), pdb)
+    before = pdb.read_bytes()
+    (out / "wpp_x64.mof").symlink_to(pdb)
+    proc = run(*wpptrace("tmf", "from-pdb", pdb, "-o", out))
+    assert proc.returncode == 1
+    assert (f"wpptrace tmf from-pdb: error: {REFUSED} {out / 'wpp_x64.mof'}: it is the same "
+            f"file as the input {pdb}; nothing was written") in proc.stderr
+    assert pdb.read_bytes() == before and sorted(os.listdir(out)) == ["Demo.mof", "wpp_x64.mof"]
+
+
+def test_session_record_never_truncates_its_script(tmp_path):
+    script = tmp_path / "app.py"
+    script.write_text("print('hi')\n")
+    proc = run(*wpptrace("session", "record", "-o", script, script))
+    refused_once(proc, "wpptrace session", script, script)
+    assert script.read_text() == "print('hi')\n"
+
+
+def test_the_check_compares_files_not_names(tmp_path):
+    a = tmp_path / "a"
+    a.write_text("x")
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(outputs.OutputRefused):
+        outputs.check_outputs([tmp_path / "sub" / ".." / "a"], [a])
+    outputs.check_outputs([tmp_path / "b", os.devnull], [a])          # new files, special files: fine
+    outputs.check_outputs([os.devnull, os.devnull], [a])
