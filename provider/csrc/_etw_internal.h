@@ -1,115 +1,130 @@
 /* _etw_internal.h: the session core's internal interface (not part of the public API).
  *
- * A session is three things kept apart so that cross-process sessions later only swap the
- * transport: (1) the buffer pool and per-processor reservation (etw_session.c: the memory
- * could live in a shared mapping), (2) the flush thread that hands finished buffers to the
- * sinks, (3) the sinks: the .etl file writer (etw_logfile.c) and real-time delivery
- * (etw_realtime.c). Providers (etw_provider.c) only use wpt_message_begin/end.
+ * A session is four things kept apart (docs/cross-process-sessions.md has the picture):
+ * (1) its buffers: one memory region (wpt_shm: header, per-processor slots, buffer
+ *     descriptors, buffer data) that every writer maps; reservation, a new buffer for a
+ *     slot and retiring a full one are lock-free operations on it (this header and
+ *     etw_buffers.c), so a writer never waits and never takes a lock;
+ * (2) the flusher (etw_session.c), which writes retired buffers to the sinks: it runs in the
+ *     process hosting the session;
+ * (3) the sinks: the .etl file writer (etw_logfile.c) and real-time delivery (etw_realtime.c);
+ * (4) the control plane: a per-user runtime directory with a registry of sessions and
+ *     enabled providers (etw_registry.c), session host processes with a control socket
+ *     (etw_host.c), provider processes with a notification socket (etw_endpoint.c), and the
+ *     framing they speak (etw_ipc.c).
+ * A private session (EVENT_TRACE_PRIVATE_LOGGER_MODE) keeps (1)-(3) inside the process that
+ * started it, in anonymous memory; any other session lives in a host process that the
+ * starting process forks, in a memfd that writers map after asking the host for it.
  */
 #ifndef WPPTRACE_ETW_INTERNAL_H
 #define WPPTRACE_ETW_INTERNAL_H
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 #include "wpptrace_etw.h"
 
 #define WPT_BUFFER_HEADER_SIZE 0x48u
-#define WPT_CLOSED             0x80000000u   /* in the low word of wpt_buffer.state */
+#define WPT_CLOSED             0x80000000u   /* in the low word of wpt_desc.state */
 #define WPT_MAX_NAME           1024
 #define WPT_MAX_PATH           4096
 #define WPT_KERNEL_SLOT        0             /* table slot of the NT Kernel Logger */
 #define WPT_FILETIME_UNIX_EPOCH 116444736000000000LL
 
-enum { WPT_FREE = 0, WPT_STARTING = 1, WPT_RUNNING = 2, WPT_STOPPING = 3 };
+/* Bounds on what a session may ask for (ERROR_INVALID_PARAMETER beyond them). */
+#define WPT_MAX_BUFFERS        65536u
+#define WPT_MAX_POOL_BYTES     (4ull << 30)  /* MaximumBuffers x BufferSize */
+#define WPT_MAX_FLUSH_MS       (7ull * 24 * 3600 * 1000)   /* longer timers are clamped */
+/* A reservation whose writer neither committed nor died within this time is abandoned. */
+#define WPT_COMMIT_WAIT_MS     500
 
-typedef struct wpt_buffer {
-    /* generation << 32 | bytes reserved (incl. the 0x48 header) | WPT_CLOSED. Reservation is
-     * a CAS on this word; the generation makes a stale writer's CAS fail after recycling. */
-    _Atomic uint64_t state;
-    uint32_t processor;              /* ProcessorIndex of the stream it belongs to */
-    struct wpt_buffer *next;         /* free list / flush queue / graveyard link */
-    unsigned char *data;             /* BufferSize bytes, mmap'ed, never unmapped; all zero
-                                      * while free, so an unwritten record reads as 0 */
-    uint32_t capacity;               /* bytes mapped at data */
-} wpt_buffer;
+enum { WPT_FREE = 0, WPT_STARTING = 1, WPT_RUNNING = 2, WPT_STOPPING = 3, WPT_STOPPED = 4 };
+
+/* ---- shared session memory ------------------------------------------------------------- */
+
+#define WPT_SHM_MAGIC   0x314d4853u   /* "SHM1" */
+#define WPT_SHM_VERSION 1u
+
+/* Buffer life: FREE (in the free stack) -> ACTIVE (a slot's current buffer; closed when full)
+ * -> RETIRED (out of its slot, waiting for the flusher) -> FLUSHING -> FREE, or QUARANTINED
+ * when a live writer's reservation in it had to be abandoned (never reused: that writer may
+ * still store into it). */
+enum { WPT_BUF_FREE = 0, WPT_BUF_ACTIVE = 1, WPT_BUF_RETIRED = 2, WPT_BUF_FLUSHING = 3,
+       WPT_BUF_QUARANTINED = 4 };
+
+/* A record's first word while it is being written: its size, and bit 31 clear (every
+ * committed record kind has bit 31 set). The second word holds the writer's thread id until
+ * the writer stores the record's own bytes 4-7, so the flusher can tell a dead writer. */
+#define WPT_RECORD_PENDING     0x00010000u
 
 typedef struct {
-    _Atomic(wpt_buffer *) current;
-    char pad[64 - sizeof(void *)];
-} __attribute__((aligned(64))) wpt_cpu_slot;
+    _Atomic uint64_t word;     /* installs << 32 | (buffer index + 1); index 0 = no buffer */
+    char pad[56];
+} wpt_slot;
 
-typedef struct wpt_logfile wpt_logfile;
-typedef struct wpt_rt_hub wpt_rt_hub;
+typedef struct {
+    _Atomic uint64_t state;    /* generation << 32 | bytes reserved (incl. header) | WPT_CLOSED */
+    _Atomic uint32_t phase;    /* WPT_BUF_* */
+    _Atomic uint32_t next;     /* free stack link: index + 1 */
+    _Atomic uint32_t processor;   /* stream it was installed in */
+    _Atomic uint32_t stream_seq;  /* its install number in that stream (1, 2, ...) */
+    _Atomic uint32_t backed;   /* memory committed (fallocate) */
+    uint32_t pad[9];
+} wpt_desc;
 
-typedef struct wpt_session {
-    _Atomic uint32_t status;         /* WPT_FREE ... */
-    _Atomic uint32_t generation;     /* 8 bits used in handles */
-    uint16_t logger_id;
-    char name[WPT_MAX_NAME];         /* UTF-8 */
-    char logfile_name[WPT_MAX_PATH]; /* UTF-8, "" if none */
-
-    /* configuration */
-    uint32_t buffer_size;            /* bytes */
-    uint32_t min_buffers, max_buffers;
-    uint32_t max_file_size_field;    /* as given (MB or KB) */
-    uint64_t max_file_bytes;         /* 0 = unlimited */
-    uint32_t log_file_mode;
-    uint32_t flush_timer_field;
-    uint32_t flush_interval_ms;      /* 0 = flush when full only */
-    uint32_t clock_type;
-    uint32_t enable_flags;
-    int32_t  age_limit;
-    uint32_t nslots;                 /* processor streams: ncpu, or 1 */
-    wpt_cpu_slot *slots;             /* allocated once per table entry, never freed */
-    uint32_t slots_capacity;
-
-    /* clock */
-    int64_t start_raw;               /* raw clock at StartTime */
-    int64_t start_filetime;
-    int64_t boot_filetime;
-    int64_t filetime_offset;         /* clock 2: FILETIME = mono100 + offset */
-    uint32_t cpu_mhz;
-    uint32_t start_tid, start_pid;
-
-    /* buffer pool */
-    pthread_mutex_t pool_lock;
-    wpt_buffer *free_list;
-    uint32_t allocated, free_count;
-    wpt_buffer **all;                /* max_buffers entries: every buffer of this run */
-    wpt_buffer *graveyard;           /* buffers of earlier runs of this slot (see etw_session.c) */
-
-    /* flush thread */
-    pthread_mutex_t flush_lock;
-    pthread_cond_t  flush_cond;      /* wakes the flusher */
-    pthread_cond_t  flush_done;      /* wakes FLUSH/STOP callers */
-    wpt_buffer *fq_head, *fq_tail;
-    uint64_t flush_requests, flush_completed;
-    int stop_requested, hold_flush;
-    int switch_pending;              /* UPDATE asked for a new log file: next_logfile */
-    ULONG switch_result;
-    char next_logfile[WPT_MAX_PATH];
-    pthread_t flusher;
-    int flusher_started;
-    _Atomic uint32_t flusher_tid;
-
-    /* statistics */
-    _Atomic uint32_t events_lost;
-    _Atomic uint32_t buffers_written;  /* header buffer included */
-    _Atomic uint32_t log_buffers_lost;
-    _Atomic uint32_t rt_buffers_lost;
+typedef struct {
+    /* set once by the creator */
+    uint32_t magic, version;
+    uint64_t map_size;
+    uint32_t buffer_size, nslots, capacity, logger_id;
+    uint32_t generation, log_file_mode, clock_type, owner_pid;
+    int64_t  filetime_offset;
+    uint64_t slots_offset, desc_offset, data_offset;
+    /* read on every event */
+    _Alignas(64) _Atomic uint32_t status;
+    _Atomic uint32_t max_buffers;
+    /* written by events */
+    _Alignas(64) _Atomic uint32_t events_lost;
     _Atomic uint32_t local_sequence;
-    int64_t buffer_sequence;         /* last SequenceNumber given (flusher only) */
+    _Atomic uint32_t global_sequence;
+    /* pool */
+    _Alignas(64) _Atomic uint64_t free_top;     /* tag << 32 | index + 1 */
+    _Atomic int32_t  free_count;
+    _Atomic uint32_t next_unused;               /* buffers taken into use so far */
+    /* flusher wake-up (a futex word) */
+    _Alignas(64) _Atomic uint32_t wake;
+    _Atomic uint32_t flusher_sleeping;
+    _Alignas(64) char end[];
+} wpt_shm;
 
-    /* sinks */
-    wpt_logfile *logfile;
-    wpt_rt_hub *realtime;
-} wpt_session;
+/* What a process needs to write into a session. Immutable once published in wpt_views;
+ * a view that is replaced is kept (a writer may still be reading it) with its memory
+ * swapped for zero pages, where every check fails. */
+typedef struct wpt_view {
+    wpt_shm *sh;
+    wpt_slot *slots;
+    wpt_desc *desc;
+    unsigned char *data;
+    uint32_t buffer_size, nslots, capacity;
+    uint16_t logger_id;
+    uint8_t generation;
+    uint8_t private_pool;      /* anonymous memory of a private session */
+    _Atomic uint32_t *sequence;   /* the counter EVENT_TRACE_USE_GLOBAL_SEQUENCE uses */
+    int memfd;                 /* to commit new buffers; -1 for a private pool */
+    void *map;
+    size_t map_size;
+    struct wpt_view *older;
+} wpt_view;
 
-extern wpt_session wpt_sessions[WPPTRACE_MAX_SESSIONS];
-extern pthread_mutex_t wpt_control_lock;   /* StartTrace/ControlTrace/EnableTrace */
+extern _Atomic(wpt_view *) wpt_views[WPPTRACE_MAX_SESSIONS];
 extern _Atomic uint32_t wpt_global_sequence;
+
+static inline uint32_t wpt_slot_of_id(uint32_t logger_id) {
+    return logger_id == KERNEL_LOGGER_ID ? WPT_KERNEL_SLOT : logger_id;
+}
 
 /* ---- clock and process facts (etw_clock.c) ---- */
 int64_t  wpt_filetime_now(void);
@@ -117,6 +132,11 @@ static inline int64_t wpt_mono100_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 10000000 + ts.tv_nsec / 100;
+}
+static inline int64_t wpt_mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 uint32_t wpt_cpu_mhz(void);
 uint32_t wpt_processor_count(void);
@@ -134,6 +154,11 @@ static inline uint32_t wpt_current_pid(void) {
 }
 int64_t  wpt_boot_filetime(void);
 void     wpt_set_last_error(ULONG code);
+/* Start time of a process (/proc/<pid>/stat field 22), 0 if it is gone or a zombie. */
+uint64_t wpt_process_start(uint32_t pid);
+int      wpt_thread_gone(uint32_t tid);
+/* Fault injection for tests: the next `count` allocations fail (wpptrace_debug_fail_allocations). */
+int      wpt_injected_failure(void);
 
 static inline uint64_t wpt_rdtsc(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -148,11 +173,12 @@ static inline uint64_t wpt_rdtsc(void) {
 /* The session clock (ClientContext): 1 = CLOCK_MONOTONIC in 100 ns ticks (QPC with PerfFreq
  * 10^7); 2 = FILETIME, taken as the wall clock at StartTrace plus monotonic time since, so it
  * never steps back when the system time is set (streams must not go back in time); 3 = the
- * CPU cycle counter (CpuSpeedInMHz calibrated against CLOCK_MONOTONIC). */
-static inline int64_t wpt_raw_now(const wpt_session *s) {
-    switch (s->clock_type) {
+ * CPU cycle counter (CpuSpeedInMHz calibrated against CLOCK_MONOTONIC). All three are the
+ * same in every process of the machine, so records from several processes order by time. */
+static inline int64_t wpt_raw_now_of(uint32_t clock_type, int64_t filetime_offset) {
+    switch (clock_type) {
     case EVENT_TRACE_CLOCK_CPUCYCLE:   return (int64_t)wpt_rdtsc();
-    case EVENT_TRACE_CLOCK_SYSTEMTIME: return wpt_mono100_now() + s->filetime_offset;
+    case EVENT_TRACE_CLOCK_SYSTEMTIME: return wpt_mono100_now() + filetime_offset;
     default:                           return wpt_mono100_now();
     }
 }
@@ -162,43 +188,59 @@ static inline int64_t wpt_raw_now(const wpt_session *s) {
 size_t wpt_utf8_to_utf16(const char *in, uint16_t *out, size_t out_units);
 /* UTF-16 -> UTF-8; returns 0 on success, -1 if it does not fit. */
 int    wpt_utf16_to_utf8(const uint16_t *in, char *out, size_t out_size);
+/* A session name: 1..WPT_MAX_NAME-1 bytes of UTF-8 without control characters. */
+int    wpt_valid_name(const char *name);
 
 /* ---- handles ---- */
-static inline TRACEHANDLE wpt_make_handle(const wpt_session *s, ULONG flags, UCHAR level) {
-    return (TRACEHANDLE)s->logger_id | ((TRACEHANDLE)level << 16)
-         | ((TRACEHANDLE)(atomic_load(&s->generation) & 0xFF) << 24) | ((TRACEHANDLE)flags << 32);
+static inline TRACEHANDLE wpt_handle_of(uint16_t logger_id, uint8_t generation, ULONG flags,
+                                        UCHAR level) {
+    return (TRACEHANDLE)logger_id | ((TRACEHANDLE)level << 16)
+         | ((TRACEHANDLE)generation << 24) | ((TRACEHANDLE)flags << 32);
 }
-/* Session for a handle (running or not; NULL if the handle cannot name one). */
-wpt_session *wpt_session_from_handle(TRACEHANDLE h);
-wpt_session *wpt_session_by_name(const char *name);
+static inline uint32_t wpt_handle_slot(TRACEHANDLE h) {
+    uint32_t id = (uint32_t)(h & 0xFFFF);
+    if (id == KERNEL_LOGGER_ID) return WPT_KERNEL_SLOT;
+    if (id == WPT_KERNEL_SLOT || id >= WPPTRACE_MAX_SESSIONS) return UINT32_MAX;
+    return id;
+}
+static inline uint8_t wpt_handle_generation(TRACEHANDLE h) { return (uint8_t)(h >> 24); }
 
-/* ---- session core (etw_session.c) ---- */
-ULONG wpt_session_start(wpt_session *s);   /* config filled in; allocates, opens sinks */
-ULONG wpt_session_stop(wpt_session *s);
-ULONG wpt_session_flush(wpt_session *s);
-ULONG wpt_session_switch_file(wpt_session *s, const char *path);   /* UPDATE LogFileName */
-void  wpt_session_update_flush_timer(wpt_session *s, uint32_t interval_ms);
-ULONG wpt_session_grow_max(wpt_session *s, uint32_t max_buffers);
-void  wpt_session_counts(wpt_session *s, uint32_t *allocated, uint32_t *free_count);
-/* Build the header buffer (buffer 0) into out (buffer_size bytes) with the current totals:
- * writes bytes [0, SavedOffset) only; the caller fills the rest with 0xFF once. */
-void  wpt_build_header_buffer(wpt_session *s, unsigned char *out, int64_t end_time,
-                              uint32_t buffers_written);
+/* ---- buffers (etw_buffers.c) ---- */
+typedef struct {
+    uint32_t buffer_size, nslots, capacity, max_buffers, min_buffers;
+    uint32_t logger_id, generation, log_file_mode, clock_type;
+    int64_t filetime_offset;
+    int private_pool;
+} wpt_pool_config;
+/* Create a session's memory: anonymous (private) or a memfd (*memfd_out). */
+ULONG wpt_pool_create(const wpt_pool_config *c, wpt_view **view_out, int *memfd_out);
+/* A view of a session memory received from its host (validated against what it says). */
+ULONG wpt_view_map(int memfd, uint64_t map_size, uint16_t logger_id, uint8_t generation,
+                   wpt_view **view_out);
+/* Publish in wpt_views / swap the memory for zero pages and unpublish. */
+void  wpt_view_publish(wpt_view *v);
+void  wpt_view_retire(wpt_view *v);
+/* The pool capacity (buffers mapped) a session of these sizes gets. */
+uint32_t wpt_pool_capacity(uint32_t buffer_size, uint32_t max_buffers);
+void  wpt_pool_push(wpt_view *v, uint32_t index1);
+uint32_t wpt_pool_pop(wpt_view *v);
+void  wpt_wake_flusher(wpt_shm *sh);
+/* Slow paths of wpt_reserve: a buffer for an empty slot; a closed buffer out of its slot. */
+ULONG wpt_install_buffer(wpt_view *v, wpt_slot *slot, uint32_t stream);
+void  wpt_retire(wpt_view *v, wpt_slot *slot, uint64_t word);
 
+static inline unsigned char *wpt_buffer_data(const wpt_view *v, uint32_t index1) {
+    return v->data + (size_t)(index1 - 1) * v->buffer_size;
+}
+
+/* ---- the write path -------------------------------------------------------------------- */
 
 typedef struct {
-    wpt_session *session;
-    wpt_cpu_slot *slot;
-    wpt_buffer *buffer;
+    wpt_view *view;
     unsigned char *record;
     uint32_t aligned;
     int64_t timestamp;
 } wpt_reservation;
-
-/* Slow paths of wpt_reserve (etw_session.c): a new buffer for an empty slot (pool lock);
- * a closed buffer out of its slot and into the flush queue (flush lock). */
-ULONG wpt_install_buffer(wpt_session *s, wpt_cpu_slot *slot, uint32_t processor, TRACEHANDLE h);
-void  wpt_retire(wpt_session *s, wpt_cpu_slot *slot, wpt_buffer *b);
 
 /* The CPU we run on: glibc >= 2.35 keeps it in the thread's rseq area (one load instead of
  * sched_getcpu's call); elsewhere sched_getcpu. */
@@ -217,70 +259,170 @@ static inline int wpt_cpu_number(void) {
 static inline int wpt_cpu_number(void) { return sched_getcpu(); }
 #endif
 
-static inline uint32_t wpt_current_stream(const wpt_session *s) {
-    if (s->nslots <= 1) return 0;     /* 0: a handle guessed before the first start */
-    int cpu = wpt_cpu_number();
-    if (cpu < 0) cpu = 0;
-    return (uint32_t)cpu % s->nslots;
-}
-
-/* Enter the session named by handle and reserve `aligned` bytes in the current processor's
- * buffer (zero-filled). On success the caller writes the record except its first 4 bytes,
- * then wpt_commit stores those (never 0: they hold the size): that store is what tells the
- * flusher the record is complete, so a commit costs no atomic read-modify-write. */
-static inline ULONG wpt_reserve(TRACEHANDLE h, uint32_t size, wpt_reservation *r, wpt_session **session_out) {
+/* Reserve `size` bytes (zero-filled) in the current processor's buffer of the session the
+ * handle names. On success the record's first word holds WPT_RECORD_PENDING | size and the
+ * second the thread id; the caller writes bytes 8.., then bytes 4-7, then wpt_commit stores
+ * the first word: that store is what tells the flusher the record is complete. Lock-free and
+ * async-signal-safe: no lock, no allocation, no mapping on this path. */
+static inline ULONG wpt_reserve(TRACEHANDLE h, uint32_t size, wpt_reservation *r) {
     uint32_t id = (uint32_t)(h & 0xFFFF);
     if (id == 0 || id >= WPPTRACE_MAX_SESSIONS) return ERROR_INVALID_HANDLE;   /* 0, kernel */
-    wpt_session *s = &wpt_sessions[id];
-    if (!s->slots) return ERROR_INVALID_HANDLE;
-    uint32_t stream = wpt_current_stream(s);
-    wpt_cpu_slot *slot = &s->slots[stream];
-    if (atomic_load_explicit(&s->status, memory_order_acquire) != WPT_RUNNING
-        || (atomic_load_explicit(&s->generation, memory_order_relaxed) & 0xFF) != ((h >> 24) & 0xFF))
+    wpt_view *v = atomic_load_explicit(&wpt_views[id], memory_order_acquire);
+    if (!v || v->generation != (uint8_t)(h >> 24)) return ERROR_INVALID_HANDLE;
+    wpt_shm *sh = v->sh;
+    if (atomic_load_explicit(&sh->status, memory_order_acquire) != WPT_RUNNING)
         return ERROR_INVALID_HANDLE;
-    *session_out = s;
+    r->view = v;
     uint32_t aligned = (size + 7u) & ~7u;
-    if (size > 0xFFFF || aligned > s->buffer_size - WPT_BUFFER_HEADER_SIZE)
+    if (size > 0xFFFF || aligned > v->buffer_size - WPT_BUFFER_HEADER_SIZE)
         return ERROR_MORE_DATA;
+    uint32_t stream = 0;
+    if (v->nslots > 1) {
+        int cpu = wpt_cpu_number();
+        stream = (uint32_t)(cpu < 0 ? 0 : cpu) % v->nslots;
+    }
+    wpt_slot *slot = &v->slots[stream];
+    uint32_t clock = sh->clock_type;
+    int64_t offset = sh->filetime_offset;
     for (;;) {
-        wpt_buffer *b = atomic_load_explicit(&slot->current, memory_order_acquire);
-        if (!b) {
-            ULONG rc = wpt_install_buffer(s, slot, stream, h);
+        uint64_t word = atomic_load_explicit(&slot->word, memory_order_acquire);
+        uint32_t index1 = (uint32_t)word;
+        if (__builtin_expect(index1 > v->capacity, 0)) return ERROR_INVALID_HANDLE;
+        if (!index1) {
+            ULONG rc = wpt_install_buffer(v, slot, stream);
             if (rc != ERROR_SUCCESS) {
                 if (rc != ERROR_INVALID_HANDLE)
-                    atomic_fetch_add_explicit(&s->events_lost, 1, memory_order_relaxed);
+                    atomic_fetch_add_explicit(&sh->events_lost, 1, memory_order_relaxed);
                 return rc;
             }
             continue;
         }
+        wpt_desc *b = &v->desc[index1 - 1];
         uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
         for (;;) {
             uint32_t off = (uint32_t)st;
             if (off & WPT_CLOSED) break;
-            if (off + aligned > s->buffer_size) {
+            if (off + aligned > v->buffer_size) {
                 atomic_fetch_or_explicit(&b->state, WPT_CLOSED, memory_order_acq_rel);
                 break;
             }
-            int64_t ts = wpt_raw_now(s);
+            /* The timestamp is read between loading the state and the CAS: a successful CAS
+             * means every earlier record of the buffer took its timestamp before ours. */
+            int64_t ts = wpt_raw_now_of(clock, offset);
             if (atomic_compare_exchange_weak_explicit(&b->state, &st, st + aligned,
                                                       memory_order_acq_rel, memory_order_acquire)) {
-                r->session = s;
-                r->slot = slot;
-                r->buffer = b;
-                r->record = b->data + off;
+                unsigned char *rec = wpt_buffer_data(v, index1) + off;
+                atomic_store_explicit((_Atomic uint64_t *)(void *)rec,
+                                      ((uint64_t)wpt_current_tid() << 32) | WPT_RECORD_PENDING | size,
+                                      memory_order_relaxed);
+                r->record = rec;
                 r->aligned = aligned;
                 r->timestamp = ts;
                 return ERROR_SUCCESS;
             }
         }
-        wpt_retire(s, slot, b);
+        wpt_retire(v, slot, word);
     }
 }
-
 
 static inline void wpt_commit(wpt_reservation *r, uint32_t first_word) {
     atomic_store_explicit((_Atomic uint32_t *)(void *)r->record, first_word, memory_order_release);
 }
+
+/* ---- the host role: flusher and sinks of a session run by this process (etw_session.c) ---- */
+
+typedef struct wpt_logfile wpt_logfile;
+typedef struct wpt_rt_hub wpt_rt_hub;
+
+enum { WPT_ROLE_NONE = 0, WPT_ROLE_PRIVATE = 1, WPT_ROLE_HOST = 2 };
+
+typedef struct wpt_session {
+    _Atomic uint32_t role;           /* WPT_ROLE_*: this process runs the session's flusher */
+    _Atomic uint32_t status;         /* WPT_FREE ... (mirrors the shared status) */
+    uint16_t logger_id;
+    uint8_t generation;
+    wpt_view *view;
+    int memfd;                       /* -1 for a private pool */
+    char name[WPT_MAX_NAME];         /* UTF-8 */
+    char logfile_name[WPT_MAX_PATH]; /* UTF-8, "" if none */
+
+    /* configuration */
+    uint32_t buffer_size;            /* bytes */
+    uint32_t min_buffers, max_buffers;
+    uint32_t max_file_size_field;    /* as given (MB or KB) */
+    uint64_t max_file_bytes;         /* 0 = unlimited */
+    uint32_t log_file_mode;
+    uint32_t flush_timer_field;
+    uint64_t flush_interval_ms;      /* 0 = flush when full only */
+    uint32_t clock_type;
+    uint32_t enable_flags;
+    int32_t  age_limit;
+    uint32_t nslots;                 /* processor streams: ncpu, or 1 */
+
+    /* clock */
+    int64_t start_raw;               /* raw clock at StartTime */
+    int64_t start_filetime;
+    int64_t boot_filetime;
+    int64_t filetime_offset;         /* clock 2: FILETIME = mono100 + offset */
+    uint32_t cpu_mhz;
+    uint32_t start_tid, start_pid;
+
+    /* flusher */
+    pthread_mutex_t flush_lock;
+    pthread_cond_t  flush_done;      /* wakes FLUSH/STOP/UPDATE callers */
+    uint64_t flush_requests, flush_completed;
+    int stop_requested, hold_flush;
+    int switch_pending;              /* UPDATE asked for a new log file: next_logfile */
+    ULONG switch_result;
+    char next_logfile[WPT_MAX_PATH];
+    pthread_t flusher;
+    int flusher_started;
+    _Atomic uint32_t flusher_tid;
+    uint32_t *next_seq;              /* per stream: the install number to flush next */
+    int64_t *gap_since;              /* per stream: when the flusher started waiting for it */
+    unsigned char *scratch;          /* a buffer's copy when a record has to be cut out */
+    void *scan_space;                /* the flusher's list of retired buffers (capacity entries) */
+
+    /* statistics (the flusher writes them) */
+    _Atomic uint32_t buffers_written;  /* header buffer included */
+    _Atomic uint32_t log_buffers_lost;
+    _Atomic uint32_t rt_buffers_lost;
+    _Atomic uint32_t records_abandoned;
+    int64_t buffer_sequence;         /* last SequenceNumber given (flusher only) */
+
+    /* sinks */
+    wpt_logfile *logfile;
+    wpt_rt_hub *realtime;
+} wpt_session;
+
+extern wpt_session wpt_sessions[WPPTRACE_MAX_SESSIONS];
+extern pthread_mutex_t wpt_control_lock;   /* StartTrace/ControlTrace of this process */
+
+static inline uint32_t wpt_events_lost(const wpt_session *s) {
+    return atomic_load(&s->view->sh->events_lost);
+}
+
+/* Memory and sinks for a configured session (config filled in; this process). */
+ULONG wpt_session_prepare(wpt_session *s, int private_pool);
+/* Start the flusher thread (the process that runs the session: the private owner or the host). */
+ULONG wpt_session_run(wpt_session *s);
+/* Undo wpt_session_prepare (StartTrace failed, or the copy a host process took over). */
+void  wpt_session_discard(wpt_session *s, int close_sinks);
+ULONG wpt_session_stop(wpt_session *s);
+ULONG wpt_session_flush(wpt_session *s);
+ULONG wpt_session_switch_file(wpt_session *s, const char *path);   /* UPDATE LogFileName */
+void  wpt_session_update_flush_timer(wpt_session *s, uint64_t interval_ms);
+ULONG wpt_session_grow_max(wpt_session *s, uint32_t max_buffers);
+void  wpt_session_hold(wpt_session *s, int hold);
+void  wpt_session_counts(wpt_session *s, uint32_t *allocated, uint32_t *free_count);
+/* FlushTimer as given -> milliseconds (clamped; 0 = only when full, except real time: 1 s). */
+uint64_t wpt_flush_interval(uint32_t field, uint32_t log_file_mode);
+/* Build the header buffer (buffer 0) into out (buffer_size bytes) with the current totals:
+ * writes bytes [0, SavedOffset) only; the caller fills the rest with 0xFF once. */
+void  wpt_build_header_buffer(wpt_session *s, unsigned char *out, int64_t end_time,
+                              uint32_t buffers_written);
+wpt_session *wpt_local_session(TRACEHANDLE h);            /* a private session of this process */
+wpt_session *wpt_local_session_by_name(const char *name);
 
 /* ---- .etl file sink (etw_logfile.c) ---- */
 ULONG wpt_logfile_open(wpt_session *s);
@@ -289,18 +431,170 @@ ULONG wpt_logfile_check_path(const char *path);   /* can we create it? (no trunc
 int   wpt_logfile_write(wpt_session *s, const unsigned char *buffer);
 void  wpt_logfile_update_header(wpt_session *s, int final);
 void  wpt_logfile_close(wpt_session *s);
-void  wpt_logfile_abandon(wpt_session *s);  /* forked child: drop the file without writing */
+void  wpt_logfile_abandon(wpt_session *s);  /* drop the file without writing (forked copies) */
+int   wpt_logfile_fd(const wpt_session *s);
 
 /* ---- real-time sink (etw_realtime.c) ---- */
 ULONG wpt_rt_open(wpt_session *s);
-/* Returns the number of subscribers that received the buffer. */
-int   wpt_rt_deliver(wpt_session *s, const unsigned char *buffer, uint32_t size);
+/* Copy a flushed buffer to every consumer (or, with none, to the backlog the next consumer
+ * receives); returns the number of copies dropped because a queue was full. */
+uint32_t wpt_rt_deliver(wpt_session *s, const unsigned char *buffer, uint32_t size);
 void  wpt_rt_end(wpt_session *s);            /* session stopped: consumers drain then EOF */
+uint32_t wpt_rt_consumers(wpt_session *s);
+/* A subscription to a session run by this process (a private one, or the host's own). */
+ULONG wpt_rt_subscribe_local(wpt_session *s, wpptrace_rt_subscription **out);
 
-/* ---- providers (etw_provider.c) ---- */
-/* A session stops: send WMI_DISABLE_EVENTS to the providers it enabled. */
-void  wpt_providers_session_stopping(wpt_session *s);
-void  wpt_providers_after_fork(void);      /* forked child: fresh lock */
-ULONG wpt_enable_provider(wpt_session *s, LPCGUID guid, int enable, ULONG flags, UCHAR level);
+/* ---- runtime directory and registry (etw_registry.c) ---- */
+
+#define WPT_REG_MAGIC      0x31474552u   /* "REG1" */
+#define WPT_REG_VERSION    1u
+#define WPT_MAX_ENABLES    1024
+enum { WPT_REG_PRIVATE = 1, WPT_REG_REALTIME = 2 };
+
+typedef struct {
+    uint32_t state;            /* WPT_FREE / STARTING / RUNNING / STOPPING */
+    uint32_t generation;       /* 8 bits used in handles */
+    uint32_t host_pid;         /* the process running the flusher (a private session: its owner) */
+    uint32_t flags;            /* WPT_REG_* */
+    uint64_t host_start;       /* wpt_process_start(host_pid) when it registered */
+    uint32_t log_file_mode, clock_type;
+    char name[WPT_MAX_NAME];
+} wpt_reg_logger;
+
+typedef struct {
+    uint32_t used;
+    uint16_t logger_id;
+    uint8_t  generation, level;
+    GUID     guid;
+    uint32_t flags, clock_type;
+    uint64_t version;
+} wpt_reg_enable;
+
+typedef struct {
+    uint32_t magic, version, size, reserved;
+    uint64_t last_version;
+    wpt_reg_logger loggers[WPPTRACE_MAX_SESSIONS];
+    wpt_reg_enable enables[WPT_MAX_ENABLES];
+} wpt_registry;
+
+/* The runtime directory (created 0700 if missing, refused unless it is ours and private). */
+ULONG wpt_runtime_dir(const char **dir_out);
+/* Lock the registry (a process mutex and flock) and map it; NULL + *rc on failure. */
+wpt_registry *wpt_registry_lock(int exclusive, ULONG *rc);
+void wpt_registry_unlock(void);
+/* Does the entry name a session whose process is still there? */
+int  wpt_reg_alive(const wpt_reg_logger *e);
+/* A new enable version: later than every earlier one on this machine (CLOCK_MONOTONIC). */
+uint64_t wpt_next_version(wpt_registry *reg);
+void wpt_registry_after_fork(void);
+/* A socket path in the runtime directory: "s-<id>.sock" or "p-<pid>.sock". */
+int  wpt_socket_path(char *out, size_t size, char kind, uint32_t number);
+/* Registry cleanup of a session whose host is gone (entry freed, its enables removed);
+ * returns the GUIDs that were enabled on it (the caller tells the providers). */
+size_t wpt_registry_forget(wpt_registry *reg, uint32_t slot, GUID *guids, size_t max);
+
+/* ---- control plane wire format and sockets (etw_ipc.c) ---- */
+
+#define WPT_WIRE_MAGIC 0x31545057u    /* "WPT1" */
+#define WPT_WIRE_MAX_CONTROL (64u * 1024)
+
+enum {
+    /* to a session host */
+    WPT_REQ_QUERY = 1, WPT_REQ_FLUSH, WPT_REQ_UPDATE, WPT_REQ_STOP, WPT_REQ_JOIN,
+    WPT_REQ_SUBSCRIBE, WPT_REQ_HOLD,
+    /* to a provider process */
+    WPT_REQ_ENABLE = 0x20, WPT_REQ_DISABLE, WPT_REQ_LIST,
+    /* answers and streams */
+    WPT_REPLY = 0x40, WPT_RT_BUFFER, WPT_RT_END
+};
+
+typedef struct {
+    uint32_t magic, kind, length, status;
+} wpt_frame;
+
+typedef struct {                /* QUERY/FLUSH/UPDATE/STOP replies: what ControlTrace reports */
+    uint32_t buffer_size_kb, min_buffers, max_buffers, max_file_size, log_file_mode;
+    uint32_t flush_timer, enable_flags, clock_type;
+    int32_t  age_limit;
+    uint32_t number_of_buffers, free_buffers, events_lost, buffers_written, log_buffers_lost;
+    uint32_t realtime_buffers_lost, logger_thread_id, logger_id, generation;
+    uint32_t host_pid, consumers, records_abandoned, reserved;
+    char name[WPT_MAX_NAME];
+    char logfile[WPT_MAX_PATH];
+} wpt_wire_props;
+
+typedef struct {                /* UPDATE request */
+    uint32_t flush_timer, max_buffers, has_logfile, reserved;
+    char logfile[WPT_MAX_PATH];
+} wpt_wire_update;
+
+typedef struct {                /* JOIN reply (the memfd comes with it) */
+    uint64_t map_size;
+    uint32_t logger_id, generation;
+} wpt_wire_join;
+
+typedef struct {                /* ENABLE / DISABLE to a provider process */
+    GUID guid;
+    uint64_t version;
+    uint64_t logger_handle;     /* LoggerId | level | generation | flags */
+    uint32_t clock_type, from_pid;
+} wpt_wire_enable;
+
+typedef struct {                /* LIST reply: one per registered control GUID */
+    GUID guid;
+    uint64_t logger_handle;     /* 0 if not enabled in that process */
+} wpt_wire_registered;
+
+/* Sockets: every connection is checked to come from a process of our own user. */
+int   wpt_ipc_listen(const char *path);
+int   wpt_ipc_accept(int listen_fd, uint32_t *peer_pid, uint32_t *peer_uid);  /* -2: refused */
+int   wpt_ipc_connect(const char *path, int timeout_ms, ULONG *rc);
+/* Send one frame (and an fd if fd >= 0); 0 on success. */
+int   wpt_ipc_send(int fd, uint32_t kind, uint32_t status, const void *payload, uint32_t length,
+                   int pass_fd, int timeout_ms);
+/* Receive one frame of at most max_length payload bytes into payload (malloc'ed if *payload
+ * is NULL); 0 on success, -1 on EOF/timeout/malformed (errno set: EPROTO malformed). */
+int   wpt_ipc_recv(int fd, wpt_frame *frame, void **payload, uint32_t max_length,
+                   int *received_fd, int timeout_ms);
+/* One request, one reply (STOP/FLUSH get a long timeout). */
+ULONG wpt_ipc_call(const char *path, uint32_t kind, const void *payload, uint32_t length,
+                   void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms);
+
+/* ---- session hosts (etw_host.c) ---- */
+/* Fork the host process of a prepared session; returns once it runs (or failed). */
+ULONG wpt_host_spawn(wpt_session *s);
+/* A request to the host of registry slot `slot` (generation checked by the caller). */
+ULONG wpt_host_call(uint32_t slot, uint32_t kind, const void *payload, uint32_t length,
+                    void *reply, uint32_t reply_size, int *reply_fd);
+extern int wpt_in_host;        /* this process is a session host */
+void  wpt_host_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Stream a session's real-time buffers to a consumer connected to the host. */
+ULONG wpt_rt_serve(wpt_session *s, int fd);
+/* A running, reachable session by name (not private): its registry slot and generation. */
+ULONG wpt_registry_find(const char *name, uint32_t *slot, uint8_t *generation);
+
+/* ---- provider processes (etw_endpoint.c, etw_provider.c) ---- */
+/* Make sure this process listens for enable notifications (RegisterTraceGuids). */
+ULONG wpt_endpoint_ensure(void);
+/* Map the memory of hosted session (slot, generation) into this process if not done yet. */
+ULONG wpt_attach(uint32_t slot, uint8_t generation);
+/* Tell every other provider process about an enable change; waits for their answers. */
+void  wpt_broadcast(uint32_t kind, const wpt_wire_enable *msg);
+/* Apply an enable change in this process: ControlCallbacks of the matching registrations
+ * run in the calling thread. A disable only applies to the session holding the GUID. */
+ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t clock_type,
+                       uint64_t version);
+/* The session stopped or its host is gone: disable what this process has on it. */
+void  wpt_apply_session_gone(uint32_t slot, uint8_t generation);
+/* Copy the registry's enables into this process (a fresh endpoint). */
+void  wpt_apply_registry_snapshot(void);
+/* This process's registered control GUIDs (LIST). */
+size_t wpt_registered_guids(wpt_wire_registered *out, size_t max);
+/* Enables this process delivered itself for a slot (ControlTrace STOP, before the host stops). */
+void  wpt_providers_session_stopping(uint32_t slot, uint8_t generation);
+void  wpt_providers_after_fork(void);
+void  wpt_providers_fork_prepare(void);
+void  wpt_providers_fork_parent(void);
+void  wpt_sessions_after_fork(void);     /* forked child: private sessions stay the parent's */
 
 #endif

@@ -1,8 +1,12 @@
-/* etw_clock.c: clocks, process facts (tid/pid/CPU count/boot time) and UTF-8/UTF-16 text. */
+/* etw_clock.c: clocks, process facts (tid/pid/CPU count/boot time, liveness), UTF-8/UTF-16
+ * text, and the allocation-failure injection tests use. */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -71,27 +75,75 @@ uint32_t wpt_processor_count(void) {
 }
 
 /* Thread and process ids are cached: getpid/gettid are system calls (~50 ns). The fork
- * handler refreshes both in the child. */
+ * handler (etw_endpoint.c) clears both in the child. Both slow paths are plain system calls,
+ * so the first event a signal handler logs may take them. */
 __thread uint32_t wpt_tls_tid;
 uint32_t wpt_cached_pid;
-static pthread_once_t g_fork_once = PTHREAD_ONCE_INIT;
-
-static void after_fork_child(void) {
-    wpt_tls_tid = 0;
-    wpt_cached_pid = 0;
-}
-static void install_fork_handler(void) { pthread_atfork(NULL, NULL, after_fork_child); }
 
 uint32_t wpt_current_tid_slow(void) {
-    pthread_once(&g_fork_once, install_fork_handler);
     wpt_tls_tid = (uint32_t)syscall(SYS_gettid);
     return wpt_tls_tid;
 }
 
 uint32_t wpt_current_pid_slow(void) {
-    pthread_once(&g_fork_once, install_fork_handler);
     wpt_cached_pid = (uint32_t)getpid();
     return wpt_cached_pid;
+}
+
+/* /proc/<id>/stat: "pid (comm) S ppid ... starttime(22) ..."; comm may hold spaces and
+ * parentheses, so fields are counted from the last ')'. Returns the state letter, 0 if the
+ * file is not there; *start gets field 22. */
+static char proc_stat(uint32_t id, uint64_t *start) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%u/stat", id);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ') return 0;
+    char state = p[2];
+    p += 2;
+    for (int field = 3; field < 22 && p; field++) {
+        p = strchr(p, ' ');
+        if (p) p++;
+    }
+    if (start) *start = p ? strtoull(p, NULL, 10) : 0;
+    return state;
+}
+
+uint64_t wpt_process_start(uint32_t pid) {
+    uint64_t start = 0;
+    if (!pid) return 0;
+    char state = proc_stat(pid, &start);
+    if (!state || state == 'Z' || state == 'X') return 0;
+    return start ? start : 1;
+}
+
+int wpt_thread_gone(uint32_t tid) {
+    char state = proc_stat(tid, NULL);
+    return !state || state == 'Z' || state == 'X';
+}
+
+static _Atomic int g_fail_allocations;
+
+void wpptrace_debug_fail_allocations(int count) { atomic_store(&g_fail_allocations, count); }
+
+int wpt_injected_failure(void) {
+    int n = atomic_load(&g_fail_allocations);
+    while (n > 0) {
+        if (atomic_compare_exchange_weak(&g_fail_allocations, &n, n - 1)) return 1;
+    }
+    return 0;
+}
+
+int wpt_valid_name(const char *name) {
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++, n++)
+        if (*p < 0x20 || *p == 0x7F) return 0;
+    return n > 0 && n < WPT_MAX_NAME;
 }
 
 static __thread ULONG t_last_error;

@@ -1,11 +1,20 @@
-/* etw_controller.c: controller API: StartTrace, ControlTrace, EnableTrace, EnableTraceEx2.
+/* etw_controller.c: controller API: StartTrace, ControlTrace, EnableTrace(Ex2), QueryAllTraces,
+ * EnumerateTraceGuids.
  *
  * Validates EVENT_TRACE_PROPERTIES (Win32 layout, names at LoggerNameOffset /
- * LogFileNameOffset inside Wnode.BufferSize), picks a session slot and reports the
- * session's state back into the properties.
+ * LogFileNameOffset inside Wnode.BufferSize) and finds the session a handle or name means:
+ * a private session of this process (run here), or a session of the registry (run by its
+ * host process, reached through its control socket). Enables go through the registry (who
+ * holds each control GUID) and then to every provider process (etw_endpoint.c).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include "_etw_internal.h"
 
 /* wpt_control_lock is recursive: enable callbacks run under it and may call the API. */
@@ -50,35 +59,231 @@ static void write_name(EVENT_TRACE_PROPERTIES *p, ULONG offset, int wide, const 
     if (2 * (n + 1) <= room) memcpy(base, tmp, 2 * (n + 1));
 }
 
-static void fill_properties(wpt_session *s, EVENT_TRACE_PROPERTIES *p, int wide) {
+static void props_from_wire(const wpt_wire_props *w, EVENT_TRACE_PROPERTIES *p, int wide) {
+    p->Wnode.HistoricalContext = wpt_handle_of((uint16_t)w->logger_id, (uint8_t)w->generation, 0, 0);
+    p->Wnode.ClientContext = w->clock_type;
+    p->Wnode.Flags |= WNODE_FLAG_TRACED_GUID;
+    p->BufferSize = w->buffer_size_kb;
+    p->MinimumBuffers = w->min_buffers;
+    p->MaximumBuffers = w->max_buffers;
+    p->MaximumFileSize = w->max_file_size;
+    p->LogFileMode = w->log_file_mode;
+    p->FlushTimer = w->flush_timer;
+    p->EnableFlags = w->enable_flags;
+    p->AgeLimit = w->age_limit;
+    p->NumberOfBuffers = w->number_of_buffers;
+    p->FreeBuffers = w->free_buffers;
+    p->EventsLost = w->events_lost;
+    p->BuffersWritten = w->buffers_written;
+    p->LogBuffersLost = w->log_buffers_lost;
+    p->RealTimeBuffersLost = w->realtime_buffers_lost;
+    p->LoggerThreadId = (PVOID)(uintptr_t)w->logger_thread_id;
+    write_name(p, p->LoggerNameOffset, wide, w->name);
+    write_name(p, p->LogFileNameOffset, wide, w->logfile);
+}
+
+static void local_wire(wpt_session *s, wpt_wire_props *w) {
+    memset(w, 0, sizeof *w);
     uint32_t allocated, free_count;
     wpt_session_counts(s, &allocated, &free_count);
-    p->Wnode.HistoricalContext = wpt_make_handle(s, 0, 0);
-    p->Wnode.ClientContext = s->clock_type;
-    p->Wnode.Flags |= WNODE_FLAG_TRACED_GUID;
-    p->BufferSize = s->buffer_size / 1024;
-    p->MinimumBuffers = s->min_buffers;
-    p->MaximumBuffers = s->max_buffers;
-    p->MaximumFileSize = s->max_file_size_field;
-    p->LogFileMode = s->log_file_mode;
-    p->FlushTimer = s->flush_timer_field;
-    p->EnableFlags = s->enable_flags;
-    p->AgeLimit = s->age_limit;
-    p->NumberOfBuffers = allocated;
-    p->FreeBuffers = free_count;
-    p->EventsLost = atomic_load(&s->events_lost);
-    p->BuffersWritten = atomic_load(&s->buffers_written);
-    p->LogBuffersLost = atomic_load(&s->log_buffers_lost);
-    p->RealTimeBuffersLost = atomic_load(&s->rt_buffers_lost);
-    p->LoggerThreadId = (PVOID)(uintptr_t)atomic_load(&s->flusher_tid);
-    write_name(p, p->LoggerNameOffset, wide, s->name);
-    write_name(p, p->LogFileNameOffset, wide, s->logfile_name);
+    w->buffer_size_kb = s->buffer_size / 1024;
+    w->min_buffers = s->min_buffers;
+    w->max_buffers = s->max_buffers;
+    w->max_file_size = s->max_file_size_field;
+    w->log_file_mode = s->log_file_mode;
+    w->flush_timer = s->flush_timer_field;
+    w->enable_flags = s->enable_flags;
+    w->clock_type = s->clock_type;
+    w->age_limit = s->age_limit;
+    w->number_of_buffers = allocated;
+    w->free_buffers = free_count;
+    w->events_lost = wpt_events_lost(s);
+    w->buffers_written = atomic_load(&s->buffers_written);
+    w->log_buffers_lost = atomic_load(&s->log_buffers_lost);
+    w->realtime_buffers_lost = atomic_load(&s->rt_buffers_lost);
+    w->logger_thread_id = atomic_load(&s->flusher_tid);
+    w->logger_id = s->logger_id;
+    w->generation = s->generation;
+    w->host_pid = wpt_current_pid();
+    w->consumers = s->realtime ? wpt_rt_consumers(s) : 0;
+    w->records_abandoned = atomic_load(&s->records_abandoned);
+    snprintf(w->name, sizeof w->name, "%s", s->name);
+    snprintf(w->logfile, sizeof w->logfile, "%s", s->logfile_name);
+}
+
+/* ---- finding a session ----------------------------------------------------------------- */
+
+enum { TARGET_NONE, TARGET_LOCAL, TARGET_REMOTE, TARGET_GONE };
+
+typedef struct {
+    int kind;
+    wpt_session *local;
+    uint32_t slot;
+    uint8_t generation;
+    uint32_t host_pid;
+} target;
+
+static int name_matches(const wpt_reg_logger *e, const char *name) {
+    return strncmp(e->name, name, sizeof e->name) == 0;
+}
+
+/* A session of another process: running (TARGET_REMOTE) or whose host is gone (TARGET_GONE). */
+static void find_remote(wpt_registry *reg, TRACEHANDLE h, const char *name, target *t) {
+    for (uint32_t i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
+        wpt_reg_logger *e = &reg->loggers[i];
+        if (e->state == WPT_FREE || (e->flags & WPT_REG_PRIVATE)) continue;
+        if (h ? (i != wpt_handle_slot(h) || (uint8_t)e->generation != wpt_handle_generation(h))
+              : !name_matches(e, name))
+            continue;
+        t->slot = i;
+        t->generation = (uint8_t)e->generation;
+        t->host_pid = e->host_pid;
+        if (e->state == WPT_STARTING && e->host_pid == wpt_current_pid()) continue;  /* ours, half made */
+        t->kind = wpt_reg_alive(e) ? TARGET_REMOTE : TARGET_GONE;
+        if (t->kind == TARGET_REMOTE) return;
+    }
+}
+
+static ULONG find_target(TRACEHANDLE h, const char *name, target *t) {
+    memset(t, 0, sizeof *t);
+    wpt_session *s = h ? wpt_local_session(h) : wpt_local_session_by_name(name);
+    if (s && atomic_load(&s->status) == WPT_RUNNING) {
+        t->kind = TARGET_LOCAL;
+        t->local = s;
+        return ERROR_SUCCESS;
+    }
+    if (h && wpt_handle_slot(h) == UINT32_MAX) return ERROR_SUCCESS;
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg) return rc;
+    find_remote(reg, h, name, t);
+    wpt_registry_unlock();
+    return ERROR_SUCCESS;
+}
+
+ULONG wpt_registry_find(const char *name, uint32_t *slot, uint8_t *generation) {
+    target t;
+    memset(&t, 0, sizeof t);
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg) return rc;
+    find_remote(reg, 0, name, &t);
+    wpt_registry_unlock();
+    if (t.kind != TARGET_REMOTE) return ERROR_WMI_INSTANCE_NOT_FOUND;
+    *slot = t.slot;
+    *generation = t.generation;
+    return ERROR_SUCCESS;
+}
+
+/* A session whose host died: free its registry entry, tell the providers, remove its socket. */
+static void clean_up_gone(const target *t) {
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    if (reg) {
+        wpt_reg_logger *e = &reg->loggers[t->slot];
+        if ((uint8_t)e->generation == t->generation && e->state != WPT_FREE && !wpt_reg_alive(e)) {
+            GUID unused[1];
+            wpt_registry_forget(reg, t->slot, unused, 0);
+        }
+        wpt_registry_unlock();
+    }
+    uint16_t id = t->slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)t->slot;
+    wpt_apply_session_gone(t->slot, t->generation);
+    wpt_wire_enable msg;
+    memset(&msg, 0, sizeof msg);
+    msg.logger_handle = wpt_handle_of(id, t->generation, 0, 0);
+    wpt_broadcast(WPT_REQ_DISABLE, &msg);
+    char path[256];
+    if (wpt_socket_path(path, sizeof path, 's', t->slot) == 0) unlink(path);
+    wpt_view *v = atomic_load(&wpt_views[t->slot]);
+    if (v && v->generation == t->generation && !v->private_pool) wpt_view_retire(v);
+}
+
+/* ---- StartTrace ------------------------------------------------------------------------- */
+
+static ULONG absolute_path(const char *in, char *out, size_t size) {
+    if (!in[0] || in[0] == '/') {
+        if (strlen(in) >= size) return ERROR_BAD_PATHNAME;
+        strcpy(out, in);
+        return ERROR_SUCCESS;
+    }
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) return ERROR_BAD_PATHNAME;
+    int n = snprintf(out, size, "%s/%s", cwd, in);
+    return n > 0 && (size_t)n < size ? ERROR_SUCCESS : ERROR_BAD_PATHNAME;
+}
+
+static int is_private(uint32_t mode) {
+    return (mode & (EVENT_TRACE_PRIVATE_LOGGER_MODE | EVENT_TRACE_PRIVATE_IN_PROC)) != 0;
+}
+
+/* Take a registry slot for a new session (STARTING, owned by this process). */
+static ULONG claim_slot(const char *name, int kernel, uint32_t mode, uint32_t clock,
+                        uint32_t *slot_out, uint8_t *generation_out) {
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    if (!reg) return rc;
+    int priv = is_private(mode) && !kernel;
+    uint32_t me = wpt_current_pid();
+    int found = -1;
+    for (uint32_t i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
+        wpt_reg_logger *e = &reg->loggers[i];
+        if (e->state == WPT_FREE) continue;
+        if (!wpt_reg_alive(e)) {
+            GUID unused[1];
+            wpt_registry_forget(reg, i, unused, 0);     /* its process is gone */
+            continue;
+        }
+        /* a name is unique among shared sessions and this process's private ones (private
+         * sessions of different processes may share a name: they never meet) */
+        if (name_matches(e, name) && (!(e->flags & WPT_REG_PRIVATE) || e->host_pid == me)) {
+            wpt_registry_unlock();
+            return ERROR_ALREADY_EXISTS;
+        }
+    }
+    if (kernel) found = reg->loggers[WPT_KERNEL_SLOT].state == WPT_FREE ? WPT_KERNEL_SLOT : -2;
+    else
+        for (uint32_t i = 1; i < WPPTRACE_MAX_SESSIONS && found < 0; i++)
+            if (reg->loggers[i].state == WPT_FREE) found = (int)i;
+    if (found < 0) {
+        wpt_registry_unlock();
+        return found == -2 ? ERROR_ALREADY_EXISTS : ERROR_NOT_ENOUGH_MEMORY;
+    }
+    wpt_reg_logger *e = &reg->loggers[found];
+    e->generation = (e->generation + 1) & 0xFF;
+    e->state = WPT_STARTING;
+    e->host_pid = me;
+    e->host_start = wpt_process_start(me);
+    e->flags = (priv ? WPT_REG_PRIVATE : 0) | ((mode & EVENT_TRACE_REAL_TIME_MODE) ? WPT_REG_REALTIME : 0);
+    e->log_file_mode = mode;
+    e->clock_type = clock;
+    snprintf(e->name, sizeof e->name, "%s", name);
+    *slot_out = (uint32_t)found;
+    *generation_out = (uint8_t)e->generation;
+    wpt_registry_unlock();
+    return ERROR_SUCCESS;
+}
+
+static void set_slot_state(uint32_t slot, uint8_t generation, uint32_t state) {
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    if (!reg) return;
+    wpt_reg_logger *e = &reg->loggers[slot];
+    if ((uint8_t)e->generation == generation) {
+        if (state == WPT_FREE) {
+            GUID unused[1];
+            wpt_registry_forget(reg, slot, unused, 0);
+        } else {
+            e->state = state;
+        }
+    }
+    wpt_registry_unlock();
 }
 
 static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PROPERTIES *p, int wide) {
     if (!handle || !name || !*name || !p) return ERROR_INVALID_PARAMETER;
     if (p->Wnode.BufferSize < sizeof *p) return ERROR_BAD_LENGTH;
-    if (strlen(name) >= WPT_MAX_NAME) return ERROR_INVALID_PARAMETER;
+    if (!wpt_valid_name(name)) return ERROR_INVALID_PARAMETER;
     uint32_t mode = p->LogFileMode;
     if ((mode & EVENT_TRACE_FILE_MODE_SEQUENTIAL) && (mode & EVENT_TRACE_FILE_MODE_CIRCULAR))
         return ERROR_INVALID_PARAMETER;
@@ -86,58 +291,100 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
     if (clock > EVENT_TRACE_CLOCK_CPUCYCLE) return ERROR_INVALID_PARAMETER;
     uint32_t kb = p->BufferSize ? p->BufferSize : 64;
     if (kb > MAX_ETW_BUFFER_SIZE_KB) return ERROR_INVALID_PARAMETER;
-    char logfile[WPT_MAX_PATH];
-    ULONG rc = read_name(p, p->LogFileNameOffset, wide, logfile, sizeof logfile);
+    char given[WPT_MAX_PATH], logfile[WPT_MAX_PATH];
+    ULONG rc = read_name(p, p->LogFileNameOffset, wide, given, sizeof given);
     if (rc != ERROR_SUCCESS) return rc;
-    if (!logfile[0] && !(mode & (EVENT_TRACE_REAL_TIME_MODE | EVENT_TRACE_BUFFERING_MODE)))
+    if (!given[0] && !(mode & (EVENT_TRACE_REAL_TIME_MODE | EVENT_TRACE_BUFFERING_MODE)))
         return ERROR_BAD_PATHNAME;
+    /* another process (the host, a QUERY from elsewhere) sees the path: make it absolute */
+    rc = absolute_path(given, logfile, sizeof logfile);
+    if (rc != ERROR_SUCCESS) return rc;
     uint64_t unit = (mode & EVENT_TRACE_USE_KBYTES_FOR_SIZE) ? 1024u : 1024u * 1024u;
     uint64_t max_bytes = (uint64_t)p->MaximumFileSize * unit;
     uint32_t buffer_size = kb * 1024;
     if ((mode & EVENT_TRACE_FILE_MODE_CIRCULAR) && (!logfile[0] || max_bytes < 2ull * buffer_size))
         return ERROR_INVALID_PARAMETER;
     if (max_bytes && max_bytes < 2ull * buffer_size) return ERROR_INVALID_PARAMETER;
+    uint32_t streams = (mode & EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING) ? 1 : wpt_processor_count();
+    /* every size product in 64 bits, and bounded */
+    uint64_t min_buffers = p->MinimumBuffers ? p->MinimumBuffers : 2ull * streams;
+    uint64_t max_buffers = p->MaximumBuffers ? p->MaximumBuffers : min_buffers + 20;
+    if (p->MinimumBuffers > WPT_MAX_BUFFERS || p->MaximumBuffers > WPT_MAX_BUFFERS
+        || (uint64_t)p->MinimumBuffers * buffer_size > WPT_MAX_POOL_BYTES
+        || (uint64_t)p->MaximumBuffers * buffer_size > WPT_MAX_POOL_BYTES)
+        return ERROR_INVALID_PARAMETER;
+    if (max_buffers < min_buffers) max_buffers = min_buffers;
+    if (max_buffers > WPT_MAX_BUFFERS) max_buffers = WPT_MAX_BUFFERS;
+    while (max_buffers * buffer_size > WPT_MAX_POOL_BYTES) max_buffers--;
+    if (min_buffers > max_buffers) min_buffers = max_buffers;
+    int kernel = strcmp(name, KERNEL_LOGGER_NAMEA) == 0;
+    int priv = is_private(mode) && !kernel;
 
     lock();
-    if (wpt_session_by_name(name)) { unlock(); return ERROR_ALREADY_EXISTS; }
-    int kernel = strcmp(name, KERNEL_LOGGER_NAMEA) == 0;
-    wpt_session *s = NULL;
-    if (kernel) s = &wpt_sessions[WPT_KERNEL_SLOT];
-    else {
-        for (int i = 1; i < WPPTRACE_MAX_SESSIONS; i++)
-            if (atomic_load(&wpt_sessions[i].status) == WPT_FREE) { s = &wpt_sessions[i]; break; }
-    }
-    if (!s || atomic_load(&s->status) != WPT_FREE) {
+    if (wpt_local_session_by_name(name)) {
         unlock();
-        return s ? ERROR_ALREADY_EXISTS : ERROR_NOT_ENOUGH_MEMORY;
+        return ERROR_ALREADY_EXISTS;
+    }
+    uint32_t slot = 0;
+    uint8_t generation = 0;
+    rc = claim_slot(name, kernel, mode, clock, &slot, &generation);
+    if (rc != ERROR_SUCCESS) {
+        unlock();
+        return rc;
+    }
+    wpt_session *s = &wpt_sessions[slot];
+    if (atomic_load(&s->role) != WPT_ROLE_NONE) {     /* cannot be: the registry said free */
+        set_slot_state(slot, generation, WPT_FREE);
+        unlock();
+        return ERROR_ALREADY_EXISTS;
     }
     atomic_store(&s->status, WPT_STARTING);
-    s->logger_id = kernel ? KERNEL_LOGGER_ID : (uint16_t)(s - wpt_sessions);
-    strcpy(s->name, name);
-    strcpy(s->logfile_name, logfile);
+    s->logger_id = kernel ? KERNEL_LOGGER_ID : (uint16_t)slot;
+    s->generation = generation;
+    snprintf(s->name, sizeof s->name, "%s", name);
+    snprintf(s->logfile_name, sizeof s->logfile_name, "%s", logfile);
     s->buffer_size = buffer_size;
-    uint32_t streams = (mode & EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING) ? 1 : wpt_processor_count();
-    s->min_buffers = p->MinimumBuffers ? p->MinimumBuffers : 2 * streams;
-    s->max_buffers = p->MaximumBuffers ? p->MaximumBuffers : s->min_buffers + 20;
-    if (s->max_buffers < s->min_buffers) s->max_buffers = s->min_buffers;
+    s->min_buffers = (uint32_t)min_buffers;
+    s->max_buffers = (uint32_t)max_buffers;
     s->max_file_size_field = p->MaximumFileSize;
     s->max_file_bytes = max_bytes;
     s->log_file_mode = mode;
     s->flush_timer_field = p->FlushTimer;
-    s->flush_interval_ms = (mode & EVENT_TRACE_USE_MS_FLUSH_TIMER) ? p->FlushTimer : p->FlushTimer * 1000;
-    if (!s->flush_interval_ms && (mode & EVENT_TRACE_REAL_TIME_MODE)) s->flush_interval_ms = 1000;
     s->clock_type = clock;
     s->enable_flags = p->EnableFlags;
     s->age_limit = p->AgeLimit;
-    rc = wpt_session_start(s);
+    rc = wpt_session_prepare(s, priv);
+    wpt_wire_props props;
+    if (rc == ERROR_SUCCESS && priv) {
+        atomic_store(&s->role, WPT_ROLE_PRIVATE);
+        rc = wpt_session_run(s);
+        if (rc == ERROR_SUCCESS) {
+            wpt_view_publish(s->view);
+            set_slot_state(slot, generation, WPT_RUNNING);
+            local_wire(s, &props);
+        } else {
+            atomic_store(&s->role, WPT_ROLE_NONE);
+            wpt_session_discard(s, 1);
+        }
+    } else if (rc == ERROR_SUCCESS) {
+        local_wire(s, &props);
+        rc = wpt_host_spawn(s);
+        /* the host has the file and the memory now; this process maps it like any other */
+        wpt_session_discard(s, rc != ERROR_SUCCESS);
+        if (rc == ERROR_SUCCESS) {
+            wpt_attach(slot, generation);
+            wpt_host_call(slot, WPT_REQ_QUERY, NULL, 0, &props, sizeof props, NULL);
+        }
+        atomic_store(&s->status, WPT_FREE);
+    }
     if (rc != ERROR_SUCCESS) {
         atomic_store(&s->status, WPT_FREE);
+        set_slot_state(slot, generation, WPT_FREE);
         unlock();
         return rc;
     }
-    atomic_store_explicit(&s->status, WPT_RUNNING, memory_order_seq_cst);
-    *handle = wpt_make_handle(s, 0, 0);
-    fill_properties(s, p, wide);
+    *handle = wpt_handle_of(s->logger_id, generation, 0, 0);
+    props_from_wire(&props, p, wide);
     unlock();
     return ERROR_SUCCESS;
 }
@@ -153,18 +400,9 @@ ULONG StartTraceW(PTRACEHANDLE handle, LPCWSTR name, EVENT_TRACE_PROPERTIES *p) 
     return start_common(handle, utf8, p, 1);
 }
 
-static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERTIES *p, ULONG code, int wide) {
-    if (!p) return ERROR_INVALID_PARAMETER;
-    if (p->Wnode.BufferSize < sizeof *p) return ERROR_BAD_LENGTH;
-    if (code > EVENT_TRACE_CONTROL_FLUSH) return ERROR_INVALID_PARAMETER;
-    lock();
-    wpt_session *s = NULL;
-    if (h) s = wpt_session_from_handle(h);
-    else if (name) s = wpt_session_by_name(name);
-    if (!s || atomic_load(&s->status) != WPT_RUNNING) {
-        unlock();
-        return h || name ? ERROR_WMI_INSTANCE_NOT_FOUND : ERROR_INVALID_PARAMETER;
-    }
+/* ---- ControlTrace ----------------------------------------------------------------------- */
+
+static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code, int wide) {
     ULONG rc = ERROR_SUCCESS;
     switch (code) {
     case EVENT_TRACE_CONTROL_QUERY:
@@ -172,30 +410,111 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
     case EVENT_TRACE_CONTROL_FLUSH:
         rc = wpt_session_flush(s);
         break;
-    case EVENT_TRACE_CONTROL_UPDATE:
+    case EVENT_TRACE_CONTROL_UPDATE: {
+        if (p->MaximumBuffers > WPT_MAX_BUFFERS
+            || (uint64_t)p->MaximumBuffers * s->buffer_size > WPT_MAX_POOL_BYTES) {
+            rc = ERROR_INVALID_PARAMETER;
+            break;
+        }
         if (p->FlushTimer != s->flush_timer_field) {
             s->flush_timer_field = p->FlushTimer;
-            uint32_t ms = (s->log_file_mode & EVENT_TRACE_USE_MS_FLUSH_TIMER) ? p->FlushTimer : p->FlushTimer * 1000;
-            if (!ms && (s->log_file_mode & EVENT_TRACE_REAL_TIME_MODE)) ms = 1000;
-            wpt_session_update_flush_timer(s, ms);
+            wpt_session_update_flush_timer(s, wpt_flush_interval(p->FlushTimer, s->log_file_mode));
         }
         if (p->MaximumBuffers > s->max_buffers) rc = wpt_session_grow_max(s, p->MaximumBuffers);
         if (rc == ERROR_SUCCESS) {
-            char path[WPT_MAX_PATH];
-            rc = read_name(p, p->LogFileNameOffset, wide, path, sizeof path);
+            char given[WPT_MAX_PATH], path[WPT_MAX_PATH];
+            rc = read_name(p, p->LogFileNameOffset, wide, given, sizeof given);
+            if (rc == ERROR_SUCCESS) rc = absolute_path(given, path, sizeof path);
             if (rc == ERROR_SUCCESS && path[0] && strcmp(path, s->logfile_name) != 0)
                 rc = wpt_session_switch_file(s, path);   /* a new file from the next buffer on */
         }
         break;
+    }
     case EVENT_TRACE_CONTROL_STOP:
-        wpt_providers_session_stopping(s);
+        wpt_providers_session_stopping(wpt_slot_of_id(s->logger_id), s->generation);
         wpt_session_stop(s);
         break;
     }
-    fill_properties(s, p, wide);
+    wpt_wire_props w;
+    local_wire(s, &w);
+    props_from_wire(&w, p, wide);
     if (code == EVENT_TRACE_CONTROL_STOP) {
-        atomic_fetch_add(&s->generation, 1);     /* every handle of this session is now stale */
+        uint32_t slot = wpt_slot_of_id(s->logger_id);
+        atomic_store(&s->role, WPT_ROLE_NONE);
         atomic_store(&s->status, WPT_FREE);
+        wpt_session_discard(s, 1);
+        set_slot_state(slot, s->generation, WPT_FREE);
+    }
+    return rc;
+}
+
+static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG code, int wide) {
+    wpt_wire_props w;
+    ULONG rc;
+    switch (code) {
+    case EVENT_TRACE_CONTROL_QUERY:
+        rc = wpt_host_call(t->slot, WPT_REQ_QUERY, NULL, 0, &w, sizeof w, NULL);
+        break;
+    case EVENT_TRACE_CONTROL_FLUSH:
+        rc = wpt_host_call(t->slot, WPT_REQ_FLUSH, NULL, 0, &w, sizeof w, NULL);
+        break;
+    case EVENT_TRACE_CONTROL_UPDATE: {
+        if (p->MaximumBuffers > WPT_MAX_BUFFERS) return ERROR_INVALID_PARAMETER;
+        wpt_wire_update u;
+        memset(&u, 0, sizeof u);
+        u.flush_timer = p->FlushTimer;
+        u.max_buffers = p->MaximumBuffers;
+        char given[WPT_MAX_PATH];
+        rc = read_name(p, p->LogFileNameOffset, wide, given, sizeof given);
+        if (rc == ERROR_SUCCESS) rc = absolute_path(given, u.logfile, sizeof u.logfile);
+        if (rc != ERROR_SUCCESS) return rc;
+        u.has_logfile = u.logfile[0] != 0;
+        rc = wpt_host_call(t->slot, WPT_REQ_UPDATE, &u, sizeof u, &w, sizeof w, NULL);
+        break;
+    }
+    case EVENT_TRACE_CONTROL_STOP:
+        /* this process's providers first, in this thread; the host tells the others */
+        wpt_providers_session_stopping(t->slot, t->generation);
+        rc = wpt_host_call(t->slot, WPT_REQ_STOP, NULL, 0, &w, sizeof w, NULL);
+        if (rc == ERROR_SUCCESS || rc == ERROR_WMI_INSTANCE_NOT_FOUND) {
+            wpt_view *v = atomic_load(&wpt_views[t->slot]);
+            if (v && v->generation == t->generation && !v->private_pool) wpt_view_retire(v);
+        }
+        break;
+    default:
+        return ERROR_INVALID_PARAMETER;
+    }
+    if (rc == ERROR_SUCCESS || (code == EVENT_TRACE_CONTROL_UPDATE && w.name[0]))
+        props_from_wire(&w, p, wide);
+    return rc;
+}
+
+static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERTIES *p, ULONG code, int wide) {
+    if (!p) return ERROR_INVALID_PARAMETER;
+    if (p->Wnode.BufferSize < sizeof *p) return ERROR_BAD_LENGTH;
+    if (code > EVENT_TRACE_CONTROL_FLUSH) return ERROR_INVALID_PARAMETER;
+    if (!h && !name) return ERROR_INVALID_PARAMETER;
+    lock();
+    target t;
+    ULONG rc = find_target(h, name, &t);
+    if (rc == ERROR_SUCCESS) {
+        switch (t.kind) {
+        case TARGET_LOCAL:
+            rc = control_local(t.local, p, code, wide);
+            break;
+        case TARGET_REMOTE:
+            rc = control_remote(&t, p, code, wide);
+            break;
+        case TARGET_GONE:
+            if (code == EVENT_TRACE_CONTROL_STOP) clean_up_gone(&t);
+            rc = ERROR_WMI_INSTANCE_NOT_FOUND;
+            break;
+        default:
+            rc = ERROR_WMI_INSTANCE_NOT_FOUND;
+        }
+    } else if (rc == ERROR_ACCESS_DENIED || rc == ERROR_BAD_FORMAT || rc == ERROR_BAD_PATHNAME) {
+        /* no usable runtime directory: no session of another process can be meant */
+        rc = ERROR_WMI_INSTANCE_NOT_FOUND;
     }
     unlock();
     return rc;
@@ -211,23 +530,86 @@ ULONG ControlTraceW(TRACEHANDLE h, LPCWSTR name, EVENT_TRACE_PROPERTIES *p, ULON
     return control_common(h, name ? utf8 : NULL, p, code, 1);
 }
 
+/* ---- enabling providers ----------------------------------------------------------------- */
+
 ULONG EnableTrace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHANDLE h) {
     if (!guid || !h || level > 0xFF) return ERROR_INVALID_PARAMETER;
+    uint32_t slot = wpt_handle_slot(h);
+    if (slot == UINT32_MAX) return ERROR_INVALID_HANDLE;
+    uint8_t generation = wpt_handle_generation(h);
     lock();
-    wpt_session *s = wpt_session_from_handle(h);
-    if (!s || atomic_load(&s->status) != WPT_RUNNING) {
+    wpt_session *s = wpt_local_session(h);
+    if (s && atomic_load(&s->status) == WPT_RUNNING) {
+        /* a private session: only this process's providers */
+        TRACEHANDLE logger = wpt_handle_of(s->logger_id, generation, flags, (UCHAR)level);
+        uint32_t clock = s->clock_type;
+        unlock();
+        return wpt_apply_enable(guid, enable != 0, logger, clock, wpt_next_version(NULL));
+    }
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    if (!reg) {
         unlock();
         return ERROR_INVALID_HANDLE;
     }
-    ULONG rc = wpt_enable_provider(s, guid, enable != 0, flags, (UCHAR)level);
+    wpt_reg_logger *e = &reg->loggers[slot];
+    if ((uint8_t)e->generation != generation || e->state != WPT_RUNNING
+        || (e->flags & WPT_REG_PRIVATE) || !wpt_reg_alive(e)) {
+        wpt_registry_unlock();
+        unlock();
+        return ERROR_INVALID_HANDLE;
+    }
+    uint16_t id = slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)slot;
+    wpt_reg_enable *held = NULL, *free_entry = NULL;
+    for (int i = 0; i < WPT_MAX_ENABLES; i++) {
+        wpt_reg_enable *en = &reg->enables[i];
+        if (en->used && memcmp(&en->guid, guid, sizeof *guid) == 0) held = en;
+        else if (!en->used && !free_entry) free_entry = en;
+    }
+    wpt_wire_enable msg;
+    memset(&msg, 0, sizeof msg);
+    msg.guid = *guid;
+    msg.clock_type = e->clock_type;
+    msg.from_pid = wpt_current_pid();
+    if (enable) {
+        /* one session holds a classic provider: this enable takes it over */
+        wpt_reg_enable *en = held ? held : free_entry;
+        if (!en) {
+            wpt_registry_unlock();
+            unlock();
+            return ERROR_NOT_ENOUGH_MEMORY;
+        }
+        en->used = 1;
+        en->guid = *guid;
+        en->logger_id = id;
+        en->generation = generation;
+        en->flags = flags;
+        en->level = (uint8_t)level;
+        en->clock_type = e->clock_type;
+        en->version = wpt_next_version(reg);
+        msg.version = en->version;
+        msg.logger_handle = wpt_handle_of(id, generation, flags, (UCHAR)level);
+    } else {
+        if (!held || held->logger_id != id || held->generation != generation) {
+            wpt_registry_unlock();          /* not this session's provider: nothing to do */
+            unlock();
+            return ERROR_SUCCESS;
+        }
+        held->used = 0;
+        msg.version = wpt_next_version(reg);
+        msg.logger_handle = wpt_handle_of(id, generation, held->flags, held->level);
+    }
+    wpt_registry_unlock();
     unlock();
+    rc = wpt_apply_enable(guid, enable != 0, msg.logger_handle, msg.clock_type, msg.version);
+    wpt_broadcast(enable ? WPT_REQ_ENABLE : WPT_REQ_DISABLE, &msg);
     return rc;
 }
 
 ULONG EnableTraceEx2(TRACEHANDLE h, LPCGUID guid, ULONG code, UCHAR level, ULONGLONG any,
                      ULONGLONG all, ULONG timeout, PVOID params) {
     (void)all;
-    (void)timeout;   /* enabling is synchronous here */
+    (void)timeout;   /* enabling is synchronous here (bounded waits per process) */
     (void)params;
     switch (code) {
     case EVENT_CONTROL_CODE_ENABLE_PROVIDER:
@@ -240,4 +622,193 @@ ULONG EnableTraceEx2(TRACEHANDLE h, LPCGUID guid, ULONG code, UCHAR level, ULONG
     default:
         return ERROR_INVALID_PARAMETER;
     }
+}
+
+/* ---- listing ----------------------------------------------------------------------------- */
+
+ULONG QueryAllTracesA(EVENT_TRACE_PROPERTIES **array, ULONG count, ULONG *logger_count) {
+    if (!logger_count || (count && !array)) return ERROR_INVALID_PARAMETER;
+    for (ULONG i = 0; i < count; i++)
+        if (!array[i] || array[i]->Wnode.BufferSize < sizeof(EVENT_TRACE_PROPERTIES))
+            return ERROR_INVALID_PARAMETER;
+    TRACEHANDLE handles[WPPTRACE_MAX_SESSIONS];
+    ULONG n = 0;
+    lock();
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (reg) {
+        for (uint32_t i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
+            wpt_reg_logger *e = &reg->loggers[i];
+            if (e->state != WPT_RUNNING || !wpt_reg_alive(e)) continue;
+            if ((e->flags & WPT_REG_PRIVATE) && e->host_pid != wpt_current_pid()) continue;
+            uint16_t id = i == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)i;
+            handles[n++] = wpt_handle_of(id, (uint8_t)e->generation, 0, 0);
+        }
+        wpt_registry_unlock();
+    }
+    ULONG filled = 0;
+    for (ULONG i = 0; i < n && filled < count; i++)
+        if (control_common(handles[i], NULL, array[filled], EVENT_TRACE_CONTROL_QUERY, 0) == ERROR_SUCCESS)
+            filled++;
+    unlock();
+    *logger_count = filled;
+    return n > count ? ERROR_MORE_DATA : ERROR_SUCCESS;
+}
+
+ULONG wpptrace_session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *info) {
+    if (!info || (!h && !name)) return ERROR_INVALID_PARAMETER;
+    memset(info, 0, sizeof *info);
+    lock();
+    target t;
+    ULONG rc = find_target(h, name, &t);
+    if (rc == ERROR_SUCCESS) {
+        wpt_wire_props w;
+        memset(&w, 0, sizeof w);
+        switch (t.kind) {
+        case TARGET_LOCAL:
+            local_wire(t.local, &w);
+            info->Flags = WPPTRACE_SESSION_PRIVATE;
+            break;
+        case TARGET_REMOTE:
+            rc = wpt_host_call(t.slot, WPT_REQ_QUERY, NULL, 0, &w, sizeof w, NULL);
+            if (rc != ERROR_SUCCESS) {
+                info->Flags = WPPTRACE_SESSION_HOST_GONE;
+                w.host_pid = t.host_pid;
+                w.logger_id = t.slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : t.slot;
+                rc = ERROR_SUCCESS;
+            }
+            break;
+        case TARGET_GONE:
+            info->Flags = WPPTRACE_SESSION_HOST_GONE;
+            w.host_pid = t.host_pid;
+            w.logger_id = t.slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : t.slot;
+            break;
+        default:
+            rc = ERROR_WMI_INSTANCE_NOT_FOUND;
+        }
+        info->LoggerId = w.logger_id;
+        info->HostProcessId = w.host_pid;
+        info->RealTimeConsumers = w.consumers;
+        info->RecordsAbandoned = w.records_abandoned;
+    }
+    unlock();
+    return rc;
+}
+
+/* ---- providers across processes ----------------------------------------------------------- */
+
+typedef struct {
+    WPPTRACE_PROVIDER_INFO *out;
+    ULONG count, total;
+} provider_list;
+
+static WPPTRACE_PROVIDER_INFO *provider_entry(provider_list *l, const GUID *g) {
+    ULONG kept = l->total < l->count ? l->total : l->count;
+    for (ULONG i = 0; i < kept; i++)
+        if (memcmp(&l->out[i].Guid, g, sizeof *g) == 0) return &l->out[i];
+    if (l->total++ >= l->count) return NULL;
+    WPPTRACE_PROVIDER_INFO *e = &l->out[l->total - 1];
+    memset(e, 0, sizeof *e);
+    e->Guid = *g;
+    return e;
+}
+
+static void note_registered(provider_list *l, const wpt_wire_registered *r, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        WPPTRACE_PROVIDER_INFO *e = provider_entry(l, &r[i].guid);
+        if (e) e->ProcessCount++;
+    }
+}
+
+ULONG wpptrace_enumerate_providers(WPPTRACE_PROVIDER_INFO *out, ULONG count, ULONG *total) {
+    if (!total || (count && !out)) return ERROR_INVALID_PARAMETER;
+    provider_list l = {out, count, 0};
+    /* who holds what: the registry */
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (reg) {
+        for (int i = 0; i < WPT_MAX_ENABLES; i++) {
+            wpt_reg_enable *en = &reg->enables[i];
+            if (!en->used) continue;
+            wpt_reg_logger *e = &reg->loggers[wpt_slot_of_id(en->logger_id)];
+            if ((uint8_t)e->generation != en->generation || e->state != WPT_RUNNING || !wpt_reg_alive(e))
+                continue;
+            WPPTRACE_PROVIDER_INFO *x = provider_entry(&l, &en->guid);
+            if (!x) continue;
+            x->IsEnable = 1;
+            x->LoggerId = en->logger_id;
+            x->EnableFlags = en->flags;
+            x->EnableLevel = en->level;
+        }
+        wpt_registry_unlock();
+    }
+    /* who registered what: every provider process, and this one */
+    wpt_wire_registered mine[256];
+    note_registered(&l, mine, wpt_registered_guids(mine, 256));
+    const char *dir;
+    if (wpt_runtime_dir(&dir) == ERROR_SUCCESS) {
+        DIR *d = opendir(dir);
+        struct dirent *ent;
+        while (d && (ent = readdir(d))) {
+            unsigned pid;
+            char tail;
+            if (sscanf(ent->d_name, "p-%u.soc%c", &pid, &tail) != 2 || tail != 'k') continue;
+            if (pid == wpt_current_pid()) continue;
+            char path[600];
+            snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
+            wpt_wire_registered regs[256];
+            wpt_frame f;
+            int c = wpt_ipc_connect(path, 500, &rc);
+            if (c < 0) continue;
+            void *payload = regs;
+            if (wpt_ipc_send(c, WPT_REQ_LIST, 0, NULL, 0, -1, 1000) == 0
+                && wpt_ipc_recv(c, &f, &payload, sizeof regs, NULL, 2000) == 0 && f.status == 0)
+                note_registered(&l, regs, f.length / sizeof regs[0]);
+            close(c);
+        }
+        if (d) closedir(d);
+    }
+    *total = l.total;
+    return l.total > count ? ERROR_MORE_DATA : ERROR_SUCCESS;
+}
+
+ULONG EnumerateTraceGuids(PTRACE_GUID_PROPERTIES *array, ULONG count, PULONG guid_count) {
+    if (!guid_count || (count && !array)) return ERROR_INVALID_PARAMETER;
+    for (ULONG i = 0; i < count; i++)
+        if (!array[i]) return ERROR_INVALID_PARAMETER;
+    WPPTRACE_PROVIDER_INFO *info = count ? calloc(count, sizeof *info) : NULL;
+    if (count && !info) return ERROR_OUTOFMEMORY;
+    ULONG total = 0;
+    ULONG rc = wpptrace_enumerate_providers(info, count, &total);
+    ULONG n = total < count ? total : count;
+    for (ULONG i = 0; i < n; i++) {
+        TRACE_GUID_PROPERTIES *g = array[i];
+        memset(g, 0, sizeof *g);
+        g->Guid = info[i].Guid;
+        g->GuidType = 0;                   /* TRACEGUID_TYPE: a control GUID */
+        g->LoggerId = info[i].LoggerId;
+        g->EnableLevel = info[i].EnableLevel;
+        g->EnableFlags = info[i].EnableFlags;
+        g->IsEnable = info[i].IsEnable;
+    }
+    free(info);
+    *guid_count = total;
+    return rc;
+}
+
+/* ---- test hooks --------------------------------------------------------------------------- */
+
+ULONG wpptrace_debug_hold_flush(TRACEHANDLE h, int hold) {
+    lock();
+    target t;
+    ULONG rc = find_target(h, NULL, &t);
+    if (rc == ERROR_SUCCESS) {
+        if (t.kind == TARGET_LOCAL) wpt_session_hold(t.local, hold);
+        else if (t.kind == TARGET_REMOTE) {
+            uint32_t value = hold != 0;
+            rc = wpt_host_call(t.slot, WPT_REQ_HOLD, &value, sizeof value, NULL, 0, NULL);
+        } else rc = ERROR_INVALID_HANDLE;
+    }
+    unlock();
+    return rc == ERROR_WMI_INSTANCE_NOT_FOUND ? ERROR_INVALID_HANDLE : rc;
 }

@@ -125,8 +125,15 @@ void wpt_logfile_update_header(wpt_session *s, int final) {
 }
 
 void wpt_logfile_abandon(wpt_session *s) {
-    close(s->logfile->fd);           /* a forked child's copy; the parent keeps writing */
+    wpt_logfile *lf = s->logfile;
+    close(lf->fd);                   /* another process's copy (a host, a forked child) writes */
+    free(lf->header);
+    free(lf);
     s->logfile = NULL;
+}
+
+int wpt_logfile_fd(const wpt_session *s) {
+    return s->logfile ? s->logfile->fd : -1;
 }
 
 void wpt_logfile_close(wpt_session *s) {

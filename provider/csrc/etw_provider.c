@@ -4,6 +4,14 @@
  * everything the provider asks for later, as on Windows: LoggerId (bits 0-15), level
  * (16-23), session generation (24-31) and enable flags (32-63). GetTraceEnableFlags and
  * GetTraceEnableLevel decode it; TraceMessage uses the LoggerId and generation.
+ *
+ * Each process keeps, per control GUID, the latest enable it heard of (from its own
+ * EnableTrace calls, from other processes through etw_endpoint.c, or from the registry when
+ * its endpoint started), ordered by version: one session holds a classic provider at a time,
+ * and the latest enable takes it over, as on Windows. A registration made later is enabled
+ * at once. ControlCallbacks run without any lock held, in the thread that delivers the change
+ * (EnableTrace's caller for its own process, the endpoint thread for others), and
+ * UnregisterTraceGuids waits until none of its callbacks is running.
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -11,7 +19,6 @@
 #include "_etw_internal.h"
 
 #define MAX_REGISTRATIONS 1024
-#define MAX_ENABLES       256
 
 typedef struct {
     int used;
@@ -19,24 +26,30 @@ typedef struct {
     GUID control;
     WMIDPREQUEST callback;
     void *context;
+    uint32_t inflight;          /* callbacks of this registration running now */
 } registration;
 
 typedef struct {
     int used;
     GUID guid;
-    wpt_session *session;
-    uint32_t session_generation;
-    ULONG flags;
-    UCHAR level;
+    TRACEHANDLE logger;         /* the holder session's handle with flags and level */
+    uint32_t clock_type;
+    uint64_t version;
 } enable_entry;
 
 static registration g_regs[MAX_REGISTRATIONS];
-static enable_entry g_enables[MAX_ENABLES];
+static enable_entry g_enables[WPT_MAX_ENABLES];
 static pthread_mutex_t g_reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_reg_cond = PTHREAD_COND_INITIALIZER;   /* a callback returned */
 
-/* Callbacks are collected under the lock and run after it is released, so a callback may
- * call any API (TraceMessage, RegisterTraceGuids, ControlTrace ...). */
+/* The registrations whose callback this thread is running (a callback may unregister itself). */
+#define MAX_NESTING 8
+static __thread int t_running[MAX_NESTING];
+static __thread int t_depth;
+
 typedef struct {
+    int reg;                    /* index in g_regs */
+    uint32_t reg_generation;
     WMIDPREQUEST callback;
     void *context;
     int code;
@@ -47,56 +60,235 @@ typedef struct {
 
 typedef struct {
     pending_call *calls;
-    size_t n, cap;
+    size_t n;
 } pending_list;
 
-static void pending_add(pending_list *l, const registration *r, int code, TRACEHANDLE logger,
-                        ULONG clock) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        pending_call *c = realloc(l->calls, cap * sizeof *c);
-        if (!c) return;
-        l->calls = c;
-        l->cap = cap;
-    }
+static int guid_eq(const GUID *a, const GUID *b) { return memcmp(a, b, sizeof *a) == 0; }
+
+static size_t count_registrations(const GUID *g) {
+    size_t n = 0;
+    for (int i = 0; i < MAX_REGISTRATIONS; i++)
+        if (g_regs[i].used && guid_eq(&g_regs[i].control, g)) n++;
+    return n;
+}
+
+/* Room for `n` calls, taken before any state changes: an allocation failure is reported to
+ * the caller (ERROR_OUTOFMEMORY) with nothing changed, never a callback silently skipped. */
+static int pending_reserve(pending_list *l, size_t n) {
+    l->n = 0;
+    l->calls = NULL;
+    if (!n) return 0;
+    if (wpt_injected_failure()) return -1;
+    l->calls = malloc(n * sizeof *l->calls);
+    return l->calls ? 0 : -1;
+}
+
+/* Queue the call (g_reg_lock held); the registration counts it as in flight. */
+static void pending_add(pending_list *l, int reg, int code, TRACEHANDLE logger, ULONG clock) {
+    registration *r = &g_regs[reg];
     pending_call *c = &l->calls[l->n++];
+    c->reg = reg;
+    c->reg_generation = r->generation;
     c->callback = r->callback;
     c->context = r->context;
     c->code = code;
     c->logger = logger;
     c->guid = r->control;
     c->clock = clock;
+    r->inflight++;
 }
 
 static void pending_run(pending_list *l) {
     for (size_t i = 0; i < l->n; i++) {
         pending_call *c = &l->calls[i];
-        WNODE_HEADER w;
-        memset(&w, 0, sizeof w);
-        w.BufferSize = sizeof w;
-        w.HistoricalContext = c->logger;
-        w.Guid = c->guid;
-        w.ClientContext = c->clock;
-        w.Flags = WNODE_FLAG_TRACED_GUID;
-        ULONG size = sizeof w;
-        c->callback(c->code, c->context, &size, &w);
+        pthread_mutex_lock(&g_reg_lock);
+        registration *r = &g_regs[c->reg];
+        int live = r->used && r->generation == c->reg_generation;
+        pthread_mutex_unlock(&g_reg_lock);
+        if (live) {
+            WNODE_HEADER w;
+            memset(&w, 0, sizeof w);
+            w.BufferSize = sizeof w;
+            w.HistoricalContext = c->logger;
+            w.Guid = c->guid;
+            w.ClientContext = c->clock;
+            w.Flags = WNODE_FLAG_TRACED_GUID;
+            ULONG size = sizeof w;
+            if (t_depth < MAX_NESTING) t_running[t_depth] = c->reg;
+            t_depth++;
+            c->callback(c->code, c->context, &size, &w);
+            t_depth--;
+        }
+        pthread_mutex_lock(&g_reg_lock);
+        r->inflight--;
+        pthread_cond_broadcast(&g_reg_cond);
+        pthread_mutex_unlock(&g_reg_lock);
     }
     free(l->calls);
+    l->calls = NULL;
+    l->n = 0;
 }
 
-void wpt_providers_after_fork(void) { pthread_mutex_init(&g_reg_lock, NULL); }
+void wpt_providers_fork_prepare(void) { pthread_mutex_lock(&g_reg_lock); }
+void wpt_providers_fork_parent(void) { pthread_mutex_unlock(&g_reg_lock); }
 
-static int guid_eq(const GUID *a, const GUID *b) { return memcmp(a, b, sizeof *a) == 0; }
+/* The child has only the forking thread: no callback of another thread is running there. */
+void wpt_providers_after_fork(void) {
+    pthread_mutex_init(&g_reg_lock, NULL);
+    pthread_cond_init(&g_reg_cond, NULL);
+    for (int i = 0; i < MAX_REGISTRATIONS; i++) g_regs[i].inflight = 0;
+    for (int k = 0; k < t_depth && k < MAX_NESTING; k++) g_regs[t_running[k]].inflight = 1;
+}
 
 static enable_entry *find_enable(const GUID *g) {
-    for (int i = 0; i < MAX_ENABLES; i++)
+    for (int i = 0; i < WPT_MAX_ENABLES; i++)
         if (g_enables[i].used && guid_eq(&g_enables[i].guid, g)) return &g_enables[i];
     return NULL;
 }
 
-static int enable_is_live(const enable_entry *e) {
-    return atomic_load(&e->session->status) == WPT_RUNNING
-        && atomic_load(&e->session->generation) == e->session_generation;
+static enable_entry *new_enable(const GUID *g) {
+    enable_entry *e = find_enable(g);
+    for (int i = 0; !e && i < WPT_MAX_ENABLES; i++)
+        if (!g_enables[i].used) e = &g_enables[i];
+    return e;
+}
+
+/* Is the session behind this handle still there (as far as this process can tell)? */
+static int logger_usable(TRACEHANDLE h) {
+    uint32_t slot = wpt_handle_slot(h);
+    if (slot == UINT32_MAX) return 0;
+    wpt_view *v = atomic_load(&wpt_views[slot]);
+    return v && v->generation == wpt_handle_generation(h)
+        && atomic_load(&v->sh->status) == WPT_RUNNING;
+}
+
+/* Map the session of an ENABLE before its callbacks hand the handle out. */
+static ULONG make_usable(TRACEHANDLE h) {
+    if (logger_usable(h)) return ERROR_SUCCESS;
+    uint32_t slot = wpt_handle_slot(h);
+    if (slot == UINT32_MAX) return ERROR_INVALID_HANDLE;
+    wpt_session *local = &wpt_sessions[slot];
+    if (atomic_load(&local->role) == WPT_ROLE_PRIVATE) return ERROR_INVALID_HANDLE;  /* stopped */
+    return wpt_attach(slot, wpt_handle_generation(h));
+}
+
+ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t clock,
+                       uint64_t version) {
+    pending_list pending = {0};
+    pthread_mutex_lock(&g_reg_lock);
+    enable_entry *e = find_enable(guid);
+    if (enable ? (e && e->version >= version)
+               : (!e || (e->logger & 0xFF00FFFFull) != (logger & 0xFF00FFFFull) || e->version > version)) {
+        pthread_mutex_unlock(&g_reg_lock);       /* older news, or not that session's provider */
+        return ERROR_SUCCESS;
+    }
+    size_t n = count_registrations(guid);
+    if (pending_reserve(&pending, n) != 0) {
+        pthread_mutex_unlock(&g_reg_lock);
+        return ERROR_OUTOFMEMORY;
+    }
+    if (enable) {
+        e = new_enable(guid);
+        if (!e) {
+            pthread_mutex_unlock(&g_reg_lock);
+            free(pending.calls);
+            return ERROR_NOT_ENOUGH_MEMORY;
+        }
+        e->used = 1;
+        e->guid = *guid;
+        e->logger = logger;
+        e->clock_type = clock;
+        e->version = version;
+    } else {
+        logger = e->logger;          /* the handle its callbacks got, with flags and level */
+        e->used = 0;
+    }
+    for (int i = 0; i < MAX_REGISTRATIONS; i++)
+        if (g_regs[i].used && guid_eq(&g_regs[i].control, guid))
+            pending_add(&pending, i, enable ? WMI_ENABLE_EVENTS : WMI_DISABLE_EVENTS, logger, clock);
+    pthread_mutex_unlock(&g_reg_lock);
+    if (enable && pending.n && make_usable(logger) != ERROR_SUCCESS) {
+        /* the session went away meanwhile: nobody is enabled */
+        pthread_mutex_lock(&g_reg_lock);
+        for (size_t i = 0; i < pending.n; i++) g_regs[pending.calls[i].reg].inflight--;
+        pthread_cond_broadcast(&g_reg_cond);
+        if (e->used && e->version == version) e->used = 0;
+        pthread_mutex_unlock(&g_reg_lock);
+        free(pending.calls);
+        return ERROR_SUCCESS;
+    }
+    pending_run(&pending);
+    return ERROR_SUCCESS;
+}
+
+void wpt_apply_session_gone(uint32_t slot, uint8_t generation) {
+    pending_list pending = {0};
+    pthread_mutex_lock(&g_reg_lock);
+    size_t n = 0;
+    for (int k = 0; k < WPT_MAX_ENABLES; k++) {
+        enable_entry *e = &g_enables[k];
+        if (e->used && wpt_handle_slot(e->logger) == slot && wpt_handle_generation(e->logger) == generation)
+            n += count_registrations(&e->guid);
+    }
+    /* Without room for the callbacks the enables still go: the session is gone either way. */
+    int room = pending_reserve(&pending, n) == 0;
+    for (int k = 0; k < WPT_MAX_ENABLES; k++) {
+        enable_entry *e = &g_enables[k];
+        if (!e->used || wpt_handle_slot(e->logger) != slot || wpt_handle_generation(e->logger) != generation)
+            continue;
+        e->used = 0;
+        for (int i = 0; room && i < MAX_REGISTRATIONS; i++)
+            if (g_regs[i].used && guid_eq(&g_regs[i].control, &e->guid))
+                pending_add(&pending, i, WMI_DISABLE_EVENTS, e->logger, e->clock_type);
+    }
+    pthread_mutex_unlock(&g_reg_lock);
+    pending_run(&pending);
+}
+
+void wpt_providers_session_stopping(uint32_t slot, uint8_t generation) {
+    wpt_apply_session_gone(slot, generation);
+}
+
+void wpt_apply_registry_snapshot(void) {
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg) return;
+    static wpt_reg_enable copy[WPT_MAX_ENABLES];
+    static int alive[WPPTRACE_MAX_SESSIONS];
+    static pthread_mutex_t copy_lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&copy_lock);
+    memcpy(copy, reg->enables, sizeof copy);
+    for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
+        wpt_reg_logger *l = &reg->loggers[i];
+        alive[i] = l->state == WPT_RUNNING && !(l->flags & WPT_REG_PRIVATE) && wpt_reg_alive(l)
+                 ? (int)(l->generation & 0xFF) + 1 : 0;
+    }
+    wpt_registry_unlock();
+    for (int i = 0; i < WPT_MAX_ENABLES; i++) {
+        wpt_reg_enable *en = &copy[i];
+        uint32_t slot = wpt_slot_of_id(en->logger_id);
+        if (!en->used || slot >= WPPTRACE_MAX_SESSIONS || alive[slot] != en->generation + 1) continue;
+        TRACEHANDLE h = wpt_handle_of(en->logger_id, en->generation, en->flags, en->level);
+        wpt_apply_enable(&en->guid, 1, h, en->clock_type, en->version);
+    }
+    pthread_mutex_unlock(&copy_lock);
+}
+
+size_t wpt_registered_guids(wpt_wire_registered *out, size_t max) {
+    size_t n = 0;
+    pthread_mutex_lock(&g_reg_lock);
+    for (int i = 0; i < MAX_REGISTRATIONS && n < max; i++) {
+        if (!g_regs[i].used) continue;
+        int seen = 0;
+        for (size_t k = 0; k < n && !seen; k++) seen = guid_eq(&out[k].guid, &g_regs[i].control);
+        if (seen) continue;
+        enable_entry *e = find_enable(&g_regs[i].control);
+        out[n].guid = g_regs[i].control;
+        out[n].logger_handle = e ? e->logger : 0;
+        n++;
+    }
+    pthread_mutex_unlock(&g_reg_lock);
+    return n;
 }
 
 ULONG RegisterTraceGuidsA(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG count,
@@ -107,14 +299,17 @@ ULONG RegisterTraceGuidsA(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG cou
     if (!cb || !control || !out || (count && !regs)) return ERROR_INVALID_PARAMETER;
     for (ULONG i = 0; i < count; i++)
         if (!regs[i].Guid) return ERROR_INVALID_PARAMETER;
+    /* Sessions of other processes reach this one through its endpoint. Without a usable
+     * runtime directory the provider still works with sessions of this process. */
+    if (!wpt_in_host) wpt_endpoint_ensure();
     pending_list pending = {0};
     pthread_mutex_lock(&g_reg_lock);
     int idx = -1;
     for (int i = 0; i < MAX_REGISTRATIONS; i++)
-        if (!g_regs[i].used) { idx = i; break; }
-    if (idx < 0) {
+        if (!g_regs[i].used && g_regs[i].inflight == 0) { idx = i; break; }
+    if (idx < 0 || pending_reserve(&pending, 1) != 0) {
         pthread_mutex_unlock(&g_reg_lock);
-        return ERROR_NOT_ENOUGH_MEMORY;
+        return idx < 0 ? ERROR_NOT_ENOUGH_MEMORY : ERROR_OUTOFMEMORY;
     }
     registration *r = &g_regs[idx];
     r->used = 1;
@@ -127,10 +322,21 @@ ULONG RegisterTraceGuidsA(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG cou
     *out = handle;
     /* A session enabled this GUID before the provider registered: enable it now. */
     enable_entry *e = find_enable(control);
-    if (e && enable_is_live(e))
-        pending_add(&pending, r, WMI_ENABLE_EVENTS, wpt_make_handle(e->session, e->flags, e->level),
-                    e->session->clock_type);
+    TRACEHANDLE logger = 0;
+    if (e) {
+        logger = e->logger;
+        pending_add(&pending, idx, WMI_ENABLE_EVENTS, e->logger, e->clock_type);
+    }
     pthread_mutex_unlock(&g_reg_lock);
+    if (pending.n && make_usable(logger) != ERROR_SUCCESS) {
+        pthread_mutex_lock(&g_reg_lock);
+        r->inflight--;
+        pthread_cond_broadcast(&g_reg_cond);
+        if (e && e->used && e->logger == logger) e->used = 0;   /* that session is gone */
+        pthread_mutex_unlock(&g_reg_lock);
+        free(pending.calls);
+        return ERROR_SUCCESS;
+    }
     pending_run(&pending);
     return ERROR_SUCCESS;
 }
@@ -152,9 +358,22 @@ ULONG UnregisterTraceGuids(TRACEHANDLE handle) {
     if (r->used && r->generation == (uint32_t)(handle >> 32)) {
         r->used = 0;
         rc = ERROR_SUCCESS;
+        /* wait for callbacks running in other threads (not for our own caller) */
+        int mine = 0;
+        for (int k = 0; k < t_depth && k < MAX_NESTING; k++) mine += t_running[k] == (int)(idx - 1);
+        while (r->inflight > (uint32_t)mine) pthread_cond_wait(&g_reg_cond, &g_reg_lock);
     }
     pthread_mutex_unlock(&g_reg_lock);
     return rc;
+}
+
+static int handle_known(TRACEHANDLE h) {
+    uint32_t slot = wpt_handle_slot(h);
+    if (slot == UINT32_MAX) return 0;
+    wpt_view *v = atomic_load(&wpt_views[slot]);
+    if (v && v->generation == wpt_handle_generation(h)) return 1;
+    wpt_session *s = &wpt_sessions[slot];
+    return atomic_load(&s->role) != WPT_ROLE_NONE && s->generation == wpt_handle_generation(h);
 }
 
 TRACEHANDLE GetTraceLoggerHandle(PVOID buffer) {
@@ -163,7 +382,7 @@ TRACEHANDLE GetTraceLoggerHandle(PVOID buffer) {
         return INVALID_TRACEHANDLE_VALUE;
     }
     TRACEHANDLE h = ((const WNODE_HEADER *)buffer)->HistoricalContext;
-    if (!wpt_session_from_handle(h)) {
+    if (!handle_known(h)) {
         wpt_set_last_error(ERROR_INVALID_HANDLE);
         return INVALID_TRACEHANDLE_VALUE;
     }
@@ -172,7 +391,7 @@ TRACEHANDLE GetTraceLoggerHandle(PVOID buffer) {
 }
 
 ULONG GetTraceEnableFlags(TRACEHANDLE h) {
-    if (!wpt_session_from_handle(h)) {
+    if (!handle_known(h)) {
         wpt_set_last_error(ERROR_INVALID_HANDLE);
         return 0;
     }
@@ -181,65 +400,12 @@ ULONG GetTraceEnableFlags(TRACEHANDLE h) {
 }
 
 UCHAR GetTraceEnableLevel(TRACEHANDLE h) {
-    if (!wpt_session_from_handle(h)) {
+    if (!handle_known(h)) {
         wpt_set_last_error(ERROR_INVALID_HANDLE);
         return 0;
     }
     wpt_set_last_error(ERROR_SUCCESS);
     return (UCHAR)((h >> 16) & 0xFF);
-}
-
-/* Controller side of enabling (called by EnableTrace / EnableTraceEx2). */
-ULONG wpt_enable_provider(wpt_session *s, LPCGUID guid, int enable, ULONG flags, UCHAR level) {
-    pending_list pending = {0};
-    ULONG rc = ERROR_SUCCESS;
-    pthread_mutex_lock(&g_reg_lock);
-    enable_entry *e = find_enable(guid);
-    if (enable) {
-        if (!e) {
-            for (int i = 0; i < MAX_ENABLES; i++)
-                if (!g_enables[i].used) { e = &g_enables[i]; break; }
-        }
-        if (!e) rc = ERROR_NOT_ENOUGH_MEMORY;
-        else {
-            /* A classic provider logs to one session: the latest enable wins. */
-            e->used = 1;
-            e->guid = *guid;
-            e->session = s;
-            e->session_generation = atomic_load(&s->generation);
-            e->flags = flags;
-            e->level = level;
-            TRACEHANDLE logger = wpt_make_handle(s, flags, level);
-            for (int i = 0; i < MAX_REGISTRATIONS; i++)
-                if (g_regs[i].used && guid_eq(&g_regs[i].control, guid))
-                    pending_add(&pending, &g_regs[i], WMI_ENABLE_EVENTS, logger, s->clock_type);
-        }
-    } else if (e && e->session == s) {
-        TRACEHANDLE logger = wpt_make_handle(s, e->flags, e->level);
-        e->used = 0;
-        for (int i = 0; i < MAX_REGISTRATIONS; i++)
-            if (g_regs[i].used && guid_eq(&g_regs[i].control, guid))
-                pending_add(&pending, &g_regs[i], WMI_DISABLE_EVENTS, logger, s->clock_type);
-    }
-    pthread_mutex_unlock(&g_reg_lock);
-    pending_run(&pending);
-    return rc;
-}
-
-void wpt_providers_session_stopping(wpt_session *s) {
-    pending_list pending = {0};
-    pthread_mutex_lock(&g_reg_lock);
-    for (int k = 0; k < MAX_ENABLES; k++) {
-        enable_entry *e = &g_enables[k];
-        if (!e->used || e->session != s) continue;
-        TRACEHANDLE logger = wpt_make_handle(s, e->flags, e->level);
-        e->used = 0;
-        for (int i = 0; i < MAX_REGISTRATIONS; i++)
-            if (g_regs[i].used && guid_eq(&g_regs[i].control, &e->guid))
-                pending_add(&pending, &g_regs[i], WMI_DISABLE_EVENTS, logger, s->clock_type);
-    }
-    pthread_mutex_unlock(&g_reg_lock);
-    pending_run(&pending);
 }
 
 /* ---- TraceMessage ------------------------------------------------------------------------ */
@@ -281,20 +447,18 @@ static inline ULONG message_begin(TRACEHANDLE h, ULONG flags, const void *guid, 
     /* wpt_reserve answers ERROR_MORE_DATA, before writing anything, when the record does not
      * fit an empty buffer; that implies the documented "arguments + 72 > BufferSize" case
      * (72 = the 0x48 buffer header, and the record adds at least 8 more bytes). */
-    wpt_session *s;
-    ULONG rc = wpt_reserve(h, size, r, &s);
+    ULONG rc = wpt_reserve(h, size, r);
     if (rc != ERROR_SUCCESS) return rc;
-    unsigned char *p = r->record;      /* its first word is stored last, by message_end */
-    uint16_t option_flags = (uint16_t)((flags & 0x3F) | POINTER_FLAG);
-    memcpy(p + offsetof(MESSAGE_TRACE_HEADER, MessageNumber), &number, sizeof number);
-    memcpy(p + offsetof(MESSAGE_TRACE_HEADER, OptionFlags), &option_flags, sizeof option_flags);
-    p += sizeof(MESSAGE_TRACE_HEADER);
+    /* bytes 0-7 are stored last, by message_end: until then they say "being written, by
+     * this thread" (see wpt_reserve) */
+    unsigned char *p = r->record + sizeof(MESSAGE_TRACE_HEADER);
     if (flags & TRACE_MESSAGE_SEQUENCE) {
         uint32_t seq = 0;   /* without a sequence mode on the session there is no sequence */
-        if (s->log_file_mode & EVENT_TRACE_USE_GLOBAL_SEQUENCE)
-            seq = atomic_fetch_add_explicit(&wpt_global_sequence, 1, memory_order_relaxed) + 1;
-        else if (s->log_file_mode & EVENT_TRACE_USE_LOCAL_SEQUENCE)
-            seq = atomic_fetch_add_explicit(&s->local_sequence, 1, memory_order_relaxed) + 1;
+        wpt_shm *sh = r->view->sh;
+        if (sh->log_file_mode & EVENT_TRACE_USE_GLOBAL_SEQUENCE)
+            seq = atomic_fetch_add_explicit(r->view->sequence, 1, memory_order_relaxed) + 1;
+        else if (sh->log_file_mode & EVENT_TRACE_USE_LOCAL_SEQUENCE)
+            seq = atomic_fetch_add_explicit(&sh->local_sequence, 1, memory_order_relaxed) + 1;
         memcpy(p, &seq, SEQUENCE_ITEM_SIZE);
         p += SEQUENCE_ITEM_SIZE;
     }
@@ -311,7 +475,10 @@ static inline ULONG message_begin(TRACEHANDLE h, ULONG flags, const void *guid, 
 }
 
 /* The alignment pad is already zero (free buffers are zero-filled). */
-static inline void message_end(wpt_reservation *r, unsigned char *end) {
+static inline void message_end(wpt_reservation *r, unsigned char *end, ULONG flags, USHORT number) {
+    uint16_t option_flags = (uint16_t)((flags & 0x3F) | POINTER_FLAG);
+    memcpy(r->record + offsetof(MESSAGE_TRACE_HEADER, MessageNumber), &number, sizeof number);
+    memcpy(r->record + offsetof(MESSAGE_TRACE_HEADER, OptionFlags), &option_flags, sizeof option_flags);
     wpt_commit(r, TRACE_HEADER_FLAG | TRACE_HEADER_TRACE_MESSAGE | (uint32_t)(end - r->record));
 }
 
@@ -341,7 +508,7 @@ ULONG TraceMessageVa(TRACEHANDLE h, ULONG flags, LPCGUID guid, USHORT number, va
         memcpy(p, data, n);
         p += n;
     }
-    message_end(&r, p);
+    message_end(&r, p, flags, number);
     return ERROR_SUCCESS;
 }
 
@@ -379,7 +546,7 @@ static inline ULONG trace_arg_array(TRACEHANDLE h, ULONG flags, LPCGUID guid, US
         copy_arg(p, args[i].Data, args[i].Size);
         p += args[i].Size;
     }
-    message_end(&r, p);
+    message_end(&r, p, flags, number);
     return ERROR_SUCCESS;
 }
 
@@ -406,7 +573,7 @@ ULONG wpptrace_trace_packed(TRACEHANDLE h, ULONG flags, const char *guid, USHORT
     ULONG rc = message_begin(h, flags, guid, number, size, &r, &p);
     if (rc != ERROR_SUCCESS) return rc;
     if (size) memcpy(p, payload, size);
-    message_end(&r, p + size);
+    message_end(&r, p + size, flags, number);
     return ERROR_SUCCESS;
 }
 
@@ -450,4 +617,11 @@ ULONG TraceMessage(TRACEHANDLE h, ULONG flags, LPCGUID guid, USHORT number, ...)
     ULONG rc = TraceMessageVa(h, flags, guid, number, ap);
     va_end(ap);
     return rc;
+}
+
+/* A reservation that is never completed, as a writer leaves it when it dies (or is cancelled,
+ * or longjmps out) between reserving and committing. */
+ULONG wpptrace_debug_reserve_only(TRACEHANDLE h, ULONG size) {
+    wpt_reservation r;
+    return wpt_reserve(h, size < 8 ? 8 : size, &r);
 }

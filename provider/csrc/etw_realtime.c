@@ -1,11 +1,25 @@
-/* etw_realtime.c: real-time sink: every flushed buffer of a REAL_TIME_MODE session, copied to
- * each subscriber's bounded queue (the header buffer first). A full queue drops the buffer
- * for that subscriber; a buffer no subscriber took counts in RealTimeBuffersLost. */
+/* etw_realtime.c: real-time delivery of a REAL_TIME_MODE session's buffers.
+ *
+ * In the process that runs the session, a hub copies every flushed buffer into each
+ * consumer's bounded queue (MaximumBuffers buffers); a full queue drops the buffer for that
+ * consumer and counts it in RealTimeBuffersLost. Buffers flushed while no consumer is
+ * connected wait in a backlog (same bound) for the next one: a consumer receives the header
+ * buffer, then the backlog, then live buffers. A consumer in another process connects to the
+ * host (SUBSCRIBE); a host thread streams its queue over the socket, so a slow consumer
+ * only ever fills its own queue, never the writers' buffers. At STOP the queues drain (up to
+ * a few seconds for consumers that do not read), then consumers see the end.
+ * A subscription is local (a session of this process) or remote (a socket); the public
+ * wpptrace_rt_* functions work on both.
+ */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include "_etw_internal.h"
 
 typedef struct rt_item {
@@ -15,145 +29,191 @@ typedef struct rt_item {
 } rt_item;
 
 struct wpptrace_rt_subscription {
+    int remote;
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    /* local */
     rt_item *head, *tail;
     uint32_t count, limit;
-    int ended;                 /* the session stopped: no more buffers */
-    int closed;                /* the consumer closed it */
+    int ended;                 /* the session stopped (local) / END or EOF seen (remote) */
+    int closed;
     int refs;                  /* the hub's and the consumer's */
+    wpt_rt_hub *hub;           /* NULL once unlinked (g_rt_lock) */
     struct wpptrace_rt_subscription *next;
+    /* remote */
+    int fd;
+    uint32_t buffer_size;
+    wpt_frame frame;
+    uint32_t head_have, body_have;
+    int frame_ready;
+    unsigned char *body;
 };
 
+#define MAX_SERVED 64
+
+typedef struct {
+    int fd;                    /* -1: slot free */
+    pthread_t thread;
+    _Atomic int finished;
+} served_slot;
+
 struct wpt_rt_hub {
-    pthread_mutex_t lock;
     wpptrace_rt_subscription *subs;
+    rt_item *backlog_head, *backlog_tail;
+    uint32_t backlog_count, limit, consumers;
+    pthread_mutex_t serve_lock;
+    served_slot served[MAX_SERVED];
 };
+
+/* One lock for every hub's list: subscribe, deliver, close and end never race on a link. */
+static pthread_mutex_t g_rt_lock = PTHREAD_MUTEX_INITIALIZER;
 
 ULONG wpt_rt_open(wpt_session *s) {
     wpt_rt_hub *hub = calloc(1, sizeof *hub);
     if (!hub) return ERROR_OUTOFMEMORY;
-    pthread_mutex_init(&hub->lock, NULL);
+    hub->limit = s->max_buffers ? s->max_buffers : 1;
+    pthread_mutex_init(&hub->serve_lock, NULL);
+    for (int i = 0; i < MAX_SERVED; i++) hub->served[i].fd = -1;
     s->realtime = hub;
     return ERROR_SUCCESS;
 }
 
-static void drop_items(wpptrace_rt_subscription *sub) {
-    rt_item *it = sub->head;
+static rt_item *copy_item(const unsigned char *buffer, uint32_t size) {
+    rt_item *it = malloc(sizeof *it + size);
+    if (!it) return NULL;
+    it->next = NULL;
+    it->size = size;
+    memcpy(it->data, buffer, size);
+    return it;
+}
+
+static void free_items(rt_item *it) {
     while (it) {
         rt_item *next = it->next;
         free(it);
         it = next;
     }
-    sub->head = sub->tail = NULL;
-    sub->count = 0;
 }
 
-/* Drop one reference; the subscription is freed by whoever drops the last. */
 static void unref(wpptrace_rt_subscription *sub) {
     pthread_mutex_lock(&sub->lock);
     int left = --sub->refs;
     pthread_mutex_unlock(&sub->lock);
     if (left == 0) {
-        drop_items(sub);
+        free_items(sub->head);
         pthread_mutex_destroy(&sub->lock);
         pthread_cond_destroy(&sub->cond);
         free(sub);
     }
 }
 
-static int push(wpptrace_rt_subscription *sub, const unsigned char *buffer, uint32_t size, int force) {
+/* Queue an item; returns 0 if the queue was full (or closed). */
+static int push(wpptrace_rt_subscription *sub, rt_item *it) {
     int ok = 0;
     pthread_mutex_lock(&sub->lock);
-    if (!sub->closed && (force || sub->count < sub->limit)) {
-        rt_item *it = malloc(sizeof *it + size);
-        if (it) {
-            it->next = NULL;
-            it->size = size;
-            memcpy(it->data, buffer, size);
-            if (sub->tail) sub->tail->next = it;
-            else sub->head = it;
-            sub->tail = it;
-            sub->count++;
-            pthread_cond_signal(&sub->cond);
-            ok = 1;
-        }
+    if (!sub->closed && sub->count < sub->limit) {
+        if (sub->tail) sub->tail->next = it;
+        else sub->head = it;
+        sub->tail = it;
+        sub->count++;
+        pthread_cond_signal(&sub->cond);
+        ok = 1;
     }
     pthread_mutex_unlock(&sub->lock);
     return ok;
 }
 
-int wpt_rt_deliver(wpt_session *s, const unsigned char *buffer, uint32_t size) {
+uint32_t wpt_rt_deliver(wpt_session *s, const unsigned char *buffer, uint32_t size) {
     wpt_rt_hub *hub = s->realtime;
-    int received = 0;
-    pthread_mutex_lock(&hub->lock);
-    for (wpptrace_rt_subscription *sub = hub->subs; sub; sub = sub->next)
-        received += push(sub, buffer, size, 0);
-    pthread_mutex_unlock(&hub->lock);
-    return received;
+    uint32_t dropped = 0;
+    pthread_mutex_lock(&g_rt_lock);
+    if (!hub->subs) {
+        rt_item *it = hub->backlog_count < hub->limit ? copy_item(buffer, size) : NULL;
+        if (it) {
+            if (hub->backlog_tail) hub->backlog_tail->next = it;
+            else hub->backlog_head = it;
+            hub->backlog_tail = it;
+            hub->backlog_count++;
+        } else {
+            dropped = 1;
+        }
+    }
+    for (wpptrace_rt_subscription *sub = hub->subs; sub; sub = sub->next) {
+        rt_item *it = copy_item(buffer, size);
+        if (!it || !push(sub, it)) {
+            free(it);
+            dropped++;
+        }
+    }
+    pthread_mutex_unlock(&g_rt_lock);
+    return dropped;
 }
 
-void wpt_rt_end(wpt_session *s) {
-    wpt_rt_hub *hub = s->realtime;
-    pthread_mutex_lock(&hub->lock);
-    wpptrace_rt_subscription *sub = hub->subs;
-    hub->subs = NULL;
-    pthread_mutex_unlock(&hub->lock);
-    while (sub) {
-        wpptrace_rt_subscription *next = sub->next;
-        pthread_mutex_lock(&sub->lock);
-        sub->ended = 1;
-        pthread_cond_broadcast(&sub->cond);
-        pthread_mutex_unlock(&sub->lock);
-        unref(sub);
-        sub = next;
-    }
-    pthread_mutex_destroy(&hub->lock);
-    free(hub);
-    s->realtime = NULL;
+uint32_t wpt_rt_consumers(wpt_session *s) {
+    pthread_mutex_lock(&g_rt_lock);
+    uint32_t n = s->realtime ? s->realtime->consumers : 0;
+    pthread_mutex_unlock(&g_rt_lock);
+    return n;
 }
 
-ULONG wpptrace_rt_subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *buffer_size) {
-    if (!name || !out) return ERROR_INVALID_PARAMETER;
-    pthread_mutex_lock(&wpt_control_lock);
-    wpt_session *s = wpt_session_by_name(name);
-    if (!s || atomic_load(&s->status) != WPT_RUNNING || !s->realtime) {
-        pthread_mutex_unlock(&wpt_control_lock);
-        return ERROR_WMI_INSTANCE_NOT_FOUND;
-    }
+static wpptrace_rt_subscription *new_subscription(int remote) {
     wpptrace_rt_subscription *sub = calloc(1, sizeof *sub);
-    unsigned char *header = malloc(s->buffer_size);
-    if (!sub || !header) {
-        free(sub);
-        free(header);
-        pthread_mutex_unlock(&wpt_control_lock);
-        return ERROR_OUTOFMEMORY;
-    }
+    if (!sub) return NULL;
     pthread_mutex_init(&sub->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&sub->cond, &ca);
     pthread_condattr_destroy(&ca);
-    sub->limit = s->max_buffers * 2 < 64 ? 64 : s->max_buffers * 2;
+    sub->remote = remote;
+    sub->fd = -1;
+    return sub;
+}
+
+ULONG wpt_rt_subscribe_local(wpt_session *s, wpptrace_rt_subscription **out) {
+    if (!s->realtime) return ERROR_WMI_INSTANCE_NOT_FOUND;
+    wpptrace_rt_subscription *sub = new_subscription(0);
+    unsigned char *header = malloc(s->buffer_size);
+    rt_item *first = header ? malloc(sizeof *first + s->buffer_size) : NULL;
+    if (!sub || !first || wpt_injected_failure()) {
+        free(sub);
+        free(header);
+        free(first);
+        return ERROR_OUTOFMEMORY;
+    }
+    sub->limit = s->max_buffers ? s->max_buffers : 1;
     sub->refs = 2;
     memset(header, 0xFF, s->buffer_size);
     wpt_build_header_buffer(s, header, 0, atomic_load(&s->buffers_written));
-    /* the header goes first, then whatever the flusher delivers from now on */
-    pthread_mutex_lock(&s->realtime->lock);
-    push(sub, header, s->buffer_size, 1);
-    sub->next = s->realtime->subs;
-    s->realtime->subs = sub;
-    pthread_mutex_unlock(&s->realtime->lock);
-    if (buffer_size) *buffer_size = s->buffer_size;
-    pthread_mutex_unlock(&wpt_control_lock);
+    first->next = NULL;
+    first->size = s->buffer_size;
+    memcpy(first->data, header, s->buffer_size);
     free(header);
+    pthread_mutex_lock(&g_rt_lock);
+    wpt_rt_hub *hub = s->realtime;
+    /* the header first, then the buffers no consumer has seen, then live ones */
+    sub->head = sub->tail = first;
+    sub->count = 1;
+    if (hub->backlog_head) {
+        sub->tail->next = hub->backlog_head;
+        sub->tail = hub->backlog_tail;
+        sub->count += hub->backlog_count;
+        hub->backlog_head = hub->backlog_tail = NULL;
+        hub->backlog_count = 0;
+    }
+    sub->hub = hub;
+    sub->next = hub->subs;
+    hub->subs = sub;
+    hub->consumers++;
+    pthread_mutex_unlock(&g_rt_lock);
     *out = sub;
     return ERROR_SUCCESS;
 }
 
-ULONG wpptrace_rt_next(wpptrace_rt_subscription *sub, int timeout_ms, void *out, ULONG out_size,
-                       ULONG *filled) {
+/* ---- local queues ---------------------------------------------------------------------- */
+
+static ULONG local_next(wpptrace_rt_subscription *sub, int timeout_ms, void *out, ULONG out_size,
+                        ULONG *filled) {
     struct timespec deadline;
     if (timeout_ms >= 0) {
         clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -163,7 +223,7 @@ ULONG wpptrace_rt_next(wpptrace_rt_subscription *sub, int timeout_ms, void *out,
     }
     ULONG rc;
     pthread_mutex_lock(&sub->lock);
-    while (!sub->head && !sub->ended) {
+    while (!sub->head && !sub->ended && !sub->closed) {
         if (timeout_ms < 0) pthread_cond_wait(&sub->cond, &sub->lock);
         else if (pthread_cond_timedwait(&sub->cond, &sub->lock, &deadline) == ETIMEDOUT) break;
     }
@@ -181,25 +241,322 @@ ULONG wpptrace_rt_next(wpptrace_rt_subscription *sub, int timeout_ms, void *out,
         }
     } else {
         if (filled) *filled = 0;
-        rc = sub->ended ? ERROR_HANDLE_EOF : WAIT_TIMEOUT;
+        rc = sub->ended || sub->closed ? ERROR_HANDLE_EOF : WAIT_TIMEOUT;
+    }
+    pthread_mutex_unlock(&sub->lock);
+    return rc;
+}
+
+static void unlink_sub(wpptrace_rt_subscription *sub) {
+    pthread_mutex_lock(&g_rt_lock);
+    wpt_rt_hub *hub = sub->hub;
+    int was_linked = 0;
+    if (hub) {
+        for (wpptrace_rt_subscription **link = &hub->subs; *link; link = &(*link)->next) {
+            if (*link == sub) {
+                *link = sub->next;
+                was_linked = 1;
+                break;
+            }
+        }
+        hub->consumers--;
+        sub->hub = NULL;
+    }
+    pthread_mutex_unlock(&g_rt_lock);
+    if (was_linked) unref(sub);            /* the hub's reference */
+}
+
+/* ---- serving a remote consumer (in the session's process) ------------------------------- */
+
+typedef struct {
+    wpt_session *session;
+    served_slot *slot;
+    wpptrace_rt_subscription *sub;
+    int fd;
+} served;
+
+static void *serve_main(void *arg) {
+    served *a = arg;
+    uint32_t size = a->session->buffer_size;
+    unsigned char *buf = malloc(size);
+    int fd = a->fd;
+    if (buf && wpt_ipc_send(fd, WPT_REPLY, ERROR_SUCCESS, &size, sizeof size, -1, 5000) == 0) {
+        for (;;) {
+            ULONG filled = 0;
+            ULONG rc = local_next(a->sub, 250, buf, size, &filled);
+            if (rc == ERROR_SUCCESS) {
+                if (wpt_ipc_send(fd, WPT_RT_BUFFER, 0, buf, filled, -1, -1) != 0) break;
+            } else if (rc == ERROR_HANDLE_EOF) {
+                wpt_ipc_send(fd, WPT_RT_END, 0, NULL, 0, -1, 2000);
+                break;
+            } else {
+                /* a consumer sends nothing after SUBSCRIBE: readable means it went away */
+                struct pollfd p = {fd, POLLIN, 0};
+                if (poll(&p, 1, 0) > 0) break;
+            }
+        }
+    }
+    free(buf);
+    wpptrace_rt_close(a->sub);
+    atomic_store(&a->slot->finished, 1);
+    free(a);
+    return NULL;
+}
+
+/* Join the threads of consumers that are done (serve_lock held). */
+static void reap_served(wpt_rt_hub *hub) {
+    for (int i = 0; i < MAX_SERVED; i++) {
+        served_slot *x = &hub->served[i];
+        if (x->fd >= 0 && atomic_load(&x->finished)) {
+            pthread_join(x->thread, NULL);
+            close(x->fd);
+            x->fd = -1;
+        }
+    }
+}
+
+ULONG wpt_rt_serve(wpt_session *s, int fd) {
+    wpt_rt_hub *hub = s->realtime;
+    served *a = calloc(1, sizeof *a);
+    if (!a) return ERROR_OUTOFMEMORY;
+    pthread_mutex_lock(&hub->serve_lock);
+    reap_served(hub);
+    served_slot *slot = NULL;
+    for (int i = 0; i < MAX_SERVED && !slot; i++)
+        if (hub->served[i].fd < 0) slot = &hub->served[i];
+    ULONG rc = slot ? wpt_rt_subscribe_local(s, &a->sub) : ERROR_BUSY;
+    if (rc == ERROR_SUCCESS) {
+        a->session = s;
+        a->slot = slot;
+        a->fd = fd;
+        atomic_store(&slot->finished, 0);
+        if (pthread_create(&slot->thread, NULL, serve_main, a) != 0) {
+            wpptrace_rt_close(a->sub);
+            rc = ERROR_OUTOFMEMORY;
+        } else {
+            slot->fd = fd;
+        }
+    }
+    pthread_mutex_unlock(&hub->serve_lock);
+    if (rc != ERROR_SUCCESS) free(a);
+    return rc;
+}
+
+void wpt_rt_end(wpt_session *s) {
+    wpt_rt_hub *hub = s->realtime;
+    pthread_mutex_lock(&g_rt_lock);
+    wpptrace_rt_subscription *sub = hub->subs;
+    hub->subs = NULL;
+    hub->consumers = 0;
+    for (wpptrace_rt_subscription *x = sub; x; x = x->next) x->hub = NULL;
+    free_items(hub->backlog_head);
+    hub->backlog_head = hub->backlog_tail = NULL;
+    pthread_mutex_unlock(&g_rt_lock);
+    while (sub) {
+        wpptrace_rt_subscription *next = sub->next;
+        pthread_mutex_lock(&sub->lock);
+        sub->ended = 1;
+        pthread_cond_broadcast(&sub->cond);
+        pthread_mutex_unlock(&sub->lock);
+        unref(sub);
+        sub = next;
+    }
+    /* remote consumers: their threads send what is queued, then the end; give them a few
+     * seconds, then cut the connections of those that do not read */
+    int64_t deadline = wpt_mono_ms() + 5000;
+    pthread_mutex_lock(&hub->serve_lock);
+    for (;;) {
+        int busy = 0;
+        for (int i = 0; i < MAX_SERVED; i++)
+            busy |= hub->served[i].fd >= 0 && !atomic_load(&hub->served[i].finished);
+        if (!busy) break;
+        if (wpt_mono_ms() >= deadline) {
+            for (int i = 0; i < MAX_SERVED; i++)
+                if (hub->served[i].fd >= 0) shutdown(hub->served[i].fd, SHUT_RDWR);
+            deadline = INT64_MAX;
+        }
+        pthread_mutex_unlock(&hub->serve_lock);
+        struct timespec nap = {0, 5 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+        pthread_mutex_lock(&hub->serve_lock);
+    }
+    reap_served(hub);
+    pthread_mutex_unlock(&hub->serve_lock);
+    pthread_mutex_destroy(&hub->serve_lock);
+    free(hub);
+    s->realtime = NULL;
+}
+
+/* ---- the public subscription API --------------------------------------------------------- */
+
+ULONG wpt_registry_find(const char *name, uint32_t *slot, uint8_t *generation);
+
+ULONG wpptrace_rt_subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *buffer_size) {
+    if (!name || !out) return ERROR_INVALID_PARAMETER;
+    pthread_mutex_lock(&wpt_control_lock);
+    wpt_session *local = wpt_local_session_by_name(name);
+    if (local) {
+        ULONG rc = atomic_load(&local->status) == WPT_RUNNING
+                 ? wpt_rt_subscribe_local(local, out) : ERROR_WMI_INSTANCE_NOT_FOUND;
+        if (rc == ERROR_SUCCESS && buffer_size) *buffer_size = local->buffer_size;
+        pthread_mutex_unlock(&wpt_control_lock);
+        return rc;
+    }
+    pthread_mutex_unlock(&wpt_control_lock);
+    uint32_t slot;
+    uint8_t generation;
+    ULONG rc = wpt_registry_find(name, &slot, &generation);
+    if (rc != ERROR_SUCCESS) return rc;
+    char path[256];
+    if (wpt_socket_path(path, sizeof path, 's', slot) != 0) return ERROR_BAD_PATHNAME;
+    int fd = wpt_ipc_connect(path, 2000, &rc);
+    if (fd < 0) return rc == ERROR_ACCESS_DENIED ? rc : ERROR_WMI_INSTANCE_NOT_FOUND;
+    wpt_frame f;
+    uint32_t size = 0;
+    void *payload = &size;
+    if (wpt_ipc_send(fd, WPT_REQ_SUBSCRIBE, 0, NULL, 0, -1, 5000) != 0
+        || wpt_ipc_recv(fd, &f, &payload, sizeof size, NULL, 10000) != 0
+        || f.kind != WPT_REPLY) {
+        close(fd);
+        return ERROR_WMI_INSTANCE_NOT_FOUND;
+    }
+    if (f.status != ERROR_SUCCESS || f.length != sizeof size || size < 1024
+        || size > (uint32_t)MAX_ETW_BUFFER_SIZE_KB * 1024) {
+        close(fd);
+        return f.status ? f.status : ERROR_BAD_FORMAT;
+    }
+    wpptrace_rt_subscription *sub = new_subscription(1);
+    unsigned char *body = sub ? malloc(size) : NULL;
+    if (!sub || !body) {
+        free(sub);
+        close(fd);
+        return ERROR_OUTOFMEMORY;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    sub->fd = fd;
+    sub->buffer_size = size;
+    sub->body = body;
+    sub->refs = 1;
+    if (buffer_size) *buffer_size = size;
+    *out = sub;
+    return ERROR_SUCCESS;
+}
+
+/* Read toward the next frame for up to timeout_ms; 1 when a buffer frame is complete,
+ * 0 on timeout, -1 when the stream ended (END, EOF or a malformed frame). */
+static int remote_pump(wpptrace_rt_subscription *sub, int timeout_ms) {
+    int64_t deadline = timeout_ms < 0 ? -1 : wpt_mono_ms() + timeout_ms;
+    for (;;) {
+        if (sub->ended) return -1;
+        if (sub->frame_ready) return 1;
+        unsigned char *dst;
+        size_t want;
+        if (sub->head_have < sizeof sub->frame) {
+            dst = (unsigned char *)&sub->frame + sub->head_have;
+            want = sizeof sub->frame - sub->head_have;
+        } else {
+            dst = sub->body + sub->body_have;
+            want = sub->frame.length - sub->body_have;
+        }
+        ssize_t n = want ? recv(sub->fd, dst, want, MSG_DONTWAIT) : 0;
+        if (n > 0 || want == 0) {
+            if (sub->head_have < sizeof sub->frame) {
+                sub->head_have += (uint32_t)n;
+                if (sub->head_have == sizeof sub->frame) {
+                    wpt_frame *f = &sub->frame;
+                    if (f->magic != WPT_WIRE_MAGIC
+                        || (f->kind != WPT_RT_BUFFER && f->kind != WPT_RT_END)
+                        || f->length > sub->buffer_size) {
+                        sub->ended = 1;          /* not a stream we understand: stop here */
+                        return -1;
+                    }
+                    if (f->kind == WPT_RT_END) {
+                        sub->ended = 1;
+                        return -1;
+                    }
+                }
+            } else {
+                sub->body_have += (uint32_t)n;
+            }
+            if (sub->head_have == sizeof sub->frame && sub->body_have == sub->frame.length) {
+                sub->frame_ready = 1;
+                return 1;
+            }
+            continue;
+        }
+        if (n == 0) {
+            sub->ended = 1;                      /* the host is gone */
+            return -1;
+        }
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            sub->ended = 1;
+            return -1;
+        }
+        int wait = -1;
+        if (deadline >= 0) {
+            int64_t left = deadline - wpt_mono_ms();
+            if (left <= 0) return 0;
+            wait = (int)left;
+        }
+        struct pollfd p = {sub->fd, POLLIN, 0};
+        if (poll(&p, 1, wait) == 0) return 0;
+    }
+}
+
+ULONG wpptrace_rt_next(wpptrace_rt_subscription *sub, int timeout_ms, void *out, ULONG out_size,
+                       ULONG *filled) {
+    if (!sub) return ERROR_INVALID_PARAMETER;
+    if (!sub->remote) return local_next(sub, timeout_ms, out, out_size, filled);
+    pthread_mutex_lock(&sub->lock);
+    ULONG rc;
+    int got = sub->closed ? -1 : remote_pump(sub, timeout_ms);
+    if (got > 0) {
+        if (filled) *filled = sub->frame.length;
+        if (sub->frame.length > out_size) rc = ERROR_MORE_DATA;
+        else {
+            memcpy(out, sub->body, sub->frame.length);
+            sub->frame_ready = 0;
+            sub->head_have = sub->body_have = 0;
+            rc = ERROR_SUCCESS;
+        }
+    } else {
+        if (filled) *filled = 0;
+        rc = got < 0 ? ERROR_HANDLE_EOF : WAIT_TIMEOUT;
     }
     pthread_mutex_unlock(&sub->lock);
     return rc;
 }
 
 int wpptrace_rt_drained(wpptrace_rt_subscription *sub) {
+    if (!sub) return 1;
     pthread_mutex_lock(&sub->lock);
-    int drained = sub->ended && !sub->head;
+    int drained;
+    if (sub->remote) drained = !sub->closed && remote_pump(sub, 0) < 0;
+    else drained = sub->ended && !sub->head;
+    if (sub->closed) drained = 1;
     pthread_mutex_unlock(&sub->lock);
     return drained;
 }
 
 void wpptrace_rt_close(wpptrace_rt_subscription *sub) {
     if (!sub) return;
+    if (sub->remote) {
+        if (sub->fd >= 0) close(sub->fd);
+        free(sub->body);
+        pthread_mutex_destroy(&sub->lock);
+        pthread_cond_destroy(&sub->cond);
+        free(sub);
+        return;
+    }
     pthread_mutex_lock(&sub->lock);
     sub->closed = 1;
-    drop_items(sub);
+    free_items(sub->head);
+    sub->head = sub->tail = NULL;
+    sub->count = 0;
     pthread_cond_broadcast(&sub->cond);
     pthread_mutex_unlock(&sub->lock);
+    unlink_sub(sub);
     unref(sub);
 }

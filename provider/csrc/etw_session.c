@@ -1,37 +1,25 @@
-/* etw_session.c: a trace session's buffers: pool, per-processor lock-free reservation, flush thread.
+/* etw_session.c: the process that runs a session: its memory, flusher thread and sinks.
  *
- * Design (see _etw_internal.h for the split):
- * - Per-processor buffers (not per-thread: ProcessorIndex must stay < NumberOfProcessors and
- *   any number of threads may log). A writer picks the stream of the CPU it runs on (rseq;
- *   one stream with EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING) and reserves space with one CAS
- *   on the buffer's state word. The timestamp is read between loading that word and the
- *   CAS, so a successful CAS means every earlier record of the buffer took its timestamp
- *   before ours: timestamps never decrease within a buffer. A stream's next buffer is only
- *   installed after the previous one was closed (by a CAS/fetch-or on the same word), so
- *   they never decrease across a stream's buffers either (which readers need: they merge
- *   per-processor streams by time). A migrated thread just writes into another stream.
- * - A writer whose record does not fit closes the buffer; whoever swaps it out of the slot
- *   queues it for the flusher. Getting a new buffer takes the pool lock (held for a few
- *   instructions, never across I/O); an empty pool at MaximumBuffers drops the event at once
- *   (ERROR_NOT_ENOUGH_MEMORY, EventsLost += 1), a failed allocation below it too
- *   (ERROR_OUTOFMEMORY). Writers never wait.
- * - A writer commits by storing its record's first word (the size) last; free buffers are
- *   zero, so the flush thread knows a record is complete when that word is not 0. The flush
- *   thread writes queued buffers in queue order (so a stream's buffers get rising
- *   SequenceNumbers) once their records are complete; on FlushTimer it also closes the
- *   current buffers. Empty buffers are never written.
- * - No per-event reference count: STOP closes every stream's buffer (a writer's reservation
- *   either happened before, and the flusher waits for its commit, or fails), and a writer
- *   can only get a new buffer from the pool lock while the session runs. Buffer memory is
- *   mmap'ed and never unmapped: at STOP it is released with MADV_DONTNEED and the buffers
- *   wait in the slot's graveyard for the slot's next session, so a writer preempted inside
- *   TraceMessage across a STOP touches valid (zero) memory and its CAS fails. (Known limit:
- *   a writer that checked its handle, then slept through a STOP *and* a new StartTrace that
- *   reused the slot before reading the slot's buffer, logs that one event to the new
- *   session.)
+ * Writers fill buffers (see _etw_internal.h, etw_buffers.c); this file takes them from there:
+ * - The flusher sleeps on the session's wake word (a futex in the shared region) and wakes
+ *   when a writer retires a buffer, on FlushTimer, and on FLUSH/UPDATE/STOP. It finds the
+ *   retired buffers by scanning the descriptors and writes each processor stream's buffers
+ *   in install order, so a stream's buffers get rising SequenceNumbers and timestamps never
+ *   go back within a stream. On FlushTimer it also retires the current buffers holding
+ *   records. Empty buffers are never written.
+ * - A record is complete when its first word has bit 31 set (wpt_commit). The flusher waits
+ *   for that a bounded time: a writer that died (its thread is gone) is given up at once,
+ *   one that is alive but does not commit (cancelled, longjmp'ed out, stopped) after
+ *   WPT_COMMIT_WAIT_MS. A given-up record is cut out of the buffer copy that is written
+ *   (never torn into the file) and counted in EventsLost; if its writer may still store into
+ *   the buffer, the buffer is quarantined (never reused) instead of going back to the pool.
+ * - STOP sets the shared status (new reservations fail), then the flusher retires every
+ *   stream's buffer and flushes until nothing is left, and exits; the caller closes sinks.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -42,208 +30,287 @@
 
 wpt_session wpt_sessions[WPPTRACE_MAX_SESSIONS];
 pthread_mutex_t wpt_control_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
-_Atomic uint32_t wpt_global_sequence;
-static _Atomic int g_fail_allocations;
 
-void wpptrace_debug_fail_allocations(int count) { atomic_store(&g_fail_allocations, count); }
+uint64_t wpt_flush_interval(uint32_t field, uint32_t mode) {
+    uint64_t ms = (mode & EVENT_TRACE_USE_MS_FLUSH_TIMER) ? field : (uint64_t)field * 1000u;
+    if (ms > WPT_MAX_FLUSH_MS) ms = WPT_MAX_FLUSH_MS;
+    if (!ms && (mode & EVENT_TRACE_REAL_TIME_MODE)) ms = 1000;
+    return ms;
+}
 
-wpt_session *wpt_session_from_handle(TRACEHANDLE h) {
-    uint32_t id = (uint32_t)(h & 0xFFFF);
-    if (id == KERNEL_LOGGER_ID) id = WPT_KERNEL_SLOT;
-    else if (id == WPT_KERNEL_SLOT || id >= WPPTRACE_MAX_SESSIONS) return NULL;
-    wpt_session *s = &wpt_sessions[id];
-    if (((h >> 24) & 0xFF) != (atomic_load(&s->generation) & 0xFF)) return NULL;
+wpt_session *wpt_local_session(TRACEHANDLE h) {
+    uint32_t slot = wpt_handle_slot(h);
+    if (slot == UINT32_MAX) return NULL;
+    wpt_session *s = &wpt_sessions[slot];
+    if (atomic_load(&s->role) == WPT_ROLE_NONE || s->generation != wpt_handle_generation(h))
+        return NULL;
     return s;
 }
 
-wpt_session *wpt_session_by_name(const char *name) {
+wpt_session *wpt_local_session_by_name(const char *name) {
     for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
         wpt_session *s = &wpt_sessions[i];
         uint32_t st = atomic_load(&s->status);
-        if ((st == WPT_RUNNING || st == WPT_STOPPING) && strcmp(s->name, name) == 0) return s;
+        if (atomic_load(&s->role) != WPT_ROLE_NONE && (st == WPT_RUNNING || st == WPT_STOPPING)
+            && strcmp(s->name, name) == 0)
+            return s;
     }
     return NULL;
 }
 
-/* ---- pool ------------------------------------------------------------------------------ */
+/* ---- scanning and flushing ------------------------------------------------------------- */
 
-static ULONG pool_get_locked(wpt_session *s, wpt_buffer **out) {
-    wpt_buffer *b = s->free_list;
-    if (b) {
-        s->free_list = b->next;
-        s->free_count--;
-        *out = b;
-        return ERROR_SUCCESS;
-    }
-    if (s->allocated >= s->max_buffers) return ERROR_NOT_ENOUGH_MEMORY;
-    if (atomic_load(&g_fail_allocations) > 0) {
-        atomic_fetch_sub(&g_fail_allocations, 1);
-        return ERROR_OUTOFMEMORY;
-    }
-    /* reuse a buffer of an earlier run of this slot if one has the right size */
-    for (wpt_buffer **link = &s->graveyard; *link; link = &(*link)->next) {
-        if ((*link)->capacity == s->buffer_size) {
-            b = *link;
-            *link = b->next;
-            break;
-        }
-    }
-    if (!b) {
-        b = calloc(1, sizeof *b);
-        void *data = b ? mmap(NULL, s->buffer_size, PROT_READ | PROT_WRITE,
-                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
-        if (data == MAP_FAILED) {
-            free(b);
-            return ERROR_OUTOFMEMORY;
-        }
-        b->data = data;
-        b->capacity = s->buffer_size;
-        atomic_store(&b->state, WPT_CLOSED);    /* free buffers look closed to stale writers */
-    }
-    memset(b->data, 0, s->buffer_size);      /* fault the pages in now, not on a writer's path */
-    s->all[s->allocated++] = b;
-    *out = b;
-    return ERROR_SUCCESS;
+typedef struct {
+    uint32_t index1, processor, seq;
+} candidate;
+
+static int by_stream(const void *a, const void *b) {
+    const candidate *x = a, *y = b;
+    if (x->processor != y->processor) return x->processor < y->processor ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static void pool_put(wpt_session *s, wpt_buffer *b) {
-    uint64_t st = atomic_load(&b->state);
-    atomic_store(&b->state, (st & 0xFFFFFFFF00000000ull) | WPT_CLOSED);
-    pthread_mutex_lock(&s->pool_lock);
-    b->next = s->free_list;
-    s->free_list = b;
-    s->free_count++;
-    pthread_mutex_unlock(&s->pool_lock);
-}
-
-void wpt_session_counts(wpt_session *s, uint32_t *allocated, uint32_t *free_count) {
-    pthread_mutex_lock(&s->pool_lock);
-    *allocated = s->allocated;
-    *free_count = s->free_count;
-    pthread_mutex_unlock(&s->pool_lock);
-}
-
-ULONG wpt_session_grow_max(wpt_session *s, uint32_t max_buffers) {
-    pthread_mutex_lock(&s->pool_lock);
-    ULONG rc = ERROR_SUCCESS;
-    if (max_buffers > s->max_buffers) {
-        wpt_buffer **all = realloc(s->all, max_buffers * sizeof *all);
-        if (!all) rc = ERROR_OUTOFMEMORY;
-        else { s->all = all; s->max_buffers = max_buffers; }
-    }
-    pthread_mutex_unlock(&s->pool_lock);
-    return rc;
-}
-
-/* Install a fresh buffer in an empty slot (or find that another writer already did). */
-ULONG wpt_install_buffer(wpt_session *s, wpt_cpu_slot *slot, uint32_t processor, TRACEHANDLE h) {
-    ULONG rc = ERROR_SUCCESS;
-    pthread_mutex_lock(&s->pool_lock);
-    if (atomic_load(&s->status) != WPT_RUNNING
-        || (atomic_load(&s->generation) & 0xFF) != ((h >> 24) & 0xFF)) {
-        rc = ERROR_INVALID_HANDLE;          /* stopping (or stopped): no new buffers */
-    } else if (atomic_load_explicit(&slot->current, memory_order_acquire) == NULL) {
-        wpt_buffer *b;
-        rc = pool_get_locked(s, &b);
-        if (rc == ERROR_SUCCESS) {
-            b->processor = processor;
-            uint64_t gen = (atomic_load(&b->state) >> 32) + 1;
-            atomic_store_explicit(&b->state, (gen << 32) | WPT_BUFFER_HEADER_SIZE, memory_order_release);
-            atomic_store_explicit(&slot->current, b, memory_order_release);
-        }
-    }
-    pthread_mutex_unlock(&s->pool_lock);
-    return rc;
-}
-
-/* Take a closed buffer out of its slot; exactly one caller wins and queues it. The swap and
- * the enqueue happen under the flush lock: the slot's next buffer can be installed right
- * after the swap, but it can only be queued after this one, so a stream's buffers reach the
- * flusher (and get their SequenceNumbers) in the order they were filled. */
-void wpt_retire(wpt_session *s, wpt_cpu_slot *slot, wpt_buffer *b) {
-    pthread_mutex_lock(&s->flush_lock);
-    wpt_buffer *expect = b;
-    if (atomic_compare_exchange_strong(&slot->current, &expect, NULL)) {
-        b->next = NULL;
-        if (s->fq_tail) s->fq_tail->next = b;
-        else s->fq_head = b;
-        s->fq_tail = b;
-        pthread_cond_signal(&s->flush_cond);
-    }
-    pthread_mutex_unlock(&s->flush_lock);
-}
-
-/* ---- flushing ---------------------------------------------------------------------------- */
-
-static void finish_buffer(wpt_session *s, wpt_buffer *b, uint32_t used) {
-    WMI_BUFFER_HEADER *h = (WMI_BUFFER_HEADER *)b->data;
+static void finish_buffer(wpt_session *s, unsigned char *data, uint32_t used, uint32_t processor) {
+    WMI_BUFFER_HEADER *h = (WMI_BUFFER_HEADER *)(void *)data;
     memset(h, 0, sizeof *h);
     h->BufferSize = s->buffer_size;
     h->SavedOffset = used;
     h->CurrentOffset = used;
-    h->TimeStamp = wpt_raw_now(s);
+    h->TimeStamp = wpt_raw_now_of(s->clock_type, s->filetime_offset);
     h->SequenceNumber = ++s->buffer_sequence;
-    h->ClientContext.ProcessorIndex = (uint16_t)b->processor;
+    h->ClientContext.ProcessorIndex = (uint16_t)processor;
     h->ClientContext.LoggerId = s->logger_id;
     h->State = ETW_BUFFER_STATE_FLUSH;
     h->FilledBytes = used;
     h->BufferFlag = ETW_BUFFER_FLAG_PROC_INDEX;
     h->BufferType = ETW_BUFFER_TYPE_GENERIC;
-    memset(b->data + used, 0xFF, s->buffer_size - used);
+    memset(data + used, 0xFF, s->buffer_size - used);
 }
 
-/* Wait until every record reserved in b[0x48:used) has its first word stored (wpt_commit);
- * a writer between its CAS and its commit is copying a few bytes. */
-static void wait_for_commits(const wpt_buffer *b, uint32_t used) {
-    uint32_t off = WPT_BUFFER_HEADER_SIZE;
-    while (off < used) {
-        const _Atomic uint32_t *word = (const _Atomic uint32_t *)(const void *)(b->data + off);
-        uint32_t first;
-        while ((first = atomic_load_explicit(word, memory_order_acquire)) == 0) sched_yield();
-        off += ((first & 0xFFFF) + 7u) & ~7u;      /* every record kind keeps its size there */
-    }
+static inline uint32_t word_at(const unsigned char *data, uint32_t off) {
+    return atomic_load_explicit((const _Atomic uint32_t *)(const void *)(data + off), memory_order_acquire);
 }
 
-/* Write out one queued buffer once its writers have committed, then zero it for reuse. */
-static void flush_one(wpt_session *s, wpt_buffer *b) {
-    uint32_t used = (uint32_t)atomic_load(&b->state) & ~WPT_CLOSED;
-    uint32_t records = used - WPT_BUFFER_HEADER_SIZE;
-    wait_for_commits(b, used);
-    if (records > 0) {
-        finish_buffer(s, b, used);
-        int delivered = 0;
-        if (s->logfile) delivered |= wpt_logfile_write(s, b->data) == 0;
-        if (s->realtime) {
-            if (wpt_rt_deliver(s, b->data, s->buffer_size) == 0)
-                atomic_fetch_add(&s->rt_buffers_lost, 1);
-            else delivered = 1;
+static inline int is_record_word(uint32_t w) {
+    return (w & 0x80000000u) || (w & 0xFFFF0000u) == WPT_RECORD_PENDING;
+}
+
+/* Where the record after an abandoned one with unknown size starts: its writer was stopped
+ * right after reserving, so its bytes are still zero and the next non-zero word that starts
+ * a chain of records ending exactly at `used` is the next record. 0 if there is none. */
+static uint32_t next_record_after(const unsigned char *data, uint32_t off, uint32_t used) {
+    for (uint32_t p = off + 8; p < used; p += 8) {
+        uint32_t w = word_at(data, p);
+        if (!w) continue;
+        uint32_t q = p;
+        while (q < used) {
+            uint32_t x = word_at(data, q);
+            uint32_t size = ((x & 0xFFFF) + 7u) & ~7u;
+            if (!is_record_word(x) || size == 0) break;
+            q += size;
         }
-        if (delivered) atomic_fetch_add(&s->buffers_written, 1);
-        if (s->logfile) wpt_logfile_update_header(s, 0);
-        memset(b->data, 0, s->buffer_size);
+        return q == used ? p : 0;
     }
-    pool_put(s, b);
+    return 0;
+}
+
+typedef struct {
+    uint32_t off, size;
+} cut;
+
+#define MAX_CUTS 64
+
+/* Wait (bounded) until every record in data[0x48, *used) is committed. Records given up are
+ * returned in cuts; *used shrinks if a record's extent could not be found. Returns the number
+ * of cuts; *live is set if a given-up writer may still be running. */
+static int wait_for_commits(wpt_session *s, const unsigned char *data, uint32_t *used, cut *cuts,
+                            int *live) {
+    int ncuts = 0;
+    uint32_t off = WPT_BUFFER_HEADER_SIZE, end = *used;
+    int64_t deadline = wpt_mono_ms() + WPT_COMMIT_WAIT_MS;
+    int64_t next_check = 0;
+    unsigned spins = 0;
+    while (off < end) {
+        uint32_t w = word_at(data, off);
+        if (w & 0x80000000u) {
+            uint32_t size = ((w & 0xFFFF) + 7u) & ~7u;
+            if (size == 0 || off + size > end) { end = off; break; }   /* cannot be: stop here */
+            off += size;
+            spins = 0;
+            continue;
+        }
+        int64_t now = wpt_mono_ms();
+        int give_up = now >= deadline;
+        uint32_t size = 0;
+        if ((w & 0xFFFF0000u) == WPT_RECORD_PENDING) {
+            size = ((w & 0xFFFF) + 7u) & ~7u;
+            if (!give_up && spins > 64 && now >= next_check) {
+                uint32_t tid = word_at(data, off + 4);
+                if (tid && wpt_thread_gone(tid)) give_up = 2;     /* nobody will commit it */
+                next_check = now + 1;
+            }
+        }
+        if (give_up) {
+            if (give_up != 2) *live = 1;
+            if (!size) {
+                uint32_t next = next_record_after(data, off, end);
+                size = next ? next - off : 0;
+            }
+            if (!size || off + size > end || ncuts == MAX_CUTS) {
+                end = off;               /* its extent is unknown: the buffer ends here */
+                atomic_fetch_add(&s->view->sh->events_lost, 1);
+                atomic_fetch_add(&s->records_abandoned, 1);
+                break;
+            }
+            cuts[ncuts].off = off;
+            cuts[ncuts].size = size;
+            ncuts++;
+            off += size;
+            atomic_fetch_add(&s->view->sh->events_lost, 1);
+            atomic_fetch_add(&s->records_abandoned, 1);
+            if (give_up != 2) deadline = now + 50;   /* the rest gets a short grace: bounded */
+            continue;
+        }
+        /* a writer between its reservation and its commit is copying a few bytes */
+        if (++spins < 64) sched_yield();
+        else {
+            struct timespec nap = {0, 200 * 1000};
+            nanosleep(&nap, NULL);
+        }
+    }
+    *used = end;
+    return ncuts;
+}
+
+/* Write out one retired buffer, then zero it and put it back (or quarantine it). */
+static void flush_one(wpt_session *s, uint32_t index1) {
+    wpt_view *v = s->view;
+    wpt_desc *d = &v->desc[index1 - 1];
+    unsigned char *data = wpt_buffer_data(v, index1);
+    uint32_t used = (uint32_t)atomic_load(&d->state) & ~WPT_CLOSED;
+    if (used > v->buffer_size) used = v->buffer_size;
+    int live = 0;
+    if (used > WPT_BUFFER_HEADER_SIZE) {
+        cut cuts[MAX_CUTS];
+        int ncuts = wait_for_commits(s, data, &used, cuts, &live);
+        unsigned char *out = data;
+        if (ncuts || live) {
+            /* a private copy without the given-up records: a writer still alive can only
+             * store into its own record, which the copy leaves out */
+            out = s->scratch;
+            memcpy(out, data, used);
+            if (ncuts) {
+                uint32_t w = cuts[0].off;
+                for (int i = 0; i < ncuts; i++) {
+                    uint32_t from = cuts[i].off + cuts[i].size;
+                    uint32_t to = i + 1 < ncuts ? cuts[i + 1].off : used;
+                    memmove(out + w, out + from, to - from);
+                    w += to - from;
+                }
+                used = w;
+            }
+        }
+        if (used > WPT_BUFFER_HEADER_SIZE) {
+            finish_buffer(s, out, used, atomic_load(&d->processor));
+            int delivered = 0;
+            if (s->logfile) delivered |= wpt_logfile_write(s, out) == 0;
+            if (s->realtime) {
+                atomic_fetch_add(&s->rt_buffers_lost, wpt_rt_deliver(s, out, s->buffer_size));
+                delivered = 1;
+            }
+            if (delivered) atomic_fetch_add(&s->buffers_written, 1);
+            if (s->logfile) wpt_logfile_update_header(s, 0);
+        }
+    }
+    if (live) {
+        atomic_store(&d->phase, WPT_BUF_QUARANTINED);
+        return;
+    }
+    memset(data, 0, s->buffer_size);
+    atomic_store(&d->phase, WPT_BUF_FREE);
+    atomic_fetch_or(&d->state, WPT_CLOSED);
+    wpt_pool_push(v, index1);
 }
 
 /* Close every stream's current buffer that holds records (all of them when stopping: then
- * no reservation can follow) and queue it; empty ones go back to the pool unwritten. */
+ * no reservation can follow) and retire it. */
 static void retire_all(wpt_session *s, int stopping) {
-    for (uint32_t i = 0; i < s->nslots; i++) {
-        wpt_cpu_slot *slot = &s->slots[i];
-        wpt_buffer *b = atomic_load(&slot->current);
-        if (!b) continue;
-        uint64_t st = atomic_load(&b->state);
+    wpt_view *v = s->view;
+    for (uint32_t i = 0; i < v->nslots; i++) {
+        uint64_t word = atomic_load(&v->slots[i].word);
+        uint32_t index1 = (uint32_t)word;
+        if (!index1 || index1 > v->capacity) continue;
+        wpt_desc *d = &v->desc[index1 - 1];
+        uint64_t st = atomic_load(&d->state);
         if (!stopping && ((uint32_t)st & ~WPT_CLOSED) == WPT_BUFFER_HEADER_SIZE) continue;
-        atomic_fetch_or(&b->state, WPT_CLOSED);
-        wpt_retire(s, slot, b);
+        atomic_fetch_or(&d->state, WPT_CLOSED);
+        wpt_retire(v, &v->slots[i], word);
     }
 }
 
-static void deadline_after(struct timespec *ts, uint32_t ms) {
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
+/* Flush the retired buffers found now, each stream in install order. A stream whose next
+ * buffer was not found retired (a writer retired it while the scan ran) waits for it, up to
+ * a second (*deferred is set); `all` flushes everything found (the end of STOP). Returns
+ * the number of buffers flushed. */
+static uint32_t flush_retired(wpt_session *s, int all, int *deferred) {
+    wpt_view *v = s->view;
+    candidate *cand = s->scan_space;
+    *deferred = 0;
+    uint32_t n = atomic_load(&v->sh->next_unused);
+    if (n > v->capacity) n = v->capacity;
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        wpt_desc *d = &v->desc[i];
+        uint32_t phase = atomic_load(&d->phase);
+        if (phase == WPT_BUF_RETIRED
+            || (phase == WPT_BUF_ACTIVE && ((uint32_t)atomic_load(&d->state) & WPT_CLOSED))) {
+            cand[count].index1 = i + 1;
+            cand[count].processor = atomic_load(&d->processor);
+            cand[count].seq = atomic_load(&d->stream_seq);
+            count++;
+        }
+    }
+    if (!count) return 0;
+    /* closed but still in a slot: not retired yet (read the slots after the descriptors: a
+     * closed buffer never enters a slot again before it is flushed) */
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        int in_slot = 0;
+        for (uint32_t k = 0; k < v->nslots && !in_slot; k++)
+            in_slot = (uint32_t)atomic_load(&v->slots[k].word) == cand[i].index1;
+        if (!in_slot) cand[kept++] = cand[i];
+    }
+    qsort(cand, kept, sizeof *cand, by_stream);
+    uint32_t flushed = 0;
+    int64_t now = wpt_mono_ms();
+    for (uint32_t i = 0; i < kept; i++) {
+        candidate *c = &cand[i];
+        uint32_t p = c->processor < v->nslots ? c->processor : 0;
+        if (!all && c->seq > s->next_seq[p]) {
+            if (!s->gap_since[p]) s->gap_since[p] = now;
+            if (now - s->gap_since[p] < 1000) {
+                *deferred = 1;
+                while (i + 1 < kept && cand[i + 1].processor == c->processor) i++;
+                continue;
+            }
+        }
+        wpt_desc *d = &v->desc[c->index1 - 1];
+        uint32_t phase = atomic_load(&d->phase);
+        if ((phase != WPT_BUF_RETIRED && phase != WPT_BUF_ACTIVE)
+            || !atomic_compare_exchange_strong(&d->phase, &phase, WPT_BUF_FLUSHING))
+            continue;
+        flush_one(s, c->index1);
+        s->next_seq[p] = c->seq + 1;
+        s->gap_since[p] = 0;
+        flushed++;
+    }
+    return flushed;
+}
+
+static int any_slot_busy(const wpt_view *v) {
+    for (uint32_t i = 0; i < v->nslots; i++)
+        if ((uint32_t)atomic_load(&v->slots[i].word)) return 1;
+    return 0;
 }
 
 /* UPDATE with a new LogFileName (flusher thread, every buffer so far written to the old
@@ -257,62 +324,105 @@ static ULONG switch_logfile(wpt_session *s) {
     return rc;
 }
 
+/* Flush everything retired now; a stream waiting for its next buffer is re-scanned shortly. */
+static uint32_t flush_pass(wpt_session *s) {
+    uint32_t total = 0, n;
+    int deferred;
+    while ((n = flush_retired(s, 0, &deferred)) || deferred) {
+        total += n;
+        if (!n) sched_yield();
+    }
+    return total;
+}
+
 static void *flusher_main(void *arg) {
     wpt_session *s = arg;
+    wpt_shm *sh = s->view->sh;
     atomic_store(&s->flusher_tid, (uint32_t)syscall(SYS_gettid));
-    struct timespec next_timer;
-    deadline_after(&next_timer, s->flush_interval_ms ? s->flush_interval_ms : 1000);
-    pthread_mutex_lock(&s->flush_lock);
+    int64_t next_timer = 0;
+    uint64_t timer_interval = 0;
     for (;;) {
-        int timer_due = 0;
-        while (!s->stop_requested && (s->hold_flush || (!s->fq_head && s->flush_requests == s->flush_completed))) {
-            if (s->flush_interval_ms && !s->hold_flush) {
-                if (pthread_cond_timedwait(&s->flush_cond, &s->flush_lock, &next_timer) == ETIMEDOUT) {
-                    timer_due = 1;
-                    break;
-                }
-            } else {
-                pthread_cond_wait(&s->flush_cond, &s->flush_lock);
+        uint32_t seen = atomic_load(&sh->wake);
+        pthread_mutex_lock(&s->flush_lock);
+        uint64_t requests = s->flush_requests;
+        int stopping = s->stop_requested, hold = s->hold_flush, switching = s->switch_pending;
+        uint64_t interval = s->flush_interval_ms;
+        pthread_mutex_unlock(&s->flush_lock);
+        int64_t now = wpt_mono_ms();
+        if (interval != timer_interval) {
+            timer_interval = interval;
+            next_timer = interval ? now + (int64_t)interval : 0;
+        }
+        int timer_due = next_timer && now >= next_timer;
+        if (stopping) break;
+        if (!hold) {
+            if (timer_due || requests != s->flush_completed || switching) retire_all(s, 0);
+            flush_pass(s);
+            if (switching) {
+                pthread_mutex_lock(&s->flush_lock);
+                s->switch_pending = 0;
+                pthread_mutex_unlock(&s->flush_lock);
+                s->switch_result = switch_logfile(s);
+            }
+            if (timer_due) next_timer = now + (int64_t)interval;
+            if (requests != s->flush_completed) {
+                pthread_mutex_lock(&s->flush_lock);
+                s->flush_completed = requests;
+                pthread_cond_broadcast(&s->flush_done);
+                pthread_mutex_unlock(&s->flush_lock);
             }
         }
-        uint64_t requests = s->flush_requests;
-        int stopping = s->stop_requested;
-        if (timer_due) deadline_after(&next_timer, s->flush_interval_ms);
-        if (timer_due || stopping || requests != s->flush_completed) {
-            pthread_mutex_unlock(&s->flush_lock);
-            retire_all(s, stopping);
-            pthread_mutex_lock(&s->flush_lock);
+        /* sleep until a writer retires a buffer, a request comes, or the timer is due */
+        int64_t wait_ms = 1000;
+        if (!hold && next_timer) wait_ms = next_timer - wpt_mono_ms();
+        if (wait_ms < 1) wait_ms = 1;
+        if (wait_ms > 1000) wait_ms = 1000;
+        atomic_store(&sh->flusher_sleeping, 1);
+        pthread_mutex_lock(&s->flush_lock);
+        int pending = s->stop_requested || (!s->hold_flush && (s->flush_requests != s->flush_completed
+                                                              || s->switch_pending));
+        pthread_mutex_unlock(&s->flush_lock);
+        if (!pending && atomic_load(&sh->wake) == seen) {
+            struct timespec ts = {wait_ms / 1000, (wait_ms % 1000) * 1000000L};
+            syscall(SYS_futex, &sh->wake, FUTEX_WAIT, seen, &ts, NULL, 0);
         }
-        while (s->fq_head) {
-            wpt_buffer *b = s->fq_head;
-            s->fq_head = b->next;
-            if (!s->fq_head) s->fq_tail = NULL;
-            pthread_mutex_unlock(&s->flush_lock);
-            flush_one(s, b);
-            pthread_mutex_lock(&s->flush_lock);
-        }
-        if (s->switch_pending) {
-            s->switch_pending = 0;
-            pthread_mutex_unlock(&s->flush_lock);
-            s->switch_result = switch_logfile(s);
-            pthread_mutex_lock(&s->flush_lock);
-        }
-        s->flush_completed = requests;
-        pthread_cond_broadcast(&s->flush_done);
-        if (stopping) break;
+        atomic_store(&sh->flusher_sleeping, 0);
     }
+    /* STOP: the shared status says STOPPING, so writers only finish what they reserved and
+     * at most install one more buffer; retire and flush until several passes find nothing. */
+    for (int quiet = 0; quiet < 3;) {
+        retire_all(s, 1);
+        if (flush_pass(s) || any_slot_busy(s->view)) quiet = 0;
+        else {
+            quiet++;
+            struct timespec nap = {0, 200 * 1000};
+            nanosleep(&nap, NULL);
+        }
+    }
+    int deferred;
+    while (flush_retired(s, 1, &deferred)) {}
+    pthread_mutex_lock(&s->flush_lock);
+    s->flush_completed = s->flush_requests;
+    pthread_cond_broadcast(&s->flush_done);
     pthread_mutex_unlock(&s->flush_lock);
     return NULL;
+}
+
+static ULONG wait_ticket(wpt_session *s, uint64_t ticket) {
+    while (s->flush_completed < ticket && !s->stop_requested)
+        pthread_cond_wait(&s->flush_done, &s->flush_lock);
+    return ERROR_SUCCESS;
 }
 
 ULONG wpt_session_flush(wpt_session *s) {
     pthread_mutex_lock(&s->flush_lock);
     uint64_t ticket = ++s->flush_requests;
-    pthread_cond_signal(&s->flush_cond);
-    while (s->flush_completed < ticket && !s->stop_requested)
-        pthread_cond_wait(&s->flush_done, &s->flush_lock);
     pthread_mutex_unlock(&s->flush_lock);
-    return ERROR_SUCCESS;
+    wpt_wake_flusher(s->view->sh);
+    pthread_mutex_lock(&s->flush_lock);
+    ULONG rc = wait_ticket(s, ticket);
+    pthread_mutex_unlock(&s->flush_lock);
+    return rc;
 }
 
 ULONG wpt_session_switch_file(wpt_session *s, const char *path) {
@@ -321,30 +431,45 @@ ULONG wpt_session_switch_file(wpt_session *s, const char *path) {
     pthread_mutex_lock(&s->flush_lock);
     strcpy(s->next_logfile, path);
     s->switch_pending = 1;
+    s->switch_result = ERROR_SUCCESS;
     uint64_t ticket = ++s->flush_requests;
-    pthread_cond_signal(&s->flush_cond);
-    while (s->flush_completed < ticket && !s->stop_requested)
-        pthread_cond_wait(&s->flush_done, &s->flush_lock);
+    pthread_mutex_unlock(&s->flush_lock);
+    wpt_wake_flusher(s->view->sh);
+    pthread_mutex_lock(&s->flush_lock);
+    wait_ticket(s, ticket);
     rc = s->switch_result;
     pthread_mutex_unlock(&s->flush_lock);
     return rc;
 }
 
-void wpt_session_update_flush_timer(wpt_session *s, uint32_t interval_ms) {
+void wpt_session_update_flush_timer(wpt_session *s, uint64_t interval_ms) {
     pthread_mutex_lock(&s->flush_lock);
     s->flush_interval_ms = interval_ms;
-    pthread_cond_signal(&s->flush_cond);
     pthread_mutex_unlock(&s->flush_lock);
+    wpt_wake_flusher(s->view->sh);
 }
 
-ULONG wpptrace_debug_hold_flush(TRACEHANDLE h, int hold) {
-    wpt_session *s = wpt_session_from_handle(h);
-    if (!s || atomic_load(&s->status) != WPT_RUNNING) return ERROR_INVALID_HANDLE;
+void wpt_session_hold(wpt_session *s, int hold) {
     pthread_mutex_lock(&s->flush_lock);
     s->hold_flush = hold;
-    pthread_cond_signal(&s->flush_cond);
     pthread_mutex_unlock(&s->flush_lock);
+    wpt_wake_flusher(s->view->sh);
+}
+
+ULONG wpt_session_grow_max(wpt_session *s, uint32_t max_buffers) {
+    if (max_buffers > s->view->capacity) return ERROR_INVALID_PARAMETER;
+    if (max_buffers > s->max_buffers) {
+        s->max_buffers = max_buffers;
+        atomic_store(&s->view->sh->max_buffers, max_buffers);
+    }
     return ERROR_SUCCESS;
+}
+
+void wpt_session_counts(wpt_session *s, uint32_t *allocated, uint32_t *free_count) {
+    wpt_shm *sh = s->view->sh;
+    int32_t f = atomic_load(&sh->free_count);
+    *allocated = atomic_load(&sh->next_unused);
+    *free_count = f < 0 ? 0 : (uint32_t)f;
 }
 
 /* ---- header buffer ------------------------------------------------------------------------- */
@@ -397,7 +522,7 @@ void wpt_build_header_buffer(wpt_session *s, unsigned char *out, int64_t end_tim
     lh->BuffersWritten = buffers_written;
     lh->StartBuffers = 1;
     lh->PointerSize = (uint32_t)sizeof(void *);
-    lh->EventsLost = atomic_load(&s->events_lost);
+    lh->EventsLost = s->view ? wpt_events_lost(s) : 0;
     lh->CpuSpeedInMHz = s->cpu_mhz;
     lh->BootTime = s->boot_filetime;
     lh->PerfFreq = 10000000;            /* clock 1 ticks are 100 ns; clock 2 too */
@@ -408,99 +533,28 @@ void wpt_build_header_buffer(wpt_session *s, unsigned char *out, int64_t end_tim
 
 /* ---- start / stop ------------------------------------------------------------------------ */
 
-/* End of a run: give the memory back to the system but keep the mappings (see the top). */
-static void free_buffers(wpt_session *s) {
-    for (uint32_t i = 0; i < s->allocated; i++) {
-        wpt_buffer *b = s->all[i];
-        atomic_fetch_or(&b->state, WPT_CLOSED);
-        madvise(b->data, b->capacity, MADV_DONTNEED);
-        b->next = s->graveyard;
-        s->graveyard = b;
-    }
-    free(s->all);
-    s->all = NULL;
-    s->allocated = s->free_count = 0;
-    s->free_list = NULL;
-}
-
 static void init_session_locks(wpt_session *s) {
-    pthread_mutex_init(&s->pool_lock, NULL);
     pthread_mutex_init(&s->flush_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->flush_cond, &ca);
     pthread_cond_init(&s->flush_done, NULL);
-    pthread_condattr_destroy(&ca);
 }
 
-/* fork(): sessions belong to the process that started them. In the child every session is
- * gone (its handles fail with ERROR_INVALID_HANDLE; the parent's file and buffers are left
- * alone, their memory simply leaks) and every lock is new, since another thread of the
- * parent may have held one at the fork. */
-static void sessions_after_fork_child(void) {
-    pthread_mutexattr_t a;
-    pthread_mutexattr_init(&a);
-    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
-    pthread_mutex_init(&wpt_control_lock, &a);
-    pthread_mutexattr_destroy(&a);
-    for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
-        wpt_session *s = &wpt_sessions[i];
-        if (!s->slots) continue;
-        init_session_locks(s);
-        if (atomic_load(&s->status) == WPT_FREE) continue;
-        if (s->logfile) wpt_logfile_abandon(s);
-        s->realtime = NULL;
-        for (uint32_t k = 0; k < s->slots_capacity; k++) atomic_store(&s->slots[k].current, NULL);
-        s->all = NULL;
-        s->free_list = NULL;
-        s->allocated = s->free_count = 0;
-        s->fq_head = s->fq_tail = NULL;
-        s->flusher_started = 0;
-        atomic_fetch_add(&s->generation, 1);
-        atomic_store(&s->status, WPT_FREE);
-    }
-    wpt_providers_after_fork();
-}
-
-static pthread_once_t g_fork_once = PTHREAD_ONCE_INIT;
-static void install_fork_handler(void) { pthread_atfork(NULL, NULL, sessions_after_fork_child); }
-
-ULONG wpt_session_start(wpt_session *s) {
-    pthread_once(&g_fork_once, install_fork_handler);
+ULONG wpt_session_prepare(wpt_session *s, int private_pool) {
+    init_session_locks(s);
     uint32_t ncpu = wpt_processor_count();
-    if (!s->slots) {
-        s->slots = aligned_alloc(64, sizeof(wpt_cpu_slot) * ncpu);
-        if (!s->slots) return ERROR_OUTOFMEMORY;
-        memset(s->slots, 0, sizeof(wpt_cpu_slot) * ncpu);
-        s->slots_capacity = ncpu;
-        init_session_locks(s);
-    }
-    s->nslots = (s->log_file_mode & EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING) ? 1 : s->slots_capacity;
-    for (uint32_t i = 0; i < s->slots_capacity; i++) atomic_store(&s->slots[i].current, NULL);
-
-    s->all = calloc(s->max_buffers, sizeof *s->all);
-    if (!s->all) return ERROR_OUTOFMEMORY;
-    s->free_list = NULL;
-    s->allocated = s->free_count = 0;
-    for (uint32_t i = 0; i < s->min_buffers; i++) {
-        wpt_buffer *b;
-        pthread_mutex_lock(&s->pool_lock);
-        ULONG rc = pool_get_locked(s, &b);
-        pthread_mutex_unlock(&s->pool_lock);
-        if (rc != ERROR_SUCCESS) { free_buffers(s); return rc; }
-        pool_put(s, b);
-    }
-    s->fq_head = s->fq_tail = NULL;
+    s->nslots = (s->log_file_mode & EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING) ? 1 : ncpu;
     s->flush_requests = s->flush_completed = 0;
     s->stop_requested = s->hold_flush = s->switch_pending = 0;
     s->buffer_sequence = 0;
-    atomic_store(&s->events_lost, 0);
+    s->flusher_started = 0;
     atomic_store(&s->buffers_written, 0);
     atomic_store(&s->log_buffers_lost, 0);
     atomic_store(&s->rt_buffers_lost, 0);
-    atomic_store(&s->local_sequence, 0);
+    atomic_store(&s->records_abandoned, 0);
     atomic_store(&s->flusher_tid, 0);
+    s->logfile = NULL;
+    s->realtime = NULL;
+    s->view = NULL;
+    s->memfd = -1;
 
     /* clock: StartTime and the header event's raw time are read at the same instant */
     s->cpu_mhz = wpt_cpu_mhz();
@@ -510,50 +564,114 @@ ULONG wpt_session_start(wpt_session *s) {
     int64_t mono = wpt_mono100_now();
     s->filetime_offset = ft - mono;
     s->start_filetime = ft;
-    s->start_raw = wpt_raw_now(s);
+    s->start_raw = wpt_raw_now_of(s->clock_type, s->filetime_offset);
     s->boot_filetime = wpt_boot_filetime();
 
-    ULONG rc = ERROR_SUCCESS;
-    s->logfile = NULL;
-    s->realtime = NULL;
-    if (s->logfile_name[0]) rc = wpt_logfile_open(s);
-    if (rc == ERROR_SUCCESS && (s->log_file_mode & EVENT_TRACE_REAL_TIME_MODE)) rc = wpt_rt_open(s);
-    if (rc == ERROR_SUCCESS) {
-        atomic_store(&s->buffers_written, 1);          /* the header buffer */
-        if (pthread_create(&s->flusher, NULL, flusher_main, s) != 0) rc = ERROR_OUTOFMEMORY;
-        else {
-            s->flusher_started = 1;
-            while (atomic_load(&s->flusher_tid) == 0) sched_yield();   /* QUERY reports it */
-        }
+    uint32_t capacity = wpt_pool_capacity(s->buffer_size, s->max_buffers);
+    s->next_seq = calloc(s->nslots, sizeof *s->next_seq);
+    s->gap_since = calloc(s->nslots, sizeof *s->gap_since);
+    s->scratch = malloc(s->buffer_size);
+    s->scan_space = malloc(sizeof(candidate) * capacity);
+    if (!s->next_seq || !s->gap_since || !s->scratch || !s->scan_space) {
+        wpt_session_discard(s, 1);
+        return ERROR_OUTOFMEMORY;
     }
+    for (uint32_t i = 0; i < s->nslots; i++) s->next_seq[i] = 1;
+    wpt_pool_config c = {
+        .buffer_size = s->buffer_size, .nslots = s->nslots,
+        .capacity = capacity,
+        .max_buffers = s->max_buffers, .min_buffers = s->min_buffers,
+        .logger_id = s->logger_id, .generation = s->generation,
+        .log_file_mode = s->log_file_mode, .clock_type = s->clock_type,
+        .filetime_offset = s->filetime_offset, .private_pool = private_pool,
+    };
+    ULONG rc = wpt_pool_create(&c, &s->view, private_pool ? NULL : &s->memfd);
+    if (rc == ERROR_SUCCESS && s->logfile_name[0]) rc = wpt_logfile_open(s);
     if (rc != ERROR_SUCCESS) {
-        if (s->logfile) wpt_logfile_close(s);
-        if (s->realtime) wpt_rt_end(s);
-        free_buffers(s);
+        wpt_session_discard(s, 1);
         return rc;
     }
+    atomic_store(&s->buffers_written, 1);          /* the header buffer */
+    return ERROR_SUCCESS;
+}
+
+void wpt_session_discard(wpt_session *s, int close_sinks) {
+    if (s->logfile) {
+        if (close_sinks) wpt_logfile_close(s);
+        else wpt_logfile_abandon(s);
+    }
+    if (s->realtime) wpt_rt_end(s);
+    if (s->view) {
+        wpt_view_retire(s->view);
+        s->view = NULL;
+    }
+    if (s->memfd >= 0) close(s->memfd);
+    s->memfd = -1;
+    free(s->next_seq);
+    free(s->gap_since);
+    free(s->scratch);
+    free(s->scan_space);
+    s->scan_space = NULL;
+    s->next_seq = NULL;
+    s->gap_since = NULL;
+    s->scratch = NULL;
+}
+
+ULONG wpt_session_run(wpt_session *s) {
+    ULONG rc = ERROR_SUCCESS;
+    if (s->log_file_mode & EVENT_TRACE_REAL_TIME_MODE) rc = wpt_rt_open(s);
+    if (rc != ERROR_SUCCESS) return rc;
+    s->flush_interval_ms = wpt_flush_interval(s->flush_timer_field, s->log_file_mode);
+    atomic_store(&s->view->sh->status, WPT_RUNNING);
+    atomic_store(&s->status, WPT_RUNNING);
+    if (pthread_create(&s->flusher, NULL, flusher_main, s) != 0) {
+        atomic_store(&s->view->sh->status, WPT_STOPPED);
+        return ERROR_OUTOFMEMORY;
+    }
+    s->flusher_started = 1;
+    while (atomic_load(&s->flusher_tid) == 0) sched_yield();   /* QUERY reports it */
     return ERROR_SUCCESS;
 }
 
 ULONG wpt_session_stop(wpt_session *s) {
-    /* New writers now fail; the flusher closes every buffer and waits for the reservations
-     * made before to be committed. */
-    atomic_store_explicit(&s->status, WPT_STOPPING, memory_order_seq_cst);
-    pthread_mutex_lock(&s->pool_lock);      /* an install in progress finishes first */
-    pthread_mutex_unlock(&s->pool_lock);
+    /* New writers now fail; the flusher retires every buffer and flushes what was reserved
+     * before (bounded: see wait_for_commits). */
+    atomic_store_explicit(&s->view->sh->status, WPT_STOPPING, memory_order_seq_cst);
+    atomic_store(&s->status, WPT_STOPPING);
     pthread_mutex_lock(&s->flush_lock);
     s->stop_requested = 1;
     s->hold_flush = 0;
-    pthread_cond_signal(&s->flush_cond);
     pthread_mutex_unlock(&s->flush_lock);
+    wpt_wake_flusher(s->view->sh);
     if (s->flusher_started) pthread_join(s->flusher, NULL);
     s->flusher_started = 0;
-    for (uint32_t i = 0; i < s->nslots; i++) {
-        wpt_buffer *b = atomic_exchange(&s->slots[i].current, NULL);
-        (void)b;   /* empty (retire_all queued the others); owned by the pool */
-    }
     if (s->logfile) wpt_logfile_close(s);
     if (s->realtime) wpt_rt_end(s);
-    free_buffers(s);
+    atomic_store(&s->view->sh->status, WPT_STOPPED);
     return ERROR_SUCCESS;
+}
+
+/* fork(): a private session belongs to the process that started it. In the child it is gone
+ * (its handles fail with ERROR_INVALID_HANDLE; the parent's file is left alone and the
+ * child's copy of its memory released). Sessions of host processes stay usable: their
+ * memory is shared. */
+void wpt_sessions_after_fork(void) {
+    for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
+        wpt_session *s = &wpt_sessions[i];
+        if (atomic_load(&s->role) != WPT_ROLE_PRIVATE) continue;
+        init_session_locks(s);
+        if (s->logfile) wpt_logfile_abandon(s);
+        s->realtime = NULL;                   /* the parent's consumers */
+        s->flusher_started = 0;
+        wpt_view *v = s->view;
+        if (v) {
+            wpt_view *expect = v;
+            atomic_compare_exchange_strong(&wpt_views[i], &expect, NULL);
+            if (v->map) munmap(v->map, v->map_size);
+            v->map = NULL;
+        }
+        s->view = NULL;
+        atomic_store(&s->role, WPT_ROLE_NONE);
+        atomic_store(&s->status, WPT_FREE);
+    }
 }

@@ -137,9 +137,55 @@ ULONG EnableTraceEx2(TRACEHANDLE TraceHandle, LPCGUID ProviderId, ULONG ControlC
                      ULONGLONG MatchAnyKeyword, ULONGLONG MatchAllKeyword, ULONG Timeout,
                      PVOID EnableParameters);
 
-/* ---- real-time delivery (in-process consumers of a REAL_TIME_MODE session) ------------- */
+/* Every session the calling user runs (PropertyArray[i] prepared as for ControlTrace). */
+ULONG QueryAllTracesA(EVENT_TRACE_PROPERTIES **PropertyArray, ULONG PropertyArrayCount,
+                      ULONG *LoggerCount);
+
+typedef struct {
+    GUID    Guid;
+    ULONG   GuidType;
+    ULONG   LoggerId;
+    ULONG   EnableLevel;
+    ULONG   EnableFlags;
+    UCHAR   IsEnable;
+} TRACE_GUID_PROPERTIES, *PTRACE_GUID_PROPERTIES;
+/* Control GUIDs registered by the user's processes or enabled by its sessions. */
+ULONG EnumerateTraceGuids(PTRACE_GUID_PROPERTIES *GuidPropertiesArray, ULONG PropertyArrayCount,
+                          ULONG *GuidCount);
+
+/* ---- sessions across processes (wpptrace) ---------------------------------------------- */
+/* StartTrace's session runs in a host process until stopped (EVENT_TRACE_PRIVATE_LOGGER_MODE:
+ * in the calling process, for its own providers only). These report what the Win32 calls
+ * cannot say. */
+#define WPPTRACE_SESSION_PRIVATE   0x1      /* run by the calling process */
+#define WPPTRACE_SESSION_HOST_GONE 0x2      /* its host process died: STOP cleans up */
+typedef struct {
+    ULONG LoggerId;
+    ULONG HostProcessId;
+    ULONG Flags;
+    ULONG RealTimeConsumers;
+    ULONG RecordsAbandoned;        /* records whose writer never completed them (in EventsLost) */
+} WPPTRACE_SESSION_INFO;
+ULONG wpptrace_session_info(TRACEHANDLE TraceHandle, LPCSTR InstanceName, WPPTRACE_SESSION_INFO *Info);
+
+typedef struct {
+    GUID  Guid;
+    ULONG LoggerId;                /* the session holding it, if IsEnable */
+    ULONG EnableFlags;
+    UCHAR EnableLevel;
+    UCHAR IsEnable;
+    ULONG ProcessCount;            /* processes that registered it */
+} WPPTRACE_PROVIDER_INFO;
+ULONG wpptrace_enumerate_providers(WPPTRACE_PROVIDER_INFO *Providers, ULONG Count, ULONG *Total);
+/* The runtime directory holding the user's session sockets and registry (NULL if unusable). */
+const char *wpptrace_runtime_directory(void);
+/* Stop listening for enable notifications (a process about to exit). */
+void  wpptrace_endpoint_close(void);
+
+/* ---- real-time delivery (consumers of a REAL_TIME_MODE session, in any process) --------- */
 typedef struct wpptrace_rt_subscription wpptrace_rt_subscription;
-/* Subscribe to the running real-time session `name` (UTF-8). The header buffer comes first. */
+/* Subscribe to the running real-time session `name` (UTF-8). The header buffer comes first,
+ * then buffers flushed before anyone subscribed, then live ones. */
 ULONG wpptrace_rt_subscribe(LPCSTR SessionName, wpptrace_rt_subscription **Subscription,
                             ULONG *BufferSize);
 /* Next flushed buffer: ERROR_SUCCESS (copied, *Filled = its size), WAIT_TIMEOUT, ERROR_HANDLE_EOF
@@ -151,9 +197,11 @@ ULONG wpptrace_rt_next(wpptrace_rt_subscription *Subscription, int TimeoutMs, vo
 int   wpptrace_rt_drained(wpptrace_rt_subscription *Subscription);
 void  wpptrace_rt_close(wpptrace_rt_subscription *Subscription);
 
-/* ---- test hooks (simulate a slow disk / failing allocator; not for production use) ------ */
+/* ---- test hooks (simulate a slow disk / failing allocator / a writer that never completes
+ * its record; not for production use) ------------------------------------------------------ */
 ULONG wpptrace_debug_hold_flush(TRACEHANDLE TraceHandle, int Hold);
 void  wpptrace_debug_fail_allocations(int Count);
+ULONG wpptrace_debug_reserve_only(TRACEHANDLE LoggerHandle, ULONG Size);
 
 /* BEGIN C ONLY */
 #ifdef UNICODE

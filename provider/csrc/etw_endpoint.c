@@ -1,0 +1,408 @@
+/* etw_endpoint.c: how a process with providers hears about sessions in other processes.
+ *
+ * The first RegisterTraceGuids of a process makes it listen on p-<pid>.sock in the runtime
+ * directory and start one thread. A controller that enables or disables a control GUID
+ * (EnableTrace in any process) or a host that stops connects to every p-*.sock and sends the
+ * change (ENABLE/DISABLE with the registry version); the thread applies it: it maps the
+ * session's memory if needed (JOIN: the host passes its memfd) and runs the ControlCallbacks
+ * of the matching registrations, then answers, so EnableTrace returns once every process
+ * has done so (or a bounded wait ran out). Every process hears every change, registered or
+ * not, and keeps the latest per GUID: a provider registered later finds it at once. A new
+ * endpoint first listens, then copies the registry, so no change falls between the two.
+ * The thread also watches the connection each JOIN leaves open: when a host goes away
+ * (stopped or killed), the session's memory is unmapped and its providers disabled here.
+ *
+ * fork: prepare/parent/child handlers keep the core's locks consistent; the child gets its
+ * own endpoint (socket and thread) and keeps writing into the sessions it had mapped, which
+ * are shared memory.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "_etw_internal.h"
+
+extern volatile int wpt_forking_host;
+
+static pthread_mutex_t g_ep_lock = PTHREAD_MUTEX_INITIALIZER;   /* endpoint state */
+static pthread_mutex_t g_attach_lock = PTHREAD_MUTEX_INITIALIZER;
+static int g_listen = -1;
+static int g_wake[2] = {-1, -1};
+static uint32_t g_pid;              /* the process the endpoint belongs to */
+static int g_running, g_quit;
+static pthread_t g_thread;
+static char g_path[256];
+static int g_joins[WPPTRACE_MAX_SESSIONS];      /* JOIN connection per slot, -1 if none */
+static uint8_t g_join_gen[WPPTRACE_MAX_SESSIONS];
+static uint16_t g_rejoin[WPPTRACE_MAX_SESSIONS];  /* forked child: generation + 1 to re-join */
+
+static void wake_thread(void) {
+    if (g_wake[1] >= 0) {
+        char c = 'w';
+        ssize_t w = write(g_wake[1], &c, 1);
+        (void)w;
+    }
+}
+
+static void handle_request(int fd, uint32_t peer) {
+    wpt_frame f;
+    wpt_wire_enable msg;
+    void *payload = &msg;
+    if (wpt_ipc_recv(fd, &f, &payload, sizeof msg, NULL, 2000) != 0) return;
+    ULONG rc = ERROR_SUCCESS;
+    if ((f.kind == WPT_REQ_ENABLE || f.kind == WPT_REQ_DISABLE) && f.length == sizeof msg) {
+        static const GUID zero;
+        uint32_t slot = wpt_handle_slot(msg.logger_handle);
+        if (f.kind == WPT_REQ_DISABLE && memcmp(&msg.guid, &zero, sizeof zero) == 0) {
+            if (slot != UINT32_MAX) wpt_apply_session_gone(slot, wpt_handle_generation(msg.logger_handle));
+        } else
+            rc = wpt_apply_enable(&msg.guid, f.kind == WPT_REQ_ENABLE, msg.logger_handle,
+                                  msg.clock_type, msg.version);
+        wpt_ipc_send(fd, WPT_REPLY, rc, NULL, 0, -1, 2000);
+    } else if (f.kind == WPT_REQ_LIST && f.length == 0) {
+        wpt_wire_registered regs[256];
+        size_t n = wpt_registered_guids(regs, 256);
+        wpt_ipc_send(fd, WPT_REPLY, ERROR_SUCCESS, regs, (uint32_t)(n * sizeof regs[0]), -1, 2000);
+    } else {
+        (void)peer;
+        wpt_ipc_send(fd, WPT_REPLY, ERROR_INVALID_PARAMETER, NULL, 0, -1, 500);
+    }
+}
+
+/* A forked child keeps the sessions it had mapped (shared memory): it only needs its own
+ * connection to each host, to hear when the host goes away. */
+static void rejoin(uint32_t slot, uint8_t generation) {
+    char path[256];
+    ULONG rc;
+    if (wpt_socket_path(path, sizeof path, 's', slot) != 0) return;
+    int fd = wpt_ipc_connect(path, 1000, &rc);
+    if (fd < 0) {
+        wpt_apply_session_gone(slot, generation);
+        return;
+    }
+    wpt_frame f;
+    wpt_wire_join j;
+    void *payload = &j;
+    int memfd = -1;
+    int ok = wpt_ipc_send(fd, WPT_REQ_JOIN, 0, NULL, 0, -1, 2000) == 0
+          && wpt_ipc_recv(fd, &f, &payload, sizeof j, &memfd, 5000) == 0 && f.status == 0
+          && (uint8_t)j.generation == generation;
+    if (memfd >= 0) close(memfd);
+    if (!ok) {
+        close(fd);
+        wpt_apply_session_gone(slot, generation);
+        return;
+    }
+    pthread_mutex_lock(&g_ep_lock);
+    if (g_joins[slot] >= 0) close(g_joins[slot]);
+    g_joins[slot] = fd;
+    g_join_gen[slot] = generation;
+    pthread_mutex_unlock(&g_ep_lock);
+}
+
+static void *endpoint_main(void *arg) {
+    (void)arg;
+    for (uint32_t i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
+        if (!g_rejoin[i]) continue;
+        uint8_t gen = (uint8_t)(g_rejoin[i] - 1);
+        g_rejoin[i] = 0;
+        wpt_view *v = atomic_load(&wpt_views[i]);
+        if (v && v->generation == gen) rejoin(i, gen);
+    }
+    struct pollfd pfd[2 + WPPTRACE_MAX_SESSIONS];
+    int slot_of[2 + WPPTRACE_MAX_SESSIONS];
+    for (;;) {
+        int n = 0;
+        pthread_mutex_lock(&g_ep_lock);
+        if (g_quit) {
+            pthread_mutex_unlock(&g_ep_lock);
+            break;
+        }
+        pfd[n++] = (struct pollfd){g_listen, POLLIN, 0};
+        pfd[n++] = (struct pollfd){g_wake[0], POLLIN, 0};
+        for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++)
+            if (g_joins[i] >= 0) {
+                slot_of[n] = i;
+                pfd[n++] = (struct pollfd){g_joins[i], POLLIN, 0};
+            }
+        pthread_mutex_unlock(&g_ep_lock);
+        if (poll(pfd, (nfds_t)n, 1000) < 0 && errno != EINTR) break;
+        if (pfd[1].revents) {
+            char buf[64];
+            while (read(g_wake[0], buf, sizeof buf) > 0) {}
+        }
+        for (int k = 2; k < n; k++) {
+            if (!pfd[k].revents) continue;
+            char buf[64];
+            if (read(pfd[k].fd, buf, sizeof buf) > 0) continue;
+            /* the host closed the connection: it stopped or was killed */
+            int slot = slot_of[k];
+            uint8_t gen = 0;
+            int gone = 0;
+            pthread_mutex_lock(&g_ep_lock);
+            if (g_joins[slot] == pfd[k].fd) {
+                close(g_joins[slot]);
+                g_joins[slot] = -1;
+                gen = g_join_gen[slot];
+                gone = 1;
+            }
+            pthread_mutex_unlock(&g_ep_lock);
+            if (gone) {
+                wpt_apply_session_gone((uint32_t)slot, gen);
+                pthread_mutex_lock(&g_attach_lock);
+                wpt_view *v = atomic_load(&wpt_views[slot]);
+                if (v && v->generation == gen && !v->private_pool) wpt_view_retire(v);
+                pthread_mutex_unlock(&g_attach_lock);
+            }
+        }
+        if (pfd[0].revents & POLLIN) {
+            for (;;) {
+                uint32_t pid = 0, uid = 0;
+                int fd = wpt_ipc_accept(g_listen, &pid, &uid);
+                if (fd == -2) continue;        /* another user: refused */
+                if (fd < 0) break;
+                handle_request(fd, pid);
+                close(fd);
+            }
+        }
+    }
+    return NULL;
+}
+
+static void remove_socket(void) {
+    if (g_running && g_pid == (uint32_t)getpid() && g_path[0]) unlink(g_path);
+}
+
+ULONG wpt_endpoint_ensure(void) {
+    pthread_mutex_lock(&g_ep_lock);
+    if (g_running && g_pid == (uint32_t)getpid()) {
+        pthread_mutex_unlock(&g_ep_lock);
+        return ERROR_SUCCESS;
+    }
+    static int once;
+    ULONG rc = ERROR_SUCCESS;
+    uint32_t pid = (uint32_t)getpid();
+    if (wpt_socket_path(g_path, sizeof g_path, 'p', pid) != 0) rc = wpt_runtime_dir(NULL);
+    if (rc == ERROR_SUCCESS && (g_listen = wpt_ipc_listen(g_path)) < 0) rc = ERROR_ACCESS_DENIED;
+    if (rc == ERROR_SUCCESS && pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+        close(g_listen);
+        g_listen = -1;
+        rc = ERROR_OUTOFMEMORY;
+    }
+    if (rc == ERROR_SUCCESS) {
+        for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) g_joins[i] = -1;
+        g_quit = 0;
+        g_pid = pid;
+        g_running = 1;
+        if (!once) {
+            once = 1;
+            atexit(remove_socket);
+        }
+    }
+    pthread_mutex_unlock(&g_ep_lock);
+    if (rc != ERROR_SUCCESS) {
+        g_path[0] = 0;
+        return rc;
+    }
+    wpt_apply_registry_snapshot();          /* after listening: no change is missed */
+    if (pthread_create(&g_thread, NULL, endpoint_main, NULL) != 0) {
+        pthread_mutex_lock(&g_ep_lock);
+        g_running = 0;
+        close(g_listen);
+        g_listen = -1;
+        unlink(g_path);
+        pthread_mutex_unlock(&g_ep_lock);
+        return ERROR_OUTOFMEMORY;
+    }
+    return ERROR_SUCCESS;
+}
+
+void wpptrace_endpoint_close(void) {
+    pthread_mutex_lock(&g_ep_lock);
+    if (!g_running || g_pid != (uint32_t)getpid()) {
+        pthread_mutex_unlock(&g_ep_lock);
+        return;
+    }
+    g_quit = 1;
+    pthread_mutex_unlock(&g_ep_lock);
+    wake_thread();
+    pthread_join(g_thread, NULL);
+    pthread_mutex_lock(&g_ep_lock);
+    unlink(g_path);
+    close(g_listen);
+    close(g_wake[0]);
+    close(g_wake[1]);
+    g_listen = g_wake[0] = g_wake[1] = -1;
+    for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++)
+        if (g_joins[i] >= 0) {
+            close(g_joins[i]);
+            g_joins[i] = -1;
+        }
+    g_running = 0;
+    pthread_mutex_unlock(&g_ep_lock);
+}
+
+ULONG wpt_attach(uint32_t slot, uint8_t generation) {
+    if (slot >= WPPTRACE_MAX_SESSIONS) return ERROR_INVALID_HANDLE;
+    pthread_mutex_lock(&g_attach_lock);
+    wpt_view *v = atomic_load(&wpt_views[slot]);
+    if (v && v->generation == generation && atomic_load(&v->sh->status) == WPT_RUNNING) {
+        pthread_mutex_unlock(&g_attach_lock);
+        return ERROR_SUCCESS;
+    }
+    ULONG rc = wpt_endpoint_ensure();      /* someone must watch the host */
+    char path[256];
+    if (rc == ERROR_SUCCESS && wpt_socket_path(path, sizeof path, 's', slot) != 0) rc = ERROR_BAD_PATHNAME;
+    int fd = -1, memfd = -1;
+    wpt_wire_join j;
+    if (rc == ERROR_SUCCESS) fd = wpt_ipc_connect(path, 2000, &rc);
+    if (fd >= 0) {
+        wpt_frame f;
+        void *payload = &j;
+        if (wpt_ipc_send(fd, WPT_REQ_JOIN, 0, NULL, 0, -1, 5000) != 0
+            || wpt_ipc_recv(fd, &f, &payload, sizeof j, &memfd, 10000) != 0
+            || f.kind != WPT_REPLY) rc = ERROR_WMI_INSTANCE_NOT_FOUND;
+        else if (f.status != ERROR_SUCCESS) rc = f.status;
+        else if (f.length != sizeof j || memfd < 0
+                 || wpt_slot_of_id(j.logger_id) != slot || (uint8_t)j.generation != generation)
+            rc = ERROR_BAD_FORMAT;
+    }
+    wpt_view *nv = NULL;
+    if (rc == ERROR_SUCCESS) rc = wpt_view_map(memfd, j.map_size, (uint16_t)j.logger_id, generation, &nv);
+    if (rc != ERROR_SUCCESS) {
+        if (memfd >= 0) close(memfd);
+        if (fd >= 0) close(fd);
+        pthread_mutex_unlock(&g_attach_lock);
+        return rc;
+    }
+    wpt_view_publish(nv);
+    pthread_mutex_lock(&g_ep_lock);
+    if (g_joins[slot] >= 0) close(g_joins[slot]);
+    g_joins[slot] = fd;
+    g_join_gen[slot] = generation;
+    pthread_mutex_unlock(&g_ep_lock);
+    wake_thread();
+    pthread_mutex_unlock(&g_attach_lock);
+    return ERROR_SUCCESS;
+}
+
+/* ---- telling the other processes ---------------------------------------------------------- */
+
+#define BROADCAST_BATCH 128
+
+static void finish_batch(int *fds, uint32_t *pids, int n, int64_t deadline) {
+    for (int i = 0; i < n; i++) {
+        wpt_frame f;
+        void *payload = NULL;
+        int left = (int)(deadline - wpt_mono_ms());
+        if (left < 1) left = 1;
+        if (wpt_ipc_recv(fds[i], &f, &payload, WPT_WIRE_MAX_CONTROL, NULL, left) == 0) free(payload);
+        (void)pids;
+        close(fds[i]);
+    }
+}
+
+void wpt_broadcast(uint32_t kind, const wpt_wire_enable *msg) {
+    const char *dir;
+    if (wpt_runtime_dir(&dir) != ERROR_SUCCESS) return;
+    DIR *d = opendir(dir);
+    if (!d) return;
+    uint32_t self = (uint32_t)getpid();
+    int fds[BROADCAST_BATCH];
+    uint32_t pids[BROADCAST_BATCH];
+    int n = 0;
+    int64_t deadline = wpt_mono_ms() + 3000;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        unsigned pid;
+        char tail;
+        if (sscanf(e->d_name, "p-%u.soc%c", &pid, &tail) != 2 || tail != 'k') continue;
+        if (pid == self || pid == msg->from_pid) continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ULONG rc;
+        int fd = wpt_ipc_connect(path, 500, &rc);
+        if (fd < 0) {
+            if (rc == ERROR_WMI_INSTANCE_NOT_FOUND && !wpt_process_start(pid)) unlink(path);
+            continue;
+        }
+        if (wpt_ipc_send(fd, kind, 0, msg, sizeof *msg, -1, 1000) != 0) {
+            close(fd);
+            continue;
+        }
+        fds[n] = fd;
+        pids[n] = pid;
+        if (++n == BROADCAST_BATCH) {
+            finish_batch(fds, pids, n, deadline);
+            n = 0;
+            deadline = wpt_mono_ms() + 3000;
+        }
+    }
+    closedir(d);
+    finish_batch(fds, pids, n, deadline);
+}
+
+/* ---- fork --------------------------------------------------------------------------------- */
+
+void wpt_providers_fork_prepare(void);
+void wpt_providers_fork_parent(void);
+
+static void fork_prepare(void) {
+    pthread_mutex_lock(&g_attach_lock);
+    pthread_mutex_lock(&g_ep_lock);
+    wpt_providers_fork_prepare();
+}
+
+static void fork_parent(void) {
+    wpt_providers_fork_parent();
+    pthread_mutex_unlock(&g_ep_lock);
+    pthread_mutex_unlock(&g_attach_lock);
+}
+
+/* The child: fresh locks; the parent's endpoint socket and JOIN connections stay the
+ * parent's (the child only closes its copies) and a new endpoint starts for the child, which
+ * joins again the sessions it has mapped so that it hears when their host goes away. */
+static void fork_child(void) {
+    wpt_tls_tid = 0;
+    wpt_cached_pid = 0;
+    pthread_mutex_init(&g_attach_lock, NULL);
+    pthread_mutex_init(&g_ep_lock, NULL);
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&wpt_control_lock, &a);
+    pthread_mutexattr_destroy(&a);
+    wpt_registry_after_fork();
+    wpt_providers_after_fork();
+    int was_running = g_running;
+    uint8_t mapped[WPPTRACE_MAX_SESSIONS];
+    int had[WPPTRACE_MAX_SESSIONS];
+    for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
+        had[i] = g_joins[i] >= 0;
+        mapped[i] = g_join_gen[i];
+        if (g_joins[i] >= 0) close(g_joins[i]);
+        g_joins[i] = -1;
+    }
+    if (g_listen >= 0) close(g_listen);
+    if (g_wake[0] >= 0) close(g_wake[0]);
+    if (g_wake[1] >= 0) close(g_wake[1]);
+    g_listen = g_wake[0] = g_wake[1] = -1;
+    g_running = 0;
+    g_path[0] = 0;
+    wpt_sessions_after_fork();
+    if (wpt_forking_host || !was_running) return;   /* a session host needs none of this */
+    for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) g_rejoin[i] = had[i] ? (uint16_t)(mapped[i] + 1) : 0;
+    wpt_endpoint_ensure();
+}
+
+
+
+__attribute__((constructor)) static void install_fork_handlers(void) {
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}

@@ -1,0 +1,569 @@
+/* etw_host.c: session host processes: how StartTrace makes one, and what it does.
+ *
+ * StartTrace prepares the session in the calling process (memory, .etl file: errors are
+ * reported to the caller as on Windows), then forks twice: the host is a child of init in
+ * its own session (setsid), so it outlives the caller and no terminal signal reaches it.
+ * The host keeps only what it needs (the session memory, the .etl file, its log in the
+ * runtime directory), starts the flusher, registers in the registry, answers the caller
+ * through a pipe, and serves its control socket (s-<LoggerId>.sock) until STOP or SIGTERM:
+ *     QUERY FLUSH UPDATE STOP   ControlTrace
+ *     JOIN                      a provider process asks for the session memory (memfd)
+ *     SUBSCRIBE                 a real-time consumer: buffers are streamed to it
+ * Every connection is checked to come from our user; a malformed request gets an error
+ * reply and a line in the host log, and is closed. The host stops cleanly (final header,
+ * providers disabled, registry entry freed) on STOP, on SIGTERM, and when its socket or the
+ * runtime directory is removed (then nobody could reach it to stop it).
+ * The host never runs the caller's code: it is a fork of the caller that only runs the C
+ * core, so a C program's sessions need no other executable.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "_etw_internal.h"
+
+int wpt_in_host;
+volatile int wpt_forking_host;        /* the atfork child handler leaves a host alone */
+
+static int g_log_fd = -1;
+static int g_signal_pipe[2] = {-1, -1};
+
+void wpt_host_log(const char *fmt, ...) {
+    if (g_log_fd < 0) return;
+    char line[768];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct tm tm;
+    gmtime_r(&now.tv_sec, &tm);
+    int n = (int)strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%SZ ", &tm);
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0) return;
+    n += m < (int)(sizeof line - (size_t)n - 1) ? m : (int)(sizeof line - (size_t)n - 2);
+    line[n++] = '\n';
+    ssize_t w = write(g_log_fd, line, (size_t)n);
+    (void)w;
+}
+
+ULONG wpt_host_call(uint32_t slot, uint32_t kind, const void *payload, uint32_t length,
+                    void *reply, uint32_t reply_size, int *reply_fd) {
+    char path[256];
+    if (wpt_socket_path(path, sizeof path, 's', slot) != 0) return ERROR_BAD_PATHNAME;
+    int timeout = (kind == WPT_REQ_STOP || kind == WPT_REQ_FLUSH || kind == WPT_REQ_UPDATE) ? 120000 : 10000;
+    return wpt_ipc_call(path, kind, payload, length, reply, reply_size, reply_fd, timeout);
+}
+
+/* ---- inside the host ------------------------------------------------------------------- */
+
+static void on_sigterm(int sig) {
+    (void)sig;
+    char c = 'T';
+    ssize_t w = write(g_signal_pipe[1], &c, 1);
+    (void)w;
+}
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void close_range_of(unsigned from, unsigned to) {
+    if (from > to) return;
+    if (syscall(SYS_close_range, from, to, 0) == 0) return;
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536) max = 65536;
+    for (long fd = from; fd <= (long)to && fd < max; fd++) close((int)fd);
+}
+
+/* Close every descriptor but `keep` (the caller's pipes and sockets must not stay open in a
+ * process that outlives it). */
+static void close_all_but(int *keep, int n) {
+    qsort(keep, (size_t)n, sizeof *keep, cmp_int);
+    unsigned from = 3;
+    for (int i = 0; i < n; i++) {
+        if (keep[i] < (int)from) continue;
+        close_range_of(from, (unsigned)keep[i] - 1);
+        from = (unsigned)keep[i] + 1;
+    }
+    close_range_of(from, ~0u);
+}
+
+/* The caller's other sessions are none of the host's business: drop their mappings (so they
+ * do not keep another session's memory alive) and forget the caller's private sessions. */
+static void drop_inherited_sessions(wpt_session *mine) {
+    for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
+        wpt_view *v = atomic_exchange(&wpt_views[i], NULL);
+        if (v && v != mine->view && v->map) munmap(v->map, v->map_size);
+        wpt_session *other = &wpt_sessions[i];
+        if (other != mine && atomic_load(&other->role) != WPT_ROLE_NONE) {
+            if (other->view && other->view->map) munmap(other->view->map, other->view->map_size);
+            atomic_store(&other->role, WPT_ROLE_NONE);
+            atomic_store(&other->status, WPT_FREE);
+        }
+    }
+}
+
+static void fill_props(wpt_session *s, wpt_wire_props *p) {
+    memset(p, 0, sizeof *p);
+    uint32_t allocated, free_count;
+    wpt_session_counts(s, &allocated, &free_count);
+    p->buffer_size_kb = s->buffer_size / 1024;
+    p->min_buffers = s->min_buffers;
+    p->max_buffers = s->max_buffers;
+    p->max_file_size = s->max_file_size_field;
+    p->log_file_mode = s->log_file_mode;
+    p->flush_timer = s->flush_timer_field;
+    p->enable_flags = s->enable_flags;
+    p->clock_type = s->clock_type;
+    p->age_limit = s->age_limit;
+    p->number_of_buffers = allocated;
+    p->free_buffers = free_count;
+    p->events_lost = wpt_events_lost(s);
+    p->buffers_written = atomic_load(&s->buffers_written);
+    p->log_buffers_lost = atomic_load(&s->log_buffers_lost);
+    p->realtime_buffers_lost = atomic_load(&s->rt_buffers_lost);
+    p->logger_thread_id = atomic_load(&s->flusher_tid);
+    p->logger_id = s->logger_id;
+    p->generation = s->generation;
+    p->host_pid = (uint32_t)getpid();
+    p->consumers = s->realtime ? wpt_rt_consumers(s) : 0;
+    p->records_abandoned = atomic_load(&s->records_abandoned);
+    snprintf(p->name, sizeof p->name, "%s", s->name);
+    snprintf(p->logfile, sizeof p->logfile, "%s", s->logfile_name);
+}
+
+/* Tell every provider process (but `exclude`) that the session is going away, and take its
+ * enables out of the registry. */
+static void disable_providers(wpt_session *s, uint32_t exclude) {
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    if (reg) {
+        for (int i = 0; i < WPT_MAX_ENABLES; i++) {
+            wpt_reg_enable *en = &reg->enables[i];
+            if (en->used && en->logger_id == s->logger_id && en->generation == s->generation)
+                en->used = 0;
+        }
+        wpt_registry_unlock();
+    }
+    wpt_wire_enable msg;
+    memset(&msg, 0, sizeof msg);     /* GUID 0: everything enabled on this session */
+    msg.logger_handle = wpt_handle_of(s->logger_id, s->generation, 0, 0);
+    msg.clock_type = s->clock_type;
+    msg.from_pid = exclude;
+    wpt_broadcast(WPT_REQ_DISABLE, &msg);
+}
+
+typedef struct {
+    wpt_session *session;
+    uint32_t requester;
+    int done_fd;
+} stop_job;
+
+static void *stopper_main(void *arg) {
+    stop_job *job = arg;
+    wpt_session *s = job->session;
+    disable_providers(s, job->requester);
+    wpt_session_stop(s);
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    if (reg) {
+        GUID unused[1];
+        wpt_registry_forget(reg, wpt_slot_of_id(s->logger_id), unused, 0);
+        wpt_registry_unlock();
+    }
+    char path[256];
+    if (wpt_socket_path(path, sizeof path, 's', wpt_slot_of_id(s->logger_id)) == 0) unlink(path);
+    char c = 'S';
+    ssize_t w = write(job->done_fd, &c, 1);
+    (void)w;
+    return NULL;
+}
+
+#define MAX_CONNS 256
+#define REQUEST_MAX ((uint32_t)sizeof(wpt_wire_update))
+
+typedef struct {
+    int fd;
+    uint32_t pid;
+    int joined;                 /* a provider holding the session memory: watched for EOF */
+    int64_t since;
+    uint32_t have;
+    unsigned char buf[sizeof(wpt_frame) + sizeof(wpt_wire_update)];
+} conn;
+
+static void reply(int fd, ULONG status, const void *payload, uint32_t length, int pass_fd) {
+    if (wpt_ipc_send(fd, WPT_REPLY, status, payload, length, pass_fd, 2000) != 0)
+        wpt_host_log("reply to a client failed: %s", strerror(errno));
+}
+
+static const char *kind_name(uint32_t kind) {
+    switch (kind) {
+    case WPT_REQ_QUERY: return "QUERY";
+    case WPT_REQ_FLUSH: return "FLUSH";
+    case WPT_REQ_UPDATE: return "UPDATE";
+    case WPT_REQ_STOP: return "STOP";
+    case WPT_REQ_JOIN: return "JOIN";
+    case WPT_REQ_SUBSCRIBE: return "SUBSCRIBE";
+    case WPT_REQ_HOLD: return "HOLD";
+    default: return "unknown";
+    }
+}
+
+/* Handle one complete request; returns 1 if the connection is taken over (kept open by the
+ * loop as a joined provider, handed to a consumer thread, or waiting for STOP). */
+static int handle(wpt_session *s, conn *c, const wpt_frame *f, const unsigned char *payload,
+                  stop_job *job, pthread_t *stopper, int *stopping, int *stop_reply_fd) {
+    wpt_wire_props props;
+    switch (f->kind) {
+    case WPT_REQ_QUERY:
+        if (f->length) break;
+        fill_props(s, &props);
+        reply(c->fd, ERROR_SUCCESS, &props, sizeof props, -1);
+        return 0;
+    case WPT_REQ_FLUSH:
+        if (f->length) break;
+        wpt_session_flush(s);
+        fill_props(s, &props);
+        reply(c->fd, ERROR_SUCCESS, &props, sizeof props, -1);
+        return 0;
+    case WPT_REQ_HOLD: {
+        if (f->length != sizeof(uint32_t)) break;
+        uint32_t hold;
+        memcpy(&hold, payload, sizeof hold);
+        wpt_session_hold(s, hold != 0);
+        reply(c->fd, ERROR_SUCCESS, NULL, 0, -1);
+        return 0;
+    }
+    case WPT_REQ_UPDATE: {
+        if (f->length != sizeof(wpt_wire_update)) break;
+        wpt_wire_update u;
+        memcpy(&u, payload, sizeof u);
+        if (u.has_logfile && !memchr(u.logfile, 0, sizeof u.logfile)) break;
+        ULONG rc = ERROR_SUCCESS;
+        if (u.flush_timer != s->flush_timer_field) {
+            s->flush_timer_field = u.flush_timer;
+            wpt_session_update_flush_timer(s, wpt_flush_interval(u.flush_timer, s->log_file_mode));
+        }
+        if (u.max_buffers > s->max_buffers) rc = wpt_session_grow_max(s, u.max_buffers);
+        if (rc == ERROR_SUCCESS && u.has_logfile && u.logfile[0]
+            && strcmp(u.logfile, s->logfile_name) != 0) {
+            if (u.logfile[0] != '/') rc = ERROR_BAD_PATHNAME;    /* the caller made it absolute */
+            else rc = wpt_session_switch_file(s, u.logfile);
+        }
+        fill_props(s, &props);
+        reply(c->fd, rc, &props, sizeof props, -1);
+        return 0;
+    }
+    case WPT_REQ_JOIN: {
+        if (f->length) break;
+        if (*stopping) {
+            reply(c->fd, ERROR_WMI_INSTANCE_NOT_FOUND, NULL, 0, -1);
+            return 0;
+        }
+        wpt_wire_join j = {s->view->map_size, s->logger_id, s->generation};
+        reply(c->fd, ERROR_SUCCESS, &j, sizeof j, s->memfd);
+        c->joined = 1;
+        return 1;
+    }
+    case WPT_REQ_SUBSCRIBE: {
+        if (f->length) break;
+        if (!s->realtime || *stopping) {
+            reply(c->fd, ERROR_WMI_INSTANCE_NOT_FOUND, NULL, 0, -1);
+            return 0;
+        }
+        if (wpt_rt_serve(s, c->fd) != ERROR_SUCCESS) {
+            reply(c->fd, ERROR_OUTOFMEMORY, NULL, 0, -1);
+            return 0;
+        }
+        c->fd = -1;              /* the consumer thread owns it now */
+        return 1;
+    }
+    case WPT_REQ_STOP:
+        if (f->length) break;
+        if (*stopping) {
+            reply(c->fd, ERROR_WMI_INSTANCE_NOT_FOUND, NULL, 0, -1);
+            return 0;
+        }
+        *stopping = 1;
+        *stop_reply_fd = c->fd;
+        job->requester = c->pid;
+        if (pthread_create(stopper, NULL, stopper_main, job) != 0) stopper_main(job);
+        c->fd = -1;
+        return 1;
+    default:
+        break;
+    }
+    wpt_host_log("malformed %s request (kind %u, %u payload bytes) from pid %u: refused",
+                 kind_name(f->kind), f->kind, f->length, c->pid);
+    reply(c->fd, ERROR_INVALID_PARAMETER, NULL, 0, -1);
+    return 0;
+}
+
+/* Read what is there; returns 1 when a whole frame is buffered, -1 on EOF/error/malformed. */
+static int pump(conn *c, wpt_frame *f) {
+    for (;;) {
+        uint32_t need = sizeof(wpt_frame);
+        if (c->have >= sizeof(wpt_frame)) {
+            memcpy(f, c->buf, sizeof *f);
+            if (f->magic != WPT_WIRE_MAGIC || f->length > REQUEST_MAX) return -2;
+            need += f->length;
+            if (c->have >= need) return 1;
+        }
+        ssize_t n = read(c->fd, c->buf + c->have, need - c->have);
+        if (n == 0) return -1;
+        if (n < 0) return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+        c->have += (uint32_t)n;
+    }
+}
+
+static int socket_still_ours(const char *path, const struct stat *mine) {
+    struct stat st;
+    return stat(path, &st) == 0 && st.st_ino == mine->st_ino && st.st_dev == mine->st_dev;
+}
+
+static void serve(wpt_session *s, int listen_fd, const char *path) {
+    struct stat mine;
+    if (stat(path, &mine) != 0) memset(&mine, 0, sizeof mine);
+    conn *conns = calloc(MAX_CONNS, sizeof *conns);
+    struct pollfd *pfd = calloc(MAX_CONNS + 3, sizeof *pfd);
+    if (!conns || !pfd) return;
+    for (int i = 0; i < MAX_CONNS; i++) conns[i].fd = -1;
+    int done_pipe[2];
+    if (pipe2(done_pipe, O_CLOEXEC) != 0) return;
+    stop_job job = {s, 0, done_pipe[1]};
+    pthread_t stopper;
+    int stopping = 0, stop_reply_fd = -1;
+    int64_t next_check = wpt_mono_ms() + 1000;
+    for (;;) {
+        int n = 0;
+        pfd[n++] = (struct pollfd){listen_fd, POLLIN, 0};
+        pfd[n++] = (struct pollfd){g_signal_pipe[0], POLLIN, 0};
+        pfd[n++] = (struct pollfd){done_pipe[0], POLLIN, 0};
+        for (int i = 0; i < MAX_CONNS; i++)
+            if (conns[i].fd >= 0) pfd[n++] = (struct pollfd){conns[i].fd, POLLIN, 0};
+        int rc = poll(pfd, (nfds_t)n, 500);
+        if (rc < 0 && errno != EINTR) break;
+        int64_t now = wpt_mono_ms();
+        if (pfd[2].revents) {                     /* the stopper finished: answer and leave */
+            pthread_join(stopper, NULL);
+            if (stop_reply_fd >= 0) {
+                wpt_wire_props props;
+                fill_props(s, &props);
+                reply(stop_reply_fd, ERROR_SUCCESS, &props, sizeof props, -1);
+                close(stop_reply_fd);
+            }
+            break;
+        }
+        int start_stop = 0;
+        if (pfd[1].revents) {
+            char c;
+            while (read(g_signal_pipe[0], &c, 1) > 0) {}
+            wpt_host_log("SIGTERM: stopping");
+            start_stop = 1;
+        }
+        if (now >= next_check) {
+            next_check = now + 1000;
+            if (!stopping && !socket_still_ours(path, &mine)) {
+                wpt_host_log("the control socket %s was removed: stopping", path);
+                start_stop = 1;
+            }
+            /* a request that never completes is dropped */
+            for (int i = 0; i < MAX_CONNS; i++)
+                if (conns[i].fd >= 0 && !conns[i].joined && now - conns[i].since > 10000) {
+                    wpt_host_log("request from pid %u incomplete after 10 s: closed", conns[i].pid);
+                    close(conns[i].fd);
+                    conns[i].fd = -1;
+                }
+        }
+        if (start_stop && !stopping) {
+            stopping = 1;
+            job.requester = 0;
+            if (pthread_create(&stopper, NULL, stopper_main, &job) != 0) stopper_main(&job);
+        }
+        if (pfd[0].revents & POLLIN) {
+            for (;;) {
+                uint32_t pid = 0, uid = 0;
+                int fd = wpt_ipc_accept(listen_fd, &pid, &uid);
+                if (fd == -2) {
+                    wpt_host_log("refused a connection from pid %u of uid %u (not our user %u)",
+                                 pid, uid, (unsigned)geteuid());
+                    continue;
+                }
+                if (fd < 0) break;
+                int slot = -1;
+                for (int i = 0; i < MAX_CONNS && slot < 0; i++)
+                    if (conns[i].fd < 0) slot = i;
+                if (slot < 0) {
+                    wpt_host_log("too many connections: refused pid %u", pid);
+                    close(fd);
+                    continue;
+                }
+                fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+                conns[slot] = (conn){.fd = fd, .pid = pid, .since = now};
+            }
+        }
+        for (int k = 3; k < n; k++) {
+            if (!pfd[k].revents) continue;
+            conn *c = NULL;
+            for (int i = 0; i < MAX_CONNS && !c; i++)
+                if (conns[i].fd == pfd[k].fd) c = &conns[i];
+            if (!c) continue;
+            if (c->joined) {              /* a provider process closed or died: nothing to do */
+                char tmp[64];
+                if (read(c->fd, tmp, sizeof tmp) <= 0) {
+                    close(c->fd);
+                    c->fd = -1;
+                }
+                continue;
+            }
+            wpt_frame f;
+            int got = pump(c, &f);
+            if (got == 0) continue;
+            if (got < 0) {
+                if (got == -2) {
+                    wpt_host_log("malformed frame from pid %u (magic %#x, length %u): closed",
+                                 c->pid, f.magic, f.length);
+                    wpt_ipc_send(c->fd, WPT_REPLY, ERROR_INVALID_PARAMETER, NULL, 0, -1, 500);
+                }
+                close(c->fd);
+                c->fd = -1;
+                continue;
+            }
+            int kept = handle(s, c, &f, c->buf + sizeof f, &job, &stopper, &stopping, &stop_reply_fd);
+            if (!kept || c->fd < 0) {
+                if (c->fd >= 0) close(c->fd);
+                c->fd = -1;
+            } else {
+                c->have = 0;
+            }
+        }
+    }
+    for (int i = 0; i < MAX_CONNS; i++)
+        if (conns[i].fd >= 0) close(conns[i].fd);
+}
+
+static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
+    wpt_in_host = 1;
+    /* a clean process state: default signals, none blocked, no terminal, no caller's cwd */
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    umask(077);
+    if (chdir("/") != 0) { /* stays where it was */ }
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        close(null);
+    }
+    ULONG rc = ERROR_SUCCESS;
+    char path[256], log_path[256];
+    uint32_t slot = wpt_slot_of_id(s->logger_id);
+    const char *dir;
+    if (wpt_runtime_dir(&dir) != ERROR_SUCCESS) rc = ERROR_ACCESS_DENIED;
+    snprintf(log_path, sizeof log_path, "%s/s-%u.log", dir, slot);
+    g_log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int keep[6];
+    int nkeep = 0;
+    keep[nkeep++] = ready_fd;
+    if (s->memfd >= 0) keep[nkeep++] = s->memfd;
+    int lf = wpt_logfile_fd(s);
+    if (lf >= 0) keep[nkeep++] = lf;
+    if (g_log_fd >= 0) keep[nkeep++] = g_log_fd;
+    close_all_but(keep, nkeep);
+    drop_inherited_sessions(s);
+    wpt_registry_after_fork();
+    if (pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) rc = ERROR_OUTOFMEMORY;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigterm;
+    sigaction(SIGTERM, &sa, NULL);
+    int listen_fd = -1;
+    if (rc == ERROR_SUCCESS) {
+        if (wpt_socket_path(path, sizeof path, 's', slot) != 0) rc = ERROR_BAD_PATHNAME;
+        else if ((listen_fd = wpt_ipc_listen(path)) < 0) rc = ERROR_ACCESS_DENIED;
+    }
+    if (rc == ERROR_SUCCESS) rc = wpt_session_run(s);
+    if (rc == ERROR_SUCCESS) {
+        wpt_registry *reg = wpt_registry_lock(1, &rc);
+        if (reg) {
+            wpt_reg_logger *e = &reg->loggers[slot];
+            e->host_pid = (uint32_t)getpid();
+            e->host_start = wpt_process_start(e->host_pid);
+            e->state = WPT_RUNNING;
+            wpt_registry_unlock();
+        }
+    }
+    uint32_t answer[2] = {rc, (uint32_t)getpid()};
+    ssize_t w = write(ready_fd, answer, sizeof answer);
+    (void)w;
+    close(ready_fd);
+    if (rc != ERROR_SUCCESS) {
+        if (listen_fd >= 0) unlink(path);
+        _exit(1);
+    }
+    wpt_host_log("session \"%s\" (LoggerId %u) running, pid %u, file \"%s\"", s->name, s->logger_id,
+                 (unsigned)getpid(), s->logfile_name);
+    serve(s, listen_fd, path);
+    wpt_host_log("session \"%s\" stopped: %u buffers written, %u events lost",
+                 s->name, atomic_load(&s->buffers_written), wpt_events_lost(s));
+    _exit(0);
+}
+
+ULONG wpt_host_spawn(wpt_session *s) {
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) != 0) return ERROR_OUTOFMEMORY;
+    wpt_forking_host = 1;
+    pid_t first = fork();
+    if (first == 0) {
+        setsid();
+        pid_t host = fork();
+        if (host != 0) _exit(host < 0 ? 1 : 0);
+        close(ready[0]);
+        host_main(s, ready[1]);
+    }
+    wpt_forking_host = 0;
+    close(ready[1]);
+    if (first < 0) {
+        close(ready[0]);
+        return ERROR_OUTOFMEMORY;
+    }
+    while (waitpid(first, NULL, 0) < 0 && errno == EINTR) {}
+    uint32_t answer[2] = {ERROR_OUTOFMEMORY, 0};
+    size_t have = 0;
+    struct pollfd p = {ready[0], POLLIN, 0};
+    int64_t deadline = wpt_mono_ms() + 30000;
+    while (have < sizeof answer) {
+        int left = (int)(deadline - wpt_mono_ms());
+        if (left <= 0 || (poll(&p, 1, left) < 0 && errno != EINTR)) break;
+        ssize_t n = read(ready[0], (char *)answer + have, sizeof answer - have);
+        if (n == 0) break;
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN) continue;
+            break;
+        }
+        have += (size_t)n;
+    }
+    close(ready[0]);
+    return have == sizeof answer ? answer[0] : ERROR_OUTOFMEMORY;
+}

@@ -1,0 +1,197 @@
+/* etw_registry.c: the per-user runtime directory and the registry of sessions and enables.
+ *
+ * The runtime directory ($WPPTRACE_RUNTIME_DIR, else $XDG_RUNTIME_DIR/wpptrace, else
+ * /tmp/wpptrace-<uid>) is created 0700 and refused unless it is a real directory owned by
+ * us with no group or other access: everything a session exposes (control sockets, the
+ * registry, host logs) lives there, so only our own user reaches it.
+ *
+ * The registry is one fixed-size file mapped by every process: the table of loggers (64
+ * slots, as Windows has: LoggerId = slot) and the table of enabled providers (which session
+ * holds each control GUID, with flags, level and a version that orders changes). Writers
+ * hold flock(LOCK_EX), readers LOCK_SH; a process-local mutex first, because flock locks
+ * belong to the open file and do not exclude threads of one process. A process that dies
+ * holding the lock releases it; an entry whose process is gone is treated as free.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include "_etw_internal.h"
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static char g_dir[PATH_MAX];
+static ULONG g_dir_rc = ERROR_INVALID_PARAMETER;   /* not resolved yet */
+static int g_fd = -1;
+static wpt_registry *g_reg;
+
+static ULONG resolve_dir(void) {
+    const char *env = getenv("WPPTRACE_RUNTIME_DIR");
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    int n;
+    if (env && *env) n = snprintf(g_dir, sizeof g_dir, "%s", env);
+    else if (xdg && xdg[0] == '/') n = snprintf(g_dir, sizeof g_dir, "%s/wpptrace", xdg);
+    else n = snprintf(g_dir, sizeof g_dir, "/tmp/wpptrace-%u", (unsigned)geteuid());
+    if (n <= 0 || (size_t)n >= sizeof g_dir || g_dir[0] != '/') return ERROR_BAD_PATHNAME;
+    /* the longest socket name must fit sockaddr_un */
+    if ((size_t)n + sizeof "/p-4294967295.sock" > sizeof(((struct sockaddr_un *)0)->sun_path))
+        return ERROR_BAD_PATHNAME;
+    if (mkdir(g_dir, 0700) != 0 && errno != EEXIST) return errno == EACCES ? ERROR_ACCESS_DENIED : ERROR_BAD_PATHNAME;
+    struct stat st;
+    if (lstat(g_dir, &st) != 0) return ERROR_BAD_PATHNAME;
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077))
+        return ERROR_ACCESS_DENIED;           /* not ours, or others could reach our sockets */
+    return ERROR_SUCCESS;
+}
+
+ULONG wpt_runtime_dir(const char **dir_out) {
+    pthread_mutex_lock(&g_lock);
+    if (g_dir_rc != ERROR_SUCCESS) g_dir_rc = resolve_dir();
+    ULONG rc = g_dir_rc;
+    pthread_mutex_unlock(&g_lock);
+    if (dir_out) *dir_out = g_dir;
+    return rc;
+}
+
+const char *wpptrace_runtime_directory(void) {
+    const char *dir;
+    return wpt_runtime_dir(&dir) == ERROR_SUCCESS ? dir : NULL;
+}
+
+int wpt_socket_path(char *out, size_t size, char kind, uint32_t number) {
+    const char *dir;
+    if (wpt_runtime_dir(&dir) != ERROR_SUCCESS) return -1;
+    int n = snprintf(out, size, "%s/%c-%u.sock", dir, kind, number);
+    return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
+static void init_registry(wpt_registry *reg) {
+    memset(reg, 0, sizeof *reg);
+    reg->magic = WPT_REG_MAGIC;
+    reg->version = WPT_REG_VERSION;
+    reg->size = (uint32_t)sizeof *reg;
+}
+
+static int flock_retry(int fd, int op) {
+    int rc;
+    do rc = flock(fd, op); while (rc != 0 && errno == EINTR);
+    return rc;
+}
+
+/* Open and map the registry file (g_lock held). */
+static ULONG open_registry(void) {
+    if (g_reg) return ERROR_SUCCESS;
+    if (g_dir_rc != ERROR_SUCCESS) g_dir_rc = resolve_dir();
+    if (g_dir_rc != ERROR_SUCCESS) return g_dir_rc;
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/registry", g_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return errno == EACCES ? ERROR_ACCESS_DENIED : ERROR_BAD_PATHNAME;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
+        close(fd);
+        return ERROR_ACCESS_DENIED;
+    }
+    if (flock_retry(fd, LOCK_EX) != 0) {
+        close(fd);
+        return ERROR_ACCESS_DENIED;
+    }
+    ULONG rc = ERROR_SUCCESS;
+    if (fstat(fd, &st) == 0 && st.st_size == 0) {
+        if (ftruncate(fd, sizeof(wpt_registry)) != 0) rc = ERROR_OUTOFMEMORY;
+    } else if (st.st_size != (off_t)sizeof(wpt_registry)) {
+        rc = ERROR_BAD_FORMAT;               /* a registry of another wpptrace version */
+    }
+    void *map = MAP_FAILED;
+    if (rc == ERROR_SUCCESS) {
+        map = mmap(NULL, sizeof(wpt_registry), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (map == MAP_FAILED) rc = ERROR_OUTOFMEMORY;
+    }
+    if (rc == ERROR_SUCCESS) {
+        wpt_registry *reg = map;
+        if (reg->magic == 0) init_registry(reg);
+        else if (reg->magic != WPT_REG_MAGIC || reg->version != WPT_REG_VERSION
+                 || reg->size != sizeof *reg) rc = ERROR_BAD_FORMAT;
+    }
+    flock_retry(fd, LOCK_UN);
+    if (rc != ERROR_SUCCESS) {
+        if (map != MAP_FAILED) munmap(map, sizeof(wpt_registry));
+        close(fd);
+        return rc;
+    }
+    g_fd = fd;
+    g_reg = map;
+    return ERROR_SUCCESS;
+}
+
+wpt_registry *wpt_registry_lock(int exclusive, ULONG *rc) {
+    pthread_mutex_lock(&g_lock);
+    ULONG r = open_registry();
+    if (r == ERROR_SUCCESS && flock_retry(g_fd, exclusive ? LOCK_EX : LOCK_SH) != 0)
+        r = ERROR_ACCESS_DENIED;
+    if (r != ERROR_SUCCESS) {
+        pthread_mutex_unlock(&g_lock);
+        if (rc) *rc = r;
+        return NULL;
+    }
+    if (rc) *rc = ERROR_SUCCESS;
+    return g_reg;
+}
+
+void wpt_registry_unlock(void) {
+    flock_retry(g_fd, LOCK_UN);
+    pthread_mutex_unlock(&g_lock);
+}
+
+/* A forked child shares the parent's open registry file, and with it the parent's flock:
+ * it must open its own. (The mapping it inherited is the same shared file, but is dropped
+ * too, to keep one rule.) */
+void wpt_registry_after_fork(void) {
+    pthread_mutex_init(&g_lock, NULL);
+    if (g_reg) munmap(g_reg, sizeof(wpt_registry));
+    if (g_fd >= 0) close(g_fd);
+    g_reg = NULL;
+    g_fd = -1;
+}
+
+int wpt_reg_alive(const wpt_reg_logger *e) {
+    if (e->state == WPT_FREE || !e->host_pid) return 0;
+    uint64_t start = wpt_process_start(e->host_pid);
+    return start && start == e->host_start;
+}
+
+uint64_t wpt_next_version(wpt_registry *reg) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t v = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (reg) {
+        if (v <= reg->last_version) v = reg->last_version + 1;
+        reg->last_version = v;
+    }
+    return v;
+}
+
+size_t wpt_registry_forget(wpt_registry *reg, uint32_t slot, GUID *guids, size_t max) {
+    wpt_reg_logger *e = &reg->loggers[slot];
+    uint16_t id = slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)slot;
+    size_t n = 0;
+    for (int i = 0; i < WPT_MAX_ENABLES; i++) {
+        wpt_reg_enable *en = &reg->enables[i];
+        if (en->used && en->logger_id == id && en->generation == (uint8_t)e->generation) {
+            if (n < max) guids[n] = en->guid;
+            n++;
+            en->used = 0;
+        }
+    }
+    e->state = WPT_FREE;
+    e->host_pid = 0;
+    e->host_start = 0;
+    return n;
+}
