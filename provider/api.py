@@ -23,16 +23,17 @@ from wpptrace.winerror import Win32Error
 __all__ = [
     "RegisterTraceGuids", "UnregisterTraceGuids", "GetTraceLoggerHandle", "GetTraceEnableFlags",
     "GetTraceEnableLevel", "TraceMessage", "TraceMessageVa", "StartTrace", "ControlTrace",
-    "EnableTrace", "EnableTraceEx2", "EVENT_TRACE_PROPERTIES", "trace_packed",
+    "EnableTrace", "EnableTraceEx2", "QueryAllTraces", "EnumerateTraceGuids",
+    "EVENT_TRACE_PROPERTIES", "TRACE_GUID_PROPERTIES", "trace_packed",
 ]
 
 ControlCallback = Callable[[int, Any, Any], int]
 
 # ---- provider ------------------------------------------------------------------------------
 
-# registration handle -> objects C holds pointers to (callback handle, GUID storage)
+# registration handle -> objects C holds pointers to (callback handle, GUID storage); dropped
+# when UnregisterTraceGuids returns (C waits for callbacks still running in other threads)
 _registrations: dict[int, tuple[Any, ...]] = {}
-_retired: list[Any] = []
 
 #: Called as hook(registration_handle, control_guid) after every successful RegisterTraceGuids
 #: (``wpptrace session record`` uses it to enable providers a script registers).
@@ -68,11 +69,13 @@ def RegisterTraceGuids(control_callback: ControlCallback, context: Any, control_
                        mof_resource_name: str | None = None) -> int:
     """Register a classic provider; returns the registration handle.
 
-    ``control_callback(request_code, context, buffer) -> int`` runs synchronously in the thread
-    that enables or disables the provider (EnableTrace / EnableTraceEx2 / ControlTrace STOP;
-    also during this call if a session already enabled ``control_guid``) with
-    WMI_ENABLE_EVENTS or WMI_DISABLE_EVENTS. ``buffer`` is valid during the call only: pass it
-    to :func:`GetTraceLoggerHandle`. The MOF arguments are accepted and ignored (no WMI here).
+    ``control_callback(request_code, context, buffer) -> int`` runs with WMI_ENABLE_EVENTS or
+    WMI_DISABLE_EVENTS when a session enables or disables ``control_guid``: synchronously in
+    the thread that called EnableTrace / EnableTraceEx2 / ControlTrace STOP when that is this
+    process, in the core's notification thread when another process did (or a session's host
+    went away), and during this call if a session already holds ``control_guid``. ``buffer``
+    is valid during the call only: pass it to :func:`GetTraceLoggerHandle`. The MOF arguments
+    are accepted and ignored (no WMI here).
     """
     if not callable(control_callback):
         raise TypeError("control_callback must be callable")
@@ -93,11 +96,10 @@ def RegisterTraceGuids(control_callback: ControlCallback, context: Any, control_
 
 
 def UnregisterTraceGuids(registration_handle: int) -> None:
-    """Unregister a provider (no callback is sent)."""
+    """Unregister a provider (no callback is sent). Returns once no callback of this
+    registration is running in another thread; none starts afterwards."""
     check(lib.UnregisterTraceGuids(registration_handle), "UnregisterTraceGuids")
-    # An EnableTrace running in another thread may still be about to call this provider's
-    # callback (C collects the calls, then makes them unlocked): keep its objects alive.
-    _retired.append(_registrations.pop(registration_handle, None))
+    _registrations.pop(registration_handle, None)
 
 
 def GetTraceLoggerHandle(buffer: Any) -> int:
@@ -250,35 +252,46 @@ def _encode_name(name: str) -> bytes:
     return raw
 
 
-# Sessions live in this process: the ones still running at exit are stopped then, so their
-# last buffers reach the file (a process that dies without exiting keeps what was flushed).
+# Private sessions (EVENT_TRACE_PRIVATE_LOGGER_MODE) run in this process: the ones still
+# running at exit are stopped then, so their last buffers reach the file. Other sessions run
+# in their own host process and outlive this one until someone stops them, as on Windows.
 _running: set[int] = set()
+_PRIVATE_MODES = lib.EVENT_TRACE_PRIVATE_LOGGER_MODE | lib.EVENT_TRACE_PRIVATE_IN_PROC
 
 
 @atexit.register
-def _stop_running_sessions() -> None:
+def _at_exit() -> None:
     for handle in list(_running):
         try:
             ControlTrace(handle, None, None, lib.EVENT_TRACE_CONTROL_STOP)
         except Win32Error:
             pass
+    # no enable notification may reach Python callbacks while the interpreter shuts down
+    lib.wpptrace_endpoint_close()
 
 
 def StartTrace(name: str, properties: EVENT_TRACE_PROPERTIES) -> int:
-    """Start session ``name``; returns its handle and fills ``properties``' outputs."""
+    """Start session ``name``; returns its handle and fills ``properties``' outputs.
+
+    The session runs in a host process of its own (started here) until ControlTrace STOP
+    from any process of this user, or ``wpptrace session stop``; with
+    EVENT_TRACE_PRIVATE_LOGGER_MODE it runs in this process, for this process's providers
+    only, and stops at exit."""
     raw = _encode_name(name)
     block, p = properties._to_c()
     out = ffi.new("uint64_t *")
     check(lib.StartTraceA(out, raw, p), f"StartTrace({name!r})",
           str(properties.LogFileName) if properties.LogFileName else None)
     properties._from_c(p)
-    _running.add(int(out[0]))
+    if properties.LogFileMode & _PRIVATE_MODES:
+        _running.add(int(out[0]))
     return int(out[0])
 
 
 def ControlTrace(handle: int, name: str | None, properties: EVENT_TRACE_PROPERTIES | None,
                  control_code: int) -> EVENT_TRACE_PROPERTIES:
-    """QUERY / STOP / FLUSH / UPDATE the session named by ``handle`` (or ``name`` if 0)."""
+    """QUERY / STOP / FLUSH / UPDATE the session named by ``handle`` (or ``name`` if 0), in
+    whichever process of this user runs it."""
     if properties is None:
         properties = EVENT_TRACE_PROPERTIES()
     block, p = properties._to_c()
@@ -307,3 +320,51 @@ def EnableTraceEx2(session_handle: int, provider_guid: uuid.UUID, control_code: 
     check(lib.EnableTraceEx2(session_handle, _guid(provider_guid, "provider_guid"), control_code,
                              level, match_any_keyword, match_all_keyword, timeout, ffi.NULL),
           "EnableTraceEx2")
+
+
+def QueryAllTraces() -> list[EVENT_TRACE_PROPERTIES]:
+    """QUERY of every session this user runs (and this process's private ones)."""
+    count = lib.WPPTRACE_MAX_SESSIONS
+    blocks = [EVENT_TRACE_PROPERTIES()._to_c() for _ in range(count)]
+    array = ffi.new("EVENT_TRACE_PROPERTIES *[]", [p for _, p in blocks])
+    found = ffi.new("uint32_t *")
+    rc = lib.QueryAllTracesA(array, count, found)
+    if rc not in (0, lib.ERROR_MORE_DATA):
+        raise Win32Error(rc, "QueryAllTraces")
+    out = []
+    for _, p in blocks[:found[0]]:
+        props = EVENT_TRACE_PROPERTIES()
+        props._from_c(p)
+        out.append(props)
+    return out
+
+
+@dataclasses.dataclass
+class TRACE_GUID_PROPERTIES:
+    """A control GUID known on this machine: registered by a provider, enabled by a session
+    (``LoggerId`` is the session holding it when ``IsEnable``)."""
+
+    Guid: uuid.UUID
+    GuidType: int = 0
+    LoggerId: int = 0
+    EnableLevel: int = 0
+    EnableFlags: int = 0
+    IsEnable: bool = False
+
+
+def EnumerateTraceGuids() -> list[TRACE_GUID_PROPERTIES]:
+    """Every control GUID registered in this user's processes or enabled by its sessions."""
+    count = 256
+    while True:
+        items = [ffi.new("TRACE_GUID_PROPERTIES *") for _ in range(count)]
+        array = ffi.new("TRACE_GUID_PROPERTIES *[]", items)
+        total = ffi.new("uint32_t *")
+        rc = lib.EnumerateTraceGuids(array, count, total)
+        if rc == lib.ERROR_MORE_DATA and total[0] > count:
+            count = total[0]
+            continue
+        check(rc, "EnumerateTraceGuids")
+        return [TRACE_GUID_PROPERTIES(uuid.UUID(bytes_le=bytes(ffi.buffer(ffi.addressof(g[0], "Guid"), 16))),
+                                      int(g.GuidType), int(g.LoggerId), int(g.EnableLevel),
+                                      int(g.EnableFlags), bool(g.IsEnable))
+                for g in items[:total[0]]]

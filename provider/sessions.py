@@ -1,11 +1,16 @@
-"""Session helpers: real-time subscription to a running session, and a TraceSession object.
+"""Session helpers: real-time subscription to a running session, a TraceSession object, and
+what the Win32 calls cannot say about sessions in other processes.
 
-``subscribe_realtime(name)`` gives every buffer a REAL_TIME_MODE session flushes from now on
-(complete bytes: WMI_BUFFER_HEADER + records), the session's header buffer first.
-:class:`TraceSession` wraps StartTrace / EnableTrace / ControlTrace for scripts and tests.
+``subscribe_realtime(name)`` gives every buffer a REAL_TIME_MODE session flushes (complete
+bytes: WMI_BUFFER_HEADER + records), the session's header buffer first, in this process or
+any other process of this user. :class:`TraceSession` wraps StartTrace / EnableTrace /
+ControlTrace for scripts and tests. :func:`session_info` and :func:`providers` report a
+session's host process and which session holds each provider.
 """
 from __future__ import annotations
 
+import atexit
+import dataclasses
 import os
 import threading
 import uuid
@@ -15,7 +20,8 @@ from wpptrace.provider import api
 from wpptrace.provider._hazmat import check, ffi, lib
 from wpptrace.winerror import Win32Error
 
-__all__ = ["RealtimeSubscription", "subscribe_realtime", "TraceSession"]
+__all__ = ["RealtimeSubscription", "subscribe_realtime", "TraceSession", "SessionInfo",
+           "session_info", "ProviderInfo", "providers", "runtime_directory"]
 
 _WAIT_SLICE_MS = 200    # wait in slices so Ctrl-C reaches a consumer blocked in get(None)
 
@@ -100,14 +106,30 @@ def subscribe_realtime(session_name: str) -> RealtimeSubscription:
     return RealtimeSubscription(session_name)
 
 
+# TraceSessions not stopped yet: stopped when this process exits (unless keep_running).
+_scoped: set["TraceSession"] = set()
+
+
+@atexit.register
+def _stop_scoped_sessions() -> None:
+    for session in list(_scoped):
+        try:
+            session.stop()
+        except Win32Error:
+            pass
+
+
 class TraceSession:
     """A started session: ``enable()`` providers, ``query()``, ``flush()``, ``stop()``.
 
     Usable as a context manager (stops on exit). Keyword arguments are EVENT_TRACE_PROPERTIES
     fields; ``logfile`` sets LogFileName (and FILE_MODE_SEQUENTIAL unless a file mode is given).
+    The session belongs to this object: it is stopped when this process exits, unless
+    ``keep_running=True`` leaves it to run on in its host process (as StartTrace does).
     """
 
-    def __init__(self, name: str, logfile: str | os.PathLike | None = None, **properties: Any):
+    def __init__(self, name: str, logfile: str | os.PathLike | None = None, *,
+                 keep_running: bool = False, **properties: Any):
         props = api.EVENT_TRACE_PROPERTIES(**properties)
         if logfile is not None:
             props.LogFileName = os.fspath(logfile)
@@ -117,6 +139,8 @@ class TraceSession:
         self.properties = props
         self.handle = api.StartTrace(name, props)
         self.stopped = False
+        if not keep_running:
+            _scoped.add(self)
 
     def enable(self, control_guid: uuid.UUID, flags: int = 0xFFFFFFFF, level: int = 5) -> None:
         api.EnableTrace(True, flags, level, control_guid, self.handle)
@@ -133,6 +157,7 @@ class TraceSession:
     def stop(self) -> api.EVENT_TRACE_PROPERTIES:
         """Stop (idempotent); returns the final counters."""
         if not self.stopped:
+            _scoped.discard(self)
             self.final = api.ControlTrace(self.handle, None, None, lib.EVENT_TRACE_CONTROL_STOP)
             self.stopped = True
         return self.final
@@ -142,3 +167,62 @@ class TraceSession:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+@dataclasses.dataclass
+class SessionInfo:
+    """What ControlTrace QUERY does not report: where a session runs."""
+
+    logger_id: int
+    host_pid: int
+    private: bool            #: run by this process (EVENT_TRACE_PRIVATE_LOGGER_MODE)
+    host_gone: bool          #: its host process died: ControlTrace STOP cleans up
+    realtime_consumers: int
+    records_abandoned: int   #: records whose writer never completed them (in EventsLost)
+
+
+def session_info(name: str | None = None, handle: int = 0) -> SessionInfo:
+    """Where session ``name`` (or ``handle``) runs (Win32Error ERROR_WMI_INSTANCE_NOT_FOUND
+    if there is none)."""
+    info = ffi.new("WPPTRACE_SESSION_INFO *")
+    raw = name.encode("utf-8") if name is not None else ffi.NULL
+    check(lib.wpptrace_session_info(handle, raw, info), f"session_info({name or handle!r})")
+    return SessionInfo(int(info.LoggerId), int(info.HostProcessId),
+                       bool(info.Flags & lib.WPPTRACE_SESSION_PRIVATE),
+                       bool(info.Flags & lib.WPPTRACE_SESSION_HOST_GONE),
+                       int(info.RealTimeConsumers), int(info.RecordsAbandoned))
+
+
+@dataclasses.dataclass
+class ProviderInfo:
+    """A control GUID: which session holds it (if enabled) and how many processes registered it."""
+
+    guid: uuid.UUID
+    enabled: bool
+    logger_id: int
+    flags: int
+    level: int
+    processes: int
+
+
+def providers() -> list[ProviderInfo]:
+    """Every control GUID registered by this user's processes or enabled by its sessions."""
+    count = 256
+    while True:
+        out = ffi.new("WPPTRACE_PROVIDER_INFO[]", count)
+        total = ffi.new("uint32_t *")
+        rc = lib.wpptrace_enumerate_providers(out, count, total)
+        if rc == lib.ERROR_MORE_DATA and total[0] > count:
+            count = total[0]
+            continue
+        check(rc, "providers")
+        return [ProviderInfo(uuid.UUID(bytes_le=bytes(ffi.buffer(ffi.addressof(out[i], "Guid"), 16))),
+                             bool(out[i].IsEnable), int(out[i].LoggerId), int(out[i].EnableFlags),
+                             int(out[i].EnableLevel), int(out[i].ProcessCount))
+                for i in range(total[0])]
+
+
+def runtime_directory() -> str | None:
+    """The directory holding this user's session sockets and registry (None if unusable)."""
+    path = lib.wpptrace_runtime_directory()
+    return ffi.string(path).decode("utf-8", "replace") if path != ffi.NULL else None
