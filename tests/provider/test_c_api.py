@@ -134,7 +134,8 @@ CRASHER = textwrap.dedent("""
     import wpptrace.provider as P
     from wpptrace.provider.sessions import TraceSession
     s = TraceSession("crash-" + sys.argv[2], sys.argv[1], BufferSize=4, MaximumBuffers=64,
-                     LogFileMode=P.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING)
+                     LogFileMode=P.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING
+                     | P.EVENT_TRACE_PRIVATE_LOGGER_MODE)
     for i in range(1000):
         P.TraceMessage(s.handle, 0x2B, uuid.UUID(int=1), 10, i.to_bytes(4, "little"))
     s.flush()
@@ -145,6 +146,7 @@ CRASHER = textwrap.dedent("""
 
 
 def test_file_of_a_crashed_writer_is_readable(tmp_path):
+    """A private session dies with its process: the file holds what was flushed."""
     path = tmp_path / "crash.etl"
     subprocess.run([sys.executable, "-c", CRASHER, str(path), uuid.uuid4().hex], check=True)
     c = etlcheck.read(path)
@@ -158,19 +160,42 @@ def test_file_of_a_crashed_writer_is_readable(tmp_path):
     assert c.header["EndTime"] == 0                 # never stopped: no end time
 
 
-def test_forked_child_has_no_sessions(tmp_path, session_name):
-    """Sessions live in the process that started them: after fork() the child's TraceMessage
-    fails with ERROR_INVALID_HANDLE, it can start its own session, and the parent's file only
-    holds the parent's events."""
-    path = tmp_path / "parent.etl"
+def test_forked_child_keeps_logging_to_a_shared_session(tmp_path, session_name):
+    """A session runs in its host process and its buffers are shared memory: a forked child
+    logs into it with the handle it inherited, and its events carry its own process id."""
+    path = tmp_path / "shared.etl"
     with TraceSession(session_name, path) as s:
         P.TraceMessage(s.handle, 0x2B, uuid.UUID(int=5), 1, b"parent before")
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
+                rc = P.trace_packed(s.handle, P.TRACE_MESSAGE_SYSTEMINFO | 0x28, None, 2, b"child")
+                code = 0 if rc == 0 else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        P.TraceMessage(s.handle, 0x2B, uuid.UUID(int=5), 4, b"parent after")
+    messages = etlcheck.time_order(etlcheck.read(path))
+    assert [m.args for m in messages] == [b"parent before", b"child", b"parent after"]
+    assert messages[1].process_id == pid and messages[0].process_id == os.getpid()
+
+
+def test_forked_child_has_no_private_sessions(tmp_path, session_name):
+    """A private session runs in the process that started it: after fork() the child's
+    TraceMessage fails with ERROR_INVALID_HANDLE, it can start its own session, and the
+    parent's file only holds the parent's events."""
+    path = tmp_path / "parent.etl"
+    private = P.EVENT_TRACE_PRIVATE_LOGGER_MODE
+    with TraceSession(session_name, path, LogFileMode=private) as s:
+        P.TraceMessage(s.handle, 0x2B, uuid.UUID(int=5), 1, b"parent before")
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
                 rc = P.trace_packed(s.handle, 0x28, None, 2, b"child")
-                with TraceSession(session_name, tmp_path / "child.etl") as c:
+                with TraceSession(session_name, tmp_path / "child.etl", LogFileMode=private) as c:
                     P.TraceMessage(c.handle, 0x2B, uuid.UUID(int=5), 3, b"child own")
                 code = 0 if rc == P._lib.ERROR_INVALID_HANDLE else 2
             finally:

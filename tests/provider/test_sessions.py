@@ -202,18 +202,23 @@ def test_realtime_with_file(tmp_path, session_name):
     sub.close()
 
 
-def test_realtime_only_session_counts_buffers_nobody_took(session_name):
-    with TraceSession(session_name, None, LogFileMode=P.EVENT_TRACE_REAL_TIME_MODE) as s:
-        P.TraceMessage(s.handle, 0x2B, GUID, 1, b"lost")
-        s.flush()
-        assert s.query().RealTimeBuffersLost == 1
+def test_realtime_buffers_wait_for_the_first_consumer_up_to_maximum_buffers(session_name):
+    """Buffers flushed while nobody consumes wait for the first consumer (after the header
+    buffer), up to MaximumBuffers; beyond that they count in RealTimeBuffersLost."""
+    with TraceSession(session_name, None, LogFileMode=P.EVENT_TRACE_REAL_TIME_MODE,
+                      MinimumBuffers=2, MaximumBuffers=4) as s:
+        for i in range(6):
+            P.TraceMessage(s.handle, 0x2B, GUID, 1, bytes([i]))
+            s.flush()
+        assert s.query().RealTimeBuffersLost == 2
         with subscribe_realtime(session_name) as sub:
             assert sub.get(1.0)[0x36] == 4
-            P.TraceMessage(s.handle, 0x2B, GUID, 1, b"seen")
+            waited = [m["args"] for _ in range(4) for m in etlcheck.buffer_messages(sub.get(1.0))]
+            assert waited == [b"\0", b"\1", b"\2", b"\3"]
+            P.TraceMessage(s.handle, 0x2B, GUID, 1, b"live")
             s.flush()
-            data = sub.get(1.0)
-            assert [m["args"] for m in etlcheck.buffer_messages(data)] == [b"seen"]
-        assert s.query().RealTimeBuffersLost == 1
+            assert [m["args"] for m in etlcheck.buffer_messages(sub.get(1.0))] == [b"live"]
+        assert s.query().RealTimeBuffersLost == 2
 
 
 def test_subscribe_to_missing_session_fails():
