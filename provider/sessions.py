@@ -74,6 +74,17 @@ class RealtimeSubscription:
                     if remaining <= 0:
                         return None
 
+    def sync(self, timeout: float = 5.0) -> None:
+        """Wait until every buffer the session had flushed to this subscription has arrived
+        (from another process they may still be on their way): ``get(0)`` then returns each
+        of them. A stopped session needs none: its end comes after its last buffer."""
+        with self._lock:
+            if self._sub is None or self._ended:
+                return
+            rc = lib.wpptrace_rt_sync(self._sub, max(0, int(timeout * 1000)))
+            if rc not in (0, lib.WAIT_TIMEOUT):
+                raise Win32Error(rc, "RealtimeSubscription.sync")
+
     def __iter__(self):
         while True:
             data = self.get(None)

@@ -505,7 +505,8 @@ enum {
     /* to a provider process */
     WPT_REQ_ENABLE = 0x20, WPT_REQ_DISABLE, WPT_REQ_LIST,
     /* answers and streams */
-    WPT_REPLY = 0x40, WPT_RT_BUFFER, WPT_RT_END
+    WPT_REPLY = 0x40, WPT_RT_BUFFER, WPT_RT_END,
+    WPT_RT_SYNC               /* consumer -> host, and back after what was queued before it */
 };
 
 typedef struct {

@@ -9,7 +9,9 @@
  * only ever fills its own queue, never the writers' buffers. At STOP the queues drain (up to
  * a few seconds for consumers that do not read), then consumers see the end.
  * A subscription is local (a session of this process) or remote (a socket); the public
- * wpptrace_rt_* functions work on both.
+ * wpptrace_rt_* functions work on both. A remote consumer that must know it has everything
+ * flushed so far (CloseTrace during ProcessTrace) asks the host for a sync marker, which
+ * the host's sender puts behind the buffers already queued for it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -40,12 +42,13 @@ struct wpptrace_rt_subscription {
     int refs;                  /* the hub's and the consumer's */
     wpt_rt_hub *hub;           /* NULL once unlinked (g_rt_lock) */
     struct wpptrace_rt_subscription *next;
-    /* remote */
+    /* remote (head/tail/count also hold what wpptrace_rt_sync read ahead) */
     int fd;
     uint32_t buffer_size;
     wpt_frame frame;
     uint32_t head_have, body_have;
     int frame_ready;
+    int sync_seen;
     unsigned char *body;
 };
 
@@ -289,11 +292,17 @@ static void *serve_main(void *arg) {
             } else if (rc == ERROR_HANDLE_EOF) {
                 wpt_ipc_send(fd, WPT_RT_END, 0, NULL, 0, -1, 2000);
                 break;
-            } else {
-                /* a consumer sends nothing after SUBSCRIBE: readable means it went away */
-                struct pollfd p = {fd, POLLIN, 0};
-                if (poll(&p, 1, 0) > 0) break;
             }
+            /* after SUBSCRIBE a consumer only sends SYNC; anything else (EOF) means it left */
+            struct pollfd p = {fd, POLLIN, 0};
+            if (poll(&p, 1, 0) <= 0) continue;
+            wpt_frame f;
+            void *none = NULL;
+            if (wpt_ipc_recv(fd, &f, &none, 0, NULL, 1000) != 0 || f.kind != WPT_RT_SYNC) break;
+            int ok = 1;
+            while (ok && local_next(a->sub, 0, buf, size, &filled) == ERROR_SUCCESS)
+                ok = wpt_ipc_send(fd, WPT_RT_BUFFER, 0, buf, filled, -1, -1) == 0;
+            if (!ok || wpt_ipc_send(fd, WPT_RT_SYNC, 0, NULL, 0, -1, -1) != 0) break;
         }
     }
     free(buf);
@@ -444,7 +453,7 @@ ULONG wpptrace_rt_subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *
 }
 
 /* Read toward the next frame for up to timeout_ms; 1 when a buffer frame is complete,
- * 0 on timeout, -1 when the stream ended (END, EOF or a malformed frame). */
+ * 2 at a sync marker, 0 on timeout, -1 when the stream ended (END, EOF or a malformed frame). */
 static int remote_pump(wpptrace_rt_subscription *sub, int timeout_ms) {
     int64_t deadline = timeout_ms < 0 ? -1 : wpt_mono_ms() + timeout_ms;
     for (;;) {
@@ -466,7 +475,8 @@ static int remote_pump(wpptrace_rt_subscription *sub, int timeout_ms) {
                 if (sub->head_have == sizeof sub->frame) {
                     wpt_frame *f = &sub->frame;
                     if (f->magic != WPT_WIRE_MAGIC
-                        || (f->kind != WPT_RT_BUFFER && f->kind != WPT_RT_END)
+                        || (f->kind != WPT_RT_BUFFER && f->kind != WPT_RT_END && f->kind != WPT_RT_SYNC)
+                        || (f->kind != WPT_RT_BUFFER && f->length)
                         || f->length > sub->buffer_size) {
                         sub->ended = 1;          /* not a stream we understand: stop here */
                         return -1;
@@ -474,6 +484,11 @@ static int remote_pump(wpptrace_rt_subscription *sub, int timeout_ms) {
                     if (f->kind == WPT_RT_END) {
                         sub->ended = 1;
                         return -1;
+                    }
+                    if (f->kind == WPT_RT_SYNC) {
+                        sub->sync_seen = 1;
+                        sub->head_have = 0;
+                        return 2;
                     }
                 }
             } else {
@@ -511,7 +526,24 @@ ULONG wpptrace_rt_next(wpptrace_rt_subscription *sub, int timeout_ms, void *out,
     if (!sub->remote) return local_next(sub, timeout_ms, out, out_size, filled);
     pthread_mutex_lock(&sub->lock);
     ULONG rc;
-    int got = sub->closed ? -1 : remote_pump(sub, timeout_ms);
+    rt_item *it = sub->head;
+    if (it) {                            /* read ahead by wpptrace_rt_sync */
+        if (filled) *filled = it->size;
+        if (it->size > out_size) rc = ERROR_MORE_DATA;
+        else {
+            memcpy(out, it->data, it->size);
+            sub->head = it->next;
+            if (!sub->head) sub->tail = NULL;
+            sub->count--;
+            free(it);
+            rc = ERROR_SUCCESS;
+        }
+        pthread_mutex_unlock(&sub->lock);
+        return rc;
+    }
+    int got;
+    do got = sub->closed ? -1 : remote_pump(sub, timeout_ms);
+    while (got == 2);                    /* a marker a timed-out sync asked for */
     if (got > 0) {
         if (filled) *filled = sub->frame.length;
         if (sub->frame.length > out_size) rc = ERROR_MORE_DATA;
@@ -533,17 +565,55 @@ int wpptrace_rt_drained(wpptrace_rt_subscription *sub) {
     if (!sub) return 1;
     pthread_mutex_lock(&sub->lock);
     int drained;
-    if (sub->remote) drained = !sub->closed && remote_pump(sub, 0) < 0;
+    if (sub->remote) {
+        int got;
+        do got = sub->head || sub->closed ? 0 : remote_pump(sub, 0);
+        while (got == 2);
+        drained = got < 0;
+    }
     else drained = sub->ended && !sub->head;
     if (sub->closed) drained = 1;
     pthread_mutex_unlock(&sub->lock);
     return drained;
 }
 
+ULONG wpptrace_rt_sync(wpptrace_rt_subscription *sub, int timeout_ms) {
+    if (!sub) return ERROR_INVALID_PARAMETER;
+    if (!sub->remote) return ERROR_SUCCESS;       /* a local queue already holds everything */
+    pthread_mutex_lock(&sub->lock);
+    ULONG rc = ERROR_SUCCESS;
+    if (!sub->ended && !sub->closed) {
+        sub->sync_seen = 0;
+        if (wpt_ipc_send(sub->fd, WPT_RT_SYNC, 0, NULL, 0, -1, timeout_ms) != 0) {
+            sub->ended = 1;
+        } else {
+            int64_t deadline = timeout_ms < 0 ? -1 : wpt_mono_ms() + timeout_ms;
+            while (!sub->sync_seen) {
+                int left = deadline < 0 ? -1 : (int)(deadline - wpt_mono_ms());
+                if (deadline >= 0 && left <= 0) { rc = WAIT_TIMEOUT; break; }
+                int got = remote_pump(sub, left);
+                if (got < 0) break;              /* the end came first: that is everything */
+                if (got != 1) continue;
+                rt_item *it = copy_item(sub->body, sub->frame.length);
+                if (!it) { rc = ERROR_OUTOFMEMORY; break; }
+                if (sub->tail) sub->tail->next = it;
+                else sub->head = it;
+                sub->tail = it;
+                sub->count++;
+                sub->frame_ready = 0;
+                sub->head_have = sub->body_have = 0;
+            }
+        }
+    }
+    pthread_mutex_unlock(&sub->lock);
+    return rc;
+}
+
 void wpptrace_rt_close(wpptrace_rt_subscription *sub) {
     if (!sub) return;
     if (sub->remote) {
         if (sub->fd >= 0) close(sub->fd);
+        free_items(sub->head);
         free(sub->body);
         pthread_mutex_destroy(&sub->lock);
         pthread_cond_destroy(&sub->cond);

@@ -193,6 +193,9 @@ ULONG wpptrace_rt_subscribe(LPCSTR SessionName, wpptrace_rt_subscription **Subsc
  * TimeoutMs < 0 waits forever. */
 ULONG wpptrace_rt_next(wpptrace_rt_subscription *Subscription, int TimeoutMs, void *Out,
                        ULONG OutSize, ULONG *Filled);
+/* Wait until every buffer the session had flushed to this subscription when called can be
+ * taken without waiting (a consumer in another process: they may still be on their way). */
+ULONG wpptrace_rt_sync(wpptrace_rt_subscription *Subscription, int TimeoutMs);
 /* 1 once the session stopped and every buffer was taken. */
 int   wpptrace_rt_drained(wpptrace_rt_subscription *Subscription);
 void  wpptrace_rt_close(wpptrace_rt_subscription *Subscription);
