@@ -107,6 +107,11 @@ class RealtimeSource:
             if self._closing:
                 return
             self._closing = True
+            # what the session flushed before this call may still be on its way from the
+            # session's process: wait until it is here
+            sync = getattr(self._subscription, "sync", None)
+            if sync is not None:
+                sync()
             while True:
                 data = self._subscription.get(0)
                 if data is None:
