@@ -17,7 +17,7 @@ import time
 from wpptrace.decoder import api
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder import ordered_records
-from wpptrace.decoder.structs import EVENT_TRACE_LOGFILE, PROCESS_TRACE_MODE_EVENT_RECORD
+from wpptrace.decoder.consumer_types import EVENT_TRACE_LOGFILE, PROCESS_TRACE_MODE_EVENT_RECORD
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CORPUS = pathlib.Path(os.environ.get("WPPTRACE_SHARED", ROOT.parent / "shared")) / "corpus"
@@ -66,7 +66,7 @@ def realtime(count: int = 200_000) -> None:
     import uuid
 
     from wpptrace._core import lib
-    from wpptrace.decoder.structs import PROCESS_TRACE_MODE_REAL_TIME
+    from wpptrace.decoder.consumer_types import PROCESS_TRACE_MODE_REAL_TIME
     from wpptrace.provider import api as provider
 
     control, message = uuid.uuid4(), uuid.uuid4()

@@ -40,7 +40,7 @@ import os
 import threading
 from typing import Any, Optional, Sequence
 
-from wpptrace._core import lib
+from ._hazmat import ETL
 from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BAD_LENGTH, ERROR_BAD_PATHNAME,
                                ERROR_BUSY, ERROR_CANCELLED, ERROR_CTX_CLOSE_PENDING,
                                ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER, ERROR_INVALID_TIME,
@@ -53,7 +53,7 @@ from .engine import FileSource, LiveSource, merge_sources
 from .etlfile import EtlFile
 from .realtime import BufferStream, RealtimeSource
 from .records import DecodeIssue
-from .structs import (ETW_BUFFER_CALLBACK_INFORMATION, ETW_OPEN_TRACE_OPTIONS,
+from .consumer_types import (ETW_BUFFER_CALLBACK_INFORMATION, ETW_OPEN_TRACE_OPTIONS,
                       ETW_PROCESS_TRACE_MODE_RAW_TIMESTAMP, EVENT_TRACE_LOGFILE,
                       INVALID_PROCESSTRACE_HANDLE, MAXIMUM_LOGGERS,
                       PROCESS_TRACE_MODE_EVENT_RECORD, PROCESS_TRACE_MODE_RAW_TIMESTAMP,

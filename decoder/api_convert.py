@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import uuid
 
-from wpptrace._core import ffi, lib
+from ._hazmat import ETL, Layout, offsetof, sizeof
 
 from .buffers import message_pointer_size
 from .records import (_F_CHANNEL, _F_FLAGS, _F_GUID, _F_HTYPE, _F_ID, _F_KEYWORD, _F_KIND,
@@ -33,38 +33,45 @@ from .records import (_F_CHANNEL, _F_FLAGS, _F_GUID, _F_HTYPE, _F_ID, _F_KEYWORD
                       _F_SEQ, _F_SIZE, _F_TASK, _F_TID, _F_VERSION, _HAS_GUID, _HAS_PID,
                       _HAS_SEQ, _HAS_TID)
 
-from .structs import (EVENT_DESCRIPTOR, EVENT_HEADER, EVENT_HEADER_EXTENDED_DATA_ITEM,
+from .consumer_types import (EVENT_DESCRIPTOR, EVENT_HEADER, EVENT_HEADER_EXTENDED_DATA_ITEM,
                       EVENT_RECORD, EVENT_TRACE, EVENT_TRACE_HEADER, ETW_BUFFER_CONTEXT,
                       GUID_NULL)
 
 KIND_SYSTEM, KIND_COMPACT, KIND_PERFINFO, KIND_FULL, KIND_INSTANCE, KIND_EVENT, KIND_MESSAGE, \
     KIND_UNKNOWN = range(8)
 
-_MSG_SEQUENCE = lib.TRACE_MESSAGE_SEQUENCE
-_MSG_GUID = lib.TRACE_MESSAGE_GUID
-_MSG_TIMESTAMP = lib.TRACE_MESSAGE_TIMESTAMP
-_MSG_SYSTEMINFO = lib.TRACE_MESSAGE_SYSTEMINFO
-_FLAG_TRACE_MESSAGE = lib.EVENT_HEADER_FLAG_TRACE_MESSAGE
-_FLAG_CLASSIC = lib.EVENT_HEADER_FLAG_CLASSIC_HEADER
-_FLAG_32 = lib.EVENT_HEADER_FLAG_32_BIT_HEADER
-_FLAG_64 = lib.EVENT_HEADER_FLAG_64_BIT_HEADER
-_FLAG_PROCESSOR_INDEX = lib.EVENT_HEADER_FLAG_PROCESSOR_INDEX
-_FLAG_EXTENDED_INFO = lib.EVENT_HEADER_FLAG_EXTENDED_INFO
-_HEADER_TYPE_MESSAGE = lib.TRACE_HEADER_TYPE_MESSAGE
+_MSG_SEQUENCE = ETL.TRACE_MESSAGE_SEQUENCE
+_MSG_GUID = ETL.TRACE_MESSAGE_GUID
+_MSG_TIMESTAMP = ETL.TRACE_MESSAGE_TIMESTAMP
+_MSG_SYSTEMINFO = ETL.TRACE_MESSAGE_SYSTEMINFO
+_FLAG_TRACE_MESSAGE = ETL.EVENT_HEADER_FLAG_TRACE_MESSAGE
+_FLAG_CLASSIC = ETL.EVENT_HEADER_FLAG_CLASSIC_HEADER
+_FLAG_32 = ETL.EVENT_HEADER_FLAG_32_BIT_HEADER
+_FLAG_64 = ETL.EVENT_HEADER_FLAG_64_BIT_HEADER
+_FLAG_PROCESSOR_INDEX = ETL.EVENT_HEADER_FLAG_PROCESSOR_INDEX
+_FLAG_EXTENDED_INFO = ETL.EVENT_HEADER_FLAG_EXTENDED_INFO
+_HEADER_TYPE_MESSAGE = ETL.TRACE_HEADER_TYPE_MESSAGE
 
 #: header types written by 32-bit loggers (their EVENT_HEADER gets the 32-bit flag)
-_HEADER_TYPES_32 = frozenset((lib.TRACE_HEADER_TYPE_SYSTEM32, lib.TRACE_HEADER_TYPE_COMPACT32,
-                              lib.TRACE_HEADER_TYPE_PERFINFO32, lib.TRACE_HEADER_TYPE_FULL_HEADER32,
-                              lib.TRACE_HEADER_TYPE_INSTANCE32))
+_HEADER_TYPES_32 = frozenset((ETL.TRACE_HEADER_TYPE_SYSTEM32, ETL.TRACE_HEADER_TYPE_COMPACT32,
+                              ETL.TRACE_HEADER_TYPE_PERFINFO32, ETL.TRACE_HEADER_TYPE_FULL_HEADER32,
+                              ETL.TRACE_HEADER_TYPE_INSTANCE32))
 
 # Where the CPU times and other members sit in the file record (etl_layout.h structures).
-_SYSTEM_CPU_TIME = ffi.offsetof("SYSTEM_TRACE_HEADER", "KernelTime")
-_FULL_CPU_TIME = ffi.offsetof("EVENT_TRACE_HEADER", "ProcessorTime")
-_INSTANCE_PARENT = ffi.offsetof("EVENT_INSTANCE_GUID_HEADER", "ParentInstanceId")
-_EVENT_PROPERTY = ffi.offsetof("EVENT_HEADER", "EventProperty")
-_EVENT_CPU_TIME = ffi.offsetof("EVENT_HEADER", "ProcessorTime")
-_EVENT_ACTIVITY = ffi.offsetof("EVENT_HEADER", "ActivityId")
-_PROC_INDEX = lib.ETW_BUFFER_FLAG_PROC_INDEX
+_U16, _U32, _U64, _GUID_SIZE = (sizeof("uint16_t"), sizeof("uint32_t"), sizeof("uint64_t"),
+                                sizeof("GUID"))
+_SYSTEM_CPU_TIME = offsetof("SYSTEM_TRACE_HEADER", "KernelTime")
+_SYSTEM_USER_TIME = offsetof("SYSTEM_TRACE_HEADER", "UserTime")
+_FULL_CPU_TIME = offsetof("EVENT_TRACE_HEADER", "ProcessorTime")   # {KernelTime, UserTime}
+_INSTANCE_PARENT = offsetof("EVENT_INSTANCE_GUID_HEADER", "ParentInstanceId")
+_INSTANCE_PARENT_GUID = offsetof("EVENT_INSTANCE_GUID_HEADER", "ParentGuid")
+_INSTANCE_SIZE = sizeof("EVENT_INSTANCE_GUID_HEADER")
+_EVENT_PROPERTY = offsetof("EVENT_HEADER", "EventProperty")
+_EVENT_CPU_TIME = offsetof("EVENT_HEADER", "ProcessorTime")
+_EVENT_ACTIVITY = offsetof("EVENT_HEADER", "ActivityId")
+_EXT_ITEM = Layout("EVENT_EXTENDED_ITEM_HEADER")
+_ALIGN = ETL.DEFAULT_TRACE_ALIGNMENT
+_PROC_INDEX = ETL.ETW_BUFFER_FLAG_PROC_INDEX
 _ZERO_GUID = bytes(16)
 _GUIDS: dict[bytes, uuid.UUID] = {}     # bytes_le -> UUID: providers repeat, UUID() is slow
 _GUID_CACHE_LIMIT = 4096
@@ -83,20 +90,19 @@ class BufferFacts:
         self.processor_index_flag = _FLAG_PROCESSOR_INDEX if buffer_flag & _PROC_INDEX else 0
 
 
-def _u32(raw, off: int) -> int:
-    return int.from_bytes(raw[off:off + 4], "little") if len(raw) >= off + 4 else 0
-
-
-def _u64(raw, off: int) -> int:
-    return int.from_bytes(raw[off:off + 8], "little") if len(raw) >= off + 8 else 0
+def _uint(raw, off: int, size: int) -> int:
+    return int.from_bytes(raw[off:off + size], "little") if len(raw) >= off + size else 0
 
 
 def _guid(raw, off: int) -> uuid.UUID:
-    return uuid.UUID(bytes_le=bytes(raw[off:off + 16])) if len(raw) >= off + 16 else GUID_NULL
+    if len(raw) < off + _GUID_SIZE:
+        return GUID_NULL
+    return uuid.UUID(bytes_le=bytes(raw[off:off + _GUID_SIZE]))
 
 
 def extended_items(data) -> list:
-    """EVENT_HEADER extended data items as stored (8-byte item header, 8-aligned data).
+    """EVENT_HEADER extended data items as stored (EVENT_EXTENDED_ITEM_HEADER, then the data,
+    8-aligned).
 
     The first USHORT is not trusted (sources disagree, docs/etl-format.md §2.6); the walk follows
     DataSize and stops at the end of the area or when the Linkage bit is clear.
@@ -104,17 +110,15 @@ def extended_items(data) -> list:
     items = []
     pos = 0
     end = len(data)
-    while pos + 8 <= end:
-        reserved1 = int.from_bytes(data[pos:pos + 2], "little")
-        ext_type = int.from_bytes(data[pos + 2:pos + 4], "little")
-        link_word = int.from_bytes(data[pos + 4:pos + 6], "little")
-        size = int.from_bytes(data[pos + 6:pos + 8], "little")
-        payload = bytes(data[pos + 8:min(end, pos + 8 + size)])
+    head = _EXT_ITEM.size
+    while pos + head <= end:
+        item = _EXT_ITEM.unpack(data, pos)
+        payload = bytes(data[pos + head:min(end, pos + head + item.DataSize)])
         items.append(EVENT_HEADER_EXTENDED_DATA_ITEM(
-            Reserved1=reserved1, ExtType=ext_type, Linkage=link_word & 1,
-            Reserved2=link_word >> 1, DataSize=len(payload), DataPtr=payload))
-        pos += 8 + ((size + 7) & ~7)
-        if not link_word & 1:
+            Reserved1=item.Reserved1, ExtType=item.ExtType, Linkage=item.Linkage & 1,
+            Reserved2=item.Linkage >> 1, DataSize=len(payload), DataPtr=payload))
+        pos += head + -(-item.DataSize // _ALIGN) * _ALIGN
+        if not item.Linkage & 1:
             break
     return items
 
@@ -188,11 +192,9 @@ def to_event_record(rec, timestamp: int, facts: BufferFacts, user_context) -> EV
             off = t[_F_OFFSET]
             flags = t[_F_FLAGS]
             header.Flags = flags | facts.processor_index_flag
-            header.EventProperty = int.from_bytes(
-                data[off + _EVENT_PROPERTY:off + _EVENT_PROPERTY + 2], "little")
-            header.ProcessorTime = int.from_bytes(
-                data[off + _EVENT_CPU_TIME:off + _EVENT_CPU_TIME + 8], "little")
-            activity = bytes(data[off + _EVENT_ACTIVITY:off + _EVENT_ACTIVITY + 16])
+            header.EventProperty = _uint(data, off + _EVENT_PROPERTY, _U16)
+            header.ProcessorTime = _uint(data, off + _EVENT_CPU_TIME, _U64)
+            activity = bytes(data[off + _EVENT_ACTIVITY:off + _EVENT_ACTIVITY + _GUID_SIZE])
             if activity != _ZERO_GUID:
                 header.ActivityId = uuid.UUID(bytes_le=activity)
             descriptor.Id = t[_F_ID]
@@ -208,9 +210,8 @@ def to_event_record(rec, timestamp: int, facts: BufferFacts, user_context) -> EV
             descriptor.Id = descriptor.Channel = descriptor.Task = descriptor.Keyword = 0
             cpu = _SYSTEM_CPU_TIME if kind == KIND_SYSTEM else (
                 _FULL_CPU_TIME if kind >= KIND_FULL else 0)
-            if cpu and t[_F_SIZE] >= cpu + 8:
-                off = t[_F_OFFSET] + cpu
-                header.ProcessorTime = int.from_bytes(data[off:off + 8], "little")
+            if cpu and t[_F_SIZE] >= cpu + _U64:
+                header.ProcessorTime = _uint(data, t[_F_OFFSET] + cpu, _U64)
     record.EventHeader = header
     record.BufferContext = facts.buffer_context
     record.UserDataLength = len(user_data)
@@ -255,26 +256,26 @@ def to_event_trace(rec, timestamp: int, facts: BufferFacts) -> EVENT_TRACE | Non
         if present & _HAS_SEQ:
             event.InstanceId = t[_F_SEQ]
     else:
-        header.MarkerFlags = lib.TRACE_RECORD_MARKER_FIXED
+        header.MarkerFlags = ETL.TRACE_RECORD_MARKER_FIXED
         header.Type = t[_F_OPCODE]
         header.Version = t[_F_VERSION]
         header.TimeStamp = timestamp
         header.Flags = 0
         off = t[_F_OFFSET]
         size = t[_F_SIZE]
-        if kind == KIND_SYSTEM and size >= _SYSTEM_CPU_TIME + 8:
-            header.KernelTime = _u32(data, off + _SYSTEM_CPU_TIME)
-            header.UserTime = _u32(data, off + _SYSTEM_CPU_TIME + 4)
-        elif kind in (KIND_FULL, KIND_INSTANCE) and size >= _FULL_CPU_TIME + 8:
+        if kind == KIND_SYSTEM and size >= _SYSTEM_USER_TIME + _U32:
+            header.KernelTime = _uint(data, off + _SYSTEM_CPU_TIME, _U32)
+            header.UserTime = _uint(data, off + _SYSTEM_USER_TIME, _U32)
+        elif kind in (KIND_FULL, KIND_INSTANCE) and size >= _FULL_CPU_TIME + _U64:
             # the C union: {KernelTime, UserTime} = {ClientContext, Flags}
-            header.KernelTime = header.ClientContext = _u32(data, off + _FULL_CPU_TIME)
-            header.UserTime = header.Flags = _u32(data, off + _FULL_CPU_TIME + 4)
-            if kind == KIND_INSTANCE and size >= _INSTANCE_PARENT + 20:
+            header.KernelTime = header.ClientContext = _uint(data, off + _FULL_CPU_TIME, _U32)
+            header.UserTime = header.Flags = _uint(data, off + _FULL_CPU_TIME + _U32, _U32)
+            if kind == KIND_INSTANCE and size >= _INSTANCE_SIZE:
                 event.InstanceId = rec.instance_id or 0
-                event.ParentInstanceId = _u32(data, off + _INSTANCE_PARENT)
-                event.ParentGuid = _guid(data, off + _INSTANCE_PARENT + 4)
-        elif kind == KIND_EVENT and size >= _EVENT_CPU_TIME + 8:
-            cpu = _u64(data, off + _EVENT_CPU_TIME)
+                event.ParentInstanceId = _uint(data, off + _INSTANCE_PARENT, _U32)
+                event.ParentGuid = _guid(data, off + _INSTANCE_PARENT_GUID)
+        elif kind == KIND_EVENT and size >= _EVENT_CPU_TIME + _U64:
+            cpu = _uint(data, off + _EVENT_CPU_TIME, _U64)
             header.KernelTime = cpu & 0xFFFFFFFF
             header.UserTime = cpu >> 32
     event.Header = header

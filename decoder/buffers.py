@@ -15,33 +15,33 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
 
-from wpptrace._core import ffi, lib
+from ._hazmat import BUFFER_HEADER, ETL, SYSTEM_HEADER, chain_ok, decompress_into
 
 from .records import (_F_TS, KINDS, BufferContext, DecodeIssue, Record, WalkStats, walk,
                       walk_issues)
-from .xpress import XPRESS_ERRORS, decompress_into
+from .xpress import XPRESS_ERRORS
 
-BUFFER_HEADER_SIZE = ffi.sizeof("WMI_BUFFER_HEADER")
+BUFFER_HEADER_SIZE = BUFFER_HEADER.size
 #: the largest buffer ETW writes (MAX_ETW_BUFFER_SIZE): anything bigger is damage, not data
-MAX_BUFFER_SIZE = lib.MAX_ETW_BUFFER_SIZE_KB * 1024
+MAX_BUFFER_SIZE = ETL.MAX_ETW_BUFFER_SIZE_KB * 1024
 #: at most this many output bytes per compressed input byte: real buffers reach ~5x; the
 #: cap keeps a crafted "decompression bomb" to work proportional to its size
 MAX_EXPANSION = 1024
 #: issues kept per source; further ones are only counted (ReadLog.issues_dropped)
 MAX_ISSUES = 10_000
 
-_SAVED_OFFSET = ffi.offsetof("WMI_BUFFER_HEADER", "SavedOffset")
-_FILLED_BYTES = ffi.offsetof("WMI_BUFFER_HEADER", "FilledBytes")
-_SYSTEM_HEADER_SIZE = ffi.sizeof("SYSTEM_TRACE_HEADER")
+_SAVED_OFFSET = BUFFER_HEADER.offset("SavedOffset")
+_FILLED_BYTES = BUFFER_HEADER.offset("FilledBytes")
+_SYSTEM_HEADER_SIZE = SYSTEM_HEADER.size
 _TIMESTAMP = itemgetter(_F_TS)      # etlrd_record.timestamp in a walker tuple
-_POINTER_FLAGS = lib.TRACE_MESSAGE_POINTER64 | lib.TRACE_MESSAGE_POINTER32
+_POINTER_FLAGS = ETL.TRACE_MESSAGE_POINTER64 | ETL.TRACE_MESSAGE_POINTER32
 
 
 def processor_of(index: int, buffer_flag: int) -> int:
     """ETW_BUFFER_CONTEXT: ProcessorIndex with ETW_BUFFER_FLAG_PROC_INDEX, else the old
     {ProcessorNumber u8, Alignment u8} form (GetEventProcessorIndex in evntcons.h)."""
-    if buffer_flag & lib.ETW_BUFFER_FLAG_PROC_INDEX:
-        return index & lib.ETW_PROCESSOR_INDEX_MASK
+    if buffer_flag & ETL.ETW_BUFFER_FLAG_PROC_INDEX:
+        return index & ETL.ETW_PROCESSOR_INDEX_MASK
     return index & 0xFF
 
 
@@ -49,7 +49,7 @@ def message_pointer_size(flags: int, default: int) -> int:
     """Pointer size of a TraceMessage's arguments: TRACE_MESSAGE_POINTER64/32 in its
     MessageFlags, else the log file's PointerSize (``default``)."""
     if flags & _POINTER_FLAGS:
-        return 8 if flags & lib.TRACE_MESSAGE_POINTER64 else 4
+        return 8 if flags & ETL.TRACE_MESSAGE_POINTER64 else 4
     return default
 
 
@@ -79,13 +79,13 @@ class BufferInfo:
 
 def buffer_info(raw, index: int = -1, file_offset: int = -1, size: int | None = None) -> BufferInfo:
     """The BufferInfo of raw buffer bytes (at least the WMI_BUFFER_HEADER)."""
-    bh = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(raw))
+    bh = BUFFER_HEADER.unpack(raw)
     return BufferInfo(
         index=index, file_offset=file_offset, size_on_disk=len(raw) if size is None else size,
-        compressed=bool(bh.BufferFlag & lib.ETW_BUFFER_FLAG_COMPRESSED),
+        compressed=bool(bh.BufferFlag & ETL.ETW_BUFFER_FLAG_COMPRESSED),
         sequence=bh.SequenceNumber,
-        processor=processor_of(bh.ClientContext.ProcessorIndex, bh.BufferFlag),
-        logger_id=bh.ClientContext.LoggerId, flags=bh.BufferFlag, buffer_type=bh.BufferType,
+        processor=processor_of(bh.ProcessorIndex, bh.BufferFlag),
+        logger_id=bh.LoggerId, flags=bh.BufferFlag, buffer_type=bh.BufferType,
         timestamp=bh.TimeStamp, saved_offset=bh.SavedOffset, filled_bytes=bh.FilledBytes,
         state=bh.State)
 
@@ -141,7 +141,7 @@ class Buffer(BufferInfo):
         # (a damaged FilledBytes); the real tail is 0xFF fill or zeros, which never chains
         tail = (self.records_end + 7) & ~7
         if (self.stats.end_offset >= self.records_end and tail + 8 <= len(self.data)
-                and lib.etlrd_chain_ok(ffi.from_buffer(self.data), len(self.data), tail)):
+                and chain_ok(self.data, len(self.data), tail)):
             self.issues.append(self._issue_at(
                 _FILLED_BYTES, f"{self._where}expected the events to end at FilledBytes "
                                f"{self.records_end:#x}, but valid records follow up to the "
@@ -185,8 +185,7 @@ def expand(raw, *, limit: int = MAX_BUFFER_SIZE, where: str = "",
     flag cleared, BufferSize its length."""
     issues: list[DecodeIssue] = []
     view = memoryview(raw)
-    head = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(view))
-    saved = head.SavedOffset
+    saved = BUFFER_HEADER.unpack(view).SavedOffset
     limit = max(min(limit, MAX_BUFFER_SIZE), BUFFER_HEADER_SIZE)
     if saved > limit:
         bound = "MAX_ETW_BUFFER_SIZE" if limit == MAX_BUFFER_SIZE else "the session's BufferSize"
@@ -212,9 +211,8 @@ def expand(raw, *, limit: int = MAX_BUFFER_SIZE, where: str = "",
                                   f"(SavedOffset {saved:#x} - {BUFFER_HEADER_SIZE:#x}); {why} "
                                   f"after {produced} bytes; records up to there are kept"))
         del out[BUFFER_HEADER_SIZE + produced:]
-    plain = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(out))
-    plain.BufferSize = len(out)
-    plain.BufferFlag &= ~lib.ETW_BUFFER_FLAG_COMPRESSED
+    flag = BUFFER_HEADER.unpack(out).BufferFlag & ~ETL.ETW_BUFFER_FLAG_COMPRESSED
+    BUFFER_HEADER.pack_into(out, BufferSize=len(out), BufferFlag=flag)
     return bytes(out), issues
 
 
@@ -259,12 +257,12 @@ def is_logfile_header_record(data, at: int, end: int) -> bool:
     first, as the synthetic EventTraceGuid event."""
     if end - at < _SYSTEM_HEADER_SIZE or len(data) < end:
         return False
-    rec = ffi.cast("SYSTEM_TRACE_HEADER *", ffi.from_buffer(data) + at)
-    return (rec.Flags == lib.TRACE_RECORD_MARKER_FIXED
-            and rec.HeaderType in (lib.TRACE_HEADER_TYPE_SYSTEM32, lib.TRACE_HEADER_TYPE_SYSTEM64)
+    rec = SYSTEM_HEADER.unpack(data, at)
+    return (rec.Flags == ETL.TRACE_RECORD_MARKER_FIXED
+            and rec.HeaderType in (ETL.TRACE_HEADER_TYPE_SYSTEM32, ETL.TRACE_HEADER_TYPE_SYSTEM64)
             and rec.HookId == 0
-            and not rec.Version & (lib.TRACE_HEADER_PEBS_INDEX_FLAG
-                                   | lib.TRACE_HEADER_PMC_COUNTERS_MASK)
+            and not rec.Version & (ETL.TRACE_HEADER_PEBS_INDEX_FLAG
+                                   | ETL.TRACE_HEADER_PMC_COUNTERS_MASK)
             and _SYSTEM_HEADER_SIZE <= rec.Size <= end - at)
 
 

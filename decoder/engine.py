@@ -27,7 +27,7 @@ import io
 from itertools import chain
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
-from wpptrace._core import lib
+from ._hazmat import ETL
 
 from .buffers import (MAX_BUFFER_SIZE, Buffer, ReadLog, buffer_info, decode,
                       starts_with_logfile_header)
@@ -44,7 +44,7 @@ __all__ = ["FileSource", "LiveSource", "View", "record_view", "count_view", "mer
 
 #: a live trace merges at most this many already-queued buffers by time at once
 LIVE_MERGE_BATCH = 256
-_TYPE_HEADER = lib.ETW_BUFFER_TYPE_HEADER
+_TYPE_HEADER = ETL.ETW_BUFFER_TYPE_HEADER
 
 
 class Source(Protocol):

@@ -17,27 +17,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
-from wpptrace._core import ffi, lib
+from ._hazmat import BUFFER_HEADER, ETL, SYSTEM_HEADER, offsetof, read, sizeof
 from wpptrace.winerror import Win32Error
 
 from .buffers import (BUFFER_HEADER_SIZE, MAX_BUFFER_SIZE, Buffer, BufferInfo, ReadLog,
                       ReadStats, buffer_info, decode, is_logfile_header_record)
 from .records import Record
-_SYSTEM_HEADER_SIZE = ffi.sizeof("SYSTEM_TRACE_HEADER")
+_SYSTEM_HEADER_SIZE = sizeof("SYSTEM_TRACE_HEADER")
 _RESYNC_WINDOW = 1 << 20
 #: bytes read past the log-file header record's fixed part for its two names
 _HEADER_READ_SLACK = 512
 #: compression formats seen in theory, never in files (only Plain LZ77 is decoded)
-UNSUPPORTED_COMPRESSION = {lib.COMPRESSION_FORMAT_LZNT1: "LZNT1",
-                           lib.COMPRESSION_FORMAT_XPRESS_HUFF: "LZ77+Huffman"}
+UNSUPPORTED_COMPRESSION = {ETL.COMPRESSION_FORMAT_LZNT1: "LZNT1",
+                           ETL.COMPRESSION_FORMAT_XPRESS_HUFF: "LZ77+Huffman"}
 
-_STATE = ffi.offsetof("WMI_BUFFER_HEADER", "State")
-_BUFFER_FLAG = ffi.offsetof("WMI_BUFFER_HEADER", "BufferFlag")
-_U32 = ffi.sizeof("uint32_t")
+_STATE = offsetof("WMI_BUFFER_HEADER", "State")
+_BUFFER_FLAG = offsetof("WMI_BUFFER_HEADER", "BufferFlag")
+_U32 = sizeof("uint32_t")
 #: PointerSize sits at the same offset in both TRACE_LOGFILE_HEADER layouts
-_POINTER_SIZE = ffi.offsetof("TRACE_LOGFILE_HEADER64", "PointerSize")
-assert _POINTER_SIZE == ffi.offsetof("TRACE_LOGFILE_HEADER32", "PointerSize")
-_MIN_LOGFILE_HEADER = ffi.sizeof("TRACE_LOGFILE_HEADER32")
+_POINTER_SIZE = offsetof("TRACE_LOGFILE_HEADER64", "PointerSize")
+assert _POINTER_SIZE == offsetof("TRACE_LOGFILE_HEADER32", "PointerSize")
+_MIN_LOGFILE_HEADER = sizeof("TRACE_LOGFILE_HEADER32")
 
 
 def _buffer_header_shape() -> re.Pattern:
@@ -47,7 +47,7 @@ def _buffer_header_shape() -> re.Pattern:
     checked field by field in Python, so the pattern must reject long runs of zeros (or any
     one repeated byte) by itself: a damaged file is often zeroed."""
     def at(field: str) -> int:
-        return ffi.offsetof("WMI_BUFFER_HEADER", field)
+        return offsetof("WMI_BUFFER_HEADER", field)
 
     def one_of(lo: int, hi: int) -> bytes:
         return b"[" + re.escape(bytes([lo])) + b"-" + re.escape(bytes([hi])) + b"]"
@@ -56,12 +56,12 @@ def _buffer_header_shape() -> re.Pattern:
     small = BUFFER_HEADER_SIZE - 1
     fields = [  # (offset, pattern of the bytes there)
         (at("BufferSize"), b"(?!" + one_of(0, small) + b"\x00\x00)..." + one_of(0, size_top)),
-        (at("SequenceNumber") + ffi.sizeof("int64_t") - 1, b"[\x00-\x7f]"),  # its top byte
+        (at("SequenceNumber") + sizeof("int64_t") - 1, b"[\x00-\x7f]"),  # its top byte
         (at("State"), b"[\x00-\x07]\x00\x00\x00"),
         (at("BufferFlag"), b"[\x00-\x7f]\x00"),
         (at("BufferType"), b"[\x00-\x08]\x00"),
     ]
-    u16 = ffi.sizeof("uint16_t")
+    u16 = sizeof("uint16_t")
     widths = [_U32, 1, _U32, u16, u16]
     pattern, pos = b"(?=", 0
     for (offset, part), width in zip(fields, widths):
@@ -111,15 +111,15 @@ class LogfileHeader:
 
     @property
     def compressed(self) -> bool:
-        return bool(self.log_file_mode & lib.EVENT_TRACE_COMPRESSED_MODE)
+        return bool(self.log_file_mode & ETL.EVENT_TRACE_COMPRESSED_MODE)
 
     @property
     def circular(self) -> bool:
-        return bool(self.log_file_mode & lib.EVENT_TRACE_FILE_MODE_CIRCULAR)
+        return bool(self.log_file_mode & ETL.EVENT_TRACE_FILE_MODE_CIRCULAR)
 
     @property
     def relogged(self) -> bool:
-        return bool(self.log_file_mode & lib.EVENT_TRACE_RELOG_MODE)
+        return bool(self.log_file_mode & ETL.EVENT_TRACE_RELOG_MODE)
 
 
 class BufferIndex(Sequence):
@@ -151,7 +151,7 @@ class BufferIndex(Sequence):
         if not 0 <= i < len(self):
             raise IndexError("buffer index out of range")
         fields = {name: col[i] for name, col in self._cols.items()}
-        return BufferInfo(index=i, compressed=bool(fields["flags"] & lib.ETW_BUFFER_FLAG_COMPRESSED),
+        return BufferInfo(index=i, compressed=bool(fields["flags"] & ETL.ETW_BUFFER_FLAG_COMPRESSED),
                           **fields)
 
     def column(self, name: str) -> array:
@@ -189,9 +189,9 @@ class EtlFile(ReadLog):
             try:
                 self._fh: BinaryIO = open(path, "rb")
             except FileNotFoundError:
-                raise Win32Error(lib.ERROR_FILE_NOT_FOUND, filename=path) from None
+                raise Win32Error(ETL.ERROR_FILE_NOT_FOUND, filename=path) from None
             except IsADirectoryError:
-                raise Win32Error(lib.ERROR_BAD_PATHNAME, filename=path) from None
+                raise Win32Error(ETL.ERROR_BAD_PATHNAME, filename=path) from None
             self._owns = True
             self.name = name or path
         else:
@@ -201,7 +201,7 @@ class EtlFile(ReadLog):
             if not isinstance(self.name, str):
                 self.name = "<stream>"
             if not (hasattr(source, "seekable") and source.seekable()):
-                raise Win32Error(lib.ERROR_NOT_SUPPORTED,
+                raise Win32Error(ETL.ERROR_NOT_SUPPORTED,
                                  f"{self.name}: an .etl file is read by buffer offsets: "
                                  f"expected a seekable binary file", filename=self.name)
         self._fh.seek(0, io.SEEK_END)
@@ -238,11 +238,11 @@ class EtlFile(ReadLog):
     def _read_logfile_header(self) -> LogfileHeader:
         head = self._read_at(0, BUFFER_HEADER_SIZE)
         if len(head) < BUFFER_HEADER_SIZE:
-            raise Win32Error(lib.ERROR_BAD_FORMAT,
+            raise Win32Error(ETL.ERROR_BAD_FORMAT,
                              f"{self.name}: offset 0x0: expected a {BUFFER_HEADER_SIZE}-byte "
                              f"WMI_BUFFER_HEADER, the file has {self.file_size} bytes",
                              filename=self.name)
-        bh = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(head))
+        bh = BUFFER_HEADER.unpack(head)
         self._first_size = bh.BufferSize
         self._first_state = bh.State
         self._first_end = max(bh.SavedOffset, bh.FilledBytes)
@@ -252,9 +252,9 @@ class EtlFile(ReadLog):
         at = BUFFER_HEADER_SIZE
         if len(body) < at + _SYSTEM_HEADER_SIZE:
             return self._fallback_header("file too short for the log-file header record")
-        marker = int.from_bytes(body[at:at + 4], "little")
-        htype = (marker >> 16) & 0xFF
-        sys_h = ffi.cast("SYSTEM_TRACE_HEADER *", ffi.from_buffer(body) + at)
+        marker = int.from_bytes(body[at:at + _U32], "little")
+        sys_h = SYSTEM_HEADER.unpack(body, at)
+        htype = sys_h.HeaderType
         if not is_logfile_header_record(body, at, len(body)):
             # damaged marker: still try the payload, the rest of the file depends on it
             self._issue(at, f"expected the log-file header record (SYSTEM32/64 marker, HookId 0) "
@@ -270,14 +270,13 @@ class EtlFile(ReadLog):
         ptr = int.from_bytes(payload[_POINTER_SIZE:_POINTER_SIZE + _U32], "little")
         if ptr not in (4, 8):
             self._issue(at + _SYSTEM_HEADER_SIZE + _POINTER_SIZE, f"expected PointerSize 4 or 8, found {ptr}")
-            ptr = 4 if htype == lib.TRACE_HEADER_TYPE_SYSTEM32 else 8
+            ptr = 4 if htype == ETL.TRACE_HEADER_TYPE_SYSTEM32 else 8
         ctype = "TRACE_LOGFILE_HEADER64" if ptr == 8 else "TRACE_LOGFILE_HEADER32"
-        fixed = ffi.sizeof(ctype)
+        fixed = sizeof(ctype)
         if len(payload) < fixed:
             return self._fallback_header(f"log-file header record of {size} bytes is shorter "
                                          f"than its {fixed}-byte TRACE_LOGFILE_HEADER")
-        header = self._make_header(ffi.cast(ctype + " *", ffi.from_buffer(payload)),
-                                   payload, fixed, ptr, sys_h)
+        header = self._make_header(read(ctype, payload), payload, fixed, ptr, sys_h)
         if not BUFFER_HEADER_SIZE < header.buffer_size <= MAX_BUFFER_SIZE:
             return self._fallback_header(f"expected TRACE_LOGFILE_HEADER.BufferSize in "
                                          f"{BUFFER_HEADER_SIZE:#x}..{MAX_BUFFER_SIZE:#x}, found "
@@ -329,7 +328,7 @@ class EtlFile(ReadLog):
         names = payload[fixed:]
         logger_name, rest = _utf16z(names)
         log_file_name, _ = _utf16z(rest)
-        tz_off = ffi.offsetof("TRACE_LOGFILE_HEADER64" if ptr == 8 else "TRACE_LOGFILE_HEADER32",
+        tz_off = offsetof("TRACE_LOGFILE_HEADER64" if ptr == 8 else "TRACE_LOGFILE_HEADER32",
                               "TimeZone")
         return LogfileHeader(
             buffer_size=h.BufferSize,
@@ -340,7 +339,7 @@ class EtlFile(ReadLog):
             buffers_written=h.BuffersWritten, start_buffers=h.StartBuffers, pointer_size=ptr,
             events_lost=h.EventsLost, cpu_speed_mhz=h.CpuSpeedInMHz,
             time_zone_bias=h.TimeZone.Bias,
-            time_zone=bytes(payload[tz_off:tz_off + ffi.sizeof("TIME_ZONE_INFORMATION")]),
+            time_zone=bytes(payload[tz_off:tz_off + sizeof("TIME_ZONE_INFORMATION")]),
             boot_time=h.BootTime, perf_freq=h.PerfFreq, start_time=h.StartTime,
             clock_type=h.ReservedFlags, buffers_lost=h.BuffersLost,
             logger_name=logger_name, log_file_name=log_file_name, raw=bytes(payload),
@@ -393,7 +392,7 @@ class EtlFile(ReadLog):
     def _plausible_packed(self, offset: int, raw: bytes) -> bool:
         if len(raw) < BUFFER_HEADER_SIZE:
             return False
-        bh = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(raw))
+        bh = BUFFER_HEADER.unpack(raw)
         size, used = bh.BufferSize, max(bh.SavedOffset, bh.FilledBytes)
         limit = max(self.header.buffer_size, BUFFER_HEADER_SIZE) if self.header.valid else MAX_BUFFER_SIZE
         nproc = self.header.number_of_processors or 4096
@@ -401,7 +400,7 @@ class EtlFile(ReadLog):
                 and offset + size <= self.file_size
                 and BUFFER_HEADER_SIZE <= used <= max(limit, size)
                 and bh.BufferType <= 8 and not bh.BufferFlag & ~0x7F
-                and (bh.ClientContext.ProcessorIndex & lib.ETW_PROCESSOR_INDEX_MASK) < nproc
+                and (bh.ProcessorIndex & ETL.ETW_PROCESSOR_INDEX_MASK) < nproc
                 and bh.SequenceNumber >= 0)
 
     def _resync(self, start: int) -> int | None:
@@ -425,7 +424,7 @@ class EtlFile(ReadLog):
                 self._issue(offset, f"expected a {BUFFER_HEADER_SIZE}-byte WMI_BUFFER_HEADER, "
                                     f"the file ends after {len(raw)} bytes")
                 return
-            bh = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(raw))
+            bh = BUFFER_HEADER.unpack(raw)
             size = bh.BufferSize
             if index == 0 and not (max(bh.SavedOffset, bh.FilledBytes) <= size <= self.file_size):
                 nxt = self._resync(offset + BUFFER_HEADER_SIZE)

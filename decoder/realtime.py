@@ -20,7 +20,7 @@ import threading
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from wpptrace._core import lib
+from ._hazmat import ETL
 from wpptrace.winerror import (ERROR_BAD_FORMAT, ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER,
                                Win32Error)
 
@@ -29,7 +29,7 @@ from .buffers import BUFFER_HEADER_SIZE, BufferInfo, buffer_info, expand
 #: how long a blocked real-time read waits before re-checking for CloseTrace (seconds)
 POLL_INTERVAL = 0.05
 
-_TYPE_HEADER = lib.ETW_BUFFER_TYPE_HEADER
+_TYPE_HEADER = ETL.ETW_BUFFER_TYPE_HEADER
 
 
 class LiveBuffer:

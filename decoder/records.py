@@ -8,13 +8,11 @@ unknown kinds are returned as kind "unknown" and counted, damage is reported as 
 """
 from __future__ import annotations
 
-import struct
-import threading
 import uuid
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from wpptrace._core import ffi, lib
+from ._hazmat import ETL, RECORD, walk_records
 
 #: record kinds, indexed by ETLRD_KIND_*
 KINDS: tuple[str, ...] = ("system", "compact", "perfinfo", "full", "instance", "event",
@@ -50,74 +48,34 @@ KERNEL_GROUP_GUIDS: dict[int, uuid.UUID] = {g: uuid.UUID(s) for g, s in {
 #: HookId 0x030A (process group, type 10) is the old image-load event: Image class
 _IMAGE_LOAD_HOOK = 0x030A
 
-def _unpacker(ctype: str) -> tuple[struct.Struct, list[str]]:
-    """A struct.Struct reading one C struct (as the C compiler laid it out) into a flat
-    tuple, and the field names in tuple order: the layout stays declared only in C."""
-    codes = {"uint8_t": "B", "uint16_t": "H", "uint32_t": "I", "uint64_t": "Q", "int64_t": "q"}
-    fmt, pos, names = "<", 0, []
-    for name, f in ffi.typeof(ctype).fields:
-        size = ffi.sizeof(f.type)
-        if f.offset > pos:
-            fmt += f"{f.offset - pos}x"
-        if name.startswith("reserved"):
-            fmt += f"{size}x"
-        elif f.type.kind == "array":
-            fmt += f"{size}s"
-            names.append(name)
-        else:
-            fmt += codes[f.type.cname]
-            names.append(name)
-        pos = f.offset + size
-    fmt += f"{ffi.sizeof(ctype) - pos}x" if ffi.sizeof(ctype) > pos else ""
-    return struct.Struct(fmt), names
-
-
 # etlrd_record (decoder/csrc/etlread.h) as flat tuples; _F_* index them (the consumer API
 # and the typed events read the tuples directly on their hot paths)
-_RECORD_FORMAT, _RECORD_FIELDS = _unpacker("etlrd_record")
-_F = {name: i for i, name in enumerate(_RECORD_FIELDS)}
+_RECORD_FIELDS = RECORD.fields
+_F = RECORD.index
 _F_OFFSET, _F_SIZE, _F_POFF, _F_PSIZE = _F["offset"], _F["size"], _F["payload_offset"], _F["payload_size"]
 _F_TS, _F_TID, _F_PID, _F_SEQ = _F["timestamp"], _F["thread_id"], _F["process_id"], _F["sequence"]
 _F_COMP, _F_KEYWORD, _F_GUID = _F["component_id"], _F["keyword"], _F["guid"]
 _F_EXTOFF, _F_EXTSIZE, _F_ID, _F_FLAGS = _F["ext_offset"], _F["ext_size"], _F["event_id"], _F["flags"]
 _F_TASK, _F_VERSION, _F_KIND, _F_HTYPE = _F["task"], _F["version"], _F["kind"], _F["header_type"]
 _F_LEVEL, _F_OPCODE, _F_CHANNEL, _F_PRESENT = _F["level"], _F["opcode"], _F["channel"], _F["present"]
-assert _RECORD_FORMAT.size == ffi.sizeof("etlrd_record")
 
-_HAS_TS = lib.ETLRD_HAS_TIMESTAMP
-_HAS_TID = lib.ETLRD_HAS_THREAD
-_HAS_PID = lib.ETLRD_HAS_PROCESS
-_HAS_GUID = lib.ETLRD_HAS_GUID
-_HAS_SEQ = lib.ETLRD_HAS_SEQUENCE
-_HAS_COMP = lib.ETLRD_HAS_COMPONENT
-_KIND_MESSAGE = lib.ETLRD_KIND_MESSAGE
-_KIND_SYSTEM = lib.ETLRD_KIND_SYSTEM
-_KIND_PERFINFO = lib.ETLRD_KIND_PERFINFO
+_HAS_TS = ETL.ETLRD_HAS_TIMESTAMP
+_HAS_TID = ETL.ETLRD_HAS_THREAD
+_HAS_PID = ETL.ETLRD_HAS_PROCESS
+_HAS_GUID = ETL.ETLRD_HAS_GUID
+_HAS_SEQ = ETL.ETLRD_HAS_SEQUENCE
+_HAS_COMP = ETL.ETLRD_HAS_COMPONENT
+_KIND_MESSAGE = ETL.ETLRD_KIND_MESSAGE
+_KIND_SYSTEM = ETL.ETLRD_KIND_SYSTEM
+_KIND_PERFINFO = ETL.ETLRD_KIND_PERFINFO
 
 #: what the walker expected when it reported a problem (ETLRD_ERR_*)
 WALK_ERRORS = {
-    lib.ETLRD_ERR_SHORT_HEADER: "a complete record header (buffer ends inside it)",
-    lib.ETLRD_ERR_BAD_MARKER: "a record marker (0xC0 trace header or 0x90 message)",
-    lib.ETLRD_ERR_BAD_SIZE: "a record size covering its header and inside the buffer",
-    lib.ETLRD_ERR_BAD_ITEMS: "message items / header extensions inside the record size",
+    ETL.ETLRD_ERR_SHORT_HEADER: "a complete record header (buffer ends inside it)",
+    ETL.ETLRD_ERR_BAD_MARKER: "a record marker (0xC0 trace header or 0x90 message)",
+    ETL.ETLRD_ERR_BAD_SIZE: "a record size covering its header and inside the buffer",
+    ETL.ETLRD_ERR_BAD_ITEMS: "message items / header extensions inside the record size",
 }
-
-# records per walk call; a 64 KiB buffer holds at most 8183
-_CHUNK = 16384
-_RESULT_SIZE = ffi.sizeof("etlrd_walk_result")
-_ZERO_RESULT = bytes(_RESULT_SIZE)
-_local = threading.local()
-
-
-def _scratch():
-    """Per-thread walker output arrays, allocated once (ffi.new zero-fills: not per call)."""
-    s = getattr(_local, "scratch", None)
-    if s is None:
-        s = _local.scratch = type("WalkScratch", (), {})()
-        s.result = ffi.new("etlrd_walk_result *")
-        s.records = ffi.new("etlrd_record[]", _CHUNK)
-    return s
-
 
 @dataclass(frozen=True)
 class DecodeIssue:
@@ -357,27 +315,8 @@ def walk(data, start: int, end: int, last_timestamp: int = 0,
     if end - start < 4:
         stats.end_offset = start
         return [], stats
-    src = ffi.from_buffer(data)
-    scratch = _scratch()
-    res = scratch.result
-    ffi.memmove(res, _ZERO_RESULT, _RESULT_SIZE)
-    res.last_timestamp = last_timestamp
-    tuples: list[tuple] = []
-    if not collect:
-        lib.etlrd_walk(src, end, start, ffi.NULL, 0, res)
-    else:
-        cap = min(_CHUNK, (end - start) // 8 + 1)
-        out = scratch.records                   # reused: tuples are copied out of it
-        size = _RECORD_FORMAT.size
-        pos = start
-        while True:
-            n = lib.etlrd_walk(src, end, pos, out, cap, res)
-            if n:
-                tuples.extend(_RECORD_FORMAT.iter_unpack(ffi.buffer(out, n * size)))
-            if not res.more:
-                break
-            pos = res.end_offset
-    stats.by_kind = list(res.by_kind)
+    tuples, res = walk_records(data, start, end, last_timestamp, collect)
+    stats.by_kind = res.by_kind
     stats.errors = res.errors
     stats.skipped_bytes = res.skipped_bytes
     stats.first_error = res.error

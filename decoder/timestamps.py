@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import TYPE_CHECKING
 
-from wpptrace._core import lib
+from ._hazmat import ETL
 
 if TYPE_CHECKING:
     from .etlfile import LogfileHeader
@@ -20,9 +20,9 @@ FILETIME_TICKS_PER_SECOND = 10_000_000
 FILETIME_UNIX_EPOCH = 116_444_736_000_000_000
 _EPOCH_1601 = _dt.datetime(1601, 1, 1, tzinfo=_dt.timezone.utc)
 
-CLOCK_PERFCOUNTER = lib.EVENT_TRACE_CLOCK_PERFCOUNTER
-CLOCK_SYSTEMTIME = lib.EVENT_TRACE_CLOCK_SYSTEMTIME
-CLOCK_CPUCYCLE = lib.EVENT_TRACE_CLOCK_CPUCYCLE
+CLOCK_PERFCOUNTER = ETL.EVENT_TRACE_CLOCK_PERFCOUNTER
+CLOCK_SYSTEMTIME = ETL.EVENT_TRACE_CLOCK_SYSTEMTIME
+CLOCK_CPUCYCLE = ETL.EVENT_TRACE_CLOCK_CPUCYCLE
 
 
 class TimeConverter:

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from wpptrace._core import lib
+from ._hazmat import ETL
 
 from .buffers import message_pointer_size
 from .prefix import DEFAULT_PREFIX, PrefixTemplate, TimestampText, marker_values
@@ -41,7 +41,7 @@ _NO_GUID = uuid.UUID(int=0)
 
 _MILLIS = tuple("%03d" % i for i in range(1000))
 _MEMO_OFF, _MEMO_PLAIN, _MEMO_PREFIXED = 0, 1, 2
-_KIND_SYSTEM = lib.ETLRD_KIND_SYSTEM
+_KIND_SYSTEM = ETL.ETLRD_KIND_SYSTEM
 _NO_TIME = -(1 << 63)          # wpp_rows.NO_TIME: the record carries no time
 
 # Status of a decoded record.
@@ -214,7 +214,7 @@ class _Entry:
 
 
 def _import_render():
-    from wpptrace.tmf import render  # B2's module; imported late so prefix/output work alone
+    from wpptrace.tmf import render  # imported late: prefix and output work without it
 
     return render
 

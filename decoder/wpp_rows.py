@@ -21,34 +21,30 @@ import struct
 from operator import itemgetter
 from types import SimpleNamespace
 
-from wpptrace._core import ffi, lib
-
-from .records import _RESULT_SIZE, _ZERO_RESULT, _unpacker
+from ._hazmat import ETL, ROW, RowTables as _Tables, RowWalker, offsetof
 
 __all__ = ["RowView", "RowTables", "header_record", "ROW_FIELDS", "ROW_INDEX", "ROW_FORMAT",
            "ROW_SIZE", "HOT_FIELDS", "NOT_MESSAGE", "KEY_OVERFLOW", "LOGFILE_HEADER", "NO_TIME",
            "TIME_OUT_OF_RANGE"]
 
-ROW_FORMAT, ROW_FIELDS = _unpacker("wpprow")
-ROW_INDEX = {name: i for i, name in enumerate(ROW_FIELDS)}
-ROW_SIZE = ROW_FORMAT.size
-assert ROW_SIZE == ffi.sizeof("wpprow")
+ROW_FORMAT, ROW_FIELDS = ROW.struct, ROW.fields
+ROW_INDEX = ROW.index
+ROW_SIZE = ROW.size
 # the rows the merge and the formatter's loop see: the leading fields only (fewer Python
 # ints per record); the full row is unpacked from the buffer's blob when needed
 HOT_FIELDS = ROW_FIELDS[:ROW_FIELDS.index("thread_id")]
-_HOT = struct.Struct("<qqIIIII%dx" % (ROW_SIZE - ffi.offsetof("wpprow", "thread_id")))
+_HOT = struct.Struct("<qqIIIII%dx" % (ROW_SIZE - offsetof("wpprow", "thread_id")))
 assert HOT_FIELDS == ["timestamp", "milli", "memo", "head", "key", "slot", "index"]
 assert _HOT.size == ROW_SIZE
-NOT_MESSAGE = lib.WPPROW_NOT_MESSAGE
-KEY_OVERFLOW = lib.WPPROW_KEY_OVERFLOW
-LOGFILE_HEADER = lib.WPPROW_LOGFILE_HEADER
+NOT_MESSAGE = ETL.WPPROW_NOT_MESSAGE
+KEY_OVERFLOW = ETL.WPPROW_KEY_OVERFLOW
+LOGFILE_HEADER = ETL.WPPROW_LOGFILE_HEADER
 #: ``milli`` of a record without a time, and of one whose time is out of range
 NO_TIME = -(1 << 63)
 TIME_OUT_OF_RANGE = NO_TIME + 1
 _TS = ROW_INDEX["timestamp"]
 _KEY = ROW_INDEX["key"]
 _ts_of = itemgetter(_TS)
-_CHUNK = 16384            # rows per C call (as the engine's walker chunk)
 
 # table bounds: distinct message keys, memoised texts (and per message), heads
 KEY_CAP = 1 << 20
@@ -58,31 +54,9 @@ MEMO_ARENA = 16 << 20
 HEAD_CAP = 1 << 16
 
 
-class RowTables:
-    """The C id tables of one decoding run (bounded; freed with the object)."""
-
-    def __init__(self) -> None:
-        raw = lib.wpprow_tables_new(KEY_CAP, MEMO_CAP, MEMO_PER_KEY, MEMO_ARENA, HEAD_CAP)
-        if raw == ffi.NULL:
-            raise MemoryError("wpprow_tables_new")
-        self.raw = ffi.gc(raw, lib.wpprow_tables_free)
-        self.memo_none = MEMO_CAP       # memo id meaning "not memoised"
-        self.head_none = HEAD_CAP       # head id meaning "no id"
-        self._guid = ffi.new("uint8_t[16]")
-        self._number = ffi.new("uint32_t *")
-
-    def key_count(self) -> int:
-        return lib.wpprow_key_count(self.raw)
-
-    def key_info(self, key: int) -> tuple[bytes, int]:
-        """(GUID bytes_le, message number) of a key id."""
-        if not lib.wpprow_key_info(self.raw, key, self._guid, self._number):
-            raise IndexError(key)
-        return bytes(ffi.buffer(self._guid, 16)), self._number[0]
-
-    def stop_memo(self, key: int) -> None:
-        """Never give this key memo ids again (its lines cannot be memoised)."""
-        lib.wpprow_key_memo_left(self.raw, key, 0)
+def RowTables() -> _Tables:
+    """The C id tables of one decoding run, with this module's bounds."""
+    return _Tables(KEY_CAP, MEMO_CAP, MEMO_PER_KEY, MEMO_ARENA, HEAD_CAP)
 
 
 class RowView:
@@ -91,14 +65,12 @@ class RowView:
     Consume each chunk before asking the engine for the next: a slot is reused for its
     stream's next buffer, so rows kept past that point would point at another buffer."""
 
-    def __init__(self, tables: RowTables | None = None) -> None:
+    def __init__(self, tables=None) -> None:
         self.tables = tables if tables is not None else RowTables()
         self.datas: list[bytes] = []
         self.blobs: list[bytes] = []
         self.sources: list = []
-        self._res = ffi.new("etlrd_walk_result *")
-        self._out = ffi.new("wpprow[]", _CHUNK)
-        self._clock = ffi.new("wpprow_clock *")
+        self._walker = RowWalker(self.tables, _HOT)
 
     def __call__(self, source, buf, slot: int, header_record: bool) -> tuple[list, list[int]]:
         while slot >= len(self.datas):
@@ -110,15 +82,14 @@ class RowView:
         buf.walk(collect=False)
         data = buf.data
         data = data if isinstance(data, bytes) else bytes(data)
-        clock = self._clock
-        clock.start, clock.origin, clock.num, clock.den = source.clock.linear
+        walker = self._walker
+        walker.set_clock(source.clock.linear)
         rows: list = []
         blobs: list = []
         last = None
         for start, end, before in buf.ranges:
-            self._walk(data, start, end, before if last is None else last, buf.processor, slot,
-                       rows, blobs)
-            last = self._res.last_timestamp
+            last = walker.walk(data, start, end, before if last is None else last,
+                               buf.processor, slot, rows, blobs)
         self.datas[slot] = data
         self.blobs[slot] = blobs[0] if len(blobs) == 1 else b"".join(blobs)
         self.sources[slot] = source
@@ -126,28 +97,6 @@ class RowView:
             head = rows[0]
             rows[0] = head[:_KEY] + (LOGFILE_HEADER,) + head[_KEY + 1:]
         return rows, list(map(_ts_of, rows))
-
-    def _walk(self, data: bytes, start: int, end: int, last: int, cpu: int, slot: int,
-              rows: list, blobs: list) -> None:
-        """Append the hot rows of data[start:end) to rows, their full rows to blobs."""
-        res, out = self._res, self._out
-        ffi.memmove(res, _ZERO_RESULT, _RESULT_SIZE)
-        res.last_timestamp = last
-        if end - start < 4:
-            return
-        src = ffi.from_buffer(data)
-        cap = min(_CHUNK, (end - start) // 8 + 1)
-        pos = start
-        walk, tables, clock, unpack = lib.wpprow_walk, self.tables.raw, self._clock, _HOT.iter_unpack
-        while True:
-            n = walk(tables, src, end, pos, cpu, slot, len(rows), clock, out, cap, res)
-            if n:
-                blob = ffi.buffer(out, n * ROW_SIZE)[:]
-                blobs.append(blob)
-                rows.extend(unpack(blob))
-            if not res.more:
-                break
-            pos = res.end_offset
 
     def full_row(self, row: tuple) -> tuple:
         """The full row (``ROW_FIELDS``) of a hot row whose buffer is still current."""
@@ -162,8 +111,8 @@ def header_record(row) -> SimpleNamespace:
     """The facts of a full row that ``WppDecoder``'s header line reads, as a Record would give them."""
     present = row[_PRESENT]
     return SimpleNamespace(
-        timestamp=row[_TS] if present & lib.ETLRD_HAS_TIMESTAMP else None,
-        thread_id=row[ROW_INDEX["thread_id"]] if present & lib.ETLRD_HAS_THREAD else None,
-        process_id=row[ROW_INDEX["process_id"]] if present & lib.ETLRD_HAS_PROCESS else None,
-        sequence=row[ROW_INDEX["sequence"]] if present & lib.ETLRD_HAS_SEQUENCE else None,
+        timestamp=row[_TS] if present & ETL.ETLRD_HAS_TIMESTAMP else None,
+        thread_id=row[ROW_INDEX["thread_id"]] if present & ETL.ETLRD_HAS_THREAD else None,
+        process_id=row[ROW_INDEX["process_id"]] if present & ETL.ETLRD_HAS_PROCESS else None,
+        sequence=row[ROW_INDEX["sequence"]] if present & ETL.ETLRD_HAS_SEQUENCE else None,
         processor=row[ROW_INDEX["cpu"]])

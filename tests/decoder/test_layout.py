@@ -55,3 +55,21 @@ def test_record_struct_has_no_hidden_padding():
         assert f.offset == end, "etlrd_record must stay packed (fields in size order)"
         end = f.offset + ffi.sizeof(f.type)
     assert end == ffi.sizeof("etlrd_record") == 88
+
+
+def test_only_the_binding_layer_touches_cffi():
+    """decoder/_hazmat.py is the decoder's one door to the C module: every other module gets
+    Python values (layouts read through it, return codes turned into exceptions there)."""
+    users = sorted(p.name for p in (ROOT / "decoder").glob("*.py")
+                   if re.search(r"\bwpptrace\._core\b|\bffi\.", p.read_text()))
+    assert users == ["_hazmat.py"]
+
+
+def test_no_layout_offset_is_repeated_in_decoder_python():
+    """The WMI_BUFFER_HEADER offsets and size most often copied by hand (State 0x2C,
+    BufferFlag 0x34, the header's 0x48 bytes) appear in no decoder module: they come from
+    etl_layout.h through the binding layer."""
+    hits = [f"{p.name}:{n}" for p in sorted((ROOT / "decoder").glob("*.py"))
+            for n, line in enumerate(p.read_text().splitlines(), 1)
+            if re.search(r"0x2C|0x34|0x48", line, flags=re.I)]
+    assert hits == []

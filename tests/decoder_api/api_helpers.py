@@ -5,7 +5,7 @@ import uuid
 
 from wpptrace._core import lib
 from wpptrace.decoder import api
-from wpptrace.decoder.structs import (ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFILE,
+from wpptrace.decoder.consumer_types import (ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFILE,
                                       PROCESS_TRACE_MODE_EVENT_RECORD)
 from wpptrace.provider import api as provider
 

@@ -12,7 +12,7 @@ from wpptrace.decoder import api
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.ordering import buffer_streams
 from wpptrace.decoder import parse_buffer
-from wpptrace.decoder.structs import (ETW_BUFFER_HEADER, ETW_OPEN_TRACE_OPTIONS,
+from wpptrace.decoder.consumer_types import (ETW_BUFFER_HEADER, ETW_OPEN_TRACE_OPTIONS,
                                       ETW_PROCESS_TRACE_MODE_RAW_TIMESTAMP, EVENT_TRACE_LOGFILE)
 from wpptrace.winerror import (ERROR_BAD_FORMAT, ERROR_CANCELLED, ERROR_CTX_CLOSE_PENDING,
                                ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER, ERROR_NOACCESS,

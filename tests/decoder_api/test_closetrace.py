@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from wpptrace.decoder import api
-from wpptrace.decoder.structs import (ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFILE,
+from wpptrace.decoder.consumer_types import (ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFILE,
                                       INVALID_PROCESSTRACE_HANDLE, PROCESS_TRACE_MODE_EVENT_RECORD)
 from wpptrace.winerror import (ERROR_CTX_CLOSE_PENDING, ERROR_INVALID_HANDLE, ERROR_SUCCESS,
                                Win32Error)

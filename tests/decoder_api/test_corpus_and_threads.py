@@ -8,7 +8,7 @@ import pytest
 
 from wpptrace.decoder import api
 from wpptrace.decoder.etlfile import EtlFile
-from wpptrace.decoder.structs import (ETW_BUFFER_HEADER, EVENT_TRACE_LOGFILE, EventTraceGuid,
+from wpptrace.decoder.consumer_types import (ETW_BUFFER_HEADER, EVENT_TRACE_LOGFILE, EventTraceGuid,
                                       PROCESS_TRACE_MODE_EVENT_RECORD)
 from wpptrace.winerror import ERROR_BUSY, ERROR_SUCCESS, Win32Error
 

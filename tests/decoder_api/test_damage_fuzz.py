@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wpptrace.decoder import api
-from wpptrace.decoder.structs import (ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFILE,
+from wpptrace.decoder.consumer_types import (ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFILE,
                                       PROCESS_TRACE_MODE_EVENT_RECORD)
 from wpptrace.winerror import ERROR_CTX_CLOSE_PENDING, ERROR_SUCCESS, Win32Error
 

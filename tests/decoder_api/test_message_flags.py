@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from wpptrace.decoder.structs import (GUID_NULL, PROCESS_TRACE_MODE_EVENT_RECORD,
+from wpptrace.decoder.consumer_types import (GUID_NULL, PROCESS_TRACE_MODE_EVENT_RECORD,
                                       PROCESS_TRACE_MODE_RAW_TIMESTAMP)
 from wpptrace._core import lib
 

@@ -10,7 +10,7 @@ from wpptrace._core import lib
 from wpptrace.decoder import api
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder import ordered_records
-from wpptrace.decoder.structs import (ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFILE, EventTraceGuid,
+from wpptrace.decoder.consumer_types import (ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFILE, EventTraceGuid,
                                       PROCESS_TRACE_MODE_EVENT_RECORD, PROCESS_TRACE_MODE_RAW_TIMESTAMP)
 from wpptrace.provider import api as provider
 from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BAD_FORMAT, ERROR_BAD_LENGTH,

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from wpptrace.decoder import api
-from wpptrace.decoder.structs import (ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFILE,
+from wpptrace.decoder.consumer_types import (ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFILE,
                                       PROCESS_TRACE_MODE_EVENT_RECORD, PROCESS_TRACE_MODE_REAL_TIME,
                                       TRACE_LOGFILE_HEADER, EventTraceGuid)
 from wpptrace._core import lib

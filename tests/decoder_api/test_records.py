@@ -12,7 +12,7 @@ from dissect.etl.etl import ETL
 
 from wpptrace.decoder import api
 from wpptrace.decoder.etlfile import EtlFile
-from wpptrace.decoder.structs import (EVENT_RECORD, EVENT_TRACE, EVENT_TRACE_LOGFILE,
+from wpptrace.decoder.consumer_types import (EVENT_RECORD, EVENT_TRACE, EVENT_TRACE_LOGFILE,
                                       TRACE_LOGFILE_HEADER, EventTraceGuid, GUID_NULL,
                                       PROCESS_TRACE_MODE_EVENT_RECORD,
                                       PROCESS_TRACE_MODE_RAW_TIMESTAMP)

@@ -1,9 +1,10 @@
-"""The ETW consumer structures (EVENT_TRACE_LOGFILE, EVENT_RECORD, ...) as Python classes.
+"""The Win32 consumer types (EVENT_TRACE_LOGFILE, EVENT_RECORD, ...) as Python classes.
 
 Field names are the Win32 names (evntrace.h / evntcons.h), so code written against the consumer
-API reads the same in Python. These are the in-memory API structures of docs/etl-format.md §2.8, not
-on-disk layouts: the on-disk layouts live once in ``etl_layout.h`` and are read here through
-cffi only where a structure is built from raw bytes (TRACE_LOGFILE_HEADER, ETW_BUFFER_HEADER).
+API reads the same in Python. These are the in-memory API structures of docs/etl-format.md §2.8,
+not on-disk layouts: the on-disk layouts live once in ``etl_layout.h`` and are read here
+(decoder._hazmat) only where a structure is built from raw bytes (TRACE_LOGFILE_HEADER,
+ETW_BUFFER_HEADER).
 Classes use ``__slots__`` because one EVENT_RECORD is built per delivered event.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Callable, Optional
 
-from wpptrace._core import ffi, lib
+from ._hazmat import ETL, read, sizeof
 
 __all__ = [
     "EventTraceGuid", "GUID_NULL", "INVALID_PROCESSTRACE_HANDLE", "MAXIMUM_LOGGERS",
@@ -32,9 +33,9 @@ INVALID_PROCESSTRACE_HANDLE = 0xFFFFFFFFFFFFFFFF
 #: ProcessTrace accepts at most this many handles (ERROR_BAD_LENGTH beyond).
 MAXIMUM_LOGGERS = 64
 
-PROCESS_TRACE_MODE_REAL_TIME = lib.PROCESS_TRACE_MODE_REAL_TIME
-PROCESS_TRACE_MODE_RAW_TIMESTAMP = lib.PROCESS_TRACE_MODE_RAW_TIMESTAMP
-PROCESS_TRACE_MODE_EVENT_RECORD = lib.PROCESS_TRACE_MODE_EVENT_RECORD
+PROCESS_TRACE_MODE_REAL_TIME = ETL.PROCESS_TRACE_MODE_REAL_TIME
+PROCESS_TRACE_MODE_RAW_TIMESTAMP = ETL.PROCESS_TRACE_MODE_RAW_TIMESTAMP
+PROCESS_TRACE_MODE_EVENT_RECORD = ETL.PROCESS_TRACE_MODE_EVENT_RECORD
 #: ETW_PROCESS_TRACE_MODES for ETW_OPEN_TRACE_OPTIONS (Windows 11 SDK).
 ETW_PROCESS_TRACE_MODE_NONE = 0
 ETW_PROCESS_TRACE_MODE_RAW_TIMESTAMP = 1
@@ -221,7 +222,7 @@ class TIME_ZONE_INFORMATION(_Struct):
         return 0
 
     @classmethod
-    def _from_cdata(cls, tz) -> "TIME_ZONE_INFORMATION":
+    def _from_layout(cls, tz) -> "TIME_ZONE_INFORMATION":
         def systemtime(st):
             return (st.wYear, st.wMonth, st.wDayOfWeek, st.wDay, st.wHour, st.wMinute,
                     st.wSecond, st.wMilliseconds)
@@ -241,8 +242,8 @@ _LOGFILE_HEADER_INTS = (
 class TRACE_LOGFILE_HEADER(_Struct):
     """evntrace.h TRACE_LOGFILE_HEADER with the two names that follow it in the file.
 
-    Built from the payload of the log-file header record (the file's layout: 0x118 bytes for
-    8-byte pointers, 0x110 for 4-byte pointers). ``LoggerName``/``LogFileName`` are the
+    Built from the payload of the log-file header record (the file's layout:
+    TRACE_LOGFILE_HEADER64 for 8-byte pointers, TRACE_LOGFILE_HEADER32 for 4-byte pointers). ``LoggerName``/``LogFileName`` are the
     strings that follow the structure (the in-struct "pointer" fields carry no meaning).
     ``Version`` is the packed ULONG of the four version bytes.
     """
@@ -272,18 +273,17 @@ class TRACE_LOGFILE_HEADER(_Struct):
     def from_payload(cls, payload: bytes, pointer_size: int = 8) -> "TRACE_LOGFILE_HEADER":
         """Parse the header record payload; raises ValueError if it is too short."""
         ctype = "TRACE_LOGFILE_HEADER64" if pointer_size == 8 else "TRACE_LOGFILE_HEADER32"
-        size = ffi.sizeof(ctype)
+        size = sizeof(ctype)
         payload = bytes(payload)
         if len(payload) < size:
             raise ValueError(f"TRACE_LOGFILE_HEADER needs {size} bytes, the record has "
                              f"{len(payload)}")
-        raw = ffi.new(f"{ctype} *")
-        ffi.memmove(raw, payload[:size], size)
+        raw = read(ctype, payload)
         fields = {name: getattr(raw, name) for name in _LOGFILE_HEADER_INTS}
         names = payload[size:]
         logger_name, log_file_name = _two_wide_strings(names)
         return cls(LoggerName=logger_name, LogFileName=log_file_name,
-                   TimeZone=TIME_ZONE_INFORMATION._from_cdata(raw.TimeZone), **fields)
+                   TimeZone=TIME_ZONE_INFORMATION._from_layout(raw.TimeZone), **fields)
 
 
 def _two_wide_strings(data: bytes) -> tuple[str, str]:
@@ -365,9 +365,9 @@ _BUFFER_HEADER_INTS = ("BufferSize", "SavedOffset", "CurrentOffset", "ReferenceC
 
 
 class ETW_BUFFER_HEADER(_Struct):
-    """The 0x48-byte header at the start of every ETW buffer (Windows 11 SDK name).
+    """The header at the start of every ETW buffer (WMI_BUFFER_HEADER; Windows 11 SDK name).
 
-    ``Offset`` is an alias of FilledBytes (the SDK's name for field 0x30). Build one from raw
+    ``Offset`` is an alias of FilledBytes (the SDK's name for that field). Build one from raw
     buffer bytes with :meth:`from_buffer`.
     """
 
@@ -380,15 +380,16 @@ class ETW_BUFFER_HEADER(_Struct):
     def Offset(self) -> int:
         return self.FilledBytes
 
-    SIZE = 0x48
+    SIZE = sizeof("WMI_BUFFER_HEADER")
 
     @classmethod
     def from_buffer(cls, buffer) -> "ETW_BUFFER_HEADER":
-        """Read the header of raw buffer bytes; ValueError if shorter than 0x48 bytes."""
+        """Read the header of raw buffer bytes; ValueError if shorter than the header."""
         view = memoryview(buffer).cast("B")
         if len(view) < cls.SIZE:
-            raise ValueError(f"an ETW buffer starts with a 0x48-byte header; got {len(view)} bytes")
-        raw = ffi.cast("WMI_BUFFER_HEADER *", ffi.from_buffer(bytes(view[:cls.SIZE])))
+            raise ValueError(f"an ETW buffer starts with a {cls.SIZE:#x}-byte header; got "
+                             f"{len(view)} bytes")
+        raw = read("WMI_BUFFER_HEADER", view)
         fields = {name: getattr(raw, name) for name in _BUFFER_HEADER_INTS}
         return cls(ClientContext=ETW_BUFFER_CONTEXT(ProcessorIndex=raw.ClientContext.ProcessorIndex,
                                                     LoggerId=raw.ClientContext.LoggerId),
