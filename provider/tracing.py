@@ -189,10 +189,9 @@ for _name, (_level_name, _level) in LEVEL_METHODS.items():
 del _name, _level_name, _level
 
 _LEVEL_METHOD_NAMES = tuple(LEVEL_METHODS) + ("log",)
-_Base = getattr(fastpath.module, "ProviderCore", None) or _PythonLevels
 
 
-class Provider(_Base):
+class _ProviderMethods:
     """A classic (WPP) provider with named flags and level methods.
 
     ``Provider("MyApp", guid=..., flags=("IO", "NET"))``: the control GUID defaults to the ETW
@@ -204,6 +203,8 @@ class Provider(_Base):
     them (default: the ``WPPTRACE_STRICT`` environment variable). The provider registers at once
     (``register=False`` to defer) and unregisters at exit.
     """
+
+    __slots__ = ()  # the provider class adds the instance dict (and, in C, the enable state)
 
     def __init__(self, name: str, guid: "uuid.UUID | str | None" = None, *,
                  flags: Iterable[str] = (), root: str | None = None, register: bool = True,
@@ -326,10 +327,10 @@ class Provider(_Base):
             site = self._resolve(method, fmt, code, lasti, module_globals)
         if type(site) is _BadSite:
             return self._drop(site.label, site.where, site.error)
-        for what, value in (("flag", flag), ("level", level)):
-            if not isinstance(value, int):
-                return self._drop(site.label, (code.co_filename, site.site.line), TypeError(
-                    f"{site.label}: the {what} must be an int, got {type(value).__name__}"))
+        if not (isinstance(flag, int) and isinstance(level, int)):
+            what, value = ("flag", flag) if not isinstance(flag, int) else ("level", level)
+            return self._drop(site.label, (code.co_filename, site.site.line), TypeError(
+                f"{site.label}: the {what} must be an int, got {type(value).__name__}"))
         try:
             payload = site.pack(args)
         except Exception as exc:  # noqa: BLE001 - never into the application (see _drop)
@@ -454,6 +455,15 @@ class Provider(_Base):
         when = tmfgen.reproducible_time() if when is None else when
         files = sorted(self.source_files(), key=lambda m: m.relative_path)
         return [str(p) for p in tmfgen.write_files(directory, info, files, when, control_files=control_files)]
+
+
+if fastpath.AVAILABLE:
+    # The level methods are C methods of the very class the instances have (see provider_type).
+    Provider = fastpath.module.provider_type(f"{__name__}.Provider", _ProviderMethods)
+else:
+    class Provider(_PythonLevels, _ProviderMethods):
+        pass
+Provider.__doc__ = _ProviderMethods.__doc__
 
 
 def _locations(frame: Any, root: str | None) -> tuple[str, str, str | None]:

@@ -11,9 +11,9 @@
  * through function pointers that provider/fastpath.py takes from _core's cffi library and passes
  * to bind(): one copy of the core's state, shared by both modules.
  *
- * ProviderCore, the base class of wpptrace.provider.Provider, has the level methods
- * (critical, fatal, error, warning, info, verbose, debug: (flag, fmt, *args); log: (level, flag,
- * fmt, *args)). A call
+ * provider_type() makes the class wpptrace.provider.Provider: its Python methods and the level
+ * methods in C (critical, fatal, error, warning, info, verbose, debug: (flag, fmt, *args); log:
+ * (level, flag, fmt, *args)). A call
  *   1. tests the enable state (session handle, level, flag bits) and returns if disabled;
  *   2. finds its call site by the calling frame's code object and instruction offset in a
  *      per-provider table that Python fills (_cache_site) after resolving the site once;
@@ -29,6 +29,7 @@
  *   register_site(guid_le|None, number, flags, codes, converters) -> site id
  *   trace_site(handle, site_id, args_tuple) -> Win32 code, or -1 (NEEDS_CHECKER): a value did
  *       not take the program's form; nothing was written.
+ *   provider_type(name, base) -> the provider class (see above).
  *
  * A site's program is one type code per argument:
  *   b h i q  signed 8/16/32/64-bit int        B H I Q  unsigned 8/16/32/64-bit int
@@ -484,6 +485,8 @@ typedef struct {
 
 typedef struct {
     PyObject_HEAD
+    PyObject *dict;               /* the Python attributes of the provider */
+    PyObject *weakrefs;
     TRACEHANDLE handle;           /* 0: not enabled */
     unsigned int flags;           /* enable flags */
     unsigned int level;           /* enable level (0: every level) */
@@ -690,19 +693,26 @@ static PyObject *core_clear_sites(PyObject *op, PyObject *unused) {
 
 static int core_traverse(PyObject *op, visitproc visit, void *arg) {
     ProviderCore *self = (ProviderCore *)op;
+    Py_VISIT(Py_TYPE(op));
+    Py_VISIT(self->dict);
     for (Py_ssize_t i = 0; i < self->cap; i++) Py_VISIT(self->slots[i].code);
     return 0;
 }
 
 static int core_clear(PyObject *op) {
-    cache_clear((ProviderCore *)op);
+    ProviderCore *self = (ProviderCore *)op;
+    Py_CLEAR(self->dict);
+    cache_clear(self);
     return 0;
 }
 
 static void core_dealloc(PyObject *op) {
+    PyTypeObject *tp = Py_TYPE(op);
     PyObject_GC_UnTrack(op);
-    cache_clear((ProviderCore *)op);
-    Py_TYPE(op)->tp_free(op);
+    if (((ProviderCore *)op)->weakrefs) PyObject_ClearWeakRefs(op);
+    core_clear(op);
+    tp->tp_free(op);
+    Py_DECREF(tp);
 }
 
 #define LEVEL_DOC(name, lvl) name "(flag, fmt, *args): trace at level " #lvl " if flag is enabled"
@@ -728,22 +738,50 @@ static PyMemberDef core_members[] = {
     {"events_dropped", T_ULONGLONG, offsetof(ProviderCore, events_dropped), 0,
      "events the session refused (no free buffer, larger than a buffer)"},
     {"last_error", T_UINT, offsetof(ProviderCore, last_error), 0, "the last refusal's Win32 code"},
+    {"__dictoffset__", T_PYSSIZET, offsetof(ProviderCore, dict), READONLY, NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(ProviderCore, weakrefs), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
-static PyTypeObject ProviderCoreType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "wpptrace._fastpath.ProviderCore",
-    .tp_basicsize = sizeof(ProviderCore),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "The level methods of wpptrace.provider.Provider, in C",
-    .tp_traverse = core_traverse,
-    .tp_clear = core_clear,
-    .tp_dealloc = core_dealloc,
-    .tp_methods = core_methods,
-    .tp_members = core_members,
-    .tp_new = PyType_GenericNew,
+static PyGetSetDef core_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };
+
+static PyType_Slot core_slots[] = {
+    {Py_tp_methods, core_methods},
+    {Py_tp_members, core_members},
+    {Py_tp_getset, core_getset},
+    {Py_tp_traverse, core_traverse},
+    {Py_tp_clear, core_clear},
+    {Py_tp_dealloc, core_dealloc},
+    {0, NULL},
+};
+
+/* provider_type(name, base) -> the provider class: `base` (a Python class with __slots__ = (),
+ * holding the Python methods) plus the C level methods, the enable state and the site cache.
+ * The level methods are defined on the class its instances have, so CPython's call
+ * specialisation for C methods (which wants the exact type) applies to `trace.info(...)`. */
+static PyObject *py_provider_type(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyType_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "provider_type(name: str, base: type)");
+        return NULL;
+    }
+    Py_ssize_t n;
+    const char *name = PyUnicode_AsUTF8AndSize(args[0], &n);
+    if (!name) return NULL;
+    char *kept = PyMem_Malloc((size_t)n + 1);   /* tp_name points here for the type's lifetime */
+    if (!kept) return PyErr_NoMemory();
+    memcpy(kept, name, (size_t)n + 1);
+    PyType_Spec spec = {kept, sizeof(ProviderCore), 0,
+                        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC, core_slots};
+    PyObject *bases = PyTuple_Pack(1, args[1]);
+    if (!bases) return NULL;
+    PyObject *type = PyType_FromSpecWithBases(&spec, bases);
+    Py_DECREF(bases);
+    return type;
+}
 
 /* ---- module ----------------------------------------------------------------------------------- */
 
@@ -758,6 +796,8 @@ static PyMethodDef fastpath_methods[] = {
      "register_site(guid_le, number, flags, codes, converters) -> site id"},
     {"trace_site", (PyCFunction)(void (*)(void))py_trace_site, METH_FASTCALL,
      "trace_site(handle, site_id, args) -> Win32 code, or -1 when Python's encoders must pack"},
+    {"provider_type", (PyCFunction)(void (*)(void))py_provider_type, METH_FASTCALL,
+     "provider_type(name, base) -> the provider class: base's Python methods and the C level methods"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -776,14 +816,5 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
         if (!(g_method_names[i] = PyUnicode_InternFromString(names[i]))) return NULL;
     for (int i = 0; i < 6; i++)
         if (!(g_level_objs[i] = PyLong_FromLong(i))) return NULL;
-    if (PyType_Ready(&ProviderCoreType) < 0) return NULL;
-    PyObject *module = PyModule_Create(&fastpath_module);
-    if (!module) return NULL;
-    Py_INCREF(&ProviderCoreType);
-    if (PyModule_AddObject(module, "ProviderCore", (PyObject *)&ProviderCoreType) < 0) {
-        Py_DECREF(&ProviderCoreType);
-        Py_DECREF(module);
-        return NULL;
-    }
-    return module;
+    return PyModule_Create(&fastpath_module);
 }
