@@ -4,9 +4,10 @@
                             [--buffer-size KB] [--max-buffers N] [--flush-timer S]
                             [--circular MB] [--realtime] -- script.py [args ...]
 
-The script runs in this process (``runpy``, as ``__main__``) under a session that enables the
-given control GUIDs, or, without ``--guid``, every provider the script registers. Sessions
-live in the process that starts them, so this is how a session traces a Python program.
+The script runs in this process as ``python script.py`` would run it (``__main__``, its
+directory first on ``sys.path``, ``sys.argv``, its exit code) under a session that enables the
+given control GUIDs, or, without ``--guid``, every provider the script registers. A script that
+cannot be opened or compiled is reported before any session starts (no empty .etl).
 """
 from __future__ import annotations
 
@@ -66,7 +67,74 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rec.add_argument("script_args", nargs=argparse.REMAINDER, help="its arguments")
 
 
+def _load_script(path: str) -> tuple[str | None, int]:
+    """Check the script as Python would before running it: (error line or None, exit code)."""
+    if os.path.isdir(path) or path.endswith((".zip", ".pyz")):
+        return (None, 0) if os.path.exists(path) else (f"cannot open '{path}': No such file or directory", 2)
+    try:
+        with open(path, "rb") as handle:
+            source = handle.read()
+    except OSError as exc:
+        return f"cannot open '{path}': {exc.strerror or exc}", 2
+    try:
+        compile(source, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:
+        traceback.print_exception(type(exc), exc, None)
+        return "", 1
+    return None, 0
+
+
+def _exit_code(exc: SystemExit) -> int:
+    """sys.exit(x) as the interpreter turns it into a status: int, None -> 0, other -> printed, 1."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def _run_script(args: argparse.Namespace) -> int:
+    """runpy.run_path with the interpreter's own setup for a script, restored afterwards."""
+    script_args = list(args.script_args)
+    if script_args[:1] == ["--"]:
+        del script_args[0]
+    saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
+    sys.argv = [args.script, *script_args]
+    # python script.py: the script's directory (symlinks resolved) replaces sys.path[0]
+    script_dir = os.path.dirname(os.path.realpath(args.script)) if not os.path.isdir(args.script) \
+        else os.path.realpath(args.script)
+    if sys.path:
+        sys.path[0] = script_dir
+    else:
+        sys.path.append(script_dir)
+    try:
+        runpy.run_path(args.script, run_name="__main__")
+        return 0
+    except SystemExit as exc:
+        return _exit_code(exc)
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        return 130
+    except BaseException as exc:  # noqa: BLE001 - the script's own error: its traceback, as python shows it
+        tb = exc.__traceback__
+        script = os.path.abspath(args.script)
+        while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) != script:
+            tb = tb.tb_next  # drop this module's and runpy's frames
+        traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
+        return 1
+    finally:
+        sys.argv = saved_argv
+        if saved_path0 is not None and sys.path:
+            sys.path[0] = saved_path0
+
+
 def run(args: argparse.Namespace) -> int:
+    problem, code = _load_script(args.script)
+    if problem is not None:
+        if problem:
+            print(f"wpptrace session record: {problem}", file=sys.stderr)
+        return code
     name = args.name or f"wpptrace-{os.getpid()}"
     output = args.output or f"{name}.etl"
     try:  # the session truncates its file: never the script (or a file it is given)
@@ -89,23 +157,7 @@ def run(args: argparse.Namespace) -> int:
             def hook(handle: int, control_guid: uuid.UUID) -> None:
                 session.enable(control_guid, args.flags, args.level)
             api.registration_hooks.append(hook)
-        script_args = list(args.script_args)
-        if script_args[:1] == ["--"]:
-            del script_args[0]
-        saved_argv, sys.argv = sys.argv, [args.script, *script_args]
-        exit_code = 0
-        try:
-            runpy.run_path(args.script, run_name="__main__")
-        except SystemExit as exc:
-            exit_code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except Exception as exc:  # noqa: BLE001 - the script's own error: its traceback, as python shows it
-            tb = exc.__traceback__
-            while tb is not None and tb.tb_frame.f_code.co_filename != args.script:
-                tb = tb.tb_next  # drop this module's and runpy's frames
-            traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
-            exit_code = 1
-        finally:
-            sys.argv = saved_argv
+        exit_code = _run_script(args)
     finally:
         if hook is not None:
             api.registration_hooks.remove(hook)

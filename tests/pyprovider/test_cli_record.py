@@ -1,0 +1,122 @@
+"""``wpptrace session record`` runs a script as ``python script.py`` would; ``wpptrace --version``,
+``python -m wpptrace`` and ``tracefmt --help`` work."""
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+from wpptrace import __version__
+
+APP = textwrap.dedent("""
+    import pickle, sys
+    import helper                      # beside the script: sys.path[0] is the script's directory
+    from wpptrace.provider.tracing import Provider
+
+    trace = Provider("RecordApp", flags=("IO",))
+
+    class Job:                         # picklable only if this module is sys.modules["__main__"]
+        pass
+
+    assert sys.modules["__main__"].Job is Job
+    pickle.loads(pickle.dumps(Job()))
+    trace.info(trace.flags.IO, "helper says %s, args %s, name %s", helper.WORD, sys.argv[1:], __name__)
+    print("path0", sys.path[0])
+    sys.exit(int(sys.argv[1]))
+""")
+
+
+def record(tmp_path: pathlib.Path, script: pathlib.Path, *args: str) -> tuple[subprocess.CompletedProcess, pathlib.Path]:
+    out = tmp_path / "out.etl"
+    proc = subprocess.run([sys.executable, "-m", "wpptrace", "session", "record", "-o", str(out), "--",
+                           str(script), *args], capture_output=True, text=True, cwd=tmp_path)
+    return proc, out
+
+
+def test_record_runs_the_script_like_python(tmp_path, pp):
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    (app_dir / "helper.py").write_text("WORD = 'hello'\n")
+    script = app_dir / "main.py"
+    script.write_text(APP)
+    proc, out = record(tmp_path, script, "7", "x y")
+    assert proc.returncode == 7, proc.stderr
+    assert f"path0 {app_dir.resolve()}" in proc.stdout
+    assert "0 events lost" in proc.stderr
+    tmf = tmp_path / "tmf"
+    assert subprocess.run([sys.executable, "-m", "wpptrace", "tmf", "gen", str(script), "-o", str(tmf),
+                           "--no-registry"], capture_output=True).returncode == 0
+    assert pp.decode_lines(out, tmf, tmp_path) == ["helper says hello, args ['7', 'x y'], name __main__"]
+
+
+def test_a_missing_script_is_one_line_and_leaves_no_etl(tmp_path):
+    proc, out = record(tmp_path, tmp_path / "nope.py")
+    assert proc.returncode == 2
+    assert proc.stderr == f"wpptrace session record: cannot open '{tmp_path / 'nope.py'}': No such file or directory\n"
+    assert not out.exists()
+
+
+def test_a_script_that_does_not_compile_leaves_no_etl(tmp_path):
+    script = tmp_path / "broken.py"
+    script.write_text("def f(:\n")
+    proc, out = record(tmp_path, script)
+    assert proc.returncode == 1
+    assert "SyntaxError" in proc.stderr and f'File "{script}", line 1' in proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def test_exit_with_a_message_prints_it_and_returns_1(tmp_path):
+    script = tmp_path / "bye.py"
+    script.write_text("import sys\nsys.exit('bye now')\n")
+    proc, _out = record(tmp_path, script)
+    assert proc.returncode == 1 and proc.stderr.startswith("bye now\n")
+    script.write_text("raise SystemExit\n")
+    assert record(tmp_path, script)[0].returncode == 0
+
+
+def test_version_module_entry_and_tracefmt_help():
+    for command in (["wpptrace", "--version"], [sys.executable, "-m", "wpptrace", "--version"]):
+        proc = subprocess.run(command, capture_output=True, text=True)
+        assert (proc.returncode, proc.stdout) == (0, f"wpptrace {__version__}\n")
+    proc = subprocess.run([sys.executable, "-m", "wpptrace", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "session" in proc.stdout
+    proc = subprocess.run(["tracefmt", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: tracefmt")
+
+
+def test_exception_records_carry_their_level(tmp_path, pp):
+    """A logged exception's traceback is written at the record's level (not 'record.levelno')."""
+    app = tmp_path / "exc_app.py"
+    app.write_text(textwrap.dedent("""
+        import logging
+        from wpptrace.provider.logging_handler import WppHandler
+        log = logging.getLogger("exc")
+        log.addHandler(WppHandler("ExcApp"))
+        log.setLevel(logging.DEBUG)
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            log.warning("careful with %s", "zero", exc_info=True)
+            log.exception("failed")
+    """))
+    out = tmp_path / "exc.etl"
+    proc = subprocess.run([sys.executable, "-m", "wpptrace", "session", "record", "-o", str(out), "--", str(app)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    tmf = tmp_path / "tmf"
+    gen = subprocess.run([sys.executable, "-m", "wpptrace", "tmf", "gen", str(app), "-o", str(tmf)],
+                         capture_output=True, text=True)
+    assert gen.returncode == 0, gen.stderr
+    rows = subprocess.run([sys.executable, "-m", "wpptrace", "fmt", str(out), "-p", str(tmf), "-f", "jsonl"],
+                          capture_output=True, text=True, check=True).stdout.splitlines()
+    records = [json.loads(r) for r in rows][1:]
+    assert [(r["level"], r["text"].splitlines()[0]) for r in records] == [
+        ("TRACE_LEVEL_WARNING", "careful with zero"),
+        ("TRACE_LEVEL_WARNING", "Traceback (most recent call last):"),
+        ("TRACE_LEVEL_ERROR", "failed"),
+        ("TRACE_LEVEL_ERROR", "Traceback (most recent call last):"),
+    ]
+    assert records[1]["text"].endswith("ZeroDivisionError: division by zero")
+    assert "record.levelno" not in "".join(rows)
