@@ -2,7 +2,7 @@
 
 Each subcommand lives in its part's package as a module exposing
 ``add_arguments(parser)`` and ``run(args) -> int``; modules are imported only when their
-subcommand runs, so ``wpptrace --help`` stays fast.
+subcommand runs, so ``wpptrace --help`` stays fast. ``python -m wpptrace`` runs the same.
 """
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import argparse
 import importlib
 import os
 import sys
+
+from . import __version__
 
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -25,6 +27,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="wpptrace",
         description="Classic ETW / WPP tracing for Python and Linux: write, read and decode .etl files.",
     )
+    parser.add_argument("--version", action="version", version=f"wpptrace {__version__}")
     parser.add_argument("--traceback", action="store_true", help="show a Python traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in SUBCOMMANDS.items():
