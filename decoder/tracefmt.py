@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
             "exit status: 0 ok, 1 an input/output problem (see stderr), 2 bad usage"),
     )
     p.add_argument("files", nargs="*", metavar="EtlFile", help="trace log files (merged by time)")
-    p.add_argument("-h", "-?", "-help", action="help", help="show this help and exit")
+    p.add_argument("-h", "-?", "-help", "--help", action="help", help="show this help and exit")
     p.add_argument("-f", dest="more_files", action="append", default=[], metavar="EtlFile",
                    help="a trace log file (same as a positional EtlFile)")
     p.add_argument("-rt", dest="realtime", metavar="Session", help="real-time session to format")
