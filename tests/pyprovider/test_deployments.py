@@ -1,0 +1,187 @@
+"""Call sites without their source files: a .pyc-only install, a zipapp and a module edited after
+import each log and decode correctly (site registry from ``tmf gen --module``, sources read
+through the module's loader, running code compared with the file before it is trusted)."""
+from __future__ import annotations
+
+import compileall
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import textwrap
+import zipapp
+
+import pytest
+
+INIT = textwrap.dedent("""
+    from wpptrace.provider.tracing import Provider
+    trace = Provider("ShopTrace", guid="2b6f9a10-3c4d-4e5f-8a9b-0c1d2e3f4a5b", flags=("ORDERS", "LOG"))
+""")
+
+ORDERS = textwrap.dedent("""
+    import logging
+    from wpptrace.provider.logging_handler import WppHandler
+    from . import trace
+
+    log = logging.getLogger("shop")
+    log.addHandler(WppHandler(provider=trace, flag=trace.flags.LOG))
+    log.setLevel(logging.INFO)
+    ORDERS = trace.flags.ORDERS
+
+
+    def place(order_id, item):
+        trace.info(ORDERS, "placing order %d for %s", order_id, item)
+        log.info("order %d logged", order_id)
+
+
+    def ship(order_id):
+        trace.warning(ORDERS, "shipping %d", order_id)
+""")
+
+DRIVER = textwrap.dedent("""
+    import os, sys, uuid, warnings
+    warnings.simplefilter("error")          # a dropped call would fail the run
+    from wpptrace.provider import api
+    import shop, shop.orders
+    hook = os.environ.get("EDIT_AFTER_IMPORT")
+    if hook:
+        path = shop.orders.__file__
+        text = open(path).read()
+        # three lines more at the top, a new trace call before the old ones, a changed format
+        text = text.replace("import logging", "import logging\\n\\n\\n", 1)
+        text = text.replace("def place(order_id, item):",
+                            "def early():\\n    trace.info(ORDERS, 'new call %d', 1)\\n\\n\\ndef place(order_id, item):")
+        text = text.replace("shipping %d", "shipping order %d")
+        open(path, "w").write(text)
+    props = api.EVENT_TRACE_PROPERTIES(LogFileMode=1, LogFileName=sys.argv[1])
+    session = api.StartTrace("deploy-" + uuid.uuid4().hex[:8], props)
+    api.EnableTrace(True, 0xFFFFFFFF, 5, shop.trace.guid, session)
+    shop.orders.place(1, "caf\\u00e9")
+    shop.orders.ship(1)
+    shop.orders.place(2, "tea")
+    api.ControlTrace(session, None, None, 1)
+    stats = shop.trace.stats()
+    assert stats.calls_dropped == 0, stats
+    if len(sys.argv) > 2:
+        shop.trace.write_tmf(sys.argv[2])
+        shop.orders.log.handlers[0].write_tmf(sys.argv[2])
+""")
+
+EXPECTED = ["placing order 1 for caf\u00e9", "order 1 logged", "shipping 1", "placing order 2 for tea",
+            "order 2 logged"]
+
+
+def make_package(root: pathlib.Path) -> pathlib.Path:
+    pkg = root / "shop"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(INIT)
+    (pkg / "orders.py").write_text(ORDERS)
+    return pkg
+
+
+def run(args: list[str], *, path: pathlib.Path, env: dict | None = None, cwd: pathlib.Path | None = None):
+    environment = dict(os.environ, PYTHONPATH=str(path), PYTHONDONTWRITEBYTECODE="1", **(env or {}))
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=environment, cwd=cwd)
+
+
+def gen(tmp_path: pathlib.Path, src_root: pathlib.Path) -> pathlib.Path:
+    tmf = tmp_path / "tmf"
+    proc = run(["-m", "wpptrace", "tmf", "gen", "--module", "shop", "-o", str(tmf)], path=src_root)
+    assert proc.returncode == 0, proc.stderr
+    assert (src_root / "shop" / "_wpptrace_sites.py").exists()
+    return tmf
+
+
+def test_gen_by_module_name_scans_the_package_without_running_it(tmp_path):
+    src = tmp_path / "src"
+    make_package(src)
+    (src / "shop" / "__init__.py").write_text(INIT + "\nraise SystemExit('imported!')\n")
+    tmf = gen(tmp_path, src)
+    names = sorted(p.name for p in tmf.iterdir())
+    # orders.py (trace calls), its logging calls, the catch-all messages, .tmc and .mof
+    assert len(names) == 5 and "2b6f9a10-3c4d-4e5f-8a9b-0c1d2e3f4a5b.tmc" in names
+    proc = run(["-m", "wpptrace", "tmf", "gen", "--module", "no_such_shop", "-o", str(tmf)], path=src)
+    assert proc.returncode == 2 and "no_such_shop: no such module" in proc.stderr
+
+
+def test_pyc_only_install(tmp_path, pp):
+    src = tmp_path / "src"
+    make_package(src)
+    tmf = gen(tmp_path, src)
+    site = tmp_path / "site"
+    shutil.copytree(src / "shop", site / "shop")
+    # as a build would: legacy .pyc beside the (removed) sources, compiled under another path
+    assert compileall.compile_dir(str(site / "shop"), legacy=True, ddir="/build/src/shop", quiet=1)
+    for py in (site / "shop").glob("*.py"):
+        py.unlink()
+    assert sorted(p.name for p in (site / "shop").iterdir()) == [
+        "__init__.pyc", "_wpptrace_sites.pyc", "orders.pyc"]
+    etl = tmp_path / "pyc.etl"
+    proc = run(["-c", DRIVER, str(etl)], path=site)
+    assert proc.returncode == 0, proc.stderr
+    assert pp.decode_lines(etl, tmf, tmp_path) == EXPECTED
+
+
+def test_zipapp(tmp_path, pp):
+    src = tmp_path / "src"
+    make_package(src)
+    tmf = gen(tmp_path, src)
+    (src / "shop" / "_wpptrace_sites.py").unlink()  # the sources are in the archive: read through its loader
+    (src / "__main__.py").write_text(DRIVER)
+    app = tmp_path / "shop.pyz"
+    zipapp.create_archive(src, app)
+    etl = tmp_path / "zip.etl"
+    proc = run([str(app), str(etl), str(tmp_path / "runtime-tmf")], path=tmp_path / "empty")
+    assert proc.returncode == 0, proc.stderr
+    assert pp.decode_lines(etl, tmf, tmp_path) == EXPECTED
+    # The TMF the running app writes from inside the archive is tmf gen's, byte for byte.
+    runtime = {p.name: p.read_bytes() for p in (tmp_path / "runtime-tmf").iterdir()}
+    assert runtime == {p.name: p.read_bytes() for p in tmf.iterdir()}
+
+
+def test_edited_after_import_uses_the_registry(tmp_path, pp):
+    src = tmp_path / "src"
+    make_package(src)
+    tmf = gen(tmp_path, src)
+    etl = tmp_path / "edited.etl"
+    proc = run(["-c", DRIVER, str(etl)], path=src, env={"EDIT_AFTER_IMPORT": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "new call" in (src / "shop" / "orders.py").read_text()   # the file did change
+    assert pp.decode_lines(etl, tmf, tmp_path) == EXPECTED
+
+
+def test_edited_after_import_without_registry_is_dropped_not_misread(tmp_path, pp):
+    src = tmp_path / "src"
+    make_package(src)
+    etl = tmp_path / "edited.etl"
+    proc = run(["-c", DRIVER.replace('warnings.simplefilter("error")', 'warnings.simplefilter("default")')
+                .replace("assert stats.calls_dropped == 0, stats", "print('dropped', stats.calls_dropped)"),
+                str(etl)], path=src, env={"EDIT_AFTER_IMPORT": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "dropped 3" in proc.stdout
+    assert proc.stderr.count("TraceWarning") == 2   # place and ship: one report per call site
+    assert "the file changed after it was imported" in proc.stderr
+    # The logging calls went out as formatted text (the handler never loses a record).
+    tmf = tmp_path / "tmf"
+    assert run(["-m", "wpptrace", "tmf", "gen", str(src / "shop"), "-o", str(tmf), "--no-registry"],
+               path=src).returncode == 0
+    assert pp.decode_lines(etl, tmf, tmp_path) == ["order 1 logged", "order 2 logged"]
+
+
+@pytest.mark.parametrize("edit", ["same bytes", "changed"])
+def test_unchanged_source_and_registry_agree(tmp_path, pp, edit):
+    """The registry is used when the source is gone or is the very text it was made from; a
+    source edited before the program started wins over a stale registry."""
+    src = tmp_path / "src"
+    make_package(src)
+    gen(tmp_path, src)
+    if edit == "changed":
+        orders = src / "shop" / "orders.py"
+        orders.write_text(orders.read_text().replace("shipping %d", "shipping #%d"))
+    tmf = tmp_path / "tmf-now"
+    etl = tmp_path / "run.etl"
+    proc = run(["-c", DRIVER, str(etl), str(tmf)], path=src)
+    assert proc.returncode == 0, proc.stderr
+    want = [line.replace("shipping 1", "shipping #1") if edit == "changed" else line for line in EXPECTED]
+    assert pp.decode_lines(etl, tmf, tmp_path) == want
