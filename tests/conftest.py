@@ -1,21 +1,29 @@
-"""Shared test fixtures: where the corpus and the shipped test data live."""
+"""Shared test fixtures: the corpus of real Windows files, the test data made in this project, and
+a private runtime directory for the trace sessions the tests start.
+
+Everything a test reads is in the repository: ``tests/corpus/`` (real files made by others, with
+their provenance in its README; big ``.etl`` files stored xz-compressed) and ``tests/data/``
+(fixtures made here).
+"""
 from __future__ import annotations
 
 import os
 import pathlib
 import shutil
 import signal
+import sys
 import tempfile
+from typing import Callable
 
 import pytest
 
 TESTS = pathlib.Path(__file__).resolve().parent
 DATA = TESTS / "data"
 REPO = TESTS.parent
-# The shared corpus sits beside the clone (CI: ../shared). Tests that need files from it
-# copy them into tests/data with provenance; the whole corpus is used for sweeps.
-SHARED = pathlib.Path(os.environ.get("WPPTRACE_SHARED", REPO.parent / "shared")).resolve()
-CORPUS = SHARED / "corpus"
+CORPUS_SOURCE = TESTS / "corpus"
+sys.path.insert(0, str(CORPUS_SOURCE))  # its helpers: unpack (the fixture below), subsets (named file sets)
+
+import unpack  # noqa: E402
 
 
 # Trace sessions run in host processes found through a per-user runtime directory: the test
@@ -67,10 +75,24 @@ def session_hosts_are_killed_at_the_end():
 
 
 @pytest.fixture(scope="session")
-def corpus() -> pathlib.Path:
-    if not CORPUS.is_dir():
-        pytest.fail(f"the shared corpus is missing: expected it at {CORPUS} (set WPPTRACE_SHARED)")
-    return CORPUS
+def corpus(tmp_path_factory) -> pathlib.Path:
+    """The corpus with every file as published (the compressed ones unpacked once per session)."""
+    return unpack.unpack(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="session")
+def corpus_file(corpus) -> Callable[[str], pathlib.Path]:
+    """``corpus_file(name)``: the corpus file with this base name (base names are unique)."""
+    index: dict[str, pathlib.Path] = {}
+    for path in corpus.rglob("*"):
+        if path.is_file() and path.parent != corpus:  # not README.md, SHA256SUMS
+            assert path.name not in index, f"two corpus files named {path.name}"
+            index[path.name] = path
+
+    def lookup(name: str) -> pathlib.Path:
+        return index[name]
+
+    return lookup
 
 
 @pytest.fixture(scope="session")

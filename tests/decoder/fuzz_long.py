@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Long fuzzing run of the decoder engine (the CI test runs the same property briefly).
 
-    python3 tests/decoder/fuzz_long.py [--examples N] [--corpus ../shared/corpus]
+    python3 tests/decoder/fuzz_long.py [--examples N] [--corpus DIR]   (default: the unpacked tests/corpus)
 
 Mutates every small corpus .etl file (and a built file with every record kind) and reads
 the result every way the engine offers; any exception, hang (> 10 s per example) or
@@ -26,9 +26,13 @@ from test_fuzz import BUILT  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--examples", type=int, default=20000)
-    ap.add_argument("--corpus", default=str(HERE.parents[2] / "shared" / "corpus"))
+    ap.add_argument("--corpus", default=None)
     ap.add_argument("--max-size", type=int, default=400_000, help="skip seeds bigger than this")
     args = ap.parse_args()
+    if args.corpus is None:
+        sys.path.insert(0, str(HERE.parent / "corpus"))
+        from unpack import unpacked
+        args.corpus = str(unpacked())
     seeds = [BUILT] + [p.read_bytes() for p in sorted(pathlib.Path(args.corpus).rglob("*.etl"))
                        if p.stat().st_size <= args.max_size]
     print(f"{len(seeds)} seed files, {args.examples} examples", flush=True)

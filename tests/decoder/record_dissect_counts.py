@@ -3,9 +3,9 @@
 
 The corpus tests compare our counts with these for the big files (dissect needs minutes
 for them) and with a live dissect run for the small ones. Regenerate after the corpus
-changes:
+changes (default: the unpacked tests/corpus):
 
-    python3 tests/decoder/record_dissect_counts.py ../shared/corpus > tests/data/etl/dissect_counts.json
+    python3 tests/decoder/record_dissect_counts.py [CORPUS_DIR] > tests/data/etl/dissect_counts.json
 """
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ import pathlib
 import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "corpus"))
 from dec_dissect import dissect_counts  # noqa: E402
+from unpack import unpacked  # noqa: E402
 
 
 def main(corpus: str) -> None:
@@ -34,10 +37,10 @@ def main(corpus: str) -> None:
         from importlib.metadata import version as _v
         version = _v("dissect.etl")
     json.dump({"tool": f"dissect.etl {version}",
-               "command": "python3 tests/decoder/record_dissect_counts.py ../shared/corpus",
+               "command": "python3 tests/decoder/record_dissect_counts.py",
                "files": files}, sys.stdout, indent=1, sort_keys=True)
     sys.stdout.write("\n")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/corpus")
+    main(sys.argv[1] if len(sys.argv) > 1 else str(unpacked()))

@@ -1,4 +1,4 @@
-"""Every real .etl file of the shared corpus reads like dissect.etl reads it.
+"""Every real .etl file of the corpus (tests/corpus) reads like dissect.etl reads it.
 
 Counts per kind for every file equal dissect.etl's: live for the small files, and for the
 big ones as recorded in tests/data/etl/dissect_counts.json by record_dissect_counts.py

@@ -18,8 +18,8 @@ def dump(capsys, *argv):
     return rc, out.splitlines(), err
 
 
-def test_json_lines_and_summary(capsys, data_dir):
-    rc, lines, err = dump(capsys, "--json", data_dir / "etl" / "wppemitter-sample.etl")
+def test_json_lines_and_summary(capsys, corpus_file):
+    rc, lines, err = dump(capsys, "--json", corpus_file("wppemitter-sample.etl"))
     assert rc == 0 and err == ""
     *records, last = [json.loads(line) for line in lines]
     summary = last["summary"]
@@ -40,18 +40,18 @@ def test_json_lines_and_summary(capsys, data_dir):
     assert msg["tid"] and msg["pid"] and msg["size"] == 48
 
 
-def test_compressed_file_and_events_lost(capsys, data_dir):
-    rc, lines, _ = dump(capsys, "--json", data_dir / "etl" / "smallEtlFile.etl")
+def test_compressed_file_and_events_lost(capsys, corpus_file):
+    rc, lines, _ = dump(capsys, "--json", corpus_file("smallEtlFile.etl"))
     s = json.loads(lines[-1])["summary"]
     assert rc == 0 and (s["records"], s["buffers"], s["compressed_buffers"]) == (2, 2, 1)
     rc, lines, _ = dump(capsys, "--json", "--summary-only",
-                        data_dir / "etl" / "WindowsUpdate.20251008.140245.443.8.etl")
+                        corpus_file("WindowsUpdate.20251008.140245.443.8.etl"))
     s = json.loads(lines[-1])["summary"]
     assert len(lines) == 1 and s["events_lost"] == 41 and s["records"] == 82
 
 
-def test_text_lines(capsys, data_dir):
-    rc, lines, _ = dump(capsys, data_dir / "etl" / "wppstr-sample.etl")
+def test_text_lines(capsys, corpus_file):
+    rc, lines, _ = dump(capsys, corpus_file("wppstr-sample.etl"))
     assert rc == 0 and len(lines) == 9
     assert lines[0].startswith("system   68fdd900-4a3e-11d1-84f4-0000f80464e3 id=0 ")
     msg = lines[-2].split()
@@ -61,8 +61,8 @@ def test_text_lines(capsys, data_dir):
                          "events lost 0, buffers lost 0; skipped or damaged 0; 0 errors")
 
 
-def test_damaged_file_reports_errors_on_stderr(capsys, data_dir, tmp_path):
-    data = bytearray((data_dir / "etl" / "wppemitter-sample.etl").read_bytes())
+def test_damaged_file_reports_errors_on_stderr(capsys, corpus_file, tmp_path):
+    data = bytearray(corpus_file("wppemitter-sample.etl").read_bytes())
     data[0x2000 + 0x48 + 3] = 0x11            # first record marker of buffer 1
     bad = tmp_path / "bad.etl"
     bad.write_bytes(bytes(data))
@@ -93,8 +93,8 @@ def test_unreadable_file_error_is_one_clean_line(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("order", [[], ["--file-order"]])
-def test_piped_into_head(data_dir, order):
-    path = data_dir / "etl" / "wppemitter-sample.etl"
+def test_piped_into_head(corpus_file, order):
+    path = corpus_file("wppemitter-sample.etl")
     proc = subprocess.run(f"{sys.executable} -m wpptrace.cli dump {' '.join(order)} '{path}' | head -2",
                           shell=True, capture_output=True, text=True, timeout=60)
     assert proc.stdout.count("\n") == 2 and "Traceback" not in proc.stderr

@@ -7,8 +7,8 @@ import uuid
 import wpptrace.decoder as decoder
 
 
-def test_wpp_file_as_typed_events(data_dir):
-    with decoder.open(data_dir / "etl" / "wppemitter-sample.etl") as events:
+def test_wpp_file_as_typed_events(corpus_file):
+    with decoder.open(corpus_file("wppemitter-sample.etl")) as events:
         got = list(events)
         assert events.errors == []
     head = got[0]
@@ -41,7 +41,7 @@ def test_kinds_map_to_classes(corpus):
         33, 33, uuid.UUID("9b79ee91-b5fd-41c0-a243-4248e266e9d0"))
 
 
-def test_raw_timestamps_mode(data_dir):
-    with decoder.open(data_dir / "etl" / "wppstr-sample.etl", raw_timestamps=True) as events:
+def test_raw_timestamps_mode(corpus_file):
+    with decoder.open(corpus_file("wppstr-sample.etl"), raw_timestamps=True) as events:
         got = list(events)
     assert all(e.filetime == e.raw_timestamp for e in got) and got[0].timestamp is None

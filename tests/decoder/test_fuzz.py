@@ -23,8 +23,8 @@ BUILT = gen.etl_file([
 
 
 @pytest.fixture(scope="module")
-def seeds(data_dir):
-    return [BUILT] + [(data_dir / "etl" / s).read_bytes() for s in SEEDS]
+def seeds(corpus_file):
+    return [BUILT] + [corpus_file(s).read_bytes() for s in SEEDS]
 
 
 # deadline=None: speed is not the property; a tight per-example deadline can trip on a loaded machine

@@ -137,9 +137,9 @@ def test_32_bit_header_layout_facts():
     assert len(h.raw) == 0x110 + 2 * (len("Small") + 1 + len("C:\\x.etl") + 1)
 
 
-def test_parse_buffer_takes_a_compressed_buffer_as_stored(data_dir):
+def test_parse_buffer_takes_a_compressed_buffer_as_stored(corpus_file):
     """A compressed buffer in its on-disk form (e.g. from a buffer stream) is decoded first."""
-    with EtlFile(data_dir / "etl" / "SelfDescribingSingleEvent.etl") as etl:
+    with EtlFile(corpus_file("SelfDescribingSingleEvent.etl")) as etl:
         infos = etl.buffer_index()
         expected = [[bytes(r.raw) for r in etl.read_buffer(i).records()] for i in infos[1:]]
         stored = []

@@ -21,8 +21,8 @@ def _facts(records):
 
 
 @pytest.mark.parametrize("name", FILES)
-def test_misaligned_buffers_decode_like_aligned_ones(data_dir, name):
-    with EtlFile(data_dir / "etl" / name) as etl:
+def test_misaligned_buffers_decode_like_aligned_ones(corpus_file, name):
+    with EtlFile(corpus_file(name)) as etl:
         pointer_size = etl.header.pointer_size
         buffers = [(b.index, bytes(b.data)) for b, _ in zip(etl.iter_buffers(), range(12))]
     kinds = set()

@@ -103,11 +103,11 @@ def test_every_real_compressed_buffer_decodes_exactly(corpus):
     assert total == 637
 
 
-def test_unsupported_compression_format_is_reported_not_garbled(data_dir):
+def test_unsupported_compression_format_is_reported_not_garbled(corpus_file):
     import io
     import struct
 
-    data = bytearray((data_dir / "etl" / "smallEtlFile.etl").read_bytes())
+    data = bytearray(corpus_file("smallEtlFile.etl").read_bytes())
     struct.pack_into("<I", data, 0x2C, 4)            # buffer 0 State: XPRESS_HUFF
     with EtlFile(io.BytesIO(bytes(data)), name="huff.etl") as etl:
         kinds = [r.kind for r in etl.iter_records()]
@@ -116,7 +116,7 @@ def test_unsupported_compression_format_is_reported_not_garbled(data_dir):
         assert any(e.offset == 0x2C and "LZ77+Huffman" in e.message for e in etl.errors)
 
 
-def test_decompression_bomb_is_capped(data_dir):
+def test_decompression_bomb_is_capped(corpus_file):
     """A crafted compressed buffer claiming 16 MB from 19 bytes decodes at most 1024x its
     input, and says so."""
     import io
@@ -125,7 +125,7 @@ def test_decompression_bomb_is_capped(data_dir):
 
     from wpptrace.decoder import buffers, etlfile
 
-    data = bytearray((data_dir / "etl" / "smallEtlFile.etl").read_bytes())
+    data = bytearray(corpus_file("smallEtlFile.etl").read_bytes())
     claim = 16 * 1024 * 1024
     # literal 'a', then a match at distance 1 of claim-0x49 bytes (u32 length escape)
     flags = (0b01 << 30) | ((1 << 30) - 1)

@@ -52,11 +52,11 @@ def _stream(buffers, log, options=None, close_after=True):
     return handle
 
 
-def test_a_stream_of_a_files_buffers_replays_the_file(api_data):
+def test_a_stream_of_a_files_buffers_replays_the_file(corpus_file):
     """The buffers a file session gives its BufferCallback, fed to a buffer stream, give the
     same events in the same order (one processor stream); each buffer is completed exactly
     once, with the object that was added and the completion context, after its events."""
-    path = api_data / "wppemitter-sample.etl"
+    path = corpus_file("wppemitter-sample.etl")
     buffers = buffers_of(path)
     expected, _, _ = collect(path)
     log = []
@@ -74,12 +74,12 @@ def test_a_stream_of_a_files_buffers_replays_the_file(api_data):
         assert before == sum(sizes[:k + 1])
 
 
-def test_buffers_come_out_of_processtrace_in_an_order_a_stream_accepts(api_data):
+def test_buffers_come_out_of_processtrace_in_an_order_a_stream_accepts(corpus_file):
     """powershell.etl: 8 processor streams flushed out of order. ProcessTrace hands out the
     header buffer first, then each processor's buffers in sequence order; the stream
     accepts them and, as they are all queued when ProcessTrace starts, merges them by time
     into exactly the file's delivery order."""
-    path = api_data / "powershell.etl"
+    path = corpus_file("powershell.etl")
     buffers = buffers_of(path)
     headers = [ETW_BUFFER_HEADER.from_buffer(b) for b in buffers]
     assert headers[0].BufferType == 4
@@ -99,8 +99,8 @@ def test_buffers_come_out_of_processtrace_in_an_order_a_stream_accepts(api_data)
     assert sum(1 for entry in log if entry[0] == "done") == len(buffers)
 
 
-def test_out_of_order_buffers_are_refused_and_not_completed(api_data):
-    buffers = buffers_of(api_data / "powershell.etl")
+def test_out_of_order_buffers_are_refused_and_not_completed(corpus_file):
+    buffers = buffers_of(corpus_file("powershell.etl"))
     completions = []
     handle = api.OpenTraceFromBufferStream(ETW_OPEN_TRACE_OPTIONS(),
                                            lambda buf, ctx: completions.append(buf), None)
@@ -131,8 +131,8 @@ def test_out_of_order_buffers_are_refused_and_not_completed(api_data):
     assert [id(c) for c in completions] == [id(buffers[0]), id(buffers[1]), id(same[1])]
 
 
-def test_buffers_never_processed_are_completed_once_at_close(api_data):
-    buffers = buffers_of(api_data / "wppstr-sample.etl")
+def test_buffers_never_processed_are_completed_once_at_close(corpus_file):
+    buffers = buffers_of(corpus_file("wppstr-sample.etl"))
     completions = Counter()
     handle = api.OpenTraceFromBufferStream(ETW_OPEN_TRACE_OPTIONS(),
                                            lambda buf, ctx: completions.update([id(buf)]), None)
@@ -143,10 +143,10 @@ def test_buffers_never_processed_are_completed_once_at_close(api_data):
     assert completions == Counter(id(b) for b in buffers)
 
 
-def test_a_stopped_processtrace_completes_the_buffer_it_was_in(api_data):
+def test_a_stopped_processtrace_completes_the_buffer_it_was_in(corpus_file):
     """An event callback exception aborts ProcessTrace mid-buffer: that buffer is done with
     (completed), the rest are completed at CloseTrace; each exactly once."""
-    buffers = buffers_of(api_data / "wppemitter-sample.etl")
+    buffers = buffers_of(corpus_file("wppemitter-sample.etl"))
     completions = []
 
     def fail(record):
@@ -163,11 +163,11 @@ def test_a_stopped_processtrace_completes_the_buffer_it_was_in(api_data):
     assert completions == buffers
 
 
-def test_bad_arguments(api_data):
-    buffers = buffers_of(api_data / "wppstr-sample.etl")
+def test_bad_arguments(corpus_file):
+    buffers = buffers_of(corpus_file("wppstr-sample.etl"))
     handle = api.OpenTraceFromBufferStream(ETW_OPEN_TRACE_OPTIONS())
     file_handle = api.OpenTrace(
-        EVENT_TRACE_LOGFILE(LogFileName=str(api_data / "wppstr-sample.etl")))
+        EVENT_TRACE_LOGFILE(LogFileName=str(corpus_file("wppstr-sample.etl"))))
     try:
         add = api.ProcessTraceAddBufferToBufferStream
         assert _code(lambda: add(handle, 12345, 8)) == ERROR_INVALID_PARAMETER
@@ -186,8 +186,8 @@ def test_bad_arguments(api_data):
         handle, buffers[0], len(buffers[0]))) == ERROR_INVALID_HANDLE
 
 
-def test_raw_timestamp_option(api_data):
-    path = api_data / "wppstr-sample.etl"
+def test_raw_timestamp_option(corpus_file):
+    path = corpus_file("wppstr-sample.etl")
     buffers = buffers_of(path)
     log = []
     _stream(buffers, log, ETW_OPEN_TRACE_OPTIONS(
@@ -219,8 +219,8 @@ def test_compressed_on_disk_buffers_are_accepted(corpus):
     assert [entry[1] for entry in log if entry[0] == "done"] == raw
 
 
-def test_a_raising_completion_callback_is_reported_and_every_buffer_still_completed(api_data):
-    buffers = buffers_of(api_data / "wppemitter-sample.etl")
+def test_a_raising_completion_callback_is_reported_and_every_buffer_still_completed(corpus_file):
+    buffers = buffers_of(corpus_file("wppemitter-sample.etl"))
     boom = ValueError("completion failed")
     calls = []
 
@@ -276,7 +276,7 @@ def test_buffers_of_a_compressed_file_are_handed_out_expanded(corpus):
     assert sum(1 for entry in log if entry[0] == "done") == 4
 
 
-def test_buffer_reference_counting_is_not_supported_on_streams(api_data):
+def test_buffer_reference_counting_is_not_supported_on_streams(corpus_file):
     kept = []
 
     def keep(buf, size, info, ctx):
@@ -284,7 +284,7 @@ def test_buffer_reference_counting_is_not_supported_on_streams(api_data):
         kept.append(buf)
         return True
 
-    handle = api.OpenTraceFromFile(str(api_data / "wppstr-sample.etl"),
+    handle = api.OpenTraceFromFile(str(corpus_file("wppstr-sample.etl")),
                                    ETW_OPEN_TRACE_OPTIONS(BufferCallback=keep))
     try:
         assert api.ProcessTrace([handle]) == ERROR_SUCCESS
@@ -300,10 +300,10 @@ def test_buffer_reference_counting_is_not_supported_on_streams(api_data):
         api.CloseTrace(stream)
 
 
-def test_a_compressed_buffer_claiming_a_huge_size_is_refused(api_data):
+def test_a_compressed_buffer_claiming_a_huge_size_is_refused(corpus_file):
     """SavedOffset is the uncompressed size of a compressed buffer: more than
     MAX_ETW_BUFFER_SIZE (16 MiB) is damage, refused before any allocation."""
-    buffers = buffers_of(api_data / "wppstr-sample.etl")
+    buffers = buffers_of(corpus_file("wppstr-sample.etl"))
     forged = bytearray(buffers[1])
     forged[0x34:0x36] = (int.from_bytes(forged[0x34:0x36], "little") | 0x40).to_bytes(2, "little")
     forged[0x04:0x08] = (0xFFFFFFF0).to_bytes(4, "little")

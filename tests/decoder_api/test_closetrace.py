@@ -29,8 +29,8 @@ def test_invalid_handles_are_error_invalid_handle(handle):
     assert info.value.name == "ERROR_INVALID_HANDLE"
 
 
-def test_close_returns_success_and_the_handle_is_then_invalid(api_data):
-    handle, _ = _open(api_data / "wppemitter-sample.etl")
+def test_close_returns_success_and_the_handle_is_then_invalid(corpus_file):
+    handle, _ = _open(corpus_file("wppemitter-sample.etl"))
     assert api.CloseTrace(handle) == ERROR_SUCCESS
     for call in (lambda: api.CloseTrace(handle), lambda: api.ProcessTrace([handle])):
         with pytest.raises(Win32Error) as info:
@@ -38,15 +38,15 @@ def test_close_returns_success_and_the_handle_is_then_invalid(api_data):
         assert info.value.winerror == ERROR_INVALID_HANDLE
 
 
-def test_close_after_processtrace_returned_is_success(api_data):
+def test_close_after_processtrace_returned_is_success(corpus_file):
     events = []
-    handle, _ = _open(api_data / "wppstr-sample.etl", EventRecordCallback=events.append)
+    handle, _ = _open(corpus_file("wppstr-sample.etl"), EventRecordCallback=events.append)
     assert api.ProcessTrace([handle]) == ERROR_SUCCESS
     assert api.CloseTrace(handle) == ERROR_SUCCESS
     assert len(events) > 4
 
 
-def test_close_from_event_callback_on_a_file_is_close_pending(api_data):
+def test_close_from_event_callback_on_a_file_is_close_pending(corpus_file):
     """Called from EventCallback before ProcessTrace returns: ERROR_CTX_CLOSE_PENDING, the
     file delivers nothing more, ProcessTrace returns, and the handle is closed."""
     results, seen = [], []
@@ -57,7 +57,7 @@ def test_close_from_event_callback_on_a_file_is_close_pending(api_data):
         if len(seen) == 3:
             results.append(api.CloseTrace(box["handle"]))
 
-    box["handle"], _ = _open(api_data / "wppemitter-sample.etl", EventRecordCallback=on_event)
+    box["handle"], _ = _open(corpus_file("wppemitter-sample.etl"), EventRecordCallback=on_event)
     assert api.ProcessTrace([box["handle"]]) == ERROR_SUCCESS
     assert results == [ERROR_CTX_CLOSE_PENDING]
     assert len(seen) == 3
@@ -66,7 +66,7 @@ def test_close_from_event_callback_on_a_file_is_close_pending(api_data):
     assert info.value.winerror == ERROR_INVALID_HANDLE
 
 
-def test_close_from_buffer_callback_is_close_pending(api_data):
+def test_close_from_buffer_callback_is_close_pending(corpus_file):
     results = []
     box = {}
 
@@ -74,19 +74,19 @@ def test_close_from_buffer_callback_is_close_pending(api_data):
         results.append(api.CloseTrace(box["handle"]))
         return True
 
-    box["handle"], logfile = _open(api_data / "powershell.etl", BufferCallback=on_buffer,
+    box["handle"], logfile = _open(corpus_file("powershell.etl"), BufferCallback=on_buffer,
                                    EventRecordCallback=lambda r: None)
     assert api.ProcessTrace([box["handle"]]) == ERROR_SUCCESS
     assert results == [ERROR_CTX_CLOSE_PENDING]   # called once: nothing after the close
     assert logfile.BuffersRead == 1
 
 
-def test_close_pending_on_a_live_trace_delivers_what_was_queued(api_data):
+def test_close_pending_on_a_live_trace_delivers_what_was_queued(corpus_file):
     """A live (buffer-stream) trace closed from another thread while ProcessTrace is in its
     first event: ERROR_CTX_CLOSE_PENDING, every buffer queued before the close is still
     delivered, then ProcessTrace returns; buffers added after the close are refused."""
-    buffers = buffers_of(api_data / "wppemitter-sample.etl")
-    expected, _, _ = collect(api_data / "wppemitter-sample.etl")
+    buffers = buffers_of(corpus_file("wppemitter-sample.etl"))
+    expected, _, _ = collect(corpus_file("wppemitter-sample.etl"))
     events = []
     entered, release = threading.Event(), threading.Event()
 
@@ -115,8 +115,8 @@ def test_close_pending_on_a_live_trace_delivers_what_was_queued(api_data):
     assert info.value.winerror == ERROR_INVALID_HANDLE
 
 
-def test_close_pending_from_inside_a_live_callback_still_drains_the_queue(api_data):
-    buffers = buffers_of(api_data / "wppemitter-sample.etl")
+def test_close_pending_from_inside_a_live_callback_still_drains_the_queue(corpus_file):
+    buffers = buffers_of(corpus_file("wppemitter-sample.etl"))
     events, results = [], []
     box = {}
 
@@ -130,11 +130,11 @@ def test_close_pending_from_inside_a_live_callback_still_drains_the_queue(api_da
         api.ProcessTraceAddBufferToBufferStream(box["handle"], buf, len(buf))
     assert api.ProcessTrace([box["handle"]]) == ERROR_SUCCESS
     assert results == [ERROR_CTX_CLOSE_PENDING]
-    expected, _, _ = collect(api_data / "wppemitter-sample.etl")
+    expected, _, _ = collect(corpus_file("wppemitter-sample.etl"))
     assert len(events) == len(expected)
 
 
-def test_handles_are_any_integer_like_value(api_data):
+def test_handles_are_any_integer_like_value(corpus_file):
     class Handle:              # e.g. a numpy.uint64 or a ctypes value's .value wrapper
         def __init__(self, value):
             self.value = value
@@ -142,7 +142,7 @@ def test_handles_are_any_integer_like_value(api_data):
         def __index__(self):
             return self.value
 
-    handle, _ = _open(api_data / "wppstr-sample.etl")
+    handle, _ = _open(corpus_file("wppstr-sample.etl"))
     assert api.ProcessTrace([Handle(handle)]) == ERROR_SUCCESS
     assert api.CloseTrace(Handle(handle)) == ERROR_SUCCESS
     with pytest.raises(Win32Error) as info:

@@ -57,8 +57,8 @@ def test_a_32_bit_file_gives_32_bit_events(corpus):
                           for e in events if e.EventHeader.Flags & 0x0100)
 
 
-def test_buffer_header_struct_matches_the_engine(api_data):
-    path = api_data / "powershell.etl"
+def test_buffer_header_struct_matches_the_engine(corpus_file):
+    path = corpus_file("powershell.etl")
     with EtlFile(path) as etl, open(path, "rb") as raw:
         for info in etl.buffer_index():
             raw.seek(info.file_offset)
@@ -73,8 +73,8 @@ def test_buffer_header_struct_matches_the_engine(api_data):
         ETW_BUFFER_HEADER.from_buffer(b"\0" * 0x47)
 
 
-def test_damaged_file_delivers_intact_records_and_reports_the_damage(api_data, tmp_path):
-    source = api_data / "wppemitter-sample.etl"
+def test_damaged_file_delivers_intact_records_and_reports_the_damage(corpus_file, tmp_path):
+    source = corpus_file("wppemitter-sample.etl")
     data = bytearray(source.read_bytes())
     intact, _, _ = collect(source)
     with EtlFile(source) as etl:
@@ -100,8 +100,8 @@ def test_damaged_file_delivers_intact_records_and_reports_the_damage(api_data, t
     assert set(ours) <= {identity(e) for e in intact}
 
 
-def test_concurrent_processtrace_on_separate_handles(api_data):
-    paths = [api_data / "powershell.etl", api_data / "wppemitter-sample.etl"] * 2
+def test_concurrent_processtrace_on_separate_handles(corpus_file):
+    paths = [corpus_file("powershell.etl"), corpus_file("wppemitter-sample.etl")] * 2
     expected = {p: [identity(e) for e in collect(p)[0]] for p in set(paths)}
     results, errors = {}, []
 
@@ -120,7 +120,7 @@ def test_concurrent_processtrace_on_separate_handles(api_data):
     assert all(results[i] == expected[p] for i, p in enumerate(paths))
 
 
-def test_processtrace_on_a_handle_already_being_processed_is_busy(api_data):
+def test_processtrace_on_a_handle_already_being_processed_is_busy(corpus_file):
     outcome = []
     box = {}
 
@@ -132,7 +132,7 @@ def test_processtrace_on_a_handle_already_being_processed_is_busy(api_data):
                 outcome.append(exc.winerror)
 
     box["handle"] = api.OpenTrace(EVENT_TRACE_LOGFILE(
-        LogFileName=str(api_data / "wppstr-sample.etl"),
+        LogFileName=str(corpus_file("wppstr-sample.etl")),
         ProcessTraceMode=PROCESS_TRACE_MODE_EVENT_RECORD, EventRecordCallback=on_event))
     try:
         assert api.ProcessTrace([box["handle"]]) == ERROR_SUCCESS

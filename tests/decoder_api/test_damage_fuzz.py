@@ -34,8 +34,8 @@ def _run(path, mode) -> int:
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(source=st.sampled_from(SOURCES), cut=st.floats(0.0, 1.0),
        flips=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 255)), max_size=12))
-def test_damaged_copies_never_break_the_api(api_data, tmp_path, source, cut, flips):
-    data = bytearray((api_data / source).read_bytes())
+def test_damaged_copies_never_break_the_api(corpus_file, tmp_path, source, cut, flips):
+    data = bytearray(corpus_file(source).read_bytes())
     for where, value in flips:
         data[int(where * (len(data) - 1))] = value
     data = data[:max(1, int(cut * len(data)))]
@@ -46,10 +46,10 @@ def test_damaged_copies_never_break_the_api(api_data, tmp_path, source, cut, fli
 
 
 @pytest.mark.parametrize("source", SOURCES)
-def test_damaged_buffers_fed_to_a_stream_are_refused_or_read(api_data, source):
+def test_damaged_buffers_fed_to_a_stream_are_refused_or_read(corpus_file, source):
     """A byte changed in a streamed buffer (header or records) gets the buffer refused
     (Win32Error) or read, with the damage reported; ProcessTrace still ends cleanly."""
-    buffers = buffers_of(api_data / source)
+    buffers = buffers_of(corpus_file(source))
     size = len(buffers[1])
     for offset in list(range(0, 0x48, 3)) + list(range(0x48, size, max(1, size // 40))):
         events, closes = [], []

@@ -39,10 +39,10 @@ def test_the_callback_union_is_one_member():
     assert logfile.ProcessTraceMode == PROCESS_TRACE_MODE_EVENT_RECORD
 
 
-def test_event_record_flag_chooses_the_callback_signature(api_data):
+def test_event_record_flag_chooses_the_callback_signature(corpus_file):
     """Same callable, set once through either union name: with PROCESS_TRACE_MODE_EVENT_RECORD
     it gets EVENT_RECORDs, without it EVENT_TRACEs (the PEVENT_RECORD_CALLBACK page)."""
-    path = api_data / "wppemitter-sample.etl"
+    path = corpus_file("wppemitter-sample.etl")
     as_records, _, _ = collect(path, PROCESS_TRACE_MODE_EVENT_RECORD)
     as_traces, _, _ = collect(path, 0)
     assert as_records and all(type(e) is EVENT_RECORD for e in as_records)
@@ -51,19 +51,19 @@ def test_event_record_flag_chooses_the_callback_signature(api_data):
     assert [e.UserData for e in as_records] == [e.MofData for e in as_traces]
 
 
-def test_context_is_delivered_as_user_context(api_data):
+def test_context_is_delivered_as_user_context(corpus_file):
     context = object()
-    events, _, _ = collect(api_data / "wppstr-sample.etl", Context=context)
+    events, _, _ = collect(corpus_file("wppstr-sample.etl"), Context=context)
     assert events and all(e.UserContext is context for e in events)
 
 
 @pytest.mark.parametrize("name", ALL_FILES)
 @pytest.mark.parametrize("mode", [PROCESS_TRACE_MODE_EVENT_RECORD, 0])
-def test_first_event_is_the_synthetic_logfile_header(api_data, name, mode):
+def test_first_event_is_the_synthetic_logfile_header(corpus_file, name, mode):
     """ProviderId EventTraceGuid, Opcode 0, payload = TRACE_LOGFILE_HEADER as in the file."""
-    events, logfile, _ = collect(api_data / name, mode)
+    events, logfile, _ = collect(corpus_file(name), mode)
     first = events[0]
-    with EtlFile(api_data / name) as etl:
+    with EtlFile(corpus_file(name)) as etl:
         raw = etl.header.raw
         start = etl.header.start_time
     if mode:
@@ -84,8 +84,8 @@ def test_first_event_is_the_synthetic_logfile_header(api_data, name, mode):
     assert [e for e in events[1:] if is_header(e) == (EventTraceGuid, 0)] == []
 
 
-def test_logfile_header_output_matches_dissect(api_data):
-    path = api_data / "wppemitter-sample.etl"
+def test_logfile_header_output_matches_dissect(corpus_file):
+    path = corpus_file("wppemitter-sample.etl")
     logfile = EVENT_TRACE_LOGFILE(LogFileName=str(path))
     handle = api.OpenTrace(logfile)
     api.CloseTrace(handle)
@@ -120,13 +120,13 @@ def _dissect_messages(path):
 
 
 @pytest.mark.parametrize("name", WPP_FILES)
-def test_wpp_messages_as_event_records(api_data, name):
+def test_wpp_messages_as_event_records(corpus_file, name):
     """Real WPP captures (MessageFlags 0xAA = GUID|TIMESTAMP|SYSTEMINFO|POINTER64): ProviderId
     = message GUID, Id = MessageNumber, TRACE_MESSAGE + CLASSIC + 64-bit flags, TID/PID and
     FILETIME timestamps equal to what dissect.etl decodes."""
-    events, _, _ = collect(api_data / name)
+    events, _, _ = collect(corpus_file(name))
     messages = [e for e in events if e.EventHeader.Flags & 0x0008]
-    theirs = _dissect_messages(api_data / name)
+    theirs = _dissect_messages(corpus_file(name))
     assert len(messages) == len(theirs) > 0
     assert Counter((e.EventHeader.ProviderId, e.EventHeader.ThreadId, e.EventHeader.ProcessId,
                     e.UserData) for e in messages) == Counter(
@@ -144,29 +144,29 @@ def test_wpp_messages_as_event_records(api_data, name):
         assert e.BufferContext.LoggerId == events[0].BufferContext.LoggerId
 
 
-def test_wpp_emitter_message_numbers(api_data):
-    events, _, _ = collect(api_data / "wppemitter-sample.etl")
+def test_wpp_emitter_message_numbers(corpus_file):
+    events, _, _ = collect(corpus_file("wppemitter-sample.etl"))
     counts = Counter((e.EventHeader.ProviderId, e.EventHeader.EventDescriptor.Id)
                      for e in events if e.EventHeader.Flags & 0x0008)
     assert counts == {(EMITTER_GUID, 10): 30, (EMITTER_GUID, 11): 15}
 
 
-def test_wpp_string_arguments_are_the_user_data(api_data):
+def test_wpp_string_arguments_are_the_user_data(corpus_file):
     """wppstr-sample.etl logs "alpha", "bravo", "charlie" (ANSI) and "root" (UTF-16), each
     NUL-terminated inline (corpus README): UserData carries exactly those argument bytes."""
-    events, _, _ = collect(api_data / "wppstr-sample.etl")
+    events, _, _ = collect(corpus_file("wppstr-sample.etl"))
     payloads = [e.UserData for e in events if e.EventHeader.Flags & 0x0008]
     assert [name in p for p, name in zip(payloads, (b"alpha\0", b"bravo\0", b"charlie\0"))] == \
         [True] * 3
     assert "root".encode("utf-16-le") + b"\0\0" in payloads[3]
 
 
-def test_wpp_messages_as_classic_event_trace(api_data):
+def test_wpp_messages_as_classic_event_trace(corpus_file):
     """EventCallback view: Header members set for the flags that were specified (0xAA:
     Guid, ThreadId/ProcessId, TimeStamp), Flags = the logged MessageFlags, MessageNumber in
     Class.Version, argument bytes in MofData."""
-    records, _, _ = collect(api_data / "wppemitter-sample.etl")
-    traces, _, _ = collect(api_data / "wppemitter-sample.etl", 0)
+    records, _, _ = collect(corpus_file("wppemitter-sample.etl"))
+    traces, _, _ = collect(corpus_file("wppemitter-sample.etl"), 0)
     pairs = [(r, t) for r, t in zip(records, traces) if r.EventHeader.Flags & 0x0008]
     assert len(pairs) == 45
     for r, t in pairs:
@@ -181,8 +181,8 @@ def test_wpp_messages_as_classic_event_trace(api_data):
 
 
 @pytest.mark.parametrize("name", ["wppemitter-sample.etl", "powershell.etl", "lxcore_kernel.etl"])
-def test_raw_timestamp_mode_gives_raw_clock_values(api_data, name):
-    path = api_data / name
+def test_raw_timestamp_mode_gives_raw_clock_values(corpus_file, name):
+    path = corpus_file(name)
     converted, _, _ = collect(path)
     raw, _, _ = collect(path, PROCESS_TRACE_MODE_EVENT_RECORD | PROCESS_TRACE_MODE_RAW_TIMESTAMP)
     with EtlFile(path) as etl:
@@ -195,9 +195,9 @@ def test_raw_timestamp_mode_gives_raw_clock_values(api_data, name):
         assert c.EventHeader.TimeStamp == to_filetime(r.EventHeader.TimeStamp)
 
 
-def test_filetime_timestamps_agree_with_dissect(api_data):
+def test_filetime_timestamps_agree_with_dissect(corpus_file):
     """dissect.etl converts with the same §6 rule, independently (through float seconds)."""
-    path = api_data / "powershell.etl"
+    path = corpus_file("powershell.etl")
     events, _, _ = collect(path)
     ours = sorted(e.EventHeader.TimeStamp // 10 for e in events[1:])
     with open(path, "rb") as fh:
@@ -206,12 +206,12 @@ def test_filetime_timestamps_agree_with_dissect(api_data):
     assert max(abs(a - b) for a, b in zip(ours, theirs)) <= DISSECT_US_ERROR
 
 
-def test_manifest_event_fields(api_data):
+def test_manifest_event_fields(corpus_file):
     """EVENT_HEADER records keep their descriptor, flags and activity id."""
-    events, _, _ = collect(api_data / "primitive-types.etl")
+    events, _, _ = collect(corpus_file("primitive-types.etl"))
     manifest = [e for e in events if not e.EventHeader.Flags & 0x0100]
     assert manifest
-    with EtlFile(api_data / "primitive-types.etl") as etl:
+    with EtlFile(corpus_file("primitive-types.etl")) as etl:
         records = [r for b in etl.iter_buffers() for r in b.records() if r.kind == "event"]
     assert len(manifest) == len(records)
     for e, r in zip(manifest, records):
@@ -226,11 +226,11 @@ def test_manifest_event_fields(api_data):
 
 
 @pytest.mark.parametrize("mode", [PROCESS_TRACE_MODE_EVENT_RECORD, 0])
-def test_every_member_of_every_delivered_structure_is_set(api_data, mode):
+def test_every_member_of_every_delivered_structure_is_set(corpus_file, mode):
     """The hot path builds structures without their constructors: each one must still have
     every Win32 member (repr reads them all) and compare equal to a copy of itself."""
     for name in ALL_FILES:
-        events, logfile, _ = collect(api_data / name, mode)
+        events, logfile, _ = collect(corpus_file(name), mode)
         for event in events:
             text = repr(event)
             assert "Header" in text
@@ -256,8 +256,8 @@ def _dissect_event_headers(path):
 
 
 @pytest.mark.parametrize("name", ["powershell.etl", "lxcore_kernel.etl", "primitive-types.etl"])
-def test_manifest_event_headers_agree_with_dissect(api_data, name):
-    events, _, _ = collect(api_data / name)
+def test_manifest_event_headers_agree_with_dissect(corpus_file, name):
+    events, _, _ = collect(corpus_file(name))
     ours = []
     for e in events:
         h = e.EventHeader
@@ -267,7 +267,7 @@ def test_manifest_event_headers_agree_with_dissect(api_data, name):
         ours.append((h.ProviderId, d.Id, d.Version, d.Channel, d.Level, d.Opcode, d.Task,
                      d.Keyword, h.ThreadId, h.ProcessId, h.ProcessorTime, h.ActivityId,
                      h.EventProperty))
-    theirs = _dissect_event_headers(api_data / name)
+    theirs = _dissect_event_headers(corpus_file(name))
     assert len(ours) == len(theirs) > 0
     assert Counter(ours) == Counter(theirs)
 

@@ -9,14 +9,14 @@ import pytest
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # etlgen (test trace writer)
 
-FMT_DATA = HERE.parent / "data" / "fmt"
 
 
 @pytest.fixture(scope="session")
-def fmt_data() -> pathlib.Path:
-    return FMT_DATA
+def fmt_data(corpus) -> pathlib.Path:
+    """The findneedle WPP captures, their TMF files (tmf/) and a real tracefmt summary (FmtSum.txt)."""
+    return corpus / "wpp" / "guscatalano__findneedle"
 
 
 @pytest.fixture(scope="session")
-def fmt_tmf() -> pathlib.Path:
-    return FMT_DATA / "tmf"
+def fmt_tmf(fmt_data) -> pathlib.Path:
+    return fmt_data / "tmf"

@@ -12,7 +12,6 @@ pointers by message flag, kernel records between the messages).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import lzma
 import pathlib
@@ -22,18 +21,21 @@ import sys
 import uuid
 
 HERE = pathlib.Path(__file__).resolve().parent
-DATA = HERE.parent / "data"
-GOLDEN = DATA / "fmt_golden"
-CAPTURES = DATA / "fmt"
-TMF_DIRS = [DATA / "tmf" / "nefarius", DATA / "tmf" / "findneedle"]
-CAPTURE_NAMES = ["wppemitter-sample.etl", "wppenum-sample.etl", "wppstr-sample.etl",
-                 "wpptypes-sample.etl"]
+GOLDEN = HERE.parent / "data" / "fmt_golden"
+CORPUS = HERE.parent / "corpus"   # the stored corpus: the files used here are stored as is, except powershell.etl
 GENERATED_EVENTS = 800
 SLOW_CLOCK_HZ = 3_579_545
 NOBODY = uuid.UUID("0badc0de-0000-4000-8000-000000000001")
 
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(CORPUS))
 import etlgen  # noqa: E402  (the tests' trace writer, beside this file)
+import subsets  # noqa: E402  (named corpus file sets)
+
+CAPTURES = CORPUS / subsets.FINDNEEDLE
+CAPTURE_NAMES = [pathlib.PurePath(rel).name for rel in subsets.FINDNEEDLE_CAPTURES]
+TMF_FILES = [CORPUS / rel for rel in subsets.DRIVER_SAMPLE]
+TMF_DIRS = [CAPTURES / "tmf"]
 
 
 def _arg(item: str, params: tuple, rnd: random.Random, unique: bool, pointer: int) -> bytes | None:
@@ -75,7 +77,7 @@ def generate(path: pathlib.Path, *, seed: int, slow_clock: bool) -> None:
     """A deterministic trace over the repository's driver and findneedle TMFs."""
     from wpptrace import tmf
 
-    tmfset = tmf.load(*map(str, TMF_DIRS))
+    tmfset = tmf.load(*map(str, TMF_FILES + TMF_DIRS))
     probe = random.Random(0)
     usable = [m for m in tmfset.messages()
               if all(_arg(a.item, a.params, probe, True, 8) is not None for a in m.args)]
@@ -132,8 +134,8 @@ def generated_inputs(directory: pathlib.Path) -> dict[str, pathlib.Path]:
     return paths
 
 
-def cases(generated: dict[str, pathlib.Path]) -> dict[str, tuple[str, list, dict]]:
-    """name -> (command, input paths, options)."""
+def cases(generated: dict[str, pathlib.Path], corpus: pathlib.Path = CORPUS) -> dict[str, tuple[str, list, dict]]:
+    """name -> (command, input paths, options); ``corpus``: an unpacked corpus (tests/corpus/unpack.py)."""
     out: dict[str, tuple[str, list, dict]] = {}
     formats = {"text": {}, "csv": {"output_format": "csv"}, "jsonl": {"output_format": "jsonl"}}
     inputs = {name[:-4]: [CAPTURES / name] for name in CAPTURE_NAMES}
@@ -156,13 +158,7 @@ def cases(generated: dict[str, pathlib.Path]) -> dict[str, tuple[str, list, dict
                       "%1!s! %2!s! %3!04X! %4!s! %5!d! %6!d! %7!d! %8!X! %9!d!: "})
         out[f"{name}.quoted.csv"] = ("fmt", paths, {"output_format": "csv", "csv_header": False,
                                                     "csv_quote": True})
-    seen: set[bytes] = set()
-    dumped = []
-    for path in sorted(DATA.glob("*/*.etl")):
-        digest = hashlib.sha256(path.read_bytes()).digest()
-        if digest not in seen:          # the same capture is copied into several test folders
-            seen.add(digest)
-            dumped.append(path)
+    dumped = [corpus / rel for rel in subsets.SMALL_FILES]
     for path in dumped + [generated["gen-qpc"], generated["gen-slowclock"]]:
         out[f"dump-{path.stem}.text"] = ("dump", [path], {})
         out[f"dump-{path.stem}.json"] = ("dump", [path], {"json": True})
@@ -185,9 +181,9 @@ def run_case(command: str, paths: list, options: dict, scratch: pathlib.Path) ->
         return out.getvalue().encode()
     from wpptrace.decoder.cli_fmt import FmtOptions, run_fmt
 
-    tmf_dirs = [str(d) for d in TMF_DIRS] + [str(CAPTURES / "tmf")]
     summary = scratch / "golden.sum"
-    opts = FmtOptions(files=[str(p) for p in paths], tmf_dirs=tmf_dirs, utc=True,
+    opts = FmtOptions(files=[str(p) for p in paths], tmf_files=[str(f) for f in TMF_FILES],
+                      tmf_dirs=[str(d) for d in TMF_DIRS], utc=True,
                       progress="never", summary=str(summary) if command == "summary" else None,
                       **options)
     out, err = io.StringIO(), io.StringIO()
@@ -212,7 +208,9 @@ def write_all() -> None:
     GOLDEN.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         scratch = pathlib.Path(tmp)
-        for name, (command, paths, options) in cases(generated_inputs(scratch)).items():
+        from unpack import unpacked
+
+        for name, (command, paths, options) in cases(generated_inputs(scratch), unpacked()).items():
             data = run_case(command, paths, options, scratch)
             (GOLDEN / f"{name}.xz").write_bytes(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
             print(f"{name}: {len(data)} bytes")

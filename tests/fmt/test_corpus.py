@@ -1,6 +1,6 @@
 """The real findneedle WPP captures decode to exactly the expected messages, with full prefix lines.
 
-Expected message text: ../shared/corpus/README.md (wpp/ table), as findneedle asserted it against
+Expected message text: tests/corpus/README.md (wpp/ table), as findneedle asserted it against
 WDK tracefmt. The prefix fields (CPU, PID, TID, time) are checked against the same records read
 independently with dissect.etl.
 """

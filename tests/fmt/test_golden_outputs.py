@@ -3,7 +3,7 @@
 Cases: text (default, sequence, no prefix, every prefix variable and marker), CSV (with a
 header, and quoted without one), JSON Lines and the summary counts, each on the real
 findneedle captures (alone and merged) and on generated traces (alone and merged); plus
-``wpptrace dump`` (text and JSON) of every test file.
+``wpptrace dump`` (text and JSON) of the small corpus files (tests/corpus/subsets.py).
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def test_every_case_has_its_expected_output():
 
 
 @pytest.mark.parametrize("name", _NAMES)
-def test_output_is_unchanged(name, generated, tmp_path):
-    command, paths, options = golden.cases(generated)[name]
+def test_output_is_unchanged(name, generated, corpus, tmp_path):
+    command, paths, options = golden.cases(generated, corpus)[name]
     got = golden.run_case(command, paths, options, tmp_path)
     want = golden.expected(name)
     if got != want:

@@ -49,9 +49,9 @@ def cvdump_annotations(text: str) -> list[Annotation]:
 
 
 @pytest.fixture(scope="module")
-def bthps3psm(pdb_data) -> PdbTraceInfo:
+def bthps3psm(corpus_file) -> PdbTraceInfo:
     annotations = cvdump_annotations(
-        (pdb_data / "corpus" / "BthPS3PSM.pdb-cvdump.annotations-excerpt.txt").read_text())
+        corpus_file("BthPS3PSM.pdb-cvdump.annotations-excerpt.txt").read_text())
     info = PdbTraceInfo(path=r"BthPS3PSM.pdb", annotations=annotations)
     for a in annotations:
         if a.strings[0] == "TMF:":
@@ -71,21 +71,21 @@ def test_excerpt_shape(bthps3psm):
     assert all(m.lines[0].endswith(" FUNC=" + m.annotation.procedure) for m in bthps3psm.messages)
 
 
-def test_assembled_tmf_equals_tracepdb_output(bthps3psm, pdb_data, tmp_path):
+def test_assembled_tmf_equals_tracepdb_output(bthps3psm, corpus_file, tmp_path):
     texts = bthps3psm.to_tmf_text_by_guid(UPDATED)
     for guid in GUIDS:
-        real = (pdb_data / "corpus" / f"{guid}.tmf").read_text()
+        real = corpus_file(f"{guid}.tmf").read_text()
         first_run = real[:real.index("// PDB:  BthPS3PSM.pdb", 1)]
         assert texts[uuid.UUID(guid)] == first_run
     # two from-pdb runs with --append reproduce the whole files, second run included
     write_tmf_files(bthps3psm, tmp_path, updated=UPDATED, mof=False)
     write_tmf_files(bthps3psm, tmp_path, updated=UPDATED, mof=False, append=True)
     for guid in GUIDS:
-        assert (tmp_path / f"{guid}.tmf").read_bytes() == (pdb_data / "corpus" / f"{guid}.tmf").read_bytes()
+        assert (tmp_path / f"{guid}.tmf").read_bytes() == corpus_file(f"{guid}.tmf").read_bytes()
 
 
-def test_mof_equals_tracepdb_output(bthps3psm, pdb_data):
-    assert mof_text(bthps3psm, UPDATED) == (pdb_data / "corpus" / "BthPS3PSM.mof").read_text()
+def test_mof_equals_tracepdb_output(bthps3psm, corpus_file):
+    assert mof_text(bthps3psm, UPDATED) == corpus_file("BthPS3PSM.mof").read_text()
     (control,) = bthps3psm.control_guids
     assert control.annotation.procedure == "DriverEntry" and control.flags[0] == "MYDRIVER_ALL_INFO"
 

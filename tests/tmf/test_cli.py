@@ -9,9 +9,9 @@ from wpptrace.tmf import cli as tmf_cli
 GUID = "d4153fff-ac08-361f-5ed7-af1d38cd1903"
 
 
-def test_show_json_objects_and_summary(data_dir, capsys, monkeypatch):
+def test_show_json_objects_and_summary(findneedle_tmf, capsys, monkeypatch):
     monkeypatch.delenv("TRACE_FORMAT_SEARCH_PATH", raising=False)
-    code = cli.main(["tmf", "show", str(data_dir / "tmf" / "findneedle"), "--json"])
+    code = cli.main(["tmf", "show", str(findneedle_tmf), "--json"])
     out, err = capsys.readouterr()
     assert (code, err) == (0, "")
     lines = [json.loads(line) for line in out.splitlines()]
@@ -31,10 +31,10 @@ def test_show_json_objects_and_summary(data_dir, capsys, monkeypatch):
     assert (obj["component"], obj["source_file"]) == ("findneedle", "WppEnumEmitter.cpp")
 
 
-def test_show_counts_unique_pairs_and_errors(data_dir, tmp_path, capsys):
+def test_show_counts_unique_pairs_and_errors(driver_sample, tmp_path, capsys):
     bad = tmp_path / "bad.tmf"
     bad.write_text(f"{GUID} X // SRC=a.c\n#typev ok 10 \"a\" //\n{{\n}}\n#typev broken 11 \"b\" //\n{{\nnonsense\n}}\n")
-    appended = data_dir / "tmf" / "nefarius" / "d47178e4-703b-3465-f330-63f5cfd64eb4.tmf"  # 12 entries, 6 unique
+    appended = driver_sample / "d47178e4-703b-3465-f330-63f5cfd64eb4.tmf"  # 12 entries, 6 unique
     code = cli.main(["tmf", "show", str(appended), str(bad), "--json", "--no-env"])
     out, err = capsys.readouterr()
     assert code == 1
@@ -42,8 +42,8 @@ def test_show_counts_unique_pairs_and_errors(data_dir, tmp_path, capsys):
     assert f"{bad}:7:1: bad argument line" in err
 
 
-def test_show_text_listing(data_dir, capsys):
-    code = cli.main(["tmf", "show", str(data_dir / "tmf" / "findneedle" / f"{GUID}.tmf"), "--no-env"])
+def test_show_text_listing(findneedle_tmf, capsys):
+    code = cli.main(["tmf", "show", str(findneedle_tmf / f"{GUID}.tmf"), "--no-env"])
     out, _ = capsys.readouterr()
     assert code == 0
     assert out.splitlines() == [

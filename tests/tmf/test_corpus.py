@@ -81,17 +81,17 @@ def test_duplicates_in_appended_files_are_identical_except_funclet_repeat(corpus
     }
 
 
-# -- spot checks on the copies in tests/data/tmf (provenance in PROVENANCE.md) ---------------------
+# -- spot checks on the driver sample and the findneedle TMFs (tests/tmf/conftest.py) ---------------
 
 
 @pytest.fixture(scope="module")
-def nefarius(data_dir):
-    return tmf.load(data_dir / "tmf" / "nefarius", use_environment=False)
+def nefarius(driver_sample):
+    return tmf.load(driver_sample, use_environment=False)
 
 
 @pytest.fixture(scope="module")
-def findneedle(data_dir):
-    return tmf.load(data_dir / "tmf" / "findneedle", use_environment=False)
+def findneedle(findneedle_tmf):
+    return tmf.load(findneedle_tmf, use_environment=False)
 
 
 def test_raw_inner_quotes_in_format(nefarius):

@@ -21,8 +21,8 @@ def _tmf(guid: str, number: int, name: str, component: str = "Comp") -> str:
 
 
 @pytest.fixture
-def tmf_dir(tmp_path, data_dir):
-    for path in (data_dir / "tmf" / "nefarius").iterdir():
+def tmf_dir(tmp_path, driver_sample):
+    for path in driver_sample.iterdir():
         shutil.copy(path, tmp_path / path.name)
     return tmp_path
 
@@ -69,8 +69,8 @@ def test_guid_file_names_match_case_insensitively_and_other_tmf_files_are_scanne
     assert tmfset.lookup(uuid.UUID(g2), 10).component == "Comp"
 
 
-def test_single_file_and_missing_explicit_path(data_dir, tmp_path):
-    tmfset = tmf.load(data_dir / "tmf" / "nefarius" / f"{GAPS}.tmf", use_environment=False)
+def test_single_file_and_missing_explicit_path(driver_sample, tmp_path):
+    tmfset = tmf.load(driver_sample / f"{GAPS}.tmf", use_environment=False)
     assert [m.number for m in tmfset.messages()] == [13, 15, 19, 20, 31, 32]
     with pytest.raises(FileNotFoundError):
         tmf.load(tmp_path / "absent.tmf", use_environment=False)

@@ -85,8 +85,8 @@ def test_generated_model_round_trips(generated, enums):
     assert parsed.issues == []
 
 
-CORPUS_SAMPLE = (pathlib.Path(__file__).resolve().parents[1] / "data" / "tmf" / "nefarius"
-                 / "03fb1cb4-1c81-30e9-50db-4ecb4f47594e.tmf").read_text()[:3000]
+CORPUS_SAMPLE = (pathlib.Path(__file__).resolve().parents[1] / "corpus" / "tmf" / "nefarius__Nefarius.Utilities.ETW"
+                 / "tmf" / "03fb1cb4-1c81-30e9-50db-4ecb4f47594e.tmf").read_text()[:3000]
 
 
 @st.composite

@@ -22,8 +22,8 @@ G = uuid.UUID("11223344-5566-7788-99aa-bbccddeeff00")
 
 
 @pytest.fixture(scope="module")
-def tmfset(data_dir):
-    return load(data_dir / "tmf_render" / "tmf")
+def tmfset(corpus):
+    return load(corpus / "wpp" / "guscatalano__findneedle" / "tmf")
 
 
 CASES = [
