@@ -26,8 +26,9 @@ import time
 import uuid
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-SHARED = pathlib.Path(os.environ.get("WPPTRACE_SHARED", REPO.parent / "shared")).resolve()
-CORPUS = SHARED / "corpus"
+sys.path.insert(0, str(REPO / "tests" / "corpus"))
+from unpack import unpacked  # noqa: E402  (the test corpus, big files unpacked once into ~/.cache)
+
 BIGGEST = ["etl/microsoft__perfview/net.4.5.2.x64.etl", "etl/microsoft__perfview/net.4.5.2.x86.etl",
            "etl/microsoft__perfview/diaghub-dotnetcore3.1-win-x64.diaghub.etl",
            "etl/microsoft__perfview/diaghub-dotnetcore3.1-win-x64.diaghub.user_paged.1.etl",
@@ -127,7 +128,8 @@ def main() -> int:
         t0 = time.perf_counter()
         generate(generated, args.records)
         print(f"generated {generated} with the provider core in {time.perf_counter() - t0:.1f} s")
-    files = [generated] + [CORPUS / rel for rel in BIGGEST if (CORPUS / rel).exists()]
+    corpus = unpacked()
+    files = [generated] + [corpus / rel for rel in BIGGEST]
 
     print(f"{'file':<44} {'MB':>6} {'way of reading':<34} {'records':>9} {'seconds':>8} "
           f"{'records/s':>11} {'x dissect':>9}")

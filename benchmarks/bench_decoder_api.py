@@ -9,7 +9,6 @@ Run: ``python3 benchmarks/bench_decoder_api.py [FILES]`` (default: the largest c
 """
 from __future__ import annotations
 
-import os
 import pathlib
 import sys
 import time
@@ -20,7 +19,9 @@ from wpptrace.decoder import ordered_records
 from wpptrace.decoder.consumer_types import EVENT_TRACE_LOGFILE, PROCESS_TRACE_MODE_EVENT_RECORD
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-CORPUS = pathlib.Path(os.environ.get("WPPTRACE_SHARED", ROOT.parent / "shared")) / "corpus"
+sys.path.insert(0, str(ROOT / "tests" / "corpus"))
+from unpack import unpacked  # noqa: E402  (the test corpus, big files unpacked once into ~/.cache)
+
 DEFAULT = ["etl/microsoft__perfview/net.4.5.2.x64.etl",
            "etl/microsoft__perfview/diaghub-dotnetcore3.1-win-x64.diaghub.etl",
            "etl/airbus-cert__etl-parser/ShutdownPerfDiagLogger.etl",
@@ -105,7 +106,7 @@ def realtime(count: int = 200_000) -> None:
 
 
 def main(argv: list[str]) -> int:
-    files = argv or [str(CORPUS / f) for f in DEFAULT]
+    files = argv or [str(unpacked() / f) for f in DEFAULT]
     print(f"{'file':44} {'events':>8} {'EVENT_RECORD/s':>15} {'EVENT_TRACE/s':>14} "
           f"{'engine/s':>10} {'dissect/s':>10} {'api/dissect':>11}")
     for path in files:

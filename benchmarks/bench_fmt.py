@@ -2,7 +2,7 @@
 """Formatted WPP events/s: wpptrace's tracefmt pipeline beside dissect.etl's raw parse rate.
 
 Generates (once, cached in the temp directory) a 1M-event WPP trace whose messages are the
-real driver TMFs of the corpus (../shared/corpus/tmf/nefarius__Nefarius.Utilities.ETW/tmf/:
+real driver TMFs of the corpus (tests/corpus/tmf/nefarius__Nefarius.Utilities.ETW/tmf/:
 BthPS3, BthPS3PSM, DsHidMini and the DMF libraries, 2,610 messages), with argument bytes built
 per item type. Then, in one run:
 
@@ -39,8 +39,7 @@ import tempfile
 import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-SHARED = pathlib.Path(os.environ.get("WPPTRACE_SHARED", REPO.parent / "shared")).resolve()
-TMF_DIR = SHARED / "corpus" / "tmf" / "nefarius__Nefarius.Utilities.ETW" / "tmf"
+TMF_DIR = REPO / "tests" / "corpus" / "tmf" / "nefarius__Nefarius.Utilities.ETW" / "tmf"
 TRACEFMT_EVENTS, TRACEFMT_SECONDS = 267_823, 9  # corpus wpp/guscatalano__findneedle/FmtSum.txt
 TARGET = 500_000
 GEN_VERSION = 2

@@ -1,6 +1,6 @@
 """TMF reader speed: cold parse rate over the corpus TMFs, lazy directory load, lookup cost.
 
-Run: python3 benchmarks/bench_tmf.py [CORPUS_DIR]   (default ../shared/corpus)
+Run: python3 benchmarks/bench_tmf.py [CORPUS_DIR]   (default tests/corpus)
 
 Prints side by side: the real grammar (pyparsing line productions + state machine), the same
 with its per-line caches warm, and a bare regex line reader that only extracts (guid, number)
@@ -56,7 +56,7 @@ def best_of(runs: int, fn):
 
 
 def main() -> int:
-    corpus = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else REPO.parent / "shared" / "corpus"
+    corpus = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "tests" / "corpus"
     files = sorted(p for sub in ("tmf", "wpp") for p in (corpus / sub).rglob("*.tmf"))
     texts = [p.read_text() for p in files]
     lines = sum(t.count("\n") for t in texts)

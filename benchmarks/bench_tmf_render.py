@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Message formatting rate of wpptrace.tmf.render over the real driver TMFs of the corpus.
 
-Loads every message of ../shared/corpus/tmf/nefarius__Nefarius.Utilities.ETW/tmf/ (BthPS3,
+Loads every message of tests/corpus/tmf/nefarius__Nefarius.Utilities.ETW/tmf/ (BthPS3,
 BthPS3PSM, DsHidMini, DMF: ~2,600 messages), builds plausible argument bytes per item type, and
 prints side by side in one run:
 
@@ -26,9 +26,9 @@ import time
 import uuid
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-SHARED = pathlib.Path(os.environ.get("WPPTRACE_SHARED", REPO.parent / "shared")).resolve()
-TMF_DIR = SHARED / "corpus" / "tmf" / "nefarius__Nefarius.Utilities.ETW" / "tmf"
-FINDNEEDLE = REPO / "tests" / "data" / "tmf_render" / "tmf"
+CORPUS = REPO / "tests" / "corpus"
+TMF_DIR = CORPUS / "tmf" / "nefarius__Nefarius.Utilities.ETW" / "tmf"
+FINDNEEDLE = CORPUS / "wpp" / "guscatalano__findneedle" / "tmf"
 
 
 def sample_bytes(item: str, ps: int, i: int) -> bytes:
