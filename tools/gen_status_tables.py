@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
 """Generate tmf/data/statuscodes.json (NTSTATUS, HRESULT, Win32, NDIS_STATUS, NDIS OID names).
 
-The names come from public headers: Debian's mingw-w64 packages ship ntstatus.h, winerror.h,
-ntddndis.h and ddk/ndis.h. Regenerate with one command:
+The names come from the public-domain mingw-w64 headers ntstatus.h, winerror.h, ntddndis.h and
+ddk/ndis.h. The repository keeps the part of them this generator reads (the object-like
+``#define`` lines it uses, verbatim) in tools/mingw-w64-excerpt/, so regenerating needs nothing
+else:
 
-    apt-get install -y mingw-w64-common mingw-w64-x86-64-dev   # once
-    python3 tools/gen_status_tables.py [--include /usr/share/mingw-w64/include]
+    python3 tools/gen_status_tables.py
+
+To refresh the excerpt from newer headers (Debian: apt-get install mingw-w64-common
+mingw-w64-x86-64-dev), which also checks that the excerpt gives the same tables as the full headers:
+
+    python3 tools/gen_status_tables.py --write-excerpt --include /usr/share/mingw-w64/include
 
 Only `#define NAME <number>` facts are kept (casts and the __MSABI_LONG / _HRESULT_TYPEDEF_ /
 _NDIS_ERROR_TYPEDEF_ wrappers are peeled; aliases of other names are resolved). When several names
@@ -15,13 +21,16 @@ The output is deterministic (sorted), so a diff shows real header changes.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import pathlib
 import re
 import sys
 
-DEFAULT_INCLUDES = ("/usr/share/mingw-w64/include", "/usr/x86_64-w64-mingw32/include")
-OUT = pathlib.Path(__file__).resolve().parent.parent / "tmf" / "data" / "statuscodes.json"
+HERE = pathlib.Path(__file__).resolve().parent
+EXCERPT = HERE / "mingw-w64-excerpt"
+OUT = HERE.parent / "tmf" / "data" / "statuscodes.json"
+HEADERS = ("ntstatus.h", "winerror.h", "ntddndis.h", "ddk/ndis.h")
 
 _DEFINE = re.compile(r"^\s*#\s*define\s+([A-Za-z_][A-Za-z0-9_]*)\s+(.+?)\s*(?:/[/*].*)?$")
 _NUMBER = re.compile(r"^(0[xX][0-9A-Fa-f]+|[0-9]+)[uUlL]*$")
@@ -103,19 +112,33 @@ def table(names_values: list[tuple[str, int]], kind: str) -> dict[str, str]:
     return {f"0x{v:08x}": by_value[v] for v in sorted(by_value)}
 
 
+def _is_ntstatus(name: str) -> bool:
+    return name.startswith(("STATUS_", "DBG_")) and not name.startswith("STATUS_SEVERITY_")
+
+
+def _is_win32_or_hresult(name: str) -> bool:
+    return not name.startswith(("FACILITY_", "SEVERITY_", "__")) and not name.endswith(("_FIRST", "_LAST"))
+
+
+#: header -> which of its names become table entries (the excerpt keeps these and what they refer to)
+_WANTED = {
+    "ntstatus.h": _is_ntstatus,
+    "winerror.h": _is_win32_or_hresult,
+    "ntddndis.h": lambda name: name.startswith("OID_"),
+    "ddk/ndis.h": lambda name: name.startswith(("OID_", "NDIS_STATUS_")),
+}
+
+
 def generate(include: pathlib.Path) -> dict[str, dict[str, str]]:
     nt_defs = read_defines(include / "ntstatus.h")
     nt_vals = resolve(nt_defs, {})
-    ntstatus = [(n, nt_vals[n]) for n, _, _ in nt_defs
-                if n in nt_vals and (n.startswith("STATUS_") or n.startswith("DBG_"))
-                and not n.startswith("STATUS_SEVERITY_")]
+    ntstatus = [(n, nt_vals[n]) for n, _, _ in nt_defs if n in nt_vals and _is_ntstatus(n)]
 
     we_defs = read_defines(include / "winerror.h")
     we_vals = resolve(we_defs, {})
-    skip = ("FACILITY_", "SEVERITY_", "__")
     winerror, hresult = [], []
     for name, expr, raw in we_defs:
-        if name not in we_vals or name.startswith(skip) or name.endswith(("_FIRST", "_LAST")):
+        if name not in we_vals or not _is_win32_or_hresult(name):
             continue
         value = we_vals[name]
         is_hresult = "_HRESULT_TYPEDEF_" in raw or "HRESULT" in raw or value > 0xFFFF
@@ -145,21 +168,73 @@ def generate(include: pathlib.Path) -> dict[str, dict[str, str]]:
     }
 
 
+_EXCERPT_NOTE = """\
+/* Excerpt of mingw-w64's {header} ({size} bytes, sha256 {sha256}): the object-like #define
+ * lines tools/gen_status_tables.py reads, verbatim and in order (continuation lines joined).
+ * The original says: {notice}
+ * Made by: python3 tools/gen_status_tables.py --write-excerpt --include <mingw-w64 include dir> */
+"""
+
+
+def _public_domain_notice(text: str) -> str:
+    for sentence in ("This file has no copyright assigned and is placed in the Public Domain.",
+                     "This source code is offered for use in the public domain."):
+        if sentence in text:
+            return sentence
+    if "This file is part of the mingw-w64 runtime package." in text:  # the headers' licence is package-wide
+        return ("This file is part of the mingw-w64 runtime package. (mingw-w64-headers/include/* is "
+                "public domain: Debian's mingw-w64-common copyright file.)")
+    raise SystemExit("the header carries no public-domain notice: check its licence before excerpting it")
+
+
+def write_excerpt(include: pathlib.Path, dest: pathlib.Path) -> None:
+    """Copy into ``dest`` the #define lines of the headers that ``generate`` needs: every wanted name
+    and, transitively, the names their values refer to. The excerpt must give the same tables."""
+    ident = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+    texts = {h: (include / h).read_bytes() for h in HEADERS}
+    lines = {}
+    for h in HEADERS:
+        joined = texts[h].decode("latin-1").replace("\\\n", " ")
+        lines[h] = [(m.group(1), m.group(2), line) for line in joined.splitlines()
+                    if (m := _DEFINE.match(line)) and "(" not in m.group(1)]
+    keep = {(h, name) for h in HEADERS for name, _, _ in lines[h] if _WANTED[h](name)}
+    while True:
+        wanted = {ref for h in HEADERS for name, value, _ in lines[h] if (h, name) in keep
+                  for ref in ident.findall(value)}
+        more = {(h, name) for h in HEADERS for name, _, _ in lines[h] if name in wanted} - keep
+        if not more:
+            break
+        keep |= more
+    for h in HEADERS:
+        text = texts[h].decode("latin-1")
+        note = _EXCERPT_NOTE.format(header=h, size=len(texts[h]), sha256=hashlib.sha256(texts[h]).hexdigest(),
+                                    notice=_public_domain_notice(text))
+        body = "\n".join(line for name, _, line in lines[h] if (h, name) in keep)
+        (dest / h).parent.mkdir(parents=True, exist_ok=True)
+        (dest / h).write_text(note + body + "\n", "latin-1")
+    if generate(dest) != generate(include):
+        raise SystemExit(f"{dest}: the excerpt does not give the same tables as {include}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--include", type=pathlib.Path, default=None,
-                    help="mingw-w64 include directory (default: the Debian locations)")
+    ap.add_argument("--include", type=pathlib.Path, default=EXCERPT,
+                    help="mingw-w64 include directory (default: the excerpt in tools/mingw-w64-excerpt)")
     ap.add_argument("-o", "--output", type=pathlib.Path, default=OUT)
+    ap.add_argument("--write-excerpt", action="store_true",
+                    help="refresh tools/mingw-w64-excerpt from the --include headers, then generate from it")
     args = ap.parse_args(argv)
-    include = args.include or next((pathlib.Path(p) for p in DEFAULT_INCLUDES
-                                    if (pathlib.Path(p) / "ntstatus.h").is_file()), None)
-    if include is None or not (include / "ntstatus.h").is_file():
-        print("mingw-w64 headers not found: apt-get install -y mingw-w64-common mingw-w64-x86-64-dev",
-              file=sys.stderr)
+    include = args.include
+    if not (include / "ntstatus.h").is_file():
+        print(f"{include}: no ntstatus.h (mingw-w64 headers: apt-get install mingw-w64-common "
+              "mingw-w64-x86-64-dev)", file=sys.stderr)
         return 2
+    if args.write_excerpt:
+        write_excerpt(include, EXCERPT)
+        print(f"wrote {EXCERPT}")
     tables = generate(include)
     tables["_source"] = {"generator": "tools/gen_status_tables.py", "headers": "mingw-w64 "
-                         + ", ".join(["ntstatus.h", "winerror.h", "ntddndis.h", "ddk/ndis.h"])}
+                         + ", ".join(HEADERS)}
     args.output.write_text(json.dumps(tables, indent=0, sort_keys=True) + "\n", "ascii")
     for k, v in tables.items():
         if not k.startswith("_"):
