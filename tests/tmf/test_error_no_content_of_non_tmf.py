@@ -60,8 +60,8 @@ def test_a_link_to_a_secret_file_is_reported_without_its_content(linked_dir):
     assert any(":1:1: not a TMC file: expected a GUID header somewhere" in text for text in issues)
 
 
-def test_the_cli_prints_no_line_of_it(linked_dir, tmp_path, data_dir):
-    etl = data_dir / "fmt" / "wppemitter-sample.etl"
+def test_the_cli_prints_no_line_of_it(linked_dir, tmp_path, corpus_file):
+    etl = corpus_file("wppemitter-sample.etl")
     for args in (["fmt", str(etl), "-p", str(linked_dir), "-o", str(tmp_path / "out.txt")],
                  ["tmf", "show", str(linked_dir)], ["tmf", "show", str(linked_dir / "a.tmf")]):
         proc = run_cli(*args)
