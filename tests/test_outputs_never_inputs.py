@@ -21,7 +21,7 @@ import pytest
 
 from wpptrace import _outputs as outputs
 
-DATA = os.path.join(os.path.dirname(__file__), "data", "fmt")
+DATA = os.path.join(os.path.dirname(__file__), "corpus", "wpp", "guscatalano__findneedle")  # captures + tmf/
 REFUSED = "refusing to write"
 
 
