@@ -1,7 +1,11 @@
-"""Fixtures for the provider tests: unique session names, a registered provider, the checker."""
+"""Fixtures for the provider tests: unique session names, a registered provider, the checker,
+C programs built on the core."""
 from __future__ import annotations
 
 import os
+import pathlib
+import shutil
+import subprocess
 import sys
 import uuid
 
@@ -47,3 +51,27 @@ def provider():
     p = RegisteredProvider()
     yield p
     p.close()
+
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+C_FLAGS = ["-O2", "-std=gnu11", "-Wall", "-Werror", "-I", str(REPO / "src/wpptrace/include"),
+           "-I", str(REPO / "provider/csrc")]
+
+
+@pytest.fixture(scope="session")
+def build_c_program(tmp_path_factory):
+    """build(name, source_text) -> path of a C program linked with the core's sources, as a
+    C user builds it (the core is compiled once per run)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    assert cc, "a C compiler is needed (the extension itself is built with one)"
+    tmp = tmp_path_factory.mktemp("ccore")
+    sources = sorted((REPO / "provider" / "csrc").glob("etw_*.c"))
+    subprocess.run([cc, *C_FLAGS, "-c", *map(str, sources)], cwd=tmp, check=True)
+    objects = [str(tmp / (s.stem + ".o")) for s in sources]
+
+    def build(name: str, text: str) -> pathlib.Path:
+        (tmp / f"{name}.c").write_text(text)
+        subprocess.run([cc, *C_FLAGS, str(tmp / f"{name}.c"), *objects, "-pthread", "-o", str(tmp / name)],
+                       check=True)
+        return tmp / name
+    return build

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import os
-import pathlib
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,7 +14,6 @@ import wpptrace.provider as P
 from wpptrace.provider._hazmat import ffi
 from wpptrace.provider.sessions import TraceSession
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 
 C_PROGRAM = r"""
 #include <pthread.h>
@@ -78,16 +75,8 @@ int main(int argc, char **argv) {
 
 
 @pytest.fixture(scope="module")
-def c_program(tmp_path_factory):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    assert cc, "a C compiler is needed (the extension itself is built with one)"
-    tmp = tmp_path_factory.mktemp("cprog")
-    (tmp / "app.c").write_text(C_PROGRAM)
-    sources = sorted(str(p) for p in (REPO / "provider" / "csrc").glob("etw_*.c"))
-    subprocess.run([cc, "-O2", "-std=gnu11", "-Wall", "-Werror", "-I", str(REPO / "src/wpptrace/include"),
-                    "-I", str(REPO / "provider/csrc"), str(tmp / "app.c"), *sources, "-pthread",
-                    "-o", str(tmp / "app")], check=True)
-    return tmp / "app"
+def c_program(build_c_program):
+    return build_c_program("app", C_PROGRAM)
 
 
 @pytest.mark.parametrize("threads", [1, 8])
