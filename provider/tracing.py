@@ -145,7 +145,8 @@ class _BadSite:
 
 
 def _py_level_method(name: str, level: int):
-    """One level method in Python: the enable test, then ``_trace`` with the caller's frame."""
+    """One level method in Python: the enable test, then the cached site of the caller's frame
+    (or ``_trace`` for everything else)."""
     source = f'''
 def {name}(self, flag=None, fmt=None, *args):
     """Trace at level {level} if ``flag`` is enabled: ``{name}(FLAG, "format %d", value, ...)``."""
@@ -156,9 +157,24 @@ def {name}(self, flag=None, fmt=None, *args):
         if not self._mask{level}:
             return
     frame = _getframe(1)
-    self._trace({level}, "{name}", flag, fmt, args, frame.f_code, frame.f_lasti, frame.f_globals)
+    code = frame.f_code
+    entry = self._sites.get(id(code))
+    site = entry[1].get(frame.f_lasti) if entry is not None else None
+    if type(site) is _CompiledSite and type(flag) in _FLAG_TYPES:
+        try:
+            payload = site.pack(args)
+        except Exception:  # noqa: BLE001 - _trace reports it (or raises if strict)
+            pass
+        else:
+            rc = self._trace_packed(self.logger_handle, _OPTIONS, site.guid_le, site.number, payload)
+            if rc:
+                self.events_dropped += 1
+                self.last_error = rc
+            return
+    self._trace({level}, "{name}", flag, fmt, args, code, frame.f_lasti, frame.f_globals)
 '''
-    namespace = {"_getframe": _getframe}
+    namespace = {"_getframe": _getframe, "_CompiledSite": CompiledSite, "_FLAG_TYPES": (int, TraceFlag),
+                 "_OPTIONS": WPP_TRACE_OPTIONS}
     exec(compile(source, f"<wpptrace Provider.{name}>", "exec"), namespace)  # noqa: S102
     return namespace[name]
 

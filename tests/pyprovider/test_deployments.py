@@ -118,9 +118,12 @@ def test_pyc_only_install(tmp_path, pp):
     assert sorted(p.name for p in (site / "shop").iterdir()) == [
         "__init__.pyc", "_wpptrace_sites.pyc", "orders.pyc"]
     etl = tmp_path / "pyc.etl"
-    proc = run(["-c", DRIVER, str(etl)], path=site)
+    proc = run(["-c", DRIVER, str(etl), str(tmp_path / "runtime-tmf")], path=site)
     assert proc.returncode == 0, proc.stderr
     assert pp.decode_lines(etl, tmf, tmp_path) == EXPECTED
+    # Without any source, the TMF the running app writes (from the registry) is tmf gen's.
+    runtime = {p.name: p.read_bytes() for p in (tmp_path / "runtime-tmf").iterdir()}
+    assert runtime == {p.name: p.read_bytes() for p in tmf.iterdir()}
 
 
 def test_zipapp(tmp_path, pp):

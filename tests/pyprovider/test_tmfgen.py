@@ -164,3 +164,43 @@ def test_file_text_is_stable_for_one_compile(fmt: str, tmp_path: pathlib.Path) -
     when = tmfgen.reproducible_time()
     assert tmfgen.file_tmf_text(one, when) == tmfgen.file_tmf_text(two, when)
     assert "arg1, " in tmfgen.file_tmf_text(one, when)  # starred: names by position
+
+
+def test_gen_writes_logging_sites_when_the_sources_use_wpphandler(tmp_path: pathlib.Path, capsys) -> None:
+    src = tmp_path / "logs.py"
+    src.write_text("import logging\n"
+                   "from wpptrace.provider.logging_handler import WppHandler\n"
+                   "log = logging.getLogger('x')\n"
+                   "log.addHandler(WppHandler('LogsApp'))\n"
+                   "def f(n):\n"
+                   "    log.info('got %d', n)\n")
+    out = tmp_path / "out"
+    assert main(["tmf", "gen", str(src), "-o", str(out), "--no-registry"]) == 0
+    texts = [p.read_text() for p in out.glob("*.tmf")]
+    assert any('"%0got %10!I64d!"' in t and "FLAGS=LOGGING" in t for t in texts), texts
+    assert any("logging_formatted 13" in t for t in texts)        # the catch-all per level
+    assert (out / f"{etw_name_guid('LogsApp')}.tmc").exists()     # WppHandler("LogsApp") declares it
+    assert "warning" not in capsys.readouterr().err
+    # no logging call with a literal template: a warning, and only the catch-all messages
+    src.write_text(src.read_text().replace("log.info('got %d', n)", "log.info(n)"))
+    assert main(["tmf", "gen", str(src), "-o", str(tmp_path / "out2"), "--no-registry"]) == 0
+    assert "no logging call with a literal template was found" in capsys.readouterr().err
+    assert main(["tmf", "gen", str(src), "-o", str(tmp_path / "out3"), "--no-registry", "--no-logging"]) == 0
+    assert sorted(p.suffix for p in (tmp_path / "out3").iterdir()) == [".mof", ".tmc"]
+
+
+def test_gen_writes_the_site_registry_into_the_root(tmp_path: pathlib.Path) -> None:
+    from wpptrace.provider.tracing_sources import parse_registry, source_digest
+
+    src = _write_app(tmp_path / "app")
+    assert main(["tmf", "gen", str(src), "-o", str(tmp_path / "tmf")]) == 0
+    registry = tmp_path / "app" / "_wpptrace_sites.py"
+    entries = parse_registry(registry.read_text(), str(registry))
+    assert list(entries) == ["genapp.py"]
+    assert entries["genapp.py"].digest == source_digest(src.read_text())
+    assert entries["genapp.py"].sites == scan_source(APP, str(src)).sites
+    before = registry.stat().st_mtime_ns
+    assert main(["tmf", "gen", str(src), "-o", str(tmp_path / "tmf")]) == 0
+    assert registry.stat().st_mtime_ns == before  # same sources: the file is left alone
+    with pytest.raises(ValueError, match="not a wpptrace site registry"):
+        parse_registry("VERSION = 1\nFILES = __import__('os')\n", "evil.py")
