@@ -1,4 +1,4 @@
-"""``wpptrace dump``: one line / JSON object per record and the summary the issue specifies."""
+"""``wpptrace dump``: one line / JSON object per record, then a summary."""
 from __future__ import annotations
 
 import json

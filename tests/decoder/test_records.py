@@ -95,7 +95,7 @@ def test_fill_marker_ends_the_events_and_alignment_is_eight():
 def test_records_past_saved_offset_in_the_header_buffer_are_read():
     extra = gen.system(0x0050, gen.T0, payload=bytes(48))
     data = bytearray(gen.etl_file([(0, 1, [gen.message(1, G1, gen.T0 + 1)])], header_extra=[extra]))
-    # SavedOffset covers only the log-file header record, FilledBytes both (as in 14 corpus files)
+    # SavedOffset covers only the log-file header record, FilledBytes both (as in 7 corpus files)
     first_len = 0x48 + len(gen._pad8(gen.logfile_header_record(4096, 2, 4)))
     struct.pack_into("<I", data, 4, first_len)
     got, etl = records_of(bytes(data))

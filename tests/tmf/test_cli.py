@@ -71,7 +71,7 @@ def test_missing_delegate_exits_2(monkeypatch, capsys):
 
 
 def test_from_pdb_output_reads_back_like_the_pdb(data_dir, tmp_path, capsys):
-    """from-pdb (helper C's tracepdb) writes <guid>.tmf + .tmc; the TMF loader reads them back."""
+    """from-pdb (our tracepdb) writes <guid>.tmf + .tmc; the TMF loader reads them back."""
     import wpptrace.tmf as tmf
 
     pdb = data_dir / "pdb" / "wpp_x64.pdb"

@@ -105,7 +105,7 @@ def test_tmc_file(tmp_path):
 
 
 def test_pdb_file_through_the_pdb_reader(data_dir):
-    """C's fixture PDB (tests/data/pdb, clang + lld with restored S_ANNOTATION records)."""
+    """The fixture PDB (tests/data/pdb, clang + lld with restored S_ANNOTATION records)."""
     tmfset = tmf.load(data_dir / "pdb" / "wpp_x64.pdb", use_environment=False)
     assert tmfset.issues == []
     message = tmfset.lookup(uuid.UUID("6f0e2a10-5b1c-4d2e-8f3a-9b4c5d6e7f80"), 13)
