@@ -11,7 +11,7 @@ Files: the largest corpus files (compressed and not) and a generated 1M-record W
 * typed events: ``wpptrace.decoder.open`` (FILETIME conversion, one object per event);
 * dissect.etl: its record iterator, time-boxed (``--dissect-seconds``) because it is slow.
 
-Target (issue 4): >= 2M records/s raw on the 2-core machine (> 100x dissect.etl).
+Target: >= 2M records/s raw on the 2-core machine (> 100x dissect.etl).
 Usage: python3 benchmarks/bench_decoder.py [--records N] [--dissect-seconds S] [--quick]
 """
 from __future__ import annotations

@@ -20,7 +20,7 @@ per item type. Then, in one run:
 Rates are given per wall-clock second and per CPU second (other processes on a shared 2-core
 machine slow the wall clock); "steady state" leaves out the one-off TMF reading.
 
-Target (issue 5): >= 500k formatted events/s on the 2-core machine (aim 1M), judged on CPU
+Target: >= 500k formatted events/s on the 2-core machine (aim 1M), judged on CPU
 time (a shared machine's wall clock mostly measures the other processes); all three verdicts
 are printed.
 Usage: python3 benchmarks/bench_fmt.py [--events N] [--dissect-events N] [--keep]

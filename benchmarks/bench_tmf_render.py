@@ -12,7 +12,7 @@ prints side by side in one run:
   formatters pays; the ratio is the gain of compiling once;
 * findneedle messages: the 14 corpus records whose expected text the tests assert.
 
-Target (issue 5 overall pipeline): >= 500k formatted events/s; this is the formatter's share.
+Target of the whole fmt pipeline: >= 500k formatted events/s; this is the formatter's share.
 Usage: python3 benchmarks/bench_tmf_render.py [--events N]
 """
 from __future__ import annotations
