@@ -46,9 +46,11 @@ def unpack(dest: "str | os.PathLike[str]") -> pathlib.Path:
 
 
 def content_key() -> str:
-    """A digest of the stored corpus (names and bytes): names one unpacked copy."""
+    """A digest of the stored corpus files (names and bytes; not the README): names one unpacked copy."""
     digest = hashlib.sha256()
     for rel in stored_files():
+        if rel.name == "README.md":
+            continue
         digest.update(rel.as_posix().encode() + b"\0")
         digest.update(hashlib.sha256((HERE / rel).read_bytes()).digest())
     return digest.hexdigest()[:16]
@@ -59,7 +61,8 @@ def unpacked(cache: "str | os.PathLike[str] | None" = None) -> pathlib.Path:
 
     It lives in ``cache`` (default: ``$XDG_CACHE_HOME/wpptrace`` or ``~/.cache/wpptrace``, private
     to the user) under a name derived from the corpus content, so a changed corpus is unpacked
-    again; a copy is complete once its stamp file exists (an interrupted unpack is redone).
+    again; a copy is complete once its stamp file exists (an interrupted unpack is redone). Copies
+    of older corpus versions stay until removed (``rm -r ~/.cache/wpptrace``).
     """
     key = content_key()
     base = pathlib.Path(cache) if cache is not None else _user_cache()
