@@ -323,9 +323,6 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
 def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str]) -> bool:
     """Feed every input (or the live session) through the engine and the decoder into the
     writer. False if the live session could not be opened (reported on ``err``)."""
-    from .engine import merge_sources, record_view
-    from .wpp_rows import RowView
-
     if opts.realtime is not None:
         try:
             sources = [_open_live(opts.realtime)]
@@ -339,31 +336,43 @@ def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str]) -
     if len(inputs) == 1 and _want_progress(opts, inputs[0], err):
         progress = _Progress(err, inputs[0])
     try:
-        if opts.output_format == "text":
-            view = RowView()
-            chunks = merge_sources([(source, view) for source in sources])
-            if progress is not None:
-                chunks = progress.wrap(chunks)
-            write_lines = writer.write_lines
-            for lines in decoder.format_rows(chunks, view):
-                write_lines(lines)
-        else:
-            def tagged(source, buf, slot, header_record):
-                records, keys = record_view(source, buf, slot, header_record)
-                return [(source, rec) for rec in records], keys
-
-            chunks = merge_sources([(source, tagged) for source in sources])
-            if progress is not None:
-                chunks = progress.wrap(chunks)
-            runs = itertools.groupby(itertools.chain.from_iterable(items for items, _ in chunks),
-                                     key=_FIRST)
-            for source, run in runs:
-                _emit(decoder, writer, opts, _context(source), map(_SECOND, run))
+        _decode_sources(decoder, writer, opts, sources, progress)
+    except KeyboardInterrupt:
+        if opts.realtime is None:
+            raise
+        # Ctrl-C is how a live view ends: what was decoded is written out as on a session stop
     finally:
         for source in sources:
             if source.live:
                 source.queue.release()
     return True
+
+
+def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress) -> None:
+    """The engine's merged chunks of ``sources``, decoded and written."""
+    from .engine import merge_sources, record_view
+    from .wpp_rows import RowView
+
+    if opts.output_format == "text":
+        view = RowView()
+        chunks = merge_sources([(source, view) for source in sources])
+        if progress is not None:
+            chunks = progress.wrap(chunks)
+        write_lines = writer.write_lines
+        for lines in decoder.format_rows(chunks, view):
+            write_lines(lines)
+        return
+
+    def tagged(source, buf, slot, header_record):
+        records, keys = record_view(source, buf, slot, header_record)
+        return [(source, rec) for rec in records], keys
+
+    chunks = merge_sources([(source, tagged) for source in sources])
+    if progress is not None:
+        chunks = progress.wrap(chunks)
+    runs = itertools.groupby(itertools.chain.from_iterable(items for items, _ in chunks), key=_FIRST)
+    for source, run in runs:
+        _emit(decoder, writer, opts, _context(source), map(_SECOND, run))
 
 
 def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: float, status: int) -> int:
