@@ -335,6 +335,10 @@ ULONG wpt_rt_serve(wpt_session *s, int fd) {
         if (hub->served[i].fd < 0) slot = &hub->served[i];
     ULONG rc = slot ? wpt_rt_subscribe_local(s, &a->sub) : ERROR_BUSY;
     if (rc == ERROR_SUCCESS) {
+        /* what a slow consumer does not take waits in its queue (MaximumBuffers, counted when
+         * full), not in a large socket buffer */
+        int sndbuf = (int)s->buffer_size;
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
         a->session = s;
         a->slot = slot;
         a->fd = fd;
