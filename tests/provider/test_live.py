@@ -1,0 +1,208 @@
+"""Real-time consumers in other processes: header first, then what was flushed before they
+came, then live buffers; several consumers; a slow one; consumers that leave; the live view
+of fmt --rt / tracefmt -rt ending on session stop and on Ctrl-C."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+import provider_etlcheck as etlcheck
+import wpptrace.provider as P
+from wpptrace.provider.sessions import TraceSession, session_info, subscribe_realtime
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GUID = uuid.UUID("5ee5ee5e-0000-4000-8000-00000000feed")
+PATIENCE = 20.0
+
+
+class Consumer:
+    """xproc_consumer.py: an OpenTrace/ProcessTrace consumer of a real-time session."""
+
+    def __init__(self, session: str):
+        # unbuffered: readline takes exactly the first line, communicate() the rest
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "xproc_consumer.py"), session],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+        assert self.proc.stdout.readline().split() == [b"opened"], self.proc.stderr.read()
+
+    def finish(self) -> list[list[str]]:
+        out, err = self.proc.communicate(timeout=PATIENCE)
+        lines = [line.split() for line in out.decode().splitlines()]
+        assert lines and lines[-1] == ["done", "0"], (lines[-3:], err)
+        return lines[:-1]
+
+
+@pytest.fixture
+def consumers():
+    started: list[Consumer] = []
+
+    def start(session: str) -> Consumer:
+        consumer = Consumer(session)
+        started.append(consumer)
+        return consumer
+    yield start
+    for consumer in started:
+        if consumer.proc.poll() is None:
+            consumer.proc.kill()
+        consumer.proc.communicate()
+
+
+def wait_for_consumers(name: str, count: int) -> None:
+    deadline = time.monotonic() + PATIENCE
+    while session_info(name).realtime_consumers != count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert session_info(name).realtime_consumers == count
+
+
+def log(s: TraceSession, number: int, values, flush: bool = True) -> None:
+    for v in values:
+        P.TraceMessage(s.handle, 0x2B, GUID, number, v.to_bytes(4, "little"))
+    if flush:
+        s.flush()
+
+
+def realtime(name: str, **props) -> TraceSession:
+    # FlushTimer far beyond a test's run: only explicit flushes and the stop flush
+    props.setdefault("FlushTimer", 3600)
+    props.setdefault("LogFileMode", P.EVENT_TRACE_REAL_TIME_MODE)
+    return TraceSession(name, None, **props)
+
+
+def test_consumer_in_another_process_gets_header_then_buffered_then_live(session_name, consumers):
+    with realtime(session_name, BufferSize=4) as s:
+        log(s, 1, range(5))                 # flushed before anyone listens: waits for the first
+        consumer = consumers(session_name)
+        log(s, 2, range(5, 10))
+        log(s, 2, range(10, 15), flush=False)   # the stop flushes these
+    lines = consumer.finish()
+    assert lines[0] == ["header"]
+    assert [(int(n), int(v)) for _, n, v in lines[1:]] == [(1, v) for v in range(5)] + [(2, v) for v in range(5, 15)]
+
+
+def test_two_consumers_each_get_every_event(session_name, consumers):
+    with realtime(session_name, BufferSize=4, MaximumBuffers=64) as s:
+        a, b = consumers(session_name), consumers(session_name)
+        assert session_info(session_name).realtime_consumers == 2
+        for start in range(0, 2000, 200):
+            log(s, 3, range(start, start + 200))
+    for consumer in (a, b):
+        lines = consumer.finish()
+        assert lines[0] == ["header"]
+        assert [int(v) for _, _, v in lines[1:]] == list(range(2000))
+
+
+def test_slow_consumer_is_queued_up_to_maximum_buffers_then_counted_lost(session_name):
+    """A consumer that does not read: the host keeps MaximumBuffers buffers for it (and the
+    socket a few more), then counts RealTimeBuffersLost; the writers never wait. Every
+    buffer is either delivered or counted."""
+    flushed = 60
+    with realtime(session_name, BufferSize=4, MinimumBuffers=2, MaximumBuffers=8) as s:
+        with subscribe_realtime(session_name) as sub:
+            for i in range(flushed):
+                log(s, 4, [i])
+            lost = s.query().RealTimeBuffersLost
+            assert lost > 0
+            got = []
+            while (data := sub.get(1.0)) is not None and len(got) < flushed + 1:
+                got.append(data)
+                if len(got) == 1 + flushed - lost:
+                    break
+            values = [int.from_bytes(m["args"], "little") for d in got[1:] for m in etlcheck.buffer_messages(d)]
+            assert len(got) - 1 + lost == flushed
+            assert len(got) - 1 <= 8 + 3          # MaximumBuffers, and what the socket holds
+            assert values == list(range(len(values)))     # the oldest were kept
+            assert s.query().RealTimeBuffersLost == lost
+
+
+def test_a_consumer_that_leaves_does_not_disturb_the_session(session_name, consumers, tmp_path):
+    path = tmp_path / "stays.etl"
+    with TraceSession(session_name, path, LogFileMode=P.EVENT_TRACE_REAL_TIME_MODE
+                      | P.EVENT_TRACE_FILE_MODE_SEQUENTIAL, FlushTimer=3600) as s:
+        gone, stays = consumers(session_name), consumers(session_name)
+        log(s, 5, range(10))
+        gone.proc.kill()
+        gone.proc.wait()
+        log(s, 5, range(10, 20))
+        wait_for_consumers(session_name, 1)
+    assert [int(v) for _, _, v in stays.finish()[1:]] == list(range(20))
+    assert len(etlcheck.read(path).messages) == 20
+
+
+def test_subscription_from_this_process_sees_a_consumer_count_of_zero_after_close(session_name):
+    """Closed subscriptions leave the session at once (they used to stay listed until STOP)."""
+    with realtime(session_name) as s:
+        for _ in range(20):
+            sub = subscribe_realtime(session_name)
+            assert sub.get(1.0) is not None
+            sub.close()
+        wait_for_consumers(session_name, 0)
+        log(s, 6, [1])
+
+
+def test_private_session_consumers_in_this_process(session_name):
+    """A private session serves consumers of its own process; no other process sees it."""
+    with realtime(session_name, LogFileMode=P.EVENT_TRACE_REAL_TIME_MODE | P.EVENT_TRACE_PRIVATE_LOGGER_MODE) as s:
+        with subscribe_realtime(session_name) as sub:
+            assert sub.get(1.0)[0x36] == 4
+            log(s, 7, [42])
+            assert [m["args"] for m in etlcheck.buffer_messages(sub.get(1.0))] == [(42).to_bytes(4, "little")]
+        script = ("import sys; from wpptrace.provider.sessions import subscribe_realtime\n"
+                  "try:\n    subscribe_realtime(sys.argv[1])\nexcept OSError as e:\n    print(e.winerror)")
+        out = subprocess.run([sys.executable, "-c", script, session_name], capture_output=True, text=True,
+                             timeout=PATIENCE).stdout.split()
+        assert out == [str(P._lib.ERROR_WMI_INSTANCE_NOT_FOUND)]
+
+
+@pytest.fixture(scope="module")
+def demo_tmf(tmp_path_factory):
+    """An app whose provider has a TMF (tmf gen), for decoded live views."""
+    tmp = tmp_path_factory.mktemp("livedemo")
+    app = tmp / "liveapp.py"
+    app.write_text(
+        "import sys, time\n"
+        "from wpptrace.provider.tracing import Provider\n"
+        "trace = Provider('LiveDemo', guid='8e0f6b1c-4a7d-4c52-b1e3-2f8d6a5c7b91', flags=('IO',))\n"
+        "for i in range(int(sys.argv[1])):\n"
+        "    trace.info(trace.flags.IO, 'tick %d of %s', i, 'live')\n")
+    subprocess.run([sys.executable, "-m", "wpptrace", "tmf", "gen", str(app), "-o", str(tmp / "tmf")],
+                   check=True, capture_output=True)
+    return app, tmp / "tmf", uuid.UUID("8e0f6b1c-4a7d-4c52-b1e3-2f8d6a5c7b91")
+
+
+@pytest.mark.parametrize("command", [["wpptrace", "fmt", "--rt"], ["tracefmt", "-displayonly", "-rt"]])
+def test_live_view_ends_when_the_session_stops(session_name, demo_tmf, command, tmp_path):
+    app, tmf, control = demo_tmf
+    with realtime(session_name, FlushTimer=1) as s:
+        s.enable(control, 0xFFFFFFFF, 5)
+        view = subprocess.Popen([*command, session_name, "-p", str(tmf)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        wait_for_consumers(session_name, 1)
+        subprocess.run([sys.executable, str(app), "7"], check=True, timeout=PATIENCE)
+    out, err = view.communicate(timeout=PATIENCE)
+    assert view.returncode == 0, err
+    assert [line.split("]")[-1] for line in out.splitlines() if "LiveDemo" in line] == \
+        [f"tick {i} of live" for i in range(7)]
+
+
+def test_live_view_ends_on_ctrl_c_with_its_output_written(session_name, demo_tmf, tmp_path):
+    app, tmf, control = demo_tmf
+    out_file = tmp_path / "live.txt"
+    with realtime(session_name, FlushTimer=1) as s:
+        s.enable(control, 0xFFFFFFFF, 5)
+        view = subprocess.Popen(["tracefmt", "-rt", session_name, "-p", str(tmf), "-o", str(out_file)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        wait_for_consumers(session_name, 1)
+        subprocess.run([sys.executable, str(app), "3"], check=True, timeout=PATIENCE)
+        s.flush()
+        time.sleep(0.5)                      # the decoder takes what the flush delivered
+        view.send_signal(signal.SIGINT)
+        _, err = view.communicate(timeout=PATIENCE)
+    assert view.returncode == 0, err
+    assert "Traceback" not in err and "Event traces dumped to" in err
+    lines = out_file.read_text().splitlines()
+    assert [line.split("]")[-1] for line in lines if "LiveDemo" in line] == [f"tick {i} of live" for i in range(3)]
