@@ -440,6 +440,11 @@ ULONG wpt_rt_open(wpt_session *s);
  * receives); returns the number of copies dropped because a queue was full. */
 uint32_t wpt_rt_deliver(wpt_session *s, const unsigned char *buffer, uint32_t size);
 void  wpt_rt_end(wpt_session *s);            /* session stopped: consumers drain then EOF */
+void  wpt_rt_batch_end(wpt_session *s);      /* what one flush delivered becomes visible */
+/* Wait while consumers in other processes take what is queued for them (until they stop
+ * taking it, at most max_ms); then close_hub waits for them up to max_ms and frees it all. */
+void  wpt_rt_settle(wpt_session *s, int max_ms);
+void  wpt_rt_close_hub(wpt_session *s, int max_ms);
 uint32_t wpt_rt_consumers(wpt_session *s);
 /* A subscription to a session run by this process (a private one, or the host's own). */
 ULONG wpt_rt_subscribe_local(wpt_session *s, wpptrace_rt_subscription **out);

@@ -178,6 +178,7 @@ static void *stopper_main(void *arg) {
     wpt_session *s = job->session;
     disable_providers(s, job->requester);
     wpt_session_stop(s);
+    wpt_rt_settle(s, 5000);     /* consumers that read get everything before STOP returns */
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(1, &rc);
     if (reg) {
@@ -527,6 +528,9 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
     serve(s, listen_fd, path);
     wpt_host_log("session \"%s\" stopped: %u buffers written, %u events lost",
                  s->name, atomic_load(&s->buffers_written), wpt_events_lost(s));
+    /* consumers that were not reading when the session stopped still get what was queued
+     * for them (ProcessTrace after the stop), for a while */
+    wpt_rt_close_hub(s, 60000);
     _exit(0);
 }
 

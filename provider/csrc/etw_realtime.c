@@ -8,6 +8,9 @@
  * host (SUBSCRIBE); a host thread streams its queue over the socket, so a slow consumer
  * only ever fills its own queue, never the writers' buffers. At STOP the queues drain (up to
  * a few seconds for consumers that do not read), then consumers see the end.
+ * The buffers of one flush (a FLUSH, the timer, STOP) reach each queue together, and the
+ * host sends them marked as one batch, which a remote reader takes whole: a consumer sees
+ * them together and merges their processors' records by time.
  * A subscription is local (a session of this process) or remote (a socket); the public
  * wpptrace_rt_* functions work on both. A remote consumer that must know it has everything
  * flushed so far (CloseTrace during ProcessTrace) asks the host for a sync marker, which
@@ -37,6 +40,8 @@ struct wpptrace_rt_subscription {
     /* local */
     rt_item *head, *tail;
     uint32_t count, limit;
+    rt_item *batch_head, *batch_tail;   /* delivered in the current flush, not visible yet */
+    uint32_t batch_count;
     int ended;                 /* the session stopped (local) / END or EOF seen (remote) */
     int closed;
     int refs;                  /* the hub's and the consumer's */
@@ -58,6 +63,7 @@ typedef struct {
     int fd;                    /* -1: slot free */
     pthread_t thread;
     _Atomic int finished;
+    _Atomic uint64_t sent;     /* frames sent: progress */
 } served_slot;
 
 struct wpt_rt_hub {
@@ -104,26 +110,50 @@ static void unref(wpptrace_rt_subscription *sub) {
     pthread_mutex_unlock(&sub->lock);
     if (left == 0) {
         free_items(sub->head);
+        free_items(sub->batch_head);
         pthread_mutex_destroy(&sub->lock);
         pthread_cond_destroy(&sub->cond);
         free(sub);
     }
 }
 
-/* Queue an item; returns 0 if the queue was full (or closed). */
+/* Add an item to the current flush's batch; returns 0 if the queue was full (or closed). */
 static int push(wpptrace_rt_subscription *sub, rt_item *it) {
     int ok = 0;
     pthread_mutex_lock(&sub->lock);
-    if (!sub->closed && sub->count < sub->limit) {
-        if (sub->tail) sub->tail->next = it;
-        else sub->head = it;
-        sub->tail = it;
-        sub->count++;
-        pthread_cond_signal(&sub->cond);
+    if (!sub->closed && sub->count + sub->batch_count < sub->limit) {
+        if (sub->batch_tail) sub->batch_tail->next = it;
+        else sub->batch_head = it;
+        sub->batch_tail = it;
+        sub->batch_count++;
         ok = 1;
     }
     pthread_mutex_unlock(&sub->lock);
     return ok;
+}
+
+/* The batch becomes visible to the consumer at once (sub->lock held). */
+static void publish_batch(wpptrace_rt_subscription *sub) {
+    if (!sub->batch_head) return;
+    if (sub->tail) sub->tail->next = sub->batch_head;
+    else sub->head = sub->batch_head;
+    sub->tail = sub->batch_tail;
+    sub->count += sub->batch_count;
+    sub->batch_head = sub->batch_tail = NULL;
+    sub->batch_count = 0;
+    pthread_cond_signal(&sub->cond);
+}
+
+void wpt_rt_batch_end(wpt_session *s) {
+    wpt_rt_hub *hub = s->realtime;
+    if (!hub) return;
+    pthread_mutex_lock(&g_rt_lock);
+    for (wpptrace_rt_subscription *sub = hub->subs; sub; sub = sub->next) {
+        pthread_mutex_lock(&sub->lock);
+        publish_batch(sub);
+        pthread_mutex_unlock(&sub->lock);
+    }
+    pthread_mutex_unlock(&g_rt_lock);
 }
 
 uint32_t wpt_rt_deliver(wpt_session *s, const unsigned char *buffer, uint32_t size) {
@@ -216,7 +246,7 @@ ULONG wpt_rt_subscribe_local(wpt_session *s, wpptrace_rt_subscription **out) {
 /* ---- local queues ---------------------------------------------------------------------- */
 
 static ULONG local_next(wpptrace_rt_subscription *sub, int timeout_ms, void *out, ULONG out_size,
-                        ULONG *filled) {
+                        ULONG *filled, int *more) {
     struct timespec deadline;
     if (timeout_ms >= 0) {
         clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -246,6 +276,7 @@ static ULONG local_next(wpptrace_rt_subscription *sub, int timeout_ms, void *out
         if (filled) *filled = 0;
         rc = sub->ended || sub->closed ? ERROR_HANDLE_EOF : WAIT_TIMEOUT;
     }
+    if (more) *more = sub->head != NULL;
     pthread_mutex_unlock(&sub->lock);
     return rc;
 }
@@ -286,9 +317,12 @@ static void *serve_main(void *arg) {
     if (buf && wpt_ipc_send(fd, WPT_REPLY, ERROR_SUCCESS, &size, sizeof size, -1, 5000) == 0) {
         for (;;) {
             ULONG filled = 0;
-            ULONG rc = local_next(a->sub, 250, buf, size, &filled);
+            int more = 0;
+            ULONG rc = local_next(a->sub, 250, buf, size, &filled, &more);
             if (rc == ERROR_SUCCESS) {
-                if (wpt_ipc_send(fd, WPT_RT_BUFFER, 0, buf, filled, -1, -1) != 0) break;
+                /* status 1: more of the same batch follows at once */
+                if (wpt_ipc_send(fd, WPT_RT_BUFFER, (uint32_t)more, buf, filled, -1, -1) != 0) break;
+                atomic_fetch_add(&a->slot->sent, 1);
             } else if (rc == ERROR_HANDLE_EOF) {
                 wpt_ipc_send(fd, WPT_RT_END, 0, NULL, 0, -1, 2000);
                 break;
@@ -300,8 +334,8 @@ static void *serve_main(void *arg) {
             void *none = NULL;
             if (wpt_ipc_recv(fd, &f, &none, 0, NULL, 1000) != 0 || f.kind != WPT_RT_SYNC) break;
             int ok = 1;
-            while (ok && local_next(a->sub, 0, buf, size, &filled) == ERROR_SUCCESS)
-                ok = wpt_ipc_send(fd, WPT_RT_BUFFER, 0, buf, filled, -1, -1) == 0;
+            while (ok && local_next(a->sub, 0, buf, size, &filled, &more) == ERROR_SUCCESS)
+                ok = wpt_ipc_send(fd, WPT_RT_BUFFER, (uint32_t)more, buf, filled, -1, -1) == 0;
             if (!ok || wpt_ipc_send(fd, WPT_RT_SYNC, 0, NULL, 0, -1, -1) != 0) break;
         }
     }
@@ -368,25 +402,60 @@ void wpt_rt_end(wpt_session *s) {
     while (sub) {
         wpptrace_rt_subscription *next = sub->next;
         pthread_mutex_lock(&sub->lock);
+        publish_batch(sub);
         sub->ended = 1;
         pthread_cond_broadcast(&sub->cond);
         pthread_mutex_unlock(&sub->lock);
         unref(sub);
         sub = next;
     }
-    /* remote consumers: their threads send what is queued, then the end; give them a few
-     * seconds, then cut the connections of those that do not read */
-    int64_t deadline = wpt_mono_ms() + 5000;
+}
+
+/* Serving threads still running, and frames they sent so far (serve_lock held). */
+static int serving(wpt_rt_hub *hub, uint64_t *sent) {
+    int busy = 0;
+    *sent = 0;
+    for (int i = 0; i < MAX_SERVED; i++) {
+        served_slot *x = &hub->served[i];
+        if (x->fd < 0) continue;
+        *sent += atomic_load(&x->sent);
+        busy += !atomic_load(&x->finished);
+    }
+    return busy;
+}
+
+void wpt_rt_settle(wpt_session *s, int max_ms) {
+    wpt_rt_hub *hub = s->realtime;
+    if (!hub) return;
+    int64_t deadline = wpt_mono_ms() + max_ms, last_progress = wpt_mono_ms();
+    uint64_t before = 0, now_sent;
     pthread_mutex_lock(&hub->serve_lock);
-    for (;;) {
-        int busy = 0;
-        for (int i = 0; i < MAX_SERVED; i++)
-            busy |= hub->served[i].fd >= 0 && !atomic_load(&hub->served[i].finished);
-        if (!busy) break;
-        if (wpt_mono_ms() >= deadline) {
+    while (serving(hub, &now_sent) && wpt_mono_ms() < deadline) {
+        if (now_sent != before) {
+            before = now_sent;
+            last_progress = wpt_mono_ms();
+        } else if (wpt_mono_ms() - last_progress > 200) {
+            break;                      /* the rest waits for consumers that are not reading */
+        }
+        pthread_mutex_unlock(&hub->serve_lock);
+        struct timespec nap = {0, 5 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+        pthread_mutex_lock(&hub->serve_lock);
+    }
+    pthread_mutex_unlock(&hub->serve_lock);
+}
+
+void wpt_rt_close_hub(wpt_session *s, int max_ms) {
+    wpt_rt_hub *hub = s->realtime;
+    if (!hub) return;
+    int64_t deadline = wpt_mono_ms() + max_ms;
+    uint64_t sent;
+    pthread_mutex_lock(&hub->serve_lock);
+    for (int cut = 0; serving(hub, &sent);) {
+        if (!cut && wpt_mono_ms() >= deadline) {
             for (int i = 0; i < MAX_SERVED; i++)
                 if (hub->served[i].fd >= 0) shutdown(hub->served[i].fd, SHUT_RDWR);
-            deadline = INT64_MAX;
+            cut = 1;
         }
         pthread_mutex_unlock(&hub->serve_lock);
         struct timespec nap = {0, 5 * 1000 * 1000};
@@ -524,14 +593,37 @@ static int remote_pump(wpptrace_rt_subscription *sub, int timeout_ms) {
     }
 }
 
+/* Move the complete frame into the read-ahead queue (sub->lock held); 0 if out of memory. */
+static int keep_frame(wpptrace_rt_subscription *sub) {
+    rt_item *it = copy_item(sub->body, sub->frame.length);
+    if (!it) return 0;
+    if (sub->tail) sub->tail->next = it;
+    else sub->head = it;
+    sub->tail = it;
+    sub->count++;
+    sub->frame_ready = 0;
+    sub->head_have = sub->body_have = 0;
+    return 1;
+}
+
 ULONG wpptrace_rt_next(wpptrace_rt_subscription *sub, int timeout_ms, void *out, ULONG out_size,
                        ULONG *filled) {
     if (!sub) return ERROR_INVALID_PARAMETER;
-    if (!sub->remote) return local_next(sub, timeout_ms, out, out_size, filled);
+    if (!sub->remote) return local_next(sub, timeout_ms, out, out_size, filled, NULL);
     pthread_mutex_lock(&sub->lock);
+    if (!sub->head && !sub->closed) {
+        int got;
+        do got = remote_pump(sub, timeout_ms);
+        while (got == 2);                /* a marker a timed-out sync asked for */
+        /* a batch is taken whole: the rest follows at once */
+        while (got == 1 && keep_frame(sub) && sub->frame.status == 1) {
+            do got = remote_pump(sub, 2000);
+            while (got == 2);
+        }
+    }
     ULONG rc;
     rt_item *it = sub->head;
-    if (it) {                            /* read ahead by wpptrace_rt_sync */
+    if (it) {
         if (filled) *filled = it->size;
         if (it->size > out_size) rc = ERROR_MORE_DATA;
         else {
@@ -542,24 +634,9 @@ ULONG wpptrace_rt_next(wpptrace_rt_subscription *sub, int timeout_ms, void *out,
             free(it);
             rc = ERROR_SUCCESS;
         }
-        pthread_mutex_unlock(&sub->lock);
-        return rc;
-    }
-    int got;
-    do got = sub->closed ? -1 : remote_pump(sub, timeout_ms);
-    while (got == 2);                    /* a marker a timed-out sync asked for */
-    if (got > 0) {
-        if (filled) *filled = sub->frame.length;
-        if (sub->frame.length > out_size) rc = ERROR_MORE_DATA;
-        else {
-            memcpy(out, sub->body, sub->frame.length);
-            sub->frame_ready = 0;
-            sub->head_have = sub->body_have = 0;
-            rc = ERROR_SUCCESS;
-        }
     } else {
         if (filled) *filled = 0;
-        rc = got < 0 ? ERROR_HANDLE_EOF : WAIT_TIMEOUT;
+        rc = sub->ended || sub->closed ? ERROR_HANDLE_EOF : WAIT_TIMEOUT;
     }
     pthread_mutex_unlock(&sub->lock);
     return rc;
@@ -598,14 +675,7 @@ ULONG wpptrace_rt_sync(wpptrace_rt_subscription *sub, int timeout_ms) {
                 int got = remote_pump(sub, left);
                 if (got < 0) break;              /* the end came first: that is everything */
                 if (got != 1) continue;
-                rt_item *it = copy_item(sub->body, sub->frame.length);
-                if (!it) { rc = ERROR_OUTOFMEMORY; break; }
-                if (sub->tail) sub->tail->next = it;
-                else sub->head = it;
-                sub->tail = it;
-                sub->count++;
-                sub->frame_ready = 0;
-                sub->head_have = sub->body_have = 0;
+                if (!keep_frame(sub)) { rc = ERROR_OUTOFMEMORY; break; }
             }
         }
     }

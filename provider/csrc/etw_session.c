@@ -332,6 +332,7 @@ static uint32_t flush_pass(wpt_session *s) {
         total += n;
         if (!n) sched_yield();
     }
+    if (total && s->realtime) wpt_rt_batch_end(s);   /* consumers see this flush at once */
     return total;
 }
 
@@ -401,6 +402,7 @@ static void *flusher_main(void *arg) {
     }
     int deferred;
     while (flush_retired(s, 1, &deferred)) {}
+    if (s->realtime) wpt_rt_batch_end(s);
     pthread_mutex_lock(&s->flush_lock);
     s->flush_completed = s->flush_requests;
     pthread_cond_broadcast(&s->flush_done);
@@ -600,7 +602,10 @@ void wpt_session_discard(wpt_session *s, int close_sinks) {
         if (close_sinks) wpt_logfile_close(s);
         else wpt_logfile_abandon(s);
     }
-    if (s->realtime) wpt_rt_end(s);
+    if (s->realtime) {
+        wpt_rt_end(s);
+        wpt_rt_close_hub(s, 0);
+    }
     if (s->view) {
         wpt_view_retire(s->view);
         s->view = NULL;
