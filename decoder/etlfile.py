@@ -23,6 +23,7 @@ from wpptrace.winerror import Win32Error
 from .buffers import (BUFFER_HEADER_SIZE, MAX_BUFFER_SIZE, Buffer, BufferInfo, ReadLog,
                       ReadStats, buffer_info, decode, is_logfile_header_record)
 from .records import Record
+from .timestamps import TimeConverter
 _SYSTEM_HEADER_SIZE = sizeof("SYSTEM_TRACE_HEADER")
 _RESYNC_WINDOW = 1 << 20
 #: bytes read past the log-file header record's fixed part for its two names
@@ -31,6 +32,10 @@ _HEADER_READ_SLACK = 512
 UNSUPPORTED_COMPRESSION = {ETL.COMPRESSION_FORMAT_LZNT1: "LZNT1",
                            ETL.COMPRESSION_FORMAT_XPRESS_HUFF: "LZ77+Huffman"}
 
+_BUFFER_SIZE = offsetof("WMI_BUFFER_HEADER", "BufferSize")
+_SEQUENCE = offsetof("WMI_BUFFER_HEADER", "SequenceNumber")
+_SAVED_OFFSET = offsetof("WMI_BUFFER_HEADER", "SavedOffset")
+_PROCESSOR = offsetof("WMI_BUFFER_HEADER", "ClientContext")
 _STATE = offsetof("WMI_BUFFER_HEADER", "State")
 _BUFFER_FLAG = offsetof("WMI_BUFFER_HEADER", "BufferFlag")
 _U32 = sizeof("uint32_t")
@@ -358,7 +363,66 @@ class EtlFile(ReadLog):
                 self._issue(self.file_size,
                             f"expected {h.buffers_written} buffers (TRACE_LOGFILE_HEADER."
                             f"BuffersWritten), the file ends after {found}: truncated")
+            elif h.valid and not h.circular and h.end_time and len(self._index) > h.buffers_written:
+                self._issue(self.file_size,
+                            f"expected {h.buffers_written} buffers (TRACE_LOGFILE_HEADER."
+                            f"BuffersWritten), found {len(self._index)}; the extra ones are read too")
+            self._check_buffer_headers(self._index)
         return self._index
+
+    def _check_buffer_headers(self, index: "BufferIndex") -> None:
+        """Report the buffer-header facts the reader works around (every real Windows file
+        of the corpus is free of them): FilledBytes and SavedOffset disagreeing (the events
+        are read up to the larger), a processor number not below NumberOfProcessors, and a
+        SequenceNumber repeated within one processor's buffers."""
+        h = self.header
+        nproc = h.number_of_processors if h.valid else 0
+        offsets, saved, filled = (index.column(c) for c in ("file_offset", "saved_offset",
+                                                            "filled_bytes"))
+        processors, sequences = index.column("processor"), index.column("sequence")
+        seen: dict[tuple[int, int], int] = {}
+        for i in range(1, len(index)):             # buffer 0, the header buffer, differs
+            at = offsets[i]
+            if saved[i] != filled[i]:
+                self._issue(at + _SAVED_OFFSET,
+                            f"buffer {i}: expected SavedOffset and FilledBytes to agree, found "
+                            f"{saved[i]:#x} and {filled[i]:#x}; events read up to "
+                            f"{max(saved[i], filled[i]):#x}")
+            if nproc and processors[i] >= nproc:
+                self._issue(at + _PROCESSOR,
+                            f"buffer {i}: expected a processor below NumberOfProcessors "
+                            f"{nproc}, found {processors[i]}; read as its own stream")
+            key = (processors[i], sequences[i])
+            if key in seen:
+                self._issue(at + _SEQUENCE,
+                            f"buffer {i}: expected a SequenceNumber not used before on "
+                            f"processor {key[0]}, found {key[1]} again (buffer {seen[key]}); "
+                            f"both are read")
+            else:
+                seen[key] = i
+
+    def unclean_stop(self) -> int | None:
+        """None if the session stopped cleanly (TRACE_LOGFILE_HEADER.EndTime set, see
+        docs/unclean-stop.md) or the header is damaged; otherwise an estimate, in ms, of how
+        much of the end may be missing: each processor's buffer still in memory covered
+        about as long as its last written buffer did (the time from the flush before it),
+        and the longest such span is given. -1 if no data buffer was written at all."""
+        h = self.header
+        if not h.valid or h.end_time:
+            return None
+        index = self.buffer_index()
+        if len(index) < 2:
+            return -1
+        to_filetime = TimeConverter(h).to_filetime
+        previous: dict[int, int] = {}
+        span = 0
+        for processor, flushed in sorted(zip(index.column("processor")[1:],
+                                             index.column("timestamp")[1:]),
+                                         key=lambda pair: pair[1]):
+            when = to_filetime(flushed)
+            span = max(span, when - previous.get(processor, h.start_time))
+            previous[processor] = when
+        return -(-span // 10_000)                 # 100 ns ticks -> ms, rounded up
 
     def _info(self, index: int, offset: int, raw: bytes, size: int) -> BufferInfo:
         return buffer_info(raw, index, offset, size)
@@ -383,6 +447,11 @@ class EtlFile(ReadLog):
                 self.stats.empty_buffers += 1      # never-written slot (preallocated/circular)
                 continue
             info = self._info(index, offset, raw, size)
+            declared = int.from_bytes(raw[_BUFFER_SIZE:_BUFFER_SIZE + _U32], "little")
+            if index and declared != stride:
+                self._issue(offset + _BUFFER_SIZE,
+                            f"buffer {index}: expected BufferSize {stride:#x} (the session "
+                            f"buffer size), found {declared:#x}; read as {stride:#x} bytes")
             if size < stride:
                 self._issue(offset, f"buffer {index} truncated: expected {stride} bytes, "
                                     f"the file ends after {size}")
@@ -495,6 +564,13 @@ class EtlFile(ReadLog):
         for _ in FileSource(self).in_file_order(count_view):
             pass
         return self.stats
+
+
+def unclean_stop_text(missing_ms: int) -> str:
+    """What to tell about a file whose session never stopped (``EtlFile.unclean_stop``)."""
+    if missing_ms < 0:
+        return "the session did not stop cleanly: no data buffer was written, its events are missing"
+    return f"the session did not stop cleanly: the last {missing_ms} ms may be missing"
 
 
 def _utf16z(data: bytes) -> tuple[str, bytes]:
