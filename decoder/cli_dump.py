@@ -3,8 +3,9 @@
 Each line: kind, provider or message GUID, id (message number / event id / hook id),
 time (UTC, 100 ns), processor, thread, process, size. The summary counts records by kind
 (the log-file header record included), buffers, compressed buffers, events lost and
-records skipped or damaged; problems go to stderr with their file offsets. Exit status is
-0 for a clean file, 1 when any damage was reported (everything readable is still listed).
+records skipped or damaged; problems go to stderr with their file offsets, and so does a
+notice when the session never stopped cleanly (docs/unclean-stop.md). Exit status is 0 for a
+clean file, 1 when any damage was reported (everything readable is still listed).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import time
 from wpptrace import _outputs as outputs
 from wpptrace._cliutil import complain
 
-from .etlfile import EtlFile
+from .etlfile import EtlFile, unclean_stop_text
 from .engine import ordered_records
 from .records import KINDS
 from .timestamps import FILETIME_TICKS_PER_SECOND, TimeConverter
@@ -73,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         summary = _summary(etl)
         for issue in etl.errors:
             complain("dump", issue)
+        if "missing_ms" in summary:     # a notice, not damage: the exit status stays
+            complain("dump", f"{args.file}: {unclean_stop_text(summary['missing_ms'])}")
         if args.json:
             out.write(json.dumps({"summary": summary}) + "\n")
         else:
@@ -113,7 +116,7 @@ def _dump_records(etl: EtlFile, args: argparse.Namespace, out) -> None:
 
 def _summary(etl: EtlFile) -> dict:
     st = etl.stats
-    return {
+    summary = {
         "records": st.records,
         "by_kind": {k: st.by_kind[k] for k in KINDS},
         "buffers": st.buffers,
@@ -122,6 +125,11 @@ def _summary(etl: EtlFile) -> dict:
         "skipped": st.skipped,
         "errors": [{"file": e.file, "offset": e.offset, "message": e.message} for e in etl.errors],
     }
+    missing = etl.unclean_stop()
+    if missing is not None:         # only then: the session never stopped (docs/unclean-stop.md)
+        summary["stopped_cleanly"] = False
+        summary["missing_ms"] = missing     # an estimate; -1: no data buffer was written
+    return summary
 
 
 def _summary_text(etl: EtlFile, s: dict) -> str:

@@ -378,17 +378,22 @@ def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress) 
 def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: float, status: int) -> int:
     """Report read problems, write the summary file and the completion lines; the exit code."""
     from . import output as outmod
+    from .etlfile import unclean_stop_text
 
     issues = list(getattr(decoder.tmfset, "issues", ()))  # TMF files are read lazily: report now
     for issue in issues[:20]:
         print(f"{opts.prog}: warning: TMF entry skipped: {issue}", file=err)
     if len(issues) > 20:
         print(f"{opts.prog}: warning: {len(issues) - 20} more TMF entries skipped", file=err)
+    notices = []
     for inp in inputs:
         for issue in inp.etl.errors[:20]:
             print(f"{opts.prog}: warning: {issue}", file=err)
         if inp.etl.errors:
             status = status or EXIT_FAILURE
+        missing = inp.etl.unclean_stop()
+        if missing is not None:
+            notices.append(f"{inp.path}: {unclean_stop_text(missing)}")
         inp.close()
 
     counters = decoder.counters
@@ -419,6 +424,8 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
             print(f"Event traces dumped to {opts.output}", file=err)
         if opts.summary:
             print(f"Event Summary dumped to {opts.summary}", file=err)
+        for notice in notices:
+            print(notice, file=err)
     return status
 
 
