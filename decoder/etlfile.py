@@ -213,6 +213,7 @@ class EtlFile(ReadLog):
         self.file_size = self._fh.tell()
         ReadLog.__init__(self, self.name)
         self._index: BufferIndex | None = None
+        self._zeroed_slots = 0              # buffers skipped for a zeroed header
         self.header = self._read_logfile_header()
         self.pointer_size = self.header.pointer_size
         self.compressed = self._choose_layout()
@@ -358,7 +359,7 @@ class EtlFile(ReadLog):
         if self._index is None:
             self._index = BufferIndex(self._locate())
             h = self.header
-            found = len(self._index) + self.stats.empty_buffers
+            found = len(self._index) + self.stats.empty_buffers + self._zeroed_slots
             if h.valid and not h.circular and found < h.buffers_written:
                 self._issue(self.file_size,
                             f"expected {h.buffers_written} buffers (TRACE_LOGFILE_HEADER."
@@ -444,7 +445,17 @@ class EtlFile(ReadLog):
                                     f"the file ends after {len(raw)} bytes")
                 break
             if raw.count(0) == BUFFER_HEADER_SIZE:
-                self.stats.empty_buffers += 1      # never-written slot (preallocated/circular)
+                # a never-written slot (preallocated/circular) is zeros throughout; records
+                # after a zeroed header are a damaged buffer, skipped (its records are lost)
+                first = self._read_at(offset + BUFFER_HEADER_SIZE, _U32)
+                if first.strip(b"\0") and first != b"\xff" * len(first):
+                    self.stats.unreadable_buffers += 1
+                    self._zeroed_slots += 1
+                    self._issue(offset, f"expected a WMI_BUFFER_HEADER before the records at "
+                                        f"{offset + BUFFER_HEADER_SIZE:#x}, found zeros; the "
+                                        f"buffer is skipped")
+                else:
+                    self.stats.empty_buffers += 1
                 continue
             info = self._info(index, offset, raw, size)
             declared = int.from_bytes(raw[_BUFFER_SIZE:_BUFFER_SIZE + _U32], "little")

@@ -93,6 +93,20 @@ def test_more_buffers_than_buffers_written_in_a_stopped_file_are_reported():
                       f"BuffersWritten), found 4; the extra ones are read too"]
 
 
+def test_a_zeroed_header_before_records_is_reported_and_counted():
+    data = bytearray(CLEAN)
+    data[2 * SIZE:2 * SIZE + 0x48] = bytes(0x48)
+    with EtlFile(io.BytesIO(bytes(data)), name="x.etl") as etl:
+        stats = etl.scan()
+        assert (stats.records, stats.skipped, stats.empty_buffers) == (7, 1, 0)
+        assert [str(e) for e in etl.errors] == [
+            f"x.etl: offset {2 * SIZE:#x}: expected a WMI_BUFFER_HEADER before the records at "
+            f"{2 * SIZE + 0x48:#x}, found zeros; the buffer is skipped"]
+    data[2 * SIZE:3 * SIZE] = bytes(SIZE)               # a never-written slot: quiet
+    with EtlFile(io.BytesIO(bytes(data)), name="x.etl") as etl:
+        assert etl.scan().empty_buffers == 1 and etl.errors == []
+
+
 def test_real_files_have_none_of_them(data_dir):
     for path in sorted((data_dir / "etl").glob("*.etl")):
         with EtlFile(path) as etl:
