@@ -5,8 +5,8 @@ of an uncompressed file sit at multiples of the session buffer size whatever the
 says), and ``wpptrace dump`` said "0 errors" and exited 0. The other header facts the reader
 works around are reported the same way: SavedOffset and FilledBytes disagreeing, a processor
 number not below NumberOfProcessors, a SequenceNumber repeated on one processor, and more
-buffers than BuffersWritten in a file whose session stopped. Every real Windows file in
-tests/data/etl reads without any of them.
+buffers than BuffersWritten in a file whose session stopped. Every real Windows file of the
+corpus reads without any of them.
 """
 from __future__ import annotations
 
@@ -107,8 +107,8 @@ def test_a_zeroed_header_before_records_is_reported_and_counted():
         assert etl.scan().empty_buffers == 1 and etl.errors == []
 
 
-def test_real_files_have_none_of_them(data_dir):
-    for path in sorted((data_dir / "etl").glob("*.etl")):
+def test_real_files_have_none_of_them(corpus):
+    for path in sorted(corpus.rglob("*.etl")):
         with EtlFile(path) as etl:
             etl.scan()
             assert etl.errors == [], path

@@ -56,13 +56,13 @@ def test_nothing_written_after_the_start():
     assert unclean(built([])) == -1
 
 
-def test_stopped_and_damaged_headers_make_no_claim(data_dir):
+def test_stopped_and_damaged_headers_make_no_claim(corpus):
     assert unclean(built([(0, 1.0)], end_time=None)) is None
     broken = bytearray(built([(0, 1.0)]))
     broken[0x48:0x4C] = b"\x12\x34\x56\x78"             # the header record's marker
     broken[0x48 + 0x20:0x48 + 0x24] = b"\0\0\0\0"       # and its BufferSize: header invalid
     assert unclean(bytes(broken)) is None
-    for path in sorted((data_dir / "etl").glob("*.etl")):
+    for path in sorted(corpus.rglob("*.etl")):          # every real Windows file: stopped
         with EtlFile(path) as etl:
             assert etl.unclean_stop() is None, path
 
@@ -108,9 +108,9 @@ def test_a_killed_writers_file_is_reported_by_dump_and_fmt(tmp_path):
     assert "did not stop cleanly" not in quiet.stderr
 
 
-def test_a_stopped_sessions_file_has_no_notice(data_dir):
-    proc = cli("dump", "--summary-only", data_dir / "etl" / "wppstr-sample.etl")
+def test_a_stopped_sessions_file_has_no_notice(corpus_file):
+    capture = corpus_file("wppstr-sample.etl")
+    proc = cli("dump", "--summary-only", capture)
     assert proc.returncode == 0 and proc.stderr == ""
-    summary = json.loads(cli("dump", "--summary-only", "--json",
-                             data_dir / "etl" / "wppstr-sample.etl").stdout)["summary"]
+    summary = json.loads(cli("dump", "--summary-only", "--json", capture).stdout)["summary"]
     assert "stopped_cleanly" not in summary
