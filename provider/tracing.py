@@ -388,7 +388,7 @@ class _ProviderMethods:
         site = _match(messages, position, method, fmt)
         if site is not None:
             return site
-        bad = messages.bad_sites.get(position) if len(position) == 4 else None
+        bad = _match_bad(messages, scan, position, method, fmt)
         if bad is not None:
             label = str(bad).split(": ", 1)[0]
             return _BadSite(label, where, bad)
@@ -519,6 +519,17 @@ def _call_position(code: Any, lasti: int) -> tuple:
         if start <= lasti < end:
             return (line,)
     return (None,)
+
+
+def _match_bad(messages: FileMessages, scan: Any, position: tuple, method: str, fmt: Any) -> Exception | None:
+    """The compile error of the (bad) call site at this position, if it is one."""
+    if len(position) == 4:
+        return messages.bad_sites.get(position)
+    for site in scan.sites:  # 3.10: by line, as _match does
+        if (site.method == method and site.format == fmt and position[0] is not None
+                and site.line <= position[0] <= site.end_line and site.position in messages.bad_sites):
+            return messages.bad_sites[site.position]
+    return None
 
 
 def _match(messages: FileMessages, position: tuple, method: str, fmt: Any) -> CompiledSite | None:
