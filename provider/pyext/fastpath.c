@@ -483,10 +483,20 @@ typedef struct {
     int site;
 } cache_slot;
 
+/* 3.12+: the instance dict and weak references are the interpreter's (managed), so attribute
+ * and method lookups on a provider get the same specialisations as on Python objects. */
+#if PY_VERSION_HEX >= 0x030C0000
+#define MANAGED_DICT 1
+#else
+#define MANAGED_DICT 0
+#endif
+
 typedef struct {
     PyObject_HEAD
+#if !MANAGED_DICT
     PyObject *dict;               /* the Python attributes of the provider */
     PyObject *weakrefs;
+#endif
     TRACEHANDLE handle;           /* 0: not enabled */
     unsigned int flags;           /* enable flags */
     unsigned int level;           /* enable level (0: every level) */
@@ -691,17 +701,34 @@ static PyObject *core_clear_sites(PyObject *op, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+#if PY_VERSION_HEX >= 0x030D0000
+#define VISIT_MANAGED_DICT PyObject_VisitManagedDict
+#define CLEAR_MANAGED_DICT PyObject_ClearManagedDict
+#elif MANAGED_DICT
+#define VISIT_MANAGED_DICT _PyObject_VisitManagedDict
+#define CLEAR_MANAGED_DICT _PyObject_ClearManagedDict
+#endif
+
 static int core_traverse(PyObject *op, visitproc visit, void *arg) {
     ProviderCore *self = (ProviderCore *)op;
     Py_VISIT(Py_TYPE(op));
+#if MANAGED_DICT
+    int rc = VISIT_MANAGED_DICT(op, visit, arg);
+    if (rc) return rc;
+#else
     Py_VISIT(self->dict);
+#endif
     for (Py_ssize_t i = 0; i < self->cap; i++) Py_VISIT(self->slots[i].code);
     return 0;
 }
 
 static int core_clear(PyObject *op) {
     ProviderCore *self = (ProviderCore *)op;
+#if MANAGED_DICT
+    CLEAR_MANAGED_DICT(op);
+#else
     Py_CLEAR(self->dict);
+#endif
     cache_clear(self);
     return 0;
 }
@@ -709,7 +736,11 @@ static int core_clear(PyObject *op) {
 static void core_dealloc(PyObject *op) {
     PyTypeObject *tp = Py_TYPE(op);
     PyObject_GC_UnTrack(op);
+#if MANAGED_DICT
+    PyObject_ClearWeakRefs(op);
+#else
     if (((ProviderCore *)op)->weakrefs) PyObject_ClearWeakRefs(op);
+#endif
     core_clear(op);
     tp->tp_free(op);
     Py_DECREF(tp);
@@ -738,8 +769,10 @@ static PyMemberDef core_members[] = {
     {"events_dropped", T_ULONGLONG, offsetof(ProviderCore, events_dropped), 0,
      "events the session refused (no free buffer, larger than a buffer)"},
     {"last_error", T_UINT, offsetof(ProviderCore, last_error), 0, "the last refusal's Win32 code"},
+#if !MANAGED_DICT
     {"__dictoffset__", T_PYSSIZET, offsetof(ProviderCore, dict), READONLY, NULL},
     {"__weaklistoffset__", T_PYSSIZET, offsetof(ProviderCore, weakrefs), READONLY, NULL},
+#endif
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -774,8 +807,11 @@ static PyObject *py_provider_type(PyObject *self, PyObject *const *args, Py_ssiz
     char *kept = PyMem_Malloc((size_t)n + 1);   /* tp_name points here for the type's lifetime */
     if (!kept) return PyErr_NoMemory();
     memcpy(kept, name, (size_t)n + 1);
-    PyType_Spec spec = {kept, sizeof(ProviderCore), 0,
-                        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC, core_slots};
+    unsigned int flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC;
+#if MANAGED_DICT
+    flags |= Py_TPFLAGS_MANAGED_DICT | Py_TPFLAGS_MANAGED_WEAKREF;
+#endif
+    PyType_Spec spec = {kept, sizeof(ProviderCore), 0, flags, core_slots};
     PyObject *bases = PyTuple_Pack(1, args[1]);
     if (!bases) return NULL;
     PyObject *type = PyType_FromSpecWithBases(&spec, bases);
