@@ -340,7 +340,13 @@ class _ProviderMethods:
         entry = self._sites.get(id(code))
         site = entry[1].get(lasti) if entry is not None else None
         if site is None:
-            site = self._resolve(method, fmt, code, lasti, module_globals)
+            try:
+                site = self._resolve(method, fmt, code, lasti, module_globals)
+            except Exception as exc:  # noqa: BLE001 - whatever went wrong, never into the application
+                where = (code.co_filename, code.co_firstlineno)
+                return self._drop(f"{os.path.basename(code.co_filename)} ({self.name}.{method})", where,
+                                  RuntimeError(f"{code.co_filename}: cannot resolve the call site: "
+                                               f"{type(exc).__name__}: {exc}"))
         if type(site) is _BadSite:
             return self._drop(site.label, site.where, site.error)
         if not (isinstance(flag, int) and isinstance(level, int)):

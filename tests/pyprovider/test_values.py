@@ -348,3 +348,21 @@ def test_a_bad_site_sharing_its_format_with_a_good_one_is_still_reported(pp, tmp
     module.trace.strict = True
     with pytest.raises(TypeError, match=r"shared_fmt\.py:6 in bad .*takes 1 argument\(s\), the call passes 2"):
         writes(lambda: module.bad(1, 2))
+
+
+def test_an_unexpected_failure_while_resolving_is_a_drop_too(app, monkeypatch):
+    """Whatever goes wrong inside the provider (here: the site lookup itself) stays out of the
+    application by default."""
+    def broken(*args):
+        raise MemoryError("no room")
+
+    fresh = Provider("Fresh", register=False)
+    fresh._use_writer(lambda *a: 0)
+    fresh._set_enable_state(1, 0xFFFFFFFF, 5)
+    monkeypatch.setattr(fresh, "_find", broken)
+    with pytest.warns(TraceWarning, match="cannot resolve the call site: MemoryError: no room"):
+        fresh.info(1, "x %d", 1)
+    assert fresh.stats().calls_dropped == 1
+    fresh.strict = True
+    with pytest.raises(RuntimeError, match="MemoryError: no room"):
+        fresh.info(1, "x %d", 1)
