@@ -8,7 +8,9 @@ Layers, bottom up (docs/architecture.md has the picture):
 * ``engine``: any source (files, live sessions, buffer streams) in ProcessTrace order
   (``ordered_records``), through the one merge of ``ordering``;
 * ``timestamps.TimeConverter``: raw clock -> FILETIME;
-* ``open(path)``: typed Pythonic events (``events`` module);
+* ``open(path, tmf=...)``: typed Pythonic events (``events`` module), WPP messages decoded;
+* ``format_file(path, tmf=...)``: the lines ``wpptrace fmt`` prints; ``decode_file``: the
+  messages as ``DecodedMessage`` objects (``messages`` module);
 * ``api``: the Win32-shaped OpenTrace / ProcessTrace / CloseTrace on the same engine;
 * ``wpp``: WPP messages formatted like tracefmt, on the engine's compact rows (``wpp_rows``).
 """
@@ -17,11 +19,14 @@ from .engine import ordered_records
 from .etlfile import EtlFile, LogfileHeader
 from .events import (ClassicEvent, Event, EventReader, HeaderEvent, ManifestEvent, MessageEvent,
                      SystemEvent, open)
+from .messages import (Args, DecodedFile, DecodedMessage, FormattedLines, decode_file, format_file,
+                       load_tmf)
 from .records import DecodeIssue, Record
 from .timestamps import TimeConverter
 
 __all__ = [
-    "Buffer", "BufferInfo", "ClassicEvent", "DecodeIssue", "EtlFile", "Event", "EventReader",
-    "HeaderEvent", "LogfileHeader", "ManifestEvent", "MessageEvent", "Record", "SystemEvent",
-    "TimeConverter", "open", "ordered_records", "parse_buffer",
+    "Args", "Buffer", "BufferInfo", "ClassicEvent", "DecodeIssue", "DecodedFile", "DecodedMessage",
+    "EtlFile", "Event", "EventReader", "FormattedLines", "HeaderEvent", "LogfileHeader",
+    "ManifestEvent", "MessageEvent", "Record", "SystemEvent", "TimeConverter", "decode_file",
+    "format_file", "load_tmf", "open", "ordered_records", "parse_buffer",
 ]

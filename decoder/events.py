@@ -6,6 +6,8 @@ WPP), ``ManifestEvent`` (EVENT_HEADER), ``ClassicEvent`` (EVENT_TRACE_HEADER / i
 record, with its ``LogfileHeader``). Events are lazy views of the engine's record tuples:
 a field is decoded when read, so iterating stays fast; ``timestamp`` is an aware UTC
 datetime, ``filetime`` the FILETIME (or the raw clock with ``raw_timestamps=True``).
+WPP messages also carry their decoded form (``wpp``, ``text``, ``args``, ``to_dict()``), made
+on first access by the formatter ``wpptrace fmt`` uses, with the TMFs given to ``open``.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import BinaryIO, Iterator
 from .buffers import Buffer, message_pointer_size
 from .engine import FileSource
 from .etlfile import EtlFile, LogfileHeader
+from .messages import Args, DecodedMessage, load_tmf
 from .records import _F_KIND, DecodeIssue, Record
 from .timestamps import TimeConverter, filetime_to_datetime
 
@@ -62,9 +65,38 @@ class Event(Record):
 
 
 class MessageEvent(Event):
-    """A TraceMessage / WPP record: its identity is (message_guid, number)."""
+    """A TraceMessage / WPP record: its identity is (message_guid, number); ``wpp`` is its
+    ``DecodedMessage`` (``text``, ``args``, ``to_dict()`` are the same as properties)."""
 
-    __slots__ = ()
+    __slots__ = ("_decoded",)
+    _formatter: "_EventFormatter | None" = None     # set on the reader's own subclass
+
+    @property
+    def wpp(self) -> DecodedMessage:
+        """The message decoded with the reader's TMFs (Unknown text when there is no format)."""
+        try:
+            return self._decoded
+        except AttributeError:
+            pass
+        formatter = self._formatter
+        if formatter is None:
+            formatter = type(self)._formatter = _EventFormatter(None)
+        self._decoded = formatter.decode(self)
+        return self._decoded
+
+    @property
+    def text(self) -> str:
+        """The message text as tracefmt prints it after the prefix."""
+        return self.wpp.text
+
+    @property
+    def args(self) -> Args:
+        """The typed argument values in insert order (``args["name"]`` by TMF name)."""
+        return self.wpp.args
+
+    def to_dict(self) -> dict:
+        """The decoded message as a dict (see DecodedMessage.to_dict)."""
+        return self.wpp.to_dict()
 
     @property
     def number(self) -> int:
@@ -108,6 +140,28 @@ class HeaderEvent(SystemEvent):
 #: event class per record kind (records.KINDS order)
 _CLASSES = (SystemEvent, SystemEvent, SystemEvent, ClassicEvent, ClassicEvent, ManifestEvent,
             MessageEvent, Event)
+_MESSAGE_KIND = _CLASSES.index(MessageEvent)
+
+
+class _EventFormatter:
+    """One reader's WPP decoding: its TMF set (loaded on first use) and formatter."""
+
+    def __init__(self, tmf, header: LogfileHeader | None = None, name: str = ""):
+        self._tmf = tmf
+        self._header, self._name = header, name
+        self._decoder = self._ctx = None
+
+    def decode(self, event: MessageEvent) -> DecodedMessage:
+        from .wpp import FileContext, WppDecoder
+
+        if self._decoder is None:
+            header = self._header
+            self._ctx = FileContext.for_header(self._name, header,
+                                               TimeConverter(header) if header is not None else None)
+            self._decoder = WppDecoder(load_tmf(self._tmf))
+        # the formatter reads raw timestamps: give it the plain record
+        return DecodedMessage.from_wpp(self._decoder.decode_record(Record(event._t, event._ctx),
+                                                                   self._ctx))
 
 
 def make_event(rec: Record, clock: TimeConverter | None, header: LogfileHeader | None = None
@@ -124,15 +178,27 @@ class EventReader:
     """Iterable over the typed events of one file, in ProcessTrace order.
 
     ``raw_timestamps=True`` keeps raw clock values (like PROCESS_TRACE_MODE_RAW_TIMESTAMP);
-    ``ordered=False`` gives file order. ``errors`` lists the damage met so far.
+    ``ordered=False`` gives file order. ``errors`` lists the damage met so far. ``tmf``: the
+    formats WPP messages are decoded with (see decoder.messages.load_tmf), read on the first
+    ``text``/``args``/``wpp`` access.
     """
 
-    def __init__(self, source: str | os.PathLike | BinaryIO, *, raw_timestamps: bool = False,
-                 ordered: bool = True):
+    def __init__(self, source: str | os.PathLike | BinaryIO, *, tmf=None,
+                 raw_timestamps: bool = False, ordered: bool = True):
         self.file = EtlFile(source)
         self.header = self.file.header
         self.clock = None if raw_timestamps else TimeConverter(self.header)
         self.ordered = ordered
+        # TMF paths are checked now (directories are read lazily, per GUID)
+        formatter = _EventFormatter(load_tmf(tmf) if tmf is not None else None, self.header,
+                                    self.file.name)
+        message_class = type("MessageEvent", (MessageEvent,),
+                             {"__slots__": (), "_formatter": formatter,
+                              "__module__": MessageEvent.__module__,
+                              "__qualname__": MessageEvent.__qualname__})
+        classes = list(_CLASSES)
+        classes[_MESSAGE_KIND] = message_class
+        self._classes = tuple(classes)
 
     @property
     def errors(self) -> list[DecodeIssue]:
@@ -148,7 +214,7 @@ class EventReader:
 
     def _view(self, source, buf: Buffer, slot: int, header_record: bool) -> tuple[list, list[int]]:
         """The engine view: one buffer's records as typed events."""
-        clock, classes, ctx = self.clock, _CLASSES, buf.context
+        clock, classes, ctx = self.clock, self._classes, buf.context
         tuples = buf.tuples()
         events = [classes[t[_F_KIND]](t, ctx, clock) for t in tuples]
         if header_record and events and self.header.valid:
@@ -165,10 +231,12 @@ class EventReader:
         self.close()
 
 
-def open(source: str | os.PathLike | BinaryIO, *, raw_timestamps: bool = False,  # noqa: A001
-         ordered: bool = True) -> EventReader:
-    """Open an .etl file for ``for event in ...`` iteration (see EventReader)."""
-    return EventReader(source, raw_timestamps=raw_timestamps, ordered=ordered)
+def open(source: str | os.PathLike | BinaryIO, *, tmf=None,  # noqa: A001
+         raw_timestamps: bool = False, ordered: bool = True) -> EventReader:
+    """Open an .etl file for ``for event in ...`` iteration (see EventReader). ``tmf``: TMF
+    directories, files, PDBs (as ``wpptrace fmt`` takes them) for the messages' ``text``,
+    ``args`` and ``to_dict()``."""
+    return EventReader(source, tmf=tmf, raw_timestamps=raw_timestamps, ordered=ordered)
 
 
 __all__ = ["ClassicEvent", "Event", "EventReader", "HeaderEvent", "ManifestEvent",
