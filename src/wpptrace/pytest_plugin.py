@@ -1,0 +1,66 @@
+"""The pytest plugin installing wpptrace brings (entry point ``pytest11``): the ``wpp_capture``
+fixture and the ``--wpp-keep DIR`` option.
+
+::
+
+    def test_copy(wpp_capture):
+        with wpp_capture(trace) as cap:
+            app.copy("a.txt")
+        cap.assert_logged("read %d bytes", 42)
+
+``wpp_capture`` is :func:`wpptrace.testing.capture` with the capture named after the test.
+When the test fails, its captures are kept (``trace.etl``, ``tmf/``, ``trace.txt``, in
+``wpp-captures/`` of pytest's temporary folder) and their decoded messages are added to the
+failure report (a failed ``assert_logged`` lists them itself); with ``--wpp-keep DIR`` every
+capture is kept in ``DIR``, one folder per capture, for CI artifacts. Nothing of wpptrace is
+imported until a test asks for the fixture, so test runs that do not use it are unchanged.
+"""
+from __future__ import annotations
+
+import pytest
+
+FIXTURE = "wpp_capture"
+_FACTORY = pytest.StashKey[object]()
+_FAILED = pytest.StashKey[bool]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("wpptrace", "wpptrace captures")
+    group.addoption("--wpp-keep", metavar="DIR", dest="wpp_keep", default=None,
+                    help="keep every wpp_capture in DIR: one folder per capture with trace.etl, "
+                         "tmf/ and trace.txt (for CI artifacts)")
+
+
+@pytest.fixture
+def wpp_capture(request: pytest.FixtureRequest):
+    """A factory of captures: ``with wpp_capture(provider, ...) as cap:`` takes what
+    :func:`wpptrace.testing.capture` takes."""
+    from wpptrace.testing import CaptureFactory
+
+    keep_dir = request.config.getoption("wpp_keep")
+    keep_all = keep_dir is not None
+    if not keep_all:  # failed tests' captures: beside pytest's tmp_path folders (kept 3 runs)
+        keep_dir = request.getfixturevalue("tmp_path_factory").getbasetemp() / "wpp-captures"
+    factory = CaptureFactory(request.node.nodeid, keep_dir=keep_dir, keep_all=keep_all)
+    request.node.stash[_FACTORY] = factory
+    yield factory
+    factory.finish(failed=request.node.stash.get(_FAILED, False))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    factory = item.stash.get(_FACTORY, None)
+    if factory is None:
+        return
+    report = outcome.get_result()
+    if report.failed and report.when == "call":
+        item.stash[_FAILED] = True
+        for cap in factory.captures:
+            if cap.finished:
+                cap._keep_quietly()
+        text = factory.report()
+        from wpptrace.testing import CaptureAssertionError
+
+        if text and not (call.excinfo is not None and call.excinfo.errisinstance(CaptureAssertionError)):
+            report.sections.append(("wpptrace captures", text))

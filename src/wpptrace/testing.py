@@ -1,0 +1,606 @@
+"""Round-trip tests: log through real providers, get the messages back decoded.
+
+::
+
+    from wpptrace.testing import capture
+
+    with capture(trace) as cap:              # a Provider, a WppHandler, or a control GUID
+        app.copy("a.txt")
+    cap.assert_logged("read %d bytes", 42)
+    assert cap.messages[0].args["n"] == 42
+
+``capture`` starts a session of its own (an ``.etl`` file in a private temporary folder),
+enables the providers, and on exit stops the session and decodes the file with the TMF
+messages taken from the providers themselves: nothing to write to disk first, nothing to run
+in a subprocess. Each message is a :class:`wpptrace.decoder.DecodedMessage`.
+
+Sessions: when every target is a Python object of this process, the session is private to
+the process (EVENT_TRACE_PRIVATE_LOGGER_MODE), so parallel test processes (pytest-xdist) each
+see only their own events, even for the same control GUID. A control GUID given as such may
+belong to another process (a C program), so it is enabled on a session every process of the
+user sees; as on Windows, only one session holds a provider at a time. Session names are
+unique per process and capture, and a session is always stopped on exit (also on
+KeyboardInterrupt).
+
+Nesting: a capture inside another one that enables the same provider takes it over while it
+runs (the one-session-per-provider rule) and gives it back on exit; the outer capture keeps
+what was logged before and after.
+
+Files: the ``.etl`` stays at ``etl_path`` while the capture object lives and is removed with
+it, unless the capture was kept: on an exception in its block, on a failed ``assert_logged``,
+with ``keep=True`` or through the pytest plugin's ``--wpp-keep``. A kept capture is a folder
+(``<keep_dir>/<name>/``) with ``trace.etl``, ``tmf/`` (one ``<guid>.tmf`` per message GUID)
+and ``trace.txt`` (what ``wpptrace fmt trace.etl -p tmf`` prints).
+"""
+from __future__ import annotations
+
+import itertools
+import logging as _logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import uuid
+import weakref
+from typing import Any, Iterable, Pattern, Sequence
+
+from wpptrace.decoder.messages import DecodedMessage, decode_file, format_file, load_tmf
+
+__all__ = ["Capture", "CaptureAssertionError", "CaptureFactory", "capture", "TRACE_LEVEL_VERBOSE",
+           "ALL_FLAGS"]
+
+TRACE_LEVEL_VERBOSE = 5
+ALL_FLAGS = 0xFFFFFFFF
+
+#: session buffers: 64 KB each, up to 16 MB queued before an event would be dropped (a test
+#: logging 100,000 messages in a tight loop loses none while the writer thread catches up)
+BUFFER_SIZE_KB = 64
+MIN_BUFFERS = 4
+MAX_BUFFERS = 256
+#: at most this many messages are listed in an assertion failure
+SHOWN_MESSAGES = 50
+
+_counter = itertools.count(1)
+_active: list["Capture"] = []          # running captures, innermost last
+_active_lock = threading.RLock()
+_logging_handler = None                # the WppHandler ``logging=True`` attaches
+
+
+class CaptureAssertionError(AssertionError):
+    """A failed ``assert_logged``/``assert_not_logged``; its message lists the captured messages."""
+
+
+class _Target:
+    """One provider to enable: its control GUID, the Python objects that know its TMF."""
+
+    def __init__(self, guid: uuid.UUID, provider: Any = None, handlers: Sequence[Any] = (),
+                 local: bool = True) -> None:
+        self.guid = guid
+        self.provider = provider
+        self.handlers = list(handlers)
+        self.local = local          # a Python object of this process
+        self.flags = ALL_FLAGS
+
+    def tmf_messages(self) -> list:
+        messages = []
+        if self.provider is not None:
+            for source in self.provider.source_files():
+                messages += source.messages
+        handlers = list(self.handlers)
+        if self.provider is not None:
+            handlers += [h for h in _wpp_handlers() if h.provider is self.provider and h not in handlers]
+        for handler in handlers:
+            messages += handler.messages()
+        return messages
+
+
+def _wpp_handlers() -> list:
+    """Every live WppHandler (logging keeps a weak list of all handlers)."""
+    from wpptrace.provider.logging_handler import WppHandler
+
+    found = []
+    for ref in list(getattr(_logging, "_handlerList", ())):
+        handler = ref() if callable(ref) else None
+        if isinstance(handler, WppHandler):
+            found.append(handler)
+    return found
+
+
+def _target(item: Any) -> _Target:
+    if isinstance(item, _Target):
+        return item
+    if isinstance(item, uuid.UUID):
+        return _Target(item, local=False)
+    if isinstance(item, str):
+        try:
+            return _Target(uuid.UUID(item.strip("{}")), local=False)
+        except ValueError:
+            raise ValueError(f"not a control GUID: {item!r}") from None
+    if isinstance(item, _logging.Handler) and hasattr(item, "provider"):
+        return _Target(item.provider.guid, item.provider, [item])
+    if hasattr(item, "guid") and callable(getattr(item, "source_files", None)):
+        return _Target(item.guid, item)
+    raise TypeError(f"capture() takes Provider, WppHandler or control GUID targets, "
+                    f"not {type(item).__name__}")
+
+
+def _flag_mask(flags: Any, target: _Target) -> int:
+    """An int mask, a flag name, or several of either, for one provider."""
+    if isinstance(flags, (int, str)):
+        flags = (flags,)
+    mask = 0
+    for flag in flags:
+        if isinstance(flag, str):
+            if target.provider is None:
+                raise ValueError(f"flag {flag!r} given by name, but {target.guid} is a bare "
+                                 f"control GUID: give its flags as a number")
+            mask |= int(target.provider.flag(flag))
+        else:
+            mask |= int(flag)
+    return mask & ALL_FLAGS
+
+
+def _logging_level(trace_level: int) -> int:
+    return {1: _logging.CRITICAL, 2: _logging.ERROR, 3: _logging.WARNING,
+            4: _logging.INFO}.get(trace_level, _logging.DEBUG)
+
+
+def _shared_logging_handler():
+    """The WppHandler ``capture(logging=True)`` attaches (one per process)."""
+    global _logging_handler
+    if _logging_handler is None:
+        from wpptrace.provider.logging_handler import WppHandler
+        from wpptrace.provider.tracing import Provider
+
+        provider = Provider("PythonLogging", flags=("LOGGING",), root=os.getcwd())
+        _logging_handler = WppHandler(provider=provider)
+    return _logging_handler
+
+
+def _set_strict(provider: Any, strict: bool):
+    """Turn the provider's strict mode on or off; returns what undoes it."""
+    had = "strict" in getattr(provider, "__dict__", {})
+    before = getattr(provider, "strict", None)
+    provider.strict = strict
+
+    def undo() -> None:
+        if had:
+            provider.strict = before
+        else:
+            try:
+                del provider.strict
+            except AttributeError:
+                pass
+    return undo
+
+
+class Capture:
+    """A running or finished capture (see the module docstring); use it as a context manager.
+
+    After the block: ``messages`` (``DecodedMessage`` list, in ProcessTrace order), ``lost``
+    (EventsLost: events the session dropped), ``errors`` (damage skipped while reading),
+    ``etl_path``, and the assertion helpers. ``kept`` is the folder of a kept capture.
+    """
+
+    def __init__(self, *targets: Any, level: int = TRACE_LEVEL_VERBOSE, flags: Any = ALL_FLAGS,
+                 logging: Any = False, strict: bool = True, tmf: Any = None,
+                 name: str | None = None, keep: bool = False,
+                 keep_dir: "str | os.PathLike[str] | None" = None) -> None:
+        self.level = int(level)
+        self.strict = bool(strict)
+        self.name = _safe_name(name) if name else f"capture-{os.getpid()}-{next(_counter)}"
+        self.keep_requested = bool(keep)
+        self.keep_dir = os.fspath(keep_dir) if keep_dir is not None else None
+        self._tmf = tmf
+        self._targets = [_target(t) for t in targets]
+        self._logger = None
+        if logging:
+            self._logger = logging if isinstance(logging, _logging.Logger) else \
+                _logging.getLogger(None if logging is True else logging)
+            self._targets.append(_target(_shared_logging_handler()))
+        seen = set()
+        for t in self._targets:
+            if t.guid in seen:
+                raise ValueError(f"provider {t.guid} given twice")
+            seen.add(t.guid)
+            t.flags = _flag_mask(flags, t)
+        if not self._targets:
+            raise ValueError("capture() needs at least one provider, WppHandler or control GUID "
+                             "(or logging=True)")
+        self.messages: list[DecodedMessage] = []
+        self.lost = 0
+        self.errors: list = []
+        self.counters = None
+        self.etl_path: str | None = None
+        self.kept: str | None = None
+        self.session_name = f"wpptrace-capture-{os.getpid()}-{next(_counter)}"
+        self._session = None
+        self._workdir: str | None = None
+        self._finalizer = None
+        self._undo: list = []
+        self._taken: dict[uuid.UUID, Capture] = {}
+        self._tmfset = None
+        self.running = self.finished = False
+
+    # -- the session ------------------------------------------------------------------------
+    def __enter__(self) -> "Capture":
+        self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.stop()
+        finally:
+            if exc_type is not None and self.etl_path is not None:
+                self._keep_quietly()
+                if exc is not None and self.kept and hasattr(exc, "add_note"):
+                    exc.add_note(f"wpptrace capture kept in {self.kept}")
+
+    def start(self) -> None:
+        """Start the session and enable the providers (``with`` does this)."""
+        from wpptrace.provider import (EVENT_TRACE_FILE_MODE_SEQUENTIAL,
+                                       EVENT_TRACE_PRIVATE_LOGGER_MODE)
+        from wpptrace.provider.sessions import TraceSession
+
+        if self.running or self.finished:
+            raise RuntimeError("a Capture runs once: make a new one")
+        self._workdir = tempfile.mkdtemp(prefix="wpptrace-capture-")
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self._workdir, True)
+        self.etl_path = os.path.join(self._workdir, "trace.etl")
+        mode = EVENT_TRACE_FILE_MODE_SEQUENTIAL
+        if all(t.local for t in self._targets):
+            mode |= EVENT_TRACE_PRIVATE_LOGGER_MODE
+        with _active_lock:
+            self._session = TraceSession(self.session_name, self.etl_path, LogFileMode=mode,
+                                         BufferSize=BUFFER_SIZE_KB, MinimumBuffers=MIN_BUFFERS,
+                                         MaximumBuffers=MAX_BUFFERS)
+            self.running = True
+            try:
+                for target in self._targets:
+                    for outer in reversed(_active):
+                        if any(t.guid == target.guid for t in outer._targets):
+                            self._taken[target.guid] = outer
+                            break
+                    self._session.enable(target.guid, target.flags, self.level)
+                    if self.strict and target.provider is not None:
+                        self._undo.append(_set_strict(target.provider, True))
+                if self._logger is not None:
+                    self._attach_logging()
+                _active.append(self)
+            except BaseException:
+                self._end_session()
+                raise
+
+    def _attach_logging(self) -> None:
+        logger, handler = self._logger, _shared_logging_handler()
+        wanted = _logging_level(self.level)
+        logger.addHandler(handler)
+        self._undo.append(lambda: logger.removeHandler(handler))
+        if logger.getEffectiveLevel() > wanted:
+            before = logger.level
+            logger.setLevel(wanted)
+            self._undo.append(lambda: logger.setLevel(before))
+
+    def _end_session(self) -> None:
+        """Stop the session, undo what start changed, give taken providers back."""
+        try:
+            while self._undo:
+                self._undo.pop()()
+        finally:
+            with _active_lock:
+                if self in _active:
+                    _active.remove(self)
+                session, self._session = self._session, None
+                self.running = False
+                if session is not None:
+                    final = session.stop()
+                    self.lost = int(final.EventsLost)
+                    for guid, outer in self._taken.items():
+                        if outer.running and outer._session is not None:
+                            flags = next(t.flags for t in outer._targets if t.guid == guid)
+                            outer._session.enable(guid, flags, outer.level)
+
+    def stop(self) -> None:
+        """Stop the session and decode the file (``with`` does this)."""
+        if not self.running:
+            return
+        self._end_session()
+        self.finished = True
+        self._tmfset = load_tmf([m for t in self._targets for m in t.tmf_messages()]
+                                + _as_list(self._tmf))
+        result = decode_file(self.etl_path, self._tmfset)
+        self.messages = result.messages
+        self.errors = result.errors
+        self.counters = result.counters
+        if self.keep_requested:
+            self.keep()
+
+    # -- what was logged -----------------------------------------------------------------------
+    @property
+    def texts(self) -> list[str]:
+        """The messages' texts."""
+        return [m.text for m in self.messages]
+
+    def find(self, fmt: "str | Pattern[str]", *args: Any, **where: Any) -> list[DecodedMessage]:
+        """The messages matching ``fmt`` (see assert_logged) and the ``where`` fields
+        (``level=2``, ``function="read"``...)."""
+        self._require_finished()
+        match = _matcher(fmt, args)
+        return [m for m in self.messages if match(m) and _fields_match(m, where)]
+
+    def assert_logged(self, fmt: "str | Pattern[str]", *args: Any, count: int | None = None,
+                      **where: Any) -> list[DecodedMessage]:
+        """Assert that a message was logged; returns the matching messages.
+
+        ``assert_logged("read %d bytes", 42)``: a message whose text has this shape (each
+        conversion stands for any text) and whose typed arguments equal ``(42,)``, or whose
+        text is ``"read %d bytes" % (42,)``. Without arguments, ``fmt`` is the whole text
+        (conversions matching anything). A compiled regular expression is searched in the
+        text. ``count``: exactly that many matches; ``where``: message fields that must equal
+        (``level=...``, ``function=...``, ``flags=...``). On failure the AssertionError lists
+        the captured messages and the capture is kept for inspection."""
+        __tracebackhide__ = True
+        found = self.find(fmt, *args, **where)
+        if (count is None and found) or (count is not None and len(found) == count):
+            return found
+        wanted = "a message" if count is None else f"{count} message(s)"
+        self._fail(f"expected {wanted} matching {_describe(fmt, args, where)}, found {len(found)}")
+        return found
+
+    def assert_logged_re(self, pattern: str, flags: int = 0, *, count: int | None = None,
+                         **where: Any) -> list[DecodedMessage]:
+        """``assert_logged`` with a regular expression searched in each message's text."""
+        __tracebackhide__ = True
+        return self.assert_logged(re.compile(pattern, flags), count=count, **where)
+
+    def assert_not_logged(self, fmt: "str | Pattern[str]", *args: Any, **where: Any) -> None:
+        """Assert that no message matches (same matching as assert_logged)."""
+        __tracebackhide__ = True
+        found = self.find(fmt, *args, **where)
+        if found:
+            self._fail(f"expected no message matching {_describe(fmt, args, where)}, "
+                       f"found {len(found)}: {found[0].text!r}")
+
+    def report(self, limit: int = SHOWN_MESSAGES) -> str:
+        """The captured messages, one line each (what a failed assertion shows)."""
+        lines = [f"{len(self.messages)} message(s) captured, {self.lost} lost"
+                 + (f", {len(self.errors)} read error(s)" if self.errors else "") + ":"]
+        for i, m in enumerate(self.messages[:limit]):
+            args = f"  args={tuple(m.args)!r}" if m.args else ""
+            where = m.function or m.component
+            level = (m.level_name or "-").replace("TRACE_LEVEL_", "")
+            lines.append(f"  [{i}] {level} {where}: {m.text}{args}")
+        if len(self.messages) > limit:
+            lines.append(f"  ... {len(self.messages) - limit} more")
+        if self.kept:
+            lines.append(f"capture kept in {self.kept} "
+                         f"(wpptrace fmt {os.path.join(self.kept, 'trace.etl')} -p "
+                         f"{os.path.join(self.kept, 'tmf')})")
+        return "\n".join(lines)
+
+    def _fail(self, what: str) -> None:
+        __tracebackhide__ = True
+        self._keep_quietly()
+        raise CaptureAssertionError(f"{what}\n{self.report()}")
+
+    def _require_finished(self) -> None:
+        if not self.finished:
+            raise RuntimeError("the capture is still running: assert after the with block")
+
+    # -- files -------------------------------------------------------------------------------
+    def keep(self, keep_dir: "str | os.PathLike[str] | None" = None) -> str:
+        """Keep the capture: a folder with ``trace.etl``, ``tmf/`` and ``trace.txt`` in
+        ``keep_dir`` (default: the one given to capture, else beside the temporary file);
+        returns its path. Idempotent."""
+        self._require_finished()
+        if self.kept:
+            return self.kept
+        target_dir = os.fspath(keep_dir) if keep_dir is not None else self.keep_dir
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        folder = self._workdir
+        if target_dir is not None:
+            os.makedirs(target_dir, exist_ok=True)
+            folder = _unique_dir(target_dir, self.name)
+            shutil.move(os.path.join(self._workdir, "trace.etl"), os.path.join(folder, "trace.etl"))
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = folder
+            self.etl_path = os.path.join(folder, "trace.etl")
+        _write_tmf_dir(self._tmfset, os.path.join(folder, "tmf"))
+        with format_file(self.etl_path, self._tmfset) as lines, \
+                open(os.path.join(folder, "trace.txt"), "w", encoding="utf-8", newline="\n") as out:
+            for line in lines:
+                out.write(line + "\n")
+        self.kept = folder
+        return folder
+
+    def _keep_quietly(self) -> None:
+        try:
+            self.keep()
+        except Exception:  # noqa: BLE001 - keeping is a courtesy; the test's own failure matters
+            pass
+
+    def discard(self) -> None:
+        """Remove the capture's files now (unless kept)."""
+        if self._finalizer is not None and not self.kept:
+            self._finalizer()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else f"{len(self.messages)} messages" if self.finished else "new"
+        return f"<Capture {self.name} {state}, lost {self.lost}>"
+
+
+def capture(*providers: Any, level: int = TRACE_LEVEL_VERBOSE, flags: Any = ALL_FLAGS,
+            logging: Any = False, strict: bool = True, tmf: Any = None, name: str | None = None,
+            keep: bool = False, keep_dir: "str | os.PathLike[str] | None" = None) -> Capture:
+    """Capture what ``providers`` log in a ``with`` block (see the module docstring).
+
+    ``providers``: ``Provider`` objects, ``WppHandler`` objects, control GUIDs (for providers
+    in other processes; their TMF comes from ``tmf``). ``level`` (TRACE_LEVEL_*, default
+    verbose) and ``flags`` (a mask, flag names, or a list; default all) are what the session
+    enables. ``logging``: also capture Python ``logging`` records, through a WppHandler
+    attached for the block to the root logger (True) or to the logger given (a name or a
+    Logger), whose level is lowered to ``level`` meanwhile if it is higher. ``strict``: trace
+    calls that cannot be written raise instead of being dropped (the providers' strict mode).
+    ``tmf``: more TMF data (directories, files, PDBs), as ``wpptrace fmt`` takes them.
+    ``name``: the kept folder's name; ``keep``/``keep_dir``: keep the capture always / where.
+    """
+    return Capture(*providers, level=level, flags=flags, logging=logging, strict=strict, tmf=tmf,
+                   name=name, keep=keep, keep_dir=keep_dir)
+
+
+class CaptureFactory:
+    """``wpp_capture(provider, ...)`` of the pytest plugin: makes captures named after the
+    test, keeps them all with ``--wpp-keep DIR`` or when the test failed, and removes the rest
+    when the test ends."""
+
+    def __init__(self, name: str, keep_dir: "str | os.PathLike[str] | None" = None,
+                 keep_all: bool = False) -> None:
+        self.name = _test_name(name)
+        self.keep_dir = os.fspath(keep_dir) if keep_dir is not None else None
+        self.keep_all = keep_all
+        self.captures: list[Capture] = []
+
+    def __call__(self, *providers: Any, **options: Any) -> Capture:
+        number = len(self.captures) + 1
+        options.setdefault("name", self.name if number == 1 else f"{self.name}-{number}")
+        options.setdefault("keep_dir", self.keep_dir)
+        options.setdefault("keep", self.keep_all)
+        cap = capture(*providers, **options)
+        self.captures.append(cap)
+        return cap
+
+    def report(self) -> str:
+        """Each capture's messages (for the test report)."""
+        return "\n\n".join(f"{cap.name}: {cap.report()}" for cap in self.captures if cap.finished)
+
+    def finish(self, failed: bool) -> None:
+        """At the end of the test: stop captures left running, keep them if the test failed."""
+        for cap in self.captures:
+            try:
+                cap.stop()
+            finally:
+                if cap.finished:
+                    if failed:
+                        cap._keep_quietly()
+                    elif not cap.kept:
+                        cap.discard()
+
+
+# -- matching -------------------------------------------------------------------------------
+
+_CONVERSION = re.compile(r"%(?:%|!\w+!|[-+ #0]*(?:\*|\d+)?(?:\.(?:\*|\d+))?"
+                         r"(?:hh|h|ll|l|L|z|j|t|I64|I32|I|w)?[diouxXeEfFgGaAcCsSpZn])")
+
+
+def _shape(fmt: str) -> Pattern[str]:
+    """A printf-style format as a regular expression: conversions match any text."""
+    parts, pos = [], 0
+    for m in _CONVERSION.finditer(fmt):
+        parts.append(re.escape(fmt[pos:m.start()]))
+        parts.append("%" if m.group() == "%%" else "(?s:.*?)")
+        pos = m.end()
+    parts.append(re.escape(fmt[pos:]))
+    return re.compile("".join(parts) + r"\Z", re.S)
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    if isinstance(expected, float) and isinstance(actual, float):
+        return actual == expected or (actual != actual and expected != expected)
+    return actual == expected
+
+
+def _matcher(fmt: Any, args: tuple):
+    if isinstance(fmt, re.Pattern):
+        if args:
+            raise TypeError("a regular expression takes no arguments")
+        return lambda m: fmt.search(m.text) is not None
+    if not isinstance(fmt, str):
+        raise TypeError(f"expected a format string or a compiled pattern, not {type(fmt).__name__}")
+    shape = _shape(fmt)
+    if not args:
+        return lambda m: m.text == fmt or shape.match(m.text) is not None
+    try:
+        rendered = fmt % args
+    except (TypeError, ValueError, KeyError):
+        rendered = None
+
+    def match(m: DecodedMessage) -> bool:
+        if rendered is not None and m.text == rendered:
+            return True
+        return (len(m.args) == len(args) and all(map(_same, m.args, args))
+                and shape.match(m.text) is not None)
+    return match
+
+
+def _fields_match(m: DecodedMessage, where: dict) -> bool:
+    for key, value in where.items():
+        if not hasattr(m, key):
+            raise TypeError(f"messages have no field {key!r}")
+        if getattr(m, key) != value:
+            return False
+    return True
+
+
+def _describe(fmt: Any, args: tuple, where: dict) -> str:
+    text = f"re {fmt.pattern!r}" if isinstance(fmt, re.Pattern) else repr(fmt)
+    if args:
+        text += f" with arguments {args!r}"
+    if where:
+        text += " and " + ", ".join(f"{k}={v!r}" for k, v in where.items())
+    return text
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+def _as_list(tmf: Any) -> list:
+    if tmf is None:
+        return []
+    if isinstance(tmf, (str, os.PathLike)):
+        return [tmf]
+    return list(tmf) if isinstance(tmf, (list, tuple)) else [tmf]
+
+
+def _safe_name(name: str) -> str:
+    """A test id as a folder name: letters, digits, ``-_.`` (runs of others become ``_``)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "capture"
+    return safe[:120]
+
+
+def _test_name(nodeid: str) -> str:
+    """``tests/test_app.py::test_read[x]`` -> ``tests.test_app.test_read-x``."""
+    path, _, rest = nodeid.partition("::")
+    if path.endswith(".py"):
+        path = path[:-3]
+    name = ".".join(p for p in path.replace("\\", "/").split("/") + rest.split("::") if p)
+    return _safe_name(name.replace("[", "-").rstrip("]"))
+
+
+def _unique_dir(parent: str, name: str) -> str:
+    for n in itertools.count(1):
+        path = os.path.join(parent, name if n == 1 else f"{name}-{n}")
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def _write_tmf_dir(tmfset: Any, directory: str) -> None:
+    """``<guid>.tmf`` per message GUID (and ``enums.tmf``), readable by ``wpptrace fmt -p``."""
+    from wpptrace.tmf.writer import to_tmf_text
+
+    os.makedirs(directory, exist_ok=True)
+    by_guid: dict = {}
+    for message in tmfset.messages():
+        by_guid.setdefault(message.guid, []).append(message)
+    for guid, messages in by_guid.items():
+        text = to_tmf_text(messages, pdb_name=messages[0].component or str(guid))
+        with open(os.path.join(directory, f"{guid}.tmf"), "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+    enums = tmfset.enums()
+    if enums:
+        with open(os.path.join(directory, "enums.tmf"), "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(to_tmf_text([], enums=enums))

@@ -1,0 +1,326 @@
+"""wpptrace.testing.capture: a private session around a block, decoded with the providers' own
+TMF messages; what each message carries, filtering, nesting, files kept, sessions never left."""
+from __future__ import annotations
+
+import datetime
+import inspect
+import logging
+import os
+import pathlib
+import re
+import threading
+import uuid
+
+import pytest
+
+from wpptrace import decoder
+from wpptrace.cli import main
+from wpptrace.provider import EVENT_TRACE_CONTROL_QUERY, ControlTrace
+from wpptrace.provider.logging_handler import WppHandler
+from wpptrace.provider.tracing import (TRACE_LEVEL_ERROR, TRACE_LEVEL_INFORMATION,
+                                       TRACE_LEVEL_WARNING, Provider)
+from wpptrace.testing import CaptureAssertionError, capture
+from wpptrace.winerror import Win32Error
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+trace = Provider("CaptureTests", flags=("IO", "NET"))
+IO, NET = trace.flags.IO, trace.flags.NET
+other = Provider("CaptureOther", flags=("ALL",))
+
+
+def copy_file(n: int, path: str) -> None:
+    trace.info(IO, "read %d bytes from %s", n, path)
+
+
+def fail(status: int) -> None:
+    trace.error(NET, "open failed: %!STATUS!", status)
+
+
+def line_of(func, text: str) -> int:
+    lines, start = inspect.getsourcelines(func)
+    return start + next(i for i, line in enumerate(lines) if text in line)
+
+
+def test_messages_carry_text_typed_args_and_the_call_site() -> None:
+    before = datetime.datetime.now(datetime.timezone.utc)
+    with capture(trace) as cap:
+        copy_file(42, "a.txt")
+        fail(0xC0000034)
+    after = datetime.datetime.now(datetime.timezone.utc)
+    assert cap.lost == 0 and cap.errors == []
+    assert cap.texts == ["read 42 bytes from a.txt",
+                         "open failed: 0xc0000034(STATUS_OBJECT_NAME_NOT_FOUND)"]
+    read, failed = cap.messages
+    assert tuple(read.args) == (42, "a.txt") and type(read.args[0]) is int
+    assert read.args["n"] == 42 and read.args["path"] == "a.txt"
+    assert read.args.names == ("n", "path")
+    assert read.level == TRACE_LEVEL_INFORMATION and failed.level == TRACE_LEVEL_ERROR
+    assert read.flags == "IO" and failed.flags == "NET"
+    assert read.function == "copy_file" and failed.function == "fail"
+    assert read.file == "test_capture.py"
+    assert read.line == line_of(copy_file, "trace.info") and failed.line == line_of(fail, "trace.error")
+    assert isinstance(read.guid, uuid.UUID) and read.guid == failed.guid   # one GUID per source file
+    assert read.number != failed.number
+    assert before - datetime.timedelta(seconds=1) <= read.timestamp <= failed.timestamp <= after
+    assert read.pid == os.getpid() and read.tid == threading.get_native_id()
+    assert read.status == "ok" and read.component == "CaptureTests"
+    assert read.to_dict()["args"] == {"n": 42, "path": "a.txt"}
+
+
+def test_only_what_the_session_enables_is_captured() -> None:
+    with capture(trace, level=TRACE_LEVEL_WARNING, flags="NET") as cap:
+        copy_file(1, "io-info")                       # IO: not enabled
+        trace.warning(NET, "net warning %d", 2)
+        trace.info(NET, "net info %d", 3)              # above the level
+        fail(0)
+    assert cap.texts == ["net warning 2", "open failed: STATUS_SUCCESS"]
+    with capture(trace, flags=[IO, "NET"], level=TRACE_LEVEL_INFORMATION) as cap:
+        copy_file(4, "x")
+        trace.verbose(IO, "verbose %d", 5)
+    assert cap.texts == ["read 4 bytes from x"]
+
+
+def test_nothing_is_captured_outside_the_block_and_captures_follow_each_other() -> None:
+    copy_file(0, "before")
+    with capture(trace) as first:
+        copy_file(1, "first")
+    copy_file(2, "between")
+    with capture(trace) as second:
+        copy_file(3, "second")
+    assert first.texts == ["read 1 bytes from first"]
+    assert second.texts == ["read 3 bytes from second"]
+    assert first.session_name != second.session_name
+    assert str(os.getpid()) in first.session_name
+    assert not trace.enabled()
+
+
+def test_nested_captures_of_one_provider_hand_it_back() -> None:
+    with capture(trace) as outer:
+        copy_file(1, "outer")
+        with capture(trace) as inner:
+            copy_file(2, "inner")
+        copy_file(3, "outer again")
+    assert outer.texts == ["read 1 bytes from outer", "read 3 bytes from outer again"]
+    assert inner.texts == ["read 2 bytes from inner"]
+
+
+def test_nested_captures_of_two_providers_are_independent() -> None:
+    with capture(trace) as outer:
+        copy_file(1, "outer")
+        with capture(other) as inner:
+            other.info(other.flags.ALL, "other %d", 7)
+            copy_file(2, "still outer")
+    assert outer.texts == ["read 1 bytes from outer", "read 2 bytes from still outer"]
+    assert inner.texts == ["other 7"]
+
+
+def test_several_providers_in_one_capture() -> None:
+    with capture(trace, other) as cap:
+        copy_file(1, "t")
+        other.info(other.flags.ALL, "other %d", 2)
+    assert cap.texts == ["read 1 bytes from t", "other 2"]
+    assert [m.component for m in cap.messages] == ["CaptureTests", "CaptureOther"]
+
+
+def _session_exists(name: str) -> bool:
+    try:
+        ControlTrace(0, name, None, EVENT_TRACE_CONTROL_QUERY)
+    except Win32Error as exc:
+        assert exc.name == "ERROR_WMI_INSTANCE_NOT_FOUND"
+        return False
+    return True
+
+
+def test_the_session_runs_only_inside_the_block() -> None:
+    with capture(trace) as cap:
+        assert _session_exists(cap.session_name) and trace.enabled(IO)
+        with pytest.raises(RuntimeError, match="still running"):
+            cap.assert_logged("x")
+    assert not _session_exists(cap.session_name) and not trace.enabled()
+
+
+def test_an_interrupt_stops_the_session_and_keeps_the_trace(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        with capture(trace, keep_dir=tmp_path) as cap:
+            copy_file(5, "interrupted")
+            raise KeyboardInterrupt
+    assert not _session_exists(cap.session_name) and not trace.enabled()
+    assert cap.texts == ["read 5 bytes from interrupted"]
+    assert cap.kept == str(tmp_path / cap.name)
+
+
+def test_an_exception_keeps_a_folder_wpptrace_fmt_decodes(tmp_path: pathlib.Path, capsys) -> None:
+    with pytest.raises(ValueError) as raised:
+        with capture(trace, keep_dir=tmp_path, name="tests/x.py::test one") as cap:
+            copy_file(6, "kept")
+            fail(0xC0000022)
+            raise ValueError("boom")
+    folder = pathlib.Path(cap.kept)
+    assert folder == tmp_path / "tests_x.py_test_one"
+    assert f"wpptrace capture kept in {folder}" in raised.value.__notes__
+    assert cap.etl_path == str(folder / "trace.etl")
+    assert sorted(p.name for p in folder.iterdir()) == ["tmf", "trace.etl", "trace.txt"]
+    capsys.readouterr()
+    assert main(["fmt", str(folder / "trace.etl"), "-p", str(folder / "tmf"), "--no-prefix"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["EventTrace", "read 6 bytes from kept",
+                     "open failed: 0xc0000022(STATUS_ACCESS_DENIED)"]
+    text = (folder / "trace.txt").read_text().splitlines()
+    assert [line.split("]", 2)[-1] for line in text[1:]] == lines[1:]
+
+
+def test_a_capture_that_went_well_leaves_no_file() -> None:
+    with capture(trace) as cap:
+        copy_file(1, "gone")
+    folder = pathlib.Path(cap.etl_path).parent
+    assert folder.is_dir() and cap.kept is None
+    cap.discard()
+    assert not folder.exists()
+
+
+def test_keep_writes_the_folder_on_request(tmp_path: pathlib.Path) -> None:
+    with capture(trace, keep=True, keep_dir=tmp_path, name="asked") as cap:
+        copy_file(1, "asked")
+    assert cap.kept == str(tmp_path / "asked")
+    with capture(trace, keep=True, keep_dir=tmp_path, name="asked") as again:
+        copy_file(2, "asked")
+    assert again.kept == str(tmp_path / "asked-2")        # never over another capture
+    tmfs = list((tmp_path / "asked" / "tmf").glob("*.tmf"))
+    assert [p.stem for p in tmfs] == [str(cap.messages[0].guid)]
+
+
+# -- assertions ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def done():
+    with capture(trace) as cap:
+        copy_file(42, "a.txt")
+        copy_file(43, "b.txt")
+        fail(0xC0000034)
+    return cap
+
+
+def test_assert_logged_compares_typed_arguments(done) -> None:
+    assert [m.args["n"] for m in done.assert_logged("read %d bytes from %s", 42, "a.txt")] == [42]
+    done.assert_logged("open failed: %!STATUS!", 0xC0000034)      # no Python rendering: shape + args
+    done.assert_logged("read 43 bytes from b.txt")                  # the whole text
+    done.assert_logged("read %d bytes from %s", count=2)            # the shape alone
+    done.assert_logged("read %d bytes from %s", 42, "a.txt", level=TRACE_LEVEL_INFORMATION,
+                       function="copy_file", flags="IO")
+    done.assert_not_logged("read %d bytes from %s", 42, "b.txt")
+    done.assert_not_logged("read %d bytes from %s", "42", "a.txt")     # typed: a str is not 42
+
+
+def test_assert_logged_regular_expressions(done) -> None:
+    assert len(done.assert_logged_re(r"read \d+ bytes")) == 2
+    done.assert_logged(re.compile(r"STATUS_OBJECT_NAME"), level=TRACE_LEVEL_ERROR)
+    done.assert_logged_re(r"READ 42", re.I, count=1)
+    with pytest.raises(TypeError):
+        done.assert_logged(re.compile("x"), 1)
+
+
+def test_a_failed_assertion_lists_the_decoded_messages_and_keeps_the_capture(tmp_path) -> None:
+    with capture(trace, keep_dir=tmp_path) as cap:
+        copy_file(41, "a.txt")
+    with pytest.raises(CaptureAssertionError) as failed:
+        cap.assert_logged("read %d bytes from %s", 42, "a.txt")
+    text = str(failed.value)
+    assert text.startswith("expected a message matching 'read %d bytes from %s' with arguments "
+                           "(42, 'a.txt'), found 0\n1 message(s) captured, 0 lost:\n")
+    assert "INFORMATION copy_file: read 41 bytes from a.txt  args=(41, 'a.txt')" in text
+    assert f"capture kept in {cap.kept}" in text and os.path.isfile(cap.etl_path)
+    with pytest.raises(CaptureAssertionError, match=r"expected 2 message\(s\) matching .* found 1"):
+        cap.assert_logged("read %d bytes from %s", count=2)
+    with pytest.raises(CaptureAssertionError, match="expected no message"):
+        cap.assert_not_logged(re.compile("read"))
+
+
+# -- targets ---------------------------------------------------------------------------------
+
+def test_a_logging_module_through_its_wpphandler() -> None:
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("capture_shop", HERE / "shop.py")
+    shop = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shop)
+    provider = Provider("Shop", flags=("LOGGING",), root=str(HERE))
+    handler = WppHandler(provider=provider)
+    shop.log.addHandler(handler)
+    shop.log.setLevel(logging.DEBUG)
+    try:
+        with capture(handler) as by_handler:
+            shop.place_order(7, ["tea", "cake"], 120.5)
+        with capture(provider) as by_provider:          # the handler is found from its provider
+            shop.place_order(8, ["pie"], 3)
+    finally:
+        shop.log.removeHandler(handler)
+        provider.unregister()
+    assert by_handler.texts == ["placing order 7 with 2 item(s)", "item tea", "item cake",
+                                "large order 7: 12050 cents"]
+    assert by_handler.messages[0].args == (7, 2) and by_handler.messages[1].args == ("tea",)
+    assert [m.level for m in by_handler.messages] == [5, 4, 4, 3]
+    assert by_handler.messages[0].function == "place_order"
+    assert by_provider.texts == ["placing order 8 with 1 item(s)", "item pie"]
+
+
+def test_logging_true_attaches_a_handler_for_the_block() -> None:
+    log = logging.getLogger("capture.tests.plain")
+    root_level = logging.getLogger().level
+    handlers = list(logging.getLogger().handlers)
+    with capture(logging=True) as cap:
+        log.info("plain %s %d", "info", 1)
+        log.debug("debug %d", 2)
+    assert cap.texts == ["plain info 1", "debug 2"] and cap.messages[0].args == ("info", 1)
+    assert logging.getLogger().level == root_level and logging.getLogger().handlers == handlers
+    with capture(logging="capture.tests", level=TRACE_LEVEL_WARNING) as cap:
+        log.info("not at this level")
+        log.warning("warned %d", 3)
+    assert cap.texts == ["warned 3"]
+
+
+def test_a_control_guid_with_tmf_files(tmp_path: pathlib.Path) -> None:
+    with capture(trace):
+        copy_file(0, "sites seen")                     # so write_tmf has the call site
+    trace.write_tmf(str(tmp_path))
+    with capture(str(trace.guid), tmf=tmp_path) as cap:
+        copy_file(9, "by guid")
+    assert cap.texts == ["read 9 bytes from by guid"] and cap.messages[0].args["n"] == 9
+    with capture(trace.guid) as unknown:                # no TMF: tracefmt's Unknown line
+        copy_file(10, "no tmf")
+    assert unknown.messages[0].status == "unknown"
+    assert unknown.texts[0].endswith("(No Format Information found).")
+
+
+def test_bad_targets_are_refused() -> None:
+    with pytest.raises(TypeError, match="Provider, WppHandler or control GUID"):
+        capture(42)
+    with pytest.raises(ValueError, match="not a control GUID"):
+        capture("nope")
+    with pytest.raises(ValueError, match="given twice"):
+        capture(trace, trace.guid)
+    with pytest.raises(ValueError, match="at least one"):
+        capture()
+    with pytest.raises(ValueError, match="bare control GUID"):
+        capture(trace.guid, flags="IO")
+    with pytest.raises(KeyError):
+        capture(trace, flags="NOPE")
+
+
+def test_strict_mode_is_on_inside_the_capture_only() -> None:
+    had = "strict" in vars(trace)
+    before = getattr(trace, "strict", None)
+    with capture(trace):
+        assert trace.strict is True
+    assert ("strict" in vars(trace)) == had and getattr(trace, "strict", None) == before
+    with capture(trace, strict=False):
+        assert getattr(trace, "strict", None) == before
+
+
+def test_a_hundred_thousand_messages_with_default_buffers() -> None:
+    with capture(trace) as cap:
+        for i in range(100_000):
+            trace.info(IO, "message %d", i)
+    assert cap.lost == 0 and cap.errors == []
+    assert len(cap.messages) == 100_000
+    assert [m.args[0] for m in cap.messages] == list(range(100_000))
+    assert cap.messages[-1].text == "message 99999"

@@ -1,0 +1,187 @@
+"""The pytest plugin, as a user meets it: test files in a fresh directory outside the
+repository, run by pytest (and pytest-xdist) in a subprocess, using only ``wpp_capture`` and a
+``Provider``."""
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from wpptrace.cli import main
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "samples" / "ci_roundtrip"
+
+APP = '''
+from wpptrace.provider.tracing import Provider
+
+trace = Provider("FreshApp", flags=("IO", "NET"))
+
+
+def read(n, name):
+    trace.info(trace.flags.IO, "read %d bytes from %s", n, name)
+'''
+
+TESTS = '''
+import app
+
+
+def test_read(wpp_capture):
+    with wpp_capture(app.trace) as cap:
+        app.read(42, "a.txt")
+    cap.assert_logged("read %d bytes from %s", 42, "a.txt")
+
+
+def test_second_capture_in_one_test(wpp_capture):
+    with wpp_capture(app.trace, flags="NET") as cap:
+        app.read(1, "not enabled")
+    with wpp_capture(app.trace) as again:
+        app.read(2, "b")
+    assert cap.messages == [] and again.texts == ["read 2 bytes from b"]
+'''
+
+
+def pytest_run(where: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "WPPTRACE_STRICT"))}
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
+                          cwd=where, capture_output=True, text=True, env=env, timeout=300)
+
+
+def fresh(tmp_path_factory, **files: str) -> pathlib.Path:
+    where = tmp_path_factory.mktemp("fresh")
+    assert REPO not in where.parents
+    for name, text in files.items():
+        (where / f"{name}.py").write_text(textwrap.dedent(text))
+    return where
+
+
+def test_a_fresh_directory_passes_under_pytest_and_xdist(tmp_path_factory, tmp_path, capsys) -> None:
+    # these tests and the CI sample's, copied outside the repository
+    where = fresh(tmp_path_factory, app=APP, test_app=TESTS)
+    for name in ("copier.py", "test_copier.py"):
+        shutil.copy(SAMPLE / name, where / name)
+    plain = pytest_run(where)
+    assert plain.returncode == 0 and "5 passed" in plain.stdout, plain.stdout + plain.stderr
+    keep = tmp_path / "captures"
+    parallel = pytest_run(where, "-n", "2", "--wpp-keep", str(keep))
+    assert parallel.returncode == 0 and "5 passed" in parallel.stdout, parallel.stdout + parallel.stderr
+    assert not list(where.rglob("*.etl"))
+    # --wpp-keep: every capture, one folder each, that wpptrace fmt decodes
+    assert sorted(p.name for p in keep.iterdir()) == [
+        "test_app.test_read", "test_app.test_second_capture_in_one_test",
+        "test_app.test_second_capture_in_one_test-2", "test_copier.test_empty_file_warns",
+        "test_copier.test_logging_records_are_captured_too", "test_copier.test_read_is_traced"]
+    folder = keep / "test_app.test_read"
+    capsys.readouterr()
+    assert main(["fmt", str(folder / "trace.etl"), "-p", str(folder / "tmf"), "--no-prefix"]) == 0
+    assert capsys.readouterr().out == "EventTrace\nread 42 bytes from a.txt\n"
+    text = (folder / "trace.txt").read_text()
+    assert text.splitlines()[1].endswith("[FreshApp]read 42 bytes from a.txt")
+
+
+def test_a_failing_assertion_shows_the_decoded_messages(tmp_path_factory) -> None:
+    where = fresh(tmp_path_factory, app=APP, test_fail='''
+        import app
+
+
+        def test_wrong_count(wpp_capture):
+            with wpp_capture(app.trace) as cap:
+                app.read(41, "a.txt")
+                app.read(7, "b.txt")
+            cap.assert_logged("read %d bytes from %s", 42, "a.txt")
+
+
+        def test_plain_assert(wpp_capture):
+            with wpp_capture(app.trace) as cap:
+                app.read(3, "c.txt")
+            assert cap.texts == ["something else"]
+        ''')
+    run = pytest_run(where)
+    assert run.returncode == 1, run.stdout + run.stderr
+    out = run.stdout
+    assert ("CaptureAssertionError: expected a message matching 'read %d bytes from %s' with "
+            "arguments (42, 'a.txt'), found 0") in out
+    assert "INFORMATION read: read 41 bytes from a.txt  args=(41, 'a.txt')" in out
+    assert "INFORMATION read: read 7 bytes from b.txt  args=(7, 'b.txt')" in out
+    # a plain assert: the plugin adds the captured messages to the report
+    assert "wpptrace captures" in out and "read 3 bytes from c.txt" in out
+    kept = [pathlib.Path(part.split(" ")[0]) for part in out.split("capture kept in ")[1:]]
+    assert kept[0].name == "test_fail.test_wrong_count" and kept[0].parent.name == "wpp-captures"
+    assert (kept[0] / "trace.etl").is_file() and (kept[0] / "tmf").is_dir()
+    assert kept[-1].name == "test_fail.test_plain_assert"
+    assert "testing.py" not in out                  # the helper's frames are hidden
+
+
+ISOLATION = '''
+import os
+import pathlib
+import time
+
+import app
+
+RENDEZVOUS = pathlib.Path(os.environ["RENDEZVOUS"])
+
+
+def log_while_the_other_does(wpp_capture, token):
+    with wpp_capture(app.trace) as cap:
+        (RENDEZVOUS / str(os.getpid())).touch()
+        deadline = time.monotonic() + 120
+        while len(list(RENDEZVOUS.iterdir())) < 2:      # both workers are capturing now
+            assert time.monotonic() < deadline, "the other worker never started"
+            time.sleep(0.01)
+        for i in range(2000):
+            app.read(i, token)
+        while len(list(RENDEZVOUS.iterdir())) < 4:      # and the other one logged as well
+            assert time.monotonic() < deadline, "the other worker never finished"
+            (RENDEZVOUS / f"done-{os.getpid()}").touch()
+            time.sleep(0.01)
+    assert cap.lost == 0 and len(cap.messages) == 2000
+    assert {m.pid for m in cap.messages} == {os.getpid()}
+    assert {m.args["name"] for m in cap.messages} == {token}
+
+
+def test_one(wpp_capture):
+    log_while_the_other_does(wpp_capture, "one")
+
+
+def test_two(wpp_capture):
+    log_while_the_other_does(wpp_capture, "two")
+'''
+
+
+def test_parallel_workers_never_see_each_others_events(tmp_path_factory, tmp_path, monkeypatch) -> None:
+    where = fresh(tmp_path_factory, app=APP, test_iso=ISOLATION)
+    rendezvous = tmp_path / "rendezvous"
+    rendezvous.mkdir()
+    monkeypatch.setenv("RENDEZVOUS", str(rendezvous))
+    run = pytest_run(where, "-n", "2")
+    assert run.returncode == 0 and "2 passed" in run.stdout, run.stdout + run.stderr
+    assert len(list(rendezvous.iterdir())) == 4
+
+
+def test_runs_that_do_not_use_the_fixture_load_nothing_of_wpptrace(tmp_path_factory) -> None:
+    where = fresh(tmp_path_factory, test_plain='''
+        import sys
+
+
+        def test_untouched(pytestconfig):
+            assert pytestconfig.pluginmanager.hasplugin("wpptrace")
+            loaded = sorted(m for m in sys.modules if m.startswith("wpptrace"))
+            assert loaded == ["wpptrace", "wpptrace.pytest_plugin", "wpptrace.winerror"], loaded
+        ''')
+    run = pytest_run(where)
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout + run.stderr
+    help_text = pytest_run(where, "--help").stdout
+    assert "--wpp-keep=DIR" in help_text
+
+
+def test_the_ci_workflow_runs_the_sample_on_ubuntu() -> None:
+    workflow = (SAMPLE / ".github" / "workflows" / "roundtrip.yml").read_text()
+    assert "runs-on: ubuntu-latest" in workflow
+    assert "pytest -n 2 --wpp-keep wpp-captures" in workflow
+    assert "path: wpp-captures/" in workflow
