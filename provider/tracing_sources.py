@@ -149,11 +149,23 @@ def _same_code(a: Any, b: Any) -> bool:
     return all(_const_equal(x, y) for x, y in zip(a.co_consts, b.co_consts))
 
 
-def _code_tree(text: str, path: str) -> dict[tuple, list]:
+def _compile(text: str, path: str, asserts_rewritten: bool) -> Any:
+    """The module's code as the import compiled it: pytest compiles test modules after
+    rewriting their assert statements, so their running code is compared with the same."""
+    if not asserts_rewritten:
+        return compile(text, path, "exec", dont_inherit=True)
+    from _pytest.assertion.rewrite import rewrite_asserts
+
+    tree = ast.parse(text, path)
+    rewrite_asserts(tree, text.encode("utf-8"), path)
+    return compile(tree, path, "exec", dont_inherit=True)
+
+
+def _code_tree(text: str, path: str, asserts_rewritten: bool = False) -> dict[tuple, list]:
     tree: dict[tuple, list] = {}
     try:
-        top = compile(text, path, "exec", dont_inherit=True)
-    except (SyntaxError, ValueError):
+        top = _compile(text, path, asserts_rewritten)
+    except (SyntaxError, ValueError, ImportError):
         return tree
     stack = [top]
     while stack:
@@ -177,6 +189,7 @@ class _File:
     logging: tuple[LoggingSite, ...] | None = None
     tree: dict[tuple, list] | None = None
     verified: dict[int, bool] = dataclasses.field(default_factory=dict)
+    asserts_rewritten: bool = False        # a test module pytest imported (asserts rewritten)
 
 
 def _read_text(path: str, module_globals: dict | None) -> str | None:
@@ -265,7 +278,8 @@ class SiteSources:
             text = _read_text(path, module_globals)
             rel = relative_source_path(path, self.root)
             found = _File(path, rel, text, source_digest(text) if text is not None else None,
-                          self.registry().get(rel))
+                          self.registry().get(rel),
+                          asserts_rewritten=bool(module_globals) and "@py_builtins" in module_globals)
             self._files[path] = found
         return found
 
@@ -273,7 +287,7 @@ class SiteSources:
         known = f.verified.get(id(code))
         if known is None:
             if f.tree is None:
-                f.tree = _code_tree(f.text or "", f.path)
+                f.tree = _code_tree(f.text or "", f.path, f.asserts_rewritten)
             known = any(_same_code(code, c) for c in f.tree.get(_code_key(code), ()))
             f.verified[id(code)] = known
         return known
