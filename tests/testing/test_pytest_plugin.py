@@ -46,6 +46,21 @@ def test_second_capture_in_one_test(wpp_capture):
 '''
 
 
+# a Provider declared and called in the test file itself (pytest rewrites its asserts)
+INLINE = '''
+from wpptrace.provider.tracing import Provider
+
+trace = Provider("InlineTests", flags=("IO",))
+
+
+def test_inline(wpp_capture):
+    with wpp_capture(trace) as cap:
+        trace.info(trace.flags.IO, "opened %s in %d ms", "db", 12)
+    cap.assert_logged("opened %s in %d ms", "db", 12)
+    assert cap.messages[0].function == "test_inline"
+'''
+
+
 def pytest_run(where: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "WPPTRACE_STRICT"))}
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
@@ -62,20 +77,21 @@ def fresh(tmp_path_factory, **files: str) -> pathlib.Path:
 
 def test_a_fresh_directory_passes_under_pytest_and_xdist(tmp_path_factory, tmp_path, capsys) -> None:
     # these tests and the CI sample's, copied outside the repository
-    where = fresh(tmp_path_factory, app=APP, test_app=TESTS)
+    where = fresh(tmp_path_factory, app=APP, test_app=TESTS, test_inline=INLINE)
     for name in ("copier.py", "test_copier.py"):
         shutil.copy(SAMPLE / name, where / name)
     plain = pytest_run(where)
-    assert plain.returncode == 0 and "5 passed" in plain.stdout, plain.stdout + plain.stderr
+    assert plain.returncode == 0 and "6 passed" in plain.stdout, plain.stdout + plain.stderr
     keep = tmp_path / "captures"
     parallel = pytest_run(where, "-n", "2", "--wpp-keep", str(keep))
-    assert parallel.returncode == 0 and "5 passed" in parallel.stdout, parallel.stdout + parallel.stderr
+    assert parallel.returncode == 0 and "6 passed" in parallel.stdout, parallel.stdout + parallel.stderr
     assert not list(where.rglob("*.etl"))
     # --wpp-keep: every capture, one folder each, that wpptrace fmt decodes
     assert sorted(p.name for p in keep.iterdir()) == [
         "test_app.test_read", "test_app.test_second_capture_in_one_test",
         "test_app.test_second_capture_in_one_test-2", "test_copier.test_empty_file_warns",
-        "test_copier.test_logging_records_are_captured_too", "test_copier.test_read_is_traced"]
+        "test_copier.test_logging_records_are_captured_too", "test_copier.test_read_is_traced",
+        "test_inline.test_inline"]
     folder = keep / "test_app.test_read"
     capsys.readouterr()
     assert main(["fmt", str(folder / "trace.etl"), "-p", str(folder / "tmf"), "--no-prefix"]) == 0
