@@ -103,7 +103,9 @@ def format_insert(value: object, spec: Spec | None, pointer_size: int) -> str:
         if conv in "cC":
             wide = conv == "C" or spec.length in ("l", "w")
             code = value & (0xFFFF if wide else 0xFF)
-            return pad(chr(code) if wide else bytes([code]).decode("cp1252", "replace"), spec)
+            if wide:  # a lone UTF-16 surrogate is not a character: U+FFFD, as UTF-16 decoding gives
+                return pad("\ufffd" if 0xD800 <= code <= 0xDFFF else chr(code), spec)
+            return pad(bytes([code]).decode("cp1252", "replace"), spec)
         if conv == "n":
             return ""
         if conv in _FLOAT_CONVERSIONS:

@@ -46,6 +46,9 @@ CASES = [
     ("ItemShort", (), "hd", b"\xff\xff", "-1", None),
     ("ItemShort", (), "u", b"\xff\xff", "65535", None),
     ("ItemShort", (), "04hX", b"\xef\xbe", "BEEF", None),
+    ("ItemShort", (), "C", b"\xe9\x00", "\u00e9", None),
+    ("ItemShort", (), "lc", b"\x00\xd8", "\ufffd", None),  # a lone surrogate: U+FFFD, never unwritable text
+    ("ItemShort", (), "3wc", b"\xff\xdf", "  \ufffd", None),
     ("ItemUShort", (), "u", struct.pack("<H", 4660), "4660", None),
     ("ItemLong", (), "d", struct.pack("<I", 0xFFFFFFFF), "-1", None),
     ("ItemLong", (), "u", struct.pack("<I", 0xFFFFFFFF), "4294967295", None),
