@@ -1,67 +1,64 @@
 """Names of NTSTATUS, HRESULT, Win32 error, NDIS_STATUS and NDIS OID values, and their tracefmt
 renderings.
 
-The tables are generated data (tmf/data/statuscodes.json, made from the public mingw-w64 headers
-by ``tools/gen_status_tables.py``) and are loaded once, on first use.
+The tables are generated data compiled into the extension (``tmf/csrc/wppr_status_data.c``,
+made from the public mingw-w64 headers by ``tools/gen_status_tables.py``); the C renderer
+and these functions read the same tables and the same HRESULT / NDIS name rules
+(``wppr_status_name``).
 """
 from __future__ import annotations
 
 import functools
-import importlib.resources
-import json
+
+from wpptrace._core import ffi, lib
 
 __all__ = ["ntstatus_name", "hresult_name", "winerror_name", "ndis_status_name", "ndis_oid_name",
            "format_ntstatus", "format_hresult", "format_winerror", "format_ndis_status",
            "format_ndis_oid", "table"]
 
-FACILITY_WIN32 = 7
-FACILITY_NT_BIT = 0x10000000
+_KINDS = {"ntstatus": lib.WPPR_ST_NTSTATUS, "winerror": lib.WPPR_ST_WINERROR,
+          "hresult": lib.WPPR_ST_HRESULT, "ndis_status": lib.WPPR_ST_NDIS_STATUS,
+          "ndis_oid": lib.WPPR_ST_NDIS_OID}
 
 
-@functools.lru_cache(maxsize=1)
-def _tables() -> dict[str, dict[int, str]]:
-    raw = json.loads(importlib.resources.files("wpptrace.tmf")
-                     .joinpath("data/statuscodes.json").read_text("ascii"))
-    return {kind: {int(k, 16): v for k, v in names.items()}
-            for kind, names in raw.items() if not kind.startswith("_")}
-
-
+@functools.lru_cache(maxsize=None)
 def table(kind: str) -> dict[int, str]:
     """value -> name for ``kind`` in ntstatus, winerror, hresult, ndis_status, ndis_oid."""
-    return _tables()[kind]
+    k = _KINDS[kind]
+    code, name = ffi.new("uint32_t *"), ffi.new("const char **")
+    out = {}
+    for i in range(lib.wppr_status_count(k)):
+        lib.wppr_status_entry(k, i, code, name)
+        out[code[0]] = ffi.string(name[0]).decode("ascii")
+    return out
+
+
+def _name(kind: int, code: int) -> str | None:
+    name = lib.wppr_status_name(kind, code & 0xFFFFFFFF)
+    return None if name == ffi.NULL else ffi.string(name).decode("ascii")
 
 
 def ntstatus_name(code: int) -> str | None:
-    return _tables()["ntstatus"].get(code & 0xFFFFFFFF)
+    return _name(lib.WPPR_ST_NTSTATUS, code)
 
 
 def winerror_name(code: int) -> str | None:
-    return _tables()["winerror"].get(code & 0xFFFFFFFF)
+    return _name(lib.WPPR_ST_WINERROR, code)
 
 
 def hresult_name(code: int) -> str | None:
     """HRESULT name as tracefmt resolves it: FACILITY_WIN32 failures name the Win32 error
     (0x80070005 -> ERROR_ACCESS_DENIED), FACILITY_NT_BIT values name the NTSTATUS, others
     come from the HRESULT table (S_OK, E_FAIL ...), then the Win32 table."""
-    code &= 0xFFFFFFFF
-    if code & 0x80000000 and (code >> 16) & 0x1FFF == FACILITY_WIN32:
-        name = winerror_name(code & 0xFFFF)
-        if name is not None:
-            return name
-    if code & FACILITY_NT_BIT:
-        name = ntstatus_name(code & ~FACILITY_NT_BIT)
-        if name is not None:
-            return name
-    return _tables()["hresult"].get(code) or _tables()["winerror"].get(code)
+    return _name(lib.WPPR_ST_HRESULT, code)
 
 
 def ndis_status_name(code: int) -> str | None:
-    code &= 0xFFFFFFFF
-    return _tables()["ndis_status"].get(code) or ntstatus_name(code)
+    return _name(lib.WPPR_ST_NDIS_STATUS, code)
 
 
 def ndis_oid_name(code: int) -> str | None:
-    return _tables()["ndis_oid"].get(code & 0xFFFFFFFF)
+    return _name(lib.WPPR_ST_NDIS_OID, code)
 
 
 # -- tracefmt renderings (docs/tmf-format.md §4) --

@@ -28,7 +28,7 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 INCLUDE = os.path.join(HERE, "include")
-PARTS = [os.path.join(ROOT, part, "csrc") for part in ("provider", "decoder")]
+PARTS = [os.path.join(ROOT, part, "csrc") for part in ("provider", "decoder", "tmf")]
 
 _INTEGER_DEFINE = re.compile(r"^\s*#\s*define\s+\w+\s+\(?-?(0[xX][0-9A-Fa-f]+|\d+)[uUlL]*\)?\s*$")
 _CONDITIONAL = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif|else|endif)\b(.*)$")

@@ -1,8 +1,8 @@
 """Status-code names come from the generated table; the generator reproduces it from headers."""
 from __future__ import annotations
 
-import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -12,7 +12,7 @@ from wpptrace.tmf import statuscodes
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 GENERATOR = REPO / "tools" / "gen_status_tables.py"
-DATA = REPO / "tmf" / "data" / "statuscodes.json"
+DATA = REPO / "tmf" / "csrc" / "wppr_status_data.c"
 
 
 @pytest.mark.parametrize("fn,code,name", [
@@ -69,22 +69,38 @@ def test_generator_on_a_small_header_tree(tmp_path):
     (inc / "ddk" / "ndis.h").write_text(
         "#define NDIS_STATUS_SUCCESS ((NDIS_STATUS)STATUS_SUCCESS)\n"
         "#define NDIS_STATUS_FAILURE ((NDIS_STATUS)STATUS_UNSUCCESSFUL)\n")
-    out = tmp_path / "out.json"
+    out = tmp_path / "out.c"
     subprocess.run([sys.executable, str(GENERATOR), "--include", str(inc), "-o", str(out)],
                    check=True, capture_output=True)
-    t = json.loads(out.read_text())
-    assert t["ntstatus"] == {"0x00000000": "STATUS_SUCCESS", "0xc0000001": "STATUS_UNSUCCESSFUL"}
-    assert t["winerror"] == {"0x00000000": "ERROR_SUCCESS", "0x00000005": "ERROR_ACCESS_DENIED"}
-    assert t["hresult"] == {"0x00000000": "S_OK", "0x80004005": "E_FAIL"}
-    assert t["ndis_status"] == {"0x00000000": "NDIS_STATUS_SUCCESS", "0xc0000001": "NDIS_STATUS_FAILURE"}
-    assert t["ndis_oid"] == {"0x00010101": "OID_GEN_SUPPORTED_LIST"}
+    t = _tables(out.read_text())
+    assert t["ntstatus"] == {0: "STATUS_SUCCESS", 0xC0000001: "STATUS_UNSUCCESSFUL"}
+    assert t["winerror"] == {0: "ERROR_SUCCESS", 5: "ERROR_ACCESS_DENIED"}
+    assert t["hresult"] == {0: "S_OK", 0x80004005: "E_FAIL"}
+    assert t["ndis_status"] == {0: "NDIS_STATUS_SUCCESS", 0xC0000001: "NDIS_STATUS_FAILURE"}
+    assert t["ndis_oid"] == {0x00010101: "OID_GEN_SUPPORTED_LIST"}
+    assert "const uint32_t wppr_status_sizes[5] = {2, 2, 2, 2, 1};" in out.read_text()
+
+
+def _tables(source: str) -> dict[str, dict[int, str]]:
+    """The generated C tables read back: kind -> {code: name}."""
+    out = {}
+    for kind, body in re.findall(r"wppr_status_(\w+)\[\] = \{(.*?)\};", source, re.S):
+        out[kind] = {int(code, 16): name for code, name in re.findall(r'\{0x([0-9a-f]{8})u, "(\w+)"\}', body)}
+    return out
+
+
+def test_the_extension_holds_the_committed_tables():
+    committed = _tables(DATA.read_text())
+    assert set(committed) == {"ntstatus", "winerror", "hresult", "ndis_status", "ndis_oid"}
+    for kind, rows in committed.items():
+        assert statuscodes.table(kind) == rows
 
 
 def test_committed_table_is_what_the_generator_makes(tmp_path):
     """From the mingw-w64 header excerpt in tools/mingw-w64-excerpt (its default input)."""
-    out = tmp_path / "statuscodes.json"
+    out = tmp_path / "wppr_status_data.c"
     subprocess.run([sys.executable, str(GENERATOR), "-o", str(out)], check=True, capture_output=True)
-    assert json.loads(out.read_text()) == json.loads(DATA.read_text())
+    assert out.read_text() == DATA.read_text()
 
 
 def test_generated_win32_table_agrees_with_the_hand_written_one():

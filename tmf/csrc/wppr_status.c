@@ -1,0 +1,58 @@
+/* wppr_status.c: lookups in the status name tables (wppr_status_data.c) and the names tracefmt
+ * gives an item's code: HRESULTs of FACILITY_WIN32 name the Win32 error, FACILITY_NT_BIT values
+ * the NTSTATUS; NDIS_STATUS values also name NTSTATUS codes. */
+#include "_wppr_internal.h"
+
+#define FACILITY_WIN32 7u
+#define FACILITY_NT_BIT 0x10000000u
+
+static const wppr_status_row *const TABLES[5] = {
+    wppr_status_ntstatus, wppr_status_winerror, wppr_status_hresult, wppr_status_ndis_status,
+    wppr_status_ndis_oid,
+};
+
+uint32_t wppr_status_count(int kind)
+{
+    return kind >= 0 && kind < 5 ? wppr_status_sizes[kind] : 0;
+}
+
+int wppr_status_entry(int kind, uint32_t index, uint32_t *code, const char **name)
+{
+    if (index >= wppr_status_count(kind)) return 0;
+    *code = TABLES[kind][index].code;
+    *name = TABLES[kind][index].name;
+    return 1;
+}
+
+const char *wppr_status_lookup(int kind, uint32_t code)
+{
+    uint32_t lo = 0, hi = wppr_status_count(kind);
+    const wppr_status_row *t = hi ? TABLES[kind] : NULL;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (t[mid].code == code) return t[mid].name;
+        if (t[mid].code < code) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}
+
+const char *wppr_status_name(int kind, uint32_t code)
+{
+    const char *name;
+    switch (kind) {
+    case WPPR_ST_HRESULT:
+        if ((code & 0x80000000u) && ((code >> 16) & 0x1FFF) == FACILITY_WIN32
+                && (name = wppr_status_lookup(WPPR_ST_WINERROR, code & 0xFFFF)))
+            return name;
+        if ((code & FACILITY_NT_BIT) && (name = wppr_status_lookup(WPPR_ST_NTSTATUS, code & ~FACILITY_NT_BIT)))
+            return name;
+        if ((name = wppr_status_lookup(WPPR_ST_HRESULT, code))) return name;
+        return wppr_status_lookup(WPPR_ST_WINERROR, code);
+    case WPPR_ST_NDIS_STATUS:
+        if ((name = wppr_status_lookup(WPPR_ST_NDIS_STATUS, code))) return name;
+        return wppr_status_lookup(WPPR_ST_NTSTATUS, code);
+    default:
+        return wppr_status_lookup(kind, code);
+    }
+}

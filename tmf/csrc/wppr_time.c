@@ -1,0 +1,73 @@
+/* wppr_time.c: FILETIME -> tracefmt's time text MM/DD/YYYY-HH:MM:SS.mmm (local time unless
+ * UTC), the date and time of day made once per second. Milliseconds are truncated, as
+ * FILETIME -> SYSTEMTIME conversion does. Times the C library cannot place fall back to
+ * proleptic-Gregorian UTC arithmetic with the year clamped to 0..9999. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "_wppr_internal.h"
+
+#define TICKS_PER_SECOND 10000000LL
+#define UNIX_EPOCH_SECOND 11644473600LL    /* 1970-01-01 as FILETIME seconds */
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    if ((a % b) && ((a < 0) != (b < 0))) q--;
+    return q;
+}
+
+static void civil_from_unix(int64_t unix_second, struct tm *tm)
+{
+    int64_t days = floor_div(unix_second, 86400), secs = unix_second - days * 86400;
+    int64_t z = days + 719468;
+    int64_t era = floor_div(z, 146097);
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = yoe + era * 400;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t d = doy - (153 * mp + 2) / 5 + 1;
+    int64_t m = mp < 10 ? mp + 3 : mp - 9;
+    if (m <= 2) y++;
+    if (y < 0) y = 0;
+    if (y > 9999) y = 9999;
+    memset(tm, 0, sizeof *tm);
+    tm->tm_year = (int)(y - 1900);
+    tm->tm_mon = (int)(m - 1);
+    tm->tm_mday = (int)d;
+    tm->tm_hour = (int)(secs / 3600);
+    tm->tm_min = (int)(secs / 60 % 60);
+    tm->tm_sec = (int)(secs % 60);
+}
+
+static int second_text(int64_t second, int utc, char *out, size_t size)
+{
+    time_t unix_second = (time_t)(second - UNIX_EPOCH_SECOND);
+    struct tm tm;
+    if (!(utc ? gmtime_r(&unix_second, &tm) : localtime_r(&unix_second, &tm)))
+        civil_from_unix(second - UNIX_EPOCH_SECOND, &tm);
+    return snprintf(out, size, "%02d/%02d/%04lld-%02d:%02d:%02d.", tm.tm_mon + 1, tm.tm_mday,
+                    (long long)tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+int wppr_time_cached(wppr_second_cache *c, int64_t filetime, char *out)
+{
+    int64_t second = floor_div(filetime, TICKS_PER_SECOND);
+    int64_t ms = (filetime - second * TICKS_PER_SECOND) / 10000;
+    if (second != c->second) {
+        c->len = second_text(second, c->utc, c->text, sizeof c->text);
+        c->second = second;
+    }
+    memcpy(out, c->text, (size_t)c->len);
+    out[c->len] = (char)('0' + ms / 100);
+    out[c->len + 1] = (char)('0' + ms / 10 % 10);
+    out[c->len + 2] = (char)('0' + ms % 10);
+    return c->len + 3;
+}
+
+int wppr_time_text(int64_t filetime, int utc, char *out)
+{
+    wppr_second_cache c = {INT64_MIN, utc, {0}, 0};
+    return wppr_time_cached(&c, filetime, out);
+}

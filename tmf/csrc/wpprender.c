@@ -1,0 +1,575 @@
+/* wpprender.c: programs (one per TMF message and prefix) and the batch renderer (wpprender.h).
+ *
+ * A program blob, little-endian, as wpptrace.tmf.native writes it:
+ *   u32 magic, u32 flags, u16 nargs, u16 nops, u32 pool length,
+ *   nargs x {u8 wire, u8 size, u8 flags, u8 0},
+ *   nops x {u8 op, u8 conv, u8 flags, u8 bits, u8 item, u8 quoted, u16 arg, i32 width,
+ *           i32 precision, u32 p1, u32 p2},
+ *   the pool (literal UTF-8 text and the name tables of lists, sets and enums).
+ * A row is rendered in two passes: the argument block is split into its arguments (every
+ * length checked against the bytes), then the ops print the prefix and the message. A row
+ * whose bytes do not fit, or that needs what only Python prints exactly, becomes a hole. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "_wppr_internal.h"
+
+#define ARG_SIZE 4
+#define OP_SIZE 24
+#define HEADER_SIZE 16
+#define ROW_HOLE 1
+
+typedef struct {
+    uint8_t wire, size, flags;
+} pr_arg;
+
+typedef struct {
+    uint8_t op, conv, flags, bits, item, quoted;
+    uint16_t arg;
+    int32_t width, prec;
+    uint32_t p1, p2;
+} pr_op;
+
+typedef struct {
+    uint32_t flags;
+    uint16_t nargs, nops, nprefix;    /* nprefix: index of the PREFIX_END op (nops if none) */
+    pr_arg *args;
+    pr_op *ops;
+    uint8_t *pool;
+    uint32_t pool_len;
+    uint64_t rows;
+} program;
+
+struct wppr_renderer {
+    program **progs;
+    uint32_t nprogs, cap;
+    int noprefix, pointer_size;
+    int clock;
+    int64_t offset, start, origin, num, den;
+    wppr_second_cache time;
+    uint32_t *off, *len;              /* per argument of the current row */
+    uint64_t *val;
+    uint32_t scratch;
+};
+
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+static uint64_t rd_le(const uint8_t *p, unsigned size)
+{
+    switch (size) {
+    case 1: return p[0];
+    case 2: return rd16(p);
+    case 4: return rd32(p);
+    case 8: return rd64(p);
+    default: return 0;
+    }
+}
+
+wppr_renderer *wppr_new(void)
+{
+    wppr_renderer *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->pointer_size = 8;
+    r->clock = WPPR_CLOCK_OFFSET;
+    r->time.second = INT64_MIN;
+    return r;
+}
+
+static void free_program(program *p)
+{
+    if (!p) return;
+    free(p->args);
+    free(p->ops);
+    free(p->pool);
+    free(p);
+}
+
+void wppr_free(wppr_renderer *r)
+{
+    if (!r) return;
+    for (uint32_t i = 0; i < r->nprogs; i++) free_program(r->progs[i]);
+    free(r->progs);
+    free(r->off);
+    free(r->len);
+    free(r->val);
+    free(r);
+}
+
+void wppr_set_options(wppr_renderer *r, int utc, int noprefix, int pointer_size)
+{
+    if (r->time.utc != (utc != 0)) r->time.second = INT64_MIN;
+    r->time.utc = utc != 0;
+    r->noprefix = noprefix != 0;
+    r->pointer_size = pointer_size;
+}
+
+void wppr_set_clock(wppr_renderer *r, int mode, int64_t offset, int64_t start, int64_t origin,
+                    int64_t num, int64_t den)
+{
+    r->clock = (mode == WPPR_CLOCK_SCALE && den <= 0) ? WPPR_CLOCK_NONE : mode;
+    r->offset = offset;
+    r->start = start;
+    r->origin = origin;
+    r->num = num;
+    r->den = den;
+}
+
+uint64_t wppr_program_rows(const wppr_renderer *r, int32_t program)
+{
+    return program >= 0 && (uint32_t)program < r->nprogs ? r->progs[program]->rows : 0;
+}
+
+/* -- loading ----------------------------------------------------------------------------- */
+
+static int pool_span(const program *p, uint64_t off, uint64_t len)
+{
+    return off <= p->pool_len && len <= p->pool_len - off;
+}
+
+/* the name table of a LIST / ENUM / SET / FLAGS op lies inside the pool */
+static int table_ok(const program *p, const pr_op *op)
+{
+    if (!pool_span(p, op->p1, 4)) return 0;
+    uint32_t n = rd32(p->pool + op->p1);
+    uint64_t row = op->item == WPPR_F_SET ? 8 : 12;
+    uint64_t size = 4 + (uint64_t)n * row + (op->item == WPPR_F_FLAGS ? 32 * 8 : 0);
+    if (!pool_span(p, op->p1, size)) return 0;
+    const uint8_t *t = p->pool + op->p1 + 4;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *e = t + i * row + (row == 12 ? 4 : 0);
+        if (!pool_span(p, rd32(e), rd32(e + 4))) return 0;
+    }
+    if (op->item == WPPR_F_FLAGS)
+        for (uint32_t b = 0; b < 32; b++) {
+            const uint8_t *e = t + n * row + b * 8;
+            if (rd32(e + 4) != UINT32_MAX && !pool_span(p, rd32(e), rd32(e + 4))) return 0;
+        }
+    return 1;
+}
+
+/* an op reads its argument the way the argument is laid out (a blob cannot make the renderer
+ * read a string as a GUID, past its bytes) */
+static int op_fits_arg(const pr_op *op, const pr_arg *a)
+{
+    int fixed = a->wire == WPPR_W_FIXED, num = (fixed && a->size <= 8) || a->wire == WPPR_W_PTR;
+    switch (op->op) {
+    case WPPR_OP_INT:
+        return num && op->conv && strchr("diuxXopcCneEfgGsS", op->conv)
+               && (op->bits == 0 || op->bits == 8 || op->bits == 16 || op->bits == 32 || op->bits == 64);
+    case WPPR_OP_DBL: return fixed && a->size == 8 && op->conv && strchr("eEfgG", op->conv);
+    case WPPR_OP_TEXT:
+        return a->wire == WPPR_W_CSTR || a->wire == WPPR_W_WSTR || a->wire == WPPR_W_PSTR
+               || a->wire == WPPR_W_PWSTR;
+    default:
+        switch (op->item) {
+        case WPPR_F_GUID: return fixed && a->size == 16;
+        case WPPR_F_CHAR4: return fixed && a->size == 4;
+        case WPPR_F_HEXDUMP: return a->wire == WPPR_W_HEXDUMP;
+        case WPPR_F_DOUBLE: return fixed && a->size == 8;
+        case WPPR_F_NTSTATUS: case WPPR_F_HRESULT: case WPPR_F_WINERROR: case WPPR_F_NDIS_STATUS:
+        case WPPR_F_NDIS_OID: case WPPR_F_LIST: case WPPR_F_SET: case WPPR_F_ENUM: case WPPR_F_FLAGS:
+        case WPPR_F_FLAGS_NONE:
+            return num;
+        default:
+            return 0;
+        }
+    }
+}
+
+static program *parse_program(const uint8_t *blob, uint32_t size)
+{
+    if (size < HEADER_SIZE || rd32(blob) != WPPR_MAGIC) return NULL;
+    program *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->flags = rd32(blob + 4);
+    p->nargs = rd16(blob + 8);
+    p->nops = rd16(blob + 10);
+    p->pool_len = rd32(blob + 12);
+    uint64_t need = HEADER_SIZE + (uint64_t)p->nargs * ARG_SIZE + (uint64_t)p->nops * OP_SIZE + p->pool_len;
+    if (need != size) goto bad;
+    p->args = calloc(p->nargs ? p->nargs : 1, sizeof *p->args);
+    p->ops = calloc(p->nops ? p->nops : 1, sizeof *p->ops);
+    p->pool = malloc(p->pool_len ? p->pool_len : 1);
+    if (!p->args || !p->ops || !p->pool) goto bad;
+    const uint8_t *q = blob + HEADER_SIZE;
+    for (uint16_t i = 0; i < p->nargs; i++, q += ARG_SIZE) {
+        p->args[i].wire = q[0];
+        p->args[i].size = q[1];
+        p->args[i].flags = q[2];
+        if (q[0] < WPPR_W_FIXED || q[0] > WPPR_W_HEXDUMP) goto bad;
+        if (q[0] == WPPR_W_FIXED && q[1] != 1 && q[1] != 2 && q[1] != 4 && q[1] != 8 && q[1] != 16) goto bad;
+    }
+    memcpy(p->pool, blob + HEADER_SIZE + p->nargs * ARG_SIZE + p->nops * OP_SIZE, p->pool_len);
+    p->nprefix = p->nops;
+    for (uint16_t i = 0; i < p->nops; i++, q += OP_SIZE) {
+        pr_op *op = &p->ops[i];
+        op->op = q[0];
+        op->conv = q[1];
+        op->flags = q[2];
+        op->bits = q[3];
+        op->item = q[4];
+        op->quoted = q[5];
+        op->arg = rd16(q + 6);
+        memcpy(&op->width, q + 8, 4);
+        memcpy(&op->prec, q + 12, 4);
+        op->p1 = rd32(q + 16);
+        op->p2 = rd32(q + 20);
+        switch (op->op) {
+        case WPPR_OP_LIT:
+            if (!pool_span(p, op->p1, op->p2)) goto bad;
+            break;
+        case WPPR_OP_PREFIX_END:
+            if (p->nprefix != p->nops) goto bad;
+            p->nprefix = i;
+            break;
+        case WPPR_OP_INT: case WPPR_OP_DBL: case WPPR_OP_TEXT: case WPPR_OP_FORM:
+            if (op->arg >= p->nargs || !op_fits_arg(op, &p->args[op->arg])) goto bad;
+            if (op->op == WPPR_OP_FORM && (op->item == WPPR_F_LIST || op->item == WPPR_F_SET
+                    || op->item == WPPR_F_ENUM || op->item == WPPR_F_FLAGS) && !table_ok(p, op))
+                goto bad;
+            break;
+        case WPPR_OP_PVAR:
+            if (!op->conv || !strchr("dxXos", op->conv)) goto bad;
+            /* fall through */
+        case WPPR_OP_PTIME:
+            if (i >= p->nprefix && p->nprefix != p->nops) goto bad;
+            break;
+        default:
+            goto bad;
+        }
+        if (op->width > 8192 || op->prec > 8192) goto bad;
+    }
+    return p;
+bad:
+    free_program(p);
+    return NULL;
+}
+
+int32_t wppr_add_program(wppr_renderer *r, const uint8_t *blob, uint32_t len)
+{
+    program *p = parse_program(blob, len);
+    if (!p) return -1;
+    if (p->nargs > r->scratch) {
+        uint32_t n = p->nargs;
+        uint32_t *off = realloc(r->off, n * sizeof *off), *ln;
+        if (off) r->off = off;
+        ln = realloc(r->len, n * sizeof *ln);
+        if (ln) r->len = ln;
+        uint64_t *val = realloc(r->val, n * sizeof *val);
+        if (val) r->val = val;
+        if (!off || !ln || !val) { free_program(p); return -1; }
+        r->scratch = n;
+    }
+    if (r->nprogs == r->cap) {
+        uint32_t cap = r->cap ? r->cap * 2 : 256;
+        program **progs = realloc(r->progs, cap * sizeof *progs);
+        if (!progs) { free_program(p); return -1; }
+        r->progs = progs;
+        r->cap = cap;
+    }
+    r->progs[r->nprogs] = p;
+    return (int32_t)r->nprogs++;
+}
+
+/* -- one row ----------------------------------------------------------------------------- */
+
+static int split_args(wppr_renderer *r, const program *p, const uint8_t *a, uint32_t n, int ps)
+{
+    uint32_t off = 0;
+    for (uint16_t i = 0; i < p->nargs; i++) {
+        const pr_arg *arg = &p->args[i];
+        uint32_t size;
+        switch (arg->wire) {
+        case WPPR_W_FIXED: case WPPR_W_PTR:
+            size = arg->wire == WPPR_W_PTR ? (uint32_t)ps : arg->size;
+            if (size > n - off) return ROW_HOLE;
+            r->off[i] = off;
+            r->len[i] = size;
+            r->val[i] = size <= 8 ? rd_le(a + off, size) : 0;
+            off += size;
+            break;
+        case WPPR_W_CSTR: {
+            const uint8_t *z = off < n ? memchr(a + off, 0, n - off) : NULL;
+            if (!z) return ROW_HOLE;
+            r->off[i] = off;
+            r->len[i] = (uint32_t)(z - (a + off));
+            off += r->len[i] + 1;
+            break;
+        }
+        case WPPR_W_WSTR: {
+            uint32_t k = off;
+            while (k + 1 < n && (a[k] | a[k + 1])) k += 2;
+            if (k + 1 >= n) return ROW_HOLE;
+            r->off[i] = off;
+            r->len[i] = k - off;
+            off = k + 2;
+            break;
+        }
+        default: {                     /* USHORT byte count + bytes */
+            if (n - off < 2) return ROW_HOLE;
+            uint32_t count = rd16(a + off);
+            if (count > n - off - 2) return ROW_HOLE;
+            r->off[i] = off + 2;
+            r->len[i] = count;
+            off += 2 + count;
+            break;
+        }
+        }
+    }
+    return 0;
+}
+
+static int filetime_of(const wppr_renderer *r, int64_t raw, int64_t *ft)
+{
+    __int128 v;
+    if (r->clock == WPPR_CLOCK_OFFSET) {
+        v = (__int128)raw + r->offset;
+    } else if (r->clock == WPPR_CLOCK_SCALE) {
+        __int128 x = ((__int128)raw - r->origin) * r->num, q = x / r->den;
+        if ((x % r->den) && ((x < 0) != (r->den < 0))) q--;
+        v = q + r->start;
+    } else {
+        return ROW_HOLE;
+    }
+    if (v < INT64_MIN || v > INT64_MAX) return ROW_HOLE;
+    *ft = (int64_t)v;
+    return 0;
+}
+
+static const uint8_t *table_name(const program *p, const pr_op *op, uint32_t value, uint32_t *len)
+{
+    const uint8_t *t = p->pool + op->p1;
+    uint32_t lo = 0, hi = rd32(t);
+    t += 4;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        uint32_t v = rd32(t + mid * 12);
+        if (v == value) {
+            *len = rd32(t + mid * 12 + 8);
+            return p->pool + rd32(t + mid * 12 + 4);
+        }
+        if (v < value) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}
+
+static int put_status(wppr_buf *o, int kind, uint32_t code, const char *zero, const char *unknown)
+{
+    char text[32];
+    if (code == 0 && zero) return wppr_put(o, zero, strlen(zero));
+    const char *name = wppr_status_name(kind, code);
+    if (name) {
+        int n = kind == WPPR_ST_WINERROR ? snprintf(text, sizeof text, "%u(", code)
+                                         : snprintf(text, sizeof text, "0x%08x(", code);
+        if (wppr_put(o, text, (size_t)n) || wppr_put(o, name, strlen(name))) return -1;
+        return wppr_putc(o, ')');
+    }
+    int n = unknown ? snprintf(text, sizeof text, "%s=%8X", unknown, code)
+                    : snprintf(text, sizeof text, "0x%08x", code);
+    return wppr_put(o, text, (size_t)n);
+}
+
+static int put_form(wppr_buf *o, const program *p, const pr_op *op, const uint8_t *a, uint32_t len,
+                    uint64_t value)
+{
+    char text[64];
+    uint32_t code = (uint32_t)value, nlen;
+    const uint8_t *name;
+    switch (op->item) {
+    case WPPR_F_NTSTATUS: return put_status(o, WPPR_ST_NTSTATUS, code, "STATUS_SUCCESS", "NTSTATUS");
+    case WPPR_F_HRESULT: return put_status(o, WPPR_ST_HRESULT, code, "S_OK", "HRESULT");
+    case WPPR_F_WINERROR: return put_status(o, WPPR_ST_WINERROR, code, NULL, "WINERROR");
+    case WPPR_F_NDIS_STATUS:
+        return put_status(o, WPPR_ST_NDIS_STATUS, code, "NDIS_STATUS_SUCCESS", "NDIS_STATUS");
+    case WPPR_F_NDIS_OID: return put_status(o, WPPR_ST_NDIS_OID, code, NULL, NULL);
+    case WPPR_F_GUID: {
+        int n = snprintf(text, sizeof text, "%08x-%04x-%04x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                         rd32(a), rd16(a + 4), rd16(a + 6), a[8], a[9], a[10], a[11], a[12], a[13],
+                         a[14], a[15]);
+        return wppr_put(o, text, (size_t)n);
+    }
+    case WPPR_F_CHAR4: return wppr_put_cp1252(o, a, 4);
+    case WPPR_F_HEXDUMP:
+        if (wppr_reserve(o, (size_t)len * 3)) return -1;
+        for (uint32_t i = 0; i < len; i++) {
+            static const char hex[] = "0123456789ABCDEF";
+            if (i) o->data[o->len++] = ' ';
+            o->data[o->len++] = (uint8_t)hex[a[i] >> 4];
+            o->data[o->len++] = (uint8_t)hex[a[i] & 15];
+        }
+        return 0;
+    case WPPR_F_LIST: {
+        int n = snprintf(text, sizeof text, "0x%08x", code);
+        if (wppr_put(o, text, (size_t)n)) return -1;
+        if ((name = table_name(p, op, code, &nlen)))
+            if (wppr_putc(o, '(') || wppr_put(o, name, nlen) || wppr_putc(o, ')')) return -1;
+        return 0;
+    }
+    case WPPR_F_ENUM:
+        if ((name = table_name(p, op, code, &nlen))) return wppr_put(o, name, nlen);
+        return wppr_put_u64(o, value);
+    case WPPR_F_SET: {
+        const uint8_t *t = p->pool + op->p1;
+        uint32_t count = rd32(t);
+        if (wppr_putc(o, '[')) return -1;
+        int first = 1;
+        for (unsigned bit = 0; bit < 64 && value >> bit; bit++) {
+            if (!((value >> bit) & 1)) continue;
+            if (!first && wppr_putc(o, ',')) return -1;
+            first = 0;
+            if (bit < count) {
+                if (wppr_put(o, p->pool + rd32(t + 4 + bit * 8), rd32(t + 8 + bit * 8))) return -1;
+            } else if (wppr_put_u64(o, bit)) return -1;
+        }
+        return wppr_putc(o, ']');
+    }
+    case WPPR_F_FLAGS: {
+        if ((name = table_name(p, op, code, &nlen))) {
+            if (wppr_put(o, name, nlen)) return -1;
+        } else {
+            const uint8_t *bits = p->pool + op->p1 + 4 + rd32(p->pool + op->p1) * 12;
+            int first = 1;
+            for (unsigned bit = 0; bit < 32 && code >> bit; bit++) {
+                if (!((code >> bit) & 1)) continue;
+                if (!first && wppr_put(o, " | ", 3)) return -1;
+                first = 0;
+                uint32_t bl = rd32(bits + bit * 8 + 4);
+                if (bl != UINT32_MAX) {
+                    if (wppr_put(o, p->pool + rd32(bits + bit * 8), bl)) return -1;
+                } else if (wppr_put_u64(o, bit)) return -1;
+            }
+        }
+        int n = snprintf(text, sizeof text, "(0x%x)", code);
+        return wppr_put(o, text, (size_t)n);
+    }
+    case WPPR_F_FLAGS_NONE: {
+        int n = snprintf(text, sizeof text, "0x%x", code);
+        return wppr_put(o, text, (size_t)n);
+    }
+    case WPPR_F_DOUBLE: {
+        double d;
+        memcpy(&d, a, 8);
+        return wppr_put_double(o, d, 0, 0, -1, -1);
+    }
+    default:
+        return ROW_HOLE;
+    }
+}
+
+static int put_string(wppr_buf *o, const pr_arg *arg, const uint8_t *a, uint32_t len)
+{
+    size_t start = o->len;
+    int rc;
+    if (arg->wire == WPPR_W_WSTR || arg->wire == WPPR_W_PWSTR)
+        rc = wppr_put_utf16(o, a, len & ~1u);     /* an odd count drops its last byte */
+    else
+        rc = wppr_put_ansi(o, a, len);
+    if (!rc && (arg->flags & WPPR_A_REDUCE)) wppr_reduce(o, start);
+    return rc;
+}
+
+static int run_ops(wppr_renderer *r, const program *p, uint16_t from, uint16_t to, const wppr_row *row,
+                   int ps, wppr_buf *o)
+{
+    for (uint16_t i = from; i < to; i++) {
+        const pr_op *op = &p->ops[i];
+        size_t start = o->len;
+        int rc = 0;
+        switch (op->op) {
+        case WPPR_OP_LIT:
+            rc = wppr_put(o, p->pool + op->p1, op->p2);
+            break;
+        case WPPR_OP_INT:
+            rc = wppr_put_int(o, r->val[op->arg], op->conv, op->flags, op->width, op->prec,
+                              op->bits ? op->bits : ps * 8, ps);
+            break;
+        case WPPR_OP_DBL: {
+            double d;
+            memcpy(&d, row->args + r->off[op->arg], 8);
+            rc = wppr_put_double(o, d, op->conv, op->flags, op->width, op->prec);
+            break;
+        }
+        case WPPR_OP_TEXT: case WPPR_OP_FORM:
+            if (op->quoted && wppr_putc(o, '"')) return -1;
+            start = o->len;
+            rc = op->op == WPPR_OP_TEXT
+                 ? put_string(o, &p->args[op->arg], row->args + r->off[op->arg], r->len[op->arg])
+                 : put_form(o, p, op, row->args + r->off[op->arg], r->len[op->arg], r->val[op->arg]);
+            if (!rc) rc = wppr_finish_str(o, start, op->flags, op->width, op->prec);
+            if (!rc && op->quoted) rc = wppr_putc(o, '"');
+            break;
+        case WPPR_OP_PVAR: {
+            uint64_t v = 0;
+            switch (op->arg) {
+            case 3: v = row->thread_id; break;
+            case 7: v = row->sequence; break;
+            case 8: v = row->process_id; break;
+            case 9: v = row->cpu; break;
+            default: v = 0; break;        /* %5 / %6: kernel and user time are not recorded */
+            }
+            rc = wppr_put_pyint(o, v, op->conv, op->flags, op->width, op->prec);
+            break;
+        }
+        case WPPR_OP_PTIME: {
+            int64_t ft;
+            char text[64];
+            if (filetime_of(r, row->timestamp, &ft)) return ROW_HOLE;
+            int n = wppr_time_cached(&r->time, ft, text);
+            rc = wppr_put(o, text, (size_t)n);
+            if (!rc) rc = wppr_finish_str(o, start, op->flags & WPPR_MINUS, op->width, op->prec);
+            break;
+        }
+        default:
+            break;
+        }
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int render_row(wppr_renderer *r, program *p, const wppr_row *row, wppr_buf *o)
+{
+    int ps = row->flags & 0x80 ? 8 : row->flags & 0x40 ? 4 : r->pointer_size;
+    if (ps != 4 && ps != 8) return ROW_HOLE;
+    int rc = split_args(r, p, row->args, row->size, ps);
+    if (rc) return rc;
+    uint16_t body = p->nprefix < p->nops ? p->nprefix + 1 : 0;
+    if ((p->flags & WPPR_P_PREFIX) && !r->noprefix && body)
+        if ((rc = run_ops(r, p, 0, p->nprefix, row, ps, o))) return rc;
+    if ((rc = run_ops(r, p, body, p->nops, row, ps, o))) return rc;
+    return wppr_putc(o, '\n');
+}
+
+int wppr_render(wppr_renderer *r, const wppr_row *rows, uint32_t n, wppr_buf *out,
+                uint32_t *holes, uint64_t *hole_at, uint32_t *nholes)
+{
+    uint32_t h = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const wppr_row *row = &rows[i];
+        int32_t id = row->program;
+        if (id == WPPR_SKIP) continue;
+        if (id < 0 || (uint32_t)id >= r->nprogs) {
+            holes[h] = i;
+            hole_at[h++] = out->len;
+            continue;
+        }
+        size_t mark = out->len;
+        int rc = render_row(r, r->progs[id], row, out);
+        if (rc < 0) {
+            *nholes = h;
+            return -1;
+        }
+        if (rc) {
+            out->len = mark;
+            holes[h] = i;
+            hole_at[h++] = mark;
+            continue;
+        }
+        r->progs[id]->rows++;
+    }
+    *nholes = h;
+    return 0;
+}

@@ -1,0 +1,131 @@
+/* wpprender.h: the C message renderer: compiled per-message programs -> tracefmt text.
+ *
+ * Python compiles a TMF message (and the trace prefix bound to it) into a program blob
+ * (wpptrace.tmf.native) and registers it once; a batch call then renders many records'
+ * argument bytes into one output buffer, one line per record. Whatever the C side cannot
+ * print exactly as the Python renderer does (argument bytes that do not fit, rare item
+ * types, out-of-range clocks) is left as a hole: the row's index and output position are
+ * reported and Python renders that line.
+ *
+ * Python sees these declarations through wpprender.cdef (keep the two in step).
+ */
+#ifndef WPPTRACE_WPPRENDER_H
+#define WPPTRACE_WPPRENDER_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define WPPR_MAGIC          0x31525057u   /* "WPR1": program blob version */
+
+/* program flags */
+#define WPPR_P_PREFIX       1      /* the message starts with %0: the prefix goes in front */
+
+/* argument wire forms */
+#define WPPR_W_FIXED        1      /* size bytes */
+#define WPPR_W_PTR          2      /* the record's pointer size */
+#define WPPR_W_CSTR         3      /* NUL-terminated ANSI */
+#define WPPR_W_WSTR         4      /* NUL-terminated UTF-16LE */
+#define WPPR_W_PSTR         5      /* USHORT byte count + ANSI */
+#define WPPR_W_PWSTR        6      /* USHORT byte count + UTF-16LE */
+#define WPPR_W_HEXDUMP      7      /* USHORT byte count + bytes */
+#define WPPR_A_REDUCE       1      /* argument flag: ItemRString / ItemRWString reduction */
+
+/* ops */
+#define WPPR_OP_LIT         1      /* pool text p1, length p2 */
+#define WPPR_OP_PREFIX_END  2      /* the ops before this one are the prefix */
+#define WPPR_OP_INT         3      /* integer argument under a printf spec */
+#define WPPR_OP_DBL         4      /* double argument under a printf spec */
+#define WPPR_OP_TEXT        5      /* string argument, %s semantics */
+#define WPPR_OP_FORM        6      /* an item's own text (status name, GUID ...), then %s */
+#define WPPR_OP_PVAR        7      /* prefix variable arg (3 tid, 5/6 times, 7 seq, 8 pid, 9 cpu) */
+#define WPPR_OP_PTIME       8      /* prefix variable 4: the time text */
+
+/* OP_FORM items */
+#define WPPR_F_NTSTATUS     1
+#define WPPR_F_HRESULT      2
+#define WPPR_F_WINERROR     3
+#define WPPR_F_NDIS_STATUS  4
+#define WPPR_F_NDIS_OID     5
+#define WPPR_F_GUID         6
+#define WPPR_F_CHAR4        7
+#define WPPR_F_HEXDUMP      8
+#define WPPR_F_LIST         9      /* table: n, (value, off, len) x n sorted */
+#define WPPR_F_SET          10     /* table: n, (off, len) x n by bit */
+#define WPPR_F_ENUM         11     /* table: as LIST */
+#define WPPR_F_FLAGS        12     /* table: as LIST, then (off, len) x 32 bit names */
+#define WPPR_F_FLAGS_NONE   13     /* ItemFlagsEnum without its #enumv block: 0x%x */
+#define WPPR_F_DOUBLE       14     /* %g */
+
+/* spec flag bits */
+#define WPPR_MINUS          1
+#define WPPR_PLUS           2
+#define WPPR_SPACE          4
+#define WPPR_HASH           8
+#define WPPR_ZERO           16
+
+/* status tables */
+#define WPPR_ST_NTSTATUS    0
+#define WPPR_ST_WINERROR    1
+#define WPPR_ST_HRESULT     2
+#define WPPR_ST_NDIS_STATUS 3
+#define WPPR_ST_NDIS_OID    4
+
+/* row.program values that are not programs */
+#define WPPR_SKIP           -1     /* not a message: counted, nothing printed */
+#define WPPR_HOLE           -2     /* Python prints this row */
+
+/* clock modes */
+#define WPPR_CLOCK_OFFSET   1      /* FILETIME = raw + offset */
+#define WPPR_CLOCK_SCALE    2      /* FILETIME = start + (raw - origin) * num // den */
+#define WPPR_CLOCK_NONE     3      /* Python converts: rows that need the time are holes */
+
+typedef struct {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+} wppr_buf;
+
+typedef struct {
+    const uint8_t *args;     /* argument bytes */
+    int64_t timestamp;       /* raw clock value */
+    uint32_t size;           /* argument byte count */
+    int32_t program;         /* program id, WPPR_SKIP or WPPR_HOLE */
+    uint32_t thread_id;
+    uint32_t process_id;
+    uint32_t sequence;
+    uint32_t cpu;
+    uint32_t flags;          /* MessageFlags: TRACE_MESSAGE_POINTER32/64 */
+    uint32_t reserved;
+} wppr_row;
+
+typedef struct wppr_renderer wppr_renderer;
+
+wppr_renderer *wppr_new(void);
+void wppr_free(wppr_renderer *r);
+/* Register a program blob; its id (>= 0), or -1 for a malformed blob or no memory. */
+int32_t wppr_add_program(wppr_renderer *r, const uint8_t *blob, uint32_t len);
+/* utc: time text in UTC (else local time); noprefix: never a prefix; pointer_size: the
+ * log file's, for records whose MessageFlags do not say. */
+void wppr_set_options(wppr_renderer *r, int utc, int noprefix, int pointer_size);
+void wppr_set_clock(wppr_renderer *r, int mode, int64_t offset, int64_t start, int64_t origin,
+                    int64_t num, int64_t den);
+/* Render rows[0:n] as lines appended to out. Rows Python must print are reported in
+ * holes[] (row index) with hole_at[] (the output length at their place); *nholes is set.
+ * Returns 0, or -1 when out of memory. Counts rendered rows per program. */
+int wppr_render(wppr_renderer *r, const wppr_row *rows, uint32_t n, wppr_buf *out,
+                uint32_t *holes, uint64_t *hole_at, uint32_t *nholes);
+/* Rows rendered by a program so far. */
+uint64_t wppr_program_rows(const wppr_renderer *r, int32_t program);
+void wppr_buf_free(wppr_buf *b);
+
+/* the status name tables (generated from the mingw-w64 headers) */
+uint32_t wppr_status_count(int kind);
+int wppr_status_entry(int kind, uint32_t index, uint32_t *code, const char **name);
+const char *wppr_status_lookup(int kind, uint32_t code);
+/* the name tracefmt shows for a code of an item (HRESULT: Win32 / NTSTATUS facilities ...) */
+const char *wppr_status_name(int kind, uint32_t code);
+
+/* the time text of a FILETIME, MM/DD/YYYY-HH:MM:SS.mmm (local time unless utc), into out
+ * (at least 64 bytes); returns its length */
+int wppr_time_text(int64_t filetime, int utc, char *out);
+
+#endif
