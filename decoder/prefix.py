@@ -129,6 +129,26 @@ def marker_values(message, *, component: str | None = None) -> dict[str, str]:
     return values
 
 
+def _marker_text(name: str, markers: Mapping[str, str]):
+    value = markers.get(name)
+    if value is None:
+        value = markers.get(name.upper())
+    if value is None:  # standard markers print empty, unknown ones stay visible
+        value = "" if name.upper() in WPP_MARKERS else "%!" + name + "!"
+    return value
+
+
+def _spec_parts(spec) -> tuple[str, int | None, int | None]:
+    """(flags, width, precision) of a prefix variable's spec as ``_python_spec`` keeps them."""
+    if spec is None:
+        return "", None, None
+    flags = "".join(ch for ch in (getattr(spec, "flags", "") or "") if ch in "-+ #0")
+    width = getattr(spec, "width", None)
+    precision = getattr(spec, "precision", None)
+    return (flags, None if width in (None, "", "*") else int(width),
+            None if precision in (None, "", "*") else int(precision))
+
+
 def _python_spec(spec, text_value: bool) -> str:
     """A printf spec from the format-spec parser as a Python ``%`` conversion."""
     if spec is None:
@@ -207,6 +227,35 @@ class PrefixTemplate:
                 self._cache[key] = bound
         return bound
 
+    def native_ops(self, component: str, message_name: str, markers: Mapping[str, str]) -> list[tuple] | None:
+        """The prefix bound to one message as C renderer ops (``wpptrace.tmf.native``): the
+        same text ``bind(...).render(values)`` gives; None when only Python prints it (a
+        ``%c`` of a number)."""
+        ops: list[tuple] = []
+        for piece in self.pieces:
+            kind = type(piece).__name__
+            if kind == "Literal":
+                ops.append(("lit", piece.text))
+            elif kind == "Marker":
+                if piece.name == "PREFIX":
+                    continue
+                if piece.name == "END":
+                    break
+                ops.append(("lit", str(_marker_text(piece.name, markers))))
+            elif kind == "Insert":
+                index, spec = piece.index, piece.spec
+                if index in (1, 2):
+                    ops.append(("lit", _python_spec(spec, True) % (component if index == 1 else message_name)))
+                elif index == 4:
+                    flags, width, prec = _spec_parts(spec)
+                    ops.append(("ptime", flags.replace("0", ""), width, prec))
+                elif index in _DYNAMIC_INDEX:
+                    conv = _python_spec(spec, False)[-1]
+                    if conv == "c":
+                        return None
+                    ops.append(("pvar", index, conv) + _spec_parts(spec))
+        return ops
+
     def _bind(self, component: str, message_name: str, markers: Mapping[str, str]) -> BoundPrefix:
         out: list[str] = []
         slot_vars: list[int | None] = []  # the dynamic variable of each ``out`` element
@@ -220,12 +269,7 @@ class PrefixTemplate:
                     continue
                 if piece.name == "END":  # %0 elsewhere ends the text (FormatMessage)
                     break
-                value = markers.get(piece.name)
-                if value is None:
-                    value = markers.get(piece.name.upper())
-                if value is None:  # standard markers print empty, unknown ones stay visible
-                    value = "" if piece.name.upper() in WPP_MARKERS else "%!" + piece.name + "!"
-                out.append(str(value).replace("%", "%%"))
+                out.append(str(_marker_text(piece.name, markers)).replace("%", "%%"))
             elif kind == "Insert":
                 index = piece.index
                 spec = _python_spec(piece.spec, index in _TEXT_VARS)

@@ -290,7 +290,7 @@ def _flags_enum_binder(ctx: RenderContext) -> Callable[[int], str]:
     values = _enum_values(ctx)
     if values is None:
         return lambda value: f"0x{value:x}"
-    bit_names = {v.bit_length() - 1: n for v, n in values.items() if v and not v & (v - 1)}
+    bit_names = _bit_names(values)
 
     def text(value: int) -> str:
         name = values.get(value)
@@ -303,6 +303,27 @@ def _flags_enum_binder(ctx: RenderContext) -> Callable[[int], str]:
             bit += 1
         return f"{' | '.join(names)}(0x{value:x})"
     return text
+
+
+def _bit_names(values: dict[int, str]) -> dict[int, str]:
+    """bit number -> the enumerator whose value is exactly that bit."""
+    return {v.bit_length() - 1: n for v, n in values.items() if v and not v & (v - 1)}
+
+
+def name_table(it: "ItemType", ctx: RenderContext) -> Any:
+    """The names a list, set or enum item prints, as its renderers use them: ``list`` / ``enum``
+    {value: name}, ``set`` [name of bit 0, bit 1 ...], ``flags`` ({value: name}, {bit: name})
+    or None without the ``#enumv`` block."""
+    if it.native == "list":
+        return list_names(ctx.params)
+    if it.native == "set":
+        return [p.strip() for p in ctx.params]
+    values = _enum_values(ctx)
+    if it.native == "enum":
+        return values or {}
+    if it.native == "flags":
+        return None if values is None else (values, _bit_names(values))
+    return None
 
 
 def _timestamp_binder(ctx: RenderContext) -> Callable[[int], str]:
@@ -372,7 +393,10 @@ class ItemType:
     count + bytes), ``sid`` (8 + 4 * SubAuthorityCount bytes, or ``NULL\\0``).
     ``kind``: ``raw`` (a number printed through the TMF's printf spec), ``text`` (a string
     printed through the spec), ``form`` (the item renders its own text: status names, GUIDs,
-    lists ...; a numeric spec written by hand prints the raw number instead)."""
+    lists ...; a numeric spec written by hand prints the raw number instead).
+    ``native``: how the C renderer (:mod:`wpptrace.tmf.native`) prints the type: ``int``,
+    ``double``, ``text``, ``reduced_text`` or the name of its text form (``ntstatus``,
+    ``guid``, ``list`` ...); None: the Python renderer prints messages that use it."""
 
     name: str
     wire: str
@@ -382,6 +406,7 @@ class ItemType:
     kind: str
     _decode: Callable = dataclasses.field(repr=False, compare=False)
     _binder: Callable | None = dataclasses.field(default=None, repr=False, compare=False)
+    native: str | None = None
 
     @property
     def raw(self) -> bool:
@@ -430,14 +455,16 @@ class ItemType:
         return value if conv is None else conv(value)
 
 
-def _fixed(name: str, code: str, binder: Callable | None = None, kind: str | None = None) -> ItemType:
+def _fixed(name: str, code: str, binder: Callable | None = None, *, native: str | None) -> ItemType:
     st = struct.Struct("<" + code)
-    return ItemType(name, "fixed", st.size, False, code, kind or ("raw" if binder is None else "form"),
-                    _fixed_decoder(st), binder)
+    return ItemType(name, "fixed", st.size, False, code, "raw" if binder is None else "form",
+                    _fixed_decoder(st), binder, native)
 
 
-def _var(name: str, wire: str, decode: Callable, binder: Callable | None = None) -> ItemType:
-    return ItemType(name, wire, None, False, None, "text" if binder is None else "form", decode, binder)
+def _var(name: str, wire: str, decode: Callable, binder: Callable | None = None, *,
+         native: str | None) -> ItemType:
+    return ItemType(name, wire, None, False, None, "text" if binder is None else "form", decode, binder,
+                    native)
 
 
 def _reduce(text: str) -> str:
@@ -454,51 +481,54 @@ def _reduced(decode: Callable) -> Callable:
 
 
 _TYPES: list[ItemType] = [
-    # raw integers: printed through the TMF spec
-    _fixed("ItemChar", "B"), _fixed("ItemUChar", "B"), _fixed("ItemCharShort", "B"),
-    _fixed("ItemShort", "H"), _fixed("ItemUShort", "H"),
-    _fixed("ItemLong", "I"), _fixed("ItemULong", "I"), _fixed("ItemULongX", "I"),
-    _fixed("ItemLongLong", "Q"), _fixed("ItemULongLong", "Q"), _fixed("ItemLongLongX", "Q"),
-    _fixed("ItemLongLongXX", "Q"), _fixed("ItemLongLongO", "Q"),
-    ItemType("ItemPtr", "pointer", None, True, None, "raw", _ptr_decoder),
-    _fixed("ItemDouble", "d", _const_binder(_double_text)),
+    # raw integers: printed through the TMF spec ("native": the C renderer's way, None: Python's)
+    _fixed("ItemChar", "B", native="int"), _fixed("ItemUChar", "B", native="int"),
+    _fixed("ItemCharShort", "B", native="int"),
+    _fixed("ItemShort", "H", native="int"), _fixed("ItemUShort", "H", native="int"),
+    _fixed("ItemLong", "I", native="int"), _fixed("ItemULong", "I", native="int"),
+    _fixed("ItemULongX", "I", native="int"),
+    _fixed("ItemLongLong", "Q", native="int"), _fixed("ItemULongLong", "Q", native="int"),
+    _fixed("ItemLongLongX", "Q", native="int"), _fixed("ItemLongLongXX", "Q", native="int"),
+    _fixed("ItemLongLongO", "Q", native="int"),
+    ItemType("ItemPtr", "pointer", None, True, None, "raw", _ptr_decoder, None, "int"),
+    _fixed("ItemDouble", "d", _const_binder(_double_text), native="double"),
     # status codes
-    _fixed("ItemNTSTATUS", "I", _status_text(statuscodes.format_ntstatus)),
-    _fixed("ItemWINERROR", "I", _status_text(statuscodes.format_winerror)),
-    _fixed("ItemHRESULT", "I", _status_text(statuscodes.format_hresult)),
-    _fixed("ItemNDIS_STATUS", "I", _status_text(statuscodes.format_ndis_status)),
-    _fixed("ItemNDIS_OID", "I", _status_text(statuscodes.format_ndis_oid)),
+    _fixed("ItemNTSTATUS", "I", _status_text(statuscodes.format_ntstatus), native="ntstatus"),
+    _fixed("ItemWINERROR", "I", _status_text(statuscodes.format_winerror), native="winerror"),
+    _fixed("ItemHRESULT", "I", _status_text(statuscodes.format_hresult), native="hresult"),
+    _fixed("ItemNDIS_STATUS", "I", _status_text(statuscodes.format_ndis_status), native="ndis_status"),
+    _fixed("ItemNDIS_OID", "I", _status_text(statuscodes.format_ndis_oid), native="ndis_oid"),
     # GUIDs, addresses, ports, characters
-    _fixed("ItemGuid", "16s", _const_binder(_guid_text)),
-    _fixed("ItemCLSID", "16s", _const_binder(_guid_text)),
-    _fixed("ItemLIBID", "16s", _const_binder(_guid_text)),
-    _fixed("ItemIID", "16s", _const_binder(_guid_text)),
-    _fixed("ItemIPAddr", "4s", _const_binder(_ipv4_text)),
-    _fixed("ItemIPV6Addr", "16s", _const_binder(_ipv6_text)),
-    _fixed("ItemPort", "H", _const_binder(_port_text)),
-    _fixed("ItemChar4", "4s", _const_binder(_char4_text)),
+    _fixed("ItemGuid", "16s", _const_binder(_guid_text), native="guid"),
+    _fixed("ItemCLSID", "16s", _const_binder(_guid_text), native="guid"),
+    _fixed("ItemLIBID", "16s", _const_binder(_guid_text), native="guid"),
+    _fixed("ItemIID", "16s", _const_binder(_guid_text), native="guid"),
+    _fixed("ItemIPAddr", "4s", _const_binder(_ipv4_text), native=None),
+    _fixed("ItemIPV6Addr", "16s", _const_binder(_ipv6_text), native=None),
+    _fixed("ItemPort", "H", _const_binder(_port_text), native=None),
+    _fixed("ItemChar4", "4s", _const_binder(_char4_text), native="char4"),
     # time
-    _fixed("ItemTimestamp", "q", _timestamp_binder),
-    _fixed("ItemWaitTime", "q", _waittime_binder),
-    _fixed("ItemTimeDelta", "q", _const_binder(lambda v: format_time_delta(v))),
+    _fixed("ItemTimestamp", "q", _timestamp_binder, native=None),
+    _fixed("ItemWaitTime", "q", _waittime_binder, native=None),
+    _fixed("ItemTimeDelta", "q", _const_binder(lambda v: format_time_delta(v)), native=None),
     # enumerations
-    _fixed("ItemListByte", "B", _list_binder),
-    _fixed("ItemListShort", "H", _list_binder),
-    _fixed("ItemListLong", "I", _list_binder),
-    _fixed("ItemSetByte", "B", _set_binder),
-    _fixed("ItemSetShort", "H", _set_binder),
-    _fixed("ItemSetLong", "I", _set_binder),
-    _fixed("ItemEnum", "I", _enum_binder),
-    _fixed("ItemFlagsEnum", "I", _flags_enum_binder),
+    _fixed("ItemListByte", "B", _list_binder, native="list"),
+    _fixed("ItemListShort", "H", _list_binder, native="list"),
+    _fixed("ItemListLong", "I", _list_binder, native="list"),
+    _fixed("ItemSetByte", "B", _set_binder, native="set"),
+    _fixed("ItemSetShort", "H", _set_binder, native="set"),
+    _fixed("ItemSetLong", "I", _set_binder, native="set"),
+    _fixed("ItemEnum", "I", _enum_binder, native="enum"),
+    _fixed("ItemFlagsEnum", "I", _flags_enum_binder, native="flags"),
     # strings and blobs
-    _var("ItemString", "cstr", _cstr_decoder),
-    _var("ItemRString", "cstr", _reduced(_cstr_decoder)),
-    _var("ItemWString", "wstr", _wstr_decoder),
-    _var("ItemRWString", "wstr", _reduced(_wstr_decoder)),
-    _var("ItemPString", "pstr", _pstr_decoder),
-    _var("ItemPWString", "pwstr", _pwstr_decoder),
-    _var("ItemSid", "sid", _sid_decoder, _const_binder(_sid_text)),
-    _var("ItemHEXDump", "hexdump", _hexdump_decoder, _const_binder(_hexdump_text)),
+    _var("ItemString", "cstr", _cstr_decoder, native="text"),
+    _var("ItemRString", "cstr", _reduced(_cstr_decoder), native="reduced_text"),
+    _var("ItemWString", "wstr", _wstr_decoder, native="text"),
+    _var("ItemRWString", "wstr", _reduced(_wstr_decoder), native="reduced_text"),
+    _var("ItemPString", "pstr", _pstr_decoder, native="text"),
+    _var("ItemPWString", "pwstr", _pwstr_decoder, native="text"),
+    _var("ItemSid", "sid", _sid_decoder, _const_binder(_sid_text), native=None),
+    _var("ItemHEXDump", "hexdump", _hexdump_decoder, _const_binder(_hexdump_text), native="hexdump"),
 ]
 
 class ItemTable(Mapping[str, ItemType]):

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 
 from .cprintf import fast_template, format_insert, spec_bits
 from .formatspec import MAX_WIDTH, FormatSpecError, Insert, Literal, Marker, Spec, parse_tmf_format
-from .itemtypes import FormatError, ItemDecodeError, ItemType, RenderContext, item_type
+from .itemtypes import FormatError, ItemDecodeError, ItemType, RenderContext, item_type, name_table
 
 __all__ = ["FormatError", "MessageFormatter", "compile_message", "marker_defaults", "clear_cache"]
 
@@ -344,11 +344,84 @@ class MessageFormatter:
             values.append((a.name, a.item, _typed(it, v, self._spec_of(a.insert), pointer_size)))
         return values
 
+    # -- the C renderer's program --
+
+    def native_ops(self, markers: Mapping[Any, Any] | None = None
+                   ) -> tuple[list[tuple[str, int | None, bool]], list[tuple]] | None:
+        """(arguments, ops) for the C renderer (:mod:`wpptrace.tmf.native`), printing what
+        ``format(data, ps, markers)`` prints; None when only Python prints this message (an
+        item type the item table gives no native form, '*' widths, an unusable format)."""
+        if self.error is not None or not all(it is not None and it.native for it in self._items):
+            return None
+        for p in self._pieces:  # what makes the Python plan unusable, wherever it is
+            if type(p) is Insert and ((p.spec is not None and p.spec.stars)
+                                      or (p.index >= 10 and p.index not in self._by_insert)):
+                return None
+        args = [(it.wire, it.size, it.native == "reduced_text") for it in self._items]
+        legacy = getattr(self.message, "legacy", False)
+        defaults = self._markers
+        ops: list[tuple] = []
+        for p in self._pieces:
+            kind = type(p)
+            if kind is Literal:
+                ops.append(("lit", p.text))
+            elif kind is Marker:
+                if p.name == "END":
+                    break
+                v = markers.get(p.name) if markers else None
+                if v is None:
+                    v = "" if p.name == "PREFIX" else defaults.get(p.name, f"!{p.name}!")
+                ops.append(("lit", str(v)))
+            elif p.index < 10:  # %1..%9 in a message: only markers supply them
+                if markers and markers.get(p.index) is not None:
+                    return None
+            else:
+                ops.append(self._native_insert(self._by_insert[p.index], p.spec, legacy))
+        return args, ops
+
+    def _native_insert(self, i: int, spec: Spec | None, legacy: bool) -> tuple:
+        it = self._items[i]
+        if it.kind == "raw":
+            return _native_int(i, spec)
+        flags, width, prec = ("", None, None) if spec is None else (spec.flags, spec.width, spec.precision)
+        if it.kind == "text":
+            return ("text", i, flags, width, prec, legacy)
+        if it.native == "double" and spec is not None and spec.conversion in _FLOATS:
+            return ("dbl", i, _FLOAT_AS.get(spec.conversion, spec.conversion), flags, width, prec)
+        ctx = RenderContext(params=tuple(self._args[i].params), tmfset=self.tmfset, utc=self.utc)
+        table = name_table(it, ctx)
+        if spec is None:
+            return ("form", i, it.native, table, "", None, None)
+        if spec.conversion in _NUMERIC and it.struct_code in ("B", "H", "I", "Q", "q"):
+            return _native_int(i, spec)
+        return ("form", i, it.native, table, flags, width, prec if spec.conversion in "sSZ" else None)
+
     def _spec_of(self, insert: int) -> Spec | None:
         for p in self._pieces:
             if isinstance(p, Insert) and p.index == insert:
                 return p.spec
         return None
+
+
+_FLOATS = frozenset("eEfFgGaA")
+_FLOAT_AS = {"F": "f", "a": "e", "A": "E"}
+_NUMERIC = frozenset("diuxXop")
+_LENGTH_BITS = {"": 32, "l": 32, "w": 32, "I32": 32, "h": 16, "hh": 8, "ll": 64, "I64": 64, "q": 64,
+                "j": 64, "L": 64}
+
+
+def _native_int(i: int, spec: Spec | None) -> tuple:
+    """The "int" op of an integer argument (as ``cprintf.format_insert`` prints it)."""
+    if spec is None:
+        return ("int", i, "s", "", None, None, 64)
+    conv = spec.conversion
+    if conv in "cC":
+        conv = "C" if conv == "C" or spec.length in ("l", "w") else "c"
+    elif conv in _FLOATS:
+        conv = _FLOAT_AS.get(conv, conv)
+    elif conv in "SZ":
+        conv = "s"
+    return ("int", i, conv, spec.flags, spec.width, spec.precision, _LENGTH_BITS.get(spec.length, 0))
 
 
 def _star_converter(it: ItemType, spec: Spec, ctx: RenderContext,

@@ -1,0 +1,227 @@
+"""The C renderer's Python side: program blobs and batch rendering (``tmf/csrc/wpprender.h``).
+
+A message compiles (``MessageFormatter.native_ops``) to a list of ops over its arguments; the
+prefix bound to it (``decoder.prefix.PrefixTemplate.native_ops``) to ops over the record's
+thread, process, time ...; ``encode`` packs both into one program blob, and a
+``NativeRenderer`` registers blobs and renders batches of rows into one byte buffer. Rows the
+C side leaves to Python (holes) are reported with their place in the output.
+
+Ops (tuples, first item the kind):
+
+* ``("lit", text)``
+* ``("int", arg, conv, flags, width, precision, bits)``: MSVC printf of an integer argument;
+  ``bits`` the spec reads (0: the pointer size)
+* ``("dbl", arg, conv, flags, width, precision)``: a double under e/E/f/g/G
+* ``("text", arg, flags, width, precision, quoted)``: a string argument under %s
+* ``("form", arg, native, table, flags, width, precision)``: an item's own text (``native`` as
+  in the item table) under %s
+* ``("pvar", var, conv, flags, width, precision)``: prefix variable %3 %5 %6 %7 %8 %9 (Python
+  %-semantics, conv d x X o s)
+* ``("ptime", flags, width, precision)``: prefix variable %4, the time text
+
+``width`` / ``precision`` are None when the spec has none; ``flags`` is the spec's flag text.
+"""
+from __future__ import annotations
+
+import struct
+import weakref
+from typing import Any, Iterable, Sequence
+
+from wpptrace._core import ffi, lib
+
+__all__ = ["encode", "NativeRenderer", "flag_bits"]
+
+_HEAD = struct.Struct("<IIHHI")
+_ARG = struct.Struct("<BBBB")
+_OP = struct.Struct("<BBBBBBHiiII")
+_U32 = struct.Struct("<I")
+_ENTRY = struct.Struct("<III")
+_NAME = struct.Struct("<II")
+_NO_NAME = (0, 0xFFFFFFFF)
+
+_WIRES = {"fixed": lib.WPPR_W_FIXED, "pointer": lib.WPPR_W_PTR, "cstr": lib.WPPR_W_CSTR,
+          "wstr": lib.WPPR_W_WSTR, "pstr": lib.WPPR_W_PSTR, "pwstr": lib.WPPR_W_PWSTR,
+          "hexdump": lib.WPPR_W_HEXDUMP}
+_FORMS = {"ntstatus": lib.WPPR_F_NTSTATUS, "hresult": lib.WPPR_F_HRESULT,
+          "winerror": lib.WPPR_F_WINERROR, "ndis_status": lib.WPPR_F_NDIS_STATUS,
+          "ndis_oid": lib.WPPR_F_NDIS_OID, "guid": lib.WPPR_F_GUID, "char4": lib.WPPR_F_CHAR4,
+          "hexdump": lib.WPPR_F_HEXDUMP, "list": lib.WPPR_F_LIST, "set": lib.WPPR_F_SET,
+          "enum": lib.WPPR_F_ENUM, "flags": lib.WPPR_F_FLAGS, "double": lib.WPPR_F_DOUBLE}
+_FLAG_BITS = {"-": lib.WPPR_MINUS, "+": lib.WPPR_PLUS, " ": lib.WPPR_SPACE, "#": lib.WPPR_HASH,
+              "0": lib.WPPR_ZERO}
+_NONE = -1
+
+
+def flag_bits(flags: str) -> int:
+    bits = 0
+    for ch in flags:
+        bits |= _FLAG_BITS[ch]
+    return bits
+
+
+def _num(value: int | None) -> int:
+    return _NONE if value is None else value
+
+
+class _Pool:
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def text(self, text: str) -> tuple[int, int]:
+        raw = text.encode("utf-8")
+        at = len(self.data)
+        self.data += raw
+        return at, len(raw)
+
+    def table(self, native: str, table: Any) -> int:
+        """The name table of a list / set / enum / flags item (layouts in wpprender.h)."""
+        if native == "set":
+            head, size = len(self.data), 4 + 8 * len(table)
+            self.data += bytes(size)
+            entries = [_U32.pack(len(table))] + [_NAME.pack(*self.text(name)) for name in table]
+            self.data[head:head + size] = b"".join(entries)
+            return head
+        values = table[0] if native == "flags" else table
+        rows = sorted((v, n) for v, n in values.items() if 0 <= v <= 0xFFFFFFFF)
+        bits = table[1] if native == "flags" else None
+        head = len(self.data)
+        size = 4 + 12 * len(rows) + (8 * 32 if bits is not None else 0)
+        self.data += bytes(size)
+        entries = [_U32.pack(len(rows))]
+        for value, name in rows:
+            off, n = self.text(name)
+            entries.append(_ENTRY.pack(value, off, n))
+        if bits is not None:
+            for bit in range(32):
+                name = bits.get(bit)
+                entries.append(_NAME.pack(*self.text(name)) if name is not None else _NAME.pack(*_NO_NAME))
+        self.data[head:head + size] = b"".join(entries)
+        return head
+
+
+def encode(args: Sequence[tuple[str, int | None, bool]], message_ops: Iterable[tuple],
+           prefix_ops: Iterable[tuple] | None, *, prefix: bool) -> bytes:
+    """One program blob. ``args``: (wire, size, reduce) per argument in block order;
+    ``prefix``: the message starts with %0 (``prefix_ops`` go in front unless disabled)."""
+    pool = _Pool()
+    ops: list[bytes] = []
+    if prefix_ops is not None:
+        for op in prefix_ops:
+            ops.append(_op(op, pool))
+        ops.append(_OP.pack(lib.WPPR_OP_PREFIX_END, 0, 0, 0, 0, 0, 0, _NONE, _NONE, 0, 0))
+    for op in message_ops:
+        ops.append(_op(op, pool))
+    arg_rows = [_ARG.pack(_WIRES[wire], size or 0, lib.WPPR_A_REDUCE if reduce else 0, 0)
+                for wire, size, reduce in args]
+    head = _HEAD.pack(lib.WPPR_MAGIC, lib.WPPR_P_PREFIX if prefix else 0, len(arg_rows), len(ops),
+                      len(pool.data))
+    return head + b"".join(arg_rows) + b"".join(ops) + bytes(pool.data)
+
+
+def _op(op: tuple, pool: _Pool) -> bytes:
+    kind = op[0]
+    if kind == "lit":
+        off, n = pool.text(op[1])
+        return _OP.pack(lib.WPPR_OP_LIT, 0, 0, 0, 0, 0, 0, _NONE, _NONE, off, n)
+    if kind == "int":
+        _, arg, conv, flags, width, prec, bits = op
+        return _OP.pack(lib.WPPR_OP_INT, ord(conv), flag_bits(flags), bits, 0, 0, arg, _num(width),
+                        _num(prec), 0, 0)
+    if kind == "dbl":
+        _, arg, conv, flags, width, prec = op
+        return _OP.pack(lib.WPPR_OP_DBL, ord(conv), flag_bits(flags), 0, 0, 0, arg, _num(width),
+                        _num(prec), 0, 0)
+    if kind == "text":
+        _, arg, flags, width, prec, quoted = op
+        return _OP.pack(lib.WPPR_OP_TEXT, ord("s"), flag_bits(flags), 0, 0, 1 if quoted else 0, arg,
+                        _num(width), _num(prec), 0, 0)
+    if kind == "form":
+        _, arg, native, table, flags, width, prec = op
+        item = _FORMS[native]
+        where = 0
+        if native in ("list", "set", "enum") or (native == "flags" and table is not None):
+            where = pool.table(native, table)
+        elif native == "flags":
+            item = lib.WPPR_F_FLAGS_NONE
+        return _OP.pack(lib.WPPR_OP_FORM, ord("s"), flag_bits(flags), 0, item, 0, arg, _num(width),
+                        _num(prec), where, 0)
+    if kind == "pvar":
+        _, var, conv, flags, width, prec = op
+        return _OP.pack(lib.WPPR_OP_PVAR, ord(conv), flag_bits(flags), 0, 0, 0, var, _num(width),
+                        _num(prec), 0, 0)
+    if kind == "ptime":
+        _, flags, width, prec = op
+        return _OP.pack(lib.WPPR_OP_PTIME, ord("s"), flag_bits(flags), 0, 0, 0, 0, _num(width),
+                        _num(prec), 0, 0)
+    raise ValueError(f"unknown op {kind!r}")
+
+
+class NativeRenderer:
+    """One C renderer: registered programs, the output options and the file's clock."""
+
+    def __init__(self, *, utc: bool = False, noprefix: bool = False, pointer_size: int = 8) -> None:
+        raw = lib.wppr_new()
+        if raw == ffi.NULL:
+            raise MemoryError("wppr_new")
+        self._raw = ffi.gc(raw, lib.wppr_free)
+        self._out = ffi.new("wppr_buf *")
+        self._finalizer = weakref.finalize(self, lib.wppr_buf_free, self._out)
+        self._holes_cap = 0
+        self._holes = self._hole_at = None
+        self._nholes = ffi.new("uint32_t *")
+        self.utc, self.noprefix = utc, noprefix
+        self.set_pointer_size(pointer_size)
+
+    def set_pointer_size(self, pointer_size: int) -> None:
+        """The log file's pointer size, for records whose MessageFlags do not give one."""
+        lib.wppr_set_options(self._raw, self.utc, self.noprefix, pointer_size)
+
+    def set_clock(self, offset: int | None = None, *, start: int = 0, origin: int = 0, num: int = 1,
+                  den: int = 1) -> None:
+        """FILETIME = raw + offset, or start + (raw - origin) * num // den; neither (None,
+        num == 0): Python converts, so rows that print the time are holes."""
+        limit = 1 << 63
+        values = (offset or 0, start, origin, num, den)
+        if any(not -limit <= v < limit for v in values):
+            mode = lib.WPPR_CLOCK_NONE
+        elif offset is not None:
+            mode = lib.WPPR_CLOCK_OFFSET
+        elif num:
+            mode = lib.WPPR_CLOCK_SCALE
+        else:
+            mode = lib.WPPR_CLOCK_NONE
+        if mode == lib.WPPR_CLOCK_NONE:
+            values = (0, 0, 0, 1, 1)
+        lib.wppr_set_clock(self._raw, mode, *values)
+
+    def add(self, blob: bytes) -> int:
+        """Register a program; its id."""
+        pid = lib.wppr_add_program(self._raw, blob, len(blob))
+        if pid < 0:
+            raise ValueError("malformed renderer program")
+        return pid
+
+    def rows_rendered(self, program: int) -> int:
+        return lib.wppr_program_rows(self._raw, program)
+
+    def render(self, rows, n: int) -> tuple[bytes, list[tuple[int, int]]]:
+        """Render ``rows`` (a ``wppr_row[]`` of at least n) -> (text, [(row index, position)])
+        where each hole's line belongs at ``position`` of the text."""
+        if n > self._holes_cap:
+            self._holes_cap = max(n, 1024)
+            self._holes = ffi.new("uint32_t[]", self._holes_cap)
+            self._hole_at = ffi.new("uint64_t[]", self._holes_cap)
+        out = self._out
+        out.len = 0
+        if lib.wppr_render(self._raw, rows, n, out, self._holes, self._hole_at, self._nholes) < 0:
+            raise MemoryError("wppr_render")
+        text = ffi.buffer(out.data, out.len)[:] if out.len else b""
+        holes = [(self._holes[i], self._hole_at[i]) for i in range(self._nholes[0])]
+        return text, holes
+
+
+def time_text(filetime: int, utc: bool) -> str:
+    """tracefmt's MM/DD/YYYY-HH:MM:SS.mmm of a FILETIME, from the C renderer."""
+    out = ffi.new("char[64]")
+    n = lib.wppr_time_text(filetime, utc, out)
+    return ffi.buffer(out, n)[:].decode("ascii")
