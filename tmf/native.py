@@ -106,16 +106,25 @@ def encode(args: Sequence[tuple[str, int | None, bool]], message_ops: Iterable[t
     pool = _Pool()
     ops: list[bytes] = []
     if prefix_ops is not None:
-        for op in prefix_ops:
-            ops.append(_op(op, pool))
+        ops += [_op(op, pool) for op in _joined(prefix_ops)]
         ops.append(_OP.pack(lib.WPPR_OP_PREFIX_END, 0, 0, 0, 0, 0, 0, _NONE, _NONE, 0, 0))
-    for op in message_ops:
-        ops.append(_op(op, pool))
+    ops += [_op(op, pool) for op in _joined(message_ops)]
     arg_rows = [_ARG.pack(_WIRES[wire], size or 0, lib.WPPR_A_REDUCE if reduce else 0, 0)
                 for wire, size, reduce in args]
     head = _HEAD.pack(lib.WPPR_MAGIC, lib.WPPR_P_PREFIX if prefix else 0, len(arg_rows), len(ops),
                       len(pool.data))
     return head + b"".join(arg_rows) + b"".join(ops) + bytes(pool.data)
+
+
+def _joined(ops: Iterable[tuple]) -> list[tuple]:
+    """Adjacent literals as one."""
+    out: list[tuple] = []
+    for op in ops:
+        if op[0] == "lit" and out and out[-1][0] == "lit":
+            out[-1] = ("lit", out[-1][1] + op[1])
+        elif op[0] != "lit" or op[1]:
+            out.append(op)
+    return out
 
 
 def _op(op: tuple, pool: _Pool) -> bytes:
@@ -156,53 +165,35 @@ def _op(op: tuple, pool: _Pool) -> bytes:
     raise ValueError(f"unknown op {kind!r}")
 
 
-class NativeRenderer:
-    """One C renderer: registered programs, the output options and the file's clock."""
+#: ``milli`` of a row without a time (empty time text), and of one only Python places
+NO_TIME = -(1 << 63)
+TIME_OUT_OF_RANGE = NO_TIME + 1
 
-    def __init__(self, *, utc: bool = False, noprefix: bool = False, pointer_size: int = 8) -> None:
+
+class NativeRenderer:
+    """One C renderer: its registered programs and output options."""
+
+    def __init__(self, *, utc: bool = False, noprefix: bool = False) -> None:
         raw = lib.wppr_new()
         if raw == ffi.NULL:
             raise MemoryError("wppr_new")
-        self._raw = ffi.gc(raw, lib.wppr_free)
-        self._out = ffi.new("wppr_buf *")
-        self._finalizer = weakref.finalize(self, lib.wppr_buf_free, self._out)
+        self.raw = ffi.gc(raw, lib.wppr_free)
+        self.out = ffi.new("wppr_buf *")
+        self._finalizer = weakref.finalize(self, lib.wppr_buf_free, self.out)
         self._holes_cap = 0
         self._holes = self._hole_at = None
         self._nholes = ffi.new("uint32_t *")
-        self.utc, self.noprefix = utc, noprefix
-        self.set_pointer_size(pointer_size)
-
-    def set_pointer_size(self, pointer_size: int) -> None:
-        """The log file's pointer size, for records whose MessageFlags do not give one."""
-        lib.wppr_set_options(self._raw, self.utc, self.noprefix, pointer_size)
-
-    def set_clock(self, offset: int | None = None, *, start: int = 0, origin: int = 0, num: int = 1,
-                  den: int = 1) -> None:
-        """FILETIME = raw + offset, or start + (raw - origin) * num // den; neither (None,
-        num == 0): Python converts, so rows that print the time are holes."""
-        limit = 1 << 63
-        values = (offset or 0, start, origin, num, den)
-        if any(not -limit <= v < limit for v in values):
-            mode = lib.WPPR_CLOCK_NONE
-        elif offset is not None:
-            mode = lib.WPPR_CLOCK_OFFSET
-        elif num:
-            mode = lib.WPPR_CLOCK_SCALE
-        else:
-            mode = lib.WPPR_CLOCK_NONE
-        if mode == lib.WPPR_CLOCK_NONE:
-            values = (0, 0, 0, 1, 1)
-        lib.wppr_set_clock(self._raw, mode, *values)
+        lib.wppr_set_options(self.raw, utc, noprefix)
 
     def add(self, blob: bytes) -> int:
         """Register a program; its id."""
-        pid = lib.wppr_add_program(self._raw, blob, len(blob))
+        pid = lib.wppr_add_program(self.raw, blob, len(blob))
         if pid < 0:
             raise ValueError("malformed renderer program")
         return pid
 
     def rows_rendered(self, program: int) -> int:
-        return lib.wppr_program_rows(self._raw, program)
+        return lib.wppr_program_rows(self.raw, program)
 
     def render(self, rows, n: int) -> tuple[bytes, list[tuple[int, int]]]:
         """Render ``rows`` (a ``wppr_row[]`` of at least n) -> (text, [(row index, position)])
@@ -211,9 +202,9 @@ class NativeRenderer:
             self._holes_cap = max(n, 1024)
             self._holes = ffi.new("uint32_t[]", self._holes_cap)
             self._hole_at = ffi.new("uint64_t[]", self._holes_cap)
-        out = self._out
+        out = self.out
         out.len = 0
-        if lib.wppr_render(self._raw, rows, n, out, self._holes, self._hole_at, self._nholes) < 0:
+        if lib.wppr_render(self.raw, rows, n, out, self._holes, self._hole_at, self._nholes) < 0:
             raise MemoryError("wppr_render")
         text = ffi.buffer(out.data, out.len)[:] if out.len else b""
         holes = [(self._holes[i], self._hole_at[i]) for i in range(self._nholes[0])]

@@ -49,8 +49,8 @@ class Harness:
         row = self.rows[0]
         keep = ffi.from_buffer(data)
         row.args, row.size, row.program = keep, len(data), program
-        row.flags = 0x80 if pointer_size == 8 else 0x40
-        row.timestamp = fields.get("timestamp", 0)
+        row.pointer_size = pointer_size
+        row.milli = fields.get("milli", 0)
         row.thread_id, row.process_id = fields.get("tid", 0), fields.get("pid", 0)
         row.sequence, row.cpu = fields.get("seq", 0), fields.get("cpu", 0)
         text, holes = self.renderer.render(self.rows, 1)
@@ -200,8 +200,8 @@ PREFIX_PIECES = st.sampled_from([
 @SETTINGS
 @given(pieces=st.lists(PREFIX_PIECES, max_size=12), tid=st.integers(0, 2**32 - 1),
        pid=st.integers(0, 2**32 - 1), cpu=st.integers(0, 2**32 - 1), seq=st.integers(0, 2**32 - 1),
-       filetime=st.integers(-(2**63), 2**63 - 1), noprefix=st.booleans())
-def test_any_prefix(pieces, tid, pid, cpu, seq, filetime, noprefix):
+       milli=st.integers(-(2**63) + 2, 2**63 - 1), noprefix=st.booleans())
+def test_any_prefix(pieces, tid, pid, cpu, seq, milli, noprefix):
     text = "".join(pieces).replace("%7!-8u|!", "%7!-8u!")
     try:
         template = PrefixTemplate(text)
@@ -218,15 +218,14 @@ def test_any_prefix(pieces, tid, pid, cpu, seq, filetime, noprefix):
     f = MessageFormatter(message, None, utc=True)
     h = Harness(utc=True, noprefix=noprefix)
     program = h.program(f, markers, ops)
-    h.renderer.set_clock(0)
     data = struct.pack("<i", -7)
-    got = h.render(program, data, 8, timestamp=filetime, tid=tid, pid=pid, cpu=cpu, seq=seq)
+    got = h.render(program, data, 8, milli=milli, tid=tid, pid=pid, cpu=cpu, seq=seq)
     body = f.format(data, 8, markers)
     if noprefix:
         assert got == body
         return
     bound = template.bind("drv", "Dev_c42", markers)
-    values = (tid, TimestampText(True)(filetime), 0, 0, seq, pid, cpu)
+    values = (tid, TimestampText(True)(milli * 10_000 + 9_999), 0, 0, seq, pid, cpu)
     assert got == bound.render(values) + body
 
 
@@ -252,24 +251,15 @@ def test_time_text_local_and_utc(zone):
         time.tzset()
 
 
-def test_scaled_clock_and_out_of_range_times():
-    """start + (raw - origin) * num // den with floor division; times that do not fit a
-    FILETIME are left to Python."""
-    template = PrefixTemplate("%4!s!|")
+def test_rows_without_a_time_and_out_of_range_times():
+    """No time: an empty time text (padded as any text); a time only Python can place: a hole."""
+    template = PrefixTemplate("%4!s!|%4!-6s!|")
     message = Message(guid=G, number=13, name="c", format="%0x")
     h = Harness()
     program = h.program(MessageFormatter(message, None), {}, template.native_ops("c", "c", {}))
-    start, origin, num, den = 134000000000000000, 5000, 10_000_000, 3_579_545
-    h.renderer.set_clock(None, start=start, origin=origin, num=num, den=den)
-    for raw in (5000, 4999, 0, 123456789, -(2**62), 2**62):
-        ft = start + (raw - origin) * num // den
-        got = h.render(program, b"", 8, timestamp=raw)
-        if -(2**63) <= ft < 2**63:
-            assert got == TimestampText(True)(ft) + "|x"
-        else:
-            assert got is None
-    h.renderer.set_clock(None, num=0)  # a converter only Python knows: rows printing time are holes
-    assert h.render(program, b"", 8, timestamp=1) is None
+    assert h.render(program, b"", 8, milli=native.NO_TIME) == "|      |x"
+    assert h.render(program, b"", 8, milli=native.TIME_OUT_OF_RANGE) is None
+    assert h.render(program, b"", 8, milli=13_400_000_000_123) == "08/18/2025-14:13:20.123|08/18/2025-14:13:20.123|x"
 
 
 # -- programs from untrusted bytes -----------------------------------------------------------

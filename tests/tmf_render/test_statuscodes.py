@@ -85,7 +85,9 @@ def _tables(source: str) -> dict[str, dict[int, str]]:
     """The generated C tables read back: kind -> {code: name}."""
     out = {}
     for kind, body in re.findall(r"wppr_status_(\w+)\[\] = \{(.*?)\};", source, re.S):
-        out[kind] = {int(code, 16): name for code, name in re.findall(r'\{0x([0-9a-f]{8})u, "(\w+)"\}', body)}
+        rows = re.findall(r'\{0x([0-9a-f]{8})u, (\d+), "(\w+)"\}', body)
+        assert all(int(length) == len(name) for _code, length, name in rows)
+        out[kind] = {int(code, 16): name for code, _length, name in rows}
     return out
 
 

@@ -37,7 +37,9 @@ int wppr_put_u64(wppr_buf *b, uint64_t v);
 int wppr_put_hex(wppr_buf *b, uint64_t v, int digits, int upper);  /* zero-padded to digits */
 
 /* -- status names (wppr_status.c) -- */
-typedef struct { uint32_t code; const char *name; } wppr_status_row;
+typedef struct { uint32_t code; uint32_t len; const char *name; } wppr_status_row;
+/* the table row of a code (NULL: none); wppr_status_name's rules */
+const wppr_status_row *wppr_status_row_of(int kind, uint32_t code);
 extern const wppr_status_row wppr_status_ntstatus[], wppr_status_winerror[], wppr_status_hresult[],
     wppr_status_ndis_status[], wppr_status_ndis_oid[];
 extern const uint32_t wppr_status_sizes[5];
@@ -49,6 +51,7 @@ typedef struct {
     char text[48];            /* "MM/DD/YYYY-HH:MM:SS." */
     int len;
 } wppr_second_cache;
-int wppr_time_cached(wppr_second_cache *c, int64_t filetime, char *out);
+/* the time text of FILETIME milliseconds (floor(FILETIME / 10000)) into out (64 bytes) */
+int wppr_time_cached(wppr_second_cache *c, int64_t milli, char *out);
 
 #endif

@@ -24,35 +24,47 @@ int wppr_status_entry(int kind, uint32_t index, uint32_t *code, const char **nam
     return 1;
 }
 
-const char *wppr_status_lookup(int kind, uint32_t code)
+static const wppr_status_row *find(int kind, uint32_t code)
 {
     uint32_t lo = 0, hi = wppr_status_count(kind);
     const wppr_status_row *t = hi ? TABLES[kind] : NULL;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (t[mid].code == code) return t[mid].name;
+        if (t[mid].code == code) return &t[mid];
         if (t[mid].code < code) lo = mid + 1;
         else hi = mid;
     }
     return NULL;
 }
 
-const char *wppr_status_name(int kind, uint32_t code)
+const char *wppr_status_lookup(int kind, uint32_t code)
 {
-    const char *name;
+    const wppr_status_row *row = find(kind, code);
+    return row ? row->name : NULL;
+}
+
+const wppr_status_row *wppr_status_row_of(int kind, uint32_t code)
+{
+    const wppr_status_row *row;
     switch (kind) {
     case WPPR_ST_HRESULT:
         if ((code & 0x80000000u) && ((code >> 16) & 0x1FFF) == FACILITY_WIN32
-                && (name = wppr_status_lookup(WPPR_ST_WINERROR, code & 0xFFFF)))
-            return name;
-        if ((code & FACILITY_NT_BIT) && (name = wppr_status_lookup(WPPR_ST_NTSTATUS, code & ~FACILITY_NT_BIT)))
-            return name;
-        if ((name = wppr_status_lookup(WPPR_ST_HRESULT, code))) return name;
-        return wppr_status_lookup(WPPR_ST_WINERROR, code);
+                && (row = find(WPPR_ST_WINERROR, code & 0xFFFF)))
+            return row;
+        if ((code & FACILITY_NT_BIT) && (row = find(WPPR_ST_NTSTATUS, code & ~FACILITY_NT_BIT)))
+            return row;
+        if ((row = find(WPPR_ST_HRESULT, code))) return row;
+        return find(WPPR_ST_WINERROR, code);
     case WPPR_ST_NDIS_STATUS:
-        if ((name = wppr_status_lookup(WPPR_ST_NDIS_STATUS, code))) return name;
-        return wppr_status_lookup(WPPR_ST_NTSTATUS, code);
+        if ((row = find(WPPR_ST_NDIS_STATUS, code))) return row;
+        return find(WPPR_ST_NTSTATUS, code);
     default:
-        return wppr_status_lookup(kind, code);
+        return find(kind, code);
     }
+}
+
+const char *wppr_status_name(int kind, uint32_t code)
+{
+    const wppr_status_row *row = wppr_status_row_of(kind, code);
+    return row ? row->name : NULL;
 }

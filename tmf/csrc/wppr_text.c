@@ -237,15 +237,6 @@ int wppr_put_hex(wppr_buf *b, uint64_t v, int digits, int upper)
     return 0;
 }
 
-static int put_zeros_then(wppr_buf *b, const char *d, int n, int prec)
-{
-    if (wppr_reserve(b, (size_t)(n > prec ? n : prec))) return -1;
-    for (int i = n; i < prec; i++) b->data[b->len++] = '0';
-    memcpy(b->data + b->len, d, (size_t)n);
-    b->len += (size_t)n;
-    return 0;
-}
-
 static int put_float(wppr_buf *b, double value, int conv, int flags, int width, int prec);
 
 int wppr_put_int(wppr_buf *b, uint64_t value, int conv, int flags, int width, int prec, int bits,
@@ -261,22 +252,42 @@ int wppr_put_int(wppr_buf *b, uint64_t value, int conv, int flags, int width, in
             neg = 1;
             mag = (~v + 1) & mask;         /* the magnitude of the two's complement value */
         }
-        char d[24];
-        int n = 0;
+        char d[24], head[3];
+        int n = 0, h = 0;
         if (!(prec == 0 && mag == 0))
             n = digits_of(d, mag, conv == 'o' ? 8 : (conv == 'x' || conv == 'X') ? 16 : 10, conv == 'X');
         if (conv == 'd' || conv == 'i') {
-            if (neg) wppr_putc(b, '-');
-            else if (flags & WPPR_PLUS) wppr_putc(b, '+');
-            else if (flags & WPPR_SPACE) wppr_putc(b, ' ');
+            if (neg) head[h++] = '-';
+            else if (flags & WPPR_PLUS) head[h++] = '+';
+            else if (flags & WPPR_SPACE) head[h++] = ' ';
         }
-        int total = n > prec ? n : prec;
+        int zeros = prec > n ? prec - n : 0;
         if (flags & WPPR_HASH) {
-            if (conv == 'o' && !(total > n || (n > 0 && d[0] == '0'))) wppr_putc(b, '0');
-            else if ((conv == 'x' || conv == 'X') && mag != 0) wppr_put(b, conv == 'x' ? "0x" : "0X", 2);
+            if (conv == 'o' && !(zeros || (n > 0 && d[0] == '0'))) zeros++;
+            else if ((conv == 'x' || conv == 'X') && mag != 0) { head[h++] = '0'; head[h++] = (char)conv; }
         }
-        if (put_zeros_then(b, d, n, prec)) return -1;
-        return wppr_pad(b, start, flags, width, prec < 0);
+        int len = h + zeros + n, fill = width > len ? width - len : 0;
+        if (wppr_reserve(b, (size_t)(len + fill))) return -1;
+        uint8_t *o = b->data + b->len;
+        if (fill && !(flags & WPPR_MINUS) && !(prec < 0 && (flags & WPPR_ZERO))) {
+            memset(o, ' ', (size_t)fill);      /* right-justified */
+            o += fill;
+            fill = 0;
+        }
+        memcpy(o, head, (size_t)h);
+        o += h;
+        if (fill && !(flags & WPPR_MINUS)) {    /* zero padding after the sign and 0x */
+            zeros += fill;
+            fill = 0;
+        }
+        memset(o, '0', (size_t)zeros);
+        o += zeros;
+        memcpy(o, d, (size_t)n);
+        o += n;
+        memset(o, ' ', (size_t)fill);           /* left-justified */
+        o += fill;
+        b->len = (size_t)(o - b->data);
+        return 0;
     }
     case 'p': {
         uint64_t v = pointer_size >= 8 ? value : value & 0xFFFFFFFFull;

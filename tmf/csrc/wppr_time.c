@@ -51,10 +51,10 @@ static int second_text(int64_t second, int utc, char *out, size_t size)
                     (long long)tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-int wppr_time_cached(wppr_second_cache *c, int64_t filetime, char *out)
+int wppr_time_cached(wppr_second_cache *c, int64_t milli, char *out)
 {
-    int64_t second = floor_div(filetime, TICKS_PER_SECOND);
-    int64_t ms = (filetime - second * TICKS_PER_SECOND) / 10000;
+    int64_t second = floor_div(milli, 1000);
+    int64_t ms = milli - second * 1000;
     if (second != c->second) {
         c->len = second_text(second, c->utc, c->text, sizeof c->text);
         c->second = second;
@@ -69,5 +69,5 @@ int wppr_time_cached(wppr_second_cache *c, int64_t filetime, char *out)
 int wppr_time_text(int64_t filetime, int utc, char *out)
 {
     wppr_second_cache c = {INT64_MIN, utc, {0}, 0};
-    return wppr_time_cached(&c, filetime, out);
+    return wppr_time_cached(&c, floor_div(filetime, TICKS_PER_SECOND / 1000), out);
 }

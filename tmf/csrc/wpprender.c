@@ -43,9 +43,7 @@ typedef struct {
 struct wppr_renderer {
     program **progs;
     uint32_t nprogs, cap;
-    int noprefix, pointer_size;
-    int clock;
-    int64_t offset, start, origin, num, den;
+    int noprefix;
     wppr_second_cache time;
     uint32_t *off, *len;              /* per argument of the current row */
     uint64_t *val;
@@ -71,19 +69,13 @@ wppr_renderer *wppr_new(void)
 {
     wppr_renderer *r = calloc(1, sizeof *r);
     if (!r) return NULL;
-    r->pointer_size = 8;
-    r->clock = WPPR_CLOCK_OFFSET;
     r->time.second = INT64_MIN;
     return r;
 }
 
 static void free_program(program *p)
 {
-    if (!p) return;
-    free(p->args);
-    free(p->ops);
-    free(p->pool);
-    free(p);
+    free(p);                           /* one block: the struct, its args, ops and pool */
 }
 
 void wppr_free(wppr_renderer *r)
@@ -97,23 +89,11 @@ void wppr_free(wppr_renderer *r)
     free(r);
 }
 
-void wppr_set_options(wppr_renderer *r, int utc, int noprefix, int pointer_size)
+void wppr_set_options(wppr_renderer *r, int utc, int noprefix)
 {
     if (r->time.utc != (utc != 0)) r->time.second = INT64_MIN;
     r->time.utc = utc != 0;
     r->noprefix = noprefix != 0;
-    r->pointer_size = pointer_size;
-}
-
-void wppr_set_clock(wppr_renderer *r, int mode, int64_t offset, int64_t start, int64_t origin,
-                    int64_t num, int64_t den)
-{
-    r->clock = (mode == WPPR_CLOCK_SCALE && den <= 0) ? WPPR_CLOCK_NONE : mode;
-    r->offset = offset;
-    r->start = start;
-    r->origin = origin;
-    r->num = num;
-    r->den = den;
 }
 
 uint64_t wppr_program_rows(const wppr_renderer *r, int32_t program)
@@ -181,18 +161,23 @@ static int op_fits_arg(const pr_op *op, const pr_arg *a)
 static program *parse_program(const uint8_t *blob, uint32_t size)
 {
     if (size < HEADER_SIZE || rd32(blob) != WPPR_MAGIC) return NULL;
-    program *p = calloc(1, sizeof *p);
+    uint16_t nargs = rd16(blob + 8), nops = rd16(blob + 10);
+    uint32_t pool_len = rd32(blob + 12);
+    uint64_t need = HEADER_SIZE + (uint64_t)nargs * ARG_SIZE + (uint64_t)nops * OP_SIZE + pool_len;
+    if (need != size) return NULL;
+    /* one block, so that rendering a row touches as few cache lines as possible */
+    size_t ops_at = (sizeof(program) + 7) & ~(size_t)7;
+    size_t args_at = ops_at + (size_t)nops * sizeof(pr_op);
+    size_t pool_at = args_at + (size_t)nargs * sizeof(pr_arg);
+    program *p = calloc(1, pool_at + pool_len + 1);
     if (!p) return NULL;
     p->flags = rd32(blob + 4);
-    p->nargs = rd16(blob + 8);
-    p->nops = rd16(blob + 10);
-    p->pool_len = rd32(blob + 12);
-    uint64_t need = HEADER_SIZE + (uint64_t)p->nargs * ARG_SIZE + (uint64_t)p->nops * OP_SIZE + p->pool_len;
-    if (need != size) goto bad;
-    p->args = calloc(p->nargs ? p->nargs : 1, sizeof *p->args);
-    p->ops = calloc(p->nops ? p->nops : 1, sizeof *p->ops);
-    p->pool = malloc(p->pool_len ? p->pool_len : 1);
-    if (!p->args || !p->ops || !p->pool) goto bad;
+    p->nargs = nargs;
+    p->nops = nops;
+    p->pool_len = pool_len;
+    p->ops = (pr_op *)((uint8_t *)p + ops_at);
+    p->args = (pr_arg *)((uint8_t *)p + args_at);
+    p->pool = (uint8_t *)p + pool_at;
     const uint8_t *q = blob + HEADER_SIZE;
     for (uint16_t i = 0; i < p->nargs; i++, q += ARG_SIZE) {
         p->args[i].wire = q[0];
@@ -321,23 +306,6 @@ static int split_args(wppr_renderer *r, const program *p, const uint8_t *a, uint
     return 0;
 }
 
-static int filetime_of(const wppr_renderer *r, int64_t raw, int64_t *ft)
-{
-    __int128 v;
-    if (r->clock == WPPR_CLOCK_OFFSET) {
-        v = (__int128)raw + r->offset;
-    } else if (r->clock == WPPR_CLOCK_SCALE) {
-        __int128 x = ((__int128)raw - r->origin) * r->num, q = x / r->den;
-        if ((x % r->den) && ((x < 0) != (r->den < 0))) q--;
-        v = q + r->start;
-    } else {
-        return ROW_HOLE;
-    }
-    if (v < INT64_MIN || v > INT64_MAX) return ROW_HOLE;
-    *ft = (int64_t)v;
-    return 0;
-}
-
 static const uint8_t *table_name(const program *p, const pr_op *op, uint32_t value, uint32_t *len)
 {
     const uint8_t *t = p->pool + op->p1;
@@ -358,18 +326,29 @@ static const uint8_t *table_name(const program *p, const pr_op *op, uint32_t val
 
 static int put_status(wppr_buf *o, int kind, uint32_t code, const char *zero, const char *unknown)
 {
-    char text[32];
     if (code == 0 && zero) return wppr_put(o, zero, strlen(zero));
-    const char *name = wppr_status_name(kind, code);
-    if (name) {
-        int n = kind == WPPR_ST_WINERROR ? snprintf(text, sizeof text, "%u(", code)
-                                         : snprintf(text, sizeof text, "0x%08x(", code);
-        if (wppr_put(o, text, (size_t)n) || wppr_put(o, name, strlen(name))) return -1;
+    const wppr_status_row *row = wppr_status_row_of(kind, code);
+    if (row) {                                         /* 0x%08x(NAME), Win32: %u(NAME) */
+        int rc = kind == WPPR_ST_WINERROR ? wppr_put_u64(o, code)
+                                          : wppr_put(o, "0x", 2) || wppr_put_hex(o, code, 8, 0);
+        if (rc || wppr_putc(o, '(') || wppr_put(o, row->name, row->len)) return -1;
         return wppr_putc(o, ')');
     }
-    int n = unknown ? snprintf(text, sizeof text, "%s=%8X", unknown, code)
-                    : snprintf(text, sizeof text, "0x%08x", code);
+    if (!unknown) return wppr_put(o, "0x", 2) || wppr_put_hex(o, code, 8, 0) ? -1 : 0;
+    char text[32];                                     /* NAME=%8X */
+    int n = snprintf(text, sizeof text, "%s=%8X", unknown, code);
     return wppr_put(o, text, (size_t)n);
+}
+
+static int put_hex_bytes(wppr_buf *o, const uint8_t *a, int n)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (wppr_reserve(o, (size_t)n * 2)) return -1;
+    for (int i = 0; i < n; i++) {
+        o->data[o->len++] = (uint8_t)hex[a[i] >> 4];
+        o->data[o->len++] = (uint8_t)hex[a[i] & 15];
+    }
+    return 0;
 }
 
 static int put_form(wppr_buf *o, const program *p, const pr_op *op, const uint8_t *a, uint32_t len,
@@ -385,12 +364,12 @@ static int put_form(wppr_buf *o, const program *p, const pr_op *op, const uint8_
     case WPPR_F_NDIS_STATUS:
         return put_status(o, WPPR_ST_NDIS_STATUS, code, "NDIS_STATUS_SUCCESS", "NDIS_STATUS");
     case WPPR_F_NDIS_OID: return put_status(o, WPPR_ST_NDIS_OID, code, NULL, NULL);
-    case WPPR_F_GUID: {
-        int n = snprintf(text, sizeof text, "%08x-%04x-%04x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                         rd32(a), rd16(a + 4), rd16(a + 6), a[8], a[9], a[10], a[11], a[12], a[13],
-                         a[14], a[15]);
-        return wppr_put(o, text, (size_t)n);
-    }
+    case WPPR_F_GUID:                   /* lower case, no braces; Data1..3 little-endian */
+        if (wppr_put_hex(o, rd32(a), 8, 0) || wppr_putc(o, '-') || wppr_put_hex(o, rd16(a + 4), 4, 0)
+                || wppr_putc(o, '-') || wppr_put_hex(o, rd16(a + 6), 4, 0) || wppr_putc(o, '-')
+                || put_hex_bytes(o, a + 8, 2) || wppr_putc(o, '-'))
+            return -1;
+        return put_hex_bytes(o, a + 10, 6);
     case WPPR_F_CHAR4: return wppr_put_cp1252(o, a, 4);
     case WPPR_F_HEXDUMP:
         if (wppr_reserve(o, (size_t)len * 3)) return -1;
@@ -402,8 +381,7 @@ static int put_form(wppr_buf *o, const program *p, const pr_op *op, const uint8_
         }
         return 0;
     case WPPR_F_LIST: {
-        int n = snprintf(text, sizeof text, "0x%08x", code);
-        if (wppr_put(o, text, (size_t)n)) return -1;
+        if (wppr_put(o, "0x", 2) || wppr_put_hex(o, code, 8, 0)) return -1;
         if ((name = table_name(p, op, code, &nlen)))
             if (wppr_putc(o, '(') || wppr_put(o, name, nlen) || wppr_putc(o, ')')) return -1;
         return 0;
@@ -514,11 +492,10 @@ static int run_ops(wppr_renderer *r, const program *p, uint16_t from, uint16_t t
             break;
         }
         case WPPR_OP_PTIME: {
-            int64_t ft;
             char text[64];
-            if (filetime_of(r, row->timestamp, &ft)) return ROW_HOLE;
-            int n = wppr_time_cached(&r->time, ft, text);
-            rc = wppr_put(o, text, (size_t)n);
+            if (row->milli == WPPR_TIME_OUT_OF_RANGE) return ROW_HOLE;
+            if (row->milli != WPPR_NO_TIME)
+                rc = wppr_put(o, text, (size_t)wppr_time_cached(&r->time, row->milli, text));
             if (!rc) rc = wppr_finish_str(o, start, op->flags & WPPR_MINUS, op->width, op->prec);
             break;
         }
@@ -532,7 +509,7 @@ static int run_ops(wppr_renderer *r, const program *p, uint16_t from, uint16_t t
 
 static int render_row(wppr_renderer *r, program *p, const wppr_row *row, wppr_buf *o)
 {
-    int ps = row->flags & 0x80 ? 8 : row->flags & 0x40 ? 4 : r->pointer_size;
+    int ps = (int)row->pointer_size;
     if (ps != 4 && ps != 8) return ROW_HOLE;
     int rc = split_args(r, p, row->args, row->size, ps);
     if (rc) return rc;
@@ -543,32 +520,35 @@ static int render_row(wppr_renderer *r, program *p, const wppr_row *row, wppr_bu
     return wppr_putc(o, '\n');
 }
 
+int wppr_render_row(wppr_renderer *r, const wppr_row *row, wppr_buf *out)
+{
+    int32_t id = row->program;
+    if (id < 0 || (uint32_t)id >= r->nprogs) return ROW_HOLE;
+    size_t mark = out->len;
+    int rc = render_row(r, r->progs[id], row, out);
+    if (rc) {
+        out->len = mark;
+        return rc;
+    }
+    r->progs[id]->rows++;
+    return 0;
+}
+
 int wppr_render(wppr_renderer *r, const wppr_row *rows, uint32_t n, wppr_buf *out,
                 uint32_t *holes, uint64_t *hole_at, uint32_t *nholes)
 {
     uint32_t h = 0;
     for (uint32_t i = 0; i < n; i++) {
-        const wppr_row *row = &rows[i];
-        int32_t id = row->program;
-        if (id == WPPR_SKIP) continue;
-        if (id < 0 || (uint32_t)id >= r->nprogs) {
-            holes[h] = i;
-            hole_at[h++] = out->len;
-            continue;
-        }
-        size_t mark = out->len;
-        int rc = render_row(r, r->progs[id], row, out);
+        if (rows[i].program == WPPR_SKIP) continue;
+        int rc = wppr_render_row(r, &rows[i], out);
         if (rc < 0) {
             *nholes = h;
             return -1;
         }
         if (rc) {
-            out->len = mark;
             holes[h] = i;
-            hole_at[h++] = mark;
-            continue;
+            hole_at[h++] = out->len;
         }
-        r->progs[id]->rows++;
     }
     *nholes = h;
     return 0;

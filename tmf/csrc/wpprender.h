@@ -73,10 +73,9 @@
 #define WPPR_SKIP           -1     /* not a message: counted, nothing printed */
 #define WPPR_HOLE           -2     /* Python prints this row */
 
-/* clock modes */
-#define WPPR_CLOCK_OFFSET   1      /* FILETIME = raw + offset */
-#define WPPR_CLOCK_SCALE    2      /* FILETIME = start + (raw - origin) * num // den */
-#define WPPR_CLOCK_NONE     3      /* Python converts: rows that need the time are holes */
+/* row.milli values that are not times */
+#define WPPR_NO_TIME        -9223372036854775807-1   /* the record has no time: empty time text */
+#define WPPR_TIME_OUT_OF_RANGE -9223372036854775807  /* Python places it: rows printing it are holes */
 
 typedef struct {
     uint8_t *data;
@@ -86,14 +85,14 @@ typedef struct {
 
 typedef struct {
     const uint8_t *args;     /* argument bytes */
-    int64_t timestamp;       /* raw clock value */
+    int64_t milli;           /* FILETIME // 10000, WPPR_NO_TIME or WPPR_TIME_OUT_OF_RANGE */
     uint32_t size;           /* argument byte count */
     int32_t program;         /* program id, WPPR_SKIP or WPPR_HOLE */
     uint32_t thread_id;
     uint32_t process_id;
     uint32_t sequence;
     uint32_t cpu;
-    uint32_t flags;          /* MessageFlags: TRACE_MESSAGE_POINTER32/64 */
+    uint32_t pointer_size;   /* of the message's arguments: 4 or 8 */
     uint32_t reserved;
 } wppr_row;
 
@@ -103,14 +102,14 @@ wppr_renderer *wppr_new(void);
 void wppr_free(wppr_renderer *r);
 /* Register a program blob; its id (>= 0), or -1 for a malformed blob or no memory. */
 int32_t wppr_add_program(wppr_renderer *r, const uint8_t *blob, uint32_t len);
-/* utc: time text in UTC (else local time); noprefix: never a prefix; pointer_size: the
- * log file's, for records whose MessageFlags do not say. */
-void wppr_set_options(wppr_renderer *r, int utc, int noprefix, int pointer_size);
-void wppr_set_clock(wppr_renderer *r, int mode, int64_t offset, int64_t start, int64_t origin,
-                    int64_t num, int64_t den);
+/* utc: time text in UTC (else local time); noprefix: never a prefix. */
+void wppr_set_options(wppr_renderer *r, int utc, int noprefix);
+/* Append the line of one row (program >= 0) to out: 0; 1: a hole (out unchanged); -1: out
+ * of memory. Counts the rows each program rendered. */
+int wppr_render_row(wppr_renderer *r, const wppr_row *row, wppr_buf *out);
 /* Render rows[0:n] as lines appended to out. Rows Python must print are reported in
  * holes[] (row index) with hole_at[] (the output length at their place); *nholes is set.
- * Returns 0, or -1 when out of memory. Counts rendered rows per program. */
+ * Returns 0, or -1 when out of memory. */
 int wppr_render(wppr_renderer *r, const wppr_row *rows, uint32_t n, wppr_buf *out,
                 uint32_t *holes, uint64_t *hole_at, uint32_t *nholes);
 /* Rows rendered by a program so far. */
