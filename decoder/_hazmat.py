@@ -8,7 +8,8 @@ The only decoder module that touches cffi: the rest of the package gets Python v
   repeated in Python;
 * ``walk_records`` / ``chain_ok``: the C record walker (etlread.c);
 * ``decompress_into``: MS-XCA Plain LZ77 into a window of a bytearray (xpress.c);
-* ``RowTables`` / ``RowWalker``: the formatter's id tables and row walker (wpp_rows.c).
+* ``RowTables`` / ``RowWalker``: the formatter's key table and row walker (wpp_rows.c);
+* ``RowPrinter``: rows printed by the C renderer (``wpprow_render``, tmf/csrc).
 
 Failures the C code reports with a code become exceptions here (MemoryError for a table
 that cannot be allocated, IndexError for an unknown key id, ValueError for an output window
@@ -19,14 +20,15 @@ from __future__ import annotations
 
 import struct
 import threading
+from array import array
 from collections import namedtuple
 from types import SimpleNamespace
 
 from wpptrace._core import ffi, lib
 
 __all__ = ["ETL", "sizeof", "offsetof", "Layout", "read", "walk_records", "chain_ok",
-           "decompress_into", "RowTables", "RowWalker", "BUFFER_HEADER", "SYSTEM_HEADER",
-           "RECORD", "ROW"]
+           "decompress_into", "RowTables", "RowWalker", "RowPrinter", "BUFFER_HEADER",
+           "SYSTEM_HEADER", "RECORD", "ROW"]
 
 #: the C headers' integer constants, as plain ints
 ETL = SimpleNamespace(**{name: getattr(lib, name) for name in dir(lib)
@@ -208,16 +210,13 @@ def decompress_into(data, out: bytearray, start: int, max_output: int) -> tuple[
 # -- the formatter's rows (wpp_rows.c) ------------------------------------------------------
 
 class RowTables:
-    """The C id tables of one decoding run (bounded; freed with the object)."""
+    """The C key table of one decoding run (bounded; freed with the object)."""
 
-    def __init__(self, key_cap: int, memo_cap: int, memo_per_key: int, memo_arena: int,
-                 head_cap: int) -> None:
-        raw = lib.wpprow_tables_new(key_cap, memo_cap, memo_per_key, memo_arena, head_cap)
+    def __init__(self, key_cap: int) -> None:
+        raw = lib.wpprow_tables_new(key_cap)
         if raw == ffi.NULL:
-            raise MemoryError("wpprow_tables_new: the row id tables could not be allocated")
+            raise MemoryError("wpprow_tables_new: the row key table could not be allocated")
         self.raw = ffi.gc(raw, lib.wpprow_tables_free)
-        self.memo_none = memo_cap       # memo id meaning "not memoised"
-        self.head_none = head_cap       # head id meaning "no id"
         self._guid = ffi.new("uint8_t[16]")
         self._number = ffi.new("uint32_t *")
 
@@ -230,21 +229,16 @@ class RowTables:
             raise IndexError(key)
         return bytes(ffi.buffer(self._guid, 16)), self._number[0]
 
-    def stop_memo(self, key: int) -> None:
-        """Never give this key memo ids again (its lines cannot be memoised)."""
-        lib.wpprow_key_memo_left(self.raw, key, 0)
-
     def set_seed(self, seed: int) -> None:
-        """Fix the tables' hash seed (tests build worst cases for a known seed)."""
+        """Fix the table's hash seed (tests build worst cases for a known seed)."""
         lib.wpprow_tables_set_seed(self.raw, seed)
 
 
 class RowWalker:
-    """Walks buffer ranges into rows with one set of tables (output arrays reused)."""
+    """Walks buffer ranges into rows with one key table (output arrays reused)."""
 
-    def __init__(self, tables: RowTables, hot: struct.Struct) -> None:
+    def __init__(self, tables: RowTables) -> None:
         self.tables = tables
-        self._hot = hot
         self._res = ffi.new("etlrd_walk_result *")
         self._out = ffi.new("wpprow[]", _CHUNK)
         self._clock = ffi.new("wpprow_clock *")
@@ -255,26 +249,81 @@ class RowWalker:
         clock.start, clock.origin, clock.num, clock.den = linear
 
     def walk(self, data: bytes, start: int, end: int, last: int, cpu: int, slot: int,
-             rows: list, blobs: list) -> int:
-        """Append the hot rows of data[start:end) to rows, their full rows to blobs; returns
-        the last timestamp seen."""
+             count: int, blobs: list) -> tuple[int, int]:
+        """Append the rows of data[start:end) (numbered from ``count``) to blobs as bytes;
+        returns (the new count, the last timestamp seen)."""
         if end - start < 4:
-            return last
+            return count, last
         res, out = self._res, self._out
         ffi.memmove(res, _ZERO_RESULT, _RESULT_SIZE)
         res.last_timestamp = last
         src = ffi.from_buffer(data)
         cap = min(_CHUNK, (end - start) // 8 + 1)
         pos = start
-        walk, tables, clock, unpack = lib.wpprow_walk, self.tables.raw, self._clock, self._hot.iter_unpack
-        size = ROW.size
+        walk, tables, clock, size = lib.wpprow_walk, self.tables.raw, self._clock, ROW.size
         while True:
-            n = walk(tables, src, end, pos, cpu, slot, len(rows), clock, out, cap, res)
+            n = walk(tables, src, end, pos, cpu, slot, count, clock, out, cap, res)
             if n:
-                blob = ffi.buffer(out, n * size)[:]
-                blobs.append(blob)
-                rows.extend(unpack(blob))
+                blobs.append(ffi.buffer(out, n * size)[:])
+                count += n
             if not res.more:
                 break
             pos = res.end_offset
-        return res.last_timestamp
+        return count, res.last_timestamp
+
+
+class RowPrinter:
+    """Prints chunks of row refs (``slot << 32 | index``) with a C renderer
+    (``wpptrace.tmf.native.NativeRenderer``) in one ``wpprow_render`` call each.
+    ``key_program[key]`` is a message key's program id, or ``HOLE`` (Python prints it)."""
+
+    HOLE = lib.WPPR_HOLE
+
+    def __init__(self, renderer) -> None:
+        self.renderer = renderer
+        self.key_program = array("i")
+        self._cap = self._slot_cap = 0
+        self._nholes = ffi.new("uint32_t *")
+        self._skipped = ffi.new("uint32_t *")
+
+    def print(self, items, datas: list, blobs: list, pointer_sizes: list[int], want_ends: bool
+              ) -> tuple[memoryview | bytes, list[tuple[int, int]], list[int], int]:
+        """(UTF-8 lines, holes [(item index, text position)], output length after each item
+        (if ``want_ends``), rows that are not messages). The text is the renderer's buffer:
+        valid until the next call."""
+        refs = array("Q", items)
+        n = len(refs)
+        if n > self._cap:
+            self._cap = max(n, 4096)
+            self._holes = ffi.new("uint32_t[]", self._cap)
+            self._hole_at = ffi.new("uint64_t[]", self._cap)
+            self._ends = ffi.new("uint64_t[]", self._cap)
+        nslots = len(datas)
+        if nslots > self._slot_cap:
+            self._slot_cap = max(nslots, 16)
+            self._datas = ffi.new("const uint8_t *[]", self._slot_cap)
+            self._rows = ffi.new("const wpprow *[]", self._slot_cap)
+            self._counts = ffi.new("uint32_t[]", self._slot_cap)
+            self._sizes = ffi.new("uint32_t[]", self._slot_cap)
+        keep = []
+        for slot in range(nslots):
+            data, blob = ffi.from_buffer(datas[slot]), ffi.from_buffer(blobs[slot])
+            keep += (data, blob)
+            self._datas[slot] = data
+            self._rows[slot] = ffi.cast("const wpprow *", blob)
+            self._counts[slot] = len(blobs[slot]) // ROW.size
+            self._sizes[slot] = pointer_sizes[slot]
+        renderer = self.renderer
+        out = renderer.out
+        out.len = 0
+        rc = lib.wpprow_render(renderer.raw, ffi.from_buffer("uint64_t[]", refs), n, self._rows,
+                               self._counts, self._datas, self._sizes, nslots,
+                               ffi.from_buffer("int32_t[]", self.key_program), len(self.key_program),
+                               out, self._holes, self._hole_at, self._nholes, self._skipped,
+                               self._ends if want_ends else ffi.NULL)
+        if rc < 0:
+            raise MemoryError("wpprow_render: no memory for the output")
+        holes = [(self._holes[k], self._hole_at[k]) for k in range(self._nholes[0])]
+        ends = ffi.unpack(self._ends, n) if want_ends else []
+        text = memoryview(ffi.buffer(out.data, out.len)) if out.len else b""
+        return text, holes, ends, self._skipped[0]

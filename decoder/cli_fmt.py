@@ -358,9 +358,9 @@ def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress) 
         chunks = merge_sources([(source, view) for source in sources])
         if progress is not None:
             chunks = progress.wrap(chunks)
-        write_lines = writer.write_lines
-        for lines in decoder.format_rows(chunks, view):
-            write_lines(lines)
+        write = writer.write_utf8
+        for text in decoder.render_rows(chunks, view):
+            write(text)
         return
 
     def tagged(source, buf, slot, header_record):

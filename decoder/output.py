@@ -8,7 +8,9 @@ the totals block, then an 85-column table of per-message counts.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 import uuid
 from dataclasses import dataclass, field
 from typing import IO, Iterable
@@ -25,6 +27,20 @@ __all__ = [
 ]
 
 _BATCH = 4096
+
+
+def write_utf8(stream: IO[str], data: bytes | memoryview) -> None:
+    """Write UTF-8 text to a text stream: straight to its byte buffer when the stream encodes
+    UTF-8 without newline translation, else through the stream's own encoder."""
+    buffer = getattr(stream, "buffer", None)
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    if buffer is not None and encoding == "utf8" and os.linesep == "\n":
+        stream.flush()
+        buffer.write(data)
+    elif isinstance(stream, io.BytesIO):
+        stream.write(data)
+    else:
+        stream.write(str(data, "utf-8"))
 
 
 class TextWriter:
@@ -48,6 +64,12 @@ class TextWriter:
 
     def write_message(self, message) -> None:
         self.write_line(message.line)
+
+    def write_utf8(self, data: bytes | memoryview) -> None:
+        """Newline-terminated lines as UTF-8 (the C renderer's output)."""
+        if self._pending:
+            self.flush()
+        write_utf8(self.stream, data)
 
     def flush(self) -> None:
         if self._pending:

@@ -81,6 +81,14 @@ class TimestampText:
             self._second = second
         return "%s%03d" % (self._text, rest // 10_000)
 
+    def from_milli(self, milli: int) -> str:
+        """The text of FILETIME milliseconds (``floor(filetime / 10000)``)."""
+        second, ms = divmod(milli, 1000)
+        if second != self._second:
+            self._text = self._second_text(second)
+            self._second = second
+        return "%s%03d" % (self._text, ms)
+
     def _second_text(self, filetime_second: int) -> str:
         unix = filetime_second - _FILETIME_UNIX_EPOCH // _TICKS_PER_SECOND
         try:

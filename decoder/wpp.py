@@ -4,9 +4,10 @@ Records come from the decoder engine in ProcessTrace order. Each (message GUID, 
 resolved once: its TMF ``Message`` is looked up, its ``MessageFormatter`` compiled
 (``wpptrace.tmf.render.compile_message``) and the prefix template bound to its fixed values;
 the result is cached, so a message costs one dict lookup, one argument render and one ``%``
-for the prefix. The single-file text path (``format_rows``) goes further: the C rows of
-``wpp_rows`` carry small-integer ids (message, argument bytes, thread), so a repeated argument
-block costs two list indexes and one string join, and only new ones are rendered. Messages without a format give tracefmt's ``Unknown( N): GUID=...`` line,
+for the prefix. The text path (``render_rows``) goes further: each message compiles once
+to a program of the C renderer (``wpptrace.tmf.native``), which prints the engine's compact
+rows into one buffer; Python prints only what the renderer leaves to it. Messages without a
+format give tracefmt's ``Unknown( N): GUID=...`` line,
 messages whose arguments don't fit give a format-error line; both are counted, neither stops
 the run. Records that are not TraceMessage records are counted and skipped.
 
@@ -17,9 +18,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
-from ._hazmat import ETL
+from ._hazmat import ETL, RowPrinter
 
 from .buffers import message_pointer_size
 from .prefix import DEFAULT_PREFIX, PrefixTemplate, TimestampText, marker_values
@@ -39,8 +40,6 @@ __all__ = [
 EVENT_TRACE_GUID = uuid.UUID("68fdd900-4a3e-11d1-84f4-0000f80464e3")
 _NO_GUID = uuid.UUID(int=0)
 
-_MILLIS = tuple("%03d" % i for i in range(1000))
-_MEMO_OFF, _MEMO_PLAIN, _MEMO_PREFIXED = 0, 1, 2
 _KIND_SYSTEM = ETL.ETLRD_KIND_SYSTEM
 _NO_TIME = -(1 << 63)          # wpp_rows.NO_TIME: the record carries no time
 
@@ -194,7 +193,7 @@ class _Entry:
 
     __slots__ = ("guid", "number", "message", "formatter", "prefix", "markers", "component",
                  "name", "has_prefix", "count", "unknown", "format", "compile_error",
-                 "memo_mode")
+                 "program", "native_rows")
 
     def __init__(self, guid, number):
         self.guid = guid
@@ -210,7 +209,8 @@ class _Entry:
         self.unknown = None  # the Unknown line when there is no format
         self.format = ""
         self.compile_error = None
-        self.memo_mode = 0  # _MEMO_*: how format_rows may memoise this message's lines
+        self.program = None  # the C renderer's program id (HOLE: Python prints the lines)
+        self.native_rows = 0  # rows of that program already in ``count``
 
 
 def _import_render():
@@ -239,6 +239,8 @@ class WppDecoder:
         self._raw_entries: dict[tuple, _Entry] = {}  # keyed by (GUID bytes_le, number)
         self._guid_components: dict[uuid.UUID, str] | None = None
         self._render = None
+        self._printer: RowPrinter | None = None  # the C renderer's, made on first use
+        self._key_entries: list[_Entry] = []     # row key id -> entry (mirrors the C key table)
 
     # -- per-message resolution -----------------------------------------------------------
     def _entry(self, guid, number: int) -> _Entry:
@@ -265,7 +267,6 @@ class WppDecoder:
                 entry.formatter = self._render.compile_message(message, self.tmfset, utc=self.utc)
             except Exception as exc:  # a bad format string is a format error, not a crash
                 entry.compile_error = str(exc) or type(exc).__name__
-            entry.prefix = self.prefix.bind(entry.component, entry.name, entry.markers)
         self._entries[(guid, number)] = entry
         return entry
 
@@ -330,7 +331,7 @@ class WppDecoder:
                 if noprefix or not entry.has_prefix:
                     yield text
                     continue
-                prefix = entry.prefix
+                prefix = self._bound_prefix(entry)
                 if prefix.static is not None:
                     yield prefix.static + text
                     continue
@@ -348,154 +349,177 @@ class WppDecoder:
             counters.non_wpp += non_wpp
             counters.formatted = (counters.messages - counters.unknown - counters.format_errors)
 
-    def format_rows(self, chunks: Iterable[tuple[list, list]], view) -> Iterator[list[str]]:
-        """The hot path: the engine's chunks of ``wpp_rows`` rows (``view``: the RowView that
-        made them) -> lists of output lines (same text as ``format_records``).
+    def render_rows(self, chunks: Iterable[tuple[Sequence[int], list]], view) -> Iterator[bytes]:
+        """The hot path: the engine's chunks of row refs (``view``: the ``wpp_rows.RowView``
+        that made them) -> UTF-8 text, one line per message (the same text as
+        ``format_records``). The C renderer (``wpptrace.tmf.native``) prints each row from its
+        message's program; what it leaves to Python (the log-file header line, argument bytes
+        that do not fit, the item types only Python prints) is filled in here."""
+        for text, _ends in self._rendered_chunks(chunks, view, False):
+            yield text
 
-        Per row the loop indexes lists by the C tables' ids: ``texts[memo]`` is the text of
-        an argument block seen before (only the prefix is then per event), ``by_key[key]`` the
-        resolved message, ``heads[head]`` the prefix part before the time."""
-        from .wpp_rows import (HOT_FIELDS, KEY_OVERFLOW, LOGFILE_HEADER, NO_TIME, NOT_MESSAGE,
-                               ROW_FIELDS, ROW_FORMAT, ROW_INDEX, ROW_SIZE, TIME_OUT_OF_RANGE,
-                               header_record)
+    def format_rows(self, chunks: Iterable[tuple[Sequence[int], list]], view) -> Iterator[list[str]]:
+        """``render_rows`` as lists of lines (a line may hold line breaks of its message)."""
+        for text, ends in self._rendered_chunks(chunks, view, True):
+            lines, start = [], 0
+            for end in ends:
+                if end > start:
+                    lines.append(str(text[start:end - 1], "utf-8"))
+                    start = end
+            yield lines
 
-        assert ROW_FIELDS[len(HOT_FIELDS):] == [
-            "thread_id", "process_id", "sequence", "payload_offset", "payload_size",
-            "guid_offset", "cpu", "number", "flags", "kind", "present"]
-        at_tid, at_pid, at_cpu = ROW_INDEX["thread_id"], ROW_INDEX["process_id"], ROW_INDEX["cpu"]
-        unpack_row, row_size = ROW_FORMAT.unpack_from, ROW_SIZE
-        tables, datas, blobs, sources = view.tables, view.datas, view.blobs, view.sources
+    def _rendered_chunks(self, chunks, view, want_ends: bool):
+        """(text, line ends) per chunk; the text may be the renderer's buffer (valid until
+        the next chunk is asked for)."""
+        printer = self._row_printer()
+        tables = view.tables
+        key_entries, key_program = self._key_entries, printer.key_program
         counters = self.counters
-        noprefix = self.noprefix
-        time_text = self.time_text
-        second_text = time_text._second_text
-        cur_second = cur_milli = None
-        cur_text = second_part = ""
-        # Formatted texts by memo id (key, flags, argument bytes): real traces repeat payloads
-        # (function enter/exit, the same status), and a hit leaves only the prefix to build.
-        # Bounded by the C table (MEMO_CAP ids, MEMO_PER_KEY per message).
-        memo_none, head_none = tables.memo_none, tables.head_none
-        texts: list = [None] * (memo_none + 1)   # the last slot (no id) stays None
-        heads: list = [None] * (head_none + 1)   # (cpu, pid, tid) -> head, for ``fast_head``
-        by_key: list = []                        # key id -> _Entry (mirrors the C key table)
-        nkeys = 0
-        fast_head = self._fast_head_template()
-        events = non_wpp = headers = 0
+        events = non_wpp = 0
+        headers = counters.headers
         try:
-            for batch, _keys in chunks:
-                out = []
-                append = out.append
-                events += len(batch)
-                for ts, milli, mid, hid, kid, slot, index in batch:
-                    hit = texts[mid]
-                    if hit is not None:  # seen before: only the prefix is per event
-                        suffix, entry, plain = hit
-                        entry.count += 1
-                        if plain:
-                            append(suffix)
-                            continue
-                        if milli != cur_milli:  # the time text changes at most once per ms
-                            cur_milli = milli
-                            if milli <= TIME_OUT_OF_RANGE:
-                                cur_second = None
-                                cur_text = "" if milli == NO_TIME else \
-                                    time_text(sources[slot].clock.to_filetime(ts))
-                            else:
-                                second, ms = divmod(milli, 1000)
-                                if second != cur_second:
-                                    cur_second = second
-                                    second_part = second_text(second)
-                                cur_text = second_part + _MILLIS[ms]
-                        head = heads[hid]
-                        if head is None:
-                            full = unpack_row(blobs[slot], index * row_size)
-                            head = entry.prefix.head(full[at_cpu], full[at_pid], full[at_tid])
-                            if hid != head_none:
-                                heads[hid] = head
-                        append(head + cur_text + suffix)
-                        continue
-                    (_ts, _milli, _mid, _hid, _kid, _slot, _index, tid, pid, seq, poff, plen,
-                     goff, cpu, number, flags, kind, _present) = unpack_row(blobs[slot],
-                                                                            index * row_size)
-                    if kid < nkeys:
-                        entry = by_key[kid]
-                    elif kid == NOT_MESSAGE:
-                        non_wpp += 1
-                        continue
-                    elif kid == LOGFILE_HEADER:
-                        full = unpack_row(blobs[slot], index * row_size)
-                        append(self._header_line(header_record(full), sources[slot].clock))
-                        headers += 1
-                        continue
-                    elif kid == KEY_OVERFLOW:  # more distinct messages than the C table holds
-                        guid = datas[slot][goff:goff + 16] if goff else bytes(16)
-                        entry = self._raw_entry(guid, number)
-                    else:  # new keys: resolve them in id order
-                        while nkeys <= kid:
-                            entry = self._raw_entry(*tables.key_info(nkeys))
-                            if not entry.memo_mode:
-                                tables.stop_memo(nkeys)
-                            by_key.append(entry)
-                            nkeys += 1
-                        entry = by_key[kid]
-                    entry.count += 1
-                    formatter = entry.formatter
-                    if formatter is None:
-                        if entry.unknown is not None:
-                            counters.unknown += 1
-                            append(entry.unknown)
-                            continue
-                        counters.format_errors += 1
-                        text = _format_error_line(entry, entry.compile_error)
-                    else:
-                        psize = message_pointer_size(flags, sources[slot].pointer_size)
-                        try:
-                            text = formatter.format(datas[slot][poff:poff + plen], psize,
-                                                    entry.markers)
-                        except Exception as exc:  # args don't fit: a format-error line
-                            counters.format_errors += 1
-                            text = _format_error_line(entry, str(exc) or type(exc).__name__)
-                        else:
-                            mode = entry.memo_mode
-                            if mode and mid != memo_none:
-                                texts[mid] = ((text if mode == _MEMO_PLAIN else
-                                               entry.prefix.tail + text), entry, mode == _MEMO_PLAIN)
-                    if noprefix or not entry.has_prefix:
-                        append(text)
-                        continue
-                    prefix = entry.prefix
-                    tail = prefix.tail
-                    if tail is None:
-                        append(self._generic_prefix(prefix, ts, milli, tid, seq, pid, cpu,
-                                                    sources[slot].clock) + text)
-                        continue
-                    if milli != cur_milli:
-                        cur_milli = milli
-                        if milli <= TIME_OUT_OF_RANGE:
-                            cur_second = None
-                            cur_text = "" if milli == NO_TIME else \
-                                time_text(sources[slot].clock.to_filetime(ts))
-                        else:
-                            second, ms = divmod(milli, 1000)
-                            if second != cur_second:
-                                cur_second = second
-                                second_part = second_text(second)
-                            cur_text = second_part + _MILLIS[ms]
-                    if prefix.head_template == fast_head:
-                        head = heads[hid]
-                        if head is None:
-                            head = prefix.head(cpu, pid, tid)
-                            if hid != head_none:
-                                heads[hid] = head
-                    else:
-                        head = prefix.head(cpu, pid, tid)
-                    append(head + cur_text + tail + text)
-                yield out
+            for items, _keys in chunks:
+                n = len(items)
+                if not n:
+                    continue
+                events += n
+                for key in range(len(key_entries), tables.key_count()):  # compiled on first use
+                    entry = self._raw_entry(*tables.key_info(key))
+                    key_entries.append(entry)
+                    key_program.append(self._program(entry))
+                sources = view.sources
+                text, holes, ends, skipped = printer.print(
+                    items, view.datas, view.blobs,
+                    [8 if s is None else s.pointer_size for s in sources], want_ends)
+                non_wpp += skipped
+                if holes:
+                    text, ends = self._fill_holes(text, ends, items, view, holes)
+                yield text, ends
         finally:
             counters.events += events
-            counters.messages += events - non_wpp - headers
             counters.non_wpp += non_wpp
+            counters.messages += events - non_wpp - (counters.headers - headers)
+            self._sync_native_counts()
             counters.formatted = (counters.messages - counters.unknown - counters.format_errors)
+
+    def _fill_holes(self, text, ends: list[int], items, view, holes: list[tuple[int, int]]):
+        """Put the lines Python prints at their places in the C renderer's text (and move
+        the line ends after them)."""
+        filled = [(row, pos, (self._row_line(items[row], view) + "\n").encode("utf-8"))
+                  for row, pos in holes]
+        parts, at = [], 0
+        for _row, pos, line in filled:
+            parts += (text[at:pos], line)
+            at = pos
+        parts.append(text[at:])
+        if ends:
+            k = shift = 0
+            for j in range(len(ends)):
+                while k < len(filled) and filled[k][0] <= j:
+                    shift += len(filled[k][2])
+                    k += 1
+                ends[j] += shift
+        return b"".join(parts), ends
+
+    def _row_line(self, ref: int, view) -> str:
+        """The line of one row, printed by Python (a hole of the C renderer)."""
+        from .wpp_rows import KEY_OVERFLOW, LOGFILE_HEADER, ROW_FORMAT, ROW_SIZE, TIME_OUT_OF_RANGE, header_record
+
+        slot, index = ref >> 32, ref & 0xFFFFFFFF
+        full = ROW_FORMAT.unpack_from(view.blobs[slot], index * ROW_SIZE)
+        (ts, milli, kid, _slot, _index, tid, pid, seq, poff, plen, goff, cpu, number, flags, _kind,
+         _present) = full
+        source = view.sources[slot]
+        if kid == LOGFILE_HEADER:
+            return self._header_line(header_record(full), source.clock)
+        if kid == KEY_OVERFLOW:  # more distinct messages than the C table holds
+            data = view.datas[slot]
+            entry = self._raw_entry(data[goff:goff + 16] if goff else bytes(16), number)
+        else:
+            entry = self._key_entries[kid]
+        entry.count += 1
+        counters = self.counters
+        formatter = entry.formatter
+        if formatter is None:
+            if entry.unknown is not None:
+                counters.unknown += 1
+                return entry.unknown
+            counters.format_errors += 1
+            text = _format_error_line(entry, entry.compile_error)
+        else:
+            psize = message_pointer_size(flags, source.pointer_size)
+            try:
+                text = formatter.format(view.datas[slot][poff:poff + plen], psize, entry.markers)
+            except Exception as exc:  # args don't fit: a format-error line
+                counters.format_errors += 1
+                text = _format_error_line(entry, str(exc) or type(exc).__name__)
+                program = self._printer.key_program
+                if formatter.error is not None and kid < len(program):
+                    program[kid] = RowPrinter.HOLE  # its failure is remembered: Python's from now on
+        if self.noprefix or not entry.has_prefix:
+            return text
+        tt = ""
+        if milli != _NO_TIME:
+            tt = self.time_text(source.clock.to_filetime(ts)) if milli == TIME_OUT_OF_RANGE else \
+                self.time_text.from_milli(milli)
+        return self._bound_prefix(entry).render((tid, tt, 0, 0, seq, pid, cpu)) + text
+
+    def _row_printer(self) -> RowPrinter:
+        if self._printer is None:
+            from wpptrace.tmf.native import NativeRenderer
+
+            self._printer = RowPrinter(NativeRenderer(utc=self.utc, noprefix=self.noprefix))
+        return self._printer
+
+    def _program(self, entry: _Entry) -> int:
+        """The C renderer's program of a message (compiled the first time a row needs it), or
+        WPPR_HOLE when Python prints its lines."""
+        if entry.program is not None:
+            return entry.program
+        from wpptrace.tmf.native import encode
+
+        program = RowPrinter.HOLE
+        try:
+            if entry.unknown is not None:
+                blob = encode([], [("lit", entry.unknown)], None, prefix=False)
+            elif entry.formatter is None:
+                blob = None
+            else:
+                compiled = entry.formatter.native_ops(entry.markers)
+                prefix_ops = None
+                if compiled is not None and entry.has_prefix and not self.noprefix:
+                    prefix_ops = self.prefix.native_ops(entry.component, entry.name, entry.markers)
+                    if prefix_ops is None:
+                        compiled = None
+                blob = None if compiled is None else encode(*compiled, prefix_ops, prefix=entry.has_prefix)
+            if blob is not None:
+                program = self._row_printer().renderer.add(blob)
+        except UnicodeEncodeError:  # text only Python can write: its lines stay with Python
+            program = RowPrinter.HOLE
+        entry.program = program
+        return program
+
+    def _sync_native_counts(self) -> None:
+        """Add the rows the C renderer printed to the messages' counts (and the Unknowns)."""
+        if self._printer is None:
+            return
+        native = self._printer.renderer
+        for entry in self._key_entries:
+            program = entry.program
+            if program is None or program < 0:
+                continue
+            rows = native.rows_rendered(program)
+            new = rows - entry.native_rows
+            if new:
+                entry.count += new
+                entry.native_rows = rows
+                if entry.unknown is not None:
+                    self.counters.unknown += new
+
+    def _bound_prefix(self, entry: _Entry):
+        if entry.prefix is None:
+            entry.prefix = self.prefix.bind(entry.component, entry.name, entry.markers)
+        return entry.prefix
 
     def _raw_entry(self, guid_le: bytes, number: int) -> "_Entry":
         """The entry of a (GUID bytes_le, number) key as the rows path sees it."""
@@ -505,31 +529,7 @@ class WppDecoder:
             guid = uuid.UUID(bytes_le=guid_le)
             entry = self._entries.get((guid, number)) or self._entry(guid, number)
             self._raw_entries[key] = entry
-        entry.memo_mode = self._memo_mode(entry)
         return entry
-
-    def _fast_head_template(self):
-        """The head template (prefix part before the time) shared by memoised lines."""
-        return self.prefix.bind("", "", {}).head_template
-
-    def _memo_mode(self, entry: "_Entry") -> int:
-        """How a message's lines can be memoised: not (0), text only, or tail + text."""
-        if entry.formatter is None:
-            return _MEMO_OFF
-        if self.noprefix or not entry.has_prefix:
-            return _MEMO_PLAIN
-        prefix = entry.prefix
-        if prefix.tail is not None and prefix.head_template == self._fast_head_template():
-            return _MEMO_PREFIXED
-        return _MEMO_OFF
-
-    def _generic_prefix(self, prefix, ts, milli, tid, seq, pid, cpu, clock) -> str:
-        if prefix.static is not None:
-            return prefix.static
-        tt = ""
-        if prefix.needs_time and milli != _NO_TIME:
-            tt = self.time_text(clock.to_filetime(ts))
-        return prefix.template % prefix.pick((tid, tt, 0, 0, seq, pid, cpu))
 
     # -- the structured path --------------------------------------------------------------
     def decode_records(self, records: Iterable, ctx: FileContext, *,
@@ -591,7 +591,7 @@ class WppDecoder:
             msg.text = _format_error_line(entry, msg.error)
         msg.line = msg.text
         if entry.has_prefix and not self.noprefix:
-            msg.line = entry.prefix.render((
+            msg.line = self._bound_prefix(entry).render((
                 msg.thread_id, time_text, 0, 0, msg.sequence, msg.process_id, msg.cpu)) + msg.text
         return msg
 

@@ -1,41 +1,32 @@
 """Compact WPP rows: the engine view the formatter reads (no per-record Python objects).
 
 ``RowView`` is a view of decoder.engine: per buffer, the C walker of ``csrc/wpp_rows.c``
-turns every record into a flat row (fields: ``ROW_FIELDS``) and gives repeated facts small
-integer ids from its bounded tables (``RowTables``): the message key (GUID, number), the memo
-id (key, flags, argument bytes: same id, same text) and the head id (cpu, pid, tid), so the
-formatter indexes lists instead of hashing tuples of bytes. The row also carries the
-record's FILETIME in milliseconds (``milli``), computed in C with the source's clock.
+turns every record into a flat row (fields: ``ROW_FIELDS``) in one byte string, with the
+message's key id (GUID, number) from a bounded table (``RowTables``) and the record's
+FILETIME in milliseconds (``milli``), computed in C with the source's clock.
 
-The rows handed out hold only ``HOT_FIELDS`` (timestamp, milli, memo, head, key, slot,
-index); the full row (``ROW_FIELDS``: thread, process, sequence, argument bytes ...) is
-``ROW_FORMAT.unpack_from(view.blobs[slot], index * ROW_SIZE)``. A row names its buffer by
-``slot`` (the engine's stream number): ``view.datas[slot]`` / ``blobs[slot]`` hold that
-buffer's bytes and full rows, ``view.sources[slot]`` its source (clock, pointer size), while
-its rows are being consumed. The engine reads a stream's next buffer only after its rows were
-handed out, so memory stays at one buffer per stream, plus the bounded tables.
+The items handed to the merge are row refs, ``slot << 32 | index``: plain ints, made as a
+``range`` per buffer. A ref names its buffer by ``slot`` (the engine's stream number):
+``view.datas[slot]`` / ``blobs[slot]`` hold that buffer's bytes and rows,
+``view.sources[slot]`` its source (clock, pointer size), while its rows are being consumed;
+the row itself is ``view.full_row(ref)``. The formatter hands the refs of a merged chunk to
+the C renderer in one call (``_hazmat.RowPrinter``). The engine reads a stream's next buffer
+only after its rows were handed out, so memory stays at one buffer per stream, plus the table.
 """
 from __future__ import annotations
 
 import struct
-from operator import itemgetter
 from types import SimpleNamespace
 
 from ._hazmat import ETL, ROW, RowTables as _Tables, RowWalker, offsetof
 
 __all__ = ["RowView", "RowTables", "header_record", "ROW_FIELDS", "ROW_INDEX", "ROW_FORMAT",
-           "ROW_SIZE", "HOT_FIELDS", "NOT_MESSAGE", "KEY_OVERFLOW", "LOGFILE_HEADER", "NO_TIME",
+           "ROW_SIZE", "NOT_MESSAGE", "KEY_OVERFLOW", "LOGFILE_HEADER", "NO_TIME",
            "TIME_OUT_OF_RANGE"]
 
 ROW_FORMAT, ROW_FIELDS = ROW.struct, ROW.fields
 ROW_INDEX = ROW.index
 ROW_SIZE = ROW.size
-# the rows the merge and the formatter's loop see: the leading fields only (fewer Python
-# ints per record); the full row is unpacked from the buffer's blob when needed
-HOT_FIELDS = ROW_FIELDS[:ROW_FIELDS.index("thread_id")]
-_HOT = struct.Struct("<qqIIIII%dx" % (ROW_SIZE - offsetof("wpprow", "thread_id")))
-assert HOT_FIELDS == ["timestamp", "milli", "memo", "head", "key", "slot", "index"]
-assert _HOT.size == ROW_SIZE
 NOT_MESSAGE = ETL.WPPROW_NOT_MESSAGE
 KEY_OVERFLOW = ETL.WPPROW_KEY_OVERFLOW
 LOGFILE_HEADER = ETL.WPPROW_LOGFILE_HEADER
@@ -43,20 +34,17 @@ LOGFILE_HEADER = ETL.WPPROW_LOGFILE_HEADER
 NO_TIME = -(1 << 63)
 TIME_OUT_OF_RANGE = NO_TIME + 1
 _TS = ROW_INDEX["timestamp"]
-_KEY = ROW_INDEX["key"]
-_ts_of = itemgetter(_TS)
+_KEY_OFFSET = offsetof("wpprow", "key")
+_KEY_FIELD = struct.Struct("<I")
+assert ROW_SIZE % 8 == 0 and offsetof("wpprow", "timestamp") == 0
 
-# table bounds: distinct message keys, memoised texts (and per message), heads
+#: distinct message keys a decoding run gives ids (past it: KEY_OVERFLOW, Python's path)
 KEY_CAP = 1 << 20
-MEMO_CAP = 1 << 16
-MEMO_PER_KEY = 256
-MEMO_ARENA = 16 << 20
-HEAD_CAP = 1 << 16
 
 
 def RowTables() -> _Tables:
-    """The C id tables of one decoding run, with this module's bounds."""
-    return _Tables(KEY_CAP, MEMO_CAP, MEMO_PER_KEY, MEMO_ARENA, HEAD_CAP)
+    """The C key table of one decoding run, with this module's bound."""
+    return _Tables(KEY_CAP)
 
 
 class RowView:
@@ -70,9 +58,9 @@ class RowView:
         self.datas: list[bytes] = []
         self.blobs: list[bytes] = []
         self.sources: list = []
-        self._walker = RowWalker(self.tables, _HOT)
+        self._walker = RowWalker(self.tables)
 
-    def __call__(self, source, buf, slot: int, header_record: bool) -> tuple[list, list[int]]:
+    def __call__(self, source, buf, slot: int, header_record: bool) -> tuple[range, list[int]]:
         while slot >= len(self.datas):
             self.datas.append(b"")
             self.blobs.append(b"")
@@ -84,24 +72,26 @@ class RowView:
         data = data if isinstance(data, bytes) else bytes(data)
         walker = self._walker
         walker.set_clock(source.clock.linear)
-        rows: list = []
         blobs: list = []
+        count = 0
         last = None
         for start, end, before in buf.ranges:
-            last = walker.walk(data, start, end, before if last is None else last,
-                               buf.processor, slot, rows, blobs)
+            count, last = walker.walk(data, start, end, before if last is None else last,
+                                      buf.processor, slot, count, blobs)
+        blob = blobs[0] if len(blobs) == 1 else b"".join(blobs)
+        if header_record and count:
+            blob = bytearray(blob)
+            _KEY_FIELD.pack_into(blob, _KEY_OFFSET, LOGFILE_HEADER)
+            blob = bytes(blob)
         self.datas[slot] = data
-        self.blobs[slot] = blobs[0] if len(blobs) == 1 else b"".join(blobs)
+        self.blobs[slot] = blob
         self.sources[slot] = source
-        if header_record and rows:
-            head = rows[0]
-            rows[0] = head[:_KEY] + (LOGFILE_HEADER,) + head[_KEY + 1:]
-        return rows, list(map(_ts_of, rows))
+        base = slot << 32
+        return range(base, base + count), memoryview(blob).cast("q")[::ROW_SIZE // 8].tolist()
 
-    def full_row(self, row: tuple) -> tuple:
-        """The full row (``ROW_FIELDS``) of a hot row whose buffer is still current."""
-        return ROW_FORMAT.unpack_from(self.blobs[row[ROW_INDEX["slot"]]],
-                                      row[ROW_INDEX["index"]] * ROW_SIZE)
+    def full_row(self, ref: int) -> tuple:
+        """The full row (``ROW_FIELDS``) of a row ref whose buffer is still current."""
+        return ROW_FORMAT.unpack_from(self.blobs[ref >> 32], (ref & 0xFFFFFFFF) * ROW_SIZE)
 
 
 _PRESENT = ROW_INDEX["present"]

@@ -1,14 +1,12 @@
-/* wpp_rows.c: one buffer's records -> compact WPP rows with small-integer ids (see wpp_rows.h).
+/* wpp_rows.c: one buffer's records -> compact WPP rows with message key ids (see wpp_rows.h),
+ * and the rows printed by the C renderer (wpprow_render).
  *
- * Open-addressing hash tables, sized once (keys grow by doubling up to their cap; memo slots
- * carry a hash tag so a probe rarely touches the entries); ids are
- * handed out in first-seen order and never reused, so Python can mirror each table with a
- * plain list. Memo entries keep a copy of their argument bytes in an arena (bounded).
- *
- * The GUIDs, numbers, argument bytes and thread ids hashed here come from the file, so the
- * hashes are keyed with a secret seed per table, and no lookup looks at more than
- * PROBE_LIMIT slots: a file built to pile its keys onto few slots gets no id for the extra
- * ones (Python's slow path, still correct) instead of quadratic work.
+ * The key table is open addressing (it grows by doubling up to its cap); ids are handed out
+ * in first-seen order and never reused, so Python can mirror the table with a plain list.
+ * The GUIDs and numbers hashed here come from the file, so the hashes are keyed with a secret
+ * seed per table, and no lookup looks at more than PROBE_LIMIT slots: a file built to pile
+ * its keys onto few slots gets no id for the extra ones (Python's slow path, still correct)
+ * instead of quadratic work.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,16 +23,11 @@
 #define PROBE_LIMIT 64          /* slots one lookup may look at (random keys: a few) */
 #define EMPTY32 0xFFFFFFFFu
 
-typedef struct { uint8_t guid[16]; uint32_t number; uint32_t memo_left; } key_entry;
-typedef struct { uint64_t hash; uint64_t at; uint32_t key; uint32_t len; uint32_t flags; } memo_entry;
-typedef struct { uint32_t cpu, pid, tid; } head_entry;
+typedef struct { uint8_t guid[16]; uint32_t number; } key_entry;
 
 struct wpprow_tables {
-    key_entry *keys; uint32_t nkeys, keys_alloc, key_cap, memo_per_key;
+    key_entry *keys; uint32_t nkeys, keys_alloc, key_cap;
     uint32_t *key_slots; uint32_t key_mask;
-    memo_entry *memos; uint32_t nmemos, memo_cap; uint64_t *memo_slots; uint32_t memo_mask;
-    uint8_t *arena; uint64_t arena_used, arena_alloc, arena_cap;
-    head_entry *heads; uint32_t nheads, head_cap; uint32_t *head_slots; uint32_t head_mask;
     etlrd_record *scratch;
     uint64_t seed;
 };
@@ -63,41 +56,29 @@ static uint64_t secret_seed(const void *salt)
     return mix((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)(uintptr_t)salt);
 }
 
-wpprow_tables *wpprow_tables_new(uint32_t key_cap, uint32_t memo_cap, uint32_t memo_per_key,
-                                 uint64_t arena_cap, uint32_t head_cap)
+wpprow_tables *wpprow_tables_new(uint32_t key_cap)
 {
     wpprow_tables *t = calloc(1, sizeof(*t));
     if (!t) return NULL;
-    t->key_cap = key_cap; t->memo_cap = memo_cap; t->memo_per_key = memo_per_key;
-    t->arena_cap = arena_cap; t->head_cap = head_cap;
+    t->key_cap = key_cap;
     t->keys_alloc = key_cap < 1024 ? key_cap : 1024;
     t->key_mask = pow2_at_least(2 * (uint64_t)t->keys_alloc) - 1;
-    t->memo_mask = pow2_at_least(2 * (uint64_t)memo_cap) - 1;
-    t->head_mask = pow2_at_least(2 * (uint64_t)head_cap) - 1;
     t->keys = malloc(sizeof(key_entry) * (t->keys_alloc ? t->keys_alloc : 1));
     t->key_slots = malloc(sizeof(uint32_t) * (t->key_mask + 1));
-    t->memos = malloc(sizeof(memo_entry) * (memo_cap ? memo_cap : 1));
-    t->memo_slots = malloc(sizeof(uint64_t) * (t->memo_mask + 1));
-    t->heads = malloc(sizeof(head_entry) * (head_cap ? head_cap : 1));
-    t->head_slots = malloc(sizeof(uint32_t) * (t->head_mask + 1));
     t->scratch = malloc(sizeof(etlrd_record) * SCRATCH_RECORDS);
     t->seed = secret_seed(t);
-    if (!t->keys || !t->key_slots || !t->memos || !t->memo_slots || !t->heads || !t->head_slots
-            || !t->scratch) {
+    if (!t->keys || !t->key_slots || !t->scratch) {
         wpprow_tables_free(t);
         return NULL;
     }
     memset(t->key_slots, 0xFF, sizeof(uint32_t) * (t->key_mask + 1));
-    memset(t->memo_slots, 0xFF, sizeof(uint64_t) * (t->memo_mask + 1));
-    memset(t->head_slots, 0xFF, sizeof(uint32_t) * (t->head_mask + 1));
     return t;
 }
 
 void wpprow_tables_free(wpprow_tables *t)
 {
     if (!t) return;
-    free(t->keys); free(t->key_slots); free(t->memos); free(t->memo_slots);
-    free(t->arena); free(t->heads); free(t->head_slots); free(t->scratch);
+    free(t->keys); free(t->key_slots); free(t->scratch);
     free(t);
 }
 
@@ -111,11 +92,6 @@ int wpprow_key_info(const wpprow_tables *t, uint32_t key, uint8_t *guid, uint32_
     memcpy(guid, t->keys[key].guid, 16);
     *number = t->keys[key].number;
     return 1;
-}
-
-void wpprow_key_memo_left(wpprow_tables *t, uint32_t key, uint32_t left)
-{
-    if (key < t->nkeys) t->keys[key].memo_left = left;
 }
 
 static uint64_t key_hash(const wpprow_tables *t, const uint8_t *guid, uint32_t number)
@@ -162,66 +138,7 @@ static uint32_t key_id(wpprow_tables *t, const uint8_t *guid, uint32_t number)
     uint32_t i = t->nkeys++;
     memcpy(t->keys[i].guid, guid, 16);
     t->keys[i].number = number;
-    t->keys[i].memo_left = t->memo_per_key;
     t->key_slots[s] = i;
-    return i;
-}
-
-static uint32_t memo_id(wpprow_tables *t, uint32_t key, uint32_t flags, const uint8_t *p, uint32_t n)
-{
-    uint32_t none = t->memo_cap;
-    if (n > WPPROW_MAX_PAYLOAD) return none;
-    uint64_t h = hash_bytes(p, n, t->seed ^ (((uint64_t)key << 16) ^ flags));
-    uint32_t s = (uint32_t)h & t->memo_mask;
-    uint64_t tag = h & 0xFFFFFFFF00000000ULL;
-    for (uint32_t probes = 1;; s = (s + 1) & t->memo_mask, probes++) {
-        uint64_t slot = t->memo_slots[s];
-        if (slot == UINT64_MAX) break;
-        if ((slot & 0xFFFFFFFF00000000ULL) == tag) {
-            uint32_t i = (uint32_t)slot;
-            memo_entry *m = &t->memos[i];
-            if (m->hash == h && m->key == key && m->flags == flags && m->len == n
-                    && !memcmp(t->arena + m->at, p, n))
-                return i;
-        }
-        if (probes == PROBE_LIMIT) return none;
-    }
-    key_entry *k = &t->keys[key];
-    if (!k->memo_left || t->nmemos >= t->memo_cap || t->arena_used + n > t->arena_cap)
-        return none;
-    if (t->arena_used + n > t->arena_alloc) {
-        uint64_t alloc = t->arena_alloc ? t->arena_alloc * 2 : 65536;
-        while (alloc < t->arena_used + n) alloc *= 2;
-        if (alloc > t->arena_cap) alloc = t->arena_cap;
-        uint8_t *a = realloc(t->arena, alloc ? alloc : 1);
-        if (!a) return none;
-        t->arena = a; t->arena_alloc = alloc;
-    }
-    k->memo_left--;
-    uint32_t i = t->nmemos++;
-    memo_entry *m = &t->memos[i];
-    m->hash = h; m->key = key; m->flags = flags; m->len = n; m->at = t->arena_used;
-    if (n) memcpy(t->arena + t->arena_used, p, n);
-    t->arena_used += n;
-    t->memo_slots[s] = tag | i;
-    return i;
-}
-
-static uint32_t head_id(wpprow_tables *t, uint32_t cpu, uint32_t pid, uint32_t tid)
-{
-    uint64_t h = mix(((uint64_t)pid << 32 | tid) ^ mix(cpu + 0x9E3779B97F4A7C15ULL) ^ t->seed);
-    uint32_t s = (uint32_t)h & t->head_mask;
-    for (uint32_t probes = 1;; s = (s + 1) & t->head_mask, probes++) {
-        uint32_t i = t->head_slots[s];
-        if (i == EMPTY32) break;
-        head_entry *e = &t->heads[i];
-        if (e->tid == tid && e->pid == pid && e->cpu == cpu) return i;
-        if (probes == PROBE_LIMIT) return t->head_cap;
-    }
-    if (t->nheads >= t->head_cap) return t->head_cap;
-    uint32_t i = t->nheads++;
-    t->heads[i].cpu = cpu; t->heads[i].pid = pid; t->heads[i].tid = tid;
-    t->head_slots[s] = i;
     return i;
 }
 
@@ -268,8 +185,6 @@ uint32_t wpprow_walk(wpprow_tables *t, const uint8_t *buf, uint32_t end, uint32_
         w->flags = r->flags;
         w->kind = r->kind;
         w->present = r->present;
-        w->memo = t->memo_cap;
-        w->head = t->head_cap;
         if (r->kind != ETLRD_KIND_MESSAGE) {
             w->key = WPPROW_NOT_MESSAGE;
             continue;
@@ -279,9 +194,48 @@ uint32_t wpprow_walk(wpprow_tables *t, const uint8_t *buf, uint32_t end, uint32_
             w->guid_offset = r->offset + sizeof(MESSAGE_TRACE_HEADER)
                 + ((r->present & ETLRD_HAS_SEQUENCE) ? sizeof(uint32_t) : 0);
         w->key = key_id(t, r->guid, r->event_id);
-        if (w->key < t->nkeys)
-            w->memo = memo_id(t, w->key, r->flags, buf + r->payload_offset, r->payload_size);
-        w->head = head_id(t, cpu, r->process_id, r->thread_id);
     }
     return n;
+}
+
+int wpprow_render(wppr_renderer *r, const uint64_t *refs, uint32_t n, const wpprow *const *rows,
+                  const uint32_t *row_counts, const uint8_t *const *datas,
+                  const uint32_t *pointer_sizes, uint32_t nslots, const int32_t *key_program,
+                  uint32_t nkeys, wppr_buf *out, uint32_t *holes, uint64_t *hole_at,
+                  uint32_t *nholes, uint32_t *skipped, uint64_t *ends)
+{
+    uint32_t h = 0, skip = 0;
+    int rc = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t slot = (uint32_t)(refs[i] >> 32), index = (uint32_t)refs[i];
+        const wpprow *w = slot < nslots && index < row_counts[slot] ? &rows[slot][index] : NULL;
+        if (w && w->key == WPPROW_NOT_MESSAGE) {
+            skip++;
+        } else {
+            wppr_row row;
+            row.program = w && w->key < nkeys ? key_program[w->key] : WPPR_HOLE;
+            if (row.program >= 0) {
+                row.args = datas[slot] + w->payload_offset;
+                row.size = w->payload_size;
+                row.milli = w->milli;
+                row.thread_id = w->thread_id;
+                row.process_id = w->process_id;
+                row.sequence = w->sequence;
+                row.cpu = w->cpu;
+                row.pointer_size = (w->flags & TRACE_MESSAGE_POINTER64) ? 8
+                                   : (w->flags & TRACE_MESSAGE_POINTER32) ? 4 : pointer_sizes[slot];
+                rc = wppr_render_row(r, &row, out);
+                if (rc < 0) break;
+            }
+            if (row.program < 0 || rc) {
+                holes[h] = i;
+                hole_at[h++] = out->len;
+                rc = 0;
+            }
+        }
+        if (ends) ends[i] = out->len;
+    }
+    *nholes = h;
+    *skipped = skip;
+    return rc;
 }

@@ -28,7 +28,8 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 INCLUDE = os.path.join(HERE, "include")
-PARTS = [os.path.join(ROOT, part, "csrc") for part in ("provider", "decoder", "tmf")]
+# in dependency order: the decoder's row header uses the renderer's types (tmf)
+PARTS = [os.path.join(ROOT, part, "csrc") for part in ("provider", "tmf", "decoder")]
 
 _INTEGER_DEFINE = re.compile(r"^\s*#\s*define\s+\w+\s+\(?-?(0[xX][0-9A-Fa-f]+|\d+)[uUlL]*\)?\s*$")
 _CONDITIONAL = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif|else|endif)\b(.*)$")

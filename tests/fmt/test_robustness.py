@@ -1,4 +1,4 @@
-"""Untrusted argument bytes never stop a run; the hot path's memo never changes the text."""
+"""Untrusted argument bytes never stop a run; the C rows path prints what the record path prints."""
 from __future__ import annotations
 
 import random
@@ -59,8 +59,8 @@ def test_random_argument_bytes_never_stop_the_run(data, tmp_path_factory, fmt_tm
     assert lines == _decode(path, tmfset, rows=False)[0]
 
 
-def test_memo_gives_the_same_text_as_formatting_every_time(tmp_path, fmt_tmf, corpus):
-    """Repeated and unique payloads, past the point where the memo gives up on a message."""
+def test_rows_give_the_same_text_as_records(tmp_path, fmt_tmf, corpus):
+    """Repeated and unique payloads of two messages on two processors."""
     tmfset, _ = _corpus_messages(fmt_tmf, corpus)
     types = tmfset.lookup(uuid.UUID("4857fab7-1162-3184-360b-cdd863ddf4ea"), 10)
     emitter = uuid.UUID("9b93a332-c452-3e71-64f7-55130c7de2e4")
@@ -69,11 +69,11 @@ def test_memo_gives_the_same_text_as_formatting_every_time(tmp_path, fmt_tmf, co
     for i in range(5000):
         if i % 3:
             rows.append((types.guid, 10, struct.pack("<iiq", i % 4, -i % 7, -5), 1, 2, 0,
-                         etlgen.T0 + i * 10, 0xAA))  # few distinct payloads: memo hits
+                         etlgen.T0 + i * 10, 0xAA))  # few distinct payloads
         else:
             rows.append((emitter, 10, struct.pack("<iI", rnd.randrange(1 << 30), i), 1, 2, 1,
-                         etlgen.T0 + i * 10, 0xAA))  # unique payloads: memo switched off
-    path = tmp_path / "memo.etl"
+                         etlgen.T0 + i * 10, 0xAA))  # unique payloads
+    path = tmp_path / "payloads.etl"
     etlgen.write_messages(path, rows, nprocs=2, buffer_size=8192)
     fast, counters = _decode(path, tmfset, rows=True)
     slow, _ = _decode(path, tmfset, rows=False)
@@ -102,9 +102,9 @@ def test_rows_keep_the_engine_order_with_equal_timestamps_across_buffers(tmp_pat
     assert by_rows == by_heap and len(by_rows) == 3001
 
 
-def test_full_row_tables_change_nothing(tmp_path, fmt_tmf, corpus, monkeypatch):
-    """Past the C tables' bounds (distinct messages, memoised texts, thread heads) rows take
-    the slow path with the same text and counts; tiny bounds force every overflow path."""
+def test_a_full_key_table_changes_nothing(tmp_path, fmt_tmf, corpus, monkeypatch):
+    """Past the C key table's bound (distinct messages) rows take Python's path with the same
+    text and counts; a tiny bound forces the overflow path."""
     from wpptrace.decoder import wpp_rows
 
     tmfset, messages = _corpus_messages(fmt_tmf, corpus)
@@ -114,9 +114,8 @@ def test_full_row_tables_change_nothing(tmp_path, fmt_tmf, corpus, monkeypatch):
     path = tmp_path / "tables.etl"
     etlgen.write_messages(path, rows, nprocs=2, buffer_size=8192)
     slow, slow_counts = _decode(path, tmfset, rows=False)
-    for caps in ((3, 5, 2, 64, 2), (1 << 20, 1 << 16, 256, 16 << 20, 1 << 16)):
-        for name, value in zip(("KEY_CAP", "MEMO_CAP", "MEMO_PER_KEY", "MEMO_ARENA", "HEAD_CAP"), caps):
-            monkeypatch.setattr(wpp_rows, name, value)
+    for cap in (3, 1 << 20):
+        monkeypatch.setattr(wpp_rows, "KEY_CAP", cap)
         fast, fast_counts = _decode(path, tmfset, rows=True)
         assert fast == slow and len(fast) == 3001
         assert fast_counts == slow_counts

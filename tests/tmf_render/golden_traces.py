@@ -12,14 +12,15 @@ Every trace is rebuilt from a seed on each test run (nothing large is committed)
   quoting, markers, escapes, inserts out of order), random arguments including boundary
   values, invalid UTF-8 / UTF-16, NaNs and cut-off blocks; a clock that is not 10 MHz.
 * ``repeat``: the interned-friendly shape of the fmt benchmark (few distinct argument blocks).
-* ``captures``: the real findneedle captures (tests/data/fmt) merged, and ``pyapp``: the
-  Python sample application's capture (samples/python_app), as they are.
+* ``captures``: the real findneedle captures of the corpus merged, and ``pyapp``: the Python
+  sample application's capture (samples/python_app), as they are.
 
-Run ``python tests/tmf_render/golden_traces.py --write`` (with the corpus beside the clone or
-``WPPTRACE_SHARED`` set) only when a rendering change is intended; review the diff.
+Run ``python tests/tmf_render/golden_traces.py --write`` only when a rendering change (or an
+input) is intended; review the diff. It writes what the Python renderer prints.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import lzma
 import os
@@ -362,7 +363,7 @@ def build(name: str, tmp: pathlib.Path, corpus: pathlib.Path) -> tuple[list[path
         _write(path, events)
         return [path], [str(tmf_dir)]
     if name == "captures":
-        data = REPO / "tests" / "data" / "fmt"
+        data = corpus / "wpp" / "guscatalano__findneedle"
         return sorted(data.glob("*.etl")), [str(data / "tmf")]
     if name == "pyapp":
         app = REPO / "samples" / "python_app"
@@ -395,11 +396,15 @@ VARIANTS: dict[str, dict[str, dict]] = {
 }
 
 
-def render(etls: list[pathlib.Path], tmfs: list[str], options: dict) -> bytes:
-    """What ``wpptrace fmt`` writes for the trace (utf-8 bytes; local time in LOCAL_TZ)."""
+def render(etls: list[pathlib.Path], tmfs: list[str], options: dict, *, python_only: bool = False) -> bytes:
+    """What ``wpptrace fmt`` writes for the trace (utf-8 bytes; local time in LOCAL_TZ).
+    ``python_only``: every line printed by the Python renderer (the C renderer gets no
+    program: each row is left to Python)."""
     import time
+    from unittest import mock
 
     from wpptrace.decoder.cli_fmt import FmtOptions, run_fmt
+    from wpptrace.decoder.wpp import RowPrinter, WppDecoder
 
     options = dict(options)
     local = options.pop("local", False)
@@ -411,8 +416,10 @@ def render(etls: list[pathlib.Path], tmfs: list[str], options: dict) -> bytes:
         os.environ["TZ"] = LOCAL_TZ
         time.tzset()
     try:
-        code = run_fmt(FmtOptions(files=[str(etl) for etl in etls], tmf_files=tmf_files, tmf_dirs=tmf_dirs,
-                                  progress="never", **options), out=out, err=err)
+        with mock.patch.object(WppDecoder, "_program", lambda self, entry: RowPrinter.HOLE) \
+                if python_only else contextlib.nullcontext():
+            code = run_fmt(FmtOptions(files=[str(etl) for etl in etls], tmf_files=tmf_files,
+                                      tmf_dirs=tmf_dirs, progress="never", **options), out=out, err=err)
     finally:
         if local:
             if old_tz is None:
@@ -439,14 +446,16 @@ def main(argv: list[str]) -> int:
     if argv != ["--write"]:
         print(__doc__)
         return 2
-    shared = pathlib.Path(os.environ.get("WPPTRACE_SHARED", REPO.parent / "shared"))
-    corpus = REPO / "tests" / "corpus" if (REPO / "tests" / "corpus").is_dir() else shared / "corpus"
+    sys.path.insert(0, str(REPO / "tests" / "corpus"))
+    import unpack
+
+    corpus = unpack.unpacked()
     GOLDEN.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for trace, variants in VARIANTS.items():
             etls, tmfs = build(trace, pathlib.Path(tmp), corpus)
             for variant, options in variants.items():
-                data = render(etls, tmfs, options)
+                data = render(etls, tmfs, options, python_only=True)
                 golden_path(trace, variant).write_bytes(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
                 lines = data.count(b"\n")
                 print(f"{golden_path(trace, variant).name}: {len(data):,} bytes, {lines:,} lines")

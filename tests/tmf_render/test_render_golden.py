@@ -34,6 +34,15 @@ def test_output_equals_the_golden_file(traces, trace, variant):
     assert got == want, _first_difference(got, want)
 
 
+@pytest.mark.parametrize("trace,variant", [("synth", "text"), ("synth", "custom.text"), ("driver", "text")])
+def test_python_alone_prints_the_golden_file_too(traces, trace, variant):
+    """The same bytes when every row is left to the Python renderer (the holes path)."""
+    etls, tmfs = traces[trace]
+    got = golden_traces.render(etls, tmfs, golden_traces.VARIANTS[trace][variant], python_only=True)
+    want = golden_traces.read_golden(trace, variant)
+    assert got == want, _first_difference(got, want)
+
+
 def test_every_golden_file_is_checked():
     names = {golden_traces.golden_path(t, v).name for t, v in CASES}
     assert {p.name for p in golden_traces.GOLDEN.glob("*.xz")} == names
