@@ -353,6 +353,8 @@ def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress) 
     from .engine import merge_sources, record_view
     from .wpp_rows import RowView
 
+    # a live view is watched as it comes: its lines leave with each batch, even into a pipe
+    live = any(source.live for source in sources)
     if opts.output_format == "text":
         view = RowView()
         chunks = merge_sources([(source, view) for source in sources])
@@ -361,6 +363,8 @@ def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress) 
         write = writer.write_utf8
         for text in decoder.render_rows(chunks, view):
             write(text)
+            if live:
+                writer.flush()
         return
 
     def tagged(source, buf, slot, header_record):
@@ -373,6 +377,8 @@ def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress) 
     runs = itertools.groupby(itertools.chain.from_iterable(items for items, _ in chunks), key=_FIRST)
     for source, run in runs:
         _emit(decoder, writer, opts, _context(source), map(_SECOND, run))
+        if live:
+            writer.flush()
 
 
 def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: float, status: int) -> int:
