@@ -1,4 +1,5 @@
-"""``wpptrace session``: record a Python script's providers into an .etl file (tracelog-like).
+"""``wpptrace session``: record a Python script's providers into an .etl file (tracelog-like);
+start, stop, query and enable sessions from any shell (provider/session_cli.py).
 
     wpptrace session record -o out.etl [--guid G[:FLAGS[:LEVEL]] ...] [--flags F] [--level L]
                             [--buffer-size KB] [--max-buffers N] [--flush-timer S]
@@ -19,7 +20,7 @@ import traceback
 import uuid
 
 from wpptrace import _outputs as outputs
-from wpptrace.provider import api
+from wpptrace.provider import api, session_cli
 from wpptrace.provider._hazmat import lib
 from wpptrace.provider.sessions import TraceSession
 
@@ -65,6 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="1 performance counter, 2 system time, 3 CPU cycles")
     rec.add_argument("script", help="the Python script to run")
     rec.add_argument("script_args", nargs=argparse.REMAINDER, help="its arguments")
+    session_cli.add_subcommands(sub)
 
 
 def _load_script(path: str) -> tuple[str | None, int]:
@@ -130,6 +132,8 @@ def _run_script(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.session_command != "record":
+        return session_cli.run(args)
     problem, code = _load_script(args.script)
     if problem is not None:
         if problem:

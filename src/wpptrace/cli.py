@@ -18,7 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "fmt": ("wpptrace.decoder.cli_fmt", "decode WPP messages in .etl files like tracefmt"),
     "dump": ("wpptrace.decoder.cli_dump", "list every record of an .etl file, with a summary"),
     "tmf": ("wpptrace.tmf.cli", "TMF files: show, from-pdb, gen"),
-    "session": ("wpptrace.provider.cli", "run an in-process trace session (tracelog-like)"),
+    "session": ("wpptrace.provider.cli", "start, control and record trace sessions (tracelog-like)"),
 }
 
 

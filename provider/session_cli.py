@@ -1,0 +1,378 @@
+"""``wpptrace session start|stop|flush|query|update|enable|disable|list``: control sessions of
+this user from any shell (tracelog's job), and the query text both CLIs print.
+
+    wpptrace session start NAME [-f out.etl] [--guid G[:FLAGS[:LEVEL]] ...] [--flags F] [--level L]
+                               [--buffer-size KB] [--min-buffers N] [--max-buffers N]
+                               [--flush-timer S] [--circular MB | --sequential [MB]] [--realtime]
+    wpptrace session enable NAME --guid G[:FLAGS[:LEVEL]] ... [--flags F] [--level L]
+    wpptrace session disable NAME --guid G ...
+    wpptrace session query NAME | flush NAME | stop NAME | list
+    wpptrace session update NAME [--flush-timer S] [--max-buffers N] [-f new.etl]
+
+A started session runs in a host process of its own until ``session stop``: the shell that
+started it may close. Providers in running applications are enabled and disabled at once.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import uuid
+from typing import Iterable, TextIO
+
+from wpptrace.provider import api, sessions
+from wpptrace.provider._hazmat import lib
+from wpptrace.winerror import Win32Error
+
+__all__ = ["add_subcommands", "run", "start", "query_text", "check_name", "check_logfile",
+           "parse_guid_spec", "SessionError"]
+
+ACTIONS = ("start", "stop", "flush", "query", "update", "enable", "disable", "list")
+
+
+class SessionError(Exception):
+    """A one-line message for people (the CLI prints it and exits 1)."""
+
+
+def _int(text: str) -> int:
+    return int(text, 0)
+
+
+def parse_guid_spec(text: str) -> tuple[uuid.UUID, int | None, int | None]:
+    """GUID[:FLAGS[:LEVEL]] (braces around the GUID allowed)."""
+    parts = text.split(":")
+    if len(parts) > 3:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected GUID[:FLAGS[:LEVEL]]")
+    try:
+        guid = uuid.UUID(parts[0].strip().strip("{}"))
+        flags = int(parts[1], 0) if len(parts) > 1 and parts[1] else None
+        level = int(parts[2], 0) if len(parts) > 2 and parts[2] else None
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    if flags is not None and not 0 <= flags <= 0xFFFFFFFF:
+        raise argparse.ArgumentTypeError(f"{text!r}: flags must fit 32 bits")
+    if level is not None and not 0 <= level <= 255:
+        raise argparse.ArgumentTypeError(f"{text!r}: level must be 0..255")
+    return guid, flags, level
+
+
+def check_name(name: str) -> str:
+    """A session name as StartTrace takes it: 1..1023 bytes of UTF-8, no control characters."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if not name or len(raw) >= 1024 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise SessionError(f"invalid session name {name!r}: 1 to 1023 bytes without control characters")
+    return name
+
+
+def check_logfile(path: str) -> str:
+    """An absolute .etl path whose directory exists (the host process does not share our cwd)."""
+    if not path or "\0" in path:
+        raise SessionError(f"invalid log file name {path!r}")
+    full = os.path.abspath(path)
+    if os.path.isdir(full):
+        raise SessionError(f"{path}: is a directory, not a log file")
+    parent = os.path.dirname(full)
+    if not os.path.isdir(parent):
+        raise SessionError(f"{path}: directory {parent} does not exist")
+    if len(full.encode("utf-8", "surrogateescape")) >= 4096:
+        raise SessionError(f"{path}: path too long")
+    return full
+
+
+def _describe(exc: Win32Error, name: str) -> str:
+    if exc.winerror == lib.ERROR_WMI_INSTANCE_NOT_FOUND:
+        return f"no session named {name!r} is running"
+    if exc.winerror == lib.ERROR_ALREADY_EXISTS:
+        return f"a session named {name!r} is already running"
+    if exc.winerror == lib.ERROR_ACCESS_DENIED:
+        directory = sessions.runtime_directory() or os.environ.get("WPPTRACE_RUNTIME_DIR", "the runtime directory")
+        return f"{exc.name}: access denied (is {directory} private to this user?)"
+    return f"{exc.name} ({exc.winerror}): {exc.strerror}"
+
+
+# -- commands --------------------------------------------------------------------------------
+
+def start(name: str, logfile: str | None, *, realtime: bool = False, circular: int = 0,
+          max_file: int = 0, buffer_size: int = 64, min_buffers: int = 0, max_buffers: int = 0,
+          flush_timer: int = 1, clock: int = 1) -> api.EVENT_TRACE_PROPERTIES:
+    """StartTrace for a session that runs on in its host process until stopped."""
+    check_name(name)
+    if logfile is None and not realtime:
+        raise SessionError("give a log file (-f) or real-time delivery (--realtime), or both")
+    if circular and logfile is None:
+        raise SessionError("a circular session needs a log file (-f)")
+    mode = 0
+    if logfile is not None:
+        logfile = check_logfile(logfile)
+        mode |= lib.EVENT_TRACE_FILE_MODE_CIRCULAR if circular else lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL
+    if realtime:
+        mode |= lib.EVENT_TRACE_REAL_TIME_MODE
+    props = api.EVENT_TRACE_PROPERTIES(BufferSize=buffer_size, MinimumBuffers=min_buffers,
+                                       MaximumBuffers=max_buffers, FlushTimer=flush_timer,
+                                       MaximumFileSize=circular or max_file,
+                                       LogFileMode=mode | lib.EVENT_TRACE_USE_GLOBAL_SEQUENCE,
+                                       LogFileName=logfile, ClientContext=clock)
+    try:
+        api.StartTrace(name, props)
+    except Win32Error as exc:
+        if exc.winerror in (lib.ERROR_BAD_PATHNAME, lib.ERROR_ACCESS_DENIED) and logfile:
+            raise SessionError(f"{logfile}: cannot create the log file ({exc.name})") from None
+        if exc.winerror == lib.ERROR_INVALID_PARAMETER:
+            raise SessionError(f"invalid session settings ({exc.name}): buffer size 1..16384 KB, "
+                               f"at most 65536 buffers and 4 GiB of buffers, circular size >= "
+                               f"2 buffers") from None
+        raise SessionError(_describe(exc, name)) from None
+    return props
+
+
+def _handle(name: str) -> int:
+    """The running session's handle (SessionError if there is none)."""
+    try:
+        return api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY).HistoricalContext
+    except Win32Error as exc:
+        raise SessionError(_describe(exc, name)) from None
+
+
+def enable(name: str, guids: Iterable[tuple[uuid.UUID, int | None, int | None]], flags: int,
+           level: int, on: bool = True) -> list[str]:
+    handle = _handle(name)
+    done = []
+    for guid, f, lvl in guids:
+        f = flags if f is None else f
+        lvl = level if lvl is None else lvl
+        try:
+            api.EnableTrace(on, f, lvl, guid, handle)
+        except Win32Error as exc:
+            raise SessionError(f"{'enable' if on else 'disable'} {guid}: {_describe(exc, name)}") from None
+        done.append(f"{'enabled' if on else 'disabled'} {{{guid}}}" + (f" flags 0x{f:X} level {lvl}" if on else ""))
+    return done
+
+
+def stop(name: str) -> tuple[api.EVENT_TRACE_PROPERTIES | None, str]:
+    """(final properties, message); properties None when the host was gone (cleaned up)."""
+    check_name(name)
+    try:
+        info = sessions.session_info(name)
+    except Win32Error as exc:
+        raise SessionError(_describe(exc, name)) from None
+    try:
+        final = api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_STOP)
+    except Win32Error as exc:
+        if info.host_gone or exc.winerror == lib.ERROR_WMI_INSTANCE_NOT_FOUND:
+            return None, (f"session {name!r}: its host process {info.host_pid} is gone (killed?); "
+                          f"cleaned up. Its log file holds what was flushed before, and says it "
+                          f"was not stopped cleanly.")
+        raise SessionError(_describe(exc, name)) from None
+    where = final.LogFileName or "real time only"
+    return final, (f"session {name!r} stopped: {where}: {final.BuffersWritten} buffers written, "
+                   f"{final.EventsLost} events lost, {final.LogBuffersLost} log buffers lost, "
+                   f"{final.RealTimeBuffersLost} real-time buffers lost")
+
+
+_MODES = [(lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL, "Sequential"), (lib.EVENT_TRACE_FILE_MODE_CIRCULAR, "Circular"),
+          (lib.EVENT_TRACE_REAL_TIME_MODE, "Real Time"), (lib.EVENT_TRACE_BUFFERING_MODE, "Buffering"),
+          (lib.EVENT_TRACE_PRIVATE_LOGGER_MODE, "Private")]
+_CLOCKS = {1: "PerfCounter", 2: "SystemTime", 3: "CpuCycle"}
+
+
+def query_text(props: api.EVENT_TRACE_PROPERTIES, info: sessions.SessionInfo | None,
+               providers: list[sessions.ProviderInfo]) -> list[str]:
+    """What tracelog -q prints, and who holds which provider."""
+    mode = " ".join(label for bit, label in _MODES if props.LogFileMode & bit) or "none"
+    unit = "Kb" if props.LogFileMode & lib.EVENT_TRACE_USE_KBYTES_FOR_SIZE else "Mb"
+    ms = props.LogFileMode & lib.EVENT_TRACE_USE_MS_FLUSH_TIMER
+    rows = [
+        ("Logger Name", props.LoggerName),
+        ("Logger Id", f"0x{props.HistoricalContext & 0xFFFF:x}"),
+        ("Logger Thread Id", f"{props.LoggerThreadId:016X}"),
+        ("Buffer Size", f"{props.BufferSize} Kb"),
+        ("Maximum Buffers", props.MaximumBuffers),
+        ("Minimum Buffers", props.MinimumBuffers),
+        ("Number of Buffers", props.NumberOfBuffers),
+        ("Free Buffers", props.FreeBuffers),
+        ("Buffers Written", props.BuffersWritten),
+        ("Events Lost", props.EventsLost),
+        ("Log Buffers Lost", props.LogBuffersLost),
+        ("Real Time Buffers Lost", props.RealTimeBuffersLost),
+        ("AgeLimit", props.AgeLimit),
+        ("Real Time Consumers", info.realtime_consumers if info else 0),
+        ("ClockType", _CLOCKS.get(props.ClientContext, str(props.ClientContext))),
+        ("Log Mode", mode),
+        ("Maximum File Size", f"{props.MaximumFileSize} {unit}" if props.MaximumFileSize else "not set"),
+        ("Buffer Flush Timer", (f"{props.FlushTimer} {'ms' if ms else 'secs'}") if props.FlushTimer else "not set"),
+        ("Log Filename", props.LogFileName or ""),
+    ]
+    if info is not None:
+        rows.append(("Host Process Id", info.host_pid))
+    lines = [f"{label + ':':<24}{value}" for label, value in rows]
+    logger_id = props.HistoricalContext & 0xFFFF
+    mine = [p for p in providers if p.enabled and p.logger_id == logger_id]
+    lines.append(f"{'Enabled Providers:':<24}{len(mine)}")
+    for p in mine:
+        lines.append(f"    {{{p.guid}}}  Flags 0x{p.flags:08X}  Level {p.level}  "
+                     f"registered in {p.processes} process{'es' if p.processes != 1 else ''}")
+    return lines
+
+
+def query(name: str) -> list[str]:
+    check_name(name)
+    try:
+        props = api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY)
+        info = sessions.session_info(name)
+    except Win32Error as exc:
+        raise SessionError(_describe(exc, name)) from None
+    return query_text(props, info, sessions.providers())
+
+
+def listing() -> list[str]:
+    lines: list[str] = []
+    providers = sessions.providers()
+    for props in api.QueryAllTraces():
+        try:
+            info = sessions.session_info(props.LoggerName)
+        except Win32Error:
+            info = None
+        lines += query_text(props, info, providers) + [""]
+    for p in providers:
+        if not p.enabled:
+            lines.append(f"Provider {{{p.guid}}}: registered in {p.processes} process"
+                         f"{'es' if p.processes != 1 else ''}, not enabled")
+    return lines
+
+
+def flush(name: str) -> list[str]:
+    check_name(name)
+    try:
+        props = api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_FLUSH)
+    except Win32Error as exc:
+        raise SessionError(_describe(exc, name)) from None
+    return [f"session {name!r} flushed: {props.BuffersWritten} buffers written, {props.EventsLost} events lost"]
+
+
+def update(name: str, flush_timer: int | None, max_buffers: int | None, logfile: str | None) -> list[str]:
+    check_name(name)
+    try:
+        props = api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY)
+    except Win32Error as exc:
+        raise SessionError(_describe(exc, name)) from None
+    if flush_timer is not None:
+        props.FlushTimer = flush_timer
+    if max_buffers is not None:
+        props.MaximumBuffers = max_buffers
+    if logfile is not None:
+        props.LogFileName = check_logfile(logfile)
+    try:
+        props = api.ControlTrace(0, name, props, lib.EVENT_TRACE_CONTROL_UPDATE)
+    except Win32Error as exc:
+        if exc.winerror == lib.ERROR_INVALID_PARAMETER:
+            raise SessionError(f"session {name!r}: cannot update to these settings ({exc.name})") from None
+        if exc.winerror in (lib.ERROR_BAD_PATHNAME, lib.ERROR_ACCESS_DENIED) and logfile:
+            raise SessionError(f"{logfile}: cannot create the log file ({exc.name})") from None
+        raise SessionError(_describe(exc, name)) from None
+    return [f"session {name!r} updated: flush timer {props.FlushTimer}, maximum buffers "
+            f"{props.MaximumBuffers}, log file {props.LogFileName or '(none)'}"]
+
+
+# -- argparse ----------------------------------------------------------------------------------
+
+def _name(text: str) -> str:
+    try:
+        return check_name(text)
+    except SessionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_subcommands(sub) -> None:
+    """Add start/stop/... to the ``wpptrace session`` subparsers."""
+    st = sub.add_parser("start", help="start a session that runs until stopped",
+                        description="Start a session in a host process of its own; it runs on after "
+                                    "this command until 'wpptrace session stop NAME'.")
+    st.add_argument("name", type=_name, help="session name")
+    st.add_argument("-f", "--file", dest="logfile", metavar="FILE", help="the .etl file to write")
+    _guid_options(st, required=False)
+    st.add_argument("--buffer-size", type=int, default=64, metavar="KB", help="buffer size (default: 64)")
+    st.add_argument("--min-buffers", type=int, default=0, metavar="N", help="buffers allocated up front")
+    st.add_argument("--max-buffers", type=int, default=0, metavar="N",
+                    help="buffer pool limit (default: minimum + 20); a full pool drops events, counted")
+    st.add_argument("--flush-timer", type=int, default=1, metavar="SECONDS",
+                    help="write partly filled buffers this often (default: 1; 0: only full ones)")
+    kind = st.add_mutually_exclusive_group()
+    kind.add_argument("--circular", type=int, default=0, metavar="MB", help="circular file of this size")
+    kind.add_argument("--sequential", type=int, nargs="?", const=0, default=None, metavar="MB",
+                      help="sequential file (the default), at most MB if given")
+    st.add_argument("--realtime", action="store_true",
+                    help="deliver buffers to live consumers (wpptrace fmt --rt NAME)")
+    st.add_argument("--clock", type=int, choices=(1, 2, 3), default=1,
+                    help="1 performance counter, 2 system time, 3 CPU cycles")
+
+    for action, text in (("stop", "stop a session (its providers are disabled, its file finished)"),
+                         ("flush", "write the session's partly filled buffers now"),
+                         ("query", "show a session's settings, counters and enabled providers")):
+        p = sub.add_parser(action, help=text, description=text)
+        p.add_argument("name", type=_name, help="session name")
+    up = sub.add_parser("update", help="change a running session's flush timer, buffers or file")
+    up.add_argument("name", type=_name, help="session name")
+    up.add_argument("--flush-timer", type=int, metavar="SECONDS")
+    up.add_argument("--max-buffers", type=int, metavar="N", help="raise the buffer pool limit")
+    up.add_argument("-f", "--file", dest="logfile", metavar="FILE", help="continue in a new .etl file")
+    en = sub.add_parser("enable", help="enable providers (in every process) on a session")
+    en.add_argument("name", type=_name, help="session name")
+    _guid_options(en, required=True)
+    dis = sub.add_parser("disable", help="disable providers the session holds")
+    dis.add_argument("name", type=_name, help="session name")
+    dis.add_argument("--guid", action="append", type=parse_guid_spec, required=True, metavar="GUID",
+                     help="control GUID (repeatable)")
+    sub.add_parser("list", help="every session of this user, and registered providers",
+                   description="Every session of this user (as 'query' shows it), and providers "
+                               "registered but not enabled.")
+
+
+def _guid_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument("--guid", action="append", type=parse_guid_spec, default=[], required=required,
+                        metavar="GUID[:FLAGS[:LEVEL]]", help="control GUID to enable (repeatable)")
+    parser.add_argument("--flags", type=_int, default=0xFFFFFFFF, help="enable flags (default: all)")
+    parser.add_argument("--level", type=_int, default=lib.TRACE_LEVEL_VERBOSE,
+                        help="enable level (default: 5, verbose)")
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    action = args.session_command
+    try:
+        if action == "start":
+            sequential_max = args.sequential or 0
+            props = start(args.name, args.logfile, realtime=args.realtime, circular=args.circular,
+                          max_file=sequential_max, buffer_size=args.buffer_size,
+                          min_buffers=args.min_buffers, max_buffers=args.max_buffers,
+                          flush_timer=args.flush_timer, clock=args.clock)
+            info = sessions.session_info(args.name)
+            print(f"session {args.name!r} started: LoggerId 0x{info.logger_id:x}, host process "
+                  f"{info.host_pid}, {props.LogFileName or 'real time only'}", file=out)
+            try:
+                lines = enable(args.name, args.guid, args.flags, args.level) if args.guid else []
+            except SessionError:
+                stop(args.name)                  # nothing half done: the session goes again
+                raise
+        elif action == "stop":
+            final, message = stop(args.name)
+            print(message, file=out if final is not None else err)
+            return 0 if final is not None else 1
+        elif action == "enable":
+            lines = enable(args.name, args.guid, args.flags, args.level)
+        elif action == "disable":
+            lines = enable(args.name, args.guid, 0, 0, on=False)
+        elif action == "query":
+            lines = query(args.name)
+        elif action == "flush":
+            lines = flush(args.name)
+        elif action == "update":
+            lines = update(args.name, args.flush_timer, args.max_buffers, args.logfile)
+        else:
+            lines = listing() or ["no session is running"]
+    except SessionError as exc:
+        print(f"wpptrace session {action}: {exc}", file=err)
+        return 1
+    for line in lines:
+        print(line, file=out)
+    return 0

@@ -1,0 +1,181 @@
+"""``tracelog``: the Windows session controller's spellings for wpptrace sessions.
+
+    tracelog -start Name [-f LogFile] [-guid #GUID | -guid file.ctl] [-flag N] [-level N]
+                         [-b KB] [-min N] [-max N] [-ft Seconds] [-cir MB | -seq MB] [-rt]
+    tracelog -enable Name -guid #GUID|file [-flag N] [-level N]
+    tracelog -disable Name -guid #GUID|file
+    tracelog -update Name [-ft Seconds] [-max N] [-f NewLogFile]
+    tracelog -flush Name | -q Name | -stop Name | -l
+
+A .ctl or .guid file lists one control GUID per line (braces optional, a provider name may
+follow; '#' starts a comment). Each command prints the session as tracelog does, then the
+operation status; the exit status is 0 on success, 1 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import uuid
+
+from wpptrace.provider import api, session_cli, sessions
+from wpptrace.provider._hazmat import lib
+from wpptrace.winerror import Win32Error
+
+__all__ = ["main", "read_guid_file"]
+
+_COMMANDS = ("start", "stop", "update", "enable", "disable", "flush", "q")
+
+
+def read_guid_file(path: str) -> list[uuid.UUID]:
+    """The control GUIDs of a .ctl / .guid file."""
+    guids = []
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        for number, line in enumerate(fh, 1):
+            text = line.split("#", 1)[0].strip()
+            if not text:
+                continue
+            try:
+                guids.append(uuid.UUID(text.split()[0].strip("{}")))
+            except ValueError:
+                raise SystemExit(f"tracelog: {path}:{number}: expected a GUID, got {text.split()[0]!r}") from None
+    if not guids:
+        raise SystemExit(f"tracelog: {path}: no GUID in the file")
+    return guids
+
+
+def _guids(values: list[str]) -> list[uuid.UUID]:
+    out = []
+    for value in values:
+        if value.startswith("#"):
+            try:
+                out.append(uuid.UUID(value[1:].strip("{}")))
+            except ValueError:
+                raise SystemExit(f"tracelog: -guid {value}: not a GUID") from None
+        elif os.path.exists(value):
+            out += read_guid_file(value)
+        else:
+            raise SystemExit(f"tracelog: -guid {value}: give #GUID or a .ctl/.guid file")
+    return out
+
+
+def _int(text: str) -> int:
+    return int(text, 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tracelog", prefix_chars="-", allow_abbrev=False, add_help=False,
+                                description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
+    what = p.add_mutually_exclusive_group()
+    for command in _COMMANDS:
+        what.add_argument(f"-{command}", dest="command", action="store_const", const=command)
+    what.add_argument("-l", dest="command", action="store_const", const="l", help="list every session")
+    p.add_argument("name", nargs="?", help="logger (session) name")
+    p.add_argument("-f", dest="logfile", metavar="LogFile")
+    p.add_argument("-guid", action="append", default=[], metavar="#GUID|file")
+    p.add_argument("-flag", "-flags", dest="flags", type=_int, default=0xFFFFFFFF)
+    p.add_argument("-level", type=_int, default=lib.TRACE_LEVEL_VERBOSE)
+    p.add_argument("-b", dest="buffer_size", type=int, default=64, metavar="KB")
+    p.add_argument("-min", dest="min_buffers", type=int, default=0)
+    p.add_argument("-max", dest="max_buffers", type=int, default=None)
+    p.add_argument("-ft", dest="flush_timer", type=int, default=None, metavar="Seconds")
+    p.add_argument("-cir", dest="circular", type=int, default=0, metavar="MB")
+    p.add_argument("-seq", dest="sequential", type=int, default=0, metavar="MB")
+    p.add_argument("-rt", dest="realtime", action="store_true")
+    p.add_argument("-h", "-help", "-?", dest="help", action="store_true")
+    return p
+
+
+def _status(code: int) -> str:
+    """tracelog's last line: the Win32 status and its message."""
+    from wpptrace.winerror import _MESSAGES
+
+    return f"{'Operation Status:':<24}{code}L      {_MESSAGES.get(code, 'Win32 error.')}"
+
+
+def _show(props: api.EVENT_TRACE_PROPERTIES, name: str) -> list[str]:
+    try:
+        info = sessions.session_info(name)
+    except Win32Error:
+        info = None
+    return session_cli.query_text(props, info, sessions.providers())
+
+
+def run(args: argparse.Namespace) -> tuple[int, list[str]]:
+    """(Win32 status, lines)."""
+    command, name = args.command, args.name
+    if command == "l":
+        lines: list[str] = []
+        for props in api.QueryAllTraces():
+            lines += _show(props, props.LoggerName) + [""]
+        return 0, lines
+    if not name:
+        raise SystemExit(f"tracelog: -{command} needs a logger name")
+    session_cli.check_name(name)
+    if command == "start":
+        if args.circular and args.sequential:
+            raise SystemExit("tracelog: -cir and -seq exclude each other")
+        session_cli.start(name, args.logfile, realtime=args.realtime, circular=args.circular,
+                          max_file=args.sequential, buffer_size=args.buffer_size,
+                          min_buffers=args.min_buffers, max_buffers=args.max_buffers or 0,
+                          flush_timer=1 if args.flush_timer is None else args.flush_timer)
+        guids = _guids(args.guid)
+        try:
+            session_cli.enable(name, [(g, None, None) for g in guids], args.flags, args.level)
+        except session_cli.SessionError:
+            session_cli.stop(name)
+            raise
+        props = api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY)
+        return 0, _show(props, name)
+    if command in ("enable", "disable"):
+        guids = _guids(args.guid)
+        if not guids:
+            raise SystemExit(f"tracelog: -{command} needs -guid")
+        session_cli.enable(name, [(g, None, None) for g in guids], args.flags, args.level,
+                           on=command == "enable")
+        return 0, []
+    if command == "stop":
+        final, message = session_cli.stop(name)
+        if final is None:
+            return lib.ERROR_WMI_INSTANCE_NOT_FOUND, [message]
+        return 0, session_cli.query_text(final, None, [])
+    if command == "update":
+        session_cli.update(name, args.flush_timer, args.max_buffers, args.logfile)
+    elif command == "flush":
+        session_cli.flush(name)
+    props = api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY)
+    return 0, _show(props, name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.help or not args.command:
+        parser.print_help()
+        return 0 if args.help else 2
+    try:
+        status, lines = run(args)
+    except session_cli.SessionError as exc:
+        print(f"tracelog: {exc}", file=sys.stderr)
+        return 1
+    except Win32Error as exc:
+        print(_status(exc.winerror))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    try:
+        for line in lines:
+            print(line)
+        print(_status(status))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `tracelog -l | head`: the reader left; stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 0 if status == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
