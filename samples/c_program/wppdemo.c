@@ -1,5 +1,5 @@
 /* wppdemo.c: a C program traced with WPP-style macros through the wpptrace core (see README.md).
- * Usage: wppdemo OUT.etl   (starts a session writing OUT.etl, traces, stops) */
+ * Usage: wppdemo OUT.etl (own session writing OUT.etl) | wppdemo --provider (a session elsewhere) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,11 +37,29 @@ static void stop_driver(void)
     TraceEvents(TRACE_LEVEL_ERROR, TRACE_DRIVER, "%!FUNC! stopping");
 }
 
+static void trace_all(void)
+{
+    start_driver();
+    read_files();
+    check_status(0xC000020Cu, 3);                         /* STATUS_CONNECTION_DISCONNECTED */
+    stop_driver();
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: %s OUT.etl\n", argv[0]);
+        fprintf(stderr, "usage: %s OUT.etl | --provider\n", argv[0]);
         return 2;
+    }
+    if (strcmp(argv[1], "--provider") == 0) {
+        /* No session of its own, as a driver or service: a session started elsewhere
+         * (wpptrace session start / tracelog, a test's capture) that holds the control GUID
+         * enables it during WPP_INIT_TRACING; with none, every TraceEvents is skipped. */
+        ULONG rc = WPP_INIT_TRACING("wppdemo");
+        if (rc != ERROR_SUCCESS) { fprintf(stderr, "WPP_INIT_TRACING: %u\n", rc); return 1; }
+        trace_all();
+        WPP_CLEANUP();
+        return 0;
     }
     enum { NAME_ROOM = 256, PATH_ROOM = 4096 };
     size_t size = sizeof(EVENT_TRACE_PROPERTIES) + NAME_ROOM + PATH_ROOM;
@@ -65,10 +83,7 @@ int main(int argc, char **argv)
         rc = EnableTrace(1, TRACE_DRIVER | TRACE_IO | TRACE_NET, TRACE_LEVEL_VERBOSE, &WPP_ControlGuid_WppDemo, session);
     if (rc != ERROR_SUCCESS) { fprintf(stderr, "WPP_INIT_TRACING/EnableTrace: %u\n", rc); return 1; }
 
-    start_driver();
-    read_files();
-    check_status(0xC000020Cu, 3);                         /* STATUS_CONNECTION_DISCONNECTED */
-    stop_driver();
+    trace_all();
 
     rc = ControlTraceA(session, NULL, props, EVENT_TRACE_CONTROL_STOP);
     WPP_CLEANUP();
