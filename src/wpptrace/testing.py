@@ -159,20 +159,10 @@ def _shared_logging_handler():
 
 
 def _set_strict(provider: Any, strict: bool):
-    """Turn the provider's strict mode on or off; returns what undoes it."""
-    had = "strict" in getattr(provider, "__dict__", {})
-    before = getattr(provider, "strict", None)
+    """Set the provider's strict mode; returns what puts the previous one back."""
+    before = provider.strict
     provider.strict = strict
-
-    def undo() -> None:
-        if had:
-            provider.strict = before
-        else:
-            try:
-                del provider.strict
-            except AttributeError:
-                pass
-    return undo
+    return lambda: setattr(provider, "strict", before)
 
 
 class Capture:

@@ -18,7 +18,7 @@ from wpptrace.cli import main
 from wpptrace.provider import EVENT_TRACE_CONTROL_QUERY, ControlTrace
 from wpptrace.provider.logging_handler import WppHandler
 from wpptrace.provider.tracing import (TRACE_LEVEL_ERROR, TRACE_LEVEL_INFORMATION,
-                                       TRACE_LEVEL_WARNING, Provider)
+                                       TRACE_LEVEL_WARNING, Provider, TraceWarning)
 from wpptrace.testing import CaptureAssertionError, capture
 from wpptrace.winerror import Win32Error
 
@@ -306,14 +306,25 @@ def test_bad_targets_are_refused() -> None:
         capture(trace, flags="NOPE")
 
 
+def bad_value(value) -> None:
+    trace.info(IO, "count %d", value)
+
+
 def test_strict_mode_is_on_inside_the_capture_only() -> None:
-    had = "strict" in vars(trace)
-    before = getattr(trace, "strict", None)
-    with capture(trace):
+    before = trace.strict
+    with capture(trace) as cap:
         assert trace.strict is True
-    assert ("strict" in vars(trace)) == had and getattr(trace, "strict", None) == before
-    with capture(trace, strict=False):
-        assert getattr(trace, "strict", None) == before
+        with pytest.raises((TypeError, ValueError), match="test_capture.py:"):
+            bad_value("not a number")
+        bad_value(1)
+    assert trace.strict == before and cap.texts == ["count 1"]
+    with capture(trace, strict=False) as lenient:
+        assert trace.strict == before
+        with pytest.warns(TraceWarning, match="trace call dropped"):
+            bad_value("dropped, counted")
+        bad_value(2)
+    assert lenient.texts == ["count 2"]
+    assert trace.stats().calls_dropped >= 1
 
 
 def test_a_hundred_thousand_messages_with_default_buffers() -> None:
