@@ -67,6 +67,7 @@ class Args(tuple):
         return tuple.__getitem__(self, key)
 
     def get(self, name: str, default: Any = None) -> Any:
+        """The value of the argument ``name``, else ``default``."""
         try:
             return self[name]
         except KeyError:
@@ -256,10 +257,12 @@ class FormattedLines:
 
     @property
     def counters(self):
+        """The formatter's counts so far (``messages``, ``unknown``, ``format_errors``...)."""
         return self.decoder.counters
 
     @property
     def errors(self) -> list:
+        """The damage skipped in the files so far (``DecodeIssue``: file, offset, what)."""
         return [issue for etl in self._files for issue in etl.errors]
 
     def __iter__(self) -> Iterator[str]:
@@ -269,6 +272,7 @@ class FormattedLines:
         return next(self._lines)
 
     def close(self) -> None:
+        """Close the files (done when the lines run out, or on leaving a ``with`` block)."""
         for etl in self._files:
             etl.close()
 
