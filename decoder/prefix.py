@@ -220,6 +220,7 @@ class PrefixTemplate:
         self.text = text
         self.pieces = parse_tmf_format(text)
         self._cache: dict[tuple, BoundPrefix] = {}
+        self._skeleton: list[tuple] | bool | None = None
 
     @property
     def uses_variables(self) -> frozenset[int]:
@@ -239,30 +240,48 @@ class PrefixTemplate:
         """The prefix bound to one message as C renderer ops (``wpptrace.tmf.native``): the
         same text ``bind(...).render(values)`` gives; None when only Python prints it (a
         ``%c`` of a number)."""
-        ops: list[tuple] = []
+        skeleton = self._skeleton
+        if skeleton is None:
+            skeleton = self._skeleton = self._native_skeleton()
+        if skeleton is False:
+            return None
+        ops = []
+        for kind, value in skeleton:
+            if kind == "op":
+                ops.append(value)
+            elif kind == "text":  # %1 / %2, with their spec applied by Python's %
+                ops.append(("lit", value[0] % (component if value[1] == 1 else message_name)))
+            else:
+                ops.append(("lit", str(_marker_text(value, markers))))
+        return ops
+
+    def _native_skeleton(self) -> list[tuple] | bool:
+        """The ops of ``native_ops`` with the per-message texts still to fill in (False: a
+        prefix only Python prints)."""
+        out: list[tuple] = []
         for piece in self.pieces:
             kind = type(piece).__name__
             if kind == "Literal":
-                ops.append(("lit", piece.text))
+                out.append(("op", ("lit", piece.text)))
             elif kind == "Marker":
                 if piece.name == "PREFIX":
                     continue
                 if piece.name == "END":
                     break
-                ops.append(("lit", str(_marker_text(piece.name, markers))))
+                out.append(("marker", piece.name))
             elif kind == "Insert":
                 index, spec = piece.index, piece.spec
                 if index in (1, 2):
-                    ops.append(("lit", _python_spec(spec, True) % (component if index == 1 else message_name)))
+                    out.append(("text", (_python_spec(spec, True), index)))
                 elif index == 4:
                     flags, width, prec = _spec_parts(spec)
-                    ops.append(("ptime", flags.replace("0", ""), width, prec))
+                    out.append(("op", ("ptime", flags.replace("0", ""), width, prec)))
                 elif index in _DYNAMIC_INDEX:
                     conv = _python_spec(spec, False)[-1]
                     if conv == "c":
-                        return None
-                    ops.append(("pvar", index, conv) + _spec_parts(spec))
-        return ops
+                        return False
+                    out.append(("op", ("pvar", index, conv) + _spec_parts(spec)))
+        return out
 
     def _bind(self, component: str, message_name: str, markers: Mapping[str, str]) -> BoundPrefix:
         out: list[str] = []

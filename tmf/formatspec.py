@@ -177,18 +177,27 @@ def _add_literal(pieces: list[Piece], text: str) -> None:
 def parse_tmf_format(fmt: str) -> list[Piece]:
     """Parse a TMF (FormatMessage-style) format string into pieces."""
     pieces: list[Piece] = []
+    text: list[str] = []  # literal text since the last piece
+
+    def flush() -> None:
+        if text:
+            pieces.append(Literal("".join(text)))
+            text.clear()
+
     i, n = 0, len(fmt)
     while i < n:
         j = fmt.find("%", i)
         if j < 0:
-            _add_literal(pieces, fmt[i:])
+            text.append(fmt[i:])
             break
-        _add_literal(pieces, fmt[i:j])
+        if j > i:
+            text.append(fmt[i:j])
         if j + 1 >= n:
-            _add_literal(pieces, "%")  # FormatMessage copies a trailing lone '%'
+            text.append("%")  # FormatMessage copies a trailing lone '%'
             break
         ch = fmt[j + 1]
         if ch == "0":  # insert numbers never start with 0: "%0" is the prefix / end mark
+            flush()
             if j == 0:
                 pieces.append(Marker("PREFIX"))
                 i = 2
@@ -199,24 +208,27 @@ def parse_tmf_format(fmt: str) -> list[Piece]:
             m = _INSERT_RE.match(fmt, j + 1)
             index = int(m.group())
             k = m.end()
-            if index == 0:
-                raise FormatSpecError("insert number 0", text=fmt, column=j + 1, expected="1..99")
+            flush()
             if k < n and fmt[k] == "!":
                 close = fmt.find("!", k + 1)
                 if close < 0:
                     raise FormatSpecError("unterminated insert spec", text=fmt, column=k + 1,
                                           expected="closing '!'")
                 body = fmt[k + 1:close]
-                sm = _SPEC_RE.fullmatch(body)
-                if sm is None:
-                    partial = _SPEC_RE.match(body)
-                    col = k + 2 + (partial.end() if partial else _spec_error_column(body) - 1)
-                    raise FormatSpecError(f"bad printf spec {body!r} in insert %{index}", text=fmt,
-                                          column=col,
-                                          expected="[flags][width][.precision][length]conversion")
-                spec = _spec_from_match(sm, fmt, k + 2)
-                if spec.conversion == "Z":  # tracefmt treats !Z! as !s!
-                    spec = dataclasses.replace(spec, conversion="s")
+                spec = _SPECS.get(body)
+                if spec is None:
+                    sm = _SPEC_RE.fullmatch(body)
+                    if sm is None:
+                        partial = _SPEC_RE.match(body)
+                        col = k + 2 + (partial.end() if partial else _spec_error_column(body) - 1)
+                        raise FormatSpecError(f"bad printf spec {body!r} in insert %{index}", text=fmt,
+                                              column=col,
+                                              expected="[flags][width][.precision][length]conversion")
+                    spec = _spec_from_match(sm, fmt, k + 2)
+                    if spec.conversion == "Z":  # tracefmt treats !Z! as !s!
+                        spec = dataclasses.replace(spec, conversion="s")
+                    if len(_SPECS) < 4096:
+                        _SPECS[body] = spec
                 pieces.append(Insert(index, spec))
                 i = close + 1
             else:
@@ -226,12 +238,18 @@ def parse_tmf_format(fmt: str) -> list[Piece]:
         if ch == "!":
             m = _NAME_RE.match(fmt, j + 2)
             if m is not None:
+                flush()
                 pieces.append(Marker(m.group()[:-1]))
                 i = m.end()
                 continue
-        _add_literal(pieces, _FM_ESCAPES.get(ch, ch))
+        text.append(_FM_ESCAPES.get(ch, ch))
         i = j + 2
+    flush()
     return pieces
+
+
+#: spec text -> Spec, for the specs TMF formats repeat (Spec is immutable)
+_SPECS: dict[str, Spec] = {}
 
 
 def parse_printf_format(fmt: str) -> list[Piece]:

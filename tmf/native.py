@@ -50,6 +50,7 @@ _FORMS = {"ntstatus": lib.WPPR_F_NTSTATUS, "hresult": lib.WPPR_F_HRESULT,
 _FLAG_BITS = {"-": lib.WPPR_MINUS, "+": lib.WPPR_PLUS, " ": lib.WPPR_SPACE, "#": lib.WPPR_HASH,
               "0": lib.WPPR_ZERO}
 _NONE = -1
+_PREFIX_END = _OP.pack(lib.WPPR_OP_PREFIX_END, 0, 0, 0, 0, 0, 0, _NONE, _NONE, 0, 0)
 
 
 def flag_bits(flags: str) -> int:
@@ -106,32 +107,66 @@ def encode(args: Sequence[tuple[str, int | None, bool]], message_ops: Iterable[t
     pool = _Pool()
     ops: list[bytes] = []
     if prefix_ops is not None:
-        ops += [_op(op, pool) for op in _joined(prefix_ops)]
-        ops.append(_OP.pack(lib.WPPR_OP_PREFIX_END, 0, 0, 0, 0, 0, 0, _NONE, _NONE, 0, 0))
-    ops += [_op(op, pool) for op in _joined(message_ops)]
+        _encode_ops(prefix_ops, pool, ops)
+        ops.append(_PREFIX_END)
+    _encode_ops(message_ops, pool, ops)
     arg_rows = [_ARG.pack(_WIRES[wire], size or 0, lib.WPPR_A_REDUCE if reduce else 0, 0)
                 for wire, size, reduce in args]
     head = _HEAD.pack(lib.WPPR_MAGIC, lib.WPPR_P_PREFIX if prefix else 0, len(arg_rows), len(ops),
                       len(pool.data))
-    return head + b"".join(arg_rows) + b"".join(ops) + bytes(pool.data)
+    return b"".join((head, *arg_rows, *ops, pool.data))
 
 
-def _joined(ops: Iterable[tuple]) -> list[tuple]:
-    """Adjacent literals as one."""
-    out: list[tuple] = []
+def _encode_ops(ops: Iterable[tuple], pool: "_Pool", out: list[bytes]) -> None:
+    """Pack ops into ``out``; adjacent literals become one."""
+    text = None
+    packed_ops = _PACKED
     for op in ops:
-        if op[0] == "lit" and out and out[-1][0] == "lit":
-            out[-1] = ("lit", out[-1][1] + op[1])
-        elif op[0] != "lit" or op[1]:
-            out.append(op)
-    return out
+        kind = op[0]
+        if kind == "lit":
+            text = op[1] if text is None else text + op[1]
+            continue
+        if text:
+            off, n = pool.text(text)
+            out.append(_OP.pack(lib.WPPR_OP_LIT, 0, 0, 0, 0, 0, 0, _NONE, _NONE, off, n))
+        text = None
+        packed = packed_ops.get(op) if kind != "form" else None
+        out.append(packed if packed is not None else _op(op, pool))
+    if text:
+        off, n = pool.text(text)
+        out.append(_OP.pack(lib.WPPR_OP_LIT, 0, 0, 0, 0, 0, 0, _NONE, _NONE, off, n))
+
+
+_PACKED: dict[tuple, bytes] = {}  # ops that do not use the pool, packed once
 
 
 def _op(op: tuple, pool: _Pool) -> bytes:
     kind = op[0]
+    if kind in ("int", "dbl", "text", "pvar", "ptime"):
+        packed = _PACKED.get(op)
+        if packed is None:
+            packed = _pack(op)
+            if len(_PACKED) < 65536:
+                _PACKED[op] = packed
+        return packed
     if kind == "lit":
         off, n = pool.text(op[1])
         return _OP.pack(lib.WPPR_OP_LIT, 0, 0, 0, 0, 0, 0, _NONE, _NONE, off, n)
+    if kind == "form":
+        _, arg, native, table, flags, width, prec = op
+        item = _FORMS[native]
+        where = 0
+        if native in ("list", "set", "enum") or (native == "flags" and table is not None):
+            where = pool.table(native, table)
+        elif native == "flags":
+            item = lib.WPPR_F_FLAGS_NONE
+        return _OP.pack(lib.WPPR_OP_FORM, ord("s"), flag_bits(flags), 0, item, 0, arg, _num(width),
+                        _num(prec), where, 0)
+    raise ValueError(f"unknown op {kind!r}")
+
+
+def _pack(op: tuple) -> bytes:
+    kind = op[0]
     if kind == "int":
         _, arg, conv, flags, width, prec, bits = op
         return _OP.pack(lib.WPPR_OP_INT, ord(conv), flag_bits(flags), bits, 0, 0, arg, _num(width),
@@ -144,16 +179,6 @@ def _op(op: tuple, pool: _Pool) -> bytes:
         _, arg, flags, width, prec, quoted = op
         return _OP.pack(lib.WPPR_OP_TEXT, ord("s"), flag_bits(flags), 0, 0, 1 if quoted else 0, arg,
                         _num(width), _num(prec), 0, 0)
-    if kind == "form":
-        _, arg, native, table, flags, width, prec = op
-        item = _FORMS[native]
-        where = 0
-        if native in ("list", "set", "enum") or (native == "flags" and table is not None):
-            where = pool.table(native, table)
-        elif native == "flags":
-            item = lib.WPPR_F_FLAGS_NONE
-        return _OP.pack(lib.WPPR_OP_FORM, ord("s"), flag_bits(flags), 0, item, 0, arg, _num(width),
-                        _num(prec), where, 0)
     if kind == "pvar":
         _, var, conv, flags, width, prec = op
         return _OP.pack(lib.WPPR_OP_PVAR, ord(conv), flag_bits(flags), 0, 0, 0, var, _num(width),

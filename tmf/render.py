@@ -22,6 +22,7 @@ from .itemtypes import FormatError, ItemDecodeError, ItemType, RenderContext, it
 __all__ = ["FormatError", "MessageFormatter", "compile_message", "marker_defaults", "clear_cache"]
 
 _LINE_RE = re.compile(r"(\d+)$")
+_PREFIX = Marker("PREFIX")
 
 
 def marker_defaults(message: Any) -> dict[str, str]:
@@ -106,19 +107,20 @@ class MessageFormatter:
         except FormatSpecError as exc:
             self._pieces = []
             self.error = f"bad format string: {exc.reason} at column {exc.column}"
-        if self._pieces and self._pieces[0] == Marker("PREFIX"):
+        if self._pieces and self._pieces[0] == _PREFIX:
             self.has_prefix = True
-        self._args = tuple(getattr(message, "args", ()) or ())
-        self._items: list[ItemType | None] = [item_type(a.item) for a in self._args]
-        if self.error is None:
-            unknown = [a.item for a, t in zip(self._args, self._items) if t is None]
-            if unknown:
-                self.error = f"unknown item type {unknown[0]}: the argument layout cannot be decoded"
-        self._layout_error = next((f"unknown item type {a.item}: the argument layout cannot be decoded"
-                                   for a, t in zip(self._args, self._items) if t is None), None)
+        self._args = args = tuple(getattr(message, "args", ()) or ())
+        self._items: list[ItemType | None] = []
+        self._layout_error = None
         by_insert: dict[int, int] = {}
-        for i, a in enumerate(self._args):
+        for i, a in enumerate(args):
+            it = item_type(a.item)
+            self._items.append(it)
+            if it is None and self._layout_error is None:
+                self._layout_error = f"unknown item type {a.item}: the argument layout cannot be decoded"
             by_insert.setdefault(a.insert, i)
+        if self.error is None:
+            self.error = self._layout_error
         self._by_insert = by_insert
 
     # -- compilation --
