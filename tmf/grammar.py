@@ -6,6 +6,8 @@ line oriented, so ``parse_into`` classifies each line by its first characters, p
 production (results are cached per line text: tracepdb-appended files repeat every line; the two
 hot productions are first tried as one whole-line regex made of the same token patterns), and
 drives the block rules (GUID context, ``#typev`` + ``{ ... }``, ``#enumv`` blocks) in plain Python.
+The pyparsing productions are built (and pyparsing imported) the first time a line needs them:
+real TMFs are read by the whole-line matchers alone, which keeps start-up short.
 """
 from __future__ import annotations
 
@@ -14,8 +16,6 @@ import re
 import uuid
 from dataclasses import dataclass
 from typing import Iterator
-
-import pyparsing as pp
 
 from .errors import TmfError
 from .model import Argument, EnumDef, Message, TmfSet
@@ -41,15 +41,8 @@ P_ITEM_NAME = r"Item[A-Za-z0-9_]*(?:\[\d+\])?"
 P_PARAMS = r"\([^()]*\)"
 P_INSERT_MARK = r"--|//"
 P_INSERT_NO = r"\d+"
-
-SLASHES = pp.Suppress(pp.Literal("//")).set_name('"//"')
-LPAR, RPAR, COMMA = map(pp.Suppress, "(),")
-
-GUID = pp.Regex(
-    r"\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?"
-).set_name("GUID")
-GUID.set_parse_action(lambda t: uuid.UUID(t[0].strip("{}")))
-NONSPACE = pp.Regex(r"\S+")
+# what follows an argument line's C expression
+_ARG_TAIL = rf"[ \t]*,[ \t]*{P_ITEM_NAME}[ \t]*(?:{P_PARAMS})?[ \t]*(?:(?:{P_INSERT_MARK})[ \t]*{P_INSERT_NO})?[ \t]*$"
 
 # trailer ::= { key_value | word }: one token, split in its parse action (a per-pair pyparsing
 # repetition was 70% of the cold parse time). key_value is KEY "=" [VALUE] with the value glued to
@@ -71,71 +64,6 @@ def _trailer_to_pairs(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs.items())
 
 
-trailer = pp.Regex(P_TRAILER).set_name("trailer KEY=VALUE pairs")
-trailer.set_parse_action(lambda t: [_trailer_to_pairs(t[0])])
-
-# ---------------------------------------------------------------------------------------------
-# Line productions (docs/tmf-grammar.md)
-# ---------------------------------------------------------------------------------------------
-comment = pp.Regex(r"//.*").set_name("comment")
-
-component = pp.Regex(r"(?!//)\S+").set_name("component name")
-guid_header = (
-    GUID("guid") - component("component") - pp.Opt(SLASHES + trailer("trailer")) - pp.StringEnd()
-).set_name("GUID header line")
-
-TYPE_KEYWORD = pp.Regex(P_TYPE_KEYWORD).set_name('"#typev"')
-msg_name = pp.Regex(P_MSG_NAME).set_name("message name")
-msg_no = pp.Regex(P_MSG_NO).set_name("message number")
-msg_no.set_parse_action(lambda t: int(t[0]))
-msg_no.add_condition(lambda t: t[0] <= MAX_MESSAGE_NUMBER, message="message number 0..65535", fatal=True)
-# Greedy: the format runs to the LAST '"' that is followed by optional blanks and "//" or the
-# end of the line, so raw inner quotes ("LHS: "%10!s!"") and "http://" in formats survive.
-quoted_format = pp.Regex(P_FORMAT, flags=re.DOTALL).set_name(
-    'quoted format string "..."'
-)
-quoted_format.set_parse_action(lambda t: t[0][1:-1])
-typev_line = (
-    TYPE_KEYWORD("kind")
-    - msg_name("name")
-    - msg_no("number")
-    - quoted_format("format")
-    - pp.Opt(SLASHES + trailer("trailer"))
-    - pp.StringEnd()
-).set_name("#typev line")
-
-# The C expression is everything before the LAST ", Item" that starts a well-formed tail
-# (expressions contain commas; list parameters may themselves start with "Item"). If no tail is
-# well formed, the loose form splits at the last ", Item" so the error points into the tail.
-_ARG_TAIL = rf"[ \t]*,[ \t]*{P_ITEM_NAME}[ \t]*(?:{P_PARAMS})?[ \t]*(?:(?:{P_INSERT_MARK})[ \t]*{P_INSERT_NO})?[ \t]*$"
-arg_expr = (pp.Regex(rf".*\S(?={_ARG_TAIL})") | pp.Regex(r".*\S(?=[ \t]*,[ \t]*Item)")).set_name(
-    "C expression followed by \", Item<Type>\""
-)
-# legacy "ItemCharHidden[N]" keeps its "[N]" in the name (an unknown type to the type table)
-item_name = pp.Regex(P_ITEM_NAME).set_name("Item<Type> name")
-param = pp.Regex(r"[^,()]*").set_name("parameter")
-param.set_parse_action(lambda t: t[0].strip())
-item_params = (LPAR - pp.Opt(pp.DelimitedList(param, allow_trailing_delim=False)) - RPAR).set_name(
-    "Item parameters (...)"
-)
-item_params.set_parse_action(lambda t: [tuple(t)])
-insert_no = pp.Regex(P_INSERT_NO).set_name("insert number")
-insert_no.set_parse_action(lambda t: int(t[0]))
-insert_no.add_condition(lambda t: 1 <= t[0] <= MAX_INSERT, message="insert number 1..99", fatal=True)
-insert_clause = (pp.Suppress(pp.Regex(P_INSERT_MARK)) - insert_no("insert")).set_name('"-- N" insert number')
-arg_line = (
-    arg_expr("expr") + COMMA - item_name("item") - pp.Opt(item_params("params")) - pp.Opt(insert_clause)
-    # named so errors say what may follow the item name, not pyparsing's "end of text"
-    - pp.StringEnd().set_name('"-- N" insert number or end of line')
-).set_name("argument line \"<expr>, Item<Type> -- <N>\"")
-
-enum_line = (pp.Regex(r"#enumv(?=[ \t])").suppress() - NONSPACE("name") - pp.StringEnd()).set_name(
-    "#enumv line"
-)
-enumerator = pp.Regex(r"[^\s,]+").set_name("enumerator name")
-enum_number = pp.Regex(r"-?(?:0[xX][0-9A-Fa-f]+|[0-9]+)").set_name("enumerator value (0x... or decimal)")
-
-
 def _enum_int(text: str) -> int:
     negative = text.startswith("-")
     digits = text.lstrip("-")
@@ -146,16 +74,110 @@ def _enum_int(text: str) -> int:
     return value
 
 
-enum_number.set_parse_action(lambda t: _enum_int(t[0]))
-enum_value = (enumerator("name") + COMMA - enum_number("value") - pp.StringEnd()).set_name(
-    'enum value line "<Name>,0x<HEX>"'
-)
-block_open = (pp.Literal("{") - pp.StringEnd()).set_name('"{" line')
-block_close = (pp.Literal("}") - pp.StringEnd()).set_name('"}" line')
+_PRODUCTIONS = ("guid_header", "typev_line", "arg_line", "enum_line", "enum_value", "block_open",
+                "block_close", "comment", "trailer")
+_built = False
 
-# Tabs are data (a format string may hold one): never let pyparsing expand them.
-for _production in (guid_header, typev_line, arg_line, enum_line, enum_value, block_open, block_close, trailer):
-    _production.parse_with_tabs()
+
+def _build() -> None:
+    """Build the pyparsing productions (importing pyparsing) into this module's namespace."""
+    global _built, pp
+    if _built:
+        return
+    import pyparsing as pp
+
+    SLASHES = pp.Suppress(pp.Literal("//")).set_name('"//"')
+    LPAR, RPAR, COMMA = map(pp.Suppress, "(),")
+
+    GUID = pp.Regex(
+        r"\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?"
+    ).set_name("GUID")
+    GUID.set_parse_action(lambda t: uuid.UUID(t[0].strip("{}")))
+    NONSPACE = pp.Regex(r"\S+")
+
+    trailer = pp.Regex(P_TRAILER).set_name("trailer KEY=VALUE pairs")
+    trailer.set_parse_action(lambda t: [_trailer_to_pairs(t[0])])
+
+    # ---------------------------------------------------------------------------------------------
+    # Line productions (docs/tmf-grammar.md)
+    # ---------------------------------------------------------------------------------------------
+    comment = pp.Regex(r"//.*").set_name("comment")
+
+    component = pp.Regex(r"(?!//)\S+").set_name("component name")
+    guid_header = (
+        GUID("guid") - component("component") - pp.Opt(SLASHES + trailer("trailer")) - pp.StringEnd()
+    ).set_name("GUID header line")
+
+    TYPE_KEYWORD = pp.Regex(P_TYPE_KEYWORD).set_name('"#typev"')
+    msg_name = pp.Regex(P_MSG_NAME).set_name("message name")
+    msg_no = pp.Regex(P_MSG_NO).set_name("message number")
+    msg_no.set_parse_action(lambda t: int(t[0]))
+    msg_no.add_condition(lambda t: t[0] <= MAX_MESSAGE_NUMBER, message="message number 0..65535", fatal=True)
+    # Greedy: the format runs to the LAST '"' that is followed by optional blanks and "//" or the
+    # end of the line, so raw inner quotes ("LHS: "%10!s!"") and "http://" in formats survive.
+    quoted_format = pp.Regex(P_FORMAT, flags=re.DOTALL).set_name(
+        'quoted format string "..."'
+    )
+    quoted_format.set_parse_action(lambda t: t[0][1:-1])
+    typev_line = (
+        TYPE_KEYWORD("kind")
+        - msg_name("name")
+        - msg_no("number")
+        - quoted_format("format")
+        - pp.Opt(SLASHES + trailer("trailer"))
+        - pp.StringEnd()
+    ).set_name("#typev line")
+
+    # The C expression is everything before the LAST ", Item" that starts a well-formed tail
+    # (expressions contain commas; list parameters may themselves start with "Item"). If no tail is
+    # well formed, the loose form splits at the last ", Item" so the error points into the tail.
+    arg_expr = (pp.Regex(rf".*\S(?={_ARG_TAIL})") | pp.Regex(r".*\S(?=[ \t]*,[ \t]*Item)")).set_name(
+        "C expression followed by \", Item<Type>\""
+    )
+    # legacy "ItemCharHidden[N]" keeps its "[N]" in the name (an unknown type to the type table)
+    item_name = pp.Regex(P_ITEM_NAME).set_name("Item<Type> name")
+    param = pp.Regex(r"[^,()]*").set_name("parameter")
+    param.set_parse_action(lambda t: t[0].strip())
+    item_params = (LPAR - pp.Opt(pp.DelimitedList(param, allow_trailing_delim=False)) - RPAR).set_name(
+        "Item parameters (...)"
+    )
+    item_params.set_parse_action(lambda t: [tuple(t)])
+    insert_no = pp.Regex(P_INSERT_NO).set_name("insert number")
+    insert_no.set_parse_action(lambda t: int(t[0]))
+    insert_no.add_condition(lambda t: 1 <= t[0] <= MAX_INSERT, message="insert number 1..99", fatal=True)
+    insert_clause = (pp.Suppress(pp.Regex(P_INSERT_MARK)) - insert_no("insert")).set_name('"-- N" insert number')
+    arg_line = (
+        arg_expr("expr") + COMMA - item_name("item") - pp.Opt(item_params("params")) - pp.Opt(insert_clause)
+        # named so errors say what may follow the item name, not pyparsing's "end of text"
+        - pp.StringEnd().set_name('"-- N" insert number or end of line')
+    ).set_name("argument line \"<expr>, Item<Type> -- <N>\"")
+
+    enum_line = (pp.Regex(r"#enumv(?=[ \t])").suppress() - NONSPACE("name") - pp.StringEnd()).set_name(
+        "#enumv line"
+    )
+    enumerator = pp.Regex(r"[^\s,]+").set_name("enumerator name")
+    enum_number = pp.Regex(r"-?(?:0[xX][0-9A-Fa-f]+|[0-9]+)").set_name("enumerator value (0x... or decimal)")
+    enum_number.set_parse_action(lambda t: _enum_int(t[0]))
+    enum_value = (enumerator("name") + COMMA - enum_number("value") - pp.StringEnd()).set_name(
+        'enum value line "<Name>,0x<HEX>"'
+    )
+    block_open = (pp.Literal("{") - pp.StringEnd()).set_name('"{" line')
+    block_close = (pp.Literal("}") - pp.StringEnd()).set_name('"}" line')
+
+    # Tabs are data (a format string may hold one): never let pyparsing expand them.
+    for _production in (guid_header, typev_line, arg_line, enum_line, enum_value, block_open, block_close, trailer):
+        _production.parse_with_tabs()
+    globals().update({name: value for name, value in locals().items() if name != "_production"})
+    _built = True
+
+
+def __getattr__(name: str):
+    if name in _PRODUCTIONS or name in ("GUID", "SLASHES", "arg_expr", "item_name", "item_params",
+                                        "insert_clause", "quoted_format", "msg_no", "msg_name"):
+        _build()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _GUID_START = re.compile(r"\{?[0-9A-Fa-f]{8}-")
 
@@ -177,7 +199,10 @@ def _one(result: pp.ParseResults, name: str, default: object) -> object:
     return value[0] if isinstance(value, pp.ParseResults) else value
 
 
-def _run(production: pp.ParserElement, text: str, what: str) -> pp.ParseResults:
+def _run(name: str, text: str, what: str) -> pp.ParseResults:
+    """Parse ``text`` with the production ``name`` (raises _LineError)."""
+    _build()
+    production = globals()[name]
     if len(text) > MAX_LINE:
         raise _LineError(MAX_LINE, f"bad {what}: line longer than {MAX_LINE} characters",
                          f"at most {MAX_LINE} characters per line")
@@ -222,10 +247,32 @@ _FAST_ARG = re.compile(
 )
 
 
+_FAST_GUID_HEADER = re.compile(
+    rf"(?P<guid>\{{?[0-9A-Fa-f]{{8}}-[0-9A-Fa-f]{{4}}-[0-9A-Fa-f]{{4}}-[0-9A-Fa-f]{{4}}-[0-9A-Fa-f]{{12}}\}}?)"
+    rf"{_WS}*(?P<component>(?!//)\S+){_WS}*(?://(?P<trailer>{P_TRAILER}))?{_WS}*\Z"
+)
+_FAST_ENUM_LINE = re.compile(rf"#enumv[ \t]{_WS}*(?P<name>\S+){_WS}*\Z")
+_FAST_ENUM_VALUE = re.compile(
+    rf"(?P<name>[^\s,]+){_WS}*,{_WS}*(?P<value>-?(?:0[xX][0-9A-Fa-f]+|[0-9]+)){_WS}*\Z"
+)
+
+
+def _guid_header_fast(text: str) -> GuidHeader | None:
+    fast = _FAST_GUID_HEADER.match(text) if len(text) <= MAX_LINE else None
+    if fast is None:
+        return None
+    return GuidHeader(uuid.UUID(fast["guid"].strip("{}")), fast["component"],
+                      _trailer_to_pairs(fast["trailer"] or ""))
+
+
+def _guid_header_full(text: str) -> GuidHeader:
+    result = _run("guid_header", text, "GUID header line")
+    return GuidHeader(result["guid"], result["component"], _one(result, "trailer", ()))
+
+
 @functools.lru_cache(maxsize=8192)
 def parse_guid_header(text: str) -> GuidHeader:
-    result = _run(guid_header, text, "GUID header line")
-    return GuidHeader(result["guid"], result["component"], _one(result, "trailer", ()))
+    return _guid_header_fast(text) or _guid_header_full(text)
 
 
 def _typev_fast(text: str) -> TypevLine | None:
@@ -237,7 +284,7 @@ def _typev_fast(text: str) -> TypevLine | None:
 
 
 def _typev_full(text: str) -> TypevLine:
-    result = _run(typev_line, text, "#typev line")
+    result = _run("typev_line", text, "#typev line")
     return TypevLine(
         result["kind"] == "#type", result["name"], result["number"], result["format"], _one(result, "trailer", ())
     )
@@ -263,7 +310,7 @@ def _arg_fast(text: str) -> ArgTuple | None:
 
 
 def _arg_full(text: str) -> ArgTuple:
-    result = _run(arg_line, text, "argument line")
+    result = _run("arg_line", text, "argument line")
     return result["expr"].strip(), result["item"], _one(result, "params", ()), result.get("insert")
 
 
@@ -275,12 +322,21 @@ def parse_arg(text: str) -> ArgTuple:
 
 def parse_trailer(text: str) -> dict[str, str]:
     """KEY=VALUE pairs of a trailer text (the part after "//")."""
+    _build()
     return dict(trailer.parse_string(text.replace("\n", " "), parse_all=True)[0])
 
 
 def _parse_enum_value(text: str) -> tuple[str, int]:
-    result = _run(enum_value, text, "enum value line")
+    fast = _FAST_ENUM_VALUE.match(text) if len(text) <= MAX_LINE else None
+    if fast is not None:
+        return fast["name"], _enum_int(fast["value"])
+    result = _run("enum_value", text, "enum value line")
     return result["name"], result["value"]
+
+
+def _parse_enum_line(text: str) -> str:
+    fast = _FAST_ENUM_LINE.match(text) if len(text) <= MAX_LINE else None
+    return fast["name"] if fast is not None else _run("enum_line", text, "#enumv line")["name"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,7 +467,7 @@ class _Parser:
             return index
         if lines[index].strip() != "{":  # only a malformed line needs the production (for its error)
             try:
-                _run(block_open, lines[index].strip(), '"{" line')
+                _run("block_open", lines[index].strip(), '"{" line')
             except _LineError as err:
                 self.line_error(index + 1, lines[index], err)
                 bad = True
@@ -429,7 +485,7 @@ class _Parser:
             if stripped.startswith("}"):
                 if stripped != "}":
                     try:
-                        _run(block_close, stripped, '"}" line')
+                        _run("block_close", stripped, '"}" line')
                     except _LineError as err:
                         self.line_error(lineno, line, err)
                         bad = True
@@ -460,7 +516,7 @@ class _Parser:
         lineno = index + 1
         index += 1
         try:
-            name = _run(enum_line, line.strip(), "#enumv line")["name"]
+            name = _parse_enum_line(line.strip())
         except _LineError as err:
             self.line_error(lineno, line, err)
             return self.skip_block(lines, index) if index < len(lines) and lines[index].strip() == "{" else index

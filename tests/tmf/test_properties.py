@@ -169,6 +169,9 @@ def test_pathological_long_lines_parse_in_linear_time():
 from wpptrace.tmf import grammar  # noqa: E402
 
 REAL_LINES = [line for line in CORPUS_SAMPLE.split("\n") if line.startswith("#typev") or " -- " in line]
+REAL_LINES += ["01e9b841-7d67-315a-7b92-23b2033356de BthPS3 // SRC=L2CAP.c MJ= MN=",
+               "{0A9AB260-F7E4-311E-A23E-F8AB6856DC72} DmfKFramework", "#enumv _MachineState",
+               "Offline,0x0", "Big,0xFFFFFFFFFFFFFFFE", "Neg,-12"]
 LINE_ALPHABET = st.sampled_from(list('#typev ItemLong(),-/"!%0123456789abcxyz_\t=[]{}') + ["--", "//", ", Item"])
 
 
@@ -191,7 +194,13 @@ def candidate_lines(draw) -> str:
 @SETTINGS
 @given(candidate_lines())
 def test_fast_matchers_agree_with_the_productions(line):
-    for fast, full in ((grammar._typev_fast, grammar._typev_full), (grammar._arg_fast, grammar._arg_full)):
+    pairs = ((grammar._typev_fast, grammar._typev_full), (grammar._arg_fast, grammar._arg_full),
+             (grammar._guid_header_fast, grammar._guid_header_full),
+             (lambda t: grammar._FAST_ENUM_LINE.match(t) and grammar._parse_enum_line(t),
+              lambda t: grammar._run("enum_line", t, "#enumv line")["name"]),
+             (lambda t: grammar._FAST_ENUM_VALUE.match(t) and grammar._parse_enum_value(t),
+              lambda t: tuple(grammar._run("enum_value", t, "enum value line")[k] for k in ("name", "value"))))
+    for fast, full in pairs:
         quick = fast(line)
         if quick is not None:  # a fast match must be exactly what the production gives
             assert quick == _outcome(full, line)
