@@ -18,14 +18,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples" / "c_program"
 CONTROL_GUID = uuid.UUID("b7c1e3d2-5a4f-4e6b-9c8d-7f6e5d4c3b2a")
 TRACE_IO, TRACE_NET = 2, 4
-EXPECTED = [
-    "start_driver starting",
-    "opened alpha.cfg with 100 bytes", "read 0 into buffer 00007FF000001000",
-    "opened beta.dat with 200 bytes", "read 1 into buffer 00007FF000002000",
-    "opened gamma.log with 300 bytes", "read 2 into buffer 00007FF000003000",
-    "link status 0xc000020c(STATUS_CONNECTION_DISCONNECTED) after 3 tries",
-    "stop_driver stopping",
-]
+EXPECTED = (SAMPLE / "expected.txt").read_text().splitlines()
 
 
 @pytest.fixture(scope="module")
