@@ -265,8 +265,9 @@ class Capture:
     def _attach_logging(self) -> None:
         logger, handler = self._logger, _shared_logging_handler()
         wanted = _logging_level(self.level)
-        logger.addHandler(handler)
-        self._undo.append(lambda: logger.removeHandler(handler))
+        if handler not in logger.handlers:      # an outer capture may have attached it already
+            logger.addHandler(handler)
+            self._undo.append(lambda: logger.removeHandler(handler))
         if logger.getEffectiveLevel() > wanted:
             before = logger.level
             logger.setLevel(wanted)

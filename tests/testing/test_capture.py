@@ -276,6 +276,13 @@ def test_logging_true_attaches_a_handler_for_the_block() -> None:
         log.info("not at this level")
         log.warning("warned %d", 3)
     assert cap.texts == ["warned 3"]
+    with capture(logging=True) as outer:
+        log.info("outer %d", 1)
+        with capture(logging=True) as inner:
+            log.info("inner %d", 2)
+        log.info("outer %d", 3)
+    assert outer.texts == ["outer 1", "outer 3"] and inner.texts == ["inner 2"]
+    assert logging.getLogger().handlers == handlers
 
 
 def test_a_control_guid_with_tmf_files(tmp_path: pathlib.Path) -> None:
