@@ -69,7 +69,9 @@ class MessageEvent(Event):
     ``DecodedMessage`` (``text``, ``args``, ``to_dict()`` are the same as properties)."""
 
     __slots__ = ("_decoded",)
-    _formatter: "_EventFormatter | None" = None     # set on the reader's own subclass
+    #: the reader's decoding (an EventReader makes its own subclass); events made elsewhere
+    #: (make_event) share one without TMF paths (TRACE_FORMAT_SEARCH_PATH only)
+    _formatter: "_EventFormatter | None" = None
 
     @property
     def wpp(self) -> DecodedMessage:
@@ -80,7 +82,7 @@ class MessageEvent(Event):
             pass
         formatter = self._formatter
         if formatter is None:
-            formatter = type(self)._formatter = _EventFormatter(None)
+            formatter = MessageEvent._formatter = _EventFormatter(None)
         self._decoded = formatter.decode(self)
         return self._decoded
 
