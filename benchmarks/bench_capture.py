@@ -17,6 +17,10 @@ Per test (a body logging 10 messages through a ``Provider`` with 2 arguments eac
 ``first capture in a new process``: a fresh interpreter importing the app and wpptrace.testing
 and running one capture, timed inside it (every tenth round).
 
+``pytest without the fixture``: a run of 2,000 trivial tests with the plugin loaded (installing
+wpptrace registers it) and with ``-p no:wpptrace``: CPU seconds of the pytest process, best of
+3 interleaved runs (the plugin must cost nothing to runs that do not use it).
+
 Decoding API (one file of ``--messages`` messages written by a capture): ``format_file``
 consumed line by line beside ``run_fmt`` (the code behind ``wpptrace fmt``) writing text to
 /dev/null, and ``decode_file`` beside ``run_fmt -f jsonl``: same engine, so the ratios should
@@ -167,6 +171,27 @@ def first_capture(tmp: str) -> float:
     return float(out.stdout)
 
 
+def plugin_cost(tmp: str, runs: int = 3) -> None:
+    import resource
+
+    folder = os.path.join(tmp, "plain")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "test_plain.py"), "w") as fh:
+        fh.write("import pytest\n\n\n@pytest.mark.parametrize('i', range(2000))\n"
+                 "def test_plain(i):\n    assert i >= 0\n")
+    cpu: dict[str, list[float]] = {"plugin loaded": [], "-p no:wpptrace": []}
+    for _ in range(runs):
+        for name, extra in (("plugin loaded", []), ("-p no:wpptrace", ["-p", "no:wpptrace"])):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra],
+                           cwd=folder, capture_output=True, check=True)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[name].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    a, b = min(cpu["plugin loaded"]), min(cpu["-p no:wpptrace"])
+    print(f"\npytest, 2,000 tests not using the fixture, CPU s (best of {runs}): plugin loaded "
+          f"{a:.2f}, -p no:wpptrace {b:.2f}, ratio {a / b:.2f}")
+
+
 def decoding(app, tmp: str, messages: int, rounds: int) -> None:
     import io
 
@@ -247,6 +272,7 @@ def main() -> None:
     overhead = min(times["capture"]) - base
     print(f"target: capture overhead < 50 ms: {overhead * 1e3:.2f} ms -> "
           f"{'met' if overhead < 0.050 else 'NOT met'}")
+    plugin_cost(tmp)
     decoding(app, tmp, args.messages, max(3, args.rounds // 10))
 
 

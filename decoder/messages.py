@@ -246,11 +246,15 @@ class FormattedLines:
             raise
         view = RowView()
         chunks = merge_sources([(FileSource(etl), view) for etl in self._files])
-        self._lines = self._generate(self.decoder.format_rows(chunks, view))
+        self._lines = self._generate(self.decoder.render_rows(chunks, view))
 
-    def _generate(self, batches: Iterator[list[str]]) -> Iterator[str]:
+    def _generate(self, texts: Iterator[bytes]) -> Iterator[str]:
+        """The renderer's UTF-8 text, chunk by chunk, as the lines fmt writes (a message
+        with line breaks in its text makes several)."""
         try:
-            for lines in batches:
+            for text in texts:
+                lines = str(text, "utf-8", "replace").split("\n")
+                lines.pop()                 # the text ends with a line break
                 yield from lines
         finally:
             self.close()
@@ -287,7 +291,7 @@ def format_file(path: Any, tmf: Any = None, prefix: str | None = None, *, nopref
                 utc: bool = False) -> FormattedLines:
     """The output lines of ``wpptrace fmt`` for ``path`` (one .etl, or several merged by time),
     without line ends, in order: the header's ``EventTrace`` line, then one line per WPP
-    message. ``tmf`` as :func:`load_tmf` takes it; ``prefix`` a tracefmt prefix template
+    message (more for a message whose text holds line breaks, as fmt prints it). ``tmf`` as :func:`load_tmf` takes it; ``prefix`` a tracefmt prefix template
     (default: TRACE_FORMAT_PREFIX, else tracefmt's); ``noprefix``/``utc`` as fmt's
     ``--no-prefix``/``--utc``. The same engine and formatting loop as the command."""
     return FormattedLines(_paths(path), load_tmf(tmf), prefix, noprefix, utc)

@@ -140,3 +140,20 @@ def test_trace_levels_from_tmf_text() -> None:
     assert decoder.messages.trace_level("0x5") == 5
     assert decoder.messages.trace_level("STR_GENERAL") is None
     assert decoder.messages.trace_level("") is None
+
+
+def test_format_file_lines_of_a_message_with_line_breaks(tmp_path, capsys) -> None:
+    from wpptrace.provider.tracing import Provider
+    from wpptrace.testing import capture
+
+    trace = Provider("LineBreaks", flags=("IO",))
+    with capture(trace, keep=True, keep_dir=tmp_path, name="breaks") as cap:
+        trace.info(trace.flags.IO, "first %s last", "one\ntwo")
+        trace.info(trace.flags.IO, "plain %d", 3)
+    trace.unregister()
+    etl, tmf_dir = tmp_path / "breaks" / "trace.etl", tmp_path / "breaks" / "tmf"
+    expected = fmt_output(capsys, str(etl), "-p", str(tmf_dir), "--no-prefix")
+    assert expected == "EventTrace\nfirst one\ntwo last\nplain 3\n"
+    lines = list(decoder.format_file(etl, tmf=tmf_dir, noprefix=True))
+    assert lines == ["EventTrace", "first one", "two last", "plain 3"]
+    assert cap.texts == ["first one\ntwo last", "plain 3"]
