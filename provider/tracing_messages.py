@@ -75,7 +75,7 @@ def _build_packer(compiled: CompiledSite) -> Callable[[tuple], bytes]:
     encodes. Generated from the codec list only (identifiers, no user text)."""
     n = compiled.nargs
     names = [f"a{i}" for i in range(n)]
-    namespace: dict[str, Any] = {"_struct_error": struct.error, "_str": str, "_slow": compiled.check_args}
+    namespace: dict[str, Any] = {"_str": str, "_slow": compiled.check_args}
     parts: list[str] = []
     run_codes: list[str] = []
     run_args: list[str] = []
@@ -132,7 +132,9 @@ def _build_packer(compiled: CompiledSite) -> Callable[[tuple], bytes]:
         lines.append("        return _slow(args)")
     lines.append("    try:")
     lines.append(f"        return {body}")
-    lines.append("    except (_struct_error, TypeError, AttributeError, ValueError, OverflowError):")
+    # Any failure (a value's __index__, __int__ or __repr__ may raise anything): the slow path
+    # says which argument failed and why, naming the call site.
+    lines.append("    except Exception:")
     lines.append("        return _slow(args)")
     exec(compile("\n".join(lines), f"<wpptrace packer {compiled.label}>", "exec"), namespace)  # noqa: S102
     return namespace["pack"]

@@ -81,6 +81,19 @@ class _RaisingStr:
         raise RuntimeError("no text for you")
 
 
+class _RaisingConversions:
+    """repr(), __index__ and __int__ fail with an error that is neither TypeError nor ValueError."""
+
+    def __repr__(self):
+        raise RuntimeError("no repr for you")
+
+    def __index__(self):
+        raise LookupError("no index for you")
+
+    def __int__(self):
+        raise ArithmeticError("no int for you")
+
+
 BAD = [
     # (site, value, exception in strict mode, detail)
     ("int", 2**64, ValueError, "does not fit a 64-bit integer"),
@@ -95,6 +108,9 @@ BAD = [
     ("long", -1, ValueError, "does not fit a non-negative 32-bit integer"),
     ("text", "nul\x00inside", ValueError, "NUL character"),
     ("text", _RaisingStr(), ValueError, "RuntimeError: no text for you"),
+    ("repr", _RaisingConversions(), ValueError, "RuntimeError: no repr for you"),
+    ("hex", _RaisingConversions(), ValueError, "LookupError: no index for you"),
+    ("int", _RaisingConversions(), ValueError, "ArithmeticError: no int for you"),
     ("ansi", "\ud800", ValueError, "surrogate"),
     ("char", "ab", TypeError, "one-character str"),
     ("char", 0x110000, ValueError, "not in range(0x110000)"),
