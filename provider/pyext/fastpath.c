@@ -53,6 +53,7 @@
 
 #define NEEDS_CHECKER (-1)        /* "not packed: let Python's encoders pack it" */
 #define NO_MEMORY     (-3)
+#define APP_EXCEPTION (-4)        /* KeyboardInterrupt, SystemExit ...: set, for the caller */
 #define STACK_PAYLOAD 512
 #define STACK_ARGS    32
 
@@ -144,6 +145,18 @@ static unsigned char *buf_room(payload_buf *b, size_t n) {
 }
 
 enum { SIGNED, UNSIGNED, EITHER };
+
+/* A value's own conversion (str(), a converter, .bytes_le) failed. An Exception is Python's to
+ * report: 0, the Python path converts again and drops the call or raises naming the site. A
+ * KeyboardInterrupt or SystemExit raised meanwhile belongs to the application, as with logging:
+ * it stays set (-2). */
+static int conversion_failed(void) {
+    if (PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear();
+        return 0;
+    }
+    return -2;
+}
 
 /* Integers: 1 = written, 0 = does not fit / not an int (Python decides), -1 no memory. */
 static int put_int(payload_buf *b, PyObject *v, int size, int mode) {
@@ -242,14 +255,14 @@ static int put_utf16_str(payload_buf *b, PyObject *v) {
 static int put_utf16(payload_buf *b, PyObject *v) {
     if (PyUnicode_Check(v)) return put_utf16_str(b, v);
     PyObject *text = PyObject_Str(v);
-    if (!text) { PyErr_Clear(); return 0; }     /* Python calls it again and reports the error */
+    if (!text) return conversion_failed();     /* Python calls it again and reports the error */
     int rc = PyUnicode_Check(text) ? put_utf16_str(b, text) : 0;
     Py_DECREF(text);
     return rc;
 }
 
 static int put_bytes_of(payload_buf *b, PyObject *encoded) {
-    if (!encoded) { PyErr_Clear(); return 0; }
+    if (!encoded) return conversion_failed();
     int rc = 0;
     if (PyBytes_Check(encoded)) {
         Py_ssize_t n = PyBytes_GET_SIZE(encoded);
@@ -271,7 +284,8 @@ static int put_guid(payload_buf *b, PyObject *v) {
 }
 
 /* Pack `values` by the site's program and write the record: the Win32 code, NEEDS_CHECKER
- * (nothing written) or NO_MEMORY (MemoryError set). */
+ * (nothing written), NO_MEMORY (MemoryError set) or APP_EXCEPTION (the application's exception
+ * set). */
 static long pack_write(const site_program *s, TRACEHANDLE h, PyObject *const *values, Py_ssize_t n) {
     if (n != s->nargs) return NEEDS_CHECKER;
     payload_buf b;
@@ -297,7 +311,8 @@ static long pack_write(const site_program *s, TRACEHANDLE h, PyObject *const *va
         }
     }
     long rc;
-    if (ok < 0) { PyErr_NoMemory(); rc = NO_MEMORY; }
+    if (ok == -2) rc = APP_EXCEPTION;
+    else if (ok < 0) { PyErr_NoMemory(); rc = NO_MEMORY; }
     else if (ok == 0) rc = NEEDS_CHECKER;
     else rc = (long)core_trace_packed(h, s->flags, s->has_guid ? (const char *)s->guid : NULL,
                                       s->number, (const char *)b.p, b.len);
@@ -448,7 +463,7 @@ static PyObject *py_trace_site(PyObject *self, PyObject *const *args, Py_ssize_t
     const site_program *s = site_of(args[1]);
     if (!s) return NULL;
     long rc = pack_write(s, h, &PyTuple_GET_ITEM(args[2], 0), PyTuple_GET_SIZE(args[2]));
-    return rc == NO_MEMORY ? NULL : PyLong_FromLong(rc);
+    return rc == NO_MEMORY || rc == APP_EXCEPTION ? NULL : PyLong_FromLong(rc);
 }
 
 static void *address_of(PyObject *o) {
@@ -625,6 +640,8 @@ static PyObject *level_call(ProviderCore *self, unsigned level, PyObject *level_
     long rc = pack_write(g_sites[site], self->handle, args + fixed, nargs - fixed);
     if (rc == NEEDS_CHECKER)
         return to_python(self, level_obj, method, args, nargs, fixed);
+    if (rc == APP_EXCEPTION)
+        return NULL;
     if (rc == NO_MEMORY) {
         PyErr_Clear();   /* never into the application: the event is lost, as a full buffer */
         rc = ERROR_NOT_ENOUGH_MEMORY;

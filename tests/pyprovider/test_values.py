@@ -382,3 +382,38 @@ def test_an_unexpected_failure_while_resolving_is_a_drop_too(app, monkeypatch):
     fresh.strict = True
     with pytest.raises(RuntimeError, match="MemoryError: no room"):
         fresh.info(1, "x %d", 1)
+
+
+class _Interrupted:
+    """Ctrl-C arriving while the value converts: the signal handler raises KeyboardInterrupt once,
+    in the value's Python code; converting it again would succeed."""
+
+    def __init__(self):
+        self.interrupted = False
+
+    def _once(self):
+        if not self.interrupted:
+            self.interrupted = True
+            raise KeyboardInterrupt
+
+    def __str__(self):
+        self._once()
+        return "converted"
+
+    @property
+    def bytes_le(self):
+        self._once()
+        return bytes(16)
+
+
+@pytest.mark.parametrize("site, good", [("text", "ok"), ("guid", uuid.UUID(int=1))])
+def test_keyboard_interrupt_inside_a_value_conversion_reaches_the_application(app, writes, site, good):
+    """A trace call's own failures are dropped; a KeyboardInterrupt (or SystemExit) raised while
+    a value converts is the application's, as with logging, and is neither swallowed nor counted
+    (the first call resolves the site, the second one is packed by the cached program)."""
+    def interrupted():
+        with pytest.raises(KeyboardInterrupt):
+            app.SITES[site](_Interrupted())
+
+    assert len(writes(lambda: app.SITES[site](good), interrupted, interrupted)) == 1
+    assert app.trace.stats().calls_dropped == 0
