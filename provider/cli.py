@@ -13,10 +13,13 @@ cannot be opened or compiled is reported before any session starts (no empty .et
 from __future__ import annotations
 
 import argparse
+import builtins
+import importlib.machinery
 import os
 import runpy
 import sys
 import traceback
+import types
 import uuid
 
 from wpptrace import _outputs as outputs
@@ -96,8 +99,27 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
+def _run_file(path: str) -> None:
+    """Run a script file as ``python path`` does: in a fresh ``__main__`` module, compiled under
+    its absolute file name (so a script that changes directory still finds its call sites and
+    tracebacks name the file fully); sys.argv[0] stays as given."""
+    filename = os.path.abspath(path)
+    with open(filename, "rb") as handle:
+        code = compile(handle.read(), filename, "exec", dont_inherit=True)
+    main = types.ModuleType("__main__")
+    main.__dict__.update(__file__=filename, __cached__=None, __builtins__=builtins,
+                         __loader__=importlib.machinery.SourceFileLoader("__main__", filename))
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = main
+    try:
+        exec(code, main.__dict__)  # noqa: S102 - running the user's script is this command's job
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
+
+
 def _run_script(args: argparse.Namespace) -> int:
-    """runpy.run_path with the interpreter's own setup for a script, restored afterwards."""
+    """The script with the interpreter's own setup for it (argv, sys.path[0]), restored afterwards."""
     script_args = list(args.script_args)
     if script_args[:1] == ["--"]:
         del script_args[0]
@@ -111,7 +133,10 @@ def _run_script(args: argparse.Namespace) -> int:
     else:
         sys.path.append(script_dir)
     try:
-        runpy.run_path(args.script, run_name="__main__")
+        if os.path.isfile(args.script):
+            _run_file(args.script)
+        else:  # a directory or a zip archive with a __main__.py
+            runpy.run_path(args.script, run_name="__main__")
         return 0
     except SystemExit as exc:
         return _exit_code(exc)

@@ -51,6 +51,29 @@ def test_record_runs_the_script_like_python(tmp_path, pp):
     assert pp.decode_lines(out, tmf, tmp_path) == ["sibling says hello, args ['7', 'x y'], name __main__"]
 
 
+def test_a_script_named_relative_to_the_current_directory(tmp_path, pp):
+    """As ``python app.py``: __file__ and the code's file name are absolute (sys.argv[0] stays as
+    given), so a script that changes directory still finds its call sites."""
+    script = tmp_path / "chdir_app.py"
+    script.write_text(textwrap.dedent("""
+        import os, sys
+        from wpptrace.provider.tracing import Provider
+        trace = Provider("ChdirApp", flags=("IO",), strict=True)
+        print(__file__, sys.argv[0])
+        os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        trace.info(trace.flags.IO, "after chdir %d", 1)
+    """))
+    python = subprocess.run([sys.executable, script.name], capture_output=True, text=True, cwd=tmp_path)
+    assert python.stdout.split() == [str(script), script.name]
+    proc, out = record(tmp_path, pathlib.Path(script.name))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == python.stdout
+    tmf = tmp_path / "tmf"
+    assert subprocess.run([sys.executable, "-m", "wpptrace", "tmf", "gen", str(script), "-o", str(tmf),
+                           "--no-registry"], capture_output=True).returncode == 0
+    assert pp.decode_lines(out, tmf, tmp_path) == ["after chdir 1"]
+
+
 def test_a_missing_script_is_one_line_and_leaves_no_etl(tmp_path):
     proc, out = record(tmp_path, tmp_path / "nope.py")
     assert proc.returncode == 2
