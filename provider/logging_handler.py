@@ -124,7 +124,10 @@ class WppHandler(logging.Handler):
         self.flag = int(flag) if flag is not None else (int(next(iter(provider.flags))) if len(provider.flags) else 1)
         self.flag_name = next((f.name for f in provider.flags if int(f) == self.flag), "LOGGING")
         self._levels = {lvl: trace_level_for(lvl) for lvl in range(0, 101)}
+        # (template, line, file) of the literal templates seen -> how they travel; the catch-all
+        # entries are not kept per message, so messages made at run time (f-strings) add nothing
         self._sites: dict[tuple[str, int, str], _SiteEntry] = {}
+        self._lines: dict[tuple[str, int], dict[str, LoggingSite]] = {}  # (file, line) -> its sites
         self._paths: dict[str, None] = {}   # files whose logging calls were looked up, in order
         self.fallback_guid = message_guid(provider.guid, "<logging>")
         self._fallback_le = self.fallback_guid.bytes_le
@@ -204,17 +207,21 @@ class WppHandler(logging.Handler):
     def _resolve(self, record: logging.LogRecord, key: tuple | None) -> _SiteEntry:
         entry = _SiteEntry(self._fallback_le, fallback_number(trace_level_for(record.levelno)), None)
         if key is not None:
-            frame = _caller_frame(record)
-            sites = self._sites_of(record.pathname, frame.f_code if frame else None,
-                                   frame.f_globals if frame else None)
-            site = next((s for s in sites or () if s.line == record.lineno and s.template == record.msg), None)
+            line = (record.pathname, record.lineno)
+            templates = self._lines.get(line)
+            if templates is None:
+                frame = _caller_frame(record)
+                sites = self._sites_of(record.pathname, frame.f_code if frame else None,
+                                       frame.f_globals if frame else None)
+                templates = self._lines[line] = {s.template: s for s in sites or () if s.line == record.lineno}
+            site = templates.get(record.msg)
             if site is not None:
                 try:
                     entry = _SiteEntry(self._guid(record.pathname).bytes_le, site.number,
                                        compile_template(site.template).encode)
                 except (ValueError, TypeError):
                     pass
-            self._sites[key] = entry
+                self._sites[key] = entry
         return entry
 
     # -- TMF ------------------------------------------------------------------------------

@@ -127,3 +127,34 @@ def test_templates_render_like_python(template, args, wanted) -> None:
 def test_templates_that_cannot_travel_typed(template) -> None:
     with pytest.raises(ValueError):
         compile_template(template)
+
+
+def test_messages_made_at_run_time_keep_the_handler_small(pp, tmp_path: pathlib.Path) -> None:
+    """f-strings (a new message text per record) go formatted; the handler remembers call sites,
+    not message texts, so a long-running service's memory does not grow with what it logs."""
+    source = tmp_path / "fstrings.py"
+    source.write_text(
+        "import logging\n"
+        "log = logging.getLogger('fstrings')\n"
+        "def work(i):\n"
+        "    log.info(f'processed item {i}')\n"
+        "    log.info('typed item %d', i)\n")
+    module = pp.load_module("pyprovider_fstrings", source)
+    handler = WppHandler("FStrings", root=str(tmp_path))
+    module.log.addHandler(handler)
+    module.log.setLevel(logging.INFO)
+    etl = tmp_path / "fstrings.etl"
+    try:
+        with pp.etl_session(etl) as session:
+            api.EnableTrace(True, 1, 5, handler.provider.guid, session)
+            for i in range(300):
+                module.work(i)
+    finally:
+        module.log.removeHandler(handler)
+        handler.provider.unregister()
+    assert (handler.sent_formatted, handler.sent_typed) == (300, 300)
+    assert len(handler._sites) <= 2   # one entry per call site, none per message text
+    tmf_dir = tmp_path / "tmf"
+    handler.write_tmf(str(tmf_dir))
+    assert pp.decode_lines(etl, tmf_dir, tmp_path) == [
+        line for i in range(300) for line in (f"processed item {i}", f"typed item {i}")]
