@@ -38,6 +38,7 @@ import sys
 import threading
 import uuid
 import warnings
+import weakref
 from typing import Any, Callable, Iterable
 
 from . import fastpath
@@ -253,7 +254,7 @@ class _ProviderMethods:
         self._reported: set[str] = set()    # sites whose first drop was reported
         self._files: dict[str, FileMessages] = {}
         # id(code object) -> (the code object, {instruction offset -> CompiledSite or _BadSite});
-        # holding the code object keeps its id from being reused while it is cached.
+        # holding the code object keeps its id from being reused while it is cached (see _hold).
         self._sites: dict[int, tuple[Any, dict[int, Any]]] = {}
         self._lock = threading.RLock()
         self._registration: int | None = None
@@ -365,17 +366,27 @@ class _ProviderMethods:
     def _resolve(self, method: str, fmt: Any, code: Any, lasti: int, module_globals: dict | None) -> Any:
         with self._lock:
             entry = self._sites.get(id(code))
-            if entry is None:
-                entry = self._sites[id(code)] = (code, {})  # holds the code object: ids stay unique
-            site = entry[1].get(lasti)
+            site = entry[1].get(lasti) if entry is not None else None
             if site is None:
                 site = self._find(method, fmt, code, lasti, module_globals)
                 if type(site) is not _BadSite:
                     self._register_program(site)
                     if site.cid is not None:
                         self._cache_site(code, lasti, site.cid)
+                if entry is None:
+                    entry = self._sites[id(code)] = (self._hold(code, site), {})
                 entry[1][lasti] = site
             return site
+
+    def _hold(self, code: Any, site: Any) -> Any:
+        """What keeps a cached code object's id unique: the code object itself; for code without
+        a source file (exec'd, typed in), whose calls are all dropped and of which a program may
+        make any number, a weak reference that forgets the entry with the code object."""
+        name = code.co_filename
+        if type(site) is _BadSite and name.startswith("<") and name.endswith(">"):
+            sites, key = self._sites, id(code)
+            return weakref.ref(code, lambda _ref: sites.pop(key, None))
+        return code
 
     def _find(self, method: str, fmt: Any, code: Any, lasti: int, module_globals: dict | None) -> Any:
         path = os.path.abspath(code.co_filename)

@@ -417,3 +417,20 @@ def test_keyboard_interrupt_inside_a_value_conversion_reaches_the_application(ap
 
     assert len(writes(lambda: app.SITES[site](good), interrupted, interrupted)) == 1
     assert app.trace.stats().calls_dropped == 0
+
+
+def test_trace_calls_in_code_made_at_run_time_are_not_kept(writes):
+    """exec'd or typed-in code has no source: its calls are dropped and counted, and the provider
+    does not keep each such code object (a program exec'ing new code in a loop stays flat)."""
+    import gc
+
+    trace = Provider("ExecLoop", register=False)
+    writes.app = type("App", (), {"trace": trace})
+    calls = [lambda i=i: exec(f"trace.info(1, 'made at run time {i} %d', 1)", {"trace": trace})
+             for i in range(200)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert writes(*calls) == []
+    gc.collect()
+    assert trace.stats().calls_dropped == 200
+    assert len(trace._sites) < 10
