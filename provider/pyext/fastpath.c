@@ -38,7 +38,7 @@
  *   S        str() of the value -> UTF-16LE + NUL (lone surrogates as their code units)
  *   g        object with .bytes_le (16 bytes)
  *   o        converters[i](value) -> bytes (types encoded in Python: SID, IP, counted strings ...)
- * Integers take int objects only, 's' str only: other values go to Python, which applies
+ * Integers take int objects only, 's' exact str only: other values go to Python, which applies
  * Python's own conversions (int() of a float for %d ...) and writes the same bytes.
  */
 #define PY_SSIZE_T_CLEAN
@@ -199,7 +199,7 @@ static int put_double(payload_buf *b, PyObject *v) {
 }
 
 static int put_utf8(payload_buf *b, PyObject *v) {
-    if (!PyUnicode_Check(v)) return 0;
+    if (!PyUnicode_CheckExact(v)) return 0;        /* a subclass may have its own __str__ */
     Py_ssize_t n;
     const char *s = PyUnicode_AsUTF8AndSize(v, &n);
     if (!s) { PyErr_Clear(); return 0; }           /* lone surrogates: Python says so */
@@ -251,9 +251,9 @@ static int put_utf16_str(payload_buf *b, PyObject *v) {
     return 1;
 }
 
-/* %s: str() of any value, as Python's % does. */
+/* %s: str() of any value, as Python's % does (a str subclass may have its own __str__). */
 static int put_utf16(payload_buf *b, PyObject *v) {
-    if (PyUnicode_Check(v)) return put_utf16_str(b, v);
+    if (PyUnicode_CheckExact(v)) return put_utf16_str(b, v);
     PyObject *text = PyObject_Str(v);
     if (!text) return conversion_failed();     /* Python calls it again and reports the error */
     int rc = PyUnicode_Check(text) ? put_utf16_str(b, text) : 0;

@@ -201,6 +201,17 @@ class Indexable:
         return 0x1234
 
 
+class Masked(str):
+    """A str subclass with its own __str__: "%s" % value shows what __str__ returns."""
+
+    def __str__(self):
+        return "***"
+
+
+class Mode(str, enum.Enum):
+    FAST = "fast"
+
+
 FITS = [
     ("int", 2**31, struct.pack("<q", 2**31)),
     ("int", -2**63, struct.pack("<q", -2**63)),
@@ -220,9 +231,12 @@ FITS = [
     ("text", None, "None\0".encode("utf-16-le")),
     ("text", pathlib.PurePosixPath("/tmp/x"), "/tmp/x\0".encode("utf-16-le")),
     ("text", 42, "42\0".encode("utf-16-le")),
+    ("text", Masked("hunter2"), "***\0".encode("utf-16-le")),
+    ("text", Mode.FAST, ("%s\0" % Mode.FAST).encode("utf-16-le")),
     ("text", "\ud800 lone", b"\x00\xd8" + " lone\0".encode("utf-16-le")),
     ("repr", "x", "'x'\0".encode("utf-16-le")),
     ("ansi", "caf\u00e9", "caf\u00e9".encode() + b"\0"),
+    ("ansi", Masked("hunter2"), b"***\0"),
     ("char", "\u00e9", "\u00e9\0".encode("utf-16-le")),
     ("char", 0x1F600, "\U0001F600\0".encode("utf-16-le")),
     ("double", 1, struct.pack("<d", 1.0)),
