@@ -255,6 +255,34 @@ class PrefixTemplate:
                 ops.append(("lit", str(_marker_text(value, markers))))
         return ops
 
+    def native_shared_ops(self) -> list[tuple] | None:
+        """The prefix as ops of one shared prefix program for every message (``pstr`` k
+        prints the k-th of ``native_strings``); None when only Python prints it."""
+        skeleton = self._skeleton
+        if skeleton is None:
+            skeleton = self._skeleton = self._native_skeleton()
+        if skeleton is False:
+            return None
+        ops, k = [], 0
+        for kind, value in skeleton:
+            if kind == "op":
+                ops.append(value)
+            else:
+                ops.append(("pstr", k))
+                k += 1
+        return ops
+
+    def native_strings(self, component: str, message_name: str, markers: Mapping[str, str]) -> list[str]:
+        """The texts a message gives the shared prefix: %1 and %2 with their specs applied,
+        marker values, in the order of the ``pstr`` ops."""
+        out = []
+        for kind, value in self._skeleton or ():
+            if kind == "text":
+                out.append(value[0] % (component if value[1] == 1 else message_name))
+            elif kind == "marker":
+                out.append(str(_marker_text(value, markers)))
+        return out
+
     def _native_skeleton(self) -> list[tuple] | bool:
         """The ops of ``native_ops`` with the per-message texts still to fill in (False: a
         prefix only Python prints)."""

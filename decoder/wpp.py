@@ -240,6 +240,7 @@ class WppDecoder:
         self._guid_components: dict[uuid.UUID, str] | None = None
         self._render = None
         self._printer: RowPrinter | None = None  # the C renderer's, made on first use
+        self._prefix_program: int | None = None  # its shared prefix program (-1: Python's)
         self._key_entries: list[_Entry] = []     # row key id -> entry (mirrors the C key table)
 
     # -- per-message resolution -----------------------------------------------------------
@@ -476,7 +477,7 @@ class WppDecoder:
         WPPR_HOLE when Python prints its lines."""
         if entry.program is not None:
             return entry.program
-        from wpptrace.tmf.native import encode
+        from wpptrace.tmf.native import SharedPrefix, encode
 
         program = RowPrinter.HOLE
         try:
@@ -486,18 +487,29 @@ class WppDecoder:
                 blob = None
             else:
                 compiled = entry.formatter.native_ops(entry.markers)
-                prefix_ops = None
+                prefix = None
                 if compiled is not None and entry.has_prefix and not self.noprefix:
-                    prefix_ops = self.prefix.native_ops(entry.component, entry.name, entry.markers)
-                    if prefix_ops is None:
+                    shared = self._shared_prefix()
+                    if shared is None:
                         compiled = None
-                blob = None if compiled is None else encode(*compiled, prefix_ops, prefix=entry.has_prefix)
+                    else:
+                        prefix = SharedPrefix(shared, self.prefix.native_strings(
+                            entry.component, entry.name, entry.markers))
+                blob = None if compiled is None else encode(*compiled, prefix, prefix=entry.has_prefix)
             if blob is not None:
                 program = self._row_printer().renderer.add(blob)
         except UnicodeEncodeError:  # text only Python can write: its lines stay with Python
             program = RowPrinter.HOLE
         entry.program = program
         return program
+
+    def _shared_prefix(self) -> int | None:
+        """The program of the prefix all messages share (registered once), or None when
+        only Python prints this prefix."""
+        if self._prefix_program is None:
+            ops = self.prefix.native_shared_ops()
+            self._prefix_program = -1 if ops is None else self._row_printer().renderer.add_prefix(ops)
+        return None if self._prefix_program < 0 else self._prefix_program
 
     def _sync_native_counts(self) -> None:
         """Add the rows the C renderer printed to the messages' counts (and the Unknowns)."""

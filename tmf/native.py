@@ -18,6 +18,8 @@ Ops (tuples, first item the kind):
 * ``("pvar", var, conv, flags, width, precision)``: prefix variable %3 %5 %6 %7 %8 %9 (Python
   %-semantics, conv d x X o s)
 * ``("ptime", flags, width, precision)``: prefix variable %4, the time text
+* ``("pstr", k)``: in a shared prefix, the k-th string of the message's program (its %1, %2
+  and marker texts: ``SharedPrefix.strings``)
 
 ``width`` / ``precision`` are None when the spec has none; ``flags`` is the spec's flag text.
 """
@@ -25,17 +27,18 @@ from __future__ import annotations
 
 import struct
 import weakref
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 from wpptrace._core import ffi, lib
 
-__all__ = ["encode", "NativeRenderer", "flag_bits"]
+__all__ = ["encode", "NativeRenderer", "SharedPrefix", "flag_bits"]
 
-_HEAD = struct.Struct("<IIHHI")
+_HEAD = struct.Struct("<IIHHIiHH")
 _ARG = struct.Struct("<BBBB")
 _OP = struct.Struct("<BBBBBBHiiII")
 _U32 = struct.Struct("<I")
 _ENTRY = struct.Struct("<III")
+_STRING = struct.Struct("<II")
 _NAME = struct.Struct("<II")
 _NO_NAME = (0, 0xFFFFFFFF)
 
@@ -100,21 +103,37 @@ class _Pool:
         return head
 
 
+class SharedPrefix(NamedTuple):
+    """A message's prefix as a shared prefix program (``NativeRenderer.add_prefix``) and the
+    texts its ``pstr`` ops print for this message."""
+
+    program: int
+    strings: Sequence[str]
+
+
 def encode(args: Sequence[tuple[str, int | None, bool]], message_ops: Iterable[tuple],
-           prefix_ops: Iterable[tuple] | None, *, prefix: bool) -> bytes:
+           prefix_ops: "Iterable[tuple] | SharedPrefix | None", *, prefix: bool,
+           shared: bool = False) -> bytes:
     """One program blob. ``args``: (wire, size, reduce) per argument in block order;
-    ``prefix``: the message starts with %0 (``prefix_ops`` go in front unless disabled)."""
+    ``prefix``: the message starts with %0: ``prefix_ops`` (its own ops, or a
+    ``SharedPrefix``) go in front unless disabled. ``shared``: the blob is a shared prefix."""
     pool = _Pool()
     ops: list[bytes] = []
-    if prefix_ops is not None:
+    strings: list[bytes] = []
+    program = -1
+    if isinstance(prefix_ops, SharedPrefix):
+        program = prefix_ops.program
+        strings = [_STRING.pack(*pool.text(text)) for text in prefix_ops.strings]
+    elif prefix_ops is not None:
         _encode_ops(prefix_ops, pool, ops)
         ops.append(_PREFIX_END)
     _encode_ops(message_ops, pool, ops)
     arg_rows = [_ARG.pack(_WIRES[wire], size or 0, lib.WPPR_A_REDUCE if reduce else 0, 0)
                 for wire, size, reduce in args]
-    head = _HEAD.pack(lib.WPPR_MAGIC, lib.WPPR_P_PREFIX if prefix else 0, len(arg_rows), len(ops),
-                      len(pool.data))
-    return b"".join((head, *arg_rows, *ops, pool.data))
+    flags = (lib.WPPR_P_PREFIX if prefix else 0) | (lib.WPPR_P_SHARED if shared else 0)
+    head = _HEAD.pack(lib.WPPR_MAGIC, flags, len(arg_rows), len(ops), len(pool.data), program,
+                      len(strings), 0)
+    return b"".join((head, *arg_rows, *ops, *strings, pool.data))
 
 
 def _encode_ops(ops: Iterable[tuple], pool: "_Pool", out: list[bytes]) -> None:
@@ -142,7 +161,7 @@ _PACKED: dict[tuple, bytes] = {}  # ops that do not use the pool, packed once
 
 def _op(op: tuple, pool: _Pool) -> bytes:
     kind = op[0]
-    if kind in ("int", "dbl", "text", "pvar", "ptime"):
+    if kind in ("int", "dbl", "text", "pvar", "ptime", "pstr"):
         packed = _PACKED.get(op)
         if packed is None:
             packed = _pack(op)
@@ -187,6 +206,8 @@ def _pack(op: tuple) -> bytes:
         _, flags, width, prec = op
         return _OP.pack(lib.WPPR_OP_PTIME, ord("s"), flag_bits(flags), 0, 0, 0, 0, _num(width),
                         _num(prec), 0, 0)
+    if kind == "pstr":
+        return _OP.pack(lib.WPPR_OP_PSTR, 0, 0, 0, 0, 0, op[1], _NONE, _NONE, 0, 0)
     raise ValueError(f"unknown op {kind!r}")
 
 
@@ -216,6 +237,10 @@ class NativeRenderer:
         if pid < 0:
             raise ValueError("malformed renderer program")
         return pid
+
+    def add_prefix(self, ops: Iterable[tuple]) -> int:
+        """Register a shared prefix program (``pstr`` ops print each message's strings)."""
+        return self.add(encode([], ops, None, prefix=False, shared=True))
 
     def rows_rendered(self, program: int) -> int:
         return lib.wppr_program_rows(self.raw, program)

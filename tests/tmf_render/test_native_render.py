@@ -220,6 +220,11 @@ def test_any_prefix(pieces, tid, pid, cpu, seq, milli, noprefix):
     program = h.program(f, markers, ops)
     data = struct.pack("<i", -7)
     got = h.render(program, data, 8, milli=milli, tid=tid, pid=pid, cpu=cpu, seq=seq)
+    # the same prefix as a program shared by every message (its strings per message)
+    shared = native.SharedPrefix(h.renderer.add_prefix(template.native_shared_ops()),
+                                 template.native_strings("drv", "Dev_c42", markers))
+    assert h.render(h.program(f, markers, shared), data, 8, milli=milli, tid=tid, pid=pid, cpu=cpu,
+                    seq=seq) == got
     body = f.format(data, 8, markers)
     if noprefix:
         assert got == body
@@ -279,6 +284,16 @@ def test_malformed_programs_are_refused_and_mutants_never_crash():
     for bad in (b"", blob[:-1], blob + b"\0", b"XXXX" + blob[4:]):
         with pytest.raises(ValueError):
             h.renderer.add(bad)
+    # a shared prefix: only a registered shared program with strings enough for its pstr ops
+    shared_ops = PrefixTemplate("[%9!d!]%4!s! %1!s! %2!s!").native_shared_ops()
+    prefix_id = h.renderer.add_prefix(shared_ops)
+    for program, strings in ((prefix_id, ["c"]), (0, ["c", "m"]), (999, ["c", "m"])):
+        with pytest.raises(ValueError):
+            h.renderer.add(native.encode(args, ops, native.SharedPrefix(program, strings), prefix=True))
+    shared_program = h.renderer.add(native.encode(args, ops, native.SharedPrefix(prefix_id, ["c", "m"]),
+                                                  prefix=True))
+    assert h.render(prefix_id, data, 8) is None  # a shared prefix prints no row itself
+    assert h.render(shared_program, data, 8).startswith("[0]01/01/1601-00:00:00.000 c m")
     rng = golden_traces.Rng(14)
     accepted = 0
     for _ in range(3000):

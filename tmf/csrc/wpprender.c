@@ -1,11 +1,16 @@
 /* wpprender.c: programs (one per TMF message and prefix) and the batch renderer (wpprender.h).
  *
  * A program blob, little-endian, as wpptrace.tmf.native writes it:
- *   u32 magic, u32 flags, u16 nargs, u16 nops, u32 pool length,
+ *   u32 magic, u32 flags, u16 nargs, u16 nops, u32 pool length, i32 shared prefix program
+ *   (-1: none), u16 nstrings, u16 0,
  *   nargs x {u8 wire, u8 size, u8 flags, u8 0},
  *   nops x {u8 op, u8 conv, u8 flags, u8 bits, u8 item, u8 quoted, u16 arg, i32 width,
  *           i32 precision, u32 p1, u32 p2},
+ *   nstrings x {u32 pool offset, u32 length},
  *   the pool (literal UTF-8 text and the name tables of lists, sets and enums).
+ * The prefix is either the program's own ops before PREFIX_END, or a shared prefix program
+ * (the same for every message of a run, so it stays in cache) whose PSTR ops print this
+ * program's strings: the component, the message name and marker values.
  * A row is rendered in two passes: the argument block is split into its arguments (every
  * length checked against the bytes), then the ops print the prefix and the message. A row
  * whose bytes do not fit, or that needs what only Python prints exactly, becomes a hole. */
@@ -16,7 +21,8 @@
 
 #define ARG_SIZE 4
 #define OP_SIZE 24
-#define HEADER_SIZE 16
+#define HEADER_SIZE 24
+#define STRING_SIZE 8
 #define ROW_HOLE 1
 
 typedef struct {
@@ -30,13 +36,17 @@ typedef struct {
     uint32_t p1, p2;
 } pr_op;
 
-typedef struct {
+typedef struct program {
     uint32_t flags;
     uint16_t nargs, nops, nprefix;    /* nprefix: index of the PREFIX_END op (nops if none) */
+    uint16_t nstr, max_pstr;          /* strings of this program; PSTR indexes it prints up to */
+    int32_t shared;                   /* shared prefix program id, or -1 */
     pr_arg *args;
     pr_op *ops;
+    uint32_t *str;                    /* nstr x (pool offset, length) */
     uint8_t *pool;
     uint32_t pool_len;
+    struct program *prefix;           /* the shared prefix program (resolved when added) */
     uint64_t rows;
 } program;
 
@@ -161,21 +171,26 @@ static int op_fits_arg(const pr_op *op, const pr_arg *a)
 static program *parse_program(const uint8_t *blob, uint32_t size)
 {
     if (size < HEADER_SIZE || rd32(blob) != WPPR_MAGIC) return NULL;
-    uint16_t nargs = rd16(blob + 8), nops = rd16(blob + 10);
+    uint16_t nargs = rd16(blob + 8), nops = rd16(blob + 10), nstr = rd16(blob + 20);
     uint32_t pool_len = rd32(blob + 12);
-    uint64_t need = HEADER_SIZE + (uint64_t)nargs * ARG_SIZE + (uint64_t)nops * OP_SIZE + pool_len;
+    uint64_t need = HEADER_SIZE + (uint64_t)nargs * ARG_SIZE + (uint64_t)nops * OP_SIZE
+                    + (uint64_t)nstr * STRING_SIZE + pool_len;
     if (need != size) return NULL;
     /* one block, so that rendering a row touches as few cache lines as possible */
     size_t ops_at = (sizeof(program) + 7) & ~(size_t)7;
-    size_t args_at = ops_at + (size_t)nops * sizeof(pr_op);
+    size_t str_at = ops_at + (size_t)nops * sizeof(pr_op);
+    size_t args_at = str_at + (size_t)nstr * 2 * sizeof(uint32_t);
     size_t pool_at = args_at + (size_t)nargs * sizeof(pr_arg);
     program *p = calloc(1, pool_at + pool_len + 1);
     if (!p) return NULL;
     p->flags = rd32(blob + 4);
     p->nargs = nargs;
     p->nops = nops;
+    p->nstr = nstr;
+    memcpy(&p->shared, blob + 16, 4);
     p->pool_len = pool_len;
     p->ops = (pr_op *)((uint8_t *)p + ops_at);
+    p->str = (uint32_t *)((uint8_t *)p + str_at);
     p->args = (pr_arg *)((uint8_t *)p + args_at);
     p->pool = (uint8_t *)p + pool_at;
     const uint8_t *q = blob + HEADER_SIZE;
@@ -186,7 +201,13 @@ static program *parse_program(const uint8_t *blob, uint32_t size)
         if (q[0] < WPPR_W_FIXED || q[0] > WPPR_W_HEXDUMP) goto bad;
         if (q[0] == WPPR_W_FIXED && q[1] != 1 && q[1] != 2 && q[1] != 4 && q[1] != 8 && q[1] != 16) goto bad;
     }
-    memcpy(p->pool, blob + HEADER_SIZE + p->nargs * ARG_SIZE + p->nops * OP_SIZE, p->pool_len);
+    const uint8_t *strings = blob + HEADER_SIZE + p->nargs * ARG_SIZE + p->nops * OP_SIZE;
+    memcpy(p->pool, strings + (size_t)nstr * STRING_SIZE, p->pool_len);
+    for (uint16_t k = 0; k < nstr; k++) {
+        p->str[2 * k] = rd32(strings + k * STRING_SIZE);
+        p->str[2 * k + 1] = rd32(strings + k * STRING_SIZE + 4);
+        if (!pool_span(p, p->str[2 * k], p->str[2 * k + 1])) goto bad;
+    }
     p->nprefix = p->nops;
     for (uint16_t i = 0; i < p->nops; i++, q += OP_SIZE) {
         pr_op *op = &p->ops[i];
@@ -221,6 +242,9 @@ static program *parse_program(const uint8_t *blob, uint32_t size)
         case WPPR_OP_PTIME:
             if (i >= p->nprefix && p->nprefix != p->nops) goto bad;
             break;
+        case WPPR_OP_PSTR:
+            if (op->arg >= p->max_pstr) p->max_pstr = (uint16_t)(op->arg + 1);
+            break;
         default:
             goto bad;
         }
@@ -236,6 +260,19 @@ int32_t wppr_add_program(wppr_renderer *r, const uint8_t *blob, uint32_t len)
 {
     program *p = parse_program(blob, len);
     if (!p) return -1;
+    if (p->shared >= 0) {                  /* a registered prefix whose strings this one has */
+        program *prefix = (uint32_t)p->shared < r->nprogs ? r->progs[p->shared] : NULL;
+        if (!prefix || !(prefix->flags & WPPR_P_SHARED) || prefix->max_pstr > p->nstr
+                || (p->flags & WPPR_P_SHARED) || p->nprefix != p->nops) {
+            free_program(p);
+            return -1;
+        }
+        p->prefix = prefix;
+    } else if ((p->flags & WPPR_P_SHARED) ? (p->nargs || p->nprefix != p->nops)
+                                           : p->max_pstr > p->nstr) {
+        free_program(p);
+        return -1;
+    }
     if (p->nargs > r->scratch) {
         uint32_t n = p->nargs;
         uint32_t *off = realloc(r->off, n * sizeof *off), *ln;
@@ -450,7 +487,7 @@ static int put_string(wppr_buf *o, const pr_arg *arg, const uint8_t *a, uint32_t
 }
 
 static int run_ops(wppr_renderer *r, const program *p, uint16_t from, uint16_t to, const wppr_row *row,
-                   int ps, wppr_buf *o)
+                   int ps, wppr_buf *o, const program *msg)
 {
     for (uint16_t i = from; i < to; i++) {
         const pr_op *op = &p->ops[i];
@@ -491,6 +528,9 @@ static int run_ops(wppr_renderer *r, const program *p, uint16_t from, uint16_t t
             rc = wppr_put_pyint(o, v, op->conv, op->flags, op->width, op->prec);
             break;
         }
+        case WPPR_OP_PSTR:                 /* msg->nstr > op->arg: checked when msg was added */
+            rc = wppr_put(o, msg->pool + msg->str[2 * op->arg], msg->str[2 * op->arg + 1]);
+            break;
         case WPPR_OP_PTIME: {
             char text[64];
             if (row->milli == WPPR_TIME_OUT_OF_RANGE) return ROW_HOLE;
@@ -510,13 +550,18 @@ static int run_ops(wppr_renderer *r, const program *p, uint16_t from, uint16_t t
 static int render_row(wppr_renderer *r, program *p, const wppr_row *row, wppr_buf *o)
 {
     int ps = (int)row->pointer_size;
-    if (ps != 4 && ps != 8) return ROW_HOLE;
+    if ((ps != 4 && ps != 8) || (p->flags & WPPR_P_SHARED)) return ROW_HOLE;
     int rc = split_args(r, p, row->args, row->size, ps);
     if (rc) return rc;
     uint16_t body = p->nprefix < p->nops ? p->nprefix + 1 : 0;
-    if ((p->flags & WPPR_P_PREFIX) && !r->noprefix && body)
-        if ((rc = run_ops(r, p, 0, p->nprefix, row, ps, o))) return rc;
-    if ((rc = run_ops(r, p, body, p->nops, row, ps, o))) return rc;
+    if ((p->flags & WPPR_P_PREFIX) && !r->noprefix) {
+        if (p->prefix) {
+            if ((rc = run_ops(r, p->prefix, 0, p->prefix->nops, row, ps, o, p))) return rc;
+        } else if (body && (rc = run_ops(r, p, 0, p->nprefix, row, ps, o, p))) {
+            return rc;
+        }
+    }
+    if ((rc = run_ops(r, p, body, p->nops, row, ps, o, p))) return rc;
     return wppr_putc(o, '\n');
 }
 

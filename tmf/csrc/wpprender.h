@@ -14,10 +14,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WPPR_MAGIC          0x31525057u   /* "WPR1": program blob version */
+#define WPPR_MAGIC          0x32525057u   /* "WPR2": program blob version */
 
 /* program flags */
 #define WPPR_P_PREFIX       1      /* the message starts with %0: the prefix goes in front */
+#define WPPR_P_SHARED       2      /* a shared prefix: other programs name it, no row uses it */
 
 /* argument wire forms */
 #define WPPR_W_FIXED        1      /* size bytes */
@@ -38,6 +39,7 @@
 #define WPPR_OP_FORM        6      /* an item's own text (status name, GUID ...), then %s */
 #define WPPR_OP_PVAR        7      /* prefix variable arg (3 tid, 5/6 times, 7 seq, 8 pid, 9 cpu) */
 #define WPPR_OP_PTIME       8      /* prefix variable 4: the time text */
+#define WPPR_OP_PSTR        9      /* string arg of the message's program (a shared prefix's %1, %2, markers) */
 
 /* OP_FORM items */
 #define WPPR_F_NTSTATUS     1
