@@ -153,7 +153,8 @@ def _result(res) -> SimpleNamespace:
     return SimpleNamespace(by_kind=list(res.by_kind), errors=res.errors,
                            skipped_bytes=res.skipped_bytes, error=res.error,
                            error_offset=res.error_offset, last_timestamp=res.last_timestamp,
-                           end_offset=res.end_offset)
+                           end_offset=res.end_offset,
+                           max_timestamp=res.max_timestamp if res.timed else None)
 
 
 def walk_records(data, start: int, end: int, last_timestamp: int,

@@ -153,6 +153,9 @@ class Buffer(BufferInfo):
                 self.stats.by_kind[i] += n
             self.stats.errors += extra.errors
             self.stats.last_timestamp = extra.last_timestamp
+            if extra.max_timestamp is not None and (self.stats.max_timestamp is None
+                                                    or extra.max_timestamp > self.stats.max_timestamp):
+                self.stats.max_timestamp = extra.max_timestamp
             tuples.extend(more)
         return tuples
 

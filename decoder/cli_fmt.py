@@ -55,6 +55,7 @@ class FmtOptions:
     progress: str = "auto"  # auto | always | never
     verbose: bool = False  # status lines (processing completed, files written) on stderr
     prog: str = "wpptrace fmt"
+    jobs: int = 1  # processes decoding one file (0: one per core for a large file into a file)
 
 
 # -- inputs -------------------------------------------------------------------------------
@@ -241,6 +242,17 @@ class _Tee:
             stream.flush()
 
 
+def _writer(opts: FmtOptions, stream: IO[str], header: bool = True):
+    """The writer of the chosen output format (``header``: the CSV header row, if asked for)."""
+    from . import output as outmod
+
+    if opts.output_format == "csv":
+        return outmod.CsvWriter(stream, header=opts.csv_header and header, quote_all=opts.csv_quote)
+    if opts.output_format == "jsonl":
+        return outmod.JsonLinesWriter(stream)
+    return outmod.TextWriter(stream)
+
+
 def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     """Decode ``opts.files`` (or a live session) and write the chosen outputs. Returns the exit code."""
     from . import output as outmod
@@ -300,12 +312,7 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     if owned and opts.display:
         stream = _Tee(stream, out)
 
-    if opts.output_format == "csv":
-        writer = outmod.CsvWriter(stream, header=opts.csv_header, quote_all=opts.csv_quote)
-    elif opts.output_format == "jsonl":
-        writer = outmod.JsonLinesWriter(stream)
-    else:
-        writer = outmod.TextWriter(stream)
+    writer = _writer(opts, stream)
 
     try:
         with _few_collections():
@@ -332,6 +339,13 @@ def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str]) -
             return False
     else:
         sources = [inp.source for inp in inputs]
+        if len(inputs) == 1:
+            from .parallel import decode_parallel, default_jobs
+
+            jobs = opts.jobs if opts.jobs > 0 else default_jobs(opts.output, inputs[0].size)
+            if jobs > 1:
+                decode_parallel(decoder, writer, opts, inputs[0], jobs, err)
+                return True
     progress = None
     if len(inputs) == 1 and _want_progress(opts, inputs[0], err):
         progress = _Progress(err, inputs[0])
@@ -348,16 +362,23 @@ def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str]) -
     return True
 
 
-def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress) -> None:
-    """The engine's merged chunks of ``sources``, decoded and written."""
+def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress,
+                    window: tuple[int | None, int | None] | None = None) -> None:
+    """The engine's merged chunks of ``sources``, decoded and written (``window``: only that
+    time window of the one source, see decoder.parallel)."""
     from .engine import merge_sources, record_view
     from .wpp_rows import RowView
+
+    def ordered(view):
+        if window is not None:
+            return sources[0].ordered(view, window=window)
+        return merge_sources([(source, view) for source in sources])
 
     # a live view is watched as it comes: its lines leave with each batch, even into a pipe
     live = any(source.live for source in sources)
     if opts.output_format == "text":
         view = RowView()
-        chunks = merge_sources([(source, view) for source in sources])
+        chunks = ordered(view)
         if progress is not None:
             chunks = progress.wrap(chunks)
         write = writer.write_utf8
@@ -371,7 +392,7 @@ def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress) 
         records, keys = record_view(source, buf, slot, header_record)
         return [(source, rec) for rec in records], keys
 
-    chunks = merge_sources([(source, tagged) for source in sources])
+    chunks = ordered(tagged)
     if progress is not None:
         chunks = progress.wrap(chunks)
     runs = itertools.groupby(itertools.chain.from_iterable(items for items, _ in chunks), key=_FIRST)
@@ -514,6 +535,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-csv-header", dest="csv_header", action="store_false",
                         help="CSV without the header row")
     parser.add_argument("--csv-quote", action="store_true", help="quote every CSV field")
+    parser.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
+                        help="processes decoding one file (default: one per core for a file of "
+                             "16 MB or more written to a file, else 1)")
     parser.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                         help="progress bar on stderr (auto: big files on a terminal)")
     parser.add_argument("--rt", dest="realtime", metavar="SESSION",
@@ -529,5 +553,6 @@ def run(args: argparse.Namespace) -> int:
         symbol_paths=list(args.symbol_path), output=args.output,
         output_format=args.output_format, csv_header=args.csv_header, csv_quote=args.csv_quote,
         summary=args.summary, prefix=args.prefix, noprefix=args.noprefix, utc=args.utc,
-        seq=args.seq, progress=args.progress, verbose=args.verbose, prog="wpptrace fmt")
+        seq=args.seq, progress=args.progress, verbose=args.verbose, prog="wpptrace fmt",
+        jobs=args.jobs)
     return run_fmt(opts)

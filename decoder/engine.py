@@ -24,7 +24,8 @@ rules and the merge itself are decoder.ordering's.
 from __future__ import annotations
 
 import io
-from itertools import chain
+from bisect import bisect_left
+from itertools import accumulate, chain
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
 from ._hazmat import ETL
@@ -106,11 +107,37 @@ class FileSource:
         """Slots ``ordered`` uses: the header buffer's, then one per processor stream."""
         return 1 + len(self.streams())
 
-    def ordered(self, view: View, slot: int = 0) -> Iterator[tuple[list, list[int]]]:
-        """(items, raw keys) chunks in ProcessTrace order."""
+    def ordered(self, view: View, slot: int = 0,
+                window: tuple[int | None, int | None] | None = None) -> Iterator[tuple[list, list[int]]]:
+        """(items, raw keys) chunks in ProcessTrace order.
+
+        ``window`` = (lo, hi): only the items whose merge key (the running maximum of their
+        stream's raw times) lies in [lo, hi) (None: no bound), in the order the whole file
+        gives them; the log-file header record belongs to the first window. Each buffer is
+        accounted by the window its last key falls in, so the windows of one file add up to
+        the whole (``fmt -j``: each window decoded in its own process)."""
         etl = self.etl
         index = etl.buffer_index()
         batches = []
+        if window is not None:
+            lo, hi = window
+            first = ()
+            if len(index):
+                buf = etl.read_buffer(index[0])
+                header = starts_with_logfile_header(buf)
+                items, keys = view(self, buf, slot, header)
+                if buf.stats is None:
+                    buf.walk(collect=False)
+                if header and items:
+                    if lo is None:
+                        yield items[:1], keys[:1]
+                    items, keys = items[1:], keys[1:]
+                first = ((buf, items, keys),)
+            batches.append(self._window_stream(first, (), view, slot, lo, hi))
+            batches += [self._window_stream((), infos, view, slot + k, lo, hi)
+                        for k, infos in enumerate(self.streams(), start=1)]
+            yield from merge(batches)
+            return
         if len(index):
             buf = etl.read_buffer(index[0])
             header = starts_with_logfile_header(buf)
@@ -122,6 +149,56 @@ class FileSource:
         batches += [self._stream(infos, view, slot + k)
                     for k, infos in enumerate(self.streams(), start=1)]
         yield from merge(batches)
+
+    def _window_stream(self, first, infos, view: View, slot: int, lo: int | None,
+                       hi: int | None) -> Iterator[tuple[list, list[int]]]:
+        """One stream's items with merge keys in [lo, hi) (see ``ordered``): buffers wholly
+        before lo are only walked for their latest time; the stream ends at hi."""
+        etl, stop = self.etl, self._stop
+        run = None          # the running maximum of the stream's keys so far
+        last = 0
+
+        def delivered():
+            nonlocal last
+            yield from first
+            for info in infos:
+                if stop is not None and stop():
+                    return
+                buf = etl.read_buffer(info, last)
+                if lo is not None and (run is None or run < lo):
+                    buf.walk(collect=False)             # only its latest time is needed
+                    top = buf.stats.max_timestamp
+                    if top is None or (run is not None and top <= run) or top < lo:
+                        last = buf.stats.last_timestamp
+                        yield buf, None, None
+                        continue
+                items, keys = view(self, buf, slot, False)
+                if buf.stats is None:
+                    buf.walk(collect=False)
+                last = buf.stats.last_timestamp
+                yield buf, items, keys
+
+        for buf, items, keys in delivered():
+            if keys is None:                            # wholly before the window
+                top = buf.stats.max_timestamp
+                run = top if run is None or (top is not None and top > run) else run
+                if _in_window(run, lo, hi):
+                    etl.account(buf)
+                continue
+            ends = list(accumulate(keys, max, initial=run)) if run is not None else \
+                list(accumulate(keys, max))
+            if run is not None:
+                ends = ends[1:]
+            start = 0 if lo is None else bisect_left(ends, lo)
+            end = len(ends) if hi is None else bisect_left(ends, hi)
+            if ends:
+                run = ends[-1]
+            if _in_window(run, lo, hi):
+                etl.account(buf)
+            if end > start:
+                yield items[start:end], keys[start:end]
+            if hi is not None and run is not None and run >= hi:
+                return
 
     def in_file_order(self, view: View) -> Iterator[list]:
         """Items buffer by buffer in file order (no reordering)."""
@@ -244,6 +321,13 @@ class LiveSource:
             items, keys = _deliver(self, self.log, view, buf, slot, False)
             self._last[info.processor] = buf.stats.last_timestamp
             yield items, keys
+
+
+def _in_window(key: int | None, lo: int | None, hi: int | None) -> bool:
+    """Whether a merge key (None: before any time) lies in [lo, hi) (None: no bound)."""
+    if key is None:
+        return lo is None
+    return (lo is None or key >= lo) and (hi is None or key < hi)
 
 
 def merge_sources(sources: list[tuple["FileSource | LiveSource", View]]

@@ -288,10 +288,11 @@ class Record:
 
 
 class WalkStats:
-    """Totals of one walk: records by kind, problems, bytes skipped, last timestamp."""
+    """Totals of one walk: records by kind, problems, bytes skipped, last timestamp, and the
+    latest timestamp of its records (None: no record)."""
 
     __slots__ = ("by_kind", "errors", "skipped_bytes", "first_error", "first_error_offset",
-                 "last_timestamp", "end_offset")
+                 "last_timestamp", "end_offset", "max_timestamp")
 
     def __init__(self) -> None:
         self.by_kind = [0] * len(KINDS)
@@ -301,6 +302,7 @@ class WalkStats:
         self.first_error_offset = 0
         self.last_timestamp = 0
         self.end_offset = 0
+        self.max_timestamp = None
 
 
 def walk(data, start: int, end: int, last_timestamp: int = 0,
@@ -323,6 +325,7 @@ def walk(data, start: int, end: int, last_timestamp: int = 0,
     stats.first_error_offset = res.error_offset
     stats.last_timestamp = res.last_timestamp
     stats.end_offset = res.end_offset
+    stats.max_timestamp = res.max_timestamp
     return tuples, stats
 
 

@@ -623,6 +623,15 @@ class WppDecoder:
         # The logfile header is delivered as the first event; tracefmt prints it as an
         # "EventTrace" line (docs/tmf-format.md §6.2) with %1 = "Header".
         self.counters.headers += 1
+        entry = self._header_entry()
+        entry.count += 1
+        if self.noprefix:
+            return "EventTrace"
+        _filetime, tt = self._header_values(rec, ctx)
+        return entry.prefix.render((rec.thread_id or 0, tt, 0, 0, rec.sequence or 0,
+                                    rec.process_id or 0, rec.processor or 0)) + "EventTrace"
+
+    def _header_entry(self) -> _Entry:
         entry = self._entries.get(("header", 0))
         if entry is None:
             entry = _Entry(EVENT_TRACE_GUID, 0)
@@ -630,12 +639,7 @@ class WppDecoder:
             entry.has_prefix = True
             entry.prefix = self.prefix.bind("Header", "Header", {})
             self._entries[("header", 0)] = entry
-        entry.count += 1
-        if self.noprefix:
-            return "EventTrace"
-        _filetime, tt = self._header_values(rec, ctx)
-        return entry.prefix.render((rec.thread_id or 0, tt, 0, 0, rec.sequence or 0,
-                                    rec.process_id or 0, rec.processor or 0)) + "EventTrace"
+        return entry
 
     def _header_message(self, rec, ctx: FileContext) -> WppMessage:
         line = self._header_line(rec, ctx)
@@ -646,6 +650,19 @@ class WppDecoder:
             sequence=rec.sequence or 0, kernel_time=0, user_time=0, component="Header",
             name="Header", source_file="", source_line="", function="", level="", flags="",
             text="EventTrace", line=line)
+
+    def message_counts(self) -> dict[tuple, int]:
+        """Rows seen per message (the log-file header's too), for adding to another decoder."""
+        self._sync_native_counts()
+        return {key: entry.count for key, entry in self._entries.items() if entry.count}
+
+    def add_message_counts(self, counts: dict[tuple, int]) -> None:
+        """Add another decoder's ``message_counts`` (of the same TMFs) to this one's."""
+        for key, count in counts.items():
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._header_entry() if key == ("header", 0) else self._entry(*key)
+            entry.count += count
 
     def summary_rows(self):
         """(count, event name, event type, guid text) per message seen, for the FmtSum table."""

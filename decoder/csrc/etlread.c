@@ -385,6 +385,8 @@ uint32_t etlrd_walk(const uint8_t *buf, uint32_t end, uint32_t start,
         } else {
             res->by_kind[kind]++;
             ts = r->timestamp;
+            if (!res->timed++ || ts > res->max_timestamp)
+                res->max_timestamp = ts;
             if (out)
                 n++;
         }

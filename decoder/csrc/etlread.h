@@ -73,6 +73,9 @@ typedef struct {
     int64_t  last_timestamp;  /* in: time before the first record; out: last time seen */
     uint32_t more;            /* 1: output array full, call again from end_offset */
     uint32_t resync_point;    /* the walk's own state between calls (zero like the rest) */
+    int64_t  max_timestamp;   /* out: the latest time of the records walked, if timed */
+    uint32_t timed;           /* out: records walked (each with a time, own or carried) */
+    uint32_t reserved_timed;
 } etlrd_walk_result;
 
 /* Walk the records of buf[start:end). Writes at most max_records records (out may be NULL

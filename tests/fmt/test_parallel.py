@@ -1,0 +1,97 @@
+"""fmt -j N: a file decoded by N processes gives the bytes one process gives (text, CSV, JSON
+Lines, the summary), whatever the cut times; damage is reported once."""
+from __future__ import annotations
+
+import pathlib
+import sys
+
+import pytest
+from fmthelp import run_fmt_capture
+
+from wpptrace.decoder import parallel
+from wpptrace.decoder.engine import FileSource, record_view
+from wpptrace.decoder.etlfile import EtlFile
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tmf_render"))
+import golden_traces  # noqa: E402  (the rendering tests' deterministic traces)
+
+
+@pytest.fixture(scope="module")
+def traces(tmp_path_factory, corpus):
+    tmp = tmp_path_factory.mktemp("parallel")
+    return {name: golden_traces.build(name, tmp, corpus) for name in ("synth", "driver")}
+
+
+def _order(path, window=None) -> tuple[list, int, list]:
+    with EtlFile(path) as etl:
+        rows = [(r.timestamp, r.processor, r.sequence, r.event_id, r.user_data)
+                for items, _keys in FileSource(etl).ordered(record_view, window=window) for r in items]
+        return rows, etl.stats.buffers, [(e.offset, e.message) for e in etl.errors]
+
+
+def test_windows_add_up_to_the_whole_order(traces, corpus):
+    """Every cut, even between equal times, at the ends or repeated, splits the ProcessTrace
+    order into runs; each buffer is accounted by one window."""
+    paths = [traces["synth"][0][0], traces["driver"][0][0]]
+    paths += sorted((corpus / "wpp" / "guscatalano__findneedle").glob("*.etl"))
+    for path in paths:
+        whole, buffers, _errors = _order(path)
+        times = sorted({row[0] for row in whole if row[0] is not None})
+        candidates = [times[0] - 1, times[0], times[len(times) // 3], times[len(times) // 2],
+                      times[-1], times[-1] + 1]
+        for cuts in ([candidates[2]], [candidates[0], candidates[3]], [candidates[1], candidates[1]],
+                     [candidates[3], candidates[4], candidates[5]], candidates[2:5]):
+            bounds = [None, *cuts, None]
+            parts = [_order(path, (bounds[k], bounds[k + 1])) for k in range(len(bounds) - 1)]
+            assert [row for part in parts for row in part[0]] == whole, (path.name, cuts)
+            assert sum(part[1] for part in parts) == buffers
+
+
+def test_cut_keys_balance_the_buffers(traces):
+    path = traces["driver"][0][0]
+    with EtlFile(path) as etl:
+        cuts = parallel.cut_keys(etl, 3)
+        assert cuts[0] is None and cuts[-1] is None and len(cuts) == 4
+        assert cuts[1] < cuts[2]
+        sizes = [len(_order(path, (cuts[k], cuts[k + 1]))[0]) for k in range(3)]
+    assert min(sizes) > len(_order(path)[0]) // 8  # an estimate from buffer flush times
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+@pytest.mark.parametrize("variant", ["text", "custom.text", "csv", "jsonl"])
+def test_jobs_print_the_bytes_one_process_prints(traces, tmp_path, jobs, variant):
+    etls, tmfs = traces["synth"]
+    options = dict(golden_traces.VARIANTS["synth"][variant])
+    outputs = {}
+    for j in (1, jobs):
+        out, summary = tmp_path / f"out{j}", tmp_path / f"sum{j}"
+        code, _stdout, err = run_fmt_capture(*etls, tmf_files=tmfs, output=str(out), summary=str(summary),
+                                             jobs=j, **options)
+        assert code == 0, err
+        outputs[j] = (out.read_bytes(), [line for line in summary.read_text().splitlines()
+                                         if not line.startswith("Elapsed")])
+    assert outputs[jobs] == outputs[1]
+    assert outputs[1][0] == golden_traces.read_golden("synth", variant)
+
+
+def test_jobs_on_a_damaged_file_report_the_damage_once(tmp_path, corpus):
+    """Bytes of one buffer scrambled: the same lines, the same warnings, the same exit code."""
+    etls, tmfs = golden_traces.build("driver", tmp_path, corpus)
+    data = bytearray(etls[0].read_bytes())
+    for at in range(16384 * 5 + 0x100, 16384 * 5 + 0x180):
+        data[at] ^= 0x5A
+    damaged = tmp_path / "damaged.etl"
+    damaged.write_bytes(bytes(data))
+    runs = {}
+    for j in (1, 2):
+        out = tmp_path / f"d{j}.txt"
+        code, _stdout, err = run_fmt_capture(damaged, tmf_dirs=tmfs, output=str(out), utc=True, jobs=j)
+        runs[j] = (code, out.read_bytes(), sorted(line for line in err.splitlines() if "warning" in line))
+    assert runs[1][0] == 1 and runs[1] == runs[2]
+    assert runs[1][2]
+
+
+def test_default_jobs():
+    assert parallel.default_jobs(None, 1 << 30) == 1            # standard output: one process
+    assert parallel.default_jobs("out.txt", 1 << 20) == 1        # a small input: one process
+    assert parallel.default_jobs("out.txt", 1 << 30) >= 1
