@@ -20,6 +20,7 @@
 
 struct wpt_logfile {
     int fd;
+    uint32_t buffer_size;
     uint64_t data_buffers;     /* data buffers written so far */
     uint64_t capacity;         /* data slots the size limit allows, 0 = unlimited */
     int circular;
@@ -31,6 +32,7 @@ static ULONG errno_to_win32(int e) {
     case ENOENT: case ENOTDIR: case ENAMETOOLONG: case EISDIR: return ERROR_BAD_PATHNAME;
     case EACCES: case EPERM: case EROFS: return ERROR_ACCESS_DENIED;
     case ENOMEM: return ERROR_OUTOFMEMORY;
+    case EEXIST: return ERROR_ALREADY_EXISTS;
     default: return ERROR_BAD_PATHNAME;
     }
 }
@@ -56,6 +58,71 @@ static uint32_t file_buffers(const wpt_logfile *lf) {
     return (uint32_t)(1 + n);
 }
 
+/* ---- the file itself: shared by a session's own file and a file fed with received buffers */
+
+static void file_free(wpt_logfile *lf) {
+    if (lf->fd >= 0) close(lf->fd);
+    free(lf->header);
+    free(lf);
+}
+
+/* Create the file (`exclusive`: never an existing one; else truncate it), private to its
+ * user; lf->header is allocated, not written. */
+static ULONG file_create(const char *path, uint32_t buffer_size, int exclusive, wpt_logfile **out) {
+    wpt_logfile *lf = calloc(1, sizeof *lf);
+    if (!lf) return ERROR_OUTOFMEMORY;
+    lf->fd = -1;
+    lf->buffer_size = buffer_size;
+    lf->header = malloc(buffer_size);
+    if (!lf->header) { file_free(lf); return ERROR_OUTOFMEMORY; }
+    lf->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), 0600);
+    if (lf->fd < 0) {
+        ULONG rc = errno_to_win32(errno);
+        file_free(lf);
+        return rc;
+    }
+    if (fchmod(lf->fd, 0600) != 0) {       /* an existing file keeps its mode: narrow it */
+        ULONG rc = errno_to_win32(errno);
+        file_free(lf);
+        return rc;
+    }
+    *out = lf;
+    return ERROR_SUCCESS;
+}
+
+/* The header buffer, whole (the file's first write). */
+static ULONG file_put_header(wpt_logfile *lf) {
+    return write_all(lf->fd, lf->header, lf->buffer_size, 0) == 0 ? ERROR_SUCCESS
+                                                                   : errno_to_win32(errno);
+}
+
+/* One data buffer into its slot; 1 if it was lost (size limit reached, write failed). */
+static int file_put(wpt_logfile *lf, const unsigned char *buffer) {
+    uint64_t slot;
+    if (lf->circular) slot = lf->data_buffers % lf->capacity;
+    else if (lf->capacity && lf->data_buffers >= lf->capacity) return 1;
+    else slot = lf->data_buffers;
+    if (write_all(lf->fd, buffer, lf->buffer_size, (off_t)((1 + slot) * lf->buffer_size)) != 0)
+        return 1;
+    lf->data_buffers++;
+    return 0;
+}
+
+/* The header record again (its counters moved); only the used part of buffer 0. */
+static void file_rewrite_header(wpt_logfile *lf) {
+    const WMI_BUFFER_HEADER *bh = (const WMI_BUFFER_HEADER *)lf->header;
+    uint32_t used = bh->SavedOffset <= lf->buffer_size ? bh->SavedOffset : lf->buffer_size;
+    write_all(lf->fd, lf->header, used, 0);
+}
+
+/* Cut what a shorter circular wrap left behind, close. */
+static void file_finish(wpt_logfile *lf) {
+    if (ftruncate(lf->fd, (off_t)file_buffers(lf) * lf->buffer_size) != 0) { /* size already right */ }
+    file_free(lf);
+}
+
+/* ---- a session's own file ------------------------------------------------------------------ */
+
 ULONG wpt_logfile_check_path(const char *path) {
     /* Session files are private to their user (traces carry process data). */
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
@@ -65,30 +132,16 @@ ULONG wpt_logfile_check_path(const char *path) {
 }
 
 ULONG wpt_logfile_open(wpt_session *s) {
-    wpt_logfile *lf = calloc(1, sizeof *lf);
-    if (!lf) return ERROR_OUTOFMEMORY;
-    lf->header = malloc(s->buffer_size);
-    if (!lf->header) { free(lf); return ERROR_OUTOFMEMORY; }
+    wpt_logfile *lf;
+    ULONG rc = file_create(s->logfile_name, s->buffer_size, 0, &lf);
+    if (rc != ERROR_SUCCESS) return rc;
     lf->circular = (s->log_file_mode & EVENT_TRACE_FILE_MODE_CIRCULAR) != 0;
     lf->capacity = s->max_file_bytes ? s->max_file_bytes / s->buffer_size - 1 : 0;
-    lf->fd = open(s->logfile_name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (lf->fd >= 0 && fchmod(lf->fd, 0600) != 0) { /* an existing file keeps its mode: narrow it */
-        close(lf->fd);
-        lf->fd = -1;
-    }
-    if (lf->fd < 0) {
-        ULONG rc = errno_to_win32(errno);
-        free(lf->header);
-        free(lf);
-        return rc;
-    }
     memset(lf->header, 0xFF, s->buffer_size);
     wpt_build_header_buffer(s, lf->header, 0, 1);
-    if (write_all(lf->fd, lf->header, s->buffer_size, 0) != 0) {
-        ULONG rc = errno_to_win32(errno);
-        close(lf->fd);
-        free(lf->header);
-        free(lf);
+    rc = file_put_header(lf);
+    if (rc != ERROR_SUCCESS) {
+        file_free(lf);
         return rc;
     }
     s->logfile = lf;
@@ -96,18 +149,10 @@ ULONG wpt_logfile_open(wpt_session *s) {
 }
 
 int wpt_logfile_write(wpt_session *s, const unsigned char *buffer) {
-    wpt_logfile *lf = s->logfile;
-    uint64_t slot;
-    if (lf->circular) slot = lf->data_buffers % lf->capacity;
-    else if (lf->capacity && lf->data_buffers >= lf->capacity) {
-        atomic_fetch_add(&s->log_buffers_lost, 1);
-        return 1;
-    } else slot = lf->data_buffers;
-    if (write_all(lf->fd, buffer, s->buffer_size, (off_t)((1 + slot) * s->buffer_size)) != 0) {
+    if (file_put(s->logfile, buffer)) {
         atomic_fetch_add(&s->log_buffers_lost, 1);
         return 1;
     }
-    lf->data_buffers++;
     return 0;
 }
 
@@ -120,15 +165,11 @@ void wpt_logfile_update_header(wpt_session *s, int final) {
         if (end_time == 0) end_time = 1;
     }
     wpt_build_header_buffer(s, lf->header, end_time, file_buffers(lf));
-    const WMI_BUFFER_HEADER *bh = (const WMI_BUFFER_HEADER *)lf->header;
-    write_all(lf->fd, lf->header, bh->SavedOffset, 0);
+    file_rewrite_header(lf);
 }
 
 void wpt_logfile_abandon(wpt_session *s) {
-    wpt_logfile *lf = s->logfile;
-    close(lf->fd);                   /* another process's copy (a host, a forked child) writes */
-    free(lf->header);
-    free(lf);
+    file_free(s->logfile);           /* another process's copy (a host, a forked child) writes */
     s->logfile = NULL;
 }
 
@@ -137,11 +178,138 @@ int wpt_logfile_fd(const wpt_session *s) {
 }
 
 void wpt_logfile_close(wpt_session *s) {
-    wpt_logfile *lf = s->logfile;
     wpt_logfile_update_header(s, 1);
-    if (ftruncate(lf->fd, (off_t)file_buffers(lf) * s->buffer_size) != 0) { /* size already right */ }
-    close(lf->fd);
-    free(lf->header);
-    free(lf);
+    file_finish(s->logfile);
     s->logfile = NULL;
+}
+
+/* ---- a file written from another session's buffers (a collector of relayed sessions) ------
+ * The session's header buffer becomes buffer 0 as received, except the totals that describe
+ * this file: BuffersWritten, EventsLost, BuffersLost, EndTime, and the file mode (sequential,
+ * no size limit). Data buffers are appended in the order given, and the header record is
+ * rewritten after each, as for a session's own file: a collector that dies leaves a file
+ * readable up to its last buffer. */
+
+struct wpptrace_etl_stream {
+    wpt_logfile *lf;
+    int pointer32;                 /* the header record is a TRACE_LOGFILE_HEADER32 */
+    uint32_t events_lost, buffers_lost;
+};
+
+#define STREAM_HEADER_RECORD ((uint32_t)sizeof(WMI_BUFFER_HEADER))
+#define STREAM_LOGFILE_HEADER (STREAM_HEADER_RECORD + (uint32_t)sizeof(SYSTEM_TRACE_HEADER))
+
+/* Set a field of the header record whichever pointer size wrote it. */
+#define SET_TLH(st, field, value) do {                                                       \
+        __typeof__(((TRACE_LOGFILE_HEADER64 *)0)->field) v_ = (value);                       \
+        size_t off_ = (st)->pointer32 ? offsetof(TRACE_LOGFILE_HEADER32, field)              \
+                                      : offsetof(TRACE_LOGFILE_HEADER64, field);             \
+        memcpy((st)->lf->header + STREAM_LOGFILE_HEADER + off_, &v_, sizeof v_);             \
+    } while (0)
+
+static void stream_update_header(wpptrace_etl_stream *st, int64_t end_time) {
+    uint32_t mode;
+    memcpy(&mode, st->lf->header + STREAM_LOGFILE_HEADER + offsetof(TRACE_LOGFILE_HEADER64, LogFileMode),
+           sizeof mode);
+    mode = (mode & ~(uint32_t)EVENT_TRACE_FILE_MODE_CIRCULAR) | EVENT_TRACE_FILE_MODE_SEQUENTIAL;
+    SET_TLH(st, LogFileMode, mode);
+    SET_TLH(st, MaximumFileSize, 0);
+    SET_TLH(st, BuffersWritten, file_buffers(st->lf));
+    SET_TLH(st, EventsLost, st->events_lost);
+    SET_TLH(st, BuffersLost, st->buffers_lost);
+    SET_TLH(st, EndTime, end_time);
+    file_rewrite_header(st->lf);
+}
+
+/* Is `b` (size bytes) a header buffer whose first record is the log-file header? */
+static ULONG check_header_buffer(const unsigned char *b, uint32_t size, int *pointer32) {
+    if (size < STREAM_LOGFILE_HEADER + sizeof(TRACE_LOGFILE_HEADER64)
+        || size > (uint32_t)MAX_ETW_BUFFER_SIZE_KB * 1024u)
+        return ERROR_BAD_LENGTH;
+    WMI_BUFFER_HEADER bh;
+    SYSTEM_TRACE_HEADER rec;
+    uint32_t tlh_size, tlh_buffer_size, pointer_size;
+    memcpy(&bh, b, sizeof bh);
+    memcpy(&rec, b + STREAM_HEADER_RECORD, sizeof rec);
+    memcpy(&pointer_size, b + STREAM_LOGFILE_HEADER + offsetof(TRACE_LOGFILE_HEADER64, PointerSize),
+           sizeof pointer_size);
+    memcpy(&tlh_buffer_size, b + STREAM_LOGFILE_HEADER + offsetof(TRACE_LOGFILE_HEADER64, BufferSize),
+           sizeof tlh_buffer_size);
+    if (pointer_size != 4 && pointer_size != 8) return ERROR_BAD_FORMAT;
+    tlh_size = pointer_size == 4 ? sizeof(TRACE_LOGFILE_HEADER32) : sizeof(TRACE_LOGFILE_HEADER64);
+    if (bh.BufferSize != size || tlh_buffer_size != size || bh.BufferType != ETW_BUFFER_TYPE_HEADER
+        || (bh.BufferFlag & ETW_BUFFER_FLAG_COMPRESSED)
+        || (rec.HeaderType != TRACE_HEADER_TYPE_SYSTEM32 && rec.HeaderType != TRACE_HEADER_TYPE_SYSTEM64)
+        || rec.Size < sizeof rec + tlh_size
+        || bh.SavedOffset > size || bh.SavedOffset < STREAM_HEADER_RECORD + rec.Size)
+        return ERROR_BAD_FORMAT;
+    *pointer32 = pointer_size == 4;
+    return ERROR_SUCCESS;
+}
+
+ULONG wpptrace_etl_stream_create(LPCSTR Path, const void *HeaderBuffer, ULONG BufferSize,
+                                 wpptrace_etl_stream **Stream) {
+    if (!Path || !HeaderBuffer || !Stream) return ERROR_INVALID_PARAMETER;
+    *Stream = NULL;
+    int pointer32;
+    ULONG rc = check_header_buffer(HeaderBuffer, BufferSize, &pointer32);
+    if (rc != ERROR_SUCCESS) return rc;
+    wpptrace_etl_stream *st = calloc(1, sizeof *st);
+    if (!st) return ERROR_OUTOFMEMORY;
+    st->pointer32 = pointer32;
+    rc = file_create(Path, BufferSize, 1, &st->lf);
+    if (rc != ERROR_SUCCESS) {
+        free(st);
+        return rc;
+    }
+    memcpy(st->lf->header, HeaderBuffer, BufferSize);
+    stream_update_header(st, 0);
+    rc = file_put_header(st->lf);
+    if (rc != ERROR_SUCCESS) {
+        unlink(Path);                  /* nothing of it is usable; it was ours (O_EXCL) */
+        file_free(st->lf);
+        free(st);
+        return rc;
+    }
+    *Stream = st;
+    return ERROR_SUCCESS;
+}
+
+ULONG wpptrace_etl_stream_write(wpptrace_etl_stream *Stream, const void *Buffer, ULONG Size) {
+    if (!Stream || !Buffer) return ERROR_INVALID_PARAMETER;
+    WMI_BUFFER_HEADER bh;
+    if (Size != Stream->lf->buffer_size) return ERROR_BAD_LENGTH;
+    memcpy(&bh, Buffer, sizeof bh);
+    if (bh.BufferSize != Size || bh.BufferType == ETW_BUFFER_TYPE_HEADER) return ERROR_BAD_FORMAT;
+    errno = 0;
+    if (file_put(Stream->lf, Buffer)) return errno ? errno_to_win32(errno) : ERROR_BAD_LENGTH;
+    stream_update_header(Stream, 0);
+    return ERROR_SUCCESS;
+}
+
+ULONG wpptrace_etl_stream_set_lost(wpptrace_etl_stream *Stream, ULONG EventsLost, ULONG BuffersLost) {
+    if (!Stream) return ERROR_INVALID_PARAMETER;
+    Stream->events_lost = EventsLost;
+    Stream->buffers_lost = BuffersLost;
+    stream_update_header(Stream, 0);
+    return ERROR_SUCCESS;
+}
+
+ULONG wpptrace_etl_stream_buffers(const wpptrace_etl_stream *Stream) {
+    return Stream ? file_buffers(Stream->lf) : 0;
+}
+
+void wpptrace_etl_stream_close(wpptrace_etl_stream *Stream, LONGLONG EndTime) {
+    if (!Stream) return;
+    if (EndTime) {                     /* never before StartTime (clocks differ), never 0 */
+        int64_t start;
+        memcpy(&start, Stream->lf->header + STREAM_LOGFILE_HEADER
+               + (Stream->pointer32 ? offsetof(TRACE_LOGFILE_HEADER32, StartTime)
+                                    : offsetof(TRACE_LOGFILE_HEADER64, StartTime)), sizeof start);
+        if (EndTime < start) EndTime = start;
+        if (EndTime == 0) EndTime = 1;
+    }
+    stream_update_header(Stream, EndTime);
+    file_finish(Stream->lf);
+    free(Stream);
 }

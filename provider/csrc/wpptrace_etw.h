@@ -200,6 +200,26 @@ ULONG wpptrace_rt_sync(wpptrace_rt_subscription *Subscription, int TimeoutMs);
 int   wpptrace_rt_drained(wpptrace_rt_subscription *Subscription);
 void  wpptrace_rt_close(wpptrace_rt_subscription *Subscription);
 
+/* ---- .etl files written from another session's buffers (a collector of relayed sessions) ---
+ * One thread at a time per stream. The header buffer (BufferSize bytes, the log-file header
+ * record first) becomes buffer 0 with this file's totals; data buffers follow in the order
+ * given, each exactly BufferSize bytes; the header is rewritten after each. */
+typedef struct wpptrace_etl_stream wpptrace_etl_stream;
+/* Create Path (UTF-8): never an existing file (ERROR_ALREADY_EXISTS), mode 0600.
+ * ERROR_BAD_FORMAT / ERROR_BAD_LENGTH if HeaderBuffer is not such a header buffer. */
+ULONG wpptrace_etl_stream_create(LPCSTR Path, const void *HeaderBuffer, ULONG BufferSize,
+                                 wpptrace_etl_stream **Stream);
+/* Append one data buffer (ERROR_BAD_LENGTH unless Size is the stream's BufferSize). */
+ULONG wpptrace_etl_stream_write(wpptrace_etl_stream *Stream, const void *Buffer, ULONG Size);
+/* What the file lacks: the header's EventsLost and BuffersLost. */
+ULONG wpptrace_etl_stream_set_lost(wpptrace_etl_stream *Stream, ULONG EventsLost, ULONG BuffersLost);
+/* Buffers in the file, header buffer included (the header's BuffersWritten). */
+ULONG wpptrace_etl_stream_buffers(const wpptrace_etl_stream *Stream);
+/* Close. EndTime (FILETIME) != 0: the session stopped, the file is complete (EndTime is
+ * written, never before StartTime); 0: it did not (EndTime stays 0, as for a file whose
+ * writer never stopped). */
+void  wpptrace_etl_stream_close(wpptrace_etl_stream *Stream, LONGLONG EndTime);
+
 /* ---- test hooks (simulate a slow disk / failing allocator / a writer that never completes
  * its record; not for production use) ------------------------------------------------------ */
 ULONG wpptrace_debug_hold_flush(TRACEHANDLE TraceHandle, int Hold);
