@@ -19,6 +19,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "dump": ("wpptrace.decoder.cli_dump", "list every record of an .etl file, with a summary"),
     "tmf": ("wpptrace.tmf.cli", "TMF files: show, from-pdb, gen"),
     "session": ("wpptrace.provider.cli", "start, control and record trace sessions (tracelog-like)"),
+    "relay": ("wpptrace.remote.cli_relay", "send a live session's buffers to a collector"),
+    "collect": ("wpptrace.remote.cli_collect", "receive relayed sessions: .etl files, live view"),
 }
 
 

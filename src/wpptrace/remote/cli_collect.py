@@ -1,0 +1,118 @@
+"""``wpptrace collect``: accept relays, write one .etl per source and/or decode them live.
+
+    wpptrace collect --listen [HOST:]PORT [-o DIR] [--rt -p TMFDIR]
+                     [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM [--allow NAME]]]
+
+Files are named HOST_SESSION_ID.etl (never over an existing file); the live view prints
+each message as ``[SESSION@HOST] <tracefmt line>``. Runs until interrupted, or until
+``--sources N`` streams have ended. Exit status: 0, 1 could not listen or read the TMF/TLS
+files, 2 bad usage.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+from wpptrace._cliutil import complain
+
+PROG = "collect"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = __doc__.split("\n\n", 1)[1]
+    parser.add_argument("--listen", required=True, metavar="[HOST:]PORT",
+                        help="where relays connect (no HOST: every interface)")
+    parser.add_argument("-o", "--output-dir", metavar="DIR",
+                        help="write one .etl per source here (made private if missing)")
+    parser.add_argument("--rt", action="store_true", help="print every source's messages live")
+    parser.add_argument("-p", "--tmf-path", action="append", default=[], metavar="DIR",
+                        help="TMF directory for --rt (repeatable)")
+    parser.add_argument("--tmf", action="append", default=[], metavar="FILE",
+                        help="TMF file for --rt (repeatable)")
+    parser.add_argument("--utc", action="store_true", help="--rt times in UTC")
+    parser.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate")
+    parser.add_argument("--tls-key", metavar="PEM", help="its private key (default: in --tls-cert)")
+    parser.add_argument("--tls-client-ca", metavar="PEM",
+                        help="require relay certificates signed by this CA")
+    parser.add_argument("--allow", action="append", metavar="NAME",
+                        help="admit only relay certificates with this CN or DNS name (repeatable)")
+    parser.add_argument("--max-connections", type=int, default=64, metavar="N",
+                        help="relays connected at once (default: 64)")
+    parser.add_argument("--max-buffer-kb", type=int, default=1024, metavar="KB",
+                        help="largest buffer size accepted (default: 1024)")
+    parser.add_argument("--resume-window", type=float, default=300.0, metavar="SECONDS",
+                        help="how long a lost relay may come back and resume (default: 300)")
+    parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                        help="close a connection silent this long (default: 60)")
+    parser.add_argument("--sources", type=int, metavar="N",
+                        help="exit once N streams have ended")
+    parser.add_argument("-q", "--quiet", action="store_true", help="report problems only")
+
+
+def run(args: argparse.Namespace) -> int:
+    from wpptrace.remote.collector import Collector
+    from wpptrace.remote.relay import parse_address
+    from wpptrace.remote.tls import server_context
+
+    logging.basicConfig(stream=sys.stderr, format=f"wpptrace {PROG}: %(message)s",
+                        level=logging.WARNING if args.quiet else logging.INFO)
+    try:
+        listen = parse_address(args.listen)
+    except ValueError as exc:
+        complain(PROG, exc)
+        return 2
+    if args.output_dir is None and not args.rt:
+        complain(PROG, "give -o DIR (files), --rt (live view) or both")
+        return 2
+    if (args.tls_client_ca or args.allow) and not args.tls_cert:
+        complain(PROG, "--tls-client-ca and --allow need --tls-cert")
+        return 2
+    tls = None
+    if args.tls_cert:
+        try:
+            tls = server_context(args.tls_cert, args.tls_key, args.tls_client_ca)
+        except (OSError, ValueError) as exc:
+            complain(PROG, f"TLS setup: {exc}")
+            return 1
+    elif listen[0] not in ("127.0.0.1", "::1", "localhost"):
+        logging.getLogger("wpptrace.remote.collector").warning(
+            "listening without TLS: anyone who reaches port %d can send traces", listen[1])
+    live = None
+    if args.rt:
+        from wpptrace import tmf
+        from wpptrace.remote.liveview import LiveView
+
+        if not (args.tmf_path or args.tmf):
+            complain(PROG, "warning: no TMF given (-p DIR, --tmf FILE): messages print as Unknown")
+        live = LiveView(tmf.load(*args.tmf_path, *args.tmf, tolerant=True), sys.stdout,
+                        utc=args.utc)
+    ended = []
+
+    def on_end(stats):
+        ended.append(stats)
+        if args.sources and len(ended) >= args.sources:
+            collector.stop()
+
+    collector = Collector(listen, output_dir=args.output_dir, live=live, tls=tls,
+                          allow=set(args.allow) if args.allow else None,
+                          max_connections=args.max_connections,
+                          max_buffer_size=args.max_buffer_kb * 1024, timeout=args.timeout,
+                          resume_window=args.resume_window, on_source_end=on_end)
+    try:
+        collector.start()
+    except OSError as exc:
+        complain(PROG, f"cannot listen on {args.listen}: {exc}")
+        return 1
+    stop = lambda signum, frame: collector.stop()  # noqa: E731
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not collector.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        collector.stop()
+    return 0

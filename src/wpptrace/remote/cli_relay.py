@@ -1,0 +1,93 @@
+"""``wpptrace relay``: send a live session's buffers to a collector.
+
+    wpptrace relay SESSION --to HOST:PORT [--tls [--ca PEM] [--cert PEM --key PEM]]
+
+Runs until the session stops (then the collector's file is complete) or until interrupted
+(what is queued is still sent). Exit status: 0 delivered, 1 the session could not be read or
+the collector refused or could not be reached in time, 2 bad usage.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import uuid
+
+from wpptrace._cliutil import complain
+
+PROG = "relay"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = __doc__.split("\n\n", 1)[1]
+    parser.add_argument("session", metavar="SESSION", help="a running real-time session")
+    parser.add_argument("--to", required=True, metavar="HOST:PORT", help="the collector")
+    parser.add_argument("--tls", action="store_true",
+                        help="use TLS (the collector's certificate is checked)")
+    parser.add_argument("--ca", metavar="PEM", help="CA certificates the collector's must chain "
+                        "to (default: the system's); implies --tls")
+    parser.add_argument("--cert", metavar="PEM", help="this relay's certificate (for collectors "
+                        "that require one); implies --tls")
+    parser.add_argument("--key", metavar="PEM", help="its private key (default: in --cert)")
+    parser.add_argument("--server-name", metavar="NAME",
+                        help="the name the collector's certificate must carry (default: HOST)")
+    parser.add_argument("--max-queue", type=int, default=1024, metavar="N",
+                        help="buffers held while the network is slow; more are dropped and "
+                             "counted (default: 1024)")
+    parser.add_argument("--source-id", type=uuid.UUID, metavar="UUID",
+                        help="this stream's id at the collector (default: a new one)")
+    parser.add_argument("--host-name", metavar="NAME",
+                        help="the host name the collector shows (default: this host's)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="report problems only")
+
+
+def run(args: argparse.Namespace) -> int:
+    from wpptrace.remote.relay import Relay, parse_address
+    from wpptrace.remote.tls import client_context
+
+    logging.basicConfig(stream=sys.stderr, format=f"wpptrace {PROG}: %(message)s",
+                        level=logging.WARNING if args.quiet else logging.INFO)
+    try:
+        address = parse_address(args.to)
+    except ValueError as exc:
+        complain(PROG, exc)
+        return 2
+    if not address[0]:
+        complain(PROG, f"--to {args.to!r}: give the collector's host")
+        return 2
+    if args.max_queue < 1:
+        complain(PROG, "--max-queue must be at least 1")
+        return 2
+    tls = None
+    if args.tls or args.ca or args.cert:
+        try:
+            tls = client_context(args.ca, args.cert, args.key)
+        except (OSError, ValueError) as exc:
+            complain(PROG, f"TLS setup: {exc}")
+            return 1
+    relay = Relay(address, session=args.session, tls=tls, server_hostname=args.server_name,
+                  max_queue=args.max_queue, source_id=args.source_id, host=args.host_name)
+    try:
+        relay.start()
+    except OSError as exc:
+        complain(PROG, f"session {args.session!r}: {exc}")
+        return 1
+
+    def interrupted(signum, frame):
+        relay.stop()
+
+    previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not relay.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        relay.close()
+    s = relay.stats
+    print(f"wpptrace {PROG}: {args.session}: {s.buffers_read} buffers read, {s.buffers_sent} "
+          f"sent, {s.relay_dropped} dropped (queue full), {s.session_lost} lost by the session, "
+          f"events lost {s.events_lost}; {relay.outcome}", file=sys.stderr)
+    return 0 if relay.outcome in ("ended", "stopped") else 1

@@ -1,0 +1,586 @@
+"""The collector: accepts relays (TCP or TLS), one .etl file and/or live view per source.
+
+One asyncio loop (its own thread) serves every connection. A connection must say HELLO
+first; then every frame is checked (protocol.read_frame: sizes, version, direction) and
+fits the conversation (``_Source.take``: header buffer first and once, sequence numbers
+increasing, each processor's buffers in order, buffers of the announced size). Anything
+else closes that connection with a logged reason (sent to the relay as an ERROR frame);
+no other source notices. A source whose connection is lost keeps its file open for
+``resume_window`` seconds: a relay that reconnects with the same source id resumes where
+the file ends, and whatever it can no longer send is counted as lost.
+
+Lost buffers (the header's BuffersLost): gaps in the relay's sequence numbers (buffers the
+relay dropped, or lost with a connection) plus those the session dropped before the relay
+read them (the relay reports these). EventsLost is the session's, as the relay last saw it.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import re
+import ssl
+import threading
+import time
+import uuid
+from typing import Callable, Optional
+
+from wpptrace.decoder.buffers import buffer_info
+from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BUSY, ERROR_HANDLE_EOF,
+                               ERROR_INVALID_PARAMETER, Win32Error)
+
+from . import protocol as P
+from .etlstream import EtlStreamFile
+
+__all__ = ["Collector", "SourceStats"]
+
+log = logging.getLogger("wpptrace.remote.collector")
+
+_HEADER_TYPE = 4        # ETW_BUFFER_TYPE_HEADER
+_ACK_EVERY = 8          # buffers between ACKs (and one after every STATS)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: ended streams remembered (a relay that missed the last ACK is told it is done)
+_ENDED_KEPT = 4096
+
+
+@dataclasses.dataclass
+class SourceStats:
+    """What the collector knows about one source (a relay's stream)."""
+
+    source_id: uuid.UUID
+    label: str                       #: session@host
+    session: str
+    host: str
+    peer: str
+    identity: Optional[str] = None   #: the relay's TLS certificate name, if it showed one
+    path: Optional[str] = None       #: the .etl file written, if any
+    buffers: int = 0                 #: data buffers received
+    bytes: int = 0
+    lost: int = 0                    #: buffers missing from the file (BuffersLost)
+    sequence_gaps: int = 0           #: of which: gaps in the relay's sequence numbers
+    relay_dropped: int = 0           #: as the relay reports them
+    session_lost: int = 0            #: as the relay reports them
+    events_lost: int = 0
+    connections: int = 0
+    connected: bool = False
+    ended: bool = False              #: END received: the relay delivered everything
+    stopped: bool = False            #: ... and the session had stopped (the file is complete)
+    closed: bool = False             #: the file is closed
+    reason: str = ""                 #: why the last connection closed
+
+
+class _Source:
+    """One source's state across its connections: file, order checks, counters."""
+
+    def __init__(self, collector: "Collector", hello: P.Hello, peer: str, label: str):
+        self.collector = collector
+        self.hello = hello
+        self.buffer_size = hello.buffer_size
+        self.stats = SourceStats(hello.source_id, label, hello.session, hello.host, peer)
+        self.file: Optional[EtlStreamFile] = None
+        self.view = None
+        self.have_header = False
+        self.last_seq = 0                        # the last BUFFER sequence taken
+        self.last_by_processor: dict[int, int] = {}
+        self.connection: Optional["_Connection"] = None
+        self.detached_at: Optional[float] = None
+        self.unacked = 0
+
+    @property
+    def resume_at(self) -> int:
+        return self.last_seq + 1 if self.have_header else 0
+
+    def take(self, frame: P.Frame) -> bool:
+        """Apply one frame; True when the stream ended. Raises ProtocolError."""
+        kind = frame.type
+        if kind == P.FrameType.HEADER:
+            self._take_header(frame)
+        elif kind == P.FrameType.BUFFER:
+            self._take_buffer(frame)
+        elif kind in (P.FrameType.STATS, P.FrameType.END):
+            if not self.have_header:
+                raise P.ProtocolError(f"{kind.name} before the header buffer")
+            stats = P.decode_stats(frame)
+            s = self.stats
+            s.relay_dropped, s.session_lost, s.events_lost = (
+                stats.relay_dropped, stats.session_lost, stats.events_lost)
+            if kind == P.FrameType.END:
+                if frame.sequence <= self.last_seq:
+                    raise P.ProtocolError(f"END at sequence {frame.sequence} after buffer "
+                                          f"{self.last_seq}")
+                s.sequence_gaps += frame.sequence - self.last_seq - 1
+                self.last_seq = frame.sequence - 1
+                self._update_lost()
+                s.ended = True
+                self.finish(stats.end_time)
+                return True
+            self._update_lost()
+        elif kind == P.FrameType.HELLO:
+            raise P.ProtocolError("a second HELLO")
+        else:   # ERROR from the relay
+            code, reason = P.decode_error(frame)
+            raise P.ProtocolError(f"the relay reported an error: {reason} ({code})")
+        return False
+
+    def _take_header(self, frame: P.Frame) -> None:
+        if self.have_header:
+            raise P.ProtocolError("a second header buffer")
+        if frame.sequence != 0:
+            raise P.ProtocolError(f"header buffer with sequence {frame.sequence} (must be 0)")
+        data = P.expand_buffer(frame, self.buffer_size)
+        info = buffer_info(data)
+        if info.buffer_type != _HEADER_TYPE:
+            raise P.ProtocolError(f"the first buffer is not a header buffer (BufferType "
+                                  f"{info.buffer_type})")
+        if int.from_bytes(data[:4], "little") != self.buffer_size:
+            raise P.ProtocolError("the header buffer's BufferSize is not the announced one")
+        self.collector._open_outputs(self, data)
+        self.have_header = True
+
+    def _take_buffer(self, frame: P.Frame) -> None:
+        if not self.have_header:
+            raise P.ProtocolError("a data buffer before the header buffer")
+        seq = frame.sequence
+        if seq <= self.last_seq:
+            raise P.ProtocolError(f"buffer sequence {seq} after {self.last_seq}")
+        data = P.expand_buffer(frame, self.buffer_size)
+        info = buffer_info(data)
+        bs = self.buffer_size
+        if int.from_bytes(data[:4], "little") != bs:
+            raise P.ProtocolError(f"buffer {seq}: BufferSize is not {bs}")
+        if info.buffer_type == _HEADER_TYPE:
+            raise P.ProtocolError(f"buffer {seq}: a second header buffer")
+        if info.saved_offset > bs or info.filled_bytes > bs:
+            raise P.ProtocolError(f"buffer {seq}: SavedOffset {info.saved_offset} / "
+                                  f"FilledBytes {info.filled_bytes} past the buffer size {bs}")
+        last = self.last_by_processor.get(info.processor)
+        if last is not None and info.sequence <= last:
+            raise P.ProtocolError(f"buffer {seq} out of order: processor {info.processor} "
+                                  f"buffer sequence {info.sequence} after {last}")
+        self.last_by_processor[info.processor] = info.sequence
+        gap = seq - self.last_seq - 1
+        self.last_seq = seq
+        s = self.stats
+        s.buffers += 1
+        s.bytes += len(frame.payload)
+        if self.file is not None:
+            self.file.write(data)
+        if gap:
+            s.sequence_gaps += gap
+            self._update_lost()
+        if self.view is not None:
+            self.view.add(data)
+
+    def _update_lost(self) -> None:
+        s = self.stats
+        lost = s.sequence_gaps + s.session_lost
+        if lost != s.lost or self.file is not None:
+            s.lost = lost
+            if self.file is not None:
+                self.file.set_lost(s.events_lost, lost)
+
+    def finish(self, end_time: int = 0) -> None:
+        """Close the outputs (``end_time`` non-zero: the session stopped)."""
+        s = self.stats
+        if s.closed:
+            return
+        s.closed = True
+        s.stopped = bool(end_time)
+        if self.file is not None:
+            try:
+                self.file.close(end_time)
+            except OSError as exc:
+                log.error("%s: closing %s: %s", s.label, s.path, exc)
+        if self.view is not None:
+            self.view.close()
+        self.collector._source_finished(self)
+
+
+class _Connection:
+    def __init__(self, writer: asyncio.StreamWriter, peer: str, identity: Optional[str]):
+        self.writer = writer
+        self.peer = peer
+        self.identity = identity
+        self.replaced = False
+
+
+class Collector:
+    """Accept relays on ``listen`` (host, port; port 0 picks one: see ``address``).
+
+    ``output_dir``: write one .etl per source there (made private if missing); ``live``: a
+    ``wpptrace.remote.liveview.LiveView`` that decodes every source as its buffers arrive;
+    ``tls``: a server ``ssl.SSLContext`` (``wpptrace.remote.tls.server_context``; with a
+    client CA, only relays with a certificate it signed get in); ``allow``: certificate
+    names (CN or DNS) admitted, None for any the CA signed. ``on_source_end(stats)`` is
+    called (in the collector's thread) when a source's file is closed.
+    """
+
+    def __init__(self, listen=("127.0.0.1", 0), *, output_dir: Optional[str] = None,
+                 live=None, tls: Optional[ssl.SSLContext] = None,
+                 allow: Optional[set[str]] = None, max_connections: int = 64,
+                 max_buffer_size: int = 1 << 20, timeout: float = 60.0,
+                 handshake_timeout: float = 10.0, resume_window: float = 300.0,
+                 on_source_end: Optional[Callable[[SourceStats], None]] = None):
+        self.listen = listen
+        self.output_dir = output_dir
+        self.live = live
+        self.tls = tls
+        self.allow = set(allow) if allow else None
+        self.max_connections = max_connections
+        self.max_buffer_size = min(max_buffer_size, P.MAX_BUFFER_SIZE)
+        self.timeout = timeout
+        self.handshake_timeout = handshake_timeout
+        self.resume_window = resume_window
+        self.on_source_end = on_source_end
+        self.address: Optional[tuple[str, int]] = None
+        self.connections_refused = 0
+        self.protocol_errors = 0
+        self._sources: dict[uuid.UUID, _Source] = {}
+        self._finished: list[SourceStats] = []
+        self._ended_ids: dict[uuid.UUID, None] = {}
+        self._labels: set[str] = set()
+        self._active = 0
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._server: Optional[asyncio.AbstractServer] = None
+        self._stop_event: Optional[asyncio.Event] = None
+        self._thread: Optional[threading.Thread] = None
+        self._ready = threading.Event()
+        self._stopped = threading.Event()
+        self._startup_error: Optional[BaseException] = None
+        self._lock = threading.Lock()
+        if output_dir is not None:
+            os.makedirs(output_dir, mode=0o700, exist_ok=True)
+
+    # -- life cycle ------------------------------------------------------------------------
+    def start(self) -> "Collector":
+        """Listen, in a background thread; returns once listening (OSError if it cannot)."""
+        self._thread = threading.Thread(target=self._run, name="collector", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._startup_error is not None:
+            raise self._startup_error
+        return self
+
+    def serve_forever(self) -> None:
+        """Listen in this thread until ``stop()`` (or KeyboardInterrupt)."""
+        self.start()
+        try:
+            while not self._stopped.wait(0.5):
+                pass
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop listening, close every connection and file (unfinished files stay
+        readable, EndTime 0)."""
+        loop, event = self._loop, self._stop_event
+        if loop is not None and event is not None:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:        # the loop is already closed
+                pass
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(30)
+            if self.live is not None:
+                self.live.join()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until the collector stopped (True) or ``timeout`` passed (False)."""
+        return self._stopped.wait(timeout)
+
+    def __enter__(self) -> "Collector":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def sources(self) -> list[SourceStats]:
+        """Every source seen: finished ones, then the open ones (copies)."""
+        with self._lock:
+            open_ = [dataclasses.replace(s.stats) for s in self._sources.values()]
+            return [dataclasses.replace(s) for s in self._finished] + open_
+
+    def wait_for(self, predicate: Callable[[list[SourceStats]], bool],
+                 timeout: float = 60.0) -> bool:
+        """Poll ``sources`` until ``predicate`` holds (True) or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.sources):
+                return True
+            time.sleep(0.02)
+        return predicate(self.sources)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except Exception as exc:    # noqa: BLE001 - reported to start() or logged
+            if not self._ready.is_set():
+                self._startup_error = exc
+            else:
+                log.exception("collector stopped: %s", exc)
+        finally:
+            self._ready.set()
+            loop.close()
+            self._stopped.set()
+
+    async def _serve(self) -> None:
+        self._stop_event = asyncio.Event()
+        host, port = self.listen
+        self._server = await asyncio.start_server(
+            self._handle, host or None, port, ssl=self.tls,
+            ssl_handshake_timeout=self.handshake_timeout if self.tls else None,
+            limit=1 << 20)
+        sock = self._server.sockets[0].getsockname()
+        self.address = (sock[0], sock[1])
+        log.info("collector listening on %s:%d%s", sock[0], sock[1], " (TLS)" if self.tls else "")
+        self._ready.set()
+        expiry = asyncio.ensure_future(self._expire())
+        await self._stop_event.wait()
+        expiry.cancel()
+        self._server.close()
+        for source in list(self._sources.values()):
+            conn = source.connection
+            if conn is not None:
+                conn.writer.transport.abort()
+            source.finish(0)
+        handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+
+    async def _expire(self) -> None:
+        """Close the files of sources whose relay did not come back in time."""
+        while True:
+            await asyncio.sleep(min(1.0, self.resume_window / 4 or 0.1))
+            now = time.monotonic()
+            for source in list(self._sources.values()):
+                if (source.connection is None and source.detached_at is not None
+                        and now - source.detached_at >= self.resume_window):
+                    log.warning("%s: the relay did not come back within %g s: %s closed "
+                                "(readable up to its last buffer)", source.stats.label,
+                                self.resume_window, source.stats.path or "source")
+                    source.finish(0)
+
+    # -- sources ---------------------------------------------------------------------------
+    def _label_for(self, hello: P.Hello) -> str:
+        label = f"{hello.session}@{hello.host}"
+        if label in self._labels:
+            label += "#" + hello.source_id.hex[:6]
+        self._labels.add(label)
+        return label
+
+    def _open_outputs(self, source: _Source, header: bytes) -> None:
+        s = source.stats
+        if self.output_dir is not None:
+            base = "_".join(_UNSAFE.sub("_", part)[:64].strip("._") or "x"
+                            for part in (s.host, s.session)) + "_" + s.source_id.hex[:8]
+            for attempt in range(1, 1000):
+                path = os.path.join(self.output_dir, base + ("" if attempt == 1 else f"-{attempt}")
+                                    + ".etl")
+                try:
+                    source.file = EtlStreamFile(path, header)
+                    break
+                except Win32Error as exc:
+                    if exc.name == "ERROR_ALREADY_EXISTS":
+                        continue
+                    if exc.name in ("ERROR_BAD_FORMAT", "ERROR_BAD_LENGTH"):
+                        raise P.ProtocolError("the header buffer does not start with a "
+                                              "log-file header record") from None
+                    raise
+            s.path = path
+            log.info("%s: writing %s", s.label, path)
+        if self.live is not None:
+            source.view = self.live.open(s.label, header)
+
+    def _source_finished(self, source: _Source) -> None:
+        s = source.stats
+        with self._lock:
+            self._sources.pop(s.source_id, None)
+            self._finished.append(s)
+        self._labels.discard(s.label)
+        if s.ended:
+            self._ended_ids[s.source_id] = None
+            if len(self._ended_ids) > _ENDED_KEPT:
+                del self._ended_ids[next(iter(self._ended_ids))]
+        log.info("%s: %d buffers, %d lost (relay dropped %d, session lost %d), events lost %d"
+                 "%s%s", s.label, s.buffers, s.lost, s.relay_dropped, s.session_lost,
+                 s.events_lost, f": {s.path}" if s.path else "",
+                 "" if s.stopped else " (the session had not stopped)")
+        if self.on_source_end is not None:
+            try:
+                self.on_source_end(dataclasses.replace(s))
+            except Exception:    # a caller's hook never takes the collector down
+                log.exception("on_source_end failed")
+
+    # -- connections -----------------------------------------------------------------------
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peername = writer.get_extra_info("peername")
+        peer = f"{peername[0]}:{peername[1]}" if peername else "?"
+        if self._active >= self.max_connections:
+            self.connections_refused += 1
+            log.warning("%s: refused: already %d connections", peer, self._active)
+            await _send_error(writer, ERROR_BUSY, "too many connections")
+            writer.transport.abort()
+            return
+        self._active += 1
+        source: Optional[_Source] = None
+        conn: Optional[_Connection] = None
+        try:
+            identity = self._identity(writer)
+            frame = await asyncio.wait_for(P.read_frame(reader, P.FROM_RELAY),
+                                           self.handshake_timeout)
+            if frame.type != P.FrameType.HELLO:
+                raise P.ProtocolError(f"the first frame must be HELLO, got {frame.type.name}")
+            hello = P.decode_hello(frame)
+            if hello.buffer_size > self.max_buffer_size:
+                raise P.ProtocolError(f"buffer size {hello.buffer_size} is larger than this "
+                                      f"collector takes ({self.max_buffer_size})")
+            conn = _Connection(writer, peer, identity)
+            source = self._attach(hello, conn)
+            writer.write(P.encode(P.FrameType.WELCOME, source.resume_at))
+            await writer.drain()
+            log.info("%s: %s from %s%s (resuming at %d)", source.stats.label,
+                     "connected" if source.stats.connections == 1 else "reconnected", peer,
+                     f" as {identity}" if identity else "", source.resume_at)
+            await self._receive(reader, writer, source, conn)
+            reason = "delivered"
+        except P.ProtocolError as exc:
+            self.protocol_errors += 1
+            reason = str(exc)
+            log.warning("%s: closed: %s", _who(source, peer), reason)
+            await _send_error(writer, exc.code, reason)
+            if source is not None and source.connection is conn:
+                source.finish(0)        # its stream cannot be trusted further
+        except _Refused as exc:
+            self.connections_refused += 1
+            reason = str(exc)
+            log.warning("%s: refused: %s", peer, reason)
+            await _send_error(writer, exc.code, reason)
+        except asyncio.IncompleteReadError as exc:
+            reason = ("connection closed by the relay" if not exc.partial else
+                      f"connection closed in the middle of a frame ({len(exc.partial)} bytes "
+                      f"of {exc.expected} read)")
+            log.warning("%s: %s", _who(source, peer), reason)
+        except asyncio.TimeoutError:
+            reason = "nothing received in time"
+            log.warning("%s: closed: %s", _who(source, peer), reason)
+            await _send_error(writer, ERROR_BUSY, reason)
+        except (ConnectionError, ssl.SSLError, OSError) as exc:
+            reason = str(exc) or type(exc).__name__
+            log.warning("%s: connection lost: %s", _who(source, peer), reason)
+        except asyncio.CancelledError:
+            reason = "collector stopping"
+            raise
+        except Exception as exc:   # noqa: BLE001 - one source's failure never stops the others
+            reason = f"internal error: {exc!r}"
+            log.exception("%s: %s", _who(source, peer), reason)
+        finally:
+            self._active -= 1
+            if source is not None and conn is not None:
+                self._detach(source, conn, reason)
+            writer.transport.abort()
+
+    def _identity(self, writer: asyncio.StreamWriter) -> Optional[str]:
+        """The TLS client certificate's names ("CN=..., DNS=..."); checked against ``allow``."""
+        cert = writer.get_extra_info("peercert")
+        if not cert:
+            if self.allow is not None:
+                raise _Refused("no client certificate", ERROR_ACCESS_DENIED)
+            return None
+        names = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+        names += [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
+        if self.allow is not None and not self.allow.intersection(names):
+            raise _Refused(f"client certificate {names or '(no names)'} is not allowed",
+                           ERROR_ACCESS_DENIED)
+        return names[0] if names else "(certificate without names)"
+
+    def _attach(self, hello: P.Hello, conn: _Connection) -> _Source:
+        if hello.source_id in self._ended_ids:
+            raise _Refused("this stream already ended", ERROR_HANDLE_EOF)
+        source = self._sources.get(hello.source_id)
+        if source is None:
+            if len(self._sources) >= 4 * self.max_connections:
+                waiting = [s for s in self._sources.values() if s.connection is None]
+                if not waiting:
+                    raise _Refused("too many open sources", ERROR_BUSY)
+                oldest = min(waiting, key=lambda s: s.detached_at or 0.0)
+                log.warning("%s: too many sources: closed while waiting for its relay",
+                            oldest.stats.label)
+                oldest.finish(0)
+            source = _Source(self, hello, conn.peer, self._label_for(hello))
+            with self._lock:
+                self._sources[hello.source_id] = source
+        else:
+            if (hello.session, hello.host, hello.buffer_size) != (
+                    source.hello.session, source.hello.host, source.hello.buffer_size):
+                raise _Refused("source id already used by another session or host",
+                               ERROR_INVALID_PARAMETER)
+            old = source.connection
+            if old is not None:
+                if old.identity != conn.identity:
+                    raise _Refused("this source is connected from another identity", ERROR_BUSY)
+                old.replaced = True
+                log.warning("%s: a new connection from %s replaces the one from %s",
+                            source.stats.label, conn.peer, old.peer)
+                old.writer.transport.abort()
+        source.connection = conn
+        source.detached_at = None
+        source.stats.peer = conn.peer
+        source.stats.identity = conn.identity
+        source.stats.connected = True
+        source.stats.connections += 1
+        return source
+
+    def _detach(self, source: _Source, conn: _Connection, reason: str) -> None:
+        if source.connection is not conn:
+            return                                  # replaced by a newer connection
+        source.connection = None
+        source.stats.connected = False
+        source.stats.reason = reason
+        if source.stats.closed:
+            return
+        if source.have_header and self.resume_window > 0:
+            source.detached_at = time.monotonic()
+        else:
+            source.finish(0)
+
+    async def _receive(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                       source: _Source, conn: _Connection) -> None:
+        bs = source.buffer_size
+        while True:
+            frame = await asyncio.wait_for(P.read_frame(reader, P.FROM_RELAY, bs), self.timeout)
+            if conn.replaced:
+                return
+            ended = source.take(frame)
+            source.unacked += frame.type == P.FrameType.BUFFER
+            if ended or source.unacked >= _ACK_EVERY or frame.type == P.FrameType.STATS:
+                source.unacked = 0
+                writer.write(P.encode(P.FrameType.ACK, source.last_seq + 1))
+                if writer.transport.get_write_buffer_size() > (1 << 16):
+                    await writer.drain()
+            if ended:
+                await writer.drain()
+                return
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, code: int):
+        super().__init__(reason)
+        self.code = code
+
+
+def _who(source: Optional[_Source], peer: str) -> str:
+    return f"{source.stats.label} ({peer})" if source is not None else peer
+
+
+async def _send_error(writer: asyncio.StreamWriter, code: int, reason: str) -> None:
+    """Tell the relay why, if it still listens (never waits long)."""
+    try:
+        writer.write(P.encode_error(code, reason))
+        await asyncio.wait_for(writer.drain(), 1.0)
+    except (OSError, asyncio.TimeoutError, ssl.SSLError, RuntimeError):
+        pass

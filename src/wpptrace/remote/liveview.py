@@ -1,0 +1,182 @@
+"""The collector's live view: each source's buffers through OpenTraceFromBufferStream and
+ProcessTrace, its WPP messages printed as tracefmt lines tagged with the source.
+
+Per source: a trace opened with OpenTraceFromBufferStream, a thread running ProcessTrace on
+it, and ProcessTraceAddBufferToBufferStream for each buffer received. The buffer completion
+callback releases the buffer (as the OpenTraceFromBufferStream page says it should): at most
+``max_pending`` buffers are held per source; when the decoder falls behind, the view skips
+buffers (counted in ``skipped``) while the source's file still gets every one. Each buffer's
+events are formatted when ProcessTrace hands over the buffer (its BufferCallback), by the
+same WppDecoder as ``wpptrace fmt``.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import uuid
+from typing import IO, Optional
+
+from wpptrace.decoder import api
+from wpptrace.decoder.consumer_types import (ETW_OPEN_TRACE_OPTIONS, EventTraceGuid,
+                                             GUID_NULL)
+from wpptrace.decoder.wpp import FileContext, WppDecoder
+from wpptrace.decoder._hazmat import ETL
+from wpptrace.winerror import Win32Error
+
+__all__ = ["LiveView", "SourceView"]
+
+log = logging.getLogger("wpptrace.remote.liveview")
+
+_TRACE_MESSAGE = ETL.EVENT_HEADER_FLAG_TRACE_MESSAGE
+_HEADER_32 = ETL.EVENT_HEADER_FLAG_32_BIT_HEADER
+_POINTER32 = ETL.TRACE_MESSAGE_POINTER32
+_POINTER64 = ETL.TRACE_MESSAGE_POINTER64
+
+
+class _EventRecordView:
+    """An EVENT_RECORD seen as the record the formatter reads (the facts tracefmt prints:
+    message GUID and number, arguments, time, thread, process, processor, sequence)."""
+
+    __slots__ = ("kind", "message_guid", "provider_id", "event_id", "flags", "user_data",
+                 "timestamp", "thread_id", "process_id", "processor", "sequence")
+
+    def __init__(self, event):
+        h = event.EventHeader
+        if h.Flags & _TRACE_MESSAGE:
+            self.kind = "message"
+            self.message_guid = h.ProviderId if h.ProviderId != GUID_NULL else None
+            self.provider_id = None
+            self.flags = _POINTER32 if h.Flags & _HEADER_32 else _POINTER64
+        else:
+            self.kind = "system" if h.ProviderId == EventTraceGuid else "other"
+            self.message_guid = None
+            self.provider_id = h.ProviderId
+            self.flags = 0
+        self.event_id = h.EventDescriptor.Id if self.kind == "message" else h.EventDescriptor.Opcode
+        self.user_data = event.UserData
+        self.timestamp = h.TimeStamp or None
+        self.thread_id = h.ThreadId
+        self.process_id = h.ProcessId
+        self.processor = event.BufferContext.ProcessorIndex
+        self.sequence = event.MessageSequence
+
+
+class SourceView:
+    """One source's live decoding (see the module docstring)."""
+
+    def __init__(self, view: "LiveView", label: str, max_pending: int):
+        self.view = view
+        self.label = label
+        self.max_pending = max_pending
+        self.pending = 0
+        self.skipped = 0
+        self.lines = 0
+        self._lock = threading.Lock()
+        self._running = threading.Event()       # ProcessTrace has delivered the header
+        self._events: list = []
+        self._ctx = FileContext(path=label)
+        options = ETW_OPEN_TRACE_OPTIONS(EventCallback=self._on_event,
+                                         BufferCallback=self._on_buffer)
+        self.handle = api.OpenTraceFromBufferStream(options, self._completed, None)
+        self._thread = threading.Thread(target=self._process, name=f"live {label}", daemon=True)
+        self._thread.start()
+
+    def add(self, buffer: bytes) -> bool:
+        """Queue a buffer for decoding; False if skipped (the decoder is behind)."""
+        with self._lock:
+            if self.pending >= self.max_pending:
+                self.skipped += 1
+                return False
+            self.pending += 1
+        try:
+            api.ProcessTraceAddBufferToBufferStream(self.handle, buffer, len(buffer))
+        except Win32Error as exc:
+            with self._lock:
+                self.pending -= 1
+                self.skipped += 1
+            log.warning("%s: live view: %s", self.label, exc)
+            return False
+        return True
+
+    def close(self) -> None:
+        """Decode what is queued, then end (ProcessTrace returns); does not wait for it
+        (``join``). CloseTrace must find ProcessTrace running, else what is queued would be
+        released undecoded: it runs once the header buffer was delivered (milliseconds)."""
+        if not self._running.wait(5.0):
+            log.warning("%s: live view: the decoder did not start", self.label)
+        try:
+            api.CloseTrace(self.handle)
+        except Win32Error:
+            pass
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        self._thread.join(timeout)
+
+    # -- callbacks (ProcessTrace's thread) ---------------------------------------------------
+    def _completed(self, buffer, context) -> None:
+        with self._lock:            # the buffer is released: room for another
+            self.pending -= 1
+
+    def _on_event(self, event) -> None:
+        self._running.set()
+        self._events.append(_EventRecordView(event))
+
+    def _on_buffer(self, buffer, size, info, context) -> bool:
+        events, self._events = self._events, []
+        if info.LogfileHeader is not None and info.LogfileHeader.PointerSize:
+            self._ctx.pointer_size = info.LogfileHeader.PointerSize
+        if events:
+            lines = self.view.format(events, self._ctx)
+            self.lines += len(lines)
+            self.view.write(self.label, lines)
+        return True
+
+    def _process(self) -> None:
+        try:
+            api.ProcessTrace([self.handle])
+        except Win32Error as exc:
+            log.error("%s: live view stopped: %s", self.label, exc)
+
+
+class LiveView:
+    """Decoded lines of every source, written to ``out`` as ``[label] line``.
+
+    ``tmfset``: the formats (``wpptrace.tmf.load``); ``prefix``/``utc``: as ``wpptrace fmt``.
+    """
+
+    def __init__(self, tmfset, out: Optional[IO[str]] = None, *, prefix: Optional[str] = None,
+                 utc: bool = False, max_pending: int = 256):
+        self.decoder = WppDecoder(tmfset, prefix=prefix, utc=utc)
+        self.out = sys.stdout if out is None else out
+        self.max_pending = max_pending
+        self._write_lock = threading.Lock()
+        self._format_lock = threading.Lock()
+        self.views: list[SourceView] = []
+
+    def open(self, label: str, header: bytes) -> SourceView:
+        """Start decoding a source; ``header`` is its header buffer (added first)."""
+        view = SourceView(self, label, self.max_pending)
+        view.add(header)
+        self.views.append(view)
+        return view
+
+    def format(self, events: list, ctx: FileContext) -> list[str]:
+        """tracefmt lines of ``events`` (one decoder for every source: one at a time)."""
+        with self._format_lock:
+            return list(self.decoder.format_records(events, ctx))
+
+    def join(self, timeout: float = 60.0) -> None:
+        """Wait until every closed source's queued buffers are printed."""
+        for view in self.views:
+            view.join(timeout)
+
+    def write(self, label: str, lines: list[str]) -> None:
+        tag = f"[{label}] "
+        text = "".join(tag + line + "\n" for line in lines)
+        with self._write_lock:
+            try:
+                self.out.write(text)
+                self.out.flush()
+            except (OSError, ValueError):
+                pass            # the reader went away: the files are what matters

@@ -1,0 +1,234 @@
+"""The relay protocol: frame layout, frame types, limits, and the checks every frame passes.
+
+Declared once here and described in docs/remote-protocol.md. A frame is a fixed 20-byte
+header (magic, version, type, aux, payload length, sequence; little-endian) and a payload
+whose size each type bounds. ``read_frame`` reads one frame from an asyncio stream and
+raises :class:`ProtocolError` (a one-line reason) for anything that breaks the rules, before
+reading a payload larger than its type allows; what a frame means in a conversation (order,
+sequence numbers) is checked by the collector and the relay.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import struct
+import uuid
+
+from wpptrace.decoder.buffers import BUFFER_HEADER_SIZE, MAX_BUFFER_SIZE
+from wpptrace.winerror import ERROR_BAD_FORMAT, ERROR_NOT_SUPPORTED
+
+__all__ = ["MAGIC", "VERSION", "FrameType", "Frame", "ProtocolError", "Hello", "Stats",
+           "HEADER", "encode", "encode_buffer", "read_frame", "expand_buffer", "MAX_NAME_BYTES",
+           "MIN_BUFFER_SIZE"]
+
+MAGIC = b"WPRB"
+VERSION = 1
+#: magic, version, type, aux, payload length, sequence
+HEADER = struct.Struct("<4sBBHIQ")
+
+#: session and host names in HELLO (UTF-8 bytes)
+MAX_NAME_BYTES = 256
+#: the smallest buffer a session writes: a header buffer with its log-file header record
+MIN_BUFFER_SIZE = 1024
+#: an ERROR frame's reason text (UTF-8 bytes)
+MAX_REASON_BYTES = 512
+#: BUFFER/HEADER aux: bit set -> the payload is the buffer's head, the rest is the low byte
+PADDED = 0x100
+
+
+class FrameType(enum.IntEnum):
+    HELLO = 1      # relay -> collector: who is sending what
+    WELCOME = 2    # collector -> relay: sequence = the next one wanted (0: the header first)
+    HEADER = 3     # relay -> collector: the session's header buffer (sequence 0)
+    BUFFER = 4     # relay -> collector: one data buffer (sequence 1, 2, ...)
+    STATS = 5      # relay -> collector: loss counters so far (sequence = next to be assigned)
+    END = 6        # relay -> collector: the stream is over (sequence = next to be assigned)
+    ACK = 7        # collector -> relay: every sequence below this one is written or counted lost
+    ERROR = 8      # either way, before closing: Win32 code and a reason
+
+
+FROM_RELAY = frozenset({FrameType.HELLO, FrameType.HEADER, FrameType.BUFFER, FrameType.STATS,
+                        FrameType.END, FrameType.ERROR})
+FROM_COLLECTOR = frozenset({FrameType.WELCOME, FrameType.ACK, FrameType.ERROR})
+
+_HELLO_FIXED = struct.Struct("<16sII")          # source id, buffer size, flags (0)
+_NAME_LEN = struct.Struct("<H")
+STATS_BODY = struct.Struct("<QQQ")              # relay dropped, session lost, events lost
+END_BODY = struct.Struct("<QQQq")               # ... and the session's stop time (FILETIME)
+_ERROR_CODE = struct.Struct("<I")
+
+#: the payload sizes each type allows: (minimum, maximum); buffers: per connection
+_PAYLOAD_LIMITS = {
+    FrameType.HELLO: (_HELLO_FIXED.size + 2 * _NAME_LEN.size,
+                      _HELLO_FIXED.size + 2 * (_NAME_LEN.size + MAX_NAME_BYTES)),
+    FrameType.WELCOME: (0, 0),
+    FrameType.STATS: (STATS_BODY.size, STATS_BODY.size),
+    FrameType.END: (END_BODY.size, END_BODY.size),
+    FrameType.ACK: (0, 0),
+    FrameType.ERROR: (_ERROR_CODE.size, _ERROR_CODE.size + MAX_REASON_BYTES),
+}
+
+
+class ProtocolError(Exception):
+    """A frame broke the protocol; the message is the one-line reason logged and sent."""
+
+    def __init__(self, reason: str, code: int = ERROR_BAD_FORMAT):
+        super().__init__(reason)
+        self.code = code
+
+
+@dataclasses.dataclass(frozen=True)
+class Frame:
+    type: FrameType
+    aux: int
+    sequence: int
+    payload: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class Hello:
+    source_id: uuid.UUID
+    buffer_size: int
+    session: str
+    host: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    relay_dropped: int = 0     #: buffers the relay dropped (its queue was full)
+    session_lost: int = 0      #: buffers the session dropped before the relay read them
+    events_lost: int = 0       #: the session's EventsLost
+    end_time: int = 0          #: END only: FILETIME the session stopped, 0 if it did not
+
+
+# -- encoding -------------------------------------------------------------------------------
+
+def encode(ftype: FrameType, sequence: int = 0, payload: bytes = b"", aux: int = 0) -> bytes:
+    return HEADER.pack(MAGIC, VERSION, ftype, aux, len(payload), sequence) + payload
+
+
+def encode_hello(hello: Hello, first_sequence: int) -> bytes:
+    session = hello.session.encode("utf-8")[:MAX_NAME_BYTES]
+    host = hello.host.encode("utf-8")[:MAX_NAME_BYTES]
+    payload = (_HELLO_FIXED.pack(hello.source_id.bytes, hello.buffer_size, 0)
+               + _NAME_LEN.pack(len(session)) + session + _NAME_LEN.pack(len(host)) + host)
+    return encode(FrameType.HELLO, first_sequence, payload)
+
+
+def encode_stats(ftype: FrameType, next_sequence: int, stats: Stats) -> bytes:
+    if ftype == FrameType.END:
+        body = END_BODY.pack(stats.relay_dropped, stats.session_lost, stats.events_lost,
+                             stats.end_time)
+    else:
+        body = STATS_BODY.pack(stats.relay_dropped, stats.session_lost, stats.events_lost)
+    return encode(ftype, next_sequence, body)
+
+
+def encode_error(code: int, reason: str) -> bytes:
+    text = reason.encode("utf-8", "replace")[:MAX_REASON_BYTES]
+    return encode(FrameType.ERROR, 0, _ERROR_CODE.pack(code) + text)
+
+
+def encode_buffer(ftype: FrameType, sequence: int, buffer: bytes) -> list[bytes]:
+    """A HEADER or BUFFER frame as [frame header, payload]: a buffer whose tail after its
+    used bytes is one repeated byte (sessions fill unused space) is sent without it."""
+    used = int.from_bytes(buffer[4:8], "little")            # SavedOffset
+    if BUFFER_HEADER_SIZE <= used < len(buffer):
+        fill = buffer[used]
+        tail = memoryview(buffer)[used:]
+        if tail.tobytes().count(fill) == len(tail):
+            return [HEADER.pack(MAGIC, VERSION, ftype, PADDED | fill, used, sequence),
+                    memoryview(buffer)[:used]]
+    return [HEADER.pack(MAGIC, VERSION, ftype, 0, len(buffer), sequence), buffer]
+
+
+# -- decoding -------------------------------------------------------------------------------
+
+def decode_hello(frame: Frame) -> Hello:
+    p = frame.payload
+    source, buffer_size, flags = _HELLO_FIXED.unpack_from(p)
+    if flags:
+        raise ProtocolError(f"HELLO flags {flags:#x}: none are defined in version {VERSION}")
+    if not MIN_BUFFER_SIZE <= buffer_size <= MAX_BUFFER_SIZE:
+        raise ProtocolError(f"HELLO buffer size {buffer_size} outside "
+                            f"{MIN_BUFFER_SIZE}..{MAX_BUFFER_SIZE}")
+    names, pos = [], _HELLO_FIXED.size
+    for what in ("session", "host"):
+        if pos + _NAME_LEN.size > len(p):
+            raise ProtocolError(f"HELLO ends before the {what} name")
+        (n,) = _NAME_LEN.unpack_from(p, pos)
+        pos += _NAME_LEN.size
+        if n > MAX_NAME_BYTES or pos + n > len(p):
+            raise ProtocolError(f"HELLO {what} name of {n} bytes does not fit")
+        try:
+            text = p[pos:pos + n].decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError(f"HELLO {what} name is not UTF-8") from None
+        if not text or not text.isprintable():
+            raise ProtocolError(f"HELLO {what} name is empty or has control characters")
+        names.append(text)
+        pos += n
+    if pos != len(p):
+        raise ProtocolError(f"HELLO has {len(p) - pos} bytes after the host name")
+    return Hello(uuid.UUID(bytes=source), buffer_size, names[0], names[1])
+
+
+def decode_stats(frame: Frame) -> Stats:
+    if frame.type == FrameType.END:
+        return Stats(*END_BODY.unpack(frame.payload))
+    return Stats(*STATS_BODY.unpack(frame.payload))
+
+
+def decode_error(frame: Frame) -> tuple[int, str]:
+    (code,) = _ERROR_CODE.unpack_from(frame.payload)
+    return code, frame.payload[_ERROR_CODE.size:].decode("utf-8", "replace")
+
+
+def expand_buffer(frame: Frame, buffer_size: int) -> bytes:
+    """The whole buffer a HEADER/BUFFER frame carries (its omitted tail restored)."""
+    if frame.aux & PADDED:
+        return frame.payload + bytes([frame.aux & 0xFF]) * (buffer_size - len(frame.payload))
+    return frame.payload
+
+
+def _check_header(magic: bytes, version: int, ftype: int, aux: int, length: int,
+                  allowed: frozenset, buffer_size: int) -> FrameType:
+    if magic != MAGIC:
+        raise ProtocolError(f"not a relay frame (magic {magic!r}, expected {MAGIC!r})")
+    if version != VERSION:
+        raise ProtocolError(f"protocol version {version} is not supported (this end speaks "
+                            f"version {VERSION})", code=ERROR_NOT_SUPPORTED)
+    try:
+        kind = FrameType(ftype)
+    except ValueError:
+        raise ProtocolError(f"unknown frame type {ftype}") from None
+    if kind not in allowed:
+        raise ProtocolError(f"frame type {kind.name} is not sent in this direction")
+    if kind in (FrameType.HEADER, FrameType.BUFFER):
+        if not buffer_size:
+            raise ProtocolError(f"{kind.name} before HELLO")
+        if aux & ~(PADDED | 0xFF) or (aux and not aux & PADDED):
+            raise ProtocolError(f"{kind.name} aux {aux:#x} is not defined")
+        low = BUFFER_HEADER_SIZE if aux & PADDED else buffer_size
+        if not low <= length <= buffer_size:
+            raise ProtocolError(f"{kind.name} payload of {length} bytes (the buffer size is "
+                                f"{buffer_size})")
+        return kind
+    if aux:
+        raise ProtocolError(f"{kind.name} aux {aux:#x} is not defined")
+    low, high = _PAYLOAD_LIMITS[kind]
+    if not low <= length <= high:
+        raise ProtocolError(f"{kind.name} payload of {length} bytes (allowed {low}..{high})")
+    return kind
+
+
+async def read_frame(reader: asyncio.StreamReader, allowed: frozenset,
+                     buffer_size: int = 0) -> Frame:
+    """The next frame; ``buffer_size`` (from HELLO) bounds HEADER/BUFFER payloads.
+    Raises ProtocolError for a bad frame, asyncio.IncompleteReadError at end of stream."""
+    head = await reader.readexactly(HEADER.size)
+    magic, version, ftype, aux, length, sequence = HEADER.unpack(head)
+    kind = _check_header(magic, version, ftype, aux, length, allowed, buffer_size)
+    payload = await reader.readexactly(length) if length else b""
+    return Frame(kind, aux, sequence, payload)

@@ -1,0 +1,460 @@
+"""The relay: a live session's buffers, in order, to a collector over TCP (optionally TLS).
+
+Three parts, so that the network can never slow the traced application down:
+
+* a **pump** thread reads the session as a real-time consumer
+  (``wpptrace.provider.sessions.subscribe_realtime``) and puts each buffer in the outbox; it
+  only ever copies, so the session's own queue for the relay stays short;
+* the **outbox** holds at most ``max_queue`` buffers (sent ones kept until the collector
+  acknowledges them, for resuming); when it is full the new buffer is dropped whole and
+  counted (``relay_dropped``);
+* a **sender** (asyncio, its own thread) connects, says HELLO, resumes where the collector
+  asks, sends buffers, STATS every second and END when the session stops, and reconnects
+  after a failure (backoff up to 5 s) while the pump goes on.
+
+Buffers go out in the order the session flushed them (the header buffer first, each
+processor's buffers in sequence order: the order ProcessTraceAddBufferToBufferStream
+requires). Buffers the session dropped before the relay read them are found from gaps in
+the buffers' SequenceNumbers and reported as ``session_lost``. ``add()`` lets any other
+source of buffers (a BufferCallback) feed a relay instead of a session.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import logging
+import socket
+import ssl
+import threading
+import time
+import uuid
+from typing import Optional
+
+from wpptrace.decoder.buffers import buffer_info
+from wpptrace.winerror import ERROR_ACCESS_DENIED, ERROR_HANDLE_EOF, ERROR_NOT_SUPPORTED
+
+from . import protocol as P
+
+__all__ = ["Relay", "RelayStats", "RelayRefused", "parse_address", "filetime_now"]
+
+log = logging.getLogger("wpptrace.remote.relay")
+
+_HEADER_TYPE = 4        # ETW_BUFFER_TYPE_HEADER
+#: collector answers that end the relay instead of a retry
+_FATAL = {ERROR_ACCESS_DENIED, ERROR_NOT_SUPPORTED}
+_FILETIME_UNIX_EPOCH = 116444736000000000
+
+
+def filetime_now() -> int:
+    return time.time_ns() // 100 + _FILETIME_UNIX_EPOCH
+
+
+def parse_address(text: str, default_host: str = "") -> tuple[str, int]:
+    """``HOST:PORT``, ``[V6]:PORT`` or ``PORT`` -> (host, port). Raises ValueError."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = default_host, text
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{text!r}: expected [HOST:]PORT with a port number 0..65535")
+    return host or default_host, int(port)
+
+
+class RelayRefused(Exception):
+    """The collector refused this relay (ERROR frame): ``code`` (Win32) and its reason."""
+
+    def __init__(self, code: int, reason: str):
+        super().__init__(reason)
+        self.code = code
+
+
+@dataclasses.dataclass
+class RelayStats:
+    buffers_read: int = 0       #: data buffers taken from the session (or add())
+    buffers_sent: int = 0       #: BUFFER frames written to a connection (resends included)
+    bytes_sent: int = 0
+    relay_dropped: int = 0      #: dropped here: the outbox was full
+    session_lost: int = 0       #: dropped by the session before the relay read them
+    events_lost: int = 0        #: the session's EventsLost (last known)
+    acknowledged: int = 0       #: the collector has everything below this sequence
+    connects: int = 0
+
+
+class _Outbox:
+    """Buffers waiting to be sent or acknowledged, bounded; shared by the pump and the sender."""
+
+    def __init__(self, limit: int):
+        self.limit = max(1, limit)
+        self.lock = threading.Lock()
+        self.items: collections.deque[tuple[int, bytes]] = collections.deque()
+        self.header: Optional[bytes] = None
+        self.next_seq = 1           # the sequence the next buffer gets
+        self.send_from = 1          # the first sequence not yet sent on this connection
+        self.dropped = 0
+        self.end: Optional[int] = None      # FILETIME (or 0) once no more buffers will come
+        self.wake = lambda: None
+
+    def put(self, buffer: bytes) -> bool:
+        with self.lock:
+            seq = self.next_seq
+            self.next_seq += 1
+            if len(self.items) >= self.limit:
+                if self.items[0][0] < self.send_from:     # sent, not yet acknowledged: let go
+                    self.items.popleft()
+                else:
+                    self.dropped += 1
+                    return False
+            self.items.append((seq, buffer))
+        self.wake()
+        return True
+
+    def acknowledge(self, upto: int) -> None:
+        with self.lock:
+            while self.items and self.items[0][0] < upto:
+                self.items.popleft()
+
+    def resume(self, at: int) -> None:
+        """A (new) connection wants everything from ``at`` on."""
+        self.acknowledge(at)
+        with self.lock:
+            self.send_from = max(at, 1)
+
+    def take(self) -> Optional[tuple[int, bytes]]:
+        """The next buffer to send, or None."""
+        with self.lock:
+            for seq, data in self.items:     # few sent-unacknowledged ones come first
+                if seq >= self.send_from:
+                    self.send_from = seq + 1
+                    return seq, data
+            self.send_from = max(self.send_from, self.next_seq)
+            return None
+
+    def finish(self, end_time: int) -> None:
+        with self.lock:
+            if self.end is None:
+                self.end = end_time
+        self.wake()
+
+
+class Relay:
+    """Send a live session's buffers (or buffers given to ``add``) to a collector.
+
+    ``to``: (host, port) or "HOST:PORT"; ``tls``: an ``ssl.SSLContext`` for the client side
+    (``wpptrace.remote.tls.client_context``), None for plain TCP; ``server_hostname``: the
+    name the collector's certificate must carry (default: the host). ``max_queue``: buffers
+    held at most. ``start()`` subscribes (Win32Error if there is no such real-time session)
+    and returns; ``wait()`` blocks until the relay is done; ``stop()`` ends it early (what
+    is queued is still sent, up to ``linger`` seconds).
+    """
+
+    def __init__(self, to, *, session: Optional[str] = None, buffer_size: int = 0,
+                 tls: Optional[ssl.SSLContext] = None, server_hostname: Optional[str] = None,
+                 max_queue: int = 1024, source_id: Optional[uuid.UUID] = None,
+                 host: Optional[str] = None, name: Optional[str] = None,
+                 stats_interval: float = 1.0, connect_timeout: float = 10.0,
+                 linger: float = 30.0, max_backoff: float = 5.0):
+        self.address = parse_address(to) if isinstance(to, str) else (to[0], int(to[1]))
+        self.session = session
+        self.name = name or session or "buffers"
+        self.buffer_size = buffer_size
+        self.tls = tls
+        self.server_hostname = server_hostname
+        self.source_id = source_id or uuid.uuid4()
+        self.host = host or socket.gethostname() or "localhost"
+        self.stats_interval = stats_interval
+        self.connect_timeout = connect_timeout
+        self.linger = linger
+        self.max_backoff = max_backoff
+        self.stats = RelayStats()
+        self.outcome: Optional[str] = None      #: set when done: "ended", "stopped", or why it failed
+        self.refused: Optional[RelayRefused] = None
+        self._outbox = _Outbox(max_queue)
+        self._subscription = None
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._wakeup: Optional[asyncio.Event] = None
+        self._session_seq_max = 0
+        self._session_seq_seen = 0
+
+    # -- life cycle ------------------------------------------------------------------------
+    def start(self) -> "Relay":
+        if self.session is not None:
+            from wpptrace.provider.sessions import subscribe_realtime
+
+            self._subscription = subscribe_realtime(self.session)
+            self.buffer_size = self._subscription.buffer_size
+            pump = threading.Thread(target=self._pump, name=f"relay-pump {self.session}",
+                                    daemon=True)
+            self._threads.append(pump)
+        if not P.MIN_BUFFER_SIZE <= self.buffer_size <= P.MAX_BUFFER_SIZE:
+            raise ValueError(f"buffer size {self.buffer_size} outside "
+                             f"{P.MIN_BUFFER_SIZE}..{P.MAX_BUFFER_SIZE}")
+        sender = threading.Thread(target=self._run_sender, name=f"relay-send {self.name}",
+                                  daemon=True)
+        self._threads.append(sender)
+        for t in self._threads:
+            t.start()
+        return self
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until the relay is done (True) or ``timeout`` passed (False)."""
+        return self._done.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop reading; send what is queued (up to ``linger`` s), then END."""
+        self._stop.set()
+        if self._subscription is None:
+            self._outbox.finish(0)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop without waiting for the collector any longer than ``timeout``."""
+        self.linger = min(self.linger, timeout)
+        self.stop()
+        self.wait(timeout + 1.0)
+        for t in self._threads:
+            t.join(1.0)
+        if self._subscription is not None:
+            self._subscription.close()
+
+    def __enter__(self) -> "Relay":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- feeding ---------------------------------------------------------------------------
+    def add(self, buffer: bytes) -> bool:
+        """Queue one buffer (the header buffer first, exactly ``buffer_size`` bytes each);
+        False if it was dropped because the queue is full. Never blocks."""
+        buffer = bytes(buffer)
+        if len(buffer) != self.buffer_size:
+            raise ValueError(f"buffer of {len(buffer)} bytes (the buffer size is "
+                             f"{self.buffer_size})")
+        if self._outbox.header is None:
+            if buffer_info(buffer).buffer_type != _HEADER_TYPE:
+                raise ValueError("the first buffer must be the header buffer")
+            self._outbox.header = buffer
+            self._outbox.wake()
+            return True
+        self.stats.buffers_read += 1
+        ok = self._outbox.put(buffer)
+        self.stats.relay_dropped = self._outbox.dropped
+        return ok
+
+    def finish(self, end_time: Optional[int] = None) -> None:
+        """No more buffers: the stream ends (``end_time``: FILETIME the session stopped, 0 if
+        it did not; default now)."""
+        self._outbox.finish(filetime_now() if end_time is None else end_time)
+
+    def _pump(self) -> None:
+        sub = self._subscription
+        last_query = 0.0
+        try:
+            while not self._stop.is_set():
+                data = sub.get(0.25)
+                if data is None:
+                    if sub.closed:
+                        self._query_session()
+                        self.finish()
+                        return
+                else:
+                    if self._outbox.header is not None:
+                        self._count_session_gap(data)
+                    self.add(data)
+                now = time.monotonic()
+                if now - last_query >= self.stats_interval:
+                    last_query = now
+                    self._query_session()
+            self._query_session()
+            self._outbox.finish(0)
+        except Exception as exc:   # never silently: the stream ends and says why
+            log.error("relay %s: reading the session failed: %s", self.name, exc)
+            self._outbox.finish(0)
+
+    def _count_session_gap(self, data: bytes) -> None:
+        """Session buffers are numbered 1, 2, ... in flush order: the ones never seen were
+        dropped before the relay read them."""
+        seq = buffer_info(data).sequence
+        self._session_seq_seen += 1
+        self._session_seq_max = max(self._session_seq_max, seq)
+        self.stats.session_lost = max(0, self._session_seq_max - self._session_seq_seen)
+
+    def _query_session(self) -> None:
+        from wpptrace.provider import api
+        from wpptrace.provider._hazmat import lib
+
+        try:
+            props = api.ControlTrace(0, self.session, None, lib.EVENT_TRACE_CONTROL_QUERY)
+        except OSError:
+            return          # stopped meanwhile: the last known counters stand
+        self.stats.events_lost = int(props.EventsLost)
+
+    # -- sending ---------------------------------------------------------------------------
+    def _current_stats(self) -> P.Stats:
+        s = self.stats
+        return P.Stats(self._outbox.dropped, s.session_lost, s.events_lost,
+                       self._outbox.end or 0)
+
+    def _run_sender(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._send_forever())
+        except Exception as exc:
+            self.outcome = f"failed: {exc}"
+            log.error("relay %s: %s", self.name, exc)
+        finally:
+            loop.close()
+            self._done.set()
+
+    async def _send_forever(self) -> None:
+        self._wakeup = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._outbox.wake = lambda: loop.call_soon_threadsafe(self._wakeup.set)
+        backoff = 0.2
+        ended_at = None
+        while True:
+            while self._outbox.header is None and self._outbox.end is None:
+                await self._idle(0.25)
+            if self._outbox.header is None:
+                self.outcome = "stopped"
+                return
+            try:
+                if await self._connection():
+                    self.outcome = "ended" if self._outbox.end else "stopped"
+                    log.info("relay %s: %s: %d buffers read, %d sent, %d dropped (queue full), "
+                             "%d lost by the session", self.name,
+                             "session stopped" if self._outbox.end else "relay stopped",
+                             self.stats.buffers_read, self.stats.buffers_sent,
+                             self._outbox.dropped, self.stats.session_lost)
+                    return
+                backoff = 0.2
+            except RelayRefused as refused:
+                if refused.code == ERROR_HANDLE_EOF:    # END arrived; its ACK did not
+                    self.outcome = "ended" if self._outbox.end else "stopped"
+                    return
+                log.error("relay %s: the collector refused: %s", self.name, refused)
+                if refused.code in _FATAL:
+                    self.refused = refused
+                    self.outcome = f"refused: {refused}"
+                    return
+            except (OSError, EOFError, asyncio.TimeoutError, P.ProtocolError,
+                    asyncio.IncompleteReadError) as exc:
+                log.warning("relay %s: connection to %s:%d: %s", self.name, *self.address,
+                            _describe(exc))
+            if self._outbox.end is not None:
+                ended_at = ended_at or time.monotonic()
+                if time.monotonic() - ended_at > self.linger:
+                    left = len(self._outbox.items)
+                    self.outcome = (f"failed: the collector did not take the last {left} "
+                                    f"buffers within {self.linger:g} s")
+                    log.error("relay %s: %s", self.name, self.outcome)
+                    return
+            await self._idle(backoff)
+            backoff = min(backoff * 2, self.max_backoff)
+
+    async def _idle(self, seconds: float) -> None:
+        self._wakeup.clear()
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _connection(self) -> bool:
+        """One connection: True when the stream was delivered to its END."""
+        host, port = self.address
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=self.tls,
+                                    server_hostname=(self.server_hostname or host) if self.tls else None),
+            self.connect_timeout)
+        self.stats.connects += 1
+        transport = writer.transport
+        transport.set_write_buffer_limits(high=4 << 20)
+        acks: Optional[asyncio.Task] = None
+        try:
+            hello = P.Hello(self.source_id, self.buffer_size, self.name, self.host)
+            writer.write(P.encode_hello(hello, self._outbox.items[0][0] if self._outbox.items
+                                        else self._outbox.next_seq))
+            frame = await asyncio.wait_for(P.read_frame(reader, P.FROM_COLLECTOR),
+                                           self.connect_timeout)
+            if frame.type == P.FrameType.ERROR:
+                raise RelayRefused(*P.decode_error(frame))
+            if frame.type != P.FrameType.WELCOME:
+                raise P.ProtocolError(f"expected WELCOME, got {frame.type.name}")
+            resume = frame.sequence
+            log.info("relay %s: connected to %s:%d (resuming at %d)", self.name, host, port, resume)
+            if resume == 0:
+                writer.writelines(P.encode_buffer(P.FrameType.HEADER, 0, self._outbox.header))
+            self._outbox.resume(resume)
+            acks = asyncio.ensure_future(self._read_acks(reader))
+            return await self._send_loop(writer, acks)
+        finally:
+            if acks is not None:
+                acks.cancel()
+            transport.abort() if transport is not None else None
+
+    async def _send_loop(self, writer: asyncio.StreamWriter, acks: asyncio.Task) -> bool:
+        outbox = self._outbox
+        stats = self.stats
+        next_stats = time.monotonic() + self.stats_interval
+        end_sent: Optional[int] = None
+        while True:
+            if end_sent is not None and stats.acknowledged >= end_sent:
+                return True
+            if acks.done():
+                raise acks.exception() or EOFError("the collector closed the connection")
+            self._wakeup.clear()
+            end = outbox.end          # read before take(): every buffer put before it is seen
+            item = outbox.take()
+            if item is not None:
+                seq, data = item
+                parts = P.encode_buffer(P.FrameType.BUFFER, seq, data)
+                writer.writelines(parts)
+                stats.buffers_sent += 1
+                stats.bytes_sent += P.HEADER.size + len(parts[1])
+                if writer.transport.get_write_buffer_size() > (1 << 20):
+                    await writer.drain()
+            elif end is not None and end_sent is None:
+                end_sent = outbox.next_seq
+                writer.write(P.encode_stats(P.FrameType.END, end_sent, self._current_stats()))
+                await writer.drain()
+            else:
+                await writer.drain()
+                wait = next_stats - time.monotonic() if end_sent is None else 1.0
+                if wait > 0:
+                    woken = asyncio.ensure_future(self._wakeup.wait())
+                    try:
+                        await asyncio.wait({acks, woken}, timeout=wait,
+                                           return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        woken.cancel()
+            now = time.monotonic()
+            if now >= next_stats and end_sent is None:
+                next_stats = now + self.stats_interval
+                writer.write(P.encode_stats(P.FrameType.STATS, outbox.next_seq,
+                                            self._current_stats()))
+
+    async def _read_acks(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            frame = await P.read_frame(reader, P.FROM_COLLECTOR)
+            if frame.type == P.FrameType.ACK:
+                if frame.sequence > self.stats.acknowledged:
+                    self.stats.acknowledged = frame.sequence
+                    self._outbox.acknowledge(frame.sequence)
+                    if self._wakeup is not None:
+                        self._wakeup.set()
+            elif frame.type == P.FrameType.ERROR:
+                raise RelayRefused(*P.decode_error(frame))
+            else:
+                raise P.ProtocolError(f"unexpected {frame.type.name} from the collector")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return "the collector closed the connection"
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,243 @@
+"""Helpers of the relay/collector tests (a plain module: conftest puts this folder on sys.path).
+
+``TracedSession``: a real-time session that also writes its own .etl (the reference the
+collected file is compared with), with one enabled provider in this process whose messages
+carry unique arguments. ``relay_process``: ``wpptrace relay`` as a child process.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pathlib
+import struct
+import subprocess
+import sys
+import time
+import uuid
+
+from wpptrace._core import lib
+from wpptrace.provider import api
+from wpptrace.provider._hazmat import trace_packed_raw
+
+MESSAGE_GUID = uuid.UUID("6a1f0c2e-9d3b-4e7a-8c51-3b2d9e4f7a10")
+MESSAGE_NUMBER = 10
+#: SEQUENCE | GUID | TIMESTAMP | SYSTEMINFO: what WPP's default macros log
+MESSAGE_FLAGS = 0x2B
+TMF_TEXT = f"""\
+// written by the relay tests
+{MESSAGE_GUID} RelayTest // SRC=remote_helpers.py MJ= MN=
+#typev remote_helpers_py10 {MESSAGE_NUMBER} "%0value %10!d! from %11!s! tick %12!I64x!" //   LEVEL=TRACE_LEVEL_INFORMATION FUNC=emit
+{{
+value, ItemLong -- 10
+source, ItemString -- 11
+tick, ItemLongLong -- 12
+}}
+"""
+#: seconds a test waits for another process or thread: only a hang gets near it
+PATIENCE = 60.0
+_FLUSH_TIMER = 1
+
+
+class TracedSession:
+    """A REAL_TIME_MODE session with its own sequential .etl and one enabled provider."""
+
+    def __init__(self, directory: pathlib.Path, tag: str, *, buffer_kb: int = 64,
+                 max_buffers: int = 256, file: bool = True):
+        self.tag = tag
+        self.name = f"relay-{tag}-{uuid.uuid4().hex[:8]}"
+        self.path = directory / f"{self.name}.etl" if file else None
+        self.control_guid = uuid.uuid4()
+        self.logger = None
+        self.registration = api.RegisterTraceGuids(self._control, None, self.control_guid,
+                                                   [MESSAGE_GUID])
+        mode = lib.EVENT_TRACE_REAL_TIME_MODE
+        if file:
+            mode |= lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL
+        props = api.EVENT_TRACE_PROPERTIES(BufferSize=buffer_kb, MinimumBuffers=4,
+                                           MaximumBuffers=max_buffers, LogFileMode=mode,
+                                           FlushTimer=_FLUSH_TIMER,
+                                           LogFileName=str(self.path) if file else "")
+        self.handle = api.StartTrace(self.name, props)
+        self.final = None
+        api.EnableTrace(True, 0xFFFFFFFF, 5, self.control_guid, self.handle)
+        self._guid_le = MESSAGE_GUID.bytes_le
+        self._source = tag.encode("ascii") + b"\0"
+        self.written = 0
+
+    def _control(self, code, context, buffer):
+        if code == lib.WMI_ENABLE_EVENTS:
+            self.logger = api.GetTraceLoggerHandle(buffer)
+        return 0
+
+    def log(self, count: int, *, size: int = 0, pace: float | None = None) -> None:
+        """``count`` messages with unique arguments (value, source, tick); ``size`` pads the
+        source string; ``pace``: events per second (None: as fast as possible)."""
+        source = self._source if not size else (self.tag.encode() * size)[:size] + b"\0"
+        start = time.perf_counter()
+        base = self.written
+        for i in range(count):
+            value = base + i
+            payload = struct.pack("<i", value) + source + struct.pack("<Q", value * 2654435761)
+            trace_packed_raw(self.logger, MESSAGE_FLAGS, self._guid_le, MESSAGE_NUMBER, payload)
+            if pace and i % 256 == 255:
+                ahead = start + (i + 1) / pace - time.perf_counter()
+                if ahead > 0:
+                    time.sleep(ahead)
+        self.written += count
+
+    def query(self):
+        return api.ControlTrace(self.handle, None, None, lib.EVENT_TRACE_CONTROL_QUERY)
+
+    def stop(self):
+        if self.final is None:
+            try:
+                self.final = api.ControlTrace(self.handle, None, None, lib.EVENT_TRACE_CONTROL_STOP)
+            finally:
+                api.UnregisterTraceGuids(self.registration)
+        return self.final
+
+    def __enter__(self) -> "TracedSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def relay_process(session: str, address, *extra: str) -> subprocess.Popen:
+    """``wpptrace relay SESSION --to HOST:PORT`` in a child process (stderr captured)."""
+    return subprocess.Popen([sys.executable, "-m", "wpptrace.cli", "relay", session,
+                             "--to", f"{address[0]}:{address[1]}", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def decoded_text(etl, tmf_dir) -> str:
+    """``wpptrace fmt FILE -p TMF`` output (default prefix: times, thread, CPU...)."""
+    from wpptrace.decoder.cli_fmt import FmtOptions, run_fmt
+
+    out, err = io.StringIO(), io.StringIO()
+    code = run_fmt(FmtOptions(files=[str(etl)], tmf_dirs=[str(tmf_dir)], progress="never"),
+                   out=out, err=err)
+    assert code == 0, err.getvalue()
+    return out.getvalue()
+
+
+def data_buffers(etl) -> list[bytes]:
+    """The data buffers of a file we wrote (fixed-size buffers after the header buffer)."""
+    data = pathlib.Path(etl).read_bytes()
+    size = int.from_bytes(data[:4], "little")
+    return [data[i:i + size] for i in range(size, len(data), size)]
+
+
+def header(etl):
+    from wpptrace.decoder.etlfile import EtlFile
+
+    with EtlFile(str(etl)) as f:
+        assert not f.errors, f.errors
+        return f.header
+
+
+def wait_until(predicate, timeout: float = PATIENCE, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class Proxy:
+    """A TCP forwarder between relays and a collector that the test controls: ``pause()``
+    stops moving bytes (a link that takes nothing), ``resume()``, ``cut()`` closes the
+    connections open now (a link that breaks). Small socket buffers keep what sits in the
+    kernel small."""
+
+    def __init__(self, target, sock_buffer: int = 16384):
+        import selectors
+        import socket
+        import threading
+
+        self.target = target
+        self.sock_buffer = sock_buffer
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, sock_buffer)
+        self.address = self.listener.getsockname()[:2]
+        self.paused = threading.Event()
+        self.bytes = 0
+        self._pairs: list = []
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.listener, selectors.EVENT_READ)
+        self._lock = threading.Lock()
+        self._cut = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def pause(self) -> None:
+        self.paused.set()
+
+    def resume(self) -> None:
+        self.paused.clear()
+
+    def cut(self) -> None:
+        self._cut.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for a, b in self._pairs:
+            a.close()
+            b.close()
+        self.listener.close()
+
+    def _run(self) -> None:
+        import selectors
+        import socket
+
+        peers = {}
+        while not self._stop.is_set():
+            if self._cut.is_set():
+                self._cut.clear()
+                for a, b in self._pairs:
+                    for s in (a, b):
+                        try:
+                            self._selector.unregister(s)
+                        except (KeyError, ValueError):
+                            pass
+                        s.close()
+                self._pairs.clear()
+                peers.clear()
+            for key, _ in self._selector.select(0.01):
+                sock = key.fileobj
+                if sock is self.listener:
+                    client, _ = self.listener.accept()
+                    server = socket.create_connection(self.target)
+                    for s in (client, server):
+                        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.sock_buffer)
+                        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sock_buffer)
+                        self._selector.register(s, selectors.EVENT_READ)
+                    peers[client], peers[server] = server, client
+                    self._pairs.append((client, server))
+                    continue
+                if self.paused.is_set() or sock not in peers:
+                    continue
+                try:
+                    data = sock.recv(65536)
+                except OSError:
+                    data = b""
+                other = peers[sock]
+                if not data:
+                    for s in (sock, other):
+                        try:
+                            self._selector.unregister(s)
+                        except (KeyError, ValueError):
+                            pass
+                        s.close()
+                    peers.pop(sock, None)
+                    peers.pop(other, None)
+                    continue
+                try:
+                    other.sendall(data)
+                    self.bytes += len(data)
+                except OSError:
+                    pass
+            if self.paused.is_set():
+                self._stop.wait(0.01)

@@ -1,0 +1,174 @@
+"""Hostile relays: fuzzed conversations (hypothesis), oversized and silent frames, too many
+connections. Each bad connection is closed with a logged reason; the collector never
+crashes, never hangs, and other sources go on."""
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import uuid
+
+import pytest
+from fuzz_frames import conversation, hello_frame
+from hypothesis import HealthCheck, given, settings
+from remote_helpers import PATIENCE, TracedSession, data_buffers
+
+from wpptrace.remote import Collector, Relay
+from wpptrace.remote import protocol as P
+from wpptrace.winerror import ERROR_BUSY
+
+BUFFER_KB = 8
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """A real session's buffers: (header buffer, data buffers)."""
+    d = tmp_path_factory.mktemp("recorded")
+    with TracedSession(d, "hostile", buffer_kb=BUFFER_KB) as session:
+        session.log(1500, size=40)
+    data = session.path.read_bytes()
+    size = int.from_bytes(data[:4], "little")
+    buffers = [data[i:i + size] for i in range(0, len(data), size)]
+    return buffers[0], buffers[1:]
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory):
+    log = _Records()
+    logging.getLogger("wpptrace.remote").addHandler(log)
+    out = tmp_path_factory.mktemp("collected")
+    c = Collector(("127.0.0.1", 0), output_dir=str(out), timeout=1.0, handshake_timeout=1.0,
+                  resume_window=0.5).start()
+    c.log = log
+    yield c
+    c.stop()
+    logging.getLogger("wpptrace.remote").removeHandler(log)
+
+
+def _converse(address, data: bytes, half_close: bool = True, wait: float = 10.0) -> bytes:
+    """Send ``data``, then read until the collector closes; fails if it never does."""
+    with socket.create_connection(address, timeout=wait) as sock:
+        try:
+            sock.sendall(data)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass                               # it closed on us first: fine
+        received = b""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                return received
+            except socket.timeout:
+                break
+            if not chunk:
+                return received
+            received += chunk
+        raise AssertionError(f"the collector kept the connection open for {wait} s")
+
+
+def _replay(address, recorded) -> Relay:
+    header, buffers = recorded
+    relay = Relay(address, buffer_size=len(header), name="honest", linger=5.0).start()
+    relay.add(header)
+    for buf in buffers:
+        relay.add(buf)
+    relay.finish()
+    assert relay.wait(PATIENCE) and relay.outcome == "ended"
+    return relay
+
+
+def _internal_errors(collector) -> list[str]:
+    return [r.getMessage() for r in collector.log.records
+            if r.levelno >= logging.ERROR or "internal error" in r.getMessage()]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=__import__("hypothesis").strategies.data())
+def test_fuzzed_conversations_never_crash_or_hang_the_collector(collector, recorded, data):
+    header, buffers = recorded
+    talk = data.draw(conversation(len(header), header, buffers[:4]))
+    _converse(collector.address, talk)
+    assert not _internal_errors(collector)
+
+
+def test_after_fuzzing_an_honest_relay_still_delivers(collector, recorded):
+    relay = _replay(collector.address, recorded)
+    source = next(s for s in collector.sources if s.source_id == relay.source_id)
+    assert collector.wait_for(lambda ss: any(s.source_id == relay.source_id and s.closed
+                                             for s in ss), PATIENCE)
+    assert source.lost == 0 and data_buffers(source.path) == recorded[1]
+    assert not _internal_errors(collector)
+
+
+def _error_reason(data: bytes) -> tuple[int, str]:
+    """The ERROR frame among what the collector sent."""
+    while data:
+        magic, version, ftype, aux, length, seq = P.HEADER.unpack_from(data)
+        frame = P.Frame(P.FrameType(ftype), aux, seq, data[P.HEADER.size:P.HEADER.size + length])
+        if frame.type == P.FrameType.ERROR:
+            return P.decode_error(frame)
+        data = data[P.HEADER.size + length:]
+    raise AssertionError("no ERROR frame")
+
+
+def test_an_oversized_frame_is_refused_without_waiting_for_it(collector, recorded):
+    header, _ = recorded
+    talk = hello_frame(uuid.uuid4(), len(header)) + P.HEADER.pack(
+        P.MAGIC, P.VERSION, P.FrameType.BUFFER, 0, 0xFFFFFFF0, 1)
+    answer = _converse(collector.address, talk, half_close=False)   # and no payload follows
+    code, reason = _error_reason(answer)
+    assert "payload of 4294967280 bytes" in reason      # not the timeout: refused at once
+    assert any("payload of 4294967280 bytes" in r.getMessage() for r in collector.log.records)
+
+
+def test_a_relay_that_falls_silent_mid_frame_is_closed_after_the_timeout(collector, recorded):
+    header, _ = recorded
+    talk = hello_frame(uuid.uuid4(), len(header)) + b"WPRB\x01"     # half a frame header
+    started = time.monotonic()
+    answer = _converse(collector.address, talk, half_close=False)
+    assert time.monotonic() - started > 0.8
+    assert "nothing received in time" in _error_reason(answer)[1]
+
+
+def test_a_silent_connection_is_closed_after_the_handshake_timeout(collector):
+    started = time.monotonic()
+    _converse(collector.address, b"", half_close=False)
+    assert time.monotonic() - started > 0.8
+
+
+def test_out_of_order_buffers_close_that_source_only(collector, recorded, tmp_path):
+    header, buffers = recorded
+    frames = [hello_frame(uuid.uuid4(), len(header)),
+              *P.encode_buffer(P.FrameType.HEADER, 0, header),
+              *P.encode_buffer(P.FrameType.BUFFER, 1, buffers[1]),
+              *P.encode_buffer(P.FrameType.BUFFER, 2, buffers[0])]       # processor order broken
+    answer = _converse(collector.address, b"".join(bytes(f) for f in frames), half_close=False)
+    code, reason = _error_reason(answer)
+    assert "out of order" in reason
+    bad = next(s for s in collector.sources if s.reason.startswith("buffer 2 out of order"))
+    assert bad.closed and bad.buffers == 1 and data_buffers(bad.path) == [buffers[1]]
+
+
+def test_connections_beyond_the_limit_are_refused(recorded, tmp_path):
+    with Collector(("127.0.0.1", 0), max_connections=2, timeout=5.0) as c:
+        held = [socket.create_connection(c.address) for _ in range(2)]
+        try:
+            time.sleep(0.2)
+            answer = _converse(c.address, b"", half_close=False)
+            assert _error_reason(answer) == (ERROR_BUSY, "too many connections")
+            assert c.connections_refused == 1
+        finally:
+            for s in held:
+                s.close()

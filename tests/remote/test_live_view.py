@@ -1,0 +1,102 @@
+"""The collector's live view: every source's messages, decoded through
+OpenTraceFromBufferStream as they arrive, tagged with the source, equal to what ``wpptrace
+fmt`` prints for the collected file; every buffer is released through the completion
+callback."""
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+from remote_helpers import PATIENCE, TracedSession, decoded_text, relay_process, wait_until
+
+from wpptrace import tmf
+from wpptrace.remote import Collector, LiveView
+
+EVENTS = 3000
+
+
+def _by_label(text: str) -> dict[str, list[str]]:
+    lines: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        assert line.startswith("["), line
+        label, _, rest = line[1:].partition("] ")
+        lines.setdefault(label, []).append(rest)
+    return lines
+
+
+def test_live_view_shows_both_sources_as_fmt_prints_them(tmp_path, tmf_dir):
+    out = io.StringIO()
+    live = LiveView(tmf.load(str(tmf_dir)), out)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), live=live) as collector, \
+            TracedSession(tmp_path, "alpha", buffer_kb=8) as alpha, \
+            TracedSession(tmp_path, "beta", buffer_kb=8) as beta:
+        relays = [relay_process(s.name, collector.address) for s in (alpha, beta)]
+        wait_until(lambda: len(collector.sources) == 2, what="both relays")
+        for _ in range(3):            # interleaved, so both sources are live at once
+            alpha.log(EVENTS // 3)
+            beta.log(EVENTS // 3)
+        alpha.stop()
+        beta.stop()
+        assert [r.wait(PATIENCE) for r in relays] == [0, 0]
+        assert collector.wait_for(lambda ss: all(s.closed for s in ss), PATIENCE)
+        sources = {s.label: s for s in collector.sources}
+    # the collector stopped: every view drained
+    shown = _by_label(out.getvalue())
+    assert set(shown) == set(sources) and len(shown) == 2
+    for label, lines in shown.items():
+        source = sources[label]
+        assert label == f"{source.session}@{source.host}"
+        expected = decoded_text(source.path, tmf_dir).splitlines()
+        assert len(lines) == EVENTS + 1 and lines[0].endswith("EventTrace")
+        # live order merges what is queued at each moment; the file's order is global
+        assert sorted(lines) == sorted(expected)
+    for view in live.views:
+        assert view.pending == 0 and view.skipped == 0    # every buffer released once
+        assert view.lines == EVENTS + 1
+
+
+def test_collect_command_rt_prints_the_live_view(tmp_path, tmf_dir):
+    """``wpptrace collect --listen 127.0.0.1:0 --rt -p TMF --sources 1`` (the port it got is
+    in its first log line), fed by ``wpptrace relay``."""
+    collect = subprocess.Popen([sys.executable, "-m", "wpptrace.cli", "collect", "--listen",
+                                "127.0.0.1:0", "--rt", "-p", str(tmf_dir), "--sources", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = collect.stderr.readline()
+        assert "listening on 127.0.0.1:" in first, first
+        port = int(first.rsplit(":", 1)[1].split()[0])
+        with TracedSession(tmp_path, "cli", file=False) as session:
+            relay = relay_process(session.name, ("127.0.0.1", port))
+            wait_until(lambda: "connected from" in _peek(collect), what="the relay")
+            session.log(500)
+            session.stop()
+            assert relay.wait(PATIENCE) == 0, relay.stderr.read()
+        stdout, stderr = collect.communicate(timeout=PATIENCE)
+    finally:
+        if collect.poll() is None:
+            collect.kill()
+    assert collect.returncode == 0, stderr
+    lines = stdout.splitlines()
+    label = f"[{session.name}@"
+    assert len(lines) == 501 and all(line.startswith(label) for line in lines)
+    assert sorted(int(line.split("value ")[1].split()[0]) for line in lines[1:]) == list(range(500))
+
+
+_seen: dict[int, str] = {}
+
+
+def _peek(process) -> str:
+    """Log lines of a running child so far (read without blocking on its stderr)."""
+    import os
+    import select
+
+    fd = process.stderr.fileno()
+    text = _seen.get(process.pid, "")
+    while select.select([fd], [], [], 0)[0]:
+        chunk = os.read(fd, 65536).decode()
+        if not chunk:
+            break
+        text += chunk
+    _seen[process.pid] = text
+    return text

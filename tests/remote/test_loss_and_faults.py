@@ -1,0 +1,122 @@
+"""Slow and broken links: the relay drops whole buffers and counts them exactly, the
+provider never waits; a killed relay leaves a file readable up to its last whole buffer; a
+broken connection resumes where the file ends."""
+from __future__ import annotations
+
+import threading
+
+from remote_helpers import (PATIENCE, Proxy, TracedSession, data_buffers, decoded_text, header,
+                            relay_process, wait_until)
+
+from wpptrace.remote import Collector, Relay
+
+
+def _records(path) -> int:
+    from wpptrace.decoder import EtlFile, ordered_records
+
+    with EtlFile(str(path)) as f:
+        count = sum(1 for _ in ordered_records(f))
+        assert not f.errors, f.errors
+    return count
+
+
+def _dissect_records(path) -> int:
+    from dissect.etl.etl import ETL
+
+    with open(path, "rb") as fh:
+        return sum(1 for _ in ETL(fh))
+
+
+def test_a_stalled_link_drops_whole_buffers_counted_exactly_without_stalling_the_provider(tmp_path):
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector, \
+            TracedSession(tmp_path, "stall", buffer_kb=8, max_buffers=64) as session:
+        proxy = Proxy(collector.address)
+        relay = Relay(proxy.address, session=session.name, max_queue=8).start()
+        try:
+            wait_until(lambda: len(collector.sources) == 1, what="the relay")
+            proxy.pause()                    # the link takes nothing at all
+            session.log(30_000, size=160, pace=100_000)   # ~5 MB: far more than the relay holds
+            assert proxy.paused.is_set()     # every event was written while the link was stalled
+            final = session.stop()
+            wait_until(lambda: relay._subscription.closed, what="the relay to read the session")
+            proxy.resume()
+            assert relay.wait(PATIENCE) and relay.outcome == "ended"
+            assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+        finally:
+            relay.close()
+            proxy.close()
+        source = collector.sources[0]
+
+    # the session lost nothing: the relay kept reading while its link was stalled
+    assert final.EventsLost == 0 and final.RealTimeBuffersLost == 0
+    assert relay.stats.session_lost == 0
+    dropped = relay.stats.relay_dropped
+    local, collected = data_buffers(session.path), data_buffers(source.path)
+    assert dropped > 0 and relay.stats.buffers_read == len(local)
+    # the same count at both ends and in the file: exactly the buffers the file lacks
+    assert source.relay_dropped == source.sequence_gaps == source.lost == dropped
+    assert header(source.path).buffers_lost == dropped
+    assert len(collected) == len(local) - dropped
+    positions = {buf: i for i, buf in enumerate(local)}
+    kept = [positions[buf] for buf in collected]      # whole buffers, unchanged, in order
+    assert kept == sorted(kept)
+
+
+def test_killing_a_relay_mid_stream_leaves_a_file_readable_to_its_last_whole_buffer(tmp_path, tmf_dir):
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), resume_window=60) as collector, \
+            TracedSession(tmp_path, "killed", buffer_kb=8) as session:
+        relay = relay_process(session.name, collector.address)
+        stop = threading.Event()
+        writer = threading.Thread(target=lambda: [session.log(500, size=200)
+                                                  for _ in iter(stop.is_set, True)])
+        try:
+            wait_until(lambda: len(collector.sources) == 1, what="the relay")
+            writer.start()
+            wait_until(lambda: collector.sources[0].buffers >= 40, what="buffers")
+            relay.kill()                      # SIGKILL in the middle of the stream
+            relay.wait(PATIENCE)
+        finally:
+            stop.set()
+            writer.join(PATIENCE)
+            relay.kill() if relay.poll() is None else None
+        wait_until(lambda: not collector.sources[0].connected, what="the collector to notice")
+        source = collector.sources[0]
+        assert not source.closed          # kept open for a relay that comes back
+        n = source.buffers
+        # readable while the collector still holds it
+        assert _records(source.path) == _dissect_records(source.path) > 1
+        session.stop()
+    # the collector stopped: the file is closed as a session that never stopped
+    h = header(source.path)
+    assert h.end_time == 0 and h.buffers_written == n + 1
+    local, collected = data_buffers(session.path), data_buffers(source.path)
+    assert len(collected) == n and collected == local[:n]      # whole buffers, none torn
+    records = _records(source.path)
+    assert records == _dissect_records(source.path)
+    lines = decoded_text(source.path, tmf_dir).splitlines()
+    assert len(lines) == records and lines[0].endswith("EventTrace")
+
+
+def test_a_broken_connection_resumes_where_the_file_ends(tmp_path, tmf_dir):
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector, \
+            TracedSession(tmp_path, "resume", buffer_kb=8) as session:
+        proxy = Proxy(collector.address)
+        relay = Relay(proxy.address, session=session.name).start()
+        try:
+            wait_until(lambda: len(collector.sources) == 1, what="the relay")
+            session.log(3000, size=100)
+            wait_until(lambda: collector.sources[0].buffers >= 10, what="buffers")
+            proxy.cut()                              # the link breaks
+            session.log(3000, size=100)
+            wait_until(lambda: collector.sources[0].connections == 2, what="the reconnection")
+            session.log(3000, size=100)
+            session.stop()
+            assert relay.wait(PATIENCE) and relay.outcome == "ended"
+            assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+        finally:
+            relay.close()
+            proxy.close()
+        source = collector.sources[0]
+    assert source.lost == 0 and source.stopped and relay.stats.connects == 2
+    assert data_buffers(source.path) == data_buffers(session.path)
+    assert decoded_text(source.path, tmf_dir) == decoded_text(session.path, tmf_dir)

@@ -1,0 +1,133 @@
+"""TLS: the collector's certificate is checked by the relay; with client authentication on,
+only relays whose certificate the collector's CA signed (and, with ``allow``, whose name is
+listed) are accepted. The PKI is made for the test with the openssl command."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import certificates
+import pytest
+from remote_helpers import (PATIENCE, TracedSession, data_buffers, decoded_text, relay_process,
+                            wait_until)
+
+from wpptrace.remote import Collector, Relay, client_context, server_context
+from wpptrace.winerror import ERROR_ACCESS_DENIED
+
+pytestmark = pytest.mark.skipif(not certificates.available(),
+                                reason="needs the openssl command to make a test CA")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return certificates.make(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """Buffers of a real session, to replay through ``Relay.add``: (header, data buffers)."""
+    d = tmp_path_factory.mktemp("recorded")
+    with TracedSession(d, "tls", buffer_kb=8) as session:
+        session.log(2000, size=50)
+    data = session.path.read_bytes()
+    size = int.from_bytes(data[:4], "little")
+    buffers = [data[i:i + size] for i in range(0, len(data), size)]
+    return buffers[0], buffers[1:]
+
+
+def _collector(pki, tmp_path, **options) -> Collector:
+    tls = server_context(str(pki / "collector.pem"), str(pki / "collector.key"),
+                         str(pki / "ca.pem"))
+    return Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), tls=tls, **options)
+
+
+def _replay(address, recorded, tls, **options) -> Relay:
+    header, buffers = recorded
+    relay = Relay(address, buffer_size=len(header), tls=tls, linger=1.0, connect_timeout=3.0,
+                  max_backoff=0.2, name="replayed", **options).start()
+    relay.add(header)
+    for buf in buffers:
+        relay.add(buf)
+    relay.finish()
+    relay.wait(PATIENCE)
+    return relay
+
+
+def test_a_relay_with_an_authorised_certificate_delivers_over_tls(pki, tmp_path, tmf_dir):
+    with _collector(pki, tmp_path, allow={"relay-lab-1"}) as collector, \
+            TracedSession(tmp_path, "tls-live", buffer_kb=8) as session:
+        tls = client_context(str(pki / "ca.pem"), str(pki / "relay.pem"), str(pki / "relay.key"))
+        relay = Relay(collector.address, session=session.name, tls=tls,
+                      server_hostname="localhost").start()
+        try:
+            wait_until(lambda: len(collector.sources) == 1, what="the relay")
+            session.log(2000, size=50)
+            session.stop()
+            assert relay.wait(PATIENCE) and relay.outcome == "ended"
+            assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+        finally:
+            relay.close()
+        source = collector.sources[0]
+    assert source.identity == "relay-lab-1" and source.lost == 0
+    assert data_buffers(source.path) == data_buffers(session.path)
+    assert decoded_text(source.path, tmf_dir) == decoded_text(session.path, tmf_dir)
+
+
+@pytest.mark.parametrize("who", ["no certificate", "another CA's certificate"])
+def test_relays_without_a_certificate_the_ca_signed_are_refused(pki, tmp_path, recorded, who):
+    cert = {"no certificate": None, "another CA's certificate": "rogue"}[who]
+    tls = client_context(str(pki / "ca.pem"), cert and str(pki / f"{cert}.pem"),
+                         cert and str(pki / f"{cert}.key"))
+    with _collector(pki, tmp_path) as collector:
+        relay = _replay(collector.address, recorded, tls, server_hostname="localhost")
+        assert collector.sources == []
+    assert relay.outcome.startswith("failed") and relay.stats.acknowledged == 0
+    assert not (tmp_path / "c").exists() or not list((tmp_path / "c").iterdir())
+
+
+def test_a_certificate_not_on_the_allow_list_is_refused_with_a_reason(pki, tmp_path, recorded):
+    tls = client_context(str(pki / "ca.pem"), str(pki / "stranger.pem"), str(pki / "stranger.key"))
+    with _collector(pki, tmp_path, allow={"relay-lab-1"}) as collector:
+        relay = _replay(collector.address, recorded, tls, server_hostname="localhost")
+        assert collector.sources == [] and collector.connections_refused == 1
+    assert relay.refused is not None and relay.refused.code == ERROR_ACCESS_DENIED
+    assert "relay-lab-2" in str(relay.refused) and relay.outcome.startswith("refused")
+
+
+@pytest.mark.parametrize("problem", ["untrusted CA", "wrong name"])
+def test_the_relay_checks_the_collectors_certificate(pki, tmp_path, recorded, problem):
+    ca, name = {"untrusted CA": ("rogue-ca", "localhost"),
+                "wrong name": ("ca", "collector.example")}[problem]
+    tls = client_context(str(pki / f"{ca}.pem"), str(pki / "relay.pem"), str(pki / "relay.key"))
+    with _collector(pki, tmp_path) as collector:
+        relay = _replay(collector.address, recorded, tls, server_hostname=name)
+        assert collector.sources == []
+    assert relay.outcome.startswith("failed") and relay.stats.acknowledged == 0
+
+
+def test_relay_and_collect_commands_over_tls(pki, tmp_path):
+    out = tmp_path / "c"
+    collect = subprocess.Popen(
+        [sys.executable, "-m", "wpptrace.cli", "collect", "--listen", "127.0.0.1:0", "-o", str(out),
+         "--tls-cert", str(pki / "collector.pem"), "--tls-key", str(pki / "collector.key"),
+         "--tls-client-ca", str(pki / "ca.pem"), "--allow", "relay-lab-1", "--sources", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = collect.stderr.readline()
+        assert "listening on 127.0.0.1:" in first and "(TLS)" in first, first
+        port = first.rsplit(":", 1)[1].split()[0]
+        with TracedSession(tmp_path, "tls-cli", buffer_kb=8) as session:
+            relay = relay_process(session.name, ("localhost", port), "--ca", str(pki / "ca.pem"),
+                                  "--cert", str(pki / "relay.pem"), "--key", str(pki / "relay.key"))
+            wait_until(lambda: out.exists() and list(out.iterdir()), what="the collected file")
+            session.log(1000)
+            session.stop()
+            assert relay.wait(PATIENCE) == 0, relay.stderr.read()
+        _, stderr = collect.communicate(timeout=PATIENCE)
+    finally:
+        if collect.poll() is None:
+            collect.kill()
+    assert collect.returncode == 0, stderr
+    assert "as relay-lab-1" in stderr
+    (collected,) = out.iterdir()
+    assert data_buffers(collected) == data_buffers(session.path)
