@@ -120,3 +120,27 @@ def test_a_broken_connection_resumes_where_the_file_ends(tmp_path, tmf_dir):
     assert source.lost == 0 and source.stopped and relay.stats.connects == 2
     assert data_buffers(source.path) == data_buffers(session.path)
     assert decoded_text(source.path, tmf_dir) == decoded_text(session.path, tmf_dir)
+
+
+def test_a_collector_that_cannot_write_says_so_and_the_relay_retries(tmp_path):
+    out = tmp_path / "c"
+    with Collector(("127.0.0.1", 0), output_dir=str(out)) as collector, \
+            TracedSession(tmp_path, "nodisk", buffer_kb=8) as session:
+        out.rmdir()
+        out.write_text("not a directory")           # every file the collector makes fails
+        relay = Relay(collector.address, session=session.name, max_backoff=0.2).start()
+        try:
+            wait_until(lambda: collector.protocol_errors >= 2, what="refusals")
+            assert collector.sources and all(s.path is None for s in collector.sources)
+            assert "cannot write" in collector.sources[0].reason
+            out.unlink()
+            out.mkdir()                              # room again: the relay gets in
+            wait_until(lambda: any(s.path for s in collector.sources), what="the file")
+            session.log(2000, size=50)
+            session.stop()
+            assert relay.wait(PATIENCE) and relay.outcome == "ended"
+            assert collector.wait_for(lambda ss: all(s.closed for s in ss), PATIENCE)
+        finally:
+            relay.close()
+        (source,) = [s for s in collector.sources if s.path]
+    assert source.lost == 0 and data_buffers(source.path) == data_buffers(session.path)

@@ -165,7 +165,10 @@ class _Source:
         s.buffers += 1
         s.bytes += len(frame.payload)
         if self.file is not None:
-            self.file.write(data)
+            try:
+                self.file.write(data)
+            except OSError as exc:
+                raise _storage_failed(s.path, exc) from None
         if gap:
             s.sequence_gaps += gap
             self._update_lost()
@@ -390,7 +393,7 @@ class Collector:
                     if exc.name in ("ERROR_BAD_FORMAT", "ERROR_BAD_LENGTH"):
                         raise P.ProtocolError("the header buffer does not start with a "
                                               "log-file header record") from None
-                    raise
+                    raise _storage_failed(path, exc) from None
             s.path = path
             log.info("%s: writing %s", s.label, path)
         if self.live is not None:
@@ -565,6 +568,12 @@ class Collector:
             if ended:
                 await writer.drain()
                 return
+
+
+def _storage_failed(path: Optional[str], exc: OSError) -> P.ProtocolError:
+    """A file that cannot be written ends its source; the relay is told (ERROR_BUSY: it
+    retries, so a collector whose disk has room again resumes)."""
+    return P.ProtocolError(f"cannot write {path}: {exc.strerror or exc}", code=ERROR_BUSY)
 
 
 class _Refused(Exception):
