@@ -3,17 +3,12 @@
 file decodes as the original does (our decoder, tracefmt text, dissect.etl)."""
 from __future__ import annotations
 
-import pathlib
-
 import pytest
 from remote_helpers import PATIENCE, decoded_text
 
 from wpptrace.decoder import EtlFile, api, ordered_records
 from wpptrace.decoder.consumer_types import ETW_OPEN_TRACE_OPTIONS
 from wpptrace.remote import Collector, Relay
-
-DATA = pathlib.Path(__file__).resolve().parent.parent / "data"
-
 
 def _buffers_of(path) -> list[bytes]:
     buffers = []
@@ -46,11 +41,11 @@ def _dissect(path) -> int:
         return sum(1 for _ in ETL(fh))
 
 
-@pytest.mark.parametrize("name", ["fmt/wppemitter-sample.etl",
-                                  "etl/WindowsUpdate.20251008.140245.443.8.etl",
-                                  "decoder_api/powershell.etl"])
-def test_windows_buffers_from_a_buffer_callback_are_collected_as_a_valid_file(tmp_path, name):
-    original = DATA / name
+@pytest.mark.parametrize("name", ["wppemitter-sample.etl",
+                                  "WindowsUpdate.20251008.140245.443.8.etl", "powershell.etl"])
+def test_windows_buffers_from_a_buffer_callback_are_collected_as_a_valid_file(tmp_path, name,
+                                                                              corpus_file):
+    original = corpus_file(name)
     buffers = _buffers_of(original)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path)) as collector:
         relay = Relay(collector.address, buffer_size=len(buffers[0]), name=original.stem).start()
@@ -70,6 +65,6 @@ def test_windows_buffers_from_a_buffer_callback_are_collected_as_a_valid_file(tm
         assert getattr(a, fact) == getattr(b, fact), fact
     assert a.buffers_written == len(buffers) and a.buffers_lost == 0 and a.end_time
     assert _dissect(source.path) == _dissect(original)
-    if name.startswith("fmt/"):
-        tmf = DATA / "fmt" / "tmf"
+    if name.startswith("wpp"):
+        tmf = original.parent / "tmf"
         assert decoded_text(source.path, tmf) == decoded_text(original, tmf)

@@ -90,4 +90,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"wpptrace {PROG}: {args.session}: {s.buffers_read} buffers read, {s.buffers_sent} "
           f"sent, {s.relay_dropped} dropped (queue full), {s.session_lost} lost by the session, "
           f"events lost {s.events_lost}; {relay.outcome}", file=sys.stderr)
+    if s.session_rt_lost > s.session_lost:
+        print(f"wpptrace {PROG}: the session counted {s.session_rt_lost} real-time buffers lost "
+              f"(for all its consumers, as of its last query)", file=sys.stderr)
     return 0 if relay.outcome in ("ended", "stopped") else 1

@@ -522,10 +522,10 @@ class Collector:
                     source.hello.session, source.hello.host, source.hello.buffer_size):
                 raise _Refused("source id already used by another session or host",
                                ERROR_INVALID_PARAMETER)
+            if source.stats.identity != conn.identity:
+                raise _Refused("this source belongs to another certificate", ERROR_ACCESS_DENIED)
             old = source.connection
             if old is not None:
-                if old.identity != conn.identity:
-                    raise _Refused("this source is connected from another identity", ERROR_BUSY)
                 old.replaced = True
                 log.warning("%s: a new connection from %s replaces the one from %s",
                             source.stats.label, conn.peer, old.peer)

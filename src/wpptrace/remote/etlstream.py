@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 
-from wpptrace._core import ffi, lib
-from wpptrace.winerror import check
+from wpptrace.provider._hazmat import check, ffi, lib
 
 __all__ = ["EtlStreamFile"]
 
@@ -25,7 +24,7 @@ class EtlStreamFile:
         out = ffi.new("wpptrace_etl_stream **")
         check(lib.wpptrace_etl_stream_create(os.fsencode(self.path), header_buffer,
                                              self.buffer_size, out),
-              "the header buffer could not start a file", self.path)
+              "creating the file", self.path)
         self._stream = out[0]
 
     def write(self, buffer: bytes) -> None:

@@ -31,6 +31,7 @@ import time
 import uuid
 from typing import Optional
 
+from wpptrace.decoder._hazmat import offsetof
 from wpptrace.decoder.buffers import buffer_info
 from wpptrace.winerror import ERROR_ACCESS_DENIED, ERROR_HANDLE_EOF, ERROR_NOT_SUPPORTED
 
@@ -44,6 +45,7 @@ _HEADER_TYPE = 4        # ETW_BUFFER_TYPE_HEADER
 #: collector answers that end the relay instead of a retry
 _FATAL = {ERROR_ACCESS_DENIED, ERROR_NOT_SUPPORTED}
 _FILETIME_UNIX_EPOCH = 116444736000000000
+_SEQUENCE = offsetof("WMI_BUFFER_HEADER", "SequenceNumber")
 
 
 def filetime_now() -> int:
@@ -75,8 +77,10 @@ class RelayStats:
     buffers_sent: int = 0       #: BUFFER frames written to a connection (resends included)
     bytes_sent: int = 0
     relay_dropped: int = 0      #: dropped here: the outbox was full
-    session_lost: int = 0       #: dropped by the session before the relay read them
+    session_lost: int = 0       #: dropped by the session before the relay read them (seen
+                                #: as gaps: the last buffers of a session show none)
     events_lost: int = 0        #: the session's EventsLost (last known)
+    session_rt_lost: int = 0    #: the session's RealTimeBuffersLost, all consumers (last known)
     acknowledged: int = 0       #: the collector has everything below this sequence
     connects: int = 0
 
@@ -229,7 +233,8 @@ class Relay:
     def add(self, buffer: bytes) -> bool:
         """Queue one buffer (the header buffer first, exactly ``buffer_size`` bytes each);
         False if it was dropped because the queue is full. Never blocks."""
-        buffer = bytes(buffer)
+        if not isinstance(buffer, bytes):
+            buffer = bytes(buffer)
         if len(buffer) != self.buffer_size:
             raise ValueError(f"buffer of {len(buffer)} bytes (the buffer size is "
                              f"{self.buffer_size})")
@@ -271,13 +276,13 @@ class Relay:
             self._query_session()
             self._outbox.finish(0)
         except Exception as exc:   # never silently: the stream ends and says why
-            log.error("relay %s: reading the session failed: %s", self.name, exc)
+            log.error("%s: reading the session failed: %s", self.name, exc)
             self._outbox.finish(0)
 
     def _count_session_gap(self, data: bytes) -> None:
         """Session buffers are numbered 1, 2, ... in flush order: the ones never seen were
         dropped before the relay read them."""
-        seq = buffer_info(data).sequence
+        seq = int.from_bytes(data[_SEQUENCE:_SEQUENCE + 8], "little")
         self._session_seq_seen += 1
         self._session_seq_max = max(self._session_seq_max, seq)
         self.stats.session_lost = max(0, self._session_seq_max - self._session_seq_seen)
@@ -291,6 +296,7 @@ class Relay:
         except OSError:
             return          # stopped meanwhile: the last known counters stand
         self.stats.events_lost = int(props.EventsLost)
+        self.stats.session_rt_lost = int(props.RealTimeBuffersLost)
 
     # -- sending ---------------------------------------------------------------------------
     def _current_stats(self) -> P.Stats:
@@ -305,7 +311,7 @@ class Relay:
             loop.run_until_complete(self._send_forever())
         except Exception as exc:
             self.outcome = f"failed: {exc}"
-            log.error("relay %s: %s", self.name, exc)
+            log.error("%s: %s", self.name, exc)
         finally:
             loop.close()
             self._done.set()
@@ -325,7 +331,7 @@ class Relay:
             try:
                 if await self._connection():
                     self.outcome = "ended" if self._outbox.end else "stopped"
-                    log.info("relay %s: %s: %d buffers read, %d sent, %d dropped (queue full), "
+                    log.debug("%s: %s: %d buffers read, %d sent, %d dropped (queue full), "
                              "%d lost by the session", self.name,
                              "session stopped" if self._outbox.end else "relay stopped",
                              self.stats.buffers_read, self.stats.buffers_sent,
@@ -336,14 +342,14 @@ class Relay:
                 if refused.code == ERROR_HANDLE_EOF:    # END arrived; its ACK did not
                     self.outcome = "ended" if self._outbox.end else "stopped"
                     return
-                log.error("relay %s: the collector refused: %s", self.name, refused)
+                log.error("%s: the collector refused: %s", self.name, refused)
                 if refused.code in _FATAL:
                     self.refused = refused
                     self.outcome = f"refused: {refused}"
                     return
             except (OSError, EOFError, asyncio.TimeoutError, P.ProtocolError,
                     asyncio.IncompleteReadError) as exc:
-                log.warning("relay %s: connection to %s:%d: %s", self.name, *self.address,
+                log.warning("%s: connection to %s:%d: %s", self.name, *self.address,
                             _describe(exc))
             if self._outbox.end is not None:
                 ended_at = ended_at or time.monotonic()
@@ -351,7 +357,7 @@ class Relay:
                     left = len(self._outbox.items)
                     self.outcome = (f"failed: the collector did not take the last {left} "
                                     f"buffers within {self.linger:g} s")
-                    log.error("relay %s: %s", self.name, self.outcome)
+                    log.error("%s: %s", self.name, self.outcome)
                     return
             await self._idle(backoff)
             backoff = min(backoff * 2, self.max_backoff)
@@ -385,7 +391,7 @@ class Relay:
             if frame.type != P.FrameType.WELCOME:
                 raise P.ProtocolError(f"expected WELCOME, got {frame.type.name}")
             resume = frame.sequence
-            log.info("relay %s: connected to %s:%d (resuming at %d)", self.name, host, port, resume)
+            log.info("%s: connected to %s:%d (resuming at %d)", self.name, host, port, resume)
             if resume == 0:
                 writer.writelines(P.encode_buffer(P.FrameType.HEADER, 0, self._outbox.header))
             self._outbox.resume(resume)
