@@ -40,6 +40,7 @@ log = logging.getLogger("wpptrace.remote.collector")
 _HEADER_TYPE = 4        # ETW_BUFFER_TYPE_HEADER
 _ACK_EVERY = 8          # buffers between ACKs (and one after every STATS)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_START_TLS = hasattr(asyncio.StreamWriter, "start_tls")
 #: ended streams remembered (a relay that missed the last ACK is told it is done)
 _ENDED_KEPT = 4096
 
@@ -334,8 +335,11 @@ class Collector:
         self._stop_event = asyncio.Event()
         host, port = self.listen
         self._server = await asyncio.start_server(
-            self._handle, host or None, port, ssl=self.tls,
-            ssl_handshake_timeout=self.handshake_timeout if self.tls else None,
+            self._handle, host or None, port,
+            # TLS is started per connection (_handle) so that a refused handshake is logged;
+            # Python 3.10 has no StreamWriter.start_tls: the server does it there
+            ssl=self.tls if self.tls and not _START_TLS else None,
+            ssl_handshake_timeout=self.handshake_timeout if self.tls and not _START_TLS else None,
             limit=1 << 20)
         sock = self._server.sockets[0].getsockname()
         self.address = (sock[0], sock[1])
@@ -433,6 +437,12 @@ class Collector:
         source: Optional[_Source] = None
         conn: Optional[_Connection] = None
         try:
+            if self.tls is not None and _START_TLS:
+                try:
+                    await writer.start_tls(self.tls, ssl_handshake_timeout=self.handshake_timeout)
+                except (ssl.SSLError, ConnectionError, asyncio.TimeoutError, OSError) as exc:
+                    raise _Refused(f"TLS handshake failed: {_tls_reason(exc)}",
+                                   ERROR_ACCESS_DENIED, tell=False) from None
             identity = self._identity(writer)
             frame = await asyncio.wait_for(P.read_frame(reader, P.FROM_RELAY),
                                            self.handshake_timeout)
@@ -462,7 +472,8 @@ class Collector:
             self.connections_refused += 1
             reason = str(exc)
             log.warning("%s: refused: %s", peer, reason)
-            await _send_error(writer, exc.code, reason)
+            if exc.tell:             # (no TLS session: nothing can be said to the relay)
+                await _send_error(writer, exc.code, reason)
         except asyncio.IncompleteReadError as exc:
             reason = ("connection closed by the relay" if not exc.partial else
                       f"connection closed in the middle of a frame ({len(exc.partial)} bytes "
@@ -577,9 +588,18 @@ def _storage_failed(path: Optional[str], exc: OSError) -> P.ProtocolError:
 
 
 class _Refused(Exception):
-    def __init__(self, reason: str, code: int):
+    def __init__(self, reason: str, code: int, tell: bool = True):
         super().__init__(reason)
         self.code = code
+        self.tell = tell
+
+
+def _tls_reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or exc.strerror or str(exc)
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__
 
 
 def _who(source: Optional[_Source], peer: str) -> str:

@@ -355,8 +355,8 @@ class Relay:
                 ended_at = ended_at or time.monotonic()
                 if time.monotonic() - ended_at > self.linger:
                     left = len(self._outbox.items)
-                    self.outcome = (f"failed: the collector did not take the last {left} "
-                                    f"buffers within {self.linger:g} s")
+                    self.outcome = (f"failed: could not deliver the stream within "
+                                    f"{self.linger:g} s of its end ({left} buffers undelivered)")
                     log.error("%s: %s", self.name, self.outcome)
                     return
             await self._idle(backoff)
@@ -384,8 +384,13 @@ class Relay:
             hello = P.Hello(self.source_id, self.buffer_size, self.name, self.host)
             writer.write(P.encode_hello(hello, self._outbox.items[0][0] if self._outbox.items
                                         else self._outbox.next_seq))
-            frame = await asyncio.wait_for(P.read_frame(reader, P.FROM_COLLECTOR),
-                                           self.connect_timeout)
+            try:
+                frame = await asyncio.wait_for(P.read_frame(reader, P.FROM_COLLECTOR),
+                                               self.connect_timeout)
+            except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError) as exc:
+                hint = " (was this relay's certificate refused?)" if self.tls else ""
+                raise EOFError(f"the collector closed the connection before answering{hint}: "
+                               f"{_describe(exc)}") from None
             if frame.type == P.FrameType.ERROR:
                 raise RelayRefused(*P.decode_error(frame))
             if frame.type != P.FrameType.WELCOME:
