@@ -7,7 +7,6 @@ carry unique arguments. ``relay_process``: ``wpptrace relay`` as a child process
 from __future__ import annotations
 
 import io
-import os
 import pathlib
 import struct
 import subprocess

@@ -37,7 +37,6 @@ __all__ = ["Collector", "SourceStats"]
 
 log = logging.getLogger("wpptrace.remote.collector")
 
-_HEADER_TYPE = 4        # ETW_BUFFER_TYPE_HEADER
 _ACK_EVERY = 8          # buffers between ACKs (and one after every STATS)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _START_TLS = hasattr(asyncio.StreamWriter, "start_tls")
@@ -131,10 +130,10 @@ class _Source:
             raise P.ProtocolError(f"header buffer with sequence {frame.sequence} (must be 0)")
         data = P.expand_buffer(frame, self.buffer_size)
         info = buffer_info(data)
-        if info.buffer_type != _HEADER_TYPE:
+        if info.buffer_type != P.HEADER_BUFFER_TYPE:
             raise P.ProtocolError(f"the first buffer is not a header buffer (BufferType "
                                   f"{info.buffer_type})")
-        if int.from_bytes(data[:4], "little") != self.buffer_size:
+        if P.buffer_field(data, "BufferSize") != self.buffer_size:
             raise P.ProtocolError("the header buffer's BufferSize is not the announced one")
         self.collector._open_outputs(self, data)
         self.have_header = True
@@ -148,9 +147,9 @@ class _Source:
         data = P.expand_buffer(frame, self.buffer_size)
         info = buffer_info(data)
         bs = self.buffer_size
-        if int.from_bytes(data[:4], "little") != bs:
+        if P.buffer_field(data, "BufferSize") != bs:
             raise P.ProtocolError(f"buffer {seq}: BufferSize is not {bs}")
-        if info.buffer_type == _HEADER_TYPE:
+        if info.buffer_type == P.HEADER_BUFFER_TYPE:
             raise P.ProtocolError(f"buffer {seq}: a second header buffer")
         if info.saved_offset > bs or info.filled_bytes > bs:
             raise P.ProtocolError(f"buffer {seq}: SavedOffset {info.saved_offset} / "

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import uuid
 from typing import IO, Optional
 
 from wpptrace.decoder import api

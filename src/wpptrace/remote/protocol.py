@@ -15,10 +15,13 @@ import enum
 import struct
 import uuid
 
+from wpptrace._core import ffi
+from wpptrace.decoder._hazmat import ETL
 from wpptrace.decoder.buffers import BUFFER_HEADER_SIZE, MAX_BUFFER_SIZE
 from wpptrace.winerror import ERROR_BAD_FORMAT, ERROR_NOT_SUPPORTED
 
 __all__ = ["MAGIC", "VERSION", "FrameType", "Frame", "ProtocolError", "Hello", "Stats",
+           "buffer_field", "HEADER_BUFFER_TYPE",
            "HEADER", "encode", "encode_buffer", "read_frame", "expand_buffer", "MAX_NAME_BYTES",
            "MIN_BUFFER_SIZE"]
 
@@ -35,6 +38,17 @@ MIN_BUFFER_SIZE = 1024
 MAX_REASON_BYTES = 512
 #: BUFFER/HEADER aux: bit set -> the payload is the buffer's head, the rest is the low byte
 PADDED = 0x100
+#: WMI_BUFFER_HEADER.BufferType of a session's header buffer
+HEADER_BUFFER_TYPE = ETL.ETW_BUFFER_TYPE_HEADER
+#: WMI_BUFFER_HEADER field -> (offset, size), from etl_layout.h
+_BUFFER_FIELDS = {name: (field.offset, ffi.sizeof(field.type))
+                  for name, field in ffi.typeof("WMI_BUFFER_HEADER").fields}
+
+
+def buffer_field(buffer, name: str) -> int:
+    """One integer field of a buffer's WMI_BUFFER_HEADER (e.g. "BufferSize", "SavedOffset")."""
+    offset, size = _BUFFER_FIELDS[name]
+    return int.from_bytes(buffer[offset:offset + size], "little", signed=name == "SequenceNumber")
 
 
 class FrameType(enum.IntEnum):
@@ -133,7 +147,7 @@ def encode_error(code: int, reason: str) -> bytes:
 def encode_buffer(ftype: FrameType, sequence: int, buffer: bytes) -> list[bytes]:
     """A HEADER or BUFFER frame as [frame header, payload]: a buffer whose tail after its
     used bytes is one repeated byte (sessions fill unused space) is sent without it."""
-    used = int.from_bytes(buffer[4:8], "little")            # SavedOffset
+    used = buffer_field(buffer, "SavedOffset")
     if BUFFER_HEADER_SIZE <= used < len(buffer):
         fill = buffer[used]
         tail = memoryview(buffer)[used:]

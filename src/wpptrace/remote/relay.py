@@ -31,7 +31,6 @@ import time
 import uuid
 from typing import Optional
 
-from wpptrace.decoder._hazmat import offsetof
 from wpptrace.decoder.buffers import buffer_info
 from wpptrace.winerror import ERROR_ACCESS_DENIED, ERROR_HANDLE_EOF, ERROR_NOT_SUPPORTED
 
@@ -41,11 +40,9 @@ __all__ = ["Relay", "RelayStats", "RelayRefused", "parse_address", "filetime_now
 
 log = logging.getLogger("wpptrace.remote.relay")
 
-_HEADER_TYPE = 4        # ETW_BUFFER_TYPE_HEADER
 #: collector answers that end the relay instead of a retry
 _FATAL = {ERROR_ACCESS_DENIED, ERROR_NOT_SUPPORTED}
 _FILETIME_UNIX_EPOCH = 116444736000000000
-_SEQUENCE = offsetof("WMI_BUFFER_HEADER", "SequenceNumber")
 
 
 def filetime_now() -> int:
@@ -239,7 +236,7 @@ class Relay:
             raise ValueError(f"buffer of {len(buffer)} bytes (the buffer size is "
                              f"{self.buffer_size})")
         if self._outbox.header is None:
-            if buffer_info(buffer).buffer_type != _HEADER_TYPE:
+            if buffer_info(buffer).buffer_type != P.HEADER_BUFFER_TYPE:
                 raise ValueError("the first buffer must be the header buffer")
             self._outbox.header = buffer
             self._outbox.wake()
@@ -282,7 +279,7 @@ class Relay:
     def _count_session_gap(self, data: bytes) -> None:
         """Session buffers are numbered 1, 2, ... in flush order: the ones never seen were
         dropped before the relay read them."""
-        seq = int.from_bytes(data[_SEQUENCE:_SEQUENCE + 8], "little")
+        seq = P.buffer_field(data, "SequenceNumber")
         self._session_seq_seen += 1
         self._session_seq_max = max(self._session_seq_max, seq)
         self.stats.session_lost = max(0, self._session_seq_max - self._session_seq_seen)
