@@ -102,6 +102,38 @@ class TracedSession:
         self.stop()
 
 
+class Provider:
+    """The test provider alone (for sessions started elsewhere, e.g. ``wpptrace session
+    start --guid``): ``log`` writes once a session has enabled it."""
+
+    def __init__(self, tag: str):
+        self.control_guid = uuid.uuid4()
+        self.tag = tag
+        self.logger = None
+        self.registration = api.RegisterTraceGuids(self._control, None, self.control_guid,
+                                                   [MESSAGE_GUID])
+
+    def _control(self, code, context, buffer):
+        self.logger = api.GetTraceLoggerHandle(buffer) if code == lib.WMI_ENABLE_EVENTS else None
+        return 0
+
+    def log(self, count: int) -> None:
+        source = self.tag.encode("ascii") + b"\0"
+        for value in range(count):
+            payload = struct.pack("<i", value) + source + struct.pack("<Q", value)
+            trace_packed_raw(self.logger, MESSAGE_FLAGS, MESSAGE_GUID.bytes_le, MESSAGE_NUMBER,
+                             payload)
+
+    def close(self) -> None:
+        api.UnregisterTraceGuids(self.registration)
+
+
+def wpptrace(*args: str, **options) -> subprocess.CompletedProcess:
+    """``wpptrace ARGS`` in a child process, to completion."""
+    return subprocess.run([sys.executable, "-m", "wpptrace.cli", *args], capture_output=True,
+                          text=True, timeout=PATIENCE, **options)
+
+
 def relay_process(session: str, address, *extra: str) -> subprocess.Popen:
     """``wpptrace relay SESSION --to HOST:PORT`` in a child process (stderr captured)."""
     return subprocess.Popen([sys.executable, "-m", "wpptrace.cli", "relay", session,

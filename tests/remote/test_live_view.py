@@ -7,8 +7,10 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import uuid
 
-from remote_helpers import PATIENCE, TracedSession, decoded_text, relay_process, wait_until
+from remote_helpers import (PATIENCE, Provider, TracedSession, decoded_text, relay_process,
+                            wait_until, wpptrace)
 
 from wpptrace import tmf
 from wpptrace.remote import Collector, LiveView
@@ -56,31 +58,41 @@ def test_live_view_shows_both_sources_as_fmt_prints_them(tmp_path, tmf_dir):
         assert view.lines == EVENTS + 1
 
 
-def test_collect_command_rt_prints_the_live_view(tmp_path, tmf_dir):
-    """``wpptrace collect --listen 127.0.0.1:0 --rt -p TMF --sources 1`` (the port it got is
-    in its first log line), fed by ``wpptrace relay``."""
+def test_the_three_commands_start_relay_collect(tmp_path, tmf_dir):
+    """The README's workflow with the real commands: ``wpptrace collect --listen
+    127.0.0.1:0 --rt -p TMF --sources 1`` (the port it got is in its first log line),
+    ``wpptrace session start NAME --realtime --guid G``, ``wpptrace relay NAME --to ...``;
+    the application (a provider in this process) logs; ``wpptrace session stop NAME``."""
     collect = subprocess.Popen([sys.executable, "-m", "wpptrace.cli", "collect", "--listen",
                                 "127.0.0.1:0", "--rt", "-p", str(tmf_dir), "--sources", "1"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    provider = Provider("cli")
+    name = f"relay-cli-{uuid.uuid4().hex[:8]}"
     try:
         first = collect.stderr.readline()
         assert "listening on 127.0.0.1:" in first, first
         port = int(first.rsplit(":", 1)[1].split()[0])
-        with TracedSession(tmp_path, "cli", file=False) as session:
-            relay = relay_process(session.name, ("127.0.0.1", port))
-            wait_until(lambda: "connected from" in _peek(collect), what="the relay")
-            session.log(500)
-            session.stop()
-            assert relay.wait(PATIENCE) == 0, relay.stderr.read()
+        started = wpptrace("session", "start", name, "--realtime", "--guid", str(provider.control_guid))
+        assert started.returncode == 0, started.stderr
+        relay = relay_process(name, ("127.0.0.1", port))
+        wait_until(lambda: "connected from" in _peek(collect), what="the relay")
+        wait_until(lambda: provider.logger is not None, what="the enable")
+        provider.log(500)
+        stopped = wpptrace("session", "stop", name)
+        assert stopped.returncode == 0, stopped.stderr
+        assert relay.wait(PATIENCE) == 0, relay.stderr.read()
         stdout, stderr = collect.communicate(timeout=PATIENCE)
     finally:
+        provider.close()
         if collect.poll() is None:
             collect.kill()
     assert collect.returncode == 0, stderr
     lines = stdout.splitlines()
-    label = f"[{session.name}@"
+    label = f"[{name}@"
     assert len(lines) == 501 and all(line.startswith(label) for line in lines)
-    assert sorted(int(line.split("value ")[1].split()[0]) for line in lines[1:]) == list(range(500))
+    assert lines[0].endswith("EventTrace")
+    assert [int(line.split("value ")[1].split()[0]) for line in lines[1:]] == list(range(500))
+    assert all(line.split("[RelayTest]")[1].startswith("value ") for line in lines[1:])
 
 
 _seen: dict[int, str] = {}
