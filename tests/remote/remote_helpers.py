@@ -41,7 +41,7 @@ class TracedSession:
     """A REAL_TIME_MODE session with its own sequential .etl and one enabled provider."""
 
     def __init__(self, directory: pathlib.Path, tag: str, *, buffer_kb: int = 64,
-                 max_buffers: int = 256, file: bool = True):
+                 max_buffers: int | None = None, file: bool = True):
         self.tag = tag
         self.name = f"relay-{tag}-{uuid.uuid4().hex[:8]}"
         self.path = directory / f"{self.name}.etl" if file else None
@@ -49,6 +49,10 @@ class TracedSession:
         self.logger = None
         self.registration = api.RegisterTraceGuids(self._control, None, self.control_guid,
                                                    [MESSAGE_GUID])
+        if max_buffers is None:
+            # at least 8 MB queued for a consumer: a relay slowed down by a loaded test machine
+            # must not make the session drop buffers the test counts on
+            max_buffers = max(256, 8192 // buffer_kb)
         mode = lib.EVENT_TRACE_REAL_TIME_MODE
         if file:
             mode |= lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL
