@@ -19,7 +19,7 @@ and running one capture, timed inside it (every tenth round).
 
 ``pytest without the fixture``: a run of 2,000 trivial tests with the plugin loaded (installing
 wpptrace registers it) and with ``-p no:wpptrace``: CPU seconds of the pytest process, best of
-3 interleaved runs (the plugin must cost nothing to runs that do not use it).
+5 interleaved runs (the plugin must cost nothing to runs that do not use it).
 
 Decoding API (one file of ``--messages`` messages written by a capture): ``format_file``
 consumed line by line beside ``run_fmt`` (the code behind ``wpptrace fmt``) writing text to
@@ -33,6 +33,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -171,7 +172,7 @@ def first_capture(tmp: str) -> float:
     return float(out.stdout)
 
 
-def plugin_cost(tmp: str, runs: int = 3) -> None:
+def plugin_cost(tmp: str, runs: int = 5) -> None:
     import resource
 
     folder = os.path.join(tmp, "plain")
@@ -241,6 +242,13 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-capture-")
+    try:
+        run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, tmp: str) -> None:
     app = load_app(tmp)
     parts: dict[str, list[float]] = {"start + enable": [], "stop": [], "TMF + decode": []}
     all_cases = cases(app, tmp, parts)
