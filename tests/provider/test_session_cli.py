@@ -36,7 +36,8 @@ def tracelog(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def service_tmf(tmp_path_factory):
     tmf = tmp_path_factory.mktemp("servicetmf")
-    wpptrace("tmf", "gen", os.path.join(HERE, "service_app.py"), "-o", str(tmf))
+    # --no-registry: the site registry would be written beside service_app.py, into the checkout
+    wpptrace("tmf", "gen", os.path.join(HERE, "service_app.py"), "-o", str(tmf), "--no-registry")
     return tmf
 
 
