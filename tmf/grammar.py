@@ -249,7 +249,9 @@ _FAST_ARG = re.compile(
 
 _FAST_GUID_HEADER = re.compile(
     rf"(?P<guid>\{{?[0-9A-Fa-f]{{8}}-[0-9A-Fa-f]{{4}}-[0-9A-Fa-f]{{4}}-[0-9A-Fa-f]{{4}}-[0-9A-Fa-f]{{12}}\}}?)"
-    rf"{_WS}*(?P<component>(?!//)\S+){_WS}*(?://(?P<trailer>{P_TRAILER}))?{_WS}*\Z"
+    # the component is taken whole, as the pyparsing token takes it (no backtracking into it:
+    # a lookahead capture, then a backreference, is an atomic group that works on every Python)
+    rf"{_WS}*(?!//)(?=(?P<component>\S+))(?P=component){_WS}*(?://(?P<trailer>{P_TRAILER}))?{_WS}*\Z"
 )
 _FAST_ENUM_LINE = re.compile(rf"#enumv[ \t]{_WS}*(?P<name>\S+){_WS}*\Z")
 _FAST_ENUM_VALUE = re.compile(
