@@ -144,14 +144,23 @@ def encode_error(code: int, reason: str) -> bytes:
     return encode(FrameType.ERROR, 0, _ERROR_CODE.pack(code) + text)
 
 
+_FILLS: dict[int, bytes] = {}
+
+
+def _fill(byte: int, size: int) -> bytes:
+    block = _FILLS.get(byte, b"")
+    if len(block) < size:
+        block = _FILLS[byte] = bytes([byte]) * max(size, 1 << 16)
+    return block[:size]
+
+
 def encode_buffer(ftype: FrameType, sequence: int, buffer: bytes) -> list[bytes]:
     """A HEADER or BUFFER frame as [frame header, payload]: a buffer whose tail after its
     used bytes is one repeated byte (sessions fill unused space) is sent without it."""
     used = buffer_field(buffer, "SavedOffset")
     if BUFFER_HEADER_SIZE <= used < len(buffer):
         fill = buffer[used]
-        tail = memoryview(buffer)[used:]
-        if tail.tobytes().count(fill) == len(tail):
+        if buffer.endswith(_fill(fill, len(buffer) - used)):      # a memcmp, no scan
             return [HEADER.pack(MAGIC, VERSION, ftype, PADDED | fill, used, sequence),
                     memoryview(buffer)[:used]]
     return [HEADER.pack(MAGIC, VERSION, ftype, 0, len(buffer), sequence), buffer]
