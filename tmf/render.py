@@ -335,16 +335,78 @@ class MessageFormatter:
         string itself is unusable, as long as every item type is known)."""
         if self._layout_error is not None:
             raise self._fail(self._layout_error)
+        typed = self.__dict__.setdefault("_typed_plans", {})
+        plan = typed.get(pointer_size)
+        if plan is None:
+            plan = typed[pointer_size] = self._typed_plan(pointer_size)
+        steps, args = plan
         if type(arg_bytes) is not bytes:
             arg_bytes = bytes(arg_bytes)
+        if steps is not None:
+            # runs of fixed-size arguments in one unpack each, the others item by item
+            values, off, end = [], 0, len(arg_bytes)
+            for fixed, entries, names, items, plain in steps:
+                if fixed is not None:
+                    if off + fixed.size > end:
+                        break                     # short: the item-by-item path says where
+                    if plain:                     # typed values are the decoded ones
+                        values.extend(zip(names, items, fixed.unpack_from(arg_bytes, off)))
+                    else:
+                        for (name, item, _it, conv, _a), v in zip(entries,
+                                                                  fixed.unpack_from(arg_bytes, off)):
+                            values.append((name, item, v if conv is None else conv(v)))
+                    off += fixed.size
+                else:
+                    name, item, it, conv, a = entries
+                    try:
+                        v, off = it.decode(arg_bytes, off, pointer_size)
+                    except ItemDecodeError as exc:
+                        raise self._fail(f"argument {a.name!r} (%{a.insert}): {exc}") from None
+                    values.append((name, item, v if conv is None else conv(v)))
+            else:
+                return values
+        return self._decode_one_by_one(arg_bytes, pointer_size, args)
+
+    def _decode_one_by_one(self, arg_bytes: bytes, pointer_size: int, args) -> list[tuple]:
+        """decode_args item by item: what a short or damaged block needs to say where."""
         values, off = [], 0
-        for a, it in zip(self._args, self._items):
+        for name, item, it, conv, a in args:
             try:
                 v, off = it.decode(arg_bytes, off, pointer_size)
             except ItemDecodeError as exc:
                 raise self._fail(f"argument {a.name!r} (%{a.insert}): {exc}") from None
-            values.append((a.name, a.item, _typed(it, v, self._spec_of(a.insert), pointer_size)))
+            values.append((name, item, v if conv is None else conv(v)))
         return values
+
+    def _typed_plan(self, ps: int):
+        """How decode_args decodes at this pointer size: per argument (name, item, item type,
+        typing converter or None when the decoded value is the typed one, TMF argument), and
+        the steps: runs of fixed-size arguments (one Struct each) and the other arguments
+        (None for a pointer size items cannot have)."""
+        args = []
+        for a, it in zip(self._args, self._items):
+            spec = self._spec_of(a.insert)
+            plain = (not (it.raw and spec is not None and spec.conversion in "di")
+                     and it.name not in _TYPED_NAMES)
+            args.append((a.name, a.item, it, None if plain else
+                         (lambda v, it=it, spec=spec: _typed(it, v, spec, ps)), a))
+        steps = None
+        if ps in (4, 8):
+            steps, run, codes = [], [], ""
+            for entry in args:
+                it = entry[2]
+                if it.fixed_size(ps) is not None:
+                    run.append(entry)
+                    codes += it.struct_code or {4: "I", 8: "Q"}[ps]
+                    continue
+                if run:
+                    steps.append(_fixed_step(codes, run))
+                    run, codes = [], ""
+                steps.append((None, entry, None, None, False))
+            if run:
+                steps.append(_fixed_step(codes, run))
+            steps = tuple(steps)
+        return steps, tuple(args)
 
     # -- the C renderer's program --
 
@@ -399,10 +461,13 @@ class MessageFormatter:
         return ("form", i, it.native, table, flags, width, prec if spec.conversion in "sSZ" else None)
 
     def _spec_of(self, insert: int) -> Spec | None:
-        for p in self._pieces:
-            if isinstance(p, Insert) and p.index == insert:
-                return p.spec
-        return None
+        specs = self.__dict__.get("_specs")
+        if specs is None:   # insert -> its first spec, built once (decode_args runs per event)
+            specs = self._specs = {}
+            for p in self._pieces:
+                if isinstance(p, Insert):
+                    specs.setdefault(p.index, p.spec)
+        return specs.get(insert)
 
 
 _FLOATS = frozenset("eEfFgGaA")
@@ -464,6 +529,18 @@ def _spec_conv(spec: Spec | None, ps: int) -> Callable[[Any], str]:
     def conv(value):
         return format_insert(value, spec, ps)
     return conv
+
+
+def _fixed_step(codes: str, run: list) -> tuple:
+    """A run of fixed-size arguments for decode_args: (Struct, entries, names, items, whether
+    every typed value is the decoded one)."""
+    return (struct.Struct("<" + codes), tuple(run), tuple(e[0] for e in run),
+            tuple(e[1] for e in run), all(e[3] is None for e in run))
+
+
+#: item types whose typed value is not the decoded one (see _typed)
+_TYPED_NAMES = frozenset(("ItemGuid", "ItemCLSID", "ItemLIBID", "ItemIID", "ItemIPAddr",
+                          "ItemIPV6Addr", "ItemPort", "ItemSid", "ItemChar4"))
 
 
 def _typed(it: ItemType, value: Any, spec: Spec | None, pointer_size: int) -> Any:
