@@ -40,7 +40,6 @@ import os
 import threading
 from typing import Any, Optional, Sequence
 
-from ._hazmat import ETL
 from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BAD_LENGTH, ERROR_BAD_PATHNAME,
                                ERROR_BUSY, ERROR_CANCELLED, ERROR_CTX_CLOSE_PENDING,
                                ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER, ERROR_INVALID_TIME,

@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import itertools
-import operator
 import os
 import sys
 import time
@@ -147,16 +145,6 @@ def _open_live(name: str):
     from .engine import LiveSource
 
     return LiveSource.for_session(name)
-
-
-def _context(source):
-    """The FileContext of a source (its header facts are known once it delivers buffers)."""
-    from .wpp import FileContext
-
-    return FileContext.for_header(source.name, source.header, source.clock)
-
-
-_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
 
 
 # -- progress ----------------------------------------------------------------------------
@@ -364,9 +352,10 @@ def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str]) -
 
 def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress,
                     window: tuple[int | None, int | None] | None = None) -> None:
-    """The engine's merged chunks of ``sources``, decoded and written (``window``: only that
-    time window of the one source, see decoder.parallel)."""
-    from .engine import merge_sources, record_view
+    """The engine's merged chunks of ``sources``, through the decoder's one formatting loop,
+    written in the chosen format (``window``: only that time window of the one source, see
+    decoder.parallel)."""
+    from .engine import merge_sources
     from .wpp_rows import RowView
 
     def ordered(view):
@@ -376,28 +365,13 @@ def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress,
 
     # a live view is watched as it comes: its lines leave with each batch, even into a pipe
     live = any(source.live for source in sources)
-    if opts.output_format == "text":
-        view = RowView()
-        chunks = ordered(view)
-        if progress is not None:
-            chunks = progress.wrap(chunks)
-        write = writer.write_utf8
-        for text in decoder.render_rows(chunks, view):
-            write(text)
-            if live:
-                writer.flush()
-        return
-
-    def tagged(source, buf, slot, header_record):
-        records, keys = record_view(source, buf, slot, header_record)
-        return [(source, rec) for rec in records], keys
-
-    chunks = ordered(tagged)
+    view = RowView()
+    chunks = ordered(view)
     if progress is not None:
         chunks = progress.wrap(chunks)
-    runs = itertools.groupby(itertools.chain.from_iterable(items for items, _ in chunks), key=_FIRST)
-    for source, run in runs:
-        _emit(decoder, writer, opts, _context(source), map(_SECOND, run))
+    write = writer.write_utf8
+    for out in decoder.format(chunks, view, opts.output_format, opts.csv_quote):
+        write(out)
         if live:
             writer.flush()
 
@@ -479,21 +453,6 @@ def _describe(exc: BaseException) -> str:
         text = text.rstrip(".")
         return text if name in text else f"{text} ({name})"
     return str(exc) or type(exc).__name__
-
-
-def _emit(decoder, writer, opts: FmtOptions, ctx, records) -> None:
-    if opts.output_format == "text":
-        write_lines = writer.write_lines
-        lines = decoder.format_records(records, ctx)
-        while True:
-            chunk = list(itertools.islice(lines, 4096))
-            if not chunk:
-                break
-            write_lines(chunk)
-    else:
-        write = writer.write_message
-        for message in decoder.decode_records(records, ctx):
-            write(message)
 
 
 # -- wpptrace fmt command line ------------------------------------------------------------

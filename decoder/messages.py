@@ -246,7 +246,7 @@ class FormattedLines:
             raise
         view = RowView()
         chunks = merge_sources([(FileSource(etl), view) for etl in self._files])
-        self._lines = self._generate(self.decoder.render_rows(chunks, view))
+        self._lines = self._generate(self.decoder.format(chunks, view, "text"))
 
     def _generate(self, texts: Iterator[bytes]) -> Iterator[str]:
         """The renderer's UTF-8 text, chunk by chunk, as the lines fmt writes (a message
@@ -312,31 +312,21 @@ class DecodedFile:
 def decode_file(path: Any, tmf: Any = None) -> DecodedFile:
     """Every WPP message of ``path`` (one .etl, or several merged by time as fmt does) as a
     ``DecodedMessage``, in ProcessTrace order; ``tmf`` as :func:`load_tmf` takes it."""
-    from itertools import chain, groupby
-
-    from .engine import FileSource, merge_sources, record_view
+    from .engine import FileSource, merge_sources
     from .etlfile import EtlFile
-    from .wpp import FileContext, WppDecoder
+    from .wpp import WppDecoder
+    from .wpp_rows import RowView
 
     decoder = WppDecoder(load_tmf(tmf))
     files: list = []
     try:
         for p in _paths(path):
             files.append(EtlFile(p))
-        sources = [FileSource(etl) for etl in files]
-        contexts = {id(s): FileContext.for_header(s.name, s.header, s.clock) for s in sources}
-
-        def tagged(source, buf, slot, header_record):
-            records, keys = record_view(source, buf, slot, header_record)
-            return [(source, rec) for rec in records], keys
-
-        chunks = merge_sources([(source, tagged) for source in sources])
+        view = RowView()
+        chunks = merge_sources([(FileSource(etl), view) for etl in files])
         out: list[DecodedMessage] = []
-        for source, run in groupby(chain.from_iterable(items for items, _ in chunks),
-                                   key=lambda item: item[0]):
-            records = (rec for _, rec in run)
-            out += map(DecodedMessage.from_wpp,
-                       decoder.decode_records(records, contexts[id(source)], include_header=False))
+        for messages in decoder.format(chunks, view, "messages"):
+            out += map(DecodedMessage.from_wpp, messages)
         lost = sum(int(getattr(etl.header, "events_lost", 0) or 0) for etl in files
                    if getattr(etl.header, "valid", True))
         return DecodedFile(out, decoder.counters, [i for etl in files for i in etl.errors], lost)

@@ -1,24 +1,30 @@
-"""Writers for decoded WPP messages: tracefmt text, CSV, JSON Lines, and the FmtSum summary file.
+"""The output formats of decoded WPP messages: tracefmt text, CSV, JSON Lines, and the FmtSum
+summary file.
 
-Text lines are written in batches (one ``write`` per few thousand lines) because a
-``write`` call per line would cost as much as formatting the line. The summary follows the
-layout of a real tracefmt ``FmtSum.txt`` (corpus ``wpp/guscatalano__findneedle/FmtSum.txt``):
-the totals block, then an 85-column table of per-message counts.
+WppDecoder's one formatting loop (decoder.wpp) makes every line; this module says what a CSV
+row and a JSON Lines object hold (``CsvRows``, ``JsonRows``: the parts that depend only on
+the message are built once, the rest per event) and writes the lines. Lines are written in
+batches (one ``write`` per few thousand lines) because a ``write`` call per line would cost
+as much as formatting the line. The summary follows the layout of a real tracefmt
+``FmtSum.txt`` (corpus ``wpp/guscatalano__findneedle/FmtSum.txt``): the totals block, then an
+85-column table of per-message counts.
 """
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
 import uuid
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _encode_string   # json.dumps(str), ensure_ascii=False
 from typing import IO, Iterable
 
 __all__ = [
     "TextWriter",
     "CsvWriter",
     "JsonLinesWriter",
+    "CsvRows",
+    "JsonRows",
     "CSV_COLUMNS",
     "SummaryRow",
     "Summary",
@@ -27,6 +33,7 @@ __all__ = [
 ]
 
 _BATCH = 4096
+_WRITE_CHARS = 1 << 18
 
 
 def write_utf8(stream: IO[str], data: bytes | memoryview) -> None:
@@ -40,15 +47,19 @@ def write_utf8(stream: IO[str], data: bytes | memoryview) -> None:
     elif isinstance(stream, io.BytesIO):
         stream.write(data)
     else:
-        stream.write(str(data, "utf-8"))
+        stream.write(str(data, "utf-8", "surrogatepass"))
 
 
 class TextWriter:
-    """tracefmt text: one formatted line per message, batched writes."""
+    """One output line per message (any format: the lines are made by the decoder), written
+    in batches of about _WRITE_CHARS characters: a ``write`` per line would cost as much as
+    making the line, and one huge string per write costs its allocation (the memory goes back
+    to the system and page faults bring it back)."""
 
-    def __init__(self, stream: IO[str], batch: int = _BATCH) -> None:
+    def __init__(self, stream: IO[str], batch: int | None = None) -> None:
         self.stream = stream
-        self.batch = batch
+        self.batch = _BATCH if batch is None else batch
+        self._adapt = batch is None       # size batches by the lines' length
         self._pending: list[str] = []
 
     def write_line(self, line: str) -> None:
@@ -62,9 +73,6 @@ class TextWriter:
         if len(self._pending) >= self.batch:
             self.flush()
 
-    def write_message(self, message) -> None:
-        self.write_line(message.line)
-
     def write_utf8(self, data: bytes | memoryview) -> None:
         """Newline-terminated lines as UTF-8 (the C renderer's output)."""
         if self._pending:
@@ -72,11 +80,17 @@ class TextWriter:
         write_utf8(self.stream, data)
 
     def flush(self) -> None:
-        if self._pending:
-            self._pending.append("")
-            data = "\n".join(self._pending)
+        pending = self._pending
+        if pending:
             self._pending = []
-            self.stream.write(data)
+            write, batch = self.stream.write, self.batch
+            for start in range(0, len(pending), batch):
+                part = pending[start:start + batch]
+                part.append("")
+                data = "\n".join(part)
+                write(data)
+            if self._adapt:   # lines per write for the next batches, from this one's size
+                self.batch = max(64, min(_BATCH, _WRITE_CHARS * (len(part) - 1) // max(1, len(data))))
         self.stream.flush()
 
     def close(self) -> None:
@@ -100,25 +114,44 @@ CSV_COLUMNS = (
 )
 
 
-class CsvWriter:
-    """CSV: the nine prefix variables, then the formatted line. Always valid CSV (RFC 4180 quoting)."""
+def csv_field(value: str, quote_all: bool = False) -> str:
+    """One CSV field as Python's csv module writes it (RFC 4180: quoted when it holds a
+    comma, a quote or a line feed, quotes doubled; every field with ``quote_all``)."""
+    if quote_all or "," in value or '"' in value or "\n" in value:
+        return '"' + value.replace('"', '""') + '"'
+    return value
 
-    def __init__(self, stream: IO[str], header: bool = True, quote_all: bool = False) -> None:
-        self.stream = stream
-        self._writer = csv.writer(
-            stream, lineterminator="\n", quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL)
-        if header:
-            self._writer.writerow(CSV_COLUMNS)
 
-    def write_message(self, m) -> None:
-        self._writer.writerow((
-            m.component, m.name, "0x%04X" % m.thread_id, m.time_text, m.kernel_time, m.user_time,
-            m.sequence, "0x%04X" % m.process_id, m.cpu, m.line))
+def csv_bytes_field(value: bytes, quote_all: bool = False) -> bytes:
+    """``csv_field`` of UTF-8 text (the C renderer's lines)."""
+    if quote_all or b"," in value or b'"' in value or b"\n" in value:
+        return b'"' + value.replace(b'"', b'""') + b'"'
+    return value
 
-    def flush(self) -> None:
-        self.stream.flush()
 
-    close = flush
+class CsvRows:
+    """CSV rows (CSV_COLUMNS), as UTF-8: the nine prefix variables, then the formatted line
+    (``line``); ``piece`` (GuidName, MessageName) is what a row takes from its message."""
+
+    def __init__(self, quote_all: bool = False) -> None:
+        self.quote_all = quote_all
+        q = b'"' if quote_all else b""
+        # KernelTime and UserTime are always 0 (user-mode traces carry no CPU times)
+        self.LINE = (b"%s,Q0x%04XQ,Q%sQ,Q0Q,Q0Q,Q%dQ,Q0x%04XQ,Q%dQ,%s\n").replace(b"Q", q)
+
+    def header(self) -> str:
+        return ",".join(csv_field(c, self.quote_all) for c in CSV_COLUMNS)
+
+    def piece(self, component: str, name: str) -> bytes:
+        """What a row takes from its message: GuidName and MessageName."""
+        return (csv_field(component, self.quote_all) + "," +
+                csv_field(name, self.quote_all)).encode("utf-8", "surrogatepass")
+
+    def line(self, piece: bytes, tid: int, time_text: bytes, seq: int, pid: int, cpu: int,
+             line: bytes) -> bytes:
+        """One row, its line end included."""
+        return self.LINE % (piece, tid, time_text, seq, pid, cpu,
+                            csv_bytes_field(line, self.quote_all))
 
 
 def filetime_to_iso(filetime: int) -> str:
@@ -146,53 +179,88 @@ def _json_value(value):
     return str(value)
 
 
-class JsonLinesWriter:
-    """JSON Lines: one object per message with its facts and its arguments as typed values."""
+class JsonRows:
+    """JSON Lines, as UTF-8: one object per message with its facts and its arguments as typed
+    values. Keys, in order: timestamp (ISO 8601 UTC, 100 ns), filetime, guid, number, status,
+    component, name, file, line, function, level, flags (``head``: the same for every event
+    of a message and status), processor, thread_id, process_id, sequence (the event's), text,
+    args ([{name, type, value}]) and, for a format error, error (``tail``)."""
 
-    def __init__(self, stream: IO[str], batch: int = 1024) -> None:
-        self.stream = stream
-        self.batch = batch
-        self._pending: list[str] = []
+    def __init__(self) -> None:
         self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        self._arg_names: dict[tuple, str] = {}     # (name, item) -> '{"name":..,"type":..,"value":'
+        self._second = None
+        self._second_text = b""
 
-    def write_message(self, m) -> None:
-        record = {
-            "timestamp": filetime_to_iso(m.filetime) if m.filetime is not None else None,
-            "filetime": m.filetime,
-            "guid": str(m.guid) if m.guid is not None else None,
-            "number": m.number,
-            "status": m.status,
-            "component": m.component,
-            "name": m.name,
-            "file": m.source_file,
-            "line": m.source_line,
-            "function": m.function,
-            "level": m.level,
-            "flags": m.flags,
-            "processor": m.cpu,
-            "thread_id": m.thread_id,
-            "process_id": m.process_id,
-            "sequence": m.sequence,
-            "text": m.text,
-            "args": [
-                {"name": name, "type": item, "value": _json_value(value)}
-                for name, item, value in (m.args or ())
-            ],
-        }
-        if m.error:
-            record["error"] = m.error
-        self._pending.append(self._dumps(record))
-        if len(self._pending) >= self.batch:
-            self.flush()
+    def head(self, guid: uuid.UUID | None, number: int, status: str, component: str, name: str,
+             markers: dict) -> bytes:
+        """The keys from ``guid`` to ``flags``."""
+        return _utf8("," + self._dumps(dict(zip(_JSON_HEAD_KEYS, (
+            str(guid) if guid is not None else None, number, status, component, name,
+            markers.get("FILE", ""), markers.get("LINE", ""), markers.get("FUNC", ""),
+            markers.get("LEVEL", ""), markers.get("FLAGS", "")))))[1:-1])
 
-    def flush(self) -> None:
-        if self._pending:
-            self._pending.append("")
-            self.stream.write("\n".join(self._pending))
-            self._pending = []
-        self.stream.flush()
+    def tail(self, text: str, args, error: str = "") -> bytes:
+        """The keys ``text``, ``args`` (and ``error``), the closing brace and the line end."""
+        enc, names = _encode_string, self._arg_names
+        parts = []
+        for n, item, v in args:
+            name = names.get((n, item))
+            if name is None:
+                name = names[(n, item)] = '{"name":%s,"type":%s,"value":' % (enc(n), enc(item))
+            kind = type(v)
+            if kind is str:
+                value = enc(v)
+            elif kind is int:
+                value = repr(v)
+            elif kind is uuid.UUID:
+                value = '"%s"' % v
+            elif kind is float and v - v == 0:      # finite: json writes float.__repr__
+                value = repr(v)
+            else:
+                value = self._dumps(_json_value(v))
+            parts.append(name + value + "}")
+        tail = ',"text":' + enc(text) + ',"args":[' + ",".join(parts) + "]"
+        if error:
+            tail += ',"error":' + enc(error)
+        return _utf8(tail + "}\n")
 
-    close = flush
+    def line(self, head: bytes, tail: bytes, filetime: int | None, cpu: int, tid: int, pid: int,
+             seq: int) -> bytes:
+        """One object, its line end included."""
+        if filetime is None:
+            return _JSON_NO_TIME % (head, cpu, tid, pid, seq, tail)
+        second, ticks = divmod(filetime, 10_000_000)
+        if second != self._second:
+            self._second = second
+            self._second_text = filetime_to_iso(second * 10_000_000)[:-8].encode()
+        return _JSON_LINE % (self._second_text, ticks, filetime, head, cpu, tid, pid, seq, tail)
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+_JSON_HEAD_KEYS = ("guid", "number", "status", "component", "name", "file", "line",
+                   "function", "level", "flags")
+_JSON_LINE = (b'{"timestamp":"%s%07dZ","filetime":%d%s,"processor":%d,"thread_id":%d,'
+              b'"process_id":%d,"sequence":%d%s')
+_JSON_NO_TIME = (b'{"timestamp":null,"filetime":null%s,"processor":%d,"thread_id":%d,'
+                 b'"process_id":%d,"sequence":%d%s')
+
+
+class CsvWriter(TextWriter):
+    """CSV lines (made by ``CsvRows``), after the header row unless ``header`` is False."""
+
+    def __init__(self, stream: IO[str], header: bool = True, quote_all: bool = False) -> None:
+        super().__init__(stream)
+        self.rows = CsvRows(quote_all)
+        if header:
+            self.write_line(self.rows.header())
+
+
+class JsonLinesWriter(TextWriter):
+    """JSON Lines (made by ``JsonRows``)."""
 
 
 # -- summary ------------------------------------------------------------------------------

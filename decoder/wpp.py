@@ -1,18 +1,20 @@
-"""The WPP decoding pipeline: message records -> TMF lookup -> compiled formatter -> prefix + text.
+"""WPP messages formatted like tracefmt: the engine's rows -> TMF lookup -> compiled formatter
+-> text, CSV or JSON Lines (or WppMessage objects).
 
-Records come from the decoder engine in ProcessTrace order. Each (message GUID, number) is
-resolved once: its TMF ``Message`` is looked up, its ``MessageFormatter`` compiled
-(``wpptrace.tmf.render.compile_message``) and the prefix template bound to its fixed values;
-the result is cached, so a message costs one dict lookup, one argument render and one ``%``
-for the prefix. The text path (``render_rows``) goes further: each message compiles once
-to a program of the C renderer (``wpptrace.tmf.native``), which prints the engine's compact
-rows into one buffer; Python prints only what the renderer leaves to it. Messages without a
-format give tracefmt's ``Unknown( N): GUID=...`` line,
+``WppDecoder.format`` is the one formatting loop. Rows come from the decoder engine in
+ProcessTrace order (decoder.engine with the ``wpp_rows.RowView``). Each (message GUID,
+number) is resolved once: its TMF ``Message`` is looked up, its ``MessageFormatter``
+compiled (``wpptrace.tmf.render.compile_message``) and, the first time a row needs it, a
+program of the C renderer (``wpptrace.tmf.native``), which prints every row of a merged chunk
+into one buffer in one call; Python prints only what the renderer leaves to it. CSV rows and
+JSON objects take each row's text from that buffer and add the event's own facts
+(decoder.output). Messages without a format give tracefmt's ``Unknown( N): GUID=...`` line,
 messages whose arguments don't fit give a format-error line; both are counted, neither stops
 the run. Records that are not TraceMessage records are counted and skipped.
 
-``WppMessage.property(name)`` is the TdhGetWppProperty-like accessor: a named argument (or a
-WPP property such as ``FormattedString``, ``FunctionName``) as a typed value.
+``decode_record`` decodes one ``Record`` into a ``WppMessage``, whose ``property(name)`` is
+the TdhGetWppProperty-like accessor: a named argument (or a WPP property such as
+``FormattedString``, ``FunctionName``) as a typed value.
 """
 from __future__ import annotations
 
@@ -42,6 +44,10 @@ _NO_GUID = uuid.UUID(int=0)
 
 _KIND_SYSTEM = ETL.ETLRD_KIND_SYSTEM
 _NO_TIME = -(1 << 63)          # wpp_rows.NO_TIME: the record carries no time
+_TIME_OUT_OF_RANGE = _NO_TIME + 1
+_HAS_GUID = ETL.ETLRD_HAS_GUID
+_POINTER64, _POINTER32 = ETL.TRACE_MESSAGE_POINTER64, ETL.TRACE_MESSAGE_POINTER32
+_OUTPUTS = ("text", "lines", "csv", "jsonl", "messages")
 
 # Status of a decoded record.
 OK = "ok"
@@ -193,7 +199,7 @@ class _Entry:
 
     __slots__ = ("guid", "number", "message", "formatter", "prefix", "markers", "component",
                  "name", "has_prefix", "count", "unknown", "format", "compile_error",
-                 "program", "native_rows")
+                 "program", "native_rows", "csv_piece", "json_heads")
 
     def __init__(self, guid, number):
         self.guid = guid
@@ -211,6 +217,9 @@ class _Entry:
         self.compile_error = None
         self.program = None  # the C renderer's program id (HOLE: Python prints the lines)
         self.native_rows = 0  # rows of that program already in ``count``
+        self.csv_piece = None   # what its CSV rows take from it (decoder.output.CsvRows.piece)
+        self.json_heads = None  # its JSON objects' heads (by GUID present: 0 or the bit) and
+        #                         kept tails (by -pointer size: argument bytes -> tail)
 
 
 def _import_render():
@@ -241,6 +250,7 @@ class WppDecoder:
         self._render = None
         self._printer: RowPrinter | None = None  # the C renderer's, made on first use
         self._prefix_program: int | None = None  # its shared prefix program (-1: Python's)
+        self._printer_mode: tuple[bool, bool] = (noprefix, False)   # (noprefix, Python alone)
         self._key_entries: list[_Entry] = []     # row key id -> entry (mirrors the C key table)
 
     # -- per-message resolution -----------------------------------------------------------
@@ -285,94 +295,58 @@ class WppDecoder:
                 self._guid_components.setdefault(message.guid, message.component)
         return self._guid_components.get(guid)
 
-    # -- text from Record objects (any source: several files, live sessions) ---------------
-    def format_records(self, records: Iterable, ctx: FileContext) -> Iterator[str]:
-        """Yield the output line of every record (header line included; other non-WPP records skipped)."""
-        entries = self._entries
-        counters = self.counters
-        make_entry = self._entry
-        time_text = self.time_text
-        to_filetime = ctx.to_filetime
-        default_psize = ctx.pointer_size
-        noprefix = self.noprefix
-        events = messages = non_wpp = 0
-        first = True
-        try:
-            for rec in records:
-                events += 1
-                if rec.kind != "message":
-                    if first and _is_logfile_header(rec):
-                        yield self._header_line(rec, ctx)
-                    else:
-                        non_wpp += 1
-                    first = False
-                    continue
-                first = False
-                messages += 1
-                key = (rec.message_guid, rec.event_id)
-                entry = entries.get(key)
-                if entry is None:
-                    entry = make_entry(*key)
-                entry.count += 1
-                formatter = entry.formatter
-                if formatter is None:
-                    if entry.unknown is not None:
-                        counters.unknown += 1
-                        yield entry.unknown
-                        continue
-                    counters.format_errors += 1
-                    text = _format_error_line(entry, entry.compile_error)
-                else:
-                    psize = message_pointer_size(rec.flags, default_psize)
-                    try:
-                        text = formatter.format(rec.user_data, psize, entry.markers)
-                    except Exception as exc:  # args don't fit: a format-error line, keep going
-                        counters.format_errors += 1
-                        text = _format_error_line(entry, str(exc) or type(exc).__name__)
-                if noprefix or not entry.has_prefix:
-                    yield text
-                    continue
-                prefix = self._bound_prefix(entry)
-                if prefix.static is not None:
-                    yield prefix.static + text
-                    continue
-                raw = rec.timestamp
-                if prefix.needs_time and raw is not None:
-                    tt = time_text(to_filetime(raw) if to_filetime is not None else raw)
-                else:
-                    tt = ""
-                yield prefix.template % prefix.pick((
-                    rec.thread_id or 0, tt, 0, 0, rec.sequence or 0, rec.process_id or 0,
-                    rec.processor or 0)) + text
-        finally:
-            counters.events += events
-            counters.messages += messages
-            counters.non_wpp += non_wpp
-            counters.formatted = (counters.messages - counters.unknown - counters.format_errors)
+    # -- the formatting loop ---------------------------------------------------------------
+    def format(self, chunks: Iterable[tuple[Sequence[int], list]], view, output: str = "text",
+               quote_all: bool = False) -> Iterator:
+        """The one formatting loop: the engine's chunks of row refs (``view``: the
+        ``wpp_rows.RowView`` that made them) -> per chunk, the chosen output:
 
-    def render_rows(self, chunks: Iterable[tuple[Sequence[int], list]], view) -> Iterator[bytes]:
-        """The hot path: the engine's chunks of row refs (``view``: the ``wpp_rows.RowView``
-        that made them) -> UTF-8 text, one line per message (the same text as
-        ``format_records``). The C renderer (``wpptrace.tmf.native``) prints each row from its
-        message's program; what it leaves to Python (the log-file header line, argument bytes
-        that do not fit, the item types only Python prints) is filled in here."""
-        for text, _ends in self._rendered_chunks(chunks, view, False):
-            yield text
+        * "text": UTF-8 bytes, one tracefmt line per message (the C renderer's buffer, valid
+          until the next chunk is asked for); "lines": the same as lists of str;
+        * "csv" / "jsonl": UTF-8 bytes, one CSV row / JSON object per message
+          (decoder.output ``CsvRows``, ``JsonRows``; ``quote_all``: every CSV field quoted);
+        * "messages": lists of ``WppMessage`` (the log-file header left out).
 
-    def format_rows(self, chunks: Iterable[tuple[Sequence[int], list]], view) -> Iterator[list[str]]:
-        """``render_rows`` as lists of lines (a line may hold line breaks of its message)."""
-        for text, ends in self._rendered_chunks(chunks, view, True):
-            lines, start = [], 0
-            for end in ends:
-                if end > start:
-                    lines.append(str(text[start:end - 1], "utf-8"))
-                    start = end
-            yield lines
+        Each message compiles once to a program of the C renderer (``wpptrace.tmf.native``),
+        which prints every row of a merged chunk into one buffer in one call (with the prefix
+        for text and CSV, without it for JSON Lines and messages); what it leaves to Python
+        (the log-file header, argument bytes that do not fit, item types only Python prints)
+        is made here, at its place. The structured outputs take each row's text from that
+        buffer and add the row's own facts (time, thread, process, sequence, processor) and,
+        for JSON Lines, the typed arguments (decoded once per distinct argument block)."""
+        if output not in _OUTPUTS:
+            raise ValueError(f"output {output!r}: expected one of {', '.join(_OUTPUTS)}")
+        structured = output in ("csv", "jsonl", "messages")
+        rendered = self._rendered_chunks(chunks, view, want_ends=output != "text",
+                                         fill_holes=not structured,
+                                         prefixed=output in ("text", "lines", "csv"),
+                                         python_only=output == "messages")
+        if output == "text":
+            for text, _ends, _items, _holes in rendered:
+                yield text
+            return
+        if output == "lines":
+            for text, ends, _items, _holes in rendered:
+                lines, start = [], 0
+                for end in ends:
+                    if end > start:
+                        lines.append(str(text[start:end - 1], "utf-8"))
+                        start = end
+                yield lines
+            return
+        rows = _StructuredRows(self, output, quote_all)
+        for text, ends, items, holes in rendered:
+            yield rows.chunk(text, ends, items, holes, view)
 
-    def _rendered_chunks(self, chunks, view, want_ends: bool):
-        """(text, line ends) per chunk; the text may be the renderer's buffer (valid until
-        the next chunk is asked for)."""
-        printer = self._row_printer()
+    def _rendered_chunks(self, chunks, view, want_ends: bool, fill_holes: bool, prefixed: bool,
+                         python_only: bool = False):
+        """(text, line ends, row refs, holes) per chunk; the text may be the renderer's buffer
+        (valid until the next chunk is asked for). ``fill_holes``: the lines Python prints
+        are put in the text (else the holes [(item index, text position)] are handed out);
+        ``prefixed``: the C renderer prints the prefix; ``python_only``: every row is left to
+        Python (what a per-record caller wants: typed values, exact error details)."""
+        printer = self._row_printer(noprefix=self.noprefix or not prefixed,
+                                    python_only=python_only)
         tables = view.tables
         key_entries, key_program = self._key_entries, printer.key_program
         counters = self.counters
@@ -387,15 +361,17 @@ class WppDecoder:
                 for key in range(len(key_entries), tables.key_count()):  # compiled on first use
                     entry = self._raw_entry(*tables.key_info(key))
                     key_entries.append(entry)
-                    key_program.append(self._program(entry))
+                for key in range(len(key_program), len(key_entries)):
+                    key_program.append(self._program(key_entries[key]))
                 sources = view.sources
                 text, holes, ends, skipped = printer.print(
                     items, view.datas, view.blobs,
                     [8 if s is None else s.pointer_size for s in sources], want_ends)
                 non_wpp += skipped
-                if holes:
+                if holes and fill_holes:
                     text, ends = self._fill_holes(text, ends, items, view, holes)
-                yield text, ends
+                    holes = []
+                yield text, ends, items, holes
         finally:
             counters.events += events
             counters.non_wpp += non_wpp
@@ -465,11 +441,20 @@ class WppDecoder:
                 self.time_text.from_milli(milli)
         return self._bound_prefix(entry).render((tid, tt, 0, 0, seq, pid, cpu)) + text
 
-    def _row_printer(self) -> RowPrinter:
-        if self._printer is None:
+    def _row_printer(self, noprefix: bool | None = None, python_only: bool = False) -> RowPrinter:
+        """The C renderer's printer for this run; its programs print the prefix unless
+        ``noprefix``. A run asking for the other form (or for Python alone) gets a new one."""
+        noprefix = self.noprefix if noprefix is None else noprefix
+        mode = (noprefix, python_only)
+        if self._printer is None or self._printer_mode != mode:
             from wpptrace.tmf.native import NativeRenderer
 
-            self._printer = RowPrinter(NativeRenderer(utc=self.utc, noprefix=self.noprefix))
+            self._printer = RowPrinter(NativeRenderer(utc=self.utc, noprefix=noprefix))
+            self._printer_mode = mode
+            self._prefix_program = None
+            for entry in self._key_entries + list(self._raw_entries.values()):
+                self._sync_entry(entry)
+                entry.program, entry.native_rows = None, 0
         return self._printer
 
     def _program(self, entry: _Entry) -> int:
@@ -480,15 +465,18 @@ class WppDecoder:
         from wpptrace.tmf.native import SharedPrefix, encode
 
         program = RowPrinter.HOLE
+        noprefix, python_only = self._printer_mode
         try:
-            if entry.unknown is not None:
+            if python_only:
+                blob = None
+            elif entry.unknown is not None:
                 blob = encode([], [("lit", entry.unknown)], None, prefix=False)
             elif entry.formatter is None:
                 blob = None
             else:
                 compiled = entry.formatter.native_ops(entry.markers)
                 prefix = None
-                if compiled is not None and entry.has_prefix and not self.noprefix:
+                if compiled is not None and entry.has_prefix and not noprefix:
                     shared = self._shared_prefix()
                     if shared is None:
                         compiled = None
@@ -497,7 +485,7 @@ class WppDecoder:
                             entry.component, entry.name, entry.markers))
                 blob = None if compiled is None else encode(*compiled, prefix, prefix=entry.has_prefix)
             if blob is not None:
-                program = self._row_printer().renderer.add(blob)
+                program = self._printer.renderer.add(blob)
         except UnicodeEncodeError:  # text only Python can write: its lines stay with Python
             program = RowPrinter.HOLE
         entry.program = program
@@ -508,25 +496,27 @@ class WppDecoder:
         only Python prints this prefix."""
         if self._prefix_program is None:
             ops = self.prefix.native_shared_ops()
-            self._prefix_program = -1 if ops is None else self._row_printer().renderer.add_prefix(ops)
+            self._prefix_program = -1 if ops is None else self._printer.renderer.add_prefix(ops)
         return None if self._prefix_program < 0 else self._prefix_program
 
     def _sync_native_counts(self) -> None:
         """Add the rows the C renderer printed to the messages' counts (and the Unknowns)."""
         if self._printer is None:
             return
-        native = self._printer.renderer
         for entry in self._key_entries:
-            program = entry.program
-            if program is None or program < 0:
-                continue
-            rows = native.rows_rendered(program)
-            new = rows - entry.native_rows
-            if new:
-                entry.count += new
-                entry.native_rows = rows
-                if entry.unknown is not None:
-                    self.counters.unknown += new
+            self._sync_entry(entry)
+
+    def _sync_entry(self, entry: _Entry) -> None:
+        program = entry.program
+        if self._printer is None or program is None or program < 0:
+            return
+        rows = self._printer.renderer.rows_rendered(program)
+        new = rows - entry.native_rows
+        if new:
+            entry.count += new
+            entry.native_rows = rows
+            if entry.unknown is not None:
+                self.counters.unknown += new
 
     def _bound_prefix(self, entry: _Entry):
         if entry.prefix is None:
@@ -544,28 +534,7 @@ class WppDecoder:
         return entry
 
     # -- the structured path --------------------------------------------------------------
-    def decode_records(self, records: Iterable, ctx: FileContext, *,
-                       include_header: bool = True) -> Iterator[WppMessage]:
-        """Yield a ``WppMessage`` per WPP record (and the logfile header unless include_header=False)."""
-        counters = self.counters
-        first = True
-        try:
-            for rec in records:
-                counters.events += 1
-                if rec.kind != "message":
-                    if first and _is_logfile_header(rec):
-                        if include_header:
-                            yield self._header_message(rec, ctx)
-                    else:
-                        counters.non_wpp += 1
-                    first = False
-                    continue
-                first = False
-                counters.messages += 1
-                yield self.decode_record(rec, ctx)
-        finally:
-            counters.formatted = (counters.messages - counters.unknown - counters.format_errors)
-
+    # -- one record, structured ---------------------------------------------------------
     def decode_record(self, rec, ctx: FileContext) -> WppMessage:
         """Decode one TraceMessage record (counts it as unknown / format error when it is one)."""
         key = (rec.message_guid, rec.event_id)
@@ -590,18 +559,7 @@ class WppDecoder:
             msg.text = msg.line = entry.unknown
             return msg
         psize = message_pointer_size(rec.flags or 0, ctx.pointer_size)
-        formatter = entry.formatter
-        try:
-            if formatter is None:
-                raise ValueError(entry.compile_error)
-            msg.args = [tuple(a) for a in formatter.decode_args(rec.user_data, psize)]
-            msg.text = formatter.format(rec.user_data, psize, markers)
-        except Exception as exc:
-            self.counters.format_errors += 1
-            msg.status = FORMAT_ERROR
-            msg.error = str(exc) or type(exc).__name__
-            msg.text = _format_error_line(entry, msg.error)
-        msg.line = msg.text
+        self._decode_into(msg, entry, rec.user_data, psize)
         if entry.has_prefix and not self.noprefix:
             msg.line = self._bound_prefix(entry).render((
                 msg.thread_id, time_text, 0, 0, msg.sequence, msg.process_id, msg.cpu)) + msg.text
@@ -641,9 +599,9 @@ class WppDecoder:
             self._entries[("header", 0)] = entry
         return entry
 
-    def _header_message(self, rec, ctx: FileContext) -> WppMessage:
-        line = self._header_line(rec, ctx)
-        filetime, tt = self._header_values(rec, ctx)
+    def _header_message(self, rec, clock) -> WppMessage:
+        line = self._header_line(rec, clock)
+        filetime, tt = self._header_values(rec, clock)
         return WppMessage(
             status=HEADER, guid=EVENT_TRACE_GUID, number=0, filetime=filetime, time_text=tt,
             cpu=rec.processor or 0, thread_id=rec.thread_id or 0, process_id=rec.process_id or 0,
@@ -664,6 +622,65 @@ class WppDecoder:
                 entry = self._header_entry() if key == ("header", 0) else self._entry(*key)
             entry.count += count
 
+    def _row_message(self, ref: int, view) -> WppMessage | None:
+        """One row decoded by Python as ``decode_record`` decodes a record (the structured
+        outputs' rows the C renderer leaves, and every row of the "messages" output)."""
+        from .wpp_rows import (KEY_OVERFLOW, LOGFILE_HEADER, NOT_MESSAGE, ROW_FORMAT, ROW_SIZE,
+                               header_record)
+
+        slot, index = ref >> 32, ref & 0xFFFFFFFF
+        full = ROW_FORMAT.unpack_from(view.blobs[slot], index * ROW_SIZE)
+        (ts, milli, kid, _slot, _index, tid, pid, seq, poff, plen, goff, cpu, number, flags,
+         _kind, present) = full
+        source = view.sources[slot]
+        if kid == NOT_MESSAGE:
+            return None               # not a TraceMessage record (counted by the loop)
+        if kid == LOGFILE_HEADER:
+            return self._header_message(header_record(full), source.clock)
+        if kid == KEY_OVERFLOW:  # more distinct messages than the C table holds
+            data = view.datas[slot]
+            entry = self._raw_entry(data[goff:goff + 16] if goff else bytes(16), number)
+        else:
+            entry = self._key_entries[kid]
+        entry.count += 1
+        filetime = None if milli == _NO_TIME else source.clock.to_filetime(ts)
+        time_text = self.time_text(filetime) if filetime is not None else ""
+        markers = entry.markers
+        msg = WppMessage(
+            status=OK, guid=entry.guid if present & _HAS_GUID else None, number=number,
+            filetime=filetime, time_text=time_text, cpu=cpu, thread_id=tid, process_id=pid,
+            sequence=seq, kernel_time=0, user_time=0, component=entry.component, name=entry.name,
+            source_file=markers.get("FILE", ""), source_line=markers.get("LINE", ""),
+            function=markers.get("FUNC", ""), level=markers.get("LEVEL", ""),
+            flags=markers.get("FLAGS", ""), subcomponent=markers.get("SUBCOMP", ""),
+            text="", line="")
+        if entry.message is None:
+            self.counters.unknown += 1
+            msg.status = UNKNOWN
+            msg.text = msg.line = entry.unknown
+            return msg
+        data = view.datas[slot][poff:poff + plen]
+        psize = message_pointer_size(flags, source.pointer_size)
+        self._decode_into(msg, entry, data, psize)
+        if entry.has_prefix and not self.noprefix:
+            msg.line = self._bound_prefix(entry).render((tid, time_text, 0, 0, seq, pid, cpu)) + msg.text
+        return msg
+
+    def _decode_into(self, msg: WppMessage, entry: _Entry, data, psize: int) -> None:
+        """A known message's typed arguments and text (or its format error) into ``msg``."""
+        formatter = entry.formatter
+        try:
+            if formatter is None:
+                raise ValueError(entry.compile_error)
+            msg.args = formatter.decode_args(data, psize)
+            msg.text = formatter.format(data, psize, entry.markers)
+        except Exception as exc:
+            self.counters.format_errors += 1
+            msg.status = FORMAT_ERROR
+            msg.error = str(exc) or type(exc).__name__
+            msg.text = _format_error_line(entry, msg.error)
+        msg.line = msg.text
+
     def summary_rows(self):
         """(count, event name, event type, guid text) per message seen, for the FmtSum table."""
         from .output import SummaryRow
@@ -676,7 +693,132 @@ class WppDecoder:
         return rows
 
 
-def _is_logfile_header(rec) -> bool:
-    """The TRACE_LOGFILE_HEADER record: a system record with hook 0 (EventTrace group, type 0)."""
-    return rec.kind == "system" and (rec.event_id or 0) == 0 and (
-        getattr(rec, "provider_id", None) in (None, EVENT_TRACE_GUID))
+class _StructuredRows:
+    """CSV rows, JSON objects (UTF-8 bytes per chunk) or WppMessages (lists) of the
+    formatting loop's chunks: each row's text from the C renderer's buffer (its ``ends``),
+    the row's own facts from the row, and what the renderer left to Python (``holes``) from
+    ``WppDecoder._row_message``."""
+
+    #: distinct argument blocks whose JSON arguments are kept (one decode each)
+    ARGS_MEMO = 1 << 16
+
+    def __init__(self, decoder: WppDecoder, output: str, quote_all: bool) -> None:
+        from .output import CsvRows, JsonRows
+        from .wpp_rows import ROW_FORMAT, ROW_SIZE
+
+        self.decoder = decoder
+        self.output = output
+        self.csv = CsvRows(quote_all) if output == "csv" else None
+        self.json = JsonRows() if output == "jsonl" else None
+        self._unpack, self._row_size = ROW_FORMAT.unpack_from, ROW_SIZE
+        self._kept = 0            # JSON tails kept (per message: pointer size -> bytes -> tail)
+        self._milli = None        # the CSV time text of the last millisecond seen
+        self._time = b""
+
+    def chunk(self, text, ends: list[int], items, holes: list[tuple[int, int]], view):
+        decoder = self.decoder
+        if self.output == "messages":
+            return [m for m in (decoder._row_message(ref, view) for ref in items)
+                    if m is not None and m.status != HEADER]
+        out: list[bytes] = []
+        append = out.append
+        hole_rows = {row for row, _pos in holes}
+        csv, json = self.csv, self.json
+        unpack, row_size = self._unpack, self._row_size
+        key_entries, blobs, datas, sources = decoder._key_entries, view.blobs, view.datas, view.sources
+        time_text = decoder.time_text
+        text = bytes(text)
+        start = 0
+        for i, ref in enumerate(items):
+            if i in hole_rows:
+                append(self._hole(decoder._row_message(ref, view)))
+                continue
+            end = ends[i]
+            if end == start:
+                continue                  # not a TraceMessage record: counted, skipped
+            line = text[start:end - 1]
+            start = end
+            slot = ref >> 32
+            (ts, milli, kid, _slot, _index, tid, pid, seq, poff, plen, _goff, cpu, _number, flags,
+             _kind, present) = unpack(blobs[slot], (ref & 0xFFFFFFFF) * row_size)
+            entry = key_entries[kid]
+            if csv is not None:
+                piece = entry.csv_piece
+                if piece is None:
+                    piece = entry.csv_piece = csv.piece(entry.component, entry.name)
+                if milli != self._milli:      # the time text changes at most once per ms
+                    self._milli = milli
+                    if milli > _TIME_OUT_OF_RANGE:
+                        self._time = time_text.from_milli(milli).encode()
+                    elif milli == _NO_TIME:
+                        self._time = b""
+                    else:
+                        self._time = time_text(sources[slot].clock.to_filetime(ts)).encode()
+                append(csv.line(piece, tid, self._time, seq, pid, cpu, line))
+                continue
+            source = sources[slot]
+            clock = source.clock
+            offset = clock.offset
+            if milli == _NO_TIME:
+                filetime = None
+            else:
+                filetime = ts + offset if offset is not None else clock.to_filetime(ts)
+            memo = entry.json_heads
+            if memo is None:
+                memo = entry.json_heads = {}
+            if entry.unknown is not None:
+                head = memo.get(present & _HAS_GUID)
+                if head is None:
+                    head = memo[present & _HAS_GUID] = self._json_head(entry, UNKNOWN, present)
+                append(json.line(head, json.tail(str(line, "utf-8"), ()), filetime, cpu, tid,
+                                 pid, seq))
+                continue
+            # typed arguments: decoded once per distinct argument block (and pointer size)
+            psize = 8 if flags & _POINTER64 else 4 if flags & _POINTER32 else source.pointer_size
+            args = memo.get(-psize)
+            if args is None:
+                args = memo[-psize] = {}
+            data = datas[slot][poff:poff + plen]
+            tail = args.get(data)
+            if tail is None:
+                tail = json.tail(str(line, "utf-8"), entry.formatter.decode_args(data, psize))
+                if self._kept >= self.ARGS_MEMO:
+                    self._forget(key_entries)
+                self._kept += 1
+                args[data] = tail
+            head = memo.get(present & _HAS_GUID)
+            if head is None:
+                head = memo[present & _HAS_GUID] = self._json_head(entry, OK, present)
+            append(json.line(head, tail, filetime, cpu, tid, pid, seq))
+        return b"".join(out)
+
+    def _json_head(self, entry: _Entry, status: str, present: int) -> bytes:
+        has_guid = present & _HAS_GUID
+        return self.json.head(entry.guid if has_guid else None, entry.number, status,
+                              entry.component, entry.name, entry.markers)
+
+    def _forget(self, entries) -> None:
+        """Drop the kept JSON arguments (bounded memory: ARGS_MEMO blocks at most)."""
+        for entry in entries:
+            if entry.json_heads is not None:
+                for key in (-4, -8):
+                    entry.json_heads.pop(key, None)
+        self._kept = 0
+
+    def _hole(self, m: WppMessage) -> bytes:
+        """The row or object of a message Python decoded."""
+        if self.csv is not None:
+            csv = self.csv
+            return csv.line(csv.piece(m.component, m.name), m.thread_id,
+                            m.time_text.encode(), m.sequence, m.process_id, m.cpu,
+                            m.line.encode("utf-8", "surrogatepass"))
+        json = self.json
+        return json.line(json.head(m.guid, m.number, m.status, m.component, m.name,
+                                   _markers_of(m)),
+                         json.tail(m.text, m.args, m.error), m.filetime, m.cpu, m.thread_id,
+                         m.process_id, m.sequence)
+
+
+def _markers_of(m: WppMessage) -> dict:
+    return {"FILE": m.source_file, "LINE": m.source_line, "FUNC": m.function,
+            "LEVEL": m.level, "FLAGS": m.flags}

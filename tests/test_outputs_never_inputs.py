@@ -136,7 +136,7 @@ def test_an_interrupted_decode_leaves_the_old_output(capture, tmf_dir, tmp_path,
         yield b"a first line\n"
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(wpp.WppDecoder, "render_rows", interrupted)
+    monkeypatch.setattr(wpp.WppDecoder, "format", interrupted)
     opts = cli_fmt.FmtOptions(files=[str(capture)], tmf_dirs=[str(tmf_dir)], output=str(out))
     with pytest.raises(KeyboardInterrupt):
         cli_fmt.run_fmt(opts)

@@ -10,7 +10,7 @@ import datetime
 
 import pytest
 from dissect.etl import ETL
-from fmthelp import row_lines, run_fmt_capture
+from fmthelp import reference_lines, row_lines, run_fmt_capture
 
 from wpptrace import tmf
 from wpptrace.decoder.etlfile import EtlFile
@@ -92,7 +92,6 @@ def test_corpus_capture_noprefix_and_counts(name, fmt_data, fmt_tmf):
     tmfset = tmf.load(fmt_tmf)
     decoder = WppDecoder(tmfset, noprefix=True, utc=True)
     with EtlFile(fmt_data / name) as etl:
-        ctx = FileContext.for_header(str(fmt_data / name), etl.header, TimeConverter(etl.header))
         lines = row_lines(decoder, etl)
     assert lines == ["EventTrace"] + EXPECTED[name]
     c = decoder.counters
@@ -101,20 +100,19 @@ def test_corpus_capture_noprefix_and_counts(name, fmt_data, fmt_tmf):
     assert c.events == c.messages + c.non_wpp + c.headers
 
 
+@pytest.mark.parametrize("output", ["text", "csv", "csv-quoted", "jsonl"])
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_record_path_equals_row_path(name, fmt_data, fmt_tmf):
-    """format_records (Record objects, any source) and format_rows (hot path) agree."""
+def test_record_path_equals_row_path(name, output, fmt_data, fmt_tmf):
+    """The formatting loop (rows, the C renderer) and each record formatted on its own
+    (fmthelp.reference_lines: the csv and json modules over decode_record) agree, in every
+    output format."""
     tmfset = tmf.load(fmt_tmf)
+    fmt, quote_all = output.split("-")[0], output.endswith("quoted")
     results = []
-    for use_rows in (True, False):
+    for helper in (row_lines, reference_lines):
         decoder = WppDecoder(tmfset, utc=True)
         with EtlFile(fmt_data / name) as etl:
-            ctx = FileContext.for_header(str(fmt_data / name), etl.header, TimeConverter(etl.header))
-            if use_rows:
-                lines = row_lines(decoder, etl)
-            else:
-                lines = list(decoder.format_records(ordered_records(etl), ctx))
-        results.append(lines)
+            results.append("\n".join(helper(decoder, etl, fmt, quote_all)))
     assert results[0] == results[1]
 
 
@@ -123,7 +121,7 @@ def test_structured_messages_carry_prefix_facts(fmt_data, fmt_tmf):
     decoder = WppDecoder(tmf.load(fmt_tmf), utc=True)
     with EtlFile(path) as etl:
         ctx = FileContext.for_header(str(path), etl.header, TimeConverter(etl.header))
-        msgs = list(decoder.decode_records(ordered_records(etl), ctx, include_header=False))
+        msgs = [decoder.decode_record(r, ctx) for r in ordered_records(etl) if r.kind == "message"]
     refs = dissect_messages(path)
     assert [m.text for m in msgs] == EXPECTED["wpptypes-sample.etl"]
     for m, (cpu, pid, tid, ts) in zip(msgs, refs):
@@ -145,7 +143,7 @@ def test_wpp_property_typed_values(fmt_data, fmt_tmf):
     decoder = WppDecoder(tmf.load(fmt_tmf), utc=True)
     with EtlFile(path) as etl:
         ctx = FileContext.for_header(str(path), etl.header, TimeConverter(etl.header))
-        msgs = list(decoder.decode_records(ordered_records(etl), ctx, include_header=False))
+        msgs = [decoder.decode_record(r, ctx) for r in ordered_records(etl) if r.kind == "message"]
     sint, uint, ptr, widths, status = msgs
     assert sint.property("(int)42") == 42
     assert sint.property("(int)-1000") == -1000

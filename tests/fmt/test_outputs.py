@@ -107,3 +107,27 @@ def test_text_writer_batches_and_iso_time():
     writer.flush()
     assert sink.getvalue().splitlines() == [str(i) for i in range(7)]
     assert filetime_to_iso(132321950169170001) == "2020-04-24T09:43:36.9170001Z"
+
+
+def test_csv_rows_quote_as_the_csv_module_does():
+    """The formatting loop writes CSV itself (no csv.writer per row): header and fields are
+    quoted exactly as Python's csv module quotes them, minimal or every field."""
+    import csv as csvmod
+
+    from wpptrace.decoder.output import CsvRows
+
+    tricky = ["plain", "a,b", 'say "hi"', "two\nlines", "cr\ronly", "", " lead", "tab\tx", "é"]
+    for quote_all in (False, True):
+        rows = CsvRows(quote_all)
+        buf = io.StringIO()
+        writer = csvmod.writer(buf, lineterminator="\n",
+                               quoting=csvmod.QUOTE_ALL if quote_all else csvmod.QUOTE_MINIMAL)
+        writer.writerow(CSV_COLUMNS)
+        ours = rows.header().encode() + b"\n"
+        for i, text in enumerate(tricky):
+            time_text = "08/18/2025-14:13:20.00%d" % i
+            writer.writerow((text, text[::-1], "0x%04X" % i, time_text, 0, 0, i * 7,
+                             "0x%04X" % (i + 1), i % 3, text + "|" + text))
+            ours += rows.line(rows.piece(text, text[::-1]), i, time_text.encode(), i * 7, i + 1,
+                              i % 3, (text + "|" + text).encode())
+        assert ours.decode() == buf.getvalue()

@@ -8,7 +8,7 @@ import threading
 import uuid
 
 import pytest
-from fmthelp import run_fmt_capture
+from fmthelp import reference_lines, run_fmt_capture
 
 import wpptrace.provider as P
 from wpptrace import tmf
@@ -105,7 +105,7 @@ def test_realtime_session_round_trip(tmf_paths):
     decoder = WppDecoder(tmf.load(*tmf_paths), utc=True)
     view = RowView()
     try:
-        lines = [line for batch in decoder.format_rows(source.ordered(view), view)
+        lines = [line for batch in decoder.format(source.ordered(view), view, "lines")
                  for line in batch]
     finally:
         source.queue.release()
@@ -117,9 +117,6 @@ def test_realtime_session_round_trip(tmf_paths):
 def test_component_id_messages_print_an_unknown_line_on_both_paths(tmp_path):
     """TRACE_MESSAGE_COMPONENTID messages have no message GUID: an Unknown line, never a crash."""
     from wpptrace.decoder.etlfile import EtlFile
-    from wpptrace.decoder import ordered_records
-    from wpptrace.decoder.timestamps import TimeConverter
-    from wpptrace.decoder.wpp import FileContext
 
     component = uuid.UUID(bytes_le=(0xC0FFEE).to_bytes(4, "little") + bytes(12))
     path = tmp_path / "component.etl"
@@ -131,8 +128,7 @@ def test_component_id_messages_print_an_unknown_line_on_both_paths(tmp_path):
     assert out.splitlines()[1:] == [expected]
     decoder = WppDecoder(tmf.load())
     with EtlFile(path) as etl:
-        ctx = FileContext.for_header(str(path), etl.header, TimeConverter(etl.header))
-        lines = list(decoder.format_records(ordered_records(etl), ctx))
+        lines = reference_lines(decoder, etl)
     assert lines[1] == expected
 
 

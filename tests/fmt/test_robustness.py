@@ -6,26 +6,22 @@ import struct
 import uuid
 
 import etlgen
-from fmthelp import row_lines
+from fmthelp import reference_lines, row_lines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wpptrace import tmf
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder import ordered_records
-from wpptrace.decoder.timestamps import TimeConverter
-from wpptrace.decoder.wpp import FileContext, WppDecoder
+from wpptrace.decoder.wpp import WppDecoder
 
 
-def _decode(path, tmfset, *, rows: bool):
+def _decode(path, tmfset, *, rows: bool, output: str = "text"):
+    """The formatting loop's lines (rows=True) or each record formatted on its own."""
     decoder = WppDecoder(tmfset, utc=True)
     with EtlFile(path) as etl:
-        ctx = FileContext.for_header(str(path), etl.header, TimeConverter(etl.header))
-        if rows:
-            lines = row_lines(decoder, etl)
-        else:
-            lines = list(decoder.format_records(ordered_records(etl), ctx))
-    return lines, decoder.counters
+        lines = (row_lines if rows else reference_lines)(decoder, etl, output)
+    return "\n".join(lines).split("\n"), decoder.counters
 
 
 _MESSAGES = None
@@ -57,6 +53,9 @@ def test_random_argument_bytes_never_stop_the_run(data, tmp_path_factory, fmt_tm
     assert len(lines) == len(picks) + 1  # one line per message, plus the header line
     assert c.messages == len(picks) and c.formatted + c.unknown + c.format_errors == c.messages
     assert lines == _decode(path, tmfset, rows=False)[0]
+    for output in ("csv", "jsonl"):      # the same records in the structured formats
+        assert _decode(path, tmfset, rows=True, output=output)[0] == \
+            _decode(path, tmfset, rows=False, output=output)[0]
 
 
 def test_rows_give_the_same_text_as_records(tmp_path, fmt_tmf, corpus):
