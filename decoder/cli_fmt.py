@@ -243,7 +243,6 @@ def _writer(opts: FmtOptions, stream: IO[str], header: bool = True):
 
 def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     """Decode ``opts.files`` (or a live session) and write the chosen outputs. Returns the exit code."""
-    from . import output as outmod
     from .prefix import DEFAULT_PREFIX, SEQUENCE_PREFIX, PrefixTemplate, prefix_from_environment
     from .wpp import WppDecoder
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import os
-import uuid
 from typing import Any, Iterable, Iterator, Sequence
 
 from ._hazmat import ETL

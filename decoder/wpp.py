@@ -408,7 +408,7 @@ class WppDecoder:
          _present) = full
         source = view.sources[slot]
         if kid == LOGFILE_HEADER:
-            return self._header_line(header_record(full), source.clock)
+            return self.header_line(header_record(full), source.clock)
         if kid == KEY_OVERFLOW:  # more distinct messages than the C table holds
             data = view.datas[slot]
             entry = self._raw_entry(data[goff:goff + 16] if goff else bytes(16), number)
@@ -577,9 +577,9 @@ class WppDecoder:
         filetime = self._filetime(rec, ctx)
         return filetime, (self.time_text(filetime) if filetime is not None else "")
 
-    def _header_line(self, rec, ctx: FileContext) -> str:
-        # The logfile header is delivered as the first event; tracefmt prints it as an
-        # "EventTrace" line (docs/tmf-format.md §6.2) with %1 = "Header".
+    def header_line(self, rec, ctx: FileContext) -> str:
+        """tracefmt's line for the log-file header record, which ProcessTrace delivers as the
+        first event: an "EventTrace" line (docs/tmf-format.md §6.2) with %1 = "Header"."""
         self.counters.headers += 1
         entry = self._header_entry()
         entry.count += 1
@@ -600,7 +600,7 @@ class WppDecoder:
         return entry
 
     def _header_message(self, rec, clock) -> WppMessage:
-        line = self._header_line(rec, clock)
+        line = self.header_line(rec, clock)
         filetime, tt = self._header_values(rec, clock)
         return WppMessage(
             status=HEADER, guid=EVENT_TRACE_GUID, number=0, filetime=filetime, time_text=tt,

@@ -92,7 +92,7 @@ def _header_facts(decoder, rec, ctx) -> dict:
                 thread_id=rec.thread_id or 0, process_id=rec.process_id or 0,
                 sequence=rec.sequence or 0, component="Header", name="Header",
                 source_file="", source_line="", function="", level="", flags="",
-                text="EventTrace", line=decoder._header_line(rec, ctx), args=[], error="")
+                text="EventTrace", line=decoder.header_line(rec, ctx), args=[], error="")
 
 
 def reference_lines(decoder, etl, output: str = "text", quote_all: bool = False) -> list[str]:
