@@ -38,7 +38,7 @@ class _EventRecordView:
     message GUID and number, arguments, time, thread, process, processor, sequence)."""
 
     __slots__ = ("kind", "message_guid", "provider_id", "event_id", "flags", "user_data",
-                 "timestamp", "thread_id", "process_id", "processor", "sequence")
+                 "timestamp", "thread_id", "process_id", "processor", "sequence", "is_header")
 
     def __init__(self, event):
         h = event.EventHeader
@@ -59,6 +59,8 @@ class _EventRecordView:
         self.process_id = h.ProcessId
         self.processor = event.BufferContext.ProcessorIndex
         self.sequence = event.MessageSequence
+        # the log-file header: ProcessTrace's EventTraceGuid event of type 0
+        self.is_header = self.kind == "system" and self.event_id == 0
 
 
 class SourceView:
@@ -162,8 +164,15 @@ class LiveView:
 
     def format(self, events: list, ctx: FileContext) -> list[str]:
         """tracefmt lines of ``events`` (one decoder for every source: one at a time)."""
+        decoder = self.decoder
+        lines = []
         with self._format_lock:
-            return list(self.decoder.format_records(events, ctx))
+            for rec in events:
+                if rec.kind == "message":
+                    lines.append(decoder.decode_record(rec, ctx).line)
+                elif rec.is_header:
+                    lines.append(decoder.header_line(rec, ctx))
+            return lines
 
     def join(self, timeout: float = 60.0) -> None:
         """Wait until every closed source's queued buffers are printed."""
