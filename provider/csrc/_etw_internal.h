@@ -116,6 +116,7 @@ typedef struct wpt_view {
     int memfd;                 /* to commit new buffers; -1 for a private pool */
     void *map;
     size_t map_size;
+    _Atomic uint64_t *mapped;  /* per buffer: page tables of this process already filled */
     struct wpt_view *older;
 } wpt_view;
 
@@ -182,6 +183,10 @@ static inline int64_t wpt_raw_now_of(uint32_t clock_type, int64_t filetime_offse
     default:                           return wpt_mono100_now();
     }
 }
+
+/* A thread of the core (flusher, endpoint, senders): it never runs the application's signal
+ * handlers, whichever signals the application directs at the process. */
+int      wpt_thread_create(pthread_t *thread, void *(*main)(void *), void *arg);
 
 /* ---- text (etw_clock.c) ---- */
 /* UTF-8 -> UTF-16LE; returns code units written (without NUL), out always NUL-terminated. */

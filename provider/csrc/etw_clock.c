@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +126,15 @@ uint64_t wpt_process_start(uint32_t pid) {
 int wpt_thread_gone(uint32_t tid) {
     char state = proc_stat(tid, NULL);
     return !state || state == 'Z' || state == 'X';
+}
+
+int wpt_thread_create(pthread_t *thread, void *(*main)(void *), void *arg) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);     /* the new thread inherits the full mask */
+    int rc = pthread_create(thread, NULL, main, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
 }
 
 static _Atomic int g_fail_allocations;

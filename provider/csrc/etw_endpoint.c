@@ -211,7 +211,7 @@ ULONG wpt_endpoint_ensure(void) {
         return rc;
     }
     wpt_apply_registry_snapshot();          /* after listening: no change is missed */
-    if (pthread_create(&g_thread, NULL, endpoint_main, NULL) != 0) {
+    if (wpt_thread_create(&g_thread, endpoint_main, NULL) != 0) {
         pthread_mutex_lock(&g_ep_lock);
         g_running = 0;
         close(g_listen);

@@ -302,7 +302,7 @@ static int handle(wpt_session *s, conn *c, const wpt_frame *f, const unsigned ch
         *stopping = 1;
         *stop_reply_fd = c->fd;
         job->requester = c->pid;
-        if (pthread_create(stopper, NULL, stopper_main, job) != 0) stopper_main(job);
+        if (wpt_thread_create(stopper, stopper_main, job) != 0) stopper_main(job);
         c->fd = -1;
         return 1;
     default:
@@ -393,7 +393,7 @@ static void serve(wpt_session *s, int listen_fd, const char *path) {
         if (start_stop && !stopping) {
             stopping = 1;
             job.requester = 0;
-            if (pthread_create(&stopper, NULL, stopper_main, &job) != 0) stopper_main(&job);
+            if (wpt_thread_create(&stopper, stopper_main, &job) != 0) stopper_main(&job);
         }
         if (pfd[0].revents & POLLIN) {
             for (;;) {

@@ -377,7 +377,7 @@ ULONG wpt_rt_serve(wpt_session *s, int fd) {
         a->slot = slot;
         a->fd = fd;
         atomic_store(&slot->finished, 0);
-        if (pthread_create(&slot->thread, NULL, serve_main, a) != 0) {
+        if (wpt_thread_create(&slot->thread, serve_main, a) != 0) {
             wpptrace_rt_close(a->sub);
             rc = ERROR_OUTOFMEMORY;
         } else {

@@ -629,7 +629,7 @@ ULONG wpt_session_run(wpt_session *s) {
     s->flush_interval_ms = wpt_flush_interval(s->flush_timer_field, s->log_file_mode);
     atomic_store(&s->view->sh->status, WPT_RUNNING);
     atomic_store(&s->status, WPT_RUNNING);
-    if (pthread_create(&s->flusher, NULL, flusher_main, s) != 0) {
+    if (wpt_thread_create(&s->flusher, flusher_main, s) != 0) {
         atomic_store(&s->view->sh->status, WPT_STOPPED);
         return ERROR_OUTOFMEMORY;
     }
