@@ -14,7 +14,9 @@
  * - Retiring is one CAS that empties the slot; the flusher finds retired buffers by phase (or,
  *   if the retiring writer died before setting it, as closed buffers no slot points to).
  * The capacity mapped is larger than MaximumBuffers so that UPDATE can raise it; the extra
- * buffers cost address space only.
+ * buffers cost address space only. A process fills its page tables for a buffer the first
+ * time it takes it (one madvise instead of a fault per page), and for everything committed
+ * when it maps the session.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,6 +35,25 @@ _Atomic(wpt_view *) wpt_views[WPPTRACE_MAX_SESSIONS];
 _Atomic uint32_t wpt_global_sequence;
 
 #define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((uint64_t)(a) - 1))
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23          /* Linux 5.14; older kernels answer EINVAL */
+#endif
+
+/* Fill this process's page tables for [addr, addr + size) of the session memory. */
+static void populate(void *addr, size_t size) {
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)addr & ~(uintptr_t)(page - 1);
+    madvise((void *)start, size + ((uintptr_t)addr - start), MADV_POPULATE_WRITE);
+}
+
+/* The first time this process takes buffer index1: populate its pages. */
+static void map_buffer(wpt_view *v, uint32_t index1) {
+    uint64_t bit = 1ull << ((index1 - 1) % 64);
+    _Atomic uint64_t *word = &v->mapped[(index1 - 1) / 64];
+    if (atomic_load_explicit(word, memory_order_relaxed) & bit) return;
+    populate(wpt_buffer_data(v, index1), v->buffer_size);
+    atomic_fetch_or_explicit(word, bit, memory_order_relaxed);
+}
 
 uint32_t wpt_pool_capacity(uint32_t buffer_size, uint32_t max_buffers) {
     uint64_t spare = (1ull << 30) / buffer_size;         /* room to grow: up to 1 GiB mapped */
@@ -55,6 +76,11 @@ static wpt_view *make_view(void *map, size_t size, int memfd, int private_pool) 
     wpt_view *v = calloc(1, sizeof *v);
     if (!v) return NULL;
     wpt_shm *sh = map;
+    v->mapped = calloc(sh->capacity / 64 + 1, sizeof *v->mapped);
+    if (!v->mapped) {
+        free(v);
+        return NULL;
+    }
     v->sh = sh;
     v->slots = (wpt_slot *)(void *)((unsigned char *)map + sh->slots_offset);
     v->desc = (wpt_desc *)(void *)((unsigned char *)map + sh->desc_offset);
@@ -137,6 +163,7 @@ ULONG wpt_pool_create(const wpt_pool_config *c, wpt_view **view_out, int *memfd_
             return ERROR_OUTOFMEMORY;
         }
         memset(wpt_buffer_data(v, i), 0, c->buffer_size);
+        v->mapped[(i - 1) / 64] |= 1ull << ((i - 1) % 64);
         atomic_store(&v->desc[i - 1].backed, 1);
         atomic_store(&v->desc[i - 1].state, WPT_CLOSED);
         wpt_pool_push(v, i);
@@ -178,6 +205,11 @@ ULONG wpt_view_map(int memfd, uint64_t map_size, uint16_t logger_id, uint8_t gen
         munmap(map, map_size);
         return ERROR_OUTOFMEMORY;
     }
+    /* page tables for the control part and every buffer committed so far */
+    uint32_t used = atomic_load(&v->sh->next_unused);
+    if (used > v->capacity) used = v->capacity;
+    populate(map, sh->data_offset + (size_t)used * v->buffer_size);
+    for (uint32_t i = 0; i < used; i++) v->mapped[i / 64] |= 1ull << (i % 64);
     *view_out = v;
     return ERROR_SUCCESS;
 }
@@ -266,6 +298,7 @@ ULONG wpt_install_buffer(wpt_view *v, wpt_slot *slot, uint32_t stream) {
         }
         atomic_store(&d->backed, 1);
     }
+    map_buffer(v, index1);
     uint64_t gen = (atomic_load(&d->state) >> 32) + 1;
     atomic_store_explicit(&d->processor, stream, memory_order_relaxed);
     atomic_store_explicit(&d->stream_seq, (uint32_t)(word >> 32) + 1, memory_order_relaxed);
