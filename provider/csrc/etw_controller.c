@@ -512,8 +512,9 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
         default:
             rc = ERROR_WMI_INSTANCE_NOT_FOUND;
         }
-    } else if (rc == ERROR_ACCESS_DENIED || rc == ERROR_BAD_FORMAT || rc == ERROR_BAD_PATHNAME) {
-        /* no usable runtime directory: no session of another process can be meant */
+    } else if (rc == ERROR_BAD_FORMAT || rc == ERROR_BAD_PATHNAME) {
+        /* no usable registry: no session of another process can be meant (ACCESS_DENIED stays:
+         * the caller may not look) */
         rc = ERROR_WMI_INSTANCE_NOT_FOUND;
     }
     unlock();
