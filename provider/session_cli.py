@@ -79,14 +79,30 @@ def check_logfile(path: str) -> str:
     return full
 
 
+def _runtime_directory_name() -> str:
+    """Where the runtime directory is looked for (as the core resolves it)."""
+    if os.environ.get("WPPTRACE_RUNTIME_DIR"):
+        return os.environ["WPPTRACE_RUNTIME_DIR"]
+    if os.environ.get("XDG_RUNTIME_DIR", "").startswith("/"):
+        return os.path.join(os.environ["XDG_RUNTIME_DIR"], "wpptrace")
+    return f"/tmp/wpptrace-{os.geteuid()}"
+
+
+def check_runtime_directory() -> None:
+    """SessionError unless this user's runtime directory is usable (private to the user)."""
+    if sessions.runtime_directory() is None:
+        raise SessionError(f"the runtime directory {_runtime_directory_name()} is not usable: it must "
+                           f"be a directory of this user, private to this user (mode 0700)")
+
+
 def _describe(exc: Win32Error, name: str) -> str:
     if exc.winerror == lib.ERROR_WMI_INSTANCE_NOT_FOUND:
         return f"no session named {name!r} is running"
     if exc.winerror == lib.ERROR_ALREADY_EXISTS:
         return f"a session named {name!r} is already running"
     if exc.winerror == lib.ERROR_ACCESS_DENIED:
-        directory = sessions.runtime_directory() or os.environ.get("WPPTRACE_RUNTIME_DIR", "the runtime directory")
-        return f"{exc.name}: access denied (is {directory} private to this user?)"
+        return (f"{exc.name}: access denied (is the runtime directory {_runtime_directory_name()} "
+                f"private to this user?)")
     return f"{exc.name} ({exc.winerror}): {exc.strerror}"
 
 
@@ -99,6 +115,7 @@ def start(name: str, logfile: str | None, *, realtime: bool = False, circular: i
     check_name(name)
     if logfile is None and not realtime:
         raise SessionError("give a log file (-f) or real-time delivery (--realtime), or both")
+    check_runtime_directory()
     if circular and logfile is None:
         raise SessionError("a circular session needs a log file (-f)")
     mode = 0
