@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import pathlib
+import select
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -75,3 +77,94 @@ def build_c_program(tmp_path_factory):
                        check=True)
         return tmp / name
     return build
+
+
+PATIENCE = 20.0
+
+
+class App:
+    """A provider process (xproc_app.py) driven through its stdin, read through its stdout."""
+
+    def __init__(self, control: uuid.UUID, message: uuid.UUID, *extra: str):
+        self.proc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "xproc_app.py"), str(control),
+                                      str(message), *extra],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        self.pid = self.proc.pid
+        self.lines: list[list[str]] = []
+        self._pending = b""
+
+    def send(self, command: str) -> None:
+        self.proc.stdin.write(command.encode() + b"\n")
+
+    def read_line(self, timeout: float) -> list[str] | None:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._pending:
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                return None
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                raise AssertionError(f"provider process {self.pid} exited ({self.proc.poll()})")
+            self._pending += chunk
+        line, self._pending = self._pending.split(b"\n", 1)
+        return line.decode().split()
+
+    def expect(self, word: str, timeout: float = PATIENCE) -> list[str]:
+        """The next line starting with ``word`` (lines before it are kept in self.lines)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.read_line(max(0.0, deadline - time.monotonic()))
+            if line is None:
+                raise AssertionError(f"no {word!r} from provider process {self.pid}; saw {self.lines}")
+            self.lines.append(line)
+            if line and line[0] == word:
+                return line
+
+    def expect_all(self, words: set[str], timeout: float = PATIENCE) -> dict[str, list[str]]:
+        """The next lines starting with each of ``words``, in any order."""
+        found: dict[str, list[str]] = {}
+        deadline = time.monotonic() + timeout
+        while set(found) != words:
+            line = self.read_line(max(0.0, deadline - time.monotonic()))
+            if line is None:
+                raise AssertionError(f"no {words - set(found)} from provider process {self.pid}; saw {self.lines}")
+            self.lines.append(line)
+            if line and line[0] in words:
+                found.setdefault(line[0], line)
+        return found
+
+    def quiet(self, timeout: float = 0.3) -> list[list[str]]:
+        """Lines printed within ``timeout`` (none expected)."""
+        out = []
+        while (line := self.read_line(timeout)) is not None:
+            out.append(line)
+        return out
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.send("exit")
+                self.proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def apps():
+    started: list[App] = []
+
+    def start(control: uuid.UUID, message: uuid.UUID, *extra: str) -> App:
+        app = App(control, message, *extra)
+        started.append(app)
+        return app
+    yield start
+    for app in started:
+        app.close()
+
+

@@ -151,11 +151,12 @@ def read(path) -> EtlContents:
 
 def stream_order(contents: EtlContents) -> dict[int, list[Message]]:
     """Messages per ProcessorIndex, buffers ordered by SequenceNumber (how readers merge)."""
+    in_buffer: dict[int, list[Message]] = {}
+    for m in contents.messages:
+        in_buffer.setdefault(m.buffer_index, []).append(m)
     streams: dict[int, list[Message]] = {}
-    by_seq = sorted(contents.buffers, key=lambda b: b["sequence"])
-    for b in by_seq:
-        streams.setdefault(b["processor"], []).extend(
-            m for m in contents.messages if m.buffer_index == b["index"])
+    for b in sorted(contents.buffers, key=lambda b: b["sequence"]):
+        streams.setdefault(b["processor"], []).extend(in_buffer.get(b["index"], ()))
     return streams
 
 

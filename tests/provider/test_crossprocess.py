@@ -3,7 +3,6 @@ before or after, one session holds a provider at a time, many processes write on
 from __future__ import annotations
 
 import os
-import select
 import struct
 import subprocess
 import sys
@@ -20,79 +19,6 @@ from wpptrace.provider.sessions import TraceSession
 HERE = os.path.dirname(os.path.abspath(__file__))
 L = P._lib
 PATIENCE = 20.0
-
-
-class App:
-    """A provider process (xproc_app.py) driven through its stdin, read through its stdout."""
-
-    def __init__(self, control: uuid.UUID, message: uuid.UUID, *extra: str):
-        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "xproc_app.py"), str(control),
-                                      str(message), *extra],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
-        self.pid = self.proc.pid
-        self.lines: list[list[str]] = []
-        self._pending = b""
-
-    def send(self, command: str) -> None:
-        self.proc.stdin.write(command.encode() + b"\n")
-
-    def read_line(self, timeout: float) -> list[str] | None:
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._pending:
-            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                return None
-            chunk = os.read(self.proc.stdout.fileno(), 4096)
-            if not chunk:
-                raise AssertionError(f"provider process {self.pid} exited ({self.proc.poll()})")
-            self._pending += chunk
-        line, self._pending = self._pending.split(b"\n", 1)
-        return line.decode().split()
-
-    def expect(self, word: str, timeout: float = PATIENCE) -> list[str]:
-        """The next line starting with ``word`` (lines before it are kept in self.lines)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            line = self.read_line(max(0.0, deadline - time.monotonic()))
-            if line is None:
-                raise AssertionError(f"no {word!r} from provider process {self.pid}; saw {self.lines}")
-            self.lines.append(line)
-            if line and line[0] == word:
-                return line
-
-    def quiet(self, timeout: float = 0.3) -> list[list[str]]:
-        """Lines printed within ``timeout`` (none expected)."""
-        out = []
-        while (line := self.read_line(timeout)) is not None:
-            out.append(line)
-        return out
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.send("exit")
-                self.proc.wait(5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
-
-
-@pytest.fixture
-def apps():
-    started: list[App] = []
-
-    def start(control: uuid.UUID, message: uuid.UUID, *extra: str) -> App:
-        app = App(control, message, *extra)
-        started.append(app)
-        return app
-    yield start
-    for app in started:
-        app.close()
 
 
 @pytest.fixture
@@ -327,3 +253,65 @@ int main(int argc, char **argv) {
 @pytest.fixture(scope="module")
 def c_provider(build_c_program):
     return build_c_program("prov", C_PROVIDER)
+
+
+def test_a_forked_provider_hears_enables_and_disables_itself(tmp_path, session_name, apps, guids):
+    """The child of a provider process gets its own notification endpoint: a later enable
+    reaches it (and it logs into that session with its own pid), a stop disables it."""
+    control, message = guids
+    app = apps(control, message)
+    app.send("register")
+    app.expect("registered")
+    with TraceSession(session_name + "a", tmp_path / "a.etl") as a:
+        a.enable(control, 1, 4)
+        app.expect("enable")
+        app.send("forkwatch")
+        child = int(app.expect("forked")[1])
+        try:
+            with TraceSession(session_name + "b", tmp_path / "b.etl") as b:
+                b.enable(control, 2, 5)
+                got = app.expect_all({"enable", "child-enable"})
+                assert got["child-enable"] == ["child-enable", str(b.handle & 0xFFFF), "2", "5"]
+            app.expect_all({"disable", "child-disable"})
+        finally:
+            os.kill(child, 9)
+    mine = [m for m in etlcheck.read(tmp_path / "b.etl").messages if m.process_id == child]
+    assert [struct.unpack("<III", m.args)[2] for m in mine] == list(range(10))
+
+
+def test_kill_9_of_the_host(tmp_path, session_name, apps, guids):
+    """Providers see the session gone (WMI_DISABLE_EVENTS) and their logging becomes a no-op;
+    a consumer sees the end; the file reads up to its last flushed buffer and says it was
+    not stopped cleanly; STOP then cleans up."""
+    control, message = guids
+    app = apps(control, message)
+    app.send("register")
+    app.expect("registered")
+    path = tmp_path / "host.etl"
+    s = TraceSession(session_name, path, LogFileMode=P.EVENT_TRACE_REAL_TIME_MODE
+                     | P.EVENT_TRACE_FILE_MODE_SEQUENTIAL, FlushTimer=3600)
+    s.enable(control, 1, 4)
+    app.expect("enable")
+    sub = sessions.subscribe_realtime(session_name)
+    app.send("log 100 1")
+    app.expect("logged")
+    s.flush()
+    os.kill(sessions.session_info(session_name).host_pid, 9)
+    assert app.expect("disable", 5.0) == ["disable"]
+    app.send("log 100 1")
+    assert app.expect("logged") == ["logged", "0", "0", "100"]      # refused at once, no hang
+    deadline = time.monotonic() + 5
+    while P.trace_packed(s.handle, 0x2B, message.bytes_le, 1, b"x") == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)                 # this process hears it too (its own watch connection)
+    assert P.trace_packed(s.handle, 0x2B, message.bytes_le, 1, b"x") == L.ERROR_INVALID_HANDLE
+    got = []
+    while (data := sub.get(2.0)) is not None:
+        got.append(data)
+    assert sub.closed and got and got[0][0x36] == 4
+    c = etlcheck.read(path)
+    assert len(c.messages) == 100 and c.header["EndTime"] == 0
+    with pytest.raises(P.Win32Error) as err:
+        s.stop()
+    assert err.value.winerror == L.ERROR_WMI_INSTANCE_NOT_FOUND
+    with pytest.raises(P.Win32Error):
+        sessions.session_info(session_name)                        # cleaned up

@@ -6,8 +6,10 @@ Reports its ControlCallbacks on stdout ("enable LOGGERID FLAGS LEVEL", "disable"
 commands: "register", "unregister", "log COUNT THREADS" (each thread logs COUNT messages whose
 arguments are pid, thread index and i; answers "logged OK DROPPED INVALID"), "fork COUNT"
 (a forked child logs COUNT messages with the inherited logger handle and answers "child
-OK"), "reserve" (a record reserved and never completed, as by a writer killed mid-write;
-answers "reserved RC"), "exit". With "pythonic" the provider is a wpptrace Provider instead
+OK"), "forkwatch" (a forked child stays, reports its own callbacks as "child-enable ..." /
+"child-disable" and logs 10 messages on each enable; answers "forked PID"), "reserve" (a
+record reserved and never completed, as by a writer killed mid-write; answers "reserved
+RC"), "exit". With "pythonic" the provider is a wpptrace Provider instead
 of a raw RegisterTraceGuids registration.
 """
 from __future__ import annotations
@@ -16,17 +18,19 @@ import os
 import struct
 import sys
 import threading
+import time
 import uuid
 
 import wpptrace.provider as P
 
 CONTROL, MESSAGE = uuid.UUID(sys.argv[1]), uuid.UUID(sys.argv[2])
 PYTHONIC = sys.argv[3:] == ["pythonic"]
-state = {"logger": 0, "registration": None, "provider": None}
+state = {"logger": 0, "registration": None, "provider": None, "child": False}
 
 
 def say(*words) -> None:
-    sys.stdout.write(" ".join(str(w) for w in words) + "\n")
+    prefix = "child-" if state["child"] else ""
+    sys.stdout.write(prefix + " ".join(str(w) for w in words) + "\n")
     sys.stdout.flush()
 
 
@@ -35,6 +39,9 @@ def callback(code, context, buffer):
         handle = P.GetTraceLoggerHandle(buffer)
         state["logger"] = handle
         say("enable", handle & 0xFFFF, P.GetTraceEnableFlags(handle), P.GetTraceEnableLevel(handle))
+        if state["child"]:
+            for i in range(10):
+                P.trace_packed(handle, 0x2B, MESSAGE.bytes_le, 77, struct.pack("<III", os.getpid(), 77, i))
     elif code == P.WMI_DISABLE_EVENTS:
         state["logger"] = 0
         say("disable")
@@ -108,6 +115,17 @@ def fork_and_log(count: int) -> None:
     say("child", count if os.waitstatus_to_exitcode(status) == 0 else -1, pid)
 
 
+def fork_and_watch() -> None:
+    pid = os.fork()
+    if pid == 0:
+        state["child"] = True
+        deadline = time.monotonic() + 30     # never outlives a test for long
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+        os._exit(0)
+    say("forked", pid)
+
+
 for line in sys.stdin:
     words = line.split()
     if not words:
@@ -126,6 +144,8 @@ for line in sys.stdin:
             log(int(words[1]), int(words[2]))
     elif command == "fork":
         fork_and_log(int(words[1]))
+    elif command == "forkwatch":
+        fork_and_watch()
     elif command == "reserve":
         say("reserved", P._lib.wpptrace_debug_reserve_only(state["logger"], 64))
     elif command == "exit":

@@ -1,0 +1,184 @@
+"""Writers that never complete a record (held, exited, cancelled, longjmp'ed out of a signal
+handler, a crashed forked child, a killed process) and signal handlers that log: STOP always
+completes, a given-up record is counted and never torn into the file."""
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import struct
+import subprocess
+import time
+import uuid
+
+import pytest
+
+import provider_etlcheck as etlcheck
+from wpptrace.provider.sessions import TraceSession, session_info
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MESSAGE = uuid.UUID("0badcafe-0001-0002-0304-05060708090a")
+
+
+@pytest.fixture(scope="module")
+def core_faults(build_c_program):
+    with open(os.path.join(HERE, "core_faults.c")) as fh:
+        return build_c_program("core_faults", fh.read())
+
+
+def run(program, mode: str, path) -> dict[str, int]:
+    out = subprocess.run([str(program), mode, str(path)], capture_output=True, text=True, timeout=60,
+                         check=True).stdout.split()
+    return {out[i]: int(out[i + 1]) for i in range(0, len(out), 2)}
+
+
+def per_thread_values(path) -> dict[int, list[int]]:
+    """Values each writer logged, in file order per processor stream (checks the records)."""
+    by_tag: dict[int, list[int]] = collections.defaultdict(list)
+    for stream in etlcheck.stream_order(etlcheck.read(path)).values():
+        for m in stream:
+            tag, i = struct.unpack("<II", m.args)
+            assert m.number == tag and m.guid == MESSAGE
+            by_tag[tag].append(i)
+    return by_tag
+
+
+def test_a_writer_that_holds_its_record_delays_stop_boundedly(core_faults, tmp_path):
+    result = run(core_faults, "held", tmp_path / "held.etl")
+    assert 300 <= result["stopped"] < 5000           # the bound, not forever
+    assert result["lost"] == 1 and result["logged"] == 100
+    assert sorted(per_thread_values(tmp_path / "held.etl")[1]) == list(range(100))
+
+
+def test_a_record_whose_thread_exited_is_given_up_at_once(core_faults, tmp_path):
+    result = run(core_faults, "exited", tmp_path / "exited.etl")
+    assert result["stopped"] < 300 and result["lost"] == 1
+    assert sorted(per_thread_values(tmp_path / "exited.etl")[1]) == list(range(100))
+
+
+def test_a_crashed_forked_child_does_not_hold_the_session(core_faults, tmp_path):
+    result = run(core_faults, "forkcrash", tmp_path / "fork.etl")
+    assert result["stopped"] < 300 and result["lost"] == 1
+    assert sorted(per_thread_values(tmp_path / "fork.etl")[1]) == list(range(100))
+
+
+def test_writers_cancelled_at_random_moments(core_faults, tmp_path):
+    result = run(core_faults, "cancel", tmp_path / "cancel.etl")
+    assert result["stopped"] < 5000
+    values = per_thread_values(tmp_path / "cancel.etl")
+    # every record in the file is whole (the reader checks each); a call is in the file once
+    # or counted in EventsLost (a full pool, or a record its cancelled writer left half written)
+    for tag, got in values.items():
+        assert 100 <= tag < 120 and len(set(got)) == len(got)
+    assert sum(len(v) for v in values.values()) + result["lost"] >= result["logged"]
+
+
+def test_writer_longjmping_out_of_signal_handlers(core_faults, tmp_path):
+    result = run(core_faults, "longjmp", tmp_path / "jump.etl")
+    assert result["jumps"] == 8 and result["stopped"] < 8 * 600
+    values = per_thread_values(tmp_path / "jump.etl")[2]
+    assert len(values) + result["lost"] >= result["logged"] and len(values) <= result["logged"] + 8
+
+
+def test_signal_handler_logging_while_its_thread_logs(core_faults, tmp_path):
+    """The record path takes no lock and maps nothing: a handler that logs while its thread is
+    anywhere in TraceMessage (reserving, taking a new buffer, retiring one) cannot deadlock."""
+    result = run(core_faults, "signal", tmp_path / "signal.etl")
+    assert result["handler"] > 100 and result["lost"] == 0
+    values = per_thread_values(tmp_path / "signal.etl")
+    assert len(values[1]) + len(values[9]) == result["logged"]
+    assert sorted(values[9]) == list(range(len(values[9])))
+
+
+def test_kill_9_of_a_provider_mid_write(tmp_path, session_name, apps):
+    """A provider process killed with a record reserved and not written: the session goes on
+    at once, the record is counted lost and absent, the file is whole."""
+    control, message = uuid.uuid4(), uuid.uuid4()
+    app = apps(control, message)
+    app.send("register")
+    app.expect("registered")
+    path = tmp_path / "killed.etl"
+    with TraceSession(session_name, path) as s:
+        s.enable(control, 1, 4)
+        app.expect("enable")
+        app.send("log 50 1")
+        app.expect("logged")
+        app.send("reserve")
+        assert app.expect("reserved") == ["reserved", "0"]
+        os.kill(app.pid, signal.SIGKILL)
+        app.proc.wait()
+        started = time.monotonic()
+        q = s.flush()
+        assert time.monotonic() - started < 2.0
+        assert q.EventsLost == 1 and session_info(session_name).records_abandoned == 1
+    assert len(etlcheck.read(path).messages) == 50
+
+
+def test_kill_9_of_a_provider_logging_in_a_loop(tmp_path, session_name, build_c_program):
+    """Killed at a random moment of a tight logging loop (8 threads): whatever it left half
+    written is counted, never torn into the file; the session goes on."""
+    program = build_c_program("busy", BUSY_WRITER)
+    path = tmp_path / "busy.etl"
+    control = uuid.uuid4()
+    with TraceSession(session_name, path, BufferSize=4, MaximumBuffers=1024) as s:
+        busy = subprocess.Popen([str(program), str(control)], stdout=subprocess.PIPE)
+        assert busy.stdout.readline().strip() == b"registered"
+        s.enable(control, 1, 4)
+        assert busy.stdout.readline().strip() == b"running"
+        time.sleep(0.2)
+        busy.kill()
+        busy.wait()
+        s.flush()
+        # EventsLost also counts the calls a full pool refused (8 threads logging flat out);
+        # what the kill left half written is at most one record per thread
+        assert session_info(session_name).records_abandoned <= 8
+    values = per_thread_values(path)
+    for tag, got in values.items():
+        assert sorted(got) == list(range(len(got))), tag     # no holes but the counted ones
+    assert sum(map(len, values.values())) > 100
+
+
+BUSY_WRITER = r"""
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "wpptrace_etw.h"
+static volatile TRACEHANDLE g_logger;
+static GUID g_msg = {0x0badcafe, 0x1, 0x2, {3, 4, 5, 6, 7, 8, 9, 10}};
+static ULONG control(WMIDPREQUESTCODE code, PVOID ctx, ULONG *size, PVOID buffer) {
+    (void)ctx; (void)size;
+    g_logger = code == WMI_ENABLE_EVENTS ? GetTraceLoggerHandle(buffer) : 0;
+    return 0;
+}
+static void *loop(void *arg) {
+    unsigned v[2] = {(unsigned)(uintptr_t)arg, 0};
+    for (;;) {               /* bursts of a tight loop (the file stays small enough to check) */
+        for (int i = 0; i < 100; i++)
+            if (TraceMessage(g_logger, 0x2B, &g_msg, (USHORT)v[0], v, sizeof v, NULL) == 0) v[1]++;
+        usleep(2000);
+    }
+    return NULL;
+}
+int main(int argc, char **argv) {
+    (void)argc;
+    GUID c;
+    unsigned a, b, d, e[8];
+    sscanf(argv[1], "%8x-%4x-%4x-%2x%2x-%2x%2x%2x%2x%2x%2x", &a, &b, &d,
+           &e[0], &e[1], &e[2], &e[3], &e[4], &e[5], &e[6], &e[7]);
+    c.Data1 = a; c.Data2 = (uint16_t)b; c.Data3 = (uint16_t)d;
+    for (int i = 0; i < 8; i++) c.Data4[i] = (uint8_t)e[i];
+    TRACEHANDLE reg;
+    if (RegisterTraceGuids(control, NULL, &c, 0, NULL, NULL, NULL, &reg)) return 3;
+    printf("registered\n");
+    fflush(stdout);
+    for (int i = 0; i < 2000 && !g_logger; i++) usleep(10000);
+    if (!g_logger) return 4;
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) pthread_create(&t[i], NULL, loop, (void *)(uintptr_t)(20 + i));
+    printf("running\n");
+    fflush(stdout);
+    for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
+    return 0;
+}
+"""
