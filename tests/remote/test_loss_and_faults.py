@@ -28,6 +28,22 @@ def _dissect_records(path) -> int:
         return sum(1 for _ in ETL(fh))
 
 
+def _line_with(stream, needle: str, timeout: float) -> str | None:
+    """The first line of ``stream`` containing ``needle``, read within ``timeout`` s."""
+    found: list[str] = []
+
+    def read() -> None:
+        for line in iter(stream.readline, ""):
+            if needle in line:
+                found.append(line)
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return found[0] if found else None
+
+
 def test_a_stalled_link_drops_whole_buffers_counted_exactly_without_stalling_the_provider(tmp_path):
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector, \
             TracedSession(tmp_path, "stall", buffer_kb=8, max_buffers=1024) as session:
@@ -39,6 +55,10 @@ def test_a_stalled_link_drops_whole_buffers_counted_exactly_without_stalling_the
             session.log(30_000, size=160, pace=100_000)   # ~5 MB: far more than the relay holds
             assert proxy.paused.is_set()     # every event was written while the link was stalled
             final = session.stop()
+            # the link stays stalled until the relay has read the whole session (a slow
+            # machine may still be reading it when the session stops)
+            stopped = _line_with(relay.stderr, "the session stopped", PATIENCE)
+            assert stopped, "the relay never said the session stopped"
             proxy.resume()
             assert relay.wait(PATIENCE) == 0
             assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
@@ -47,6 +67,9 @@ def test_a_stalled_link_drops_whole_buffers_counted_exactly_without_stalling_the
             proxy.close()
         source = collector.sources[0]
     summary = relay.stderr.read().strip().splitlines()[-1]
+    # what the relay said when the session stopped is what it reports at the end
+    assert re.search(r"(\d+) buffers read, (\d+) dropped", stopped).groups() == \
+        re.search(r"(\d+) buffers read, \d+ sent, (\d+) dropped", summary).groups()
     read, dropped, session_lost = (int(re.search(rf"(\d+) {what}", summary).group(1))
                                    for what in ("buffers read", "dropped", "lost by the session"))
 

@@ -79,9 +79,15 @@ def run(args: argparse.Namespace) -> int:
         relay.stop()
 
     previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    announced = False
     try:
         while not relay.wait(0.5):
-            pass
+            if relay.session_ended.is_set() and not announced:
+                announced = True      # the link may still be slow: say the reading is over
+                s = relay.stats
+                print(f"wpptrace {PROG}: {args.session}: the session stopped; {s.buffers_read} "
+                      f"buffers read, {s.relay_dropped} dropped (queue full); sending what is "
+                      f"queued", file=sys.stderr, flush=True)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -174,6 +174,9 @@ class Relay:
         self._subscription = None
         self._stop = threading.Event()
         self._done = threading.Event()
+        #: set when the session has ended and every buffer it gave was read (queued, sent or
+        #: dropped): what is left is only the sending
+        self.session_ended = threading.Event()
         self._threads: list[threading.Thread] = []
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._wakeup: Optional[asyncio.Event] = None
@@ -261,6 +264,7 @@ class Relay:
                     if sub.closed:
                         self._query_session()
                         self.finish()
+                        self.session_ended.set()
                         return
                 else:
                     if self._outbox.header is not None:
