@@ -43,7 +43,7 @@ def test_record_enables_providers_the_script_registers(tmp_path):
     proc, out, control = record(tmp_path)
     assert proc.returncode == 3, proc.stderr          # the script's exit code
     assert "flags 4294967295" in proc.stdout and "0 events lost" in proc.stderr
-    messages = etlcheck.read(out).messages
+    messages = etlcheck.time_order(etlcheck.read(out))
     assert [m.args for m in messages] == [b"alpha\0", b"beta\0"] and messages[0].guid == control
 
 

@@ -63,7 +63,7 @@ def test_local_sequence_starts_at_one_per_session(tmp_path, session_name):
         with TraceSession(f"{session_name}{run}", path, LogFileMode=P.EVENT_TRACE_USE_LOCAL_SEQUENCE) as s:
             for _ in range(5):
                 P.TraceMessage(s.handle, P.TRACE_MESSAGE_SEQUENCE | P.TRACE_MESSAGE_TIMESTAMP, None, 1)
-        assert [m.sequence for m in etlcheck.read(path).messages] == [1, 2, 3, 4, 5]
+        assert [m.sequence for m in etlcheck.time_order(etlcheck.read(path))] == [1, 2, 3, 4, 5]
 
 
 def test_sequence_item_without_sequence_mode_is_zero(tmp_path, session_name):
@@ -271,9 +271,9 @@ def test_update_switches_to_a_new_log_file(tmp_path, session_name):
             P.ControlTrace(s.handle, None, bad, P.EVENT_TRACE_CONTROL_UPDATE)
         assert err.value.winerror == L.ERROR_BAD_PATHNAME and s.query().LogFileName == str(second)
     a, b = etlcheck.read(first), etlcheck.read(second)
-    assert [m.args for m in a.messages] == [b"\0", b"\1", b"\2"]
-    assert [m.args for m in b.messages] == [b"\3", b"\4"]
-    assert [m.sequence for m in b.messages] == [4, 5]               # the session's sequence goes on
+    assert [m.args for m in etlcheck.time_order(a)] == [b"\0", b"\1", b"\2"]
+    assert [m.args for m in etlcheck.time_order(b)] == [b"\3", b"\4"]
+    assert [m.sequence for m in etlcheck.time_order(b)] == [4, 5]               # the session's sequence goes on
     assert sorted(buf["sequence"] for buf in b.buffers) == list(range(1, len(b.buffers) + 1))
     assert (a.logfile_name, b.logfile_name) == (str(first), str(second))
     assert a.header["StartTime"] == b.header["StartTime"] and len(etlcheck.dissect_messages(second)) == 2
