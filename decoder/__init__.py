@@ -12,7 +12,9 @@ Layers, bottom up (docs/architecture.md has the picture):
 * ``format_file(path, tmf=...)``: the lines ``wpptrace fmt`` prints; ``decode_file``: the
   messages as ``DecodedMessage`` objects (``messages`` module);
 * ``api``: the Win32-shaped OpenTrace / ProcessTrace / CloseTrace on the same engine;
-* ``wpp``: WPP messages formatted like tracefmt, on the engine's compact rows (``wpp_rows``).
+* ``wpp``: WPP messages formatted like tracefmt, on the engine's compact rows (``wpp_rows``);
+* ``to_arrow(paths, tmf=...)``: the messages as Arrow record batches (``arrow`` module, the
+  ``arrow`` extra: pyarrow).
 """
 from .buffers import Buffer, BufferInfo, parse_buffer
 from .engine import ordered_records
@@ -24,9 +26,19 @@ from .messages import (Args, DecodedFile, DecodedMessage, FormattedLines, decode
 from .records import DecodeIssue, Record
 from .timestamps import TimeConverter
 
+
+
+def to_arrow(paths, tmf=None, **options):
+    """The WPP messages of ``paths`` as ``pyarrow.RecordBatch``es (``decoder.arrow.to_arrow``;
+    needs the ``arrow`` extra: ``pip install 'wpptrace[arrow]'``)."""
+    from .arrow import to_arrow as _to_arrow
+
+    return _to_arrow(paths, tmf, **options)
+
+
 __all__ = [
     "Args", "Buffer", "BufferInfo", "ClassicEvent", "DecodeIssue", "DecodedFile", "DecodedMessage",
     "EtlFile", "Event", "EventReader", "FormattedLines", "HeaderEvent", "LogfileHeader",
     "ManifestEvent", "MessageEvent", "Record", "SystemEvent", "TimeConverter", "decode_file",
-    "format_file", "load_tmf", "open", "ordered_records", "parse_buffer",
+    "format_file", "load_tmf", "open", "ordered_records", "parse_buffer", "to_arrow",
 ]

@@ -41,7 +41,7 @@ class FmtOptions:
     pdbs: list[str] = field(default_factory=list)  # PDB files (or images whose PDB is searched)
     symbol_paths: list[str] = field(default_factory=list)
     output: str | None = None  # None: standard output
-    output_format: str = "text"  # text | csv | jsonl
+    output_format: str = "text"  # text | csv | jsonl | parquet | arrow (decoder.arrow)
     csv_header: bool = True
     csv_quote: bool = False
     summary: str | None = None  # summary file path, None: none
@@ -54,6 +54,8 @@ class FmtOptions:
     verbose: bool = False  # status lines (processing completed, files written) on stderr
     prog: str = "wpptrace fmt"
     jobs: int = 1  # processes decoding one file (0: one per core for a large file into a file)
+    all_records: bool = False  # parquet/arrow: rows for the records that are not WPP messages
+    batch_rows: int = 0  # parquet/arrow: rows per record batch (0: decoder.arrow's default)
 
 
 # -- inputs -------------------------------------------------------------------------------
@@ -234,11 +236,30 @@ def _writer(opts: FmtOptions, stream: IO[str], header: bool = True):
     """The writer of the chosen output format (``header``: the CSV header row, if asked for)."""
     from . import output as outmod
 
+    if opts.output_format in COLUMNAR:
+        from .arrow import ArrowFileWriter
+
+        return ArrowFileWriter(_binary(stream), opts.output_format)
     if opts.output_format == "csv":
         return outmod.CsvWriter(stream, header=opts.csv_header and header, quote_all=opts.csv_quote)
     if opts.output_format == "jsonl":
         return outmod.JsonLinesWriter(stream)
     return outmod.TextWriter(stream)
+
+
+#: output formats written as Arrow record batches (decoder.arrow, the ``arrow`` extra)
+COLUMNAR = ("parquet", "arrow")
+
+
+def _binary(stream):
+    """The byte stream under a text output (Parquet and Arrow IPC are binary)."""
+    if isinstance(stream, outputs.AtomicOutput):
+        stream = stream.stream
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:
+        raise ValueError("a binary output format needs a file or a byte stream")
+    stream.flush()
+    return buffer
 
 
 def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
@@ -276,6 +297,12 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
         print(f"{opts.prog}: error: bad prefix {prefix!r}: {exc}", file=err)
         return EXIT_USAGE
 
+    if opts.output_format in COLUMNAR:
+        problem = _columnar_problem(opts, out)
+        if problem:
+            print(f"{opts.prog}: error: {problem}", file=err)
+            return EXIT_USAGE
+
     tmfset, problems = _load_tmfs(opts, err)
     if problems:
         status = EXIT_FAILURE
@@ -305,7 +332,7 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
         with _few_collections():
             if not _decode_all(decoder, writer, opts, inputs, err):
                 return EXIT_FAILURE
-        writer.flush()
+        writer.close()
         if owned:  # complete: into place (an interrupted run leaves the old file)
             (stream.streams[0] if isinstance(stream, _Tee) else stream).commit()
     finally:
@@ -330,7 +357,7 @@ def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str]) -
             from .parallel import decode_parallel, default_jobs
 
             jobs = opts.jobs if opts.jobs > 0 else default_jobs(opts.output, inputs[0].size)
-            if jobs > 1:
+            if jobs > 1 and opts.output_format not in COLUMNAR:   # -j: text outputs
                 decode_parallel(decoder, writer, opts, inputs[0], jobs, err)
                 return True
     progress = None
@@ -368,11 +395,45 @@ def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress,
     chunks = ordered(view)
     if progress is not None:
         chunks = progress.wrap(chunks)
+    if opts.output_format in COLUMNAR:
+        from .arrow import DEFAULT_BATCH_ROWS, ArrowBuilder
+
+        builder = ArrowBuilder(decoder, all_records=opts.all_records,
+                               batch_rows=opts.batch_rows or DEFAULT_BATCH_ROWS)
+        for batch in builder.batches(chunks, view):
+            writer.write_batch(batch)
+            if live:
+                writer.flush()
+        return
     write = writer.write_utf8
     for out in decoder.format(chunks, view, opts.output_format, opts.csv_quote):
         write(out)
         if live:
             writer.flush()
+
+
+def _columnar_problem(opts: FmtOptions, out: IO[str]) -> str | None:
+    """Why a Parquet / Arrow output cannot be written as asked (None: it can)."""
+    try:
+        import pyarrow  # noqa: F401  (the optional extra)
+    except ImportError:
+        return (f"-f {opts.output_format} needs pyarrow: pip install 'wpptrace[arrow]'")
+    if opts.display:
+        return f"-f {opts.output_format} is binary: it cannot be copied to the console"
+    to_stdout = opts.output in (None, "-")
+    if opts.output_format == "parquet" and to_stdout:
+        return "-f parquet needs an output file (-o FILE); -f arrow writes a stream to stdout"
+    if to_stdout:
+        try:
+            if out.isatty():
+                return "-f arrow writes binary: redirect stdout or give -o FILE"
+        except (AttributeError, ValueError):
+            pass
+        if getattr(out, "buffer", None) is None:
+            return "-f arrow needs a byte stream for stdout"
+    if opts.batch_rows < 0:
+        return f"--batch-rows must be positive, not {opts.batch_rows}"
+    return None
 
 
 def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: float, status: int) -> int:
@@ -473,8 +534,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "exit status: 0 ok, 1 an input/output problem (see stderr), 2 bad usage")
     parser.add_argument("files", nargs="*", metavar="FILE", help=".etl files (merged by time)")
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-    parser.add_argument("-f", "--format", dest="output_format", choices=("text", "csv", "jsonl"),
-                        default="text", help="output format (default: text)")
+    parser.add_argument("-f", "--format", dest="output_format",
+                        choices=("text", "csv", "jsonl", *COLUMNAR), default="text",
+                        help="output format (default: text); parquet (needs -o) and arrow (an "
+                             "Arrow IPC stream) need the arrow extra: pip install "
+                             "'wpptrace[arrow]'")
+    parser.add_argument("--all-records", action="store_true",
+                        help="parquet/arrow: also a row per record that is not a WPP message "
+                             "(status 'record', its header fields)")
+    parser.add_argument("--batch-rows", type=int, default=0, metavar="N",
+                        help="parquet/arrow: rows per record batch (default 65536)")
     parser.add_argument("--tmf", action="append", default=[], metavar="FILE",
                         help="a TMF file (repeatable)")
     parser.add_argument("-p", "--tmf-path", action="append", default=[], metavar="DIR",
@@ -512,5 +581,5 @@ def run(args: argparse.Namespace) -> int:
         output_format=args.output_format, csv_header=args.csv_header, csv_quote=args.csv_quote,
         summary=args.summary, prefix=args.prefix, noprefix=args.noprefix, utc=args.utc,
         seq=args.seq, progress=args.progress, verbose=args.verbose, prog="wpptrace fmt",
-        jobs=args.jobs)
+        jobs=args.jobs, all_records=args.all_records, batch_rows=args.batch_rows)
     return run_fmt(opts)

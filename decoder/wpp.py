@@ -338,6 +338,15 @@ class WppDecoder:
         for text, ends, items, holes in rendered:
             yield rows.chunk(text, ends, items, holes, view)
 
+    def rendered(self, chunks: Iterable[tuple[Sequence[int], list]], view) -> Iterator[tuple]:
+        """The formatting loop for columnar outputs (decoder.arrow): per chunk of the
+        engine's row refs, (text, line ends, row refs, holes): the C renderer's message texts
+        without prefix (its buffer, valid until the next chunk is asked for), the text length
+        after each row (a row that is not a message adds nothing), and the rows it left to
+        Python [(item index, text position)], to be decoded with ``_row_message``."""
+        return self._rendered_chunks(chunks, view, want_ends=True, fill_holes=False,
+                                     prefixed=False)
+
     def _rendered_chunks(self, chunks, view, want_ends: bool, fill_holes: bool, prefixed: bool,
                          python_only: bool = False):
         """(text, line ends, row refs, holes) per chunk; the text may be the renderer's buffer

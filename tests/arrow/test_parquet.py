@@ -1,0 +1,160 @@
+"""Parquet and Arrow IPC output (``wpptrace fmt -f parquet|arrow``, ``decoder.to_arrow``): read
+back with pyarrow and with DuckDB, the rows hold the same messages, texts and typed arguments
+as ``wpptrace fmt -f jsonl``, for the real findneedle captures and a generated 200k-event trace
+of real driver TMFs; unknown and format-error messages are rows, flagged."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from arrowhelp import arrow_rows, comparable, fmt, jsonl_rows
+
+from wpptrace.decoder import to_arrow
+from wpptrace.decoder.arrow import SCHEMA
+
+CAPTURES = ["wppemitter-sample.etl", "wppenum-sample.etl", "wppstr-sample.etl",
+            "wpptypes-sample.etl"]
+
+
+def _jsonl(files, tmf_dirs):
+    code, out, err = fmt(files, tmf_dirs, "jsonl")
+    assert code == 0, err
+    return jsonl_rows(out)
+
+
+def _parquet(files, tmf_dirs, path, **options):
+    code, out, err = fmt(files, tmf_dirs, "parquet", str(path), **options)
+    assert code == 0, err
+    assert out == ""
+    return path
+
+
+def _duckdb_rows(path) -> list[dict]:
+    """The rows as DuckDB's own Parquet reader reads them (handed over as Arrow)."""
+    rel = duckdb.connect().sql(f"SELECT * FROM read_parquet('{path}')")
+    to_arrow_table = getattr(rel, "to_arrow_table", None) or rel.arrow    # DuckDB 2 / 1
+    rows = to_arrow_table().to_pylist()
+    for r in rows:           # instants: checked against filetime in SQL
+        r["timestamp"] = None
+    return rows
+
+
+@pytest.mark.parametrize("name", CAPTURES)
+def test_corpus_capture_parquet_equals_jsonl(name, fmt_data, tmp_path):
+    files, tmf = [fmt_data / name], [fmt_data / "tmf"]
+    expected = _jsonl(files, tmf)
+    path = _parquet(files, tmf, tmp_path / "out.parquet")
+    table = pq.read_table(path)
+    assert table.schema.equals(SCHEMA)
+    assert comparable(arrow_rows(table.to_pylist())) == comparable(expected)
+    assert comparable(arrow_rows(_duckdb_rows(path))) == comparable(expected)
+    assert [r[5] for r in expected] == ["header"] + ["ok"] * (len(expected) - 1)
+
+
+def test_corpus_captures_merged(fmt_data, tmp_path):
+    """Four captures merged by time in one output; the etl column names each row's file."""
+    files, tmf = [fmt_data / n for n in CAPTURES], [fmt_data / "tmf"]
+    expected = _jsonl(files, tmf)
+    table = pq.read_table(_parquet(files, tmf, tmp_path / "all.parquet"))
+    assert comparable(arrow_rows(table.to_pylist())) == comparable(expected)
+    by_file = table.group_by("etl").aggregate([("text", "count")]).to_pylist()
+    assert {r["etl"].rsplit("/", 1)[-1]: r["text_count"] for r in by_file} == {
+        "wppemitter-sample.etl": 46, "wppenum-sample.etl": 3, "wppstr-sample.etl": 5,
+        "wpptypes-sample.etl": 6}
+    ts = table.column("timestamp").to_pylist()
+    assert ts == sorted(ts)
+
+
+def test_duckdb_query_on_arguments(fmt_data, tmp_path):
+    """The query docs/analytics.md shows: one argument by name, across messages."""
+    path = _parquet([fmt_data / "wppemitter-sample.etl"], [fmt_data / "tmf"], tmp_path / "e.parquet")
+    rows = duckdb.sql(f"""
+        SELECT a.int AS id, text
+        FROM read_parquet('{path}'), UNNEST(args) AS t(a)
+        WHERE a.type = 'ItemLong' AND a.name = 'i' AND a.int >= 28
+        ORDER BY timestamp""").fetchall()
+    assert [r[0] for r in rows] == [28, 28, 29]
+    assert rows[-1][1] == "WppEmitter work item id=29 status=0x1d phase=startup provider=WppEmitter"
+
+
+def test_arrow_stream_on_stdout_and_python_api(fmt_data):
+    """``-f arrow`` writes an IPC stream to stdout; ``to_arrow`` yields the same batches."""
+    name = fmt_data / "wpptypes-sample.etl"
+    proc = subprocess.run([sys.executable, "-m", "wpptrace", "fmt", str(name), "-p",
+                           str(fmt_data / "tmf"), "-f", "arrow"], capture_output=True, check=True)
+    streamed = pa.ipc.open_stream(proc.stdout).read_all()
+    run = to_arrow(name, tmf=fmt_data / "tmf", batch_rows=2)
+    batches = list(run)
+    assert all(isinstance(b, pa.RecordBatch) and b.num_rows <= 2 for b in batches)
+    assert pa.Table.from_batches(batches).to_pylist() == streamed.to_pylist()
+    assert run.counters.messages == 5 and run.issues.num_rows == 0
+    assert comparable(arrow_rows(streamed.to_pylist())) == comparable(
+        _jsonl([name], [fmt_data / "tmf"]))
+    types = {a["name"]: a for r in streamed.to_pylist() for a in r["args"]}
+    assert types["(int)-1000"]["int"] == -1000
+    assert types["(void*)(ULONG_PTR)0x7ff012345678ULL"]["int"] == 0x7FF012345678
+    assert types["&g"] == {"name": "&g", "type": "ItemGuid", "int": None, "float": None,
+                           "str": "11223344-5566-7788-99aa-bbccddeeff00"}
+    assert types["(NTSTATUS)0xC0000022L"]["int"] == 0xC0000022
+
+
+def test_all_records_adds_header_fields_of_other_records(fmt_data, tmp_path):
+    path = _parquet([fmt_data / "wpptypes-sample.etl"], [fmt_data / "tmf"], tmp_path / "a.parquet",
+                    all_records=True)
+    rows = pq.read_table(path).to_pylist()
+    others = [r for r in rows if r["status"] == "record"]
+    # the capture's first buffer holds a system and two perfinfo records (fmt counts 3 non-WPP)
+    assert [r["kind"] for r in others] == ["system", "perfinfo", "perfinfo"]
+    assert all(r["text"] is None and r["tid"] is not None for r in others)
+    assert len(rows) == 6 + len(others)
+
+
+def test_unknown_and_format_error_messages_are_flagged(fmt_data, tmp_path):
+    """A message without a TMF entry and one whose argument bytes are too short are rows with
+    status unknown / format-error (the error says why), in their places."""
+    import etlgen
+
+    known = uuid.UUID("4857fab7-1162-3184-360b-cdd863ddf4ea")    # number 10: (int, int, int64)
+    stranger = uuid.UUID("01234567-89ab-cdef-0123-456789abcdef")
+    good = (42).to_bytes(4, "little") + (7).to_bytes(4, "little") + (5).to_bytes(8, "little")
+    ts = etlgen.T0
+    messages = [(known, 10, good, 0x10, 0x20, 0, ts + 10),
+                (stranger, 3, b"\x01\x02", 0x10, 0x20, 0, ts + 20),
+                (known, 10, good[:5], 0x10, 0x20, 1, ts + 30),
+                (known, 10, good, 0x10, 0x20, 1, ts + 40)]
+    etl = tmp_path / "flagged.etl"
+    etlgen.write_messages(etl, messages)
+    expected = _jsonl([etl], [fmt_data / "tmf"])
+    table = pq.read_table(_parquet([etl], [fmt_data / "tmf"], tmp_path / "f.parquet"))
+    got = arrow_rows(table.to_pylist())
+    assert comparable(got) == comparable(expected)
+    assert [r[5] for r in got] == ["header", "ok", "unknown", "format-error", "ok"]
+    assert "No Format Information found" in got[2][15]
+    assert got[3][17] and "argument" in got[3][17]
+
+
+def test_generated_200k_events_parquet_equals_jsonl(bench_fmt, tmp_path):
+    """200k events of 2,610 real driver messages (strings, pointers, status codes, doubles),
+    arguments unique per event: Parquet read back by pyarrow and by DuckDB equals JSON Lines."""
+    etl = tmp_path / "big.etl"
+    bench_fmt.generate(etl, 200_000)
+    tmf = [bench_fmt.TMF_DIR]
+    expected = comparable(_jsonl([etl], tmf))
+    assert len(expected) == 200_001
+    path = _parquet([etl], tmf, tmp_path / "big.parquet", batch_rows=50_000)
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_rows == 200_001
+    table = pq.read_table(path)
+    assert comparable(arrow_rows(table.to_pylist())) == expected
+    del table
+    assert comparable(arrow_rows(_duckdb_rows(path))) == expected
+    # DuckDB reads the instants exactly as the filetime column says
+    off = duckdb.sql(f"""SELECT count(*) FROM read_parquet('{path}')
+        WHERE epoch_ns(timestamp::TIMESTAMP_NS) <> (filetime - 116444736000000000) * 100
+           OR timestamp IS NULL""").fetchall()[0][0]
+    assert off == 0
