@@ -717,6 +717,8 @@ class ArrowRun:
         except BaseException:
             self.close()
             raise
+        #: issues found opening the files (the header, the buffer index), before decoding
+        self.opening_issues = sum(len(etl.errors) for etl in self._files)
         view = RowView()
         if window is not None:
             chunks = FileSource(self._files[0]).ordered(view, window=window)
@@ -776,7 +778,11 @@ def decode_range(path: str, window: tuple[int | None, int | None] | None, tmfset
     except Exception as exc:         # a defect, not the input's: still one issue, not a failed job
         run.close()
         return SCHEMA.empty_table(), issues_table([(path, None, f"decoding failed: {_reason(exc)}")])
-    return table, run.issues
+    issues = run.issues
+    if window is not None and window[0] is not None:
+        # what opening the file found is the first window's to report, not every window's
+        issues = issues.slice(run.opening_issues)
+    return table, issues
 
 
 def _reason(exc: BaseException) -> str:
