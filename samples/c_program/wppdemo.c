@@ -1,5 +1,6 @@
 /* wppdemo.c: a C program traced with WPP-style macros through the wpptrace core (see README.md).
- * Usage: wppdemo OUT.etl (own session writing OUT.etl) | wppdemo --provider (a session elsewhere) */
+ * Usage: wppdemo OUT.etl (own session) | wppdemo --provider [ROUNDS [THREADS]] (a session elsewhere) */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,6 @@
 #define TRACE_LEVEL_WARNING     3
 #define TRACE_LEVEL_INFORMATION 4
 #define TRACE_LEVEL_VERBOSE     5
-
 static const char *names[] = {"alpha.cfg", "beta.dat", "gamma.log"};
 
 static void start_driver(void)
@@ -45,19 +45,37 @@ static void trace_all(void)
     stop_driver();
 }
 
+static long g_rounds = 1;
+
+/* A service's worker thread: the same calls, round after round. */
+static void *worker(void *arg)
+{
+    for (long r = 0; r < g_rounds; r++)
+        trace_all();
+    return arg;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s OUT.etl | --provider\n", argv[0]);
+    int provider = argc >= 2 && strcmp(argv[1], "--provider") == 0;
+    if (provider ? argc > 4 : argc != 2) {
+        fprintf(stderr, "usage: %s OUT.etl | --provider [ROUNDS [THREADS]]\n", argv[0]);
         return 2;
     }
-    if (strcmp(argv[1], "--provider") == 0) {
+    if (provider) {
         /* No session of its own, as a driver or service: a session started elsewhere
          * (wpptrace session start / tracelog, a test's capture) that holds the control GUID
-         * enables it during WPP_INIT_TRACING; with none, every TraceEvents is skipped. */
+         * enables it during WPP_INIT_TRACING; with none, every TraceEvents is skipped.
+         * THREADS threads (default 1) each run the calls ROUNDS times (default 1). */
+        g_rounds = argc > 2 ? atol(argv[2]) : 1;
+        int threads = argc > 3 ? atoi(argv[3]) : 1;
+        if (g_rounds < 1 || threads < 1 || threads > 64) { fprintf(stderr, "bad ROUNDS or THREADS\n"); return 2; }
         ULONG rc = WPP_INIT_TRACING("wppdemo");
         if (rc != ERROR_SUCCESS) { fprintf(stderr, "WPP_INIT_TRACING: %u\n", rc); return 1; }
-        trace_all();
+        pthread_t tid[64];
+        for (int t = 0; t < threads; t++)
+            if (pthread_create(&tid[t], NULL, worker, NULL) != 0) { fprintf(stderr, "pthread_create\n"); return 1; }
+        for (int t = 0; t < threads; t++) pthread_join(tid[t], NULL);
         WPP_CLEANUP();
         return 0;
     }

@@ -71,12 +71,22 @@ def build_c_program(tmp_path_factory):
     subprocess.run([cc, *C_FLAGS, "-c", *map(str, sources)], cwd=tmp, check=True)
     objects = [str(tmp / (s.stem + ".o")) for s in sources]
 
-    def build(name: str, text: str) -> pathlib.Path:
+    def build(name: str, text: str, *flags: str) -> pathlib.Path:
         (tmp / f"{name}.c").write_text(text)
-        subprocess.run([cc, *C_FLAGS, str(tmp / f"{name}.c"), *objects, "-pthread", "-o", str(tmp / name)],
+        subprocess.run([cc, *C_FLAGS, *flags, str(tmp / f"{name}.c"), *objects, "-pthread", "-o", str(tmp / name)],
                        check=True)
         return tmp / name
     return build
+
+
+SAMPLE = REPO / "samples" / "c_program"
+
+
+@pytest.fixture(scope="session")
+def wppdemo(build_c_program) -> pathlib.Path:
+    """samples/c_program/wppdemo built as its README says (``wppdemo --provider [ROUNDS
+    [THREADS]]`` traces for a session in another process)."""
+    return build_c_program("wppdemo", (SAMPLE / "wppdemo.c").read_text(), "-I", str(SAMPLE))
 
 
 PATIENCE = 20.0

@@ -17,6 +17,8 @@ from wpptrace.provider import sessions
 from wpptrace.provider.sessions import TraceSession
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: the C sample's messages of one round (samples/c_program/expected.txt)
+SAMPLE_EXPECTED = open(os.path.join(HERE, "..", "..", "samples", "c_program", "expected.txt")).read().splitlines()
 L = P._lib
 PATIENCE = 20.0
 
@@ -111,44 +113,66 @@ def test_stopping_a_session_disables_its_providers_in_every_process(tmp_path, se
         assert app.expect("disable", 1.0) == ["disable"]   # before STOP returned
 
 
-def test_processes_times_threads_into_one_file(tmp_path, session_name, apps, c_provider):
-    """Two Python provider processes and a C one, two threads each: every event present, each
-    thread's events in order (global sequence numbers), per-processor streams in time order."""
-    control, message = uuid.uuid4(), uuid.UUID("01234567-89ab-cdef-0123-456789abcdef")
+def c_sample_round(path) -> list[tuple[int, bytes]]:
+    """(message number, arguments) of one round of the C sample's calls, in order."""
+    return [(m.number, m.args) for m in etlcheck.time_order(etlcheck.read(path))]
+
+
+def test_processes_times_threads_into_one_file(tmp_path, session_name, apps, wppdemo):
+    """Two Python provider processes registered before the enable and two C programs (the
+    sample, samples/c_program, as a service: --provider) started after it, two threads each,
+    into one file: every event present, each thread's events in order (global sequence
+    numbers), per-processor streams in time order, nothing lost."""
+    control = uuid.UUID("b7c1e3d2-5a4f-4e6b-9c8d-7f6e5d4c3b2a")      # the sample's control GUID
+    message = uuid.uuid4()
+    m_events, rounds = 3000, 400
+    with TraceSession(session_name + "ref", tmp_path / "ref.etl") as ref:
+        ref.enable(control, 0xFF, 5)
+        subprocess.run([str(wppdemo), "--provider"], check=True, timeout=PATIENCE)
+    one_round = c_sample_round(tmp_path / "ref.etl")
+    assert len(one_round) == len(SAMPLE_EXPECTED)
     path = tmp_path / "many.etl"
-    m_events = 3000
     python = [apps(control, message) for _ in range(2)]
     for app in python:
         app.send("register")
         app.expect("registered")
+    c_apps = []
     with TraceSession(session_name, path, BufferSize=16, MaximumBuffers=512,
                       LogFileMode=P.EVENT_TRACE_USE_GLOBAL_SEQUENCE) as s:
-        c_app = subprocess.Popen([str(c_provider), str(control), "2", str(m_events)],
-                                 stdout=subprocess.PIPE, text=True)
         try:
             s.enable(control, 0xFF, 5)
             for app in python:
                 app.expect("enable")
                 app.send(f"log {m_events} 2")
+            c_apps = [subprocess.Popen([str(wppdemo), "--provider", str(rounds), "2"]) for _ in range(2)]
             for app in python:
                 assert app.expect("logged") == ["logged", str(2 * m_events), "0", "0"]
-            c_out = c_app.communicate(timeout=PATIENCE)[0].split()
+            assert [c.wait(timeout=PATIENCE) for c in c_apps] == [0, 0]
         finally:
-            if c_app.poll() is None:
-                c_app.kill()
-                c_app.wait()
-        assert c_out == ["logged", str(2 * m_events)]
+            for c in c_apps:
+                if c.poll() is None:
+                    c.kill()
+                    c.wait()
     assert s.final.EventsLost == 0
     c = etlcheck.read(path)
+    python_pids = {app.pid for app in python}
     by_thread: dict[tuple[int, int], list] = {}
+    c_threads: dict[tuple[int, int], list] = {}
     for m in c.messages:
-        pid, t, i = struct.unpack("<III", m.args)
-        by_thread.setdefault((pid, t), []).append((m.sequence, i))
-    expected = {(app.pid, t) for app in python for t in range(2)} | {(c_app.pid, t) for t in range(2)}
-    assert set(by_thread) == expected
+        if m.guid == message:
+            pid, t, i = struct.unpack("<III", m.args)
+            assert m.process_id == pid and pid in python_pids
+            by_thread.setdefault((pid, t), []).append((m.sequence, i))
+        else:
+            c_threads.setdefault((m.process_id, m.thread_id), []).append((m.sequence, (m.number, m.args)))
+    assert set(by_thread) == {(pid, t) for pid in python_pids for t in range(2)}
     for pairs in by_thread.values():
         assert [i for _, i in sorted(pairs)] == list(range(m_events))
-    assert len({m.sequence for m in c.messages}) == len(c.messages) == 6 * m_events
+    assert {pid for pid, _ in c_threads} == {p.pid for p in c_apps} and len(c_threads) == 4
+    for pairs in c_threads.values():
+        assert [call for _, call in sorted(pairs)] == one_round * rounds
+    n = 2 * 2 * m_events + 2 * 2 * rounds * len(one_round)
+    assert len({m.sequence for m in c.messages}) == len(c.messages) == n
     for msgs in etlcheck.stream_order(c).values():
         times = [m.timestamp for m in msgs]
         assert times == sorted(times)
@@ -195,64 +219,6 @@ def test_pythonic_provider_in_another_process(tmp_path, session_name, apps, guid
     app.send("log 5")
     assert app.expect("logged") == ["logged", "5", "0", "0"]       # disabled: nothing written
     assert len(etlcheck.read(path).messages) == 25
-
-
-C_PROVIDER = r"""
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include "wpptrace_etw.h"
-
-static volatile TRACEHANDLE g_logger;
-static GUID g_msg = {0x01234567, 0x89ab, 0xcdef, {0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef}};
-static unsigned g_events;
-static volatile unsigned g_ok;
-
-static ULONG control(WMIDPREQUESTCODE code, PVOID ctx, ULONG *size, PVOID buffer) {
-    (void)ctx; (void)size;
-    g_logger = code == WMI_ENABLE_EVENTS ? GetTraceLoggerHandle(buffer) : 0;
-    return 0;
-}
-
-static void *writer(void *arg) {
-    unsigned v[3] = {(unsigned)getpid(), (unsigned)(uintptr_t)arg, 0};
-    for (unsigned i = 0; i < g_events; i++) {
-        v[2] = i;
-        if (TraceMessage(g_logger, 0x2B, &g_msg, (USHORT)(10 + v[1]), v, sizeof v, NULL) == 0)
-            __atomic_add_fetch(&g_ok, 1, __ATOMIC_RELAXED);
-    }
-    return NULL;
-}
-
-int main(int argc, char **argv) {
-    GUID control_guid;
-    unsigned a, b, c, d[8];
-    sscanf(argv[1], "%8x-%4x-%4x-%2x%2x-%2x%2x%2x%2x%2x%2x", &a, &b, &c,
-           &d[0], &d[1], &d[2], &d[3], &d[4], &d[5], &d[6], &d[7]);
-    control_guid.Data1 = a; control_guid.Data2 = (uint16_t)b; control_guid.Data3 = (uint16_t)c;
-    for (int i = 0; i < 8; i++) control_guid.Data4[i] = (uint8_t)d[i];
-    int threads = atoi(argv[2]);
-    g_events = (unsigned)atoi(argv[3]);
-    TRACEHANDLE reg;
-    TRACE_GUID_REGISTRATION guids[1] = {{&g_msg, NULL}};
-    if (RegisterTraceGuids(control, NULL, &control_guid, 1, guids, NULL, NULL, &reg)) return 4;
-    for (int i = 0; i < 2000 && !g_logger; i++) usleep(10000);      /* enabled from outside */
-    if (!g_logger) return 5;
-    pthread_t tid[64];
-    for (int t = 0; t < threads; t++) pthread_create(&tid[t], NULL, writer, (void *)(uintptr_t)t);
-    for (int t = 0; t < threads; t++) pthread_join(tid[t], NULL);
-    printf("logged %u\n", g_ok);
-    return UnregisterTraceGuids(reg) ? 8 : 0;
-}
-"""
-
-
-@pytest.fixture(scope="module")
-def c_provider(build_c_program):
-    return build_c_program("prov", C_PROVIDER)
 
 
 def test_a_forked_provider_hears_enables_and_disables_itself(tmp_path, session_name, apps, guids):
