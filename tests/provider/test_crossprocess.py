@@ -88,6 +88,14 @@ def test_a_second_session_takes_the_provider_over(tmp_path, session_name, apps, 
         held = {p.guid: p for p in sessions.providers()}[control]
         assert (held.enabled, held.logger_id, held.flags, held.level, held.processes) == \
             (True, b.handle & 0xFFFF, 2, 5, 1)
+        # the operator's view: `session query` lists the provider under its holder only
+        queries = {name: subprocess.run([sys.executable, "-m", "wpptrace", "session", "query", name],
+                                        capture_output=True, text=True, timeout=PATIENCE).stdout
+                   for name in (session_name + "a", session_name + "b")}
+        holder = f"{{{control}}}  Flags 0x00000002  Level 5  registered in 1 process"
+        assert holder in queries[session_name + "b"] and "Enabled Providers:      1" in queries[session_name + "b"]
+        assert str(control) not in queries[session_name + "a"]
+        assert "Enabled Providers:      0" in queries[session_name + "a"]
         app.send("log 20 1")
         app.expect("logged")
         a.disable(control)                 # not a's provider any more: nothing happens

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import re
 import select
+import shlex
 import signal
+import struct
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 
@@ -76,14 +79,41 @@ def read_requests(view: subprocess.Popen, count: int) -> list[int]:
     return numbers
 
 
+README = os.path.join(HERE, "..", "..", "README.md")
+
+
+def readme_operator_commands(session: str, etl, tmf) -> list[list[str]]:
+    """The commands of README's "Trace a running application from another shell", with this
+    test's session name, file and TMF directory."""
+    text = open(README, encoding="utf-8").read()
+    block = text.split("### Trace a running application from another shell", 1)[1].split("```sh\n", 1)[1]
+    block = block.split("```", 1)[0]
+    commands = []
+    for line in block.splitlines():
+        words = shlex.split(line.split("#", 1)[0])
+        words = [{"Shop": session, "shop.etl": str(etl), "tmf/": str(tmf)}.get(w, w) for w in words]
+        assert words[0] == "wpptrace", line
+        commands.append([sys.executable, "-m", "wpptrace", *words[1:]])
+    return commands
+
+
 def test_start_enable_watch_stop_decode(tmp_path, session_name, service, service_tmf):
+    """README's operator workflow, its five commands as written there, against a running
+    service-like application whose tracing is off until the session enables it."""
     etl = tmp_path / "shop.etl"
-    out = wpptrace("session", "start", session_name, "-f", str(etl), "--realtime").stdout
+    start, enable, watch, stop, decode = readme_operator_commands(session_name, etl, service_tmf)
+    assert watch[3:5] == ["fmt", "--rt"] and stop[3:5] == ["session", "stop"]
+
+    def run(command: list[str]) -> str:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=PATIENCE, cwd=tmp_path)
+        assert result.returncode == 0, (command, result.stdout, result.stderr)
+        return result.stdout
+
+    out = run(start)
     assert f"session '{session_name}' started" in out and str(etl) in out
-    view = subprocess.Popen([sys.executable, "-m", "wpptrace", "fmt", "--rt", session_name, "-p", str(service_tmf)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    assert f"{{{SERVICE_GUID}}} flags 0x1 level 4" in run(enable)
+    view = subprocess.Popen(watch, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, cwd=tmp_path)
     try:
-        wpptrace("session", "enable", session_name, "--guid", f"{SERVICE_GUID}:0x1:4")
         live = read_requests(view, 5)
         assert len(live) >= 5 and live == list(range(live[0], live[0] + len(live)))
         query = wpptrace("session", "query", session_name).stdout
@@ -91,16 +121,16 @@ def test_start_enable_watch_stop_decode(tmp_path, session_name, service, service
         assert re.search(rf"^\s+\{{{SERVICE_GUID}\}}\s+Flags 0x00000001\s+Level 4\s+registered in 1 process$",
                          query, re.M), query
         assert session_name in wpptrace("session", "list").stdout
-        stopped = wpptrace("session", "stop", session_name).stdout
+        stopped = run(stop)
         assert "stopped" in stopped and "0 events lost" in stopped
-        _, err = view.communicate(timeout=PATIENCE)
+        _, err = view.communicate(timeout=PATIENCE)        # the live view ends with the session
         assert view.returncode == 0, err
     finally:
         if view.poll() is None:
             view.kill()
             view.wait()
     assert service.poll() is None                      # the application ran on throughout
-    decoded = wpptrace("fmt", str(etl), "-p", str(service_tmf)).stdout
+    decoded = run(decode)
     numbers = [int(m.group(1)) for line in decoded.splitlines() if (m := REQUEST.search(line))]
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers))) and set(live) <= set(numbers)
     assert wpptrace("session", "query", session_name, check=False).returncode == 1
@@ -180,3 +210,74 @@ def test_stop_of_a_session_whose_host_was_killed_cleans_up_and_says_so(tmp_path,
     assert header["EndTime"] == 0                     # the file says it was not stopped cleanly
     wpptrace("session", "start", session_name, "-f", str(tmp_path / "again.etl"))
     wpptrace("session", "stop", session_name)
+
+
+def query_rows(text: str) -> dict[str, str]:
+    return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in text.splitlines()) if v}
+
+
+def test_start_options_and_every_session_command(tmp_path, session_name, apps):
+    """Every option of ``session start`` reaches the session (query shows it) and the provider
+    in another process (its ControlCallback sees the flags and level); flush, update, enable,
+    disable, query and stop act on the running session."""
+    control, message = uuid.uuid4(), uuid.uuid4()
+    app = apps(control, message)
+    app.send("register")
+    app.expect("registered")
+    etl = tmp_path / "options.etl"
+    wpptrace("session", "start", session_name, "-f", str(etl), "--guid", str(control), "--flags", "0x3",
+             "--level", "4", "--buffer-size", "8", "--min-buffers", "4", "--max-buffers", "40",
+             "--flush-timer", "2", "--circular", "1")
+    logger_id = str(sessions.session_info(session_name).logger_id)
+    assert app.expect("enable") == ["enable", logger_id, "3", "4"]
+    query = wpptrace("session", "query", session_name).stdout
+    rows = query_rows(query)
+    assert (rows["Buffer Size"], rows["Maximum Buffers"], rows["Minimum Buffers"], rows["Log Mode"],
+            rows["Maximum File Size"], rows["Buffer Flush Timer"], rows["Log Filename"],
+            rows["Enabled Providers"]) == ("8 Kb", "40", "4", "Circular", "1 Mb", "2 secs", str(etl), "1")
+    assert re.search(rf"^\s+\{{{control}\}}\s+Flags 0x00000003\s+Level 4\s+registered in 1 process$", query, re.M)
+    app.send("log 100 1")
+    assert app.expect("logged") == ["logged", "100", "0", "0"]
+    flushed = wpptrace("session", "flush", session_name).stdout
+    assert re.search(r"flushed: ([2-9]|\d\d+) buffers written, 0 events lost", flushed), flushed
+    updated = wpptrace("session", "update", session_name, "--flush-timer", "3", "--max-buffers", "50").stdout
+    assert "flush timer 3, maximum buffers 50" in updated
+    rows = query_rows(wpptrace("session", "query", session_name).stdout)
+    assert (rows["Buffer Flush Timer"], rows["Maximum Buffers"]) == ("3 secs", "50")
+    wpptrace("session", "enable", session_name, "--guid", f"{{{control}}}:0x5:2")
+    assert app.expect("enable") == ["enable", logger_id, "5", "2"]
+    wpptrace("session", "disable", session_name, "--guid", str(control))
+    assert app.expect("disable") == ["disable"]
+    assert query_rows(wpptrace("session", "query", session_name).stdout)["Enabled Providers"] == "0"
+    assert "0 events lost" in wpptrace("session", "stop", session_name).stdout
+    assert app.quiet() == []                            # disabled already: the stop has nothing to say
+    c = etlcheck.read(etl)
+    assert c.header["LogFileMode"] & 0x2 and c.header["BufferSize"] == 8192 and c.header["EndTime"]
+    assert sorted(struct.unpack("<III", m.args)[2] for m in c.messages if m.guid == message) == list(range(100))
+
+
+@pytest.mark.parametrize("kind", ["-seq", "-cir"])
+def test_tracelog_file_kinds_guid_files_and_enable(tmp_path, session_name, apps, kind):
+    """-seq/-cir MB, a .guid file, and -enable of a second provider on a running session."""
+    first, second = uuid.uuid4(), uuid.uuid4()
+    a, b = apps(first, uuid.uuid4()), apps(second, uuid.uuid4())
+    for app in (a, b):
+        app.send("register")
+        app.expect("registered")
+    guid_file = tmp_path / "first.guid"
+    guid_file.write_text(f"{first}  FirstProvider  # one per line\n")
+    started = tracelog("-start", session_name, "-f", str(tmp_path / "k.etl"), "-guid", str(guid_file),
+                       "-flag", "0x6", "-level", "3", kind, "2")
+    assert started.returncode == 0, started.stderr
+    rows = query_rows(started.stdout)
+    assert (rows["Log Mode"], rows["Maximum File Size"]) == (
+        "Sequential" if kind == "-seq" else "Circular", "2 Mb")
+    logger_id = str(sessions.session_info(session_name).logger_id)
+    assert a.expect("enable") == ["enable", logger_id, "6", "3"]
+    enabled = tracelog("-enable", session_name, "-guid", f"#{second}", "-flag", "1", "-level", "2")
+    assert enabled.returncode == 0, enabled.stderr
+    assert b.expect("enable") == ["enable", logger_id, "1", "2"]
+    assert query_rows(tracelog("-q", session_name).stdout)["Enabled Providers"] == "2"
+    assert tracelog("-stop", session_name).returncode == 0
+    a.expect("disable")
+    b.expect("disable")
