@@ -220,7 +220,8 @@ def query_text(props: api.EVENT_TRACE_PROPERTIES, info: sessions.SessionInfo | N
         ("Log Filename", props.LogFileName or ""),
     ]
     if info is not None:
-        rows.append(("Host Process Id", info.host_pid))
+        rows += [("Host Process Id", info.host_pid), ("Records Abandoned", info.records_abandoned),
+                 ("Buffers Quarantined", info.buffers_quarantined)]
     lines = [f"{label + ':':<24}{value}" for label, value in rows]
     logger_id = props.HistoricalContext & 0xFFFF
     mine = [p for p in providers if p.enabled and p.logger_id == logger_id]

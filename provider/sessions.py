@@ -190,6 +190,7 @@ class SessionInfo:
     host_gone: bool          #: its host process died: ControlTrace STOP cleans up
     realtime_consumers: int
     records_abandoned: int   #: records whose writer never completed them (in EventsLost)
+    buffers_quarantined: int  #: buffers set aside for good: a writer that gave up a record may still run
 
 
 def session_info(name: str | None = None, handle: int = 0) -> SessionInfo:
@@ -201,7 +202,8 @@ def session_info(name: str | None = None, handle: int = 0) -> SessionInfo:
     return SessionInfo(int(info.LoggerId), int(info.HostProcessId),
                        bool(info.Flags & lib.WPPTRACE_SESSION_PRIVATE),
                        bool(info.Flags & lib.WPPTRACE_SESSION_HOST_GONE),
-                       int(info.RealTimeConsumers), int(info.RecordsAbandoned))
+                       int(info.RealTimeConsumers), int(info.RecordsAbandoned),
+                       int(info.BuffersQuarantined))
 
 
 @dataclasses.dataclass

@@ -393,6 +393,7 @@ typedef struct wpt_session {
     _Atomic uint32_t log_buffers_lost;
     _Atomic uint32_t rt_buffers_lost;
     _Atomic uint32_t records_abandoned;
+    _Atomic uint32_t buffers_quarantined; /* never reused: a live writer gave up a record in it */
     int64_t buffer_sequence;         /* last SequenceNumber given (flusher only) */
 
     /* sinks */
@@ -529,7 +530,7 @@ typedef struct {                /* QUERY/FLUSH/UPDATE/STOP replies: what Control
     int32_t  age_limit;
     uint32_t number_of_buffers, free_buffers, events_lost, buffers_written, log_buffers_lost;
     uint32_t realtime_buffers_lost, logger_thread_id, logger_id, generation;
-    uint32_t host_pid, consumers, records_abandoned, reserved;
+    uint32_t host_pid, consumers, records_abandoned, buffers_quarantined;
     char name[WPT_MAX_NAME];
     char logfile[WPT_MAX_PATH];
 } wpt_wire_props;

@@ -107,6 +107,7 @@ static void local_wire(wpt_session *s, wpt_wire_props *w) {
     w->host_pid = wpt_current_pid();
     w->consumers = s->realtime ? wpt_rt_consumers(s) : 0;
     w->records_abandoned = atomic_load(&s->records_abandoned);
+    w->buffers_quarantined = atomic_load(&s->buffers_quarantined);
     snprintf(w->name, sizeof w->name, "%s", s->name);
     snprintf(w->logfile, sizeof w->logfile, "%s", s->logfile_name);
 }
@@ -691,6 +692,7 @@ ULONG wpptrace_session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *i
         info->HostProcessId = w.host_pid;
         info->RealTimeConsumers = w.consumers;
         info->RecordsAbandoned = w.records_abandoned;
+        info->BuffersQuarantined = w.buffers_quarantined;
     }
     unlock();
     return rc;

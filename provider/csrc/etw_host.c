@@ -142,6 +142,7 @@ static void fill_props(wpt_session *s, wpt_wire_props *p) {
     p->host_pid = (uint32_t)getpid();
     p->consumers = s->realtime ? wpt_rt_consumers(s) : 0;
     p->records_abandoned = atomic_load(&s->records_abandoned);
+    p->buffers_quarantined = atomic_load(&s->buffers_quarantined);
     snprintf(p->name, sizeof p->name, "%s", s->name);
     snprintf(p->logfile, sizeof p->logfile, "%s", s->logfile_name);
 }

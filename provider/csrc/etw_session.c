@@ -144,7 +144,9 @@ static int wait_for_commits(wpt_session *s, const unsigned char *data, uint32_t 
         uint32_t size = 0;
         if ((w & 0xFFFF0000u) == WPT_RECORD_PENDING) {
             size = ((w & 0xFFFF) + 7u) & ~7u;
-            if (!give_up && spins > 64 && now >= next_check) {
+            /* looked at once more when the wait runs out (the flusher itself may have been
+             * descheduled past the deadline): a dead writer's buffer is never quarantined */
+            if (give_up || (spins > 64 && now >= next_check)) {
                 uint32_t tid = word_at(data, off + 4);
                 if (tid && wpt_thread_gone(tid)) give_up = 2;     /* nobody will commit it */
                 next_check = now + 1;
@@ -224,6 +226,7 @@ static void flush_one(wpt_session *s, uint32_t index1) {
     }
     if (live) {
         atomic_store(&d->phase, WPT_BUF_QUARANTINED);
+        atomic_fetch_add(&s->buffers_quarantined, 1);
         return;
     }
     memset(data, 0, s->buffer_size);
@@ -552,6 +555,7 @@ ULONG wpt_session_prepare(wpt_session *s, int private_pool) {
     atomic_store(&s->log_buffers_lost, 0);
     atomic_store(&s->rt_buffers_lost, 0);
     atomic_store(&s->records_abandoned, 0);
+    atomic_store(&s->buffers_quarantined, 0);
     atomic_store(&s->flusher_tid, 0);
     s->logfile = NULL;
     s->realtime = NULL;

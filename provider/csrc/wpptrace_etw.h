@@ -165,6 +165,8 @@ typedef struct {
     ULONG Flags;
     ULONG RealTimeConsumers;
     ULONG RecordsAbandoned;        /* records whose writer never completed them (in EventsLost) */
+    ULONG BuffersQuarantined;      /* buffers never reused: a writer that gave up a record in
+                                      one may still be running and store into it */
 } WPPTRACE_SESSION_INFO;
 ULONG wpptrace_session_info(TRACEHANDLE TraceHandle, LPCSTR InstanceName, WPPTRACE_SESSION_INFO *Info);
 

@@ -9,7 +9,9 @@
  *       forkcrash a forked child reserves a record and aborts
  *       signal    a signal handler logs (every 50 us) while the main thread logs
  * The logging loops are bounded (LOOP_EVENTS) so that the file can be checked record by record.
- * Prints "stopped MS logged N lost L written W" (MS: how long STOP took) and exits 0.
+ * Flushes, then stops; prints "flushed MS stopped MS logged N lost L written W ... abandoned A
+ * quarantined Q" (MS: how long FLUSH, FLUSH+STOP took; A, Q: the session's counters after the
+ * flush) and exits 0.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -44,9 +46,11 @@ static void log_one(unsigned tag, unsigned i) {
         __atomic_add_fetch(&g_logged, 1, __ATOMIC_RELAXED);
 }
 
+static volatile int g_reserved;
 static void *hold_forever(void *arg) {
     (void)arg;
     wpptrace_debug_reserve_only(g_session, 24);
+    g_reserved = 1;
     while (g_run) usleep(1000);
     return NULL;
 }
@@ -111,21 +115,13 @@ int main(int argc, char **argv) {
     if (StartTrace(&g_session, name, &props.p)) return 3;
     srand((unsigned)getpid());
 
+    pthread_t holder;
+    memset(&holder, 0, sizeof holder);
     if (!strcmp(mode, "held")) {
-        pthread_t t;
-        pthread_create(&t, NULL, hold_forever, NULL);
+        pthread_create(&holder, NULL, hold_forever, NULL);
+        while (!g_reserved) usleep(100);           /* the flush below finds it pending */
         for (unsigned i = 0; i < 100; i++) log_one(1, i);
-        usleep(50000);
-        long t0 = now_ms();
-        ControlTrace(g_session, NULL, &props.p, EVENT_TRACE_CONTROL_STOP);
-        long t1 = now_ms();
-        g_run = 0;
-        pthread_join(t, NULL);
-        printf("stopped %ld logged %lu lost %u written %u\n", t1 - t0, g_logged, props.p.EventsLost,
-               props.p.BuffersWritten);
-        return 0;
-    }
-    if (!strcmp(mode, "exited")) {
+    } else if (!strcmp(mode, "exited")) {
         pthread_t t;
         pthread_create(&t, NULL, reserve_and_exit, NULL);
         pthread_join(t, NULL);
@@ -181,10 +177,21 @@ int main(int argc, char **argv) {
     } else {
         return 2;
     }
+    /* a flush first: it gives up what no writer will complete; the session says how (a
+     * buffer is quarantined only when the writer may still be running) */
     long t0 = now_ms();
-    if (ControlTrace(g_session, NULL, &props.p, EVENT_TRACE_CONTROL_STOP)) return 4;
+    if (ControlTrace(g_session, NULL, &props.p, EVENT_TRACE_CONTROL_FLUSH)) return 4;
     long t1 = now_ms();
-    printf("stopped %ld logged %lu lost %u written %u handler %lu jumps %d\n", t1 - t0, g_logged,
-           props.p.EventsLost, props.p.BuffersWritten, g_in_handler, (int)g_jumps);
+    WPPTRACE_SESSION_INFO info;
+    if (wpptrace_session_info(g_session, NULL, &info)) return 5;
+    if (ControlTrace(g_session, NULL, &props.p, EVENT_TRACE_CONTROL_STOP)) return 6;
+    long t2 = now_ms();
+    printf("flushed %ld stopped %ld logged %lu lost %u written %u handler %lu jumps %d abandoned %u "
+           "quarantined %u\n", t1 - t0, t2 - t0, g_logged, props.p.EventsLost, props.p.BuffersWritten,
+           g_in_handler, (int)g_jumps, info.RecordsAbandoned, info.BuffersQuarantined);
+    if (!strcmp(mode, "held")) {
+        g_run = 0;
+        pthread_join(holder, NULL);
+    }
     return 0;
 }

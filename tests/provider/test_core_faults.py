@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import os
+import random
 import signal
 import struct
 import subprocess
@@ -44,27 +45,29 @@ def per_thread_values(path) -> dict[int, list[int]]:
 
 
 def test_a_writer_that_holds_its_record_delays_stop_boundedly(core_faults, tmp_path):
+    """A live writer that never commits: its record is given up when the bounded wait runs
+    out (the flush and STOP complete), its buffer is set aside for good (the writer may still
+    store into it) and the rest of the buffer is written."""
     result = run(core_faults, "held", tmp_path / "held.etl")
-    assert 300 <= result["stopped"] < 5000           # the bound, not forever
-    assert result["lost"] == 1 and result["logged"] == 100
+    assert (result["lost"], result["abandoned"], result["quarantined"], result["logged"]) == (1, 1, 1, 100)
     assert sorted(per_thread_values(tmp_path / "held.etl")[1]) == list(range(100))
 
 
 def test_a_record_whose_thread_exited_is_given_up_at_once(core_faults, tmp_path):
+    """Its writer is gone: given up without waiting for the bound (so its buffer is reused)."""
     result = run(core_faults, "exited", tmp_path / "exited.etl")
-    assert result["stopped"] < 300 and result["lost"] == 1
+    assert (result["lost"], result["abandoned"], result["quarantined"]) == (1, 1, 0)
     assert sorted(per_thread_values(tmp_path / "exited.etl")[1]) == list(range(100))
 
 
 def test_a_crashed_forked_child_does_not_hold_the_session(core_faults, tmp_path):
     result = run(core_faults, "forkcrash", tmp_path / "fork.etl")
-    assert result["stopped"] < 300 and result["lost"] == 1
+    assert (result["lost"], result["abandoned"], result["quarantined"]) == (1, 1, 0)
     assert sorted(per_thread_values(tmp_path / "fork.etl")[1]) == list(range(100))
 
 
 def test_writers_cancelled_at_random_moments(core_faults, tmp_path):
     result = run(core_faults, "cancel", tmp_path / "cancel.etl")
-    assert result["stopped"] < 5000
     values = per_thread_values(tmp_path / "cancel.etl")
     # every record in the file is whole (the reader checks each); a call is in the file once
     # or counted in EventsLost (a full pool, or a record its cancelled writer left half written)
@@ -75,7 +78,7 @@ def test_writers_cancelled_at_random_moments(core_faults, tmp_path):
 
 def test_writer_longjmping_out_of_signal_handlers(core_faults, tmp_path):
     result = run(core_faults, "longjmp", tmp_path / "jump.etl")
-    assert result["jumps"] == 8 and result["stopped"] < 8 * 600
+    assert result["jumps"] == 8
     values = per_thread_values(tmp_path / "jump.etl")[2]
     assert len(values) + result["lost"] >= result["logged"] and len(values) <= result["logged"] + 8
 
@@ -91,27 +94,41 @@ def test_signal_handler_logging_while_its_thread_logs(core_faults, tmp_path):
 
 
 def test_kill_9_of_a_provider_mid_write(tmp_path, session_name, apps):
-    """A provider process killed with a record reserved and not written: the session goes on
-    at once, the record is counted lost and absent, the file is whole."""
+    """A provider process killed with a record reserved and not written: the session gives
+    the record up at once (its writer is gone: no wait, its buffer is reused), counts it, and
+    goes on with the other processes; the file is whole. A live process that holds a record
+    the same way has it given up after the bound, and that buffer is set aside."""
     control, message = uuid.uuid4(), uuid.uuid4()
-    app = apps(control, message)
-    app.send("register")
-    app.expect("registered")
+    killed, stays = apps(control, message), apps(control, message)
+    for app in (killed, stays):
+        app.send("register")
+        app.expect("registered")
     path = tmp_path / "killed.etl"
     with TraceSession(session_name, path) as s:
         s.enable(control, 1, 4)
-        app.expect("enable")
-        app.send("log 50 1")
-        app.expect("logged")
-        app.send("reserve")
-        assert app.expect("reserved") == ["reserved", "0"]
-        os.kill(app.pid, signal.SIGKILL)
-        app.proc.wait()
-        started = time.monotonic()
-        q = s.flush()
-        assert time.monotonic() - started < 2.0
-        assert q.EventsLost == 1 and session_info(session_name).records_abandoned == 1
-    assert len(etlcheck.read(path).messages) == 50
+        for app in (killed, stays):
+            app.expect("enable")
+            app.send("log 50 1")
+            app.expect("logged")
+        killed.send("reserve")
+        assert killed.expect("reserved") == ["reserved", "0"]
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.proc.wait()
+        assert s.flush().EventsLost == 1
+        info = session_info(session_name)
+        assert (info.records_abandoned, info.buffers_quarantined) == (1, 0)
+        stays.send("log 50 1")                         # the session goes on
+        assert stays.expect("logged") == ["logged", "50", "0", "0"]
+        stays.send("reserve")                          # alive, never completes it
+        assert stays.expect("reserved") == ["reserved", "0"]
+        assert s.flush().EventsLost == 2
+        info = session_info(session_name)
+        assert (info.records_abandoned, info.buffers_quarantined) == (2, 1)
+        stays.send("log 50 1")
+        assert stays.expect("logged") == ["logged", "50", "0", "0"]
+    assert s.final.EventsLost == 2
+    got = collections.Counter(m.process_id for m in etlcheck.read(path).messages)
+    assert got == {killed.pid: 50, stays.pid: 150}
 
 
 def test_kill_9_of_a_provider_logging_in_a_loop(tmp_path, session_name, build_c_program):
@@ -124,8 +141,8 @@ def test_kill_9_of_a_provider_logging_in_a_loop(tmp_path, session_name, build_c_
         busy = subprocess.Popen([str(program), str(control)], stdout=subprocess.PIPE)
         assert busy.stdout.readline().strip() == b"registered"
         s.enable(control, 1, 4)
-        assert busy.stdout.readline().strip() == b"running"
-        time.sleep(0.2)
+        assert busy.stdout.readline().strip() == b"running"     # each thread logged a burst
+        time.sleep(random.uniform(0, 0.2))                      # a random moment of the loop
         busy.kill()
         busy.wait()
         s.flush()
@@ -135,7 +152,7 @@ def test_kill_9_of_a_provider_logging_in_a_loop(tmp_path, session_name, build_c_
     values = per_thread_values(path)
     for tag, got in values.items():
         assert sorted(got) == list(range(len(got))), tag     # no holes but the counted ones
-    assert sum(map(len, values.values())) > 100
+    assert len(values) == 8 and all(len(got) >= 100 for got in values.values())
 
 
 BUSY_WRITER = r"""
@@ -151,11 +168,13 @@ static ULONG control(WMIDPREQUESTCODE code, PVOID ctx, ULONG *size, PVOID buffer
     g_logger = code == WMI_ENABLE_EVENTS ? GetTraceLoggerHandle(buffer) : 0;
     return 0;
 }
+static volatile unsigned g_warm;
 static void *loop(void *arg) {
     unsigned v[2] = {(unsigned)(uintptr_t)arg, 0};
-    for (;;) {               /* bursts of a tight loop (the file stays small enough to check) */
+    for (int burst = 0;; burst++) {   /* bursts of a tight loop (the file stays small enough to check) */
         for (int i = 0; i < 100; i++)
             if (TraceMessage(g_logger, 0x2B, &g_msg, (USHORT)v[0], v, sizeof v, NULL) == 0) v[1]++;
+        if (burst == 0) __atomic_add_fetch(&g_warm, 1, __ATOMIC_RELEASE);
         usleep(2000);
     }
     return NULL;
@@ -176,6 +195,7 @@ int main(int argc, char **argv) {
     if (!g_logger) return 4;
     pthread_t t[8];
     for (int i = 0; i < 8; i++) pthread_create(&t[i], NULL, loop, (void *)(uintptr_t)(20 + i));
+    while (__atomic_load_n(&g_warm, __ATOMIC_ACQUIRE) < 8) usleep(100);   /* every thread logged */
     printf("running\n");
     fflush(stdout);
     for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);

@@ -4,6 +4,7 @@ of fmt --rt / tracefmt -rt ending on session stop and on Ctrl-C."""
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -194,14 +195,27 @@ def test_live_view_ends_on_ctrl_c_with_its_output_written(session_name, demo_tmf
     out_file = tmp_path / "live.txt"
     with realtime(session_name, FlushTimer=1) as s:
         s.enable(control, 0xFFFFFFFF, 5)
-        view = subprocess.Popen(["tracefmt", "-rt", session_name, "-p", str(tmf), "-o", str(out_file)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        # -display: the console shows each line as it is decoded, so the interrupt comes once
+        # the three were taken (the file itself is put in place only when the view ends)
+        view = subprocess.Popen(["tracefmt", "-rt", session_name, "-p", str(tmf), "-o", str(out_file), "-display"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
         wait_for_consumers(session_name, 1)
         subprocess.run([sys.executable, str(app), "3"], check=True, timeout=PATIENCE)
         s.flush()
-        time.sleep(0.5)                      # the decoder takes what the flush delivered
+        shown, pending = 0, b""
+        deadline = time.monotonic() + PATIENCE
+        while shown < 3 and time.monotonic() < deadline:
+            ready, _, _ = select.select([view.stdout], [], [], 0.2)
+            if ready:
+                chunk = os.read(view.stdout.fileno(), 65536)
+                assert chunk, "the live view ended before the interrupt"
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                shown += sum(b"LiveDemo" in line for line in lines)
+        assert shown == 3
         view.send_signal(signal.SIGINT)
         _, err = view.communicate(timeout=PATIENCE)
+        err = err.decode()
     assert view.returncode == 0, err
     assert "Traceback" not in err and "Event traces dumped to" in err
     lines = out_file.read_text().splitlines()
