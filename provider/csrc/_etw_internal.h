@@ -591,7 +591,9 @@ ULONG wpt_endpoint_ensure(void);
 /* Map the memory of hosted session (slot, generation) into this process if not done yet. */
 ULONG wpt_attach(uint32_t slot, uint8_t generation);
 /* Tell every other provider process about an enable change; waits for their answers. */
-void  wpt_broadcast(uint32_t kind, const wpt_wire_enable *msg);
+/* Tell every other provider process; the first failure one of them answered (e.g. it could not
+ * allocate its callback list), else ERROR_SUCCESS. */
+ULONG wpt_broadcast(uint32_t kind, const wpt_wire_enable *msg);
 /* Apply an enable change in this process: ControlCallbacks of the matching registrations
  * run in the calling thread. A disable only applies to the session holding the GUID. */
 ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t clock_type,

@@ -604,8 +604,10 @@ ULONG EnableTrace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHAN
     wpt_registry_unlock();
     unlock();
     rc = wpt_apply_enable(guid, enable != 0, msg.logger_handle, msg.clock_type, msg.version);
-    wpt_broadcast(enable ? WPT_REQ_ENABLE : WPT_REQ_DISABLE, &msg);
-    return rc;
+    /* a provider process that could not run its callbacks (no memory for the list) says so:
+     * the caller hears it (the enable stays recorded: enabling again retries it there) */
+    ULONG others = wpt_broadcast(enable ? WPT_REQ_ENABLE : WPT_REQ_DISABLE, &msg);
+    return rc != ERROR_SUCCESS ? rc : others;
 }
 
 ULONG EnableTraceEx2(TRACEHANDLE h, LPCGUID guid, ULONG code, UCHAR level, ULONGLONG any,

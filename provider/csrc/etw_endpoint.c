@@ -296,23 +296,29 @@ ULONG wpt_attach(uint32_t slot, uint8_t generation) {
 
 #define BROADCAST_BATCH 128
 
-static void finish_batch(int *fds, uint32_t *pids, int n, int64_t deadline) {
+static ULONG finish_batch(int *fds, uint32_t *pids, int n, int64_t deadline) {
+    ULONG failed = ERROR_SUCCESS;
     for (int i = 0; i < n; i++) {
         wpt_frame f;
         void *payload = NULL;
         int left = (int)(deadline - wpt_mono_ms());
         if (left < 1) left = 1;
-        if (wpt_ipc_recv(fds[i], &f, &payload, WPT_WIRE_MAX_CONTROL, NULL, left) == 0) free(payload);
+        if (wpt_ipc_recv(fds[i], &f, &payload, WPT_WIRE_MAX_CONTROL, NULL, left) == 0) {
+            free(payload);
+            if (f.kind == WPT_REPLY && f.status != ERROR_SUCCESS && failed == ERROR_SUCCESS) failed = f.status;
+        }
         (void)pids;
         close(fds[i]);
     }
+    return failed;
 }
 
-void wpt_broadcast(uint32_t kind, const wpt_wire_enable *msg) {
+ULONG wpt_broadcast(uint32_t kind, const wpt_wire_enable *msg) {
     const char *dir;
-    if (wpt_runtime_dir(&dir) != ERROR_SUCCESS) return;
+    ULONG failed = ERROR_SUCCESS, batch;
+    if (wpt_runtime_dir(&dir) != ERROR_SUCCESS) return ERROR_SUCCESS;
     DIR *d = opendir(dir);
-    if (!d) return;
+    if (!d) return ERROR_SUCCESS;
     uint32_t self = (uint32_t)getpid();
     int fds[BROADCAST_BATCH];
     uint32_t pids[BROADCAST_BATCH];
@@ -339,13 +345,15 @@ void wpt_broadcast(uint32_t kind, const wpt_wire_enable *msg) {
         fds[n] = fd;
         pids[n] = pid;
         if (++n == BROADCAST_BATCH) {
-            finish_batch(fds, pids, n, deadline);
+            batch = finish_batch(fds, pids, n, deadline);
+            if (failed == ERROR_SUCCESS) failed = batch;
             n = 0;
             deadline = wpt_mono_ms() + 3000;
         }
     }
     closedir(d);
-    finish_batch(fds, pids, n, deadline);
+    batch = finish_batch(fds, pids, n, deadline);
+    return failed == ERROR_SUCCESS ? batch : failed;
 }
 
 /* ---- fork --------------------------------------------------------------------------------- */

@@ -106,6 +106,26 @@ def test_a_second_session_takes_the_provider_over(tmp_path, session_name, apps, 
     assert len(values(tmp_path / "b.etl", message)) == 20
 
 
+def test_a_provider_process_that_cannot_run_its_callbacks_fails_the_enable_visibly(
+        tmp_path, session_name, apps, guids):
+    """The provider process has no memory for its callback list: the enabler hears
+    ERROR_OUTOFMEMORY (it was silently dropped there), and enabling again reaches it."""
+    control, message = guids
+    app = apps(control, message)
+    app.send("register")
+    app.expect("registered")
+    with TraceSession(session_name, tmp_path / "oom.etl") as s:
+        app.send("failalloc 1")
+        app.expect("failing")
+        with pytest.raises(P.Win32Error) as err:
+            s.enable(control, 1, 4)
+        assert err.value.winerror == L.ERROR_OUTOFMEMORY
+        assert app.quiet() == []
+        s.enable(control, 3, 4)
+        assert app.expect("enable") == ["enable", str(s.handle & 0xFFFF), "3", "4"]
+    app.expect("disable")
+
+
 def test_stopping_a_session_disables_its_providers_in_every_process(tmp_path, session_name, apps):
     control = uuid.uuid4()
     group = [apps(control, uuid.uuid4()) for _ in range(3)]

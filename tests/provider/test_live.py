@@ -145,6 +145,18 @@ def test_subscription_from_this_process_sees_a_consumer_count_of_zero_after_clos
         log(s, 6, [1])
 
 
+def test_closed_subscriptions_of_a_private_session_leave_it(session_name):
+    """The in-process hub of a private session frees a closed subscription at once (they
+    stayed on its list until the session ended)."""
+    with realtime(session_name, LogFileMode=P.EVENT_TRACE_REAL_TIME_MODE | P.EVENT_TRACE_PRIVATE_LOGGER_MODE):
+        for _ in range(20):
+            sub = subscribe_realtime(session_name)
+            assert sub.get(1.0) is not None
+            assert session_info(session_name).realtime_consumers == 1
+            sub.close()
+            assert session_info(session_name).realtime_consumers == 0
+
+
 def test_private_session_consumers_in_this_process(session_name):
     """A private session serves consumers of its own process; no other process sees it."""
     with realtime(session_name, LogFileMode=P.EVENT_TRACE_REAL_TIME_MODE | P.EVENT_TRACE_PRIVATE_LOGGER_MODE) as s:

@@ -9,7 +9,7 @@ arguments are pid, thread index and i; answers "logged OK DROPPED INVALID"), "fo
 OK"), "forkwatch" (a forked child stays, reports its own callbacks as "child-enable ..." /
 "child-disable" and logs 10 messages on each enable; answers "forked PID"), "reserve" (a
 record reserved and never completed, as by a writer killed mid-write; answers "reserved
-RC"), "exit". With "pythonic" the provider is a wpptrace Provider instead
+RC"), "failalloc N" (the core's next N allocations fail; answers "failing"), "exit". With "pythonic" the provider is a wpptrace Provider instead
 of a raw RegisterTraceGuids registration.
 """
 from __future__ import annotations
@@ -146,6 +146,9 @@ for line in sys.stdin:
         fork_and_log(int(words[1]))
     elif command == "forkwatch":
         fork_and_watch()
+    elif command == "failalloc":
+        P._lib.wpptrace_debug_fail_allocations(int(words[1]))
+        say("failing")
     elif command == "reserve":
         say("reserved", P._lib.wpptrace_debug_reserve_only(state["logger"], 64))
     elif command == "exit":
