@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import struct
 import uuid
+from array import array
 from typing import Any, Iterable, Iterator
 
 import numpy as np
@@ -37,6 +38,7 @@ import pyarrow.compute as pc
 
 from ._hazmat import ETL
 from .messages import _paths, load_tmf, trace_level
+from wpptrace.tmf.itemtypes import _ansi, _utf16
 from .wpp_rows import NO_TIME, NOT_MESSAGE, ROW_FIELDS, ROW_FORMAT, ROW_SIZE, TIME_OUT_OF_RANGE
 
 __all__ = ["SCHEMA", "ARG_TYPE", "ISSUES_SCHEMA", "ArrowBuilder", "ArrowFileWriter", "to_arrow",
@@ -45,33 +47,36 @@ __all__ = ["SCHEMA", "ARG_TYPE", "ISSUES_SCHEMA", "ArrowBuilder", "ArrowFileWrit
 #: rows per record batch unless asked otherwise
 DEFAULT_BATCH_ROWS = 1 << 16
 
-ARG_TYPE = pa.struct([("name", pa.string()), ("type", pa.string()), ("int", pa.int64()),
+#: the type of the columns with few distinct values (per message, per file): dictionary-encoded
+LABEL = pa.dictionary(pa.int32(), pa.string())
+
+ARG_TYPE = pa.struct([("name", LABEL), ("type", LABEL), ("int", pa.int64()),
                       ("float", pa.float64()), ("str", pa.string())])
 
 #: one row per message (docs/analytics.md describes each column)
 SCHEMA = pa.schema([
-    ("etl", pa.string()),                      # the .etl file the record was read from
+    ("etl", LABEL),                            # the .etl file the record was read from
     ("timestamp", pa.timestamp("ns", tz="UTC")),
     ("filetime", pa.int64()),                  # the same instant as a FILETIME (100 ns ticks)
     ("cpu", pa.uint32()),
     ("pid", pa.uint32()),
     ("tid", pa.uint32()),
     ("sequence", pa.uint32()),
-    ("status", pa.string()),                   # ok | unknown | format-error | header | record
-    ("guid", pa.string()),                     # message GUID (event GUID of other records)
+    ("status", LABEL),                         # ok | unknown | format-error | header | record
+    ("guid", LABEL),                           # message GUID (event GUID of other records)
     ("number", pa.uint16()),                   # message number (event id of other records)
-    ("component", pa.string()),                # prefix %1
-    ("name", pa.string()),                     # prefix %2
-    ("function", pa.string()),
-    ("file", pa.string()),
+    ("component", LABEL),                      # prefix %1
+    ("name", LABEL),                           # prefix %2
+    ("function", LABEL),      
+    ("file", LABEL),      
     ("line", pa.int32()),
     ("level", pa.uint8()),                     # TRACE_LEVEL_* the TMF's LEVEL= names
-    ("level_name", pa.string()),               # LEVEL= as written
-    ("flags", pa.string()),                    # FLAGS= as written
+    ("level_name", LABEL),                     # LEVEL= as written
+    ("flags", LABEL),                          # FLAGS= as written
     ("text", pa.string()),                     # the message text, without the prefix
     ("args", pa.list_(ARG_TYPE)),
     ("error", pa.string()),                    # why a format-error message failed
-    ("kind", pa.string()),                     # record kind (message, system, event...)
+    ("kind", LABEL),                           # record kind (message, system, event...)
     ("payload_size", pa.uint32()),
 ])
 
@@ -96,6 +101,7 @@ _ROW_DTYPE = _row_dtype()
 _KIND_NAMES = {getattr(ETL, name): name[len("ETLRD_KIND_"):].lower()
                for name in dir(ETL) if name.startswith("ETLRD_KIND_") and name != "ETLRD_KIND_COUNT"}
 _KINDS = pa.array([_KIND_NAMES.get(k, "unknown") for k in range(256)], pa.string())
+_NO_NULLS = np.zeros(1, bool)
 _HAS_GUID = ETL.ETLRD_HAS_GUID
 _POINTER64, _POINTER32 = ETL.TRACE_MESSAGE_POINTER64, ETL.TRACE_MESSAGE_POINTER32
 _FILETIME_UNIX = 116_444_736_000_000_000
@@ -132,16 +138,25 @@ def _arg_value(v: Any) -> tuple[int | None, float | None, str | None]:
     return None, None, str(v)
 
 
-#: how numpy types an argument: its unsigned value, sign-extended from ``bits``, a double, a float
-_UNSIGNED, _SIGNED, _DOUBLE, _FLOAT = 0, 1, 2, 3
+#: how numpy types an argument: its unsigned value, sign-extended from ``bits``, a double, a
+#: float; or a string: NUL-terminated ANSI, USHORT-counted ANSI, USHORT-counted UTF-16
+_UNSIGNED, _SIGNED, _DOUBLE, _FLOAT, _CSTR, _PSTR, _PWSTR = range(7)
 _WIDTH_MASK = np.array([0, 0xFF, 0xFFFF, 0, 0xFFFFFFFF, 0, 0, 0, _WIDE - 1], np.uint64)
 _BYTE8 = np.arange(8, dtype=np.intp)
 
 
+def _string_modes() -> dict:
+    from wpptrace.tmf import itemtypes
+
+    return {itemtypes._cstr_decoder: _CSTR, itemtypes._pstr_decoder: _PSTR,
+            itemtypes._pwstr_decoder: _PWSTR}
+
+
 def _vector_plan(formatter, ps: int, ids) -> list[tuple] | None:
     """How numpy reads a message's arguments at pointer size ``ps``: per argument (name id,
-    type id, byte offset, width, mode, sign bits); None when an argument has no fixed size or
-    a typed value numpy cannot give (GUIDs, addresses, strings...)."""
+    type id, byte offset after the strings before it, width (0: a string), mode, sign bits,
+    strings before it); None when an argument's typed value is one numpy cannot give (GUIDs,
+    addresses, SIDs, UTF-16 strings ended by NUL...)."""
     from wpptrace.tmf.cprintf import spec_bits
     from wpptrace.tmf.render import _TYPED_NAMES
 
@@ -151,8 +166,16 @@ def _vector_plan(formatter, ps: int, ids) -> list[tuple] | None:
         _steps, args = formatter._typed_plan(ps)
     except Exception:
         return None
-    out, off = [], 0
+    strings = _string_modes()
+    out, off, nvar = [], 0, 0
     for name, item, it, conv, a in args:
+        mode = strings.get(getattr(it, "_decode", None))
+        if mode is not None:
+            if conv is not None:
+                return None
+            out.append((ids(name), ids(item), off, 0, mode, 0, nvar))
+            nvar += 1
+            continue
         size = it.fixed_size(ps)
         code = it.struct_code or ({4: "I", 8: "Q"}.get(ps) if size == ps else None)
         if size is None or code is None or code not in _NP_CODES or \
@@ -172,7 +195,7 @@ def _vector_plan(formatter, ps: int, ids) -> list[tuple] | None:
             mode, bits = _SIGNED, spec_bits(spec, ps)
             if not 0 < bits <= 64:
                 return None
-        out.append((ids(name), ids(item), off, size, mode, bits))
+        out.append((ids(name), ids(item), off, size, mode, bits, nvar))
         off += size
     return out
 
@@ -203,15 +226,17 @@ class _Strings:
 class _Plans:
     """The numpy argument plans of every (message key, pointer size) met so far, in flat
     arrays indexed by ``code = key * 2 + (pointer size == 8)``: ``start`` (-1: not planned yet,
-    -2: Python decodes it), ``count``, ``size``; per argument ``name``, ``type``, ``off``,
-    ``width``, ``mode``, ``bits``."""
+    -2: Python decodes it), ``count``, ``size`` (the fixed-size arguments' bytes), ``nvar``
+    (strings); per argument ``name``, ``type``, ``off``, ``width``, ``mode``, ``bits``,
+    ``var`` (strings before it)."""
 
-    FIELDS = ("name", "type", "off", "width", "mode", "bits")
+    FIELDS = ("name", "type", "off", "width", "mode", "bits", "var")
 
     def __init__(self) -> None:
         self.start = np.full(0, -1, np.int64)
         self.count = np.zeros(0, np.int64)
         self.size = np.zeros(0, np.int64)
+        self.nvar = np.zeros(0, np.int64)
         self._flat: dict[str, list] = {f: [] for f in self.FIELDS}
         self.flat: dict[str, np.ndarray] = {}
 
@@ -222,6 +247,7 @@ class _Plans:
             self.start = np.concatenate([self.start, np.full(grow, -1, np.int64)])
             self.count = np.concatenate([self.count, np.zeros(grow, np.int64)])
             self.size = np.concatenate([self.size, np.zeros(grow, np.int64)])
+            self.nvar = np.concatenate([self.nvar, np.zeros(grow, np.int64)])
         todo = np.unique(codes[self.start[codes] == -1])
         if not len(todo):
             return
@@ -237,6 +263,7 @@ class _Plans:
             self.start[code] = len(flat["name"])
             self.count[code] = len(plan)
             self.size[code] = sum(p[3] for p in plan)
+            self.nvar[code] = sum(p[4] >= _CSTR for p in plan)
             for field, values in zip(self.FIELDS, zip(*plan)) if plan else ():
                 flat[field].extend(values)
         self.flat = {f: np.array(v, np.int64) for f, v in flat.items()}
@@ -265,7 +292,6 @@ class ArrowBuilder:
         self._key_arrays: dict[str, pa.Array] | None = None
         self._plans = _Plans()
         self._memo: dict[tuple[int, int, bytes], list] = {}
-        self._extras: dict[str, list] = {c: [] for c in _KEY_COLUMNS}   # Python's rows' values
 
     # -- per-message columns ---------------------------------------------------------------
     def _sync_keys(self) -> int:
@@ -278,29 +304,32 @@ class ArrowBuilder:
         return len(keys["status"])
 
     def _key_array(self, column: str) -> pa.Array:
+        """A per-message column's values by key id (the dictionary of a label column)."""
         if self._key_arrays is None:
-            self._key_arrays = {c: pa.array(v, SCHEMA.field(c).type) for c, v in self._keys.items()}
+            self._key_arrays = {c: pa.array(v, _value_type(c)) for c, v in self._keys.items()}
         return self._key_arrays[column]
 
     # -- batches ---------------------------------------------------------------------------
     def batches(self, chunks: Iterable, view) -> Iterator[pa.RecordBatch]:
-        """The record batches of the engine's ``chunks`` (see the class docstring)."""
-        pending: list[dict] = []
-        rows = 0
+        """The record batches of the engine's ``chunks`` (see the class docstring). Chunks are
+        collected (their rows, text and buffers kept by reference) until a batch is full, then
+        decoded into columns at once: numpy's work is per batch, not per chunk."""
+        pending = _Pending()
         for text, ends, items, holes in self.decoder.rendered(chunks, view):
-            part = self._chunk(text, ends, items, holes, view)
-            if part is None or not part["n"]:
+            n = len(items)
+            if not n:
                 continue
-            if pending and rows + part["n"] > self.batch_rows:
-                yield from self._sliced(self._batch(pending))
-                pending, rows = [], 0
-            pending.append(part)
-            rows += part["n"]
-        if pending:
-            yield from self._sliced(self._batch(pending))
+            if pending.rows and pending.rows + n > self.batch_rows:
+                yield from self._sliced(self._build(pending))
+                pending = _Pending()
+            self._collect(pending, text, ends, items, holes, view)
+        if pending.rows:
+            yield from self._sliced(self._build(pending))
 
-    def _sliced(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+    def _sliced(self, batch: pa.RecordBatch | None) -> Iterator[pa.RecordBatch]:
         """A batch cut to ``batch_rows`` (one chunk may hold more rows than that)."""
+        if batch is None or not batch.num_rows:
+            return
         size = self.batch_rows
         if batch.num_rows <= size:
             yield batch
@@ -308,49 +337,72 @@ class ArrowBuilder:
         for start in range(0, batch.num_rows, size):
             yield batch.slice(start, size)
 
-    def _chunk(self, text, ends, items, holes, view) -> dict | None:
-        """One chunk's columns as numpy arrays (the rows kept only)."""
+    def _collect(self, pending: "_Pending", text, ends, items, holes, view) -> None:
+        """Keep one chunk for the batch: its rows, its text (copied: the renderer reuses its
+        buffer) and references to the buffers its rows point into; the rows the renderer
+        left to Python are decoded now, while the view still holds their buffers."""
         n = len(items)
-        if not n:
-            return None
-        decoder = self.decoder
-        refs = np.asarray(items, dtype=np.uint64) if not isinstance(items, range) else \
-            np.arange(items.start, items.stop, dtype=np.uint64)
+        refs = np.arange(items.start, items.stop, dtype=np.uint64) if isinstance(items, range) \
+            else np.frombuffer(array("Q", items), np.uint64)
         slots = (refs >> np.uint64(32)).astype(np.intp)
         index = (refs & np.uint64(0xFFFFFFFF)).astype(np.intp)
-        present_slots = np.unique(slots).tolist()
-        if len(present_slots) == 1:
-            rows = np.frombuffer(view.blobs[present_slots[0]], _ROW_DTYPE)[index]
-        else:
-            rows = np.empty(n, _ROW_DTYPE)
-            for s in present_slots:
-                m = slots == s
-                rows[m] = np.frombuffer(view.blobs[s], _ROW_DTYPE)[index[m]]
-        key = rows["key"]
-        ends_np = np.asarray(ends, dtype=np.int64)
-        starts = np.empty(n, np.int64)
-        starts[0] = 0
-        starts[1:] = ends_np[:-1]
-        printed = ends_np > starts                  # rows the renderer printed (a line each)
-
-        # rows Python makes: holes (header, format errors, overflowed keys)
-        special: dict[int, Any] = {}
+        first = int(slots[0])
+        if (slots == first).all():
+            rows = np.frombuffer(view.blobs[first], _ROW_DTYPE)[index]
+            gid = np.full(n, pending.buffer(view, first), np.int64)
+        else:                           # one gather from the slots' row tables joined
+            present = np.unique(slots).tolist()
+            base = np.zeros(present[-1] + 1, np.intp)
+            gids = np.zeros(present[-1] + 1, np.int64)
+            at = 0
+            for s in present:
+                base[s] = at
+                at += len(view.blobs[s]) // ROW_SIZE
+                gids[s] = pending.buffer(view, s)
+            joined = np.frombuffer(b"".join([view.blobs[s] for s in present]), _ROW_DTYPE)
+            rows = joined[base[slots] + index]
+            gid = gids[slots]
+        decoder = self.decoder
         for row, _pos in holes:
             m = decoder._row_message(items[row], view)
             if m is not None:
-                special[row] = m
+                pending.special[pending.rows + row] = m
+        pending.row_parts.append(rows)
+        pending.gid_parts.append(gid)
+        pending.end_parts.append(np.frombuffer(array("q", ends), np.int64) + pending.text_size)
+        pending.texts.append(bytes(text))
+        pending.text_size += len(text)
+        pending.rows += n
+
+    def _build(self, pending: "_Pending") -> pa.RecordBatch | None:
+        """The record batch of the collected chunks (the rows kept only)."""
+        rows = np.concatenate(pending.row_parts)
+        gid = np.concatenate(pending.gid_parts)
+        ends = np.concatenate(pending.end_parts)
+        body = b"".join(pending.texts)
+        special = pending.special
+        n = len(rows)
+        key = rows["key"]
+        starts = np.empty(n, np.int64)
+        starts[0] = 0
+        starts[1:] = ends[:-1]
+        printed = ends > starts                  # rows the renderer printed (a line each)
         keep = printed.copy()
+        is_special = np.zeros(n, bool)
         if special:
-            keep[list(special)] = True
-        not_message = key == NOT_MESSAGE
+            is_special[list(special)] = True
+            keep |= is_special
         if self.all_records:
-            keep |= not_message
+            keep |= key == NOT_MESSAGE
+        if not keep.any():
+            return None
         nkeys = self._sync_keys()   # the renderer and Python may have added keys
+        data = _BatchData(pending)
 
         # text: the renderer's lines without their line ends, Python's at their places
-        data = np.frombuffer(text, np.uint8) if len(text) else np.zeros(0, np.uint8)
-        lens = np.where(printed, ends_np - starts - 1, 0)
-        body = np.delete(data, ends_np[printed] - 1).tobytes() if printed.any() else b""
+        lens = np.where(printed, ends - starts - 1, 0)
+        arr = np.frombuffer(body, np.uint8)
+        text_body = np.delete(arr, ends[printed] - 1).tobytes() if printed.any() else b""
         text_ok = printed.copy()
         if special:
             removed_before = np.cumsum(printed) - printed
@@ -358,143 +410,134 @@ class ArrowBuilder:
             for r in sorted(special):
                 p = int(starts[r] - removed_before[r])
                 line = special[r].text.encode("utf-8", "surrogatepass")
-                pieces += (body[at:p], line)
+                pieces += (text_body[at:p], line)
                 at = p
                 lens[r] = len(line)
                 text_ok[r] = True
-            pieces.append(body[at:])
-            body = b"".join(pieces)
+            pieces.append(text_body[at:])
+            text_body = b"".join(pieces)
 
-        # per-message columns: key ids, Python's rows as extras (negative ids)
+        # per-message columns through the key table; Python's rows (and other records)
+        # appended after it
         kid = key.astype(np.int64)
-        extras = self._extras
-        extra = np.zeros(n, bool)
-        for r in np.flatnonzero(keep & ((key >= nkeys) | np.isin(np.arange(n), list(special)))
-                                ).tolist():
+        extra = keep & ((key >= nkeys) | is_special)
+        extra_rows = np.flatnonzero(extra).tolist()
+        extra_values: dict[str, list] = {c: [] for c in _KEY_COLUMNS}
+        for j, r in enumerate(extra_rows):
             m = special.get(r)
             if m is not None:
                 values = _message_values(m)
             else:                       # a record that is not a message (all_records)
                 goff = int(rows["guid_offset"][r])
-                raw = bytes(view.datas[int(slots[r])][goff:goff + 16]) if goff else b""
-                values = ("record", str(uuid.UUID(bytes_le=raw)) if len(raw) == 16 else None,
-                          None, None, None, None, None, None, None, None)
+                raw = data.raw(int(gid[r]))[goff:goff + 16] if goff else b""
+                values = ("record", str(uuid.UUID(bytes_le=bytes(raw))) if len(raw) == 16
+                          else None, None, None, None, None, None, None, None, None)
             for column, value in zip(_KEY_COLUMNS, values):
-                extras[column].append(value)
-            kid[r] = -len(extras["status"])
-            extra[r] = True
+                extra_values[column].append(value)
+            kid[r] = nkeys + j
+        kid[~keep] = 0
+        indices = pa.array(kid.astype(np.int32))
+        # a message logged without its GUID (component-id messages) has none in its row
         no_guid = ((rows["present"] & _HAS_GUID) == 0) & ~extra
-
-        filetime, ts_valid = self._filetimes(rows, slots, present_slots, view)
-        args = self._args(rows, key, slots, printed & ~extra, special, view, nkeys)
-        errors = {r: m.error for r, m in special.items() if m.error}
-        etl_ids = np.array([self._etls(view.sources[s].name) if s in present_slots else 0
-                            for s in range(len(view.sources))], np.int64)[slots]
-        part = {"etl": etl_ids, "filetime": filetime, "ts_valid": ts_valid, "kid": kid,
-                "no_guid": no_guid, "text_len": lens, "text_ok": text_ok, "args_count": args[0],
-                "error": np.array([errors.get(r) for r in range(n)], object) if errors else None}
-        for field in ("cpu", "process_id", "thread_id", "sequence", "number", "kind",
-                      "payload_size"):
-            part[field] = rows[field]
-        if not keep.all():
-            part = {k: (v[keep] if isinstance(v, np.ndarray) else v) for k, v in part.items()}
-            child_keep = np.repeat(keep, args[0])
-            args = (args[0][keep],) + tuple(c[child_keep] if c is not None else None
-                                            for c in args[1:])
-        part["args"] = args
-        part["body"] = body
-        part["n"] = int(keep.sum())
-        return part
-
-    def _batch(self, parts: list[dict]) -> pa.RecordBatch:
-        """One record batch of the pending chunks' columns."""
-        def cat(name):
-            return np.concatenate([p[name] for p in parts]) if len(parts) > 1 else parts[0][name]
-
-        n = sum(p["n"] for p in parts)
-        nkeys = self._sync_keys()
-        extras = self._extras
-        kid = cat("kid")
-        take = pa.array(np.where(kid >= 0, kid, nkeys - 1 - kid))
         cols: dict[str, pa.Array] = {}
         for column in _KEY_COLUMNS:
             kind = SCHEMA.field(column).type
-            base = self._key_array(column) if nkeys else pa.array([], kind)
-            if extras["status"]:
-                base = pa.concat_arrays([base, pa.array(extras[column], kind)])
-            cols[column] = base.take(take) if len(base) else pa.nulls(n, kind)
-        for column in _KEY_COLUMNS:
-            extras[column].clear()
-        no_guid = cat("no_guid")
-        if no_guid.any():
-            cols["guid"] = pc.if_else(pa.array(no_guid), pa.nulls(n, pa.string()),
-                                              cols["guid"])
-        lens = cat("text_len")
+            base = self._key_array(column) if nkeys else pa.array([], _value_type(column))
+            if extra_rows:
+                base = pa.concat_arrays([base, pa.array(extra_values[column],
+                                                        _value_type(column))])
+            if not len(base):
+                cols[column] = pa.nulls(n, kind)
+                continue
+            if kind == LABEL:                # the values by reference: no copy
+                nulls = None
+                if base.null_count:          # nulls live in the indices (Parquet wants so)
+                    nulls = base.is_null().to_numpy(zero_copy_only=False)[kid]
+                    base = base.fill_null("")
+                if column == "guid" and no_guid.any():
+                    nulls = no_guid if nulls is None else nulls | no_guid
+                idx = indices if nulls is None else pa.array(kid.astype(np.int32), mask=nulls)
+                cols[column] = pa.DictionaryArray.from_arrays(idx, base)
+            else:
+                cols[column] = base.take(indices)
+
         offsets = np.zeros(n + 1, np.int64)
         np.cumsum(lens, out=offsets[1:])
-        body = b"".join(p["body"] for p in parts)
-        if offsets[-1] != len(body) or len(body) >= (1 << 31):
+        if offsets[-1] != len(text_body) or len(text_body) >= (1 << 31):
             raise ValueError("the renderer's line ends do not match its text")
-        text_ok = cat("text_ok")
         text = pa.StringArray.from_buffers(
-            n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(body),
+            n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(text_body),
             None if text_ok.all() else pa.array(text_ok).buffers()[1],
             0 if text_ok.all() else int((~text_ok).sum()))
-        errors = [p["error"] if p["error"] is not None else np.full(p["n"], None, object)
-                  for p in parts]
-        has_errors = any(p["error"] is not None for p in parts)
-        error = pa.array(np.concatenate(errors), pa.string()) if has_errors else \
-            pa.nulls(n, pa.string())
-        filetime, ts_valid = cat("filetime"), cat("ts_valid")
+        if any(m.error for m in special.values()):
+            errs = np.full(n, None, object)
+            for r, m in special.items():
+                if m.error:
+                    errs[r] = m.error
+            error = pa.array(errs, pa.string())
+        else:
+            error = pa.nulls(n, pa.string())
+        filetime, ts_valid = self._filetimes(rows, gid, data)
         ns_ok = ts_valid & (filetime >= _NS_LO) & (filetime <= _NS_HI)
         ns = np.where(ns_ok, filetime - _FILETIME_UNIX, 0) * 100
-        return pa.RecordBatch.from_arrays([
-            self._etls.array().take(pa.array(cat("etl"))),
+        args = self._args_array(self._args(rows, key, gid, printed & ~extra, special, data,
+                                           nkeys))
+        etl_ids = np.array([self._etls(s.name) for s in data.sources],
+                           np.int64)[data.source_of[gid]]
+        batch = pa.RecordBatch.from_arrays([
+            pa.DictionaryArray.from_arrays(pa.array(etl_ids.astype(np.int32)),
+                                           self._etls.array()),
             pa.array(ns, pa.timestamp("ns", tz="UTC"), mask=~ns_ok),
             pa.array(filetime, pa.int64(), mask=~ts_valid),
-            pa.array(cat("cpu")), pa.array(cat("process_id")), pa.array(cat("thread_id")),
-            pa.array(cat("sequence")),
-            cols["status"], cols["guid"], pa.array(cat("number")), cols["component"],
+            pa.array(rows["cpu"]), pa.array(rows["process_id"]), pa.array(rows["thread_id"]),
+            pa.array(rows["sequence"]),
+            cols["status"], cols["guid"], pa.array(rows["number"]), cols["component"],
             cols["name"], cols["function"], cols["file"], cols["line"], cols["level"],
-            cols["level_name"], cols["flags"], text, self._args_array(parts), error,
-            _KINDS.take(pa.array(cat("kind"))), pa.array(cat("payload_size")),
+            cols["level_name"], cols["flags"], text, args, error,
+            pa.DictionaryArray.from_arrays(pa.array(rows["kind"].astype(np.int32)), _KINDS),
+            pa.array(rows["payload_size"]),
         ], schema=SCHEMA)
+        if not keep.all():
+            batch = batch.filter(pa.array(keep))
+        return batch
 
-    def _args_array(self, parts: list[dict]) -> pa.Array:
-        counts, name_id, type_id, ints, int_ok, floats, float_ok, strs = (
-            [np.concatenate(c) for c in zip(*(p["args"][:7] for p in parts))] +
-            [[p["args"][7] for p in parts]])
+    def _args_array(self, args: tuple) -> pa.Array:
+        counts, name_id, type_id, ints, int_ok, floats, float_ok, str_len, str_ok, body = args
         total = len(name_id)
         offsets = np.zeros(len(counts) + 1, np.int64)
         np.cumsum(counts, out=offsets[1:])
-        if any(s is not None for s in strs):
-            values = np.concatenate([s if s is not None else np.full(len(p["args"][1]), None,
-                                                                      object)
-                                     for s, p in zip(strs, parts)])
-            str_array = pa.array(values, pa.string())
-        else:
-            str_array = pa.nulls(total, pa.string())
+        str_offsets = np.zeros(total + 1, np.int64)
+        np.cumsum(str_len, out=str_offsets[1:])
+        if str_offsets[-1] != len(body) or len(body) >= (1 << 31):
+            raise ValueError("argument strings do not add up")
+        strs = pa.StringArray.from_buffers(
+            total, pa.py_buffer(str_offsets.astype(np.int32)), pa.py_buffer(body),
+            pa.array(str_ok).buffers()[1] if total else None, int(total - str_ok.sum()))
         table = self._names.array()
         struct = pa.StructArray.from_arrays([
-            table.take(pa.array(name_id)) if total else pa.array([], pa.string()),
-            table.take(pa.array(type_id)) if total else pa.array([], pa.string()),
+            pa.DictionaryArray.from_arrays(pa.array(name_id.astype(np.int32)), table),
+            pa.DictionaryArray.from_arrays(pa.array(type_id.astype(np.int32)), table),
             pa.array(ints, pa.int64(), mask=~int_ok),
             pa.array(floats, pa.float64(), mask=~float_ok),
-            str_array,
+            strs,
         ], fields=list(ARG_TYPE))
         return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), struct,
                                         type=pa.list_(ARG_TYPE))
 
-    def _filetimes(self, rows, slots, present_slots, view) -> tuple[np.ndarray, np.ndarray]:
+    @staticmethod
+    def _filetimes(rows, gid, data) -> tuple[np.ndarray, np.ndarray]:
         """FILETIME of each row (exact integer arithmetic, as TimeConverter) and whether it
         has one."""
         raw = rows["timestamp"]
         milli = rows["milli"]
         valid = milli != NO_TIME
         out = np.zeros(len(raw), np.int64)
-        for s in present_slots:
-            m = slots == s if len(present_slots) > 1 else slice(None)
-            start, origin, num, den = view.sources[s].clock.linear
+        clocks = [s.clock for s in data.sources]
+        src = data.source_of[gid]
+        many = len(clocks) > 1
+        for k, clock in enumerate(clocks):
+            m = src == k if many else slice(None)
+            start, origin, num, den = clock.linear
             r = raw[m]
             with np.errstate(over="ignore"):
                 if num == den:
@@ -505,41 +548,46 @@ class ArrowBuilder:
                               rem * np.int64(num) // np.int64(den))
         far = np.flatnonzero(valid & (milli == TIME_OUT_OF_RANGE))
         for r in far.tolist():            # beyond what the row clock computes: Python's ints
-            ft = view.sources[int(slots[r])].clock.to_filetime(int(raw[r]))
+            ft = clocks[int(src[r])].to_filetime(int(raw[r]))
             if -(1 << 63) <= ft < (1 << 63):
                 out[r] = ft
             else:
                 valid[r] = False
         return out, valid
 
-    def _args(self, rows, key, slots, known, special, view, nkeys) -> tuple:
-        """The ``args`` column's parts: per row the argument count, per argument the name and
-        type ids, int, float and str values. Numpy reads every fixed-size argument of the
-        chunk at once; Python decodes the other messages' (memoized per argument block) and
-        those of its own rows."""
+    def _args(self, rows, key, slots, known, special, data, nkeys) -> tuple:
+        """The ``args`` column's parts: per row the argument count; per argument the name and
+        type ids, int and float values (with their validity), the string's length (and
+        validity), and the strings' UTF-8 bytes. Numpy reads the arguments of every message
+        whose items it knows (numbers, pointers, ANSI and counted strings) for the whole chunk
+        at once; Python decodes the others' (memoized per argument block) and those of its
+        own rows."""
         n = len(key)
         flags = rows["flags"].astype(np.int64)
-        src_ps = np.array([8 if s is None else s.pointer_size for s in view.sources], np.int64)
+        src_ps = np.array([s.pointer_size for s in data.sources], np.int64)[data.source_of]
         ps8 = np.where(flags & _POINTER64, True, np.where(flags & _POINTER32, False,
                                                           src_ps[slots] == 8))
         known = known & (key < nkeys)
         plans = self._plans
         counts = np.zeros(n, np.int64)
         python_rows: dict[int, list] = {r: list(m.args or ()) for r, m in special.items()}
-        vec = np.zeros(n, bool)
         code = key.astype(np.int64) * 2 + ps8
+        vec = np.zeros(n, bool)
+        entries = self.decoder._key_entries
         if known.any():
-            entries = self.decoder._key_entries
             plans.ensure(code[known], entries, self._names)
-            start = np.where(known, plans.start[np.where(known, code, 0)], -3)
-            size = plans.size[np.where(known, code, 0)]
-            vec = (start >= 0) & (rows["payload_size"] >= size)
-            counts[vec] = plans.count[code[vec]]
-            for r in np.flatnonzero(known & ~vec).tolist():
-                entry = entries[int(key[r])]
-                if entry.unknown is None and entry.formatter is not None:
-                    python_rows[r] = self._python_args(entry, int(key[r]), 8 if ps8[r] else 4,
-                                                       rows, r, slots, view)
+            safe = np.where(known, code, 0)
+            vec = known & (plans.start[safe] >= 0) & (rows["payload_size"] >= plans.size[safe])
+        while True:
+            pairs = self._pairs(np.flatnonzero(vec), code, rows, slots, counts, data)
+            if pairs.bad is None:
+                break
+            vec[pairs.bad] = False        # the C renderer printed them: not expected here
+        for r in np.flatnonzero(known & ~vec).tolist():
+            entry = entries[int(key[r])]
+            if entry.unknown is None and entry.formatter is not None:
+                python_rows[r] = self._python_args(entry, int(key[r]), 8 if ps8[r] else 4,
+                                                   rows, r, slots, data)
         for r, values in python_rows.items():
             counts[r] = len(values)
         offsets = np.zeros(n + 1, np.int64)
@@ -551,62 +599,201 @@ class ArrowBuilder:
         int_ok = np.zeros(total, bool)
         floats = np.zeros(total, np.float64)
         float_ok = np.zeros(total, bool)
-        strs = None
-        rows_v = np.flatnonzero(vec)
-        if len(rows_v):
-            cnt = counts[rows_v]
-            pair_row = np.repeat(rows_v, cnt)
-            first = np.repeat(offsets[rows_v], cnt)
-            within = np.arange(len(pair_row)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-            pidx = np.repeat(plans.start[code[rows_v]], cnt) + within
+        str_len = np.zeros(total, np.int64)
+        str_ok = np.zeros(total, bool)
+        sources: list[bytes] = []                 # string bytes: numpy's, then Python's
+        spans: list[tuple] = []                   # (child positions, offsets, lengths)
+        py_pos: list[int] = []
+        py_bytes: list[bytes] = []
+        if pairs.count:
             flat = plans.flat
-            pos = first + within                    # child positions
-            at = rows["payload_offset"][pair_row].astype(np.intp) + flat["off"][pidx]
-            raw = np.empty(len(pair_row), np.uint64)
-            pair_slot = slots[pair_row]
-            for s in np.unique(pair_slot).tolist():
-                m = pair_slot == s
-                data = np.frombuffer(view.datas[s], np.uint8)
-                padded = np.concatenate([data, np.zeros(8, np.uint8)])
-                raw[m] = padded[at[m][:, None] + _BYTE8].view("<u8").ravel()
-            width, mode, bits = flat["width"][pidx], flat["mode"][pidx], flat["bits"][pidx]
-            raw &= _WIDTH_MASK[width]
+            pidx, at = pairs.pidx, pairs.at
+            pos = offsets[pairs.row] + pairs.within
             name_id[pos] = flat["name"][pidx]
             type_id[pos] = flat["type"][pidx]
-            is_int = mode <= _SIGNED
-            shift = np.where(mode == _SIGNED, 64 - bits, 0).astype(np.uint64)
-            ints[pos[is_int]] = ((raw[is_int] << shift[is_int]).view(np.int64)
-                                 >> shift[is_int].astype(np.int64))
-            int_ok[pos[is_int]] = True
-            dbl = mode == _DOUBLE
-            floats[pos[dbl]] = raw[dbl].view(np.float64)
-            flt = mode == _FLOAT
-            if flt.any():
-                floats[pos[flt]] = raw[flt].astype(np.uint32).view(np.float32).astype(np.float64)
-            float_ok[pos[~is_int]] = True
+            mode = flat["mode"][pidx]
+            fixed = mode < _CSTR
+            if fixed.any():
+                fpos, fat, fmode = pos[fixed], at[fixed], mode[fixed]
+                raw = data.read8(pairs.slot[fixed], fat)
+                raw &= _WIDTH_MASK[flat["width"][pidx[fixed]]]
+                is_int = fmode <= _SIGNED
+                bits = flat["bits"][pidx[fixed]]
+                shift = np.where(fmode == _SIGNED, 64 - bits, 0).astype(np.uint64)
+                ints[fpos[is_int]] = ((raw[is_int] << shift[is_int]).view(np.int64)
+                                      >> shift[is_int].astype(np.int64))
+                int_ok[fpos[is_int]] = True
+                dbl = fmode == _DOUBLE
+                floats[fpos[dbl]] = raw[dbl].view(np.float64)
+                flt = fmode == _FLOAT
+                if flt.any():
+                    floats[fpos[flt]] = (raw[flt].astype(np.uint32).view(np.float32)
+                                         .astype(np.float64))
+                float_ok[fpos[~is_int]] = True
+            var = ~fixed
+            if var.any():
+                vpos, vslot = pos[var], pairs.slot[var]
+                vstart, vlen, vmode = pairs.str_start[var], pairs.str_len[var], mode[var]
+                body = data.gather(vslot, vstart, vlen)
+                boff = np.zeros(len(vlen), np.int64)
+                np.cumsum(vlen[:-1], out=boff[1:])
+                arr = np.frombuffer(body, np.uint8)
+                # ASCII needs no decoding; UTF-16 that is ASCII is its even bytes
+                high = np.zeros(len(vlen), bool)
+                if len(arr):
+                    nonempty = vlen > 0
+                    top = np.zeros(len(vlen), np.uint8)
+                    top[nonempty] = np.maximum.reduceat(arr, boff[nonempty])
+                    high = top >= 0x80
+                wide = vmode == _PWSTR
+                if wide.any():
+                    high |= wide & ((vlen & 1) == 1)
+                    idx = np.flatnonzero(wide & ~high)
+                    if len(idx):
+                        odd_high = self._utf16_not_ascii(arr, boff[idx], vlen[idx])
+                        high[idx[odd_high]] = True
+                simple = ~high & ~wide
+                sources.append(body)
+                spans.append((vpos[simple], boff[simple], vlen[simple]))
+                narrow = ~high & wide
+                if narrow.any():
+                    ascii_bytes, aoff, alen = self._even_bytes(arr, boff[narrow], vlen[narrow])
+                    base = sum(len(s) for s in sources)
+                    sources.append(ascii_bytes)
+                    spans.append((vpos[narrow], aoff + base, alen))
+                for j in np.flatnonzero(high).tolist():
+                    raw_text = body[boff[j]:boff[j] + vlen[j]]
+                    text = _utf16(raw_text) if vmode[j] == _PWSTR else _ansi(raw_text)
+                    py_pos.append(int(vpos[j]))
+                    py_bytes.append(text.encode("utf-8", "surrogatepass"))
         names = self._names
         for r, values in python_rows.items():
             at0 = int(offsets[r])
             for j, (name, item, value) in enumerate(values):
                 i, f, s = _arg_value(value)
-                pos = at0 + j
-                name_id[pos] = names(name)
-                type_id[pos] = names(item)
+                p = at0 + j
+                name_id[p] = names(name)
+                type_id[p] = names(item)
                 if i is not None:
-                    ints[pos] = i
-                    int_ok[pos] = True
+                    ints[p] = i
+                    int_ok[p] = True
                 elif f is not None:
-                    floats[pos] = f
-                    float_ok[pos] = True
+                    floats[p] = f
+                    float_ok[p] = True
                 elif s is not None:
-                    if strs is None:
-                        strs = np.full(total, None, object)
-                    strs[pos] = s
-        return counts, name_id, type_id, ints, int_ok, floats, float_ok, strs
+                    py_pos.append(p)
+                    py_bytes.append(s.encode("utf-8", "surrogatepass"))
+        if py_pos:
+            base = sum(len(s) for s in sources)
+            lens = np.fromiter(map(len, py_bytes), np.int64, len(py_bytes))
+            offs = np.zeros(len(lens), np.int64)
+            np.cumsum(lens[:-1], out=offs[1:])
+            sources.append(b"".join(py_bytes))
+            spans.append((np.array(py_pos, np.int64), offs + base, lens))
+        str_body = b""
+        if spans:
+            spos = np.concatenate([s[0] for s in spans])
+            soff = np.concatenate([s[1] for s in spans])
+            slen = np.concatenate([s[2] for s in spans])
+            order = np.argsort(spos, kind="stable")
+            spos, soff, slen = spos[order], soff[order], slen[order]
+            str_len[spos] = slen
+            str_ok[spos] = True
+            src = np.frombuffer(b"".join(sources), np.uint8)
+            str_body = src[_ranges(soff, slen)].tobytes()
+        return (counts, name_id, type_id, ints, int_ok, floats, float_ok, str_len, str_ok,
+                str_body)
 
-    def _python_args(self, entry, k: int, ps: int, rows, r: int, slots, view) -> list:
+    @staticmethod
+    def _utf16_not_ascii(arr, off, length) -> np.ndarray:
+        """Which UTF-16 strings hold a code unit that is not ASCII (their high bytes)."""
+        idx = _ranges(off + 1, length // 2, step=2)
+        if not len(idx):
+            return np.zeros(len(off), bool)
+        nonempty = length > 1
+        top = np.zeros(len(off), np.uint8)
+        firsts = np.zeros(len(off), np.int64)
+        np.cumsum((length // 2)[:-1], out=firsts[1:])
+        top[nonempty] = np.maximum.reduceat(arr[idx], firsts[nonempty])
+        return top != 0
+
+    @staticmethod
+    def _even_bytes(arr, off, length) -> tuple[bytes, np.ndarray, np.ndarray]:
+        """ASCII UTF-16 strings as their low bytes: (bytes, offsets, lengths)."""
+        half = length // 2
+        idx = _ranges(off, half, step=2)
+        offs = np.zeros(len(half), np.int64)
+        np.cumsum(half[:-1], out=offs[1:])
+        return arr[idx].tobytes(), offs, half
+
+    def _pairs(self, rows_v, code, rows, slots, counts, data) -> "_Pairs":
+        """The (row, argument) pairs of the rows numpy decodes, with each argument's byte
+        position (strings located level by level: the k-th string of a row starts after the
+        k - 1 before it); ``bad``: rows whose strings or numbers run past their data."""
+        plans = self._plans
+        p = _Pairs()
+        counts[:] = 0
+        if not len(rows_v):
+            return p
+        cnt = plans.count[code[rows_v]]
+        counts[rows_v] = cnt
+        p.row = np.repeat(rows_v, cnt)
+        rv = np.repeat(np.arange(len(rows_v)), cnt)
+        p.within = np.arange(len(p.row)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        p.pidx = np.repeat(plans.start[code[rows_v]], cnt) + p.within
+        p.count = len(p.row)
+        flat = plans.flat
+        begin = rows["payload_offset"][rows_v].astype(np.int64)
+        end = begin + rows["payload_size"][rows_v]
+        p.slot = slots[p.row]
+        off = flat["off"][p.pidx]
+        mode = flat["mode"][p.pidx]
+        var = flat["var"][p.pidx]
+        levels = int(plans.nvar[code[rows_v]].max())
+        extra = np.zeros((len(rows_v), levels + 1), np.int64)   # string bytes before each level
+        p.str_start = np.zeros(p.count, np.int64)
+        p.str_len = np.zeros(p.count, np.int64)
+        bad = np.zeros(len(rows_v), bool)
+        is_var = mode >= _CSTR
+        for level in range(levels):
+            extra[:, level + 1] = extra[:, level]
+            sel = np.flatnonzero(is_var & (var == level))
+            if not len(sel):
+                continue
+            ri = rv[sel]
+            at = begin[ri] + off[sel] + extra[ri, level]
+            stop = end[ri]
+            m = mode[sel]
+            length = np.zeros(len(sel), np.int64)
+            start = at.copy()
+            ok = at <= stop
+            cstr = m == _CSTR
+            if cstr.any():
+                nul = data.next_nul(p.slot[sel][cstr], at[cstr], stop[cstr])
+                length[cstr] = nul - at[cstr]
+                ok[cstr] &= nul < stop[cstr]
+            counted = ~cstr
+            if counted.any():
+                n16 = data.read8(p.slot[sel][counted], at[counted]) & np.uint64(0xFFFF)
+                length[counted] = n16.astype(np.int64)
+                start[counted] = at[counted] + 2
+                ok[counted] &= at[counted] + 2 + length[counted] <= stop[counted]
+            bad[ri[~ok]] = True
+            consumed = np.where(cstr, length + 1, length + 2)
+            extra[ri, level + 1] += np.where(ok, consumed, 0)
+            p.str_start[sel] = start
+            p.str_len[sel] = np.where(ok, length, 0)
+        p.at = begin[rv] + off + extra[rv, var]
+        width = flat["width"][p.pidx]
+        over = ~is_var & (p.at + width > end[rv])
+        bad[rv[over]] = True
+        if bad.any():
+            p.bad = rows_v[bad]
+        return p
+
+    def _python_args(self, entry, k: int, ps: int, rows, r: int, slots, buffers) -> list:
         poff, plen = int(rows["payload_offset"][r]), int(rows["payload_size"][r])
-        data = bytes(view.datas[int(slots[r])][poff:poff + plen])
+        data = bytes(buffers.raw(int(slots[r]))[poff:poff + plen])
         memo = self._memo
         values = memo.get((k, ps, data))
         if values is None:
@@ -618,6 +805,113 @@ class ArrowBuilder:
                 memo.clear()
             memo[(k, ps, data)] = values
         return values
+
+
+class _Pairs:
+    """(row, argument) pairs of a chunk (see ``ArrowBuilder._pairs``)."""
+
+    count = 0
+    bad = None
+    row = within = pidx = slot = at = str_start = str_len = None
+
+
+class _Pending:
+    """The chunks collected for one batch: their rows, buffer ids, text and line ends, the
+    rows Python decoded, and the buffers (data, source) the rows point into."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.row_parts: list[np.ndarray] = []
+        self.gid_parts: list[np.ndarray] = []
+        self.end_parts: list[np.ndarray] = []
+        self.texts: list[bytes] = []
+        self.text_size = 0
+        self.special: dict[int, Any] = {}
+        self.datas: list[bytes] = []
+        self.sources: list = []
+        self._ids: dict[int, int] = {}
+
+    def buffer(self, view, slot: int) -> int:
+        """The id of the buffer a slot holds now (its bytes are kept, so the id is stable)."""
+        data = view.datas[slot]
+        g = self._ids.get(id(data))
+        if g is None:
+            g = self._ids[id(data)] = len(self.datas)
+            self.datas.append(data)
+            self.sources.append(view.sources[slot])
+        return g
+
+
+class _BatchData:
+    """A batch's buffers as one numpy array (each padded, so an 8-byte read never runs
+    off its end); positions are given per buffer id."""
+
+    def __init__(self, pending: _Pending) -> None:
+        self.datas = pending.datas
+        sources: list = []
+        index: dict[int, int] = {}
+        of = []
+        for source in pending.sources:
+            k = index.get(id(source))
+            if k is None:
+                k = index[id(source)] = len(sources)
+                sources.append(source)
+            of.append(k)
+        self.sources = sources
+        self.source_of = np.array(of, np.int64)     # buffer id -> source number
+        sizes = np.array([len(d) + 8 for d in self.datas], np.int64)
+        self.base = np.zeros(len(sizes), np.int64)
+        np.cumsum(sizes[:-1], out=self.base[1:])
+        pad = bytes(8)
+        self.big = np.frombuffer(b"".join(x for d in self.datas for x in (d, pad)), np.uint8)
+
+    def raw(self, gid: int) -> bytes:
+        return self.datas[gid]
+
+    def read8(self, gids: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """The 8 bytes at each position, as little-endian uint64."""
+        pos = (self.base[gids] + at).astype(np.intp)
+        return self.big[pos[:, None] + _BYTE8].view("<u8").ravel()
+
+    def next_nul(self, gids: np.ndarray, at: np.ndarray, stop: np.ndarray) -> np.ndarray:
+        """The position of the first NUL at or after each position and before ``stop`` (in
+        the buffer's coordinates; ``stop`` when there is none). Strings are short: every
+        unfinished one moves one byte per step (each buffer's padding ends the scan)."""
+        base = self.base[gids]
+        pos = (base + at).astype(np.intp)
+        end = (base + np.maximum(stop, at)).astype(np.intp)
+        big = self.big
+        live = np.flatnonzero(pos < end)
+        while len(live):
+            p = pos[live]
+            found = big[p] == 0
+            go = live[~found]
+            pos[go] += 1
+            live = go[pos[go] < end[go]]
+        return pos - base
+
+    def gather(self, gids: np.ndarray, start: np.ndarray, length: np.ndarray) -> bytes:
+        """The byte ranges, one after the other."""
+        if not len(gids):
+            return b""
+        return self.big[_ranges(self.base[gids] + start, length)].tobytes()
+
+
+def _ranges(start: np.ndarray, length: np.ndarray, step: int = 1) -> np.ndarray:
+    """The indexes start[i], start[i] + step, ... (length[i] of them) for each i, in order."""
+    length = np.asarray(length, np.int64)
+    total = int(length.sum())
+    if not total:
+        return np.zeros(0, np.intp)
+    firsts = np.cumsum(length) - length
+    within = np.arange(total, dtype=np.int64) - np.repeat(firsts, length)
+    return (np.repeat(np.asarray(start, np.int64), length) + within * step).astype(np.intp)
+
+
+def _value_type(column: str) -> pa.DataType:
+    """The type of a per-message column's values (a label column's dictionary values)."""
+    kind = SCHEMA.field(column).type
+    return kind.value_type if kind == LABEL else kind
 
 
 def _entry_values(entry) -> tuple:
@@ -644,15 +938,35 @@ def _message_values(m) -> tuple:
 
 # -- writers -------------------------------------------------------------------------------
 
+#: Parquet dictionary-encodes these columns (few distinct values); text and numbers are not
+_DICTIONARY_COLUMNS = ("etl", "status", "guid", "component", "name", "function", "file",
+                       "level_name", "flags", "kind", "args.list.element.name",
+                       "args.list.element.type")
+
+
 class ArrowFileWriter:
-    """Record batches into a binary stream as Parquet (``format="parquet"``) or an Arrow IPC
-    stream (``format="arrow"``); ``close()`` writes the Parquet footer / the stream's end."""
+    """Record batches into a binary stream as Parquet (``format="parquet"``, zstd) or an
+    Arrow IPC stream (``format="arrow"``); ``close()`` writes the Parquet footer / the
+    stream's end. Parquet is encoded by a thread of its own (pyarrow releases the GIL while
+    it encodes and compresses), a batch or two behind the decoding, so the two overlap."""
+
+    QUEUE = 2
 
     def __init__(self, stream, format: str = "parquet", *, compression: str = "zstd") -> None:
+        self._thread = None
         if format == "parquet":
             import pyarrow.parquet as pq
 
-            self._writer = pq.ParquetWriter(stream, SCHEMA, compression=compression)
+            self._writer = pq.ParquetWriter(stream, SCHEMA, compression=compression,
+                                            use_dictionary=list(_DICTIONARY_COLUMNS))
+            import queue
+            import threading
+
+            self._queue: "queue.Queue" = queue.Queue(self.QUEUE)
+            self._failure: BaseException | None = None
+            self._thread = threading.Thread(target=self._encode, name="wpptrace-parquet",
+                                            daemon=True)
+            self._thread.start()
         elif format == "arrow":
             self._writer = pa.ipc.new_stream(stream, SCHEMA)
         else:
@@ -661,9 +975,26 @@ class ArrowFileWriter:
         self.stream = stream
         self.rows = 0
 
+    def _encode(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            if self._failure is None:
+                try:
+                    self._writer.write_batch(batch, row_group_size=max(batch.num_rows, 1 << 17))
+                except BaseException as exc:     # raised in the caller's thread
+                    self._failure = exc
+
+    def _check(self) -> None:
+        if self._thread is not None and self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+
     def write_batch(self, batch: pa.RecordBatch) -> None:
-        if self.format == "parquet":
-            self._writer.write_batch(batch, row_group_size=max(batch.num_rows, 1 << 17))
+        if self._thread is not None:
+            self._check()
+            self._queue.put(batch)
         else:
             self._writer.write_batch(batch)
         self.rows += batch.num_rows
@@ -674,6 +1005,14 @@ class ArrowFileWriter:
             flush()
 
     def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+            if self._failure is not None:
+                self._writer = None
+                failure, self._failure = self._failure, None
+                raise failure
         if self._writer is not None:
             self._writer.close()
             self._writer = None

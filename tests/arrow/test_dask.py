@@ -35,6 +35,19 @@ def fleet(bench_fmt, tmp_path_factory):
     return folder, paths
 
 
+def _plain(table: pa.Table) -> pa.Table:
+    """The table with its label columns as plain strings (dictionaries differ by batch)."""
+    def plain(kind):
+        if pa.types.is_dictionary(kind):
+            return kind.value_type
+        if pa.types.is_list(kind):
+            return pa.list_(plain(kind.value_type))
+        if pa.types.is_struct(kind):
+            return pa.struct([pa.field(f.name, plain(f.type)) for f in kind])
+        return kind
+    return table.cast(pa.schema([pa.field(f.name, plain(f.type)) for f in SCHEMA]))
+
+
 def _single_process(paths, tmf):
     tables, issues = [], []
     for path in paths:
@@ -77,9 +90,10 @@ def test_local_cluster_equals_single_process(fleet, bench_fmt, tmp_path):
                            name_function=lambda i: f"part-{i:05d}.parquet")
         got_issues = issues.compute()
         assert len(client.scheduler_info()["workers"]) == 2
-    got = pq.read_table(out).cast(SCHEMA)
+    got = pq.read_table(out)
+    assert got.schema.equals(SCHEMA)
     assert got.num_rows == expected.num_rows
-    assert got.equals(expected)
+    assert _plain(got).equals(_plain(expected))
     assert sorted(map(tuple, got_issues.itertuples(index=False))) == sorted(
         (i["etl"], i["offset"], i["message"]) for i in expected_issues)
     assert len(expected_issues) >= 2            # the garbage and the broken buffer header

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Arrow/Parquet output and Dask fleet decoding, each beside its peer in one run.
+
+1. Single process: ``wpptrace fmt FILE -p TMFDIR -f parquet -o out.parquet`` beside
+   ``-f text -o /dev/null`` on the same trace (bench_fmt's generator: the corpus's real driver
+   TMFs, 2,610 messages, arguments unique per event: strings, pointers, status codes,
+   doubles), interleaved ``--repeat`` times, best of each. Target: Parquet within 1.5x of
+   text's time (CPU and wall clock are both printed; the shared 2-core machine's wall clock
+   also measures other people's work).
+2. Fleet: 8 traces of ``--fleet-events`` events each (250k: 12.8 MB a file) decoded by
+   ``wpptrace.dask.read_etl(...).to_parquet(...)`` on a LocalCluster of 1 worker process and
+   of 2 (one thread each), alternated ``--repeat`` times, best of each. Target: 2 workers
+   >= 1.7x as fast as 1 (the machine has 2 cores; the client and scheduler share them).
+
+Generated traces are cached in the temp directory.
+Usage: python3 benchmarks/bench_arrow.py [--events N] [--fleet-events N] [--repeat N]
+       [--skip-single] [--skip-dask]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+PARQUET_TARGET = 1.5
+DASK_TARGET = 1.7
+
+
+def _bench_fmt():
+    spec = importlib.util.spec_from_file_location("bench_fmt", HERE / "bench_fmt.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+BF = _bench_fmt()
+
+
+def trace(events: int, tag: str = "") -> pathlib.Path:
+    path = pathlib.Path(tempfile.gettempdir()) / \
+        f"wpptrace-bench-fmt-v{BF.GEN_VERSION}-{events}{tag}.etl"
+    if not path.exists():
+        t0 = time.perf_counter()
+        BF.generate(path, events)
+        print(f"generated {path} ({path.stat().st_size / 1e6:.1f} MB, {events:,} events) in "
+              f"{time.perf_counter() - t0:.1f} s", flush=True)
+    return path
+
+
+def run_fmt(path: pathlib.Path, output_format: str, output: str) -> tuple[float, float]:
+    """(wall s, CPU s) of one ``wpptrace fmt`` run, TMF loading included."""
+    from wpptrace.decoder.cli_fmt import FmtOptions, run_fmt as fmt
+
+    opts = FmtOptions(files=[str(path)], tmf_dirs=[str(BF.TMF_DIR)], output=output,
+                      progress="never", output_format=output_format, jobs=1)
+    t0, c0 = time.perf_counter(), time.process_time()
+    code = fmt(opts)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    if code != 0:
+        raise SystemExit(f"wpptrace fmt -f {output_format} failed with exit code {code}")
+    return wall, cpu
+
+
+def single(events: int, repeat: int) -> None:
+    import pyarrow.parquet as pq
+
+    path = trace(events)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out.parquet")
+        best: dict[str, tuple[float, float]] = {}
+        for _ in range(repeat):
+            for fmt, output in (("text", os.devnull), ("parquet", out)):
+                wall, cpu = run_fmt(path, fmt, output)
+                old = best.get(fmt)
+                best[fmt] = (min(wall, old[0]), min(cpu, old[1])) if old else (wall, cpu)
+        rows = pq.ParquetFile(out).metadata.num_rows
+        size = os.path.getsize(out)
+    print(f"\n1. single process, {path.name}: {path.stat().st_size / 1e6:.1f} MB, "
+          f"{events:,} events (best of {repeat})")
+    print(f"{'output':10} {'rows/s (wall)':>14} {'wall s':>8} {'rows/s (CPU)':>13} {'CPU s':>7}")
+    for fmt in ("text", "parquet"):
+        wall, cpu = best[fmt]
+        print(f"{fmt:10} {events / wall:>14,.0f} {wall:>8.2f} {events / cpu:>13,.0f} {cpu:>7.2f}")
+    rw = best["parquet"][0] / best["text"][0]
+    rc = best["parquet"][1] / best["text"][1]
+    print(f"parquet / text time: {rw:.2f}x wall, {rc:.2f}x CPU; target <= {PARQUET_TARGET}x: "
+          f"{'MET' if rc <= PARQUET_TARGET else 'NOT MET'} (CPU), "
+          f"{'MET' if rw <= PARQUET_TARGET else 'NOT MET'} (wall)")
+    print(f"parquet file: {rows:,} rows, {size / 1e6:.1f} MB")
+
+
+def _fleet_run(files: list[pathlib.Path], workers: int, out: str) -> float:
+    from dask.distributed import Client, LocalCluster
+
+    import wpptrace.dask as wdask
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster):
+        t0 = time.perf_counter()
+        frame = wdask.read_etl([str(f) for f in files], tmf=str(BF.TMF_DIR))
+        frame.to_parquet(out, write_index=False)
+        return time.perf_counter() - t0
+
+
+def fleet(events: int, repeat: int) -> None:
+    import pyarrow.parquet as pq
+
+    files = [trace(events, f"-fleet{k}") for k in range(8)]
+    best: dict[int, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = 0
+        for r in range(repeat):
+            for workers in (1, 2):
+                out = os.path.join(tmp, f"lake-{workers}-{r}")
+                wall = _fleet_run(files, workers, out)
+                best[workers] = min(wall, best.get(workers, wall))
+                rows = pq.read_metadata(os.path.join(out, "part.0.parquet")).num_rows
+                shutil.rmtree(out)
+    total = sum(f.stat().st_size for f in files)
+    print(f"\n2. Dask fleet: 8 files x {events:,} events ({total / 1e6:.0f} MB; a file "
+          f"{files[0].stat().st_size / 1e6:.1f} MB, {rows:,} rows), read_etl(...).to_parquet "
+          f"(best of {repeat}, cluster start-up excluded)")
+    for workers in (1, 2):
+        print(f"{workers} worker{'s' if workers > 1 else ' '}  {best[workers]:7.2f} s  "
+              f"{8 * events / best[workers]:>12,.0f} rows/s")
+    speedup = best[1] / best[2]
+    print(f"speed-up 2 workers vs 1: {speedup:.2f}x; target >= {DASK_TARGET}x: "
+          f"{'MET' if speedup >= DASK_TARGET else 'NOT MET'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--fleet-events", type=int, default=250_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--skip-single", action="store_true")
+    ap.add_argument("--skip-dask", action="store_true")
+    args = ap.parse_args(argv)
+    if not args.skip_single:
+        single(args.events, args.repeat)
+    if not args.skip_dask:
+        fleet(args.fleet_events, args.repeat)
+    print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
