@@ -41,8 +41,9 @@ from .messages import _paths, load_tmf, trace_level
 from wpptrace.tmf.itemtypes import _ansi, _utf16
 from .wpp_rows import NO_TIME, NOT_MESSAGE, ROW_FIELDS, ROW_FORMAT, ROW_SIZE, TIME_OUT_OF_RANGE
 
-__all__ = ["SCHEMA", "ARG_TYPE", "ISSUES_SCHEMA", "ArrowBuilder", "ArrowFileWriter", "to_arrow",
-           "decode_range", "DEFAULT_BATCH_ROWS"]
+__all__ = ["SCHEMA", "ARG_TYPE", "LABEL", "ISSUES_SCHEMA", "PORTABLE_SCHEMA", "portable",
+           "ArrowBuilder", "ArrowFileWriter", "ArrowRun", "to_arrow", "decode_range",
+           "issues_table", "DEFAULT_BATCH_ROWS"]
 
 #: rows per record batch unless asked otherwise
 DEFAULT_BATCH_ROWS = 1 << 16
@@ -79,6 +80,32 @@ SCHEMA = pa.schema([
     ("kind", LABEL),                           # record kind (message, system, event...)
     ("payload_size", pa.uint32()),
 ])
+
+def _portable_type(kind: pa.DataType) -> pa.DataType:
+    if pa.types.is_dictionary(kind):
+        return kind.value_type
+    if pa.types.is_unsigned_integer(kind):         # widened so every value fits, signed
+        return {8: pa.int16(), 16: pa.int32(), 32: pa.int64()}.get(kind.bit_width, pa.int64())
+    if pa.types.is_timestamp(kind):                 # microseconds (filetime stays exact)
+        return pa.timestamp("us", tz=kind.tz)
+    if pa.types.is_list(kind):
+        return pa.list_(_portable_type(kind.value_type))
+    if pa.types.is_struct(kind):
+        return pa.struct([pa.field(f.name, _portable_type(f.type)) for f in kind])
+    return kind
+
+
+#: ``SCHEMA`` for engines without unsigned integers, dictionaries or nanoseconds (Spark):
+#: labels as plain strings, unsigned columns widened to the next signed type, timestamps in
+#: microseconds
+PORTABLE_SCHEMA = pa.schema([pa.field(f.name, _portable_type(f.type)) for f in SCHEMA])
+
+
+def portable(table: "pa.Table | pa.RecordBatch") -> "pa.Table | pa.RecordBatch":
+    """A table or batch of ``SCHEMA`` cast to ``PORTABLE_SCHEMA`` (the same values, the
+    timestamps cut to the microsecond)."""
+    return table.cast(PORTABLE_SCHEMA, safe=False)
+
 
 ISSUES_SCHEMA = pa.schema([("etl", pa.string()), ("offset", pa.int64()), ("message", pa.string())])
 
