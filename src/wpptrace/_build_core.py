@@ -98,17 +98,33 @@ def make_builder(absolute: bool = False) -> FFI:
 ffibuilder = make_builder()
 
 
-def build_in_place() -> str:
-    """Compile into a private temp dir, then atomically replace src/wpptrace/_core*.so."""
+def build_in_place(extension=None) -> str:
+    """Compile an extension (default: ``wpptrace._core``) in a private temporary folder, then
+    atomically replace its file in src/wpptrace under the name pip gives it (``_core.abi3.so``,
+    ``_fastpath.cpython-311-....so``); returns that path. ``_build_fastpath.py`` uses it too."""
     import shutil
     import tempfile
 
+    from setuptools import Distribution
+    from setuptools.command.build_ext import build_ext
+
     os.chdir(ROOT)
-    tmp = tempfile.mkdtemp(prefix="wpptrace-build-", dir=os.path.join(ROOT, "build") if os.path.isdir(os.path.join(ROOT, "build")) else None)
+    tmp = tempfile.mkdtemp(prefix="wpptrace-build-")
     try:
-        built = make_builder(absolute=True).compile(tmpdir=tmp, verbose=False)
+        if extension is None:
+            extension = make_builder(absolute=True).distutils_extension(tmp)
+            extension.py_limited_api = True          # abi3, as the wheel names it
+        cmd = build_ext(Distribution({"name": "wpptrace", "ext_modules": [extension]}))
+        cmd.build_lib = tmp
+        cmd.build_temp = os.path.join(tmp, "temp")
+        cmd.ensure_finalized()
+        cmd.run()
+        built = cmd.get_ext_fullpath(extension.name)
         target = os.path.join(HERE, os.path.basename(built))
         os.replace(built, target)
+        if extension.name == "wpptrace._core":   # an interpreter-tagged build would shadow it
+            for stale in glob.glob(os.path.join(HERE, "_core.cpython-*.so")):
+                os.remove(stale)
         return target
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

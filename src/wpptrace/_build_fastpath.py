@@ -17,8 +17,6 @@ from __future__ import annotations
 import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 SOURCES = [os.path.join("provider", "pyext", "fastpath.c")]
 INCLUDE_DIRS = [os.path.join("src", "wpptrace", "include"), os.path.join("provider", "csrc")]
 COMPILE_ARGS = ["-O2", "-std=gnu11", "-fvisibility=hidden", "-Wall", "-Wno-unused-function"]
@@ -32,31 +30,8 @@ def extension(optional: bool = True):
                      extra_compile_args=COMPILE_ARGS, optional=optional)
 
 
-def build_in_place() -> str:
-    """Compile into a private temp dir, then atomically replace src/wpptrace/_fastpath*.so."""
-    import shutil
-    import tempfile
-
-    from setuptools import Distribution
-    from setuptools.command.build_ext import build_ext
-
-    os.chdir(ROOT)
-    tmp = tempfile.mkdtemp(prefix="wpptrace-fastpath-")
-    try:
-        dist = Distribution({"name": "wpptrace", "ext_modules": [extension(optional=False)]})
-        cmd = build_ext(dist)
-        cmd.build_lib = tmp
-        cmd.build_temp = os.path.join(tmp, "temp")
-        cmd.ensure_finalized()
-        cmd.run()
-        built = cmd.get_ext_fullpath("wpptrace._fastpath")
-        target = os.path.join(HERE, os.path.basename(built))
-        os.replace(built, target)
-        return target
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 if __name__ == "__main__":
-    print(build_in_place())
+    from _build_core import build_in_place
+
+    print(build_in_place(extension(optional=False)))
     sys.exit(0)
