@@ -218,7 +218,7 @@ class RowTables:
         if raw == ffi.NULL:
             raise MemoryError("wpprow_tables_new: the row key table could not be allocated")
         self.raw = ffi.gc(raw, lib.wpprow_tables_free)
-        self._guid = ffi.new("uint8_t[16]")
+        self._guid = ffi.new("uint8_t[]", ffi.sizeof("GUID"))
         self._number = ffi.new("uint32_t *")
 
     def key_count(self) -> int:
@@ -228,7 +228,7 @@ class RowTables:
         """(GUID bytes_le, message number) of a key id."""
         if not lib.wpprow_key_info(self.raw, key, self._guid, self._number):
             raise IndexError(key)
-        return bytes(ffi.buffer(self._guid, 16)), self._number[0]
+        return bytes(ffi.buffer(self._guid)), self._number[0]
 
     def set_seed(self, seed: int) -> None:
         """Fix the table's hash seed (tests build worst cases for a known seed)."""

@@ -134,14 +134,15 @@ static int decode(const uint8_t *rec, uint32_t off, uint32_t marker, uint8_t kin
         r->thread_id = h->ThreadId;
         r->process_id = h->ProcessId;
         r->timestamp = h->TimeStamp;
-        memcpy(r->guid, &h->Guid, 16);
+        memcpy(r->guid, &h->Guid, sizeof r->guid);
         r->present = ETLRD_HAS_TIMESTAMP | ETLRD_HAS_THREAD | ETLRD_HAS_PROCESS | ETLRD_HAS_GUID;
         r->event_id = h->Type;
         r->opcode = h->Type;
         r->level = h->Level;
         r->version = h->Version;
         if (kind == ETLRD_KIND_INSTANCE)
-            memcpy(&r->component_id, rec + offsetof(EVENT_INSTANCE_GUID_HEADER, InstanceId), 4);
+            memcpy(&r->component_id, rec + offsetof(EVENT_INSTANCE_GUID_HEADER, InstanceId),
+                   sizeof r->component_id);
         break;
     }
     case ETLRD_KIND_EVENT: {
@@ -150,7 +151,7 @@ static int decode(const uint8_t *rec, uint32_t off, uint32_t marker, uint8_t kin
         r->thread_id = h->ThreadId;
         r->process_id = h->ProcessId;
         r->timestamp = h->TimeStamp;
-        memcpy(r->guid, &h->ProviderId, 16);
+        memcpy(r->guid, &h->ProviderId, sizeof r->guid);
         r->present = ETLRD_HAS_TIMESTAMP | ETLRD_HAS_THREAD | ETLRD_HAS_PROCESS | ETLRD_HAS_GUID;
         r->flags = h->Flags;
         r->event_id = h->EventDescriptor.Id;

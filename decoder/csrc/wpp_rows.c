@@ -23,7 +23,7 @@
 #define PROBE_LIMIT 64          /* slots one lookup may look at (random keys: a few) */
 #define EMPTY32 0xFFFFFFFFu
 
-typedef struct { uint8_t guid[16]; uint32_t number; } key_entry;
+typedef struct { uint8_t guid[sizeof(GUID)]; uint32_t number; } key_entry;
 
 struct wpprow_tables {
     key_entry *keys; uint32_t nkeys, keys_alloc, key_cap;
@@ -89,14 +89,14 @@ uint32_t wpprow_key_count(const wpprow_tables *t) { return t->nkeys; }
 int wpprow_key_info(const wpprow_tables *t, uint32_t key, uint8_t *guid, uint32_t *number)
 {
     if (key >= t->nkeys) return 0;
-    memcpy(guid, t->keys[key].guid, 16);
+    memcpy(guid, t->keys[key].guid, sizeof(GUID));
     *number = t->keys[key].number;
     return 1;
 }
 
 static uint64_t key_hash(const wpprow_tables *t, const uint8_t *guid, uint32_t number)
 {
-    return hash_bytes(guid, 16, t->seed ^ (number + 1));
+    return hash_bytes(guid, sizeof(GUID), t->seed ^ (number + 1));
 }
 
 static int grow_keys(wpprow_tables *t)
@@ -127,7 +127,7 @@ static uint32_t key_id(wpprow_tables *t, const uint8_t *guid, uint32_t number)
     for (uint32_t probes = 1;; s = (s + 1) & t->key_mask, probes++) {
         uint32_t i = t->key_slots[s];
         if (i == EMPTY32) break;
-        if (t->keys[i].number == number && !memcmp(t->keys[i].guid, guid, 16)) return i;
+        if (t->keys[i].number == number && !memcmp(t->keys[i].guid, guid, sizeof(GUID))) return i;
         if (probes == PROBE_LIMIT) return WPPROW_KEY_OVERFLOW;
     }
     if (t->nkeys >= t->key_cap) return WPPROW_KEY_OVERFLOW;
@@ -136,7 +136,7 @@ static uint32_t key_id(wpprow_tables *t, const uint8_t *guid, uint32_t number)
         return key_id(t, guid, number);     /* slots moved: probe again (inserts below) */
     }
     uint32_t i = t->nkeys++;
-    memcpy(t->keys[i].guid, guid, 16);
+    memcpy(t->keys[i].guid, guid, sizeof(GUID));
     t->keys[i].number = number;
     t->key_slots[s] = i;
     return i;

@@ -27,7 +27,7 @@
 #include <time.h>
 #include "wpptrace_etw.h"
 
-#define WPT_BUFFER_HEADER_SIZE 0x48u
+#define WPT_BUFFER_HEADER_SIZE ((uint32_t)sizeof(WMI_BUFFER_HEADER))
 #define WPT_CLOSED             0x80000000u   /* in the low word of wpt_desc.state */
 #define WPT_MAX_NAME           1024
 #define WPT_MAX_PATH           4096

@@ -446,7 +446,7 @@ static inline ULONG message_begin(TRACEHANDLE h, ULONG flags, const void *guid, 
     uint32_t size = (uint32_t)(sizeof(MESSAGE_TRACE_HEADER) + items_size(flags) + args_size);
     /* wpt_reserve answers ERROR_MORE_DATA, before writing anything, when the record does not
      * fit an empty buffer; that implies the documented "arguments + 72 > BufferSize" case
-     * (72 = the 0x48 buffer header, and the record adds at least 8 more bytes). */
+     * (72 = the WMI_BUFFER_HEADER, and the record adds at least 8 more bytes). */
     ULONG rc = wpt_reserve(h, size, r);
     if (rc != ERROR_SUCCESS) return rc;
     /* bytes 0-7 are stored last, by message_end: until then they say "being written, by

@@ -120,7 +120,7 @@ typedef struct {
 
 #define MAX_CUTS 64
 
-/* Wait (bounded) until every record in data[0x48, *used) is committed. Records given up are
+/* Wait (bounded) until every record in data[WPT_BUFFER_HEADER_SIZE, *used) is committed. Records given up are
  * returned in cuts; *used shrinks if a record's extent could not be found. Returns the number
  * of cuts; *live is set if a given-up writer may still be running. */
 static int wait_for_commits(wpt_session *s, const unsigned char *data, uint32_t *used, cut *cuts,
