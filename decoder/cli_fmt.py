@@ -98,16 +98,11 @@ def _has_tmf_files(directory: str) -> bool:
 def _find_pdb(image: str, symbol_paths: list[str]) -> str:
     """A .pdb given directly, or the PDB matching a PE image (GUID and age, like tracefmt -i -r):
     beside the image, at its linker path, or in the symbol paths (-r, else _NT_SYMBOL_PATH)."""
-    from wpptrace.tmf.pdb.peimage import is_pe_image
-    from wpptrace.tmf.pdb.tracepdb import find_pdb_for_image
+    from wpptrace.tmf.pdb.tracepdb import pdb_for
 
     if not os.path.isfile(image):
         raise FileNotFoundError(f"no such file: {image}")
-    if image.lower().endswith(".pdb") or not is_pe_image(image):
-        return image
-    paths = [part for entry in (symbol_paths or [os.environ.get("_NT_SYMBOL_PATH", "")])
-             for part in entry.split(";") if part]
-    return find_pdb_for_image(image, paths)
+    return pdb_for(image, symbol_paths)
 
 
 class _Input:

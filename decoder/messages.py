@@ -200,16 +200,13 @@ def load_tmf(tmf: Any = None, *, symbol_paths: Sequence[str] = ()):
 
 
 def _tmf_path(path: str, symbol_paths: Sequence[str]) -> str:
-    from wpptrace.tmf.pdb.peimage import is_pe_image
-    from wpptrace.tmf.pdb.tracepdb import find_pdb_for_image
+    from wpptrace.tmf.pdb.tracepdb import pdb_for
 
     if not os.path.exists(path):
         raise FileNotFoundError(f"TMF path not found: {path}")
-    if os.path.isdir(path) or path.lower().endswith((".tmf", ".tmc", ".pdb")) or not is_pe_image(path):
+    if os.path.isdir(path) or path.lower().endswith((".tmf", ".tmc")):
         return path
-    search = [part for entry in (list(symbol_paths) or [os.environ.get("_NT_SYMBOL_PATH", "")])
-              for part in entry.split(";") if part]
-    return find_pdb_for_image(path, search)
+    return pdb_for(path, symbol_paths)
 
 
 # -- whole files ---------------------------------------------------------------------------

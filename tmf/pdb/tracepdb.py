@@ -22,7 +22,8 @@ from .msf import PdbError
 from .symbols import ControlGuidRecord, PdbTraceInfo, read_pdb, read_pdb_identity, tracepdb_header
 from .peimage import is_pe_image, pdb_candidates, read_codeview
 
-__all__ = ["add_arguments", "run", "write_tmf_files", "mof_text", "tmc_text", "find_pdb_for_image"]
+__all__ = ["add_arguments", "run", "write_tmf_files", "mof_text", "tmc_text", "find_pdb_for_image",
+           "pdb_for"]
 
 _MOF_LEVELS = """\
     uint32 Flags;
@@ -164,6 +165,17 @@ def find_pdb_for_image(image: "str | os.PathLike[str]", symbol_paths: "list[str]
                    expected="the PDB the image was linked with (-r DIR adds a symbol directory)")
 
 
+def pdb_for(path: str, symbol_paths: "list[str] | tuple[str, ...]" = (), *,
+            use_environment: bool = True) -> str:
+    """``path`` itself when it names a PDB (or anything but a PE image), else the PDB of that
+    image (``find_pdb_for_image``). ``symbol_paths`` entries may hold several ';'-separated
+    directories; with none given, ``_NT_SYMBOL_PATH`` is searched (``use_environment``)."""
+    if path.lower().endswith(".pdb") or not is_pe_image(path):
+        return path
+    given = list(symbol_paths) or ([os.environ.get("_NT_SYMBOL_PATH", "")] if use_environment else [])
+    return find_pdb_for_image(path, [part for entry in given for part in entry.split(";") if part])
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pdbs", nargs="+", metavar="FILE",
                         help="private PDB(s) with WPP annotations, or PE images (.sys/.dll/.exe) whose PDB "
@@ -198,8 +210,8 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     for pdb in args.pdbs:
         try:
-            if not pdb.lower().endswith(".pdb") and is_pe_image(pdb):
-                image, pdb = pdb, find_pdb_for_image(pdb, args.symbol_path)
+            image, pdb = pdb, pdb_for(pdb, args.symbol_path, use_environment=False)
+            if pdb != image:
                 print(f"{image}: PDB {pdb}")
             info = read_pdb(pdb, tolerant=not args.strict)
             written = write_tmf_files(info, args.output, updated=updated, mof=args.mof, append=args.append,
