@@ -126,9 +126,9 @@ class DecodedMessage:
         """The typed argument values in insert order (``args["name"]`` by TMF name)."""
         args = self._args
         if args is None:
-            triples = self._m.args or ()
-            args = self._args = Args([a[2] for a in triples], [a[0] for a in triples],
-                                     [a[1] for a in triples])
+            triples = self._m.args
+            names, types, values = zip(*triples) if triples else ((), (), ())
+            args = self._args = Args(values, names, types)
         return args
 
     @property
@@ -322,7 +322,7 @@ def decode_file(path: Any, tmf: Any = None) -> DecodedFile:
         chunks = merge_sources([(FileSource(etl), view) for etl in files])
         out: list[DecodedMessage] = []
         for messages in decoder.format(chunks, view, "messages"):
-            out += map(DecodedMessage.from_wpp, messages)
+            out += map(DecodedMessage, messages)
         lost = sum(int(getattr(etl.header, "events_lost", 0) or 0) for etl in files
                    if getattr(etl.header, "valid", True))
         return DecodedFile(out, decoder.counters, [i for etl in files for i in etl.errors], lost)

@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
-from ._hazmat import ETL, RowPrinter
+from ._hazmat import ETL, ROW, RowPrinter, sizeof
 
 from .buffers import message_pointer_size
 from .prefix import DEFAULT_PREFIX, PrefixTemplate, TimestampText, marker_values
@@ -46,7 +46,14 @@ _KIND_SYSTEM = ETL.ETLRD_KIND_SYSTEM
 _NO_TIME = -(1 << 63)          # wpp_rows.NO_TIME: the record carries no time
 _TIME_OUT_OF_RANGE = _NO_TIME + 1
 _HAS_GUID = ETL.ETLRD_HAS_GUID
+_KEY_OVERFLOW = ETL.WPPROW_KEY_OVERFLOW      # wpp_rows.KEY_OVERFLOW
+_GUID_SIZE = sizeof("GUID")
 _POINTER64, _POINTER32 = ETL.TRACE_MESSAGE_POINTER64, ETL.TRACE_MESSAGE_POINTER32
+# fields of a row tuple (wpp_rows.ROW_FIELDS: the wpprow struct of csrc/wpp_rows.h)
+(_R_TS, _R_MILLI, _R_TID, _R_PID, _R_SEQ, _R_CPU, _R_FLAGS, _R_PRESENT) = (
+    ROW.index[name] for name in ("timestamp", "milli", "thread_id", "process_id", "sequence",
+                                 "cpu", "flags", "present"))
+_R_KEY, _R_POFF, _R_PLEN = (ROW.index[name] for name in ("key", "payload_offset", "payload_size"))
 _OUTPUTS = ("text", "lines", "csv", "jsonl", "messages")
 
 # Status of a decoded record.
@@ -118,33 +125,10 @@ class FmtCounters:
     headers: int = 0
 
 
-@dataclass
-class WppMessage:
-    """One decoded record with every fact the structured outputs need."""
+class _WppProperties:
+    """TdhGetWppProperty-like access shared by ``WppMessage`` and ``RowMessage``."""
 
-    status: str
-    guid: uuid.UUID | None
-    number: int
-    filetime: int | None
-    time_text: str
-    cpu: int
-    thread_id: int
-    process_id: int
-    sequence: int
-    kernel_time: int
-    user_time: int
-    component: str
-    name: str
-    source_file: str
-    source_line: str
-    function: str
-    level: str
-    flags: str
-    text: str  # the message text without the prefix
-    line: str  # the output line, prefix included
-    args: list = field(default_factory=list)  # [(name, item, value)]
-    error: str = ""
-    subcomponent: str = ""
+    __slots__ = ()
 
     # TdhGetWppProperty names (learn.microsoft.com PROPERTY_DATA_DESCRIPTOR / WPP properties).
     _WPP_PROPERTIES = {
@@ -184,6 +168,105 @@ class WppMessage:
             if arg_name == name:
                 return item
         raise UnknownPropertyError(name)
+
+
+@dataclass
+class WppMessage(_WppProperties):
+    """One decoded record with every fact the structured outputs need."""
+
+    status: str
+    guid: uuid.UUID | None
+    number: int
+    filetime: int | None
+    time_text: str
+    cpu: int
+    thread_id: int
+    process_id: int
+    sequence: int
+    kernel_time: int
+    user_time: int
+    component: str
+    name: str
+    source_file: str
+    source_line: str
+    function: str
+    level: str
+    flags: str
+    text: str  # the message text without the prefix
+    line: str  # the output line, prefix included
+    args: list = field(default_factory=list)  # [(name, item, value)]
+    error: str = ""
+    subcomponent: str = ""
+
+
+class RowMessage(_WppProperties):
+    """A message of the "messages" output whose text the C renderer printed: ``WppMessage``'s
+    fields, read from the row when asked; the typed arguments are decoded and the prefixed
+    line made when first read (a caller that wants the text only pays for the text)."""
+
+    __slots__ = ("_decoder", "_entry", "_row", "text", "_data", "_source", "_args", "_line")
+
+    error = ""
+    kernel_time = user_time = 0
+
+    def __init__(self, decoder: "WppDecoder", entry: "_Entry", row: tuple, text: str,
+                 data: bytes, source) -> None:
+        self._decoder, self._entry, self._row = decoder, entry, row
+        self.text, self._data, self._source = text, data, source
+
+    status = property(lambda self: UNKNOWN if self._entry.unknown is not None else OK)
+    guid = property(lambda self: self._entry.guid if self._row[_R_PRESENT] & _HAS_GUID else None)
+    number = property(lambda self: self._entry.number)
+    cpu = property(lambda self: self._row[_R_CPU])
+    thread_id = property(lambda self: self._row[_R_TID])
+    process_id = property(lambda self: self._row[_R_PID])
+    sequence = property(lambda self: self._row[_R_SEQ])
+    component = property(lambda self: self._entry.component)
+    name = property(lambda self: self._entry.name)
+    source_file = property(lambda self: self._entry.markers.get("FILE", ""))
+    source_line = property(lambda self: self._entry.markers.get("LINE", ""))
+    function = property(lambda self: self._entry.markers.get("FUNC", ""))
+    level = property(lambda self: self._entry.markers.get("LEVEL", ""))
+    flags = property(lambda self: self._entry.markers.get("FLAGS", ""))
+    subcomponent = property(lambda self: self._entry.markers.get("SUBCOMP", ""))
+
+    @property
+    def filetime(self) -> int | None:
+        row = self._row
+        return None if row[_R_MILLI] == _NO_TIME else self._source.clock.to_filetime(row[_R_TS])
+
+    @property
+    def time_text(self) -> str:
+        milli, time_text = self._row[_R_MILLI], self._decoder.time_text
+        if milli == _NO_TIME:
+            return ""
+        return time_text.from_milli(milli) if milli != _TIME_OUT_OF_RANGE else time_text(self.filetime)
+
+    @property
+    def args(self) -> list:
+        """[(name, item, value)] in insert order (the C renderer accepted the bytes: they fit)."""
+        try:
+            return self._args
+        except AttributeError:          # not read yet
+            formatter = self._entry.formatter
+            psize = message_pointer_size(self._row[_R_FLAGS], self._source.pointer_size)
+            args = self._args = [] if formatter is None else formatter.decode_args(self._data, psize)
+            return args
+
+    @property
+    def line(self) -> str:
+        """The output line, prefix included."""
+        try:
+            return self._line
+        except AttributeError:          # not made yet
+            entry, decoder = self._entry, self._decoder
+            line = self.text
+            if entry.has_prefix and not decoder.noprefix:
+                line = decoder._bound_prefix(entry).render((
+                    self.thread_id, self.time_text, 0, 0, self.sequence, self.process_id,
+                    self.cpu)) + line
+            self._line = line
+            return line
 
 
 def wpp_property(message: WppMessage, name: str) -> Any:
@@ -250,7 +333,7 @@ class WppDecoder:
         self._render = None
         self._printer: RowPrinter | None = None  # the C renderer's, made on first use
         self._prefix_program: int | None = None  # its shared prefix program (-1: Python's)
-        self._printer_mode: tuple[bool, bool] = (noprefix, False)   # (noprefix, Python alone)
+        self._printer_noprefix = noprefix        # whether its programs leave the prefix out
         self._key_entries: list[_Entry] = []     # row key id -> entry (mirrors the C key table)
 
     # -- per-message resolution -----------------------------------------------------------
@@ -305,7 +388,9 @@ class WppDecoder:
           until the next chunk is asked for); "lines": the same as lists of str;
         * "csv" / "jsonl": UTF-8 bytes, one CSV row / JSON object per message
           (decoder.output ``CsvRows``, ``JsonRows``; ``quote_all``: every CSV field quoted);
-        * "messages": lists of ``WppMessage`` (the log-file header left out).
+        * "messages": lists of messages (the log-file header left out): ``RowMessage`` for
+          a row the C renderer printed (typed arguments decoded when first read),
+          ``WppMessage`` for one Python decoded.
 
         Each message compiles once to a program of the C renderer (``wpptrace.tmf.native``),
         which prints every row of a merged chunk into one buffer in one call (with the prefix
@@ -319,8 +404,7 @@ class WppDecoder:
         structured = output in ("csv", "jsonl", "messages")
         rendered = self._rendered_chunks(chunks, view, want_ends=output != "text",
                                          fill_holes=not structured,
-                                         prefixed=output in ("text", "lines", "csv"),
-                                         python_only=output == "messages")
+                                         prefixed=output in ("text", "lines", "csv"))
         if output == "text":
             for text, _ends, _items, _holes in rendered:
                 yield text
@@ -347,15 +431,12 @@ class WppDecoder:
         return self._rendered_chunks(chunks, view, want_ends=True, fill_holes=False,
                                      prefixed=False)
 
-    def _rendered_chunks(self, chunks, view, want_ends: bool, fill_holes: bool, prefixed: bool,
-                         python_only: bool = False):
+    def _rendered_chunks(self, chunks, view, want_ends: bool, fill_holes: bool, prefixed: bool):
         """(text, line ends, row refs, holes) per chunk; the text may be the renderer's buffer
         (valid until the next chunk is asked for). ``fill_holes``: the lines Python prints
         are put in the text (else the holes [(item index, text position)] are handed out);
-        ``prefixed``: the C renderer prints the prefix; ``python_only``: every row is left to
-        Python (what a per-record caller wants: typed values, exact error details)."""
-        printer = self._row_printer(noprefix=self.noprefix or not prefixed,
-                                    python_only=python_only)
+        ``prefixed``: the C renderer prints the prefix."""
+        printer = self._row_printer(noprefix=self.noprefix or not prefixed)
         tables = view.tables
         key_entries, key_program = self._key_entries, printer.key_program
         counters = self.counters
@@ -409,7 +490,7 @@ class WppDecoder:
 
     def _row_line(self, ref: int, view) -> str:
         """The line of one row, printed by Python (a hole of the C renderer)."""
-        from .wpp_rows import KEY_OVERFLOW, LOGFILE_HEADER, ROW_FORMAT, ROW_SIZE, TIME_OUT_OF_RANGE, header_record
+        from .wpp_rows import LOGFILE_HEADER, ROW_FORMAT, ROW_SIZE, TIME_OUT_OF_RANGE, header_record
 
         slot, index = ref >> 32, ref & 0xFFFFFFFF
         full = ROW_FORMAT.unpack_from(view.blobs[slot], index * ROW_SIZE)
@@ -418,11 +499,7 @@ class WppDecoder:
         source = view.sources[slot]
         if kid == LOGFILE_HEADER:
             return self.header_line(header_record(full), source.clock)
-        if kid == KEY_OVERFLOW:  # more distinct messages than the C table holds
-            data = view.datas[slot]
-            entry = self._raw_entry(data[goff:goff + 16] if goff else bytes(16), number)
-        else:
-            entry = self._key_entries[kid]
+        entry = self._row_entry(kid, goff, number, view.datas[slot])
         entry.count += 1
         counters = self.counters
         formatter = entry.formatter
@@ -450,16 +527,15 @@ class WppDecoder:
                 self.time_text.from_milli(milli)
         return self._bound_prefix(entry).render((tid, tt, 0, 0, seq, pid, cpu)) + text
 
-    def _row_printer(self, noprefix: bool | None = None, python_only: bool = False) -> RowPrinter:
+    def _row_printer(self, noprefix: bool | None = None) -> RowPrinter:
         """The C renderer's printer for this run; its programs print the prefix unless
-        ``noprefix``. A run asking for the other form (or for Python alone) gets a new one."""
+        ``noprefix``. A run asking for the other form gets a new one."""
         noprefix = self.noprefix if noprefix is None else noprefix
-        mode = (noprefix, python_only)
-        if self._printer is None or self._printer_mode != mode:
+        if self._printer is None or self._printer_noprefix != noprefix:
             from wpptrace.tmf.native import NativeRenderer
 
             self._printer = RowPrinter(NativeRenderer(utc=self.utc, noprefix=noprefix))
-            self._printer_mode = mode
+            self._printer_noprefix = noprefix
             self._prefix_program = None
             for entry in self._key_entries + list(self._raw_entries.values()):
                 self._sync_entry(entry)
@@ -474,11 +550,9 @@ class WppDecoder:
         from wpptrace.tmf.native import SharedPrefix, encode
 
         program = RowPrinter.HOLE
-        noprefix, python_only = self._printer_mode
+        noprefix = self._printer_noprefix
         try:
-            if python_only:
-                blob = None
-            elif entry.unknown is not None:
+            if entry.unknown is not None:
                 blob = encode([], [("lit", entry.unknown)], None, prefix=False)
             elif entry.formatter is None:
                 blob = None
@@ -542,7 +616,13 @@ class WppDecoder:
             self._raw_entries[key] = entry
         return entry
 
-    # -- the structured path --------------------------------------------------------------
+    def _row_entry(self, kid: int, goff: int, number: int, data: bytes) -> "_Entry":
+        """A message row's entry: by its key id, or by the GUID in the record when the C key
+        table was full (KEY_OVERFLOW: more distinct messages than it holds)."""
+        if kid == _KEY_OVERFLOW:
+            return self._raw_entry(data[goff:goff + _GUID_SIZE] if goff else bytes(_GUID_SIZE), number)
+        return self._key_entries[kid]
+
     # -- one record, structured ---------------------------------------------------------
     def decode_record(self, rec, ctx: FileContext) -> WppMessage:
         """Decode one TraceMessage record (counts it as unknown / format error when it is one)."""
@@ -634,8 +714,7 @@ class WppDecoder:
     def _row_message(self, ref: int, view) -> WppMessage | None:
         """One row decoded by Python as ``decode_record`` decodes a record (the structured
         outputs' rows the C renderer leaves, and every row of the "messages" output)."""
-        from .wpp_rows import (KEY_OVERFLOW, LOGFILE_HEADER, NOT_MESSAGE, ROW_FORMAT, ROW_SIZE,
-                               header_record)
+        from .wpp_rows import LOGFILE_HEADER, NOT_MESSAGE, ROW_FORMAT, ROW_SIZE, header_record
 
         slot, index = ref >> 32, ref & 0xFFFFFFFF
         full = ROW_FORMAT.unpack_from(view.blobs[slot], index * ROW_SIZE)
@@ -646,11 +725,7 @@ class WppDecoder:
             return None               # not a TraceMessage record (counted by the loop)
         if kid == LOGFILE_HEADER:
             return self._header_message(header_record(full), source.clock)
-        if kid == KEY_OVERFLOW:  # more distinct messages than the C table holds
-            data = view.datas[slot]
-            entry = self._raw_entry(data[goff:goff + 16] if goff else bytes(16), number)
-        else:
-            entry = self._key_entries[kid]
+        entry = self._row_entry(kid, goff, number, view.datas[slot])
         entry.count += 1
         filetime = None if milli == _NO_TIME else source.clock.to_filetime(ts)
         time_text = self.time_text(filetime) if filetime is not None else ""
@@ -726,12 +801,11 @@ class _StructuredRows:
 
     def chunk(self, text, ends: list[int], items, holes: list[tuple[int, int]], view):
         decoder = self.decoder
+        hole_rows = {row for row, _pos in holes}
         if self.output == "messages":
-            return [m for m in (decoder._row_message(ref, view) for ref in items)
-                    if m is not None and m.status != HEADER]
+            return self._messages(text, ends, items, hole_rows, view)
         out: list[bytes] = []
         append = out.append
-        hole_rows = {row for row, _pos in holes}
         csv, json = self.csv, self.json
         unpack, row_size = self._unpack, self._row_size
         key_entries, blobs, datas, sources = decoder._key_entries, view.blobs, view.datas, view.sources
@@ -800,6 +874,34 @@ class _StructuredRows:
                 head = memo[present & _HAS_GUID] = self._json_head(entry, OK, present)
             append(json.line(head, tail, filetime, cpu, tid, pid, seq))
         return b"".join(out)
+
+    def _messages(self, text, ends: list[int], items, hole_rows: set[int], view) -> list:
+        """The chunk's messages: a ``RowMessage`` per row the C renderer printed (its text
+        from the renderer's buffer), ``WppMessage`` for the rows it left to Python."""
+        decoder = self.decoder
+        out: list = []
+        append = out.append
+        unpack, row_size = self._unpack, self._row_size
+        key_entries, blobs, datas, sources = decoder._key_entries, view.blobs, view.datas, view.sources
+        text = bytes(text)
+        start = 0
+        for i, ref in enumerate(items):
+            if i in hole_rows:
+                m = decoder._row_message(ref, view)
+                if m is not None and m.status != HEADER:
+                    append(m)
+                continue
+            end = ends[i]
+            if end == start:
+                continue                  # not a TraceMessage record: counted, skipped
+            line = str(text[start:end - 1], "utf-8")
+            start = end
+            slot = ref >> 32
+            row = unpack(blobs[slot], (ref & 0xFFFFFFFF) * row_size)
+            poff = row[_R_POFF]
+            append(RowMessage(decoder, key_entries[row[_R_KEY]], row, line,
+                              datas[slot][poff:poff + row[_R_PLEN]], sources[slot]))
+        return out
 
     def _json_head(self, entry: _Entry, status: str, present: int) -> bytes:
         has_guid = present & _HAS_GUID

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Structured decoding from Python beside text, on one real-shaped WPP trace, in one run.
+
+The trace is bench_fmt.py's (the corpus driver TMFs' messages, argument bytes per item type,
+a skewed message mix), ``--events`` events (default 100,000), generated once into the temp
+directory. CPU seconds, best of ``--repeat`` interleaved runs (TMFs loaded once, outside):
+
+* ``format_file`` text lines (the engine's rows, the C renderer), the reference;
+* ``run_fmt -f jsonl`` to /dev/null (text plus every event's fields and typed arguments);
+* ``decode_file``: one ``DecodedMessage`` per message (the same rows and renderer: the text
+  from the renderer, arguments decoded when first read);
+* ``decode_file + args``: the same, then every message's typed arguments read.
+
+Target: ``decode_file`` within 3x of text lines, ``decode_file + args`` within 1.5x of jsonl
+(both decode every argument).
+Usage: python3 benchmarks/bench_decode.py [--events N] [--repeat N]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import os
+import pathlib
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+TEXT_TARGET, JSONL_TARGET = 3.0, 1.5
+
+
+def _bench_fmt():
+    spec = importlib.util.spec_from_file_location("bench_fmt", REPO / "benchmarks" / "bench_fmt.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    from wpptrace.decoder import decode_file, format_file, load_tmf
+    from wpptrace.decoder.cli_fmt import FmtOptions, run_fmt
+
+    bench_fmt = _bench_fmt()
+    path = pathlib.Path(tempfile.gettempdir()) / f"wpptrace-bench-decode-{args.events}.etl"
+    if not path.exists():
+        bench_fmt.generate(path, args.events)
+    tmfset = load_tmf(str(bench_fmt.TMF_DIR))
+    tmfset.load_all()
+    etl = str(path)
+
+    def text() -> int:
+        return sum(1 for _ in format_file(etl, tmf=tmfset)) - 1       # less the header line
+
+    def jsonl() -> int:
+        opts = FmtOptions(files=[etl], tmf_dirs=[str(bench_fmt.TMF_DIR)], output=os.devnull,
+                          output_format="jsonl", progress="never")
+        assert run_fmt(opts, out=io.StringIO(), err=io.StringIO()) == 0
+        return args.events
+
+    def decoded() -> int:
+        return len(decode_file(etl, tmf=tmfset).messages)
+
+    def decoded_args() -> int:
+        messages = decode_file(etl, tmf=tmfset).messages
+        return sum(1 for m in messages if m.args is not None)
+
+    runs = {"format_file text": text, "run_fmt -f jsonl": jsonl, "decode_file": decoded,
+            "decode_file + args": decoded_args}
+    best = {name: float("inf") for name in runs}
+    for _ in range(args.repeat):
+        for name, fn in runs.items():
+            c0 = time.process_time()
+            n = fn()
+            best[name] = min(best[name], time.process_time() - c0)
+            assert n == args.events, (name, n)
+    print(f"{args.events:,} events ({path.stat().st_size / 1e6:.1f} MB), CPU s, best of "
+          f"{args.repeat}, load average {os.getloadavg()[0]:.2f}:")
+    for name, seconds in best.items():
+        print(f"  {name:<20} {seconds:6.2f} s  {args.events / seconds / 1e3:8.0f} k msg/s")
+    ratio_text = best["decode_file"] / best["format_file text"]
+    ratio_jsonl = best["decode_file + args"] / best["run_fmt -f jsonl"]
+    print(f"decode_file / text lines: {ratio_text:.2f}x (target <= {TEXT_TARGET}x)"
+          f"{'' if ratio_text <= TEXT_TARGET else '  MISSED'}")
+    print(f"decode_file + args / jsonl: {ratio_jsonl:.2f}x (target <= {JSONL_TARGET}x)"
+          f"{'' if ratio_jsonl <= JSONL_TARGET else '  MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
