@@ -17,7 +17,9 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _encode_string   # json.dumps(str), ensure_ascii=False
-from typing import IO, Iterable
+from typing import IO
+
+from .timestamps import FILETIME_TICKS_PER_SECOND, UNIX_EPOCH_SECONDS
 
 __all__ = [
     "TextWriter",
@@ -66,11 +68,6 @@ class TextWriter:
         pending = self._pending
         pending.append(line)
         if len(pending) >= self.batch:
-            self.flush()
-
-    def write_lines(self, lines: Iterable[str]) -> None:
-        self._pending.extend(lines)
-        if len(self._pending) >= self.batch:
             self.flush()
 
     def write_utf8(self, data: bytes | memoryview) -> None:
@@ -158,8 +155,8 @@ def filetime_to_iso(filetime: int) -> str:
     """FILETIME -> ISO 8601 UTC with all seven fractional digits, e.g. ``2026-07-31T03:16:11.4509410Z``."""
     from .prefix import _civil_from_unix  # one calendar routine for the package
 
-    seconds, ticks = divmod(filetime, 10_000_000)
-    y, mo, d, h, mi, s = _civil_from_unix(seconds - 11644473600)
+    seconds, ticks = divmod(filetime, FILETIME_TICKS_PER_SECOND)
+    y, mo, d, h, mi, s = _civil_from_unix(seconds - UNIX_EPOCH_SECONDS)
     return "%04d-%02d-%02dT%02d:%02d:%02d.%07dZ" % (y, mo, d, h, mi, s, ticks)
 
 

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 FILETIME_TICKS_PER_SECOND = 10_000_000
 #: FILETIME of 1970-01-01 00:00:00 UTC
 FILETIME_UNIX_EPOCH = 116_444_736_000_000_000
+#: seconds from 1601-01-01 to 1970-01-01
+UNIX_EPOCH_SECONDS = FILETIME_UNIX_EPOCH // FILETIME_TICKS_PER_SECOND
 _EPOCH_1601 = _dt.datetime(1601, 1, 1, tzinfo=_dt.timezone.utc)
 
 CLOCK_PERFCOUNTER = ETL.EVENT_TRACE_CLOCK_PERFCOUNTER
@@ -90,7 +92,3 @@ def filetime_to_datetime(filetime: int) -> _dt.datetime:
         return _EPOCH_1601 + _dt.timedelta(microseconds=filetime // 10)
     except OverflowError:
         return _dt.datetime.max.replace(tzinfo=_dt.timezone.utc) if filetime > 0 else _EPOCH_1601
-
-
-def filetime_to_unix(filetime: int) -> float:
-    return (filetime - FILETIME_UNIX_EPOCH) / FILETIME_TICKS_PER_SECOND

@@ -157,9 +157,6 @@ class ScanResult:
     uses_handler: bool = False   # the file calls WppHandler(...)
     handler_flags: tuple[str, ...] = ()  # the flag names WppHandler(..., flag=X.flags.NAME) use
 
-    def by_position(self) -> dict[tuple[int, int, int, int], CallSite]:
-        return {site.position: site for site in self.sites}
-
 
 def _segment(source: str, node: ast.AST) -> str:
     text = ast.get_source_segment(source, node)

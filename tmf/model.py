@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 from .errors import TmfError
 
@@ -212,9 +212,3 @@ class TmfSet:
             guid = next(iter(self._pending))
             self._load_guid(guid)
 
-    @classmethod
-    def from_messages(cls, messages: Iterable[Message]) -> "TmfSet":
-        tmfset = cls()
-        for message in messages:
-            tmfset.add_message(message)
-        return tmfset

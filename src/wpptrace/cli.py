@@ -35,12 +35,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for name, (module, help_text) in SUBCOMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
         if only is None or name == only:
-            try:
-                importlib.import_module(module).add_arguments(sp)
-            except ModuleNotFoundError as exc:
-                if exc.name != module:
-                    raise
-                sp.set_defaults(_missing=module)
+            importlib.import_module(module).add_arguments(sp)
         sp.set_defaults(_module=module)
     return parser
 
@@ -52,9 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
-        return 2
-    if getattr(args, "_missing", None):
-        print(f"wpptrace: '{args.command}' is not available in this build", file=sys.stderr)
         return 2
     try:
         return int(importlib.import_module(args._module).run(args) or 0)

@@ -43,7 +43,7 @@ import tempfile
 import threading
 import uuid
 import weakref
-from typing import Any, Iterable, Pattern, Sequence
+from typing import Any, Pattern, Sequence
 
 from wpptrace.decoder.messages import DecodedMessage, decode_file, format_file, load_tmf
 
