@@ -20,7 +20,7 @@ from wpptrace._cliutil import complain
 from .etlfile import EtlFile, unclean_stop_text
 from .engine import ordered_records
 from .records import KINDS
-from .timestamps import FILETIME_TICKS_PER_SECOND, TimeConverter
+from .timestamps import FILETIME_TICKS_PER_SECOND, UNIX_EPOCH_SECONDS, TimeConverter
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +47,7 @@ class _TimeText:
         if sec != self._sec:
             self._sec = sec
             try:
-                self._text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec - 11644473600))
+                self._text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec - UNIX_EPOCH_SECONDS))
             except (OverflowError, OSError, ValueError):
                 self._text = f"FILETIME:{sec}s"
         return f"{self._text}.{frac:07d}Z"

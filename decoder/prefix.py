@@ -21,6 +21,8 @@ from typing import Callable, Mapping, Sequence
 
 from wpptrace.tmf.formatspec import WPP_MARKERS, parse_tmf_format
 
+from .timestamps import FILETIME_TICKS_PER_SECOND, UNIX_EPOCH_SECONDS
+
 __all__ = [
     "DEFAULT_PREFIX",
     "SEQUENCE_PREFIX",
@@ -46,8 +48,6 @@ _DYNAMIC_INDEX = {var: i for i, var in enumerate(_DYNAMIC)}
 # Variables whose value is text (the others are integers).
 _TEXT_VARS = frozenset({1, 2, 4})
 
-_FILETIME_UNIX_EPOCH = 116444736000000000  # 1970-01-01 as FILETIME (100 ns units since 1601)
-_TICKS_PER_SECOND = 10_000_000
 
 
 def prefix_from_environment(environ: Mapping[str, str] | None = None) -> str | None:
@@ -75,7 +75,7 @@ class TimestampText:
         self._text = ""
 
     def __call__(self, filetime: int) -> str:
-        second, rest = divmod(filetime, _TICKS_PER_SECOND)
+        second, rest = divmod(filetime, FILETIME_TICKS_PER_SECOND)
         if second != self._second:
             self._text = self._second_text(second)
             self._second = second
@@ -90,7 +90,7 @@ class TimestampText:
         return "%s%03d" % (self._text, ms)
 
     def _second_text(self, filetime_second: int) -> str:
-        unix = filetime_second - _FILETIME_UNIX_EPOCH // _TICKS_PER_SECOND
+        unix = filetime_second - UNIX_EPOCH_SECONDS
         try:
             tm = time.gmtime(unix) if self.utc else time.localtime(unix)
         except (OverflowError, OSError, ValueError):

@@ -32,6 +32,7 @@ import uuid
 from typing import Optional
 
 from wpptrace.decoder.buffers import buffer_info
+from wpptrace.decoder.timestamps import FILETIME_UNIX_EPOCH
 from wpptrace.winerror import ERROR_ACCESS_DENIED, ERROR_HANDLE_EOF, ERROR_NOT_SUPPORTED
 
 from . import protocol as P
@@ -42,11 +43,10 @@ log = logging.getLogger("wpptrace.remote.relay")
 
 #: collector answers that end the relay instead of a retry
 _FATAL = {ERROR_ACCESS_DENIED, ERROR_NOT_SUPPORTED}
-_FILETIME_UNIX_EPOCH = 116444736000000000
 
 
 def filetime_now() -> int:
-    return time.time_ns() // 100 + _FILETIME_UNIX_EPOCH
+    return time.time_ns() // 100 + FILETIME_UNIX_EPOCH
 
 
 def parse_address(text: str, default_host: str = "") -> tuple[str, int]:
