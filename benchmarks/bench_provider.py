@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         ("C TraceMessage, 2 threads at once (per thread)", c["c_two_threads"]),
         ("Python empty 5-arg call (reference)", py["py_empty_call"]),
         ("Python trace_packed (builtin fast path)", py["py_trace_packed"]),
-        ("Python trace_packed via cffi (old path)", py["py_cffi_trace_packed"]),
+        ("Python trace_packed through cffi (no fast path)", py["py_cffi_trace_packed"]),
         ("Python trace_message builtin (2 byte args)", py["py_trace_message"]),
         ("Python trace_site: int + str packed in C", py["py_c_packed"]),
         ("Python struct.pack args + trace_packed", py["py_pack_and_trace"]),

@@ -1,13 +1,13 @@
 """The walker's search for where to resume after damage is linear in the buffer size.
 
-It used to test "is everything from here to the end 0xFF fill?" at every 8-byte step, each
-test reading to the end: a buffer whose first record marker is damaged and whose rest is
-0xFF except the last byte took 0.15 s at 64 KiB, 2.3 s at 256 KiB, 44 s at 1 MiB, and
-would take about three hours at the 16 MiB ETW allows (``wpptrace dump`` on such a file
-stalled the same way). Each shape of ``dec_hostile`` is walked at 16 MiB in a child process
-that must finish well inside a bound the old code missed by orders of magnitude; the
-answers themselves are checked too (``test_walk_model`` compares every resume point with a
-plain model of the rules on small buffers).
+A walker that tests "is everything from here to the end 0xFF fill?" at every 8-byte step,
+each test reading to the end, is quadratic: a buffer whose first record marker is damaged
+and whose rest is 0xFF except the last byte took it 0.15 s at 64 KiB, 2.3 s at 256 KiB,
+44 s at 1 MiB, and would take about three hours at the 16 MiB ETW allows (``wpptrace dump``
+on such a file stalls the same way). Each shape of ``dec_hostile`` is walked at 16 MiB in a
+child process that must finish well inside a bound such a search misses by orders of
+magnitude; the answers themselves are checked too (``test_walk_model`` compares every
+resume point with a plain model of the rules on small buffers).
 """
 from __future__ import annotations
 
