@@ -1,6 +1,7 @@
 """What Python sees of the C headers: generated from them (no hand-kept copy to drift)."""
 from __future__ import annotations
 
+import functools
 import importlib.util
 import pathlib
 import re
@@ -15,7 +16,9 @@ HEADERS = [ROOT / "src" / "wpptrace" / "include" / "etl_layout.h"] + sorted(
     if not h.name.startswith("_"))
 
 
+@functools.cache
 def _builder():
+    """The extension's builder module, loaded once (loading it parses every header with cffi)."""
     spec = importlib.util.spec_from_file_location("build_core", ROOT / "src" / "wpptrace" / "_build_core.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
