@@ -535,6 +535,9 @@ typedef struct {                /* QUERY/FLUSH/UPDATE/STOP replies: what Control
     char logfile[WPT_MAX_PATH];
 } wpt_wire_props;
 
+/* A session run by this process as ControlTrace reports it (etw_session.c). */
+void wpt_session_props(wpt_session *s, wpt_wire_props *w);
+
 typedef struct {                /* UPDATE request */
     uint32_t flush_timer, max_buffers, has_logfile, reserved;
     char logfile[WPT_MAX_PATH];

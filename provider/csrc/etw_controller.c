@@ -82,36 +82,6 @@ static void props_from_wire(const wpt_wire_props *w, EVENT_TRACE_PROPERTIES *p, 
     write_name(p, p->LogFileNameOffset, wide, w->logfile);
 }
 
-static void local_wire(wpt_session *s, wpt_wire_props *w) {
-    memset(w, 0, sizeof *w);
-    uint32_t allocated, free_count;
-    wpt_session_counts(s, &allocated, &free_count);
-    w->buffer_size_kb = s->buffer_size / 1024;
-    w->min_buffers = s->min_buffers;
-    w->max_buffers = s->max_buffers;
-    w->max_file_size = s->max_file_size_field;
-    w->log_file_mode = s->log_file_mode;
-    w->flush_timer = s->flush_timer_field;
-    w->enable_flags = s->enable_flags;
-    w->clock_type = s->clock_type;
-    w->age_limit = s->age_limit;
-    w->number_of_buffers = allocated;
-    w->free_buffers = free_count;
-    w->events_lost = wpt_events_lost(s);
-    w->buffers_written = atomic_load(&s->buffers_written);
-    w->log_buffers_lost = atomic_load(&s->log_buffers_lost);
-    w->realtime_buffers_lost = atomic_load(&s->rt_buffers_lost);
-    w->logger_thread_id = atomic_load(&s->flusher_tid);
-    w->logger_id = s->logger_id;
-    w->generation = s->generation;
-    w->host_pid = wpt_current_pid();
-    w->consumers = s->realtime ? wpt_rt_consumers(s) : 0;
-    w->records_abandoned = atomic_load(&s->records_abandoned);
-    w->buffers_quarantined = atomic_load(&s->buffers_quarantined);
-    snprintf(w->name, sizeof w->name, "%s", s->name);
-    snprintf(w->logfile, sizeof w->logfile, "%s", s->logfile_name);
-}
-
 /* ---- finding a session ----------------------------------------------------------------- */
 
 enum { TARGET_NONE, TARGET_LOCAL, TARGET_REMOTE, TARGET_GONE };
@@ -362,13 +332,13 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
         if (rc == ERROR_SUCCESS) {
             wpt_view_publish(s->view);
             set_slot_state(slot, generation, WPT_RUNNING);
-            local_wire(s, &props);
+            wpt_session_props(s, &props);
         } else {
             atomic_store(&s->role, WPT_ROLE_NONE);
             wpt_session_discard(s, 1);
         }
     } else if (rc == ERROR_SUCCESS) {
-        local_wire(s, &props);
+        wpt_session_props(s, &props);
         rc = wpt_host_spawn(s);
         /* the host has the file and the memory now; this process maps it like any other */
         wpt_session_discard(s, rc != ERROR_SUCCESS);
@@ -437,7 +407,7 @@ static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code
         break;
     }
     wpt_wire_props w;
-    local_wire(s, &w);
+    wpt_session_props(s, &w);
     props_from_wire(&w, p, wide);
     if (code == EVENT_TRACE_CONTROL_STOP) {
         uint32_t slot = wpt_slot_of_id(s->logger_id);
@@ -670,7 +640,7 @@ ULONG wpptrace_session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *i
         memset(&w, 0, sizeof w);
         switch (t.kind) {
         case TARGET_LOCAL:
-            local_wire(t.local, &w);
+            wpt_session_props(t.local, &w);
             info->Flags = WPPTRACE_SESSION_PRIVATE;
             break;
         case TARGET_REMOTE:

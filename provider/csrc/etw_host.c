@@ -117,36 +117,6 @@ static void drop_inherited_sessions(wpt_session *mine) {
     }
 }
 
-static void fill_props(wpt_session *s, wpt_wire_props *p) {
-    memset(p, 0, sizeof *p);
-    uint32_t allocated, free_count;
-    wpt_session_counts(s, &allocated, &free_count);
-    p->buffer_size_kb = s->buffer_size / 1024;
-    p->min_buffers = s->min_buffers;
-    p->max_buffers = s->max_buffers;
-    p->max_file_size = s->max_file_size_field;
-    p->log_file_mode = s->log_file_mode;
-    p->flush_timer = s->flush_timer_field;
-    p->enable_flags = s->enable_flags;
-    p->clock_type = s->clock_type;
-    p->age_limit = s->age_limit;
-    p->number_of_buffers = allocated;
-    p->free_buffers = free_count;
-    p->events_lost = wpt_events_lost(s);
-    p->buffers_written = atomic_load(&s->buffers_written);
-    p->log_buffers_lost = atomic_load(&s->log_buffers_lost);
-    p->realtime_buffers_lost = atomic_load(&s->rt_buffers_lost);
-    p->logger_thread_id = atomic_load(&s->flusher_tid);
-    p->logger_id = s->logger_id;
-    p->generation = s->generation;
-    p->host_pid = (uint32_t)getpid();
-    p->consumers = s->realtime ? wpt_rt_consumers(s) : 0;
-    p->records_abandoned = atomic_load(&s->records_abandoned);
-    p->buffers_quarantined = atomic_load(&s->buffers_quarantined);
-    snprintf(p->name, sizeof p->name, "%s", s->name);
-    snprintf(p->logfile, sizeof p->logfile, "%s", s->logfile_name);
-}
-
 /* Tell every provider process (but `exclude`) that the session is going away, and take its
  * enables out of the registry. */
 static void disable_providers(wpt_session *s, uint32_t exclude) {
@@ -233,13 +203,13 @@ static int handle(wpt_session *s, conn *c, const wpt_frame *f, const unsigned ch
     switch (f->kind) {
     case WPT_REQ_QUERY:
         if (f->length) break;
-        fill_props(s, &props);
+        wpt_session_props(s, &props);
         reply(c->fd, ERROR_SUCCESS, &props, sizeof props, -1);
         return 0;
     case WPT_REQ_FLUSH:
         if (f->length) break;
         wpt_session_flush(s);
-        fill_props(s, &props);
+        wpt_session_props(s, &props);
         reply(c->fd, ERROR_SUCCESS, &props, sizeof props, -1);
         return 0;
     case WPT_REQ_HOLD: {
@@ -266,7 +236,7 @@ static int handle(wpt_session *s, conn *c, const wpt_frame *f, const unsigned ch
             if (u.logfile[0] != '/') rc = ERROR_BAD_PATHNAME;    /* the caller made it absolute */
             else rc = wpt_session_switch_file(s, u.logfile);
         }
-        fill_props(s, &props);
+        wpt_session_props(s, &props);
         reply(c->fd, rc, &props, sizeof props, -1);
         return 0;
     }
@@ -364,7 +334,7 @@ static void serve(wpt_session *s, int listen_fd, const char *path) {
             pthread_join(stopper, NULL);
             if (stop_reply_fd >= 0) {
                 wpt_wire_props props;
-                fill_props(s, &props);
+                wpt_session_props(s, &props);
                 reply(stop_reply_fd, ERROR_SUCCESS, &props, sizeof props, -1);
                 close(stop_reply_fd);
             }

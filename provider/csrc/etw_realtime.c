@@ -245,6 +245,24 @@ ULONG wpt_rt_subscribe_local(wpt_session *s, wpptrace_rt_subscription **out) {
 
 /* ---- local queues ---------------------------------------------------------------------- */
 
+/* The queue's first buffer into out (sub->lock held): ERROR_MORE_DATA if it does not fit (it
+ * stays queued), ERROR_HANDLE_EOF at the end, WAIT_TIMEOUT if nothing is queued yet. */
+static ULONG take_head(wpptrace_rt_subscription *sub, void *out, ULONG out_size, ULONG *filled) {
+    rt_item *it = sub->head;
+    if (!it) {
+        if (filled) *filled = 0;
+        return sub->ended || sub->closed ? ERROR_HANDLE_EOF : WAIT_TIMEOUT;
+    }
+    if (filled) *filled = it->size;
+    if (it->size > out_size) return ERROR_MORE_DATA;
+    memcpy(out, it->data, it->size);
+    sub->head = it->next;
+    if (!sub->head) sub->tail = NULL;
+    sub->count--;
+    free(it);
+    return ERROR_SUCCESS;
+}
+
 static ULONG local_next(wpptrace_rt_subscription *sub, int timeout_ms, void *out, ULONG out_size,
                         ULONG *filled, int *more) {
     struct timespec deadline;
@@ -254,28 +272,12 @@ static ULONG local_next(wpptrace_rt_subscription *sub, int timeout_ms, void *out
         deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
         if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
     }
-    ULONG rc;
     pthread_mutex_lock(&sub->lock);
     while (!sub->head && !sub->ended && !sub->closed) {
         if (timeout_ms < 0) pthread_cond_wait(&sub->cond, &sub->lock);
         else if (pthread_cond_timedwait(&sub->cond, &sub->lock, &deadline) == ETIMEDOUT) break;
     }
-    rt_item *it = sub->head;
-    if (it) {
-        if (filled) *filled = it->size;
-        if (it->size > out_size) rc = ERROR_MORE_DATA;
-        else {
-            memcpy(out, it->data, it->size);
-            sub->head = it->next;
-            if (!sub->head) sub->tail = NULL;
-            sub->count--;
-            free(it);
-            rc = ERROR_SUCCESS;
-        }
-    } else {
-        if (filled) *filled = 0;
-        rc = sub->ended || sub->closed ? ERROR_HANDLE_EOF : WAIT_TIMEOUT;
-    }
+    ULONG rc = take_head(sub, out, out_size, filled);
     if (more) *more = sub->head != NULL;
     pthread_mutex_unlock(&sub->lock);
     return rc;
@@ -621,23 +623,7 @@ ULONG wpptrace_rt_next(wpptrace_rt_subscription *sub, int timeout_ms, void *out,
             while (got == 2);
         }
     }
-    ULONG rc;
-    rt_item *it = sub->head;
-    if (it) {
-        if (filled) *filled = it->size;
-        if (it->size > out_size) rc = ERROR_MORE_DATA;
-        else {
-            memcpy(out, it->data, it->size);
-            sub->head = it->next;
-            if (!sub->head) sub->tail = NULL;
-            sub->count--;
-            free(it);
-            rc = ERROR_SUCCESS;
-        }
-    } else {
-        if (filled) *filled = 0;
-        rc = sub->ended || sub->closed ? ERROR_HANDLE_EOF : WAIT_TIMEOUT;
-    }
+    ULONG rc = take_head(sub, out, out_size, filled);
     pthread_mutex_unlock(&sub->lock);
     return rc;
 }

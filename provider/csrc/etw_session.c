@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -475,6 +476,38 @@ void wpt_session_counts(wpt_session *s, uint32_t *allocated, uint32_t *free_coun
     int32_t f = atomic_load(&sh->free_count);
     *allocated = atomic_load(&sh->next_unused);
     *free_count = f < 0 ? 0 : (uint32_t)f;
+}
+
+/* What ControlTrace reports of a session run by this process (QUERY/FLUSH/UPDATE/STOP
+ * replies of a host, and a private session's own answer). */
+void wpt_session_props(wpt_session *s, wpt_wire_props *w) {
+    memset(w, 0, sizeof *w);
+    uint32_t allocated, free_count;
+    wpt_session_counts(s, &allocated, &free_count);
+    w->buffer_size_kb = s->buffer_size / 1024;
+    w->min_buffers = s->min_buffers;
+    w->max_buffers = s->max_buffers;
+    w->max_file_size = s->max_file_size_field;
+    w->log_file_mode = s->log_file_mode;
+    w->flush_timer = s->flush_timer_field;
+    w->enable_flags = s->enable_flags;
+    w->clock_type = s->clock_type;
+    w->age_limit = s->age_limit;
+    w->number_of_buffers = allocated;
+    w->free_buffers = free_count;
+    w->events_lost = wpt_events_lost(s);
+    w->buffers_written = atomic_load(&s->buffers_written);
+    w->log_buffers_lost = atomic_load(&s->log_buffers_lost);
+    w->realtime_buffers_lost = atomic_load(&s->rt_buffers_lost);
+    w->logger_thread_id = atomic_load(&s->flusher_tid);
+    w->logger_id = s->logger_id;
+    w->generation = s->generation;
+    w->host_pid = wpt_current_pid();
+    w->consumers = s->realtime ? wpt_rt_consumers(s) : 0;
+    w->records_abandoned = atomic_load(&s->records_abandoned);
+    w->buffers_quarantined = atomic_load(&s->buffers_quarantined);
+    snprintf(w->name, sizeof w->name, "%s", s->name);
+    snprintf(w->logfile, sizeof w->logfile, "%s", s->logfile_name);
 }
 
 /* ---- header buffer ------------------------------------------------------------------------- */
