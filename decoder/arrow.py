@@ -125,6 +125,8 @@ def _row_dtype() -> np.dtype:
 
 
 _ROW_DTYPE = _row_dtype()
+#: a row as opaque bytes: numpy copies these much faster than a structured dtype
+_ROW_BYTES = np.dtype(f"V{ROW_SIZE}")
 _KIND_NAMES = {getattr(ETL, name): name[len("ETLRD_KIND_"):].lower()
                for name in dir(ETL) if name.startswith("ETLRD_KIND_") and name != "ETLRD_KIND_COUNT"}
 _KINDS = pa.array([_KIND_NAMES.get(k, "unknown") for k in range(256)], pa.string())
@@ -375,7 +377,7 @@ class ArrowBuilder:
         index = (refs & np.uint64(0xFFFFFFFF)).astype(np.intp)
         first = int(slots[0])
         if (slots == first).all():
-            rows = np.frombuffer(view.blobs[first], _ROW_DTYPE)[index]
+            rows = np.frombuffer(view.blobs[first], _ROW_BYTES)[index]
             gid = np.full(n, pending.buffer(view, first), np.int64)
         else:                           # one gather from the slots' row tables joined
             present = np.unique(slots).tolist()
@@ -386,7 +388,7 @@ class ArrowBuilder:
                 base[s] = at
                 at += len(view.blobs[s]) // ROW_SIZE
                 gids[s] = pending.buffer(view, s)
-            joined = np.frombuffer(b"".join([view.blobs[s] for s in present]), _ROW_DTYPE)
+            joined = np.frombuffer(b"".join([view.blobs[s] for s in present]), _ROW_BYTES)
             rows = joined[base[slots] + index]
             gid = gids[slots]
         decoder = self.decoder
@@ -403,7 +405,7 @@ class ArrowBuilder:
 
     def _build(self, pending: "_Pending") -> pa.RecordBatch | None:
         """The record batch of the collected chunks (the rows kept only)."""
-        rows = np.concatenate(pending.row_parts)
+        rows = np.concatenate(pending.row_parts).view(_ROW_DTYPE)
         gid = np.concatenate(pending.gid_parts)
         ends = np.concatenate(pending.end_parts)
         body = b"".join(pending.texts)
@@ -970,6 +972,11 @@ _DICTIONARY_COLUMNS = ("etl", "status", "guid", "component", "name", "function",
                        "level_name", "flags", "kind", "args.list.element.name",
                        "args.list.element.type")
 
+#: Parquet keeps min/max statistics of these (what readers prune row groups by; those of the
+#: text and argument columns would cost more than they save)
+_STATISTICS_COLUMNS = ("timestamp", "filetime", "cpu", "pid", "tid", "sequence", "number",
+                       "line", "level", "payload_size")
+
 
 class ArrowFileWriter:
     """Record batches into a binary stream as Parquet (``format="parquet"``, zstd) or an
@@ -985,7 +992,8 @@ class ArrowFileWriter:
             import pyarrow.parquet as pq
 
             self._writer = pq.ParquetWriter(stream, SCHEMA, compression=compression,
-                                            use_dictionary=list(_DICTIONARY_COLUMNS))
+                                            use_dictionary=list(_DICTIONARY_COLUMNS),
+                                            write_statistics=list(_STATISTICS_COLUMNS))
             import queue
             import threading
 
