@@ -140,7 +140,7 @@ def test_subscription_from_this_process_sees_a_consumer_count_of_zero_after_clos
     with realtime(session_name) as s:
         for _ in range(20):
             sub = subscribe_realtime(session_name)
-            assert sub.get(1.0) is not None
+            assert sub.get(PATIENCE) is not None
             sub.close()
         wait_for_consumers(session_name, 0)
         log(s, 6, [1])
@@ -152,7 +152,7 @@ def test_closed_subscriptions_of_a_private_session_leave_it(session_name):
     with realtime(session_name, LogFileMode=P.EVENT_TRACE_REAL_TIME_MODE | P.EVENT_TRACE_PRIVATE_LOGGER_MODE):
         for _ in range(20):
             sub = subscribe_realtime(session_name)
-            assert sub.get(1.0) is not None
+            assert sub.get(PATIENCE) is not None
             assert session_info(session_name).realtime_consumers == 1
             sub.close()
             assert session_info(session_name).realtime_consumers == 0
@@ -162,9 +162,9 @@ def test_private_session_consumers_in_this_process(session_name):
     """A private session serves consumers of its own process; no other process sees it."""
     with realtime(session_name, LogFileMode=P.EVENT_TRACE_REAL_TIME_MODE | P.EVENT_TRACE_PRIVATE_LOGGER_MODE) as s:
         with subscribe_realtime(session_name) as sub:
-            assert sub.get(1.0)[0x36] == 4
+            assert sub.get(PATIENCE)[0x36] == 4
             log(s, 7, [42])
-            assert [m["args"] for m in etlcheck.buffer_messages(sub.get(1.0))] == [(42).to_bytes(4, "little")]
+            assert [m["args"] for m in etlcheck.buffer_messages(sub.get(PATIENCE))] == [(42).to_bytes(4, "little")]
         script = ("import sys; from wpptrace.provider.sessions import subscribe_realtime\n"
                   "try:\n    subscribe_realtime(sys.argv[1])\nexcept OSError as e:\n    print(e.winerror)")
         out = subprocess.run([sys.executable, "-c", script, session_name], capture_output=True, text=True,
