@@ -3,7 +3,8 @@ summary file.
 
 WppDecoder's one formatting loop (decoder.wpp) makes every line; this module says what a CSV
 row and a JSON Lines object hold (``CsvRows``, ``JsonRows``: the parts that depend only on
-the message are built once, the rest per event) and writes the lines. Lines are written in
+the message are built once, the rest per event; the C renderer prints the same rows from
+those parts, tmf/csrc/wpprender.c) and writes the lines. Lines are written in
 batches (one ``write`` per few thousand lines) because a ``write`` call per line would cost
 as much as formatting the line. The summary follows the layout of a real tracefmt
 ``FmtSum.txt`` (corpus ``wpp/guscatalano__findneedle/FmtSum.txt``): the totals block, then an
@@ -197,6 +198,14 @@ class JsonRows:
             markers.get("FILE", ""), markers.get("LINE", ""), markers.get("FUNC", ""),
             markers.get("LEVEL", ""), markers.get("FLAGS", "")))))[1:-1])
 
+    def arg_name(self, name: str, item: str) -> str:
+        """What an argument's object holds before its value: ``{"name":..,"type":..,"value":``."""
+        text = self._arg_names.get((name, item))
+        if text is None:
+            text = self._arg_names[(name, item)] = '{"name":%s,"type":%s,"value":' % (
+                _encode_string(name), _encode_string(item))
+        return text
+
     def tail(self, text: str, args, error: str = "") -> bytes:
         """The keys ``text``, ``args`` (and ``error``), the closing brace and the line end."""
         enc, names = _encode_string, self._arg_names
@@ -204,7 +213,7 @@ class JsonRows:
         for n, item, v in args:
             name = names.get((n, item))
             if name is None:
-                name = names[(n, item)] = '{"name":%s,"type":%s,"value":' % (enc(n), enc(item))
+                name = self.arg_name(n, item)
             kind = type(v)
             if kind is str:
                 value = enc(v)

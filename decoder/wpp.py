@@ -6,9 +6,10 @@ ProcessTrace order (decoder.engine with the ``wpp_rows.RowView``). Each (message
 number) is resolved once: its TMF ``Message`` is looked up, its ``MessageFormatter``
 compiled (``wpptrace.tmf.render.compile_message``) and, the first time a row needs it, a
 program of the C renderer (``wpptrace.tmf.native``), which prints every row of a merged chunk
-into one buffer in one call; Python prints only what the renderer leaves to it. CSV rows and
-JSON objects take each row's text from that buffer and add the event's own facts
-(decoder.output). Messages without a format give tracefmt's ``Unknown( N): GUID=...`` line,
+into one buffer in one call, in the chosen form: the tracefmt line, a CSV row or a JSON
+object (each program then carries the parts of its rows that depend only on the message, made
+by decoder.output's ``CsvRows`` / ``JsonRows``: its "decoration"). Python prints only what the
+renderer leaves to it, at its place. Messages without a format give tracefmt's ``Unknown( N): GUID=...`` line,
 messages whose arguments don't fit give a format-error line; both are counted, neither stops
 the run. Records that are not TraceMessage records are counted and skipped.
 
@@ -282,7 +283,7 @@ class _Entry:
 
     __slots__ = ("guid", "number", "message", "formatter", "prefix", "markers", "component",
                  "name", "has_prefix", "count", "unknown", "format", "compile_error",
-                 "program", "native_rows", "csv_piece", "json_heads")
+                 "program", "native_rows")
 
     def __init__(self, guid, number):
         self.guid = guid
@@ -300,9 +301,6 @@ class _Entry:
         self.compile_error = None
         self.program = None  # the C renderer's program id (HOLE: Python prints the lines)
         self.native_rows = 0  # rows of that program already in ``count``
-        self.csv_piece = None   # what its CSV rows take from it (decoder.output.CsvRows.piece)
-        self.json_heads = None  # its JSON objects' heads (by GUID present: 0 or the bit) and
-        #                         kept tails (by -pointer size: argument bytes -> tail)
 
 
 def _import_render():
@@ -333,7 +331,10 @@ class WppDecoder:
         self._render = None
         self._printer: RowPrinter | None = None  # the C renderer's, made on first use
         self._prefix_program: int | None = None  # its shared prefix program (-1: Python's)
-        self._printer_noprefix = noprefix        # whether its programs leave the prefix out
+        # the printer's (noprefix, form, CSV quote_all): its programs leave the prefix out,
+        # print rows as text, csv or jsonl
+        self._printer_mode: tuple = (noprefix, "text", False)
+        self._decorations = None                 # makes the programs' CSV / JSON decorations
         self._key_entries: list[_Entry] = []     # row key id -> entry (mirrors the C key table)
 
     # -- per-message resolution -----------------------------------------------------------
@@ -387,7 +388,8 @@ class WppDecoder:
         * "text": UTF-8 bytes, one tracefmt line per message (the C renderer's buffer, valid
           until the next chunk is asked for); "lines": the same as lists of str;
         * "csv" / "jsonl": UTF-8 bytes, one CSV row / JSON object per message
-          (decoder.output ``CsvRows``, ``JsonRows``; ``quote_all``: every CSV field quoted);
+          (decoder.output ``CsvRows``, ``JsonRows``; ``quote_all``: every CSV field quoted),
+          also the renderer's buffer;
         * "messages": lists of messages (the log-file header left out): ``RowMessage`` for
           a row the C renderer printed (typed arguments decoded when first read),
           ``WppMessage`` for one Python decoded.
@@ -396,16 +398,22 @@ class WppDecoder:
         which prints every row of a merged chunk into one buffer in one call (with the prefix
         for text and CSV, without it for JSON Lines and messages); what it leaves to Python
         (the log-file header, argument bytes that do not fit, item types only Python prints)
-        is made here, at its place. The structured outputs take each row's text from that
-        buffer and add the row's own facts (time, thread, process, sequence, processor) and,
-        for JSON Lines, the typed arguments (decoded once per distinct argument block)."""
+        is made here, at its place. CSV rows and JSON objects (the row's own facts, the line or
+        text quoted or escaped, the typed arguments) are printed by the renderer too, for every
+        message whose arguments it can type; Python writes the others' rows the same way."""
         if output not in _OUTPUTS:
             raise ValueError(f"output {output!r}: expected one of {', '.join(_OUTPUTS)}")
-        structured = output in ("csv", "jsonl", "messages")
-        rendered = self._rendered_chunks(chunks, view, want_ends=output != "text",
-                                         fill_holes=not structured,
-                                         prefixed=output in ("text", "lines", "csv"))
-        if output == "text":
+        if output == "messages":
+            rows = _StructuredRows(self, output, quote_all)
+            for text, ends, items, holes in self._rendered_chunks(
+                    chunks, view, want_ends=True, fill_holes=False, prefixed=False):
+                yield rows.chunk(text, ends, items, holes, view)
+            return
+        form = output if output in ("csv", "jsonl") else "text"
+        rendered = self._rendered_chunks(chunks, view, want_ends=output == "lines",
+                                         fill_holes=True, prefixed=output != "jsonl",
+                                         form=form, quote_all=quote_all)
+        if output in ("text", "csv", "jsonl"):
             for text, _ends, _items, _holes in rendered:
                 yield text
             return
@@ -418,9 +426,6 @@ class WppDecoder:
                         start = end
                 yield lines
             return
-        rows = _StructuredRows(self, output, quote_all)
-        for text, ends, items, holes in rendered:
-            yield rows.chunk(text, ends, items, holes, view)
 
     def rendered(self, chunks: Iterable[tuple[Sequence[int], list]], view) -> Iterator[tuple]:
         """The formatting loop for columnar outputs (decoder.arrow): per chunk of the
@@ -431,12 +436,18 @@ class WppDecoder:
         return self._rendered_chunks(chunks, view, want_ends=True, fill_holes=False,
                                      prefixed=False)
 
-    def _rendered_chunks(self, chunks, view, want_ends: bool, fill_holes: bool, prefixed: bool):
+    def _rendered_chunks(self, chunks, view, want_ends: bool, fill_holes: bool, prefixed: bool,
+                         form: str = "text", quote_all: bool = False):
         """(text, line ends, row refs, holes) per chunk; the text may be the renderer's buffer
         (valid until the next chunk is asked for). ``fill_holes``: the lines Python prints
         are put in the text (else the holes [(item index, text position)] are handed out);
-        ``prefixed``: the C renderer prints the prefix."""
-        printer = self._row_printer(noprefix=self.noprefix or not prefixed)
+        ``prefixed``: the C renderer prints the prefix; ``form``: rows as "text" lines, "csv"
+        rows or "jsonl" objects (``quote_all``: every CSV field quoted)."""
+        printer = self._row_printer(noprefix=self.noprefix or not prefixed, form=form,
+                                    quote_all=quote_all)
+        line_of = self._row_line_bytes
+        if form != "text":
+            line_of = _StructuredRows(self, form, quote_all).hole_line
         tables = view.tables
         key_entries, key_program = self._key_entries, printer.key_program
         counters = self.counters
@@ -459,7 +470,7 @@ class WppDecoder:
                     [8 if s is None else s.pointer_size for s in sources], want_ends)
                 non_wpp += skipped
                 if holes and fill_holes:
-                    text, ends = self._fill_holes(text, ends, items, view, holes)
+                    text, ends = self._fill_holes(text, ends, items, view, holes, line_of)
                     holes = []
                 yield text, ends, items, holes
         finally:
@@ -469,11 +480,11 @@ class WppDecoder:
             self._sync_native_counts()
             counters.formatted = (counters.messages - counters.unknown - counters.format_errors)
 
-    def _fill_holes(self, text, ends: list[int], items, view, holes: list[tuple[int, int]]):
-        """Put the lines Python prints at their places in the C renderer's text (and move
-        the line ends after them)."""
-        filled = [(row, pos, (self._row_line(items[row], view) + "\n").encode("utf-8"))
-                  for row, pos in holes]
+    def _fill_holes(self, text, ends: list[int], items, view, holes: list[tuple[int, int]],
+                    line_of):
+        """Put the lines Python prints (``line_of(ref, view)``: UTF-8, line end included) at
+        their places in the C renderer's text (and move the line ends after them)."""
+        filled = [(row, pos, line_of(items[row], view)) for row, pos in holes]
         parts, at = [], 0
         for _row, pos, line in filled:
             parts += (text[at:pos], line)
@@ -488,6 +499,9 @@ class WppDecoder:
                 ends[j] += shift
         return b"".join(parts), ends
 
+    def _row_line_bytes(self, ref: int, view) -> bytes:
+        return (self._row_line(ref, view) + "\n").encode("utf-8")
+
     def _row_line(self, ref: int, view) -> str:
         """The line of one row, printed by Python (a hole of the C renderer)."""
         from .wpp_rows import LOGFILE_HEADER, ROW_FORMAT, ROW_SIZE, TIME_OUT_OF_RANGE, header_record
@@ -495,7 +509,7 @@ class WppDecoder:
         slot, index = ref >> 32, ref & 0xFFFFFFFF
         full = ROW_FORMAT.unpack_from(view.blobs[slot], index * ROW_SIZE)
         (ts, milli, kid, _slot, _index, tid, pid, seq, poff, plen, goff, cpu, number, flags, _kind,
-         _present) = full
+         _present, _filetime) = full
         source = view.sources[slot]
         if kid == LOGFILE_HEADER:
             return self.header_line(header_record(full), source.clock)
@@ -527,18 +541,23 @@ class WppDecoder:
                 self.time_text.from_milli(milli)
         return self._bound_prefix(entry).render((tid, tt, 0, 0, seq, pid, cpu)) + text
 
-    def _row_printer(self, noprefix: bool | None = None) -> RowPrinter:
+    def _row_printer(self, noprefix: bool | None = None, form: str = "text",
+                     quote_all: bool = False) -> RowPrinter:
         """The C renderer's printer for this run; its programs print the prefix unless
-        ``noprefix``. A run asking for the other form gets a new one."""
+        ``noprefix``, rows in ``form`` (text, csv or jsonl). A run asking for another form
+        gets a new one."""
         noprefix = self.noprefix if noprefix is None else noprefix
-        if self._printer is None or self._printer_noprefix != noprefix:
+        mode = (noprefix, form, quote_all and form == "csv")
+        if self._printer is None or self._printer_mode != mode:
             from wpptrace.tmf.native import NativeRenderer
 
-            self._printer = RowPrinter(NativeRenderer(utc=self.utc, noprefix=noprefix))
-            self._printer_noprefix = noprefix
+            self._sync_native_counts()   # the rows the old renderer printed, before it goes
+            self._printer = RowPrinter(NativeRenderer(utc=self.utc, noprefix=noprefix,
+                                                      output=form, quote_all=mode[2]))
+            self._printer_mode = mode
             self._prefix_program = None
+            self._decorations = None
             for entry in self._key_entries + list(self._raw_entries.values()):
-                self._sync_entry(entry)
                 entry.program, entry.native_rows = None, 0
         return self._printer
 
@@ -550,7 +569,7 @@ class WppDecoder:
         from wpptrace.tmf.native import SharedPrefix, encode
 
         program = RowPrinter.HOLE
-        noprefix = self._printer_noprefix
+        noprefix, form, quote_all = self._printer_mode
         try:
             if entry.unknown is not None:
                 blob = encode([], [("lit", entry.unknown)], None, prefix=False)
@@ -568,7 +587,16 @@ class WppDecoder:
                             entry.component, entry.name, entry.markers))
                 blob = None if compiled is None else encode(*compiled, prefix, prefix=entry.has_prefix)
             if blob is not None:
-                program = self._printer.renderer.add(blob)
+                renderer = self._printer.renderer
+                program = renderer.add(blob)
+                if form != "text":
+                    if self._decorations is None:
+                        self._decorations = _StructuredRows(self, form, quote_all)
+                    decoration = self._decorations.decoration(entry)
+                    if decoration is None:
+                        program = RowPrinter.HOLE      # Python prints its rows in this form
+                    else:
+                        renderer.decorate(program, decoration)
         except UnicodeEncodeError:  # text only Python can write: its lines stay with Python
             program = RowPrinter.HOLE
         entry.program = program
@@ -719,7 +747,7 @@ class WppDecoder:
         slot, index = ref >> 32, ref & 0xFFFFFFFF
         full = ROW_FORMAT.unpack_from(view.blobs[slot], index * ROW_SIZE)
         (ts, milli, kid, _slot, _index, tid, pid, seq, poff, plen, goff, cpu, number, flags,
-         _kind, present) = full
+         _kind, present, _filetime) = full
         source = view.sources[slot]
         if kid == NOT_MESSAGE:
             return None               # not a TraceMessage record (counted by the loop)
@@ -778,13 +806,9 @@ class WppDecoder:
 
 
 class _StructuredRows:
-    """CSV rows, JSON objects (UTF-8 bytes per chunk) or WppMessages (lists) of the
-    formatting loop's chunks: each row's text from the C renderer's buffer (its ``ends``),
-    the row's own facts from the row, and what the renderer left to Python (``holes``) from
-    ``WppDecoder._row_message``."""
-
-    #: distinct argument blocks whose JSON arguments are kept (one decode each)
-    ARGS_MEMO = 1 << 16
+    """CSV rows and JSON objects: the decorations the C renderer's programs print them with
+    (``decoration``) and the rows Python prints (``hole_line``: the log-file header, rows the
+    renderer leaves); and the message lists of the "messages" output (``chunk``)."""
 
     def __init__(self, decoder: WppDecoder, output: str, quote_all: bool) -> None:
         from .output import CsvRows, JsonRows
@@ -795,85 +819,10 @@ class _StructuredRows:
         self.csv = CsvRows(quote_all) if output == "csv" else None
         self.json = JsonRows() if output == "jsonl" else None
         self._unpack, self._row_size = ROW_FORMAT.unpack_from, ROW_SIZE
-        self._kept = 0            # JSON tails kept (per message: pointer size -> bytes -> tail)
-        self._milli = None        # the CSV time text of the last millisecond seen
-        self._time = b""
 
-    def chunk(self, text, ends: list[int], items, holes: list[tuple[int, int]], view):
-        decoder = self.decoder
-        hole_rows = {row for row, _pos in holes}
-        if self.output == "messages":
-            return self._messages(text, ends, items, hole_rows, view)
-        out: list[bytes] = []
-        append = out.append
-        csv, json = self.csv, self.json
-        unpack, row_size = self._unpack, self._row_size
-        key_entries, blobs, datas, sources = decoder._key_entries, view.blobs, view.datas, view.sources
-        time_text = decoder.time_text
-        text = bytes(text)
-        start = 0
-        for i, ref in enumerate(items):
-            if i in hole_rows:
-                append(self._hole(decoder._row_message(ref, view)))
-                continue
-            end = ends[i]
-            if end == start:
-                continue                  # not a TraceMessage record: counted, skipped
-            line = text[start:end - 1]
-            start = end
-            slot = ref >> 32
-            (ts, milli, kid, _slot, _index, tid, pid, seq, poff, plen, _goff, cpu, _number, flags,
-             _kind, present) = unpack(blobs[slot], (ref & 0xFFFFFFFF) * row_size)
-            entry = key_entries[kid]
-            if csv is not None:
-                piece = entry.csv_piece
-                if piece is None:
-                    piece = entry.csv_piece = csv.piece(entry.component, entry.name)
-                if milli != self._milli:      # the time text changes at most once per ms
-                    self._milli = milli
-                    if milli > _TIME_OUT_OF_RANGE:
-                        self._time = time_text.from_milli(milli).encode()
-                    elif milli == _NO_TIME:
-                        self._time = b""
-                    else:
-                        self._time = time_text(sources[slot].clock.to_filetime(ts)).encode()
-                append(csv.line(piece, tid, self._time, seq, pid, cpu, line))
-                continue
-            source = sources[slot]
-            clock = source.clock
-            offset = clock.offset
-            if milli == _NO_TIME:
-                filetime = None
-            else:
-                filetime = ts + offset if offset is not None else clock.to_filetime(ts)
-            memo = entry.json_heads
-            if memo is None:
-                memo = entry.json_heads = {}
-            if entry.unknown is not None:
-                head = memo.get(present & _HAS_GUID)
-                if head is None:
-                    head = memo[present & _HAS_GUID] = self._json_head(entry, UNKNOWN, present)
-                append(json.line(head, json.tail(str(line, "utf-8"), ()), filetime, cpu, tid,
-                                 pid, seq))
-                continue
-            # typed arguments: decoded once per distinct argument block (and pointer size)
-            psize = 8 if flags & _POINTER64 else 4 if flags & _POINTER32 else source.pointer_size
-            args = memo.get(-psize)
-            if args is None:
-                args = memo[-psize] = {}
-            data = datas[slot][poff:poff + plen]
-            tail = args.get(data)
-            if tail is None:
-                tail = json.tail(str(line, "utf-8"), entry.formatter.decode_args(data, psize))
-                if self._kept >= self.ARGS_MEMO:
-                    self._forget(key_entries)
-                self._kept += 1
-                args[data] = tail
-            head = memo.get(present & _HAS_GUID)
-            if head is None:
-                head = memo[present & _HAS_GUID] = self._json_head(entry, OK, present)
-            append(json.line(head, tail, filetime, cpu, tid, pid, seq))
-        return b"".join(out)
+    def chunk(self, text, ends: list[int], items, holes: list[tuple[int, int]], view) -> list:
+        """The "messages" output of a chunk."""
+        return self._messages(text, ends, items, {row for row, _pos in holes}, view)
 
     def _messages(self, text, ends: list[int], items, hole_rows: set[int], view) -> list:
         """The chunk's messages: a ``RowMessage`` per row the C renderer printed (its text
@@ -903,21 +852,28 @@ class _StructuredRows:
                               datas[slot][poff:poff + row[_R_PLEN]], sources[slot]))
         return out
 
-    def _json_head(self, entry: _Entry, status: str, present: int) -> bytes:
-        has_guid = present & _HAS_GUID
-        return self.json.head(entry.guid if has_guid else None, entry.number, status,
-                              entry.component, entry.name, entry.markers)
+    def decoration(self, entry: _Entry) -> bytes | None:
+        """What the C renderer prints around a message's lines in this form (CSV: GuidName
+        and MessageName; JSON: ``wpptrace.tmf.native.json_decoration``); None when only Python
+        writes its rows (JSON values of item types the renderer does not type)."""
+        from wpptrace.tmf.native import json_decoration
 
-    def _forget(self, entries) -> None:
-        """Drop the kept JSON arguments (bounded memory: ARGS_MEMO blocks at most)."""
-        for entry in entries:
-            if entry.json_heads is not None:
-                for key in (-4, -8):
-                    entry.json_heads.pop(key, None)
-        self._kept = 0
+        if self.csv is not None:
+            return self.csv.piece(entry.component, entry.name)
+        if entry.unknown is not None:
+            return json_decoration(self.json.head(entry.guid, entry.number, UNKNOWN,
+                                                  entry.component, entry.name, entry.markers), [])
+        kinds = entry.formatter.json_kinds()
+        if kinds is None:
+            return None
+        head = self.json.head(entry.guid, entry.number, OK, entry.component, entry.name,
+                              entry.markers)
+        return json_decoration(head, [(self.json.arg_name(name, item), kind, bits4, bits8)
+                                      for name, item, kind, bits4, bits8 in kinds])
 
-    def _hole(self, m: WppMessage) -> bytes:
-        """The row or object of a message Python decoded."""
+    def hole_line(self, ref: int, view) -> bytes:
+        """The CSV row or JSON object of a row Python decodes."""
+        m = self.decoder._row_message(ref, view)
         if self.csv is not None:
             csv = self.csv
             return csv.line(csv.piece(m.component, m.name), m.thread_id,

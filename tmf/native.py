@@ -31,7 +31,8 @@ from typing import Any, Iterable, NamedTuple, Sequence
 
 from wpptrace._core import ffi, lib
 
-__all__ = ["encode", "NativeRenderer", "SharedPrefix", "flag_bits"]
+__all__ = ["encode", "json_decoration", "NativeRenderer", "SharedPrefix", "flag_bits",
+           "JSON_KINDS"]
 
 _HEAD = struct.Struct("<IIHHIiHH")
 _ARG = struct.Struct("<BBBB")
@@ -53,6 +54,11 @@ _FORMS = {"ntstatus": lib.WPPR_F_NTSTATUS, "hresult": lib.WPPR_F_HRESULT,
 _FLAG_BITS = {"-": lib.WPPR_MINUS, "+": lib.WPPR_PLUS, " ": lib.WPPR_SPACE, "#": lib.WPPR_HASH,
               "0": lib.WPPR_ZERO}
 _NONE = -1
+_OUTPUTS = {"text": lib.WPPR_OUT_TEXT, "csv": lib.WPPR_OUT_CSV, "jsonl": lib.WPPR_OUT_JSON}
+#: how the renderer writes an argument's JSON value (``MessageFormatter.json_kinds``)
+JSON_KINDS = {"unsigned": lib.WPPR_J_UNSIGNED, "signed": lib.WPPR_J_SIGNED,
+              "string": lib.WPPR_J_STRING, "guid": lib.WPPR_J_GUID}
+_JSON_ARG = struct.Struct("<BBBBI")
 _PREFIX_END = _OP.pack(lib.WPPR_OP_PREFIX_END, 0, 0, 0, 0, 0, 0, _NONE, _NONE, 0, 0)
 
 
@@ -134,6 +140,17 @@ def encode(args: Sequence[tuple[str, int | None, bool]], message_ops: Iterable[t
     head = _HEAD.pack(lib.WPPR_MAGIC, flags, len(arg_rows), len(ops), len(pool.data), program,
                       len(strings), 0)
     return b"".join((head, *arg_rows, *ops, *strings, pool.data))
+
+
+def json_decoration(head: bytes, args: Sequence[tuple[str, str, int, int]]) -> bytes:
+    """A program's JSON decoration (``NativeRenderer.decorate``): the object's head (keys
+    "guid" .. "flags", leading comma) and per argument (text before its value, JSON_KINDS
+    name, bits of a signed value at pointer size 4 and 8)."""
+    parts = [_U32.pack(len(head)), head, struct.pack("<H", len(args))]
+    for before, kind, bits4, bits8 in args:
+        raw = before.encode("utf-8")
+        parts += (_JSON_ARG.pack(JSON_KINDS[kind], bits4, bits8, 0, len(raw)), raw)
+    return b"".join(parts)
 
 
 def _encode_ops(ops: Iterable[tuple], pool: "_Pool", out: list[bytes]) -> None:
@@ -219,7 +236,10 @@ TIME_OUT_OF_RANGE = NO_TIME + 1
 class NativeRenderer:
     """One C renderer: its registered programs and output options."""
 
-    def __init__(self, *, utc: bool = False, noprefix: bool = False) -> None:
+    def __init__(self, *, utc: bool = False, noprefix: bool = False, output: str = "text",
+                 quote_all: bool = False) -> None:
+        """``output``: the rows' form, "text" (tracefmt lines), "csv" or "jsonl" (rows of
+        programs given a decoration); ``quote_all``: every CSV field quoted."""
         raw = lib.wppr_new()
         if raw == ffi.NULL:
             raise MemoryError("wppr_new")
@@ -230,6 +250,7 @@ class NativeRenderer:
         self._holes = self._hole_at = None
         self._nholes = ffi.new("uint32_t *")
         lib.wppr_set_options(self.raw, utc, noprefix)
+        lib.wppr_set_output(self.raw, _OUTPUTS[output], quote_all)
 
     def add(self, blob: bytes) -> int:
         """Register a program; its id."""
@@ -237,6 +258,12 @@ class NativeRenderer:
         if pid < 0:
             raise ValueError("malformed renderer program")
         return pid
+
+    def decorate(self, program: int, decoration: bytes) -> None:
+        """Give a program the decoration of its CSV rows (GuidName,MessageName as CSV) or JSON
+        objects (``json_decoration``)."""
+        if lib.wppr_set_decoration(self.raw, program, decoration, len(decoration)) < 0:
+            raise ValueError("malformed renderer decoration")
 
     def add_prefix(self, ops: Iterable[tuple]) -> int:
         """Register a shared prefix program (``pstr`` ops print each message's strings)."""

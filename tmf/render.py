@@ -443,6 +443,34 @@ class MessageFormatter:
                 ops.append(self._native_insert(self._by_insert[p.index], p.spec, legacy))
         return args, ops
 
+    def json_kinds(self) -> list[tuple[str, str, str, int, int]] | None:
+        """How the C renderer writes each argument's ``decode_args`` value in JSON: (C
+        expression, item, kind, bits of a signed value at pointer size 4, at 8), kinds as in
+        ``wpptrace.tmf.native.JSON_KINDS``; None when an argument's value is one only Python
+        writes (floats, addresses, SIDs, bytes, ...)."""
+        if self._layout_error is not None or not all(it is not None for it in self._items):
+            return None
+        kinds = []
+        for a, it in zip(self._args, self._items):
+            spec = self._spec_of(a.insert)
+            bits4 = bits8 = 0
+            if it.raw and spec is not None and spec.conversion in "di":
+                kind, bits4, bits8 = "signed", spec_bits(spec, 4), spec_bits(spec, 8)
+            elif it.name in ("ItemGuid", "ItemCLSID", "ItemLIBID", "ItemIID"):
+                kind = "guid"
+            elif it.kind == "text" and it.wire in ("cstr", "wstr", "pstr", "pwstr"):
+                kind = "string"
+            elif it.name in _TYPED_NAMES:
+                return None
+            elif it.raw or it.struct_code in ("B", "H", "I", "Q"):
+                kind = "unsigned"
+            elif it.struct_code == "q":
+                kind, bits4, bits8 = "signed", 64, 64
+            else:
+                return None
+            kinds.append((a.name, a.item, kind, bits4, bits8))
+        return kinds
+
     def _native_insert(self, i: int, spec: Spec | None, legacy: bool) -> tuple:
         it = self._items[i]
         if it.kind == "raw":

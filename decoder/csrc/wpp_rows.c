@@ -149,8 +149,9 @@ static __int128 floor_div(__int128 a, __int128 b)
     return q;
 }
 
-/* FILETIME milliseconds of a raw time, as TimeConverter computes it (floor divisions) */
-static int64_t milli_of(int64_t ts, const wpprow_clock *c)
+/* FILETIME milliseconds of a raw time, as TimeConverter computes it (floor divisions), and
+ * the FILETIME itself in *filetime */
+static int64_t milli_of(int64_t ts, const wpprow_clock *c, int64_t *filetime)
 {
     if (c->den <= 0)
         return INT64_MIN + 1;
@@ -158,6 +159,8 @@ static int64_t milli_of(int64_t ts, const wpprow_clock *c)
     __int128 ms = floor_div(ft, 10000);
     if (ms <= (__int128)INT64_MIN + 1 || ms > (__int128)INT64_MAX)
         return INT64_MIN + 1;                    /* out of range: Python computes the text */
+    /* INT64_MIN: a FILETIME only Python writes (JSON rows holding it are holes) */
+    *filetime = ft < 0 || ft > (__int128)INT64_MAX ? INT64_MIN : (int64_t)ft;
     return (int64_t)ms;
 }
 
@@ -172,7 +175,8 @@ uint32_t wpprow_walk(wpprow_tables *t, const uint8_t *buf, uint32_t end, uint32_
         wpprow *w = &out[i];
         memset(w, 0, sizeof(*w));
         w->timestamp = r->timestamp;
-        w->milli = (r->present & ETLRD_HAS_TIMESTAMP) ? milli_of(r->timestamp, clock) : INT64_MIN;
+        w->milli = (r->present & ETLRD_HAS_TIMESTAMP) ? milli_of(r->timestamp, clock, &w->filetime)
+                                                      : INT64_MIN;
         w->thread_id = r->thread_id;
         w->process_id = r->process_id;
         w->sequence = r->sequence;
@@ -205,7 +209,7 @@ int wpprow_render(wppr_renderer *r, const uint64_t *refs, uint32_t n, const wppr
                   uint32_t *nholes, uint32_t *skipped, uint64_t *ends)
 {
     uint32_t h = 0, skip = 0;
-    int rc = 0;
+    int rc = 0, json = wppr_output(r) == WPPR_OUT_JSON;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t slot = (uint32_t)(refs[i] >> 32), index = (uint32_t)refs[i];
         const wpprow *w = slot < nslots && index < row_counts[slot] ? &rows[slot][index] : NULL;
@@ -214,10 +218,13 @@ int wpprow_render(wppr_renderer *r, const uint64_t *refs, uint32_t n, const wppr
         } else {
             wppr_row row;
             row.program = w && w->key < nkeys ? key_program[w->key] : WPPR_HOLE;
+            /* a JSON object without the message GUID has another head: Python's */
+            if (json && row.program >= 0 && !(w->present & ETLRD_HAS_GUID)) row.program = WPPR_HOLE;
             if (row.program >= 0) {
                 row.args = datas[slot] + w->payload_offset;
                 row.size = w->payload_size;
                 row.milli = w->milli;
+                row.filetime = w->filetime;
                 row.thread_id = w->thread_id;
                 row.process_id = w->process_id;
                 row.sequence = w->sequence;

@@ -45,6 +45,7 @@ typedef struct {
     uint16_t flags;           /* OptionFlags */
     uint8_t  kind;            /* ETLRD_KIND_* */
     uint8_t  present;         /* ETLRD_HAS_* */
+    int64_t  filetime;        /* the record's FILETIME when milli is a time */
 } wpprow;
 
 typedef struct wpprow_tables wpprow_tables;

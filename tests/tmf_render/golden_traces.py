@@ -379,7 +379,8 @@ def build(name: str, tmp: pathlib.Path, corpus: pathlib.Path) -> tuple[list[path
 
 #: (trace, variant) -> fmt options; variant names end the golden file names
 VARIANTS: dict[str, dict[str, dict]] = {
-    "driver": {"text": {"utc": True}, "jsonl": {"utc": True, "output_format": "jsonl"}},
+    "driver": {"text": {"utc": True}, "jsonl": {"utc": True, "output_format": "jsonl"},
+               "csv": {"utc": True, "output_format": "csv"}},
     "synth": {"text": {"utc": True}, "local.text": {"local": True},
               "noprefix.text": {"utc": True, "noprefix": True},
               "seq.text": {"utc": True, "seq": True},

@@ -34,9 +34,14 @@ def test_output_equals_the_golden_file(traces, trace, variant):
     assert got == want, _first_difference(got, want)
 
 
-@pytest.mark.parametrize("trace,variant", [("synth", "text"), ("synth", "custom.text"), ("driver", "text")])
+@pytest.mark.parametrize("trace,variant", [("synth", "text"), ("synth", "custom.text"), ("synth", "csv"),
+                                           ("synth", "quoted.csv"), ("synth", "jsonl"),
+                                           ("driver", "text"), ("driver", "csv"), ("driver", "jsonl"),
+                                           ("captures", "csv"), ("captures", "jsonl")])
 def test_python_alone_prints_the_golden_file_too(traces, trace, variant):
-    """The same bytes when every row is left to the Python renderer (the holes path)."""
+    """The same bytes when every row is left to the Python renderer (the holes path): the C
+    renderer's text, CSV rows (quoting) and JSON objects (escaping, typed values) against
+    Python's, on every message of the corpus driver TMFs and on the synthetic TMF."""
     etls, tmfs = traces[trace]
     got = golden_traces.render(etls, tmfs, golden_traces.VARIANTS[trace][variant], python_only=True)
     want = golden_traces.read_golden(trace, variant)

@@ -51,6 +51,9 @@ typedef struct {
     char text[48];            /* "MM/DD/YYYY-HH:MM:SS." */
     int len;
 } wppr_second_cache;
+/* "YYYY-MM-DDTHH:MM:SS." of a FILETIME second, UTC (the year kept to 0..9999, as the
+ * Python side does), into out (32 bytes); returns its length */
+int wppr_iso_second(int64_t second, char *out);
 /* the time text of FILETIME milliseconds (floor(FILETIME / 10000)) into out (64 bytes) */
 int wppr_time_cached(wppr_second_cache *c, int64_t milli, char *out);
 

@@ -71,3 +71,11 @@ int wppr_time_text(int64_t filetime, int utc, char *out)
     wppr_second_cache c = {INT64_MIN, utc, {0}, 0};
     return wppr_time_cached(&c, floor_div(filetime, TICKS_PER_SECOND / 1000), out);
 }
+
+int wppr_iso_second(int64_t second, char *out)
+{
+    struct tm tm;
+    civil_from_unix(second - UNIX_EPOCH_SECOND, &tm);
+    return snprintf(out, 32, "%04lld-%02d-%02dT%02d:%02d:%02d.", (long long)tm.tm_year + 1900,
+                    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}

@@ -24,6 +24,7 @@
 #define HEADER_SIZE 24
 #define STRING_SIZE 8
 #define ROW_HOLE 1
+#define PUTS(o, lit) wppr_put(o, lit, sizeof(lit) - 1)
 
 typedef struct {
     uint8_t wire, size, flags;
@@ -36,6 +37,19 @@ typedef struct {
     uint32_t p1, p2;
 } pr_op;
 
+typedef struct {
+    uint8_t kind, bits4, bits8;
+    uint32_t off, len;                /* the text before the value, in the decoration */
+} deco_arg;
+
+/* how a program's rows look as CSV rows or JSON objects (wppr_set_decoration) */
+typedef struct {
+    uint32_t head_len;                /* CSV: GuidName,MessageName; JSON: "guid" .. "flags" */
+    uint16_t nargs;
+    deco_arg *args;
+    uint8_t *text;                    /* the head, then the argument texts */
+} deco;
+
 typedef struct program {
     uint32_t flags;
     uint16_t nargs, nops, nprefix;    /* nprefix: index of the PREFIX_END op (nops if none) */
@@ -47,6 +61,7 @@ typedef struct program {
     uint8_t *pool;
     uint32_t pool_len;
     struct program *prefix;           /* the shared prefix program (resolved when added) */
+    deco *deco;                       /* CSV / JSON decoration, or NULL */
     uint64_t rows;
 } program;
 
@@ -54,6 +69,10 @@ struct wppr_renderer {
     program **progs;
     uint32_t nprogs, cap;
     int noprefix;
+    int output, quote_all;            /* WPPR_OUT_*, every CSV field quoted */
+    int64_t iso_second;               /* the JSON time text of this FILETIME second */
+    char iso[32];
+    int iso_len;
     wppr_second_cache time;
     uint32_t *off, *len;              /* per argument of the current row */
     uint64_t *val;
@@ -80,11 +99,13 @@ wppr_renderer *wppr_new(void)
     wppr_renderer *r = calloc(1, sizeof *r);
     if (!r) return NULL;
     r->time.second = INT64_MIN;
+    r->iso_second = INT64_MIN;
     return r;
 }
 
 static void free_program(program *p)
 {
+    if (p) free(p->deco);              /* one block: the decoration, its args and text */
     free(p);                           /* one block: the struct, its args, ops and pool */
 }
 
@@ -105,6 +126,14 @@ void wppr_set_options(wppr_renderer *r, int utc, int noprefix)
     r->time.utc = utc != 0;
     r->noprefix = noprefix != 0;
 }
+
+void wppr_set_output(wppr_renderer *r, int output, int quote_all)
+{
+    r->output = output == WPPR_OUT_CSV || output == WPPR_OUT_JSON ? output : WPPR_OUT_TEXT;
+    r->quote_all = quote_all != 0;
+}
+
+int wppr_output(const wppr_renderer *r) { return r->output; }
 
 uint64_t wppr_program_rows(const wppr_renderer *r, int32_t program)
 {
@@ -295,6 +324,72 @@ int32_t wppr_add_program(wppr_renderer *r, const uint8_t *blob, uint32_t len)
     return (int32_t)r->nprogs++;
 }
 
+/* a JSON value kind fits the argument it prints */
+static int deco_fits_arg(const deco_arg *d, const pr_arg *a)
+{
+    int num = (a->wire == WPPR_W_FIXED && a->size <= 8) || a->wire == WPPR_W_PTR;
+    switch (d->kind) {
+    case WPPR_J_UNSIGNED: return num;
+    case WPPR_J_SIGNED:
+        return num && (d->bits4 == 8 || d->bits4 == 16 || d->bits4 == 32 || d->bits4 == 64)
+               && (d->bits8 == 8 || d->bits8 == 16 || d->bits8 == 32 || d->bits8 == 64);
+    case WPPR_J_STRING:
+        return a->wire == WPPR_W_CSTR || a->wire == WPPR_W_WSTR || a->wire == WPPR_W_PSTR
+               || a->wire == WPPR_W_PWSTR;
+    case WPPR_J_GUID: return a->wire == WPPR_W_FIXED && a->size == 16;
+    default: return 0;
+    }
+}
+
+int wppr_set_decoration(wppr_renderer *r, int32_t id, const uint8_t *blob, uint32_t len)
+{
+    if (id < 0 || (uint32_t)id >= r->nprogs || r->output == WPPR_OUT_TEXT) return -1;
+    program *p = r->progs[id];
+    uint32_t head = len, nargs = 0, at = 0;
+    if (r->output == WPPR_OUT_JSON) {             /* check the layout before allocating */
+        if (len < 6 || (head = rd32(blob)) > len - 6) return -1;
+        nargs = rd16(blob + 4 + head);
+        if (nargs != p->nargs) return -1;
+        at = 6 + head;
+        for (uint32_t i = 0; i < nargs; i++) {
+            if (len - at < 8 || rd32(blob + at + 4) > len - at - 8) return -1;
+            at += 8 + rd32(blob + at + 4);
+        }
+        if (at != len) return -1;
+    }
+    deco *d = calloc(1, sizeof *d + nargs * sizeof(deco_arg) + len + 1);
+    if (!d) return -1;
+    d->args = (deco_arg *)(d + 1);
+    d->text = (uint8_t *)(d->args + nargs);
+    d->head_len = head;
+    d->nargs = (uint16_t)nargs;
+    if (r->output == WPPR_OUT_CSV) {
+        memcpy(d->text, blob, len);
+    } else {
+        memcpy(d->text, blob + 4, head);
+        uint32_t text = head;
+        at = 6 + head;
+        for (uint32_t i = 0; i < nargs; i++) {
+            deco_arg *a = &d->args[i];
+            a->kind = blob[at];
+            a->bits4 = blob[at + 1];
+            a->bits8 = blob[at + 2];
+            a->len = rd32(blob + at + 4);
+            a->off = text;
+            memcpy(d->text + text, blob + at + 8, a->len);
+            text += a->len;
+            at += 8 + a->len;
+            if (!deco_fits_arg(a, &p->args[i])) {
+                free(d);
+                return -1;
+            }
+        }
+    }
+    free(p->deco);
+    p->deco = d;
+    return 0;
+}
+
 /* -- one row ----------------------------------------------------------------------------- */
 
 static int split_args(wppr_renderer *r, const program *p, const uint8_t *a, uint32_t n, int ps)
@@ -367,11 +462,11 @@ static int put_status(wppr_buf *o, int kind, uint32_t code, const char *zero, co
     const wppr_status_row *row = wppr_status_row_of(kind, code);
     if (row) {                                         /* 0x%08x(NAME), Win32: %u(NAME) */
         int rc = kind == WPPR_ST_WINERROR ? wppr_put_u64(o, code)
-                                          : wppr_put(o, "0x", 2) || wppr_put_hex(o, code, 8, 0);
+                                          : PUTS(o, "0x") || wppr_put_hex(o, code, 8, 0);
         if (rc || wppr_putc(o, '(') || wppr_put(o, row->name, row->len)) return -1;
         return wppr_putc(o, ')');
     }
-    if (!unknown) return wppr_put(o, "0x", 2) || wppr_put_hex(o, code, 8, 0) ? -1 : 0;
+    if (!unknown) return PUTS(o, "0x") || wppr_put_hex(o, code, 8, 0) ? -1 : 0;
     char text[32];                                     /* NAME=%8X */
     int n = snprintf(text, sizeof text, "%s=%8X", unknown, code);
     return wppr_put(o, text, (size_t)n);
@@ -388,6 +483,15 @@ static int put_hex_bytes(wppr_buf *o, const uint8_t *a, int n)
     return 0;
 }
 
+static int put_guid(wppr_buf *o, const uint8_t *a)
+{                                       /* lower case, no braces; Data1..3 little-endian */
+    if (wppr_put_hex(o, rd32(a), 8, 0) || wppr_putc(o, '-') || wppr_put_hex(o, rd16(a + 4), 4, 0)
+            || wppr_putc(o, '-') || wppr_put_hex(o, rd16(a + 6), 4, 0) || wppr_putc(o, '-')
+            || put_hex_bytes(o, a + 8, 2) || wppr_putc(o, '-'))
+        return -1;
+    return put_hex_bytes(o, a + 10, 6);
+}
+
 static int put_form(wppr_buf *o, const program *p, const pr_op *op, const uint8_t *a, uint32_t len,
                     uint64_t value)
 {
@@ -401,12 +505,7 @@ static int put_form(wppr_buf *o, const program *p, const pr_op *op, const uint8_
     case WPPR_F_NDIS_STATUS:
         return put_status(o, WPPR_ST_NDIS_STATUS, code, "NDIS_STATUS_SUCCESS", "NDIS_STATUS");
     case WPPR_F_NDIS_OID: return put_status(o, WPPR_ST_NDIS_OID, code, NULL, NULL);
-    case WPPR_F_GUID:                   /* lower case, no braces; Data1..3 little-endian */
-        if (wppr_put_hex(o, rd32(a), 8, 0) || wppr_putc(o, '-') || wppr_put_hex(o, rd16(a + 4), 4, 0)
-                || wppr_putc(o, '-') || wppr_put_hex(o, rd16(a + 6), 4, 0) || wppr_putc(o, '-')
-                || put_hex_bytes(o, a + 8, 2) || wppr_putc(o, '-'))
-            return -1;
-        return put_hex_bytes(o, a + 10, 6);
+    case WPPR_F_GUID: return put_guid(o, a);
     case WPPR_F_CHAR4: return wppr_put_cp1252(o, a, 4);
     case WPPR_F_HEXDUMP:
         if (wppr_reserve(o, (size_t)len * 3)) return -1;
@@ -418,7 +517,7 @@ static int put_form(wppr_buf *o, const program *p, const pr_op *op, const uint8_
         }
         return 0;
     case WPPR_F_LIST: {
-        if (wppr_put(o, "0x", 2) || wppr_put_hex(o, code, 8, 0)) return -1;
+        if (PUTS(o, "0x") || wppr_put_hex(o, code, 8, 0)) return -1;
         if ((name = table_name(p, op, code, &nlen)))
             if (wppr_putc(o, '(') || wppr_put(o, name, nlen) || wppr_putc(o, ')')) return -1;
         return 0;
@@ -449,7 +548,7 @@ static int put_form(wppr_buf *o, const program *p, const pr_op *op, const uint8_
             int first = 1;
             for (unsigned bit = 0; bit < 32 && code >> bit; bit++) {
                 if (!((code >> bit) & 1)) continue;
-                if (!first && wppr_put(o, " | ", 3)) return -1;
+                if (!first && PUTS(o, " | ")) return -1;
                 first = 0;
                 uint32_t bl = rd32(bits + bit * 8 + 4);
                 if (bl != UINT32_MAX) {
@@ -547,12 +646,10 @@ static int run_ops(wppr_renderer *r, const program *p, uint16_t from, uint16_t t
     return 0;
 }
 
-static int render_row(wppr_renderer *r, program *p, const wppr_row *row, wppr_buf *o)
+/* the line of a row (prefix and message) without its line end */
+static int render_line(wppr_renderer *r, program *p, const wppr_row *row, int ps, wppr_buf *o)
 {
-    int ps = (int)row->pointer_size;
-    if ((ps != 4 && ps != 8) || (p->flags & WPPR_P_SHARED)) return ROW_HOLE;
-    int rc = split_args(r, p, row->args, row->size, ps);
-    if (rc) return rc;
+    int rc;
     uint16_t body = p->nprefix < p->nops ? p->nprefix + 1 : 0;
     if ((p->flags & WPPR_P_PREFIX) && !r->noprefix) {
         if (p->prefix) {
@@ -561,7 +658,192 @@ static int render_row(wppr_renderer *r, program *p, const wppr_row *row, wppr_bu
             return rc;
         }
     }
-    if ((rc = run_ops(r, p, body, p->nops, row, ps, o, p))) return rc;
+    return run_ops(r, p, body, p->nops, row, ps, o, p);
+}
+
+/* b->data[start:] as a CSV field (Python's csv module: quoted when it holds a comma, a quote
+ * or a line feed, or when every field is; quotes doubled), rewritten in place */
+static int csv_field(wppr_buf *b, size_t start, int quote_all)
+{
+    size_t quotes = 0;
+    int special = quote_all;
+    for (size_t i = start; i < b->len; i++) {
+        uint8_t c = b->data[i];
+        if (c == '"') quotes++;
+        if (c == '"' || c == ',' || c == '\n') special = 1;
+    }
+    if (!special) return 0;
+    if (wppr_reserve(b, quotes + 2)) return -1;
+    size_t j = b->len + quotes + 2;
+    b->data[--j] = '"';
+    for (size_t i = b->len; i-- > start;) {
+        b->data[--j] = b->data[i];
+        if (b->data[i] == '"') b->data[--j] = '"';
+    }
+    b->data[--j] = '"';
+    b->len += quotes + 2;
+    return 0;
+}
+
+/* b->data[start:] escaped as the inside of a JSON string, in place: what Python's json module
+ * escapes with ensure_ascii off (quote, backslash, control characters; \uXXXX lower case) */
+static int json_escape(wppr_buf *b, size_t start)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t extra = 0;
+    for (size_t i = start; i < b->len; i++) {
+        uint8_t c = b->data[i];
+        if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f')
+            extra += 1;
+        else if (c < 0x20)
+            extra += 5;
+    }
+    if (!extra) return 0;
+    if (wppr_reserve(b, extra)) return -1;
+    size_t j = b->len + extra;
+    for (size_t i = b->len; i-- > start;) {
+        uint8_t c = b->data[i];
+        char e = c == '"' ? '"' : c == '\\' ? '\\' : c == '\n' ? 'n' : c == '\r' ? 'r'
+                 : c == '\t' ? 't' : c == '\b' ? 'b' : c == '\f' ? 'f' : 0;
+        if (e) {
+            b->data[--j] = (uint8_t)e;
+            b->data[--j] = '\\';
+        } else if (c < 0x20) {
+            b->data[--j] = (uint8_t)hex[c & 15];
+            b->data[--j] = (uint8_t)hex[c >> 4];
+            b->data[--j] = '0';
+            b->data[--j] = '0';
+            b->data[--j] = 'u';
+            b->data[--j] = '\\';
+        } else {
+            b->data[--j] = c;
+        }
+    }
+    b->len += extra;
+    return 0;
+}
+
+static int put_hex4(wppr_buf *o, uint32_t v)     /* Python's "0x%04X" */
+{
+    return PUTS(o, "0x") || wppr_put_hex(o, v, 4, 1) ? -1 : 0;
+}
+
+/* a CSV row: GuidName,MessageName (the decoration), ThreadId, SystemTime, KernelTime,
+ * UserTime, SequenceNum, ProcessId, CpuNumber, then the line (decoder.output.CsvRows) */
+static int render_csv(wppr_renderer *r, program *p, const wppr_row *row, int ps, wppr_buf *o)
+{
+    const deco *d = p->deco;
+    int q = r->quote_all, rc;
+    if (!d || row->milli == WPPR_TIME_OUT_OF_RANGE) return ROW_HOLE;
+    char time[64];
+    int tlen = row->milli == WPPR_NO_TIME ? 0 : wppr_time_cached(&r->time, row->milli, time);
+#define QUOTE() if (q && wppr_putc(o, '"')) return -1
+    if (wppr_put(o, d->text, d->head_len) || wppr_putc(o, ',')) return -1;
+    QUOTE();
+    if (put_hex4(o, row->thread_id)) return -1;
+    QUOTE();
+    if (wppr_putc(o, ',')) return -1;
+    QUOTE();
+    if (wppr_put(o, time, (size_t)tlen)) return -1;
+    QUOTE();
+    if ((q ? PUTS(o, ",\"0\",\"0\",") : PUTS(o, ",0,0,"))) return -1;
+    QUOTE();
+    if (wppr_put_u64(o, row->sequence)) return -1;
+    QUOTE();
+    if (wppr_putc(o, ',')) return -1;
+    QUOTE();
+    if (put_hex4(o, row->process_id)) return -1;
+    QUOTE();
+    if (wppr_putc(o, ',')) return -1;
+    QUOTE();
+    if (wppr_put_u64(o, row->cpu)) return -1;
+    QUOTE();
+    if (wppr_putc(o, ',')) return -1;
+#undef QUOTE
+    size_t line = o->len;
+    if ((rc = render_line(r, p, row, ps, o))) return rc;
+    if (csv_field(o, line, q)) return -1;
+    return wppr_putc(o, '\n');
+}
+
+static int put_json_value(wppr_renderer *r, const program *p, const deco_arg *d, uint16_t i,
+                          const wppr_row *row, int ps, wppr_buf *o)
+{
+    uint64_t v = r->val[i];
+    switch (d->kind) {
+    case WPPR_J_UNSIGNED:
+        return wppr_put_u64(o, v);
+    case WPPR_J_SIGNED: {
+        int bits = ps == 8 ? d->bits8 : d->bits4;
+        uint64_t mask = bits == 64 ? UINT64_MAX : ((uint64_t)1 << bits) - 1;
+        v &= mask;
+        if (!(v >> (bits - 1))) return wppr_put_u64(o, v);
+        return wppr_putc(o, '-') || wppr_put_u64(o, (~v + 1) & mask) ? -1 : 0;
+    }
+    case WPPR_J_GUID:
+        return wppr_putc(o, '"') || put_guid(o, row->args + r->off[i]) || wppr_putc(o, '"') ? -1 : 0;
+    default: {                                        /* WPPR_J_STRING */
+        if (wppr_putc(o, '"')) return -1;
+        size_t start = o->len;
+        if (put_string(o, &p->args[i], row->args + r->off[i], r->len[i])) return -1;
+        if (json_escape(o, start)) return -1;
+        return wppr_putc(o, '"');
+    }
+    }
+}
+
+/* a JSON object (decoder.output.JsonRows): time, the decoration's head, the row's facts, the
+ * message text (no prefix) and the typed arguments */
+static int render_json(wppr_renderer *r, program *p, const wppr_row *row, int ps, wppr_buf *o)
+{
+    const deco *d = p->deco;
+    int rc;
+    if (!d || row->milli == WPPR_TIME_OUT_OF_RANGE) return ROW_HOLE;
+    if (row->milli == WPPR_NO_TIME) {
+        if (PUTS(o, "{\"timestamp\":null,\"filetime\":null")) return -1;
+    } else {
+        int64_t ft = row->filetime;
+        if (ft < 0) return ROW_HOLE;
+        int64_t second = ft / 10000000, ticks = ft % 10000000;
+        if (second != r->iso_second) {
+            r->iso_len = wppr_iso_second(second, r->iso);
+            r->iso_second = second;
+        }
+        char digits[8];
+        for (int k = 6; k >= 0; k--, ticks /= 10) digits[k] = (char)('0' + ticks % 10);
+        if (PUTS(o, "{\"timestamp\":\"") || wppr_put(o, r->iso, (size_t)r->iso_len)
+                || wppr_put(o, digits, 7) || PUTS(o, "Z\",\"filetime\":")
+                || wppr_put_u64(o, (uint64_t)ft))
+            return -1;
+    }
+    if (wppr_put(o, d->text, d->head_len) || PUTS(o, ",\"processor\":")
+            || wppr_put_u64(o, row->cpu) || PUTS(o, ",\"thread_id\":")
+            || wppr_put_u64(o, row->thread_id) || PUTS(o, ",\"process_id\":")
+            || wppr_put_u64(o, row->process_id) || PUTS(o, ",\"sequence\":")
+            || wppr_put_u64(o, row->sequence) || PUTS(o, ",\"text\":\""))
+        return -1;
+    size_t text = o->len;
+    if ((rc = render_line(r, p, row, ps, o))) return rc;
+    if (json_escape(o, text) || PUTS(o, "\",\"args\":[")) return -1;
+    for (uint16_t i = 0; i < d->nargs; i++) {
+        const deco_arg *a = &d->args[i];
+        if ((i && wppr_putc(o, ',')) || wppr_put(o, d->text + a->off, a->len)
+                || put_json_value(r, p, a, i, row, ps, o) || wppr_putc(o, '}'))
+            return -1;
+    }
+    return PUTS(o, "]}\n");
+}
+
+static int render_row(wppr_renderer *r, program *p, const wppr_row *row, wppr_buf *o)
+{
+    int ps = (int)row->pointer_size;
+    if ((ps != 4 && ps != 8) || (p->flags & WPPR_P_SHARED)) return ROW_HOLE;
+    if (r->output != WPPR_OUT_TEXT && !p->deco) return ROW_HOLE;
+    int rc = split_args(r, p, row->args, row->size, ps);
+    if (rc) return rc;
+    if (r->output == WPPR_OUT_CSV) return render_csv(r, p, row, ps, o);
+    if (r->output == WPPR_OUT_JSON) return render_json(r, p, row, ps, o);
+    if ((rc = render_line(r, p, row, ps, o))) return rc;
     return wppr_putc(o, '\n');
 }
 

@@ -71,6 +71,19 @@
 #define WPPR_ST_NDIS_STATUS 3
 #define WPPR_ST_NDIS_OID    4
 
+/* output forms of the rows (wppr_set_output) */
+#define WPPR_OUT_TEXT       0      /* the tracefmt line */
+#define WPPR_OUT_CSV        1      /* a CSV row: the program's decoration (GuidName,MessageName),
+                                      the row's facts, then the line as the last field */
+#define WPPR_OUT_JSON       2      /* a JSON object: time, the decoration's head, the row's facts,
+                                      the text and the typed arguments */
+
+/* JSON argument values (decoration blob) */
+#define WPPR_J_UNSIGNED     1      /* the zero-extended value in decimal */
+#define WPPR_J_SIGNED       2      /* signed at the spec's bits (per pointer size) */
+#define WPPR_J_STRING       3      /* the decoded text as a JSON string */
+#define WPPR_J_GUID         4      /* "xxxxxxxx-xxxx-..." */
+
 /* row.program values that are not programs */
 #define WPPR_SKIP           -1     /* not a message: counted, nothing printed */
 #define WPPR_HOLE           -2     /* Python prints this row */
@@ -96,6 +109,7 @@ typedef struct {
     uint32_t cpu;
     uint32_t pointer_size;   /* of the message's arguments: 4 or 8 */
     uint32_t reserved;
+    int64_t filetime;        /* the row's FILETIME (JSON), valid when milli is a time */
 } wppr_row;
 
 typedef struct wppr_renderer wppr_renderer;
@@ -114,6 +128,16 @@ int wppr_render_row(wppr_renderer *r, const wppr_row *row, wppr_buf *out);
  * Returns 0, or -1 when out of memory. */
 int wppr_render(wppr_renderer *r, const wppr_row *rows, uint32_t n, wppr_buf *out,
                 uint32_t *holes, uint64_t *hole_at, uint32_t *nholes);
+/* The output form of the rows (WPPR_OUT_*); quote_all: every CSV field quoted. */
+void wppr_set_output(wppr_renderer *r, int output, int quote_all);
+int wppr_output(const wppr_renderer *r);
+/* The decoration of a program's CSV rows or JSON objects (without one, its rows in those
+ * forms are holes). CSV: the row's first fields, as CSV text. JSON: u32 head length, the
+ * head (the keys "guid" .. "flags" with a leading comma), u16 argument count, then per
+ * argument u8 WPPR_J_* kind, u8 bits at pointer size 4, u8 bits at pointer size 8, u8 0,
+ * u32 length and the text before its value ('{"name":..,"type":..,"value":').
+ * 0, or -1 for a malformed blob or no memory. */
+int wppr_set_decoration(wppr_renderer *r, int32_t program, const uint8_t *blob, uint32_t len);
 /* Rows rendered by a program so far. */
 uint64_t wppr_program_rows(const wppr_renderer *r, int32_t program);
 void wppr_buf_free(wppr_buf *b);
