@@ -1,44 +1,50 @@
 #!/usr/bin/env python3
-"""Formatted WPP events/s: wpptrace's tracefmt pipeline in text, CSV and JSON Lines, beside
-dissect.etl's raw parse rate.
+"""Formatted WPP events/s: wpptrace fmt in text, CSV and JSON Lines, one process and ``-j 2``,
+beside dissect.etl's raw parse rate; start-up on a small file; peak memory.
 
-Generates (once, cached in the temp directory) a 1M-event WPP trace whose messages are the
-real driver TMFs of the corpus (tests/corpus/tmf/nefarius__Nefarius.Utilities.ETW/tmf/:
-BthPS3, BthPS3PSM, DsHidMini and the DMF libraries, 2,610 messages), with argument bytes built
-per item type. Then, in one run:
+Inputs (generated once, cached in the temp directory), all over the real driver TMFs of the
+corpus (tests/corpus/tmf/nefarius__Nefarius.Utilities.ETW/tmf/: BthPS3, BthPS3PSM, DsHidMini
+and the DMF libraries, 90 TMF files, 2,610 messages):
 
-* wpptrace fmt in each output format (``-f text``, ``-f csv``, ``-f jsonl``): .etl -> the
-  engine's rows in ProcessTrace order -> TMF lookup -> the formatting loop (the C renderer
-  prints each message's text; CSV and JSON Lines add each event's fields) -> output, written
-  to /dev/null (the whole file), with the peak RSS (bounded memory check). CSV and JSON Lines
-  are to stay within 1.5x of text's time. ``--repeat N`` runs the three N times, interleaved,
-  and keeps each one's best (a shared machine's load varies between runs);
-* wpptrace raw: the same records walked without formatting (the engine's share): as
-  ``Record`` objects (``decoder.ordered_records``, the general API) and as the formatter's
-  compact C rows (the engine with ``wpp_rows.RowView``: the walk + merge share of the fmt run);
-* dissect.etl: raw record parse (no formatting: it has no TMF support), on the first
-  ``--dissect-events`` records because it is slow;
-* tracefmt (WDK): the published figure from a real FmtSum.txt, 267,823 events in 9 s;
-* this machine's speed now: a plain struct-unpack + ``%`` loop (2.13M/s on a quiet machine),
-  so the fmt rate can also be read as a load-independent ratio.
+* unique-argument file: 1M events, every one with fresh random argument bytes (pointers,
+  NTSTATUS codes, counters, device names, ...), as real driver logs are: no two argument
+  blocks alike, so nothing can be formatted once and reused; a skewed mix of the 1,572
+  messages that have arguments;
+* interned-friendly file: 1M events whose argument blocks repeat often (counters from the
+  event index, strings from short cycles, messages without arguments), the shape this
+  benchmark used before;
+* a 1,000-event unique-argument file, for start-up.
 
-Rates are given per wall-clock second and per CPU second (other processes on a shared 2-core
-machine slow the wall clock); "steady state" leaves out the one-off TMF reading.
+Each ``wpptrace fmt`` run is a fresh process (``--child``) that reports its own wall clock,
+CPU time (its children's included: the ``-j`` workers), peak RSS and the FmtSum totals; the
+run covers the whole command after imports: TMF reading, message compilation, decoding,
+formatting, writing (to /dev/null; to a file for the ``-j`` comparison, which needs one).
+The machine is shared: the load average is printed beside every timing, and CPU time beside
+wall time.
 
-Targets: >= 500k formatted text events/s on the 2-core machine (aim 1M), judged on CPU time (a
-shared machine's wall clock mostly measures the other processes); CSV and JSON Lines within
-1.5x of text's CPU time.
+Targets (one run prints each figure and its verdict):
+* text >= 1M events/s in one process on the unique-argument file; the ratio to dissect.etl's
+  raw parse (no formatting) >= 60x;
+* CSV and JSON Lines >= 0.6M events/s and within 1.5x of text's time (on both files);
+* ``-j 2`` at least 1.7x faster than ``-j 1`` (wall clock) on this 2-core machine;
+* the 1,000-event file with the 90 TMFs formatted in under 0.3 s wall, Python start-up and
+  imports shown separately;
+* peak RSS under 100 MB for 1M events in one process.
+
 Usage: python3 benchmarks/bench_fmt.py [--events N] [--dissect-events N] [--repeat N] [--keep]
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import pathlib
 import random
 import resource
+import statistics
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,8 +52,17 @@ import time
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TMF_DIR = REPO / "tests" / "corpus" / "tmf" / "nefarius__Nefarius.Utilities.ETW" / "tmf"
 TRACEFMT_EVENTS, TRACEFMT_SECONDS = 267_823, 9  # corpus wpp/guscatalano__findneedle/FmtSum.txt
-TARGET = 500_000
-GEN_VERSION = 2
+GEN_VERSION = 2          # the interned-friendly file
+UNIQUE_VERSION = 1       # the unique-argument file
+
+TEXT_TARGET = 1_000_000
+DISSECT_RATIO_TARGET = 60
+STRUCTURED_TARGET = 600_000
+FORMAT_TARGET = 1.5      # CSV and JSON Lines: at most this many times text's time
+JOBS_TARGET = 1.7
+STARTUP_TARGET = 0.3
+RSS_TARGET_MB = 100
+FORMATS = (("text", "text"), ("csv", "CSV"), ("jsonl", "JSON Lines"))
 
 
 def _etlgen():
@@ -56,6 +71,8 @@ def _etlgen():
     spec.loader.exec_module(module)
     return module
 
+
+# -- the interned-friendly file -------------------------------------------------------------
 
 def _arg_bytes(item: str, params: tuple, rnd: random.Random, i: int) -> bytes | None:
     if item in ("ItemNTSTATUS", "ItemHRESULT", "ItemWINERROR"):
@@ -81,7 +98,7 @@ def _arg_bytes(item: str, params: tuple, rnd: random.Random, i: int) -> bytes | 
 
 
 def generate(path: pathlib.Path, events: int) -> int:
-    """Write the benchmark trace; returns the number of distinct messages used."""
+    """The interned-friendly trace; returns the number of distinct messages used."""
     from wpptrace import tmf
 
     gen = _etlgen()
@@ -109,54 +126,143 @@ def generate(path: pathlib.Path, events: int) -> int:
     return len(usable)
 
 
-FORMATS = (("text", "text"), ("csv", "CSV"), ("jsonl", "JSON Lines"))
-FORMAT_TARGET = 1.5   # CSV and JSON Lines: at most this many times text's CPU time
+# -- the unique-argument file ---------------------------------------------------------------
+
+_WORDS = (b"BthPS3", b"DsHidMini", b"PDO", b"FDO", b"L2CAP", b"HID_CONTROL", b"SDP", b"Interrupt",
+          b"DMF_Bluetooth", b"queue", b"\\Device\\BTHPS3_0", b"Sixaxis")
+_STATUS = (0, 0, 0, 0xC0000022, 0xC000000D, 0x103, 0xC0000001, 0x80000005, 0xC00000BB, 0xC0000120)
 
 
-def bench_wpptrace(path: pathlib.Path, output_format: str = "text") -> tuple[int, float, float, dict]:
-    """The ``wpptrace fmt FILE -p TMFDIR -f FORMAT -o /dev/null --summary S`` pipeline, end to
-    end (TMF loading included). Returns (events, wall s, CPU s, summary totals)."""
+def _fresh_arg(item: str, params: tuple, rnd: random.Random) -> bytes:
+    """Random argument bytes of one TMF item, as a driver logs them."""
+    from wpptrace.tmf.itemtypes import item_type
+
+    it = item_type(item)
+    name = it.name
+    if name in ("ItemNTSTATUS", "ItemHRESULT", "ItemWINERROR"):
+        return struct.pack("<I", rnd.choice(_STATUS) if rnd.random() < 0.7 else rnd.getrandbits(32))
+    if name == "ItemPtr":
+        return struct.pack("<Q", 0xFFFF800000000000 | rnd.getrandbits(44) << 3)
+    if name == "ItemDouble":
+        return struct.pack("<d", rnd.getrandbits(32) / (rnd.getrandbits(10) + 1))
+    if name.startswith("ItemList"):
+        return rnd.randrange(len(params) + 1).to_bytes(it.size, "little")
+    if it.wire == "fixed":
+        return rnd.getrandbits(rnd.choice((8, 16, 32, it.size * 8))).to_bytes(it.size, "little")
+    word = rnd.choice(_WORDS) + b"-%d" % rnd.getrandbits(20)
+    if it.wire == "cstr":
+        return word + b"\0"
+    if it.wire == "wstr":
+        return word.decode().encode("utf-16-le") + b"\0\0"
+    if it.wire == "pwstr":
+        raw = word.decode().encode("utf-16-le")
+        return struct.pack("<H", len(raw)) + raw
+    if it.wire == "pstr":
+        return struct.pack("<H", len(word)) + word
+    raise ValueError(f"no generator for {item}")
+
+
+def generate_unique(path: pathlib.Path, events: int, seed: int = 99) -> int:
+    """The unique-argument trace; returns the number of distinct messages used."""
+    from wpptrace import tmf
+
+    gen = _etlgen()
+    messages = sorted((m for m in tmf.load(str(TMF_DIR)).messages() if m.args),
+                      key=lambda m: (str(m.guid), m.number))
+    rnd = random.Random(seed)
+    order = list(range(len(messages)))
+    rnd.shuffle(order)
+    weights = [1.0 / (k + 1) ** 0.7 for k in range(len(messages))]   # skewed, long tail
+    picks = rnd.choices(order, weights=weights, k=65536)
+    threads = [(0x1000 + 4 * k, 4 + 0x100 * (k % 3)) for k in range(12)]
+
+    def rows():
+        ts = gen.T0
+        for i in range(events):
+            m = messages[picks[i & 65535]]
+            args = b"".join(_fresh_arg(a.item, a.params, rnd) for a in m.args)
+            ts += rnd.randrange(1, 80)
+            tid, pid = threads[rnd.randrange(12)]
+            yield (m.guid, m.number, args, tid, pid, rnd.randrange(2), ts, gen.FLAGS_CORPUS)
+
+    gen.write_messages(path, rows(), nprocs=2, buffer_size=65536)
+    return len(messages)
+
+
+def _cached(name: str, events: int, make) -> pathlib.Path:
+    path = pathlib.Path(tempfile.gettempdir()) / f"wpptrace-bench-fmt-{name}-{events}.etl"
+    if not path.exists():
+        t0 = time.perf_counter()
+        tmp = path.with_suffix(".tmp")
+        used = make(tmp, events)
+        os.replace(tmp, path)
+        print(f"generated {path} ({path.stat().st_size / 1e6:.1f} MB, {events:,} events, "
+              f"{used} distinct corpus messages) in {time.perf_counter() - t0:.1f} s", flush=True)
+    return path
+
+
+# -- one fmt run in its own process ---------------------------------------------------------
+
+def child(path: str, output_format: str, jobs: int, output: str) -> int:
+    """``--child``: one ``wpptrace fmt`` run; prints its figures as JSON."""
     from wpptrace.decoder.cli_fmt import FmtOptions, run_fmt
 
     with tempfile.TemporaryDirectory() as tmp:
         summary = os.path.join(tmp, "fmt.sum")
-        opts = FmtOptions(files=[str(path)], tmf_dirs=[str(TMF_DIR)], output=os.devnull,
-                          summary=summary, progress="never", output_format=output_format)
+        opts = FmtOptions(files=[path], tmf_dirs=[str(TMF_DIR)], output=output, summary=summary,
+                          progress="never", output_format=output_format, jobs=jobs)
         t0, c0 = time.perf_counter(), time.process_time()
         code = run_fmt(opts)
-        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-        if code != 0:
-            raise SystemExit(f"wpptrace fmt -f {output_format} failed with exit code {code}")
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         totals = {}
         for line in open(summary, encoding="utf-8"):
             if line.startswith("Total "):
                 label, value = line.rsplit(None, 1)
                 totals[" ".join(label.split())] = int(value)
-    return totals["Total Events Processed"], elapsed, cpu, totals
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(json.dumps({
+        "code": code, "wall": wall, "cpu": cpu + children.ru_utime + children.ru_stime,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "worker_rss_mb": children.ru_maxrss / 1024, "totals": totals,
+        "load": os.getloadavg()[0]}))
+    return 0
 
 
-def bench_tmf_load() -> tuple[int, float]:
-    """The fixed cost inside the fmt run: reading every corpus TMF (CPU seconds), measured in
-    a fresh interpreter (the TMF reader caches parsed lines within a process)."""
-    import subprocess
+def run_child(path: pathlib.Path, output_format: str, jobs: int, output: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", str(path), output_format,
+                          str(jobs), output], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"fmt -f {output_format} -j {jobs} failed:\n{out.stderr}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if result["code"] != 0:
+        raise SystemExit(f"fmt -f {output_format} -j {jobs}: exit code {result['code']}")
+    return result
 
-    code = ("import time; c0 = time.process_time(); from wpptrace import tmf; "
-            f"s = tmf.load({str(TMF_DIR)!r}); s.load_all(); print(len(s), time.process_time() - c0)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    count, seconds = out.stdout.split()
-    return int(count), float(seconds)
+
+def best(runs: list[dict]) -> dict:
+    """The run with the least CPU time (the least disturbed by other processes)."""
+    return min(runs, key=lambda r: r["cpu"])
 
 
-def bench_raw(path: pathlib.Path) -> tuple[int, float]:
-    from wpptrace.decoder.etlfile import EtlFile
-    from wpptrace.decoder import ordered_records
+# -- the peers ------------------------------------------------------------------------------
 
-    t0 = time.perf_counter()
+def bench_dissect(path: pathlib.Path, limit: int) -> tuple[int, float, float] | None:
+    """dissect.etl's raw record parse (no formatting: it has no TMF support): (records, wall
+    s, CPU s) for the first ``limit`` records."""
+    try:
+        from dissect.etl import ETL
+    except ImportError:
+        return None
+    t0, c0 = time.perf_counter(), time.process_time()
     n = 0
-    with EtlFile(str(path)) as etl:
-        for _rec in ordered_records(etl):
+    with open(path, "rb") as fh:
+        for rec in ETL(fh):
+            h = rec.header
+            _ = (h.provider_id, h.thread_id, h.process_id, h.timestamp, rec.event)
             n += 1
-    return n, time.perf_counter() - t0
+            if n >= limit:
+                break
+    return n, time.perf_counter() - t0, time.process_time() - c0
 
 
 def bench_rows(path: pathlib.Path) -> tuple[int, float]:
@@ -171,23 +277,6 @@ def bench_rows(path: pathlib.Path) -> tuple[int, float]:
         for rows, _keys in FileSource(etl).ordered(RowView()):
             n += len(rows)
     return n, time.process_time() - c0
-
-
-def bench_dissect(path: pathlib.Path, limit: int) -> tuple[int, float] | None:
-    try:
-        from dissect.etl import ETL
-    except ImportError:
-        return None
-    t0 = time.perf_counter()
-    n = 0
-    with open(path, "rb") as fh:
-        for rec in ETL(fh):
-            h = rec.header
-            _ = (h.provider_id, h.thread_id, h.process_id, h.timestamp, rec.event)
-            n += 1
-            if n >= limit:
-                break
-    return n, time.perf_counter() - t0
 
 
 REFERENCE_QUIET_RATE = 2_130_000  # docs/performance.md §4 "fmt: iter_unpack plus %", quiet machine
@@ -208,84 +297,155 @@ def bench_reference(n: int = 300_000) -> float:
     return n / (time.process_time() - c0)
 
 
+# -- start-up -------------------------------------------------------------------------------
+
+def _wall(argv: list[str], env: dict, repeat: int) -> float:
+    """The median wall time of a command."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_startup(path: pathlib.Path, repeat: int = 7) -> dict:
+    """Wall time of ``wpptrace fmt`` on the small file, as a user runs it (a fresh
+    interpreter, compiled bytecode cached as an installed package has it), split into Python's
+    own start-up, the imports ``fmt`` needs, and the rest (TMF reading, compiling the
+    messages used, decoding, writing)."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)       # an installed package has its .pyc files
+    fmt = [sys.executable, "-m", "wpptrace", "fmt", str(path), "-p", str(TMF_DIR), "-o", os.devnull]
+    imports = [sys.executable, "-c", "import wpptrace.cli, wpptrace.decoder.cli_fmt"]
+    bare = [sys.executable, "-c", "pass"]
+    subprocess.run(fmt, env=env, check=True, capture_output=True)     # writes the bytecode cache
+    start = _wall(bare, env, repeat)
+    imported = _wall(imports, env, repeat)
+    total = _wall(fmt, env, repeat)
+    return {"start": start, "import": imported - start, "work": total - imported, "total": total}
+
+
+# -- the report -----------------------------------------------------------------------------
+
+def _verdict(ok: bool) -> str:
+    return "MET" if ok else "NOT MET"
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        return child(argv[1], argv[2], int(argv[3]), argv[4])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--dissect-events", type=int, default=50_000)
     ap.add_argument("--repeat", type=int, default=1,
-                    help="run the three formats this many times, interleaved; keep the best")
-    ap.add_argument("--keep", action="store_true", help="keep the generated trace")
+                    help="run each fmt configuration this many times, interleaved; keep the one "
+                         "with the least CPU time")
+    ap.add_argument("--keep", action="store_true", help="keep generated traces of other sizes")
     args = ap.parse_args(argv)
 
-    path = pathlib.Path(tempfile.gettempdir()) / f"wpptrace-bench-fmt-v{GEN_VERSION}-{args.events}.etl"
-    if not path.exists():
-        t0 = time.perf_counter()
-        used = generate(path, args.events)
-        print(f"generated {path} ({path.stat().st_size / 1e6:.1f} MB, {args.events:,} events, "
-              f"{used} distinct corpus messages) in {time.perf_counter() - t0:.1f} s")
+    unique = _cached(f"unique-v{UNIQUE_VERSION}", args.events, generate_unique)
+    interned = _cached(f"v{GEN_VERSION}", args.events, generate)
+    small = _cached(f"unique-v{UNIQUE_VERSION}", 1000, generate_unique)
+    files = (("unique", unique), ("interned", interned))
 
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    runs: dict[str, tuple] = {}
-    for _ in range(max(1, args.repeat)):
-        for fmt, _label in FORMATS:
-            n, wall, cpu, totals = bench_wpptrace(path, fmt)
-            if fmt not in runs or cpu < runs[fmt][2]:
-                runs[fmt] = (n, wall, cpu, totals)
-    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    n_fmt, t_fmt, c_fmt, totals = runs["text"]
-    n_raw, t_raw = bench_raw(path)
-    n_rows, c_rows = bench_rows(path)
-    dis = bench_dissect(path, args.dissect_events)
+    runs: dict[tuple, list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "fmt.out")
+        for _ in range(max(1, args.repeat)):
+            for name, path in files:
+                for fmt, _label in FORMATS:
+                    runs.setdefault((name, fmt, 1), []).append(run_child(path, fmt, 1, os.devnull))
+            for jobs in (1, 2):   # -j needs a real output file (the windows are appended to it)
+                runs.setdefault(("unique", "text", jobs, "file"), []).append(
+                    run_child(unique, "text", jobs, out))
+                os.unlink(out)
+    startup = bench_startup(small)
+    n_rows, c_rows = bench_rows(unique)
+    dis = bench_dissect(unique, args.dissect_events)
     ref = bench_reference()
-    n_tmf, c_tmf = bench_tmf_load()
+    load_now = os.getloadavg()
 
-    fmt_rate = n_fmt / t_fmt
     tracefmt_rate = TRACEFMT_EVENTS / TRACEFMT_SECONDS
-    print(f"{'what':44} {'events':>10} {'seconds':>8} {'events/s':>11} {'vs tracefmt':>11}")
-    for fmt, label in FORMATS:
-        n, wall, cpu, _ = runs[fmt]
-        print(f"{'wpptrace fmt -f ' + fmt + ' (' + label + ', full file)':44} {n:>10,} {wall:>8.2f} "
-              f"{n / wall:>11,.0f} {n / wall / tracefmt_rate:>10.1f}x")
-        print(f"{'  same run, per CPU second (process time)':44} {n:>10,} {cpu:>8.2f} "
-              f"{n / cpu:>11,.0f} {n / cpu / tracefmt_rate:>10.1f}x")
-    steady = n_fmt / max(1e-9, c_fmt - c_tmf)
-    print(f"{'text less the TMF loading (steady state)':44} {n_fmt:>10,} {c_fmt - c_tmf:>8.2f} "
-          f"{steady:>11,.0f} {steady / tracefmt_rate:>10.1f}x   (loading {n_tmf:,} TMF messages: {c_tmf:.2f} s CPU)")
-    print(f"{'wpptrace engine (Record objects, no format)':44} {n_raw:>10,} {t_raw:>8.2f} "
-          f"{n_raw / t_raw:>11,.0f} {n_raw / t_raw / tracefmt_rate:>10.1f}x")
-    print(f"{'wpptrace fmt rows (walk + merge, CPU s)':44} {n_rows:>10,} {c_rows:>8.2f} "
-          f"{n_rows / c_rows:>11,.0f} {n_rows / c_rows / tracefmt_rate:>10.1f}x")
+    print(f"\nwpptrace fmt, {args.events:,} events, one process (-j 1), output /dev/null; best of "
+          f"{max(1, args.repeat)} by CPU time; load average = 1-min load when the run ended")
+    print(f"{'file':10} {'format':11} {'wall s':>7} {'events/s':>11} {'CPU s':>7} {'events/s CPU':>13} "
+          f"{'x text':>7} {'peak RSS':>9} {'load':>5}")
+    results = {}
+    for name, _path in files:
+        text_run = best(runs[(name, "text", 1)])
+        for fmt, label in FORMATS:
+            r = best(runs[(name, fmt, 1)])
+            n = r["totals"]["Total Events Processed"]
+            results[(name, fmt)] = r
+            ratio = r["wall"] / text_run["wall"]
+            print(f"{name:10} {label:11} {r['wall']:>7.2f} {n / r['wall']:>11,.0f} {r['cpu']:>7.2f} "
+                  f"{n / r['cpu']:>13,.0f} {ratio:>6.2f}x {r['rss_mb']:>6.1f} MB {r['load']:>5.1f}")
+            bad = r["totals"]["Total Format Errors"] + r["totals"]["Total Formats Unknown"]
+            if bad:
+                print(f"  {bad} format errors / unknown messages (expected 0)")
+    u_text = results[("unique", "text")]
+    n_text = u_text["totals"]["Total Events Processed"]
+    text_wall_rate, text_cpu_rate = n_text / u_text["wall"], n_text / u_text["cpu"]
+
+    print(f"\nother figures on the unique-argument file:")
+    print(f"  wpptrace fmt rows (engine: walk + merge, no format)  {n_rows / c_rows:>11,.0f} events/s CPU")
     if dis is not None:
-        print(f"{'dissect.etl 3.14 (raw parse, no format)':44} {dis[0]:>10,} {dis[1]:>8.2f} "
-              f"{dis[0] / dis[1]:>11,.0f} {dis[0] / dis[1] / tracefmt_rate:>10.1f}x")
-    print(f"{'tracefmt (WDK, published FmtSum.txt)':44} {TRACEFMT_EVENTS:>10,} {TRACEFMT_SECONDS:>8.2f} "
-          f"{tracefmt_rate:>11,.0f} {1:>10.1f}x")
-    if dis is not None:
-        print(f"ratio wpptrace formatted / dissect raw: {fmt_rate / (dis[0] / dis[1]):.1f}x")
-    print(f"\n{'output format':12} {'events/s (CPU)':>15} {'CPU s':>7} {'x text time':>12}  "
-          f"target <= {FORMAT_TARGET}x text (best of {max(1, args.repeat)})")
-    for fmt, label in FORMATS:
-        n, _wall, cpu, _ = runs[fmt]
-        ratio = cpu / c_fmt
-        verdict = "" if fmt == "text" else ("MET" if ratio <= FORMAT_TARGET else "NOT MET")
-        print(f"{label:12} {n / cpu:>15,.0f} {cpu:>7.2f} {ratio:>11.2f}x  {verdict}")
-    bad = totals["Total Format Errors"] + totals["Total Formats Unknown"]
-    print(f"\nformat errors + unknown: {bad} (must be 0); load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} CPUs (other load slows the wall-clock rate)")
-    print(f"peak RSS grew {(rss1 - rss0) / 1024:.1f} MB "
-          f"during the runs (file {path.stat().st_size / 1e6:.1f} MB); max RSS {rss1 / 1024:.1f} MB")
+        dis_rate = dis[0] / dis[1]
+        print(f"  dissect.etl raw parse (first {dis[0]:,} records)       {dis_rate:>11,.0f} events/s wall "
+              f"({dis[0] / dis[2]:,.0f}/s CPU)")
+    print(f"  tracefmt (WDK, published FmtSum.txt)                  {tracefmt_rate:>11,.0f} events/s")
     factor = ref / REFERENCE_QUIET_RATE
-    print(f"machine speed now: reference unpack+% loop {ref:,.0f}/s CPU = {factor:.2f}x its quiet-machine "
-          f"rate ({REFERENCE_QUIET_RATE:,}/s); wpptrace fmt CPU rate / reference = {n_fmt / c_fmt / ref:.3f} "
-          f"(target {TARGET / REFERENCE_QUIET_RATE:.3f}); quiet-machine estimate "
-          f"{n_fmt / c_fmt / factor:,.0f} events/s")
-    cpu_rate, quiet = n_fmt / c_fmt, n_fmt / c_fmt / factor
-    for label, rate in (("CPU time, this run", cpu_rate), ("CPU time, quiet-machine estimate", quiet),
-                        ("wall clock, this run", fmt_rate)):
-        verdict = "MET" if rate >= TARGET else "NOT MET"
-        print(f"target >= {TARGET:,} formatted text events/s ({label}): {verdict} ({rate / TARGET:.2f}x)")
+    print(f"  machine speed now: reference unpack+% loop {ref:,.0f}/s CPU = {factor:.2f}x its "
+          f"quiet-machine rate; text at quiet-machine speed ~{text_cpu_rate / factor:,.0f} events/s")
+
+    j1, j2 = best(runs[("unique", "text", 1, "file")]), best(runs[("unique", "text", 2, "file")])
+    speedup = j1["wall"] / j2["wall"]
+    print(f"\n-j 2 on the unique-argument file, text to a file:")
+    for label, r in (("-j 1", j1), ("-j 2", j2)):
+        print(f"  {label}: wall {r['wall']:.2f} s, CPU {r['cpu']:.2f} s (workers included), "
+              f"load average {r['load']:.1f}")
+    print(f"  speed-up {speedup:.2f}x wall (CPU time -j 2 / -j 1: {j2['cpu'] / j1['cpu']:.2f}); "
+          f"with the 1-min load average at {max(j1['load'], j2['load']):.1f} on {os.cpu_count()} CPUs "
+          f"the two processes of -j 2 share the cores with others")
+
+    print(f"\nstart-up: the {1000:,}-event file with the 90 corpus TMFs, wall (median of 7):")
+    print(f"  Python start-up {startup['start']:.3f} s + imports {startup['import']:.3f} s + "
+          f"fmt work {startup['work']:.3f} s = {startup['total']:.3f} s (load average "
+          f"{os.getloadavg()[0]:.1f})")
+
+    print(f"\ntargets (load average now {load_now[0]:.1f} / {load_now[1]:.1f} / {load_now[2]:.1f} "
+          f"on {os.cpu_count()} CPUs):")
+    print(f"  text >= {TEXT_TARGET:,}/s, one process, unique arguments: wall {text_wall_rate:,.0f} "
+          f"({_verdict(text_wall_rate >= TEXT_TARGET)}), CPU {text_cpu_rate:,.0f} "
+          f"({_verdict(text_cpu_rate >= TEXT_TARGET)})")
+    if dis is not None:
+        ratio = text_wall_rate / dis_rate
+        print(f"  text / dissect.etl raw parse >= {DISSECT_RATIO_TARGET}x: {ratio:.0f}x "
+              f"({_verdict(ratio >= DISSECT_RATIO_TARGET)}; both wall clock, same run)")
+    for name, _path in files:
+        t = results[(name, "text")]
+        for fmt, label in FORMATS[1:]:
+            r = results[(name, fmt)]
+            n = r["totals"]["Total Events Processed"]
+            rate_ok = n / r["wall"] >= STRUCTURED_TARGET
+            ratio = r["wall"] / t["wall"]
+            cpu_ratio = r["cpu"] / t["cpu"]
+            print(f"  {label} on the {name} file: {n / r['wall']:,.0f}/s wall, {n / r['cpu']:,.0f}/s "
+                  f"CPU (>= {STRUCTURED_TARGET:,}: {_verdict(rate_ok)}); {ratio:.2f}x text's wall time, "
+                  f"{cpu_ratio:.2f}x its CPU time (<= {FORMAT_TARGET}x: "
+                  f"{_verdict(max(ratio, cpu_ratio) <= FORMAT_TARGET)})")
+    print(f"  -j 2 speed-up >= {JOBS_TARGET}x: {speedup:.2f}x ({_verdict(speedup >= JOBS_TARGET)}; "
+          f"load average {max(j1['load'], j2['load']):.1f})")
+    print(f"  1,000 events with the 90 TMFs < {STARTUP_TARGET} s wall: {startup['total']:.3f} s "
+          f"({_verdict(startup['total'] < STARTUP_TARGET)})")
+    rss = max(results[(name, fmt)]["rss_mb"] for name, _ in files for fmt, _ in FORMATS)
+    print(f"  peak RSS < {RSS_TARGET_MB} MB, 1M events, one process: {rss:.1f} MB "
+          f"({_verdict(rss < RSS_TARGET_MB)})")
     if not args.keep and args.events != 1_000_000:
-        path.unlink()
+        unique.unlink()
+        interned.unlink()
     return 0
 
 

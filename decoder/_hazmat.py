@@ -27,7 +27,8 @@ from types import SimpleNamespace
 from wpptrace._core import ffi, lib
 
 __all__ = ["ETL", "sizeof", "offsetof", "Layout", "read", "walk_records", "chain_ok",
-           "decompress_into", "RowTables", "RowWalker", "RowPrinter", "BUFFER_HEADER",
+           "decompress_into", "running_max", "merge_below", "row_times", "RowTables",
+           "RowWalker", "RowPrinter", "BUFFER_HEADER",
            "SYSTEM_HEADER", "RECORD", "ROW"]
 
 #: the C headers' integer constants, as plain ints
@@ -206,6 +207,51 @@ def decompress_into(data, out: bytearray, start: int, max_output: int) -> tuple[
                                      ffi.from_buffer(out) + start, max_output,
                                      counters, counters + 1)
     return rc, counters[0], counters[1]
+
+
+# -- the merge's inner loops (order.c) -----------------------------------------------------
+
+def running_max(times, initial: int) -> "array | None":
+    """The merge keys of a batch: the running maximum of its times from ``initial``, as
+    ``array('q')``; None when a time does not fit in 64 bits (the caller keeps Python ints)."""
+    try:
+        keys = times if type(times) is array and times.typecode == "q" else array("q", times)
+        out = array("q", bytes(8 * len(keys)))
+        if keys:
+            lib.order_running_max(ffi.from_buffer("int64_t[]", keys), 1, len(keys), initial,
+                                  ffi.from_buffer("int64_t[]", out))
+    except OverflowError:
+        return None
+    return out
+
+
+def merge_below(keys: list, positions: list[int], window: int, bases: list[int] | None,
+                count: int) -> tuple[array, array]:
+    """One window of the merge (``order_merge_below``): (refs, keys) of the ``count`` keys below
+    ``window`` of the streams' key arrays from ``positions`` (updated). refs are
+    ``bases[s] + index``, or ``s << 32 | index`` without bases."""
+    n = len(keys)
+    ptrs = ffi.new("const int64_t *[]", [ffi.from_buffer("int64_t[]", k) for k in keys])
+    lens = ffi.new("uint32_t[]", [len(k) for k in keys])
+    pos = ffi.new("uint32_t[]", positions)
+    base = ffi.new("uint64_t[]", bases) if bases is not None else ffi.NULL
+    refs, out_keys = array("Q", bytes(8 * count)), array("q", bytes(8 * count))
+    taken = lib.order_merge_below(n, ptrs, lens, pos, window, base,
+                                  ffi.from_buffer("uint64_t[]", refs),
+                                  ffi.from_buffer("int64_t[]", out_keys))
+    if taken != count:
+        raise ValueError(f"merge window: {taken} keys below the window, {count} counted")
+    positions[:] = list(pos)
+    return refs, out_keys
+
+
+def row_times(blob, count: int) -> array:
+    """The raw timestamps (merge inputs) of ``count`` rows in a row blob, as ``array('q')``."""
+    out = array("q", bytes(8 * count))
+    if count:
+        lib.order_gather(ffi.cast("const int64_t *", ffi.from_buffer(blob)), ROW.size // 8,
+                         count, ffi.from_buffer("int64_t[]", out))
+    return out
 
 
 # -- the formatter's rows (wpp_rows.c) ------------------------------------------------------

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from itertools import accumulate
 from typing import TYPE_CHECKING, Iterator
 
+from ._hazmat import merge_below, running_max
 from .etlfile import BufferSubset
 
 if TYPE_CHECKING:
@@ -50,12 +51,15 @@ def merge(batches: list[Iterator[tuple[list, list[int]]]]) -> Iterator[tuple[lis
     Yields (items, keys) chunks in merged order.
 
     Works in windows: every item older than the earliest end key among the streams' current
-    batches is taken from all streams at once and put in key order by one stable sort (C
-    speed, keeping each stream's own order); the items at exactly that key follow, stream by
-    stream, so ties come out as a heap merge gives them. A stream's key is the running maximum
-    of its keys, so a stream whose clock goes backwards is delivered in its own order, out of
-    time order, as ProcessTrace does. A stream's next batch is asked for only once the
-    items of its current one have all been handed out (and so consumed by the caller).
+    batches is taken from all streams at once and put in key order (the order one stable sort
+    of the streams' runs, one after the other, gives: each stream keeps its own order, ties go
+    to the lower stream), in C (``order_merge_below``) when the keys fit in 64 bits; the items
+    at exactly that key follow, stream by stream, so ties come out as a heap merge gives them.
+    A stream's key is the running maximum of its keys, so a stream whose clock goes backwards
+    is delivered in its own order, out of time order, as ProcessTrace does. A stream's next
+    batch is asked for only once the items of its current one have all been handed out (and
+    so consumed by the caller). Items given as ``range`` objects (the formatter's row refs)
+    come out as an ``array('Q')`` of refs, others as a list.
     """
     streams: list[list] = []        # per stream: [items, keys, position, batches, last key]
     for it in batches:
@@ -64,18 +68,35 @@ def merge(batches: list[Iterator[tuple[list, list[int]]]]) -> Iterator[tuple[lis
             streams.append(st)
     while streams:
         window = min(st[1][-1] for st in streams)
-        chunk: list = []
-        keys: list[int] = []
-        for st in streams:                  # everything older than the window, all streams
-            j = bisect_left(st[1], window, st[2])
-            if j > st[2]:
-                chunk += st[0][st[2]:j]
-                keys += st[1][st[2]:j]
-                st[2] = j
-        if len(chunk) > 1:
+        ends = [bisect_left(st[1], window, st[2]) for st in streams]
+        count = sum(end - st[2] for end, st in zip(ends, streams))
+        if count == 1 or (count and sum(end > st[2] for end, st in zip(ends, streams)) == 1):
+            for end, st in zip(ends, streams):     # one stream only: its run as it is
+                if end > st[2]:
+                    yield st[0][st[2]:end], st[1][st[2]:end]
+                    st[2] = end
+        elif count and all(type(st[1]) is array for st in streams):
+            ranges = all(type(st[0]) is range and st[0].step == 1 for st in streams)
+            positions = [st[2] for st in streams]
+            refs, keys = merge_below([st[1] for st in streams], positions, window,
+                                     [st[0].start for st in streams] if ranges else None, count)
+            for st, at in zip(streams, positions):
+                st[2] = at
+            if ranges:
+                yield refs, keys
+            else:
+                items = [st[0] for st in streams]
+                yield [items[code >> 32][code & 0xFFFFFFFF] for code in refs], keys
+        elif count:
+            chunk: list = []
+            keys = []
+            for end, st in zip(ends, streams):  # everything older than the window, all streams
+                if end > st[2]:
+                    chunk += st[0][st[2]:end]
+                    keys += st[1][st[2]:end]
+                    st[2] = end
             chunk = list(map(chunk.__getitem__, sorted(range(len(keys)), key=keys.__getitem__)))
             keys.sort()
-        if chunk:
             yield chunk, keys
         # then the items at the window key, stream after stream, each stream's run
         # continuing into its next batches (what a heap merge does with equal keys); given
@@ -100,7 +121,9 @@ def _load(st: list) -> bool:
     """Move a stream to its next non-empty batch; False when it has none left."""
     for items, times in st[3]:
         if items:
-            keys = list(accumulate(times, max, initial=st[4]))[1:]
+            keys = running_max(times, st[4])
+            if keys is None:               # times beyond 64 bits: Python ints
+                keys = list(accumulate(times, max, initial=st[4]))[1:]
             st[0], st[1], st[2], st[4] = items, keys, 0, keys[-1]
             return True
     return False

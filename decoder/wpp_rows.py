@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 from types import SimpleNamespace
 
-from ._hazmat import ETL, ROW, RowTables as _Tables, RowWalker, offsetof
+from ._hazmat import ETL, ROW, RowTables as _Tables, RowWalker, offsetof, row_times
 
 __all__ = ["RowView", "RowTables", "header_record", "ROW_FIELDS", "ROW_INDEX", "ROW_FORMAT",
            "ROW_SIZE", "NOT_MESSAGE", "KEY_OVERFLOW", "LOGFILE_HEADER", "NO_TIME",
@@ -87,7 +87,7 @@ class RowView:
         self.blobs[slot] = blob
         self.sources[slot] = source
         base = slot << 32
-        return range(base, base + count), memoryview(blob).cast("q")[::ROW_SIZE // 8].tolist()
+        return range(base, base + count), row_times(blob, count)
 
     def full_row(self, ref: int) -> tuple:
         """The full row (``ROW_FIELDS``) of a row ref whose buffer is still current."""

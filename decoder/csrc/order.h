@@ -1,0 +1,31 @@
+/* order.h: the inner loops of the ProcessTrace-order merge (decoder/ordering.py).
+ *
+ * Python sees these declarations as they are (the cffi cdef is generated from this header).
+ * A stream's merge keys are the running maximum of its records' times; the merge takes, per
+ * window, every key below the window from all streams and puts them in key order, ties to
+ * the lower stream (the order a stable sort of the streams' runs, one after the other, gives).
+ */
+#ifndef WPPTRACE_ORDER_H
+#define WPPTRACE_ORDER_H
+#include <stdint.h>
+
+#define ORDER_STACK_STREAMS 64     /* streams a merge keeps its run ends for on the stack */
+
+/* out[i] = max(initial, in[0], ..., in[i * stride]) for i < n; returns out[n - 1] (initial
+ * when n is 0). in and out may be the same array when stride is 1. */
+int64_t order_running_max(const int64_t *in, uint32_t stride, uint32_t n, int64_t initial,
+                          int64_t *out);
+
+/* out[i] = in[i * stride] for i < n (a field of an array of structures). */
+void order_gather(const int64_t *in, uint32_t stride, uint32_t n, int64_t *out);
+
+/* One window: from each stream s (keys[s][0:lens[s]], non-decreasing), the keys from pos[s]
+ * up to the first one not below `window`, merged by key (ties: the lower stream first); pos[s]
+ * is moved past them. out[k] = bases[s] + index when bases is not NULL, else s << 32 | index;
+ * out_keys[k] = the key. out and out_keys have room for every key taken (the caller counted
+ * them). Returns how many were taken. */
+uint32_t order_merge_below(uint32_t nstreams, const int64_t *const *keys, const uint32_t *lens,
+                           uint32_t *pos, int64_t window, const uint64_t *bases, uint64_t *out,
+                           int64_t *out_keys);
+
+#endif
