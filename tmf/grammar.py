@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from .errors import TmfError
-from .model import Argument, EnumDef, Message, TmfSet
+from .model import Argument, EnumDef, Message, TmfSet, make_argument, make_message
 
 __all__ = [
     "guid_header", "typev_line", "arg_line", "enum_line", "enum_value", "block_open", "block_close",
@@ -358,9 +358,39 @@ def _ends_block(line: str) -> bool:
     return stripped.startswith("#") or (_GUID_START.match(stripped) is not None and ", Item" not in stripped)
 
 
+#: the message number of a well-formed #typev line (where ``skim`` reads it)
+_SKIM_TYPEV = re.compile(r"#typev?[ \t]+[^\s\"]+[ \t]+(\d+)[ \t]")
+
+
+class _Deferred:
+    """A message entry left unparsed by ``skim``: parsed the first time one of its messages is
+    looked up (``messages()``: its messages, errors reported then)."""
+
+    __slots__ = ("lines", "index", "path", "tolerant", "priority", "header", "source_file",
+                 "parsed")
+
+    def __init__(self, parser: "_Parser", lines: list[str], index: int) -> None:
+        self.lines, self.index = lines, index
+        self.path, self.tolerant, self.priority = parser.path, parser.tolerant, parser.priority
+        self.header, self.source_file = parser.header, parser.source_file
+        self.parsed: list[Message] | None = None
+
+    def messages(self, tmfset: TmfSet) -> list[Message]:
+        if self.parsed is None:
+            parser = _Parser(tmfset, self.path, self.tolerant, self.priority)
+            parser.header, parser.source_file = self.header, self.source_file
+            collected: list[Message] = []
+            parser.emit = lambda message, priority: collected.append(message)
+            parser.message(self.lines, self.index)
+            self.parsed, self.lines = collected, None
+        return self.parsed
+
+
 class _Parser:
-    def __init__(self, tmfset: TmfSet, path: str, tolerant: bool, priority: int = 0) -> None:
+    def __init__(self, tmfset: TmfSet, path: str, tolerant: bool, priority: int = 0,
+                 lazy: bool = False) -> None:
         self.tmfset = tmfset
+        self.lazy = lazy
         self.priority = priority
         self.emit = tmfset.add_message  # where finished messages go: (message, priority)
         self.path = path
@@ -389,7 +419,8 @@ class _Parser:
             if not stripped or stripped.startswith("//"):
                 continue
             if stripped.startswith("#type"):
-                index = self.message(lines, index - 1)
+                skimmed = self.skim(lines, index - 1) if self.lazy else None
+                index = skimmed if skimmed is not None else self.message(lines, index - 1)
             elif stripped.startswith("#enumv"):
                 index = self.enum_def(lines, index - 1)
             elif _GUID_START.match(stripped):
@@ -418,6 +449,41 @@ class _Parser:
             if stripped.startswith("#"):
                 return index
             index += 1
+        return index
+
+    def skim(self, lines: list[str], index: int) -> int | None:
+        """A message entry that looks well formed (one-line #typev lines under a GUID header,
+        a "{" line, a "}" line before anything that ends a block) is not parsed now: its
+        message numbers go to the set with the entry (``TmfSet.defer``), parsed when one of
+        them is looked up. Returns the index after the entry, as ``message`` would; None for
+        anything else (``message`` parses it now and reports what is wrong)."""
+        start, count = index, len(lines)
+        numbers = []
+        while index < count:
+            stripped = lines[index].strip()
+            if not stripped.startswith("#type"):
+                if not stripped or stripped.startswith("//"):
+                    index += 1
+                    continue
+                break
+            match = _SKIM_TYPEV.match(stripped)
+            if match is None or stripped.count('"') < 2 or int(match[1]) > MAX_MESSAGE_NUMBER:
+                return None
+            numbers.append(int(match[1]))
+            index += 1
+        if self.header is None or index >= count or lines[index].strip() != "{":
+            return None
+        index += 1
+        while True:
+            if index >= count or _ends_block(lines[index]):
+                return None
+            stripped = lines[index].strip()
+            index += 1
+            if stripped.startswith("}"):
+                if stripped != "}":
+                    return None
+                break
+        self.tmfset.defer(self.header.guid, numbers, _Deferred(self, lines, start), self.priority)
         return index
 
     def typev_text(self, lines: list[str], index: int) -> tuple[str, int]:
@@ -500,16 +566,15 @@ class _Parser:
                 self.line_error(lineno, line, err)
                 bad = True
                 continue
-            args.append(Argument(expr, item, params, insert if insert is not None else 10 + len(args)))
+            args.append(make_argument(expr, item, params, insert if insert is not None else 10 + len(args)))
         if bad or self.header is None:
             return index
         header = self.header
         arg_tuple = tuple(args)
         for typev, lineno in typevs:
-            self.emit(Message(
-                guid=header.guid, number=typev.number, name=typev.name, format=typev.format, args=arg_tuple,
-                trailer=dict(typev.trailer), component=header.component, source_file=self.source_file,
-                origin=f"{self.path}:{lineno}", legacy=typev.legacy,
+            self.emit(make_message(
+                header.guid, typev.number, typev.name, typev.format, arg_tuple, dict(typev.trailer),
+                header.component, self.source_file, f"{self.path}:{lineno}", typev.legacy,
             ), self.priority)
         return index
 
@@ -553,10 +618,13 @@ class _Parser:
 
 
 def parse_into(
-    tmfset: TmfSet, text: str, path: str = "<string>", tolerant: bool = False, priority: int = 0
+    tmfset: TmfSet, text: str, path: str = "<string>", tolerant: bool = False, priority: int = 0,
+    lazy: bool = False,
 ) -> TmfSet:
-    """Parse TMF ``text`` into ``tmfset`` (strict: raise the first TmfError; tolerant: record issues)."""
-    _Parser(tmfset, path, tolerant, priority).run(text)
+    """Parse TMF ``text`` into ``tmfset`` (strict: raise the first TmfError; tolerant: record
+    issues). ``lazy`` (tolerant only): well-formed message entries are parsed when one of their
+    messages is first looked up (a decoding run needs a fraction of a TMF directory)."""
+    _Parser(tmfset, path, tolerant, priority, lazy=lazy and tolerant).run(text)
     return tmfset
 
 

@@ -1,8 +1,11 @@
 """Where TMF data comes from: files, directories (lazy per GUID), search paths, .tmc and .pdb files.
 
 ``load(*paths)`` builds one :class:`~wpptrace.tmf.model.TmfSet`. A directory is only listed:
-``<guid>.tmf`` files (any case) are parsed the first time their GUID is looked up, other
-``*.tmf`` files the first time a lookup misses (or on a full listing); ``*.tmc`` files are read.
+``<guid>.tmf`` files (any case) are read the first time their GUID is looked up, other
+``*.tmf`` files the first time a lookup misses (or on a full listing), and the well-formed
+message entries of those files are parsed when one of their messages is looked up (a decoding
+run uses a fraction of a directory; problems in entries are reported when they are parsed, or
+on a full listing); ``*.tmc`` files are read.
 Precedence follows tracefmt's search order: explicit paths first (earlier wins), then
 ``search_path``, then ``TRACE_FORMAT_SEARCH_PATH``; inside one file the last duplicate wins.
 
@@ -95,7 +98,7 @@ def _issue_for_os_error(path: str, err: OSError) -> TmfError:
     return TmfError(f"cannot read: {err.strerror or err}", path=path, line=0, expected="a readable file")
 
 
-def _load_tmf(path: str, priority: int, tolerant: bool, tmfset: TmfSet) -> None:
+def _load_tmf(path: str, priority: int, tolerant: bool, tmfset: TmfSet, lazy: bool = False) -> None:
     try:
         text = read_text(path)
     except OSError as err:
@@ -114,7 +117,7 @@ def _load_tmf(path: str, priority: int, tolerant: bool, tmfset: TmfSet) -> None:
             raise not_tmf
         tmfset.add_issue(not_tmf)
         return
-    parse_into(tmfset, text, path=path, tolerant=tolerant, priority=priority)
+    parse_into(tmfset, text, path=path, tolerant=tolerant, priority=priority, lazy=lazy)
 
 
 def parse_tmc(text: str, path: str = "<string>", tolerant: bool = False) -> list[ControlGuid]:
@@ -203,7 +206,7 @@ def _add_directory(tmfset: TmfSet, directory: str, priority: int, tolerant: bool
         if name.endswith(".tmf"):
             if not entry.is_file():
                 continue
-            loader = functools.partial(_load_tmf, entry.path, priority, tolerant)
+            loader = functools.partial(_load_tmf, entry.path, priority, tolerant, lazy=True)
             match = _GUID_NAME.match(entry.name)
             tmfset.add_pending(uuid.UUID(match.group(1)) if match else None, loader)
         elif name.endswith(".tmc") and entry.is_file():

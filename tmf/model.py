@@ -12,7 +12,8 @@ from typing import Callable, Iterator
 
 from .errors import TmfError
 
-__all__ = ["Argument", "Message", "EnumDef", "ControlGuid", "TmfSet"]
+__all__ = ["Argument", "Message", "EnumDef", "ControlGuid", "TmfSet", "make_argument",
+           "make_message"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,25 @@ class Message:
     @property
     def func(self) -> str | None:
         return self.trailer.get("FUNC")
+
+
+def make_argument(name: str, item: str, params: tuple[str, ...], insert: int) -> Argument:
+    """``Argument(name, item, params, insert)`` without the frozen dataclass's per-field
+    ``object.__setattr__`` (a TMF directory has thousands: the reader's hot spot)."""
+    arg = object.__new__(Argument)
+    arg.__dict__.update(name=name, item=item, params=params, insert=insert)
+    return arg
+
+
+def make_message(guid: uuid.UUID, number: int, name: str, format: str,
+                 args: tuple[Argument, ...], trailer: dict[str, str], component: str,
+                 source_file: str, origin: str, legacy: bool) -> Message:
+    """``Message(...)`` with every field given, built as ``make_argument`` builds arguments."""
+    message = object.__new__(Message)
+    message.__dict__.update(guid=guid, number=number, name=name, format=format, args=args,
+                            trailer=trailer, component=component, source_file=source_file,
+                            origin=origin, legacy=legacy)
+    return message
 
 
 @dataclass(frozen=True)
@@ -99,6 +119,10 @@ class TmfSet:
         self._pending: dict[uuid.UUID, list[Callable[["TmfSet"], None]]] = {}
         # Loaders whose GUIDs are unknown until read (needed by messages()/guids()/enum()).
         self._pending_any: list[Callable[["TmfSet"], None]] = []
+        # (GUID, number) -> [(entry, priority)] of message entries read but not parsed yet, in
+        # reading order (``defer``); GUID -> its numbers there
+        self._deferred: dict[tuple[uuid.UUID, int], list] = {}
+        self._deferred_guids: dict[uuid.UUID, set[int]] = {}
 
     # -- building -------------------------------------------------------------------------
     def add_message(self, message: Message, priority: int = 0) -> None:
@@ -110,6 +134,36 @@ class TmfSet:
             known = self._components.get(message.guid)
             if known is None or priority > known[0]:
                 self._components[message.guid] = (priority, message.component)
+
+    def defer(self, guid: uuid.UUID, numbers: Iterable[int], entry, priority: int = 0) -> None:
+        """Note an unparsed message entry defining ``numbers`` of ``guid``: ``entry.messages(self)``
+        parses it (once) when one of them is looked up. For each key, the entries are added in
+        the order they were noted, as if they had been parsed then."""
+        for number in numbers:
+            self._deferred.setdefault((guid, number), []).append((entry, priority))
+            self._deferred_guids.setdefault(guid, set()).add(number)
+
+    def _materialize(self, key: tuple[uuid.UUID, int]) -> None:
+        entries = self._deferred.pop(key, None)
+        if entries is None:
+            return
+        numbers = self._deferred_guids.get(key[0])
+        if numbers is not None:
+            numbers.discard(key[1])
+            if not numbers:
+                del self._deferred_guids[key[0]]
+        for entry, priority in entries:
+            for message in entry.messages(self):
+                if message.number == key[1]:
+                    self.add_message(message, priority)
+
+    def _materialize_guid(self, guid: uuid.UUID) -> None:
+        for number in sorted(self._deferred_guids.get(guid, ())):
+            self._materialize((guid, number))
+
+    def _materialize_all(self) -> None:
+        while self._deferred:
+            self._materialize(next(iter(self._deferred)))
 
     def add_enum(self, enum: EnumDef) -> None:
         self._enums[enum.name] = enum
@@ -132,6 +186,7 @@ class TmfSet:
 
         ``priority`` overrides the priority of every merged message.
         """
+        other._materialize_all()
         for key, message in other._messages.items():
             self.add_message(message, other._priority.get(key, 0) if priority is None else priority)
         self._enums.update(other._enums)
@@ -143,13 +198,18 @@ class TmfSet:
 
     # -- queries --------------------------------------------------------------------------
     def lookup(self, guid: uuid.UUID, number: int) -> Message | None:
-        message = self._messages.get((guid, number))
+        key = (guid, number)
+        if key in self._deferred:
+            self._materialize(key)
+        message = self._messages.get(key)
         if message is None and guid in self._pending:
             self._load_guid(guid)
-            message = self._messages.get((guid, number))
+            self._materialize(key)
+            message = self._messages.get(key)
         if message is None and self._pending_any:  # files not named <guid>.tmf: read on the first miss
             self._load_unnamed()
-            message = self._messages.get((guid, number))
+            self._materialize(key)
+            message = self._messages.get(key)
         return message
 
     def has_guid(self, guid: uuid.UUID) -> bool:
@@ -157,6 +217,7 @@ class TmfSet:
         if guid not in self._components:
             self._load_guid(guid)
             self._load_unnamed()
+            self._materialize_guid(guid)
         return guid in self._components
 
     def component(self, guid: uuid.UUID) -> str | None:
@@ -206,9 +267,10 @@ class TmfSet:
             self._pending_any.pop(0)(self)
 
     def load_all(self) -> None:
-        """Run every deferred loader now."""
+        """Run every deferred loader now, and parse every entry left for later."""
         self._load_unnamed()
         while self._pending:
             guid = next(iter(self._pending))
             self._load_guid(guid)
+        self._materialize_all()
 
