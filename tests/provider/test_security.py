@@ -174,6 +174,36 @@ def test_malformed_requests_get_an_error_and_a_log_line(session_name, tmp_path):
         assert "malformed frame" in text and "malformed unknown request" in text
 
 
+def test_malformed_requests_to_a_provider_process_are_refused_and_it_runs_on(session_name, tmp_path, apps):
+    """The notification endpoint lives inside the application: junk gets an error reply (or the
+    connection closed), never a crash or a callback, and real enables still reach it."""
+    control = uuid.uuid4()
+    app = apps(control, uuid.uuid4())
+    app.send("register")
+    app.expect("registered")
+    sock = os.path.join(runtime_directory(), f"p-{app.pid}.sock")
+    error = struct.pack("<IIII", MAGIC, REPLY, 0, L.ERROR_INVALID_PARAMETER)
+    enable, listing = 0x20, 0x22
+    assert exchange(sock, frame(0x77)) == error                                # unknown request
+    assert exchange(sock, frame(enable, b"\x01" * 39)) == error               # ENABLE is 40 bytes
+    assert exchange(sock, frame(listing, b"x")) == error                      # LIST takes nothing
+    assert exchange(sock, frame(enable, length=0xFFFFFFFF)) in (b"", error)    # hostile size
+    assert exchange(sock, frame(enable, magic=0xDEADBEEF)) in (b"", error)     # not our frame
+    rng = random.Random(7)
+    for _ in range(200):
+        junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64)))
+        if rng.random() < 0.5:
+            junk = struct.pack("<III", MAGIC, rng.choice((enable, enable + 1, listing)), 40) + b"\0" * 4 + junk
+        exchange(sock, junk, timeout=2.0)
+    assert app.quiet() == [] and app.proc.poll() is None                     # no callback, no crash
+    with TraceSession(session_name, tmp_path / "after.etl") as s:
+        s.enable(control, 1, 4)
+        assert app.expect("enable") == ["enable", str(s.handle & 0xFFFF), "1", "4"]
+        app.send("log 10 1")
+        assert app.expect("logged") == ["logged", "10", "0", "0"]
+    app.expect("disable")
+
+
 def test_a_host_whose_socket_was_removed_stops_cleanly(tmp_path):
     """Nobody could reach it to stop it any more: it stops by itself, finishing its file."""
     own = tmp_path / "rt"
