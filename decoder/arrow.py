@@ -2,14 +2,17 @@
 
 One row per message, in ProcessTrace order, with typed columns (``SCHEMA``, docs/analytics.md).
 The batches are built from the formatting loop's chunks (``WppDecoder.rendered``: the engine's
-compact rows and the C renderer's text), column by column: the row fields come from the row
-table through one numpy view per buffer, the per-message columns (GUID, component, function,
-file, line, level...) are taken from one small table per message key, the text column is the
-renderer's buffer with the line ends cut out, and the typed arguments of a message whose
-arguments all have a fixed size are read with numpy for every row of that message at once.
+compact rows and the C renderer's text). Chunks are collected (rows, text, buffers by
+reference) until a batch is full, then turned into columns at once: the row fields through a
+numpy view of the row tables, the per-message columns (GUID, component, function, file, line,
+level...) as dictionary arrays over one small table per message key, the text column from the
+renderer's text with the line ends cut out, and the typed arguments of every message whose
+items are numbers, pointers, status codes, doubles, ANSI strings or counted strings read by
+numpy for the whole batch (each string located after the ones before it, level by level).
 Python decodes only what the C renderer leaves to it (the log-file header, format errors,
-more distinct messages than the key table holds) and the arguments of messages with strings
-or other variable-size items (once per distinct argument block, as JSON Lines does).
+more distinct messages than the key table holds), non-ASCII strings, and the arguments of the
+rarer item types (GUIDs, addresses, SIDs, NUL-terminated UTF-16), once per distinct argument
+block as JSON Lines does.
 
 Arguments are one ``args`` column: a list of structs {name, type, int, float, str} per
 message, in argument order. ``name`` is the TMF's argument expression, ``type`` its item type
@@ -303,18 +306,19 @@ class ArrowBuilder:
     the engine's chunks (made with ``view``, a ``wpp_rows.RowView``) through the decoder's
     formatting loop. ``all_records``: rows for the records that are not WPP messages too;
     ``batch_rows``: rows per batch at most (batches end at chunk boundaries, so they are
-    a little shorter)."""
+    a little shorter); ``eager``: a batch as soon as a chunk is decoded (a live session)."""
 
     #: distinct argument blocks whose Python-decoded arguments are kept (one decode each)
     ARGS_MEMO = 1 << 16
 
     def __init__(self, decoder, *, all_records: bool = False,
-                 batch_rows: int = DEFAULT_BATCH_ROWS) -> None:
+                 batch_rows: int = DEFAULT_BATCH_ROWS, eager: bool = False) -> None:
         if batch_rows < 1:
             raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
         self.decoder = decoder
         self.all_records = all_records
         self.batch_rows = batch_rows
+        self.eager = eager                # a batch per chunk (a live session is watched)
         self._names = _Strings()          # argument names and types
         self._etls = _Strings()           # .etl file names
         self._keys: dict[str, list] = {c: [] for c in _KEY_COLUMNS}
@@ -352,6 +356,9 @@ class ArrowBuilder:
                 yield from self._sliced(self._build(pending))
                 pending = _Pending()
             self._collect(pending, text, ends, items, holes, view)
+            if self.eager:
+                yield from self._sliced(self._build(pending))
+                pending = _Pending()
         if pending.rows:
             yield from self._sliced(self._build(pending))
 

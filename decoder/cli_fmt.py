@@ -394,7 +394,7 @@ def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress,
         from .arrow import DEFAULT_BATCH_ROWS, ArrowBuilder
 
         builder = ArrowBuilder(decoder, all_records=opts.all_records,
-                               batch_rows=opts.batch_rows or DEFAULT_BATCH_ROWS)
+                               batch_rows=opts.batch_rows or DEFAULT_BATCH_ROWS, eager=live)
         for batch in builder.batches(chunks, view):
             writer.write_batch(batch)
             if live:
@@ -558,8 +558,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CSV without the header row")
     parser.add_argument("--csv-quote", action="store_true", help="quote every CSV field")
     parser.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
-                        help="processes decoding one file (default: one per core for a file of "
-                             "16 MB or more written to a file, else 1)")
+                        help="processes decoding one file into text, CSV or JSON Lines "
+                             "(default: one per core for a file of 16 MB or more written to a "
+                             "file, else 1)")
     parser.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                         help="progress bar on stderr (auto: big files on a terminal)")
     parser.add_argument("--rt", dest="realtime", metavar="SESSION",
