@@ -34,6 +34,6 @@ def find_packages_in(mapping):
 
 setup(
     packages=find_packages_in(PACKAGE_DIRS),
-    cffi_modules=["src/wpptrace/_build_core.py:ffibuilder"],
+    cffi_modules=["src/wpptrace/_build_core.py:make_builder"],
     ext_modules=[fastpath_extension()],
 )

@@ -71,6 +71,8 @@ def _sorted(pattern: str) -> list[str]:
 
 
 def make_builder(absolute: bool = False) -> FFI:
+    """The extension's cffi builder (setup.py names this function: importing this module
+    parses nothing)."""
     where = (lambda p: p) if absolute else (lambda p: os.path.relpath(p, ROOT))
     ffi = FFI()
     ffi.cdef(cdef_text(os.path.join(INCLUDE, "etl_layout.h")))
@@ -94,8 +96,6 @@ def make_builder(absolute: bool = False) -> FFI:
     )
     return ffi
 
-
-ffibuilder = make_builder()
 
 
 def build_in_place(extension=None) -> str:

@@ -18,7 +18,7 @@ HEADERS = [ROOT / "src" / "wpptrace" / "include" / "etl_layout.h"] + sorted(
 
 @functools.cache
 def _builder():
-    """The extension's builder module, loaded once (loading it parses every header with cffi)."""
+    """The extension's builder module (cdef_text: a header as the cdef the extension gets)."""
     spec = importlib.util.spec_from_file_location("build_core", ROOT / "src" / "wpptrace" / "_build_core.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
