@@ -72,7 +72,7 @@ _EVENT_ACTIVITY = offsetof("EVENT_HEADER", "ActivityId")
 _EXT_ITEM = Layout("EVENT_EXTENDED_ITEM_HEADER")
 _ALIGN = ETL.DEFAULT_TRACE_ALIGNMENT
 _PROC_INDEX = ETL.ETW_BUFFER_FLAG_PROC_INDEX
-_ZERO_GUID = bytes(16)
+_ZERO_GUID = bytes(sizeof("GUID"))
 _GUIDS: dict[bytes, uuid.UUID] = {}     # bytes_le -> UUID: providers repeat, UUID() is slow
 _GUID_CACHE_LIMIT = 4096
 

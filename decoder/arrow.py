@@ -39,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._hazmat import ETL
+from ._hazmat import ETL, sizeof
 from .messages import _paths, load_tmf, trace_level
 from wpptrace.tmf.itemtypes import _ansi, _utf16
 from .wpp_rows import NO_TIME, NOT_MESSAGE, ROW_FIELDS, ROW_FORMAT, ROW_SIZE, TIME_OUT_OF_RANGE
@@ -50,6 +50,7 @@ __all__ = ["SCHEMA", "ARG_TYPE", "LABEL", "ISSUES_SCHEMA", "PORTABLE_SCHEMA", "p
 
 #: rows per record batch unless asked otherwise
 DEFAULT_BATCH_ROWS = 1 << 16
+_GUID_SIZE = sizeof("GUID")
 
 #: the type of the columns with few distinct values (per message, per file): dictionary-encoded
 LABEL = pa.dictionary(pa.int32(), pa.string())
@@ -465,8 +466,8 @@ class ArrowBuilder:
                 values = _message_values(m)
             else:                       # a record that is not a message (all_records)
                 goff = int(rows["guid_offset"][r])
-                raw = data.raw(int(gid[r]))[goff:goff + 16] if goff else b""
-                values = ("record", str(uuid.UUID(bytes_le=bytes(raw))) if len(raw) == 16
+                raw = data.raw(int(gid[r]))[goff:goff + _GUID_SIZE] if goff else b""
+                values = ("record", str(uuid.UUID(bytes_le=bytes(raw))) if len(raw) == _GUID_SIZE
                           else None, None, None, None, None, None, None, None, None)
             for column, value in zip(_KEY_COLUMNS, values):
                 extra_values[column].append(value)
