@@ -50,6 +50,25 @@ static void wake_thread(void) {
     }
 }
 
+/* An ENABLE is applied only as the registry has it (same version, session, flags, level):
+ * one made up by a process of this user cannot hand a callback a handle nobody enabled, nor
+ * store a version from the future that would hide every later enable. One the registry
+ * already replaced is old news: its successor comes too. */
+static int registry_has(const wpt_wire_enable *m) {
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg) return 0;
+    int found = 0;
+    for (int i = 0; i < WPT_MAX_ENABLES && !found; i++) {
+        const wpt_reg_enable *en = &reg->enables[i];
+        found = en->used && en->version == m->version && memcmp(&en->guid, &m->guid, sizeof en->guid) == 0
+             && en->clock_type == m->clock_type
+             && wpt_handle_of(en->logger_id, en->generation, en->flags, en->level) == m->logger_handle;
+    }
+    wpt_registry_unlock();
+    return found;
+}
+
 static void handle_request(int fd, uint32_t peer) {
     wpt_frame f;
     wpt_wire_enable msg;
@@ -61,7 +80,7 @@ static void handle_request(int fd, uint32_t peer) {
         uint32_t slot = wpt_handle_slot(msg.logger_handle);
         if (f.kind == WPT_REQ_DISABLE && memcmp(&msg.guid, &zero, sizeof zero) == 0) {
             if (slot != UINT32_MAX) wpt_apply_session_gone(slot, wpt_handle_generation(msg.logger_handle));
-        } else
+        } else if (f.kind == WPT_REQ_DISABLE || registry_has(&msg))
             rc = wpt_apply_enable(&msg.guid, f.kind == WPT_REQ_ENABLE, msg.logger_handle,
                                   msg.clock_type, msg.version);
         wpt_ipc_send(fd, WPT_REPLY, rc, NULL, 0, -1, 2000);

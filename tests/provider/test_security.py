@@ -204,6 +204,24 @@ def test_malformed_requests_to_a_provider_process_are_refused_and_it_runs_on(ses
     app.expect("disable")
 
 
+def test_an_enable_the_registry_does_not_hold_is_not_applied(session_name, tmp_path, apps):
+    """A well-formed ENABLE made up by a process of this user (a running session's handle, a
+    version from the future) runs no callback and does not hide the enables that follow."""
+    control = uuid.uuid4()
+    app = apps(control, uuid.uuid4())
+    app.send("register")
+    app.expect("registered")
+    sock = os.path.join(runtime_directory(), f"p-{app.pid}.sock")
+    with TraceSession(session_name, tmp_path / "forged.etl") as s:
+        forged = control.bytes_le + struct.pack("<QQII", 2**63, s.handle | (0xFF << 32) | (5 << 16), 1, 0)
+        reply = exchange(sock, frame(0x20, forged))
+        assert reply[:8] == struct.pack("<II", MAGIC, REPLY)
+        assert app.quiet() == []                                   # no callback
+        s.enable(control, 2, 3)
+        assert app.expect("enable") == ["enable", str(s.handle & 0xFFFF), "2", "3"]
+    app.expect("disable")
+
+
 def test_a_host_whose_socket_was_removed_stops_cleanly(tmp_path):
     """Nobody could reach it to stop it any more: it stops by itself, finishing its file."""
     own = tmp_path / "rt"
