@@ -256,6 +256,18 @@ def test_start_options_and_every_session_command(tmp_path, session_name, apps):
     assert sorted(struct.unpack("<III", m.args)[2] for m in c.messages if m.guid == message) == list(range(100))
 
 
+def test_start_sequential_with_a_size_and_a_clock(tmp_path, session_name):
+    etl = tmp_path / "seq.etl"
+    wpptrace("session", "start", session_name, "-f", str(etl), "--sequential", "3", "--clock", "2")
+    try:
+        rows = query_rows(wpptrace("session", "query", session_name).stdout)
+        assert (rows["Log Mode"], rows["Maximum File Size"], rows["ClockType"]) == ("Sequential", "3 Mb", "SystemTime")
+    finally:
+        wpptrace("session", "stop", session_name)
+    header = etlcheck.read(etl).header
+    assert header["LogFileMode"] & 0x1 and header["MaximumFileSize"] == 3 and header["EndTime"]
+
+
 @pytest.mark.parametrize("kind", ["-seq", "-cir"])
 def test_tracelog_file_kinds_guid_files_and_enable(tmp_path, session_name, apps, kind):
     """-seq/-cir MB, a .guid file, and -enable of a second provider on a running session."""
