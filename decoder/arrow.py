@@ -256,6 +256,40 @@ class _Strings:
         return self._array
 
 
+class _Label:
+    """The distinct values of a label column (its dictionary, no value twice, so Parquet's
+    dictionary pages stay small) and the value id of each message key (-1: null)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.values: list[str] = []
+        self._array: pa.Array | None = None
+        self._key_ids = np.zeros(0, np.int32)
+
+    def __call__(self, value: str | None) -> int:
+        if value is None:
+            return -1
+        i = self.ids.get(value)
+        if i is None:
+            i = self.ids[value] = len(self.values)
+            self.values.append(value)
+            self._array = None
+        return i
+
+    def key_ids(self, per_key: list) -> np.ndarray:
+        """Value ids by message key (``per_key``: the column's value of each key so far)."""
+        known = len(self._key_ids)
+        if known < len(per_key):
+            more = np.array([self(v) for v in per_key[known:]], np.int32)
+            self._key_ids = np.concatenate([self._key_ids, more])
+        return self._key_ids
+
+    def array(self) -> pa.Array:
+        if self._array is None:
+            self._array = pa.array(self.values, pa.string())
+        return self._array
+
+
 class _Plans:
     """The numpy argument plans of every (message key, pointer size) met so far, in flat
     arrays indexed by ``code = key * 2 + (pointer size == 8)``: ``start`` (-1: not planned yet,
@@ -324,6 +358,7 @@ class ArrowBuilder:
         self._etls = _Strings()           # .etl file names
         self._keys: dict[str, list] = {c: [] for c in _KEY_COLUMNS}
         self._key_arrays: dict[str, pa.Array] | None = None
+        self._labels = {c: _Label() for c in _KEY_COLUMNS if SCHEMA.field(c).type == LABEL}
         self._plans = _Plans()
         self._memo: dict[tuple[int, int, bytes], list] = {}
 
@@ -436,23 +471,8 @@ class ArrowBuilder:
         nkeys = self._sync_keys()   # the renderer and Python may have added keys
         data = _BatchData(pending)
 
-        # text: the renderer's lines without their line ends, Python's at their places
-        lens = np.where(printed, ends - starts - 1, 0)
-        arr = np.frombuffer(body, np.uint8)
-        text_body = np.delete(arr, ends[printed] - 1).tobytes() if printed.any() else b""
-        text_ok = printed.copy()
-        if special:
-            removed_before = np.cumsum(printed) - printed
-            pieces, at = [], 0
-            for r in sorted(special):
-                p = int(starts[r] - removed_before[r])
-                line = special[r].text.encode("utf-8", "surrogatepass")
-                pieces += (text_body[at:p], line)
-                at = p
-                lens[r] = len(line)
-                text_ok[r] = True
-            pieces.append(text_body[at:])
-            text_body = b"".join(pieces)
+        # text: the renderer's lines (cut before their line ends below), Python's put in
+        text_ok = printed | is_special
 
         # per-message columns through the key table; Python's rows (and other records)
         # appended after it
@@ -479,33 +499,38 @@ class ArrowBuilder:
         cols: dict[str, pa.Array] = {}
         for column in _KEY_COLUMNS:
             kind = SCHEMA.field(column).type
+            if kind == LABEL:                # indices into the column's distinct values
+                label = self._labels[column]
+                ids = label.key_ids(self._keys[column])[np.minimum(kid, max(nkeys - 1, 0))] \
+                    if nkeys else np.zeros(n, np.int32)
+                for j, r in enumerate(extra_rows):
+                    ids[r] = label(extra_values[column][j])
+                nulls = ids < 0                 # nulls live in the indices (Parquet wants so)
+                if column == "guid":
+                    nulls |= no_guid
+                cols[column] = pa.DictionaryArray.from_arrays(
+                    pa.array(ids, mask=nulls) if nulls.any() else pa.array(ids), label.array())
+                continue
             base = self._key_array(column) if nkeys else pa.array([], _value_type(column))
             if extra_rows:
                 base = pa.concat_arrays([base, pa.array(extra_values[column],
                                                         _value_type(column))])
-            if not len(base):
-                cols[column] = pa.nulls(n, kind)
-                continue
-            if kind == LABEL:                # the values by reference: no copy
-                nulls = None
-                if base.null_count:          # nulls live in the indices (Parquet wants so)
-                    nulls = base.is_null().to_numpy(zero_copy_only=False)[kid]
-                    base = base.fill_null("")
-                if column == "guid" and no_guid.any():
-                    nulls = no_guid if nulls is None else nulls | no_guid
-                idx = indices if nulls is None else pa.array(kid.astype(np.int32), mask=nulls)
-                cols[column] = pa.DictionaryArray.from_arrays(idx, base)
-            else:
-                cols[column] = base.take(indices)
+            cols[column] = base.take(indices) if len(base) else pa.nulls(n, kind)
 
-        offsets = np.zeros(n + 1, np.int64)
-        np.cumsum(lens, out=offsets[1:])
-        if offsets[-1] != len(text_body) or len(text_body) >= (1 << 31):
+        if len(body) >= (1 << 31) or (n and ends[-1] != len(body)):
             raise ValueError("the renderer's line ends do not match its text")
-        text = pa.StringArray.from_buffers(
-            n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(text_body),
+        offsets = np.zeros(n + 1, np.int32)
+        offsets[1:] = ends
+        text = pc.utf8_slice_codeunits(pa.StringArray.from_buffers(
+            n, pa.py_buffer(offsets), pa.py_buffer(body),
             None if text_ok.all() else pa.array(text_ok).buffers()[1],
-            0 if text_ok.all() else int((~text_ok).sum()))
+            0 if text_ok.all() else int((~text_ok).sum())), 0, -1)
+        if special:
+            rows_of = sorted(special)
+            mask = np.zeros(n, bool)
+            mask[rows_of] = True
+            text = pc.replace_with_mask(text, pa.array(mask),
+                                        pa.array([special[r].text for r in rows_of], pa.string()))
         if any(m.error for m in special.values()):
             errs = np.full(n, None, object)
             for r, m in special.items():
