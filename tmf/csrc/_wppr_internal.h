@@ -6,9 +6,26 @@
 #include "wpprender.h"
 
 /* -- output buffer (wppr_text.c) -- */
-int wppr_reserve(wppr_buf *b, size_t extra);          /* 0, or -1: out of memory */
-int wppr_put(wppr_buf *b, const void *p, size_t n);
-int wppr_putc(wppr_buf *b, uint8_t c);
+#include <string.h>
+int wppr_grow(wppr_buf *b, size_t extra);             /* 0, or -1: out of memory */
+/* inline: the renderer calls these several times per field of every row */
+static inline int wppr_reserve(wppr_buf *b, size_t extra)   /* 0, or -1: out of memory */
+{
+    return b->len + extra <= b->cap ? 0 : wppr_grow(b, extra);
+}
+static inline int wppr_put(wppr_buf *b, const void *p, size_t n)
+{
+    if (wppr_reserve(b, n)) return -1;
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+static inline int wppr_putc(wppr_buf *b, uint8_t c)
+{
+    if (b->len == b->cap && wppr_grow(b, 1)) return -1;
+    b->data[b->len++] = c;
+    return 0;
+}
 int wppr_put_cp(wppr_buf *b, uint32_t cp);             /* one code point as UTF-8 */
 
 /* -- text conversions, each appending UTF-8 to b -- */

@@ -8,7 +8,7 @@
 #include <string.h>
 #include "_wppr_internal.h"
 
-int wppr_reserve(wppr_buf *b, size_t extra)
+int wppr_grow(wppr_buf *b, size_t extra)
 {
     if (b->len + extra <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 65536;
@@ -27,20 +27,6 @@ void wppr_buf_free(wppr_buf *b)
     b->len = b->cap = 0;
 }
 
-int wppr_put(wppr_buf *b, const void *p, size_t n)
-{
-    if (wppr_reserve(b, n)) return -1;
-    if (n) memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
-int wppr_putc(wppr_buf *b, uint8_t c)
-{
-    if (b->len == b->cap && wppr_reserve(b, 1)) return -1;
-    b->data[b->len++] = c;
-    return 0;
-}
 
 int wppr_put_cp(wppr_buf *b, uint32_t cp)
 {
@@ -365,6 +351,21 @@ int wppr_put_double(wppr_buf *b, double value, int conv, int flags, int width, i
 int wppr_put_pyint(wppr_buf *b, uint64_t value, int conv, int flags, int width, int prec)
 {
     size_t start = b->len;
+    if ((conv == 'X' || conv == 'x' || conv == 'd') && !(flags & ~WPPR_ZERO) && prec < 0
+            && width <= 20) {
+        /* the prefix's usual %04X / %d: digits written backwards, padded to the width */
+        char d[24];
+        const char *set = conv == 'X' ? "0123456789ABCDEF" : "0123456789abcdef";
+        unsigned base = conv == 'd' ? 10 : 16;
+        int n = 0;
+        do { d[23 - n++] = set[value % base]; value /= base; } while (value);
+        int pad = width > n ? width - n : 0;
+        if (wppr_reserve(b, (size_t)(pad + n))) return -1;
+        memset(b->data + b->len, (flags & WPPR_ZERO) ? '0' : ' ', (size_t)pad);
+        memcpy(b->data + b->len + pad, d + 24 - n, (size_t)n);
+        b->len += (size_t)(pad + n);
+        return 0;
+    }
     if (conv == 's') {
         if (wppr_put_u64(b, value)) return -1;
         return wppr_finish_str(b, start, flags & WPPR_MINUS, width, prec);

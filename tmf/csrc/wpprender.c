@@ -467,9 +467,14 @@ static int put_status(wppr_buf *o, int kind, uint32_t code, const char *zero, co
         return wppr_putc(o, ')');
     }
     if (!unknown) return PUTS(o, "0x") || wppr_put_hex(o, code, 8, 0) ? -1 : 0;
-    char text[32];                                     /* NAME=%8X */
-    int n = snprintf(text, sizeof text, "%s=%8X", unknown, code);
-    return wppr_put(o, text, (size_t)n);
+    /* NAME=%8X: upper-case hex, space-padded to 8 */
+    if (wppr_put(o, unknown, strlen(unknown)) || wppr_putc(o, '=')) return -1;
+    int digits = 1;
+    while (digits < 8 && code >> (4 * digits)) digits++;
+    if (wppr_reserve(o, 8)) return -1;
+    memset(o->data + o->len, ' ', (size_t)(8 - digits));
+    o->len += (size_t)(8 - digits);
+    return wppr_put_hex(o, code, digits, 1);
 }
 
 static int put_hex_bytes(wppr_buf *o, const uint8_t *a, int n)
