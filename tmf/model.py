@@ -123,6 +123,9 @@ class TmfSet:
         # reading order (``defer``); GUID -> its numbers there
         self._deferred: dict[tuple[uuid.UUID, int], list] = {}
         self._deferred_guids: dict[uuid.UUID, set[int]] = {}
+        # deferred entries a lookup did not need (an earlier one of the same key won), parsed
+        # by a full listing for the problems they may report
+        self._outranked: list = []
 
     # -- building -------------------------------------------------------------------------
     def add_message(self, message: Message, priority: int = 0) -> None:
@@ -152,10 +155,16 @@ class TmfSet:
             numbers.discard(key[1])
             if not numbers:
                 del self._deferred_guids[key[0]]
+        later = []
         for entry, priority in entries:
+            if key in self._messages and priority <= self._priority[key]:
+                later.append((entry, priority))     # cannot win: parsed on a full listing
+                continue
             for message in entry.messages(self):
                 if message.number == key[1]:
                     self.add_message(message, priority)
+        if later:
+            self._outranked.extend(later)
 
     def _materialize_guid(self, guid: uuid.UUID) -> None:
         for number in sorted(self._deferred_guids.get(guid, ())):
@@ -164,6 +173,9 @@ class TmfSet:
     def _materialize_all(self) -> None:
         while self._deferred:
             self._materialize(next(iter(self._deferred)))
+        outranked, self._outranked = self._outranked, []
+        for entry, _priority in outranked:
+            entry.messages(self)
 
     def add_enum(self, enum: EnumDef) -> None:
         self._enums[enum.name] = enum

@@ -86,4 +86,6 @@ def test_only_the_entries_looked_up_are_parsed(tmp_path, monkeypatch):
     assert [issue.line for issue in lazy.issues] == [28]
     assert lazy.lookup(G, 30) is None                                # its problem now reported
     assert parsed == ["40", "31", "30"] and len(lazy.issues) == 2
+    assert lazy.lookup(G, 10).format == "%0first 10 %10!d!"
+    assert parsed == ["40", "31", "30", "10"]                        # the later 10 cannot win
     assert lazy.has_guid(H) and lazy.component(H) == "Other"
