@@ -28,7 +28,7 @@ from bisect import bisect_left
 from itertools import accumulate, chain
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
-from ._hazmat import ETL
+from ._hazmat import ETL, running_max
 
 from .buffers import (MAX_BUFFER_SIZE, Buffer, ReadLog, buffer_info, decode,
                       starts_with_logfile_header)
@@ -185,10 +185,12 @@ class FileSource:
                 if _in_window(run, lo, hi):
                     etl.account(buf)
                 continue
-            ends = list(accumulate(keys, max, initial=run)) if run is not None else \
-                list(accumulate(keys, max))
-            if run is not None:
-                ends = ends[1:]
+            ends = running_max(keys, -(1 << 63) if run is None else run)
+            if ends is None:                            # times beyond 64 bits: Python ints
+                ends = list(accumulate(keys, max, initial=run)) if run is not None else \
+                    list(accumulate(keys, max))
+                if run is not None:
+                    ends = ends[1:]
             start = 0 if lo is None else bisect_left(ends, lo)
             end = len(ends) if hi is None else bisect_left(ends, hi)
             if ends:
