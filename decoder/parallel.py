@@ -32,11 +32,21 @@ _SPREAD = 8  # points per buffer when placing its bytes in time
 
 
 def default_jobs(output: str | None, size: int) -> int:
-    """The number of processes ``fmt`` uses when not told: one per core for a large input
-    written to a file, else one."""
+    """The number of processes ``fmt`` uses when not told: one per core (the cores this
+    process may run on) for a large input written to a regular file (or one to be made), else
+    one: standard output, pipes and devices such as /dev/null get one process."""
     if output in (None, "-") or size < AUTO_MIN_BYTES:
         return 1
-    return max(1, os.cpu_count() or 1)
+    try:
+        if not stat.S_ISREG(os.stat(output).st_mode):
+            return 1
+    except OSError:
+        pass                                     # not there yet: a file to be made
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores)
 
 
 def cut_keys(etl, jobs: int) -> list[int | None]:

@@ -2,6 +2,8 @@
 Lines, the summary), whatever the cut times; damage is reported once."""
 from __future__ import annotations
 
+import os
+
 import pathlib
 import sys
 
@@ -94,4 +96,5 @@ def test_jobs_on_a_damaged_file_report_the_damage_once(tmp_path, corpus):
 def test_default_jobs():
     assert parallel.default_jobs(None, 1 << 30) == 1            # standard output: one process
     assert parallel.default_jobs("out.txt", 1 << 20) == 1        # a small input: one process
-    assert parallel.default_jobs("out.txt", 1 << 30) >= 1
+    assert parallel.default_jobs("out.txt", 1 << 30) == len(os.sched_getaffinity(0))  # per core
+    assert parallel.default_jobs(os.devnull, 1 << 30) == 1      # a device: one process
