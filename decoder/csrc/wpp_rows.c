@@ -151,10 +151,24 @@ static __int128 floor_div(__int128 a, __int128 b)
 
 /* FILETIME milliseconds of a raw time, as TimeConverter computes it (floor divisions), and
  * the FILETIME itself in *filetime */
+static int64_t floor_div64(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0))) q--;
+    return q;
+}
+
 static int64_t milli_of(int64_t ts, const wpprow_clock *c, int64_t *filetime)
 {
     if (c->den <= 0)
         return INT64_MIN + 1;
+    int64_t delta, ft64;
+    if (c->num == c->den && !__builtin_sub_overflow(ts, c->origin, &delta)
+            && !__builtin_add_overflow(c->start, delta, &ft64) && ft64 > INT64_MIN + 10000) {
+        /* a 10 MHz or FILETIME clock: 64-bit arithmetic gives the same values */
+        *filetime = ft64 < 0 ? INT64_MIN : ft64;
+        return floor_div64(ft64, 10000);
+    }
     __int128 ft = (__int128)c->start + floor_div(((__int128)ts - c->origin) * c->num, c->den);
     __int128 ms = floor_div(ft, 10000);
     if (ms <= (__int128)INT64_MIN + 1 || ms > (__int128)INT64_MAX)

@@ -16,7 +16,13 @@ static inline int wppr_reserve(wppr_buf *b, size_t extra)   /* 0, or -1: out of 
 static inline int wppr_put(wppr_buf *b, const void *p, size_t n)
 {
     if (wppr_reserve(b, n)) return -1;
-    if (n) memcpy(b->data + b->len, p, n);
+    uint8_t *d = b->data + b->len;
+    if (n <= 16) {                      /* most pieces are short: no call into the C library */
+        const uint8_t *s = p;
+        for (size_t i = 0; i < n; i++) d[i] = s[i];
+    } else {
+        memcpy(d, p, n);
+    }
     b->len += n;
     return 0;
 }

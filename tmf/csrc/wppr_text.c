@@ -201,7 +201,12 @@ static int digits_of(char *out, uint64_t v, int base, int upper)
     char tmp[24];
     const char *set = upper ? "0123456789ABCDEF" : "0123456789abcdef";
     int n = 0;
-    do { tmp[n++] = set[v % (unsigned)base]; v /= (unsigned)base; } while (v);
+    if (base == 16)                     /* shifts, not divisions, for the common bases */
+        do { tmp[n++] = set[v & 15]; v >>= 4; } while (v);
+    else if (base == 10)
+        do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    else
+        do { tmp[n++] = set[v % (unsigned)base]; v /= (unsigned)base; } while (v);
     for (int i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
     return n;
 }
@@ -356,9 +361,11 @@ int wppr_put_pyint(wppr_buf *b, uint64_t value, int conv, int flags, int width, 
         /* the prefix's usual %04X / %d: digits written backwards, padded to the width */
         char d[24];
         const char *set = conv == 'X' ? "0123456789ABCDEF" : "0123456789abcdef";
-        unsigned base = conv == 'd' ? 10 : 16;
         int n = 0;
-        do { d[23 - n++] = set[value % base]; value /= base; } while (value);
+        if (conv == 'd')
+            do { d[23 - n++] = (char)('0' + value % 10); value /= 10; } while (value);
+        else
+            do { d[23 - n++] = set[value & 15]; value >>= 4; } while (value);
         int pad = width > n ? width - n : 0;
         if (wppr_reserve(b, (size_t)(pad + n))) return -1;
         memset(b->data + b->len, (flags & WPPR_ZERO) ? '0' : ' ', (size_t)pad);
