@@ -117,17 +117,22 @@ def _civil_from_unix(unix: int) -> tuple[int, int, int, int, int, int]:
     return (y, m, d, secs // 3600, secs // 60 % 60, secs % 60)
 
 
-def marker_values(message, *, component: str | None = None) -> dict[str, str]:
+def marker_values(message, *, component: str | None = None,
+                  defaults: Mapping[str, str] | None = None) -> dict[str, str]:
     """The WPP marker values of a TMF message for the prefix and the message text.
 
     The formatter's own rules (``wpptrace.tmf.render.marker_defaults``: trailer keys, LEVEL
     from any ``*LEVEL=`` key, COMPNAME, FILE, LINE) plus upper-case aliases of trailer keys
     (``Flags=`` in some projects) and empty defaults for FUNC/FLAGS/LEVEL/SUBCOMP, so a prefix
     naming a marker the message lacks prints nothing rather than the marker.
+    ``defaults``: ``marker_defaults(message)`` when the caller has it (a formatter's
+    ``markers``).
     """
-    from wpptrace.tmf.render import marker_defaults
+    if defaults is None:
+        from wpptrace.tmf.render import marker_defaults
 
-    values = marker_defaults(message)
+        defaults = marker_defaults(message)
+    values = dict(defaults)
     for key, value in list(values.items()):
         values.setdefault(key.upper(), value)
     if component is not None:

@@ -352,7 +352,6 @@ class WppDecoder:
             entry.component = message.component or "Unknown"
             entry.name = message.name
             entry.format = message.format
-            entry.markers = marker_values(message)
             # A leading %0 is where the prefix goes: the formatter renders it as nothing and
             # this module puts the prefix in front.
             entry.has_prefix = message.format.startswith("%0")
@@ -362,6 +361,7 @@ class WppDecoder:
                 entry.formatter = self._render.compile_message(message, self.tmfset, utc=self.utc)
             except Exception as exc:  # a bad format string is a format error, not a crash
                 entry.compile_error = str(exc) or type(exc).__name__
+            entry.markers = marker_values(message, defaults=getattr(entry.formatter, "markers", None))
         self._entries[(guid, number)] = entry
         return entry
 

@@ -229,10 +229,10 @@ def parse_tmf_format(fmt: str) -> list[Piece]:
                         spec = dataclasses.replace(spec, conversion="s")
                     if len(_SPECS) < 4096:
                         _SPECS[body] = spec
-                pieces.append(Insert(index, spec))
+                pieces.append(_insert(index, spec, body))
                 i = close + 1
             else:
-                pieces.append(Insert(index, None))
+                pieces.append(_insert(index, None, None))
                 i = k
             continue
         if ch == "!":
@@ -250,6 +250,18 @@ def parse_tmf_format(fmt: str) -> list[Piece]:
 
 #: spec text -> Spec, for the specs TMF formats repeat (Spec is immutable)
 _SPECS: dict[str, Spec] = {}
+#: (index, spec text) -> Insert: pieces are immutable, and TMF formats repeat them
+_INSERTS: dict[tuple, "Insert"] = {}
+
+
+def _insert(index: int, spec: Spec | None, body: str | None) -> "Insert":
+    key = (index, body)
+    piece = _INSERTS.get(key)
+    if piece is None:
+        piece = Insert(index, spec)
+        if len(_INSERTS) < 4096:
+            _INSERTS[key] = piece
+    return piece
 
 
 def parse_printf_format(fmt: str) -> list[Piece]:

@@ -125,6 +125,11 @@ class MessageFormatter:
 
     # -- compilation --
 
+    @property
+    def markers(self) -> dict[str, str]:
+        """The message's ``marker_defaults`` (computed once; do not modify)."""
+        return self._markers
+
     def _fail(self, reason: str) -> FormatError:
         return FormatError(f"{self._label}: {reason}")
 
