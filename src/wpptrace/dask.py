@@ -7,8 +7,9 @@ types survive ``to_parquet``). Partitions (``plan``): one per file, or, for a fi
 cut, the one ``fmt -j`` uses): buffers are independent, and within a partition the merge order
 is the engine's. The windows of a file, in order, are the file's whole order.
 
-The TMF set is loaded once on the client and becomes one task of the graph: each worker
-fetches it once, whatever the number of partitions. Each partition runs
+The TMF set is loaded once on the client and sent to each worker once (on a distributed
+cluster it is scattered to every worker before the partitions run, so the scheduler places
+them freely), whatever the number of partitions. Each partition runs
 ``decoder.arrow.decode_range``, which never fails for bad input: a damaged file gives its
 intact records, and every problem (path, byte offset, message) becomes a row of the issues
 table (``read_etl(..., issues=True)`` returns it as a second dataframe, computed from the same
@@ -103,6 +104,20 @@ def _loaded(tmf):
     return tmfset
 
 
+def _shipped(tmfset):
+    """The TMF set as one node of the graph: on a distributed cluster, copied to every worker
+    once up front (so no worker waits for, or is chosen for, holding it); else a constant."""
+    import dask
+
+    try:
+        from distributed import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):
+        return dask.delayed(tmfset, pure=True, traverse=False)
+    return client.scatter(tmfset, broadcast=True, hash=True)
+
+
 def read_etl(paths: str | os.PathLike | Sequence[str | os.PathLike], tmf: Any = None, *,
              split_bytes: int = DEFAULT_SPLIT_BYTES, all_records: bool = False,
              issues: bool = False):
@@ -119,7 +134,7 @@ def read_etl(paths: str | os.PathLike | Sequence[str | os.PathLike], tmf: Any = 
     from wpptrace.decoder.arrow import ISSUES_SCHEMA, SCHEMA
 
     parts = plan(paths, split_bytes)
-    tmf_task = dask.delayed(_loaded(tmf), pure=True, traverse=False)   # one key: sent once
+    tmf_task = _shipped(_loaded(tmf))
     outputs = [dask.delayed(decode_partition, pure=True, nout=2)(path, window, tmf_task,
                                                                   all_records)
                for path, window in parts]
