@@ -414,8 +414,12 @@ class ArrowBuilder:
         buffer) and references to the buffers its rows point into; the rows the renderer
         left to Python are decoded now, while the view still holds their buffers."""
         n = len(items)
-        refs = np.arange(items.start, items.stop, dtype=np.uint64) if isinstance(items, range) \
-            else np.frombuffer(array("Q", items), np.uint64)
+        if isinstance(items, range):
+            refs = np.arange(items.start, items.stop, dtype=np.uint64)
+        elif isinstance(items, array) and items.itemsize == 8:     # the merge's row refs
+            refs = np.frombuffer(items, np.uint64)
+        else:
+            refs = np.frombuffer(array("Q", items), np.uint64)
         slots = (refs >> np.uint64(32)).astype(np.intp)
         index = (refs & np.uint64(0xFFFFFFFF)).astype(np.intp)
         first = int(slots[0])
