@@ -31,6 +31,12 @@ class RealtimeSubscription:
 
     ``get(timeout)`` returns the next buffer's bytes, or None on timeout or once the session
     stopped and every buffer was read (then ``closed`` is True). ``close()`` stops receiving.
+
+    Once the stream ended, ``final_sequence`` is the SequenceNumber of the last buffer the
+    session flushed and ``dropped`` the buffers it dropped for this subscription (its queue
+    was full), as the session said at its end; both are None before, or if the end came
+    without them (the session's host died). Buffers dropped after the last one received
+    leave no gap in the SequenceNumbers: ``final_sequence`` counts them.
     """
 
     def __init__(self, session_name: str):
@@ -45,6 +51,23 @@ class RealtimeSubscription:
         self._filled = ffi.new("uint32_t *")
         self._lock = threading.Lock()
         self._ended = False
+        self._final: tuple[int, int] | None = None
+
+    def _take_final(self) -> None:
+        """Keep what the end of the stream said (self._sub still open)."""
+        info = ffi.new("wpptrace_rt_final_info *")
+        if self._final is None and lib.wpptrace_rt_final(self._sub, info):
+            self._final = (int(info.LastSequence), int(info.Dropped))
+
+    @property
+    def final_sequence(self) -> int | None:
+        """The last SequenceNumber the session flushed, once the stream ended (else None)."""
+        return self._final[0] if self._final is not None else None
+
+    @property
+    def dropped(self) -> int | None:
+        """Buffers the session dropped for this subscription, once the stream ended (else None)."""
+        return self._final[1] if self._final is not None else None
 
     @property
     def closed(self) -> bool:
@@ -52,6 +75,8 @@ class RealtimeSubscription:
         if self._sub is None or self._ended:
             return True
         self._ended = bool(lib.wpptrace_rt_drained(self._sub))
+        if self._ended:
+            self._take_final()
         return self._ended
 
     def get(self, timeout: float | None = None) -> bytes | None:
@@ -66,6 +91,7 @@ class RealtimeSubscription:
                     return ffi.unpack(self._out, self._filled[0])
                 if rc == lib.ERROR_HANDLE_EOF:
                     self._ended = True
+                    self._take_final()
                     return None
                 if rc != lib.WAIT_TIMEOUT:
                     raise Win32Error(rc, "RealtimeSubscription.get")
@@ -95,6 +121,7 @@ class RealtimeSubscription:
     def close(self) -> None:
         with self._lock:
             if self._sub is not None:
+                self._take_final()
                 lib.wpptrace_rt_close(self._sub)
                 self._sub = None
 

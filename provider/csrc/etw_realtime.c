@@ -15,6 +15,9 @@
  * wpptrace_rt_* functions work on both. A remote consumer that must know it has everything
  * flushed so far (CloseTrace during ProcessTrace) asks the host for a sync marker, which
  * the host's sender puts behind the buffers already queued for it.
+ * The end of a stream says what the consumer cannot see for itself: the last SequenceNumber
+ * the session flushed and how many buffers its queue dropped (a remote consumer gets both in
+ * the END frame), so buffers dropped after the last one it received are counted too.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -43,6 +46,9 @@ struct wpptrace_rt_subscription {
     rt_item *batch_head, *batch_tail;   /* delivered in the current flush, not visible yet */
     uint32_t batch_count;
     int ended;                 /* the session stopped (local) / END or EOF seen (remote) */
+    uint64_t dropped;          /* buffers not queued because the queue was full (local) */
+    wpptrace_rt_final_info final;   /* set with ended, when the end said so */
+    int final_known;
     int closed;
     int refs;                  /* the hub's and the consumer's */
     wpt_rt_hub *hub;           /* NULL once unlinked (g_rt_lock) */
@@ -127,6 +133,8 @@ static int push(wpptrace_rt_subscription *sub, rt_item *it) {
         sub->batch_tail = it;
         sub->batch_count++;
         ok = 1;
+    } else if (!sub->closed) {
+        sub->dropped++;
     }
     pthread_mutex_unlock(&sub->lock);
     return ok;
@@ -326,7 +334,12 @@ static void *serve_main(void *arg) {
                 if (wpt_ipc_send(fd, WPT_RT_BUFFER, (uint32_t)more, buf, filled, -1, -1) != 0) break;
                 atomic_fetch_add(&a->slot->sent, 1);
             } else if (rc == ERROR_HANDLE_EOF) {
-                wpt_ipc_send(fd, WPT_RT_END, 0, NULL, 0, -1, 2000);
+                wpptrace_rt_final_info fin = {0, 0};
+                pthread_mutex_lock(&a->sub->lock);
+                int known = a->sub->final_known;
+                if (known) fin = a->sub->final;
+                pthread_mutex_unlock(&a->sub->lock);
+                wpt_ipc_send(fd, WPT_RT_END, 0, &fin, known ? sizeof fin : 0, -1, 2000);
                 break;
             }
             /* after SUBSCRIBE a consumer only sends SYNC; anything else (EOF) means it left */
@@ -393,6 +406,7 @@ ULONG wpt_rt_serve(wpt_session *s, int fd) {
 
 void wpt_rt_end(wpt_session *s) {
     wpt_rt_hub *hub = s->realtime;
+    uint64_t last = s->buffer_sequence > 0 ? (uint64_t)s->buffer_sequence : 0;
     pthread_mutex_lock(&g_rt_lock);
     wpptrace_rt_subscription *sub = hub->subs;
     hub->subs = NULL;
@@ -406,6 +420,9 @@ void wpt_rt_end(wpt_session *s) {
         pthread_mutex_lock(&sub->lock);
         publish_batch(sub);
         sub->ended = 1;
+        sub->final.LastSequence = last;
+        sub->final.Dropped = sub->dropped;
+        sub->final_known = 1;
         pthread_cond_broadcast(&sub->cond);
         pthread_mutex_unlock(&sub->lock);
         unref(sub);
@@ -551,13 +568,15 @@ static int remote_pump(wpptrace_rt_subscription *sub, int timeout_ms) {
                     wpt_frame *f = &sub->frame;
                     if (f->magic != WPT_WIRE_MAGIC
                         || (f->kind != WPT_RT_BUFFER && f->kind != WPT_RT_END && f->kind != WPT_RT_SYNC)
-                        || (f->kind != WPT_RT_BUFFER && f->length)
+                        || (f->kind == WPT_RT_SYNC && f->length)
+                        || (f->kind == WPT_RT_END && f->length
+                            && f->length != sizeof(wpptrace_rt_final_info))
                         || f->length > sub->buffer_size) {
                         sub->ended = 1;          /* not a stream we understand: stop here */
                         return -1;
                     }
-                    if (f->kind == WPT_RT_END) {
-                        sub->ended = 1;
+                    if (f->kind == WPT_RT_END && !f->length) {
+                        sub->ended = 1;         /* an end that does not say more */
                         return -1;
                     }
                     if (f->kind == WPT_RT_SYNC) {
@@ -570,6 +589,12 @@ static int remote_pump(wpptrace_rt_subscription *sub, int timeout_ms) {
                 sub->body_have += (uint32_t)n;
             }
             if (sub->head_have == sizeof sub->frame && sub->body_have == sub->frame.length) {
+                if (sub->frame.kind == WPT_RT_END) {
+                    memcpy(&sub->final, sub->body, sizeof sub->final);
+                    sub->final_known = 1;
+                    sub->ended = 1;
+                    return -1;
+                }
                 sub->frame_ready = 1;
                 return 1;
             }
@@ -667,6 +692,15 @@ ULONG wpptrace_rt_sync(wpptrace_rt_subscription *sub, int timeout_ms) {
     }
     pthread_mutex_unlock(&sub->lock);
     return rc;
+}
+
+int wpptrace_rt_final(wpptrace_rt_subscription *sub, wpptrace_rt_final_info *info) {
+    if (!sub) return 0;
+    pthread_mutex_lock(&sub->lock);
+    int known = sub->ended && sub->final_known;
+    if (known && info) *info = sub->final;
+    pthread_mutex_unlock(&sub->lock);
+    return known;
 }
 
 void wpptrace_rt_close(wpptrace_rt_subscription *sub) {

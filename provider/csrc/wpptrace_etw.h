@@ -205,6 +205,14 @@ ULONG wpptrace_rt_next(wpptrace_rt_subscription *Subscription, int TimeoutMs, vo
 ULONG wpptrace_rt_sync(wpptrace_rt_subscription *Subscription, int TimeoutMs);
 /* 1 once the session stopped and every buffer was taken. */
 int   wpptrace_rt_drained(wpptrace_rt_subscription *Subscription);
+typedef struct {
+    ULONG64 LastSequence;   /* the SequenceNumber of the last buffer the session flushed (0: none) */
+    ULONG64 Dropped;        /* buffers dropped for this subscription: its queue was full */
+} wpptrace_rt_final_info;
+/* What the session said when the stream ended: 1 (and *Info filled) once it stopped and said
+ * it; 0 while it runs, or if the stream ended without it (the host died). Buffers dropped
+ * after the last one received show no gap: LastSequence counts them. */
+int   wpptrace_rt_final(wpptrace_rt_subscription *Subscription, wpptrace_rt_final_info *Info);
 void  wpptrace_rt_close(wpptrace_rt_subscription *Subscription);
 
 /* ---- .etl files written from another session's buffers (a collector of relayed sessions) ---

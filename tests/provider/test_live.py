@@ -121,6 +121,30 @@ def test_slow_consumer_is_queued_up_to_maximum_buffers_then_counted_lost(session
             assert s.query().RealTimeBuffersLost == lost
 
 
+@pytest.mark.parametrize("private", [False, True], ids=["host", "private"])
+def test_the_end_of_a_stream_says_the_last_sequence_and_the_drops_after_the_last_buffer(session_name, private):
+    """A consumer that does not read while the session flushes its last buffers and stops:
+    the newest buffers are dropped, so no gap shows them; the end of the stream says the last
+    SequenceNumber flushed and this subscription's drops, which account for every buffer."""
+    flushed = 60
+    mode = P.EVENT_TRACE_REAL_TIME_MODE | (P.EVENT_TRACE_PRIVATE_LOGGER_MODE if private else 0)
+    s = realtime(session_name, BufferSize=4, MinimumBuffers=2, MaximumBuffers=8, LogFileMode=mode)
+    with subscribe_realtime(session_name) as sub:
+        try:
+            for i in range(flushed):
+                log(s, 4, [i])
+            assert sub.final_sequence is None and sub.dropped is None     # still running
+        finally:
+            final = s.stop()
+        got = list(sub)                                  # header buffer, then what was kept
+        assert sub.closed
+        sequences = [etlcheck.BUFFER_HEADER.unpack_from(d, 0)[5] for d in got[1:]]  # SequenceNumber
+        assert sequences == list(range(1, len(sequences) + 1))   # the oldest kept, no gap
+        assert sub.final_sequence == flushed > sequences[-1]     # drops after the last one
+        assert sub.dropped == flushed - len(sequences) == final.RealTimeBuffersLost > 0
+    assert sub.final_sequence == flushed and sub.dropped == final.RealTimeBuffersLost  # kept
+
+
 def test_a_consumer_that_leaves_does_not_disturb_the_session(session_name, consumers, tmp_path):
     path = tmp_path / "stays.etl"
     with TraceSession(session_name, path, LogFileMode=P.EVENT_TRACE_REAL_TIME_MODE
