@@ -91,6 +91,10 @@ class TracedSession:
     def query(self):
         return api.ControlTrace(self.handle, None, None, lib.EVENT_TRACE_CONTROL_QUERY)
 
+    def flush(self):
+        """What was logged so far reaches the file and the real-time queues when this returns."""
+        return api.ControlTrace(self.handle, None, None, lib.EVENT_TRACE_CONTROL_FLUSH)
+
     def stop(self):
         if self.final is None:
             try:

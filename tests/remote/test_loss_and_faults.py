@@ -3,13 +3,16 @@ provider never waits; a killed relay leaves a file readable up to its last whole
 broken connection resumes where the file ends."""
 from __future__ import annotations
 
+import os
 import re
+import signal
 import threading
 
 from remote_helpers import (PATIENCE, Proxy, TracedSession, data_buffers, decoded_text, header,
                             relay_process, wait_until)
 
 from wpptrace.remote import Collector, Relay
+from wpptrace.remote import protocol as P
 
 
 def _records(path) -> int:
@@ -83,6 +86,52 @@ def test_a_stalled_link_drops_whole_buffers_counted_exactly_without_stalling_the
     assert len(collected) == len(local) - dropped
     positions = {buf: i for i, buf in enumerate(local)}
     kept = [positions[buf] for buf in collected]      # whole buffers, unchanged, in order
+    assert kept == sorted(kept)
+
+
+def test_buffers_the_session_drops_after_the_last_one_the_relay_read_are_counted_exactly(tmp_path):
+    """A relay that cannot read (stopped) while the session flushes its last buffers and
+    stops: the session's queue for it keeps the oldest and drops the newest, which leave no
+    gap; the end of the stream says the last SequenceNumber, so session_lost is exact."""
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector, \
+            TracedSession(tmp_path, "tail", buffer_kb=8, max_buffers=8) as session:
+        relay = relay_process(session.name, collector.address)
+        try:
+            wait_until(lambda: len(collector.sources) == 1, what="the relay")
+            session.log(200, size=160)      # the flush timer takes them to the collector
+            wait_until(lambda: collector.sources[0].buffers > 0, what="a first buffer")
+            os.kill(relay.pid, signal.SIGSTOP)      # the relay reads nothing from now on
+            try:
+                for _ in range(60):          # far more buffers than its queue holds, one
+                    session.log(30, size=160)  # flush at a time (8 buffers in all for writers)
+                    session.flush()
+                final = session.stop()
+            finally:
+                os.kill(relay.pid, signal.SIGCONT)
+            assert relay.wait(PATIENCE) == 0
+            assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+        finally:
+            relay.kill() if relay.poll() is None else None
+        source = collector.sources[0]
+    summary = relay.stderr.read().strip().splitlines()[-1]
+    read, dropped, session_lost, last = (
+        int(re.search(what, summary).group(1))
+        for what in (r"(\d+) buffers read", r"(\d+) dropped", r"(\d+) lost by the session",
+                     r"lost by the session \(its last buffer: (\d+)\)"))
+
+    local, collected = data_buffers(session.path), data_buffers(source.path)
+    sequence = lambda buf: P.buffer_field(buf, "SequenceNumber")
+    assert last == len(local) == sequence(local[-1])   # the session's own file: every buffer
+    assert dropped == 0 and len(collected) == read      # the relay itself lost nothing
+    assert sequence(collected[-1]) < last               # the newest were dropped: no gap shows
+    assert session_lost == last - read > 0
+    assert session_lost == final.RealTimeBuffersLost    # the relay was the only consumer
+    assert final.EventsLost == 0
+    # the collector got the same count, and its file says it
+    assert source.session_lost == source.lost == session_lost and source.sequence_gaps == 0
+    assert header(source.path).buffers_lost == session_lost
+    positions = {buf: i for i, buf in enumerate(local)}
+    kept = [positions[buf] for buf in collected]         # whole buffers, unchanged, in order
     assert kept == sorted(kept)
 
 

@@ -93,10 +93,12 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         relay.close()
     s = relay.stats
+    final = (f" (its last buffer: {s.session_final})" if s.session_final is not None
+             else "")
     print(f"wpptrace {PROG}: {args.session}: {s.buffers_read} buffers read, {s.buffers_sent} "
-          f"sent, {s.relay_dropped} dropped (queue full), {s.session_lost} lost by the session, "
-          f"events lost {s.events_lost}; {relay.outcome}", file=sys.stderr)
-    if s.session_rt_lost > s.session_lost:
+          f"sent, {s.relay_dropped} dropped (queue full), {s.session_lost} lost by the "
+          f"session{final}, events lost {s.events_lost}; {relay.outcome}", file=sys.stderr)
+    if s.session_final is None and s.session_rt_lost > s.session_lost:
         print(f"wpptrace {PROG}: the session counted {s.session_rt_lost} real-time buffers lost "
               f"(for all its consumers, as of its last query)", file=sys.stderr)
     return 0 if relay.outcome in ("ended", "stopped") else 1

@@ -15,7 +15,9 @@ Three parts, so that the network can never slow the traced application down:
 Buffers go out in the order the session flushed them (the header buffer first, each
 processor's buffers in sequence order: the order ProcessTraceAddBufferToBufferStream
 requires). Buffers the session dropped before the relay read them are found from gaps in
-the buffers' SequenceNumbers and reported as ``session_lost``. ``add()`` lets any other
+the buffers' SequenceNumbers while it runs, and at its end from the last SequenceNumber it
+says it flushed (drops after the last buffer received leave no gap); both are reported as
+``session_lost``. ``add()`` lets any other
 source of buffers (a BufferCallback) feed a relay instead of a session.
 """
 from __future__ import annotations
@@ -74,8 +76,12 @@ class RelayStats:
     buffers_sent: int = 0       #: BUFFER frames written to a connection (resends included)
     bytes_sent: int = 0
     relay_dropped: int = 0      #: dropped here: the outbox was full
-    session_lost: int = 0       #: dropped by the session before the relay read them (seen
-                                #: as gaps: the last buffers of a session show none)
+    session_lost: int = 0       #: dropped by the session before the relay read them (gaps
+                                #: while it runs; exact once it ended: see session_final)
+    session_final: Optional[int] = None   #: the last SequenceNumber the session flushed, as
+                                #: its end said (None before, or if the end did not say)
+    session_dropped: Optional[int] = None  #: buffers the session dropped for this relay's
+                                #: subscription (its queue was full), as its end said
     events_lost: int = 0        #: the session's EventsLost (last known)
     session_rt_lost: int = 0    #: the session's RealTimeBuffersLost, all consumers (last known)
     acknowledged: int = 0       #: the collector has everything below this sequence
@@ -263,6 +269,7 @@ class Relay:
                 if data is None:
                     if sub.closed:
                         self._query_session()
+                        self._count_session_end(sub)
                         self.finish()
                         self.session_ended.set()
                         return
@@ -286,6 +293,17 @@ class Relay:
         seq = P.buffer_field(data, "SequenceNumber")
         self._session_seq_seen += 1
         self._session_seq_max = max(self._session_seq_max, seq)
+        self.stats.session_lost = max(0, self._session_seq_max - self._session_seq_seen)
+
+    def _count_session_end(self, sub) -> None:
+        """The session's end says the last SequenceNumber it flushed: every one not received
+        was lost, the last ones too (they leave no gap)."""
+        final = sub.final_sequence
+        if final is None:
+            return          # the host died: the gaps seen are all that is known
+        self.stats.session_final = final
+        self.stats.session_dropped = sub.dropped
+        self._session_seq_max = max(self._session_seq_max, final)
         self.stats.session_lost = max(0, self._session_seq_max - self._session_seq_seen)
 
     def _query_session(self) -> None:
