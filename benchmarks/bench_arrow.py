@@ -8,7 +8,7 @@
    text's time (CPU and wall clock are both printed; the shared 2-core machine's wall clock
    also measures other people's work).
 2. Fleet: 8 traces of ``--fleet-events`` events each (250k: 12.8 MB a file) decoded by
-   ``wpptrace.dask.read_etl(...).to_parquet(...)`` on a LocalCluster of 1 worker process and
+   ``wpptrace.dask.read_etl(...).to_parquet(..., **PARQUET_OPTIONS)`` on a LocalCluster of 1 worker process and
    of 2 (one thread each), alternated ``--repeat`` times, best of each. Target: 2 workers
    >= 1.7x as fast as 1 (the machine has 2 cores; the client and scheduler share them).
    Beside it, in the same run, the machine's own parallel speed-up at that moment: a plain
@@ -105,8 +105,10 @@ def _fleet_run(files: list[pathlib.Path], workers: int, out: str) -> float:
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster):
         t0 = time.perf_counter()
+        from wpptrace.decoder.arrow import PARQUET_OPTIONS
+
         frame = wdask.read_etl([str(f) for f in files], tmf=str(BF.TMF_DIR))
-        frame.to_parquet(out, write_index=False)
+        frame.to_parquet(out, write_index=False, **PARQUET_OPTIONS)
         return time.perf_counter() - t0
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import struct
+import threading
 import uuid
 from array import array
 from typing import Any, Iterable, Iterator
@@ -45,6 +46,7 @@ from wpptrace.tmf.itemtypes import _ansi, _utf16
 from .wpp_rows import NO_TIME, NOT_MESSAGE, ROW_FIELDS, ROW_FORMAT, ROW_SIZE, TIME_OUT_OF_RANGE
 
 __all__ = ["SCHEMA", "ARG_TYPE", "LABEL", "ISSUES_SCHEMA", "PORTABLE_SCHEMA", "portable",
+           "PARQUET_OPTIONS",
            "ArrowBuilder", "ArrowFileWriter", "ArrowRun", "to_arrow", "decode_range",
            "issues_table", "DEFAULT_BATCH_ROWS"]
 
@@ -1014,6 +1016,12 @@ _DICTIONARY_COLUMNS = ("etl", "status", "guid", "component", "name", "function",
 _STATISTICS_COLUMNS = ("timestamp", "filetime", "cpu", "pid", "tid", "sequence", "number",
                        "line", "level", "payload_size")
 
+#: the Parquet writer options ``fmt -f parquet`` uses; pass them to other writers too
+#: (``dataframe.to_parquet(path, **PARQUET_OPTIONS)``): without them pyarrow tries a dictionary
+#: and keeps min/max statistics for every column, the unique texts included
+PARQUET_OPTIONS = {"compression": "zstd", "use_dictionary": list(_DICTIONARY_COLUMNS),
+                   "write_statistics": list(_STATISTICS_COLUMNS)}
+
 
 class ArrowFileWriter:
     """Record batches into a binary stream as Parquet (``format="parquet"``, zstd) or an
@@ -1028,9 +1036,8 @@ class ArrowFileWriter:
         if format == "parquet":
             import pyarrow.parquet as pq
 
-            self._writer = pq.ParquetWriter(stream, SCHEMA, compression=compression,
-                                            use_dictionary=list(_DICTIONARY_COLUMNS),
-                                            write_statistics=list(_STATISTICS_COLUMNS))
+            self._writer = pq.ParquetWriter(stream, SCHEMA,
+                                            **{**PARQUET_OPTIONS, "compression": compression})
             import queue
             import threading
 
@@ -1113,14 +1120,21 @@ class ArrowRun:
 
     def __init__(self, paths: list[str], tmfset, *, all_records: bool = False,
                  batch_rows: int = DEFAULT_BATCH_ROWS,
-                 window: tuple[int | None, int | None] | None = None) -> None:
+                 window: tuple[int | None, int | None] | None = None,
+                 context: "_Context | None" = None) -> None:
         from .engine import FileSource, merge_sources
         from .etlfile import EtlFile
-        from .wpp import WppDecoder
+        from .wpp import FmtCounters, WppDecoder
         from .wpp_rows import RowView
 
-        self.decoder = WppDecoder(tmfset, utc=True)
-        self.builder = ArrowBuilder(self.decoder, all_records=all_records, batch_rows=batch_rows)
+        if context is None:
+            context = _Context(tmfset)
+        self.decoder = context.decoder
+        self.decoder.counters = FmtCounters()
+        self.builder = context.builder
+        self.builder.all_records = all_records
+        self.builder.batch_rows = batch_rows
+        self.builder._etls = _Strings()
         self._files = []
         try:
             for path in paths:
@@ -1130,7 +1144,7 @@ class ArrowRun:
             raise
         #: issues found opening the files (the header, the buffer index), before decoding
         self.opening_issues = sum(len(etl.errors) for etl in self._files)
-        view = RowView()
+        view = RowView(context.tables)
         if window is not None:
             chunks = FileSource(self._files[0]).ordered(view, window=window)
         else:
@@ -1174,20 +1188,50 @@ def issues_table(issues: Iterable) -> pa.Table:
                      pa.array([r[2] for r in rows], pa.string())], schema=ISSUES_SCHEMA)
 
 
+class _Context:
+    """What one decoding run sets up for a TMF set and can hand to the next: the decoder (its
+    resolved and compiled messages, the C renderer's programs), the message key table they are
+    numbered by, and the Arrow builder (argument plans, label dictionaries)."""
+
+    def __init__(self, tmfset) -> None:
+        from .wpp import WppDecoder
+        from .wpp_rows import RowTables
+
+        self.tmfset = tmfset
+        self.decoder = WppDecoder(tmfset, utc=True)
+        self.tables = RowTables()
+        self.builder = ArrowBuilder(self.decoder)
+
+
+_LOCAL = threading.local()
+
+
+def _context_for(tmfset) -> _Context:
+    """This thread's context for ``tmfset``: the partitions a worker decodes one after the
+    other set up their messages once."""
+    context = getattr(_LOCAL, "context", None)
+    if context is None or context.tmfset is not tmfset:
+        context = _LOCAL.context = _Context(tmfset)
+    return context
+
+
 def decode_range(path: str, window: tuple[int | None, int | None] | None, tmfset, *,
                  all_records: bool = False) -> tuple[pa.Table, pa.Table]:
     """One partition of a fleet: the messages of ``path`` whose merge keys lie in ``window``
     (decoder.parallel's windows; None: the whole file), and the issues met reading them.
     Never raises for bad input: a file that cannot be read at all gives no rows and one issue
-    row saying why; damage inside a file gives its intact records and an issue per damage."""
+    row saying why; damage inside a file gives its intact records and an issue per damage.
+    Successive calls in a thread with the same TMF set share its compiled messages."""
     try:
-        run = ArrowRun([path], tmfset, all_records=all_records, window=window)
+        run = ArrowRun([path], tmfset, all_records=all_records, window=window,
+                       context=_context_for(tmfset))
     except Exception as exc:
         return SCHEMA.empty_table(), issues_table([(path, None, _reason(exc))])
     try:
         table = pa.Table.from_batches(list(run), schema=SCHEMA)
     except Exception as exc:         # a defect, not the input's: still one issue, not a failed job
         run.close()
+        _LOCAL.context = None        # its state may be half updated: the next call starts anew
         return SCHEMA.empty_table(), issues_table([(path, None, f"decoding failed: {_reason(exc)}")])
     issues = run.issues
     if window is not None and window[0] is not None:
