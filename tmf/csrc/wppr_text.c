@@ -213,8 +213,29 @@ static int digits_of(char *out, uint64_t v, int base, int upper)
 
 int wppr_put_u64(wppr_buf *b, uint64_t v)
 {
-    char d[24];
-    return wppr_put(b, d, (size_t)digits_of(d, v, 10, 0));
+    /* two digits per division, written backwards straight into the buffer */
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
+    int n = 1;
+    for (uint64_t t = v; t >= 10; t /= 10) n++;
+    if (wppr_reserve(b, (size_t)n)) return -1;
+    char *end = (char *)b->data + b->len + n;
+    while (v >= 100) {
+        unsigned k = (unsigned)(v % 100) * 2;
+        v /= 100;
+        *--end = pairs[k + 1];
+        *--end = pairs[k];
+    }
+    if (v >= 10) {
+        *--end = pairs[v * 2 + 1];
+        *--end = pairs[v * 2];
+    } else {
+        *--end = (char)('0' + v);
+    }
+    b->len += (size_t)n;
+    return 0;
 }
 
 int wppr_put_hex(wppr_buf *b, uint64_t v, int digits, int upper)

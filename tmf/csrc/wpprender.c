@@ -672,12 +672,12 @@ static int csv_field(wppr_buf *b, size_t start, int quote_all)
 {
     size_t quotes = 0;
     int special = quote_all;
-    for (size_t i = start; i < b->len; i++) {
-        uint8_t c = b->data[i];
-        if (c == '"') quotes++;
-        if (c == '"' || c == ',' || c == '\n') special = 1;
-    }
+    const uint8_t *p = b->data + start, *end = b->data + b->len;
+    if (!special)                       /* most lines hold none of the three: memchr finds out */
+        special = memchr(p, ',', (size_t)(end - p)) || memchr(p, '"', (size_t)(end - p))
+                  || memchr(p, '\n', (size_t)(end - p));
     if (!special) return 0;
+    for (const uint8_t *q = p; (q = memchr(q, '"', (size_t)(end - q))); q++) quotes++;
     if (wppr_reserve(b, quotes + 2)) return -1;
     size_t j = b->len + quotes + 2;
     b->data[--j] = '"';
@@ -690,19 +690,23 @@ static int csv_field(wppr_buf *b, size_t start, int quote_all)
     return 0;
 }
 
+/* bytes a JSON escape adds to a character (0: written as it is) */
+static const uint8_t JSON_EXTRA[256] = {
+    5, 5, 5, 5, 5, 5, 5, 5, 1, 1, 1, 5, 1, 1, 5, 5,      /* \b \t \n \f \r: 1 */
+    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,      /* '"' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,      /* '\\' */
+};
+
 /* b->data[start:] escaped as the inside of a JSON string, in place: what Python's json module
  * escapes with ensure_ascii off (quote, backslash, control characters; \uXXXX lower case) */
 static int json_escape(wppr_buf *b, size_t start)
 {
     static const char hex[] = "0123456789abcdef";
     size_t extra = 0;
-    for (size_t i = start; i < b->len; i++) {
-        uint8_t c = b->data[i];
-        if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f')
-            extra += 1;
-        else if (c < 0x20)
-            extra += 5;
-    }
+    for (size_t i = start; i < b->len; i++) extra += JSON_EXTRA[b->data[i]];
     if (!extra) return 0;
     if (wppr_reserve(b, extra)) return -1;
     size_t j = b->len + extra;
