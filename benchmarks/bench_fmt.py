@@ -31,7 +31,7 @@ Targets (one run prints each figure and its verdict):
   imports shown separately;
 * peak RSS under 100 MB for 1M events in one process.
 
-Usage: python3 benchmarks/bench_fmt.py [--events N] [--dissect-events N] [--repeat N] [--keep]
+Usage: python3 benchmarks/bench_fmt.py [--events N] [--dissect-events N] [--repeat N (default 3)] [--keep]
 """
 from __future__ import annotations
 
@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--dissect-events", type=int, default=50_000)
-    ap.add_argument("--repeat", type=int, default=1,
+    ap.add_argument("--repeat", type=int, default=3,
                     help="run each fmt configuration this many times, interleaved; keep the one "
                          "with the least CPU time")
     ap.add_argument("--keep", action="store_true", help="keep generated traces of other sizes")
