@@ -57,7 +57,7 @@ _NONE = -1
 _OUTPUTS = {"text": lib.WPPR_OUT_TEXT, "csv": lib.WPPR_OUT_CSV, "jsonl": lib.WPPR_OUT_JSON}
 #: how the renderer writes an argument's JSON value (``MessageFormatter.json_kinds``)
 JSON_KINDS = {"unsigned": lib.WPPR_J_UNSIGNED, "signed": lib.WPPR_J_SIGNED,
-              "string": lib.WPPR_J_STRING, "guid": lib.WPPR_J_GUID}
+              "string": lib.WPPR_J_STRING, "guid": lib.WPPR_J_GUID, "double": lib.WPPR_J_DOUBLE}
 _JSON_ARG = struct.Struct("<BBBBI")
 _PREFIX_END = _OP.pack(lib.WPPR_OP_PREFIX_END, 0, 0, 0, 0, 0, 0, _NONE, _NONE, 0, 0)
 

@@ -452,7 +452,7 @@ class MessageFormatter:
         """How the C renderer writes each argument's ``decode_args`` value in JSON: (C
         expression, item, kind, bits of a signed value at pointer size 4, at 8), kinds as in
         ``wpptrace.tmf.native.JSON_KINDS``; None when an argument's value is one only Python
-        writes (floats, addresses, SIDs, bytes, ...)."""
+        writes (addresses, SIDs, bytes, ...)."""
         if self._layout_error is not None or not all(it is not None for it in self._items):
             return None
         kinds = []
@@ -471,6 +471,8 @@ class MessageFormatter:
                 kind = "unsigned"
             elif it.struct_code == "q":
                 kind, bits4, bits8 = "signed", 64, 64
+            elif it.struct_code == "d":
+                kind = "double"
             else:
                 return None
             kinds.append((a.name, a.item, kind, bits4, bits8))

@@ -14,6 +14,7 @@
  * A row is rendered in two passes: the argument block is split into its arguments (every
  * length checked against the bytes), then the ops print the prefix and the message. A row
  * whose bytes do not fit, or that needs what only Python prints exactly, becomes a hole. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,6 +338,7 @@ static int deco_fits_arg(const deco_arg *d, const pr_arg *a)
         return a->wire == WPPR_W_CSTR || a->wire == WPPR_W_WSTR || a->wire == WPPR_W_PSTR
                || a->wire == WPPR_W_PWSTR;
     case WPPR_J_GUID: return a->wire == WPPR_W_FIXED && a->size == 16;
+    case WPPR_J_DOUBLE: return a->wire == WPPR_W_FIXED && a->size == 8;
     default: return 0;
     }
 }
@@ -775,6 +777,90 @@ static int render_csv(wppr_renderer *r, program *p, const wppr_row *row, int ps,
     return wppr_putc(o, '\n');
 }
 
+/* the p significant digits of d, correctly rounded (%.*e), into digits; its decimal exponent */
+static int sig_digits(double d, int p, char *digits, int *exp10)
+{
+    char text[40];
+    snprintf(text, sizeof text, "%.*e", p - 1, fabs(d));
+    int n = 0;
+    const char *c = text;
+    for (; *c && *c != 'e'; c++)
+        if (*c >= '0' && *c <= '9') digits[n++] = *c;
+    digits[n] = 0;
+    *exp10 = *c == 'e' ? atoi(c + 1) : 0;
+    return n;
+}
+
+/* digits x 10^(exp10 - n + 1) with the sign of d, read back as a double equals d */
+static int round_trips(double d, const char *digits, int exp10)
+{
+    char text[48];
+    snprintf(text, sizeof text, "%s%c.%se%d", d < 0 || signbit(d) ? "-" : "", digits[0],
+             digits + 1, exp10);
+    return strtod(text, NULL) == d;
+}
+
+/* digits (n of them) moved by one unit in the last place; 0 when that changes their count */
+static int step_digits(char *digits, int n, int up)
+{
+    for (int k = n - 1; k >= 0; k--) {
+        if (up ? digits[k] < '9' : digits[k] > '0') {
+            digits[k] = (char)(digits[k] + (up ? 1 : -1));
+            return !(digits[0] == '0');
+        }
+        digits[k] = up ? '0' : '9';
+    }
+    return 0;
+}
+
+/* Python's repr of a finite double: the shortest digits that read back as it (the correctly
+ * rounded ones of that length), laid out as repr does. 1 (a hole) when the shortest length is
+ * not certain: a shorter neighbour of the rounded digits would also read back. */
+static int put_py_repr(wppr_buf *o, double d)
+{
+    char digits[24], other[24];
+    int n = 0, e = 0, p;
+    for (p = 1; p <= 17; p++) {
+        n = sig_digits(d, p, digits, &e);
+        if (round_trips(d, digits, e)) break;
+    }
+    if (p > 17) return ROW_HOLE;
+    if (p > 1) {                          /* no (p-1)-digit string may read back either */
+        int e2;
+        int m = sig_digits(d, p - 1, other, &e2);
+        for (int up = 0; up < 2; up++) {
+            char near[24];
+            memcpy(near, other, (size_t)m + 1);
+            if (!step_digits(near, m, up) || round_trips(d, near, e2)) return ROW_HOLE;
+        }
+    }
+    while (n > 1 && digits[n - 1] == '0') digits[--n] = 0;    /* repr drops trailing zeros */
+    int decpt = e + 1;
+    if ((signbit(d) && wppr_putc(o, '-'))) return -1;
+    if (decpt <= -4 || decpt > 16) {      /* d.ddde+XX */
+        if (wppr_putc(o, (uint8_t)digits[0])) return -1;
+        if (n > 1 && (wppr_putc(o, '.') || wppr_put(o, digits + 1, (size_t)(n - 1)))) return -1;
+        char text[16];
+        int k = snprintf(text, sizeof text, "e%c%02d", e < 0 ? '-' : '+', e < 0 ? -e : e);
+        return wppr_put(o, text, (size_t)k);
+    }
+    if (decpt <= 0) {                     /* 0.000ddd */
+        if (PUTS(o, "0.")) return -1;
+        for (int k = 0; k < -decpt; k++)
+            if (wppr_putc(o, '0')) return -1;
+        return wppr_put(o, digits, (size_t)n);
+    }
+    if (decpt >= n) {                     /* ddd000.0 */
+        if (wppr_put(o, digits, (size_t)n)) return -1;
+        for (int k = n; k < decpt; k++)
+            if (wppr_putc(o, '0')) return -1;
+        return PUTS(o, ".0");
+    }
+    size_t whole = (size_t)decpt, rest = (size_t)n - whole;   /* 0 < decpt < n here */
+    return wppr_put(o, digits, whole) || wppr_putc(o, '.') || wppr_put(o, digits + whole, rest)
+           ? -1 : 0;
+}
+
 static int put_json_value(wppr_renderer *r, const program *p, const deco_arg *d, uint16_t i,
                           const wppr_row *row, int ps, wppr_buf *o)
 {
@@ -791,6 +877,13 @@ static int put_json_value(wppr_renderer *r, const program *p, const deco_arg *d,
     }
     case WPPR_J_GUID:
         return wppr_putc(o, '"') || put_guid(o, row->args + r->off[i]) || wppr_putc(o, '"') ? -1 : 0;
+    case WPPR_J_DOUBLE: {             /* json.dumps: repr; NaN and infinities as strings */
+        double x;
+        memcpy(&x, row->args + r->off[i], 8);
+        if (isnan(x)) return PUTS(o, "\"nan\"");
+        if (isinf(x)) return x > 0 ? PUTS(o, "\"inf\"") : PUTS(o, "\"-inf\"");
+        return put_py_repr(o, x);
+    }
     default: {                                        /* WPPR_J_STRING */
         if (wppr_putc(o, '"')) return -1;
         size_t start = o->len;
@@ -836,9 +929,9 @@ static int render_json(wppr_renderer *r, program *p, const wppr_row *row, int ps
     if (json_escape(o, text) || PUTS(o, "\",\"args\":[")) return -1;
     for (uint16_t i = 0; i < d->nargs; i++) {
         const deco_arg *a = &d->args[i];
-        if ((i && wppr_putc(o, ',')) || wppr_put(o, d->text + a->off, a->len)
-                || put_json_value(r, p, a, i, row, ps, o) || wppr_putc(o, '}'))
-            return -1;
+        if ((i && wppr_putc(o, ',')) || wppr_put(o, d->text + a->off, a->len)) return -1;
+        if ((rc = put_json_value(r, p, a, i, row, ps, o))) return rc;    /* -1, or a hole */
+        if (wppr_putc(o, '}')) return -1;
     }
     return PUTS(o, "]}\n");
 }

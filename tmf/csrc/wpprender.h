@@ -83,6 +83,7 @@
 #define WPPR_J_SIGNED       2      /* signed at the spec's bits (per pointer size) */
 #define WPPR_J_STRING       3      /* the decoded text as a JSON string */
 #define WPPR_J_GUID         4      /* "xxxxxxxx-xxxx-..." */
+#define WPPR_J_DOUBLE       5      /* Python's repr of the double ("nan", "inf", "-inf" as strings) */
 
 /* row.program values that are not programs */
 #define WPPR_SKIP           -1     /* not a message: counted, nothing printed */
