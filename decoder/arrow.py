@@ -1143,6 +1143,8 @@ class ArrowRun:
             self.close()
             raise
         #: issues found opening the files (the header, the buffer index), before decoding
+        for etl in self._files:
+            etl.buffer_index()
         self.opening_issues = sum(len(etl.errors) for etl in self._files)
         view = RowView(context.tables)
         if window is not None:
