@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._hazmat import ETL, sizeof
-from .messages import _paths, load_tmf, trace_level
+from .messages import DecodingRun, _paths, load_tmf, trace_level
 from wpptrace.tmf.itemtypes import _ansi, _utf16
 from .wpp_rows import NO_TIME, NOT_MESSAGE, ROW_FIELDS, ROW_FORMAT, ROW_SIZE, TIME_OUT_OF_RANGE
 
@@ -258,25 +258,16 @@ class _Strings:
         return self._array
 
 
-class _Label:
+class _Label(_Strings):
     """The distinct values of a label column (its dictionary, no value twice, so Parquet's
     dictionary pages stay small) and the value id of each message key (-1: null)."""
 
     def __init__(self) -> None:
-        self.ids: dict[str, int] = {}
-        self.values: list[str] = []
-        self._array: pa.Array | None = None
+        super().__init__()
         self._key_ids = np.zeros(0, np.int32)
 
     def __call__(self, value: str | None) -> int:
-        if value is None:
-            return -1
-        i = self.ids.get(value)
-        if i is None:
-            i = self.ids[value] = len(self.values)
-            self.values.append(value)
-            self._array = None
-        return i
+        return -1 if value is None else super().__call__(value)
 
     def key_ids(self, per_key: list) -> np.ndarray:
         """Value ids by message key (``per_key``: the column's value of each key so far)."""
@@ -285,11 +276,6 @@ class _Label:
             more = np.array([self(v) for v in per_key[known:]], np.int32)
             self._key_ids = np.concatenate([self._key_ids, more])
         return self._key_ids
-
-    def array(self) -> pa.Array:
-        if self._array is None:
-            self._array = pa.array(self.values, pa.string())
-        return self._array
 
 
 class _Plans:
@@ -1114,7 +1100,7 @@ def to_arrow(paths: Any, tmf: Any = None, *, all_records: bool = False,
                     batch_rows=batch_rows)
 
 
-class ArrowRun:
+class ArrowRun(DecodingRun):
     """The batches of ``to_arrow`` (iterate once), with the decoder's ``counters`` and the
     files' ``issues`` (an Arrow table of ``ISSUES_SCHEMA``) once they are read."""
 
@@ -1123,63 +1109,35 @@ class ArrowRun:
                  window: tuple[int | None, int | None] | None = None,
                  context: "_Context | None" = None) -> None:
         from .engine import FileSource, merge_sources
-        from .etlfile import EtlFile
-        from .wpp import FmtCounters, WppDecoder
+        from .wpp import FmtCounters
         from .wpp_rows import RowView
 
         if context is None:
             context = _Context(tmfset)
-        self.decoder = context.decoder
+        super().__init__(paths, context.decoder)
         self.decoder.counters = FmtCounters()
         self.builder = context.builder
         self.builder.all_records = all_records
         self.builder.batch_rows = batch_rows
         self.builder._etls = _Strings()
-        self._files = []
-        try:
-            for path in paths:
-                self._files.append(EtlFile(path))
-        except BaseException:
-            self.close()
-            raise
         #: issues found opening the files (the header, the buffer index), before decoding
         for etl in self._files:
             etl.buffer_index()
-        self.opening_issues = sum(len(etl.errors) for etl in self._files)
+        self.opening_issues = len(self.errors)
         view = RowView(context.tables)
         if window is not None:
             chunks = FileSource(self._files[0]).ordered(view, window=window)
         else:
             chunks = merge_sources([(FileSource(etl), view) for etl in self._files])
-        self._batches = self._generate(self.builder.batches(chunks, view))
-
-    def _generate(self, batches):
-        try:
-            yield from batches
-        finally:
-            self.close()
-
-    @property
-    def counters(self):
-        return self.decoder.counters
+        self._start(self.builder.batches(chunks, view))
 
     @property
     def issues(self) -> pa.Table:
-        return issues_table([issue for etl in self._files for issue in etl.errors])
-
-    def __iter__(self):
-        return self._batches
-
-    def __next__(self) -> pa.RecordBatch:
-        return next(self._batches)
+        return issues_table(self.errors)
 
     def read_all(self) -> pa.Table:
         """Every batch as one table."""
         return pa.Table.from_batches(list(self), schema=SCHEMA)
-
-    def close(self) -> None:
-        for etl in self._files:
-            etl.close()
 
 
 def issues_table(issues: Iterable) -> pa.Table:

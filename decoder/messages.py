@@ -217,41 +217,37 @@ def _paths(path: Any) -> list[str]:
     return [os.fspath(p) for p in path]
 
 
-class FormattedLines:
-    """The lines of ``format_file``; iterate once. ``counters`` (messages, unknown, format
-    errors...) and ``errors`` (damage skipped in the files, with offsets) fill as it goes."""
+def open_files(paths: Sequence[str]) -> list:
+    """``EtlFile``s for ``paths``; those already opened are closed if one fails."""
+    from .etlfile import EtlFile
 
-    def __init__(self, paths: list[str], tmfset: Any, prefix: str | None, noprefix: bool,
-                 utc: bool) -> None:
-        from .engine import FileSource, merge_sources
-        from .etlfile import EtlFile
-        from .prefix import DEFAULT_PREFIX, prefix_from_environment
-        from .wpp import WppDecoder
-        from .wpp_rows import RowView
+    files: list = []
+    try:
+        for path in paths:
+            files.append(EtlFile(path))
+    except BaseException:
+        for etl in files:
+            etl.close()
+        raise
+    return files
 
-        if prefix is None:
-            prefix = prefix_from_environment()
-        self.decoder = WppDecoder(tmfset, prefix=DEFAULT_PREFIX if prefix is None else prefix,
-                                  noprefix=noprefix, utc=utc)
-        self._files = []
+
+class DecodingRun:
+    """What one decoding run of whole files yields, iterated once (also in a ``with`` block).
+    ``counters`` (messages, unknown, format errors...) and ``errors`` (damage skipped in the
+    files, with offsets) fill as it goes; the files close when the items run out."""
+
+    def __init__(self, paths: Sequence[str], decoder: Any) -> None:
+        self.decoder = decoder
+        self._files = open_files(paths)
+        self._items: Iterator[Any] = iter(())
+
+    def _start(self, items: Iterator[Any]) -> None:
+        self._items = self._closing(items)
+
+    def _closing(self, items: Iterator[Any]) -> Iterator[Any]:
         try:
-            for path in paths:
-                self._files.append(EtlFile(path))
-        except BaseException:
-            self.close()
-            raise
-        view = RowView()
-        chunks = merge_sources([(FileSource(etl), view) for etl in self._files])
-        self._lines = self._generate(self.decoder.format(chunks, view, "text"))
-
-    def _generate(self, texts: Iterator[bytes]) -> Iterator[str]:
-        """The renderer's UTF-8 text, chunk by chunk, as the lines fmt writes (a message
-        with line breaks in its text makes several)."""
-        try:
-            for text in texts:
-                lines = str(text, "utf-8", "replace").split("\n")
-                lines.pop()                 # the text ends with a line break
-                yield from lines
+            yield from items
         finally:
             self.close()
 
@@ -265,22 +261,52 @@ class FormattedLines:
         """The damage skipped in the files so far (``DecodeIssue``: file, offset, what)."""
         return [issue for etl in self._files for issue in etl.errors]
 
-    def __iter__(self) -> Iterator[str]:
-        return self._lines
+    def __iter__(self) -> Iterator[Any]:
+        return self._items
 
-    def __next__(self) -> str:
-        return next(self._lines)
+    def __next__(self) -> Any:
+        return next(self._items)
 
     def close(self) -> None:
-        """Close the files (done when the lines run out, or on leaving a ``with`` block)."""
+        """Close the files (done when the items run out, or on leaving a ``with`` block)."""
         for etl in self._files:
             etl.close()
 
-    def __enter__(self) -> "FormattedLines":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._lines.close()
+        self._items.close()
+        self.close()
+
+
+class FormattedLines(DecodingRun):
+    """The lines of ``format_file``; iterate once. ``counters`` (messages, unknown, format
+    errors...) and ``errors`` (damage skipped in the files, with offsets) fill as it goes."""
+
+    def __init__(self, paths: list[str], tmfset: Any, prefix: str | None, noprefix: bool,
+                 utc: bool) -> None:
+        from .engine import FileSource, merge_sources
+        from .prefix import DEFAULT_PREFIX, prefix_from_environment
+        from .wpp import WppDecoder
+        from .wpp_rows import RowView
+
+        if prefix is None:
+            prefix = prefix_from_environment()
+        super().__init__(paths, WppDecoder(tmfset, prefix=DEFAULT_PREFIX if prefix is None
+                                           else prefix, noprefix=noprefix, utc=utc))
+        view = RowView()
+        chunks = merge_sources([(FileSource(etl), view) for etl in self._files])
+        self._start(_lines(self.decoder.format(chunks, view, "text")))
+
+
+def _lines(texts: Iterator[bytes]) -> Iterator[str]:
+    """The renderer's UTF-8 text, chunk by chunk, as the lines fmt writes (a message with
+    line breaks in its text makes several)."""
+    for text in texts:
+        lines = str(text, "utf-8", "replace").split("\n")
+        lines.pop()                 # the text ends with a line break
+        yield from lines
 
 
 def format_file(path: Any, tmf: Any = None, prefix: str | None = None, *, noprefix: bool = False,
@@ -309,15 +335,12 @@ def decode_file(path: Any, tmf: Any = None) -> DecodedFile:
     """Every WPP message of ``path`` (one .etl, or several merged by time as fmt does) as a
     ``DecodedMessage``, in ProcessTrace order; ``tmf`` as :func:`load_tmf` takes it."""
     from .engine import FileSource, merge_sources
-    from .etlfile import EtlFile
     from .wpp import WppDecoder
     from .wpp_rows import RowView
 
     decoder = WppDecoder(load_tmf(tmf))
-    files: list = []
+    files = open_files(_paths(path))
     try:
-        for p in _paths(path):
-            files.append(EtlFile(p))
         view = RowView()
         chunks = merge_sources([(FileSource(etl), view) for etl in files])
         out: list[DecodedMessage] = []
