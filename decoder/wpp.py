@@ -336,6 +336,7 @@ class WppDecoder:
         self._printer_mode: tuple = (noprefix, "text", False)
         self._decorations = None                 # makes the programs' CSV / JSON decorations
         self._key_entries: list[_Entry] = []     # row key id -> entry (mirrors the C key table)
+        self._key_tables = None                  # ... of this RowTables
 
     # -- per-message resolution -----------------------------------------------------------
     def _entry(self, guid, number: int) -> _Entry:
@@ -449,6 +450,12 @@ class WppDecoder:
         if form != "text":
             line_of = _StructuredRows(self, form, quote_all).hole_line
         tables = view.tables
+        if tables is not self._key_tables:   # key ids are the table's: another table starts anew
+            if self._key_tables is not None:
+                self._sync_native_counts()
+                self._key_entries = []
+                del printer.key_program[:]
+            self._key_tables = tables
         key_entries, key_program = self._key_entries, printer.key_program
         counters = self.counters
         events = non_wpp = 0

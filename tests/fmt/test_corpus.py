@@ -116,6 +116,22 @@ def test_record_path_equals_row_path(name, output, fmt_data, fmt_tmf):
     assert results[0] == results[1]
 
 
+@pytest.mark.parametrize("output", ["text", "jsonl"])
+def test_one_decoder_formats_files_one_after_the_other(output, fmt_data, fmt_tmf):
+    """A decoder reused for another file (another RowView, so other message key ids) prints
+    what a fresh decoder prints: its key mirror follows the view's key table."""
+    tmfset = tmf.load(fmt_tmf)
+    names = ["wppenum-sample.etl", "wppstr-sample.etl", "wpptypes-sample.etl", "wppenum-sample.etl"]
+    reused = WppDecoder(tmfset, utc=True)
+    for name in names:
+        with EtlFile(fmt_data / name) as etl:
+            again = row_lines(reused, etl, output)
+        with EtlFile(fmt_data / name) as etl:
+            fresh = row_lines(WppDecoder(tmfset, utc=True), etl, output)
+        assert again == fresh and fresh, name
+    assert reused.counters.messages == sum(len(EXPECTED[name]) for name in names)
+
+
 def test_structured_messages_carry_prefix_facts(fmt_data, fmt_tmf):
     path = fmt_data / "wpptypes-sample.etl"
     decoder = WppDecoder(tmf.load(fmt_tmf), utc=True)
