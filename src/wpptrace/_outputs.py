@@ -191,12 +191,13 @@ class AtomicOutput:
         return self.stream.write(text)
 
     def commit(self) -> None:
-        """Flush, sync and rename into place (once); the file is closed afterwards."""
+        """Flush and rename into place (once); the file is closed afterwards. Not synced to
+        disk (as tracefmt, sort -o and compressors do not): a decoded output can be made again
+        from its inputs, and syncing a large one costs as much as a third of decoding it; the
+        rename still means readers see the old file or the whole new one."""
         if self._committed or self.stream.closed:
             return
         self.stream.flush()
-        if self._temp is not None:
-            os.fsync(self.stream.buffer.fileno())
         self.stream.close()
         if self._temp is not None:
             os.replace(self._temp, self._target)
