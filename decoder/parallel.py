@@ -16,8 +16,10 @@ so the windows carry about the same work; any cut gives the same output.
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
+import pickle
+import select
+import signal
 import stat
 import tempfile
 import traceback
@@ -49,14 +51,15 @@ def default_jobs(output: str | None, size: int) -> int:
     return max(1, cores)
 
 
-def cut_keys(etl, jobs: int) -> list[int | None]:
+def cut_keys(etl, jobs: int, streams=None) -> list[int | None]:
     """The window bounds [None, k1, ..., None] for ``jobs`` windows: raw times at which about
     1/jobs of the data buffers' bytes have been written. A buffer's header time is when it was
     flushed; its records lie between the previous flush of its stream and that time, spread
-    evenly for this estimate."""
+    evenly for this estimate. ``streams``: the file's ``buffer_streams`` when already made."""
     from .ordering import buffer_streams
 
-    streams = buffer_streams(etl)
+    if streams is None:
+        streams = buffer_streams(etl)
     times = [info.timestamp for stream in streams for info in stream]
     if jobs <= 1 or not times:
         return [None, None]
@@ -86,67 +89,133 @@ def cut_keys(etl, jobs: int) -> list[int | None]:
 def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> None:
     """Decode ``inp`` (cli_fmt's input) in ``jobs`` processes into ``writer``: this process
     decodes the first window straight into the writer while forked workers decode the others
-    into temporary files, appended afterwards; their counts and read logs end up in
-    ``decoder`` and ``inp.etl`` as if this process had decoded the whole file."""
+    into temporary files, appended as they grow once this process's window is written; their
+    counts and read logs end up in ``decoder`` and ``inp.etl`` as if this process had decoded
+    the whole file."""
     from . import cli_fmt
 
-    cuts = cut_keys(inp.etl, jobs)  # also reads the file's layout (its facts and problems) here
+    cuts = cut_keys(inp.etl, jobs, inp.source.streams())  # also reads the file's layout here
     windows = list(zip(cuts[:-1], cuts[1:]))
-    context = multiprocessing.get_context("fork")
     out_dir = os.path.dirname(os.path.abspath(opts.output)) if opts.output not in (None, "-") else None
     with tempfile.TemporaryDirectory(prefix=".wpptrace-fmt-", dir=out_dir) as tmp:
-        paths = [os.path.join(tmp, f"window{k}") for k in range(len(windows))]
-        workers = []
+        workers: list[_Worker] = []
         try:
             for k in range(1, len(windows)):  # forked before this process decodes anything
-                receive, send = context.Pipe(duplex=False)
-                proc = context.Process(target=_worker, name=f"wpptrace-fmt-{k}",
-                                       args=(k, windows[k], inp.path, decoder, opts, paths[k], send))
-                proc.start()
-                send.close()
-                workers.append((proc, receive))
+                workers.append(_Worker.start(k, windows[k], inp.path, decoder, opts,
+                                             os.path.join(tmp, f"window{k}")))
             cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None, windows[0])
-            results = []
-            for proc, receive in workers:
-                try:
-                    results.append(receive.recv())
-                except EOFError:
-                    results.append(("error", "a worker process ended without a result"))
-                proc.join()
+            writer.flush()
+            results = [worker.append_into(writer) for worker in workers]
         finally:
-            for proc, _receive in workers:
-                if proc.is_alive():
-                    proc.kill()
-                    proc.join()
-        failed = [r[1] for r in results if r[0] == "error"]
-        if failed:
-            raise RuntimeError(f"{opts.prog}: a decoding process failed:\n{failed[0]}")
-        writer.flush()
-        for path in paths[1:]:
-            _copy_into(writer, path)
+            for worker in workers:
+                worker.stop()
+    failed = [result for status, result in results if status == "error"]
+    if failed:
+        raise RuntimeError(f"{opts.prog}: a decoding process failed:\n{failed[0]}")
     for _status, result in results:
         _add_result(decoder, inp.etl, result)
 
 
-def _copy_into(writer, path: str) -> None:
-    """Append a window's output: in the kernel when the output is a plain file written as
-    UTF-8 bytes (copy_file_range), else through the writer."""
-    fd = _raw_fd(writer)
-    with open(path, "rb") as src:
-        copied = 0
-        if fd is not None:
-            size = os.fstat(src.fileno()).st_size
-            try:
-                while copied < size:
-                    done = os.copy_file_range(src.fileno(), fd, size - copied)
-                    if done <= 0:
-                        break
+class _Worker:
+    """A forked process decoding one window into a file; its result (counts, read log) comes
+    back pickled through a pipe (one program on both ends), the pipe's end says it is done."""
+
+    _POLL = 0.005   # seconds between looks at a growing output
+
+    def __init__(self, pid: int, fd: int, path: str) -> None:
+        self.pid, self.fd, self.path = pid, fd, path
+        self.done = False
+
+    @classmethod
+    def start(cls, k: int, window, etl_path: str, decoder, opts, out_path: str) -> "_Worker":
+        open(out_path, "wb").close()          # there from the start: appended as it grows
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:                          # the worker: never returns
+            os.close(read_fd)
+            _worker(k, window, etl_path, decoder, opts, out_path, write_fd)
+        os.close(write_fd)
+        return cls(pid, read_fd, out_path)
+
+    def append_into(self, writer) -> tuple[str, object]:
+        """Append the window's output to ``writer`` while the worker writes it (in the kernel
+        when the output is a plain file written as UTF-8 bytes); its result once it ends."""
+        fd = _raw_fd(writer)
+        received = bytearray()
+        with open(self.path, "rb") as src:
+            copied = 0
+            while True:
+                ended = self._receive(received, wait=0)
+                size = os.fstat(src.fileno()).st_size  # read after: a finished worker's file is whole
+                if size > copied:
+                    done = _copy_range(src, copied, size - copied, fd, writer)
+                    if not done:
+                        raise OSError(f"cannot append {self.path} at byte {copied}")
                     copied += done
-            except OSError:
+                elif ended:
+                    break
+                else:
+                    self._receive(received, wait=self._POLL)
+        self._reap()
+        try:
+            return pickle.loads(received)
+        except Exception:  # noqa: BLE001  (a worker that died before sending its result)
+            return ("error", "a worker process ended without a result")
+
+    def _receive(self, received: bytearray, wait: float) -> bool:
+        """Read what the worker sent; True once it closed its end (it is done)."""
+        if self.done:
+            return True
+        ready, _, _ = select.select([self.fd], [], [], wait)
+        while ready:
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                self.done = True
+                return True
+            received += chunk
+            ready, _, _ = select.select([self.fd], [], [], 0)
+        return False
+
+    def _reap(self) -> None:
+        if self.pid:
+            os.waitpid(self.pid, 0)
+            self.pid = 0
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def stop(self) -> None:
+        """Stop and reap the worker if it is still there (this process is failing)."""
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
                 pass
-            src.seek(copied)
-        while chunk := src.read(_COPY_CHUNK):
+        self._reap()
+
+
+def _copy_range(src, at: int, count: int, fd: int | None, writer) -> int:
+    """Copy ``count`` bytes of ``src`` from ``at`` to the output: copy_file_range into ``fd``
+    when given, else through the writer."""
+    copied = 0
+    if fd is not None:
+        try:
+            while copied < count:
+                done = os.copy_file_range(src.fileno(), fd, count - copied, at + copied)
+                if done <= 0:
+                    break
+                copied += done
+        except OSError:
+            pass
+    if copied < count:
+        src.seek(at + copied)
+        while copied < count:
+            chunk = src.read(min(_COPY_CHUNK, count - copied))
+            if not chunk:
+                break
             writer.write_utf8(chunk)
+            copied += len(chunk)
+    return copied
 
 
 def _raw_fd(writer) -> int | None:
@@ -165,27 +234,33 @@ def _raw_fd(writer) -> int | None:
     return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
 
 
-def _worker(k: int, window, path: str, decoder, opts, out_path: str, send) -> None:
-    """One window of the file, decoded into ``out_path``; the counts sent back."""
+def _worker(k: int, window, path: str, decoder, opts, out_path: str, result_fd: int) -> None:
+    """One window of the file, decoded into ``out_path``; the counts sent back. Never
+    returns: the process ends here."""
+    status = 0
     try:
-        from . import cli_fmt
-        from .engine import FileSource
-        from .etlfile import EtlFile
-
-        etl = EtlFile(path)
         try:
-            with open(out_path, "w", encoding="utf-8", newline="\n", buffering=1 << 20) as stream:
-                writer = cli_fmt._writer(opts, stream, header=k == 0)
-                cli_fmt._decode_sources(decoder, writer, opts, [FileSource(etl)], None, window)
-                writer.flush()
-            send.send(("ok", _result(decoder, etl)))
-        finally:
-            etl.close()
-    except BaseException:  # the parent reports it; a worker never raises past here
-        send.send(("error", traceback.format_exc()))
+            from . import cli_fmt
+            from .engine import FileSource
+            from .etlfile import EtlFile
+
+            etl = EtlFile(path)
+            try:
+                with open(out_path, "w", encoding="utf-8", newline="\n", buffering=1 << 20) as stream:
+                    writer = cli_fmt._writer(opts, stream, header=k == 0)
+                    cli_fmt._decode_sources(decoder, writer, opts, [FileSource(etl)], None, window)
+                    writer.flush()
+                result = ("ok", _result(decoder, etl))
+            finally:
+                etl.close()
+        except BaseException:  # the parent reports it; a worker never raises past here
+            result = ("error", traceback.format_exc())
+        with os.fdopen(result_fd, "wb") as pipe:
+            pipe.write(pickle.dumps(result))
+    except BaseException:  # noqa: BLE001  (nothing to tell: the parent sees no result)
+        status = 1
     finally:
-        send.close()
-        os._exit(0)
+        os._exit(status)
 
 
 def _result(decoder, etl) -> dict:
