@@ -98,3 +98,38 @@ def test_default_jobs():
     assert parallel.default_jobs("out.txt", 1 << 20) == 1        # a small input: one process
     assert parallel.default_jobs("out.txt", 1 << 30) == len(os.sched_getaffinity(0))  # per core
     assert parallel.default_jobs(os.devnull, 1 << 30) == 1      # a device: one process
+
+
+def test_a_failing_worker_fails_the_run_and_leaves_the_output_alone(traces, tmp_path, monkeypatch):
+    """A window that cannot be decoded (a defect) is reported with the worker's traceback; the
+    output keeps its old contents and no temporary file or process is left behind."""
+    from wpptrace.decoder import cli_fmt
+
+    etls, tmfs = traces["synth"]
+    real = cli_fmt._decode_sources
+
+    def failing_in_workers(decoder, writer, opts, sources, progress, window=None):
+        if window is not None and window[0] is not None:   # every window but the first
+            raise ValueError("window decoding broke")
+        return real(decoder, writer, opts, sources, progress, window)
+
+    monkeypatch.setattr(cli_fmt, "_decode_sources", failing_in_workers)
+    forked = []
+    real_fork = os.fork
+
+    def fork():
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+    out = tmp_path / "out.txt"
+    out.write_text("old contents\n")
+    with pytest.raises(RuntimeError, match="a decoding process failed(?s:.*)window decoding broke"):
+        run_fmt_capture(etls[0], tmf_files=tmfs, output=str(out), jobs=2)
+    assert out.read_text() == "old contents\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+    assert len(forked) == 1
+    with pytest.raises(ChildProcessError):
+        os.waitpid(forked[0], os.WNOHANG)               # the worker was reaped
