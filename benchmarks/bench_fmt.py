@@ -26,7 +26,9 @@ Targets (one run prints each figure and its verdict):
 * text >= 1M events/s in one process on the unique-argument file; the ratio to dissect.etl's
   raw parse (no formatting) >= 60x;
 * CSV and JSON Lines >= 0.6M events/s and within 1.5x of text's time (on both files);
-* ``-j 2`` at least 1.7x faster than ``-j 1`` (wall clock) on this 2-core machine;
+* ``-j 2`` at least 1.7x faster than ``-j 1`` (wall clock) on this 2-core machine; beside it,
+  the fixed cost each process pays (TMF entries read, messages compiled), the best speed-up
+  that cost allows, and what two processes of a plain CPU loop gain on the machine right now;
 * the 1,000-event file with the 90 TMFs formatted in under 0.3 s wall, Python start-up and
   imports shown separately;
 * peak RSS under 100 MB for 1M events in one process.
@@ -279,6 +281,53 @@ def bench_rows(path: pathlib.Path) -> tuple[int, float]:
     return n, time.process_time() - c0
 
 
+def bench_fixed_cost(path: pathlib.Path) -> tuple[int, float]:
+    """What every ``-j`` process pays before its share of the work: reading the TMF entries
+    and compiling the messages the file uses (distinct messages, CPU s), in a fresh decoder
+    (the messages found by a first walk, not timed)."""
+    from wpptrace import tmf
+    from wpptrace.decoder.engine import FileSource
+    from wpptrace.decoder.etlfile import EtlFile
+    from wpptrace.decoder.wpp import WppDecoder
+    from wpptrace.decoder.wpp_rows import RowView
+
+    view = RowView()
+    with EtlFile(str(path)) as etl:
+        for _rows, _keys in FileSource(etl).ordered(view):
+            pass
+    keys = [view.tables.key_info(k) for k in range(view.tables.key_count())]
+    c0 = time.process_time()
+    decoder = WppDecoder(tmf.load(str(TMF_DIR), tolerant=True))
+    decoder._row_printer()
+    for guid_le, number in keys:
+        decoder._program(decoder._raw_entry(guid_le, number))
+    return len(keys), time.process_time() - c0
+
+
+def _spin(n: int) -> int:
+    s = 0
+    for i in range(n):
+        s += i * i
+    return s
+
+
+def machine_speedup(n: int = 3_000_000) -> float:
+    """What 2 processes gain on this machine right now: a plain CPU loop run 4 times in one
+    process vs in 2 forked processes (wall clock)."""
+    import multiprocessing
+
+    t0 = time.perf_counter()
+    for _ in range(4):
+        _spin(n)
+    one = time.perf_counter() - t0
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pool.map(_spin, [1000, 1000])
+        t0 = time.perf_counter()
+        pool.map(_spin, [n] * 4, chunksize=1)
+        two = time.perf_counter() - t0
+    return one / two
+
+
 REFERENCE_QUIET_RATE = 2_130_000  # docs/performance.md §4 "fmt: iter_unpack plus %", quiet machine
 
 
@@ -351,18 +400,22 @@ def main(argv: list[str] | None = None) -> int:
     files = (("unique", unique), ("interned", interned))
 
     runs: dict[tuple, list[dict]] = {}
+    machine: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "fmt.out")
         for _ in range(max(1, args.repeat)):
             for name, path in files:
                 for fmt, _label in FORMATS:
                     runs.setdefault((name, fmt, 1), []).append(run_child(path, fmt, 1, os.devnull))
+            machine.append(machine_speedup())
             for jobs in (1, 2):   # -j needs a real output file (the windows are appended to it)
                 runs.setdefault(("unique", "text", jobs, "file"), []).append(
                     run_child(unique, "text", jobs, out))
-                os.unlink(out)
+                os.unlink(out)    # each run makes a new file (replacing one costs its freeing)
+        machine.append(machine_speedup())
     startup = bench_startup(small)
     n_rows, c_rows = bench_rows(unique)
+    n_keys, fixed = bench_fixed_cost(unique)
     dis = bench_dissect(unique, args.dissect_events)
     ref = bench_reference()
     load_now = os.getloadavg()
@@ -409,6 +462,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  speed-up {speedup:.2f}x wall (CPU time -j 2 / -j 1: {j2['cpu'] / j1['cpu']:.2f}); "
           f"with the 1-min load average at {max(j1['load'], j2['load']):.1f} on {os.cpu_count()} CPUs "
           f"the two processes of -j 2 share the cores with others")
+    work = j1["cpu"] - fixed
+    print(f"  fixed cost per process (TMF entries read and {n_keys:,} messages compiled): {fixed:.2f} s "
+          f"CPU of -j 1's {j1['cpu']:.2f} s; with it, 2 processes can at best give "
+          f"{j1['cpu'] / (fixed + work / 2):.2f}x on 2 free cores")
+    print(f"  the machine's own speed-up, 2 processes vs 1 (plain CPU loop, before/between/after the "
+          f"runs): {', '.join(f'{m:.2f}x' for m in machine)}")
 
     print(f"\nstart-up: the {1000:,}-event file with the 90 corpus TMFs, wall (median of 7):")
     print(f"  Python start-up {startup['start']:.3f} s + imports {startup['import']:.3f} s + "
