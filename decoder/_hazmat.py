@@ -9,7 +9,8 @@ The only decoder module that touches cffi: the rest of the package gets Python v
 * ``walk_records`` / ``chain_ok``: the C record walker (etlread.c);
 * ``decompress_into``: MS-XCA Plain LZ77 into a window of a bytearray (xpress.c);
 * ``RowTables`` / ``RowWalker``: the formatter's key table and row walker (wpp_rows.c);
-* ``RowPrinter``: rows printed by the C renderer (``wpprow_render``, tmf/csrc).
+* ``RowPrinter``: rows printed by the C renderer (``wpprow_render``, tmf/csrc), or appended
+  as Arrow columns (``wpprow_put_columns``) to ``ColumnBuffers``.
 
 Failures the C code reports with a code become exceptions here (MemoryError for a table
 that cannot be allocated, IndexError for an unknown key id, ValueError for an output window
@@ -20,9 +21,11 @@ from __future__ import annotations
 
 import struct
 import threading
+import weakref
 from array import array
 from collections import namedtuple
 from types import SimpleNamespace
+from typing import Any
 
 from wpptrace._core import ffi, lib
 
@@ -332,6 +335,7 @@ class RowPrinter:
         self._cap = self._slot_cap = 0
         self._nholes = ffi.new("uint32_t *")
         self._skipped = ffi.new("uint32_t *")
+        self._why = ffi.new("int *")
 
     def print(self, items, datas: list, blobs: list, pointer_sizes: list[int], want_ends: bool
               ) -> tuple[memoryview | bytes, list[tuple[int, int]], list[int], int]:
@@ -346,20 +350,7 @@ class RowPrinter:
             self._hole_at = ffi.new("uint64_t[]", self._cap)
             self._ends = ffi.new("uint64_t[]", self._cap)
         nslots = len(datas)
-        if nslots > self._slot_cap:
-            self._slot_cap = max(nslots, 16)
-            self._datas = ffi.new("const uint8_t *[]", self._slot_cap)
-            self._rows = ffi.new("const wpprow *[]", self._slot_cap)
-            self._counts = ffi.new("uint32_t[]", self._slot_cap)
-            self._sizes = ffi.new("uint32_t[]", self._slot_cap)
-        keep = []
-        for slot in range(nslots):
-            data, blob = ffi.from_buffer(datas[slot]), ffi.from_buffer(blobs[slot])
-            keep += (data, blob)
-            self._datas[slot] = data
-            self._rows[slot] = ffi.cast("const wpprow *", blob)
-            self._counts[slot] = len(blobs[slot]) // ROW.size
-            self._sizes[slot] = pointer_sizes[slot]
+        keep = self._slots(datas, blobs, pointer_sizes)  # noqa: F841  (held during the call)
         renderer = self.renderer
         out = renderer.out
         out.len = 0
@@ -374,3 +365,128 @@ class RowPrinter:
         ends = ffi.unpack(self._ends, n) if want_ends else []
         text = memoryview(ffi.buffer(out.data, out.len)) if out.len else b""
         return text, holes, ends, self._skipped[0]
+
+    def _slots(self, datas: list, blobs: list, pointer_sizes: list[int], sources=None) -> list:
+        """Point the slot arrays at the view's buffers and row tables; the cdata to keep
+        alive while C reads them."""
+        nslots = len(datas)
+        if nslots > self._slot_cap:
+            self._slot_cap = max(nslots, 16)
+            self._datas = ffi.new("const uint8_t *[]", self._slot_cap)
+            self._rows = ffi.new("const wpprow *[]", self._slot_cap)
+            self._counts = ffi.new("uint32_t[]", self._slot_cap)
+            self._sizes = ffi.new("uint32_t[]", self._slot_cap)
+            self._sources = ffi.new("int32_t[]", self._slot_cap)
+        keep = []
+        for slot in range(nslots):
+            data, blob = ffi.from_buffer(datas[slot]), ffi.from_buffer(blobs[slot])
+            keep += (data, blob)
+            self._datas[slot] = data
+            self._rows[slot] = ffi.cast("const wpprow *", blob)
+            self._counts[slot] = len(blobs[slot]) // ROW.size
+            self._sizes[slot] = pointer_sizes[slot]
+            if sources is not None:
+                self._sources[slot] = sources[slot]
+        return keep
+
+    def columns(self, items, start: int, datas: list, blobs: list, pointer_sizes: list[int],
+                sources: list[int], columns, all_records: bool, max_rows: int
+                ) -> tuple[int, int, int]:
+        """Append the rows items[start:] to ``columns`` (a ``wpprow_columns *``, the renderer
+        in the "columns" form) until one is left to Python: (index of the first item not done,
+        why (WPPROW_C_DONE / _HOLE / _FULL), rows that are not messages skipped).
+        ``sources[slot]``: the number written in the rows' source column."""
+        refs = items if isinstance(items, array) and items.typecode == "Q" else array("Q", items)
+        keep = self._slots(datas, blobs, pointer_sizes, sources)  # noqa: F841
+        why = self._why
+        self._skipped[0] = 0
+        at = lib.wpprow_put_columns(
+            self.renderer.raw, ffi.from_buffer("uint64_t[]", refs), start, len(refs),
+            self._rows, self._counts, self._datas, self._sizes, self._sources, len(datas),
+            ffi.from_buffer("int32_t[]", self.key_program), len(self.key_program),
+            all_records, max_rows, columns, self._skipped, why)
+        if at < 0:
+            raise MemoryError("wpprow_put_columns: no memory for the columns")
+        return at, why[0], self._skipped[0]
+
+
+#: the constants of the Arrow columns (wpp_rows.h, wpprender.h): why ``RowPrinter.columns``
+#: stopped, a row's flags, which value of an argument is set
+COLUMNS = SimpleNamespace(DONE=lib.WPPROW_C_DONE, HOLE=lib.WPPROW_C_HOLE, FULL=lib.WPPROW_C_FULL,
+                          TIME=lib.WPPROW_C_TIME, NS=lib.WPPROW_C_NS, NO_GUID=lib.WPPROW_C_NO_GUID,
+                          INT=lib.WPPR_C_INT, FLOAT=lib.WPPR_C_FLOAT, STR=lib.WPPR_C_STR)
+
+#: the buffers of ``wpprow_columns`` (the rows' own fields) and of its ``wppr_columns``
+_ROW_BUFFERS = ("filetime", "ns", "cpu", "pid", "tid", "sequence", "payload_size", "number",
+                "kind", "key", "source", "flags")
+_MSG_BUFFERS = ("text_off", "text", "arg_off", "arg_name", "arg_type", "arg_int", "arg_float",
+                "arg_has", "str_off", "str")
+
+
+class ColumnBuffers:
+    """The C column buffers a batch's rows are appended to (``wpprow_columns``), given to
+    ``RowPrinter.columns`` as ``raw``; ``take()`` hands their memory over."""
+
+    def __init__(self) -> None:
+        raw = ffi.new("wpprow_columns *")
+        self.raw = raw
+        self._finalizer = weakref.finalize(self, _free_columns, raw)
+        self.reset()
+
+    def reset(self) -> None:
+        if lib.wpprow_columns_reset(self.raw) < 0:
+            raise MemoryError("wpprow_columns_reset")
+
+    @property
+    def rows(self) -> int:
+        return self.raw.msg.rows
+
+    @property
+    def args(self) -> int:
+        return self.raw.msg.args
+
+    def has_time(self, r: int) -> bool:
+        """Whether row r (appended, this batch) has its FILETIME."""
+        return bool(self.raw.flags.data[r] & lib.WPPROW_C_TIME)
+
+    def text(self, data: bytes | None) -> None:
+        """A row's text (None: it has none)."""
+        if lib.wppr_columns_text(ffi.addressof(self.raw.msg), ffi.NULL if data is None else data,
+                                 0 if data is None else len(data)) < 0:
+            raise MemoryError("wppr_columns_text")
+
+    def arg(self, name: int, item: int, has: int, i: int, f: float, s: bytes | None) -> None:
+        """One argument of the row: name and type ids, which values are set, the values."""
+        if lib.wppr_columns_arg(ffi.addressof(self.raw.msg), name, item, has, i, f,
+                                ffi.NULL if s is None else s, 0 if s is None else len(s)) < 0:
+            raise MemoryError("wppr_columns_arg")
+
+    def end_row(self) -> None:
+        if lib.wppr_columns_end_row(ffi.addressof(self.raw.msg)) < 0:
+            raise MemoryError("wppr_columns_end_row")
+
+    def take(self) -> dict[str, tuple[int, int, Any]]:
+        """Each buffer as (address, size, owner): the memory is the owner's from now on (freed
+        when it is collected); the columns start anew."""
+        raw = self.raw
+        out = {name: _take(getattr(raw, name)) for name in _ROW_BUFFERS}
+        out.update((name, _take(getattr(raw.msg, name))) for name in _MSG_BUFFERS)
+        self.reset()
+        return out
+
+
+def _free_columns(raw) -> None:
+    for name in _ROW_BUFFERS:
+        lib.wppr_buf_free(ffi.addressof(raw, name))
+    for name in _MSG_BUFFERS:
+        lib.wppr_buf_free(ffi.addressof(raw.msg, name))
+
+
+def _take(buf) -> tuple[int, int, Any]:
+    n = buf.len
+    if not n:
+        return 0, 0, None
+    owner = ffi.gc(buf.data, lib.wppr_mem_free)
+    buf.data = ffi.NULL
+    buf.len = buf.cap = 0
+    return int(ffi.cast("uintptr_t", owner)), n, owner

@@ -1,18 +1,16 @@
 """Decoded WPP messages as Apache Arrow record batches (``pip install 'wpptrace[arrow]'``).
 
 One row per message, in ProcessTrace order, with typed columns (``SCHEMA``, docs/analytics.md).
-The batches are built from the formatting loop's chunks (``WppDecoder.rendered``: the engine's
-compact rows and the C renderer's text). Chunks are collected (rows, text, buffers by
-reference) until a batch is full, then turned into columns at once: the row fields through a
-numpy view of the row tables, the per-message columns (GUID, component, function, file, line,
-level...) as dictionary arrays over one small table per message key, the text column from the
-renderer's text with the line ends cut out, and the typed arguments of every message whose
-items are numbers, pointers, status codes, doubles, ANSI strings or counted strings read by
-numpy for the whole batch (each string located after the ones before it, level by level).
-Python decodes only what the C renderer leaves to it (the log-file header, format errors,
-more distinct messages than the key table holds), non-ASCII strings, and the arguments of the
-rarer item types (GUIDs, addresses, SIDs, NUL-terminated UTF-16), once per distinct argument
-block as JSON Lines does.
+The batches are built by the formatting loop's C renderer in its "columns" form
+(``WppDecoder.columns``): for each row of the engine's chunks it appends the row's own fields
+(time, cpu, pid, tid, sequence, key...), the message text and the typed arguments to flat
+buffers in Arrow's layouts (``wpprow_columns``), which become the batch's arrays without a
+copy. An argument is typed as JSON Lines types it (``MessageFormatter.json_kinds``), so the
+two outputs agree. The per-message columns (GUID, component, function, file, line, level...)
+are dictionary arrays over one small table per message key. Python decodes only the rows the
+renderer leaves to it (the log-file header, format errors, more distinct messages than the key
+table holds, times beyond the row clock, messages with rarer item types: addresses, SIDs...)
+and appends them in their places.
 
 Arguments are one ``args`` column: a list of structs {name, type, int, float, str} per
 message, in argument order. ``name`` is the TMF's argument expression, ``type`` its item type
@@ -30,20 +28,16 @@ the Spark recipe run on workers (``wpptrace.dask``).
 from __future__ import annotations
 
 import json
-import struct
 import threading
 import uuid
-from array import array
 from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from ._hazmat import ETL, sizeof
+from ._hazmat import COLUMNS, ETL, ColumnBuffers, sizeof
 from .messages import DecodingRun, _paths, load_tmf, trace_level
-from wpptrace.tmf.itemtypes import _ansi, _utf16
-from .wpp_rows import NO_TIME, NOT_MESSAGE, ROW_FIELDS, ROW_FORMAT, ROW_SIZE, TIME_OUT_OF_RANGE
+from .wpp_rows import NO_TIME, ROW_FIELDS, ROW_FORMAT, ROW_SIZE
 
 __all__ = ["SCHEMA", "ARG_TYPE", "LABEL", "ISSUES_SCHEMA", "PORTABLE_SCHEMA", "portable",
            "PARQUET_OPTIONS",
@@ -117,28 +111,14 @@ ISSUES_SCHEMA = pa.schema([("etl", pa.string()), ("offset", pa.int64()), ("messa
 
 
 
-#: numpy dtypes of the struct codes fixed-size items decode with
-_NP_CODES = {"B": "<u1", "H": "<u2", "I": "<u4", "Q": "<u8", "b": "<i1", "h": "<i2", "i": "<i4",
-             "q": "<i8", "d": "<f8", "f": "<f4"}
-
-
-def _row_dtype() -> np.dtype:
-    """The numpy view of a row (wpp_rows.ROW_FORMAT, declared once in wpp_rows.h)."""
-    codes = [c for c in ROW_FORMAT.format.lstrip("<") if c.isalpha() and c != "x"]
-    offsets = [struct.calcsize("<" + "".join(codes[:k])) for k in range(len(codes))]
-    return np.dtype({"names": list(ROW_FIELDS), "offsets": offsets, "itemsize": ROW_SIZE,
-                     "formats": [_NP_CODES[c] for c in codes]})
-
-
-_ROW_DTYPE = _row_dtype()
-#: a row as opaque bytes: numpy copies these much faster than a structured dtype
-_ROW_BYTES = np.dtype(f"V{ROW_SIZE}")
 _KIND_NAMES = {getattr(ETL, name): name[len("ETLRD_KIND_"):].lower()
                for name in dir(ETL) if name.startswith("ETLRD_KIND_") and name != "ETLRD_KIND_COUNT"}
 _KINDS = pa.array([_KIND_NAMES.get(k, "unknown") for k in range(256)], pa.string())
-_NO_NULLS = np.zeros(1, bool)
-_HAS_GUID = ETL.ETLRD_HAS_GUID
-_POINTER64, _POINTER32 = ETL.TRACE_MESSAGE_POINTER64, ETL.TRACE_MESSAGE_POINTER32
+#: why the C columns stopped (wpp_rows.h), what a row's flags and an argument's values hold
+_DONE, _FULL = COLUMNS.DONE, COLUMNS.FULL
+_C_TIME, _C_NS, _C_NO_GUID = COLUMNS.TIME, COLUMNS.NS, COLUMNS.NO_GUID
+_C_INT, _C_FLOAT, _C_STR = COLUMNS.INT, COLUMNS.FLOAT, COLUMNS.STR
+_GUID_OFFSET = ROW_FIELDS.index("guid_offset")
 _FILETIME_UNIX = 116_444_736_000_000_000
 # FILETIMEs whose nanoseconds since 1970 fit an int64
 _NS_LO, _NS_HI = _FILETIME_UNIX - (1 << 63) // 100 + 1, _FILETIME_UNIX + ((1 << 63) - 1) // 100
@@ -171,68 +151,6 @@ def _arg_value(v: Any) -> tuple[int | None, float | None, str | None]:
     if v is None:
         return None, None, None
     return None, None, str(v)
-
-
-#: how numpy types an argument: its unsigned value, sign-extended from ``bits``, a double, a
-#: float; or a string: NUL-terminated ANSI, USHORT-counted ANSI, USHORT-counted UTF-16
-_UNSIGNED, _SIGNED, _DOUBLE, _FLOAT, _CSTR, _PSTR, _PWSTR = range(7)
-_WIDTH_MASK = np.array([0, 0xFF, 0xFFFF, 0, 0xFFFFFFFF, 0, 0, 0, _WIDE - 1], np.uint64)
-_BYTE8 = np.arange(8, dtype=np.intp)
-
-
-def _string_modes() -> dict:
-    from wpptrace.tmf import itemtypes
-
-    return {itemtypes._cstr_decoder: _CSTR, itemtypes._pstr_decoder: _PSTR,
-            itemtypes._pwstr_decoder: _PWSTR}
-
-
-def _vector_plan(formatter, ps: int, ids) -> list[tuple] | None:
-    """How numpy reads a message's arguments at pointer size ``ps``: per argument (name id,
-    type id, byte offset after the strings before it, width (0: a string), mode, sign bits,
-    strings before it); None when an argument's typed value is one numpy cannot give (GUIDs,
-    addresses, SIDs, UTF-16 strings ended by NUL...)."""
-    from wpptrace.tmf.cprintf import spec_bits
-    from wpptrace.tmf.render import _TYPED_NAMES
-
-    if formatter is None or getattr(formatter, "_layout_error", None) is not None:
-        return None
-    try:
-        _steps, args = formatter._typed_plan(ps)
-    except Exception:
-        return None
-    strings = _string_modes()
-    out, off, nvar = [], 0, 0
-    for name, item, it, conv, a in args:
-        mode = strings.get(getattr(it, "_decode", None))
-        if mode is not None:
-            if conv is not None:
-                return None
-            out.append((ids(name), ids(item), off, 0, mode, 0, nvar))
-            nvar += 1
-            continue
-        size = it.fixed_size(ps)
-        code = it.struct_code or ({4: "I", 8: "Q"}.get(ps) if size == ps else None)
-        if size is None or code is None or code not in _NP_CODES or \
-                np.dtype(_NP_CODES[code]).itemsize != size:
-            return None
-        mode, bits = _UNSIGNED, 0
-        if code in "df":
-            mode = _DOUBLE if code == "d" else _FLOAT
-        elif code in "bhiq":
-            mode, bits = _SIGNED, 8 * size
-        if conv is not None:            # typed differently from the decoded value
-            if it.name in _TYPED_NAMES or not it.raw or mode != _UNSIGNED:
-                return None
-            spec = formatter._spec_of(a.insert)
-            if spec is None or spec.conversion not in "di":
-                return None
-            mode, bits = _SIGNED, spec_bits(spec, ps)
-            if not 0 < bits <= 64:
-                return None
-        out.append((ids(name), ids(item), off, size, mode, bits, nvar))
-        off += size
-    return out
 
 
 class _Strings:
@@ -269,6 +187,10 @@ class _Label(_Strings):
     def __call__(self, value: str | None) -> int:
         return -1 if value is None else super().__call__(value)
 
+    def forget_keys(self) -> None:
+        """The message keys are numbered anew (the values stay)."""
+        self._key_ids = np.zeros(0, np.int32)
+
     def key_ids(self, per_key: list) -> np.ndarray:
         """Value ids by message key (``per_key``: the column's value of each key so far)."""
         known = len(self._key_ids)
@@ -278,81 +200,42 @@ class _Label(_Strings):
         return self._key_ids
 
 
-class _Plans:
-    """The numpy argument plans of every (message key, pointer size) met so far, in flat
-    arrays indexed by ``code = key * 2 + (pointer size == 8)``: ``start`` (-1: not planned yet,
-    -2: Python decodes it), ``count``, ``size`` (the fixed-size arguments' bytes), ``nvar``
-    (strings); per argument ``name``, ``type``, ``off``, ``width``, ``mode``, ``bits``,
-    ``var`` (strings before it)."""
-
-    FIELDS = ("name", "type", "off", "width", "mode", "bits", "var")
-
-    def __init__(self) -> None:
-        self.start = np.full(0, -1, np.int64)
-        self.count = np.zeros(0, np.int64)
-        self.size = np.zeros(0, np.int64)
-        self.nvar = np.zeros(0, np.int64)
-        self._flat: dict[str, list] = {f: [] for f in self.FIELDS}
-        self.flat: dict[str, np.ndarray] = {}
-
-    def ensure(self, codes: np.ndarray, entries, ids) -> None:
-        top = int(codes.max()) + 1 if len(codes) else 0
-        if top > len(self.start):
-            grow = max(top, 2 * len(self.start), 64) - len(self.start)
-            self.start = np.concatenate([self.start, np.full(grow, -1, np.int64)])
-            self.count = np.concatenate([self.count, np.zeros(grow, np.int64)])
-            self.size = np.concatenate([self.size, np.zeros(grow, np.int64)])
-            self.nvar = np.concatenate([self.nvar, np.zeros(grow, np.int64)])
-        todo = np.unique(codes[self.start[codes] == -1])
-        if not len(todo):
-            return
-        flat = self._flat
-        for code in todo.tolist():
-            entry = entries[code >> 1]
-            plan = None
-            if entry.unknown is None:
-                plan = _vector_plan(entry.formatter, 8 if code & 1 else 4, ids)
-            if plan is None:
-                self.start[code] = -2
-                continue
-            self.start[code] = len(flat["name"])
-            self.count[code] = len(plan)
-            self.size[code] = sum(p[3] for p in plan)
-            self.nvar[code] = sum(p[4] >= _CSTR for p in plan)
-            for field, values in zip(self.FIELDS, zip(*plan)) if plan else ():
-                flat[field].extend(values)
-        self.flat = {f: np.array(v, np.int64) for f, v in flat.items()}
-
-
 class ArrowBuilder:
     """Record batches (``SCHEMA``) of a ``WppDecoder``'s run: ``batches(chunks, view)`` takes
     the engine's chunks (made with ``view``, a ``wpp_rows.RowView``) through the decoder's
-    formatting loop. ``all_records``: rows for the records that are not WPP messages too;
-    ``batch_rows``: rows per batch at most (batches end at chunk boundaries, so they are
-    a little shorter); ``eager``: a batch as soon as a chunk is decoded (a live session)."""
-
-    #: distinct argument blocks whose Python-decoded arguments are kept (one decode each)
-    ARGS_MEMO = 1 << 16
+    formatting loop, the C renderer in its "columns" form. ``all_records``: rows for the
+    records that are not WPP messages too; ``batch_rows``: rows per batch at most; ``eager``:
+    a batch as soon as a chunk is decoded (a live session). ``native`` False: Python decodes
+    every row (what the C columns are checked against)."""
 
     def __init__(self, decoder, *, all_records: bool = False,
-                 batch_rows: int = DEFAULT_BATCH_ROWS, eager: bool = False) -> None:
+                 batch_rows: int = DEFAULT_BATCH_ROWS, eager: bool = False,
+                 native: bool = True) -> None:
         if batch_rows < 1:
             raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
         self.decoder = decoder
         self.all_records = all_records
         self.batch_rows = batch_rows
         self.eager = eager                # a batch per chunk (a live session is watched)
+        self.native = native
         self._names = _Strings()          # argument names and types
         self._etls = _Strings()           # .etl file names
+        self._entries: list | None = None    # the decoder's key entries the keys mirror
         self._keys: dict[str, list] = {c: [] for c in _KEY_COLUMNS}
         self._key_arrays: dict[str, pa.Array] | None = None
         self._labels = {c: _Label() for c in _KEY_COLUMNS if SCHEMA.field(c).type == LABEL}
-        self._plans = _Plans()
-        self._memo: dict[tuple[int, int, bytes], list] = {}
+        self._columns = ColumnBuffers()
+        self._pending = _Python()
 
     # -- per-message columns ---------------------------------------------------------------
     def _sync_keys(self) -> int:
         entries = self.decoder._key_entries
+        if entries is not self._entries:     # the decoder's key ids started anew (a new table)
+            self._entries = entries
+            self._keys = {c: [] for c in _KEY_COLUMNS}
+            self._key_arrays = None
+            for label in self._labels.values():
+                label.forget_keys()
         keys = self._keys
         for entry in entries[len(keys["status"]):]:
             for column, value in zip(_KEY_COLUMNS, _entry_values(entry)):
@@ -366,128 +249,125 @@ class ArrowBuilder:
             self._key_arrays = {c: pa.array(v, _value_type(c)) for c, v in self._keys.items()}
         return self._key_arrays[column]
 
+    def _decoration(self, entry) -> bytes | None:
+        """A message program's column decoration: its arguments typed as JSON Lines types
+        them (None: Python decodes its rows)."""
+        from wpptrace.tmf.native import column_decoration
+
+        if not self.native:
+            return None
+        if entry.unknown is not None:
+            return column_decoration([])
+        kinds = entry.formatter.json_kinds() if entry.formatter is not None else None
+        if kinds is None:
+            return None
+        names = self._names
+        return column_decoration([(names(name), names(item), kind, bits4, bits8)
+                                  for name, item, kind, bits4, bits8 in kinds])
+
     # -- batches ---------------------------------------------------------------------------
     def batches(self, chunks: Iterable, view) -> Iterator[pa.RecordBatch]:
-        """The record batches of the engine's ``chunks`` (see the class docstring). Chunks are
-        collected (their rows, text and buffers kept by reference) until a batch is full, then
-        decoded into columns at once: numpy's work is per batch, not per chunk."""
-        pending = _Pending()
-        for text, ends, items, holes in self.decoder.rendered(chunks, view):
-            n = len(items)
-            if not n:
+        """The record batches of the engine's ``chunks`` (see the class docstring): the C
+        renderer appends each chunk's rows to the columns, Python the rows it leaves."""
+        self._columns.reset()
+        self._pending = _Python()
+        for done in self.decoder.columns(chunks, view, self._chunk, self._decoration):
+            yield from done
+        if self._columns.rows:
+            yield self._build()
+
+    def _chunk(self, printer, items, view) -> tuple[list[pa.RecordBatch], int]:
+        """Append one chunk's rows (the sink of ``WppDecoder.columns``): the batches it
+        completed and the rows that are not messages."""
+        columns, done = self._columns, []
+        sources = [0 if s is None else self._etls(s.name) for s in view.sources]
+        sizes = [8 if s is None else s.pointer_size for s in view.sources]
+        at, skipped = 0, 0
+        while True:
+            at, why, skip = printer.columns(items, at, view.datas, view.blobs, sizes, sources,
+                                            columns.raw, self.all_records, self.batch_rows)
+            skipped += skip
+            if why == _DONE:
+                break
+            if why == _FULL:
+                done.append(self._build())
                 continue
-            if pending.rows and pending.rows + n > self.batch_rows:
-                yield from self._sliced(self._build(pending))
-                pending = _Pending()
-            self._collect(pending, text, ends, items, holes, view)
-            if self.eager:
-                yield from self._sliced(self._build(pending))
-                pending = _Pending()
-        if pending.rows:
-            yield from self._sliced(self._build(pending))
+            self._python_row(items[at], view)        # a hole: its row fields are in
+            at += 1
+        if self.eager and columns.rows:
+            done.append(self._build())
+        return done, skipped
 
-    def _sliced(self, batch: pa.RecordBatch | None) -> Iterator[pa.RecordBatch]:
-        """A batch cut to ``batch_rows`` (one chunk may hold more rows than that)."""
-        if batch is None or not batch.num_rows:
-            return
-        size = self.batch_rows
-        if batch.num_rows <= size:
-            yield batch
-            return
-        for start in range(0, batch.num_rows, size):
-            yield batch.slice(start, size)
-
-    def _collect(self, pending: "_Pending", text, ends, items, holes, view) -> None:
-        """Keep one chunk for the batch: its rows, its text (copied: the renderer reuses its
-        buffer) and references to the buffers its rows point into; the rows the renderer
-        left to Python are decoded now, while the view still holds their buffers."""
-        n = len(items)
-        if isinstance(items, range):
-            refs = np.arange(items.start, items.stop, dtype=np.uint64)
-        elif isinstance(items, array) and items.itemsize == 8:     # the merge's row refs
-            refs = np.frombuffer(items, np.uint64)
-        else:
-            refs = np.frombuffer(array("Q", items), np.uint64)
-        slots = (refs >> np.uint64(32)).astype(np.intp)
-        index = (refs & np.uint64(0xFFFFFFFF)).astype(np.intp)
-        first = int(slots[0])
-        if (slots == first).all():
-            rows = np.frombuffer(view.blobs[first], _ROW_BYTES)[index]
-            gid = np.full(n, pending.buffer(view, first), np.int64)
-        else:                           # one gather from the slots' row tables joined
-            present = np.unique(slots).tolist()
-            base = np.zeros(present[-1] + 1, np.intp)
-            gids = np.zeros(present[-1] + 1, np.int64)
-            at = 0
-            for s in present:
-                base[s] = at
-                at += len(view.blobs[s]) // ROW_SIZE
-                gids[s] = pending.buffer(view, s)
-            joined = np.frombuffer(b"".join([view.blobs[s] for s in present]), _ROW_BYTES)
-            rows = joined[base[slots] + index]
-            gid = gids[slots]
+    def _python_row(self, ref: int, view) -> None:
+        """The text and arguments of a row the C renderer left, decoded by Python, and what
+        its row differs in (per-message values, time, error)."""
         decoder = self.decoder
-        for row, _pos in holes:
-            m = decoder._row_message(items[row], view)
-            if m is not None:
-                pending.special[pending.rows + row] = m
-        pending.row_parts.append(rows)
-        pending.gid_parts.append(gid)
-        pending.end_parts.append(np.frombuffer(array("q", ends), np.int64) + pending.text_size)
-        pending.texts.append(bytes(text))
-        pending.text_size += len(text)
-        pending.rows += n
+        columns = self._columns
+        r = columns.rows
+        slot, index = ref >> 32, ref & 0xFFFFFFFF
+        full = ROW_FORMAT.unpack_from(view.blobs[slot], index * ROW_SIZE)
+        raw_ts, milli, goff = full[0], full[1], full[_GUID_OFFSET]
+        m = decoder._row_message(ref, view)
+        pending = self._pending
+        if milli != NO_TIME and not columns.has_time(r):   # beyond what the row clock computes
+            ft = view.sources[slot].clock.to_filetime(raw_ts)
+            if -(1 << 63) <= ft < (1 << 63):
+                pending.times[r] = ft
+        if m is None:                   # a record that is not a message (all_records)
+            raw = view.datas[slot][goff:goff + _GUID_SIZE] if goff else b""
+            pending.values[r] = ("record", str(uuid.UUID(bytes_le=bytes(raw)))
+                                 if len(raw) == _GUID_SIZE else None,
+                                 None, None, None, None, None, None, None, None)
+            pending.no_text.append(r)
+            columns.text(None)
+            columns.end_row()
+            return
+        pending.values[r] = _message_values(m)
+        if m.error:
+            pending.errors[r] = m.error
+        columns.text(m.text.encode("utf-8", "surrogatepass"))
+        names = self._names
+        for name, item, value in m.args or ():
+            i, f, s = _arg_value(value)
+            has = (_C_INT if i is not None else 0) | (_C_FLOAT if f is not None else 0) | \
+                (_C_STR if s is not None else 0)
+            columns.arg(names(name), names(item), has, i or 0, f or 0.0,
+                        None if s is None else s.encode("utf-8", "surrogatepass"))
+        columns.end_row()
 
-    def _build(self, pending: "_Pending") -> pa.RecordBatch | None:
-        """The record batch of the collected chunks (the rows kept only)."""
-        rows = np.concatenate(pending.row_parts).view(_ROW_DTYPE)
-        gid = np.concatenate(pending.gid_parts)
-        ends = np.concatenate(pending.end_parts)
-        body = b"".join(pending.texts)
-        special = pending.special
-        n = len(rows)
-        key = rows["key"]
-        starts = np.empty(n, np.int64)
-        starts[0] = 0
-        starts[1:] = ends[:-1]
-        printed = ends > starts                  # rows the renderer printed (a line each)
-        keep = printed.copy()
-        is_special = np.zeros(n, bool)
-        if special:
-            is_special[list(special)] = True
-            keep |= is_special
-        if self.all_records:
-            keep |= key == NOT_MESSAGE
-        if not keep.any():
-            return None
+    def _build(self) -> pa.RecordBatch:
+        """The record batch of the rows appended so far (the columns start anew)."""
+        c = _Taken(self._columns)
+        pending, self._pending = self._pending, _Python()
+        n = c.rows
         nkeys = self._sync_keys()   # the renderer and Python may have added keys
-        data = _BatchData(pending)
+        flags = np.frombuffer(c.flags, np.uint8)
+        filetime, ns = c.filetime, c.ns
+        if pending.times:            # times Python computed
+            flags = flags.copy()
+            ft = np.frombuffer(filetime, np.int64).copy()
+            nsv = np.frombuffer(ns, np.int64).copy()
+            for r, value in pending.times.items():
+                ft[r] = value
+                flags[r] |= _C_TIME
+                if _NS_LO <= value <= _NS_HI:
+                    nsv[r] = (value - _FILETIME_UNIX) * 100
+                    flags[r] |= _C_NS
+            filetime, ns = pa.py_buffer(ft), pa.py_buffer(nsv)
 
-        # text: the renderer's lines (cut before their line ends below), Python's put in
-        text_ok = printed | is_special
-
-        # per-message columns through the key table; Python's rows (and other records)
-        # appended after it
-        kid = key.astype(np.int64)
-        extra = keep & ((key >= nkeys) | is_special)
-        extra_rows = np.flatnonzero(extra).tolist()
-        extra_values: dict[str, list] = {c: [] for c in _KEY_COLUMNS}
+        # per-message columns through the key table; Python's rows appended after it
+        kid = np.frombuffer(c.key, np.int32).astype(np.int64)
+        extra_rows = sorted(pending.values)
+        extra_values: dict[str, list] = {col: [] for col in _KEY_COLUMNS}
         for j, r in enumerate(extra_rows):
-            m = special.get(r)
-            if m is not None:
-                values = _message_values(m)
-            else:                       # a record that is not a message (all_records)
-                goff = int(rows["guid_offset"][r])
-                raw = data.raw(int(gid[r]))[goff:goff + _GUID_SIZE] if goff else b""
-                values = ("record", str(uuid.UUID(bytes_le=bytes(raw))) if len(raw) == _GUID_SIZE
-                          else None, None, None, None, None, None, None, None, None)
-            for column, value in zip(_KEY_COLUMNS, values):
+            for column, value in zip(_KEY_COLUMNS, pending.values[r]):
                 extra_values[column].append(value)
             kid[r] = nkeys + j
-        kid[~keep] = 0
+        extra = np.zeros(n, bool)
+        extra[extra_rows] = True
         indices = pa.array(kid.astype(np.int32))
         # a message logged without its GUID (component-id messages) has none in its row
-        no_guid = ((rows["present"] & _HAS_GUID) == 0) & ~extra
+        no_guid = ((flags & _C_NO_GUID) != 0) & ~extra
         cols: dict[str, pa.Array] = {}
         for column in _KEY_COLUMNS:
             kind = SCHEMA.field(column).type
@@ -509,457 +389,96 @@ class ArrowBuilder:
                                                         _value_type(column))])
             cols[column] = base.take(indices) if len(base) else pa.nulls(n, kind)
 
-        if len(body) >= (1 << 31) or (n and ends[-1] != len(body)):
-            raise ValueError("the renderer's line ends do not match its text")
-        offsets = np.zeros(n + 1, np.int32)
-        offsets[1:] = ends
-        text = pc.utf8_slice_codeunits(pa.StringArray.from_buffers(
-            n, pa.py_buffer(offsets), pa.py_buffer(body),
-            None if text_ok.all() else pa.array(text_ok).buffers()[1],
-            0 if text_ok.all() else int((~text_ok).sum())), 0, -1)
-        if special:
-            rows_of = sorted(special)
-            mask = np.zeros(n, bool)
-            mask[rows_of] = True
-            text = pc.replace_with_mask(text, pa.array(mask),
-                                        pa.array([special[r].text for r in rows_of], pa.string()))
-        if any(m.error for m in special.values()):
+        text_ok = None
+        if pending.no_text:
+            ok = np.ones(n, bool)
+            ok[pending.no_text] = False
+            text_ok = ok
+        text = pa.StringArray.from_buffers(n, c.text_off, c.text, *_validity(text_ok))
+        if pending.errors:
             errs = np.full(n, None, object)
-            for r, m in special.items():
-                if m.error:
-                    errs[r] = m.error
+            for r, e in pending.errors.items():
+                errs[r] = e
             error = pa.array(errs, pa.string())
         else:
             error = pa.nulls(n, pa.string())
-        filetime, ts_valid = self._filetimes(rows, gid, data)
-        ns_ok = ts_valid & (filetime >= _NS_LO) & (filetime <= _NS_HI)
-        ns = np.where(ns_ok, filetime - _FILETIME_UNIX, 0) * 100
-        args = self._args_array(self._args(rows, key, gid, printed & ~extra, special, data,
-                                           nkeys))
-        etl_ids = np.array([self._etls(s.name) for s in data.sources],
-                           np.int64)[data.source_of[gid]]
+        etl = pa.DictionaryArray.from_arrays(
+            pa.Array.from_buffers(pa.int32(), n, [None, c.source]), self._etls.array())
+        kinds = pa.DictionaryArray.from_arrays(
+            pa.array(np.frombuffer(c.kind, np.uint8).astype(np.int32)), _KINDS)
         batch = pa.RecordBatch.from_arrays([
-            pa.DictionaryArray.from_arrays(pa.array(etl_ids.astype(np.int32)),
-                                           self._etls.array()),
-            pa.array(ns, pa.timestamp("ns", tz="UTC"), mask=~ns_ok),
-            pa.array(filetime, pa.int64(), mask=~ts_valid),
-            pa.array(rows["cpu"]), pa.array(rows["process_id"]), pa.array(rows["thread_id"]),
-            pa.array(rows["sequence"]),
-            cols["status"], cols["guid"], pa.array(rows["number"]), cols["component"],
+            etl,
+            pa.Array.from_buffers(_TIMESTAMP, n, [*_validity((flags & _C_NS) != 0)[:1], ns]),
+            pa.Array.from_buffers(pa.int64(), n,
+                                  [*_validity((flags & _C_TIME) != 0)[:1], filetime]),
+            _fixed(pa.uint32(), n, c.cpu), _fixed(pa.uint32(), n, c.pid),
+            _fixed(pa.uint32(), n, c.tid), _fixed(pa.uint32(), n, c.sequence),
+            cols["status"], cols["guid"], _fixed(pa.uint16(), n, c.number), cols["component"],
             cols["name"], cols["function"], cols["file"], cols["line"], cols["level"],
-            cols["level_name"], cols["flags"], text, args, error,
-            pa.DictionaryArray.from_arrays(pa.array(rows["kind"].astype(np.int32)), _KINDS),
-            pa.array(rows["payload_size"]),
+            cols["level_name"], cols["flags"], text, self._args_array(c), error, kinds,
+            _fixed(pa.uint32(), n, c.payload_size),
         ], schema=SCHEMA)
-        if not keep.all():
-            batch = batch.filter(pa.array(keep))
         return batch
 
-    def _args_array(self, args: tuple) -> pa.Array:
-        counts, name_id, type_id, ints, int_ok, floats, float_ok, str_len, str_ok, body = args
-        total = len(name_id)
-        offsets = np.zeros(len(counts) + 1, np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        str_offsets = np.zeros(total + 1, np.int64)
-        np.cumsum(str_len, out=str_offsets[1:])
-        if str_offsets[-1] != len(body) or len(body) >= (1 << 31):
-            raise ValueError("argument strings do not add up")
-        strs = pa.StringArray.from_buffers(
-            total, pa.py_buffer(str_offsets.astype(np.int32)), pa.py_buffer(body),
-            pa.array(str_ok).buffers()[1] if total else None, int(total - str_ok.sum()))
+    def _args_array(self, c: "_Taken") -> pa.Array:
+        total = c.args
+        has = np.frombuffer(c.arg_has, np.uint8)
         table = self._names.array()
+        strs = pa.StringArray.from_buffers(total, c.str_off, c.str,
+                                           *_validity((has & _C_STR) != 0))
         struct = pa.StructArray.from_arrays([
-            pa.DictionaryArray.from_arrays(pa.array(name_id.astype(np.int32)), table),
-            pa.DictionaryArray.from_arrays(pa.array(type_id.astype(np.int32)), table),
-            pa.array(ints, pa.int64(), mask=~int_ok),
-            pa.array(floats, pa.float64(), mask=~float_ok),
+            pa.DictionaryArray.from_arrays(pa.Array.from_buffers(pa.int32(), total,
+                                                                 [None, c.arg_name]), table),
+            pa.DictionaryArray.from_arrays(pa.Array.from_buffers(pa.int32(), total,
+                                                                 [None, c.arg_type]), table),
+            pa.Array.from_buffers(pa.int64(), total,
+                                  [*_validity((has & _C_INT) != 0)[:1], c.arg_int]),
+            pa.Array.from_buffers(pa.float64(), total,
+                                  [*_validity((has & _C_FLOAT) != 0)[:1], c.arg_float]),
             strs,
         ], fields=list(ARG_TYPE))
-        return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), struct,
-                                        type=pa.list_(ARG_TYPE))
-
-    @staticmethod
-    def _filetimes(rows, gid, data) -> tuple[np.ndarray, np.ndarray]:
-        """FILETIME of each row (exact integer arithmetic, as TimeConverter) and whether it
-        has one."""
-        raw = rows["timestamp"]
-        milli = rows["milli"]
-        valid = milli != NO_TIME
-        out = np.zeros(len(raw), np.int64)
-        clocks = [s.clock for s in data.sources]
-        src = data.source_of[gid]
-        many = len(clocks) > 1
-        for k, clock in enumerate(clocks):
-            m = src == k if many else slice(None)
-            start, origin, num, den = clock.linear
-            r = raw[m]
-            with np.errstate(over="ignore"):
-                if num == den:
-                    out[m] = r + np.int64(start - origin)
-                else:
-                    q, rem = np.divmod(r - np.int64(origin), np.int64(den))
-                    out[m] = (np.int64(start) + q * np.int64(num) +
-                              rem * np.int64(num) // np.int64(den))
-        far = np.flatnonzero(valid & (milli == TIME_OUT_OF_RANGE))
-        for r in far.tolist():            # beyond what the row clock computes: Python's ints
-            ft = clocks[int(src[r])].to_filetime(int(raw[r]))
-            if -(1 << 63) <= ft < (1 << 63):
-                out[r] = ft
-            else:
-                valid[r] = False
-        return out, valid
-
-    def _args(self, rows, key, slots, known, special, data, nkeys) -> tuple:
-        """The ``args`` column's parts: per row the argument count; per argument the name and
-        type ids, int and float values (with their validity), the string's length (and
-        validity), and the strings' UTF-8 bytes. Numpy reads the arguments of every message
-        whose items it knows (numbers, pointers, ANSI and counted strings) for the whole chunk
-        at once; Python decodes the others' (memoized per argument block) and those of its
-        own rows."""
-        n = len(key)
-        flags = rows["flags"].astype(np.int64)
-        src_ps = np.array([s.pointer_size for s in data.sources], np.int64)[data.source_of]
-        ps8 = np.where(flags & _POINTER64, True, np.where(flags & _POINTER32, False,
-                                                          src_ps[slots] == 8))
-        known = known & (key < nkeys)
-        plans = self._plans
-        counts = np.zeros(n, np.int64)
-        python_rows: dict[int, list] = {r: list(m.args or ()) for r, m in special.items()}
-        code = key.astype(np.int64) * 2 + ps8
-        vec = np.zeros(n, bool)
-        entries = self.decoder._key_entries
-        if known.any():
-            plans.ensure(code[known], entries, self._names)
-            safe = np.where(known, code, 0)
-            vec = known & (plans.start[safe] >= 0) & (rows["payload_size"] >= plans.size[safe])
-        while True:
-            pairs = self._pairs(np.flatnonzero(vec), code, rows, slots, counts, data)
-            if pairs.bad is None:
-                break
-            vec[pairs.bad] = False        # the C renderer printed them: not expected here
-        for r in np.flatnonzero(known & ~vec).tolist():
-            entry = entries[int(key[r])]
-            if entry.unknown is None and entry.formatter is not None:
-                python_rows[r] = self._python_args(entry, int(key[r]), 8 if ps8[r] else 4,
-                                                   rows, r, slots, data)
-        for r, values in python_rows.items():
-            counts[r] = len(values)
-        offsets = np.zeros(n + 1, np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        total = int(offsets[-1])
-        name_id = np.zeros(total, np.int64)
-        type_id = np.zeros(total, np.int64)
-        ints = np.zeros(total, np.int64)
-        int_ok = np.zeros(total, bool)
-        floats = np.zeros(total, np.float64)
-        float_ok = np.zeros(total, bool)
-        str_len = np.zeros(total, np.int64)
-        str_ok = np.zeros(total, bool)
-        sources: list[bytes] = []                 # string bytes: numpy's, then Python's
-        spans: list[tuple] = []                   # (child positions, offsets, lengths)
-        py_pos: list[int] = []
-        py_bytes: list[bytes] = []
-        if pairs.count:
-            flat = plans.flat
-            pidx, at = pairs.pidx, pairs.at
-            pos = offsets[pairs.row] + pairs.within
-            name_id[pos] = flat["name"][pidx]
-            type_id[pos] = flat["type"][pidx]
-            mode = flat["mode"][pidx]
-            fixed = mode < _CSTR
-            if fixed.any():
-                fpos, fat, fmode = pos[fixed], at[fixed], mode[fixed]
-                raw = data.read8(pairs.slot[fixed], fat)
-                raw &= _WIDTH_MASK[flat["width"][pidx[fixed]]]
-                is_int = fmode <= _SIGNED
-                bits = flat["bits"][pidx[fixed]]
-                shift = np.where(fmode == _SIGNED, 64 - bits, 0).astype(np.uint64)
-                ints[fpos[is_int]] = ((raw[is_int] << shift[is_int]).view(np.int64)
-                                      >> shift[is_int].astype(np.int64))
-                int_ok[fpos[is_int]] = True
-                dbl = fmode == _DOUBLE
-                floats[fpos[dbl]] = raw[dbl].view(np.float64)
-                flt = fmode == _FLOAT
-                if flt.any():
-                    floats[fpos[flt]] = (raw[flt].astype(np.uint32).view(np.float32)
-                                         .astype(np.float64))
-                float_ok[fpos[~is_int]] = True
-            var = ~fixed
-            if var.any():
-                vpos, vslot = pos[var], pairs.slot[var]
-                vstart, vlen, vmode = pairs.str_start[var], pairs.str_len[var], mode[var]
-                body = data.gather(vslot, vstart, vlen)
-                boff = np.zeros(len(vlen), np.int64)
-                np.cumsum(vlen[:-1], out=boff[1:])
-                arr = np.frombuffer(body, np.uint8)
-                # ASCII needs no decoding; UTF-16 that is ASCII is its even bytes
-                high = np.zeros(len(vlen), bool)
-                if len(arr):
-                    nonempty = vlen > 0
-                    top = np.zeros(len(vlen), np.uint8)
-                    top[nonempty] = np.maximum.reduceat(arr, boff[nonempty])
-                    high = top >= 0x80
-                wide = vmode == _PWSTR
-                if wide.any():
-                    high |= wide & ((vlen & 1) == 1)
-                    idx = np.flatnonzero(wide & ~high)
-                    if len(idx):
-                        odd_high = self._utf16_not_ascii(arr, boff[idx], vlen[idx])
-                        high[idx[odd_high]] = True
-                simple = ~high & ~wide
-                sources.append(body)
-                spans.append((vpos[simple], boff[simple], vlen[simple]))
-                narrow = ~high & wide
-                if narrow.any():
-                    ascii_bytes, aoff, alen = self._even_bytes(arr, boff[narrow], vlen[narrow])
-                    base = sum(len(s) for s in sources)
-                    sources.append(ascii_bytes)
-                    spans.append((vpos[narrow], aoff + base, alen))
-                for j in np.flatnonzero(high).tolist():
-                    raw_text = body[boff[j]:boff[j] + vlen[j]]
-                    text = _utf16(raw_text) if vmode[j] == _PWSTR else _ansi(raw_text)
-                    py_pos.append(int(vpos[j]))
-                    py_bytes.append(text.encode("utf-8", "surrogatepass"))
-        names = self._names
-        for r, values in python_rows.items():
-            at0 = int(offsets[r])
-            for j, (name, item, value) in enumerate(values):
-                i, f, s = _arg_value(value)
-                p = at0 + j
-                name_id[p] = names(name)
-                type_id[p] = names(item)
-                if i is not None:
-                    ints[p] = i
-                    int_ok[p] = True
-                elif f is not None:
-                    floats[p] = f
-                    float_ok[p] = True
-                elif s is not None:
-                    py_pos.append(p)
-                    py_bytes.append(s.encode("utf-8", "surrogatepass"))
-        if py_pos:
-            base = sum(len(s) for s in sources)
-            lens = np.fromiter(map(len, py_bytes), np.int64, len(py_bytes))
-            offs = np.zeros(len(lens), np.int64)
-            np.cumsum(lens[:-1], out=offs[1:])
-            sources.append(b"".join(py_bytes))
-            spans.append((np.array(py_pos, np.int64), offs + base, lens))
-        str_body = b""
-        if spans:
-            spos = np.concatenate([s[0] for s in spans])
-            soff = np.concatenate([s[1] for s in spans])
-            slen = np.concatenate([s[2] for s in spans])
-            order = np.argsort(spos, kind="stable")
-            spos, soff, slen = spos[order], soff[order], slen[order]
-            str_len[spos] = slen
-            str_ok[spos] = True
-            src = np.frombuffer(b"".join(sources), np.uint8)
-            str_body = src[_ranges(soff, slen)].tobytes()
-        return (counts, name_id, type_id, ints, int_ok, floats, float_ok, str_len, str_ok,
-                str_body)
-
-    @staticmethod
-    def _utf16_not_ascii(arr, off, length) -> np.ndarray:
-        """Which UTF-16 strings hold a code unit that is not ASCII (their high bytes)."""
-        idx = _ranges(off + 1, length // 2, step=2)
-        if not len(idx):
-            return np.zeros(len(off), bool)
-        nonempty = length > 1
-        top = np.zeros(len(off), np.uint8)
-        firsts = np.zeros(len(off), np.int64)
-        np.cumsum((length // 2)[:-1], out=firsts[1:])
-        top[nonempty] = np.maximum.reduceat(arr[idx], firsts[nonempty])
-        return top != 0
-
-    @staticmethod
-    def _even_bytes(arr, off, length) -> tuple[bytes, np.ndarray, np.ndarray]:
-        """ASCII UTF-16 strings as their low bytes: (bytes, offsets, lengths)."""
-        half = length // 2
-        idx = _ranges(off, half, step=2)
-        offs = np.zeros(len(half), np.int64)
-        np.cumsum(half[:-1], out=offs[1:])
-        return arr[idx].tobytes(), offs, half
-
-    def _pairs(self, rows_v, code, rows, slots, counts, data) -> "_Pairs":
-        """The (row, argument) pairs of the rows numpy decodes, with each argument's byte
-        position (strings located level by level: the k-th string of a row starts after the
-        k - 1 before it); ``bad``: rows whose strings or numbers run past their data."""
-        plans = self._plans
-        p = _Pairs()
-        counts[:] = 0
-        if not len(rows_v):
-            return p
-        cnt = plans.count[code[rows_v]]
-        counts[rows_v] = cnt
-        p.row = np.repeat(rows_v, cnt)
-        rv = np.repeat(np.arange(len(rows_v)), cnt)
-        p.within = np.arange(len(p.row)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-        p.pidx = np.repeat(plans.start[code[rows_v]], cnt) + p.within
-        p.count = len(p.row)
-        flat = plans.flat
-        begin = rows["payload_offset"][rows_v].astype(np.int64)
-        end = begin + rows["payload_size"][rows_v]
-        p.slot = slots[p.row]
-        off = flat["off"][p.pidx]
-        mode = flat["mode"][p.pidx]
-        var = flat["var"][p.pidx]
-        levels = int(plans.nvar[code[rows_v]].max())
-        extra = np.zeros((len(rows_v), levels + 1), np.int64)   # string bytes before each level
-        p.str_start = np.zeros(p.count, np.int64)
-        p.str_len = np.zeros(p.count, np.int64)
-        bad = np.zeros(len(rows_v), bool)
-        is_var = mode >= _CSTR
-        for level in range(levels):
-            extra[:, level + 1] = extra[:, level]
-            sel = np.flatnonzero(is_var & (var == level))
-            if not len(sel):
-                continue
-            ri = rv[sel]
-            at = begin[ri] + off[sel] + extra[ri, level]
-            stop = end[ri]
-            m = mode[sel]
-            length = np.zeros(len(sel), np.int64)
-            start = at.copy()
-            ok = at <= stop
-            cstr = m == _CSTR
-            if cstr.any():
-                nul = data.next_nul(p.slot[sel][cstr], at[cstr], stop[cstr])
-                length[cstr] = nul - at[cstr]
-                ok[cstr] &= nul < stop[cstr]
-            counted = ~cstr
-            if counted.any():
-                n16 = data.read8(p.slot[sel][counted], at[counted]) & np.uint64(0xFFFF)
-                length[counted] = n16.astype(np.int64)
-                start[counted] = at[counted] + 2
-                ok[counted] &= at[counted] + 2 + length[counted] <= stop[counted]
-            bad[ri[~ok]] = True
-            consumed = np.where(cstr, length + 1, length + 2)
-            extra[ri, level + 1] += np.where(ok, consumed, 0)
-            p.str_start[sel] = start
-            p.str_len[sel] = np.where(ok, length, 0)
-        p.at = begin[rv] + off + extra[rv, var]
-        width = flat["width"][p.pidx]
-        over = ~is_var & (p.at + width > end[rv])
-        bad[rv[over]] = True
-        if bad.any():
-            p.bad = rows_v[bad]
-        return p
-
-    def _python_args(self, entry, k: int, ps: int, rows, r: int, slots, buffers) -> list:
-        poff, plen = int(rows["payload_offset"][r]), int(rows["payload_size"][r])
-        data = bytes(buffers.raw(int(slots[r]))[poff:poff + plen])
-        memo = self._memo
-        values = memo.get((k, ps, data))
-        if values is None:
-            try:
-                values = entry.formatter.decode_args(data, ps)
-            except Exception:
-                values = []             # its text was printed; the arguments are unreadable
-            if len(memo) >= self.ARGS_MEMO:
-                memo.clear()
-            memo[(k, ps, data)] = values
-        return values
+        return pa.ListArray.from_arrays(pa.Array.from_buffers(pa.int32(), c.rows + 1,
+                                                              [None, c.arg_off]),
+                                        struct, type=pa.list_(ARG_TYPE))
 
 
-class _Pairs:
-    """(row, argument) pairs of a chunk (see ``ArrowBuilder._pairs``)."""
-
-    count = 0
-    bad = None
-    row = within = pidx = slot = at = str_start = str_len = None
+_TIMESTAMP = pa.timestamp("ns", tz="UTC")
 
 
-class _Pending:
-    """The chunks collected for one batch: their rows, buffer ids, text and line ends, the
-    rows Python decoded, and the buffers (data, source) the rows point into."""
+def _fixed(kind: pa.DataType, n: int, buffer: pa.Buffer) -> pa.Array:
+    return pa.Array.from_buffers(kind, n, [None, buffer])
+
+
+def _validity(ok: np.ndarray | None) -> tuple:
+    """(validity bitmap or None, null count) of a mask of the values that are set."""
+    if ok is None:
+        return None, 0
+    nulls = len(ok) - int(np.count_nonzero(ok))
+    if not nulls:
+        return None, 0
+    return pa.py_buffer(np.packbits(ok, bitorder="little")), nulls
+
+
+class _Python:
+    """What the rows Python decoded in a batch differ in: per row, per-message values
+    (``_KEY_COLUMNS``), a FILETIME, an error; the rows without text."""
 
     def __init__(self) -> None:
-        self.rows = 0
-        self.row_parts: list[np.ndarray] = []
-        self.gid_parts: list[np.ndarray] = []
-        self.end_parts: list[np.ndarray] = []
-        self.texts: list[bytes] = []
-        self.text_size = 0
-        self.special: dict[int, Any] = {}
-        self.datas: list[bytes] = []
-        self.sources: list = []
-        self._ids: dict[int, int] = {}
-
-    def buffer(self, view, slot: int) -> int:
-        """The id of the buffer a slot holds now (its bytes are kept, so the id is stable)."""
-        data = view.datas[slot]
-        g = self._ids.get(id(data))
-        if g is None:
-            g = self._ids[id(data)] = len(self.datas)
-            self.datas.append(data)
-            self.sources.append(view.sources[slot])
-        return g
+        self.values: dict[int, tuple] = {}
+        self.times: dict[int, int] = {}
+        self.errors: dict[int, str] = {}
+        self.no_text: list[int] = []
 
 
-class _BatchData:
-    """A batch's buffers as one numpy array (each padded, so an 8-byte read never runs
-    off its end); positions are given per buffer id."""
+class _Taken:
+    """A batch's column buffers, taken from C (Arrow buffers over the C memory, freed with
+    them), and its row and argument counts."""
 
-    def __init__(self, pending: _Pending) -> None:
-        self.datas = pending.datas
-        sources: list = []
-        index: dict[int, int] = {}
-        of = []
-        for source in pending.sources:
-            k = index.get(id(source))
-            if k is None:
-                k = index[id(source)] = len(sources)
-                sources.append(source)
-            of.append(k)
-        self.sources = sources
-        self.source_of = np.array(of, np.int64)     # buffer id -> source number
-        sizes = np.array([len(d) + 8 for d in self.datas], np.int64)
-        self.base = np.zeros(len(sizes), np.int64)
-        np.cumsum(sizes[:-1], out=self.base[1:])
-        pad = bytes(8)
-        self.big = np.frombuffer(b"".join(x for d in self.datas for x in (d, pad)), np.uint8)
-
-    def raw(self, gid: int) -> bytes:
-        return self.datas[gid]
-
-    def read8(self, gids: np.ndarray, at: np.ndarray) -> np.ndarray:
-        """The 8 bytes at each position, as little-endian uint64."""
-        pos = (self.base[gids] + at).astype(np.intp)
-        return self.big[pos[:, None] + _BYTE8].view("<u8").ravel()
-
-    def next_nul(self, gids: np.ndarray, at: np.ndarray, stop: np.ndarray) -> np.ndarray:
-        """The position of the first NUL at or after each position and before ``stop`` (in
-        the buffer's coordinates; ``stop`` when there is none). Strings are short: every
-        unfinished one moves one byte per step (each buffer's padding ends the scan)."""
-        base = self.base[gids]
-        pos = (base + at).astype(np.intp)
-        end = (base + np.maximum(stop, at)).astype(np.intp)
-        big = self.big
-        live = np.flatnonzero(pos < end)
-        while len(live):
-            p = pos[live]
-            found = big[p] == 0
-            go = live[~found]
-            pos[go] += 1
-            live = go[pos[go] < end[go]]
-        return pos - base
-
-    def gather(self, gids: np.ndarray, start: np.ndarray, length: np.ndarray) -> bytes:
-        """The byte ranges, one after the other."""
-        if not len(gids):
-            return b""
-        return self.big[_ranges(self.base[gids] + start, length)].tobytes()
-
-
-def _ranges(start: np.ndarray, length: np.ndarray, step: int = 1) -> np.ndarray:
-    """The indexes start[i], start[i] + step, ... (length[i] of them) for each i, in order."""
-    length = np.asarray(length, np.int64)
-    total = int(length.sum())
-    if not total:
-        return np.zeros(0, np.intp)
-    firsts = np.cumsum(length) - length
-    within = np.arange(total, dtype=np.int64) - np.repeat(firsts, length)
-    return (np.repeat(np.asarray(start, np.int64), length) + within * step).astype(np.intp)
+    def __init__(self, columns: ColumnBuffers) -> None:
+        self.rows, self.args = columns.rows, columns.args
+        for name, (address, size, owner) in columns.take().items():
+            setattr(self, name, pa.foreign_buffer(address, size, base=owner) if size
+                    else pa.py_buffer(b""))
 
 
 def _value_type(column: str) -> pa.DataType:

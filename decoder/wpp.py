@@ -337,6 +337,7 @@ class WppDecoder:
         self._decorations = None                 # makes the programs' CSV / JSON decorations
         self._key_entries: list[_Entry] = []     # row key id -> entry (mirrors the C key table)
         self._key_tables = None                  # ... of this RowTables
+        self.column_decoration = None            # "columns" form: entry -> its decoration
 
     # -- per-message resolution -----------------------------------------------------------
     def _entry(self, guid, number: int) -> _Entry:
@@ -428,26 +429,29 @@ class WppDecoder:
                 yield lines
             return
 
-    def rendered(self, chunks: Iterable[tuple[Sequence[int], list]], view) -> Iterator[tuple]:
-        """The formatting loop for columnar outputs (decoder.arrow): per chunk of the
-        engine's row refs, (text, line ends, row refs, holes): the C renderer's message texts
-        without prefix (its buffer, valid until the next chunk is asked for), the text length
-        after each row (a row that is not a message adds nothing), and the rows it left to
-        Python [(item index, text position)], to be decoded with ``_row_message``."""
-        return self._rendered_chunks(chunks, view, want_ends=True, fill_holes=False,
-                                     prefixed=False)
+    def columns(self, chunks: Iterable[tuple[Sequence[int], list]], view, sink,
+                decoration) -> Iterator:
+        """The formatting loop for Arrow columns (decoder.arrow): per chunk of the engine's row
+        refs, ``sink(printer, items, view)`` -> (its result, rows that are not messages), the
+        printer's renderer in the "columns" form; ``decoration(entry)``: a program's column
+        decoration (``wpptrace.tmf.native.column_decoration``; None: Python decodes its
+        rows). Yields the sink's results."""
+        self.column_decoration = decoration
+        return self._rendered_chunks(chunks, view, want_ends=False, fill_holes=False,
+                                     prefixed=False, form="columns", sink=sink)
 
     def _rendered_chunks(self, chunks, view, want_ends: bool, fill_holes: bool, prefixed: bool,
-                         form: str = "text", quote_all: bool = False):
+                         form: str = "text", quote_all: bool = False, sink=None):
         """(text, line ends, row refs, holes) per chunk; the text may be the renderer's buffer
         (valid until the next chunk is asked for). ``fill_holes``: the lines Python prints
         are put in the text (else the holes [(item index, text position)] are handed out);
         ``prefixed``: the C renderer prints the prefix; ``form``: rows as "text" lines, "csv"
-        rows or "jsonl" objects (``quote_all``: every CSV field quoted)."""
+        rows or "jsonl" objects (``quote_all``: every CSV field quoted), or "columns": then
+        ``sink`` (see ``columns``) consumes each chunk and its results are yielded."""
         printer = self._row_printer(noprefix=self.noprefix or not prefixed, form=form,
                                     quote_all=quote_all)
         line_of = self._row_line_bytes
-        if form != "text":
+        if form in ("csv", "jsonl"):
             line_of = _StructuredRows(self, form, quote_all).hole_line
         tables = view.tables
         if tables is not self._key_tables:   # key ids are the table's: another table starts anew
@@ -471,6 +475,11 @@ class WppDecoder:
                     key_entries.append(entry)
                 for key in range(len(key_program), len(key_entries)):
                     key_program.append(self._program(key_entries[key]))
+                if sink is not None:
+                    result, skipped = sink(printer, items, view)
+                    non_wpp += skipped
+                    yield result
+                    continue
                 sources = view.sources
                 text, holes, ends, skipped = printer.print(
                     items, view.datas, view.blobs,
@@ -597,9 +606,12 @@ class WppDecoder:
                 renderer = self._printer.renderer
                 program = renderer.add(blob)
                 if form != "text":
-                    if self._decorations is None:
-                        self._decorations = _StructuredRows(self, form, quote_all)
-                    decoration = self._decorations.decoration(entry)
+                    if form == "columns":
+                        decoration = self.column_decoration(entry)
+                    else:
+                        if self._decorations is None:
+                            self._decorations = _StructuredRows(self, form, quote_all)
+                        decoration = self._decorations.decoration(entry)
                     if decoration is None:
                         program = RowPrinter.HOLE      # Python prints its rows in this form
                     else:

@@ -31,8 +31,8 @@ from typing import Any, Iterable, NamedTuple, Sequence
 
 from wpptrace._core import ffi, lib
 
-__all__ = ["encode", "json_decoration", "NativeRenderer", "SharedPrefix", "flag_bits",
-           "JSON_KINDS"]
+__all__ = ["encode", "json_decoration", "column_decoration", "NativeRenderer", "SharedPrefix",
+           "flag_bits", "JSON_KINDS"]
 
 _HEAD = struct.Struct("<IIHHIiHH")
 _ARG = struct.Struct("<BBBB")
@@ -54,11 +54,13 @@ _FORMS = {"ntstatus": lib.WPPR_F_NTSTATUS, "hresult": lib.WPPR_F_HRESULT,
 _FLAG_BITS = {"-": lib.WPPR_MINUS, "+": lib.WPPR_PLUS, " ": lib.WPPR_SPACE, "#": lib.WPPR_HASH,
               "0": lib.WPPR_ZERO}
 _NONE = -1
-_OUTPUTS = {"text": lib.WPPR_OUT_TEXT, "csv": lib.WPPR_OUT_CSV, "jsonl": lib.WPPR_OUT_JSON}
+_OUTPUTS = {"text": lib.WPPR_OUT_TEXT, "csv": lib.WPPR_OUT_CSV, "jsonl": lib.WPPR_OUT_JSON,
+            "columns": lib.WPPR_OUT_COLUMNS}
 #: how the renderer writes an argument's JSON value (``MessageFormatter.json_kinds``)
 JSON_KINDS = {"unsigned": lib.WPPR_J_UNSIGNED, "signed": lib.WPPR_J_SIGNED,
               "string": lib.WPPR_J_STRING, "guid": lib.WPPR_J_GUID, "double": lib.WPPR_J_DOUBLE}
 _JSON_ARG = struct.Struct("<BBBBI")
+_COLUMN_ARG = struct.Struct("<BBBBii")
 _PREFIX_END = _OP.pack(lib.WPPR_OP_PREFIX_END, 0, 0, 0, 0, 0, 0, _NONE, _NONE, 0, 0)
 
 
@@ -153,6 +155,16 @@ def json_decoration(head: bytes, args: Sequence[tuple[str, str, int, int]]) -> b
     return b"".join(parts)
 
 
+def column_decoration(args: Sequence[tuple[int, int, str, int, int]]) -> bytes:
+    """A program's decoration in the "columns" form: per argument (name id, type id,
+    JSON_KINDS name, bits of a signed value at pointer size 4 and 8); the ids are the
+    caller's, written as they are in the argument columns."""
+    parts = [struct.pack("<H", len(args))]
+    parts += [_COLUMN_ARG.pack(JSON_KINDS[kind], bits4, bits8, 0, name, item)
+              for name, item, kind, bits4, bits8 in args]
+    return b"".join(parts)
+
+
 def _encode_ops(ops: Iterable[tuple], pool: "_Pool", out: list[bytes]) -> None:
     """Pack ops into ``out``; adjacent literals become one."""
     text = None
@@ -239,7 +251,8 @@ class NativeRenderer:
     def __init__(self, *, utc: bool = False, noprefix: bool = False, output: str = "text",
                  quote_all: bool = False) -> None:
         """``output``: the rows' form, "text" (tracefmt lines), "csv" or "jsonl" (rows of
-        programs given a decoration); ``quote_all``: every CSV field quoted."""
+        programs given a decoration), "columns" (Arrow columns, ``wppr_column_row``: the
+        text without prefix and the typed arguments); ``quote_all``: every CSV field quoted."""
         raw = lib.wppr_new()
         if raw == ffi.NULL:
             raise MemoryError("wppr_new")
@@ -260,8 +273,8 @@ class NativeRenderer:
         return pid
 
     def decorate(self, program: int, decoration: bytes) -> None:
-        """Give a program the decoration of its CSV rows (GuidName,MessageName as CSV) or JSON
-        objects (``json_decoration``)."""
+        """Give a program the decoration of its CSV rows (GuidName,MessageName as CSV), JSON
+        objects (``json_decoration``) or columns (``column_decoration``)."""
         if lib.wppr_set_decoration(self.raw, program, decoration, len(decoration)) < 0:
             raise ValueError("malformed renderer decoration")
 

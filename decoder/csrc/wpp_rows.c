@@ -18,6 +18,7 @@
 #include "etl_layout.h"
 #include "etlread.h"
 #include "wpp_rows.h"
+#include "_wppr_internal.h"        /* the renderer's buffer appends, inlined (columns) */
 
 #define SCRATCH_RECORDS 16384   /* etlrd records per walk call (as records.py's _CHUNK) */
 #define PROBE_LIMIT 64          /* slots one lookup may look at (random keys: a few) */
@@ -259,4 +260,108 @@ int wpprow_render(wppr_renderer *r, const uint64_t *refs, uint32_t n, const wppr
     *nholes = h;
     *skipped = skip;
     return rc;
+}
+
+/* -- Arrow columns ------------------------------------------------------------------------ */
+
+#define FILETIME_UNIX 116444736000000000LL
+#define COLUMN_BYTES_MAX (1u << 30)
+
+int wpprow_columns_reset(wpprow_columns *out)
+{
+    wppr_buf *bufs[] = {&out->filetime, &out->ns, &out->cpu, &out->pid, &out->tid, &out->sequence,
+                        &out->payload_size, &out->number, &out->kind, &out->key, &out->source,
+                        &out->flags};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) wppr_buf_free(bufs[i]);
+    return wppr_columns_reset(&out->msg);
+}
+
+static int put_fixed(wppr_buf *b, const void *p, size_t n)
+{
+    if (wppr_reserve(b, n)) return -1;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+/* the row's own fields; time: the FILETIME is known (else Python computes it) */
+static int put_row_fields(wpprow_columns *o, const wpprow *w, int32_t source, int time)
+{
+    int64_t ft = 0, ns = 0;
+    uint8_t flags = (w->present & ETLRD_HAS_GUID) ? 0 : WPPROW_C_NO_GUID;
+    if (time) {
+        ft = w->filetime;
+        flags |= WPPROW_C_TIME;
+        /* nanoseconds since 1970 when they fit an int64 */
+        if (ft - FILETIME_UNIX >= INT64_MIN / 100 + 1 && ft - FILETIME_UNIX <= INT64_MAX / 100) {
+            ns = (ft - FILETIME_UNIX) * 100;
+            flags |= WPPROW_C_NS;
+        }
+    }
+    int32_t key = (int32_t)w->key;
+    uint8_t kind = w->kind;
+    return put_fixed(&o->filetime, &ft, 8) || put_fixed(&o->ns, &ns, 8)
+           || put_fixed(&o->cpu, &w->cpu, 4) || put_fixed(&o->pid, &w->process_id, 4)
+           || put_fixed(&o->tid, &w->thread_id, 4) || put_fixed(&o->sequence, &w->sequence, 4)
+           || put_fixed(&o->payload_size, &w->payload_size, 4)
+           || put_fixed(&o->number, &w->number, 2) || put_fixed(&o->kind, &kind, 1)
+           || put_fixed(&o->key, &key, 4) || put_fixed(&o->source, &source, 4)
+           || put_fixed(&o->flags, &flags, 1) ? -1 : 0;
+}
+
+int64_t wpprow_put_columns(wppr_renderer *r, const uint64_t *refs, uint32_t start, uint32_t n,
+                           const wpprow *const *rows, const uint32_t *row_counts,
+                           const uint8_t *const *datas, const uint32_t *pointer_sizes,
+                           const int32_t *sources, uint32_t nslots, const int32_t *key_program,
+                           uint32_t nkeys, int all_records, uint32_t max_rows, wpprow_columns *out,
+                           uint32_t *skipped, int *why)
+{
+    uint32_t skip = 0;
+    *why = WPPROW_C_DONE;
+    for (uint32_t i = start; i < n; i++) {
+        uint32_t slot = (uint32_t)(refs[i] >> 32), index = (uint32_t)refs[i];
+        const wpprow *w = slot < nslots && index < row_counts[slot] ? &rows[slot][index] : NULL;
+        if (!w) return -1;                        /* the caller's refs are its own rows */
+        if (w->key == WPPROW_NOT_MESSAGE && !all_records) {
+            skip++;
+            continue;
+        }
+        if (out->msg.rows >= max_rows || out->msg.text.len >= COLUMN_BYTES_MAX
+                || out->msg.str.len >= COLUMN_BYTES_MAX) {
+            *skipped += skip;
+            *why = WPPROW_C_FULL;
+            return i;
+        }
+        /* a time the row clock gives as a FILETIME (INT64_MIN: one only Python computes) */
+        int time = w->milli != WPPR_NO_TIME && w->milli != WPPR_TIME_OUT_OF_RANGE
+                   && w->filetime != INT64_MIN;
+        int32_t program = w->key < nkeys ? key_program[w->key] : WPPR_HOLE;
+        if (w->milli != WPPR_NO_TIME && !time) program = WPPR_HOLE;
+        if (put_row_fields(out, w, sources[slot], time)) return -1;
+        int rc = 1;
+        if (program >= 0) {
+            wppr_row row;
+            row.program = program;
+            row.args = datas[slot] + w->payload_offset;
+            row.size = w->payload_size;
+            row.milli = w->milli;
+            row.filetime = w->filetime;
+            row.thread_id = w->thread_id;
+            row.process_id = w->process_id;
+            row.sequence = w->sequence;
+            row.cpu = w->cpu;
+            row.pointer_size = (w->flags & TRACE_MESSAGE_POINTER64) ? 8
+                               : (w->flags & TRACE_MESSAGE_POINTER32) ? 4 : pointer_sizes[slot];
+            row.reserved = 0;
+            rc = wppr_column_row(r, &row, &out->msg);
+            if (rc < 0) return -1;
+        }
+        if (rc) {
+            *skipped += skip;
+            *why = WPPROW_C_HOLE;
+            return i;
+        }
+    }
+    *skipped += skip;
+    return n;
 }

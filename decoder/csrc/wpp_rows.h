@@ -80,4 +80,51 @@ int wpprow_render(wppr_renderer *r, const uint64_t *refs, uint32_t n, const wppr
                   uint32_t nkeys, wppr_buf *out, uint32_t *holes, uint64_t *hole_at,
                   uint32_t *nholes, uint32_t *skipped, uint64_t *ends);
 
+/* Arrow columns of rows (decoder/arrow.py): the rows' own fields, one buffer each, beside the
+ * renderer's text and typed arguments (msg). Per row: filetime and the nanoseconds since 1970
+ * (int64), cpu, pid, tid, sequence, payload size (uint32), number (uint16), kind (uint8),
+ * the key id (int32), the source number the caller gave the row's slot (int32), and flags
+ * (WPPROW_C_*). */
+#define WPPROW_C_TIME        1      /* filetime is set */
+#define WPPROW_C_NS          2      /* ns is set (the FILETIME fits int64 nanoseconds since 1970) */
+#define WPPROW_C_NO_GUID     4      /* the record has no message GUID */
+
+/* why wpprow_put_columns stopped before the end of its refs */
+#define WPPROW_C_DONE        0
+#define WPPROW_C_HOLE        1      /* the row's own fields are in; its text and arguments are
+                                       the caller's (wppr_columns_text / _arg / _end_row) */
+#define WPPROW_C_FULL        2      /* the batch holds max_rows rows, or 1 GiB of text or strings */
+
+typedef struct {
+    wppr_columns msg;
+    wppr_buf filetime;
+    wppr_buf ns;
+    wppr_buf cpu;
+    wppr_buf pid;
+    wppr_buf tid;
+    wppr_buf sequence;
+    wppr_buf payload_size;
+    wppr_buf number;
+    wppr_buf kind;
+    wppr_buf key;
+    wppr_buf source;
+    wppr_buf flags;
+} wpprow_columns;
+
+/* Append the rows refs[start:n] to out as wpprow_render prints them (renderer r in
+ * WPPR_OUT_COLUMNS form), until one is left to the caller. Rows that are not messages are
+ * skipped and counted in *skipped, unless all_records (then they are holes, as are the log-file
+ * header, unresolved keys, times only Python computes and the renderer's holes). sources[slot]:
+ * the source number of the slot's rows. Returns the index of the first ref not done (n when
+ * all are) and sets *why (WPPROW_C_*: at a hole the row's own fields are in, at FULL the row
+ * is not); -1 when out of memory. */
+int64_t wpprow_put_columns(wppr_renderer *r, const uint64_t *refs, uint32_t start, uint32_t n,
+                           const wpprow *const *rows, const uint32_t *row_counts,
+                           const uint8_t *const *datas, const uint32_t *pointer_sizes,
+                           const int32_t *sources, uint32_t nslots, const int32_t *key_program,
+                           uint32_t nkeys, int all_records, uint32_t max_rows, wpprow_columns *out,
+                           uint32_t *skipped, int *why);
+/* Empty out (first offsets written), freeing the buffers still held: 0, or -1. */
+int wpprow_columns_reset(wpprow_columns *out);
+
 #endif

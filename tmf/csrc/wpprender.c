@@ -40,7 +40,8 @@ typedef struct {
 
 typedef struct {
     uint8_t kind, bits4, bits8;
-    uint32_t off, len;                /* the text before the value, in the decoration */
+    uint32_t off, len;                /* JSON: the text before the value, in the decoration */
+    int32_t name, type;               /* columns: the argument's name and type ids */
 } deco_arg;
 
 /* how a program's rows look as CSV rows or JSON objects (wppr_set_decoration) */
@@ -125,12 +126,14 @@ void wppr_set_options(wppr_renderer *r, int utc, int noprefix)
 {
     if (r->time.utc != (utc != 0)) r->time.second = INT64_MIN;
     r->time.utc = utc != 0;
-    r->noprefix = noprefix != 0;
+    r->noprefix = noprefix != 0 || r->output == WPPR_OUT_COLUMNS;
 }
 
 void wppr_set_output(wppr_renderer *r, int output, int quote_all)
 {
-    r->output = output == WPPR_OUT_CSV || output == WPPR_OUT_JSON ? output : WPPR_OUT_TEXT;
+    r->output = output == WPPR_OUT_CSV || output == WPPR_OUT_JSON || output == WPPR_OUT_COLUMNS
+                ? output : WPPR_OUT_TEXT;
+    if (output == WPPR_OUT_COLUMNS) r->noprefix = 1;
     r->quote_all = quote_all != 0;
 }
 
@@ -348,6 +351,30 @@ int wppr_set_decoration(wppr_renderer *r, int32_t id, const uint8_t *blob, uint3
     if (id < 0 || (uint32_t)id >= r->nprogs || r->output == WPPR_OUT_TEXT) return -1;
     program *p = r->progs[id];
     uint32_t head = len, nargs = 0, at = 0;
+    if (r->output == WPPR_OUT_COLUMNS) {
+        if (len < 2 || (nargs = rd16(blob)) != p->nargs || len != 2 + 12 * nargs) return -1;
+        deco *d = calloc(1, sizeof *d + nargs * sizeof(deco_arg) + 1);
+        if (!d) return -1;
+        d->args = (deco_arg *)(d + 1);
+        d->text = (uint8_t *)(d->args + nargs);
+        d->nargs = (uint16_t)nargs;
+        for (uint32_t i = 0; i < nargs; i++) {
+            const uint8_t *q = blob + 2 + 12 * i;
+            deco_arg *a = &d->args[i];
+            a->kind = q[0];
+            a->bits4 = q[1];
+            a->bits8 = q[2];
+            memcpy(&a->name, q + 4, 4);
+            memcpy(&a->type, q + 8, 4);
+            if (!deco_fits_arg(a, &p->args[i])) {
+                free(d);
+                return -1;
+            }
+        }
+        free(p->deco);
+        p->deco = d;
+        return 0;
+    }
     if (r->output == WPPR_OUT_JSON) {             /* check the layout before allocating */
         if (len < 6 || (head = rd32(blob)) > len - 6) return -1;
         nargs = rd16(blob + 4 + head);
@@ -936,11 +963,127 @@ static int render_json(wppr_renderer *r, program *p, const wppr_row *row, int ps
     return PUTS(o, "]}\n");
 }
 
+/* -- Arrow columns ------------------------------------------------------------------ */
+
+static int put32(wppr_buf *b, uint32_t v) { return wppr_put(b, &v, 4); }
+
+/* text_off and arg_off hold their first offset (0) once reset; a column stays below 2 GiB */
+int wppr_columns_reset(wppr_columns *c)
+{
+    wppr_buf *bufs[] = {&c->text_off, &c->text, &c->arg_off, &c->arg_name, &c->arg_type,
+                        &c->arg_int, &c->arg_float, &c->arg_has, &c->str_off, &c->str};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) wppr_buf_free(bufs[i]);
+    c->rows = c->args = 0;
+    return put32(&c->text_off, 0) || put32(&c->arg_off, 0) || put32(&c->str_off, 0) ? -1 : 0;
+}
+
+void wppr_mem_free(void *p) { free(p); }
+
+int wppr_columns_text(wppr_columns *c, const uint8_t *text, size_t len)
+{
+    if (text && wppr_put(&c->text, text, len)) return -1;
+    return c->text.len > INT32_MAX ? -1 : put32(&c->text_off, (uint32_t)c->text.len);
+}
+
+static int end_arg(wppr_columns *c, int32_t name, int32_t type, uint8_t has, int64_t i, double f)
+{
+    if (c->str.len > INT32_MAX) return -1;
+    if (put32(&c->arg_name, (uint32_t)name) || put32(&c->arg_type, (uint32_t)type)
+            || wppr_put(&c->arg_int, &i, 8) || wppr_put(&c->arg_float, &f, 8)
+            || wppr_putc(&c->arg_has, has) || put32(&c->str_off, (uint32_t)c->str.len))
+        return -1;
+    c->args++;
+    return 0;
+}
+
+int wppr_columns_arg(wppr_columns *c, int32_t name, int32_t type, uint8_t has, int64_t i,
+                     double f, const uint8_t *str, size_t len)
+{
+    if (str && wppr_put(&c->str, str, len)) return -1;
+    return end_arg(c, name, type, has, i, f);
+}
+
+int wppr_columns_end_row(wppr_columns *c)
+{
+    if (put32(&c->arg_off, c->args)) return -1;
+    c->rows++;
+    return 0;
+}
+
+/* one argument's typed value (the JSON kinds: the value decode_args gives, as Arrow holds it) */
+static int column_arg(wppr_renderer *r, const program *p, const deco_arg *d, uint16_t i,
+                      const wppr_row *row, int ps, wppr_columns *c)
+{
+    uint64_t v = r->val[i];
+    double f = 0;
+    switch (d->kind) {
+    case WPPR_J_UNSIGNED:                 /* 64-bit values keep their bits */
+        return end_arg(c, d->name, d->type, WPPR_C_INT, (int64_t)v, 0);
+    case WPPR_J_SIGNED: {
+        int bits = ps == 8 ? d->bits8 : d->bits4;
+        uint64_t mask = bits == 64 ? UINT64_MAX : ((uint64_t)1 << bits) - 1;
+        v &= mask;
+        if (v >> (bits - 1)) v |= ~mask;
+        return end_arg(c, d->name, d->type, WPPR_C_INT, (int64_t)v, 0);
+    }
+    case WPPR_J_DOUBLE:
+        memcpy(&f, row->args + r->off[i], 8);
+        return end_arg(c, d->name, d->type, WPPR_C_FLOAT, 0, f);
+    case WPPR_J_GUID:
+        if (put_guid(&c->str, row->args + r->off[i])) return -1;
+        return end_arg(c, d->name, d->type, WPPR_C_STR, 0, 0);
+    default:                              /* WPPR_J_STRING */
+        if (put_string(&c->str, &p->args[i], row->args + r->off[i], r->len[i])) return -1;
+        return end_arg(c, d->name, d->type, WPPR_C_STR, 0, 0);
+    }
+}
+
+static int column_row(wppr_renderer *r, program *p, const wppr_row *row, wppr_columns *c)
+{
+    int ps = (int)row->pointer_size, rc;
+    const deco *d = p->deco;
+    if ((ps != 4 && ps != 8) || (p->flags & WPPR_P_SHARED) || !d) return ROW_HOLE;
+    if ((rc = split_args(r, p, row->args, row->size, ps))) return rc;
+    if ((rc = render_line(r, p, row, ps, &c->text))) return rc;
+    if (c->text.len > INT32_MAX || put32(&c->text_off, (uint32_t)c->text.len)) return -1;
+    for (uint16_t i = 0; i < d->nargs; i++)
+        if ((rc = column_arg(r, p, &d->args[i], i, row, ps, c))) return rc;
+    return wppr_columns_end_row(c);
+}
+
+int wppr_column_row(wppr_renderer *r, const wppr_row *row, wppr_columns *c)
+{
+    int32_t id = row->program;
+    if (id < 0 || (uint32_t)id >= r->nprogs || r->output != WPPR_OUT_COLUMNS) return ROW_HOLE;
+    /* what a hole or a failure leaves is taken back: the marks of every buffer it touches */
+    size_t text = c->text.len, text_off = c->text_off.len, str = c->str.len;
+    size_t arg_at[6] = {c->arg_name.len, c->arg_type.len, c->arg_int.len, c->arg_float.len,
+                        c->arg_has.len, c->str_off.len};
+    uint32_t args = c->args;
+    int rc = column_row(r, r->progs[id], row, c);
+    if (rc) {
+        c->text.len = text;
+        c->text_off.len = text_off;
+        c->str.len = str;
+        c->arg_name.len = arg_at[0];
+        c->arg_type.len = arg_at[1];
+        c->arg_int.len = arg_at[2];
+        c->arg_float.len = arg_at[3];
+        c->arg_has.len = arg_at[4];
+        c->str_off.len = arg_at[5];
+        c->args = args;
+        return rc;
+    }
+    r->progs[id]->rows++;
+    return 0;
+}
+
 static int render_row(wppr_renderer *r, program *p, const wppr_row *row, wppr_buf *o)
 {
     int ps = (int)row->pointer_size;
     if ((ps != 4 && ps != 8) || (p->flags & WPPR_P_SHARED)) return ROW_HOLE;
     if (r->output != WPPR_OUT_TEXT && !p->deco) return ROW_HOLE;
+    if (r->output == WPPR_OUT_COLUMNS) return ROW_HOLE;      /* wppr_column_row's */
     int rc = split_args(r, p, row->args, row->size, ps);
     if (rc) return rc;
     if (r->output == WPPR_OUT_CSV) return render_csv(r, p, row, ps, o);

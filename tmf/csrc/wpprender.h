@@ -77,6 +77,8 @@
                                       the row's facts, then the line as the last field */
 #define WPPR_OUT_JSON       2      /* a JSON object: time, the decoration's head, the row's facts,
                                       the text and the typed arguments */
+#define WPPR_OUT_COLUMNS    3      /* Arrow columns (wppr_columns): the message text and the
+                                      typed arguments; the prefix is never printed */
 
 /* JSON argument values (decoration blob) */
 #define WPPR_J_UNSIGNED     1      /* the zero-extended value in decimal */
@@ -84,6 +86,11 @@
 #define WPPR_J_STRING       3      /* the decoded text as a JSON string */
 #define WPPR_J_GUID         4      /* "xxxxxxxx-xxxx-..." */
 #define WPPR_J_DOUBLE       5      /* Python's repr of the double ("nan", "inf", "-inf" as strings) */
+
+/* which value of a column argument is set (wppr_columns.arg_has) */
+#define WPPR_C_INT          1      /* arg_int */
+#define WPPR_C_FLOAT        2      /* arg_float */
+#define WPPR_C_STR          4      /* the string at str_off */
 
 /* row.program values that are not programs */
 #define WPPR_SKIP           -1     /* not a message: counted, nothing printed */
@@ -113,6 +120,26 @@ typedef struct {
     int64_t filetime;        /* the row's FILETIME (JSON), valid when milli is a time */
 } wppr_row;
 
+/* The text and typed arguments of a batch of rows in Arrow's layouts: fixed-width values,
+ * int32 offsets (first 0) + data. Per row: text_off (its text), arg_off (its first argument);
+ * per argument: name and type ids (the decoration's), its int64, double and string values,
+ * arg_has telling which one is set (WPPR_C_*). The renderer appends; the caller takes the
+ * buffers (wppr_columns_reset frees whatever was not taken). */
+typedef struct {
+    wppr_buf text_off;
+    wppr_buf text;
+    wppr_buf arg_off;
+    wppr_buf arg_name;
+    wppr_buf arg_type;
+    wppr_buf arg_int;
+    wppr_buf arg_float;
+    wppr_buf arg_has;
+    wppr_buf str_off;
+    wppr_buf str;
+    uint32_t rows;
+    uint32_t args;
+} wppr_columns;
+
 typedef struct wppr_renderer wppr_renderer;
 
 wppr_renderer *wppr_new(void);
@@ -139,6 +166,21 @@ int wppr_output(const wppr_renderer *r);
  * u32 length and the text before its value ('{"name":..,"type":..,"value":').
  * 0, or -1 for a malformed blob or no memory. */
 int wppr_set_decoration(wppr_renderer *r, int32_t program, const uint8_t *blob, uint32_t len);
+/* Columns (WPPR_OUT_COLUMNS): append one row's text and typed arguments to c: 0; 1: a hole
+ * (c unchanged); -1: out of memory. The program's decoration: u16 argument count, then per
+ * argument u8 WPPR_J_* kind, u8 bits at pointer size 4, u8 bits at pointer size 8, u8 0,
+ * i32 name id, i32 type id. Counts the rows each program rendered. */
+int wppr_column_row(wppr_renderer *r, const wppr_row *row, wppr_columns *c);
+/* Append a row made elsewhere: its text (NULL: none, an empty string), then its arguments one
+ * by one (str NULL: no string), then end the row. 0, or -1 when out of memory. */
+int wppr_columns_text(wppr_columns *c, const uint8_t *text, size_t len);
+int wppr_columns_arg(wppr_columns *c, int32_t name, int32_t type, uint8_t has, int64_t i,
+                     double f, const uint8_t *str, size_t len);
+int wppr_columns_end_row(wppr_columns *c);
+/* Empty c (the first offsets written), freeing the buffers still held. 0, or -1. */
+int wppr_columns_reset(wppr_columns *c);
+/* free() for the buffers a caller took out of a wppr_columns */
+void wppr_mem_free(void *p);
 /* Rows rendered by a program so far. */
 uint64_t wppr_program_rows(const wppr_renderer *r, int32_t program);
 void wppr_buf_free(wppr_buf *b);
