@@ -81,3 +81,23 @@ def test_c_columns_decode_most_rows(traces):
     rows = run.read_all().num_rows
     run.close()
     assert 0 < len(calls) < rows // 10
+
+
+def test_builder_reused_with_another_key_table(traces):
+    """A decoder and builder reused for a file read with another key table (its key ids start
+    anew) give that file's messages, as a fresh run does."""
+    from wpptrace.decoder.wpp_rows import RowTables
+
+    first, tmfs = traces["driver"]
+    second, second_tmfs = traces["captures"]
+    tmfset = load_tmf(tmfs + second_tmfs)
+    context = _Context(tmfset)
+    run = ArrowRun([str(p) for p in first], tmfset, context=context)
+    run.read_all()
+    run.close()
+    context.tables = RowTables()
+    run = ArrowRun([str(p) for p in second], tmfset, context=context)
+    reused = run.read_all()
+    run.close()
+    fresh = _table(second, tmfset, native=True)
+    assert _rows(reused) == _rows(fresh)
