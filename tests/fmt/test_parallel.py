@@ -57,6 +57,11 @@ def test_cut_keys_balance_the_buffers(traces):
         assert cuts[1] < cuts[2]
         sizes = [len(_order(path, (cuts[k], cuts[k + 1]))[0]) for k in range(3)]
     assert min(sizes) > len(_order(path)[0]) // 8  # an estimate from buffer flush times
+    with EtlFile(path) as etl:
+        half = parallel.cut_keys(etl, 2, first_share=0.5)   # the first window: half an even share
+        even = parallel.cut_keys(etl, 2)
+    first, rest = (len(_order(path, (lo, hi))[0]) for lo, hi in zip(half[:-1], half[1:]))
+    assert half[1] < even[1] and first < rest
 
 
 @pytest.mark.parametrize("jobs", [2, 3])
