@@ -118,3 +118,25 @@ def test_a_full_key_table_changes_nothing(tmp_path, fmt_tmf, corpus, monkeypatch
         fast, fast_counts = _decode(path, tmfset, rows=True)
         assert fast == slow and len(fast) == 3001
         assert fast_counts == slow_counts
+
+
+def test_json_escapes_at_every_place_in_a_word(tmp_path, fmt_tmf, corpus):
+    """Strings whose quote, backslash or control character falls at each byte of the C
+    writer's 8-byte scan words, in texts of every length around them: JSON Lines from the
+    rows path equals the json module's (the record path)."""
+    tmfset, messages = _corpus_messages(fmt_tmf, corpus)
+    message = next(m for m in messages
+                   if len(m.args) == 1 and m.args[0].item == "ItemString")   # '... to %10!s!'
+    texts = [""]
+    for length in range(1, 26):
+        for at in range(length):
+            for special in ('"', "\\", "\n", "\x01", "\x1f", "\t"):
+                texts.append("abcdefghijklmnopqrstuvwxy"[:at] + special + "ABCDEFGHIJKLMNOPQRSTUVWXY"[at + 1:length])
+    texts += ["é clean text of some length é", "\x7f\x20~ no escapes here at all, none"]
+    path = tmp_path / "escapes.etl"
+    etlgen.write_messages(path, [
+        (message.guid, message.number, text.encode("utf-8") + b"\0", 7, 8, 0, etlgen.T0 + k * 100)
+        for k, text in enumerate(texts)], buffer_size=65536)
+    rows, _c = _decode(path, tmfset, rows=True, output="jsonl")
+    assert rows == _decode(path, tmfset, rows=False, output="jsonl")[0]
+    assert len(rows) == len(texts) + 1 and '\\"' in rows[2] and "\\u0001" in "".join(rows)

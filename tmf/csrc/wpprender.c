@@ -731,11 +731,29 @@ static const uint8_t JSON_EXTRA[256] = {
 
 /* b->data[start:] escaped as the inside of a JSON string, in place: what Python's json module
  * escapes with ensure_ascii off (quote, backslash, control characters; \uXXXX lower case) */
+/* how many bytes of p[0:n] surely need no escape: whole 8-byte words without a control
+ * character, quote or backslash (each test is exact: "a byte below k" / "a byte equal to 0") */
+static size_t json_clean_words(const uint8_t *p, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, q, s;
+        memcpy(&x, p + i, 8);
+        q = x ^ (ones * '"');
+        s = x ^ (ones * '\\');
+        if (((x - ones * 0x20) & ~x & highs) | ((q - ones) & ~q & highs) | ((s - ones) & ~s & highs))
+            break;
+    }
+    return i;
+}
+
 static int json_escape(wppr_buf *b, size_t start)
 {
     static const char hex[] = "0123456789abcdef";
     size_t extra = 0;
-    for (size_t i = start; i < b->len; i++) extra += JSON_EXTRA[b->data[i]];
+    size_t i = start + json_clean_words(b->data + start, b->len - start);
+    for (; i < b->len; i++) extra += JSON_EXTRA[b->data[i]];
     if (!extra) return 0;
     if (wppr_reserve(b, extra)) return -1;
     size_t j = b->len + extra;
