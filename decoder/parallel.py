@@ -149,14 +149,14 @@ class _Worker:
         """Append the window's output to ``writer`` while the worker writes it (in the kernel
         when the output is a plain file written as UTF-8 bytes); its result once it ends."""
         fd = _raw_fd(writer)
-        received = bytearray()
+        received, tail = bytearray(), bytearray()
         with open(self.path, "rb") as src:
             copied = 0
             while True:
                 ended = self._receive(received, wait=0)
                 size = os.fstat(src.fileno()).st_size  # read after: a finished worker's file is whole
                 if size > copied:
-                    done = _copy_range(src, copied, size - copied, fd, writer)
+                    done = _copy_range(src, copied, size - copied, fd, writer, tail)
                     if not done:
                         raise OSError(f"cannot append {self.path} at byte {copied}")
                     copied += done
@@ -164,6 +164,8 @@ class _Worker:
                     break
                 else:
                     self._receive(received, wait=self._POLL)
+        if tail:
+            writer.write_utf8(bytes(tail))
         self._reap()
         try:
             return pickle.loads(received)
@@ -205,9 +207,10 @@ class _Worker:
         self._reap()
 
 
-def _copy_range(src, at: int, count: int, fd: int | None, writer) -> int:
+def _copy_range(src, at: int, count: int, fd: int | None, writer, tail: bytearray) -> int:
     """Copy ``count`` bytes of ``src`` from ``at`` to the output: copy_file_range into ``fd``
-    when given, else through the writer."""
+    when given, else through the writer, whole characters at a time (``tail``: the start of
+    a character cut by the end of what was there, written with the next bytes)."""
     copied = 0
     if fd is not None:
         try:
@@ -224,9 +227,26 @@ def _copy_range(src, at: int, count: int, fd: int | None, writer) -> int:
             chunk = src.read(min(_COPY_CHUNK, count - copied))
             if not chunk:
                 break
-            writer.write_utf8(chunk)
             copied += len(chunk)
+            tail += chunk
+            whole = _whole_characters(tail)
+            if whole:
+                writer.write_utf8(bytes(tail[:whole]))
+                del tail[:whole]
     return copied
+
+
+def _whole_characters(data: bytearray) -> int:
+    """The length of ``data``'s longest prefix that ends at a UTF-8 character boundary."""
+    n = len(data)
+    for back in range(1, min(4, n) + 1):
+        byte = data[n - back]
+        if byte < 0x80:
+            return n - back + 1
+        if byte >= 0xC0:           # the lead byte of the last character: is it complete?
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return n if back >= need else n - back
+    return n                      # not UTF-8 here: written as it is, its decoder will say
 
 
 def _raw_fd(writer) -> int | None:

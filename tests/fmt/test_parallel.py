@@ -138,3 +138,26 @@ def test_a_failing_worker_fails_the_run_and_leaves_the_output_alone(traces, tmp_
     assert len(forked) == 1
     with pytest.raises(ChildProcessError):
         os.waitpid(forked[0], os.WNOHANG)               # the worker was reaped
+
+
+def test_jobs_into_a_text_stream_keep_characters_whole(traces, monkeypatch):
+    """A text stream (no file to copy into) gets the workers' output through its encoder,
+    a few bytes at a time here: characters cut between two reads are written whole."""
+    etls, tmfs = traces["synth"]
+    monkeypatch.setattr(parallel, "_COPY_CHUNK", 7)
+    runs = {}
+    for j in (1, 2):
+        code, out, err = run_fmt_capture(etls[0], tmf_files=tmfs, jobs=j, utc=True)
+        assert code == 0, err
+        runs[j] = out
+    assert runs[2] == runs[1]
+    assert any(ord(ch) > 0x7FF for ch in runs[1])        # three-byte characters to cut
+
+
+@pytest.mark.parametrize("data, whole", [
+    (b"", 0), (b"abc", 3), ("é".encode(), 2), ("é".encode()[:1], 0), (b"a" + "€".encode()[:2], 1),
+    (b"a" + "€".encode(), 4), ("𝄞".encode()[:3], 0), ("𝄞".encode(), 4),
+    (b"ab\x80", 2),           # a stray continuation byte waits for what follows
+])
+def test_whole_characters(data, whole):
+    assert parallel._whole_characters(bytearray(data)) == whole
