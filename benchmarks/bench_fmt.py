@@ -230,9 +230,17 @@ def child(path: str, output_format: str, jobs: int, output: str) -> int:
     return 0
 
 
+def _installed_env() -> dict:
+    """This environment, with compiled bytecode cached as an installed package has it (a
+    PYTHONDONTWRITEBYTECODE here would make every run compile the modules changed since)."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def run_child(path: pathlib.Path, output_format: str, jobs: int, output: str) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", str(path), output_format,
-                          str(jobs), output], capture_output=True, text=True)
+                          str(jobs), output], capture_output=True, text=True, env=_installed_env())
     if out.returncode != 0:
         raise SystemExit(f"fmt -f {output_format} -j {jobs} failed:\n{out.stderr}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -363,8 +371,7 @@ def bench_startup(path: pathlib.Path, repeat: int = 7) -> dict:
     interpreter, compiled bytecode cached as an installed package has it), split into Python's
     own start-up, the imports ``fmt`` needs, and the rest (TMF reading, compiling the
     messages used, decoding, writing)."""
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)       # an installed package has its .pyc files
+    env = _installed_env()
     fmt = [sys.executable, "-m", "wpptrace", "fmt", str(path), "-p", str(TMF_DIR), "-o", os.devnull]
     imports = [sys.executable, "-c", "import wpptrace.cli, wpptrace.decoder.cli_fmt"]
     bare = [sys.executable, "-c", "pass"]
