@@ -469,9 +469,11 @@ class ColumnBuffers:
         """Each buffer as (address, size, owner): the memory is the owner's from now on (freed
         when it is collected); the columns start anew."""
         raw = self.raw
+        sizes = (raw.msg.rows, raw.msg.args, raw.msg.text.len, raw.msg.str.len)
         out = {name: _take(getattr(raw, name)) for name in _ROW_BUFFERS}
         out.update((name, _take(getattr(raw.msg, name))) for name in _MSG_BUFFERS)
         self.reset()
+        lib.wpprow_columns_reserve(raw, *sizes)   # room for a batch like this one (or less)
         return out
 
 

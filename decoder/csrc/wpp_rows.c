@@ -276,6 +276,24 @@ int wpprow_columns_reset(wpprow_columns *out)
     return wppr_columns_reset(&out->msg);
 }
 
+int wpprow_columns_reserve(wpprow_columns *out, uint32_t rows, uint32_t args, size_t text,
+                           size_t str)
+{
+    size_t n = rows, a = args;
+    wppr_columns *m = &out->msg;
+    return wppr_reserve(&out->filetime, 8 * n) || wppr_reserve(&out->ns, 8 * n)
+           || wppr_reserve(&out->cpu, 4 * n) || wppr_reserve(&out->pid, 4 * n)
+           || wppr_reserve(&out->tid, 4 * n) || wppr_reserve(&out->sequence, 4 * n)
+           || wppr_reserve(&out->payload_size, 4 * n) || wppr_reserve(&out->number, 2 * n)
+           || wppr_reserve(&out->kind, n) || wppr_reserve(&out->key, 4 * n)
+           || wppr_reserve(&out->source, 4 * n) || wppr_reserve(&out->flags, n)
+           || wppr_reserve(&m->text_off, 4 * n + 4) || wppr_reserve(&m->text, text)
+           || wppr_reserve(&m->arg_off, 4 * n + 4) || wppr_reserve(&m->arg_name, 4 * a)
+           || wppr_reserve(&m->arg_type, 4 * a) || wppr_reserve(&m->arg_int, 8 * a)
+           || wppr_reserve(&m->arg_float, 8 * a) || wppr_reserve(&m->arg_has, a)
+           || wppr_reserve(&m->str_off, 4 * a + 4) || wppr_reserve(&m->str, str) ? -1 : 0;
+}
+
 static int put_fixed(wppr_buf *b, const void *p, size_t n)
 {
     if (wppr_reserve(b, n)) return -1;

@@ -126,5 +126,9 @@ int64_t wpprow_put_columns(wppr_renderer *r, const uint64_t *refs, uint32_t star
                            uint32_t *skipped, int *why);
 /* Empty out (first offsets written), freeing the buffers still held: 0, or -1. */
 int wpprow_columns_reset(wpprow_columns *out);
+/* Make room for rows rows, args arguments, text and str bytes (the size of the last batch,
+ * so that the next one does not grow its buffers step by step): 0, or -1. */
+int wpprow_columns_reserve(wpprow_columns *out, uint32_t rows, uint32_t args, size_t text,
+                           size_t str);
 
 #endif

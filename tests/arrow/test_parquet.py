@@ -4,6 +4,7 @@ as ``wpptrace fmt -f jsonl``, for the real findneedle captures and a generated 5
 of real driver TMFs; unknown and format-error messages are rows, flagged."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -159,3 +160,34 @@ def test_generated_50k_events_parquet_equals_jsonl(bench_fmt, tmp_path):
         WHERE epoch_ns(timestamp::TIMESTAMP_NS) <> (filetime - 116444736000000000) * 100
            OR timestamp IS NULL""").fetchall()[0][0]
     assert off == 0
+
+
+def test_parquet_writer_row_groups_and_codecs(bench_fmt, tmp_path):
+    """Batches are joined into row groups of at least ``row_group_rows`` rows (the last one
+    fewer); the arguments are snappy-compressed, the other columns zstd; the file reads back
+    as the batches."""
+    from wpptrace.decoder.arrow import ArrowFileWriter, PARQUET_OPTIONS
+
+    etl = tmp_path / "groups.etl"
+    bench_fmt.generate(etl, 5_000)
+    batches = list(to_arrow(str(etl), tmf=str(bench_fmt.TMF_DIR), batch_rows=700))
+    assert len(batches) > 4
+    path = tmp_path / "groups.parquet"
+    with open(path, "wb") as stream:
+        writer = ArrowFileWriter(stream, row_group_rows=1_000)
+        for batch in batches:
+            writer.write_batch(batch)
+        writer.close()
+    meta = pq.ParquetFile(path).metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert sizes[:-1] == [1_400] * (len(sizes) - 1) and 0 < sizes[-1] <= 1_400
+    assert sum(sizes) == 5_001
+    codecs = {meta.row_group(0).column(j).path_in_schema: meta.row_group(0).column(j).compression
+              for j in range(meta.num_columns)}
+    assert set(codecs) == set(PARQUET_OPTIONS["compression"])
+    assert {c for p, c in codecs.items() if p.startswith("args.")} == {"SNAPPY"}
+    assert {c for p, c in codecs.items() if not p.startswith("args.")} == {"ZSTD"}
+    # the same values (as JSON text: NaN arguments compare equal; dictionaries may differ)
+    def values(table):
+        return json.dumps(table.to_pylist(), default=str)
+    assert values(pq.read_table(path)) == values(pa.Table.from_batches(batches, schema=SCHEMA))
