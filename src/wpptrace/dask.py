@@ -13,7 +13,8 @@ them freely), whatever the number of partitions. Each partition runs
 ``decoder.arrow.decode_range``, which never fails for bad input: a damaged file gives its
 intact records, and every problem (path, byte offset, message) becomes a row of the issues
 table (``read_etl(..., issues=True)`` returns it as a second dataframe, computed from the same
-tasks; a problem of a buffer read by two windows is one row).
+tasks; a problem of a buffer read by two windows is one row). Without the issues, a partition
+is one task (``dd.from_map``) that hands its frame straight to the next step (``to_parquet``).
 
 A cluster: create a ``dask.distributed.Client`` first (``Client("tcp://scheduler:8786")``);
 ``read_etl`` uses whatever scheduler is current.
@@ -104,18 +105,23 @@ def _loaded(tmf):
     return tmfset
 
 
-def _shipped(tmfset):
-    """The TMF set as one node of the graph: on a distributed cluster, copied to every worker
-    once up front (so no worker waits for, or is chosen for, holding it); else a constant."""
-    import dask
-
+def _scattered(tmfset):
+    """On a distributed cluster, a future of the TMF set copied to every worker once up front
+    (so no worker waits for, or is chosen for, holding it); None without one (the tasks get
+    the set itself, a constant)."""
     try:
         from distributed import default_client
 
         client = default_client()
     except (ImportError, ValueError):
-        return dask.delayed(tmfset, pure=True, traverse=False)
+        return None
     return client.scatter(tmfset, broadcast=True, hash=True)
+
+
+def _records(part: tuple[str, Any], tmfset, all_records: bool):
+    """One partition's records (the function ``read_etl`` maps over the partitions)."""
+    path, window = part
+    return decode_partition(path, window, tmfset, all_records)[0]
 
 
 def read_etl(paths: str | os.PathLike | Sequence[str | os.PathLike], tmf: Any = None, *,
@@ -134,15 +140,22 @@ def read_etl(paths: str | os.PathLike | Sequence[str | os.PathLike], tmf: Any = 
     from wpptrace.decoder.arrow import ISSUES_SCHEMA, SCHEMA
 
     parts = plan(paths, split_bytes)
-    tmf_task = _shipped(_loaded(tmf))
-    outputs = [dask.delayed(decode_partition, pure=True, nout=2)(path, window, tmf_task,
+    tmfset = _loaded(tmf)
+    future = _scattered(tmfset)
+    meta = SCHEMA.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+    if not issues:
+        # a task per partition, straight into what follows (to_parquet...); the columns are
+        # Arrow's already: no string conversion step
+        with dask.config.set({"dataframe.convert-string": False}):
+            return dd.from_map(_records, parts, tmfset=tmfset if future is None else future,
+                               all_records=all_records, meta=meta, enforce_metadata=False)
+    # records and issues from the same tasks; a constant TMF set is one node of the graph
+    shipped = future if future is not None else dask.delayed(tmfset, pure=True, traverse=False)
+    outputs = [dask.delayed(decode_partition, pure=True, nout=2)(path, window, shipped,
                                                                   all_records)
                for path, window in parts]
-    meta = SCHEMA.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
     records = dd.from_delayed([dask.delayed(itemgetter(0))(o) for o in outputs], meta=meta,
                               verify_meta=False)
-    if not issues:
-        return records
     issue_meta = ISSUES_SCHEMA.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
     problems = dd.from_delayed([dask.delayed(itemgetter(1))(o) for o in outputs],
                                meta=issue_meta, verify_meta=False)

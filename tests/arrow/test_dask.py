@@ -1,7 +1,7 @@
 """Fleets on Dask (``wpptrace.dask.read_etl``): a LocalCluster of 2 worker processes decodes 8
 files, one of them damaged, split into time windows, into the same rows and issues as one
-process decoding each file whole; ``to_parquet`` writes them; an unreadable file is an issue
-row, not a failed job."""
+process decoding each file whole (with the issues dataframe and without it); ``to_parquet``
+writes them; an unreadable file is an issue row, not a failed job."""
 from __future__ import annotations
 
 import os
@@ -89,11 +89,20 @@ def test_local_cluster_equals_single_process(fleet, bench_fmt, tmp_path):
         records.to_parquet(str(out), write_index=False,
                            name_function=lambda i: f"part-{i:05d}.parquet")
         got_issues = issues.compute()
+        # without the issues: one task per partition (dd.from_map), the same rows
+        alone = wdask.read_etl(str(folder / "host*.etl"), tmf=tmf, split_bytes=SPLIT)
+        assert alone.npartitions == records.npartitions
+        out_alone = tmp_path / "lake-records"
+        alone.to_parquet(str(out_alone), write_index=False,
+                         name_function=lambda i: f"part-{i:05d}.parquet")
         assert len(client.scheduler_info()["workers"]) == 2
     got = pq.read_table(out)
     assert got.schema.equals(SCHEMA)
     assert got.num_rows == expected.num_rows
     assert _plain(got).equals(_plain(expected))
+    got_alone = pq.read_table(out_alone)
+    assert got_alone.schema.equals(SCHEMA)
+    assert _plain(got_alone).equals(_plain(expected))
     assert sorted(map(tuple, got_issues.itertuples(index=False))) == sorted(
         (i["etl"], i["offset"], i["message"]) for i in expected_issues)
     assert len(expected_issues) >= 2            # the garbage and the broken buffer header
@@ -115,6 +124,9 @@ def test_unreadable_file_is_an_issue_row(fleet, bench_fmt, tmp_path):
         frame, problems = dask.compute(records, issues)
     assert set(frame["etl"]) == {str(paths[1])}
     assert len(frame) == 6_501
+    with dask.config.set(scheduler="synchronous"):   # records only: the same frame
+        alone = wdask.read_etl([paths[1], junk, cut], tmf=str(bench_fmt.TMF_DIR)).compute()
+    assert alone.reset_index(drop=True).equals(frame.reset_index(drop=True))
     assert set(problems["etl"]) == {str(junk), str(cut)}
     said = list(problems[problems["etl"] == str(cut)]["message"])
     assert "file too short for the log-file header record" in said
