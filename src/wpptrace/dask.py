@@ -105,17 +105,20 @@ def _loaded(tmf):
     return tmfset
 
 
-def _scattered(tmfset):
-    """On a distributed cluster, a future of the TMF set copied to every worker once up front
-    (so no worker waits for, or is chosen for, holding it); None without one (the tasks get
-    the set itself, a constant)."""
+def _client():
+    """The current distributed client, or None (Dask's local schedulers)."""
     try:
         from distributed import default_client
 
-        client = default_client()
+        return default_client()
     except (ImportError, ValueError):
         return None
-    return client.scatter(tmfset, broadcast=True, hash=True)
+
+
+def _scattered(client, tmfset):
+    """A future of the TMF set copied to every worker once up front (so no worker waits for,
+    or is chosen for, holding it); hashing it for a key would cost ~0.1 s."""
+    return client.scatter(tmfset, broadcast=True, hash=False)
 
 
 def _records(part: tuple[str, Any], tmfset, all_records: bool):
@@ -139,9 +142,10 @@ def read_etl(paths: str | os.PathLike | Sequence[str | os.PathLike], tmf: Any = 
 
     from wpptrace.decoder.arrow import ISSUES_SCHEMA, SCHEMA
 
+    client = _client()
     parts = plan(paths, split_bytes)
     tmfset = _loaded(tmf)
-    future = _scattered(tmfset)
+    future = None if client is None else _scattered(client, tmfset)
     meta = SCHEMA.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
     if not issues:
         # a task per partition, straight into what follows (to_parquet...); the columns are
