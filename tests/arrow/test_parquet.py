@@ -164,8 +164,8 @@ def test_generated_50k_events_parquet_equals_jsonl(bench_fmt, tmp_path):
 
 def test_parquet_writer_row_groups_and_codecs(bench_fmt, tmp_path):
     """Batches are joined into row groups of at least ``row_group_rows`` rows (the last one
-    fewer); the arguments are snappy-compressed, the other columns zstd; the file reads back
-    as the batches."""
+    fewer); the arguments are snappy-compressed, the other columns zstd, times and sequence
+    numbers delta-encoded; the file reads back as the batches."""
     from wpptrace.decoder.arrow import ArrowFileWriter, PARQUET_OPTIONS
 
     etl = tmp_path / "groups.etl"
@@ -187,6 +187,10 @@ def test_parquet_writer_row_groups_and_codecs(bench_fmt, tmp_path):
     assert set(codecs) == set(PARQUET_OPTIONS["compression"])
     assert {c for p, c in codecs.items() if p.startswith("args.")} == {"SNAPPY"}
     assert {c for p, c in codecs.items() if not p.startswith("args.")} == {"ZSTD"}
+    encodings = {meta.row_group(0).column(j).path_in_schema: meta.row_group(0).column(j).encodings
+                 for j in range(meta.num_columns)}
+    for column in ("timestamp", "filetime", "sequence", "cpu"):    # differences, a few bits
+        assert "DELTA_BINARY_PACKED" in encodings[column]
     # the same values (as JSON text: NaN arguments compare equal; dictionaries may differ)
     def values(table):
         return json.dumps(table.to_pylist(), default=str)
