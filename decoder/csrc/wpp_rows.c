@@ -217,6 +217,23 @@ uint32_t wpprow_walk(wpprow_tables *t, const uint8_t *buf, uint32_t end, uint32_
     return n;
 }
 
+/* the renderer's row (all but the program) from a walked row of a buffer's data; the
+ * message's own pointer-size flags win over its file's */
+static void fill_row(wppr_row *row, const wpprow *w, const uint8_t *data, uint32_t file_pointer_size)
+{
+    row->args = data + w->payload_offset;
+    row->size = w->payload_size;
+    row->milli = w->milli;
+    row->filetime = w->filetime;
+    row->thread_id = w->thread_id;
+    row->process_id = w->process_id;
+    row->sequence = w->sequence;
+    row->cpu = w->cpu;
+    row->pointer_size = (w->flags & TRACE_MESSAGE_POINTER64) ? 8
+                        : (w->flags & TRACE_MESSAGE_POINTER32) ? 4 : file_pointer_size;
+    row->reserved = 0;
+}
+
 int wpprow_render(wppr_renderer *r, const uint64_t *refs, uint32_t n, const wpprow *const *rows,
                   const uint32_t *row_counts, const uint8_t *const *datas,
                   const uint32_t *pointer_sizes, uint32_t nslots, const int32_t *key_program,
@@ -236,16 +253,7 @@ int wpprow_render(wppr_renderer *r, const uint64_t *refs, uint32_t n, const wppr
             /* a JSON object without the message GUID has another head: Python's */
             if (json && row.program >= 0 && !(w->present & ETLRD_HAS_GUID)) row.program = WPPR_HOLE;
             if (row.program >= 0) {
-                row.args = datas[slot] + w->payload_offset;
-                row.size = w->payload_size;
-                row.milli = w->milli;
-                row.filetime = w->filetime;
-                row.thread_id = w->thread_id;
-                row.process_id = w->process_id;
-                row.sequence = w->sequence;
-                row.cpu = w->cpu;
-                row.pointer_size = (w->flags & TRACE_MESSAGE_POINTER64) ? 8
-                                   : (w->flags & TRACE_MESSAGE_POINTER32) ? 4 : pointer_sizes[slot];
+                fill_row(&row, w, datas[slot], pointer_sizes[slot]);
                 rc = wppr_render_row(r, &row, out);
                 if (rc < 0) break;
             }
@@ -360,17 +368,7 @@ int64_t wpprow_put_columns(wppr_renderer *r, const uint64_t *refs, uint32_t star
         if (program >= 0) {
             wppr_row row;
             row.program = program;
-            row.args = datas[slot] + w->payload_offset;
-            row.size = w->payload_size;
-            row.milli = w->milli;
-            row.filetime = w->filetime;
-            row.thread_id = w->thread_id;
-            row.process_id = w->process_id;
-            row.sequence = w->sequence;
-            row.cpu = w->cpu;
-            row.pointer_size = (w->flags & TRACE_MESSAGE_POINTER64) ? 8
-                               : (w->flags & TRACE_MESSAGE_POINTER32) ? 4 : pointer_sizes[slot];
-            row.reserved = 0;
+            fill_row(&row, w, datas[slot], pointer_sizes[slot]);
             rc = wppr_column_row(r, &row, &out->msg);
             if (rc < 0) return -1;
         }
