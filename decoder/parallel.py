@@ -118,7 +118,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> None
                 worker.stop()
     failed = [result for status, result in results if status == "error"]
     if failed:
-        raise RuntimeError(f"{opts.prog}: a decoding process failed:\n{failed[0]}")
+        raise RuntimeError(f"a decoding process failed:\n{failed[0]}")
     for _status, result in results:
         _add_result(decoder, inp.etl, result)
 
