@@ -346,6 +346,16 @@ static int deco_fits_arg(const deco_arg *d, const pr_arg *a)
     }
 }
 
+/* an argument's JSON kind and signed widths from its decoration entry (kind, bits at pointer
+ * size 4, at 8); 0 when the kind cannot print the argument */
+static int deco_arg_kind(deco_arg *d, const uint8_t *entry, const pr_arg *a)
+{
+    d->kind = entry[0];
+    d->bits4 = entry[1];
+    d->bits8 = entry[2];
+    return deco_fits_arg(d, a);
+}
+
 int wppr_set_decoration(wppr_renderer *r, int32_t id, const uint8_t *blob, uint32_t len)
 {
     if (id < 0 || (uint32_t)id >= r->nprogs || r->output == WPPR_OUT_TEXT) return -1;
@@ -361,12 +371,9 @@ int wppr_set_decoration(wppr_renderer *r, int32_t id, const uint8_t *blob, uint3
         for (uint32_t i = 0; i < nargs; i++) {
             const uint8_t *q = blob + 2 + 12 * i;
             deco_arg *a = &d->args[i];
-            a->kind = q[0];
-            a->bits4 = q[1];
-            a->bits8 = q[2];
             memcpy(&a->name, q + 4, 4);
             memcpy(&a->type, q + 8, 4);
-            if (!deco_fits_arg(a, &p->args[i])) {
+            if (!deco_arg_kind(a, q, &p->args[i])) {
                 free(d);
                 return -1;
             }
@@ -400,18 +407,15 @@ int wppr_set_decoration(wppr_renderer *r, int32_t id, const uint8_t *blob, uint3
         at = 6 + head;
         for (uint32_t i = 0; i < nargs; i++) {
             deco_arg *a = &d->args[i];
-            a->kind = blob[at];
-            a->bits4 = blob[at + 1];
-            a->bits8 = blob[at + 2];
             a->len = rd32(blob + at + 4);
             a->off = text;
             memcpy(d->text + text, blob + at + 8, a->len);
             text += a->len;
-            at += 8 + a->len;
-            if (!deco_fits_arg(a, &p->args[i])) {
+            if (!deco_arg_kind(a, blob + at, &p->args[i])) {
                 free(d);
                 return -1;
             }
+            at += 8 + a->len;
         }
     }
     free(p->deco);
