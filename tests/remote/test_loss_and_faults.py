@@ -47,6 +47,17 @@ def _line_with(stream, needle: str, timeout: float) -> str | None:
     return found[0] if found else None
 
 
+def _stall_events(size: int) -> int:
+    """Events of ``size`` bytes that overflow a stalled link: three times the most a TCP send
+    buffer may grow to (tcp_wmem's maximum), at least 30,000."""
+    try:
+        with open("/proc/sys/net/ipv4/tcp_wmem") as fh:
+            most = int(fh.read().split()[2])
+    except (OSError, ValueError, IndexError):
+        most = 4 << 20
+    return max(30_000, 3 * most // size)
+
+
 def test_a_stalled_link_drops_whole_buffers_counted_exactly_without_stalling_the_provider(tmp_path):
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector, \
             TracedSession(tmp_path, "stall", buffer_kb=8, max_buffers=1024) as session:
@@ -55,7 +66,9 @@ def test_a_stalled_link_drops_whole_buffers_counted_exactly_without_stalling_the
         try:
             wait_until(lambda: len(collector.sources) == 1, what="the relay")
             proxy.pause()                    # the link takes nothing at all
-            session.log(30_000, size=160, pace=100_000)   # ~5 MB: far more than the relay holds
+            # far more than the relay holds: its queue, and its socket's send buffer, which the
+            # kernel may grow up to tcp_wmem's maximum (4 MB here) while the link is stalled
+            session.log(_stall_events(160), size=160, pace=100_000)
             assert proxy.paused.is_set()     # every event was written while the link was stalled
             final = session.stop()
             # the link stays stalled until the relay has read the whole session (a slow
