@@ -39,6 +39,7 @@ DASK_TARGET = 1.7
 def _bench_fmt():
     spec = importlib.util.spec_from_file_location("bench_fmt", HERE / "bench_fmt.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_fmt"] = module     # its functions run in pool processes too
     spec.loader.exec_module(module)
     return module
 
@@ -118,30 +119,6 @@ def _fleet_run(files: list[pathlib.Path], workers: int, out: str) -> tuple[float
     return walls[0], walls[1]
 
 
-def _spin(n: int) -> int:
-    s = 0
-    for i in range(n):
-        s += i * i
-    return s
-
-
-def machine_speedup(n: int = 4_000_000) -> float:
-    """Wall time of 4 CPU-bound loops in 1 process / in a pool of 2: what 2 processes gain
-    on this machine right now."""
-    import multiprocessing
-
-    t0 = time.perf_counter()
-    for _ in range(4):
-        _spin(n)
-    one = time.perf_counter() - t0
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
-        pool.map(_spin, [1000, 1000])          # started before timing
-        t0 = time.perf_counter()
-        pool.map(_spin, [n] * 4)
-        two = time.perf_counter() - t0
-    return one / two
-
-
 def fleet(events: int, repeat: int) -> None:
     import pyarrow.parquet as pq
 
@@ -152,7 +129,7 @@ def fleet(events: int, repeat: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = 0
         for r in range(repeat):
-            machine.append(machine_speedup())
+            machine.append(BF.machine_speedup())
             for workers in (1, 2):
                 out = os.path.join(tmp, f"lake-{workers}-{r}")
                 wall, again = _fleet_run(files, workers, out)
@@ -161,7 +138,7 @@ def fleet(events: int, repeat: int) -> None:
                 rows = pq.read_metadata(os.path.join(f"{out}-0", "part.0.parquet")).num_rows
                 shutil.rmtree(f"{out}-0")
                 shutil.rmtree(f"{out}-1")
-        machine.append(machine_speedup())
+        machine.append(BF.machine_speedup())
     total = sum(f.stat().st_size for f in files)
     print(f"\n2. Dask fleet: 8 files x {events:,} events ({total / 1e6:.0f} MB; a file "
           f"{files[0].stat().st_size / 1e6:.1f} MB, {rows:,} rows), read_etl(...).to_parquet "
