@@ -7,9 +7,9 @@ whole order (``FileSource.ordered(view, window=...)``), so the windows' outputs 
 after the other are the whole output. This process decodes the first window into the output;
 each other window is decoded by a worker process (forked: it starts with this process's TMF set
 and decoder settings) into a temporary file, appended in order as it grows once the windows
-before it are written (in the kernel when the output is a file). The workers' counts (messages, Unknowns, format errors, per-message
-counts for the summary) and read logs (buffers, damage: each buffer is accounted by one
-window) are added to this process's.
+before it are written (in the kernel when the output is a file). The workers' counts
+(messages, Unknowns, format errors, per-message counts for the summary) and read logs
+(buffers, damage: each buffer is accounted by one window) are added to this process's.
 
 The cut times come from the buffer headers' times, weighted by the bytes each buffer holds,
 so the windows carry about the same work; any cut gives the same output.
