@@ -1067,7 +1067,7 @@ static int column_row(wppr_renderer *r, program *p, const wppr_row *row, wppr_co
     if ((ps != 4 && ps != 8) || (p->flags & WPPR_P_SHARED) || !d) return ROW_HOLE;
     if ((rc = split_args(r, p, row->args, row->size, ps))) return rc;
     if ((rc = render_line(r, p, row, ps, &c->text))) return rc;
-    if (c->text.len > INT32_MAX || put32(&c->text_off, (uint32_t)c->text.len)) return -1;
+    if (wppr_columns_text(c, NULL, 0)) return -1;       /* the text is there: its end offset */
     for (uint16_t i = 0; i < d->nargs; i++)
         if ((rc = column_arg(r, p, &d->args[i], i, row, ps, c))) return rc;
     return wppr_columns_end_row(c);
