@@ -2,12 +2,14 @@
 """Arrow/Parquet output and Dask fleet decoding, each beside its peer in one run.
 
 1. Single process: ``wpptrace fmt FILE -p TMFDIR -f parquet -o out.parquet`` beside
-   ``-f text -o /dev/null`` on the same trace (bench_fmt's generator: the corpus's real driver
-   TMFs, 2,610 messages, arguments unique per event: strings, pointers, status codes,
-   doubles), interleaved ``--repeat`` times, best of each. Target: Parquet within 1.5x of
-   text's time (CPU and wall clock are both printed; the shared 2-core machine's wall clock
-   also measures other people's work).
-2. Fleet: 8 traces of ``--fleet-events`` events each (250k: 12.8 MB a file) decoded by
+   ``-f text -o /dev/null`` on the same trace, interleaved ``--repeat`` times, best of each,
+   on both of bench_fmt's traces over the corpus's real driver TMFs (2,610 messages): the
+   unique-argument file (fresh random pointers, status codes, strings, doubles in every
+   event, as real driver logs carry) and the interned-friendly one (argument blocks that
+   repeat). Target: Parquet within 1.5x of text's time (CPU and wall clock are both
+   printed; the shared 2-core machine's wall clock also measures other people's work).
+2. Fleet: 8 unique-argument traces (each its own seed) of ``--fleet-events`` events each
+   (250k: 13.3 MB a file) decoded by
    ``wpptrace.dask.read_etl(...).to_parquet(..., **PARQUET_OPTIONS)`` on a LocalCluster of 1 worker process and
    of 2 (one thread each), alternated ``--repeat`` times, best of each. Target: 2 workers
    >= 1.7x as fast as 1 (the machine has 2 cores; the client and scheduler share them), for
@@ -47,12 +49,19 @@ def _bench_fmt():
 BF = _bench_fmt()
 
 
-def trace(events: int, tag: str = "") -> pathlib.Path:
-    path = pathlib.Path(tempfile.gettempdir()) / \
-        f"wpptrace-bench-fmt-v{BF.GEN_VERSION}-{events}{tag}.etl"
+def trace(events: int, tag: str = "", unique: bool = True, seed: int = 99) -> pathlib.Path:
+    """bench_fmt's unique-argument trace (``seed``: its random arguments) or, with
+    ``unique=False``, its interned-friendly one; generated once, cached."""
+    kind = f"unique-v{BF.UNIQUE_VERSION}" if unique else f"v{BF.GEN_VERSION}"
+    path = pathlib.Path(tempfile.gettempdir()) / f"wpptrace-bench-fmt-{kind}-{events}{tag}.etl"
     if not path.exists():
         t0 = time.perf_counter()
-        BF.generate(path, events)
+        tmp = path.with_suffix(".tmp")
+        if unique:
+            BF.generate_unique(tmp, events, seed)
+        else:
+            BF.generate(tmp, events)
+        os.replace(tmp, path)
         print(f"generated {path} ({path.stat().st_size / 1e6:.1f} MB, {events:,} events) in "
               f"{time.perf_counter() - t0:.1f} s", flush=True)
     return path
@@ -73,9 +82,13 @@ def run_fmt(path: pathlib.Path, output_format: str, output: str) -> tuple[float,
 
 
 def single(events: int, repeat: int) -> None:
+    for label, unique in (("unique-argument", True), ("interned-friendly", False)):
+        single_file(trace(events, unique=unique), label, events, repeat)
+
+
+def single_file(path: pathlib.Path, label: str, events: int, repeat: int) -> None:
     import pyarrow.parquet as pq
 
-    path = trace(events)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.parquet")
         best: dict[str, tuple[float, float]] = {}
@@ -86,7 +99,7 @@ def single(events: int, repeat: int) -> None:
                 best[fmt] = (min(wall, old[0]), min(cpu, old[1])) if old else (wall, cpu)
         rows = pq.ParquetFile(out).metadata.num_rows
         size = os.path.getsize(out)
-    print(f"\n1. single process, {path.name}: {path.stat().st_size / 1e6:.1f} MB, "
+    print(f"\n1. single process, {label} file {path.name}: {path.stat().st_size / 1e6:.1f} MB, "
           f"{events:,} events (best of {repeat})")
     print(f"{'output':10} {'rows/s (wall)':>14} {'wall s':>8} {'rows/s (CPU)':>13} {'CPU s':>7}")
     for fmt in ("text", "parquet"):
@@ -122,7 +135,7 @@ def _fleet_run(files: list[pathlib.Path], workers: int, out: str) -> tuple[float
 def fleet(events: int, repeat: int) -> None:
     import pyarrow.parquet as pq
 
-    files = [trace(events, f"-fleet{k}") for k in range(8)]
+    files = [trace(events, f"-fleet{k}", seed=1000 + k) for k in range(8)]
     best: dict[int, float] = {}
     warm: dict[int, float] = {}
     machine: list[float] = []
