@@ -27,7 +27,7 @@ import threading
 from typing import IO, Iterable
 
 __all__ = ["OutputRefused", "check_outputs", "mode_from", "open_output", "write_text", "fail",
-           "current_umask", "PRIVATE_MODE"]
+           "current_umask", "replace_file", "PRIVATE_MODE"]
 
 #: the mode of outputs made from sources that have no file (a live session): private
 PRIVATE_MODE = 0o600
@@ -156,6 +156,55 @@ class _TermAsExit:
         self.saved.clear()
 
 
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+_exchange = None      # renameat2(..., RENAME_EXCHANGE) once looked up; False: not here
+
+
+def _exchange_names(a: str, b: str) -> bool:
+    """Swap the names ``a`` and ``b`` atomically (Linux renameat2 RENAME_EXCHANGE); False
+    where the system or the file system cannot."""
+    global _exchange
+    if _exchange is None:
+        _exchange = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                fn = ctypes.CDLL(None, use_errno=True).renameat2
+                fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                               ctypes.c_uint]
+                fn.restype = ctypes.c_int
+                _exchange = fn
+            except (ImportError, OSError, AttributeError):
+                pass
+    if not _exchange:
+        return False
+    return _exchange(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
+
+
+def replace_file(source: str, target: str) -> None:
+    """``os.replace(source, target)``, by swapping the two names when ``target`` is a regular
+    file, then removing the old file. Replacing a file by rename makes ext4 allocate the new
+    file's blocks and start writing them inside rename(), its guard for programs that do not
+    sync (80 ms for a 150 MB decoded output, at the end of every run over an old output); a
+    swap does not. Readers see the old file or the whole new one either way."""
+    try:
+        swap = stat.S_ISREG(os.lstat(target).st_mode) and _exchange_names(source, target)
+    except OSError:                        # no target yet: a plain rename costs nothing more
+        swap = False
+    if not swap:
+        os.replace(source, target)
+        return
+    try:
+        os.unlink(source)                  # the old file, now under the temporary name
+    except IsADirectoryError:              # the target became a directory meanwhile: as before
+        _exchange_names(source, target)
+        os.replace(source, target)
+    except OSError:
+        pass
+
+
 class AtomicOutput:
     """A text file whose contents reach ``path`` only on ``commit()`` (see the module doc).
     Writes go to ``stream`` (also reachable as this object's own write/flush/...)."""
@@ -194,13 +243,13 @@ class AtomicOutput:
         """Flush and rename into place (once); the file is closed afterwards. Not synced to
         disk (as tracefmt, sort -o and compressors do not): a decoded output can be made again
         from its inputs, and syncing a large one costs as much as a third of decoding it; the
-        rename still means readers see the old file or the whole new one."""
+        rename (``replace_file``) still means readers see the old file or the whole new one."""
         if self._committed or self.stream.closed:
             return
         self.stream.flush()
         self.stream.close()
         if self._temp is not None:
-            os.replace(self._temp, self._target)
+            replace_file(self._temp, self._target)
             self._temp = None
         self._committed = True
         self._signals.__exit__()
