@@ -110,12 +110,50 @@ def portable(table: "pa.Table | pa.RecordBatch") -> "pa.Table | pa.RecordBatch":
 ISSUES_SCHEMA = pa.schema([("etl", pa.string()), ("offset", pa.int64()), ("message", pa.string())])
 
 
+def _validity(ok: np.ndarray | None) -> tuple:
+    """(validity bitmap or None, null count) of a mask of the values that are set."""
+    if ok is None:
+        return None, 0
+    nulls = len(ok) - int(np.count_nonzero(ok))
+    if not nulls:
+        return None, 0
+    return pa.py_buffer(np.packbits(ok, bitorder="little")), nulls
+
+
+def _py_array(values: list, kind: pa.DataType) -> pa.Array:
+    """A string or integer Arrow array of Python values (None: null), built from its buffers.
+    ``pa.array`` first asks whether its input is a pandas object, which imports pandas
+    (0.2-0.3 s in every run that writes Parquet, where nothing uses it)."""
+    n = len(values)
+    ok = np.fromiter((v is not None for v in values), bool, n)
+    if pa.types.is_string(kind):
+        data = [v.encode("utf-8") if v is not None else b"" for v in values]
+        offsets = np.zeros(n + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, data), np.int64, n), out=offsets[1:])
+        if offsets[-1] >= 1 << 31:
+            raise ValueError("string column values over 2 GB")
+        return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.astype(np.int32)),
+                                           pa.py_buffer(b"".join(data)), *_validity(ok))
+    if pa.types.is_integer(kind):
+        dtype = np.dtype(f"{'i' if pa.types.is_signed_integer(kind) else 'u'}{kind.bit_width // 8}")
+        array = np.fromiter((0 if v is None else v for v in values), dtype, n)
+        return _np_array(array, kind, ok)
+    raise TypeError(f"no Python conversion to {kind}")
+
+
+def _np_array(values: np.ndarray, kind: pa.DataType, ok: np.ndarray | None = None) -> pa.Array:
+    """A fixed-width Arrow array over a numpy array's bytes (``ok``: which are set), without
+    ``pa.array`` (see ``_py_array``)."""
+    values = np.ascontiguousarray(values)
+    validity, _nulls = _validity(ok)
+    return pa.Array.from_buffers(kind, len(values), [validity, pa.py_buffer(values)])
+
 
 _KIND_NAMES = {getattr(ETL, name): name[len("ETLRD_KIND_"):].lower()
                for name in dir(ETL) if name.startswith("ETLRD_KIND_") and name != "ETLRD_KIND_COUNT"}
 #: the kind column's dictionary (each name once: Parquet keeps it dictionary-encoded) and the
 #: index of each ETLRD_KIND_* number in it
-_KINDS = pa.array(sorted(set(_KIND_NAMES.values()) | {"unknown"}), pa.string())
+_KINDS = _py_array(sorted(set(_KIND_NAMES.values()) | {"unknown"}), pa.string())
 _KIND_INDEX = np.array([_KINDS.to_pylist().index(_KIND_NAMES.get(k, "unknown"))
                         for k in range(256)], np.int32)
 #: why the C columns stopped (wpp_rows.h), what a row's flags and an argument's values hold
@@ -176,7 +214,7 @@ class _Strings:
 
     def array(self) -> pa.Array:
         if self._array is None:
-            self._array = pa.array(self.values, pa.string())
+            self._array = _py_array(self.values, pa.string())
         return self._array
 
 
@@ -250,7 +288,7 @@ class ArrowBuilder:
     def _key_array(self, column: str) -> pa.Array:
         """A per-message column's values by key id (the dictionary of a label column)."""
         if self._key_arrays is None:
-            self._key_arrays = {c: pa.array(v, _value_type(c)) for c, v in self._keys.items()}
+            self._key_arrays = {c: _py_array(v, _value_type(c)) for c, v in self._keys.items()}
         return self._key_arrays[column]
 
     def _decoration(self, entry) -> bytes | None:
@@ -369,7 +407,7 @@ class ArrowBuilder:
             kid[r] = nkeys + j
         extra = np.zeros(n, bool)
         extra[extra_rows] = True
-        indices = pa.array(kid.astype(np.int32))
+        indices = _np_array(kid.astype(np.int32), pa.int32())
         # a message logged without its GUID (component-id messages) has none in its row
         no_guid = ((flags & _C_NO_GUID) != 0) & ~extra
         cols: dict[str, pa.Array] = {}
@@ -385,11 +423,11 @@ class ArrowBuilder:
                 if column == "guid":
                     nulls |= no_guid
                 cols[column] = pa.DictionaryArray.from_arrays(
-                    pa.array(ids, mask=nulls) if nulls.any() else pa.array(ids), label.array())
+                    _np_array(ids.astype(np.int32), pa.int32(), ~nulls), label.array())
                 continue
-            base = self._key_array(column) if nkeys else pa.array([], _value_type(column))
+            base = self._key_array(column) if nkeys else _py_array([], _value_type(column))
             if extra_rows:
-                base = pa.concat_arrays([base, pa.array(extra_values[column],
+                base = pa.concat_arrays([base, _py_array(extra_values[column],
                                                         _value_type(column))])
             cols[column] = base.take(indices) if len(base) else pa.nulls(n, kind)
 
@@ -400,16 +438,16 @@ class ArrowBuilder:
             text_ok = ok
         text = pa.StringArray.from_buffers(n, c.text_off, c.text, *_validity(text_ok))
         if pending.errors:
-            errs = np.full(n, None, object)
+            errs: list = [None] * n
             for r, e in pending.errors.items():
                 errs[r] = e
-            error = pa.array(errs, pa.string())
+            error = _py_array(errs, pa.string())
         else:
             error = pa.nulls(n, pa.string())
         etl = pa.DictionaryArray.from_arrays(
             pa.Array.from_buffers(pa.int32(), n, [None, c.source]), self._etls.array())
         kinds = pa.DictionaryArray.from_arrays(
-            pa.array(_KIND_INDEX[np.frombuffer(c.kind, np.uint8)]), _KINDS)
+            _np_array(_KIND_INDEX[np.frombuffer(c.kind, np.uint8)], pa.int32()), _KINDS)
         batch = pa.RecordBatch.from_arrays([
             etl,
             pa.Array.from_buffers(_TIMESTAMP, n, [*_validity((flags & _C_NS) != 0)[:1], ns]),
@@ -451,16 +489,6 @@ _TIMESTAMP = pa.timestamp("ns", tz="UTC")
 
 def _fixed(kind: pa.DataType, n: int, buffer: pa.Buffer) -> pa.Array:
     return pa.Array.from_buffers(kind, n, [None, buffer])
-
-
-def _validity(ok: np.ndarray | None) -> tuple:
-    """(validity bitmap or None, null count) of a mask of the values that are set."""
-    if ok is None:
-        return None, 0
-    nulls = len(ok) - int(np.count_nonzero(ok))
-    if not nulls:
-        return None, 0
-    return pa.py_buffer(np.packbits(ok, bitorder="little")), nulls
 
 
 class _Python:
@@ -560,35 +588,56 @@ PARQUET_OPTIONS = {"compression": _COMPRESSION, "use_dictionary": list(_DICTIONA
 ROW_GROUP_ROWS = 1 << 17
 
 
+def _encoders() -> int:
+    """Threads encoding Parquet row groups: one per core this process may run on (at most 4:
+    beyond that the decoding feeding them is the slower side)."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+def _encode_part(table: pa.Table, options: dict) -> pa.Buffer:
+    """One row group as a Parquet file of its own (pyarrow releases the GIL meanwhile)."""
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, row_group_size=max(table.num_rows, 1), **options)
+    return sink.getvalue()
+
+
 class ArrowFileWriter:
     """Record batches into a binary stream as Parquet (``format="parquet"``, written with
     ``PARQUET_OPTIONS``; ``compression``: another codec, or codec per column) or an Arrow IPC
     stream (``format="arrow"``); ``close()`` writes the Parquet footer / the stream's end.
-    Parquet is encoded by a thread of its own (pyarrow releases the GIL while it encodes and
-    compresses), a row group behind the decoding, so the two overlap; its row groups hold
-    ``row_group_rows`` rows (the last one fewer)."""
-
-    QUEUE = 8
+    Parquet row groups hold ``row_group_rows`` rows (the last one fewer); each is encoded by
+    pyarrow on a thread of a pool (``encoders`` threads; pyarrow releases the GIL while it
+    encodes and compresses), beside the decoding, and written in order into one file
+    (``decoder.parquet_join``): the same bytes pyarrow's own writer makes of them, in a
+    fraction of its time."""
 
     def __init__(self, stream, format: str = "parquet", *, compression: Any = None,
-                 row_group_rows: int = ROW_GROUP_ROWS) -> None:
-        self._thread = None
+                 row_group_rows: int = ROW_GROUP_ROWS, encoders: int | None = None) -> None:
         self.row_group_rows = row_group_rows
+        self._pool = None
         if format == "parquet":
-            import pyarrow.parquet as pq
+            from collections import deque
+            from concurrent.futures import ThreadPoolExecutor
 
-            options = dict(PARQUET_OPTIONS)
+            from .parquet_join import ParquetJoiner
+
+            self._options = dict(PARQUET_OPTIONS)
             if compression is not None:         # one codec, or {column path: codec}
-                options["compression"] = compression
-            self._writer = pq.ParquetWriter(stream, SCHEMA, **options)
-            import queue
-            import threading
-
-            self._queue: "queue.Queue" = queue.Queue(self.QUEUE)
-            self._failure: BaseException | None = None
-            self._thread = threading.Thread(target=self._encode, name="wpptrace-parquet",
-                                            daemon=True)
-            self._thread.start()
+                self._options["compression"] = compression
+            self._encoders = encoders or _encoders()
+            self._pool = ThreadPoolExecutor(self._encoders, thread_name_prefix="wpptrace-parquet")
+            self._pending: "deque" = deque()    # row groups being encoded, in file order
+            self._group: list[pa.RecordBatch] = []
+            self._group_rows = 0
+            self._writer = ParquetJoiner(stream)
         elif format == "arrow":
             self._writer = pa.ipc.new_stream(stream, SCHEMA)
         else:
@@ -597,35 +646,25 @@ class ArrowFileWriter:
         self.stream = stream
         self.rows = 0
 
-    def _encode(self) -> None:
-        group: list[pa.RecordBatch] = []
-        rows = 0
-        while True:
-            batch = self._queue.get()
-            if batch is not None:
-                group.append(batch)
-                rows += batch.num_rows
-                if rows < self.row_group_rows:
-                    continue
-            if group and self._failure is None:
-                try:
-                    self._writer.write_table(pa.Table.from_batches(group, schema=SCHEMA),
-                                             row_group_size=max(rows, 1))
-                except BaseException as exc:     # raised in the caller's thread
-                    self._failure = exc
-            group, rows = [], 0
-            if batch is None:
-                return
+    def _submit_group(self) -> None:
+        table = pa.Table.from_batches(self._group, schema=SCHEMA)
+        self._group, self._group_rows = [], 0
+        self._pending.append(self._pool.submit(_encode_part, table, self._options))
 
-    def _check(self) -> None:
-        if self._thread is not None and self._failure is not None:
-            failure, self._failure = self._failure, None
-            raise failure
+    def _join(self, keep: int) -> None:
+        """Write the encoded row groups in order, waiting until at most ``keep`` are being
+        encoded (those done already are written at once)."""
+        pending = self._pending
+        while pending and (len(pending) > keep or pending[0].done()):
+            self._writer.add(pending.popleft().result())   # an encoder's failure raises here
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
-        if self._thread is not None:
-            self._check()
-            self._queue.put(batch)
+        if self._pool is not None:
+            self._group.append(batch)
+            self._group_rows += batch.num_rows
+            if self._group_rows >= self.row_group_rows:
+                self._submit_group()
+            self._join(keep=self._encoders)
         else:
             self._writer.write_batch(batch)
         self.rows += batch.num_rows
@@ -636,14 +675,17 @@ class ArrowFileWriter:
             flush()
 
     def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-            if self._failure is not None:
-                self._writer = None
-                failure, self._failure = self._failure, None
-                raise failure
+        if self._pool is not None:
+            try:
+                if self._group or (not self._pending and self._writer.pos == 0):
+                    self._submit_group()          # the last rows (an empty file: no rows)
+                self._join(keep=0)
+                self._writer.finish()
+            finally:
+                self._pending.clear()
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+            self._writer = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -709,9 +751,9 @@ class ArrowRun(DecodingRun):
 def issues_table(issues: Iterable) -> pa.Table:
     """An issues table (``ISSUES_SCHEMA``) from ``DecodeIssue``s or (etl, offset, message)."""
     rows = [(i.file, i.offset, i.message) if hasattr(i, "message") else tuple(i) for i in issues]
-    return pa.table([pa.array([r[0] for r in rows], pa.string()),
-                     pa.array([r[1] for r in rows], pa.int64()),
-                     pa.array([r[2] for r in rows], pa.string())], schema=ISSUES_SCHEMA)
+    return pa.table([_py_array([r[0] for r in rows], pa.string()),
+                     _py_array([r[1] for r in rows], pa.int64()),
+                     _py_array([r[2] for r in rows], pa.string())], schema=ISSUES_SCHEMA)
 
 
 class _Context:
