@@ -342,7 +342,7 @@ class RowPrinter:
         """(UTF-8 lines, holes [(item index, text position)], output length after each item
         (if ``want_ends``), rows that are not messages). The text is the renderer's buffer:
         valid until the next call."""
-        refs = array("Q", items)
+        refs = _refs(items)
         n = len(refs)
         if n > self._cap:
             self._cap = max(n, 4096)
@@ -396,7 +396,7 @@ class RowPrinter:
         in the "columns" form) until one is left to Python: (index of the first item not done,
         why (WPPROW_C_DONE / _HOLE / _FULL), rows that are not messages skipped).
         ``sources[slot]``: the number written in the rows' source column."""
-        refs = items if isinstance(items, array) and items.typecode == "Q" else array("Q", items)
+        refs = _refs(items)
         keep = self._slots(datas, blobs, pointer_sizes, sources)  # noqa: F841
         why = self._why
         self._skipped[0] = 0
@@ -408,6 +408,11 @@ class RowPrinter:
         if at < 0:
             raise MemoryError("wpprow_put_columns: no memory for the columns")
         return at, why[0], self._skipped[0]
+
+
+def _refs(items) -> array:
+    """The engine's row refs as the uint64 array C reads (the merge's own array as it is)."""
+    return items if isinstance(items, array) and items.typecode == "Q" else array("Q", items)
 
 
 #: the constants of the Arrow columns (wpp_rows.h, wpprender.h): why ``RowPrinter.columns``

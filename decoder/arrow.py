@@ -591,13 +591,9 @@ ROW_GROUP_ROWS = 1 << 17
 def _encoders() -> int:
     """Threads encoding Parquet row groups: one per core this process may run on (at most 4:
     beyond that the decoding feeding them is the slower side)."""
-    import os
+    from .parallel import usable_cores
 
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+    return min(4, usable_cores())
 
 
 def _encode_part(table: pa.Table, options: dict) -> pa.Buffer:

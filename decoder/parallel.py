@@ -25,7 +25,7 @@ import tempfile
 import traceback
 from typing import IO
 
-__all__ = ["cut_keys", "decode_parallel", "default_jobs", "AUTO_MIN_BYTES"]
+__all__ = ["cut_keys", "decode_parallel", "default_jobs", "usable_cores", "AUTO_MIN_BYTES"]
 
 #: inputs this large are decoded by one process per core when the output is a file
 AUTO_MIN_BYTES = 16 << 20
@@ -47,11 +47,15 @@ def default_jobs(output: str | None, size: int) -> int:
             return 1
     except OSError:
         pass                                     # not there yet: a file to be made
+    return usable_cores()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, cores)
+        return os.cpu_count() or 1
 
 
 def cut_keys(etl, jobs: int, streams=None, first_share: float | None = None) -> list[int | None]:

@@ -122,9 +122,15 @@ def _scattered(client, tmfset):
 
 
 def _records(part: tuple[str, Any], tmfset, all_records: bool):
-    """One partition's records (the function ``read_etl`` maps over the partitions)."""
+    """One partition's records (the function ``read_etl`` maps over the partitions; its
+    issues are not asked for, so they stay Arrow)."""
+    import pandas as pd
+
+    from wpptrace.decoder.arrow import decode_range
+
     path, window = part
-    return decode_partition(path, window, tmfset, all_records)[0]
+    table, _issues = decode_range(path, window, tmfset, all_records=all_records)
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
 def read_etl(paths: str | os.PathLike | Sequence[str | os.PathLike], tmf: Any = None, *,

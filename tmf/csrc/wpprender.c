@@ -126,14 +126,13 @@ void wppr_set_options(wppr_renderer *r, int utc, int noprefix)
 {
     if (r->time.utc != (utc != 0)) r->time.second = INT64_MIN;
     r->time.utc = utc != 0;
-    r->noprefix = noprefix != 0 || r->output == WPPR_OUT_COLUMNS;
+    r->noprefix = noprefix != 0;
 }
 
 void wppr_set_output(wppr_renderer *r, int output, int quote_all)
 {
     r->output = output == WPPR_OUT_CSV || output == WPPR_OUT_JSON || output == WPPR_OUT_COLUMNS
                 ? output : WPPR_OUT_TEXT;
-    if (output == WPPR_OUT_COLUMNS) r->noprefix = 1;
     r->quote_all = quote_all != 0;
 }
 
@@ -689,7 +688,8 @@ static int render_line(wppr_renderer *r, program *p, const wppr_row *row, int ps
 {
     int rc;
     uint16_t body = p->nprefix < p->nops ? p->nprefix + 1 : 0;
-    if ((p->flags & WPPR_P_PREFIX) && !r->noprefix) {
+    /* a column's text is the message alone, whatever noprefix says */
+    if ((p->flags & WPPR_P_PREFIX) && !r->noprefix && r->output != WPPR_OUT_COLUMNS) {
         if (p->prefix) {
             if ((rc = run_ops(r, p->prefix, 0, p->prefix->nops, row, ps, o, p))) return rc;
         } else if (body && (rc = run_ops(r, p, 0, p->nprefix, row, ps, o, p))) {
