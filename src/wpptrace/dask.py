@@ -9,7 +9,9 @@ is the engine's. The windows of a file, in order, are the file's whole order.
 
 The TMF set is loaded once on the client and sent to each worker once (on a distributed
 cluster it is scattered to every worker before the partitions run, so the scheduler places
-them freely), whatever the number of partitions. Each partition runs
+them freely), whatever the number of partitions. On a cluster the workers start importing
+what the partition tasks need (pandas, pyarrow, dask.dataframe, the decoder) as soon as
+``read_etl`` is called, while the client plans the job. Each partition runs
 ``decoder.arrow.decode_range``, which never fails for bad input: a damaged file gives its
 intact records, and every problem (path, byte offset, message) becomes a row of the issues
 table (``read_etl(..., issues=True)`` returns it as a second dataframe, computed from the same
@@ -115,6 +117,40 @@ def _client():
         return None
 
 
+#: what a worker's partition tasks import (pandas, pyarrow's Parquet writer, dask.dataframe and
+#: its Parquet engine, the decoder): ~1 s on a fresh worker
+_TASK_MODULES = ("pandas", "pyarrow.parquet", "dask.dataframe", "dask.dataframe.io.parquet",
+                 "wpptrace.decoder.arrow")
+
+
+def _import_task_modules() -> None:
+    import importlib
+
+    for name in _TASK_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:       # the task that needs it reports the reason
+            pass
+
+
+async def _prepare_worker() -> None:
+    """Imports the partition tasks need, in a thread of the worker's, so its event loop
+    stays free."""
+    import asyncio
+
+    await asyncio.to_thread(_import_task_modules)
+
+
+def _prepare_workers(client) -> None:
+    """Start the workers' imports before the client plans the job (its own import of
+    dask.dataframe and the TMF set's loading take ~1.3 s): the two overlap instead of a fresh
+    worker's first task waiting for them. Returns at once; a worker that cannot is skipped."""
+    try:
+        client.run(_prepare_worker, wait=False, on_error="ignore")
+    except Exception:
+        pass
+
+
 def _scattered(client, tmfset):
     """A future of the TMF set copied to every worker once up front (so no worker waits for,
     or is chosen for, holding it); hashing it for a key would cost ~0.1 s."""
@@ -142,13 +178,16 @@ def read_etl(paths: str | os.PathLike | Sequence[str | os.PathLike], tmf: Any = 
     decoded as several partitions; ``all_records``: rows for the non-WPP records too.
     With ``issues=True``, returns (records, issues): the issues dataframe has the columns
     etl, offset, message, one row per problem met (damage skipped, unreadable files)."""
+    client = _client()
+    if client is not None:
+        _prepare_workers(client)
+
     import dask
     import dask.dataframe as dd
     import pandas as pd
 
     from wpptrace.decoder.arrow import ISSUES_SCHEMA, SCHEMA
 
-    client = _client()
     parts = plan(paths, split_bytes)
     tmfset = _loaded(tmf)
     future = None if client is None else _scattered(client, tmfset)

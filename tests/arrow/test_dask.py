@@ -131,3 +131,36 @@ def test_unreadable_file_is_an_issue_row(fleet, bench_fmt, tmp_path):
     said = list(problems[problems["etl"] == str(cut)]["message"])
     assert "file too short for the log-file header record" in said
     assert "buffer 0 truncated: expected 65536 bytes, the file ends after 100" in said
+
+
+def test_fresh_workers_import_while_the_client_plans(fleet, bench_fmt):
+    """read_etl starts the workers' imports before the client's own planning, so a fresh
+    worker's first partition does not wait ~1 s for them; without any task running, the
+    workers end up with every module a partition task needs."""
+    import time
+
+    from dask.distributed import Client, LocalCluster
+
+    def _task_modules_loaded() -> bool:          # sent by value: tests/ is not importable there
+        import sys
+
+        return all(name in sys.modules for name in modules)
+
+    modules = wdask._TASK_MODULES
+    folder, _paths = fleet
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        assert not any(client.run(_task_modules_loaded).values())
+        wdask.read_etl(str(folder / "host*.etl"), tmf=str(bench_fmt.TMF_DIR))   # no compute
+        deadline = time.monotonic() + 60
+        while not all(client.run(_task_modules_loaded).values()):
+            assert time.monotonic() < deadline, "the workers never imported the task modules"
+            time.sleep(0.05)
+
+
+def test_a_client_that_cannot_prepare_workers_still_plans():
+    class Refusing:
+        def run(self, *args, **kwargs):
+            raise OSError("scheduler gone")
+
+    assert wdask._prepare_workers(Refusing()) is None
