@@ -133,13 +133,19 @@ def marker_values(message, *, component: str | None = None,
 
         defaults = marker_defaults(message)
     values = dict(defaults)
-    for key, value in list(values.items()):
-        values.setdefault(key.upper(), value)
+    for key, value in defaults.items():
+        upper = key.upper()
+        if upper not in values:
+            values[upper] = value
     if component is not None:
         values["COMPNAME"] = component
-    for key in ("FUNC", "FLAGS", "LEVEL", "SUBCOMP", "COMPNAME", "FILE", "LINE"):
-        values.setdefault(key, "")
+    for key in _EMPTY_MARKERS:
+        if key not in values:
+            values[key] = ""
     return values
+
+
+_EMPTY_MARKERS = ("FUNC", "FLAGS", "LEVEL", "SUBCOMP", "COMPNAME", "FILE", "LINE")
 
 
 def _marker_text(name: str, markers: Mapping[str, str]):

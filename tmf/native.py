@@ -131,17 +131,29 @@ def encode(args: Sequence[tuple[str, int | None, bool]], message_ops: Iterable[t
     program = -1
     if isinstance(prefix_ops, SharedPrefix):
         program = prefix_ops.program
-        strings = [_STRING.pack(*pool.text(text)) for text in prefix_ops.strings]
+        text = pool.text
+        strings = [_STRING.pack(*text(string)) for string in prefix_ops.strings]
     elif prefix_ops is not None:
         _encode_ops(prefix_ops, pool, ops)
         ops.append(_PREFIX_END)
     _encode_ops(message_ops, pool, ops)
-    arg_rows = [_ARG.pack(_WIRES[wire], size or 0, lib.WPPR_A_REDUCE if reduce else 0, 0)
-                for wire, size, reduce in args]
-    flags = (lib.WPPR_P_PREFIX if prefix else 0) | (lib.WPPR_P_SHARED if shared else 0)
-    head = _HEAD.pack(lib.WPPR_MAGIC, flags, len(arg_rows), len(ops), len(pool.data), program,
+    arg_rows = [_ARG_ROWS.get(arg) or _arg_row(arg) for arg in args]
+    flags = (_P_PREFIX if prefix else 0) | (_P_SHARED if shared else 0)
+    head = _HEAD.pack(_MAGIC, flags, len(arg_rows), len(ops), len(pool.data), program,
                       len(strings), 0)
     return b"".join((head, *arg_rows, *ops, *strings, pool.data))
+
+
+# the library's constants, read once (each read of ``lib.NAME`` is a lookup in the C module)
+_MAGIC, _P_PREFIX, _P_SHARED = lib.WPPR_MAGIC, lib.WPPR_P_PREFIX, lib.WPPR_P_SHARED
+_A_REDUCE, _OP_LIT = lib.WPPR_A_REDUCE, lib.WPPR_OP_LIT
+_ARG_ROWS: dict[tuple, bytes] = {}  # (wire, size, reduce) -> its packed row
+
+
+def _arg_row(arg: tuple[str, int | None, bool]) -> bytes:
+    wire, size, reduce = arg
+    row = _ARG_ROWS[arg] = _ARG.pack(_WIRES[wire], size or 0, _A_REDUCE if reduce else 0, 0)
+    return row
 
 
 def json_decoration(head: bytes, args: Sequence[tuple[str, str, int, int]]) -> bytes:
@@ -176,13 +188,13 @@ def _encode_ops(ops: Iterable[tuple], pool: "_Pool", out: list[bytes]) -> None:
             continue
         if text:
             off, n = pool.text(text)
-            out.append(_OP.pack(lib.WPPR_OP_LIT, 0, 0, 0, 0, 0, 0, _NONE, _NONE, off, n))
+            out.append(_OP.pack(_OP_LIT, 0, 0, 0, 0, 0, 0, _NONE, _NONE, off, n))
         text = None
         packed = packed_ops.get(op) if kind != "form" else None
         out.append(packed if packed is not None else _op(op, pool))
     if text:
         off, n = pool.text(text)
-        out.append(_OP.pack(lib.WPPR_OP_LIT, 0, 0, 0, 0, 0, 0, _NONE, _NONE, off, n))
+        out.append(_OP.pack(_OP_LIT, 0, 0, 0, 0, 0, 0, _NONE, _NONE, off, n))
 
 
 _PACKED: dict[tuple, bytes] = {}  # ops that do not use the pool, packed once

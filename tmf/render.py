@@ -96,32 +96,16 @@ class MessageFormatter:
         self.message = message
         self.tmfset = tmfset
         self.utc = utc
-        self.has_prefix = False
-        self.error: str | None = None
         self._plans: dict[int, _Plan] = {}
         self._markers = marker_defaults(message)
         self._label = (f"{getattr(message, 'guid', '?')} #{getattr(message, 'number', '?')} "
                        f"({getattr(message, 'name', '?')})")
-        try:
-            self._pieces = parse_tmf_format(getattr(message, "format", ""))
-        except FormatSpecError as exc:
-            self._pieces = []
-            self.error = f"bad format string: {exc.reason} at column {exc.column}"
-        if self._pieces and self._pieces[0] == _PREFIX:
-            self.has_prefix = True
         self._args = args = tuple(getattr(message, "args", ()) or ())
-        self._items: list[ItemType | None] = []
-        self._layout_error = None
-        by_insert: dict[int, int] = {}
-        for i, a in enumerate(args):
-            it = item_type(a.item)
-            self._items.append(it)
-            if it is None and self._layout_error is None:
-                self._layout_error = f"unknown item type {a.item}: the argument layout cannot be decoded"
-            by_insert.setdefault(a.insert, i)
-        if self.error is None:
-            self.error = self._layout_error
-        self._by_insert = by_insert
+        self._layout = layout = _layout(getattr(message, "format", ""), args)
+        self._pieces, self._items, self._by_insert = layout.pieces, layout.items, layout.by_insert
+        self._layout_error = layout.layout_error
+        self.error: str | None = layout.error
+        self.has_prefix = layout.has_prefix
 
     # -- compilation --
 
@@ -420,32 +404,28 @@ class MessageFormatter:
         """(arguments, ops) for the C renderer (:mod:`wpptrace.tmf.native`), printing what
         ``format(data, ps, markers)`` prints; None when only Python prints this message (an
         item type the item table gives no native form, '*' widths, an unusable format)."""
-        if self.error is not None or not all(it is not None and it.native for it in self._items):
+        if self.error is not None:
             return None
-        for p in self._pieces:  # what makes the Python plan unusable, wherever it is
-            if type(p) is Insert and ((p.spec is not None and p.spec.stars)
-                                      or (p.index >= 10 and p.index not in self._by_insert)):
-                return None
-        args = [(it.wire, it.size, it.native == "reduced_text") for it in self._items]
-        legacy = getattr(self.message, "legacy", False)
+        legacy = bool(getattr(self.message, "legacy", False))
+        template = self._layout.native_template(self, legacy)
+        if template is None:
+            return None
+        args, template = template
         defaults = self._markers
         ops: list[tuple] = []
-        for p in self._pieces:
-            kind = type(p)
-            if kind is Literal:
-                ops.append(("lit", p.text))
-            elif kind is Marker:
-                if p.name == "END":
-                    break
-                v = markers.get(p.name) if markers else None
+        for kind, value in template:
+            if kind is _OP:
+                ops.append(value)
+            elif kind is _MARKER:
+                v = markers.get(value) if markers else None
                 if v is None:
-                    v = "" if p.name == "PREFIX" else defaults.get(p.name, f"!{p.name}!")
+                    v = "" if value == "PREFIX" else defaults.get(value, f"!{value}!")
                 ops.append(("lit", str(v)))
-            elif p.index < 10:  # %1..%9 in a message: only markers supply them
-                if markers and markers.get(p.index) is not None:
+            elif kind is _VAR:  # %1..%9 in a message: only markers supply them
+                if markers and markers.get(value) is not None:
                     return None
-            else:
-                ops.append(self._native_insert(self._by_insert[p.index], p.spec, legacy))
+            else:               # an item whose names come from the TMF set's #enumv blocks
+                ops.append(self._native_insert(value[0], value[1], legacy))
         return args, ops
 
     def json_kinds(self) -> list[tuple[str, str, str, int, int]] | None:
@@ -494,6 +474,39 @@ class MessageFormatter:
         if spec.conversion in _NUMERIC and it.struct_code in ("B", "H", "I", "Q", "q"):
             return _native_int(i, spec)
         return ("form", i, it.native, table, flags, width, prec if spec.conversion in "sSZ" else None)
+
+    def _native_template(self, legacy: bool) -> tuple[list, list[tuple]] | None:
+        """``native_ops`` without the message's own values: (arguments, [(kind, value)]) with
+        kind ``_OP`` (a finished op), ``_MARKER`` (a marker's text), ``_VAR`` (%1..%9, which
+        only markers supply) or ``_TABLE`` (an insert naming an #enumv type: the TMF set is
+        asked for it when each message compiles, as a file read later may define it); None
+        when only Python prints the format."""
+        if not all(it is not None and it.native for it in self._items):
+            return None
+        for p in self._pieces:  # what makes the Python plan unusable, wherever it is
+            if type(p) is Insert and ((p.spec is not None and p.spec.stars)
+                                      or (p.index >= 10 and p.index not in self._by_insert)):
+                return None
+        args = [(it.wire, it.size, it.native == "reduced_text") for it in self._items]
+        template: list[tuple] = []
+        for p in self._pieces:
+            kind = type(p)
+            if kind is Literal:
+                template.append((_OP, ("lit", p.text)))
+            elif kind is Marker:
+                if p.name == "END":
+                    break
+                template.append((_MARKER, p.name))
+            elif p.index < 10:
+                template.append((_VAR, p.index))
+            else:
+                i = self._by_insert[p.index]
+                it = self._items[i]
+                if it.kind not in ("raw", "text") and it.native not in ("list", "set") and self._args[i].params:
+                    template.append((_TABLE, (i, p.spec)))
+                else:
+                    template.append((_OP, self._native_insert(i, p.spec, legacy)))
+        return args, template
 
     def _spec_of(self, insert: int) -> Spec | None:
         specs = self.__dict__.get("_specs")
@@ -597,6 +610,65 @@ def _typed(it: ItemType, value: Any, spec: Spec | None, pointer_size: int) -> An
     return value
 
 
+# the kinds of a native template's entries (MessageFormatter._native_template)
+_OP, _MARKER, _VAR, _TABLE = range(4)
+
+
+class _Layout:
+    """What a message's format string and argument list make, whatever the message: messages
+    share formats and argument lists (one driver logs the same status line from many
+    functions), so each pair is parsed and typed once per process."""
+
+    __slots__ = ("pieces", "items", "by_insert", "error", "layout_error", "has_prefix", "native")
+
+    def __init__(self, fmt: str, args: tuple) -> None:
+        self.error: str | None = None
+        try:
+            self.pieces = tuple(parse_tmf_format(fmt))
+        except FormatSpecError as exc:
+            self.pieces = ()
+            self.error = f"bad format string: {exc.reason} at column {exc.column}"
+        self.has_prefix = bool(self.pieces) and self.pieces[0] == _PREFIX
+        items: list[ItemType | None] = []
+        self.layout_error = None
+        by_insert: dict[int, int] = {}
+        for i, a in enumerate(args):
+            it = item_type(a.item)
+            items.append(it)
+            if it is None and self.layout_error is None:
+                self.layout_error = f"unknown item type {a.item}: the argument layout cannot be decoded"
+            by_insert.setdefault(a.insert, i)
+        if self.error is None:
+            self.error = self.layout_error
+        self.items = tuple(items)
+        self.by_insert = by_insert
+        self.native: dict[bool, Any] = {}  # legacy -> native template
+
+    def native_template(self, formatter: "MessageFormatter", legacy: bool):
+        try:
+            return self.native[legacy]
+        except KeyError:
+            template = self.native[legacy] = formatter._native_template(legacy)
+            return template
+
+
+_LAYOUTS: dict[tuple, _Layout] = {}
+_LAYOUT_LIMIT = 100_000
+
+
+def _layout(fmt: str, args: tuple) -> _Layout:
+    try:
+        key = (fmt, args)
+        layout = _LAYOUTS.get(key)
+    except TypeError:        # argument objects that cannot be keys: not shared
+        return _Layout(fmt, args)
+    if layout is None:
+        if len(_LAYOUTS) >= _LAYOUT_LIMIT:
+            _LAYOUTS.clear()
+        layout = _LAYOUTS[key] = _Layout(fmt, args)
+    return layout
+
+
 _CACHE: dict[tuple[int, int, bool], MessageFormatter] = {}
 _CACHE_LIMIT = 200_000
 
@@ -615,3 +687,4 @@ def compile_message(message: Any, tmfset: Any = None, *, utc: bool = False) -> M
 
 def clear_cache() -> None:
     _CACHE.clear()
+    _LAYOUTS.clear()
