@@ -50,8 +50,15 @@ _ARG_TAIL = rf"[ \t]*,[ \t]*{P_ITEM_NAME}[ \t]*(?:{P_PARAMS})?[ \t]*(?:(?:{P_INS
 _KEY_VALUE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)\Z")
 
 
+# a trailer made of KEY=VALUE tokens only (tracepdb's): its pairs are found in one pass
+_ALL_KEY_VALUES = re.compile(r"\s*(?:[A-Za-z_][A-Za-z0-9_]*=\S*(?:\s+|\Z))*")
+_KEY_VALUES = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)")
+
+
 def _trailer_to_pairs(text: str) -> tuple[tuple[str, str], ...]:
     """KEY=VALUE pairs in order; a bare word extends the previous value (or the "" key)."""
+    if _ALL_KEY_VALUES.fullmatch(text):
+        return tuple(dict(_KEY_VALUES.findall(text)).items())
     pairs: dict[str, str] = {}
     last = ""
     for token in text.split():
@@ -361,29 +368,71 @@ def _ends_block(line: str) -> bool:
 #: the message number of a well-formed #typev line (where ``skim`` reads it)
 _SKIM_TYPEV = re.compile(r"#typev?[ \t]+[^\s\"]+[ \t]+(\d+)[ \t]")
 
+# What ``scan`` matches at the start of a line: a subset of what ``step`` and ``skim`` accept,
+# read the same way. Blanks are spaces and tabs only and every line ends with "\n" ("." is
+# any character but "\n": ``scan`` takes only texts without "\r"); str.strip() removes more,
+# and anything else takes the line-by-line path.
+_FAST_UNIT = re.compile(
+    # blank and // comment lines
+    r"(?P<blank>(?:[ \t]*(?://.*)?\n)+)"
+    # a GUID header line (``step`` reads it)
+    r"|(?P<header>[ \t]*\{?[0-9A-Fa-f]{8}-.*\n)"
+    # a message entry as ``skim`` defers it: one #typev line with its number (a quoted format
+    # after it: checked by ``scan``), "{", lines that do not end a block (no "#", "{", "}" or
+    # GUID at their start), "}"
+    r'|(?P<entry>(?P<typev>[ \t]*#typev?[ \t]+[^\s"]+[ \t]+(?P<number>\d{1,5})[ \t].*\n)'
+    r"[ \t]*\{[ \t]*\n"
+    r"(?:[ \t]*(?:\n|(?=[^\s#{}])(?![0-9A-Fa-f]{8}-).*\n))*"
+    r"[ \t]*\}[ \t]*\n)"
+)
+_NEWLINE = re.compile("\n")
+
 
 class _Deferred:
     """A message entry left unparsed by ``skim``: parsed the first time one of its messages is
     looked up (``messages()``: its messages, errors reported then)."""
 
-    __slots__ = ("lines", "index", "path", "tolerant", "priority", "header", "source_file",
+    __slots__ = ("lines", "index", "end", "path", "tolerant", "priority", "header", "source_file",
                  "parsed")
 
-    def __init__(self, parser: "_Parser", lines: list[str], index: int) -> None:
+    def __init__(self, parser: "_Parser", lines: list[str], index: int, end: int = 0) -> None:
         self.lines, self.index = lines, index
+        self.end = end  # the index after its "}" when ``scan`` matched it (one #typev line), else 0
         self.path, self.tolerant, self.priority = parser.path, parser.tolerant, parser.priority
         self.header, self.source_file = parser.header, parser.source_file
         self.parsed: list[Message] | None = None
 
     def messages(self, tmfset: TmfSet) -> list[Message]:
         if self.parsed is None:
-            parser = _Parser(tmfset, self.path, self.tolerant, self.priority)
-            parser.header, parser.source_file = self.header, self.source_file
-            collected: list[Message] = []
-            parser.emit = lambda message, priority: collected.append(message)
-            parser.message(self.lines, self.index)
+            collected = self.scanned() if self.end else None
+            if collected is None:
+                parser = _Parser(tmfset, self.path, self.tolerant, self.priority)
+                parser.header, parser.source_file = self.header, self.source_file
+                collected = []
+                parser.emit = lambda message, priority: collected.append(message)
+                parser.message(self.lines, self.index)
             self.parsed, self.lines = collected, None
         return self.parsed
+
+    def scanned(self) -> list[Message] | None:
+        """``message`` of an entry ``scan`` matched: its #typev line, "{", lines none of which
+        ends the block, "}". None when a line does not parse (``message`` reports it)."""
+        lines, index = self.lines, self.index
+        try:
+            typev = parse_typev(lines[index].strip())
+            args: list[Argument] = []
+            for line in lines[index + 2:self.end - 1]:
+                stripped = line.strip()
+                if stripped and not stripped.startswith("//"):
+                    expr, item, params, insert = parse_arg(stripped)
+                    args.append(make_argument(expr, item, params,
+                                              insert if insert is not None else 10 + len(args)))
+        except _LineError:
+            return None
+        header = self.header
+        return [make_message(header.guid, typev.number, typev.name, typev.format, tuple(args),
+                             dict(typev.trailer), header.component, self.source_file,
+                             f"{self.path}:{index + 1}", typev.legacy)]
 
 
 class _Parser:
@@ -409,35 +458,79 @@ class _Parser:
 
     def run(self, text: str) -> None:
         lines = _lines(text)
+        if self.lazy:
+            self.scan(text, lines)
+            return
         index = 0
-        count = len(lines)
+        while index < len(lines):
+            index = self.step(lines, index)
+
+    def scan(self, text: str, lines: list[str]) -> None:
+        """``run`` for lazy parsing: stretches written as tracepdb writes them (blank and //
+        lines, GUID headers, entries ``skim`` accepts) are matched a stretch at a time on the
+        text and deferred as ``skim`` defers them; any other line takes ``step``."""
+        index, pos, count = 0, 0, len(lines)
+        if "\r" in text:
+            pos = -1  # only ``step`` reads it
+        starts = None  # offset of each line in the text, made on the first line ``step`` takes
+        defer, match = self.tmfset.defer, _FAST_UNIT.match
         while index < count:
-            line = lines[index]
-            stripped = line.strip()
-            lineno = index + 1
-            index += 1
-            if not stripped or stripped.startswith("//"):
-                continue
-            if stripped.startswith("#type"):
-                skimmed = self.skim(lines, index - 1) if self.lazy else None
-                index = skimmed if skimmed is not None else self.message(lines, index - 1)
-            elif stripped.startswith("#enumv"):
-                index = self.enum_def(lines, index - 1)
-            elif _GUID_START.match(stripped):
-                try:
-                    self.header = parse_guid_header(stripped)
-                except _LineError as err:
-                    self.line_error(lineno, line, err)
+            unit = match(text, pos) if pos >= 0 else None
+            if unit is not None:
+                kind = unit.lastgroup
+                if kind == "entry":
+                    number = int(unit.group("number"))
+                    if (self.header is not None and number <= MAX_MESSAGE_NUMBER
+                            and unit.group("typev").count('"') >= 2):
+                        end = index + unit.group().count("\n")
+                        defer(self.header.guid, (number,), _Deferred(self, lines, index, end),
+                              self.priority)
+                        index = end
+                        pos = unit.end()
+                        continue
+                elif kind == "blank":
+                    index += unit.group().count("\n")
+                    pos = unit.end()
                     continue
-                trailer = dict(self.header.trailer)
-                self.source_file = trailer.get("SRC", "")
-            elif stripped.startswith("{"):
-                self.error(lineno, line, len(line) - len(line.lstrip()),
-                           "'{' block without a #typev or #enumv line", "#typev line, #enumv line or GUID header")
-                index = self.skip_block(lines, index)
-            else:
-                self.error(lineno, line, len(line) - len(line.lstrip()), "unexpected line",
-                           "comment, GUID header, #typev line or #enumv line")
+                else:
+                    index = self.step(lines, index)
+                    pos = unit.end()
+                    continue
+            index = self.step(lines, index)
+            if pos >= 0:
+                if starts is None:
+                    starts = [0, *(m.end() for m in _NEWLINE.finditer(text))]
+                pos = starts[index] if index < len(starts) else len(text)
+
+    def step(self, lines: list[str], index: int) -> int:
+        """Read what starts at line ``index`` (a line, an entry or a block); the next index."""
+        line = lines[index]
+        stripped = line.strip()
+        lineno = index + 1
+        index += 1
+        if not stripped or stripped.startswith("//"):
+            return index
+        if stripped.startswith("#type"):
+            skimmed = self.skim(lines, index - 1) if self.lazy else None
+            return skimmed if skimmed is not None else self.message(lines, index - 1)
+        if stripped.startswith("#enumv"):
+            return self.enum_def(lines, index - 1)
+        if _GUID_START.match(stripped):
+            try:
+                self.header = parse_guid_header(stripped)
+            except _LineError as err:
+                self.line_error(lineno, line, err)
+                return index
+            trailer = dict(self.header.trailer)
+            self.source_file = trailer.get("SRC", "")
+        elif stripped.startswith("{"):
+            self.error(lineno, line, len(line) - len(line.lstrip()),
+                       "'{' block without a #typev or #enumv line", "#typev line, #enumv line or GUID header")
+            return self.skip_block(lines, index)
+        else:
+            self.error(lineno, line, len(line) - len(line.lstrip()), "unexpected line",
+                       "comment, GUID header, #typev line or #enumv line")
+        return index
 
     @staticmethod
     def skip_block(lines: list[str], index: int) -> int:
