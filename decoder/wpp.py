@@ -309,6 +309,20 @@ def _import_render():
     return render
 
 
+_ENCODER: tuple | None = None
+
+
+def _native_encoder() -> tuple:
+    """(SharedPrefix, encode) of wpptrace.tmf.native, imported once (late, as the renderer is;
+    an import statement costs microseconds per message even when the module is loaded)."""
+    global _ENCODER
+    if _ENCODER is None:
+        from wpptrace.tmf.native import SharedPrefix, encode
+
+        _ENCODER = (SharedPrefix, encode)
+    return _ENCODER
+
+
 class WppDecoder:
     """Turns records into tracefmt lines or ``WppMessage`` objects, counting what it sees.
 
@@ -582,8 +596,7 @@ class WppDecoder:
         WPPR_HOLE when Python prints its lines."""
         if entry.program is not None:
             return entry.program
-        from wpptrace.tmf.native import SharedPrefix, encode
-
+        SharedPrefix, encode = _native_encoder()
         program = RowPrinter.HOLE
         noprefix, form, quote_all = self._printer_mode
         try:

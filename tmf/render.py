@@ -29,17 +29,18 @@ def marker_defaults(message: Any) -> dict[str, str]:
     """WPP marker values known from the TMF entry itself (docs/tmf-format.md §5.4): trailer keys
     (FUNC=, LEVEL=, FLAGS= ... any key), COMPNAME = the component, FILE = SRC=, LINE = the
     digits ending the message name (``Device_c104`` -> 104)."""
-    trailer = dict(getattr(message, "trailer", {}) or {})
-    values = dict(trailer)
+    values = dict(getattr(message, "trailer", {}) or {})
     if "LEVEL" not in values:  # legacy substring search: TRACELEVEL= also answers LEVEL
-        for key, val in trailer.items():
-            if key.endswith("LEVEL"):
-                values["LEVEL"] = val
-                break
-    values.setdefault("COMPNAME", getattr(message, "component", "") or "")
-    values.setdefault("FILE", getattr(message, "source_file", "") or "")
-    m = _LINE_RE.search(getattr(message, "name", "") or "")
-    values.setdefault("LINE", m.group(1) if m else "")
+        level = [val for key, val in values.items() if key.endswith("LEVEL")]
+        if level:
+            values["LEVEL"] = level[0]
+    if "COMPNAME" not in values:
+        values["COMPNAME"] = getattr(message, "component", "") or ""
+    if "FILE" not in values:
+        values["FILE"] = getattr(message, "source_file", "") or ""
+    if "LINE" not in values:
+        m = _LINE_RE.search(getattr(message, "name", "") or "")
+        values["LINE"] = m.group(1) if m else ""
     return values
 
 
@@ -98,14 +99,19 @@ class MessageFormatter:
         self.utc = utc
         self._plans: dict[int, _Plan] = {}
         self._markers = marker_defaults(message)
-        self._label = (f"{getattr(message, 'guid', '?')} #{getattr(message, 'number', '?')} "
-                       f"({getattr(message, 'name', '?')})")
         self._args = args = tuple(getattr(message, "args", ()) or ())
         self._layout = layout = _layout(getattr(message, "format", ""), args)
         self._pieces, self._items, self._by_insert = layout.pieces, layout.items, layout.by_insert
         self._layout_error = layout.layout_error
         self.error: str | None = layout.error
         self.has_prefix = layout.has_prefix
+
+    @property
+    def _label(self) -> str:
+        """The message as errors name it (made when one is raised)."""
+        message = self.message
+        return (f"{getattr(message, 'guid', '?')} #{getattr(message, 'number', '?')} "
+                f"({getattr(message, 'name', '?')})")
 
     # -- compilation --
 
@@ -657,10 +663,10 @@ _LAYOUT_LIMIT = 100_000
 
 
 def _layout(fmt: str, args: tuple) -> _Layout:
-    try:
-        key = (fmt, args)
+    try:     # what a layout reads of the arguments (their names are the messages' own)
+        key = (fmt, *[(a.item, a.insert, a.params) for a in args])
         layout = _LAYOUTS.get(key)
-    except TypeError:        # argument objects that cannot be keys: not shared
+    except (TypeError, AttributeError):   # argument objects that cannot be keys: not shared
         return _Layout(fmt, args)
     if layout is None:
         if len(_LAYOUTS) >= _LAYOUT_LIMIT:
