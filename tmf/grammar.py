@@ -55,6 +55,7 @@ _ALL_KEY_VALUES = re.compile(r"\s*(?:[A-Za-z_][A-Za-z0-9_]*=\S*(?:\s+|\Z))*")
 _KEY_VALUES = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)")
 
 
+@functools.lru_cache(maxsize=8192)  # messages of one function share their trailer
 def _trailer_to_pairs(text: str) -> tuple[tuple[str, str], ...]:
     """KEY=VALUE pairs in order; a bare word extends the previous value (or the "" key)."""
     if _ALL_KEY_VALUES.fullmatch(text):
@@ -288,8 +289,11 @@ def _typev_fast(text: str) -> TypevLine | None:
     fast = _FAST_TYPEV.match(text) if len(text) <= MAX_LINE else None
     if fast is None or int(fast["number"]) > MAX_MESSAGE_NUMBER:
         return None
-    return TypevLine(fast["kind"] == "#type", fast["name"], int(fast["number"]), fast["format"],
-                     _trailer_to_pairs(fast["trailer"] or ""))
+    kind, name, number, fmt, trailer = fast.group("kind", "name", "number", "format", "trailer")
+    line = object.__new__(TypevLine)  # as make_message builds a Message: no frozen setattr per field
+    line.__dict__.update(legacy=kind == "#type", name=name, number=int(number), format=fmt,
+                         trailer=_trailer_to_pairs(trailer or ""))
+    return line
 
 
 def _typev_full(text: str) -> TypevLine:
@@ -392,36 +396,71 @@ class _Deferred:
     """A message entry left unparsed by ``skim``: parsed the first time one of its messages is
     looked up (``messages()``: its messages, errors reported then)."""
 
-    __slots__ = ("lines", "index", "end", "path", "tolerant", "priority", "header", "source_file",
-                 "parsed")
+    __slots__ = ("lines", "index", "context", "parsed")
 
-    def __init__(self, parser: "_Parser", lines: list[str], index: int, end: int = 0) -> None:
+    def __init__(self, parser: "_Parser", lines: list[str], index: int) -> None:
         self.lines, self.index = lines, index
-        self.end = end  # the index after its "}" when ``scan`` matched it (one #typev line), else 0
-        self.path, self.tolerant, self.priority = parser.path, parser.tolerant, parser.priority
-        self.header, self.source_file = parser.header, parser.source_file
+        self.context = parser.context()
         self.parsed: list[Message] | None = None
 
     def messages(self, tmfset: TmfSet) -> list[Message]:
         if self.parsed is None:
-            collected = self.scanned() if self.end else None
-            if collected is None:
-                parser = _Parser(tmfset, self.path, self.tolerant, self.priority)
-                parser.header, parser.source_file = self.header, self.source_file
-                collected = []
-                parser.emit = lambda message, priority: collected.append(message)
-                parser.message(self.lines, self.index)
-            self.parsed, self.lines = collected, None
+            self.parsed = _parse_entry(tmfset, self.context, self.lines, self.index)
+            self.lines = None
+        return self.parsed
+
+
+def _parse_entry(tmfset: TmfSet, context: tuple, lines: list[str], index: int) -> list[Message]:
+    """The messages of the entry at ``lines[index]`` (``_Parser.message``, problems reported)."""
+    path, tolerant, priority, header, source_file = context
+    parser = _Parser(tmfset, path, tolerant, priority)
+    parser.header, parser.source_file = header, source_file
+    collected: list[Message] = []
+    parser.emit = lambda message, priority: collected.append(message)
+    parser.message(lines, index)
+    return collected
+
+
+class _ScannedText:
+    """A text ``scan`` read: its lines, split the first time something reads them line by line."""
+
+    __slots__ = ("text", "_lines")
+
+    def __init__(self, text: str, lines: list[str] | None = None) -> None:
+        self.text, self._lines = text, lines
+
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = _lines(self.text)
+        return self._lines
+
+
+class _Scanned:
+    """A message entry ``scan`` matched (its text ``source.text[start:end]`` from line
+    ``index``: one #typev line, "{", lines none of which ends the block, "}"), parsed the first
+    time one of its messages is looked up. A line that does not parse sends the entry to
+    ``_Parser.message``, which reports it as reading the file line by line would."""
+
+    __slots__ = ("source", "start", "end", "index", "context", "parsed")
+
+    def __init__(self, source: _ScannedText, start: int, end: int, index: int, context: tuple) -> None:
+        self.source, self.start, self.end, self.index, self.context = source, start, end, index, context
+        self.parsed: list[Message] | None = None
+
+    def messages(self, tmfset: TmfSet) -> list[Message]:
+        if self.parsed is None:
+            parsed = self.scanned()
+            if parsed is None:
+                parsed = _parse_entry(tmfset, self.context, self.source.lines(), self.index)
+            self.parsed, self.source = parsed, None
         return self.parsed
 
     def scanned(self) -> list[Message] | None:
-        """``message`` of an entry ``scan`` matched: its #typev line, "{", lines none of which
-        ends the block, "}". None when a line does not parse (``message`` reports it)."""
-        lines, index = self.lines, self.index
+        lines = self.source.text[self.start:self.end].split("\n")
         try:
-            typev = parse_typev(lines[index].strip())
+            typev = parse_typev(lines[0].strip())
             args: list[Argument] = []
-            for line in lines[index + 2:self.end - 1]:
+            for line in lines[2:-2]:  # between "{" and "}" (the text ends with a newline)
                 stripped = line.strip()
                 if stripped and not stripped.startswith("//"):
                     expr, item, params, insert = parse_arg(stripped)
@@ -429,10 +468,10 @@ class _Deferred:
                                               insert if insert is not None else 10 + len(args)))
         except _LineError:
             return None
-        header = self.header
+        path, _tolerant, _priority, header, source_file = self.context
         return [make_message(header.guid, typev.number, typev.name, typev.format, tuple(args),
-                             dict(typev.trailer), header.component, self.source_file,
-                             f"{self.path}:{index + 1}", typev.legacy)]
+                             dict(typev.trailer), header.component, source_file,
+                             f"{path}:{self.index + 1}", typev.legacy)]
 
 
 class _Parser:
@@ -456,51 +495,59 @@ class _Parser:
     def line_error(self, lineno: int, line: str, err: _LineError) -> None:
         self.error(lineno, line, err.offset + (len(line) - len(line.lstrip())), err.message, err.expected)
 
+    def context(self) -> tuple:
+        """What parsing an entry later needs of the reader now."""
+        return (self.path, self.tolerant, self.priority, self.header, self.source_file)
+
     def run(self, text: str) -> None:
-        lines = _lines(text)
-        if self.lazy:
-            self.scan(text, lines)
+        if self.lazy and "\r" not in text:
+            self.scan(text)
             return
+        lines = _lines(text)
         index = 0
         while index < len(lines):
             index = self.step(lines, index)
 
-    def scan(self, text: str, lines: list[str]) -> None:
-        """``run`` for lazy parsing: stretches written as tracepdb writes them (blank and //
-        lines, GUID headers, entries ``skim`` accepts) are matched a stretch at a time on the
-        text and deferred as ``skim`` defers them; any other line takes ``step``."""
-        index, pos, count = 0, 0, len(lines)
-        if "\r" in text:
-            pos = -1  # only ``step`` reads it
-        starts = None  # offset of each line in the text, made on the first line ``step`` takes
-        defer, match = self.tmfset.defer, _FAST_UNIT.match
-        while index < count:
-            unit = match(text, pos) if pos >= 0 else None
+    def scan(self, text: str) -> None:
+        """``run`` for lazy parsing of a text without "\r": stretches written as tracepdb
+        writes them (blank and // lines, GUID headers, entries ``skim`` accepts) are matched a
+        stretch at a time and their entries deferred as ``skim`` defers them; any other line
+        takes ``step``."""
+        source = _ScannedText(text)
+        pos, size, index = 0, len(text), 0  # the offset and the index of the line read next
+        starts = None  # offset of each line, made on the first line ``step`` takes
+        defer, match, priority = self.tmfset.defer, _FAST_UNIT.match, self.priority
+        context = None
+        while pos < size:
+            unit = match(text, pos)
             if unit is not None:
                 kind = unit.lastgroup
                 if kind == "entry":
                     number = int(unit.group("number"))
                     if (self.header is not None and number <= MAX_MESSAGE_NUMBER
                             and unit.group("typev").count('"') >= 2):
-                        end = index + unit.group().count("\n")
-                        defer(self.header.guid, (number,), _Deferred(self, lines, index, end),
-                              self.priority)
-                        index = end
-                        pos = unit.end()
+                        if context is None or context[3] is not self.header:
+                            context = self.context()
+                        end = unit.end()
+                        defer(self.header.guid, (number,), _Scanned(source, pos, end, index, context),
+                              priority)
+                        index += text.count("\n", pos, end)
+                        pos = end
                         continue
                 elif kind == "blank":
-                    index += unit.group().count("\n")
+                    index += text.count("\n", pos, unit.end())
                     pos = unit.end()
                     continue
-                else:
-                    index = self.step(lines, index)
+                else:  # a GUID header
+                    self.guid_header(index + 1, unit.group()[:-1])
+                    index += 1
                     pos = unit.end()
                     continue
+            lines = source.lines()
             index = self.step(lines, index)
-            if pos >= 0:
-                if starts is None:
-                    starts = [0, *(m.end() for m in _NEWLINE.finditer(text))]
-                pos = starts[index] if index < len(starts) else len(text)
+            if starts is None:
+                starts = [0, *(m.end() for m in _NEWLINE.finditer(text))]
+            pos = starts[index] if index < len(lines) else size
 
     def step(self, lines: list[str], index: int) -> int:
         """Read what starts at line ``index`` (a line, an entry or a block); the next index."""
@@ -516,13 +563,7 @@ class _Parser:
         if stripped.startswith("#enumv"):
             return self.enum_def(lines, index - 1)
         if _GUID_START.match(stripped):
-            try:
-                self.header = parse_guid_header(stripped)
-            except _LineError as err:
-                self.line_error(lineno, line, err)
-                return index
-            trailer = dict(self.header.trailer)
-            self.source_file = trailer.get("SRC", "")
+            self.guid_header(lineno, line)
         elif stripped.startswith("{"):
             self.error(lineno, line, len(line) - len(line.lstrip()),
                        "'{' block without a #typev or #enumv line", "#typev line, #enumv line or GUID header")
@@ -531,6 +572,15 @@ class _Parser:
             self.error(lineno, line, len(line) - len(line.lstrip()), "unexpected line",
                        "comment, GUID header, #typev line or #enumv line")
         return index
+
+    def guid_header(self, lineno: int, line: str) -> None:
+        """A GUID header line: the GUID, component and source file of the entries after it."""
+        try:
+            self.header = parse_guid_header(line.strip())
+        except _LineError as err:
+            self.line_error(lineno, line, err)
+            return
+        self.source_file = dict(self.header.trailer).get("SRC", "")
 
     @staticmethod
     def skip_block(lines: list[str], index: int) -> int:

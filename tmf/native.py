@@ -131,8 +131,11 @@ def encode(args: Sequence[tuple[str, int | None, bool]], message_ops: Iterable[t
     program = -1
     if isinstance(prefix_ops, SharedPrefix):
         program = prefix_ops.program
-        text = pool.text
-        strings = [_STRING.pack(*text(string)) for string in prefix_ops.strings]
+        data = pool.data
+        for string in prefix_ops.strings:  # ``pool.text`` inline: a message has several
+            raw = string.encode("utf-8")
+            strings.append(_STRING.pack(len(data), len(raw)))
+            data += raw
     elif prefix_ops is not None:
         _encode_ops(prefix_ops, pool, ops)
         ops.append(_PREFIX_END)
@@ -179,22 +182,28 @@ def column_decoration(args: Sequence[tuple[int, int, str, int, int]]) -> bytes:
 
 def _encode_ops(ops: Iterable[tuple], pool: "_Pool", out: list[bytes]) -> None:
     """Pack ops into ``out``; adjacent literals become one."""
-    text = None
+    texts: list[str] = []  # the run of literals not packed yet
     packed_ops = _PACKED
     for op in ops:
         kind = op[0]
         if kind == "lit":
-            text = op[1] if text is None else text + op[1]
+            texts.append(op[1])
             continue
-        if text:
-            off, n = pool.text(text)
-            out.append(_OP.pack(_OP_LIT, 0, 0, 0, 0, 0, 0, _NONE, _NONE, off, n))
-        text = None
+        if texts:
+            _literal("".join(texts), pool, out)
+            texts.clear()
         packed = packed_ops.get(op) if kind != "form" else None
         out.append(packed if packed is not None else _op(op, pool))
+    if texts:
+        _literal("".join(texts), pool, out)
+
+
+def _literal(text: str, pool: "_Pool", out: list[bytes]) -> None:
     if text:
-        off, n = pool.text(text)
-        out.append(_OP.pack(_OP_LIT, 0, 0, 0, 0, 0, 0, _NONE, _NONE, off, n))
+        raw = text.encode("utf-8")
+        data = pool.data
+        out.append(_OP.pack(_OP_LIT, 0, 0, 0, 0, 0, 0, _NONE, _NONE, len(data), len(raw)))
+        data += raw
 
 
 _PACKED: dict[tuple, bytes] = {}  # ops that do not use the pool, packed once

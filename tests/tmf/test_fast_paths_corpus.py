@@ -68,6 +68,6 @@ def test_lazy_scan_reads_as_the_line_by_line_reader(corpus_tmfs, monkeypatch):
 
 def test_scanned_entries_parse_as_the_grammar_parses_them(corpus_tmfs, monkeypatch):
     parsed = {path: _read(path, text)[1] for path, text in corpus_tmfs}
-    monkeypatch.setattr(grammar._Deferred, "scanned", lambda self: None)  # ``message`` parses each
+    monkeypatch.setattr(grammar._Scanned, "scanned", lambda self: None)  # ``message`` parses each
     for path, text in corpus_tmfs:
         assert parsed[path] == _read(path, text)[1], path
