@@ -341,6 +341,7 @@ class WppDecoder:
         self.counters = FmtCounters()
         self._entries: dict[tuple, _Entry] = {}
         self._raw_entries: dict[tuple, _Entry] = {}  # keyed by (GUID bytes_le, number)
+        self._guids: dict[bytes, uuid.UUID] = {}     # GUID bytes_le -> UUID (a GUID has many messages)
         self._guid_components: dict[uuid.UUID, str] | None = None
         self._render = None
         self._printer: RowPrinter | None = None  # the C renderer's, made on first use
@@ -671,7 +672,9 @@ class WppDecoder:
         key = (guid_le, number)
         entry = self._raw_entries.get(key)
         if entry is None:
-            guid = uuid.UUID(bytes_le=guid_le)
+            guid = self._guids.get(guid_le)
+            if guid is None:
+                guid = self._guids[guid_le] = uuid.UUID(bytes_le=guid_le)
             entry = self._entries.get((guid, number)) or self._entry(guid, number)
             self._raw_entries[key] = entry
         return entry
