@@ -6,6 +6,9 @@ line oriented, so ``parse_into`` classifies each line by its first characters, p
 production (results are cached per line text: tracepdb-appended files repeat every line; the two
 hot productions are first tried as one whole-line regex made of the same token patterns), and
 drives the block rules (GUID context, ``#typev`` + ``{ ... }``, ``#enumv`` blocks) in plain Python.
+Reading lazily, stretches of a file written as tracepdb writes them are matched a stretch at a
+time (``scan``) and their entries left for when they are looked up; every other line is read as
+above.
 The pyparsing productions are built (and pyparsing imported) the first time a line needs them:
 real TMFs are read by the whole-line matchers alone, which keeps start-up short.
 """
