@@ -199,59 +199,28 @@ int wppr_finish_str(wppr_buf *b, size_t start, int flags, int width, int prec)
 static int digits_of(char *out, uint64_t v, int base, int upper)
 {
     char tmp[24];
-    const char *set = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+    const char *set = upper ? WPPR_HEX_UPPER : WPPR_HEX_LOWER;
     int n = 0;
-    if (base == 16)                     /* shifts, not divisions, for the common bases */
-        do { tmp[n++] = set[v & 15]; v >>= 4; } while (v);
-    else if (base == 10)
-        do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
-    else
-        do { tmp[n++] = set[v % (unsigned)base]; v /= (unsigned)base; } while (v);
+    do { tmp[n++] = set[v % (unsigned)base]; v /= (unsigned)base; } while (v);
     for (int i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
     return n;
 }
 
 int wppr_put_u64(wppr_buf *b, uint64_t v)
 {
-    /* two digits per division, written backwards straight into the buffer */
-    static const char pairs[] =
-        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-        "8081828384858687888990919293949596979899";
-    static const uint64_t pow10[20] = {
-        1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
-        100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
-        10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
-        100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL};
-    /* the digit count from the bit length (1233/4096 ~ log10(2)), one comparison to settle */
-    int t = ((64 - __builtin_clzll(v | 1)) * 1233) >> 12;
-    int n = t + (v >= pow10[t]);
-    if (n == 0) n = 1;
+    int n = wppr_dec_len(v);
     if (wppr_reserve(b, (size_t)n)) return -1;
-    char *end = (char *)b->data + b->len + n;
-    while (v >= 100) {
-        unsigned k = (unsigned)(v % 100) * 2;
-        v /= 100;
-        *--end = pairs[k + 1];
-        *--end = pairs[k];
-    }
-    if (v >= 10) {
-        *--end = pairs[v * 2 + 1];
-        *--end = pairs[v * 2];
-    } else {
-        *--end = (char)('0' + v);
-    }
+    wppr_dec_at(b->data + b->len + n, v);
     b->len += (size_t)n;
     return 0;
 }
 
 int wppr_put_hex(wppr_buf *b, uint64_t v, int digits, int upper)
 {
-    char d[24];
-    int n = digits_of(d, v, 16, upper);
-    if (wppr_reserve(b, (size_t)(n > digits ? n : digits))) return -1;
-    for (int i = n; i < digits; i++) b->data[b->len++] = '0';
-    memcpy(b->data + b->len, d, (size_t)n);
+    int n = wppr_hex_len(v);
+    if (n < digits) n = digits;
+    if (wppr_reserve(b, (size_t)n)) return -1;
+    wppr_hex_at(b->data + b->len + n, v, n, upper);
     b->len += (size_t)n;
     return 0;
 }
@@ -271,10 +240,11 @@ int wppr_put_int(wppr_buf *b, uint64_t value, int conv, int flags, int width, in
             neg = 1;
             mag = (~v + 1) & mask;         /* the magnitude of the two's complement value */
         }
-        char d[24], head[3];
-        int n = 0, h = 0;
+        char head[3];
+        int n = 0, h = 0, base = conv == 'o' ? 8 : (conv == 'x' || conv == 'X') ? 16 : 10;
         if (!(prec == 0 && mag == 0))
-            n = digits_of(d, mag, conv == 'o' ? 8 : (conv == 'x' || conv == 'X') ? 16 : 10, conv == 'X');
+            n = base == 10 ? wppr_dec_len(mag) : base == 16 ? wppr_hex_len(mag)
+                                                       : (64 - __builtin_clzll(mag | 1) + 2) / 3;
         if (conv == 'd' || conv == 'i') {
             if (neg) head[h++] = '-';
             else if (flags & WPPR_PLUS) head[h++] = '+';
@@ -282,29 +252,35 @@ int wppr_put_int(wppr_buf *b, uint64_t value, int conv, int flags, int width, in
         }
         int zeros = prec > n ? prec - n : 0;
         if (flags & WPPR_HASH) {
-            if (conv == 'o' && !(zeros || (n > 0 && d[0] == '0'))) zeros++;
+            if (conv == 'o' && !(zeros || (n > 0 && mag == 0))) zeros++;   /* one leading 0 */
             else if ((conv == 'x' || conv == 'X') && mag != 0) { head[h++] = '0'; head[h++] = (char)conv; }
         }
-        int len = h + zeros + n, fill = width > len ? width - len : 0;
-        if (wppr_reserve(b, (size_t)(len + fill))) return -1;
+        int len = h + zeros + n, pad = width > len ? width - len : 0;
+        if (wppr_reserve(b, (size_t)(len + pad))) return -1;
         uint8_t *o = b->data + b->len;
-        if (fill && !(flags & WPPR_MINUS) && !(prec < 0 && (flags & WPPR_ZERO))) {
-            memset(o, ' ', (size_t)fill);      /* right-justified */
-            o += fill;
-            fill = 0;
+        if (pad && !(flags & WPPR_MINUS) && !(prec < 0 && (flags & WPPR_ZERO))) {
+            wppr_fill(o, ' ', pad);                  /* right-justified */
+            o += pad;
+            pad = 0;
         }
-        memcpy(o, head, (size_t)h);
-        o += h;
-        if (fill && !(flags & WPPR_MINUS)) {    /* zero padding after the sign and 0x */
-            zeros += fill;
-            fill = 0;
+        for (int i = 0; i < h; i++) *o++ = (uint8_t)head[i];
+        if (pad && !(flags & WPPR_MINUS)) {     /* zero padding after the sign and 0x */
+            zeros += pad;
+            pad = 0;
         }
-        memset(o, '0', (size_t)zeros);
+        wppr_fill(o, '0', zeros);
         o += zeros;
-        memcpy(o, d, (size_t)n);
+        if (base == 10) {
+            if (n) wppr_dec_at(o + n, mag);
+        } else if (base == 16) {
+            wppr_hex_at(o + n, mag, n, conv == 'X');
+        } else {
+            uint64_t m = mag;
+            for (int i = n; i > 0; i--, m >>= 3) o[i - 1] = (uint8_t)('0' + (m & 7));
+        }
         o += n;
-        memset(o, ' ', (size_t)fill);           /* left-justified */
-        o += fill;
+        wppr_fill(o, ' ', pad);                      /* left-justified */
+        o += pad;
         b->len = (size_t)(o - b->data);
         return 0;
     }
@@ -386,20 +362,7 @@ int wppr_put_pyint(wppr_buf *b, uint64_t value, int conv, int flags, int width, 
     size_t start = b->len;
     if ((conv == 'X' || conv == 'x' || conv == 'd') && !(flags & ~WPPR_ZERO) && prec < 0
             && width <= 20) {
-        /* the prefix's usual %04X / %d: digits written backwards, padded to the width */
-        char d[24];
-        const char *set = conv == 'X' ? "0123456789ABCDEF" : "0123456789abcdef";
-        int n = 0;
-        if (conv == 'd')
-            do { d[23 - n++] = (char)('0' + value % 10); value /= 10; } while (value);
-        else
-            do { d[23 - n++] = set[value & 15]; value >>= 4; } while (value);
-        int pad = width > n ? width - n : 0;
-        if (wppr_reserve(b, (size_t)(pad + n))) return -1;
-        memset(b->data + b->len, (flags & WPPR_ZERO) ? '0' : ' ', (size_t)pad);
-        memcpy(b->data + b->len + pad, d + 24 - n, (size_t)n);
-        b->len += (size_t)(pad + n);
-        return 0;
+        return wppr_put_padded(b, value, conv, flags & WPPR_ZERO, width);
     }
     if (conv == 's') {
         if (wppr_put_u64(b, value)) return -1;

@@ -59,7 +59,10 @@ int wppr_time_cached(wppr_second_cache *c, int64_t milli, char *out)
         c->len = second_text(second, c->utc, c->text, sizeof c->text);
         c->second = second;
     }
-    memcpy(out, c->text, (size_t)c->len);
+    if (c->len <= 32)                   /* the usual 20 characters: one fixed-size copy */
+        memcpy(out, c->text, 32);
+    else
+        memcpy(out, c->text, (size_t)c->len);
     out[c->len] = (char)('0' + ms / 100);
     out[c->len + 1] = (char)('0' + ms / 10 % 10);
     out[c->len + 2] = (char)('0' + ms % 10);
