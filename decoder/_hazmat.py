@@ -299,11 +299,10 @@ class RowWalker:
         clock.start, clock.origin, clock.num, clock.den = linear
 
     def walk(self, data: bytes, start: int, end: int, last: int, cpu: int, slot: int,
-             count: int, blobs: list) -> tuple[int, int]:
-        """Append the rows of data[start:end) (numbered from ``count``) to blobs as bytes;
-        returns (the new count, the last timestamp seen)."""
-        if end - start < 4:
-            return count, last
+             count: int, blobs: list) -> tuple[int, SimpleNamespace]:
+        """Append the rows of data[start:end) (at least 4 bytes; numbered from ``count``) to
+        blobs as bytes; returns (the new count, the walk's totals as ``walk_records`` gives
+        them)."""
         res, out = self._res, self._out
         ffi.memmove(res, _ZERO_RESULT, _RESULT_SIZE)
         res.last_timestamp = last
@@ -319,7 +318,7 @@ class RowWalker:
             if not res.more:
                 break
             pos = res.end_offset
-        return count, res.last_timestamp
+        return count, _result(res)
 
 
 class RowPrinter:

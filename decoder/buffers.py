@@ -131,9 +131,14 @@ class Buffer(BufferInfo):
         """The records' timestamps (carried forward where absent), for merging by time."""
         return list(map(_TIMESTAMP, self.tuples()))
 
-    def walk(self, collect: bool = True) -> list[tuple]:
-        """Run the C walker (``collect=False``: count only); sets ``stats`` and ``issues``."""
-        tuples, self.stats = walk(self.data, BUFFER_HEADER_SIZE, self.records_end,
+    def walk(self, collect: bool = True, walker=None) -> list[tuple]:
+        """Run the C walker (``collect=False``: count only); sets ``stats`` and ``issues``.
+        ``walker(data, start, end, last timestamp)``, if given, walks each record range in
+        place of the count-only walk and returns its ``WalkStats``: a view that makes its own
+        rows (decoder.wpp_rows) walks each buffer once."""
+        run = walk if walker is None else (
+            lambda data, start, end, last, collect: ([], walker(data, start, end, last)))
+        tuples, self.stats = run(self.data, BUFFER_HEADER_SIZE, self.records_end,
                                   self._last_timestamp, collect)
         self.ranges = [(BUFFER_HEADER_SIZE, self.records_end, self._last_timestamp)]
         self._add_issues(self.stats)
@@ -147,7 +152,7 @@ class Buffer(BufferInfo):
                                f"{self.records_end:#x}, but valid records follow up to the "
                                f"buffer end"))
             self.ranges.append((tail, len(self.data), self.stats.last_timestamp))
-            more, extra = walk(self.data, tail, len(self.data), self.stats.last_timestamp, collect)
+            more, extra = run(self.data, tail, len(self.data), self.stats.last_timestamp, collect)
             self._add_issues(extra)
             for i, n in enumerate(extra.by_kind):
                 self.stats.by_kind[i] += n

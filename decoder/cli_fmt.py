@@ -208,8 +208,10 @@ def _want_progress(opts: FmtOptions, inp: _Input, err: IO[str]) -> bool:
 def _open_output(opts: FmtOptions, out: IO[str]) -> tuple[IO[str], bool]:
     if opts.output is None or opts.output == "-":
         return out, False
+    # a buffer smaller than a chunk of the renderer's output: each chunk goes straight to
+    # the file instead of being copied through the buffer first
     return outputs.open_output(opts.output, outputs.mode_from(opts.files, outputs.PRIVATE_MODE),
-                               buffering=1 << 20), True
+                               buffering=1 << 16), True
 
 
 class _Tee:

@@ -318,6 +318,12 @@ def walk(data, start: int, end: int, last_timestamp: int = 0,
         stats.end_offset = start
         return [], stats
     tuples, res = walk_records(data, start, end, last_timestamp, collect)
+    return tuples, walk_stats(res)
+
+
+def walk_stats(res) -> WalkStats:
+    """The totals of a walk as the C walker reports them (``_hazmat``'s result namespace)."""
+    stats = WalkStats()
     stats.by_kind = res.by_kind
     stats.errors = res.errors
     stats.skipped_bytes = res.skipped_bytes
@@ -326,7 +332,7 @@ def walk(data, start: int, end: int, last_timestamp: int = 0,
     stats.last_timestamp = res.last_timestamp
     stats.end_offset = res.end_offset
     stats.max_timestamp = res.max_timestamp
-    return tuples, stats
+    return stats
 
 
 def walk_issues(stats: WalkStats, source: str, base_offset: int,

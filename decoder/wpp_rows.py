@@ -19,6 +19,7 @@ import struct
 from types import SimpleNamespace
 
 from ._hazmat import ETL, ROW, RowTables as _Tables, RowWalker, offsetof, row_times
+from .records import WalkStats, walk, walk_stats
 
 __all__ = ["RowView", "RowTables", "header_record", "ROW_FIELDS", "ROW_INDEX", "ROW_FORMAT",
            "ROW_SIZE", "NOT_MESSAGE", "KEY_OVERFLOW", "LOGFILE_HEADER", "NO_TIME",
@@ -65,19 +66,23 @@ class RowView:
             self.datas.append(b"")
             self.blobs.append(b"")
             self.sources.append(None)
-        # the engine's own walk (count only) sets the buffer's stats and issues for the
-        # source's totals; the row walk then covers the ranges it accepted
-        buf.walk(collect=False)
         data = buf.data
         data = data if isinstance(data, bytes) else bytes(data)
         walker = self._walker
         walker.set_clock(source.clock.linear)
         blobs: list = []
         count = 0
-        last = None
-        for start, end, before in buf.ranges:
-            count, last = walker.walk(data, start, end, before if last is None else last,
-                                      buf.processor, slot, count, blobs)
+
+        def walk_range(_data, start: int, end: int, last: int) -> WalkStats:
+            nonlocal count
+            end = min(end, len(data))
+            if end - start < 4:
+                return walk(data, start, end, last, False)[1]
+            count, res = walker.walk(data, start, end, last, buf.processor, slot, count, blobs)
+            return walk_stats(res)
+
+        # the buffer's one walk: its stats and issues (the source's totals) and the rows
+        buf.walk(collect=False, walker=walk_range)
         blob = blobs[0] if len(blobs) == 1 else b"".join(blobs)
         if header_record and count:
             blob = bytearray(blob)
