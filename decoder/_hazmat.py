@@ -367,7 +367,8 @@ class RowPrinter:
 
     def _slots(self, datas: list, blobs: list, pointer_sizes: list[int], sources=None) -> list:
         """Point the slot arrays at the view's buffers and row tables; the cdata to keep
-        alive while C reads them."""
+        alive while C reads them. A slot keeps its buffer for several chunks: only the
+        slots whose buffer changed are pointed anew."""
         nslots = len(datas)
         if nslots > self._slot_cap:
             self._slot_cap = max(nslots, 16)
@@ -376,17 +377,21 @@ class RowPrinter:
             self._counts = ffi.new("uint32_t[]", self._slot_cap)
             self._sizes = ffi.new("uint32_t[]", self._slot_cap)
             self._sources = ffi.new("int32_t[]", self._slot_cap)
-        keep = []
+            self._held = [None] * self._slot_cap
+        held = self._held
         for slot in range(nslots):
-            data, blob = ffi.from_buffer(datas[slot]), ffi.from_buffer(blobs[slot])
-            keep += (data, blob)
-            self._datas[slot] = data
-            self._rows[slot] = ffi.cast("const wpprow *", blob)
-            self._counts[slot] = len(blobs[slot]) // ROW.size
+            data, blob = datas[slot], blobs[slot]
+            was = held[slot]
+            if was is None or was[0] is not data or was[1] is not blob:
+                cdata, cblob = ffi.from_buffer(data), ffi.from_buffer(blob)
+                held[slot] = (data, blob, cdata, cblob)    # the objects, so ids stay theirs
+                self._datas[slot] = cdata
+                self._rows[slot] = ffi.cast("const wpprow *", cblob)
+                self._counts[slot] = len(blob) // ROW.size
             self._sizes[slot] = pointer_sizes[slot]
             if sources is not None:
                 self._sources[slot] = sources[slot]
-        return keep
+        return held
 
     def columns(self, items, start: int, datas: list, blobs: list, pointer_sizes: list[int],
                 sources: list[int], columns, all_records: bool, max_rows: int

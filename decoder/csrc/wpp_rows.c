@@ -245,6 +245,12 @@ int wpprow_render(wppr_renderer *r, const uint64_t *refs, uint32_t n, const wppr
     for (uint32_t i = 0; i < n; i++) {
         uint32_t slot = (uint32_t)(refs[i] >> 32), index = (uint32_t)refs[i];
         const wpprow *w = slot < nslots && index < row_counts[slot] ? &rows[slot][index] : NULL;
+        if (i + 1 < n) {                      /* the next row's program and arguments */
+            uint32_t s2 = (uint32_t)(refs[i + 1] >> 32), i2 = (uint32_t)refs[i + 1];
+            const wpprow *next = s2 < nslots && i2 < row_counts[s2] ? &rows[s2][i2] : NULL;
+            if (next && next->key < nkeys)
+                wppr_prefetch(r, key_program[next->key], datas[s2] + next->payload_offset);
+        }
         if (w && w->key == WPPROW_NOT_MESSAGE) {
             skip++;
         } else {

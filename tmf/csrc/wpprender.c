@@ -1168,6 +1168,17 @@ int wppr_render_row(wppr_renderer *r, const wppr_row *row, wppr_buf *out)
     return 0;
 }
 
+void wppr_prefetch(const wppr_renderer *r, int32_t id, const uint8_t *args)
+{
+    if (id < 0 || (uint32_t)id >= r->nprogs) return;
+    const uint8_t *p = (const uint8_t *)r->progs[id];
+    /* the struct and the first ops, then the argument bytes the row reads */
+    __builtin_prefetch(p);
+    __builtin_prefetch(p + 64);
+    __builtin_prefetch(p + 128);
+    __builtin_prefetch(args);
+}
+
 int wppr_render(wppr_renderer *r, const wppr_row *rows, uint32_t n, wppr_buf *out,
                 uint32_t *holes, uint64_t *hole_at, uint32_t *nholes)
 {

@@ -151,6 +151,9 @@ void wppr_set_options(wppr_renderer *r, int utc, int noprefix);
 /* Append the line of one row (program >= 0) to out: 0; 1: a hole (out unchanged); -1: out
  * of memory. Counts the rows each program rendered. */
 int wppr_render_row(wppr_renderer *r, const wppr_row *row, wppr_buf *out);
+/* Start loading what rendering a row of program id reads (its program, its argument
+ * bytes args) into the cache, a row ahead of rendering it: rows jump between programs. */
+void wppr_prefetch(const wppr_renderer *r, int32_t id, const uint8_t *args);
 /* Render rows[0:n] as lines appended to out. Rows Python must print are reported in
  * holes[] (row index) with hole_at[] (the output length at their place); *nholes is set.
  * Returns 0, or -1 when out of memory. */
