@@ -196,8 +196,9 @@ extern const uint32_t wppr_status_sizes[5];
 typedef struct {
     int64_t second;           /* FILETIME second of text, or INT64_MIN */
     int utc;
-    char text[48];            /* "MM/DD/YYYY-HH:MM:SS." */
-    int len;
+    char text[64];            /* "MM/DD/YYYY-HH:MM:SS." then the digits of milli */
+    int len;                  /* of the second's text */
+    int64_t milli;            /* the milliseconds whose digits follow it (if second is set) */
 } wppr_second_cache;
 /* "YYYY-MM-DDTHH:MM:SS." of a FILETIME second, UTC (the year kept to 0..9999, as the
  * Python side does), into out (32 bytes); returns its length */

@@ -53,20 +53,26 @@ static int second_text(int64_t second, int utc, char *out, size_t size)
 
 int wppr_time_cached(wppr_second_cache *c, int64_t milli, char *out)
 {
-    int64_t second = floor_div(milli, 1000);
-    int64_t ms = milli - second * 1000;
-    if (second != c->second) {
-        c->len = second_text(second, c->utc, c->text, sizeof c->text);
-        c->second = second;
+    /* events come many to a millisecond: the whole text is made once per millisecond */
+    if (milli != c->milli || c->second == INT64_MIN) {
+        int64_t second = floor_div(milli, 1000);
+        int64_t ms = milli - second * 1000;
+        if (second != c->second) {
+            int n = second_text(second, c->utc, c->text, sizeof c->text - 3);
+            c->len = n < 0 ? 0 : n < (int)sizeof c->text - 4 ? n : (int)sizeof c->text - 4;
+            c->second = second;
+        }
+        c->text[c->len] = (char)('0' + ms / 100);
+        c->text[c->len + 1] = (char)('0' + ms / 10 % 10);
+        c->text[c->len + 2] = (char)('0' + ms % 10);
+        c->milli = milli;
     }
-    if (c->len <= 32)                   /* the usual 20 characters: one fixed-size copy */
+    int n = c->len + 3;
+    if (n <= 32)                        /* the usual 23 characters: one fixed-size copy */
         memcpy(out, c->text, 32);
     else
-        memcpy(out, c->text, (size_t)c->len);
-    out[c->len] = (char)('0' + ms / 100);
-    out[c->len + 1] = (char)('0' + ms / 10 % 10);
-    out[c->len + 2] = (char)('0' + ms % 10);
-    return c->len + 3;
+        memcpy(out, c->text, (size_t)n);
+    return n;
 }
 
 int wppr_time_text(int64_t filetime, int utc, char *out)
