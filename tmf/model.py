@@ -108,21 +108,23 @@ class TmfSet:
     """
 
     def __init__(self) -> None:
-        self._messages: dict[tuple[uuid.UUID, int], Message] = {}
+        # The private tables key a GUID by its ``int``: a UUID hashes in Python code, which cost
+        # tens of thousands of calls per decoding run's lookups.
+        self._messages: dict[tuple[int, int], Message] = {}
         # Source precedence per key (higher wins; equal: the first one read stays).
-        self._priority: dict[tuple[uuid.UUID, int], int] = {}
+        self._priority: dict[tuple[int, int], int] = {}
         self._enums: dict[str, EnumDef] = {}
-        self._components: dict[uuid.UUID, tuple[int, str]] = {}  # GUID -> (priority, component)
+        self._components: dict[int, tuple[int, str]] = {}  # GUID -> (priority, component)
         self.control_guids: list[ControlGuid] = []
         self.issues: list[TmfError] = []
         # GUID -> loaders that will add that GUID's messages when first needed.
-        self._pending: dict[uuid.UUID, list[Callable[["TmfSet"], None]]] = {}
+        self._pending: dict[int, list[Callable[["TmfSet"], None]]] = {}
         # Loaders whose GUIDs are unknown until read (needed by messages()/guids()/enum()).
         self._pending_any: list[Callable[["TmfSet"], None]] = []
         # (GUID, number) -> [(entry, priority)] of message entries read but not parsed yet, in
         # reading order (``defer``); GUID -> its numbers there
-        self._deferred: dict[tuple[uuid.UUID, int], list] = {}
-        self._deferred_guids: dict[uuid.UUID, set[int]] = {}
+        self._deferred: dict[tuple[int, int], list] = {}
+        self._deferred_guids: dict[int, set[int]] = {}
         # deferred entries a lookup did not need (an earlier one of the same key won), parsed
         # by a full listing for the problems they may report
         self._outranked: list = []
@@ -130,23 +132,25 @@ class TmfSet:
     # -- building -------------------------------------------------------------------------
     def add_message(self, message: Message, priority: int = 0) -> None:
         """Add ``message`` unless its (guid, number) is already known at the same or a higher priority."""
-        key = (message.guid, message.number)
+        guid = message.guid.int
+        key = (guid, message.number)
         if key not in self._messages or priority > self._priority[key]:
             self._messages[key] = message
             self._priority[key] = priority
-            known = self._components.get(message.guid)
+            known = self._components.get(guid)
             if known is None or priority > known[0]:
-                self._components[message.guid] = (priority, message.component)
+                self._components[guid] = (priority, message.component)
 
     def defer(self, guid: uuid.UUID, numbers: Iterable[int], entry, priority: int = 0) -> None:
         """Note an unparsed message entry defining ``numbers`` of ``guid``: ``entry.messages(self)``
         parses it (once) when one of them is looked up. For each key, the entries are added in
         the order they were noted, as if they had been parsed then."""
+        guid = guid.int
         for number in numbers:
             self._deferred.setdefault((guid, number), []).append((entry, priority))
             self._deferred_guids.setdefault(guid, set()).add(number)
 
-    def _materialize(self, key: tuple[uuid.UUID, int]) -> None:
+    def _materialize(self, key: tuple[int, int]) -> None:
         entries = self._deferred.pop(key, None)
         if entries is None:
             return
@@ -166,7 +170,7 @@ class TmfSet:
         if later:
             self._outranked.extend(later)
 
-    def _materialize_guid(self, guid: uuid.UUID) -> None:
+    def _materialize_guid(self, guid: int) -> None:
         for number in sorted(self._deferred_guids.get(guid, ())):
             self._materialize((guid, number))
 
@@ -191,7 +195,7 @@ class TmfSet:
         if guid is None:
             self._pending_any.append(loader)
         else:
-            self._pending.setdefault(guid, []).append(loader)
+            self._pending.setdefault(guid.int, []).append(loader)
 
     def update(self, other: "TmfSet", priority: int | None = None) -> None:
         """Merge another set into this one (ours win at equal priority).
@@ -210,12 +214,12 @@ class TmfSet:
 
     # -- queries --------------------------------------------------------------------------
     def lookup(self, guid: uuid.UUID, number: int) -> Message | None:
-        key = (guid, number)
+        key = (guid.int, number)
         if key in self._deferred:
             self._materialize(key)
         message = self._messages.get(key)
-        if message is None and guid in self._pending:
-            self._load_guid(guid)
+        if message is None and key[0] in self._pending:
+            self._load_guid(key[0])
             self._materialize(key)
             message = self._messages.get(key)
         if message is None and self._pending_any:  # files not named <guid>.tmf: read on the first miss
@@ -226,6 +230,7 @@ class TmfSet:
 
     def has_guid(self, guid: uuid.UUID) -> bool:
         """True if any message of this GUID is known (loads that GUID's pending files)."""
+        guid = guid.int
         if guid not in self._components:
             self._load_guid(guid)
             self._load_unnamed()
@@ -234,17 +239,18 @@ class TmfSet:
 
     def component(self, guid: uuid.UUID) -> str | None:
         """The component (prefix %1) of a GUID with known messages, else None; loads only what it needs."""
-        return self._components[guid][1] if self.has_guid(guid) else None
+        return self._components[guid.int][1] if self.has_guid(guid) else None
 
     def messages(self) -> Iterator[Message]:
         """Every message, sorted by (guid, number)."""
         self.load_all()
-        for key in sorted(self._messages, key=lambda k: (str(k[0]), k[1])):
+        for key in sorted(self._messages):   # a GUID's int sorts as its text does
             yield self._messages[key]
 
     def guids(self) -> list[uuid.UUID]:
         self.load_all()
-        return sorted({guid for guid, _ in self._messages}, key=str)
+        guids = {key[0]: message.guid for key, message in self._messages.items()}
+        return [guids[guid] for guid in sorted(guids)]
 
     def enum(self, name: str) -> EnumDef | None:
         """The #enumv definition ``name``. tracepdb writes an enum into the file of each GUID that
@@ -264,13 +270,14 @@ class TmfSet:
         return len(self._messages)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, tuple) and len(key) == 2 and self.lookup(*key) is not None
+        return (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], uuid.UUID)
+                and self.lookup(*key) is not None)
 
     def __iter__(self) -> Iterator[Message]:
         return self.messages()
 
     # -- lazy loading ---------------------------------------------------------------------
-    def _load_guid(self, guid: uuid.UUID) -> None:
+    def _load_guid(self, guid: int) -> None:
         for loader in self._pending.pop(guid, ()):
             loader(self)
 
