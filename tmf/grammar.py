@@ -50,7 +50,23 @@ _ARG_TAIL = rf"[ \t]*,[ \t]*{P_ITEM_NAME}[ \t]*(?:{P_PARAMS})?[ \t]*(?:(?:{P_INS
 # trailer ::= { key_value | word }: one token, split in its parse action (a per-pair pyparsing
 # repetition was 70% of the cold parse time). key_value is KEY "=" [VALUE] with the value glued to
 # "=" ("MJ= MN=" gives two empty values); a bare word extends the previous value, or the "" key.
-_KEY_VALUE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)\Z")
+class _OnUse:
+    """A pattern compiled when first used: one that only some files' lines need costs nothing
+    to import (compiling a pattern costs 0.1-0.5 ms, in every process that reads TMF files);
+    after that its methods are the compiled pattern's own."""
+
+    def __init__(self, pattern: str, flags: int = 0):
+        self.pattern = pattern
+        self.flags = flags
+
+    def __getattr__(self, name: str):
+        compiled = re.compile(self.pattern, self.flags)
+        self.__dict__.update((method, getattr(compiled, method))
+                             for method in ("match", "fullmatch", "search", "finditer"))
+        return getattr(compiled, name)
+
+
+_KEY_VALUE = _OnUse(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)\Z")
 
 
 # a trailer made of KEY=VALUE tokens only (tracepdb's): its pairs are found in one pass
@@ -190,7 +206,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_GUID_START = re.compile(r"\{?[0-9A-Fa-f]{8}-")
+_GUID_START = _OnUse(r"\{?[0-9A-Fa-f]{8}-")  # the line-by-line reader's
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,8 +280,8 @@ _FAST_GUID_HEADER = re.compile(
     # a lookahead capture, then a backreference, is an atomic group that works on every Python)
     rf"{_WS}*(?!//)(?=(?P<component>\S+))(?P=component){_WS}*(?://(?P<trailer>{P_TRAILER}))?{_WS}*\Z"
 )
-_FAST_ENUM_LINE = re.compile(rf"#enumv[ \t]{_WS}*(?P<name>\S+){_WS}*\Z")
-_FAST_ENUM_VALUE = re.compile(
+_FAST_ENUM_LINE = _OnUse(rf"#enumv[ \t]{_WS}*(?P<name>\S+){_WS}*\Z")
+_FAST_ENUM_VALUE = _OnUse(
     rf"(?P<name>[^\s,]+){_WS}*,{_WS}*(?P<value>-?(?:0[xX][0-9A-Fa-f]+|[0-9]+)){_WS}*\Z"
 )
 
@@ -373,7 +389,7 @@ def _ends_block(line: str) -> bool:
 
 
 #: the message number of a well-formed #typev line (where ``skim`` reads it)
-_SKIM_TYPEV = re.compile(r"#typev?[ \t]+[^\s\"]+[ \t]+(\d+)[ \t]")
+_SKIM_TYPEV = _OnUse(r"#typev?[ \t]+[^\s\"]+[ \t]+(\d+)[ \t]")
 
 # What ``scan`` matches at the start of a line: a subset of what ``step`` and ``skim`` accept,
 # read the same way. Blanks are spaces and tabs only and every line ends with "\n" ("." is
@@ -392,7 +408,7 @@ _FAST_UNIT = re.compile(
     r"(?:[ \t]*(?:\n|(?=[^\s#{}])(?![0-9A-Fa-f]{8}-).*\n))*"
     r"[ \t]*\}[ \t]*\n)"
 )
-_NEWLINE = re.compile("\n")
+_NEWLINE = _OnUse("\n")
 
 
 class _Deferred:
