@@ -292,8 +292,9 @@ def bench_rows(path: pathlib.Path) -> tuple[int, float]:
 def bench_fixed_cost(path: pathlib.Path) -> tuple[int, float]:
     """What every ``-j`` process pays before its share of the work: reading the TMF entries
     and compiling the messages the file uses (distinct messages, CPU s), in a fresh decoder
-    (the messages found by a first walk, not timed)."""
+    (the messages found by a first walk, not timed), with the collector settings fmt runs under."""
     from wpptrace import tmf
+    from wpptrace.decoder.cli_fmt import _few_collections
     from wpptrace.decoder.engine import FileSource
     from wpptrace.decoder.etlfile import EtlFile
     from wpptrace.decoder.wpp import WppDecoder
@@ -305,10 +306,11 @@ def bench_fixed_cost(path: pathlib.Path) -> tuple[int, float]:
             pass
     keys = [view.tables.key_info(k) for k in range(view.tables.key_count())]
     c0 = time.process_time()
-    decoder = WppDecoder(tmf.load(str(TMF_DIR), tolerant=True))
-    decoder._row_printer()
-    for guid_le, number in keys:
-        decoder._program(decoder._raw_entry(guid_le, number))
+    with _few_collections():          # as fmt compiles them (its -j workers are forked inside)
+        decoder = WppDecoder(tmf.load(str(TMF_DIR), tolerant=True))
+        decoder._row_printer()
+        for guid_le, number in keys:
+            decoder._program(decoder._raw_entry(guid_le, number))
     return len(keys), time.process_time() - c0
 
 
