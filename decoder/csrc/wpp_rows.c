@@ -234,6 +234,14 @@ static void fill_row(wppr_row *row, const wpprow *w, const uint8_t *data, uint32
     row->reserved = 0;
 }
 
+/* the walked row a ref (slot << 32 | index) names, or NULL when it names none */
+static inline const wpprow *row_of(uint64_t ref, const wpprow *const *rows,
+                                   const uint32_t *row_counts, uint32_t nslots)
+{
+    uint32_t slot = (uint32_t)(ref >> 32), index = (uint32_t)ref;
+    return slot < nslots && index < row_counts[slot] ? &rows[slot][index] : NULL;
+}
+
 int wpprow_render(wppr_renderer *r, const uint64_t *refs, uint32_t n, const wpprow *const *rows,
                   const uint32_t *row_counts, const uint8_t *const *datas,
                   const uint32_t *pointer_sizes, uint32_t nslots, const int32_t *key_program,
@@ -242,14 +250,15 @@ int wpprow_render(wppr_renderer *r, const uint64_t *refs, uint32_t n, const wppr
 {
     uint32_t h = 0, skip = 0;
     int rc = 0, json = wppr_output(r) == WPPR_OUT_JSON;
+    const wpprow *next = n ? row_of(refs[0], rows, row_counts, nslots) : NULL;
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t slot = (uint32_t)(refs[i] >> 32), index = (uint32_t)refs[i];
-        const wpprow *w = slot < nslots && index < row_counts[slot] ? &rows[slot][index] : NULL;
-        if (i + 1 < n) {                      /* the next row's program and arguments */
-            uint32_t s2 = (uint32_t)(refs[i + 1] >> 32), i2 = (uint32_t)refs[i + 1];
-            const wpprow *next = s2 < nslots && i2 < row_counts[s2] ? &rows[s2][i2] : NULL;
+        uint32_t slot = (uint32_t)(refs[i] >> 32);
+        const wpprow *w = next;
+        if (i + 1 < n) {   /* the next row: its program and arguments load while this one renders */
+            next = row_of(refs[i + 1], rows, row_counts, nslots);
             if (next && next->key < nkeys)
-                wppr_prefetch(r, key_program[next->key], datas[s2] + next->payload_offset);
+                wppr_prefetch(r, key_program[next->key],
+                              datas[(uint32_t)(refs[i + 1] >> 32)] + next->payload_offset);
         }
         if (w && w->key == WPPROW_NOT_MESSAGE) {
             skip++;
@@ -351,8 +360,8 @@ int64_t wpprow_put_columns(wppr_renderer *r, const uint64_t *refs, uint32_t star
     uint32_t skip = 0;
     *why = WPPROW_C_DONE;
     for (uint32_t i = start; i < n; i++) {
-        uint32_t slot = (uint32_t)(refs[i] >> 32), index = (uint32_t)refs[i];
-        const wpprow *w = slot < nslots && index < row_counts[slot] ? &rows[slot][index] : NULL;
+        uint32_t slot = (uint32_t)(refs[i] >> 32);
+        const wpprow *w = row_of(refs[i], rows, row_counts, nslots);
         if (!w) return -1;                        /* the caller's refs are its own rows */
         if (w->key == WPPROW_NOT_MESSAGE && !all_records) {
             skip++;
