@@ -133,11 +133,10 @@ class Buffer(BufferInfo):
 
     def walk(self, collect: bool = True, walker=None) -> list[tuple]:
         """Run the C walker (``collect=False``: count only); sets ``stats`` and ``issues``.
-        ``walker(data, start, end, last timestamp)``, if given, walks each record range in
-        place of the count-only walk and returns its ``WalkStats``: a view that makes its own
-        rows (decoder.wpp_rows) walks each buffer once."""
-        run = walk if walker is None else (
-            lambda data, start, end, last, collect: ([], walker(data, start, end, last)))
+        ``walker``, if given, walks each record range in place of ``records.walk`` (the same
+        arguments and result): a view that makes its own rows (decoder.wpp_rows) walks each
+        buffer once."""
+        run = walk if walker is None else walker
         tuples, self.stats = run(self.data, BUFFER_HEADER_SIZE, self.records_end,
                                   self._last_timestamp, collect)
         self.ranges = [(BUFFER_HEADER_SIZE, self.records_end, self._last_timestamp)]

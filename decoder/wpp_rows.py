@@ -73,13 +73,14 @@ class RowView:
         blobs: list = []
         count = 0
 
-        def walk_range(_data, start: int, end: int, last: int) -> WalkStats:
+        def walk_range(_data, start: int, end: int, last: int, _collect: bool
+                       ) -> tuple[list, WalkStats]:
             nonlocal count
             end = min(end, len(data))
             if end - start < 4:
-                return walk(data, start, end, last, False)[1]
+                return walk(data, start, end, last, False)
             count, res = walker.walk(data, start, end, last, buf.processor, slot, count, blobs)
-            return walk_stats(res)
+            return [], walk_stats(res)
 
         # the buffer's one walk: its stats and issues (the source's totals) and the rows
         buf.walk(collect=False, walker=walk_range)

@@ -482,15 +482,26 @@ class _Scanned:
             for line in lines[2:-2]:  # between "{" and "}" (the text ends with a newline)
                 stripped = line.strip()
                 if stripped and not stripped.startswith("//"):
-                    expr, item, params, insert = parse_arg(stripped)
-                    args.append(make_argument(expr, item, params,
-                                              insert if insert is not None else 10 + len(args)))
+                    args.append(_argument(stripped, len(args)))
         except _LineError:
             return None
         path, _tolerant, _priority, header, source_file = self.context
-        return [make_message(header.guid, typev.number, typev.name, typev.format, tuple(args),
-                             dict(typev.trailer), header.component, source_file,
-                             f"{path}:{self.index + 1}", typev.legacy)]
+        return [_entry_message(header, source_file, f"{path}:{self.index + 1}", typev,
+                               tuple(args))]
+
+
+def _argument(text: str, count: int) -> Argument:
+    """The argument of a stripped argument line, the ``count``-th of its block (its insert
+    defaults to 10 + count)."""
+    expr, item, params, insert = parse_arg(text)
+    return make_argument(expr, item, params, insert if insert is not None else 10 + count)
+
+
+def _entry_message(header, source_file: str, where: str, typev: TypevLine,
+                   args: tuple) -> Message:
+    """The message of a #typev line of an entry under a GUID header (``where``: path:line)."""
+    return make_message(header.guid, typev.number, typev.name, typev.format, args,
+                        dict(typev.trailer), header.component, source_file, where, typev.legacy)
 
 
 class _Parser:
@@ -723,21 +734,17 @@ class _Parser:
             if not stripped or stripped.startswith("//"):
                 continue
             try:
-                expr, item, params, insert = parse_arg(stripped)
+                args.append(_argument(stripped, len(args)))
             except _LineError as err:
                 self.line_error(lineno, line, err)
                 bad = True
-                continue
-            args.append(make_argument(expr, item, params, insert if insert is not None else 10 + len(args)))
         if bad or self.header is None:
             return index
         header = self.header
         arg_tuple = tuple(args)
         for typev, lineno in typevs:
-            self.emit(make_message(
-                header.guid, typev.number, typev.name, typev.format, arg_tuple, dict(typev.trailer),
-                header.component, self.source_file, f"{self.path}:{lineno}", typev.legacy,
-            ), self.priority)
+            self.emit(_entry_message(header, self.source_file, f"{self.path}:{lineno}", typev,
+                                     arg_tuple), self.priority)
         return index
 
     def enum_def(self, lines: list[str], index: int) -> int:
