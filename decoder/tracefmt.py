@@ -146,5 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
+def entry() -> int:
+    """The ``tracefmt`` console command: :func:`main` on ``sys.argv``; what it made is left to
+    the process's end unscanned (``wpptrace.cli.leaving``)."""
+    from wpptrace.cli import leaving
+
+    return leaving(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

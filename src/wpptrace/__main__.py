@@ -1,6 +1,6 @@
 """``python -m wpptrace``: the ``wpptrace`` command."""
 import sys
 
-from wpptrace.cli import main
+from wpptrace.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

@@ -7,6 +7,7 @@ subcommand runs, so ``wpptrace --help`` stays fast. ``python -m wpptrace`` runs 
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import sys
@@ -64,5 +65,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def leaving(code: int) -> int:
+    """``code``, with the objects the command made frozen: the process is about to end, and the
+    interpreter's last collection would otherwise scan them all (~0.2 s after a Parquet run
+    of 1M rows, ~0.1 s after a text run). A console command's last step, never a library's."""
+    gc.freeze()
+    return code
+
+
+def entry() -> int:
+    """The ``wpptrace`` console command: :func:`main` on ``sys.argv``, then :func:`leaving`."""
+    return leaving(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())
