@@ -28,7 +28,9 @@ Targets (one run prints each figure and its verdict):
 * CSV and JSON Lines >= 0.6M events/s and within 1.5x of text's time (on both files);
 * ``-j 2`` at least 1.7x faster than ``-j 1`` (wall clock) on this 2-core machine; beside it,
   the fixed cost each process pays (TMF entries read, messages compiled), the best speed-up
-  that cost allows, and what two processes of a plain CPU loop gain on the machine right now;
+  that cost allows, what two processes of a plain CPU loop gain on the machine right now,
+  and how much slower a ``-j 1`` run gets while a second one runs beside it (two cores that
+  share caches, memory bandwidth and a host give less than two on real work);
 * the 1,000-event file with the 90 TMFs formatted in under 0.3 s wall, Python start-up and
   imports shown separately;
 * peak RSS under 100 MB for 1M events in one process.
@@ -249,6 +251,24 @@ def run_child(path: pathlib.Path, output_format: str, jobs: int, output: str) ->
     return result
 
 
+def run_pair(path: pathlib.Path, outputs: tuple[str, str]) -> list[dict]:
+    """Two ``-j 1`` text runs of the whole file at once, each a fresh process writing its own
+    file: how much slower one run gets when the other core is busy with the same work (the
+    most ``-j 2`` can gain on this machine, whatever the program)."""
+    procs = [subprocess.Popen([sys.executable, __file__, "--child", str(path), "text", "1", out],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=_installed_env()) for out in outputs]
+    results = []
+    for proc in procs:
+        stdout, stderr = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"fmt -j 1 (two at once) failed:\n{stderr}")
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    for out in outputs:
+        os.unlink(out)
+    return results
+
+
 def best(runs: list[dict]) -> dict:
     """The run with the least CPU time (the least disturbed by other processes)."""
     return min(runs, key=lambda r: r["cpu"])
@@ -410,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runs: dict[tuple, list[dict]] = {}
     machine: list[float] = []
+    pairs: list[list[dict]] = []
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "fmt.out")
         for _ in range(max(1, args.repeat)):
@@ -421,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs.setdefault(("unique", "text", jobs, "file"), []).append(
                     run_child(unique, "text", jobs, out))
                 os.unlink(out)    # each run makes a new file (replacing one costs its freeing)
+            pairs.append(run_pair(unique, (out, out + ".2")))
         machine.append(machine_speedup())
     startup = bench_startup(small)
     n_rows, c_rows = bench_rows(unique)
@@ -477,6 +499,15 @@ def main(argv: list[str] | None = None) -> int:
           f"{j1['cpu'] / (fixed + work / 2):.2f}x on 2 free cores")
     print(f"  the machine's own speed-up, 2 processes vs 1 (plain CPU loop, before/between/after the "
           f"runs): {', '.join(f'{m:.2f}x' for m in machine)}")
+    pair = min(pairs, key=lambda p: max(r["wall"] for r in p))
+    slowdown = max(r["wall"] for r in pair) / j1["wall"]
+    ceiling = j1["cpu"] / ((fixed + work / 2) * slowdown)
+    pair_walls = " and ".join(f"{r['wall']:.2f} s" for r in pair)
+    print(f"  on this very work: two -j 1 runs of the whole file at once (each to its own file) took "
+          f"{pair_walls} against -j 1's {j1['wall']:.2f} s "
+          f"alone: each process runs {slowdown:.2f}x slower while the other core works, so 2 "
+          f"processes give at most {2 / slowdown:.2f}x here, and -j 2 with its fixed cost at most "
+          f"{ceiling:.2f}x (it reached {speedup / ceiling:.0%} of that)")
 
     print(f"\nstart-up: the {1000:,}-event file with the 90 corpus TMFs, wall (median of 7):")
     print(f"  Python start-up {startup['start']:.3f} s + imports {startup['import']:.3f} s + "
