@@ -17,11 +17,12 @@ from wpptrace.decoder.wpp import WppDecoder
 
 
 def _decode(path, tmfset, *, rows: bool, output: str = "text"):
-    """The formatting loop's lines (rows=True) or each record formatted on its own."""
+    """The formatting loop's lines (rows=True) or each record formatted on its own: in text,
+    a line per record (a string argument may hold line breaks of its own)."""
     decoder = WppDecoder(tmfset, utc=True)
     with EtlFile(path) as etl:
         lines = (row_lines if rows else reference_lines)(decoder, etl, output)
-    return "\n".join(lines).split("\n"), decoder.counters
+    return lines, decoder.counters
 
 
 _MESSAGES = None
@@ -140,3 +141,18 @@ def test_json_escapes_at_every_place_in_a_word(tmp_path, fmt_tmf, corpus):
     rows, _c = _decode(path, tmfset, rows=True, output="jsonl")
     assert rows == _decode(path, tmfset, rows=False, output="jsonl")[0]
     assert len(rows) == len(texts) + 1 and '\\"' in rows[2] and "\\u0001" in "".join(rows)
+
+
+def test_string_argument_holding_a_line_break(tmp_path, fmt_tmf, corpus):
+    """A string argument's line break is printed as it is, inside its record's line (found by
+    the random-argument test: the line count once split records at it)."""
+    tmfset, messages = _corpus_messages(fmt_tmf, corpus)
+    m = next(m for m in messages if m.guid == uuid.UUID("38d5151a-4e4c-3539-1743-e6e17424d039")
+             and m.number == 66)        # "--> Entry <DmfModule=0x%10!p! [%11!s!]"
+    path = tmp_path / "f.etl"
+    etlgen.write_messages(path, [(m.guid, m.number, b"\0" * 8 + b"line\nbreak\0", 7, 8, 0,
+                                  etlgen.T0, 0x2B)], buffer_size=8192)
+    lines, c = _decode(path, tmfset, rows=True)
+    assert c.messages == c.formatted == 1
+    assert len(lines) == 2 and lines[1].endswith("--> Entry <DmfModule=0x0000000000000000 [line\nbreak]")
+    assert lines == _decode(path, tmfset, rows=False)[0]
