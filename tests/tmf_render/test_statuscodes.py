@@ -110,3 +110,22 @@ def test_generated_win32_table_agrees_with_the_hand_written_one():
     from wpptrace import winerror
     for name, code in winerror.CODES.items():
         assert statuscodes.winerror_name(code) == name
+
+
+def test_lookup_finds_every_code_and_only_those():
+    """The generated hash index: every code of every table is found with its own name, and
+    codes not in a table are not (random ones, and neighbours of every code)."""
+    import random
+
+    from wpptrace._core import ffi, lib
+
+    rng = random.Random(7)
+    for kind, number in statuscodes._KINDS.items():
+        rows = statuscodes.table(kind)
+        for code, name in rows.items():
+            assert ffi.string(lib.wppr_status_lookup(number, code)).decode() == name
+        others = {rng.getrandbits(32) for _ in range(20_000)}
+        others |= {(code + d) & 0xFFFFFFFF for code in rows for d in (-1, 1)}
+        for code in others - rows.keys():
+            assert lib.wppr_status_lookup(number, code) == ffi.NULL, (kind, hex(code))
+    assert lib.wppr_status_lookup(5, 0) == ffi.NULL and lib.wppr_status_lookup(-1, 0) == ffi.NULL

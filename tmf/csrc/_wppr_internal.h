@@ -191,6 +191,11 @@ const wppr_status_row *wppr_status_row_of(int kind, uint32_t code);
 extern const wppr_status_row wppr_status_ntstatus[], wppr_status_winerror[], wppr_status_hresult[],
     wppr_status_ndis_status[], wppr_status_ndis_oid[];
 extern const uint32_t wppr_status_sizes[5];
+/* a kind's hash index: the rows of bucket (code * multiplier) >> shift are
+ * slots[start[b]] .. slots[start[b + 1] - 1] (indices into its table) */
+typedef struct { uint32_t shift; const uint16_t *start; const uint16_t *slots; } wppr_status_hash;
+extern const uint32_t wppr_status_hash_multiplier;
+extern const wppr_status_hash wppr_status_hashes[5];
 
 /* -- time text (wppr_time.c) -- */
 typedef struct {

@@ -24,16 +24,16 @@ int wppr_status_entry(int kind, uint32_t index, uint32_t *code, const char **nam
     return 1;
 }
 
+/* one bucket of the generated hash index (half a row on average) instead of a binary search:
+ * random codes, which a trace's error values often are, miss at once */
 static const wppr_status_row *find(int kind, uint32_t code)
 {
-    uint32_t lo = 0, hi = wppr_status_count(kind);
-    const wppr_status_row *t = hi ? TABLES[kind] : NULL;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (t[mid].code == code) return &t[mid];
-        if (t[mid].code < code) lo = mid + 1;
-        else hi = mid;
-    }
+    if (kind < 0 || kind >= 5) return NULL;
+    const wppr_status_hash *h = &wppr_status_hashes[kind];
+    const wppr_status_row *t = TABLES[kind];
+    uint32_t b = (code * wppr_status_hash_multiplier) >> h->shift;
+    for (uint32_t i = h->start[b], end = h->start[b + 1]; i < end; i++)
+        if (t[h->slots[i]].code == code) return &t[h->slots[i]];
     return NULL;
 }
 
