@@ -126,8 +126,13 @@ class DecodedMessage:
         """The typed argument values in insert order (``args["name"]`` by TMF name)."""
         args = self._args
         if args is None:
-            triples = self._m.args
-            names, types, values = zip(*triples) if triples else ((), (), ())
+            m = self._m
+            typed = getattr(m, "typed_args", None)    # a row the C renderer printed
+            if typed is not None:
+                names, types, values = typed()
+            else:
+                triples = m.args
+                names, types, values = zip(*triples) if triples else ((), (), ())
             args = self._args = Args(values, names, types)
         return args
 

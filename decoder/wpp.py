@@ -249,10 +249,18 @@ class RowMessage(_WppProperties):
         try:
             return self._args
         except AttributeError:          # not read yet
-            formatter = self._entry.formatter
-            psize = message_pointer_size(self._row[_R_FLAGS], self._source.pointer_size)
-            args = self._args = [] if formatter is None else formatter.decode_args(self._data, psize)
+            names, items, values = self.typed_args()
+            args = self._args = list(zip(names, items, values))
             return args
+
+    def typed_args(self) -> tuple[tuple, tuple, tuple]:
+        """The arguments as (names, items, values): ``args`` unzipped, the names and items
+        shared by every message of the entry."""
+        formatter = self._entry.formatter
+        if formatter is None:
+            return (), (), ()
+        psize = message_pointer_size(self._row[_R_FLAGS], self._source.pointer_size)
+        return (*formatter.arg_names_items(), formatter.decode_values(self._data, psize))
 
     @property
     def line(self) -> str:

@@ -9,6 +9,7 @@ take the decoded values directly where Python's formatting equals the C runtime'
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import struct
@@ -328,6 +329,49 @@ class MessageFormatter:
     def decode_args(self, arg_bytes: bytes | memoryview, pointer_size: int = 8) -> list[tuple[str, str, Any]]:
         """[(C expression, item, typed value)] in argument-block order (works even when the format
         string itself is unusable, as long as every item type is known)."""
+        names, items = self.arg_names_items()
+        return list(zip(names, items, self.decode_values(arg_bytes, pointer_size)))
+
+    def arg_names_items(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The arguments' names (C expressions) and item types, in argument-block order: what
+        ``decode_values`` gives the values of."""
+        try:
+            return self._names_items
+        except AttributeError:
+            names_items = self._names_items = (tuple(a.name for a in self._args),
+                                               tuple(a.item for a in self._args))
+            return names_items
+
+    def decode_values(self, arg_bytes: bytes | memoryview, pointer_size: int = 8) -> tuple:
+        """The typed values ``decode_args`` pairs with ``arg_names_items()``, as a tuple."""
+        return self.values_decoder(pointer_size)(arg_bytes)
+
+    def values_decoder(self, pointer_size: int) -> Callable[[bytes | memoryview], tuple]:
+        """``decode_values`` at this pointer size as a function of the argument bytes (made
+        once: a message whose arguments are one run of fixed-size values unpacks them in one
+        call)."""
+        decoders = self.__dict__.setdefault("_values_decoders", {})
+        decode = decoders.get(pointer_size)
+        if decode is None:
+            decode = decoders[pointer_size] = self._make_values_decoder(pointer_size)
+        return decode
+
+    def _make_values_decoder(self, ps: int) -> Callable[[bytes | memoryview], tuple]:
+        general = functools.partial(self._decode_values, pointer_size=ps)
+        if self._layout_error is not None:
+            return general
+        steps, _args = self._typed_plan(ps)
+        if steps == ():
+            return lambda arg_bytes: ()
+        if steps is not None and len(steps) == 1 and steps[0][4]:
+            size, unpack = steps[0][0].size, steps[0][0].unpack_from
+
+            def one_run(arg_bytes: bytes | memoryview) -> tuple:
+                return unpack(arg_bytes) if len(arg_bytes) >= size else general(arg_bytes)
+            return one_run
+        return general
+
+    def _decode_values(self, arg_bytes: bytes | memoryview, pointer_size: int = 8) -> tuple:
         if self._layout_error is not None:
             raise self._fail(self._layout_error)
         typed = self.__dict__.setdefault("_typed_plans", {})
@@ -340,38 +384,38 @@ class MessageFormatter:
         if steps is not None:
             # runs of fixed-size arguments in one unpack each, the others item by item
             values, off, end = [], 0, len(arg_bytes)
-            for fixed, entries, names, items, plain in steps:
+            for fixed, entries, _names, _items, plain in steps:
                 if fixed is not None:
                     if off + fixed.size > end:
                         break                     # short: the item-by-item path says where
                     if plain:                     # typed values are the decoded ones
-                        values.extend(zip(names, items, fixed.unpack_from(arg_bytes, off)))
+                        values.extend(fixed.unpack_from(arg_bytes, off))
                     else:
-                        for (name, item, _it, conv, _a), v in zip(entries,
-                                                                  fixed.unpack_from(arg_bytes, off)):
-                            values.append((name, item, v if conv is None else conv(v)))
+                        for (_name, _item, _it, conv, _a), v in zip(entries,
+                                                                    fixed.unpack_from(arg_bytes, off)):
+                            values.append(v if conv is None else conv(v))
                     off += fixed.size
                 else:
-                    name, item, it, conv, a = entries
+                    _name, _item, it, conv, a = entries
                     try:
                         v, off = it.decode(arg_bytes, off, pointer_size)
                     except ItemDecodeError as exc:
                         raise self._fail(f"argument {a.name!r} (%{a.insert}): {exc}") from None
-                    values.append((name, item, v if conv is None else conv(v)))
+                    values.append(v if conv is None else conv(v))
             else:
-                return values
+                return tuple(values)
         return self._decode_one_by_one(arg_bytes, pointer_size, args)
 
-    def _decode_one_by_one(self, arg_bytes: bytes, pointer_size: int, args) -> list[tuple]:
-        """decode_args item by item: what a short or damaged block needs to say where."""
+    def _decode_one_by_one(self, arg_bytes: bytes, pointer_size: int, args) -> tuple:
+        """decode_values item by item: what a short or damaged block needs to say where."""
         values, off = [], 0
-        for name, item, it, conv, a in args:
+        for _name, _item, it, conv, a in args:
             try:
                 v, off = it.decode(arg_bytes, off, pointer_size)
             except ItemDecodeError as exc:
                 raise self._fail(f"argument {a.name!r} (%{a.insert}): {exc}") from None
-            values.append((name, item, v if conv is None else conv(v)))
-        return values
+            values.append(v if conv is None else conv(v))
+        return tuple(values)
 
     def _typed_plan(self, ps: int):
         """How decode_args decodes at this pointer size: per argument (name, item, item type,

@@ -15,6 +15,7 @@ from fmthelp import reference_lines, row_lines, run_fmt_capture
 from wpptrace import tmf
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder import ordered_records
+from wpptrace.decoder.messages import DecodedMessage
 from wpptrace.decoder.timestamps import TimeConverter
 from wpptrace.decoder.wpp import FileContext, WppDecoder, wpp_property
 
@@ -210,6 +211,10 @@ def test_messages_output_equals_each_record_decoded(name, with_tmf, fmt_data, fm
         assert {f: getattr(got, f) for f in MESSAGE_FIELDS} == {f: getattr(want, f) for f in MESSAGE_FIELDS}
         for arg_name, _item, value in want.args:
             assert got.property(arg_name) == value
+        names, items, values = got.typed_args()        # what DecodedMessage.args is made of
+        assert list(zip(names, items, values)) == want.args
+        typed = DecodedMessage(got).args
+        assert (typed.names, typed.types, tuple(typed)) == (names, items, tuple(values))
     assert [m.status for m in fast] == ["ok" if with_tmf else "unknown"] * len(fast)
     assert rows.counters.messages == len(fast)
     assert (rows.counters.unknown, rows.counters.format_errors) == (

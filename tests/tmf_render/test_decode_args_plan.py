@@ -1,4 +1,5 @@
-"""decode_args' plan (runs of fixed-size arguments in one unpack each) gives exactly the values
+"""decode_args' and decode_values' plan (runs of fixed-size arguments in one unpack each; a
+message of one such run in one call) gives exactly the values
 of decoding argument by argument, on every message of the corpus TMFs, at both pointer
 sizes, with random bytes (and the same error when the bytes are short)."""
 from __future__ import annotations
@@ -48,10 +49,17 @@ def test_plan_values_equal_item_by_item_decoding(ps, corpus):
             continue
         for _ in range(5):
             data = b"".join(_sample(it, ps, rnd) for it in items) + rnd.randbytes(rnd.randrange(3))
-            assert formatter.decode_args(data, ps) == _one_by_one(formatter, message, data, ps)
+            expected = _one_by_one(formatter, message, data, ps)
+            assert formatter.decode_args(data, ps) == expected
+            names, kinds = formatter.arg_names_items()   # what decode_values pairs with
+            assert list(zip(names, kinds, formatter.decode_values(data, ps))) == expected
+            assert formatter.decode_values(memoryview(data), ps) == tuple(v for *_, v in expected)
             cut = data[:rnd.randrange(max(1, len(data) - 2))]
             with pytest.raises(FormatError) as planned:
                 formatter.decode_args(cut, ps)
+            with pytest.raises(FormatError) as values:
+                formatter.decode_values(cut, ps)
+            assert str(values.value) == str(planned.value)
             with pytest.raises(FormatError) as one_by_one:
                 formatter._decode_one_by_one(cut, ps, formatter._typed_plan(ps)[1])
             assert str(planned.value) == str(one_by_one.value)   # the same "where" either way
