@@ -9,7 +9,6 @@ take the decoded values directly where Python's formatting equals the C runtime'
 """
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 import struct
@@ -344,32 +343,24 @@ class MessageFormatter:
 
     def decode_values(self, arg_bytes: bytes | memoryview, pointer_size: int = 8) -> tuple:
         """The typed values ``decode_args`` pairs with ``arg_names_items()``, as a tuple."""
-        return self.values_decoder(pointer_size)(arg_bytes)
+        runs = self.__dict__.setdefault("_single_runs", {})
+        try:
+            run = runs[pointer_size]
+        except KeyError:
+            run = runs[pointer_size] = self._single_run(pointer_size)
+        if run is not None and len(arg_bytes) >= run.size:
+            return run.unpack_from(arg_bytes)      # one run of plain fixed-size values
+        return self._decode_values(arg_bytes, pointer_size)
 
-    def values_decoder(self, pointer_size: int) -> Callable[[bytes | memoryview], tuple]:
-        """``decode_values`` at this pointer size as a function of the argument bytes (made
-        once: a message whose arguments are one run of fixed-size values unpacks them in one
-        call)."""
-        decoders = self.__dict__.setdefault("_values_decoders", {})
-        decode = decoders.get(pointer_size)
-        if decode is None:
-            decode = decoders[pointer_size] = self._make_values_decoder(pointer_size)
-        return decode
-
-    def _make_values_decoder(self, ps: int) -> Callable[[bytes | memoryview], tuple]:
-        general = functools.partial(self._decode_values, pointer_size=ps)
+    def _single_run(self, ps: int) -> struct.Struct | None:
+        """The Struct of the arguments when they are one run of fixed-size values whose
+        typed values are the decoded ones (one ``unpack_from`` decodes them), else None."""
         if self._layout_error is not None:
-            return general
+            return None
         steps, _args = self._typed_plan(ps)
-        if steps == ():
-            return lambda arg_bytes: ()
-        if steps is not None and len(steps) == 1 and steps[0][4]:
-            size, unpack = steps[0][0].size, steps[0][0].unpack_from
-
-            def one_run(arg_bytes: bytes | memoryview) -> tuple:
-                return unpack(arg_bytes) if len(arg_bytes) >= size else general(arg_bytes)
-            return one_run
-        return general
+        if steps is not None and len(steps) == 1 and steps[0][2]:
+            return steps[0][0]
+        return None
 
     def _decode_values(self, arg_bytes: bytes | memoryview, pointer_size: int = 8) -> tuple:
         if self._layout_error is not None:
@@ -384,7 +375,7 @@ class MessageFormatter:
         if steps is not None:
             # runs of fixed-size arguments in one unpack each, the others item by item
             values, off, end = [], 0, len(arg_bytes)
-            for fixed, entries, _names, _items, plain in steps:
+            for fixed, entries, plain in steps:
                 if fixed is not None:
                     if off + fixed.size > end:
                         break                     # short: the item-by-item path says where
@@ -418,7 +409,7 @@ class MessageFormatter:
         return tuple(values)
 
     def _typed_plan(self, ps: int):
-        """How decode_args decodes at this pointer size: per argument (name, item, item type,
+        """How decode_values decodes at this pointer size: per argument (name, item, item type,
         typing converter or None when the decoded value is the typed one, TMF argument), and
         the steps: runs of fixed-size arguments (one Struct each) and the other arguments
         (None for a pointer size items cannot have)."""
@@ -441,7 +432,7 @@ class MessageFormatter:
                 if run:
                     steps.append(_fixed_step(codes, run))
                     run, codes = [], ""
-                steps.append((None, entry, None, None, False))
+                steps.append((None, entry, False))
             if run:
                 steps.append(_fixed_step(codes, run))
             steps = tuple(steps)
@@ -630,10 +621,9 @@ def _spec_conv(spec: Spec | None, ps: int) -> Callable[[Any], str]:
 
 
 def _fixed_step(codes: str, run: list) -> tuple:
-    """A run of fixed-size arguments for decode_args: (Struct, entries, names, items, whether
-    every typed value is the decoded one)."""
-    return (struct.Struct("<" + codes), tuple(run), tuple(e[0] for e in run),
-            tuple(e[1] for e in run), all(e[3] is None for e in run))
+    """A run of fixed-size arguments for decode_values: (Struct, entries, whether every typed
+    value is the decoded one)."""
+    return struct.Struct("<" + codes), tuple(run), all(e[3] is None for e in run)
 
 
 #: item types whose typed value is not the decoded one (see _typed)
