@@ -98,6 +98,7 @@ class MessageFormatter:
         self.tmfset = tmfset
         self.utc = utc
         self._plans: dict[int, _Plan] = {}
+        self._typed: dict[int, tuple] = {}     # pointer size -> _typed_plan
         self._markers = marker_defaults(message)
         self._args = args = tuple(getattr(message, "args", ()) or ())
         self._layout = layout = _layout(getattr(message, "format", ""), args)
@@ -343,33 +344,14 @@ class MessageFormatter:
 
     def decode_values(self, arg_bytes: bytes | memoryview, pointer_size: int = 8) -> tuple:
         """The typed values ``decode_args`` pairs with ``arg_names_items()``, as a tuple."""
-        runs = self.__dict__.setdefault("_single_runs", {})
-        try:
-            run = runs[pointer_size]
-        except KeyError:
-            run = runs[pointer_size] = self._single_run(pointer_size)
-        if run is not None and len(arg_bytes) >= run.size:
-            return run.unpack_from(arg_bytes)      # one run of plain fixed-size values
-        return self._decode_values(arg_bytes, pointer_size)
-
-    def _single_run(self, ps: int) -> struct.Struct | None:
-        """The Struct of the arguments when they are one run of fixed-size values whose
-        typed values are the decoded ones (one ``unpack_from`` decodes them), else None."""
-        if self._layout_error is not None:
-            return None
-        steps, _args = self._typed_plan(ps)
-        if steps is not None and len(steps) == 1 and steps[0][2]:
-            return steps[0][0]
-        return None
-
-    def _decode_values(self, arg_bytes: bytes | memoryview, pointer_size: int = 8) -> tuple:
         if self._layout_error is not None:
             raise self._fail(self._layout_error)
-        typed = self.__dict__.setdefault("_typed_plans", {})
-        plan = typed.get(pointer_size)
+        plan = self._typed.get(pointer_size)
         if plan is None:
-            plan = typed[pointer_size] = self._typed_plan(pointer_size)
-        steps, args = plan
+            plan = self._typed[pointer_size] = self._typed_plan(pointer_size)
+        steps, args, single = plan
+        if single is not None and len(arg_bytes) >= single.size:
+            return single.unpack_from(arg_bytes)     # one run of plain fixed-size values
         if type(arg_bytes) is not bytes:
             arg_bytes = bytes(arg_bytes)
         if steps is not None:
@@ -409,10 +391,11 @@ class MessageFormatter:
         return tuple(values)
 
     def _typed_plan(self, ps: int):
-        """How decode_values decodes at this pointer size: per argument (name, item, item type,
-        typing converter or None when the decoded value is the typed one, TMF argument), and
-        the steps: runs of fixed-size arguments (one Struct each) and the other arguments
-        (None for a pointer size items cannot have)."""
+        """How decode_values decodes at this pointer size: the steps (runs of fixed-size
+        arguments, one Struct each, and the other arguments; None for a pointer size items
+        cannot have), per argument (name, item, item type, typing converter or None when the
+        decoded value is the typed one, TMF argument), and the Struct that decodes all the
+        arguments in one call when they are a single run of such plain values (else None)."""
         args = []
         for a, it in zip(self._args, self._items):
             spec = self._spec_of(a.insert)
@@ -436,7 +419,8 @@ class MessageFormatter:
             if run:
                 steps.append(_fixed_step(codes, run))
             steps = tuple(steps)
-        return steps, tuple(args)
+        single = steps[0][0] if steps is not None and len(steps) == 1 and steps[0][2] else None
+        return steps, tuple(args), single
 
     # -- the C renderer's program --
 

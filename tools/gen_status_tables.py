@@ -143,6 +143,8 @@ def c_source(tables: dict[str, dict[int, str]]) -> str:
     index = []
     for kind in KINDS:
         codes = sorted(tables[kind])
+        if len(codes) > 0xFFFF:          # the index holds row numbers as uint16_t
+            raise SystemExit(f"{kind}: {len(codes)} codes do not fit the 16-bit hash index")
         bits = hash_bits(len(codes))
         order = sorted(range(len(codes)), key=lambda i: (bucket(codes[i], bits), i))
         start, at = [], 0
