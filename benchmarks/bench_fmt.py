@@ -240,30 +240,32 @@ def _installed_env() -> dict:
     return env
 
 
-def run_child(path: pathlib.Path, output_format: str, jobs: int, output: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", str(path), output_format,
-                          str(jobs), output], capture_output=True, text=True, env=_installed_env())
-    if out.returncode != 0:
-        raise SystemExit(f"fmt -f {output_format} -j {jobs} failed:\n{out.stderr}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+def _start_child(path: pathlib.Path, output_format: str, jobs: int, output: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, __file__, "--child", str(path), output_format,
+                             str(jobs), output], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_installed_env())
+
+
+def _child_result(proc: subprocess.Popen, output_format: str, jobs: int) -> dict:
+    stdout, stderr = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"fmt -f {output_format} -j {jobs} failed:\n{stderr}")
+    result = json.loads(stdout.strip().splitlines()[-1])
     if result["code"] != 0:
         raise SystemExit(f"fmt -f {output_format} -j {jobs}: exit code {result['code']}")
     return result
+
+
+def run_child(path: pathlib.Path, output_format: str, jobs: int, output: str) -> dict:
+    return _child_result(_start_child(path, output_format, jobs, output), output_format, jobs)
 
 
 def run_pair(path: pathlib.Path, outputs: tuple[str, str]) -> list[dict]:
     """Two ``-j 1`` text runs of the whole file at once, each a fresh process writing its own
     file: how much slower one run gets when the other core is busy with the same work (the
     most ``-j 2`` can gain on this machine, whatever the program)."""
-    procs = [subprocess.Popen([sys.executable, __file__, "--child", str(path), "text", "1", out],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=_installed_env()) for out in outputs]
-    results = []
-    for proc in procs:
-        stdout, stderr = proc.communicate()
-        if proc.returncode != 0:
-            raise SystemExit(f"fmt -j 1 (two at once) failed:\n{stderr}")
-        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    procs = [_start_child(path, "text", 1, out) for out in outputs]
+    results = [_child_result(proc, "text", 1) for proc in procs]
     for out in outputs:
         os.unlink(out)
     return results
@@ -430,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runs: dict[tuple, list[dict]] = {}
     machine: list[float] = []
-    pairs: list[list[dict]] = []
+    slowdowns: list[float] = []   # the slower of two runs at once / one alone
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "fmt.out")
         for _ in range(max(1, args.repeat)):
@@ -447,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
             after = run_child(unique, "text", 1, out)
             os.unlink(out)
             alone = (runs[("unique", "text", 1, "file")][-1]["wall"] + after["wall"]) / 2
-            pairs.append((max(r["wall"] for r in pair) / alone, pair, alone))
+            slowdowns.append(max(r["wall"] for r in pair) / alone)
         machine.append(machine_speedup())
     startup = bench_startup(small)
     n_rows, c_rows = bench_rows(unique)
@@ -504,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{j1['cpu'] / (fixed + work / 2):.2f}x on 2 free cores")
     print(f"  the machine's own speed-up, 2 processes vs 1 (plain CPU loop, before/between/after the "
           f"runs): {', '.join(f'{m:.2f}x' for m in machine)}")
-    slowdowns = sorted(ratio for ratio, _pair, _alone in pairs)
+    slowdowns.sort()
     slowdown = statistics.median(slowdowns)
     ceiling = j1["cpu"] / ((fixed + work / 2) * slowdown)
     print(f"  on this very work: two -j 1 runs of the whole file at once (each to its own file), "
