@@ -10,7 +10,9 @@ The only decoder module that touches cffi: the rest of the package gets Python v
 * ``decompress_into``: MS-XCA Plain LZ77 into a window of a bytearray (xpress.c);
 * ``RowTables`` / ``RowWalker``: the formatter's key table and row walker (wpp_rows.c);
 * ``RowPrinter``: rows printed by the C renderer (``wpprow_render``, tmf/csrc), or appended
-  as Arrow columns (``wpprow_put_columns``) to ``ColumnBuffers``.
+  as Arrow columns (``wpprow_put_columns``) to ``ColumnBuffers``;
+* ``ProgramTable``: the table of compiled message programs shared by forked processes
+  (program_share.c).
 
 Failures the C code reports with a code become exceptions here (MemoryError for a table
 that cannot be allocated, IndexError for an unknown key id, ValueError for an output window
@@ -31,7 +33,7 @@ from wpptrace._core import ffi, lib
 
 __all__ = ["ETL", "sizeof", "offsetof", "Layout", "read", "walk_records", "chain_ok",
            "decompress_into", "running_max", "merge_below", "row_times", "RowTables",
-           "RowWalker", "RowPrinter", "BUFFER_HEADER",
+           "RowWalker", "RowPrinter", "ProgramTable", "BUFFER_HEADER",
            "SYSTEM_HEADER", "RECORD", "ROW"]
 
 #: the C headers' integer constants, as plain ints
@@ -412,6 +414,49 @@ class RowPrinter:
         if at < 0:
             raise MemoryError("wpprow_put_columns: no memory for the columns")
         return at, why[0], self._skipped[0]
+
+
+class ProgramTable:
+    """A table of message records in an anonymous shared mapping (``pshare_*``): made before
+    a fork, the processes after it see one table. ``claim`` -> (slot, state): the caller
+    that gets ``MINE`` publishes the record or refuses; the others read it once READY."""
+
+    MINE, CLAIMED, READY, REFUSED, FULL = (lib.PSHARE_MINE, lib.PSHARE_CLAIMED, lib.PSHARE_READY,
+                                           lib.PSHARE_REFUSED, lib.PSHARE_FULL)
+
+    def __init__(self, slots: int, arena: int) -> None:
+        import mmap
+
+        size = lib.pshare_size(slots, arena)
+        self._map = mmap.mmap(-1, size, flags=mmap.MAP_SHARED)   # zeroed, inherited on fork
+        self._mem = ffi.from_buffer("uint8_t[]", self._map)
+        if lib.pshare_init(self._mem, size, slots) < 0:
+            raise ValueError(f"a shared program table of {slots} slots cannot be made")
+        self._state = ffi.new("uint32_t *")
+        self._length = ffi.new("uint32_t *")
+
+    def claim(self, guid_le: bytes, number: int) -> tuple[int, int]:
+        slot = lib.pshare_claim(self._mem, guid_le, number, self._state)
+        return slot, self._state[0]
+
+    def state(self, slot: int) -> int:
+        return lib.pshare_state(self._mem, slot)
+
+    def publish(self, slot: int, record: bytes) -> bool:
+        return lib.pshare_publish(self._mem, slot, record, len(record)) == 0
+
+    def refuse(self, slot: int) -> None:
+        lib.pshare_refuse(self._mem, slot)
+
+    def record(self, slot: int) -> bytes | None:
+        data = lib.pshare_record(self._mem, slot, self._length)
+        return None if data == ffi.NULL else ffi.unpack(ffi.cast("char *", data), self._length[0])
+
+    def close(self) -> None:
+        if self._mem is not None:
+            ffi.release(self._mem)
+            self._mem = None
+            self._map.close()
 
 
 def _refs(items) -> array:

@@ -10,6 +10,8 @@ and decoder settings) into a temporary file, appended in order as it grows once 
 before it are written (in the kernel when the output is a file). The workers' counts
 (messages, Unknowns, format errors, per-message counts for the summary) and read logs
 (buffers, damage: each buffer is accounted by one window) are added to this process's.
+Each message is compiled by the first process that needs it, the others install its program
+from a table shared across the fork (decoder.program_share).
 
 The cut times come from the buffer headers' times, weighted by the bytes each buffer holds,
 so the windows carry about the same work; any cut gives the same output.
@@ -96,20 +98,25 @@ def cut_keys(etl, jobs: int, streams=None, first_share: float | None = None) -> 
     return cuts
 
 
-def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> None:
+def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> list[tuple[int, int]]:
     """Decode ``inp`` (cli_fmt's input) in ``jobs`` processes into ``writer``: this process
     decodes the first window straight into the writer while forked workers decode the others
     into temporary files, appended as they grow once this process's window is written; their
     counts and read logs end up in ``decoder`` and ``inp.etl`` as if this process had decoded
-    the whole file."""
+    the whole file. Each message is compiled by one of the processes (``ProgramShare``):
+    returns (messages compiled, messages taken from another's record) per process."""
     from . import cli_fmt
 
     # this process also appends the workers' outputs: its window is a little smaller
     cuts = cut_keys(inp.etl, jobs, inp.source.streams(), _FIRST_SHARE)  # reads the layout too
     windows = list(zip(cuts[:-1], cuts[1:]))
     out_dir = os.path.dirname(os.path.abspath(opts.output)) if opts.output not in (None, "-") else None
+    from .program_share import ProgramShare
+
     with tempfile.TemporaryDirectory(prefix=".wpptrace-fmt-", dir=out_dir) as tmp:
         workers: list[_Worker] = []
+        share = ProgramShare()               # each message compiled by one of the processes
+        decoder.share_programs(share)
         try:
             for k in range(1, len(windows)):  # forked before this process decodes anything
                 workers.append(_Worker.start(k, windows[k], inp.path, decoder, opts,
@@ -120,11 +127,14 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> None
         finally:
             for worker in workers:
                 worker.stop()
+            decoder.share_programs(None)
+            share.close()
     failed = [result for status, result in results if status == "error"]
     if failed:
         raise RuntimeError(f"a decoding process failed:\n{failed[0]}")
     for _status, result in results:
         _add_result(decoder, inp.etl, result)
+    return [(share.compiled, share.installed)] + [tuple(result["shared"]) for _status, result in results]
 
 
 class _Worker:
@@ -304,7 +314,9 @@ def _worker(k: int, window, path: str, decoder, opts, out_path: str, result_fd: 
 def _result(decoder, etl) -> dict:
     c = decoder.counters
     stats = etl.stats
+    share = decoder.shared_programs
     return {
+        "shared": (share.compiled, share.installed) if share is not None else (0, 0),
         "counters": {name: getattr(c, name) for name in ("events", "messages", "formatted", "unknown",
                                                          "format_errors", "non_wpp", "headers")},
         "counts": decoder.message_counts(),

@@ -311,6 +311,34 @@ class _Entry:
         self.native_rows = 0  # rows of that program already in ``count``
 
 
+class _SharedEntry(_Entry):
+    """An entry made from the record another process of the run published (see
+    program_share): what printing and counting its rows needs. The rest (TMF message,
+    formatter, markers, format) is resolved from the TMFs the first time something reads it."""
+
+    __slots__ = ("_resolver",)
+
+    def __init__(self, guid, number, record, resolver) -> None:  # noqa: D107  (no super: lazy)
+        self.guid, self.number = guid, number
+        self.component, self.name, self.has_prefix = record.component, record.name, record.has_prefix
+        self.unknown = record.unknown
+        self.count = self.native_rows = 0
+        self.prefix = self.program = None
+        self._resolver = resolver
+
+    def __getattr__(self, name: str):  # only for the slots not filled yet
+        if name in _RESOLVED_LATER:
+            resolver = self._resolver
+            if resolver is not None:
+                self._resolver = None
+                resolver(self)
+                return getattr(self, name)
+        raise AttributeError(name)
+
+
+_RESOLVED_LATER = frozenset({"message", "formatter", "markers", "format", "compile_error"})
+
+
 def _import_render():
     from wpptrace.tmf import render  # imported late: prefix and output work without it
 
@@ -361,19 +389,29 @@ class WppDecoder:
         self._key_entries: list[_Entry] = []     # row key id -> entry (mirrors the C key table)
         self._key_tables = None                  # ... of this RowTables
         self.column_decoration = None            # "columns" form: entry -> its decoration
+        self._share = None                       # programs shared with the other processes of a run
 
     # -- per-message resolution -----------------------------------------------------------
     def _entry(self, guid, number: int) -> _Entry:
         if guid is None:  # TRACE_MESSAGE_COMPONENTID messages carry no GUID (the rows path sees zeros)
             guid = _NO_GUID
         entry = _Entry(guid, number)
+        self._resolve(entry)
+        self._entries[(guid, number)] = entry
+        return entry
+
+    def _resolve(self, entry: _Entry) -> None:
+        """Fill an entry from the TMFs: its message, formatter and markers (or its Unknown
+        line), component and name."""
+        guid, number = entry.guid, entry.number
         message = self.tmfset.lookup(guid, number) if guid is not None else None
+        entry.message, entry.formatter, entry.markers = message, None, {}
+        entry.format, entry.compile_error = "", None
         if message is None:
             component = self._component_of_guid(guid)
             entry.component = component or "Unknown"
             entry.unknown = unknown_line(entry.component, number, guid)
         else:
-            entry.message = message
             entry.component = message.component or "Unknown"
             entry.name = message.name
             entry.format = message.format
@@ -387,8 +425,6 @@ class WppDecoder:
             except Exception as exc:  # a bad format string is a format error, not a crash
                 entry.compile_error = str(exc) or type(exc).__name__
             entry.markers = marker_values(message, defaults=getattr(entry.formatter, "markers", None))
-        self._entries[(guid, number)] = entry
-        return entry
 
     def _component_of_guid(self, guid) -> str | None:
         if guid is None:
@@ -493,9 +529,12 @@ class WppDecoder:
                 if not n:
                     continue
                 events += n
-                for key in range(len(key_entries), tables.key_count()):  # compiled on first use
-                    entry = self._raw_entry(*tables.key_info(key))
-                    key_entries.append(entry)
+                if len(key_entries) < tables.key_count():                # compiled on first use
+                    keys = [tables.key_info(key) for key in range(len(key_entries), tables.key_count())]
+                    if self._share is not None and sink is None:
+                        key_entries.extend(self._shared_entries(keys))
+                    else:
+                        key_entries.extend([self._raw_entry(*key) for key in keys])
                 for key in range(len(key_program), len(key_entries)):
                     key_program.append(self._program(key_entries[key]))
                 if sink is not None:
@@ -603,45 +642,120 @@ class WppDecoder:
     def _program(self, entry: _Entry) -> int:
         """The C renderer's program of a message (compiled the first time a row needs it), or
         WPPR_HOLE when Python prints its lines."""
-        if entry.program is not None:
-            return entry.program
+        if entry.program is None:
+            entry.program = self._install(*self._program_code(entry))
+        return entry.program
+
+    def _program_code(self, entry: _Entry) -> tuple[bytes | None, bytes | None]:
+        """(program blob, decoration) of a message for this printer: blob None when Python
+        prints its lines; decoration None in the text form, or when Python prints its rows
+        in the printer's other form."""
         SharedPrefix, encode = _native_encoder()
-        program = RowPrinter.HOLE
-        noprefix, form, quote_all = self._printer_mode
+        noprefix, form, _quote_all = self._printer_mode
         try:
             if entry.unknown is not None:
                 blob = encode([], [("lit", entry.unknown)], None, prefix=False)
             elif entry.formatter is None:
-                blob = None
+                return None, None
             else:
                 compiled = entry.formatter.native_ops(entry.markers)
                 prefix = None
                 if compiled is not None and entry.has_prefix and not noprefix:
                     shared = self._shared_prefix()
                     if shared is None:
-                        compiled = None
-                    else:
-                        prefix = SharedPrefix(shared, self.prefix.native_strings(
-                            entry.component, entry.name, entry.markers))
-                blob = None if compiled is None else encode(*compiled, prefix, prefix=entry.has_prefix)
-            if blob is not None:
-                renderer = self._printer.renderer
-                program = renderer.add(blob)
-                if form != "text":
-                    if form == "columns":
-                        decoration = self.column_decoration(entry)
-                    else:
-                        if self._decorations is None:
-                            self._decorations = _StructuredRows(self, form, quote_all)
-                        decoration = self._decorations.decoration(entry)
-                    if decoration is None:
-                        program = RowPrinter.HOLE      # Python prints its rows in this form
-                    else:
-                        renderer.decorate(program, decoration)
+                        return None, None
+                    prefix = SharedPrefix(shared, self.prefix.native_strings(
+                        entry.component, entry.name, entry.markers))
+                if compiled is None:
+                    return None, None
+                blob = encode(*compiled, prefix, prefix=entry.has_prefix)
+            if form == "text":
+                return blob, None
+            if form == "columns":
+                decoration = self.column_decoration(entry)
+            else:
+                if self._decorations is None:
+                    self._decorations = _StructuredRows(self, form, self._printer_mode[2])
+                decoration = self._decorations.decoration(entry)
+            return (None, None) if decoration is None else (blob, decoration)
         except UnicodeEncodeError:  # text only Python can write: its lines stay with Python
-            program = RowPrinter.HOLE
-        entry.program = program
+            return None, None
+
+    def _install(self, blob: bytes | None, decoration: bytes | None) -> int:
+        """Register a program (and its decoration) with the renderer: its id, or WPPR_HOLE
+        for no blob."""
+        if blob is None:
+            return RowPrinter.HOLE
+        renderer = self._printer.renderer
+        program = renderer.add(blob)
+        if decoration is not None:
+            renderer.decorate(program, decoration)
         return program
+
+    def share_programs(self, share) -> None:
+        """Take messages' programs from ``share`` (a ``program_share.ProgramShare`` made before
+        this process was forked) when another process of the run compiled them, and publish
+        the ones this process compiles; None: compile every message here."""
+        self._share = share
+
+    @property
+    def shared_programs(self):
+        """The ``ProgramShare`` given to ``share_programs``, or None."""
+        return self._share
+
+    def _shared_entries(self, keys: list[tuple[bytes, int]]) -> list[_Entry]:
+        """The entries of new row keys (GUID bytes_le, number), their programs set: each
+        message compiled here is published as soon as it is made; the ones another process
+        claimed are installed from its records once this process's own are published (so
+        no process waits for one that waits for it)."""
+        from .program_share import SharedRecord
+
+        share, table = self._share, self._share.table
+        mode = share.mode(self._printer_mode)
+        if mode is None:
+            return [self._raw_entry(*key) for key in keys]
+        if not self._printer_mode[0]:
+            self._shared_prefix()     # registered first in every process: one id in all
+        entries: list = [None] * len(keys)
+        later = []
+        for k, key in enumerate(keys):
+            entry = self._raw_entries.get(key)
+            if entry is None:
+                slot, state = share.claim(*key)
+                if state == table.MINE:
+                    entry = self._raw_entry(*key)
+                    blob, decoration = self._program_code(entry)
+                    entry.program = self._install(blob, decoration)
+                    prefix_program = self._prefix_program if entry.has_prefix and not self._printer_mode[0] else -1
+                    share.publish(slot, mode, SharedRecord(entry.component, entry.name, entry.has_prefix,
+                                                           entry.unknown, prefix_program, blob, decoration))
+                elif state == table.CLAIMED or state == table.READY:
+                    later.append((k, slot))
+                    continue
+                else:
+                    entry = self._raw_entry(*key)
+            entries[k] = entry
+        for k, slot in later:
+            entries[k] = self._raw_entries.get(keys[k]) or self._installed_entry(keys[k], share.wait(slot, mode))
+        return entries
+
+    def _installed_entry(self, key: tuple[bytes, int], record) -> _Entry:
+        """The entry of a message from another process's record, its program installed; the
+        message compiled here when there is no usable record."""
+        if record is None or (record.prefix_program >= 0 and record.prefix_program != self._shared_prefix()):
+            return self._raw_entry(*key)
+        guid_le, number = key
+        guid = self._guids.get(guid_le)
+        if guid is None:
+            guid = self._guids[guid_le] = uuid.UUID(bytes_le=guid_le)
+        entry = self._entries.get((guid, number))
+        if entry is None:
+            entry = self._entries[(guid, number)] = _SharedEntry(guid, number, record, self._resolve)
+        self._raw_entries[key] = entry
+        if entry.program is None:
+            entry.program = self._install(record.blob, record.decoration)
+        self._share.installed += 1
+        return entry
 
     def _shared_prefix(self) -> int | None:
         """The program of the prefix all messages share (registered once), or None when

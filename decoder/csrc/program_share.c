@@ -1,0 +1,140 @@
+/* program_share.c: the shared table of compiled message programs (program_share.h). */
+#include <sched.h>
+#include <string.h>
+#include "program_share.h"
+
+#define PSHARE_MAGIC 0x31504d4152505057ull    /* "WPPRAMP1" */
+/* yields while a slot's claimer writes its key (a few instructions after its claim): a
+ * claimer killed in between leaves the key unwritten, and the message is compiled apart */
+#define PSHARE_KEY_WAIT 100000
+
+static pshare_head *head_of(uint8_t *mem) { return (pshare_head *)mem; }
+
+static pshare_slot *slots_of(uint8_t *mem) { return (pshare_slot *)(mem + sizeof(pshare_head)); }
+
+static uint8_t *arena_of(uint8_t *mem)
+{
+    return mem + sizeof(pshare_head) + head_of(mem)->slots * sizeof(pshare_slot);
+}
+
+uint64_t pshare_size(uint64_t slots, uint64_t arena)
+{
+    return sizeof(pshare_head) + slots * sizeof(pshare_slot) + arena;
+}
+
+int pshare_init(uint8_t *mem, uint64_t size, uint64_t slots)
+{
+    if (slots == 0 || (slots & (slots - 1)) || slots > (1ull << 32)
+        || size < pshare_size(slots, 0))
+        return -1;
+    pshare_head *head = head_of(mem);
+    head->slots = slots;
+    head->arena = size - pshare_size(slots, 0);
+    head->used = 0;
+    __atomic_store_n(&head->magic, PSHARE_MAGIC, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static uint64_t key_hash(const uint8_t *guid, uint32_t number)
+{
+    uint64_t a, b;
+    memcpy(&a, guid, 8);
+    memcpy(&b, guid + 8, 8);
+    uint64_t h = a ^ (b * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)number << 17 | number);
+    h ^= h >> 31;                                  /* splitmix64's finaliser */
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 27;
+    h *= 0x94D049BB133111EBull;
+    h ^= h >> 31;
+    return h | 1;                                  /* 0 marks a free slot */
+}
+
+int64_t pshare_claim(uint8_t *mem, const uint8_t *guid, uint32_t number, uint32_t *state)
+{
+    pshare_head *head = head_of(mem);
+    pshare_slot *slots = slots_of(mem);
+    uint64_t mask = head->slots - 1, h = key_hash(guid, number);
+    *state = PSHARE_FULL;
+    if (__atomic_load_n(&head->magic, __ATOMIC_ACQUIRE) != PSHARE_MAGIC)
+        return -1;
+    for (uint64_t probe = 0, i = h & mask; probe <= mask; probe++, i = (i + 1) & mask) {
+        pshare_slot *slot = &slots[i];
+        uint64_t tag = __atomic_load_n(&slot->tag, __ATOMIC_ACQUIRE);
+        if (tag == 0) {
+            uint64_t expected = 0;
+            if (__atomic_compare_exchange_n(&slot->tag, &expected, h, 0, __ATOMIC_ACQ_REL,
+                                            __ATOMIC_ACQUIRE)) {
+                memcpy(slot->guid, guid, 16);
+                slot->number = number;
+                __atomic_store_n(&slot->state, PSHARE_CLAIMED, __ATOMIC_RELEASE);
+                *state = PSHARE_MINE;
+                return (int64_t)i;
+            }
+            tag = expected;                        /* another process took it just now */
+        }
+        if (tag != h)
+            continue;
+        uint32_t now = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE);
+        for (int k = 0; now == PSHARE_EMPTY && k < PSHARE_KEY_WAIT; k++) {
+            sched_yield();
+            now = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE);
+        }
+        if (now == PSHARE_EMPTY)
+            return -1;
+        if (slot->number == number && memcmp(slot->guid, guid, 16) == 0) {
+            *state = now;
+            return (int64_t)i;
+        }
+    }
+    return -1;
+}
+
+static pshare_slot *slot_at(uint8_t *mem, int64_t slot)
+{
+    if (slot < 0 || (uint64_t)slot >= head_of(mem)->slots)
+        return NULL;
+    return &slots_of(mem)[slot];
+}
+
+uint32_t pshare_state(uint8_t *mem, int64_t slot)
+{
+    pshare_slot *s = slot_at(mem, slot);
+    return s ? __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) : PSHARE_FULL;
+}
+
+int pshare_publish(uint8_t *mem, int64_t slot, const uint8_t *data, uint32_t length)
+{
+    pshare_head *head = head_of(mem);
+    pshare_slot *s = slot_at(mem, slot);
+    if (s == NULL)
+        return -1;
+    uint64_t offset = __atomic_fetch_add(&head->used, (uint64_t)length, __ATOMIC_RELAXED);
+    if (offset > head->arena || length > head->arena - offset) {
+        __atomic_store_n(&s->state, PSHARE_REFUSED, __ATOMIC_RELEASE);
+        return -1;
+    }
+    memcpy(arena_of(mem) + offset, data, length);
+    s->offset = offset;
+    s->length = length;
+    __atomic_store_n(&s->state, PSHARE_READY, __ATOMIC_RELEASE);
+    return 0;
+}
+
+void pshare_refuse(uint8_t *mem, int64_t slot)
+{
+    pshare_slot *s = slot_at(mem, slot);
+    if (s != NULL)
+        __atomic_store_n(&s->state, PSHARE_REFUSED, __ATOMIC_RELEASE);
+}
+
+const uint8_t *pshare_record(uint8_t *mem, int64_t slot, uint32_t *length)
+{
+    pshare_slot *s = slot_at(mem, slot);
+    *length = 0;
+    if (s == NULL || __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != PSHARE_READY)
+        return NULL;
+    if (s->offset > head_of(mem)->arena || s->length > head_of(mem)->arena - s->offset)
+        return NULL;
+    *length = s->length;
+    return arena_of(mem) + s->offset;
+}

@@ -1,0 +1,64 @@
+/* program_share.h: compiled message programs shared by the processes of one `fmt -j` run
+ * (decoder/program_share.py).
+ *
+ * The table lives in an anonymous shared mapping made before the workers are forked. The
+ * first process that needs a message claims its slot and compiles it; the others use the
+ * record it publishes instead of compiling the message again. Records are opaque bytes here.
+ * A slot is claimed by a compare-and-swap of its tag (the key's hash), then its key is
+ * written and its state set; a record is copied once into the arena, then published by a
+ * release store of the state, so a process that reads READY reads the whole record.
+ */
+#ifndef WPPTRACE_PROGRAM_SHARE_H
+#define WPPTRACE_PROGRAM_SHARE_H
+#include <stdint.h>
+
+#define PSHARE_EMPTY 0      /* nobody has needed this message yet */
+#define PSHARE_CLAIMED 1    /* a process is compiling it */
+#define PSHARE_READY 2      /* its record is there */
+#define PSHARE_REFUSED 3    /* no record will come: each process compiles it itself */
+#define PSHARE_MINE 4       /* pshare_claim: this caller claimed it and publishes or refuses */
+#define PSHARE_FULL 5       /* pshare_claim: no slot for it (or its key was never written) */
+
+typedef struct pshare_slot {
+    uint64_t tag;           /* the key's hash, never 0; 0 = free */
+    uint32_t state;
+    uint32_t number;
+    uint8_t guid[16];
+    uint64_t offset;        /* the record: arena[offset : offset + length] */
+    uint32_t length;
+    uint32_t reserved;
+} pshare_slot;
+
+typedef struct pshare_head {
+    uint64_t magic;
+    uint64_t slots;         /* a power of 2 */
+    uint64_t arena;         /* bytes for records */
+    uint64_t used;          /* arena bytes handed out (may pass `arena`: then nothing fits) */
+} pshare_head;
+
+/* The bytes a table of `slots` slots (a power of 2) and `arena` record bytes takes. */
+uint64_t pshare_size(uint64_t slots, uint64_t arena);
+
+/* Make a table in `size` zeroed bytes at `mem` (8-byte aligned); 0, or -1 when the sizes do
+ * not fit or `slots` is not a power of 2. */
+int pshare_init(uint8_t *mem, uint64_t size, uint64_t slots);
+
+/* The slot of (guid, number), claimed for the caller when nobody had it: *state is MINE,
+ * CLAIMED (another process compiles it), READY or REFUSED; -1 with FULL when there is no
+ * slot for it. */
+int64_t pshare_claim(uint8_t *mem, const uint8_t *guid, uint32_t number, uint32_t *state);
+
+/* A slot's state now (acquire: READY means its record can be read). */
+uint32_t pshare_state(uint8_t *mem, int64_t slot);
+
+/* Publish the record of a slot the caller claimed: 0, or -1 (then REFUSED) when the arena
+ * has no room for it. */
+int pshare_publish(uint8_t *mem, int64_t slot, const uint8_t *data, uint32_t length);
+
+/* Say that a claimed slot gets no record. */
+void pshare_refuse(uint8_t *mem, int64_t slot);
+
+/* A READY slot's record (*length bytes), NULL when it is not READY. */
+const uint8_t *pshare_record(uint8_t *mem, int64_t slot, uint32_t *length);
+
+#endif

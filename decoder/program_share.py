@@ -1,0 +1,122 @@
+"""Compiled message programs shared by the processes of one ``fmt -j`` run.
+
+Every process of a run needs the C program of each message its window prints. Compiling a
+message (its TMF entry read, its formatter and program made) costs tens of microseconds and a
+driver trace uses thousands of messages, so every process compiling all of them is a fixed
+cost that ``-j`` cannot divide. With a ``ProgramShare`` made before the workers are forked,
+the first process that needs a message compiles it and publishes a record of it (program
+blob, decoration, what printing and counting its rows needs); the others install that
+record. A message only Python prints, a record that finds no room, and one that does not come
+in time are compiled by each process itself, as without sharing: the output is the same
+either way.
+
+A record: ``RECORD`` (the printer's form, flags, the shared prefix program the blob calls,
+five lengths) then component, name and Unknown line (UTF-8), program blob and decoration.
+"""
+from __future__ import annotations
+
+import struct
+import time
+from typing import NamedTuple
+
+from ._hazmat import ProgramTable
+
+__all__ = ["ProgramShare", "SharedRecord"]
+
+RECORD = struct.Struct("<4sIiIIIII")
+_HAS_PREFIX, _UNKNOWN, _DECORATED = 1, 2, 4
+_FORMS = ("text", "csv", "jsonl")
+#: how long a process waits for a message another one is compiling before compiling it itself
+WAIT_SECONDS = 1.0
+
+
+class SharedRecord(NamedTuple):
+    """What another process published of a message."""
+
+    component: str
+    name: str
+    has_prefix: bool
+    unknown: str | None
+    prefix_program: int       # the shared prefix program the blob calls, -1 for none
+    blob: bytes
+    decoration: bytes | None
+
+
+class ProgramShare:
+    """The shared table of one run (made before the fork; ``close`` in every process when
+    done). ``compiled`` / ``installed``: messages this process claimed and compiled / printed
+    from another one's record (the decoder counts those)."""
+
+    def __init__(self, slots: int = 1 << 15, arena: int = 64 << 20) -> None:
+        self.table = ProgramTable(slots, arena)
+        self.compiled = self.installed = 0
+
+    @staticmethod
+    def mode(printer_mode: tuple) -> bytes | None:
+        """The record tag of a printer mode (noprefix, form, quote_all); None for a form that
+        is not shared."""
+        noprefix, form, quote_all = printer_mode
+        if form not in _FORMS:
+            return None
+        return bytes((_FORMS.index(form) + 1, bool(noprefix), bool(quote_all), 0))
+
+    def claim(self, guid_le: bytes, number: int) -> tuple[int, int]:
+        """(slot, state): ``ProgramTable.MINE`` -> compile it, then ``publish`` or ``refuse``."""
+        return self.table.claim(guid_le, number)
+
+    def publish(self, slot: int, mode: bytes, record: SharedRecord) -> None:
+        self.compiled += 1
+        if record.blob is None:
+            self.table.refuse(slot)
+            return
+        component, name = record.component.encode(), record.name.encode()
+        unknown = b"" if record.unknown is None else record.unknown.encode()
+        decoration = record.decoration or b""
+        flags = ((_HAS_PREFIX if record.has_prefix else 0) | (_UNKNOWN if record.unknown is not None else 0)
+                 | (_DECORATED if record.decoration is not None else 0))
+        head = RECORD.pack(mode, flags, record.prefix_program, len(component), len(name), len(unknown),
+                           len(record.blob), len(decoration))
+        self.table.publish(slot, b"".join((head, component, name, unknown, record.blob, decoration)))
+
+    def refuse(self, slot: int) -> None:
+        self.compiled += 1
+        self.table.refuse(slot)
+
+    def wait(self, slot: int, mode: bytes, seconds: float = WAIT_SECONDS) -> SharedRecord | None:
+        """The record of a slot another process claimed, once published; None when it was
+        refused, does not come within ``seconds``, or is not for this mode."""
+        table = self.table
+        state = table.state(slot)
+        if state == table.CLAIMED:
+            deadline = time.monotonic() + seconds
+            pause = 0.0
+            while state == table.CLAIMED and time.monotonic() < deadline:
+                time.sleep(pause)                 # 0 first: yield to the process compiling it
+                pause = min(0.001, pause + 0.0001)
+                state = table.state(slot)
+        if state != table.READY:
+            return None
+        return unpack(table.record(slot), mode)
+
+    def close(self) -> None:
+        self.table.close()
+
+
+def unpack(data: bytes | None, mode: bytes) -> SharedRecord | None:
+    """A record's fields; None when it is not whole or was made for another mode."""
+    if data is None or len(data) < RECORD.size:
+        return None
+    made_for, flags, prefix_program, *lengths = RECORD.unpack_from(data)
+    if made_for != mode or RECORD.size + sum(lengths) != len(data):
+        return None
+    parts, at = [], RECORD.size
+    for length in lengths:
+        parts.append(data[at:at + length])
+        at += length
+    component, name, unknown, blob, decoration = parts
+    try:
+        return SharedRecord(component.decode(), name.decode(), bool(flags & _HAS_PREFIX),
+                            unknown.decode() if flags & _UNKNOWN else None, prefix_program, blob,
+                            decoration if flags & _DECORATED else None)
+    except UnicodeDecodeError:
+        return None
