@@ -179,6 +179,11 @@ class BufferSubset(Sequence):
             return [self._index[p] for p in self._positions[i]]
         return self._index[self._positions[i]]
 
+    def column(self, name: str) -> list[int]:
+        """One field of these buffers, in this order, without objects."""
+        values = self._index.column(name)
+        return [values[p] for p in self._positions]
+
 
 class EtlFile(ReadLog):
     """A readable .etl file (compressed or not). Use as a context manager.

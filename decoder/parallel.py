@@ -32,7 +32,6 @@ __all__ = ["cut_keys", "decode_parallel", "default_jobs", "usable_cores", "AUTO_
 #: inputs this large are decoded by one process per core when the output is a file
 AUTO_MIN_BYTES = 16 << 20
 _COPY_CHUNK = 1 << 20
-_SPREAD = 8  # points per buffer when placing its bytes in time
 #: the first window's share of an even split (its process appends the other windows' outputs:
 #: copying them took about a tenth of its decoding time, measured on 1M-event text files)
 _FIRST_SHARE = 0.92
@@ -64,33 +63,47 @@ def cut_keys(etl, jobs: int, streams=None, first_share: float | None = None) -> 
     """The window bounds [None, k1, ..., None] for ``jobs`` windows: raw times at which about
     1/jobs of the data buffers' bytes have been written (``first_share``: the first window's
     share of an even split, the others sharing the rest). A buffer's header time is when it
-    was flushed; its records lie between the previous flush of its stream and that time,
-    spread evenly for this estimate. ``streams``: the file's ``buffer_streams`` when made."""
+    was flushed; its bytes are taken as written evenly since the previous flush of its stream
+    (the first ones since the file's first flush). ``streams``: the file's
+    ``buffer_streams`` when made."""
     from .ordering import buffer_streams
 
     if streams is None:
         streams = buffer_streams(etl)
-    times = [info.timestamp for stream in streams for info in stream]
-    if jobs <= 1 or not times:
+    columns = [(stream.column("timestamp"), stream.column("filled_bytes")) for stream in streams]
+    if jobs <= 1 or not any(times for times, _sizes in columns):
         return [None, None]
-    points: list[tuple[int, float]] = []
-    start = min(times)
-    for stream in streams:
+    # the bytes written by time t rise linearly inside each buffer's span: a sweep over the
+    # spans' ends (time, change of rate, bytes at once)
+    changes: list[tuple[int, float, float]] = []
+    start = min(min(times) for times, _sizes in columns if times)
+    total = 0.0
+    for times, sizes in columns:
         previous = start
-        for info in stream:
-            lo, hi = sorted((previous, info.timestamp))
-            weight = max(1, info.filled_bytes) / _SPREAD
-            points += [(lo + (hi - lo) * (2 * k + 1) // (2 * _SPREAD), weight) for k in range(_SPREAD)]
-            previous = info.timestamp
-    points.sort()
-    total = sum(weight for _t, weight in points)
+        for flushed, filled in zip(times, sizes):
+            lo, hi = (previous, flushed) if previous <= flushed else (flushed, previous)
+            weight = float(max(1, filled))
+            total += weight
+            if hi > lo:
+                rate = weight / (hi - lo)
+                changes += ((lo, rate, 0.0), (hi, -rate, 0.0))
+            else:
+                changes.append((hi, 0.0, weight))
+            previous = flushed
+    changes.sort()
     first = (1.0 if first_share is None else first_share) / jobs
     bounds = [total * (first + (1 - first) * (k - 1) / (jobs - 1)) for k in range(1, jobs)]
     cuts: list[int | None] = [None]
-    done, k = 0.0, 1
-    for t, weight in points:
-        done += weight
-        while k < jobs and done >= bounds[k - 1]:
+    done, rate, at, k = 0.0, 0.0, start, 0
+    for t, change, lump in changes:
+        reached = done + rate * (t - at)
+        while k < len(bounds) and reached >= bounds[k]:   # crossed inside (at, t]
+            cut = at + int((bounds[k] - done) / rate) if rate > 0 else t
+            if cuts[-1] is None or cut > cuts[-1]:
+                cuts.append(cut)
+            k += 1
+        done, rate, at = reached + lump, rate + change, t
+        while k < len(bounds) and done >= bounds[k]:      # reached by a buffer's bytes at t
             if cuts[-1] is None or t > cuts[-1]:
                 cuts.append(t)
             k += 1

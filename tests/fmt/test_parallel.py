@@ -64,6 +64,28 @@ def test_cut_keys_balance_the_buffers(traces):
     assert half[1] < even[1] and first < rest
 
 
+class _Stream:
+    """A processor stream as cut_keys reads it: (flush time, bytes filled) per buffer."""
+
+    def __init__(self, *buffers):
+        self.buffers = buffers
+
+    def column(self, name):
+        return [time if name == "timestamp" else filled for time, filled in self.buffers]
+
+
+def test_cut_keys_spread_each_buffer_since_its_stream_s_last_flush():
+    """A buffer's bytes are taken as written evenly between its stream's previous flush and
+    its own (the file's first flush for the first one): here 1,000 bytes at t=100 (no span),
+    then 10 bytes per tick until t=200 in one stream and 40 until t=150 in the other."""
+    streams = [_Stream((100, 1000), (200, 1000)), _Stream((150, 2000))]
+    assert parallel.cut_keys(None, 2, streams) == [None, 120, None]          # 2,000 of 4,000
+    assert parallel.cut_keys(None, 2, streams, first_share=0.5) == [None, 100, None]  # 1,000
+    assert parallel.cut_keys(None, 4, streams) == [None, 100, 120, 140, None]  # 1,000 / 2,000 / 3,000
+    assert parallel.cut_keys(None, 1, streams) == [None, None]
+    assert parallel.cut_keys(None, 2, [_Stream(), _Stream()]) == [None, None]
+
+
 @pytest.mark.parametrize("jobs", [2, 3])
 @pytest.mark.parametrize("variant", ["text", "custom.text", "csv", "jsonl"])
 def test_jobs_print_the_bytes_one_process_prints(traces, tmp_path, jobs, variant):
