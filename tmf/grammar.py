@@ -26,6 +26,7 @@ from .model import Argument, EnumDef, Message, TmfSet, make_argument, make_messa
 __all__ = [
     "guid_header", "typev_line", "arg_line", "enum_line", "enum_value", "block_open", "block_close",
     "comment", "parse_into", "iter_entries", "parse_guid_header", "parse_typev", "parse_arg", "parse_trailer",
+    "LazyPattern",
 ]
 
 MAX_MESSAGE_NUMBER = 0xFFFF  # USHORT on the wire
@@ -47,10 +48,8 @@ P_INSERT_NO = r"\d+"
 # what follows an argument line's C expression
 _ARG_TAIL = rf"[ \t]*,[ \t]*{P_ITEM_NAME}[ \t]*(?:{P_PARAMS})?[ \t]*(?:(?:{P_INSERT_MARK})[ \t]*{P_INSERT_NO})?[ \t]*$"
 
-# trailer ::= { key_value | word }: one token, split in its parse action (a per-pair pyparsing
-# repetition was 70% of the cold parse time). key_value is KEY "=" [VALUE] with the value glued to
-# "=" ("MJ= MN=" gives two empty values); a bare word extends the previous value, or the "" key.
-class _OnUse:
+
+class LazyPattern:
     """A pattern compiled when first used: one that only some files' lines need costs nothing
     to import (compiling a pattern costs 0.1-0.5 ms, in every process that reads TMF files);
     after that its methods are the compiled pattern's own."""
@@ -66,7 +65,10 @@ class _OnUse:
         return getattr(compiled, name)
 
 
-_KEY_VALUE = _OnUse(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)\Z")
+# trailer ::= { key_value | word }: one token, split in its parse action (a per-pair pyparsing
+# repetition was 70% of the cold parse time). key_value is KEY "=" [VALUE] with the value glued to
+# "=" ("MJ= MN=" gives two empty values); a bare word extends the previous value, or the "" key.
+_KEY_VALUE = LazyPattern(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)\Z")
 
 
 # a trailer made of KEY=VALUE tokens only (tracepdb's): its pairs are found in one pass
@@ -206,7 +208,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_GUID_START = _OnUse(r"\{?[0-9A-Fa-f]{8}-")  # the line-by-line reader's
+_GUID_START = LazyPattern(r"\{?[0-9A-Fa-f]{8}-")  # the line-by-line reader's
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,8 +282,8 @@ _FAST_GUID_HEADER = re.compile(
     # a lookahead capture, then a backreference, is an atomic group that works on every Python)
     rf"{_WS}*(?!//)(?=(?P<component>\S+))(?P=component){_WS}*(?://(?P<trailer>{P_TRAILER}))?{_WS}*\Z"
 )
-_FAST_ENUM_LINE = _OnUse(rf"#enumv[ \t]{_WS}*(?P<name>\S+){_WS}*\Z")
-_FAST_ENUM_VALUE = _OnUse(
+_FAST_ENUM_LINE = LazyPattern(rf"#enumv[ \t]{_WS}*(?P<name>\S+){_WS}*\Z")
+_FAST_ENUM_VALUE = LazyPattern(
     rf"(?P<name>[^\s,]+){_WS}*,{_WS}*(?P<value>-?(?:0[xX][0-9A-Fa-f]+|[0-9]+)){_WS}*\Z"
 )
 
@@ -389,7 +391,7 @@ def _ends_block(line: str) -> bool:
 
 
 #: the message number of a well-formed #typev line (where ``skim`` reads it)
-_SKIM_TYPEV = _OnUse(r"#typev?[ \t]+[^\s\"]+[ \t]+(\d+)[ \t]")
+_SKIM_TYPEV = LazyPattern(r"#typev?[ \t]+[^\s\"]+[ \t]+(\d+)[ \t]")
 
 # What ``scan`` matches at the start of a line: a subset of what ``step`` and ``skim`` accept,
 # read the same way. Blanks are spaces and tabs only and every line ends with "\n" ("." is
@@ -408,7 +410,7 @@ _FAST_UNIT = re.compile(
     r"(?:[ \t]*(?:\n|(?=[^\s#{}])(?![0-9A-Fa-f]{8}-).*\n))*"
     r"[ \t]*\}[ \t]*\n)"
 )
-_NEWLINE = _OnUse("\n")
+_NEWLINE = LazyPattern("\n")
 
 
 class _Deferred:

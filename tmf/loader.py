@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import TmfError
-from .grammar import _OnUse, parse_into
+from .grammar import LazyPattern, parse_into
 from .model import ControlGuid, TmfSet
 
 __all__ = ["load", "load_file", "split_search_path", "read_text", "parse_tmc", "not_tmf_text",
@@ -35,13 +35,13 @@ ENV_SEARCH_PATH = "TRACE_FORMAT_SEARCH_PATH"
 MAX_TEXT_FILE = 256 * 1024 * 1024  # a TMF/TMC larger than this is not a TMF: refuse, don't allocate
 _GUID_NAME = re.compile(r"^\{?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\}?\.tmf$", re.I)
 #: characters no TMF/TMC text holds: C0 controls other than tab, LF, VT, FF and CR, and DEL
-_BINARY = _OnUse(r"[\x00-\x08\x0e-\x1f\x7f]")
+_BINARY = LazyPattern(r"[\x00-\x08\x0e-\x1f\x7f]")
 _BINARY_CHARS = tuple(map(chr, (*range(0x00, 0x09), *range(0x0e, 0x20), 0x7f)))
 _GUID = r"\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?"
-_GUID_HEADER = _OnUse(_GUID + r"(?:\s|$)")
+_GUID_HEADER = LazyPattern(_GUID + r"(?:\s|$)")
 _TMF_KEY = re.compile(r"^[ \t]*#(?:typev?|enumv)[ \t]", re.M)
-_TMC_KEY = _OnUse(r"^[ \t]*" + _GUID + r"(?:\s|$)", re.M)
-_GUID_LINE = _OnUse(r"^\s*\{?([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})\}?(?:\s+(\S+))?")
+_TMC_KEY = LazyPattern(r"^[ \t]*" + _GUID + r"(?:\s|$)", re.M)
+_GUID_LINE = LazyPattern(r"^\s*\{?([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})\}?(?:\s+(\S+))?")
 
 
 def split_search_path(value: str | None) -> list[str]:
