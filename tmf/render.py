@@ -379,6 +379,32 @@ class MessageFormatter:
                 return tuple(values)
         return self._decode_one_by_one(arg_bytes, pointer_size, args)
 
+    def values_reader(self, pointer_size: int, into: Callable[[tuple], Any] = tuple
+                      ) -> Callable[[bytes, int, int], Any]:
+        """``decode_values`` of argument blocks inside larger buffers: a function of (buffer,
+        offset, size) giving ``into(decode_values(buffer[offset:offset + size], pointer_size))``.
+        A block of one run of plain fixed-size values is read in place, not copied."""
+        decode = self.decode_values
+        single = None
+        if self._layout_error is None:
+            plan = self._typed.get(pointer_size)
+            if plan is None:
+                plan = self._typed[pointer_size] = self._typed_plan(pointer_size)
+            if plan[0] == ():                  # no arguments: nothing to read
+                return lambda buffer, offset, size: into(())
+            single = plan[2]
+        if single is None:
+            def read(buffer: bytes, offset: int, size: int) -> Any:
+                return into(decode(buffer[offset:offset + size], pointer_size))
+            return read
+        unpack, least = single.unpack_from, single.size
+
+        def read_run(buffer: bytes, offset: int, size: int) -> Any:
+            if size >= least:
+                return into(unpack(buffer, offset))
+            return into(decode(buffer[offset:offset + size], pointer_size))  # says what is short
+        return read_run
+
     def _decode_one_by_one(self, arg_bytes: bytes, pointer_size: int, args) -> tuple:
         """decode_values item by item: what a short or damaged block needs to say where."""
         values, off = [], 0

@@ -1,7 +1,8 @@
 """decode_args' and decode_values' plan (runs of fixed-size arguments in one unpack each; a
 message of one such run in one call) gives exactly the values
 of decoding argument by argument, on every message of the corpus TMFs, at both pointer
-sizes, with random bytes (and the same error when the bytes are short)."""
+sizes, with random bytes (and the same error when the bytes are short); so does
+values_reader, reading the argument block where it lies inside a larger buffer."""
 from __future__ import annotations
 
 import random
@@ -54,12 +55,17 @@ def test_plan_values_equal_item_by_item_decoding(ps, corpus):
             names, kinds = formatter.arg_names_items()   # what decode_values pairs with
             assert list(zip(names, kinds, formatter.decode_values(data, ps))) == expected
             assert formatter.decode_values(memoryview(data), ps) == tuple(v for *_, v in expected)
+            read = formatter.values_reader(ps, list)
+            before, after = rnd.randbytes(rnd.randrange(9)), rnd.randbytes(rnd.randrange(9))
+            assert read(before + data + after, len(before), len(data)) == [v for *_, v in expected]
             cut = data[:rnd.randrange(max(1, len(data) - 2))]
+            with pytest.raises(FormatError) as in_place:
+                read(before + cut + data, len(before), len(cut))
             with pytest.raises(FormatError) as planned:
                 formatter.decode_args(cut, ps)
             with pytest.raises(FormatError) as values:
                 formatter.decode_values(cut, ps)
-            assert str(values.value) == str(planned.value)
+            assert str(values.value) == str(planned.value) == str(in_place.value)
             with pytest.raises(FormatError) as one_by_one:
                 formatter._decode_one_by_one(cut, ps, formatter._typed_plan(ps)[1])
             assert str(planned.value) == str(one_by_one.value)   # the same "where" either way
