@@ -79,6 +79,17 @@ class Args(tuple):
             out.setdefault(name, value)
         return out
 
+    def __reduce__(self):
+        return Args, (tuple(self), self.names, self.types)
+
+    @staticmethod
+    def of_signature(names: tuple[str, ...], types: tuple[str, ...]) -> type["Args"]:
+        """The ``Args`` class of one argument signature, as a namedtuple is of its fields:
+        ``names`` and ``types`` are class attributes, so making its values (``cls(values)``)
+        is making a tuple."""
+        return type("Args", (Args,), {"__slots__": (), "__new__": tuple.__new__,
+                                      "__module__": __name__, "names": names, "types": types})
+
 
 class DecodedMessage:
     """One WPP message: what tracefmt prints and what the TMF says about its call site.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import pickle
 import shutil
 
 import pytest
@@ -113,6 +114,16 @@ def test_args_by_position_and_by_name() -> None:
     assert args.as_dict() == {"n": 1, "path": "x"} and args.get("missing", 5) == 5
     with pytest.raises(KeyError, match="no argument named 'nope' \\(arguments: n, path, n\\)"):
         args["nope"]
+
+
+def test_args_of_a_signature_are_args() -> None:
+    cls = decoder.Args.of_signature(("n", "path"), ("ItemLong", "ItemString"))
+    args = cls((1, "x"))
+    assert isinstance(args, decoder.Args) and args == (1, "x") and args["path"] == "x"
+    assert (args.names, args.types) == (("n", "path"), ("ItemLong", "ItemString"))
+    assert args.as_dict() == {"n": 1, "path": "x"} and repr(args) == "(1, 'x')"
+    copy = pickle.loads(pickle.dumps(args))
+    assert (type(copy), copy, copy.names, copy.types) == (decoder.Args, args, args.names, args.types)
 
 
 def test_load_tmf_takes_what_fmt_takes(tmp_path) -> None:
