@@ -137,31 +137,28 @@ class DecodedMessage:
         """The typed argument values in insert order (``args["name"]`` by TMF name)."""
         args = self._args
         if args is None:
-            m = self._m
-            typed = getattr(m, "typed_args", None)    # a row the C renderer printed
-            if typed is not None:
-                names, types, values = typed()
-            else:
-                triples = m.args
-                names, types, values = zip(*triples) if triples else ((), (), ())
+            triples = self._m.args
+            names, types, values = zip(*triples) if triples else ((), (), ())
             args = self._args = Args(values, names, types)
         return args
+
+    _source_line = property(lambda self: self._m.source_line)     # the TMF's LINE= text
 
     @property
     def level(self) -> int | None:
         """The TRACE_LEVEL_* number the TMF's LEVEL= names (None if it names none)."""
-        return trace_level(self._m.level)
+        return trace_level(self.level_name)
 
     @property
     def line(self) -> int | None:
         """The source line the TMF gives (from the message name), if any."""
-        line = self._m.source_line
+        line = self._source_line
         return int(line) if str(line).isdigit() else None
 
     @property
     def timestamp(self) -> _dt.datetime | None:
         """When the message was logged, as an aware UTC datetime."""
-        filetime = self._m.filetime
+        filetime = self.filetime
         return filetime_to_datetime(filetime) if filetime is not None else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -361,7 +358,7 @@ def decode_file(path: Any, tmf: Any = None) -> DecodedFile:
         chunks = merge_sources([(FileSource(etl), view) for etl in files])
         out: list[DecodedMessage] = []
         for messages in decoder.format(chunks, view, "messages"):
-            out += map(DecodedMessage, messages)
+            out += messages
         lost = sum(int(getattr(etl.header, "events_lost", 0) or 0) for etl in files
                    if getattr(etl.header, "valid", True))
         return DecodedFile(out, decoder.counters, [i for etl in files for i in etl.errors], lost)

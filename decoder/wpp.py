@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
-from ._hazmat import ETL, ROW, RowPrinter, sizeof
+from ._hazmat import ETL, RowPrinter, sizeof
 
 from .buffers import message_pointer_size
 from .prefix import DEFAULT_PREFIX, PrefixTemplate, TimestampText, marker_values
@@ -45,16 +45,10 @@ _NO_GUID = uuid.UUID(int=0)
 
 _KIND_SYSTEM = ETL.ETLRD_KIND_SYSTEM
 _NO_TIME = -(1 << 63)          # wpp_rows.NO_TIME: the record carries no time
-_TIME_OUT_OF_RANGE = _NO_TIME + 1
 _HAS_GUID = ETL.ETLRD_HAS_GUID
 _KEY_OVERFLOW = ETL.WPPROW_KEY_OVERFLOW      # wpp_rows.KEY_OVERFLOW
 _GUID_SIZE = sizeof("GUID")
 _POINTER64, _POINTER32 = ETL.TRACE_MESSAGE_POINTER64, ETL.TRACE_MESSAGE_POINTER32
-# fields of a row tuple (wpp_rows.ROW_FIELDS: the wpprow struct of csrc/wpp_rows.h)
-(_R_TS, _R_MILLI, _R_TID, _R_PID, _R_SEQ, _R_CPU, _R_FLAGS, _R_PRESENT) = (
-    ROW.index[name] for name in ("timestamp", "milli", "thread_id", "process_id", "sequence",
-                                 "cpu", "flags", "present"))
-_R_KEY, _R_POFF, _R_PLEN = (ROW.index[name] for name in ("key", "payload_offset", "payload_size"))
 _OUTPUTS = ("text", "lines", "csv", "jsonl", "messages")
 
 # Status of a decoded record.
@@ -127,7 +121,7 @@ class FmtCounters:
 
 
 class _WppProperties:
-    """TdhGetWppProperty-like access shared by ``WppMessage`` and ``RowMessage``."""
+    """TdhGetWppProperty-like access of ``WppMessage``."""
 
     __slots__ = ()
 
@@ -198,84 +192,6 @@ class WppMessage(_WppProperties):
     args: list = field(default_factory=list)  # [(name, item, value)]
     error: str = ""
     subcomponent: str = ""
-
-
-class RowMessage(_WppProperties):
-    """A message of the "messages" output whose text the C renderer printed: ``WppMessage``'s
-    fields, read from the row when asked; the typed arguments are decoded and the prefixed
-    line made when first read (a caller that wants the text only pays for the text)."""
-
-    __slots__ = ("_decoder", "_entry", "_row", "text", "_data", "_source", "_args", "_line")
-
-    error = ""
-    kernel_time = user_time = 0
-
-    def __init__(self, decoder: "WppDecoder", entry: "_Entry", row: tuple, text: str,
-                 data: bytes, source) -> None:
-        self._decoder, self._entry, self._row = decoder, entry, row
-        self.text, self._data, self._source = text, data, source
-
-    status = property(lambda self: UNKNOWN if self._entry.unknown is not None else OK)
-    guid = property(lambda self: self._entry.guid if self._row[_R_PRESENT] & _HAS_GUID else None)
-    number = property(lambda self: self._entry.number)
-    cpu = property(lambda self: self._row[_R_CPU])
-    thread_id = property(lambda self: self._row[_R_TID])
-    process_id = property(lambda self: self._row[_R_PID])
-    sequence = property(lambda self: self._row[_R_SEQ])
-    component = property(lambda self: self._entry.component)
-    name = property(lambda self: self._entry.name)
-    source_file = property(lambda self: self._entry.markers.get("FILE", ""))
-    source_line = property(lambda self: self._entry.markers.get("LINE", ""))
-    function = property(lambda self: self._entry.markers.get("FUNC", ""))
-    level = property(lambda self: self._entry.markers.get("LEVEL", ""))
-    flags = property(lambda self: self._entry.markers.get("FLAGS", ""))
-    subcomponent = property(lambda self: self._entry.markers.get("SUBCOMP", ""))
-
-    @property
-    def filetime(self) -> int | None:
-        row = self._row
-        return None if row[_R_MILLI] == _NO_TIME else self._source.clock.to_filetime(row[_R_TS])
-
-    @property
-    def time_text(self) -> str:
-        milli, time_text = self._row[_R_MILLI], self._decoder.time_text
-        if milli == _NO_TIME:
-            return ""
-        return time_text.from_milli(milli) if milli != _TIME_OUT_OF_RANGE else time_text(self.filetime)
-
-    @property
-    def args(self) -> list:
-        """[(name, item, value)] in insert order (the C renderer accepted the bytes: they fit)."""
-        try:
-            return self._args
-        except AttributeError:          # not read yet
-            names, items, values = self.typed_args()
-            args = self._args = list(zip(names, items, values))
-            return args
-
-    def typed_args(self) -> tuple[tuple, tuple, tuple]:
-        """The arguments as (names, items, values): ``args`` unzipped, the names and items
-        shared by every message of the entry."""
-        formatter = self._entry.formatter
-        if formatter is None:
-            return (), (), ()
-        psize = message_pointer_size(self._row[_R_FLAGS], self._source.pointer_size)
-        return (*formatter.arg_names_items(), formatter.decode_values(self._data, psize))
-
-    @property
-    def line(self) -> str:
-        """The output line, prefix included."""
-        try:
-            return self._line
-        except AttributeError:          # not made yet
-            entry, decoder = self._entry, self._decoder
-            line = self.text
-            if entry.has_prefix and not decoder.noprefix:
-                line = decoder._bound_prefix(entry).render((
-                    self.thread_id, self.time_text, 0, 0, self.sequence, self.process_id,
-                    self.cpu)) + line
-            self._line = line
-            return line
 
 
 def wpp_property(message: WppMessage, name: str) -> Any:
@@ -451,9 +367,10 @@ class WppDecoder:
         * "csv" / "jsonl": UTF-8 bytes, one CSV row / JSON object per message
           (decoder.output ``CsvRows``, ``JsonRows``; ``quote_all``: every CSV field quoted),
           also the renderer's buffer;
-        * "messages": lists of messages (the log-file header left out): ``RowMessage`` for
-          a row the C renderer printed (typed arguments decoded when first read),
-          ``WppMessage`` for one Python decoded.
+        * "messages": lists of ``DecodedMessage`` (the log-file header left out), made
+          straight from the rows the C renderer printed (decoder.row_messages: fields read
+          and typed arguments decoded when first used), over a ``WppMessage`` for a row
+          Python decoded.
 
         Each message compiles once to a program of the C renderer (``wpptrace.tmf.native``),
         which prints every row of a merged chunk into one buffer in one call (with the prefix
@@ -465,7 +382,9 @@ class WppDecoder:
         if output not in _OUTPUTS:
             raise ValueError(f"output {output!r}: expected one of {', '.join(_OUTPUTS)}")
         if output == "messages":
-            rows = _StructuredRows(self, output, quote_all)
+            from .row_messages import MessageRows
+
+            rows = MessageRows(self)
             for text, ends, items, holes in self._rendered_chunks(
                     chunks, view, want_ends=True, fill_holes=False, prefixed=False):
                 yield rows.chunk(text, ends, items, holes, view)
@@ -897,8 +816,8 @@ class WppDecoder:
             entry.count += count
 
     def _row_message(self, ref: int, view) -> WppMessage | None:
-        """One row decoded by Python as ``decode_record`` decodes a record (the structured
-        outputs' rows the C renderer leaves, and every row of the "messages" output)."""
+        """One row decoded by Python as ``decode_record`` decodes a record (the rows of the
+        structured and "messages" outputs that the C renderer leaves)."""
         from .wpp_rows import LOGFILE_HEADER, NOT_MESSAGE, ROW_FORMAT, ROW_SIZE, header_record
 
         slot, index = ref >> 32, ref & 0xFFFFFFFF
@@ -965,49 +884,15 @@ class WppDecoder:
 class _StructuredRows:
     """CSV rows and JSON objects: the decorations the C renderer's programs print them with
     (``decoration``) and the rows Python prints (``hole_line``: the log-file header, rows the
-    renderer leaves); and the message lists of the "messages" output (``chunk``)."""
+    renderer leaves)."""
 
     def __init__(self, decoder: WppDecoder, output: str, quote_all: bool) -> None:
         from .output import CsvRows, JsonRows
-        from .wpp_rows import ROW_FORMAT, ROW_SIZE
 
         self.decoder = decoder
         self.output = output
         self.csv = CsvRows(quote_all) if output == "csv" else None
         self.json = JsonRows() if output == "jsonl" else None
-        self._unpack, self._row_size = ROW_FORMAT.unpack_from, ROW_SIZE
-
-    def chunk(self, text, ends: list[int], items, holes: list[tuple[int, int]], view) -> list:
-        """The "messages" output of a chunk."""
-        return self._messages(text, ends, items, {row for row, _pos in holes}, view)
-
-    def _messages(self, text, ends: list[int], items, hole_rows: set[int], view) -> list:
-        """The chunk's messages: a ``RowMessage`` per row the C renderer printed (its text
-        from the renderer's buffer), ``WppMessage`` for the rows it left to Python."""
-        decoder = self.decoder
-        out: list = []
-        append = out.append
-        unpack, row_size = self._unpack, self._row_size
-        key_entries, blobs, datas, sources = decoder._key_entries, view.blobs, view.datas, view.sources
-        text = bytes(text)
-        start = 0
-        for i, ref in enumerate(items):
-            if i in hole_rows:
-                m = decoder._row_message(ref, view)
-                if m is not None and m.status != HEADER:
-                    append(m)
-                continue
-            end = ends[i]
-            if end == start:
-                continue                  # not a TraceMessage record: counted, skipped
-            line = str(text[start:end - 1], "utf-8")
-            start = end
-            slot = ref >> 32
-            row = unpack(blobs[slot], (ref & 0xFFFFFFFF) * row_size)
-            poff = row[_R_POFF]
-            append(RowMessage(decoder, key_entries[row[_R_KEY]], row, line,
-                              datas[slot][poff:poff + row[_R_PLEN]], sources[slot]))
-        return out
 
     def decoration(self, entry: _Entry) -> bytes | None:
         """What the C renderer prints around a message's lines in this form (CSV: GuidName

@@ -15,7 +15,6 @@ from fmthelp import reference_lines, row_lines, run_fmt_capture
 from wpptrace import tmf
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder import ordered_records
-from wpptrace.decoder.messages import DecodedMessage
 from wpptrace.decoder.timestamps import TimeConverter
 from wpptrace.decoder.wpp import FileContext, WppDecoder, wpp_property
 
@@ -178,44 +177,3 @@ def test_wpp_property_typed_values(fmt_data, fmt_tmf):
     assert status.property("TraceGuid") == uuid.UUID("4857fab7-1162-3184-360b-cdd863ddf4ea")
     with pytest.raises(KeyError):
         status.property("no such argument")
-
-
-MESSAGE_FIELDS = ("status", "guid", "number", "filetime", "time_text", "cpu", "thread_id",
-                  "process_id", "sequence", "kernel_time", "user_time", "component", "name",
-                  "source_file", "source_line", "function", "level", "flags", "text", "line",
-                  "args", "error", "subcomponent")
-
-
-@pytest.mark.parametrize("with_tmf", [True, False], ids=["tmf", "no-tmf"])
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_messages_output_equals_each_record_decoded(name, with_tmf, fmt_data, fmt_tmf):
-    """The "messages" output (rows the C renderer printed, arguments decoded when read) gives
-    every field decode_record gives for the same record, Unknown messages included."""
-    from wpptrace.decoder.engine import FileSource
-    from wpptrace.decoder.wpp import RowMessage
-    from wpptrace.decoder.wpp_rows import RowView
-
-    tmfset = tmf.load(fmt_tmf) if with_tmf else tmf.TmfSet()
-    rows, records = WppDecoder(tmfset), WppDecoder(tmfset)
-    with EtlFile(fmt_data / name) as etl:
-        view = RowView()
-        fast = [m for chunk in rows.format(FileSource(etl).ordered(view), view, "messages")
-                for m in chunk]
-    with EtlFile(fmt_data / name) as etl:
-        ctx = FileContext.for_header(str(etl.name), etl.header, TimeConverter(etl.header))
-        reference = [records.decode_record(r, ctx) for r in ordered_records(etl)
-                     if r.kind == "message"]
-    assert len(fast) == len(reference) == len(EXPECTED[name])
-    assert all(isinstance(m, RowMessage) for m in fast)
-    for got, want in zip(fast, reference):
-        assert {f: getattr(got, f) for f in MESSAGE_FIELDS} == {f: getattr(want, f) for f in MESSAGE_FIELDS}
-        for arg_name, _item, value in want.args:
-            assert got.property(arg_name) == value
-        names, items, values = got.typed_args()        # what DecodedMessage.args is made of
-        assert list(zip(names, items, values)) == want.args
-        typed = DecodedMessage(got).args
-        assert (typed.names, typed.types, tuple(typed)) == (names, items, tuple(values))
-    assert [m.status for m in fast] == ["ok" if with_tmf else "unknown"] * len(fast)
-    assert rows.counters.messages == len(fast)
-    assert (rows.counters.unknown, rows.counters.format_errors) == (
-        records.counters.unknown, records.counters.format_errors) == ((0 if with_tmf else len(fast)), 0)
