@@ -9,10 +9,14 @@ directory. CPU seconds, best of ``--repeat`` interleaved runs (TMFs loaded once,
 * ``run_fmt -f jsonl`` to /dev/null (text plus every event's fields and typed arguments);
 * ``decode_file``: one ``DecodedMessage`` per message (the same rows and renderer: the text
   from the renderer, arguments decoded when first read);
-* ``decode_file + args``: the same, then every message's typed arguments read.
+* ``decode_file + args``: the same, then every message's typed arguments read;
+* the floors of those two in Python: text lines, one object per line kept in a list (a
+  three-slot class made by a Python ``__init__``, as a message holds its text, row and
+  chunk); then, per object, one property read making one tuple with a ``Struct``.
 
 Target: ``decode_file`` within 3x of text lines, ``decode_file + args`` within 1.5x of jsonl
-(both decode every argument).
+(both decode every argument); the floors' ratios say how near the targets a design of one
+Python object per message can come.
 Usage: python3 benchmarks/bench_decode.py [--events N] [--repeat N]
 """
 from __future__ import annotations
@@ -22,11 +26,32 @@ import importlib.util
 import io
 import os
 import pathlib
+import struct
 import tempfile
 import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TEXT_TARGET, JSONL_TARGET = 3.0, 1.5
+_PAIR = struct.Struct("<II")
+_BLOCK = bytes(8)
+
+
+class _Least:
+    """The least a message object can be: its text and two references, and its arguments
+    as one tuple made when first read."""
+
+    __slots__ = ("text", "ref", "chunk", "_args")
+
+    def __init__(self, text: str, ref: int, chunk: object) -> None:
+        self.text, self.ref, self.chunk = text, ref, chunk
+        self._args = None
+
+    @property
+    def args(self) -> tuple:
+        args = self._args
+        if args is None:
+            args = self._args = _PAIR.unpack_from(_BLOCK, 0)
+        return args
 
 
 def _bench_fmt():
@@ -69,8 +94,15 @@ def main(argv: list[str] | None = None) -> int:
         messages = decode_file(etl, tmf=tmfset).messages
         return sum(1 for m in messages if m.args is not None)
 
+    def least() -> list:
+        return [_Least(line, i, None) for i, line in enumerate(format_file(etl, tmf=tmfset))][1:]
+
+    def least_args() -> int:
+        return sum(1 for m in least() if m.args is not None)
+
     runs = {"format_file text": text, "run_fmt -f jsonl": jsonl, "decode_file": decoded,
-            "decode_file + args": decoded_args}
+            "decode_file + args": decoded_args, "floor": lambda: len(least()),
+            "floor + args": least_args}
     best = {name: float("inf") for name in runs}
     for _ in range(args.repeat):
         for name, fn in runs.items():
@@ -88,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{'' if ratio_text <= TEXT_TARGET else '  MISSED'}")
     print(f"decode_file + args / jsonl: {ratio_jsonl:.2f}x (target <= {JSONL_TARGET}x)"
           f"{'' if ratio_jsonl <= JSONL_TARGET else '  MISSED'}")
+    print(f"floors: {best['floor'] / best['format_file text']:.2f}x text lines, "
+          f"{best['floor + args'] / best['run_fmt -f jsonl']:.2f}x jsonl")
     return 0
 
 
