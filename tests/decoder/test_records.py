@@ -163,9 +163,9 @@ def test_resync_work_stays_linear_on_a_hostile_16_mb_buffer():
     body[0:4] = b"\x11" * 4
     body[-8:-4] = b"\x22" * 4
     data = gen.buffer([], size, 1, 0)[:0x48] + bytes(body)
-    t0 = time.perf_counter()
+    t0 = time.thread_time()                     # CPU time: the bound is on work, not load
     _, stats = walk(data, 0x48, len(data), collect=False)
-    assert time.perf_counter() - t0 < 2
+    assert time.thread_time() - t0 < 2
     assert stats.errors == 2 and stats.by_kind[6] == (size - 0x48) // 8 - 2
 
 

@@ -137,12 +137,12 @@ def test_decompression_bomb_is_capped(corpus_file):
     bomb = bytes(data[:512]) + bytes(head) + stream
     hdr = bytearray(bomb)
     struct.pack_into("<I", hdr, 0x68, claim)          # session BufferSize 16 MB
-    t0 = time.perf_counter()
+    t0 = time.thread_time()                           # CPU time: the bound is on work, not load
     with etlfile.EtlFile(io.BytesIO(bytes(hdr)), name="bomb.etl") as etl:
         buf = etl.read_buffer(etl.buffer_index()[1])
         assert len(buf.data) <= 0x48 + buffers.MAX_EXPANSION * len(stream) + 4096
         assert any("expansion" in e.message for e in buf.issues)
-    assert time.perf_counter() - t0 < 2
+    assert time.thread_time() - t0 < 2
 
 
 def test_decompress_into_refuses_a_window_outside_the_output():

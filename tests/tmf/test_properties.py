@@ -119,7 +119,8 @@ def mutated_texts(draw) -> str:
 @SETTINGS
 @given(mutated_texts())
 def test_mutated_text_gives_tmf_error_or_issues_never_another_exception(text):
-    start = time.perf_counter()
+    # this thread's CPU time: a loaded machine stretches wall time, not the parser's work
+    start = time.thread_time()
     try:
         strict = tmf.parse_text(text, path="m.tmf")
     except TmfError as err:
@@ -133,7 +134,7 @@ def test_mutated_text_gives_tmf_error_or_issues_never_another_exception(text):
         assert list(tolerant.messages()) == list(strict.messages())
     else:
         assert tolerant.issues
-    assert time.perf_counter() - start < 2.0  # 3 KB of text: anything slower is a runaway
+    assert time.thread_time() - start < 2.0  # 3 KB of text: anything slower is a runaway
 
 
 @SETTINGS
@@ -157,9 +158,9 @@ def test_pathological_long_lines_parse_in_linear_time():
     ]
     for body, malformed in bodies:
         text = header + '#typev n 10 "' + '" ' * 20000 + '\n{\n' + body + "\n}\n"
-        start = time.perf_counter()
+        start = time.thread_time()              # CPU time: the bound is on work, not load
         tmfset = tmf.parse_text(text, tolerant=True)
-        assert time.perf_counter() - start < 2.0
+        assert time.thread_time() - start < 2.0
         assert bool(tmfset.issues) == malformed
         assert len(tmfset) == (0 if malformed else 1)
 
