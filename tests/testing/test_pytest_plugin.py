@@ -63,7 +63,12 @@ def test_inline(wpp_capture):
 
 def pytest_run(where: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "WPPTRACE_STRICT"))}
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
+    # a base temporary folder of its own: the numbered ones under /tmp/pytest-of-USER are
+    # shared by every pytest run of the user, and each new run deletes all but the newest
+    # three, so what this run kept there could vanish before the test looks at it
+    basetemp = where.with_name(f"{where.name}-basetemp")
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                           "--basetemp", str(basetemp), *args],
                           cwd=where, capture_output=True, text=True, env=env, timeout=300)
 
 
