@@ -95,7 +95,11 @@ def test_consumer_in_another_process_gets_header_then_buffered_then_live(session
 
 
 def test_two_consumers_each_get_every_event(session_name, consumers):
-    with realtime(session_name, BufferSize=4, MaximumBuffers=64) as s:
+    # one buffer stream: moved to another processor, this thread would fill that processor's
+    # buffer, flushed as soon as it is full, before the older one it left half filled (order
+    # across flushes is arrival order)
+    with realtime(session_name, BufferSize=4, MaximumBuffers=64,
+                  LogFileMode=P.EVENT_TRACE_REAL_TIME_MODE | P.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING) as s:
         a, b = consumers(session_name), consumers(session_name)
         assert session_info(session_name).realtime_consumers == 2
         for start in range(0, 2000, 200):
