@@ -5,6 +5,7 @@ callback."""
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 import uuid
@@ -77,7 +78,15 @@ def test_the_three_commands_start_relay_collect(tmp_path, tmf_dir):
         relay = relay_process(name, ("127.0.0.1", port))
         wait_until(lambda: "connected from" in _peek(collect), what="the relay")
         wait_until(lambda: provider.logger is not None, what="the enable")
-        provider.log(500)
+        # on one processor: moved to another, this thread would write another processor's
+        # buffer, and the live view merges only the buffers that have arrived (order across
+        # them is arrival order)
+        cpus = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(cpus)})
+        try:
+            provider.log(500)
+        finally:
+            os.sched_setaffinity(0, cpus)
         stopped = wpptrace("session", "stop", name)
         assert stopped.returncode == 0, stopped.stderr
         assert relay.wait(PATIENCE) == 0, relay.stderr.read()
