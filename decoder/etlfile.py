@@ -376,6 +376,15 @@ class EtlFile(ReadLog):
             self._check_buffer_headers(self._index)
         return self._index
 
+    def adopt_index(self, other: "EtlFile") -> None:
+        """Use the buffer index ``other`` (this file, opened by the process this one was
+        forked from) made: locating every buffer again would cost this process a read of
+        each buffer header; the problems found doing it were reported there."""
+        if self._index is None and other.file_size == self.file_size:
+            self._index = other.buffer_index()
+            self._zeroed_slots = other._zeroed_slots
+            self.stats.empty_buffers = other.stats.empty_buffers
+
     def _check_buffer_headers(self, index: "BufferIndex") -> None:
         """Report the buffer-header facts the reader works around (every real Windows file
         of the corpus is free of them): FilledBytes and SavedOffset disagreeing (the events

@@ -132,7 +132,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> list
         decoder.share_programs(share)
         try:
             for k in range(1, len(windows)):  # forked before this process decodes anything
-                workers.append(_Worker.start(k, windows[k], inp.path, decoder, opts,
+                workers.append(_Worker.start(k, windows[k], inp, decoder, opts,
                                              os.path.join(tmp, f"window{k}")))
             cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None, windows[0])
             writer.flush()
@@ -162,13 +162,13 @@ class _Worker:
         self._poll = None
 
     @classmethod
-    def start(cls, k: int, window, etl_path: str, decoder, opts, out_path: str) -> "_Worker":
+    def start(cls, k: int, window, inp, decoder, opts, out_path: str) -> "_Worker":
         open(out_path, "wb").close()          # there from the start: appended as it grows
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:                          # the worker: never returns
             os.close(read_fd)
-            _worker(k, window, etl_path, decoder, opts, out_path, write_fd)
+            _worker(k, window, inp, decoder, opts, out_path, write_fd)
         os.close(write_fd)
         return cls(pid, read_fd, out_path)
 
@@ -292,9 +292,10 @@ def _raw_fd(writer) -> int | None:
     return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
 
 
-def _worker(k: int, window, path: str, decoder, opts, out_path: str, result_fd: int) -> None:
-    """One window of the file, decoded into ``out_path``; the counts sent back. Never
-    returns: the process ends here."""
+def _worker(k: int, window, inp, decoder, opts, out_path: str, result_fd: int) -> None:
+    """One window of the file, decoded into ``out_path``; the counts sent back. The file is
+    opened anew (the parent's handle shares its offset across the fork), with the parent's
+    buffer index. Never returns: the process ends here."""
     status = 0
     try:
         try:
@@ -302,7 +303,8 @@ def _worker(k: int, window, path: str, decoder, opts, out_path: str, result_fd: 
             from .engine import FileSource
             from .etlfile import EtlFile
 
-            etl = EtlFile(path)
+            etl = EtlFile(inp.path)
+            etl.adopt_index(inp.etl)
             try:
                 # the file made empty by the parent, opened without truncating it: on ext4 a
                 # file truncated and rewritten has its blocks allocated when closed (~30 ms

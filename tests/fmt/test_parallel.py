@@ -120,6 +120,37 @@ def test_jobs_on_a_damaged_file_report_the_damage_once(tmp_path, corpus):
     assert runs[1][2]
 
 
+def test_jobs_on_a_truncated_file_report_it_once(tmp_path, corpus):
+    """The file ends inside a buffer: the index says so once (the workers use the parent's
+    index), and -j 2 prints what -j 1 prints."""
+    etls, tmfs = golden_traces.build("driver", tmp_path, corpus)
+    data = etls[0].read_bytes()
+    cut = tmp_path / "cut.etl"
+    cut.write_bytes(data[:len(data) - 16384 - 1000])
+    runs = {}
+    for j in (1, 2):
+        out = tmp_path / f"t{j}.txt"
+        code, _stdout, err = run_fmt_capture(cut, tmf_dirs=tmfs, output=str(out), utc=True, jobs=j)
+        runs[j] = (code, out.read_bytes(), sorted(line for line in err.splitlines() if "warning" in line))
+    assert runs[1] == runs[2]
+    warnings = runs[1][2]
+    assert len(set(warnings)) == len(warnings)                 # each said once
+    assert sum("BuffersWritten), the file ends after" in line for line in warnings) == 1
+    assert sum("truncated: expected 16384 bytes" in line for line in warnings) == 1
+
+
+def test_a_forked_reader_adopts_the_buffer_index(traces):
+    path = traces["driver"][0][0]
+    with EtlFile(path) as first, EtlFile(path) as second:
+        index = first.buffer_index()
+        second.adopt_index(first)
+        assert second.buffer_index() is index
+    with EtlFile(path) as first, EtlFile(traces["synth"][0][0]) as other:
+        other.adopt_index(first)                 # another file: it locates its own buffers
+        assert other.buffer_index() is not first.buffer_index()
+        assert len(other.buffer_index()) != len(first.buffer_index())
+
+
 def test_default_jobs():
     assert parallel.default_jobs(None, 1 << 30) == 1            # standard output: one process
     assert parallel.default_jobs("out.txt", 1 << 20) == 1        # a small input: one process
