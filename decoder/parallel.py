@@ -124,11 +124,9 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> list
     cuts = cut_keys(inp.etl, jobs, inp.source.streams(), _FIRST_SHARE)  # reads the layout too
     windows = list(zip(cuts[:-1], cuts[1:]))
     out_dir = os.path.dirname(os.path.abspath(opts.output)) if opts.output not in (None, "-") else None
-    from .program_share import ProgramShare
-
+    share = _program_share()
     with tempfile.TemporaryDirectory(prefix=".wpptrace-fmt-", dir=out_dir) as tmp:
         workers: list[_Worker] = []
-        share = ProgramShare()               # each message compiled by one of the processes
         decoder.share_programs(share)
         try:
             for k in range(1, len(windows)):  # forked before this process decodes anything
@@ -141,13 +139,26 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> list
             for worker in workers:
                 worker.stop()
             decoder.share_programs(None)
-            share.close()
+            if share is not None:
+                share.close()
     failed = [result for status, result in results if status == "error"]
     if failed:
         raise RuntimeError(f"a decoding process failed:\n{failed[0]}")
     for _status, result in results:
         _add_result(decoder, inp.etl, result)
-    return [(share.compiled, share.installed)] + [tuple(result["shared"]) for _status, result in results]
+    mine = (share.compiled, share.installed) if share is not None else (0, 0)
+    return [mine] + [tuple(result["shared"]) for _status, result in results]
+
+
+def _program_share():
+    """The table the run's processes share compiled messages through; None when no shared
+    memory can be had (each process then compiles the messages it prints)."""
+    from .program_share import ProgramShare
+
+    try:
+        return ProgramShare()
+    except (OSError, ValueError, MemoryError):
+        return None
 
 
 class _Worker:

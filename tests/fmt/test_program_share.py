@@ -208,6 +208,7 @@ def test_jobs_compile_each_message_once(tmp_path, corpus, monkeypatch):
         assert code == 0, err
         outputs[jobs] = out.read_bytes()
     assert outputs[2] == outputs[1]
+    assert counts == [[(0, 0), (0, 0)]]                      # nothing shared, nothing failed
     [per_process] = counts
     with EtlFile(str(path)) as etl:
         used = {(r.message_guid, r.event_id) for items, _keys in FileSource(etl).ordered(record_view)
@@ -215,3 +216,23 @@ def test_jobs_compile_each_message_once(tmp_path, corpus, monkeypatch):
     assert len(per_process) == 2 and len(used) > 100
     assert sum(compiled for compiled, _installed in per_process) == len(used)
     assert sum(installed for _compiled, installed in per_process) > 0
+
+
+def test_jobs_without_shared_memory_compile_in_each_process(tmp_path, corpus, monkeypatch):
+    """No shared mapping to be had: each process compiles what it prints; the same bytes."""
+    etls, tmfs = golden_traces.build("repeat", tmp_path, corpus)
+    counts = []
+    real = parallel.decode_parallel
+    monkeypatch.setattr(parallel, "decode_parallel", lambda *a, **k: counts.append(real(*a, **k)))
+    outputs = {}
+    for jobs in (1, 2):
+        if jobs == 2:
+            def refused(*_args, **_kwargs):
+                raise OSError(12, "Cannot allocate memory")
+            monkeypatch.setattr("wpptrace.decoder.program_share.ProgramTable", refused)
+        out = tmp_path / f"out{jobs}.txt"
+        code, _stdout, err = run_fmt_capture(etls[0], tmf_dirs=tmfs, output=str(out), utc=True, jobs=jobs)
+        assert code == 0, err
+        outputs[jobs] = out.read_bytes()
+    assert outputs[2] == outputs[1]
+    assert counts == [[(0, 0), (0, 0)]]                      # nothing shared, nothing failed
