@@ -208,7 +208,6 @@ def test_jobs_compile_each_message_once(tmp_path, corpus, monkeypatch):
         assert code == 0, err
         outputs[jobs] = out.read_bytes()
     assert outputs[2] == outputs[1]
-    assert counts == [[(0, 0), (0, 0)]]                      # nothing shared, nothing failed
     [per_process] = counts
     with EtlFile(str(path)) as etl:
         used = {(r.message_guid, r.event_id) for items, _keys in FileSource(etl).ordered(record_view)
