@@ -32,9 +32,11 @@ __all__ = ["cut_keys", "decode_parallel", "default_jobs", "usable_cores", "AUTO_
 #: inputs this large are decoded by one process per core when the output is a file
 AUTO_MIN_BYTES = 16 << 20
 _COPY_CHUNK = 1 << 20
-#: the first window's share of an even split (its process appends the other windows' outputs:
-#: copying them took about a tenth of its decoding time, measured on 1M-event text files)
-_FIRST_SHARE = 0.92
+#: the first window's share of an even split: its process also appends the other windows'
+#: outputs (in the kernel, mostly while they are still being written); with the messages
+#: compiled once per run, a worker's part ended last by ~11% of its instructions at 0.92
+#: (benchmarks/bench_jobs_work.py, 1M-event text files)
+_FIRST_SHARE = 0.97
 
 
 def default_jobs(output: str | None, size: int) -> int:

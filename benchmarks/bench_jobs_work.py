@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""How much ``fmt -j 2`` can gain on two cores that do not slow each other: its work counted
+in instructions (callgrind), which the speed of a shared VM does not change.
+
+On the bench_fmt.py unique-argument file (1M events over the corpus driver TMFs, text to a
+file), four runs under callgrind, each a fresh process:
+
+* the command's imports only (stopped where ``run_fmt`` starts), and ``-j 2`` stopped where
+  it forks its worker: what comes before the fork is done once, by one process;
+* ``-j 1`` whole, and ``-j 2`` whole (one count per process; a forked process's count starts
+  with its parent's, so the part before the fork is taken off both).
+
+It prints the instructions of ``-j 1`` after the imports, those of each ``-j 2`` process after
+the fork, and the speed-up two equal cores would give: ``-j 1`` / (before the fork + the
+longer process). Callgrind counts user-space instructions only: the kernel copying the worker's
+output into the file (the parent's ``copy_file_range``) is not in it, so this is an upper
+bound. Which process compiles a message both need is decided by which gets there first, so
+the two processes' shares move a little between runs.
+
+Needs valgrind. Usage: python3 benchmarks/bench_jobs_work.py [--events N]
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import importlib.util
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _bench_fmt():
+    spec = importlib.util.spec_from_file_location("bench_fmt", REPO / "benchmarks" / "bench_fmt.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def child(stop: str, path: str, jobs: int, output: str) -> int:
+    """``--child``: one fmt run, or its start up to ``stop`` ("run": run_fmt; "fork": the
+    worker's fork), then the process ends."""
+    from wpptrace.decoder import cli_fmt, parallel
+
+    if stop == "run":
+        os._exit(0)
+    if stop == "fork":
+        parallel._Worker.start = classmethod(lambda cls, *args, **kwargs: os._exit(0))
+    opts = cli_fmt.FmtOptions(files=[path], tmf_dirs=[str(_bench_fmt().TMF_DIR)], output=output,
+                              summary=os.devnull, progress="never", jobs=jobs)
+    return cli_fmt.run_fmt(opts)
+
+
+def counted(tmp: str, name: str, stop: str, path: pathlib.Path, jobs: int) -> list[int]:
+    """Instructions of every process of one run (the first one started first)."""
+    out = os.path.join(tmp, f"{name}.%p")
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+                    __file__, "--child", stop, str(path), str(jobs), os.path.join(tmp, f"{name}.txt")],
+                   check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    counts = []
+    for dump in sorted(glob.glob(os.path.join(tmp, f"{name}.[0-9]*")),
+                       key=lambda p: int(p.rsplit(".", 1)[1])):
+        text = pathlib.Path(dump).read_text(errors="replace")
+        counts.append(int(re.search(r"^summary: (\d+)", text, re.M).group(1)))
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        return child(argv[1], argv[2], int(argv[3]), argv[4])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    args = ap.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        print("valgrind is needed (apt install valgrind)")
+        return 2
+    bench = _bench_fmt()
+    path = bench._cached(f"unique-v{bench.UNIQUE_VERSION}", args.events, bench.generate_unique)
+    with tempfile.TemporaryDirectory() as tmp:
+        [imports] = counted(tmp, "imports", "run", path, 1)
+        [before_fork] = counted(tmp, "prefork", "fork", path, 2)
+        [one] = counted(tmp, "j1", "none", path, 1)
+        parent, worker = counted(tmp, "j2", "none", path, 2)
+    work = one - imports
+    serial = before_fork - imports
+    after = (parent - before_fork, worker - before_fork)
+    longer = serial + max(after)
+    print(f"fmt text to a file, {args.events:,} unique-argument events; instructions (callgrind), "
+          f"the command's imports ({imports / 1e6:,.0f} M) left out:")
+    print(f"  -j 1: {work / 1e6:,.0f} M")
+    extra = serial + sum(after) - work
+    print(f"  -j 2: {serial / 1e6:,.0f} M before the fork, then {after[0] / 1e6:,.0f} M in this "
+          f"process (its window, appending the worker's output) and {after[1] / 1e6:,.0f} M in "
+          f"the worker: {extra / 1e6:+,.0f} M ({extra / work:+.0%}) against -j 1 in all")
+    print(f"  two equal cores that do not slow each other: -j 2 at most {work / longer:.2f}x "
+          f"(-j 1 / (before the fork + the longer process))")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
