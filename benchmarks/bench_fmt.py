@@ -215,9 +215,11 @@ def child(path: str, output_format: str, jobs: int, output: str) -> int:
         summary = os.path.join(tmp, "fmt.sum")
         opts = FmtOptions(files=[path], tmf_dirs=[str(TMF_DIR)], output=output, summary=summary,
                           progress="never", output_format=output_format, jobs=jobs)
+        ticks = cpu_ticks()
         t0, c0 = time.perf_counter(), time.process_time()
         code = run_fmt(opts)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        ticks = [b - a for a, b in zip(ticks, cpu_ticks())]
         totals = {}
         for line in open(summary, encoding="utf-8"):
             if line.startswith("Total "):
@@ -228,8 +230,22 @@ def child(path: str, output_format: str, jobs: int, output: str) -> int:
         "code": code, "wall": wall, "cpu": cpu + children.ru_utime + children.ru_stime,
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "worker_rss_mb": children.ru_maxrss / 1024, "totals": totals,
-        "load": os.getloadavg()[0]}))
+        "load": os.getloadavg()[0], "steal": ticks[1] / max(1, sum(ticks))}))
     return 0
+
+
+def cpu_ticks() -> list[int]:
+    """(running, stolen, idle) clock ticks of all of this machine's CPUs so far (/proc/stat):
+    stolen is the time the hypervisor ran something else while a vCPU had work; [0, 0, 0]
+    where /proc/stat is not there."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return [0, 0, 0]
+    fields += [0] * (8 - len(fields))
+    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+    return [user + nice + system + irq + softirq, steal, idle + iowait]
 
 
 def _installed_env() -> dict:
@@ -311,14 +327,18 @@ def bench_rows(path: pathlib.Path) -> tuple[int, float]:
     return n, time.process_time() - c0
 
 
-def bench_fixed_cost(path: pathlib.Path) -> tuple[int, float]:
+def bench_fixed_cost(path: pathlib.Path) -> tuple[int, float, float]:
     """What every ``-j`` process pays before its share of the work: reading the TMF entries
-    and compiling the messages the file uses (distinct messages, CPU s), in a fresh decoder
-    (the messages found by a first walk, not timed), with the collector settings fmt runs under."""
+    and compiling the messages the file uses (distinct messages, CPU s), in fresh decoders
+    (the messages found by a first walk, not timed), with the collector settings fmt runs
+    under. Returns (messages, CPU s of one process compiling them all, CPU s of one of two
+    processes sharing them as ``fmt -j 2`` does: it compiles every other message and installs
+    the rest from the other's records)."""
     from wpptrace import tmf
     from wpptrace.decoder.cli_fmt import _few_collections
     from wpptrace.decoder.engine import FileSource
     from wpptrace.decoder.etlfile import EtlFile
+    from wpptrace.decoder.program_share import ProgramShare
     from wpptrace.decoder.wpp import WppDecoder
     from wpptrace.decoder.wpp_rows import RowView
 
@@ -327,13 +347,26 @@ def bench_fixed_cost(path: pathlib.Path) -> tuple[int, float]:
         for _rows, _keys in FileSource(etl).ordered(view):
             pass
     keys = [view.tables.key_info(k) for k in range(view.tables.key_count())]
-    c0 = time.process_time()
-    with _few_collections():          # as fmt compiles them (its -j workers are forked inside)
+
+    def fresh(share=None):
         decoder = WppDecoder(tmf.load(str(TMF_DIR), tolerant=True))
         decoder._row_printer()
+        decoder.share_programs(share)
+        return decoder
+
+    with _few_collections():          # as fmt compiles them (its -j workers are forked inside)
+        c0 = time.process_time()
+        decoder = fresh()
         for guid_le, number in keys:
             decoder._program(decoder._raw_entry(guid_le, number))
-    return len(keys), time.process_time() - c0
+        alone = time.process_time() - c0
+        share = ProgramShare()
+        fresh(share)._shared_entries(keys[::2])        # the other process's half
+        c0 = time.process_time()
+        fresh(share)._shared_entries(keys)
+        shared = time.process_time() - c0
+        share.close()
+    return len(keys), alone, shared
 
 
 def _spin(n: int) -> int:
@@ -433,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[tuple, list[dict]] = {}
     machine: list[float] = []
     slowdowns: list[float] = []   # the slower of two runs at once / one alone
+    pair_steal: list[float] = []  # the host's share of the vCPUs' time during each pair
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "fmt.out")
         for _ in range(max(1, args.repeat)):
@@ -450,10 +484,11 @@ def main(argv: list[str] | None = None) -> int:
             os.unlink(out)
             alone = (runs[("unique", "text", 1, "file")][-1]["wall"] + after["wall"]) / 2
             slowdowns.append(max(r["wall"] for r in pair) / alone)
+            pair_steal.append(max(r["steal"] for r in pair))
         machine.append(machine_speedup())
     startup = bench_startup(small)
     n_rows, c_rows = bench_rows(unique)
-    n_keys, fixed = bench_fixed_cost(unique)
+    n_keys, fixed_alone, fixed = bench_fixed_cost(unique)
     dis = bench_dissect(unique, args.dissect_events)
     ref = bench_reference()
     load_now = os.getloadavg()
@@ -496,13 +531,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n-j 2 on the unique-argument file, text to a file:")
     for label, r in (("-j 1", j1), ("-j 2", j2)):
         print(f"  {label}: wall {r['wall']:.2f} s, CPU {r['cpu']:.2f} s (workers included), "
-              f"load average {r['load']:.1f}")
+              f"load average {r['load']:.1f}, the host took {r['steal']:.0%} of the vCPUs' time "
+              f"(steal)")
     print(f"  speed-up {speedup:.2f}x wall (CPU time -j 2 / -j 1: {j2['cpu'] / j1['cpu']:.2f}); "
           f"with the 1-min load average at {max(j1['load'], j2['load']):.1f} on {os.cpu_count()} CPUs "
           f"the two processes of -j 2 share the cores with others")
-    work = j1["cpu"] - fixed
-    print(f"  fixed cost per process (TMF entries read and {n_keys:,} messages compiled): {fixed:.2f} s "
-          f"CPU of -j 1's {j1['cpu']:.2f} s; with it, 2 processes can at best give "
+    work = j1["cpu"] - fixed_alone
+    print(f"  fixed cost per process (TMF entries read, {n_keys:,} messages compiled): one process "
+          f"{fixed_alone:.2f} s CPU of -j 1's {j1['cpu']:.2f} s; each of -j 2's, compiling half and "
+          f"installing the other's half, {fixed:.2f} s; with it, 2 processes can at best give "
           f"{j1['cpu'] / (fixed + work / 2):.2f}x on 2 free cores")
     print(f"  the machine's own speed-up, 2 processes vs 1 (plain CPU loop, before/between/after the "
           f"runs): {', '.join(f'{m:.2f}x' for m in machine)}")
@@ -513,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
           f"beside one alone just before and after: the slower of the two took "
           f"{', '.join(f'{r:.2f}x' for r in slowdowns)} as long as one alone (median {slowdown:.2f}x), "
           f"so 2 processes give at most {2 / slowdown:.2f}x here, and -j 2 with its fixed cost at "
-          f"most {ceiling:.2f}x (it reached {speedup / ceiling:.0%} of that)")
+          f"most {ceiling:.2f}x (it reached {speedup / ceiling:.0%} of that); the host took "
+          f"{', '.join(f'{v:.0%}' for v in pair_steal)} of the vCPUs' time during the pairs")
 
     print(f"\nstart-up: the {1000:,}-event file with the 90 corpus TMFs, wall (median of 7):")
     print(f"  Python start-up {startup['start']:.3f} s + imports {startup['import']:.3f} s + "
