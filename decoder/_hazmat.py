@@ -101,6 +101,18 @@ class Layout:
     def offset(self, *fields: str) -> int:
         return ffi.offsetof(self.ctype, *fields)
 
+    def some(self, *fields: str) -> struct.Struct:
+        """A Struct reading only these integer fields (leaf names, in structure order) of
+        one structure: a plain tuple, without the other fields."""
+        fmt, pos = "<", 0
+        for name in fields:
+            offset, code = self._place[name]
+            if offset < pos:
+                raise ValueError(f"{self.ctype}.{name}: fields must come in structure order")
+            fmt += (f"{offset - pos}x" if offset > pos else "") + code[1:]
+            pos = offset + struct.calcsize(code)
+        return struct.Struct(fmt)
+
     def pack_into(self, buffer: bytearray, offset: int = 0, **fields: int) -> None:
         """Write some integer fields (by leaf name) of a structure at ``offset``."""
         for name, value in fields.items():

@@ -11,10 +11,9 @@ records are: a ``DecodedMessage`` over the decoder's ``WppMessage``.
 """
 from __future__ import annotations
 
-import struct
 from typing import Any, Callable, Sequence
 
-from ._hazmat import ETL, offsetof
+from ._hazmat import ETL, ROW
 from .messages import Args, DecodedMessage
 from .wpp import HEADER, OK, UNKNOWN
 from .wpp_rows import NO_TIME, ROW_FORMAT, ROW_INDEX, ROW_SIZE
@@ -30,19 +29,8 @@ _POINTER_FLAGS = ETL.TRACE_MESSAGE_POINTER64 | ETL.TRACE_MESSAGE_POINTER32
 _unpack = ROW_FORMAT.unpack_from
 
 
-def _some_fields(*fields: tuple[str, str]) -> struct.Struct:
-    """A Struct reading only some (name, code) fields of a row, given in offset order."""
-    fmt, at = "<", 0
-    for name, code in fields:
-        offset = offsetof("wpprow", name)
-        fmt += f"{offset - at}x{code}"
-        at = offset + struct.calcsize("<" + code)
-    return struct.Struct(fmt)
-
-
 # what the typed arguments need of a row: a small tuple, not the whole row kept
-_unpack_block = _some_fields(("key", "I"), ("payload_offset", "I"), ("payload_size", "I"),
-                             ("flags", "H")).unpack_from
+_unpack_block = ROW.some("key", "payload_offset", "payload_size", "flags").unpack_from
 
 
 def _no_args(buffer: bytes, offset: int, size: int) -> Args:

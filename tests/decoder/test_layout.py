@@ -76,3 +76,21 @@ def test_no_layout_offset_is_repeated_in_decoder_python():
             for n, line in enumerate(p.read_text().splitlines(), 1)
             if re.search(r"0x2C|0x34|0x48", line, flags=re.I)]
     assert hits == []
+
+
+def test_some_fields_of_a_structure_read_as_the_whole_reads_them():
+    """``Layout.some``: a Struct of a few fields, at the offsets the header gives them."""
+    import random
+
+    from wpptrace.decoder._hazmat import ROW
+
+    rng = random.Random(5)
+    data = bytes(rng.randrange(256) for _ in range(ROW.size * 3))
+    names = ("key", "payload_offset", "payload_size", "flags")
+    some = ROW.some(*names)
+    assert some.size <= ROW.size
+    for k in range(3):
+        whole = ROW.unpack(data, k * ROW.size)
+        assert some.unpack_from(data, k * ROW.size) == tuple(getattr(whole, n) for n in names)
+    with pytest.raises(ValueError):
+        ROW.some("flags", "key")                    # out of structure order
