@@ -655,7 +655,7 @@ class WppDecoder:
                     entry = self._raw_entry(*key)
             entries[k] = entry
         for k, slot in later:
-            entries[k] = self._raw_entries.get(keys[k]) or self._installed_entry(keys[k], share.wait(slot, mode))
+            entries[k] = self._installed_entry(keys[k], share.wait(slot, mode))
         return entries
 
     def _installed_entry(self, key: tuple[bytes, int], record) -> _Entry:
@@ -664,9 +664,7 @@ class WppDecoder:
         if record is None or (record.prefix_program >= 0 and record.prefix_program != self._shared_prefix()):
             return self._raw_entry(*key)
         guid_le, number = key
-        guid = self._guids.get(guid_le)
-        if guid is None:
-            guid = self._guids[guid_le] = uuid.UUID(bytes_le=guid_le)
+        guid = self._guid(guid_le)
         entry = self._entries.get((guid, number))
         if entry is None:
             entry = self._entries[(guid, number)] = _SharedEntry(guid, number, record, self._resolve)
@@ -713,12 +711,17 @@ class WppDecoder:
         key = (guid_le, number)
         entry = self._raw_entries.get(key)
         if entry is None:
-            guid = self._guids.get(guid_le)
-            if guid is None:
-                guid = self._guids[guid_le] = uuid.UUID(bytes_le=guid_le)
+            guid = self._guid(guid_le)
             entry = self._entries.get((guid, number)) or self._entry(guid, number)
             self._raw_entries[key] = entry
         return entry
+
+    def _guid(self, guid_le: bytes) -> uuid.UUID:
+        """The UUID of GUID bytes_le (made once: a GUID has many messages)."""
+        guid = self._guids.get(guid_le)
+        if guid is None:
+            guid = self._guids[guid_le] = uuid.UUID(bytes_le=guid_le)
+        return guid
 
     def _row_entry(self, kid: int, goff: int, number: int, data: bytes) -> "_Entry":
         """A message row's entry: by its key id, or by the GUID in the record when the C key
