@@ -70,10 +70,12 @@ def cut_keys(etl, jobs: int, streams=None, first_share: float | None = None) -> 
     ``buffer_streams`` when made."""
     from .ordering import buffer_streams
 
+    if jobs <= 1:
+        return [None, None]
     if streams is None:
         streams = buffer_streams(etl)
     columns = [(stream.column("timestamp"), stream.column("filled_bytes")) for stream in streams]
-    if jobs <= 1 or not any(times for times, _sizes in columns):
+    if not any(times for times, _sizes in columns):
         return [None, None]
     # the bytes written by time t rise linearly inside each buffer's span: a sweep over the
     # spans' ends (time, change of rate, bytes at once)
