@@ -324,7 +324,9 @@ def _worker(k: int, window, inp, decoder, opts, out_path: str, result_fd: int) -
                 # the file made empty by the parent, opened without truncating it: on ext4 a
                 # file truncated and rewritten has its blocks allocated when closed (~30 ms
                 # for a window's 75 MB, at the end of the run)
-                with open(out_path, "r+", encoding="utf-8", newline="\n", buffering=1 << 20) as stream:
+                # (64 KiB buffer: the renderer's chunks go straight to the file, as fmt's own
+                # output does, not copied through the buffer)
+                with open(out_path, "r+", encoding="utf-8", newline="\n", buffering=1 << 16) as stream:
                     writer = cli_fmt._writer(opts, stream, header=k == 0)
                     cli_fmt._decode_sources(decoder, writer, opts, [FileSource(etl)], None, window)
                     writer.flush()
