@@ -84,7 +84,8 @@ class FileSource:
 
     live = False
 
-    def __init__(self, etl: EtlFile, *, stop: Callable[[], bool] | None = None):
+    def __init__(self, etl: EtlFile, *, stop: Callable[[], bool] | None = None,
+                 trust_flush_times: bool = False):
         self.etl = etl
         self.name = etl.name
         self.header: LogfileHeader = etl.header
@@ -92,6 +93,13 @@ class FileSource:
         self.clock = TimeConverter(etl.header)
         self._stop = stop
         self._streams = None
+        #: a window's streams start at their first buffer ``flushed_before`` does not count
+        #: (the ones before it are not read); whoever decodes the window before checks it
+        self.trust_flush_times = trust_flush_times
+        #: per processor stream, where the last window read ended: the position (in the
+        #: stream) of the buffer whose merge key reached the window's end, or the stream's
+        #: length (``ordered``)
+        self.window_stops: dict[int, int] = {}
 
     @property
     def errors(self):
@@ -102,6 +110,21 @@ class FileSource:
         if self._streams is None:
             self._streams = buffer_streams(self.etl)
         return self._streams
+
+    def flushed_before(self, lo: int) -> list[int]:
+        """Per processor stream, how many of its first buffers were flushed before raw time
+        ``lo`` (header time < lo; none when lo is not after 0). A buffer's flush is no earlier
+        than its records, as Windows writes files, so these hold no record at or after lo when
+        that holds: a window from lo starts its streams there (``trust_flush_times``) and the
+        window before it ends no earlier (``window_stops``) when it held."""
+        counts = []
+        for stream in self.streams():
+            times, n = stream.column("timestamp"), 0
+            if lo > 0:
+                while n < len(times) and times[n] < lo:
+                    n += 1
+            counts.append(n)
+        return counts
 
     def slot_count(self) -> int:
         """Slots ``ordered`` uses: the header buffer's, then one per processor stream."""
@@ -133,9 +156,12 @@ class FileSource:
                         yield items[:1], keys[:1]
                     items, keys = items[1:], keys[1:]
                 first = ((buf, items, keys),)
+            streams = self.streams()
+            skips = (self.flushed_before(lo) if self.trust_flush_times and lo is not None
+                     else [0] * len(streams))
             batches.append(self._window_stream(first, (), view, slot, lo, hi))
-            batches += [self._window_stream((), infos, view, slot + k, lo, hi)
-                        for k, infos in enumerate(self.streams(), start=1)]
+            batches += [self._window_stream((), infos, view, slot + k, lo, hi, k - 1, skips[k - 1])
+                        for k, infos in enumerate(streams, start=1)]
             yield from merge(batches)
             return
         if len(index):
@@ -151,20 +177,25 @@ class FileSource:
         yield from merge(batches)
 
     def _window_stream(self, first, infos, view: View, slot: int, lo: int | None,
-                       hi: int | None) -> Iterator[tuple[list, list[int]]]:
+                       hi: int | None, stream: int | None = None,
+                       skip: int = 0) -> Iterator[tuple[list, list[int]]]:
         """One stream's items with merge keys in [lo, hi) (see ``ordered``): buffers wholly
-        before lo are only walked for their latest time; the stream ends at hi."""
+        before lo are only walked for their latest time (the first ``skip`` not even read:
+        their records and the times they carry are all before lo, so the keys from lo on
+        come out the same without them); the stream ends at hi, its position then noted in
+        ``window_stops[stream]``."""
         etl, stop = self.etl, self._stop
         run = None          # the running maximum of the stream's keys so far
         last = 0
+        position = skip     # of the buffer delivered last, in the stream
 
         def delivered():
-            nonlocal last
+            nonlocal last, position
             yield from first
-            for info in infos:
+            for position in range(skip, len(infos)):
                 if stop is not None and stop():
                     return
-                buf = etl.read_buffer(info, last)
+                buf = etl.read_buffer(infos[position], last)
                 if lo is not None and (run is None or run < lo):
                     buf.walk(collect=False)             # only its latest time is needed
                     top = buf.stats.max_timestamp
@@ -177,6 +208,7 @@ class FileSource:
                     buf.walk(collect=False)
                 last = buf.stats.last_timestamp
                 yield buf, items, keys
+            position = len(infos)
 
         for buf, items, keys in delivered():
             if keys is None:                            # wholly before the window
@@ -200,7 +232,11 @@ class FileSource:
             if end > start:
                 yield items[start:end], keys[start:end]
             if hi is not None and run is not None and run >= hi:
+                if stream is not None:
+                    self.window_stops[stream] = position
                 return
+        if stream is not None:
+            self.window_stops[stream] = position
 
     def in_file_order(self, view: View) -> Iterator[list]:
         """Items buffer by buffer in file order (no reordering)."""

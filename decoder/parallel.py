@@ -11,7 +11,10 @@ before it are written (in the kernel when the output is a file). The workers' co
 (messages, Unknowns, format errors, per-message counts for the summary) and read logs
 (buffers, damage: each buffer is accounted by one window) are added to this process's.
 Each message is compiled by the first process that needs it, the others install its program
-from a table shared across the fork (decoder.program_share).
+from a table shared across the fork (decoder.program_share). A worker starts each stream at
+its first buffer flushed at or after the window's start, without reading the ones before (a
+buffer is flushed after its records, as Windows writes files); where the window before it
+stopped shows a record it passed, this process decodes the rest of the file itself.
 
 The cut times come from the buffer headers' times, weighted by the bytes each buffer holds,
 so the windows carry about the same work; any cut gives the same output.
@@ -25,9 +28,9 @@ import signal
 import stat
 import tempfile
 import traceback
-from typing import IO
+from typing import IO, NamedTuple
 
-__all__ = ["cut_keys", "decode_parallel", "default_jobs", "usable_cores", "AUTO_MIN_BYTES"]
+__all__ = ["cut_keys", "decode_parallel", "ParallelRun", "default_jobs", "usable_cores", "AUTO_MIN_BYTES"]
 
 #: inputs this large are decoded by one process per core when the output is a file
 AUTO_MIN_BYTES = 16 << 20
@@ -115,13 +118,16 @@ def cut_keys(etl, jobs: int, streams=None, first_share: float | None = None) -> 
     return cuts
 
 
-def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> list[tuple[int, int]]:
+def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "ParallelRun":
     """Decode ``inp`` (cli_fmt's input) in ``jobs`` processes into ``writer``: this process
     decodes the first window straight into the writer while forked workers decode the others
     into temporary files, appended as they grow once this process's window is written; their
     counts and read logs end up in ``decoder`` and ``inp.etl`` as if this process had decoded
-    the whole file. Each message is compiled by one of the processes (``ProgramShare``):
-    returns (messages compiled, messages taken from another's record) per process."""
+    the whole file. Each message is compiled by one of the processes (``ProgramShare``).
+    A worker does not read the buffers its window's streams hold before its start by their
+    flush times; this process checks that against where the window before ended, and
+    decodes the rest itself where that was wrong (a buffer holding a record later than its
+    flush): the output is the same either way."""
     from . import cli_fmt
 
     # this process also appends the workers' outputs: its window is a little smaller
@@ -138,20 +144,56 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> list
                                              os.path.join(tmp, f"window{k}")))
             cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None, windows[0])
             writer.flush()
-            results = [worker.append_into(writer) for worker in workers]
+            results, redone = [], None
+            stops = inp.source.window_stops
+            for k, worker in enumerate(workers, start=1):
+                if redone is None and not _started_right(inp.source, windows[k][0], stops):
+                    redone = k
+                if redone is not None:
+                    results.append(worker.discard())
+                    continue
+                results.append(worker.append_into(writer))
+                status, result = results[-1]
+                stops = result["stops"] if status == "ok" else None
+            if redone is not None:      # a worker started too late: this process does the rest
+                cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None,
+                                        (windows[redone][0], None))
+                writer.flush()
         finally:
             for worker in workers:
                 worker.stop()
             decoder.share_programs(None)
             if share is not None:
                 share.close()
-    failed = [result for status, result in results if status == "error"]
+    used = results if redone is None else results[:redone - 1]
+    failed = [result for status, result in used if status == "error"]
     if failed:
         raise RuntimeError(f"a decoding process failed:\n{failed[0]}")
-    for _status, result in results:
+    for _status, result in used:
         _add_result(decoder, inp.etl, result)
     mine = (share.compiled, share.installed) if share is not None else (0, 0)
-    return [mine] + [tuple(result["shared"]) for _status, result in results]
+    return ParallelRun([mine] + [tuple(result["shared"]) if status == "ok" else (0, 0)
+                                 for status, result in results], redone)
+
+
+class ParallelRun(NamedTuple):
+    """What ``decode_parallel`` did: (messages compiled, messages taken from another's
+    record) per process, this one first; the window from which this process decoded the
+    rest itself (a worker's start was wrong), or None."""
+
+    shares: list[tuple[int, int]]
+    redone_from: int | None
+
+
+def _started_right(source, lo: int, stops: dict[int, int] | None) -> bool:
+    """Whether the window from ``lo`` started each stream where reading the whole stream
+    would have: the buffers it did not read (``FileSource.flushed_before``) all come before
+    the one where the window ending at lo stopped (``stops``: its ``window_stops``), so none
+    of them holds a record at or after lo."""
+    if stops is None:
+        return False
+    return all(skip == 0 or stops.get(stream, -1) >= skip
+               for stream, skip in enumerate(source.flushed_before(lo)))
 
 
 def _program_share():
@@ -209,10 +251,15 @@ class _Worker:
         if tail:
             writer.write_utf8(bytes(tail))
         self._reap()
-        try:
-            return pickle.loads(received)
-        except Exception:  # noqa: BLE001  (a worker that died before sending its result)
-            return ("error", "a worker process ended without a result")
+        return _unpickled(received)
+
+    def discard(self) -> tuple[str, object]:
+        """Wait for the worker to end, its output left unused; its result."""
+        received = bytearray()
+        while not self._receive(received, wait=self._POLL):
+            pass
+        self._reap()
+        return _unpickled(received)
 
     def _receive(self, received: bytearray, wait: float) -> bool:
         """Read what the worker sent; True once it closed its end (it is done)."""
@@ -247,6 +294,13 @@ class _Worker:
             except ProcessLookupError:
                 pass
         self._reap()
+
+
+def _unpickled(received: bytearray) -> tuple[str, object]:
+    try:
+        return pickle.loads(received)
+    except Exception:  # noqa: BLE001  (a worker that died before sending its result)
+        return ("error", "a worker process ended without a result")
 
 
 def _copy_range(src, at: int, count: int, fd: int | None, writer, tail: bytearray) -> int:
@@ -328,9 +382,10 @@ def _worker(k: int, window, inp, decoder, opts, out_path: str, result_fd: int) -
                 # output does, not copied through the buffer)
                 with open(out_path, "r+", encoding="utf-8", newline="\n", buffering=1 << 16) as stream:
                     writer = cli_fmt._writer(opts, stream, header=k == 0)
-                    cli_fmt._decode_sources(decoder, writer, opts, [FileSource(etl)], None, window)
+                    source = FileSource(etl, trust_flush_times=True)   # checked by the parent
+                    cli_fmt._decode_sources(decoder, writer, opts, [source], None, window)
                     writer.flush()
-                result = ("ok", _result(decoder, etl))
+                result = ("ok", _result(decoder, etl, source))
             finally:
                 etl.close()
         except BaseException:  # the parent reports it; a worker never raises past here
@@ -343,12 +398,13 @@ def _worker(k: int, window, inp, decoder, opts, out_path: str, result_fd: int) -
         os._exit(status)
 
 
-def _result(decoder, etl) -> dict:
+def _result(decoder, etl, source) -> dict:
     c = decoder.counters
     stats = etl.stats
     share = decoder.shared_programs
     return {
         "shared": (share.compiled, share.installed) if share is not None else (0, 0),
+        "stops": dict(source.window_stops),
         "counters": {name: getattr(c, name) for name in ("events", "messages", "formatted", "unknown",
                                                          "format_errors", "non_wpp", "headers")},
         "counts": decoder.message_counts(),

@@ -24,10 +24,11 @@ def traces(tmp_path_factory, corpus):
     return {name: golden_traces.build(name, tmp, corpus) for name in ("synth", "driver")}
 
 
-def _order(path, window=None) -> tuple[list, int, list]:
+def _order(path, window=None, trust_flush_times=False) -> tuple[list, int, list]:
     with EtlFile(path) as etl:
+        source = FileSource(etl, trust_flush_times=trust_flush_times)
         rows = [(r.timestamp, r.processor, r.sequence, r.event_id, r.user_data)
-                for items, _keys in FileSource(etl).ordered(record_view, window=window) for r in items]
+                for items, _keys in source.ordered(record_view, window=window) for r in items]
         return rows, etl.stats.buffers, [(e.offset, e.message) for e in etl.errors]
 
 
@@ -47,6 +48,89 @@ def test_windows_add_up_to_the_whole_order(traces, corpus):
             parts = [_order(path, (bounds[k], bounds[k + 1])) for k in range(len(bounds) - 1)]
             assert [row for part in parts for row in part[0]] == whole, (path.name, cuts)
             assert sum(part[1] for part in parts) == buffers
+
+
+def test_windows_started_by_flush_times_are_the_windows_read_whole(traces, corpus):
+    """A window from lo that does not read its streams' buffers flushed before lo gives what
+    reading them gives, on files written here and on real Windows captures: their buffers
+    are flushed after their records, so the window ending at lo never stops before them."""
+    paths = [traces["synth"][0][0], traces["driver"][0][0]]
+    paths += sorted((corpus / "wpp" / "guscatalano__findneedle").glob("*.etl"))
+    skipped = 0
+    for path in paths:
+        whole, _buffers, _errors = _order(path)
+        times = sorted({row[0] for row in whole if row[0] is not None})
+        for lo in (times[len(times) // 3], times[len(times) // 2], times[-1]):
+            assert _order(path, (lo, None), trust_flush_times=True) == _order(path, (lo, None)), path.name
+            with EtlFile(path) as etl:
+                source = FileSource(etl)
+                for _chunk in source.ordered(record_view, window=(None, lo)):
+                    pass
+                skips = source.flushed_before(lo)
+                assert len(skips) == len(source.streams())
+                assert parallel._started_right(source, lo, source.window_stops), (path.name, lo)
+                for stream, skip in zip(source.streams(), skips):   # the leading buffers only
+                    times_flushed = list(stream.column("timestamp"))
+                    assert all(t < lo for t in times_flushed[:skip])
+                    assert skip == len(times_flushed) or times_flushed[skip] >= lo
+                skipped += sum(skips)
+                assert source.flushed_before(0) == [0] * len(skips)
+    assert skipped > 0
+
+
+def _flushed_too_early(path, out, lo: int) -> None:
+    """``path`` copied to ``out`` with the flush times of each stream's buffers up to the one
+    whose records reach lo set before lo: a worker starting at lo would pass records it owns."""
+    data = bytearray(path.read_bytes())
+    with EtlFile(path) as etl:
+        source = FileSource(etl)
+        for _chunk in source.ordered(record_view, window=(None, lo)):
+            pass
+        stops = dict(source.window_stops)
+        for number, stream in enumerate(source.streams()):
+            for position in range(min(stops[number] + 1, len(stream))):
+                at = stream[position].file_offset + 0x10          # WMI_BUFFER_HEADER.TimeStamp
+                flushed = int.from_bytes(data[at:at + 8], "little", signed=True)
+                data[at:at + 8] = min(flushed, lo - 1).to_bytes(8, "little", signed=True)
+    out.write_bytes(bytes(data))
+
+
+def test_a_worker_started_past_its_records_is_redone_here(traces, tmp_path, monkeypatch):
+    """Buffers flushed before their own records (a clock gone wrong): the worker's start,
+    taken from flush times, is past records of its window; this process sees it where its
+    own window ends, leaves the worker's output out and decodes the rest itself: the bytes
+    and summary -j 1 gives."""
+    etls, tmfs = traces["driver"]
+    whole, _buffers, _errors = _order(etls[0])
+    times = sorted({row[0] for row in whole if row[0] is not None})
+    lo = times[len(times) // 2]
+    doctored = tmp_path / "early.etl"
+    _flushed_too_early(etls[0], doctored, lo)
+    with EtlFile(doctored) as etl:
+        source = FileSource(etl)
+        for _chunk in source.ordered(record_view, window=(None, lo)):
+            pass
+        assert not parallel._started_right(source, lo, source.window_stops)
+    assert _order(doctored)[0] == whole                        # flush times order nothing
+    runs = []
+    real = parallel.decode_parallel
+    monkeypatch.setattr(parallel, "decode_parallel", lambda *a, **k: runs.append(real(*a, **k)))
+    monkeypatch.setattr(parallel, "cut_keys", lambda *_a, **_k: [None, lo, None])
+    outputs = {}
+    for j in (1, 2):
+        out, summary = tmp_path / f"out{j}", tmp_path / f"sum{j}"
+        code, _stdout, err = run_fmt_capture(doctored, tmf_dirs=tmfs, output=str(out), summary=str(summary),
+                                             utc=True, jobs=j)
+        assert code == 0, err
+        outputs[j] = (out.read_bytes(), [line for line in summary.read_text().splitlines()
+                                         if not line.startswith("Elapsed")])
+    assert outputs[2] == outputs[1]
+    [run] = runs
+    assert run.redone_from == 1 and len(run.shares) == 2
+    runs.clear()
+    code, _stdout, err = run_fmt_capture(etls[0], tmf_dirs=tmfs, output=str(tmp_path / "ok"), utc=True, jobs=2)
+    assert code == 0, err
+    assert runs[0].redone_from is None                         # the file as written: trusted
 
 
 def test_cut_keys_balance_the_buffers(traces):
