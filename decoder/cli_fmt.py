@@ -324,6 +324,7 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
         stream = _Tee(stream, out)
 
     writer = _writer(opts, stream)
+    target = stream.streams[0] if isinstance(stream, _Tee) else stream
 
     try:
         with _few_collections():
@@ -331,11 +332,15 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
                 return EXIT_FAILURE
         writer.close()
         if owned:  # complete: into place (an interrupted run leaves the old file)
-            (stream.streams[0] if isinstance(stream, _Tee) else stream).commit()
+            target.commit(wait=False)       # the old file goes while the summary is written
     finally:
         if owned:
-            (stream.streams[0] if isinstance(stream, _Tee) else stream).close()
-    return _finish(decoder, opts, inputs, err, started, status)
+            target.close()
+    try:
+        return _finish(decoder, opts, inputs, err, started, status)
+    finally:
+        if owned:
+            target.settle()
 
 
 def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str]) -> bool:

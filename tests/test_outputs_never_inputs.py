@@ -262,6 +262,25 @@ def test_replacing_an_old_output_swaps_the_names_then_removes_the_old_file(tmp_p
     assert sorted(os.listdir(tmp_path)) == ["fresh.txt", "out.txt"]
 
 
+def test_a_commit_that_does_not_wait_removes_the_old_file_by_settle(tmp_path):
+    """commit(wait=False): the new contents are in place at once; the old file, out of the
+    name already, is gone once settle() returns; nothing else is left in the directory."""
+    out = tmp_path / "out.txt"
+    out.write_text("old\n" * 1000)
+    fh = outputs.open_output(str(out), 0o600)
+    fh.write("new\n")
+    fh.commit(wait=False)
+    assert out.read_text() == "new\n"
+    fh.settle()
+    fh.close()
+    assert os.listdir(tmp_path) == ["out.txt"]
+    fresh = outputs.open_output(str(tmp_path / "fresh.txt"), 0o600)   # no old file
+    fresh.write("first\n")
+    fresh.commit(wait=False)
+    fresh.settle()
+    assert sorted(os.listdir(tmp_path)) == ["fresh.txt", "out.txt"]
+
+
 def test_an_output_over_a_directory_is_refused_as_before(tmp_path):
     target = tmp_path / "d"
     target.mkdir()
