@@ -157,6 +157,7 @@ class FileSource:
                     items, keys = items[1:], keys[1:]
                 first = ((buf, items, keys),)
             streams = self.streams()
+            self.window_stops = {}
             skips = (self.flushed_before(lo) if self.trust_flush_times and lo is not None
                      else [0] * len(streams))
             batches.append(self._window_stream(first, (), view, slot, lo, hi))
