@@ -22,7 +22,7 @@ import os
 import re
 import uuid
 from pathlib import Path
-from typing import Iterable
+from typing import BinaryIO, Iterable
 
 from .errors import TmfError
 from .grammar import LazyPattern, parse_into
@@ -52,10 +52,21 @@ def split_search_path(value: str | None) -> list[str]:
     return [part.strip() for part in parts if part.strip()]
 
 
+def _read_at_most(handle: BinaryIO, limit: int) -> bytes:
+    """At most ``limit`` bytes of an open file. Asked for ``limit`` bytes at once, Python
+    allocates that much first (40 us a file for 256 MiB), so a file is asked for its size and
+    one byte more; only a file that has more (it grew, or tells no size) is read on."""
+    size = os.fstat(handle.fileno()).st_size
+    data = handle.read(min(size, limit - 1) + 1)
+    if len(data) > size:
+        data += handle.read(limit - len(data))
+    return data
+
+
 def read_text(path: "str | os.PathLike[str]") -> str:
     """A TMF/TMC file as text: UTF-16 with BOM, UTF-8 (BOM optional), else the ANSI code page 1252."""
     with open(path, "rb") as handle:
-        data = handle.read(MAX_TEXT_FILE + 1)
+        data = _read_at_most(handle, MAX_TEXT_FILE + 1)
     if len(data) > MAX_TEXT_FILE:
         raise TmfError(f"file larger than {MAX_TEXT_FILE} bytes", path=os.fspath(path), line=0,
                        expected="a TMF text file")
