@@ -169,3 +169,19 @@ def test_enum_miss_does_not_read_the_whole_directory(tmp_path, reads):
     assert tmfset.enum("_Missing") is None
     assert reads == [f"{users}.tmf"]
     assert [e.name for e in tmfset.enums()] == ["_State"]
+
+
+def test_text_files_are_read_whole_whatever_size_they_tell(tmp_path, monkeypatch):
+    """A file is asked for the size it tells and one byte more; one that holds more (it grew,
+    or tells no size, as /proc files do) is read on to the limit; past the limit it is refused."""
+    text = "// a comment\n" * 100
+    path = tmp_path / "grew.tmf"
+    path.write_text(text)
+    real_fstat = os.fstat
+    monkeypatch.setattr(loader.os, "fstat", lambda fd: os.stat_result((0,) * 6 + (7,) + (0,) * 3))
+    assert loader.read_text(path) == text                        # told 7 bytes, holds more
+    monkeypatch.setattr(loader.os, "fstat", real_fstat)
+    assert loader.read_text(path) == text
+    monkeypatch.setattr(loader, "MAX_TEXT_FILE", 100)
+    with pytest.raises(TmfError, match="larger than 100 bytes"):
+        loader.read_text(path)
