@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from itertools import repeat
+from typing import Callable, Iterable, Iterator, Protocol
 
 from .errors import TmfError
 
@@ -95,6 +96,13 @@ class ControlGuid:
     origin: str = ""
 
 
+class DeferredEntries(Protocol):
+    """Message entries read one after the other and not parsed yet (``TmfSet.defer_run``)."""
+
+    def messages(self, i: int, tmfset: "TmfSet") -> list[Message]:
+        """The messages of the i-th entry (problems go to ``tmfset``)."""
+
+
 class TmfSet:
     """A collection of TMF messages keyed by (message GUID, number).
 
@@ -121,10 +129,11 @@ class TmfSet:
         self._pending: dict[int, list[Callable[["TmfSet"], None]]] = {}
         # Loaders whose GUIDs are unknown until read (needed by messages()/guids()/enum()).
         self._pending_any: list[Callable[["TmfSet"], None]] = []
-        # (GUID, number) -> [(entry, priority)] of message entries read but not parsed yet, in
-        # reading order (``defer``); GUID -> its numbers there
-        self._deferred: dict[tuple[int, int], list] = {}
-        self._deferred_guids: dict[int, set[int]] = {}
+        # message entries read but not parsed yet: (GUID, number) -> its (entries, index,
+        # priority) (``defer_run``) or (entry, None, priority) (``defer``), in reading order;
+        # GUID -> the numbers deferred
+        self._deferred: dict[tuple[int, int], list[tuple[object, int | None, int]]] = {}
+        self._deferred_numbers: dict[int, set[int]] = {}
         # deferred entries a lookup did not need (an earlier one of the same key won), parsed
         # by a full listing for the problems they may report
         self._outranked: list = []
@@ -145,41 +154,59 @@ class TmfSet:
         """Note an unparsed message entry defining ``numbers`` of ``guid``: ``entry.messages(self)``
         parses it (once) when one of them is looked up. For each key, the entries are added in
         the order they were noted, as if they had been parsed then."""
-        guid = guid.int
+        guid, each = guid.int, (entry, None, priority)   # no index: the entry itself
+        known = self._deferred_numbers.setdefault(guid, set())
         for number in numbers:
-            self._deferred.setdefault((guid, number), []).append((entry, priority))
-            self._deferred_guids.setdefault(guid, set()).add(number)
+            self._deferred.setdefault((guid, number), []).append(each)
+            known.add(number)
+
+    def defer_run(self, guid: uuid.UUID, numbers: list[int], entries: DeferredEntries,
+                  priority: int = 0) -> None:
+        """Note unparsed message entries of ``guid`` read one after the other, as ``defer``
+        notes one: the i-th defines message ``numbers[i]``; ``entries.messages(i, self)``
+        parses it when its number is looked up (or on a full listing), once."""
+        guid = guid.int
+        self._deferred_numbers.setdefault(guid, set()).update(numbers)
+        keys = list(zip(repeat(guid), numbers))
+        found = zip(repeat(entries), range(len(numbers)), repeat(priority))
+        deferred = self._deferred
+        if len(set(numbers)) == len(numbers) and deferred.keys().isdisjoint(keys):
+            deferred.update(zip(keys, map(list, zip(found))))   # each number once and new
+            return
+        for key, each in zip(keys, found):   # a file appended twice, or a GUID in two files
+            deferred.setdefault(key, []).append(each)
 
     def _materialize(self, key: tuple[int, int]) -> None:
-        entries = self._deferred.pop(key, None)
-        if entries is None:
+        found = self._deferred.pop(key, None)
+        if found is None:
             return
-        numbers = self._deferred_guids.get(key[0])
-        if numbers is not None:
-            numbers.discard(key[1])
-            if not numbers:
-                del self._deferred_guids[key[0]]
+        number = key[1]
         later = []
-        for entry, priority in entries:
+        for entries, index, priority in found:
             if key in self._messages and priority <= self._priority[key]:
-                later.append((entry, priority))     # cannot win: parsed on a full listing
+                later.append((entries, index))     # cannot win: parsed on a full listing
                 continue
-            for message in entry.messages(self):
-                if message.number == key[1]:
+            parsed = entries.messages(self) if index is None else entries.messages(index, self)
+            for message in parsed:
+                if message.number == number:
                     self.add_message(message, priority)
         if later:
             self._outranked.extend(later)
 
     def _materialize_guid(self, guid: int) -> None:
-        for number in sorted(self._deferred_guids.get(guid, ())):
+        for number in sorted(self._deferred_numbers.pop(guid, ())):
             self._materialize((guid, number))
 
     def _materialize_all(self) -> None:
         while self._deferred:
             self._materialize(next(iter(self._deferred)))
+        self._deferred_numbers.clear()
         outranked, self._outranked = self._outranked, []
-        for entry, _priority in outranked:
-            entry.messages(self)
+        for entries, index in outranked:
+            if index is None:
+                entries.messages(self)
+            else:
+                entries.messages(index, self)
 
     def add_enum(self, enum: EnumDef) -> None:
         self._enums[enum.name] = enum

@@ -48,11 +48,21 @@ def test_line_matchers_agree_with_the_productions(corpus_tmfs):
     assert all(checked.values()), checked
 
 
+def _line_index(entries, i: int | None) -> int:
+    """The line index of the i-th of deferred entries (no index: of the entry)."""
+    return entries.index if i is None else entries.line_index(i)
+
+
+def deferred_entries(tmfset: TmfSet) -> list:
+    """Each key deferred, with the (line index, priority) of its entries in reading order."""
+    return [(key, [(_line_index(entries, i), priority) for entries, i, priority in found])
+            for key, found in tmfset._deferred.items()]
+
+
 def _read(path: str, text: str) -> tuple[list, list, list]:
     """What a lazy read defers, then every message and problem once everything is parsed."""
     tmfset = grammar.parse_into(TmfSet(), text, path, tolerant=True, lazy=True)
-    deferred = [(key, [(entry.index, priority) for entry, priority in entries])
-                for key, entries in tmfset._deferred.items()]
+    deferred = deferred_entries(tmfset)
     tmfset.load_all()
     messages = [(key, message, tmfset._priority[key]) for key, message in tmfset._messages.items()]
     return deferred, messages, [str(issue) for issue in tmfset.issues]
