@@ -6,9 +6,10 @@ line oriented, so ``parse_into`` classifies each line by its first characters, p
 production (results are cached per line text: tracepdb-appended files repeat every line; the two
 hot productions are first tried as one whole-line regex made of the same token patterns), and
 drives the block rules (GUID context, ``#typev`` + ``{ ... }``, ``#enumv`` blocks) in plain Python.
-Reading lazily, stretches of a file written as tracepdb writes them are matched a stretch at a
-time (``scan``) and their entries left for when they are looked up; every other line is read as
-above.
+Reading lazily, a file is split at the entries written as tracepdb writes them (``scan``);
+each stretch of them is left, in one step, for when its messages are looked up, and the rest
+is matched a unit at a time (``scan_units``: blank and // lines, GUID headers, entries left
+the same way one by one), every other line read as above.
 The pyparsing productions are built (and pyparsing imported) the first time a line needs them:
 real TMFs are read by the whole-line matchers alone, which keeps start-up short.
 """
@@ -18,6 +19,7 @@ import functools
 import re
 import uuid
 from dataclasses import dataclass
+from itertools import accumulate, compress, repeat
 from typing import Iterator
 
 from .errors import TmfError
@@ -393,9 +395,9 @@ def _ends_block(line: str) -> bool:
 #: the message number of a well-formed #typev line (where ``skim`` reads it)
 _SKIM_TYPEV = LazyPattern(r"#typev?[ \t]+[^\s\"]+[ \t]+(\d+)[ \t]")
 
-# What ``scan`` matches at the start of a line: a subset of what ``step`` and ``skim`` accept,
-# read the same way. Blanks are spaces and tabs only and every line ends with "\n" ("." is
-# any character but "\n": ``scan`` takes only texts without "\r"); str.strip() removes more,
+# What ``scan_units`` matches at the start of a line: a subset of what ``step`` and ``skim``
+# accept, read the same way. Blanks are spaces and tabs only and every line ends with "\n" ("."
+# is any character but "\n": ``scan`` takes only texts without "\r"); str.strip() removes more,
 # and anything else takes the line-by-line path.
 _FAST_UNIT = re.compile(
     # blank and // comment lines
@@ -403,12 +405,23 @@ _FAST_UNIT = re.compile(
     # a GUID header line (``step`` reads it)
     r"|(?P<header>[ \t]*\{?[0-9A-Fa-f]{8}-.*\n)"
     # a message entry as ``skim`` defers it: one #typev line with its number (a quoted format
-    # after it: checked by ``scan``), "{", lines that do not end a block (no "#", "{", "}" or
-    # GUID at their start), "}"
+    # after it: checked by ``scan_units``), "{", lines that do not end a block (no "#", "{",
+    # "}" or GUID at their start), "}"
     r'|(?P<entry>(?P<typev>[ \t]*#typev?[ \t]+[^\s"]+[ \t]+(?P<number>\d{1,5})[ \t].*\n)'
     r"[ \t]*\{[ \t]*\n"
     r"(?:[ \t]*(?:\n|(?=[^\s#{}])(?![0-9A-Fa-f]{8}-).*\n))*"
     r"[ \t]*\}[ \t]*\n)"
+)
+# What ``scan`` splits a text at (a tile): an entry as tracepdb writes it (single spaces,
+# nothing but printable ASCII in the name and at the start of a line of the block) with the //
+# and empty lines after it; a subset of what ``_FAST_UNIT`` matches and ``scan_units`` defers
+# (the two quotes it counts are after the number). Groups: the #typev line, its number, the
+# rest. Other entries are left to ``_FAST_UNIT``: each token less in this pattern makes every
+# entry cheaper, and with the literal "#type" first the split does not try every character.
+_TILE = re.compile(
+    r'(#type(?<![^\n]#type)v? [!#-~]+ ([0-9]{1,5}) ".*".*\n)'  # at a line start
+    r'(\{\n(?:(?![0-9A-Fa-f]{8}-)[!"$-z|~].*\n)*+\}\n'  # no "#", "{", "}" or GUID starts a line
+    r"(?://.*\n|\n)*+)"
 )
 _NEWLINE = LazyPattern("\n")
 
@@ -443,24 +456,65 @@ def _parse_entry(tmfset: TmfSet, context: tuple, lines: list[str], index: int) -
 
 
 class _ScannedText:
-    """A text ``scan`` read: its lines, split the first time something reads them line by line."""
+    """A text ``scan`` read: its lines and their offsets, made the first time something reads
+    it line by line."""
 
-    __slots__ = ("text", "_lines")
+    __slots__ = ("text", "_lines", "_starts")
 
     def __init__(self, text: str, lines: list[str] | None = None) -> None:
         self.text, self._lines = text, lines
+        self._starts: list[int] | None = None
 
     def lines(self) -> list[str]:
         if self._lines is None:
             self._lines = _lines(self.text)
         return self._lines
 
+    def starts(self) -> list[int]:
+        """The offset of each line."""
+        if self._starts is None:
+            self._starts = [0, *(m.end() for m in _NEWLINE.finditer(self.text))]
+        return self._starts
+
+
+class _ScannedRun:
+    """Entries ``scan`` matched one after the other, deferred together (``TmfSet.defer_run``).
+    ``pieces`` are the split's groups from the first entry on (#typev line, number, block with
+    the // and empty lines after it, "" between two entries), ``start`` the offset of the first
+    entry in ``source``."""
+
+    __slots__ = ("source", "pieces", "start", "context", "_lines_before")
+
+    def __init__(self, source: _ScannedText, pieces: list[str], start: int, context: tuple) -> None:
+        self.source, self.pieces, self.start, self.context = source, pieces, start, context
+        self._lines_before: list[int] | None = None
+
+    def messages(self, i: int, tmfset: TmfSet) -> list[Message]:
+        """The messages of the i-th entry, parsed now (the set asks once for each entry)."""
+        index = (self._lines_before or self._count_lines())[i] + i   # ``line_index``, inline
+        lines = self.pieces[4 * i + 2].split("\n")
+        # between "{" and "}": the // and empty lines after "}", if any, are not the entry's
+        block = lines[1:-2] if lines[-2] == "}" else lines[1:lines.index("}")]
+        return (_scanned_messages(self.pieces[4 * i], block, self.context, index)
+                or _parse_entry(tmfset, self.context, self.source.lines(), index))
+
+    def line_index(self, i: int) -> int:
+        """The index of the i-th entry's #typev line in ``source``."""
+        return (self._lines_before or self._count_lines())[i] + i
+
+    def _count_lines(self) -> list[int]:
+        """For each entry, the lines before it but those of #typev lines (one each): counted
+        once a lookup needs a line number, in the blocks only (the #typev lines are long)."""
+        first = self.source.text.count("\n", 0, self.start)
+        self._lines_before = list(accumulate(map(str.count, self.pieces[2::4], repeat("\n")),
+                                             initial=first))
+        return self._lines_before
+
 
 class _Scanned:
-    """A message entry ``scan`` matched (its text ``source.text[start:end]`` from line
+    """A message entry ``scan_units`` matched (its text ``source.text[start:end]`` from line
     ``index``: one #typev line, "{", lines none of which ends the block, "}"), parsed the first
-    time one of its messages is looked up. A line that does not parse sends the entry to
-    ``_Parser.message``, which reports it as reading the file line by line would."""
+    time one of its messages is looked up."""
 
     __slots__ = ("source", "start", "end", "index", "context", "parsed")
 
@@ -470,26 +524,30 @@ class _Scanned:
 
     def messages(self, tmfset: TmfSet) -> list[Message]:
         if self.parsed is None:
-            parsed = self.scanned()
+            lines = self.source.text[self.start:self.end].split("\n")  # it ends with a newline
+            parsed = _scanned_messages(lines[0], lines[2:-2], self.context, self.index)
             if parsed is None:
                 parsed = _parse_entry(tmfset, self.context, self.source.lines(), self.index)
             self.parsed, self.source = parsed, None
         return self.parsed
 
-    def scanned(self) -> list[Message] | None:
-        lines = self.source.text[self.start:self.end].split("\n")
-        try:
-            typev = parse_typev(lines[0].strip())
-            args: list[Argument] = []
-            for line in lines[2:-2]:  # between "{" and "}" (the text ends with a newline)
-                stripped = line.strip()
-                if stripped and not stripped.startswith("//"):
-                    args.append(_argument(stripped, len(args)))
-        except _LineError:
-            return None
-        path, _tolerant, _priority, header, source_file = self.context
-        return [_entry_message(header, source_file, f"{path}:{self.index + 1}", typev,
-                               tuple(args))]
+
+def _scanned_messages(typev_line: str, block: list[str], context: tuple,
+                      index: int) -> list[Message] | None:
+    """The message of an entry a scan matched, from its #typev line, the lines between "{" and
+    "}", the reader's context and the line index of the #typev line; None if a line does not
+    parse (``_Parser.message`` then reports it as reading the file line by line would)."""
+    try:
+        typev = parse_typev(typev_line.strip())
+        args: list[Argument] = []
+        for line in block:
+            stripped = line.strip()
+            if stripped and not stripped.startswith("//"):
+                args.append(_argument(stripped, len(args)))
+    except _LineError:
+        return None
+    path, _tolerant, _priority, header, source_file = context
+    return [_entry_message(header, source_file, f"{path}:{index + 1}", typev, tuple(args))]
 
 
 def _argument(text: str, count: int) -> Argument:
@@ -541,16 +599,49 @@ class _Parser:
             index = self.step(lines, index)
 
     def scan(self, text: str) -> None:
-        """``run`` for lazy parsing of a text without "\r": stretches written as tracepdb
-        writes them (blank and // lines, GUID headers, entries ``skim`` accepts) are matched a
-        stretch at a time and their entries deferred as ``skim`` defers them; any other line
-        takes ``step``."""
+        """``run`` for lazy parsing of a text without "\r": the text is split at the entries
+        ``scan_units`` would defer (``_TILE``); each stretch of them is deferred in one step
+        (``TmfSet.defer_run``: no per-entry work until a lookup), and ``scan_units`` reads the
+        rest. Where that reading runs past the rest into a stretch, or a stretch cannot be
+        deferred as it stands, ``scan_units`` reads on to the end."""
         source = _ScannedText(text)
-        pos, size, index = 0, len(text), 0  # the offset and the index of the line read next
-        starts = None  # offset of each line, made on the first line ``step`` takes
+        parts = _TILE.split(text)   # rest, #typev line, number, block, rest, ..., rest
+        rests = parts[0::4]
+        pos = first = 0   # the offset read next; the first tile not read
+        counted = index = 0   # the lines before offset ``counted``: ``scan_units`` needs them
+        context = None
+        for rest in (*compress(range(len(rests)), rests), None):
+            tiles = parts[4 * first + 1:4 * (len(rests) - 1 if rest is None else rest)]
+            if tiles:
+                numbers = list(map(int, tiles[1::4]))
+                if self.header is None or max(numbers) > MAX_MESSAGE_NUMBER:
+                    self.scan_units(source, pos, index + text.count("\n", counted, pos), len(text))
+                    return
+                if context is None or context[3] is not self.header:
+                    context = self.context()
+                self.tmfset.defer_run(self.header.guid, numbers,
+                                      _ScannedRun(source, tiles, pos, context), self.priority)
+                pos += sum(map(len, tiles[0::4])) + sum(map(len, tiles[2::4]))
+            if rest is None:
+                return
+            end = pos + len(rests[rest])
+            pos, index = self.scan_units(source, pos, index + text.count("\n", counted, pos), end)
+            counted = pos
+            if pos > end:
+                self.scan_units(source, pos, index, len(text))
+                return
+            first = rest
+
+    def scan_units(self, source: _ScannedText, pos: int, index: int, end: int) -> tuple[int, int]:
+        """Read ``source.text`` from offset ``pos`` (line ``index``) up to at least ``end``: runs
+        of blank and // lines, GUID headers and entries ``skim`` accepts are matched a unit at a
+        time and their entries deferred as ``skim`` defers them; any other line takes ``step``.
+        Returns the offset and line index where reading stopped."""
+        text = source.text
+        size = len(text)
         defer, match, priority = self.tmfset.defer, _FAST_UNIT.match, self.priority
         context = None
-        while pos < size:
+        while pos < end:
             unit = match(text, pos)
             if unit is not None:
                 kind = unit.lastgroup
@@ -560,11 +651,11 @@ class _Parser:
                             and unit.group("typev").count('"') >= 2):
                         if context is None or context[3] is not self.header:
                             context = self.context()
-                        end = unit.end()
-                        defer(self.header.guid, (number,), _Scanned(source, pos, end, index, context),
+                        stop = unit.end()
+                        defer(self.header.guid, (number,), _Scanned(source, pos, stop, index, context),
                               priority)
-                        index += text.count("\n", pos, end)
-                        pos = end
+                        index += text.count("\n", pos, stop)
+                        pos = stop
                         continue
                 elif kind == "blank":
                     index += text.count("\n", pos, unit.end())
@@ -577,9 +668,8 @@ class _Parser:
                     continue
             lines = source.lines()
             index = self.step(lines, index)
-            if starts is None:
-                starts = [0, *(m.end() for m in _NEWLINE.finditer(text))]
-            pos = starts[index] if index < len(lines) else size
+            pos = source.starts()[index] if index < len(lines) else size
+        return pos, index
 
     def step(self, lines: list[str], index: int) -> int:
         """Read what starts at line ``index`` (a line, an entry or a block); the next index."""

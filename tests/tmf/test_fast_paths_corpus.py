@@ -70,6 +70,9 @@ def _read(path: str, text: str) -> tuple[list, list, list]:
 
 def test_lazy_scan_reads_as_the_line_by_line_reader(corpus_tmfs, monkeypatch):
     scanned = {path: _read(path, text) for path, text in corpus_tmfs}
+    monkeypatch.setattr(grammar, "_TILE", re.compile(r"(?!)"))  # no stretch: ``scan_units`` reads
+    for path, text in corpus_tmfs:
+        assert scanned[path] == _read(path, text), path
     monkeypatch.setattr(grammar, "_FAST_UNIT", re.compile(r"(?!)"))  # every line takes ``step``
     for path, text in corpus_tmfs:
         assert scanned[path] == _read(path, text), path
@@ -78,6 +81,6 @@ def test_lazy_scan_reads_as_the_line_by_line_reader(corpus_tmfs, monkeypatch):
 
 def test_scanned_entries_parse_as_the_grammar_parses_them(corpus_tmfs, monkeypatch):
     parsed = {path: _read(path, text)[1] for path, text in corpus_tmfs}
-    monkeypatch.setattr(grammar._Scanned, "scanned", lambda self: None)  # ``message`` parses each
+    monkeypatch.setattr(grammar, "_scanned_messages", lambda *args: None)  # ``message`` parses each
     for path, text in corpus_tmfs:
         assert parsed[path] == _read(path, text)[1], path

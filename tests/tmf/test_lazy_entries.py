@@ -72,20 +72,20 @@ def test_lookups_give_what_reading_the_whole_file_gives(tmp_path):
 def test_only_the_entries_looked_up_are_parsed(tmp_path, monkeypatch):
     lazy, _eager = _sets(tmp_path)
     parsed = []
-    real, real_scanned = grammar._Parser.message, grammar._Scanned.scanned
+    real, real_scanned = grammar._Parser.message, grammar._scanned_messages
 
     def counting(self, lines, index):
         parsed.append(lines[index].split()[2])
         return real(self, lines, index)
 
-    def counting_scanned(self):  # an entry the scan matched: parsed without ``message``
-        messages = real_scanned(self)
+    def counting_scanned(typev_line, block, context, index):  # an entry a scan matched
+        messages = real_scanned(typev_line, block, context, index)
         if messages is not None:
-            parsed.append(self.source.text[self.start:self.end].split()[2])
+            parsed.append(typev_line.split()[2])
         return messages
 
     monkeypatch.setattr(grammar._Parser, "message", counting)
-    monkeypatch.setattr(grammar._Scanned, "scanned", counting_scanned)
+    monkeypatch.setattr(grammar, "_scanned_messages", counting_scanned)
     assert lazy.lookup(G, 31).format == "%0fine %10!s!"
     # the file is read once: the broken entry is parsed at once (its problem is reported where
     # its block ends: the next #typev line), then the entry looked up
