@@ -73,17 +73,18 @@ class LazyPattern:
 _KEY_VALUE = LazyPattern(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)\Z")
 
 
-# a trailer made of KEY=VALUE tokens only (tracepdb's): its pairs are found in one pass
-_ALL_KEY_VALUES = re.compile(r"\s*(?:[A-Za-z_][A-Za-z0-9_]*=\S*(?:\s+|\Z))*")
-_KEY_VALUES = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)")
-
-
 @functools.lru_cache(maxsize=8192)  # messages of one function share their trailer
 def _trailer_to_pairs(text: str) -> tuple[tuple[str, str], ...]:
     """KEY=VALUE pairs in order; a bare word extends the previous value (or the "" key)."""
-    if _ALL_KEY_VALUES.fullmatch(text):
-        return tuple(dict(_KEY_VALUES.findall(text)).items())
     pairs: dict[str, str] = {}
+    for token in text.split():   # tracepdb writes KEY=VALUE tokens only: no regex (5x the cost)
+        key, equals, value = token.partition("=")
+        if not (equals and key.isascii() and key.isidentifier()):
+            break
+        pairs[key] = value
+    else:
+        return tuple(pairs.items())
+    pairs.clear()
     last = ""
     for token in text.split():
         match = _KEY_VALUE.match(token)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import re
 import time
 import uuid
 
@@ -205,3 +206,33 @@ def test_fast_matchers_agree_with_the_productions(line):
         quick = fast(line)
         if quick is not None:  # a fast match must be exactly what the production gives
             assert quick == _outcome(full, line)
+
+
+# a trailer of KEY=VALUE tokens only, and how their pairs are found, as regular expressions
+KEY_VALUES_ONLY = re.compile(r"\s*(?:[A-Za-z_][A-Za-z0-9_]*=\S*(?:\s+|\Z))*")
+KEY_VALUE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)")
+TRAILER_ALPHABET = st.sampled_from(["A", "z", "_", "0", "=", " ", "\t", "\x0b", "\x1c", "\x85", "\xa0",
+                                    "\u2003", "\xe9", "\u01c5", "-", ".", "FUNC=", "LEVEL=x"])
+
+
+def trailer_pairs(text: str) -> tuple[tuple[str, str], ...]:
+    """The pairs of a trailer by the regular expressions: KEY=VALUE tokens; with other words,
+    a bare word extends the previous value (or the "" key)."""
+    if KEY_VALUES_ONLY.fullmatch(text):
+        return tuple(dict(KEY_VALUE.findall(text)).items())
+    pairs: dict[str, str] = {}
+    last = ""
+    for token in text.split():
+        match = KEY_VALUE.fullmatch(token)
+        if match:
+            last = match.group(1)
+            pairs[last] = match.group(2)
+        else:
+            pairs[last] = f"{pairs[last]} {token}" if pairs.get(last) else token
+    return tuple(pairs.items())
+
+
+@SETTINGS
+@given(st.lists(TRAILER_ALPHABET, max_size=16).map("".join))
+def test_trailer_pairs_are_those_of_the_regular_expressions(text):
+    assert grammar._trailer_to_pairs.__wrapped__(text) == trailer_pairs(text)
