@@ -22,7 +22,7 @@ import os
 import re
 import uuid
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import Iterable
 
 from .errors import TmfError
 from .grammar import LazyPattern, parse_into
@@ -39,7 +39,10 @@ _BINARY = LazyPattern(r"[\x00-\x08\x0e-\x1f\x7f]")
 _BINARY_CHARS = tuple(map(chr, (*range(0x00, 0x09), *range(0x0e, 0x20), 0x7f)))
 _GUID = r"\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?"
 _GUID_HEADER = LazyPattern(_GUID + r"(?:\s|$)")
-_TMF_KEY = re.compile(r"^[ \t]*#(?:typev?|enumv)[ \t]", re.M)
+# a #typev, #type or #enumv line: the first line, or one after a newline ("\n" first lets a
+# search skip from newline to newline instead of trying a match at every character)
+_TMF_KEY = re.compile(r"[ \t]*#(?:typev?|enumv)[ \t]")
+_TMF_KEY_AFTER_NEWLINE = re.compile(r"\n[ \t]*#(?:typev?|enumv)[ \t]")
 _TMC_KEY = LazyPattern(r"^[ \t]*" + _GUID + r"(?:\s|$)", re.M)
 _GUID_LINE = LazyPattern(r"^\s*\{?([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})\}?(?:\s+(\S+))?")
 
@@ -52,21 +55,29 @@ def split_search_path(value: str | None) -> list[str]:
     return [part.strip() for part in parts if part.strip()]
 
 
-def _read_at_most(handle: BinaryIO, limit: int) -> bytes:
+def _read_at_most(fd: int, limit: int) -> bytes:
     """At most ``limit`` bytes of an open file. Asked for ``limit`` bytes at once, Python
     allocates that much first (40 us a file for 256 MiB), so a file is asked for its size and
-    one byte more; only a file that has more (it grew, or tells no size) is read on."""
-    size = os.fstat(handle.fileno()).st_size
-    data = handle.read(min(size, limit - 1) + 1)
-    if len(data) > size:
-        data += handle.read(limit - len(data))
-    return data
+    one byte more, then on in 64 KiB steps to its end (a file that grew, or tells no size)."""
+    want = min(os.fstat(fd).st_size, limit - 1) + 1
+    chunks, total = [], 0
+    while total < limit:
+        chunk = os.read(fd, want)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        want = min(limit - total, 1 << 16)
+    return b"".join(chunks)
 
 
 def read_text(path: "str | os.PathLike[str]") -> str:
     """A TMF/TMC file as text: UTF-16 with BOM, UTF-8 (BOM optional), else the ANSI code page 1252."""
-    with open(path, "rb") as handle:
-        data = _read_at_most(handle, MAX_TEXT_FILE + 1)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))  # a file object costs as much again
+    try:
+        data = _read_at_most(fd, MAX_TEXT_FILE + 1)
+    finally:
+        os.close(fd)
     if len(data) > MAX_TEXT_FILE:
         raise TmfError(f"file larger than {MAX_TEXT_FILE} bytes", path=os.fspath(path), line=0,
                        expected="a TMF text file")
@@ -94,7 +105,7 @@ def not_tmf_text(text: str, path: str = "<string>", tmc: bool = False) -> TmfErr
         return TmfError(f"not a {what} file: expected text, found binary data (control "
                         f"character {ord(binary.group()):#04x}); its content is not shown",
                         path=path, line=line, column=column, expected=f"a {what} text file")
-    if (_TMC_KEY if tmc else _TMF_KEY).search(text):
+    if _TMC_KEY.search(text) if tmc else _TMF_KEY.match(text) or _TMF_KEY_AFTER_NEWLINE.search(text):
         return None
     for lineno, line in enumerate(text.split("\n"), 1):
         stripped = line.strip()
