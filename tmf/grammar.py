@@ -622,9 +622,9 @@ class _Parser:
                     context = self.context()
                 self.tmfset.defer_run(self.header.guid, numbers,
                                       _ScannedRun(source, tiles, pos, context), self.priority)
-                pos += sum(map(len, tiles[0::4])) + sum(map(len, tiles[2::4]))
             if rest is None:
                 return
+            pos += sum(map(len, tiles[0::4])) + sum(map(len, tiles[2::4]))
             end = pos + len(rests[rest])
             pos, index = self.scan_units(source, pos, index + text.count("\n", counted, pos), end)
             counted = pos

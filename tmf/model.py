@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from itertools import repeat
-from typing import Callable, Iterable, Iterator, Protocol
+from itertools import chain, repeat
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 from .errors import TmfError
 
@@ -131,9 +131,9 @@ class TmfSet:
         self._pending_any: list[Callable[["TmfSet"], None]] = []
         # message entries read but not parsed yet: (GUID, number) -> its (entries, index,
         # priority) (``defer_run``) or (entry, None, priority) (``defer``), in reading order;
-        # GUID -> the numbers deferred
+        # GUID -> the lists of numbers noted (a set is made when a GUID needs them all)
         self._deferred: dict[tuple[int, int], list[tuple[object, int | None, int]]] = {}
-        self._deferred_numbers: dict[int, set[int]] = {}
+        self._deferred_numbers: dict[int, list[Sequence[int]]] = {}
         # deferred entries a lookup did not need (an earlier one of the same key won), parsed
         # by a full listing for the problems they may report
         self._outranked: list = []
@@ -155,10 +155,10 @@ class TmfSet:
         parses it (once) when one of them is looked up. For each key, the entries are added in
         the order they were noted, as if they had been parsed then."""
         guid, each = guid.int, (entry, None, priority)   # no index: the entry itself
-        known = self._deferred_numbers.setdefault(guid, set())
+        numbers = tuple(numbers)
+        self._deferred_numbers.setdefault(guid, []).append(numbers)
         for number in numbers:
             self._deferred.setdefault((guid, number), []).append(each)
-            known.add(number)
 
     def defer_run(self, guid: uuid.UUID, numbers: list[int], entries: DeferredEntries,
                   priority: int = 0) -> None:
@@ -166,15 +166,16 @@ class TmfSet:
         notes one: the i-th defines message ``numbers[i]``; ``entries.messages(i, self)``
         parses it when its number is looked up (or on a full listing), once."""
         guid = guid.int
-        self._deferred_numbers.setdefault(guid, set()).update(numbers)
-        keys = list(zip(repeat(guid), numbers))
+        self._deferred_numbers.setdefault(guid, []).append(numbers)
         found = zip(repeat(entries), range(len(numbers)), repeat(priority))
         deferred = self._deferred
-        if len(set(numbers)) == len(numbers) and deferred.keys().isdisjoint(keys):
-            deferred.update(zip(keys, map(list, zip(found))))   # each number once and new
-            return
-        for key, each in zip(keys, found):   # a file appended twice, or a GUID in two files
-            deferred.setdefault(key, []).append(each)
+        if len(set(numbers)) == len(numbers):
+            keys = list(zip(repeat(guid), numbers))
+            if deferred.keys().isdisjoint(keys):   # each number once, and new: in one step
+                deferred.update(zip(keys, map(list, zip(found))))
+                return
+        for number, each in zip(numbers, found):   # a file appended twice, a GUID in two files
+            deferred.setdefault((guid, number), []).append(each)
 
     def _materialize(self, key: tuple[int, int]) -> None:
         found = self._deferred.pop(key, None)
@@ -194,7 +195,7 @@ class TmfSet:
             self._outranked.extend(later)
 
     def _materialize_guid(self, guid: int) -> None:
-        for number in sorted(self._deferred_numbers.pop(guid, ())):
+        for number in sorted(set(chain.from_iterable(self._deferred_numbers.pop(guid, ())))):
             self._materialize((guid, number))
 
     def _materialize_all(self) -> None:
