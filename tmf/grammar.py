@@ -421,7 +421,8 @@ _FAST_UNIT = re.compile(
 # entry cheaper, and with the literal "#type" first the split does not try every character.
 _TILE = re.compile(
     r'(#type(?<![^\n]#type)v? [!#-~]+ ([0-9]{1,5}) ".*".*\n)'  # at a line start
-    r'(\{\n(?:(?![0-9A-Fa-f]{8}-)[!"$-z|~].*\n)*+\}\n'  # no "#", "{", "}" or GUID starts a line
+    # no "#", "{", "}" or GUID starts a line of the block (only a hex digit is looked past)
+    r'(\{\n(?:[!"$-/:-@G-Z\[-`g-z|~].*\n|[0-9A-Fa-f](?![0-9A-Fa-f]{7}-).*\n)*+\}\n'
     r"(?://.*\n|\n)*+)"
 )
 _NEWLINE = LazyPattern("\n")

@@ -51,6 +51,7 @@ BREAKS = {
     "same GUID again": HEADER,
     "bad GUID header": "0badf00d-1111-4222-8333-44445555666 Comp\n",
     "numbers read again": entries(10, 11),
+    "arguments starting with hex digits": entry(63, args="dw, ItemLong -- 10\nabcdef01x, ItemLong -- 11\n"),
     "non-ASCII name": '#typev a_c\u00e962 62 "%0accent"\n{\n}\n',
 }
 
