@@ -5,15 +5,20 @@ Run: python3 benchmarks/bench_tmf.py [CORPUS_DIR]   (default tests/corpus)
 Prints side by side: the real grammar (pyparsing line productions + state machine), the same
 with its per-line caches warm, and a bare regex line reader that only extracts (guid, number)
 (the floor any TMF reader pays for reading lines; it checks nothing and builds no model).
+Then the lazy scan of every file of the nefarius set, the fixed cost each fmt process pays for
+the files it reads: split at the entries tracepdb writes (the reader's) beside unit by unit
+(its split turned off: the reading it did before), in CPU time with gc off, as fmt runs.
 """
 from __future__ import annotations
 
+import gc
 import pathlib
 import re
 import sys
 import tempfile
 import time
 import uuid
+from unittest import mock
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -43,6 +48,32 @@ def floor_reader(texts: list[str]) -> int:
 def clear_caches() -> None:
     for fn in (grammar.parse_typev, grammar.parse_arg, grammar.parse_guid_header):
         fn.cache_clear()
+
+
+def lazy_scan_cpu(directory: pathlib.Path, runs: int) -> tuple[float, float]:
+    """CPU seconds (min of ``runs``) to scan every file of a lazily loaded directory, then to
+    parse every message (caches cleared before each: a fmt process reads each file once)."""
+    scan = parse = float("inf")
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(runs):
+            clear_caches()
+            grammar._trailer_to_pairs.cache_clear()
+            tmfset = tmf.load(directory, use_environment=False)
+            start = time.process_time()
+            for guid in list(tmfset._pending):
+                tmfset._load_guid(guid)
+            scan = min(scan, time.process_time() - start)
+            start = time.process_time()
+            list(tmfset.messages())
+            parse = min(parse, time.process_time() - start)
+            del tmfset
+            gc.collect()
+    finally:
+        if was_enabled:
+            gc.enable()
+    return scan, parse
 
 
 def best_of(runs: int, fn):
@@ -109,6 +140,17 @@ def main() -> int:
     print(f"  lookup, hit                 {t_hit * 1e9:8.0f} ns")
     print(f"  lookup, unknown GUID        {t_miss * 1e9:8.0f} ns")
     print(f"  load the other files        {t_rest * 1e3:8.2f} ms ({total} messages)")
+
+    # the lazy scan of every file, as each fmt process pays it, with the split and without
+    split = unit = (float("inf"), float("inf"))
+    for _ in range(3):  # alternated: this VM's speed drifts
+        split = min(split, lazy_scan_cpu(directory, 5))
+        with mock.patch.object(grammar, "_TILE", re.compile(r"(?!)")):
+            unit = min(unit, lazy_scan_cpu(directory, 5))
+    print(f"\nlazy scan of every file of the nefarius set (CPU, min of 15, gc off):")
+    print(f"  {'reader':<34}{'scan':>10}{'then messages()':>18}")
+    for name, (scan, parse) in (("split at tracepdb's entries", split), ("unit by unit (split off)", unit)):
+        print(f"  {name:<34}{scan * 1e3:7.2f} ms{parse * 1e3:15.2f} ms")
 
     # a big directory: 5000 <guid>.tmf files (copies of one corpus file under fresh GUIDs)
     template = (directory / f"{probe}.tmf").read_text()
