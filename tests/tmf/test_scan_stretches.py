@@ -64,28 +64,32 @@ def _deferred(tmfset: TmfSet) -> list:
             for key, found in tmfset._deferred.items()]
 
 
-def _read(text: str) -> tuple:
-    tmfset = grammar.parse_into(TmfSet(), text, "t.tmf", tolerant=True, priority=-1, lazy=True)
+def _read(*texts: str) -> tuple:
+    """What lazy reads of ``texts`` into one set defer and report at once (the later texts
+    at higher priorities), then every message and problem once everything is parsed."""
+    tmfset = TmfSet()
+    for priority, text in enumerate(texts, -len(texts)):
+        grammar.parse_into(tmfset, text, f"t{priority}.tmf", tolerant=True, priority=priority, lazy=True)
     at_once = (_deferred(tmfset), [str(issue) for issue in tmfset.issues])
     tmfset.load_all()
     messages = sorted((key, message, tmfset._priority[key]) for key, message in tmfset._messages.items())
     return at_once, messages, [str(issue) for issue in tmfset.issues]
 
 
-def _three_readings(text: str, monkeypatch) -> list:
-    readings = [_read(text)]
+def _three_readings(*texts: str, monkeypatch) -> list:
+    readings = [_read(*texts)]
     with monkeypatch.context() as patch:
         patch.setattr(grammar, "_TILE", re.compile(r"(?!)"))  # unit by unit
-        readings.append(_read(text))
+        readings.append(_read(*texts))
         patch.setattr(grammar, "_FAST_UNIT", re.compile(r"(?!)"))  # line by line
-        readings.append(_read(text))
+        readings.append(_read(*texts))
     return readings
 
 
 @pytest.mark.parametrize("between", BREAKS.values(), ids=BREAKS.keys())
 def test_a_stretch_ends_where_the_entries_do(between, monkeypatch):
     text = "// PDB:  x.pdb\n" + HEADER + entries(10, 11, 12) + between + entries(11, 20, 21) + "\n"
-    scanned, by_unit, by_line = _three_readings(text, monkeypatch)
+    scanned, by_unit, by_line = _three_readings(text, monkeypatch=monkeypatch)
     assert scanned == by_unit == by_line
     assert scanned[0][0], "some entries are deferred"
 
@@ -99,8 +103,22 @@ def test_a_stretch_ends_where_the_entries_do(between, monkeypatch):
 ], ids=["entries before the header", "no final newline", "ends in a block", "ends with comments",
         "empty"])
 def test_the_ends_of_a_text(text, monkeypatch):
-    scanned, by_unit, by_line = _three_readings(text, monkeypatch)
+    scanned, by_unit, by_line = _three_readings(text, monkeypatch=monkeypatch)
     assert scanned == by_unit == by_line
+
+
+def test_a_guid_in_two_files_of_two_priorities(monkeypatch):
+    """The entries of both files are deferred under the same keys, in reading order (the
+    lower priority's first here); the higher priority's message wins unless it is broken."""
+    low = HEADER + entries(10, 11) + entry(12, args="n, ItemLong -- 100\n") + entries(13)
+    high = HEADER + entry(11, args="n, ItemLong -- 100\n") + entries(12, 13, 14)
+    scanned, by_unit, by_line = _three_readings(low, high, monkeypatch=monkeypatch)
+    assert scanned == by_unit == by_line
+    deferred = dict(scanned[0][0])
+    assert deferred[G.int, 12] == [(9, -2), (5, -1)] and deferred[G.int, 14] == [(13, -1)]
+    messages = {key[1]: (message.origin, priority) for key, message, priority in scanned[1]}
+    assert messages == {10: ("t-2.tmf:2", -2), 11: ("t-2.tmf:6", -2), 12: ("t-1.tmf:6", -1),
+                        13: ("t-1.tmf:10", -1), 14: ("t-1.tmf:14", -1)}
 
 
 def test_line_numbers_of_deferred_entries_are_exact(monkeypatch):
