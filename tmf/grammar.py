@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 import uuid
 from dataclasses import dataclass
 from itertools import accumulate, compress, repeat
@@ -419,12 +420,19 @@ _FAST_UNIT = re.compile(
 # (the two quotes it counts are after the number). Groups: the #typev line, its number, the
 # rest. Other entries are left to ``_FAST_UNIT``: each token less in this pattern makes every
 # entry cheaper, and with the literal "#type" first the split does not try every character.
-_TILE = re.compile(
-    r'(#type(?<![^\n]#type)v? [!#-~]+ ([0-9]{1,5}) ".*".*\n)'  # at a line start
-    # no "#", "{", "}" or GUID starts a line of the block (only a hex digit is looked past)
-    r'(\{\n(?:[!"$-/:-@G-Z\[-`g-z|~].*\n|[0-9A-Fa-f](?![0-9A-Fa-f]{7}-).*\n)*+\}\n'
-    r"(?://.*\n|\n)*+)"
+# Where the re module has atomic groups and possessive repeats (3.11), ``second_quote`` finds the
+# line's last quote once and ``once`` ("+") makes the block's repeats give back no line they
+# took; no line given back could end the tile otherwise, so the matches are those of the 3.10
+# forms, whose look-ahead also keeps a failing line of many quotes from being tried at each.
+_TILE_PATTERN = (
+    r'(#type(?<![^\n]#type)v? [!#-~]+ ([0-9]{{1,5}}) {second_quote}.*\n)'  # at a line start
+    # no "#", "{{", "}}" or GUID starts a line of the block (only a hex digit is looked past)
+    r'(\{{\n(?:[!"$-/:-@G-Z\[-`g-z|~].*\n|[0-9A-Fa-f](?![0-9A-Fa-f]{{7}}-).*\n)*{once}\}}\n'
+    r"(?://.*\n|\n)*{once})"
 )
+_TILE_FORMS = {"3.10": {"second_quote": '"(?=.*")', "once": ""},
+               "3.11": {"second_quote": '(?>".*")', "once": "+"}}
+_TILE = re.compile(_TILE_PATTERN.format(**_TILE_FORMS["3.11" if sys.version_info >= (3, 11) else "3.10"]))
 _NEWLINE = LazyPattern("\n")
 
 

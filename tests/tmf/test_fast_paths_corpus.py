@@ -84,3 +84,11 @@ def test_scanned_entries_parse_as_the_grammar_parses_them(corpus_tmfs, monkeypat
     monkeypatch.setattr(grammar, "_scanned_messages", lambda *args: None)  # ``message`` parses each
     for path, text in corpus_tmfs:
         assert parsed[path] == _read(path, text)[1], path
+
+
+def test_the_split_is_the_same_in_the_forms_of_each_python(corpus_tmfs):
+    """Without atomic groups and possessive repeats (Python 3.10), the tile pattern splits
+    every text as with them."""
+    forms = [re.compile(grammar._TILE_PATTERN.format(**form)) for form in grammar._TILE_FORMS.values()]
+    for path, text in corpus_tmfs:
+        assert forms[0].split(text) == forms[1].split(text) == grammar._TILE.split(text), path
