@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from itertools import chain, repeat
-from typing import Callable, Iterable, Iterator, Protocol, Sequence
+from itertools import repeat
+from typing import Callable, Iterable, Iterator, Protocol
 
 from .errors import TmfError
 
@@ -129,11 +129,11 @@ class TmfSet:
         self._pending: dict[int, list[Callable[["TmfSet"], None]]] = {}
         # Loaders whose GUIDs are unknown until read (needed by messages()/guids()/enum()).
         self._pending_any: list[Callable[["TmfSet"], None]] = []
-        # message entries read but not parsed yet: (GUID, number) -> its (entries, index,
-        # priority) (``defer_run``) or (entry, None, priority) (``defer``), in reading order;
-        # GUID -> the lists of numbers noted (a set is made when a GUID needs them all)
-        self._deferred: dict[tuple[int, int], list[tuple[object, int | None, int]]] = {}
-        self._deferred_numbers: dict[int, list[Sequence[int]]] = {}
+        # message entries read but not parsed yet: GUID -> number -> its (noted, entries, index,
+        # priority) (``defer_run``) or (noted, entry, None, priority) (``defer``), in reading
+        # order; ``noted`` counts the notes, so that (noted, index) orders the keys as read
+        self._deferred: dict[int, dict[int, list[tuple[int, object, int | None, int]]]] = {}
+        self._noted = 0
         # deferred entries a lookup did not need (an earlier one of the same key won), parsed
         # by a full listing for the problems they may report
         self._outranked: list = []
@@ -154,36 +154,35 @@ class TmfSet:
         """Note an unparsed message entry defining ``numbers`` of ``guid``: ``entry.messages(self)``
         parses it (once) when one of them is looked up. For each key, the entries are added in
         the order they were noted, as if they had been parsed then."""
-        guid, each = guid.int, (entry, None, priority)   # no index: the entry itself
-        numbers = tuple(numbers)
-        self._deferred_numbers.setdefault(guid, []).append(numbers)
+        by_number = self._deferred.setdefault(guid.int, {})
         for number in numbers:
-            self._deferred.setdefault((guid, number), []).append(each)
+            self._noted += 1   # a note per number: they are ordered as noted
+            by_number.setdefault(number, []).append((self._noted, entry, None, priority))
 
     def defer_run(self, guid: uuid.UUID, numbers: list[int], entries: DeferredEntries,
                   priority: int = 0) -> None:
         """Note unparsed message entries of ``guid`` read one after the other, as ``defer``
         notes one: the i-th defines message ``numbers[i]``; ``entries.messages(i, self)``
         parses it when its number is looked up (or on a full listing), once."""
-        guid = guid.int
-        self._deferred_numbers.setdefault(guid, []).append(numbers)
-        found = zip(repeat(entries), range(len(numbers)), repeat(priority))
-        deferred = self._deferred
-        if len(set(numbers)) == len(numbers):
-            keys = list(zip(repeat(guid), numbers))
-            if deferred.keys().isdisjoint(keys):   # each number once, and new: in one step
-                deferred.update(zip(keys, map(list, zip(found))))
-                return
+        self._noted += 1
+        by_number = self._deferred.setdefault(guid.int, {})
+        found = zip(repeat(self._noted), repeat(entries), range(len(numbers)), repeat(priority))
+        if len(set(numbers)) == len(numbers) and by_number.keys().isdisjoint(numbers):
+            by_number.update(zip(numbers, map(list, zip(found))))   # each number once, and new
+            return
         for number, each in zip(numbers, found):   # a file appended twice, a GUID in two files
-            deferred.setdefault((guid, number), []).append(each)
+            by_number.setdefault(number, []).append(each)
 
     def _materialize(self, key: tuple[int, int]) -> None:
-        found = self._deferred.pop(key, None)
+        by_number = self._deferred.get(key[0])
+        found = by_number.pop(key[1], None) if by_number is not None else None
         if found is None:
             return
+        if not by_number:
+            del self._deferred[key[0]]
         number = key[1]
         later = []
-        for entries, index, priority in found:
+        for _noted, entries, index, priority in found:
             if key in self._messages and priority <= self._priority[key]:
                 later.append((entries, index))     # cannot win: parsed on a full listing
                 continue
@@ -195,19 +194,28 @@ class TmfSet:
             self._outranked.extend(later)
 
     def _materialize_guid(self, guid: int) -> None:
-        for number in sorted(set(chain.from_iterable(self._deferred_numbers.pop(guid, ())))):
+        for number in sorted(self._deferred.get(guid, ())):
             self._materialize((guid, number))
 
     def _materialize_all(self) -> None:
-        while self._deferred:
-            self._materialize(next(iter(self._deferred)))
-        self._deferred_numbers.clear()
+        while keys := self._deferred_keys():
+            for key in keys:
+                self._materialize(key)
+        self._deferred.clear()   # GUIDs noted with no number
         outranked, self._outranked = self._outranked, []
         for entries, index in outranked:
             if index is None:
                 entries.messages(self)
             else:
                 entries.messages(index, self)
+
+    def _deferred_keys(self) -> list[tuple[int, int]]:
+        """The deferred keys in the order they were first noted (as if each entry had been
+        parsed when it was read)."""
+        order = sorted((found[0][0], found[0][2] or 0, guid, number)
+                       for guid, by_number in self._deferred.items()
+                       for number, found in by_number.items())
+        return [(guid, number) for _noted, _index, guid, number in order]
 
     def add_enum(self, enum: EnumDef) -> None:
         self._enums[enum.name] = enum
@@ -243,7 +251,7 @@ class TmfSet:
     # -- queries --------------------------------------------------------------------------
     def lookup(self, guid: uuid.UUID, number: int) -> Message | None:
         key = (guid.int, number)
-        if key in self._deferred:
+        if number in self._deferred.get(key[0], ()):
             self._materialize(key)
         message = self._messages.get(key)
         if message is None and key[0] in self._pending:

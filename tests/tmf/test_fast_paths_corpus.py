@@ -54,9 +54,11 @@ def _line_index(entries, i: int | None) -> int:
 
 
 def deferred_entries(tmfset: TmfSet) -> list:
-    """Each key deferred, with the (line index, priority) of its entries in reading order."""
-    return [(key, [(_line_index(entries, i), priority) for entries, i, priority in found])
-            for key, found in tmfset._deferred.items()]
+    """Each key deferred, in the order noted, with the (line index, priority) of its entries
+    in reading order."""
+    return [(key, [(_line_index(entries, i), priority)
+                   for _noted, entries, i, priority in tmfset._deferred[key[0]][key[1]]])
+            for key in tmfset._deferred_keys()]
 
 
 def _read(path: str, text: str) -> tuple[list, list, list]:

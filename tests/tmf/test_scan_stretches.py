@@ -57,11 +57,12 @@ BREAKS = {
 
 
 def _deferred(tmfset: TmfSet) -> list:
-    """Each deferred key with the (line index, priority) of its entries, in reading order."""
+    """Each deferred key, in the order noted, with the (line index, priority) of its entries."""
     def line(entries, i):
         return entries.index if i is None else entries.line_index(i)
-    return [(key, [(line(entries, i), priority) for entries, i, priority in found])
-            for key, found in tmfset._deferred.items()]
+    return [(key, [(line(entries, i), priority)
+                   for _noted, entries, i, priority in tmfset._deferred[key[0]][key[1]]])
+            for key in tmfset._deferred_keys()]
 
 
 def _read(*texts: str) -> tuple:
