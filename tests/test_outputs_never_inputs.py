@@ -271,7 +271,10 @@ def test_a_commit_that_does_not_wait_removes_the_old_file_by_settle(tmp_path):
     fh.write("new\n")
     fh.commit(wait=False)
     assert out.read_text() == "new\n"
+    if _can_exchange(tmp_path):                 # swapped: the old file is a thread's to remove
+        assert fh._remover is not None
     fh.settle()
+    assert fh._remover is None
     fh.close()
     assert os.listdir(tmp_path) == ["out.txt"]
     fresh = outputs.open_output(str(tmp_path / "fresh.txt"), 0o600)   # no old file

@@ -186,8 +186,7 @@ class TmfSet:
             if key in self._messages and priority <= self._priority[key]:
                 later.append((entries, index))     # cannot win: parsed on a full listing
                 continue
-            parsed = entries.messages(self) if index is None else entries.messages(index, self)
-            for message in parsed:
+            for message in self._parse_deferred(entries, index):
                 if message.number == number:
                     self.add_message(message, priority)
         if later:
@@ -204,10 +203,12 @@ class TmfSet:
         self._deferred.clear()   # GUIDs noted with no number
         outranked, self._outranked = self._outranked, []
         for entries, index in outranked:
-            if index is None:
-                entries.messages(self)
-            else:
-                entries.messages(index, self)
+            self._parse_deferred(entries, index)
+
+    def _parse_deferred(self, entries, index: int | None) -> list[Message]:
+        """The messages of a deferred entry: one ``defer`` noted (index None) or the index-th
+        of a ``defer_run``."""
+        return entries.messages(self) if index is None else entries.messages(index, self)
 
     def _deferred_keys(self) -> list[tuple[int, int]]:
         """The deferred keys in the order they were first noted (as if each entry had been
