@@ -11,9 +11,10 @@ once: is this the log-file header record (``starts_with_logfile_header``), which
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
+
+from wpptrace._fieldclass import field, fieldclass
 
 from ._hazmat import BUFFER_HEADER, ETL, SYSTEM_HEADER, chain_ok, decompress_into
 
@@ -53,7 +54,7 @@ def message_pointer_size(flags: int, default: int) -> int:
     return default
 
 
-@dataclass
+@fieldclass
 class BufferInfo:
     """A located buffer: its WMI_BUFFER_HEADER facts and where it sits (index and file
     offset -1 for a buffer that does not come from a file)."""
@@ -90,7 +91,7 @@ def buffer_info(raw, index: int = -1, file_offset: int = -1, size: int | None = 
         state=bh.State)
 
 
-@dataclass
+@fieldclass
 class Buffer(BufferInfo):
     """A decoded buffer: ``data`` is the whole (expanded) buffer, header included; an
     expanded buffer's header says so (compressed flag cleared, BufferSize = its length)."""
@@ -293,7 +294,7 @@ def parse_buffer(data, pointer_size: int, *, header_buffer: bool, end: int | Non
     return buf.records(), buf.issues
 
 
-@dataclass
+@fieldclass
 class ReadStats:
     """Totals over everything read so far (what ``wpptrace dump`` summarises)."""
 

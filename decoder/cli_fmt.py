@@ -16,9 +16,9 @@ import gc
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import IO, Iterable, Iterator
 
+from wpptrace._fieldclass import field, fieldclass
 from wpptrace import _outputs as outputs
 
 __all__ = ["FmtOptions", "run_fmt", "add_arguments", "run", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
@@ -30,7 +30,7 @@ EXIT_USAGE = 2
 _PROGRESS_MIN_BYTES = 4 << 20  # show a progress bar for inputs larger than this (on a terminal)
 
 
-@dataclass
+@fieldclass
 class FmtOptions:
     """Everything a decode run needs; both command lines fill one of these."""
 

@@ -8,14 +8,14 @@ buffer at a time, so memory stays bounded whatever the file size. Damage is repo
 """
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import re
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import BinaryIO, Iterator
+
+from wpptrace._fieldclass import fieldclass, replace
 
 from ._hazmat import BUFFER_HEADER, ETL, SYSTEM_HEADER, offsetof, read, sizeof
 from wpptrace.winerror import Win32Error
@@ -78,7 +78,7 @@ def _buffer_header_shape() -> re.Pattern:
 _BUFFER_HEADER_SHAPE = _buffer_header_shape()
 
 
-@dataclass(frozen=True)
+@fieldclass(frozen=True)
 class LogfileHeader:
     """Every TRACE_LOGFILE_HEADER fact, from the first record of the header buffer."""
 
@@ -299,7 +299,7 @@ class EtlFile(ReadLog):
         self._issue(BUFFER_HEADER_SIZE, problem)
         size = self._first_size if BUFFER_HEADER_SIZE < self._first_size <= MAX_BUFFER_SIZE else 65536
         if damaged is not None:
-            return dataclasses.replace(damaged, buffer_size=size, valid=False)
+            return replace(damaged, buffer_size=size, valid=False)
         return LogfileHeader(
             buffer_size=size, version=(0, 0, 0, 0), provider_version=0, number_of_processors=0,
             end_time=0, timer_resolution=0, maximum_file_size=0, log_file_mode=0,
@@ -564,7 +564,7 @@ class EtlFile(ReadLog):
             self._issue(info.file_offset + _BUFFER_FLAG,
                         f"buffer {info.index}: BufferFlag {info.flags:#x} says compressed in an "
                         f"uncompressed file; read as uncompressed")
-            info = dataclasses.replace(info, compressed=False)
+            info = replace(info, compressed=False)
         return decode(raw, info, source=self.name, pointer_size=self.pointer_size,
                       last_timestamp=last_timestamp,
                       limit=self.header.buffer_size if self.header.valid else MAX_BUFFER_SIZE,

@@ -9,10 +9,11 @@
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import os
 from typing import Any, Iterable, Iterator, Sequence
+
+from wpptrace._fieldclass import fieldclass
 
 from ._hazmat import ETL
 from .timestamps import filetime_to_datetime
@@ -332,7 +333,7 @@ def format_file(path: Any, tmf: Any = None, prefix: str | None = None, *, nopref
     return FormattedLines(_paths(path), load_tmf(tmf), prefix, noprefix, utc)
 
 
-@dataclasses.dataclass
+@fieldclass
 class DecodedFile:
     """What ``decode_file`` read: the WPP messages, the decoder's counters (messages,
     unknown, format errors...), the damage skipped (with offsets) and the EventsLost the

@@ -16,9 +16,10 @@ import io
 import json
 import os
 import uuid
-from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _encode_string   # json.dumps(str), ensure_ascii=False
 from typing import IO
+
+from wpptrace._fieldclass import field, fieldclass
 
 from .timestamps import FILETIME_TICKS_PER_SECOND, UNIX_EPOCH_SECONDS
 
@@ -275,7 +276,7 @@ _RULE = "+" + "-" * 83 + "+"
 _TABLE_HEADER = "|EventCount    EventName            EventType   TMF                                 |"
 
 
-@dataclass
+@fieldclass
 class SummaryRow:
     count: int
     event_name: str  # component (%1), "Unknown" without a format
@@ -283,7 +284,7 @@ class SummaryRow:
     guid: str  # message GUID (the TMF file's name without .tmf)
 
 
-@dataclass
+@fieldclass
 class Summary:
     """What a FmtSum file reports."""
 

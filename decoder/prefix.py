@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from operator import itemgetter
 from typing import Callable, Mapping, Sequence
 
+from wpptrace._fieldclass import fieldclass
 from wpptrace.tmf.formatspec import WPP_MARKERS, parse_tmf_format
 
 from .timestamps import FILETIME_TICKS_PER_SECOND, UNIX_EPOCH_SECONDS
@@ -190,7 +190,7 @@ def _python_spec(spec, text_value: bool) -> str:
     return "%" + flags + width_text + precision_text + conv
 
 
-@dataclass(frozen=True)
+@fieldclass(frozen=True)
 class BoundPrefix:
     """A prefix with one message's fixed values folded in.
 

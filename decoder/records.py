@@ -9,8 +9,9 @@ unknown kinds are returned as kind "unknown" and counted, damage is reported as 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import NamedTuple
+
+from wpptrace._fieldclass import fieldclass
 
 from ._hazmat import ETL, RECORD, walk_records
 
@@ -77,7 +78,7 @@ WALK_ERRORS = {
     ETL.ETLRD_ERR_BAD_ITEMS: "message items / header extensions inside the record size",
 }
 
-@dataclass(frozen=True)
+@fieldclass(frozen=True)
 class DecodeIssue:
     """One problem met while reading: where (file, byte offset) and what was expected."""
 

@@ -20,8 +20,9 @@ the TdhGetWppProperty-like accessor: a named argument (or a WPP property such as
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
+
+from wpptrace._fieldclass import field, fieldclass
 
 from ._hazmat import ETL, RowPrinter, sizeof
 
@@ -74,7 +75,7 @@ class UnknownPropertyError(KeyError):
     """No argument or WPP property of that name in the message (TdhGetWppProperty: ERROR_NOT_FOUND)."""
 
 
-@dataclass
+@fieldclass
 class FileContext:
     """Per-input-file facts a record needs: its pointer size and raw-clock -> FILETIME conversion."""
 
@@ -107,7 +108,7 @@ class FileContext:
         return ctx
 
 
-@dataclass
+@fieldclass
 class FmtCounters:
     """Counts tracefmt reports (FmtSum) plus what we skipped."""
 
@@ -165,7 +166,7 @@ class _WppProperties:
         raise UnknownPropertyError(name)
 
 
-@dataclass
+@fieldclass
 class WppMessage(_WppProperties):
     """One decoded record with every fact the structured outputs need."""
 

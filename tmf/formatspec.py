@@ -34,9 +34,10 @@ The scanner is a handful of anchored regular expressions (one per production); e
 """
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Union
+
+from wpptrace._fieldclass import fieldclass, replace
 
 from . import wppini
 from .errors import TmfError
@@ -69,7 +70,7 @@ def _rebuild_spec_error(message, text, column, expected, path, line):
     return FormatSpecError(message, text=text, column=column, expected=expected, path=path, line=line)
 
 
-@dataclasses.dataclass(frozen=True)
+@fieldclass(frozen=True)
 class Spec:
     """A printf conversion spec (without the leading '%')."""
 
@@ -94,12 +95,12 @@ class Spec:
         return self.text
 
 
-@dataclasses.dataclass(frozen=True)
+@fieldclass(frozen=True)
 class Literal:
     text: str
 
 
-@dataclasses.dataclass(frozen=True)
+@fieldclass(frozen=True)
 class Insert:
     """A value insert. TMF: ``index`` is the FormatMessage insert number (%10 -> 10).
     Source formats: ``index`` is the 0-based argument position; ``ext`` names a WPP type used as
@@ -110,7 +111,7 @@ class Insert:
     ext: str | None = None
 
 
-@dataclasses.dataclass(frozen=True)
+@fieldclass(frozen=True)
 class Marker:
     """A WPP marker (%!FUNC! ...), or the pseudo markers PREFIX (a leading %0) and END (%0)."""
 
@@ -226,7 +227,7 @@ def parse_tmf_format(fmt: str) -> list[Piece]:
                                               expected="[flags][width][.precision][length]conversion")
                     spec = _spec_from_match(sm, fmt, k + 2)
                     if spec.conversion == "Z":  # tracefmt treats !Z! as !s!
-                        spec = dataclasses.replace(spec, conversion="s")
+                        spec = replace(spec, conversion="s")
                     if len(_SPECS) < 4096:
                         _SPECS[body] = spec
                 pieces.append(_insert(index, spec, body))

@@ -19,9 +19,10 @@ import functools
 import re
 import sys
 import uuid
-from dataclasses import dataclass
 from itertools import accumulate, compress, repeat
 from typing import Iterator
+
+from wpptrace._fieldclass import fieldclass
 
 from .errors import TmfError
 from .model import Argument, EnumDef, Message, TmfSet, make_argument, make_message
@@ -248,14 +249,14 @@ def _run(name: str, text: str, what: str) -> pp.ParseResults:
         raise _LineError(err.loc, f"bad {what}: expected {expected}, found {found!r}", expected) from None
 
 
-@dataclass(frozen=True)
+@fieldclass(frozen=True)
 class GuidHeader:
     guid: uuid.UUID
     component: str
     trailer: tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True)
+@fieldclass(frozen=True)
 class TypevLine:
     legacy: bool
     name: str

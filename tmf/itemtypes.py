@@ -25,12 +25,13 @@ their bit index, ItemDouble as ``%g``, ItemHEXDump as space-separated upper-case
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import functools
 import ipaddress
 import struct
 from typing import Any, Callable, Iterator, Mapping
+
+from wpptrace._fieldclass import field, fieldclass, replace
 
 from . import statuscodes
 from .cprintf import format_insert
@@ -56,7 +57,7 @@ class ItemDecodeError(FormatError):
         super().__init__(f"{item} at argument offset {offset}: {detail}")
 
 
-@dataclasses.dataclass(frozen=True)
+@fieldclass(frozen=True)
 class RenderContext:
     """What rendering needs beyond the value: the item's parameters (list/set names, enum type),
     the TMF set (for #enumv), the pointer size of the logger, and UTC vs local time."""
@@ -384,7 +385,7 @@ def _plain_spec(spec: Spec | None) -> bool:
                             and spec.width is None and spec.precision is None)
 
 
-@dataclasses.dataclass(frozen=True)
+@fieldclass(frozen=True)
 class ItemType:
     """One TMF item type.
 
@@ -404,8 +405,8 @@ class ItemType:
     pointer_sized: bool
     struct_code: str | None
     kind: str
-    _decode: Callable = dataclasses.field(repr=False, compare=False)
-    _binder: Callable | None = dataclasses.field(default=None, repr=False, compare=False)
+    _decode: Callable = field(repr=False, compare=False)
+    _binder: Callable | None = field(default=None, repr=False, compare=False)
     native: str | None = None
 
     @property
@@ -438,7 +439,7 @@ class ItemType:
         if self.kind == "text":
             if _plain_spec(spec):
                 return None
-            text_spec = spec if spec.conversion in _TEXT_CONVERSIONS else dataclasses.replace(spec, conversion="s", length="")
+            text_spec = spec if spec.conversion in _TEXT_CONVERSIONS else replace(spec, conversion="s", length="")
             return lambda v: format_insert(v, text_spec, ps)
         if self.name == "ItemDouble" and spec is not None and spec.conversion in "eEfFgGaA":
             return lambda v: format_insert(v, spec, ps)

@@ -1,15 +1,16 @@
 """The TMF data model: messages, arguments, enum definitions, control GUIDs and the loaded set.
 
-Frozen dataclasses shared by the grammar, the loaders (TMF text, .tmc, PDB), the writer and
+Frozen field classes shared by the grammar, the loaders (TMF text, .tmc, PDB), the writer and
 the decoder. ``TmfSet`` keys messages by (message GUID, message number) and can defer reading
 files until a GUID is first looked up (see ``wpptrace.tmf.loader``).
 """
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Callable, Iterable, Iterator, Protocol
+
+from wpptrace._fieldclass import field, fieldclass
 
 from .errors import TmfError
 
@@ -17,7 +18,7 @@ __all__ = ["Argument", "Message", "EnumDef", "ControlGuid", "TmfSet", "make_argu
            "make_message"]
 
 
-@dataclass(frozen=True)
+@fieldclass(frozen=True)
 class Argument:
     """One argument line: ``<name>, <item>[(<params>)] -- <insert>``."""
 
@@ -27,7 +28,7 @@ class Argument:
     insert: int = 10  # FormatMessage insert number: %10 is the first argument
 
 
-@dataclass(frozen=True)
+@fieldclass(frozen=True)
 class Message:
     """One ``#typev`` entry: the format of (guid, number)."""
 
@@ -56,7 +57,7 @@ class Message:
 
 
 def make_argument(name: str, item: str, params: tuple[str, ...], insert: int) -> Argument:
-    """``Argument(name, item, params, insert)`` without the frozen dataclass's per-field
+    """``Argument(name, item, params, insert)`` without the frozen class's per-field
     ``object.__setattr__`` (a TMF directory has thousands: the reader's hot spot)."""
     arg = object.__new__(Argument)
     arg.__dict__.update(name=name, item=item, params=params, insert=insert)
@@ -74,7 +75,7 @@ def make_message(guid: uuid.UUID, number: int, name: str, format: str,
     return message
 
 
-@dataclass(frozen=True)
+@fieldclass(frozen=True)
 class EnumDef:
     """An ``#enumv`` block: enumerator values of a C enum used by ItemEnum/ItemFlagsEnum."""
 
@@ -86,7 +87,7 @@ class EnumDef:
     origin: str = ""
 
 
-@dataclass(frozen=True)
+@fieldclass(frozen=True)
 class ControlGuid:
     """A control GUID with its flag names, from a ``.tmc`` file or a PDB ``TMC:`` annotation."""
 

@@ -17,10 +17,11 @@ Grammar of the commands read (everything else in the file is ignored)::
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.resources
 import re
+
+from wpptrace._fieldclass import fieldclass
 
 from .errors import TmfError
 
@@ -41,7 +42,7 @@ def _rebuild_ini_error(message, path, line):
     return WppIniError(message, path=path, line=line)
 
 
-@dataclasses.dataclass(frozen=True)
+@fieldclass(frozen=True)
 class WppType:
     """One tracewpp type, flavors resolved against their base."""
 

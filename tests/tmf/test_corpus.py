@@ -1,13 +1,13 @@
 """The TMF reader on real files: every corpus TMF, exact message counts, field-by-field spot checks."""
 from __future__ import annotations
 
-import dataclasses
 import pathlib
 import uuid
 
 import pytest
 
 import wpptrace.tmf as tmf
+from wpptrace._fieldclass import replace
 from wpptrace.tmf.grammar import iter_entries
 from wpptrace.tmf.model import Argument
 from wpptrace.tmf.writer import to_tmf_text
@@ -54,7 +54,7 @@ def test_every_corpus_tmf_parses_with_exact_counts(corpus, relpath):
 
 
 def _strip_origin(messages):
-    return [dataclasses.replace(m, origin="") for m in messages]
+    return [replace(m, origin="") for m in messages]
 
 
 @pytest.mark.parametrize("relpath", sorted(COUNTS))
@@ -73,7 +73,7 @@ def test_duplicates_in_appended_files_are_identical_except_funclet_repeat(corpus
         first: dict[tuple, tmf.Message] = {}
         for message in iter_entries(path.read_text(), str(path)):
             key = (message.guid, message.number)
-            if key in first and dataclasses.replace(first[key], origin="") != dataclasses.replace(message, origin=""):
+            if key in first and replace(first[key], origin="") != replace(message, origin=""):
                 differing.append((path.stem, message.number, message.func))
             first.setdefault(key, message)
     assert set(differing) == {

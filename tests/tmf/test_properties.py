@@ -1,7 +1,6 @@
 """Hypothesis properties of the TMF grammar: generated models round-trip; mutated text never crashes."""
 from __future__ import annotations
 
-import dataclasses
 import pathlib
 import re
 import time
@@ -11,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import wpptrace.tmf as tmf
+from wpptrace._fieldclass import replace
 from wpptrace.tmf.errors import TmfError
 from wpptrace.tmf.model import Argument, EnumDef, Message
 from wpptrace.tmf.writer import to_tmf_text
@@ -77,7 +77,7 @@ def test_generated_model_round_trips(generated, enums):
     enum_defs = [EnumDef(name, dict((v, n) for v, n in values.items())) for name, values in dict(enums).items()]
     text = to_tmf_text(generated, enums=enum_defs)
     parsed = tmf.parse_text(text)
-    assert [dataclasses.replace(m, origin="") for m in parsed.messages()] == sorted(
+    assert [replace(m, origin="") for m in parsed.messages()] == sorted(
         generated, key=lambda m: (str(m.guid), m.number))
     for enum in enum_defs:
         got = parsed.enum(enum.name)

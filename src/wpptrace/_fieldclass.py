@@ -1,0 +1,156 @@
+"""``@fieldclass``: the part of ``@dataclasses.dataclass`` the decoder and TMF modules use,
+made cheaply.
+
+``dataclasses`` imports ``inspect`` (and ``ast``, ``dis``, ``tokenize``) and compiles five or
+six generated functions per class: on ``wpptrace fmt``'s path that was a quarter of the
+start-up of a small file. A field class gets the same ``__init__`` (keyword or positional,
+defaults, ``default_factory``), ``__repr__``, ``__eq__``, ``__match_args__``, and, when
+``frozen``, the same immutability and ``__hash__``; only ``__init__`` is compiled (it runs
+per object), the rest are shared functions reading the class's field table.
+"""
+from __future__ import annotations
+
+__all__ = ["FrozenInstanceError", "field", "fieldclass", "replace"]
+
+_MISSING = object()
+
+
+class _Factory:
+    """The ``__init__`` default of a field made by its default_factory."""
+
+    def __repr__(self) -> str:
+        return "<factory>"   # as a dataclass's signature shows it
+
+
+_FACTORY = _Factory()
+
+
+class FrozenInstanceError(AttributeError):
+    """Assignment to a field of a frozen field class (as ``dataclasses.FrozenInstanceError``)."""
+
+
+class Field:
+    __slots__ = ("name", "annotation", "default", "default_factory", "repr", "compare", "hash")
+
+    def __init__(self, default=_MISSING, default_factory=_MISSING, repr: bool = True,
+                 compare: bool = True, hash: bool | None = None):
+        self.name = ""
+        self.annotation = None
+        self.default = default
+        self.default_factory = default_factory
+        self.repr = repr
+        self.compare = compare
+        self.hash = compare if hash is None else hash
+
+
+def field(*, default=_MISSING, default_factory=_MISSING, repr: bool = True, compare: bool = True,
+          hash: bool | None = None):
+    """A field's options, as ``dataclasses.field`` takes them."""
+    return Field(default, default_factory, repr, compare, hash)
+
+
+def fieldclass(cls=None, /, *, frozen: bool = False):
+    """Give ``cls`` the methods ``@dataclass`` (``eq=True``) would, from its annotations."""
+    if cls is None:
+        return lambda cls: _build(cls, frozen)
+    return _build(cls, frozen)
+
+
+def replace(obj, /, **changes):
+    """A copy of a field-class object with ``changes`` (as ``dataclasses.replace``)."""
+    values = {f.name: getattr(obj, f.name) for f in obj._fc_fields}
+    values.update(changes)
+    return obj.__class__(**values)
+
+
+def _build(cls, frozen: bool):
+    fields: dict[str, Field] = {}
+    for base in reversed(cls.__mro__[1:]):
+        for f in getattr(base, "_fc_fields", ()):
+            fields[f.name] = f
+    annotations = cls.__dict__.get("__annotations__", {})
+    for name in annotations:
+        value = cls.__dict__.get(name, _MISSING)
+        f = value if isinstance(value, Field) else Field(default=value)
+        f.name = name
+        f.annotation = annotations[name]
+        if isinstance(value, Field):
+            if f.default is _MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, f.default)
+        fields[name] = f
+    table = tuple(fields.values())
+    cls._fc_fields = table
+    cls.__match_args__ = tuple(f.name for f in table)
+    cls.__init__ = _make_init(cls, table, frozen)
+    cls.__init__.__annotations__ = {**{f.name: f.annotation for f in table}, "return": None}
+    if cls.__doc__ is None:   # a dataclass documents itself by its signature
+        cls.__doc__ = cls.__name__ + "(" + ", ".join(map(_describe, table)) + ")"
+    cls.__repr__ = _repr
+    cls.__eq__ = _eq
+    if frozen:
+        cls.__setattr__ = _frozen_setattr
+        cls.__delattr__ = _frozen_delattr
+        cls.__hash__ = _hash
+    elif "__hash__" not in cls.__dict__:
+        cls.__hash__ = None   # mutable and compared by value: unhashable, as a dataclass
+    cls._fc_compared = tuple(f.name for f in table if f.compare)
+    cls._fc_hashed = tuple(f.name for f in table if f.hash)
+    return cls
+
+
+def _make_init(cls, table: tuple[Field, ...], frozen: bool):
+    params, body = [], []
+    scope = {"_FACTORY": _FACTORY, "_set": object.__setattr__}
+    for f in table:
+        if f.default_factory is not _MISSING:
+            scope[f"_factory_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_FACTORY")
+            value = f"_factory_{f.name}() if {f.name} is _FACTORY else {f.name}"
+        elif f.default is not _MISSING:
+            scope[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+            value = f.name
+        else:
+            params.append(f.name)
+            value = f.name
+        body.append(f"_set(self, {f.name!r}, {value})" if frozen else f"self.{f.name} = {value}")
+    source = (f"def __init__(self, {', '.join(params)}):\n    "
+              + ("\n    ".join(body) or "pass") + "\n")
+    exec(source, scope)
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    return init
+
+
+def _describe(f: Field) -> str:
+    text = f"{f.name}: {f.annotation!r}"
+    if f.default_factory is not _MISSING:
+        return text + " = <factory>"
+    return text if f.default is _MISSING else f"{text} = {f.default!r}"
+
+
+def _repr(self) -> str:
+    shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in self._fc_fields if f.repr)
+    return f"{self.__class__.__qualname__}({shown})"
+
+
+def _eq(self, other):
+    if other.__class__ is not self.__class__:
+        return NotImplemented
+    names = self._fc_compared
+    return tuple(getattr(self, n) for n in names) == tuple(getattr(other, n) for n in names)
+
+
+def _hash(self) -> int:
+    return hash(tuple(getattr(self, n) for n in self._fc_hashed))
+
+
+def _frozen_setattr(self, name: str, value) -> None:
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _frozen_delattr(self, name: str) -> None:
+    raise FrozenInstanceError(f"cannot delete field {name!r}")
