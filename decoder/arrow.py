@@ -591,7 +591,7 @@ ROW_GROUP_ROWS = 1 << 17
 def _encoders() -> int:
     """Threads encoding Parquet row groups: one per core this process may run on (at most 4:
     beyond that the decoding feeding them is the slower side)."""
-    from .parallel import usable_cores
+    from .jobs import usable_cores
 
     return min(4, usable_cores())
 

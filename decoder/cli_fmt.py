@@ -356,10 +356,12 @@ def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str]) -
     else:
         sources = [inp.source for inp in inputs]
         if len(inputs) == 1:
-            from .parallel import decode_parallel, default_jobs
+            from .jobs import default_jobs
 
             jobs = opts.jobs if opts.jobs > 0 else default_jobs(opts.output, inputs[0].size)
             if jobs > 1 and opts.output_format not in COLUMNAR:   # -j: text outputs
+                from .parallel import decode_parallel
+
                 decode_parallel(decoder, writer, opts, inputs[0], jobs, err)
                 return True
     progress = None

@@ -30,38 +30,16 @@ import tempfile
 import traceback
 from typing import IO, NamedTuple
 
+from .jobs import AUTO_MIN_BYTES, default_jobs, usable_cores
+
 __all__ = ["cut_keys", "decode_parallel", "ParallelRun", "default_jobs", "usable_cores", "AUTO_MIN_BYTES"]
 
-#: inputs this large are decoded by one process per core when the output is a file
-AUTO_MIN_BYTES = 16 << 20
 _COPY_CHUNK = 1 << 20
 #: the first window's share of an even split: its process also appends the other windows'
 #: outputs (in the kernel: about 45 ms for 75 MB); at 0.97 the worker's part takes 4% more
 #: instructions than this process's (1,570 M against 1,506 M; benchmarks/bench_jobs_work.py,
 #: 1M-event text files), about what the copy costs this process
 _FIRST_SHARE = 0.97
-
-
-def default_jobs(output: str | None, size: int) -> int:
-    """The number of processes ``fmt`` uses when not told: one per core (the cores this
-    process may run on) for a large input written to a regular file (or one to be made), else
-    one: standard output, pipes and devices such as /dev/null get one process."""
-    if output in (None, "-") or size < AUTO_MIN_BYTES:
-        return 1
-    try:
-        if not stat.S_ISREG(os.stat(output).st_mode):
-            return 1
-    except OSError:
-        pass                                     # not there yet: a file to be made
-    return usable_cores()
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def cut_keys(etl, jobs: int, streams=None, first_share: float | None = None) -> list[int | None]:

@@ -18,7 +18,6 @@ Grammar of the commands read (everything else in the file is ignored)::
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import re
 
 from wpptrace._fieldclass import fieldclass
@@ -175,6 +174,8 @@ def parse_wpp_config(text: str, path: str = "<string>",
 @functools.lru_cache(maxsize=1)
 def default_types() -> dict[str, WppType]:
     """The WDK's built-in types (tmf/data/defaultwpp.ini), parsed once."""
+    import importlib.resources   # once per process, and not every run needs the WPP types
+
     text = importlib.resources.files("wpptrace.tmf").joinpath("data/defaultwpp.ini").read_text("ascii")
     return parse_wpp_config(text, path="defaultwpp.ini")
 

@@ -22,7 +22,6 @@ import os
 import signal
 import stat
 import sys
-import tempfile
 import threading
 from typing import IO, Iterable
 
@@ -241,6 +240,8 @@ class AtomicOutput:
         if _is_special(self._target):
             raw = open(self._target, "wb", buffering=buffering)
         else:
+            import tempfile   # only a file to be replaced needs one: not stdout or /dev/null
+
             fd, self._temp = tempfile.mkstemp(prefix=f".{os.path.basename(self._target)}.",
                                               suffix=".partial",
                                               dir=os.path.dirname(self._target) or ".")

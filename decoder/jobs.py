@@ -1,0 +1,33 @@
+"""How many processes ``fmt`` decodes one file with when not told (``-j 0``), and the cores
+there are: kept apart from ``decoder.parallel`` so a one-process run never imports it."""
+from __future__ import annotations
+
+import os
+import stat
+
+__all__ = ["AUTO_MIN_BYTES", "default_jobs", "usable_cores"]
+
+#: inputs this large are decoded by one process per core when the output is a file
+AUTO_MIN_BYTES = 16 << 20
+
+
+def default_jobs(output: str | None, size: int) -> int:
+    """The number of processes ``fmt`` uses when not told: one per core (the cores this
+    process may run on) for a large input written to a regular file (or one to be made), else
+    one: standard output, pipes and devices such as /dev/null get one process."""
+    if output in (None, "-") or size < AUTO_MIN_BYTES:
+        return 1
+    try:
+        if not stat.S_ISREG(os.stat(output).st_mode):
+            return 1
+    except OSError:
+        pass                                     # not there yet: a file to be made
+    return usable_cores()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
