@@ -13,10 +13,8 @@ as much as formatting the line. The summary follows the layout of a real tracefm
 from __future__ import annotations
 
 import io
-import json
 import os
 import uuid
-from json.encoder import encode_basestring as _encode_string   # json.dumps(str), ensure_ascii=False
 from typing import IO
 
 from wpptrace._fieldclass import field, fieldclass
@@ -186,7 +184,10 @@ class JsonRows:
     args ([{name, type, value}]) and, for a format error, error (``tail``)."""
 
     def __init__(self) -> None:
-        self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        from json.encoder import JSONEncoder, encode_basestring   # JSON Lines runs only
+
+        self._dumps = JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        self._encode_string = encode_basestring   # json.dumps(str), ensure_ascii=False
         self._arg_names: dict[tuple, str] = {}     # (name, item) -> '{"name":..,"type":..,"value":'
         self._second = None
         self._second_text = b""
@@ -204,12 +205,12 @@ class JsonRows:
         text = self._arg_names.get((name, item))
         if text is None:
             text = self._arg_names[(name, item)] = '{"name":%s,"type":%s,"value":' % (
-                _encode_string(name), _encode_string(item))
+                self._encode_string(name), self._encode_string(item))
         return text
 
     def tail(self, text: str, args, error: str = "") -> bytes:
         """The keys ``text``, ``args`` (and ``error``), the closing brace and the line end."""
-        enc, names = _encode_string, self._arg_names
+        enc, names = self._encode_string, self._arg_names
         parts = []
         for n, item, v in args:
             name = names.get((n, item))
