@@ -34,9 +34,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--traceback", action="store_true", help="show a Python traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in SUBCOMMANDS.items():
+        if only is not None and name != only:
+            continue   # each parser costs start-up; only --help and errors list the others
         sp = sub.add_parser(name, help=help_text, description=help_text)
-        if only is None or name == only:
-            importlib.import_module(module).add_arguments(sp)
+        importlib.import_module(module).add_arguments(sp)
         sp.set_defaults(_module=module)
     return parser
 
