@@ -8,6 +8,7 @@ buffer at a time, so memory stays bounded whatever the file size. Damage is repo
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -45,6 +46,7 @@ assert _POINTER_SIZE == offsetof("TRACE_LOGFILE_HEADER32", "PointerSize")
 _MIN_LOGFILE_HEADER = sizeof("TRACE_LOGFILE_HEADER32")
 
 
+@functools.lru_cache(maxsize=None)   # compiled when a damaged file is first searched
 def _buffer_header_shape() -> re.Pattern:
     """Where a buffer header could start: BufferSize at least a header and below twice
     MAX_ETW_BUFFER_SIZE, SequenceNumber not negative, State small, BufferFlag < 0x80 and
@@ -74,8 +76,6 @@ def _buffer_header_shape() -> re.Pattern:
         pos = offset + width
     return re.compile(pattern + b")", re.S)
 
-
-_BUFFER_HEADER_SHAPE = _buffer_header_shape()
 
 
 @fieldclass(frozen=True)
@@ -502,7 +502,7 @@ class EtlFile(ReadLog):
         pos = start
         while pos < self.file_size - BUFFER_HEADER_SIZE:
             window = self._read_at(pos, _RESYNC_WINDOW + BUFFER_HEADER_SIZE)
-            for m in _BUFFER_HEADER_SHAPE.finditer(window):
+            for m in _buffer_header_shape().finditer(window):
                 cand = pos + m.start()
                 if self._plausible_packed(cand, window[m.start():m.start() + BUFFER_HEADER_SIZE]):
                     return cand

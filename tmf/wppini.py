@@ -67,8 +67,9 @@ class WppType:
 
 _COMMANDS = ("DEFINE_SIMPLE_TYPE_PTR", "DEFINE_SIMPLE_TYPE", "DEFINE_CPLX_TYPE", "DEFINE_FLAVOR",
              "CUSTOM_TYPE", "TYPEMACRO")
-_COMMAND_RE = re.compile(r"\b(" + "|".join(_COMMANDS) + r")\s*\(")
-_ITEM_EXT_RE = re.compile(r"^\s*(Item\w+)\s*\((.*)\)\s*$", re.S)
+# compiled by the first parse_wpp_config (most runs read no WPP config)
+_COMMAND_PATTERN = r"\b(" + "|".join(_COMMANDS) + r")\s*\("
+_ITEM_EXT_PATTERN = r"^\s*(Item\w+)\s*\((.*)\)\s*$"
 
 
 def _strip_comments(text: str) -> str:
@@ -135,7 +136,7 @@ def parse_wpp_config(text: str, path: str = "<string>",
     types: dict[str, WppType] = dict(base_types or {})
     clean = _strip_comments(text)
     line, counted = 1, 0
-    for m in _COMMAND_RE.finditer(clean):
+    for m in re.finditer(_COMMAND_PATTERN, clean):
         line += clean.count("\n", counted, m.start())  # incremental: linear in the text size
         counted = m.start()
         args, _ = _split_args(clean, m.end(), path, line)
@@ -159,7 +160,7 @@ def parse_wpp_config(text: str, path: str = "<string>",
             types[name] = WppType(name, command, base.equiv_type, get(2) or base.item,
                                   base.params, get(3) or base.format_spec, base.name, origin)
         else:  # CUSTOM_TYPE / TYPEMACRO (Name, ItemX(ext)[, FormatSpec])
-            ext = _ITEM_EXT_RE.match(get(1))
+            ext = re.match(_ITEM_EXT_PATTERN, get(1), re.S)
             if ext is None:
                 raise WppIniError(f"{command}({name}): expected ItemX(extension), got {get(1)!r}",
                                   path=path, line=line)
