@@ -27,9 +27,12 @@ import weakref
 from array import array
 from collections import namedtuple
 from types import SimpleNamespace
-from typing import Any
 
 from wpptrace._core import ffi, lib
+
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["ETL", "sizeof", "offsetof", "Layout", "read", "walk_records", "chain_ok",
            "decompress_into", "running_max", "merge_below", "row_times", "RowTables",

@@ -16,10 +16,13 @@ import gc
 import os
 import sys
 import time
-from typing import IO, Iterable, Iterator
 
 from wpptrace._fieldclass import field, fieldclass
 from wpptrace import _outputs as outputs
+
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    from typing import IO, Iterable, Iterator
 
 __all__ = ["FmtOptions", "run_fmt", "add_arguments", "run", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 

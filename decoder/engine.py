@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import io
 from bisect import bisect_left
+from collections.abc import Callable
 from itertools import accumulate, chain
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
 from ._hazmat import ETL, running_max
 
@@ -37,8 +37,13 @@ from .ordering import buffer_streams, merge
 from .records import Record
 from .timestamps import TimeConverter
 
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
+    from typing import Iterator, Protocol
+
     from .realtime import LiveBuffer
+else:
+    Protocol = object   # Source documents an interface: only type checkers check it
 
 __all__ = ["FileSource", "LiveSource", "View", "record_view", "count_view", "merge_sources",
            "ordered_records", "LIVE_MERGE_BATCH"]

@@ -14,7 +14,6 @@ import os
 import re
 from array import array
 from collections.abc import Sequence
-from typing import BinaryIO, Iterator
 
 from wpptrace._fieldclass import fieldclass, replace
 
@@ -25,6 +24,10 @@ from .buffers import (BUFFER_HEADER_SIZE, MAX_BUFFER_SIZE, Buffer, BufferInfo, R
                       ReadStats, buffer_info, decode, is_logfile_header_record)
 from .records import Record
 from .timestamps import TimeConverter
+
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    from typing import BinaryIO, Iterator
 _SYSTEM_HEADER_SIZE = sizeof("SYSTEM_TRACE_HEADER")
 _RESYNC_WINDOW = 1 << 20
 #: bytes read past the log-file header record's fixed part for its two names
@@ -75,7 +78,6 @@ def _buffer_header_shape() -> re.Pattern:
         pattern += (b".{%d}" % (offset - pos) if offset > pos else b"") + part
         pos = offset + width
     return re.compile(pattern + b")", re.S)
-
 
 
 @fieldclass(frozen=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as _dt
 import os
 from itertools import chain
-from typing import BinaryIO, Iterator
 
 from .buffers import Buffer, message_pointer_size
 from .engine import FileSource
@@ -22,6 +21,10 @@ from .etlfile import EtlFile, LogfileHeader
 from .messages import Args, DecodedMessage, load_tmf
 from .records import _F_KIND, DecodeIssue, Record
 from .timestamps import TimeConverter, filetime_to_datetime
+
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    from typing import BinaryIO, Iterator
 
 
 class Event(Record):

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from typing import Any, Iterable, Iterator, Sequence
 
 from wpptrace._fieldclass import fieldclass
 
 from ._hazmat import ETL
 from .timestamps import filetime_to_datetime
+
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Iterator, Sequence
 
 __all__ = ["Args", "DecodedFile", "DecodedMessage", "FormattedLines", "decode_file", "format_file",
            "load_tmf", "trace_level"]

@@ -18,12 +18,14 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from itertools import accumulate
-from typing import TYPE_CHECKING, Iterator
 
 from ._hazmat import merge_below, running_max
 from .etlfile import BufferSubset
 
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
+    from typing import Iterator
+
     from .buffers import BufferInfo
     from .etlfile import EtlFile
 

@@ -15,11 +15,14 @@ from __future__ import annotations
 import io
 import os
 import uuid
-from typing import IO
 
 from wpptrace._fieldclass import field, fieldclass
 
 from .timestamps import FILETIME_TICKS_PER_SECOND, UNIX_EPOCH_SECONDS
+
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    from typing import IO
 
 __all__ = [
     "TextWriter",

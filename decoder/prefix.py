@@ -16,12 +16,15 @@ from __future__ import annotations
 import os
 import time
 from operator import itemgetter
-from typing import Callable, Mapping, Sequence
 
 from wpptrace._fieldclass import fieldclass
 from wpptrace.tmf.formatspec import WPP_MARKERS, parse_tmf_format
 
 from .timestamps import FILETIME_TICKS_PER_SECOND, UNIX_EPOCH_SECONDS
+
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    from typing import Callable, Mapping, Sequence
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -47,7 +50,6 @@ _DYNAMIC = (3, 4, 5, 6, 7, 8, 9)
 _DYNAMIC_INDEX = {var: i for i, var in enumerate(_DYNAMIC)}
 # Variables whose value is text (the others are integers).
 _TEXT_VARS = frozenset({1, 2, 4})
-
 
 
 def prefix_from_environment(environ: Mapping[str, str] | None = None) -> str | None:

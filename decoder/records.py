@@ -9,7 +9,7 @@ unknown kinds are returned as kind "unknown" and counted, damage is reported as 
 from __future__ import annotations
 
 import uuid
-from typing import NamedTuple
+from collections import namedtuple
 
 from wpptrace._fieldclass import fieldclass
 
@@ -90,16 +90,15 @@ class DecodeIssue:
         return f"{self.file}: offset {self.offset:#x}: {self.message}"
 
 
-class BufferContext(NamedTuple):
-    """What every record of one buffer shares (kept once, referenced by each record)."""
+class BufferContext(namedtuple("BufferContext", ("data", "index", "file_offset", "processor",
+                                                  "logger_id", "pointer_size", "compressed"))):
+    """What every record of one buffer shares (kept once, referenced by each record):
+    ``data`` the whole decompressed buffer, header included (memoryview); ``index`` the
+    buffer's index in file order (-1 if not from a file); ``file_offset`` its start in the
+    file (-1 if unknown); ``processor``, ``logger_id``, ``pointer_size`` (ints);
+    ``compressed`` (bool)."""
 
-    data: memoryview          # the whole decompressed buffer, header included
-    index: int                # buffer index in file order (-1 if not from a file)
-    file_offset: int          # buffer start in the file (-1 if unknown)
-    processor: int
-    logger_id: int
-    pointer_size: int
-    compressed: bool
+    __slots__ = ()
 
 
 class Record:

@@ -8,10 +8,10 @@ CpuSpeedInMHz. Integer arithmetic, so no precision is lost on long traces.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import TYPE_CHECKING
 
 from ._hazmat import ETL
 
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
     from .etlfile import LogfileHeader
 

@@ -20,7 +20,6 @@ the TdhGetWppProperty-like accessor: a named argument (or a WPP property such as
 from __future__ import annotations
 
 import uuid
-from typing import Any, Iterable, Iterator, Sequence
 
 from wpptrace._fieldclass import field, fieldclass
 
@@ -28,6 +27,10 @@ from ._hazmat import ETL, RowPrinter, sizeof
 
 from .buffers import message_pointer_size
 from .prefix import DEFAULT_PREFIX, PrefixTemplate, TimestampText, marker_values
+
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Iterator, Sequence
 
 __all__ = [
     "WppDecoder",

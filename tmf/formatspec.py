@@ -35,7 +35,6 @@ The scanner is a handful of anchored regular expressions (one per production); e
 from __future__ import annotations
 
 import re
-from typing import Union
 
 from wpptrace._fieldclass import fieldclass, replace
 
@@ -118,7 +117,7 @@ class Marker:
     name: str
 
 
-Piece = Union[Literal, Insert, Marker]
+Piece = Literal | Insert | Marker
 
 _SPEC_RE = re.compile(
     r"(?P<flags>[-+ #0]*)"

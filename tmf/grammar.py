@@ -20,12 +20,15 @@ import re
 import sys
 import uuid
 from itertools import accumulate, compress, repeat
-from typing import Iterator
 
 from wpptrace._fieldclass import fieldclass
 
 from .errors import TmfError
 from .model import Argument, EnumDef, Message, TmfSet, make_argument, make_message
+
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    from typing import Iterator
 
 __all__ = [
     "guid_header", "typev_line", "arg_line", "enum_line", "enum_value", "block_open", "block_close",

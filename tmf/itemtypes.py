@@ -29,13 +29,17 @@ import datetime
 import functools
 import ipaddress
 import struct
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Mapping
 
 from wpptrace._fieldclass import field, fieldclass, replace
 
 from . import statuscodes
 from .cprintf import format_insert
 from .formatspec import Spec
+
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator
 
 __all__ = ["FormatError", "ItemDecodeError", "RenderContext", "ItemType", "ITEM_TYPES",
            "ItemTable", "item_type", "format_filetime", "format_time_delta"]

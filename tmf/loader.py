@@ -22,11 +22,14 @@ import os
 import re
 import uuid
 from pathlib import Path
-from typing import Iterable
 
 from .errors import TmfError
 from .grammar import LazyPattern, parse_into
 from .model import ControlGuid, TmfSet
+
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    from typing import Iterable
 
 __all__ = ["load", "load_file", "split_search_path", "read_text", "parse_tmc", "not_tmf_text",
            "ENV_SEARCH_PATH"]

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import uuid
 from itertools import repeat
-from typing import Callable, Iterable, Iterator, Protocol
-
 from wpptrace._fieldclass import field, fieldclass
 
 from .errors import TmfError
+
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    from typing import Callable, Iterable, Iterator, Protocol
+else:
+    Protocol = object   # DeferredEntries documents an interface: only type checkers check it
 
 __all__ = ["Argument", "Message", "EnumDef", "ControlGuid", "TmfSet", "make_argument",
            "make_message"]

@@ -27,9 +27,13 @@ from __future__ import annotations
 
 import struct
 import weakref
-from typing import Any, Iterable, NamedTuple, Sequence
+from collections import namedtuple
 
 from wpptrace._core import ffi, lib
+
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Sequence
 
 __all__ = ["encode", "json_decoration", "column_decoration", "NativeRenderer", "SharedPrefix",
            "flag_bits", "JSON_KINDS"]
@@ -111,12 +115,12 @@ class _Pool:
         return head
 
 
-class SharedPrefix(NamedTuple):
+class SharedPrefix(namedtuple("SharedPrefix", "program strings")):
     """A message's prefix as a shared prefix program (``NativeRenderer.add_prefix``) and the
-    texts its ``pstr`` ops print for this message."""
+    texts its ``pstr`` ops print for this message: ``program`` (int), ``strings`` (str
+    sequence)."""
 
-    program: int
-    strings: Sequence[str]
+    __slots__ = ()
 
 
 def encode(args: Sequence[tuple[str, int | None, bool]], message_ops: Iterable[tuple],

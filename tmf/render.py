@@ -13,11 +13,14 @@ import ipaddress
 import re
 import struct
 import uuid
-from typing import Any, Callable, Mapping
 
 from .cprintf import fast_template, format_insert, spec_bits
 from .formatspec import MAX_WIDTH, FormatSpecError, Insert, Literal, Marker, Spec, parse_tmf_format
 from .itemtypes import FormatError, ItemDecodeError, ItemType, RenderContext, item_type, name_table
+
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    from typing import Any, Callable, Mapping
 
 __all__ = ["FormatError", "MessageFormatter", "compile_message", "marker_defaults", "clear_cache"]
 

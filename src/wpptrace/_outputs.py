@@ -23,7 +23,10 @@ import signal
 import stat
 import sys
 import threading
-from typing import IO, Iterable
+
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    from typing import IO, Iterable
 
 __all__ = ["OutputRefused", "check_outputs", "mode_from", "open_output", "write_text", "fail",
            "current_umask", "replace_file", "PRIVATE_MODE"]
