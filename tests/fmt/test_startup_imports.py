@@ -13,6 +13,8 @@ UNWANTED = (
     "traceback",
     "tempfile",             # an output file to replace only (not /dev/null); importlib.resources
     "importlib.resources",  # the WDK's WPP types, when a message needs them
+    "typing",               # type checkers only: annotations are strings
+    "json",                 # JSON Lines only
 )
 
 _RUN = """
