@@ -21,7 +21,8 @@ from ._hazmat import BUFFER_HEADER, ETL, SYSTEM_HEADER, offsetof, read, sizeof
 from wpptrace.winerror import Win32Error
 
 from .buffers import (BUFFER_HEADER_SIZE, MAX_BUFFER_SIZE, Buffer, BufferInfo, ReadLog,
-                      ReadStats, buffer_info, decode, is_logfile_header_record)
+                      ReadStats, buffer_info, decode, is_logfile_header_record,
+                      processor_of)
 from .records import Record
 from .timestamps import TimeConverter
 
@@ -138,6 +139,11 @@ class BufferIndex(Sequence):
                 ("timestamp", "q"), ("saved_offset", "I"), ("filled_bytes", "I"), ("state", "I"),
                 ("processor", "H"), ("logger_id", "H"), ("flags", "H"), ("buffer_type", "H"))
 
+    #: the header fields kept, in structure order: one unpack per located buffer
+    _HEADER_FIELDS = BUFFER_HEADER.some("SavedOffset", "TimeStamp", "SequenceNumber",
+                                        "ProcessorIndex", "LoggerId", "State", "FilledBytes",
+                                        "BufferFlag", "BufferType")
+
     def __init__(self, infos=()):
         self._cols = {name: array(code) for name, code in self._COLUMNS}
         for info in infos:
@@ -146,6 +152,28 @@ class BufferIndex(Sequence):
     def append(self, info: BufferInfo) -> None:
         for name, col in self._cols.items():
             col.append(getattr(info, name))
+
+    @classmethod
+    def from_headers(cls, located: list[tuple[int, int, bytes]]) -> "BufferIndex":
+        """The index of buffers located at (file offset, size on disk, WMI_BUFFER_HEADER
+        bytes), read as ``buffer_info`` reads them, column by column: a multi-GB file has
+        tens of thousands of buffers, and no object is made for each."""
+        index = cls()
+        if not located:
+            return index
+        offsets, sizes, raws = zip(*located)
+        unpack = cls._HEADER_FIELDS.unpack_from
+        (saved, timestamps, sequences, processors, logger_ids, states, filled, flags,
+         buffer_types) = zip(*map(unpack, raws))
+        c = index._cols
+        for name, values in (("file_offset", offsets), ("size_on_disk", sizes),
+                             ("sequence", sequences), ("timestamp", timestamps),
+                             ("saved_offset", saved), ("filled_bytes", filled),
+                             ("state", states), ("processor", map(processor_of, processors, flags)),
+                             ("logger_id", logger_ids), ("flags", flags),
+                             ("buffer_type", buffer_types)):
+            c[name].extend(values)
+        return index
 
     def __len__(self) -> int:
         return len(self._cols["file_offset"])
@@ -205,10 +233,12 @@ class EtlFile(ReadLog):
             except IsADirectoryError:
                 raise Win32Error(ETL.ERROR_BAD_PATHNAME, filename=path) from None
             self._owns = True
+            self._fd: int | None = self._fh.fileno()   # this object's own: read by position
             self.name = name or path
         else:
             self._fh = source
             self._owns = False
+            self._fd = None
             self.name = name or getattr(source, "name", "<stream>")
             if not isinstance(self.name, str):
                 self.name = "<stream>"
@@ -235,6 +265,7 @@ class EtlFile(ReadLog):
     # -- life cycle --------------------------------------------------------------------
     def close(self) -> None:
         if self._owns and not self._fh.closed:
+            self._fd = None
             self._fh.close()
 
     def __enter__(self) -> "EtlFile":
@@ -244,8 +275,16 @@ class EtlFile(ReadLog):
         self.close()
 
     def _read_at(self, offset: int, size: int) -> bytes:
-        self._fh.seek(offset)
-        return self._fh.read(size)
+        if self._fd is None:
+            self._fh.seek(offset)
+            return self._fh.read(size)
+        data = os.pread(self._fd, size, offset)     # one call, no copy through a buffer
+        while 0 < len(data) < size:                 # a short read before the end: go on
+            more = os.pread(self._fd, size - len(data), offset + len(data))
+            if not more:
+                break
+            data += more
+        return data
 
     # -- the log-file header -------------------------------------------------------------
     def _read_logfile_header(self) -> LogfileHeader:
@@ -364,7 +403,12 @@ class EtlFile(ReadLog):
         """Every buffer of the file in file order (headers only; computed once; a sequence
         of BufferInfo)."""
         if self._index is None:
-            self._index = BufferIndex(self._locate())
+            located: list[tuple[int, int, bytes]] = []
+            if not self.compressed:
+                self._locate_fixed(located, self.header.buffer_size)
+            else:
+                self._locate_packed(located)
+            self._index = BufferIndex.from_headers(located)
             h = self.header
             found = len(self._index) + self.stats.empty_buffers + self._zeroed_slots
             if h.valid and not h.circular and found < h.buffers_written:
@@ -441,16 +485,7 @@ class EtlFile(ReadLog):
             previous[processor] = when
         return -(-span // 10_000)                 # 100 ns ticks -> ms, rounded up
 
-    def _info(self, index: int, offset: int, raw: bytes, size: int) -> BufferInfo:
-        return buffer_info(raw, index, offset, size)
-
-    def _locate(self) -> Iterator[BufferInfo]:
-        if not self.compressed:
-            yield from self._locate_fixed(self.header.buffer_size)
-        else:
-            yield from self._locate_packed()
-
-    def _locate_fixed(self, stride: int) -> Iterator[BufferInfo]:
+    def _locate_fixed(self, found: list[tuple[int, int, bytes]], stride: int) -> None:
         """Uncompressed files: buffer i sits at i * BufferSize whatever its header says."""
         index = 0
         for offset in range(0, self.file_size, stride):
@@ -473,7 +508,7 @@ class EtlFile(ReadLog):
                 else:
                     self.stats.empty_buffers += 1
                 continue
-            info = self._info(index, offset, raw, size)
+            found.append((offset, size, raw))
             declared = int.from_bytes(raw[_BUFFER_SIZE:_BUFFER_SIZE + _U32], "little")
             if index and declared != stride:
                 self._issue(offset + _BUFFER_SIZE,
@@ -482,7 +517,6 @@ class EtlFile(ReadLog):
             if size < stride:
                 self._issue(offset, f"buffer {index} truncated: expected {stride} bytes, "
                                     f"the file ends after {size}")
-            yield info
             index += 1
 
     def _plausible_packed(self, offset: int, raw: bytes) -> bool:
@@ -511,7 +545,7 @@ class EtlFile(ReadLog):
             pos += _RESYNC_WINDOW
         return None
 
-    def _locate_packed(self) -> Iterator[BufferInfo]:
+    def _locate_packed(self, found: list[tuple[int, int, bytes]]) -> None:
         """Compressed files: buffers back to back, each as long as its own BufferSize."""
         offset, index = 0, 0
         while offset < self.file_size:
@@ -536,7 +570,7 @@ class EtlFile(ReadLog):
                     size = self.file_size - offset
                 if size < BUFFER_HEADER_SIZE:
                     size = BUFFER_HEADER_SIZE
-                yield self._info(index, offset, raw, size)
+                found.append((offset, size, raw))
                 index += 1
                 offset += size
                 continue
@@ -544,7 +578,7 @@ class EtlFile(ReadLog):
                 # a cut-off last buffer: keep what is there
                 self._issue(offset, f"buffer {index} truncated: its header says {size} bytes, "
                                     f"the file ends after {self.file_size - offset}")
-                yield self._info(index, offset, raw, self.file_size - offset)
+                found.append((offset, self.file_size - offset, raw))
                 return
             nxt = self._resync(offset + 1)
             self._issue(offset, f"expected a WMI_BUFFER_HEADER (BufferSize {BUFFER_HEADER_SIZE}.."
