@@ -209,8 +209,19 @@ def _cached(name: str, events: int, make) -> pathlib.Path:
 
 def child(path: str, output_format: str, jobs: int, output: str) -> int:
     """``--child``: one ``wpptrace fmt`` run; prints its figures as JSON."""
+    from wpptrace.decoder import parallel
     from wpptrace.decoder.cli_fmt import FmtOptions, run_fmt
 
+    steps = {}
+    decode_parallel = parallel.decode_parallel
+
+    def timed(*args, **kwargs):          # where -j's steps fall in the run
+        steps["began"] = time.perf_counter() - t0
+        run = decode_parallel(*args, **kwargs)
+        steps.update(run.timeline._asdict())
+        return run
+
+    parallel.decode_parallel = timed
     with tempfile.TemporaryDirectory() as tmp:
         summary = os.path.join(tmp, "fmt.sum")
         opts = FmtOptions(files=[path], tmf_dirs=[str(TMF_DIR)], output=output, summary=summary,
@@ -230,7 +241,7 @@ def child(path: str, output_format: str, jobs: int, output: str) -> int:
         "code": code, "wall": wall, "cpu": cpu + children.ru_utime + children.ru_stime,
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "worker_rss_mb": children.ru_maxrss / 1024, "totals": totals,
-        "load": os.getloadavg()[0], "steal": ticks[1] / max(1, sum(ticks))}))
+        "load": os.getloadavg()[0], "steal": ticks[1] / max(1, sum(ticks)), "steps": steps}))
     return 0
 
 
@@ -552,6 +563,24 @@ def main(argv: list[str] | None = None) -> int:
           f"so 2 processes give at most {2 / slowdown:.2f}x here, and -j 2 with its fixed cost at "
           f"most {ceiling:.2f}x (it reached {speedup / ceiling:.0%} of that); the host took "
           f"{', '.join(f'{v:.0%}' for v in pair_steal)} of the vCPUs' time during the pairs")
+    steps = j2.get("steps") or {}
+    if steps.get("workers_ended") and None not in steps["workers_ended"]:
+        began = steps["began"]
+        forked, last = began + steps["forked"], began + max(steps["window_written"],
+                                                            *steps["workers_ended"])
+        appended = began + steps["appended"]
+        outside = j2["wall"] - (last - forked)
+        worker_windows = ", ".join(f"{e - steps['forked']:.3f}" for e in steps["workers_ended"])
+        bound = j1["wall"] / (outside + (j1["wall"] - outside) / 2 * slowdown)
+        print(f"  -j 2's steps (the run above): {forked * 1e3:.0f} ms before the fork (TMF "
+              f"listing, buffer index, cuts); then the windows: this process's written after "
+              f"{steps['window_written'] - steps['forked']:.3f} s, the worker's decoded after "
+              f"{worker_windows} s; "
+              f"the last bytes appended {(appended - last) * 1e3:.0f} ms after the later one, the "
+              f"run's end {(j2['wall'] - appended) * 1e3:.0f} ms after that. Outside its two "
+              f"windows the run took {outside * 1e3:.0f} ms: with that and two processes slowed "
+              f"{slowdown:.2f}x, and the rest of -j 1's time split evenly, -j 2 can give at most "
+              f"{bound:.2f}x (it reached {speedup / bound:.0%} of that)")
 
     print(f"\nstart-up: the {1000:,}-event file with the 90 corpus TMFs, wall (median of 7):")
     print(f"  Python start-up {startup['start']:.3f} s + imports {startup['import']:.3f} s + "

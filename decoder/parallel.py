@@ -27,12 +27,13 @@ import select
 import signal
 import stat
 import tempfile
+import time
 import traceback
 from typing import IO, NamedTuple
 
 from .jobs import AUTO_MIN_BYTES, default_jobs, usable_cores
 
-__all__ = ["cut_keys", "decode_parallel", "ParallelRun", "default_jobs", "usable_cores", "AUTO_MIN_BYTES"]
+__all__ = ["cut_keys", "decode_parallel", "ParallelRun", "Timeline", "default_jobs", "usable_cores", "AUTO_MIN_BYTES"]
 
 _COPY_CHUNK = 1 << 20
 #: the first window's share of an even split: its process also appends the other windows'
@@ -108,6 +109,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
     flush): the output is the same either way."""
     from . import cli_fmt
 
+    began = time.monotonic()
     # this process also appends the workers' outputs: its window is a little smaller
     cuts = cut_keys(inp.etl, jobs, inp.source.streams(), _FIRST_SHARE)  # reads the layout too
     windows = list(zip(cuts[:-1], cuts[1:]))
@@ -120,8 +122,10 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
             for k in range(1, len(windows)):  # forked before this process decodes anything
                 workers.append(_Worker.start(k, windows[k], inp, decoder, opts,
                                              os.path.join(tmp, f"window{k}")))
+            forked = time.monotonic()
             cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None, windows[0])
             writer.flush()
+            written = time.monotonic()
             results, redone = [], None
             stops = inp.source.window_stops
             for k, worker in enumerate(workers, start=1):
@@ -137,6 +141,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
                 cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None,
                                         (windows[redone][0], None))
                 writer.flush()
+            appended = time.monotonic()
         finally:
             for worker in workers:
                 worker.stop()
@@ -150,17 +155,34 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
     for _status, result in used:
         _add_result(decoder, inp.etl, result)
     mine = (share.compiled, share.installed) if share is not None else (0, 0)
+    ended = [result["ended"] - began if status == "ok" else None for status, result in results]
+    timeline = Timeline(forked - began, written - began, ended, appended - began,
+                        time.monotonic() - began)
     return ParallelRun([mine] + [tuple(result["shared"]) if status == "ok" else (0, 0)
-                                 for status, result in results], redone)
+                                 for status, result in results], redone, timeline)
+
+
+class Timeline(NamedTuple):
+    """When each step of a ``decode_parallel`` call ended, in seconds from its start: the
+    workers forked (the window cuts made before), this process's window written, each
+    worker's window decoded (None: no result), every output appended, the call's end (the
+    workers' files removed, their counts added)."""
+
+    forked: float
+    window_written: float
+    workers_ended: list[float | None]
+    appended: float
+    done: float
 
 
 class ParallelRun(NamedTuple):
     """What ``decode_parallel`` did: (messages compiled, messages taken from another's
     record) per process, this one first; the window from which this process decoded the
-    rest itself (a worker's start was wrong), or None."""
+    rest itself (a worker's start was wrong), or None; when its steps ended."""
 
     shares: list[tuple[int, int]]
     redone_from: int | None
+    timeline: Timeline
 
 
 def _started_right(source, lo: int, stops: dict[int, int] | None) -> bool:
@@ -381,6 +403,7 @@ def _result(decoder, etl, source) -> dict:
     stats = etl.stats
     share = decoder.shared_programs
     return {
+        "ended": time.monotonic(),          # the same clock in every process of the machine
         "shared": (share.compiled, share.installed) if share is not None else (0, 0),
         "stops": dict(source.window_stops),
         "counters": {name: getattr(c, name) for name in ("events", "messages", "formatted", "unknown",

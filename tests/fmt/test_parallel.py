@@ -133,6 +133,24 @@ def test_a_worker_started_past_its_records_is_redone_here(traces, tmp_path, monk
     assert runs[0].redone_from is None                         # the file as written: trusted
 
 
+def test_the_timeline_of_a_run_is_in_step_order(traces, tmp_path, monkeypatch):
+    """decode_parallel tells when each step ended: workers forked, this process's window
+    written, each worker's window decoded (on the clock every process shares), all appended,
+    the end; each step after the one it waits for."""
+    etls, tmfs = traces["driver"]
+    runs = []
+    real = parallel.decode_parallel
+    monkeypatch.setattr(parallel, "decode_parallel", lambda *a, **k: runs.append(real(*a, **k)))
+    code, _stdout, err = run_fmt_capture(etls[0], tmf_dirs=tmfs, output=str(tmp_path / "out"), utc=True,
+                                         jobs=3)
+    assert code == 0, err
+    [run] = runs
+    t = run.timeline
+    assert 0 <= t.forked <= t.window_written <= t.appended <= t.done
+    assert len(t.workers_ended) == 2
+    assert all(t.forked <= ended <= t.appended for ended in t.workers_ended)
+
+
 def test_cut_keys_balance_the_buffers(traces):
     path = traces["driver"][0][0]
     with EtlFile(path) as etl:
