@@ -27,6 +27,7 @@ import select
 import signal
 import stat
 import tempfile
+import threading
 import time
 import traceback
 from typing import IO, NamedTuple
@@ -121,7 +122,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
         try:
             for k in range(1, len(windows)):  # forked before this process decodes anything
                 workers.append(_Worker.start(k, windows[k], inp, decoder, opts,
-                                             os.path.join(tmp, f"window{k}")))
+                                             os.path.join(tmp, f"window{k}"), workers))
             forked = time.monotonic()
             cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None, windows[0])
             writer.flush()
@@ -151,6 +152,8 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
     used = results if redone is None else results[:redone - 1]
     failed = [result for status, result in used if status == "error"]
     if failed:
+        for worker in workers:
+            worker.settle()
         raise RuntimeError(f"a decoding process failed:\n{failed[0]}")
     for _status, result in used:
         _add_result(decoder, inp.etl, result)
@@ -209,25 +212,35 @@ def _program_share():
 
 class _Worker:
     """A forked process decoding one window into a file; its result (counts, read log) comes
-    back pickled through a pipe (one program on both ends), the pipe's end says it is done."""
+    back pickled through a pipe (one program on both ends), the pipe's end says it is done.
+    Once its output is appended (or left out), the file's name is removed and the worker is
+    released: it still holds the file, so freeing its blocks (10 ms for 75 MB) happens as
+    the worker ends, on its own core, while this process finishes the run."""
 
     _POLL = 0.005   # seconds between looks at a growing output
 
-    def __init__(self, pid: int, fd: int, path: str) -> None:
-        self.pid, self.fd, self.path = pid, fd, path
+    def __init__(self, pid: int, fd: int, path: str, release_fd: int) -> None:
+        self.pid, self.fd, self.path, self.release_fd = pid, fd, path, release_fd
         self.done = False
         self._poll = None
+        self._reaper: threading.Thread | None = None
 
     @classmethod
-    def start(cls, k: int, window, inp, decoder, opts, out_path: str) -> "_Worker":
+    def start(cls, k: int, window, inp, decoder, opts, out_path: str,
+              started: list["_Worker"]) -> "_Worker":
         open(out_path, "wb").close()          # there from the start: appended as it grows
         read_fd, write_fd = os.pipe()
+        release_read, release_write = os.pipe()
         pid = os.fork()
         if pid == 0:                          # the worker: never returns
             os.close(read_fd)
-            _worker(k, window, inp, decoder, opts, out_path, write_fd)
+            os.close(release_write)
+            for other in started:             # the workers before it are released by the parent alone
+                os.close(other.release_fd)
+            _worker(k, window, inp, decoder, opts, out_path, write_fd, release_read)
         os.close(write_fd)
-        return cls(pid, read_fd, out_path)
+        os.close(release_read)
+        return cls(pid, read_fd, out_path, release_write)
 
     def append_into(self, writer) -> tuple[str, object]:
         """Append the window's output to ``writer`` while the worker writes it (in the kernel
@@ -250,7 +263,7 @@ class _Worker:
                     self._receive(received, wait=self._POLL)
         if tail:
             writer.write_utf8(bytes(tail))
-        self._reap()
+        self._release()
         return _unpickled(received)
 
     def discard(self) -> tuple[str, object]:
@@ -258,7 +271,7 @@ class _Worker:
         received = bytearray()
         while not self._receive(received, wait=self._POLL):
             pass
-        self._reap()
+        self._release()
         return _unpickled(received)
 
     def _receive(self, received: bytearray, wait: float) -> bool:
@@ -278,6 +291,35 @@ class _Worker:
             timeout = 0
         return False
 
+    def _release(self) -> None:
+        """Let the ended worker go, its output no longer needed: its name removed, the file
+        freed as the worker ends; reaped by a thread if it has not ended yet."""
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        if self.release_fd >= 0:
+            os.close(self.release_fd)
+            self.release_fd = -1
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self.pid:
+            pid, self.pid = self.pid, 0
+            try:
+                reaped, _status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if not reaped:
+                self._reaper = threading.Thread(target=_wait_quietly, args=(pid,), daemon=True,
+                                                name="wpptrace-fmt-worker")
+                self._reaper.start()
+
+    def settle(self) -> None:
+        """Wait until the released worker has ended (a failing run leaves no process)."""
+        if self._reaper is not None:
+            self._reaper.join()
+
     def _reap(self) -> None:
         if self.pid:
             os.waitpid(self.pid, 0)
@@ -294,6 +336,16 @@ class _Worker:
             except ProcessLookupError:
                 pass
         self._reap()
+        if self.release_fd >= 0:
+            os.close(self.release_fd)
+            self.release_fd = -1
+
+
+def _wait_quietly(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except OSError:
+        pass
 
 
 def _unpickled(received: bytearray) -> tuple[str, object]:
@@ -361,11 +413,17 @@ def _raw_fd(writer) -> int | None:
     return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
 
 
-def _worker(k: int, window, inp, decoder, opts, out_path: str, result_fd: int) -> None:
+def _worker(k: int, window, inp, decoder, opts, out_path: str, result_fd: int,
+            release_fd: int) -> None:
     """One window of the file, decoded into ``out_path``; the counts sent back. The file is
     opened anew (the parent's handle shares its offset across the fork), with the parent's
-    buffer index. Never returns: the process ends here."""
+    buffer index. Once released (``release_fd`` closed by the parent, or the parent gone),
+    the process ends, the file it still holds freed then. Never returns."""
     status = 0
+    try:
+        os.open(out_path, os.O_RDONLY)            # held to the end: freed as this process ends
+    except OSError:
+        pass
     try:
         try:
             from . import cli_fmt
@@ -392,6 +450,8 @@ def _worker(k: int, window, inp, decoder, opts, out_path: str, result_fd: int) -
             result = ("error", traceback.format_exc())
         with os.fdopen(result_fd, "wb") as pipe:
             pipe.write(pickle.dumps(result))
+        while os.read(release_fd, 1 << 12):     # until the parent lets go (or is gone)
+            pass
     except BaseException:  # noqa: BLE001  (nothing to tell: the parent sees no result)
         status = 1
     finally:

@@ -3,6 +3,7 @@ Lines, the summary), whatever the cut times; damage is reported once."""
 from __future__ import annotations
 
 import os
+import time
 
 import pathlib
 import sys
@@ -293,6 +294,36 @@ def test_a_failing_worker_fails_the_run_and_leaves_the_output_alone(traces, tmp_
     assert len(forked) == 1
     with pytest.raises(ChildProcessError):
         os.waitpid(forked[0], os.WNOHANG)               # the worker was reaped
+
+
+def test_released_workers_end_and_leave_nothing(traces, tmp_path, monkeypatch):
+    """After a run, each worker (released once its output is appended, freeing its file as
+    it ends) ends and is reaped; nothing is left beside the output."""
+    etls, tmfs = traces["driver"]
+    forked = []
+    real_fork = os.fork
+
+    def fork():
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+    out = tmp_path / "out.txt"
+    code, _stdout, err = run_fmt_capture(etls[0], tmf_dirs=tmfs, output=str(out), utc=True, jobs=3)
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+    assert len(forked) == 2
+    deadline = time.monotonic() + 30
+    for pid in forked:
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break                                   # ended and reaped: no zombie left
+            assert time.monotonic() < deadline, f"worker {pid} still there"
+            time.sleep(0.01)
 
 
 def test_jobs_into_a_text_stream_keep_characters_whole(traces, monkeypatch):

@@ -208,7 +208,8 @@ def test_jobs_compile_each_message_once(tmp_path, corpus, monkeypatch):
         assert code == 0, err
         outputs[jobs] = out.read_bytes()
     assert outputs[2] == outputs[1]
-    [(per_process, redone_from)] = counts
+    [run] = counts
+    per_process, redone_from = run.shares, run.redone_from
     assert redone_from is None
     with EtlFile(str(path)) as etl:
         used = {(r.message_guid, r.event_id) for items, _keys in FileSource(etl).ordered(record_view)
@@ -235,4 +236,4 @@ def test_jobs_without_shared_memory_compile_in_each_process(tmp_path, corpus, mo
         assert code == 0, err
         outputs[jobs] = out.read_bytes()
     assert outputs[2] == outputs[1]
-    assert counts == [([(0, 0), (0, 0)], None)]              # nothing shared, nothing failed
+    assert [(run.shares, run.redone_from) for run in counts] == [([(0, 0), (0, 0)], None)]  # nothing shared, nothing failed
