@@ -58,9 +58,18 @@ def _stall_events(size: int) -> int:
     return max(30_000, 3 * most // size)
 
 
+def _buffers_for(events: int, size: int, buffer_kb: int) -> int:
+    """Session buffers that hold all these events at once (a third spare for each record's
+    header and the flush timer's partial buffers): a relay starved of CPU by a loaded
+    machine may read them late, and the session must not drop what the test counts on."""
+    return max(1024, 3 * events * size // (2 * 1024 * buffer_kb))
+
+
 def test_a_stalled_link_drops_whole_buffers_counted_exactly_without_stalling_the_provider(tmp_path):
+    events = _stall_events(160)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector, \
-            TracedSession(tmp_path, "stall", buffer_kb=8, max_buffers=1024) as session:
+            TracedSession(tmp_path, "stall", buffer_kb=8,
+                          max_buffers=_buffers_for(events, 160, 8)) as session:
         proxy = Proxy(collector.address)
         relay = relay_process(session.name, proxy.address, "--max-queue", "8")
         try:
@@ -68,7 +77,7 @@ def test_a_stalled_link_drops_whole_buffers_counted_exactly_without_stalling_the
             proxy.pause()                    # the link takes nothing at all
             # far more than the relay holds: its queue, and its socket's send buffer, which the
             # kernel may grow up to tcp_wmem's maximum (4 MB here) while the link is stalled
-            session.log(_stall_events(160), size=160, pace=100_000)
+            session.log(events, size=160, pace=100_000)
             assert proxy.paused.is_set()     # every event was written while the link was stalled
             final = session.stop()
             # the link stays stalled until the relay has read the whole session (a slow
