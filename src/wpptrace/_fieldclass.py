@@ -6,7 +6,11 @@ six generated functions per class: on ``wpptrace fmt``'s path that was a quarter
 start-up of a small file. A field class gets the same ``__init__`` (keyword or positional,
 defaults, ``default_factory``), ``__repr__``, ``__eq__``, ``__match_args__``, and, when
 ``frozen``, the same immutability and ``__hash__``; only ``__init__`` is compiled (it runs
-per object), the rest are shared functions reading the class's field table.
+per object), the rest are shared functions reading the class's field table. For programs
+that use the ``dataclasses`` functions on these public classes (``fields``, ``asdict``,
+``astuple``, ``replace``, ``is_dataclass``), a field class answers as the dataclass it stands
+for: its ``__dataclass_fields__`` come from a dataclass made with the same fields the first
+time they are asked for (``dataclasses`` is imported then, not on fmt's path).
 """
 from __future__ import annotations
 
@@ -82,6 +86,10 @@ def _build(cls, frozen: bool):
         fields[name] = f
     table = tuple(fields.values())
     cls._fc_fields = table
+    cls._fc_frozen = frozen
+    cls.__dataclass_fields__ = _AsDataclass("__dataclass_fields__")
+    cls.__dataclass_params__ = _AsDataclass("__dataclass_params__")
+    cls.__replace__ = replace           # copy.replace (Python 3.13), as a dataclass has it
     cls.__match_args__ = tuple(f.name for f in table)
     cls.__init__ = _make_init(cls, table, frozen)
     cls.__init__.__annotations__ = {**{f.name: f.annotation for f in table}, "return": None}
@@ -98,6 +106,35 @@ def _build(cls, frozen: bool):
     cls._fc_compared = tuple(f.name for f in table if f.compare)
     cls._fc_hashed = tuple(f.name for f in table if f.hash)
     return cls
+
+
+class _AsDataclass:
+    """A class attribute the ``dataclasses`` functions read, taken from the dataclass made
+    with the field class's fields (once per class, on first use)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj, owner):
+        return getattr(_dataclass_twin(owner), self.name)
+
+
+def _dataclass_twin(cls):
+    twin = cls.__dict__.get("_fc_twin")
+    if twin is None:
+        import dataclasses
+
+        specs = []
+        for f in cls._fc_fields:
+            options = {"repr": f.repr, "compare": f.compare, "hash": f.hash}
+            if f.default_factory is not _MISSING:
+                options["default_factory"] = f.default_factory
+            elif f.default is not _MISSING:
+                options["default"] = f.default
+            specs.append((f.name, f.annotation, dataclasses.field(**options)))
+        twin = dataclasses.make_dataclass(cls.__name__, specs, frozen=cls._fc_frozen)
+        type.__setattr__(cls, "_fc_twin", twin)
+    return twin
 
 
 def _make_init(cls, table: tuple[Field, ...], frozen: bool):
