@@ -21,7 +21,6 @@ import functools
 import os
 import re
 import uuid
-from pathlib import Path
 
 from .errors import TmfError
 from .grammar import LazyPattern, parse_into
@@ -242,7 +241,7 @@ def _add_directory(tmfset: TmfSet, directory: str, priority: int, tolerant: bool
 
 def load_file(tmfset: TmfSet, path: str, priority: int = 0, tolerant: bool = True) -> None:
     """Add one file by its kind: .pdb (annotations), .tmc (control GUIDs), anything else TMF text."""
-    suffix = Path(path).suffix.lower()
+    suffix = os.path.splitext(os.path.basename(os.fspath(path)))[1].lower()
     if suffix == ".pdb":
         _load_pdb(path, priority, tolerant, tmfset)
     elif suffix == ".tmc":
