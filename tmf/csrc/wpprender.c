@@ -14,6 +14,7 @@
  * A row is rendered in two passes: the argument block is split into its arguments (every
  * length checked against the bytes), then the ops print the prefix and the message. A row
  * whose bytes do not fit, or that needs what only Python prints exactly, becomes a hole. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -902,26 +903,42 @@ static int step_digits(char *digits, int n, int up)
     return 0;
 }
 
+/* no (p-1)-digit neighbour of d's correctly rounded p-1 digits reads back as d: the rounded p
+ * digits are then the shortest (0 when one does, or when a step changes the digit count) */
+static int no_shorter_neighbour(double d, int p)
+{
+    char other[24];
+    int e2, m = sig_digits(d, p - 1, other, &e2);
+    for (int up = 0; up < 2; up++) {
+        char near[24];
+        memcpy(near, other, (size_t)m + 1);
+        if (!step_digits(near, m, up) || round_trips(d, near, e2)) return 0;
+    }
+    return 1;
+}
+
 /* Python's repr of a finite double: the shortest digits that read back as it (the correctly
  * rounded ones of that length), laid out as repr does. 1 (a hole) when the shortest length is
- * not certain: a shorter neighbour of the rounded digits would also read back. */
+ * not certain: a shorter neighbour of the rounded digits would also read back. A normal double
+ * starts at 15 digits: any decimal of at most 15 digits reads back from its nearest double
+ * rounded to 15 (DBL_DIG), so when those round-trip they are the shortest ones padded with
+ * zeros, and when they do not the shortest has 16 or 17 digits. */
 static int put_py_repr(wppr_buf *o, double d)
 {
-    char digits[24], other[24];
+    char digits[24];
     int n = 0, e = 0, p;
-    for (p = 1; p <= 17; p++) {
-        n = sig_digits(d, p, digits, &e);
-        if (round_trips(d, digits, e)) break;
-    }
-    if (p > 17) return ROW_HOLE;
-    if (p > 1) {                          /* no (p-1)-digit string may read back either */
-        int e2;
-        int m = sig_digits(d, p - 1, other, &e2);
-        for (int up = 0; up < 2; up++) {
-            char near[24];
-            memcpy(near, other, (size_t)m + 1);
-            if (!step_digits(near, m, up) || round_trips(d, near, e2)) return ROW_HOLE;
+    if (fabs(d) >= DBL_MIN) {
+        for (p = 15; p <= 17; p++) {
+            n = sig_digits(d, p, digits, &e);
+            if (p == 17 || round_trips(d, digits, e)) break;
         }
+        if (p == 17 && !no_shorter_neighbour(d, p)) return ROW_HOLE;
+    } else {                              /* zero and subnormals: fewer digits are exact */
+        for (p = 1; p <= 17; p++) {
+            n = sig_digits(d, p, digits, &e);
+            if (round_trips(d, digits, e)) break;
+        }
+        if (p > 17 || (p > 1 && !no_shorter_neighbour(d, p))) return ROW_HOLE;
     }
     while (n > 1 && digits[n - 1] == '0') digits[--n] = 0;    /* repr drops trailing zeros */
     int decpt = e + 1;
