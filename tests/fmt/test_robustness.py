@@ -1,6 +1,7 @@
 """Untrusted argument bytes never stop a run; the C rows path prints what the record path prints."""
 from __future__ import annotations
 
+import json
 import random
 import struct
 import uuid
@@ -141,6 +142,27 @@ def test_json_escapes_at_every_place_in_a_word(tmp_path, fmt_tmf, corpus):
     rows, _c = _decode(path, tmfset, rows=True, output="jsonl")
     assert rows == _decode(path, tmfset, rows=False, output="jsonl")[0]
     assert len(rows) == len(texts) + 1 and '\\"' in rows[2] and "\\u0001" in "".join(rows)
+
+
+def test_json_times_in_the_first_second_and_across_seconds(tmp_path, fmt_tmf, corpus):
+    """JSON Lines timestamp and filetime from the rows path (which reuses the text of each
+    second) equal the record path's: FILETIMEs of the first second (no digits before the
+    ticks), on, just before and just after second boundaries, tick digits with zeros."""
+    tmfset, messages = _corpus_messages(fmt_tmf, corpus)
+    message = next(m for m in messages
+                   if len(m.args) == 1 and m.args[0].item == "ItemString")
+    times = [0, 1, 9, 10, 999_999, 1_000_000, 9_999_999, 10_000_000, 10_000_001, 19_999_999,
+             20_000_000, 20_000_100, 123_456_789, 99_999_999_999, 100_000_000_000,
+             etlgen.START_TIME - 1, etlgen.START_TIME, etlgen.START_TIME + 7]
+    path = tmp_path / "times.etl"
+    etlgen.write_messages(path, [
+        (message.guid, message.number, b"x\0", 7, 8, 0, etlgen.T0 + filetime)
+        for filetime in times], buffer_size=65536, start_time=0)
+    rows, _c = _decode(path, tmfset, rows=True, output="jsonl")
+    assert rows == _decode(path, tmfset, rows=False, output="jsonl")[0]
+    got = [json.loads(row)["filetime"] for row in rows[1:]]
+    assert got == times
+    assert '"timestamp":"1601-01-01T00:00:00.0000000Z","filetime":0,' in rows[1]
 
 
 def test_string_argument_holding_a_line_break(tmp_path, fmt_tmf, corpus):

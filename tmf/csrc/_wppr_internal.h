@@ -117,6 +117,14 @@ static inline void wppr_dec_at(uint8_t *end, uint64_t v)
     }
 }
 
+/* the decimal digits of v at o (room for 20 is the caller's); where they end */
+static inline uint8_t *wppr_dec_put(uint8_t *o, uint64_t v)
+{
+    int n = wppr_dec_len(v);
+    wppr_dec_at(o + n, v);
+    return o + n;
+}
+
 /* n hex digits of v ending at end: leading zeros when n > hex_len(v) */
 static inline void wppr_hex_at(uint8_t *end, uint64_t v, int n, int upper)
 {

@@ -76,9 +76,10 @@ struct wppr_renderer {
     uint32_t nprogs, cap;
     int noprefix;
     int output, quote_all;            /* WPPR_OUT_*, every CSV field quoted */
-    int64_t iso_second;               /* the JSON time text of this FILETIME second */
-    char iso[32];
-    int iso_len;
+    int64_t iso_second;               /* the FILETIME second of iso and filetime */
+    uint8_t iso[48];                  /* '{"timestamp":"YYYY-MM-DDTHH:MM:SS.' */
+    uint8_t filetime[48];             /* 'Z","filetime":' and the second's digits */
+    int iso_len, filetime_len;
     wppr_second_cache time;
     uint32_t *off, *len;              /* per argument of the current row */
     uint64_t *val;
@@ -1000,6 +1001,44 @@ static int put_json_value(wppr_renderer *r, const program *p, const deco_arg *d,
     }
 }
 
+/* the literal keys between the head and the text, all of them (their room is reserved at once) */
+#define JSON_FACTS ",\"processor\":,\"thread_id\":,\"process_id\":,\"sequence\":,\"text\":\""
+#define put_literal(w, lit) (memcpy((w), (lit), sizeof(lit) - 1), (w) + sizeof(lit) - 1)
+
+/* '{"timestamp":"<ISO 8601 UTC, 100 ns>Z","filetime":<FILETIME>': the text around the seven
+ * tick digits is the same for a whole second, and so are FILETIME's digits before them */
+static int put_json_time(wppr_renderer *r, int64_t ft, wppr_buf *o)
+{
+    int64_t second = ft / 10000000;
+    uint32_t ticks = (uint32_t)(ft % 10000000);
+    if (second != r->iso_second) {
+        memcpy(r->iso, "{\"timestamp\":\"", 14);
+        r->iso_len = 14 + wppr_iso_second(second, (char *)r->iso + 14);
+        uint8_t *f = put_literal(r->filetime, "Z\",\"filetime\":");
+        if (second) f = wppr_dec_put(f, (uint64_t)second);
+        r->filetime_len = (int)(f - r->filetime);
+        r->iso_second = second;
+    }
+    if (wppr_reserve(o, (size_t)(r->iso_len + r->filetime_len) + 14)) return -1;
+    uint8_t *w = o->data + o->len;
+    memcpy(w, r->iso, (size_t)r->iso_len);
+    w += r->iso_len;
+    uint8_t *digits = w;
+    memcpy(w, "0000000", 7);
+    if (ticks) wppr_dec_at(w + 7, ticks);
+    w += 7;
+    memcpy(w, r->filetime, (size_t)r->filetime_len);
+    w += r->filetime_len;
+    if (second) {                     /* FILETIME's last seven digits are the ticks */
+        memcpy(w, digits, 7);
+        w += 7;
+    } else {
+        w = wppr_dec_put(w, ticks);
+    }
+    o->len = (size_t)(w - o->data);
+    return 0;
+}
+
 /* a JSON object (decoder.output.JsonRows): time, the decoration's head, the row's facts, the
  * message text (no prefix) and the typed arguments */
 static int render_json(wppr_renderer *r, program *p, const wppr_row *row, int ps, wppr_buf *o)
@@ -1010,26 +1049,24 @@ static int render_json(wppr_renderer *r, program *p, const wppr_row *row, int ps
     if (row->milli == WPPR_NO_TIME) {
         if (PUTS(o, "{\"timestamp\":null,\"filetime\":null")) return -1;
     } else {
-        int64_t ft = row->filetime;
-        if (ft < 0) return ROW_HOLE;
-        int64_t second = ft / 10000000, ticks = ft % 10000000;
-        if (second != r->iso_second) {
-            r->iso_len = wppr_iso_second(second, r->iso);
-            r->iso_second = second;
-        }
-        char digits[8];
-        for (int k = 6; k >= 0; k--, ticks /= 10) digits[k] = (char)('0' + ticks % 10);
-        if (PUTS(o, "{\"timestamp\":\"") || wppr_put(o, r->iso, (size_t)r->iso_len)
-                || wppr_put(o, digits, 7) || PUTS(o, "Z\",\"filetime\":")
-                || wppr_put_u64(o, (uint64_t)ft))
-            return -1;
+        if (row->filetime < 0) return ROW_HOLE;
+        if (put_json_time(r, row->filetime, o)) return -1;
     }
-    if (wppr_put(o, d->text, d->head_len) || PUTS(o, ",\"processor\":")
-            || wppr_put_u64(o, row->cpu) || PUTS(o, ",\"thread_id\":")
-            || wppr_put_u64(o, row->thread_id) || PUTS(o, ",\"process_id\":")
-            || wppr_put_u64(o, row->process_id) || PUTS(o, ",\"sequence\":")
-            || wppr_put_u64(o, row->sequence) || PUTS(o, ",\"text\":\""))
-        return -1;
+    /* the head and the row's facts: one reservation, the numbers written in place */
+    if (wppr_reserve(o, d->head_len + sizeof JSON_FACTS + 4 * 10)) return -1;
+    uint8_t *w = o->data + o->len;
+    memcpy(w, d->text, d->head_len);
+    w += d->head_len;
+    w = put_literal(w, ",\"processor\":");
+    w = wppr_dec_put(w, row->cpu);
+    w = put_literal(w, ",\"thread_id\":");
+    w = wppr_dec_put(w, row->thread_id);
+    w = put_literal(w, ",\"process_id\":");
+    w = wppr_dec_put(w, row->process_id);
+    w = put_literal(w, ",\"sequence\":");
+    w = wppr_dec_put(w, row->sequence);
+    w = put_literal(w, ",\"text\":\"");
+    o->len = (size_t)(w - o->data);
     size_t text = o->len;
     if ((rc = render_line(r, p, row, ps, o))) return rc;
     if (json_escape(o, text) || PUTS(o, "\",\"args\":[")) return -1;
