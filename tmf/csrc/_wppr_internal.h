@@ -147,7 +147,8 @@ static inline void wppr_fill(uint8_t *d, uint8_t c, int n)
 
 /* Python's "%d" / "%x" / "%X" % v padded to width with zeros (zero) or spaces: the prefix's
  * usual %04X and %d; width at most 20 */
-static inline int wppr_put_padded(wppr_buf *b, uint64_t v, int conv, int zero, int width)
+static inline __attribute__((always_inline)) int
+wppr_put_padded(wppr_buf *b, uint64_t v, int conv, int zero, int width)
 {
     int n = conv == 'd' ? wppr_dec_len(v) : wppr_hex_len(v);
     int pad = width > n ? width - n : 0;

@@ -52,6 +52,7 @@ typedef struct {
 typedef struct {
     uint32_t head_len;                /* CSV: GuidName,MessageName; JSON: "guid" .. "flags" */
     uint16_t nargs;
+    uint8_t plain_literals;           /* JSON: the message's literal text needs no escape */
     deco_arg *args;
     uint8_t *text;                    /* the head, then the argument texts */
 } deco;
@@ -386,6 +387,8 @@ static int deco_arg_kind(deco_arg *d, const uint8_t *entry, const pr_arg *a)
     return deco_fits_arg(d, a);
 }
 
+static int literals_need_no_escape(const program *p);
+
 int wppr_set_decoration(wppr_renderer *r, int32_t id, const uint8_t *blob, uint32_t len)
 {
     if (id < 0 || (uint32_t)id >= r->nprogs || r->output == WPPR_OUT_TEXT) return -1;
@@ -447,6 +450,7 @@ int wppr_set_decoration(wppr_renderer *r, int32_t id, const uint8_t *blob, uint3
             }
             at += 8 + a->len;
         }
+        d->plain_literals = (uint8_t)literals_need_no_escape(p);
     }
     free(p->deco);
     p->deco = d;
@@ -519,9 +523,8 @@ static const uint8_t *table_name(const program *p, const pr_op *op, uint32_t val
     return NULL;
 }
 
-static int put_status(wppr_buf *o, int kind, uint32_t code, const char *zero, const char *unknown)
+static int put_status_code(wppr_buf *o, int kind, uint32_t code, const char *unknown)
 {
-    if (code == 0 && zero) return wppr_put(o, zero, strlen(zero));
     const wppr_status_row *row = wppr_status_row_of(kind, code);
     if (row) {                                         /* 0x%08x(NAME), Win32: %u(NAME) */
         int rc = kind == WPPR_ST_WINERROR ? wppr_put_u64(o, code)
@@ -538,6 +541,13 @@ static int put_status(wppr_buf *o, int kind, uint32_t code, const char *zero, co
     memset(o->data + o->len, ' ', (size_t)(8 - digits));
     o->len += (size_t)(8 - digits);
     return wppr_put_hex(o, code, digits, 1);
+}
+
+/* success codes, the most common ones, print their name without a table look-up */
+static inline int put_status(wppr_buf *o, int kind, uint32_t code, const char *zero, const char *unknown)
+{
+    if (code == 0 && zero) return wppr_put(o, zero, strlen(zero));
+    return put_status_code(o, kind, code, unknown);
 }
 
 static int put_hex_bytes(wppr_buf *o, const uint8_t *a, int n)
@@ -560,7 +570,9 @@ static int put_guid(wppr_buf *o, const uint8_t *a)
     return put_hex_bytes(o, a + 10, 6);
 }
 
-static int put_form(wppr_buf *o, const program *p, const pr_op *op, const uint8_t *a, uint32_t len,
+/* inlined into both bodies of the ops loop, as it was into the one */
+static inline __attribute__((always_inline)) int
+put_form(wppr_buf *o, const program *p, const pr_op *op, const uint8_t *a, uint32_t len,
                     uint64_t value)
 {
     char text[64];
@@ -653,118 +665,6 @@ static int put_string(wppr_buf *o, const pr_arg *arg, const uint8_t *a, uint32_t
     return rc;
 }
 
-static int run_ops(wppr_renderer *r, const program *p, uint16_t from, uint16_t to, const wppr_row *row,
-                   int ps, wppr_buf *o, const program *msg)
-{
-    for (uint16_t i = from; i < to; i++) {
-        const pr_op *op = &p->ops[i];
-        size_t start = o->len;
-        int rc = 0;
-        switch (op->op) {
-        case WPPR_OP_LIT:
-            if (wppr_reserve(o, op->p2)) return -1;
-            wppr_copy_text(o->data + o->len, p->pool + op->p1, op->p2);
-            o->len += op->p2;
-            break;
-        case WPPR_OP_INT:
-            rc = wppr_put_int(o, r->val[op->arg], op->conv, op->flags, op->width, op->prec,
-                              op->bits ? op->bits : ps * 8, ps);
-            break;
-        case WPPR_OP_DBL: {
-            double d;
-            memcpy(&d, row->args + r->off[op->arg], 8);
-            rc = wppr_put_double(o, d, op->conv, op->flags, op->width, op->prec);
-            break;
-        }
-        case WPPR_OP_TEXT: case WPPR_OP_FORM:
-            if (op->quoted && wppr_putc(o, '"')) return -1;
-            start = o->len;
-            rc = op->op == WPPR_OP_TEXT
-                 ? put_string(o, &p->args[op->arg], row->args + r->off[op->arg], r->len[op->arg])
-                 : put_form(o, p, op, row->args + r->off[op->arg], r->len[op->arg], r->val[op->arg]);
-            if (!rc && (op->width > 0 || op->prec >= 0))
-                rc = wppr_finish_str(o, start, op->flags, op->width, op->prec);
-            if (!rc && op->quoted) rc = wppr_putc(o, '"');
-            break;
-        case WPPR_OP_PVAR: {
-            uint64_t v = 0;
-            switch (op->arg) {
-            case 3: v = row->thread_id; break;
-            case 7: v = row->sequence; break;
-            case 8: v = row->process_id; break;
-            case 9: v = row->cpu; break;
-            default: v = 0; break;        /* %5 / %6: kernel and user time are not recorded */
-            }
-            rc = op->item == PVAR_PADDED ? wppr_put_padded(o, v, op->conv, op->flags & WPPR_ZERO, op->width)
-                 : wppr_put_pyint(o, v, op->conv, op->flags, op->width, op->prec);
-            break;
-        }
-        case WPPR_OP_PSTR:                 /* msg->nstr > op->arg: checked when msg was added */
-            rc = wppr_put(o, msg->pool + msg->str[2 * op->arg], msg->str[2 * op->arg + 1]);
-            break;
-        case WPPR_OP_PTIME: {
-            if (row->milli == WPPR_TIME_OUT_OF_RANGE) return ROW_HOLE;
-            if (row->milli != WPPR_NO_TIME) {       /* written in place: 64 bytes at most */
-                if (wppr_reserve(o, 64)) return -1;
-                o->len += (size_t)wppr_time_cached(&r->time, row->milli, (char *)o->data + o->len);
-            }
-            if (op->width > 0 || op->prec >= 0)
-                rc = wppr_finish_str(o, start, op->flags & WPPR_MINUS, op->width, op->prec);
-            break;
-        }
-        default:
-            break;
-        }
-        if (rc) return rc;
-        if (op->tail_len) {
-            if (wppr_reserve(o, op->tail_len)) return -1;
-            wppr_copy_text(o->data + o->len, p->pool + op->tail, op->tail_len);
-            o->len += op->tail_len;
-        }
-    }
-    return 0;
-}
-
-/* the line of a row (prefix and message) without its line end */
-static int render_line(wppr_renderer *r, program *p, const wppr_row *row, int ps, wppr_buf *o)
-{
-    int rc;
-    uint16_t body = p->nprefix < p->nops ? p->nprefix + 1 : 0;
-    /* a column's text is the message alone, whatever noprefix says */
-    if ((p->flags & WPPR_P_PREFIX) && !r->noprefix && r->output != WPPR_OUT_COLUMNS) {
-        if (p->prefix) {
-            if ((rc = run_ops(r, p->prefix, 0, p->prefix->nops, row, ps, o, p))) return rc;
-        } else if (body && (rc = run_ops(r, p, 0, p->nprefix, row, ps, o, p))) {
-            return rc;
-        }
-    }
-    return run_ops(r, p, body, p->nops, row, ps, o, p);
-}
-
-/* b->data[start:] as a CSV field (Python's csv module: quoted when it holds a comma, a quote
- * or a line feed, or when every field is; quotes doubled), rewritten in place */
-static int csv_field(wppr_buf *b, size_t start, int quote_all)
-{
-    size_t quotes = 0;
-    int special = quote_all;
-    const uint8_t *p = b->data + start, *end = b->data + b->len;
-    if (!special)                       /* most lines hold none of the three: memchr finds out */
-        special = memchr(p, ',', (size_t)(end - p)) || memchr(p, '"', (size_t)(end - p))
-                  || memchr(p, '\n', (size_t)(end - p));
-    if (!special) return 0;
-    for (const uint8_t *q = p; (q = memchr(q, '"', (size_t)(end - q))); q++) quotes++;
-    if (wppr_reserve(b, quotes + 2)) return -1;
-    size_t j = b->len + quotes + 2;
-    b->data[--j] = '"';
-    for (size_t i = b->len; i-- > start;) {
-        b->data[--j] = b->data[i];
-        if (b->data[i] == '"') b->data[--j] = '"';
-    }
-    b->data[--j] = '"';
-    b->len += quotes + 2;
-    return 0;
-}
-
 /* bytes a JSON escape adds to a character (0: written as it is) */
 static const uint8_t JSON_EXTRA[256] = {
     5, 5, 5, 5, 5, 5, 5, 5, 1, 1, 1, 5, 1, 1, 5, 5,      /* \b \t \n \f \r: 1 */
@@ -824,6 +724,160 @@ static int json_escape(wppr_buf *b, size_t start)
     b->len += extra;
     return 0;
 }
+
+/* no byte of the literal text of p's message (its ops after the prefix and their tails) is
+ * one JSON escapes */
+static int literals_need_no_escape(const program *p)
+{
+    for (uint16_t i = p->nprefix < p->nops ? p->nprefix + 1 : 0; i < p->nops; i++) {
+        const pr_op *op = &p->ops[i];
+        const uint8_t *lit = p->pool + op->tail;
+        uint32_t n = op->tail_len;
+        for (uint32_t k = 0; k < n; k++)
+            if (JSON_EXTRA[lit[k]]) return 0;
+        if (op->op == WPPR_OP_LIT)
+            for (uint32_t k = 0; k < op->p2; k++)
+                if (JSON_EXTRA[p->pool[op->p1 + k]]) return 0;
+    }
+    return 1;
+}
+
+/* the ops whose text may hold what JSON escapes (strings, names, markers, %c / %C) */
+static int op_may_need_escape(const pr_op *op)
+{
+    return op->op == WPPR_OP_TEXT || op->op == WPPR_OP_FORM || op->op == WPPR_OP_PSTR
+           || (op->op == WPPR_OP_INT && (op->conv == 'c' || op->conv == 'C'));
+}
+
+/* The ops [from, to) of p. json: the text goes inside a JSON string and p's literals need no
+ * escape (deco.plain_literals): each value is escaped as it is printed, so the literals are
+ * never scanned. Inlined into its two callers, each with json a constant. */
+static inline __attribute__((always_inline)) int
+run_ops_as(wppr_renderer *r, const program *p, uint16_t from, uint16_t to, const wppr_row *row,
+           int ps, wppr_buf *o, const program *msg, int json)
+{
+    for (uint16_t i = from; i < to; i++) {
+        const pr_op *op = &p->ops[i];
+        size_t start = o->len, value = start;
+        int rc = 0;
+        switch (op->op) {
+        case WPPR_OP_LIT:
+            if (wppr_reserve(o, op->p2)) return -1;
+            wppr_copy_text(o->data + o->len, p->pool + op->p1, op->p2);
+            o->len += op->p2;
+            break;
+        case WPPR_OP_INT:
+            rc = wppr_put_int(o, r->val[op->arg], op->conv, op->flags, op->width, op->prec,
+                              op->bits ? op->bits : ps * 8, ps);
+            break;
+        case WPPR_OP_DBL: {
+            double d;
+            memcpy(&d, row->args + r->off[op->arg], 8);
+            rc = wppr_put_double(o, d, op->conv, op->flags, op->width, op->prec);
+            break;
+        }
+        case WPPR_OP_TEXT: case WPPR_OP_FORM:
+            if (op->quoted && wppr_putc(o, '"')) return -1;
+            start = o->len;
+            rc = op->op == WPPR_OP_TEXT
+                 ? put_string(o, &p->args[op->arg], row->args + r->off[op->arg], r->len[op->arg])
+                 : put_form(o, p, op, row->args + r->off[op->arg], r->len[op->arg], r->val[op->arg]);
+            if (!rc && (op->width > 0 || op->prec >= 0))
+                rc = wppr_finish_str(o, start, op->flags, op->width, op->prec);
+            if (!rc && op->quoted) rc = wppr_putc(o, '"');
+            break;
+        case WPPR_OP_PVAR: {
+            uint64_t v = 0;
+            switch (op->arg) {
+            case 3: v = row->thread_id; break;
+            case 7: v = row->sequence; break;
+            case 8: v = row->process_id; break;
+            case 9: v = row->cpu; break;
+            default: v = 0; break;        /* %5 / %6: kernel and user time are not recorded */
+            }
+            rc = op->item == PVAR_PADDED ? wppr_put_padded(o, v, op->conv, op->flags & WPPR_ZERO, op->width)
+                 : wppr_put_pyint(o, v, op->conv, op->flags, op->width, op->prec);
+            break;
+        }
+        case WPPR_OP_PSTR:                 /* msg->nstr > op->arg: checked when msg was added */
+            rc = wppr_put(o, msg->pool + msg->str[2 * op->arg], msg->str[2 * op->arg + 1]);
+            break;
+        case WPPR_OP_PTIME: {
+            if (row->milli == WPPR_TIME_OUT_OF_RANGE) return ROW_HOLE;
+            if (row->milli != WPPR_NO_TIME) {       /* written in place: 64 bytes at most */
+                if (wppr_reserve(o, 64)) return -1;
+                o->len += (size_t)wppr_time_cached(&r->time, row->milli, (char *)o->data + o->len);
+            }
+            if (op->width > 0 || op->prec >= 0)
+                rc = wppr_finish_str(o, start, op->flags & WPPR_MINUS, op->width, op->prec);
+            break;
+        }
+        default:
+            break;
+        }
+        if (rc) return rc;
+        if (json && op_may_need_escape(op) && json_escape(o, value)) return -1;
+        if (op->tail_len) {
+            if (wppr_reserve(o, op->tail_len)) return -1;
+            wppr_copy_text(o->data + o->len, p->pool + op->tail, op->tail_len);
+            o->len += op->tail_len;
+        }
+    }
+    return 0;
+}
+
+static int run_ops(wppr_renderer *r, const program *p, uint16_t from, uint16_t to, const wppr_row *row,
+                   int ps, wppr_buf *o, const program *msg)
+{
+    return run_ops_as(r, p, from, to, row, ps, o, msg, 0);
+}
+
+static int run_json_ops(wppr_renderer *r, const program *p, uint16_t from, uint16_t to,
+                        const wppr_row *row, int ps, wppr_buf *o)
+{
+    return run_ops_as(r, p, from, to, row, ps, o, p, 1);
+}
+
+/* the line of a row (prefix and message) without its line end */
+static int render_line(wppr_renderer *r, program *p, const wppr_row *row, int ps, wppr_buf *o)
+{
+    int rc;
+    uint16_t body = p->nprefix < p->nops ? p->nprefix + 1 : 0;
+    /* a column's text is the message alone, whatever noprefix says */
+    if ((p->flags & WPPR_P_PREFIX) && !r->noprefix && r->output != WPPR_OUT_COLUMNS) {
+        if (p->prefix) {
+            if ((rc = run_ops(r, p->prefix, 0, p->prefix->nops, row, ps, o, p))) return rc;
+        } else if (body && (rc = run_ops(r, p, 0, p->nprefix, row, ps, o, p))) {
+            return rc;
+        }
+    }
+    return run_ops(r, p, body, p->nops, row, ps, o, p);
+}
+
+/* b->data[start:] as a CSV field (Python's csv module: quoted when it holds a comma, a quote
+ * or a line feed, or when every field is; quotes doubled), rewritten in place */
+static int csv_field(wppr_buf *b, size_t start, int quote_all)
+{
+    size_t quotes = 0;
+    int special = quote_all;
+    const uint8_t *p = b->data + start, *end = b->data + b->len;
+    if (!special)                       /* most lines hold none of the three: memchr finds out */
+        special = memchr(p, ',', (size_t)(end - p)) || memchr(p, '"', (size_t)(end - p))
+                  || memchr(p, '\n', (size_t)(end - p));
+    if (!special) return 0;
+    for (const uint8_t *q = p; (q = memchr(q, '"', (size_t)(end - q))); q++) quotes++;
+    if (wppr_reserve(b, quotes + 2)) return -1;
+    size_t j = b->len + quotes + 2;
+    b->data[--j] = '"';
+    for (size_t i = b->len; i-- > start;) {
+        b->data[--j] = b->data[i];
+        if (b->data[i] == '"') b->data[--j] = '"';
+    }
+    b->data[--j] = '"';
+    b->len += quotes + 2;
+    return 0;
+}
+
 
 static int put_hex4(wppr_buf *o, uint32_t v)     /* Python's "0x%04X" */
 {
@@ -1068,8 +1122,14 @@ static int render_json(wppr_renderer *r, program *p, const wppr_row *row, int ps
     w = put_literal(w, ",\"text\":\"");
     o->len = (size_t)(w - o->data);
     size_t text = o->len;
-    if ((rc = render_line(r, p, row, ps, o))) return rc;
-    if (json_escape(o, text) || PUTS(o, "\",\"args\":[")) return -1;
+    if (d->plain_literals && !((p->flags & WPPR_P_PREFIX) && !r->noprefix)) {
+        if ((rc = run_json_ops(r, p, p->nprefix < p->nops ? p->nprefix + 1 : 0, p->nops, row, ps, o)))
+            return rc;
+    } else {
+        if ((rc = render_line(r, p, row, ps, o))) return rc;
+        if (json_escape(o, text)) return -1;
+    }
+    if (PUTS(o, "\",\"args\":[")) return -1;
     for (uint16_t i = 0; i < d->nargs; i++) {
         const deco_arg *a = &d->args[i];
         if ((i && wppr_putc(o, ',')) || wppr_put(o, d->text + a->off, a->len)) return -1;
