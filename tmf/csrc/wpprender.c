@@ -84,6 +84,8 @@ struct wppr_renderer {
     wppr_second_cache time;
     uint32_t *off, *len;              /* per argument of the current row */
     uint64_t *val;
+    size_t *json_at, *json_len;       /* JSON: where a string argument's escaped text already is in
+                                         the output (json_len SIZE_MAX: nowhere) */
     uint32_t scratch;
 };
 
@@ -125,6 +127,8 @@ void wppr_free(wppr_renderer *r)
     free(r->off);
     free(r->len);
     free(r->val);
+    free(r->json_at);
+    free(r->json_len);
     free(r);
 }
 
@@ -345,7 +349,11 @@ int32_t wppr_add_program(wppr_renderer *r, const uint8_t *blob, uint32_t len)
         if (ln) r->len = ln;
         uint64_t *val = realloc(r->val, n * sizeof *val);
         if (val) r->val = val;
-        if (!off || !ln || !val) { free_program(p); return -1; }
+        size_t *json_at = realloc(r->json_at, n * sizeof *json_at), *json_len;
+        if (json_at) r->json_at = json_at;
+        json_len = realloc(r->json_len, n * sizeof *json_len);
+        if (json_len) r->json_len = json_len;
+        if (!off || !ln || !val || !json_at || !json_len) { free_program(p); return -1; }
         r->scratch = n;
     }
     if (r->nprogs == r->cap) {
@@ -742,11 +750,22 @@ static int literals_need_no_escape(const program *p)
     return 1;
 }
 
-/* the ops whose text may hold what JSON escapes (strings, names, markers, %c / %C) */
+/* the ops whose text may hold what JSON escapes: strings, markers, %c / %C, quoted values and
+ * the items printing characters or names from the TMF (status names, GUIDs, hex digits and
+ * numbers never do) */
 static int op_may_need_escape(const pr_op *op)
 {
-    return op->op == WPPR_OP_TEXT || op->op == WPPR_OP_FORM || op->op == WPPR_OP_PSTR
-           || (op->op == WPPR_OP_INT && (op->conv == 'c' || op->conv == 'C'));
+    switch (op->op) {
+    case WPPR_OP_TEXT: case WPPR_OP_PSTR:
+        return 1;
+    case WPPR_OP_INT:
+        return op->conv == 'c' || op->conv == 'C';
+    case WPPR_OP_FORM:
+        return op->quoted || op->item == WPPR_F_CHAR4 || op->item == WPPR_F_LIST
+               || op->item == WPPR_F_SET || op->item == WPPR_F_ENUM || op->item == WPPR_F_FLAGS;
+    default:
+        return 0;
+    }
 }
 
 /* The ops [from, to) of p. json: the text goes inside a JSON string and p's literals need no
@@ -816,7 +835,13 @@ run_ops_as(wppr_renderer *r, const program *p, uint16_t from, uint16_t to, const
             break;
         }
         if (rc) return rc;
-        if (json && op_may_need_escape(op) && json_escape(o, value)) return -1;
+        if (json && op_may_need_escape(op)) {
+            if (json_escape(o, value)) return -1;
+            if (op->op == WPPR_OP_TEXT && !op->quoted && op->width <= 0 && op->prec < 0) {
+                r->json_at[op->arg] = value;      /* the argument's JSON value, as it is */
+                r->json_len[op->arg] = o->len - value;
+            }
+        }
         if (op->tail_len) {
             if (wppr_reserve(o, op->tail_len)) return -1;
             wppr_copy_text(o->data + o->len, p->pool + op->tail, op->tail_len);
@@ -1046,6 +1071,16 @@ static int put_json_value(wppr_renderer *r, const program *p, const deco_arg *d,
         return put_py_repr(o, x);
     }
     default: {                                        /* WPPR_J_STRING */
+        size_t at = r->json_at[i], len = r->json_len[i];
+        if (len != SIZE_MAX) {                        /* the text printed it: a copy */
+            if (wppr_reserve(o, len + 2)) return -1;
+            uint8_t *w = o->data + o->len;
+            w[0] = '"';
+            memcpy(w + 1, o->data + at, len);
+            w[len + 1] = '"';
+            o->len += len + 2;
+            return 0;
+        }
         if (wppr_putc(o, '"')) return -1;
         size_t start = o->len;
         if (put_string(o, &p->args[i], row->args + r->off[i], r->len[i])) return -1;
@@ -1123,9 +1158,11 @@ static int render_json(wppr_renderer *r, program *p, const wppr_row *row, int ps
     o->len = (size_t)(w - o->data);
     size_t text = o->len;
     if (d->plain_literals && !((p->flags & WPPR_P_PREFIX) && !r->noprefix)) {
+        for (uint16_t i = 0; i < p->nargs; i++) r->json_len[i] = SIZE_MAX;
         if ((rc = run_json_ops(r, p, p->nprefix < p->nops ? p->nprefix + 1 : 0, p->nops, row, ps, o)))
             return rc;
     } else {
+        for (uint16_t i = 0; i < p->nargs; i++) r->json_len[i] = SIZE_MAX;
         if ((rc = render_line(r, p, row, ps, o))) return rc;
         if (json_escape(o, text)) return -1;
     }
