@@ -904,9 +904,18 @@ static int csv_field(wppr_buf *b, size_t start, int quote_all)
 }
 
 
-static int put_hex4(wppr_buf *o, uint32_t v)     /* Python's "0x%04X" */
+/* a literal copied to w; where it ends */
+#define put_literal(w, lit) (memcpy((w), (lit), sizeof(lit) - 1), (w) + sizeof(lit) - 1)
+
+/* Python's "0x%04X" at w; where it ends */
+static uint8_t *put_hex4_at(uint8_t *w, uint32_t v)
 {
-    return PUTS(o, "0x") || wppr_put_hex(o, v, 4, 1) ? -1 : 0;
+    int n = wppr_hex_len(v);
+    if (n < 4) n = 4;
+    w[0] = '0';
+    w[1] = 'x';
+    wppr_hex_at(w + 2 + n, v, n, 1);
+    return w + 2 + n;
 }
 
 /* a CSV row: GuidName,MessageName (the decoration), ThreadId, SystemTime, KernelTime,
@@ -916,31 +925,36 @@ static int render_csv(wppr_renderer *r, program *p, const wppr_row *row, int ps,
     const deco *d = p->deco;
     int q = r->quote_all, rc;
     if (!d || row->milli == WPPR_TIME_OUT_OF_RANGE) return ROW_HOLE;
-    char time[64];
-    int tlen = row->milli == WPPR_NO_TIME ? 0 : wppr_time_cached(&r->time, row->milli, time);
-#define QUOTE() if (q && wppr_putc(o, '"')) return -1
-    if (wppr_put(o, d->text, d->head_len) || wppr_putc(o, ',')) return -1;
+    /* the fields before the line after one room check: two hex ids (10 bytes each), the time
+     * (64 at most), two decimal numbers (10 each), quotes and commas */
+    if (wppr_reserve(o, d->head_len + 160)) return -1;
+    uint8_t *w = o->data + o->len;
+#define QUOTE() if (q) *w++ = '"'
+    memcpy(w, d->text, d->head_len);
+    w += d->head_len;
+    *w++ = ',';
     QUOTE();
-    if (put_hex4(o, row->thread_id)) return -1;
+    w = put_hex4_at(w, row->thread_id);
     QUOTE();
-    if (wppr_putc(o, ',')) return -1;
+    *w++ = ',';
     QUOTE();
-    if (wppr_put(o, time, (size_t)tlen)) return -1;
+    if (row->milli != WPPR_NO_TIME) w += wppr_time_cached(&r->time, row->milli, (char *)w);
     QUOTE();
-    if ((q ? PUTS(o, ",\"0\",\"0\",") : PUTS(o, ",0,0,"))) return -1;
+    w = q ? put_literal(w, ",\"0\",\"0\",") : put_literal(w, ",0,0,");
     QUOTE();
-    if (wppr_put_u64(o, row->sequence)) return -1;
+    w = wppr_dec_put(w, row->sequence);
     QUOTE();
-    if (wppr_putc(o, ',')) return -1;
+    *w++ = ',';
     QUOTE();
-    if (put_hex4(o, row->process_id)) return -1;
+    w = put_hex4_at(w, row->process_id);
     QUOTE();
-    if (wppr_putc(o, ',')) return -1;
+    *w++ = ',';
     QUOTE();
-    if (wppr_put_u64(o, row->cpu)) return -1;
+    w = wppr_dec_put(w, row->cpu);
     QUOTE();
-    if (wppr_putc(o, ',')) return -1;
+    *w++ = ',';
 #undef QUOTE
+    o->len = (size_t)(w - o->data);
     size_t line = o->len;
     if ((rc = render_line(r, p, row, ps, o))) return rc;
     if (csv_field(o, line, q)) return -1;
@@ -1092,7 +1106,6 @@ static int put_json_value(wppr_renderer *r, const program *p, const deco_arg *d,
 
 /* the literal keys between the head and the text, all of them (their room is reserved at once) */
 #define JSON_FACTS ",\"processor\":,\"thread_id\":,\"process_id\":,\"sequence\":,\"text\":\""
-#define put_literal(w, lit) (memcpy((w), (lit), sizeof(lit) - 1), (w) + sizeof(lit) - 1)
 
 /* '{"timestamp":"<ISO 8601 UTC, 100 ns>Z","filetime":<FILETIME>': the text around the seven
  * tick digits is the same for a whole second, and so are FILETIME's digits before them */
