@@ -29,8 +29,9 @@ Targets (one run prints each figure and its verdict):
 * ``-j 2`` at least 1.7x faster than ``-j 1`` (wall clock) on this 2-core machine; beside it,
   the fixed cost each process pays (TMF entries read, messages compiled), the best speed-up
   that cost allows, what two processes of a plain CPU loop gain on the machine right now,
-  and how much slower a ``-j 1`` run gets while a second one runs beside it (two cores that
-  share caches, memory bandwidth and a host give less than two on real work);
+  how much slower a ``-j 1`` run gets while a second one runs beside it (two cores that
+  share caches, memory bandwidth and a host give less than two on real work), and an ideal
+  split: ``-j 2``'s two windows decoded at once by two fresh processes that share nothing;
 * the 1,000-event file with the 90 TMFs formatted in under 0.3 s wall, Python start-up and
   imports shown separately;
 * peak RSS under 100 MB for 1M events in one process.
@@ -245,6 +246,33 @@ def child(path: str, output_format: str, jobs: int, output: str) -> int:
     return 0
 
 
+def window_child(path: str, window: int, output: str) -> int:
+    """``--window-child``: one of the two windows ``fmt -j 2`` cuts the file into, decoded by
+    a fresh process on its own (its own TMF reading and compiling, nothing shared, its own
+    output file, nothing appended): half of an ideal split. Prints wall and CPU time as JSON,
+    from after the imports, as ``--child`` measures a run."""
+    from wpptrace.decoder import cli_fmt, parallel
+    from wpptrace.decoder.engine import FileSource
+    from wpptrace.decoder.prefix import DEFAULT_PREFIX
+    from wpptrace.decoder.wpp import WppDecoder
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    opts = cli_fmt.FmtOptions(files=[path], tmf_dirs=[str(TMF_DIR)], output=output, progress="never")
+    tmfset, _problems = cli_fmt._load_tmfs(opts, sys.stderr)
+    decoder = WppDecoder(tmfset, prefix=DEFAULT_PREFIX)
+    inp = cli_fmt._Input(path)
+    cuts = parallel.cut_keys(inp.etl, 2, inp.source.streams(), parallel._FIRST_SHARE)
+    with cli_fmt._few_collections():
+        with open(output, "w", encoding="utf-8", newline="\n", buffering=1 << 16) as stream:
+            writer = cli_fmt._writer(opts, stream, header=window == 0)
+            source = FileSource(inp.etl, trust_flush_times=True) if window else inp.source
+            cli_fmt._decode_sources(decoder, writer, opts, [source], None,
+                                    (cuts[window], cuts[window + 1]))
+            writer.flush()
+    print(json.dumps({"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0}))
+    return 0
+
+
 def cpu_ticks() -> list[int]:
     """(running, stolen, idle) clock ticks of all of this machine's CPUs so far (/proc/stat):
     stolen is the time the hypervisor ran something else while a vCPU had work; [0, 0, 0]
@@ -296,6 +324,24 @@ def run_pair(path: pathlib.Path, outputs: tuple[str, str]) -> list[dict]:
     for out in outputs:
         os.unlink(out)
     return results
+
+
+def run_split(path: pathlib.Path, outputs: tuple[str, str]) -> float:
+    """The two windows of ``fmt -j 2`` decoded at once by two fresh processes that share
+    nothing (``--window-child``): the wall time of the slower, what an ideal split of this
+    work gives on this machine (no fork, no shared compiling, no append)."""
+    procs = [subprocess.Popen([sys.executable, __file__, "--window-child", str(path), str(k), out],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=_installed_env()) for k, out in enumerate(outputs)]
+    walls = []
+    for proc in procs:
+        stdout, stderr = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"a window of the file failed:\n{stderr}")
+        walls.append(json.loads(stdout.strip().splitlines()[-1])["wall"])
+    for out in outputs:
+        os.unlink(out)
+    return max(walls)
 
 
 def best(runs: list[dict]) -> dict:
@@ -460,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
         return child(argv[1], argv[2], int(argv[3]), argv[4])
+    if argv[:1] == ["--window-child"]:
+        return window_child(argv[1], int(argv[2]), argv[3])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--dissect-events", type=int, default=50_000)
@@ -478,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     machine: list[float] = []
     slowdowns: list[float] = []   # the slower of two runs at once / one alone
     pair_steal: list[float] = []  # the host's share of the vCPUs' time during each pair
+    splits: list[float] = []      # -j 2's two windows in two processes sharing nothing, at once
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "fmt.out")
         for _ in range(max(1, args.repeat)):
@@ -496,6 +545,7 @@ def main(argv: list[str] | None = None) -> int:
             alone = (runs[("unique", "text", 1, "file")][-1]["wall"] + after["wall"]) / 2
             slowdowns.append(max(r["wall"] for r in pair) / alone)
             pair_steal.append(max(r["steal"] for r in pair))
+            splits.append(run_split(unique, (out, out + ".2")))
         machine.append(machine_speedup())
     startup = bench_startup(small)
     n_rows, c_rows = bench_rows(unique)
@@ -581,6 +631,11 @@ def main(argv: list[str] | None = None) -> int:
               f"windows the run took {outside * 1e3:.0f} ms: with that and two processes slowed "
               f"{slowdown:.2f}x, and the rest of -j 1's time split evenly, -j 2 can give at most "
               f"{bound:.2f}x (it reached {speedup / bound:.0%} of that)")
+    split = statistics.median(splits)
+    print(f"  an ideal split of this work: -j 2's two windows decoded at once by two fresh processes "
+          f"that share nothing (each reads the TMFs and compiles what it uses, writes its own file, "
+          f"nothing appended): the slower took {', '.join(f'{v:.2f}' for v in splits)} s (median "
+          f"{split:.2f} s), {j1['wall'] / split:.2f}x -j 1's wall time; -j 2 took {j2['wall']:.2f} s")
 
     print(f"\nstart-up: the {1000:,}-event file with the 90 corpus TMFs, wall (median of 7):")
     print(f"  Python start-up {startup['start']:.3f} s + imports {startup['import']:.3f} s + "
