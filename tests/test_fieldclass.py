@@ -63,6 +63,17 @@ def test_dataclasses_functions_work_on_a_real_header(corpus):
     assert moved == replace(info, processor=info.processor + 1) != info
 
 
+def test_init_annotations_resolve_in_the_class_module():
+    """As a dataclass's: typing.get_type_hints finds the names of the class's own module."""
+    import typing
+
+    from wpptrace.decoder.buffers import Buffer
+    from wpptrace.decoder.records import DecodeIssue
+
+    hints = typing.get_type_hints(Buffer.__init__)
+    assert hints["issues"] == list[DecodeIssue] and hints["index"] is int
+
+
 def test_frozen_mutable_defaults_and_factories():
     @fieldclass(frozen=True)
     class Point:

@@ -14,6 +14,8 @@ time they are asked for (``dataclasses`` is imported then, not on fmt's path).
 """
 from __future__ import annotations
 
+import sys
+
 __all__ = ["FrozenInstanceError", "field", "fieldclass", "replace"]
 
 _MISSING = object()
@@ -153,10 +155,16 @@ def _make_init(cls, table: tuple[Field, ...], frozen: bool):
             params.append(f.name)
             value = f.name
         body.append(f"_set(self, {f.name!r}, {value})" if frozen else f"self.{f.name} = {value}")
-    source = (f"def __init__(self, {', '.join(params)}):\n    "
-              + ("\n    ".join(body) or "pass") + "\n")
-    exec(source, scope)
-    init = scope["__init__"]
+    # made inside a function of the class's module, as dataclasses does: the defaults come in
+    # as closure cells, and the module's names stay the function's globals
+    # (typing.get_type_hints resolves the annotations there)
+    source = (f"def __create_init__({', '.join(scope)}):\n"
+              f"  def __init__(self, {', '.join(params)}):\n    "
+              + ("\n    ".join(body) or "pass") + "\n  return __init__\n")
+    made: dict = {}
+    module = sys.modules.get(cls.__module__)
+    exec(source, module.__dict__ if module is not None else {}, made)
+    init = made["__create_init__"](**scope)
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
     return init
