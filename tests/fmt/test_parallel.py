@@ -261,6 +261,21 @@ def test_default_jobs():
     assert parallel.default_jobs(os.devnull, 1 << 30) == 1      # a device: one process
 
 
+def _forks_noted(monkeypatch) -> list[int]:
+    """The pids of the processes os.fork makes from now on (in this process)."""
+    forked = []
+    real_fork = os.fork
+
+    def fork():
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+    return forked
+
+
 def test_a_failing_worker_fails_the_run_and_leaves_the_output_alone(traces, tmp_path, monkeypatch):
     """A window that cannot be decoded (a defect) is reported with the worker's traceback; the
     output keeps its old contents and no temporary file or process is left behind."""
@@ -275,16 +290,7 @@ def test_a_failing_worker_fails_the_run_and_leaves_the_output_alone(traces, tmp_
         return real(decoder, writer, opts, sources, progress, window)
 
     monkeypatch.setattr(cli_fmt, "_decode_sources", failing_in_workers)
-    forked = []
-    real_fork = os.fork
-
-    def fork():
-        pid = real_fork()
-        if pid:
-            forked.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", fork)
+    forked = _forks_noted(monkeypatch)
     out = tmp_path / "out.txt"
     out.write_text("old contents\n")
     with pytest.raises(RuntimeError, match="a decoding process failed(?s:.*)window decoding broke"):
@@ -300,16 +306,7 @@ def test_released_workers_end_and_leave_nothing(traces, tmp_path, monkeypatch):
     """After a run, each worker (released once its output is appended, freeing its file as
     it ends) ends and is reaped; nothing is left beside the output."""
     etls, tmfs = traces["driver"]
-    forked = []
-    real_fork = os.fork
-
-    def fork():
-        pid = real_fork()
-        if pid:
-            forked.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", fork)
+    forked = _forks_noted(monkeypatch)
     out = tmp_path / "out.txt"
     code, _stdout, err = run_fmt_capture(etls[0], tmf_dirs=tmfs, output=str(out), utc=True, jobs=3)
     assert code == 0, err
