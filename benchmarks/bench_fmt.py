@@ -30,8 +30,8 @@ Targets (one run prints each figure and its verdict):
   the fixed cost each process pays (TMF entries read, messages compiled), the best speed-up
   that cost allows, what two processes of a plain CPU loop gain on the machine right now,
   how much slower a ``-j 1`` run gets while a second one runs beside it (two cores that
-  share caches, memory bandwidth and a host give less than two on real work), and an ideal
-  split: ``-j 2``'s two windows decoded at once by two fresh processes that share nothing;
+  share caches, memory bandwidth and a host give less than two on real work), and a split
+  that shares nothing: ``-j 2``'s two windows decoded at once by two fresh processes;
 * the 1,000-event file with the 90 TMFs formatted in under 0.3 s wall, Python start-up and
   imports shown separately;
 * peak RSS under 100 MB for 1M events in one process.
@@ -249,7 +249,7 @@ def child(path: str, output_format: str, jobs: int, output: str) -> int:
 def window_child(path: str, window: int, output: str) -> int:
     """``--window-child``: one of the two windows ``fmt -j 2`` cuts the file into, decoded by
     a fresh process on its own (its own TMF reading and compiling, nothing shared, its own
-    output file, nothing appended): half of an ideal split. Prints wall and CPU time as JSON,
+    output file, nothing appended): half of a split that shares nothing. Prints wall and CPU time as JSON,
     from after the imports, as ``--child`` measures a run."""
     from wpptrace.decoder import cli_fmt, parallel
     from wpptrace.decoder.engine import FileSource
@@ -328,8 +328,9 @@ def run_pair(path: pathlib.Path, outputs: tuple[str, str]) -> list[dict]:
 
 def run_split(path: pathlib.Path, outputs: tuple[str, str]) -> float:
     """The two windows of ``fmt -j 2`` decoded at once by two fresh processes that share
-    nothing (``--window-child``): the wall time of the slower, what an ideal split of this
-    work gives on this machine (no fork, no shared compiling, no append)."""
+    nothing (``--window-child``): the wall time of the slower, what a split of this work with
+    no fork, no shared compiling and no append gives on this machine (each process compiles
+    every message its window uses)."""
     procs = [subprocess.Popen([sys.executable, __file__, "--window-child", str(path), str(k), out],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=_installed_env()) for k, out in enumerate(outputs)]
@@ -632,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{slowdown:.2f}x, and the rest of -j 1's time split evenly, -j 2 can give at most "
               f"{bound:.2f}x (it reached {speedup / bound:.0%} of that)")
     split = statistics.median(splits)
-    print(f"  an ideal split of this work: -j 2's two windows decoded at once by two fresh processes "
+    print(f"  a split that shares nothing: -j 2's two windows decoded at once by two fresh processes "
           f"that share nothing (each reads the TMFs and compiles what it uses, writes its own file, "
           f"nothing appended): the slower took {', '.join(f'{v:.2f}' for v in splits)} s (median "
           f"{split:.2f} s), {j1['wall'] / split:.2f}x -j 1's wall time; -j 2 took {j2['wall']:.2f} s")

@@ -169,7 +169,7 @@ class Timeline(NamedTuple):
     """When each step of a ``decode_parallel`` call ended, in seconds from its start: the
     workers forked (the window cuts made before), this process's window written, each
     worker's window decoded (None: no result), every output appended, the call's end (the
-    workers' files removed, their counts added)."""
+    workers released, their counts added)."""
 
     forked: float
     window_written: float
@@ -298,12 +298,7 @@ class _Worker:
             os.unlink(self.path)
         except OSError:
             pass
-        if self.release_fd >= 0:
-            os.close(self.release_fd)
-            self.release_fd = -1
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self._close_pipes()                  # closing the release pipe lets it end
         if self.pid:
             pid, self.pid = self.pid, 0
             try:
@@ -320,13 +315,12 @@ class _Worker:
         if self._reaper is not None:
             self._reaper.join()
 
-    def _reap(self) -> None:
-        if self.pid:
-            os.waitpid(self.pid, 0)
-            self.pid = 0
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+    def _close_pipes(self) -> None:
+        for name in ("release_fd", "fd"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, name, -1)
 
     def stop(self) -> None:
         """Stop and reap the worker if it is still there (this process is failing)."""
@@ -335,10 +329,9 @@ class _Worker:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        self._reap()
-        if self.release_fd >= 0:
-            os.close(self.release_fd)
-            self.release_fd = -1
+            os.waitpid(self.pid, 0)
+            self.pid = 0
+        self._close_pipes()
 
 
 def _wait_quietly(pid: int) -> None:
