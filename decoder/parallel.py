@@ -6,7 +6,7 @@ records, merged by the engine exactly as the whole file would be, are a contiguo
 whole order (``FileSource.ordered(view, window=...)``), so the windows' outputs written one
 after the other are the whole output. This process decodes the first window into the output;
 each other window is decoded by a worker process (forked: it starts with this process's TMF set
-and decoder settings) into a temporary file, appended in order as it grows once the windows
+and decoder settings) into a file with no name, appended in order as it grows once the windows
 before it are written (in the kernel when the output is a file). The workers' counts
 (messages, Unknowns, format errors, per-message counts for the summary) and read logs
 (buffers, damage: each buffer is accounted by one window) are added to this process's.
@@ -101,7 +101,7 @@ def cut_keys(etl, jobs: int, streams=None, first_share: float | None = None) -> 
 def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "ParallelRun":
     """Decode ``inp`` (cli_fmt's input) in ``jobs`` processes into ``writer``: this process
     decodes the first window straight into the writer while forked workers decode the others
-    into temporary files, appended as they grow once this process's window is written; their
+    into files with no name, appended as they grow once this process's window is written; their
     counts and read logs end up in ``decoder`` and ``inp.etl`` as if this process had decoded
     the whole file. Each message is compiled by one of the processes (``ProgramShare``).
     A worker does not read the buffers its window's streams hold before its start by their
@@ -116,39 +116,37 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
     windows = list(zip(cuts[:-1], cuts[1:]))
     out_dir = os.path.dirname(os.path.abspath(opts.output)) if opts.output not in (None, "-") else None
     share = _program_share()
-    with tempfile.TemporaryDirectory(prefix=".wpptrace-fmt-", dir=out_dir) as tmp:
-        workers: list[_Worker] = []
-        decoder.share_programs(share)
-        try:
-            for k in range(1, len(windows)):  # forked before this process decodes anything
-                workers.append(_Worker.start(k, windows[k], inp, decoder, opts,
-                                             os.path.join(tmp, f"window{k}"), workers))
-            forked = time.monotonic()
-            cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None, windows[0])
+    workers: list[_Worker] = []
+    decoder.share_programs(share)
+    try:
+        for k in range(1, len(windows)):  # forked before this process decodes anything
+            workers.append(_Worker.start(k, windows[k], inp, decoder, opts, out_dir, workers))
+        forked = time.monotonic()
+        cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None, windows[0])
+        writer.flush()
+        written = time.monotonic()
+        results, redone = [], None
+        stops = inp.source.window_stops
+        for k, worker in enumerate(workers, start=1):
+            if redone is None and not _started_right(inp.source, windows[k][0], stops):
+                redone = k
+            if redone is not None:
+                results.append(worker.discard())
+                continue
+            results.append(worker.append_into(writer))
+            status, result = results[-1]
+            stops = result["stops"] if status == "ok" else None
+        if redone is not None:      # a worker started too late: this process does the rest
+            cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None,
+                                    (windows[redone][0], None))
             writer.flush()
-            written = time.monotonic()
-            results, redone = [], None
-            stops = inp.source.window_stops
-            for k, worker in enumerate(workers, start=1):
-                if redone is None and not _started_right(inp.source, windows[k][0], stops):
-                    redone = k
-                if redone is not None:
-                    results.append(worker.discard())
-                    continue
-                results.append(worker.append_into(writer))
-                status, result = results[-1]
-                stops = result["stops"] if status == "ok" else None
-            if redone is not None:      # a worker started too late: this process does the rest
-                cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None,
-                                        (windows[redone][0], None))
-                writer.flush()
-            appended = time.monotonic()
-        finally:
-            for worker in workers:
-                worker.stop()
-            decoder.share_programs(None)
-            if share is not None:
-                share.close()
+        appended = time.monotonic()
+    finally:
+        for worker in workers:
+            worker.stop()
+        decoder.share_programs(None)
+        if share is not None:
+            share.close()
     used = results if redone is None else results[:redone - 1]
     failed = [result for status, result in used if status == "error"]
     if failed:
@@ -211,56 +209,57 @@ def _program_share():
 
 
 class _Worker:
-    """A forked process decoding one window into a file; its result (counts, read log) comes
-    back pickled through a pipe (one program on both ends), the pipe's end says it is done.
-    Once its output is appended (or left out), the file's name is removed and the worker is
-    released: it still holds the file, so freeing its blocks (10 ms for 75 MB) happens as
-    the worker ends, on its own core, while this process finishes the run."""
+    """A forked process decoding one window into a file with no name (``_window_file``, held
+    by both processes); its result (counts, read log) comes back pickled through a pipe (one
+    program on both ends), the pipe's end says it is done. Once its output is appended (or
+    left out), this process closes the file and releases the worker: the worker holds the
+    file last, so freeing its blocks (10 ms for 75 MB) happens as it ends, on its own core,
+    while this process finishes the run; nothing is left to remove."""
 
     _POLL = 0.005   # seconds between looks at a growing output
 
-    def __init__(self, pid: int, fd: int, path: str, release_fd: int) -> None:
-        self.pid, self.fd, self.path, self.release_fd = pid, fd, path, release_fd
+    def __init__(self, pid: int, fd: int, file_fd: int, release_fd: int) -> None:
+        self.pid, self.fd, self.file_fd, self.release_fd = pid, fd, file_fd, release_fd
         self.done = False
         self._poll = None
         self._reaper: threading.Thread | None = None
 
     @classmethod
-    def start(cls, k: int, window, inp, decoder, opts, out_path: str,
+    def start(cls, k: int, window, inp, decoder, opts, out_dir: str | None,
               started: list["_Worker"]) -> "_Worker":
-        open(out_path, "wb").close()          # there from the start: appended as it grows
+        file_fd = _window_file(out_dir)       # there from the start: appended as it grows
         read_fd, write_fd = os.pipe()
         release_read, release_write = os.pipe()
         pid = os.fork()
         if pid == 0:                          # the worker: never returns
             os.close(read_fd)
             os.close(release_write)
-            for other in started:             # the workers before it are released by the parent alone
+            for other in started:             # the workers before it are the parent's alone
                 os.close(other.release_fd)
-            _worker(k, window, inp, decoder, opts, out_path, write_fd, release_read)
+                os.close(other.file_fd)
+            _worker(k, window, inp, decoder, opts, file_fd, write_fd, release_read)
         os.close(write_fd)
         os.close(release_read)
-        return cls(pid, read_fd, out_path, release_write)
+        return cls(pid, read_fd, file_fd, release_write)
 
     def append_into(self, writer) -> tuple[str, object]:
         """Append the window's output to ``writer`` while the worker writes it (in the kernel
         when the output is a plain file written as UTF-8 bytes); its result once it ends."""
         fd = _raw_fd(writer)
         received, tail = bytearray(), bytearray()
-        with open(self.path, "rb") as src:
-            copied = 0
-            while True:
-                ended = self._receive(received, wait=0)
-                size = os.fstat(src.fileno()).st_size  # read after: a finished worker's file is whole
-                if size > copied:
-                    done = _copy_range(src, copied, size - copied, fd, writer, tail)
-                    if not done:
-                        raise OSError(f"cannot append {self.path} at byte {copied}")
-                    copied += done
-                elif ended:
-                    break
-                else:
-                    self._receive(received, wait=self._POLL)
+        copied = 0
+        while True:
+            ended = self._receive(received, wait=0)
+            size = os.fstat(self.file_fd).st_size   # read after: a finished worker's file is whole
+            if size > copied:
+                done = _copy_range(self.file_fd, copied, size - copied, fd, writer, tail)
+                if not done:
+                    raise OSError(f"cannot append window output at byte {copied}")
+                copied += done
+            elif ended:
+                break
+            else:
+                self._receive(received, wait=self._POLL)
         if tail:
             writer.write_utf8(bytes(tail))
         self._release()
@@ -292,12 +291,8 @@ class _Worker:
         return False
 
     def _release(self) -> None:
-        """Let the ended worker go, its output no longer needed: its name removed, the file
-        freed as the worker ends; reaped by a thread if it has not ended yet."""
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        """Let the ended worker go, its output no longer needed: the file freed as the
+        worker ends; reaped by a thread if it has not ended yet."""
         self._close_pipes()                  # closing the release pipe lets it end
         if self.pid:
             pid, self.pid = self.pid, 0
@@ -316,7 +311,7 @@ class _Worker:
             self._reaper.join()
 
     def _close_pipes(self) -> None:
-        for name in ("release_fd", "fd"):
+        for name in ("file_fd", "release_fd", "fd"):
             fd = getattr(self, name)
             if fd >= 0:
                 os.close(fd)
@@ -348,24 +343,24 @@ def _unpickled(received: bytearray) -> tuple[str, object]:
         return ("error", "a worker process ended without a result")
 
 
-def _copy_range(src, at: int, count: int, fd: int | None, writer, tail: bytearray) -> int:
-    """Copy ``count`` bytes of ``src`` from ``at`` to the output: copy_file_range into ``fd``
-    when given, else through the writer, whole characters at a time (``tail``: the start of
-    a character cut by the end of what was there, written with the next bytes)."""
+def _copy_range(src: int, at: int, count: int, fd: int | None, writer, tail: bytearray) -> int:
+    """Copy ``count`` bytes of the file ``src`` from ``at`` to the output: copy_file_range
+    into ``fd`` when given, else through the writer, whole characters at a time (``tail``:
+    the start of a character cut by the end of what was there, written with the next bytes).
+    Reads at explicit offsets: the worker writes through the same open file, at its offset."""
     copied = 0
     if fd is not None:
         try:
             while copied < count:
-                done = os.copy_file_range(src.fileno(), fd, count - copied, at + copied)
+                done = os.copy_file_range(src, fd, count - copied, at + copied)
                 if done <= 0:
                     break
                 copied += done
         except OSError:
             pass
     if copied < count:
-        src.seek(at + copied)
         while copied < count:
-            chunk = src.read(min(_COPY_CHUNK, count - copied))
+            chunk = os.pread(src, min(_COPY_CHUNK, count - copied), at + copied)
             if not chunk:
                 break
             copied += len(chunk)
@@ -390,6 +385,23 @@ def _whole_characters(data: bytearray) -> int:
     return n                      # not UTF-8 here: written as it is, its decoder will say
 
 
+def _window_file(directory: str | None) -> int:
+    """A new empty file with no name, read and written by descriptor, for a worker's output:
+    in the output's directory (so copy_file_range can append it there; else the temporary
+    directory), private to this user, freed once the last process holding it closes it.
+    O_TMPFILE where the file system has it, else a temporary file whose name is removed at
+    once. Nothing is left to remove after the run, whatever way it ends."""
+    directory = directory or tempfile.gettempdir()
+    if hasattr(os, "O_TMPFILE"):
+        try:
+            return os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600)
+        except OSError:
+            pass                   # not on this file system: a named file, unnamed at once
+    fd, path = tempfile.mkstemp(prefix=".wpptrace-fmt-", dir=directory)
+    os.unlink(path)
+    return fd
+
+
 def _raw_fd(writer) -> int | None:
     """The file descriptor behind a text writer's stream when bytes can go there directly."""
     stream = getattr(writer, "stream", None)
@@ -406,17 +418,14 @@ def _raw_fd(writer) -> int | None:
     return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
 
 
-def _worker(k: int, window, inp, decoder, opts, out_path: str, result_fd: int,
+def _worker(k: int, window, inp, decoder, opts, file_fd: int, result_fd: int,
             release_fd: int) -> None:
-    """One window of the file, decoded into ``out_path``; the counts sent back. The file is
-    opened anew (the parent's handle shares its offset across the fork), with the parent's
-    buffer index. Once released (``release_fd`` closed by the parent, or the parent gone),
-    the process ends, the file it still holds freed then. Never returns."""
+    """One window of the file, decoded into the file ``file_fd`` (held to the end: freed as
+    this process ends); the counts sent back. The .etl file is opened anew (the parent's
+    handle shares its offset across the fork), with the parent's buffer index. Once released
+    (``release_fd`` closed by the parent, or the parent gone), the process ends. Never
+    returns."""
     status = 0
-    try:
-        os.open(out_path, os.O_RDONLY)            # held to the end: freed as this process ends
-    except OSError:
-        pass
     try:
         try:
             from . import cli_fmt
@@ -426,12 +435,10 @@ def _worker(k: int, window, inp, decoder, opts, out_path: str, result_fd: int,
             etl = EtlFile(inp.path)
             etl.adopt_index(inp.etl)
             try:
-                # the file made empty by the parent, opened without truncating it: on ext4 a
-                # file truncated and rewritten has its blocks allocated when closed (~30 ms
-                # for a window's 75 MB, at the end of the run)
                 # (64 KiB buffer: the renderer's chunks go straight to the file, as fmt's own
                 # output does, not copied through the buffer)
-                with open(out_path, "r+", encoding="utf-8", newline="\n", buffering=1 << 16) as stream:
+                with open(file_fd, "w", encoding="utf-8", newline="\n", buffering=1 << 16,
+                          closefd=False) as stream:
                     writer = cli_fmt._writer(opts, stream, header=k == 0)
                     source = FileSource(etl, trust_flush_times=True)   # checked by the parent
                     cli_fmt._decode_sources(decoder, writer, opts, [source], None, window)

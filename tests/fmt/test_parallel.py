@@ -323,6 +323,35 @@ def test_released_workers_end_and_leave_nothing(traces, tmp_path, monkeypatch):
             time.sleep(0.01)
 
 
+def test_window_files_without_o_tmpfile_leave_nothing(traces, tmp_path, monkeypatch):
+    """Where the file system has no unnamed files (O_TMPFILE), a worker's output goes to a
+    temporary file whose name is removed at once: the same bytes, nothing left beside the
+    output, whatever the run's end."""
+    real_open = os.open
+
+    def no_tmpfile(path, flags, *args, **kwargs):
+        if flags & getattr(os, "O_TMPFILE", 0) == getattr(os, "O_TMPFILE", -1):
+            raise IsADirectoryError(21, "Is a directory", path)  # what old kernels answer
+        return real_open(path, flags, *args, **kwargs)
+
+    etls, tmfs = traces["synth"]
+    outputs = {}
+    for j in (1, 2):
+        if j == 2:
+            monkeypatch.setattr(os, "open", no_tmpfile)
+        out = tmp_path / f"out{j}.txt"
+        code, _stdout, err = run_fmt_capture(etls[0], tmf_files=tmfs, output=str(out), utc=True, jobs=j)
+        assert code == 0, err
+        outputs[j] = out.read_bytes()
+    assert outputs[2] == outputs[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out1.txt", "out2.txt"]
+    fd = parallel._window_file(str(tmp_path))
+    try:
+        assert os.fstat(fd).st_nlink == 0 and os.fstat(fd).st_mode & 0o777 == 0o600
+    finally:
+        os.close(fd)
+
+
 def test_jobs_into_a_text_stream_keep_characters_whole(traces, monkeypatch):
     """A text stream (no file to copy into) gets the workers' output through its encoder,
     a few bytes at a time here: characters cut between two reads are written whole."""
