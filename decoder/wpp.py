@@ -690,20 +690,19 @@ class WppDecoder:
         """Add the rows the C renderer printed to the messages' counts (and the Unknowns)."""
         if self._printer is None:
             return
+        rows = self._printer.renderer.rows_rendered_all()
+        n, unknown = len(rows), 0
         for entry in self._key_entries:
-            self._sync_entry(entry)
-
-    def _sync_entry(self, entry: _Entry) -> None:
-        program = entry.program
-        if self._printer is None or program is None or program < 0:
-            return
-        rows = self._printer.renderer.rows_rendered(program)
-        new = rows - entry.native_rows
-        if new:
-            entry.count += new
-            entry.native_rows = rows
-            if entry.unknown is not None:
-                self.counters.unknown += new
+            program = entry.program
+            if program is None or not 0 <= program < n:
+                continue
+            new = rows[program] - entry.native_rows
+            if new:
+                entry.count += new
+                entry.native_rows += new
+                if entry.unknown is not None:
+                    unknown += new
+        self.counters.unknown += unknown
 
     def _bound_prefix(self, entry: _Entry):
         if entry.prefix is None:

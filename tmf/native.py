@@ -307,8 +307,14 @@ class NativeRenderer:
         """Register a shared prefix program (``pstr`` ops print each message's strings)."""
         return self.add(encode([], ops, None, prefix=False, shared=True))
 
-    def rows_rendered(self, program: int) -> int:
-        return lib.wppr_program_rows(self.raw, program)
+    def rows_rendered_all(self):
+        """Rows rendered so far by each program, indexed by program id (one call: syncing
+        a summary's counts after each chunk run costs a C call per message otherwise)."""
+        n = lib.wppr_program_rows_all(self.raw, ffi.NULL, 0)
+        if not n:
+            return []
+        out = ffi.new("uint64_t[]", n)
+        return ffi.unpack(out, min(n, lib.wppr_program_rows_all(self.raw, out, n)))
 
     def render(self, rows, n: int) -> tuple[bytes, list[tuple[int, int]]]:
         """Render ``rows`` (a ``wppr_row[]`` of at least n) -> (text, [(row index, position)])

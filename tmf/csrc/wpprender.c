@@ -148,9 +148,10 @@ void wppr_set_output(wppr_renderer *r, int output, int quote_all)
 
 int wppr_output(const wppr_renderer *r) { return r->output; }
 
-uint64_t wppr_program_rows(const wppr_renderer *r, int32_t program)
+uint32_t wppr_program_rows_all(const wppr_renderer *r, uint64_t *out, uint32_t cap)
 {
-    return program >= 0 && (uint32_t)program < r->nprogs ? r->progs[program]->rows : 0;
+    for (uint32_t i = 0; i < cap && i < r->nprogs; i++) out[i] = r->progs[i]->rows;
+    return r->nprogs;
 }
 
 /* -- loading ----------------------------------------------------------------------------- */

@@ -184,8 +184,9 @@ int wppr_columns_end_row(wppr_columns *c);
 int wppr_columns_reset(wppr_columns *c);
 /* free() for the buffers a caller took out of a wppr_columns */
 void wppr_mem_free(void *p);
-/* Rows rendered by a program so far. */
-uint64_t wppr_program_rows(const wppr_renderer *r, int32_t program);
+/* Rows rendered by each program so far, into out[0..cap) (by program id); the number of
+ * programs (out may be NULL when cap is 0). */
+uint32_t wppr_program_rows_all(const wppr_renderer *r, uint64_t *out, uint32_t cap);
 void wppr_buf_free(wppr_buf *b);
 
 /* the status name tables (generated from the mingw-w64 headers) */
