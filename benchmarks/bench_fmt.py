@@ -31,7 +31,7 @@ Targets (one run prints each figure and its verdict):
   that cost allows, what two processes of a plain CPU loop gain on the machine right now,
   how much slower a ``-j 1`` run gets while a second one runs beside it (two cores that
   share caches, memory bandwidth and a host give less than two on real work), and a split
-  that shares nothing: ``-j 2``'s two windows decoded at once by two fresh processes;
+  that shares nothing: the file's two halves decoded at once by two fresh processes;
 * the 1,000-event file with the 90 TMFs formatted in under 0.3 s wall, Python start-up and
   imports shown separately;
 * peak RSS under 100 MB for 1M events in one process.
@@ -220,6 +220,7 @@ def child(path: str, output_format: str, jobs: int, output: str) -> int:
         steps["began"] = time.perf_counter() - t0
         run = decode_parallel(*args, **kwargs)
         steps.update(run.timeline._asdict())
+        steps["owners"] = run.owners
         return run
 
     parallel.decode_parallel = timed
@@ -247,10 +248,10 @@ def child(path: str, output_format: str, jobs: int, output: str) -> int:
 
 
 def window_child(path: str, window: int, output: str) -> int:
-    """``--window-child``: one of the two windows ``fmt -j 2`` cuts the file into, decoded by
-    a fresh process on its own (its own TMF reading and compiling, nothing shared, its own
-    output file, nothing appended): half of a split that shares nothing. Prints wall and CPU time as JSON,
-    from after the imports, as ``--child`` measures a run."""
+    """``--window-child``: one half of the file (cut as ``fmt -j`` cuts windows, into two even
+    ones), decoded by a fresh process on its own (its own TMF reading and compiling, nothing
+    shared, its own output file, nothing appended): half of a split that shares nothing.
+    Prints wall and CPU time as JSON, from after the imports, as ``--child`` measures a run."""
     from wpptrace.decoder import cli_fmt, parallel
     from wpptrace.decoder.engine import FileSource
     from wpptrace.decoder.prefix import DEFAULT_PREFIX
@@ -261,7 +262,7 @@ def window_child(path: str, window: int, output: str) -> int:
     tmfset, _problems = cli_fmt._load_tmfs(opts, sys.stderr)
     decoder = WppDecoder(tmfset, prefix=DEFAULT_PREFIX)
     inp = cli_fmt._Input(path)
-    cuts = parallel.cut_keys(inp.etl, 2, inp.source.streams(), parallel._FIRST_SHARE)
+    cuts = parallel.cut_keys(inp.etl, 2, inp.source.streams())
     with cli_fmt._few_collections():
         with open(output, "w", encoding="utf-8", newline="\n", buffering=1 << 16) as stream:
             writer = cli_fmt._writer(opts, stream, header=window == 0)
@@ -327,10 +328,10 @@ def run_pair(path: pathlib.Path, outputs: tuple[str, str]) -> list[dict]:
 
 
 def run_split(path: pathlib.Path, outputs: tuple[str, str]) -> float:
-    """The two windows of ``fmt -j 2`` decoded at once by two fresh processes that share
-    nothing (``--window-child``): the wall time of the slower, what a split of this work with
-    no fork, no shared compiling and no append gives on this machine (each process compiles
-    every message its window uses)."""
+    """The file's two halves (cut as ``fmt -j`` cuts windows) decoded at once by two fresh
+    processes that share nothing (``--window-child``): the wall time of the slower, what a
+    split of this work with no fork, no shared compiling and no append gives on this machine
+    (each process compiles every message its half uses)."""
     procs = [subprocess.Popen([sys.executable, __file__, "--window-child", str(path), str(k), out],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=_installed_env()) for k, out in enumerate(outputs)]
@@ -527,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     machine: list[float] = []
     slowdowns: list[float] = []   # the slower of two runs at once / one alone
     pair_steal: list[float] = []  # the host's share of the vCPUs' time during each pair
-    splits: list[float] = []      # -j 2's two windows in two processes sharing nothing, at once
+    splits: list[float] = []      # the two halves in two processes sharing nothing, at once
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "fmt.out")
         for _ in range(max(1, args.repeat)):
@@ -615,25 +616,28 @@ def main(argv: list[str] | None = None) -> int:
           f"most {ceiling:.2f}x (it reached {speedup / ceiling:.0%} of that); the host took "
           f"{', '.join(f'{v:.0%}' for v in pair_steal)} of the vCPUs' time during the pairs")
     steps = j2.get("steps") or {}
-    if steps.get("workers_ended") and None not in steps["workers_ended"]:
+    if steps.get("workers_decoded") and None not in steps["workers_decoded"]:
         began = steps["began"]
-        forked, last = began + steps["forked"], began + max(steps["window_written"],
-                                                            *steps["workers_ended"])
+        forked, last = began + steps["forked"], began + max(steps["decoded"],
+                                                            *steps["workers_decoded"])
         appended = began + steps["appended"]
         outside = j2["wall"] - (last - forked)
-        worker_windows = ", ".join(f"{e - steps['forked']:.3f}" for e in steps["workers_ended"])
+        worker_windows = ", ".join(f"{e - steps['forked']:.3f}" for e in steps["workers_decoded"])
+        owners = steps.get("owners") or []
+        taken = [", ".join(str(k) for k, owner in enumerate(owners) if owner == who) for who in (0, 1)]
         bound = j1["wall"] / (outside + (j1["wall"] - outside) / 2 * slowdown)
         print(f"  -j 2's steps (the run above): {forked * 1e3:.0f} ms before the fork (TMF "
-              f"listing, buffer index, cuts); then the windows: this process's written after "
-              f"{steps['window_written'] - steps['forked']:.3f} s, the worker's decoded after "
+              f"listing, buffer index, cuts); then {len(owners)} windows (this process decoded "
+              f"{taken[0] or 'none'}, the worker {taken[1] or 'none'}): this process's last "
+              f"decoded after {steps['decoded'] - steps['forked']:.3f} s, the worker's after "
               f"{worker_windows} s; "
               f"the last bytes appended {(appended - last) * 1e3:.0f} ms after the later one, the "
-              f"run's end {(j2['wall'] - appended) * 1e3:.0f} ms after that. Outside its two "
-              f"windows the run took {outside * 1e3:.0f} ms: with that and two processes slowed "
+              f"run's end {(j2['wall'] - appended) * 1e3:.0f} ms after that. Outside its windows "
+              f"the run took {outside * 1e3:.0f} ms: with that and two processes slowed "
               f"{slowdown:.2f}x, and the rest of -j 1's time split evenly, -j 2 can give at most "
               f"{bound:.2f}x (it reached {speedup / bound:.0%} of that)")
     split = statistics.median(splits)
-    print(f"  a split that shares nothing: -j 2's two windows decoded at once by two fresh processes "
+    print(f"  a split that shares nothing: the file's two halves decoded at once by two fresh processes "
           f"that share nothing (each reads the TMFs and compiles what it uses, writes its own file, "
           f"nothing appended): the slower took {', '.join(f'{v:.2f}' for v in splits)} s (median "
           f"{split:.2f} s), {j1['wall'] / split:.2f}x -j 1's wall time; -j 2 took {j2['wall']:.2f} s")

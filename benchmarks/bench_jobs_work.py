@@ -11,11 +11,13 @@ file), four runs under callgrind, each a fresh process:
   with its parent's, so the part before the fork is taken off both).
 
 It prints the instructions of ``-j 1`` after the imports, those of each ``-j 2`` process after
-the fork, and the speed-up two equal cores would give: ``-j 1`` / (before the fork + the
-longer process). Callgrind counts user-space instructions only: the kernel copying the worker's
-output into the file (the parent's ``copy_file_range``) is not in it, so this is an upper
-bound. Which process compiles a message both need is decided by which gets there first, so
-the two processes' shares move a little between runs.
+the fork, and the speed-up two equal cores would give: ``-j 1`` / (before the fork + half of
+what the two processes run after it; the tail windows go to whichever process is free, so on
+equal cores the work splits evenly). Callgrind counts user-space instructions only: the kernel
+copying the windows' outputs into the file (``copy_file_range``) is not in it, so this is an
+upper bound. Which process compiles a message both need, and which takes a tail window, is
+decided by which gets there first (under callgrind too), so the two processes' shares move
+between runs; their sum moves little.
 
 Needs valgrind. Usage: python3 benchmarks/bench_jobs_work.py [--events N]
 """
@@ -92,16 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     work = one - imports
     serial = before_fork - imports
     after = (parent - before_fork, worker - before_fork)
-    longer = serial + max(after)
+    even = serial + sum(after) / 2
     print(f"fmt text to a file, {args.events:,} unique-argument events; instructions (callgrind), "
           f"the command's imports ({imports / 1e6:,.0f} M) left out:")
     print(f"  -j 1: {work / 1e6:,.0f} M")
     extra = serial + sum(after) - work
     print(f"  -j 2: {serial / 1e6:,.0f} M before the fork, then {after[0] / 1e6:,.0f} M in this "
-          f"process (its window, appending the worker's output) and {after[1] / 1e6:,.0f} M in "
+          f"process (its windows, appending the others') and {after[1] / 1e6:,.0f} M in "
           f"the worker: {extra / 1e6:+,.0f} M ({extra / work:+.0%}) against -j 1 in all")
-    print(f"  two equal cores that do not slow each other: -j 2 at most {work / longer:.2f}x "
-          f"(-j 1 / (before the fork + the longer process))")
+    print(f"  two equal cores that do not slow each other: -j 2 at most {work / even:.2f}x "
+          f"(-j 1 / (before the fork + half of the rest))")
     return 0
 
 

@@ -384,10 +384,11 @@ def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str]) -
 
 
 def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress,
-                    window: tuple[int | None, int | None] | None = None) -> None:
+                    window: tuple[int | None, int | None] | None = None, view=None) -> None:
     """The engine's merged chunks of ``sources``, through the decoder's one formatting loop,
     written in the chosen format (``window``: only that time window of the one source, see
-    decoder.parallel)."""
+    decoder.parallel; ``view``: the ``RowView`` to read rows with, one per process for all
+    its windows, so the messages' programs are bound to its keys once)."""
     from .engine import merge_sources
     from .wpp_rows import RowView
 
@@ -398,7 +399,8 @@ def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress,
 
     # a live view is watched as it comes: its lines leave with each batch, even into a pipe
     live = any(source.live for source in sources)
-    view = RowView()
+    if view is None:
+        view = RowView()
     chunks = ordered(view)
     if progress is not None:
         chunks = progress.wrap(chunks)

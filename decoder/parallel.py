@@ -1,23 +1,32 @@
 """``fmt -j N``: one .etl file decoded by N processes, the same bytes as one process.
 
 The ProcessTrace order of a file is a merge of its processor streams by merge key (each
-stream's running maximum time). Cutting the keys at N - 1 times gives N windows; each window's
+stream's running maximum time). Cutting the keys at some times gives windows; each window's
 records, merged by the engine exactly as the whole file would be, are a contiguous run of the
 whole order (``FileSource.ordered(view, window=...)``), so the windows' outputs written one
-after the other are the whole output. This process decodes the first window into the output;
-each other window is decoded by a worker process (forked: it starts with this process's TMF set
-and decoder settings) into a file with no name, appended in order as it grows once the windows
-before it are written (in the kernel when the output is a file). The workers' counts
-(messages, Unknowns, format errors, per-message counts for the summary) and read logs
-(buffers, damage: each buffer is accounted by one window) are added to this process's.
-Each message is compiled by the first process that needs it, the others install its program
-from a table shared across the fork (decoder.program_share). A worker starts each stream at
-its first buffer flushed at or after the window's start, without reading the ones before (a
-buffer is flushed after its records, as Windows writes files); where the window before it
-stopped shows a record it passed, this process decodes the rest of the file itself.
+after the other are the whole output.
+
+The file is cut into N large windows, one per process, then a tail of smaller ones that the
+processes take in order as each becomes free (``_Claims``): a process slowed by others on its
+core, or a window heavier than its bytes said, leaves more of the tail to the others, and
+the processes end close together. This process decodes the first window into the output;
+the workers (forked: each starts with this process's TMF set and decoder settings) decode
+theirs into files with no name. This process appends each window's output in window order,
+as it grows, in the kernel when the output is a file (``_Assembly``); a tail window it takes
+itself goes straight into the output when every window before it is in, else into a file of
+its own. Each window's counts (messages, Unknowns, format errors, per-message counts for the
+summary) and read log (buffers, damage: each buffer is accounted by one window) are added to
+this process's in window order, so the summary and the warnings are the ones one process
+gives. Each message is compiled by the first process that needs it; the others install its
+program from a table shared across the fork (decoder.program_share).
+
+A window's streams start at their first buffer flushed at or after the window's start,
+without reading the ones before (a buffer is flushed after its records, as Windows writes
+files); where the window before it stopped shows a record it passed, this process decodes
+the rest of the file itself.
 
 The cut times come from the buffer headers' times, weighted by the bytes each buffer holds,
-so the windows carry about the same work; any cut gives the same output.
+so the windows carry about the work their shares say; any cut gives the same output.
 """
 from __future__ import annotations
 
@@ -26,34 +35,51 @@ import pickle
 import select
 import signal
 import stat
+import struct
 import tempfile
 import threading
 import time
 import traceback
+from itertools import accumulate
 from typing import IO, NamedTuple
 
 from .jobs import AUTO_MIN_BYTES, default_jobs, usable_cores
 
-__all__ = ["cut_keys", "decode_parallel", "ParallelRun", "Timeline", "default_jobs", "usable_cores", "AUTO_MIN_BYTES"]
+__all__ = ["cut_keys", "window_shares", "decode_parallel", "ParallelRun", "Timeline",
+           "default_jobs", "usable_cores", "AUTO_MIN_BYTES"]
 
 _COPY_CHUNK = 1 << 20
-#: the first window's share of an even split: its process also appends the other windows'
-#: outputs (in the kernel: about 45 ms for 75 MB); at 0.97 the worker's part takes 4% more
-#: instructions than this process's (1,570 M against 1,506 M; benchmarks/bench_jobs_work.py,
-#: 1M-event text files), about what the copy costs this process
-_FIRST_SHARE = 0.97
+#: the share of the work left to the tail windows the processes take as they become free:
+#: half of it in one window per process, the other half in two per process
+_TAIL = 0.25
+_POLL = 0.005      # seconds between looks at the workers when waiting for them
+_MAX_JOBS = 1024   # processes at most (the claims pipe holds every window number at once)
+_FRAME = struct.Struct("<I")       # the length of a message from a worker
+_CLAIM = struct.Struct("<H")       # a window number in the claims pipe
+_COUNTERS = ("events", "messages", "formatted", "unknown", "format_errors", "non_wpp", "headers")
 
 
-def cut_keys(etl, jobs: int, streams=None, first_share: float | None = None) -> list[int | None]:
-    """The window bounds [None, k1, ..., None] for ``jobs`` windows: raw times at which about
-    1/jobs of the data buffers' bytes have been written (``first_share``: the first window's
-    share of an even split, the others sharing the rest). A buffer's header time is when it
-    was flushed; its bytes are taken as written evenly since the previous flush of its stream
-    (the first ones since the file's first flush). ``streams``: the file's
+def window_shares(jobs: int) -> list[float]:
+    """The windows' shares of the work for ``jobs`` processes: one large window each, then
+    the tail (``_TAIL``) in 3 x jobs smaller windows, taken by whichever process is free."""
+    if jobs <= 1:
+        return [1.0]
+    head = (1.0 - _TAIL) / jobs
+    return [head] * jobs + [_TAIL / 2 / jobs] * jobs + [_TAIL / 4 / jobs] * (2 * jobs)
+
+
+def cut_keys(etl, jobs: int, streams=None, shares: list[float] | None = None) -> list[int | None]:
+    """The window bounds [None, k1, ..., None]: raw times at which the data buffers' bytes
+    written reach each window's share (``shares``, adding up to 1; default: ``jobs`` even
+    windows). A buffer's header time is when it was flushed; its bytes are taken as written
+    evenly since the previous flush of its stream (the first ones since the file's first
+    flush). Windows that would be empty are left out. ``streams``: the file's
     ``buffer_streams`` when made."""
     from .ordering import buffer_streams
 
-    if jobs <= 1:
+    if shares is None:
+        shares = [1.0 / jobs] * jobs if jobs > 1 else [1.0]
+    if len(shares) <= 1:
         return [None, None]
     if streams is None:
         streams = buffer_streams(etl)
@@ -78,8 +104,8 @@ def cut_keys(etl, jobs: int, streams=None, first_share: float | None = None) -> 
                 changes.append((hi, 0.0, weight))
             previous = flushed
     changes.sort()
-    first = (1.0 if first_share is None else first_share) / jobs
-    bounds = [total * (first + (1 - first) * (k - 1) / (jobs - 1)) for k in range(1, jobs)]
+    whole = sum(shares)
+    bounds = [total * part / whole for part in accumulate(shares[:-1])]
     cuts: list[int | None] = [None]
     done, rate, at, k = 0.0, 0.0, start, 0
     for t, change, lump in changes:
@@ -99,79 +125,107 @@ def cut_keys(etl, jobs: int, streams=None, first_share: float | None = None) -> 
 
 
 def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "ParallelRun":
-    """Decode ``inp`` (cli_fmt's input) in ``jobs`` processes into ``writer``: this process
-    decodes the first window straight into the writer while forked workers decode the others
-    into files with no name, appended as they grow once this process's window is written; their
-    counts and read logs end up in ``decoder`` and ``inp.etl`` as if this process had decoded
-    the whole file. Each message is compiled by one of the processes (``ProgramShare``).
-    A worker does not read the buffers its window's streams hold before its start by their
-    flush times; this process checks that against where the window before ended, and
-    decodes the rest itself where that was wrong (a buffer holding a record later than its
-    flush): the output is the same either way."""
+    """Decode ``inp`` (cli_fmt's input) in ``jobs`` processes into ``writer`` (see the
+    module docstring): this process decodes the first window straight into the writer while
+    forked workers decode theirs; the tail windows go to whichever process is free; each
+    window's output is appended in order as it grows. The windows' counts and read logs end
+    up in ``decoder`` and ``inp.etl`` as if this process had decoded the whole file. Each
+    message is compiled by one of the processes (``ProgramShare``). Where a window's start,
+    taken from flush times, passed a record (a buffer holding a record later than its
+    flush), this process decodes the rest itself: the output is the same either way."""
     from . import cli_fmt
+    from .wpp_rows import RowView
 
     began = time.monotonic()
-    # this process also appends the workers' outputs: its window is a little smaller
-    cuts = cut_keys(inp.etl, jobs, inp.source.streams(), _FIRST_SHARE)  # reads the layout too
+    jobs = min(jobs, _MAX_JOBS)
+    cuts = cut_keys(inp.etl, jobs, inp.source.streams(), window_shares(jobs))  # reads the layout too
     windows = list(zip(cuts[:-1], cuts[1:]))
+    first = min(jobs, len(windows))           # windows given out before any is taken
     out_dir = os.path.dirname(os.path.abspath(opts.output)) if opts.output not in (None, "-") else None
     share = _program_share()
+    claims = _Claims(range(first, len(windows)))
     workers: list[_Worker] = []
+    own = _OwnWindows(inp, opts, out_dir)
     decoder.share_programs(share)
     try:
-        for k in range(1, len(windows)):  # forked before this process decodes anything
-            workers.append(_Worker.start(k, windows[k], inp, decoder, opts, out_dir, workers))
+        for k in range(1, first):             # forked before this process decodes anything
+            workers.append(_Worker.start(k, windows, claims, inp, decoder, opts, out_dir, workers))
         forked = time.monotonic()
-        cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None, windows[0])
+        view = RowView()                      # one for all this process's windows
+        cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None, windows[0], view)
         writer.flush()
-        written = time.monotonic()
-        results, redone = [], None
-        stops = inp.source.window_stops
-        for k, worker in enumerate(workers, start=1):
-            if redone is None and not _started_right(inp.source, windows[k][0], stops):
-                redone = k
-            if redone is not None:
-                results.append(worker.discard())
+        output = _Assembly(windows, inp.source, writer, workers, claims)
+        output.stops[0] = dict(inp.source.window_stops)
+        decoded = time.monotonic()
+        while not output.complete():
+            output.pump()
+            if output.complete():
+                break
+            k = claims.take()
+            if k is None:                     # nothing left to take: append as they come
+                output.wait(_POLL)
                 continue
-            results.append(worker.append_into(writer))
-            status, result = results[-1]
-            stops = result["stops"] if status == "ok" else None
-        if redone is not None:      # a worker started too late: this process does the rest
-            cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None,
-                                    (windows[redone][0], None))
+            if k == output.next:              # every window before it is in: straight there
+                if not output.started_right(k):
+                    output.redo = k
+                    break
+                own.decode(decoder, k, windows[k], view, writer)
+                output.appended_here(k, own.results[k]["stops"])
+            else:
+                output.place(k, *own.decode(decoder, k, windows[k], view, None))
+            decoded = time.monotonic()
+        redo = output.redo
+        if redo is not None:
+            claims.drain()                    # the workers stop after their current window
+        output.finish()                       # every worker's results (or the reason it has none)
+        limit = len(windows) if redo is None else redo
+        own.forget_from(decoder, limit)       # (its windows from a redone one on)
+        if redo is not None:                  # a window started too late: this process does the rest
+            cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None, (windows[redo][0], None))
             writer.flush()
         appended = time.monotonic()
+        for worker in workers:
+            worker.release()
     finally:
         for worker in workers:
             worker.stop()
+        own.close()
+        claims.close()
         decoder.share_programs(None)
         if share is not None:
             share.close()
-    used = results if redone is None else results[:redone - 1]
-    failed = [result for status, result in used if status == "error"]
-    if failed:
-        for worker in workers:
-            worker.settle()
-        raise RuntimeError(f"a decoding process failed:\n{failed[0]}")
-    for _status, result in used:
-        _add_result(decoder, inp.etl, result)
+    for k in range(1, limit):                 # in window order: the warnings as one process says them
+        if k in own.results:
+            _add_reads(inp.etl, own.results[k])          # its counts are this process's already
+        else:
+            _add_counters(decoder, output.results[k])
+            _add_reads(inp.etl, output.results[k])
+    payloads = [worker.payload or {"windows": {}, "ended": None, "shared": (0, 0)} for worker in workers]
+    for worker, payload in zip(workers, payloads):   # per-message counts: cumulative, at its last window used
+        used = [k for k in payload["windows"] if k < limit]
+        if used:
+            marks = payload["windows"][max(used)]["counts"]
+            decoder.add_message_counts({key: n for key, n in zip(payload["keys"], marks) if n})
+    owners = [0] * len(windows)
+    for k, worker in output.decoded_by.items():
+        owners[k] = worker.k
     mine = (share.compiled, share.installed) if share is not None else (0, 0)
-    ended = [result["ended"] - began if status == "ok" else None for status, result in results]
-    timeline = Timeline(forked - began, written - began, ended, appended - began,
-                        time.monotonic() - began)
-    return ParallelRun([mine] + [tuple(result["shared"]) if status == "ok" else (0, 0)
-                                 for status, result in results], redone, timeline)
+    timeline = Timeline(forked - began, decoded - began,
+                        [None if p["ended"] is None else p["ended"] - began for p in payloads],
+                        appended - began, time.monotonic() - began)
+    return ParallelRun([mine] + [tuple(p["shared"]) for p in payloads],
+                       redo, timeline, owners)
 
 
 class Timeline(NamedTuple):
     """When each step of a ``decode_parallel`` call ended, in seconds from its start: the
-    workers forked (the window cuts made before), this process's window written, each
-    worker's window decoded (None: no result), every output appended, the call's end (the
-    workers released, their counts added)."""
+    workers forked (the window cuts made before), this process's last window decoded, each
+    worker's last window decoded, every output appended, the call's end (the workers
+    released, the windows' counts added)."""
 
     forked: float
-    window_written: float
-    workers_ended: list[float | None]
+    decoded: float
+    workers_decoded: list[float | None]
     appended: float
     done: float
 
@@ -179,11 +233,13 @@ class Timeline(NamedTuple):
 class ParallelRun(NamedTuple):
     """What ``decode_parallel`` did: (messages compiled, messages taken from another's
     record) per process, this one first; the window from which this process decoded the
-    rest itself (a worker's start was wrong), or None; when its steps ended."""
+    rest itself (a window's start was wrong), or None; when its steps ended; which process
+    decoded each window (0: this one, k: the k-th worker)."""
 
     shares: list[tuple[int, int]]
     redone_from: int | None
     timeline: Timeline
+    owners: list[int]
 
 
 def _started_right(source, lo: int, stops: dict[int, int] | None) -> bool:
@@ -208,24 +264,66 @@ def _program_share():
         return None
 
 
+class _Claims:
+    """The windows left after each process's first, taken in order by whichever process is
+    free first: their numbers in a pipe every process reads, two bytes at a time (a read from
+    a pipe is whole and goes to one reader)."""
+
+    def __init__(self, windows: range) -> None:
+        self.fd, write_fd = os.pipe()
+        try:
+            data = memoryview(b"".join(_CLAIM.pack(k) for k in windows))
+            while data:
+                data = data[os.write(write_fd, data):]
+        finally:
+            os.close(write_fd)
+        os.set_blocking(self.fd, False)
+        self.exhausted = False      # this process found none left
+
+    def take(self) -> int | None:
+        """The next window to decode, or None: all are taken."""
+        k = _take(self.fd)
+        if k is None:
+            self.exhausted = True
+        return k
+
+    def drain(self) -> None:
+        """Take every window left (no process starts another)."""
+        while self.take() is not None:
+            pass
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _take(fd: int) -> int | None:
+    try:
+        data = os.read(fd, _CLAIM.size)
+    except OSError:                 # empty (BlockingIOError) or closed
+        return None
+    return _CLAIM.unpack(data)[0] if len(data) == _CLAIM.size else None
+
+
 class _Worker:
-    """A forked process decoding one window into a file with no name (``_window_file``, held
-    by both processes); its result (counts, read log) comes back pickled through a pipe (one
-    program on both ends), the pipe's end says it is done. Once its output is appended (or
-    left out), this process closes the file and releases the worker: the worker holds the
-    file last, so freeing its blocks (10 ms for 75 MB) happens as it ends, on its own core,
-    while this process finishes the run; nothing is left to remove."""
+    """A forked process decoding windows into a file with no name (``_window_file``, held by
+    both processes): its first window, then those it takes from the claims. Its messages
+    come through a pipe, each a length and a pickle (one program on both ends): where each
+    window begins and ends in its file, then its results (each window's counts and read
+    log, or what failed). Once not needed, this process closes the file and releases the
+    worker (closing the release pipe): the worker holds the file last, so freeing its blocks
+    (10 ms for 75 MB) happens as it ends, on its own core."""
 
-    _POLL = 0.005   # seconds between looks at a growing output
-
-    def __init__(self, pid: int, fd: int, file_fd: int, release_fd: int) -> None:
-        self.pid, self.fd, self.file_fd, self.release_fd = pid, fd, file_fd, release_fd
-        self.done = False
-        self._poll = None
+    def __init__(self, k: int, pid: int, fd: int, file_fd: int, release_fd: int) -> None:
+        self.k, self.pid, self.fd, self.file_fd, self.release_fd = k, pid, fd, file_fd, release_fd
+        self.finished = False                 # its pipe closed: nothing more will come
+        self.payload: dict | None = None      # its results, once sent
+        self._received = bytearray()
         self._reaper: threading.Thread | None = None
 
     @classmethod
-    def start(cls, k: int, window, inp, decoder, opts, out_dir: str | None,
+    def start(cls, k: int, windows, claims: _Claims, inp, decoder, opts, out_dir: str | None,
               started: list["_Worker"]) -> "_Worker":
         file_fd = _window_file(out_dir)       # there from the start: appended as it grows
         read_fd, write_fd = os.pipe()
@@ -235,65 +333,42 @@ class _Worker:
             os.close(read_fd)
             os.close(release_write)
             for other in started:             # the workers before it are the parent's alone
-                os.close(other.release_fd)
-                os.close(other.file_fd)
-            _worker(k, window, inp, decoder, opts, file_fd, write_fd, release_read)
+                other._close_fds()
+            _worker(k, windows, claims.fd, inp, decoder, opts, file_fd, write_fd, release_read)
         os.close(write_fd)
         os.close(release_read)
-        return cls(pid, read_fd, file_fd, release_write)
+        os.set_blocking(read_fd, False)
+        return cls(k, pid, read_fd, file_fd, release_write)
 
-    def append_into(self, writer) -> tuple[str, object]:
-        """Append the window's output to ``writer`` while the worker writes it (in the kernel
-        when the output is a plain file written as UTF-8 bytes); its result once it ends."""
-        fd = _raw_fd(writer)
-        received, tail = bytearray(), bytearray()
-        copied = 0
+    def receive(self) -> list[tuple]:
+        """The messages the worker sent since the last call (none waited for)."""
+        if self.finished:
+            return []
+        received = self._received
         while True:
-            ended = self._receive(received, wait=0)
-            size = os.fstat(self.file_fd).st_size   # read after: a finished worker's file is whole
-            if size > copied:
-                done = _copy_range(self.file_fd, copied, size - copied, fd, writer, tail)
-                if not done:
-                    raise OSError(f"cannot append window output at byte {copied}")
-                copied += done
-            elif ended:
+            try:
+                chunk = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
                 break
-            else:
-                self._receive(received, wait=self._POLL)
-        if tail:
-            writer.write_utf8(bytes(tail))
-        self._release()
-        return _unpickled(received)
-
-    def discard(self) -> tuple[str, object]:
-        """Wait for the worker to end, its output left unused; its result."""
-        received = bytearray()
-        while not self._receive(received, wait=self._POLL):
-            pass
-        self._release()
-        return _unpickled(received)
-
-    def _receive(self, received: bytearray, wait: float) -> bool:
-        """Read what the worker sent; True once it closed its end (it is done)."""
-        if self.done:
-            return True
-        if self._poll is None:
-            self._poll = select.poll()               # poll: no limit on descriptor numbers
-            self._poll.register(self.fd, select.POLLIN)
-        timeout = int(wait * 1000)
-        while self._poll.poll(timeout):
-            chunk = os.read(self.fd, 1 << 16)
             if not chunk:
-                self.done = True
-                return True
+                self.finished = True
+                break
             received += chunk
-            timeout = 0
-        return False
+        messages, at = [], 0
+        while len(received) - at >= _FRAME.size:
+            size = _FRAME.unpack_from(received, at)[0]
+            if len(received) - at - _FRAME.size < size:
+                break
+            at += _FRAME.size
+            messages.append(pickle.loads(received[at:at + size]))
+            at += size
+        del received[:at]
+        return messages
 
-    def _release(self) -> None:
-        """Let the ended worker go, its output no longer needed: the file freed as the
-        worker ends; reaped by a thread if it has not ended yet."""
-        self._close_pipes()                  # closing the release pipe lets it end
+    def release(self) -> None:
+        """Let the worker go, its output no longer needed: the file freed as the worker
+        ends; reaped by a thread if it has not ended yet."""
+        self._close_fds()                     # closing the release pipe lets it end
         if self.pid:
             pid, self.pid = self.pid, 0
             try:
@@ -306,16 +381,9 @@ class _Worker:
                 self._reaper.start()
 
     def settle(self) -> None:
-        """Wait until the released worker has ended (a failing run leaves no process)."""
+        """Wait until the released worker has ended."""
         if self._reaper is not None:
             self._reaper.join()
-
-    def _close_pipes(self) -> None:
-        for name in ("file_fd", "release_fd", "fd"):
-            fd = getattr(self, name)
-            if fd >= 0:
-                os.close(fd)
-                setattr(self, name, -1)
 
     def stop(self) -> None:
         """Stop and reap the worker if it is still there (this process is failing)."""
@@ -326,7 +394,14 @@ class _Worker:
                 pass
             os.waitpid(self.pid, 0)
             self.pid = 0
-        self._close_pipes()
+        self._close_fds()
+
+    def _close_fds(self) -> None:
+        for name in ("file_fd", "release_fd", "fd"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, name, -1)
 
 
 def _wait_quietly(pid: int) -> None:
@@ -336,11 +411,313 @@ def _wait_quietly(pid: int) -> None:
         pass
 
 
-def _unpickled(received: bytearray) -> tuple[str, object]:
+class _Assembly:
+    """The output in window order. Window 0 is in first (this process wrote it); each later
+    window is appended from the file it is decoded into (a worker's, or this process's own)
+    as it grows, once every window before it is in, unless this process decoded it straight
+    into the output. A window's start is checked against where the window before it stopped
+    before any of it is appended (``redo``: the first window that started too late)."""
+
+    def __init__(self, windows: list, source, writer, workers: list[_Worker], claims: _Claims) -> None:
+        self.windows, self.source, self.writer = windows, source, writer
+        self.workers, self.claims = workers, claims
+        self.next = 1                 # the first window not wholly in the output
+        self.copied = 0               # of its bytes, those in the output
+        self.redo: int | None = None
+        self.places: dict[int, list] = {}          # window -> [file, start, end or None]
+        self.stops: dict[int, dict] = {}           # window -> where its streams stopped
+        self.decoded_by: dict[int, _Worker] = {worker.k: worker for worker in workers}
+        self.results: dict[int, dict] = {}         # a worker's window -> its counts and read log
+        self._sizes: dict[int, int] = {}
+        self._checked = 0             # the last window whose start was checked
+        self._out_fd = _raw_fd(writer)
+        self._tail = bytearray()
+
+    def complete(self) -> bool:
+        return self.next >= len(self.windows) or self.redo is not None
+
+    def started_right(self, k: int) -> bool:
+        return _started_right(self.source, self.windows[k][0], self.stops.get(k - 1))
+
+    def place(self, k: int, fd: int, start: int, end: int, stops: dict) -> None:
+        """Window k, decoded by this process into its own file at [start, end)."""
+        self.places[k] = [fd, start, end]
+        self.stops[k] = stops
+
+    def appended_here(self, k: int, stops: dict) -> None:
+        """Window k (the next one) was decoded by this process straight into the output."""
+        self.stops[k] = stops
+        self.next, self.copied = k + 1, 0
+
+    def pump(self) -> bool:
+        """Take the workers' news and append what it allows; whether anything moved."""
+        # the files' sizes before the news: a window whose end has not come holds no byte of
+        # the next window in its file yet
+        self._sizes = {w.file_fd: os.fstat(w.file_fd).st_size for w in self.workers if w.file_fd >= 0}
+        for worker in self.workers:
+            for message in worker.receive():
+                kind, k = message[0], message[1] if len(message) > 1 else None
+                if kind == "begin":
+                    self.places[k] = [worker.file_fd, message[2], None]
+                    self.decoded_by[k] = worker
+                elif kind == "end":
+                    self.places[k][2] = message[2]
+                    self.stops[k] = message[3]
+                elif kind == "done":
+                    worker.payload = k
+        return self._append()
+
+    def wait(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for news from a worker, then pump."""
+        live = [worker for worker in self.workers if not worker.finished]
+        if live:
+            poller = select.poll()               # poll: no limit on descriptor numbers
+            for worker in live:
+                poller.register(worker.fd, select.POLLIN)
+            poller.poll(int(seconds * 1000))
+        self.pump()
+
+    def finish(self) -> None:
+        """Wait for every worker's results; fail if a window the output needs has none."""
+        while not all(worker.finished for worker in self.workers):
+            self.wait(_POLL)
+        limit = len(self.windows) if self.redo is None else self.redo
+        for worker in self.workers:
+            if worker.payload is not None:
+                self.results.update((k, r) for k, r in worker.payload["windows"].items() if k < limit)
+        for k in range(1, limit):
+            worker = self.decoded_by.get(k)
+            if worker is not None and k not in self.results:
+                raise self._failure(worker)
+
+    def _append(self) -> bool:
+        moved = False
+        while not self.complete():
+            k = self.next
+            place = self.places.get(k)
+            if place is None or place[2] is None:
+                self._check_coming(k)
+            if place is None:
+                return moved
+            if self._checked < k:
+                if not self.started_right(k):
+                    self.redo = k
+                    return moved
+                self._checked = k
+            fd, start, end = place
+            limit = end if end is not None else self._sizes.get(fd, start)
+            want = limit - start - self.copied
+            if want > 0:
+                done = _copy_range(fd, start + self.copied, want, self._out_fd, self.writer, self._tail)
+                if not done:
+                    raise OSError(f"cannot append window {k} at byte {start + self.copied} of its file")
+                self.copied += done
+                moved = True
+            if end is None or start + self.copied < end:
+                return moved
+            if self._tail:                 # (a window ends with a whole line: never, in fact)
+                self.writer.write_utf8(bytes(self._tail))
+                self._tail.clear()
+            self.next, self.copied = k + 1, 0
+            moved = True
+        return moved
+
+    def _check_coming(self, k: int) -> None:
+        """Fail when window k can no longer come: its worker has stopped talking before its
+        end, or none is left to take it."""
+        worker = self.decoded_by.get(k)
+        if worker is not None:
+            if worker.finished:
+                raise self._failure(worker)
+        elif self.claims.exhausted and all(w.finished for w in self.workers):
+            raise self._failure(None)
+
+    def _failure(self, worker: _Worker | None) -> RuntimeError:
+        errors = [w.payload["error"] for w in ([worker] if worker else []) + self.workers
+                  if w.payload is not None and w.payload["error"]]
+        return RuntimeError("a decoding process failed:\n"
+                            + (errors[0] if errors else "a worker process ended without a result"))
+
+
+class _OwnWindows:
+    """The tail windows this process takes: read with a reader of its own (its read log
+    apart from the first window's, added in window order like a worker's results) and
+    decoded straight into the output, or into a file of its own to be appended. Their
+    counts go into this process's decoder as they are decoded; the counts from before each
+    are kept (cheaply) to go back to should the windows from one on be left out."""
+
+    def __init__(self, inp, opts, out_dir: str | None) -> None:
+        self.inp, self.opts, self.out_dir = inp, opts, out_dir
+        self.results: dict[int, dict] = {}
+        self._before: dict[int, tuple[dict, list[int]]] = {}   # window -> counters, count marks
+        self._etl = self._source = self._stream = self._writer = None
+        self._fd = -1
+
+    def forget_from(self, decoder, limit: int) -> None:
+        """Leave out the windows from ``limit`` on: the decoder's counts as before the first
+        of them this process decoded."""
+        later = [k for k in self.results if k >= limit]
+        if later:
+            counters, marks = self._before[min(later)]
+            for name, value in counters.items():
+                setattr(decoder.counters, name, value)
+            decoder.restore_counts(marks)
+            for k in later:
+                del self.results[k]
+
+    def decode(self, decoder, k: int, window, view, writer) -> tuple[int, int, int, dict] | None:
+        """Decode window k into ``writer`` (the output), or when None into this process's
+        own file: then (file, start, end, stops)."""
+        if self._source is None:
+            from .engine import FileSource
+            from .etlfile import EtlFile
+
+            self._etl = EtlFile(self.inp.path)
+            self._etl.adopt_index(self.inp.etl)
+            self._source = FileSource(self._etl, trust_flush_times=True)
+        placed = writer is None
+        if placed:
+            writer = self._own_writer()
+            start = os.fstat(self._fd).st_size
+        c = decoder.counters
+        self._before[k] = ({name: getattr(c, name) for name in _COUNTERS}, decoder.count_marks())
+        result = self.results[k] = _decode_window(decoder, self._source, writer, self.opts, view, window)
+        return (self._fd, start, os.fstat(self._fd).st_size, result["stops"]) if placed else None
+
+    def _own_writer(self):
+        if self._writer is None:
+            from . import cli_fmt
+
+            self._fd = _window_file(self.out_dir)
+            self._stream = open(self._fd, "w", encoding="utf-8", newline="\n", buffering=1 << 16,
+                                closefd=False)
+            self._writer = cli_fmt._writer(self.opts, self._stream, header=False)
+        return self._writer
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._etl is not None:
+            self._etl.close()
+            self._etl = None
+
+
+def _decode_window(decoder, source, writer, opts, view, window) -> dict:
+    """Decode one window of ``source`` into ``writer`` (flushed): what it added to the
+    decoder's counters and to the reader's log, where its streams stopped, and the
+    per-message counts so far (``count_marks``: cumulative, one int per message; the
+    difference of two windows' would cost a dictionary per window)."""
+    from . import cli_fmt
+
+    etl = source.etl
+    before = _snapshot(decoder, etl)
+    cli_fmt._decode_sources(decoder, writer, opts, [source], None, window, view)
+    writer.flush()
+    after = _snapshot(decoder, etl)
+    return {
+        "stops": dict(source.window_stops),
+        "counters": {name: after["counters"][name] - before["counters"][name] for name in _COUNTERS},
+        "counts": decoder.count_marks(),
+        "errors": [(issue.offset, issue.message) for issue in etl.errors[before["errors"]:]],
+        "issues_dropped": after["issues_dropped"] - before["issues_dropped"],
+        "stats": {name: ({kind: n - before["stats"][name].get(kind, 0) for kind, n in value.items()}
+                         if name == "by_kind" else value - before["stats"][name])
+                  for name, value in after["stats"].items()},
+    }
+
+
+def _snapshot(decoder, etl) -> dict:
+    c, stats = decoder.counters, etl.stats
+    return {
+        "counters": {name: getattr(c, name) for name in _COUNTERS},
+        "errors": len(etl.errors),
+        "issues_dropped": etl.issues_dropped,
+        "stats": {"buffers": stats.buffers, "compressed_buffers": stats.compressed_buffers,
+                  "by_kind": dict(stats.by_kind), "damaged": stats.damaged,
+                  "unreadable_buffers": stats.unreadable_buffers},
+    }
+
+
+def _add_counters(decoder, result: dict) -> None:
+    c = decoder.counters
+    for name, value in result["counters"].items():
+        setattr(c, name, getattr(c, name) + value)
+
+
+def _add_reads(etl, result: dict) -> None:
+    for offset, message in result["errors"]:
+        etl._issue(offset, message)
+    etl.issues_dropped += result["issues_dropped"]
+    stats = etl.stats
+    for name, value in result["stats"].items():
+        if name == "by_kind":
+            for kind, n in value.items():
+                stats.by_kind[kind] = stats.by_kind.get(kind, 0) + n
+        else:
+            setattr(stats, name, getattr(stats, name) + value)
+
+
+def _send(fd: int, message) -> None:
+    data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_FRAME.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: int,
+            result_fd: int, release_fd: int) -> None:
+    """Windows of the file decoded into the file ``file_fd`` (held to the end: freed as this
+    process ends): window k, then those taken from the claims; their places and results
+    sent back. The .etl file is opened anew (the parent's handle shares its offset across
+    the fork), with the parent's buffer index. Once released (``release_fd`` closed by the
+    parent, or the parent gone), the process ends. Never returns."""
+    status = 0
     try:
-        return pickle.loads(received)
-    except Exception:  # noqa: BLE001  (a worker that died before sending its result)
-        return ("error", "a worker process ended without a result")
+        results: dict[int, dict] = {}
+        error = None
+        try:
+            from . import cli_fmt
+            from .engine import FileSource
+            from .etlfile import EtlFile
+            from .wpp_rows import RowView
+
+            etl = EtlFile(inp.path)
+            etl.adopt_index(inp.etl)
+            try:
+                # (64 KiB buffer: the renderer's chunks go straight to the file, as fmt's own
+                # output does, not copied through the buffer)
+                with open(file_fd, "w", encoding="utf-8", newline="\n", buffering=1 << 16,
+                          closefd=False) as stream:
+                    writer = cli_fmt._writer(opts, stream, header=False)
+                    source = FileSource(etl, trust_flush_times=True)   # checked by the parent
+                    view = RowView()
+                    window: int | None = k
+                    while window is not None:
+                        _send(result_fd, ("begin", window, os.fstat(file_fd).st_size))
+                        result = _decode_window(decoder, source, writer, opts, view, windows[window])
+                        results[window] = result
+                        _send(result_fd, ("end", window, os.fstat(file_fd).st_size, result["stops"]))
+                        window = _take(claims_fd)
+            finally:
+                etl.close()
+        except BaseException:  # the parent reports it; a worker never raises past here
+            error = traceback.format_exc()
+        share = decoder.shared_programs
+        _send(result_fd, ("done", {
+            "windows": results, "keys": decoder.message_keys(), "error": error,
+            "ended": time.monotonic(),      # the same clock in every process of the machine
+            "shared": (share.compiled, share.installed) if share is not None else (0, 0)}))
+        os.close(result_fd)
+        while os.read(release_fd, 1 << 12):     # until the parent lets go (or is gone)
+            pass
+    except BaseException:  # noqa: BLE001  (nothing to tell: the parent sees no result)
+        status = 1
+    finally:
+        os._exit(status)
 
 
 def _copy_range(src: int, at: int, count: int, fd: int | None, writer, tail: bytearray) -> int:
@@ -416,79 +793,3 @@ def _raw_fd(writer) -> int | None:
     except (OSError, AttributeError, ValueError):
         return None
     return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
-
-
-def _worker(k: int, window, inp, decoder, opts, file_fd: int, result_fd: int,
-            release_fd: int) -> None:
-    """One window of the file, decoded into the file ``file_fd`` (held to the end: freed as
-    this process ends); the counts sent back. The .etl file is opened anew (the parent's
-    handle shares its offset across the fork), with the parent's buffer index. Once released
-    (``release_fd`` closed by the parent, or the parent gone), the process ends. Never
-    returns."""
-    status = 0
-    try:
-        try:
-            from . import cli_fmt
-            from .engine import FileSource
-            from .etlfile import EtlFile
-
-            etl = EtlFile(inp.path)
-            etl.adopt_index(inp.etl)
-            try:
-                # (64 KiB buffer: the renderer's chunks go straight to the file, as fmt's own
-                # output does, not copied through the buffer)
-                with open(file_fd, "w", encoding="utf-8", newline="\n", buffering=1 << 16,
-                          closefd=False) as stream:
-                    writer = cli_fmt._writer(opts, stream, header=k == 0)
-                    source = FileSource(etl, trust_flush_times=True)   # checked by the parent
-                    cli_fmt._decode_sources(decoder, writer, opts, [source], None, window)
-                    writer.flush()
-                result = ("ok", _result(decoder, etl, source))
-            finally:
-                etl.close()
-        except BaseException:  # the parent reports it; a worker never raises past here
-            result = ("error", traceback.format_exc())
-        with os.fdopen(result_fd, "wb") as pipe:
-            pipe.write(pickle.dumps(result))
-        while os.read(release_fd, 1 << 12):     # until the parent lets go (or is gone)
-            pass
-    except BaseException:  # noqa: BLE001  (nothing to tell: the parent sees no result)
-        status = 1
-    finally:
-        os._exit(status)
-
-
-def _result(decoder, etl, source) -> dict:
-    c = decoder.counters
-    stats = etl.stats
-    share = decoder.shared_programs
-    return {
-        "ended": time.monotonic(),          # the same clock in every process of the machine
-        "shared": (share.compiled, share.installed) if share is not None else (0, 0),
-        "stops": dict(source.window_stops),
-        "counters": {name: getattr(c, name) for name in ("events", "messages", "formatted", "unknown",
-                                                         "format_errors", "non_wpp", "headers")},
-        "counts": decoder.message_counts(),
-        "errors": [(issue.offset, issue.message) for issue in etl.errors],
-        "issues_dropped": etl.issues_dropped,
-        "stats": {"buffers": stats.buffers, "compressed_buffers": stats.compressed_buffers,
-                  "by_kind": dict(stats.by_kind), "damaged": stats.damaged,
-                  "unreadable_buffers": stats.unreadable_buffers},
-    }
-
-
-def _add_result(decoder, etl, result: dict) -> None:
-    c = decoder.counters
-    for name, value in result["counters"].items():
-        setattr(c, name, getattr(c, name) + value)
-    decoder.add_message_counts(result["counts"])
-    for offset, message in result["errors"]:
-        etl._issue(offset, message)
-    etl.issues_dropped += result["issues_dropped"]
-    stats = etl.stats
-    for name, value in result["stats"].items():
-        if name == "by_kind":
-            for kind, n in value.items():
-                stats.by_kind[kind] = stats.by_kind.get(kind, 0) + n
-        else:
-            setattr(stats, name, getattr(stats, name) + value)

@@ -813,6 +813,23 @@ class WppDecoder:
         self._sync_native_counts()
         return {key: entry.count for key, entry in self._entries.items() if entry.count}
 
+    def count_marks(self) -> list[int]:
+        """Rows seen so far per message, in the order of ``message_keys``: a cheap mark (one
+        int per message) to go back to (``restore_counts``) or to hand to another decoder."""
+        self._sync_native_counts()
+        return [entry.count for entry in self._entries.values()]
+
+    def message_keys(self) -> list[tuple]:
+        """The messages of ``count_marks``, in its order (a message first seen later comes
+        after the others)."""
+        return list(self._entries)
+
+    def restore_counts(self, marks: list[int]) -> None:
+        """Go back to the per-message counts of ``marks`` (messages first seen since: 0)."""
+        self._sync_native_counts()
+        for i, entry in enumerate(self._entries.values()):
+            entry.count = marks[i] if i < len(marks) else 0
+
     def add_message_counts(self, counts: dict[tuple, int]) -> None:
         """Add another decoder's ``message_counts`` (of the same TMFs) to this one's."""
         for key, count in counts.items():

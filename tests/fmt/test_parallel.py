@@ -96,6 +96,23 @@ def _flushed_too_early(path, out, lo: int) -> None:
     out.write_bytes(bytes(data))
 
 
+def _output_and_summary(tmp_path, jobs: int, *etls, **options) -> tuple[bytes, list[str]]:
+    """The output and summary (its elapsed time left out) of one fmt run with ``jobs``."""
+    out, summary = tmp_path / f"out{jobs}", tmp_path / f"sum{jobs}"
+    code, _stdout, err = run_fmt_capture(*etls, output=str(out), summary=str(summary), jobs=jobs, **options)
+    assert code == 0, err
+    return out.read_bytes(), [line for line in summary.read_text().splitlines()
+                              if not line.startswith("Elapsed")]
+
+
+def _runs_noted(monkeypatch) -> list:
+    """The ParallelRun of each decode_parallel call from now on."""
+    runs = []
+    real = parallel.decode_parallel
+    monkeypatch.setattr(parallel, "decode_parallel", lambda *a, **k: runs.append(real(*a, **k)))
+    return runs
+
+
 def test_a_worker_started_past_its_records_is_redone_here(traces, tmp_path, monkeypatch):
     """Buffers flushed before their own records (a clock gone wrong): the worker's start,
     taken from flush times, is past records of its window; this process sees it where its
@@ -113,18 +130,9 @@ def test_a_worker_started_past_its_records_is_redone_here(traces, tmp_path, monk
             pass
         assert not parallel._started_right(source, lo, source.window_stops)
     assert _order(doctored)[0] == whole                        # flush times order nothing
-    runs = []
-    real = parallel.decode_parallel
-    monkeypatch.setattr(parallel, "decode_parallel", lambda *a, **k: runs.append(real(*a, **k)))
+    runs = _runs_noted(monkeypatch)
     monkeypatch.setattr(parallel, "cut_keys", lambda *_a, **_k: [None, lo, None])
-    outputs = {}
-    for j in (1, 2):
-        out, summary = tmp_path / f"out{j}", tmp_path / f"sum{j}"
-        code, _stdout, err = run_fmt_capture(doctored, tmf_dirs=tmfs, output=str(out), summary=str(summary),
-                                             utc=True, jobs=j)
-        assert code == 0, err
-        outputs[j] = (out.read_bytes(), [line for line in summary.read_text().splitlines()
-                                         if not line.startswith("Elapsed")])
+    outputs = {j: _output_and_summary(tmp_path, j, doctored, tmf_dirs=tmfs, utc=True) for j in (1, 2)}
     assert outputs[2] == outputs[1]
     [run] = runs
     assert run.redone_from == 1 and len(run.shares) == 2
@@ -135,21 +143,54 @@ def test_a_worker_started_past_its_records_is_redone_here(traces, tmp_path, monk
 
 
 def test_the_timeline_of_a_run_is_in_step_order(traces, tmp_path, monkeypatch):
-    """decode_parallel tells when each step ended: workers forked, this process's window
-    written, each worker's window decoded (on the clock every process shares), all appended,
-    the end; each step after the one it waits for."""
+    """decode_parallel tells when each step ended: workers forked, this process's last
+    window decoded, each worker's last window decoded (on the clock every process shares),
+    all appended, the end; each step after the one it waits for."""
     etls, tmfs = traces["driver"]
-    runs = []
-    real = parallel.decode_parallel
-    monkeypatch.setattr(parallel, "decode_parallel", lambda *a, **k: runs.append(real(*a, **k)))
+    runs = _runs_noted(monkeypatch)
     code, _stdout, err = run_fmt_capture(etls[0], tmf_dirs=tmfs, output=str(tmp_path / "out"), utc=True,
                                          jobs=3)
     assert code == 0, err
     [run] = runs
     t = run.timeline
-    assert 0 <= t.forked <= t.window_written <= t.appended <= t.done
-    assert len(t.workers_ended) == 2
-    assert all(t.forked <= ended <= t.appended for ended in t.workers_ended)
+    assert 0 <= t.forked <= t.decoded <= t.appended <= t.done
+    assert len(t.workers_decoded) == 2
+    assert all(t.forked <= ended <= t.appended for ended in t.workers_decoded)
+
+
+@pytest.mark.parametrize("slow", ["worker", "parent"])
+def test_a_free_process_takes_the_tail_windows(traces, tmp_path, monkeypatch, slow):
+    """The tail windows go to whichever process is free: with the worker held up, this
+    process takes them all; with this process held up in its first window, the worker
+    does. The bytes and the summary are the ones one process gives either way."""
+    from wpptrace.decoder import cli_fmt
+
+    etls, tmfs = traces["driver"]
+    parent = os.getpid()
+    real = cli_fmt._decode_sources
+
+    def held_up(decoder, writer, opts, sources, progress, window=None, view=None):
+        worker = os.getpid() != parent
+        if window is not None and (worker if slow == "worker" else window[0] is None):
+            time.sleep(1.0)
+        return real(decoder, writer, opts, sources, progress, window, view)
+
+    runs = _runs_noted(monkeypatch)
+    one = _output_and_summary(tmp_path, 1, etls[0], tmf_dirs=tmfs, utc=True)
+    monkeypatch.setattr(cli_fmt, "_decode_sources", held_up)
+    assert _output_and_summary(tmp_path, 2, etls[0], tmf_dirs=tmfs, utc=True) == one
+    [run] = runs
+    owners = run.owners
+    assert len(owners) == len(parallel.window_shares(2)) and owners[:2] == [0, 1]
+    assert owners[2:] == [0 if slow == "worker" else 1] * (len(owners) - 2)
+
+
+def test_window_shares():
+    assert parallel.window_shares(1) == [1.0]
+    for jobs in (2, 3, 8):
+        shares = parallel.window_shares(jobs)
+        assert len(shares) == 4 * jobs and abs(sum(shares) - 1) < 1e-12
+        assert shares[:jobs] == [shares[0]] * jobs and shares[0] > shares[jobs] > shares[-1]
 
 
 def test_cut_keys_balance_the_buffers(traces):
@@ -161,10 +202,10 @@ def test_cut_keys_balance_the_buffers(traces):
         sizes = [len(_order(path, (cuts[k], cuts[k + 1]))[0]) for k in range(3)]
     assert min(sizes) > len(_order(path)[0]) // 8  # an estimate from buffer flush times
     with EtlFile(path) as etl:
-        half = parallel.cut_keys(etl, 2, first_share=0.5)   # the first window: half an even share
+        quarter = parallel.cut_keys(etl, 2, shares=[0.25, 0.75])
         even = parallel.cut_keys(etl, 2)
-    first, rest = (len(_order(path, (lo, hi))[0]) for lo, hi in zip(half[:-1], half[1:]))
-    assert half[1] < even[1] and first < rest
+    first, rest = (len(_order(path, (lo, hi))[0]) for lo, hi in zip(quarter[:-1], quarter[1:]))
+    assert quarter[1] < even[1] and first < rest
 
 
 class _Stream:
@@ -183,7 +224,7 @@ def test_cut_keys_spread_each_buffer_since_its_stream_s_last_flush():
     then 10 bytes per tick until t=200 in one stream and 40 until t=150 in the other."""
     streams = [_Stream((100, 1000), (200, 1000)), _Stream((150, 2000))]
     assert parallel.cut_keys(None, 2, streams) == [None, 120, None]          # 2,000 of 4,000
-    assert parallel.cut_keys(None, 2, streams, first_share=0.5) == [None, 100, None]  # 1,000
+    assert parallel.cut_keys(None, 2, streams, shares=[0.25, 0.75]) == [None, 100, None]  # 1,000
     assert parallel.cut_keys(None, 4, streams) == [None, 100, 120, 140, None]  # 1,000 / 2,000 / 3,000
     assert parallel.cut_keys(None, 1, streams) == [None, None]
     assert parallel.cut_keys(None, 2, [_Stream(), _Stream()]) == [None, None]
@@ -194,14 +235,7 @@ def test_cut_keys_spread_each_buffer_since_its_stream_s_last_flush():
 def test_jobs_print_the_bytes_one_process_prints(traces, tmp_path, jobs, variant):
     etls, tmfs = traces["synth"]
     options = dict(golden_traces.VARIANTS["synth"][variant])
-    outputs = {}
-    for j in (1, jobs):
-        out, summary = tmp_path / f"out{j}", tmp_path / f"sum{j}"
-        code, _stdout, err = run_fmt_capture(*etls, tmf_files=tmfs, output=str(out), summary=str(summary),
-                                             jobs=j, **options)
-        assert code == 0, err
-        outputs[j] = (out.read_bytes(), [line for line in summary.read_text().splitlines()
-                                         if not line.startswith("Elapsed")])
+    outputs = {j: _output_and_summary(tmp_path, j, *etls, tmf_files=tmfs, **options) for j in (1, jobs)}
     assert outputs[jobs] == outputs[1]
     assert outputs[1][0] == golden_traces.read_golden("synth", variant)
 
@@ -277,17 +311,19 @@ def _forks_noted(monkeypatch) -> list[int]:
 
 
 def test_a_failing_worker_fails_the_run_and_leaves_the_output_alone(traces, tmp_path, monkeypatch):
-    """A window that cannot be decoded (a defect) is reported with the worker's traceback; the
-    output keeps its old contents and no temporary file or process is left behind."""
+    """A window that cannot be decoded in a worker (a defect) is reported with the worker's
+    traceback; the output keeps its old contents and no temporary file or process is left
+    behind."""
     from wpptrace.decoder import cli_fmt
 
     etls, tmfs = traces["synth"]
     real = cli_fmt._decode_sources
+    parent = os.getpid()
 
-    def failing_in_workers(decoder, writer, opts, sources, progress, window=None):
-        if window is not None and window[0] is not None:   # every window but the first
+    def failing_in_workers(decoder, writer, opts, sources, progress, window=None, view=None):
+        if os.getpid() != parent:
             raise ValueError("window decoding broke")
-        return real(decoder, writer, opts, sources, progress, window)
+        return real(decoder, writer, opts, sources, progress, window, view)
 
     monkeypatch.setattr(cli_fmt, "_decode_sources", failing_in_workers)
     forked = _forks_noted(monkeypatch)
