@@ -37,7 +37,7 @@ import signal
 import stat
 import struct
 import tempfile
-import threading
+import _thread
 import time
 import traceback
 from itertools import accumulate
@@ -320,7 +320,6 @@ class _Worker:
         self.finished = False                 # its pipe closed: nothing more will come
         self.payload: dict | None = None      # its results, once sent
         self._received = bytearray()
-        self._reaper: threading.Thread | None = None
 
     @classmethod
     def start(cls, k: int, windows, claims: _Claims, inp, decoder, opts, out_dir: str | None,
@@ -376,14 +375,9 @@ class _Worker:
             except ChildProcessError:
                 return
             if not reaped:
-                self._reaper = threading.Thread(target=_wait_quietly, args=(pid,), daemon=True,
-                                                name="wpptrace-fmt-worker")
-                self._reaper.start()
-
-    def settle(self) -> None:
-        """Wait until the released worker has ended."""
-        if self._reaper is not None:
-            self._reaper.join()
+                # a bare thread: threading's start() waits until the thread runs, 4 ms at
+                # the end of a run while the cores are busy with the ending worker
+                _thread.start_new_thread(_wait_quietly, (pid,))
 
     def stop(self) -> None:
         """Stop and reap the worker if it is still there (this process is failing)."""
