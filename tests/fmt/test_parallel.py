@@ -142,6 +142,36 @@ def test_a_worker_started_past_its_records_is_redone_here(traces, tmp_path, monk
     assert runs[0].redone_from is None                         # the file as written: trusted
 
 
+def test_a_redone_tail_window_leaves_out_what_came_after_it(traces, tmp_path, monkeypatch):
+    """A tail window that started past its records, while this process had already decoded
+    it and the windows after it (the worker held up in its first window): those windows'
+    output and counts are left out and the rest is decoded here, the bytes and summary of
+    one process."""
+    from wpptrace.decoder import cli_fmt
+
+    etls, tmfs = traces["driver"]
+    whole, _buffers, _errors = _order(etls[0])
+    times = sorted({row[0] for row in whole if row[0] is not None})
+    cuts = [None] + [times[len(times) * k // 6] for k in range(1, 6)] + [None]
+    doctored = tmp_path / "early.etl"
+    _flushed_too_early(etls[0], doctored, cuts[3])               # window 3 starts too late
+    parent = os.getpid()
+    real = cli_fmt._decode_sources
+
+    def worker_held_up(decoder, writer, opts, sources, progress, window=None, view=None):
+        if os.getpid() != parent:
+            time.sleep(1.0)
+        return real(decoder, writer, opts, sources, progress, window, view)
+
+    runs = _runs_noted(monkeypatch)
+    monkeypatch.setattr(parallel, "cut_keys", lambda *_a, **_k: cuts)
+    one = _output_and_summary(tmp_path, 1, doctored, tmf_dirs=tmfs, utc=True)
+    monkeypatch.setattr(cli_fmt, "_decode_sources", worker_held_up)
+    assert _output_and_summary(tmp_path, 2, doctored, tmf_dirs=tmfs, utc=True) == one
+    [run] = runs
+    assert run.redone_from == 3 and run.owners == [0, 1, 0, 0, 0, 0]
+
+
 def test_the_timeline_of_a_run_is_in_step_order(traces, tmp_path, monkeypatch):
     """decode_parallel tells when each step ended: workers forked, this process's last
     window decoded, each worker's last window decoded (on the clock every process shares),
