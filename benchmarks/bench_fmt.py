@@ -220,7 +220,8 @@ def child(path: str, output_format: str, jobs: int, output: str) -> int:
     def timed(*args, **kwargs):          # where -j's steps fall in the run
         steps["began"] = time.perf_counter() - t0
         run = decode_parallel(*args, **kwargs)
-        steps.update(run.timeline._asdict())
+        timeline = run.timeline
+        steps.update({name: getattr(timeline, name) for name in timeline.__match_args__})
         steps["owners"] = run.owners
         return run
 

@@ -36,14 +36,17 @@ import select
 import signal
 import stat
 import struct
-import tempfile
 import _thread
 import time
-import traceback
 from itertools import accumulate
-from typing import IO, NamedTuple
+
+from wpptrace._fieldclass import fieldclass
 
 from .jobs import AUTO_MIN_BYTES, default_jobs, usable_cores
+
+TYPE_CHECKING = False   # typing, tempfile and traceback are not imported on -j's path: 26 ms
+if TYPE_CHECKING:       # before the fork, where the other processes wait
+    from typing import IO
 
 __all__ = ["cut_keys", "window_shares", "decode_parallel", "ParallelRun", "Timeline",
            "default_jobs", "usable_cores", "AUTO_MIN_BYTES"]
@@ -217,7 +220,8 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
                        redo, timeline, owners)
 
 
-class Timeline(NamedTuple):
+@fieldclass(frozen=True)
+class Timeline:
     """When each step of a ``decode_parallel`` call ended, in seconds from its start: the
     workers forked (the window cuts made before), this process's last window decoded, each
     worker's last window decoded, every output appended, the call's end (the workers
@@ -230,7 +234,8 @@ class Timeline(NamedTuple):
     done: float
 
 
-class ParallelRun(NamedTuple):
+@fieldclass(frozen=True)
+class ParallelRun:
     """What ``decode_parallel`` did: (messages compiled, messages taken from another's
     record) per process, this one first; the window from which this process decoded the
     rest itself (a window's start was wrong), or None; when its steps ended; which process
@@ -699,6 +704,8 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
             finally:
                 etl.close()
         except BaseException:  # the parent reports it; a worker never raises past here
+            import traceback
+
             error = traceback.format_exc()
         share = decoder.shared_programs
         _send(result_fd, ("done", {
@@ -762,12 +769,17 @@ def _window_file(directory: str | None) -> int:
     directory), private to this user, freed once the last process holding it closes it.
     O_TMPFILE where the file system has it, else a temporary file whose name is removed at
     once. Nothing is left to remove after the run, whatever way it ends."""
-    directory = directory or tempfile.gettempdir()
+    if directory is None:
+        import tempfile
+
+        directory = tempfile.gettempdir()
     if hasattr(os, "O_TMPFILE"):
         try:
             return os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600)
         except OSError:
             pass                   # not on this file system: a named file, unnamed at once
+    import tempfile
+
     fd, path = tempfile.mkstemp(prefix=".wpptrace-fmt-", dir=directory)
     os.unlink(path)
     return fd

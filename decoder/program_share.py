@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import NamedTuple
+
+from wpptrace._fieldclass import fieldclass
 
 from ._hazmat import ProgramTable
 
@@ -30,7 +31,8 @@ _FORMS = ("text", "csv", "jsonl")
 WAIT_SECONDS = 1.0
 
 
-class SharedRecord(NamedTuple):
+@fieldclass(frozen=True)
+class SharedRecord:
     """What another process published of a message."""
 
     component: str
