@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import uuid
+from operator import attrgetter
 
 from wpptrace._fieldclass import field, fieldclass
 
@@ -318,7 +319,7 @@ def format_summary(summary: Summary) -> str:
         "",
         _RULE,
     ]
-    rows = sorted(summary.rows, key=lambda r: (r.guid, r.event_name, r.event_type))
+    rows = sorted(summary.rows, key=attrgetter("guid", "event_name", "event_type"))
     lines += ["|%10d    %-20s %-11s %-36s|" % (r.count, r.event_name, r.event_type, r.guid) for r in rows]
     lines.append(_RULE)
     return "\n".join(lines) + "\n"

@@ -896,11 +896,17 @@ class WppDecoder:
         """(count, event name, event type, guid text) per message seen, for the FmtSum table."""
         from .output import SummaryRow
 
-        rows = []
+        rows, texts = [], {}     # a GUID's text made once: a TMF file holds dozens of messages
         for entry in self._entries.values():
             if entry.count:
-                rows.append(SummaryRow(entry.count, entry.component, entry.name.strip(),
-                                       str(entry.guid) if entry.guid is not None else ""))
+                guid = entry.guid            # a uuid.UUID (hashing one runs Python code)
+                if guid is None:
+                    text = ""
+                else:
+                    text = texts.get(guid.int)
+                    if text is None:
+                        text = texts[guid.int] = str(guid)
+                rows.append(SummaryRow(entry.count, entry.component, entry.name.strip(), text))
         return rows
 
 
