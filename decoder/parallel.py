@@ -448,8 +448,8 @@ class _Assembly:
         self.stops[k] = stops
         self.next, self.copied = k + 1, 0
 
-    def pump(self) -> bool:
-        """Take the workers' news and append what it allows; whether anything moved."""
+    def pump(self) -> None:
+        """Take the workers' news and append what it allows."""
         # the files' sizes before the news: a window whose end has not come holds no byte of
         # the next window in its file yet
         self._sizes = {w.file_fd: os.fstat(w.file_fd).st_size for w in self.workers if w.file_fd >= 0}
@@ -464,7 +464,7 @@ class _Assembly:
                     self.stops[k] = message[3]
                 elif kind == "done":
                     worker.payload = k
-        return self._append()
+        self._append()
 
     def wait(self, seconds: float) -> None:
         """Wait up to ``seconds`` for news from a worker, then pump."""
@@ -489,19 +489,18 @@ class _Assembly:
             if worker is not None and k not in self.results:
                 raise self._failure(worker)
 
-    def _append(self) -> bool:
-        moved = False
+    def _append(self) -> None:
         while not self.complete():
             k = self.next
             place = self.places.get(k)
             if place is None or place[2] is None:
                 self._check_coming(k)
             if place is None:
-                return moved
+                return
             if self._checked < k:
                 if not self.started_right(k):
                     self.redo = k
-                    return moved
+                    return
                 self._checked = k
             fd, start, end = place
             limit = end if end is not None else self._sizes.get(fd, start)
@@ -511,15 +510,12 @@ class _Assembly:
                 if not done:
                     raise OSError(f"cannot append window {k} at byte {start + self.copied} of its file")
                 self.copied += done
-                moved = True
             if end is None or start + self.copied < end:
-                return moved
+                return
             if self._tail:                 # (a window ends with a whole line: never, in fact)
                 self.writer.write_utf8(bytes(self._tail))
                 self._tail.clear()
             self.next, self.copied = k + 1, 0
-            moved = True
-        return moved
 
     def _check_coming(self, k: int) -> None:
         """Fail when window k can no longer come: its worker has stopped talking before its
@@ -578,8 +574,7 @@ class _OwnWindows:
         if placed:
             writer = self._own_writer()
             start = os.fstat(self._fd).st_size
-        c = decoder.counters
-        self._before[k] = ({name: getattr(c, name) for name in _COUNTERS}, decoder.count_marks())
+        self._before[k] = (_counters(decoder), decoder.count_marks())
         result = self.results[k] = _decode_window(decoder, self._source, writer, self.opts, view, window)
         return (self._fd, start, os.fstat(self._fd).st_size, result["stops"]) if placed else None
 
@@ -629,10 +624,15 @@ def _decode_window(decoder, source, writer, opts, view, window) -> dict:
     }
 
 
+def _counters(decoder) -> dict[str, int]:
+    c = decoder.counters
+    return {name: getattr(c, name) for name in _COUNTERS}
+
+
 def _snapshot(decoder, etl) -> dict:
-    c, stats = decoder.counters, etl.stats
+    stats = etl.stats
     return {
-        "counters": {name: getattr(c, name) for name in _COUNTERS},
+        "counters": _counters(decoder),
         "errors": len(etl.errors),
         "issues_dropped": etl.issues_dropped,
         "stats": {"buffers": stats.buffers, "compressed_buffers": stats.compressed_buffers,

@@ -808,11 +808,6 @@ class WppDecoder:
             name="Header", source_file="", source_line="", function="", level="", flags="",
             text="EventTrace", line=line)
 
-    def message_counts(self) -> dict[tuple, int]:
-        """Rows seen per message (the log-file header's too), for adding to another decoder."""
-        self._sync_native_counts()
-        return {key: entry.count for key, entry in self._entries.items() if entry.count}
-
     def count_marks(self) -> list[int]:
         """Rows seen so far per message, in the order of ``message_keys``: a cheap mark (one
         int per message) to go back to (``restore_counts``) or to hand to another decoder."""
@@ -831,7 +826,8 @@ class WppDecoder:
             entry.count = marks[i] if i < len(marks) else 0
 
     def add_message_counts(self, counts: dict[tuple, int]) -> None:
-        """Add another decoder's ``message_counts`` (of the same TMFs) to this one's."""
+        """Add rows seen per message by another decoder of the same TMFs (keyed as its
+        ``message_keys``, counted as its ``count_marks``) to this one's."""
         for key, count in counts.items():
             entry = self._entries.get(key)
             if entry is None:
