@@ -10,11 +10,13 @@ The file is cut into N large windows, one per process, then a tail of smaller on
 processes take in order as each becomes free (``_Claims``): a process slowed by others on its
 core, or a window heavier than its bytes said, leaves more of the tail to the others, and
 the processes end close together. This process decodes the first window into the output;
-the workers (forked: each starts with this process's TMF set and decoder settings) decode
-theirs into files with no name. This process appends each window's output in window order,
-as it grows, in the kernel when the output is a file (``_Assembly``); a tail window it takes
-itself goes straight into the output when every window before it is in, else into a file of
-its own. Each window's counts (messages, Unknowns, format errors, per-message counts for the
+the workers are forked (each starts with this process's TMF set and decoder settings). When
+the output is a file, each process writes its windows at their places in it (``_Places``):
+a window's place is known once the windows before it have their sizes, which the processes
+share; one decoded before that is held in memory until then. Otherwise (a pipe, a console)
+the workers decode into files with no name and this process appends each window's output in
+window order, as it grows (``_Assembly``); a tail window it takes itself goes straight into
+the output when every window before it is in, else into a file of its own. Each window's counts (messages, Unknowns, format errors, per-message counts for the
 summary) and read log (buffers, damage: each buffer is accounted by one window) are added to
 this process's in window order, so the summary and the warnings are the ones one process
 gives. Each message is compiled by the first process that needs it; the others install its
@@ -30,6 +32,8 @@ so the windows carry about the work their shares say; any cut gives the same out
 """
 from __future__ import annotations
 
+import io
+import mmap
 import os
 import pickle
 import select
@@ -59,6 +63,9 @@ _POLL = 0.005      # seconds between looks at the workers when waiting for them
 _MAX_JOBS = 1024   # processes at most (the claims pipe holds every window number at once)
 _FRAME = struct.Struct("<I")       # the length of a message from a worker
 _CLAIM = struct.Struct("<H")       # a window number in the claims pipe
+#: the memory each process may hold windows in while their places in the output are not
+#: known yet (what does not fit goes to a file of its own and is copied from there)
+_ARENA_BYTES = 256 << 20
 _COUNTERS = ("events", "messages", "formatted", "unknown", "format_errors", "non_wpp", "headers")
 
 
@@ -131,7 +138,8 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
     """Decode ``inp`` (cli_fmt's input) in ``jobs`` processes into ``writer`` (see the
     module docstring): this process decodes the first window straight into the writer while
     forked workers decode theirs; the tail windows go to whichever process is free; each
-    window's output is appended in order as it grows. The windows' counts and read logs end
+    window's output is written at its place by the process that decoded it (a file), or
+    appended here in order as it grows. The windows' counts and read logs end
     up in ``decoder`` and ``inp.etl`` as if this process had decoded the whole file. Each
     message is compiled by one of the processes (``ProgramShare``). Where a window's start,
     taken from flush times, passed a record (a buffer holding a record later than its
@@ -148,19 +156,35 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
     share = _program_share()
     claims = _Claims(range(first, len(windows)))
     workers: list[_Worker] = []
+    places = _Places.for_output(writer, len(windows), out_dir)
     own = _OwnWindows(inp, opts, out_dir)
     decoder.share_programs(share)
     try:
         for k in range(1, first):             # forked before this process decodes anything
-            workers.append(_Worker.start(k, windows, claims, inp, decoder, opts, out_dir, workers))
+            workers.append(_Worker.start(k, windows, claims, inp, decoder, opts, out_dir, workers, places))
         forked = time.monotonic()
         view = RowView()                      # one for all this process's windows
         cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None, windows[0], view)
         writer.flush()
-        output = _Assembly(windows, inp.source, writer, workers, claims)
+        output = _Assembly(windows, inp.source, writer, workers, claims, places is not None)
         output.stops[0] = dict(inp.source.window_stops)
+        if places is not None:
+            places.sizes.set(0, places.end_of(writer))   # window 0's size: where it ends
         decoded = time.monotonic()
-        while not output.complete():
+        while places is not None:             # each window written at its place by its decoder
+            output.pump()
+            k = claims.take()
+            if k is None:
+                break
+            own.decode(decoder, k, windows[k], view, None, places)
+            output.stops[k] = own.results[k]["stops"]
+            places.write_ready()
+            decoded = time.monotonic()
+        if places is not None:
+            places.write_all(output.check)   # once the windows before them are sized
+            output.finish()
+            output.redo = output.first_started_wrong()
+        while places is None and not output.complete():   # else: appended here, in order
             output.pump()
             if output.complete():
                 break
@@ -183,9 +207,13 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
         output.finish()                       # every worker's results (or the reason it has none)
         limit = len(windows) if redo is None else redo
         own.forget_from(decoder, limit)       # (its windows from a redone one on)
+        if places is not None:                # the output's end, or where the rest goes
+            places.move_to(writer, places.sizes.start(redo if redo is not None else len(windows)))
         if redo is not None:                  # a window started too late: this process does the rest
             cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None, (windows[redo][0], None))
             writer.flush()
+            if places is not None:
+                places.cut_after(writer)      # (the windows written after it, left out)
         appended = time.monotonic()
         for worker in workers:
             worker.release()
@@ -194,6 +222,8 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
             worker.stop()
         own.close()
         claims.close()
+        if places is not None:
+            places.close()
         decoder.share_programs(None)
         if share is not None:
             share.close()
@@ -217,7 +247,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
                         [None if p["ended"] is None else p["ended"] - began for p in payloads],
                         appended - began, time.monotonic() - began)
     return ParallelRun([mine] + [tuple(p["shared"]) for p in payloads],
-                       redo, timeline, owners)
+                       redo, timeline, owners, places is not None)
 
 
 @fieldclass(frozen=True)
@@ -239,12 +269,14 @@ class ParallelRun:
     """What ``decode_parallel`` did: (messages compiled, messages taken from another's
     record) per process, this one first; the window from which this process decoded the
     rest itself (a window's start was wrong), or None; when its steps ended; which process
-    decoded each window (0: this one, k: the k-th worker)."""
+    decoded each window (0: this one, k: the k-th worker); whether each process wrote its
+    windows into the output file at their places (else this process appended them)."""
 
     shares: list[tuple[int, int]]
     redone_from: int | None
     timeline: Timeline
     owners: list[int]
+    in_place: bool
 
 
 def _started_right(source, lo: int, stops: dict[int, int] | None) -> bool:
@@ -328,8 +360,10 @@ class _Worker:
 
     @classmethod
     def start(cls, k: int, windows, claims: _Claims, inp, decoder, opts, out_dir: str | None,
-              started: list["_Worker"]) -> "_Worker":
-        file_fd = _window_file(out_dir)       # there from the start: appended as it grows
+              started: list["_Worker"], places: "_Places | None" = None) -> "_Worker":
+        # a file there from the start, appended as it grows; none when the worker writes its
+        # windows at their places itself
+        file_fd = _window_file(out_dir) if places is None else -1
         read_fd, write_fd = os.pipe()
         release_read, release_write = os.pipe()
         pid = os.fork()
@@ -338,7 +372,7 @@ class _Worker:
             os.close(release_write)
             for other in started:             # the workers before it are the parent's alone
                 other._close_fds()
-            _worker(k, windows, claims.fd, inp, decoder, opts, file_fd, write_fd, release_read)
+            _worker(k, windows, claims.fd, inp, decoder, opts, file_fd, write_fd, release_read, places)
         os.close(write_fd)
         os.close(release_read)
         os.set_blocking(read_fd, False)
@@ -417,9 +451,11 @@ class _Assembly:
     into the output. A window's start is checked against where the window before it stopped
     before any of it is appended (``redo``: the first window that started too late)."""
 
-    def __init__(self, windows: list, source, writer, workers: list[_Worker], claims: _Claims) -> None:
+    def __init__(self, windows: list, source, writer, workers: list[_Worker], claims: _Claims,
+                 in_place: bool = False) -> None:
         self.windows, self.source, self.writer = windows, source, writer
         self.workers, self.claims = workers, claims
+        self.in_place = in_place      # each process writes its windows at their places
         self.next = 1                 # the first window not wholly in the output
         self.copied = 0               # of its bytes, those in the output
         self.redo: int | None = None
@@ -476,6 +512,19 @@ class _Assembly:
             poller.poll(int(seconds * 1000))
         self.pump()
 
+    def check(self) -> None:
+        """Wait up to ``_POLL`` for news from a worker; fail if one has failed (a window
+        before this process's held ones may then never get its size)."""
+        self.wait(_POLL)
+        for worker in self.workers:
+            if (worker.payload is not None and worker.payload["error"]) or \
+                    (worker.finished and worker.payload is None):
+                raise self._failure(worker)
+
+    def first_started_wrong(self) -> int | None:
+        """The first window whose start passed a record (see ``started_right``), or None."""
+        return next((k for k in range(1, len(self.windows)) if not self.started_right(k)), None)
+
     def finish(self) -> None:
         """Wait for every worker's results; fail if a window the output needs has none."""
         while not all(worker.finished for worker in self.workers):
@@ -490,7 +539,7 @@ class _Assembly:
                 raise self._failure(worker)
 
     def _append(self) -> None:
-        while not self.complete():
+        while not self.in_place and not self.complete():
             k = self.next
             place = self.places.get(k)
             if place is None or place[2] is None:
@@ -560,9 +609,10 @@ class _OwnWindows:
             for k in later:
                 del self.results[k]
 
-    def decode(self, decoder, k: int, window, view, writer) -> tuple[int, int, int, dict] | None:
-        """Decode window k into ``writer`` (the output), or when None into this process's
-        own file: then (file, start, end, stops)."""
+    def decode(self, decoder, k: int, window, view, writer,
+               places: "_Places | None" = None) -> tuple[int, int, int, dict] | None:
+        """Decode window k into ``writer`` (the output), or when None at its place in the
+        output (``places``), or into this process's own file: then (file, start, end, stops)."""
         if self._source is None:
             from .engine import FileSource
             from .etlfile import EtlFile
@@ -570,11 +620,19 @@ class _OwnWindows:
             self._etl = EtlFile(self.inp.path)
             self._etl.adopt_index(self.inp.etl)
             self._source = FileSource(self._etl, trust_flush_times=True)
+        self._before[k] = (_counters(decoder), decoder.count_marks())
+        if places is not None:
+            from . import cli_fmt
+
+            stream, raw = places.stream_for(k)
+            writer = cli_fmt._writer(self.opts, stream, header=False)
+            self.results[k] = _decode_window(decoder, self._source, writer, self.opts, view, window)
+            places.finished(k, stream, raw)
+            return None
         placed = writer is None
         if placed:
             writer = self._own_writer()
             start = os.fstat(self._fd).st_size
-        self._before[k] = (_counters(decoder), decoder.count_marks())
         result = self.results[k] = _decode_window(decoder, self._source, writer, self.opts, view, window)
         return (self._fd, start, os.fstat(self._fd).st_size, result["stops"]) if placed else None
 
@@ -668,12 +726,13 @@ def _send(fd: int, message) -> None:
 
 
 def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: int,
-            result_fd: int, release_fd: int) -> None:
+            result_fd: int, release_fd: int, places: "_Places | None" = None) -> None:
     """Windows of the file decoded into the file ``file_fd`` (held to the end: freed as this
-    process ends): window k, then those taken from the claims; their places and results
-    sent back. The .etl file is opened anew (the parent's handle shares its offset across
-    the fork), with the parent's buffer index. Once released (``release_fd`` closed by the
-    parent, or the parent gone), the process ends. Never returns."""
+    process ends), or with ``places`` each at its place in the output: window k, then those
+    taken from the claims; where each begins and ends and their results sent back. The .etl
+    file is opened anew (the parent's handle shares its offset across the fork), with the
+    parent's buffer index. Once released (``release_fd`` closed by the parent, or the
+    parent gone), the process ends. Never returns."""
     status = 0
     try:
         results: dict[int, dict] = {}
@@ -686,22 +745,38 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
 
             etl = EtlFile(inp.path)
             etl.adopt_index(inp.etl)
+            stream = None
             try:
-                # (64 KiB buffer: the renderer's chunks go straight to the file, as fmt's own
-                # output does, not copied through the buffer)
-                with open(file_fd, "w", encoding="utf-8", newline="\n", buffering=1 << 16,
-                          closefd=False) as stream:
+                source = FileSource(etl, trust_flush_times=True)   # checked by the parent
+                view = RowView()
+                if places is None:
+                    # (64 KiB buffer: the renderer's chunks go straight to the file, as fmt's
+                    # own output does, not copied through the buffer)
+                    stream = open(file_fd, "w", encoding="utf-8", newline="\n", buffering=1 << 16,
+                                  closefd=False)
                     writer = cli_fmt._writer(opts, stream, header=False)
-                    source = FileSource(etl, trust_flush_times=True)   # checked by the parent
-                    view = RowView()
-                    window: int | None = k
-                    while window is not None:
+                window: int | None = k
+                while window is not None:
+                    if places is None:
                         _send(result_fd, ("begin", window, os.fstat(file_fd).st_size))
                         result = _decode_window(decoder, source, writer, opts, view, windows[window])
-                        results[window] = result
-                        _send(result_fd, ("end", window, os.fstat(file_fd).st_size, result["stops"]))
-                        window = _take(claims_fd)
+                        end = os.fstat(file_fd).st_size
+                    else:
+                        _send(result_fd, ("begin", window, 0))
+                        held, raw = places.stream_for(window)
+                        result = _decode_window(decoder, source, cli_fmt._writer(opts, held, header=False),
+                                                opts, view, windows[window])
+                        end = places.finished(window, held, raw)
+                    results[window] = result
+                    _send(result_fd, ("end", window, end, result["stops"]))
+                    if places is not None:
+                        places.write_ready()
+                    window = _take(claims_fd)
+                if places is not None:
+                    places.write_all(lambda: _wait_unless_released(release_fd))
             finally:
+                if stream is not None:
+                    stream.close()
                 etl.close()
         except BaseException:  # the parent reports it; a worker never raises past here
             import traceback
@@ -719,6 +794,245 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
         status = 1
     finally:
         os._exit(status)
+
+
+def _wait_unless_released(release_fd: int) -> None:
+    """Wait a moment for the sizes of the windows before this worker's held ones; fail if
+    the parent let go of it meanwhile (it failed, or is gone)."""
+    poller = select.poll()
+    poller.register(release_fd, select.POLLIN)
+    if poller.poll(1):
+        raise RuntimeError("released before its windows had their places in the output")
+
+
+class _Sizes:
+    """Each window's output size in bytes, in memory the run's processes share (mapped
+    before the fork); -1 until known. Window 0's is where it ends in the output (the output
+    may start with a header)."""
+
+    def __init__(self, windows: int) -> None:
+        self._map = mmap.mmap(-1, 8 * max(1, windows))        # shared, anonymous
+        self._sizes = memoryview(self._map).cast("q")        # (aligned 8-byte stores: whole)
+        for k in range(windows):
+            self._sizes[k] = -1
+
+    def set(self, k: int, size: int) -> None:
+        self._sizes[k] = size
+
+    def start(self, k: int) -> int | None:
+        """Where window k starts in the output, once every window before it has its size."""
+        total = 0
+        for size in self._sizes[:k]:
+            if size < 0:
+                return None
+            total += size
+        return total
+
+    def close(self) -> None:
+        self._sizes.release()
+        self._map.close()
+
+
+class _Places:
+    """The output, when it is a file: each process writes its windows at their places in
+    it, so no window's bytes are copied a second time. A window's place is known once every
+    window before it has its size (``_Sizes``); a window decoded before that is held in this
+    process's memory (``_ARENA_BYTES``, used again from its start once nothing is held;
+    past it, a file of its own) and written as soon as its place is known."""
+
+    def __init__(self, fd: int, sizes: _Sizes, out_dir: str | None) -> None:
+        self.fd, self.sizes, self.out_dir = fd, sizes, out_dir
+        self.held: dict[int, _Held] = {}
+        self.used = 0                 # of the arena, by the held windows
+        self._arena: mmap.mmap | None = None
+        self._spill_fd = -1
+
+    @classmethod
+    def for_output(cls, writer, windows: int, out_dir: str | None) -> "_Places | None":
+        fd = _raw_fd(writer)
+        if fd is None or not hasattr(os, "pwrite"):
+            return None
+        return cls(fd, _Sizes(windows), out_dir)
+
+    def end_of(self, writer) -> int:
+        """Where what ``writer`` wrote ends in the output file (flushed)."""
+        _flush_writer(writer)
+        return os.lseek(self.fd, 0, os.SEEK_CUR)
+
+    def stream_for(self, k: int):
+        """(text stream, its raw sink) for window k: at its place when known, else held."""
+        start = self.sizes.start(k)
+        raw = _AtPlace(self.fd, start) if start is not None else _Held(self)
+        return io.TextIOWrapper(io.BufferedWriter(raw, 1 << 16), encoding="utf-8", newline="\n"), raw
+
+    def finished(self, k: int, stream, raw) -> int:
+        """Window k is decoded: its size published; held until its place is known."""
+        stream.flush()
+        size = raw.size
+        stream.close()
+        self.sizes.set(k, size)
+        if isinstance(raw, _Held):
+            self.held[k] = raw
+        return size
+
+    def write_ready(self) -> None:
+        """Write the held windows whose places are known (in order: a later one's place
+        needs the earlier ones' sizes)."""
+        for k in sorted(self.held):
+            start = self.sizes.start(k)
+            if start is None:
+                break
+            self.held.pop(k).write_at(start)
+        if not self.held:
+            self.used = 0
+
+    def write_all(self, wait) -> None:
+        """Write every held window, calling ``wait()`` while one's place is not known yet."""
+        self.write_ready()
+        while self.held:
+            wait()
+            self.write_ready()
+
+    def arena(self) -> mmap.mmap | None:
+        if self._arena is None:
+            try:
+                self._arena = mmap.mmap(-1, _ARENA_BYTES, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            except (OSError, ValueError, AttributeError, OverflowError):
+                self._arena = False          # no room to be had: held windows go to the file
+            else:
+                if hasattr(mmap, "MADV_HUGEPAGE"):   # fewer page faults (where the system allows)
+                    try:
+                        self._arena.madvise(mmap.MADV_HUGEPAGE)
+                    except OSError:
+                        pass
+        return self._arena or None
+
+    def spill_fd(self) -> int:
+        if self._spill_fd < 0:
+            self._spill_fd = _window_file(self.out_dir)
+        return self._spill_fd
+
+    @staticmethod
+    def move_to(writer, position: int) -> None:
+        """Put ``writer``'s stream at ``position`` of the output."""
+        _flush_writer(writer).seek(position)
+
+    @staticmethod
+    def cut_after(writer) -> None:
+        """End the output where ``writer`` is."""
+        _flush_writer(writer).truncate()
+
+    def close(self) -> None:
+        if self._arena:
+            self._arena.close()
+        self._arena = None
+        if self._spill_fd >= 0:
+            os.close(self._spill_fd)
+            self._spill_fd = -1
+        self.sizes.close()
+
+
+def _flush_writer(writer):
+    """Flush a writer down to its file; its stream's byte buffer."""
+    writer.flush()
+    stream = writer.stream
+    stream.flush()
+    buffer = stream.buffer
+    buffer.flush()
+    return buffer
+
+
+class _AtPlace(io.RawIOBase):
+    """A window's bytes written straight at their place in the output file."""
+
+    def __init__(self, fd: int, start: int) -> None:
+        super().__init__()
+        self.fd, self.start, self.size = fd, start, 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        n = _pwrite_all(self.fd, data, self.start + self.size)
+        self.size += n
+        return n
+
+
+class _Held(io.RawIOBase):
+    """A window's bytes until its place is known: in the arena from where the held windows
+    end, then (past the arena) at the end of the process's own file."""
+
+    def __init__(self, places: _Places) -> None:
+        super().__init__()
+        self.places = places
+        self.memory = [places.used, places.used]      # [start, end) in the arena
+        self.file: list[int] | None = None            # [start, end) in the file
+
+    @property
+    def size(self) -> int:
+        return self.memory[1] - self.memory[0] + (self.file[1] - self.file[0] if self.file else 0)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        n = view.nbytes
+        places = self.places
+        if self.file is None:
+            arena = places.arena()
+            end = self.memory[1]
+            if arena is not None and end + n <= len(arena):
+                arena[end:end + n] = view
+                self.memory[1] = places.used = end + n
+                return n
+            fd = places.spill_fd()
+            at = os.lseek(fd, 0, os.SEEK_END)
+            self.file = [at, at]
+        fd = places.spill_fd()
+        _pwrite_all(fd, view, self.file[1])
+        self.file[1] += n
+        return n
+
+    def write_at(self, start: int) -> None:
+        places = self.places
+        lo, hi = self.memory
+        if hi > lo:
+            view = memoryview(places.arena())[lo:hi]
+            try:
+                _pwrite_all(places.fd, view, start)
+            finally:
+                view.release()
+        if self.file is not None:
+            at, end = self.file
+            _copy_at(places.spill_fd(), at, end - at, places.fd, start + hi - lo)
+
+
+def _pwrite_all(fd: int, data, at: int) -> int:
+    view = memoryview(data).cast("B")
+    done = 0
+    while done < view.nbytes:
+        done += os.pwrite(fd, view[done:], at + done)
+    return done
+
+
+def _copy_at(src: int, at: int, count: int, dst: int, to: int) -> None:
+    """Copy ``count`` bytes of file ``src`` from ``at`` into file ``dst`` at ``to``: in the
+    kernel where it can, else through this process."""
+    done = 0
+    try:
+        while done < count:
+            n = os.copy_file_range(src, dst, count - done, at + done, to + done)
+            if n <= 0:
+                break
+            done += n
+    except (OSError, AttributeError):
+        pass
+    while done < count:
+        chunk = os.pread(src, min(_COPY_CHUNK, count - done), at + done)
+        if not chunk:
+            raise OSError(f"a held window's file ends at byte {at + done}, {count - done} bytes early")
+        done += _pwrite_all(dst, chunk, to + done)
 
 
 def _copy_range(src: int, at: int, count: int, fd: int | None, writer, tail: bytearray) -> int:

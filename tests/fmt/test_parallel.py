@@ -418,17 +418,55 @@ def test_window_files_without_o_tmpfile_leave_nothing(traces, tmp_path, monkeypa
         os.close(fd)
 
 
+@pytest.mark.parametrize("arena", [parallel._ARENA_BYTES, 64, 0])
+def test_windows_are_written_at_their_places_in_a_file(traces, tmp_path, monkeypatch, arena):
+    """Into a file, each process writes its windows at their places; a window decoded
+    before the windows ahead of it are sized is held in memory, past the memory in a file of
+    its own (a small arena here; none at all: mapping it fails): the bytes and summary of one
+    process either way, and nothing left beside the output."""
+    from wpptrace.decoder import cli_fmt
+
+    etls, tmfs = traces["synth"]
+    parent = os.getpid()
+    real = cli_fmt._decode_sources
+
+    def first_window_held_up(decoder, writer, opts, sources, progress, window=None, view=None):
+        if os.getpid() == parent and window is not None and window[0] is None:
+            time.sleep(0.5)                 # the worker's windows wait for window 0's size
+        return real(decoder, writer, opts, sources, progress, window, view)
+
+    one = _output_and_summary(tmp_path, 1, etls[0], tmf_files=tmfs, utc=True)
+    runs = _runs_noted(monkeypatch)
+    monkeypatch.setattr(cli_fmt, "_decode_sources", first_window_held_up)
+    if arena:
+        monkeypatch.setattr(parallel, "_ARENA_BYTES", arena)
+    else:
+        real_mmap = parallel.mmap.mmap
+
+        def no_private_memory(*args, **kwargs):      # the arena (the sizes' map is shared)
+            if kwargs.get("flags", 0) & parallel.mmap.MAP_PRIVATE:
+                raise OSError(12, "Cannot allocate memory")
+            return real_mmap(*args, **kwargs)
+        monkeypatch.setattr(parallel.mmap, "mmap", no_private_memory)
+    assert _output_and_summary(tmp_path, 2, etls[0], tmf_files=tmfs, utc=True) == one
+    [run] = runs
+    assert run.in_place and run.owners[:2] == [0, 1] and 1 in run.owners[2:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out1", "out2", "sum1", "sum2"]
+
+
 def test_jobs_into_a_text_stream_keep_characters_whole(traces, monkeypatch):
     """A text stream (no file to copy into) gets the workers' output through its encoder,
     a few bytes at a time here: characters cut between two reads are written whole."""
     etls, tmfs = traces["synth"]
     monkeypatch.setattr(parallel, "_COPY_CHUNK", 7)
+    noted = _runs_noted(monkeypatch)
     runs = {}
     for j in (1, 2):
         code, out, err = run_fmt_capture(etls[0], tmf_files=tmfs, jobs=j, utc=True)
         assert code == 0, err
         runs[j] = out
     assert runs[2] == runs[1]
+    assert not noted[0].in_place                         # appended here, through the encoder
     assert any(ord(ch) > 0x7FF for ch in runs[1])        # three-byte characters to cut
 
 
