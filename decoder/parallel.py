@@ -46,6 +46,7 @@ from itertools import accumulate
 
 from wpptrace._fieldclass import fieldclass
 
+from .buffers import ReadStats
 from .jobs import AUTO_MIN_BYTES, default_jobs, usable_cores
 
 TYPE_CHECKING = False   # typing, tempfile and traceback are not imported on -j's path: 26 ms
@@ -677,7 +678,7 @@ def _decode_window(decoder, source, writer, opts, view, window) -> dict:
         "errors": [(issue.offset, issue.message) for issue in etl.errors[before["errors"]:]],
         "issues_dropped": after["issues_dropped"] - before["issues_dropped"],
         "stats": {name: ({kind: n - before["stats"][name].get(kind, 0) for kind, n in value.items()}
-                         if name == "by_kind" else value - before["stats"][name])
+                         if isinstance(value, dict) else value - before["stats"][name])
                   for name, value in after["stats"].items()},
     }
 
@@ -689,13 +690,12 @@ def _counters(decoder) -> dict[str, int]:
 
 def _snapshot(decoder, etl) -> dict:
     stats = etl.stats
+    values = {name: getattr(stats, name) for name in ReadStats.__match_args__}
     return {
         "counters": _counters(decoder),
         "errors": len(etl.errors),
         "issues_dropped": etl.issues_dropped,
-        "stats": {"buffers": stats.buffers, "compressed_buffers": stats.compressed_buffers,
-                  "by_kind": dict(stats.by_kind), "damaged": stats.damaged,
-                  "unreadable_buffers": stats.unreadable_buffers},
+        "stats": {name: dict(value) if isinstance(value, dict) else value for name, value in values.items()},
     }
 
 
@@ -711,9 +711,10 @@ def _add_reads(etl, result: dict) -> None:
     etl.issues_dropped += result["issues_dropped"]
     stats = etl.stats
     for name, value in result["stats"].items():
-        if name == "by_kind":
+        if isinstance(value, dict):                 # counts by kind
+            totals = getattr(stats, name)
             for kind, n in value.items():
-                stats.by_kind[kind] = stats.by_kind.get(kind, 0) + n
+                totals[kind] = totals.get(kind, 0) + n
         else:
             setattr(stats, name, getattr(stats, name) + value)
 

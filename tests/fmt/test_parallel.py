@@ -287,6 +287,27 @@ def test_jobs_on_a_damaged_file_report_the_damage_once(tmp_path, corpus):
     assert runs[1][2]
 
 
+def test_a_window_s_read_log_carries_every_read_stat(traces):
+    """A window's read log carries every total of the reader's ``ReadStats``, and adding it
+    adds each one (a total added there reaches the -j summary with no list to keep in step)."""
+    from types import SimpleNamespace
+
+    from wpptrace.decoder.buffers import ReadStats
+
+    decoder = SimpleNamespace(counters=SimpleNamespace(**dict.fromkeys(parallel._COUNTERS, 0)))
+    etls, _tmfs = traces["driver"]
+    with EtlFile(etls[0]) as etl:
+        snapshot = parallel._snapshot(decoder, etl)["stats"]
+        assert set(snapshot) == set(ReadStats.__match_args__)
+        result = {"errors": [], "issues_dropped": 0,
+                  "stats": {name: ({kind: 1 for kind in value} if isinstance(value, dict) else 1)
+                            for name, value in snapshot.items()}}
+        parallel._add_reads(etl, result)
+        for name, value in snapshot.items():
+            expected = {kind: n + 1 for kind, n in value.items()} if isinstance(value, dict) else value + 1
+            assert getattr(etl.stats, name) == expected, name
+
+
 def test_jobs_on_a_truncated_file_report_it_once(tmp_path, corpus):
     """The file ends inside a buffer: the index says so once (the workers use the parent's
     index), and -j 2 prints what -j 1 prints."""
