@@ -850,8 +850,10 @@ class _Places:
 
     @classmethod
     def for_output(cls, writer, windows: int, out_dir: str | None) -> "_Places | None":
+        """Places in ``writer``'s file; None when its output is not a file that writes go to
+        where they are asked to (a file opened to append, ``>>``, takes every write at its end)."""
         fd = _raw_fd(writer)
-        if fd is None or not hasattr(os, "pwrite"):
+        if fd is None or not hasattr(os, "pwrite") or _appends(fd):
             return None
         return cls(fd, _Sizes(windows), out_dir)
 
@@ -931,6 +933,14 @@ class _Places:
             os.close(self._spill_fd)
             self._spill_fd = -1
         self.sizes.close()
+
+
+def _appends(fd: int) -> bool:
+    try:
+        import fcntl
+    except ImportError:            # no fcntl: no O_APPEND to find out about, nor pwrite
+        return True
+    return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND)
 
 
 def _flush_writer(writer):

@@ -2,6 +2,7 @@
 Lines, the summary), whatever the cut times; damage is reported once."""
 from __future__ import annotations
 
+import io
 import os
 import time
 
@@ -473,6 +474,45 @@ def test_windows_are_written_at_their_places_in_a_file(traces, tmp_path, monkeyp
     [run] = runs
     assert run.in_place and run.owners[:2] == [0, 1] and 1 in run.owners[2:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out1", "out2", "sum1", "sum2"]
+
+
+def test_jobs_into_a_file_opened_to_append_keep_the_order(traces, tmp_path, monkeypatch):
+    """Output to a file opened to append (``>> file``: every write lands at its end,
+    wherever it was asked to go): the windows are appended here, in order, after what the
+    file held; the same bytes as one process, even when a worker writes last."""
+    from wpptrace.decoder import cli_fmt
+
+    etls, tmfs = traces["driver"]
+    parent = os.getpid()
+    real_ready = parallel._Places.write_ready
+
+    def worker_writes_late(self):
+        if os.getpid() != parent:
+            time.sleep(0.3)
+        return real_ready(self)
+
+    monkeypatch.setattr(parallel._Places, "write_ready", worker_writes_late)
+    real = cli_fmt._decode_sources
+
+    def worker_held_up(decoder, writer, opts, sources, progress, window=None, view=None):
+        if os.getpid() != parent:
+            time.sleep(0.3)                 # this process's tail windows are decoded first
+        return real(decoder, writer, opts, sources, progress, window, view)
+
+    monkeypatch.setattr(cli_fmt, "_decode_sources", worker_held_up)
+    runs = _runs_noted(monkeypatch)
+    outputs = {}
+    for j in (1, 2):
+        path = tmp_path / f"appended{j}.txt"
+        path.write_text("what the file held\n")
+        with open(path, "a", encoding="utf-8", newline="\n") as out:
+            code = cli_fmt.run_fmt(cli_fmt.FmtOptions(files=[str(etls[0])], tmf_dirs=tmfs, utc=True, jobs=j),
+                                   out=out, err=io.StringIO())
+        assert code == 0
+        outputs[j] = path.read_bytes()
+    assert outputs[2] == outputs[1] and outputs[1].startswith(b"what the file held\n")
+    [run] = runs
+    assert not run.in_place and 1 in run.owners
 
 
 def test_jobs_into_a_text_stream_keep_characters_whole(traces, monkeypatch):
