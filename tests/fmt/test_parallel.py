@@ -476,6 +476,21 @@ def test_windows_are_written_at_their_places_in_a_file(traces, tmp_path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out1", "out2", "sum1", "sum2"]
 
 
+def test_the_rest_redone_from_a_place_ends_the_file_there(tmp_path):
+    """Redoing the rest from a window's place writes over what the windows from there put
+    in and ends the file where the redone rest ends, shorter or not."""
+    from wpptrace.decoder import output as outmod
+
+    path = tmp_path / "out.txt"
+    with open(path, "w", encoding="utf-8", newline="\n") as stream:
+        writer = outmod.TextWriter(stream)
+        writer.write_utf8(b"window 0\nwindow 1, written long\n")
+        parallel._Places.move_to(writer, len(b"window 0\n"))
+        writer.write_utf8(b"redone\n")
+        parallel._Places.cut_after(writer)
+    assert path.read_bytes() == b"window 0\nredone\n"
+
+
 def test_jobs_into_a_file_opened_to_append_keep_the_order(traces, tmp_path, monkeypatch):
     """Output to a file opened to append (``>> file``: every write lands at its end,
     wherever it was asked to go): the windows are appended here, in order, after what the
