@@ -114,6 +114,35 @@ def _runs_noted(monkeypatch) -> list:
     return runs
 
 
+def _hold_up(monkeypatch, marker: pathlib.Path, held: str) -> None:
+    """Hold one process of a ``-j 2`` run (``held``: "worker" or "parent") in its first
+    window until the other has found no window left to take (it then touches ``marker``):
+    the other process takes every tail window, however fast each core is."""
+    from wpptrace.decoder import cli_fmt
+
+    parent = os.getpid()
+    real_take, real_decode = parallel._take, cli_fmt._decode_sources
+
+    def is_held() -> bool:
+        return (os.getpid() != parent) == (held == "worker")
+
+    def take(fd):
+        k = real_take(fd)
+        if k is None and not is_held():
+            marker.touch()
+        return k
+
+    def held_up(decoder, writer, opts, sources, progress, window=None, view=None):
+        if window is not None and is_held():
+            deadline = time.monotonic() + 60
+            while not marker.exists() and time.monotonic() < deadline:
+                time.sleep(0.005)
+        return real_decode(decoder, writer, opts, sources, progress, window, view)
+
+    monkeypatch.setattr(parallel, "_take", take)
+    monkeypatch.setattr(cli_fmt, "_decode_sources", held_up)
+
+
 def test_a_worker_started_past_its_records_is_redone_here(traces, tmp_path, monkeypatch):
     """Buffers flushed before their own records (a clock gone wrong): the worker's start,
     taken from flush times, is past records of its window; this process sees it where its
@@ -148,26 +177,16 @@ def test_a_redone_tail_window_leaves_out_what_came_after_it(traces, tmp_path, mo
     it and the windows after it (the worker held up in its first window): those windows'
     output and counts are left out and the rest is decoded here, the bytes and summary of
     one process."""
-    from wpptrace.decoder import cli_fmt
-
     etls, tmfs = traces["driver"]
     whole, _buffers, _errors = _order(etls[0])
     times = sorted({row[0] for row in whole if row[0] is not None})
     cuts = [None] + [times[len(times) * k // 6] for k in range(1, 6)] + [None]
     doctored = tmp_path / "early.etl"
     _flushed_too_early(etls[0], doctored, cuts[3])               # window 3 starts too late
-    parent = os.getpid()
-    real = cli_fmt._decode_sources
-
-    def worker_held_up(decoder, writer, opts, sources, progress, window=None, view=None):
-        if os.getpid() != parent:
-            time.sleep(1.0)
-        return real(decoder, writer, opts, sources, progress, window, view)
-
     runs = _runs_noted(monkeypatch)
     monkeypatch.setattr(parallel, "cut_keys", lambda *_a, **_k: cuts)
     one = _output_and_summary(tmp_path, 1, doctored, tmf_dirs=tmfs, utc=True)
-    monkeypatch.setattr(cli_fmt, "_decode_sources", worker_held_up)
+    _hold_up(monkeypatch, tmp_path / "out-of-windows", "worker")
     assert _output_and_summary(tmp_path, 2, doctored, tmf_dirs=tmfs, utc=True) == one
     [run] = runs
     assert run.redone_from == 3 and run.owners == [0, 1, 0, 0, 0, 0]
@@ -191,24 +210,14 @@ def test_the_timeline_of_a_run_is_in_step_order(traces, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("slow", ["worker", "parent"])
 def test_a_free_process_takes_the_tail_windows(traces, tmp_path, monkeypatch, slow):
-    """The tail windows go to whichever process is free: with the worker held up, this
-    process takes them all; with this process held up in its first window, the worker
-    does. The bytes and the summary are the ones one process gives either way."""
-    from wpptrace.decoder import cli_fmt
-
+    """The tail windows go to whichever process is free: with the worker held up in its
+    first window, this process takes them all; with this process held up in its first
+    window, the worker does. The bytes and the summary are the ones one process gives
+    either way."""
     etls, tmfs = traces["driver"]
-    parent = os.getpid()
-    real = cli_fmt._decode_sources
-
-    def held_up(decoder, writer, opts, sources, progress, window=None, view=None):
-        worker = os.getpid() != parent
-        if window is not None and (worker if slow == "worker" else window[0] is None):
-            time.sleep(1.0)
-        return real(decoder, writer, opts, sources, progress, window, view)
-
     runs = _runs_noted(monkeypatch)
     one = _output_and_summary(tmp_path, 1, etls[0], tmf_dirs=tmfs, utc=True)
-    monkeypatch.setattr(cli_fmt, "_decode_sources", held_up)
+    _hold_up(monkeypatch, tmp_path / "out-of-windows", slow)
     assert _output_and_summary(tmp_path, 2, etls[0], tmf_dirs=tmfs, utc=True) == one
     [run] = runs
     owners = run.owners
@@ -446,20 +455,11 @@ def test_windows_are_written_at_their_places_in_a_file(traces, tmp_path, monkeyp
     before the windows ahead of it are sized is held in memory, past the memory in a file of
     its own (a small arena here; none at all: mapping it fails): the bytes and summary of one
     process either way, and nothing left beside the output."""
-    from wpptrace.decoder import cli_fmt
-
     etls, tmfs = traces["synth"]
-    parent = os.getpid()
-    real = cli_fmt._decode_sources
-
-    def first_window_held_up(decoder, writer, opts, sources, progress, window=None, view=None):
-        if os.getpid() == parent and window is not None and window[0] is None:
-            time.sleep(0.5)                 # the worker's windows wait for window 0's size
-        return real(decoder, writer, opts, sources, progress, window, view)
-
     one = _output_and_summary(tmp_path, 1, etls[0], tmf_files=tmfs, utc=True)
     runs = _runs_noted(monkeypatch)
-    monkeypatch.setattr(cli_fmt, "_decode_sources", first_window_held_up)
+    marker = tmp_path.parent / f"{tmp_path.name}-out-of-windows"   # (the test lists tmp_path)
+    _hold_up(monkeypatch, marker, "parent")   # every worker window waits for window 0's size
     if arena:
         monkeypatch.setattr(parallel, "_ARENA_BYTES", arena)
     else:
@@ -472,7 +472,7 @@ def test_windows_are_written_at_their_places_in_a_file(traces, tmp_path, monkeyp
         monkeypatch.setattr(parallel.mmap, "mmap", no_private_memory)
     assert _output_and_summary(tmp_path, 2, etls[0], tmf_files=tmfs, utc=True) == one
     [run] = runs
-    assert run.in_place and run.owners[:2] == [0, 1] and 1 in run.owners[2:]
+    assert run.in_place and run.owners == [0] + [1] * (len(run.owners) - 1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out1", "out2", "sum1", "sum2"]
 
 
@@ -507,14 +507,7 @@ def test_jobs_into_a_file_opened_to_append_keep_the_order(traces, tmp_path, monk
         return real_ready(self)
 
     monkeypatch.setattr(parallel._Places, "write_ready", worker_writes_late)
-    real = cli_fmt._decode_sources
-
-    def worker_held_up(decoder, writer, opts, sources, progress, window=None, view=None):
-        if os.getpid() != parent:
-            time.sleep(0.3)                 # this process's tail windows are decoded first
-        return real(decoder, writer, opts, sources, progress, window, view)
-
-    monkeypatch.setattr(cli_fmt, "_decode_sources", worker_held_up)
+    _hold_up(monkeypatch, tmp_path / "out-of-windows", "worker")   # this process's tail first
     runs = _runs_noted(monkeypatch)
     outputs = {}
     for j in (1, 2):
@@ -527,7 +520,7 @@ def test_jobs_into_a_file_opened_to_append_keep_the_order(traces, tmp_path, monk
         outputs[j] = path.read_bytes()
     assert outputs[2] == outputs[1] and outputs[1].startswith(b"what the file held\n")
     [run] = runs
-    assert not run.in_place and 1 in run.owners
+    assert not run.in_place and run.owners == [0, 1] + [0] * (len(run.owners) - 2)
 
 
 def test_jobs_into_a_text_stream_keep_characters_whole(traces, monkeypatch):
