@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import struct
 import time
-
-from wpptrace._fieldclass import fieldclass
+from collections import namedtuple
 
 from ._hazmat import ProgramTable
 
@@ -31,17 +30,10 @@ _FORMS = ("text", "csv", "jsonl")
 WAIT_SECONDS = 1.0
 
 
-@fieldclass(frozen=True)
-class SharedRecord:
-    """What another process published of a message."""
-
-    component: str
-    name: str
-    has_prefix: bool
-    unknown: str | None
-    prefix_program: int       # the shared prefix program the blob calls, -1 for none
-    blob: bytes
-    decoration: bytes | None
+#: What another process published of a message: component, name, has_prefix, unknown (its
+#: Unknown line, or None), prefix_program (the shared prefix program the blob calls, -1 for
+#: none), blob, decoration (or None). A named tuple: one is made per message installed.
+SharedRecord = namedtuple("SharedRecord", "component name has_prefix unknown prefix_program blob decoration")
 
 
 class ProgramShare:
@@ -88,6 +80,9 @@ class ProgramShare:
         """The record of a slot another process claimed, once published; None when it was
         refused, does not come within ``seconds``, or is not for this mode."""
         table = self.table
+        data = table.record(slot)             # published already: most often
+        if data is not None:
+            return unpack(data, mode)
         state = table.state(slot)
         if state == table.CLAIMED:
             deadline = time.monotonic() + seconds
@@ -108,17 +103,19 @@ def unpack(data: bytes | None, mode: bytes) -> SharedRecord | None:
     """A record's fields; None when it is not whole or was made for another mode."""
     if data is None or len(data) < RECORD.size:
         return None
-    made_for, flags, prefix_program, *lengths = RECORD.unpack_from(data)
-    if made_for != mode or RECORD.size + sum(lengths) != len(data):
+    made_for, flags, prefix_program, components, names, unknowns, blobs, decorations = \
+        RECORD.unpack_from(data)
+    name_at = RECORD.size + components
+    unknown_at = name_at + names
+    blob_at = unknown_at + unknowns
+    decoration_at = blob_at + blobs
+    if made_for != mode or decoration_at + decorations != len(data):
         return None
-    parts, at = [], RECORD.size
-    for length in lengths:
-        parts.append(data[at:at + length])
-        at += length
-    component, name, unknown, blob, decoration = parts
     try:
-        return SharedRecord(component.decode(), name.decode(), bool(flags & _HAS_PREFIX),
-                            unknown.decode() if flags & _UNKNOWN else None, prefix_program, blob,
-                            decoration if flags & _DECORATED else None)
+        return SharedRecord(data[RECORD.size:name_at].decode(), data[name_at:unknown_at].decode(),
+                            bool(flags & _HAS_PREFIX),
+                            data[unknown_at:blob_at].decode() if flags & _UNKNOWN else None,
+                            prefix_program, data[blob_at:decoration_at],
+                            data[decoration_at:] if flags & _DECORATED else None)
     except UnicodeDecodeError:
         return None

@@ -637,14 +637,17 @@ class WppDecoder:
         mode = share.mode(self._printer_mode)
         if mode is None:
             return [self._raw_entry(*key) for key in keys]
+        prefix = -1
         if not self._printer_mode[0]:
-            self._shared_prefix()     # registered first in every process: one id in all
+            prefix = self._shared_prefix()   # registered first in every process: one id in all
+            prefix = -1 if prefix is None else prefix
         entries: list = [None] * len(keys)
         later = []
+        claim, raw_entries = table.claim, self._raw_entries
         for k, key in enumerate(keys):
-            entry = self._raw_entries.get(key)
+            entry = raw_entries.get(key)
             if entry is None:
-                slot, state = share.claim(*key)
+                slot, state = claim(*key)
                 if state == table.MINE:
                     entry = self._raw_entry(*key)
                     blob, decoration = self._program_code(entry)
@@ -659,13 +662,14 @@ class WppDecoder:
                     entry = self._raw_entry(*key)
             entries[k] = entry
         for k, slot in later:
-            entries[k] = self._installed_entry(keys[k], share.wait(slot, mode))
+            entries[k] = self._installed_entry(keys[k], share.wait(slot, mode), prefix)
         return entries
 
-    def _installed_entry(self, key: tuple[bytes, int], record) -> _Entry:
+    def _installed_entry(self, key: tuple[bytes, int], record, prefix: int) -> _Entry:
         """The entry of a message from another process's record, its program installed; the
-        message compiled here when there is no usable record."""
-        if record is None or (record.prefix_program >= 0 and record.prefix_program != self._shared_prefix()):
+        message compiled here when there is no usable record (or it calls a prefix program
+        other than this process's ``prefix``)."""
+        if record is None or (record.prefix_program >= 0 and record.prefix_program != prefix):
             return self._raw_entry(*key)
         guid_le, number = key
         guid = self._guid(guid_le)
