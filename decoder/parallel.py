@@ -16,9 +16,10 @@ a window's place is known once the windows before it have their sizes, which the
 share; one decoded before that is held in memory until then. Otherwise (a pipe, a console)
 the workers decode into files with no name and this process appends each window's output in
 window order, as it grows (``_Assembly``); a tail window it takes itself goes straight into
-the output when every window before it is in, else into a file of its own. Each window's counts (messages, Unknowns, format errors, per-message counts for the
-summary) and read log (buffers, damage: each buffer is accounted by one window) are added to
-this process's in window order, so the summary and the warnings are the ones one process
+the output when every window before it is in, else into a file of its own. Each window's
+counts (messages, Unknowns, format errors, per-message counts for the summary) and read log
+(buffers, damage: each buffer is accounted by one window) are added to this process's in
+window order, so the summary and the warnings are the ones one process
 gives. Each message is compiled by the first process that needs it; the others install its
 program from a table shared across the fork (decoder.program_share).
 
@@ -172,20 +173,17 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
         if places is not None:
             places.sizes.set(0, places.end_of(writer))   # window 0's size: where it ends
         decoded = time.monotonic()
-        while places is not None:             # each window written at its place by its decoder
-            output.pump()
-            k = claims.take()
-            if k is None:
-                break
-            own.decode(decoder, k, windows[k], view, None, places)
-            output.stops[k] = own.results[k]["stops"]
-            places.write_ready()
-            decoded = time.monotonic()
-        if places is not None:
+        if places is not None:                # each window written at its place by its decoder
+            for k in iter(claims.take, None):
+                output.pump()
+                own.decode(decoder, k, windows[k], view, None, places)
+                output.stops[k] = own.results[k]["stops"]
+                places.write_ready()
+                decoded = time.monotonic()
             places.write_all(output.check)   # once the windows before them are sized
             output.finish()
             output.redo = output.first_started_wrong()
-        while places is None and not output.complete():   # else: appended here, in order
+        while places is None and not output.complete():   # else appended here, in order
             output.pump()
             if output.complete():
                 break
