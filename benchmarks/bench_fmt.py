@@ -547,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
                 for fmt, _label in FORMATS:
                     runs.setdefault((name, fmt, 1), []).append(run_child(path, fmt, 1, os.devnull))
             machine.append(machine_speedup())
-            for jobs in (2, 1):   # -j needs a real output file (the windows are appended to it)
+            for jobs in (2, 1):   # -j needs a real output file (the windows are written at their places)
                 runs.setdefault(("unique", "text", jobs, "file"), []).append(
                     run_child(unique, "text", jobs, out))
                 os.unlink(out)    # each run makes a new file (replacing one costs its freeing)
@@ -648,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{taken[0] or 'none'}, the worker {taken[1] or 'none'}): this process's last "
               f"decoded after {steps['decoded'] - steps['forked']:.3f} s, the worker's after "
               f"{worker_windows} s; "
-              f"the last bytes appended {(appended - last) * 1e3:.0f} ms after the later one, the "
+              f"the last bytes in the output {(appended - last) * 1e3:.0f} ms after the later one, the "
               f"run's end {(j2['wall'] - appended) * 1e3:.0f} ms after that. Outside its windows "
               f"the run took {outside * 1e3:.0f} ms: with that and two processes slowed "
               f"{slowdown:.2f}x, and the rest of -j 1's time split evenly, -j 2 can give at most "

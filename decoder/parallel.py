@@ -253,8 +253,8 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
 class Timeline:
     """When each step of a ``decode_parallel`` call ended, in seconds from its start: the
     workers forked (the window cuts made before), this process's last window decoded, each
-    worker's last window decoded, every output appended, the call's end (the workers
-    released, the windows' counts added)."""
+    worker's last window decoded, every window in the output (written or appended), the
+    call's end (the workers released, the windows' counts added)."""
 
     forked: float
     decoded: float

@@ -195,7 +195,7 @@ def test_a_redone_tail_window_leaves_out_what_came_after_it(traces, tmp_path, mo
 def test_the_timeline_of_a_run_is_in_step_order(traces, tmp_path, monkeypatch):
     """decode_parallel tells when each step ended: workers forked, this process's last
     window decoded, each worker's last window decoded (on the clock every process shares),
-    all appended, the end; each step after the one it waits for."""
+    every window in the output, the end; each step after the one it waits for."""
     etls, tmfs = traces["driver"]
     runs = _runs_noted(monkeypatch)
     code, _stdout, err = run_fmt_capture(etls[0], tmf_dirs=tmfs, output=str(tmp_path / "out"), utc=True,
