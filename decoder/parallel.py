@@ -343,12 +343,13 @@ def _take(fd: int) -> int | None:
 
 
 class _Worker:
-    """A forked process decoding windows into a file with no name (``_window_file``, held by
-    both processes): its first window, then those it takes from the claims. Its messages
-    come through a pipe, each a length and a pickle (one program on both ends): where each
-    window begins and ends in its file, then its results (each window's counts and read
-    log, or what failed). Once not needed, this process closes the file and releases the
-    worker (closing the release pipe): the worker holds the file last, so freeing its blocks
+    """A forked process decoding windows: its first window, then those it takes from the
+    claims, each written at its place in the output (``_Places``), or, when this process
+    appends, into a file with no name (``_window_file``, held by both processes). Its
+    messages come through a pipe, each a length and a pickle (one program on both ends):
+    where each window begins and ends, then its results (each window's counts and read log,
+    or what failed). Once not needed, this process closes its file and releases the worker
+    (closing the release pipe): the worker holds its files last, so freeing their blocks
     (10 ms for 75 MB) happens as it ends, on its own core."""
 
     def __init__(self, k: int, pid: int, fd: int, file_fd: int, release_fd: int) -> None:
@@ -448,7 +449,9 @@ class _Assembly:
     window is appended from the file it is decoded into (a worker's, or this process's own)
     as it grows, once every window before it is in, unless this process decoded it straight
     into the output. A window's start is checked against where the window before it stopped
-    before any of it is appended (``redo``: the first window that started too late)."""
+    before any of it is appended (``redo``: the first window that started too late). With
+    ``in_place`` (each process writes its own windows at their places) it appends nothing:
+    it takes the workers' news, notes where their windows stopped, and finds failures."""
 
     def __init__(self, windows: list, source, writer, workers: list[_Worker], claims: _Claims,
                  in_place: bool = False) -> None:
@@ -995,11 +998,9 @@ class _Held(io.RawIOBase):
                 arena[end:end + n] = view
                 self.memory[1] = places.used = end + n
                 return n
-            fd = places.spill_fd()
-            at = os.lseek(fd, 0, os.SEEK_END)
+            at = os.lseek(places.spill_fd(), 0, os.SEEK_END)
             self.file = [at, at]
-        fd = places.spill_fd()
-        _pwrite_all(fd, view, self.file[1])
+        _pwrite_all(places.spill_fd(), view, self.file[1])
         self.file[1] += n
         return n
 
@@ -1025,18 +1026,27 @@ def _pwrite_all(fd: int, data, at: int) -> int:
     return done
 
 
-def _copy_at(src: int, at: int, count: int, dst: int, to: int) -> None:
-    """Copy ``count`` bytes of file ``src`` from ``at`` into file ``dst`` at ``to``: in the
-    kernel where it can, else through this process."""
+def _kernel_copy(src: int, at: int, count: int, dst: int, to: int | None) -> int:
+    """Bytes of file ``src`` from ``at`` copied into file ``dst`` by copy_file_range (at
+    ``to``, or at ``dst``'s own offset when None), up to ``count``: fewer where the kernel
+    cannot (another file system, a file opened to append, no copy_file_range)."""
     done = 0
     try:
         while done < count:
-            n = os.copy_file_range(src, dst, count - done, at + done, to + done)
+            n = os.copy_file_range(src, dst, count - done, at + done,
+                                   None if to is None else to + done)
             if n <= 0:
                 break
             done += n
     except (OSError, AttributeError):
         pass
+    return done
+
+
+def _copy_at(src: int, at: int, count: int, dst: int, to: int) -> None:
+    """Copy ``count`` bytes of file ``src`` from ``at`` into file ``dst`` at ``to``: in the
+    kernel where it can, else through this process."""
+    done = _kernel_copy(src, at, count, dst, to)
     while done < count:
         chunk = os.pread(src, min(_COPY_CHUNK, count - done), at + done)
         if not chunk:
@@ -1049,27 +1059,17 @@ def _copy_range(src: int, at: int, count: int, fd: int | None, writer, tail: byt
     into ``fd`` when given, else through the writer, whole characters at a time (``tail``:
     the start of a character cut by the end of what was there, written with the next bytes).
     Reads at explicit offsets: the worker writes through the same open file, at its offset."""
-    copied = 0
-    if fd is not None:
-        try:
-            while copied < count:
-                done = os.copy_file_range(src, fd, count - copied, at + copied)
-                if done <= 0:
-                    break
-                copied += done
-        except OSError:
-            pass
-    if copied < count:
-        while copied < count:
-            chunk = os.pread(src, min(_COPY_CHUNK, count - copied), at + copied)
-            if not chunk:
-                break
-            copied += len(chunk)
-            tail += chunk
-            whole = _whole_characters(tail)
-            if whole:
-                writer.write_utf8(bytes(tail[:whole]))
-                del tail[:whole]
+    copied = _kernel_copy(src, at, count, fd, None) if fd is not None else 0
+    while copied < count:
+        chunk = os.pread(src, min(_COPY_CHUNK, count - copied), at + copied)
+        if not chunk:
+            break
+        copied += len(chunk)
+        tail += chunk
+        whole = _whole_characters(tail)
+        if whole:
+            writer.write_utf8(bytes(tail[:whole]))
+            del tail[:whole]
     return copied
 
 

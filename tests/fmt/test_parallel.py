@@ -400,8 +400,8 @@ def test_a_failing_worker_fails_the_run_and_leaves_the_output_alone(traces, tmp_
 
 
 def test_released_workers_end_and_leave_nothing(traces, tmp_path, monkeypatch):
-    """After a run, each worker (released once its output is appended, freeing its file as
-    it ends) ends and is reaped; nothing is left beside the output."""
+    """After a run, each worker (released once its windows are in the output) ends and is
+    reaped; nothing is left beside the output."""
     etls, tmfs = traces["driver"]
     forked = _forks_noted(monkeypatch)
     out = tmp_path / "out.txt"
@@ -420,28 +420,48 @@ def test_released_workers_end_and_leave_nothing(traces, tmp_path, monkeypatch):
             time.sleep(0.01)
 
 
-def test_window_files_without_o_tmpfile_leave_nothing(traces, tmp_path, monkeypatch):
-    """Where the file system has no unnamed files (O_TMPFILE), a worker's output goes to a
-    temporary file whose name is removed at once: the same bytes, nothing left beside the
-    output, whatever the run's end."""
-    real_open = os.open
+@pytest.mark.parametrize("path", ["appended", "held"])
+def test_window_files_without_o_tmpfile_leave_nothing(traces, tmp_path, monkeypatch, path):
+    """Where the file system has no unnamed files (O_TMPFILE), a file a run makes for
+    window output (a worker's output that this process appends, or windows held past the
+    memory a process holds them in) is a temporary file whose name is removed at once: the
+    same bytes, nothing left beside the output."""
+    import tempfile
+
+    real_open, real_mkstemp = os.open, tempfile.mkstemp
+    named = []
 
     def no_tmpfile(path, flags, *args, **kwargs):
         if flags & getattr(os, "O_TMPFILE", 0) == getattr(os, "O_TMPFILE", -1):
             raise IsADirectoryError(21, "Is a directory", path)  # what old kernels answer
         return real_open(path, flags, *args, **kwargs)
 
+    def mkstemp(*args, **kwargs):
+        named.append(os.getpid())
+        return real_mkstemp(*args, **kwargs)
+
     etls, tmfs = traces["synth"]
+    runs = _runs_noted(monkeypatch)
     outputs = {}
     for j in (1, 2):
         if j == 2:
             monkeypatch.setattr(os, "open", no_tmpfile)
+            monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+            if path == "appended":
+                monkeypatch.setattr(parallel._Places, "for_output", classmethod(lambda *_a: None))
+            else:
+                monkeypatch.setattr(parallel, "_ARENA_BYTES", 64)
+                _hold_up(monkeypatch, tmp_path.parent / f"{tmp_path.name}-out-of-windows", "parent")
         out = tmp_path / f"out{j}.txt"
         code, _stdout, err = run_fmt_capture(etls[0], tmf_files=tmfs, output=str(out), utc=True, jobs=j)
         assert code == 0, err
         outputs[j] = out.read_bytes()
     assert outputs[2] == outputs[1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out1.txt", "out2.txt"]
+    [run] = runs
+    assert run.in_place == (path == "held")
+    if path == "appended":
+        assert named and set(named) == {os.getpid()}   # the worker's file among them, made here
     fd = parallel._window_file(str(tmp_path))
     try:
         assert os.fstat(fd).st_nlink == 0 and os.fstat(fd).st_mode & 0o777 == 0o600
