@@ -1010,7 +1010,10 @@ class _Held(io.RawIOBase):
         if hi > lo:
             view = memoryview(places.arena())[lo:hi]
             try:
-                _pwrite_all(places.fd, view, start)
+                # a piece at a time: the file system locks the file for the whole of a write,
+                # and the other processes' writes to it would wait for all of a window's bytes
+                for at in range(0, hi - lo, _COPY_CHUNK):
+                    _pwrite_all(places.fd, view[at:at + _COPY_CHUNK], start + at)
             finally:
                 view.release()
         if self.file is not None:

@@ -496,6 +496,33 @@ def test_windows_are_written_at_their_places_in_a_file(traces, tmp_path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out1", "out2", "sum1", "sum2"]
 
 
+def test_a_held_window_is_written_a_piece_at_a_time(tmp_path, monkeypatch):
+    """A held window goes into the output in pieces of at most ``_COPY_CHUNK`` bytes: the
+    file system locks the file for the whole of one write, so one write of a window held
+    in memory (tens of MB) would stop the other processes' writes until it ends."""
+    data = bytes(range(256)) * 40                       # 10,240 bytes: three pieces
+    monkeypatch.setattr(parallel, "_COPY_CHUNK", 4096)
+    path = tmp_path / "out.bin"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    places = parallel._Places(fd, parallel._Sizes(2), str(tmp_path))
+    sizes = []
+    real_pwrite = os.pwrite
+
+    def noted_pwrite(fd, chunk, at):
+        sizes.append(memoryview(chunk).nbytes)
+        return real_pwrite(fd, chunk, at)
+    try:
+        held = parallel._Held(places)
+        held.write(data)
+        monkeypatch.setattr(parallel.os, "pwrite", noted_pwrite)
+        held.write_at(7)
+    finally:
+        places.close()
+        os.close(fd)
+    assert sizes == [4096, 4096, 2048]
+    assert path.read_bytes() == bytes(7) + data
+
+
 def test_the_rest_redone_from_a_place_ends_the_file_there(tmp_path):
     """Redoing the rest from a window's place writes over what the windows from there put
     in and ends the file where the redone rest ends, shorter or not."""
