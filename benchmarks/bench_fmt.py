@@ -32,7 +32,9 @@ Targets (one run prints each figure and its verdict):
   on the machine right now, how much slower a ``-j 1`` run gets while a second one runs
   beside it (two cores that share caches, memory bandwidth and a host give less than two on
   real work), and a split that shares nothing: the file's two halves decoded at once by two
-  fresh processes;
+  fresh processes; each round's ratio (its ``-j 1`` run against the ``-j 2`` run just before
+  it: the VM's speed drifts within seconds), and the same ratio without the fixed cost (each
+  process decodes the file once, then times a second run with every message compiled);
 * the 1,000-event file with the 90 TMFs formatted in under 0.3 s wall, Python start-up and
   imports shown separately;
 * peak RSS under 100 MB for 1M events in one process.
@@ -209,9 +211,25 @@ def _cached(name: str, events: int, make) -> pathlib.Path:
 
 # -- one fmt run in its own process ---------------------------------------------------------
 
-def child(path: str, output_format: str, jobs: int, output: str) -> int:
-    """``--child``: one ``wpptrace fmt`` run; prints its figures as JSON."""
+def child(path: str, output_format: str, jobs: int, output: str, compiled: bool = False) -> int:
+    """``--child``: one ``wpptrace fmt`` run; prints its figures as JSON. ``compiled``: the
+    file is decoded once first (one process, to /dev/null) and the timed run reuses that
+    decoder, every message compiled: the run without its fixed cost."""
+    from wpptrace.decoder import wpp
     from wpptrace.decoder.cli_fmt import FmtOptions, run_fmt
+
+    if compiled:
+        made = []
+
+        def one_decoder(*args, **kwargs):
+            if not made:
+                made.append(decoder_class(*args, **kwargs))
+            return made[0]
+        decoder_class, wpp.WppDecoder = wpp.WppDecoder, one_decoder
+        run_fmt(FmtOptions(files=[path], tmf_dirs=[str(TMF_DIR)], output=os.devnull,
+                           summary=os.devnull, progress="never", output_format=output_format, jobs=1))
+        made[0].counters = type(made[0].counters)()      # the timed run's totals only
+        made[0].restore_counts([])
 
     # -j's module is imported here to see its steps; a -j run imports it inside the run, so
     # the time it takes is added to the run's
@@ -307,10 +325,11 @@ def _installed_env() -> dict:
     return env
 
 
-def _start_child(path: pathlib.Path, output_format: str, jobs: int, output: str) -> subprocess.Popen:
+def _start_child(path: pathlib.Path, output_format: str, jobs: int, output: str,
+                 compiled: bool = False) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, __file__, "--child", str(path), output_format,
-                             str(jobs), output], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=_installed_env())
+                             str(jobs), output] + ["compiled"] * compiled, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_installed_env())
 
 
 def _child_result(proc: subprocess.Popen, output_format: str, jobs: int) -> dict:
@@ -323,8 +342,9 @@ def _child_result(proc: subprocess.Popen, output_format: str, jobs: int) -> dict
     return result
 
 
-def run_child(path: pathlib.Path, output_format: str, jobs: int, output: str) -> dict:
-    return _child_result(_start_child(path, output_format, jobs, output), output_format, jobs)
+def run_child(path: pathlib.Path, output_format: str, jobs: int, output: str,
+              compiled: bool = False) -> dict:
+    return _child_result(_start_child(path, output_format, jobs, output, compiled), output_format, jobs)
 
 
 def run_pair(path: pathlib.Path, outputs: tuple[str, str]) -> list[dict]:
@@ -518,7 +538,7 @@ def _verdict(ok: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
-        return child(argv[1], argv[2], int(argv[3]), argv[4])
+        return child(argv[1], argv[2], int(argv[3]), argv[4], argv[5:6] == ["compiled"])
     if argv[:1] == ["--window-child"]:
         return window_child(argv[1], int(argv[2]), argv[3])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -547,15 +567,16 @@ def main(argv: list[str] | None = None) -> int:
                 for fmt, _label in FORMATS:
                     runs.setdefault((name, fmt, 1), []).append(run_child(path, fmt, 1, os.devnull))
             machine.append(machine_speedup())
-            for jobs in (2, 1):   # -j needs a real output file (the windows are written at their places)
-                runs.setdefault(("unique", "text", jobs, "file"), []).append(
-                    run_child(unique, "text", jobs, out))
-                os.unlink(out)    # each run makes a new file (replacing one costs its freeing)
+            for compiled in (False, True):
+                for jobs in (2, 1):   # -j needs a real output file (the windows are written at their places)
+                    runs.setdefault(("unique", "text", jobs, "file", compiled), []).append(
+                        run_child(unique, "text", jobs, out, compiled))
+                    os.unlink(out)    # each run makes a new file (replacing one costs its freeing)
             # two -j 1 runs at once, between two alone (this VM's speed drifts within seconds)
             pair = run_pair(unique, (out, out + ".2"))
             after = run_child(unique, "text", 1, out)
             os.unlink(out)
-            alone = (runs[("unique", "text", 1, "file")][-1]["wall"] + after["wall"]) / 2
+            alone = (runs[("unique", "text", 1, "file", False)][-1]["wall"] + after["wall"]) / 2
             slowdowns.append(max(r["wall"] for r in pair) / alone)
             pair_steal.append(max(r["steal"] for r in pair))
             splits.append(run_split(unique, (out, out + ".2")))
@@ -603,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
     # the fastest run of each: a run the host took time from uses less CPU time but more wall
     # time, so the least CPU time can pick the most disturbed run (a -j 2 run with 30% of the
     # vCPUs' time stolen: 1.06 s of wall, 0.87 s of CPU)
-    j1_runs, j2_runs = runs[("unique", "text", 1, "file")], runs[("unique", "text", 2, "file")]
+    j1_runs, j2_runs = runs[("unique", "text", 1, "file", False)], runs[("unique", "text", 2, "file", False)]
     j1, j2 = min(j1_runs, key=lambda r: r["wall"]), min(j2_runs, key=lambda r: r["wall"])
     speedup = j1["wall"] / j2["wall"]
     walls = [", ".join(f"{r['wall']:.2f}" for r in each) for each in (j1_runs, j2_runs)]
@@ -632,6 +653,21 @@ def main(argv: list[str] | None = None) -> int:
           f"so 2 processes give at most {2 / slowdown:.2f}x here, and -j 2 with its fixed cost at "
           f"most {ceiling:.2f}x (it reached {speedup / ceiling:.0%} of that); the host took "
           f"{', '.join(f'{v:.0%}' for v in pair_steal)} of the vCPUs' time during the pairs")
+    paired = [one["wall"] / two["wall"] for one, two in zip(j1_runs, j2_runs)]
+    print(f"  each round's -j 1 against the -j 2 run just before it: "
+          f"{', '.join(f'{r:.2f}x' for r in paired)} (median {statistics.median(paired):.2f}x; the "
+          f"VM's speed drifts within seconds, so the two runs of a round are closer in speed than "
+          f"the fastest of each)")
+    c1_runs = runs[("unique", "text", 1, "file", True)]
+    c2_runs = runs[("unique", "text", 2, "file", True)]
+    compiled_paired = [one["wall"] / two["wall"] for one, two in zip(c1_runs, c2_runs)]
+    c_median = statistics.median(compiled_paired)
+    c_walls = [", ".join(f"{r['wall']:.2f}" for r in each) for each in (c1_runs, c2_runs)]
+    print(f"  without the fixed cost (each process decodes the file once first, then the timed run "
+          f"reuses its decoder, every message compiled): -j 1 took {c_walls[0]} s, -j 2 "
+          f"{c_walls[1]} s; each round's ratio "
+          f"{', '.join(f'{r:.2f}x' for r in compiled_paired)} (median {c_median:.2f}x, "
+          f"{c_median / (2 / slowdown):.0%} of what two processes give here)")
     steps = j2.get("steps") or {}
     if steps.get("workers_decoded") and None not in steps["workers_decoded"]:
         began = steps["began"]
