@@ -17,6 +17,7 @@ import os
 import sys
 import time
 
+from wpptrace._cliutil import RawDescriptionHelpFormatter
 from wpptrace._fieldclass import field, fieldclass
 from wpptrace import _outputs as outputs
 
@@ -530,7 +531,7 @@ def _describe(exc: BaseException) -> str:
 # -- wpptrace fmt command line ------------------------------------------------------------
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.formatter_class = RawDescriptionHelpFormatter
     parser.description = (
         "Decode the WPP (TraceMessage) records of .etl files into tracefmt text, CSV or JSON\n"
         "Lines, using TMF files, directories or private PDBs. Messages without a format print\n"

@@ -1104,9 +1104,9 @@ def _window_file(directory: str | None) -> int:
             return os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600)
         except OSError:
             pass                   # not on this file system: a named file, unnamed at once
-    import tempfile
+    from wpptrace._outputs import new_private_file
 
-    fd, path = tempfile.mkstemp(prefix=".wpptrace-fmt-", dir=directory)
+    fd, path = new_private_file(directory, ".wpptrace-fmt-", "")
     os.unlink(path)
     return fd
 

@@ -14,6 +14,8 @@ import argparse
 import os
 import sys
 
+from wpptrace._cliutil import RawDescriptionHelpFormatter
+
 from .cli_fmt import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, FmtOptions, run_fmt
 
 __all__ = ["main", "build_parser", "options_from_args"]
@@ -33,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tracefmt",
         add_help=False,
         allow_abbrev=False,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionHelpFormatter,
         description="Format the WPP trace messages of .etl files (tracefmt-compatible options).",
         epilog=(
             "Text goes to FmtFile.txt and the summary to FmtSum.txt unless -o is given\n"

@@ -18,6 +18,7 @@ import os
 import sys
 import uuid
 
+from wpptrace._cliutil import RawDescriptionHelpFormatter
 from wpptrace.provider import api, session_cli, sessions
 from wpptrace.provider._hazmat import lib
 from wpptrace.winerror import Win32Error
@@ -66,7 +67,7 @@ def _int(text: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tracelog", prefix_chars="-", allow_abbrev=False, add_help=False,
                                 description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                formatter_class=RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
     what = p.add_mutually_exclusive_group()
     for command in _COMMANDS:

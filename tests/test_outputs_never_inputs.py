@@ -293,3 +293,38 @@ def test_an_output_over_a_directory_is_refused_as_before(tmp_path):
     with pytest.raises(IsADirectoryError):
         outputs.replace_file(str(source), str(target))
     assert (target / "keep").read_text() == "x" and source.read_text() == "new\n"
+
+
+def test_a_new_private_file_is_new_private_and_never_followed(tmp_path, monkeypatch):
+    """``new_private_file`` makes a file only its owner can read, under a name nothing had
+    (a name that exists, even as a link to elsewhere, is passed over for another)."""
+    fd, path = outputs.new_private_file(str(tmp_path), ".out.", ".partial")
+    os.close(fd)
+    name = os.path.basename(path)
+    assert name.startswith(".out.") and name.endswith(".partial")
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("kept\n")
+    taken = [b"\x00" * 6, b"\x00" * 6, b"\x01" * 6]        # two names taken, then a free one
+    (tmp_path / ".x.000000000000").symlink_to(elsewhere)
+    monkeypatch.setattr(outputs.os, "urandom", lambda n: taken.pop(0))
+    fd, path = outputs.new_private_file(str(tmp_path), ".x.", "")
+    os.close(fd)
+    assert os.path.basename(path) == ".x.010101010101" and not taken
+    assert elsewhere.read_text() == "kept\n"
+
+
+def test_writing_an_output_does_not_import_tempfile(capture, tmf_dir, tmp_path):
+    """A decode into a file imports no module it does not use (tempfile alone costs a run
+    about 6 ms: shutil, random, bz2, lzma)."""
+    code = textwrap.dedent(f"""
+        import sys
+        from wpptrace.decoder import tracefmt
+        tracefmt.main([{str(capture)!r}, "-p", {str(tmf_dir)!r}, "-o", {str(tmp_path / "out.txt")!r},
+                       "-nosummary"])
+        print(sorted(m for m in ("tempfile", "shutil", "random") if m in sys.modules))
+    """)
+    proc = run("-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "out.txt").stat().st_size > 0

@@ -13,6 +13,7 @@ import os
 import sys
 
 from . import __version__
+from ._cliutil import HelpFormatter
 
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -27,7 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="wpptrace",
+        prog="wpptrace", formatter_class=HelpFormatter,
         description="Classic ETW / WPP tracing for Python and Linux: write, read and decode .etl files.",
     )
     parser.add_argument("--version", action="version", version=f"wpptrace {__version__}")
@@ -36,7 +37,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for name, (module, help_text) in SUBCOMMANDS.items():
         if only is not None and name != only:
             continue   # each parser costs start-up; only --help and errors list the others
-        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp = sub.add_parser(name, help=help_text, description=help_text,
+                            formatter_class=HelpFormatter)
         importlib.import_module(module).add_arguments(sp)
         sp.set_defaults(_module=module)
     return parser

@@ -426,9 +426,9 @@ def test_window_files_without_o_tmpfile_leave_nothing(traces, tmp_path, monkeypa
     window output (a worker's output that this process appends, or windows held past the
     memory a process holds them in) is a temporary file whose name is removed at once: the
     same bytes, nothing left beside the output."""
-    import tempfile
+    from wpptrace import _outputs
 
-    real_open, real_mkstemp = os.open, tempfile.mkstemp
+    real_open, real_new_file = os.open, _outputs.new_private_file
     named = []
 
     def no_tmpfile(path, flags, *args, **kwargs):
@@ -436,9 +436,9 @@ def test_window_files_without_o_tmpfile_leave_nothing(traces, tmp_path, monkeypa
             raise IsADirectoryError(21, "Is a directory", path)  # what old kernels answer
         return real_open(path, flags, *args, **kwargs)
 
-    def mkstemp(*args, **kwargs):
+    def new_named_file(*args, **kwargs):
         named.append(os.getpid())
-        return real_mkstemp(*args, **kwargs)
+        return real_new_file(*args, **kwargs)
 
     etls, tmfs = traces["synth"]
     runs = _runs_noted(monkeypatch)
@@ -446,7 +446,7 @@ def test_window_files_without_o_tmpfile_leave_nothing(traces, tmp_path, monkeypa
     for j in (1, 2):
         if j == 2:
             monkeypatch.setattr(os, "open", no_tmpfile)
-            monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+            monkeypatch.setattr(_outputs, "new_private_file", new_named_file)
             if path == "appended":
                 monkeypatch.setattr(parallel._Places, "for_output", classmethod(lambda *_a: None))
             else:

@@ -15,13 +15,13 @@ import logging
 import signal
 import sys
 
-from wpptrace._cliutil import complain
+from wpptrace._cliutil import RawDescriptionHelpFormatter, complain
 
 PROG = "collect"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.formatter_class = RawDescriptionHelpFormatter
     parser.description = __doc__.split("\n\n", 1)[1]
     parser.add_argument("--listen", required=True, metavar="[HOST:]PORT",
                         help="where relays connect (no HOST: every interface)")

@@ -14,13 +14,13 @@ import signal
 import sys
 import uuid
 
-from wpptrace._cliutil import complain
+from wpptrace._cliutil import RawDescriptionHelpFormatter, complain
 
 PROG = "relay"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.formatter_class = RawDescriptionHelpFormatter
     parser.description = __doc__.split("\n\n", 1)[1]
     parser.add_argument("session", metavar="SESSION", help="a running real-time session")
     parser.add_argument("--to", required=True, metavar="HOST:PORT", help="the collector")
