@@ -36,6 +36,14 @@ class RawDescriptionHelpFormatter(HelpFormatter, argparse.RawDescriptionHelpForm
     """``HelpFormatter`` with descriptions and epilogs kept as written."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser laid out by ``HelpFormatter`` unless told otherwise; the parsers of
+    its subcommands are of this class too."""
+
+    def __init__(self, *args, formatter_class: type = HelpFormatter, **kwargs) -> None:
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+
 def add_output_dir_option(parser: argparse.ArgumentParser, help: str) -> None:
     """``-o/--output/-p DIR`` (tracepdb's -p spelling too), default the current directory."""
     parser.add_argument("-o", "--output", "-p", dest="output", default=".", metavar="DIR", help=help)

@@ -13,7 +13,7 @@ import os
 import sys
 
 from . import __version__
-from ._cliutil import HelpFormatter
+from ._cliutil import ArgumentParser
 
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -27,8 +27,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="wpptrace", formatter_class=HelpFormatter,
+    parser = ArgumentParser(
+        prog="wpptrace",
         description="Classic ETW / WPP tracing for Python and Linux: write, read and decode .etl files.",
     )
     parser.add_argument("--version", action="version", version=f"wpptrace {__version__}")
@@ -37,8 +37,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for name, (module, help_text) in SUBCOMMANDS.items():
         if only is not None and name != only:
             continue   # each parser costs start-up; only --help and errors list the others
-        sp = sub.add_parser(name, help=help_text, description=help_text,
-                            formatter_class=HelpFormatter)
+        sp = sub.add_parser(name, help=help_text, description=help_text)
         importlib.import_module(module).add_arguments(sp)
         sp.set_defaults(_module=module)
     return parser
