@@ -546,13 +546,22 @@ def test_jobs_into_a_file_opened_to_append_keep_the_order(traces, tmp_path, monk
 
     etls, tmfs = traces["driver"]
     parent = os.getpid()
-    real_ready = parallel._Places.write_ready
+    real_ready, real_all = parallel._Places.write_ready, parallel._Places.write_all
+    written = tmp_path.parent / f"{tmp_path.name}-written-here"   # (the test lists tmp_path)
 
-    def worker_writes_late(self):
+    def written_here(self, wait):
+        real_all(self, wait)
+        if os.getpid() == parent:
+            written.touch()
+
+    def worker_writes_late(self):          # had it pwritten, after every window of this process
         if os.getpid() != parent:
-            time.sleep(0.3)
+            deadline = time.monotonic() + 60
+            while not written.exists() and time.monotonic() < deadline:
+                time.sleep(0.005)
         return real_ready(self)
 
+    monkeypatch.setattr(parallel._Places, "write_all", written_here)
     monkeypatch.setattr(parallel._Places, "write_ready", worker_writes_late)
     _hold_up(monkeypatch, tmp_path / "out-of-windows", "worker")   # this process's tail first
     runs = _runs_noted(monkeypatch)
