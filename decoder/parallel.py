@@ -624,12 +624,7 @@ class _OwnWindows:
             self._source = FileSource(self._etl, trust_flush_times=True)
         self._before[k] = (_counters(decoder), decoder.count_marks())
         if places is not None:
-            from . import cli_fmt
-
-            stream, raw = places.stream_for(k)
-            writer = cli_fmt._writer(self.opts, stream, header=False)
-            self.results[k] = _decode_window(decoder, self._source, writer, self.opts, view, window)
-            places.finished(k, stream, raw)
+            self.results[k] = places.decode(k, decoder, self._source, self.opts, view, window)[0]
             return None
         placed = writer is None
         if placed:
@@ -765,10 +760,7 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
                         end = os.fstat(file_fd).st_size
                     else:
                         _send(result_fd, ("begin", window, 0))
-                        held, raw = places.stream_for(window)
-                        result = _decode_window(decoder, source, cli_fmt._writer(opts, held, header=False),
-                                                opts, view, windows[window])
-                        end = places.finished(window, held, raw)
+                        result, end = places.decode(window, decoder, source, opts, view, windows[window])
                     results[window] = result
                     _send(result_fd, ("end", window, end, result["stops"]))
                     if places is not None:
@@ -863,21 +855,23 @@ class _Places:
         _flush_writer(writer)
         return os.lseek(self.fd, 0, os.SEEK_CUR)
 
-    def stream_for(self, k: int):
-        """(text stream, its raw sink) for window k: at its place when known, else held."""
+    def decode(self, k: int, decoder, source, opts, view, window) -> tuple[dict, int]:
+        """Decode window k (``_decode_window``) at its place when known, else held until it
+        is; its size published. (its results, its size)"""
+        from . import cli_fmt
+
         start = self.sizes.start(k)
         raw = _AtPlace(self.fd, start) if start is not None else _Held(self)
-        return io.TextIOWrapper(io.BufferedWriter(raw, 1 << 16), encoding="utf-8", newline="\n"), raw
-
-    def finished(self, k: int, stream, raw) -> int:
-        """Window k is decoded: its size published; held until its place is known."""
+        stream = io.TextIOWrapper(io.BufferedWriter(raw, 1 << 16), encoding="utf-8", newline="\n")
+        result = _decode_window(decoder, source, cli_fmt._writer(opts, stream, header=False),
+                                opts, view, window)
         stream.flush()
         size = raw.size
         stream.close()
         self.sizes.set(k, size)
         if isinstance(raw, _Held):
             self.held[k] = raw
-        return size
+        return result, size
 
     def write_ready(self) -> None:
         """Write the held windows whose places are known (in order: a later one's place

@@ -313,18 +313,3 @@ def test_a_new_private_file_is_new_private_and_never_followed(tmp_path, monkeypa
     assert os.path.basename(path) == ".x.010101010101" and not taken
     assert elsewhere.read_text() == "kept\n"
 
-
-def test_writing_an_output_does_not_import_tempfile(capture, tmf_dir, tmp_path):
-    """A decode into a file imports no module it does not use (tempfile alone costs a run
-    about 6 ms: shutil, random, bz2, lzma)."""
-    code = textwrap.dedent(f"""
-        import sys
-        from wpptrace.decoder import tracefmt
-        tracefmt.main([{str(capture)!r}, "-p", {str(tmf_dir)!r}, "-o", {str(tmp_path / "out.txt")!r},
-                       "-nosummary"])
-        print(sorted(m for m in ("tempfile", "shutil", "random") if m in sys.modules))
-    """)
-    proc = run("-c", code)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().splitlines()[-1] == "[]"
-    assert (tmp_path / "out.txt").stat().st_size > 0

@@ -5,13 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 #: modules a one-process text run must not import (what pulls them in, if it ever comes back)
 UNWANTED = (
     "dataclasses",          # inspect, ast, dis, tokenize; code compiled per class
     "inspect",
     "pickle",               # decoder.parallel, for -j N only
     "traceback",
-    "tempfile",             # an output file to replace only (not /dev/null); importlib.resources
+    "tempfile",             # importlib.resources (outputs make their temporary file themselves)
+    "shutil",               # argparse's default formatter (the terminal's width), tempfile
     "importlib.resources",  # the WDK's WPP types, when a message needs them
     "typing",               # type checkers only: annotations are strings
     "json",                 # JSON Lines only
@@ -20,28 +23,34 @@ UNWANTED = (
 _RUN = """
 import sys
 from wpptrace import cli
-code = cli.main(sys.argv[1:])
+from wpptrace.decoder import tracefmt
+main = {{"fmt": lambda argv: cli.main(["fmt", *argv]), "tracefmt": tracefmt.main}}[{command!r}]
+code = main(sys.argv[1:])
 print(",".join(name for name in {unwanted!r} if name in sys.modules))
 sys.exit(code)
 """
 
 
-def test_fmt_imports_no_heavy_module(fmt_data, fmt_tmf):
-    res = subprocess.run([sys.executable, "-c", _RUN.format(unwanted=UNWANTED), "fmt",
-                          str(fmt_data / "wppstr-sample.etl"), "-p", str(fmt_tmf), "-j", "1",
-                          "-o", "/dev/null"], capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize("command", ["fmt", "tracefmt"])
+def test_fmt_imports_no_heavy_module(fmt_data, fmt_tmf, tmp_path, command):
+    """Into a file (replaced through a temporary file beside it), from both commands."""
+    out = tmp_path / "out.txt"
+    res = subprocess.run([sys.executable, "-c", _RUN.format(unwanted=UNWANTED, command=command),
+                          str(fmt_data / "wppstr-sample.etl"), "-p", str(fmt_tmf),
+                          *(["-j", "1"] if command == "fmt" else []), "-o", str(out)],
+                         capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == ""
+    assert out.stat().st_size > 0
 
 
 #: what a -j run into a file must not import either: before the fork every process waits for
-#: them (typing and traceback, with tempfile, cost 26 ms there); pickle carries the workers'
-#: news, tempfile makes the output beside its name (one process does too)
-UNWANTED_PARALLEL = tuple(name for name in UNWANTED if name not in ("pickle", "json", "tempfile"))
+#: them (typing, traceback and tempfile cost 26 ms there); pickle carries the workers' news
+UNWANTED_PARALLEL = tuple(name for name in UNWANTED if name != "pickle")
 
 
 def test_fmt_jobs_import_no_heavy_module(fmt_data, fmt_tmf, tmp_path):
-    res = subprocess.run([sys.executable, "-c", _RUN.format(unwanted=UNWANTED_PARALLEL), "fmt",
+    res = subprocess.run([sys.executable, "-c", _RUN.format(unwanted=UNWANTED_PARALLEL, command="fmt"),
                           str(fmt_data / "wppstr-sample.etl"), "-p", str(fmt_tmf), "-j", "2",
                           "-o", str(tmp_path / "out.txt")], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
