@@ -46,14 +46,20 @@ enum { WPT_FREE = 0, WPT_STARTING = 1, WPT_RUNNING = 2, WPT_STOPPING = 3, WPT_ST
 /* ---- shared session memory ------------------------------------------------------------- */
 
 #define WPT_SHM_MAGIC   0x314d4853u   /* "SHM1" */
-#define WPT_SHM_VERSION 1u
+#define WPT_SHM_VERSION 2u
 
 /* Buffer life: FREE (in the free stack) -> ACTIVE (a slot's current buffer; closed when full)
  * -> RETIRED (out of its slot, waiting for the flusher) -> FLUSHING -> FREE, or QUARANTINED
  * when a live writer's reservation in it had to be abandoned (never reused: that writer may
- * still store into it). */
+ * still store into it). Each install starts a new generation of the buffer; its phase word
+ * carries the generation next to the phase, so a retiring writer that was held up between
+ * emptying the slot and setting RETIRED cannot mark a later generation of the same buffer,
+ * which the flusher would then take while writers still fill it. */
 enum { WPT_BUF_FREE = 0, WPT_BUF_ACTIVE = 1, WPT_BUF_RETIRED = 2, WPT_BUF_FLUSHING = 3,
        WPT_BUF_QUARANTINED = 4 };
+static inline uint64_t wpt_phase(uint32_t generation, uint32_t phase) {
+    return ((uint64_t)generation << 32) | phase;
+}
 
 /* A record's first word while it is being written: its size, and bit 31 clear (every
  * committed record kind has bit 31 set). The second word holds the writer's thread id until
@@ -67,13 +73,14 @@ typedef struct {
 
 typedef struct {
     _Atomic uint64_t state;    /* generation << 32 | bytes reserved (incl. header) | WPT_CLOSED */
-    _Atomic uint32_t phase;    /* WPT_BUF_* */
+    _Atomic uint64_t phase;    /* generation << 32 | WPT_BUF_* (wpt_phase) */
     _Atomic uint32_t next;     /* free stack link: index + 1 */
     _Atomic uint32_t processor;   /* stream it was installed in */
     _Atomic uint32_t stream_seq;  /* its install number in that stream (1, 2, ...) */
     _Atomic uint32_t backed;   /* memory committed (fallocate) */
-    uint32_t pad[9];
+    uint32_t pad[8];
 } wpt_desc;
+_Static_assert(sizeof(wpt_desc) == 64, "one descriptor per cache line");
 
 typedef struct {
     /* set once by the creator */
@@ -232,7 +239,8 @@ uint32_t wpt_pool_pop(wpt_view *v);
 void  wpt_wake_flusher(wpt_shm *sh);
 /* Slow paths of wpt_reserve: a buffer for an empty slot; a closed buffer out of its slot. */
 ULONG wpt_install_buffer(wpt_view *v, wpt_slot *slot, uint32_t stream);
-void  wpt_retire(wpt_view *v, wpt_slot *slot, uint64_t word);
+/* Retire generation `generation` of the buffer a slot holds as `word` (the buffer is closed). */
+void  wpt_retire(wpt_view *v, wpt_slot *slot, uint64_t word, uint32_t generation);
 
 static inline unsigned char *wpt_buffer_data(const wpt_view *v, uint32_t index1) {
     return v->data + (size_t)(index1 - 1) * v->buffer_size;
@@ -262,6 +270,20 @@ static inline int wpt_cpu_number(void) {
 }
 #else
 static inline int wpt_cpu_number(void) { return sched_getcpu(); }
+#endif
+
+/* Test builds (-DWPT_TEST_POINTS) call wpt_test_point at these steps of the lock-free paths,
+ * where a test holds a writer to force an interleaving; other builds have no such call. */
+enum {
+    WPT_POINT_RESERVE_SLOT_LOADED = 1,   /* wpt_reserve read the slot, not its buffer's state */
+    WPT_POINT_INSTALL_PREPARED = 2,      /* a new buffer is ready, not in the slot yet */
+    WPT_POINT_RETIRE_SLOT_EMPTIED = 3,   /* the slot is empty, the buffer not RETIRED yet */
+};
+#ifdef WPT_TEST_POINTS
+extern void (*wpt_test_point)(int point);
+#define WPT_TEST_POINT(point) do { if (wpt_test_point) wpt_test_point(point); } while (0)
+#else
+#define WPT_TEST_POINT(point) ((void)0)
 #endif
 
 /* Reserve `size` bytes (zero-filled) in the current processor's buffer of the session the
@@ -302,14 +324,24 @@ static inline ULONG wpt_reserve(TRACEHANDLE h, uint32_t size, wpt_reservation *r
             }
             continue;
         }
+        WPT_TEST_POINT(WPT_POINT_RESERVE_SLOT_LOADED);
         wpt_desc *b = &v->desc[index1 - 1];
         uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
+        /* The slot still holds this install (install counts only grow), so `st` is the state
+         * of the generation the slot holds. Only that generation is reserved in or closed: a
+         * writer held up here or between its tries never touches a later one, which may be
+         * an install that never reaches a slot. */
+        if (__builtin_expect(atomic_load_explicit(&slot->word, memory_order_acquire) != word, 0))
+            continue;
+        uint32_t generation = (uint32_t)(st >> 32);
         for (;;) {
             uint32_t off = (uint32_t)st;
-            if (off & WPT_CLOSED) break;
+            if ((uint32_t)(st >> 32) != generation || (off & WPT_CLOSED)) break;
             if (off + aligned > v->buffer_size) {
-                atomic_fetch_or_explicit(&b->state, WPT_CLOSED, memory_order_acq_rel);
-                break;
+                if (atomic_compare_exchange_weak_explicit(&b->state, &st, st | WPT_CLOSED,
+                                                          memory_order_acq_rel, memory_order_acquire))
+                    break;
+                continue;
             }
             /* The timestamp is read between loading the state and the CAS: a successful CAS
              * means every earlier record of the buffer took its timestamp before ours. */
@@ -326,7 +358,8 @@ static inline ULONG wpt_reserve(TRACEHANDLE h, uint32_t size, wpt_reservation *r
                 return ERROR_SUCCESS;
             }
         }
-        wpt_retire(v, slot, word);
+        /* closed (or already a later generation: then the slot moved on and this is a no-op) */
+        wpt_retire(v, slot, word, generation);
     }
 }
 

@@ -13,6 +13,8 @@
  *   the buffer's position in its processor stream, which the flusher writes in order.
  * - Retiring is one CAS that empties the slot; the flusher finds retired buffers by phase (or,
  *   if the retiring writer died before setting it, as closed buffers no slot points to).
+ *   Phases and states carry the buffer's generation (one per install): a writer held up
+ *   anywhere acts on the generation it saw or on nothing.
  * The capacity mapped is larger than MaximumBuffers so that UPDATE can raise it; the extra
  * buffers cost address space only. A process fills its page tables for a buffer the first
  * time it takes it (one madvise instead of a fault per page), and for everything committed
@@ -32,6 +34,9 @@
 #include "_etw_internal.h"
 
 _Atomic(wpt_view *) wpt_views[WPPTRACE_MAX_SESSIONS];
+#ifdef WPT_TEST_POINTS
+void (*wpt_test_point)(int point);
+#endif
 _Atomic uint32_t wpt_global_sequence;
 
 #define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((uint64_t)(a) - 1))
@@ -299,27 +304,33 @@ ULONG wpt_install_buffer(wpt_view *v, wpt_slot *slot, uint32_t stream) {
         atomic_store(&d->backed, 1);
     }
     map_buffer(v, index1);
-    uint64_t gen = (atomic_load(&d->state) >> 32) + 1;
+    /* The new generation's state (open) before its phase: the flusher takes an ACTIVE buffer
+     * only if the state of the same generation is closed. */
+    uint32_t gen = (uint32_t)(atomic_load(&d->state) >> 32) + 1;
     atomic_store_explicit(&d->processor, stream, memory_order_relaxed);
     atomic_store_explicit(&d->stream_seq, (uint32_t)(word >> 32) + 1, memory_order_relaxed);
-    atomic_store_explicit(&d->phase, WPT_BUF_ACTIVE, memory_order_relaxed);
-    atomic_store_explicit(&d->state, (gen << 32) | WPT_BUFFER_HEADER_SIZE, memory_order_release);
+    atomic_store_explicit(&d->state, ((uint64_t)gen << 32) | WPT_BUFFER_HEADER_SIZE, memory_order_release);
+    atomic_store_explicit(&d->phase, wpt_phase(gen, WPT_BUF_ACTIVE), memory_order_release);
     uint64_t want = (((word >> 32) + 1) << 32) | index1;
+    WPT_TEST_POINT(WPT_POINT_INSTALL_PREPARED);
     if (atomic_compare_exchange_strong_explicit(&slot->word, &word, want,
                                                 memory_order_acq_rel, memory_order_acquire))
         return ERROR_SUCCESS;
-    /* another writer installed one first: ours goes back, unused */
-    atomic_store(&d->phase, WPT_BUF_FREE);
+    /* another writer installed one first: ours goes back, unused (FREE before closed: a
+     * closed ACTIVE buffer in no slot is one the flusher takes) */
+    atomic_store(&d->phase, wpt_phase(gen, WPT_BUF_FREE));
     atomic_fetch_or(&d->state, WPT_CLOSED);
     wpt_pool_push(v, index1);
     return ERROR_SUCCESS;
 }
 
-void wpt_retire(wpt_view *v, wpt_slot *slot, uint64_t word) {
+void wpt_retire(wpt_view *v, wpt_slot *slot, uint64_t word, uint32_t generation) {
     uint32_t index1 = (uint32_t)word;
     if (atomic_compare_exchange_strong(&slot->word, &word, word & 0xFFFFFFFF00000000ull)) {
-        uint32_t phase = WPT_BUF_ACTIVE;
-        atomic_compare_exchange_strong(&v->desc[index1 - 1].phase, &phase, WPT_BUF_RETIRED);
+        WPT_TEST_POINT(WPT_POINT_RETIRE_SLOT_EMPTIED);
+        uint64_t phase = wpt_phase(generation, WPT_BUF_ACTIVE);
+        atomic_compare_exchange_strong(&v->desc[index1 - 1].phase, &phase,
+                                       wpt_phase(generation, WPT_BUF_RETIRED));
         wpt_wake_flusher(v->sh);
     }
 }

@@ -62,7 +62,7 @@ wpt_session *wpt_local_session_by_name(const char *name) {
 /* ---- scanning and flushing ------------------------------------------------------------- */
 
 typedef struct {
-    uint32_t index1, processor, seq;
+    uint32_t index1, processor, seq, generation;
 } candidate;
 
 static int by_stream(const void *a, const void *b) {
@@ -225,13 +225,14 @@ static void flush_one(wpt_session *s, uint32_t index1) {
             if (s->logfile) wpt_logfile_update_header(s, 0);
         }
     }
+    uint32_t generation = (uint32_t)(atomic_load(&d->phase) >> 32);
     if (live) {
-        atomic_store(&d->phase, WPT_BUF_QUARANTINED);
+        atomic_store(&d->phase, wpt_phase(generation, WPT_BUF_QUARANTINED));
         atomic_fetch_add(&s->buffers_quarantined, 1);
         return;
     }
     memset(data, 0, s->buffer_size);
-    atomic_store(&d->phase, WPT_BUF_FREE);
+    atomic_store(&d->phase, wpt_phase(generation, WPT_BUF_FREE));
     atomic_fetch_or(&d->state, WPT_CLOSED);
     wpt_pool_push(v, index1);
 }
@@ -248,7 +249,7 @@ static void retire_all(wpt_session *s, int stopping) {
         uint64_t st = atomic_load(&d->state);
         if (!stopping && ((uint32_t)st & ~WPT_CLOSED) == WPT_BUFFER_HEADER_SIZE) continue;
         atomic_fetch_or(&d->state, WPT_CLOSED);
-        wpt_retire(v, &v->slots[i], word);
+        wpt_retire(v, &v->slots[i], word, (uint32_t)(st >> 32));
     }
 }
 
@@ -265,12 +266,17 @@ static uint32_t flush_retired(wpt_session *s, int all, int *deferred) {
     uint32_t count = 0;
     for (uint32_t i = 0; i < n; i++) {
         wpt_desc *d = &v->desc[i];
-        uint32_t phase = atomic_load(&d->phase);
-        if (phase == WPT_BUF_RETIRED
-            || (phase == WPT_BUF_ACTIVE && ((uint32_t)atomic_load(&d->state) & WPT_CLOSED))) {
+        uint64_t phase = atomic_load(&d->phase);
+        uint64_t st = atomic_load(&d->state);
+        /* ACTIVE and closed, of one generation: its retiring writer emptied the slot and has
+         * not set RETIRED yet (or died first) */
+        if ((uint32_t)phase == WPT_BUF_RETIRED
+            || ((uint32_t)phase == WPT_BUF_ACTIVE && (st >> 32) == (phase >> 32)
+                && ((uint32_t)st & WPT_CLOSED))) {
             cand[count].index1 = i + 1;
             cand[count].processor = atomic_load(&d->processor);
             cand[count].seq = atomic_load(&d->stream_seq);
+            cand[count].generation = (uint32_t)(phase >> 32);
             count++;
         }
     }
@@ -299,9 +305,11 @@ static uint32_t flush_retired(wpt_session *s, int all, int *deferred) {
             }
         }
         wpt_desc *d = &v->desc[c->index1 - 1];
-        uint32_t phase = atomic_load(&d->phase);
-        if ((phase != WPT_BUF_RETIRED && phase != WPT_BUF_ACTIVE)
-            || !atomic_compare_exchange_strong(&d->phase, &phase, WPT_BUF_FLUSHING))
+        uint64_t phase = atomic_load(&d->phase);
+        if ((phase != wpt_phase(c->generation, WPT_BUF_RETIRED)
+             && phase != wpt_phase(c->generation, WPT_BUF_ACTIVE))
+            || !atomic_compare_exchange_strong(&d->phase, &phase,
+                                               wpt_phase(c->generation, WPT_BUF_FLUSHING)))
             continue;
         flush_one(s, c->index1);
         s->next_seq[p] = c->seq + 1;

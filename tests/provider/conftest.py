@@ -60,25 +60,37 @@ C_FLAGS = ["-O2", "-std=gnu11", "-Wall", "-Werror", "-I", str(REPO / "src/wpptra
            "-I", str(REPO / "provider/csrc")]
 
 
-@pytest.fixture(scope="session")
-def build_c_program(tmp_path_factory):
-    """build(name, source_text) -> path of a C program linked with the core's sources, as a
-    C user builds it (the core is compiled once per run)."""
+def _core_builder(tmp_path_factory, *defines: str):
+    """build(name, source_text, *flags) -> path of a C program linked with the core's sources,
+    as a C user builds it (the core is compiled once per run, with `defines`)."""
     cc = shutil.which("cc") or shutil.which("gcc")
     assert cc, "a C compiler is needed (the extension itself is built with one)"
     tmp = tmp_path_factory.mktemp("ccore")
     sources = sorted((REPO / "provider" / "csrc").glob("etw_*.c"))
     # one compiler per source, all at once: the machine's cores share the work
-    jobs = [subprocess.Popen([cc, *C_FLAGS, "-c", str(source)], cwd=tmp) for source in sources]
+    jobs = [subprocess.Popen([cc, *C_FLAGS, *defines, "-c", str(source)], cwd=tmp) for source in sources]
     assert [job.wait() for job in jobs] == [0] * len(jobs), "the core's sources must compile"
     objects = [str(tmp / (s.stem + ".o")) for s in sources]
 
     def build(name: str, text: str, *flags: str) -> pathlib.Path:
         (tmp / f"{name}.c").write_text(text)
-        subprocess.run([cc, *C_FLAGS, *flags, str(tmp / f"{name}.c"), *objects, "-pthread", "-o", str(tmp / name)],
-                       check=True)
+        subprocess.run([cc, *C_FLAGS, *defines, *flags, str(tmp / f"{name}.c"), *objects, "-pthread",
+                        "-o", str(tmp / name)], check=True)
         return tmp / name
     return build
+
+
+@pytest.fixture(scope="session")
+def build_c_program(tmp_path_factory):
+    """build(name, source_text, *flags) -> a C program linked with the core, as users build it."""
+    return _core_builder(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def build_c_program_with_test_points(tmp_path_factory):
+    """The same with the core's test points compiled in (WPT_TEST_POINTS): the program can
+    hold a writer at a named step of the lock-free paths to force an interleaving."""
+    return _core_builder(tmp_path_factory, "-DWPT_TEST_POINTS")
 
 
 SAMPLE = REPO / "samples" / "c_program"

@@ -1,0 +1,147 @@
+/* core_races.c: writers held at exact steps of the core's lock-free paths, against a session
+ * of one stream (tests/provider/test_core_races.py builds it with WPT_TEST_POINTS and runs it).
+ *
+ *     core_races MODE OUT.etl
+ * MODE: stale-writer  a writer that read the slot, then waited while its buffer was retired,
+ *                     flushed and taken by an install that loses its race for the slot
+ *       stale-retire  a writer held between emptying the slot and marking its buffer RETIRED,
+ *                     while the buffer is flushed and taken again by an install
+ * Prints "logged N lost L" and, for stale-retire, what the session's memory said of the
+ * buffer the held install prepared: its state word when prepared, after the stale writer's
+ * retire and after a flush ("prepared S retired S flushed S") and its phase after the last
+ * two, without the generation ("retired_phase P flushed_phase P"), then exits 0.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "_etw_internal.h"
+
+static TRACEHANDLE g_session;
+static GUID g_msg = {0x0badcafe, 0x1, 0x2, {3, 4, 5, 6, 7, 8, 9, 10}};
+static unsigned long g_logged;
+
+/* 56 bytes a record: 17 fill the 952 bytes a 1 KiB buffer has for records */
+#define PER_BUFFER 17
+
+static void log_one(unsigned tag, unsigned i) {
+    unsigned v[2] = {tag, i};
+    if (TraceMessage(g_session, 0x2B, &g_msg, (USHORT)tag, v, sizeof v, NULL) == 0)
+        __atomic_add_fetch(&g_logged, 1, __ATOMIC_RELAXED);
+}
+
+/* A writer thread that stops once at a test point (hold) and again at `then` if set. */
+typedef struct {
+    pthread_t thread;
+    unsigned tag, count;
+    int hold, then;
+    sem_t arrived, go;
+} writer;
+
+static __thread writer *t_self;
+
+static void at_point(int point) {
+    writer *w = t_self;
+    if (!w || w->hold != point) return;
+    w->hold = w->then;
+    w->then = 0;
+    sem_post(&w->arrived);
+    sem_wait(&w->go);
+}
+
+static void *writer_main(void *arg) {
+    t_self = arg;
+    for (unsigned i = 0; i < t_self->count; i++) log_one(t_self->tag, i);
+    return NULL;
+}
+
+static void start(writer *w, unsigned tag, unsigned count, int hold, int then) {
+    w->tag = tag;
+    w->count = count;
+    w->hold = hold;
+    w->then = then;
+    sem_init(&w->arrived, 0, 0);
+    sem_init(&w->go, 0, 0);
+    pthread_create(&w->thread, NULL, writer_main, w);
+    sem_wait(&w->arrived);                       /* it is held at its point */
+}
+
+static void release(writer *w, int held_again) {
+    sem_post(&w->go);
+    if (held_again) sem_wait(&w->arrived);
+}
+
+static void flush(EVENT_TRACE_PROPERTIES *p) {
+    if (ControlTrace(g_session, NULL, p, EVENT_TRACE_CONTROL_FLUSH)) exit(4);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) return 2;
+    const char *mode = argv[1];
+    struct { EVENT_TRACE_PROPERTIES p; char names[4096]; } props;
+    memset(&props, 0, sizeof props);
+    props.p.Wnode.BufferSize = sizeof props;
+    props.p.BufferSize = 1;
+    props.p.MaximumBuffers = 64;
+    props.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING;
+    props.p.LogFileNameOffset = sizeof props.p;
+    strcpy(props.names, argv[2]);
+    char name[64];
+    snprintf(name, sizeof name, "core-races-%d", (int)getpid());
+    if (StartTrace(&g_session, name, &props.p)) return 3;
+    wpt_test_point = at_point;
+    wpt_view *v = atomic_load(&wpt_views[g_session & 0xFFFF]);
+
+    writer filler, stale, installer;
+    memset(&filler, 0, sizeof filler);
+    memset(&stale, 0, sizeof stale);
+    memset(&installer, 0, sizeof installer);
+    if (!strcmp(mode, "stale-writer")) {
+        for (unsigned i = 0; i < PER_BUFFER - 1; i++) log_one(1, i);       /* buffer X, not full */
+        start(&stale, 2, 1, WPT_POINT_RESERVE_SLOT_LOADED, 0);             /* it read "X" */
+        /* the filler fills X, closes it and empties the slot; X is flushed back to the pool */
+        start(&filler, 3, 2, WPT_POINT_RETIRE_SLOT_EMPTIED, 0);
+        flush(&props.p);
+        /* an install takes X again (a new generation, open) and holds before the slot */
+        start(&installer, 4, 1, WPT_POINT_INSTALL_PREPARED, 0);
+        release(&stale, 0);                      /* the stale writer goes on */
+        pthread_join(stale.thread, NULL);
+        log_one(1, PER_BUFFER - 1);              /* another install wins the slot */
+        release(&installer, 0);                  /* so X goes back to the pool */
+        pthread_join(installer.thread, NULL);
+        release(&filler, 0);
+        pthread_join(filler.thread, NULL);
+    } else if (!strcmp(mode, "stale-retire")) {
+        for (unsigned i = 0; i < PER_BUFFER - 1; i++) log_one(1, i);
+        uint32_t x = (uint32_t)atomic_load(&v->slots[0].word);
+        /* the second record closes X; its writer is held with the slot emptied */
+        start(&stale, 2, 2, WPT_POINT_RETIRE_SLOT_EMPTIED, WPT_POINT_INSTALL_PREPARED);
+        flush(&props.p);                         /* X is flushed back to the pool */
+        start(&installer, 4, 1, WPT_POINT_INSTALL_PREPARED, 0);   /* takes X, held */
+        if ((uint32_t)atomic_load(&v->slots[0].word) != 0) return 7;
+        uint64_t prepared = atomic_load(&v->desc[x - 1].state);
+        release(&stale, 1);        /* it marks "its" buffer RETIRED, then installs one (held) */
+        uint64_t retired = atomic_load(&v->desc[x - 1].state);
+        uint32_t retired_phase = (uint32_t)atomic_load(&v->desc[x - 1].phase);
+        flush(&props.p);                         /* must leave the install's buffer alone */
+        uint64_t flushed = atomic_load(&v->desc[x - 1].state);
+        uint32_t flushed_phase = (uint32_t)atomic_load(&v->desc[x - 1].phase);
+        release(&installer, 0);
+        pthread_join(installer.thread, NULL);
+        release(&stale, 0);
+        pthread_join(stale.thread, NULL);
+        for (unsigned i = PER_BUFFER - 1; i < 3 * PER_BUFFER; i++) log_one(1, i);
+        printf("prepared %llu retired %llu flushed %llu retired_phase %u flushed_phase %u ",
+               (unsigned long long)prepared, (unsigned long long)retired,
+               (unsigned long long)flushed, retired_phase, flushed_phase);
+    } else {
+        return 2;
+    }
+    wpt_test_point = NULL;
+    if (ControlTrace(g_session, NULL, &props.p, EVENT_TRACE_CONTROL_STOP)) return 6;
+    printf("logged %lu lost %u\n", g_logged, props.p.EventsLost);
+    return 0;
+}

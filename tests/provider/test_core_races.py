@@ -1,0 +1,60 @@
+"""Writers held at exact steps of the core's lock-free paths (test points compiled in): a
+record is never reserved in a buffer no slot holds, and a buffer's later generation is never
+marked RETIRED by a writer retiring an earlier one, so the flusher never takes a buffer that
+writers are filling. Every record logged is in the file."""
+from __future__ import annotations
+
+import collections
+import os
+import struct
+import subprocess
+
+import pytest
+
+import provider_etlcheck as etlcheck
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ACTIVE = 1
+
+
+@pytest.fixture(scope="module")
+def core_races(build_c_program_with_test_points):
+    with open(os.path.join(HERE, "core_races.c")) as fh:
+        return build_c_program_with_test_points("core_races", fh.read())
+
+
+def run(program, mode: str, path) -> dict[str, int]:
+    out = subprocess.run([str(program), mode, str(path)], capture_output=True, text=True, timeout=60,
+                         check=True).stdout.split()
+    return {out[i]: int(out[i + 1]) for i in range(0, len(out), 2)}
+
+
+def values_by_writer(path) -> dict[int, list[int]]:
+    by_tag: dict[int, list[int]] = collections.defaultdict(list)
+    for m in etlcheck.read(path).messages:
+        tag, i = struct.unpack("<II", m.args)
+        by_tag[tag].append(i)
+    return {tag: sorted(v) for tag, v in by_tag.items()}
+
+
+def test_a_writer_held_after_reading_the_slot_never_writes_into_a_buffer_no_slot_holds(core_races, tmp_path):
+    """It read the slot; meanwhile its buffer was retired, flushed and taken by an install that
+    then lost the race for the slot. Its record goes to the slot's buffer, not that one (which
+    went back to the pool unwritten, losing the record without a count)."""
+    path = tmp_path / "stale-writer.etl"
+    result = run(core_races, "stale-writer", path)
+    assert result == {"logged": 21, "lost": 0}
+    assert values_by_writer(path) == {1: list(range(17)), 2: [0], 3: [0, 1], 4: [0]}
+
+
+def test_a_writer_held_while_retiring_never_retires_its_buffers_next_generation(core_races, tmp_path):
+    """Held between emptying the slot and marking the buffer RETIRED, while the buffer was
+    flushed and an install took it again: the install's buffer stays ACTIVE and open, so a
+    flush leaves it alone (it used to be flushed and freed while going into the slot)."""
+    path = tmp_path / "stale-retire.etl"
+    result = run(core_races, "stale-retire", path)
+    assert result["retired"] == result["flushed"] == result["prepared"]
+    assert result["prepared"] & 0xFFFFFFFF == 0x48              # open, empty (its header only)
+    assert (result["retired_phase"], result["flushed_phase"]) == (ACTIVE, ACTIVE)
+    assert (result["logged"], result["lost"]) == (54, 0)
+    assert values_by_writer(path) == {1: list(range(51)), 2: [0, 1], 4: [0]}
