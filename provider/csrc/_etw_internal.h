@@ -278,6 +278,7 @@ enum {
     WPT_POINT_RESERVE_SLOT_LOADED = 1,   /* wpt_reserve read the slot, not its buffer's state */
     WPT_POINT_INSTALL_PREPARED = 2,      /* a new buffer is ready, not in the slot yet */
     WPT_POINT_RETIRE_SLOT_EMPTIED = 3,   /* the slot is empty, the buffer not RETIRED yet */
+    WPT_POINT_RESERVE_STATE_LOADED = 4,  /* wpt_reserve read the state, has not CASed it */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);
@@ -333,6 +334,7 @@ static inline ULONG wpt_reserve(TRACEHANDLE h, uint32_t size, wpt_reservation *r
          * an install that never reaches a slot. */
         if (__builtin_expect(atomic_load_explicit(&slot->word, memory_order_acquire) != word, 0))
             continue;
+        WPT_TEST_POINT(WPT_POINT_RESERVE_STATE_LOADED);
         uint32_t generation = (uint32_t)(st >> 32);
         for (;;) {
             uint32_t off = (uint32_t)st;

@@ -4,6 +4,8 @@
  *     core_races MODE OUT.etl
  * MODE: stale-writer  a writer that read the slot, then waited while its buffer was retired,
  *                     flushed and taken by an install that loses its race for the slot
+ *       stale-state   the same with a writer that had read the buffer's state too: its CAS
+ *                     fails, and it must not try again on the state of the buffer's next life
  *       stale-retire  a writer held between emptying the slot and marking its buffer RETIRED,
  *                     while the buffer is flushed and taken again by an install
  * Prints "logged N lost L" and, for stale-retire, what the session's memory said of the
@@ -99,9 +101,10 @@ int main(int argc, char **argv) {
     memset(&filler, 0, sizeof filler);
     memset(&stale, 0, sizeof stale);
     memset(&installer, 0, sizeof installer);
-    if (!strcmp(mode, "stale-writer")) {
+    if (!strcmp(mode, "stale-writer") || !strcmp(mode, "stale-state")) {
         for (unsigned i = 0; i < PER_BUFFER - 1; i++) log_one(1, i);       /* buffer X, not full */
-        start(&stale, 2, 1, WPT_POINT_RESERVE_SLOT_LOADED, 0);             /* it read "X" */
+        start(&stale, 2, 1, strcmp(mode, "stale-state") ? WPT_POINT_RESERVE_SLOT_LOADED
+                                                        : WPT_POINT_RESERVE_STATE_LOADED, 0);
         /* the filler fills X, closes it and empties the slot; X is flushed back to the pool */
         start(&filler, 3, 2, WPT_POINT_RETIRE_SLOT_EMPTIED, 0);
         flush(&props.p);

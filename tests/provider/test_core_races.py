@@ -37,12 +37,14 @@ def values_by_writer(path) -> dict[int, list[int]]:
     return {tag: sorted(v) for tag, v in by_tag.items()}
 
 
-def test_a_writer_held_after_reading_the_slot_never_writes_into_a_buffer_no_slot_holds(core_races, tmp_path):
-    """It read the slot; meanwhile its buffer was retired, flushed and taken by an install that
-    then lost the race for the slot. Its record goes to the slot's buffer, not that one (which
-    went back to the pool unwritten, losing the record without a count)."""
-    path = tmp_path / "stale-writer.etl"
-    result = run(core_races, "stale-writer", path)
+@pytest.mark.parametrize("mode", ["stale-writer", "stale-state"])
+def test_a_held_writer_never_writes_into_a_buffer_no_slot_holds(core_races, tmp_path, mode):
+    """It read the slot (and, in stale-state, the buffer's state); meanwhile its buffer was
+    retired, flushed and taken by an install that then lost the race for the slot. Its record
+    goes to the slot's buffer, not that one (which went back to the pool unwritten, losing the
+    record without a count)."""
+    path = tmp_path / f"{mode}.etl"
+    result = run(core_races, mode, path)
     assert result == {"logged": 21, "lost": 0}
     assert values_by_writer(path) == {1: list(range(17)), 2: [0], 3: [0, 1], 4: [0]}
 
