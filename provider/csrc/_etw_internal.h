@@ -70,6 +70,9 @@ typedef struct {
     _Atomic uint64_t word;     /* installs << 32 | (buffer index + 1); index 0 = no buffer */
     char pad[56];
 } wpt_slot;
+/* The index of a slot the flusher sealed at STOP: above any capacity, so wpt_reserve fails
+ * at once and an install still in progress loses its CAS. */
+#define WPT_SLOT_SEALED 0xFFFFFFFFu
 
 typedef struct {
     _Atomic uint64_t state;    /* generation << 32 | bytes reserved (incl. header) | WPT_CLOSED */

@@ -319,10 +319,18 @@ static uint32_t flush_retired(wpt_session *s, int all, int *deferred) {
     return flushed;
 }
 
-static int any_slot_busy(const wpt_view *v) {
-    for (uint32_t i = 0; i < v->nslots; i++)
-        if ((uint32_t)atomic_load(&v->slots[i].word)) return 1;
-    return 0;
+/* STOP: seal every empty slot, so that an install a writer began before STOP fails its CAS
+ * (the install count stays, the index says "none to take"). 1 once every slot is sealed. */
+static int seal_slots(const wpt_view *v) {
+    int sealed = 1;
+    for (uint32_t i = 0; i < v->nslots; i++) {
+        uint64_t word = atomic_load(&v->slots[i].word);
+        if ((uint32_t)word == WPT_SLOT_SEALED) continue;
+        if ((uint32_t)word
+            || !atomic_compare_exchange_strong(&v->slots[i].word, &word, word | WPT_SLOT_SEALED))
+            sealed = 0;
+    }
+    return sealed;
 }
 
 /* UPDATE with a new LogFileName (flusher thread, every buffer so far written to the old
@@ -402,15 +410,14 @@ static void *flusher_main(void *arg) {
         atomic_store(&sh->flusher_sleeping, 0);
     }
     /* STOP: the shared status says STOPPING, so writers only finish what they reserved and
-     * at most install one more buffer; retire and flush until several passes find nothing. */
-    for (int quiet = 0; quiet < 3;) {
+     * at most install one more buffer (they read RUNNING before). Retire and flush until
+     * every slot is empty and sealed: a writer held for any time in an install fails its CAS
+     * then, instead of filling a buffer after the flusher has gone. */
+    for (;;) {
         retire_all(s, 1);
-        if (flush_pass(s) || any_slot_busy(s->view)) quiet = 0;
-        else {
-            quiet++;
-            struct timespec nap = {0, 200 * 1000};
-            nanosleep(&nap, NULL);
-        }
+        flush_pass(s);
+        if (seal_slots(s->view)) break;
+        sched_yield();
     }
     int deferred;
     while (flush_retired(s, 1, &deferred)) {}

@@ -8,6 +8,9 @@
  *                     fails, and it must not try again on the state of the buffer's next life
  *       stale-retire  a writer held between emptying the slot and marking its buffer RETIRED,
  *                     while the buffer is flushed and taken again by an install
+ *       stop-install  a writer held in an install it began before STOP, until the host has
+ *                     stopped the session (this process keeps its view of the memory, as
+ *                     any other writer process does until it hears of the stop)
  * Prints "logged N lost L" and, for stale-retire, what the session's memory said of the
  * buffer the held install prepared: its state word when prepared, after the stale writer's
  * retire and after a flush ("prepared S retired S flushed S") and its phase after the last
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include "_etw_internal.h"
 
@@ -140,6 +144,26 @@ int main(int argc, char **argv) {
         printf("prepared %llu retired %llu flushed %llu retired_phase %u flushed_phase %u ",
                (unsigned long long)prepared, (unsigned long long)retired,
                (unsigned long long)flushed, retired_phase, flushed_phase);
+    } else if (!strcmp(mode, "stop-install")) {
+        for (unsigned i = 0; i < 3; i++) log_one(1, i);
+        flush(&props.p);                         /* the slot is empty: the next record installs */
+        start(&installer, 4, 1, WPT_POINT_INSTALL_PREPARED, 0);
+        /* When the host goes, this process's endpoint swaps the memory of the published view
+         * for zero pages, at a moment of its own. Publish a stand-in for it to swap: the held
+         * writer keeps the session memory, like a writer whose process has not heard yet. */
+        wpt_view *stand_in = malloc(sizeof *stand_in);
+        *stand_in = *v;
+        stand_in->memfd = -1;
+        stand_in->map = mmap(NULL, v->map_size, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        atomic_store(&wpt_views[g_session & 0xFFFF], stand_in);
+        wpt_wire_props w;
+        if (wpt_host_call(g_session & 0xFFFF, WPT_REQ_STOP, NULL, 0, &w, sizeof w, NULL)) return 6;
+        release(&installer, 0);                  /* it goes on after the session stopped */
+        pthread_join(installer.thread, NULL);
+        wpt_test_point = NULL;
+        printf("logged %lu lost %u\n", g_logged, w.events_lost);
+        return 0;
     } else {
         return 2;
     }

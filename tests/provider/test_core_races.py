@@ -60,3 +60,14 @@ def test_a_writer_held_while_retiring_never_retires_its_buffers_next_generation(
     assert (result["retired_phase"], result["flushed_phase"]) == (ACTIVE, ACTIVE)
     assert (result["logged"], result["lost"]) == (54, 0)
     assert values_by_writer(path) == {1: list(range(51)), 2: [0, 1], 4: [0]}
+
+
+def test_a_writer_that_began_an_install_before_stop_is_written_or_fails(core_races, tmp_path):
+    """Held in an install it began while the session ran, until the host stopped the session:
+    its record is in the file, counted as lost, or TraceMessage failed; it used to succeed
+    into a buffer installed after the flusher had left."""
+    path = tmp_path / "stop-install.etl"
+    result = run(core_races, "stop-install", path)
+    values = values_by_writer(path)
+    assert values[1] == [0, 1, 2]
+    assert result["logged"] == sum(len(v) for v in values.values()) + result["lost"]
