@@ -314,8 +314,14 @@ ULONG wpt_install_buffer(wpt_view *v, wpt_slot *slot, uint32_t stream) {
     uint64_t want = (((word >> 32) + 1) << 32) | index1;
     WPT_TEST_POINT(WPT_POINT_INSTALL_PREPARED);
     if (atomic_compare_exchange_strong_explicit(&slot->word, &word, want,
-                                                memory_order_acq_rel, memory_order_acquire))
+                                                memory_order_acq_rel, memory_order_acquire)) {
+        /* The zero pages that replace a retired view's memory hold an empty slot of install
+         * count 0, which is what a stream's first install expects: a writer held over STOP
+         * installs "successfully" there. The status on those pages says so. */
+        if (atomic_load_explicit(&sh->status, memory_order_acquire) == WPT_FREE)
+            return ERROR_INVALID_HANDLE;
         return ERROR_SUCCESS;
+    }
     /* another writer installed one first: ours goes back, unused (FREE before closed: a
      * closed ACTIVE buffer in no slot is one the flusher takes) */
     atomic_store(&d->phase, wpt_phase(gen, WPT_BUF_FREE));

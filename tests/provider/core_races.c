@@ -11,6 +11,8 @@
  *       stop-install  a writer held in an install it began before STOP, until the host has
  *                     stopped the session (this process keeps its view of the memory, as
  *                     any other writer process does until it hears of the stop)
+ *       stop-first    a writer held in the first install of the session's stream while this
+ *                     process stops the session (and swaps its memory for zero pages)
  * Prints "logged N lost L" and, for stale-retire, what the session's memory said of the
  * buffer the held install prepared: its state word when prepared, after the stale writer's
  * retire and after a flush ("prepared S retired S flushed S") and its phase after the last
@@ -163,6 +165,14 @@ int main(int argc, char **argv) {
         pthread_join(installer.thread, NULL);
         wpt_test_point = NULL;
         printf("logged %lu lost %u\n", g_logged, w.events_lost);
+        return 0;
+    } else if (!strcmp(mode, "stop-first")) {
+        start(&installer, 4, 1, WPT_POINT_INSTALL_PREPARED, 0);
+        if (ControlTrace(g_session, NULL, &props.p, EVENT_TRACE_CONTROL_STOP)) return 6;
+        release(&installer, 0);
+        pthread_join(installer.thread, NULL);
+        wpt_test_point = NULL;
+        printf("logged %lu lost %u\n", g_logged, props.p.EventsLost);
         return 0;
     } else {
         return 2;

@@ -71,3 +71,12 @@ def test_a_writer_that_began_an_install_before_stop_is_written_or_fails(core_rac
     values = values_by_writer(path)
     assert values[1] == [0, 1, 2]
     assert result["logged"] == sum(len(v) for v in values.values()) + result["lost"]
+
+
+def test_a_writer_held_in_the_first_install_across_stop_fails(core_races, tmp_path):
+    """This process stopped the session while a writer was in the stream's first install: the
+    memory it holds is zero pages now, where an empty slot of install count 0 looks like the
+    one it read. TraceMessage fails; it used to succeed into the zero pages."""
+    path = tmp_path / "stop-first.etl"
+    assert run(core_races, "stop-first", path) == {"logged": 0, "lost": 0}
+    assert values_by_writer(path) == {}
