@@ -425,6 +425,7 @@ typedef struct wpt_session {
     int64_t *gap_since;              /* per stream: when the flusher started waiting for it */
     unsigned char *scratch;          /* a buffer's copy when a record has to be cut out */
     void *scan_space;                /* the flusher's list of retired buffers (capacity entries) */
+    void *cut_space;                 /* records of a buffer given up (one per 8 bytes) */
 
     /* statistics (the flusher writes them) */
     _Atomic uint32_t buffers_written;  /* header buffer included */

@@ -119,8 +119,6 @@ typedef struct {
     uint32_t off, size;
 } cut;
 
-#define MAX_CUTS 64
-
 /* Wait (bounded) until every record in data[WPT_BUFFER_HEADER_SIZE, *used) is committed. Records given up are
  * returned in cuts; *used shrinks if a record's extent could not be found. Returns the number
  * of cuts; *live is set if a given-up writer may still be running. */
@@ -159,7 +157,7 @@ static int wait_for_commits(wpt_session *s, const unsigned char *data, uint32_t 
                 uint32_t next = next_record_after(data, off, end);
                 size = next ? next - off : 0;
             }
-            if (!size || off + size > end || ncuts == MAX_CUTS) {
+            if (!size || off + size > end) {
                 end = off;               /* its extent is unknown: the buffer ends here */
                 atomic_fetch_add(&s->view->sh->events_lost, 1);
                 atomic_fetch_add(&s->records_abandoned, 1);
@@ -194,7 +192,7 @@ static void flush_one(wpt_session *s, uint32_t index1) {
     if (used > v->buffer_size) used = v->buffer_size;
     int live = 0;
     if (used > WPT_BUFFER_HEADER_SIZE) {
-        cut cuts[MAX_CUTS];
+        cut *cuts = s->cut_space;
         int ncuts = wait_for_commits(s, data, &used, cuts, &live);
         unsigned char *out = data;
         if (ncuts || live) {
@@ -626,7 +624,9 @@ ULONG wpt_session_prepare(wpt_session *s, int private_pool) {
     s->gap_since = calloc(s->nslots, sizeof *s->gap_since);
     s->scratch = malloc(s->buffer_size);
     s->scan_space = malloc(sizeof(candidate) * capacity);
-    if (!s->next_seq || !s->gap_since || !s->scratch || !s->scan_space) {
+    /* a record takes 8 bytes at least: every record of a buffer can be given up */
+    s->cut_space = malloc(sizeof(cut) * (s->buffer_size / 8));
+    if (!s->next_seq || !s->gap_since || !s->scratch || !s->scan_space || !s->cut_space) {
         wpt_session_discard(s, 1);
         return ERROR_OUTOFMEMORY;
     }
@@ -668,7 +668,9 @@ void wpt_session_discard(wpt_session *s, int close_sinks) {
     free(s->gap_since);
     free(s->scratch);
     free(s->scan_space);
+    free(s->cut_space);
     s->scan_space = NULL;
+    s->cut_space = NULL;
     s->next_seq = NULL;
     s->gap_since = NULL;
     s->scratch = NULL;

@@ -13,6 +13,7 @@
  *                     any other writer process does until it hears of the stop)
  *       stop-first    a writer held in the first install of the session's stream while this
  *                     process stops the session (and swaps its memory for zero pages)
+ *       many-abandoned 65 reservations of a thread that is gone, then 5 records, in one buffer
  * Prints "logged N lost L" and, for stale-retire, what the session's memory said of the
  * buffer the held install prepared: its state word when prepared, after the stale writer's
  * retire and after a flush ("prepared S retired S flushed S") and its phase after the last
@@ -58,6 +59,11 @@ static void at_point(int point) {
     w->then = 0;
     sem_post(&w->arrived);
     sem_wait(&w->go);
+}
+
+static void *abandon_reservations(void *arg) {
+    for (unsigned i = 0; i < 65; i++) wpptrace_debug_reserve_only(g_session, 8);
+    return arg;
 }
 
 static void *writer_main(void *arg) {
@@ -174,6 +180,11 @@ int main(int argc, char **argv) {
         wpt_test_point = NULL;
         printf("logged %lu lost %u\n", g_logged, props.p.EventsLost);
         return 0;
+    } else if (!strcmp(mode, "many-abandoned")) {
+        pthread_t gone;
+        pthread_create(&gone, NULL, abandon_reservations, NULL);
+        pthread_join(gone, NULL);
+        for (unsigned i = 0; i < 5; i++) log_one(1, i);
     } else {
         return 2;
     }

@@ -80,3 +80,11 @@ def test_a_writer_held_in_the_first_install_across_stop_fails(core_races, tmp_pa
     path = tmp_path / "stop-first.etl"
     assert run(core_races, "stop-first", path) == {"logged": 0, "lost": 0}
     assert values_by_writer(path) == {}
+
+
+def test_every_record_after_many_abandoned_ones_is_written(core_races, tmp_path):
+    """65 records given up (their thread is gone) before 5 committed ones in one buffer: the
+    65 are counted as lost and the 5 are in the file."""
+    path = tmp_path / "many-abandoned.etl"
+    assert run(core_races, "many-abandoned", path) == {"logged": 5, "lost": 65}
+    assert values_by_writer(path) == {1: [0, 1, 2, 3, 4]}
