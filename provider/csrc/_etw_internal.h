@@ -282,6 +282,7 @@ enum {
     WPT_POINT_INSTALL_PREPARED = 2,      /* a new buffer is ready, not in the slot yet */
     WPT_POINT_RETIRE_SLOT_EMPTIED = 3,   /* the slot is empty, the buffer not RETIRED yet */
     WPT_POINT_RESERVE_STATE_LOADED = 4,  /* wpt_reserve read the state, has not CASed it */
+    WPT_POINT_RESERVE_CLAIMED = 5,       /* wpt_reserve CASed the state; its record is still 0 */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);
@@ -353,6 +354,7 @@ static inline ULONG wpt_reserve(TRACEHANDLE h, uint32_t size, wpt_reservation *r
             int64_t ts = wpt_raw_now_of(clock, offset);
             if (atomic_compare_exchange_weak_explicit(&b->state, &st, st + aligned,
                                                       memory_order_acq_rel, memory_order_acquire)) {
+                WPT_TEST_POINT(WPT_POINT_RESERVE_CLAIMED);
                 unsigned char *rec = wpt_buffer_data(v, index1) + off;
                 atomic_store_explicit((_Atomic uint64_t *)(void *)rec,
                                       ((uint64_t)wpt_current_tid() << 32) | WPT_RECORD_PENDING | size,

@@ -96,23 +96,31 @@ static inline int is_record_word(uint32_t w) {
     return (w & 0x80000000u) || (w & 0xFFFF0000u) == WPT_RECORD_PENDING;
 }
 
+/* The first non-zero word at or after `from` (8-byte steps), or `used`. */
+static uint32_t next_non_zero(const unsigned char *data, uint32_t from, uint32_t used) {
+    while (from < used && !word_at(data, from)) from += 8;
+    return from < used ? from : used;
+}
+
 /* Where the record after an abandoned one with unknown size starts: its writer was stopped
  * right after reserving, so its bytes are still zero and the next non-zero word that starts
- * a chain of records ending exactly at `used` is the next record. 0 if there is none. */
+ * a chain of records ending exactly at `used` is the next record. A zero word in the chain is
+ * another such record (found the same way when the wait reaches it). 0 if there is none. */
 static uint32_t next_record_after(const unsigned char *data, uint32_t off, uint32_t used) {
-    for (uint32_t p = off + 8; p < used; p += 8) {
-        uint32_t w = word_at(data, p);
-        if (!w) continue;
-        uint32_t q = p;
-        while (q < used) {
-            uint32_t x = word_at(data, q);
-            uint32_t size = ((x & 0xFFFF) + 7u) & ~7u;
-            if (!is_record_word(x) || size == 0) break;
-            q += size;
+    uint32_t p = next_non_zero(data, off + 8, used);
+    if (p == used) return 0;
+    uint32_t q = p;
+    while (q < used) {
+        uint32_t x = word_at(data, q);
+        if (!x) {
+            q = next_non_zero(data, q + 8, used);
+            continue;
         }
-        return q == used ? p : 0;
+        uint32_t size = ((x & 0xFFFF) + 7u) & ~7u;
+        if (!is_record_word(x) || size == 0) break;
+        q += size;
     }
-    return 0;
+    return q == used ? p : 0;
 }
 
 typedef struct {
@@ -155,6 +163,8 @@ static int wait_for_commits(wpt_session *s, const unsigned char *data, uint32_t 
             if (give_up != 2) *live = 1;
             if (!size) {
                 uint32_t next = next_record_after(data, off, end);
+                /* its writer went on meanwhile: what was read of its bytes may be its own */
+                if (word_at(data, off)) continue;
                 size = next ? next - off : 0;
             }
             if (!size || off + size > end) {

@@ -14,6 +14,8 @@
  *       stop-first    a writer held in the first install of the session's stream while this
  *                     process stops the session (and swaps its memory for zero pages)
  *       many-abandoned 65 reservations of a thread that is gone, then 5 records, in one buffer
+ *       unbegun       two writers held right after reserving (their records still all zero),
+ *                     each followed by a record, while a flush gives them up
  * Prints "logged N lost L" and, for stale-retire, what the session's memory said of the
  * buffer the held install prepared: its state word when prepared, after the stale writer's
  * retire and after a flush ("prepared S retired S flushed S") and its phase after the last
@@ -185,6 +187,17 @@ int main(int argc, char **argv) {
         pthread_create(&gone, NULL, abandon_reservations, NULL);
         pthread_join(gone, NULL);
         for (unsigned i = 0; i < 5; i++) log_one(1, i);
+    } else if (!strcmp(mode, "unbegun")) {
+        log_one(1, 0);
+        start(&stale, 2, 1, WPT_POINT_RESERVE_CLAIMED, 0);
+        log_one(1, 1);
+        start(&filler, 3, 1, WPT_POINT_RESERVE_CLAIMED, 0);
+        log_one(1, 2);
+        flush(&props.p);                         /* gives up both held records */
+        release(&stale, 0);
+        release(&filler, 0);
+        pthread_join(stale.thread, NULL);
+        pthread_join(filler.thread, NULL);
     } else {
         return 2;
     }

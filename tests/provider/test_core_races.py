@@ -88,3 +88,13 @@ def test_every_record_after_many_abandoned_ones_is_written(core_races, tmp_path)
     path = tmp_path / "many-abandoned.etl"
     assert run(core_races, "many-abandoned", path) == {"logged": 5, "lost": 65}
     assert values_by_writer(path) == {1: [0, 1, 2, 3, 4]}
+
+
+def test_records_between_two_given_up_unbegun_ones_are_written(core_races, tmp_path):
+    """Two writers held between reserving and marking their records (all zero), each followed
+    by a committed record, while a flush gives them up: the two are counted as lost, and the
+    records after them are in the file (the first cut used to end the buffer, dropping both
+    committed records uncounted)."""
+    path = tmp_path / "unbegun.etl"
+    assert run(core_races, "unbegun", path) == {"logged": 5, "lost": 2}
+    assert values_by_writer(path) == {1: [0, 1, 2]}
