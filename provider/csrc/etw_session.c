@@ -14,7 +14,8 @@
  *   (never torn into the file) and counted in EventsLost; if its writer may still store into
  *   the buffer, the buffer is quarantined (never reused) instead of going back to the pool.
  * - STOP sets the shared status (new reservations fail), then the flusher retires every
- *   stream's buffer and flushes until nothing is left, and exits; the caller closes sinks.
+ *   stream's buffer and flushes until every slot is empty, seals the slots (an install a
+ *   writer began earlier fails) and exits; the caller closes sinks.
  */
 #define _GNU_SOURCE
 #include <errno.h>
