@@ -359,6 +359,10 @@ static inline ULONG wpt_reserve(TRACEHANDLE h, uint32_t size, wpt_reservation *r
                 atomic_store_explicit((_Atomic uint64_t *)(void *)rec,
                                       ((uint64_t)wpt_current_tid() << 32) | WPT_RECORD_PENDING | size,
                                       memory_order_relaxed);
+                /* The flusher tells where a record still all zero ends by the next non-zero
+                 * word, so this word is seen before any later byte of the record (no
+                 * instruction on x86; a barrier where stores may become visible out of order) */
+                atomic_thread_fence(memory_order_release);
                 r->record = rec;
                 r->aligned = aligned;
                 r->timestamp = ts;
