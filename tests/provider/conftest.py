@@ -93,6 +93,19 @@ def build_c_program_with_test_points(tmp_path_factory):
     return _core_builder(tmp_path_factory, "-DWPT_TEST_POINTS")
 
 
+def _report(program: pathlib.Path, *args) -> dict[str, int]:
+    out = subprocess.run([str(program), *map(str, args)], capture_output=True, text=True, timeout=60,
+                         check=True).stdout.split()
+    return {out[i]: int(out[i + 1]) for i in range(0, len(out), 2)}
+
+
+@pytest.fixture(scope="session")
+def run_report():
+    """run_report(program, *args) -> what a C test program printed, as "name value" pairs of
+    integers (the program must exit 0)."""
+    return _report
+
+
 SAMPLE = REPO / "samples" / "c_program"
 
 

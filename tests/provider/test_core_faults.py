@@ -22,15 +22,11 @@ MESSAGE = uuid.UUID("0badcafe-0001-0002-0304-05060708090a")
 
 
 @pytest.fixture(scope="module")
-def core_faults(build_c_program):
+def core_faults(build_c_program, run_report):
+    """core_faults(mode, out_path) -> what the program printed (see core_faults.c)."""
     with open(os.path.join(HERE, "core_faults.c")) as fh:
-        return build_c_program("core_faults", fh.read())
-
-
-def run(program, mode: str, path) -> dict[str, int]:
-    out = subprocess.run([str(program), mode, str(path)], capture_output=True, text=True, timeout=60,
-                         check=True).stdout.split()
-    return {out[i]: int(out[i + 1]) for i in range(0, len(out), 2)}
+        program = build_c_program("core_faults", fh.read())
+    return lambda mode, path: run_report(program, mode, path)
 
 
 def per_thread_values(path) -> dict[int, list[int]]:
@@ -48,26 +44,26 @@ def test_a_writer_that_holds_its_record_delays_stop_boundedly(core_faults, tmp_p
     """A live writer that never commits: its record is given up when the bounded wait runs
     out (the flush and STOP complete), its buffer is set aside for good (the writer may still
     store into it) and the rest of the buffer is written."""
-    result = run(core_faults, "held", tmp_path / "held.etl")
+    result = core_faults("held", tmp_path / "held.etl")
     assert (result["lost"], result["abandoned"], result["quarantined"], result["logged"]) == (1, 1, 1, 100)
     assert sorted(per_thread_values(tmp_path / "held.etl")[1]) == list(range(100))
 
 
 def test_a_record_whose_thread_exited_is_given_up_at_once(core_faults, tmp_path):
     """Its writer is gone: given up without waiting for the bound (so its buffer is reused)."""
-    result = run(core_faults, "exited", tmp_path / "exited.etl")
+    result = core_faults("exited", tmp_path / "exited.etl")
     assert (result["lost"], result["abandoned"], result["quarantined"]) == (1, 1, 0)
     assert sorted(per_thread_values(tmp_path / "exited.etl")[1]) == list(range(100))
 
 
 def test_a_crashed_forked_child_does_not_hold_the_session(core_faults, tmp_path):
-    result = run(core_faults, "forkcrash", tmp_path / "fork.etl")
+    result = core_faults("forkcrash", tmp_path / "fork.etl")
     assert (result["lost"], result["abandoned"], result["quarantined"]) == (1, 1, 0)
     assert sorted(per_thread_values(tmp_path / "fork.etl")[1]) == list(range(100))
 
 
 def test_writers_cancelled_at_random_moments(core_faults, tmp_path):
-    result = run(core_faults, "cancel", tmp_path / "cancel.etl")
+    result = core_faults("cancel", tmp_path / "cancel.etl")
     values = per_thread_values(tmp_path / "cancel.etl")
     # every record in the file is whole (the reader checks each); a call is in the file once
     # or counted in EventsLost (a full pool, or a record its cancelled writer left half written)
@@ -77,7 +73,7 @@ def test_writers_cancelled_at_random_moments(core_faults, tmp_path):
 
 
 def test_writer_longjmping_out_of_signal_handlers(core_faults, tmp_path):
-    result = run(core_faults, "longjmp", tmp_path / "jump.etl")
+    result = core_faults("longjmp", tmp_path / "jump.etl")
     assert result["jumps"] == 8
     values = per_thread_values(tmp_path / "jump.etl")[2]
     assert len(values) + result["lost"] >= result["logged"] and len(values) <= result["logged"] + 8
@@ -86,7 +82,7 @@ def test_writer_longjmping_out_of_signal_handlers(core_faults, tmp_path):
 def test_signal_handler_logging_while_its_thread_logs(core_faults, tmp_path):
     """The record path takes no lock and maps nothing: a handler that logs while its thread is
     anywhere in TraceMessage (reserving, taking a new buffer, retiring one) cannot deadlock."""
-    result = run(core_faults, "signal", tmp_path / "signal.etl")
+    result = core_faults("signal", tmp_path / "signal.etl")
     assert result["handler"] > 100 and result["lost"] == 0
     values = per_thread_values(tmp_path / "signal.etl")
     assert len(values[1]) + len(values[9]) == result["logged"]

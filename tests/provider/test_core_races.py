@@ -7,7 +7,6 @@ from __future__ import annotations
 import collections
 import os
 import struct
-import subprocess
 
 import pytest
 
@@ -18,15 +17,11 @@ ACTIVE = 1
 
 
 @pytest.fixture(scope="module")
-def core_races(build_c_program_with_test_points):
+def core_races(build_c_program_with_test_points, run_report):
+    """core_races(mode, out_path) -> what the program printed (see core_races.c)."""
     with open(os.path.join(HERE, "core_races.c")) as fh:
-        return build_c_program_with_test_points("core_races", fh.read())
-
-
-def run(program, mode: str, path) -> dict[str, int]:
-    out = subprocess.run([str(program), mode, str(path)], capture_output=True, text=True, timeout=60,
-                         check=True).stdout.split()
-    return {out[i]: int(out[i + 1]) for i in range(0, len(out), 2)}
+        program = build_c_program_with_test_points("core_races", fh.read())
+    return lambda mode, path: run_report(program, mode, path)
 
 
 def values_by_writer(path) -> dict[int, list[int]]:
@@ -44,7 +39,7 @@ def test_a_held_writer_never_writes_into_a_buffer_no_slot_holds(core_races, tmp_
     goes to the slot's buffer, not that one (which went back to the pool unwritten, losing the
     record without a count)."""
     path = tmp_path / f"{mode}.etl"
-    result = run(core_races, mode, path)
+    result = core_races(mode, path)
     assert result == {"logged": 21, "lost": 0}
     assert values_by_writer(path) == {1: list(range(17)), 2: [0], 3: [0, 1], 4: [0]}
 
@@ -54,7 +49,7 @@ def test_a_writer_held_while_retiring_never_retires_its_buffers_next_generation(
     flushed and an install took it again: the install's buffer stays ACTIVE and open, so a
     flush leaves it alone (it used to be flushed and freed while going into the slot)."""
     path = tmp_path / "stale-retire.etl"
-    result = run(core_races, "stale-retire", path)
+    result = core_races("stale-retire", path)
     assert result["retired"] == result["flushed"] == result["prepared"]
     assert result["prepared"] & 0xFFFFFFFF == 0x48              # open, empty (its header only)
     assert (result["retired_phase"], result["flushed_phase"]) == (ACTIVE, ACTIVE)
@@ -67,7 +62,7 @@ def test_a_writer_that_began_an_install_before_stop_is_written_or_fails(core_rac
     its record is in the file, counted as lost, or TraceMessage failed; it used to succeed
     into a buffer installed after the flusher had left."""
     path = tmp_path / "stop-install.etl"
-    result = run(core_races, "stop-install", path)
+    result = core_races("stop-install", path)
     values = values_by_writer(path)
     assert values[1] == [0, 1, 2]
     assert result["logged"] == sum(len(v) for v in values.values()) + result["lost"]
@@ -78,7 +73,7 @@ def test_a_writer_held_in_the_first_install_across_stop_fails(core_races, tmp_pa
     memory it holds is zero pages now, where an empty slot of install count 0 looks like the
     one it read. TraceMessage fails; it used to succeed into the zero pages."""
     path = tmp_path / "stop-first.etl"
-    assert run(core_races, "stop-first", path) == {"logged": 0, "lost": 0}
+    assert core_races("stop-first", path) == {"logged": 0, "lost": 0}
     assert values_by_writer(path) == {}
 
 
@@ -86,7 +81,7 @@ def test_every_record_after_many_abandoned_ones_is_written(core_races, tmp_path)
     """65 records given up (their thread is gone) before 5 committed ones in one buffer: the
     65 are counted as lost and the 5 are in the file."""
     path = tmp_path / "many-abandoned.etl"
-    assert run(core_races, "many-abandoned", path) == {"logged": 5, "lost": 65}
+    assert core_races("many-abandoned", path) == {"logged": 5, "lost": 65}
     assert values_by_writer(path) == {1: [0, 1, 2, 3, 4]}
 
 
@@ -96,5 +91,5 @@ def test_records_between_two_given_up_unbegun_ones_are_written(core_races, tmp_p
     records after them are in the file (the first cut used to end the buffer, dropping both
     committed records uncounted)."""
     path = tmp_path / "unbegun.etl"
-    assert run(core_races, "unbegun", path) == {"logged": 5, "lost": 2}
+    assert core_races("unbegun", path) == {"logged": 5, "lost": 2}
     assert values_by_writer(path) == {1: [0, 1, 2]}
