@@ -307,6 +307,8 @@ class WppDecoder:
         self._printer_mode: tuple = (noprefix, "text", False)
         self._decorations = None                 # makes the programs' CSV / JSON decorations
         self._key_entries: list[_Entry] = []     # row key id -> entry (mirrors the C key table)
+        self._synced_rows: list[int] | None = None   # the renderer's rows at the last sync
+        self._synced_keys = 0
         self._key_tables = None                  # ... of this RowTables
         self.column_decoration = None            # "columns" form: entry -> its decoration
         self._share = None                       # programs shared with the other processes of a run
@@ -440,6 +442,7 @@ class WppDecoder:
             if self._key_tables is not None:
                 self._sync_native_counts()
                 self._key_entries = []
+                self._synced_rows = None
                 del printer.key_program[:]
             self._key_tables = tables
         key_entries, key_program = self._key_entries, printer.key_program
@@ -553,6 +556,7 @@ class WppDecoder:
             from wpptrace.tmf.native import NativeRenderer
 
             self._sync_native_counts()   # the rows the old renderer printed, before it goes
+            self._synced_rows = None
             self._printer = RowPrinter(NativeRenderer(utc=self.utc, noprefix=noprefix,
                                                       output=form, quote_all=mode[2]))
             self._printer_mode = mode
@@ -695,6 +699,9 @@ class WppDecoder:
         if self._printer is None:
             return
         rows = self._printer.renderer.rows_rendered_all()
+        if rows == self._synced_rows and len(self._key_entries) == self._synced_keys:
+            return                        # nothing rendered since (a window's marks sync again)
+        self._synced_rows, self._synced_keys = rows, len(self._key_entries)
         n, unknown = len(rows), 0
         for entry in self._key_entries:
             program = entry.program
