@@ -34,9 +34,9 @@ so the windows carry about the work their shares say; any cut gives the same out
 from __future__ import annotations
 
 import io
+import marshal
 import mmap
 import os
-import pickle
 import select
 import signal
 import stat
@@ -237,7 +237,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
         used = [k for k in payload["windows"] if k < limit]
         if used:
             marks = payload["windows"][max(used)]["counts"]
-            decoder.add_message_counts({key: n for key, n in zip(payload["keys"], marks) if n})
+            decoder.add_message_counts({key: n for key, n in zip(_message_keys(payload["keys"]), marks) if n})
     owners = [0] * len(windows)
     for k, worker in output.decoded_by.items():
         owners[k] = worker.k
@@ -346,7 +346,7 @@ class _Worker:
     """A forked process decoding windows: its first window, then those it takes from the
     claims, each written at its place in the output (``_Places``), or, when this process
     appends, into a file with no name (``_window_file``, held by both processes). Its
-    messages come through a pipe, each a length and a pickle (one program on both ends):
+    messages come through a pipe, each a length and a marshal (one program on both ends):
     where each window begins and ends, then its results (each window's counts and read log,
     or what failed). Once not needed, this process closes its file and releases the worker
     (closing the release pipe): the worker holds its files last, so freeing their blocks
@@ -398,7 +398,7 @@ class _Worker:
             if len(received) - at - _FRAME.size < size:
                 break
             at += _FRAME.size
-            messages.append(pickle.loads(received[at:at + size]))
+            messages.append(marshal.loads(received[at:at + size]))
             at += size
         del received[:at]
         return messages
@@ -715,8 +715,22 @@ def _add_reads(etl, result: dict) -> None:
             setattr(stats, name, getattr(stats, name) + value)
 
 
+def _plain_keys(keys: list[tuple]) -> list[tuple]:
+    """Message keys in a form marshal carries: each GUID as its 16 bytes (bytes_le)."""
+    return [(guid.bytes_le, number) if hasattr(guid, "bytes_le") else (guid, number)
+            for guid, number in keys]
+
+
+def _message_keys(keys: list[tuple]) -> list[tuple]:
+    """The decoder's message keys back from ``_plain_keys``."""
+    from uuid import UUID
+
+    return [(UUID(bytes_le=guid), number) if isinstance(guid, bytes) else (guid, number)
+            for guid, number in keys]
+
+
 def _send(fd: int, message) -> None:
-    data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+    data = marshal.dumps(message)
     view = memoryview(_FRAME.pack(len(data)) + data)
     while view:
         view = view[os.write(fd, view):]
@@ -778,7 +792,7 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
             error = traceback.format_exc()
         share = decoder.shared_programs
         _send(result_fd, ("done", {
-            "windows": results, "keys": decoder.message_keys(), "error": error,
+            "windows": results, "keys": _plain_keys(decoder.message_keys()), "error": error,
             "ended": time.monotonic(),      # the same clock in every process of the machine
             "shared": (share.compiled, share.installed) if share is not None else (0, 0)}))
         os.close(result_fd)
