@@ -16,6 +16,10 @@
  *       many-abandoned 65 reservations of a thread that is gone, then 5 records, in one buffer
  *       unbegun       two writers held right after reserving (their records still all zero),
  *                     each followed by a record, while a flush gives them up
+ *       many-held     16 writers held right after reserving (their records all zero), in one
+ *                     buffer, while a flush gives them up; prints how long it took ("flush_ms N")
+ *       many-pending  16 live threads that reserved a record (marked pending) and never commit
+ *                     it, in one buffer, while a flush gives them up; "flush_ms N" too
  * Prints "logged N lost L" and, for stale-retire, what the session's memory said of the
  * buffer the held install prepared: its state word when prepared, after the stale writer's
  * retire and after a flush ("prepared S retired S flushed S") and its phase after the last
@@ -28,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 #include "_etw_internal.h"
 
@@ -68,6 +73,15 @@ static void *abandon_reservations(void *arg) {
     return arg;
 }
 
+static sem_t g_reserved, g_done;
+
+static void *reserve_and_wait(void *arg) {
+    wpptrace_debug_reserve_only(g_session, 8);
+    sem_post(&g_reserved);
+    sem_wait(&g_done);                          /* alive, never committing */
+    return arg;
+}
+
 static void *writer_main(void *arg) {
     t_self = arg;
     for (unsigned i = 0; i < t_self->count; i++) log_one(t_self->tag, i);
@@ -92,6 +106,14 @@ static void release(writer *w, int held_again) {
 
 static void flush(EVENT_TRACE_PROPERTIES *p) {
     if (ControlTrace(g_session, NULL, p, EVENT_TRACE_CONTROL_FLUSH)) exit(4);
+}
+
+static long flush_ms(EVENT_TRACE_PROPERTIES *p) {
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    flush(p);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    return (long)((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000);
 }
 
 int main(int argc, char **argv) {
@@ -198,6 +220,26 @@ int main(int argc, char **argv) {
         release(&filler, 0);
         pthread_join(stale.thread, NULL);
         pthread_join(filler.thread, NULL);
+    } else if (!strcmp(mode, "many-held")) {
+        writer held[16];
+        memset(held, 0, sizeof held);
+        for (unsigned i = 0; i < 16; i++) start(&held[i], 10 + i, 1, WPT_POINT_RESERVE_CLAIMED, 0);
+        long ms = flush_ms(&props.p);            /* gives up all 16 held records */
+        for (unsigned i = 0; i < 16; i++) release(&held[i], 0);
+        for (unsigned i = 0; i < 16; i++) pthread_join(held[i].thread, NULL);
+        printf("flush_ms %ld\n", ms);
+    } else if (!strcmp(mode, "many-pending")) {
+        pthread_t pending[16];
+        sem_init(&g_reserved, 0, 0);
+        sem_init(&g_done, 0, 0);
+        for (unsigned i = 0; i < 16; i++) {
+            pthread_create(&pending[i], NULL, reserve_and_wait, NULL);
+            sem_wait(&g_reserved);
+        }
+        long ms = flush_ms(&props.p);            /* gives up all 16 pending records */
+        for (unsigned i = 0; i < 16; i++) sem_post(&g_done);
+        for (unsigned i = 0; i < 16; i++) pthread_join(pending[i], NULL);
+        printf("flush_ms %ld\n", ms);
     } else {
         return 2;
     }

@@ -93,3 +93,16 @@ def test_records_between_two_given_up_unbegun_ones_are_written(core_races, tmp_p
     path = tmp_path / "unbegun.etl"
     assert core_races("unbegun", path) == {"logged": 5, "lost": 2}
     assert values_by_writer(path) == {1: [0, 1, 2]}
+
+
+
+def test_live_writers_that_never_commit_are_given_up_together(core_races, tmp_path):
+    """16 live threads that reserved a record and never commit it, in one buffer: a flush
+    counts each as lost after one wait for them all (it used to give each after the first
+    another 50 ms: 1.25 s here, and a debugged process's stopped threads held the session's
+    flusher, which every process's buffers wait for, as long)."""
+    path = tmp_path / "many-pending.etl"
+    result = core_races("many-pending", path)
+    assert (result["logged"], result["lost"]) == (0, 16)
+    assert values_by_writer(path) == {}
+    assert result["flush_ms"] < 1000
