@@ -40,6 +40,7 @@
 #define WPT_MAX_FLUSH_MS       (7ull * 24 * 3600 * 1000)   /* longer timers are clamped */
 /* A reservation whose writer neither committed nor died within this time is abandoned. */
 #define WPT_COMMIT_WAIT_MS     500
+#define WPT_ZERO_RUNS          256   /* spans the flusher recounts as their writers go on */
 
 enum { WPT_FREE = 0, WPT_STARTING = 1, WPT_RUNNING = 2, WPT_STOPPING = 3, WPT_STOPPED = 4 };
 
@@ -432,6 +433,9 @@ typedef struct wpt_session {
     unsigned char *scratch;          /* a buffer's copy when a record has to be cut out */
     void *scan_space;                /* the flusher's list of retired buffers (capacity entries) */
     void *cut_space;                 /* records of a buffer given up (one per 8 bytes) */
+    void *zero_runs;                 /* given-up spans of a quarantined buffer whose records
+                                      * were still all zero (WPT_ZERO_RUNS of them) */
+    uint32_t nzero_runs;
 
     /* statistics (the flusher writes them) */
     _Atomic uint32_t buffers_written;  /* header buffer included */

@@ -13,6 +13,9 @@
  *   WPT_COMMIT_WAIT_MS. A given-up record is cut out of the buffer copy that is written
  *   (never torn into the file) and counted in EventsLost; if its writer may still store into
  *   the buffer, the buffer is quarantined (never reused) instead of going back to the pool.
+ *   Records still all zero (writers stopped right after reserving) are one span of unknown
+ *   count: the flusher walks the quarantined span again as their writers go on, and at the
+ *   end of STOP, counting each record it finds there.
  * - STOP sets the shared status (new reservations fail), then the flusher retires every
  *   stream's buffer and flushes until every slot is empty, seals the slots (an install a
  *   writer began earlier fails) and exits; the caller closes sinks.
@@ -126,13 +129,25 @@ static uint32_t next_record_after(const unsigned char *data, uint32_t off, uint3
 
 typedef struct {
     uint32_t off, size;
+    int zero;                        /* still all zero: one record counted, maybe more */
 } cut;
 
+/* A given-up span whose records were all zero when the flusher gave them up: it counted one
+ * record lost for the whole span, which may hold several (writers stopped right after
+ * reserving). The buffer is quarantined, never reused, so as the writers go on their records
+ * appear in it; the flusher walks them and counts the rest (recount_zero_runs). */
+typedef struct {
+    uint32_t index1, generation;
+    uint32_t pos, end;               /* the part of the span not walked yet */
+    uint32_t seen;                   /* records found in the span so far */
+} zero_run;
+
 /* Wait (bounded) until every record in data[WPT_BUFFER_HEADER_SIZE, *used) is committed. Records given up are
- * returned in cuts; *used shrinks if a record's extent could not be found. Returns the number
- * of cuts; *live is set if a given-up writer may still be running. */
+ * returned in cuts; *used shrinks if a record's extent could not be found (*zero_tail is then
+ * where, else 0). Returns the number of cuts; *live is set if a given-up writer may still be
+ * running. */
 static int wait_for_commits(wpt_session *s, const unsigned char *data, uint32_t *used, cut *cuts,
-                            int *live) {
+                            int *live, uint32_t *zero_tail) {
     int ncuts = 0;
     uint32_t off = WPT_BUFFER_HEADER_SIZE, end = *used;
     int64_t deadline = wpt_mono_ms() + WPT_COMMIT_WAIT_MS;
@@ -163,20 +178,25 @@ static int wait_for_commits(wpt_session *s, const unsigned char *data, uint32_t 
         }
         if (give_up) {
             if (give_up != 2) *live = 1;
+            int zero = 0;
             if (!size) {
                 uint32_t next = next_record_after(data, off, end);
                 /* its writer went on meanwhile: what was read of its bytes may be its own */
                 if (word_at(data, off)) continue;
                 size = next ? next - off : 0;
+                zero = 1;
             }
             if (!size || off + size > end) {
-                end = off;               /* its extent is unknown: the buffer ends here */
+                /* its extent is unknown: the buffer ends here, the rest recounted later */
+                *zero_tail = off;
+                end = off;
                 atomic_fetch_add(&s->view->sh->events_lost, 1);
                 atomic_fetch_add(&s->records_abandoned, 1);
                 break;
             }
             cuts[ncuts].off = off;
             cuts[ncuts].size = size;
+            cuts[ncuts].zero = zero;
             ncuts++;
             off += size;
             atomic_fetch_add(&s->view->sh->events_lost, 1);
@@ -200,6 +220,66 @@ static int wait_for_commits(wpt_session *s, const unsigned char *data, uint32_t 
     return ncuts;
 }
 
+/* Keep the all-zero spans given up in a buffer about to be quarantined, to be recounted. */
+static void note_zero_runs(wpt_session *s, uint32_t index1, uint32_t generation, const cut *cuts,
+                           int ncuts, uint32_t zero_tail, uint32_t full) {
+    zero_run *runs = s->zero_runs;
+    for (int i = 0; i <= ncuts; i++) {
+        uint32_t off, end;
+        if (i < ncuts) {
+            if (!cuts[i].zero) continue;
+            off = cuts[i].off;
+            end = off + cuts[i].size;
+        } else {
+            if (!zero_tail) break;
+            off = zero_tail;
+            end = full;
+        }
+        if (s->nzero_runs == WPT_ZERO_RUNS) return;     /* one record counted for each */
+        runs[s->nzero_runs++] = (zero_run){index1, generation, off, end, 0};
+    }
+}
+
+/* Walk the records that appeared in the kept spans since the last look: a span walked to its
+ * end adds its records beyond the one counted to EventsLost; at the end of STOP (`final`) one
+ * still partly zero adds those found (the rest holds one record at least: the one counted). */
+static void recount_zero_runs(wpt_session *s, int final) {
+    wpt_view *v = s->view;
+    zero_run *runs = s->zero_runs;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < s->nzero_runs; i++) {
+        zero_run r = runs[i];
+        int readable = r.index1 <= v->capacity
+            && atomic_load(&v->desc[r.index1 - 1].phase) == wpt_phase(r.generation, WPT_BUF_QUARANTINED);
+        if (readable) {
+            const unsigned char *data = wpt_buffer_data(v, r.index1);
+            while (r.pos < r.end) {
+                uint32_t w = word_at(data, r.pos);
+                if (!w) break;                           /* its writer has not gone on yet */
+                uint32_t size = ((w & 0xFFFF) + 7u) & ~7u;
+                if (!is_record_word(w) || !size || r.pos + size > r.end) {
+                    r.pos = r.end;                       /* cannot be: the walk ends here */
+                    break;
+                }
+                r.pos += size;
+                r.seen++;
+            }
+        }
+        uint32_t more = 0;
+        if (r.pos >= r.end) more = r.seen ? r.seen - 1 : 0;
+        else if (final || !readable) more = r.seen;     /* the zero rest: the one counted */
+        else {
+            runs[kept++] = r;                            /* walked so far, looked at again */
+            continue;
+        }
+        if (more) {
+            atomic_fetch_add(&v->sh->events_lost, more);
+            atomic_fetch_add(&s->records_abandoned, more);
+        }
+    }
+    s->nzero_runs = kept;
+}
+
 /* Write out one retired buffer, then zero it and put it back (or quarantine it). */
 static void flush_one(wpt_session *s, uint32_t index1) {
     wpt_view *v = s->view;
@@ -207,10 +287,11 @@ static void flush_one(wpt_session *s, uint32_t index1) {
     unsigned char *data = wpt_buffer_data(v, index1);
     uint32_t used = (uint32_t)atomic_load(&d->state) & ~WPT_CLOSED;
     if (used > v->buffer_size) used = v->buffer_size;
-    int live = 0;
+    int live = 0, ncuts = 0;
+    cut *cuts = s->cut_space;
+    uint32_t full = used, zero_tail = 0;
     if (used > WPT_BUFFER_HEADER_SIZE) {
-        cut *cuts = s->cut_space;
-        int ncuts = wait_for_commits(s, data, &used, cuts, &live);
+        ncuts = wait_for_commits(s, data, &used, cuts, &live, &zero_tail);
         unsigned char *out = data;
         if (ncuts || live) {
             /* a private copy without the given-up records: a writer still alive can only
@@ -242,6 +323,7 @@ static void flush_one(wpt_session *s, uint32_t index1) {
     }
     uint32_t generation = (uint32_t)(atomic_load(&d->phase) >> 32);
     if (live) {
+        note_zero_runs(s, index1, generation, cuts, ncuts, zero_tail, full);
         atomic_store(&d->phase, wpt_phase(generation, WPT_BUF_QUARANTINED));
         atomic_fetch_add(&s->buffers_quarantined, 1);
         return;
@@ -368,6 +450,7 @@ static uint32_t flush_pass(wpt_session *s) {
         if (!n) sched_yield();
     }
     if (total && s->realtime) wpt_rt_batch_end(s);   /* consumers see this flush at once */
+    if (s->nzero_runs) recount_zero_runs(s, 0);
     return total;
 }
 
@@ -436,6 +519,7 @@ static void *flusher_main(void *arg) {
     }
     int deferred;
     while (flush_retired(s, 1, &deferred)) {}
+    recount_zero_runs(s, 1);
     if (s->realtime) wpt_rt_batch_end(s);
     pthread_mutex_lock(&s->flush_lock);
     s->flush_completed = s->flush_requests;
@@ -643,7 +727,10 @@ ULONG wpt_session_prepare(wpt_session *s, int private_pool) {
     s->scan_space = malloc(sizeof(candidate) * capacity);
     /* a record takes 8 bytes at least: every record of a buffer can be given up */
     s->cut_space = malloc(sizeof(cut) * (s->buffer_size / 8));
-    if (!s->next_seq || !s->gap_since || !s->scratch || !s->scan_space || !s->cut_space) {
+    s->zero_runs = malloc(sizeof(zero_run) * WPT_ZERO_RUNS);
+    s->nzero_runs = 0;
+    if (!s->next_seq || !s->gap_since || !s->scratch || !s->scan_space || !s->cut_space
+        || !s->zero_runs) {
         wpt_session_discard(s, 1);
         return ERROR_OUTOFMEMORY;
     }
@@ -686,8 +773,11 @@ void wpt_session_discard(wpt_session *s, int close_sinks) {
     free(s->scratch);
     free(s->scan_space);
     free(s->cut_space);
+    free(s->zero_runs);
     s->scan_space = NULL;
     s->cut_space = NULL;
+    s->zero_runs = NULL;
+    s->nzero_runs = 0;
     s->next_seq = NULL;
     s->gap_since = NULL;
     s->scratch = NULL;

@@ -106,3 +106,16 @@ def test_live_writers_that_never_commit_are_given_up_together(core_races, tmp_pa
     assert (result["logged"], result["lost"]) == (0, 16)
     assert values_by_writer(path) == {}
     assert result["flush_ms"] < 1000
+
+
+def test_writers_held_right_after_reserving_are_each_counted(core_races, tmp_path):
+    """16 writers held right after reserving (their records all zero, so their sizes and how
+    many there are unknown), in one buffer, while a flush gives them up: the buffer is
+    quarantined, and once the writers go on the flusher finds their 16 records there and
+    counts each as lost (it counted one for the whole span)."""
+    path = tmp_path / "many-held.etl"
+    result = core_races("many-held", path)
+    assert (result["logged"], result["lost"]) == (16, 16)
+    assert values_by_writer(path) == {}
+    assert etlcheck.read(path).header["EventsLost"] == 16          # the file says so too
+    assert result["flush_ms"] < 1000
