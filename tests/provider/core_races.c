@@ -18,6 +18,7 @@
  *                     each followed by a record, while a flush gives them up
  *       many-held     16 writers held right after reserving (their records all zero), in one
  *                     buffer, while a flush gives them up; prints how long it took ("flush_ms N")
+ *                     and EventsLost after they went on and another flush ("lost_running N")
  *       many-pending  16 live threads that reserved a record (marked pending) and never commit
  *                     it, in one buffer, while a flush gives them up; "flush_ms N" too
  * Prints "logged N lost L" and, for stale-retire, what the session's memory said of the
@@ -227,7 +228,9 @@ int main(int argc, char **argv) {
         long ms = flush_ms(&props.p);            /* gives up all 16 held records */
         for (unsigned i = 0; i < 16; i++) release(&held[i], 0);
         for (unsigned i = 0; i < 16; i++) pthread_join(held[i].thread, NULL);
-        printf("flush_ms %ld\n", ms);
+        flush(&props.p);                         /* the flusher finds their records now */
+        if (ControlTrace(g_session, NULL, &props.p, EVENT_TRACE_CONTROL_QUERY)) return 5;
+        printf("flush_ms %ld\nlost_running %u\n", ms, props.p.EventsLost);
     } else if (!strcmp(mode, "many-pending")) {
         pthread_t pending[16];
         sem_init(&g_reserved, 0, 0);
