@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import subprocess
+import sys
 import time
 import uuid
 
@@ -280,3 +282,42 @@ def test_update_switches_to_a_new_log_file(tmp_path, session_name):
     assert sorted(buf["sequence"] for buf in b.buffers) == list(range(1, len(b.buffers) + 1))
     assert (a.logfile_name, b.logfile_name) == (str(first), str(second))
     assert a.header["StartTime"] == b.header["StartTime"] and len(etlcheck.dissect_messages(second)) == 2
+
+
+_FULL_DISK_APP = r"""
+import resource, signal, sys
+import wpptrace.provider as P
+from wpptrace.provider.sessions import TraceSession
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)        # past the limit a write fails with EFBIG
+failed = 0
+with TraceSession(sys.argv[1], sys.argv[2], BufferSize=4, MinimumBuffers=64, MaximumBuffers=64,
+                  LogFileMode=P.EVENT_TRACE_PRIVATE_LOGGER_MODE | P.EVENT_TRACE_PRIVATE_IN_PROC
+                  | P.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING) as s:
+    # (a private session: this process writes its file) the limit once the session runs
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
+    for i in range(5000):
+        try:
+            P.TraceMessage(s.handle, P.TRACE_MESSAGE_TIMESTAMP, None, 1, i.to_bytes(8, "little"))
+        except OSError:
+            failed += 1
+print(failed, s.final.LogBuffersLost, s.final.BuffersWritten)
+"""
+
+
+def test_a_file_that_cannot_grow_counts_its_buffers_lost(tmp_path, session_name):
+    """The session's file stops growing (a full disk; here the process's file size limit, so
+    every write past 64 KiB fails with EFBIG): the buffers that cannot be written are counted
+    in LogBuffersLost and in the file's header, TraceMessage goes on succeeding, and what was
+    written before stays readable."""
+    path = tmp_path / "full.etl"
+    res = subprocess.run([sys.executable, "-c", _FULL_DISK_APP, session_name, str(path)],
+                         capture_output=True, text=True, timeout=PATIENCE)
+    assert res.returncode == 0, res.stderr
+    failed, lost, written = map(int, res.stdout.split())
+    assert failed == 0
+    c = etlcheck.read(path)
+    assert path.stat().st_size == 64 * 1024 and len(c.buffers) == 15 and written == 16
+    assert lost > 0 and c.header["BuffersLost"] == lost
+    assert c.header["BuffersWritten"] == written
+    values = [int.from_bytes(m.args, "little") for m in c.messages]
+    assert values == list(range(len(values)))               # the oldest ones, in order
