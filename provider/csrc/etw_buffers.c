@@ -164,6 +164,7 @@ ULONG wpt_pool_create(const wpt_pool_config *c, wpt_view **view_out, int *memfd_
         if (commit_buffer(v, i) != 0) {
             munmap(map, size);
             if (memfd >= 0) close(memfd);
+            free(v->mapped);
             free(v);
             return ERROR_OUTOFMEMORY;
         }
