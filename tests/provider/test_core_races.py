@@ -105,7 +105,7 @@ def test_live_writers_that_never_commit_are_given_up_together(core_races, tmp_pa
     result = core_races("many-pending", path)
     assert (result["logged"], result["lost"]) == (0, 16)
     assert values_by_writer(path) == {}
-    assert result["flush_ms"] < 1000
+    assert result["flush_ms"] < 1200    # 500 ms wait + one 50 ms grace; it was 1,250 ms at least
 
 
 def test_writers_held_right_after_reserving_are_each_counted(core_races, tmp_path):
@@ -119,4 +119,4 @@ def test_writers_held_right_after_reserving_are_each_counted(core_races, tmp_pat
     assert (result["logged"], result["lost"]) == (16, 16)
     assert values_by_writer(path) == {}
     assert etlcheck.read(path).header["EventsLost"] == 16          # the file says so too
-    assert result["flush_ms"] < 1000
+    assert result["flush_ms"] < 1200    # one 500 ms wait for the whole span
