@@ -15,7 +15,8 @@
  *   the buffer, the buffer is quarantined (never reused) instead of going back to the pool.
  *   Records still all zero (writers stopped right after reserving) are one span of unknown
  *   count: the flusher walks the quarantined span again as their writers go on, and at the
- *   end of STOP, counting each record it finds there.
+ *   end of STOP, counting each record it finds there (and, at STOP, each stretch still zero
+ *   as one).
  * - STOP sets the shared status (new reservations fail), then the flusher retires every
  *   stream's buffer and flushes until every slot is empty, seals the slots (an install a
  *   writer began earlier fails) and exits; the caller closes sinks.
@@ -100,6 +101,11 @@ static inline int is_record_word(uint32_t w) {
     return (w & 0x80000000u) || (w & 0xFFFF0000u) == WPT_RECORD_PENDING;
 }
 
+/* The bytes a record takes in the buffer, from its first word (committed or pending). */
+static inline uint32_t record_span(uint32_t w) {
+    return ((w & 0xFFFF) + 7u) & ~7u;
+}
+
 /* The first non-zero word at or after `from` (8-byte steps), or `used`. */
 static uint32_t next_non_zero(const unsigned char *data, uint32_t from, uint32_t used) {
     while (from < used && !word_at(data, from)) from += 8;
@@ -120,7 +126,7 @@ static uint32_t next_record_after(const unsigned char *data, uint32_t off, uint3
             q = next_non_zero(data, q + 8, used);
             continue;
         }
-        uint32_t size = ((x & 0xFFFF) + 7u) & ~7u;
+        uint32_t size = record_span(x);
         if (!is_record_word(x) || size == 0) break;
         q += size;
     }
@@ -157,7 +163,7 @@ static int wait_for_commits(wpt_session *s, const unsigned char *data, uint32_t 
     while (off < end) {
         uint32_t w = word_at(data, off);
         if (w & 0x80000000u) {
-            uint32_t size = ((w & 0xFFFF) + 7u) & ~7u;
+            uint32_t size = record_span(w);
             if (size == 0 || off + size > end) { end = off; break; }   /* cannot be: stop here */
             off += size;
             spins = 0;
@@ -167,7 +173,7 @@ static int wait_for_commits(wpt_session *s, const unsigned char *data, uint32_t 
         int give_up = now >= deadline;
         uint32_t size = 0;
         if ((w & 0xFFFF0000u) == WPT_RECORD_PENDING) {
-            size = ((w & 0xFFFF) + 7u) & ~7u;
+            size = record_span(w);
             /* looked at once more when the wait runs out (the flusher itself may have been
              * descheduled past the deadline): a dead writer's buffer is never quarantined */
             if (give_up || (spins > 64 && now >= next_check)) {
@@ -241,8 +247,9 @@ static void note_zero_runs(wpt_session *s, uint32_t index1, uint32_t generation,
 }
 
 /* Walk the records that appeared in the kept spans since the last look: a span walked to its
- * end adds its records beyond the one counted to EventsLost; at the end of STOP (`final`) one
- * still partly zero adds those found (the rest holds one record at least: the one counted). */
+ * end adds its records beyond the one counted to EventsLost. At the end of STOP (`final`) a
+ * stretch still zero counts as one record (it holds one at least; how many, nobody can say):
+ * the next non-zero word starts a record, since a writer's first word is stored first. */
 static void recount_zero_runs(wpt_session *s, int final) {
     wpt_view *v = s->view;
     zero_run *runs = s->zero_runs;
@@ -255,8 +262,13 @@ static void recount_zero_runs(wpt_session *s, int final) {
             const unsigned char *data = wpt_buffer_data(v, r.index1);
             while (r.pos < r.end) {
                 uint32_t w = word_at(data, r.pos);
-                if (!w) break;                           /* its writer has not gone on yet */
-                uint32_t size = ((w & 0xFFFF) + 7u) & ~7u;
+                if (!w) {
+                    if (!final) break;                   /* its writer has not gone on yet */
+                    r.seen++;
+                    r.pos = next_non_zero(data, r.pos + 8, r.end);
+                    continue;
+                }
+                uint32_t size = record_span(w);
                 if (!is_record_word(w) || !size || r.pos + size > r.end) {
                     r.pos = r.end;                       /* cannot be: the walk ends here */
                     break;
@@ -267,7 +279,7 @@ static void recount_zero_runs(wpt_session *s, int final) {
         }
         uint32_t more = 0;
         if (r.pos >= r.end) more = r.seen ? r.seen - 1 : 0;
-        else if (final || !readable) more = r.seen;     /* the zero rest: the one counted */
+        else if (!readable) more = r.seen;               /* the unread rest: the one counted */
         else {
             runs[kept++] = r;                            /* walked so far, looked at again */
             continue;

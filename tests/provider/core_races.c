@@ -21,6 +21,9 @@
  *                     and EventsLost after they went on and another flush ("lost_running N")
  *       many-pending  16 live threads that reserved a record (marked pending) and never commit
  *                     it, in one buffer, while a flush gives them up; "flush_ms N" too
+ *       held-over-stop three writers held right after reserving, side by side, while a flush
+ *                     gives them up; the middle one goes on, then the session stops with the
+ *                     other two still held (released after STOP)
  * Prints "logged N lost L" and, for stale-retire, what the session's memory said of the
  * buffer the held install prepared: its state word when prepared, after the stale writer's
  * retire and after a flush ("prepared S retired S flushed S") and its phase after the last
@@ -134,7 +137,9 @@ int main(int argc, char **argv) {
     wpt_test_point = at_point;
     wpt_view *v = atomic_load(&wpt_views[g_session & 0xFFFF]);
 
-    writer filler, stale, installer;
+    writer filler, stale, installer, held[16];
+    writer *after_stop[2] = {NULL, NULL};
+    memset(held, 0, sizeof held);
     memset(&filler, 0, sizeof filler);
     memset(&stale, 0, sizeof stale);
     memset(&installer, 0, sizeof installer);
@@ -222,8 +227,6 @@ int main(int argc, char **argv) {
         pthread_join(stale.thread, NULL);
         pthread_join(filler.thread, NULL);
     } else if (!strcmp(mode, "many-held")) {
-        writer held[16];
-        memset(held, 0, sizeof held);
         for (unsigned i = 0; i < 16; i++) start(&held[i], 10 + i, 1, WPT_POINT_RESERVE_CLAIMED, 0);
         long ms = flush_ms(&props.p);            /* gives up all 16 held records */
         for (unsigned i = 0; i < 16; i++) release(&held[i], 0);
@@ -231,6 +234,13 @@ int main(int argc, char **argv) {
         flush(&props.p);                         /* the flusher finds their records now */
         if (ControlTrace(g_session, NULL, &props.p, EVENT_TRACE_CONTROL_QUERY)) return 5;
         printf("flush_ms %ld\nlost_running %u\n", ms, props.p.EventsLost);
+    } else if (!strcmp(mode, "held-over-stop")) {
+        for (unsigned i = 0; i < 3; i++) start(&held[i], 10 + i, 1, WPT_POINT_RESERVE_CLAIMED, 0);
+        flush(&props.p);                         /* gives up all three: one span, all zero */
+        release(&held[1], 0);                    /* its record appears in the span */
+        pthread_join(held[1].thread, NULL);
+        after_stop[0] = &held[0];
+        after_stop[1] = &held[2];
     } else if (!strcmp(mode, "many-pending")) {
         pthread_t pending[16];
         sem_init(&g_reserved, 0, 0);
@@ -248,6 +258,11 @@ int main(int argc, char **argv) {
     }
     wpt_test_point = NULL;
     if (ControlTrace(g_session, NULL, &props.p, EVENT_TRACE_CONTROL_STOP)) return 6;
+    for (unsigned i = 0; i < 2; i++) {           /* writers still held at STOP go on now */
+        if (!after_stop[i]) continue;
+        release(after_stop[i], 0);
+        pthread_join(after_stop[i]->thread, NULL);
+    }
     printf("logged %lu lost %u\n", g_logged, props.p.EventsLost);
     return 0;
 }

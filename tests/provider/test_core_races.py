@@ -5,23 +5,13 @@ writers are filling. Every record logged is in the file."""
 from __future__ import annotations
 
 import collections
-import os
 import struct
 
 import pytest
 
 import provider_etlcheck as etlcheck
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 ACTIVE = 1
-
-
-@pytest.fixture(scope="module")
-def core_races(build_c_program_with_test_points, run_report):
-    """core_races(mode, out_path) -> what the program printed (see core_races.c)."""
-    with open(os.path.join(HERE, "core_races.c")) as fh:
-        program = build_c_program_with_test_points("core_races", fh.read())
-    return lambda mode, path: run_report(program, mode, path)
 
 
 def values_by_writer(path) -> dict[int, list[int]]:
@@ -120,3 +110,14 @@ def test_writers_held_right_after_reserving_are_each_counted(core_races, tmp_pat
     assert values_by_writer(path) == {}
     assert etlcheck.read(path).header["EventsLost"] == 16          # the file says so too
     assert result["flush_ms"] < 1200    # one 500 ms wait for the whole span
+
+
+def test_writers_still_held_at_stop_count_a_record_each(core_races, tmp_path):
+    """Three writers held right after reserving, side by side, given up by a flush; the middle
+    one goes on, then the session stops with the other two still held: their zero stretches
+    on either side of its record count one each, so all three are counted (the walk used to
+    stop at the first zero word and count the span as one)."""
+    path = tmp_path / "held-over-stop.etl"
+    assert core_races("held-over-stop", path) == {"logged": 3, "lost": 3}
+    assert values_by_writer(path) == {}
+    assert etlcheck.read(path).header["EventsLost"] == 3
