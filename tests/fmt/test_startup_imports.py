@@ -44,13 +44,10 @@ def test_fmt_imports_no_heavy_module(fmt_data, fmt_tmf, tmp_path, command):
     assert out.stat().st_size > 0
 
 
-#: what a -j run into a file must not import either: before the fork every process waits for
-#: them (typing, traceback and tempfile cost 26 ms there; pickle 3 ms)
-UNWANTED_PARALLEL = UNWANTED
-
-
 def test_fmt_jobs_import_no_heavy_module(fmt_data, fmt_tmf, tmp_path):
-    res = subprocess.run([sys.executable, "-c", _RUN.format(unwanted=UNWANTED_PARALLEL, command="fmt"),
+    """A -j run into a file imports none of them either: before the fork every process waits
+    for them (typing, traceback and tempfile cost 26 ms there; pickle 3 ms)."""
+    res = subprocess.run([sys.executable, "-c", _RUN.format(unwanted=UNWANTED, command="fmt"),
                           str(fmt_data / "wppstr-sample.etl"), "-p", str(fmt_tmf), "-j", "2",
                           "-o", str(tmp_path / "out.txt")], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr

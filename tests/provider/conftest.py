@@ -93,17 +93,28 @@ def build_c_program_with_test_points(tmp_path_factory):
     return _core_builder(tmp_path_factory, "-DWPT_TEST_POINTS")
 
 
-def _report(program: pathlib.Path, *args) -> dict[str, int]:
-    out = subprocess.run([str(program), *map(str, args)], capture_output=True, text=True, timeout=60,
-                         check=True).stdout.split()
-    return {out[i]: int(out[i + 1]) for i in range(0, len(out), 2)}
+def _mode_program(build, name: str):
+    """tests/provider/<name>.c built with ``build``; returns run(mode, out_path) -> what it
+    printed, as "name value" pairs of integers (the program must exit 0)."""
+    program = build(name, (pathlib.Path(__file__).parent / f"{name}.c").read_text())
+
+    def run(mode: str, path) -> dict[str, int]:
+        out = subprocess.run([str(program), mode, str(path)], capture_output=True, text=True, timeout=60,
+                             check=True).stdout.split()
+        return {out[i]: int(out[i + 1]) for i in range(0, len(out), 2)}
+    return run
 
 
 @pytest.fixture(scope="session")
-def run_report():
-    """run_report(program, *args) -> what a C test program printed, as "name value" pairs of
-    integers (the program must exit 0)."""
-    return _report
+def core_faults(build_c_program):
+    """core_faults(mode, out_path) -> what core_faults.c printed (writers that never finish)."""
+    return _mode_program(build_c_program, "core_faults")
+
+
+@pytest.fixture(scope="session")
+def core_races(build_c_program_with_test_points):
+    """core_races(mode, out_path) -> what core_races.c printed (writers held at test points)."""
+    return _mode_program(build_c_program_with_test_points, "core_races")
 
 
 SAMPLE = REPO / "samples" / "c_program"

@@ -17,16 +17,7 @@ import pytest
 import provider_etlcheck as etlcheck
 from wpptrace.provider.sessions import TraceSession, session_info
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 MESSAGE = uuid.UUID("0badcafe-0001-0002-0304-05060708090a")
-
-
-@pytest.fixture(scope="module")
-def core_faults(build_c_program, run_report):
-    """core_faults(mode, out_path) -> what the program printed (see core_faults.c)."""
-    with open(os.path.join(HERE, "core_faults.c")) as fh:
-        program = build_c_program("core_faults", fh.read())
-    return lambda mode, path: run_report(program, mode, path)
 
 
 def per_thread_values(path) -> dict[int, list[int]]:
