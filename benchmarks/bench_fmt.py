@@ -417,13 +417,32 @@ def bench_rows(path: pathlib.Path) -> tuple[int, float]:
     return n, time.process_time() - c0
 
 
-def bench_fixed_cost(path: pathlib.Path) -> tuple[int, float, float]:
+def bench_fixed_cost(path: pathlib.Path, repeat: int = 3) -> tuple[int, float, float]:
     """What every ``-j`` process pays before its share of the work: reading the TMF entries
-    and compiling the messages the file uses (distinct messages, CPU s), in fresh decoders
-    (the messages found by a first walk, not timed), with the collector settings fmt runs
-    under. Returns (messages, CPU s of one process compiling them all, CPU s of one of two
-    processes sharing them as ``fmt -j 2`` does: it compiles every other message and installs
-    the rest from the other's records)."""
+    and compiling the messages the file uses (distinct messages, CPU s), each measured in a
+    fresh process (``--fixed-child``) so that nothing is compiled or imported before, as in a
+    ``wpptrace fmt`` run. Returns (messages, CPU s of one process compiling them all, CPU s of
+    the slower of two processes forked from one decoder and sharing them as ``fmt -j 2``
+    does, at once: each takes the messages in its own order, compiles those it claims first
+    and installs the rest from the other's records). Medians of ``repeat`` runs."""
+    def run(mode: str) -> dict:
+        done = subprocess.run([sys.executable, __file__, "--fixed-child", mode, str(path)],
+                              capture_output=True, text=True, env=_installed_env(), check=True)
+        return json.loads(done.stdout)
+
+    alone, shared = [], []
+    for _ in range(max(1, repeat)):
+        one, two = run("alone"), run("shared")
+        alone.append(one["cpu"][0])
+        shared.append(max(two["cpu"]))
+    return one["keys"], statistics.median(alone), statistics.median(shared)
+
+
+def fixed_child(mode: str, path: str) -> int:
+    """``--fixed-child``: the fixed cost of ``bench_fixed_cost`` in this fresh process: "alone"
+    compiles every message the file uses; "shared" forks a second process from the decoder
+    and both compile through one ``ProgramShare`` at once. Prints the CPU time of each
+    process as JSON."""
     from wpptrace import tmf
     from wpptrace.decoder.cli_fmt import _few_collections
     from wpptrace.decoder.engine import FileSource
@@ -433,30 +452,37 @@ def bench_fixed_cost(path: pathlib.Path) -> tuple[int, float, float]:
     from wpptrace.decoder.wpp_rows import RowView
 
     view = RowView()
-    with EtlFile(str(path)) as etl:
+    with EtlFile(path) as etl:
         for _rows, _keys in FileSource(etl).ordered(view):
             pass
     keys = [view.tables.key_info(k) for k in range(view.tables.key_count())]
-
-    def fresh(share=None):
+    with _few_collections():          # as fmt compiles them (its -j workers are forked inside)
         decoder = WppDecoder(tmf.load(str(TMF_DIR), tolerant=True))
         decoder._row_printer()
-        decoder.share_programs(share)
-        return decoder
-
-    with _few_collections():          # as fmt compiles them (its -j workers are forked inside)
-        c0 = time.process_time()
-        decoder = fresh()
-        for guid_le, number in keys:
-            decoder._program(decoder._raw_entry(guid_le, number))
-        alone = time.process_time() - c0
+        if mode == "alone":
+            c0 = time.process_time()
+            for guid_le, number in keys:
+                decoder._program(decoder._raw_entry(guid_le, number))
+            print(json.dumps({"keys": len(keys), "cpu": [time.process_time() - c0]}))
+            return 0
         share = ProgramShare()
-        fresh(share)._shared_entries(keys[::2])        # the other process's half
+        decoder.share_programs(share)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        mine = list(keys)
+        random.Random(pid == 0).shuffle(mine)   # each its own order, as two windows have
         c0 = time.process_time()
-        fresh(share)._shared_entries(keys)
-        shared = time.process_time() - c0
+        decoder._shared_entries(mine)
+        cpu = time.process_time() - c0
+        if pid == 0:
+            os.write(write_fd, json.dumps(cpu).encode())
+            os._exit(0)
+        os.close(write_fd)
+        other = json.loads(os.read(read_fd, 1 << 10))
+        os.waitpid(pid, 0)
         share.close()
-    return len(keys), alone, shared
+    print(json.dumps({"keys": len(keys), "cpu": [cpu, other]}))
+    return 0
 
 
 def _spin(n: int) -> int:
@@ -539,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
         return child(argv[1], argv[2], int(argv[3]), argv[4], argv[5:6] == ["compiled"])
+    if argv[:1] == ["--fixed-child"]:
+        return fixed_child(argv[1], argv[2])
     if argv[:1] == ["--window-child"]:
         return window_child(argv[1], int(argv[2]), argv[3])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -639,8 +667,9 @@ def main(argv: list[str] | None = None) -> int:
           f"the two processes of -j 2 share the cores with others")
     work = j1["cpu"] - fixed_alone
     print(f"  fixed cost per process (TMF entries read, {n_keys:,} messages compiled): one process "
-          f"{fixed_alone:.2f} s CPU of -j 1's {j1['cpu']:.2f} s; each of -j 2's, compiling half and "
-          f"installing the other's half, {fixed:.2f} s; with it, 2 processes can at best give "
+          f"{fixed_alone:.2f} s CPU of -j 1's {j1['cpu']:.2f} s; the slower of -j 2's two, compiling "
+          f"what it claims first and installing the rest, both at once, {fixed:.2f} s; with it, 2 "
+          f"processes can at best give "
           f"{j1['cpu'] / (fixed + work / 2):.2f}x on 2 free cores")
     print(f"  the machine's own speed-up, 2 processes vs 1 (plain CPU loop, before/between/after the "
           f"runs): {', '.join(f'{m:.2f}x' for m in machine)}")
