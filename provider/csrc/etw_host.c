@@ -103,16 +103,29 @@ static void close_all_but(int *keep, int n) {
 }
 
 /* The caller's other sessions are none of the host's business: drop their mappings (so they
- * do not keep another session's memory alive) and forget the caller's private sessions. */
+ * do not keep another session's memory alive), free their views and forget the caller's
+ * private sessions. A view can be both published and a session's: each is freed once. */
 static void drop_inherited_sessions(wpt_session *mine) {
+    wpt_view *dropped[2 * WPPTRACE_MAX_SESSIONS];
+    int ndropped = 0;
     for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
-        wpt_view *v = atomic_exchange(&wpt_views[i], NULL);
-        if (v && v != mine->view && v->map) munmap(v->map, v->map_size);
+        wpt_view *found[2] = {atomic_exchange(&wpt_views[i], NULL), NULL};
         wpt_session *other = &wpt_sessions[i];
         if (other != mine && atomic_load(&other->role) != WPT_ROLE_NONE) {
-            if (other->view && other->view->map) munmap(other->view->map, other->view->map_size);
+            found[1] = other->view;
+            other->view = NULL;
             atomic_store(&other->role, WPT_ROLE_NONE);
             atomic_store(&other->status, WPT_FREE);
+        }
+        for (int k = 0; k < 2; k++) {
+            wpt_view *v = found[k];
+            int seen = v == NULL || v == mine->view;
+            for (int j = 0; j < ndropped && !seen; j++) seen = dropped[j] == v;
+            if (seen) continue;
+            dropped[ndropped++] = v;
+            if (v->map) munmap(v->map, v->map_size);
+            free(v->mapped);
+            free(v);
         }
     }
 }
@@ -312,10 +325,13 @@ static void serve(wpt_session *s, int listen_fd, const char *path) {
     if (stat(path, &mine) != 0) memset(&mine, 0, sizeof mine);
     conn *conns = calloc(MAX_CONNS, sizeof *conns);
     struct pollfd *pfd = calloc(MAX_CONNS + 3, sizeof *pfd);
-    if (!conns || !pfd) return;
-    for (int i = 0; i < MAX_CONNS; i++) conns[i].fd = -1;
     int done_pipe[2];
-    if (pipe2(done_pipe, O_CLOEXEC) != 0) return;
+    if (!conns || !pfd || pipe2(done_pipe, O_CLOEXEC) != 0) {
+        free(conns);
+        free(pfd);
+        return;
+    }
+    for (int i = 0; i < MAX_CONNS; i++) conns[i].fd = -1;
     stop_job job = {s, 0, done_pipe[1]};
     pthread_t stopper;
     int stopping = 0, stop_reply_fd = -1;
@@ -426,6 +442,8 @@ static void serve(wpt_session *s, int listen_fd, const char *path) {
     }
     for (int i = 0; i < MAX_CONNS; i++)
         if (conns[i].fd >= 0) close(conns[i].fd);
+    free(conns);
+    free(pfd);
 }
 
 static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
