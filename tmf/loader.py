@@ -232,16 +232,19 @@ def _add_directory(tmfset: TmfSet, directory: str, priority: int, tolerant: bool
         if name.endswith(".tmf"):
             if not entry.is_file():
                 continue
+            tmfset.inputs.append(entry.path)
             loader = functools.partial(_load_tmf, entry.path, priority, tolerant, lazy=True)
             match = _GUID_NAME.match(entry.name)
             tmfset.add_pending(uuid.UUID(match.group(1)) if match else None, loader)
         elif name.endswith(".tmc") and entry.is_file():
+            tmfset.inputs.append(entry.path)
             _load_tmc(entry.path, tolerant, tmfset)
 
 
 def load_file(tmfset: TmfSet, path: str, priority: int = 0, tolerant: bool = True) -> None:
     """Add one file by its kind: .pdb (annotations), .tmc (control GUIDs), anything else TMF text."""
     suffix = os.path.splitext(os.path.basename(os.fspath(path)))[1].lower()
+    tmfset.inputs.append(os.fspath(path))
     if suffix == ".pdb":
         _load_pdb(path, priority, tolerant, tmfset)
     elif suffix == ".tmc":

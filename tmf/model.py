@@ -130,6 +130,9 @@ class TmfSet:
         self._components: dict[int, tuple[int, str]] = {}  # GUID -> (priority, component)
         self.control_guids: list[ControlGuid] = []
         self.issues: list[TmfError] = []
+        # the files the set was listed from (TMF, TMC, PDB), in the order they take precedence:
+        # what a record compiled from it depends on (decoder.program_cache)
+        self.inputs: list[str] = []
         # GUID -> loaders that will add that GUID's messages when first needed.
         self._pending: dict[int, list[Callable[["TmfSet"], None]]] = {}
         # Loaders whose GUIDs are unknown until read (needed by messages()/guids()/enum()).
@@ -250,6 +253,7 @@ class TmfSet:
         self._enums.update(other._enums)
         self.control_guids.extend(other.control_guids)
         self.issues.extend(other.issues)
+        self.inputs.extend(other.inputs)
         for guid, loaders in other._pending.items():
             self._pending.setdefault(guid, []).extend(loaders)
         self._pending_any.extend(other._pending_any)
