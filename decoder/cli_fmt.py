@@ -60,6 +60,7 @@ class FmtOptions:
     jobs: int = 1  # processes decoding one file (0: one per core for a large file into a file)
     all_records: bool = False  # parquet/arrow: rows for the records that are not WPP messages
     batch_rows: int = 0  # parquet/arrow: rows per record batch (0: decoder.arrow's default)
+    cache: bool = True  # keep compiled messages between runs (decoder.program_cache)
 
 
 # -- inputs -------------------------------------------------------------------------------
@@ -90,6 +91,17 @@ def _load_tmfs(opts: FmtOptions, err: IO[str]):
               f"TRACE_FORMAT_SEARCH_PATH): messages without a format print as Unknown", file=err)
     tmfset = tmf.load(*paths, tolerant=True)
     return tmfset, problems
+
+
+def _open_cache(tmfset, opts: FmtOptions, prefix: str):
+    """The run's ``ProgramCache``: None for a form whose messages are not kept, or when there
+    is no cache (turned off, or no private directory for it)."""
+    from .program_cache import ProgramCache
+    from .program_share import ProgramShare
+
+    form = opts.output_format
+    mode = ProgramShare.mode((opts.noprefix, form, opts.csv_quote and form == "csv"))
+    return ProgramCache.open(tmfset.inputs, mode, (prefix, opts.utc))
 
 
 def _has_tmf_files(directory: str) -> bool:
@@ -308,6 +320,8 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     if problems:
         status = EXIT_FAILURE
     decoder = WppDecoder(tmfset, prefix=prefix, noprefix=opts.noprefix, utc=opts.utc)
+    cache = _open_cache(tmfset, opts, prefix) if opts.cache and opts.realtime is None else None
+    decoder.use_cache(cache)
 
     inputs: list[_Input] = []
     for path in opts.files:
@@ -340,6 +354,10 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     finally:
         if owned:
             target.close()
+    if decoder.program_cache is not None and not tmfset.issues:
+        # (a run whose TMF files reported problems keeps nothing: a later run taking its
+        # messages from the cache would not read those files and could not report them)
+        decoder.program_cache.save()
     try:
         return _finish(decoder, opts, inputs, err, started, status)
     finally:
@@ -579,6 +597,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="processes decoding one file into text, CSV or JSON Lines "
                              "(default: one per core for a file of 16 MB or more written to a "
                              "file, else 1)")
+    parser.add_argument("--no-cache", dest="cache", action="store_false",
+                        help="compile every message this run needs, and keep none of them for the "
+                             "next run (see also WPPTRACE_NO_CACHE, WPPTRACE_CACHE_DIR)")
     parser.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                         help="progress bar on stderr (auto: big files on a terminal)")
     parser.add_argument("--rt", dest="realtime", metavar="SESSION",
@@ -595,5 +616,6 @@ def run(args: argparse.Namespace) -> int:
         output_format=args.output_format, csv_header=args.csv_header, csv_quote=args.csv_quote,
         summary=args.summary, prefix=args.prefix, noprefix=args.noprefix, utc=args.utc,
         seq=args.seq, progress=args.progress, verbose=args.verbose, prog="wpptrace fmt",
-        jobs=args.jobs, all_records=args.all_records, batch_rows=args.batch_rows)
+        jobs=args.jobs, all_records=args.all_records, batch_rows=args.batch_rows,
+        cache=args.cache)
     return run_fmt(opts)

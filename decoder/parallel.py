@@ -216,6 +216,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
         appended = time.monotonic()
         for worker in workers:
             worker.release()
+        _keep_shared(decoder, workers)
     finally:
         for worker in workers:
             worker.stop()
@@ -655,6 +656,20 @@ class _OwnWindows:
             self._etl = None
 
 
+def _keep_shared(decoder, workers: list) -> None:
+    """Add the messages the workers compiled to the run's program cache (this process added
+    its own and those it installed); keep nothing when a worker's TMF files reported problems
+    (only this process reports its own)."""
+    if decoder.program_cache is None:
+        return
+    payloads = [worker.payload for worker in workers]
+    if any(payload is None or payload.get("tmf_issues") for payload in payloads):
+        decoder.use_cache(None)
+        return
+    for payload in payloads:
+        decoder.cache_shared([key for key in payload["keys"] if isinstance(key[0], bytes)])
+
+
 def _decode_window(decoder, source, writer, opts, view, window) -> dict:
     """Decode one window of ``source`` into ``writer`` (flushed): what it added to the
     decoder's counters and to the reader's log, where its streams stopped, and the
@@ -794,7 +809,8 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
         _send(result_fd, ("done", {
             "windows": results, "keys": _plain_keys(decoder.message_keys()), "error": error,
             "ended": time.monotonic(),      # the same clock in every process of the machine
-            "shared": (share.compiled, share.installed) if share is not None else (0, 0)}))
+            "shared": (share.compiled, share.installed) if share is not None else (0, 0),
+            "tmf_issues": len(getattr(decoder.tmfset, "issues", ()))}))
         os.close(result_fd)
         while os.read(release_fd, 1 << 12):     # until the parent lets go (or is gone)
             pass

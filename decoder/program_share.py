@@ -21,7 +21,7 @@ from collections import namedtuple
 
 from ._hazmat import ProgramTable
 
-__all__ = ["ProgramShare", "SharedRecord"]
+__all__ = ["ProgramShare", "SharedRecord", "pack", "unpack"]
 
 RECORD = struct.Struct("<4sIiIIIII")
 _HAS_PREFIX, _UNKNOWN, _DECORATED = 1, 2, 4
@@ -63,14 +63,7 @@ class ProgramShare:
         if record.blob is None:
             self.table.refuse(slot)
             return
-        component, name = record.component.encode(), record.name.encode()
-        unknown = b"" if record.unknown is None else record.unknown.encode()
-        decoration = record.decoration or b""
-        flags = ((_HAS_PREFIX if record.has_prefix else 0) | (_UNKNOWN if record.unknown is not None else 0)
-                 | (_DECORATED if record.decoration is not None else 0))
-        head = RECORD.pack(mode, flags, record.prefix_program, len(component), len(name), len(unknown),
-                           len(record.blob), len(decoration))
-        self.table.publish(slot, b"".join((head, component, name, unknown, record.blob, decoration)))
+        self.table.publish(slot, pack(mode, record))
 
     def refuse(self, slot: int) -> None:
         self.compiled += 1
@@ -97,6 +90,18 @@ class ProgramShare:
 
     def close(self) -> None:
         self.table.close()
+
+
+def pack(mode: bytes, record: SharedRecord) -> bytes:
+    """A record's bytes (``record.blob`` set), as ``unpack`` reads them."""
+    component, name = record.component.encode(), record.name.encode()
+    unknown = b"" if record.unknown is None else record.unknown.encode()
+    decoration = record.decoration or b""
+    flags = ((_HAS_PREFIX if record.has_prefix else 0) | (_UNKNOWN if record.unknown is not None else 0)
+             | (_DECORATED if record.decoration is not None else 0))
+    head = RECORD.pack(mode, flags, record.prefix_program, len(component), len(name), len(unknown),
+                       len(record.blob), len(decoration))
+    return b"".join((head, component, name, unknown, record.blob, decoration))
 
 
 def unpack(data: bytes | None, mode: bytes) -> SharedRecord | None:

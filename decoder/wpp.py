@@ -312,6 +312,7 @@ class WppDecoder:
         self._key_tables = None                  # ... of this RowTables
         self.column_decoration = None            # "columns" form: entry -> its decoration
         self._share = None                       # programs shared with the other processes of a run
+        self._cache = None                       # programs kept between runs (program_cache)
 
     # -- per-message resolution -----------------------------------------------------------
     def _entry(self, guid, number: int) -> _Entry:
@@ -459,6 +460,8 @@ class WppDecoder:
                     keys = [tables.key_info(key) for key in range(len(key_entries), tables.key_count())]
                     if self._share is not None and sink is None:
                         key_entries.extend(self._shared_entries(keys))
+                    elif self._cache is not None and sink is None:
+                        key_entries.extend(self._cached_entries(keys))
                     else:
                         key_entries.extend([self._raw_entry(*key) for key in keys])
                 for key in range(len(key_program), len(key_entries)):
@@ -630,35 +633,124 @@ class WppDecoder:
         """The ``ProgramShare`` given to ``share_programs``, or None."""
         return self._share
 
+    def use_cache(self, cache) -> None:
+        """Take messages' programs from ``cache`` (a ``program_cache.ProgramCache``) where it
+        has them, and add the ones compiled here to it; None: no cache."""
+        self._cache = cache
+
+    @property
+    def program_cache(self):
+        """The ``ProgramCache`` given to ``use_cache``, or None."""
+        return self._cache
+
+    def _cached_entries(self, keys: list[tuple[bytes, int]]) -> list[_Entry]:
+        """The entries of new row keys (GUID bytes_le, number), their programs set: installed
+        from the cache's records, or compiled here and added to it."""
+        from .program_share import ProgramShare, pack, unpack
+
+        mode = ProgramShare.mode(self._printer_mode)
+        if mode is None:
+            return [self._raw_entry(*key) for key in keys]
+        cache, prefix = self._cache, self._prefix_id()
+        entries = []
+        for key in keys:
+            entry = self._raw_entries.get(key)
+            if entry is None:
+                record = cache.get(*key)
+                if record is not None:
+                    entry = self._from_cache(key, unpack(record, mode), prefix)
+                if entry is None:
+                    entry, made = self._compiled_entry(key)
+                    if made.blob is not None:
+                        cache.add(*key, pack(mode, made))
+            entries.append(entry)
+        return entries
+
+    def _from_cache(self, key: tuple[bytes, int], record, prefix: int) -> "_Entry | None":
+        """The entry of a message from a cache record, its program installed; None when the
+        record cannot serve (not whole, made with another prefix program, or a program the
+        renderer refuses): the message is then compiled here."""
+        if record is None or (record.prefix_program >= 0 and record.prefix_program != prefix):
+            return None
+        try:
+            program = self._install(record.blob, record.decoration)
+        except ValueError:
+            return None
+        guid_le, number = key
+        guid = self._guid(guid_le)
+        entry = self._entries.get((guid, number))
+        if entry is None:
+            entry = self._entries[(guid, number)] = _SharedEntry(guid, number, record, self._resolve)
+        self._raw_entries[key] = entry
+        if entry.program is None:
+            entry.program = program
+        return entry
+
+    def _compiled_entry(self, key: tuple[bytes, int]):
+        """(entry, its ``SharedRecord``) of a message compiled here, its program installed."""
+        from .program_share import SharedRecord
+
+        entry = self._raw_entry(*key)
+        blob, decoration = self._program_code(entry)
+        entry.program = self._install(blob, decoration)
+        prefix_program = self._prefix_program if entry.has_prefix and not self._printer_mode[0] else -1
+        return entry, SharedRecord(entry.component, entry.name, entry.has_prefix, entry.unknown,
+                                   prefix_program, blob, decoration)
+
+    def _prefix_id(self) -> int:
+        """The shared prefix program's id (registered first in every process and run: one id
+        in all), -1 for none."""
+        if self._printer_mode[0]:
+            return -1
+        prefix = self._shared_prefix()
+        return -1 if prefix is None else prefix
+
+    def cache_shared(self, keys: list[tuple[bytes, int]]) -> None:
+        """Add to the cache the records the run's other processes published for ``keys``
+        (messages only they printed)."""
+        from .program_share import ProgramShare
+
+        cache, share = self._cache, self._share
+        if cache is None or share is None or ProgramShare.mode(self._printer_mode) is None:
+            return
+        table = share.table
+        for key in keys:
+            if key in self._raw_entries or cache.get(*key) is not None:
+                continue
+            slot, state = table.claim(*key)
+            if state == table.READY:
+                record = table.record(slot)
+                if record is not None:
+                    cache.add(*key, record)
+
     def _shared_entries(self, keys: list[tuple[bytes, int]]) -> list[_Entry]:
         """The entries of new row keys (GUID bytes_le, number), their programs set: each
         message compiled here is published as soon as it is made; the ones another process
         claimed are installed from its records once this process's own are published (so
         no process waits for one that waits for it)."""
-        from .program_share import SharedRecord
+        from .program_share import pack, unpack
 
-        share, table = self._share, self._share.table
+        share, table, cache = self._share, self._share.table, self._cache
         mode = share.mode(self._printer_mode)
         if mode is None:
             return [self._raw_entry(*key) for key in keys]
-        prefix = -1
-        if not self._printer_mode[0]:
-            prefix = self._shared_prefix()   # registered first in every process: one id in all
-            prefix = -1 if prefix is None else prefix
+        prefix = self._prefix_id()
         entries: list = [None] * len(keys)
         later = []
         claim, raw_entries = table.claim, self._raw_entries
         for k, key in enumerate(keys):
             entry = raw_entries.get(key)
+            if entry is None and cache is not None:
+                record = cache.get(*key)
+                if record is not None:
+                    entry = self._from_cache(key, unpack(record, mode), prefix)
             if entry is None:
                 slot, state = claim(*key)
                 if state == table.MINE:
-                    entry = self._raw_entry(*key)
-                    blob, decoration = self._program_code(entry)
-                    entry.program = self._install(blob, decoration)
-                    prefix_program = self._prefix_program if entry.has_prefix and not self._printer_mode[0] else -1
-                    share.publish(slot, mode, SharedRecord(entry.component, entry.name, entry.has_prefix,
-                                                           entry.unknown, prefix_program, blob, decoration))
+                    entry, made = self._compiled_entry(key)
+                    share.publish(slot, mode, made)
+                    if cache is not None and made.blob is not None:
+                        cache.add(*key, pack(mode, made))
                 elif state == table.CLAIMED or state == table.READY:
                     later.append((k, slot))
                     continue
@@ -666,7 +758,10 @@ class WppDecoder:
                     entry = self._raw_entry(*key)
             entries[k] = entry
         for k, slot in later:
-            entries[k] = self._installed_entry(keys[k], share.wait(slot, mode), prefix)
+            record = share.wait(slot, mode)
+            entries[k] = self._installed_entry(keys[k], record, prefix)
+            if cache is not None and record is not None and entries[k].program is not None:
+                cache.add(*keys[k], pack(mode, record))
         return entries
 
     def _installed_entry(self, key: tuple[bytes, int], record, prefix: int) -> _Entry:
@@ -683,7 +778,8 @@ class WppDecoder:
         self._raw_entries[key] = entry
         if entry.program is None:
             entry.program = self._install(record.blob, record.decoration)
-        self._share.installed += 1
+        if self._share is not None:
+            self._share.installed += 1
         return entry
 
     def _shared_prefix(self) -> int | None:

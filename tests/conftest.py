@@ -31,6 +31,12 @@ import unpack  # noqa: E402
 # the user's sessions, and every host it started is killed at the end.
 RUNTIME_DIR = tempfile.mkdtemp(prefix="wpprt-")
 os.environ["WPPTRACE_RUNTIME_DIR"] = RUNTIME_DIR
+# Compiled messages kept between fmt runs (decoder.program_cache) go to a directory of the
+# test run's own, not the user's cache: every fmt run of the tests after the first over the
+# same TMF files takes its messages from there, so the suite checks those runs too.
+CACHE_DIR = tempfile.mkdtemp(prefix="wppcache-")
+os.environ["WPPTRACE_CACHE_DIR"] = CACHE_DIR
+os.environ.pop("WPPTRACE_NO_CACHE", None)
 
 
 def _kill_session_hosts(directory: str) -> None:
@@ -72,6 +78,7 @@ def session_hosts_are_killed_at_the_end():
     yield
     _kill_session_hosts(RUNTIME_DIR)
     shutil.rmtree(RUNTIME_DIR, ignore_errors=True)
+    shutil.rmtree(CACHE_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

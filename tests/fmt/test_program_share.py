@@ -204,7 +204,8 @@ def test_jobs_compile_each_message_once(tmp_path, corpus, monkeypatch):
     outputs = {}
     for jobs in (1, 2):
         out = tmp_path / f"out{jobs}.txt"
-        code, _stdout, err = run_fmt_capture(path, tmf_dirs=[tmf_dir], output=str(out), utc=True, jobs=jobs)
+        code, _stdout, err = run_fmt_capture(path, tmf_dirs=[tmf_dir], output=str(out), utc=True, jobs=jobs,
+                                             cache=False)   # every message compiled by one of the two
         assert code == 0, err
         outputs[jobs] = out.read_bytes()
     assert outputs[2] == outputs[1]
@@ -232,7 +233,8 @@ def test_jobs_without_shared_memory_compile_in_each_process(tmp_path, corpus, mo
                 raise OSError(12, "Cannot allocate memory")
             monkeypatch.setattr("wpptrace.decoder.program_share.ProgramTable", refused)
         out = tmp_path / f"out{jobs}.txt"
-        code, _stdout, err = run_fmt_capture(etls[0], tmf_dirs=tmfs, output=str(out), utc=True, jobs=jobs)
+        code, _stdout, err = run_fmt_capture(etls[0], tmf_dirs=tmfs, output=str(out), utc=True, jobs=jobs,
+                                             cache=False)
         assert code == 0, err
         outputs[jobs] = out.read_bytes()
     assert outputs[2] == outputs[1]

@@ -1,0 +1,240 @@
+"""Compiled message records kept between ``wpptrace fmt`` runs, per user.
+
+Compiling a message (its TMF entry read, its formatter and C program made) is most of what a
+run pays before its first line, and every run over the same TMF files compiles the same
+messages again. A ``ProgramCache`` keeps what a run compiled, as the records ``fmt -j``
+processes share (``program_share.pack``), in one file per key: the key covers everything a
+record depends on, so a changed input makes a new key, never a stale record:
+
+* the TMF inputs the loader listed (path, device, inode, size, modification and change times
+  of every TMF, TMC and PDB file), in the order they take precedence;
+* the printer's mode (form, prefix or not, CSV quoting), the prefix template and UTC;
+* this wpptrace's code (the version, and size and modification time of every file of the
+  compiler and of the C renderer).
+
+The cache lives in ``WPPTRACE_CACHE_DIR``, else ``$XDG_CACHE_HOME/wpptrace/programs``, else
+``~/.cache/wpptrace/programs``; ``WPPTRACE_NO_CACHE=1`` (or ``fmt --no-cache``) turns it off.
+The directory must be this user's and private (0700, not a symbolic link), each file too
+(0600); anything else, and any file that is not whole (its checksum), is not read. A record
+is data for the C renderer, never code. A run saves only when it compiled something and its
+TMF files reported no problem, so a later run that takes its messages from here (and so never
+reads those TMF files) reports what a run without the cache reports. Nothing here raises into
+a run: a cache that cannot be read or written is simply not used.
+
+File: ``MAGIC``, the key (32 bytes), the CRC-32 of the rest and the number of records; then
+per record its GUID (bytes_le), number and length, and the record.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import struct
+import zlib
+
+__all__ = ["ProgramCache", "cache_directory"]
+
+MAGIC = b"WPPTPRG1"
+_HEAD = struct.Struct("<8s32sII")       # magic, key, crc32 of the rest, records
+_ENTRY = struct.Struct("<16sII")        # GUID bytes_le, number, record length
+MAX_BYTES = 64 << 20                    # a cache file larger than this is not read
+MAX_RECORDS = 1 << 20
+KEEP_FILES = 16                         # the newest files kept in the directory
+_SUFFIX = ".prg"
+
+
+def cache_directory() -> str | None:
+    """Where the cache lives, or None when it is turned off."""
+    if os.environ.get("WPPTRACE_NO_CACHE", "") not in ("", "0"):
+        return None
+    explicit = os.environ.get("WPPTRACE_CACHE_DIR")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "wpptrace", "programs")
+
+
+def _private_directory(path: str) -> bool:
+    """Make ``path`` (0700) if needed; whether it is a directory of this user's that nobody
+    else can write or read (not a symbolic link)."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
+
+
+def _identity(path: str) -> tuple:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return (path, None)
+    return (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _code_identity() -> list[tuple]:
+    """What of this wpptrace makes a record: the compiler's and renderer's files."""
+    import wpptrace
+    from wpptrace import _core, decoder, tmf
+
+    files = [_core.__file__]
+    for package in (tmf, decoder):
+        directory = os.path.dirname(package.__file__)
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            names = []
+        files += [os.path.join(directory, name) for name in names if name.endswith(".py")]
+    return [("wpptrace", wpptrace.__version__)] + [_identity(path) for path in files]
+
+
+def _blake2b():
+    try:   # the module behind hashlib.blake2b: hashlib itself imports OpenSSL (3 ms a run)
+        from _blake2 import blake2b
+    except ImportError:
+        from hashlib import blake2b
+    return blake2b(digest_size=32)
+
+
+def cache_key(inputs: list[str], mode: bytes, settings: tuple) -> bytes:
+    """The key of a run's records: its TMF inputs, printer ``mode`` (``ProgramShare.mode``),
+    ``settings`` (prefix template, UTC) and this code."""
+    digest = _blake2b()
+    for part in ([mode, settings], [_identity(path) for path in inputs], _code_identity()):
+        digest.update(repr(part).encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest.digest()
+
+
+class ProgramCache:
+    """The records of one key: those read from its file (``get``) and those this run made
+    (``add``), written back by ``save``."""
+
+    def __init__(self, directory: str, key: bytes) -> None:
+        self.directory, self.key = directory, key
+        self.path = os.path.join(directory, key.hex() + _SUFFIX)
+        self._records: dict[tuple[bytes, int], bytes] = {}
+        self._added: dict[tuple[bytes, int], bytes] = {}
+        self.hits = 0
+
+    @classmethod
+    def open(cls, inputs: list[str], mode: bytes | None, settings: tuple) -> "ProgramCache | None":
+        """The cache of a run (its file read if there is a good one); None when the cache is
+        turned off, the printer mode is one records are not made for, or there is no private
+        directory to keep it in."""
+        directory = cache_directory()
+        if directory is None or mode is None:
+            return None
+        try:
+            key = cache_key(inputs, mode, settings)
+        except (OSError, ValueError, ImportError):
+            return None
+        if not _private_directory(directory):
+            return None
+        cache = cls(directory, key)
+        cache._records = _read(cache.path, key)
+        return cache
+
+    def __len__(self) -> int:
+        return len(self._records) + len(self._added)
+
+    def get(self, guid_le: bytes, number: int) -> bytes | None:
+        record = self._records.get((guid_le, number))
+        if record is not None:
+            self.hits += 1
+        return record
+
+    def add(self, guid_le: bytes, number: int, record: bytes) -> None:
+        key = (guid_le, number)
+        if key not in self._records:
+            self._added[key] = record
+
+    @property
+    def added(self) -> int:
+        return len(self._added)
+
+    def save(self) -> bool:
+        """Write the records (read and added) if any were added; whether it was written."""
+        if not self._added:
+            return False
+        records = dict(self._records)
+        records.update(self._added)
+        if len(records) > MAX_RECORDS:
+            return False
+        body = b"".join(_ENTRY.pack(guid_le, number, len(record)) + record
+                        for (guid_le, number), record in records.items())
+        data = _HEAD.pack(MAGIC, self.key, zlib.crc32(body), len(records)) + body
+        if len(data) > MAX_BYTES:
+            return False
+        temporary = os.path.join(self.directory, f".{self.key.hex()}.{os.getpid()}.tmp")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except OSError:
+            return False
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(temporary, self.path)    # whole or not at all, for readers at any moment
+        except OSError:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+            return False
+        self._records, self._added = records, {}
+        _prune(self.directory, self.path)
+        return True
+
+
+def _read(path: str, key: bytes) -> dict[tuple[bytes, int], bytes]:
+    """The records of a cache file; none when it is missing, not this user's private
+    regular file, or not whole."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return {}
+    try:
+        st = os.fstat(fd)
+        if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077
+                or not _HEAD.size <= st.st_size <= MAX_BYTES):
+            return {}
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            data = stream.read(MAX_BYTES + 1)
+    except OSError:
+        return {}
+    finally:
+        os.close(fd)
+    if len(data) < _HEAD.size:
+        return {}
+    magic, found, crc, count = _HEAD.unpack_from(data)
+    body = memoryview(data)[_HEAD.size:]
+    if magic != MAGIC or found != key or zlib.crc32(body) != crc or count > MAX_RECORDS:
+        return {}
+    records: dict[tuple[bytes, int], bytes] = {}
+    at = _HEAD.size
+    for _ in range(count):
+        if at + _ENTRY.size > len(data):
+            return {}
+        guid_le, number, length = _ENTRY.unpack_from(data, at)
+        at += _ENTRY.size
+        if at + length > len(data):
+            return {}
+        records[(guid_le, number)] = data[at:at + length]
+        at += length
+    return records if at == len(data) else {}
+
+
+def _prune(directory: str, keep: str) -> None:
+    """Remove all but the newest ``KEEP_FILES`` cache files (other keys: old TMF sets)."""
+    try:
+        entries = [entry for entry in os.scandir(directory)
+                   if entry.name.endswith(_SUFFIX) and entry.is_file(follow_symlinks=False)]
+        if len(entries) <= KEEP_FILES:
+            return
+        entries.sort(key=lambda entry: entry.stat(follow_symlinks=False).st_mtime_ns, reverse=True)
+        for entry in entries[KEEP_FILES:]:
+            if entry.path != keep:
+                os.unlink(entry.path)
+    except OSError:
+        pass

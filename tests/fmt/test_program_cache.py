@@ -1,0 +1,226 @@
+"""Compiled messages kept between fmt runs (decoder.program_cache): a run that takes its
+messages from the cache prints the bytes a run that compiles them prints; a changed TMF file,
+a file that is not whole, a directory or file others could write, or a run whose TMF files
+reported problems never lead a later run to print from a stale or foreign record."""
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import shutil
+import struct
+import sys
+import zlib
+
+import pytest
+from fmthelp import run_fmt_capture
+
+from wpptrace.cli import main as wpptrace_main
+from wpptrace.decoder import program_cache
+from wpptrace.decoder.program_share import RECORD, ProgramShare
+from wpptrace.decoder.wpp import WppDecoder
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tmf_render"))
+import golden_traces  # noqa: E402  (the rendering tests' deterministic traces)
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch) -> pathlib.Path:
+    """A cache directory of this test's own (the run's default one is shared by all tests)."""
+    directory = tmp_path / "cache"
+    monkeypatch.setenv("WPPTRACE_CACHE_DIR", str(directory))
+    monkeypatch.delenv("WPPTRACE_NO_CACHE", raising=False)
+    return directory
+
+
+@pytest.fixture
+def compiled(monkeypatch) -> list:
+    """The messages this process compiles from here on (one item a message)."""
+    made: list = []
+    real = WppDecoder._program_code
+
+    def counting(self, entry):
+        made.append((entry.guid, entry.number))
+        return real(self, entry)
+
+    monkeypatch.setattr(WppDecoder, "_program_code", counting)
+    return made
+
+
+@pytest.fixture(scope="module")
+def repeat(tmp_path_factory, corpus):
+    """A trace whose 120 corpus driver messages come back all along, and a copy of its TMF
+    directory the tests may change."""
+    tmp = tmp_path_factory.mktemp("cache")
+    etls, tmfs = golden_traces.build("repeat", tmp, corpus)
+    tmf_dir = tmp / "tmf"
+    shutil.copytree(tmfs[0], tmf_dir)
+    return etls[0], tmf_dir
+
+
+def _run(etl, tmf_dir, out: pathlib.Path, **options) -> tuple[bytes, str]:
+    code, _stdout, err = run_fmt_capture(etl, tmf_dirs=[str(tmf_dir)], output=str(out), utc=True,
+                                         summary=str(out) + ".sum", **options)
+    assert code == 0, err
+    return out.read_bytes() + pathlib.Path(str(out) + ".sum").read_bytes(), err
+
+
+def _cache_files(directory: pathlib.Path) -> list[pathlib.Path]:
+    return sorted(directory.glob("*.prg")) if directory.exists() else []
+
+
+@pytest.mark.parametrize("output_format", ["text", "csv", "jsonl"])
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_run_from_the_cache_prints_what_compiling_prints(tmp_path, repeat, cache_dir, compiled,
+                                                          output_format, jobs):
+    etl, tmf_dir = repeat
+    cold, _ = _run(etl, tmf_dir, tmp_path / "cold.txt", output_format=output_format, jobs=1, cache=False)
+    assert compiled and not _cache_files(cache_dir)
+    first, _ = _run(etl, tmf_dir, tmp_path / "first.txt", output_format=output_format, jobs=jobs)
+    [kept] = _cache_files(cache_dir)
+    assert oct(kept.stat().st_mode & 0o777) == "0o600" and oct(cache_dir.stat().st_mode & 0o777) == "0o700"
+    compiled.clear()
+    warm, _ = _run(etl, tmf_dir, tmp_path / "warm.txt", output_format=output_format, jobs=jobs)
+    assert first == cold and warm == cold
+    if jobs == 1:
+        assert compiled == []        # every message from the cache
+
+
+def test_real_captures_print_the_same_from_the_cache(tmp_path, corpus, cache_dir, compiled):
+    etls, tmfs = golden_traces.build("captures", tmp_path, corpus)
+    for k, etl in enumerate(etls):
+        cold, _ = _run(etl, tmfs[0], tmp_path / f"cold{k}.txt", cache=False)
+        _run(etl, tmfs[0], tmp_path / f"first{k}.txt")
+        compiled.clear()
+        warm, _ = _run(etl, tmfs[0], tmp_path / f"warm{k}.txt")
+        assert warm == cold and compiled == []
+
+
+def test_a_changed_tmf_file_is_read_again(tmp_path, repeat, cache_dir, compiled):
+    etl, original = repeat
+    tmf_dir = tmp_path / "tmf"
+    shutil.copytree(original, tmf_dir)
+    before, _ = _run(etl, tmf_dir, tmp_path / "before.txt")
+    # every message's format text in one file gets a word more
+    changed = next(path for path in sorted(tmf_dir.glob("*.tmf"))
+                   if re.search(r'#typev\s+\S+\s+\d+\s+"%0', path.read_text(encoding="utf-8-sig")))
+    text = changed.read_text(encoding="utf-8-sig")
+    changed.write_text(re.sub(r'(#typev\s+\S+\s+\d+\s+"%0)', r"\1changed ", text), encoding="utf-8")
+    compiled.clear()
+    after, _ = _run(etl, tmf_dir, tmp_path / "after.txt")
+    expected, _ = _run(etl, tmf_dir, tmp_path / "expected.txt", cache=False)
+    assert after == expected and after != before and b"changed " in after
+    assert compiled and len(_cache_files(cache_dir)) == 2      # a new key; the old one stays
+
+
+def test_a_cache_file_that_is_not_whole_is_not_read(tmp_path, repeat, cache_dir, compiled):
+    etl, tmf_dir = repeat
+    cold, _ = _run(etl, tmf_dir, tmp_path / "cold.txt", cache=False)
+    _run(etl, tmf_dir, tmp_path / "first.txt")
+    [kept] = _cache_files(cache_dir)
+    data = bytearray(kept.read_bytes())
+    for damage in (lambda d: d.__setitem__(len(d) // 2, d[len(d) // 2] ^ 0x40),   # a flipped bit
+                   lambda d: d.__delitem__(slice(len(d) - 7, None)),               # cut short
+                   lambda d: d.__setitem__(slice(0, 8), b"NOTMAGIC")):
+        damaged = bytearray(data)
+        damage(damaged)
+        kept.write_bytes(bytes(damaged))
+        compiled.clear()
+        again, _ = _run(etl, tmf_dir, tmp_path / "again.txt")
+        assert again == cold and compiled            # compiled, not read
+        assert kept.read_bytes() == bytes(data)      # and written whole again
+
+
+def test_records_the_renderer_refuses_are_compiled_instead(tmp_path, repeat, cache_dir, compiled):
+    """A whole file (its checksum right) whose records hold programs that are not programs."""
+    etl, tmf_dir = repeat
+    cold, _ = _run(etl, tmf_dir, tmp_path / "cold.txt", cache=False)
+    _run(etl, tmf_dir, tmp_path / "first.txt")
+    [kept] = _cache_files(cache_dir)
+    data = kept.read_bytes()
+    head = struct.Struct("<8s32sII")
+    magic, key, _crc, count = head.unpack_from(data)
+    entry = struct.Struct("<16sII")
+    mode = ProgramShare.mode((False, "text", False))
+    body, at = [], head.size
+    for _ in range(count):
+        guid_le, number, length = entry.unpack_from(data, at)
+        at += entry.size + length
+        blob = b"\xff" * 40                          # not a program the renderer accepts
+        record = RECORD.pack(mode, 0, -1, 1, 1, 0, len(blob), 0) + b"cn" + blob
+        body.append(entry.pack(guid_le, number, len(record)) + record)
+    body = b"".join(body)
+    kept.write_bytes(head.pack(magic, key, zlib.crc32(body), count) + body)
+    compiled.clear()
+    again, _ = _run(etl, tmf_dir, tmp_path / "again.txt")
+    assert again == cold and len(compiled) == count
+
+
+@pytest.mark.parametrize("insecure", ["others-write", "group-read", "symlink", "file-others-read"])
+def test_a_cache_others_could_change_is_not_used(tmp_path, repeat, cache_dir, compiled, insecure):
+    etl, tmf_dir = repeat
+    cold, _ = _run(etl, tmf_dir, tmp_path / "cold.txt", cache=False)
+    if insecure == "file-others-read":
+        _run(etl, tmf_dir, tmp_path / "first.txt")
+        [kept] = _cache_files(cache_dir)
+        os.chmod(kept, 0o644)
+    elif insecure == "symlink":
+        real = tmp_path / "elsewhere"
+        real.mkdir(mode=0o700)
+        cache_dir.symlink_to(real)
+    else:
+        cache_dir.mkdir()
+        os.chmod(cache_dir, 0o777 if insecure == "others-write" else 0o740)
+    compiled.clear()
+    again, _ = _run(etl, tmf_dir, tmp_path / "again.txt")
+    assert again == cold and compiled                 # compiled, nothing read
+    if insecure == "file-others-read":                # replaced by a private one
+        [kept] = _cache_files(cache_dir)
+        assert kept.stat().st_mode & 0o777 == 0o600
+    else:
+        assert not list((tmp_path / "elsewhere").glob("*")) if insecure == "symlink" else \
+            not _cache_files(cache_dir)
+
+
+def test_no_cache_when_turned_off(tmp_path, repeat, cache_dir, monkeypatch):
+    etl, tmf_dir = repeat
+    out = tmp_path / "out.txt"
+    assert wpptrace_main(["fmt", str(etl), "-p", str(tmf_dir), "-o", str(out), "--utc", "--no-cache"]) == 0
+    assert not _cache_files(cache_dir)
+    monkeypatch.setenv("WPPTRACE_NO_CACHE", "1")
+    assert wpptrace_main(["fmt", str(etl), "-p", str(tmf_dir), "-o", str(out), "--utc"]) == 0
+    assert not _cache_files(cache_dir)
+    monkeypatch.delenv("WPPTRACE_NO_CACHE")
+    assert wpptrace_main(["fmt", str(etl), "-p", str(tmf_dir), "-o", str(out), "--utc"]) == 0
+    assert len(_cache_files(cache_dir)) == 1
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_run_whose_tmf_files_reported_problems_keeps_nothing(tmp_path, repeat, cache_dir, jobs):
+    """A later run taking its messages from the cache would not read those files: it could
+    not report what this one reports."""
+    etl, original = repeat
+    tmf_dir = tmp_path / "tmf"
+    shutil.copytree(original, tmf_dir)
+    for path in sorted(tmf_dir.glob("*.tmf")):       # a line no TMF has, in every file
+        path.write_text(path.read_text(encoding="utf-8-sig") + "this is not a TMF line\n", encoding="utf-8")
+    _, err = _run(etl, tmf_dir, tmp_path / "first.txt", jobs=jobs)
+    assert "TMF entry skipped" in err and not _cache_files(cache_dir)
+    _, err = _run(etl, tmf_dir, tmp_path / "again.txt", jobs=jobs)
+    assert "TMF entry skipped" in err
+
+
+def test_keys_cover_what_a_record_depends_on(tmp_path, repeat):
+    tmf_dir = tmp_path / "tmf"
+    shutil.copytree(repeat[1], tmf_dir)
+    inputs = [str(path) for path in sorted(tmf_dir.glob("*.tmf"))]
+    text = ProgramShare.mode((False, "text", False))
+    key = program_cache.cache_key(inputs, text, ("%1 %2", False))
+    assert key == program_cache.cache_key(list(inputs), text, ("%1 %2", False))
+    others = [program_cache.cache_key(inputs[1:], text, ("%1 %2", False)),
+              program_cache.cache_key(inputs, ProgramShare.mode((True, "text", False)), ("%1 %2", False)),
+              program_cache.cache_key(inputs, text, ("%1", False)),
+              program_cache.cache_key(inputs, text, ("%1 %2", True))]
+    assert key not in others and len(set(others)) == len(others)
+    os.utime(inputs[0], ns=(0, 0))                    # the same size, another time
+    assert program_cache.cache_key(inputs, text, ("%1 %2", False)) != key
