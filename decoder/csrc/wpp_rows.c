@@ -229,8 +229,7 @@ static void fill_row(wppr_row *row, const wpprow *w, const uint8_t *data, uint32
     row->process_id = w->process_id;
     row->sequence = w->sequence;
     row->cpu = w->cpu;
-    row->pointer_size = (w->flags & TRACE_MESSAGE_POINTER64) ? 8
-                        : (w->flags & TRACE_MESSAGE_POINTER32) ? 4 : file_pointer_size;
+    row->pointer_size = wpprow_pointer_size(w, file_pointer_size);
     row->reserved = 0;
 }
 

@@ -11,6 +11,7 @@
 #ifndef WPPTRACE_WPP_ROWS_H
 #define WPPTRACE_WPP_ROWS_H
 #include <stdint.h>
+#include "etl_layout.h"       /* TRACE_MESSAGE_POINTER64/32 */
 #include "etlread.h"
 #include "wpprender.h"
 
@@ -47,6 +48,15 @@ typedef struct {
     uint8_t  present;         /* ETLRD_HAS_* */
     int64_t  filetime;        /* the record's FILETIME when milli is a time */
 } wpprow;
+
+/* BEGIN C ONLY: the pointer size of a row's arguments: the message's own
+ * TRACE_MESSAGE_POINTER64/32 flag, else its file's */
+static inline uint32_t wpprow_pointer_size(const wpprow *w, uint32_t file_pointer_size)
+{
+    return (w->flags & TRACE_MESSAGE_POINTER64) ? 8
+           : (w->flags & TRACE_MESSAGE_POINTER32) ? 4 : file_pointer_size;
+}
+/* END C ONLY */
 
 typedef struct wpprow_tables wpprow_tables;
 

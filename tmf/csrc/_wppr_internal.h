@@ -173,6 +173,55 @@ int wppr_put_ansi(wppr_buf *b, const uint8_t *p, size_t n);    /* UTF-8 if valid
 int wppr_put_utf16(wppr_buf *b, const uint8_t *p, size_t n);   /* UTF-16LE, errors -> U+FFFD */
 int wppr_put_cp1252(wppr_buf *b, const uint8_t *p, size_t n);
 void wppr_reduce(wppr_buf *b, size_t start);                     /* ItemRString rules */
+/* the text of a string argument of wire form wire (WPPR_W_CSTR .. PWSTR; reduce: the
+ * WPPR_A_REDUCE rules applied) from its bytes p[0:n] */
+int wppr_put_string(wppr_buf *b, int wire, int reduce, const uint8_t *p, size_t n);
+
+/* -- argument blocks -- */
+/* Where the argument of wire form wire (WPPR_W_*; size: a fixed one's bytes, ps: a pointer's)
+ * starting at a[*off] lies in a[0:n]: its bytes are a[*start:*start + *len] and *off moves
+ * past it (a string's terminator, a count's USHORT). 0, or 1 when the bytes end inside it.
+ * Inline: the renderer splits every argument of every row with it. */
+static inline int wppr_arg_span(int wire, uint32_t size, int ps, const uint8_t *a, uint32_t n,
+                                uint32_t *off, uint32_t *start, uint32_t *len)
+{
+    uint32_t at = *off;
+    switch (wire) {
+    case WPPR_W_FIXED: case WPPR_W_PTR:
+        size = wire == WPPR_W_PTR ? (uint32_t)ps : size;
+        if (size > n - at) return 1;
+        *start = at;
+        *len = size;
+        *off = at + size;
+        return 0;
+    case WPPR_W_CSTR: {
+        const uint8_t *z = at < n ? memchr(a + at, 0, n - at) : NULL;
+        if (!z) return 1;
+        *start = at;
+        *len = (uint32_t)(z - (a + at));
+        *off = at + *len + 1;
+        return 0;
+    }
+    case WPPR_W_WSTR: {
+        uint32_t k = at;
+        while (k + 1 < n && (a[k] | a[k + 1])) k += 2;
+        if (k + 1 >= n) return 1;
+        *start = at;
+        *len = k - at;
+        *off = k + 2;
+        return 0;
+    }
+    default: {                     /* USHORT byte count + bytes */
+        if (n - at < 2) return 1;
+        uint32_t count = (uint32_t)(a[at] | a[at + 1] << 8);
+        if (count > n - at - 2) return 1;
+        *start = at + 2;
+        *len = count;
+        *off = at + 2 + count;
+        return 0;
+    }
+    }
+}
 
 /* Apply %s semantics to the text at b->data[start:]: keep at most prec code points (prec >= 0),
  * then pad to width with spaces (left-justified with WPPR_MINUS). */

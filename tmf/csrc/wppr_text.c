@@ -138,6 +138,16 @@ void wppr_reduce(wppr_buf *b, size_t start)
         b->len--;
 }
 
+int wppr_put_string(wppr_buf *b, int wire, int reduce, const uint8_t *p, size_t n)
+{
+    size_t start = b->len;
+    int rc = wire == WPPR_W_WSTR || wire == WPPR_W_PWSTR
+             ? wppr_put_utf16(b, p, n & ~(size_t)1)     /* an odd count drops its last byte */
+             : wppr_put_ansi(b, p, n);
+    if (!rc && reduce) wppr_reduce(b, start);
+    return rc;
+}
+
 /* -- width and precision ---------------------------------------------------------------- */
 
 static size_t code_points(const uint8_t *p, size_t n)

@@ -473,43 +473,10 @@ static int split_args(wppr_renderer *r, const program *p, const uint8_t *a, uint
     uint32_t off = 0;
     for (uint16_t i = 0; i < p->nargs; i++) {
         const pr_arg *arg = &p->args[i];
-        uint32_t size;
-        switch (arg->wire) {
-        case WPPR_W_FIXED: case WPPR_W_PTR:
-            size = arg->wire == WPPR_W_PTR ? (uint32_t)ps : arg->size;
-            if (size > n - off) return ROW_HOLE;
-            r->off[i] = off;
-            r->len[i] = size;
-            r->val[i] = size <= 8 ? rd_le(a + off, size) : 0;
-            off += size;
-            break;
-        case WPPR_W_CSTR: {
-            const uint8_t *z = off < n ? memchr(a + off, 0, n - off) : NULL;
-            if (!z) return ROW_HOLE;
-            r->off[i] = off;
-            r->len[i] = (uint32_t)(z - (a + off));
-            off += r->len[i] + 1;
-            break;
-        }
-        case WPPR_W_WSTR: {
-            uint32_t k = off;
-            while (k + 1 < n && (a[k] | a[k + 1])) k += 2;
-            if (k + 1 >= n) return ROW_HOLE;
-            r->off[i] = off;
-            r->len[i] = k - off;
-            off = k + 2;
-            break;
-        }
-        default: {                     /* USHORT byte count + bytes */
-            if (n - off < 2) return ROW_HOLE;
-            uint32_t count = rd16(a + off);
-            if (count > n - off - 2) return ROW_HOLE;
-            r->off[i] = off + 2;
-            r->len[i] = count;
-            off += 2 + count;
-            break;
-        }
-        }
+        if (wppr_arg_span(arg->wire, arg->size, ps, a, n, &off, &r->off[i], &r->len[i]))
+            return ROW_HOLE;
+        if (arg->wire == WPPR_W_FIXED || arg->wire == WPPR_W_PTR)
+            r->val[i] = r->len[i] <= 8 ? rd_le(a + r->off[i], r->len[i]) : 0;
     }
     return 0;
 }
@@ -664,14 +631,7 @@ put_form(wppr_buf *o, const program *p, const pr_op *op, const uint8_t *a, uint3
 
 static int put_string(wppr_buf *o, const pr_arg *arg, const uint8_t *a, uint32_t len)
 {
-    size_t start = o->len;
-    int rc;
-    if (arg->wire == WPPR_W_WSTR || arg->wire == WPPR_W_PWSTR)
-        rc = wppr_put_utf16(o, a, len & ~1u);     /* an odd count drops its last byte */
-    else
-        rc = wppr_put_ansi(o, a, len);
-    if (!rc && (arg->flags & WPPR_A_REDUCE)) wppr_reduce(o, start);
-    return rc;
+    return wppr_put_string(o, arg->wire, arg->flags & WPPR_A_REDUCE, a, len);
 }
 
 /* bytes a JSON escape adds to a character (0: written as it is) */
