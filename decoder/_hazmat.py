@@ -12,7 +12,9 @@ The only decoder module that touches cffi: the rest of the package gets Python v
 * ``RowPrinter``: rows printed by the C renderer (``wpprow_render``, tmf/csrc), or appended
   as Arrow columns (``wpprow_put_columns``) to ``ColumnBuffers``;
 * ``ProgramTable``: the table of compiled message programs shared by forked processes
-  (program_share.c).
+  (program_share.c);
+* ``row_values``: the typed argument values of a chunk of rows, decoded at once
+  (wpp_values.c).
 
 Failures the C code reports with a code become exceptions here (MemoryError for a table
 that cannot be allocated, IndexError for an unknown key id, ValueError for an output window
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ETL", "sizeof", "offsetof", "Layout", "read", "walk_records", "chain_ok",
            "decompress_into", "running_max", "merge_below", "row_times", "RowTables",
-           "RowWalker", "RowPrinter", "ProgramTable", "BUFFER_HEADER",
+           "RowWalker", "RowPrinter", "ProgramTable", "RowValues", "row_values", "BUFFER_HEADER",
            "SYSTEM_HEADER", "RECORD", "ROW"]
 
 #: the C headers' integer constants, as plain ints
@@ -472,6 +474,47 @@ class ProgramTable:
             ffi.release(self._mem)
             self._mem = None
             self._map.close()
+
+
+RowValues = namedtuple("RowValues", "ids starts pools order")
+RowValues.__doc__ = """What ``row_values`` decoded: ``ids`` (array 'i': per row its key id + 1, 0 when
+Python decodes it), ``starts`` (array 'I', one more than the rows: row i's values are
+``order[starts[i]:starts[i + 1]]``), ``pools`` (bytes per WPPV_* kind: uint64, int64,
+double, NUL-ended UTF-8 texts, 16-byte GUIDs), ``order`` (array 'I': each value's index in
+the pools' values laid end to end)."""
+
+
+def row_values(items, datas: list, blobs: list, pointer_sizes: list[int], key_layout: array,
+               layouts: bytes | bytearray) -> RowValues:
+    """The typed argument values of the rows ``items`` (row refs into ``datas`` / ``blobs``, as
+    ``RowPrinter.print`` takes them) in one ``wppv_decode`` call. ``key_layout[key]``: the
+    offset of the key's value layout in ``layouts`` (``wpptrace.tmf.native.value_layout``), -1
+    for none. Every call has its own buffers: chunks may be decoded from several threads."""
+    refs = _refs(items)
+    n, nslots = len(refs), len(datas)
+    keep = [(ffi.from_buffer(data), ffi.from_buffer(blob)) for data, blob in zip(datas, blobs)]
+    cdatas = ffi.new("const uint8_t *[]", [d for d, _ in keep] or 1)
+    rows = ffi.new("const wpprow *[]", [ffi.cast("const wpprow *", b) for _, b in keep] or 1)
+    counts = ffi.new("uint32_t[]", [len(blob) // ROW.size for blob in blobs] or 1)
+    sizes = ffi.new("uint32_t[]", list(pointer_sizes) or 1)
+    ids, starts = array("i", bytes(4 * n)), array("I", bytes(4 * (n + 1)))
+    out = ffi.new("wppv_values *")
+    try:
+        rc = lib.wppv_decode(ffi.from_buffer("uint64_t[]", refs), n, rows, counts, cdatas, sizes,
+                             nslots, ffi.from_buffer("int32_t[]", key_layout), len(key_layout),
+                             ffi.from_buffer(layouts), len(layouts),
+                             ffi.from_buffer("int32_t[]", ids), ffi.from_buffer("uint32_t[]", starts),
+                             out)
+        if rc < 0:
+            raise MemoryError("wppv_decode: no memory for the values")
+        pools = [ffi.buffer(pool.data, pool.len)[:] if pool.len else b"" for pool in out.pool]
+        order = array("I")
+        if out.order.len:
+            order.frombytes(ffi.buffer(out.order.data, out.order.len))
+    finally:
+        lib.wppv_free(out)
+    del keep
+    return RowValues(ids, starts, pools, order)
 
 
 def _refs(items) -> array:

@@ -35,8 +35,8 @@ TYPE_CHECKING = False   # typing is not imported at run time: annotations are st
 if TYPE_CHECKING:
     from typing import Any, Iterable, Sequence
 
-__all__ = ["encode", "json_decoration", "column_decoration", "NativeRenderer", "SharedPrefix",
-           "flag_bits", "JSON_KINDS"]
+__all__ = ["encode", "json_decoration", "column_decoration", "value_layout", "NativeRenderer",
+           "SharedPrefix", "flag_bits", "JSON_KINDS"]
 
 _HEAD = struct.Struct("<IIHHIiHH")
 _ARG = struct.Struct("<BBBB")
@@ -181,6 +181,22 @@ def column_decoration(args: Sequence[tuple[int, int, str, int, int]]) -> bytes:
     parts = [struct.pack("<H", len(args))]
     parts += [_COLUMN_ARG.pack(JSON_KINDS[kind], bits4, bits8, 0, name, item)
               for name, item, kind, bits4, bits8 in args]
+    return b"".join(parts)
+
+
+_VALUE_HEAD = struct.Struct("<HH")
+_VALUE_ARG = struct.Struct("<BBBBBBH")
+
+
+def value_layout(args: Sequence[tuple[str, int | None, bool, str, int, int]]) -> bytes:
+    """A message's value layout for the C decoder of typed values
+    (``decoder/csrc/wpp_values.h``) from ``MessageFormatter.value_layout``: per argument its
+    wire form, size, reduced-string flag, JSON_KINDS name and signed bits at pointer size 4
+    and 8."""
+    parts = [_VALUE_HEAD.pack(len(args), 0)]
+    parts += [_VALUE_ARG.pack(_WIRES[wire], size or 0, _A_REDUCE if reduce else 0,
+                              JSON_KINDS[kind], bits4, bits8, 0)
+              for wire, size, reduce, kind, bits4, bits8 in args]
     return b"".join(parts)
 
 

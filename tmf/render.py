@@ -512,6 +512,17 @@ class MessageFormatter:
             kinds.append((a.name, a.item, kind, bits4, bits8))
         return kinds
 
+    def value_layout(self) -> list[tuple[str, int | None, bool, str, int, int]] | None:
+        """How C decodes each argument's ``decode_args`` value (``decoder/csrc/wpp_values.h``):
+        (wire, size, reduced string, kind, bits of a signed value at pointer size 4, at 8),
+        kinds as ``json_kinds`` gives them; None when an argument's value is one only Python
+        gives."""
+        kinds = self.json_kinds()
+        if kinds is None:
+            return None
+        return [(it.wire, it.size, it.native == "reduced_text", kind, bits4, bits8)
+                for it, (_name, _item, kind, bits4, bits8) in zip(self._items, kinds)]
+
     def _native_insert(self, i: int, spec: Spec | None, legacy: bool) -> tuple:
         it = self._items[i]
         if it.kind == "raw":
