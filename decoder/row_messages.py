@@ -10,10 +10,10 @@ object per message. A message keeps its chunk's buffers alive.
 Typed arguments are decoded when one message of the chunk first reads them, for the whole
 chunk at once, in C (``decoder/csrc/wpp_values.c``): the values come back in one pool per
 kind (integers, doubles, strings, GUIDs), which become Python values in a few calls (the
-strings decoded as one text), then one list in row order; a message's ``args`` is a slice
-of it. Messages whose arguments only Python decodes exactly (item types the renderer's JSON
-kinds do not cover, bytes that do not fit) read them as before, through the formatter's
-``values_reader``. Rows the renderer leaves to Python (format errors, argument bytes it
+strings decoded as one text), then one tuple in row order; a message's ``args`` is a
+slice of it. Messages whose arguments only Python decodes exactly (item types the renderer's
+JSON kinds do not cover, bytes that do not fit, counted strings holding a NUL) read them as
+before, through the formatter's ``values_reader``. Rows the renderer leaves to Python (format errors, argument bytes it
 cannot print) are decoded as records are: a ``DecodedMessage`` over the decoder's
 ``WppMessage``.
 """
@@ -135,15 +135,16 @@ class MessageRows:
 
     def values(self, chunk: "_Chunk") -> tuple[list, list, list]:
         """A chunk's typed argument values, decoded in C: (per row its Args class, None when
-        Python decodes the row's; every value, in row order; per row where its values start
-        in that list, and where the last row's end)."""
+        Python decodes the row's; every value in row order, as a tuple, whose slices an Args
+        takes as they are, with no copy in between; per row where its values start there,
+        and where the last row's end)."""
         key_layout, layouts, classes = self.keys.tables(chunk.entries)
         sizes = [8 if s is None else s.pointer_size for s in chunk.sources]
         ids, starts, pools, order = row_values(chunk.refs, chunk.datas, chunk.blobs, sizes,
                                                key_layout, layouts)
         unsigned = memoryview(pools[_UNSIGNED]).cast("Q").tolist()
         if len(unsigned) == len(order):        # only unsigned values: already in row order
-            flat = unsigned
+            flat = tuple(unsigned)
         else:                                  # the pools end to end, then in row order
             pool = unsigned
             pool += memoryview(pools[_SIGNED]).cast("q").tolist()
@@ -154,7 +155,7 @@ class MessageRows:
                 pool += texts
             guids = pools[_GUID]
             pool += [uuid.UUID(bytes_le=guids[k:k + 16]) for k in range(0, len(guids), 16)]
-            flat = list(map(pool.__getitem__, order))
+            flat = tuple(map(pool.__getitem__, order))
         return list(map(classes.__getitem__, ids)), flat, starts.tolist()
 
     def chunk(self, text: Any, ends: list[int], items: Sequence[int],
