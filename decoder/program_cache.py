@@ -226,10 +226,20 @@ def _read(path: str, key: bytes) -> dict[tuple[bytes, int], bytes]:
 
 
 def _prune(directory: str, keep: str) -> None:
-    """Remove all but the newest ``KEEP_FILES`` cache files (other keys: old TMF sets)."""
+    """Remove all but the newest ``KEEP_FILES`` cache files (other keys: old TMF sets), and
+    what a run that ended while writing left (a temporary file an hour old)."""
+    import time
+
     try:
-        entries = [entry for entry in os.scandir(directory)
-                   if entry.name.endswith(_SUFFIX) and entry.is_file(follow_symlinks=False)]
+        entries = []
+        for entry in os.scandir(directory):
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if entry.name.endswith(_SUFFIX):
+                entries.append(entry)
+            elif (entry.name.startswith(".") and entry.name.endswith(".tmp")
+                  and entry.stat(follow_symlinks=False).st_mtime < time.time() - 3600):
+                os.unlink(entry.path)
         if len(entries) <= KEEP_FILES:
             return
         entries.sort(key=lambda entry: entry.stat(follow_symlinks=False).st_mtime_ns, reverse=True)

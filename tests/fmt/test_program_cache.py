@@ -224,3 +224,22 @@ def test_keys_cover_what_a_record_depends_on(tmp_path, repeat):
     assert key not in others and len(set(others)) == len(others)
     os.utime(inputs[0], ns=(0, 0))                    # the same size, another time
     assert program_cache.cache_key(inputs, text, ("%1 %2", False)) != key
+
+
+def test_old_keys_and_leftovers_are_removed(tmp_path, repeat, cache_dir):
+    etl, tmf_dir = repeat
+    cache_dir.mkdir(mode=0o700)
+    old = [cache_dir / f"{k:064x}.prg" for k in range(program_cache.KEEP_FILES + 3)]
+    for k, path in enumerate(old):
+        path.write_bytes(b"old")
+        os.utime(path, (1_000_000 + k, 1_000_000 + k))
+    left = cache_dir / f".{0:064x}.1234.tmp"          # a run that ended while writing
+    left.write_bytes(b"part")
+    os.utime(left, (1_000_000, 1_000_000))
+    fresh = cache_dir / f".{1:064x}.1235.tmp"         # a run writing now
+    fresh.write_bytes(b"part")
+    _run(etl, tmf_dir, tmp_path / "out.txt")
+    kept = _cache_files(cache_dir)
+    assert len(kept) == program_cache.KEEP_FILES
+    assert old[0] not in kept and old[-1] in kept     # the oldest went
+    assert not left.exists() and fresh.exists()
