@@ -658,7 +658,7 @@ class WppDecoder:
             if entry is None:
                 record = cache.get(*key)
                 if record is not None:
-                    entry = self._from_cache(key, unpack(record, mode), prefix)
+                    entry = self._from_record(key, unpack(record, mode), prefix)
                 if entry is None:
                     entry, made = self._compiled_entry(key)
                     if made.blob is not None:
@@ -666,24 +666,25 @@ class WppDecoder:
             entries.append(entry)
         return entries
 
-    def _from_cache(self, key: tuple[bytes, int], record, prefix: int) -> "_Entry | None":
-        """The entry of a message from a cache record, its program installed; None when the
-        record cannot serve (not whole, made with another prefix program, or a program the
-        renderer refuses): the message is then compiled here."""
+    def _from_record(self, key: tuple[bytes, int], record, prefix: int) -> "_Entry | None":
+        """The entry of a message from a record (another process's, or the cache's), its program
+        installed; None when the record cannot serve (none, made with another prefix program than
+        this process's ``prefix``, or a program the renderer refuses): the message is then
+        compiled here."""
         if record is None or (record.prefix_program >= 0 and record.prefix_program != prefix):
-            return None
-        try:
-            program = self._install(record.blob, record.decoration)
-        except ValueError:
             return None
         guid_le, number = key
         guid = self._guid(guid_le)
         entry = self._entries.get((guid, number))
-        if entry is None:
-            entry = self._entries[(guid, number)] = _SharedEntry(guid, number, record, self._resolve)
-        self._raw_entries[key] = entry
-        if entry.program is None:
+        if entry is None or entry.program is None:
+            try:
+                program = self._install(record.blob, record.decoration)
+            except ValueError:
+                return None
+            if entry is None:
+                entry = self._entries[(guid, number)] = _SharedEntry(guid, number, record, self._resolve)
             entry.program = program
+        self._raw_entries[key] = entry
         return entry
 
     def _compiled_entry(self, key: tuple[bytes, int]):
@@ -743,7 +744,7 @@ class WppDecoder:
             if entry is None and cache is not None:
                 record = cache.get(*key)
                 if record is not None:
-                    entry = self._from_cache(key, unpack(record, mode), prefix)
+                    entry = self._from_record(key, unpack(record, mode), prefix)
             if entry is None:
                 slot, state = claim(*key)
                 if state == table.MINE:
@@ -765,19 +766,11 @@ class WppDecoder:
         return entries
 
     def _installed_entry(self, key: tuple[bytes, int], record, prefix: int) -> _Entry:
-        """The entry of a message from another process's record, its program installed; the
-        message compiled here when there is no usable record (or it calls a prefix program
-        other than this process's ``prefix``)."""
-        if record is None or (record.prefix_program >= 0 and record.prefix_program != prefix):
-            return self._raw_entry(*key)
-        guid_le, number = key
-        guid = self._guid(guid_le)
-        entry = self._entries.get((guid, number))
+        """The entry of a message from another process's record (``_from_record``), or compiled
+        here when the record cannot serve."""
+        entry = self._from_record(key, record, prefix)
         if entry is None:
-            entry = self._entries[(guid, number)] = _SharedEntry(guid, number, record, self._resolve)
-        self._raw_entries[key] = entry
-        if entry.program is None:
-            entry.program = self._install(record.blob, record.decoration)
+            return self._raw_entry(*key)
         if self._share is not None:
             self._share.installed += 1
         return entry
