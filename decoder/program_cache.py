@@ -145,8 +145,9 @@ class ProgramCache:
         return record
 
     def add(self, guid_le: bytes, number: int, record: bytes) -> None:
+        """Keep a record this run made (in place of one read that did not serve)."""
         key = (guid_le, number)
-        if key not in self._records:
+        if self._records.get(key) != record:
             self._added[key] = record
 
     @property

@@ -154,6 +154,9 @@ def test_records_the_renderer_refuses_are_compiled_instead(tmp_path, repeat, cac
     compiled.clear()
     again, _ = _run(etl, tmf_dir, tmp_path / "again.txt")
     assert again == cold and len(compiled) == count
+    compiled.clear()                                 # and kept in their place
+    third, _ = _run(etl, tmf_dir, tmp_path / "third.txt")
+    assert third == cold and compiled == []
 
 
 @pytest.mark.parametrize("insecure", ["others-write", "group-read", "symlink", "file-others-read"])
