@@ -602,3 +602,43 @@ def test_jobs_into_a_text_stream_keep_characters_whole(traces, monkeypatch):
 ])
 def test_whole_characters(data, whole):
     assert parallel._whole_characters(bytearray(data)) == whole
+
+
+def test_tmf_problems_only_a_worker_read_are_reported(tmp_path, corpus, monkeypatch):
+    """A TMF file only the worker's window needs: its problems are printed as one process
+    prints them (and the run keeps nothing in the program cache)."""
+    import shutil
+    import uuid
+
+    import etlgen
+    from wpptrace import tmf
+
+    tmf_dir = tmp_path / "tmf"
+    shutil.copytree(golden_traces.driver_tmf_dir(corpus), tmf_dir)
+    messages = sorted(tmf.load(str(tmf_dir)).messages(), key=lambda m: (str(m.guid), m.number))
+    late = messages[-1].guid                         # its messages only in the second half
+    early = [m for m in messages if m.guid != late]
+    path = tmf_dir.parent / "late.etl"
+    events, ts = [], etlgen.T0
+    for k in range(6000):
+        m = early[k % len(early)] if k < 4500 or k % 2 else next(x for x in messages if x.guid == late)
+        ts += 1000
+        events.append((m.guid, m.number, b"", 0x10, 0x20, k % 2, ts))
+    etlgen.write_messages(path, events, buffer_size=4096)
+    broken = tmf_dir / f"{late}.tmf"
+    broken.write_text(broken.read_text(encoding="utf-8-sig") + "this is not a TMF line\n", encoding="utf-8")
+    monkeypatch.setattr(parallel, "window_shares", lambda jobs: [1.0 / jobs] * jobs)   # no tail
+    monkeypatch.setenv("WPPTRACE_CACHE_DIR", str(tmp_path / "cache"))
+    found = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"out{jobs}.txt"
+        code, _stdout, err = run_fmt_capture(path, tmf_dirs=[str(tmf_dir)], output=str(out), utc=True, jobs=jobs)
+        assert code == 0, err
+        found[jobs] = (out.read_bytes(), sorted(line for line in err.splitlines() if "TMF entry skipped" in line))
+    assert found[2] == found[1] and str(broken) in found[1][1][0]
+    assert not list((tmp_path / "cache").glob("*.prg"))
+    with EtlFile(str(path)) as etl:                  # the parent's window holds none of them
+        cuts = parallel.cut_keys(etl, 2)
+        rows = [r for items, _keys in FileSource(etl).ordered(record_view, window=(cuts[0], cuts[1]))
+                for r in items]
+    assert rows and all(r.message_guid != late for r in rows if r.message_guid is not None)
