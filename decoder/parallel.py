@@ -658,8 +658,7 @@ class _OwnWindows:
 
 def _keep_shared(decoder, workers: list) -> None:
     """Add the messages the workers compiled to the run's program cache (this process added
-    its own and those it installed); keep nothing when a worker's TMF files reported problems
-    (only this process reports its own)."""
+    its own); keep nothing when a worker's TMF files reported problems."""
     if decoder.program_cache is None:
         return
     payloads = [worker.payload for worker in workers]

@@ -115,7 +115,6 @@ class ProgramCache:
         self.path = os.path.join(directory, key.hex() + _SUFFIX)
         self._records: dict[tuple[bytes, int], bytes] = {}
         self._added: dict[tuple[bytes, int], bytes] = {}
-        self.hits = 0
 
     @classmethod
     def open(cls, inputs: list[str], mode: bytes | None, settings: tuple) -> "ProgramCache | None":
@@ -135,24 +134,18 @@ class ProgramCache:
         cache._records = _read(cache.path, key)
         return cache
 
-    def __len__(self) -> int:
-        return len(self._records) + len(self._added)
+    def __contains__(self, key: tuple[bytes, int]) -> bool:
+        """Whether a record of ``key`` (GUID bytes_le, number) was read or added."""
+        return key in self._records or key in self._added
 
     def get(self, guid_le: bytes, number: int) -> bytes | None:
-        record = self._records.get((guid_le, number))
-        if record is not None:
-            self.hits += 1
-        return record
+        return self._records.get((guid_le, number))
 
     def add(self, guid_le: bytes, number: int, record: bytes) -> None:
         """Keep a record this run made (in place of one read that did not serve)."""
         key = (guid_le, number)
         if self._records.get(key) != record:
             self._added[key] = record
-
-    @property
-    def added(self) -> int:
-        return len(self._added)
 
     def save(self) -> bool:
         """Write the records (read and added) if any were added; whether it was written."""

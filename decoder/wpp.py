@@ -707,8 +707,8 @@ class WppDecoder:
         return -1 if prefix is None else prefix
 
     def cache_shared(self, keys: list[tuple[bytes, int]]) -> None:
-        """Add to the cache the records the run's other processes published for ``keys``
-        (messages only they printed)."""
+        """Add to the cache the records the run's other processes published for ``keys`` (the
+        messages they compiled: this process added its own)."""
         from .program_share import ProgramShare
 
         cache, share = self._cache, self._share
@@ -716,7 +716,7 @@ class WppDecoder:
             return
         table = share.table
         for key in keys:
-            if key in self._raw_entries or cache.get(*key) is not None:
+            if key in cache:
                 continue
             slot, state = table.claim(*key)
             if state == table.READY:
@@ -759,10 +759,7 @@ class WppDecoder:
                     entry = self._raw_entry(*key)
             entries[k] = entry
         for k, slot in later:
-            record = share.wait(slot, mode)
-            entries[k] = self._installed_entry(keys[k], record, prefix)
-            if cache is not None and record is not None and entries[k].program is not None:
-                cache.add(*keys[k], pack(mode, record))
+            entries[k] = self._installed_entry(keys[k], share.wait(slot, mode), prefix)
         return entries
 
     def _installed_entry(self, key: tuple[bytes, int], record, prefix: int) -> _Entry:

@@ -16,7 +16,7 @@ import pytest
 from fmthelp import run_fmt_capture
 
 from wpptrace.cli import main as wpptrace_main
-from wpptrace.decoder import program_cache
+from wpptrace.decoder import parallel, program_cache
 from wpptrace.decoder.program_share import RECORD, ProgramShare
 from wpptrace.decoder.wpp import WppDecoder
 
@@ -72,7 +72,7 @@ def _cache_files(directory: pathlib.Path) -> list[pathlib.Path]:
 @pytest.mark.parametrize("output_format", ["text", "csv", "jsonl"])
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_a_run_from_the_cache_prints_what_compiling_prints(tmp_path, repeat, cache_dir, compiled,
-                                                          output_format, jobs):
+                                                          monkeypatch, output_format, jobs):
     etl, tmf_dir = repeat
     cold, _ = _run(etl, tmf_dir, tmp_path / "cold.txt", output_format=output_format, jobs=1, cache=False)
     assert compiled and not _cache_files(cache_dir)
@@ -80,10 +80,15 @@ def test_a_run_from_the_cache_prints_what_compiling_prints(tmp_path, repeat, cac
     [kept] = _cache_files(cache_dir)
     assert oct(kept.stat().st_mode & 0o777) == "0o600" and oct(cache_dir.stat().st_mode & 0o777) == "0o700"
     compiled.clear()
+    runs = []
+    real = parallel.decode_parallel
+    monkeypatch.setattr(parallel, "decode_parallel", lambda *a, **k: runs.append(real(*a, **k)) or runs[-1])
     warm, _ = _run(etl, tmf_dir, tmp_path / "warm.txt", output_format=output_format, jobs=jobs)
     assert first == cold and warm == cold
-    if jobs == 1:
-        assert compiled == []        # every message from the cache
+    assert compiled == []            # every message from the cache (in this process)
+    if jobs == 2:                    # and in the worker: neither compiled nor shared one
+        [run] = runs
+        assert run.shares == [(0, 0), (0, 0)]
 
 
 def test_real_captures_print_the_same_from_the_cache(tmp_path, corpus, cache_dir, compiled):
