@@ -10,6 +10,10 @@ file), four runs under callgrind, each a fresh process:
 * ``-j 1`` whole, and ``-j 2`` whole (one count per process; a forked process's count starts
   with its parent's, so the part before the fork is taken off both).
 
+All four with fmt's program cache off (every process compiles what it uses, as a first run
+over a TMF set does), then the last three again with it warm (a private cache that a run
+before them filled: nothing compiled, as a second run over the same TMF files).
+
 It prints the instructions of ``-j 1`` after the imports, those of each ``-j 2`` process after
 the fork, and the speed-up two equal cores would give: ``-j 1`` / (before the fork + half of
 what the two processes run after it; the tail windows go to whichever process is free, so on
@@ -58,11 +62,18 @@ def child(stop: str, path: str, jobs: int, output: str) -> int:
     return cli_fmt.run_fmt(opts)
 
 
-def counted(tmp: str, name: str, stop: str, path: pathlib.Path, jobs: int) -> list[int]:
-    """Instructions of every process of one run (the first one started first)."""
+def counted(tmp: str, name: str, stop: str, path: pathlib.Path, jobs: int,
+            cache: str | None = None) -> list[int]:
+    """Instructions of every process of one run (the first one started first); ``cache``: the
+    program cache directory it uses (None: the cache off)."""
     out = os.path.join(tmp, f"{name}.%p")
     env = dict(os.environ, PYTHONHASHSEED="0")
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if cache is None:
+        env["WPPTRACE_NO_CACHE"] = "1"
+    else:
+        env.pop("WPPTRACE_NO_CACHE", None)
+        env["WPPTRACE_CACHE_DIR"] = cache
     subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
                     __file__, "--child", stop, str(path), str(jobs), os.path.join(tmp, f"{name}.txt")],
                    check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -88,22 +99,32 @@ def main(argv: list[str] | None = None) -> int:
     path = bench._cached(f"unique-v{bench.UNIQUE_VERSION}", args.events, bench.generate_unique)
     with tempfile.TemporaryDirectory() as tmp:
         [imports] = counted(tmp, "imports", "run", path, 1)
-        [before_fork] = counted(tmp, "prefork", "fork", path, 2)
-        [one] = counted(tmp, "j1", "none", path, 1)
-        parent, worker = counted(tmp, "j2", "none", path, 2)
-    work = one - imports
-    serial = before_fork - imports
-    after = (parent - before_fork, worker - before_fork)
-    even = serial + sum(after) / 2
+        cold = [counted(tmp, "prefork", "fork", path, 2)[0], *counted(tmp, "j1", "none", path, 1),
+                *counted(tmp, "j2", "none", path, 2)]
+        cache = os.path.join(tmp, "cache")
+        subprocess.run([sys.executable, __file__, "--child", "none", str(path), "1",
+                        os.path.join(tmp, "fill.txt")], check=True,
+                       env={k: v for k, v in os.environ.items() if k != "WPPTRACE_NO_CACHE"}
+                       | {"WPPTRACE_CACHE_DIR": cache})
+        warm = [counted(tmp, "prefork-warm", "fork", path, 2, cache)[0],
+                *counted(tmp, "j1-warm", "none", path, 1, cache),
+                *counted(tmp, "j2-warm", "none", path, 2, cache)]
     print(f"fmt text to a file, {args.events:,} unique-argument events; instructions (callgrind), "
           f"the command's imports ({imports / 1e6:,.0f} M) left out:")
-    print(f"  -j 1: {work / 1e6:,.0f} M")
-    extra = serial + sum(after) - work
-    print(f"  -j 2: {serial / 1e6:,.0f} M before the fork, then {after[0] / 1e6:,.0f} M in this "
-          f"process (its windows, appending the others') and {after[1] / 1e6:,.0f} M in "
-          f"the worker: {extra / 1e6:+,.0f} M ({extra / work:+.0%}) against -j 1 in all")
-    print(f"  two equal cores that do not slow each other: -j 2 at most {work / even:.2f}x "
-          f"(-j 1 / (before the fork + half of the rest))")
+    for label, (before_fork, one, parent, worker) in (("program cache off", cold),
+                                                      ("program cache warm", warm)):
+        work = one - imports
+        serial = before_fork - imports
+        after = (parent - before_fork, worker - before_fork)
+        even = serial + sum(after) / 2
+        extra = serial + sum(after) - work
+        print(f" {label}:")
+        print(f"  -j 1: {work / 1e6:,.0f} M")
+        print(f"  -j 2: {serial / 1e6:,.0f} M before the fork, then {after[0] / 1e6:,.0f} M in this "
+              f"process (its windows, appending the others') and {after[1] / 1e6:,.0f} M in "
+              f"the worker: {extra / 1e6:+,.0f} M ({extra / work:+.0%}) against -j 1 in all")
+        print(f"  two equal cores that do not slow each other: -j 2 at most {work / even:.2f}x "
+              f"(-j 1 / (before the fork + half of the rest))")
     return 0
 
 
