@@ -390,7 +390,8 @@ def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str]) -
     if len(inputs) == 1 and _want_progress(opts, inputs[0], err):
         progress = _Progress(err, inputs[0])
     try:
-        _decode_sources(decoder, writer, opts, sources, progress)
+        with _ctrl_c_ends([source.queue for source in sources if source.live]):
+            _decode_sources(decoder, writer, opts, sources, progress)
     except KeyboardInterrupt:
         if opts.realtime is None:
             raise
@@ -400,6 +401,33 @@ def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str]) -
             if source.live:
                 source.queue.release()
     return True
+
+
+@contextlib.contextmanager
+def _ctrl_c_ends(queues: list):
+    """Ctrl-C ends a live view between two buffers (``interrupt``) rather than as an exception
+    raised wherever the loop happens to be (a buffer taken from the session and not yet
+    decoded would be lost with it). A second Ctrl-C interrupts as usual. Only where Python's
+    own handler is in place, in the main thread (a program embedding ``run_fmt`` keeps its
+    own)."""
+    import signal
+    import threading
+
+    if (not queues or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+
+    def ended(signum, frame):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for queue in queues:
+            queue.interrupt()
+
+    signal.signal(signal.SIGINT, ended)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress,

@@ -101,6 +101,12 @@ class RealtimeSource:
             data = self._subscription.get(0)
             return _live(data) if data is not None else None
 
+    def interrupt(self) -> None:
+        """End the stream at the next buffer boundary: what is queued here is still given
+        out, nothing more is taken. Sets a flag only (no lock, no call into the session), so a
+        signal handler may call it while this thread waits in ``next_buffer``."""
+        self._closing = True
+
     def request_close(self) -> None:
         """CloseTrace during ProcessTrace: keep what is queued now, take nothing new."""
         with self._get_lock:

@@ -3,11 +3,13 @@ came, then live buffers; several consumers; a slow one; consumers that leave; th
 of fmt --rt / tracefmt -rt ending on session stop and on Ctrl-C."""
 from __future__ import annotations
 
+import io
 import os
 import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -248,8 +250,10 @@ def test_live_view_ends_on_ctrl_c_with_its_output_written(session_name, demo_tmf
         s.enable(control, 0xFFFFFFFF, 5)
         # -display: the console shows each line as it is decoded, so the interrupt comes once
         # the three were taken (the file itself is put in place only when the view ends)
+        # (PYTHONFAULTHANDLER: a view that does not end is aborted and shows where it was)
         view = subprocess.Popen(["tracefmt", "-rt", session_name, "-p", str(tmf), "-o", str(out_file), "-display"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+                                env=dict(os.environ, PYTHONFAULTHANDLER="1"))
         wait_for_consumers(session_name, 1)
         subprocess.run([sys.executable, str(app), "3"], check=True, timeout=PATIENCE)
         s.flush()
@@ -265,9 +269,60 @@ def test_live_view_ends_on_ctrl_c_with_its_output_written(session_name, demo_tmf
                 shown += sum(b"LiveDemo" in line for line in lines)
         assert shown == 3
         view.send_signal(signal.SIGINT)
-        _, err = view.communicate(timeout=PATIENCE)
+        try:
+            _, err = view.communicate(timeout=PATIENCE)
+        except subprocess.TimeoutExpired:
+            view.send_signal(signal.SIGABRT)
+            _, err = view.communicate(timeout=PATIENCE)
+            pytest.fail(f"the view did not end on Ctrl-C; where it was:\n{err.decode()}")
         err = err.decode()
     assert view.returncode == 0, err
     assert "Traceback" not in err and "Event traces dumped to" in err
     lines = out_file.read_text().splitlines()
     assert [line.split("]")[-1] for line in lines if "LiveDemo" in line] == [f"tick {i} of live" for i in range(3)]
+
+
+def test_ctrl_c_ends_a_live_view_between_buffers_with_every_line_written(session_name, monkeypatch):
+    """fmt --rt in this process (its main thread): Ctrl-C ends the view at the next buffer
+    boundary (the source is told to stop; no KeyboardInterrupt lands inside the loop, where
+    a buffer taken from the session and not yet decoded would be lost), every line it was
+    given is written, and Python's Ctrl-C handler is back afterwards."""
+    from wpptrace.decoder import cli_fmt
+    from wpptrace.decoder.realtime import RealtimeSource
+
+    told, loop_ended = [], []
+    interrupt = RealtimeSource.interrupt
+    monkeypatch.setattr(RealtimeSource, "interrupt", lambda self: (told.append(1), interrupt(self)))
+    decode_sources = cli_fmt._decode_sources
+
+    def watched(*args, **kwargs):
+        try:
+            decode_sources(*args, **kwargs)
+        except BaseException as exc:
+            loop_ended.append(type(exc).__name__)
+            raise
+        loop_ended.append("returned")
+    monkeypatch.setattr(cli_fmt, "_decode_sources", watched)
+    out, err = io.StringIO(), io.StringIO()
+    with realtime(session_name) as s:
+        def ctrl_c_once_shown():
+            wait_for_consumers(session_name, 1)
+            log(s, 4, range(20))
+            deadline = time.monotonic() + PATIENCE
+            while out.getvalue().count("\n") < 21 and time.monotonic() < deadline:   # header + 20
+                time.sleep(0.01)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        driver = threading.Thread(target=ctrl_c_once_shown)
+        driver.start()
+        try:
+            code = cli_fmt.run_fmt(cli_fmt.FmtOptions(realtime=session_name, progress="never",
+                                                      cache=False), out=out, err=err)
+        finally:
+            driver.join(PATIENCE)
+    assert code == 0, err.getvalue()
+    assert told == [1] and loop_ended == ["returned"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    lines = out.getvalue().splitlines()
+    assert "[Header]EventTrace" in lines[0]
+    assert len(lines) == 21 and all("Unknown(  4)" in line for line in lines[1:]), lines[:3]
