@@ -93,15 +93,14 @@ def _load_tmfs(opts: FmtOptions, err: IO[str]):
     return tmfset, problems
 
 
-def _open_cache(tmfset, opts: FmtOptions, prefix: str):
+def _open_cache(decoder, opts: FmtOptions, prefix: str):
     """The run's ``ProgramCache``: None for a form whose messages are not kept, or when there
     is no cache (turned off, or no private directory for it)."""
     from .program_cache import ProgramCache
     from .program_share import ProgramShare
 
-    form = opts.output_format
-    mode = ProgramShare.mode((opts.noprefix, form, opts.csv_quote and form == "csv"))
-    return ProgramCache.open(tmfset.inputs, mode, (prefix, opts.utc))
+    mode = ProgramShare.mode(decoder.printer_mode(opts.output_format, opts.csv_quote))
+    return ProgramCache.open(decoder.tmfset.inputs, mode, (prefix, opts.utc))
 
 
 def _has_tmf_files(directory: str) -> bool:
@@ -320,7 +319,7 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     if problems:
         status = EXIT_FAILURE
     decoder = WppDecoder(tmfset, prefix=prefix, noprefix=opts.noprefix, utc=opts.utc)
-    cache = _open_cache(tmfset, opts, prefix) if opts.cache and opts.realtime is None else None
+    cache = _open_cache(decoder, opts, prefix) if opts.cache and opts.realtime is None else None
     decoder.use_cache(cache)
 
     inputs: list[_Input] = []

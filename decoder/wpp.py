@@ -393,13 +393,11 @@ class WppDecoder:
 
             rows = MessageRows(self)
             for text, ends, items, holes in self._rendered_chunks(
-                    chunks, view, want_ends=True, fill_holes=False, prefixed=False):
+                    chunks, view, want_ends=True, fill_holes=False, mode=self.printer_mode(output)):
                 yield rows.chunk(text, ends, items, holes, view)
             return
-        form = output if output in ("csv", "jsonl") else "text"
-        rendered = self._rendered_chunks(chunks, view, want_ends=output == "lines",
-                                         fill_holes=True, prefixed=output != "jsonl",
-                                         form=form, quote_all=quote_all)
+        rendered = self._rendered_chunks(chunks, view, want_ends=output == "lines", fill_holes=True,
+                                         mode=self.printer_mode(output, quote_all))
         if output in ("text", "csv", "jsonl"):
             for text, _ends, _items, _holes in rendered:
                 yield text
@@ -423,18 +421,27 @@ class WppDecoder:
         rows). Yields the sink's results."""
         self.column_decoration = decoration
         return self._rendered_chunks(chunks, view, want_ends=False, fill_holes=False,
-                                     prefixed=False, form="columns", sink=sink)
+                                     mode=self.printer_mode("columns"), sink=sink)
 
-    def _rendered_chunks(self, chunks, view, want_ends: bool, fill_holes: bool, prefixed: bool,
-                         form: str = "text", quote_all: bool = False, sink=None):
+    def printer_mode(self, output: str = "text", quote_all: bool = False) -> tuple[bool, str, bool]:
+        """The C renderer's printer that ``format(output)`` (or ``columns``: "columns") prints
+        with, as (noprefix, form, quote_all): what its programs are compiled for, so what fmt's
+        program cache keeps them under. The prefix is printed for text lines and CSV rows
+        unless the decoder leaves it out; ``form``: rows as "text" lines, "csv" rows, "jsonl"
+        objects or "columns"; ``quote_all``: every CSV field quoted."""
+        form = output if output in ("csv", "jsonl", "columns") else "text"
+        prefixed = output in ("text", "lines", "csv")
+        return (self.noprefix or not prefixed, form, bool(quote_all) and form == "csv")
+
+    def _rendered_chunks(self, chunks, view, want_ends: bool, fill_holes: bool, mode: tuple,
+                         sink=None):
         """(text, line ends, row refs, holes) per chunk; the text may be the renderer's buffer
         (valid until the next chunk is asked for). ``fill_holes``: the lines Python prints
         are put in the text (else the holes [(item index, text position)] are handed out);
-        ``prefixed``: the C renderer prints the prefix; ``form``: rows as "text" lines, "csv"
-        rows or "jsonl" objects (``quote_all``: every CSV field quoted), or "columns": then
-        ``sink`` (see ``columns``) consumes each chunk and its results are yielded."""
-        printer = self._row_printer(noprefix=self.noprefix or not prefixed, form=form,
-                                    quote_all=quote_all)
+        ``mode``: the printer's (``printer_mode``); in the "columns" form ``sink`` (see
+        ``columns``) consumes each chunk and its results are yielded."""
+        printer = self._row_printer(mode)
+        _noprefix, form, quote_all = mode
         line_of = self._row_line_bytes
         if form in ("csv", "jsonl"):
             line_of = _StructuredRows(self, form, quote_all).hole_line
@@ -548,20 +555,19 @@ class WppDecoder:
                 self.time_text.from_milli(milli)
         return self._bound_prefix(entry).render((tid, tt, 0, 0, seq, pid, cpu)) + text
 
-    def _row_printer(self, noprefix: bool | None = None, form: str = "text",
-                     quote_all: bool = False) -> RowPrinter:
-        """The C renderer's printer for this run; its programs print the prefix unless
-        ``noprefix``, rows in ``form`` (text, csv or jsonl). A run asking for another form
-        gets a new one."""
-        noprefix = self.noprefix if noprefix is None else noprefix
-        mode = (noprefix, form, quote_all and form == "csv")
+    def _row_printer(self, mode: tuple | None = None) -> RowPrinter:
+        """The C renderer's printer for this run in ``mode`` (``printer_mode``; None: text
+        lines). A run asking for another mode gets a new one."""
+        if mode is None:
+            mode = self.printer_mode()
+        noprefix, form, quote_all = mode
         if self._printer is None or self._printer_mode != mode:
             from wpptrace.tmf.native import NativeRenderer
 
             self._sync_native_counts()   # the rows the old renderer printed, before it goes
             self._synced_rows = None
             self._printer = RowPrinter(NativeRenderer(utc=self.utc, noprefix=noprefix,
-                                                      output=form, quote_all=mode[2]))
+                                                      output=form, quote_all=quote_all))
             self._printer_mode = mode
             self._prefix_program = None
             self._decorations = None

@@ -101,6 +101,19 @@ def test_real_captures_print_the_same_from_the_cache(tmp_path, corpus, cache_dir
         assert warm == cold and compiled == []
 
 
+def test_json_lines_with_and_without_the_prefix_share_their_programs(tmp_path, repeat, cache_dir,
+                                                                   compiled):
+    """A JSON object never carries the prefix, so ``--noprefix`` does not change what its
+    programs are compiled for: the run with it takes them all from the run's before."""
+    etl, tmf_dir = repeat
+    cold, _ = _run(etl, tmf_dir, tmp_path / "cold.jsonl", output_format="jsonl", noprefix=True,
+                   cache=False)
+    _run(etl, tmf_dir, tmp_path / "first.jsonl", output_format="jsonl")
+    compiled.clear()
+    warm, _ = _run(etl, tmf_dir, tmp_path / "warm.jsonl", output_format="jsonl", noprefix=True)
+    assert warm == cold and compiled == [] and len(_cache_files(cache_dir)) == 1
+
+
 def test_a_changed_tmf_file_is_read_again(tmp_path, repeat, cache_dir, compiled):
     etl, original = repeat
     tmf_dir = tmp_path / "tmf"
