@@ -69,8 +69,9 @@ static int put_value(wppv_values *out, const uint8_t *arg, int ps, const uint8_t
         wppr_buf *s = &out->pool[pool];
         size_t at = s->len;
         if (wppr_put_string(s, wire, arg[2] & WPPR_A_REDUCE, a + start, len)) return -1;
-        /* NUL separates the values: text holding one (a counted string's) is Python's */
-        if (memchr(s->data + at, 0, s->len - at)) return ROW_PYTHON;
+        /* NUL separates the values: text holding one (a counted string's) is Python's. An
+         * empty text may leave the pool with no memory yet: nothing to search then */
+        if (s->len > at && memchr(s->data + at, 0, s->len - at)) return ROW_PYTHON;
         if (wppr_putc(s, 0)) return -1;
         break;
     }
