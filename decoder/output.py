@@ -319,7 +319,10 @@ def format_summary(summary: Summary) -> str:
         "",
         _RULE,
     ]
-    rows = sorted(summary.rows, key=attrgetter("guid", "event_name", "event_type"))
+    # the whole row is the key: messages of one GUID may share a component and name (and
+    # then a row differs by its count alone), and the order rows come in is the order their
+    # messages were first met, which fmt -j changes
+    rows = sorted(summary.rows, key=attrgetter("guid", "event_name", "event_type", "count"))
     lines += ["|%10d    %-20s %-11s %-36s|" % (r.count, r.event_name, r.event_type, r.guid) for r in rows]
     lines.append(_RULE)
     return "\n".join(lines) + "\n"

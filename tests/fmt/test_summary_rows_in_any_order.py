@@ -1,0 +1,26 @@
+"""The summary table does not depend on the order its rows come in.
+
+Regression: rows were sorted by GUID, component and name only. Messages of one GUID may share
+both (several trace calls on one source line of a driver: ``Dmf_CrashDump_c3719`` three
+times), so their rows kept the order the messages were first met, and ``fmt -j 2`` (whose
+first process meets messages in another order than one process does) wrote the summary of a
+damaged driver trace with two of its rows the other way round from ``-j 1``.
+"""
+from __future__ import annotations
+
+import itertools
+
+from wpptrace.decoder.output import Summary, SummaryRow, format_summary
+
+GUID = "49c0500c-96ae-35e4-0b57-99f5eded038e"
+
+
+def test_rows_sharing_guid_component_and_name_print_in_one_order():
+    rows = [SummaryRow(1, "DmfKModules.Library", "Dmf_CrashDump_c3719", GUID),
+            SummaryRow(2, "DmfKModules.Library", "Dmf_CrashDump_c3719", GUID),
+            SummaryRow(1, "DmfKModules.Library", "Dmf_CrashDump_c3629", GUID)]
+    texts = {format_summary(Summary(files=["a.etl"], rows=list(order)))
+             for order in itertools.permutations(rows)}
+    assert len(texts) == 1
+    table = [line for line in texts.pop().splitlines() if "Dmf_CrashDump" in line]
+    assert [line.split()[1:3] for line in table] == [["1", "DmfKModules.Library"]] * 2 + [["2", "DmfKModules.Library"]]
