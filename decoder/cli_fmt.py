@@ -491,6 +491,10 @@ def _columnar_problem(opts: FmtOptions, out: IO[str]) -> str | None:
     return None
 
 
+def _offset(issue) -> int:
+    return issue.offset
+
+
 def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: float, status: int) -> int:
     """Report read problems, write the summary file and the completion lines; the exit code."""
     from . import output as outmod
@@ -503,7 +507,9 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
         print(f"{opts.prog}: warning: {len(issues) - 20} more TMF entries skipped", file=err)
     notices = []
     for inp in inputs:
-        for issue in inp.etl.errors[:20]:
+        # in file order: the order buffers are read in depends on the merge, and fmt -j
+        # reads them in other processes, each window's after the window before it
+        for issue in sorted(inp.etl.errors, key=_offset)[:20]:
             print(f"{opts.prog}: warning: {issue}", file=err)
         if inp.etl.errors:
             status = status or EXIT_FAILURE
