@@ -495,12 +495,18 @@ def _offset(issue) -> int:
     return issue.offset
 
 
+def _tmf_place(issue) -> tuple:
+    return (issue.path, issue.line, issue.column)
+
+
 def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: float, status: int) -> int:
     """Report read problems, write the summary file and the completion lines; the exit code."""
     from . import output as outmod
     from .etlfile import unclean_stop_text
 
-    issues = list(getattr(decoder.tmfset, "issues", ()))  # TMF files are read lazily: report now
+    # TMF files are read lazily, when a message of theirs is first met (with fmt -j, in this
+    # process's window first, then the others'): their problems are reported in file order
+    issues = sorted(getattr(decoder.tmfset, "issues", ()), key=_tmf_place)
     for issue in issues[:20]:
         print(f"{opts.prog}: warning: TMF entry skipped: {issue}", file=err)
     if len(issues) > 20:
