@@ -515,8 +515,12 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
     for inp in inputs:
         # in file order: the order buffers are read in depends on the merge, and fmt -j
         # reads them in other processes, each window's after the window before it
-        for issue in sorted(inp.etl.errors, key=_offset)[:20]:
+        listed = sorted(inp.etl.errors, key=_offset)[:20]
+        for issue in listed:
             print(f"{opts.prog}: warning: {issue}", file=err)
+        more = len(inp.etl.errors) - len(listed) + inp.etl.issues_dropped
+        if more:
+            print(f"{opts.prog}: warning: {inp.path}: {more} more problems not listed", file=err)
         if inp.etl.errors:
             status = status or EXIT_FAILURE
         missing = inp.etl.unclean_stop()

@@ -1,0 +1,39 @@
+"""fmt says how many of a file's problems it did not list.
+
+Regression: fmt printed a damaged file's first 20 problems and nothing about the others (a
+file with 30 damaged buffers read as if it had 20), while TMF problems past 20 were counted.
+"""
+from __future__ import annotations
+
+import uuid
+
+import etlgen
+from fmthelp import run_fmt_capture
+
+GUID = uuid.UUID("5d1e0f00-2b3c-4d5e-8f60-718293a4b5c6")
+
+
+def test_problems_past_twenty_are_counted(tmp_path):
+    (tmp_path / f"{GUID}.tmf").write_text(
+        f"{GUID} T // SRC=t.c\n#typev t_c1 10 \"%0v=%10!d!\" //   FUNC=f\n{{\nv, ItemLong -- 10\n}}\n",
+        encoding="ascii")
+    path = tmp_path / "damaged.etl"
+    etlgen.write_messages(path, [(GUID, 10, i.to_bytes(4, "little"), 1, 2, 0, etlgen.T0 + i * 10,
+                                  etlgen.FLAGS_CORPUS) for i in range(700)], buffer_size=1024)
+    data = bytearray(path.read_bytes())
+    damaged = range(1, 31)                       # the first record marker of 30 data buffers
+    for b in damaged:
+        data[b * 1024 + 0x48 + 2:b * 1024 + 0x48 + 4] = b"\xee\xee"
+    path.write_bytes(bytes(data))
+    runs = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"out{jobs}.txt"
+        code, _stdout, err = run_fmt_capture(path, tmf_dirs=[str(tmp_path)], output=str(out),
+                                             jobs=jobs, cache=False)
+        runs[jobs] = (code, out.read_bytes(), err)
+    assert runs[2] == runs[1]
+    code, _out, err = runs[1]
+    lines = err.splitlines()
+    assert code == 1 and len(lines) == 21
+    assert all("expected a record marker" in line for line in lines[:20])
+    assert lines[20] == f"wpptrace fmt: warning: {path}: {len(damaged) - 20} more problems not listed"
