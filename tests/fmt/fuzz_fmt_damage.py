@@ -12,8 +12,8 @@ time and memory limit, and must:
 * run ``fmt`` in text, CSV and JSON Lines without an exception, with a one-line
   ``warning:`` per problem on stderr (a TMF problem followed by its line and a caret) and
   exit code 0 or 1;
-* give with ``-j 2`` the bytes, summary (its elapsed time left out), stderr and exit code of
-  ``-j 1`` (seeds of several buffers per stream, so that ``-j 2`` cuts them);
+* give with ``-j 2`` (``--jobs``) the bytes, summary (its elapsed time left out), stderr and
+  exit code of ``-j 1`` (seeds of several buffers per stream, so that ``-j 2`` cuts them);
 * print the same lines through the formatting loop (``row_lines``) as each record formatted
   on its own (``reference_lines``), in all three forms;
 * give ``DecodedMessage.args`` equal to the formatter's ``decode_values`` for every row the
@@ -68,6 +68,7 @@ from fmthelp import reference_lines, row_lines, run_fmt_capture  # noqa: E402
 
 TIME_LIMIT = 60            # seconds per input (every check): far above what a seed takes
 MEMORY_LIMIT = 2 << 30     # bytes of address space per input
+JOBS = 2                   # the processes of the runs compared with one process (--jobs)
 
 
 # -- seeds --------------------------------------------------------------------------------
@@ -358,9 +359,9 @@ def check_fmt(path, seed: Seed, work: pathlib.Path, jobs: bool) -> list[str]:
         if problem:
             failures.append(f"fmt {form}: {problem}")
         if jobs and seed.parallel:
-            two = _run(path, seed.tmfs, work / f"o2.{form}", output_format=form, jobs=2, cache=False)
+            two = _run(path, seed.tmfs, work / f"o2.{form}", output_format=form, jobs=JOBS, cache=False)
             if one != two:
-                failures.append(f"fmt {form} -j 2 differs from -j 1: {_first_difference(two, one)}")
+                failures.append(f"fmt {form} -j {JOBS} differs from -j 1: {_first_difference(two, one)}")
     return failures
 
 
@@ -600,16 +601,22 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--inputs", type=int, default=200)
     ap.add_argument("--kinds", default="fmt,jobs,rows,api,cache,tmf")
-    ap.add_argument("--only", default="", help="seed names holding this text")
+    ap.add_argument("--only", default="", help="seeds whose names hold one of these texts (a "
+                                                "comma-separated list)")
     ap.add_argument("--keep", default="/tmp/fuzz_fmt_damage")
+    ap.add_argument("--times", help="a file to write each input's seconds and peak RSS to "
+                                    "(outliers against their seed's others show super-linear work)")
+    ap.add_argument("--jobs", type=int, default=2, help="processes of the -j run (default 2)")
     args = ap.parse_args(argv)
+    global JOBS
+    JOBS = args.jobs
     kinds = set(args.kinds.split(","))
     keep = pathlib.Path(args.keep)
     keep.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="fuzzfmt-"))
     os.environ["WPPTRACE_CACHE_DIR"] = str(tmp / "cache-default")
     try:
-        pool = [s for s in seeds(tmp) if args.only in s.name]
+        pool = [s for s in seeds(tmp) if any(part in s.name for part in args.only.split(","))]
         if "jobs" in kinds and kinds <= {"jobs", "fmt"}:
             pool = [s for s in pool if s.parallel]
         print(f"{len(pool)} seeds, {args.inputs} inputs, seed {args.seed}, kinds {sorted(kinds)}",
@@ -628,6 +635,9 @@ def main(argv: list[str]) -> int:
             work.mkdir()
             failures, seconds, rss = in_child(one_input, data, seed, kinds, work, rng.getrandbits(32))
             label = f"{args.seed}-{n}-{seed.name}"
+            if args.times:
+                with open(args.times, "a") as fh:
+                    fh.write(f"{label}\t{seed.name}\t{len(data)}\t{seconds:.2f}\t{rss}\t{' '.join(how)}\n")
             if seconds > slowest[0]:
                 slowest = (seconds, label)
             if rss > biggest[0]:
