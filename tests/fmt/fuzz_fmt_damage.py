@@ -148,11 +148,11 @@ def _put(data: bytearray, at: int, size: int, value: int) -> None:
         data[at:at + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
 
 
-def mutate(seed: Seed, rng: random.Random) -> tuple[bytes, list[str]]:
+def mutate(seed: Seed, rng: random.Random, heavy: bool = False) -> tuple[bytes, list[str]]:
     data = bytearray(seed.data)
     done: list[str] = []
     cut = None
-    for _ in range(rng.choice((1, 1, 1, 2, 2, 3, 5))):
+    for _ in range(rng.choice((10, 20, 40) if heavy else (1, 1, 1, 2, 2, 3, 5))):
         kind = rng.choice(("flip", "flip", "byte", "cut", "zero", "buffer", "buffer", "record",
                            "record", "record", "args", "args", "args", "args", "dup", "swap"))
         if kind in ("record", "args") and not seed.records:
@@ -606,6 +606,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--keep", default="/tmp/fuzz_fmt_damage")
     ap.add_argument("--times", help="a file to write each input's seconds and peak RSS to "
                                     "(outliers against their seed's others show super-linear work)")
+    ap.add_argument("--heavy", action="store_true", help="10 to 40 mutations an input, not 1 to 5")
     ap.add_argument("--jobs", type=int, default=2, help="processes of the -j run (default 2)")
     args = ap.parse_args(argv)
     global JOBS
@@ -627,7 +628,7 @@ def main(argv: list[str]) -> int:
         biggest = (0, "")
         for n in range(args.inputs):
             seed = rng.choice(pool)
-            data, how = mutate(seed, rng)
+            data, how = mutate(seed, rng, args.heavy)
             if "tmf" in kinds and rng.random() < 0.5:       # the TMF files alone damaged
                 data, how = seed.data, ["tmf only"]
             work = tmp / "work"
