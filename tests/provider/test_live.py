@@ -290,6 +290,9 @@ def test_ctrl_c_ends_a_live_view_between_buffers_with_every_line_written(session
     from wpptrace.decoder import cli_fmt
     from wpptrace.decoder.realtime import RealtimeSource
 
+    # as in a fresh process: another library in this one (pyspark) may have left its own
+    # handler, which run_fmt keeps
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     told, loop_ended = [], []
     interrupt = RealtimeSource.interrupt
     monkeypatch.setattr(RealtimeSource, "interrupt", lambda self: (told.append(1), interrupt(self)))
@@ -320,9 +323,10 @@ def test_ctrl_c_ends_a_live_view_between_buffers_with_every_line_written(session
                                                       cache=False), out=out, err=err)
         finally:
             driver.join(PATIENCE)
+            handler = signal.signal(signal.SIGINT, previous)
     assert code == 0, err.getvalue()
     assert told == [1] and loop_ended == ["returned"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert handler is signal.default_int_handler
     lines = out.getvalue().splitlines()
     assert "[Header]EventTrace" in lines[0]
     assert len(lines) == 21 and all("Unknown(  4)" in line for line in lines[1:]), lines[:3]
