@@ -16,7 +16,10 @@ The cache lives in ``WPPTRACE_CACHE_DIR``, else ``$XDG_CACHE_HOME/wpptrace/progr
 ``~/.cache/wpptrace/programs``; ``WPPTRACE_NO_CACHE=1`` (or ``fmt --no-cache``) turns it off.
 The directory must be this user's and private (0700, not a symbolic link), each file too
 (0600); anything else, and any file that is not whole (its checksum), is not read. A record
-is data for the C renderer, never code. A run saves only when it compiled something and its
+is data for the C renderer, never code: the renderer checks every program it is given, so a
+damaged one is compiled again and cannot make a run crash or read out of bounds. The checksum
+finds damage, not intent: a record its owner rewrote into another valid program prints what
+that program prints (the file is the user's own, as their TMF files are). A run saves only when it compiled something and its
 TMF files reported no problem, so a later run that takes its messages from here (and so never
 reads those TMF files) reports what a run without the cache reports. Nothing here raises into
 a run: a cache that cannot be read or written is simply not used.
