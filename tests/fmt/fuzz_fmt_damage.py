@@ -25,9 +25,14 @@ time and memory limit, and must:
   whole, cut, bit-flipped, or rewritten with records whose lengths, prefix program or count
   lie under a right checksum; records that hold another valid program or another message's
   record under a right checksum (which no check of the file can tell from good ones) must
-  not crash the run.
+  not crash the run;
+* with ``arrow`` among the kinds (not a default one: it needs pyarrow), write ``fmt -f
+  parquet`` and ``fmt -f arrow`` with the exit code and stderr of the text run, a row per
+  line of JSON Lines (the log-file header, unknown messages and format errors included, one
+  row each as one line each), the Arrow stream holding the rows of the Parquet file, and the
+  ``text`` column, row after row, the text ``--no-prefix`` prints.
 
-    python3 tests/fmt/fuzz_fmt_damage.py [--seed N] [--inputs N] [--kinds fmt,jobs,rows,api,cache,tmf]
+    python3 tests/fmt/fuzz_fmt_damage.py [--seed N] [--inputs N] [--kinds fmt,jobs,rows,api,cache,tmf,arrow]
 
 A failing input is kept in ``--keep`` (default /tmp/fuzz_fmt_damage) with what failed and
 the damaged TMF copies; the exit code is the number of failures (capped at 100).
@@ -69,6 +74,8 @@ from fmthelp import reference_lines, row_lines, run_fmt_capture  # noqa: E402
 TIME_LIMIT = 60            # seconds per input (every check): far above what a seed takes
 MEMORY_LIMIT = 2 << 30     # bytes of address space per input
 JOBS = 2                   # the processes of the runs compared with one process (--jobs)
+#: what --kinds accepts (the default: all but arrow)
+KINDS = ("fmt", "jobs", "rows", "api", "cache", "tmf", "arrow")
 
 
 # -- seeds --------------------------------------------------------------------------------
@@ -536,6 +543,79 @@ def check_cache(path, seed: Seed, work: pathlib.Path, rng: random.Random) -> lis
     return failures
 
 
+def _table_difference(a, b) -> str:
+    """Where two tables of ``decoder.arrow.SCHEMA`` first differ (row and column)."""
+    if a.schema != b.schema:
+        return f"schema {a.schema} vs {b.schema}"[:400]
+    for name in a.column_names:
+        x, y = a.column(name).to_pylist(), b.column(name).to_pylist()
+        for k, (p, q) in enumerate(zip(x, y)):
+            if p != q and not (p != p and q != q):       # NaN equals NaN here
+                return f"row {k} column {name}: {p!r:.200} vs {q!r:.200}"
+    return "same values"
+
+
+def check_arrow(path, seed: Seed, work: pathlib.Path) -> list[str]:
+    """fmt -f parquet and -f arrow against the text, --no-prefix text and JSON Lines runs."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    failures = []
+    text = _run(path, seed.tmfs, work / "a.txt", output_format="text", jobs=1, cache=False)
+    bare = _run(path, seed.tmfs, work / "a.bare", output_format="text", jobs=1, cache=False,
+                noprefix=True)
+    lines = _run(path, seed.tmfs, work / "a.jsonl", output_format="jsonl", jobs=1, cache=False)
+    tables = {}
+    for form in ("parquet", "arrow"):
+        code, body, sums, err = _run(path, seed.tmfs, work / f"a.{form}", output_format=form,
+                                     jobs=1, cache=False)
+        problem = _stderr_ok(err)
+        if problem:
+            failures.append(f"{form}: {problem}")
+        if code != text[0]:
+            failures.append(f"{form}: exit code {code}, text's {text[0]}")
+        if err != text[3]:
+            failures.append(f"{form}: stderr differs from text's: {_first_difference((err,), (text[3],))}")
+        if sums != text[2]:
+            failures.append(f"{form}: summary differs from text's: "
+                            f"{_first_difference((sums,), (text[2],))}")
+        if body is None:
+            failures.append(f"{form}: no output file")
+            continue
+        try:
+            if form == "parquet":
+                tables[form] = pq.read_table(io.BytesIO(body))
+            else:
+                tables[form] = pa.ipc.open_stream(body).read_all()
+        except Exception as exc:     # noqa: BLE001
+            failures.append(f"{form}: the output does not read back: {type(exc).__name__}: {exc}"[:400])
+    if failures or lines[1] is None or bare[1] is None:
+        return failures
+    parquet, arrow = tables["parquet"], tables["arrow"]
+    rows = lines[1].count(b"\n")
+    if parquet.num_rows != rows:
+        failures.append(f"parquet: {parquet.num_rows} rows, JSON Lines {rows} lines")
+    if not arrow.equals(parquet):
+        failures.append(f"arrow: rows differ from parquet's: {_table_difference(arrow, parquet)}")
+    texts = parquet.column("text").to_pylist()
+    want = bare[1].decode("utf-8", "surrogateescape")
+    got = "".join(t + "\n" for t in texts if t is not None)
+    if None in texts:
+        failures.append(f"parquet: {texts.count(None)} rows without text")
+    elif got != want:
+        g, w = got.split("\n"), want.split("\n")
+        k = next((i for i, (p, q) in enumerate(zip(g, w)) if p != q), min(len(g), len(w)))
+        failures.append(f"parquet: text column line {k} differs from --no-prefix text: "
+                        f"{g[k:k + 1]!r:.300} vs {w[k:k + 1]!r:.300}")
+    full = text[1].decode("utf-8", "surrogateescape").split("\n")
+    short = want.split("\n")
+    if len(full) != len(short) or not all(map(str.endswith, full, short)):
+        failures.append("text: a line of --no-prefix is not the end of the text run's line")
+    return failures
+
+
 def one_input(data: bytes, seed: Seed, kinds: set[str], work: pathlib.Path, rng_seed: int) -> list[str]:
     path = work / "input.etl"
     path.write_bytes(data)
@@ -552,6 +632,8 @@ def one_input(data: bytes, seed: Seed, kinds: set[str], work: pathlib.Path, rng_
         failures += check_api(path, seed, work)
     if "cache" in kinds:
         failures += check_cache(path, seed, work, random.Random(rng_seed))
+    if "arrow" in kinds:
+        failures += check_arrow(path, seed, work)
     return failures
 
 
@@ -612,6 +694,8 @@ def main(argv: list[str]) -> int:
     global JOBS
     JOBS = args.jobs
     kinds = set(args.kinds.split(","))
+    if kinds - set(KINDS):
+        ap.error(f"--kinds: unknown {', '.join(sorted(kinds - set(KINDS)))} (known: {', '.join(KINDS)})")
     keep = pathlib.Path(args.keep)
     keep.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="fuzzfmt-"))
