@@ -27,10 +27,11 @@ time and memory limit, and must:
   record under a right checksum (which no check of the file can tell from good ones) must
   not crash the run;
 * with ``arrow`` among the kinds (not a default one: it needs pyarrow), write ``fmt -f
-  parquet`` and ``fmt -f arrow`` with the exit code and stderr of the text run, a row per
+  parquet`` and ``fmt -f arrow`` with the exit code, stderr and summary of the text run, a row per
   line of JSON Lines (the log-file header, unknown messages and format errors included, one
   row each as one line each), the Arrow stream holding the rows of the Parquet file, and the
-  ``text`` column, row after row, the text ``--no-prefix`` prints.
+  ``text`` column, row after row, the text ``--no-prefix`` prints; each row holding the facts
+  of its JSON Lines object.
 
     python3 tests/fmt/fuzz_fmt_damage.py [--seed N] [--inputs N] [--kinds fmt,jobs,rows,api,cache,tmf,arrow]
 
@@ -547,7 +548,7 @@ def _plain(value):
     """A value of ``Table.to_pylist()`` with its floats as their bits (NaN equals NaN)."""
     if isinstance(value, float):
         return ("float", struct.pack("<d", value))
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
@@ -567,6 +568,24 @@ def _table_difference(a, b) -> str | None:
             if p != q:
                 return f"row {k} column {name}: {p!r:.200} vs {q!r:.200}"
     return None
+
+
+def _rows_as_jsonl(table, jsonl: bytes) -> list[str]:
+    """The Parquet rows against the JSON Lines objects, fact by fact (``arrowhelp``)."""
+    sys.path.insert(0, str(TESTS / "arrow"))
+    from arrowhelp import arrow_rows, comparable, jsonl_rows
+
+    try:
+        got = comparable(arrow_rows(table.to_pylist()))
+    except AssertionError:
+        return ["parquet: a timestamp is not its filetime's instant"]
+    want = comparable(jsonl_rows(jsonl.decode("utf-8", "surrogateescape")))
+    for k, (g, w) in enumerate(zip(_plain(got), _plain(want))):
+        if g != w:
+            field = next((i for i, (p, q) in enumerate(zip(g, w)) if p != q), None)
+            return [f"parquet: row {k} differs from JSON Lines in field {field}: "
+                    f"{g[field]!r:.200} vs {w[field]!r:.200}"]
+    return []
 
 
 def check_arrow(path, seed: Seed, work: pathlib.Path) -> list[str]:
@@ -611,6 +630,8 @@ def check_arrow(path, seed: Seed, work: pathlib.Path) -> list[str]:
     rows = lines[1].count(b"\n")
     if parquet.num_rows != rows:
         failures.append(f"parquet: {parquet.num_rows} rows, JSON Lines {rows} lines")
+    else:
+        failures += _rows_as_jsonl(parquet, lines[1])
     difference = _table_difference(arrow, parquet)
     if difference:
         failures.append(f"arrow: rows differ from parquet's: {difference}")
