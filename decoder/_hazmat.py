@@ -600,6 +600,7 @@ def _take(buf) -> tuple[int, int, Any]:
     n = buf.len
     if not n:
         return 0, 0, None
+    lib.wppr_buf_fit(ffi.addressof(buf))   # a batch keeps its bytes, not the room the buffer grew to
     owner = ffi.gc(buf.data, lib.wppr_mem_free)
     buf.data = ffi.NULL
     buf.len = buf.cap = 0
