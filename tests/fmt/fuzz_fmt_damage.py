@@ -588,8 +588,10 @@ def _rows_as_jsonl(table, jsonl: bytes) -> list[str]:
     return []
 
 
-def check_arrow(path, seed: Seed, work: pathlib.Path) -> list[str]:
-    """fmt -f parquet and -f arrow against the text, --no-prefix text and JSON Lines runs."""
+def check_arrow(path, seed: Seed, work: pathlib.Path, rng: random.Random) -> list[str]:
+    """fmt -f parquet and -f arrow against the text, --no-prefix text and JSON Lines runs,
+    in batches of a few rows or of the default size; the Arrow stream with --all-records
+    at times (its rows of other records left out, the Parquet file's rows)."""
     import io
 
     import pyarrow as pa
@@ -601,9 +603,11 @@ def check_arrow(path, seed: Seed, work: pathlib.Path) -> list[str]:
                 noprefix=True)
     lines = _run(path, seed.tmfs, work / "a.jsonl", output_format="jsonl", jobs=1, cache=False)
     tables = {}
+    everything = rng.random() < 0.5
     for form in ("parquet", "arrow"):
         code, body, sums, err = _run(path, seed.tmfs, work / f"a.{form}", output_format=form,
-                                     jobs=1, cache=False)
+                                     jobs=1, cache=False, batch_rows=rng.choice((0, 0, 1, 5, 64)),
+                                     all_records=everything and form == "arrow")
         problem = _stderr_ok(err)
         if problem:
             failures.append(f"{form}: {problem}")
@@ -627,6 +631,8 @@ def check_arrow(path, seed: Seed, work: pathlib.Path) -> list[str]:
     if failures or lines[1] is None or bare[1] is None:
         return failures
     parquet, arrow = tables["parquet"], tables["arrow"]
+    if everything:
+        arrow = arrow.filter(pa.array([s != "record" for s in arrow.column("status").to_pylist()]))
     rows = lines[1].count(b"\n")
     if parquet.num_rows != rows:
         failures.append(f"parquet: {parquet.num_rows} rows, JSON Lines {rows} lines")
@@ -669,7 +675,7 @@ def one_input(data: bytes, seed: Seed, kinds: set[str], work: pathlib.Path, rng_
     if "cache" in kinds:
         failures += check_cache(path, seed, work, random.Random(rng_seed))
     if "arrow" in kinds:
-        failures += check_arrow(path, seed, work)
+        failures += check_arrow(path, seed, work, random.Random(rng_seed ^ 0xA770))
     return failures
 
 
