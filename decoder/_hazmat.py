@@ -600,7 +600,13 @@ def _take(buf) -> tuple[int, int, Any]:
     n = buf.len
     if not n:
         return 0, 0, None
-    lib.wppr_buf_fit(ffi.addressof(buf))   # a batch keeps its bytes, not the room the buffer grew to
+    if n * 8 <= buf.cap:
+        # a few bytes in a large buffer (a batch of a few rows; a buffer starts at 64 KiB):
+        # a copy of them, the buffer freed with the columns' others (and its room reused); a
+        # batch taking the buffer itself would keep all its room as long as it lives
+        owner = ffi.new("int64_t[]", (n + 7) // 8)      # 8-byte aligned, as Arrow wants
+        ffi.memmove(owner, buf.data, n)
+        return int(ffi.cast("uintptr_t", owner)), n, owner
     owner = ffi.gc(buf.data, lib.wppr_mem_free)
     buf.data = ffi.NULL
     buf.len = buf.cap = 0

@@ -20,15 +20,6 @@ int wppr_grow(wppr_buf *b, size_t extra)
     return 0;
 }
 
-void wppr_buf_fit(wppr_buf *b)
-{
-    if (!b->data || !b->len || b->len == b->cap) return;
-    uint8_t *p = realloc(b->data, b->len);   /* shrinks in place; NULL: it stays as it was */
-    if (!p) return;
-    b->data = p;
-    b->cap = b->len;
-}
-
 void wppr_buf_free(wppr_buf *b)
 {
     free(b->data);

@@ -184,9 +184,6 @@ int wppr_columns_end_row(wppr_columns *c);
 int wppr_columns_reset(wppr_columns *c);
 /* free() for the buffers a caller took out of a wppr_columns */
 void wppr_mem_free(void *p);
-/* Give back the room a buffer holds beyond its bytes (a buffer starts at 64 KiB: one taken
- * out of a wppr_columns for a batch of a few rows would keep all of it as long as it lives) */
-void wppr_buf_fit(wppr_buf *b);
 /* Rows rendered by each program so far, into out[0..cap) (by program id); the number of
  * programs (out may be NULL when cap is 0). */
 uint32_t wppr_program_rows_all(const wppr_renderer *r, uint64_t *out, uint32_t cap);
