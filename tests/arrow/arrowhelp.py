@@ -41,7 +41,7 @@ def _json_arg(arg: dict) -> tuple:
 def jsonl_rows(text: str) -> list[tuple]:
     """The compared facts of each JSON Lines object."""
     out = []
-    for line in text.splitlines():
+    for line in text.split("\n")[:-1]:        # (a text may hold U+2028 and other line breaks)
         o = json.loads(line)
         out.append((o["filetime"], o["processor"], o["process_id"], o["thread_id"], o["sequence"],
                     o["status"], o["guid"], o["number"], o["component"], o["name"], o["function"],

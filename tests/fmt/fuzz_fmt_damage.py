@@ -632,7 +632,8 @@ def check_arrow(path, seed: Seed, work: pathlib.Path, rng: random.Random) -> lis
         return failures
     parquet, arrow = tables["parquet"], tables["arrow"]
     if everything:
-        arrow = arrow.filter(pa.array([s != "record" for s in arrow.column("status").to_pylist()]))
+        arrow = arrow.filter(pa.array([s != "record" for s in arrow.column("status").to_pylist()],
+                                      pa.bool_()))
     rows = lines[1].count(b"\n")
     if parquet.num_rows != rows:
         failures.append(f"parquet: {parquet.num_rows} rows, JSON Lines {rows} lines")
