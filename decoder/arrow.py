@@ -373,7 +373,8 @@ class ArrowBuilder:
             i, f, s = _arg_value(value)
             has = (_C_INT if i is not None else 0) | (_C_FLOAT if f is not None else 0) | \
                 (_C_STR if s is not None else 0)
-            columns.arg(names(name), names(item), has, i or 0, f or 0.0,
+            columns.arg(names(name), names(item), has, 0 if i is None else i,
+                        0.0 if f is None else f,   # (-0.0 is falsy: kept as it is)
                         None if s is None else s.encode("utf-8", "surrogatepass"))
         columns.end_row()
 
