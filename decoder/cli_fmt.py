@@ -16,6 +16,7 @@ import gc
 import os
 import sys
 import time
+from operator import attrgetter
 
 from wpptrace._cliutil import RawDescriptionHelpFormatter
 from wpptrace._fieldclass import field, fieldclass
@@ -491,14 +492,6 @@ def _columnar_problem(opts: FmtOptions, out: IO[str]) -> str | None:
     return None
 
 
-def _offset(issue) -> int:
-    return issue.offset
-
-
-def _tmf_place(issue) -> tuple:
-    return (issue.path, issue.line, issue.column)
-
-
 def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: float, status: int) -> int:
     """Report read problems, write the summary file and the completion lines; the exit code."""
     from . import output as outmod
@@ -506,7 +499,7 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
 
     # TMF files are read lazily, when a message of theirs is first met (with fmt -j, in this
     # process's window first, then the others'): their problems are reported in file order
-    issues = sorted(getattr(decoder.tmfset, "issues", ()), key=_tmf_place)
+    issues = sorted(getattr(decoder.tmfset, "issues", ()), key=attrgetter("path", "line", "column"))
     for issue in issues[:20]:
         print(f"{opts.prog}: warning: TMF entry skipped: {issue}", file=err)
     if len(issues) > 20:
@@ -515,7 +508,7 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
     for inp in inputs:
         # in file order: the order buffers are read in depends on the merge, and fmt -j
         # reads them in other processes, each window's after the window before it
-        listed = sorted(inp.etl.errors, key=_offset)[:20]
+        listed = sorted(inp.etl.errors, key=attrgetter("offset"))[:20]
         for issue in listed:
             print(f"{opts.prog}: warning: {issue}", file=err)
         more = len(inp.etl.errors) - len(listed) + inp.etl.issues_dropped

@@ -20,9 +20,7 @@ GUID = uuid.UUID("8c2d3e4f-5061-4273-8485-b6c7d8e9f0a1")
 
 def test_negative_zero_argument_of_python_rows(tmp_path):
     # %11!q! is no printf spec: the message is a format error, its arguments still typed
-    (tmp_path / f"{GUID}.tmf").write_text(
-        f"{GUID} T // SRC=t.c\n#typev t_c1 10 \"%0d=%10!f! x=%11!q!\" //   FUNC=f\n"
-        "{\nd, ItemDouble -- 10\nx, ItemLong -- 11\n}\n", encoding="ascii")
+    etlgen.write_tmf(tmp_path, GUID, "d=%10!f! x=%11!q!", [("d", "ItemDouble"), ("x", "ItemLong")])
     etl = tmp_path / "zero.etl"
     etlgen.write_messages(etl, [(GUID, 10, struct.pack("<di", -0.0, 7), 1, 2, 0, etlgen.T0,
                                  etlgen.FLAGS_CORPUS)])

@@ -26,9 +26,7 @@ def _limited() -> None:
 
 
 def test_small_batches_keep_their_bytes(tmp_path):
-    (tmp_path / f"{GUID}.tmf").write_text(
-        f"{GUID} T // SRC=t.c\n#typev t_c1 10 \"%0v=%10!d! s=%11!s!\" //   FUNC=f\n"
-        "{\nv, ItemLong -- 10\ns, ItemString -- 11\n}\n", encoding="ascii")
+    etlgen.write_tmf(tmp_path, GUID, "v=%10!d! s=%11!s!", [("v", "ItemLong"), ("s", "ItemString")])
     etl = tmp_path / "small.etl"
     etlgen.write_messages(etl, [(GUID, 10, k.to_bytes(4, "little") + b"text\0", 1, 2, 0,
                                  etlgen.T0 + k, etlgen.FLAGS_CORPUS) for k in range(3000)])

@@ -6,6 +6,7 @@ the product's writer is the provider core.
 """
 from __future__ import annotations
 
+import pathlib
 import struct
 import uuid
 from typing import BinaryIO, Iterable
@@ -118,6 +119,17 @@ class EtlWriter:
         self.fh.seek(0)
         self.fh.write(body + b"\xff" * (self.buffer_size - len(body)))
         self.fh.seek(0, 2)
+
+
+def write_tmf(directory, guid: uuid.UUID, text: str, args: list[tuple[str, str]]) -> pathlib.Path:
+    """A TMF file of one message, number 10 of ``guid``, in ``directory``: its format ``text``
+    after the %0 prefix mark, its arguments (name, item type) numbered from 10, as tracepdb
+    writes them. Returns the file's path."""
+    items = "".join(f"{name}, {item} -- {10 + k}\n" for k, (name, item) in enumerate(args))
+    path = pathlib.Path(directory) / f"{guid}.tmf"
+    path.write_text(f"{guid} T // SRC=t.c\n#typev t_c1 10 \"%0{text}\" //   FUNC=f\n{{\n{items}}}\n",
+                    encoding="ascii")
+    return path
 
 
 def write_messages(path, messages: Iterable[tuple], **kwargs) -> int:

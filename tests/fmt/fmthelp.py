@@ -11,6 +11,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import struct
+
+
+def same_value(a, b) -> bool:
+    """Two decoded argument values are the same: same type and value, a NaN by its bits."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float) and math.isnan(a):
+        return struct.pack("<d", a) == struct.pack("<d", b)
+    return a == b
 
 
 def run_fmt_capture(*files, **options):

@@ -70,7 +70,7 @@ for extra in (HERE, TESTS / "tmf_render", TESTS / "corpus"):
 
 import golden_traces  # noqa: E402
 import unpack  # noqa: E402
-from fmthelp import reference_lines, row_lines, run_fmt_capture  # noqa: E402
+from fmthelp import reference_lines, row_lines, run_fmt_capture, same_value  # noqa: E402
 
 TIME_LIMIT = 60            # seconds per input (every check): far above what a seed takes
 MEMORY_LIMIT = 2 << 30     # bytes of address space per input
@@ -410,15 +410,6 @@ STRUCTURAL = ("lengths", "prefix", "cut", "count")
 SUBSTITUTED = ("program byte", "flags", "number")
 
 
-def _same_value(a, b) -> bool:
-    import math
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float) and math.isnan(a):
-        return struct.pack("<d", a) == struct.pack("<d", b)
-    return a == b
-
-
 def check_api(path, seed: Seed, work: pathlib.Path) -> list[str]:
     """decode_file (rows, C values) against decoder.open (each record formatted by Python),
     and format_file against fmt's text."""
@@ -438,7 +429,7 @@ def check_api(path, seed: Seed, work: pathlib.Path) -> list[str]:
             failures.append(f"api: message {k}: text {m.text[:200]!r} vs open's {e.text[:200]!r}")
             break
         got, want = tuple(m.args), tuple(e.args)
-        if len(got) != len(want) or not all(map(_same_value, got, want)):
+        if len(got) != len(want) or not all(map(same_value, got, want)):
             failures.append(f"api: message {k} ({m.guid} {m.number}): args {got!r:.300} vs open's "
                             f"{want!r:.300}")
             break

@@ -20,9 +20,7 @@ GUID = uuid.UUID("5d1e0f00-2b3c-4d5e-8f60-718293a4b5c6")
 
 
 def test_empty_first_string_value(tmp_path):
-    (tmp_path / f"{GUID}.tmf").write_text(
-        f"{GUID} T // SRC=t.c\n#typev t_c1 10 \"%0s=[%10!s!] w=[%11!S!]\" //   FUNC=f\n"
-        "{\ns, ItemString -- 10\nw, ItemWString -- 11\n}\n", encoding="ascii")
+    etlgen.write_tmf(tmp_path, GUID, "s=[%10!s!] w=[%11!S!]", [("s", "ItemString"), ("w", "ItemWString")])
     path = tmp_path / "empty.etl"
     etlgen.write_messages(path, [
         (GUID, 10, b"\0" + b"\0\0", 1, 2, 0, etlgen.T0, etlgen.FLAGS_CORPUS),

@@ -14,9 +14,7 @@ GUID = uuid.UUID("5d1e0f00-2b3c-4d5e-8f60-718293a4b5c6")
 
 
 def test_problems_past_twenty_are_counted(tmp_path):
-    (tmp_path / f"{GUID}.tmf").write_text(
-        f"{GUID} T // SRC=t.c\n#typev t_c1 10 \"%0v=%10!d!\" //   FUNC=f\n{{\nv, ItemLong -- 10\n}}\n",
-        encoding="ascii")
+    etlgen.write_tmf(tmp_path, GUID, "v=%10!d!", [("v", "ItemLong")])
     path = tmp_path / "damaged.etl"
     etlgen.write_messages(path, [(GUID, 10, i.to_bytes(4, "little"), 1, 2, 0, etlgen.T0 + i * 10,
                                   etlgen.FLAGS_CORPUS) for i in range(700)], buffer_size=1024)

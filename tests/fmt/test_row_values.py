@@ -8,7 +8,6 @@ C's. The values stay lazy: a chunk is decoded when one of its messages' ``args``
 from __future__ import annotations
 
 import importlib.util
-import math
 import pathlib
 import struct
 import sys
@@ -16,6 +15,7 @@ import threading
 
 import etlgen
 import pytest
+from fmthelp import same_value
 
 from wpptrace import tmf
 from wpptrace.decoder import decode_file
@@ -29,14 +29,6 @@ sys.path.insert(0, str(TESTS / "tmf_render"))
 import golden_traces  # noqa: E402
 
 _KEY, _OFFSET, _SIZE, _FLAGS = (ROW_INDEX[k] for k in ("key", "payload_offset", "payload_size", "flags"))
-
-
-def _same(a, b) -> bool:
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float) and math.isnan(a):
-        return struct.pack("<d", a) == struct.pack("<d", b)
-    return a == b
 
 
 def check_rows(paths, tmfs) -> dict[str, int]:
@@ -75,7 +67,7 @@ def check_rows(paths, tmfs) -> dict[str, int]:
                 continue
             assert want is not None, (formatter.message.format, data.hex(), ps)
             got = cls(flat[starts[i]:starts[i + 1]])
-            assert len(got) == len(want) and all(map(_same, got, want)), \
+            assert len(got) == len(want) and all(map(same_value, got, want)), \
                 (formatter.message.format, data.hex(), ps, got, want)
             if formatter is not None:
                 assert (got.names, got.types) == formatter.arg_names_items()
@@ -152,9 +144,8 @@ def test_texts_c_leaves_to_python(tmp_path) -> None:
     """Counted strings whose text holds a NUL, next to ANSI text that is not UTF-8 and UTF-16
     with lone surrogates (both C's)."""
     guid = golden_traces.SYNTH_GUID
-    text = (f"{guid} T // SRC=t.c\n#typev t_c1 10 \"%0a=%10!s! b=%11!s! c=%12!s!\" //   FUNC=f\n"
-            "{\np, ItemPString -- 10\nw, ItemPWString -- 11\nz, ItemWString -- 12\n}\n")
-    (tmp_path / f"{guid}.tmf").write_text(text, encoding="ascii")
+    etlgen.write_tmf(tmp_path, guid, "a=%10!s! b=%11!s! c=%12!s!",
+                     [("p", "ItemPString"), ("w", "ItemPWString"), ("z", "ItemWString")])
     blocks = [(b"a\0b", "x\0y".encode("utf-16-le"), "z".encode("utf-16-le") + b"\0\0"),
               (b"caf\xe9 \x81", b"\x00\xd8A\x00", b"\x00\xdc\0\0"),
               (b"ok", "ok".encode("utf-16-le"), b"\0\0")]
@@ -199,4 +190,4 @@ def test_threads_reading_arguments(tmp_path, corpus) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert len(want) > 1000 and all(map(lambda a, b: all(map(_same, a, b)), got, want))
+    assert len(want) > 1000 and all(map(lambda a, b: all(map(same_value, a, b)), got, want))
