@@ -158,31 +158,12 @@ class _TermAsExit:
         self.saved.clear()
 
 
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
-_exchange = None      # renameat2(..., RENAME_EXCHANGE) once looked up; False: not here
-
-
 def _exchange_names(a: str, b: str) -> bool:
     """Swap the names ``a`` and ``b`` atomically (Linux renameat2 RENAME_EXCHANGE); False
     where the system or the file system cannot."""
-    global _exchange
-    if _exchange is None:
-        _exchange = False
-        if sys.platform.startswith("linux"):
-            try:
-                import ctypes
+    from wpptrace._core import lib
 
-                fn = ctypes.CDLL(None, use_errno=True).renameat2
-                fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                               ctypes.c_uint]
-                fn.restype = ctypes.c_int
-                _exchange = fn
-            except (ImportError, OSError, AttributeError):
-                pass
-    if not _exchange:
-        return False
-    return _exchange(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
+    return lib.fileswap_exchange(os.fsencode(a), os.fsencode(b)) == 0
 
 
 def replace_file(source: str, target: str, *, background: bool = False) -> threading.Thread | None:
