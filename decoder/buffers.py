@@ -107,6 +107,7 @@ class Buffer(BufferInfo):
     _tuples: list[tuple] | None = None
     _last_timestamp: int = 0
     _source: str = ""
+    _read_issues: int = -1                   # issues found reading it (before any walk)
     #: (start, end, last timestamp before start) of each record range walk() found: the events
     #: up to FilledBytes, plus the tail past it when records chain cleanly to the buffer end.
     ranges: list[tuple[int, int, int]] = field(default_factory=list)
@@ -138,6 +139,10 @@ class Buffer(BufferInfo):
         arguments and result): a view that makes its own rows (decoder.wpp_rows) walks each
         buffer once."""
         run = walk if walker is None else walker
+        if self._read_issues < 0:
+            self._read_issues = len(self.issues)
+        else:                # walked again (a count, then rows): its problems are said once
+            del self.issues[self._read_issues:]
         tuples, self.stats = run(self.data, BUFFER_HEADER_SIZE, self.records_end,
                                   self._last_timestamp, collect)
         self.ranges = [(BUFFER_HEADER_SIZE, self.records_end, self._last_timestamp)]

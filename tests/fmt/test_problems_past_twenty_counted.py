@@ -35,3 +35,33 @@ def test_problems_past_twenty_are_counted(tmp_path):
     assert code == 1 and len(lines) == 21
     assert all("expected a record marker" in line for line in lines[:20])
     assert lines[20] == f"wpptrace fmt: warning: {path}: {len(damaged) - 20} more problems not listed"
+
+
+def test_problems_past_the_kept_ones_are_counted_once_with_jobs(tmp_path, monkeypatch):
+    """A source keeps MAX_ISSUES problems and only counts the rest; with -j 2 the windows'
+    problems and counts are added up so that fmt says what -j 1 says: every problem listed
+    or counted once."""
+    from wpptrace.decoder import buffers
+
+    monkeypatch.setattr(buffers, "MAX_ISSUES", 12)
+    etlgen.write_tmf(tmp_path, GUID, "v=%10!d!", [("v", "ItemLong")])
+    path = tmp_path / "damaged.etl"
+    etlgen.write_messages(path, [(GUID, 10, i.to_bytes(4, "little"), 1, 2, 0, etlgen.T0 + i * 10,
+                                  etlgen.FLAGS_CORPUS) for i in range(700)], buffer_size=1024)
+    data = bytearray(path.read_bytes())
+    damaged = range(1, 31)
+    for b in damaged:
+        data[b * 1024 + 0x48 + 2:b * 1024 + 0x48 + 4] = b"\xee\xee"
+    path.write_bytes(bytes(data))
+    runs = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"out{jobs}.txt"
+        code, _stdout, err = run_fmt_capture(path, tmf_dirs=[str(tmp_path)], output=str(out),
+                                             jobs=jobs, cache=False)
+        runs[jobs] = (code, out.read_bytes(), err)
+    assert runs[2] == runs[1]
+    code, _out, err = runs[1]
+    lines = err.splitlines()
+    assert code == 1 and len(lines) == 13
+    assert all("expected a record marker" in line for line in lines[:12])
+    assert lines[12] == f"wpptrace fmt: warning: {path}: {len(damaged) - 12} more problems not listed"
