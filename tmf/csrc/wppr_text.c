@@ -8,9 +8,35 @@
 #include <string.h>
 #include "_wppr_internal.h"
 
+/* A borrowed buffer outgrown: its text moves to the buffer's own memory, made large enough
+ * (what that memory held is of no use: not copied by a realloc). */
+static int leave_borrowed(wppr_buf *b, size_t extra)
+{
+    size_t cap = b->own_cap ? b->own_cap : 65536;
+    while (cap < b->len + extra) cap *= 2;
+    uint8_t *p = b->own;
+    if (cap > b->own_cap) {
+        free(b->own);
+        b->own = NULL;
+        b->own_cap = 0;
+        p = malloc(cap);
+        if (!p) return -1;
+    } else {
+        cap = b->own_cap;
+    }
+    if (b->len) memcpy(p, b->data, b->len);
+    b->data = p;
+    b->cap = cap;
+    b->own = NULL;
+    b->own_cap = 0;
+    b->borrowed = 0;
+    return 0;
+}
+
 int wppr_grow(wppr_buf *b, size_t extra)
 {
     if (b->len + extra <= b->cap) return 0;
+    if (b->borrowed) return leave_borrowed(b, extra);
     size_t cap = b->cap ? b->cap : 65536;
     while (cap < b->len + extra) cap *= 2;
     uint8_t *p = realloc(b->data, cap);
@@ -22,9 +48,31 @@ int wppr_grow(wppr_buf *b, size_t extra)
 
 void wppr_buf_free(wppr_buf *b)
 {
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
+    free(b->borrowed ? b->own : b->data);
+    memset(b, 0, sizeof *b);
+}
+
+void wppr_buf_borrow(wppr_buf *b, uint8_t *mem, size_t cap)
+{
+    if (!b->borrowed) {
+        b->own = b->data;
+        b->own_cap = b->cap;
+        b->borrowed = 1;
+    }
+    b->data = mem;
+    b->cap = cap;
+    b->len = 0;
+}
+
+void wppr_buf_return(wppr_buf *b)
+{
+    if (!b->borrowed) return;
+    b->data = b->own;
+    b->cap = b->own_cap;
+    b->len = 0;
+    b->own = NULL;
+    b->own_cap = 0;
+    b->borrowed = 0;
 }
 
 

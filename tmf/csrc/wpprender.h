@@ -100,10 +100,16 @@
 #define WPPR_NO_TIME        -9223372036854775807-1   /* the record has no time: empty time text */
 #define WPPR_TIME_OUT_OF_RANGE -9223372036854775807  /* Python places it: rows printing it are holes */
 
+/* A growable output buffer: data[0:len) printed, room up to cap. While it borrows caller
+ * memory (wppr_buf_borrow), data is that memory: never grown in place nor freed; a text that
+ * outgrows it moves to the buffer's own memory (own, own_cap), which it keeps from then on. */
 typedef struct {
     uint8_t *data;
     size_t len;
     size_t cap;
+    uint8_t *own;            /* while borrowing: the buffer's own memory (NULL: none yet) */
+    size_t own_cap;
+    int borrowed;            /* data is caller memory */
 } wppr_buf;
 
 typedef struct {
@@ -188,6 +194,13 @@ void wppr_mem_free(void *p);
  * programs (out may be NULL when cap is 0). */
 uint32_t wppr_program_rows_all(const wppr_renderer *r, uint64_t *out, uint32_t cap);
 void wppr_buf_free(wppr_buf *b);
+/* Print into caller memory mem[0:cap) from now on (emptied): the text lies where it was
+ * printed, in mem while it fits, else in the buffer's own memory (what mem held copied
+ * there first; mem is left as it is and the buffer borrows no more). */
+void wppr_buf_borrow(wppr_buf *b, uint8_t *mem, size_t cap);
+/* Borrow no more: a buffer still in caller memory gets its own memory back, emptied (the text
+ * stays in the caller's memory); one that moved out keeps its text. */
+void wppr_buf_return(wppr_buf *b);
 
 /* the status name tables (generated from the mingw-w64 headers) */
 uint32_t wppr_status_count(int kind);
