@@ -9,8 +9,10 @@ The only decoder module that touches cffi: the rest of the package gets Python v
 * ``walk_records`` / ``chain_ok``: the C record walker (etlread.c);
 * ``decompress_into``: MS-XCA Plain LZ77 into a window of a bytearray (xpress.c);
 * ``RowTables`` / ``RowWalker``: the formatter's key table and row walker (wpp_rows.c);
-* ``RowPrinter``: rows printed by the C renderer (``wpprow_render``, tmf/csrc), or appended
-  as Arrow columns (``wpprow_put_columns``) to ``ColumnBuffers``;
+* ``RowPrinter``: rows printed by the C renderer (``wpprow_render``, tmf/csrc) into its own
+  buffer or into memory the caller lends it, or appended as Arrow columns
+  (``wpprow_put_columns``) to ``ColumnBuffers``;
+* ``address_of``: where a buffer's bytes are (is a text already where it is to be written?);
 * ``ProgramTable``: the table of compiled message programs shared by forked processes
   (program_share.c);
 * ``row_values``: the typed argument values of a chunk of rows, decoded at once
@@ -38,8 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ETL", "sizeof", "offsetof", "Layout", "read", "walk_records", "chain_ok",
            "decompress_into", "running_max", "merge_below", "row_times", "RowTables",
-           "RowWalker", "RowPrinter", "ProgramTable", "RowValues", "row_values", "BUFFER_HEADER",
-           "SYSTEM_HEADER", "RECORD", "ROW"]
+           "RowWalker", "RowPrinter", "ProgramTable", "RowValues", "row_values", "address_of",
+           "BUFFER_HEADER", "SYSTEM_HEADER", "RECORD", "ROW"]
 
 #: the C headers' integer constants, as plain ints
 ETL = SimpleNamespace(**{name: getattr(lib, name) for name in dir(lib)
@@ -355,11 +357,13 @@ class RowPrinter:
         self._skipped = ffi.new("uint32_t *")
         self._why = ffi.new("int *")
 
-    def print(self, items, datas: list, blobs: list, pointer_sizes: list[int], want_ends: bool
+    def print(self, items, datas: list, blobs: list, pointer_sizes: list[int], want_ends: bool,
+              into: tuple[int, int] | None = None
               ) -> tuple[memoryview | bytes, list[tuple[int, int]], list[int], int]:
         """(UTF-8 lines, holes [(item index, text position)], output length after each item
         (if ``want_ends``), rows that are not messages). The text is the renderer's buffer:
-        valid until the next call."""
+        valid until the next call. ``into``: (address, bytes) of memory to print into
+        instead; the text is there if it fits (else in the renderer's buffer)."""
         refs = _refs(items)
         n = len(refs)
         if n > self._cap:
@@ -371,17 +375,22 @@ class RowPrinter:
         keep = self._slots(datas, blobs, pointer_sizes)  # noqa: F841  (held during the call)
         renderer = self.renderer
         out = renderer.out
-        out.len = 0
+        if into is None:
+            out.len = 0
+        else:
+            lib.wppr_buf_borrow(out, ffi.cast("uint8_t *", into[0]), into[1])
         rc = lib.wpprow_render(renderer.raw, ffi.from_buffer("uint64_t[]", refs), n, self._rows,
                                self._counts, self._datas, self._sizes, nslots,
                                ffi.from_buffer("int32_t[]", self.key_program), len(self.key_program),
                                out, self._holes, self._hole_at, self._nholes, self._skipped,
                                self._ends if want_ends else ffi.NULL)
+        text = memoryview(ffi.buffer(out.data, out.len)) if out.len else b""
+        if into is not None:
+            lib.wppr_buf_return(out)
         if rc < 0:
             raise MemoryError("wpprow_render: no memory for the output")
         holes = [(self._holes[k], self._hole_at[k]) for k in range(self._nholes[0])]
         ends = ffi.unpack(self._ends, n) if want_ends else []
-        text = memoryview(ffi.buffer(out.data, out.len)) if out.len else b""
         return text, holes, ends, self._skipped[0]
 
     def _slots(self, datas: list, blobs: list, pointer_sizes: list[int], sources=None) -> list:
@@ -515,6 +524,15 @@ def row_values(items, datas: list, blobs: list, pointer_sizes: list[int], key_la
         lib.wppv_free(out)
     del keep
     return RowValues(ids, starts, pools, order)
+
+
+def address_of(data) -> int:
+    """The address of a buffer's first byte (bytes, bytearray, memoryview, mmap)."""
+    cdata = ffi.from_buffer(data)
+    try:
+        return int(ffi.cast("uintptr_t", cdata))
+    finally:
+        ffi.release(cdata)
 
 
 def _refs(items) -> array:

@@ -462,7 +462,9 @@ def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress,
                 writer.flush()
         return
     write = writer.write_utf8
-    for out in decoder.format(chunks, view, opts.output_format, opts.csv_quote):
+    # a writer holding its bytes in memory lends it: the renderer prints each chunk there
+    room = getattr(writer, "room", None)
+    for out in decoder.format(chunks, view, opts.output_format, opts.csv_quote, room):
         write(out)
         if live:
             writer.flush()

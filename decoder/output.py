@@ -42,12 +42,19 @@ _BATCH = 4096
 _WRITE_CHARS = 1 << 18
 
 
+def utf8_buffer(stream: IO[str]):
+    """The byte buffer of a text stream that encodes UTF-8 without newline translation (UTF-8
+    text can go straight there), else None."""
+    buffer = getattr(stream, "buffer", None)
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    return buffer if buffer is not None and encoding == "utf8" and os.linesep == "\n" else None
+
+
 def write_utf8(stream: IO[str], data: bytes | memoryview) -> None:
     """Write UTF-8 text to a text stream: straight to its byte buffer when the stream encodes
     UTF-8 without newline translation, else through the stream's own encoder."""
-    buffer = getattr(stream, "buffer", None)
-    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
-    if buffer is not None and encoding == "utf8" and os.linesep == "\n":
+    buffer = utf8_buffer(stream)
+    if buffer is not None:
         stream.flush()
         buffer.write(data)
     elif isinstance(stream, io.BytesIO):
@@ -67,6 +74,9 @@ class TextWriter:
         self.batch = _BATCH if batch is None else batch
         self._adapt = batch is None       # size batches by the lines' length
         self._pending: list[str] = []
+        buffer = utf8_buffer(stream)
+        # a byte buffer in memory that lends the memory its next bytes go to
+        self._lender = buffer if callable(getattr(buffer, "room", None)) else None
 
     def write_line(self, line: str) -> None:
         pending = self._pending
@@ -79,6 +89,17 @@ class TextWriter:
         if self._pending:
             self.flush()
         write_utf8(self.stream, data)
+
+    def room(self) -> tuple[int, int] | None:
+        """The memory the next ``write_utf8`` bytes go to, as (address, bytes), when the
+        stream's byte buffer keeps them in memory and lends it (its ``room()``); else None.
+        Bytes printed there and then given to ``write_utf8`` are not copied. What is pending
+        is written first; nothing may be written between this call and that one."""
+        lender = self._lender
+        if lender is None:
+            return None
+        self.flush()
+        return lender.room()
 
     def flush(self) -> None:
         pending = self._pending

@@ -30,7 +30,7 @@ from .prefix import DEFAULT_PREFIX, PrefixTemplate, TimestampText, marker_values
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
-    from typing import Any, Iterable, Iterator, Sequence
+    from typing import Any, Callable, Iterable, Iterator, Sequence
 
 __all__ = [
     "WppDecoder",
@@ -365,7 +365,8 @@ class WppDecoder:
 
     # -- the formatting loop ---------------------------------------------------------------
     def format(self, chunks: Iterable[tuple[Sequence[int], list]], view, output: str = "text",
-               quote_all: bool = False) -> Iterator:
+               quote_all: bool = False, room: Callable[[], tuple[int, int] | None] | None = None
+               ) -> Iterator:
         """The one formatting loop: the engine's chunks of row refs (``view``: the
         ``wpp_rows.RowView`` that made them) -> per chunk, the chosen output:
 
@@ -385,7 +386,12 @@ class WppDecoder:
         (the log-file header, argument bytes that do not fit, item types only Python prints)
         is made here, at its place. CSV rows and JSON objects (the row's own facts, the line or
         text quoted or escaped, the typed arguments) are printed by the renderer too, for every
-        message whose arguments it can type; Python writes the others' rows the same way."""
+        message whose arguments it can type; Python writes the others' rows the same way.
+
+        ``room`` (text, CSV, JSON Lines): called before each chunk is printed, the memory where
+        its bytes are to be written, as (address, bytes), or None; the renderer prints the chunk
+        there, and the bytes yielded are that memory when they fit and Python printed none of
+        the chunk's lines (``TextWriter.room``: no copy between the renderer and the output)."""
         if output not in _OUTPUTS:
             raise ValueError(f"output {output!r}: expected one of {', '.join(_OUTPUTS)}")
         if output == "messages":
@@ -397,7 +403,8 @@ class WppDecoder:
                 yield rows.chunk(text, ends, items, holes, view)
             return
         rendered = self._rendered_chunks(chunks, view, want_ends=output == "lines", fill_holes=True,
-                                         mode=self.printer_mode(output, quote_all))
+                                         mode=self.printer_mode(output, quote_all),
+                                         room=room if output != "lines" else None)
         if output in ("text", "csv", "jsonl"):
             for text, _ends, _items, _holes in rendered:
                 yield text
@@ -434,12 +441,13 @@ class WppDecoder:
         return (self.noprefix or not prefixed, form, bool(quote_all) and form == "csv")
 
     def _rendered_chunks(self, chunks, view, want_ends: bool, fill_holes: bool, mode: tuple,
-                         sink=None):
+                         sink=None, room=None):
         """(text, line ends, row refs, holes) per chunk; the text may be the renderer's buffer
         (valid until the next chunk is asked for). ``fill_holes``: the lines Python prints
         are put in the text (else the holes [(item index, text position)] are handed out);
         ``mode``: the printer's (``printer_mode``); in the "columns" form ``sink`` (see
-        ``columns``) consumes each chunk and its results are yielded."""
+        ``columns``) consumes each chunk and its results are yielded; ``room``: see
+        ``format``."""
         printer = self._row_printer(mode)
         _noprefix, form, quote_all = mode
         line_of = self._row_line_bytes
@@ -481,7 +489,8 @@ class WppDecoder:
                 sources = view.sources
                 text, holes, ends, skipped = printer.print(
                     items, view.datas, view.blobs,
-                    [8 if s is None else s.pointer_size for s in sources], want_ends)
+                    [8 if s is None else s.pointer_size for s in sources], want_ends,
+                    room() if room is not None else None)
                 non_wpp += skipped
                 if holes and fill_holes:
                     text, ends = self._fill_holes(text, ends, items, view, holes, line_of)
