@@ -13,15 +13,16 @@ the processes end close together. This process decodes the first window into the
 the workers are forked (each starts with this process's TMF set and decoder settings). When
 the output is a file, each process writes its windows at their places in it (``_Places``):
 a window's place is known once the windows before it have their sizes, which the processes
-share; one decoded before that is held in memory until then. Otherwise (a pipe, a console)
-the workers decode into files with no name and this process appends each window's output in
-window order, as it grows (``_Assembly``); a tail window it takes itself goes straight into
-the output when every window before it is in, else into a file of its own. Each window's
-counts (messages, Unknowns, format errors, per-message counts for the summary) and read log
-(buffers, damage: each buffer is accounted by one window) are added to this process's in
-window order, so the summary and the warnings are the ones one process
-gives. Each message is compiled by the first process that needs it; the others install its
-program from a table shared across the fork (decoder.program_share).
+share; one decoded before that is held in memory until then (the C renderer prints it
+there). Otherwise (a pipe, a console) the workers decode into files with no name and this
+process appends each window's output in window order, as it grows (``_Assembly``); a tail
+window it takes itself goes straight into the output when every window before it is in,
+else into a file of its own. Each window's counts (messages, Unknowns, format errors,
+per-message counts for the summary) and read log (buffers, damage: each buffer is accounted
+by one window) are added to this process's in window order, so the summary and the warnings
+are the ones one process gives. Each message is compiled by the first process that needs
+it; the others install its program from a table shared across the fork
+(decoder.program_share).
 
 A window's streams start at their first buffer flushed at or after the window's start,
 without reading the ones before (a buffer is flushed after its records, as Windows writes
@@ -47,6 +48,7 @@ from itertools import accumulate
 
 from wpptrace._fieldclass import fieldclass
 
+from ._hazmat import address_of
 from .buffers import ReadStats
 from .jobs import AUTO_MIN_BYTES, default_jobs, usable_cores
 
@@ -861,12 +863,14 @@ class _Places:
     it, so no window's bytes are copied a second time. A window's place is known once every
     window before it has its size (``_Sizes``); a window decoded before that is held in this
     process's memory (``_ARENA_BYTES``, used again from its start once nothing is held;
-    past it, a file of its own) and written as soon as its place is known."""
+    past it, a file of its own), where the renderer prints it (``_Held.room``), and written
+    as soon as its place is known."""
 
     def __init__(self, fd: int, sizes: _Sizes, out_dir: str | None) -> None:
         self.fd, self.sizes, self.out_dir = fd, sizes, out_dir
         self.held: dict[int, _Held] = {}
         self.used = 0                 # of the arena, by the held windows
+        self.address = 0              # of the arena's first byte
         self._arena: mmap.mmap | None = None
         self._spill_fd = -1
 
@@ -890,8 +894,11 @@ class _Places:
         from . import cli_fmt
 
         start = self.sizes.start(k)
+        # a held window's bytes go to memory (no buffer before it): its writer lends that
+        # memory to the renderer, which prints each chunk where it is to be held
         raw = _AtPlace(self.fd, start) if start is not None else _Held(self)
-        stream = io.TextIOWrapper(io.BufferedWriter(raw, 1 << 16), encoding="utf-8", newline="\n")
+        stream = io.TextIOWrapper(io.BufferedWriter(raw, 1 << 16) if start is not None else raw,
+                                  encoding="utf-8", newline="\n")
         result = _decode_window(decoder, source, cli_fmt._writer(opts, stream, header=False),
                                 opts, view, window)
         stream.flush()
@@ -932,6 +939,7 @@ class _Places:
                         self._arena.madvise(mmap.MADV_HUGEPAGE)
                     except OSError:
                         pass
+                self.address = address_of(self._arena)
         return self._arena or None
 
     def spill_fd(self) -> int:
@@ -993,9 +1001,11 @@ class _AtPlace(io.RawIOBase):
         return n
 
 
-class _Held(io.RawIOBase):
+class _Held(io.BufferedIOBase):
     """A window's bytes until its place is known: in the arena from where the held windows
-    end, then (past the arena) at the end of the process's own file."""
+    end, then (past the arena) at the end of the process's own file. Itself the buffer of
+    its text stream (every write taken whole): ``room()`` lends the arena past the end to
+    the renderer, and bytes written from where they are to go are not copied."""
 
     def __init__(self, places: _Places) -> None:
         super().__init__()
@@ -1010,6 +1020,16 @@ class _Held(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
+    def room(self) -> tuple[int, int] | None:
+        """(address, bytes) of the arena from where the next bytes go, or None once they go
+        to the file."""
+        places = self.places
+        arena = places.arena() if self.file is None else None
+        if arena is None:
+            return None
+        end = self.memory[1]
+        return places.address + end, len(arena) - end
+
     def write(self, data) -> int:
         view = memoryview(data).cast("B")
         n = view.nbytes
@@ -1018,7 +1038,8 @@ class _Held(io.RawIOBase):
             arena = places.arena()
             end = self.memory[1]
             if arena is not None and end + n <= len(arena):
-                arena[end:end + n] = view
+                if address_of(view) != places.address + end:   # else printed there
+                    arena[end:end + n] = view
                 self.memory[1] = places.used = end + n
                 return n
             at = os.lseek(places.spill_fd(), 0, os.SEEK_END)

@@ -12,7 +12,9 @@ import csv
 import io
 import json
 import math
+import os
 import struct
+import time
 
 
 def same_value(a, b) -> bool:
@@ -32,6 +34,35 @@ def run_fmt_capture(*files, **options):
     opts = FmtOptions(files=[str(f) for f in files], **options)
     code = run_fmt(opts, out=out, err=err)
     return code, out.getvalue(), err.getvalue()
+
+
+def hold_up(monkeypatch, marker, held: str) -> None:
+    """Hold one process of a ``-j 2`` run (``held``: "worker" or "parent") in its first
+    window until the other has found no window left to take (it then touches ``marker``):
+    the other process takes every tail window, however fast each core is."""
+    from wpptrace.decoder import cli_fmt, parallel
+
+    parent = os.getpid()
+    real_take, real_decode = parallel._take, cli_fmt._decode_sources
+
+    def is_held() -> bool:
+        return (os.getpid() != parent) == (held == "worker")
+
+    def take(fd):
+        k = real_take(fd)
+        if k is None and not is_held():
+            marker.touch()
+        return k
+
+    def held_up(decoder, writer, opts, sources, progress, window=None, view=None):
+        if window is not None and is_held():
+            deadline = time.monotonic() + 60
+            while not marker.exists() and time.monotonic() < deadline:
+                time.sleep(0.005)
+        return real_decode(decoder, writer, opts, sources, progress, window, view)
+
+    monkeypatch.setattr(parallel, "_take", take)
+    monkeypatch.setattr(cli_fmt, "_decode_sources", held_up)
 
 
 def row_lines(decoder, etl, output: str = "text", quote_all: bool = False) -> list[str]:

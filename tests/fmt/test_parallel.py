@@ -10,7 +10,7 @@ import pathlib
 import sys
 
 import pytest
-from fmthelp import run_fmt_capture
+from fmthelp import hold_up, run_fmt_capture
 
 from wpptrace.decoder import parallel
 from wpptrace.decoder.engine import FileSource, record_view
@@ -114,35 +114,6 @@ def _runs_noted(monkeypatch) -> list:
     return runs
 
 
-def _hold_up(monkeypatch, marker: pathlib.Path, held: str) -> None:
-    """Hold one process of a ``-j 2`` run (``held``: "worker" or "parent") in its first
-    window until the other has found no window left to take (it then touches ``marker``):
-    the other process takes every tail window, however fast each core is."""
-    from wpptrace.decoder import cli_fmt
-
-    parent = os.getpid()
-    real_take, real_decode = parallel._take, cli_fmt._decode_sources
-
-    def is_held() -> bool:
-        return (os.getpid() != parent) == (held == "worker")
-
-    def take(fd):
-        k = real_take(fd)
-        if k is None and not is_held():
-            marker.touch()
-        return k
-
-    def held_up(decoder, writer, opts, sources, progress, window=None, view=None):
-        if window is not None and is_held():
-            deadline = time.monotonic() + 60
-            while not marker.exists() and time.monotonic() < deadline:
-                time.sleep(0.005)
-        return real_decode(decoder, writer, opts, sources, progress, window, view)
-
-    monkeypatch.setattr(parallel, "_take", take)
-    monkeypatch.setattr(cli_fmt, "_decode_sources", held_up)
-
-
 def test_a_worker_started_past_its_records_is_redone_here(traces, tmp_path, monkeypatch):
     """Buffers flushed before their own records (a clock gone wrong): the worker's start,
     taken from flush times, is past records of its window; this process sees it where its
@@ -186,7 +157,7 @@ def test_a_redone_tail_window_leaves_out_what_came_after_it(traces, tmp_path, mo
     runs = _runs_noted(monkeypatch)
     monkeypatch.setattr(parallel, "cut_keys", lambda *_a, **_k: cuts)
     one = _output_and_summary(tmp_path, 1, doctored, tmf_dirs=tmfs, utc=True)
-    _hold_up(monkeypatch, tmp_path / "out-of-windows", "worker")
+    hold_up(monkeypatch, tmp_path / "out-of-windows", "worker")
     assert _output_and_summary(tmp_path, 2, doctored, tmf_dirs=tmfs, utc=True) == one
     [run] = runs
     assert run.redone_from == 3 and run.owners == [0, 1, 0, 0, 0, 0]
@@ -217,7 +188,7 @@ def test_a_free_process_takes_the_tail_windows(traces, tmp_path, monkeypatch, sl
     etls, tmfs = traces["driver"]
     runs = _runs_noted(monkeypatch)
     one = _output_and_summary(tmp_path, 1, etls[0], tmf_dirs=tmfs, utc=True)
-    _hold_up(monkeypatch, tmp_path / "out-of-windows", slow)
+    hold_up(monkeypatch, tmp_path / "out-of-windows", slow)
     assert _output_and_summary(tmp_path, 2, etls[0], tmf_dirs=tmfs, utc=True) == one
     [run] = runs
     owners = run.owners
@@ -451,7 +422,7 @@ def test_window_files_without_o_tmpfile_leave_nothing(traces, tmp_path, monkeypa
                 monkeypatch.setattr(parallel._Places, "for_output", classmethod(lambda *_a: None))
             else:
                 monkeypatch.setattr(parallel, "_ARENA_BYTES", 64)
-                _hold_up(monkeypatch, tmp_path.parent / f"{tmp_path.name}-out-of-windows", "parent")
+                hold_up(monkeypatch, tmp_path.parent / f"{tmp_path.name}-out-of-windows", "parent")
         out = tmp_path / f"out{j}.txt"
         code, _stdout, err = run_fmt_capture(etls[0], tmf_files=tmfs, output=str(out), utc=True, jobs=j)
         assert code == 0, err
@@ -479,7 +450,7 @@ def test_windows_are_written_at_their_places_in_a_file(traces, tmp_path, monkeyp
     one = _output_and_summary(tmp_path, 1, etls[0], tmf_files=tmfs, utc=True)
     runs = _runs_noted(monkeypatch)
     marker = tmp_path.parent / f"{tmp_path.name}-out-of-windows"   # (the test lists tmp_path)
-    _hold_up(monkeypatch, marker, "parent")   # every worker window waits for window 0's size
+    hold_up(monkeypatch, marker, "parent")   # every worker window waits for window 0's size
     if arena:
         monkeypatch.setattr(parallel, "_ARENA_BYTES", arena)
     else:
@@ -563,7 +534,7 @@ def test_jobs_into_a_file_opened_to_append_keep_the_order(traces, tmp_path, monk
 
     monkeypatch.setattr(parallel._Places, "write_all", written_here)
     monkeypatch.setattr(parallel._Places, "write_ready", worker_writes_late)
-    _hold_up(monkeypatch, tmp_path / "out-of-windows", "worker")   # this process's tail first
+    hold_up(monkeypatch, tmp_path / "out-of-windows", "worker")   # this process's tail first
     runs = _runs_noted(monkeypatch)
     outputs = {}
     for j in (1, 2):
