@@ -98,6 +98,7 @@ class FileSource:
         self.clock = TimeConverter(etl.header)
         self._stop = stop
         self._streams = None
+        self._flush_times: list[tuple[list[int], bool]] | None = None   # per stream
         #: a window's streams start at their first buffer ``flushed_before`` does not count
         #: (the ones before it are not read); whoever decodes the window before checks it
         self.trust_flush_times = trust_flush_times
@@ -122,12 +123,21 @@ class FileSource:
         than its records, as Windows writes files, so these hold no record at or after lo when
         that holds: a window from lo starts its streams there (``trust_flush_times``) and the
         window before it ends no earlier (``window_stops``) when it held."""
+        if self._flush_times is None:      # asked once per window: the columns made once
+            self._flush_times = []
+            for stream in self.streams():
+                times = stream.column("timestamp")
+                ordered = all(a <= b for a, b in zip(times, times[1:]))
+                self._flush_times.append((times, ordered))
         counts = []
-        for stream in self.streams():
-            times, n = stream.column("timestamp"), 0
+        for times, ordered in self._flush_times:
+            n = 0
             if lo > 0:
-                while n < len(times) and times[n] < lo:
-                    n += 1
+                if ordered:
+                    n = bisect_left(times, lo)
+                else:
+                    while n < len(times) and times[n] < lo:
+                        n += 1
             counts.append(n)
         return counts
 

@@ -80,6 +80,28 @@ def test_windows_started_by_flush_times_are_the_windows_read_whole(traces, corpu
     assert skipped > 0
 
 
+def test_flush_times_out_of_order_count_only_the_leading_buffers(corpus, tmp_path):
+    """A stream whose flush times go back (a doctored file): the buffers flushed before lo
+    that a window skips are only the ones before the first flushed at or after lo."""
+    path = corpus / "etl" / "jtmoon79__super-speedy-syslog-searcher" / "WindowsUpdate.20251008.140245.443.8.etl"
+    data = bytearray(path.read_bytes())
+    with EtlFile(path) as etl:
+        stream = FileSource(etl).streams()[0]
+        assert len(stream) >= 4
+        early = stream[0].timestamp - 5
+        at = stream[2].file_offset + 0x10                        # WMI_BUFFER_HEADER.TimeStamp
+        data[at:at + 8] = early.to_bytes(8, "little", signed=True)
+    doctored = tmp_path / "back.etl"
+    doctored.write_bytes(bytes(data))
+    with EtlFile(doctored) as etl:
+        source = FileSource(etl)
+        times = list(source.streams()[0].column("timestamp"))
+        assert times[2] < times[1]
+        for lo in sorted(set(times)) + [max(times) + 1]:
+            leading = next((n for n, t in enumerate(times) if t >= lo), len(times))
+            assert source.flushed_before(lo)[0] == leading, lo
+
+
 def _flushed_too_early(path, out, lo: int) -> None:
     """``path`` copied to ``out`` with the flush times of each stream's buffers up to the one
     whose records reach lo set before lo: a worker starting at lo would pass records it owns."""
