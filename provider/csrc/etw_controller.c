@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "_etw_internal.h"
@@ -85,6 +86,9 @@ static void props_from_wire(const wpt_wire_props *w, EVENT_TRACE_PROPERTIES *p, 
 /* ---- finding a session ----------------------------------------------------------------- */
 
 enum { TARGET_NONE, TARGET_LOCAL, TARGET_REMOTE, TARGET_GONE };
+
+/* how long STOP waits for a host that no longer answers to end before cleaning up after it */
+#define STOP_HOST_END_MS 2000
 
 typedef struct {
     int kind;
@@ -168,6 +172,27 @@ static void clean_up_gone(const target *t) {
     if (wpt_socket_path(path, sizeof path, 's', t->slot) == 0) unlink(path);
     wpt_view *v = atomic_load(&wpt_views[t->slot]);
     if (v && v->generation == t->generation && !v->private_pool) wpt_view_retire(v);
+}
+
+/* A host that refused a STOP's connection has died or is dying (a live host always listens);
+ * the kernel may take a while to end a killed process. 1 once it is gone (its registry entry
+ * unchanged), 0 if it is not gone within wait_ms or the entry is another session's by now. */
+static int host_ends(const target *t, int64_t wait_ms) {
+    int64_t deadline = wpt_mono_ms() + wait_ms;
+    for (;;) {
+        ULONG rc;
+        wpt_registry *reg = wpt_registry_lock(0, &rc);
+        if (!reg) return 0;
+        wpt_reg_logger *e = &reg->loggers[t->slot];
+        int same = (uint8_t)e->generation == t->generation && e->state != WPT_FREE;
+        int alive = same && wpt_reg_alive(e);
+        wpt_registry_unlock();
+        if (!same) return 0;
+        if (!alive) return 1;
+        if (wpt_mono_ms() >= deadline) return 0;
+        struct timespec nap = {0, 5 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+    }
 }
 
 /* ---- StartTrace ------------------------------------------------------------------------- */
@@ -475,6 +500,9 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
             break;
         case TARGET_REMOTE:
             rc = control_remote(&t, p, code, wide);
+            if (code == EVENT_TRACE_CONTROL_STOP && rc == ERROR_WMI_INSTANCE_NOT_FOUND
+                && host_ends(&t, STOP_HOST_END_MS))
+                clean_up_gone(&t);           /* as for a host found gone: STOP cleans up */
             break;
         case TARGET_GONE:
             if (code == EVENT_TRACE_CONTROL_STOP) clean_up_gone(&t);
