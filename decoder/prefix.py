@@ -36,6 +36,8 @@ __all__ = [
     "prefix_from_environment",
     "filetime_to_text",
     "marker_values",
+    "marker_value",
+    "MessageMarkers",
 ]
 
 #: tracefmt's built-in prefix (docs/tmf-format.md §6.1).
@@ -148,6 +150,35 @@ def marker_values(message, *, component: str | None = None,
 
 
 _EMPTY_MARKERS = ("FUNC", "FLAGS", "LEVEL", "SUBCOMP", "COMPNAME", "FILE", "LINE")
+_marker_default = None
+
+
+def marker_value(message, name: str) -> str | None:
+    """``marker_values(message).get(name)``, without making the dict."""
+    global _marker_default
+    if _marker_default is None:   # the renderer's module, imported when first needed
+        from wpptrace.tmf.render import marker_default as _marker_default
+    value = _marker_default(message, name)
+    if value is not None:
+        return value
+    for key, value in (getattr(message, "trailer", {}) or {}).items():
+        if key.upper() == name:      # the first key of that upper-case name
+            return value
+    return "" if name in _EMPTY_MARKERS else None
+
+
+class MessageMarkers:
+    """A message's ``marker_values`` read one at a time (``get``): what its program needs
+    of them (a marker or two) costs less than the dict."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message) -> None:
+        self.message = message
+
+    def get(self, name: str, default=None):
+        value = marker_value(self.message, name)
+        return default if value is None else value
 
 
 def _marker_text(name: str, markers: Mapping[str, str]):

@@ -26,7 +26,7 @@ from wpptrace._fieldclass import field, fieldclass
 from ._hazmat import ETL, RowPrinter, sizeof
 
 from .buffers import message_pointer_size
-from .prefix import DEFAULT_PREFIX, PrefixTemplate, TimestampText, marker_values
+from .prefix import DEFAULT_PREFIX, MessageMarkers, PrefixTemplate, TimestampText, marker_values
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
@@ -207,44 +207,26 @@ def wpp_property(message: WppMessage, name: str) -> Any:
 
 
 class _Entry:
-    """Everything resolved once per (message GUID, number)."""
+    """Everything resolved once per (message GUID, number). A known message's formatter,
+    markers and compile error are made the first time something reads them (its program is
+    made without them: ``WppDecoder._program_code``)."""
 
     __slots__ = ("guid", "number", "message", "formatter", "prefix", "markers", "component",
                  "name", "has_prefix", "count", "unknown", "format", "compile_error",
-                 "program", "native_rows")
+                 "program", "native_rows", "_resolver")
 
     def __init__(self, guid, number):
         self.guid = guid
         self.number = number
-        self.message = None
-        self.formatter = None
         self.prefix = None
-        self.markers = {}
         self.component = "Unknown"
         self.name = "%3d" % number
         self.has_prefix = False
         self.count = 0
         self.unknown = None  # the Unknown line when there is no format
-        self.format = ""
-        self.compile_error = None
         self.program = None  # the C renderer's program id (HOLE: Python prints the lines)
         self.native_rows = 0  # rows of that program already in ``count``
-
-
-class _SharedEntry(_Entry):
-    """An entry made from the record another process of the run published (see
-    program_share): what printing and counting its rows needs. The rest (TMF message,
-    formatter, markers, format) is resolved from the TMFs the first time something reads it."""
-
-    __slots__ = ("_resolver",)
-
-    def __init__(self, guid, number, record, resolver) -> None:  # noqa: D107  (no super: lazy)
-        self.guid, self.number = guid, number
-        self.component, self.name, self.has_prefix = record.component, record.name, record.has_prefix
-        self.unknown = record.unknown
-        self.count = self.native_rows = 0
-        self.prefix = self.program = None
-        self._resolver = resolver
+        self._resolver = None  # fills the slots below that are not filled yet
 
     def __getattr__(self, name: str):  # only for the slots not filled yet
         if name in _RESOLVED_LATER:
@@ -254,6 +236,22 @@ class _SharedEntry(_Entry):
                 resolver(self)
                 return getattr(self, name)
         raise AttributeError(name)
+
+
+class _SharedEntry(_Entry):
+    """An entry made from the record another process of the run published (see
+    program_share): what printing and counting its rows needs. The rest (TMF message,
+    formatter, markers, format) is resolved from the TMFs the first time something reads it."""
+
+    __slots__ = ()
+
+    def __init__(self, guid, number, record, resolver) -> None:  # noqa: D107  (no super: lazy)
+        self.guid, self.number = guid, number
+        self.component, self.name, self.has_prefix = record.component, record.name, record.has_prefix
+        self.unknown = record.unknown
+        self.count = self.native_rows = 0
+        self.prefix = self.program = None
+        self._resolver = resolver
 
 
 _RESOLVED_LATER = frozenset({"message", "formatter", "markers", "format", "compile_error"})
@@ -324,13 +322,13 @@ class WppDecoder:
         return entry
 
     def _resolve(self, entry: _Entry) -> None:
-        """Fill an entry from the TMFs: its message, formatter and markers (or its Unknown
-        line), component and name."""
+        """Fill an entry from the TMFs: its message (or its Unknown line), component and name;
+        a known message's formatter and markers when first read (``_formatted``)."""
         guid, number = entry.guid, entry.number
         message = self.tmfset.lookup(guid, number) if guid is not None else None
-        entry.message, entry.formatter, entry.markers = message, None, {}
-        entry.format, entry.compile_error = "", None
+        entry.message = message
         if message is None:
+            entry.formatter, entry.markers, entry.format, entry.compile_error = None, {}, "", None
             component = self._component_of_guid(guid)
             entry.component = component or "Unknown"
             entry.unknown = unknown_line(entry.component, number, guid)
@@ -341,13 +339,19 @@ class WppDecoder:
             # A leading %0 is where the prefix goes: the formatter renders it as nothing and
             # this module puts the prefix in front.
             entry.has_prefix = message.format.startswith("%0")
-            if self._render is None:
-                self._render = _import_render()
-            try:
-                entry.formatter = self._render.compile_message(message, self.tmfset, utc=self.utc)
-            except Exception as exc:  # a bad format string is a format error, not a crash
-                entry.compile_error = str(exc) or type(exc).__name__
-            entry.markers = marker_values(message, defaults=getattr(entry.formatter, "markers", None))
+            entry._resolver = self._formatted
+
+    def _formatted(self, entry: _Entry) -> None:
+        """Fill a known message's formatter (or compile error) and markers."""
+        if self._render is None:
+            self._render = _import_render()
+        message = entry.message
+        entry.formatter, entry.compile_error = None, None
+        try:
+            entry.formatter = self._render.compile_message(message, self.tmfset, utc=self.utc)
+        except Exception as exc:  # a bad format string is a format error, not a crash
+            entry.compile_error = str(exc) or type(exc).__name__
+        entry.markers = marker_values(message, defaults=getattr(entry.formatter, "markers", None))
 
     def _component_of_guid(self, guid) -> str | None:
         if guid is None:
@@ -595,25 +599,14 @@ class WppDecoder:
         """(program blob, decoration) of a message for this printer: blob None when Python
         prints its lines; decoration None in the text form, or when Python prints its rows
         in the printer's other form."""
-        SharedPrefix, encode = _native_encoder()
         noprefix, form, _quote_all = self._printer_mode
         try:
             if entry.unknown is not None:
-                blob = encode([], [("lit", entry.unknown)], None, prefix=False)
-            elif entry.formatter is None:
-                return None, None
+                blob = _native_encoder()[1]([], [("lit", entry.unknown)], None, prefix=False)
             else:
-                compiled = entry.formatter.native_ops(entry.markers)
-                prefix = None
-                if compiled is not None and entry.has_prefix and not noprefix:
-                    shared = self._shared_prefix()
-                    if shared is None:
-                        return None, None
-                    prefix = SharedPrefix(shared, self.prefix.native_strings(
-                        entry.component, entry.name, entry.markers))
-                if compiled is None:
+                blob = self._message_blob(entry, noprefix)
+                if blob is None:
                     return None, None
-                blob = encode(*compiled, prefix, prefix=entry.has_prefix)
             if form == "text":
                 return blob, None
             if form == "columns":
@@ -625,6 +618,43 @@ class WppDecoder:
             return (None, None) if decoration is None else (blob, decoration)
         except UnicodeEncodeError:  # text only Python can write: its lines stay with Python
             return None, None
+
+    def _message_blob(self, entry: _Entry, noprefix: bool) -> bytes | None:
+        """The program blob of a message with a format; None when Python prints its lines.
+        Made from the plan its format string and argument list share with other messages
+        (``wpptrace.tmf.render.native_plan``) and its own marker texts, without its
+        formatter; from the formatter's ``native_ops`` when the plan says so."""
+        if self._render is None:
+            self._render = _import_render()
+        render = self._render
+        SharedPrefix, encode = _native_encoder()
+        message = entry.message
+        try:
+            plan = render.native_plan(message, self.tmfset, utc=self.utc)
+        except Exception:  # a message the plans do not cover: compiled as it is
+            plan = render.PER_MESSAGE
+        if plan is None:
+            return None
+        markers = MessageMarkers(message)
+        compiled = None
+        if plan is render.PER_MESSAGE:
+            formatter = entry.formatter
+            if formatter is None:
+                return None
+            markers = entry.markers
+            compiled = formatter.native_ops(markers)
+            if compiled is None:
+                return None
+        prefix = None
+        if entry.has_prefix and not noprefix:
+            shared = self._shared_prefix()
+            if shared is None:
+                return None
+            prefix = SharedPrefix(shared, self.prefix.native_strings(entry.component, entry.name,
+                                                                     markers))
+        if compiled is not None:
+            return encode(*compiled, prefix, prefix=entry.has_prefix)
+        return plan.encode(markers, prefix, prefix_flag=entry.has_prefix)
 
     def _install(self, blob: bytes | None, decoration: bytes | None) -> int:
         """Register a program (and its decoration) with the renderer: its id, or WPPR_HOLE
@@ -904,6 +934,8 @@ class WppDecoder:
         entry = self._entries.get(("header", 0))
         if entry is None:
             entry = _Entry(EVENT_TRACE_GUID, 0)
+            entry.message, entry.formatter, entry.markers = None, None, {}
+            entry.format, entry.compile_error = "", None
             entry.component = entry.name = "Header"
             entry.has_prefix = True
             entry.prefix = self.prefix.bind("Header", "Header", {})

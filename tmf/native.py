@@ -35,7 +35,7 @@ TYPE_CHECKING = False   # typing is not imported at run time: annotations are st
 if TYPE_CHECKING:
     from typing import Any, Iterable, Sequence
 
-__all__ = ["encode", "json_decoration", "column_decoration", "value_layout", "NativeRenderer",
+__all__ = ["encode", "ProgramPlan", "json_decoration", "column_decoration", "value_layout", "NativeRenderer",
            "SharedPrefix", "flag_bits", "JSON_KINDS"]
 
 _HEAD = struct.Struct("<IIHHIiHH")
@@ -149,6 +149,84 @@ def encode(args: Sequence[tuple[str, int | None, bool]], message_ops: Iterable[t
     head = _HEAD.pack(_MAGIC, flags, len(arg_rows), len(ops), len(pool.data), program,
                       len(strings), 0)
     return b"".join((head, *arg_rows, *ops, *strings, pool.data))
+
+
+class ProgramPlan:
+    """What the programs of every message with one format string and argument list share:
+    their argument rows and ops, the literal texts that are the same for all of them in a pool
+    of their own, and where each message's marker texts go. ``encode`` makes one message's
+    program from it: the blob ``encode`` gives for the same ops (the same text printed), for
+    the cost of the message's own texts.
+
+    ``args`` as ``encode`` takes them; ``steps``: ops as ``native_ops`` gives them, a marker's
+    text as ``("marker", name, text without a value)``."""
+
+    __slots__ = ("args", "ops", "runs", "pool", "nops")
+
+    def __init__(self, args: Sequence[tuple[str, int | None, bool]], steps: Iterable[tuple]) -> None:
+        pool = _Pool()
+        ops: list[bytes] = []
+        runs: list[tuple] = []          # (index in ops, texts, ((index in texts, name, none)...))
+        texts: list[str] = []           # the literal run not placed yet
+        markers: list[tuple] = []
+        packed_ops = _PACKED
+
+        def place_run() -> None:
+            if markers:                 # a message's own: encoded per message
+                runs.append((len(ops), tuple(texts), tuple(markers)))
+                ops.append(b"")
+                markers.clear()
+            elif texts:
+                _literal("".join(texts), pool, ops)
+            texts.clear()
+
+        for step in steps:
+            kind = step[0]
+            if kind == "lit":
+                texts.append(step[1])
+            elif kind == "marker":
+                markers.append((len(texts), step[1], step[2]))
+                texts.append("")
+            else:
+                place_run()
+                packed = packed_ops.get(step) if kind != "form" else None
+                ops.append(packed if packed is not None else _op(step, pool))
+        place_run()
+        self.args = b"".join([_ARG_ROWS.get(arg) or _arg_row(arg) for arg in args])
+        self.ops, self.runs, self.pool, self.nops = ops, tuple(runs), bytes(pool.data), len(ops) - len(runs)
+
+    def encode(self, markers: Any, prefix: "SharedPrefix | None", *, prefix_flag: bool) -> bytes:
+        """One message's program: ``markers`` gives its marker texts (``markers.get(name)``,
+        None for none), ``prefix`` the shared prefix it calls and its strings (None: no
+        prefix); ``prefix_flag``: the message starts with %0 (``encode``'s ``prefix``)."""
+        at = len(self.pool)
+        tail: list[bytes] = []
+        strings: list[bytes] = []
+        program = -1
+        if prefix is not None:
+            program = prefix.program
+            for string in prefix.strings:
+                raw = string.encode("utf-8")
+                strings.append(_STRING.pack(at, len(raw)))
+                tail.append(raw)
+                at += len(raw)
+        ops, nops = self.ops, self.nops
+        if self.runs:
+            ops = ops.copy()
+            for slot, texts, places in self.runs:
+                texts = list(texts)
+                for k, name, none in places:
+                    value = markers.get(name)
+                    texts[k] = none if value is None else str(value)
+                raw = "".join(texts).encode("utf-8")
+                if raw:                 # an empty run prints nothing: no op, as in ``encode``
+                    ops[slot] = _OP.pack(_OP_LIT, 0, 0, 0, 0, 0, 0, _NONE, _NONE, at, len(raw))
+                    tail.append(raw)
+                    at += len(raw)
+                    nops += 1
+        head = _HEAD.pack(_MAGIC, _P_PREFIX if prefix_flag else 0, len(self.args) // _ARG.size,
+                          nops, at, program, len(strings), 0)
+        return b"".join((head, self.args, *ops, *strings, self.pool, *tail))
 
 
 # the library's constants, read once (each read of ``lib.NAME`` is a lookup in the C module)

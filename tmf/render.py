@@ -22,7 +22,8 @@ TYPE_CHECKING = False   # typing is not imported at run time: annotations are st
 if TYPE_CHECKING:
     from typing import Any, Callable, Mapping
 
-__all__ = ["FormatError", "MessageFormatter", "compile_message", "marker_defaults", "clear_cache"]
+__all__ = ["FormatError", "MessageFormatter", "compile_message", "marker_defaults", "marker_default",
+           "native_plan", "PER_MESSAGE", "clear_cache"]
 
 _LINE_RE = re.compile(r"(\d+)$")
 _PREFIX = Marker("PREFIX")
@@ -45,6 +46,25 @@ def marker_defaults(message: Any) -> dict[str, str]:
         m = _LINE_RE.search(getattr(message, "name", "") or "")
         values["LINE"] = m.group(1) if m else ""
     return values
+
+
+def marker_default(message: Any, name: str) -> str | None:
+    """``marker_defaults(message).get(name)``, without making the dict."""
+    trailer = getattr(message, "trailer", {}) or {}
+    if name in trailer:
+        return trailer[name]
+    if name == "LEVEL":
+        for key, value in trailer.items():
+            if key.endswith("LEVEL"):
+                return value
+    elif name == "COMPNAME":
+        return getattr(message, "component", "") or ""
+    elif name == "FILE":
+        return getattr(message, "source_file", "") or ""
+    elif name == "LINE":
+        m = _LINE_RE.search(getattr(message, "name", "") or "")
+        return m.group(1) if m else ""
+    return None
 
 
 def _escape(text: str) -> str:
@@ -461,7 +481,7 @@ class MessageFormatter:
         if self.error is not None:
             return None
         legacy = bool(getattr(self.message, "legacy", False))
-        template = self._layout.native_template(self, legacy)
+        template = self._layout.native_template(self._args, legacy, self.tmfset, self.utc)
         if template is None:
             return None
         args, template = template
@@ -479,7 +499,8 @@ class MessageFormatter:
                 if markers and markers.get(value) is not None:
                     return None
             else:               # an item whose names come from the TMF set's #enumv blocks
-                ops.append(self._native_insert(value[0], value[1], legacy))
+                ops.append(_native_insert(self._layout, self._args, value[0], value[1], legacy,
+                                          self.tmfset, self.utc))
         return args, ops
 
     def json_kinds(self) -> list[tuple[str, str, str, int, int]] | None:
@@ -523,56 +544,6 @@ class MessageFormatter:
         return [(it.wire, it.size, it.native == "reduced_text", kind, bits4, bits8)
                 for it, (_name, _item, kind, bits4, bits8) in zip(self._items, kinds)]
 
-    def _native_insert(self, i: int, spec: Spec | None, legacy: bool) -> tuple:
-        it = self._items[i]
-        if it.kind == "raw":
-            return _native_int(i, spec)
-        flags, width, prec = ("", None, None) if spec is None else (spec.flags, spec.width, spec.precision)
-        if it.kind == "text":
-            return ("text", i, flags, width, prec, legacy)
-        if it.native == "double" and spec is not None and spec.conversion in _FLOATS:
-            return ("dbl", i, _FLOAT_AS.get(spec.conversion, spec.conversion), flags, width, prec)
-        ctx = RenderContext(params=tuple(self._args[i].params), tmfset=self.tmfset, utc=self.utc)
-        table = name_table(it, ctx)
-        if spec is None:
-            return ("form", i, it.native, table, "", None, None)
-        if spec.conversion in _NUMERIC and it.struct_code in ("B", "H", "I", "Q", "q"):
-            return _native_int(i, spec)
-        return ("form", i, it.native, table, flags, width, prec if spec.conversion in "sSZ" else None)
-
-    def _native_template(self, legacy: bool) -> tuple[list, list[tuple]] | None:
-        """``native_ops`` without the message's own values: (arguments, [(kind, value)]) with
-        kind ``_OP`` (a finished op), ``_MARKER`` (a marker's text), ``_VAR`` (%1..%9, which
-        only markers supply) or ``_TABLE`` (an insert naming an #enumv type: the TMF set is
-        asked for it when each message compiles, as a file read later may define it); None
-        when only Python prints the format."""
-        if not all(it is not None and it.native for it in self._items):
-            return None
-        for p in self._pieces:  # what makes the Python plan unusable, wherever it is
-            if type(p) is Insert and ((p.spec is not None and p.spec.stars)
-                                      or (p.index >= 10 and p.index not in self._by_insert)):
-                return None
-        args = [(it.wire, it.size, it.native == "reduced_text") for it in self._items]
-        template: list[tuple] = []
-        for p in self._pieces:
-            kind = type(p)
-            if kind is Literal:
-                template.append((_OP, ("lit", p.text)))
-            elif kind is Marker:
-                if p.name == "END":
-                    break
-                template.append((_MARKER, p.name))
-            elif p.index < 10:
-                template.append((_VAR, p.index))
-            else:
-                i = self._by_insert[p.index]
-                it = self._items[i]
-                if it.kind not in ("raw", "text") and it.native not in ("list", "set") and self._args[i].params:
-                    template.append((_TABLE, (i, p.spec)))
-                else:
-                    template.append((_OP, self._native_insert(i, p.spec, legacy)))
-        return args, template
-
     def _spec_of(self, insert: int) -> Spec | None:
         specs = self.__dict__.get("_specs")
         if specs is None:   # insert -> its first spec, built once (decode_args runs per event)
@@ -581,6 +552,62 @@ class MessageFormatter:
                 if isinstance(p, Insert):
                     specs.setdefault(p.index, p.spec)
         return specs.get(insert)
+
+
+def _native_insert(layout: "_Layout", args: tuple, i: int, spec: Spec | None, legacy: bool,
+                   tmfset: Any, utc: bool) -> tuple:
+    """The op of the i-th argument's insert with ``spec`` (``MessageFormatter.native_ops``)."""
+    it = layout.items[i]
+    if it.kind == "raw":
+        return _native_int(i, spec)
+    flags, width, prec = ("", None, None) if spec is None else (spec.flags, spec.width, spec.precision)
+    if it.kind == "text":
+        return ("text", i, flags, width, prec, legacy)
+    if it.native == "double" and spec is not None and spec.conversion in _FLOATS:
+        return ("dbl", i, _FLOAT_AS.get(spec.conversion, spec.conversion), flags, width, prec)
+    ctx = RenderContext(params=tuple(args[i].params), tmfset=tmfset, utc=utc)
+    table = name_table(it, ctx)
+    if spec is None:
+        return ("form", i, it.native, table, "", None, None)
+    if spec.conversion in _NUMERIC and it.struct_code in ("B", "H", "I", "Q", "q"):
+        return _native_int(i, spec)
+    return ("form", i, it.native, table, flags, width, prec if spec.conversion in "sSZ" else None)
+
+
+def _native_template(layout: "_Layout", args: tuple, legacy: bool, tmfset: Any,
+                     utc: bool) -> tuple[list, list[tuple]] | None:
+    """``native_ops`` without the message's own values: (arguments, [(kind, value)]) with kind
+    ``_OP`` (a finished op), ``_MARKER`` (a marker's text), ``_VAR`` (%1..%9, which only
+    markers supply) or ``_TABLE`` (an insert naming an #enumv type: the TMF set is asked for
+    it when each message compiles, as a file read later may define it); None when only Python
+    prints the format."""
+    items, by_insert = layout.items, layout.by_insert
+    if not all(it is not None and it.native for it in items):
+        return None
+    for p in layout.pieces:  # what makes the Python plan unusable, wherever it is
+        if type(p) is Insert and ((p.spec is not None and p.spec.stars)
+                                  or (p.index >= 10 and p.index not in by_insert)):
+            return None
+    arguments = [(it.wire, it.size, it.native == "reduced_text") for it in items]
+    template: list[tuple] = []
+    for p in layout.pieces:
+        kind = type(p)
+        if kind is Literal:
+            template.append((_OP, ("lit", p.text)))
+        elif kind is Marker:
+            if p.name == "END":
+                break
+            template.append((_MARKER, p.name))
+        elif p.index < 10:
+            template.append((_VAR, p.index))
+        else:
+            i = by_insert[p.index]
+            it = items[i]
+            if it.kind not in ("raw", "text") and it.native not in ("list", "set") and args[i].params:
+                template.append((_TABLE, (i, p.spec)))
+            else:
+                template.append((_OP, _native_insert(layout, args, i, p.spec, legacy, tmfset, utc)))
+    return arguments, template
 
 
 _FLOATS = frozenset("eEfFgGaA")
@@ -683,7 +710,8 @@ class _Layout:
     share formats and argument lists (one driver logs the same status line from many
     functions), so each pair is parsed and typed once per process."""
 
-    __slots__ = ("pieces", "items", "by_insert", "error", "layout_error", "has_prefix", "native")
+    __slots__ = ("pieces", "items", "by_insert", "error", "layout_error", "has_prefix", "native",
+                 "plans")
 
     def __init__(self, fmt: str, args: tuple) -> None:
         self.error: str | None = None
@@ -707,13 +735,50 @@ class _Layout:
         self.items = tuple(items)
         self.by_insert = by_insert
         self.native: dict[bool, Any] = {}  # legacy -> native template
+        self.plans: dict[bool, Any] = {}   # legacy -> ProgramPlan, None or PER_MESSAGE
 
-    def native_template(self, formatter: "MessageFormatter", legacy: bool):
+    def native_template(self, args: tuple, legacy: bool, tmfset: Any, utc: bool):
+        """``_native_template`` of this layout, made once (``args``, ``tmfset``, ``utc``: the
+        first message's: what the template reads of them is the same for every message)."""
         try:
             return self.native[legacy]
         except KeyError:
-            template = self.native[legacy] = formatter._native_template(legacy)
+            template = self.native[legacy] = _native_template(self, args, legacy, tmfset, utc)
             return template
+
+    def native_plan(self, args: tuple, legacy: bool, tmfset: Any, utc: bool):
+        """The ``ProgramPlan`` of this layout's messages, made once; None when only Python
+        prints them, ``PER_MESSAGE`` when each needs ``native_ops`` (an #enumv table)."""
+        try:
+            return self.plans[legacy]
+        except KeyError:
+            pass
+        template = self.native_template(args, legacy, tmfset, utc)
+        plan = None
+        if template is not None:
+            arguments, entries = template
+            steps: list[tuple] = []
+            for kind, value in entries:
+                if kind is _OP:
+                    steps.append(value)
+                elif kind is _MARKER:   # its text, or what native_ops prints without one
+                    steps.append(("marker", value, "" if value == "PREFIX" else f"!{value}!"))
+                elif kind is _TABLE:
+                    steps = None
+                    break
+                # _VAR: %1..%9 print nothing unless markers supply them, which a TMF
+                # message's never do (their keys are names)
+            if steps is None:
+                plan = PER_MESSAGE
+            else:
+                from .native import ProgramPlan   # the C renderer's: imported when first needed
+
+                try:
+                    plan = ProgramPlan(arguments, steps)
+                except UnicodeEncodeError:   # text only Python can write
+                    plan = None
+        self.plans[legacy] = plan
+        return plan
 
 
 _LAYOUTS: dict[tuple, _Layout] = {}
@@ -731,6 +796,23 @@ def _layout(fmt: str, args: tuple) -> _Layout:
             _LAYOUTS.clear()
         layout = _LAYOUTS[key] = _Layout(fmt, args)
     return layout
+
+
+#: ``native_plan``: the message's program needs ``MessageFormatter.native_ops`` (it names an
+#: #enumv table, which the TMF set is asked for when each message compiles)
+PER_MESSAGE = "per-message"
+
+
+def native_plan(message: Any, tmfset: Any = None, *, utc: bool = False):
+    """The ``wpptrace.tmf.native.ProgramPlan`` that every message with this one's format string
+    and argument list (and #typev or legacy #type) shares: ``plan.encode`` makes the program
+    ``native_ops`` gives, from the message's marker texts, without compiling the message's
+    own formatter. None when only Python prints the message (as ``native_ops`` says),
+    ``PER_MESSAGE`` when its program is made from ``native_ops`` only."""
+    layout = _layout(message.format, message.args)
+    if layout.error is not None:
+        return None
+    return layout.native_plan(message.args, bool(message.legacy), tmfset, utc)
 
 
 _CACHE: dict[tuple[int, int, bool], MessageFormatter] = {}

@@ -154,9 +154,9 @@ def test_a_decoder_printing_from_records_prints_the_same_bytes(driver, output):
     for entry in pending[:50]:
         reference = _plain._entries[(entry.guid, entry.number)]
         assert entry.message == reference.message               # resolved on first read
-        assert entry._resolver is None
         assert entry.format == reference.format and entry.markers == reference.markers
         assert (entry.formatter is None) == (reference.formatter is None)
+        assert entry._resolver is None
     share.close()
 
 
