@@ -506,7 +506,14 @@ class _ScannedRun:
     def messages(self, i: int, tmfset: TmfSet) -> list[Message]:
         """The messages of the i-th entry, parsed now (the set asks once for each entry)."""
         index = (self._lines_before or self._count_lines())[i] + i   # ``line_index``, inline
-        lines = self.pieces[4 * i + 2].split("\n")
+        block = self.pieces[4 * i + 2]
+        # a block line starts with neither blanks nor "}": the first "\n}\n" closes it
+        args = _block_arguments(block[2:block.find("\n}\n")])
+        if args is not None:
+            message = _tile_message(self.pieces[4 * i], args, self.context, index)
+            if message is not None:
+                return [message]
+        lines = block.split("\n")
         # between "{" and "}": the // and empty lines after "}", if any, are not the entry's
         block = lines[1:-2] if lines[-2] == "}" else lines[1:lines.index("}")]
         return (_scanned_messages(self.pieces[4 * i], block, self.context, index)
@@ -562,6 +569,50 @@ def _scanned_messages(typev_line: str, block: list[str], context: tuple,
         return None
     path, _tolerant, _priority, header, source_file = context
     return [_entry_message(header, source_file, f"{path}:{index + 1}", typev, tuple(args))]
+
+
+def _tile_message(typev_line: str, args: tuple, context: tuple, index: int) -> Message | None:
+    """The message of an entry a tile matched, from its #typev line (single spaces before
+    the quoted format: the tile's), its arguments, the reader's context and the line index
+    of the #typev line: what ``parse_typev`` and ``_entry_message`` make, the format found
+    as ``_FAST_TYPEV`` finds it (up to the last quote, then blanks and "//" or nothing);
+    None for a line whose format ends otherwise (``parse_typev`` reads it)."""
+    text = typev_line.strip()
+    kind, name, number, rest = text.split(" ", 3)
+    end = rest.rfind('"')
+    after = rest[end + 1:].lstrip(" \t")
+    if end <= 0 or (after and after[:2] != "//") or len(text) > MAX_LINE:
+        return None
+    number = int(number)
+    if number > MAX_MESSAGE_NUMBER:
+        return None
+    path, _tolerant, _priority, header, source_file = context
+    return make_message(header.guid, number, name, rest[1:end], args,
+                        dict(_trailer_to_pairs(after[2:])), header.component, source_file,
+                        f"{path}:{index + 1}", kind == "#type")
+
+
+#: the lines between "{" and "}" of a block -> its arguments (immutable: messages share them)
+_BLOCKS: dict[str, tuple] = {}
+
+
+def _block_arguments(body: str) -> tuple[Argument, ...] | None:
+    """The arguments of the lines between "{" and "}" of an entry's block (// lines and blank
+    ones skipped); None when a line does not parse (the entry is then read line by line)."""
+    args = _BLOCKS.get(body)
+    if args is None:
+        found: list[Argument] = []
+        try:
+            for line in body.split("\n") if body else ():
+                stripped = line.strip()
+                if stripped and not stripped.startswith("//"):
+                    found.append(_argument(stripped, len(found)))
+        except _LineError:
+            return None
+        args = tuple(found)
+        if len(_BLOCKS) < 65536:
+            _BLOCKS[body] = args
+    return args
 
 
 def _argument(text: str, count: int) -> Argument:

@@ -3,8 +3,11 @@ line a whole-line matcher reads, the entries the lazy scan defers, the messages 
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wpptrace.tmf import grammar
 from wpptrace.tmf.loader import read_text
@@ -84,13 +87,32 @@ def test_lazy_scan_reads_as_the_line_by_line_reader(corpus_tmfs, monkeypatch):
 def test_scanned_entries_parse_as_the_grammar_parses_them(corpus_tmfs, monkeypatch):
     parsed = {path: _read(path, text)[1] for path, text in corpus_tmfs}
     monkeypatch.setattr(grammar, "_scanned_messages", lambda *args: None)  # ``message`` parses each
+    monkeypatch.setattr(grammar, "_tile_message", lambda *args: None)
     for path, text in corpus_tmfs:
         assert parsed[path] == _read(path, text)[1], path
 
 
-def test_the_split_is_the_same_in_the_forms_of_each_python(corpus_tmfs):
-    """Without atomic groups and possessive repeats (Python 3.10), the tile pattern splits
-    every text as with them."""
-    forms = [re.compile(grammar._TILE_PATTERN.format(**form)) for form in grammar._TILE_FORMS.values()]
-    for path, text in corpus_tmfs:
-        assert forms[0].split(text) == forms[1].split(text) == grammar._TILE.split(text), path
+@settings(max_examples=500, deadline=None)
+@given(kind=st.sampled_from(["#typev", "#type"]), name=st.from_regex(r"[!#-~]{1,12}", fullmatch=True),
+       number=st.integers(0, 99999), fmt=st.text(alphabet='ab "/%!\t', max_size=12),
+       between=st.sampled_from(["", " ", "\t ", ' x"', '" //']),
+       tail=st.sampled_from(["", "//", "// FUNC=f LEVEL=3", "//   FUNC=a b", ' // x="y"', "x", "\x0b// F=1"]))
+def test_a_tile_typev_line_reads_as_parse_typev_reads_it(kind, name, number, fmt, between, tail):
+    """An entry's #typev line read without the regular expression (``_tile_message``) gives
+    the message ``parse_typev`` gives, or None (then ``parse_typev`` reads it): never for a
+    format closed by its last quote."""
+    line = f'{kind} {name} {number} "{fmt}"{between}{tail}'
+    header = grammar.GuidHeader(uuid.UUID(int=7), "Comp", ())
+    context = ("t.tmf", True, 0, header, "t.c")
+    args = (grammar._argument("n, ItemLong -- 10", 0),)
+    fast = grammar._tile_message(line + "\n", args, context, 4)
+    try:
+        typev = grammar.parse_typev(line.strip())
+    except grammar._LineError:
+        assert fast is None
+        return
+    if fast is not None:
+        assert fast == grammar._entry_message(header, "t.c", "t.tmf:5", typev, args)
+        assert fast.trailer == dict(typev.trailer)
+    assert (fast is not None or number > grammar.MAX_MESSAGE_NUMBER
+            or not (between in ("", " ", "\t ") and tail[:2] in ("", "//") and '"' not in tail))

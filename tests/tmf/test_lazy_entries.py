@@ -72,7 +72,7 @@ def test_lookups_give_what_reading_the_whole_file_gives(tmp_path):
 def test_only_the_entries_looked_up_are_parsed(tmp_path, monkeypatch):
     lazy, _eager = _sets(tmp_path)
     parsed = []
-    real, real_scanned = grammar._Parser.message, grammar._scanned_messages
+    real, real_scanned, real_tile = grammar._Parser.message, grammar._scanned_messages, grammar._tile_message
 
     def counting(self, lines, index):
         parsed.append(lines[index].split()[2])
@@ -84,8 +84,15 @@ def test_only_the_entries_looked_up_are_parsed(tmp_path, monkeypatch):
             parsed.append(typev_line.split()[2])
         return messages
 
+    def counting_tile(typev_line, args, context, index):  # an entry of a tile
+        message = real_tile(typev_line, args, context, index)
+        if message is not None:
+            parsed.append(typev_line.split()[2])
+        return message
+
     monkeypatch.setattr(grammar._Parser, "message", counting)
     monkeypatch.setattr(grammar, "_scanned_messages", counting_scanned)
+    monkeypatch.setattr(grammar, "_tile_message", counting_tile)
     assert lazy.lookup(G, 31).format == "%0fine %10!s!"
     # the file is read once: the broken entry is parsed at once (its problem is reported where
     # its block ends: the next #typev line), then the entry looked up
