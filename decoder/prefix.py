@@ -155,29 +155,39 @@ _marker_default = None
 
 def marker_value(message, name: str) -> str | None:
     """``marker_values(message).get(name)``, without making the dict."""
-    global _marker_default
-    if _marker_default is None:   # the renderer's module, imported when first needed
-        from wpptrace.tmf.render import marker_default as _marker_default
-    value = _marker_default(message, name)
-    if value is not None:
-        return value
-    for key, value in (getattr(message, "trailer", {}) or {}).items():
+    trailer = getattr(message, "trailer", {}) or {}
+    if name in trailer:           # most often: as ``marker_default`` finds it first
+        return trailer[name]
+    if name in _DEFAULTED:        # the others ``marker_default`` does not know
+        global _marker_default
+        if _marker_default is None:   # the renderer's module, imported when first needed
+            from wpptrace.tmf.render import marker_default as _marker_default
+        value = _marker_default(message, name)
+        if value is not None:
+            return value
+    for key, value in trailer.items():
         if key.upper() == name:      # the first key of that upper-case name
             return value
     return "" if name in _EMPTY_MARKERS else None
+
+
+#: the markers ``marker_default`` gives a value the trailer may not have
+_DEFAULTED = frozenset(("LEVEL", "COMPNAME", "FILE", "LINE"))
 
 
 class MessageMarkers:
     """A message's ``marker_values`` read one at a time (``get``): what its program needs
     of them (a marker or two) costs less than the dict."""
 
-    __slots__ = ("message",)
+    __slots__ = ("message", "trailer")
 
     def __init__(self, message) -> None:
         self.message = message
+        self.trailer = getattr(message, "trailer", None) or {}
 
     def get(self, name: str, default=None):
-        value = marker_value(self.message, name)
+        trailer = self.trailer
+        value = trailer[name] if name in trailer else marker_value(self.message, name)
         return default if value is None else value
 
 

@@ -116,11 +116,14 @@ def unpack(data: bytes | None, mode: bytes) -> SharedRecord | None:
     decoration_at = blob_at + blobs
     if made_for != mode or decoration_at + decorations != len(data):
         return None
-    try:
-        return SharedRecord(data[RECORD.size:name_at].decode(), data[name_at:unknown_at].decode(),
-                            bool(flags & _HAS_PREFIX),
-                            data[unknown_at:blob_at].decode() if flags & _UNKNOWN else None,
-                            prefix_program, data[blob_at:decoration_at],
-                            data[decoration_at:] if flags & _DECORATED else None)
+    try:   # tuple.__new__: the named tuple's own __new__ is Python code (one is made per message)
+        return _new(SharedRecord, (data[RECORD.size:name_at].decode(), data[name_at:unknown_at].decode(),
+                                   bool(flags & _HAS_PREFIX),
+                                   data[unknown_at:blob_at].decode() if flags & _UNKNOWN else None,
+                                   prefix_program, data[blob_at:decoration_at],
+                                   data[decoration_at:] if flags & _DECORATED else None))
     except UnicodeDecodeError:
         return None
+
+
+_new = tuple.__new__

@@ -719,16 +719,19 @@ class WppDecoder:
         if record is None or (record.prefix_program >= 0 and record.prefix_program != prefix):
             return None
         guid_le, number = key
-        guid = self._guid(guid_le)
-        entry = self._entries.get((guid, number))
-        if entry is None or entry.program is None:
+        guid = self._guids.get(guid_le) or self._guid(guid_le)
+        made = _SharedEntry(guid, number, record, self._resolve)
+        entry = self._entries.setdefault((guid, number), made)   # one hash of the UUID
+        if entry.program is None:
             try:
-                program = self._install(record.blob, record.decoration)
+                renderer = self._printer.renderer     # ``_install``, inline: one call per message
+                entry.program = program = renderer.add(record.blob)
+                if record.decoration is not None:
+                    renderer.decorate(program, record.decoration)
             except ValueError:
+                if entry is made:
+                    del self._entries[(guid, number)]
                 return None
-            if entry is None:
-                entry = self._entries[(guid, number)] = _SharedEntry(guid, number, record, self._resolve)
-            entry.program = program
         self._raw_entries[key] = entry
         return entry
 
@@ -856,8 +859,12 @@ class WppDecoder:
         key = (guid_le, number)
         entry = self._raw_entries.get(key)
         if entry is None:
-            guid = self._guid(guid_le)
-            entry = self._entries.get((guid, number)) or self._entry(guid, number)
+            guid = self._guids.get(guid_le) or self._guid(guid_le)
+            made = _Entry(guid, number)
+            # one look-up of the (UUID, number) key: a UUID hashes in Python code
+            entry = self._entries.setdefault((guid, number), made)
+            if entry is made:
+                self._resolve(entry)
             self._raw_entries[key] = entry
         return entry
 

@@ -161,7 +161,7 @@ class ProgramPlan:
     ``args`` as ``encode`` takes them; ``steps``: ops as ``native_ops`` gives them, a marker's
     text as ``("marker", name, text without a value)``."""
 
-    __slots__ = ("args", "ops", "runs", "pool", "nops")
+    __slots__ = ("args", "nargs", "ops", "runs", "pool", "nops")
 
     def __init__(self, args: Sequence[tuple[str, int | None, bool]], steps: Iterable[tuple]) -> None:
         pool = _Pool()
@@ -193,6 +193,7 @@ class ProgramPlan:
                 ops.append(packed if packed is not None else _op(step, pool))
         place_run()
         self.args = b"".join([_ARG_ROWS.get(arg) or _arg_row(arg) for arg in args])
+        self.nargs = len(args)
         self.ops, self.runs, self.pool, self.nops = ops, tuple(runs), bytes(pool.data), len(ops) - len(runs)
 
     def encode(self, markers: Any, prefix: "SharedPrefix | None", *, prefix_flag: bool) -> bytes:
@@ -220,12 +221,12 @@ class ProgramPlan:
                     texts[k] = none if value is None else str(value)
                 raw = "".join(texts).encode("utf-8")
                 if raw:                 # an empty run prints nothing: no op, as in ``encode``
-                    ops[slot] = _OP.pack(_OP_LIT, 0, 0, 0, 0, 0, 0, _NONE, _NONE, at, len(raw))
+                    ops[slot] = _LIT_HEAD + _STRING.pack(at, len(raw))
                     tail.append(raw)
                     at += len(raw)
                     nops += 1
-        head = _HEAD.pack(_MAGIC, _P_PREFIX if prefix_flag else 0, len(self.args) // _ARG.size,
-                          nops, at, program, len(strings), 0)
+        head = _HEAD.pack(_MAGIC, _P_PREFIX if prefix_flag else 0, self.nargs, nops, at, program,
+                          len(strings), 0)
         return b"".join((head, self.args, *ops, *strings, self.pool, *tail))
 
 
@@ -233,6 +234,8 @@ class ProgramPlan:
 _MAGIC, _P_PREFIX, _P_SHARED = lib.WPPR_MAGIC, lib.WPPR_P_PREFIX, lib.WPPR_P_SHARED
 _A_REDUCE, _OP_LIT = lib.WPPR_A_REDUCE, lib.WPPR_OP_LIT
 _ARG_ROWS: dict[tuple, bytes] = {}  # (wire, size, reduce) -> its packed row
+#: a literal op but its text's place in the pool (offset, length: packed as ``_STRING``)
+_LIT_HEAD = _OP.pack(_OP_LIT, 0, 0, 0, 0, 0, 0, _NONE, _NONE, 0, 0)[:-_STRING.size]
 
 
 def _arg_row(arg: tuple[str, int | None, bool]) -> bytes:

@@ -26,7 +26,6 @@ __all__ = ["FormatError", "MessageFormatter", "compile_message", "marker_default
            "native_plan", "PER_MESSAGE", "clear_cache"]
 
 _LINE_RE = re.compile(r"(\d+)$")
-_PREFIX = Marker("PREFIX")
 
 
 def marker_defaults(message: Any) -> dict[str, str]:
@@ -720,7 +719,8 @@ class _Layout:
         except FormatSpecError as exc:
             self.pieces = ()
             self.error = f"bad format string: {exc.reason} at column {exc.column}"
-        self.has_prefix = bool(self.pieces) and self.pieces[0] == _PREFIX
+        first = self.pieces[0] if self.pieces else None
+        self.has_prefix = type(first) is Marker and first.name == "PREFIX"
         items: list[ItemType | None] = []
         self.layout_error = None
         by_insert: dict[int, int] = {}
@@ -809,10 +809,20 @@ def native_plan(message: Any, tmfset: Any = None, *, utc: bool = False):
     ``native_ops`` gives, from the message's marker texts, without compiling the message's
     own formatter. None when only Python prints the message (as ``native_ops`` says),
     ``PER_MESSAGE`` when its program is made from ``native_ops`` only."""
-    layout = _layout(message.format, message.args)
-    if layout.error is not None:
-        return None
-    return layout.native_plan(message.args, bool(message.legacy), tmfset, utc)
+    fmt, args, legacy = message.format, message.args, bool(message.legacy)
+    key = (fmt, id(args), legacy)     # messages of one block share its arguments' tuple
+    found = _PLANS.get(key)
+    if found is not None and found[0] is args:
+        return found[1]
+    layout = _layout(fmt, args)
+    plan = None if layout.error is not None else layout.native_plan(args, legacy, tmfset, utc)
+    if len(_PLANS) >= _LAYOUT_LIMIT:
+        _PLANS.clear()
+    _PLANS[key] = (args, plan)        # the tuple held: its id names no other while here
+    return plan
+
+
+_PLANS: dict[tuple, tuple] = {}
 
 
 _CACHE: dict[tuple[int, int, bool], MessageFormatter] = {}
@@ -834,3 +844,4 @@ def compile_message(message: Any, tmfset: Any = None, *, utc: bool = False) -> M
 def clear_cache() -> None:
     _CACHE.clear()
     _LAYOUTS.clear()
+    _PLANS.clear()
