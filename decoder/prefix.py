@@ -187,7 +187,16 @@ class MessageMarkers:
 
     def get(self, name: str, default=None):
         trailer = self.trailer
-        value = trailer[name] if name in trailer else marker_value(self.message, name)
+        if name in trailer:
+            value = trailer[name]
+        elif name in _DEFAULTED:
+            value = marker_value(self.message, name)
+        else:                        # ``marker_value`` of the other names, inline
+            for key, value in trailer.items():
+                if key.upper() == name:
+                    break
+            else:
+                value = "" if name in _EMPTY_MARKERS else None
         return default if value is None else value
 
 
@@ -275,6 +284,9 @@ class PrefixTemplate:
         self.pieces = parse_tmf_format(text)
         self._cache: dict[tuple, BoundPrefix] = {}
         self._skeleton: list[tuple] | bool | None = None
+        # what ``native_strings`` depend on when no marker: (uses %1, uses %2); False: markers
+        self._string_uses: tuple[bool, bool] | bool | None = None
+        self._encoded: dict[tuple, tuple[bytes, ...]] = {}
 
     @property
     def uses_variables(self) -> frozenset[int]:
@@ -336,6 +348,28 @@ class PrefixTemplate:
             elif kind == "marker":
                 out.append(str(_marker_text(value, markers)))
         return out
+
+    def native_encoded_strings(self, component: str, message_name: str,
+                               markers: Mapping[str, str]) -> tuple[bytes, ...]:
+        """``native_strings`` encoded as UTF-8; made once per %1 / %2 text when the prefix
+        names no marker (they depend on nothing else then)."""
+        uses = self._string_uses
+        if uses is None:
+            if self._skeleton is None:
+                self._skeleton = self._native_skeleton()
+            skeleton = self._skeleton or ()
+            uses = self._string_uses = (False if any(kind == "marker" for kind, _v in skeleton) else
+                                        (any(kind == "text" and value[1] == 1 for kind, value in skeleton),
+                                         any(kind == "text" and value[1] == 2 for kind, value in skeleton)))
+        if uses is False:
+            return tuple(text.encode("utf-8") for text in self.native_strings(component, message_name, markers))
+        key = (component if uses[0] else None, message_name if uses[1] else None)
+        found = self._encoded.get(key)
+        if found is None:
+            found = tuple(text.encode("utf-8") for text in self.native_strings(component, message_name, markers))
+            if len(self._encoded) < 65536:
+                self._encoded[key] = found
+        return found
 
     def _native_skeleton(self) -> list[tuple] | bool:
         """The ops of ``native_ops`` with the per-message texts still to fill in (False: a

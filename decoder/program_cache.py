@@ -144,6 +144,12 @@ class ProgramCache:
     def get(self, guid_le: bytes, number: int) -> bytes | None:
         return self._records.get((guid_le, number))
 
+    @property
+    def records(self) -> dict[tuple[bytes, int], bytes]:
+        """The records read, by (GUID bytes_le, number): what ``get`` looks in, for a caller
+        that looks up thousands (read it, do not change it)."""
+        return self._records
+
     def add(self, guid_le: bytes, number: int, record: bytes) -> None:
         """Keep a record this run made (in place of one read that did not serve)."""
         key = (guid_le, number)

@@ -592,7 +592,11 @@ class WppDecoder:
         """The C renderer's program of a message (compiled the first time a row needs it), or
         WPPR_HOLE when Python prints its lines."""
         if entry.program is None:
-            entry.program = self._install(*self._program_code(entry))
+            blob, decoration = self._program_code(entry)
+            if blob is None or decoration is not None:
+                entry.program = self._install(blob, decoration)
+            else:                         # ``_install``, inline: once per message compiled
+                entry.program = self._printer.renderer.add(blob)
         return entry.program
 
     def _program_code(self, entry: _Entry) -> tuple[bytes | None, bytes | None]:
@@ -624,37 +628,49 @@ class WppDecoder:
         Made from the plan its format string and argument list share with other messages
         (``wpptrace.tmf.render.native_plan``) and its own marker texts, without its
         formatter; from the formatter's ``native_ops`` when the plan says so."""
-        if self._render is None:
-            self._render = _import_render()
-        render = self._render
-        SharedPrefix, encode = _native_encoder()
+        render = self._render or self._renderer_module()
         message = entry.message
         try:
-            plan = render.native_plan(message, self.tmfset, utc=self.utc)
+            plan = render.native_plan(message, self.tmfset, self.utc)
         except Exception:  # a message the plans do not cover: compiled as it is
             plan = render.PER_MESSAGE
         if plan is None:
             return None
-        markers = MessageMarkers(message)
-        compiled = None
         if plan is render.PER_MESSAGE:
-            formatter = entry.formatter
-            if formatter is None:
-                return None
-            markers = entry.markers
-            compiled = formatter.native_ops(markers)
-            if compiled is None:
-                return None
+            return self._ops_blob(entry, noprefix)
+        markers = MessageMarkers(message)
+        if not entry.has_prefix or noprefix:
+            return plan.encode(markers, -1, (), entry.has_prefix)
+        shared = self._prefix_program
+        if shared is None:
+            self._shared_prefix()
+            shared = self._prefix_program
+        if shared < 0:
+            return None
+        return plan.encode(markers, shared, self.prefix.native_encoded_strings(
+            entry.component, entry.name, markers), True)
+
+    def _ops_blob(self, entry: _Entry, noprefix: bool) -> bytes | None:
+        """``_message_blob`` from the message's formatter (its ``native_ops``)."""
+        SharedPrefix, encode = _native_encoder()
+        formatter = entry.formatter
+        if formatter is None:
+            return None
+        compiled = formatter.native_ops(entry.markers)
+        if compiled is None:
+            return None
         prefix = None
         if entry.has_prefix and not noprefix:
             shared = self._shared_prefix()
             if shared is None:
                 return None
             prefix = SharedPrefix(shared, self.prefix.native_strings(entry.component, entry.name,
-                                                                     markers))
-        if compiled is not None:
-            return encode(*compiled, prefix, prefix=entry.has_prefix)
-        return plan.encode(markers, prefix, prefix_flag=entry.has_prefix)
+                                                                     entry.markers))
+        return encode(*compiled, prefix, prefix=entry.has_prefix)
+
+    def _renderer_module(self):
+        self._render = _import_render()
+        return self._render
 
     def _install(self, blob: bytes | None, decoration: bytes | None) -> int:
         """Register a program (and its decoration) with the renderer: its id, or WPPR_HOLE
@@ -697,11 +713,12 @@ class WppDecoder:
         if mode is None:
             return [self._raw_entry(*key) for key in keys]
         cache, prefix = self._cache, self._prefix_id()
+        records, raw_entries = cache.records, self._raw_entries
         entries = []
         for key in keys:
-            entry = self._raw_entries.get(key)
+            entry = raw_entries.get(key)
             if entry is None:
-                record = cache.get(*key)
+                record = records.get(key)
                 if record is not None:
                     entry = self._from_record(key, unpack(record, mode), prefix)
                 if entry is None:
@@ -787,10 +804,11 @@ class WppDecoder:
         entries: list = [None] * len(keys)
         later = []
         claim, raw_entries = table.claim, self._raw_entries
+        records = cache.records if cache is not None else {}
         for k, key in enumerate(keys):
             entry = raw_entries.get(key)
             if entry is None and cache is not None:
-                record = cache.get(*key)
+                record = records.get(key)
                 if record is not None:
                     entry = self._from_record(key, unpack(record, mode), prefix)
             if entry is None:

@@ -199,10 +199,10 @@ def parse_tmf_format(fmt: str) -> list[Piece]:
         if ch == "0":  # insert numbers never start with 0: "%0" is the prefix / end mark
             flush()
             if j == 0:
-                pieces.append(Marker("PREFIX"))
+                pieces.append(_PREFIX_MARK)
                 i = 2
                 continue
-            pieces.append(Marker("END"))
+            pieces.append(_END_MARK)
             break
         if "1" <= ch <= "9":  # ASCII only: str.isdigit() also accepts "¹"
             m = _INSERT_RE.match(fmt, j + 1)
@@ -239,7 +239,13 @@ def parse_tmf_format(fmt: str) -> list[Piece]:
             m = _NAME_RE.match(fmt, j + 2)
             if m is not None:
                 flush()
-                pieces.append(Marker(m.group()[:-1]))
+                name = m.group()[:-1]
+                marker = _MARKERS.get(name)
+                if marker is None:
+                    marker = Marker(name)
+                    if len(_MARKERS) < 4096:
+                        _MARKERS[name] = marker
+                pieces.append(marker)
                 i = m.end()
                 continue
         text.append(_FM_ESCAPES.get(ch, ch))
@@ -248,6 +254,9 @@ def parse_tmf_format(fmt: str) -> list[Piece]:
     return pieces
 
 
+#: marker name -> Marker: pieces are immutable, and TMF formats repeat them
+_MARKERS: dict[str, "Marker"] = {}
+_PREFIX_MARK, _END_MARK = Marker("PREFIX"), Marker("END")
 #: spec text -> Spec, for the specs TMF formats repeat (Spec is immutable)
 _SPECS: dict[str, Spec] = {}
 #: (index, spec text) -> Insert: pieces are immutable, and TMF formats repeat them

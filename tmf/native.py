@@ -161,19 +161,21 @@ class ProgramPlan:
     ``args`` as ``encode`` takes them; ``steps``: ops as ``native_ops`` gives them, a marker's
     text as ``("marker", name, text without a value)``."""
 
-    __slots__ = ("args", "nargs", "ops", "runs", "pool", "nops")
+    __slots__ = ("args", "nargs", "ops", "runs", "pool", "size", "nops")
 
     def __init__(self, args: Sequence[tuple[str, int | None, bool]], steps: Iterable[tuple]) -> None:
         pool = _Pool()
         ops: list[bytes] = []
-        runs: list[tuple] = []          # (index in ops, texts, ((index in texts, name, none)...))
+        # per run of literals with markers: (index in ops, a %-template of the run with a %s
+        # where each marker's text goes, ((name, text without a value), ...))
+        runs: list[tuple] = []
         texts: list[str] = []           # the literal run not placed yet
         markers: list[tuple] = []
         packed_ops = _PACKED
 
         def place_run() -> None:
             if markers:                 # a message's own: encoded per message
-                runs.append((len(ops), tuple(texts), tuple(markers)))
+                runs.append((len(ops), "".join(texts), tuple(markers)))
                 ops.append(b"")
                 markers.clear()
             elif texts:
@@ -183,10 +185,12 @@ class ProgramPlan:
         for step in steps:
             kind = step[0]
             if kind == "lit":
-                texts.append(step[1])
+                texts.append(step[1].replace("%", "%%") if markers else step[1])
             elif kind == "marker":
-                markers.append((len(texts), step[1], step[2]))
-                texts.append("")
+                if not markers:         # the literals before it become part of a template
+                    texts[:] = [text.replace("%", "%%") for text in texts]
+                markers.append((step[1], step[2]))
+                texts.append("%s")
             else:
                 place_run()
                 packed = packed_ops.get(step) if kind != "form" else None
@@ -195,39 +199,38 @@ class ProgramPlan:
         self.args = b"".join([_ARG_ROWS.get(arg) or _arg_row(arg) for arg in args])
         self.nargs = len(args)
         self.ops, self.runs, self.pool, self.nops = ops, tuple(runs), bytes(pool.data), len(ops) - len(runs)
+        self.size = len(self.pool)
 
-    def encode(self, markers: Any, prefix: "SharedPrefix | None", *, prefix_flag: bool) -> bytes:
+    def encode(self, markers: Any, program: int, strings: Sequence[bytes], prefix_flag: bool) -> bytes:
         """One message's program: ``markers`` gives its marker texts (``markers.get(name)``,
-        None for none), ``prefix`` the shared prefix it calls and its strings (None: no
-        prefix); ``prefix_flag``: the message starts with %0 (``encode``'s ``prefix``)."""
-        at = len(self.pool)
+        None for none), ``program`` is the shared prefix program it calls (-1: none) and
+        ``strings`` the UTF-8 texts it gives that prefix (``SharedPrefix.strings``, encoded);
+        ``prefix_flag``: the message starts with %0 (``encode``'s ``prefix``)."""
+        at = self.size
         tail: list[bytes] = []
-        strings: list[bytes] = []
-        program = -1
-        if prefix is not None:
-            program = prefix.program
-            for string in prefix.strings:
-                raw = string.encode("utf-8")
-                strings.append(_STRING.pack(at, len(raw)))
-                tail.append(raw)
-                at += len(raw)
+        spans: list[bytes] = []
+        for raw in strings:
+            spans.append(_STRING.pack(at, len(raw)))
+            tail.append(raw)
+            at += len(raw)
         ops, nops = self.ops, self.nops
         if self.runs:
             ops = ops.copy()
-            for slot, texts, places in self.runs:
-                texts = list(texts)
-                for k, name, none in places:
-                    value = markers.get(name)
-                    texts[k] = none if value is None else str(value)
-                raw = "".join(texts).encode("utf-8")
+            get = markers.get
+            for slot, template, places in self.runs:
+                values = []
+                for name, none in places:
+                    value = get(name)
+                    values.append(value if type(value) is str else none if value is None else str(value))
+                raw = (template % tuple(values)).encode("utf-8")
                 if raw:                 # an empty run prints nothing: no op, as in ``encode``
                     ops[slot] = _LIT_HEAD + _STRING.pack(at, len(raw))
                     tail.append(raw)
                     at += len(raw)
                     nops += 1
         head = _HEAD.pack(_MAGIC, _P_PREFIX if prefix_flag else 0, self.nargs, nops, at, program,
-                          len(strings), 0)
-        return b"".join((head, self.args, *ops, *strings, self.pool, *tail))
+                          len(spans), 0)
+        return b"".join((head, self.args, *ops, *spans, self.pool, *tail))
 
 
 # the library's constants, read once (each read of ``lib.NAME`` is a lookup in the C module)

@@ -122,7 +122,8 @@ class MessageFormatter:
         self._plans: dict[int, _Plan] = {}
         self._typed: dict[int, tuple] = {}     # pointer size -> _typed_plan
         self._markers = marker_defaults(message)
-        self._args = args = tuple(getattr(message, "args", ()) or ())
+        args = getattr(message, "args", ()) or ()
+        self._args = args = args if type(args) is tuple else tuple(args)
         self._layout = layout = _layout(getattr(message, "format", ""), args)
         self._pieces, self._items, self._by_insert = layout.pieces, layout.items, layout.by_insert
         self._layout_error = layout.layout_error
@@ -564,8 +565,9 @@ def _native_insert(layout: "_Layout", args: tuple, i: int, spec: Spec | None, le
         return ("text", i, flags, width, prec, legacy)
     if it.native == "double" and spec is not None and spec.conversion in _FLOATS:
         return ("dbl", i, _FLOAT_AS.get(spec.conversion, spec.conversion), flags, width, prec)
-    ctx = RenderContext(params=tuple(args[i].params), tmfset=tmfset, utc=utc)
-    table = name_table(it, ctx)
+    table = None      # only these items have one (the others' name_table is None)
+    if it.native in ("list", "set", "enum", "flags"):
+        table = name_table(it, RenderContext(params=tuple(args[i].params), tmfset=tmfset, utc=utc))
     if spec is None:
         return ("form", i, it.native, table, "", None, None)
     if spec.conversion in _NUMERIC and it.struct_code in ("B", "H", "I", "Q", "q"):
@@ -783,11 +785,23 @@ class _Layout:
 
 _LAYOUTS: dict[tuple, _Layout] = {}
 _LAYOUT_LIMIT = 100_000
+#: id of an argument tuple -> (the tuple, what layouts read of it): messages of one block
+#: share the tuple (``wpptrace.tmf.grammar``), and so the key made of it
+_ARG_KEYS: dict[int, tuple] = {}
 
 
 def _layout(fmt: str, args: tuple) -> _Layout:
     try:     # what a layout reads of the arguments (their names are the messages' own)
-        key = (fmt, *[(a.item, a.insert, a.params) for a in args])
+        found = _ARG_KEYS.get(id(args))
+        if found is not None and found[0] is args:
+            shape = found[1]
+        else:
+            shape = tuple([(a.item, a.insert, a.params) for a in args])
+            if type(args) is tuple:           # immutable: its shape stays
+                if len(_ARG_KEYS) >= _LAYOUT_LIMIT:
+                    _ARG_KEYS.clear()
+                _ARG_KEYS[id(args)] = (args, shape)   # the tuple held: its id names no other
+        key = (fmt, shape)
         layout = _LAYOUTS.get(key)
     except (TypeError, AttributeError):   # argument objects that cannot be keys: not shared
         return _Layout(fmt, args)
@@ -803,7 +817,7 @@ def _layout(fmt: str, args: tuple) -> _Layout:
 PER_MESSAGE = "per-message"
 
 
-def native_plan(message: Any, tmfset: Any = None, *, utc: bool = False):
+def native_plan(message: Any, tmfset: Any = None, utc: bool = False):
     """The ``wpptrace.tmf.native.ProgramPlan`` that every message with this one's format string
     and argument list (and #typev or legacy #type) shares: ``plan.encode`` makes the program
     ``native_ops`` gives, from the message's marker texts, without compiling the message's
@@ -816,9 +830,10 @@ def native_plan(message: Any, tmfset: Any = None, *, utc: bool = False):
         return found[1]
     layout = _layout(fmt, args)
     plan = None if layout.error is not None else layout.native_plan(args, legacy, tmfset, utc)
-    if len(_PLANS) >= _LAYOUT_LIMIT:
-        _PLANS.clear()
-    _PLANS[key] = (args, plan)        # the tuple held: its id names no other while here
+    if type(args) is tuple:           # immutable: its plan stays
+        if len(_PLANS) >= _LAYOUT_LIMIT:
+            _PLANS.clear()
+        _PLANS[key] = (args, plan)    # the tuple held: its id names no other while here
     return plan
 
 
@@ -845,3 +860,4 @@ def clear_cache() -> None:
     _CACHE.clear()
     _LAYOUTS.clear()
     _PLANS.clear()
+    _ARG_KEYS.clear()

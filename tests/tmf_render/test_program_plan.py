@@ -52,7 +52,13 @@ class Pair:
         old = self.renderer.add(native.encode(*compiled, shared, prefix=has_prefix))
         if plan is render.PER_MESSAGE:
             return old, old
-        blob = plan.encode(MessageMarkers(message), shared, prefix_flag=has_prefix)
+        if shared is None:
+            blob = plan.encode(MessageMarkers(message), -1, (), has_prefix)
+        else:
+            encoded = self.prefix.native_encoded_strings(message.component, message.name,
+                                                         MessageMarkers(message))
+            assert encoded == tuple(text.encode() for text in shared.strings)
+            blob = plan.encode(MessageMarkers(message), shared.program, encoded, True)
         return self.renderer.add(blob), old
 
     def render(self, program: int, data: bytes, pointer_size: int) -> bytes:

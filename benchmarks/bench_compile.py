@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""What ``wpptrace fmt`` pays per message before it prints one: compiling it, or installing
+it from a record.
+
+Over the 1,572 messages with arguments of the corpus driver TMFs (the messages of
+bench_fmt.py's unique-argument file), in a fresh process each time, as a ``fmt`` run pays it:
+
+* scan: every TMF file of those messages read and split into entries (per file, not per
+  message: the part of compiling ``-j`` processes cannot share);
+* compile: every message's program made as fmt makes it on a cold run, from a TMF set just
+  listed: files read and scanned, entries parsed, layouts and plans made, programs encoded and
+  registered (the messages in a fixed shuffled order, as a trace first uses them);
+* install: every message's program registered from the record another decoder made, as a
+  run does from fmt's program cache or from another ``-j`` process.
+
+Prints CPU microseconds per message (median of ``--repeat`` fresh processes; the VM is
+shared, so compare runs made close together) and, with ``--callgrind``, instructions per
+message (the measured part only, counted by callgrind; the VM's speed does not move them).
+
+Usage: python3 benchmarks/bench_compile.py [--repeat N] [--callgrind]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import operator
+import os
+import pathlib
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+TMF_DIR = REPO / "tests" / "corpus" / "tmf" / "nefarius__Nefarius.Utilities.ETW" / "tmf"
+MODES = ("scan", "compile", "install")
+
+
+def _keys() -> list[tuple[bytes, int]]:
+    from wpptrace import tmf
+
+    keys = [(m.guid.bytes_le, m.number) for m in tmf.load(str(TMF_DIR)).messages() if m.args]
+    random.Random(7).shuffle(keys)
+    return keys
+
+
+def _fresh_decoder():
+    """A decoder over a TMF set just listed, the process's TMF and compiler caches empty."""
+    from wpptrace import tmf
+    from wpptrace.decoder.prefix import DEFAULT_PREFIX
+    from wpptrace.decoder.wpp import WppDecoder
+    from wpptrace.tmf import grammar, render
+
+    render.clear_cache()
+    for cached in (grammar.parse_typev, grammar.parse_arg, grammar.parse_guid_header,
+                   grammar._trailer_to_pairs):
+        cached.cache_clear()
+    getattr(grammar, "_BLOCKS", {}).clear()
+    decoder = WppDecoder(tmf.load(str(TMF_DIR), tolerant=True), prefix=DEFAULT_PREFIX)
+    decoder._row_printer()
+    decoder._shared_prefix()          # registered first in every fmt process
+    return decoder
+
+
+def child(mode: str) -> int:
+    """``--child MODE``: one measurement in this fresh process; prints (messages, CPU s)."""
+    import uuid
+
+    from wpptrace.decoder.cli_fmt import _few_collections
+    from wpptrace.decoder.program_cache import ProgramCache
+
+    keys = _keys()
+    with _few_collections():          # as fmt compiles (its collections held off)
+        if mode == "install":
+            first = _fresh_decoder()
+            made = ProgramCache(tempfile.gettempdir(), bytes(32))
+            first.use_cache(made)
+            first._cached_entries(keys)
+            decoder = _fresh_decoder()
+            cache = ProgramCache(tempfile.gettempdir(), bytes(32))
+            cache._records = dict(made._added)
+            decoder.use_cache(cache)
+            run = lambda: decoder._cached_entries(keys)    # noqa: E731
+        elif mode == "scan":
+            decoder = _fresh_decoder()
+            guids = list(dict.fromkeys(uuid.UUID(bytes_le=guid_le).int for guid_le, _n in keys))
+            run = lambda: [decoder.tmfset._load_guid(guid) for guid in guids]   # noqa: E731
+        else:
+            decoder = _fresh_decoder()
+            run = lambda: [decoder._program(decoder._raw_entry(*key)) for key in keys]  # noqa: E731
+        c0 = time.process_time()
+        operator.call(run)            # what callgrind counts (--toggle-collect)
+        cpu = time.process_time() - c0
+    print(json.dumps([len(keys), cpu]))
+    return 0
+
+
+def _run(mode: str, callgrind: str | None = None) -> tuple[int, float]:
+    env = dict(os.environ, WPPTRACE_NO_CACHE="1")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)       # modules from their .pyc, as installed
+    argv = [sys.executable, __file__, "--child", mode]
+    if callgrind is not None:
+        argv = ["valgrind", "--tool=callgrind", "--toggle-collect=_operator_call*",
+                f"--callgrind-out-file={callgrind}"] + argv
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def _instructions(dump: str) -> int:
+    with open(dump, errors="replace") as stream:
+        for line in stream:
+            if line.startswith("summary:"):
+                return int(line.split()[1])
+    raise ValueError(f"no summary in {dump}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        return child(argv[1])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--callgrind", action="store_true", help="count instructions too (valgrind)")
+    args = ap.parse_args(argv)
+    if args.callgrind and shutil.which("valgrind") is None:
+        print("valgrind is needed for --callgrind (apt install valgrind)")
+        return 2
+    _run("scan")                                     # the modules' .pyc written once
+    print(f"per message, over the corpus driver TMFs ({TMF_DIR.name}/):")
+    for mode in MODES:
+        runs = [_run(mode) for _ in range(max(1, args.repeat))]
+        n = runs[0][0]
+        cpu = statistics.median(cpu for _n, cpu in runs)
+        line = f"  {mode:8s} {n:,} messages: {cpu * 1e3:6.1f} ms CPU, {cpu * 1e6 / n:5.1f} us a message"
+        if args.callgrind:
+            with tempfile.TemporaryDirectory() as tmp:
+                dump = os.path.join(tmp, "callgrind.out")
+                _run(mode, dump)
+                count = _instructions(dump)
+            line += f", {count / 1e6:,.1f} M instructions, {count / n / 1e3:,.1f} K a message"
+        print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
