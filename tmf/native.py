@@ -161,7 +161,7 @@ class ProgramPlan:
     ``args`` as ``encode`` takes them; ``steps``: ops as ``native_ops`` gives them, a marker's
     text as ``("marker", name, text without a value)``."""
 
-    __slots__ = ("args", "nargs", "ops", "runs", "pool", "size", "nops")
+    __slots__ = ("nargs", "front", "runs", "pool", "size", "nops")
 
     def __init__(self, args: Sequence[tuple[str, int | None, bool]], steps: Iterable[tuple]) -> None:
         pool = _Pool()
@@ -196,10 +196,16 @@ class ProgramPlan:
                 packed = packed_ops.get(step) if kind != "form" else None
                 ops.append(packed if packed is not None else _op(step, pool))
         place_run()
-        self.args = b"".join([_ARG_ROWS.get(arg) or _arg_row(arg) for arg in args])
+        rows = b"".join([_ARG_ROWS.get(arg) or _arg_row(arg) for arg in args])
         self.nargs = len(args)
-        self.ops, self.runs, self.pool, self.nops = ops, tuple(runs), bytes(pool.data), len(ops) - len(runs)
+        self.pool, self.nops = bytes(pool.data), len(ops) - len(runs)
         self.size = len(self.pool)
+        # the argument rows and the ops before the first run, then per run (its template, its
+        # markers, the ops after it up to the next run): a blob is these with each run's op
+        ends = [slot for slot, _template, _places in runs] + [len(ops)]
+        self.front = rows + b"".join(ops[:ends[0]])
+        self.runs = tuple((template, places, b"".join(ops[slot + 1:ends[k + 1]]))
+                          for k, (slot, template, places) in enumerate(runs))
 
     def encode(self, markers: Any, program: int, strings: Sequence[bytes], prefix_flag: bool) -> bytes:
         """One message's program: ``markers`` gives its marker texts (``markers.get(name)``,
@@ -207,30 +213,29 @@ class ProgramPlan:
         ``strings`` the UTF-8 texts it gives that prefix (``SharedPrefix.strings``, encoded);
         ``prefix_flag``: the message starts with %0 (``encode``'s ``prefix``)."""
         at = self.size
-        tail: list[bytes] = []
-        spans: list[bytes] = []
+        nops = self.nops
+        parts = [b"", self.front]       # the head, made last
+        tail = [self.pool]
+        for template, places, after in self.runs:
+            values = []
+            for name, none in places:
+                value = markers.get(name)
+                values.append(value if type(value) is str else none if value is None else str(value))
+            raw = (template % tuple(values)).encode("utf-8")
+            if raw:                     # an empty run prints nothing: no op, as in ``encode``
+                parts.append(_LIT_HEAD + _STRING.pack(at, len(raw)))
+                tail.append(raw)
+                at += len(raw)
+                nops += 1
+            parts.append(after)
         for raw in strings:
-            spans.append(_STRING.pack(at, len(raw)))
+            parts.append(_STRING.pack(at, len(raw)))
             tail.append(raw)
             at += len(raw)
-        ops, nops = self.ops, self.nops
-        if self.runs:
-            ops = ops.copy()
-            get = markers.get
-            for slot, template, places in self.runs:
-                values = []
-                for name, none in places:
-                    value = get(name)
-                    values.append(value if type(value) is str else none if value is None else str(value))
-                raw = (template % tuple(values)).encode("utf-8")
-                if raw:                 # an empty run prints nothing: no op, as in ``encode``
-                    ops[slot] = _LIT_HEAD + _STRING.pack(at, len(raw))
-                    tail.append(raw)
-                    at += len(raw)
-                    nops += 1
-        head = _HEAD.pack(_MAGIC, _P_PREFIX if prefix_flag else 0, self.nargs, nops, at, program,
-                          len(spans), 0)
-        return b"".join((head, self.args, *ops, *spans, self.pool, *tail))
+        parts[0] = _HEAD.pack(_MAGIC, _P_PREFIX if prefix_flag else 0, self.nargs, nops, at, program,
+                              len(strings), 0)
+        parts += tail
+        return b"".join(parts)
 
 
 # the library's constants, read once (each read of ``lib.NAME`` is a lookup in the C module)

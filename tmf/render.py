@@ -823,21 +823,11 @@ def native_plan(message: Any, tmfset: Any = None, utc: bool = False):
     ``native_ops`` gives, from the message's marker texts, without compiling the message's
     own formatter. None when only Python prints the message (as ``native_ops`` says),
     ``PER_MESSAGE`` when its program is made from ``native_ops`` only."""
-    fmt, args, legacy = message.format, message.args, bool(message.legacy)
-    key = (fmt, id(args), legacy)     # messages of one block share its arguments' tuple
-    found = _PLANS.get(key)
-    if found is not None and found[0] is args:
-        return found[1]
-    layout = _layout(fmt, args)
-    plan = None if layout.error is not None else layout.native_plan(args, legacy, tmfset, utc)
-    if type(args) is tuple:           # immutable: its plan stays
-        if len(_PLANS) >= _LAYOUT_LIMIT:
-            _PLANS.clear()
-        _PLANS[key] = (args, plan)    # the tuple held: its id names no other while here
-    return plan
-
-
-_PLANS: dict[tuple, tuple] = {}
+    args = message.args
+    layout = _layout(message.format, args)
+    if layout.error is not None:
+        return None
+    return layout.native_plan(args, bool(message.legacy), tmfset, utc)
 
 
 _CACHE: dict[tuple[int, int, bool], MessageFormatter] = {}
@@ -859,5 +849,4 @@ def compile_message(message: Any, tmfset: Any = None, *, utc: bool = False) -> M
 def clear_cache() -> None:
     _CACHE.clear()
     _LAYOUTS.clear()
-    _PLANS.clear()
     _ARG_KEYS.clear()
