@@ -732,17 +732,36 @@ def _add_reads(etl, result: dict) -> None:
 
 
 def _plain_keys(keys: list[tuple]) -> list[tuple]:
-    """Message keys in a form marshal carries: each GUID as its 16 bytes (bytes_le)."""
-    return [(guid.bytes_le, number) if hasattr(guid, "bytes_le") else (guid, number)
-            for guid, number in keys]
+    """Message keys in a form marshal carries: each GUID as its 16 bytes (bytes_le). A GUID
+    is converted once (a file's messages share a few tens of GUIDs; this is on the way out
+    of every worker)."""
+    plain: dict = {}
+    out = []
+    for guid, number in keys:
+        if hasattr(guid, "bytes_le"):
+            as_bytes = plain.get(guid)
+            if as_bytes is None:
+                as_bytes = plain[guid] = guid.bytes_le
+            guid = as_bytes
+        out.append((guid, number))
+    return out
 
 
 def _message_keys(keys: list[tuple]) -> list[tuple]:
-    """The decoder's message keys back from ``_plain_keys``."""
+    """The decoder's message keys back from ``_plain_keys`` (each GUID made once: a UUID
+    costs microseconds, and this runs after the last window, when nothing else does)."""
     from uuid import UUID
 
-    return [(UUID(bytes_le=guid), number) if isinstance(guid, bytes) else (guid, number)
-            for guid, number in keys]
+    guids: dict[bytes, UUID] = {}
+    out = []
+    for guid, number in keys:
+        if isinstance(guid, bytes):
+            made = guids.get(guid)
+            if made is None:
+                made = guids[guid] = UUID(bytes_le=guid)
+            guid = made
+        out.append((guid, number))
+    return out
 
 
 def _send(fd: int, message) -> None:

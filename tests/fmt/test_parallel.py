@@ -635,3 +635,17 @@ def test_tmf_problems_only_a_worker_read_are_reported(tmp_path, corpus, monkeypa
         rows = [r for items, _keys in FileSource(etl).ordered(record_view, window=(cuts[0], cuts[1]))
                 for r in items]
     assert rows and all(r.message_guid != late for r in rows if r.message_guid is not None)
+
+
+def test_message_keys_cross_the_pipe_and_back_with_one_guid_object_each():
+    """The keys a worker sends (GUIDs as bytes) come back as the decoder's keys; a GUID with
+    many messages is made once, not once per message."""
+    import uuid
+
+    guids = [uuid.UUID(int=(k + 1) << 64 | 0x1234) for k in range(3)]
+    keys = [("header", 0)] + [(guids[n % 3], n) for n in range(30)]
+    plain = parallel._plain_keys(keys)
+    assert all(isinstance(g, (bytes, str)) for g, _n in plain)
+    back = parallel._message_keys(plain)
+    assert back == keys
+    assert len({id(g) for g, _n in back if isinstance(g, uuid.UUID)}) == 3
