@@ -592,11 +592,15 @@ class WppDecoder:
         """The C renderer's program of a message (compiled the first time a row needs it), or
         WPPR_HOLE when Python prints its lines."""
         if entry.program is None:
-            blob, decoration = self._program_code(entry)
-            if blob is None or decoration is not None:
-                entry.program = self._install(blob, decoration)
-            else:                         # ``_install``, inline: once per message compiled
-                entry.program = self._printer.renderer.add(blob)
+            noprefix, form, _quote_all = self._printer_mode
+            if form == "text" and entry.unknown is None:   # ``_program_code``'s, inline
+                try:
+                    blob = self._message_blob(entry, noprefix)
+                except UnicodeEncodeError:  # text only Python can write
+                    blob = None
+                entry.program = RowPrinter.HOLE if blob is None else self._printer.renderer.add(blob)
+            else:
+                entry.program = self._install(*self._program_code(entry))
         return entry.program
 
     def _program_code(self, entry: _Entry) -> tuple[bytes | None, bytes | None]:

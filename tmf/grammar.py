@@ -508,7 +508,8 @@ class _ScannedRun:
         index = (self._lines_before or self._count_lines())[i] + i   # ``line_index``, inline
         block = self.pieces[4 * i + 2]
         # a block line starts with neither blanks nor "}": the first "\n}\n" closes it
-        args = _block_arguments(block[2:block.find("\n}\n")])
+        body = block[2:block.find("\n}\n")]
+        args = _BLOCKS.get(body) or _block_arguments(body)
         if args is not None:
             message = _tile_message(self.pieces[4 * i], args, self.context, index)
             if message is not None:

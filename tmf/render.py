@@ -812,6 +812,8 @@ def _layout(fmt: str, args: tuple) -> _Layout:
     return layout
 
 
+_UNMADE = object()   # a layout's plan not made yet
+
 #: ``native_plan``: the message's program needs ``MessageFormatter.native_ops`` (it names an
 #: #enumv table, which the TMF set is asked for when each message compiles)
 PER_MESSAGE = "per-message"
@@ -827,7 +829,9 @@ def native_plan(message: Any, tmfset: Any = None, utc: bool = False):
     layout = _layout(message.format, args)
     if layout.error is not None:
         return None
-    return layout.native_plan(args, bool(message.legacy), tmfset, utc)
+    legacy = bool(message.legacy)
+    plan = layout.plans.get(legacy, _UNMADE)      # made already: most often
+    return layout.native_plan(args, legacy, tmfset, utc) if plan is _UNMADE else plan
 
 
 _CACHE: dict[tuple[int, int, bool], MessageFormatter] = {}
