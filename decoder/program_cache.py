@@ -76,9 +76,13 @@ def _identity(path: str) -> tuple:
 
 
 def _code_identity() -> list[tuple]:
-    """What of this wpptrace makes a record: the compiler's and renderer's files."""
+    """What of this wpptrace makes a record: the compiler's and renderer's files, and the
+    record's and the program's formats by their own marks (a format changed in a file of the
+    same size and time still makes another key)."""
     import wpptrace
     from wpptrace import _core, decoder, tmf
+
+    from .program_share import RECORD
 
     files = [_core.__file__]
     for package in (tmf, decoder):
@@ -88,7 +92,8 @@ def _code_identity() -> list[tuple]:
         except OSError:
             names = []
         files += [os.path.join(directory, name) for name in names if name.endswith(".py")]
-    return [("wpptrace", wpptrace.__version__)] + [_identity(path) for path in files]
+    formats = ("formats", MAGIC, RECORD.format, _core.lib.WPPR_MAGIC)
+    return [("wpptrace", wpptrace.__version__), formats] + [_identity(path) for path in files]
 
 
 def _blake2b():

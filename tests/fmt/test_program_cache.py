@@ -247,6 +247,17 @@ def test_keys_cover_what_a_record_depends_on(tmp_path, repeat):
     assert program_cache.cache_key(inputs, text, ("%1 %2", False)) != key
 
 
+def test_keys_cover_the_record_format(tmp_path, repeat, monkeypatch):
+    """A record format changed without any file's size or time changing makes another key."""
+    from wpptrace.decoder import program_share
+
+    inputs = [str(path) for path in sorted(pathlib.Path(repeat[1]).glob("*.tmf"))]
+    text = ProgramShare.mode((False, "text", False))
+    key = program_cache.cache_key(inputs, text, ("%1 %2", False))
+    monkeypatch.setattr(program_share, "RECORD", struct.Struct("<4sIiIIIIII"))
+    assert program_cache.cache_key(inputs, text, ("%1 %2", False)) != key
+
+
 def test_old_keys_and_leftovers_are_removed(tmp_path, repeat, cache_dir):
     etl, tmf_dir = repeat
     cache_dir.mkdir(mode=0o700)
