@@ -3,9 +3,11 @@
 
 ``WppDecoder.format`` is the one formatting loop. Rows come from the decoder engine in
 ProcessTrace order (decoder.engine with the ``wpp_rows.RowView``). Each (message GUID,
-number) is resolved once: its TMF ``Message`` is looked up, its ``MessageFormatter``
-compiled (``wpptrace.tmf.render.compile_message``) and, the first time a row needs it, a
-program of the C renderer (``wpptrace.tmf.native``), which prints every row of a merged chunk
+number) is resolved once: its TMF ``Message`` is looked up and, the first time a row needs
+it, a program of the C renderer (``wpptrace.tmf.native``) made from the plan every message of
+its format string and argument list shares (``wpptrace.tmf.render.native_plan``) and its own
+marker texts; its ``MessageFormatter`` (``wpptrace.tmf.render.compile_message``) is compiled
+when something needs more than that. The program prints every row of a merged chunk
 into one buffer in one call, in the chosen form: the tracefmt line, a CSV row or a JSON
 object (each program then carries the parts of its rows that depend only on the message, made
 by decoder.output's ``CsvRows`` / ``JsonRows``: its "decoration"). Python prints only what the
