@@ -187,16 +187,7 @@ class MessageMarkers:
 
     def get(self, name: str, default=None):
         trailer = self.trailer
-        if name in trailer:
-            value = trailer[name]
-        elif name in _DEFAULTED:
-            value = marker_value(self.message, name)
-        else:                        # ``marker_value`` of the other names, inline
-            for key, value in trailer.items():
-                if key.upper() == name:
-                    break
-            else:
-                value = "" if name in _EMPTY_MARKERS else None
+        value = trailer[name] if name in trailer else marker_value(self.message, name)
         return default if value is None else value
 
 

@@ -742,7 +742,7 @@ class WppDecoder:
         if record is None or (record.prefix_program >= 0 and record.prefix_program != prefix):
             return None
         guid_le, number = key
-        guid = self._guids.get(guid_le) or self._guid(guid_le)
+        guid = self._guid(guid_le)
         made = _SharedEntry(guid, number, record, self._resolve)
         entry = self._entries.setdefault((guid, number), made)   # one hash of the UUID
         if entry.program is None:
@@ -883,7 +883,7 @@ class WppDecoder:
         key = (guid_le, number)
         entry = self._raw_entries.get(key)
         if entry is None:
-            guid = self._guids.get(guid_le) or self._guid(guid_le)
+            guid = self._guid(guid_le)
             made = _Entry(guid, number)
             # one look-up of the (UUID, number) key: a UUID hashes in Python code
             entry = self._entries.setdefault((guid, number), made)

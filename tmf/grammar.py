@@ -509,7 +509,7 @@ class _ScannedRun:
         block = self.pieces[4 * i + 2]
         # a block line starts with neither blanks nor "}": the first "\n}\n" closes it
         body = block[2:block.find("\n}\n")]
-        args = _BLOCKS.get(body) or _block_arguments(body)
+        args = _block_arguments(body)
         if args is not None:
             message = _tile_message(self.pieces[4 * i], args, self.context, index)
             if message is not None:
@@ -588,12 +588,9 @@ def _tile_message(typev_line: str, args: tuple, context: tuple, index: int) -> M
     if number > MAX_MESSAGE_NUMBER:
         return None
     path, _tolerant, _priority, header, source_file = context
-    message = object.__new__(Message)     # ``make_message``, inline: once per message compiled
-    message.__dict__.update(guid=header.guid, number=number, name=name, format=rest[1:end],
-                            args=args, trailer=dict(_trailer_to_pairs(after[2:])),
-                            component=header.component, source_file=source_file,
-                            origin=f"{path}:{index + 1}", legacy=kind == "#type")
-    return message
+    return make_message(header.guid, number, name, rest[1:end], args,
+                        dict(_trailer_to_pairs(after[2:])), header.component, source_file,
+                        f"{path}:{index + 1}", kind == "#type")
 
 
 #: the lines between "{" and "}" of a block -> its arguments (immutable: messages share them)

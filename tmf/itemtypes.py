@@ -315,10 +315,17 @@ def _bit_names(values: dict[int, str]) -> dict[int, str]:
     return {v.bit_length() - 1: n for v, n in values.items() if v and not v & (v - 1)}
 
 
+#: the native kinds whose items print names (``name_table``); every other item has none
+NAMED_NATIVES = frozenset(("list", "set", "enum", "flags"))
+
+
 def name_table(it: "ItemType", ctx: RenderContext) -> Any:
     """The names a list, set or enum item prints, as its renderers use them: ``list`` / ``enum``
     {value: name}, ``set`` [name of bit 0, bit 1 ...], ``flags`` ({value: name}, {bit: name})
-    or None without the ``#enumv`` block."""
+    or None without the ``#enumv`` block (and for an item whose kind is not in
+    ``NAMED_NATIVES``)."""
+    if it.native not in NAMED_NATIVES:
+        return None
     if it.native == "list":
         return list_names(ctx.params)
     if it.native == "set":
@@ -326,9 +333,7 @@ def name_table(it: "ItemType", ctx: RenderContext) -> Any:
     values = _enum_values(ctx)
     if it.native == "enum":
         return values or {}
-    if it.native == "flags":
-        return None if values is None else (values, _bit_names(values))
-    return None
+    return None if values is None else (values, _bit_names(values))     # flags
 
 
 def _timestamp_binder(ctx: RenderContext) -> Callable[[int], str]:

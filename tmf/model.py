@@ -189,25 +189,14 @@ class TmfSet:
         if not by_number:
             del self._deferred[key[0]]
         number = key[1]
-        messages = self._messages
         later = []
         for _noted, entries, index, priority in found:
-            if key in messages and priority <= self._priority[key]:
+            if key in self._messages and priority <= self._priority[key]:
                 later.append((entries, index))     # cannot win: parsed on a full listing
                 continue
-            # ``_parse_deferred`` and ``add_message``, inline: this runs once per message a
-            # run compiles
-            for message in entries.messages(self) if index is None else entries.messages(index, self):
-                if message.number != number:
-                    continue
-                if key in messages or message.guid.int != key[0]:
+            for message in self._parse_deferred(entries, index):
+                if message.number == number:
                     self.add_message(message, priority)
-                    continue
-                messages[key] = message
-                self._priority[key] = priority
-                known = self._components.get(key[0])
-                if known is None or priority > known[0]:
-                    self._components[key[0]] = (priority, message.component)
         if later:
             self._outranked.extend(later)
 

@@ -16,7 +16,8 @@ import uuid
 
 from .cprintf import fast_template, format_insert, spec_bits
 from .formatspec import MAX_WIDTH, FormatSpecError, Insert, Literal, Marker, Spec, parse_tmf_format
-from .itemtypes import FormatError, ItemDecodeError, ItemType, RenderContext, item_type, name_table
+from .itemtypes import (NAMED_NATIVES, FormatError, ItemDecodeError, ItemType, RenderContext, item_type,
+                        name_table)
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
@@ -565,8 +566,8 @@ def _native_insert(layout: "_Layout", args: tuple, i: int, spec: Spec | None, le
         return ("text", i, flags, width, prec, legacy)
     if it.native == "double" and spec is not None and spec.conversion in _FLOATS:
         return ("dbl", i, _FLOAT_AS.get(spec.conversion, spec.conversion), flags, width, prec)
-    table = None      # only these items have one (the others' name_table is None)
-    if it.native in ("list", "set", "enum", "flags"):
+    table = None      # (a context made only for the items that print names)
+    if it.native in NAMED_NATIVES:
         table = name_table(it, RenderContext(params=tuple(args[i].params), tmfset=tmfset, utc=utc))
     if spec is None:
         return ("form", i, it.native, table, "", None, None)
