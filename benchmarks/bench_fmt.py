@@ -232,7 +232,7 @@ def child(path: str, output_format: str, jobs: int, output: str, compiled: bool 
         run_fmt(FmtOptions(files=[path], tmf_dirs=[str(TMF_DIR)], output=os.devnull,
                            summary=os.devnull, progress="never", output_format=output_format, jobs=1))
         made[0].counters = type(made[0].counters)()      # the timed run's totals only
-        made[0].restore_counts([])
+        made[0].restore_counts((b"", b"", b""))
 
     # -j's module is imported here to see its steps; a -j run imports it inside the run, so
     # the time it takes is added to the run's

@@ -51,6 +51,7 @@ from wpptrace._fieldclass import fieldclass
 from ._hazmat import address_of
 from .buffers import ReadStats
 from .jobs import AUTO_MIN_BYTES, default_jobs, usable_cores
+from .wpp import mark_counts
 
 TYPE_CHECKING = False   # typing, tempfile and traceback are not imported on -j's path: 26 ms
 if TYPE_CHECKING:       # before the fork, where the other processes wait
@@ -240,7 +241,8 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
         used = [k for k in payload["windows"] if k < limit]
         if used:
             marks = payload["windows"][max(used)]["counts"]
-            decoder.add_message_counts({key: n for key, n in zip(_message_keys(payload["keys"]), marks) if n})
+            decoder.add_message_counts({key: n for key, n in zip(_message_keys(payload["keys"]), mark_counts(marks))
+                                        if n})
     owners = [0] * len(windows)
     for k, worker in output.decoded_by.items():
         owners[k] = worker.k
@@ -674,8 +676,8 @@ def _keep_shared(decoder, workers: list) -> None:
 def _decode_window(decoder, source, writer, opts, view, window) -> dict:
     """Decode one window of ``source`` into ``writer`` (flushed): what it added to the
     decoder's counters and to the reader's log, where its streams stopped, and the
-    per-message counts so far (``count_marks``: cumulative, one int per message; the
-    difference of two windows' would cost a dictionary per window)."""
+    per-message counts so far (a ``count_marks`` mark: cumulative and cheap to take; made
+    one int per message only for the window whose counts are used)."""
     from . import cli_fmt
 
     etl = source.etl

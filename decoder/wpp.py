@@ -22,6 +22,8 @@ the TdhGetWppProperty-like accessor: a named argument (or a WPP property such as
 from __future__ import annotations
 
 import uuid
+from array import array
+from operator import attrgetter, sub as _sub
 
 from wpptrace._fieldclass import field, fieldclass
 
@@ -257,6 +259,16 @@ class _SharedEntry(_Entry):
 
 
 _RESOLVED_LATER = frozenset({"message", "formatter", "markers", "format", "compile_error"})
+_COUNT, _NATIVE_ROWS, _PROGRAM = (attrgetter(name) for name in ("count", "native_rows", "program"))
+
+
+def mark_counts(marks: tuple) -> list[int]:
+    """A ``WppDecoder.count_marks`` mark as one count per message (its ``message_keys``):
+    the count Python kept plus its program's rows (a program id that is none of the
+    renderer's: a message Python prints)."""
+    kept, programs, rows = (memoryview(part).cast(code) for part, code in zip(marks, "qqQ"))
+    n = len(rows)
+    return [c + rows[p] if 0 <= p < n else c for c, p in zip(kept, programs)]
 
 
 def _import_render():
@@ -309,6 +321,13 @@ class WppDecoder:
         self._key_entries: list[_Entry] = []     # row key id -> entry (mirrors the C key table)
         self._synced_rows: list[int] | None = None   # the renderer's rows at the last sync
         self._synced_keys = 0
+        # the programs printing Unknown lines, and their rows already in counters.unknown
+        self._unknown_programs: dict[int, None] = {}
+        self._unknown_seen = 0
+        # changed whenever a count Python keeps or a message's program changes: a mark's
+        # parts made from the messages are made again only then (``count_marks``)
+        self._counted = 0
+        self._mark_parts: tuple = (None, b"", b"")
         self._key_tables = None                  # ... of this RowTables
         self.column_decoration = None            # "columns" form: entry -> its decoration
         self._share = None                       # programs shared with the other processes of a run
@@ -486,7 +505,11 @@ class WppDecoder:
                     else:
                         key_entries.extend([self._raw_entry(*key) for key in keys])
                 for key in range(len(key_program), len(key_entries)):
-                    key_program.append(self._program(key_entries[key]))
+                    entry = key_entries[key]
+                    program = self._program(entry)
+                    key_program.append(program)
+                    if entry.unknown is not None:
+                        self._unknown_programs[program] = None
                 if sink is not None:
                     result, skipped = sink(printer, items, view)
                     non_wpp += skipped
@@ -506,7 +529,7 @@ class WppDecoder:
             counters.events += events
             counters.non_wpp += non_wpp
             counters.messages += events - non_wpp - (counters.headers - headers)
-            self._sync_native_counts()
+            self._sync_unknown()
             counters.formatted = (counters.messages - counters.unknown - counters.format_errors)
 
     def _fill_holes(self, text, ends: list[int], items, view, holes: list[tuple[int, int]],
@@ -544,6 +567,7 @@ class WppDecoder:
             return self.header_line(header_record(full), source.clock)
         entry = self._row_entry(kid, goff, number, view.datas[slot])
         entry.count += 1
+        self._counted += 1
         counters = self.counters
         formatter = entry.formatter
         if formatter is None:
@@ -580,7 +604,9 @@ class WppDecoder:
             from wpptrace.tmf.native import NativeRenderer
 
             self._sync_native_counts()   # the rows the old renderer printed, before it goes
+            self._sync_unknown()
             self._synced_rows = None
+            self._unknown_programs, self._unknown_seen = {}, 0
             self._printer = RowPrinter(NativeRenderer(utc=self.utc, noprefix=noprefix,
                                                       output=form, quote_all=quote_all))
             self._printer_mode = mode
@@ -588,6 +614,7 @@ class WppDecoder:
             self._decorations = None
             for entry in self._key_entries + list(self._raw_entries.values()):
                 entry.program, entry.native_rows = None, 0
+            self._counted += 1
         return self._printer
 
     def _program(self, entry: _Entry) -> int:
@@ -603,6 +630,7 @@ class WppDecoder:
                 entry.program = RowPrinter.HOLE if blob is None else self._printer.renderer.add(blob)
             else:
                 entry.program = self._install(*self._program_code(entry))
+            self._counted += 1
         return entry.program
 
     def _program_code(self, entry: _Entry) -> tuple[bytes | None, bytes | None]:
@@ -749,6 +777,7 @@ class WppDecoder:
             try:
                 renderer = self._printer.renderer     # ``_install``, inline: one call per message
                 entry.program = program = renderer.add(record.blob)
+                self._counted += 1
                 if record.decoration is not None:
                     renderer.decorate(program, record.decoration)
             except ValueError:
@@ -765,6 +794,7 @@ class WppDecoder:
         entry = self._raw_entry(*key)
         blob, decoration = self._program_code(entry)
         entry.program = self._install(blob, decoration)
+        self._counted += 1
         prefix_program = self._prefix_program if entry.has_prefix and not self._printer_mode[0] else -1
         return entry, SharedRecord(entry.component, entry.name, entry.has_prefix, entry.unknown,
                                    prefix_program, blob, decoration)
@@ -853,15 +883,19 @@ class WppDecoder:
         return None if self._prefix_program < 0 else self._prefix_program
 
     def _sync_native_counts(self) -> None:
-        """Add the rows the C renderer printed to the messages' counts (and the Unknowns)."""
+        """Add the rows the C renderer printed to the messages' counts: a look at every
+        message, so only where the counts are read (the summary, going back to a mark) or
+        the renderer goes; what a run's counters need is kept up to date by
+        ``_sync_unknown``, and a mark takes the renderer's rows as they are
+        (``count_marks``)."""
         if self._printer is None:
             return
         rows = self._printer.renderer.rows_rendered_all()
-        if rows == self._synced_rows and len(self._key_entries) == self._synced_keys:
-            return                        # nothing rendered since (a window's marks sync again)
-        self._synced_rows, self._synced_keys = rows, len(self._key_entries)
-        n, unknown = len(rows), 0
-        for entry in self._key_entries:
+        if rows == self._synced_rows and len(self._entries) == self._synced_keys:
+            return                        # nothing rendered since
+        self._synced_rows, self._synced_keys = rows, len(self._entries)
+        n = len(rows)
+        for entry in self._entries.values():
             program = entry.program
             if program is None or not 0 <= program < n:
                 continue
@@ -869,9 +903,14 @@ class WppDecoder:
             if new:
                 entry.count += new
                 entry.native_rows += new
-                if entry.unknown is not None:
-                    unknown += new
-        self.counters.unknown += unknown
+
+    def _sync_unknown(self) -> None:
+        """Add the Unknown lines the C renderer printed since the last look to the counters
+        (one C call, however many messages)."""
+        if self._unknown_programs and self._printer is not None:
+            rows = self._printer.renderer.rows_of(list(self._unknown_programs))
+            self.counters.unknown += rows - self._unknown_seen
+            self._unknown_seen = rows
 
     def _bound_prefix(self, entry: _Entry):
         if entry.prefix is None:
@@ -912,6 +951,7 @@ class WppDecoder:
         key = (rec.message_guid, rec.event_id)
         entry = self._entries.get(key) or self._entry(*key)
         entry.count += 1
+        self._counted += 1
         filetime = self._filetime(rec, ctx)
         time_text = self.time_text(filetime) if filetime is not None else ""
         message = entry.message
@@ -955,6 +995,7 @@ class WppDecoder:
         self.counters.headers += 1
         entry = self._header_entry()
         entry.count += 1
+        self._counted += 1
         if self.noprefix:
             return "EventTrace"
         _filetime, tt = self._header_values(rec, ctx)
@@ -983,22 +1024,35 @@ class WppDecoder:
             name="Header", source_file="", source_line="", function="", level="", flags="",
             text="EventTrace", line=line)
 
-    def count_marks(self) -> list[int]:
-        """Rows seen so far per message, in the order of ``message_keys``: a cheap mark (one
-        int per message) to go back to (``restore_counts``) or to hand to another decoder."""
-        self._sync_native_counts()
-        return [entry.count for entry in self._entries.values()]
+    def count_marks(self) -> tuple:
+        """Rows seen so far per message, in the order of ``message_keys``, as a mark to go
+        back to (``restore_counts``) or to hand to another decoder (``mark_counts`` makes
+        it one int per message). Cheap, for one after every window of a ``fmt -j`` run: the
+        counts Python keeps and each message's program (made again only when one of them
+        changed: ``_counted``) and the renderer's rows per program, as bytes of native int64
+        / uint64 values, which marshal carries."""
+        made, kept, programs = self._mark_parts
+        if made != (self._counted, len(self._entries)):
+            entries = self._entries.values()
+            kept = array("q", map(_sub, map(_COUNT, entries), map(_NATIVE_ROWS, entries))).tobytes()
+            programs = array("q", [-1 if p is None else p for p in map(_PROGRAM, entries)]).tobytes()
+            self._mark_parts = ((self._counted, len(self._entries)), kept, programs)
+        rows = self._printer.renderer.rows_rendered_bytes() if self._printer is not None else b""
+        return kept, programs, rows
 
     def message_keys(self) -> list[tuple]:
         """The messages of ``count_marks``, in its order (a message first seen later comes
         after the others)."""
         return list(self._entries)
 
-    def restore_counts(self, marks: list[int]) -> None:
-        """Go back to the per-message counts of ``marks`` (messages first seen since: 0)."""
+    def restore_counts(self, marks: tuple) -> None:
+        """Go back to the per-message counts of ``marks`` (``count_marks``; messages first
+        seen since: 0)."""
+        marks = mark_counts(marks)
         self._sync_native_counts()
         for i, entry in enumerate(self._entries.values()):
             entry.count = marks[i] if i < len(marks) else 0
+        self._counted += 1
 
     def add_message_counts(self, counts: dict[tuple, int]) -> None:
         """Add rows seen per message by another decoder of the same TMFs (keyed as its
@@ -1008,6 +1062,7 @@ class WppDecoder:
             if entry is None:
                 entry = self._header_entry() if key == ("header", 0) else self._entry(*key)
             entry.count += count
+            self._counted += 1
 
     def _row_message(self, ref: int, view) -> WppMessage | None:
         """One row decoded by Python as ``decode_record`` decodes a record (the rows of the
@@ -1025,6 +1080,7 @@ class WppDecoder:
             return self._header_message(header_record(full), source.clock)
         entry = self._row_entry(kid, goff, number, view.datas[slot])
         entry.count += 1
+        self._counted += 1
         filetime = None if milli == _NO_TIME else source.clock.to_filetime(ts)
         time_text = self.time_text(filetime) if filetime is not None else ""
         markers = entry.markers
@@ -1067,6 +1123,7 @@ class WppDecoder:
         """(count, event name, event type, guid text) per message seen, for the FmtSum table."""
         from .output import SummaryRow
 
+        self._sync_native_counts()
         rows, texts = [], {}     # a GUID's text made once: a TMF file holds dozens of messages
         for entry in self._entries.values():
             if entry.count:

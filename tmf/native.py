@@ -421,6 +421,19 @@ class NativeRenderer:
         out = ffi.new("uint64_t[]", n)
         return ffi.unpack(out, min(n, lib.wppr_program_rows_all(self.raw, out, n)))
 
+    def rows_rendered_bytes(self) -> bytes:
+        """``rows_rendered_all`` as native uint64 values in bytes (a copy: no Python int each)."""
+        n = lib.wppr_program_rows_all(self.raw, ffi.NULL, 0)
+        if not n:
+            return b""
+        out = ffi.new("uint64_t[]", n)
+        n = min(n, lib.wppr_program_rows_all(self.raw, out, n))
+        return ffi.buffer(out, 8 * n)[:]
+
+    def rows_of(self, programs) -> int:
+        """Rows rendered so far by the ``programs`` (a sequence of ids) together."""
+        return lib.wppr_program_rows_of(self.raw, list(programs), len(programs))
+
     def render(self, rows, n: int) -> tuple[bytes, list[tuple[int, int]]]:
         """Render ``rows`` (a ``wppr_row[]`` of at least n) -> (text, [(row index, position)])
         where each hole's line belongs at ``position`` of the text."""

@@ -154,6 +154,14 @@ uint32_t wppr_program_rows_all(const wppr_renderer *r, uint64_t *out, uint32_t c
     return r->nprogs;
 }
 
+uint64_t wppr_program_rows_of(const wppr_renderer *r, const int32_t *progs, uint32_t n)
+{
+    uint64_t rows = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (progs[i] >= 0 && (uint32_t)progs[i] < r->nprogs) rows += r->progs[progs[i]]->rows;
+    return rows;
+}
+
 /* -- loading ----------------------------------------------------------------------------- */
 
 static int pool_span(const program *p, uint64_t off, uint64_t len)

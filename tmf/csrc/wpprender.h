@@ -193,6 +193,8 @@ void wppr_mem_free(void *p);
 /* Rows rendered by each program so far, into out[0..cap) (by program id); the number of
  * programs (out may be NULL when cap is 0). */
 uint32_t wppr_program_rows_all(const wppr_renderer *r, uint64_t *out, uint32_t cap);
+/* Rows rendered so far by the programs progs[0..n) together (ids that are no program add 0). */
+uint64_t wppr_program_rows_of(const wppr_renderer *r, const int32_t *progs, uint32_t n);
 void wppr_buf_free(wppr_buf *b);
 /* Print into caller memory mem[0:cap) from now on (emptied): the text lies where it was
  * printed, in mem while it fits, else in the buffer's own memory (what mem held copied
