@@ -6,9 +6,10 @@ records, merged by the engine exactly as the whole file would be, are a contiguo
 whole order (``FileSource.ordered(view, window=...)``), so the windows' outputs written one
 after the other are the whole output.
 
-The file is cut into N large windows, one per process, then a tail of smaller ones that the
-processes take in order as each becomes free (``_Claims``): a process slowed by others on its
-core, or a window heavier than its bytes said, leaves more of the tail to the others, and
+The file is cut into small windows (a few per process at least, a few MB of the file
+each, the last ones half that: ``window_shares``); each process decodes one, then takes
+the next one left as it becomes free (``_Claims``): a process slowed by others on its
+core, or a window heavier than its bytes said, leaves more windows to the others, and
 the processes end close together. This process decodes the first window into the output;
 the workers are forked (each starts with this process's TMF set and decoder settings). When
 the output is a file, each process writes its windows at their places in it (``_Places``):
@@ -61,9 +62,13 @@ __all__ = ["cut_keys", "window_shares", "decode_parallel", "ParallelRun", "Timel
            "default_jobs", "usable_cores", "AUTO_MIN_BYTES"]
 
 _COPY_CHUNK = 1 << 20
-#: the share of the work left to the tail windows the processes take as they become free:
-#: half of it in one window per process, the other half in two per process
-_TAIL = 0.25
+#: windows per process at least, and about the .etl bytes a window holds (the last ones,
+#: half that): a window decoded before its place in the output is known is held in
+#: memory, and memory a process touches for the first time costs the kernel a page clear
+#: (about 1 ms a MB of text on a VM), so what is held stays one small window at a time
+#: and its memory is used again; a window costs about 1 ms of its own
+_WINDOWS_EACH = 4
+_WINDOW_BYTES = 4 << 20
 _POLL = 0.005      # seconds between looks at the workers when waiting for them
 _MAX_JOBS = 1024   # processes at most (the claims pipe holds every window number at once)
 _FRAME = struct.Struct("<I")       # the length of a message from a worker
@@ -74,13 +79,17 @@ _ARENA_BYTES = 256 << 20
 _COUNTERS = ("events", "messages", "formatted", "unknown", "format_errors", "non_wpp", "headers")
 
 
-def window_shares(jobs: int) -> list[float]:
-    """The windows' shares of the work for ``jobs`` processes: one large window each, then
-    the tail (``_TAIL``) in 3 x jobs smaller windows, taken by whichever process is free."""
+def window_shares(jobs: int, data_bytes: int = 0) -> list[float]:
+    """The windows' shares of the work for ``jobs`` processes and a file of ``data_bytes``:
+    ``_WINDOWS_EACH`` per process or windows of ``_WINDOW_BYTES``, whichever are more, the
+    last 2 x jobs of them half the size (the processes, taking them as each becomes free,
+    end close together)."""
     if jobs <= 1:
         return [1.0]
-    head = (1.0 - _TAIL) / jobs
-    return [head] * jobs + [_TAIL / 2 / jobs] * jobs + [_TAIL / 4 / jobs] * (2 * jobs)
+    n = max(_WINDOWS_EACH * jobs, -(-data_bytes // _WINDOW_BYTES))
+    units = [2] * (n - 2 * jobs) + [1] * (2 * jobs)
+    total = sum(units)
+    return [unit / total for unit in units]
 
 
 def cut_keys(etl, jobs: int, streams=None, shares: list[float] | None = None) -> list[int | None]:
@@ -154,7 +163,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
 
     began = time.monotonic()
     jobs = min(jobs, _MAX_JOBS)
-    cuts = cut_keys(inp.etl, jobs, inp.source.streams(), window_shares(jobs))  # reads the layout too
+    cuts = cut_keys(inp.etl, jobs, inp.source.streams(), window_shares(jobs, inp.etl.file_size))  # and the layout
     windows = list(zip(cuts[:-1], cuts[1:]))
     first = min(jobs, len(windows))           # windows given out before any is taken
     out_dir = os.path.dirname(os.path.abspath(opts.output)) if opts.output not in (None, "-") else None

@@ -35,7 +35,7 @@ def test_tmf_problems_in_file_order(tmp_path, corpus, monkeypatch):
     lines[340] = "this is not a TMF line"
     second.write_text("\n".join(lines), encoding="utf-8")
     # two windows, no tail: which process decodes each does not depend on timing
-    monkeypatch.setattr(parallel, "window_shares", lambda jobs: [1.0 / jobs] * jobs)
+    monkeypatch.setattr(parallel, "window_shares", lambda jobs, data_bytes=0: [1.0 / jobs] * jobs)
     # which process reads a TMF file first also depends on which one compiles its messages
     # first (the other installs the program): -j 2 is run a few times
     runs = {}

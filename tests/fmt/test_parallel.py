@@ -219,11 +219,17 @@ def test_a_free_process_takes_the_tail_windows(traces, tmp_path, monkeypatch, sl
 
 
 def test_window_shares():
+    """A few windows per process at least, more for a large file (a window holds a few MB
+    of it: what a process holds in memory stays small); the last 2 x jobs half the size."""
     assert parallel.window_shares(1) == [1.0]
     for jobs in (2, 3, 8):
-        shares = parallel.window_shares(jobs)
-        assert len(shares) == 4 * jobs and abs(sum(shares) - 1) < 1e-12
-        assert shares[:jobs] == [shares[0]] * jobs and shares[0] > shares[jobs] > shares[-1]
+        for data_bytes, windows in ((0, 4 * jobs), (1 << 20, 4 * jobs), (400 << 20, 100)):
+            shares = parallel.window_shares(jobs, data_bytes)
+            assert len(shares) == windows and abs(sum(shares) - 1) < 1e-12
+            head, tail = shares[:-2 * jobs], shares[-2 * jobs:]
+            assert head == [head[0]] * len(head) and tail == [head[0] / 2] * len(tail)
+            if data_bytes:
+                assert head[0] * data_bytes <= 2 * parallel._WINDOW_BYTES
 
 
 def test_cut_keys_balance_the_buffers(traces):
@@ -620,7 +626,7 @@ def test_tmf_problems_only_a_worker_read_are_reported(tmp_path, corpus, monkeypa
     etlgen.write_messages(path, events, buffer_size=4096)
     broken = tmf_dir / f"{late}.tmf"
     broken.write_text(broken.read_text(encoding="utf-8-sig") + "this is not a TMF line\n", encoding="utf-8")
-    monkeypatch.setattr(parallel, "window_shares", lambda jobs: [1.0 / jobs] * jobs)   # no tail
+    monkeypatch.setattr(parallel, "window_shares", lambda jobs, data_bytes=0: [1.0 / jobs] * jobs)   # no tail
     monkeypatch.setenv("WPPTRACE_CACHE_DIR", str(tmp_path / "cache"))
     found = {}
     for jobs in (1, 2):
