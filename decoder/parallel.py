@@ -52,7 +52,6 @@ from wpptrace._fieldclass import fieldclass
 from ._hazmat import address_of
 from .buffers import ReadStats
 from .jobs import AUTO_MIN_BYTES, default_jobs, usable_cores
-from .wpp import mark_counts
 
 TYPE_CHECKING = False   # typing, tempfile and traceback are not imported on -j's path: 26 ms
 if TYPE_CHECKING:       # before the fork, where the other processes wait
@@ -159,6 +158,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
     taken from flush times, passed a record (a buffer holding a record later than its
     flush), this process decodes the rest itself: the output is the same either way."""
     from . import cli_fmt
+    from .wpp import mark_counts
     from .wpp_rows import RowView
 
     began = time.monotonic()
