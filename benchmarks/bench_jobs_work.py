@@ -16,12 +16,13 @@ before them filled: nothing compiled, as a second run over the same TMF files).
 
 It prints the instructions of ``-j 1`` after the imports, those of each ``-j 2`` process after
 the fork, and the speed-up two equal cores would give: ``-j 1`` / (before the fork + half of
-what the two processes run after it; the tail windows go to whichever process is free, so on
-equal cores the work splits evenly). Callgrind counts user-space instructions only: the kernel
-copying the windows' outputs into the file (``copy_file_range``) is not in it, so this is an
-upper bound. Which process compiles a message both need, and which takes a tail window, is
-decided by which gets there first (under callgrind too), so the two processes' shares move
-between runs; their sum moves little.
+what the two processes run after it; the windows go to whichever process is free, so on
+equal cores the work splits evenly). Callgrind counts user-space instructions only, so this is
+an upper bound: the kernel's part is not in it (writing the output into the page cache, and
+the page clears and copy-on-write copies of memory a process touches first after the fork:
+``perf record -e cpu-clock`` shows those, e.g. ``clear_page_erms``). Which process compiles a
+message both need, and which takes which window, is decided by which gets there first (under
+callgrind too), so the two processes' shares move between runs; their sum moves little.
 
 Needs valgrind. Usage: python3 benchmarks/bench_jobs_work.py [--events N]
 """
