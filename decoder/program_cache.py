@@ -24,8 +24,10 @@ TMF files reported no problem, so a later run that takes its messages from here 
 reads those TMF files) reports what a run without the cache reports. Nothing here raises into
 a run: a cache that cannot be read or written is simply not used.
 
-File: ``MAGIC``, the key (32 bytes), the CRC-32 of the rest and the number of records; then
-per record its GUID (bytes_le), number and length, and the record.
+File: ``MAGIC``, the key (32 bytes), the CRC-32 of the rest and the number of records N;
+then N keys (GUID bytes_le, number), N + 1 offsets from the file's start (record k runs from
+offset k to offset k + 1; the last is the file's end), and the records. The keys and offsets
+are tables so that reading the file takes a few C calls, not Python steps per record.
 """
 from __future__ import annotations
 
@@ -33,12 +35,13 @@ import os
 import stat
 import struct
 import zlib
+from operator import le
 
 __all__ = ["ProgramCache", "cache_directory"]
 
-MAGIC = b"WPPTPRG1"
+MAGIC = b"WPPTPRG2"
 _HEAD = struct.Struct("<8s32sII")       # magic, key, crc32 of the rest, records
-_ENTRY = struct.Struct("<16sII")        # GUID bytes_le, number, record length
+_KEY = struct.Struct("<16sI")           # GUID bytes_le, number
 MAX_BYTES = 64 << 20                    # a cache file larger than this is not read
 MAX_RECORDS = 1 << 20
 KEEP_FILES = 16                         # the newest files kept in the directory
@@ -169,9 +172,7 @@ class ProgramCache:
         records.update(self._added)
         if len(records) > MAX_RECORDS:
             return False
-        body = b"".join(_ENTRY.pack(guid_le, number, len(record)) + record
-                        for (guid_le, number), record in records.items())
-        data = _HEAD.pack(MAGIC, self.key, zlib.crc32(body), len(records)) + body
+        data = _file_bytes(self.key, records)
         if len(data) > MAX_BYTES:
             return False
         temporary = os.path.join(self.directory, f".{self.key.hex()}.{os.getpid()}.tmp")
@@ -195,6 +196,19 @@ class ProgramCache:
         return True
 
 
+def _file_bytes(key: bytes, records: dict[tuple[bytes, int], bytes]) -> bytes:
+    """A cache file's bytes (as ``_read`` reads them)."""
+    count = len(records)
+    at = _HEAD.size + count * _KEY.size + (count + 1) * 4
+    offsets = [at]
+    for record in records.values():
+        at += len(record)
+        offsets.append(at)
+    body = b"".join([b"".join([_KEY.pack(*k) for k in records]), struct.pack(f"<{count + 1}I", *offsets)]
+                    + list(records.values()))
+    return _HEAD.pack(MAGIC, key, zlib.crc32(body), count) + body
+
+
 def _read(path: str, key: bytes) -> dict[tuple[bytes, int], bytes]:
     """The records of a cache file; none when it is missing, not this user's private
     regular file, or not whole."""
@@ -207,30 +221,41 @@ def _read(path: str, key: bytes) -> dict[tuple[bytes, int], bytes]:
         if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077
                 or not _HEAD.size <= st.st_size <= MAX_BYTES):
             return {}
-        with os.fdopen(fd, "rb", closefd=False) as stream:
-            data = stream.read(MAX_BYTES + 1)
+        # one read of the size fstat gave, and one more byte: a file that grew since is seen
+        # (and refused) as one that is not whole; a short read is read on to its end
+        data = os.read(fd, st.st_size + 1)
+        while len(data) < st.st_size:
+            more = os.read(fd, MAX_BYTES + 1 - len(data))
+            if not more:
+                break
+            data += more
     except OSError:
         return {}
     finally:
         os.close(fd)
+    return _parse(data, key)
+
+
+def _parse(data: bytes, key: bytes) -> dict[tuple[bytes, int], bytes]:
+    """The records of a cache file's bytes; none unless it is whole (its magic, key and
+    checksum, and its tables consistent with its size)."""
     if len(data) < _HEAD.size:
         return {}
     magic, found, crc, count = _HEAD.unpack_from(data)
-    body = memoryview(data)[_HEAD.size:]
-    if magic != MAGIC or found != key or zlib.crc32(body) != crc or count > MAX_RECORDS:
+    if magic != MAGIC or found != key or count > MAX_RECORDS:
         return {}
-    records: dict[tuple[bytes, int], bytes] = {}
-    at = _HEAD.size
-    for _ in range(count):
-        if at + _ENTRY.size > len(data):
-            return {}
-        guid_le, number, length = _ENTRY.unpack_from(data, at)
-        at += _ENTRY.size
-        if at + length > len(data):
-            return {}
-        records[(guid_le, number)] = data[at:at + length]
-        at += length
-    return records if at == len(data) else {}
+    keys_at = _HEAD.size
+    offsets_at = keys_at + count * _KEY.size
+    start = offsets_at + (count + 1) * 4
+    if start > len(data) or zlib.crc32(memoryview(data)[_HEAD.size:]) != crc:
+        return {}
+    offsets = struct.unpack_from(f"<{count + 1}I", data, offsets_at)
+    ends = offsets[1:]
+    if offsets[0] != start or offsets[-1] != len(data) or not all(map(le, offsets, ends)):
+        return {}
+    # in C, however many records: the keys come as (bytes, int) tuples, the records as slices
+    keys = _KEY.iter_unpack(memoryview(data)[keys_at:offsets_at])
+    return dict(zip(keys, map(data.__getitem__, map(slice, offsets, ends))))
 
 
 def _prune(directory: str, keep: str) -> None:

@@ -155,26 +155,52 @@ def test_records_the_renderer_refuses_are_compiled_instead(tmp_path, repeat, cac
     cold, _ = _run(etl, tmf_dir, tmp_path / "cold.txt", cache=False)
     _run(etl, tmf_dir, tmp_path / "first.txt")
     [kept] = _cache_files(cache_dir)
-    data = kept.read_bytes()
-    head = struct.Struct("<8s32sII")
-    magic, key, _crc, count = head.unpack_from(data)
-    entry = struct.Struct("<16sII")
+    key = bytes.fromhex(kept.name[:-len(".prg")])
+    records = program_cache._read(str(kept), key)
+    count = len(records)
+    assert count
     mode = ProgramShare.mode((False, "text", False))
-    body, at = [], head.size
-    for _ in range(count):
-        guid_le, number, length = entry.unpack_from(data, at)
-        at += entry.size + length
-        blob = b"\xff" * 40                          # not a program the renderer accepts
-        record = RECORD.pack(mode, 0, -1, 1, 1, 0, len(blob), 0) + b"cn" + blob
-        body.append(entry.pack(guid_le, number, len(record)) + record)
-    body = b"".join(body)
-    kept.write_bytes(head.pack(magic, key, zlib.crc32(body), count) + body)
+    blob = b"\xff" * 40                              # not a program the renderer accepts
+    record = RECORD.pack(mode, 0, -1, 1, 1, 0, len(blob), 0) + b"cn" + blob
+    kept.write_bytes(program_cache._file_bytes(key, dict.fromkeys(records, record)))
     compiled.clear()
     again, _ = _run(etl, tmf_dir, tmp_path / "again.txt")
     assert again == cold and len(compiled) == count
     compiled.clear()                                 # and kept in their place
     third, _ = _run(etl, tmf_dir, tmp_path / "third.txt")
     assert third == cold and compiled == []
+
+
+def _cache_bytes(key: bytes, keys: list, offsets: list, records: bytes, count: int) -> bytes:
+    """A cache file laid out by hand (its checksum right, whatever its tables say)."""
+    body = (b"".join(struct.pack("<16sI", *k) for k in keys)
+            + struct.pack(f"<{len(offsets)}I", *offsets) + records)
+    return struct.pack("<8s32sII", program_cache.MAGIC, key, zlib.crc32(body), count) + body
+
+
+def test_cache_files_read_back_and_tables_that_do_not_fit_are_refused():
+    key = bytes(range(32))
+    records = {(b"\x01" * 16, 10): b"first", (b"\x02" * 16, 0): b"", (b"\x01" * 16, 11): b"x" * 300}
+    data = program_cache._file_bytes(key, records)
+    assert program_cache._parse(data, key) == records
+    assert list(program_cache._parse(data, key)) == list(records)          # in the file's order
+    assert program_cache._parse(program_cache._file_bytes(key, {}), key) == {}
+    assert program_cache._parse(data, bytes(32)) == {}                      # another key
+    start = 48 + 3 * 20 + 4 * 4
+    keys = list(records)
+    whole = _cache_bytes(key, keys, [start, start + 5, start + 5, start + 305], b"first" + b"x" * 300, 3)
+    assert program_cache._parse(whole, key) == records
+    for offsets, count in (([start, start + 6, start + 5, start + 305], 3),       # not in order
+                           ([start + 1, start + 5, start + 5, start + 305], 3),   # not at the records
+                           ([start, start + 5, start + 5, start + 304], 3),       # not to the end
+                           ([start, start + 5, start + 5, start + 305], 4),       # more than listed
+                           ([start, start + 5, start + 5, start + 305], 2)):      # fewer
+        assert program_cache._parse(_cache_bytes(key, keys, offsets, b"first" + b"x" * 300, count),
+                                    key) == {}
+    huge = _cache_bytes(key, [], [48 + 4], b"", program_cache.MAX_RECORDS + 1)
+    assert program_cache._parse(huge, key) == {}
+    for cut in range(len(data)):                                            # any part of a file
+        assert program_cache._parse(data[:cut], key) == {}
 
 
 @pytest.mark.parametrize("insecure", ["others-write", "group-read", "symlink", "file-others-read"])
