@@ -250,8 +250,10 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
         used = [k for k in payload["windows"] if k < limit]
         if used:
             marks = payload["windows"][max(used)]["counts"]
-            decoder.add_message_counts({key: n for key, n in zip(_message_keys(payload["keys"]), mark_counts(marks))
-                                        if n})
+            left = decoder.add_plain_message_counts(payload["keys"], mark_counts(marks))
+            if left:                          # messages this process printed no row of
+                keys, counts = zip(*left)
+                decoder.add_message_counts(dict(zip(_message_keys(keys), counts)))
     owners = [0] * len(windows)
     for k, worker in output.decoded_by.items():
         owners[k] = worker.k

@@ -1064,6 +1064,21 @@ class WppDecoder:
             entry.count += count
             self._counted += 1
 
+    def add_plain_message_counts(self, keys: list[tuple], counts: list[int]) -> list[tuple]:
+        """Add ``counts`` (one per key, in order) to the messages of ``keys`` given with their
+        GUID as its bytes_le that this process has a row entry of: found by those bytes, so
+        no UUID is made or hashed (Python code). The (key, count) pairs left, counts not 0,
+        for ``add_message_counts`` once their keys are made."""
+        left = []
+        for key, entry, count in zip(keys, map(self._raw_entries.get, keys), counts):
+            if count:
+                if entry is None:
+                    left.append((key, count))
+                else:
+                    entry.count += count
+        self._counted += 1
+        return left
+
     def _row_message(self, ref: int, view) -> WppMessage | None:
         """One row decoded by Python as ``decode_record`` decodes a record (the rows of the
         structured and "messages" outputs that the C renderer leaves)."""

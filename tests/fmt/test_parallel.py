@@ -655,3 +655,35 @@ def test_message_keys_cross_the_pipe_and_back_with_one_guid_object_each():
     back = parallel._message_keys(plain)
     assert back == keys
     assert len({id(g) for g, _n in back if isinstance(g, uuid.UUID)}) == 3
+
+
+def test_counts_by_guid_bytes_reach_the_entries_as_by_message_keys():
+    """A worker's counts added by its plain keys: messages with a row entry here are found by
+    their GUID bytes; the rest (unseen here, the header) come back to be added by their keys,
+    zero counts left out, and the counts end as ``add_message_counts`` alone makes them."""
+    import uuid
+
+    from wpptrace import tmf
+    from wpptrace.decoder.wpp import WppDecoder
+
+    guids = [uuid.UUID(int=(k + 1) << 64 | 0x5678) for k in range(2)]
+    keys = [("header", 0), (guids[0], 1), (guids[0], 2), (guids[1], 3), (guids[1], 4)]
+    counts = [1, 5, 0, 7, 2]
+    plain = parallel._plain_keys(keys)
+
+    def counted(via_bytes: bool) -> dict:
+        decoder = WppDecoder(tmf.TmfSet(), utc=True)
+        seen = decoder._raw_entry(guids[0].bytes_le, 1)            # a row of it printed here
+        decoder._raw_entry(guids[0].bytes_le, 2)
+        seen.count = 3
+        if via_bytes:
+            left = decoder.add_plain_message_counts(plain, counts)
+            assert [key for key, _n in left] == [plain[0], plain[3], plain[4]]
+            found, ns = zip(*left)
+            decoder.add_message_counts(dict(zip(parallel._message_keys(found), ns)))
+        else:
+            decoder.add_message_counts({key: n for key, n in zip(keys, counts) if n})
+        return {key: entry.count for key, entry in decoder._entries.items()}
+
+    assert counted(True) == counted(False)
+    assert counted(True)[(guids[0], 1)] == 8 and counted(True)[(guids[1], 3)] == 7
