@@ -8,6 +8,8 @@ The only decoder module that touches cffi: the rest of the package gets Python v
   repeated in Python;
 * ``walk_records`` / ``chain_ok``: the C record walker (etlread.c);
 * ``decompress_into``: MS-XCA Plain LZ77 into a window of a bytearray (xpress.c);
+* ``INDEX_COLUMNS`` / ``FixedIndexReader``: the buffer index's columns, and the regular
+  buffers of an uncompressed file read into them (etlindex.c);
 * ``RowTables`` / ``RowWalker``: the formatter's key table and row walker (wpp_rows.c);
 * ``RowPrinter``: rows printed by the C renderer (``wpprow_render``, tmf/csrc) into its own
   buffer or into memory the caller lends it, or appended as Arrow columns
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = ["ETL", "sizeof", "offsetof", "Layout", "read", "walk_records", "chain_ok",
-           "decompress_into", "running_max", "merge_below", "row_times", "RowTables",
+           "decompress_into", "INDEX_COLUMNS", "FixedIndexReader", "running_max", "merge_below", "row_times", "RowTables",
            "RowWalker", "RowPrinter", "ProgramTable", "RowValues", "row_values", "address_of",
            "BUFFER_HEADER", "SYSTEM_HEADER", "RECORD", "ROW"]
 
@@ -231,6 +233,39 @@ def decompress_into(data, out: bytearray, start: int, max_output: int) -> tuple[
                                      ffi.from_buffer(out) + start, max_output,
                                      counters, counters + 1)
     return rc, counters[0], counters[1]
+
+
+# -- the buffer index of an uncompressed file (etlindex.c) --------------------------------
+
+#: the buffer index's columns as etlrd_index_columns declares them: (name, array type code)
+INDEX_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (name, _CODES[field.type.item.cname]) for name, field in ffi.typeof("etlrd_index_columns").fields)
+
+
+class FixedIndexReader:
+    """``etlrd_index_fixed`` over one open file: its output columns (``columns``, arrays of
+    ``capacity`` entries) are allocated once and refilled call after call."""
+
+    def __init__(self, fd: int, file_size: int, stride: int, capacity: int):
+        self._fd, self._file_size, self._stride, self._capacity = fd, file_size, stride, capacity
+        self.columns = {name: array(code, bytes(array(code).itemsize * capacity))
+                        for name, code in INDEX_COLUMNS}
+        self._cols = ffi.new("etlrd_index_columns *")
+        self._keep = []                  # the arrays' pointers live as long as the struct
+        for name, field in ffi.typeof("etlrd_index_columns").fields:
+            ptr = ffi.from_buffer(field.type.item.cname + "[]", self.columns[name])
+            self._keep.append(ptr)
+            setattr(self._cols, name, ptr)
+        self._at = ffi.new("int64_t *")
+        self._empty = ffi.new("int64_t *")
+
+    def read(self, offset: int, first_index: int) -> tuple[int, int, int]:
+        """(entries written to ``columns``, the offset where reading stopped, never-written
+        slots passed over) from ``offset``, whose buffer has index ``first_index``."""
+        self._at[0], self._empty[0] = offset, 0
+        n = lib.etlrd_index_fixed(self._fd, self._file_size, self._stride, self._at,
+                                  first_index, self._cols, self._capacity, self._empty)
+        return n, self._at[0], self._empty[0]
 
 
 # -- the merge's inner loops (order.c) -----------------------------------------------------

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 
 from wpptrace._fieldclass import fieldclass, replace
 
-from ._hazmat import BUFFER_HEADER, ETL, SYSTEM_HEADER, offsetof, read, sizeof
+from ._hazmat import (BUFFER_HEADER, ETL, INDEX_COLUMNS, SYSTEM_HEADER, FixedIndexReader,
+                      offsetof, read, sizeof)
 from wpptrace.winerror import Win32Error
 
 from .buffers import (BUFFER_HEADER_SIZE, MAX_BUFFER_SIZE, Buffer, BufferInfo, ReadLog,
@@ -48,6 +49,8 @@ _U32 = sizeof("uint32_t")
 _POINTER_SIZE = offsetof("TRACE_LOGFILE_HEADER64", "PointerSize")
 assert _POINTER_SIZE == offsetof("TRACE_LOGFILE_HEADER32", "PointerSize")
 _MIN_LOGFILE_HEADER = sizeof("TRACE_LOGFILE_HEADER32")
+#: most buffers one C call of the index reader writes (its columns: 52 bytes an entry)
+_INDEX_CHUNK = 1 << 14
 
 
 @functools.lru_cache(maxsize=None)   # compiled when a damaged file is first searched
@@ -135,9 +138,8 @@ class BufferIndex(Sequence):
     buffer, so a multi-GB file of 4 KiB buffers indexes in tens of MB); items are made into
     BufferInfo objects when read."""
 
-    _COLUMNS = (("file_offset", "q"), ("size_on_disk", "q"), ("sequence", "q"),
-                ("timestamp", "q"), ("saved_offset", "I"), ("filled_bytes", "I"), ("state", "I"),
-                ("processor", "H"), ("logger_id", "H"), ("flags", "H"), ("buffer_type", "H"))
+    #: (name, array type code), as the C index reader declares them (etlread.h)
+    _COLUMNS = INDEX_COLUMNS
 
     #: the header fields kept, in structure order: one unpack per located buffer
     _HEADER_FIELDS = BUFFER_HEADER.some("SavedOffset", "TimeStamp", "SequenceNumber",
@@ -153,19 +155,17 @@ class BufferIndex(Sequence):
         for name, col in self._cols.items():
             col.append(getattr(info, name))
 
-    @classmethod
-    def from_headers(cls, located: list[tuple[int, int, bytes]]) -> "BufferIndex":
-        """The index of buffers located at (file offset, size on disk, WMI_BUFFER_HEADER
-        bytes), read as ``buffer_info`` reads them, column by column: a multi-GB file has
-        tens of thousands of buffers, and no object is made for each."""
-        index = cls()
+    def extend_headers(self, located: list[tuple[int, int, bytes]]) -> None:
+        """Add buffers located at (file offset, size on disk, WMI_BUFFER_HEADER bytes), read
+        as ``buffer_info`` reads them, column by column: a multi-GB file has tens of
+        thousands of buffers, and no object is made for each."""
         if not located:
-            return index
+            return
         offsets, sizes, raws = zip(*located)
-        unpack = cls._HEADER_FIELDS.unpack_from
+        unpack = self._HEADER_FIELDS.unpack_from
         (saved, timestamps, sequences, processors, logger_ids, states, filled, flags,
          buffer_types) = zip(*map(unpack, raws))
-        c = index._cols
+        c = self._cols
         for name, values in (("file_offset", offsets), ("size_on_disk", sizes),
                              ("sequence", sequences), ("timestamp", timestamps),
                              ("saved_offset", saved), ("filled_bytes", filled),
@@ -173,7 +173,11 @@ class BufferIndex(Sequence):
                              ("logger_id", logger_ids), ("flags", flags),
                              ("buffer_type", buffer_types)):
             c[name].extend(values)
-        return index
+
+    def extend_columns(self, columns: dict[str, array], count: int) -> None:
+        """Add the first ``count`` entries of columns laid out as this index's."""
+        for name, col in self._cols.items():
+            col.extend(columns[name][:count])
 
     def __len__(self) -> int:
         return len(self._cols["file_offset"])
@@ -403,12 +407,14 @@ class EtlFile(ReadLog):
         """Every buffer of the file in file order (headers only; computed once; a sequence
         of BufferInfo)."""
         if self._index is None:
-            located: list[tuple[int, int, bytes]] = []
+            index = BufferIndex()
             if not self.compressed:
-                self._locate_fixed(located, self.header.buffer_size)
+                self._locate_fixed(index, self.header.buffer_size)
             else:
+                located: list[tuple[int, int, bytes]] = []
                 self._locate_packed(located)
-            self._index = BufferIndex.from_headers(located)
+                index.extend_headers(located)
+            self._index = index
             h = self.header
             found = len(self._index) + self.stats.empty_buffers + self._zeroed_slots
             if h.valid and not h.circular and found < h.buffers_written:
@@ -441,6 +447,10 @@ class EtlFile(ReadLog):
         offsets, saved, filled = (index.column(c) for c in ("file_offset", "saved_offset",
                                                             "filled_bytes"))
         processors, sequences = index.column("processor"), index.column("sequence")
+        if len(index) < 2 or (saved[1:] == filled[1:]
+                              and (not nproc or max(processors[1:]) < nproc)
+                              and len(set(zip(processors[1:], sequences[1:]))) == len(index) - 1):
+            return          # nothing to report: whole columns compared, no step per buffer
         seen: dict[tuple[int, int], int] = {}
         for i in range(1, len(index)):             # buffer 0, the header buffer, differs
             at = offsets[i]
@@ -485,10 +495,28 @@ class EtlFile(ReadLog):
             previous[processor] = when
         return -(-span // 10_000)                 # 100 ns ticks -> ms, rounded up
 
-    def _locate_fixed(self, found: list[tuple[int, int, bytes]], stride: int) -> None:
-        """Uncompressed files: buffer i sits at i * BufferSize whatever its header says."""
-        index = 0
-        for offset in range(0, self.file_size, stride):
+    def _locate_fixed(self, index: BufferIndex, stride: int) -> None:
+        """Uncompressed files: buffer i sits at i * BufferSize whatever its header says.
+        With a file descriptor the regular buffers are read in C (``FixedIndexReader``; one
+        call for an undamaged file: a Python step and a read call per buffer cost more than
+        the rest of the index); each buffer it stops at is judged here, as every buffer of
+        a file object is."""
+        reader = None
+        if self._fd is not None and self.file_size >= stride:
+            reader = FixedIndexReader(self._fd, self.file_size, stride,
+                                      min(self.file_size // stride, _INDEX_CHUNK))
+        located: list[tuple[int, int, bytes]] = []   # judged here, not yet in index
+        offset = 0
+        while offset < self.file_size:
+            if reader is not None and self.file_size - offset >= stride:
+                index.extend_headers(located)
+                located.clear()
+                count, offset, empty = reader.read(offset, len(index))
+                index.extend_columns(reader.columns, count)
+                self.stats.empty_buffers += empty
+                if count or empty:
+                    continue            # read on from there (a full chunk, or a buffer for Python)
+            n = len(index) + len(located)
             raw = self._read_at(offset, BUFFER_HEADER_SIZE)
             size = min(stride, self.file_size - offset)
             if len(raw) < BUFFER_HEADER_SIZE:
@@ -507,17 +535,19 @@ class EtlFile(ReadLog):
                                         f"buffer is skipped")
                 else:
                     self.stats.empty_buffers += 1
+                offset += stride
                 continue
-            found.append((offset, size, raw))
+            located.append((offset, size, raw))
             declared = int.from_bytes(raw[_BUFFER_SIZE:_BUFFER_SIZE + _U32], "little")
-            if index and declared != stride:
+            if n and declared != stride:
                 self._issue(offset + _BUFFER_SIZE,
-                            f"buffer {index}: expected BufferSize {stride:#x} (the session "
+                            f"buffer {n}: expected BufferSize {stride:#x} (the session "
                             f"buffer size), found {declared:#x}; read as {stride:#x} bytes")
             if size < stride:
-                self._issue(offset, f"buffer {index} truncated: expected {stride} bytes, "
+                self._issue(offset, f"buffer {n} truncated: expected {stride} bytes, "
                                     f"the file ends after {size}")
-            index += 1
+            offset += stride
+        index.extend_headers(located)
 
     def _plausible_packed(self, offset: int, raw: bytes) -> bool:
         if len(raw) < BUFFER_HEADER_SIZE:

@@ -1,4 +1,5 @@
-/* etlread.h: the C hot path of the ETL reader: record walking and MS-XCA decompression.
+/* etlread.h: the C hot path of the ETL reader: record walking, MS-XCA decompression, and
+ * the buffer index of an uncompressed file (etlindex.c).
  *
  * Python sees these declarations as they are (the cffi cdef is generated from this header).
  * The walker never trusts a length from the file: every read is bounds-checked
@@ -103,5 +104,39 @@ uint32_t etlrd_chain_ok(const uint8_t *buf, uint32_t end, uint32_t start);
 #define ETLRD_XPRESS_OVERFLOW     3
 int etlrd_xpress_decompress(const uint8_t *src, size_t src_len, uint8_t *dst, size_t dst_cap,
                             size_t *produced, size_t *consumed);
+
+/* ---- the buffer index (etlindex.c) ---------------------------------------------------
+ * Only the regular run of an uncompressed file's buffers is read here; every buffer that
+ * needs judging (a short read, a zeroed header before records, a cut-off buffer, a
+ * BufferSize other than the session's) is left to decoder/etlfile.py, which reports it, so
+ * damaged files read exactly as with Python reads alone. */
+
+/* The columns of decoder/etlfile.py BufferIndex, in its order: entry i of every array is
+ * buffer i's. */
+typedef struct {
+    int64_t  *file_offset;
+    int64_t  *size_on_disk;
+    int64_t  *sequence;
+    int64_t  *timestamp;
+    uint32_t *saved_offset;
+    uint32_t *filled_bytes;
+    uint32_t *state;
+    uint16_t *processor;        /* ProcessorIndex as GetEventProcessorIndex reads it */
+    uint16_t *logger_id;
+    uint16_t *flags;            /* BufferFlag */
+    uint16_t *buffer_type;
+} etlrd_index_columns;
+
+/* Read the WMI_BUFFER_HEADER at *offset, *offset + stride, ... of the file open as fd
+ * (pread: the descriptor's position is not used) into cols[0..capacity), while each buffer
+ * is whole inside file_size, its header is read whole and not all zeros, and its BufferSize
+ * is stride (but for buffer 0, which may differ: first_index is the index of the first
+ * buffer read). A never-written slot (a header of zeros followed by a zero or 0xFFFFFFFF
+ * ULONG) is passed over and counted in *empty. Stops at the first other buffer or at a read
+ * error (left for the caller to read and report), or after capacity entries. Returns the
+ * entries written; *offset is where it stopped. */
+int64_t etlrd_index_fixed(int fd, int64_t file_size, uint32_t stride, int64_t *offset,
+                          int64_t first_index, etlrd_index_columns *cols, int64_t capacity,
+                          int64_t *empty);
 
 #endif
