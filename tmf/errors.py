@@ -6,7 +6,7 @@ and other unprintable characters escaped (\\x1b), so a hostile file cannot drive
 Files that are not TMF text at all are reported without any excerpt (see loader.not_tmf_text)."""
 from __future__ import annotations
 
-import re
+from .lazyre import LazyPattern
 
 __all__ = ["TmfError"]
 
@@ -51,7 +51,7 @@ class TmfError(ValueError):
 
 
 # "... (expected X)" unless the message already says what was expected ("unexpected" does not).
-_SAYS_EXPECTED = re.compile(r"\bexpected\b")
+_SAYS_EXPECTED = LazyPattern(r"\bexpected\b")
 SHOWN_LINE = 80  # longer lines are shown as a window around the column
 
 

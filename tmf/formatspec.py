@@ -40,6 +40,7 @@ from wpptrace._fieldclass import fieldclass, replace
 
 from . import wppini
 from .errors import TmfError
+from .lazyre import LazyPattern
 
 __all__ = [
     "FormatSpecError", "Spec", "Literal", "Insert", "Marker", "Piece",
@@ -125,7 +126,7 @@ _SPEC_RE = re.compile(
     r"(?:\.(?P<precision>\*|[0-9]*))?"
     r"(?P<length>I64|I32|hh|ll|h|l|L|I|w|z|j|t|q)?"
     r"(?P<conversion>[diuxXocCsSZpneEfFgGaA])")
-_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*!")
+_NAME_RE = LazyPattern(r"[A-Za-z_][A-Za-z0-9_]*!")
 _INSERT_RE = re.compile(r"[0-9]{1,2}")
 # Width/precision beyond this are nonsense in a trace format and would make one insert allocate
 # a huge string (formats come from untrusted TMF/PDB files).

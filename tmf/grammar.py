@@ -24,6 +24,7 @@ from itertools import accumulate, compress, repeat
 from wpptrace._fieldclass import fieldclass
 
 from .errors import TmfError
+from .lazyre import LazyPattern
 from .model import Argument, EnumDef, Message, TmfSet, make_argument, make_message
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
@@ -54,22 +55,6 @@ P_INSERT_MARK = r"--|//"
 P_INSERT_NO = r"\d+"
 # what follows an argument line's C expression
 _ARG_TAIL = rf"[ \t]*,[ \t]*{P_ITEM_NAME}[ \t]*(?:{P_PARAMS})?[ \t]*(?:(?:{P_INSERT_MARK})[ \t]*{P_INSERT_NO})?[ \t]*$"
-
-
-class LazyPattern:
-    """A pattern compiled when first used: one that only some files' lines need costs nothing
-    to import (compiling a pattern costs 0.1-0.5 ms, in every process that reads TMF files);
-    after that its methods are the compiled pattern's own."""
-
-    def __init__(self, pattern: str, flags: int = 0):
-        self.pattern = pattern
-        self.flags = flags
-
-    def __getattr__(self, name: str):
-        compiled = re.compile(self.pattern, self.flags)
-        self.__dict__.update((method, getattr(compiled, method))
-                             for method in ("match", "fullmatch", "search", "finditer"))
-        return getattr(compiled, name)
 
 
 # trailer ::= { key_value | word }: one token, split in its parse action (a per-pair pyparsing
@@ -273,18 +258,18 @@ class TypevLine:
 # same token patterns) and give the same result; anything else, including every error, goes
 # through the pyparsing production. tests/tmf/test_properties.py checks the two agree.
 _WS = r"[ \t\r\n]"
-_FAST_TYPEV = re.compile(
+_FAST_TYPEV = LazyPattern(
     rf"(?P<kind>{P_TYPE_KEYWORD}){_WS}*(?P<name>{P_MSG_NAME}){_WS}+(?P<number>{P_MSG_NO}){_WS}*"
     rf"{P_FORMAT}{_WS}*(?://(?P<trailer>{P_TRAILER}))?{_WS}*\Z",
     re.DOTALL,
 )
-_FAST_ARG = re.compile(
+_FAST_ARG = LazyPattern(
     rf"{_WS}*(?P<expr>.*\S)(?={_ARG_TAIL})[ \t]*,{_WS}*(?P<item>{P_ITEM_NAME}){_WS}*"
     rf"(?:(?P<params>{P_PARAMS}))?{_WS}*(?:(?:{P_INSERT_MARK}){_WS}*(?P<insert>{P_INSERT_NO}))?{_WS}*\Z"
 )
 
 
-_FAST_GUID_HEADER = re.compile(
+_FAST_GUID_HEADER = LazyPattern(
     rf"(?P<guid>\{{?[0-9A-Fa-f]{{8}}-[0-9A-Fa-f]{{4}}-[0-9A-Fa-f]{{4}}-[0-9A-Fa-f]{{4}}-[0-9A-Fa-f]{{12}}\}}?)"
     # the component is taken whole, as the pyparsing token takes it (no backtracking into it:
     # a lookahead capture, then a backreference, is an atomic group that works on every Python)
@@ -405,7 +390,7 @@ _SKIM_TYPEV = LazyPattern(r"#typev?[ \t]+[^\s\"]+[ \t]+(\d+)[ \t]")
 # accept, read the same way. Blanks are spaces and tabs only and every line ends with "\n" ("."
 # is any character but "\n": ``scan`` takes only texts without "\r"); str.strip() removes more,
 # and anything else takes the line-by-line path.
-_FAST_UNIT = re.compile(
+_FAST_UNIT = LazyPattern(
     # blank and // comment lines
     r"(?P<blank>(?:[ \t]*(?://.*)?\n)+)"
     # a GUID header line (``step`` reads it)
@@ -436,7 +421,7 @@ _TILE_PATTERN = (
 )
 _TILE_FORMS = {"3.10": {"second_quote": '"(?=.*")', "once": ""},
                "3.11": {"second_quote": '(?>".*")', "once": "+"}}
-_TILE = re.compile(_TILE_PATTERN.format(**_TILE_FORMS["3.11" if sys.version_info >= (3, 11) else "3.10"]))
+_TILE = LazyPattern(_TILE_PATTERN.format(**_TILE_FORMS["3.11" if sys.version_info >= (3, 11) else "3.10"]))
 _NEWLINE = LazyPattern("\n")
 
 

@@ -23,7 +23,8 @@ import re
 import uuid
 
 from .errors import TmfError
-from .grammar import LazyPattern, parse_into
+from .grammar import parse_into
+from .lazyre import LazyPattern
 from .model import ControlGuid, TmfSet
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
@@ -43,8 +44,8 @@ _GUID = r"\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-F
 _GUID_HEADER = LazyPattern(_GUID + r"(?:\s|$)")
 # a #typev, #type or #enumv line: the first line, or one after a newline ("\n" first lets a
 # search skip from newline to newline instead of trying a match at every character)
-_TMF_KEY = re.compile(r"[ \t]*#(?:typev?|enumv)[ \t]")
-_TMF_KEY_AFTER_NEWLINE = re.compile(r"\n[ \t]*#(?:typev?|enumv)[ \t]")
+_TMF_KEY = LazyPattern(r"[ \t]*#(?:typev?|enumv)[ \t]")
+_TMF_KEY_AFTER_NEWLINE = LazyPattern(r"\n[ \t]*#(?:typev?|enumv)[ \t]")
 _TMC_KEY = LazyPattern(r"^[ \t]*" + _GUID + r"(?:\s|$)", re.M)
 _GUID_LINE = LazyPattern(r"^\s*\{?([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})\}?(?:\s+(\S+))?")
 

@@ -10,7 +10,6 @@ take the decoded values directly where Python's formatting equals the C runtime'
 from __future__ import annotations
 
 import ipaddress
-import re
 import struct
 import uuid
 
@@ -18,6 +17,7 @@ from .cprintf import fast_template, format_insert, spec_bits
 from .formatspec import MAX_WIDTH, FormatSpecError, Insert, Literal, Marker, Spec, parse_tmf_format
 from .itemtypes import (NAMED_NATIVES, FormatError, ItemDecodeError, ItemType, RenderContext, item_type,
                         name_table)
+from .lazyre import LazyPattern
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["FormatError", "MessageFormatter", "compile_message", "marker_defaults", "marker_default",
            "native_plan", "PER_MESSAGE", "clear_cache"]
 
-_LINE_RE = re.compile(r"(\d+)$")
+_LINE_RE = LazyPattern(r"(\d+)$")
 
 
 def marker_defaults(message: Any) -> dict[str, str]:
