@@ -185,6 +185,37 @@ def test_a_redone_tail_window_leaves_out_what_came_after_it(traces, tmp_path, mo
     assert run.redone_from == 3 and run.owners == [0, 1, 0, 0, 0, 0]
 
 
+@pytest.mark.parametrize("redo", [False, True])
+def test_jobs_count_unknown_messages_as_one_process(traces, tmp_path, monkeypatch, redo):
+    """Half the TMF files missing: their messages print as Unknown lines, which the C
+    renderer prints and counts by program. -j 2 prints the bytes and the summary (Unknown
+    total and per-message counts) of one process, also when windows decoded by the worker
+    and by this process are left out and the rest redone here (the counts go back to a
+    window's mark)."""
+    import shutil
+
+    etls, tmfs = traces["driver"]
+    half = tmp_path / "half"
+    half.mkdir()
+    for path in sorted(pathlib.Path(tmfs[0]).glob("*.tmf"))[::2]:
+        shutil.copy(path, half)
+    etl = etls[0]
+    if redo:
+        whole, _buffers, _errors = _order(etl)
+        times = sorted({row[0] for row in whole if row[0] is not None})
+        cuts = [None] + [times[len(times) * k // 6] for k in range(1, 6)] + [None]
+        etl = tmp_path / "early.etl"
+        _flushed_too_early(etls[0], etl, cuts[3])               # window 3 starts too late
+        monkeypatch.setattr(parallel, "cut_keys", lambda *_a, **_k: cuts)
+    runs = _runs_noted(monkeypatch)
+    one = _output_and_summary(tmp_path, 1, etl, tmf_dirs=[str(half)], utc=True)
+    unknown = [line for line in one[1] if line.startswith("Total Formats Unknown")]
+    assert unknown and int(unknown[0].split()[-1]) > 100
+    assert _output_and_summary(tmp_path, 2, etl, tmf_dirs=[str(half)], utc=True) == one
+    [run] = runs
+    assert run.redone_from == (3 if redo else None)
+
+
 def test_the_timeline_of_a_run_is_in_step_order(traces, tmp_path, monkeypatch):
     """decode_parallel tells when each step ended: workers forked, this process's last
     window decoded, each worker's last window decoded (on the clock every process shares),
