@@ -16,7 +16,7 @@ the output is a file, each process writes its windows at their places in it (``_
 a window's place is known once the windows before it have their sizes, which the processes
 share; one decoded before that is held in memory until then (the C renderer prints it
 there). Otherwise (a pipe, a console) the workers decode into files with no name and this
-process appends each window's output in window order, as it grows (``_Assembly``); a tail
+process appends each window's output in window order, as it grows (``_Assembly``); a
 window it takes itself goes straight into the output when every window before it is in,
 else into a file of its own. Each window's counts (messages, Unknowns, format errors,
 per-message counts for the summary) and read log (buffers, damage: each buffer is accounted
@@ -150,7 +150,7 @@ def cut_keys(etl, jobs: int, streams=None, shares: list[float] | None = None) ->
 def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "ParallelRun":
     """Decode ``inp`` (cli_fmt's input) in ``jobs`` processes into ``writer`` (see the
     module docstring): this process decodes the first window straight into the writer while
-    forked workers decode theirs; the tail windows go to whichever process is free; each
+    forked workers decode theirs; the other windows go to whichever process is free; each
     window's output is written at its place by the process that decoded it (a file), or
     appended here in order as it grows. The windows' counts and read logs end
     up in ``decoder`` and ``inp.etl`` as if this process had decoded the whole file. Each
@@ -602,7 +602,7 @@ class _Assembly:
 
 
 class _OwnWindows:
-    """The tail windows this process takes: read with a reader of its own (its read log
+    """The windows this process takes after its first: read with a reader of its own (its read log
     apart from the first window's, added in window order like a worker's results) and
     decoded straight into the output, or into a file of its own to be appended. Their
     counts go into this process's decoder as they are decoded; the counts from before each
