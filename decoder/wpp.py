@@ -319,8 +319,6 @@ class WppDecoder:
         self._printer_mode: tuple = (noprefix, "text", False)
         self._decorations = None                 # makes the programs' CSV / JSON decorations
         self._key_entries: list[_Entry] = []     # row key id -> entry (mirrors the C key table)
-        self._synced_rows: list[int] | None = None   # the renderer's rows at the last sync
-        self._synced_keys = 0
         # the programs printing Unknown lines, and their rows already in counters.unknown
         self._unknown_programs: dict[int, None] = {}
         self._unknown_seen = 0
@@ -481,9 +479,7 @@ class WppDecoder:
         tables = view.tables
         if tables is not self._key_tables:   # key ids are the table's: another table starts anew
             if self._key_tables is not None:
-                self._sync_native_counts()
                 self._key_entries = []
-                self._synced_rows = None
                 del printer.key_program[:]
             self._key_tables = tables
         key_entries, key_program = self._key_entries, printer.key_program
@@ -605,7 +601,6 @@ class WppDecoder:
 
             self._sync_native_counts()   # the rows the old renderer printed, before it goes
             self._sync_unknown()
-            self._synced_rows = None
             self._unknown_programs, self._unknown_seen = {}, 0
             self._printer = RowPrinter(NativeRenderer(utc=self.utc, noprefix=noprefix,
                                                       output=form, quote_all=quote_all))
@@ -890,10 +885,7 @@ class WppDecoder:
         (``count_marks``)."""
         if self._printer is None:
             return
-        rows = self._printer.renderer.rows_rendered_all()
-        if rows == self._synced_rows and len(self._entries) == self._synced_keys:
-            return                        # nothing rendered since
-        self._synced_rows, self._synced_keys = rows, len(self._entries)
+        rows = memoryview(self._printer.renderer.rows_rendered()).cast("Q")
         n = len(rows)
         for entry in self._entries.values():
             program = entry.program
@@ -1037,7 +1029,7 @@ class WppDecoder:
             kept = array("q", map(_sub, map(_COUNT, entries), map(_NATIVE_ROWS, entries))).tobytes()
             programs = array("q", [-1 if p is None else p for p in map(_PROGRAM, entries)]).tobytes()
             self._mark_parts = ((self._counted, len(self._entries)), kept, programs)
-        rows = self._printer.renderer.rows_rendered_bytes() if self._printer is not None else b""
+        rows = self._printer.renderer.rows_rendered() if self._printer is not None else b""
         return kept, programs, rows
 
     def message_keys(self) -> list[tuple]:

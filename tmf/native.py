@@ -412,17 +412,9 @@ class NativeRenderer:
         """Register a shared prefix program (``pstr`` ops print each message's strings)."""
         return self.add(encode([], ops, None, prefix=False, shared=True))
 
-    def rows_rendered_all(self):
-        """Rows rendered so far by each program, indexed by program id (one call: syncing
-        a summary's counts after each chunk run costs a C call per message otherwise)."""
-        n = lib.wppr_program_rows_all(self.raw, ffi.NULL, 0)
-        if not n:
-            return []
-        out = ffi.new("uint64_t[]", n)
-        return ffi.unpack(out, min(n, lib.wppr_program_rows_all(self.raw, out, n)))
-
-    def rows_rendered_bytes(self) -> bytes:
-        """``rows_rendered_all`` as native uint64 values in bytes (a copy: no Python int each)."""
+    def rows_rendered(self) -> bytes:
+        """Rows rendered so far by each program, indexed by program id, as native uint64
+        values (one C copy, no Python int each: a ``fmt -j`` window takes one)."""
         n = lib.wppr_program_rows_all(self.raw, ffi.NULL, 0)
         if not n:
             return b""
@@ -430,9 +422,9 @@ class NativeRenderer:
         n = min(n, lib.wppr_program_rows_all(self.raw, out, n))
         return ffi.buffer(out, 8 * n)[:]
 
-    def rows_of(self, programs) -> int:
-        """Rows rendered so far by the ``programs`` (a sequence of ids) together."""
-        return lib.wppr_program_rows_of(self.raw, list(programs), len(programs))
+    def rows_of(self, programs: list[int]) -> int:
+        """Rows rendered so far by the ``programs`` (program ids) together."""
+        return lib.wppr_program_rows_of(self.raw, programs, len(programs))
 
     def render(self, rows, n: int) -> tuple[bytes, list[tuple[int, int]]]:
         """Render ``rows`` (a ``wppr_row[]`` of at least n) -> (text, [(row index, position)])
