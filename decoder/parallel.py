@@ -928,7 +928,7 @@ class _Places:
         start = self.sizes.start(k)
         # a held window's bytes go to memory (no buffer before it): its writer lends that
         # memory to the renderer, which prints each chunk where it is to be held
-        raw = _AtPlace(self.fd, start) if start is not None else _Held(self)
+        raw = _AtPlace(self.fd, start) if start is not None else _Held(self, k)
         stream = io.TextIOWrapper(io.BufferedWriter(raw, 1 << 16) if start is not None else raw,
                                   encoding="utf-8", newline="\n")
         result = _decode_window(decoder, source, cli_fmt._writer(opts, stream, header=False),
@@ -937,7 +937,7 @@ class _Places:
         size = raw.size
         stream.close()
         self.sizes.set(k, size)
-        if isinstance(raw, _Held):
+        if isinstance(raw, _Held) and raw.place is None:
             self.held[k] = raw
         return result, size
 
@@ -1034,27 +1034,36 @@ class _AtPlace(io.RawIOBase):
 
 
 class _Held(io.BufferedIOBase):
-    """A window's bytes until its place is known: in the arena from where the held windows
+    """Window k's bytes until its place is known: in the arena from where the held windows
     end, then (past the arena) at the end of the process's own file. Itself the buffer of
     its text stream (every write taken whole): ``room()`` lends the arena past the end to
-    the renderer, and bytes written from where they are to go are not copied."""
+    the renderer, and bytes written from where they are to go are not copied. Once the
+    windows before it are sized (they often are before it ends), what it holds is written
+    at its place and the rest goes straight there: its memory is free for the next window
+    held, so a process touches little memory for the first time (each MB of it costs a
+    page clear)."""
 
-    def __init__(self, places: _Places) -> None:
+    def __init__(self, places: _Places, k: int) -> None:
         super().__init__()
-        self.places = places
+        self.places, self.k = places, k
         self.memory = [places.used, places.used]      # [start, end) in the arena
         self.file: list[int] | None = None            # [start, end) in the file
+        self.place: int | None = None                 # where it starts, once written there
+        self.placed = 0                               # bytes written at its place
 
     @property
     def size(self) -> int:
-        return self.memory[1] - self.memory[0] + (self.file[1] - self.file[0] if self.file else 0)
+        return (self.memory[1] - self.memory[0] + (self.file[1] - self.file[0] if self.file else 0)
+                + self.placed)
 
     def writable(self) -> bool:
         return True
 
     def room(self) -> tuple[int, int] | None:
         """(address, bytes) of the arena from where the next bytes go, or None once they go
-        to the file."""
+        to a file."""
+        if self.place is not None or self._settle():
+            return None
         places = self.places
         arena = places.arena() if self.file is None else None
         if arena is None:
@@ -1066,6 +1075,9 @@ class _Held(io.BufferedIOBase):
         view = memoryview(data).cast("B")
         n = view.nbytes
         places = self.places
+        if self.place is not None:
+            self.placed += _pwrite_all(places.fd, view, self.place + self.placed)
+            return n
         if self.file is None:
             arena = places.arena()
             end = self.memory[1]
@@ -1073,12 +1085,32 @@ class _Held(io.BufferedIOBase):
                 if address_of(view) != places.address + end:   # else printed there
                     arena[end:end + n] = view
                 self.memory[1] = places.used = end + n
+                self._settle()
                 return n
             at = os.lseek(places.spill_fd(), 0, os.SEEK_END)
             self.file = [at, at]
         _pwrite_all(places.spill_fd(), view, self.file[1])
         self.file[1] += n
+        self._settle()
         return n
+
+    def _settle(self) -> bool:
+        """Write what is held at the window's place once that is known (the held windows
+        before it first), and free its memory; whether it was."""
+        places = self.places
+        start = places.sizes.start(self.k)
+        if start is None:
+            return False
+        places.write_ready()                          # the earlier ones: their places are known
+        self.write_at(start)
+        self.placed = self.size
+        self.place = start
+        places.used = self.memory[0]                  # the newest held: its memory is the top
+        self.memory = [self.memory[0], self.memory[0]]
+        self.file = None
+        if not places.held:
+            places.used = 0
+        return True
 
     def write_at(self, start: int) -> None:
         places = self.places

@@ -542,7 +542,7 @@ def test_a_held_window_is_written_a_piece_at_a_time(tmp_path, monkeypatch):
         sizes.append(memoryview(chunk).nbytes)
         return real_pwrite(fd, chunk, at)
     try:
-        held = parallel._Held(places)
+        held = parallel._Held(places, 1)
         held.write(data)
         monkeypatch.setattr(parallel.os, "pwrite", noted_pwrite)
         held.write_at(7)
@@ -551,6 +551,53 @@ def test_a_held_window_is_written_a_piece_at_a_time(tmp_path, monkeypatch):
         os.close(fd)
     assert sizes == [4096, 4096, 2048]
     assert path.read_bytes() == bytes(7) + data
+
+
+def test_a_held_window_goes_to_its_place_once_the_windows_before_it_are_sized(tmp_path):
+    """A window held while the one before it is decoded elsewhere is written at its place as
+    soon as that one's size is known, and its next bytes go straight there: its memory is
+    free again for the next window held, with no wait for its own end."""
+    path = tmp_path / "out.bin"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    places = parallel._Places(fd, parallel._Sizes(3), str(tmp_path))
+    try:
+        held = parallel._Held(places, 1)
+        held.write(b"first part\n")
+        assert held.place is None and places.used == len(b"first part\n")
+        assert held.room() is not None                 # still lent the arena
+        places.sizes.set(0, 5)                         # window 0 ended: 5 bytes
+        assert held.room() is None                     # settled: no memory lent any more
+        assert held.place == 5 and places.used == 0
+        held.write(b"second part\n")
+        assert held.size == len(b"first part\nsecond part\n")
+        later = parallel._Held(places, 2)              # the next window held starts at the
+        assert later.memory == [0, 0]                  # arena's start again
+    finally:
+        places.close()
+        os.close(fd)
+    assert path.read_bytes() == bytes(5) + b"first part\nsecond part\n"
+
+
+def test_a_window_settled_on_a_write_writes_the_held_window_before_it_first(tmp_path):
+    """When a window's place becomes known while an earlier window of the same process is
+    still held, the earlier one is written at its place too, and nothing stays held."""
+    path = tmp_path / "out.bin"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    places = parallel._Places(fd, parallel._Sizes(4), str(tmp_path))
+    try:
+        one = parallel._Held(places, 1)
+        one.write(b"one\n")
+        places.sizes.set(1, one.size)
+        places.held[1] = one                           # decoded, waiting for window 0
+        two = parallel._Held(places, 2)
+        two.write(b"two\n")
+        places.sizes.set(0, 3)
+        two.write(b"more\n")                          # window 0 is sized: both settle
+        assert not places.held and places.used == 0
+    finally:
+        places.close()
+        os.close(fd)
+    assert path.read_bytes() == bytes(3) + b"one\ntwo\nmore\n"
 
 
 def test_the_rest_redone_from_a_place_ends_the_file_there(tmp_path):
