@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = ["ETL", "sizeof", "offsetof", "Layout", "read", "walk_records", "chain_ok",
-           "decompress_into", "INDEX_COLUMNS", "FixedIndexReader", "running_max", "merge_below", "row_times", "RowTables",
+           "decompress_into", "INDEX_COLUMNS", "FixedIndexReader", "running_max", "last_key", "merge_below", "row_times", "RowTables",
            "RowWalker", "RowPrinter", "ProgramTable", "RowValues", "row_values", "address_of",
            "BUFFER_HEADER", "SYSTEM_HEADER", "RECORD", "ROW"]
 
@@ -282,6 +282,16 @@ def running_max(times, initial: int) -> "array | None":
     except OverflowError:
         return None
     return out
+
+
+def last_key(times, initial: int) -> int | None:
+    """The last merge key of a batch (``running_max``'s last value, without the others); None
+    when a time does not fit in 64 bits."""
+    try:
+        keys = times if type(times) is array and times.typecode == "q" else array("q", times)
+        return lib.order_max(ffi.from_buffer("int64_t[]", keys), len(keys), initial) if keys else initial
+    except OverflowError:
+        return None
 
 
 def merge_below(keys: list, positions: list[int], window: int, bases: list[int] | None,

@@ -28,7 +28,7 @@ from bisect import bisect_left
 from collections.abc import Callable
 from itertools import accumulate, chain
 
-from ._hazmat import ETL, running_max
+from ._hazmat import ETL, last_key, running_max
 
 from .buffers import (MAX_BUFFER_SIZE, Buffer, ReadLog, buffer_info, decode,
                       starts_with_logfile_header)
@@ -233,6 +233,16 @@ class FileSource:
                 if _in_window(run, lo, hi):
                     etl.account(buf)
                 continue
+            if lo is None or (run is not None and run >= lo):   # no key before the window
+                top = last_key(keys, -(1 << 63) if run is None else run)
+                if top is not None and (hi is None or top < hi):    # nor past it: all of it
+                    if keys:
+                        run = top
+                    if _in_window(run, lo, hi):
+                        etl.account(buf)
+                    if items:
+                        yield items, keys
+                    continue
             ends = running_max(keys, -(1 << 63) if run is None else run)
             if ends is None:                            # times beyond 64 bits: Python ints
                 ends = list(accumulate(keys, max, initial=run)) if run is not None else \

@@ -14,6 +14,14 @@ int64_t order_running_max(const int64_t *in, uint32_t stride, uint32_t n, int64_
     return run;
 }
 
+int64_t order_max(const int64_t *in, uint32_t n, int64_t initial)
+{
+    int64_t run = initial;
+    for (uint32_t i = 0; i < n; i++)
+        if (in[i] > run) run = in[i];
+    return run;
+}
+
 void order_gather(const int64_t *in, uint32_t stride, uint32_t n, int64_t *out)
 {
     for (uint32_t i = 0; i < n; i++) out[i] = in[(size_t)i * stride];

@@ -16,6 +16,10 @@
 int64_t order_running_max(const int64_t *in, uint32_t stride, uint32_t n, int64_t initial,
                           int64_t *out);
 
+/* max(initial, in[0], ..., in[n - 1]): a batch's last merge key, where the keys themselves
+ * are not needed (every one of them falls inside the window). */
+int64_t order_max(const int64_t *in, uint32_t n, int64_t initial);
+
 /* out[i] = in[i * stride] for i < n (a field of an array of structures). */
 void order_gather(const int64_t *in, uint32_t stride, uint32_t n, int64_t *out);
 
