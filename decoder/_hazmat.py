@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ETL", "sizeof", "offsetof", "Layout", "read", "walk_records", "chain_ok",
            "decompress_into", "INDEX_COLUMNS", "FixedIndexReader", "running_max", "last_key", "merge_below", "row_times", "RowTables",
-           "RowWalker", "RowPrinter", "ProgramTable", "RowValues", "row_values", "address_of",
+           "RowWalker", "RowPrinter", "ProgramTable", "NO_RECORD", "install_records", "RowValues", "row_values", "address_of",
            "BUFFER_HEADER", "SYSTEM_HEADER", "RECORD", "ROW"]
 
 #: the C headers' integer constants, as plain ints
@@ -345,9 +345,23 @@ class RowTables:
             raise IndexError(key)
         return bytes(ffi.buffer(self._guid)), self._number[0]
 
+    def key_infos(self, first: int, end: int) -> list[tuple[bytes, int]]:
+        """``key_info`` of the key ids first .. end - 1, in one C call."""
+        n = end - first
+        if n <= 0:
+            return []
+        out = ffi.new("uint8_t[]", 20 * n)
+        done = lib.wpprow_key_infos(self.raw, first, n, out)
+        if done != n:
+            raise IndexError(first + done)
+        return list(_KEY_INFO.iter_unpack(ffi.buffer(out, 20 * n)))
+
     def set_seed(self, seed: int) -> None:
         """Fix the table's hash seed (tests build worst cases for a known seed)."""
         lib.wpprow_tables_set_seed(self.raw, seed)
+
+
+_KEY_INFO = struct.Struct("=16sI")      # wpprow_key_infos: GUID bytes_le, native u32 number
 
 
 class RowWalker:
@@ -523,11 +537,51 @@ class ProgramTable:
         data = lib.pshare_record(self._mem, slot, self._length)
         return None if data == ffi.NULL else ffi.unpack(ffi.cast("char *", data), self._length[0])
 
+    def install(self, renderer, slots: list[int], mode: bytes, prefix: int
+                ) -> tuple[array, bytes, list[str]]:
+        """``install_records`` of the records of ``slots`` (one not READY: none), read where
+        they are in the table."""
+        n = len(slots)
+        offsets, lengths = ffi.new("uint64_t[]", n or 1), ffi.new("uint32_t[]", n or 1)
+        lib.pshare_records(self._mem, slots, n, offsets, lengths)
+        return _install(renderer, lib.pshare_arena(self._mem), 0, offsets, lengths, n,
+                        sum(ffi.unpack(lengths, n)), mode, prefix)
+
     def close(self) -> None:
         if self._mem is not None:
             ffi.release(self._mem)
             self._mem = None
             self._map.close()
+
+
+#: no record (``install_records``)
+NO_RECORD = b""
+
+
+def install_records(renderer, records: list[bytes], mode: bytes, prefix: int
+                    ) -> tuple[array, bytes, list[str]]:
+    """Register the programs of message ``records`` (``program_share.pack``'s; ``NO_RECORD``:
+    none) with ``renderer`` (a ``wpptrace.tmf.native.NativeRenderer``) in one C call
+    (``precord_install``): (program id per record, -1 where it cannot serve and the message
+    is compiled instead; PRECORD_* flags per record; component, name and Unknown line of
+    each installed record, in order, three strings each). ``mode``: the printer's record
+    tag; ``prefix``: this renderer's shared prefix program (-1: none). Raises
+    UnicodeDecodeError for texts that are not UTF-8 (their programs are registered)."""
+    lengths = array("I", map(len, records))
+    data = b"".join(records)           # one buffer, the records end to end
+    return _install(renderer, data, len(data), ffi.NULL, ffi.from_buffer("uint32_t[]", lengths),
+                    len(records), len(data), mode, prefix)
+
+
+def _install(renderer, base, size: int, offsets, lengths, n: int, room: int, mode: bytes,
+             prefix: int) -> tuple[array, bytes, list[str]]:
+    programs, flags = array("i", bytes(4 * n)), bytearray(n)
+    strings = ffi.new("uint8_t[]", room or 1)
+    used = lib.precord_install(renderer.raw, base, size, offsets, lengths, n, mode, prefix,
+                               ffi.from_buffer("int32_t[]", programs), ffi.from_buffer(flags),
+                               strings)
+    texts = str(ffi.buffer(strings, used), "utf-8").split("\0")[:-1] if used else []
+    return programs, bytes(flags), texts
 
 
 RowValues = namedtuple("RowValues", "ids starts pools order")

@@ -69,13 +69,10 @@ class ProgramShare:
         self.compiled += 1
         self.table.refuse(slot)
 
-    def wait(self, slot: int, mode: bytes, seconds: float = WAIT_SECONDS) -> SharedRecord | None:
-        """The record of a slot another process claimed, once published; None when it was
-        refused, does not come within ``seconds``, or is not for this mode."""
+    def settle(self, slot: int, seconds: float = WAIT_SECONDS) -> int:
+        """The state of a slot another process claimed once it is no longer CLAIMED (READY:
+        its record can be read), or CLAIMED still after ``seconds``."""
         table = self.table
-        data = table.record(slot)             # published already: most often
-        if data is not None:
-            return unpack(data, mode)
         state = table.state(slot)
         if state == table.CLAIMED:
             deadline = time.monotonic() + seconds
@@ -84,7 +81,16 @@ class ProgramShare:
                 time.sleep(pause)                 # 0 first: yield to the process compiling it
                 pause = min(0.001, pause + 0.0001)
                 state = table.state(slot)
-        if state != table.READY:
+        return state
+
+    def wait(self, slot: int, mode: bytes, seconds: float = WAIT_SECONDS) -> SharedRecord | None:
+        """The record of a slot another process claimed, once published; None when it was
+        refused, does not come within ``seconds``, or is not for this mode."""
+        table = self.table
+        data = table.record(slot)             # published already: most often
+        if data is not None:
+            return unpack(data, mode)
+        if self.settle(slot, seconds) != table.READY:
             return None
         return unpack(table.record(slot), mode)
 

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import uuid
 from array import array
+from itertools import repeat
 from operator import attrgetter, sub as _sub
 
 from wpptrace._fieldclass import field, fieldclass
 
-from ._hazmat import ETL, RowPrinter, sizeof
+from ._hazmat import ETL, NO_RECORD, RowPrinter, install_records, sizeof
 
 from .buffers import message_pointer_size
 from .prefix import DEFAULT_PREFIX, MessageMarkers, PrefixTemplate, TimestampText, marker_values
@@ -58,6 +59,7 @@ _KEY_OVERFLOW = ETL.WPPROW_KEY_OVERFLOW      # wpp_rows.KEY_OVERFLOW
 _GUID_SIZE = sizeof("GUID")
 _POINTER64, _POINTER32 = ETL.TRACE_MESSAGE_POINTER64, ETL.TRACE_MESSAGE_POINTER32
 _OUTPUTS = ("text", "lines", "csv", "jsonl", "messages")
+_RECORD_HAS_PREFIX, _RECORD_UNKNOWN = ETL.PRECORD_HAS_PREFIX, ETL.PRECORD_UNKNOWN
 
 # Status of a decoded record.
 OK = "ok"
@@ -243,19 +245,13 @@ class _Entry:
 
 
 class _SharedEntry(_Entry):
-    """An entry made from the record another process of the run published (see
-    program_share): what printing and counting its rows needs. The rest (TMF message,
-    formatter, markers, format) is resolved from the TMFs the first time something reads it."""
+    """An entry made from a message's record (fmt's program cache, or another process of the
+    run: see program_share), its program installed: what printing and counting its rows
+    needs, set by ``WppDecoder._from_records`` (no __init__: thousands are made at once). The
+    rest (TMF message, formatter, markers, format) is resolved from the TMFs the first time
+    something reads it."""
 
     __slots__ = ()
-
-    def __init__(self, guid, number, record, resolver) -> None:  # noqa: D107  (no super: lazy)
-        self.guid, self.number = guid, number
-        self.component, self.name, self.has_prefix = record.component, record.name, record.has_prefix
-        self.unknown = record.unknown
-        self.count = self.native_rows = 0
-        self.prefix = self.program = None
-        self._resolver = resolver
 
 
 _RESOLVED_LATER = frozenset({"message", "formatter", "markers", "format", "compile_error"})
@@ -493,7 +489,7 @@ class WppDecoder:
                     continue
                 events += n
                 if len(key_entries) < tables.key_count():                # compiled on first use
-                    keys = [tables.key_info(key) for key in range(len(key_entries), tables.key_count())]
+                    keys = tables.key_infos(len(key_entries), tables.key_count())
                     if self._share is not None and sink is None:
                         key_entries.extend(self._shared_entries(keys))
                     elif self._cache is not None and sink is None:
@@ -502,7 +498,9 @@ class WppDecoder:
                         key_entries.extend([self._raw_entry(*key) for key in keys])
                 for key in range(len(key_program), len(key_entries)):
                     entry = key_entries[key]
-                    program = self._program(entry)
+                    program = entry.program     # installed from a record, or compiled now
+                    if program is None:
+                        program = self._program(entry)
                     key_program.append(program)
                     if entry.unknown is not None:
                         self._unknown_programs[program] = None
@@ -736,20 +734,18 @@ class WppDecoder:
     def _cached_entries(self, keys: list[tuple[bytes, int]]) -> list[_Entry]:
         """The entries of new row keys (GUID bytes_le, number), their programs set: installed
         from the cache's records, or compiled here and added to it."""
-        from .program_share import ProgramShare, pack, unpack
+        from .program_share import ProgramShare, pack
 
         mode = ProgramShare.mode(self._printer_mode)
         if mode is None:
             return [self._raw_entry(*key) for key in keys]
-        cache, prefix = self._cache, self._prefix_id()
-        records, raw_entries = cache.records, self._raw_entries
+        cache = self._cache
+        known = list(map(self._raw_entries.get, keys)) if self._raw_entries else [None] * len(keys)
+        installed = self._from_records(keys, self._records_of(keys, cache.records, known), mode)
         entries = []
-        for key in keys:
-            entry = raw_entries.get(key)
+        for key, entry, old in zip(keys, installed, known):
             if entry is None:
-                record = records.get(key)
-                if record is not None:
-                    entry = self._from_record(key, unpack(record, mode), prefix)
+                entry = old
                 if entry is None:
                     entry, made = self._compiled_entry(key)
                     if made.blob is not None:
@@ -757,30 +753,59 @@ class WppDecoder:
             entries.append(entry)
         return entries
 
-    def _from_record(self, key: tuple[bytes, int], record, prefix: int) -> "_Entry | None":
-        """The entry of a message from a record (another process's, or the cache's), its program
-        installed; None when the record cannot serve (none, made with another prefix program than
-        this process's ``prefix``, or a program the renderer refuses): the message is then
+    @staticmethod
+    def _records_of(keys: list[tuple[bytes, int]], records: dict, known: list) -> list[bytes]:
+        """The cache's record of each key (``NO_RECORD``: none, or an entry of it is ``known``)."""
+        found = list(map(records.get, keys, repeat(NO_RECORD)))
+        if known.count(None) != len(known):
+            found = [NO_RECORD if old is not None else record for record, old in zip(found, known)]
+        return found
+
+    def _from_records(self, keys: list[tuple[bytes, int]], records, mode: bytes
+                      ) -> list["_Entry | None"]:
+        """The entries of messages from their records (the cache's, as a list of bytes; or
+        another process's, as a list of ``ProgramShare`` slots), their programs installed
+        in one C call; None where a record cannot serve (none, made with another prefix
+        program than this process's, a program the renderer refuses): that message is then
         compiled here."""
-        if record is None or (record.prefix_program >= 0 and record.prefix_program != prefix):
-            return None
-        guid_le, number = key
-        guid = self._guid(guid_le)
-        made = _SharedEntry(guid, number, record, self._resolve)
-        entry = self._entries.setdefault((guid, number), made)   # one hash of the UUID
-        if entry.program is None:
-            try:
-                renderer = self._printer.renderer     # ``_install``, inline: one call per message
-                entry.program = program = renderer.add(record.blob)
-                self._counted += 1
-                if record.decoration is not None:
-                    renderer.decorate(program, record.decoration)
-            except ValueError:
-                if entry is made:
-                    del self._entries[(guid, number)]
-                return None
-        self._raw_entries[key] = entry
-        return entry
+        slots = bool(records) and type(records[0]) is int
+        if records.count(-1 if slots else NO_RECORD) == len(records):
+            return [None] * len(keys)
+        renderer, prefix = self._printer.renderer, self._prefix_id()
+        try:
+            if slots:
+                programs, flags, texts = self._share.table.install(renderer, records, mode, prefix)
+            else:
+                programs, flags, texts = install_records(renderer, records, mode, prefix)
+        except UnicodeDecodeError:   # a text that is not UTF-8 (a damaged record): compiled
+            return [None] * len(keys)
+        guids, make_guid, setdefault = self._guids, self._guid, self._entries.setdefault
+        new_entry = object.__new__
+        raw_entries, resolve = self._raw_entries, self._resolve
+        out: list = []
+        t = changed = 0
+        for key, program, bits in zip(keys, programs, flags):
+            if program < 0:
+                out.append(None)
+                continue
+            guid_le, number = key
+            guid = guids.get(guid_le) or make_guid(guid_le)
+            # _SharedEntry's fields set here: its __init__ called would cost more than them
+            made = new_entry(_SharedEntry)
+            made.guid, made.number, made.component, made.name = guid, number, texts[t], texts[t + 1]
+            made.has_prefix = bits & _RECORD_HAS_PREFIX != 0
+            made.unknown = texts[t + 2] if bits & _RECORD_UNKNOWN else None
+            made.program, made.count, made.native_rows, made.prefix = program, 0, 0, None
+            made._resolver = resolve
+            t += 3
+            entry = setdefault((guid, number), made)   # one hash of the UUID
+            if entry is not made and entry.program is None:   # made before (counts, records)
+                entry.program = program
+            changed = 1
+            raw_entries[key] = entry
+            out.append(entry)
+        self._counted += changed
+        return out
 
     def _compiled_entry(self, key: tuple[bytes, int]):
         """(entry, its ``SharedRecord``) of a message compiled here, its program installed."""
@@ -825,23 +850,23 @@ class WppDecoder:
         message compiled here is published as soon as it is made; the ones another process
         claimed are installed from its records once this process's own are published (so
         no process waits for one that waits for it)."""
-        from .program_share import pack, unpack
+        from .program_share import pack
 
         share, table, cache = self._share, self._share.table, self._cache
         mode = share.mode(self._printer_mode)
         if mode is None:
             return [self._raw_entry(*key) for key in keys]
-        prefix = self._prefix_id()
-        entries: list = [None] * len(keys)
-        later = []
-        claim, raw_entries = table.claim, self._raw_entries
-        records = cache.records if cache is not None else {}
+        known = list(map(self._raw_entries.get, keys)) if self._raw_entries else [None] * len(keys)
+        if cache is not None:
+            entries = self._from_records(keys, self._records_of(keys, cache.records, known), mode)
+        else:
+            entries = [None] * len(keys)
+        later, slots = [], []
+        claim = table.claim
         for k, key in enumerate(keys):
-            entry = raw_entries.get(key)
-            if entry is None and cache is not None:
-                record = records.get(key)
-                if record is not None:
-                    entry = self._from_record(key, unpack(record, mode), prefix)
+            if entries[k] is not None:
+                continue
+            entry = known[k]
             if entry is None:
                 slot, state = claim(*key)
                 if state == table.MINE:
@@ -850,24 +875,22 @@ class WppDecoder:
                     if cache is not None and made.blob is not None:
                         cache.add(*key, pack(mode, made))
                 elif state == table.CLAIMED or state == table.READY:
-                    later.append((k, slot))
+                    later.append(k)
+                    slots.append(slot)
                     continue
                 else:
                     entry = self._raw_entry(*key)
             entries[k] = entry
-        for k, slot in later:
-            entries[k] = self._installed_entry(keys[k], share.wait(slot, mode), prefix)
+        if later:
+            slots = [slot if share.settle(slot) == table.READY else -1 for slot in slots]
+            installed = self._from_records([keys[k] for k in later], slots, mode)
+            for k, entry in zip(later, installed):
+                if entry is None:            # the record cannot serve: compiled here
+                    entry = self._raw_entry(*keys[k])
+                else:
+                    share.installed += 1
+                entries[k] = entry
         return entries
-
-    def _installed_entry(self, key: tuple[bytes, int], record, prefix: int) -> _Entry:
-        """The entry of a message from another process's record (``_from_record``), or compiled
-        here when the record cannot serve."""
-        entry = self._from_record(key, record, prefix)
-        if entry is None:
-            return self._raw_entry(*key)
-        if self._share is not None:
-            self._share.installed += 1
-        return entry
 
     def _shared_prefix(self) -> int | None:
         """The program of the prefix all messages share (registered once), or None when
@@ -926,8 +949,9 @@ class WppDecoder:
     def _guid(self, guid_le: bytes) -> uuid.UUID:
         """The UUID of GUID bytes_le (made once: a GUID has many messages)."""
         guid = self._guids.get(guid_le)
-        if guid is None:
-            guid = self._guids[guid_le] = uuid.UUID(bytes_le=guid_le)
+        if guid is None:   # from its int: UUID(bytes_le=) costs twice as much
+            guid = self._guids[guid_le] = uuid.UUID(int=int.from_bytes(
+                guid_le[3::-1] + guid_le[5:3:-1] + guid_le[7:5:-1] + guid_le[8:], "big"))
         return guid
 
     def _row_entry(self, kid: int, goff: int, number: int, data: bytes) -> "_Entry":

@@ -138,3 +138,16 @@ const uint8_t *pshare_record(uint8_t *mem, int64_t slot, uint32_t *length)
     *length = s->length;
     return arena_of(mem) + s->offset;
 }
+
+void pshare_records(uint8_t *mem, const int64_t *slots, uint32_t n, uint64_t *offsets,
+                    uint32_t *lengths)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t length;
+        const uint8_t *record = pshare_record(mem, slots[i], &length);
+        offsets[i] = record ? (uint64_t)(record - arena_of(mem)) : 0;
+        lengths[i] = record ? length : 0;
+    }
+}
+
+const uint8_t *pshare_arena(uint8_t *mem) { return arena_of(mem); }

@@ -61,4 +61,12 @@ void pshare_refuse(uint8_t *mem, int64_t slot);
 /* A READY slot's record (*length bytes), NULL when it is not READY. */
 const uint8_t *pshare_record(uint8_t *mem, int64_t slot, uint32_t *length);
 
+/* Where the records of slots[0:n] are in the arena (pshare_arena): offsets[i], lengths[i];
+ * length 0 for a slot that is not READY. */
+void pshare_records(uint8_t *mem, const int64_t *slots, uint32_t n, uint64_t *offsets,
+                    uint32_t *lengths);
+
+/* The arena the records are in. */
+const uint8_t *pshare_arena(uint8_t *mem);
+
 #endif

@@ -95,6 +95,16 @@ int wpprow_key_info(const wpprow_tables *t, uint32_t key, uint8_t *guid, uint32_
     return 1;
 }
 
+uint32_t wpprow_key_infos(const wpprow_tables *t, uint32_t first, uint32_t n, uint8_t *out)
+{
+    uint32_t done = 0;
+    for (uint32_t key = first; key < t->nkeys && done < n; key++, done++, out += 20) {
+        memcpy(out, t->keys[key].guid, sizeof(GUID));
+        memcpy(out + 16, &t->keys[key].number, 4);
+    }
+    return done;
+}
+
 static uint64_t key_hash(const wpprow_tables *t, const uint8_t *guid, uint32_t number)
 {
     return hash_bytes(guid, sizeof(GUID), t->seed ^ (number + 1));

@@ -69,6 +69,9 @@ void wpprow_tables_set_seed(wpprow_tables *t, uint64_t seed);
 uint32_t wpprow_key_count(const wpprow_tables *t);
 /* GUID (bytes_le) and number of a key id; 0 if no such key */
 int wpprow_key_info(const wpprow_tables *t, uint32_t key, uint8_t *guid, uint32_t *number);
+/* GUID (bytes_le) and number (native u32) of the keys first .. first + n - 1, 20 bytes each
+ * at out; the keys written (fewer when the table has fewer) */
+uint32_t wpprow_key_infos(const wpprow_tables *t, uint32_t first, uint32_t n, uint8_t *out);
 
 /* Walk buf[start:end) like etlrd_walk (same result counters, same resynchronisation) and
  * write one row per record to out (at most max_rows; res->more = 1 when full, continue from

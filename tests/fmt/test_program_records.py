@@ -1,0 +1,184 @@
+"""Message records installed in bulk (decoder/csrc/program_records.c): many records' programs
+registered in one C call, from fmt's program cache or from another ``fmt -j`` process's
+records. A decoder that installs them prints, counts and summarises exactly as one that
+compiles every message; a record that cannot serve leaves its message to be compiled."""
+from __future__ import annotations
+
+import pathlib
+import sys
+
+import pytest
+from fmthelp import row_lines
+
+from wpptrace import tmf
+from wpptrace.decoder import _hazmat
+from wpptrace.decoder._hazmat import NO_RECORD, install_records
+from wpptrace.decoder.etlfile import EtlFile
+from wpptrace.decoder.program_cache import ProgramCache
+from wpptrace.decoder.program_share import ProgramShare, SharedRecord, pack
+from wpptrace.decoder.wpp import WppDecoder, mark_counts
+from wpptrace.decoder.wpp_rows import RowView
+from wpptrace.tmf.native import NativeRenderer, encode
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tmf_render"))
+import golden_traces  # noqa: E402  (the rendering tests' deterministic traces)
+
+TEXT = ProgramShare.mode((False, "text", False))
+CSV = ProgramShare.mode((False, "csv", False))
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory, corpus):
+    """The driver trace (every corpus driver message once) and its TMF set."""
+    etls, tmfs = golden_traces.build("driver", tmp_path_factory.mktemp("records"), corpus)
+    return etls[0], tmfs[0]
+
+
+def _blob(text: str = "x") -> bytes:
+    return encode([], [("lit", text)], None, prefix=False)
+
+
+def _record(mode: bytes = TEXT, component: str = "Comp", name: str = "Name", unknown=None,
+            prefix_program: int = -1, blob: bytes | None = None, decoration=None) -> bytes:
+    return pack(mode, SharedRecord(component, name, True, unknown, prefix_program,
+                                   _blob() if blob is None else blob, decoration))
+
+
+def test_records_install_in_one_call_and_those_that_cannot_serve_are_marked():
+    renderer = NativeRenderer()
+    good = _record(unknown="Unknown( 1): GUID=...")
+    damaged = bytearray(_record())
+    damaged[12] += 1                                     # a length that does not add up
+    records = [good, NO_RECORD, _record(mode=CSV), _record(prefix_program=5),
+               _record(name="a\0b"), _record(blob=b"\xff" * 40), bytes(damaged),
+               _record(component="Other", name="Two"),
+               _record(decoration=b"not for the text form")]
+    programs, flags, texts = install_records(renderer, records, TEXT, 3)
+    installed = [k for k, program in enumerate(programs) if program >= 0]
+    assert installed == [0, 7]
+    assert programs[7] > programs[0] >= 0
+    assert flags[0] == _hazmat.ETL.PRECORD_HAS_PREFIX | _hazmat.ETL.PRECORD_UNKNOWN
+    assert flags[7] == _hazmat.ETL.PRECORD_HAS_PREFIX
+    assert texts == ["Comp", "Name", "Unknown( 1): GUID=...", "Other", "Two", ""]
+    # a record with the renderer's own prefix program is taken
+    assert list(install_records(renderer, [_record(prefix_program=3)], TEXT, 3)[0]) != [-1]
+
+
+def test_a_record_cut_short_is_refused_alone():
+    renderer = NativeRenderer()
+    good = _record()
+    programs, _flags, texts = install_records(renderer, [good, good[:-1], good + b"x", good],
+                                              TEXT, -1)
+    assert programs[0] >= 0 and list(programs[1:3]) == [-1, -1] and programs[3] > programs[0]
+    assert texts == ["Comp", "Name", "", "Comp", "Name", ""]
+
+
+def test_records_of_a_shared_table_install_where_they_lie():
+    renderer = NativeRenderer()
+    share = ProgramShare(16, 4096)
+    try:
+        slots = []
+        for number, record in enumerate([_record(name="A"), None, _record(mode=CSV)]):
+            slot, _state = share.claim(bytes(16), number)
+            if record is not None:
+                share.table.publish(slot, record)
+            slots.append(slot)
+        programs, _flags, texts = share.table.install(renderer, slots + [-1], TEXT, -1)
+        assert programs[0] >= 0 and list(programs[1:]) == [-1, -1, -1]
+        assert texts == ["Comp", "A", ""]
+    finally:
+        share.close()
+
+
+def test_key_infos_are_the_key_ids_keys(driver):
+    path, tmf_dir = driver
+    view = RowView()
+    decoder = WppDecoder(tmf.load(tmf_dir), utc=True)
+    with EtlFile(str(path)) as etl:
+        from wpptrace.decoder.engine import FileSource
+
+        for _batch in decoder.format(FileSource(etl).ordered(view), view, "text"):
+            pass
+    tables = view.tables
+    n = tables.key_count()
+    assert n > 100
+    assert tables.key_infos(0, n) == [tables.key_info(key) for key in range(n)]
+    assert tables.key_infos(5, 9) == [tables.key_info(key) for key in range(5, 9)]
+    assert tables.key_infos(n, n) == []
+    with pytest.raises(IndexError):
+        tables.key_infos(n - 1, n + 1)
+
+
+def _run(path, tmf_dir, cache, output="text"):
+    decoder = WppDecoder(tmf.load(tmf_dir), utc=True)
+    decoder.use_cache(cache)
+    with EtlFile(str(path)) as etl:
+        lines = row_lines(decoder, etl, output)
+    return decoder, lines
+
+
+@pytest.mark.parametrize("output", ["text", "csv", "jsonl"])
+def test_installed_entries_are_the_compiled_ones(driver, tmp_path, output):
+    """Entries installed from the cache's records (in bulk) hold what the entries of
+    messages compiled one by one hold; the lines, count marks and summary are the same."""
+    path, tmf_dir = driver
+    mode = ProgramShare.mode((False, "text" if output == "text" else output, False))
+    made = ProgramCache(str(tmp_path), bytes(32))
+    first, expected = _run(path, tmf_dir, made, output)
+    cache = ProgramCache(str(tmp_path), bytes(32))
+    cache._records = dict(made._added)
+    assert len(cache.records) > 1000 and mode is not None
+    second, lines = _run(path, tmf_dir, cache, output)
+    assert lines == expected
+    assert not cache._added                           # nothing compiled: all installed
+    assert second.summary_rows() == first.summary_rows()
+    assert mark_counts(second.count_marks()) == mark_counts(first.count_marks())
+    assert second.message_keys() == first.message_keys()
+    assert second.counters == first.counters
+    installed = [e for e in second._entries.values() if type(e).__name__ == "_SharedEntry"]
+    assert len(installed) == len(cache.records)
+    for key, entry in second._entries.items():
+        reference = first._entries[key]
+        for name in ("guid", "number", "component", "name", "has_prefix", "unknown", "count"):
+            assert getattr(entry, name) == getattr(reference, name), (key, name)
+        assert (entry.program is None) == (reference.program is None)
+    # a message resolved from the TMFs when something asks for more than printing needs
+    entry = installed[0]
+    assert entry.format == first._entries[(entry.guid, entry.number)].format
+
+
+def test_an_entry_made_before_its_record_gets_its_program_and_keeps_its_count(driver, tmp_path):
+    path, tmf_dir = driver
+    made = ProgramCache(str(tmp_path), bytes(32))
+    first, expected = _run(path, tmf_dir, made)
+    key = next(k for k in first.message_keys() if k != ("header", 0))
+    cache = ProgramCache(str(tmp_path), bytes(32))
+    cache._records = dict(made._added)
+    decoder = WppDecoder(tmf.load(tmf_dir), utc=True)
+    decoder.use_cache(cache)
+    decoder.add_message_counts({key: 5})              # another process's rows of it, first
+    before = decoder._entries[key]
+    with EtlFile(str(path)) as etl:
+        assert row_lines(decoder, etl) == expected
+    assert decoder._entries[key] is before and before.program is not None
+    counts = {(row.event_type, row.guid): row.count for row in decoder.summary_rows()}
+    want = {(row.event_type, row.guid): row.count for row in first.summary_rows()}
+    name = (before.name.strip(), str(key[0]))
+    assert counts.pop(name) == want.pop(name) + 5
+    assert counts == want
+
+
+def test_records_that_cannot_serve_are_compiled(driver, tmp_path):
+    """Half the records damaged: those messages are compiled (and their records made again),
+    the others installed; the same lines."""
+    path, tmf_dir = driver
+    made = ProgramCache(str(tmp_path), bytes(32))
+    _first, expected = _run(path, tmf_dir, made)
+    records = dict(made._added)
+    damaged = {key: (record[:-1] if k % 2 else record) for k, (key, record) in enumerate(records.items())}
+    cache = ProgramCache(str(tmp_path), bytes(32))
+    cache._records = damaged
+    _second, lines = _run(path, tmf_dir, cache)
+    assert lines == expected
+    assert set(cache._added) == {key for k, key in enumerate(records) if k % 2}
+    assert all(cache._added[key] == records[key] for key in cache._added)
