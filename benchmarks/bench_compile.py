@@ -11,7 +11,9 @@ bench_fmt.py's unique-argument file), in a fresh process each time, as a ``fmt``
   listed: files read and scanned, entries parsed, layouts and plans made, programs encoded and
   registered (the messages in a fixed shuffled order, as a trace first uses them);
 * install: every message's program registered from the record another decoder made, as a
-  run does from fmt's program cache or from another ``-j`` process.
+  run does from fmt's program cache;
+* share: the same from the records another decoder published in a ``ProgramShare`` table, as
+  a ``fmt -j`` process does from the others'.
 
 Prints CPU microseconds per message (median of ``--repeat`` fresh processes; the VM is
 shared, so compare runs made close together) and, with ``--callgrind``, instructions per
@@ -36,7 +38,7 @@ import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TMF_DIR = REPO / "tests" / "corpus" / "tmf" / "nefarius__Nefarius.Utilities.ETW" / "tmf"
-MODES = ("scan", "compile", "install")
+MODES = ("scan", "compile", "install", "share")
 
 
 def _keys() -> list[tuple[bytes, int]]:
@@ -84,6 +86,16 @@ def child(mode: str) -> int:
             cache._records = dict(made._added)
             decoder.use_cache(cache)
             run = lambda: decoder._cached_entries(keys)    # noqa: E731
+        elif mode == "share":
+            from wpptrace.decoder.program_share import ProgramShare
+
+            share = ProgramShare()
+            first = _fresh_decoder()
+            first.share_programs(share)
+            first._shared_entries(keys)                    # compiled and published
+            decoder = _fresh_decoder()
+            decoder.share_programs(share)
+            run = lambda: decoder._shared_entries(keys)    # noqa: E731
         elif mode == "scan":
             decoder = _fresh_decoder()
             guids = list(dict.fromkeys(uuid.UUID(bytes_le=guid_le).int for guid_le, _n in keys))
@@ -94,6 +106,8 @@ def child(mode: str) -> int:
         c0 = time.process_time()
         operator.call(run)            # what callgrind counts (--toggle-collect)
         cpu = time.process_time() - c0
+    if mode == "install" and cache._added or mode == "share" and share.installed != len(keys):
+        raise SystemExit(f"{mode}: some messages were compiled, not installed")
     print(json.dumps([len(keys), cpu]))
     return 0
 
