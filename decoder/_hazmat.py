@@ -537,6 +537,18 @@ class ProgramTable:
         data = lib.pshare_record(self._mem, slot, self._length)
         return None if data == ffi.NULL else ffi.unpack(ffi.cast("char *", data), self._length[0])
 
+    def ready(self, keys: list[tuple[bytes, int]]) -> list[int]:
+        """The slot of each key (GUID bytes_le, number) whose record is READY, -1 for the
+        others (nothing claimed), in one C call."""
+        n = len(keys)
+        guids = b"".join([guid for guid, _number in keys])
+        numbers = array("I", [number for _guid, number in keys])
+        slots = array("q", bytes(8 * n))
+        if n:
+            lib.pshare_ready(self._mem, guids, ffi.from_buffer("uint32_t[]", numbers), n,
+                             ffi.from_buffer("int64_t[]", slots))
+        return slots.tolist()
+
     def install(self, renderer, slots: list[int], mode: bytes, prefix: int
                 ) -> tuple[array, bytes, list[str]]:
         """``install_records`` of the records of ``slots`` (one not READY: none), read where
@@ -567,7 +579,7 @@ def install_records(renderer, records: list[bytes], mode: bytes, prefix: int
     each installed record, in order, three strings each). ``mode``: the printer's record
     tag; ``prefix``: this renderer's shared prefix program (-1: none). Raises
     UnicodeDecodeError for texts that are not UTF-8 (their programs are registered)."""
-    lengths = array("I", map(len, records))
+    lengths = array("I", list(map(len, records)))   # (from an iterator: grown item by item)
     data = b"".join(records)           # one buffer, the records end to end
     return _install(renderer, data, len(data), ffi.NULL, ffi.from_buffer("uint32_t[]", lengths),
                     len(records), len(data), mode, prefix)

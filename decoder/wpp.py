@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import uuid
 from array import array
-from itertools import repeat
+from itertools import compress, repeat
 from operator import attrgetter, sub as _sub
 
 from wpptrace._fieldclass import field, fieldclass
@@ -779,33 +779,40 @@ class WppDecoder:
                 programs, flags, texts = install_records(renderer, records, mode, prefix)
         except UnicodeDecodeError:   # a text that is not UTF-8 (a damaged record): compiled
             return [None] * len(keys)
+        if min(programs) >= 0:
+            taken, programs_taken, flags_taken = keys, programs, flags
+        else:
+            served = [program >= 0 for program in programs]
+            taken, programs_taken = list(compress(keys, served)), list(compress(programs, served))
+            flags_taken = bytes(compress(flags, served))
         guids, make_guid, setdefault = self._guids, self._guid, self._entries.setdefault
-        new_entry = object.__new__
-        raw_entries, resolve = self._raw_entries, self._resolve
-        out: list = []
-        t = changed = 0
-        for key, program, bits in zip(keys, programs, flags):
-            if program < 0:
-                out.append(None)
-                continue
-            guid_le, number = key
-            guid = guids.get(guid_le) or make_guid(guid_le)
+        new_entry, resolve = object.__new__, self._resolve
+        made_entries: list = []
+        append = made_entries.append
+        for (guid_le, number), program, bits, component, name, unknown in zip(
+                taken, programs_taken, flags_taken, texts[0::3], texts[1::3], texts[2::3]):
             # _SharedEntry's fields set here: its __init__ called would cost more than them
             made = new_entry(_SharedEntry)
-            made.guid, made.number, made.component, made.name = guid, number, texts[t], texts[t + 1]
+            made.guid = guid = guids.get(guid_le) or make_guid(guid_le)
+            made.number, made.component, made.name, made.program = number, component, name, program
             made.has_prefix = bits & _RECORD_HAS_PREFIX != 0
-            made.unknown = texts[t + 2] if bits & _RECORD_UNKNOWN else None
-            made.program, made.count, made.native_rows, made.prefix = program, 0, 0, None
+            made.unknown = unknown if bits & _RECORD_UNKNOWN else None
+            made.count = made.native_rows = 0
+            made.prefix = None
             made._resolver = resolve
-            t += 3
             entry = setdefault((guid, number), made)   # one hash of the UUID
-            if entry is not made and entry.program is None:   # made before (counts, records)
-                entry.program = program
-            changed = 1
-            raw_entries[key] = entry
-            out.append(entry)
-        self._counted += changed
-        return out
+            if entry is not made:                      # made before (counts, records)
+                if entry.program is None:
+                    entry.program = program
+                made = entry
+            append(made)
+        self._raw_entries.update(zip(taken, made_entries))
+        if made_entries:
+            self._counted += 1
+        if taken is keys:
+            return made_entries
+        ahead = iter(made_entries).__next__
+        return [ahead() if ok else None for ok in served]
 
     def _compiled_entry(self, key: tuple[bytes, int]):
         """(entry, its ``SharedRecord``) of a message compiled here, its program installed."""
@@ -861,6 +868,20 @@ class WppDecoder:
             entries = self._from_records(keys, self._records_of(keys, cache.records, known), mode)
         else:
             entries = [None] * len(keys)
+        # the records other processes published already: installed in one call
+        left = [k for k, entry, old in zip(range(len(keys)), entries, known)
+                if entry is None and old is None]
+        if left:
+            left_keys = keys if len(left) == len(keys) else [keys[k] for k in left]
+            ready = table.ready(left_keys)
+            if ready.count(-1) != len(ready):
+                installed = self._from_records(left_keys, ready, mode)
+                for k, slot, entry in zip(left, ready, installed):
+                    if entry is not None:
+                        share.installed += 1
+                    elif slot >= 0:           # its record cannot serve: compiled here
+                        entry = self._raw_entry(*keys[k])
+                    entries[k] = entry
         later, slots = [], []
         claim = table.claim
         for k, key in enumerate(keys):

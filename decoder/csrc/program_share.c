@@ -89,6 +89,38 @@ int64_t pshare_claim(uint8_t *mem, const uint8_t *guid, uint32_t number, uint32_
     return -1;
 }
 
+/* the READY slot of a key, or -1 (looked at, never claimed) */
+static int64_t ready_slot(uint8_t *mem, const uint8_t *guid, uint32_t number)
+{
+    pshare_head *head = head_of(mem);
+    pshare_slot *slots = slots_of(mem);
+    uint64_t mask = head->slots - 1, h = key_hash(guid, number);
+    if (__atomic_load_n(&head->magic, __ATOMIC_ACQUIRE) != PSHARE_MAGIC)
+        return -1;
+    for (uint64_t probe = 0, i = h & mask; probe <= mask; probe++, i = (i + 1) & mask) {
+        pshare_slot *slot = &slots[i];
+        uint64_t tag = __atomic_load_n(&slot->tag, __ATOMIC_ACQUIRE);
+        if (tag == 0)
+            return -1;
+        if (tag != h)
+            continue;
+        /* the key is written before the state leaves EMPTY (release): read after it */
+        uint32_t now = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE);
+        if (now == PSHARE_EMPTY)
+            return -1;
+        if (slot->number == number && memcmp(slot->guid, guid, 16) == 0)
+            return now == PSHARE_READY ? (int64_t)i : -1;
+    }
+    return -1;
+}
+
+void pshare_ready(uint8_t *mem, const uint8_t *guids, const uint32_t *numbers, uint32_t n,
+                  int64_t *slots)
+{
+    for (uint32_t i = 0; i < n; i++)
+        slots[i] = ready_slot(mem, guids + 16 * (uint64_t)i, numbers[i]);
+}
+
 static pshare_slot *slot_at(uint8_t *mem, int64_t slot)
 {
     if (slot < 0 || (uint64_t)slot >= head_of(mem)->slots)

@@ -61,6 +61,11 @@ void pshare_refuse(uint8_t *mem, int64_t slot);
 /* A READY slot's record (*length bytes), NULL when it is not READY. */
 const uint8_t *pshare_record(uint8_t *mem, int64_t slot, uint32_t *length);
 
+/* The slots of the keys (guids: n x 16 bytes, numbers) whose records are READY, -1 for the
+ * others (none claimed: a key not READY yet is left to pshare_claim). */
+void pshare_ready(uint8_t *mem, const uint8_t *guids, const uint32_t *numbers, uint32_t n,
+                  int64_t *slots);
+
 /* Where the records of slots[0:n] are in the arena (pshare_arena): offsets[i], lengths[i];
  * length 0 for a slot that is not READY. */
 void pshare_records(uint8_t *mem, const int64_t *slots, uint32_t n, uint64_t *offsets,

@@ -182,3 +182,43 @@ def test_records_that_cannot_serve_are_compiled(driver, tmp_path):
     assert lines == expected
     assert set(cache._added) == {key for k, key in enumerate(records) if k % 2}
     assert all(cache._added[key] == records[key] for key in cache._added)
+
+
+def test_ready_slots_are_found_without_claiming_anything():
+    share = ProgramShare(16, 4096)
+    table = share.table
+    try:
+        ready, _state = share.claim(bytes(16), 1)
+        table.publish(ready, _record())
+        claimed, _state = share.claim(bytes(16), 2)           # claimed, not published yet
+        refused, _state = share.claim(bytes(16), 3)
+        table.refuse(refused)
+        keys = [(bytes(16), 1), (bytes(16), 2), (bytes(16), 3), (bytes(16), 4), (b"\1" * 16, 1)]
+        assert table.ready(keys) == [ready, -1, -1, -1, -1]
+        assert table.ready([]) == []
+        assert share.claim(bytes(16), 4)[1] == table.MINE     # looked at, not claimed
+        assert share.claim(bytes(16), 2) == (claimed, table.CLAIMED)
+    finally:
+        share.close()
+
+
+def test_a_decoder_installs_what_another_published_in_one_call(driver):
+    """A second decoder of a ProgramShare finds every message READY: all installed, none
+    claimed or compiled; the same lines, summary and count marks."""
+    path, tmf_dir = driver
+    share = ProgramShare()
+    try:
+        first = WppDecoder(tmf.load(tmf_dir), utc=True)
+        first.share_programs(share)
+        with EtlFile(str(path)) as etl:
+            expected = row_lines(first, etl)
+        compiled = share.compiled
+        second = WppDecoder(tmf.load(tmf_dir), utc=True)
+        second.share_programs(share)
+        with EtlFile(str(path)) as etl:
+            assert row_lines(second, etl) == expected
+        assert share.compiled == compiled and share.installed == compiled
+        assert second.summary_rows() == first.summary_rows()
+        assert mark_counts(second.count_marks()) == mark_counts(first.count_marks())
+    finally:
+        share.close()
