@@ -97,3 +97,41 @@ def test_frozen_mutable_defaults_and_factories():
     with pytest.raises(TypeError):
         hash(a)
     assert dataclasses.asdict(Box(3, [Point(1)])) == {"size": 3, "items": [{"x": 1, "y": 2, "tags": []}]}
+
+
+def test_init_is_compiled_when_first_used():
+    """A field class's ``__init__`` is compiled on its first use, once: importing the TMF
+    model compiles none (fmt makes its messages without ``__init__``)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import wpptrace._fieldclass as fc\n"
+        "made = []\n"
+        "make = fc._make_init\n"
+        "fc._make_init = lambda cls, *a: made.append(cls.__name__) or make(cls, *a)\n"
+        "from wpptrace.tmf.model import Argument, Message\n"
+        "assert made == [] and type(vars(Argument)['__init__']) is fc._LazyInit, made\n"
+        "first, second = Argument('x', 'ItemLong'), Argument('y', 'ItemString', insert=11)\n"
+        "assert made == ['Argument'], made\n"
+        "assert (first.name, first.insert, second.insert) == ('x', 10, 11)\n"
+        "assert vars(Argument)['__init__'] is Argument.__init__\n"
+        "assert Argument.__init__.__qualname__ == 'Argument.__init__'\n"
+        "import inspect\n"
+        "assert str(inspect.signature(Message)).startswith(\"(guid: 'uuid.UUID', number: 'int'\")\n"
+        "assert made == ['Argument', 'Message'], made\n")
+    subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_a_plain_subclass_makes_objects_through_the_lazy_init():
+    @fieldclass
+    class Base:
+        x: int
+        y: int = 2
+
+    class Sub(Base):
+        def __init__(self, x):
+            super().__init__(x, 3)
+
+    assert (Sub(1).x, Sub(1).y) == (1, 3) and Base(4) == Base(4, 2)
+    assert vars(Base)["__init__"] is Base.__init__ and Base.__init__.__qualname__.endswith("Base.__init__")
