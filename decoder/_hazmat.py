@@ -27,6 +27,7 @@ what was good) are returned as values.
 """
 from __future__ import annotations
 
+import functools
 import struct
 import threading
 import weakref
@@ -40,14 +41,36 @@ TYPE_CHECKING = False   # typing is not imported at run time: annotations are st
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["ETL", "sizeof", "offsetof", "Layout", "read", "walk_records", "chain_ok",
+__all__ = ["ETL", "constants", "sizeof", "offsetof", "Layout", "read", "walk_records", "chain_ok",
            "decompress_into", "INDEX_COLUMNS", "FixedIndexReader", "running_max", "last_key", "merge_below", "row_times", "RowTables",
            "RowWalker", "RowPrinter", "ProgramTable", "NO_RECORD", "install_records", "RowValues", "row_values", "address_of",
            "BUFFER_HEADER", "SYSTEM_HEADER", "RECORD", "ROW"]
 
+
+class _Constants:
+    """``ETL.NAME``: an integer constant of the C headers, as a plain int. Each is read from
+    the C module when first used: reading all ~260 at import cost 1.9 M instructions, and a
+    run uses a few dozen."""
+
+    def __getattr__(self, name: str) -> int:
+        value = getattr(lib, name)
+        if not isinstance(value, int):
+            raise AttributeError(name)
+        self.__dict__[name] = value
+        return value
+
+    def __dir__(self) -> list[str]:
+        return sorted(name for name in dir(lib) if isinstance(getattr(lib, name), int))
+
+
 #: the C headers' integer constants, as plain ints
-ETL = SimpleNamespace(**{name: getattr(lib, name) for name in dir(lib)
-                         if isinstance(getattr(lib, name), int)})
+ETL = _Constants()
+
+
+def constants(prefix: str) -> dict[str, int]:
+    """The C headers' integer constants whose names start with ``prefix`` (``"TRACE_LEVEL_"``)."""
+    return {name: getattr(ETL, name) for name in dir(lib)
+            if name.startswith(prefix) and isinstance(getattr(lib, name), int)}
 
 
 def sizeof(ctype: str) -> int:
@@ -91,10 +114,15 @@ class Layout:
         assert self.struct.size == self.size, ctype
         self.fields: list[str] = names
         self.index = {name: i for i, name in enumerate(names)}
-        self.tuple = namedtuple(ctype, names)
         self._place = {name: (offset, "<" + _CODES[ftype.cname])
                        for name, offset, ftype in self._leaves(ffi.typeof(ctype), 0)
                        if ftype.kind == "primitive" and ftype.cname in _CODES}
+
+    @functools.cached_property
+    def tuple(self) -> type:
+        """``unpack``'s named tuple class, made when first needed: making one compiles code
+        (0.4 M instructions), and fmt unpacks two of the four layouts."""
+        return namedtuple(self.ctype, self.fields)
 
     @classmethod
     def _leaves(cls, ctype, base: int):

@@ -35,7 +35,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from ._hazmat import COLUMNS, ETL, ColumnBuffers, sizeof
+from ._hazmat import COLUMNS, ColumnBuffers, constants, sizeof
 from .messages import DecodingRun, _paths, load_tmf, trace_level
 from .wpp_rows import NO_TIME, ROW_FIELDS, ROW_FORMAT, ROW_SIZE
 
@@ -149,8 +149,8 @@ def _np_array(values: np.ndarray, kind: pa.DataType, ok: np.ndarray | None = Non
     return pa.Array.from_buffers(kind, len(values), [validity, pa.py_buffer(values)])
 
 
-_KIND_NAMES = {getattr(ETL, name): name[len("ETLRD_KIND_"):].lower()
-               for name in dir(ETL) if name.startswith("ETLRD_KIND_") and name != "ETLRD_KIND_COUNT"}
+_KIND_NAMES = {value: name[len("ETLRD_KIND_"):].lower()
+               for name, value in constants("ETLRD_KIND_").items() if name != "ETLRD_KIND_COUNT"}
 #: the kind column's dictionary (each name once: Parquet keeps it dictionary-encoded) and the
 #: index of each ETLRD_KIND_* number in it
 _KINDS = _py_array(sorted(set(_KIND_NAMES.values()) | {"unknown"}), pa.string())

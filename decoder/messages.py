@@ -14,7 +14,7 @@ import os
 
 from wpptrace._fieldclass import fieldclass
 
-from ._hazmat import ETL
+from ._hazmat import constants
 from .timestamps import filetime_to_datetime
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
@@ -25,7 +25,7 @@ __all__ = ["Args", "DecodedFile", "DecodedMessage", "FormattedLines", "decode_fi
            "load_tmf", "trace_level"]
 
 #: TRACE_LEVEL_* names (evntrace.h) and the ``logging`` level names a WppHandler writes
-_LEVELS = {name: value for name, value in vars(ETL).items() if name.startswith("TRACE_LEVEL_")}
+_LEVELS = constants("TRACE_LEVEL_")
 _LEVELS.update({"TRACE_LEVEL_FATAL": _LEVELS["TRACE_LEVEL_CRITICAL"], "CRITICAL": 1, "FATAL": 1,
                 "ERROR": 2, "WARNING": 3, "WARN": 3, "INFO": 4, "DEBUG": 5, "NOTSET": 5})
 

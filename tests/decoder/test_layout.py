@@ -94,3 +94,35 @@ def test_some_fields_of_a_structure_read_as_the_whole_reads_them():
         assert some.unpack_from(data, k * ROW.size) == tuple(getattr(whole, n) for n in names)
     with pytest.raises(ValueError):
         ROW.some("flags", "key")                    # out of structure order
+
+
+def test_constants_and_named_tuples_are_made_when_first_used():
+    """Importing the decoder reads only the C constants it uses and makes no named tuple of
+    a layout; each is made once, when first used, with the value the C module has."""
+    import subprocess
+    import sys
+
+    script = (
+        "from wpptrace._core import lib\n"
+        "from wpptrace.decoder._hazmat import BUFFER_HEADER, ETL, ROW, constants\n"
+        "names = dir(ETL)\n"
+        "assert names == sorted(n for n in dir(lib) if isinstance(getattr(lib, n), int))\n"
+        "read = dict(vars(ETL))\n"
+        "assert len(read) < len(names) / 4 and 'ETLRD_KIND_INSTANCE' not in read, read\n"
+        "assert ETL.ETLRD_KIND_INSTANCE == lib.ETLRD_KIND_INSTANCE\n"
+        "assert vars(ETL) == {**read, 'ETLRD_KIND_INSTANCE': lib.ETLRD_KIND_INSTANCE}\n"
+        "assert 'etlrd_walk' in dir(lib) and 'etlrd_walk' not in names\n"
+        "try:\n"
+        "    ETL.etlrd_walk\n"
+        "except AttributeError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise AssertionError('a function is not a constant')\n"
+        "levels = constants('TRACE_LEVEL_')\n"
+        "assert levels['TRACE_LEVEL_ERROR'] == lib.TRACE_LEVEL_ERROR\n"
+        "assert sorted(levels) == [n for n in names if n.startswith('TRACE_LEVEL_')]\n"
+        "assert 'tuple' not in vars(BUFFER_HEADER)\n"
+        "header = BUFFER_HEADER.unpack(bytes(BUFFER_HEADER.size))\n"
+        "assert type(header) is BUFFER_HEADER.tuple and header._fields == tuple(BUFFER_HEADER.fields)\n"
+        "assert 'tuple' in vars(BUFFER_HEADER) and 'tuple' not in vars(ROW)\n")
+    subprocess.run([sys.executable, "-c", script], check=True)
