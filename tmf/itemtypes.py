@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import datetime
 import functools
-import ipaddress
 import struct
 from collections.abc import Mapping
 
@@ -200,6 +199,8 @@ def _ipv4_text(value: bytes) -> str:
 
 
 def _ipv6_text(value: bytes) -> str:
+    import ipaddress  # 1 ms to import: only for messages with an IPv6 argument
+
     return str(ipaddress.IPv6Address(bytes(value)))
 
 

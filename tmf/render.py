@@ -9,7 +9,6 @@ take the decoded values directly where Python's formatting equals the C runtime'
 """
 from __future__ import annotations
 
-import ipaddress
 import struct
 import uuid
 
@@ -692,10 +691,10 @@ def _typed(it: ItemType, value: Any, spec: Spec | None, pointer_size: int) -> An
         return value - (1 << bits) if value >> (bits - 1) else value
     if it.name in ("ItemGuid", "ItemCLSID", "ItemLIBID", "ItemIID"):
         return uuid.UUID(bytes_le=bytes(value))
-    if it.name == "ItemIPAddr":
-        return ipaddress.IPv4Address(bytes(value))
-    if it.name == "ItemIPV6Addr":
-        return ipaddress.IPv6Address(bytes(value))
+    if it.name in ("ItemIPAddr", "ItemIPV6Addr"):
+        import ipaddress  # 1 ms to import: only for messages with an address argument
+
+        return (ipaddress.IPv4Address if it.name == "ItemIPAddr" else ipaddress.IPv6Address)(bytes(value))
     if it.name == "ItemPort":
         return ((value & 0xFF) << 8) | (value >> 8)
     if it.name in ("ItemSid", "ItemChar4"):

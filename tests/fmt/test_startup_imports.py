@@ -18,10 +18,13 @@ UNWANTED = (
     "importlib.resources",  # the WDK's WPP types, when a message needs them
     "typing",               # type checkers only: annotations are strings
     "json",                 # JSON Lines only
+    "ipaddress",            # messages with an address argument only
 )
 
 _RUN = """
 import sys
+for name in {unwanted!r}:  # what start-up imported does not count (an editable install: ipaddress)
+    sys.modules.pop(name, None)
 from wpptrace import cli
 from wpptrace.decoder import tracefmt
 main = {{"fmt": lambda argv: cli.main(["fmt", *argv]), "tracefmt": tracefmt.main}}[{command!r}]
