@@ -11,7 +11,6 @@ on first access by the formatter ``wpptrace fmt`` uses, with the TMFs given to `
 """
 from __future__ import annotations
 
-import datetime as _dt
 import os
 from itertools import chain
 
@@ -24,6 +23,7 @@ from .timestamps import TimeConverter, filetime_to_datetime
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
+    import datetime as _dt
     from typing import BinaryIO, Iterator
 
 

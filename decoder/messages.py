@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import datetime as _dt
 import os
 
 from wpptrace._fieldclass import fieldclass
@@ -19,6 +18,7 @@ from .timestamps import filetime_to_datetime
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
+    import datetime as _dt
     from typing import Any, Iterable, Iterator, Sequence
 
 __all__ = ["Args", "DecodedFile", "DecodedMessage", "FormattedLines", "decode_file", "format_file",

@@ -25,7 +25,6 @@ their bit index, ItemDouble as ``%g``, ItemHEXDump as space-separated upper-case
 """
 from __future__ import annotations
 
-import datetime
 import functools
 import struct
 from collections.abc import Mapping
@@ -352,13 +351,13 @@ def _waittime_binder(ctx: RenderContext) -> Callable[[int], str]:
     return text
 
 
-_FILETIME_EPOCH = datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)
-
-
 def format_filetime(value: int, utc: bool = False) -> str:
     """FILETIME (100 ns since 1601, UTC) as tracefmt prints it: ``MM/DD/YYYY-HH:MM:SS.mmm``."""
+    import datetime  # here: the messages of most runs have no time argument
+
     try:
-        t = _FILETIME_EPOCH + datetime.timedelta(microseconds=value // 10)
+        t = (datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)
+             + datetime.timedelta(microseconds=value // 10))
         if not utc:
             t = t.astimezone()
     except (OverflowError, ValueError, OSError):

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import os
 import sys
+
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    import datetime as _dt
 
 
 def terminal_width() -> int:
@@ -61,12 +64,16 @@ def add_verbose_option(parser: argparse.ArgumentParser) -> None:
 
 def iso_time(text: str) -> _dt.datetime:
     """An ISO 8601 time; without a zone it is UTC. Raises ValueError."""
+    import datetime as _dt  # here: the commands that take no time do not import it
+
     when = _dt.datetime.fromisoformat(text)
     return when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
 
 
 def source_date_epoch() -> _dt.datetime | None:
     """$SOURCE_DATE_EPOCH (reproducible builds) as a UTC time, None if unset or not a number."""
+    import datetime as _dt
+
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
     return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc) if epoch.isdigit() else None
 

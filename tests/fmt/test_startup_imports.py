@@ -19,6 +19,7 @@ UNWANTED = (
     "typing",               # type checkers only: annotations are strings
     "json",                 # JSON Lines only
     "ipaddress",            # messages with an address argument only
+    "datetime",             # time arguments, the Python API's timestamps, tracepdb's time stamp
 )
 
 _RUN = """
