@@ -410,10 +410,13 @@ def _ctrl_c_ends(queues: list):
     decoded would be lost with it). A second Ctrl-C interrupts as usual. Only where Python's
     own handler is in place, in the main thread (a program embedding ``run_fmt`` keeps its
     own)."""
+    if not queues:   # files: nothing to end early (and no signal module to import)
+        yield
+        return
     import signal
     import threading
 
-    if (not queues or threading.current_thread() is not threading.main_thread()
+    if (threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
         yield
         return
