@@ -19,12 +19,39 @@ Layers, bottom up (docs/architecture.md has the picture):
 from .buffers import Buffer, BufferInfo, parse_buffer
 from .engine import ordered_records
 from .etlfile import EtlFile, LogfileHeader
-from .events import (ClassicEvent, Event, EventReader, HeaderEvent, ManifestEvent, MessageEvent,
-                     SystemEvent, open)
-from .messages import (Args, DecodedFile, DecodedMessage, FormattedLines, decode_file, format_file,
-                       load_tmf)
 from .records import DecodeIssue, Record
 from .timestamps import TimeConverter
+
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    from .events import (ClassicEvent, Event, EventReader, HeaderEvent, ManifestEvent,
+                         MessageEvent, SystemEvent, open)
+    from .messages import (Args, DecodedFile, DecodedMessage, FormattedLines, decode_file,
+                           format_file, load_tmf)
+
+#: the typed-event and decoded-message API, imported when one of its names is first used:
+#: ``wpptrace fmt`` imports this package for the file reader and needs neither module (3 M
+#: instructions to import)
+_LATER = {**dict.fromkeys(("ClassicEvent", "Event", "EventReader", "HeaderEvent", "ManifestEvent",
+                           "MessageEvent", "SystemEvent", "open", "events"), "events"),
+          **dict.fromkeys(("Args", "DecodedFile", "DecodedMessage", "FormattedLines", "decode_file",
+                           "format_file", "load_tmf", "messages"), "messages")}
+
+
+def __getattr__(name: str):
+    module = _LATER.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    found = import_module(f"{__name__}.{module}")
+    value = found if name == module else getattr(found, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LATER})
 
 
 

@@ -20,6 +20,8 @@ UNWANTED = (
     "json",                 # JSON Lines only
     "ipaddress",            # messages with an address argument only
     "datetime",             # time arguments, the Python API's timestamps, tracepdb's time stamp
+    "wpptrace.decoder.events",    # typed events and decoded messages: the package imports
+    "wpptrace.decoder.messages",  # them when one of their names is first used
 )
 
 _RUN = """
