@@ -7,7 +7,7 @@ whole order (``FileSource.ordered(view, window=...)``), so the windows' outputs 
 after the other are the whole output.
 
 The file is cut into small windows (a few per process at least, a few MB of the file
-each, the last ones half that: ``window_shares``); each process decodes one, then takes
+each, the first and the last ones half that: ``window_shares``); each process decodes one, then takes
 the next one left as it becomes free (``_Claims``): a process slowed by others on its
 core, or a window heavier than its bytes said, leaves more windows to the others, and
 the processes end close together. This process decodes the first window into the output;
@@ -61,8 +61,8 @@ __all__ = ["cut_keys", "window_shares", "decode_parallel", "ParallelRun", "Timel
            "default_jobs", "usable_cores", "AUTO_MIN_BYTES"]
 
 _COPY_CHUNK = 1 << 20
-#: windows per process at least, and about the .etl bytes a window holds (the last ones,
-#: half that): a window decoded before its place in the output is known is held in
+#: windows per process at least, and about the .etl bytes a window holds (the first and
+#: the last ones, half that): a window decoded before its place in the output is known is held in
 #: memory, and memory a process touches for the first time costs the kernel a page clear
 #: (about 1 ms a MB of text on a VM), so what is held stays one small window at a time
 #: and its memory is used again; a window costs about 1 ms of its own
@@ -82,11 +82,14 @@ def window_shares(jobs: int, data_bytes: int = 0) -> list[float]:
     """The windows' shares of the work for ``jobs`` processes and a file of ``data_bytes``:
     ``_WINDOWS_EACH`` per process or windows of ``_WINDOW_BYTES``, whichever are more, the
     last 2 x jobs of them half the size (the processes, taking them as each becomes free,
-    end close together)."""
+    end close together), and the first one too: this process ends it while the first worker
+    is half-way through its own, so from then on each process's window starts about half a
+    window after the one before it, and is held in memory only until that one ends (with
+    windows that end together, each is held whole)."""
     if jobs <= 1:
         return [1.0]
     n = max(_WINDOWS_EACH * jobs, -(-data_bytes // _WINDOW_BYTES))
-    units = [2] * (n - 2 * jobs) + [1] * (2 * jobs)
+    units = [1] + [2] * (n - 2 * jobs - 1) + [1] * (2 * jobs)
     total = sum(units)
     return [unit / total for unit in units]
 
