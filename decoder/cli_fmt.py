@@ -535,11 +535,10 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
         format_errors=counters.format_errors,
         formats_unknown=counters.unknown,
         elapsed_seconds=time.monotonic() - started,
-        rows=decoder.summary_rows(),
     )
     if opts.summary:
         try:
-            outputs.write_text(opts.summary, outmod.format_summary(summary),
+            outputs.write_text(opts.summary, outmod.summary_text(summary, decoder.summary_table()),
                                outputs.mode_from(opts.files, outputs.PRIVATE_MODE))
         except OSError as exc:
             print(f"{opts.prog}: error: cannot write summary {opts.summary}: {exc}", file=err)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import os
 import uuid
-from operator import attrgetter
 
 from wpptrace._fieldclass import field, fieldclass
 
@@ -35,6 +34,7 @@ __all__ = [
     "SummaryRow",
     "Summary",
     "format_summary",
+    "summary_text",
     "filetime_to_iso",
 ]
 
@@ -299,6 +299,7 @@ class JsonLinesWriter(TextWriter):
 # -- summary ------------------------------------------------------------------------------
 
 _RULE = "+" + "-" * 83 + "+"
+_TABLE_ROW = "|%10d    %-20s %-11s %-36s|"
 _TABLE_HEADER = "|EventCount    EventName            EventType   TMF                                 |"
 
 
@@ -326,6 +327,12 @@ class Summary:
 
 def format_summary(summary: Summary) -> str:
     """The summary text, laid out like tracefmt's FmtSum.txt (LF line ends, trailing newline)."""
+    return summary_text(summary, [(r.guid, r.event_name, r.event_type, r.count) for r in summary.rows])
+
+
+def summary_text(summary: Summary, table: list[tuple[str, str, str, int]]) -> str:
+    """``format_summary`` of ``summary`` with ``table`` for its rows: (GUID text, event name,
+    event type, count) per row, in any order (sorted here, in place)."""
     lines = ["Files Processed:"]
     lines += ["\t" + name for name in summary.files]
     lines += [
@@ -342,8 +349,8 @@ def format_summary(summary: Summary) -> str:
     ]
     # the whole row is the key: messages of one GUID may share a component and name (and
     # then a row differs by its count alone), and the order rows come in is the order their
-    # messages were first met, which fmt -j changes
-    rows = sorted(summary.rows, key=attrgetter("guid", "event_name", "event_type", "count"))
-    lines += ["|%10d    %-20s %-11s %-36s|" % (r.count, r.event_name, r.event_type, r.guid) for r in rows]
+    # messages were first met, which fmt -j changes (plain tuples: compared in C)
+    table.sort()
+    lines += [_TABLE_ROW % (count, name, kind, guid) for guid, name, kind, count in table]
     lines.append(_RULE)
     return "\n".join(lines) + "\n"

@@ -255,7 +255,8 @@ class _SharedEntry(_Entry):
 
 
 _RESOLVED_LATER = frozenset({"message", "formatter", "markers", "format", "compile_error"})
-_COUNT, _NATIVE_ROWS, _PROGRAM = (attrgetter(name) for name in ("count", "native_rows", "program"))
+_COUNT, _NATIVE_ROWS, _PROGRAM, _GUID, _COMPONENT, _NAME = (
+    attrgetter(name) for name in ("count", "native_rows", "program", "guid", "component", "name"))
 
 
 def mark_counts(marks: tuple) -> list[int]:
@@ -1175,19 +1176,30 @@ class WppDecoder:
         """(count, event name, event type, guid text) per message seen, for the FmtSum table."""
         from .output import SummaryRow
 
-        self._sync_native_counts()
-        rows, texts = [], {}     # a GUID's text made once: a TMF file holds dozens of messages
-        for entry in self._entries.values():
-            if entry.count:
-                guid = entry.guid            # a uuid.UUID (hashing one runs Python code)
-                if guid is None:
-                    text = ""
-                else:
-                    text = texts.get(guid.int)
-                    if text is None:
-                        text = texts[guid.int] = str(guid)
-                rows.append(SummaryRow(entry.count, entry.component, entry.name.strip(), text))
-        return rows
+        return [SummaryRow(count, component, name, guid)
+                for guid, component, name, count in self.summary_table()]
+
+    def summary_table(self) -> list[tuple[str, str, str, int]]:
+        """(GUID text, event name, event type, count) per message seen, in no set order: the
+        FmtSum table's rows as ``output.summary_text`` sorts and prints them. The messages'
+        attributes are read by C loops (attribute getters): an entry reads each through its
+        ``__getattr__`` hook, slow in a Python loop."""
+        entries = list(self._entries.values())
+        counts = list(map(_COUNT, entries))
+        if self._printer is not None:   # and the rows the C renderer printed (as _sync_native_counts)
+            rows = memoryview(self._printer.renderer.rows_rendered()).cast("Q")
+            n = len(rows)
+            counts = [count if program is None or not 0 <= program < n else count + rows[program] - native
+                      for count, program, native in zip(counts, map(_PROGRAM, entries),
+                                                         map(_NATIVE_ROWS, entries))]
+        seen = list(compress(entries, counts))
+        guids = list(map(_GUID, seen))
+        # a GUID's text made once: a TMF file holds dozens of messages (its UUID object is
+        # shared by them, so its id finds it; UUID.__str__ and __hash__ run Python code)
+        texts = {key: "" if guid is None else str(guid)
+                 for key, guid in dict(zip(map(id, guids), guids)).items()}
+        return list(zip(map(texts.__getitem__, map(id, guids)), map(_COMPONENT, seen),
+                        map(str.strip, map(_NAME, seen)), filter(None, counts)))
 
 
 class _StructuredRows:

@@ -41,6 +41,14 @@ def _lines(path, tmf_dir, share=None, output="text"):
     return decoder, lines
 
 
+def _counted_rows(decoder):
+    """The summary's rows as a loop over the messages makes them (the renderer's rows added
+    to the messages' counts first), sorted."""
+    decoder._sync_native_counts()
+    return sorted(("" if e.guid is None else str(e.guid), e.component, e.name.strip(), e.count)
+                  for e in decoder._entries.values() if e.count)
+
+
 def test_a_slot_is_claimed_once_and_read_by_all():
     table = ProgramTable(16, 4096)
     slot, state = table.claim(GUID, 5)
@@ -146,6 +154,8 @@ def test_a_decoder_printing_from_records_prints_the_same_bytes(driver, output):
     assert lines == expected
     assert share.compiled == compiled and share.installed == compiled
     assert second.summary_rows() == first.summary_rows() == _plain.summary_rows()
+    for decoder in (_plain, first, second):
+        assert sorted(decoder.summary_table()) == _counted_rows(decoder)
     entries = [e for e in second._entries.values() if type(e).__name__ == "_SharedEntry"]
     assert len(entries) == compiled
     # printed from the record alone (rows the renderer left to Python resolved their entry)

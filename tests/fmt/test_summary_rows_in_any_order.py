@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 
-from wpptrace.decoder.output import Summary, SummaryRow, format_summary
+from wpptrace.decoder.output import Summary, SummaryRow, format_summary, summary_text
 
 GUID = "49c0500c-96ae-35e4-0b57-99f5eded038e"
 
@@ -24,3 +24,14 @@ def test_rows_sharing_guid_component_and_name_print_in_one_order():
     assert len(texts) == 1
     table = [line for line in texts.pop().splitlines() if "Dmf_CrashDump" in line]
     assert [line.split()[1:3] for line in table] == [["1", "DmfKModules.Library"]] * 2 + [["2", "DmfKModules.Library"]]
+
+
+def test_summary_text_of_a_table_is_format_summary_of_its_rows():
+    rows = [SummaryRow(3, "tracedrv", "tracedrv_c264", "37753236-c81f-505e-d40a-128d3bb2b5ff"),
+            SummaryRow(1, "DmfKModules.Library", "Dmf_CrashDump_c3719", GUID),
+            SummaryRow(2, "DmfKModules.Library", "Dmf_CrashDump_c3719", GUID),
+            SummaryRow(7, "Unknown", " 12", "")]
+    summary = Summary(files=["a.etl", "b.etl"], buffers=4, events=13, rows=rows)
+    table = [(r.guid, r.event_name, r.event_type, r.count) for r in reversed(rows)]
+    assert summary_text(Summary(files=["a.etl", "b.etl"], buffers=4, events=13), table) == \
+        format_summary(summary)
