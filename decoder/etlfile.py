@@ -13,6 +13,7 @@ import io
 import os
 import re
 from array import array
+from codecs import utf_16_le_decode
 from collections.abc import Sequence
 
 from wpptrace._fieldclass import fieldclass, replace
@@ -666,7 +667,11 @@ def unclean_stop_text(missing_ms: int) -> str:
 
 def _utf16z(data: bytes) -> tuple[str, bytes]:
     """One NUL-terminated UTF-16LE string from the front of data, and the rest."""
-    for i in range(0, len(data) - 1, 2):
-        if data[i] == 0 and data[i + 1] == 0:
-            return data[:i].decode("utf-16-le", "replace"), data[i + 2:]
-    return data[: len(data) & ~1].decode("utf-16-le", "replace"), b""
+    # the first NUL pair at an even offset, found in C; decoded by the codec's own function
+    # (bytes.decode would look the codec up by name and import its module)
+    i = data.find(b"\0\0")
+    while i >= 0 and i & 1:
+        i = data.find(b"\0\0", i + 1)
+    if i < 0:
+        return utf_16_le_decode(data[: len(data) & ~1], "replace", True)[0], b""
+    return utf_16_le_decode(data[:i], "replace", True)[0], data[i + 2:]
