@@ -63,25 +63,43 @@ def _private_directory(path: str) -> bool:
     """Make ``path`` (0700) if needed; whether it is a directory of this user's that nobody
     else can write or read (not a symbolic link)."""
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        st = os.lstat(path)
+        try:        # there already, as on every run but the first: one system call
+            st = os.lstat(path)
+        except FileNotFoundError:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            st = os.lstat(path)
     except (OSError, ValueError):
         return False
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
 
 
-def _identity(path: str) -> tuple:
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return (path, None)
-    return (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+_LENGTH = struct.Struct("<Q")
+_STAT = struct.Struct("<B5Q")           # found, device, inode, size, modification and change times
+_MISSING = _STAT.pack(0, 0, 0, 0, 0, 0)
+_MASK = (1 << 64) - 1                   # times before 1970 are negative
 
 
-def _code_identity() -> list[tuple]:
-    """What of this wpptrace makes a record: the compiler's and renderer's files, and the
-    record's and the program's formats by their own marks (a format changed in a file of the
-    same size and time still makes another key)."""
+def _identities(paths: list[str]) -> bytes:
+    """``paths`` and their files' identities (device, inode, size, modification and change
+    times in ns), as a key hashes them: packed (printing every stat result with ``repr``
+    cost more than making it)."""
+    packed = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            packed.append(_MISSING)
+            continue
+        packed.append(_STAT.pack(1, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns & _MASK,
+                                 st.st_ctime_ns & _MASK))
+    return b"".join([_LENGTH.pack(len(paths)), "\0".join(paths).encode("utf-8", "surrogatepass"),
+                     b"\0", *packed])
+
+
+def _code_identity() -> tuple[list, list[str]]:
+    """What of this wpptrace makes a record: the record's and the program's formats by their
+    own marks (a format changed in a file of the same size and time still makes another
+    key), and the compiler's and renderer's files (their identities are the key's)."""
     import wpptrace
     from wpptrace import _core, decoder, tmf
 
@@ -96,7 +114,7 @@ def _code_identity() -> list[tuple]:
             names = []
         files += [os.path.join(directory, name) for name in names if name.endswith(".py")]
     formats = ("formats", MAGIC, RECORD.format, _core.lib.WPPR_MAGIC)
-    return [("wpptrace", wpptrace.__version__), formats] + [_identity(path) for path in files]
+    return [("wpptrace", wpptrace.__version__), formats], files
 
 
 def _blake2b():
@@ -110,10 +128,12 @@ def _blake2b():
 def cache_key(inputs: list[str], mode: bytes, settings: tuple) -> bytes:
     """The key of a run's records: its TMF inputs, printer ``mode`` (``ProgramShare.mode``),
     ``settings`` (prefix template, UTC) and this code."""
+    marks, files = _code_identity()
     digest = _blake2b()
-    for part in ([mode, settings], [_identity(path) for path in inputs], _code_identity()):
-        digest.update(repr(part).encode("utf-8", "surrogatepass"))
-        digest.update(b"\0")
+    for part in (repr([mode, settings]).encode("utf-8", "surrogatepass"), _identities(inputs),
+                 repr(marks).encode("utf-8", "surrogatepass"), _identities(files)):
+        digest.update(_LENGTH.pack(len(part)))
+        digest.update(part)
     return digest.digest()
 
 

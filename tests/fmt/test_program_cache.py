@@ -10,6 +10,7 @@ import re
 import shutil
 import struct
 import sys
+import time
 import zlib
 
 import pytest
@@ -301,3 +302,29 @@ def test_old_keys_and_leftovers_are_removed(tmp_path, repeat, cache_dir):
     assert len(kept) == program_cache.KEEP_FILES
     assert old[0] not in kept and old[-1] in kept     # the oldest went
     assert not left.exists() and fresh.exists()
+
+
+def test_keys_change_with_a_tmf_file_rewritten_or_gone(tmp_path, repeat):
+    """A TMF file rewritten with the same size and its modification time put back (its change
+    time moves), replaced by another file (another inode) or removed makes another key."""
+    tmf_dir = tmp_path / "tmf"
+    shutil.copytree(repeat[1], tmf_dir)
+    inputs = [str(path) for path in sorted(tmf_dir.glob("*.tmf"))]
+    text = ProgramShare.mode((False, "text", False))
+    settings = ("%1 %2", False)
+    keys = [program_cache.cache_key(inputs, text, settings)]
+    first = pathlib.Path(inputs[0])
+    st = first.stat()
+    data = first.read_bytes()
+    time.sleep(0.01)
+    first.write_bytes(data[::-1])
+    os.utime(first, ns=(st.st_atime_ns, st.st_mtime_ns))
+    keys.append(program_cache.cache_key(inputs, text, settings))
+    copy = tmp_path / "copy.tmf"
+    copy.write_bytes(data)
+    os.replace(copy, first)
+    keys.append(program_cache.cache_key(inputs, text, settings))
+    first.unlink()
+    keys.append(program_cache.cache_key(inputs, text, settings))
+    assert len(set(keys)) == len(keys)
+    assert program_cache.cache_key(inputs, text, settings) == keys[-1]
