@@ -236,7 +236,8 @@ def _add_directory(tmfset: TmfSet, directory: str, priority: int, tolerant: bool
             tmfset.inputs.append(entry.path)
             loader = functools.partial(_load_tmf, entry.path, priority, tolerant, lazy=True)
             match = _GUID_NAME.match(entry.name)
-            tmfset.add_pending(uuid.UUID(match.group(1)) if match else None, loader)
+            # the GUID as its int (what the set keys by): a UUID object per file costs more
+            tmfset.add_pending(int(match.group(1).replace("-", ""), 16) if match else None, loader)
         elif name.endswith(".tmc") and entry.is_file():
             tmfset.inputs.append(entry.path)
             _load_tmc(entry.path, tolerant, tmfset)

@@ -235,12 +235,13 @@ class TmfSet:
     def add_issue(self, issue: TmfError) -> None:
         self.issues.append(issue)
 
-    def add_pending(self, guid: uuid.UUID | None, loader: Callable[["TmfSet"], None]) -> None:
-        """Register ``loader(self)`` to run when ``guid`` is first looked up (None: on full load)."""
+    def add_pending(self, guid: uuid.UUID | int | None, loader: Callable[["TmfSet"], None]) -> None:
+        """Register ``loader(self)`` to run when ``guid`` (a UUID, or its 128-bit int) is first
+        looked up (None: on full load)."""
         if guid is None:
             self._pending_any.append(loader)
         else:
-            self._pending.setdefault(guid.int, []).append(loader)
+            self._pending.setdefault(guid if type(guid) is int else guid.int, []).append(loader)
 
     def update(self, other: "TmfSet", priority: int | None = None) -> None:
         """Merge another set into this one (ours win at equal priority).
