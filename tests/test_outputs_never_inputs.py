@@ -264,19 +264,24 @@ def test_replacing_an_old_output_swaps_the_names_then_removes_the_old_file(tmp_p
 
 def test_a_commit_that_does_not_wait_removes_the_old_file_by_settle(tmp_path):
     """commit(wait=False): the new contents are in place at once; the old file, out of the
-    name already, is gone once settle() returns; nothing else is left in the directory."""
+    name already, is gone once settle() returns (a large one removed by a thread, a small
+    one at once); nothing else is left in the directory."""
     out = tmp_path / "out.txt"
-    out.write_text("old\n" * 1000)
-    fh = outputs.open_output(str(out), 0o600)
-    fh.write("new\n")
-    fh.commit(wait=False)
-    assert out.read_text() == "new\n"
-    if _can_exchange(tmp_path):                 # swapped: the old file is a thread's to remove
-        assert fh._remover is not None
-    fh.settle()
-    assert fh._remover is None
-    fh.close()
-    assert os.listdir(tmp_path) == ["out.txt"]
+    for size in (outputs.BACKGROUND_REMOVE_BYTES, 4000):
+        with open(out, "wb") as old:
+            old.truncate(size)
+        fh = outputs.open_output(str(out), 0o600)
+        fh.write("new\n")
+        fh.commit(wait=False)
+        assert out.read_text() == "new\n"
+        if size < outputs.BACKGROUND_REMOVE_BYTES or not _can_exchange(tmp_path):
+            assert fh._remover is None
+        else:                                   # swapped: the old file is a thread's to remove
+            assert fh._remover is not None
+        fh.settle()
+        assert fh._remover is None
+        fh.close()
+        assert os.listdir(tmp_path) == ["out.txt"]
     fresh = outputs.open_output(str(tmp_path / "fresh.txt"), 0o600)   # no old file
     fresh.write("first\n")
     fresh.commit(wait=False)

@@ -169,6 +169,11 @@ def _exchange_names(a: str, b: str) -> bool:
     return lib.fileswap_exchange(os.fsencode(a), os.fsencode(b)) == 0
 
 
+#: an old file at least this large is removed by a thread (``replace_file(background=True)``);
+#: a smaller one costs less to remove than starting the thread does
+BACKGROUND_REMOVE_BYTES = 4 << 20
+
+
 def replace_file(source: str, target: str, *, background: bool = False) -> threading.Thread | None:
     """``os.replace(source, target)``, by swapping the two names when ``target`` is a regular
     file, then removing the old file. Replacing a file by rename makes ext4 allocate the new
@@ -177,8 +182,9 @@ def replace_file(source: str, target: str, *, background: bool = False) -> threa
     swap does not. Readers see the old file or the whole new one either way.
 
     ``background``: the old file (already out of the target's name) is removed by a thread,
-    returned for joining; removing a large file just written, its pages still cached, costs
-    20 ms for 150 MB, which the caller can spend on other work."""
+    returned for joining, when it has ``BACKGROUND_REMOVE_BYTES`` or more; removing a large
+    file just written, its pages still cached, costs 20 ms for 150 MB, which the caller can
+    spend on other work."""
     try:
         swap = stat.S_ISREG(os.lstat(target).st_mode) and _exchange_names(source, target)
     except OSError:                        # no target yet: a plain rename costs nothing more
@@ -188,10 +194,11 @@ def replace_file(source: str, target: str, *, background: bool = False) -> threa
         return None
     if background:
         try:
-            regular = stat.S_ISREG(os.lstat(source).st_mode)
+            st = os.lstat(source)
+            large = stat.S_ISREG(st.st_mode) and st.st_size >= BACKGROUND_REMOVE_BYTES
         except OSError:
-            regular = False
-        if regular:
+            large = False
+        if large:
             remover = threading.Thread(target=_remove_quietly, args=(source,),
                                        name="wpptrace-old-output", daemon=True)
             remover.start()
