@@ -332,7 +332,7 @@ def format_summary(summary: Summary) -> str:
 
 def summary_text(summary: Summary, table: list[tuple[str, str, str, int]]) -> str:
     """``format_summary`` of ``summary`` with ``table`` for its rows: (GUID text, event name,
-    event type, count) per row, in any order (sorted here, in place)."""
+    event type, count) per row, in any order."""
     lines = ["Files Processed:"]
     lines += ["\t" + name for name in summary.files]
     lines += [
@@ -349,8 +349,14 @@ def summary_text(summary: Summary, table: list[tuple[str, str, str, int]]) -> st
     ]
     # the whole row is the key: messages of one GUID may share a component and name (and
     # then a row differs by its count alone), and the order rows come in is the order their
-    # messages were first met, which fmt -j changes (plain tuples: compared in C)
-    table.sort()
-    lines += [_TABLE_ROW % (count, name, kind, guid) for guid, name, kind, count in table]
+    # messages were first met, which fmt -j changes. Sorted as plain tuples (compared in C),
+    # by GUID first and then each GUID's rows: a comparison of two rows of one GUID would
+    # compare the GUIDs (equal) before anything else
+    by_guid: dict[str, list] = {}
+    for row in table:
+        by_guid.setdefault(row[0], []).append(row)
+    for key in sorted(by_guid):
+        lines += [_TABLE_ROW % (count, name, kind, guid)
+                  for guid, name, kind, count in sorted(by_guid[key])]
     lines.append(_RULE)
     return "\n".join(lines) + "\n"

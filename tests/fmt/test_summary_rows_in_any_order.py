@@ -9,6 +9,7 @@ damaged driver trace with two of its rows the other way round from ``-j 1``.
 from __future__ import annotations
 
 import itertools
+import random
 
 from wpptrace.decoder.output import Summary, SummaryRow, format_summary, summary_text
 
@@ -35,3 +36,14 @@ def test_summary_text_of_a_table_is_format_summary_of_its_rows():
     table = [(r.guid, r.event_name, r.event_type, r.count) for r in reversed(rows)]
     assert summary_text(Summary(files=["a.etl", "b.etl"], buffers=4, events=13), table) == \
         format_summary(summary)
+
+
+def test_the_table_is_in_the_order_of_its_whole_rows():
+    rng = random.Random(5)
+    guids = ["", GUID, "37753236-c81f-505e-d40a-128d3bb2b5ff", "01e9b841-7d67-315a-7b92-23b2033356de"]
+    table = [(rng.choice(guids), rng.choice(["sys", "BthPS3", "Unknown"]),
+              rng.choice(["Ds3_c114", "Ds3_c15", " 12", "L2CAP_c104"]), rng.randint(1, 12))
+             for _ in range(300)]
+    text = summary_text(Summary(files=["a.etl"]), list(table))
+    rows = [line for line in text.splitlines() if line.startswith("|") and line[1:11].strip().isdigit()]
+    assert rows == ["|%10d    %-20s %-11s %-36s|" % (c, n, t, g) for g, n, t, c in sorted(table)]
