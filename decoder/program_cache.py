@@ -31,6 +31,7 @@ are tables so that reading the file takes a few C calls, not Python steps per re
 """
 from __future__ import annotations
 
+import gc
 import os
 import stat
 import struct
@@ -275,7 +276,13 @@ def _parse(data: bytes, key: bytes) -> dict[tuple[bytes, int], bytes]:
         return {}
     # in C, however many records: the keys come as (bytes, int) tuples, the records as slices
     keys = _KEY.iter_unpack(memoryview(data)[keys_at:offsets_at])
-    return dict(zip(keys, map(data.__getitem__, map(slice, offsets, ends))))
+    collecting = gc.isenabled()
+    gc.disable()        # no collection passes over the thousands of key tuples as they come
+    try:
+        return dict(zip(keys, map(data.__getitem__, map(slice, offsets, ends))))
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _prune(directory: str, keep: str) -> None:

@@ -4,6 +4,7 @@ a file that is not whole, a directory or file others could write, or a run whose
 reported problems never lead a later run to print from a stale or foreign record."""
 from __future__ import annotations
 
+import gc
 import os
 import pathlib
 import re
@@ -185,6 +186,12 @@ def test_cache_files_read_back_and_tables_that_do_not_fit_are_refused():
     data = program_cache._file_bytes(key, records)
     assert program_cache._parse(data, key) == records
     assert list(program_cache._parse(data, key)) == list(records)          # in the file's order
+    assert gc.isenabled()                                                   # collections as before
+    gc.disable()
+    try:
+        assert program_cache._parse(data, key) == records and not gc.isenabled()
+    finally:
+        gc.enable()
     assert program_cache._parse(program_cache._file_bytes(key, {}), key) == {}
     assert program_cache._parse(data, bytes(32)) == {}                      # another key
     start = 48 + 3 * 20 + 4 * 4
