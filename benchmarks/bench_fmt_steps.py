@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Instructions of each fixed step of a ``wpptrace fmt`` run (callgrind), the ones before its
+first record and after its last, which every run pays whatever its size and which ``fmt -j``
+runs in one process.
+
+Each step is counted in its own run under callgrind: the step's function is called through
+``operator.call`` and callgrind collects only inside that C function
+(``--toggle-collect=_operator_call``), so the count is the step's inclusive instructions
+(imports it makes included). Steps: ``_load_tmfs``, ``WppDecoder()``, ``_open_cache`` (and
+its ``cache_key``), ``_Input``, ``_open_output``, ``_writer``, the output's ``commit``,
+``ProgramCache.save``, ``_finish`` (and its ``summary_table``, ``summary_text``,
+``write_text``), and ``run_fmt`` whole. With ``-j 2`` there is a number per process, this
+one's first: a forked worker's count starts with what its parent had collected before the
+fork (a step before the fork shows twice; ``run_fmt``'s second number is the worker's own
+part plus that).
+
+Every run with fmt's program cache off and warm (a private cache a first run filled), on the
+bench_fmt.py unique-argument file (text to a file, a summary file), over the corpus driver
+TMFs. Needs valgrind.
+
+Usage: python3 benchmarks/bench_fmt_steps.py [--events N (default 1000)] [--jobs N]
+       [--steps load_tmfs,finish,...]
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import importlib.util
+import operator
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+PACKAGES = ("src/wpptrace", "decoder", "tmf", "provider")
+
+#: step name: (module, owner attribute path or None, function name)
+STEPS = {
+    "load_tmfs": ("wpptrace.decoder.cli_fmt", None, "_load_tmfs"),
+    "decoder": ("wpptrace.decoder.wpp", "WppDecoder", "__init__"),
+    "open_cache": ("wpptrace.decoder.cli_fmt", None, "_open_cache"),
+    "cache_key": ("wpptrace.decoder.program_cache", None, "cache_key"),
+    "input": ("wpptrace.decoder.cli_fmt", None, "_Input"),
+    "open_output": ("wpptrace.decoder.cli_fmt", None, "_open_output"),
+    "writer": ("wpptrace.decoder.cli_fmt", None, "_writer"),
+    "commit": ("wpptrace._outputs", "AtomicOutput", "commit"),
+    "save": ("wpptrace.decoder.program_cache", "ProgramCache", "save"),
+    "finish": ("wpptrace.decoder.cli_fmt", None, "_finish"),
+    "summary_table": ("wpptrace.decoder.wpp", "WppDecoder", "summary_table"),
+    "summary_text": ("wpptrace.decoder.output", None, "summary_text"),
+    "write_text": ("wpptrace._outputs", None, "write_text"),
+    "run_fmt": ("wpptrace.decoder.cli_fmt", None, "run_fmt"),
+}
+
+
+def _bench_fmt():
+    spec = importlib.util.spec_from_file_location("bench_fmt", REPO / "benchmarks" / "bench_fmt.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def child(step: str, path: str, jobs: int, output: str) -> int:
+    """``--child``: one fmt run with ``step`` called through ``operator.call``."""
+    import importlib
+
+    from wpptrace.decoder import cli_fmt
+
+    module, owner, name = STEPS[step]
+    target = importlib.import_module(module)
+    if owner is not None:
+        target = getattr(target, owner)
+    real = getattr(target, name)
+
+    def counted(*args, **kwargs):
+        return operator.call(real, *args, **kwargs)
+
+    setattr(target, name, counted)
+    opts = cli_fmt.FmtOptions(files=[path], tmf_dirs=[str(_bench_fmt().TMF_DIR)], output=output,
+                              summary=output + ".sum", progress="never", jobs=jobs)
+    return cli_fmt.run_fmt(opts)
+
+
+def counted(tmp: str, step: str, path: pathlib.Path, jobs: int, cache: str | None) -> list[int]:
+    """Instructions of ``step`` in every process of one run (the first one started first)."""
+    name = f"{step}-{'warm' if cache else 'off'}"
+    out = os.path.join(tmp, f"{name}.%p")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONHASHSEED"] = "0"
+    if cache is None:
+        env["WPPTRACE_NO_CACHE"] = "1"
+    else:
+        env.pop("WPPTRACE_NO_CACHE", None)
+        env["WPPTRACE_CACHE_DIR"] = cache
+    subprocess.run(["valgrind", "--tool=callgrind", "--toggle-collect=_operator_call*",
+                    f"--callgrind-out-file={out}", sys.executable, __file__, "--child", step,
+                    str(path), str(jobs), os.path.join(tmp, f"{name}.txt")],
+                   check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    counts = []
+    for dump in sorted(glob.glob(os.path.join(tmp, f"{name}.[0-9]*")),
+                       key=lambda p: int(p.rsplit(".", 1)[1])):
+        text = pathlib.Path(dump).read_text(errors="replace")
+        counts.append(int(re.search(r"^summary: (\d+)", text, re.M).group(1)))
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        return child(argv[1], argv[2], int(argv[3]), argv[4])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1000)
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--steps", default=",".join(STEPS))
+    args = ap.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        print("valgrind is needed (apt install valgrind)")
+        return 2
+    steps = [step for step in args.steps.split(",") if step]
+    unknown = [step for step in steps if step not in STEPS]
+    if unknown:
+        ap.error(f"unknown steps: {', '.join(unknown)} (known: {', '.join(STEPS)})")
+    # every module compiled to bytecode first: a stale .pyc would count compiling a module
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(REPO / part) for part in PACKAGES)],
+                   check=True, env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+                   stdout=subprocess.DEVNULL)
+    bench = _bench_fmt()
+    path = bench._cached(f"unique-v{bench.UNIQUE_VERSION}", args.events, bench.generate_unique)
+    print(f"fmt text to a file, {args.events:,} unique-argument events, -j {args.jobs}; "
+          f"instructions per step (callgrind), program cache off / warm:")
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = os.path.join(tmp, "cache")
+        os.mkdir(cache, 0o700)
+        fill = dict(os.environ, WPPTRACE_CACHE_DIR=cache)
+        fill.pop("WPPTRACE_NO_CACHE", None)
+        subprocess.run([sys.executable, __file__, "--child", "run_fmt", str(path), "1",
+                        os.path.join(tmp, "fill.txt")], check=True, env=fill)
+        for step in steps:
+            cells = []
+            for where in (None, cache):
+                counts = counted(tmp, step, path, args.jobs, where)
+                cells.append(", ".join(f"{count / 1e6:,.2f}" for count in counts) + " M")
+            print(f"  {step:<14} {cells[0]:>22} / {cells[1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
