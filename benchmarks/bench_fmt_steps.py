@@ -24,16 +24,16 @@ Usage: python3 benchmarks/bench_fmt_steps.py [--events N (default 1000)] [--jobs
 from __future__ import annotations
 
 import argparse
-import glob
 import importlib.util
 import operator
 import os
 import pathlib
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
+
+from _callgrind import fmt_env, instructions
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 PACKAGES = ("src/wpptrace", "decoder", "tmf", "provider")
@@ -88,24 +88,9 @@ def child(step: str, path: str, jobs: int, output: str) -> int:
 def counted(tmp: str, step: str, path: pathlib.Path, jobs: int, cache: str | None) -> list[int]:
     """Instructions of ``step`` in every process of one run (the first one started first)."""
     name = f"{step}-{'warm' if cache else 'off'}"
-    out = os.path.join(tmp, f"{name}.%p")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONHASHSEED"] = "0"
-    if cache is None:
-        env["WPPTRACE_NO_CACHE"] = "1"
-    else:
-        env.pop("WPPTRACE_NO_CACHE", None)
-        env["WPPTRACE_CACHE_DIR"] = cache
-    subprocess.run(["valgrind", "--tool=callgrind", "--toggle-collect=_operator_call*",
-                    f"--callgrind-out-file={out}", sys.executable, __file__, "--child", step,
-                    str(path), str(jobs), os.path.join(tmp, f"{name}.txt")],
-                   check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    counts = []
-    for dump in sorted(glob.glob(os.path.join(tmp, f"{name}.[0-9]*")),
-                       key=lambda p: int(p.rsplit(".", 1)[1])):
-        text = pathlib.Path(dump).read_text(errors="replace")
-        counts.append(int(re.search(r"^summary: (\d+)", text, re.M).group(1)))
-    return counts
+    return instructions(os.path.join(tmp, name),
+                        [__file__, "--child", step, str(path), str(jobs), os.path.join(tmp, f"{name}.txt")],
+                        fmt_env(cache), toggle="_operator_call*")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,15 +29,15 @@ Needs valgrind. Usage: python3 benchmarks/bench_jobs_work.py [--events N]
 from __future__ import annotations
 
 import argparse
-import glob
 import importlib.util
 import os
 import pathlib
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
+
+from _callgrind import fmt_env, instructions
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 #: the folders of the product's Python code (installed in place: ``pip install -e .``)
@@ -69,23 +69,9 @@ def counted(tmp: str, name: str, stop: str, path: pathlib.Path, jobs: int,
             cache: str | None = None) -> list[int]:
     """Instructions of every process of one run (the first one started first); ``cache``: the
     program cache directory it uses (None: the cache off)."""
-    out = os.path.join(tmp, f"{name}.%p")
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    if cache is None:
-        env["WPPTRACE_NO_CACHE"] = "1"
-    else:
-        env.pop("WPPTRACE_NO_CACHE", None)
-        env["WPPTRACE_CACHE_DIR"] = cache
-    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-                    __file__, "--child", stop, str(path), str(jobs), os.path.join(tmp, f"{name}.txt")],
-                   check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    counts = []
-    for dump in sorted(glob.glob(os.path.join(tmp, f"{name}.[0-9]*")),
-                       key=lambda p: int(p.rsplit(".", 1)[1])):
-        text = pathlib.Path(dump).read_text(errors="replace")
-        counts.append(int(re.search(r"^summary: (\d+)", text, re.M).group(1)))
-    return counts
+    return instructions(os.path.join(tmp, name),
+                        [__file__, "--child", stop, str(path), str(jobs), os.path.join(tmp, f"{name}.txt")],
+                        fmt_env(cache))
 
 
 def main(argv: list[str] | None = None) -> int:
