@@ -7,8 +7,8 @@ whole order (``FileSource.ordered(view, window=...)``), so the windows' outputs 
 after the other are the whole output.
 
 The file is cut into small windows (a few per process at least, a few MB of the file
-each, the first and the last ones half that: ``window_shares``); each process decodes one, then takes
-the next one left as it becomes free (``_Claims``): a process slowed by others on its
+each, the first and the last ones half that: ``window_shares``); each process decodes one,
+then takes the next one left as it becomes free (``_Claims``): a process slowed by others on its
 core, or a window heavier than its bytes said, leaves more windows to the others, and
 the processes end close together. This process decodes the first window into the output;
 the workers are forked (each starts with this process's TMF set and decoder settings). When
@@ -62,10 +62,10 @@ __all__ = ["cut_keys", "window_shares", "decode_parallel", "ParallelRun", "Timel
 
 _COPY_CHUNK = 1 << 20
 #: windows per process at least, and about the .etl bytes a window holds (the first and
-#: the last ones, half that): a window decoded before its place in the output is known is held in
-#: memory, and memory a process touches for the first time costs the kernel a page clear
-#: (about 1 ms a MB of text on a VM), so what is held stays one small window at a time
-#: and its memory is used again; a window costs about 1 ms of its own
+#: the last ones, half that): a window decoded before its place in the output is known is
+#: held in memory, and memory a process touches for the first time costs the kernel a page
+#: clear (0.2-0.5 ms a MB of text on this VM), so what is held stays part of one small
+#: window at a time and its memory is used again; a window costs about 0.5 ms of its own
 _WINDOWS_EACH = 4
 _WINDOW_BYTES = 4 << 20
 _POLL = 0.005      # seconds between looks at the workers when waiting for them
