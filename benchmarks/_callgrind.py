@@ -6,7 +6,6 @@ Not a benchmark itself: the scripts beside it import it.
 from __future__ import annotations
 
 import glob
-import os
 import pathlib
 import re
 import subprocess
@@ -14,17 +13,12 @@ import sys
 
 
 def fmt_env(cache: str | None) -> dict[str, str]:
-    """This environment for a counted fmt run: compiled bytecode cached as an installed
-    package has it (else each run would count compiling the modules), one hash seed (dicts
-    and sets in the same order in every run), fmt's program cache off, or in ``cache``."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONHASHSEED"] = "0"
-    if cache is None:
-        env["WPPTRACE_NO_CACHE"] = "1"
-    else:
-        env.pop("WPPTRACE_NO_CACHE", None)
-        env["WPPTRACE_CACHE_DIR"] = cache
-    return env
+    """The environment of a timed fmt run (bench_fmt.py's: bytecode cached as an installed
+    package has it, fmt's program cache off or in ``cache``) with one hash seed, so dicts
+    and sets come in the same order in every counted run."""
+    from bench_fmt import _installed_env      # (this folder is on the path of its scripts)
+
+    return dict(_installed_env(cache), PYTHONHASHSEED="0")
 
 
 def instructions(out_prefix: str, argv: list[str], env: dict[str, str],

@@ -42,8 +42,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = ["ETL", "constants", "sizeof", "offsetof", "Layout", "read", "walk_records", "chain_ok",
-           "decompress_into", "INDEX_COLUMNS", "FixedIndexReader", "running_max", "last_key", "merge_below", "row_times", "RowTables",
-           "RowWalker", "RowPrinter", "ProgramTable", "NO_RECORD", "install_records", "RowValues", "row_values", "address_of",
+           "decompress_into", "INDEX_COLUMNS", "FixedIndexReader", "running_max", "last_key",
+           "merge_below", "row_times", "RowTables", "RowWalker", "RowPrinter", "ProgramTable",
+           "NO_RECORD", "install_records", "RowValues", "row_values", "address_of",
            "BUFFER_HEADER", "SYSTEM_HEADER", "RECORD", "ROW"]
 
 

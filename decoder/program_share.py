@@ -19,12 +19,13 @@ import struct
 import time
 from collections import namedtuple
 
-from ._hazmat import ProgramTable
+from ._hazmat import ETL, ProgramTable
 
 __all__ = ["ProgramShare", "SharedRecord", "pack", "unpack"]
 
+#: a record's head, as program_records.h lays it out (PRECORD_HEAD bytes) for the C install
 RECORD = struct.Struct("<4sIiIIIII")
-_HAS_PREFIX, _UNKNOWN, _DECORATED = 1, 2, 4
+_HAS_PREFIX, _UNKNOWN, _DECORATED = ETL.PRECORD_HAS_PREFIX, ETL.PRECORD_UNKNOWN, ETL.PRECORD_DECORATED
 _FORMS = ("text", "csv", "jsonl")
 #: how long a process waits for a message another one is compiling before compiling it itself
 WAIT_SECONDS = 1.0

@@ -1185,13 +1185,7 @@ class WppDecoder:
         attributes are read by C loops (attribute getters): an entry reads each through its
         ``__getattr__`` hook, slow in a Python loop."""
         entries = list(self._entries.values())
-        counts = list(map(_COUNT, entries))
-        if self._printer is not None:   # and the rows the C renderer printed (as _sync_native_counts)
-            rows = memoryview(self._printer.renderer.rows_rendered()).cast("Q")
-            n = len(rows)
-            counts = [count if program is None or not 0 <= program < n else count + rows[program] - native
-                      for count, program, native in zip(counts, map(_PROGRAM, entries),
-                                                         map(_NATIVE_ROWS, entries))]
+        counts = mark_counts(self.count_marks())    # with the rows the C renderer printed
         seen = list(compress(entries, counts))
         guids = list(map(_GUID, seen))
         # a GUID's text made once: a TMF file holds dozens of messages (its UUID object is

@@ -222,3 +222,15 @@ def test_a_decoder_installs_what_another_published_in_one_call(driver):
         assert mark_counts(second.count_marks()) == mark_counts(first.count_marks())
     finally:
         share.close()
+
+
+def test_the_record_head_python_packs_is_the_one_c_reads():
+    """program_share packs a record's head; program_records.c reads it at fixed offsets: one
+    size (PRECORD_HEAD) and one set of flags for both."""
+    from wpptrace.decoder.program_share import RECORD
+
+    assert RECORD.size == _hazmat.ETL.PRECORD_HEAD
+    record = SharedRecord("Comp", "Name", True, "unknown line", -1, _blob(), b"decoration")
+    data = pack(TEXT, record)
+    assert data[:4] == TEXT and int.from_bytes(data[4:8], "little") == (
+        _hazmat.ETL.PRECORD_HAS_PREFIX | _hazmat.ETL.PRECORD_UNKNOWN | _hazmat.ETL.PRECORD_DECORATED)
