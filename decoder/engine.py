@@ -208,11 +208,16 @@ class FileSource:
         def delivered():
             nonlocal last, position
             yield from first
+            # with the buffers flushed before lo skipped, the first one read mostly holds
+            # lo itself: its rows are made at once, in its one walk; where fewer are skipped
+            # (times not trusted), a buffer is walked for its latest time first
+            walk_first = skip == 0
             for position in range(skip, len(infos)):
                 if stop is not None and stop():
                     return
                 buf = etl.read_buffer(infos[position], last)
-                if lo is not None and (run is None or run < lo):
+                before = lo is not None and (run is None or run < lo)
+                if before and walk_first:
                     buf.walk(collect=False)             # only its latest time is needed
                     top = buf.stats.max_timestamp
                     if top is None or (run is not None and top <= run) or top < lo:
@@ -223,6 +228,12 @@ class FileSource:
                 if buf.stats is None:
                     buf.walk(collect=False)
                 last = buf.stats.last_timestamp
+                if before and not walk_first:
+                    walk_first = True
+                    top = buf.stats.max_timestamp
+                    if top is None or (run is not None and top <= run) or top < lo:
+                        yield buf, None, None           # wholly before the window after all
+                        continue
                 yield buf, items, keys
             position = len(infos)
 
