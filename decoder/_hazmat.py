@@ -190,6 +190,8 @@ ROW = Layout("wpprow")
 
 # records per walk call; a 64 KiB buffer holds at most 8183
 _CHUNK = 16384
+#: records a walk told to stop at a time walks between looks at the times it met
+_UNTIL_STEP = 256
 _RESULT_SIZE = ffi.sizeof("etlrd_walk_result")
 _ZERO_RESULT = bytes(_RESULT_SIZE)
 _local = threading.local()
@@ -408,15 +410,17 @@ class RowWalker:
         clock.start, clock.origin, clock.num, clock.den = linear
 
     def walk(self, data: bytes, start: int, end: int, last: int, cpu: int, slot: int,
-             count: int, blobs: list) -> tuple[int, SimpleNamespace]:
+             count: int, blobs: list, until: int | None = None) -> tuple[int, SimpleNamespace]:
         """Append the rows of data[start:end) (at least 4 bytes; numbered from ``count``) to
         blobs as bytes; returns (the new count, the walk's totals as ``walk_records`` gives
-        them)."""
+        them). ``until``: the walk may stop once a record's time reached it (in steps of
+        ``_UNTIL_STEP`` records; the totals are then of the part walked, ``end_offset`` where
+        it stopped)."""
         res, out = self._res, self._out
         ffi.memmove(res, _ZERO_RESULT, _RESULT_SIZE)
         res.last_timestamp = last
         src = ffi.from_buffer(data)
-        cap = min(_CHUNK, (end - start) // 8 + 1)
+        cap = min(_CHUNK if until is None else _UNTIL_STEP, (end - start) // 8 + 1)
         pos = start
         walk, tables, clock, size = lib.wpprow_walk, self.tables.raw, self._clock, ROW.size
         while True:
@@ -424,7 +428,7 @@ class RowWalker:
             if n:
                 blobs.append(ffi.buffer(out, n * size)[:])
                 count += n
-            if not res.more:
+            if not res.more or (until is not None and res.timed and res.max_timestamp >= until):
                 break
             pos = res.end_offset
         return count, _result(res)

@@ -212,6 +212,9 @@ class FileSource:
             # lo itself: its rows are made at once, in its one walk; where fewer are skipped
             # (times not trusted), a buffer is walked for its latest time first
             walk_first = skip == 0
+            # a buffer flushed at or after hi holds the window's end (or lies past it): its
+            # rows from there on are the next window's, so its walk may stop there
+            until = hi if hi is not None and getattr(view, "walks_until", False) else None
             for position in range(skip, len(infos)):
                 if stop is not None and stop():
                     return
@@ -224,7 +227,10 @@ class FileSource:
                         last = buf.stats.last_timestamp
                         yield buf, None, None
                         continue
-                items, keys = view(self, buf, slot, False)
+                if until is not None and infos[position].timestamp >= until:
+                    items, keys = view(self, buf, slot, False, until)
+                else:
+                    items, keys = view(self, buf, slot, False)
                 if buf.stats is None:
                     buf.walk(collect=False)
                 last = buf.stats.last_timestamp

@@ -52,7 +52,14 @@ class RowView:
     """The engine view giving a buffer's records as compact rows (see the module docstring).
 
     Consume each chunk before asking the engine for the next: a slot is reused for its
-    stream's next buffer, so rows kept past that point would point at another buffer."""
+    stream's next buffer, so rows kept past that point would point at another buffer.
+
+    Called with ``until`` (a raw time), the walk may stop once a record's time reached it:
+    the engine asks this for the buffer where a window ends, whose later rows are the next
+    window's (the buffer is then accounted by that window, which walks it whole)."""
+
+    #: the engine may pass ``until``
+    walks_until = True
 
     def __init__(self, tables=None) -> None:
         self.tables = tables if tables is not None else RowTables()
@@ -61,7 +68,8 @@ class RowView:
         self.sources: list = []
         self._walker = RowWalker(self.tables)
 
-    def __call__(self, source, buf, slot: int, header_record: bool) -> tuple[range, list[int]]:
+    def __call__(self, source, buf, slot: int, header_record: bool,
+                 until: int | None = None) -> tuple[range, list[int]]:
         while slot >= len(self.datas):
             self.datas.append(b"")
             self.blobs.append(b"")
@@ -79,7 +87,8 @@ class RowView:
             end = min(end, len(data))
             if end - start < 4:
                 return walk(data, start, end, last, False)
-            count, res = walker.walk(data, start, end, last, buf.processor, slot, count, blobs)
+            count, res = walker.walk(data, start, end, last, buf.processor, slot, count, blobs,
+                                     until)
             return [], walk_stats(res)
 
         # the buffer's one walk: its stats and issues (the source's totals) and the rows

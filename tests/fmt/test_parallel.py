@@ -15,9 +15,13 @@ from fmthelp import hold_up, run_fmt_capture
 from wpptrace.decoder import parallel
 from wpptrace.decoder.engine import FileSource, record_view
 from wpptrace.decoder.etlfile import EtlFile
+from wpptrace.decoder.wpp_rows import ROW_INDEX, RowView
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tmf_render"))
 import golden_traces  # noqa: E402  (the rendering tests' deterministic traces)
+
+
+_KEY = ROW_INDEX["key"]
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +54,49 @@ def test_windows_add_up_to_the_whole_order(traces, corpus):
             parts = [_order(path, (bounds[k], bounds[k + 1])) for k in range(len(bounds) - 1)]
             assert [row for part in parts for row in part[0]] == whole, (path.name, cuts)
             assert sum(part[1] for part in parts) == buffers
+
+
+def _row_order(path, window=None, walks=None) -> tuple[list, int, list]:
+    """``_order`` through the rows fmt reads (``RowView``), with flush times trusted as fmt -j
+    trusts them; ``walks``: a list to note each walk's ``until`` in."""
+    with EtlFile(path) as etl:
+        source = FileSource(etl, trust_flush_times=True)
+        view = RowView()
+        if walks is not None:
+            walk = view._walker.walk
+
+            def noted(*args):
+                walks.append(args[8] if len(args) > 8 else None)
+                return walk(*args)
+            view._walker.walk = noted
+        rows = [view.full_row(ref) for items, _keys in source.ordered(view, window=window)
+                for ref in items]
+        tables = view.tables           # key ids are the view's: its messages by (GUID, number)
+        keys = tables.key_infos(0, tables.key_count())
+        rows = [row[:_KEY] + (keys[row[_KEY]] if row[_KEY] < len(keys) else row[_KEY],) + row[_KEY + 1:]
+                for row in rows]
+        return rows, etl.stats.buffers, [(e.offset, e.message) for e in etl.errors]
+
+
+def test_row_windows_ending_inside_a_buffer_walk_it_only_up_to_their_end(traces, corpus):
+    """The buffer where a window ends is walked up to there (its later rows are the next
+    window's, which walks it whole): the windows' rows still add up to the whole order, each
+    buffer accounted once, each problem reported once."""
+    paths = [traces["synth"][0][0], traces["driver"][0][0]]
+    paths += sorted((corpus / "wpp" / "guscatalano__findneedle").glob("*.etl"))
+    stopped = 0
+    for path in paths:
+        whole, buffers, errors = _row_order(path)
+        times = sorted({row[0] for row in whole})
+        cuts = [times[len(times) // 4], times[len(times) // 2], times[3 * len(times) // 4]]
+        bounds = [None, *cuts, None]
+        walks: list = []
+        parts = [_row_order(path, (bounds[k], bounds[k + 1]), walks) for k in range(len(bounds) - 1)]
+        assert [row for part in parts for row in part[0]] == whole, path.name
+        assert sum(part[1] for part in parts) == buffers
+        assert sorted(e for part in parts for e in part[2]) == sorted(errors)
+        stopped += sum(until is not None for until in walks)
+    assert stopped      # the partial walk was taken
 
 
 def test_windows_started_by_flush_times_are_the_windows_read_whole(traces, corpus):
