@@ -39,6 +39,15 @@ _HEADER_READ_SLACK = 512
 UNSUPPORTED_COMPRESSION = {ETL.COMPRESSION_FORMAT_LZNT1: "LZNT1",
                            ETL.COMPRESSION_FORMAT_XPRESS_HUFF: "LZ77+Huffman"}
 
+#: the fields the log-file header's reading takes from the first buffer's header and from
+#: the header record's SYSTEM_TRACE_HEADER: plain tuples (the layouts' named tuple classes
+#: compile code when made, 0.7 M instructions each, on every run)
+_FIRST_BUFFER = BUFFER_HEADER.some("BufferSize", "SavedOffset", "State", "FilledBytes")
+_HEADER_RECORD = SYSTEM_HEADER.some("HeaderType", "Size", "HookId", "ThreadId", "ProcessId",
+                                    "SystemTime")
+#: what ``_plausible_packed`` reads of a buffer header (every run asks about the second buffer)
+_PLAUSIBLE = BUFFER_HEADER.some("BufferSize", "SavedOffset", "SequenceNumber", "ProcessorIndex",
+                                "FilledBytes", "BufferFlag", "BufferType")
 _BUFFER_SIZE = offsetof("WMI_BUFFER_HEADER", "BufferSize")
 _SEQUENCE = offsetof("WMI_BUFFER_HEADER", "SequenceNumber")
 _SAVED_OFFSET = offsetof("WMI_BUFFER_HEADER", "SavedOffset")
@@ -299,24 +308,22 @@ class EtlFile(ReadLog):
                              f"{self.name}: offset 0x0: expected a {BUFFER_HEADER_SIZE}-byte "
                              f"WMI_BUFFER_HEADER, the file has {self.file_size} bytes",
                              filename=self.name)
-        bh = BUFFER_HEADER.unpack(head)
-        self._first_size = bh.BufferSize
-        self._first_state = bh.State
-        self._first_end = max(bh.SavedOffset, bh.FilledBytes)
+        first_size, saved, self._first_state, filled = _FIRST_BUFFER.unpack_from(head)
+        self._first_size = first_size
+        self._first_end = max(saved, filled)
         sane_end = self._first_end if self._first_end <= MAX_BUFFER_SIZE else 0
-        body = self._read_at(0, max(min(max(bh.BufferSize, sane_end), MAX_BUFFER_SIZE, 1 << 20),
+        body = self._read_at(0, max(min(max(first_size, sane_end), MAX_BUFFER_SIZE, 1 << 20),
                                     BUFFER_HEADER_SIZE + _SYSTEM_HEADER_SIZE + _HEADER_READ_SLACK))
         at = BUFFER_HEADER_SIZE
         if len(body) < at + _SYSTEM_HEADER_SIZE:
             return self._fallback_header("file too short for the log-file header record")
         marker = int.from_bytes(body[at:at + _U32], "little")
-        sys_h = SYSTEM_HEADER.unpack(body, at)
-        htype = sys_h.HeaderType
+        sys_h = _HEADER_RECORD.unpack_from(body, at)     # (its fields: _HEADER_RECORD)
+        htype, size, hook = sys_h[:3]
         if not is_logfile_header_record(body, at, len(body)):
             # damaged marker: still try the payload, the rest of the file depends on it
             self._issue(at, f"expected the log-file header record (SYSTEM32/64 marker, HookId 0) "
-                            f"at offset {at:#x}, found marker {marker:#010x} HookId {sys_h.HookId:#x}")
-        size = sys_h.Size
+                            f"at offset {at:#x}, found marker {marker:#010x} HookId {hook:#x}")
         if not (_SYSTEM_HEADER_SIZE + _MIN_LOGFILE_HEADER <= size <= len(body) - at):
             size = len(body) - at
         payload = body[at + _SYSTEM_HEADER_SIZE:at + size]
@@ -381,7 +388,7 @@ class EtlFile(ReadLog):
         return True
 
     @staticmethod
-    def _make_header(h, payload: bytes, fixed: int, ptr: int, sys_h) -> LogfileHeader:
+    def _make_header(h, payload: bytes, fixed: int, ptr: int, sys_h: tuple) -> LogfileHeader:
         names = payload[fixed:]
         logger_name, rest = _utf16z(names)
         log_file_name, _ = _utf16z(rest)
@@ -400,8 +407,7 @@ class EtlFile(ReadLog):
             boot_time=h.BootTime, perf_freq=h.PerfFreq, start_time=h.StartTime,
             clock_type=h.ReservedFlags, buffers_lost=h.BuffersLost,
             logger_name=logger_name, log_file_name=log_file_name, raw=bytes(payload),
-            header_timestamp=sys_h.SystemTime, header_thread_id=sys_h.ThreadId,
-            header_process_id=sys_h.ProcessId)
+            header_timestamp=sys_h[5], header_thread_id=sys_h[3], header_process_id=sys_h[4])
 
     # -- locating buffers ------------------------------------------------------------------
     def buffer_index(self) -> BufferIndex:
@@ -553,16 +559,16 @@ class EtlFile(ReadLog):
     def _plausible_packed(self, offset: int, raw: bytes) -> bool:
         if len(raw) < BUFFER_HEADER_SIZE:
             return False
-        bh = BUFFER_HEADER.unpack(raw)
-        size, used = bh.BufferSize, max(bh.SavedOffset, bh.FilledBytes)
+        size, saved, sequence, processor, filled, flag, kind = _PLAUSIBLE.unpack_from(raw)
+        used = max(saved, filled)
         limit = max(self.header.buffer_size, BUFFER_HEADER_SIZE) if self.header.valid else MAX_BUFFER_SIZE
         nproc = self.header.number_of_processors or 4096
         return (BUFFER_HEADER_SIZE <= size <= MAX_BUFFER_SIZE
                 and offset + size <= self.file_size
                 and BUFFER_HEADER_SIZE <= used <= max(limit, size)
-                and bh.BufferType <= 8 and not bh.BufferFlag & ~0x7F
-                and (bh.ProcessorIndex & ETL.ETW_PROCESSOR_INDEX_MASK) < nproc
-                and bh.SequenceNumber >= 0)
+                and kind <= 8 and not flag & ~0x7F
+                and (processor & ETL.ETW_PROCESSOR_INDEX_MASK) < nproc
+                and sequence >= 0)
 
     def _resync(self, start: int) -> int | None:
         """Next offset >= start holding a plausible buffer header, or None."""

@@ -40,7 +40,6 @@ import marshal
 import mmap
 import os
 import select
-import signal
 import stat
 import struct
 import _thread
@@ -52,6 +51,11 @@ from wpptrace._fieldclass import fieldclass
 from ._hazmat import address_of
 from .buffers import ReadStats
 from .jobs import AUTO_MIN_BYTES, default_jobs, usable_cores
+
+try:   # the C module under ``signal``, which builds enums when imported (0.5 ms before the fork)
+    from _signal import SIGKILL as _SIGKILL
+except ImportError:
+    from signal import SIGKILL as _SIGKILL
 
 TYPE_CHECKING = False   # typing, tempfile and traceback are not imported on -j's path: 26 ms
 if TYPE_CHECKING:       # before the fork, where the other processes wait
@@ -441,7 +445,7 @@ class _Worker:
         """Stop and reap the worker if it is still there (this process is failing)."""
         if self.pid:
             try:
-                os.kill(self.pid, signal.SIGKILL)
+                os.kill(self.pid, _SIGKILL)
             except ProcessLookupError:
                 pass
             os.waitpid(self.pid, 0)

@@ -99,9 +99,11 @@ def test_frozen_mutable_defaults_and_factories():
     assert dataclasses.asdict(Box(3, [Point(1)])) == {"size": 3, "items": [{"x": 1, "y": 2, "tags": []}]}
 
 
-def test_init_is_compiled_when_first_used():
-    """A field class's ``__init__`` is compiled on its first use, once: importing the TMF
-    model compiles none (fmt makes its messages without ``__init__``)."""
+def test_init_is_compiled_once_a_class_is_used():
+    """A field class's ``__init__`` is compiled once, when the class is used more than a few
+    times: importing the TMF model compiles none (fmt makes its messages without
+    ``__init__``), and a class's first ``_COMPILE_AFTER`` objects are made by the generic
+    ``__init__``; the next object, or ``inspect.signature``, compiles it."""
     import subprocess
     import sys
 
@@ -113,14 +115,90 @@ def test_init_is_compiled_when_first_used():
         "from wpptrace.tmf.model import Argument, Message\n"
         "assert made == [] and type(vars(Argument)['__init__']) is fc._LazyInit, made\n"
         "first, second = Argument('x', 'ItemLong'), Argument('y', 'ItemString', insert=11)\n"
-        "assert made == ['Argument'], made\n"
+        "assert made == [], made\n"
         "assert (first.name, first.insert, second.insert) == ('x', 10, 11)\n"
+        "others = [Argument(str(n), 'ItemLong') for n in range(fc._COMPILE_AFTER - 2)]\n"
+        "assert made == [] and type(vars(Argument)['__init__']) is fc._LazyInit, made\n"
+        "last = Argument('z', 'ItemLong', insert=12)\n"
+        "assert made == ['Argument'] and (last.name, last.insert) == ('z', 12), made\n"
         "assert vars(Argument)['__init__'] is Argument.__init__\n"
         "assert Argument.__init__.__qualname__ == 'Argument.__init__'\n"
+        "assert [a.name for a in others] == [str(n) for n in range(fc._COMPILE_AFTER - 2)]\n"
         "import inspect\n"
         "assert str(inspect.signature(Message)).startswith(\"(guid: 'uuid.UUID', number: 'int'\")\n"
         "assert made == ['Argument', 'Message'], made\n")
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def _twin_classes():
+    """A fresh frozen and a fresh mutable field class of the same fields (factories,
+    defaults, a required one), their ``__init__`` not compiled yet."""
+    made = []
+
+    def factory():
+        made.append(1)
+        return [len(made)]
+
+    @fieldclass(frozen=True)
+    class Frozen:
+        a: int
+        b: str = "b"
+        c: list = field(default_factory=factory)
+        d: int = 4
+
+    @fieldclass
+    class Mutable:
+        a: int
+        b: str = "b"
+        c: list = field(default_factory=factory)
+        d: int = 4
+
+    return Frozen, Mutable, made
+
+
+CALLS = [((1,), {}), ((1, "x"), {}), ((1, "x", [9], 5), {}), ((), {"a": 1}),
+         ((1,), {"d": 7}), ((1,), {"c": None}), ((), {"d": 2, "a": 3, "b": "y"}),
+         ((1, 2, 3, 4, 5), {}), ((), {}), ((1,), {"a": 2}), ((1,), {"e": 0}), ((), {"b": 1})]
+
+
+@pytest.mark.parametrize("args, kwargs", CALLS)
+def test_the_generic_init_makes_what_the_compiled_one_does(args, kwargs):
+    """The same objects, the same factory calls, the same errors (raised by the compiled
+    ``__init__``, which the generic one hands a call it cannot bind)."""
+    import wpptrace._fieldclass as fc
+
+    results = []
+    for compiled in (False, True):
+        for cls in _twin_classes()[:2]:
+            looked = cls.__init__ if compiled else None   # (a look-up on the class compiles it)
+            assert (type(vars(cls)["__init__"]) is fc._LazyInit) is (not compiled), looked
+            try:
+                obj = cls(*args, **kwargs)
+            except TypeError as exc:
+                results.append(("error", str(exc)))
+            else:
+                results.append(("made", repr(obj)))
+    assert results[0] == results[2] and results[1] == results[3]
+    assert (results[0][0] == "error") == (results[1][0] == "error")
+
+
+def test_the_generic_init_sets_fields_as_the_compiled_one():
+    """Through the class's ``__setattr__`` (mutable) or around it (frozen), in field order,
+    each factory called once per object that needs it."""
+    Frozen, Mutable, made = _twin_classes()
+    seen = []
+
+    class Watched(Mutable):
+        def __setattr__(self, name, value):
+            seen.append(name)
+            super().__setattr__(name, value)
+
+    w = Watched(1, d=3)
+    assert seen == ["a", "b", "c", "d"] and (w.a, w.c, w.d) == (1, [1], 3)
+    f = Frozen(2)
+    assert f.c == [2] and made == [1, 1] and Frozen(2, c=[2]) == f
+    with pytest.raises(FrozenInstanceError):
+        f.a = 3
 
 
 def test_a_plain_subclass_makes_objects_through_the_lazy_init():
@@ -134,4 +212,5 @@ def test_a_plain_subclass_makes_objects_through_the_lazy_init():
             super().__init__(x, 3)
 
     assert (Sub(1).x, Sub(1).y) == (1, 3) and Base(4) == Base(4, 2)
-    assert vars(Base)["__init__"] is Base.__init__ and Base.__init__.__qualname__.endswith("Base.__init__")
+    init = Base.__init__                      # (a look-up on the class compiles it)
+    assert vars(Base)["__init__"] is init and init.__qualname__.endswith("Base.__init__")

@@ -7,9 +7,13 @@ start-up of a small file. A field class gets the same ``__init__`` (keyword or p
 defaults, ``default_factory``), ``__repr__``, ``__eq__``, ``__match_args__``, and, when
 ``frozen``, the same immutability and ``__hash__``; only ``__init__`` is compiled (it runs
 per object), the rest are shared functions reading the class's field table. ``__init__`` is
-compiled when the class is first used (an object made, or ``__init__`` looked up): compiling
-one costs about 0.6 M instructions, and a fmt run makes objects of only half of the classes
-it imports. For programs
+compiled once the class is used: compiling one costs about 0.6 M instructions, and a fmt run
+makes objects of only half of the classes it imports, most of those once or a few times
+before its first record (a header, read counters, the prefix's pieces). So the first
+``_COMPILE_AFTER`` objects of a class are made by a generic ``__init__`` reading the field
+table (about 1/50 of a compile each), and the compiled one takes its place with the next
+object, a call the generic one cannot bind (its error is the compiled one's), or a look-up
+of ``__init__`` on the class (``inspect.signature``). For programs
 that use the ``dataclasses`` functions on these public classes (``fields``, ``asdict``,
 ``astuple``, ``replace``, ``is_dataclass``), a field class answers as the dataclass it stands
 for: its ``__dataclass_fields__`` come from a dataclass made with the same fields the first
@@ -141,19 +145,68 @@ def _dataclass_twin(cls):
     return twin
 
 
+#: objects of a field class made by the generic ``__init__`` before the compiled one is made
+_COMPILE_AFTER = 16
+
+
 class _LazyInit:
-    """A field class's ``__init__`` until it is first looked up (the first object made, or
-    ``inspect.signature``): then the compiled one takes its place on the class."""
+    """A field class's ``__init__`` until it is compiled: the generic one for the class's
+    first ``_COMPILE_AFTER`` objects, then (or when looked up on the class, or given a call
+    it cannot bind) the compiled one takes its place on the class."""
 
     def __init__(self, cls) -> None:
         self.cls = cls
+        self.made = 0
+        self.generic = _generic_init(self)
 
     def __get__(self, obj, owner=None):
-        cls = self.cls
-        init = _make_init(cls, cls._fc_fields, cls._fc_frozen)
-        init.__annotations__ = {**{f.name: f.annotation for f in cls._fc_fields}, "return": None}
-        type.__setattr__(cls, "__init__", init)
+        if obj is not None and self.made < _COMPILE_AFTER:
+            self.made += 1
+            return self.generic.__get__(obj, owner)
+        init = self.compiled()
         return init if obj is None else init.__get__(obj, owner)
+
+    def compiled(self):
+        """The compiled ``__init__``, put on the class (once)."""
+        cls = self.cls
+        init = cls.__dict__.get("__init__")
+        if init is self:
+            init = _make_init(cls, cls._fc_fields, cls._fc_frozen)
+            init.__annotations__ = {**{f.name: f.annotation for f in cls._fc_fields}, "return": None}
+            type.__setattr__(cls, "__init__", init)
+        return init
+
+
+def _generic_init(lazy: _LazyInit):
+    """The ``__init__`` the compiled one would be, as one function reading the field table:
+    every argument bound first, then each field set in table order (defaults made by their
+    factories as they come); a call it cannot bind goes to the compiled one, which raises
+    the error a dataclass's ``__init__`` would."""
+    table = lazy.cls._fc_fields
+    names = frozenset(f.name for f in table)
+    store = object.__setattr__ if lazy.cls._fc_frozen else setattr
+
+    def __init__(self, *args, **kwargs):
+        if len(args) > len(table) or (kwargs and not names.issuperset(kwargs)):
+            return lazy.compiled()(self, *args, **kwargs)
+        values = list(args)
+        for f in table[len(args):]:
+            if f.name in kwargs:
+                values.append(kwargs[f.name])
+            elif f.default_factory is not _MISSING:
+                values.append(_FACTORY)
+            elif f.default is not _MISSING:
+                values.append(f.default)
+            else:
+                return lazy.compiled()(self, *args, **kwargs)   # a field missing
+        if kwargs and args and any(f.name in kwargs for f in table[:len(args)]):
+            return lazy.compiled()(self, *args, **kwargs)       # a field given twice
+        for f, value in zip(table, values):
+            if value is _FACTORY and f.default_factory is not _MISSING:
+                value = f.default_factory()
+            store(self, f.name, value)
+
+    return __init__
 
 
 def _make_init(cls, table: tuple[Field, ...], frozen: bool):

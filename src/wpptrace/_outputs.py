@@ -140,11 +140,10 @@ class _TermAsExit:
 
     def __enter__(self) -> "_TermAsExit":
         if threading.current_thread() is threading.main_thread():
-            import signal  # here: 2.9 M instructions to import, and writing to stdout needs none
-
+            signal = _signal_module()
             for name in ("SIGTERM", "SIGHUP"):
                 sig = getattr(signal, name, None)
-                if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
+                if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
                     self.saved[sig] = signal.signal(sig, self._raise)
         return self
 
@@ -154,11 +153,21 @@ class _TermAsExit:
 
     def __exit__(self, *exc) -> None:
         if self.saved:
-            import signal
-
+            signal = _signal_module()
             for sig, handler in self.saved.items():
                 signal.signal(sig, handler)
             self.saved.clear()
+
+
+def _signal_module():
+    """The signal functions: the C module under ``signal`` (the same handlers, as plain
+    ints), whose import costs nothing; ``signal`` itself builds its enums (2.9 M
+    instructions, on every run that writes a file)."""
+    try:
+        import _signal
+    except ImportError:
+        import signal as _signal
+    return _signal
 
 
 def _exchange_names(a: str, b: str) -> bool:
