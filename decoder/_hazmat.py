@@ -10,6 +10,7 @@ The only decoder module that touches cffi: the rest of the package gets Python v
 * ``decompress_into``: MS-XCA Plain LZ77 into a window of a bytearray (xpress.c);
 * ``INDEX_COLUMNS`` / ``FixedIndexReader``: the buffer index's columns, and the regular
   buffers of an uncompressed file read into them (etlindex.c);
+* ``cut_times``: the window bounds of ``fmt -j`` from the index columns (cuts.c);
 * ``RowTables`` / ``RowWalker``: the formatter's key table and row walker (wpp_rows.c);
 * ``RowPrinter``: rows printed by the C renderer (``wpprow_render``, tmf/csrc) into its own
   buffer or into memory the caller lends it, or appended as Arrow columns
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ETL", "constants", "sizeof", "offsetof", "Layout", "read", "walk_records", "chain_ok",
            "decompress_into", "INDEX_COLUMNS", "FixedIndexReader", "running_max", "last_key",
-           "merge_below", "row_times", "RowTables", "RowWalker", "RowPrinter", "ProgramTable",
+           "merge_below", "cut_times", "row_times", "RowTables", "RowWalker", "RowPrinter", "ProgramTable",
            "NO_RECORD", "install_records", "RowValues", "row_values", "address_of",
            "BUFFER_HEADER", "SYSTEM_HEADER", "RECORD", "ROW"]
 
@@ -352,6 +353,23 @@ def row_times(blob, count: int) -> array:
         lib.order_gather(ffi.cast("const int64_t *", ffi.from_buffer(blob)), ROW.size // 8,
                          count, ffi.from_buffer("int64_t[]", out))
     return out
+
+
+def cut_times(times: array, sizes: array, streams: list[array], parts: list[float],
+              whole: float) -> list[int] | None:
+    """``cuts_sweep``: the cut times of ``decoder.parallel.cut_keys`` from the index columns
+    ``times`` (``array('q')``) and ``sizes`` (``array('I')``), each stream a positions
+    ``array('I')`` into them, the bounds ``total * part / whole``. None when the sweep needs
+    more than 64 bits (the caller cuts in Python)."""
+    positions = array("I")
+    for stream in streams:
+        positions += stream
+    lens = ffi.new("uint32_t[]", [len(stream) for stream in streams] or [0])
+    out = ffi.new("int64_t[]", max(1, len(parts)))
+    made = lib.cuts_sweep(ffi.from_buffer("int64_t[]", times), ffi.from_buffer("uint32_t[]", sizes),
+                          ffi.from_buffer("uint32_t[]", positions), lens, len(streams),
+                          ffi.new("double[]", parts or [0.0]), len(parts), whole, out)
+    return None if made < 0 else list(out[0:made])
 
 
 # -- the formatter's rows (wpp_rows.c) ------------------------------------------------------

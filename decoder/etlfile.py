@@ -228,6 +228,17 @@ class BufferSubset(Sequence):
         values = self._index.column(name)
         return [values[p] for p in self._positions]
 
+    @property
+    def parent(self) -> BufferIndex:
+        """The index these buffers are of."""
+        return self._index
+
+    @property
+    def positions(self) -> array:
+        """The buffers' positions in ``parent``, in this order (``array('I')``; read it, do
+        not change it)."""
+        return self._positions
+
 
 class EtlFile(ReadLog):
     """A readable .etl file (compressed or not). Use as a context manager.

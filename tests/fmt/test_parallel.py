@@ -350,6 +350,86 @@ def test_cut_keys_spread_each_buffer_since_its_stream_s_last_flush():
     assert parallel.cut_keys(None, 2, [_Stream(), _Stream()]) == [None, None]
 
 
+def _indexed_streams(streams, rng):
+    """The streams (lists of (flush time, bytes filled)) as cut_keys gets them from a file:
+    positions, in a shuffled order, into one buffer index's columns."""
+    from array import array
+
+    from wpptrace.decoder._hazmat import INDEX_COLUMNS
+    from wpptrace.decoder.etlfile import BufferIndex, BufferSubset
+
+    flat = [buffer for stream in streams for buffer in stream]
+    places = list(range(len(flat)))
+    rng.shuffle(places)
+    times, filled = [0] * len(flat), [0] * len(flat)
+    for place, (time_, size) in zip(places, flat):
+        times[place], filled[place] = time_, size
+    columns = {name: array(code, bytes(array(code).itemsize * len(flat))) for name, code in INDEX_COLUMNS}
+    columns["timestamp"], columns["filled_bytes"] = array("q", times), array("I", filled)
+    index = BufferIndex()
+    index.extend_columns(columns, len(flat))
+    subsets, at = [], 0
+    for stream in streams:
+        subsets.append(BufferSubset(index, array("I", places[at:at + len(stream)])))
+        at += len(stream)
+    return subsets
+
+
+def _random_streams(rng):
+    base = rng.choice([0, 1000, 133_500_000_000_000_000, -(1 << 62), (1 << 62)])
+    spread = rng.choice([5, 1000, 10 ** 6, 10 ** 12])
+    streams = []
+    for _ in range(rng.randint(1, 5)):
+        times = sorted(base + rng.randint(0, spread) for _ in range(rng.randint(0, 40)))
+        if rng.random() < 0.3 and len(times) > 2:      # flushed out of order
+            times[0], times[-1] = times[-1], times[0]
+        if rng.random() < 0.3 and times:                # equal flush times
+            times = [times[0]] * 3 + times
+        streams.append([(t, rng.choice([0, 1, 2, rng.randint(0, 1 << 20), (1 << 32) - 1]))
+                        for t in times])
+    return streams
+
+
+def test_cut_keys_in_c_are_the_python_sweep_s_cuts():
+    """The C pass over the index columns (cuts_sweep) gives the Python sweep's cuts, number
+    for number: ties, spans of no time, flushes out of order, empty buffers, times past 2^53
+    and near the ends of 64 bits, even and uneven shares."""
+    import random
+
+    rng = random.Random(7)
+    in_c = 0
+    for _case in range(600):
+        streams = _random_streams(rng)
+        jobs = rng.randint(2, 9)
+        shares = rng.choice([None, parallel.window_shares(jobs, rng.randint(0, 1 << 26)),
+                             [rng.random() + 0.01 for _ in range(jobs)], [1, 2, 3]])
+        indexed = _indexed_streams(streams, rng)
+        plain = [_Stream(*stream) for stream in streams]
+        expected = parallel.cut_keys(None, jobs, plain, shares)
+        assert parallel.cut_keys(None, jobs, indexed, shares) == expected, (streams, jobs, shares)
+        in_c += parallel._cut_times(indexed, shares or [1.0 / jobs] * jobs) is not None
+    assert in_c > 500     # (the others needed more than 64 bits: the Python sweep cut them)
+    wide = [[(-(1 << 63) + 5, 0), ((1 << 63) - 5, 1000)]]   # a cut 2^63 ticks into a buffer's span
+    indexed = _indexed_streams(wide, rng)
+    assert parallel._cut_times(indexed, [0.5, 0.5]) is None
+    assert parallel.cut_keys(None, 2, indexed) == parallel.cut_keys(None, 2, [_Stream(*s) for s in wide])
+
+
+def test_cut_keys_of_real_files_are_the_python_sweep_s_cuts(traces, corpus):
+    paths = [traces[name][0][0] for name in traces] + sorted(corpus.rglob("*.etl"))[:10]
+    for path in paths:
+        with EtlFile(str(path)) as etl:
+            streams = FileSource(etl).streams()
+            if not streams:
+                continue
+            plain = [_Stream(*zip(s.column("timestamp"), s.column("filled_bytes"))) for s in streams]
+            for jobs in (2, 3, 5):
+                shares = parallel.window_shares(jobs, etl.file_size)
+                assert parallel._cut_times(streams, shares) is not None
+                assert parallel.cut_keys(etl, jobs, streams, shares) == \
+                    parallel.cut_keys(etl, jobs, plain, shares), path
+
+
 @pytest.mark.parametrize("jobs", [2, 3])
 @pytest.mark.parametrize("variant", ["text", "custom.text", "csv", "jsonl"])
 def test_jobs_print_the_bytes_one_process_prints(traces, tmp_path, jobs, variant):
