@@ -9,7 +9,10 @@ Each step is counted in its own run under callgrind: the step's function is call
 (imports it makes included). Steps: ``_load_tmfs``, ``WppDecoder()``, ``_open_cache`` (and
 its ``cache_key``), ``_Input``, ``_open_output``, ``_writer``, the output's ``commit``,
 ``ProgramCache.save``, ``_finish`` (and its ``summary_table``, ``summary_text``,
-``write_text``), and ``run_fmt`` whole. With ``-j 2`` there is a number per process, this
+``write_text``), and ``run_fmt`` whole; with ``-j``, the end of ``decode_parallel`` too: what
+a worker sends once its last window is decoded (``_results``, in the worker), letting the
+workers go (``release``), the workers' messages added to the program cache
+(``keep_shared``), their counts and read logs added to this process's (``_merge``). With ``-j 2`` there is a number per process, this
 one's first: a forked worker's count starts with what its parent had collected before the
 fork (a step before the fork shows twice; ``run_fmt``'s second number is the worker's own
 part plus that).
@@ -49,6 +52,10 @@ STEPS = {
     "writer": ("wpptrace.decoder.cli_fmt", None, "_writer"),
     "commit": ("wpptrace._outputs", "AtomicOutput", "commit"),
     "save": ("wpptrace.decoder.program_cache", "ProgramCache", "save"),
+    "results": ("wpptrace.decoder.parallel", None, "_results"),
+    "release": ("wpptrace.decoder.parallel", "_Worker", "release"),
+    "keep_shared": ("wpptrace.decoder.parallel", None, "_keep_shared"),
+    "merge": ("wpptrace.decoder.parallel", None, "_merge"),
     "finish": ("wpptrace.decoder.cli_fmt", None, "_finish"),
     "summary_table": ("wpptrace.decoder.wpp", "WppDecoder", "summary_table"),
     "summary_text": ("wpptrace.decoder.output", None, "summary_text"),

@@ -187,7 +187,6 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
     taken from flush times, passed a record (a buffer holding a record later than its
     flush), this process decodes the rest itself: the output is the same either way."""
     from . import cli_fmt
-    from .wpp import mark_counts
     from .wpp_rows import RowView
 
     began = time.monotonic()
@@ -268,21 +267,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
         decoder.share_programs(None)
         if share is not None:
             share.close()
-    for k in range(1, limit):                 # in window order: the warnings as one process says them
-        if k in own.results:
-            _add_reads(inp.etl, own.results[k])          # its counts are this process's already
-        else:
-            _add_counters(decoder, output.results[k])
-            _add_reads(inp.etl, output.results[k])
-    payloads = [worker.payload or {"windows": {}, "ended": None, "shared": (0, 0)} for worker in workers]
-    for worker, payload in zip(workers, payloads):   # per-message counts: cumulative, at its last window used
-        used = [k for k in payload["windows"] if k < limit]
-        if used:
-            marks = payload["windows"][max(used)]["counts"]
-            left = decoder.add_plain_message_counts(payload["keys"], mark_counts(marks))
-            if left:                          # messages this process printed no row of
-                keys, counts = zip(*left)
-                decoder.add_message_counts(dict(zip(_message_keys(keys), counts)))
+    payloads = _merge(decoder, inp.etl, own.results, output.results, workers, limit)
     owners = [0] * len(windows)
     for k, worker in output.decoded_by.items():
         owners[k] = worker.k
@@ -753,6 +738,32 @@ def _snapshot(decoder, etl) -> dict:
     }
 
 
+def _merge(decoder, etl, own: dict[int, dict], results: dict[int, dict], workers: list,
+           limit: int) -> list[dict]:
+    """Add the windows before ``limit`` that the workers decoded (``results``) to this
+    process's counts, and every window's read log (this process's own ``own`` as well) to
+    ``etl``'s, as if this process had read them all; the workers' payloads (an empty one
+    for a worker that sent none)."""
+    from .wpp import mark_counts
+
+    for k in range(1, limit):                 # in window order: the warnings as one process says them
+        if k in own:
+            _add_reads(etl, own[k])           # its counts are this process's already
+        else:
+            _add_counters(decoder, results[k])
+            _add_reads(etl, results[k])
+    payloads = [worker.payload or {"windows": {}, "ended": None, "shared": (0, 0)} for worker in workers]
+    for payload in payloads:                  # per-message counts: cumulative, at its last window used
+        used = [k for k in payload["windows"] if k < limit]
+        if used:
+            marks = payload["windows"][max(used)]["counts"]
+            left = decoder.add_plain_message_counts(payload["keys"], mark_counts(marks))
+            if left:                          # messages this process printed no row of
+                keys, counts = zip(*left)
+                decoder.add_message_counts(dict(zip(_message_keys(keys), counts)))
+    return payloads
+
+
 def _add_counters(decoder, result: dict) -> None:
     c = decoder.counters
     for name, value in result["counters"].items():
@@ -773,24 +784,8 @@ def _add_reads(etl, result: dict) -> None:
             setattr(stats, name, getattr(stats, name) + value)
 
 
-def _plain_keys(keys: list[tuple]) -> list[tuple]:
-    """Message keys in a form marshal carries: each GUID as its 16 bytes (bytes_le). A GUID
-    is converted once (a file's messages share a few tens of GUIDs; this is on the way out
-    of every worker)."""
-    plain: dict = {}
-    out = []
-    for guid, number in keys:
-        if hasattr(guid, "bytes_le"):
-            as_bytes = plain.get(guid)
-            if as_bytes is None:
-                as_bytes = plain[guid] = guid.bytes_le
-            guid = as_bytes
-        out.append((guid, number))
-    return out
-
-
 def _message_keys(keys: list[tuple]) -> list[tuple]:
-    """The decoder's message keys back from ``_plain_keys`` (each GUID made once: a UUID
+    """The decoder's message keys back from ``plain_message_keys`` (each GUID made once: a UUID
     costs microseconds, and this runs after the last window, when nothing else does)."""
     from uuid import UUID
 
@@ -804,6 +799,18 @@ def _message_keys(keys: list[tuple]) -> list[tuple]:
             guid = made
         out.append((guid, number))
     return out
+
+
+def _results(decoder, windows: dict[int, dict], error: str | None) -> dict:
+    """What a worker sends once it has decoded its last window: each window's results, its
+    messages (``plain_message_keys``: the order of the windows' count marks), what failed,
+    when it ended, the messages it compiled and installed, and how many TMF problems it met."""
+    share = decoder.shared_programs
+    return {
+        "windows": windows, "keys": decoder.plain_message_keys(), "error": error,
+        "ended": time.monotonic(),      # the same clock in every process of the machine
+        "shared": (share.compiled, share.installed) if share is not None else (0, 0),
+        "tmf_issues": len(getattr(decoder.tmfset, "issues", ()))}
 
 
 def _send(fd: int, message) -> None:
@@ -867,12 +874,7 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
             import traceback
 
             error = traceback.format_exc()
-        share = decoder.shared_programs
-        _send(result_fd, ("done", {
-            "windows": results, "keys": _plain_keys(decoder.message_keys()), "error": error,
-            "ended": time.monotonic(),      # the same clock in every process of the machine
-            "shared": (share.compiled, share.installed) if share is not None else (0, 0),
-            "tmf_issues": len(getattr(decoder.tmfset, "issues", ()))}))
+        _send(result_fd, ("done", _results(decoder, results, error)))
         os.close(result_fd)
         while os.read(release_fd, 1 << 12):     # until the parent lets go (or is gone)
             pass

@@ -1083,6 +1083,20 @@ class WppDecoder:
         after the others)."""
         return list(self._entries)
 
+    def plain_message_keys(self) -> list[tuple]:
+        """``message_keys`` with each GUID as its 16 bytes (bytes_le), a form marshal carries:
+        a message the rows path met has the key it was met by (no UUID hashed or converted:
+        this runs at the end of every ``fmt -j`` worker); the others' GUIDs are converted."""
+        raw = dict(zip(map(id, self._raw_entries.values()), self._raw_entries))
+        keys = list(map(raw.get, map(id, self._entries.values())))
+        at, made = -1, None
+        for _ in range(len(keys) - len(raw)):    # the others (the log header's, say): every
+            at = keys.index(None, at + 1)         # row entry is one of the entries, once
+            made = list(self._entries) if made is None else made
+            guid, number = made[at]
+            keys[at] = (guid.bytes_le, number) if isinstance(guid, uuid.UUID) else made[at]
+        return keys
+
     def restore_counts(self, marks: tuple) -> None:
         """Go back to the per-message counts of ``marks`` (``count_marks``; messages first
         seen since: 0)."""

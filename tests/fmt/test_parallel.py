@@ -852,16 +852,30 @@ def test_tmf_problems_only_a_worker_read_are_reported(tmp_path, corpus, monkeypa
 
 
 def test_message_keys_cross_the_pipe_and_back_with_one_guid_object_each():
-    """The keys a worker sends (GUIDs as bytes) come back as the decoder's keys; a GUID with
-    many messages is made once, not once per message."""
+    """The keys a worker sends (GUIDs as bytes, in the order of its count marks) come back
+    as the decoder's keys, whichever way each message was met (by a row, by a decoded
+    record, the log header); a GUID with many messages is made once, not once per message."""
+    import marshal
     import uuid
 
+    from wpptrace import tmf
+    from wpptrace.decoder.wpp import WppDecoder
+
     guids = [uuid.UUID(int=(k + 1) << 64 | 0x1234) for k in range(3)]
-    keys = [("header", 0)] + [(guids[n % 3], n) for n in range(30)]
-    plain = parallel._plain_keys(keys)
-    assert all(isinstance(g, (bytes, str)) for g, _n in plain)
+    decoder = WppDecoder(tmf.TmfSet(), utc=True)
+    decoder._raw_entry(guids[0].bytes_le, 0)
+    decoder._header_entry()
+    for n in range(1, 30):
+        if n % 7 == 0:
+            decoder._entry(guids[n % 3], n)          # met as a record: no row key
+        else:
+            decoder._raw_entry(guids[n % 3].bytes_le, n)
+    keys = decoder.message_keys()
+    plain = decoder.plain_message_keys()
+    assert plain == [(g.bytes_le if isinstance(g, uuid.UUID) else g, n) for g, n in keys]
+    assert marshal.loads(marshal.dumps(plain)) == plain
     back = parallel._message_keys(plain)
-    assert back == keys
+    assert back == keys and ("header", 0) in back
     assert len({id(g) for g, _n in back if isinstance(g, uuid.UUID)}) == 3
 
 
@@ -877,7 +891,7 @@ def test_counts_by_guid_bytes_reach_the_entries_as_by_message_keys():
     guids = [uuid.UUID(int=(k + 1) << 64 | 0x5678) for k in range(2)]
     keys = [("header", 0), (guids[0], 1), (guids[0], 2), (guids[1], 3), (guids[1], 4)]
     counts = [1, 5, 0, 7, 2]
-    plain = parallel._plain_keys(keys)
+    plain = [(g.bytes_le if isinstance(g, uuid.UUID) else g, n) for g, n in keys]
 
     def counted(via_bytes: bool) -> dict:
         decoder = WppDecoder(tmf.TmfSet(), utc=True)
