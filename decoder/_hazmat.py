@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ETL", "constants", "sizeof", "offsetof", "Layout", "read", "walk_records", "chain_ok",
            "decompress_into", "INDEX_COLUMNS", "FixedIndexReader", "running_max", "last_key",
-           "merge_below", "cut_times", "row_times", "RowTables", "RowWalker", "RowPrinter", "ProgramTable",
+           "merge_below", "stream_positions", "cut_times", "row_times", "RowTables", "RowWalker", "RowPrinter", "ProgramTable",
            "NO_RECORD", "install_records", "RowValues", "row_values", "address_of",
            "BUFFER_HEADER", "SYSTEM_HEADER", "RECORD", "ROW"]
 
@@ -352,6 +352,30 @@ def row_times(blob, count: int) -> array:
     if count:
         lib.order_gather(ffi.cast("const int64_t *", ffi.from_buffer(blob)), ROW.size // 8,
                          count, ffi.from_buffer("int64_t[]", out))
+    return out
+
+
+def stream_positions(processors: array, sequences: array) -> list[array] | None:
+    """``order_streams``: the positions of the buffers 1 .. n - 1 of an index's columns
+    ``processors`` (``array('H')``) and ``sequences`` (``array('q')``) grouped per processor
+    (in processor order), each group in sequence order, file order for equal numbers: one
+    ``array('I')`` a group. None for columns of other types."""
+    n = len(processors)
+    if (type(processors) is not array or processors.typecode != "H" or type(sequences) is not array
+            or sequences.typecode != "q" or len(sequences) != n):
+        return None
+    if n <= 1:
+        return []
+    positions, lens = array("I", bytes(4 * (n - 1))), array("I", bytes(4 * (n - 1)))
+    groups = lib.order_streams(ffi.from_buffer("uint16_t[]", processors),
+                               ffi.from_buffer("int64_t[]", sequences), n,
+                               ffi.from_buffer("uint32_t[]", positions), ffi.from_buffer("uint32_t[]", lens))
+    if groups < 0:
+        return None
+    out, at = [], 0
+    for length in lens[:groups]:
+        out.append(positions[at:at + length])
+        at += length
     return out
 
 

@@ -23,7 +23,6 @@ import re
 import uuid
 
 from .errors import TmfError
-from .grammar import parse_into
 from .lazyre import LazyPattern
 from .model import ControlGuid, TmfSet
 
@@ -144,6 +143,9 @@ def _load_tmf(path: str, priority: int, tolerant: bool, tmfset: TmfSet, lazy: bo
             raise not_tmf
         tmfset.add_issue(not_tmf)
         return
+    from .grammar import parse_into   # here: a run served by the program cache parses no TMF
+                                      # text, and importing the grammar costs 2.4 M instructions
+
     parse_into(tmfset, text, path=path, tolerant=tolerant, priority=priority, lazy=lazy)
 
 

@@ -1,5 +1,6 @@
 /* order.c: the merge's inner loops (order.h). */
 #include <stddef.h>
+#include <stdlib.h>
 #include "order.h"
 
 int64_t order_running_max(const int64_t *in, uint32_t stride, uint32_t n, int64_t initial,
@@ -76,4 +77,39 @@ uint32_t order_merge_below(uint32_t nstreams, const int64_t *const *keys, const 
         if (i == e) live--;
     }
     return taken;
+}
+
+typedef struct {
+    uint16_t processor;
+    int64_t sequence;
+    uint32_t position;
+} order_buffer;
+
+/* processor, then sequence, then file order: what a stable sort by sequence of each
+ * processor's buffers (taken in file order) gives */
+static int compare_buffers(const void *a, const void *b)
+{
+    const order_buffer *x = a, *y = b;
+    if (x->processor != y->processor) return x->processor < y->processor ? -1 : 1;
+    if (x->sequence != y->sequence) return x->sequence < y->sequence ? -1 : 1;
+    return x->position < y->position ? -1 : x->position > y->position;
+}
+
+int32_t order_streams(const uint16_t *processors, const int64_t *sequences, uint32_t n,
+                      uint32_t *positions, uint32_t *lens)
+{
+    if (n <= 1) return 0;
+    order_buffer *buffers = malloc((size_t)(n - 1) * sizeof *buffers);
+    if (buffers == NULL) return -1;
+    for (uint32_t i = 1; i < n; i++)
+        buffers[i - 1] = (order_buffer){processors[i], sequences[i], i};
+    qsort(buffers, n - 1, sizeof *buffers, compare_buffers);
+    int32_t groups = 0;
+    for (uint32_t i = 0; i < n - 1; i++) {
+        if (i == 0 || buffers[i].processor != buffers[i - 1].processor) lens[groups++] = 0;
+        lens[groups - 1]++;
+        positions[i] = buffers[i].position;
+    }
+    free(buffers);
+    return groups;
 }

@@ -1,4 +1,5 @@
-/* order.h: the inner loops of the ProcessTrace-order merge (decoder/ordering.py).
+/* order.h: the inner loops of the ProcessTrace-order merge and of its processor streams
+ * (decoder/ordering.py).
  *
  * Python sees these declarations as they are (the cffi cdef is generated from this header).
  * A stream's merge keys are the running maximum of its records' times; the merge takes, per
@@ -31,5 +32,13 @@ void order_gather(const int64_t *in, uint32_t stride, uint32_t n, int64_t *out);
 uint32_t order_merge_below(uint32_t nstreams, const int64_t *const *keys, const uint32_t *lens,
                            uint32_t *pos, int64_t window, const uint64_t *bases, uint64_t *out,
                            int64_t *out_keys);
+
+/* The processor streams of a buffer index (decoder/ordering.py buffer_streams): the buffers
+ * 1 .. n - 1 (0 is the header buffer) grouped by processor, the groups in processor order,
+ * each in sequence order (file order for equal numbers). positions gets the n - 1 positions
+ * one group after the other, lens each group's length (room for n - 1 of each). Returns how
+ * many groups, or -1 when memory ran out. */
+int32_t order_streams(const uint16_t *processors, const int64_t *sequences, uint32_t n,
+                      uint32_t *positions, uint32_t *lens);
 
 #endif

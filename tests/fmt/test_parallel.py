@@ -430,6 +430,37 @@ def test_cut_keys_of_real_files_are_the_python_sweep_s_cuts(traces, corpus):
                     parallel.cut_keys(etl, jobs, plain, shares), path
 
 
+def test_streams_sorted_in_c_are_the_python_grouping(traces, corpus):
+    """order_streams groups and orders the buffers as the Python grouping does: processors
+    in order, sequence numbers in order, file order for equal numbers (random columns with
+    many ties, and the test and corpus files)."""
+    import random
+    from array import array
+
+    from wpptrace.decoder import ordering
+    from wpptrace.decoder._hazmat import INDEX_COLUMNS
+    from wpptrace.decoder.etlfile import BufferIndex
+
+    rng = random.Random(11)
+    indexes = []
+    for n in [0, 1, 2, 3, 50, 900] + [rng.randint(0, 300) for _ in range(60)]:
+        columns = {name: array(code, bytes(array(code).itemsize * n)) for name, code in INDEX_COLUMNS}
+        top = rng.choice([1, 3, 64, 65535])
+        columns["processor"] = array("H", [rng.randint(0, top) for _ in range(n)])
+        columns["sequence"] = array("q", [rng.choice([rng.randint(-5, 5), rng.randint(-(1 << 63), (1 << 63) - 1)])
+                                          for _ in range(n)])
+        index = BufferIndex()
+        index.extend_columns(columns, n)
+        indexes.append(index)
+    for path in [traces[name][0][0] for name in traces] + sorted(corpus.rglob("*.etl"))[:10]:
+        with EtlFile(str(path)) as etl:
+            indexes.append(etl.buffer_index())
+    for index in indexes:
+        grouped = ordering.stream_positions(index.column("processor"), index.column("sequence"))
+        assert grouped is not None
+        assert [list(g) for g in grouped] == [list(s.positions) for s in ordering._streams_in_python(index)]
+
+
 @pytest.mark.parametrize("jobs", [2, 3])
 @pytest.mark.parametrize("variant", ["text", "custom.text", "csv", "jsonl"])
 def test_jobs_print_the_bytes_one_process_prints(traces, tmp_path, jobs, variant):
