@@ -9,13 +9,14 @@ Each step is counted in its own run under callgrind: the step's function is call
 (imports it makes included). Steps: ``_load_tmfs``, ``WppDecoder()``, ``_open_cache`` (and
 its ``cache_key``), ``_Input``, ``_open_output``, ``_writer``, the output's ``commit``,
 ``ProgramCache.save``, ``_finish`` (and its ``summary_table``, ``summary_text``,
-``write_text``), and ``run_fmt`` whole; with ``-j``, the end of ``decode_parallel`` too: what
-a worker sends once its last window is decoded (``_results``, in the worker), letting the
-workers go (``release``), the workers' messages added to the program cache
-(``keep_shared``), their counts and read logs added to this process's (``_merge``). With ``-j 2`` there is a number per process, this
-one's first: a forked worker's count starts with what its parent had collected before the
-fork (a step before the fork shows twice; ``run_fmt``'s second number is the worker's own
-part plus that).
+``write_text``), installing messages from fmt's program cache or another process
+(``_cached_entries``, ``_shared_entries``), ``count_marks``, and ``run_fmt`` whole; with
+``-j``, the end of ``decode_parallel`` too: what a worker sends once its last window is
+decoded (``_results``, in the worker), letting the workers go (``release``), the workers'
+messages added to the program cache (``keep_shared``), their counts and read logs added to
+this process's (``_merge``). With ``-j 2`` there is a number per process, this one's first: a
+forked worker's count starts with what its parent had collected before the fork (a step
+before the fork shows twice; ``run_fmt``'s second number is the worker's own part plus that).
 
 Every run with fmt's program cache off and warm (a private cache a first run filled), on the
 bench_fmt.py unique-argument file (text to a file, a summary file), over the corpus driver
@@ -58,6 +59,9 @@ STEPS = {
     "merge": ("wpptrace.decoder.parallel", None, "_merge"),
     "finish": ("wpptrace.decoder.cli_fmt", None, "_finish"),
     "summary_table": ("wpptrace.decoder.wpp", "WppDecoder", "summary_table"),
+    "cached_entries": ("wpptrace.decoder.wpp", "WppDecoder", "_cached_entries"),
+    "shared_entries": ("wpptrace.decoder.wpp", "WppDecoder", "_shared_entries"),
+    "count_marks": ("wpptrace.decoder.wpp", "WppDecoder", "count_marks"),
     "summary_text": ("wpptrace.decoder.output", None, "summary_text"),
     "write_text": ("wpptrace._outputs", None, "write_text"),
     "run_fmt": ("wpptrace.decoder.cli_fmt", None, "run_fmt"),

@@ -24,7 +24,7 @@ from __future__ import annotations
 import uuid
 from array import array
 from itertools import compress, repeat
-from operator import attrgetter, sub as _sub
+from operator import attrgetter, itemgetter, not_, sub as _sub
 
 from wpptrace._fieldclass import field, fieldclass
 
@@ -257,6 +257,7 @@ class _SharedEntry(_Entry):
 _RESOLVED_LATER = frozenset({"message", "formatter", "markers", "format", "compile_error"})
 _COUNT, _NATIVE_ROWS, _PROGRAM, _GUID, _COMPONENT, _NAME = (
     attrgetter(name) for name in ("count", "native_rows", "program", "guid", "component", "name"))
+_FIRST = itemgetter(0)
 
 
 def mark_counts(marks: tuple) -> list[int]:
@@ -304,8 +305,19 @@ class WppDecoder:
         self.prefix = PrefixTemplate(self.prefix_text)
         self.time_text = TimestampText(utc)
         self.counters = FmtCounters()
-        self._entries: dict[tuple, _Entry] = {}
+        # every message seen, in the order first seen (``message_keys``): keyed by (UUID,
+        # number), or by (GUID bytes_le, number) for a message installed from a record, whose
+        # value is an int (its place in the installed columns below) until its entry is made
+        self._entries: dict[tuple, _Entry | int] = {}
         self._raw_entries: dict[tuple, _Entry] = {}  # keyed by (GUID bytes_le, number)
+        # Messages installed from records, one column each: what printing and counting their
+        # rows needs, their entries made only when something reads one (``_installed_entry``)
+        self._installed_keys: list[tuple[bytes, int]] = []
+        self._installed_programs = array("i")
+        self._installed_flags = bytearray()          # PRECORD_* flags
+        self._installed_texts: list[str] = []        # component, name, Unknown line of each
+        self._installed_counts = array("q")          # rows counted besides the renderer's
+        self._made_by_guid = False                   # an entry made by ``_entry`` (by its UUID)
         self._guids: dict[bytes, uuid.UUID] = {}     # GUID bytes_le -> UUID (a GUID has many messages)
         self._guid_components: dict[uuid.UUID, str] | None = None
         self._render = None
@@ -315,7 +327,9 @@ class WppDecoder:
         # print rows as text, csv or jsonl
         self._printer_mode: tuple = (noprefix, "text", False)
         self._decorations = None                 # makes the programs' CSV / JSON decorations
-        self._key_entries: list[_Entry] = []     # row key id -> entry (mirrors the C key table)
+        # row key id -> entry, or installed message (an int: ``_installed_entry``), mirroring
+        # the C key table
+        self._key_items: list = []
         # the programs printing Unknown lines, and their rows already in counters.unknown
         self._unknown_programs: dict[int, None] = {}
         self._unknown_seen = 0
@@ -332,9 +346,14 @@ class WppDecoder:
     def _entry(self, guid, number: int) -> _Entry:
         if guid is None:  # TRACE_MESSAGE_COMPONENTID messages carry no GUID (the rows path sees zeros)
             guid = _NO_GUID
+        if self._installed_keys:   # installed from a record: kept by its GUID's bytes
+            installed = self._entries.get((guid.bytes_le, number))
+            if installed is not None:
+                return installed if type(installed) is not int else self._installed_entry(installed)
         entry = _Entry(guid, number)
         self._resolve(entry)
         self._entries[(guid, number)] = entry
+        self._made_by_guid = True
         return entry
 
     def _resolve(self, entry: _Entry) -> None:
@@ -476,10 +495,11 @@ class WppDecoder:
         tables = view.tables
         if tables is not self._key_tables:   # key ids are the table's: another table starts anew
             if self._key_tables is not None:
-                self._key_entries = []
+                self._key_items = []
                 del printer.key_program[:]
             self._key_tables = tables
-        key_entries, key_program = self._key_entries, printer.key_program
+        key_entries, key_program = self._key_items, printer.key_program
+        installed_programs, installed_flags = self._installed_programs, self._installed_flags
         counters = self.counters
         events = non_wpp = 0
         headers = counters.headers
@@ -499,6 +519,12 @@ class WppDecoder:
                         key_entries.extend([self._raw_entry(*key) for key in keys])
                 for key in range(len(key_program), len(key_entries)):
                     entry = key_entries[key]
+                    if type(entry) is int:      # installed from a record
+                        program = installed_programs[entry]
+                        key_program.append(program)
+                        if installed_flags[entry] & _RECORD_UNKNOWN:
+                            self._unknown_programs[program] = None
+                        continue
                     program = entry.program     # installed from a record, or compiled now
                     if program is None:
                         program = self._program(entry)
@@ -598,6 +624,7 @@ class WppDecoder:
         if self._printer is None or self._printer_mode != mode:
             from wpptrace.tmf.native import NativeRenderer
 
+            self._make_installed()       # their programs are the old renderer's
             self._sync_native_counts()   # the rows the old renderer printed, before it goes
             self._sync_unknown()
             self._unknown_programs, self._unknown_seen = {}, 0
@@ -732,17 +759,20 @@ class WppDecoder:
         """The ``ProgramCache`` given to ``use_cache``, or None."""
         return self._cache
 
-    def _cached_entries(self, keys: list[tuple[bytes, int]]) -> list[_Entry]:
+    def _cached_entries(self, keys: list[tuple[bytes, int]]) -> list:
         """The entries of new row keys (GUID bytes_le, number), their programs set: installed
-        from the cache's records, or compiled here and added to it."""
+        from the cache's records (as ints: ``_from_records``), or compiled here and added to
+        it."""
         from .program_share import ProgramShare, pack
 
         mode = ProgramShare.mode(self._printer_mode)
         if mode is None:
             return [self._raw_entry(*key) for key in keys]
         cache = self._cache
-        known = list(map(self._raw_entries.get, keys)) if self._raw_entries else [None] * len(keys)
+        known = self._known(keys)
         installed = self._from_records(keys, self._records_of(keys, cache.records, known), mode)
+        if installed.count(None) == 0:
+            return installed
         entries = []
         for key, entry, old in zip(keys, installed, known):
             if entry is None:
@@ -754,6 +784,14 @@ class WppDecoder:
             entries.append(entry)
         return entries
 
+    def _known(self, keys: list[tuple[bytes, int]]) -> list:
+        """What this decoder has of each row key already: its entry, an installed message's
+        int, or None."""
+        known = list(map(self._raw_entries.get, keys)) if self._raw_entries else [None] * len(keys)
+        if self._installed_keys:     # (the ones not made yet are kept only in ``_entries``)
+            known = list(map(self._entries.get, keys, known))
+        return known
+
     @staticmethod
     def _records_of(keys: list[tuple[bytes, int]], records: dict, known: list) -> list[bytes]:
         """The cache's record of each key (``NO_RECORD``: none, or an entry of it is ``known``)."""
@@ -762,13 +800,13 @@ class WppDecoder:
             found = [NO_RECORD if old is not None else record for record, old in zip(found, known)]
         return found
 
-    def _from_records(self, keys: list[tuple[bytes, int]], records, mode: bytes
-                      ) -> list["_Entry | None"]:
-        """The entries of messages from their records (the cache's, as a list of bytes; or
-        another process's, as a list of ``ProgramShare`` slots), their programs installed
-        in one C call; None where a record cannot serve (none, made with another prefix
-        program than this process's, a program the renderer refuses): that message is then
-        compiled here."""
+    def _from_records(self, keys: list[tuple[bytes, int]], records, mode: bytes) -> list:
+        """The messages of records (the cache's, as a list of bytes; or another process's, as
+        a list of ``ProgramShare`` slots), their programs installed in one C call, as ints:
+        their places in the installed columns (their entries are made when something reads
+        one: ``_installed_entry``); None where a record cannot serve (none, made with another
+        prefix program than this process's, a program the renderer refuses): that message
+        is then compiled here."""
         slots = bool(records) and type(records[0]) is int
         if records.count(-1 if slots else NO_RECORD) == len(records):
             return [None] * len(keys)
@@ -786,34 +824,76 @@ class WppDecoder:
             served = [program >= 0 for program in programs]
             taken, programs_taken = list(compress(keys, served)), list(compress(programs, served))
             flags_taken = bytes(compress(flags, served))
-        guids, make_guid, setdefault = self._guids, self._guid, self._entries.setdefault
-        new_entry, resolve = object.__new__, self._resolve
-        made_entries: list = []
-        append = made_entries.append
-        for (guid_le, number), program, bits, component, name, unknown in zip(
-                taken, programs_taken, flags_taken, texts[0::3], texts[1::3], texts[2::3]):
-            # _SharedEntry's fields set here: its __init__ called would cost more than them
-            made = new_entry(_SharedEntry)
-            made.guid = guid = guids.get(guid_le) or make_guid(guid_le)
-            made.number, made.component, made.name, made.program = number, component, name, program
-            made.has_prefix = bits & _RECORD_HAS_PREFIX != 0
-            made.unknown = unknown if bits & _RECORD_UNKNOWN else None
-            made.count = made.native_rows = 0
-            made.prefix = None
-            made._resolver = resolve
-            entry = setdefault((guid, number), made)   # one hash of the UUID
-            if entry is not made:                      # made before (counts, records)
-                if entry.program is None:
-                    entry.program = program
-                made = entry
-            append(made)
-        self._raw_entries.update(zip(taken, made_entries))
-        if made_entries:
+        first = len(self._installed_keys)
+        places = list(range(first, first + len(taken)))
+        self._installed_keys += taken
+        self._installed_programs.extend(programs_taken)
+        self._installed_flags += flags_taken
+        self._installed_texts += texts
+        self._installed_counts.frombytes(bytes(8 * len(taken)))
+        self._entries.update(zip(taken, places))
+        if self._made_by_guid:       # an entry made by its UUID before its record came
+            self._adopt_made(taken, places)
+        if taken:
             self._counted += 1
         if taken is keys:
-            return made_entries
-        ahead = iter(made_entries).__next__
+            return places
+        ahead = iter(places).__next__
         return [ahead() if ok else None for ok in served]
+
+    def _adopt_made(self, keys: list[tuple[bytes, int]], places: list[int]) -> None:
+        """Installed messages that have an entry already, made by their UUID (``_entry``:
+        counts given before their rows): that entry is theirs, with the program installed."""
+        entries = self._entries
+        for k, (key, place) in enumerate(zip(keys, places)):
+            entry = entries.get((self._guid(key[0]), key[1]))
+            if entry is not None:
+                del entries[key]      # (its place in the columns is left unused)
+                if entry.program is None:
+                    entry.program = self._installed_programs[place]
+                self._raw_entries[key] = places[k] = entry
+
+    def _installed_entry(self, place: int) -> _Entry:
+        """The entry of the installed message at ``place`` (made the first time it is asked
+        for, in that message's place in ``_entries``)."""
+        key = self._installed_keys[place]
+        entry = self._entries.get(key)
+        if type(entry) is not int:   # made already (or an entry made by its UUID: adopted)
+            return entry if entry is not None else self._raw_entries[key]
+        guid_le, number = key
+        bits = self._installed_flags[place]
+        component, name, unknown = self._installed_texts[3 * place:3 * place + 3]
+        # _SharedEntry's fields set here: its __init__ called would cost more than them
+        made = object.__new__(_SharedEntry)
+        made.guid, made.number = self._guid(guid_le), number
+        made.component, made.name = component, name
+        made.program = self._installed_programs[place]
+        made.has_prefix = bits & _RECORD_HAS_PREFIX != 0
+        made.unknown = unknown if bits & _RECORD_UNKNOWN else None
+        made.count, made.native_rows = self._installed_counts[place], 0
+        made.prefix = None
+        made._resolver = self._resolve
+        self._entries[key] = self._raw_entries[key] = made
+        self._counted += 1
+        return made
+
+    def _make_installed(self) -> None:
+        """Every installed message's entry made (and put in the key ids' list)."""
+        for place in range(len(self._installed_keys)):
+            self._installed_entry(place)
+        items = self._key_items
+        for key, item in enumerate(items):
+            if type(item) is int:
+                items[key] = self._installed_entry(item)
+
+    @property
+    def _key_entries(self) -> list[_Entry]:
+        """Row key id -> entry (mirrors the C key table; installed messages' entries made)."""
+        items = self._key_items
+        for key, item in enumerate(items):
+            if type(item) is int:
+                items[key] = self._installed_entry(item)
+        return items
 
     def _compiled_entry(self, key: tuple[bytes, int]):
         """(entry, its ``SharedRecord``) of a message compiled here, its program installed."""
@@ -853,18 +933,18 @@ class WppDecoder:
                 if record is not None:
                     cache.add(*key, record)
 
-    def _shared_entries(self, keys: list[tuple[bytes, int]]) -> list[_Entry]:
+    def _shared_entries(self, keys: list[tuple[bytes, int]]) -> list:
         """The entries of new row keys (GUID bytes_le, number), their programs set: each
         message compiled here is published as soon as it is made; the ones another process
-        claimed are installed from its records once this process's own are published (so
-        no process waits for one that waits for it)."""
+        claimed are installed from its records (as ints: ``_from_records``) once this
+        process's own are published (so no process waits for one that waits for it)."""
         from .program_share import pack
 
         share, table, cache = self._share, self._share.table, self._cache
         mode = share.mode(self._printer_mode)
         if mode is None:
             return [self._raw_entry(*key) for key in keys]
-        known = list(map(self._raw_entries.get, keys)) if self._raw_entries else [None] * len(keys)
+        known = self._known(keys)
         if cache is not None:
             entries = self._from_records(keys, self._records_of(keys, cache.records, known), mode)
         else:
@@ -877,6 +957,9 @@ class WppDecoder:
             ready = table.ready(left_keys)
             if ready.count(-1) != len(ready):
                 installed = self._from_records(left_keys, ready, mode)
+                if left_keys is keys and installed.count(None) == 0:   # all of them: most often
+                    share.installed += len(keys)
+                    return installed
                 for k, slot, entry in zip(left, ready, installed):
                     if entry is not None:
                         share.installed += 1
@@ -933,6 +1016,8 @@ class WppDecoder:
         rows = memoryview(self._printer.renderer.rows_rendered()).cast("Q")
         n = len(rows)
         for entry in self._entries.values():
+            if type(entry) is int:    # installed, no entry yet: its count is the renderer's
+                continue
             program = entry.program
             if program is None or not 0 <= program < n:
                 continue
@@ -958,6 +1043,10 @@ class WppDecoder:
         """The entry of a (GUID bytes_le, number) key as the rows path sees it."""
         key = (guid_le, number)
         entry = self._raw_entries.get(key)
+        if entry is None and self._installed_keys:
+            installed = self._entries.get(key)
+            if installed is not None:   # installed from a record: its entry made now
+                return self._installed_entry(installed)
         if entry is None:
             guid = self._guid(guid_le)
             made = _Entry(guid, number)
@@ -981,7 +1070,10 @@ class WppDecoder:
         table was full (KEY_OVERFLOW: more distinct messages than it holds)."""
         if kid == _KEY_OVERFLOW:
             return self._raw_entry(data[goff:goff + _GUID_SIZE] if goff else bytes(_GUID_SIZE), number)
-        return self._key_entries[kid]
+        entry = self._key_items[kid]
+        if type(entry) is int:       # installed from a record: its entry made now
+            entry = self._key_items[kid] = self._installed_entry(entry)
+        return entry
 
     # -- one record, structured ---------------------------------------------------------
     def decode_record(self, rec, ctx: FileContext) -> WppMessage:
@@ -1072,15 +1164,24 @@ class WppDecoder:
         made, kept, programs = self._mark_parts
         if made != (self._counted, len(self._entries)):
             entries = self._entries.values()
-            kept = array("q", map(_sub, map(_COUNT, entries), map(_NATIVE_ROWS, entries))).tobytes()
-            programs = array("q", [-1 if p is None else p for p in map(_PROGRAM, entries)]).tobytes()
+            if self._installed_keys:      # installed messages (ints): their columns' values
+                counts, installed = self._installed_counts, self._installed_programs
+                kept = array("q", [counts[e] if type(e) is int else e.count - e.native_rows
+                                   for e in entries]).tobytes()
+                programs = array("q", [installed[e] if type(e) is int else
+                                       -1 if e.program is None else e.program
+                                       for e in entries]).tobytes()
+            else:
+                kept = array("q", map(_sub, map(_COUNT, entries), map(_NATIVE_ROWS, entries))).tobytes()
+                programs = array("q", [-1 if p is None else p for p in map(_PROGRAM, entries)]).tobytes()
             self._mark_parts = ((self._counted, len(self._entries)), kept, programs)
         rows = self._printer.renderer.rows_rendered() if self._printer is not None else b""
         return kept, programs, rows
 
     def message_keys(self) -> list[tuple]:
         """The messages of ``count_marks``, in its order (a message first seen later comes
-        after the others)."""
+        after the others), as (GUID, number): the GUID a UUID, or its bytes_le for a message
+        installed from a record."""
         return list(self._entries)
 
     def plain_message_keys(self) -> list[tuple]:
@@ -1088,19 +1189,19 @@ class WppDecoder:
         a message the rows path met has the key it was met by (no UUID hashed or converted:
         this runs at the end of every ``fmt -j`` worker); the others' GUIDs are converted."""
         raw = dict(zip(map(id, self._raw_entries.values()), self._raw_entries))
-        keys = list(map(raw.get, map(id, self._entries.values())))
-        at, made = -1, None
-        for _ in range(len(keys) - len(raw)):    # the others (the log header's, say): every
-            at = keys.index(None, at + 1)         # row entry is one of the entries, once
-            made = list(self._entries) if made is None else made
-            guid, number = made[at]
-            keys[at] = (guid.bytes_le, number) if isinstance(guid, uuid.UUID) else made[at]
+        # the others keep their own key: an installed message's is its GUID bytes already
+        keys = list(map(raw.get, map(id, self._entries.values()), self._entries))
+        # (the log header's is not a GUID; messages met as records have a UUID: converted)
+        for at in compress(range(len(keys)), map(isinstance, map(_FIRST, keys), repeat(uuid.UUID))):
+            guid, number = keys[at]
+            keys[at] = (guid.bytes_le, number)
         return keys
 
     def restore_counts(self, marks: tuple) -> None:
         """Go back to the per-message counts of ``marks`` (``count_marks``; messages first
         seen since: 0)."""
         marks = mark_counts(marks)
+        self._make_installed()
         self._sync_native_counts()
         for i, entry in enumerate(self._entries.values()):
             entry.count = marks[i] if i < len(marks) else 0
@@ -1113,7 +1214,10 @@ class WppDecoder:
             entry = self._entries.get(key)
             if entry is None:
                 entry = self._header_entry() if key == ("header", 0) else self._entry(*key)
-            entry.count += count
+            if type(entry) is int:        # installed, no entry yet
+                self._installed_counts[entry] += count
+            else:
+                entry.count += count
             self._counted += 1
 
     def add_plain_message_counts(self, keys: list[tuple], counts: list[int]) -> list[tuple]:
@@ -1122,10 +1226,16 @@ class WppDecoder:
         no UUID is made or hashed (Python code). The (key, count) pairs left, counts not 0,
         for ``add_message_counts`` once their keys are made."""
         left = []
-        for key, entry, count in zip(keys, map(self._raw_entries.get, keys), counts):
+        found = map(self._raw_entries.get, keys)
+        if self._installed_keys:          # installed messages without an entry: by their bytes too
+            found = map(self._entries.get, keys, found)
+        installed = self._installed_counts
+        for key, entry, count in zip(keys, found, counts):
             if count:
                 if entry is None:
                     left.append((key, count))
+                elif type(entry) is int:
+                    installed[entry] += count
                 else:
                     entry.count += count
         self._counted += 1
@@ -1194,20 +1304,43 @@ class WppDecoder:
                 for guid, component, name, count in self.summary_table()]
 
     def summary_table(self) -> list[tuple[str, str, str, int]]:
-        """(GUID text, event name, event type, count) per message seen, in no set order: the
-        FmtSum table's rows as ``output.summary_text`` sorts and prints them. The messages'
-        attributes are read by C loops (attribute getters): an entry reads each through its
-        ``__getattr__`` hook, slow in a Python loop."""
+        """(GUID text, event name, event type, count) per message seen, in the messages'
+        order: the FmtSum table's rows as ``output.summary_text`` sorts and prints them. The
+        messages' attributes are read by C loops (attribute getters): an entry reads each
+        through its ``__getattr__`` hook, slow in a Python loop."""
         entries = list(self._entries.values())
         counts = mark_counts(self.count_marks())    # with the rows the C renderer printed
+        if self._installed_keys:          # installed messages without an entry (ints) apart
+            ints = list(map(isinstance, entries, repeat(int)))
+            installed = self._installed_rows(list(compress(entries, ints)), list(compress(counts, ints)))
+            made = list(map(not_, ints))
+            rows = iter(self._made_rows(list(compress(entries, made)), list(compress(counts, made))))
+            # back in the messages' order: each seen message's row from its part
+            parts = [rows, iter(installed)]
+            return list(map(next, map(parts.__getitem__, compress(ints, counts))))
+        return self._made_rows(entries, counts)
+
+    @staticmethod
+    def _made_rows(entries: list, counts: list[int]) -> list[tuple[str, str, str, int]]:
+        """``summary_table``'s rows of messages with an entry (and their counts)."""
         seen = list(compress(entries, counts))
-        guids = list(map(_GUID, seen))
+        guids, components, names = (list(map(get, seen)) for get in (_GUID, _COMPONENT, _NAME))
         # a GUID's text made once: a TMF file holds dozens of messages (its UUID object is
         # shared by them, so its id finds it; UUID.__str__ and __hash__ run Python code)
         texts = {key: "" if guid is None else str(guid)
                  for key, guid in dict(zip(map(id, guids), guids)).items()}
-        return list(zip(map(texts.__getitem__, map(id, guids)), map(_COMPONENT, seen),
-                        map(str.strip, map(_NAME, seen)), filter(None, counts)))
+        return list(zip(map(texts.__getitem__, map(id, guids)), components,
+                        map(str.strip, names), filter(None, counts)))
+
+    def _installed_rows(self, places: list[int], counts: list[int]) -> list[tuple[str, str, str, int]]:
+        """``summary_table``'s rows of installed messages without an entry (their places in
+        the installed columns, their counts), from the columns."""
+        seen = list(compress(places, counts))
+        guids = list(map(_FIRST, map(self._installed_keys.__getitem__, seen)))
+        texts = {guid_le: str(self._guid(guid_le)) for guid_le in set(guids)}
+        strings = self._installed_texts
+        return list(zip(map(texts.__getitem__, guids), map(strings[0::3].__getitem__, seen),
+                        map(str.strip, map(strings[1::3].__getitem__, seen)), filter(None, counts)))
 
 
 class _StructuredRows:

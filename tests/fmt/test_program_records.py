@@ -11,7 +11,7 @@ import pytest
 from fmthelp import row_lines
 
 from wpptrace import tmf
-from wpptrace.decoder import _hazmat
+from wpptrace.decoder import _hazmat, parallel
 from wpptrace.decoder._hazmat import NO_RECORD, install_records
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.program_cache import ProgramCache
@@ -120,7 +120,8 @@ def _run(path, tmf_dir, cache, output="text"):
 @pytest.mark.parametrize("output", ["text", "csv", "jsonl"])
 def test_installed_entries_are_the_compiled_ones(driver, tmp_path, output):
     """Entries installed from the cache's records (in bulk) hold what the entries of
-    messages compiled one by one hold; the lines, count marks and summary are the same."""
+    messages compiled one by one hold; the lines, count marks and summary are the same, and
+    the messages are in the same order (an installed one keyed by its GUID's bytes)."""
     path, tmf_dir = driver
     mode = ProgramShare.mode((False, "text" if output == "text" else output, False))
     made = ProgramCache(str(tmp_path), bytes(32))
@@ -133,12 +134,18 @@ def test_installed_entries_are_the_compiled_ones(driver, tmp_path, output):
     assert not cache._added                           # nothing compiled: all installed
     assert second.summary_rows() == first.summary_rows()
     assert mark_counts(second.count_marks()) == mark_counts(first.count_marks())
-    assert second.message_keys() == first.message_keys()
+    assert second.plain_message_keys() == first.plain_message_keys()
     assert second.counters == first.counters
+    # printing made an entry only for the messages whose rows Python printed
+    made = [e for e in second._entries.values() if type(e) is not int]
+    assert len(made) < len(second._entries) // 2
+    second._make_installed()
     installed = [e for e in second._entries.values() if type(e).__name__ == "_SharedEntry"]
     assert len(installed) == len(cache.records)
-    for key, entry in second._entries.items():
-        reference = first._entries[key]
+    assert all(e in installed for e in made if e.guid != first._header_entry().guid)
+    assert mark_counts(second.count_marks()) == mark_counts(first.count_marks())
+    for entry in second._entries.values():
+        reference = first._entries.get((entry.guid, entry.number)) or first._header_entry()
         for name in ("guid", "number", "component", "name", "has_prefix", "unknown", "count"):
             assert getattr(entry, name) == getattr(reference, name), (key, name)
         assert (entry.program is None) == (reference.program is None)
@@ -166,6 +173,80 @@ def test_an_entry_made_before_its_record_gets_its_program_and_keeps_its_count(dr
     name = (before.name.strip(), str(key[0]))
     assert counts.pop(name) == want.pop(name) + 5
     assert counts == want
+
+
+def _installed(driver, tmp_path, output="text"):
+    """(a decoder that compiled every message, one that installed them all from its records,
+    the lines both printed)."""
+    path, tmf_dir = driver
+    made = ProgramCache(str(tmp_path), bytes(32))
+    first, expected = _run(path, tmf_dir, made, output)
+    cache = ProgramCache(str(tmp_path), bytes(32))
+    cache._records = dict(made._added)
+    second, lines = _run(path, tmf_dir, cache, output)
+    assert lines == expected and not cache._added
+    return first, second, lines
+
+
+def test_an_installed_message_gets_its_entry_in_its_place_when_read(driver, tmp_path):
+    """An installed message has no entry until something reads one; then that one entry,
+    found by its UUID or its GUID bytes, in the message's place: the keys, marks and summary
+    do not move."""
+    import uuid
+
+    _first, second, _lines = _installed(driver, tmp_path)
+    keys, marks, summary = second.message_keys(), second.count_marks(), second.summary_table()
+    places = [k for k, value in enumerate(second._entries.values()) if type(value) is int]
+    assert len(places) > len(keys) // 2
+    for k in (places[0], places[len(places) // 2], places[-1]):
+        guid_le, number = keys[k]
+        entry = second._entry(uuid.UUID(bytes_le=guid_le), number)
+        assert type(entry).__name__ == "_SharedEntry" and entry.program is not None
+        assert entry.guid == uuid.UUID(bytes_le=guid_le) and entry.number == number
+        assert list(second._entries.values())[k] is entry
+        assert second._raw_entry(guid_le, number) is entry
+        assert second._entry(entry.guid, number) is entry
+    assert second.message_keys() == keys
+    assert mark_counts(second.count_marks()) == mark_counts(marks)
+    assert sorted(second.summary_table()) == sorted(summary)
+    second._make_installed()
+    assert all(type(value) is not int for value in second._entries.values())
+    assert second.message_keys() == keys and sorted(second.summary_table()) == sorted(summary)
+
+
+def test_counts_reach_installed_messages_without_making_their_entries(driver, tmp_path):
+    """Another process's counts added by plain keys to messages installed here: counted in
+    their columns, no entry made; by UUID keys (their entries made) and going back to a mark:
+    the same counts as the messages' entries would hold."""
+    first, second, _lines = _installed(driver, tmp_path)
+    marks = second.count_marks()
+    once = mark_counts(marks)
+    plain = second.plain_message_keys()
+    waiting = sum(type(value) is int for value in second._entries.values())
+    assert second.add_plain_message_counts(plain, once) == []
+    assert sum(type(value) is int for value in second._entries.values()) == waiting
+    assert mark_counts(second.count_marks()) == [2 * n for n in once]
+    twice = {(g, e, t): 2 * n for g, e, t, n in first.summary_table()}
+    assert {(g, e, t): n for g, e, t, n in second.summary_table()} == twice
+    first_keys = parallel._message_keys(plain)
+    second.add_message_counts(dict(zip(first_keys, once)))       # by UUID: the same messages
+    assert mark_counts(second.count_marks()) == [3 * n for n in once]
+    second.restore_counts(marks)
+    assert mark_counts(second.count_marks()) == once
+    assert sorted(second.summary_table()) == sorted(first.summary_table())
+
+
+def test_a_new_printer_makes_the_installed_messages_entries(driver, tmp_path):
+    """Another output form (a new renderer: the installed programs are the old one's): the
+    installed messages' entries are made, their counts kept, their programs made anew."""
+    path, tmf_dir = driver
+    first, second, _lines = _installed(driver, tmp_path)
+    with EtlFile(str(path)) as etl:
+        expected = row_lines(first, etl, "csv")
+        assert row_lines(second, etl, "csv") == expected
+    assert all(type(value) is not int for value in second._entries.values())
+    assert sorted(second.summary_table()) == sorted(first.summary_table())
+    assert mark_counts(second.count_marks()) == mark_counts(first.count_marks())
 
 
 def test_records_that_cannot_serve_are_compiled(driver, tmp_path):

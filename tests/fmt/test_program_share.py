@@ -44,6 +44,7 @@ def _lines(path, tmf_dir, share=None, output="text"):
 def _counted_rows(decoder):
     """The summary's rows as a loop over the messages makes them (the renderer's rows added
     to the messages' counts first), sorted."""
+    decoder._make_installed()
     decoder._sync_native_counts()
     return sorted(("" if e.guid is None else str(e.guid), e.component, e.name.strip(), e.count)
                   for e in decoder._entries.values() if e.count)
