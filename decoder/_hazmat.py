@@ -625,7 +625,7 @@ class ProgramTable:
         return slots.tolist()
 
     def install(self, renderer, slots: list[int], mode: bytes, prefix: int
-                ) -> tuple[array, bytes, list[str]]:
+                ) -> tuple[array, bytes, str]:
         """``install_records`` of the records of ``slots`` (one not READY: none), read where
         they are in the table."""
         n = len(slots)
@@ -646,12 +646,13 @@ NO_RECORD = b""
 
 
 def install_records(renderer, records: list[bytes], mode: bytes, prefix: int
-                    ) -> tuple[array, bytes, list[str]]:
+                    ) -> tuple[array, bytes, str]:
     """Register the programs of message ``records`` (``program_share.pack``'s; ``NO_RECORD``:
     none) with ``renderer`` (a ``wpptrace.tmf.native.NativeRenderer``) in one C call
     (``precord_install``): (program id per record, -1 where it cannot serve and the message
     is compiled instead; PRECORD_* flags per record; component, name and Unknown line of
-    each installed record, in order, three strings each). ``mode``: the printer's record
+    each installed record, in order, each ended by a NUL, in one str: split only by a caller
+    that reads them). ``mode``: the printer's record
     tag; ``prefix``: this renderer's shared prefix program (-1: none). Raises
     UnicodeDecodeError for texts that are not UTF-8 (their programs are registered)."""
     lengths = array("I", list(map(len, records)))   # (from an iterator: grown item by item)
@@ -661,14 +662,16 @@ def install_records(renderer, records: list[bytes], mode: bytes, prefix: int
 
 
 def _install(renderer, base, size: int, offsets, lengths, n: int, room: int, mode: bytes,
-             prefix: int) -> tuple[array, bytes, list[str]]:
+             prefix: int) -> tuple[array, bytes, str]:
     programs, flags = array("i", bytes(4 * n)), bytearray(n)
-    strings = ffi.new("uint8_t[]", room or 1)
+    strings = _UNCLEARED("uint8_t[]", room or 1)    # only what precord_install writes is read
     used = lib.precord_install(renderer.raw, base, size, offsets, lengths, n, mode, prefix,
                                ffi.from_buffer("int32_t[]", programs), ffi.from_buffer(flags),
                                strings)
-    texts = str(ffi.buffer(strings, used), "utf-8").split("\0")[:-1] if used else []
-    return programs, bytes(flags), texts
+    return programs, bytes(flags), str(ffi.buffer(strings, used), "utf-8") if used else ""
+
+
+_UNCLEARED = ffi.new_allocator(should_clear_after_alloc=False)
 
 
 RowValues = namedtuple("RowValues", "ids starts pools order")

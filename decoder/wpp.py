@@ -24,7 +24,7 @@ from __future__ import annotations
 import uuid
 from array import array
 from itertools import compress, repeat
-from operator import attrgetter, itemgetter, not_, sub as _sub
+from operator import and_ as _and, attrgetter, itemgetter, not_, sub as _sub
 
 from wpptrace._fieldclass import field, fieldclass
 
@@ -315,7 +315,10 @@ class WppDecoder:
         self._installed_keys: list[tuple[bytes, int]] = []
         self._installed_programs = array("i")
         self._installed_flags = bytearray()          # PRECORD_* flags
-        self._installed_texts: list[str] = []        # component, name, Unknown line of each
+        # component, name, Unknown line of each (``_installed_strings``): the batches'
+        # texts, split when first read
+        self._installed_texts: list[str] = []
+        self._installed_joined: list[str] = []
         self._installed_counts = array("q")          # rows counted besides the renderer's
         self._made_by_guid = False                   # an entry made by ``_entry`` (by its UUID)
         self._guids: dict[bytes, uuid.UUID] = {}     # GUID bytes_le -> UUID (a GUID has many messages)
@@ -517,6 +520,13 @@ class WppDecoder:
                         key_entries.extend(self._cached_entries(keys))
                     else:
                         key_entries.extend([self._raw_entry(*key) for key in keys])
+                if len(key_program) < len(key_entries):
+                    new = key_entries[len(key_program):]
+                    if all(map(isinstance, new, repeat(int))):    # all installed: in C loops
+                        programs = list(map(installed_programs.__getitem__, new))
+                        key_program.extend(programs)
+                        unknown = map(_and, map(installed_flags.__getitem__, new), repeat(_RECORD_UNKNOWN))
+                        self._unknown_programs.update(dict.fromkeys(compress(programs, unknown)))
                 for key in range(len(key_program), len(key_entries)):
                     entry = key_entries[key]
                     if type(entry) is int:      # installed from a record
@@ -829,7 +839,7 @@ class WppDecoder:
         self._installed_keys += taken
         self._installed_programs.extend(programs_taken)
         self._installed_flags += flags_taken
-        self._installed_texts += texts
+        self._installed_joined.append(texts)
         self._installed_counts.frombytes(bytes(8 * len(taken)))
         self._entries.update(zip(taken, places))
         if self._made_by_guid:       # an entry made by its UUID before its record came
@@ -862,7 +872,7 @@ class WppDecoder:
             return entry if entry is not None else self._raw_entries[key]
         guid_le, number = key
         bits = self._installed_flags[place]
-        component, name, unknown = self._installed_texts[3 * place:3 * place + 3]
+        component, name, unknown = self._installed_strings()[3 * place:3 * place + 3]
         # _SharedEntry's fields set here: its __init__ called would cost more than them
         made = object.__new__(_SharedEntry)
         made.guid, made.number = self._guid(guid_le), number
@@ -876,6 +886,15 @@ class WppDecoder:
         self._entries[key] = self._raw_entries[key] = made
         self._counted += 1
         return made
+
+    def _installed_strings(self) -> list[str]:
+        """Component, name and Unknown line of every installed message, in order (each batch's
+        NUL-ended texts split the first time one is read)."""
+        if self._installed_joined:
+            for joined in self._installed_joined:
+                self._installed_texts += joined.split("\0")[:-1]
+            self._installed_joined.clear()
+        return self._installed_texts
 
     def _make_installed(self) -> None:
         """Every installed message's entry made (and put in the key ids' list)."""
@@ -1338,7 +1357,7 @@ class WppDecoder:
         seen = list(compress(places, counts))
         guids = list(map(_FIRST, map(self._installed_keys.__getitem__, seen)))
         texts = {guid_le: str(self._guid(guid_le)) for guid_le in set(guids)}
-        strings = self._installed_texts
+        strings = self._installed_strings()
         return list(zip(map(texts.__getitem__, guids), map(strings[0::3].__getitem__, seen),
                         map(str.strip, map(strings[1::3].__getitem__, seen)), filter(None, counts)))
 

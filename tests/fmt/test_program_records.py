@@ -54,6 +54,7 @@ def test_records_install_in_one_call_and_those_that_cannot_serve_are_marked():
                _record(component="Other", name="Two"),
                _record(decoration=b"not for the text form")]
     programs, flags, texts = install_records(renderer, records, TEXT, 3)
+    texts = texts.split("\0")[:-1]
     installed = [k for k, program in enumerate(programs) if program >= 0]
     assert installed == [0, 7]
     assert programs[7] > programs[0] >= 0
@@ -67,10 +68,10 @@ def test_records_install_in_one_call_and_those_that_cannot_serve_are_marked():
 def test_a_record_cut_short_is_refused_alone():
     renderer = NativeRenderer()
     good = _record()
-    programs, _flags, texts = install_records(renderer, [good, good[:-1], good + b"x", good],
+    programs, _flags, joined = install_records(renderer, [good, good[:-1], good + b"x", good],
                                               TEXT, -1)
     assert programs[0] >= 0 and list(programs[1:3]) == [-1, -1] and programs[3] > programs[0]
-    assert texts == ["Comp", "Name", "", "Comp", "Name", ""]
+    assert joined.split("\0")[:-1] == ["Comp", "Name", "", "Comp", "Name", ""]
 
 
 def test_records_of_a_shared_table_install_where_they_lie():
@@ -83,9 +84,9 @@ def test_records_of_a_shared_table_install_where_they_lie():
             if record is not None:
                 share.table.publish(slot, record)
             slots.append(slot)
-        programs, _flags, texts = share.table.install(renderer, slots + [-1], TEXT, -1)
+        programs, _flags, joined = share.table.install(renderer, slots + [-1], TEXT, -1)
         assert programs[0] >= 0 and list(programs[1:]) == [-1, -1, -1]
-        assert texts == ["Comp", "A", ""]
+        assert joined == "Comp\0A\0\0"
     finally:
         share.close()
 
