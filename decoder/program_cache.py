@@ -24,7 +24,7 @@ TMF files reported no problem, so a later run that takes its messages from here 
 reads those TMF files) reports what a run without the cache reports. Nothing here raises into
 a run: a cache that cannot be read or written is simply not used.
 
-File: ``MAGIC``, the key (32 bytes), the CRC-32 of the rest and the number of records N;
+File: ``MAGIC``, the key (32 bytes), the CRC-32 (zlib's) of the rest and the number of records N;
 then N keys (GUID bytes_le, number), N + 1 offsets from the file's start (record k runs from
 offset k to offset k + 1; the last is the file's end), and the records. The keys and offsets
 are tables so that reading the file takes a few C calls, not Python steps per record.
@@ -35,8 +35,9 @@ import gc
 import os
 import stat
 import struct
-import zlib
 from operator import le
+
+from ._hazmat import crc32
 
 __all__ = ["ProgramCache", "cache_directory"]
 
@@ -227,7 +228,7 @@ def _file_bytes(key: bytes, records: dict[tuple[bytes, int], bytes]) -> bytes:
         offsets.append(at)
     body = b"".join([b"".join([_KEY.pack(*k) for k in records]), struct.pack(f"<{count + 1}I", *offsets)]
                     + list(records.values()))
-    return _HEAD.pack(MAGIC, key, zlib.crc32(body), count) + body
+    return _HEAD.pack(MAGIC, key, crc32(body), count) + body
 
 
 def _read(path: str, key: bytes) -> dict[tuple[bytes, int], bytes]:
@@ -268,7 +269,7 @@ def _parse(data: bytes, key: bytes) -> dict[tuple[bytes, int], bytes]:
     keys_at = _HEAD.size
     offsets_at = keys_at + count * _KEY.size
     start = offsets_at + (count + 1) * 4
-    if start > len(data) or zlib.crc32(memoryview(data)[_HEAD.size:]) != crc:
+    if start > len(data) or crc32(memoryview(data)[_HEAD.size:]) != crc:
         return {}
     offsets = struct.unpack_from(f"<{count + 1}I", data, offsets_at)
     ends = offsets[1:]

@@ -213,6 +213,23 @@ def test_cache_files_read_back_and_tables_that_do_not_fit_are_refused():
         assert program_cache._parse(data[:cut], key) == {}
 
 
+def test_the_checksum_is_zlib_s():
+    """Cache files are checked with the C CRC-32 (no zlib imported on fmt's path): it is
+    zlib's, for any length and any alignment of the bytes, so files stay readable both ways."""
+    import random
+
+    from wpptrace.decoder._hazmat import crc32
+
+    rng = random.Random(5)
+    for n in list(range(0, 40)) + [rng.randint(40, 5000) for _ in range(100)] + [1 << 20]:
+        data = os.urandom(n)
+        for start in (0, 1, 3, 7):
+            assert crc32(memoryview(data)[start:]) == zlib.crc32(data[start:]), (n, start)
+    key = bytes(range(32))
+    data = program_cache._file_bytes(key, {(b"\x01" * 16, 1): b"record"})
+    assert struct.unpack_from("<I", data, 40)[0] == zlib.crc32(data[48:])
+
+
 @pytest.mark.parametrize("insecure", ["others-write", "group-read", "symlink", "file-others-read"])
 def test_a_cache_others_could_change_is_not_used(tmp_path, repeat, cache_dir, compiled, insecure):
     etl, tmf_dir = repeat
