@@ -966,6 +966,8 @@ class WppDecoder:
         known = self._known(keys)
         if cache is not None:
             entries = self._from_records(keys, self._records_of(keys, cache.records, known), mode)
+            if entries.count(None) == 0:   # all from the cache: most often
+                return entries
         else:
             entries = [None] * len(keys)
         # the records other processes published already: installed in one call
