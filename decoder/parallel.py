@@ -6,24 +6,23 @@ records, merged by the engine exactly as the whole file would be, are a contiguo
 whole order (``FileSource.ordered(view, window=...)``), so the windows' outputs written one
 after the other are the whole output.
 
-The file is cut into small windows (a few per process at least, a few MB of the file
-each, the first and the last ones half that: ``window_shares``); each process decodes one,
-then takes the next one left as it becomes free (``_Claims``): a process slowed by others on its
-core, or a window heavier than its bytes said, leaves more windows to the others, and
-the processes end close together. This process decodes the first window into the output;
-the workers are forked (each starts with this process's TMF set and decoder settings). When
-the output is a file, each process writes its windows at their places in it (``_Places``):
-a window's place is known once the windows before it have their sizes, which the processes
-share; one decoded before that is held in memory until then (the C renderer prints it
-there). Otherwise (a pipe, a console) the workers decode into files with no name and this
-process appends each window's output in window order, as it grows (``_Assembly``); a
-window it takes itself goes straight into the output when every window before it is in,
-else into a file of its own. Each window's counts (messages, Unknowns, format errors,
-per-message counts for the summary) and read log (buffers, damage: each buffer is accounted
-by one window) are added to this process's in window order, so the summary and the warnings
-are the ones one process gives. Each message is compiled by the first process that needs
-it; the others install its program from a table shared across the fork
-(decoder.program_share).
+The file is cut into small windows (a few per process at least, a few MB of the file each,
+the first one half that, the last ones smaller and smaller: ``window_shares``); each process
+decodes one, then takes the next one left as it becomes free (``_Claims``): a process slowed
+by others on its core, or a window heavier than its bytes said, leaves more windows to the
+others, and the processes end close together. This process decodes the first window into the
+output; the workers are forked (each starts with this process's TMF set and decoder
+settings). When the output is a file, each process writes its windows at their places in it
+(``_Places``): a window's place is known once the windows before it have their sizes, which
+the processes share; one decoded before that is held in memory until then (the C renderer
+prints it there). Otherwise (a pipe, a console) the workers decode into files with no name
+and this process appends each window's output in window order, as it grows (``_Assembly``);
+a window it takes itself goes straight into the output when every window before it is in,
+else into a file of its own. Each window's counts (messages, Unknowns, format errors, per-
+message counts for the summary) and read log (buffers, damage: each buffer is accounted by
+one window) are added to this process's in window order, so the summary and the warnings are
+the ones one process gives. Each message is compiled by the first process that needs it; the
+others install its program from a table shared across the fork (decoder.program_share).
 
 A window's streams start at their first buffer flushed at or after the window's start,
 without reading the ones before (a buffer is flushed after its records, as Windows writes
@@ -84,16 +83,18 @@ _COUNTERS = ("events", "messages", "formatted", "unknown", "format_errors", "non
 
 def window_shares(jobs: int, data_bytes: int = 0) -> list[float]:
     """The windows' shares of the work for ``jobs`` processes and a file of ``data_bytes``:
-    ``_WINDOWS_EACH`` per process or windows of ``_WINDOW_BYTES``, whichever are more, the
-    last 2 x jobs of them half the size (the processes, taking them as each becomes free,
-    end close together), and the first one too: this process ends it while the first worker
-    is half-way through its own, so from then on each process's window starts about half a
-    window after the one before it, and is held in memory only until that one ends (with
-    windows that end together, each is held whole)."""
+    ``_WINDOWS_EACH`` per process or windows of ``_WINDOW_BYTES``, whichever are more. The
+    first one is half the size: this process ends it while the first worker is half-way
+    through its own, so from then on each process's window starts about half a window after
+    the one before it, and is held in memory only until that one ends (with windows that
+    end together, each is held whole). The last 2 x jobs windows' worth of the file comes
+    in windows that get smaller (jobs of a half, jobs of a quarter, 2 x jobs of an eighth):
+    the processes, taking them as each becomes free, end within about an eighth of a window
+    of each other, where equal last windows left one process idle for up to one of them."""
     if jobs <= 1:
         return [1.0]
     n = max(_WINDOWS_EACH * jobs, -(-data_bytes // _WINDOW_BYTES))
-    units = [1] + [2] * (n - 2 * jobs - 1) + [1] * (2 * jobs)
+    units = [4] + [8] * (n - 2 * jobs - 1) + [4] * jobs + [2] * jobs + [1] * (2 * jobs)
     total = sum(units)
     return [unit / total for unit in units]
 

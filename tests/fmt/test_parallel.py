@@ -298,17 +298,19 @@ def test_a_free_process_takes_the_tail_windows(traces, tmp_path, monkeypatch, sl
 
 def test_window_shares():
     """A few windows per process at least, more for a large file (a window holds a few MB
-    of it: what a process holds in memory stays small); the first one and the last 2 x jobs
-    half the size."""
+    of it: what a process holds in memory stays small); the first one half the size; the
+    last 2 x jobs windows' worth in windows of a half, a quarter and an eighth, so the
+    processes end close together."""
     assert parallel.window_shares(1) == [1.0]
     for jobs in (2, 3, 8):
-        for data_bytes, windows in ((0, 4 * jobs), (1 << 20, 4 * jobs), (400 << 20, 100)):
+        for data_bytes, bulk in ((0, 4 * jobs), (1 << 20, 4 * jobs), (400 << 20, 100)):
             shares = parallel.window_shares(jobs, data_bytes)
-            assert len(shares) == windows and abs(sum(shares) - 1) < 1e-12
-            first, middle, tail = shares[0], shares[1:-2 * jobs], shares[-2 * jobs:]
+            assert len(shares) == bulk + 2 * jobs and abs(sum(shares) - 1) < 1e-12
+            first, middle, tail = shares[0], shares[1:-4 * jobs], shares[-4 * jobs:]
             full = middle[0]
             assert middle == [full] * len(middle) and first == full / 2
-            assert tail == [full / 2] * len(tail)
+            assert tail == [full / 2] * jobs + [full / 4] * jobs + [full / 8] * (2 * jobs)
+            assert abs(sum(tail) - 2 * jobs * full / 2) < 1e-12   # the last 2 x jobs half windows' worth
             if data_bytes:
                 assert full * data_bytes <= 2 * parallel._WINDOW_BYTES
 
