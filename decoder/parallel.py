@@ -210,6 +210,8 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
         cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None, windows[0], view)
         writer.flush()
         output = _Assembly(windows, inp.source, writer, workers, claims, places is not None)
+        if opts.summary:                      # its messages' rows of the summary table, made
+            output.idle = decoder.prepare_summary   # while the workers end rather than after
         output.stops[0] = dict(inp.source.window_stops)
         if places is not None:
             places.sizes.set(0, places.end_of(writer))   # window 0's size: where it ends
@@ -500,6 +502,9 @@ class _Assembly:
         self._checked = 0             # the last window whose start was checked
         self._out_fd = _raw_fd(writer)
         self._tail = bytearray()
+        #: called once when this process first waits for the workers' results (``finish``):
+        #: work the run does after them anyway, done while they end
+        self.idle = None
 
     def complete(self) -> bool:
         return self.next >= len(self.windows) or self.redo is not None
@@ -560,6 +565,9 @@ class _Assembly:
 
     def finish(self) -> None:
         """Wait for every worker's results; fail if a window the output needs has none."""
+        if self.idle is not None:
+            idle, self.idle = self.idle, None
+            idle()
         while not all(worker.finished for worker in self.workers):
             self.wait(_POLL)
         limit = len(self.windows) if self.redo is None else self.redo

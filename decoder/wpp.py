@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import uuid
 from array import array
-from itertools import compress, repeat
-from operator import and_ as _and, attrgetter, itemgetter, not_, sub as _sub
+from itertools import compress, islice, repeat
+from operator import add, and_ as _and, attrgetter, itemgetter, ne, not_, sub as _sub
 
 from wpptrace._fieldclass import field, fieldclass
 
@@ -258,6 +258,7 @@ _RESOLVED_LATER = frozenset({"message", "formatter", "markers", "format", "compi
 _COUNT, _NATIVE_ROWS, _PROGRAM, _GUID, _COMPONENT, _NAME = (
     attrgetter(name) for name in ("count", "native_rows", "program", "guid", "component", "name"))
 _FIRST = itemgetter(0)
+_COUNT_PARTS = attrgetter("count", "native_rows", "program")
 
 
 def mark_counts(marks: tuple) -> list[int]:
@@ -340,6 +341,11 @@ class WppDecoder:
         # parts made from the messages are made again only then (``count_marks``)
         self._counted = 0
         self._mark_parts: tuple = (None, b"", b"")
+        # the summary table's GUID texts, event names and types of the first messages met,
+        # and GUID texts by GUID bytes_le and by UUID id (``_summary_parts``)
+        self._summary_made: tuple[list[str], list[str], list[str]] = ([], [], [])
+        self._guid_texts: dict = {}
+        self._guids_named = 0                    # of ``_guids``, those in ``_guid_texts``
         self._key_tables = None                  # ... of this RowTables
         self.column_decoration = None            # "columns" form: entry -> its decoration
         self._share = None                       # programs shared with the other processes of a run
@@ -1326,42 +1332,127 @@ class WppDecoder:
 
     def summary_table(self) -> list[tuple[str, str, str, int]]:
         """(GUID text, event name, event type, count) per message seen, in the messages'
-        order: the FmtSum table's rows as ``output.summary_text`` sorts and prints them. The
-        messages' attributes are read by C loops (attribute getters): an entry reads each
-        through its ``__getattr__`` hook, slow in a Python loop."""
+        order: the FmtSum table's rows as ``output.summary_text`` sorts and prints them."""
+        counts = self._summary_counts()
+        texts, components, names = self._summary_parts()
+        return list(zip(compress(texts, counts), compress(components, counts),
+                        compress(names, counts), filter(None, counts)))
+
+    def prepare_summary(self) -> None:
+        """Make now what ``summary_table`` needs of the messages met so far but their counts:
+        for a process that waits for others before its summary (fmt -j's, for its workers),
+        so that less is left for after them."""
+        self._summary_parts()
+
+    def _summary_counts(self) -> list[int]:
+        """Each message's count with the rows the C renderer printed, in ``_entries`` order
+        (``mark_counts`` of a ``count_marks``, without its arrays): an entry's from its
+        attributes (read by C loops: an entry reads each through its ``__getattr__`` hook,
+        slow in a Python loop), an installed message's without an entry from its columns."""
+        rows = memoryview(self._printer.renderer.rows_rendered() if self._printer is not None
+                          else b"").cast("Q").tolist()    # (a list item is read faster)
+        n = len(rows)
         entries = list(self._entries.values())
-        counts = mark_counts(self.count_marks())    # with the rows the C renderer printed
+        made = entries
         if self._installed_keys:          # installed messages without an entry (ints) apart
             ints = list(map(isinstance, entries, repeat(int)))
-            installed = self._installed_rows(list(compress(entries, ints)), list(compress(counts, ints)))
-            made = list(map(not_, ints))
-            rows = iter(self._made_rows(list(compress(entries, made)), list(compress(counts, made))))
-            # back in the messages' order: each seen message's row from its part
-            parts = [rows, iter(installed)]
-            return list(map(next, map(parts.__getitem__, compress(ints, counts))))
-        return self._made_rows(entries, counts)
+            made = list(compress(entries, map(not_, ints)))
+        counts = [count - kept + rows[program] if program is not None and 0 <= program < n
+                  else count - kept for count, kept, program in map(_COUNT_PARTS, made)]
+        if len(made) == len(entries):
+            return counts
+        kept, programs = self._installed_counts, self._installed_programs
+        try:
+            column = list(map(rows.__getitem__, programs))
+        except IndexError:                # a message installed for an older renderer (it has an entry)
+            column = [rows[program] if program < n else 0 for program in programs]
+        if kept.count(0) != len(kept):    # (most often none: every row the renderer's)
+            column = list(map(add, kept, column))
+        # back in the messages' order: each message's count from its part
+        parts = [iter(counts), map(column.__getitem__, compress(entries, ints))]
+        return list(map(next, map(parts.__getitem__, ints)))
 
-    @staticmethod
-    def _made_rows(entries: list, counts: list[int]) -> list[tuple[str, str, str, int]]:
-        """``summary_table``'s rows of messages with an entry (and their counts)."""
-        seen = list(compress(entries, counts))
-        guids, components, names = (list(map(get, seen)) for get in (_GUID, _COMPONENT, _NAME))
-        # a GUID's text made once: a TMF file holds dozens of messages (its UUID object is
-        # shared by them, so its id finds it; UUID.__str__ and __hash__ run Python code)
-        texts = {key: "" if guid is None else str(guid)
-                 for key, guid in dict(zip(map(id, guids), guids)).items()}
-        return list(zip(map(texts.__getitem__, map(id, guids)), components,
-                        map(str.strip, names), filter(None, counts)))
+    def _summary_parts(self) -> tuple[list[str], list[str], list[str]]:
+        """(GUID texts, event names, event types) of the messages, in ``_entries`` order, each
+        message's made once: messages are only added, and an installed message's entry, when
+        made in its place, holds its columns' texts."""
+        parts = self._summary_made
+        if len(parts[0]) == len(self._entries):
+            return parts
+        new = list(islice(self._entries.values(), len(parts[0]), None))
+        known = self._guid_texts
+        if self._guids_named < len(self._guids):   # the rows' UUIDs (an entry's is one of them)
+            for guid_le, guid in islice(self._guids.items(), self._guids_named, None):
+                known[guid_le] = known[id(guid)] = _guid_text(guid_le)
+            self._guids_named = len(self._guids)
+        made = new
+        if self._installed_keys:          # installed messages without an entry (ints) apart
+            ints = list(map(isinstance, new, repeat(int)))
+            made = list(compress(new, map(not_, ints)))
+        guids = list(map(_GUID, made))
+        # a GUID's text made once, found by its UUID's id: a TMF file holds dozens of
+        # messages, and UUID.__str__ and __hash__ run Python code (each UUID is held by its
+        # entries or ``_guids``, so its id stays its own)
+        ids = list(map(id, guids))
+        texts = list(map(known.get, ids))
+        at = -1
+        for _ in range(texts.count(None)):   # not a row's: the log header's, records' GUIDs
+            at = texts.index(None, at + 1)
+            text = known.get(ids[at])
+            if text is None:
+                guid = guids[at]
+                text = known[ids[at]] = "" if guid is None else str(guid)
+            texts[at] = text
+        components, names = list(map(_COMPONENT, made)), list(map(str.strip, map(_NAME, made)))
+        if len(made) == len(new):
+            for part, more in zip(parts, (texts, components, names)):
+                part += more
+            return parts
+        places = list(compress(new, ints))
+        strings = self._installed_strings()   # component, name, Unknown line of each
+        first, end = places[0], places[0] + len(places)
+        if places == list(range(first, end)):   # most often: slices of the columns
+            guids_le = list(map(_FIRST, self._installed_keys[first:end]))
+            installed_components = strings[3 * first:3 * end:3]
+            installed_names = list(map(str.strip, strings[3 * first + 1:3 * end:3]))
+        else:
+            guids_le = list(map(_FIRST, map(self._installed_keys.__getitem__, places)))
+            installed_components = list(map(strings[0::3].__getitem__, places))
+            installed_names = list(map(str.strip, map(strings[1::3].__getitem__, places)))
+        for guid_le in set(guids_le).difference(known):
+            known[guid_le] = _guid_text(guid_le)
+        _in_order(ints, (texts, components, names),
+                  (list(map(known.__getitem__, guids_le)), installed_components, installed_names),
+                  parts)
+        return parts
 
-    def _installed_rows(self, places: list[int], counts: list[int]) -> list[tuple[str, str, str, int]]:
-        """``summary_table``'s rows of installed messages without an entry (their places in
-        the installed columns, their counts), from the columns."""
-        seen = list(compress(places, counts))
-        guids = list(map(_FIRST, map(self._installed_keys.__getitem__, seen)))
-        texts = {guid_le: str(self._guid(guid_le)) for guid_le in set(guids)}
-        strings = self._installed_strings()
-        return list(zip(map(texts.__getitem__, guids), map(strings[0::3].__getitem__, seen),
-                        map(str.strip, map(strings[1::3].__getitem__, seen)), filter(None, counts)))
+
+def _in_order(ints: list[bool], made: tuple[list, ...], installed: tuple[list, ...],
+              into: tuple[list, ...]) -> None:
+    """Extend each list of ``into`` with its values of messages that have an entry (``made``)
+    and of installed ones without (``installed``) back in the messages' order (``ints``: which
+    messages are installed ones): a slice a run where they come in few runs, else one by one."""
+    n = len(ints)
+    cuts = list(compress(range(1, n), map(ne, islice(ints, 1, None), ints)))
+    if len(cuts) > n // 16:               # interleaved: each value from its part
+        for out, values, installed_values in zip(into, made, installed):
+            ahead = [iter(values), iter(installed_values)]
+            out += map(next, map(ahead.__getitem__, ints))
+        return
+    taken, start = [0, 0], 0
+    for end in (*cuts, n):
+        side = ints[start]
+        first = taken[side]
+        last = taken[side] = first + end - start
+        for out, values in zip(into, installed if side else made):
+            out += values[first:last]
+        start = end
+
+
+def _guid_text(guid_le: bytes) -> str:
+    """``str(UUID)`` of GUID bytes_le, no UUID made (its __init__ and __str__ are Python code)."""
+    text = (guid_le[3::-1] + guid_le[5:3:-1] + guid_le[7:5:-1] + guid_le[8:]).hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 class _StructuredRows:

@@ -1,0 +1,142 @@
+"""The FmtSum table's rows, made in two steps (``prepare_summary``, which a ``fmt -j`` process
+calls while it waits for its workers, then ``summary_table``): the rows a plain loop over the
+messages makes, whatever messages were met or counted between the two, for messages compiled
+here and for messages installed from records (kept in columns, no entry made)."""
+from __future__ import annotations
+
+import pathlib
+import sys
+import uuid
+
+import pytest
+from fmthelp import row_lines
+
+from wpptrace import tmf
+from wpptrace.decoder.etlfile import EtlFile
+from wpptrace.decoder.program_cache import ProgramCache
+from wpptrace.decoder import wpp
+from wpptrace.decoder.wpp import WppDecoder
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tmf_render"))
+import golden_traces  # noqa: E402  (the rendering tests' deterministic traces)
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory, corpus):
+    """The driver trace (every corpus driver message once) and its TMF set."""
+    etls, tmfs = golden_traces.build("driver", tmp_path_factory.mktemp("summary"), corpus)
+    return etls[0], tmfs[0]
+
+
+def _loop_rows(decoder) -> list[tuple]:
+    """The summary's rows as a loop over the messages' entries makes them (every entry made,
+    the renderer's rows added to their counts first), sorted."""
+    decoder._make_installed()
+    decoder._sync_native_counts()
+    return sorted(("" if e.guid is None else str(e.guid), e.component, e.name.strip(), e.count)
+                  for e in decoder._entries.values() if e.count)
+
+
+def _decoded(path, tmf_dir, cache=None) -> WppDecoder:
+    decoder = WppDecoder(tmf.load(tmf_dir), utc=True)
+    if cache is not None:
+        decoder.use_cache(cache)
+    with EtlFile(str(path)) as etl:
+        row_lines(decoder, etl, "text")
+    return decoder
+
+
+def _waiting(decoder) -> int:
+    """Installed messages without an entry."""
+    return sum(type(value) is int for value in decoder._entries.values())
+
+
+def _more(decoder) -> None:
+    """Messages and counts that come after: another process's counts (by plain key and by
+    UUID key, to a message met here and to one met only there), a row key of a GUID no TMF
+    knows, a message met as a record, an installed message's entry made."""
+    keys = [key for key in decoder._entries if key != ("header", 0)]
+    plain = decoder.plain_message_keys()
+    decoder.add_plain_message_counts(plain[-3:], [5, 0, 6])
+    stranger = uuid.UUID(int=0x1234 << 64 | 5)
+    decoder.add_message_counts({keys[0]: 4, (stranger, 7): 3})
+    decoder._raw_entry(stranger.bytes_le, 8).count = 2
+    decoder._entry(stranger, 9).count = 1
+    guid_le, number = plain[len(plain) // 2]
+    decoder._raw_entry(guid_le, number).count += 7
+
+
+def _check(decoder, unprepared) -> None:
+    decoder.prepare_summary()
+    waiting = _waiting(decoder)
+    assert len(decoder._summary_made[0]) == len(decoder._entries) > 1000
+    _more(decoder)
+    rows = decoder.summary_table()
+    assert len(decoder._summary_made[0]) == len(decoder._entries)
+    assert _waiting(decoder) == max(waiting - 1, 0)   # no entry made but the one read
+    assert ("00000000-0000-1234-0000-000000000005", "Unknown", "7", 3) in rows
+    assert ("00000000-0000-1234-0000-000000000005", "Unknown", "8", 2) in rows
+    _more(unprepared)                                 # all in one step: the same rows
+    assert unprepared.summary_table() == rows
+    assert sorted(rows) == _loop_rows(decoder)
+
+
+def test_rows_made_before_and_after_more_messages_are_the_loops_rows(driver):
+    path, tmf_dir = driver
+    _check(_decoded(path, tmf_dir), _decoded(path, tmf_dir))
+
+
+def test_installed_messages_rows_come_from_their_columns(driver, tmp_path):
+    """Messages installed from fmt's program cache: their rows without their entries made,
+    the same rows as a loop over their entries."""
+    path, tmf_dir = driver
+    made = ProgramCache(str(tmp_path), bytes(32))
+    _decoded(path, tmf_dir, made)
+
+    def installed() -> WppDecoder:
+        cache = ProgramCache(str(tmp_path), bytes(32))
+        cache._records = dict(made._added)
+        decoder = _decoded(path, tmf_dir, cache)
+        assert not cache._added and _waiting(decoder) > len(decoder._entries) // 2
+        return decoder
+
+    _check(installed(), installed())
+
+
+def test_messages_installed_in_one_batch_without_rows(driver, tmp_path):
+    """Every message installed at once and no row printed (their columns in one run): their
+    counts are the ones given, their texts the compiled messages'."""
+    path, tmf_dir = driver
+    made = ProgramCache(str(tmp_path), bytes(32))
+    compiled = _decoded(path, tmf_dir, made)
+    cache = ProgramCache(str(tmp_path), bytes(32))
+    cache._records = dict(made._added)
+    decoder = WppDecoder(tmf.load(tmf_dir), utc=True)
+    decoder.use_cache(cache)
+    decoder._row_printer()
+    keys = list(cache._records)
+    assert all(type(value) is int for value in decoder._cached_entries(keys))
+    decoder.prepare_summary()
+    decoder.add_plain_message_counts(keys, list(range(len(keys))))
+    assert _waiting(decoder) == len(keys) == len(decoder._entries) > 1000
+    texts = {(e.guid.bytes_le, e.number): (str(e.guid), e.component, e.name.strip())
+             for e in compiled._entries.values() if e.guid != compiled._header_entry().guid}
+    want = [(*texts[key], n) for n, key in enumerate(keys) if n]
+    assert decoder.summary_table() == want
+    # a message with an entry may keep in its column a program of an older renderer (one
+    # made for another output form since): not read
+    decoder._installed_entry(1)
+    decoder._installed_programs[1] = 1 << 30
+    assert decoder.summary_table() == want and _waiting(decoder) == len(keys) - 1
+
+
+@pytest.mark.parametrize("ints", [[False] * 3 + [True] * 40 + [False] * 2,
+                                  [True, False] * 20 + [True]])
+def test_parts_come_back_in_the_messages_order(ints):
+    """Values of messages with an entry and of installed ones merged back in order: by runs
+    (few) or one by one (interleaved)."""
+    made = [k for k, installed in enumerate(ints) if not installed]
+    installed = [k for k, installed in enumerate(ints) if installed]
+    into = ([], ["x"])
+    wpp._in_order(ints, (made, [-k for k in made]), (installed, [-k for k in installed]), into)
+    assert into == (list(range(len(ints))), ["x", *(-k for k in range(len(ints)))])
