@@ -32,7 +32,6 @@ Usage: python3 benchmarks/bench_arrow.py [--events N] [--fleet-events N] [--repe
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import pathlib
 import shutil
@@ -45,15 +44,7 @@ PARQUET_TARGET = 1.5
 DASK_TARGET = 1.7
 
 
-def _bench_fmt():
-    spec = importlib.util.spec_from_file_location("bench_fmt", HERE / "bench_fmt.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_fmt"] = module     # its functions run in pool processes too
-    spec.loader.exec_module(module)
-    return module
-
-
-BF = _bench_fmt()
+import bench_fmt as BF  # noqa: E402  (this folder is on the path of its scripts)
 
 
 def trace(events: int, tag: str = "", unique: bool = True, seed: int = 99) -> pathlib.Path:

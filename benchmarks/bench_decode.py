@@ -22,13 +22,14 @@ Usage: python3 benchmarks/bench_decode.py [--events N] [--repeat N]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import os
 import pathlib
 import struct
 import tempfile
 import time
+
+import bench_fmt  # (this folder is on the path of its scripts)
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TEXT_TARGET, JSONL_TARGET = 3.0, 1.5
@@ -54,13 +55,6 @@ class _Least:
         return args
 
 
-def _bench_fmt():
-    spec = importlib.util.spec_from_file_location("bench_fmt", REPO / "benchmarks" / "bench_fmt.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -70,7 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     from wpptrace.decoder import decode_file, format_file, load_tmf
     from wpptrace.decoder.cli_fmt import FmtOptions, run_fmt
 
-    bench_fmt = _bench_fmt()
     path = pathlib.Path(tempfile.gettempdir()) / f"wpptrace-bench-decode-{args.events}.etl"
     if not path.exists():
         bench_fmt.generate(path, args.events)

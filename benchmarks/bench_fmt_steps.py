@@ -28,7 +28,6 @@ Usage: python3 benchmarks/bench_fmt_steps.py [--events N (default 1000)] [--jobs
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import operator
 import os
 import pathlib
@@ -37,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 
+import bench_fmt  # (this folder is on the path of its scripts)
 from _callgrind import fmt_env, instructions
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -68,13 +68,6 @@ STEPS = {
 }
 
 
-def _bench_fmt():
-    spec = importlib.util.spec_from_file_location("bench_fmt", REPO / "benchmarks" / "bench_fmt.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def child(step: str, path: str, jobs: int, output: str) -> int:
     """``--child``: one fmt run with ``step`` called through ``operator.call``."""
     import importlib
@@ -91,7 +84,7 @@ def child(step: str, path: str, jobs: int, output: str) -> int:
         return operator.call(real, *args, **kwargs)
 
     setattr(target, name, counted)
-    opts = cli_fmt.FmtOptions(files=[path], tmf_dirs=[str(_bench_fmt().TMF_DIR)], output=output,
+    opts = cli_fmt.FmtOptions(files=[path], tmf_dirs=[str(bench_fmt.TMF_DIR)], output=output,
                               summary=output + ".sum", progress="never", jobs=jobs)
     return cli_fmt.run_fmt(opts)
 
@@ -124,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(REPO / part) for part in PACKAGES)],
                    check=True, env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
                    stdout=subprocess.DEVNULL)
-    bench = _bench_fmt()
+    bench = bench_fmt
     path = bench._cached(f"unique-v{bench.UNIQUE_VERSION}", args.events, bench.generate_unique)
     print(f"fmt text to a file, {args.events:,} unique-argument events, -j {args.jobs}; "
           f"instructions per step (callgrind), program cache off / warm:")

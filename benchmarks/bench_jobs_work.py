@@ -29,7 +29,6 @@ Needs valgrind. Usage: python3 benchmarks/bench_jobs_work.py [--events N]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import pathlib
 import shutil
@@ -37,18 +36,12 @@ import subprocess
 import sys
 import tempfile
 
+import bench_fmt  # (this folder is on the path of its scripts)
 from _callgrind import fmt_env, instructions
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 #: the folders of the product's Python code (installed in place: ``pip install -e .``)
 PACKAGES = ("src/wpptrace", "decoder", "tmf", "provider")
-
-
-def _bench_fmt():
-    spec = importlib.util.spec_from_file_location("bench_fmt", REPO / "benchmarks" / "bench_fmt.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def child(stop: str, path: str, jobs: int, output: str) -> int:
@@ -60,7 +53,7 @@ def child(stop: str, path: str, jobs: int, output: str) -> int:
         os._exit(0)
     if stop == "fork":
         parallel._Worker.start = classmethod(lambda cls, *args, **kwargs: os._exit(0))
-    opts = cli_fmt.FmtOptions(files=[path], tmf_dirs=[str(_bench_fmt().TMF_DIR)], output=output,
+    opts = cli_fmt.FmtOptions(files=[path], tmf_dirs=[str(bench_fmt.TMF_DIR)], output=output,
                               summary=os.devnull, progress="never", jobs=jobs)
     return cli_fmt.run_fmt(opts)
 
@@ -89,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(REPO / part) for part in PACKAGES)],
                    check=True, env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
                    stdout=subprocess.DEVNULL)
-    bench = _bench_fmt()
+    bench = bench_fmt
     path = bench._cached(f"unique-v{bench.UNIQUE_VERSION}", args.events, bench.generate_unique)
     with tempfile.TemporaryDirectory() as tmp:
         [imports] = counted(tmp, "imports", "run", path, 1)
