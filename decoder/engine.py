@@ -205,6 +205,10 @@ class FileSource:
         last = 0
         position = skip     # of the buffer delivered last, in the stream
 
+        def wholly_before(buf) -> bool:     # no record at or after lo, nor past the run so far
+            top = buf.stats.max_timestamp
+            return top is None or (run is not None and top <= run) or top < lo
+
         def delivered():
             nonlocal last, position
             yield from first
@@ -218,16 +222,16 @@ class FileSource:
             for position in range(skip, len(infos)):
                 if stop is not None and stop():
                     return
-                buf = etl.read_buffer(infos[position], last)
+                info = infos[position]
+                buf = etl.read_buffer(info, last)
                 before = lo is not None and (run is None or run < lo)
                 if before and walk_first:
                     buf.walk(collect=False)             # only its latest time is needed
-                    top = buf.stats.max_timestamp
-                    if top is None or (run is not None and top <= run) or top < lo:
+                    if wholly_before(buf):
                         last = buf.stats.last_timestamp
                         yield buf, None, None
                         continue
-                if until is not None and infos[position].timestamp >= until:
+                if until is not None and info.timestamp >= until:
                     items, keys = view(self, buf, slot, False, until)
                 else:
                     items, keys = view(self, buf, slot, False)
@@ -236,8 +240,7 @@ class FileSource:
                 last = buf.stats.last_timestamp
                 if before and not walk_first:
                     walk_first = True
-                    top = buf.stats.max_timestamp
-                    if top is None or (run is not None and top <= run) or top < lo:
+                    if wholly_before(buf):
                         yield buf, None, None           # wholly before the window after all
                         continue
                 yield buf, items, keys

@@ -49,7 +49,11 @@ static uint64_t key_hash(const uint8_t *guid, uint32_t number)
     return h | 1;                                  /* 0 marks a free slot */
 }
 
-int64_t pshare_claim(uint8_t *mem, const uint8_t *guid, uint32_t number, uint32_t *state)
+/* The slot of a key along its probe sequence, its state in *state (PSHARE_FULL: none).
+ * claim: an empty slot met first is taken (PSHARE_MINE) and a key still being written is
+ * waited for; else the search ends there (never claims). */
+static int64_t find_slot(uint8_t *mem, const uint8_t *guid, uint32_t number, int claim,
+                         uint32_t *state)
 {
     pshare_head *head = head_of(mem);
     pshare_slot *slots = slots_of(mem);
@@ -61,6 +65,8 @@ int64_t pshare_claim(uint8_t *mem, const uint8_t *guid, uint32_t number, uint32_
         pshare_slot *slot = &slots[i];
         uint64_t tag = __atomic_load_n(&slot->tag, __ATOMIC_ACQUIRE);
         if (tag == 0) {
+            if (!claim)
+                return -1;
             uint64_t expected = 0;
             if (__atomic_compare_exchange_n(&slot->tag, &expected, h, 0, __ATOMIC_ACQ_REL,
                                             __ATOMIC_ACQUIRE)) {
@@ -74,8 +80,9 @@ int64_t pshare_claim(uint8_t *mem, const uint8_t *guid, uint32_t number, uint32_
         }
         if (tag != h)
             continue;
+        /* the key is written before the state leaves EMPTY (release): read after it */
         uint32_t now = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE);
-        for (int k = 0; now == PSHARE_EMPTY && k < PSHARE_KEY_WAIT; k++) {
+        for (int k = 0; claim && now == PSHARE_EMPTY && k < PSHARE_KEY_WAIT; k++) {
             sched_yield();
             now = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE);
         }
@@ -89,29 +96,17 @@ int64_t pshare_claim(uint8_t *mem, const uint8_t *guid, uint32_t number, uint32_
     return -1;
 }
 
+int64_t pshare_claim(uint8_t *mem, const uint8_t *guid, uint32_t number, uint32_t *state)
+{
+    return find_slot(mem, guid, number, 1, state);
+}
+
 /* the READY slot of a key, or -1 (looked at, never claimed) */
 static int64_t ready_slot(uint8_t *mem, const uint8_t *guid, uint32_t number)
 {
-    pshare_head *head = head_of(mem);
-    pshare_slot *slots = slots_of(mem);
-    uint64_t mask = head->slots - 1, h = key_hash(guid, number);
-    if (__atomic_load_n(&head->magic, __ATOMIC_ACQUIRE) != PSHARE_MAGIC)
-        return -1;
-    for (uint64_t probe = 0, i = h & mask; probe <= mask; probe++, i = (i + 1) & mask) {
-        pshare_slot *slot = &slots[i];
-        uint64_t tag = __atomic_load_n(&slot->tag, __ATOMIC_ACQUIRE);
-        if (tag == 0)
-            return -1;
-        if (tag != h)
-            continue;
-        /* the key is written before the state leaves EMPTY (release): read after it */
-        uint32_t now = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE);
-        if (now == PSHARE_EMPTY)
-            return -1;
-        if (slot->number == number && memcmp(slot->guid, guid, 16) == 0)
-            return now == PSHARE_READY ? (int64_t)i : -1;
-    }
-    return -1;
+    uint32_t state;
+    int64_t slot = find_slot(mem, guid, number, 0, &state);
+    return state == PSHARE_READY ? slot : -1;
 }
 
 void pshare_ready(uint8_t *mem, const uint8_t *guids, const uint32_t *numbers, uint32_t n,
