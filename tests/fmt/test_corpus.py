@@ -132,12 +132,18 @@ def test_one_decoder_formats_files_one_after_the_other(output, fmt_data, fmt_tmf
     assert reused.counters.messages == sum(len(EXPECTED[name]) for name in names)
 
 
-def test_structured_messages_carry_prefix_facts(fmt_data, fmt_tmf):
+def _wpptypes_messages(fmt_data, fmt_tmf) -> list:
+    """The messages of wpptypes-sample.etl, decoded one record at a time in file order."""
     path = fmt_data / "wpptypes-sample.etl"
     decoder = WppDecoder(tmf.load(fmt_tmf), utc=True)
     with EtlFile(path) as etl:
         ctx = FileContext.for_header(str(path), etl.header, TimeConverter(etl.header))
-        msgs = [decoder.decode_record(r, ctx) for r in ordered_records(etl) if r.kind == "message"]
+        return [decoder.decode_record(r, ctx) for r in ordered_records(etl) if r.kind == "message"]
+
+
+def test_structured_messages_carry_prefix_facts(fmt_data, fmt_tmf):
+    path = fmt_data / "wpptypes-sample.etl"
+    msgs = _wpptypes_messages(fmt_data, fmt_tmf)
     refs = dissect_messages(path)
     assert [m.text for m in msgs] == EXPECTED["wpptypes-sample.etl"]
     for m, (cpu, pid, tid, ts) in zip(msgs, refs):
@@ -155,11 +161,7 @@ def test_wpp_property_typed_values(fmt_data, fmt_tmf):
     """The TdhGetWppProperty-like accessor: arguments by their TMF name, as typed values."""
     import uuid
 
-    path = fmt_data / "wpptypes-sample.etl"
-    decoder = WppDecoder(tmf.load(fmt_tmf), utc=True)
-    with EtlFile(path) as etl:
-        ctx = FileContext.for_header(str(path), etl.header, TimeConverter(etl.header))
-        msgs = [decoder.decode_record(r, ctx) for r in ordered_records(etl) if r.kind == "message"]
+    msgs = _wpptypes_messages(fmt_data, fmt_tmf)
     sint, uint, ptr, widths, status = msgs
     assert sint.property("(int)42") == 42
     assert sint.property("(int)-1000") == -1000

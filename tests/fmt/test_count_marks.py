@@ -4,10 +4,7 @@ goes back to one exactly."""
 from __future__ import annotations
 
 import marshal
-import pathlib
-import sys
 
-import pytest
 from fmthelp import row_lines
 
 from wpptrace import tmf
@@ -15,15 +12,6 @@ from wpptrace.decoder.engine import FileSource
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.wpp import WppDecoder, mark_counts
 from wpptrace.decoder.wpp_rows import RowView
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tmf_render"))
-import golden_traces  # noqa: E402  (the rendering tests' deterministic traces)
-
-
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory, corpus):
-    etls, tmfs = golden_traces.build("driver", tmp_path_factory.mktemp("marks"), corpus)
-    return etls[0], tmfs[0]
 
 
 def _summary(decoder) -> list[int]:

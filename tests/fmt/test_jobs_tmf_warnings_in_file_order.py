@@ -9,23 +9,18 @@ message does not read its TMF file then).
 """
 from __future__ import annotations
 
-import pathlib
 import re
 import shutil
-import sys
 
 from fmthelp import run_fmt_capture
 
 from wpptrace.decoder import parallel
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tmf_render"))
-import golden_traces  # noqa: E402
 
-
-def test_tmf_problems_in_file_order(tmp_path, corpus, monkeypatch):
-    etls, tmfs = golden_traces.build("driver", tmp_path, corpus)
+def test_tmf_problems_in_file_order(tmp_path, driver, monkeypatch):
+    path, driver_tmf = driver
     tmf_dir = tmp_path / "tmf"
-    shutil.copytree(tmfs[0], tmf_dir)
+    shutil.copytree(driver_tmf, tmf_dir)
     first = tmf_dir / "01e9b841-7d67-315a-7b92-23b2033356de.tmf"
     first.write_text('#typev x_c1 10 "%0%10!s!" // FUNC=f\n' + first.read_text(encoding="utf-8-sig"),
                      encoding="utf-8")
@@ -41,7 +36,7 @@ def test_tmf_problems_in_file_order(tmp_path, corpus, monkeypatch):
     runs = {}
     for jobs in (1, 2, 2, 2, 2):
         out = tmp_path / f"out{jobs}.txt"
-        code, _stdout, err = run_fmt_capture(etls[0], tmf_dirs=[str(tmf_dir)], output=str(out),
+        code, _stdout, err = run_fmt_capture(path, tmf_dirs=[str(tmf_dir)], output=str(out),
                                              summary=str(out) + ".sum", utc=True, jobs=jobs,
                                              cache=False)
         run = (code, out.read_bytes(), err)

@@ -8,19 +8,14 @@ first) gave the two warnings the other way round under -j 2.
 """
 from __future__ import annotations
 
-import pathlib
 import re
-import sys
 
 from fmthelp import run_fmt_capture
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tmf_render"))
-import golden_traces  # noqa: E402
 
-
-def test_warnings_of_two_streams_in_file_order(tmp_path, corpus):
-    etls, tmfs = golden_traces.build("driver", tmp_path, corpus)
-    data = bytearray(etls[0].read_bytes())
+def test_warnings_of_two_streams_in_file_order(tmp_path, driver):
+    path, tmf_dir = driver
+    data = bytearray(path.read_bytes())
     data[0x1B602:0x1B604] = b"\x6d\xd2"      # a record marker in buffer 6
     data[0x2095A:0x2095C] = b"\x1d\x05"      # and one in buffer 8
     damaged = tmp_path / "damaged.etl"
@@ -28,7 +23,7 @@ def test_warnings_of_two_streams_in_file_order(tmp_path, corpus):
     runs = {}
     for jobs in (1, 2):
         out = tmp_path / f"out{jobs}.txt"
-        code, _stdout, err = run_fmt_capture(damaged, tmf_dirs=tmfs, output=str(out), utc=True,
+        code, _stdout, err = run_fmt_capture(damaged, tmf_dirs=[tmf_dir], output=str(out), utc=True,
                                              jobs=jobs, cache=False)
         runs[jobs] = (code, out.read_bytes(), err)
     assert runs[2] == runs[1]

@@ -2,12 +2,12 @@
 Lines, the summary), whatever the cut times; damage is reported once."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import time
 
 import pathlib
-import sys
 
 import pytest
 from fmthelp import hold_up, run_fmt_capture
@@ -17,17 +17,17 @@ from wpptrace.decoder.engine import FileSource, record_view
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.wpp_rows import ROW_INDEX, RowView
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tmf_render"))
-import golden_traces  # noqa: E402  (the rendering tests' deterministic traces)
+import golden_traces  # the rendering tests' deterministic traces (on the path by conftest)
 
 
 _KEY = ROW_INDEX["key"]
 
 
 @pytest.fixture(scope="module")
-def traces(tmp_path_factory, corpus):
-    tmp = tmp_path_factory.mktemp("parallel")
-    return {name: golden_traces.build(name, tmp, corpus) for name in ("synth", "driver")}
+def traces(tmp_path_factory, corpus, driver):
+    path, tmf_dir = driver
+    return {"synth": golden_traces.build("synth", tmp_path_factory.mktemp("parallel"), corpus),
+            "driver": ([path], [tmf_dir])}
 
 
 def _order(path, window=None, trust_flush_times=False) -> tuple[list, int, list]:
@@ -473,9 +473,9 @@ def test_jobs_print_the_bytes_one_process_prints(traces, tmp_path, jobs, variant
     assert outputs[1][0] == golden_traces.read_golden("synth", variant)
 
 
-def test_jobs_on_a_damaged_file_report_the_damage_once(tmp_path, corpus):
+def test_jobs_on_a_damaged_file_report_the_damage_once(tmp_path, traces):
     """Bytes of one buffer scrambled: the same lines, the same warnings, the same exit code."""
-    etls, tmfs = golden_traces.build("driver", tmp_path, corpus)
+    etls, tmfs = traces["driver"]
     data = bytearray(etls[0].read_bytes())
     for at in range(16384 * 5 + 0x100, 16384 * 5 + 0x180):
         data[at] ^= 0x5A
@@ -511,10 +511,10 @@ def test_a_window_s_read_log_carries_every_read_stat(traces):
             assert getattr(etl.stats, name) == expected, name
 
 
-def test_jobs_on_a_truncated_file_report_it_once(tmp_path, corpus):
+def test_jobs_on_a_truncated_file_report_it_once(tmp_path, traces):
     """The file ends inside a buffer: the index says so once (the workers use the parent's
     index), and -j 2 prints what -j 1 prints."""
-    etls, tmfs = golden_traces.build("driver", tmp_path, corpus)
+    etls, tmfs = traces["driver"]
     data = etls[0].read_bytes()
     cut = tmp_path / "cut.etl"
     cut.write_bytes(data[:len(data) - 16384 - 1000])
@@ -689,29 +689,36 @@ def test_windows_are_written_at_their_places_in_a_file(traces, tmp_path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out1", "out2", "sum1", "sum2"]
 
 
+@contextlib.contextmanager
+def _places(tmp_path, windows: int):
+    """An output file and the places of ``windows`` windows in it (closed at the end)."""
+    path = tmp_path / "out.bin"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    places = parallel._Places(fd, parallel._Sizes(windows), str(tmp_path))
+    try:
+        yield path, places
+    finally:
+        places.close()
+        os.close(fd)
+
+
 def test_a_held_window_is_written_a_piece_at_a_time(tmp_path, monkeypatch):
     """A held window goes into the output in pieces of at most ``_COPY_CHUNK`` bytes: the
     file system locks the file for the whole of one write, so one write of a window held
     in memory (tens of MB) would stop the other processes' writes until it ends."""
     data = bytes(range(256)) * 40                       # 10,240 bytes: three pieces
     monkeypatch.setattr(parallel, "_COPY_CHUNK", 4096)
-    path = tmp_path / "out.bin"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    places = parallel._Places(fd, parallel._Sizes(2), str(tmp_path))
     sizes = []
     real_pwrite = os.pwrite
 
     def noted_pwrite(fd, chunk, at):
         sizes.append(memoryview(chunk).nbytes)
         return real_pwrite(fd, chunk, at)
-    try:
+    with _places(tmp_path, 2) as (path, places):
         held = parallel._Held(places, 1)
         held.write(data)
         monkeypatch.setattr(parallel.os, "pwrite", noted_pwrite)
         held.write_at(7)
-    finally:
-        places.close()
-        os.close(fd)
     assert sizes == [4096, 4096, 2048]
     assert path.read_bytes() == bytes(7) + data
 
@@ -720,10 +727,7 @@ def test_a_held_window_goes_to_its_place_once_the_windows_before_it_are_sized(tm
     """A window held while the one before it is decoded elsewhere is written at its place as
     soon as that one's size is known, and its next bytes go straight there: its memory is
     free again for the next window held, with no wait for its own end."""
-    path = tmp_path / "out.bin"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    places = parallel._Places(fd, parallel._Sizes(3), str(tmp_path))
-    try:
+    with _places(tmp_path, 3) as (path, places):
         held = parallel._Held(places, 1)
         held.write(b"first part\n")
         assert held.place is None and places.used == len(b"first part\n")
@@ -735,19 +739,13 @@ def test_a_held_window_goes_to_its_place_once_the_windows_before_it_are_sized(tm
         assert held.size == len(b"first part\nsecond part\n")
         later = parallel._Held(places, 2)              # the next window held starts at the
         assert later.memory == [0, 0]                  # arena's start again
-    finally:
-        places.close()
-        os.close(fd)
     assert path.read_bytes() == bytes(5) + b"first part\nsecond part\n"
 
 
 def test_a_window_settled_on_a_write_writes_the_held_window_before_it_first(tmp_path):
     """When a window's place becomes known while an earlier window of the same process is
     still held, the earlier one is written at its place too, and nothing stays held."""
-    path = tmp_path / "out.bin"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    places = parallel._Places(fd, parallel._Sizes(4), str(tmp_path))
-    try:
+    with _places(tmp_path, 4) as (path, places):
         one = parallel._Held(places, 1)
         one.write(b"one\n")
         places.sizes.set(1, one.size)
@@ -757,9 +755,6 @@ def test_a_window_settled_on_a_write_writes_the_held_window_before_it_first(tmp_
         places.sizes.set(0, 3)
         two.write(b"more\n")                          # window 0 is sized: both settle
         assert not places.held and places.used == 0
-    finally:
-        places.close()
-        os.close(fd)
     assert path.read_bytes() == bytes(3) + b"one\ntwo\nmore\n"
 
 
@@ -848,7 +843,6 @@ def test_tmf_problems_only_a_worker_read_are_reported(tmp_path, corpus, monkeypa
     """A TMF file only the worker's window needs: its problems are printed as one process
     prints them (and the run keeps nothing in the program cache)."""
     import shutil
-    import uuid
 
     import etlgen
     from wpptrace import tmf

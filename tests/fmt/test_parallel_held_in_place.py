@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import os
 import pathlib
-import sys
 
 import pytest
 from fmthelp import hold_up, run_fmt_capture
 
 from wpptrace.decoder import parallel
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tmf_render"))
-import golden_traces  # noqa: E402  (the rendering tests' deterministic traces)
+import golden_traces  # the rendering tests' deterministic traces (on the path by conftest)
 
 
 @pytest.fixture(scope="module")

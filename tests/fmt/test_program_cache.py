@@ -10,7 +10,6 @@ import pathlib
 import re
 import shutil
 import struct
-import sys
 import time
 import zlib
 
@@ -22,8 +21,7 @@ from wpptrace.decoder import parallel, program_cache
 from wpptrace.decoder.program_share import RECORD, ProgramShare
 from wpptrace.decoder.wpp import WppDecoder
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tmf_render"))
-import golden_traces  # noqa: E402  (the rendering tests' deterministic traces)
+import golden_traces  # the rendering tests' deterministic traces (on the path by conftest)
 
 
 @pytest.fixture

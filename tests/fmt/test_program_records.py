@@ -4,8 +4,6 @@ records. A decoder that installs them prints, counts and summarises exactly as o
 compiles every message; a record that cannot serve leaves its message to be compiled."""
 from __future__ import annotations
 
-import pathlib
-import sys
 
 import pytest
 from fmthelp import row_lines
@@ -20,18 +18,9 @@ from wpptrace.decoder.wpp import WppDecoder, mark_counts
 from wpptrace.decoder.wpp_rows import RowView
 from wpptrace.tmf.native import NativeRenderer, encode
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tmf_render"))
-import golden_traces  # noqa: E402  (the rendering tests' deterministic traces)
 
 TEXT = ProgramShare.mode((False, "text", False))
 CSV = ProgramShare.mode((False, "csv", False))
-
-
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory, corpus):
-    """The driver trace (every corpus driver message once) and its TMF set."""
-    etls, tmfs = golden_traces.build("driver", tmp_path_factory.mktemp("records"), corpus)
-    return etls[0], tmfs[0]
 
 
 def _blob(text: str = "x") -> bytes:
@@ -148,7 +137,7 @@ def test_installed_entries_are_the_compiled_ones(driver, tmp_path, output):
     for entry in second._entries.values():
         reference = first._entries.get((entry.guid, entry.number)) or first._header_entry()
         for name in ("guid", "number", "component", "name", "has_prefix", "unknown", "count"):
-            assert getattr(entry, name) == getattr(reference, name), (key, name)
+            assert getattr(entry, name) == getattr(reference, name), (entry.guid, entry.number, name)
         assert (entry.program is None) == (reference.program is None)
     # a message resolved from the TMFs when something asks for more than printing needs
     entry = installed[0]

@@ -4,8 +4,6 @@ the bytes a decoder that compiles every message prints."""
 from __future__ import annotations
 
 import os
-import pathlib
-import sys
 import threading
 
 import pytest
@@ -19,18 +17,10 @@ from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.program_share import RECORD, ProgramShare, SharedRecord, unpack
 from wpptrace.decoder.wpp import WppDecoder
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tmf_render"))
-import golden_traces  # noqa: E402  (the rendering tests' deterministic traces)
+import golden_traces  # the rendering tests' deterministic traces (on the path by conftest)
 
 GUID = bytes(range(16))
 MODE = ProgramShare.mode((False, "text", False))
-
-
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory, corpus):
-    """The driver trace (every corpus driver message once) and its TMF set."""
-    etls, tmfs = golden_traces.build("driver", tmp_path_factory.mktemp("share"), corpus)
-    return etls[0], tmfs[0]
 
 
 def _lines(path, tmf_dir, share=None, output="text"):

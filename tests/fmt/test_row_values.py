@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import pathlib
 import struct
-import sys
 import threading
 
 import etlgen
@@ -24,9 +23,9 @@ from wpptrace.decoder.row_messages import RowMessage
 from wpptrace.decoder.wpp_rows import ROW_FORMAT, ROW_INDEX, ROW_SIZE
 from wpptrace.tmf.itemtypes import FormatError, item_type
 
+import golden_traces  # the rendering tests' deterministic traces (on the path by conftest)
+
 TESTS = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(TESTS / "tmf_render"))
-import golden_traces  # noqa: E402
 
 _KEY, _OFFSET, _SIZE, _FLAGS = (ROW_INDEX[k] for k in ("key", "payload_offset", "payload_size", "flags"))
 
@@ -161,9 +160,9 @@ def test_texts_c_leaves_to_python(tmp_path) -> None:
     assert got == [("a\0b", "x\0y", "z"), ("caf\xe9 \ufffd", "\ufffdA", "\ufffd"), ("ok", "ok", "")]
 
 
-def test_values_decoded_when_a_message_first_reads_them(tmp_path, corpus) -> None:
-    paths, tmfs = golden_traces.build("driver", tmp_path, corpus)
-    messages = decode_file(paths, tmf=tmf.load(*tmfs)).messages
+def test_values_decoded_when_a_message_first_reads_them(driver) -> None:
+    path, tmf_dir = driver
+    messages = decode_file([path], tmf=tmf.load(tmf_dir)).messages
     chunks = list({id(m._chunk): m._chunk for m in messages if isinstance(m, RowMessage)}.values())
     assert len(chunks) > 2 and all(c.values is None for c in chunks)
     first = next(m for m in messages if isinstance(m, RowMessage) and m._chunk is chunks[1])
@@ -171,12 +170,12 @@ def test_values_decoded_when_a_message_first_reads_them(tmp_path, corpus) -> Non
     assert [c.values is not None for c in chunks[:3]] == [False, True, False]
 
 
-def test_threads_reading_arguments(tmp_path, corpus) -> None:
+def test_threads_reading_arguments(driver) -> None:
     """Chunks decoded from several threads at once give each message its own values."""
-    paths, tmfs = golden_traces.build("driver", tmp_path, corpus)
-    tmfset = tmf.load(*tmfs)
-    want = [tuple(m.args) for m in decode_file(paths, tmf=tmfset).messages]
-    messages = decode_file(paths, tmf=tmfset).messages
+    path, tmf_dir = driver
+    tmfset = tmf.load(tmf_dir)
+    want = [tuple(m.args) for m in decode_file([path], tmf=tmfset).messages]
+    messages = decode_file([path], tmf=tmfset).messages
     got: list = [None] * len(messages)
     start = threading.Barrier(4)
 

@@ -4,8 +4,6 @@ messages makes, whatever messages were met or counted between the two, for messa
 here and for messages installed from records (kept in columns, no entry made)."""
 from __future__ import annotations
 
-import pathlib
-import sys
 import uuid
 
 import pytest
@@ -16,16 +14,6 @@ from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.program_cache import ProgramCache
 from wpptrace.decoder import wpp
 from wpptrace.decoder.wpp import WppDecoder
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tmf_render"))
-import golden_traces  # noqa: E402  (the rendering tests' deterministic traces)
-
-
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory, corpus):
-    """The driver trace (every corpus driver message once) and its TMF set."""
-    etls, tmfs = golden_traces.build("driver", tmp_path_factory.mktemp("summary"), corpus)
-    return etls[0], tmfs[0]
 
 
 def _loop_rows(decoder) -> list[tuple]:
