@@ -648,6 +648,10 @@ class WppDecoder:
                                                       output=form, quote_all=quote_all))
             self._printer_mode = mode
             self._prefix_program = None
+            # the shared prefix before any message's program, whichever message comes first:
+            # records (fmt -j's processes', the program cache's) call it by its id, so it
+            # must be the same in every process and run
+            self._prefix_id()
             self._decorations = None
             for entry in self._key_entries + list(self._raw_entries.values()):
                 entry.program, entry.native_rows = None, 0
@@ -933,8 +937,8 @@ class WppDecoder:
                                    prefix_program, blob, decoration)
 
     def _prefix_id(self) -> int:
-        """The shared prefix program's id (registered first in every process and run: one id
-        in all), -1 for none."""
+        """The shared prefix program's id (registered first, as the printer is made, in every
+        process and run: one id in all), -1 for none."""
         if self._printer_mode[0]:
             return -1
         prefix = self._shared_prefix()

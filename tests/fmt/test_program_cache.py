@@ -14,10 +14,12 @@ import time
 import zlib
 
 import pytest
-from fmthelp import run_fmt_capture
+from fmthelp import hold_up, run_fmt_capture
 
 from wpptrace.cli import main as wpptrace_main
 from wpptrace.decoder import parallel, program_cache
+from wpptrace.decoder.engine import FileSource, record_view
+from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.program_share import RECORD, ProgramShare
 from wpptrace.decoder.wpp import WppDecoder
 
@@ -91,6 +93,100 @@ def test_a_run_from_the_cache_prints_what_compiling_prints(tmp_path, repeat, cac
     if jobs == 2:                    # and in the worker: neither compiled nor shared one
         [run] = runs
         assert run.shares == [(0, 0), (0, 0)]
+
+
+def test_a_trace_starting_with_an_unknown_message_is_all_taken_from_the_cache(tmp_path, repeat, cache_dir,
+                                                                                 compiled):
+    """Records name the shared prefix program by its id, so it is the first program of every
+    run, whatever message comes first: here one whose TMF file is gone (an Unknown line,
+    compiled without the prefix)."""
+    etl, original = repeat
+    tmf_dir = tmp_path / "tmf"
+    shutil.copytree(original, tmf_dir)
+    with EtlFile(str(etl)) as trace:
+        first = next(r.message_guid for items, _keys in FileSource(trace).ordered(record_view)
+                     for r in items if r.message_guid is not None)
+    gone = [path for path in tmf_dir.glob("*.tmf")
+            if str(first) in path.read_text(encoding="utf-8-sig").lower()]
+    assert gone
+    for path in gone:
+        path.unlink()
+    cold, _ = _run(etl, tmf_dir, tmp_path / "cold.txt", cache=False)
+    assert b"Unknown" in cold.splitlines()[1]      # (after the log header's line)
+    first_run, _ = _run(etl, tmf_dir, tmp_path / "first.txt")
+    compiled.clear()
+    warm, _ = _run(etl, tmf_dir, tmp_path / "warm.txt")
+    assert first_run == cold and warm == cold
+    assert compiled == []
+
+
+def _published_before_an_unknown(decoder, table, keys: list) -> list:
+    """Another process of the run (a decoder of its own) claims, compiles and publishes each
+    of ``keys`` up to the first Unknown one; the keys it took."""
+    from wpptrace.decoder.program_share import pack
+
+    other = WppDecoder(decoder.tmfset, utc=decoder.utc)
+    other._row_printer(decoder._printer_mode)
+    mode = ProgramShare.mode(decoder._printer_mode)
+    taken = []
+    for key in keys:
+        if other._raw_entry(*key).unknown is not None:
+            break
+        slot, state = table.claim(*key)
+        assert state == table.MINE
+        table.publish(slot, pack(mode, other._compiled_entry(key)[1]))
+        taken.append(key)
+    return taken
+
+
+def test_records_made_after_the_other_process_came_first_serve_the_next_run(tmp_path, repeat, cache_dir,
+                                                                             compiled, monkeypatch):
+    """fmt -j 2 on a busy machine: between this process's look for records of its first
+    messages and its claims of them, the other process claimed and published the first ones,
+    so the first message this process compiles is an Unknown one, compiled without the
+    prefix. Its records still name the prefix program every process and run has: the next
+    run takes every message from the cache."""
+    etl, tmf_dir = repeat
+    cold, _ = _run(etl, tmf_dir, tmp_path / "cold.txt", cache=False)
+    hold_up(monkeypatch, tmp_path / "parent-done", "worker")    # this process's first rows first
+    parent, taken = os.getpid(), []
+
+    class LateLook:
+        """The run's table, this process's first look for records answered as it was before
+        the other process published."""
+
+        def __init__(self, decoder, table) -> None:
+            self._decoder, self._table = decoder, table
+
+        def __getattr__(self, name):
+            return getattr(self._table, name)
+
+        def ready(self, keys):
+            looked = self._table.ready(keys)
+            if os.getpid() == parent and not taken:
+                taken.extend(_published_before_an_unknown(self._decoder, self._table, keys))
+            return looked
+
+    real_share = WppDecoder.share_programs
+
+    def share_programs(self, share):
+        if share is not None:
+            share.table = LateLook(self, share.table)
+        real_share(self, share)
+
+    monkeypatch.setattr(WppDecoder, "share_programs", share_programs)
+    first, _ = _run(etl, tmf_dir, tmp_path / "first.txt", jobs=2)
+    assert taken                                  # (the messages before an Unknown one)
+    monkeypatch.setattr(WppDecoder, "share_programs", real_share)
+    compiled.clear()
+    runs = []
+    real = parallel.decode_parallel
+    monkeypatch.setattr(parallel, "decode_parallel", lambda *a, **k: runs.append(real(*a, **k)) or runs[-1])
+    warm, _ = _run(etl, tmf_dir, tmp_path / "warm.txt", jobs=2)
+    assert first == cold and warm == cold
+    assert compiled == []
+    [run] = runs
+    assert run.shares == [(0, 0), (0, 0)]
 
 
 def test_real_captures_print_the_same_from_the_cache(tmp_path, corpus, cache_dir, compiled):
