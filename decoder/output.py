@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import io
 import os
-import uuid
 
 from wpptrace._fieldclass import field, fieldclass
+from wpptrace._lazyuuid import is_uuid
 
 from .timestamps import FILETIME_TICKS_PER_SECOND, UNIX_EPOCH_SECONDS
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
+    import uuid
     from typing import IO
 
 __all__ = [
@@ -192,7 +193,7 @@ def _json_value(value):
         if isinstance(value, float) and value in (float("inf"), float("-inf")):
             return "inf" if value > 0 else "-inf"
         return value
-    if isinstance(value, uuid.UUID):
+    if is_uuid(value):
         return str(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).hex()
@@ -246,10 +247,10 @@ class JsonRows:
                 value = enc(v)
             elif kind is int:
                 value = repr(v)
-            elif kind is uuid.UUID:
-                value = '"%s"' % v
             elif kind is float and v - v == 0:      # finite: json writes float.__repr__
                 value = repr(v)
+            elif is_uuid(v):
+                value = '"%s"' % v
             else:
                 value = self._dumps(_json_value(v))
             parts.append(name + value + "}")

@@ -8,7 +8,6 @@ unknown kinds are returned as kind "unknown" and counted, damage is reported as 
 """
 from __future__ import annotations
 
-import uuid
 from collections import namedtuple
 
 from wpptrace._fieldclass import fieldclass
@@ -20,13 +19,21 @@ KINDS: tuple[str, ...] = ("system", "compact", "perfinfo", "full", "instance", "
                           "message", "unknown")
 KIND_INDEX = {name: i for i, name in enumerate(KINDS)}
 
-#: provider of the log-file header and other header-group (group 0) system records
-EVENT_TRACE_GUID = uuid.UUID("68fdd900-4a3e-11d1-84f4-0000f80464e3")
+TYPE_CHECKING = False   # annotations are strings
+if TYPE_CHECKING:
+    import uuid
 
-#: kernel event groups (HookId >> 8) -> the MOF event class GUID consumers see as the
-#: provider of system/compact/perfinfo records (NT Kernel Logger classes); groups not listed
-#: have no provider GUID here. Checked against dissect.etl in the corpus tests.
-KERNEL_GROUP_GUIDS: dict[int, uuid.UUID] = {g: uuid.UUID(s) for g, s in {
+# The GUID constants below are made when first used (``__getattr__``): ``uuid`` is not imported
+# by a fmt run that makes no UUID (``wpptrace._lazyuuid``).
+
+#: EVENT_TRACE_GUID: provider of the log-file header and other header-group (group 0) system
+#: records
+_EVENT_TRACE_GUID = "68fdd900-4a3e-11d1-84f4-0000f80464e3"
+
+#: KERNEL_GROUP_GUIDS: kernel event groups (HookId >> 8) -> the MOF event class GUID consumers
+#: see as the provider of system/compact/perfinfo records (NT Kernel Logger classes); groups
+#: not listed have no provider GUID here. Checked against dissect.etl in the corpus tests.
+_KERNEL_GROUP_GUIDS = {
     0x00: "68fdd900-4a3e-11d1-84f4-0000f80464e3",   # header (EventTraceGuid)
     0x01: "3d6fa8d4-fe05-11d0-9dda-00c04fd7ba7c",   # DiskIo
     0x02: "3d6fa8d3-fe05-11d0-9dda-00c04fd7ba7c",   # PageFault
@@ -45,7 +52,26 @@ KERNEL_GROUP_GUIDS: dict[int, uuid.UUID] = {g: uuid.UUID(s) for g, s in {
     0x14: "2cb15d1d-5fc1-11d2-abe1-00a0c911f518",   # Image
     0x18: "def2fe46-7bd6-4b80-bd94-f57fe20d0ce3",   # StackWalk
     0x1A: "45d8cccd-539f-4b72-a8b7-5c683142609a",   # ALPC
-}.items()}
+}
+
+
+def _constant(name: str):
+    """``EVENT_TRACE_GUID`` or ``KERNEL_GROUP_GUIDS``, made on first use."""
+    value = globals().get(name)
+    if value is None:
+        import uuid
+
+        value = (uuid.UUID(_EVENT_TRACE_GUID) if name == "EVENT_TRACE_GUID" else
+                 {group: uuid.UUID(text) for group, text in _KERNEL_GROUP_GUIDS.items()})
+        globals()[name] = value
+    return value
+
+
+def __getattr__(name: str):
+    if name in ("EVENT_TRACE_GUID", "KERNEL_GROUP_GUIDS"):
+        return _constant(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 #: HookId 0x030A (process group, type 10) is the old image-load event: Image class
 _IMAGE_LOAD_HOOK = 0x030A
 
@@ -184,16 +210,20 @@ class Record:
         records, the kernel event class (KERNEL_GROUP_GUIDS) for system kinds."""
         t = self._t
         if t[_F_PRESENT] & _HAS_GUID:
+            import uuid
+
             return uuid.UUID(bytes_le=t[_F_GUID])
         if t[_F_KIND] <= _KIND_PERFINFO:
             hook = t[_F_ID]
-            return KERNEL_GROUP_GUIDS.get(0x14 if hook == _IMAGE_LOAD_HOOK else hook >> 8)
+            return _constant("KERNEL_GROUP_GUIDS").get(0x14 if hook == _IMAGE_LOAD_HOOK else hook >> 8)
         return None
 
     @property
     def message_guid(self) -> uuid.UUID | None:
         t = self._t
         if t[_F_KIND] == _KIND_MESSAGE and t[_F_PRESENT] & _HAS_GUID:
+            import uuid
+
             return uuid.UUID(bytes_le=t[_F_GUID])
         return None
 

@@ -21,20 +21,22 @@ the TdhGetWppProperty-like accessor: a named argument (or a WPP property such as
 """
 from __future__ import annotations
 
-import uuid
 from array import array
 from itertools import compress, islice, repeat
 from operator import add, and_ as _and, attrgetter, itemgetter, ne, not_, sub as _sub
 
 from wpptrace._fieldclass import field, fieldclass
+from wpptrace._lazyuuid import uuid_type
 
 from ._hazmat import ETL, NO_RECORD, RowPrinter, install_records, sizeof
 
 from .buffers import message_pointer_size
 from .prefix import DEFAULT_PREFIX, MessageMarkers, PrefixTemplate, TimestampText, marker_values
+from .records import _EVENT_TRACE_GUID
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
+    import uuid
     from typing import Any, Callable, Iterable, Iterator, Sequence
 
 __all__ = [
@@ -48,9 +50,21 @@ __all__ = [
     "EVENT_TRACE_GUID",
 ]
 
-#: EventTraceGuid: the provider GUID of the logfile-header event.
-EVENT_TRACE_GUID = uuid.UUID("68fdd900-4a3e-11d1-84f4-0000f80464e3")
-_NO_GUID = uuid.UUID(int=0)
+
+def _event_trace_guid() -> uuid.UUID:
+    """EventTraceGuid, the provider GUID of the logfile-header event (``EVENT_TRACE_GUID``):
+    records', made when first used (no UUID is made by a fmt run whose messages all come from
+    its program cache, and uuid is not imported then: ``wpptrace._lazyuuid``)."""
+    from .records import EVENT_TRACE_GUID
+
+    return EVENT_TRACE_GUID
+
+
+def __getattr__(name: str):
+    if name == "EVENT_TRACE_GUID":
+        return _event_trace_guid()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _KIND_SYSTEM = ETL.ETLRD_KIND_SYSTEM
 _NO_TIME = -(1 << 63)          # wpp_rows.NO_TIME: the record carries no time
@@ -354,7 +368,9 @@ class WppDecoder:
     # -- per-message resolution -----------------------------------------------------------
     def _entry(self, guid, number: int) -> _Entry:
         if guid is None:  # TRACE_MESSAGE_COMPONENTID messages carry no GUID (the rows path sees zeros)
-            guid = _NO_GUID
+            import uuid
+
+            guid = uuid.UUID(int=0)
         if self._installed_keys:   # installed from a record: kept by its GUID's bytes
             installed = self._entries.get((guid.bytes_le, number))
             if installed is not None:
@@ -1092,6 +1108,8 @@ class WppDecoder:
         """The UUID of GUID bytes_le (made once: a GUID has many messages)."""
         guid = self._guids.get(guid_le)
         if guid is None:   # from its int: UUID(bytes_le=) costs twice as much
+            import uuid
+
             guid = self._guids[guid_le] = uuid.UUID(int=int.from_bytes(
                 guid_le[3::-1] + guid_le[5:3:-1] + guid_le[7:5:-1] + guid_le[8:], "big"))
         return guid
@@ -1166,7 +1184,9 @@ class WppDecoder:
     def _header_entry(self) -> _Entry:
         entry = self._entries.get(("header", 0))
         if entry is None:
-            entry = _Entry(EVENT_TRACE_GUID, 0)
+            # its GUID as text: only ever printed (the summary, JSON Lines), and a run whose
+            # messages all come from the program cache makes no UUID (wpptrace._lazyuuid)
+            entry = _Entry(_EVENT_TRACE_GUID, 0)
             entry.message, entry.formatter, entry.markers = None, None, {}
             entry.format, entry.compile_error = "", None
             entry.component = entry.name = "Header"
@@ -1179,7 +1199,7 @@ class WppDecoder:
         line = self.header_line(rec, clock)
         filetime, tt = self._header_values(rec, clock)
         return WppMessage(
-            status=HEADER, guid=EVENT_TRACE_GUID, number=0, filetime=filetime, time_text=tt,
+            status=HEADER, guid=_event_trace_guid(), number=0, filetime=filetime, time_text=tt,
             cpu=rec.processor or 0, thread_id=rec.thread_id or 0, process_id=rec.process_id or 0,
             sequence=rec.sequence or 0, kernel_time=0, user_time=0, component="Header",
             name="Header", source_file="", source_line="", function="", level="", flags="",
@@ -1223,7 +1243,7 @@ class WppDecoder:
         # the others keep their own key: an installed message's is its GUID bytes already
         keys = list(map(raw.get, map(id, self._entries.values()), self._entries))
         # (the log header's is not a GUID; messages met as records have a UUID: converted)
-        for at in compress(range(len(keys)), map(isinstance, map(_FIRST, keys), repeat(uuid.UUID))):
+        for at in compress(range(len(keys)), map(isinstance, map(_FIRST, keys), repeat(uuid_type()))):
             guid, number = keys[at]
             keys[at] = (guid.bytes_le, number)
         return keys

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import uuid
 
 from .errors import TmfError
 from .lazyre import LazyPattern
@@ -28,6 +27,7 @@ from .model import ControlGuid, TmfSet
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
+    import uuid
     from typing import Iterable
 
 __all__ = ["load", "load_file", "split_search_path", "read_text", "parse_tmc", "not_tmf_text",
@@ -167,6 +167,8 @@ def parse_tmc(text: str, path: str = "<string>", tolerant: bool = False) -> list
         if match:
             if current:
                 controls.append(ControlGuid(current[0], current[1], tuple(current[2]), f"{path}:{current[3]}"))
+            import uuid
+
             current = (uuid.UUID(match.group(1)), match.group(2) or "", [], lineno)
         elif current is not None and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", stripped):
             current[2].append(stripped)

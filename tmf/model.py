@@ -6,14 +6,15 @@ files until a GUID is first looked up (see ``wpptrace.tmf.loader``).
 """
 from __future__ import annotations
 
-import uuid
 from itertools import repeat
 from wpptrace._fieldclass import field, fieldclass
+from wpptrace._lazyuuid import is_uuid
 
 from .errors import TmfError
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
+    import uuid
     from typing import Callable, Iterable, Iterator, Protocol
 else:
     Protocol = object   # DeferredEntries documents an interface: only type checkers check it
@@ -317,7 +318,7 @@ class TmfSet:
         return len(self._messages)
 
     def __contains__(self, key: object) -> bool:
-        return (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], uuid.UUID)
+        return (isinstance(key, tuple) and len(key) == 2 and is_uuid(key[0])
                 and self.lookup(*key) is not None)
 
     def __iter__(self) -> Iterator[Message]:

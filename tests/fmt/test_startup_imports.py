@@ -2,6 +2,7 @@
 need: each costs start-up on every run (docs/performance.md, start-up)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -59,3 +60,20 @@ def test_fmt_jobs_import_no_heavy_module(fmt_data, fmt_tmf, tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == ""
     assert (tmp_path / "out.txt").stat().st_size > 0
+
+
+def test_a_run_the_program_cache_serves_imports_no_uuid(fmt_data, fmt_tmf, tmp_path):
+    """A run whose messages all come from fmt's program cache makes no UUID, so it does not
+    import uuid, which imports platform (10 M instructions); the run that fills the cache
+    reads the TMF texts and makes their GUIDs' UUIDs."""
+    env = dict(os.environ, WPPTRACE_CACHE_DIR=str(tmp_path / "cache"))
+    found = []
+    for run in ("fills", "served"):
+        out = tmp_path / f"{run}.txt"
+        res = subprocess.run([sys.executable, "-c", _RUN.format(unwanted=("uuid", "platform"), command="fmt"),
+                              str(fmt_data / "wppstr-sample.etl"), "-p", str(fmt_tmf), "-j", "1",
+                              "-o", str(out)], capture_output=True, text=True, timeout=120, env=env)
+        assert res.returncode == 0, res.stderr
+        found.append(res.stdout.strip())
+    assert found == ["uuid,platform", ""]
+    assert (tmp_path / "served.txt").read_bytes() == (tmp_path / "fills.txt").read_bytes()

@@ -1,0 +1,48 @@
+"""GUIDs on fmt's path without importing uuid until a UUID is made (``wpptrace._lazyuuid``):
+the type tests, and the modules' GUID constants made on first use."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from wpptrace import _lazyuuid
+from wpptrace.decoder import records, wpp
+
+
+class _Sub(uuid.UUID):
+    pass
+
+
+def test_type_tests_once_uuid_is_imported():
+    guid = uuid.UUID(int=7)
+    assert _lazyuuid.is_uuid(guid) and _lazyuuid.is_uuid(_Sub(int=7))
+    assert not any(map(_lazyuuid.is_uuid, (None, str(guid), guid.bytes_le, 7)))
+    assert _lazyuuid.uuid_type() is uuid.UUID
+
+
+def test_type_tests_before_uuid_is_imported():
+    code = ("import sys; from wpptrace import _lazyuuid as l\n"
+            "kind = l.uuid_type()\n"
+            "print('uuid' in sys.modules, l.is_uuid('68fdd900-4a3e-11d1-84f4-0000f80464e3'),"
+            " kind.__name__, isinstance(object(), kind))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["False", "False", "_NotImported", "False"]
+
+
+def test_guid_constants():
+    assert records.EVENT_TRACE_GUID == uuid.UUID("68fdd900-4a3e-11d1-84f4-0000f80464e3")
+    assert wpp.EVENT_TRACE_GUID is records.EVENT_TRACE_GUID
+    assert records.KERNEL_GROUP_GUIDS[0x00] == records.EVENT_TRACE_GUID
+    assert records.KERNEL_GROUP_GUIDS[0x14] == uuid.UUID("2cb15d1d-5fc1-11d2-abe1-00a0c911f518")
+    assert all(type(g) is uuid.UUID for g in records.KERNEL_GROUP_GUIDS.values())
+    from wpptrace.decoder.records import EVENT_TRACE_GUID
+
+    assert EVENT_TRACE_GUID is records.EVENT_TRACE_GUID
+    with pytest.raises(AttributeError):
+        records.NO_SUCH_GUID
+    with pytest.raises(AttributeError):
+        wpp.NO_SUCH_GUID
