@@ -165,47 +165,57 @@ class ProgramPlan:
 
     def __init__(self, args: Sequence[tuple[str, int | None, bool]], steps: Iterable[tuple]) -> None:
         pool = _Pool()
+        data = pool.data
         ops: list[bytes] = []
         # per run of literals with markers: (index in ops, a %-template of the run with a %s
         # where each marker's text goes, ((name, text without a value), ...))
         runs: list[tuple] = []
         texts: list[str] = []           # the literal run not placed yet
-        markers: list[tuple] = []
+        markers: list[tuple] = []       # the markers in it
         packed_ops = _PACKED
-
-        def place_run() -> None:
-            if markers:                 # a message's own: encoded per message
-                runs.append((len(ops), "".join(texts), tuple(markers)))
-                ops.append(b"")
-                markers.clear()
-            elif texts:
-                _literal("".join(texts), pool, ops)
-            texts.clear()
-
-        for step in steps:
+        for step in (*steps, _PLACE):   # the last run placed as one before an op is
             kind = step[0]
             if kind == "lit":
                 texts.append(step[1].replace("%", "%%") if markers else step[1])
-            elif kind == "marker":
+                continue
+            if kind == "marker":
                 if not markers:         # the literals before it become part of a template
-                    texts[:] = [text.replace("%", "%%") for text in texts]
+                    texts = [text.replace("%", "%%") for text in texts]
                 markers.append((step[1], step[2]))
                 texts.append("%s")
-            else:
-                place_run()
+                continue
+            if markers:                 # a message's own: encoded per message
+                runs.append((len(ops), "".join(texts), tuple(markers)))
+                ops.append(b"")
+                markers = []
+            elif texts:                 # ``_literal``, inline
+                raw = "".join(texts).encode("utf-8")
+                if raw:
+                    ops.append(_LIT_HEAD + _STRING.pack(len(data), len(raw)))
+                    data += raw
+            texts = []
+            if step is not _PLACE:
                 packed = packed_ops.get(step) if kind != "form" else None
                 ops.append(packed if packed is not None else _op(step, pool))
-        place_run()
-        rows = b"".join([_ARG_ROWS.get(arg) or _arg_row(arg) for arg in args])
         self.nargs = len(args)
-        self.pool, self.nops = bytes(pool.data), len(ops) - len(runs)
-        self.size = len(self.pool)
+        self.pool = bytes(data)
+        self.size = len(data)
+        self.nops = len(ops) - len(runs)
         # the argument rows and the ops before the first run, then per run (its template, its
         # markers, the ops after it up to the next run): a blob is these with each run's op
-        ends = [slot for slot, _template, _places in runs] + [len(ops)]
-        self.front = rows + b"".join(ops[:ends[0]])
-        self.runs = tuple((template, places, b"".join(ops[slot + 1:ends[k + 1]]))
-                          for k, (slot, template, places) in enumerate(runs))
+        arg_rows = _ARG_ROWS
+        front = [arg_rows.get(arg) or _arg_row(arg) for arg in args]
+        if not runs:
+            front += ops
+            self.runs = ()
+        else:
+            first = runs[0][0]
+            front += ops[:first]
+            last = len(runs) - 1
+            self.runs = tuple([(template, places,
+                                b"".join(ops[slot + 1:runs[k + 1][0] if k < last else None]))
+                               for k, (slot, template, places) in enumerate(runs)])
+        self.front = b"".join(front)
 
     def encode(self, markers: Any, program: int, strings: Sequence[bytes], prefix_flag: bool) -> bytes:
         """One message's program: ``markers`` gives its marker texts (``markers.get(name)``,
@@ -316,6 +326,8 @@ def _literal(text: str, pool: "_Pool", out: list[bytes]) -> None:
 
 
 _PACKED: dict[tuple, bytes] = {}  # ops that do not use the pool, packed once
+#: ``ProgramPlan``'s step after the last: it places the run of literals before it
+_PLACE = ("place",)
 
 
 def _op(op: tuple, pool: _Pool) -> bytes:

@@ -13,7 +13,8 @@ import struct
 import uuid
 
 from .cprintf import fast_template, format_insert, spec_bits
-from .formatspec import MAX_WIDTH, FormatSpecError, Insert, Literal, Marker, Spec, parse_tmf_format
+from .formatspec import (_FM_ESCAPES, MAX_WIDTH, FormatSpecError, Insert, Literal, Marker, Spec,
+                         parse_tmf_format)
 from .itemtypes import (NAMED_NATIVES, FormatError, ItemDecodeError, ItemType, RenderContext, item_type,
                         name_table)
 from .lazyre import LazyPattern
@@ -755,32 +756,40 @@ class _Layout:
             return self.plans[legacy]
         except KeyError:
             pass
-        template = self.native_template(args, legacy, tmfset, utc)
-        plan = None
-        if template is not None:
-            arguments, entries = template
-            steps: list[tuple] = []
-            for kind, value in entries:
-                if kind is _OP:
-                    steps.append(value)
-                elif kind is _MARKER:   # its text, or what native_ops prints without one
-                    steps.append(("marker", value, "" if value == "PREFIX" else f"!{value}!"))
-                elif kind is _TABLE:
-                    steps = None
-                    break
-                # _VAR: %1..%9 print nothing unless markers supply them, which a TMF
-                # message's never do (their keys are names)
-            if steps is None:
-                plan = PER_MESSAGE
-            else:
-                from .native import ProgramPlan   # the C renderer's: imported when first needed
-
-                try:
-                    plan = ProgramPlan(arguments, steps)
-                except UnicodeEncodeError:   # text only Python can write
-                    plan = None
-        self.plans[legacy] = plan
+        plan = self.plans[legacy] = _plan_of_steps(self.plan_steps(args, legacy, tmfset, utc))
         return plan
+
+    def plan_steps(self, args: tuple, legacy: bool, tmfset: Any, utc: bool):
+        """(arguments, steps) a ``ProgramPlan`` of this layout is made of; None when only
+        Python prints its messages, ``PER_MESSAGE`` when each needs ``native_ops``."""
+        template = self.native_template(args, legacy, tmfset, utc)
+        if template is None:
+            return None
+        arguments, entries = template
+        steps: list[tuple] = []
+        for kind, value in entries:
+            if kind is _OP:
+                steps.append(value)
+            elif kind is _MARKER:   # its text, or what native_ops prints without one
+                steps.append(("marker", value, "" if value == "PREFIX" else f"!{value}!"))
+            elif kind is _TABLE:
+                return PER_MESSAGE
+            # _VAR: %1..%9 print nothing unless markers supply them, which a TMF
+            # message's never do (their keys are names)
+        return arguments, steps
+
+
+def _plan_of_steps(made):
+    """The ``ProgramPlan`` of ``_Layout.plan_steps``'s (arguments, steps), or what it says
+    instead (None, ``PER_MESSAGE``)."""
+    if made is None or made is PER_MESSAGE:
+        return made
+    from .native import ProgramPlan   # the C renderer's: imported when first needed
+
+    try:
+        return ProgramPlan(*made)
+    except UnicodeEncodeError:   # text only Python can write
+        return None
 
 
 _LAYOUTS: dict[tuple, _Layout] = {}
@@ -826,12 +835,106 @@ def native_plan(message: Any, tmfset: Any = None, utc: bool = False):
     own formatter. None when only Python prints the message (as ``native_ops`` says),
     ``PER_MESSAGE`` when its program is made from ``native_ops`` only."""
     args = message.args
-    layout = _layout(message.format, args)
-    if layout.error is not None:
-        return None
+    fmt = message.format
     legacy = bool(message.legacy)
-    plan = layout.plans.get(legacy, _UNMADE)      # made already: most often
-    return layout.native_plan(args, legacy, tmfset, utc) if plan is _UNMADE else plan
+    try:
+        key = (fmt, _shape(args), legacy)
+        plan = _PLANS.get(key, _UNMADE)
+    except (TypeError, AttributeError):   # argument objects that cannot be keys: not shared
+        layout = _Layout(fmt, args)
+        return None if layout.error is not None else layout.native_plan(args, legacy, tmfset, utc)
+    if plan is _UNMADE:                   # made already: most often
+        if len(_PLANS) >= _LAYOUT_LIMIT:
+            _PLANS.clear()
+        plan = _PLANS[key] = _plan_of_steps(_skeleton_steps(fmt, args, key[1], legacy, tmfset, utc))
+    return plan
+
+
+def _shape(args: tuple) -> tuple:
+    """What a layout reads of a message's arguments (their names are the message's own)."""
+    found = _ARG_KEYS.get(id(args))
+    if found is not None and found[0] is args:
+        return found[1]
+    shape = tuple([(a.item, a.insert, a.params) for a in args])
+    if type(args) is tuple:           # immutable: its shape stays
+        if len(_ARG_KEYS) >= _LAYOUT_LIMIT:
+            _ARG_KEYS.clear()
+        _ARG_KEYS[id(args)] = (args, shape)   # the tuple held: its id names no other
+    return shape
+
+
+#: (format, argument shape, legacy) -> the plan of its messages (``native_plan``)
+_PLANS: dict[tuple, Any] = {}
+#: (a format's tokens but its literal texts, argument shape, legacy) -> (arguments, steps,
+#: where the literal texts go in steps), or what ``_Layout.plan_steps`` says instead (None,
+#: PER_MESSAGE); none kept when the layout's literals are not the texts between the tokens
+_SKELETONS: dict[tuple, Any] = {}
+# Every "%" sequence of a TMF format as ``parse_tmf_format`` reads it, from left to right: an
+# insert (%N, %N!spec!, or %N! with no closing "!", which is an error), a marker %!NAME!, %0,
+# or an escape (%%, %n, %!, ... a lone "%" at the end): what is between them is literal text.
+_FORMAT_TOKENS = LazyPattern(r"(%(?:[1-9][0-9]?(?:![^!]*!|!)?|![A-Za-z_][A-Za-z0-9_]*!|[\s\S]|\Z))")
+
+
+def _skeleton_steps(fmt: str, args: tuple, shape: tuple, legacy: bool, tmfset: Any, utc: bool):
+    """``_Layout.plan_steps`` of a format, made from those of a format that differs from it
+    only in its literal texts (formats of one driver share their inserts and markers: a
+    status line logged with other words) when one was made, else from the format's layout.
+
+    Formats share a skeleton: their "%" sequences but escapes, in order, with a literal text
+    or none between each two, and the messages' argument shape and #type form. The plan
+    steps depend on nothing else: a literal text becomes a ("lit", text) step of its own."""
+    parts = _FORMAT_TOKENS.split(fmt)
+    texts: list[str] = []
+    skeleton: list = []
+    run = [parts[0]]
+    for k in range(1, len(parts), 2):
+        token = parts[k]
+        ch = token[1:2]
+        if ch and ch in "123456789":
+            if token[-1] == "!" and token.count("!") == 1:
+                skeleton = None       # an unterminated spec: the layout says what is wrong
+                break
+        elif ch == "0":
+            if k != 1 or parts[0]:
+                skeleton = None       # %0 ends the text: read by the layout
+                break
+        elif ch != "!" or len(token) == 2:
+            run.append(_FM_ESCAPES.get(ch, ch) if ch else "%")
+            run.append(parts[k + 1])
+            continue
+        text = "".join(run)
+        if text:
+            texts.append(text)
+            skeleton.append(None)
+        skeleton.append(token)
+        run = [parts[k + 1]]
+    if skeleton is not None:
+        text = "".join(run)
+        if text:
+            texts.append(text)
+            skeleton.append(None)
+        skeleton = (tuple(skeleton), shape, legacy)
+        made = _SKELETONS.get(skeleton, _UNMADE)
+        if type(made) is tuple:
+            arguments, steps, places = made
+            steps = list(steps)
+            for place, text in zip(places, texts):
+                steps[place] = ("lit", text)
+            return arguments, steps
+        if made is not _UNMADE:
+            return made
+    layout = _layout(fmt, args)
+    made = None if layout.error is not None else layout.plan_steps(args, legacy, tmfset, utc)
+    if skeleton is not None and len(_SKELETONS) < _LAYOUT_LIMIT:
+        if type(made) is tuple:
+            steps = made[1]
+            places = [i for i, step in enumerate(steps) if step[0] == "lit"]
+            # the layout's literals are the texts found between the tokens: else no skeleton
+            if [steps[i][1] for i in places] == texts:
+                _SKELETONS[skeleton] = (made[0], tuple(steps), tuple(places))
+        else:
+            _SKELETONS[skeleton] = made
+    return made
 
 
 _CACHE: dict[tuple[int, int, bool], MessageFormatter] = {}
@@ -853,4 +956,6 @@ def compile_message(message: Any, tmfset: Any = None, *, utc: bool = False) -> M
 def clear_cache() -> None:
     _CACHE.clear()
     _LAYOUTS.clear()
+    _PLANS.clear()
+    _SKELETONS.clear()
     _ARG_KEYS.clear()
