@@ -1274,8 +1274,9 @@ class WppDecoder:
     def add_plain_message_counts(self, keys: list[tuple], counts: list[int]) -> list[tuple]:
         """Add ``counts`` (one per key, in order) to the messages of ``keys`` given with their
         GUID as its bytes_le that this process has a row entry of: found by those bytes, so
-        no UUID is made or hashed (Python code). The (key, count) pairs left, counts not 0,
-        for ``add_message_counts`` once their keys are made."""
+        no UUID is made or hashed (Python code); and to the messages this process never met
+        that the program cache has a record of (``_install_counted``). The (key, count) pairs
+        left, counts not 0, for ``add_message_counts`` once their keys are made."""
         left = []
         found = map(self._raw_entries.get, keys)
         if self._installed_keys:          # installed messages without an entry: by their bytes too
@@ -1290,7 +1291,32 @@ class WppDecoder:
                 else:
                     entry.count += count
         self._counted += 1
-        return left
+        return self._install_counted(left) if left and self._cache is not None else left
+
+    def _install_counted(self, left: list[tuple]) -> list[tuple]:
+        """Of (key, count) pairs of messages this process never met, the ones the program
+        cache has a record of installed from it, their counts in its columns: no entry made,
+        so no TMF file read (``fmt -j``'s merge: the messages only a worker met, tens of
+        M instructions); an entry is made when something reads one, as for the messages
+        installed for their rows. The pairs left."""
+        from .program_share import ProgramShare
+
+        mode = ProgramShare.mode(self._printer_mode)
+        if mode is None or self._printer is None:
+            return left
+        keys = [key for key, _count in left]
+        places = self._from_records(keys, self._records_of(keys, self._cache.records, [None] * len(keys)),
+                                    mode)
+        counts = self._installed_counts
+        rest = []
+        for pair, place in zip(left, places):
+            if place is None:
+                rest.append(pair)
+            elif type(place) is int:
+                counts[place] += pair[1]
+            else:                         # its entry, made by its UUID before (adopted)
+                place.count += pair[1]
+        return rest
 
     def _row_message(self, ref: int, view) -> WppMessage | None:
         """One row decoded by Python as ``decode_record`` decodes a record (the rows of the

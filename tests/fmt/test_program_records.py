@@ -4,6 +4,7 @@ records. A decoder that installs them prints, counts and summarises exactly as o
 compiles every message; a record that cannot serve leaves its message to be compiled."""
 from __future__ import annotations
 
+import uuid
 
 import pytest
 from fmthelp import row_lines
@@ -224,6 +225,38 @@ def test_counts_reach_installed_messages_without_making_their_entries(driver, tm
     second.restore_counts(marks)
     assert mark_counts(second.count_marks()) == once
     assert sorted(second.summary_table()) == sorted(first.summary_table())
+
+
+def test_counts_of_messages_met_only_elsewhere_install_their_records(driver, tmp_path, monkeypatch):
+    """Counts another process gives of messages this one never met (fmt -j's merge): the
+    ones the program cache has a record of are installed from it with their counts, no
+    entry made (no TMF entry read); the summary is the one a process that met them all
+    makes."""
+    path, tmf_dir = driver
+    made = ProgramCache(str(tmp_path), bytes(32))
+    first, _lines = _run(path, tmf_dir, made)
+    cache = ProgramCache(str(tmp_path), bytes(32))
+    cache._records = dict(made._added)
+    decoder = WppDecoder(tmf.load(tmf_dir), utc=True)
+    decoder.use_cache(cache)
+    decoder._row_printer()
+    plain, counts = first.plain_message_keys(), mark_counts(first.count_marks())
+    k = next(k for k, key in enumerate(plain) if key != ("header", 0))
+    made = decoder._entry(uuid.UUID(bytes_le=plain[k][0]), plain[k][1])   # one made by its UUID
+
+    def resolve(_self, entry):
+        raise AssertionError(f"entry of {entry.guid} #{entry.number} made")
+
+    monkeypatch.setattr(WppDecoder, "_resolve", resolve)
+    left = decoder.add_plain_message_counts(plain, counts)
+    assert left == [(("header", 0), 1)]                 # the log header has no record
+    decoder.add_message_counts(dict(left))
+    assert made.count == counts[k] and made.program is not None
+    assert sum(type(value) is int for value in decoder._entries.values()) == len(cache._records) - 1 > 1000
+    assert sorted(decoder.summary_table()) == sorted(first.summary_table())
+    monkeypatch.undo()
+    counted = dict(zip(decoder.plain_message_keys(), mark_counts(decoder.count_marks())))
+    assert counted == dict(zip(first.plain_message_keys(), mark_counts(first.count_marks())))
 
 
 def test_a_new_printer_makes_the_installed_messages_entries(driver, tmp_path):

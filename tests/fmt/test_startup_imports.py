@@ -3,6 +3,7 @@ need: each costs start-up on every run (docs/performance.md, start-up)."""
 from __future__ import annotations
 
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -77,3 +78,30 @@ def test_a_run_the_program_cache_serves_imports_no_uuid(fmt_data, fmt_tmf, tmp_p
         found.append(res.stdout.strip())
     assert found == ["uuid,platform", ""]
     assert (tmp_path / "served.txt").read_bytes() == (tmp_path / "fills.txt").read_bytes()
+
+
+def test_a_jobs_run_the_program_cache_serves_imports_no_uuid(tmp_path):
+    """-j 2 over the benchmark's unique-argument trace (a long tail of messages: some only
+    the other process meets), the program cache filled by a run before: adding the other
+    process's counts makes no UUID either (their messages are installed from the cache's
+    records, not looked up in the TMFs)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_fmt", pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "bench_fmt.py")
+    bench_fmt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_fmt)
+    path = tmp_path / "unique.etl"
+    bench_fmt.generate_unique(path, 20_000)
+    env = dict(os.environ, WPPTRACE_CACHE_DIR=str(tmp_path / "cache"))
+    found = []
+    for run in ("fills", "served"):
+        res = subprocess.run([sys.executable, "-c", _RUN.format(unwanted=("uuid", "platform"), command="fmt"),
+                              str(path), "-p", str(bench_fmt.TMF_DIR), "-j", "2",
+                              "-o", str(tmp_path / f"{run}.txt"), "--summary", str(tmp_path / f"{run}.sum")],
+                             capture_output=True, text=True, timeout=120, env=env)
+        assert res.returncode == 0, res.stderr
+        found.append(res.stdout.strip())
+    assert found == ["uuid,platform", ""]
+    for suffix in ("txt", "sum"):
+        assert (tmp_path / f"served.{suffix}").read_bytes() == (tmp_path / f"fills.{suffix}").read_bytes()
