@@ -22,6 +22,12 @@ from wpptrace.provider.sessions import TraceSession, session_info, subscribe_rea
 HERE = os.path.dirname(os.path.abspath(__file__))
 GUID = uuid.UUID("5ee5ee5e-0000-4000-8000-00000000feed")
 PATIENCE = 20.0
+#: a command run with Ctrl-C at its default, as a terminal's foreground job has it, whatever
+#: this process was given: a suite started in the background (``&`` in a shell without job
+#: control) ignores SIGINT, an ignored signal stays ignored across exec, and a Python program
+#: started so sets no Ctrl-C handler (a live view then ignores it, as a background job should)
+AS_FOREGROUND = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                 "os.execvp(sys.argv[1], sys.argv[1:])"]
 
 
 class Consumer:
@@ -251,8 +257,8 @@ def test_live_view_ends_on_ctrl_c_with_its_output_written(session_name, demo_tmf
         # -display: the console shows each line as it is decoded, so the interrupt comes once
         # the three were taken (the file itself is put in place only when the view ends)
         # (PYTHONFAULTHANDLER: a view that does not end is aborted and shows where it was)
-        view = subprocess.Popen(["tracefmt", "-rt", session_name, "-p", str(tmf), "-o", str(out_file), "-display"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+        view = subprocess.Popen([*AS_FOREGROUND, "tracefmt", "-rt", session_name, "-p", str(tmf), "-o",
+                                 str(out_file), "-display"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
                                 env=dict(os.environ, PYTHONFAULTHANDLER="1"))
         wait_for_consumers(session_name, 1)
         subprocess.run([sys.executable, str(app), "3"], check=True, timeout=PATIENCE)
