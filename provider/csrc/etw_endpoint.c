@@ -151,6 +151,7 @@ static void *endpoint_main(void *arg) {
                 pfd[n++] = (struct pollfd){g_joins[i], POLLIN, 0};
             }
         pthread_mutex_unlock(&g_ep_lock);
+        WPT_TEST_POINT(WPT_POINT_ENDPOINT_POLL);
         if (poll(pfd, (nfds_t)n, 1000) < 0 && errno != EINTR) break;
         if (pfd[1].revents) {
             char buf[64];
@@ -158,18 +159,23 @@ static void *endpoint_main(void *arg) {
         }
         for (int k = 2; k < n; k++) {
             if (!pfd[k].revents) continue;
-            char buf[64];
-            if (read(pfd[k].fd, buf, sizeof buf) > 0) continue;
-            /* the host closed the connection: it stopped or was killed */
+            /* Only a connection still watched is read: wpt_attach closes the one it replaces
+             * while this thread polls, and the number may belong to another descriptor of the
+             * process by now (a ControlTrace reply, the application's own socket). */
             int slot = slot_of[k];
             uint8_t gen = 0;
             int gone = 0;
             pthread_mutex_lock(&g_ep_lock);
             if (g_joins[slot] == pfd[k].fd) {
-                close(g_joins[slot]);
-                g_joins[slot] = -1;
-                gen = g_join_gen[slot];
-                gone = 1;
+                char buf[64];
+                ssize_t got = recv(pfd[k].fd, buf, sizeof buf, MSG_DONTWAIT);
+                if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+                    /* the host closed the connection: it stopped or was killed */
+                    close(g_joins[slot]);
+                    g_joins[slot] = -1;
+                    gen = g_join_gen[slot];
+                    gone = 1;
+                }
             }
             pthread_mutex_unlock(&g_ep_lock);
             if (gone) {

@@ -117,6 +117,13 @@ def core_races(build_c_program_with_test_points):
     return _mode_program(build_c_program_with_test_points, "core_races")
 
 
+@pytest.fixture(scope="session")
+def control_races(build_c_program_with_test_points):
+    """control_races(mode, out_dir) -> what control_races.c printed (the endpoint thread held at
+    a test point while the control plane is used)."""
+    return _mode_program(build_c_program_with_test_points, "control_races")
+
+
 SAMPLE = REPO / "samples" / "c_program"
 
 

@@ -1,0 +1,107 @@
+/* control_races.c: this process's endpoint thread held at an exact step while the main thread
+ * uses the control plane (tests/provider/test_control_races.py builds it with WPT_TEST_POINTS
+ * and runs it with a runtime directory of its own, so that sessions take slot 1 in turn).
+ *
+ *     control_races MODE OUT_DIR
+ * MODE: join-reuse  the endpoint thread is held with its poll set made, the watch connection
+ *                   of session A (slot 1) in it; A stops and B starts in slot 1, so starting B
+ *                   replaces (closes) A's watch connection; then this process opens sockets,
+ *                   each with a byte waiting to be read, and lets the endpoint thread go on
+ *                   for one round. A descriptor number it polled may now be one of them: it
+ *                   must leave them alone (a byte taken from a control connection broke a
+ *                   ControlTrace reply; from any other descriptor, the application's data).
+ * Prints "slot_a N slot_b N untouched N of M" and exits 0.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include "_etw_internal.h"
+
+#define PAIRS 32
+
+static sem_t g_arrived, g_go;
+static _Atomic int g_armed, g_rounds;
+
+/* The endpoint thread passes here once a round. Armed with 2, it holds in the round after the
+ * next one: the first round that made its poll set after the arming. Counted after that. */
+static void at_point(int point) {
+    if (point != WPT_POINT_ENDPOINT_POLL) return;
+    int armed = atomic_load(&g_armed);
+    if (armed) {
+        atomic_store(&g_armed, armed - 1);
+        if (armed == 1) {
+            sem_post(&g_arrived);
+            sem_wait(&g_go);
+        }
+    } else {
+        atomic_fetch_add(&g_rounds, 1);
+    }
+}
+
+static int wait_sem(sem_t *sem, int seconds) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += seconds;
+    while (sem_timedwait(sem, &ts) != 0)
+        if (errno != EINTR) return -1;
+    return 0;
+}
+
+typedef struct { EVENT_TRACE_PROPERTIES p; char names[4096]; } props_block;
+
+static ULONG start(const char *dir, const char *name, TRACEHANDLE *h) {
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    b.p.BufferSize = 1;
+    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL;
+    b.p.LogFileNameOffset = sizeof b.p;
+    snprintf(b.names, sizeof b.names, "%s/%s.etl", dir, name);
+    return StartTrace(h, name, &b.p);
+}
+
+static ULONG stop(TRACEHANDLE h) {
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    return ControlTrace(h, NULL, &b.p, EVENT_TRACE_CONTROL_STOP);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3 || strcmp(argv[1], "join-reuse") != 0) return 2;
+    sem_init(&g_arrived, 0, 0);
+    sem_init(&g_go, 0, 0);
+    wpt_test_point = at_point;
+    TRACEHANDLE a, b;
+    if (start(argv[2], "control-races-a", &a)) return 3;      /* this process watches A */
+    atomic_store(&g_armed, 2);
+    if (wait_sem(&g_arrived, 10)) return 4;                    /* held, A's connection polled */
+    if (stop(a)) return 5;
+    if (start(argv[2], "control-races-b", &b)) return 6;      /* A's watch connection closed */
+    int fds[2 * PAIRS];
+    for (int i = 0; i < PAIRS; i++) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, &fds[2 * i]) != 0) return 7;
+        if (write(fds[2 * i], "x", 1) != 1 || write(fds[2 * i + 1], "y", 1) != 1) return 7;
+    }
+    atomic_store(&g_rounds, 0);               /* the endpoint thread is held: nothing counts */
+    sem_post(&g_go);
+    int64_t deadline = wpt_mono_ms() + 10000;                  /* one whole round, then look */
+    while (atomic_load(&g_rounds) < 1 && wpt_mono_ms() < deadline) usleep(1000);
+    if (atomic_load(&g_rounds) < 1) return 8;
+    int untouched = 0;
+    for (int i = 0; i < 2 * PAIRS; i++) {
+        int waiting = 0;
+        if (ioctl(fds[i], FIONREAD, &waiting) == 0 && waiting == 1) untouched++;
+        close(fds[i]);
+    }
+    if (stop(b)) return 9;
+    printf("slot_a %u slot_b %u untouched %d of %d\n", (unsigned)(a & 0xFFFF), (unsigned)(b & 0xFFFF),
+           untouched, 2 * PAIRS);
+    return 0;
+}

@@ -1,0 +1,18 @@
+"""This process's endpoint thread held at an exact step while the control plane is used (test
+points compiled in): it never touches a descriptor it no longer watches."""
+from __future__ import annotations
+
+
+def test_the_endpoint_thread_never_reads_a_descriptor_it_no_longer_watches(control_races, tmp_path,
+                                                                          monkeypatch):
+    """A session started in the slot of one just stopped replaces (closes) the connection this
+    process watched the old one by, while the endpoint thread may be polling it (on a loaded
+    machine it had not run since; held here). The number goes to the next descriptor the
+    process opens: the thread read it, taking bytes of a ControlTrace reply (ControlTrace then
+    failed with ERROR_WMI_INSTANCE_NOT_FOUND) or of the application's own data."""
+    runtime = tmp_path / "rt"                   # sessions of this run only: both take slot 1
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
+    out = tmp_path / "out"
+    out.mkdir()
+    assert control_races("join-reuse", out) == {"slot_a": 1, "slot_b": 1, "untouched": 64, "of": 64}
