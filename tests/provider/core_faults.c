@@ -8,6 +8,8 @@
  *       longjmp   a thread logging in a loop is interrupted by signals whose handler longjmps out
  *       forkcrash a forked child reserves a record and aborts
  *       signal    a signal handler logs (every 50 us) while the main thread logs
+ *       signal-starved  the same while the session's flusher is held, as one that gets no CPU
+ *                 (the buffers run out: what does not fit is dropped and counted)
  * The logging loops are bounded (LOOP_EVENTS) so that the file can be checked record by record.
  * Flushes, then stops; prints "flushed MS stopped MS logged N lost L written W ... abandoned A
  * quarantined Q" (MS: how long FLUSH, FLUSH+STOP took; A, Q: the session's counters after the
@@ -163,7 +165,9 @@ int main(int argc, char **argv) {
         int status;
         waitpid(child, &status, 0);
         for (unsigned i = 0; i < 100; i++) log_one(1, i);
-    } else if (!strcmp(mode, "signal")) {
+    } else if (!strcmp(mode, "signal") || !strcmp(mode, "signal-starved")) {
+        int starved = !strcmp(mode, "signal-starved");
+        if (starved && wpptrace_debug_hold_flush(g_session, 1)) return 7;
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = log_from_handler;
@@ -174,6 +178,7 @@ int main(int argc, char **argv) {
         for (unsigned i = 0; i < 5 * LOOP_EVENTS; i++) log_one(1, i);
         struct itimerval off = {{0, 0}, {0, 0}};
         setitimer(ITIMER_REAL, &off, NULL);
+        if (starved && wpptrace_debug_hold_flush(g_session, 0)) return 7;
     } else {
         return 2;
     }
