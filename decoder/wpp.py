@@ -22,6 +22,7 @@ the TdhGetWppProperty-like accessor: a named argument (or a WPP property such as
 from __future__ import annotations
 
 from array import array
+from functools import cache
 from itertools import compress, islice, repeat
 from operator import add, and_ as _and, attrgetter, itemgetter, ne, not_, sub as _sub
 
@@ -226,6 +227,15 @@ def wpp_property(message: WppMessage, name: str) -> Any:
     return message.property(name)
 
 
+@cache
+def _no_guid():
+    """The zero GUID: the key of messages that carry none (made on first use: ``uuid`` is
+    not imported by a run that makes no UUID)."""
+    import uuid
+
+    return uuid.UUID(int=0)
+
+
 class _Entry:
     """Everything resolved once per (message GUID, number). A known message's formatter,
     markers and compile error are made the first time something reads them (its program is
@@ -368,9 +378,7 @@ class WppDecoder:
     # -- per-message resolution -----------------------------------------------------------
     def _entry(self, guid, number: int) -> _Entry:
         if guid is None:  # TRACE_MESSAGE_COMPONENTID messages carry no GUID (the rows path sees zeros)
-            import uuid
-
-            guid = uuid.UUID(int=0)
+            guid = _no_guid()
         if self._installed_keys:   # installed from a record: kept by its GUID's bytes
             installed = self._entries.get((guid.bytes_le, number))
             if installed is not None:
@@ -1127,7 +1135,8 @@ class WppDecoder:
     # -- one record, structured ---------------------------------------------------------
     def decode_record(self, rec, ctx: FileContext) -> WppMessage:
         """Decode one TraceMessage record (counts it as unknown / format error when it is one)."""
-        key = (rec.message_guid, rec.event_id)
+        # a message with no GUID (TRACE_MESSAGE_COMPONENTID) is kept under the zero GUID
+        key = (rec.message_guid or _no_guid(), rec.event_id)
         entry = self._entries.get(key) or self._entry(*key)
         entry.count += 1
         self._counted += 1

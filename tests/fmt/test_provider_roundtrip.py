@@ -168,3 +168,26 @@ def test_realtime_records_merge_processor_buffers_by_time():
     assert [int.from_bytes(bytes(r.user_data), "little") for r in messages] == [10, 11, 12]
     stamps = [r.timestamp for r in messages]
     assert stamps == sorted(stamps)
+
+
+def test_component_id_messages_are_counted_under_one_entry(tmp_path):
+    """Regression: ``decode_record`` looked a record with no message GUID up under (None,
+    number) but kept it under the zero GUID, so each one made a new entry and the summary
+    counted none of them (fmt's rows path counted 3)."""
+    from fmthelp import _records
+    from wpptrace.decoder.etlfile import EtlFile
+
+    component = uuid.UUID(bytes_le=(0xC0FFEE).to_bytes(4, "little") + bytes(12))
+    path = tmp_path / "component3.etl"
+    with TraceSession(_session_name("cid3"), path) as s:
+        for _ in range(3):
+            P.TraceMessage(s.handle, P.TRACE_MESSAGE_COMPONENTID | P.TRACE_MESSAGE_TIMESTAMP
+                           | P.TRACE_MESSAGE_SYSTEMINFO, component, 12, b"abcd")
+    decoder = WppDecoder(tmf.load())
+    with EtlFile(path) as etl:
+        texts = [decoder.decode_record(rec, ctx).text
+                 for is_header, rec, ctx in _records(decoder, etl) if not is_header]
+    assert texts == ["Unknown( 12): GUID=00000000-0000-0000-0000-000000000000 "
+                     "(No Format Information found)."] * 3
+    assert decoder.summary_table() == [("00000000-0000-0000-0000-000000000000", "Unknown", "12", 3)]
+    assert decoder.counters.unknown == 3
