@@ -40,14 +40,33 @@ volatile int wpt_forking_host;        /* the atfork child handler leaves a host 
 static int g_log_fd = -1;
 static int g_signal_pipe[2] = {-1, -1};
 
+/* "YYYY-MM-DDTHH:MM:SSZ " of a UTC time, by integer arithmetic (days to civil date, as in
+ * Howard Hinnant's date algorithms): a host is forked from a process with other threads, and
+ * gmtime_r/strftime take glibc's time-zone lock, which one of those threads may have held at
+ * the fork, never to be released in the host. Returns the characters written (21). */
+static int utc_stamp(char *out, size_t size, int64_t seconds) {
+    int64_t days = seconds >= 0 ? seconds / 86400 : -((-seconds + 86399) / 86400);
+    int64_t rest = seconds - days * 86400;
+    days += 719468;
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    int64_t doe = days - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t day = doy - (153 * mp + 2) / 5 + 1;
+    int64_t month = mp < 10 ? mp + 3 : mp - 9;
+    int64_t year = yoe + era * 400 + (month <= 2);
+    return snprintf(out, size, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ ", (long long)year,
+                    (long long)month, (long long)day, (long long)(rest / 3600),
+                    (long long)(rest / 60 % 60), (long long)(rest % 60));
+}
+
 void wpt_host_log(const char *fmt, ...) {
     if (g_log_fd < 0) return;
     char line[768];
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    struct tm tm;
-    gmtime_r(&now.tv_sec, &tm);
-    int n = (int)strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%SZ ", &tm);
+    int n = utc_stamp(line, sizeof line, (int64_t)now.tv_sec);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);

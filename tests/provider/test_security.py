@@ -3,6 +3,7 @@ every connection's peer credentials are checked; malformed requests are answered
 error and logged; a host nobody can reach any more stops cleanly."""
 from __future__ import annotations
 
+import datetime
 import os
 import random
 import socket
@@ -244,4 +245,11 @@ def test_a_host_whose_socket_was_removed_stops_cleanly(tmp_path):
     assert not os.path.exists(f"/proc/{host}")
     assert etlcheck.read(etl).header["EndTime"] != 0                # stopped cleanly
     with open(own / "s-1.log") as fh:
-        assert "was removed: stopping" in fh.read()
+        log = fh.read()
+    assert "was removed: stopping" in log
+    # each line stamped with the UTC time it was written (made without the C library's
+    # time-zone lock: see etw_host.c)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for line in log.splitlines():
+        stamp = datetime.datetime.strptime(line[:21], "%Y-%m-%dT%H:%M:%SZ ").replace(tzinfo=datetime.timezone.utc)
+        assert abs((now - stamp).total_seconds()) < 600, line
