@@ -395,7 +395,7 @@ def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str]) -
     except KeyboardInterrupt:
         if opts.realtime is None:
             raise
-        # Ctrl-C is how a live view ends: what was decoded is written out as on a session stop
+        # Ctrl-C (or SIGTERM) is how a live view ends: what was decoded is written out as on a session stop
     finally:
         for source in sources:
             if source.live:
@@ -407,30 +407,40 @@ def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str]) -
 def _ctrl_c_ends(queues: list):
     """Ctrl-C ends a live view between two buffers (``interrupt``) rather than as an exception
     raised wherever the loop happens to be (a buffer taken from the session and not yet
-    decoded would be lost with it). A second Ctrl-C interrupts as usual. Only where Python's
-    own handler is in place, in the main thread (a program embedding ``run_fmt`` keeps its
-    own)."""
+    decoded would be lost with it). A second Ctrl-C interrupts as usual. SIGTERM (how a
+    service manager or a CI job stops a program) ends it the same way, its output written; a
+    second one leaves as it would have. Only where Python's own handlers are in place, in the
+    main thread (a program embedding ``run_fmt`` keeps its own)."""
     if not queues:   # files: nothing to end early (and no signal module to import)
         yield
         return
     import signal
     import threading
 
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+    from wpptrace._outputs import term_as_exit
+
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    previous = {}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous[signal.SIGINT] = signal.default_int_handler
+    term = signal.getsignal(signal.SIGTERM)
+    if term == signal.SIG_DFL or term_as_exit(term):
+        previous[signal.SIGTERM] = term
 
     def ended(signum, frame):
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signum, previous[signum])
         for queue in queues:
             queue.interrupt()
 
-    signal.signal(signal.SIGINT, ended)
+    for signum in previous:
+        signal.signal(signum, ended)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress,

@@ -159,6 +159,11 @@ class _TermAsExit:
             self.saved.clear()
 
 
+def term_as_exit(handler: object) -> bool:
+    """True if ``handler`` is the one an open output puts on SIGTERM (``_TermAsExit``)."""
+    return handler == _TermAsExit._raise
+
+
 def _signal_module():
     """The signal functions: the C module under ``signal`` (the same handlers, as plain
     ints), whose import costs nothing; ``signal`` itself builds its enums (2.9 M

@@ -249,7 +249,10 @@ def test_live_view_ends_when_the_session_stops(session_name, demo_tmf, command, 
         [f"tick {i} of live" for i in range(7)]
 
 
-def test_live_view_ends_on_ctrl_c_with_its_output_written(session_name, demo_tmf, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_live_view_ends_on_ctrl_c_with_its_output_written(session_name, demo_tmf, tmp_path, stop):
+    """Ctrl-C, or SIGTERM (a service manager's or CI job's stop), ends a live view with what
+    it decoded written out (SIGTERM used to leave through the error path: no file)."""
     app, tmf, control = demo_tmf
     out_file = tmp_path / "live.txt"
     with realtime(session_name, FlushTimer=1) as s:
@@ -274,13 +277,13 @@ def test_live_view_ends_on_ctrl_c_with_its_output_written(session_name, demo_tmf
                 *lines, pending = pending.split(b"\n")
                 shown += sum(b"LiveDemo" in line for line in lines)
         assert shown == 3
-        view.send_signal(signal.SIGINT)
+        view.send_signal(stop)
         try:
             _, err = view.communicate(timeout=PATIENCE)
         except subprocess.TimeoutExpired:
             view.send_signal(signal.SIGABRT)
             _, err = view.communicate(timeout=PATIENCE)
-            pytest.fail(f"the view did not end on Ctrl-C; where it was:\n{err.decode()}")
+            pytest.fail(f"the view did not end on {stop.name}; where it was:\n{err.decode()}")
         err = err.decode()
     assert view.returncode == 0, err
     assert "Traceback" not in err and "Event traces dumped to" in err
@@ -299,6 +302,7 @@ def test_ctrl_c_ends_a_live_view_between_buffers_with_every_line_written(session
     # as in a fresh process: another library in this one (pyspark) may have left its own
     # handler, which run_fmt keeps
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    term = signal.getsignal(signal.SIGTERM)
     told, loop_ended = [], []
     interrupt = RealtimeSource.interrupt
     monkeypatch.setattr(RealtimeSource, "interrupt", lambda self: (told.append(1), interrupt(self)))
@@ -333,6 +337,7 @@ def test_ctrl_c_ends_a_live_view_between_buffers_with_every_line_written(session
     assert code == 0, err.getvalue()
     assert told == [1] and loop_ended == ["returned"]
     assert handler is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) == term      # SIGTERM's handler put back too
     lines = out.getvalue().splitlines()
     assert "[Header]EventTrace" in lines[0]
     assert len(lines) == 21 and all("Unknown(  4)" in line for line in lines[1:]), lines[:3]
