@@ -494,7 +494,9 @@ class _ScannedRun:
         block = self.pieces[4 * i + 2]
         # a block line starts with neither blanks nor "}": the first "\n}\n" closes it
         body = block[2:block.find("\n}\n")]
-        args = _block_arguments(body)
+        args = _BLOCKS.get(body)     # most often: a block text met before
+        if args is None:
+            args = _block_arguments(body)
         if args is not None:
             message = _tile_message(self.pieces[4 * i], args, self.context, index)
             if message is not None:

@@ -263,8 +263,20 @@ class TmfSet:
     # -- queries --------------------------------------------------------------------------
     def lookup(self, guid: uuid.UUID, number: int) -> Message | None:
         key = (guid.int, number)
-        if number in self._deferred.get(key[0], ()):
-            self._materialize(key)
+        by_number = self._deferred.get(key[0])
+        if by_number is not None and number in by_number:
+            found = by_number[number]
+            if len(found) == 1 and key not in self._messages:   # ``_materialize``, inline
+                _noted, entries, index, priority = found[0]
+                del by_number[number]
+                if not by_number:
+                    del self._deferred[key[0]]
+                parsed = entries.messages(self) if index is None else entries.messages(index, self)
+                for message in parsed:
+                    if message.number == number:
+                        self.add_message(message, priority)
+            else:
+                self._materialize(key)
         message = self._messages.get(key)
         if message is None and key[0] in self._pending:
             self._load_guid(key[0])

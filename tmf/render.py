@@ -779,15 +779,19 @@ class _Layout:
         return arguments, steps
 
 
+_ProgramPlan = None   # the C renderer's (``native.ProgramPlan``): imported when first needed
+
+
 def _plan_of_steps(made):
     """The ``ProgramPlan`` of ``_Layout.plan_steps``'s (arguments, steps), or what it says
     instead (None, ``PER_MESSAGE``)."""
+    global _ProgramPlan
     if made is None or made is PER_MESSAGE:
         return made
-    from .native import ProgramPlan   # the C renderer's: imported when first needed
-
+    if _ProgramPlan is None:   # an import statement costs 7 K instructions each time it runs
+        from .native import ProgramPlan as _ProgramPlan
     try:
-        return ProgramPlan(*made)
+        return _ProgramPlan(*made)
     except UnicodeEncodeError:   # text only Python can write
         return None
 
@@ -838,7 +842,8 @@ def native_plan(message: Any, tmfset: Any = None, utc: bool = False):
     fmt = message.format
     legacy = bool(message.legacy)
     try:
-        key = (fmt, _shape(args), legacy)
+        found = _ARG_KEYS.get(id(args))   # ``_shape``, inline for a tuple met before
+        key = (fmt, found[1] if found is not None and found[0] is args else _shape(args), legacy)
         plan = _PLANS.get(key, _UNMADE)
     except (TypeError, AttributeError):   # argument objects that cannot be keys: not shared
         layout = _Layout(fmt, args)
