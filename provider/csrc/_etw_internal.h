@@ -276,9 +276,9 @@ static inline int wpt_cpu_number(void) {
 static inline int wpt_cpu_number(void) { return sched_getcpu(); }
 #endif
 
-/* Test builds (-DWPT_TEST_POINTS) call wpt_test_point at these steps of the lock-free paths
- * and of the endpoint thread, where a test holds a thread to force an interleaving; other
- * builds have no such call. */
+/* Test builds (-DWPT_TEST_POINTS) call wpt_test_point at these steps of the lock-free paths,
+ * of the endpoint thread and of the control plane, where a test holds a thread to force an
+ * interleaving; other builds have no such call. */
 enum {
     WPT_POINT_RESERVE_SLOT_LOADED = 1,   /* wpt_reserve read the slot, not its buffer's state */
     WPT_POINT_INSTALL_PREPARED = 2,      /* a new buffer is ready, not in the slot yet */
@@ -286,6 +286,7 @@ enum {
     WPT_POINT_RESERVE_STATE_LOADED = 4,  /* wpt_reserve read the state, has not CASed it */
     WPT_POINT_RESERVE_CLAIMED = 5,       /* wpt_reserve CASed the state; its record is still 0 */
     WPT_POINT_ENDPOINT_POLL = 6,         /* the endpoint thread made its poll set, not polled */
+    WPT_POINT_GONE_FREED = 7,            /* a gone host's registry entry freed, the lock released */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

@@ -150,8 +150,12 @@ ULONG wpt_registry_find(const char *name, uint32_t *slot, uint8_t *generation) {
     return ERROR_SUCCESS;
 }
 
-/* A session whose host died: free its registry entry, tell the providers, remove its socket. */
+/* A session whose host died: free its registry entry, tell the providers, remove its socket.
+ * The socket only with the entry, under the lock: once the slot is free a new session may
+ * take it, and its host binds the same path. */
 static void clean_up_gone(const target *t) {
+    char path[256];
+    int have_path = wpt_socket_path(path, sizeof path, 's', t->slot) == 0;
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(1, &rc);
     if (reg) {
@@ -159,17 +163,17 @@ static void clean_up_gone(const target *t) {
         if ((uint8_t)e->generation == t->generation && e->state != WPT_FREE && !wpt_reg_alive(e)) {
             GUID unused[1];
             wpt_registry_forget(reg, t->slot, unused, 0);
+            if (have_path) unlink(path);
         }
         wpt_registry_unlock();
     }
+    WPT_TEST_POINT(WPT_POINT_GONE_FREED);
     uint16_t id = t->slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)t->slot;
     wpt_apply_session_gone(t->slot, t->generation);
     wpt_wire_enable msg;
     memset(&msg, 0, sizeof msg);
     msg.logger_handle = wpt_handle_of(id, t->generation, 0, 0);
     wpt_broadcast(WPT_REQ_DISABLE, &msg);
-    char path[256];
-    if (wpt_socket_path(path, sizeof path, 's', t->slot) == 0) unlink(path);
     wpt_view *v = atomic_load(&wpt_views[t->slot]);
     if (v && v->generation == t->generation && !v->private_pool) wpt_view_retire(v);
 }

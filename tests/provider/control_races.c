@@ -10,15 +10,24 @@
  *                   for one round. A descriptor number it polled may now be one of them: it
  *                   must leave them alone (a byte taken from a control connection broke a
  *                   ControlTrace reply; from any other descriptor, the application's data).
- * Prints "slot_a N slot_b N untouched N of M" and exits 0.
+ *       gone-reuse  session A's host is killed; STOP of A finds it gone and cleans up after it,
+ *                   held once A's registry entry is freed, while another process starts B,
+ *                   which takes slot 1 and binds s-1.sock; then the cleanup goes on. B must
+ *                   stay reachable (the cleanup removed its socket: B could not be controlled,
+ *                   and its host stopped itself).
+ * join-reuse prints "slot_a N slot_b N untouched N of M", gone-reuse "slot_a N start_b RC
+ * query_b RC stop_b RC"; both exit 0. (start-only NAME OUT_DIR starts a session and exits.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <semaphore.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "_etw_internal.h"
@@ -73,7 +82,66 @@ static ULONG stop(TRACEHANDLE h) {
     return ControlTrace(h, NULL, &b.p, EVENT_TRACE_CONTROL_STOP);
 }
 
+static ULONG query_by_name(const char *name) {
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    return ControlTrace(0, name, &b.p, EVENT_TRACE_CONTROL_QUERY);
+}
+
+static ULONG stop_by_name(const char *name) {
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    return ControlTrace(0, name, &b.p, EVENT_TRACE_CONTROL_STOP);
+}
+
+extern char **environ;          /* B's process uses this run's runtime directory */
+static const char *g_dir;
+static int g_start_b = -1;
+
+/* Held in the cleanup after a gone host: another process starts B meanwhile. */
+static void at_gone_freed(int point) {
+    if (point != WPT_POINT_GONE_FREED || !atomic_exchange(&g_armed, 0)) return;
+    char *args[] = {"control_races", "start-only", (char *)g_dir, NULL};
+    pid_t pid;
+    int status = 0;
+    if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0) return;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    g_start_b = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static int gone_reuse(const char *dir) {
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 3;
+    uint32_t slot = (uint32_t)(a & 0xFFFF), host = 0;
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg) return 4;
+    host = reg->loggers[slot].host_pid;
+    wpt_registry_unlock();
+    if (!host || kill((pid_t)host, SIGKILL) != 0) return 5;
+    int64_t deadline = wpt_mono_ms() + 10000;
+    while (wpt_process_start(host) && wpt_mono_ms() < deadline) usleep(1000);
+    if (wpt_process_start(host)) return 6;
+    g_dir = dir;
+    wpt_test_point = at_gone_freed;
+    atomic_store(&g_armed, 1);
+    if (stop(a) != ERROR_WMI_INSTANCE_NOT_FOUND) return 7;     /* A's host is gone */
+    wpt_test_point = NULL;
+    ULONG queried = query_by_name("control-races-b");
+    ULONG stopped = stop_by_name("control-races-b");
+    printf("slot_a %u start_b %d query_b %u stop_b %u\n", (unsigned)slot, g_start_b,
+           (unsigned)queried, (unsigned)stopped);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "start-only") == 0) {
+        TRACEHANDLE b;
+        return start(argv[2], "control-races-b", &b) == ERROR_SUCCESS ? 0 : 1;
+    }
+    if (argc == 3 && strcmp(argv[1], "gone-reuse") == 0) return gone_reuse(argv[2]);
     if (argc != 3 || strcmp(argv[1], "join-reuse") != 0) return 2;
     sem_init(&g_arrived, 0, 0);
     sem_init(&g_go, 0, 0);

@@ -1,5 +1,6 @@
-"""This process's endpoint thread held at an exact step while the control plane is used (test
-points compiled in): it never touches a descriptor it no longer watches."""
+"""The control plane held at an exact step (test points compiled in) while other processes use
+it: the endpoint thread never touches a descriptor it no longer watches, and cleaning up after
+a gone host never removes what a newer session made."""
 from __future__ import annotations
 
 
@@ -16,3 +17,17 @@ def test_the_endpoint_thread_never_reads_a_descriptor_it_no_longer_watches(contr
     out = tmp_path / "out"
     out.mkdir()
     assert control_races("join-reuse", out) == {"slot_a": 1, "slot_b": 1, "untouched": 64, "of": 64}
+
+
+def test_cleaning_up_after_a_gone_host_leaves_a_newer_sessions_socket(control_races, tmp_path,
+                                                                     monkeypatch):
+    """STOP of a session whose host was killed frees its registry entry and removes its socket.
+    Another process may start a session in the freed slot in between, whose host binds the same
+    socket path: the cleanup must not remove that (the new session was unreachable, and its
+    host, finding its socket gone, stopped itself)."""
+    runtime = tmp_path / "rt"                   # sessions of this run only: both take slot 1
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
+    out = tmp_path / "out"
+    out.mkdir()
+    assert control_races("gone-reuse", out) == {"slot_a": 1, "start_b": 0, "query_b": 0, "stop_b": 0}
