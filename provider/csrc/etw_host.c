@@ -182,15 +182,21 @@ static void *stopper_main(void *arg) {
     disable_providers(s, job->requester);
     wpt_session_stop(s);
     wpt_rt_settle(s, 5000);     /* consumers that read get everything before STOP returns */
+    /* the socket goes with the entry, under the lock: once the slot is free a new session may
+     * take it, and its host binds the same path */
+    char path[256];
+    int have_path = wpt_socket_path(path, sizeof path, 's', wpt_slot_of_id(s->logger_id)) == 0;
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(1, &rc);
     if (reg) {
         GUID unused[1];
         wpt_registry_forget(reg, wpt_slot_of_id(s->logger_id), unused, 0);
+        if (have_path) unlink(path);
         wpt_registry_unlock();
+    } else if (have_path) {
+        unlink(path);           /* no registry: no other session can take the slot */
     }
-    char path[256];
-    if (wpt_socket_path(path, sizeof path, 's', wpt_slot_of_id(s->logger_id)) == 0) unlink(path);
+    WPT_TEST_POINT(WPT_POINT_STOPPER_FREED);
     char c = 'S';
     ssize_t w = write(job->done_fd, &c, 1);
     (void)w;

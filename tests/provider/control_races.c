@@ -15,8 +15,11 @@
  *                   which takes slot 1 and binds s-1.sock; then the cleanup goes on. B must
  *                   stay reachable (the cleanup removed its socket: B could not be controlled,
  *                   and its host stopped itself).
+ *       stop-reuse  session A's host, stopping, is held once it has freed its registry entry,
+ *                   while another process starts B (slot 1, s-1.sock); then A's host goes on.
+ *                   B must stay reachable.
  * join-reuse prints "slot_a N slot_b N untouched N of M", gone-reuse "slot_a N start_b RC
- * query_b RC stop_b RC"; both exit 0. (start-only NAME OUT_DIR starts a session and exits.)
+ * query_b RC stop_b RC", stop-reuse "slot_a N query_b RC stop_b RC"; all exit 0. (start-only NAME OUT_DIR starts a session and exits.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -100,15 +103,44 @@ extern char **environ;          /* B's process uses this run's runtime directory
 static const char *g_dir;
 static int g_start_b = -1;
 
-/* Held in the cleanup after a gone host: another process starts B meanwhile. */
-static void at_gone_freed(int point) {
-    if (point != WPT_POINT_GONE_FREED || !atomic_exchange(&g_armed, 0)) return;
+/* Another process starts B; its exit status. */
+static int start_b_elsewhere(void) {
     char *args[] = {"control_races", "start-only", (char *)g_dir, NULL};
     pid_t pid;
     int status = 0;
-    if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0) return;
+    if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 127;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    g_start_b = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* Held in the cleanup after a gone host: another process starts B meanwhile. */
+static void at_gone_freed(int point) {
+    if (point != WPT_POINT_GONE_FREED || !atomic_exchange(&g_armed, 0)) return;
+    g_start_b = start_b_elsewhere();
+}
+
+/* In A's host (a fork of this program, armed before it was made): held in its stopper once
+ * A's registry entry is freed, while another process starts B. */
+static void at_stopper_freed(int point) {
+    if (point != WPT_POINT_STOPPER_FREED || !atomic_exchange(&g_armed, 0)) return;
+    start_b_elsewhere();
+}
+
+static int stop_reuse(const char *dir) {
+    g_dir = dir;
+    wpt_test_point = at_stopper_freed;
+    atomic_store(&g_armed, 1);              /* A's host inherits it armed */
+    TRACEHANDLE a;
+    ULONG started = start(dir, "control-races-a", &a);
+    atomic_store(&g_armed, 0);
+    wpt_test_point = NULL;
+    if (started) return 3;
+    if (stop(a)) return 4;
+    ULONG queried = query_by_name("control-races-b");
+    ULONG stopped = stop_by_name("control-races-b");
+    printf("slot_a %u query_b %u stop_b %u\n", (unsigned)(a & 0xFFFF), (unsigned)queried,
+           (unsigned)stopped);
+    return 0;
 }
 
 static int gone_reuse(const char *dir) {
@@ -142,6 +174,7 @@ int main(int argc, char **argv) {
         return start(argv[2], "control-races-b", &b) == ERROR_SUCCESS ? 0 : 1;
     }
     if (argc == 3 && strcmp(argv[1], "gone-reuse") == 0) return gone_reuse(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "stop-reuse") == 0) return stop_reuse(argv[2]);
     if (argc != 3 || strcmp(argv[1], "join-reuse") != 0) return 2;
     sem_init(&g_arrived, 0, 0);
     sem_init(&g_go, 0, 0);

@@ -31,3 +31,17 @@ def test_cleaning_up_after_a_gone_host_leaves_a_newer_sessions_socket(control_ra
     out = tmp_path / "out"
     out.mkdir()
     assert control_races("gone-reuse", out) == {"slot_a": 1, "start_b": 0, "query_b": 0, "stop_b": 0}
+
+
+def test_a_stopping_host_leaves_the_socket_of_a_session_started_in_its_slot(control_races, tmp_path,
+                                                                           monkeypatch):
+    """A host that stops frees its registry entry, then removes its socket. Another process may
+    start a session in the freed slot in between, whose host binds the same socket path: the
+    stopping host must not remove that (the new session was unreachable, and its host, finding
+    its socket gone, stopped itself)."""
+    runtime = tmp_path / "rt"                   # sessions of this run only: both take slot 1
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
+    out = tmp_path / "out"
+    out.mkdir()
+    assert control_races("stop-reuse", out) == {"slot_a": 1, "query_b": 0, "stop_b": 0}
