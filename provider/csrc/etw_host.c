@@ -519,13 +519,22 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
         else if ((listen_fd = wpt_ipc_listen(path)) < 0) rc = ERROR_ACCESS_DENIED;
     }
     if (rc == ERROR_SUCCESS) rc = wpt_session_run(s);
+    WPT_TEST_POINT(WPT_POINT_HOST_RUNNING);
     if (rc == ERROR_SUCCESS) {
         wpt_registry *reg = wpt_registry_lock(1, &rc);
         if (reg) {
             wpt_reg_logger *e = &reg->loggers[slot];
-            e->host_pid = (uint32_t)getpid();
-            e->host_start = wpt_process_start(e->host_pid);
-            e->state = WPT_RUNNING;
+            if ((uint8_t)e->generation == s->generation && e->state == WPT_STARTING) {
+                e->host_pid = (uint32_t)getpid();
+                e->host_start = wpt_process_start(e->host_pid);
+                e->state = WPT_RUNNING;
+            } else {
+                /* the caller died while this host started: its entry counted as free, and a
+                 * newer session may have the slot, and the socket path, by now */
+                rc = ERROR_WMI_INSTANCE_NOT_FOUND;
+                close(listen_fd);
+                listen_fd = -1;
+            }
             wpt_registry_unlock();
         }
     }

@@ -18,8 +18,14 @@
  *       stop-reuse  session A's host, stopping, is held once it has freed its registry entry,
  *                   while another process starts B (slot 1, s-1.sock); then A's host goes on.
  *                   B must stay reachable.
+ *       host-reuse  another process starts A; A's host is held before it registers, while that
+ *                   process is killed and this one starts B, which takes slot 1 (its caller
+ *                   gone, A's entry counts as free); then A's host goes on. B must stay
+ *                   reachable and registered.
  * join-reuse prints "slot_a N slot_b N untouched N of M", gone-reuse "slot_a N start_b RC
- * query_b RC stop_b RC", stop-reuse "slot_a N query_b RC stop_b RC"; all exit 0. (start-only NAME OUT_DIR starts a session and exits.)
+ * query_b RC stop_b RC", stop-reuse "slot_a N query_b RC stop_b RC", host-reuse "slot_b N a_took_entry
+ * 0|1 query_b RC stop_b RC";
+ * all exit 0. (start-held OUT_DIR starts A with its host held, for host-reuse.) (start-only NAME OUT_DIR starts a session and exits.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -126,6 +132,65 @@ static void at_stopper_freed(int point) {
     start_b_elsewhere();
 }
 
+/* In A's host: says it is held (its pid in OUT_DIR/held), waits for OUT_DIR/go. */
+static void at_host_running(int point) {
+    if (point != WPT_POINT_HOST_RUNNING || !atomic_exchange(&g_armed, 0)) return;
+    char tmp[600], held[600], go[600];
+    snprintf(tmp, sizeof tmp, "%s/held.tmp", g_dir);
+    snprintf(held, sizeof held, "%s/held", g_dir);
+    snprintf(go, sizeof go, "%s/go", g_dir);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return;
+    fprintf(f, "%u\n", (unsigned)getpid());
+    fclose(f);
+    rename(tmp, held);
+    int64_t deadline = wpt_mono_ms() + 30000;
+    while (access(go, F_OK) != 0 && wpt_mono_ms() < deadline) usleep(1000);
+}
+
+static int host_reuse(const char *dir) {
+    char *args[] = {"control_races", "start-held", (char *)dir, NULL};
+    pid_t caller;
+    if (posix_spawn(&caller, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 3;
+    char held[600], go[600];
+    snprintf(held, sizeof held, "%s/held", dir);
+    snprintf(go, sizeof go, "%s/go", dir);
+    unsigned host = 0;
+    int64_t deadline = wpt_mono_ms() + 10000;
+    for (FILE *f = NULL; !f && wpt_mono_ms() < deadline;) {
+        if (!(f = fopen(held, "r"))) usleep(1000);
+        else if (fscanf(f, "%u", &host) != 1) host = 0;
+        if (f) fclose(f);
+    }
+    if (!host) return 4;
+    kill(caller, SIGKILL);                  /* the caller dies while its host starts */
+    while (waitpid(caller, NULL, 0) < 0 && errno == EINTR) {}
+    TRACEHANDLE b;
+    if (start(dir, "control-races-b", &b)) return 5;
+    FILE *f = fopen(go, "w");
+    if (!f) return 6;
+    fclose(f);
+    uint32_t slot = (uint32_t)(b & 0xFFFF);
+    int taken = 0;                          /* A's host registered in B's entry, or ended */
+    deadline = wpt_mono_ms() + 20000;
+    for (;;) {
+        ULONG rc;
+        wpt_registry *reg = wpt_registry_lock(0, &rc);
+        if (!reg) return 7;
+        taken = reg->loggers[slot].host_pid == host;
+        wpt_registry_unlock();
+        if (taken || !wpt_process_start(host)) break;
+        if (wpt_mono_ms() >= deadline) return 8;
+        usleep(1000);
+    }
+    ULONG queried = query_by_name("control-races-b");
+    ULONG stopped = stop_by_name("control-races-b");
+    if (wpt_process_start(host)) kill((pid_t)host, SIGKILL);   /* left running, unreachable */
+    printf("slot_b %u a_took_entry %d query_b %u stop_b %u\n", (unsigned)slot, taken,
+           (unsigned)queried, (unsigned)stopped);
+    return 0;
+}
+
 static int stop_reuse(const char *dir) {
     g_dir = dir;
     wpt_test_point = at_stopper_freed;
@@ -175,6 +240,14 @@ int main(int argc, char **argv) {
     }
     if (argc == 3 && strcmp(argv[1], "gone-reuse") == 0) return gone_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stop-reuse") == 0) return stop_reuse(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "host-reuse") == 0) return host_reuse(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "start-held") == 0) {
+        g_dir = argv[2];
+        wpt_test_point = at_host_running;
+        atomic_store(&g_armed, 1);          /* the host inherits it armed */
+        TRACEHANDLE a;
+        return start(argv[2], "control-races-a", &a) == ERROR_SUCCESS ? 0 : 1;
+    }
     if (argc != 3 || strcmp(argv[1], "join-reuse") != 0) return 2;
     sem_init(&g_arrived, 0, 0);
     sem_init(&g_go, 0, 0);

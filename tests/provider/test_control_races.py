@@ -45,3 +45,18 @@ def test_a_stopping_host_leaves_the_socket_of_a_session_started_in_its_slot(cont
     out = tmp_path / "out"
     out.mkdir()
     assert control_races("stop-reuse", out) == {"slot_a": 1, "query_b": 0, "stop_b": 0}
+
+
+def test_a_host_whose_caller_died_does_not_take_over_the_slot_of_a_newer_session(control_races,
+                                                                                 tmp_path, monkeypatch):
+    """The caller of StartTrace dies while its host starts: the slot it claimed counts as free
+    and another process starts a session there, whose host binds the same socket path. The
+    first host must then not register in that slot (it took the entry over, and kept running
+    after the newer session stopped, with no entry and no socket: nobody could stop it)."""
+    runtime = tmp_path / "rt"                   # sessions of this run only: both take slot 1
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
+    out = tmp_path / "out"
+    out.mkdir()
+    assert control_races("host-reuse", out) == {"slot_b": 1, "a_took_entry": 0, "query_b": 0,
+                                                 "stop_b": 0}
