@@ -289,6 +289,7 @@ enum {
     WPT_POINT_GONE_FREED = 7,            /* a gone host's registry entry freed, the lock released */
     WPT_POINT_STOPPER_FREED = 8,         /* a stopping host freed its registry entry, lock released */
     WPT_POINT_HOST_RUNNING = 9,          /* a starting host listens, runs, is not registered yet */
+    WPT_POINT_HOST_LISTENING = 10,       /* a starting host has its socket path, has not bound it */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

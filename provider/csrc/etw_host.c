@@ -471,6 +471,25 @@ static void serve(wpt_session *s, int listen_fd, const char *path) {
     free(pfd);
 }
 
+/* The slot's entry is still the one the host's caller claimed. A caller that died while its
+ * host started left an entry that counts as free: a newer session may have the slot, and its
+ * host the socket path, by now. */
+static int claimed_by_caller(const wpt_reg_logger *e, const wpt_session *s) {
+    return (uint8_t)e->generation == s->generation && e->state == WPT_STARTING;
+}
+
+/* Bind the control socket (which removes a stale file at the path) only under the registry
+ * lock and while the entry is the caller's: never over a newer session's socket. */
+static ULONG listen_if_ours(wpt_session *s, uint32_t slot, const char *path, int *listen_fd) {
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    if (!reg) return rc;
+    if (!claimed_by_caller(&reg->loggers[slot], s)) rc = ERROR_WMI_INSTANCE_NOT_FOUND;
+    else if ((*listen_fd = wpt_ipc_listen(path)) < 0) rc = ERROR_ACCESS_DENIED;
+    wpt_registry_unlock();
+    return rc;
+}
+
 static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
     wpt_in_host = 1;
     /* a clean process state: default signals, none blocked, no terminal, no caller's cwd */
@@ -516,7 +535,8 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
     int listen_fd = -1;
     if (rc == ERROR_SUCCESS) {
         if (wpt_socket_path(path, sizeof path, 's', slot) != 0) rc = ERROR_BAD_PATHNAME;
-        else if ((listen_fd = wpt_ipc_listen(path)) < 0) rc = ERROR_ACCESS_DENIED;
+        WPT_TEST_POINT(WPT_POINT_HOST_LISTENING);
+        if (rc == ERROR_SUCCESS) rc = listen_if_ours(s, slot, path, &listen_fd);
     }
     if (rc == ERROR_SUCCESS) rc = wpt_session_run(s);
     WPT_TEST_POINT(WPT_POINT_HOST_RUNNING);
@@ -524,14 +544,12 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
         wpt_registry *reg = wpt_registry_lock(1, &rc);
         if (reg) {
             wpt_reg_logger *e = &reg->loggers[slot];
-            if ((uint8_t)e->generation == s->generation && e->state == WPT_STARTING) {
+            if (claimed_by_caller(e, s)) {
                 e->host_pid = (uint32_t)getpid();
                 e->host_start = wpt_process_start(e->host_pid);
                 e->state = WPT_RUNNING;
             } else {
-                /* the caller died while this host started: its entry counted as free, and a
-                 * newer session may have the slot, and the socket path, by now */
-                rc = ERROR_WMI_INSTANCE_NOT_FOUND;
+                rc = ERROR_WMI_INSTANCE_NOT_FOUND;     /* the path may be a newer host's */
                 close(listen_fd);
                 listen_fd = -1;
             }

@@ -22,10 +22,13 @@
  *                   process is killed and this one starts B, which takes slot 1 (its caller
  *                   gone, A's entry counts as free); then A's host goes on. B must stay
  *                   reachable and registered.
+ *       listen-reuse  as host-reuse, A's host held before it binds its socket path: binding it
+ *                   after B's host, it must not remove B's socket.
  * join-reuse prints "slot_a N slot_b N untouched N of M", gone-reuse "slot_a N start_b RC
- * query_b RC stop_b RC", stop-reuse "slot_a N query_b RC stop_b RC", host-reuse "slot_b N a_took_entry
- * 0|1 query_b RC stop_b RC";
- * all exit 0. (start-held OUT_DIR starts A with its host held, for host-reuse.) (start-only NAME OUT_DIR starts a session and exits.)
+ * query_b RC stop_b RC", stop-reuse "slot_a N query_b RC stop_b RC", host-reuse and listen-reuse "slot_b
+ * N a_took_entry 0|1 query_b RC stop_b RC";
+ * all exit 0. (start-held[-unbound] OUT_DIR starts A with its host held,
+ * for host-reuse and listen-reuse.) (start-only NAME OUT_DIR starts a session and exits.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -132,9 +135,11 @@ static void at_stopper_freed(int point) {
     start_b_elsewhere();
 }
 
-/* In A's host: says it is held (its pid in OUT_DIR/held), waits for OUT_DIR/go. */
+/* In A's host: held at g_hold_point, says so (its pid in OUT_DIR/held), waits for OUT_DIR/go. */
+static int g_hold_point = WPT_POINT_HOST_RUNNING;
+
 static void at_host_running(int point) {
-    if (point != WPT_POINT_HOST_RUNNING || !atomic_exchange(&g_armed, 0)) return;
+    if (point != g_hold_point || !atomic_exchange(&g_armed, 0)) return;
     char tmp[600], held[600], go[600];
     snprintf(tmp, sizeof tmp, "%s/held.tmp", g_dir);
     snprintf(held, sizeof held, "%s/held", g_dir);
@@ -148,8 +153,8 @@ static void at_host_running(int point) {
     while (access(go, F_OK) != 0 && wpt_mono_ms() < deadline) usleep(1000);
 }
 
-static int host_reuse(const char *dir) {
-    char *args[] = {"control_races", "start-held", (char *)dir, NULL};
+static int host_reuse(const char *dir, const char *held_mode) {
+    char *args[] = {"control_races", (char *)held_mode, (char *)dir, NULL};
     pid_t caller;
     if (posix_spawn(&caller, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 3;
     char held[600], go[600];
@@ -240,9 +245,12 @@ int main(int argc, char **argv) {
     }
     if (argc == 3 && strcmp(argv[1], "gone-reuse") == 0) return gone_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stop-reuse") == 0) return stop_reuse(argv[2]);
-    if (argc == 3 && strcmp(argv[1], "host-reuse") == 0) return host_reuse(argv[2]);
-    if (argc == 3 && strcmp(argv[1], "start-held") == 0) {
+    if (argc == 3 && strcmp(argv[1], "host-reuse") == 0) return host_reuse(argv[2], "start-held");
+    if (argc == 3 && strcmp(argv[1], "listen-reuse") == 0)
+        return host_reuse(argv[2], "start-held-unbound");
+    if (argc == 3 && (strcmp(argv[1], "start-held") == 0 || strcmp(argv[1], "start-held-unbound") == 0)) {
         g_dir = argv[2];
+        if (strcmp(argv[1], "start-held-unbound") == 0) g_hold_point = WPT_POINT_HOST_LISTENING;
         wpt_test_point = at_host_running;
         atomic_store(&g_armed, 1);          /* the host inherits it armed */
         TRACEHANDLE a;

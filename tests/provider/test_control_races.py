@@ -60,3 +60,17 @@ def test_a_host_whose_caller_died_does_not_take_over_the_slot_of_a_newer_session
     out.mkdir()
     assert control_races("host-reuse", out) == {"slot_b": 1, "a_took_entry": 0, "query_b": 0,
                                                  "stop_b": 0}
+
+
+def test_a_host_whose_caller_died_does_not_remove_the_socket_of_a_newer_session(control_races,
+                                                                               tmp_path, monkeypatch):
+    """As above, the first host held before it binds its socket path, which the newer session's
+    host has bound by then: it must not remove that socket to bind its own (the newer session
+    was unreachable: its path led to a socket nobody served)."""
+    runtime = tmp_path / "rt"                   # sessions of this run only: both take slot 1
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
+    out = tmp_path / "out"
+    out.mkdir()
+    assert control_races("listen-reuse", out) == {"slot_b": 1, "a_took_entry": 0, "query_b": 0,
+                                                   "stop_b": 0}
