@@ -7,6 +7,7 @@ their provenance in its README; big ``.etl`` files stored xz-compressed) and ``t
 """
 from __future__ import annotations
 
+import atexit
 import os
 import pathlib
 import shutil
@@ -73,12 +74,22 @@ def _kill_session_hosts(directory: str) -> None:
                 pass
 
 
-@pytest.fixture(scope="session", autouse=True)
-def session_hosts_are_killed_at_the_end():
-    yield
+def _clean_up() -> None:
+    """This process's runtime and cache directories removed, any host serving there killed."""
     _kill_session_hosts(RUNTIME_DIR)
     shutil.rmtree(RUNTIME_DIR, ignore_errors=True)
     shutil.rmtree(CACHE_DIR, ignore_errors=True)
+
+
+# also when no test runs in this process (pytest-xdist's controller makes these directories
+# as it imports this file, its workers their own): none is left in the temp directory
+atexit.register(_clean_up)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_hosts_are_killed_at_the_end():
+    yield
+    _clean_up()
 
 
 @pytest.fixture(scope="session")
