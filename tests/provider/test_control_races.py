@@ -3,74 +3,58 @@ it: the endpoint thread never touches a descriptor it no longer watches, and cle
 a gone host never removes what a newer session made."""
 from __future__ import annotations
 
+import pytest
 
-def test_the_endpoint_thread_never_reads_a_descriptor_it_no_longer_watches(control_races, tmp_path,
-                                                                          monkeypatch):
+
+@pytest.fixture
+def out(tmp_path, monkeypatch):
+    """A directory for what control_races.c writes, its sessions in a runtime directory of this
+    test's own (so the sessions it starts take slot 1, one after the other)."""
+    runtime = tmp_path / "rt"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
+    made = tmp_path / "out"
+    made.mkdir()
+    return made
+
+
+def test_the_endpoint_thread_never_reads_a_descriptor_it_no_longer_watches(control_races, out):
     """A session started in the slot of one just stopped replaces (closes) the connection this
     process watched the old one by, while the endpoint thread may be polling it (on a loaded
     machine it had not run since; held here). The number goes to the next descriptor the
     process opens: the thread read it, taking bytes of a ControlTrace reply (ControlTrace then
     failed with ERROR_WMI_INSTANCE_NOT_FOUND) or of the application's own data."""
-    runtime = tmp_path / "rt"                   # sessions of this run only: both take slot 1
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
-    out = tmp_path / "out"
-    out.mkdir()
     assert control_races("join-reuse", out) == {"slot_a": 1, "slot_b": 1, "untouched": 64, "of": 64}
 
 
-def test_cleaning_up_after_a_gone_host_leaves_a_newer_sessions_socket(control_races, tmp_path,
-                                                                     monkeypatch):
+def test_cleaning_up_after_a_gone_host_leaves_a_newer_sessions_socket(control_races, out):
     """STOP of a session whose host was killed frees its registry entry and removes its socket.
     Another process may start a session in the freed slot in between, whose host binds the same
     socket path: the cleanup must not remove that (the new session was unreachable, and its
     host, finding its socket gone, stopped itself)."""
-    runtime = tmp_path / "rt"                   # sessions of this run only: both take slot 1
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
-    out = tmp_path / "out"
-    out.mkdir()
     assert control_races("gone-reuse", out) == {"slot_a": 1, "start_b": 0, "query_b": 0, "stop_b": 0}
 
 
-def test_a_stopping_host_leaves_the_socket_of_a_session_started_in_its_slot(control_races, tmp_path,
-                                                                           monkeypatch):
+def test_a_stopping_host_leaves_the_socket_of_a_session_started_in_its_slot(control_races, out):
     """A host that stops frees its registry entry, then removes its socket. Another process may
     start a session in the freed slot in between, whose host binds the same socket path: the
     stopping host must not remove that (the new session was unreachable, and its host, finding
     its socket gone, stopped itself)."""
-    runtime = tmp_path / "rt"                   # sessions of this run only: both take slot 1
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
-    out = tmp_path / "out"
-    out.mkdir()
     assert control_races("stop-reuse", out) == {"slot_a": 1, "query_b": 0, "stop_b": 0}
 
 
-def test_a_host_whose_caller_died_does_not_take_over_the_slot_of_a_newer_session(control_races,
-                                                                                 tmp_path, monkeypatch):
+def test_a_host_whose_caller_died_does_not_take_over_the_slot_of_a_newer_session(control_races, out):
     """The caller of StartTrace dies while its host starts: the slot it claimed counts as free
     and another process starts a session there, whose host binds the same socket path. The
     first host must then not register in that slot (it took the entry over, and kept running
     after the newer session stopped, with no entry and no socket: nobody could stop it)."""
-    runtime = tmp_path / "rt"                   # sessions of this run only: both take slot 1
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
-    out = tmp_path / "out"
-    out.mkdir()
     assert control_races("host-reuse", out) == {"slot_b": 1, "a_took_entry": 0, "query_b": 0,
                                                  "stop_b": 0}
 
 
-def test_a_host_whose_caller_died_does_not_remove_the_socket_of_a_newer_session(control_races,
-                                                                               tmp_path, monkeypatch):
+def test_a_host_whose_caller_died_does_not_remove_the_socket_of_a_newer_session(control_races, out):
     """As above, the first host held before it binds its socket path, which the newer session's
     host has bound by then: it must not remove that socket to bind its own (the newer session
     was unreachable: its path led to a socket nobody served)."""
-    runtime = tmp_path / "rt"                   # sessions of this run only: both take slot 1
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
-    out = tmp_path / "out"
-    out.mkdir()
     assert control_races("listen-reuse", out) == {"slot_b": 1, "a_took_entry": 0, "query_b": 0,
                                                    "stop_b": 0}
