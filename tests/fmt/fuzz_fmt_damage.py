@@ -61,7 +61,6 @@ import sys
 import tempfile
 import time
 import traceback
-import zlib
 
 HERE = pathlib.Path(__file__).resolve().parent
 TESTS = HERE.parent
@@ -408,6 +407,7 @@ def check_rows(path, seed: Seed) -> list[str]:
 #: record, which the file's own checksum cannot tell from a good one: they must not crash.
 STRUCTURAL = ("lengths", "prefix", "cut", "count")
 SUBSTITUTED = ("program byte", "flags", "number")
+CACHE_DAMAGE = ("flip", "cut file", "whole") + STRUCTURAL + SUBSTITUTED
 
 
 def check_api(path, seed: Seed, work: pathlib.Path) -> list[str]:
@@ -447,17 +447,19 @@ def check_api(path, seed: Seed, work: pathlib.Path) -> list[str]:
 
 
 def _hostile_cache(data: bytes, rng: random.Random, how: str) -> bytes:
-    """The cache file rewritten with hostile records of one kind, its checksum made right."""
+    """The cache file rewritten with hostile records of one kind, its checksum made right.
+    The file is read and written by the cache's own ``_parse`` and ``_file_bytes``, so that
+    this follows the layout wherever it goes."""
+    from wpptrace.decoder.program_cache import _HEAD, _file_bytes, _parse
     from wpptrace.decoder.program_share import RECORD
 
-    head = struct.Struct("<8s32sII")
-    entry = struct.Struct("<16sII")
-    magic, key, _crc, count = head.unpack_from(data)
-    at, parts = head.size, []
-    for _ in range(count):
-        guid_le, number, length = entry.unpack_from(data, at)
-        record = bytearray(data[at + entry.size:at + entry.size + length])
-        at += entry.size + length
+    key = _HEAD.unpack_from(data)[1]
+    records = _parse(data, key)
+    if not records:
+        raise ValueError("the cache file to damage is not whole")
+    hostile = {}
+    for (guid_le, number), found in records.items():
+        record = bytearray(found)
         if rng.random() < 0.5:
             pass
         elif how == "program byte" and len(record) > RECORD.size:
@@ -473,11 +475,12 @@ def _hostile_cache(data: bytes, rng: random.Random, how: str) -> bytes:
             del record[rng.randrange(len(record)):]
         elif how == "number":
             number = rng.getrandbits(16)
-        parts.append((guid_le, number, bytes(record)))
-    if how == "count":
-        count = rng.choice((0, count + 1, count - 1, 0xFFFFFFFF))
-    body = b"".join(entry.pack(g, n, len(r)) + r for g, n, r in parts)
-    return head.pack(magic, key, zlib.crc32(body), count) + body
+        hostile[guid_le, number] = bytes(record)
+    damaged = bytearray(_file_bytes(key, hostile))
+    if how == "count":      # (the checksum covers what follows the head, not the count in it)
+        count = len(hostile)
+        _put(damaged, _HEAD.size - 4, 4, rng.choice((0, count + 1, count - 1, 0xFFFFFFFF)))
+    return bytes(damaged)
 
 
 def _first_difference(a: tuple, b: tuple) -> str:
@@ -491,7 +494,10 @@ def _first_difference(a: tuple, b: tuple) -> str:
     return "same"
 
 
-def check_cache(path, seed: Seed, work: pathlib.Path, rng: random.Random) -> list[str]:
+def check_cache(path, seed: Seed, work: pathlib.Path, rng: random.Random,
+                how: str | None = None) -> list[str]:
+    """The cache filled by a run, damaged one way (``how``: else one drawn from ``rng``), and
+    the runs from it against --no-cache."""
     failures = []
     cache = work / "cache"
     shutil.rmtree(cache, ignore_errors=True)
@@ -507,7 +513,7 @@ def check_cache(path, seed: Seed, work: pathlib.Path, rng: random.Random) -> lis
         return failures
     kept = files[0]
     data = kept.read_bytes()
-    how = rng.choice(("flip", "cut file", "whole") + STRUCTURAL + SUBSTITUTED)
+    how = how or rng.choice(CACHE_DAMAGE)
     if how == "flip":
         damaged = bytearray(data)
         damaged[rng.randrange(len(damaged))] ^= 1 << rng.randrange(8)
