@@ -183,15 +183,21 @@ static void *stopper_main(void *arg) {
     wpt_session_stop(s);
     wpt_rt_settle(s, 5000);     /* consumers that read get everything before STOP returns */
     /* the socket goes with the entry, under the lock: once the slot is free a new session may
-     * take it, and its host binds the same path */
+     * take it, and its host binds the same path. Both only while the entry is still this
+     * host's: a process that judged it gone (it may see another pid namespace) may have freed
+     * the entry, and a newer session taken the slot and the path. */
+    uint32_t slot = wpt_slot_of_id(s->logger_id);
     char path[256];
-    int have_path = wpt_socket_path(path, sizeof path, 's', wpt_slot_of_id(s->logger_id)) == 0;
+    int have_path = wpt_socket_path(path, sizeof path, 's', slot) == 0;
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(1, &rc);
     if (reg) {
-        GUID unused[1];
-        wpt_registry_forget(reg, wpt_slot_of_id(s->logger_id), unused, 0);
-        if (have_path) unlink(path);
+        wpt_reg_logger *e = &reg->loggers[slot];
+        if ((uint8_t)e->generation == s->generation && e->host_pid == (uint32_t)getpid()) {
+            GUID unused[1];
+            wpt_registry_forget(reg, slot, unused, 0);
+            if (have_path) unlink(path);
+        }
         wpt_registry_unlock();
     } else if (have_path) {
         unlink(path);           /* no registry: no other session can take the slot */

@@ -24,9 +24,15 @@
  *                   reachable and registered.
  *       listen-reuse  as host-reuse, A's host held before it binds its socket path: binding it
  *                   after B's host, it must not remove B's socket.
+ *       judged-reuse  A's host runs but looks gone from here (its entry's process start time
+ *                   altered, as a host in another PID namespace looks): another process starts
+ *                   B, which cleans up A's entry and takes slot 1, its host binding s-1.sock
+ *                   over A's; then A's host stops (SIGTERM) and ends. It must leave B's entry
+ *                   and socket alone.
  * join-reuse prints "slot_a N slot_b N untouched N of M", gone-reuse "slot_a N start_b RC
  * query_b RC stop_b RC", stop-reuse "slot_a N query_b RC stop_b RC", host-reuse and listen-reuse "slot_b
- * N a_took_entry 0|1 query_b RC stop_b RC";
+ * N a_took_entry 0|1 query_b RC stop_b RC", judged-reuse "slot_a N slot_b N a_ended 0|1
+ * query_b RC stop_b RC";
  * all exit 0. (start-held[-unbound] OUT_DIR starts A with its host held,
  * for host-reuse and listen-reuse.) (start-only NAME OUT_DIR starts a session and exits.)
  */
@@ -213,6 +219,48 @@ static int stop_reuse(const char *dir) {
     return 0;
 }
 
+/* The slot and host pid of the registry entry of the session named `name` (slot 0 if none). */
+static uint32_t entry_of(const char *name, uint32_t *host) {
+    ULONG rc;
+    uint32_t slot = 0;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg) return 0;
+    for (uint32_t i = 1; i < WPPTRACE_MAX_SESSIONS && !slot; i++)
+        if (reg->loggers[i].state != WPT_FREE && strcmp(reg->loggers[i].name, name) == 0) {
+            slot = i;
+            *host = reg->loggers[i].host_pid;
+        }
+    wpt_registry_unlock();
+    return slot;
+}
+
+static int judged_reuse(const char *dir) {
+    g_dir = dir;
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 3;
+    uint32_t slot = (uint32_t)(a & 0xFFFF), host = 0;
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    if (!reg) return 4;
+    host = reg->loggers[slot].host_pid;
+    reg->loggers[slot].host_start ^= 1;     /* what a host in another PID namespace looks like */
+    wpt_registry_unlock();
+    uint64_t host_start = wpt_process_start(host);
+    if (!host || !host_start) return 5;
+    if (start_b_elsewhere() != 0) return 6;
+    uint32_t host_b = 0, slot_b = entry_of("control-races-b", &host_b);
+    if (wpt_process_start(host) == host_start) kill((pid_t)host, SIGTERM);
+    int64_t deadline = wpt_mono_ms() + 20000;
+    while (wpt_process_start(host) == host_start && wpt_mono_ms() < deadline) usleep(1000);
+    int ended = wpt_process_start(host) != host_start;
+    ULONG queried = query_by_name("control-races-b");
+    ULONG stopped = stop_by_name("control-races-b");
+    if (host_b && wpt_process_start(host_b)) kill((pid_t)host_b, SIGKILL);   /* unreachable */
+    printf("slot_a %u slot_b %u a_ended %d query_b %u stop_b %u\n", (unsigned)slot,
+           (unsigned)slot_b, ended, (unsigned)queried, (unsigned)stopped);
+    return 0;
+}
+
 static int gone_reuse(const char *dir) {
     TRACEHANDLE a;
     if (start(dir, "control-races-a", &a)) return 3;
@@ -245,6 +293,7 @@ int main(int argc, char **argv) {
     }
     if (argc == 3 && strcmp(argv[1], "gone-reuse") == 0) return gone_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stop-reuse") == 0) return stop_reuse(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "judged-reuse") == 0) return judged_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "host-reuse") == 0) return host_reuse(argv[2], "start-held");
     if (argc == 3 && strcmp(argv[1], "listen-reuse") == 0)
         return host_reuse(argv[2], "start-held-unbound");

@@ -43,6 +43,17 @@ def test_a_stopping_host_leaves_the_socket_of_a_session_started_in_its_slot(cont
     assert control_races("stop-reuse", out) == {"slot_a": 1, "query_b": 0, "stop_b": 0}
 
 
+def test_a_stopping_host_leaves_the_entry_and_socket_of_a_session_that_took_its_slot(control_races, out):
+    """A running host can look gone to another process (a host in another PID namespace
+    sharing the runtime directory: its pid names another process, or none, there). A session
+    started there cleans up its entry and takes the slot, and its host binds the same socket
+    path. When the first host stops, it must leave the registry entry and the socket alone:
+    they are the newer session's (it freed that entry and removed that socket, and the newer
+    session could no longer be controlled)."""
+    assert control_races("judged-reuse", out) == {"slot_a": 1, "slot_b": 1, "a_ended": 1, "query_b": 0,
+                                                   "stop_b": 0}
+
+
 def test_a_host_whose_caller_died_does_not_take_over_the_slot_of_a_newer_session(control_races, out):
     """The caller of StartTrace dies while its host starts: the slot it claimed counts as free
     and another process starts a session there, whose host binds the same socket path. The
