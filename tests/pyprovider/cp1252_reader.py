@@ -5,9 +5,16 @@ few regular expressions, and the arguments are rendered with the rules of Window
 ItemString is text in the ANSI code page (Windows-1252 here, as on Western-European Windows),
 ItemWString UTF-16, integers through their printf spec, ItemHexDump/ItemHEXDump a USHORT count
 and bytes. It handles only the items the tests use and fails loudly on any other.
+
+Messages come in the order ProcessTrace gives them, not in file order: each processor writes
+its own stream of buffers and a file holds the streams' buffers as they were flushed, so a
+thread that moved to another processor has its later messages in a buffer that may come
+first. As Windows does, each stream's buffers go by SequenceNumber and the streams are merged
+by message timestamp.
 """
 from __future__ import annotations
 
+import heapq
 import re
 import struct
 import uuid
@@ -18,6 +25,7 @@ _INSERT = re.compile(r"%(\d+)(?:!([^!]*)!)?")
 # WPP message header with TRACE_MESSAGE_SEQUENCE|GUID|TIMESTAMP|SYSTEMINFO: sequence, GUID,
 # timestamp, thread id, process id; the arguments follow.
 _HEADER = 4 + 16 + 8 + 4 + 4
+_TIMESTAMP = 4 + 16
 
 
 def read_tmf(text: str) -> dict[tuple[uuid.UUID, int], tuple[str, list[str]]]:
@@ -61,23 +69,35 @@ def _render(fmt: str, values: list[object]) -> str:
 
 
 def messages(etl_path: str, tmf_texts: list[str]) -> list[str]:
-    """The text of every WPP message of the file, in file order."""
+    """The text of every WPP message of the file, in ProcessTrace order."""
     from dissect.etl import ETL
 
     formats = {}
     for text in tmf_texts:
         formats.update(read_tmf(text))
-    out = []
+    streams: dict[int, list[tuple[int, object]]] = {}   # processor -> [(SequenceNumber, buffer)]
     with open(etl_path, "rb") as fh:
-        for record in ETL(fh):
+        for buffer in ETL(fh).buffers():
+            streams.setdefault(buffer.header.ProcessorIndex, []).append((buffer.header.SequenceNumber, buffer))
+        merged = heapq.merge(*(_stream_messages(sorted(buffers, key=lambda b: b[0]))
+                               for buffers in streams.values()), key=lambda m: m[0])
+        return [_message_text(header, formats) for _, header in merged]
+
+
+def _stream_messages(buffers: list[tuple[int, object]]):
+    """(timestamp, header) of a processor stream's messages, in stream order."""
+    for _, buffer in buffers:
+        for record in buffer:
             header = record.header
-            if type(header).__name__ != "MessageTraceHeader":
-                continue
-            fmt, items = formats[(header.provider_id, header.id)]
-            data, pos, values = bytes(header.payload)[_HEADER:], 0, []
-            for item in items:
-                value, pos = _take(item, data, pos)
-                values.append(value)
-            assert pos == len(data), "argument bytes left over"
-            out.append(_render(fmt, values))
-    return out
+            if type(header).__name__ == "MessageTraceHeader":
+                yield struct.unpack_from("<q", bytes(header.payload), _TIMESTAMP)[0], header
+
+
+def _message_text(header, formats) -> str:
+    fmt, items = formats[(header.provider_id, header.id)]
+    data, pos, values = bytes(header.payload)[_HEADER:], 0, []
+    for item in items:
+        value, pos = _take(item, data, pos)
+        values.append(value)
+    assert pos == len(data), "argument bytes left over"
+    return _render(fmt, values)

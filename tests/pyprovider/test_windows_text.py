@@ -3,6 +3,7 @@ with an independent reader that renders as Windows tools do (ItemString in Windo
 with our own decoder; and a custom type end to end (declaration, tmf gen, run, decode)."""
 from __future__ import annotations
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -17,7 +18,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 TEXTS = ["h\u00e9llo w\u00f6rld \u20ac", "\u2713 \u65e5\u672c\u8a9e \U0001F600", "plain ascii", ""]
 
 APP = textwrap.dedent("""
-    import logging, sys, uuid
+    import logging, os, sys, uuid
     from wpptrace.provider import api
     from wpptrace.provider.logging_handler import WppHandler
     from wpptrace.provider.tracing import Provider
@@ -36,7 +37,11 @@ APP = textwrap.dedent("""
     props = api.EVENT_TRACE_PROPERTIES(LogFileMode=1, LogFileName=sys.argv[1])
     session = api.StartTrace("text-" + uuid.uuid4().hex[:8], props)
     api.EnableTrace(True, 0xFFFFFFFF, 5, trace.guid, session)
+    # The thread moves between processors as a busy machine's scheduler moves it: the middle
+    # texts go to another processor stream, which the file holds before or after the first's.
+    cpus = sorted(os.sched_getaffinity(0))
     for i, text in enumerate(TEXTS):
+        os.sched_setaffinity(0, {cpus[-1] if 0 < i < len(TEXTS) - 1 else cpus[0]})
         emit(text, bytes(range(i * 3)) + b"\\xff")
     api.ControlTrace(session, None, None, 1)
 """)
@@ -58,6 +63,15 @@ def expected(text: str, data: bytes) -> list[str]:
     hexdump = " ".join(f"{b:02X}" for b in data)
     return [f"text [{text}] repr {text!r} bytes [{hexdump}] n={len(data)}",
             f"ansi [{text}]", f"logged [{text}]", f"formatted [{text}]"]
+
+
+def test_the_app_writes_two_processor_streams(capture):
+    from dissect.etl import ETL
+
+    tmp, etl, tmf = capture
+    with open(etl, "rb") as fh:
+        processors = {buffer.header.ProcessorIndex for buffer in list(ETL(fh).buffers())[1:]}
+    assert len(processors) == min(2, len(os.sched_getaffinity(0)))
 
 
 def test_an_independent_windows_1252_reader_shows_the_python_text(capture, pp):
