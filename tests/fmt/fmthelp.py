@@ -106,9 +106,10 @@ def _records(decoder, etl):
 def _text_line(decoder, rec, ctx) -> str:
     """One message formatted on its own: formatter, then the prefix template."""
     from wpptrace.decoder.buffers import message_pointer_size
-    from wpptrace.decoder.wpp import _format_error_line
+    from wpptrace.decoder.wpp import _format_error_line, _no_guid
 
-    key = (rec.message_guid, rec.event_id)
+    # as decode_record: a message with no GUID (TRACE_MESSAGE_COMPONENTID) is kept under the zero GUID
+    key = (rec.message_guid or _no_guid(), rec.event_id)
     entry = decoder._entries.get(key) or decoder._entry(*key)
     if entry.formatter is None:
         if entry.unknown is not None:

@@ -191,3 +191,28 @@ def test_component_id_messages_are_counted_under_one_entry(tmp_path):
                      "(No Format Information found)."] * 3
     assert decoder.summary_table() == [("00000000-0000-0000-0000-000000000000", "Unknown", "12", 3)]
     assert decoder.counters.unknown == 3
+
+
+def test_the_reference_path_counts_component_id_messages_as_the_rows_path(tmp_path):
+    """The per-record text path of the tests (fmthelp.reference_lines) looks a message with no
+    GUID up where the decoder keeps it: under (None, number) each of its lines made a new entry
+    in place of the one decode_record had just counted, and the summary lost the messages."""
+    from fmthelp import row_lines
+    from wpptrace.decoder.etlfile import EtlFile
+
+    component = uuid.UUID(bytes_le=(0xC0FFEE).to_bytes(4, "little") + bytes(12))
+    path = tmp_path / "component3.etl"
+    with TraceSession(_session_name("cid3r"), path) as s:
+        for _ in range(3):
+            P.TraceMessage(s.handle, P.TRACE_MESSAGE_COMPONENTID | P.TRACE_MESSAGE_TIMESTAMP
+                           | P.TRACE_MESSAGE_SYSTEMINFO, component, 12, b"abcd")
+    summaries = []
+    for lines_of in (reference_lines, row_lines):
+        decoder = WppDecoder(tmf.load(), noprefix=True)
+        with EtlFile(path) as etl:
+            lines = lines_of(decoder, etl)
+        assert lines[1:] == ["Unknown( 12): GUID=00000000-0000-0000-0000-000000000000 "
+                             "(No Format Information found)."] * 3
+        summaries.append(decoder.summary_table())
+    assert summaries[0] == summaries[1]
+    assert summaries[0][1:] == [("00000000-0000-0000-0000-000000000000", "Unknown", "12", 3)]
