@@ -290,6 +290,7 @@ enum {
     WPT_POINT_STOPPER_FREED = 8,         /* a stopping host freed its registry entry, lock released */
     WPT_POINT_HOST_RUNNING = 9,          /* a starting host listens, runs, is not registered yet */
     WPT_POINT_HOST_LISTENING = 10,       /* a starting host has its socket path, has not bound it */
+    WPT_POINT_HOST_BOUND = 11,           /* a starting host bound its socket, has not run its session */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

@@ -544,6 +544,7 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
         WPT_TEST_POINT(WPT_POINT_HOST_LISTENING);
         if (rc == ERROR_SUCCESS) rc = listen_if_ours(s, slot, path, &listen_fd);
     }
+    if (rc == ERROR_SUCCESS) WPT_TEST_POINT(WPT_POINT_HOST_BOUND);
     if (rc == ERROR_SUCCESS) rc = wpt_session_run(s);
     WPT_TEST_POINT(WPT_POINT_HOST_RUNNING);
     if (rc == ERROR_SUCCESS) {
@@ -562,14 +563,21 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
             wpt_registry_unlock();
         }
     }
+    if (rc != ERROR_SUCCESS && listen_fd >= 0) {
+        /* the socket goes under the lock while the entry is still the caller's (before the
+         * answer: the caller frees it then), else the path may be a newer session's host's */
+        ULONG locked;
+        wpt_registry *reg = wpt_registry_lock(1, &locked);
+        if (reg) {
+            if (claimed_by_caller(&reg->loggers[slot], s)) unlink(path);
+            wpt_registry_unlock();
+        }
+    }
     uint32_t answer[2] = {rc, (uint32_t)getpid()};
     ssize_t w = write(ready_fd, answer, sizeof answer);
     (void)w;
     close(ready_fd);
-    if (rc != ERROR_SUCCESS) {
-        if (listen_fd >= 0) unlink(path);
-        _exit(1);
-    }
+    if (rc != ERROR_SUCCESS) _exit(1);
     wpt_host_log("session \"%s\" (LoggerId %u) running, pid %u, file \"%s\"", s->name, s->logger_id,
                  (unsigned)getpid(), s->logfile_name);
     serve(s, listen_fd, path);

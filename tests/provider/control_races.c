@@ -24,17 +24,20 @@
  *                   reachable and registered.
  *       listen-reuse  as host-reuse, A's host held before it binds its socket path: binding it
  *                   after B's host, it must not remove B's socket.
+ *       run-reuse   as host-reuse, A's host held once it bound its socket path, before it runs
+ *                   its session, which then fails (no thread can be made): it must not remove
+ *                   the socket B's host bound at the path meanwhile.
  *       judged-reuse  A's host runs but looks gone from here (its entry's process start time
  *                   altered, as a host in another PID namespace looks): another process starts
  *                   B, which cleans up A's entry and takes slot 1, its host binding s-1.sock
  *                   over A's; then A's host stops (SIGTERM) and ends. It must leave B's entry
  *                   and socket alone.
  * join-reuse prints "slot_a N slot_b N untouched N of M", gone-reuse "slot_a N start_b RC
- * query_b RC stop_b RC", stop-reuse "slot_a N query_b RC stop_b RC", host-reuse and listen-reuse "slot_b
+ * query_b RC stop_b RC", stop-reuse "slot_a N query_b RC stop_b RC", host-reuse, listen-reuse and run-reuse "slot_b
  * N a_took_entry 0|1 query_b RC stop_b RC", judged-reuse "slot_a N slot_b N a_ended 0|1
  * query_b RC stop_b RC";
- * all exit 0. (start-held[-unbound] OUT_DIR starts A with its host held,
- * for host-reuse and listen-reuse.) (start-only NAME OUT_DIR starts a session and exits.)
+ * all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its host held,
+ * for host-reuse, listen-reuse and run-reuse.) (start-only NAME OUT_DIR starts a session and exits.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -157,6 +160,14 @@ static void at_host_running(int point) {
     rename(tmp, held);
     int64_t deadline = wpt_mono_ms() + 30000;
     while (access(go, F_OK) != 0 && wpt_mono_ms() < deadline) usleep(1000);
+    if (point == WPT_POINT_HOST_BOUND) {
+        /* no thread can be made now (no stack that large fits): running the session fails */
+        pthread_attr_t huge;
+        pthread_attr_init(&huge);
+        pthread_attr_setstacksize(&huge, (size_t)1 << 60);
+        pthread_setattr_default_np(&huge);
+        pthread_attr_destroy(&huge);
+    }
 }
 
 static int host_reuse(const char *dir, const char *held_mode) {
@@ -297,9 +308,11 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "host-reuse") == 0) return host_reuse(argv[2], "start-held");
     if (argc == 3 && strcmp(argv[1], "listen-reuse") == 0)
         return host_reuse(argv[2], "start-held-unbound");
-    if (argc == 3 && (strcmp(argv[1], "start-held") == 0 || strcmp(argv[1], "start-held-unbound") == 0)) {
+    if (argc == 3 && strcmp(argv[1], "run-reuse") == 0) return host_reuse(argv[2], "start-held-bound");
+    if (argc == 3 && strncmp(argv[1], "start-held", 10) == 0) {
         g_dir = argv[2];
         if (strcmp(argv[1], "start-held-unbound") == 0) g_hold_point = WPT_POINT_HOST_LISTENING;
+        if (strcmp(argv[1], "start-held-bound") == 0) g_hold_point = WPT_POINT_HOST_BOUND;
         wpt_test_point = at_host_running;
         atomic_store(&g_armed, 1);          /* the host inherits it armed */
         TRACEHANDLE a;

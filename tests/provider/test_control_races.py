@@ -69,3 +69,11 @@ def test_a_host_whose_caller_died_does_not_remove_the_socket_of_a_newer_session(
     was unreachable: its path led to a socket nobody served)."""
     assert control_races("listen-reuse", out) == {"slot_b": 1, "a_took_entry": 0, "query_b": 0,
                                                    "stop_b": 0}
+
+
+def test_a_host_whose_session_fails_to_run_leaves_the_socket_of_a_newer_session(control_races, out):
+    """As above, the first host held once it bound its socket path, and its session then fails
+    to run: it removes its socket as it exits, but the path is the newer session's by then
+    (its host bound it): that must stay (the newer session was unreachable)."""
+    assert control_races("run-reuse", out) == {"slot_b": 1, "a_took_entry": 0, "query_b": 0,
+                                                "stop_b": 0}
