@@ -291,6 +291,8 @@ enum {
     WPT_POINT_HOST_RUNNING = 9,          /* a starting host listens, runs, is not registered yet */
     WPT_POINT_HOST_LISTENING = 10,       /* a starting host has its socket path, has not bound it */
     WPT_POINT_HOST_BOUND = 11,           /* a starting host bound its socket, has not run its session */
+    WPT_POINT_TARGET_FOUND = 12,         /* ControlTrace found a session of another process, lock
+                                          * released; has not sent the host its request */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);
@@ -579,6 +581,11 @@ enum {
 typedef struct {
     uint32_t magic, kind, length, status;
 } wpt_frame;
+/* A request's status word: WPT_FOR_GENERATION | the generation of the session it is meant for.
+ * The caller found the slot under the registry lock and calls after releasing it: the session
+ * may have stopped and a newer one taken the slot and its socket path meanwhile, and the host
+ * refuses a request meant for another generation. (A request without the flag is not checked.) */
+#define WPT_FOR_GENERATION 0x100u
 
 typedef struct {                /* QUERY/FLUSH/UPDATE/STOP replies: what ControlTrace reports */
     uint32_t buffer_size_kb, min_buffers, max_buffers, max_file_size, log_file_mode;
@@ -627,16 +634,17 @@ int   wpt_ipc_send(int fd, uint32_t kind, uint32_t status, const void *payload, 
  * is NULL); 0 on success, -1 on EOF/timeout/malformed (errno set: EPROTO malformed). */
 int   wpt_ipc_recv(int fd, wpt_frame *frame, void **payload, uint32_t max_length,
                    int *received_fd, int timeout_ms);
-/* One request, one reply (STOP/FLUSH get a long timeout). */
-ULONG wpt_ipc_call(const char *path, uint32_t kind, const void *payload, uint32_t length,
-                   void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms);
+/* One request (`status` its status word), one reply (STOP/FLUSH get a long timeout). */
+ULONG wpt_ipc_call(const char *path, uint32_t kind, uint32_t status, const void *payload,
+                   uint32_t length, void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms);
 
 /* ---- session hosts (etw_host.c) ---- */
 /* Fork the host process of a prepared session; returns once it runs (or failed). */
 ULONG wpt_host_spawn(wpt_session *s);
-/* A request to the host of registry slot `slot` (generation checked by the caller). */
-ULONG wpt_host_call(uint32_t slot, uint32_t kind, const void *payload, uint32_t length,
-                    void *reply, uint32_t reply_size, int *reply_fd);
+/* A request to the host of session (slot, generation): ERROR_WMI_INSTANCE_NOT_FOUND if the
+ * slot's host runs another generation by now. */
+ULONG wpt_host_call(uint32_t slot, uint8_t generation, uint32_t kind, const void *payload,
+                    uint32_t length, void *reply, uint32_t reply_size, int *reply_fd);
 extern int wpt_in_host;        /* this process is a session host */
 void  wpt_host_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Stream a session's real-time buffers to a consumer connected to the host. */

@@ -373,7 +373,7 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
         wpt_session_discard(s, rc != ERROR_SUCCESS);
         if (rc == ERROR_SUCCESS) {
             wpt_attach(slot, generation);
-            wpt_host_call(slot, WPT_REQ_QUERY, NULL, 0, &props, sizeof props, NULL);
+            wpt_host_call(slot, generation, WPT_REQ_QUERY, NULL, 0, &props, sizeof props, NULL);
         }
         atomic_store(&s->status, WPT_FREE);
     }
@@ -453,10 +453,10 @@ static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG co
     ULONG rc;
     switch (code) {
     case EVENT_TRACE_CONTROL_QUERY:
-        rc = wpt_host_call(t->slot, WPT_REQ_QUERY, NULL, 0, &w, sizeof w, NULL);
+        rc = wpt_host_call(t->slot, t->generation, WPT_REQ_QUERY, NULL, 0, &w, sizeof w, NULL);
         break;
     case EVENT_TRACE_CONTROL_FLUSH:
-        rc = wpt_host_call(t->slot, WPT_REQ_FLUSH, NULL, 0, &w, sizeof w, NULL);
+        rc = wpt_host_call(t->slot, t->generation, WPT_REQ_FLUSH, NULL, 0, &w, sizeof w, NULL);
         break;
     case EVENT_TRACE_CONTROL_UPDATE: {
         if (p->MaximumBuffers > WPT_MAX_BUFFERS) return ERROR_INVALID_PARAMETER;
@@ -469,13 +469,14 @@ static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG co
         if (rc == ERROR_SUCCESS) rc = absolute_path(given, u.logfile, sizeof u.logfile);
         if (rc != ERROR_SUCCESS) return rc;
         u.has_logfile = u.logfile[0] != 0;
-        rc = wpt_host_call(t->slot, WPT_REQ_UPDATE, &u, sizeof u, &w, sizeof w, NULL);
+        rc = wpt_host_call(t->slot, t->generation, WPT_REQ_UPDATE, &u, sizeof u, &w, sizeof w,
+                           NULL);
         break;
     }
     case EVENT_TRACE_CONTROL_STOP:
         /* this process's providers first, in this thread; the host tells the others */
         wpt_providers_session_stopping(t->slot, t->generation);
-        rc = wpt_host_call(t->slot, WPT_REQ_STOP, NULL, 0, &w, sizeof w, NULL);
+        rc = wpt_host_call(t->slot, t->generation, WPT_REQ_STOP, NULL, 0, &w, sizeof w, NULL);
         if (rc == ERROR_SUCCESS || rc == ERROR_WMI_INSTANCE_NOT_FOUND) {
             wpt_view *v = atomic_load(&wpt_views[t->slot]);
             if (v && v->generation == t->generation && !v->private_pool) wpt_view_retire(v);
@@ -503,6 +504,7 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
             rc = control_local(t.local, p, code, wide);
             break;
         case TARGET_REMOTE:
+            WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
             rc = control_remote(&t, p, code, wide);
             if (code == EVENT_TRACE_CONTROL_STOP && rc == ERROR_WMI_INSTANCE_NOT_FOUND
                 && host_ends(&t, STOP_HOST_END_MS))
@@ -676,7 +678,7 @@ ULONG wpptrace_session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *i
             info->Flags = WPPTRACE_SESSION_PRIVATE;
             break;
         case TARGET_REMOTE:
-            rc = wpt_host_call(t.slot, WPT_REQ_QUERY, NULL, 0, &w, sizeof w, NULL);
+            rc = wpt_host_call(t.slot, t.generation, WPT_REQ_QUERY, NULL, 0, &w, sizeof w, NULL);
             if (rc != ERROR_SUCCESS) {
                 info->Flags = WPPTRACE_SESSION_HOST_GONE;
                 w.host_pid = t.host_pid;
@@ -813,7 +815,8 @@ ULONG wpptrace_debug_hold_flush(TRACEHANDLE h, int hold) {
         if (t.kind == TARGET_LOCAL) wpt_session_hold(t.local, hold);
         else if (t.kind == TARGET_REMOTE) {
             uint32_t value = hold != 0;
-            rc = wpt_host_call(t.slot, WPT_REQ_HOLD, &value, sizeof value, NULL, 0, NULL);
+            rc = wpt_host_call(t.slot, t.generation, WPT_REQ_HOLD, &value, sizeof value, NULL, 0,
+                               NULL);
         } else rc = ERROR_INVALID_HANDLE;
     }
     unlock();

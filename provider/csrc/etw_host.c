@@ -78,12 +78,13 @@ void wpt_host_log(const char *fmt, ...) {
     (void)w;
 }
 
-ULONG wpt_host_call(uint32_t slot, uint32_t kind, const void *payload, uint32_t length,
-                    void *reply, uint32_t reply_size, int *reply_fd) {
+ULONG wpt_host_call(uint32_t slot, uint8_t generation, uint32_t kind, const void *payload,
+                    uint32_t length, void *reply, uint32_t reply_size, int *reply_fd) {
     char path[256];
     if (wpt_socket_path(path, sizeof path, 's', slot) != 0) return ERROR_BAD_PATHNAME;
     int timeout = (kind == WPT_REQ_STOP || kind == WPT_REQ_FLUSH || kind == WPT_REQ_UPDATE) ? 120000 : 10000;
-    return wpt_ipc_call(path, kind, payload, length, reply, reply_size, reply_fd, timeout);
+    return wpt_ipc_call(path, kind, WPT_FOR_GENERATION | generation, payload, length, reply,
+                        reply_size, reply_fd, timeout);
 }
 
 /* ---- inside the host ------------------------------------------------------------------- */
@@ -244,6 +245,10 @@ static const char *kind_name(uint32_t kind) {
 static int handle(wpt_session *s, conn *c, const wpt_frame *f, const unsigned char *payload,
                   stop_job *job, pthread_t *stopper, int *stopping, int *stop_reply_fd) {
     wpt_wire_props props;
+    if ((f->status & WPT_FOR_GENERATION) && (uint8_t)f->status != s->generation) {
+        reply(c->fd, ERROR_WMI_INSTANCE_NOT_FOUND, NULL, 0, -1);   /* meant for an older session */
+        return 0;
+    }
     switch (f->kind) {
     case WPT_REQ_QUERY:
         if (f->length) break;

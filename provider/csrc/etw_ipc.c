@@ -231,13 +231,13 @@ fail:
     return -1;
 }
 
-ULONG wpt_ipc_call(const char *path, uint32_t kind, const void *payload, uint32_t length,
-                   void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms) {
+ULONG wpt_ipc_call(const char *path, uint32_t kind, uint32_t status, const void *payload,
+                   uint32_t length, void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms) {
     ULONG rc;
     if (reply_fd) *reply_fd = -1;
     int fd = wpt_ipc_connect(path, 2000, &rc);
     if (fd < 0) return rc;
-    if (wpt_ipc_send(fd, kind, 0, payload, length, -1, timeout_ms) != 0) {
+    if (wpt_ipc_send(fd, kind, status, payload, length, -1, timeout_ms) != 0) {
         close(fd);
         return ERROR_WMI_INSTANCE_NOT_FOUND;
     }

@@ -27,17 +27,21 @@
  *       run-reuse   as host-reuse, A's host held once it bound its socket path, before it runs
  *                   its session, which then fails (no thread can be made): it must not remove
  *                   the socket B's host bound at the path meanwhile.
+ *       control-reuse  STOP of session A (started here) is held once it found A's slot, while
+ *                   another process stops A and starts B, which takes slot 1 and binds
+ *                   s-1.sock; then the STOP goes on. It must not stop B (A is gone: not found).
  *       judged-reuse  A's host runs but looks gone from here (its entry's process start time
  *                   altered, as a host in another PID namespace looks): another process starts
  *                   B, which cleans up A's entry and takes slot 1, its host binding s-1.sock
  *                   over A's; then A's host stops (SIGTERM) and ends. It must leave B's entry
  *                   and socket alone.
  * join-reuse prints "slot_a N slot_b N untouched N of M", gone-reuse "slot_a N start_b RC
- * query_b RC stop_b RC", stop-reuse "slot_a N query_b RC stop_b RC", host-reuse, listen-reuse and run-reuse "slot_b
- * N a_took_entry 0|1 query_b RC stop_b RC", judged-reuse "slot_a N slot_b N a_ended 0|1
- * query_b RC stop_b RC";
- * all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its host held,
- * for host-reuse, listen-reuse and run-reuse.) (start-only NAME OUT_DIR starts a session and exits.)
+ * query_b RC stop_b RC", stop-reuse "slot_a N query_b RC stop_b RC", host-reuse, listen-reuse
+ * and run-reuse "slot_b N a_took_entry 0|1 query_b RC stop_b RC", judged-reuse "slot_a N
+ * slot_b N a_ended 0|1 query_b RC stop_b RC", control-reuse "slot_a N replaced 0|1 stop_a RC
+ * query_b RC stop_b RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
+ * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B and
+ * exits; replace-a OUT_DIR stops A, then starts B, and exits.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -129,6 +133,32 @@ static int start_b_elsewhere(void) {
     if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 127;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* Held in ControlTrace once it found A: another process stops A and starts B meanwhile. */
+static void at_target_found(int point) {
+    if (point != WPT_POINT_TARGET_FOUND || !atomic_exchange(&g_armed, 0)) return;
+    char *args[] = {"control_races", "replace-a", (char *)g_dir, NULL};
+    pid_t pid;
+    int status = 0;
+    if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0) return;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    g_start_b = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static int control_reuse(const char *dir) {
+    g_dir = dir;
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 3;
+    wpt_test_point = at_target_found;
+    atomic_store(&g_armed, 1);
+    ULONG stopped_a = stop(a);
+    wpt_test_point = NULL;
+    ULONG queried = query_by_name("control-races-b");
+    ULONG stopped = stop_by_name("control-races-b");
+    printf("slot_a %u replaced %d stop_a %u query_b %u stop_b %u\n", (unsigned)(a & 0xFFFF),
+           g_start_b == 0, (unsigned)stopped_a, (unsigned)queried, (unsigned)stopped);
+    return 0;
 }
 
 /* Held in the cleanup after a gone host: another process starts B meanwhile. */
@@ -302,6 +332,12 @@ int main(int argc, char **argv) {
         TRACEHANDLE b;
         return start(argv[2], "control-races-b", &b) == ERROR_SUCCESS ? 0 : 1;
     }
+    if (argc == 3 && strcmp(argv[1], "replace-a") == 0) {
+        TRACEHANDLE b;
+        if (stop_by_name("control-races-a") != ERROR_SUCCESS) return 1;
+        return start(argv[2], "control-races-b", &b) == ERROR_SUCCESS ? 0 : 1;
+    }
+    if (argc == 3 && strcmp(argv[1], "control-reuse") == 0) return control_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "gone-reuse") == 0) return gone_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stop-reuse") == 0) return stop_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "judged-reuse") == 0) return judged_reuse(argv[2]);

@@ -54,6 +54,15 @@ def test_a_stopping_host_leaves_the_entry_and_socket_of_a_session_that_took_its_
                                                    "stop_b": 0}
 
 
+def test_a_control_request_never_reaches_a_newer_session_in_the_same_slot(control_races, out):
+    """ControlTrace finds the session a handle means in the registry, then sends its request to
+    the host at the slot's socket path. The session may stop meanwhile and a newer one take the
+    slot, its host binding the same path: the request must not reach that host (a STOP for the
+    old handle stopped the newer session; it fails as for any stopped session)."""
+    assert control_races("control-reuse", out) == {"slot_a": 1, "replaced": 1, "stop_a": 4201,
+                                                    "query_b": 0, "stop_b": 0}
+
+
 def test_a_host_whose_caller_died_does_not_take_over_the_slot_of_a_newer_session(control_races, out):
     """The caller of StartTrace dies while its host starts: the slot it claimed counts as free
     and another process starts a session there, whose host binds the same socket path. The
