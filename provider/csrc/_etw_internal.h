@@ -291,8 +291,9 @@ enum {
     WPT_POINT_HOST_RUNNING = 9,          /* a starting host listens, runs, is not registered yet */
     WPT_POINT_HOST_LISTENING = 10,       /* a starting host has its socket path, has not bound it */
     WPT_POINT_HOST_BOUND = 11,           /* a starting host bound its socket, has not run its session */
-    WPT_POINT_TARGET_FOUND = 12,         /* ControlTrace found a session of another process, lock
-                                          * released; has not sent the host its request */
+    WPT_POINT_TARGET_FOUND = 12,         /* ControlTrace or a real-time subscription found a session
+                                          * of another process, lock released; has not sent the
+                                          * host its request */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

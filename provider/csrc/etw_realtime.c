@@ -508,6 +508,7 @@ ULONG wpptrace_rt_subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *
     uint8_t generation;
     ULONG rc = wpt_registry_find(name, &slot, &generation);
     if (rc != ERROR_SUCCESS) return rc;
+    WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
     char path[256];
     if (wpt_socket_path(path, sizeof path, 's', slot) != 0) return ERROR_BAD_PATHNAME;
     int fd = wpt_ipc_connect(path, 2000, &rc);
@@ -515,7 +516,8 @@ ULONG wpptrace_rt_subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *
     wpt_frame f;
     uint32_t size = 0;
     void *payload = &size;
-    if (wpt_ipc_send(fd, WPT_REQ_SUBSCRIBE, 0, NULL, 0, -1, 5000) != 0
+    /* the slot may be a newer session's by now: its host refuses another generation */
+    if (wpt_ipc_send(fd, WPT_REQ_SUBSCRIBE, WPT_FOR_GENERATION | generation, NULL, 0, -1, 5000) != 0
         || wpt_ipc_recv(fd, &f, &payload, sizeof size, NULL, 10000) != 0
         || f.kind != WPT_REPLY) {
         close(fd);

@@ -30,6 +30,8 @@
  *       control-reuse  STOP of session A (started here) is held once it found A's slot, while
  *                   another process stops A and starts B, which takes slot 1 and binds
  *                   s-1.sock; then the STOP goes on. It must not stop B (A is gone: not found).
+ *       subscribe-reuse  as control-reuse, A and B real-time sessions, with a real-time
+ *                   subscription to A held instead of the STOP: it must not subscribe to B.
  *       judged-reuse  A's host runs but looks gone from here (its entry's process start time
  *                   altered, as a host in another PID namespace looks): another process starts
  *                   B, which cleans up A's entry and takes slot 1, its host binding s-1.sock
@@ -39,9 +41,10 @@
  * query_b RC stop_b RC", stop-reuse "slot_a N query_b RC stop_b RC", host-reuse, listen-reuse
  * and run-reuse "slot_b N a_took_entry 0|1 query_b RC stop_b RC", judged-reuse "slot_a N
  * slot_b N a_ended 0|1 query_b RC stop_b RC", control-reuse "slot_a N replaced 0|1 stop_a RC
- * query_b RC stop_b RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
+ * query_b RC stop_b RC", subscribe-reuse "slot_a N replaced 0|1 subscribe_a RC query_b RC
+ * stop_b RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B and
- * exits; replace-a OUT_DIR stops A, then starts B, and exits.)
+ * exits; replace-a[-rt] OUT_DIR stops A, then starts B, and exits.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -100,6 +103,15 @@ static ULONG start(const char *dir, const char *name, TRACEHANDLE *h) {
     return StartTrace(h, name, &b.p);
 }
 
+static ULONG start_rt(const char *name, TRACEHANDLE *h) {
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    b.p.BufferSize = 1;
+    b.p.LogFileMode = EVENT_TRACE_REAL_TIME_MODE;
+    return StartTrace(h, name, &b.p);
+}
+
 static ULONG stop(TRACEHANDLE h) {
     props_block b;
     memset(&b, 0, sizeof b);
@@ -136,9 +148,11 @@ static int start_b_elsewhere(void) {
 }
 
 /* Held in ControlTrace once it found A: another process stops A and starts B meanwhile. */
+static const char *g_replace = "replace-a";
+
 static void at_target_found(int point) {
     if (point != WPT_POINT_TARGET_FOUND || !atomic_exchange(&g_armed, 0)) return;
-    char *args[] = {"control_races", "replace-a", (char *)g_dir, NULL};
+    char *args[] = {"control_races", (char *)g_replace, (char *)g_dir, NULL};
     pid_t pid;
     int status = 0;
     if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0) return;
@@ -158,6 +172,24 @@ static int control_reuse(const char *dir) {
     ULONG stopped = stop_by_name("control-races-b");
     printf("slot_a %u replaced %d stop_a %u query_b %u stop_b %u\n", (unsigned)(a & 0xFFFF),
            g_start_b == 0, (unsigned)stopped_a, (unsigned)queried, (unsigned)stopped);
+    return 0;
+}
+
+static int subscribe_reuse(const char *dir) {
+    g_dir = dir;
+    g_replace = "replace-a-rt";
+    TRACEHANDLE a;
+    if (start_rt("control-races-a", &a)) return 3;
+    wpt_test_point = at_target_found;
+    atomic_store(&g_armed, 1);
+    wpptrace_rt_subscription *sub = NULL;
+    ULONG subscribed = wpptrace_rt_subscribe("control-races-a", &sub, NULL);
+    wpt_test_point = NULL;
+    if (sub) wpptrace_rt_close(sub);
+    ULONG queried = query_by_name("control-races-b");
+    ULONG stopped = stop_by_name("control-races-b");
+    printf("slot_a %u replaced %d subscribe_a %u query_b %u stop_b %u\n", (unsigned)(a & 0xFFFF),
+           g_start_b == 0, (unsigned)subscribed, (unsigned)queried, (unsigned)stopped);
     return 0;
 }
 
@@ -332,11 +364,14 @@ int main(int argc, char **argv) {
         TRACEHANDLE b;
         return start(argv[2], "control-races-b", &b) == ERROR_SUCCESS ? 0 : 1;
     }
-    if (argc == 3 && strcmp(argv[1], "replace-a") == 0) {
+    if (argc == 3 && strncmp(argv[1], "replace-a", 9) == 0) {
         TRACEHANDLE b;
         if (stop_by_name("control-races-a") != ERROR_SUCCESS) return 1;
-        return start(argv[2], "control-races-b", &b) == ERROR_SUCCESS ? 0 : 1;
+        ULONG started = strcmp(argv[1], "replace-a-rt") == 0 ? start_rt("control-races-b", &b)
+                                                             : start(argv[2], "control-races-b", &b);
+        return started == ERROR_SUCCESS ? 0 : 1;
     }
+    if (argc == 3 && strcmp(argv[1], "subscribe-reuse") == 0) return subscribe_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "control-reuse") == 0) return control_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "gone-reuse") == 0) return gone_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stop-reuse") == 0) return stop_reuse(argv[2]);

@@ -63,6 +63,14 @@ def test_a_control_request_never_reaches_a_newer_session_in_the_same_slot(contro
                                                     "query_b": 0, "stop_b": 0}
 
 
+def test_a_real_time_subscription_never_reaches_a_newer_session_in_the_same_slot(control_races, out):
+    """As above for a real-time consumer: it finds the session by name in the registry, then
+    subscribes at the slot's socket path. A newer session that took the slot meanwhile must not
+    be subscribed to under the old one's name (the consumer got another session's events)."""
+    assert control_races("subscribe-reuse", out) == {"slot_a": 1, "replaced": 1, "subscribe_a": 4201,
+                                                      "query_b": 0, "stop_b": 0}
+
+
 def test_a_host_whose_caller_died_does_not_take_over_the_slot_of_a_newer_session(control_races, out):
     """The caller of StartTrace dies while its host starts: the slot it claimed counts as free
     and another process starts a session there, whose host binds the same socket path. The
