@@ -122,6 +122,10 @@ def test_dissect_etl_reads_the_records_and_their_argument_bytes(rt_app, pp, tmp_
             if type(header).__name__ == "MessageTraceHeader":
                 records.append((header.id, header.header.EventProperty, header.provider_id, bytes(header.payload)))
     guid = message_guid(rt_app.trace.guid, "rt_app.py")
+    # dissect walks the file in order; each processor's buffers are a stream of their own, so a
+    # thread moved to another processor has later messages in a buffer that may come first.
+    # Merge by message timestamp (after the sequence and the GUID), as ProcessTrace does.
+    records.sort(key=lambda r: struct.unpack_from("<q", r[3], 4 + 16)[0])
     assert [r[0] for r in records] == list(range(10, 36))
     assert {r[2] for r in records} == {guid}
     # GUID | TIMESTAMP | SYSTEMINFO | POINTER64, plus SEQUENCE (4 bytes, 0 without a sequence mode)
