@@ -294,6 +294,7 @@ enum {
     WPT_POINT_TARGET_FOUND = 12,         /* ControlTrace or a real-time subscription found a session
                                           * of another process, lock released; has not sent the
                                           * host its request */
+    WPT_POINT_HOST_FORKED = 13,          /* a host process began, has not opened its log */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

@@ -489,20 +489,27 @@ static int claimed_by_caller(const wpt_reg_logger *e, const wpt_session *s) {
     return (uint8_t)e->generation == s->generation && e->state == WPT_STARTING;
 }
 
-/* Bind the control socket (which removes a stale file at the path) only under the registry
- * lock and while the entry is the caller's: never over a newer session's socket. */
-static ULONG listen_if_ours(wpt_session *s, uint32_t slot, const char *path, int *listen_fd) {
+/* Open (empty) the host log and bind the control socket (which removes a stale file at the
+ * path) only under the registry lock and while the entry is the caller's: never over a newer
+ * session's log or socket. */
+static ULONG listen_if_ours(wpt_session *s, uint32_t slot, const char *path, const char *log_path,
+                            int *listen_fd) {
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(1, &rc);
     if (!reg) return rc;
-    if (!claimed_by_caller(&reg->loggers[slot], s)) rc = ERROR_WMI_INSTANCE_NOT_FOUND;
-    else if ((*listen_fd = wpt_ipc_listen(path)) < 0) rc = ERROR_ACCESS_DENIED;
+    if (!claimed_by_caller(&reg->loggers[slot], s)) {
+        rc = ERROR_WMI_INSTANCE_NOT_FOUND;
+    } else {
+        g_log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if ((*listen_fd = wpt_ipc_listen(path)) < 0) rc = ERROR_ACCESS_DENIED;
+    }
     wpt_registry_unlock();
     return rc;
 }
 
 static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
     wpt_in_host = 1;
+    WPT_TEST_POINT(WPT_POINT_HOST_FORKED);
     /* a clean process state: default signals, none blocked, no terminal, no caller's cwd */
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
@@ -527,14 +534,12 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
     const char *dir;
     if (wpt_runtime_dir(&dir) != ERROR_SUCCESS) rc = ERROR_ACCESS_DENIED;
     snprintf(log_path, sizeof log_path, "%s/s-%u.log", dir, slot);
-    g_log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     int keep[6];
     int nkeep = 0;
     keep[nkeep++] = ready_fd;
     if (s->memfd >= 0) keep[nkeep++] = s->memfd;
     int lf = wpt_logfile_fd(s);
     if (lf >= 0) keep[nkeep++] = lf;
-    if (g_log_fd >= 0) keep[nkeep++] = g_log_fd;
     close_all_but(keep, nkeep);
     drop_inherited_sessions(s);
     wpt_registry_after_fork();
@@ -547,7 +552,7 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
     if (rc == ERROR_SUCCESS) {
         if (wpt_socket_path(path, sizeof path, 's', slot) != 0) rc = ERROR_BAD_PATHNAME;
         WPT_TEST_POINT(WPT_POINT_HOST_LISTENING);
-        if (rc == ERROR_SUCCESS) rc = listen_if_ours(s, slot, path, &listen_fd);
+        if (rc == ERROR_SUCCESS) rc = listen_if_ours(s, slot, path, log_path, &listen_fd);
     }
     if (rc == ERROR_SUCCESS) WPT_TEST_POINT(WPT_POINT_HOST_BOUND);
     if (rc == ERROR_SUCCESS) rc = wpt_session_run(s);

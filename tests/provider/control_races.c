@@ -27,6 +27,9 @@
  *       run-reuse   as host-reuse, A's host held once it bound its socket path, before it runs
  *                   its session, which then fails (no thread can be made): it must not remove
  *                   the socket B's host bound at the path meanwhile.
+ *       log-reuse   as host-reuse, A's host held as it begins, before it opens its log, while
+ *                   B's host logs that it runs (s-1.log); then A's host goes on. It must not
+ *                   empty B's log.
  *       control-reuse  STOP of session A (started here) is held once it found A's slot, while
  *                   another process stops A and starts B, which takes slot 1 and binds
  *                   s-1.sock; then the STOP goes on. It must not stop B (A is gone: not found).
@@ -39,12 +42,13 @@
  *                   and socket alone.
  * join-reuse prints "slot_a N slot_b N untouched N of M", gone-reuse "slot_a N start_b RC
  * query_b RC stop_b RC", stop-reuse "slot_a N query_b RC stop_b RC", host-reuse, listen-reuse
- * and run-reuse "slot_b N a_took_entry 0|1 query_b RC stop_b RC", judged-reuse "slot_a N
+ * and run-reuse "slot_b N a_took_entry 0|1 query_b RC stop_b RC" (log-reuse the same and
+ * "b_logged 0|1": B's log still says it ran), judged-reuse "slot_a N
  * slot_b N a_ended 0|1 query_b RC stop_b RC", control-reuse "slot_a N replaced 0|1 stop_a RC
  * query_b RC stop_b RC", subscribe-reuse "slot_a N replaced 0|1 subscribe_a RC query_b RC
  * stop_b RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B and
- * exits; replace-a[-rt] OUT_DIR stops A, then starts B, and exits.)
+ * exits; start-held-forked is the same for log-reuse; replace-a[-rt] OUT_DIR stops A, then starts B, and exits.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -232,7 +236,22 @@ static void at_host_running(int point) {
     }
 }
 
+/* B's host log (slot `slot`) says that it runs. */
+static int b_logged(uint32_t slot) {
+    char path[600], text[4096];
+    const char *runtime;
+    if (wpt_runtime_dir(&runtime) != ERROR_SUCCESS) return 0;
+    snprintf(path, sizeof path, "%s/s-%u.log", runtime, (unsigned)slot);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    return strstr(text, "\"control-races-b\"") && strstr(text, "running");
+}
+
 static int host_reuse(const char *dir, const char *held_mode) {
+    g_dir = dir;
     char *args[] = {"control_races", (char *)held_mode, (char *)dir, NULL};
     pid_t caller;
     if (posix_spawn(&caller, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 3;
@@ -251,6 +270,10 @@ static int host_reuse(const char *dir, const char *held_mode) {
     while (waitpid(caller, NULL, 0) < 0 && errno == EINTR) {}
     TRACEHANDLE b;
     if (start(dir, "control-races-b", &b)) return 5;
+    int check_log = strcmp(held_mode, "start-held-forked") == 0;
+    deadline = wpt_mono_ms() + 10000;          /* B's host logs once it answered */
+    while (check_log && !b_logged((uint32_t)(b & 0xFFFF)) && wpt_mono_ms() < deadline) usleep(1000);
+    if (check_log && !b_logged((uint32_t)(b & 0xFFFF))) return 9;
     FILE *f = fopen(go, "w");
     if (!f) return 6;
     fclose(f);
@@ -267,11 +290,14 @@ static int host_reuse(const char *dir, const char *held_mode) {
         if (wpt_mono_ms() >= deadline) return 8;
         usleep(1000);
     }
+    int logged = b_logged(slot);               /* before B stops (and logs again) */
     ULONG queried = query_by_name("control-races-b");
     ULONG stopped = stop_by_name("control-races-b");
     if (wpt_process_start(host)) kill((pid_t)host, SIGKILL);   /* left running, unreachable */
-    printf("slot_b %u a_took_entry %d query_b %u stop_b %u\n", (unsigned)slot, taken,
+    printf("slot_b %u a_took_entry %d query_b %u stop_b %u", (unsigned)slot, taken,
            (unsigned)queried, (unsigned)stopped);
+    if (check_log) printf(" b_logged %d", logged);
+    printf("\n");
     return 0;
 }
 
@@ -380,10 +406,12 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "listen-reuse") == 0)
         return host_reuse(argv[2], "start-held-unbound");
     if (argc == 3 && strcmp(argv[1], "run-reuse") == 0) return host_reuse(argv[2], "start-held-bound");
+    if (argc == 3 && strcmp(argv[1], "log-reuse") == 0) return host_reuse(argv[2], "start-held-forked");
     if (argc == 3 && strncmp(argv[1], "start-held", 10) == 0) {
         g_dir = argv[2];
         if (strcmp(argv[1], "start-held-unbound") == 0) g_hold_point = WPT_POINT_HOST_LISTENING;
         if (strcmp(argv[1], "start-held-bound") == 0) g_hold_point = WPT_POINT_HOST_BOUND;
+        if (strcmp(argv[1], "start-held-forked") == 0) g_hold_point = WPT_POINT_HOST_FORKED;
         wpt_test_point = at_host_running;
         atomic_store(&g_armed, 1);          /* the host inherits it armed */
         TRACEHANDLE a;

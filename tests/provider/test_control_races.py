@@ -94,3 +94,11 @@ def test_a_host_whose_session_fails_to_run_leaves_the_socket_of_a_newer_session(
     (its host bound it): that must stay (the newer session was unreachable)."""
     assert control_races("run-reuse", out) == {"slot_b": 1, "a_took_entry": 0, "query_b": 0,
                                                 "stop_b": 0}
+
+
+def test_a_host_whose_caller_died_does_not_empty_the_log_of_a_newer_session(control_races, out):
+    """As above, the first host held as it begins, before it opens its log (s-<LoggerId>.log),
+    while the newer session's host logs that it runs: the first host must not empty that log
+    (it is the newer session's by then)."""
+    assert control_races("log-reuse", out) == {"slot_b": 1, "a_took_entry": 0, "query_b": 0,
+                                                "stop_b": 0, "b_logged": 1}
