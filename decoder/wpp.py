@@ -422,18 +422,20 @@ class WppDecoder:
         entry.markers = marker_values(message, defaults=getattr(entry.formatter, "markers", None))
 
     def _component_of_guid(self, guid) -> str | None:
+        """The component an Unknown message of ``guid`` shows: its provider's first message's
+        (None for a GUID with no message). Only that GUID's TMF files are read: listing every
+        message would read and parse every TMF file at the first Unknown message."""
         if guid is None:
             return None
-        try:
-            if not self.tmfset.has_guid(guid):
-                return None
-        except AttributeError:
-            return None
-        if self._guid_components is None:
-            self._guid_components = {}
-            for message in self.tmfset.messages():
-                self._guid_components.setdefault(message.guid, message.component)
-        return self._guid_components.get(guid)
+        components = self._guid_components
+        if components is None:
+            components = self._guid_components = {}
+        if guid not in components:
+            try:
+                components[guid] = self.tmfset.first_component(guid)
+            except AttributeError:
+                components[guid] = None
+        return components[guid]
 
     # -- the formatting loop ---------------------------------------------------------------
     def format(self, chunks: Iterable[tuple[Sequence[int], list]], view, output: str = "text",

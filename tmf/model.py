@@ -301,6 +301,14 @@ class TmfSet:
         """The component (prefix %1) of a GUID with known messages, else None; loads only what it needs."""
         return self._components[guid.int][1] if self.has_guid(guid) else None
 
+    def first_component(self, guid: uuid.UUID) -> str | None:
+        """The component of the GUID's lowest-numbered message (the first ``messages`` lists
+        of it), else None; loads only what it needs."""
+        if not self.has_guid(guid):
+            return None
+        guid = guid.int
+        return self._messages[guid, min(number for g, number in self._messages if g == guid)].component
+
     def messages(self) -> Iterator[Message]:
         """Every message, sorted by (guid, number)."""
         self.load_all()
