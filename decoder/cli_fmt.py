@@ -514,7 +514,7 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
 
     # TMF files are read lazily, when a message of theirs is first met (with fmt -j, in this
     # process's window first, then the others'): their problems are reported in file order
-    issues = sorted(getattr(decoder.tmfset, "issues", ()), key=attrgetter("path", "line", "column"))
+    issues = sorted(decoder.tmf_issues(), key=attrgetter("path", "line", "column"))
     for issue in issues[:20]:
         print(f"{opts.prog}: warning: TMF entry skipped: {issue}", file=err)
     if len(issues) > 20:

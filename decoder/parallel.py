@@ -22,7 +22,9 @@ else into a file of its own. Each window's counts (messages, Unknowns, format er
 message counts for the summary) and read log (buffers, damage: each buffer is accounted by
 one window) are added to this process's in window order, so the summary and the warnings are
 the ones one process gives. Each message is compiled by the first process that needs it; the
-others install its program from a table shared across the fork (decoder.program_share).
+others install its program from a table shared across the fork (decoder.program_share),
+so a TMF file may be read by one process only: the problems the workers met in TMF files are
+reported with this process's (``WppDecoder.tmf_issues``).
 
 A window's streams start at their first buffer flushed at or after the window's start,
 without reading the ones before (a buffer is flushed after its records, as Windows writes
@@ -762,6 +764,8 @@ def _merge(decoder, etl, own: dict[int, dict], results: dict[int, dict], workers
             _add_counters(decoder, results[k])
             _add_reads(etl, results[k])
     payloads = [worker.payload or {"windows": {}, "ended": None, "shared": (0, 0)} for worker in workers]
+    for payload in payloads:                  # (reported with this process's at the end)
+        decoder.note_tmf_issues(payload.get("tmf_issues") or ())
     for payload in payloads:                  # per-message counts: cumulative, at its last window used
         used = [k for k in payload["windows"] if k < limit]
         if used:
@@ -819,7 +823,7 @@ def _results(decoder, windows: dict[int, dict], error: str | None) -> dict:
         "windows": windows, "keys": decoder.plain_message_keys(), "error": error,
         "ended": time.monotonic(),      # the same clock in every process of the machine
         "shared": (share.compiled, share.installed) if share is not None else (0, 0),
-        "tmf_issues": len(getattr(decoder.tmfset, "issues", ()))}
+        "tmf_issues": [issue.fields() for issue in getattr(decoder.tmfset, "issues", ())]}
 
 
 def _send(fd: int, message) -> None:

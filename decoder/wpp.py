@@ -348,6 +348,7 @@ class WppDecoder:
         self._made_by_guid = False                   # an entry made by ``_entry`` (by its UUID)
         self._guids: dict[bytes, uuid.UUID] = {}     # GUID bytes_le -> UUID (a GUID has many messages)
         self._guid_components: dict[uuid.UUID, str] | None = None
+        self._other_tmf_issues: list[list[tuple]] = []   # per process that sent its own
         self._render = None
         self._printer: RowPrinter | None = None  # the C renderer's, made on first use
         self._prefix_program: int | None = None  # its shared prefix program (-1: Python's)
@@ -783,6 +784,31 @@ class WppDecoder:
         if decoration is not None:
             renderer.decorate(program, decoration)
         return program
+
+    def note_tmf_issues(self, fields) -> None:
+        """The problems another process of the run met in TMF files (``TmfError.fields``
+        tuples), reported with this decoder's by ``tmf_issues``: a TMF file or entry is read
+        by the process that first needs it, and the others install what it made."""
+        self._other_tmf_issues.append([tuple(f) for f in fields])
+
+    def tmf_issues(self) -> list:
+        """The problems met in TMF files (``TmfError``): this decoder's set's, then those of
+        other processes (``note_tmf_issues``) each as often as the process that met it most
+        often met it (a process reads a file, and parses an entry, once, as one process does)."""
+        from collections import Counter
+
+        issues = list(getattr(self.tmfset, "issues", ()))
+        if not self._other_tmf_issues:
+            return issues
+        from wpptrace.tmf.errors import TmfError
+
+        have = Counter(issue.fields() for issue in issues)
+        for fields in self._other_tmf_issues:
+            for place, n in Counter(fields).items():
+                if n > have[place]:
+                    issues.extend(TmfError.from_fields(place) for _ in range(n - have[place]))
+                    have[place] = n
+        return issues
 
     def share_programs(self, share) -> None:
         """Take messages' programs from ``share`` (a ``program_share.ProgramShare`` made before

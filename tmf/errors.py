@@ -46,8 +46,17 @@ class TmfError(ValueError):
             text += f"\n{shown}\n{' ' * caret}^"
         return text
 
+    def fields(self) -> tuple[str, str, int, int, str, str]:
+        """(message, path, line, column, line_text, expected): plain values, e.g. to send the
+        problem to another process; ``from_fields`` makes it again."""
+        return (self.message, self.path, self.line, self.column, self.line_text, self.expected)
+
+    @classmethod
+    def from_fields(cls, fields) -> "TmfError":
+        return _rebuild(*fields)
+
     def __reduce__(self):  # keep pickling/copying working with keyword-only arguments
-        return (_rebuild, (self.message, self.path, self.line, self.column, self.line_text, self.expected))
+        return (_rebuild, self.fields())
 
 
 # "... (expected X)" unless the message already says what was expected ("unexpected" does not).
