@@ -122,10 +122,18 @@ def test_buffers_the_session_drops_after_the_last_one_the_relay_read_are_counted
             wait_until(lambda: len(collector.sources) == 1, what="the relay")
             session.log(200, size=160)      # the flush timer takes them to the collector
             wait_until(lambda: collector.sources[0].buffers > 0, what="a first buffer")
-            os.kill(relay.pid, signal.SIGSTOP)      # the relay reads nothing from now on
+            os.kill(relay.pid, signal.SIGSTOP)
             try:
-                for _ in range(60):          # far more buffers than its queue holds, one
-                    session.log(30, size=160)  # flush at a time (8 buffers in all for writers)
+                # kill() returns before the relay stops: its threads stop only once they run
+                # again, and on a loaded machine one may go on reading meanwhile. Its parent
+                # is told when every thread has stopped: it reads nothing from then on.
+                stopped = os.waitid(os.P_PID, relay.pid, os.WSTOPPED | os.WEXITED | os.WNOWAIT)
+                assert stopped.si_code == os.CLD_STOPPED, stopped
+                # 60 buffers, one flush at a time (8 buffers in all for writers): far more
+                # than its queue (8) and the socket to it (the host sets its send buffer to
+                # one buffer's size) hold
+                for _ in range(60):
+                    session.log(30, size=160)
                     session.flush()
                 final = session.stop()
             finally:
