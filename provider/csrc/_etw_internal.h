@@ -295,12 +295,18 @@ enum {
                                           * of another process, lock released; has not sent the
                                           * host its request */
     WPT_POINT_HOST_FORKED = 13,          /* a host process began, has not opened its log */
+    WPT_POINT_HOST_UNANSWERED = 14,      /* StartTrace gave up waiting for its host's answer,
+                                          * has not released its registry entry */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);
 #define WPT_TEST_POINT(point) do { if (wpt_test_point) wpt_test_point(point); } while (0)
+/* how long StartTrace waits for its host's answer: a test may shorten it, not wait 30 s */
+extern int64_t wpt_host_answer_ms;
+#define WPT_HOST_ANSWER_MS wpt_host_answer_ms
 #else
 #define WPT_TEST_POINT(point) ((void)0)
+#define WPT_HOST_ANSWER_MS 30000
 #endif
 
 /* Reserve `size` bytes (zero-filled) in the current processor's buffer of the session the

@@ -280,6 +280,27 @@ static void set_slot_state(uint32_t slot, uint8_t generation, uint32_t state) {
     wpt_registry_unlock();
 }
 
+/* A start that failed gives up the entry it claimed, but only while it is still STARTING: a
+ * host that registered it (RUNNING) just before its caller stopped waiting for the answer
+ * runs the session, and freeing its entry left it running where nobody could find or stop it.
+ * 1 if so (the session is started); an entry whose host died is freed like any gone one's. */
+static int release_claim(uint32_t slot, uint8_t generation) {
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    if (!reg) return 0;
+    wpt_reg_logger *e = &reg->loggers[slot];
+    int running = 0;
+    if ((uint8_t)e->generation == generation && e->state != WPT_FREE) {
+        running = e->state == WPT_RUNNING && wpt_reg_alive(e);
+        if (!running) {
+            GUID unused[1];
+            wpt_registry_forget(reg, slot, unused, 0);
+        }
+    }
+    wpt_registry_unlock();
+    return running;
+}
+
 static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PROPERTIES *p, int wide) {
     if (!handle || !name || !*name || !p) return ERROR_INVALID_PARAMETER;
     if (p->Wnode.BufferSize < sizeof *p) return ERROR_BAD_LENGTH;
@@ -334,7 +355,7 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
     }
     wpt_session *s = &wpt_sessions[slot];
     if (atomic_load(&s->role) != WPT_ROLE_NONE) {     /* cannot be: the registry said free */
-        set_slot_state(slot, generation, WPT_FREE);
+        release_claim(slot, generation);
         unlock();
         return ERROR_ALREADY_EXISTS;
     }
@@ -369,6 +390,8 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
     } else if (rc == ERROR_SUCCESS) {
         wpt_session_props(s, &props);
         rc = wpt_host_spawn(s);
+        /* no answer in time: the host may have registered the session all the same */
+        if (rc != ERROR_SUCCESS && release_claim(slot, generation)) rc = ERROR_SUCCESS;
         /* the host has the file and the memory now; this process maps it like any other */
         wpt_session_discard(s, rc != ERROR_SUCCESS);
         if (rc == ERROR_SUCCESS) {
@@ -379,7 +402,7 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
     }
     if (rc != ERROR_SUCCESS) {
         atomic_store(&s->status, WPT_FREE);
-        set_slot_state(slot, generation, WPT_FREE);
+        release_claim(slot, generation);
         unlock();
         return rc;
     }

@@ -599,6 +599,10 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
     _exit(0);
 }
 
+#ifdef WPT_TEST_POINTS
+int64_t wpt_host_answer_ms = 30000;
+#endif
+
 ULONG wpt_host_spawn(wpt_session *s) {
     int ready[2];
     if (pipe2(ready, O_CLOEXEC) != 0) return ERROR_OUTOFMEMORY;
@@ -621,10 +625,14 @@ ULONG wpt_host_spawn(wpt_session *s) {
     uint32_t answer[2] = {ERROR_OUTOFMEMORY, 0};
     size_t have = 0;
     struct pollfd p = {ready[0], POLLIN, 0};
-    int64_t deadline = wpt_mono_ms() + 30000;
+    int64_t deadline = wpt_mono_ms() + WPT_HOST_ANSWER_MS;
     while (have < sizeof answer) {
         int left = (int)(deadline - wpt_mono_ms());
-        if (left <= 0 || (poll(&p, 1, left) < 0 && errno != EINTR)) break;
+        if (left <= 0) {
+            WPT_TEST_POINT(WPT_POINT_HOST_UNANSWERED);
+            break;
+        }
+        if (poll(&p, 1, left) < 0 && errno != EINTR) break;
         ssize_t n = read(ready[0], (char *)answer + have, sizeof answer - have);
         if (n == 0) break;
         if (n < 0) {

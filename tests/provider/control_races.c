@@ -40,13 +40,17 @@
  *                   B, which cleans up A's entry and takes slot 1, its host binding s-1.sock
  *                   over A's; then A's host stops (SIGTERM) and ends. It must leave B's entry
  *                   and socket alone.
+ *       late-host   StartTrace of A gives up waiting for its host's answer (the wait shortened
+ *                   to nothing), held there until the host registered A (RUNNING); then it
+ *                   goes on. A must be started and reachable, not left running with its entry
+ *                   freed (nobody could find or stop it).
  * join-reuse prints "slot_a N slot_b N untouched N of M", gone-reuse "slot_a N start_b RC
  * query_b RC stop_b RC", stop-reuse "slot_a N query_b RC stop_b RC", host-reuse, listen-reuse
  * and run-reuse "slot_b N a_took_entry 0|1 query_b RC stop_b RC" (log-reuse the same and
  * "b_logged 0|1": B's log still says it ran), judged-reuse "slot_a N
  * slot_b N a_ended 0|1 query_b RC stop_b RC", control-reuse "slot_a N replaced 0|1 stop_a RC
  * query_b RC stop_b RC", subscribe-reuse "slot_a N replaced 0|1 subscribe_a RC query_b RC
- * stop_b RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
+ * stop_b RC", late-host "start_a RC registered 0|1 query_a RC stop_a RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B and
  * exits; start-held-forked is the same for log-reuse; replace-a[-rt] OUT_DIR stops A, then starts B, and exits.)
  */
@@ -360,6 +364,41 @@ static int judged_reuse(const char *dir) {
     return 0;
 }
 
+/* In StartTrace, its caller timed out: held until A's host registered A. */
+static uint32_t g_late_host;
+
+static void at_host_unanswered(int point) {
+    if (point != WPT_POINT_HOST_UNANSWERED || !atomic_exchange(&g_armed, 0)) return;
+    int64_t deadline = wpt_mono_ms() + 10000;
+    for (;;) {
+        ULONG rc;
+        wpt_registry *reg = wpt_registry_lock(0, &rc);
+        if (!reg) return;
+        for (uint32_t i = 1; i < WPPTRACE_MAX_SESSIONS; i++)
+            if (reg->loggers[i].state == WPT_RUNNING && strcmp(reg->loggers[i].name, "control-races-a") == 0)
+                g_late_host = reg->loggers[i].host_pid;
+        wpt_registry_unlock();
+        if (g_late_host || wpt_mono_ms() >= deadline) return;
+        usleep(1000);
+    }
+}
+
+static int late_host(const char *dir) {
+    wpt_host_answer_ms = 0;
+    wpt_test_point = at_host_unanswered;
+    atomic_store(&g_armed, 1);
+    TRACEHANDLE a;
+    ULONG started = start(dir, "control-races-a", &a);
+    wpt_test_point = NULL;
+    ULONG queried = query_by_name("control-races-a");
+    ULONG stopped = stop_by_name("control-races-a");
+    if (stopped && g_late_host && wpt_process_start(g_late_host))
+        kill((pid_t)g_late_host, SIGKILL);  /* left running, unreachable */
+    printf("start_a %u registered %d query_a %u stop_a %u\n", (unsigned)started, g_late_host != 0,
+           (unsigned)queried, (unsigned)stopped);
+    return 0;
+}
+
 static int gone_reuse(const char *dir) {
     TRACEHANDLE a;
     if (start(dir, "control-races-a", &a)) return 3;
@@ -400,6 +439,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "subscribe-reuse") == 0) return subscribe_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "control-reuse") == 0) return control_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "gone-reuse") == 0) return gone_reuse(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "late-host") == 0) return late_host(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stop-reuse") == 0) return stop_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "judged-reuse") == 0) return judged_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "host-reuse") == 0) return host_reuse(argv[2], "start-held");

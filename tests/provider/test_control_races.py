@@ -102,3 +102,11 @@ def test_a_host_whose_caller_died_does_not_empty_the_log_of_a_newer_session(cont
     (it is the newer session's by then)."""
     assert control_races("log-reuse", out) == {"slot_b": 1, "a_took_entry": 0, "query_b": 0,
                                                 "stop_b": 0, "b_logged": 1}
+
+
+def test_a_start_that_gave_up_on_its_host_never_leaves_the_session_running_unreachable(control_races, out):
+    """StartTrace waits a while for its host's answer, then gives up and frees the registry
+    entry it claimed. The host may have registered the session (RUNNING) just before: it runs
+    it, so StartTrace reports it started and it stays reachable (its entry was freed: the
+    session kept running where nobody could find or stop it)."""
+    assert control_races("late-host", out) == {"start_a": 0, "registered": 1, "query_a": 0, "stop_a": 0}
