@@ -291,9 +291,9 @@ enum {
     WPT_POINT_HOST_RUNNING = 9,          /* a starting host listens, runs, is not registered yet */
     WPT_POINT_HOST_LISTENING = 10,       /* a starting host has its socket path, has not bound it */
     WPT_POINT_HOST_BOUND = 11,           /* a starting host bound its socket, has not run its session */
-    WPT_POINT_TARGET_FOUND = 12,         /* ControlTrace or a real-time subscription found a session
-                                          * of another process, lock released; has not sent the
-                                          * host its request */
+    WPT_POINT_TARGET_FOUND = 12,         /* ControlTrace, a real-time subscription or a session-info
+                                          * query found a session of another process, lock
+                                          * released; has not sent the host its request */
     WPT_POINT_HOST_FORKED = 13,          /* a host process began, has not opened its log */
     WPT_POINT_HOST_UNANSWERED = 14,      /* StartTrace gave up waiting for its host's answer,
                                           * has not released its registry entry */

@@ -178,6 +178,18 @@ static void clean_up_gone(const target *t) {
     if (v && v->generation == t->generation && !v->private_pool) wpt_view_retire(v);
 }
 
+/* 1 while the registry entry a target was found in is still that session's (same generation,
+ * not freed), 0 once it stopped (or the registry cannot be read). */
+static int still_registered(const target *t) {
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg) return 0;
+    wpt_reg_logger *e = &reg->loggers[t->slot];
+    int same = (uint8_t)e->generation == t->generation && e->state != WPT_FREE;
+    wpt_registry_unlock();
+    return same;
+}
+
 /* A host that refused a STOP's connection has died or is dying (a live host always listens);
  * the kernel may take a while to end a killed process. 1 once it is gone (its registry entry
  * unchanged), 0 if it is not gone within wait_ms or the entry is another session's by now. */
@@ -701,8 +713,11 @@ ULONG wpptrace_session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *i
             info->Flags = WPPTRACE_SESSION_PRIVATE;
             break;
         case TARGET_REMOTE:
+            WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
             rc = wpt_host_call(t.slot, t.generation, WPT_REQ_QUERY, NULL, 0, &w, sizeof w, NULL);
-            if (rc != ERROR_SUCCESS) {
+            if (rc != ERROR_SUCCESS && !still_registered(&t)) {
+                rc = ERROR_WMI_INSTANCE_NOT_FOUND;   /* it stopped; its slot may be a newer one's */
+            } else if (rc != ERROR_SUCCESS) {
                 info->Flags = WPPTRACE_SESSION_HOST_GONE;
                 w.host_pid = t.host_pid;
                 w.logger_id = t.slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : t.slot;

@@ -35,6 +35,8 @@
  *                   s-1.sock; then the STOP goes on. It must not stop B (A is gone: not found).
  *       subscribe-reuse  as control-reuse, A and B real-time sessions, with a real-time
  *                   subscription to A held instead of the STOP: it must not subscribe to B.
+ *       info-reuse  as control-reuse, with wpptrace_session_info for A's handle held instead of
+ *                   the STOP: A is gone (not found), not a session whose host died.
  *       judged-reuse  A's host runs but looks gone from here (its entry's process start time
  *                   altered, as a host in another PID namespace looks): another process starts
  *                   B, which cleans up A's entry and takes slot 1, its host binding s-1.sock
@@ -50,6 +52,7 @@
  * "b_logged 0|1": B's log still says it ran), judged-reuse "slot_a N
  * slot_b N a_ended 0|1 query_b RC stop_b RC", control-reuse "slot_a N replaced 0|1 stop_a RC
  * query_b RC stop_b RC", subscribe-reuse "slot_a N replaced 0|1 subscribe_a RC query_b RC
+ * stop_b RC", info-reuse "slot_a N replaced 0|1 info_a RC flags F host_pid 0|1 query_b RC
  * stop_b RC", late-host "start_a RC registered 0|1 query_a RC stop_a RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B and
  * exits; start-held-forked is the same for log-reuse; replace-a[-rt] OUT_DIR stops A, then starts B, and exits.)
@@ -198,6 +201,23 @@ static int subscribe_reuse(const char *dir) {
     ULONG stopped = stop_by_name("control-races-b");
     printf("slot_a %u replaced %d subscribe_a %u query_b %u stop_b %u\n", (unsigned)(a & 0xFFFF),
            g_start_b == 0, (unsigned)subscribed, (unsigned)queried, (unsigned)stopped);
+    return 0;
+}
+
+static int info_reuse(const char *dir) {
+    g_dir = dir;
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 3;
+    wpt_test_point = at_target_found;
+    atomic_store(&g_armed, 1);
+    WPPTRACE_SESSION_INFO info;
+    ULONG info_a = wpptrace_session_info(a, NULL, &info);
+    wpt_test_point = NULL;
+    ULONG queried = query_by_name("control-races-b");
+    ULONG stopped = stop_by_name("control-races-b");
+    printf("slot_a %u replaced %d info_a %u flags %u host_pid %d query_b %u stop_b %u\n",
+           (unsigned)(a & 0xFFFF), g_start_b == 0, (unsigned)info_a, (unsigned)info.Flags,
+           info.HostProcessId != 0, (unsigned)queried, (unsigned)stopped);
     return 0;
 }
 
@@ -438,6 +458,7 @@ int main(int argc, char **argv) {
     }
     if (argc == 3 && strcmp(argv[1], "subscribe-reuse") == 0) return subscribe_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "control-reuse") == 0) return control_reuse(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "info-reuse") == 0) return info_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "gone-reuse") == 0) return gone_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "late-host") == 0) return late_host(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stop-reuse") == 0) return stop_reuse(argv[2]);

@@ -71,6 +71,15 @@ def test_a_real_time_subscription_never_reaches_a_newer_session_in_the_same_slot
                                                       "query_b": 0, "stop_b": 0}
 
 
+def test_session_info_for_a_handle_whose_slot_a_newer_session_took_says_not_found(control_races, out):
+    """As above for wpptrace_session_info: the session a handle means stopped and a newer one
+    took its slot after the query found it. The host refuses the request (another generation):
+    the old session is gone, ERROR_WMI_INSTANCE_NOT_FOUND as ControlTrace says, not a session
+    whose host died (it reported the old host's pid, and `session stop` a host gone)."""
+    assert control_races("info-reuse", out) == {"slot_a": 1, "replaced": 1, "info_a": 4201, "flags": 0,
+                                                 "host_pid": 0, "query_b": 0, "stop_b": 0}
+
+
 def test_a_host_whose_caller_died_does_not_take_over_the_slot_of_a_newer_session(control_races, out):
     """The caller of StartTrace dies while its host starts: the slot it claimed counts as free
     and another process starts a session there, whose host binds the same socket path. The
