@@ -33,28 +33,45 @@ def items_size(flags: int) -> int:
             + 8 * bool(flags & 0x20))
 
 
+def hop_processor(i: int, cpus: list[int]) -> None:
+    """Pin this thread to one of two processors by turns: a per-processor session would then
+    write two interleaved streams, whose file order is not logging order (docs/etl-format.md §4
+    rule 6)."""
+    os.sched_setaffinity(0, {cpus[i % len(cpus)]})
+
+
 def test_flag_combinations_cover_every_valid_set():
     assert len(ALL_FLAGS) == 48 and 0 in ALL_FLAGS and 0x3B in ALL_FLAGS
 
 
 def test_every_message_flags_combination(tmp_path, session_name):
     """48 valid combinations x 2 events; one file for dissect (no COMPONENTID: dissect raises
-    NotImplementedError on it and stops), one for the COMPONENTID combinations."""
+    NotImplementedError on it and stops), one for the COMPONENTID combinations. Most records
+    have no timestamp to merge processor streams by, and file order is only logging order in a
+    one-stream session, so the session has one stream and the thread moves between processors."""
     plain = [f for f in ALL_FLAGS if not f & P.TRACE_MESSAGE_COMPONENTID]
     component = [f for f in ALL_FLAGS if f & P.TRACE_MESSAGE_COMPONENTID]
     component_id = uuid.UUID(bytes_le=(0xC0FFEE).to_bytes(4, "little") + bytes(12))
+    mode = (P.EVENT_TRACE_USE_LOCAL_SEQUENCE | P.EVENT_TRACE_FILE_MODE_SEQUENTIAL
+            | P.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING)
+    affinity = os.sched_getaffinity(0)
+    cpus = sorted(affinity)[:2]
     t_before = time.monotonic_ns() // 100
     for part, flag_sets in (("plain", plain), ("component", component)):
         path = tmp_path / f"{part}.etl"
-        with TraceSession(f"{session_name}-{part}", path,
-                          LogFileMode=P.EVENT_TRACE_USE_LOCAL_SEQUENCE | P.EVENT_TRACE_FILE_MODE_SEQUENTIAL) as s:
-            for i, flags in enumerate(flag_sets):
-                guid = component_id if flags & P.TRACE_MESSAGE_COMPONENTID else GUID
-                P.TraceMessage(s.handle, flags, guid, 100 + i, i.to_bytes(4, "little"), b"arg\0")
-                P.TraceMessage(s.handle, flags, guid, 100 + i, b"")
+        try:
+            with TraceSession(f"{session_name}-{part}", path, LogFileMode=mode) as s:
+                for i, flags in enumerate(flag_sets):
+                    hop_processor(i, cpus)
+                    guid = component_id if flags & P.TRACE_MESSAGE_COMPONENTID else GUID
+                    P.TraceMessage(s.handle, flags, guid, 100 + i, i.to_bytes(4, "little"), b"arg\0")
+                    P.TraceMessage(s.handle, flags, guid, 100 + i, b"")
+        finally:
+            os.sched_setaffinity(0, affinity)
         t_after = time.monotonic_ns() // 100
         contents = etlcheck.read(path)
         assert len(contents.messages) == 2 * len(flag_sets)
+        assert {b["processor"] for b in contents.buffers} == {0}
         sequence = 0
         for i, flags in enumerate(flag_sets):
             for k, m in enumerate(contents.messages[2 * i:2 * i + 2]):
@@ -138,13 +155,21 @@ def test_one_byte_too_large_is_more_data_and_writes_nothing(tmp_path, session_na
 def test_records_are_read_by_etl_parser_in_its_layout(tmp_path, session_name):
     """etl-parser hard-codes the message layout of flags 0x22 (GUID|SYSTEMINFO): those records
     it decodes right. Other flag sets it reads without error but misplaces the items
-    (docs/etl-format.md §4), so only the 0x22 records are checked field by field."""
+    (docs/etl-format.md §4), so only the 0x22 records are checked field by field. etl-parser
+    reads in file order and 0x22 has no timestamp, so the session has one processor stream."""
     from etl.etl import IEtlFileObserver, build_from_stream
 
     path = tmp_path / "ep.etl"
-    with TraceSession(session_name, path, BufferSize=1) as s:     # etl-parser walks every byte
-        for i in range(5):
-            P.TraceMessage(s.handle, 0x22, GUID, 20 + i, b"payload-%d\0" % i + bytes(16))
+    affinity = os.sched_getaffinity(0)
+    cpus = sorted(affinity)[:2]
+    try:    # BufferSize 1: etl-parser walks every byte
+        with TraceSession(session_name, path, BufferSize=1,
+                          LogFileMode=P.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING) as s:
+            for i in range(5):
+                hop_processor(i, cpus)
+                P.TraceMessage(s.handle, 0x22, GUID, 20 + i, b"payload-%d\0" % i + bytes(16))
+    finally:
+        os.sched_setaffinity(0, affinity)
     seen = []
 
     class Observer(IEtlFileObserver):
