@@ -271,8 +271,7 @@ class TmfSet:
                 del by_number[number]
                 if not by_number:
                     del self._deferred[key[0]]
-                parsed = entries.messages(self) if index is None else entries.messages(index, self)
-                for message in parsed:
+                for message in self._parse_deferred(entries, index):
                     if message.number == number:
                         self.add_message(message, priority)
             else:
