@@ -170,6 +170,18 @@ def test_realtime_records_merge_processor_buffers_by_time():
     assert stamps == sorted(stamps)
 
 
+def _component_id_trace(tmp_path, name: str):
+    """A trace of three TRACE_MESSAGE_COMPONENTID messages (component id 0xC0FFEE, number 12):
+    messages that carry no GUID."""
+    component = uuid.UUID(bytes_le=(0xC0FFEE).to_bytes(4, "little") + bytes(12))
+    path = tmp_path / "component3.etl"
+    with TraceSession(_session_name(name), path) as s:
+        for _ in range(3):
+            P.TraceMessage(s.handle, P.TRACE_MESSAGE_COMPONENTID | P.TRACE_MESSAGE_TIMESTAMP
+                           | P.TRACE_MESSAGE_SYSTEMINFO, component, 12, b"abcd")
+    return path
+
+
 def test_component_id_messages_are_counted_under_one_entry(tmp_path):
     """Regression: ``decode_record`` looked a record with no message GUID up under (None,
     number) but kept it under the zero GUID, so each one made a new entry and the summary
@@ -177,12 +189,7 @@ def test_component_id_messages_are_counted_under_one_entry(tmp_path):
     from fmthelp import _records
     from wpptrace.decoder.etlfile import EtlFile
 
-    component = uuid.UUID(bytes_le=(0xC0FFEE).to_bytes(4, "little") + bytes(12))
-    path = tmp_path / "component3.etl"
-    with TraceSession(_session_name("cid3"), path) as s:
-        for _ in range(3):
-            P.TraceMessage(s.handle, P.TRACE_MESSAGE_COMPONENTID | P.TRACE_MESSAGE_TIMESTAMP
-                           | P.TRACE_MESSAGE_SYSTEMINFO, component, 12, b"abcd")
+    path = _component_id_trace(tmp_path, "cid3")
     decoder = WppDecoder(tmf.load())
     with EtlFile(path) as etl:
         texts = [decoder.decode_record(rec, ctx).text
@@ -200,12 +207,7 @@ def test_the_reference_path_counts_component_id_messages_as_the_rows_path(tmp_pa
     from fmthelp import row_lines
     from wpptrace.decoder.etlfile import EtlFile
 
-    component = uuid.UUID(bytes_le=(0xC0FFEE).to_bytes(4, "little") + bytes(12))
-    path = tmp_path / "component3.etl"
-    with TraceSession(_session_name("cid3r"), path) as s:
-        for _ in range(3):
-            P.TraceMessage(s.handle, P.TRACE_MESSAGE_COMPONENTID | P.TRACE_MESSAGE_TIMESTAMP
-                           | P.TRACE_MESSAGE_SYSTEMINFO, component, 12, b"abcd")
+    path = _component_id_trace(tmp_path, "cid3r")
     summaries = []
     for lines_of in (reference_lines, row_lines):
         decoder = WppDecoder(tmf.load(), noprefix=True)

@@ -145,6 +145,18 @@ static ULONG stop_by_name(const char *name) {
 }
 
 extern char **environ;          /* B's process uses this run's runtime directory */
+/* B's answers once A's race is over: "query_b N stop_b N" (queried before it is stopped). */
+typedef struct { char text[48]; } b_answers;
+
+static b_answers answers_of_b(void) {
+    b_answers out;
+    ULONG queried = query_by_name("control-races-b");
+    ULONG stopped = stop_by_name("control-races-b");
+    snprintf(out.text, sizeof out.text, "query_b %u stop_b %u", (unsigned)queried,
+             (unsigned)stopped);
+    return out;
+}
+
 static const char *g_dir;
 static int g_start_b = -1;
 
@@ -171,18 +183,22 @@ static void at_target_found(int point) {
     g_start_b = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+/* The next request that finds its target is held there while B takes A's slot. */
+static void hold_at_target(void) {
+    wpt_test_point = at_target_found;
+    atomic_store(&g_armed, 1);
+}
+
 static int control_reuse(const char *dir) {
     g_dir = dir;
     TRACEHANDLE a;
     if (start(dir, "control-races-a", &a)) return 3;
-    wpt_test_point = at_target_found;
-    atomic_store(&g_armed, 1);
+    hold_at_target();
     ULONG stopped_a = stop(a);
     wpt_test_point = NULL;
-    ULONG queried = query_by_name("control-races-b");
-    ULONG stopped = stop_by_name("control-races-b");
-    printf("slot_a %u replaced %d stop_a %u query_b %u stop_b %u\n", (unsigned)(a & 0xFFFF),
-           g_start_b == 0, (unsigned)stopped_a, (unsigned)queried, (unsigned)stopped);
+    b_answers answers = answers_of_b();
+    printf("slot_a %u replaced %d stop_a %u %s\n", (unsigned)(a & 0xFFFF), g_start_b == 0,
+           (unsigned)stopped_a, answers.text);
     return 0;
 }
 
@@ -191,16 +207,14 @@ static int subscribe_reuse(const char *dir) {
     g_replace = "replace-a-rt";
     TRACEHANDLE a;
     if (start_rt("control-races-a", &a)) return 3;
-    wpt_test_point = at_target_found;
-    atomic_store(&g_armed, 1);
+    hold_at_target();
     wpptrace_rt_subscription *sub = NULL;
     ULONG subscribed = wpptrace_rt_subscribe("control-races-a", &sub, NULL);
     wpt_test_point = NULL;
     if (sub) wpptrace_rt_close(sub);
-    ULONG queried = query_by_name("control-races-b");
-    ULONG stopped = stop_by_name("control-races-b");
-    printf("slot_a %u replaced %d subscribe_a %u query_b %u stop_b %u\n", (unsigned)(a & 0xFFFF),
-           g_start_b == 0, (unsigned)subscribed, (unsigned)queried, (unsigned)stopped);
+    b_answers answers = answers_of_b();
+    printf("slot_a %u replaced %d subscribe_a %u %s\n", (unsigned)(a & 0xFFFF), g_start_b == 0,
+           (unsigned)subscribed, answers.text);
     return 0;
 }
 
@@ -208,16 +222,14 @@ static int info_reuse(const char *dir) {
     g_dir = dir;
     TRACEHANDLE a;
     if (start(dir, "control-races-a", &a)) return 3;
-    wpt_test_point = at_target_found;
-    atomic_store(&g_armed, 1);
+    hold_at_target();
     WPPTRACE_SESSION_INFO info;
     ULONG info_a = wpptrace_session_info(a, NULL, &info);
     wpt_test_point = NULL;
-    ULONG queried = query_by_name("control-races-b");
-    ULONG stopped = stop_by_name("control-races-b");
-    printf("slot_a %u replaced %d info_a %u flags %u host_pid %d query_b %u stop_b %u\n",
-           (unsigned)(a & 0xFFFF), g_start_b == 0, (unsigned)info_a, (unsigned)info.Flags,
-           info.HostProcessId != 0, (unsigned)queried, (unsigned)stopped);
+    b_answers answers = answers_of_b();
+    printf("slot_a %u replaced %d info_a %u flags %u host_pid %d %s\n", (unsigned)(a & 0xFFFF),
+           g_start_b == 0, (unsigned)info_a, (unsigned)info.Flags, info.HostProcessId != 0,
+           answers.text);
     return 0;
 }
 
@@ -315,11 +327,9 @@ static int host_reuse(const char *dir, const char *held_mode) {
         usleep(1000);
     }
     int logged = b_logged(slot);               /* before B stops (and logs again) */
-    ULONG queried = query_by_name("control-races-b");
-    ULONG stopped = stop_by_name("control-races-b");
+    b_answers answers = answers_of_b();
     if (wpt_process_start(host)) kill((pid_t)host, SIGKILL);   /* left running, unreachable */
-    printf("slot_b %u a_took_entry %d query_b %u stop_b %u", (unsigned)slot, taken,
-           (unsigned)queried, (unsigned)stopped);
+    printf("slot_b %u a_took_entry %d %s", (unsigned)slot, taken, answers.text);
     if (check_log) printf(" b_logged %d", logged);
     printf("\n");
     return 0;
@@ -335,10 +345,8 @@ static int stop_reuse(const char *dir) {
     wpt_test_point = NULL;
     if (started) return 3;
     if (stop(a)) return 4;
-    ULONG queried = query_by_name("control-races-b");
-    ULONG stopped = stop_by_name("control-races-b");
-    printf("slot_a %u query_b %u stop_b %u\n", (unsigned)(a & 0xFFFF), (unsigned)queried,
-           (unsigned)stopped);
+    b_answers answers = answers_of_b();
+    printf("slot_a %u %s\n", (unsigned)(a & 0xFFFF), answers.text);
     return 0;
 }
 
@@ -376,11 +384,10 @@ static int judged_reuse(const char *dir) {
     int64_t deadline = wpt_mono_ms() + 20000;
     while (wpt_process_start(host) == host_start && wpt_mono_ms() < deadline) usleep(1000);
     int ended = wpt_process_start(host) != host_start;
-    ULONG queried = query_by_name("control-races-b");
-    ULONG stopped = stop_by_name("control-races-b");
+    b_answers answers = answers_of_b();
     if (host_b && wpt_process_start(host_b)) kill((pid_t)host_b, SIGKILL);   /* unreachable */
-    printf("slot_a %u slot_b %u a_ended %d query_b %u stop_b %u\n", (unsigned)slot,
-           (unsigned)slot_b, ended, (unsigned)queried, (unsigned)stopped);
+    printf("slot_a %u slot_b %u a_ended %d %s\n", (unsigned)slot, (unsigned)slot_b, ended,
+           answers.text);
     return 0;
 }
 
@@ -437,10 +444,8 @@ static int gone_reuse(const char *dir) {
     atomic_store(&g_armed, 1);
     if (stop(a) != ERROR_WMI_INSTANCE_NOT_FOUND) return 7;     /* A's host is gone */
     wpt_test_point = NULL;
-    ULONG queried = query_by_name("control-races-b");
-    ULONG stopped = stop_by_name("control-races-b");
-    printf("slot_a %u start_b %d query_b %u stop_b %u\n", (unsigned)slot, g_start_b,
-           (unsigned)queried, (unsigned)stopped);
+    b_answers answers = answers_of_b();
+    printf("slot_a %u start_b %d %s\n", (unsigned)slot, g_start_b, answers.text);
     return 0;
 }
 
