@@ -100,6 +100,8 @@ def _describe(exc: Win32Error, name: str) -> str:
         return f"no session named {name!r} is running"
     if exc.winerror == lib.ERROR_ALREADY_EXISTS:
         return f"a session named {name!r} is already running"
+    if exc.winerror == lib.ERROR_BUSY:
+        return f"the host process of session {name!r} did not answer in time (busy); try again"
     if exc.winerror == lib.ERROR_ACCESS_DENIED:
         return (f"{exc.name}: access denied (is the runtime directory {_runtime_directory_name()} "
                 f"private to this user?)")
@@ -171,11 +173,14 @@ def stop(name: str) -> tuple[api.EVENT_TRACE_PROPERTIES | None, str]:
     try:
         info = sessions.session_info(name)
     except Win32Error as exc:
-        raise SessionError(_describe(exc, name)) from None
+        if exc.winerror != lib.ERROR_BUSY:       # a busy host is alive: STOP waits longer
+            raise SessionError(_describe(exc, name)) from None
+        info = None
     try:
         final = api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_STOP)
     except Win32Error as exc:
-        if info.host_gone or exc.winerror == lib.ERROR_WMI_INSTANCE_NOT_FOUND:
+        # the session was there: STOP found its host gone and cleaned up after it
+        if exc.winerror == lib.ERROR_WMI_INSTANCE_NOT_FOUND and info is not None:
             return None, (f"session {name!r}: its host process {info.host_pid} is gone (killed?); "
                           f"cleaned up. Its log file holds what was flushed before, and says it "
                           f"was not stopped cleanly.")

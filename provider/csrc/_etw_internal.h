@@ -301,12 +301,15 @@ enum {
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);
 #define WPT_TEST_POINT(point) do { if (wpt_test_point) wpt_test_point(point); } while (0)
-/* how long StartTrace waits for its host's answer: a test may shorten it, not wait 30 s */
-extern int64_t wpt_host_answer_ms;
+/* how long StartTrace waits for its host's answer, and a QUERY (and the like) for the host's
+ * reply: a test may shorten them, not wait 30 s or 10 s */
+extern int64_t wpt_host_answer_ms, wpt_host_reply_ms;
 #define WPT_HOST_ANSWER_MS wpt_host_answer_ms
+#define WPT_HOST_REPLY_MS ((int)wpt_host_reply_ms)
 #else
 #define WPT_TEST_POINT(point) ((void)0)
 #define WPT_HOST_ANSWER_MS 30000
+#define WPT_HOST_REPLY_MS 10000
 #endif
 
 /* Reserve `size` bytes (zero-filled) in the current processor's buffer of the session the

@@ -715,13 +715,18 @@ ULONG wpptrace_session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *i
         case TARGET_REMOTE:
             WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
             rc = wpt_host_call(t.slot, t.generation, WPT_REQ_QUERY, NULL, 0, &w, sizeof w, NULL);
-            if (rc != ERROR_SUCCESS && !still_registered(&t)) {
-                rc = ERROR_WMI_INSTANCE_NOT_FOUND;   /* it stopped; its slot may be a newer one's */
-            } else if (rc != ERROR_SUCCESS) {
+            if (rc == ERROR_SUCCESS) break;
+            /* Only a host that is gone is reported so. A refused connection means it died or
+             * is dying (a live host always listens; the kernel may take a while to end a
+             * killed one); a host that did not answer in time (ERROR_BUSY) is alive, and
+             * says the same to ControlTrace QUERY. */
+            if (rc == ERROR_WMI_INSTANCE_NOT_FOUND && host_ends(&t, STOP_HOST_END_MS)) {
                 info->Flags = WPPTRACE_SESSION_HOST_GONE;
                 w.host_pid = t.host_pid;
                 w.logger_id = t.slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : t.slot;
                 rc = ERROR_SUCCESS;
+            } else if (!still_registered(&t)) {
+                rc = ERROR_WMI_INSTANCE_NOT_FOUND;   /* it stopped; its slot may be a newer one's */
             }
             break;
         case TARGET_GONE:

@@ -82,7 +82,8 @@ ULONG wpt_host_call(uint32_t slot, uint8_t generation, uint32_t kind, const void
                     uint32_t length, void *reply, uint32_t reply_size, int *reply_fd) {
     char path[256];
     if (wpt_socket_path(path, sizeof path, 's', slot) != 0) return ERROR_BAD_PATHNAME;
-    int timeout = (kind == WPT_REQ_STOP || kind == WPT_REQ_FLUSH || kind == WPT_REQ_UPDATE) ? 120000 : 10000;
+    int timeout = (kind == WPT_REQ_STOP || kind == WPT_REQ_FLUSH || kind == WPT_REQ_UPDATE) ? 120000
+                : WPT_HOST_REPLY_MS;
     return wpt_ipc_call(path, kind, WPT_FOR_GENERATION | generation, payload, length, reply,
                         reply_size, reply_fd, timeout);
 }
@@ -432,7 +433,9 @@ static void serve(wpt_session *s, int listen_fd, const char *path) {
                 for (int i = 0; i < MAX_CONNS && slot < 0; i++)
                     if (conns[i].fd < 0) slot = i;
                 if (slot < 0) {
+                    /* alive, only busy: the caller must not take the host for gone */
                     wpt_host_log("too many connections: refused pid %u", pid);
+                    wpt_ipc_send(fd, WPT_REPLY, ERROR_BUSY, NULL, 0, -1, 0);
                     close(fd);
                     continue;
                 }
@@ -601,6 +604,7 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
 
 #ifdef WPT_TEST_POINTS
 int64_t wpt_host_answer_ms = 30000;
+int64_t wpt_host_reply_ms = 10000;
 #endif
 
 ULONG wpt_host_spawn(wpt_session *s) {

@@ -46,6 +46,9 @@
  *                   to nothing), held there until the host registered A (RUNNING); then it
  *                   goes on. A must be started and reachable, not left running with its entry
  *                   freed (nobody could find or stop it).
+ *       slow-host   A's host is stopped (SIGSTOP) and the wait for its replies shortened:
+ *                   wpptrace_session_info for A must say the host is busy (as ControlTrace
+ *                   QUERY does), not gone; once it goes on (SIGCONT), that it runs.
  * join-reuse prints "slot_a N slot_b N untouched N of M", gone-reuse "slot_a N start_b RC
  * query_b RC stop_b RC", stop-reuse "slot_a N query_b RC stop_b RC", host-reuse, listen-reuse
  * and run-reuse "slot_b N a_took_entry 0|1 query_b RC stop_b RC" (log-reuse the same and
@@ -53,7 +56,8 @@
  * slot_b N a_ended 0|1 query_b RC stop_b RC", control-reuse "slot_a N replaced 0|1 stop_a RC
  * query_b RC stop_b RC", subscribe-reuse "slot_a N replaced 0|1 subscribe_a RC query_b RC
  * stop_b RC", info-reuse "slot_a N replaced 0|1 info_a RC flags F host_pid 0|1 query_b RC
- * stop_b RC", late-host "start_a RC registered 0|1 query_a RC stop_a RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
+ * stop_b RC", late-host "start_a RC registered 0|1 query_a RC stop_a RC", slow-host "info_a RC
+ * flags F query_a RC info_later RC flags_later F host_pid 0|1 stop_a RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B and
  * exits; start-held-forked is the same for log-reuse; replace-a[-rt] OUT_DIR stops A, then starts B, and exits.)
  */
@@ -426,6 +430,37 @@ static int late_host(const char *dir) {
     return 0;
 }
 
+/* The registry entry of slot `slot`: its host pid (0 if the slot is free). */
+static uint32_t host_of(uint32_t slot) {
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg) return 0;
+    uint32_t host = reg->loggers[slot].state != WPT_FREE ? reg->loggers[slot].host_pid : 0;
+    wpt_registry_unlock();
+    return host;
+}
+
+static int slow_host(const char *dir) {
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 3;
+    uint32_t slot = (uint32_t)(a & 0xFFFF), host = host_of(slot);
+    if (!host || kill((pid_t)host, SIGSTOP) != 0) return 4;
+    wpt_host_reply_ms = 300;                /* a stopped host never answers: do not wait long */
+    WPPTRACE_SESSION_INFO info;
+    ULONG info_a = wpptrace_session_info(a, NULL, &info);
+    ULONG flags = info.Flags;
+    ULONG queried = query_by_name("control-races-a");
+    kill((pid_t)host, SIGCONT);
+    wpt_host_reply_ms = 10000;
+    WPPTRACE_SESSION_INFO later;
+    ULONG info_later = wpptrace_session_info(a, NULL, &later);
+    ULONG stopped = stop(a);
+    printf("info_a %u flags %u query_a %u info_later %u flags_later %u host_pid %d stop_a %u\n",
+           (unsigned)info_a, (unsigned)flags, (unsigned)queried, (unsigned)info_later,
+           (unsigned)later.Flags, later.HostProcessId == host, (unsigned)stopped);
+    return 0;
+}
+
 static int gone_reuse(const char *dir) {
     TRACEHANDLE a;
     if (start(dir, "control-races-a", &a)) return 3;
@@ -464,6 +499,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "subscribe-reuse") == 0) return subscribe_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "control-reuse") == 0) return control_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "info-reuse") == 0) return info_reuse(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "slow-host") == 0) return slow_host(argv[2]);
     if (argc == 3 && strcmp(argv[1], "gone-reuse") == 0) return gone_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "late-host") == 0) return late_host(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stop-reuse") == 0) return stop_reuse(argv[2]);

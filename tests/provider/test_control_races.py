@@ -119,3 +119,14 @@ def test_a_start_that_gave_up_on_its_host_never_leaves_the_session_running_unrea
     it, so StartTrace reports it started and it stays reachable (its entry was freed: the
     session kept running where nobody could find or stop it)."""
     assert control_races("late-host", out) == {"start_a": 0, "registered": 1, "query_a": 0, "stop_a": 0}
+
+
+def test_session_info_of_a_live_host_slow_to_answer_says_busy_not_gone(control_races, out):
+    """A host that is alive but does not answer in time (stopped here; on a loaded machine,
+    slow) is not gone: wpptrace_session_info fails with ERROR_BUSY, as ControlTrace QUERY does
+    for it, instead of reporting the host gone (`session stop` then said it was killed and
+    cleaned up after it, and a query showed its counters as zero). Once it answers again it
+    is reported as running."""
+    assert control_races("slow-host", out) == {"info_a": 170, "flags": 0, "query_a": 170, "info_later": 0,
+                                               "flags_later": 0, "host_pid": 1, "stop_a": 0}
+

@@ -212,6 +212,29 @@ def test_stop_of_a_session_whose_host_was_killed_cleans_up_and_says_so(tmp_path,
     wpptrace("session", "stop", session_name)
 
 
+def test_stop_of_a_session_whose_host_is_slow_to_answer_a_query_stops_it(tmp_path, session_name,
+                                                                         monkeypatch):
+    """`session stop` asks where the session runs first. A host that does not answer that in
+    time is alive (ERROR_BUSY): the stop goes on (STOP waits longer) and the session stops,
+    rather than the command failing (or, as it did when the query said "host gone", reporting a
+    killed host it had cleaned up after)."""
+    from wpptrace.provider import session_cli
+    from wpptrace.winerror import Win32Error
+
+    etl = tmp_path / "slow.etl"
+    session_cli.start(session_name, str(etl))
+
+    def busy(name=None, handle=0):
+        raise Win32Error(170)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sessions, "session_info", busy)
+        final, message = session_cli.stop(session_name)
+    assert final is not None and message.startswith(f"session {session_name!r} stopped: {etl}")
+    assert etlcheck.read(etl).header["EndTime"] > 0
+    assert "did not answer in time" in session_cli._describe(Win32Error(170), session_name)
+
+
 def query_rows(text: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in text.splitlines()) if v}
 
