@@ -257,11 +257,18 @@ class _ProviderMethods:
         # holding the code object keeps its id from being reused while it is cached (see _hold).
         self._sites: dict[int, tuple[Any, dict[int, Any]]] = {}
         self._lock = threading.RLock()
+        _live.add(self)
         self._registration: int | None = None
         from ._hazmat import trace_packed_raw
         self._trace_packed: Callable[..., int] = trace_packed_raw
         if register:
             self.register()
+
+    def _after_fork(self) -> None:
+        """In a forked child: new locks. Only the forking thread lives on there, so a lock that
+        another thread held at the fork (resolving a call site) would never be released."""
+        self._lock = threading.RLock()
+        self._sources.after_fork()
 
     # -- flags and enable state -------------------------------------------------------------
     def flag(self, name: str) -> TraceFlag:
@@ -488,6 +495,17 @@ class _ProviderMethods:
         when = tmfgen.reproducible_time() if when is None else when
         files = sorted(self.source_files(), key=lambda m: m.relative_path)
         return [str(p) for p in tmfgen.write_files(directory, info, files, when, control_files=control_files)]
+
+
+_live: "weakref.WeakSet[Any]" = weakref.WeakSet()   # every provider, for _after_fork
+
+
+def _after_fork_in_child() -> None:
+    for provider in list(_live):
+        provider._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 if fastpath.AVAILABLE:

@@ -233,6 +233,10 @@ class SiteSources:
         self._files: dict[str, _File] = {}
         self._lock = threading.RLock()
 
+    def after_fork(self) -> None:
+        """In a forked child: a new lock (the thread that may have held it is not there)."""
+        self._lock = threading.RLock()
+
     # -- registry ---------------------------------------------------------------------------
     def registry(self) -> dict[str, RegistryEntry]:
         if self._registry is None:
