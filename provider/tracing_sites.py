@@ -21,11 +21,14 @@ The control GUID for a name follows ETW's name hashing (EventSource / TraceLoggi
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import os
 import uuid
+import warnings
+from typing import Iterator
 
 from wpptrace._core import lib as _lib
 
@@ -33,7 +36,7 @@ __all__ = [
     "LEVELS", "LEVEL_METHODS", "MESSAGE_GUID_NAMESPACE", "FIRST_MESSAGE_NUMBER",
     "CallSite", "ProviderDecl", "TypeDecl", "ScanResult", "ScanError", "ScopedVisitor",
     "etw_name_guid", "message_guid", "relative_source_path", "message_name",
-    "scan_source", "scan_file", "read_source", "LoggingSite", "LOGGING_METHODS", "scan_logging_calls",
+    "scan_source", "scan_file", "read_source", "recompiling", "LoggingSite", "LOGGING_METHODS", "scan_logging_calls",
 ]
 
 #: TRACE_LEVEL_* values (evntrace.h).
@@ -300,10 +303,23 @@ class _Visitor(ScopedVisitor):
         self.providers.append(ProviderDecl(name, parsed, root, node.lineno, flags, handler))
 
 
+@contextlib.contextmanager
+def recompiling() -> Iterator[None]:
+    """Around a parse or compile of an application's source text: the warnings Python gives
+    about that code (an invalid escape sequence ...) are the application's, given when it was
+    imported, not the scanner's to repeat; and the application's filters (``-W error``) must
+    not make its file unreadable. (The warning filters are process-wide: while one file
+    compiles, warnings of other threads are not shown either.)"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 def scan_source(source: str, path: str) -> ScanResult:
     """Find the trace calls (and Provider declarations) of one Python source text."""
     try:
-        tree = ast.parse(source, filename=path)
+        with recompiling():
+            tree = ast.parse(source, filename=path)
     except SyntaxError as exc:
         raise ScanError(f"cannot parse: {exc.msg}", path, exc.lineno or 0, exc.offset or 0, exc.text) from None
     visitor = _Visitor(source)
@@ -364,7 +380,8 @@ class _LoggingVisitor(ScopedVisitor):
 def scan_logging_calls(source: str, path: str) -> list[LoggingSite]:
     """The logging calls with a literal template, numbered from 10 in source order."""
     try:
-        tree = ast.parse(source, filename=path)
+        with recompiling():
+            tree = ast.parse(source, filename=path)
     except SyntaxError:
         return []
     visitor = _LoggingVisitor(source)

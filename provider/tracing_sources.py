@@ -31,7 +31,7 @@ import threading
 from typing import Any, Iterable
 
 from .tracing_sites import (FIRST_MESSAGE_NUMBER, CallSite, LoggingSite, ScanError, ScanResult, read_source,
-                            relative_source_path, scan_logging_calls, scan_source)
+                            recompiling, relative_source_path, scan_logging_calls, scan_source)
 
 __all__ = ["REGISTRY_MODULE", "REGISTRY_FILE", "RegistryEntry", "registry_text", "parse_registry",
            "source_digest", "SiteSources"]
@@ -164,7 +164,8 @@ def _compile(text: str, path: str, asserts_rewritten: bool) -> Any:
 def _code_tree(text: str, path: str, asserts_rewritten: bool = False) -> dict[tuple, list]:
     tree: dict[tuple, list] = {}
     try:
-        top = _compile(text, path, asserts_rewritten)
+        with recompiling():
+            top = _compile(text, path, asserts_rewritten)
     except (SyntaxError, ValueError, ImportError):
         return tree
     stack = [top]

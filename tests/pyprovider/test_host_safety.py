@@ -93,3 +93,21 @@ def test_a_fork_while_another_thread_resolves_a_call_site_leaves_the_child_traci
         release.set()
         worker.join()
     assert wait_child(pid, "at its first trace call") == 0
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("action", ["error", "always"])
+def test_the_applications_own_compile_warnings_do_not_come_from_a_trace_call(tmp_path, path, action):
+    """The file holding the call site has code Python warns about when it compiles it (an
+    invalid escape sequence). Resolving the site compiles that source again: the warnings are
+    not the trace call's to repeat, and warnings turned into errors (``-W error``, a test
+    suite's ``filterwarnings = error``) must not make the site unreadable."""
+    app = make_app(tmp_path, APP + 'PATTERN = "\\d+"\n')
+    trace = app.trace
+    sent = enable(trace, path)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter(action)
+        app.go(7)
+    assert [str(w.message) for w in seen] == []
+    assert trace.stats().calls_dropped == 0
+    assert bool(sent) if path == "python" else bool(trace._sites)
