@@ -21,7 +21,7 @@ from collections import namedtuple
 
 from ._hazmat import ETL, ProgramTable
 
-__all__ = ["ProgramShare", "SharedRecord", "pack", "unpack"]
+__all__ = ["ProgramShare", "SharedRecord", "pack", "pack_parts", "unpack"]
 
 #: a record's head, as program_records.h lays it out (PRECORD_HEAD bytes) for the C install
 RECORD = struct.Struct("<4sIiIIIII")
@@ -101,14 +101,24 @@ class ProgramShare:
 
 def pack(mode: bytes, record: SharedRecord) -> bytes:
     """A record's bytes (``record.blob`` set), as ``unpack`` reads them."""
-    component, name = record.component.encode(), record.name.encode()
-    unknown = b"" if record.unknown is None else record.unknown.encode()
-    decoration = record.decoration or b""
-    flags = ((_HAS_PREFIX if record.has_prefix else 0) | (_UNKNOWN if record.unknown is not None else 0)
-             | (_DECORATED if record.decoration is not None else 0))
-    head = RECORD.pack(mode, flags, record.prefix_program, len(component), len(name), len(unknown),
-                       len(record.blob), len(decoration))
-    return b"".join((head, component, name, unknown, record.blob, decoration))
+    return pack_parts(mode, *record)
+
+
+def pack_parts(mode: bytes, component: str, name: str, has_prefix: bool, unknown: str | None,
+               prefix_program: int, blob: bytes, decoration: bytes | None) -> bytes:
+    """``pack`` of a record's fields, no ``SharedRecord`` made (one per message compiled)."""
+    component_b, name_b = component.encode(), name.encode()
+    if unknown is None:
+        unknown_b, flags = b"", _HAS_PREFIX if has_prefix else 0
+    else:
+        unknown_b, flags = unknown.encode(), (_HAS_PREFIX if has_prefix else 0) | _UNKNOWN
+    if decoration is None:
+        decoration = b""
+    else:
+        flags |= _DECORATED
+    return b"".join((RECORD.pack(mode, flags, prefix_program, len(component_b), len(name_b),
+                                 len(unknown_b), len(blob), len(decoration)),
+                     component_b, name_b, unknown_b, blob, decoration))
 
 
 def unpack(data: bytes | None, mode: bytes) -> SharedRecord | None:

@@ -314,6 +314,20 @@ def _native_encoder() -> tuple:
     return _ENCODER
 
 
+_PACK_PARTS = None
+
+
+def _pack_parts():
+    """``program_share.pack_parts``, imported once (fmt without -j or a program cache
+    shares no records)."""
+    global _PACK_PARTS
+    if _PACK_PARTS is None:
+        from .program_share import pack_parts
+
+        _PACK_PARTS = pack_parts
+    return _PACK_PARTS
+
+
 class WppDecoder:
     """Turns records into tracefmt lines or ``WppMessage`` objects, counting what it sees.
 
@@ -835,7 +849,7 @@ class WppDecoder:
         """The entries of new row keys (GUID bytes_le, number), their programs set: installed
         from the cache's records (as ints: ``_from_records``), or compiled here and added to
         it."""
-        from .program_share import ProgramShare, pack
+        from .program_share import ProgramShare
 
         mode = ProgramShare.mode(self._printer_mode)
         if mode is None:
@@ -850,9 +864,9 @@ class WppDecoder:
             if entry is None:
                 entry = old
                 if entry is None:
-                    entry, made = self._compiled_entry(key)
-                    if made.blob is not None:
-                        cache.add(*key, pack(mode, made))
+                    entry, packed = self._compiled_entry(key, mode)
+                    if packed is not None:
+                        cache.add(*key, packed)
             entries.append(entry)
         return entries
 
@@ -976,17 +990,18 @@ class WppDecoder:
                 items[key] = self._installed_entry(item)
         return items
 
-    def _compiled_entry(self, key: tuple[bytes, int]):
-        """(entry, its ``SharedRecord``) of a message compiled here, its program installed."""
-        from .program_share import SharedRecord
-
+    def _compiled_entry(self, key: tuple[bytes, int], mode: bytes) -> tuple[_Entry, bytes | None]:
+        """(entry, its record for ``mode`` as ``program_share.pack`` makes it, None when it
+        has no program) of a message compiled here, its program installed."""
         entry = self._raw_entry(*key)
         blob, decoration = self._program_code(entry)
         entry.program = self._install(blob, decoration)
         self._counted += 1
+        if blob is None:
+            return entry, None
         prefix_program = self._prefix_program if entry.has_prefix and not self._printer_mode[0] else -1
-        return entry, SharedRecord(entry.component, entry.name, entry.has_prefix, entry.unknown,
-                                   prefix_program, blob, decoration)
+        return entry, _pack_parts()(mode, entry.component, entry.name, entry.has_prefix,
+                                    entry.unknown, prefix_program, blob, decoration)
 
     def _prefix_id(self) -> int:
         """The shared prefix program's id (registered first, as the printer is made, in every
@@ -1019,8 +1034,6 @@ class WppDecoder:
         message compiled here is published as soon as it is made; the ones another process
         claimed are installed from its records (as ints: ``_from_records``) once this
         process's own are published (so no process waits for one that waits for it)."""
-        from .program_share import pack
-
         share, table, cache = self._share, self._share.table, self._cache
         mode = share.mode(self._printer_mode)
         if mode is None:
@@ -1058,10 +1071,14 @@ class WppDecoder:
             if entry is None:
                 slot, state = claim(*key)
                 if state == table.MINE:
-                    entry, made = self._compiled_entry(key)
-                    share.publish(slot, mode, made)
-                    if cache is not None and made.blob is not None:
-                        cache.add(*key, pack(mode, made))
+                    entry, packed = self._compiled_entry(key, mode)
+                    share.compiled += 1
+                    if packed is None:
+                        table.refuse(slot)
+                    else:
+                        table.publish(slot, packed)
+                        if cache is not None:
+                            cache.add(*key, packed)
                 elif state == table.CLAIMED or state == table.READY:
                     later.append(k)
                     slots.append(slot)

@@ -123,8 +123,6 @@ def test_a_trace_starting_with_an_unknown_message_is_all_taken_from_the_cache(tm
 def _published_before_an_unknown(decoder, table, keys: list) -> list:
     """Another process of the run (a decoder of its own) claims, compiles and publishes each
     of ``keys`` up to the first Unknown one; the keys it took."""
-    from wpptrace.decoder.program_share import pack
-
     other = WppDecoder(decoder.tmfset, utc=decoder.utc)
     other._row_printer(decoder._printer_mode)
     mode = ProgramShare.mode(decoder._printer_mode)
@@ -134,7 +132,7 @@ def _published_before_an_unknown(decoder, table, keys: list) -> list:
             break
         slot, state = table.claim(*key)
         assert state == table.MINE
-        table.publish(slot, pack(mode, other._compiled_entry(key)[1]))
+        table.publish(slot, other._compiled_entry(key, mode)[1])
         taken.append(key)
     return taken
 
