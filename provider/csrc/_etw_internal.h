@@ -569,7 +569,7 @@ uint64_t wpt_next_version(wpt_registry *reg);
 void wpt_registry_after_fork(void);
 /* A socket path in the runtime directory: "s-<id>.sock" or "p-<pid>.sock". */
 int  wpt_socket_path(char *out, size_t size, char kind, uint32_t number);
-/* Registry cleanup of a session whose host is gone (entry freed, its enables removed);
+/* Free a slot's registry entry (registry locked): its enables removed, its socket file too;
  * returns the GUIDs that were enabled on it (the caller tells the providers). */
 size_t wpt_registry_forget(wpt_registry *reg, uint32_t slot, GUID *guids, size_t max);
 

@@ -150,12 +150,9 @@ ULONG wpt_registry_find(const char *name, uint32_t *slot, uint8_t *generation) {
     return ERROR_SUCCESS;
 }
 
-/* A session whose host died: free its registry entry, tell the providers, remove its socket.
- * The socket only with the entry, under the lock: once the slot is free a new session may
- * take it, and its host binds the same path. */
+/* A session whose host died: free its registry entry (its socket goes with it), tell the
+ * providers. */
 static void clean_up_gone(const target *t) {
-    char path[256];
-    int have_path = wpt_socket_path(path, sizeof path, 's', t->slot) == 0;
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(1, &rc);
     if (reg) {
@@ -163,7 +160,6 @@ static void clean_up_gone(const target *t) {
         if ((uint8_t)e->generation == t->generation && e->state != WPT_FREE && !wpt_reg_alive(e)) {
             GUID unused[1];
             wpt_registry_forget(reg, t->slot, unused, 0);
-            if (have_path) unlink(path);
         }
         wpt_registry_unlock();
     }
@@ -243,7 +239,7 @@ static ULONG claim_slot(const char *name, int kernel, uint32_t mode, uint32_t cl
         if (e->state == WPT_FREE) continue;
         if (!wpt_reg_alive(e)) {
             GUID unused[1];
-            wpt_registry_forget(reg, i, unused, 0);     /* its process is gone */
+            wpt_registry_forget(reg, i, unused, 0);     /* its process is gone (or looks so) */
             continue;
         }
         /* a name is unique among shared sessions and this process's private ones (private
@@ -295,7 +291,10 @@ static void set_slot_state(uint32_t slot, uint8_t generation, uint32_t state) {
 /* A start that failed gives up the entry it claimed, but only while it is still STARTING: a
  * host that registered it (RUNNING) just before its caller stopped waiting for the answer
  * runs the session, and freeing its entry left it running where nobody could find or stop it.
- * 1 if so (the session is started); an entry whose host died is freed like any gone one's. */
+ * 1 if so (the session is started); an entry whose host died is freed like any gone one's.
+ * A host still starting never registers a freed entry: it ends, and the socket it may have
+ * bound goes with the entry. It has written nothing to the file (records come only from
+ * writers that joined a registered session), which stays the caller's alone. */
 static int release_claim(uint32_t slot, uint8_t generation) {
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(1, &rc);

@@ -172,10 +172,25 @@ static void disable_providers(wpt_session *s, uint32_t exclude) {
     wpt_broadcast(WPT_REQ_DISABLE, &msg);
 }
 
+static int socket_still_ours(const char *path, const struct stat *mine) {
+    struct stat st;
+    return mine->st_ino && stat(path, &st) == 0 && st.st_ino == mine->st_ino
+        && st.st_dev == mine->st_dev;
+}
+
+/* Remove the socket file at `path` if it is still the one this host bound (`mine`), with the
+ * registry locked: every host binds under that lock, so a path that still names ours is no
+ * newer host's (our listening socket keeps its inode from being reused). */
+static void remove_own_socket(const char *path, const struct stat *mine) {
+    if (socket_still_ours(path, mine)) unlink(path);
+}
+
 typedef struct {
     wpt_session *session;
     uint32_t requester;
     int done_fd;
+    const char *path;
+    struct stat bound;          /* the socket file this host bound at path */
 } stop_job;
 
 static void *stopper_main(void *arg) {
@@ -184,13 +199,10 @@ static void *stopper_main(void *arg) {
     disable_providers(s, job->requester);
     wpt_session_stop(s);
     wpt_rt_settle(s, 5000);     /* consumers that read get everything before STOP returns */
-    /* the socket goes with the entry, under the lock: once the slot is free a new session may
-     * take it, and its host binds the same path. Both only while the entry is still this
-     * host's: a process that judged it gone (it may see another pid namespace) may have freed
-     * the entry, and a newer session taken the slot and the path. */
+    /* The entry is freed (its socket goes with it) only while it is still this host's: a
+     * process that judged it gone (it may see another pid namespace) may have freed it, and a
+     * newer session taken the slot and the path. Then only a socket file still ours goes. */
     uint32_t slot = wpt_slot_of_id(s->logger_id);
-    char path[256];
-    int have_path = wpt_socket_path(path, sizeof path, 's', slot) == 0;
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(1, &rc);
     if (reg) {
@@ -198,11 +210,12 @@ static void *stopper_main(void *arg) {
         if ((uint8_t)e->generation == s->generation && e->host_pid == (uint32_t)getpid()) {
             GUID unused[1];
             wpt_registry_forget(reg, slot, unused, 0);
-            if (have_path) unlink(path);
+        } else {
+            remove_own_socket(job->path, &job->bound);
         }
         wpt_registry_unlock();
-    } else if (have_path) {
-        unlink(path);           /* no registry: no other session can take the slot */
+    } else {
+        remove_own_socket(job->path, &job->bound);   /* no registry: no other host can bind */
     }
     WPT_TEST_POINT(WPT_POINT_STOPPER_FREED);
     char c = 'S';
@@ -352,14 +365,7 @@ static int pump(conn *c, wpt_frame *f) {
     }
 }
 
-static int socket_still_ours(const char *path, const struct stat *mine) {
-    struct stat st;
-    return stat(path, &st) == 0 && st.st_ino == mine->st_ino && st.st_dev == mine->st_dev;
-}
-
-static void serve(wpt_session *s, int listen_fd, const char *path) {
-    struct stat mine;
-    if (stat(path, &mine) != 0) memset(&mine, 0, sizeof mine);
+static void serve(wpt_session *s, int listen_fd, const char *path, const struct stat *mine) {
     conn *conns = calloc(MAX_CONNS, sizeof *conns);
     struct pollfd *pfd = calloc(MAX_CONNS + 3, sizeof *pfd);
     int done_pipe[2];
@@ -369,7 +375,7 @@ static void serve(wpt_session *s, int listen_fd, const char *path) {
         return;
     }
     for (int i = 0; i < MAX_CONNS; i++) conns[i].fd = -1;
-    stop_job job = {s, 0, done_pipe[1]};
+    stop_job job = {s, 0, done_pipe[1], path, *mine};
     pthread_t stopper;
     int stopping = 0, stop_reply_fd = -1;
     int64_t next_check = wpt_mono_ms() + 1000;
@@ -402,7 +408,7 @@ static void serve(wpt_session *s, int listen_fd, const char *path) {
         }
         if (now >= next_check) {
             next_check = now + 1000;
-            if (!stopping && !socket_still_ours(path, &mine)) {
+            if (!stopping && !socket_still_ours(path, mine)) {
                 wpt_host_log("the control socket %s was removed: stopping", path);
                 start_stop = 1;
             }
@@ -494,9 +500,9 @@ static int claimed_by_caller(const wpt_reg_logger *e, const wpt_session *s) {
 
 /* Open (empty) the host log and bind the control socket (which removes a stale file at the
  * path) only under the registry lock and while the entry is the caller's: never over a newer
- * session's log or socket. */
+ * session's log or socket. `bound` tells the socket file made from any file at the path later. */
 static ULONG listen_if_ours(wpt_session *s, uint32_t slot, const char *path, const char *log_path,
-                            int *listen_fd) {
+                            int *listen_fd, struct stat *bound) {
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(1, &rc);
     if (!reg) return rc;
@@ -505,6 +511,7 @@ static ULONG listen_if_ours(wpt_session *s, uint32_t slot, const char *path, con
     } else {
         g_log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
         if ((*listen_fd = wpt_ipc_listen(path)) < 0) rc = ERROR_ACCESS_DENIED;
+        else if (stat(path, bound) != 0) memset(bound, 0, sizeof *bound);
     }
     wpt_registry_unlock();
     return rc;
@@ -552,10 +559,12 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
     sa.sa_handler = on_sigterm;
     sigaction(SIGTERM, &sa, NULL);
     int listen_fd = -1;
+    struct stat bound;
+    memset(&bound, 0, sizeof bound);
     if (rc == ERROR_SUCCESS) {
         if (wpt_socket_path(path, sizeof path, 's', slot) != 0) rc = ERROR_BAD_PATHNAME;
         WPT_TEST_POINT(WPT_POINT_HOST_LISTENING);
-        if (rc == ERROR_SUCCESS) rc = listen_if_ours(s, slot, path, log_path, &listen_fd);
+        if (rc == ERROR_SUCCESS) rc = listen_if_ours(s, slot, path, log_path, &listen_fd, &bound);
     }
     if (rc == ERROR_SUCCESS) WPT_TEST_POINT(WPT_POINT_HOST_BOUND);
     if (rc == ERROR_SUCCESS) rc = wpt_session_run(s);
@@ -569,22 +578,22 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
                 e->host_start = wpt_process_start(e->host_pid);
                 e->state = WPT_RUNNING;
             } else {
-                rc = ERROR_WMI_INSTANCE_NOT_FOUND;     /* the path may be a newer host's */
-                close(listen_fd);
-                listen_fd = -1;
+                /* the caller gave up (or died): the session is not started, nothing of it stays */
+                rc = ERROR_WMI_INSTANCE_NOT_FOUND;
             }
             wpt_registry_unlock();
         }
     }
     if (rc != ERROR_SUCCESS && listen_fd >= 0) {
-        /* the socket goes under the lock while the entry is still the caller's (before the
-         * answer: the caller frees it then), else the path may be a newer session's host's */
+        /* before the answer (the caller frees the entry then); the path may be a newer
+         * session's host's by now */
         ULONG locked;
         wpt_registry *reg = wpt_registry_lock(1, &locked);
         if (reg) {
-            if (claimed_by_caller(&reg->loggers[slot], s)) unlink(path);
+            remove_own_socket(path, &bound);
             wpt_registry_unlock();
         }
+        close(listen_fd);
     }
     uint32_t answer[2] = {rc, (uint32_t)getpid()};
     ssize_t w = write(ready_fd, answer, sizeof answer);
@@ -593,7 +602,7 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
     if (rc != ERROR_SUCCESS) _exit(1);
     wpt_host_log("session \"%s\" (LoggerId %u) running, pid %u, file \"%s\"", s->name, s->logger_id,
                  (unsigned)getpid(), s->logfile_name);
-    serve(s, listen_fd, path);
+    serve(s, listen_fd, path, &bound);
     wpt_host_log("session \"%s\" stopped: %u buffers written, %u events lost",
                  s->name, atomic_load(&s->buffers_written), wpt_events_lost(s));
     /* consumers that were not reading when the session stopped still get what was queued
@@ -628,15 +637,19 @@ ULONG wpt_host_spawn(wpt_session *s) {
     while (waitpid(first, NULL, 0) < 0 && errno == EINTR) {}
     uint32_t answer[2] = {ERROR_OUTOFMEMORY, 0};
     size_t have = 0;
+    int timed_out = 0;
     struct pollfd p = {ready[0], POLLIN, 0};
     int64_t deadline = wpt_mono_ms() + WPT_HOST_ANSWER_MS;
     while (have < sizeof answer) {
         int left = (int)(deadline - wpt_mono_ms());
         if (left <= 0) {
             WPT_TEST_POINT(WPT_POINT_HOST_UNANSWERED);
+            timed_out = 1;
             break;
         }
-        if (poll(&p, 1, left) < 0 && errno != EINTR) break;
+        int ready_now = poll(&p, 1, left);
+        if (ready_now < 0 && errno != EINTR) break;
+        if (ready_now <= 0) continue;      /* a read now would block past the deadline */
         ssize_t n = read(ready[0], (char *)answer + have, sizeof answer - have);
         if (n == 0) break;
         if (n < 0) {
@@ -646,5 +659,6 @@ ULONG wpt_host_spawn(wpt_session *s) {
         have += (size_t)n;
     }
     close(ready[0]);
+    if (timed_out) return ERROR_BUSY;      /* no answer in time, as for a control request */
     return have == sizeof answer ? answer[0] : ERROR_OUTOFMEMORY;
 }

@@ -193,5 +193,10 @@ size_t wpt_registry_forget(wpt_registry *reg, uint32_t slot, GUID *guids, size_t
     e->state = WPT_FREE;
     e->host_pid = 0;
     e->host_start = 0;
+    /* The slot's socket goes with its entry, under the lock: every host binds its path under
+     * the lock while its entry is claimed, so what is there now is this session's (or a stale
+     * one's); once the slot is free a new session may take it and bind the same path. */
+    char path[PATH_MAX + 32];
+    if (snprintf(path, sizeof path, "%s/s-%u.sock", g_dir, slot) < (int)sizeof path) unlink(path);
     return n;
 }

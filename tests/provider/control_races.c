@@ -49,6 +49,14 @@
  *       slow-host   A's host is stopped (SIGSTOP) and the wait for its replies shortened:
  *                   wpptrace_session_info for A must say the host is busy (as ControlTrace
  *                   QUERY does), not gone; once it goes on (SIGCONT), that it runs.
+ *       start-given-up  StartTrace of A gives up waiting for its host's answer (the wait
+ *                   shortened to 300 ms) while the host, held, has bound its socket and runs
+ *                   the session but has not registered it; then the host goes on. It must
+ *                   never register A, and must end leaving nothing behind (no socket).
+ *       freed-stop  A (slot 2) looks gone from here (its entry's process start time altered,
+ *                   as a host in another PID namespace looks): starting B frees A's entry and
+ *                   takes slot 1, which session X held until then; then A's host stops
+ *                   (SIGTERM, if it has not stopped itself). No socket must be left at A's path.
  * join-reuse prints "slot_a N slot_b N untouched N of M", gone-reuse "slot_a N start_b RC
  * query_b RC stop_b RC", stop-reuse "slot_a N query_b RC stop_b RC", host-reuse, listen-reuse
  * and run-reuse "slot_b N a_took_entry 0|1 query_b RC stop_b RC" (log-reuse the same and
@@ -57,7 +65,9 @@
  * query_b RC stop_b RC", subscribe-reuse "slot_a N replaced 0|1 subscribe_a RC query_b RC
  * stop_b RC", info-reuse "slot_a N replaced 0|1 info_a RC flags F host_pid 0|1 query_b RC
  * stop_b RC", late-host "start_a RC registered 0|1 query_a RC stop_a RC", slow-host "info_a RC
- * flags F query_a RC info_later RC flags_later F host_pid 0|1 stop_a RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
+ * flags F query_a RC info_later RC flags_later F host_pid 0|1 stop_a RC", start-given-up
+ * "start_a RC host_ended 0|1 slot_free 0|1 socket_left 0|1", freed-stop "slot_a N slot_b N
+ * a_ended 0|1 socket_left 0|1 query_b RC stop_b RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B and
  * exits; start-held-forked is the same for log-reuse; replace-a[-rt] OUT_DIR stops A, then starts B, and exits.)
  */
@@ -440,6 +450,17 @@ static uint32_t host_of(uint32_t slot) {
     return host;
 }
 
+static int socket_exists(uint32_t slot) {
+    char path[600];
+    return wpt_socket_path(path, sizeof path, 's', slot) == 0 && access(path, F_OK) == 0;
+}
+
+static int wait_ended(uint32_t pid, uint64_t start) {
+    int64_t deadline = wpt_mono_ms() + 20000;
+    while (wpt_process_start(pid) == start && wpt_mono_ms() < deadline) usleep(1000);
+    return wpt_process_start(pid) != start;
+}
+
 static int slow_host(const char *dir) {
     TRACEHANDLE a;
     if (start(dir, "control-races-a", &a)) return 3;
@@ -458,6 +479,73 @@ static int slow_host(const char *dir) {
     printf("info_a %u flags %u query_a %u info_later %u flags_later %u host_pid %d stop_a %u\n",
            (unsigned)info_a, (unsigned)flags, (unsigned)queried, (unsigned)info_later,
            (unsigned)later.Flags, later.HostProcessId == host, (unsigned)stopped);
+    return 0;
+}
+
+/* In StartTrace, its caller timed out: held until its host, held in turn once it runs the
+ * session and before it registers it, says so. */
+static void at_start_given_up(int point) {
+    if (point == WPT_POINT_HOST_UNANSWERED) {
+        char held[600];
+        snprintf(held, sizeof held, "%s/held", g_dir);
+        int64_t deadline = wpt_mono_ms() + 10000;
+        while (access(held, F_OK) != 0 && wpt_mono_ms() < deadline) usleep(1000);
+    } else {
+        at_host_running(point);
+    }
+}
+
+static int start_given_up(const char *dir) {
+    g_dir = dir;
+    wpt_host_answer_ms = 300;               /* the host is held until StartTrace returns */
+    wpt_test_point = at_start_given_up;
+    atomic_store(&g_armed, 1);              /* the host inherits it armed */
+    TRACEHANDLE a;
+    ULONG started = start(dir, "control-races-a", &a);
+    wpt_test_point = NULL;
+    char held[600], go[600];
+    snprintf(held, sizeof held, "%s/held", dir);
+    snprintf(go, sizeof go, "%s/go", dir);
+    unsigned host = 0;
+    FILE *f = fopen(held, "r");
+    if (!f || fscanf(f, "%u", &host) != 1) return 4;
+    fclose(f);
+    uint64_t host_start = wpt_process_start(host);
+    if (!(f = fopen(go, "w"))) return 5;
+    fclose(f);
+    int ended = wait_ended(host, host_start);
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg) return 6;
+    int slot_free = reg->loggers[1].state == WPT_FREE;
+    wpt_registry_unlock();
+    printf("start_a %u host_ended %d slot_free %d socket_left %d\n", (unsigned)started, ended,
+           slot_free, socket_exists(1));
+    return 0;
+}
+
+/* A (slot 2) looks gone from here; starting B frees its entry (and takes slot 1, which X
+ * held until then); then A's host stops. */
+static int freed_stop(const char *dir) {
+    TRACEHANDLE x, a, b;
+    if (start(dir, "control-races-x", &x)) return 3;
+    if (start(dir, "control-races-a", &a)) return 3;
+    uint32_t slot = (uint32_t)(a & 0xFFFF), host = 0;
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    if (!reg) return 4;
+    host = reg->loggers[slot].host_pid;
+    reg->loggers[slot].host_start ^= 1;     /* what a host in another PID namespace looks like */
+    wpt_registry_unlock();
+    uint64_t host_start = wpt_process_start(host);
+    if (!host || !host_start) return 5;
+    if (stop(x)) return 6;
+    if (start(dir, "control-races-b", &b)) return 7;
+    if (wpt_process_start(host) == host_start) kill((pid_t)host, SIGTERM);
+    int ended = wait_ended(host, host_start);
+    b_answers answers = answers_of_b();
+    printf("slot_a %u slot_b %u a_ended %d socket_left %d %s\n", (unsigned)slot,
+           (unsigned)(b & 0xFFFF), ended, socket_exists(slot), answers.text);
     return 0;
 }
 
@@ -500,6 +588,8 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "control-reuse") == 0) return control_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "info-reuse") == 0) return info_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "slow-host") == 0) return slow_host(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "start-given-up") == 0) return start_given_up(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "freed-stop") == 0) return freed_stop(argv[2]);
     if (argc == 3 && strcmp(argv[1], "gone-reuse") == 0) return gone_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "late-host") == 0) return late_host(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stop-reuse") == 0) return stop_reuse(argv[2]);

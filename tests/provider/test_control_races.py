@@ -3,6 +3,7 @@ it: the endpoint thread never touches a descriptor it no longer watches, and cle
 a gone host never removes what a newer session made."""
 from __future__ import annotations
 
+import provider_etlcheck
 import pytest
 
 
@@ -129,4 +130,27 @@ def test_session_info_of_a_live_host_slow_to_answer_says_busy_not_gone(control_r
     is reported as running."""
     assert control_races("slow-host", out) == {"info_a": 170, "flags": 0, "query_a": 170, "info_later": 0,
                                                "flags_later": 0, "host_pid": 1, "stop_a": 0}
+
+
+def test_a_start_that_gave_up_on_a_starting_host_leaves_nothing_behind(control_races, out):
+    """StartTrace gives up waiting for its host (ERROR_BUSY) while the host has bound its socket
+    and runs the session but has not registered it: the session is torn down. The host never
+    registers it and ends, the slot is free, no socket is left at its path (one was), and the
+    log file is the caller's alone: a header buffer, stopped cleanly, which the host never
+    wrote to."""
+    assert control_races("start-given-up", out) == {"start_a": 170, "host_ended": 1, "slot_free": 1,
+                                                    "socket_left": 0}
+    etl = out / "control-races-a.etl"
+    header = provider_etlcheck.read(etl).header
+    assert (header["BuffersWritten"], etl.stat().st_size) == (1, 1024)
+    assert header["EndTime"] >= header["StartTime"] > 0
+
+
+def test_a_host_whose_entry_another_process_freed_removes_its_socket(control_races, out):
+    """A running host can look gone to another process (another PID namespace); starting a
+    session there frees its entry, and the new session takes another slot. The host's socket
+    then goes with its entry (it stops itself, nobody could reach it by the registry any more),
+    and nothing is left at its path."""
+    assert control_races("freed-stop", out) == {"slot_a": 2, "slot_b": 1, "a_ended": 1, "socket_left": 0,
+                                                "query_b": 0, "stop_b": 0}
 
