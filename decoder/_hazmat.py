@@ -590,6 +590,7 @@ class ProgramTable:
 
     MINE, CLAIMED, READY, REFUSED, FULL = (lib.PSHARE_MINE, lib.PSHARE_CLAIMED, lib.PSHARE_READY,
                                            lib.PSHARE_REFUSED, lib.PSHARE_FULL)
+    AGREED, ABANDONED, POSTERS = lib.PSHARE_MEET_AGREED, lib.PSHARE_MEET_ABANDONED, lib.PSHARE_POSTERS
 
     def __init__(self, slots: int, arena: int) -> None:
         import mmap
@@ -630,6 +631,29 @@ class ProgramTable:
             lib.pshare_ready(self._mem, guids, ffi.from_buffer("uint32_t[]", numbers), n,
                              ffi.from_buffer("int64_t[]", slots))
         return slots.tolist()
+
+    def post(self, process: int, keys: list[tuple[bytes, int]]) -> bool:
+        """Post the keys (GUID bytes_le, number) process number ``process`` needs first;
+        False when it cannot (see ``pshare_post``)."""
+        guids = b"".join([guid for guid, _number in keys])
+        numbers = array("I", [number for _guid, number in keys])
+        return lib.pshare_post(self._mem, process, guids, ffi.from_buffer("uint32_t[]", numbers),
+                               len(keys)) == 0
+
+    def posted(self, process: int) -> list[tuple[bytes, int]] | None:
+        """The keys process number ``process`` posted, None when it has not posted."""
+        at = ffi.new("uint8_t **")
+        n = lib.pshare_posted(self._mem, process, at)
+        if n < 0:
+            return None
+        data = ffi.buffer(at[0], 20 * n)[:]
+        numbers = array("I", data[16 * n:])
+        return [(data[16 * i:16 * i + 16], numbers[i]) for i in range(n)]
+
+    def meet(self, outcome: int) -> int:
+        """The meeting's outcome (``AGREED`` or ``ABANDONED``): ``outcome`` if it was still
+        open, else the one decided before."""
+        return lib.pshare_meet(self._mem, outcome)
 
     def install(self, renderer, slots: list[int], mode: bytes, prefix: int
                 ) -> tuple[array, bytes, str]:

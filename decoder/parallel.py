@@ -204,6 +204,8 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
     places = _Places.for_output(writer, len(windows), out_dir)
     own = _OwnWindows(inp, opts, out_dir)
     decoder.share_programs(share)
+    if share is not None:
+        share.processes = first
     try:
         for k in range(1, first):             # forked before this process decodes anything
             workers.append(_Worker.start(k, windows, claims, inp, decoder, opts, out_dir, workers, places))
@@ -851,6 +853,9 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
             from .etlfile import EtlFile
             from .wpp_rows import RowView
 
+            share = decoder.shared_programs
+            if share is not None:
+                share.process = k             # (its number in the meeting over first messages)
             etl = EtlFile(inp.path)
             etl.adopt_index(inp.etl)
             stream = None

@@ -10,6 +10,13 @@ record. A message only Python prints, a record that finds no room, and one that 
 in time are compiled by each process itself, as without sharing: the output is the same
 either way.
 
+The first windows of a run meet most of its messages at once, and the messages of one TMF
+file are spread over all of them: first come, first compiled, every process would read
+nearly every TMF file. So the processes first meet (``share_out``): each posts the messages
+its first window needs compiled, and once all have, each compiles the messages of its share
+of the TMF GUIDs, whoever needs them. A process that does not post in time ends the meeting
+for all: then first come, first compiled.
+
 A record: ``RECORD`` (the printer's form, flags, the shared prefix program the blob calls,
 five lengths) then component, name and Unknown line (UTF-8), program blob and decoration.
 """
@@ -29,6 +36,11 @@ _HAS_PREFIX, _UNKNOWN, _DECORATED = ETL.PRECORD_HAS_PREFIX, ETL.PRECORD_UNKNOWN,
 _FORMS = ("text", "csv", "jsonl")
 #: how long a process waits for a message another one is compiling before compiling it itself
 WAIT_SECONDS = 1.0
+#: how long a process waits for the others to post their first messages (they start together)
+MEET_SECONDS = 0.005
+#: what reading a TMF file costs, in messages compiled (one GUID's file: 0.6 M instructions
+#: read and scanned, a message 0.13 M): how the shares are weighed
+_FILE_WEIGHT = 4
 
 
 #: What another process published of a message: component, name, has_prefix, unknown (its
@@ -45,6 +57,65 @@ class ProgramShare:
     def __init__(self, slots: int = 1 << 15, arena: int = 64 << 20) -> None:
         self.table = ProgramTable(slots, arena)
         self.compiled = self.installed = 0
+        #: this process's number in the run (0: the one that made the table) and how many
+        #: processes meet over their first messages (``share_out``; 1: no meeting)
+        self.process, self.processes = 0, 1
+        self.met = False
+
+    def share_out(self, keys: list[tuple[bytes, int]]) -> list[tuple[bytes, int]] | None:
+        """This process's part of the meeting (once; see the module's docstring): ``keys``
+        are the messages its first window needs compiled (GUID bytes_le, number). Returns
+        the messages it compiles for all, in the order to compile them (by GUID), or None
+        when there is no meeting (one process, a meeting held before, or one that a process
+        did not come to in time)."""
+        table = self.table
+        if self.met:
+            return None
+        self.met = True
+        if self.processes < 2 or self.processes > table.POSTERS:
+            return None
+        if not table.post(self.process, keys):
+            table.meet(table.ABANDONED)
+            return None
+        if not keys:                          # nothing to compile here: no share to take
+            return None
+        posts: list = [None] * self.processes
+        deadline = None
+        pause = 0.0
+        while True:
+            for k in range(self.processes):
+                if posts[k] is None:
+                    posts[k] = table.posted(k)
+            if posts.count(None) == 0:
+                if table.meet(table.AGREED) != table.AGREED:
+                    return None
+                break
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + MEET_SECONDS
+            elif now >= deadline:
+                if table.meet(table.ABANDONED) == table.ABANDONED:
+                    return None
+                posts = [table.posted(k) for k in range(self.processes)]   # all came: agreed
+                break
+            time.sleep(pause)
+            pause = min(0.0005, pause + 0.0001)
+        return _share_of(posts, self.process)
+
+    def await_ready(self, keys: list[tuple[bytes, int]], seconds: float = WAIT_SECONDS) -> None:
+        """Wait until the records of ``keys`` (the other processes' shares) are READY, or
+        ``seconds`` have passed (those left are then claimed as any other message)."""
+        table = self.table
+        left = keys
+        deadline = time.monotonic() + seconds
+        pause = 0.0
+        while left:
+            slots = table.ready(left)
+            left = [key for key, slot in zip(left, slots) if slot < 0]
+            if not left or time.monotonic() >= deadline:
+                return
+            time.sleep(pause)                 # 0 first: yield to the processes compiling them
+            pause = min(0.001, pause + 0.0001)
 
     @staticmethod
     def mode(printer_mode: tuple) -> bytes | None:
@@ -97,6 +168,25 @@ class ProgramShare:
 
     def close(self) -> None:
         self.table.close()
+
+
+def _share_of(posts: list[list[tuple[bytes, int]]], process: int) -> list[tuple[bytes, int]]:
+    """The messages ``process`` compiles of all the processes' posted ones: whole GUIDs
+    (a TMF file read once), the heaviest first to the least loaded of the processes that
+    posted some, in an order every process computes alike from the same posts."""
+    numbers: dict[bytes, set[int]] = {}
+    for posted in posts:
+        for guid, number in posted:
+            numbers.setdefault(guid, set()).add(number)
+    weight = {guid: len(found) + _FILE_WEIGHT for guid, found in numbers.items()}
+    loads = {k: 0 for k, posted in enumerate(posts) if posted}   # (one that posted none left)
+    mine = []
+    for guid in sorted(numbers, key=lambda guid: (-weight[guid], guid)):
+        least = min(loads, key=lambda k: (loads[k], k))
+        loads[least] += weight[guid]
+        if least == process:
+            mine.append(guid)
+    return [(guid, number) for guid in sorted(mine) for number in sorted(numbers[guid])]
 
 
 def pack(mode: bytes, record: SharedRecord) -> bytes:

@@ -1041,13 +1041,16 @@ class WppDecoder:
         known = self._known(keys)
         if cache is not None:
             entries = self._from_records(keys, self._records_of(keys, cache.records, known), mode)
-            if entries.count(None) == 0:   # all from the cache: most often
+            if entries.count(None) == 0 and share.met:   # all from the cache: most often
                 return entries
         else:
             entries = [None] * len(keys)
-        # the records other processes published already: installed in one call
         left = [k for k, entry, old in zip(range(len(keys)), entries, known)
                 if entry is None and old is None]
+        if not share.met:
+            self._meet(left, keys, entries, mode)
+            left = [k for k in left if entries[k] is None]
+        # the records other processes published already: installed in one call
         if left:
             left_keys = keys if len(left) == len(keys) else [keys[k] for k in left]
             ready = table.ready(left_keys)
@@ -1096,6 +1099,36 @@ class WppDecoder:
                     share.installed += 1
                 entries[k] = entry
         return entries
+
+    def _meet(self, left: list[int], keys: list[tuple[bytes, int]], entries: list,
+              mode: bytes) -> None:
+        """This process's part of the run's meeting over its first messages
+        (``ProgramShare.share_out``): ``keys[k]`` for k in ``left`` are the ones to compile;
+        the messages of this process's share (its first window's or another's) are compiled
+        and published, the entries of its own set in ``entries``; then the others' records
+        are waited for (the caller installs them)."""
+        share, table = self._share, self._share.table
+        needed = [keys[k] for k in left]
+        mine = share.share_out(needed)
+        if mine is None:
+            return
+        place = dict(zip(needed, left))
+        for key in mine:
+            slot, state = table.claim(*key)
+            if state != table.MINE:        # (only a process gone astray has claimed it)
+                continue
+            entry, packed = self._compiled_entry(key, mode)
+            share.compiled += 1
+            if packed is None:
+                table.refuse(slot)
+            else:
+                table.publish(slot, packed)
+                if self._cache is not None:
+                    self._cache.add(*key, packed)
+            k = place.get(key)
+            if k is not None:
+                entries[k] = entry
+        share.await_ready([key for key in needed if entries[place[key]] is None])
 
     def _shared_prefix(self) -> int | None:
         """The program of the prefix all messages share (registered once), or None when

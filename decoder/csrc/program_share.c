@@ -178,3 +178,46 @@ void pshare_records(uint8_t *mem, const int64_t *slots, uint32_t n, uint64_t *of
 }
 
 const uint8_t *pshare_arena(uint8_t *mem) { return arena_of(mem); }
+
+int pshare_post(uint8_t *mem, uint32_t k, const uint8_t *guids, const uint32_t *numbers,
+                uint32_t n)
+{
+    pshare_head *head = head_of(mem);
+    if (k >= PSHARE_POSTERS || __atomic_load_n(&head->post_count[k], __ATOMIC_ACQUIRE) != 0)
+        return -1;
+    uint64_t length = 20ull * n;
+    uint64_t offset = __atomic_fetch_add(&head->used, length, __ATOMIC_RELAXED);
+    if (offset > head->arena || length > head->arena - offset)
+        return -1;
+    uint8_t *at = arena_of(mem) + offset;
+    if (n) {
+        memcpy(at, guids, 16ull * n);
+        memcpy(at + 16ull * n, numbers, 4ull * n);
+    }
+    head->post_offset[k] = offset;
+    __atomic_store_n(&head->post_count[k], n + 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+int64_t pshare_posted(uint8_t *mem, uint32_t k, const uint8_t **keys)
+{
+    pshare_head *head = head_of(mem);
+    *keys = NULL;
+    if (k >= PSHARE_POSTERS)
+        return -1;
+    uint32_t count = __atomic_load_n(&head->post_count[k], __ATOMIC_ACQUIRE);
+    if (count == 0)
+        return -1;
+    *keys = arena_of(mem) + head->post_offset[k];
+    return (int64_t)count - 1;
+}
+
+uint32_t pshare_meet(uint8_t *mem, uint32_t outcome)
+{
+    pshare_head *head = head_of(mem);
+    uint32_t expected = PSHARE_MEET_OPEN;
+    if (__atomic_compare_exchange_n(&head->meeting, &expected, outcome, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE))
+        return outcome;
+    return expected;
+}

@@ -19,6 +19,14 @@
 #define PSHARE_MINE 4       /* pshare_claim: this caller claimed it and publishes or refuses */
 #define PSHARE_FULL 5       /* pshare_claim: no slot for it (or its key was never written) */
 
+/* The meeting of a run's processes over their first keys (pshare_post, pshare_meet): each
+ * posts the messages its first window needs compiled, and once all have posted they share
+ * out the whole set by TMF GUID, so no TMF file is read by two processes for them. */
+#define PSHARE_MEET_OPEN 0      /* not decided yet */
+#define PSHARE_MEET_AGREED 1    /* every process posted: each compiles its share of them */
+#define PSHARE_MEET_ABANDONED 2 /* one gave up waiting: first come, first compiled */
+#define PSHARE_POSTERS 64       /* processes that can post (the arrays below) */
+
 typedef struct pshare_slot {
     uint64_t tag;           /* the key's hash, never 0; 0 = free */
     uint32_t state;
@@ -34,6 +42,10 @@ typedef struct pshare_head {
     uint64_t slots;         /* a power of 2 */
     uint64_t arena;         /* bytes for records */
     uint64_t used;          /* arena bytes handed out (may pass `arena`: then nothing fits) */
+    uint32_t meeting;       /* PSHARE_MEET_* */
+    uint32_t reserved;
+    uint64_t post_offset[64];   /* PSHARE_POSTERS: where process k's posted keys are */
+    uint32_t post_count[64];    /* their number + 1, stored last (release); 0: not posted */
 } pshare_head;
 
 /* The bytes a table of `slots` slots (a power of 2) and `arena` record bytes takes. */
@@ -70,6 +82,20 @@ void pshare_ready(uint8_t *mem, const uint8_t *guids, const uint32_t *numbers, u
  * length 0 for a slot that is not READY. */
 void pshare_records(uint8_t *mem, const int64_t *slots, uint32_t n, uint64_t *offsets,
                     uint32_t *lengths);
+
+/* Post the keys process `k` needs first (guids: n x 16 bytes, numbers): 0, or -1 when `k` is
+ * not below PSHARE_POSTERS, it posted already or the arena has no room (it then takes part
+ * in no meeting: pshare_meet abandons it). */
+int pshare_post(uint8_t *mem, uint32_t k, const uint8_t *guids, const uint32_t *numbers,
+                uint32_t n);
+
+/* The keys process `k` posted: their number, and where they are (`n` GUIDs of 16 bytes, then
+ * `n` numbers) in *keys; -1 when it has not posted. */
+int64_t pshare_posted(uint8_t *mem, uint32_t k, const uint8_t **keys);
+
+/* Decide the meeting if it is still open (to AGREED or ABANDONED, `outcome`): the outcome
+ * every process then sees. */
+uint32_t pshare_meet(uint8_t *mem, uint32_t outcome);
 
 /* The arena the records are in. */
 const uint8_t *pshare_arena(uint8_t *mem);

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import pytest
 from fmthelp import row_lines, run_fmt_capture
@@ -14,8 +15,10 @@ from wpptrace.decoder import parallel
 from wpptrace.decoder._hazmat import ProgramTable
 from wpptrace.decoder.engine import FileSource, record_view
 from wpptrace.decoder.etlfile import EtlFile
-from wpptrace.decoder.program_share import RECORD, ProgramShare, SharedRecord, unpack
+from wpptrace.decoder.program_share import (MEET_SECONDS, RECORD, ProgramShare, SharedRecord,
+                                            _share_of, unpack)
 from wpptrace.decoder.wpp import WppDecoder
+from wpptrace.decoder.wpp_rows import RowView
 
 import golden_traces  # the rendering tests' deterministic traces (on the path by conftest)
 
@@ -126,6 +129,125 @@ def test_a_record_that_does_not_come_in_time_is_given_up():
     timer.start()
     assert share.wait(later, MODE, seconds=10) == record   # published while it waited
     timer.join()
+    share.close()
+
+
+def test_posts_are_read_by_every_process_and_the_meeting_is_decided_once():
+    table = ProgramTable(16, 4096)
+    assert table.posted(0) is None and table.posted(1) is None
+    keys = [(GUID, 5), (bytes(16), 70000)]
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if table.post(1, keys) else 1)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert table.posted(1) == keys                         # posted across the fork
+    assert table.post(0, []) and table.posted(0) == []
+    assert not table.post(1, [(GUID, 6)]) and table.posted(1) == keys   # once each
+    assert not table.post(table.POSTERS, [])               # no place for that process
+    assert table.meet(table.AGREED) == table.AGREED
+    assert table.meet(table.ABANDONED) == table.AGREED    # decided by the first
+    table.close()
+
+
+def _guid(k: int) -> bytes:
+    return k.to_bytes(16, "little")
+
+
+def test_shares_are_whole_guids_given_out_alike_in_every_process():
+    first = [(_guid(g), n) for g in range(12) for n in range(g + 1)]
+    second = [(_guid(g), n) for g in range(6, 20) for n in range(0, 2 * g, 2)]
+    posts = [first, second, []]
+    shares = [_share_of(posts, k) for k in range(3)]
+    assert shares[2] == []                                 # it posted none: it takes none
+    assert sorted(shares[0] + shares[1]) == sorted(set(first + second))   # each key once
+    assert not {g for g, _n in shares[0]} & {g for g, _n in shares[1]}    # whole GUIDs
+    # the same in any process: the posts' order and repeats do not move it
+    assert _share_of([second[::-1], first + first[:5], []], 1) == shares[1]
+    weights = [len({key for key in share}) + 4 * len({g for g, _n in share}) for share in shares[:2]]
+    assert abs(weights[0] - weights[1]) <= 20 + 4           # the heaviest GUID at most
+    assert _share_of([first, []], 0) == sorted(set(first))
+
+
+def test_a_meeting_nobody_else_comes_to_is_abandoned():
+    """One process waits MEET_SECONDS at most for the others' posts, then each compiles
+    what it needs itself (first come, first compiled), the one that comes late too."""
+    share = ProgramShare(64, 1 << 16)
+    share.processes = 2
+    keys = [(GUID, 1), (GUID, 2)]
+    began = time.monotonic()
+    assert share.share_out(keys) is None
+    assert time.monotonic() - began >= MEET_SECONDS
+    assert share.share_out(keys) is None                   # once a run
+    late = ProgramShare.__new__(ProgramShare)
+    late.table, late.process, late.processes, late.met = share.table, 1, 2, False
+    assert late.share_out([(GUID, 3)]) is None             # all posted, but it was abandoned
+    assert share.table.meet(share.table.AGREED) == share.table.ABANDONED
+    one = ProgramShare(64, 1 << 16)                        # one process: no meeting at all
+    assert one.share_out(keys) is None and one.table.posted(0) is None
+    share.close()
+    one.close()
+
+
+def _guid_int(guid_le: bytes) -> int:
+    return int.from_bytes(guid_le[3::-1] + guid_le[5:3:-1] + guid_le[7:5:-1] + guid_le[8:], "big")
+
+
+def _loaded_guids(tmfset, listed: set) -> set:
+    """The GUIDs whose TMF files the set has read."""
+    return listed - set(tmfset._pending)
+
+
+def test_processes_meeting_read_each_tmf_file_once_for_their_first_messages(driver):
+    """Two processes whose first windows need overlapping sets of messages from the same
+    TMF files: after their meeting each has read the files of its share of the GUIDs only,
+    compiled each message of both sets once, and printed the other's from its records."""
+    path, tmf_dir = driver
+    plain = WppDecoder(tmf.load(tmf_dir), utc=True)
+    with EtlFile(str(path)) as etl:
+        expected = row_lines(plain, etl)
+    view = RowView()
+    with EtlFile(str(path)) as etl:
+        for _rows, _keys in FileSource(etl).ordered(view):
+            pass
+    keys = [view.tables.key_info(k) for k in range(view.tables.key_count())]
+    assert len(keys) > 1000
+    firsts = (keys[: 2 * len(keys) // 3], keys[len(keys) // 3:])   # a third in both
+    decoder = WppDecoder(tmf.load(tmf_dir), utc=True)
+    decoder._row_printer(plain._printer_mode)
+    listed = set(decoder.tmfset._pending)
+    share = ProgramShare()
+    decoder.share_programs(share)
+    share.processes = 2
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            share.process = 1
+            entries = decoder._shared_entries(firsts[1])
+            report = (f"{share.compiled} {sum(1 for e in entries if e is not None)} "
+                      + " ".join(str(g) for g in sorted(_loaded_guids(decoder.tmfset, listed))))
+            os.write(write_fd, report.encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    entries = decoder._shared_entries(firsts[0])
+    with os.fdopen(read_fd, "rb") as pipe:
+        report = pipe.read().decode().split()
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    other_compiled, other_entries = int(report[0]), int(report[1])
+    other_read = {int(g) for g in report[2:]}
+    read = _loaded_guids(decoder.tmfset, listed)
+    assert read and other_read and not read & other_read            # no file read twice
+    assert read | other_read == {_guid_int(g) for g, _n in keys} & listed
+    assert share.compiled + other_compiled == len(keys)             # each message once
+    assert None not in entries and other_entries == len(firsts[1])
+    mine = [key for key in firsts[0] if _guid_int(key[0]) in read]
+    assert 0 < len(mine) < len(firsts[0])
+    assert share.installed == len(firsts[0]) - len(mine)            # the rest from records
+    with EtlFile(str(path)) as etl:                                 # and it prints the same
+        assert row_lines(decoder, etl) == expected
     share.close()
 
 
