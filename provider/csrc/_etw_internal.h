@@ -410,7 +410,8 @@ typedef struct wpt_session {
     _Atomic uint32_t role;           /* WPT_ROLE_*: this process runs the session's flusher */
     _Atomic uint32_t status;         /* WPT_FREE ... (mirrors the shared status) */
     uint16_t logger_id;
-    uint8_t generation;
+    uint8_t generation;              /* in handles: the low 8 bits of registry_generation */
+    uint32_t registry_generation;    /* its registry entry's */
     wpt_view *view;
     int memfd;                       /* -1 for a private pool */
     char name[WPT_MAX_NAME];         /* UTF-8 */
@@ -533,7 +534,7 @@ enum { WPT_REG_PRIVATE = 1, WPT_REG_REALTIME = 2 };
 
 typedef struct {
     uint32_t state;            /* WPT_FREE / STARTING / RUNNING / STOPPING */
-    uint32_t generation;       /* 8 bits used in handles */
+    uint32_t generation;       /* one more at each claim of the slot; handles carry 8 bits */
     uint32_t host_pid;         /* the process running the flusher (a private session: its owner) */
     uint32_t flags;            /* WPT_REG_* */
     uint64_t host_start;       /* wpt_process_start(host_pid) when it registered */
@@ -592,11 +593,27 @@ enum {
 typedef struct {
     uint32_t magic, kind, length, status;
 } wpt_frame;
-/* A request's status word: WPT_FOR_GENERATION | the generation of the session it is meant for.
- * The caller found the slot under the registry lock and calls after releasing it: the session
- * may have stopped and a newer one taken the slot and its socket path meanwhile, and the host
- * refuses a request meant for another generation. (A request without the flag is not checked.) */
-#define WPT_FOR_GENERATION 0x100u
+/* A request's status word names the generation of the session it is meant for. The caller
+ * found the slot under the registry lock and calls after releasing it: the session may have
+ * stopped and a newer one taken the slot and its socket path meanwhile, and the host refuses a
+ * request meant for another generation. Bits 0-7 with WPT_FOR_GENERATION: the generation's low
+ * 8 bits (what handles carry, and all that older builds send and check); with
+ * WPT_FOR_WIDE_GENERATION, bits 10-31 hold its bits 8-29, so 256 sessions started in the slot
+ * meanwhile do not make an old request look new. (A request without the flag is not checked.) */
+#define WPT_FOR_GENERATION      0x100u
+#define WPT_FOR_WIDE_GENERATION 0x200u
+static inline uint32_t wpt_for_session(uint32_t generation) {    /* the registry's generation */
+    return WPT_FOR_GENERATION | WPT_FOR_WIDE_GENERATION | (generation & 0xFFu)
+         | (generation >> 8) << 10;
+}
+static inline uint32_t wpt_for_handle(TRACEHANDLE h) {           /* a handle's 8 bits of it */
+    return WPT_FOR_GENERATION | wpt_handle_generation(h);
+}
+static inline int wpt_request_is_for(uint32_t status, uint32_t generation) {
+    if (!(status & WPT_FOR_GENERATION)) return 1;
+    if (status & WPT_FOR_WIDE_GENERATION) return status == wpt_for_session(generation);
+    return (uint8_t)status == (uint8_t)generation;
+}
 
 typedef struct {                /* QUERY/FLUSH/UPDATE/STOP replies: what ControlTrace reports */
     uint32_t buffer_size_kb, min_buffers, max_buffers, max_file_size, log_file_mode;
@@ -652,16 +669,16 @@ ULONG wpt_ipc_call(const char *path, uint32_t kind, uint32_t status, const void 
 /* ---- session hosts (etw_host.c) ---- */
 /* Fork the host process of a prepared session; returns once it runs (or failed). */
 ULONG wpt_host_spawn(wpt_session *s);
-/* A request to the host of session (slot, generation): ERROR_WMI_INSTANCE_NOT_FOUND if the
- * slot's host runs another generation by now. */
-ULONG wpt_host_call(uint32_t slot, uint8_t generation, uint32_t kind, const void *payload,
+/* A request to the host of the session in `slot` that `meant_for` names (wpt_for_session,
+ * wpt_for_handle): ERROR_WMI_INSTANCE_NOT_FOUND if the slot's host runs another one by now. */
+ULONG wpt_host_call(uint32_t slot, uint32_t meant_for, uint32_t kind, const void *payload,
                     uint32_t length, void *reply, uint32_t reply_size, int *reply_fd);
 extern int wpt_in_host;        /* this process is a session host */
 void  wpt_host_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Stream a session's real-time buffers to a consumer connected to the host. */
 ULONG wpt_rt_serve(wpt_session *s, int fd);
 /* A running, reachable session by name (not private): its registry slot and generation. */
-ULONG wpt_registry_find(const char *name, uint32_t *slot, uint8_t *generation);
+ULONG wpt_registry_find(const char *name, uint32_t *slot, uint32_t *generation);
 
 /* ---- provider processes (etw_endpoint.c, etw_provider.c) ---- */
 /* Make sure this process listens for enable notifications (RegisterTraceGuids). */

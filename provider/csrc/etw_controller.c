@@ -94,7 +94,7 @@ typedef struct {
     int kind;
     wpt_session *local;
     uint32_t slot;
-    uint8_t generation;
+    uint32_t generation;       /* the registry entry's (handles carry its low 8 bits) */
     uint32_t host_pid;
 } target;
 
@@ -111,7 +111,7 @@ static void find_remote(wpt_registry *reg, TRACEHANDLE h, const char *name, targ
               : !name_matches(e, name))
             continue;
         t->slot = i;
-        t->generation = (uint8_t)e->generation;
+        t->generation = e->generation;
         t->host_pid = e->host_pid;
         if (e->state == WPT_STARTING && e->host_pid == wpt_current_pid()) continue;  /* ours, half made */
         t->kind = wpt_reg_alive(e) ? TARGET_REMOTE : TARGET_GONE;
@@ -136,7 +136,7 @@ static ULONG find_target(TRACEHANDLE h, const char *name, target *t) {
     return ERROR_SUCCESS;
 }
 
-ULONG wpt_registry_find(const char *name, uint32_t *slot, uint8_t *generation) {
+ULONG wpt_registry_find(const char *name, uint32_t *slot, uint32_t *generation) {
     target t;
     memset(&t, 0, sizeof t);
     ULONG rc;
@@ -157,7 +157,7 @@ static void clean_up_gone(const target *t) {
     wpt_registry *reg = wpt_registry_lock(1, &rc);
     if (reg) {
         wpt_reg_logger *e = &reg->loggers[t->slot];
-        if ((uint8_t)e->generation == t->generation && e->state != WPT_FREE && !wpt_reg_alive(e)) {
+        if (e->generation == t->generation && e->state != WPT_FREE && !wpt_reg_alive(e)) {
             GUID unused[1];
             wpt_registry_forget(reg, t->slot, unused, 0);
         }
@@ -165,13 +165,13 @@ static void clean_up_gone(const target *t) {
     }
     WPT_TEST_POINT(WPT_POINT_GONE_FREED);
     uint16_t id = t->slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)t->slot;
-    wpt_apply_session_gone(t->slot, t->generation);
+    wpt_apply_session_gone(t->slot, (uint8_t)t->generation);
     wpt_wire_enable msg;
     memset(&msg, 0, sizeof msg);
-    msg.logger_handle = wpt_handle_of(id, t->generation, 0, 0);
+    msg.logger_handle = wpt_handle_of(id, (uint8_t)t->generation, 0, 0);
     wpt_broadcast(WPT_REQ_DISABLE, &msg);
     wpt_view *v = atomic_load(&wpt_views[t->slot]);
-    if (v && v->generation == t->generation && !v->private_pool) wpt_view_retire(v);
+    if (v && v->generation == (uint8_t)t->generation && !v->private_pool) wpt_view_retire(v);
 }
 
 /* 1 while the registry entry a target was found in is still that session's (same generation,
@@ -181,7 +181,7 @@ static int still_registered(const target *t) {
     wpt_registry *reg = wpt_registry_lock(0, &rc);
     if (!reg) return 0;
     wpt_reg_logger *e = &reg->loggers[t->slot];
-    int same = (uint8_t)e->generation == t->generation && e->state != WPT_FREE;
+    int same = e->generation == t->generation && e->state != WPT_FREE;
     wpt_registry_unlock();
     return same;
 }
@@ -196,7 +196,7 @@ static int host_ends(const target *t, int64_t wait_ms) {
         wpt_registry *reg = wpt_registry_lock(0, &rc);
         if (!reg) return 0;
         wpt_reg_logger *e = &reg->loggers[t->slot];
-        int same = (uint8_t)e->generation == t->generation && e->state != WPT_FREE;
+        int same = e->generation == t->generation && e->state != WPT_FREE;
         int alive = same && wpt_reg_alive(e);
         wpt_registry_unlock();
         if (!same) return 0;
@@ -227,7 +227,7 @@ static int is_private(uint32_t mode) {
 
 /* Take a registry slot for a new session (STARTING, owned by this process). */
 static ULONG claim_slot(const char *name, int kernel, uint32_t mode, uint32_t clock,
-                        uint32_t *slot_out, uint8_t *generation_out) {
+                        uint32_t *slot_out, uint32_t *generation_out) {
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(1, &rc);
     if (!reg) return rc;
@@ -258,7 +258,7 @@ static ULONG claim_slot(const char *name, int kernel, uint32_t mode, uint32_t cl
         return found == -2 ? ERROR_ALREADY_EXISTS : ERROR_NOT_ENOUGH_MEMORY;
     }
     wpt_reg_logger *e = &reg->loggers[found];
-    e->generation = (e->generation + 1) & 0xFF;
+    e->generation++;        /* whole in requests (wpt_for_session); handles carry 8 bits */
     e->state = WPT_STARTING;
     e->host_pid = me;
     e->host_start = wpt_process_start(me);
@@ -267,17 +267,17 @@ static ULONG claim_slot(const char *name, int kernel, uint32_t mode, uint32_t cl
     e->clock_type = clock;
     snprintf(e->name, sizeof e->name, "%s", name);
     *slot_out = (uint32_t)found;
-    *generation_out = (uint8_t)e->generation;
+    *generation_out = e->generation;
     wpt_registry_unlock();
     return ERROR_SUCCESS;
 }
 
-static void set_slot_state(uint32_t slot, uint8_t generation, uint32_t state) {
+static void set_slot_state(uint32_t slot, uint32_t generation, uint32_t state) {
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(1, &rc);
     if (!reg) return;
     wpt_reg_logger *e = &reg->loggers[slot];
-    if ((uint8_t)e->generation == generation) {
+    if (e->generation == generation) {
         if (state == WPT_FREE) {
             GUID unused[1];
             wpt_registry_forget(reg, slot, unused, 0);
@@ -295,13 +295,13 @@ static void set_slot_state(uint32_t slot, uint8_t generation, uint32_t state) {
  * A host still starting never registers a freed entry: it ends, and the socket it may have
  * bound goes with the entry. It has written nothing to the file (records come only from
  * writers that joined a registered session), which stays the caller's alone. */
-static int release_claim(uint32_t slot, uint8_t generation) {
+static int release_claim(uint32_t slot, uint32_t generation) {
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(1, &rc);
     if (!reg) return 0;
     wpt_reg_logger *e = &reg->loggers[slot];
     int running = 0;
-    if ((uint8_t)e->generation == generation && e->state != WPT_FREE) {
+    if (e->generation == generation && e->state != WPT_FREE) {
         running = e->state == WPT_RUNNING && wpt_reg_alive(e);
         if (!running) {
             GUID unused[1];
@@ -357,8 +357,7 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
         unlock();
         return ERROR_ALREADY_EXISTS;
     }
-    uint32_t slot = 0;
-    uint8_t generation = 0;
+    uint32_t slot = 0, generation = 0;
     rc = claim_slot(name, kernel, mode, clock, &slot, &generation);
     if (rc != ERROR_SUCCESS) {
         unlock();
@@ -372,7 +371,8 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
     }
     atomic_store(&s->status, WPT_STARTING);
     s->logger_id = kernel ? KERNEL_LOGGER_ID : (uint16_t)slot;
-    s->generation = generation;
+    s->generation = (uint8_t)generation;
+    s->registry_generation = generation;
     snprintf(s->name, sizeof s->name, "%s", name);
     snprintf(s->logfile_name, sizeof s->logfile_name, "%s", logfile);
     s->buffer_size = buffer_size;
@@ -406,8 +406,9 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
         /* the host has the file and the memory now; this process maps it like any other */
         wpt_session_discard(s, rc != ERROR_SUCCESS);
         if (rc == ERROR_SUCCESS) {
-            wpt_attach(slot, generation);
-            wpt_host_call(slot, generation, WPT_REQ_QUERY, NULL, 0, &props, sizeof props, NULL);
+            wpt_attach(slot, (uint8_t)generation);
+            wpt_host_call(slot, wpt_for_session(generation), WPT_REQ_QUERY, NULL, 0, &props,
+                          sizeof props, NULL);
         }
         atomic_store(&s->status, WPT_FREE);
     }
@@ -417,7 +418,7 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
         unlock();
         return rc;
     }
-    *handle = wpt_handle_of(s->logger_id, generation, 0, 0);
+    *handle = wpt_handle_of(s->logger_id, (uint8_t)generation, 0, 0);
     props_from_wire(&props, p, wide);
     unlock();
     return ERROR_SUCCESS;
@@ -477,7 +478,7 @@ static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code
         atomic_store(&s->role, WPT_ROLE_NONE);
         atomic_store(&s->status, WPT_FREE);
         wpt_session_discard(s, 1);
-        set_slot_state(slot, s->generation, WPT_FREE);
+        set_slot_state(slot, s->registry_generation, WPT_FREE);
     }
     return rc;
 }
@@ -487,10 +488,12 @@ static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG co
     ULONG rc;
     switch (code) {
     case EVENT_TRACE_CONTROL_QUERY:
-        rc = wpt_host_call(t->slot, t->generation, WPT_REQ_QUERY, NULL, 0, &w, sizeof w, NULL);
+        rc = wpt_host_call(t->slot, wpt_for_session(t->generation), WPT_REQ_QUERY, NULL, 0, &w,
+                           sizeof w, NULL);
         break;
     case EVENT_TRACE_CONTROL_FLUSH:
-        rc = wpt_host_call(t->slot, t->generation, WPT_REQ_FLUSH, NULL, 0, &w, sizeof w, NULL);
+        rc = wpt_host_call(t->slot, wpt_for_session(t->generation), WPT_REQ_FLUSH, NULL, 0, &w,
+                           sizeof w, NULL);
         break;
     case EVENT_TRACE_CONTROL_UPDATE: {
         if (p->MaximumBuffers > WPT_MAX_BUFFERS) return ERROR_INVALID_PARAMETER;
@@ -503,17 +506,19 @@ static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG co
         if (rc == ERROR_SUCCESS) rc = absolute_path(given, u.logfile, sizeof u.logfile);
         if (rc != ERROR_SUCCESS) return rc;
         u.has_logfile = u.logfile[0] != 0;
-        rc = wpt_host_call(t->slot, t->generation, WPT_REQ_UPDATE, &u, sizeof u, &w, sizeof w,
+        rc = wpt_host_call(t->slot, wpt_for_session(t->generation), WPT_REQ_UPDATE, &u, sizeof u,
+                           &w, sizeof w,
                            NULL);
         break;
     }
     case EVENT_TRACE_CONTROL_STOP:
         /* this process's providers first, in this thread; the host tells the others */
-        wpt_providers_session_stopping(t->slot, t->generation);
-        rc = wpt_host_call(t->slot, t->generation, WPT_REQ_STOP, NULL, 0, &w, sizeof w, NULL);
+        wpt_providers_session_stopping(t->slot, (uint8_t)t->generation);
+        rc = wpt_host_call(t->slot, wpt_for_session(t->generation), WPT_REQ_STOP, NULL, 0, &w,
+                           sizeof w, NULL);
         if (rc == ERROR_SUCCESS || rc == ERROR_WMI_INSTANCE_NOT_FOUND) {
             wpt_view *v = atomic_load(&wpt_views[t->slot]);
-            if (v && v->generation == t->generation && !v->private_pool) wpt_view_retire(v);
+            if (v && v->generation == (uint8_t)t->generation && !v->private_pool) wpt_view_retire(v);
         }
         break;
     default:
@@ -713,7 +718,8 @@ ULONG wpptrace_session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *i
             break;
         case TARGET_REMOTE:
             WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
-            rc = wpt_host_call(t.slot, t.generation, WPT_REQ_QUERY, NULL, 0, &w, sizeof w, NULL);
+            rc = wpt_host_call(t.slot, wpt_for_session(t.generation), WPT_REQ_QUERY, NULL, 0, &w,
+                               sizeof w, NULL);
             if (rc == ERROR_SUCCESS) break;
             /* Only a host that is gone is reported so. A refused connection means it died or
              * is dying (a live host always listens; the kernel may take a while to end a
@@ -857,7 +863,8 @@ ULONG wpptrace_debug_hold_flush(TRACEHANDLE h, int hold) {
         if (t.kind == TARGET_LOCAL) wpt_session_hold(t.local, hold);
         else if (t.kind == TARGET_REMOTE) {
             uint32_t value = hold != 0;
-            rc = wpt_host_call(t.slot, t.generation, WPT_REQ_HOLD, &value, sizeof value, NULL, 0,
+            rc = wpt_host_call(t.slot, wpt_for_session(t.generation), WPT_REQ_HOLD, &value,
+                               sizeof value, NULL, 0,
                                NULL);
         } else rc = ERROR_INVALID_HANDLE;
     }

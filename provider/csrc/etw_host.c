@@ -78,13 +78,13 @@ void wpt_host_log(const char *fmt, ...) {
     (void)w;
 }
 
-ULONG wpt_host_call(uint32_t slot, uint8_t generation, uint32_t kind, const void *payload,
+ULONG wpt_host_call(uint32_t slot, uint32_t meant_for, uint32_t kind, const void *payload,
                     uint32_t length, void *reply, uint32_t reply_size, int *reply_fd) {
     char path[256];
     if (wpt_socket_path(path, sizeof path, 's', slot) != 0) return ERROR_BAD_PATHNAME;
     int timeout = (kind == WPT_REQ_STOP || kind == WPT_REQ_FLUSH || kind == WPT_REQ_UPDATE) ? 120000
                 : WPT_HOST_REPLY_MS;
-    return wpt_ipc_call(path, kind, WPT_FOR_GENERATION | generation, payload, length, reply,
+    return wpt_ipc_call(path, kind, meant_for, payload, length, reply,
                         reply_size, reply_fd, timeout);
 }
 
@@ -207,7 +207,7 @@ static void *stopper_main(void *arg) {
     wpt_registry *reg = wpt_registry_lock(1, &rc);
     if (reg) {
         wpt_reg_logger *e = &reg->loggers[slot];
-        if ((uint8_t)e->generation == s->generation && e->host_pid == (uint32_t)getpid()) {
+        if (e->generation == s->registry_generation && e->host_pid == (uint32_t)getpid()) {
             GUID unused[1];
             wpt_registry_forget(reg, slot, unused, 0);
         } else {
@@ -259,7 +259,7 @@ static const char *kind_name(uint32_t kind) {
 static int handle(wpt_session *s, conn *c, const wpt_frame *f, const unsigned char *payload,
                   stop_job *job, pthread_t *stopper, int *stopping, int *stop_reply_fd) {
     wpt_wire_props props;
-    if ((f->status & WPT_FOR_GENERATION) && (uint8_t)f->status != s->generation) {
+    if (!wpt_request_is_for(f->status, s->registry_generation)) {
         reply(c->fd, ERROR_WMI_INSTANCE_NOT_FOUND, NULL, 0, -1);   /* meant for an older session */
         return 0;
     }
@@ -495,7 +495,7 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
  * host started left an entry that counts as free: a newer session may have the slot, and its
  * host the socket path, by now. */
 static int claimed_by_caller(const wpt_reg_logger *e, const wpt_session *s) {
-    return (uint8_t)e->generation == s->generation && e->state == WPT_STARTING;
+    return e->generation == s->registry_generation && e->state == WPT_STARTING;
 }
 
 /* Open (empty) the host log and bind the control socket (which removes a stale file at the

@@ -490,8 +490,6 @@ void wpt_rt_close_hub(wpt_session *s, int max_ms) {
 
 /* ---- the public subscription API --------------------------------------------------------- */
 
-ULONG wpt_registry_find(const char *name, uint32_t *slot, uint8_t *generation);
-
 ULONG wpptrace_rt_subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *buffer_size) {
     if (!name || !out) return ERROR_INVALID_PARAMETER;
     pthread_mutex_lock(&wpt_control_lock);
@@ -504,8 +502,7 @@ ULONG wpptrace_rt_subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *
         return rc;
     }
     pthread_mutex_unlock(&wpt_control_lock);
-    uint32_t slot;
-    uint8_t generation;
+    uint32_t slot, generation;
     ULONG rc = wpt_registry_find(name, &slot, &generation);
     if (rc != ERROR_SUCCESS) return rc;
     WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
@@ -517,7 +514,7 @@ ULONG wpptrace_rt_subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *
     uint32_t size = 0;
     void *payload = &size;
     /* the slot may be a newer session's by now: its host refuses another generation */
-    if (wpt_ipc_send(fd, WPT_REQ_SUBSCRIBE, WPT_FOR_GENERATION | generation, NULL, 0, -1, 5000) != 0
+    if (wpt_ipc_send(fd, WPT_REQ_SUBSCRIBE, wpt_for_session(generation), NULL, 0, -1, 5000) != 0
         || wpt_ipc_recv(fd, &f, &payload, sizeof size, NULL, 10000) != 0
         || f.kind != WPT_REPLY) {
         close(fd);

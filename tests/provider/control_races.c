@@ -37,6 +37,12 @@
  *                   subscription to A held instead of the STOP: it must not subscribe to B.
  *       info-reuse  as control-reuse, with wpptrace_session_info for A's handle held instead of
  *                   the STOP: A is gone (not found), not a session whose host died.
+ *       wrap-reuse  as control-reuse, with 255 more sessions started and stopped in slot 1
+ *                   meanwhile (the slot's registry generation moved on by 255), so that B has
+ *                   A's handle: the STOP must still not stop B.
+ *       old-requests  A starts in slot 1 with a registry generation past 255; QUERY requests
+ *                   as this build and older ones send them (the whole generation, its low 8
+ *                   bits, none) reach A when they name A, not when they name an older session.
  *       judged-reuse  A's host runs but looks gone from here (its entry's process start time
  *                   altered, as a host in another PID namespace looks): another process starts
  *                   B, which cleans up A's entry and takes slot 1, its host binding s-1.sock
@@ -64,12 +70,14 @@
  * slot_b N a_ended 0|1 query_b RC stop_b RC", control-reuse "slot_a N replaced 0|1 stop_a RC
  * query_b RC stop_b RC", subscribe-reuse "slot_a N replaced 0|1 subscribe_a RC query_b RC
  * stop_b RC", info-reuse "slot_a N replaced 0|1 info_a RC flags F host_pid 0|1 query_b RC
- * stop_b RC", late-host "start_a RC registered 0|1 query_a RC stop_a RC", slow-host "info_a RC
+ * stop_b RC", wrap-reuse "slot_a N replaced 0|1 same_handle 0|1 stop_a RC query_b RC stop_b RC",
+ * old-requests "whole RC whole_older RC low8 RC low8_other RC unsaid RC stop_a RC",
+ * late-host "start_a RC registered 0|1 query_a RC stop_a RC", slow-host "info_a RC
  * flags F query_a RC info_later RC flags_later F host_pid 0|1 stop_a RC", start-given-up
  * "start_a RC host_ended 0|1 slot_free 0|1 socket_left 0|1", freed-stop "slot_a N slot_b N
  * a_ended 0|1 socket_left 0|1 query_b RC stop_b RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B and
- * exits; start-held-forked is the same for log-reuse; replace-a[-rt] OUT_DIR stops A, then starts B, and exits.)
+ * exits; start-held-forked is the same for log-reuse; replace-a[-rt|-wrap] OUT_DIR stops A, then starts B, and exits.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -213,6 +221,47 @@ static int control_reuse(const char *dir) {
     b_answers answers = answers_of_b();
     printf("slot_a %u replaced %d stop_a %u %s\n", (unsigned)(a & 0xFFFF), g_start_b == 0,
            (unsigned)stopped_a, answers.text);
+    return 0;
+}
+
+static int wrap_reuse(const char *dir) {
+    g_dir = dir;
+    g_replace = "replace-a-wrap";
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 3;
+    hold_at_target();
+    ULONG stopped_a = stop(a);
+    wpt_test_point = NULL;
+    b_answers answers = answers_of_b();
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg) return 4;
+    /* B's handle is A's: the generation in handles wrapped around */
+    int same_handle = wpt_handle_of(1, (uint8_t)reg->loggers[1].generation, 0, 0) == a;
+    wpt_registry_unlock();
+    printf("slot_a %u replaced %d same_handle %d stop_a %u %s\n", (unsigned)(a & 0xFFFF),
+           g_start_b == 0, same_handle, (unsigned)stopped_a, answers.text);
+    return 0;
+}
+
+/* Requests as each build sends them, to a host whose generation is past 255. */
+static int old_requests(const char *dir) {
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    if (!reg || reg->loggers[1].state != WPT_FREE) return 3;
+    reg->loggers[1].generation += 256;      /* what 256 sessions started and stopped leave */
+    wpt_registry_unlock();
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 4;
+    uint32_t slot = (uint32_t)(a & 0xFFFF), generation = 0;
+    if (wpt_registry_find("control-races-a", &slot, &generation) || generation < 256) return 5;
+    wpt_wire_props w;
+#define ASK(status) (unsigned)wpt_host_call(slot, (status), WPT_REQ_QUERY, NULL, 0, &w, sizeof w, NULL)
+    printf("whole %u whole_older %u low8 %u low8_other %u unsaid %u",
+           ASK(wpt_for_session(generation)), ASK(wpt_for_session(generation - 256)),
+           ASK(wpt_for_handle(a)), ASK(WPT_FOR_GENERATION | (uint8_t)(generation + 1)), ASK(0));
+#undef ASK
+    printf(" stop_a %u\n", (unsigned)stop(a));
     return 0;
 }
 
@@ -580,6 +629,14 @@ int main(int argc, char **argv) {
     if (argc == 3 && strncmp(argv[1], "replace-a", 9) == 0) {
         TRACEHANDLE b;
         if (stop_by_name("control-races-a") != ERROR_SUCCESS) return 1;
+        if (strcmp(argv[1], "replace-a-wrap") == 0) {
+            /* what 255 more sessions started and stopped in the slot leave behind */
+            ULONG rc;
+            wpt_registry *reg = wpt_registry_lock(1, &rc);
+            if (!reg || reg->loggers[1].state != WPT_FREE) return 1;
+            reg->loggers[1].generation += 255;
+            wpt_registry_unlock();
+        }
         ULONG started = strcmp(argv[1], "replace-a-rt") == 0 ? start_rt("control-races-b", &b)
                                                              : start(argv[2], "control-races-b", &b);
         return started == ERROR_SUCCESS ? 0 : 1;
@@ -587,6 +644,8 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "subscribe-reuse") == 0) return subscribe_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "control-reuse") == 0) return control_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "info-reuse") == 0) return info_reuse(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "wrap-reuse") == 0) return wrap_reuse(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "old-requests") == 0) return old_requests(argv[2]);
     if (argc == 3 && strcmp(argv[1], "slow-host") == 0) return slow_host(argv[2]);
     if (argc == 3 && strcmp(argv[1], "start-given-up") == 0) return start_given_up(argv[2]);
     if (argc == 3 && strcmp(argv[1], "freed-stop") == 0) return freed_stop(argv[2]);

@@ -154,3 +154,18 @@ def test_a_host_whose_entry_another_process_freed_removes_its_socket(control_rac
     assert control_races("freed-stop", out) == {"slot_a": 2, "slot_b": 1, "a_ended": 1, "socket_left": 0,
                                                 "query_b": 0, "stop_b": 0}
 
+
+def test_a_control_request_never_reaches_a_newer_session_whose_handle_generation_wrapped(control_races, out):
+    """As control-reuse, with 255 more sessions started and stopped in the slot meanwhile: the
+    newer session has the old one's handle (8 bits of generation), but the request carries the
+    registry's whole generation, and the newer host refuses it."""
+    assert control_races("wrap-reuse", out) == {"slot_a": 1, "replaced": 1, "same_handle": 1, "stop_a": 4201,
+                                                "query_b": 0, "stop_b": 0}
+
+
+def test_a_host_takes_requests_of_older_builds_that_name_its_session(control_races, out):
+    """A request names its session's whole generation; older builds name its low 8 bits (as
+    handles carry them), or nothing. A host whose generation is past 255 answers each that
+    names it, and refuses one naming another generation of its slot."""
+    assert control_races("old-requests", out) == {"whole": 0, "whole_older": 4201, "low8": 0,
+                                                  "low8_other": 4201, "unsaid": 0, "stop_a": 0}
