@@ -251,11 +251,15 @@ def listing() -> list[str]:
     lines: list[str] = []
     providers = sessions.providers()
     for props in api.QueryAllTraces():
+        busy = False
         try:
             info = sessions.session_info(props.LoggerName)
-        except Win32Error:
-            info = None
-        lines += query_text(props, info, providers) + [""]
+        except Win32Error as exc:
+            info, busy = None, exc.winerror == lib.ERROR_BUSY
+        lines += query_text(props, info, providers)
+        if busy:      # listed from the registry: only its host knows the counters
+            lines.append(f"{'Host:':<24}did not answer in time (busy): its counters are not known")
+        lines.append("")
     for p in providers:
         if not p.enabled:
             lines.append(f"Provider {{{p.guid}}}: registered in {p.processes} process"

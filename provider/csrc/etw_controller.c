@@ -673,12 +673,21 @@ ULONG EnableTraceEx2(TRACEHANDLE h, LPCGUID guid, ULONG code, UCHAR level, ULONG
 
 /* ---- listing ----------------------------------------------------------------------------- */
 
+/* What the registry says of a listed session: what QueryAllTraces reports of one whose host
+ * is alive but did not answer the QUERY in time (the counters only its host knows stay 0). */
+typedef struct {
+    TRACEHANDLE handle;
+    uint32_t log_file_mode, clock_type;
+    char name[WPT_MAX_NAME];
+} listed;
+
 ULONG QueryAllTracesA(EVENT_TRACE_PROPERTIES **array, ULONG count, ULONG *logger_count) {
     if (!logger_count || (count && !array)) return ERROR_INVALID_PARAMETER;
     for (ULONG i = 0; i < count; i++)
         if (!array[i] || array[i]->Wnode.BufferSize < sizeof(EVENT_TRACE_PROPERTIES))
             return ERROR_INVALID_PARAMETER;
-    TRACEHANDLE handles[WPPTRACE_MAX_SESSIONS];
+    listed *found = calloc(WPPTRACE_MAX_SESSIONS, sizeof *found);
+    if (!found) return ERROR_OUTOFMEMORY;
     ULONG n = 0;
     lock();
     ULONG rc;
@@ -689,15 +698,33 @@ ULONG QueryAllTracesA(EVENT_TRACE_PROPERTIES **array, ULONG count, ULONG *logger
             if (e->state != WPT_RUNNING || !wpt_reg_alive(e)) continue;
             if ((e->flags & WPT_REG_PRIVATE) && e->host_pid != wpt_current_pid()) continue;
             uint16_t id = i == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)i;
-            handles[n++] = wpt_handle_of(id, (uint8_t)e->generation, 0, 0);
+            listed *l = &found[n++];
+            l->handle = wpt_handle_of(id, (uint8_t)e->generation, 0, 0);
+            l->log_file_mode = e->log_file_mode;
+            l->clock_type = e->clock_type;
+            memcpy(l->name, e->name, sizeof l->name);       /* the same size */
+            l->name[sizeof l->name - 1] = 0;
         }
         wpt_registry_unlock();
     }
     ULONG filled = 0;
-    for (ULONG i = 0; i < n && filled < count; i++)
-        if (control_common(handles[i], NULL, array[filled], EVENT_TRACE_CONTROL_QUERY, 0) == ERROR_SUCCESS)
-            filled++;
+    for (ULONG i = 0; i < n && filled < count; i++) {
+        rc = control_common(found[i].handle, NULL, array[filled], EVENT_TRACE_CONTROL_QUERY, 0);
+        if (rc == ERROR_BUSY) {
+            /* alive, only slow: listed all the same (a session that stopped meanwhile is not) */
+            wpt_wire_props w;
+            memset(&w, 0, sizeof w);
+            w.logger_id = (uint32_t)(found[i].handle & 0xFFFF);
+            w.generation = wpt_handle_generation(found[i].handle);
+            w.log_file_mode = found[i].log_file_mode;
+            w.clock_type = found[i].clock_type;
+            memcpy(w.name, found[i].name, sizeof w.name);     /* the same size, terminated */
+            props_from_wire(&w, array[filled], 0);
+        }
+        if (rc == ERROR_SUCCESS || rc == ERROR_BUSY) filled++;
+    }
     unlock();
+    free(found);
     *logger_count = filled;
     return n > count ? ERROR_MORE_DATA : ERROR_SUCCESS;
 }

@@ -54,7 +54,8 @@
  *                   freed (nobody could find or stop it).
  *       slow-host   A's host is stopped (SIGSTOP) and the wait for its replies shortened:
  *                   wpptrace_session_info for A must say the host is busy (as ControlTrace
- *                   QUERY does), not gone; once it goes on (SIGCONT), that it runs.
+ *                   QUERY does), not gone, and QueryAllTraces list A from what the registry
+ *                   says; once it goes on (SIGCONT), that it runs.
  *       start-given-up  StartTrace of A gives up waiting for its host's answer (the wait
  *                   shortened to 300 ms) while the host, held, has bound its socket and runs
  *                   the session but has not registered it; then the host goes on. It must
@@ -73,7 +74,7 @@
  * stop_b RC", wrap-reuse "slot_a N replaced 0|1 same_handle 0|1 stop_a RC query_b RC stop_b RC",
  * old-requests "whole RC whole_older RC low8 RC low8_other RC unsaid RC stop_a RC",
  * late-host "start_a RC registered 0|1 query_a RC stop_a RC", slow-host "info_a RC
- * flags F query_a RC info_later RC flags_later F host_pid 0|1 stop_a RC", start-given-up
+ * flags F query_a RC list RC listed N named 0|1 info_later RC flags_later F host_pid 0|1 stop_a RC", start-given-up
  * "start_a RC host_ended 0|1 slot_free 0|1 socket_left 0|1", freed-stop "slot_a N slot_b N
  * a_ended 0|1 socket_left 0|1 query_b RC stop_b RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B and
@@ -520,14 +521,24 @@ static int slow_host(const char *dir) {
     ULONG info_a = wpptrace_session_info(a, NULL, &info);
     ULONG flags = info.Flags;
     ULONG queried = query_by_name("control-races-a");
+    props_block listed;
+    memset(&listed, 0, sizeof listed);
+    listed.p.Wnode.BufferSize = sizeof listed;
+    listed.p.LoggerNameOffset = sizeof listed.p;
+    EVENT_TRACE_PROPERTIES *one[1] = {&listed.p};
+    ULONG count = 0;
+    ULONG list_rc = QueryAllTracesA(one, 1, &count);
+    int named = strcmp(listed.names, "control-races-a") == 0 && listed.p.Wnode.HistoricalContext == a
+             && listed.p.LogFileMode == EVENT_TRACE_FILE_MODE_SEQUENTIAL;
     kill((pid_t)host, SIGCONT);
     wpt_host_reply_ms = 10000;
     WPPTRACE_SESSION_INFO later;
     ULONG info_later = wpptrace_session_info(a, NULL, &later);
     ULONG stopped = stop(a);
-    printf("info_a %u flags %u query_a %u info_later %u flags_later %u host_pid %d stop_a %u\n",
-           (unsigned)info_a, (unsigned)flags, (unsigned)queried, (unsigned)info_later,
-           (unsigned)later.Flags, later.HostProcessId == host, (unsigned)stopped);
+    printf("info_a %u flags %u query_a %u list %u listed %u named %d info_later %u flags_later %u "
+           "host_pid %d stop_a %u\n", (unsigned)info_a, (unsigned)flags, (unsigned)queried,
+           (unsigned)list_rc, (unsigned)count, named, (unsigned)info_later, (unsigned)later.Flags,
+           later.HostProcessId == host, (unsigned)stopped);
     return 0;
 }
 

@@ -235,6 +235,29 @@ def test_stop_of_a_session_whose_host_is_slow_to_answer_a_query_stops_it(tmp_pat
     assert "did not answer in time" in session_cli._describe(Win32Error(170), session_name)
 
 
+def test_list_marks_a_session_whose_host_is_slow_to_answer(tmp_path, session_name, monkeypatch):
+    """QueryAllTraces lists a session whose host does not answer in time from what the registry
+    holds (its counters unknown); `session list` says so under it rather than show its zeros as
+    counts."""
+    from wpptrace.provider import session_cli
+    from wpptrace.winerror import Win32Error
+
+    session_cli.start(session_name, str(tmp_path / "listed.etl"))
+    try:
+        def busy(name=None, handle=0):
+            raise Win32Error(170)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(sessions, "session_info", busy)
+            lines = session_cli.listing()
+        mine = lines[lines.index(f"{'Logger Name:':<24}{session_name}"):]
+        mine = mine[:mine.index("")]
+        assert mine[-1] == f"{'Host:':<24}did not answer in time (busy): its counters are not known"
+        assert not any(line.startswith("Host Process Id:") for line in mine)
+    finally:
+        session_cli.stop(session_name)
+
+
 def query_rows(text: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in text.splitlines()) if v}
 
