@@ -164,7 +164,6 @@ static inline uint32_t wpt_current_pid(void) {
     uint32_t p = wpt_cached_pid;
     return __builtin_expect(p != 0, 1) ? p : wpt_current_pid_slow();
 }
-int64_t  wpt_boot_filetime(void);
 void     wpt_set_last_error(ULONG code);
 /* Start time of a process (/proc/<pid>/stat field 22), 0 if it is gone or a zombie. */
 uint64_t wpt_process_start(uint32_t pid);
@@ -194,6 +193,16 @@ static inline int64_t wpt_raw_now_of(uint32_t clock_type, int64_t filetime_offse
     default:                           return wpt_mono100_now();
     }
 }
+
+/* A session's clock facts at StartTrace: a raw value of its clock and the FILETIME of the
+ * same instant (the header event's SystemTime and StartTime), FILETIME - CLOCK_MONOTONIC in
+ * 100 ns ticks (clock 2's offset), and the boot time (FILETIME). Each offset between clocks is
+ * read bracketed and kept by the process while the clocks are not stepped, so the sessions a
+ * process starts agree on it (etw_clock.c). Called under wpt_control_lock. */
+typedef struct {
+    int64_t raw, start_filetime, filetime_offset, boot_filetime;
+} wpt_clock_anchor;
+void wpt_session_clock(uint32_t clock_type, wpt_clock_anchor *a);
 
 /* A thread of the core (flusher, endpoint, senders): it never runs the application's signal
  * handlers, whichever signals the application directs at the process. */
@@ -297,6 +306,8 @@ enum {
     WPT_POINT_HOST_FORKED = 13,          /* a host process began, has not opened its log */
     WPT_POINT_HOST_UNANSWERED = 14,      /* StartTrace gave up waiting for its host's answer,
                                           * has not released its registry entry */
+    WPT_POINT_CLOCK_PAIR_BEGUN = 15,     /* a session's clock offset: the first read of a
+                                          * bracket made, the wall clock not read yet */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);
@@ -306,6 +317,9 @@ extern void (*wpt_test_point)(int point);
 extern int64_t wpt_host_answer_ms, wpt_host_reply_ms;
 #define WPT_HOST_ANSWER_MS wpt_host_answer_ms
 #define WPT_HOST_REPLY_MS ((int)wpt_host_reply_ms)
+/* added to every CLOCK_REALTIME read of the core: a test steps the wall clock without
+ * privileges */
+extern int64_t wpt_wall_shift_ns;
 #else
 #define WPT_TEST_POINT(point) ((void)0)
 #define WPT_HOST_ANSWER_MS 30000

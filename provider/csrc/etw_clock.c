@@ -14,26 +14,76 @@
 #include <unistd.h>
 #include "_etw_internal.h"
 
-int64_t wpt_filetime_now(void) {
+#ifdef WPT_TEST_POINTS
+int64_t wpt_wall_shift_ns;
+#define WALL_SHIFT_NS wpt_wall_shift_ns
+#else
+#define WALL_SHIFT_NS 0
+#endif
+
+static int64_t ns_of(clockid_t clock) {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 10000000 + ts.tv_nsec / 100 + WPT_FILETIME_UNIX_EPOCH;
+    clock_gettime(clock, &ts);
+    int64_t ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return clock == CLOCK_REALTIME ? ns + WALL_SHIFT_NS : ns;
 }
 
-int64_t wpt_boot_filetime(void) {
-    struct timespec b;
-    clock_gettime(CLOCK_BOOTTIME, &b);
-    return wpt_filetime_now() - ((int64_t)b.tv_sec * 10000000 + b.tv_nsec / 100);
+/* ns -> 100 ns ticks, rounding down for negative values too */
+static int64_t ticks_of(int64_t ns) {
+    return ns >= 0 ? ns / 100 : -((-ns + 99) / 100);
+}
+
+int64_t wpt_filetime_now(void) {
+    return ticks_of(ns_of(CLOCK_REALTIME)) + WPT_FILETIME_UNIX_EPOCH;
+}
+
+static int64_t mono_ns(void) { return ns_of(CLOCK_MONOTONIC); }
+
+/* The wall clock minus another clock (`base`), as this process measured it last. Offsets
+ * between two of the kernel's clocks stay fixed until the wall clock is set (or, for
+ * CLOCK_MONOTONIC, the machine resumes from suspend), so a new measurement within the errors
+ * of both (they overlap) means the same offset: the kept one is used, and every session this
+ * process starts converts its timestamps the same way (their files merge in logging order).
+ * One outside them is a clock step: it replaces the kept one, and sessions started from then
+ * on show the step. Read and written under wpt_control_lock (StartTrace). */
+typedef struct {
+    int64_t offset, error;      /* ns; error: half the width of the bracket it came from */
+    int known;
+} clock_link;
+
+static clock_link g_wall_mono, g_wall_boot;
+
+/* wall - base, read between two reads of base: the tightest of a few such brackets, so a
+ * preemption between two reads widens only the bracket it hit, and that one is not used.
+ * *base_at gets base at the middle of the bracket used, the instant the offset is for. */
+static void measure(clockid_t base, clock_link *out, int64_t *base_at) {
+    int64_t best = INT64_MAX;
+    for (int i = 0; i < 7; i++) {
+        int64_t before = ns_of(base);
+        WPT_TEST_POINT(WPT_POINT_CLOCK_PAIR_BEGUN);
+        int64_t wall = ns_of(CLOCK_REALTIME);
+        int64_t after = ns_of(base);
+        if (after - before < best) {
+            best = after - before;
+            *base_at = before + best / 2;
+            out->offset = wall - *base_at;
+            out->error = best - best / 2;
+        }
+    }
+    out->known = 1;
+}
+
+/* The kept offset of wall to `base` once a new measurement confirmed it (or replaced it). */
+static int64_t linked_offset(clockid_t base, clock_link *kept, int64_t *base_at) {
+    clock_link now;
+    measure(base, &now, base_at);
+    int64_t apart = now.offset > kept->offset ? now.offset - kept->offset : kept->offset - now.offset;
+    if (!kept->known || apart > now.error + kept->error) *kept = now;
+    return kept->offset;
 }
 
 static uint32_t g_cpu_mhz;
 static pthread_once_t g_mhz_once = PTHREAD_ONCE_INIT;
-
-static int64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* A (CLOCK_MONOTONIC ns, cycle counter) pair read as close together as we can: the tightest
  * of a few brackets, so a preemption during one read does not skew the calibration. */
@@ -66,6 +116,24 @@ static void measure_cpu_mhz(void) {
 uint32_t wpt_cpu_mhz(void) {
     pthread_once(&g_mhz_once, measure_cpu_mhz);
     return g_cpu_mhz;
+}
+
+void wpt_session_clock(uint32_t clock_type, wpt_clock_anchor *a) {
+    int64_t mono;
+    a->filetime_offset = ticks_of(linked_offset(CLOCK_MONOTONIC, &g_wall_mono, &mono))
+                         + WPT_FILETIME_UNIX_EPOCH;
+    if (clock_type == EVENT_TRACE_CLOCK_CPUCYCLE) {
+        uint64_t cycles;
+        clock_pair(&mono, &cycles);
+        a->raw = (int64_t)cycles;
+        a->start_filetime = ticks_of(mono) + a->filetime_offset;
+    } else {
+        a->start_filetime = ticks_of(mono) + a->filetime_offset;
+        a->raw = clock_type == EVENT_TRACE_CLOCK_SYSTEMTIME ? a->start_filetime : ticks_of(mono);
+    }
+    int64_t boot;
+    a->boot_filetime = ticks_of(linked_offset(CLOCK_BOOTTIME, &g_wall_boot, &boot))
+                       + WPT_FILETIME_UNIX_EPOCH;
 }
 
 uint32_t wpt_processor_count(void) {

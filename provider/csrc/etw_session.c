@@ -721,16 +721,16 @@ ULONG wpt_session_prepare(wpt_session *s, int private_pool) {
     s->view = NULL;
     s->memfd = -1;
 
-    /* clock: StartTime and the header event's raw time are read at the same instant */
+    /* clock: StartTime and the header event's raw time are of the same instant */
     s->cpu_mhz = wpt_cpu_mhz();
     s->start_tid = wpt_current_tid();
     s->start_pid = wpt_current_pid();
-    int64_t ft = wpt_filetime_now();
-    int64_t mono = wpt_mono100_now();
-    s->filetime_offset = ft - mono;
-    s->start_filetime = ft;
-    s->start_raw = wpt_raw_now_of(s->clock_type, s->filetime_offset);
-    s->boot_filetime = wpt_boot_filetime();
+    wpt_clock_anchor clock;
+    wpt_session_clock(s->clock_type, &clock);
+    s->filetime_offset = clock.filetime_offset;
+    s->start_filetime = clock.start_filetime;
+    s->start_raw = clock.raw;
+    s->boot_filetime = clock.boot_filetime;
 
     uint32_t capacity = wpt_pool_capacity(s->buffer_size, s->max_buffers);
     s->next_seq = calloc(s->nslots, sizeof *s->next_seq);

@@ -124,6 +124,13 @@ def control_races(build_c_program_with_test_points):
     return _mode_program(build_c_program_with_test_points, "control_races")
 
 
+@pytest.fixture(scope="session")
+def session_clock(build_c_program_with_test_points):
+    """session_clock(mode, out_dir) -> what session_clock.c printed (sessions started with the
+    core's clock reads held, or after a wall-clock step)."""
+    return _mode_program(build_c_program_with_test_points, "session_clock")
+
+
 SAMPLE = REPO / "samples" / "c_program"
 
 
