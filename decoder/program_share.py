@@ -14,8 +14,9 @@ The first windows of a run meet most of its messages at once, and the messages o
 file are spread over all of them: first come, first compiled, every process would read
 nearly every TMF file. So the processes first meet (``share_out``): each posts the messages
 its first window needs compiled, and once all have, each compiles the messages of its share
-of the TMF GUIDs, whoever needs them. A process that does not post in time ends the meeting
-for all: then first come, first compiled.
+of the TMF GUIDs, whoever needs them; one done with its share takes what is left of the
+others' from their ends. A process that does not post in time ends the meeting for all:
+then first come, first compiled.
 
 A record: ``RECORD`` (the printer's form, flags, the shared prefix program the blob calls,
 five lengths) then component, name and Unknown line (UTF-8), program blob and decoration.
@@ -28,7 +29,7 @@ from collections import namedtuple
 
 from ._hazmat import ETL, ProgramTable
 
-__all__ = ["ProgramShare", "SharedRecord", "pack", "pack_parts", "unpack"]
+__all__ = ["ProgramShare", "SharedRecord", "pack", "pack_parts", "shares_of", "unpack"]
 
 #: a record's head, as program_records.h lays it out (PRECORD_HEAD bytes) for the C install
 RECORD = struct.Struct("<4sIiIIIII")
@@ -61,13 +62,15 @@ class ProgramShare:
         #: processes meet over their first messages (``share_out``; 1: no meeting)
         self.process, self.processes = 0, 1
         self.met = False
+        #: whether a process done with its share takes what the others have not begun of theirs
+        self.steal = True
 
-    def share_out(self, keys: list[tuple[bytes, int]]) -> list[tuple[bytes, int]] | None:
+    def share_out(self, keys: list[tuple[bytes, int]]) -> list[list[tuple[bytes, int]]] | None:
         """This process's part of the meeting (once; see the module's docstring): ``keys``
         are the messages its first window needs compiled (GUID bytes_le, number). Returns
-        the messages it compiles for all, in the order to compile them (by GUID), or None
-        when there is no meeting (one process, a meeting held before, or one that a process
-        did not come to in time)."""
+        the messages each process compiles for all (``shares_of``; this one's at
+        ``self.process``), or None when there is no meeting (one process, a meeting held
+        before, or one that a process did not come to in time)."""
         table = self.table
         if self.met:
             return None
@@ -100,14 +103,15 @@ class ProgramShare:
                 break
             time.sleep(pause)
             pause = min(0.0005, pause + 0.0001)
-        return _share_of(posts, self.process)
+        return shares_of(posts)
 
-    def await_ready(self, keys: list[tuple[bytes, int]], seconds: float = WAIT_SECONDS) -> None:
+    def await_ready(self, keys: list[tuple[bytes, int]], seconds: float | None = None) -> None:
         """Wait until the records of ``keys`` (the other processes' shares) are READY, or
-        ``seconds`` have passed (those left are then claimed as any other message)."""
+        ``seconds`` (WAIT_SECONDS) have passed (those left are then claimed as any other
+        message)."""
         table = self.table
         left = keys
-        deadline = time.monotonic() + seconds
+        deadline = time.monotonic() + (WAIT_SECONDS if seconds is None else seconds)
         pause = 0.0
         while left:
             slots = table.ready(left)
@@ -141,13 +145,13 @@ class ProgramShare:
         self.compiled += 1
         self.table.refuse(slot)
 
-    def settle(self, slot: int, seconds: float = WAIT_SECONDS) -> int:
+    def settle(self, slot: int, seconds: float | None = None) -> int:
         """The state of a slot another process claimed once it is no longer CLAIMED (READY:
-        its record can be read), or CLAIMED still after ``seconds``."""
+        its record can be read), or CLAIMED still after ``seconds`` (WAIT_SECONDS)."""
         table = self.table
         state = table.state(slot)
         if state == table.CLAIMED:
-            deadline = time.monotonic() + seconds
+            deadline = time.monotonic() + (WAIT_SECONDS if seconds is None else seconds)
             pause = 0.0
             while state == table.CLAIMED and time.monotonic() < deadline:
                 time.sleep(pause)                 # 0 first: yield to the process compiling it
@@ -155,7 +159,7 @@ class ProgramShare:
                 state = table.state(slot)
         return state
 
-    def wait(self, slot: int, mode: bytes, seconds: float = WAIT_SECONDS) -> SharedRecord | None:
+    def wait(self, slot: int, mode: bytes, seconds: float | None = None) -> SharedRecord | None:
         """The record of a slot another process claimed, once published; None when it was
         refused, does not come within ``seconds``, or is not for this mode."""
         table = self.table
@@ -170,23 +174,24 @@ class ProgramShare:
         self.table.close()
 
 
-def _share_of(posts: list[list[tuple[bytes, int]]], process: int) -> list[tuple[bytes, int]]:
-    """The messages ``process`` compiles of all the processes' posted ones: whole GUIDs
-    (a TMF file read once), the heaviest first to the least loaded of the processes that
-    posted some, in an order every process computes alike from the same posts."""
+def shares_of(posts: list[list[tuple[bytes, int]]]) -> list[list[tuple[bytes, int]]]:
+    """The messages each process compiles of all the processes' posted ones (``posts[k]``:
+    process k's): whole GUIDs (a TMF file read once), the heaviest first to the least
+    loaded of the processes that posted some, each share in GUID order: what every process
+    computes alike from the same posts."""
     numbers: dict[bytes, set[int]] = {}
     for posted in posts:
         for guid, number in posted:
             numbers.setdefault(guid, set()).add(number)
     weight = {guid: len(found) + _FILE_WEIGHT for guid, found in numbers.items()}
     loads = {k: 0 for k, posted in enumerate(posts) if posted}   # (one that posted none left)
-    mine = []
+    guids: list[list[bytes]] = [[] for _ in posts]
     for guid in sorted(numbers, key=lambda guid: (-weight[guid], guid)):
         least = min(loads, key=lambda k: (loads[k], k))
         loads[least] += weight[guid]
-        if least == process:
-            mine.append(guid)
-    return [(guid, number) for guid in sorted(mine) for number in sorted(numbers[guid])]
+        guids[least].append(guid)
+    return [[(guid, number) for guid in sorted(share) for number in sorted(numbers[guid])]
+            for share in guids]
 
 
 def pack(mode: bytes, record: SharedRecord) -> bytes:

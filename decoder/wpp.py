@@ -1103,19 +1103,34 @@ class WppDecoder:
     def _meet(self, left: list[int], keys: list[tuple[bytes, int]], entries: list,
               mode: bytes) -> None:
         """This process's part of the run's meeting over its first messages
-        (``ProgramShare.share_out``): ``keys[k]`` for k in ``left`` are the ones to compile;
-        the messages of this process's share (its first window's or another's) are compiled
-        and published, the entries of its own set in ``entries``; then the others' records
-        are waited for (the caller installs them)."""
-        share, table = self._share, self._share.table
+        (``ProgramShare.share_out``): ``keys[k]`` for k in ``left`` are the ones to compile.
+        The messages of this process's share (its first window's or another's) are compiled
+        and published, the entries of its own set in ``entries``; then what the others have
+        not begun of theirs, from the end back (they go on from the start); then the others'
+        records are waited for (the caller installs them)."""
+        share = self._share
         needed = [keys[k] for k in left]
-        mine = share.share_out(needed)
-        if mine is None:
+        shares = share.share_out(needed)
+        if shares is None:
             return
         place = dict(zip(needed, left))
-        for key in mine:
-            slot, state = table.claim(*key)
-            if state != table.MINE:        # (only a process gone astray has claimed it)
+        self._compile_shared(shares[share.process], place, entries, mode, stop=False)
+        for k, other in enumerate(shares):
+            if k != share.process and share.steal:
+                self._compile_shared(other[::-1], place, entries, mode, stop=True)
+        share.await_ready([key for key in needed if entries[place[key]] is None])
+
+    def _compile_shared(self, keys: list[tuple[bytes, int]], place: dict, entries: list,
+                        mode: bytes, stop: bool) -> None:
+        """Claim, compile and publish ``keys`` (``place``: the index in ``entries`` of the
+        ones this process needs): one claimed already is skipped, or with ``stop`` ends it."""
+        share, table, cache = self._share, self._share.table, self._cache
+        claim, mine = table.claim, table.MINE
+        for key in keys:
+            slot, state = claim(*key)
+            if state != mine:
+                if stop:
+                    return
                 continue
             entry, packed = self._compiled_entry(key, mode)
             share.compiled += 1
@@ -1123,12 +1138,11 @@ class WppDecoder:
                 table.refuse(slot)
             else:
                 table.publish(slot, packed)
-                if self._cache is not None:
-                    self._cache.add(*key, packed)
+                if cache is not None:
+                    cache.add(*key, packed)
             k = place.get(key)
             if k is not None:
                 entries[k] = entry
-        share.await_ready([key for key in needed if entries[place[key]] is None])
 
     def _shared_prefix(self) -> int | None:
         """The program of the prefix all messages share (registered once), or None when

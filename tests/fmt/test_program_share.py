@@ -11,12 +11,12 @@ import pytest
 from fmthelp import row_lines, run_fmt_capture
 
 from wpptrace import tmf
-from wpptrace.decoder import parallel
+from wpptrace.decoder import parallel, program_share
 from wpptrace.decoder._hazmat import ProgramTable
 from wpptrace.decoder.engine import FileSource, record_view
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.program_share import (MEET_SECONDS, RECORD, ProgramShare, SharedRecord,
-                                            _share_of, unpack)
+                                            shares_of, unpack)
 from wpptrace.decoder.wpp import WppDecoder
 from wpptrace.decoder.wpp_rows import RowView
 
@@ -157,15 +157,15 @@ def test_shares_are_whole_guids_given_out_alike_in_every_process():
     first = [(_guid(g), n) for g in range(12) for n in range(g + 1)]
     second = [(_guid(g), n) for g in range(6, 20) for n in range(0, 2 * g, 2)]
     posts = [first, second, []]
-    shares = [_share_of(posts, k) for k in range(3)]
+    shares = shares_of(posts)
     assert shares[2] == []                                 # it posted none: it takes none
     assert sorted(shares[0] + shares[1]) == sorted(set(first + second))   # each key once
     assert not {g for g, _n in shares[0]} & {g for g, _n in shares[1]}    # whole GUIDs
     # the same in any process: the posts' order and repeats do not move it
-    assert _share_of([second[::-1], first + first[:5], []], 1) == shares[1]
+    assert shares_of([second[::-1], first + first[:5], []]) == shares
     weights = [len({key for key in share}) + 4 * len({g for g, _n in share}) for share in shares[:2]]
     assert abs(weights[0] - weights[1]) <= 20 + 4           # the heaviest GUID at most
-    assert _share_of([first, []], 0) == sorted(set(first))
+    assert shares_of([first, []]) == [sorted(set(first)), []]
 
 
 def test_a_meeting_nobody_else_comes_to_is_abandoned():
@@ -197,10 +197,12 @@ def _loaded_guids(tmfset, listed: set) -> set:
     return listed - set(tmfset._pending)
 
 
-def test_processes_meeting_read_each_tmf_file_once_for_their_first_messages(driver):
+def test_processes_meeting_read_each_tmf_file_once_for_their_first_messages(driver, monkeypatch):
     """Two processes whose first windows need overlapping sets of messages from the same
     TMF files: after their meeting each has read the files of its share of the GUIDs only,
     compiled each message of both sets once, and printed the other's from its records."""
+    monkeypatch.setattr(program_share, "MEET_SECONDS", 60)   # both come, however busy the machine
+    monkeypatch.setattr(program_share, "WAIT_SECONDS", 60)
     path, tmf_dir = driver
     plain = WppDecoder(tmf.load(tmf_dir), utc=True)
     with EtlFile(str(path)) as etl:
@@ -218,6 +220,7 @@ def test_processes_meeting_read_each_tmf_file_once_for_their_first_messages(driv
     share = ProgramShare()
     decoder.share_programs(share)
     share.processes = 2
+    share.steal = False        # (which process ends first, and takes from the other, varies)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -239,6 +242,7 @@ def test_processes_meeting_read_each_tmf_file_once_for_their_first_messages(driv
     other_compiled, other_entries = int(report[0]), int(report[1])
     other_read = {int(g) for g in report[2:]}
     read = _loaded_guids(decoder.tmfset, listed)
+    assert share.table.meet(share.table.ABANDONED) == share.table.AGREED
     assert read and other_read and not read & other_read            # no file read twice
     assert read | other_read == {_guid_int(g) for g, _n in keys} & listed
     assert share.compiled + other_compiled == len(keys)             # each message once
@@ -248,6 +252,38 @@ def test_processes_meeting_read_each_tmf_file_once_for_their_first_messages(driv
     assert share.installed == len(firsts[0]) - len(mine)            # the rest from records
     with EtlFile(str(path)) as etl:                                 # and it prints the same
         assert row_lines(decoder, etl) == expected
+    share.close()
+
+
+def test_a_process_done_with_its_share_takes_the_rest_of_the_others_from_their_end(driver, monkeypatch):
+    """Another process posted its first messages and began its share (it claimed the first
+    ones), then stopped: this one compiles its own share, then the other's from the end back
+    to the first one claimed, and waits only for the ones it needs that are left."""
+    monkeypatch.setattr(program_share, "WAIT_SECONDS", 0.2)
+    path, tmf_dir = driver
+    view = RowView()
+    with EtlFile(str(path)) as etl:
+        for _rows, _keys in FileSource(etl).ordered(view):
+            pass
+    keys = [view.tables.key_info(k) for k in range(view.tables.key_count())]
+    firsts = (keys[:len(keys) // 2], keys[len(keys) // 2:])
+    decoder = WppDecoder(tmf.load(tmf_dir), utc=True)
+    decoder._row_printer((False, "text", False))
+    share = ProgramShare()
+    decoder.share_programs(share)
+    share.processes = 2
+    table = share.table
+    assert table.post(1, firsts[1])
+    theirs = shares_of([firsts[0], firsts[1]])[1]
+    begun = theirs[:10]
+    for key in begun:                      # what the other claimed before it stopped
+        assert table.claim(*key)[1] == table.MINE
+    began = time.monotonic()
+    entries = decoder._shared_entries(firsts[0])
+    assert share.compiled == len(keys) - len(begun)
+    waited = [key for key in firsts[0] if key in begun]
+    assert entries.count(None) == 0 and len(waited) > 0
+    assert time.monotonic() - began >= 0.2      # waited for those, then compiled them itself
     share.close()
 
 
