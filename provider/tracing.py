@@ -154,7 +154,7 @@ def {name}(self, flag=None, fmt=None, *args):
     try:
         if not flag & self._mask{level}:
             return
-    except TypeError:
+    except Exception:  # noqa: BLE001 - a flag that is no int: _trace drops the call
         if not self._mask{level}:
             return
     frame = _getframe(1)
@@ -188,7 +188,7 @@ class _PythonLevels:
         try:
             if not flag & self._masks[level & 0xFF]:
                 return
-        except TypeError:
+        except Exception:  # noqa: BLE001 - a level or flag that is no int: _trace drops the call
             if not self.logger_handle:
                 return
         frame = _getframe(1)

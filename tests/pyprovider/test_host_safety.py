@@ -14,6 +14,7 @@ import warnings
 import pytest
 
 from wpptrace.provider import fastpath
+from wpptrace.provider.tracing import TraceWarning
 
 PATHS = ["python"] + (["c"] if fastpath.AVAILABLE else [])
 
@@ -111,3 +112,52 @@ def test_the_applications_own_compile_warnings_do_not_come_from_a_trace_call(tmp
     assert [str(w.message) for w in seen] == []
     assert trace.stats().calls_dropped == 0
     assert bool(sent) if path == "python" else bool(trace._sites)
+
+
+class _FailingAnd:
+    """A flag or level whose ``&`` fails with an error of its own."""
+
+    def __and__(self, other):
+        raise RuntimeError("no & for you")
+
+    __rand__ = __and__
+
+
+class _Ambiguous:
+    """An array-like flag: ``&`` gives an object whose truth value cannot be told."""
+
+    def __and__(self, other):
+        return self
+
+    __rand__ = __and__
+
+    def __bool__(self):
+        raise ValueError("the truth value is ambiguous")
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("bad", [_FailingAnd(), _Ambiguous()], ids=["failing-and", "ambiguous"])
+def test_a_flag_or_level_that_is_no_int_is_dropped_whatever_its_operators_do(tmp_path, path, bad):
+    """The enable test applies ``&`` to the flag (and, for log(), the level): an object whose
+    operators raise something else than TypeError is still a call that cannot be written."""
+    app = make_app(tmp_path, '''
+        from wpptrace.provider.tracing import Provider
+        trace = Provider("HostileFlags", register=False, flags=("IO",))
+        def flag(value):
+            trace.info(value, "value %d", 1)
+        def level(value):
+            trace.log(value, trace.flags.IO, "value %d", 2)
+    ''')
+    sent = enable(app.trace, path)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            app.flag(bad)
+            app.level(bad)
+    assert sent == []
+    stats = app.trace.stats()
+    assert stats.calls_dropped == 4
+    assert [(d.count, d.reason.split(": ", 1)[1]) for d in stats.sites] == [
+        (2, "the flag must be an int, got " + type(bad).__name__),
+        (2, "the level must be an int, got " + type(bad).__name__)]
+    assert len([w for w in seen if w.category is TraceWarning]) == 2     # one report per site
