@@ -25,7 +25,9 @@ site registry lists) is dropped; the drops are counted per call site (:meth:`Pro
 and the first one of each site is reported with a :class:`TraceWarning`. With ``strict=True``
 (or the environment variable ``WPPTRACE_STRICT=1``) the call raises instead, naming the call
 site as ``file:line``. Events the session refuses (no free buffer, larger than a buffer) are
-counted in ``events_dropped``, as the session counts them in EventsLost.
+counted in ``events_dropped``, as the session counts them in EventsLost; so are calls the
+process had no memory or stack left for (a call made near the recursion limit), with
+``last_error`` ERROR_NOT_ENOUGH_MEMORY: lost, never raised, in strict mode too.
 
 Level 0 from the session means "every level" (the ETW meaning of level 0).
 """
@@ -73,6 +75,8 @@ MAX_FLAGS = 32  # EnableFlags is a ULONG
 STRICT_ENVIRONMENT_VARIABLE = "WPPTRACE_STRICT"
 
 _getframe = sys._getframe
+#: last_error of a call lost for want of memory or stack (made near the recursion limit).
+_NO_ROOM = _lib.ERROR_NOT_ENOUGH_MEMORY
 
 
 class TraceWarning(RuntimeWarning):
@@ -94,8 +98,9 @@ class ProviderStats:
 
     ``calls_dropped``: trace calls that could not be written as their message (per call site in
     ``sites``); ``events_dropped``: events the session refused (no free buffer, larger than a
-    buffer: the session counts them in EventsLost); ``last_error``: the session's last refusal
-    (a Win32 code)."""
+    buffer: the session counts them in EventsLost) and calls the process had no memory or
+    stack left for; ``last_error``: the last of these refusals (a Win32 code,
+    ERROR_NOT_ENOUGH_MEMORY for want of memory or stack)."""
 
     calls_dropped: int
     events_dropped: int
@@ -157,25 +162,29 @@ def {name}(self, flag=None, fmt=None, *args):
     except Exception:  # noqa: BLE001 - a flag that is no int: _trace drops the call
         if not self._mask{level}:
             return
-    frame = _getframe(1)
-    code = frame.f_code
-    entry = self._sites.get(id(code))
-    site = entry[1].get(frame.f_lasti) if entry is not None else None
-    if type(site) is _CompiledSite and type(flag) in _FLAG_TYPES:
-        try:
-            payload = site.pack(args)
-        except Exception:  # noqa: BLE001 - _trace reports it (or raises if strict)
-            pass
-        else:
-            rc = self._trace_packed(self.logger_handle, _OPTIONS, site.guid_le, site.number, payload)
-            if rc:
-                self.events_dropped += 1
-                self.last_error = rc
-            return
-    self._trace({level}, "{name}", flag, fmt, args, code, frame.f_lasti, frame.f_globals)
+    try:
+        frame = _getframe(1)
+        code = frame.f_code
+        entry = self._sites.get(id(code))
+        site = entry[1].get(frame.f_lasti) if entry is not None else None
+        if type(site) is _CompiledSite and type(flag) in _FLAG_TYPES:
+            try:
+                payload = site.pack(args)
+            except Exception:  # noqa: BLE001 - _trace reports it (or raises if strict)
+                pass
+            else:
+                rc = self._trace_packed(self.logger_handle, _OPTIONS, site.guid_le, site.number, payload)
+                if rc:
+                    self.events_dropped += 1
+                    self.last_error = rc
+                return
+        self._trace({level}, "{name}", flag, fmt, args, code, frame.f_lasti, frame.f_globals)
+    except (MemoryError, RecursionError):  # no room left: lost and counted (no call in here)
+        self.events_dropped += 1
+        self.last_error = _NO_ROOM
 '''
     namespace = {"_getframe": _getframe, "_CompiledSite": CompiledSite, "_FLAG_TYPES": (int, TraceFlag),
-                 "_OPTIONS": WPP_TRACE_OPTIONS}
+                 "_OPTIONS": WPP_TRACE_OPTIONS, "_NO_ROOM": _NO_ROOM}
     exec(compile(source, f"<wpptrace Provider.{name}>", "exec"), namespace)  # noqa: S102
     return namespace[name]
 
@@ -191,8 +200,12 @@ class _PythonLevels:
         except Exception:  # noqa: BLE001 - a level or flag that is no int: _trace drops the call
             if not self.logger_handle:
                 return
-        frame = _getframe(1)
-        self._trace(level, "log", flag, fmt, args, frame.f_code, frame.f_lasti, frame.f_globals)
+        try:
+            frame = _getframe(1)
+            self._trace(level, "log", flag, fmt, args, frame.f_code, frame.f_lasti, frame.f_globals)
+        except (MemoryError, RecursionError):
+            self.events_dropped += 1
+            self.last_error = _NO_ROOM
 
     def _cache_site(self, code: Any, lasti: int, cid: int) -> None:
         """(The C methods' site cache; the Python methods use ``_sites``.)"""
@@ -350,6 +363,8 @@ class _ProviderMethods:
         if site is None:
             try:
                 site = self._resolve(method, fmt, code, lasti, module_globals)
+            except (MemoryError, RecursionError):
+                raise  # no room to resolve it now, not the site's fault: the level method counts it
             except Exception as exc:  # noqa: BLE001 - whatever went wrong, never into the application
                 where = (code.co_filename, code.co_firstlineno)
                 return self._drop(f"{os.path.basename(code.co_filename)} ({self.name}.{method})", where,

@@ -591,6 +591,20 @@ static PyObject *caller_code(int *lasti, PyFrameObject **frame_out) {
     return (PyObject *)code;
 }
 
+/* The Python side failed for want of room: no memory, or no stack left for its frames (a call
+ * made near the recursion limit). That is the process's state, not the call's fault: the event
+ * is lost and counted, as when the buffers are full, and the application never sees the
+ * exception (nor in strict mode, which is about calls that cannot be written). Anything else
+ * (strict mode's error, KeyboardInterrupt ...) stays set for the caller. */
+static PyObject *lost_for_room(ProviderCore *self) {
+    if (!PyErr_ExceptionMatches(PyExc_MemoryError) && !PyErr_ExceptionMatches(PyExc_RecursionError))
+        return NULL;
+    PyErr_Clear();
+    self->events_dropped++;
+    self->last_error = ERROR_NOT_ENOUGH_MEMORY;
+    Py_RETURN_NONE;
+}
+
 /* Hand the call to Python: self._trace(level, method, flag, fmt, args, code, lasti, globals). */
 static PyObject *to_python(ProviderCore *self, PyObject *level, PyObject *method, PyObject *const *args,
                            Py_ssize_t nargs, Py_ssize_t fixed) {
@@ -601,7 +615,7 @@ static PyObject *to_python(ProviderCore *self, PyObject *level, PyObject *method
     PyObject *flag = nargs > fixed - 2 ? args[fixed - 2] : Py_None;
     PyObject *fmt = nargs > fixed - 1 ? args[fixed - 1] : Py_None;
     PyObject *rest = PyTuple_New(nargs > fixed ? nargs - fixed : 0);
-    if (!rest) return NULL;
+    if (!rest) return lost_for_room(self);
     for (Py_ssize_t i = fixed; i < nargs; i++) {
         Py_INCREF(args[i]);
         PyTuple_SET_ITEM(rest, i - fixed, args[i]);
@@ -614,7 +628,7 @@ static PyObject *to_python(ProviderCore *self, PyObject *level, PyObject *method
                                             lasti_obj, globals ? globals : Py_None, NULL);
     Py_DECREF(rest);
     Py_XDECREF(lasti_obj);
-    return result;
+    return result ? result : lost_for_room(self);
 }
 
 /* One level method call: args are (flag, fmt, values...) after `fixed - 2` leading arguments
@@ -784,7 +798,7 @@ static PyMethodDef core_methods[] = {
 
 static PyMemberDef core_members[] = {
     {"events_dropped", T_ULONGLONG, offsetof(ProviderCore, events_dropped), 0,
-     "events the session refused (no free buffer, larger than a buffer)"},
+     "events the session refused (no free buffer, larger than a buffer) or lost for want of memory or stack"},
     {"last_error", T_UINT, offsetof(ProviderCore, last_error), 0, "the last refusal's Win32 code"},
 #if !MANAGED_DICT
     {"__dictoffset__", T_PYSSIZET, offsetof(ProviderCore, dict), READONLY, NULL},

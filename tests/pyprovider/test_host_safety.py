@@ -3,8 +3,10 @@ application's warning filters, not near the recursion limit, not with hostile ar
 drops, counts, and reports once; it never raises, blocks or prints on its own account."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import sys
 import textwrap
 import threading
 import time
@@ -13,8 +15,8 @@ import warnings
 
 import pytest
 
-from wpptrace.provider import fastpath
-from wpptrace.provider.tracing import TraceWarning
+from wpptrace.provider import api, fastpath
+from wpptrace.provider.tracing import Provider, TraceWarning
 
 PATHS = ["python"] + (["c"] if fastpath.AVAILABLE else [])
 
@@ -161,3 +163,109 @@ def test_a_flag_or_level_that_is_no_int_is_dropped_whatever_its_operators_do(tmp
         (2, "the flag must be an int, got " + type(bad).__name__),
         (2, "the level must be an int, got " + type(bad).__name__)]
     assert len([w for w in seen if w.category is TraceWarning]) == 2     # one report per site
+
+
+@contextlib.contextmanager
+def writing(trace, path: str, pp, tmp_path):
+    """Enable the provider: the Python level methods write into the list given; the C ones
+    write to a real file session, whose messages the list gets when the block ends."""
+    sent: list[tuple[int, bytes]] = []
+    if path == "python":
+        trace._use_writer(lambda h, fl, g, n, p: sent.append((n, bytes(p))) or 0)
+        trace._set_enable_state(0x1234, 0xFFFFFFFF, 5)
+        try:
+            yield sent
+        finally:
+            trace._set_enable_state(0, 0, 0)
+            trace._use_writer(None)
+        return
+    etl = tmp_path / f"writes-{uuid.uuid4().hex[:8]}.etl"
+    with pp.etl_session(etl) as session:
+        trace.register()
+        try:
+            api.EnableTrace(True, 0xFFFFFFFF, 5, trace.guid, session)
+            yield sent
+        finally:
+            trace.unregister()
+    sent += pp.message_payloads(etl)
+
+
+class _Text:
+    """A value whose text comes from Python code (one more frame when it converts)."""
+
+    def __str__(self):
+        return "text"
+
+
+def _traced_at_depth(depth: int, trace, value):
+    """Recurse ``depth`` frames, then trace: the RecursionError the trace call raised, if any."""
+    if depth:
+        return _traced_at_depth(depth - 1, trace, value)
+    try:
+        trace.info(1, "deep %s", value)
+    except RecursionError as exc:
+        return exc
+    return None
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("first", [True, False], ids=["resolving", "cached"])
+def test_a_call_near_the_recursion_limit_never_raises_and_is_counted(pp, tmp_path, path, first):
+    """An application deep in recursion traces: the provider's own frames (a value's __str__,
+    the site lookup of a first call) may find no room left below the recursion limit. The
+    application would have run on without tracing, so the call is never raised: it is lost
+    and counted as an event for want of memory (``events_dropped``, ``last_error``
+    ERROR_NOT_ENOUGH_MEMORY), or, when the value's own conversion had no room, dropped as
+    any call whose value does not convert. (A Python level method can only fail to be
+    entered, as any function called there.)"""
+    trace = Provider("DeepRecursion", register=False)
+    value = _Text()
+    raised, calls = [], 0
+    with writing(trace, path, pp, tmp_path) as sent:
+        for depth in range(sys.getrecursionlimit()):
+            if first:
+                trace._sites.clear()
+                if hasattr(trace, "_clear_sites"):
+                    trace._clear_sites()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", TraceWarning)
+                try:
+                    exc = _traced_at_depth(depth, trace, value)
+                except RecursionError:
+                    break                             # the recursion itself reached the limit
+            if exc is None:
+                calls += 1
+            elif path == "c" or exc.__traceback__.tb_next is not None:
+                raised.append(exc)
+    assert raised == []
+    stats = trace.stats()
+    assert stats.events_dropped > 0 and stats.last_error == 8
+    assert len(sent) + stats.events_dropped + stats.calls_dropped == calls
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("first", [True, False], ids=["resolving", "cached"])
+def test_a_call_when_an_allocation_fails_never_raises_and_is_counted(pp, tmp_path, path, first):
+    """Each allocation the provider makes for one call fails in turn (CPython's allocation
+    failure hook): the call never raises MemoryError into the application, whatever failed
+    (the C methods' hand-over to Python, the site lookup, a value's conversion ...)."""
+    testcapi = pytest.importorskip("_testcapi")
+    trace = Provider("NoMemory", register=False)
+    value = _Text()
+    raised = []
+    with writing(trace, path, pp, tmp_path), warnings.catch_warnings():
+        warnings.simplefilter("ignore", TraceWarning)
+        for failing in range(300):
+            if first:
+                trace._sites.clear()
+                if hasattr(trace, "_clear_sites"):
+                    trace._clear_sites()
+            testcapi.set_nomemory(failing, failing + 1)
+            try:
+                trace.info(1, "no memory %s", value)
+            except MemoryError as exc:
+                raised.append(exc)
+            finally:
+                testcapi.remove_mem_hooks()
+    assert raised == []
+    assert trace.stats().events_dropped > 0 and trace.stats().last_error == 8
