@@ -25,7 +25,8 @@ def _load() -> Any:
         from wpptrace import _fastpath
     except ImportError:
         return None
-    _fastpath.bind(_address("wpptrace_trace_packed"), _address("wpptrace_trace_args"))
+    from .tracing_interrupts import raised_by_signal_handler
+    _fastpath.bind(_address("wpptrace_trace_packed"), _address("wpptrace_trace_args"), raised_by_signal_handler)
     return _fastpath
 
 

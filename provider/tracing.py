@@ -27,7 +27,10 @@ and the first one of each site is reported with a :class:`TraceWarning`. With ``
 site as ``file:line``. Events the session refuses (no free buffer, larger than a buffer) are
 counted in ``events_dropped``, as the session counts them in EventsLost; so are calls the
 process had no memory or stack left for (a call made near the recursion limit), with
-``last_error`` ERROR_NOT_ENOUGH_MEMORY: lost, never raised, in strict mode too.
+``last_error`` ERROR_NOT_ENOUGH_MEMORY: lost, never raised, in strict mode too. What the
+application raises while a call runs is its own and passes on: KeyboardInterrupt, SystemExit,
+and what its signal handler raises when a signal is handled during the call (while a value
+converts, while a site resolves: see :mod:`wpptrace.provider.tracing_interrupts`).
 
 Level 0 from the session means "every level" (the ETW meaning of level 0).
 """
@@ -45,6 +48,7 @@ from typing import Any, Callable, Iterable
 
 from . import fastpath
 from ._hazmat import lib as _lib
+from .tracing_interrupts import raised_by_signal_handler
 from .tracing_messages import CompiledSite, FileMessages, compile_scan
 from .tracing_sites import LEVELS, LEVEL_METHODS, ScanError, etw_name_guid, relative_source_path
 from .tracing_sources import REGISTRY_MODULE, SiteSources
@@ -170,8 +174,9 @@ def {name}(self, flag=None, fmt=None, *args):
         if type(site) is _CompiledSite and type(flag) in _FLAG_TYPES:
             try:
                 payload = site.pack(args)
-            except Exception:  # noqa: BLE001 - _trace reports it (or raises if strict)
-                pass
+            except Exception as exc:  # noqa: BLE001 - _trace reports it (or raises if strict)
+                if _signalled(exc):
+                    raise
             else:
                 rc = self._trace_packed(self.logger_handle, _OPTIONS, site.guid_le, site.number, payload)
                 if rc:
@@ -184,7 +189,7 @@ def {name}(self, flag=None, fmt=None, *args):
         self.last_error = _NO_ROOM
 '''
     namespace = {"_getframe": _getframe, "_CompiledSite": CompiledSite, "_FLAG_TYPES": (int, TraceFlag),
-                 "_OPTIONS": WPP_TRACE_OPTIONS, "_NO_ROOM": _NO_ROOM}
+                 "_OPTIONS": WPP_TRACE_OPTIONS, "_NO_ROOM": _NO_ROOM, "_signalled": raised_by_signal_handler}
     exec(compile(source, f"<wpptrace Provider.{name}>", "exec"), namespace)  # noqa: S102
     return namespace[name]
 
@@ -366,6 +371,8 @@ class _ProviderMethods:
             except (MemoryError, RecursionError):
                 raise  # no room to resolve it now, not the site's fault: the level method counts it
             except Exception as exc:  # noqa: BLE001 - whatever went wrong, never into the application
+                if raised_by_signal_handler(exc):
+                    raise  # ... but what the application's signal handler raised meanwhile is its own
                 where = (code.co_filename, code.co_firstlineno)
                 return self._drop(f"{os.path.basename(code.co_filename)} ({self.name}.{method})", where,
                                   RuntimeError(f"{code.co_filename}: cannot resolve the call site: "
@@ -379,6 +386,8 @@ class _ProviderMethods:
         try:
             payload = site.pack(args)
         except Exception as exc:  # noqa: BLE001 - never into the application (see _drop)
+            if raised_by_signal_handler(exc):
+                raise
             return self._drop(site.label, (code.co_filename, site.site.line), exc)
         rc = self._trace_packed(self.logger_handle, WPP_TRACE_OPTIONS, site.guid_le, site.number, payload)
         if rc:

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from wpptrace.tmf import formatspec
 from wpptrace.tmf.model import Argument, Message
 
+from .tracing_interrupts import raised_by_signal_handler
 from .tracing_sites import CallSite, ScanResult, message_guid, message_name, relative_source_path, scan_file
 from .tracing_types import DEFAULT_TABLE, ArgCodec, TypeTable, python_format
 
@@ -63,6 +64,8 @@ class CompiledSite:
             try:
                 out.append(codec.encode(value))
             except Exception as exc:  # noqa: BLE001 - str()/repr() of any object may raise anything
+                if raised_by_signal_handler(exc):
+                    raise                     # the application's, not the value's
                 kind = TypeError if isinstance(exc, TypeError) else ValueError
                 text = self.site.arg_texts[index] if index < len(self.site.arg_texts) else "?"
                 detail = exc if isinstance(exc, (TypeError, ValueError)) else f"{type(exc).__name__}: {exc}"
@@ -75,7 +78,8 @@ def _build_packer(compiled: CompiledSite) -> Callable[[tuple], bytes]:
     encodes. Generated from the codec list only (identifiers, no user text)."""
     n = compiled.nargs
     names = [f"a{i}" for i in range(n)]
-    namespace: dict[str, Any] = {"_str": str, "_slow": compiled.check_args}
+    namespace: dict[str, Any] = {"_str": str, "_slow": compiled.check_args,
+                                 "_signalled": raised_by_signal_handler}
     parts: list[str] = []
     run_codes: list[str] = []
     run_args: list[str] = []
@@ -133,8 +137,11 @@ def _build_packer(compiled: CompiledSite) -> Callable[[tuple], bytes]:
     lines.append("    try:")
     lines.append(f"        return {body}")
     # Any failure (a value's __index__, __int__ or __repr__ may raise anything): the slow path
-    # says which argument failed and why, naming the call site.
-    lines.append("    except Exception:")
+    # says which argument failed and why, naming the call site. What the application's signal
+    # handler raised meanwhile is the application's (see tracing_interrupts).
+    lines.append("    except Exception as exc:")
+    lines.append("        if _signalled(exc):")
+    lines.append("            raise")
     lines.append("        return _slow(args)")
     exec(compile("\n".join(lines), f"<wpptrace packer {compiled.label}>", "exec"), namespace)  # noqa: S102
     return namespace["pack"]

@@ -48,6 +48,8 @@ from typing import Any, Callable, Iterable
 from wpptrace.tmf import formatspec, wppini
 from wpptrace.tmf.itemtypes import ITEM_TYPES
 
+from .tracing_interrupts import raised_by_signal_handler
+
 __all__ = ["ArgCodec", "CustomType", "TypeTable", "PythonFormat", "codec_for", "python_format",
            "PYTHON_TYPES_INI"]
 
@@ -529,6 +531,8 @@ def _custom_codec(base: ArgCodec, convert: Callable[[Any], Any]) -> ArgCodec:
         try:
             converted = convert(value)
         except Exception as exc:  # noqa: BLE001 - the application's encoder: report, never pass through
+            if raised_by_signal_handler(exc):
+                raise                         # ... but what its signal handler raised meanwhile
             raise ValueError(f"the type's encoder refused {value!r}: {type(exc).__name__}: {exc}") from None
         return inner(converted)
     return ArgCodec(base.item, base.expected, encode)

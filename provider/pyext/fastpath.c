@@ -23,7 +23,8 @@
  * resolves, packs with the validating encoders, writes, or drops and counts.
  *
  * Builtins:
- *   bind(trace_packed_address, trace_args_address): connect to the core (once)
+ *   bind(trace_packed_address, trace_args_address, raised_by_signal_handler): connect to the
+ *       core (once), and to the check of which failed conversions are the application's
  *   trace_packed(handle, flags, guid_le|None, number, payload) -> Win32 code
  *   trace_message(handle, flags, guid_le|None, number, *byte_args) -> Win32 code
  *   register_site(guid_le|None, number, flags, codes, converters) -> site id
@@ -78,6 +79,7 @@ static site_program **g_sites;
 static Py_ssize_t g_nsites, g_site_cap;
 static PyObject *g_bytes_le;      /* interned "bytes_le" */
 static PyObject *g_trace;         /* interned "_trace" */
+static PyObject *g_signal_check;  /* raised_by_signal_handler(exc) -> bool, from bind() */
 
 /* ---- argument helpers ---------------------------------------------------------------------- */
 
@@ -146,12 +148,38 @@ static unsigned char *buf_room(payload_buf *b, size_t n) {
 
 enum { SIGNED, UNSIGNED, EITHER };
 
+/* Did the application's signal handler raise the exception set now? (Python decides:
+ * tracing_interrupts.raised_by_signal_handler, given to bind().) The exception stays set. */
+static int raised_by_signal_handler(void) {
+    if (!g_signal_check) return 0;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *exc = PyErr_GetRaisedException();
+    PyObject *r = PyObject_CallOneArg(g_signal_check, exc);
+#else
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb);
+    PyErr_NormalizeException(&type, &exc, &tb);
+    if (tb) PyException_SetTraceback(exc, tb);
+    PyObject *r = PyObject_CallOneArg(g_signal_check, exc);
+#endif
+    int yes = r == Py_True;
+    if (r) Py_DECREF(r);
+    else PyErr_Clear();       /* the check failed: the conversion's failure decides */
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    PyErr_Restore(type, exc, tb);
+#endif
+    return yes;
+}
+
 /* A value's own conversion (str(), a converter, .bytes_le) failed. An Exception is Python's to
  * report: 0, the Python path converts again and drops the call or raises naming the site. A
- * KeyboardInterrupt or SystemExit raised meanwhile belongs to the application, as with logging:
- * it stays set (-2). */
+ * KeyboardInterrupt or SystemExit raised meanwhile belongs to the application, as with logging,
+ * and so does what the application's signal handler raised there (a deadline ...): it stays
+ * set (-2). */
 static int conversion_failed(void) {
-    if (PyErr_ExceptionMatches(PyExc_Exception)) {
+    if (PyErr_ExceptionMatches(PyExc_Exception) && !raised_by_signal_handler()) {
         PyErr_Clear();
         return 0;
     }
@@ -475,8 +503,9 @@ static void *address_of(PyObject *o) {
 
 static PyObject *py_bind(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "bind(trace_packed_address, trace_args_address)");
+    if (nargs != 3 || !PyCallable_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "bind(trace_packed_address, trace_args_address, raised_by_signal_handler)");
         return NULL;
     }
     void *packed = address_of(args[0]);
@@ -485,6 +514,8 @@ static PyObject *py_bind(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     if (!targs) return NULL;
     core_trace_packed = (trace_packed_fn)packed;
     core_trace_args = (trace_args_fn)targs;
+    Py_INCREF(args[2]);
+    Py_XSETREF(g_signal_check, args[2]);
     Py_RETURN_NONE;
 }
 
@@ -854,7 +885,7 @@ static PyObject *py_provider_type(PyObject *self, PyObject *const *args, Py_ssiz
 
 static PyMethodDef fastpath_methods[] = {
     {"bind", (PyCFunction)(void (*)(void))py_bind, METH_FASTCALL,
-     "bind(trace_packed_address, trace_args_address): connect to wpptrace._core"},
+     "bind(trace_packed_address, trace_args_address, raised_by_signal_handler): connect to wpptrace._core"},
     {"trace_packed", (PyCFunction)(void (*)(void))py_trace_packed, METH_FASTCALL,
      "trace_packed(handle, flags, guid_le|None, number, payload) -> Win32 code (never raises for Win32 failures)"},
     {"trace_message", (PyCFunction)(void (*)(void))py_trace_message, METH_FASTCALL,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import signal
 import sys
 import textwrap
 import threading
@@ -269,3 +270,95 @@ def test_a_call_when_an_allocation_fails_never_raises_and_is_counted(pp, tmp_pat
                 testcapi.remove_mem_hooks()
     assert raised == []
     assert trace.stats().events_dropped > 0 and trace.stats().last_error == 8
+
+
+class _Deadline(Exception):
+    """What the application's SIGALRM handler raises."""
+
+
+@contextlib.contextmanager
+def deadline_handler():
+    """The application's SIGALRM handler raises _Deadline."""
+    def on_alarm(signum, frame):
+        raise _Deadline("the application's deadline passed")
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
+class _AlarmOnce:
+    """A value whose conversion is interrupted once by SIGALRM (delivered at once by
+    raise_signal); converting it again would succeed."""
+
+    def __init__(self):
+        self.alarmed = False
+
+    def _once(self):
+        if not self.alarmed:
+            self.alarmed = True
+            signal.raise_signal(signal.SIGALRM)
+
+    def __str__(self):
+        self._once()
+        return "converted"
+
+    def __int__(self):
+        self._once()
+        return 7
+
+
+SIGNAL_APP = '''
+    from wpptrace.provider.tracing import CustomType, Provider
+    trace = Provider("Signalled", register=False, flags=("IO",),
+                     types=[CustomType("ALARMED", "ItemLongLong", encode=int)])
+    SITES = {
+        "text": lambda v: trace.info(trace.flags.IO, "text %s", v),
+        "int": lambda v: trace.info(trace.flags.IO, "int %d", v),
+        "custom": lambda v: trace.info(trace.flags.IO, "custom %!ALARMED!", v),
+    }
+'''
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("site", ["text", "int", "custom"])
+def test_what_the_applications_signal_handler_raises_in_a_conversion_reaches_it(tmp_path, path, site):
+    """A signal arrives while a value converts (its __str__, __int__, a custom type's
+    encoder): what the application's handler raises there is the application's (a deadline
+    that must not be lost), not a value that does not convert; the call is neither written
+    nor counted. The first call resolves the site, the second one runs the cached program."""
+    app = make_app(tmp_path, SIGNAL_APP)
+    sent = enable(app.trace, path)
+    with deadline_handler():
+        for attempt in range(2):
+            value = _AlarmOnce()
+            with pytest.raises(_Deadline):
+                app.SITES[site](value)
+            app.SITES[site](value)                       # converts now
+    assert app.trace.stats().calls_dropped == 0
+    if path == "python":
+        assert len(sent) == 2
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_what_the_applications_signal_handler_raises_while_a_site_resolves_reaches_it(tmp_path, path):
+    """The first call at a site reads and compiles its source: a signal handled meanwhile
+    raises into the application, and the site resolves at the next call."""
+    app = make_app(tmp_path, APP)
+    trace = app.trace
+    sent = enable(trace, path)
+    reading = trace._sources.trace_sites
+    alarms = [signal.SIGALRM]
+
+    def interrupted(*args):
+        if alarms:
+            signal.raise_signal(alarms.pop())
+        return reading(*args)
+    trace._sources.trace_sites = interrupted
+    with deadline_handler():
+        with pytest.raises(_Deadline):
+            app.go(1)
+        app.go(2)
+    assert trace.stats().calls_dropped == 0
+    assert bool(sent) if path == "python" else bool(trace._sites)
