@@ -20,7 +20,8 @@ mappings, ``*`` widths, a value that does not fit its type such as an int beyond
 still written: formatted at once (``record.getMessage()``) into the provider's catch-all message
 for the record's level (``%0%10!s!``, LEVEL= that level). Exception tracebacks follow their
 record as such a message, at the record's level. A handler never raises into the application
-(``handleError`` as every logging handler).
+(``handleError`` as every logging handler); a record it has no memory or stack left for (one
+logged near the recursion limit) is lost and counted in the provider's ``events_dropped``.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from typing import Any, Callable
 from wpptrace.tmf import formatspec
 from wpptrace.tmf.model import Argument, Message
 
+from ._hazmat import lib as _lib
 from .tracing import WPP_TRACE_OPTIONS, Provider
 from .tracing_sites import LEVELS, LoggingSite, message_guid, message_name, relative_source_path, \
     scan_logging_calls
@@ -44,6 +46,7 @@ from .tracing_types import python_format
 __all__ = ["WppHandler", "trace_level_for", "compile_template", "scan_logging_calls", "LoggingSite"]
 
 _LEVEL_NAMES = {value: name for name, value in LEVELS.items() if name != "TRACE_LEVEL_FATAL"}
+_NO_ROOM = _lib.ERROR_NOT_ENOUGH_MEMORY  # last_error of a record lost for want of memory or stack
 
 
 def trace_level_for(levelno: int) -> int:
@@ -142,7 +145,10 @@ class WppHandler(logging.Handler):
             return False
         if self.filters and not self.filter(record):
             return False
-        self.emit(record)
+        try:
+            self.emit(record)
+        except (MemoryError, RecursionError):  # no room to enter emit (see there)
+            self._lost()
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -178,8 +184,16 @@ class WppHandler(logging.Handler):
                 if record.stack_info:
                     text = (text + "\n" if text else "") + record.stack_info
                 self._send(handle, self._fallback_le, fallback_number(level), self._formatted(text))
+        except (MemoryError, RecursionError):
+            # No memory or stack left (a record logged near the recursion limit): lost and
+            # counted as the provider's calls are; handleError would need the same room.
+            self._lost()
         except Exception:  # noqa: BLE001 - logging's contract: report, never raise
             self.handleError(record)
+
+    def _lost(self) -> None:
+        self.provider.events_dropped += 1
+        self.provider.last_error = _NO_ROOM
 
     def _send(self, handle: int, guid_le: bytes, number: int, payload: bytes) -> None:
         rc = self.provider._trace_packed(handle, WPP_TRACE_OPTIONS, guid_le, number, payload)
@@ -201,6 +215,8 @@ class WppHandler(logging.Handler):
         self._paths.setdefault(path)
         try:
             return self.provider._sources.logging_sites(path, code, module_globals)
+        except (MemoryError, RecursionError):
+            raise                 # no room to read it now: nothing is concluded (or kept)
         except Exception:  # noqa: BLE001 - no usable source: everything goes formatted
             return None
 

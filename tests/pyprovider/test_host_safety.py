@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import signal
 import sys
 import textwrap
 import threading
 import time
+import traceback
 import uuid
 import warnings
 
@@ -362,3 +364,50 @@ def test_what_the_applications_signal_handler_raises_while_a_site_resolves_reach
         app.go(2)
     assert trace.stats().calls_dropped == 0
     assert bool(sent) if path == "python" else bool(trace._sites)
+
+
+def _logged_at_depth(depth: int, logger, value):
+    """Recurse ``depth`` frames, then log: the RecursionError the logging call raised, if any."""
+    if depth:
+        return _logged_at_depth(depth - 1, logger, value)
+    try:
+        logger.info("deep %s", value)
+    except RecursionError as exc:
+        return exc
+    return None
+
+
+def test_a_record_logged_near_the_recursion_limit_is_lost_and_counted_not_raised(capsys):
+    """The first record of a logging call site makes the handler read its source: near the
+    recursion limit that may find no room. The record is lost and counted (the provider's
+    ``events_dropped``), nothing is raised through the handler or printed as a logging error,
+    and the site is not taken for one without a usable source: its records still travel
+    typed once there is room."""
+    from wpptrace.provider.logging_handler import WppHandler
+
+    value = _Text()
+    logger = logging.getLogger(f"host_safety.{uuid.uuid4().hex}")
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    here, frame = 0, sys._getframe()
+    while frame is not None:
+        here, frame = here + 1, frame.f_back
+    for depth in range(max(0, sys.getrecursionlimit() - here - 60), sys.getrecursionlimit()):
+        handler = WppHandler(provider=Provider("DeepLogging", register=False))   # the site not read yet
+        sent = enable(handler.provider, "python")
+        handler.provider._trace_packed = lambda h, fl, g, n, p: sent.append((n, bytes(p))) or 0
+        logger.handlers[:] = [handler]
+        try:
+            exc = _logged_at_depth(depth, logger, value)
+        except RecursionError:
+            break                                       # the recursion itself reached the limit
+        mine = exc is not None and any(
+            "logging_handler" in frame.filename for frame in traceback.extract_tb(exc.__traceback__))
+        assert not mine, f"depth {depth}: {exc!r} raised through the handler"
+        lost = handler.provider.stats().events_dropped
+        assert handler.sent_typed + handler.sent_formatted + lost + (exc is not None) == 1
+        assert lost == 0 or handler.provider.stats().last_error == 8
+        typed = handler.sent_typed
+        _logged_at_depth(0, logger, value)
+        assert handler.sent_typed == typed + 1, f"depth {depth}: the site no longer travels typed"
+    assert "Logging error" not in capsys.readouterr().err
