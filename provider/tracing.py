@@ -275,6 +275,7 @@ class _ProviderMethods:
         # holding the code object keeps its id from being reused while it is cached (see _hold).
         self._sites: dict[int, tuple[Any, dict[int, Any]]] = {}
         self._lock = threading.RLock()
+        self._state_lock = threading.RLock()   # the enable state (see _set_enable_state)
         _live.add(self)
         self._registration: int | None = None
         from ._hazmat import trace_packed_raw
@@ -286,6 +287,7 @@ class _ProviderMethods:
         """In a forked child: new locks. Only the forking thread lives on there, so a lock that
         another thread held at the fork (resolving a call site) would never be released."""
         self._lock = threading.RLock()
+        self._state_lock = threading.RLock()
         self._sources.after_fork()
 
     # -- flags and enable state -------------------------------------------------------------
@@ -305,11 +307,14 @@ class _ProviderMethods:
             for lvl in range(256):
                 if level == 0 or lvl <= level:
                     masks[lvl] = flags & 0xFFFFFFFF
-        self.logger_handle = logger_handle
-        self.enable_flags, self.enable_level = flags, level
-        self._masks = masks
-        self._mask1, self._mask2, self._mask3, self._mask4, self._mask5 = masks[1:6]
-        self._set_core_state(logger_handle, flags & 0xFFFFFFFF, level & 0xFF)
+        # Callbacks may run in two threads at once (an EnableTrace here, the endpoint thread for
+        # other processes): the state is one callback's, the Python fields as the C methods' copy.
+        with self._state_lock:
+            self.logger_handle = logger_handle
+            self.enable_flags, self.enable_level = flags, level
+            self._masks = masks
+            self._mask1, self._mask2, self._mask3, self._mask4, self._mask5 = masks[1:6]
+            self._set_core_state(logger_handle, flags & 0xFFFFFFFF, level & 0xFF)
 
     def _control_callback(self, request_code: int, context: Any, buffer: Any) -> int:
         from .api import GetTraceEnableFlags, GetTraceEnableLevel, GetTraceLoggerHandle

@@ -411,3 +411,53 @@ def test_a_record_logged_near_the_recursion_limit_is_lost_and_counted_not_raised
         _logged_at_depth(0, logger, value)
         assert handler.sent_typed == typed + 1, f"depth {depth}: the site no longer travels typed"
     assert "Logging error" not in capsys.readouterr().err
+
+
+class _WatchedLock:
+    """An RLock that tells when a thread other than its owner starts waiting for it."""
+
+    def __init__(self, owner: threading.Thread, waiting: threading.Event) -> None:
+        self._lock, self._owner, self._waiting = threading.RLock(), owner, waiting
+
+    def __enter__(self):
+        if threading.current_thread() is not self._owner:
+            self._waiting.set()
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self._lock.__exit__(*exc)
+
+
+@pytest.mark.skipif(not fastpath.AVAILABLE, reason="the C methods keep a copy of the enable state")
+def test_an_enable_and_a_disable_delivered_at_once_leave_one_state(tmp_path):
+    """The core delivers enable callbacks in the thread that caused them (an EnableTrace of
+    this process, the endpoint thread for other processes'), so an enable and a disable may
+    run at once. The provider's state (the Python fields, the C methods' copy) must be one of
+    them, not a mix. Here the enable stops before setting the C copy until the disable has
+    either run or is waiting for the enable to finish: the C methods must not go on writing
+    for an enable the Python side no longer shows."""
+    app = make_app(tmp_path, APP)
+    trace = app.trace
+    inside, go = threading.Event(), threading.Event()
+    trace._state_lock = _WatchedLock(threading.current_thread(), go)
+    set_core_state = trace._set_core_state
+
+    def held_core_state(handle, flags, level):
+        if handle:
+            inside.set()
+            go.wait()
+        set_core_state(handle, flags, level)
+    trace._set_core_state = held_core_state
+
+    def disable():
+        inside.wait()
+        trace._set_enable_state(0, 0, 0)
+        go.set()
+    other = threading.Thread(target=disable)
+    other.start()
+    trace._set_enable_state(0x1234, 0xFFFFFFFF, 5)
+    other.join()
+    del trace._set_core_state
+    enabled_in_python = trace.enabled(trace.flags.IO, 4)
+    app.go(1)                                   # resolves (and writes) only if the C copy is enabled
+    assert (enabled_in_python, bool(trace._sites)) == (False, False)
