@@ -39,6 +39,7 @@ import dataclasses
 import datetime
 import functools
 import ipaddress
+import math
 import operator
 import re
 import struct
@@ -91,12 +92,33 @@ def _is_number(value: Any) -> bool:
             or isinstance(value, complex))
 
 
+#: A real number of this magnitude or more is no 64-bit integer, whatever its digits (with room
+#: for the float's rounding near 2**64).
+_BEYOND_64_BITS = 2.0 ** 65
+
+
+def _far_past_64_bits(value: Any) -> bool:
+    """Is this (non-int) real number far past 64 bits? int() of it would make every digit
+    first (of Decimal('1e999999'): a million, for minutes) only for the value not to fit."""
+    try:
+        magnitude = abs(float(value))
+        if not magnitude >= _BEYOND_64_BITS:     # (NaN too: int() says it has no integer)
+            return False
+        return magnitude != math.inf or abs(value) != math.inf   # an infinity: int() says so
+    except Exception as exc:  # noqa: BLE001 - no float value (or no abs): int() decides
+        if raised_by_signal_handler(exc):
+            raise
+        return False
+
+
 def _as_int(value: Any) -> int:
     """The integer Python's ``%d``/``%i``/``%u`` prints for ``value`` (int() of any real number)."""
     if isinstance(value, int):
         return int(value)
     if not _is_number(value):
         raise TypeError(f"expected a number, got {type(value).__name__}")
+    if _far_past_64_bits(value):
+        raise ValueError(f"{value!r} does not fit a 64-bit integer")
     try:
         return int(value)
     except TypeError:

@@ -461,3 +461,39 @@ def test_an_enable_and_a_disable_delivered_at_once_leave_one_state(tmp_path):
     enabled_in_python = trace.enabled(trace.flags.IO, 4)
     app.go(1)                                   # resolves (and writes) only if the C copy is enabled
     assert (enabled_in_python, bool(trace._sites)) == (False, False)
+
+
+class _Vast:
+    """A real number far past 64 bits whose int() is costly (as int() of Decimal('1e999999'),
+    which makes a million digits, for minutes); its float() is cheap."""
+
+    def __init__(self):
+        self.made_int = False
+
+    def __float__(self):
+        return 1e300
+
+    def __int__(self):
+        self.made_int = True
+        return 10**300
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_number_far_past_64_bits_is_dropped_without_making_its_integer(tmp_path, path):
+    """``%d`` of a real number: one whose magnitude is far past any 64-bit integer does not fit,
+    whatever its digits, so they are never made (int() of a vast Decimal would hold the call
+    for minutes)."""
+    app = make_app(tmp_path, '''
+        from wpptrace.provider.tracing import Provider
+        trace = Provider("VastNumbers", register=False)
+        def go(value):
+            trace.info(1, "value %d", value)
+    ''')
+    sent = enable(app.trace, path)
+    value = _Vast()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        app.go(value)
+    assert not value.made_int
+    assert sent == [] and app.trace.stats().calls_dropped == 1
+    assert "_Vast" in str(seen[0].message) and "does not fit a 64-bit integer" in str(seen[0].message)

@@ -98,6 +98,8 @@ BAD = [
     # (site, value, exception in strict mode, detail)
     ("int", 2**64, ValueError, "does not fit a 64-bit integer"),
     ("int", -2**63 - 1, ValueError, "does not fit a 64-bit integer"),
+    ("int", decimal.Decimal("1e999999"), ValueError, "does not fit a 64-bit integer"),
+    ("int", -1e300, ValueError, "does not fit a 64-bit integer"),
     ("int", "7", TypeError, "expected a number, got str"),
     ("int", None, TypeError, "expected a number, got NoneType"),
     ("int", float("nan"), ValueError, "has no integer value"),
