@@ -647,8 +647,8 @@ class ProgramTable:
         if n < 0:
             return None
         data = ffi.buffer(at[0], 20 * n)[:]
-        numbers = array("I", data[16 * n:])
-        return [(data[16 * i:16 * i + 16], numbers[i]) for i in range(n)]
+        return list(zip([data[i:i + 16] for i in range(0, 16 * n, 16)],
+                        array("I", data[16 * n:]).tolist()))
 
     def meet(self, outcome: int) -> int:
         """The meeting's outcome (``AGREED`` or ``ABANDONED``): ``outcome`` if it was still

@@ -83,6 +83,7 @@ class ProgramShare:
         if not keys:                          # nothing to compile here: no share to take
             return None
         posts: list = [None] * self.processes
+        posts[self.process] = keys
         deadline = None
         pause = 0.0
         while True:
