@@ -433,8 +433,8 @@ def bench_fixed_cost(path: pathlib.Path, repeat: int = 3) -> tuple[int, float, f
     fresh process (``--fixed-child``) so that nothing is compiled or imported before, as in a
     ``wpptrace fmt`` run. Returns (messages, CPU s of one process compiling them all, CPU s of
     the slower of two processes forked from one decoder and sharing them as ``fmt -j 2``
-    does, at once: each takes the messages in its own order, compiles those it claims first
-    and installs the rest from the other's records). Medians of ``repeat`` runs."""
+    does, at once: each takes the messages in its own order, compiles its share of them and
+    what it takes of the other's, and installs the rest from the other's records). Medians of ``repeat`` runs."""
     def run(mode: str) -> dict:
         done = subprocess.run([sys.executable, __file__, "--fixed-child", mode, str(path)],
                               capture_output=True, text=True, env=_installed_env(), check=True)
@@ -451,8 +451,9 @@ def bench_fixed_cost(path: pathlib.Path, repeat: int = 3) -> tuple[int, float, f
 def fixed_child(mode: str, path: str) -> int:
     """``--fixed-child``: the fixed cost of ``bench_fixed_cost`` in this fresh process: "alone"
     compiles every message the file uses; "shared" forks a second process from the decoder
-    and both compile through one ``ProgramShare`` at once. Prints the CPU time of each
-    process as JSON."""
+    and both compile through one ``ProgramShare`` at once (meeting over their first
+    messages first, as ``fmt -j`` processes do). Prints the CPU time of each process as
+    JSON."""
     from wpptrace import tmf
     from wpptrace.decoder.cli_fmt import _few_collections
     from wpptrace.decoder.engine import FileSource
@@ -477,8 +478,10 @@ def fixed_child(mode: str, path: str) -> int:
             return 0
         share = ProgramShare()
         decoder.share_programs(share)
+        share.processes = 2                # they meet over their first messages, as fmt -j's do
         read_fd, write_fd = os.pipe()
         pid = os.fork()
+        share.process = 1 if pid == 0 else 0
         mine = list(keys)
         random.Random(pid == 0).shuffle(mine)   # each its own order, as two windows have
         c0 = time.process_time()
@@ -688,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
     work = j1["cpu"] - fixed_alone
     print(f"  fixed cost per process (TMF entries read, {n_keys:,} messages compiled): one process "
           f"{fixed_alone:.2f} s CPU of -j 1's {j1['cpu']:.2f} s; the slower of -j 2's two, compiling "
-          f"what it claims first and installing the rest, both at once, {fixed:.2f} s; with it, 2 "
+          f"its share of the messages and installing the rest, both at once, {fixed:.2f} s; with it, 2 "
           f"processes can at best give "
           f"{j1['cpu'] / (fixed + work / 2):.2f}x on 2 free cores")
     print(f"  the machine's own speed-up, 2 processes vs 1 (plain CPU loop, before/between/after the "
