@@ -1074,14 +1074,7 @@ class WppDecoder:
             if entry is None:
                 slot, state = claim(*key)
                 if state == table.MINE:
-                    entry, packed = self._compiled_entry(key, mode)
-                    share.compiled += 1
-                    if packed is None:
-                        table.refuse(slot)
-                    else:
-                        table.publish(slot, packed)
-                        if cache is not None:
-                            cache.add(*key, packed)
+                    entry = self._published(key, slot, mode)
                 elif state == table.CLAIMED or state == table.READY:
                     later.append(k)
                     slots.append(slot)
@@ -1124,7 +1117,7 @@ class WppDecoder:
                         mode: bytes, stop: bool) -> None:
         """Claim, compile and publish ``keys`` (``place``: the index in ``entries`` of the
         ones this process needs): one claimed already is skipped, or with ``stop`` ends it."""
-        share, table, cache = self._share, self._share.table, self._cache
+        table = self._share.table
         claim, mine = table.claim, table.MINE
         for key in keys:
             slot, state = claim(*key)
@@ -1132,17 +1125,25 @@ class WppDecoder:
                 if stop:
                     return
                 continue
-            entry, packed = self._compiled_entry(key, mode)
-            share.compiled += 1
-            if packed is None:
-                table.refuse(slot)
-            else:
-                table.publish(slot, packed)
-                if cache is not None:
-                    cache.add(*key, packed)
+            entry = self._published(key, slot, mode)
             k = place.get(key)
             if k is not None:
                 entries[k] = entry
+
+    def _published(self, key: tuple[bytes, int], slot: int, mode: bytes) -> _Entry:
+        """The entry of a message this process claimed (``slot``), compiled here; its record
+        published for the run's other processes (refused when it has no program) and added
+        to the program cache."""
+        share, table, cache = self._share, self._share.table, self._cache
+        entry, packed = self._compiled_entry(key, mode)
+        share.compiled += 1
+        if packed is None:
+            table.refuse(slot)
+        else:
+            table.publish(slot, packed)
+            if cache is not None:
+                cache.add(*key, packed)
+        return entry
 
     def _shared_prefix(self) -> int | None:
         """The program of the prefix all messages share (registered once), or None when
