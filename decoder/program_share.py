@@ -37,7 +37,9 @@ _HAS_PREFIX, _UNKNOWN, _DECORATED = ETL.PRECORD_HAS_PREFIX, ETL.PRECORD_UNKNOWN,
 _FORMS = ("text", "csv", "jsonl")
 #: how long a process waits for a message another one is compiling before compiling it itself
 WAIT_SECONDS = 1.0
-#: how long a process waits for the others to post their first messages (they start together)
+#: how long a process waits for the others to post their first messages (they start together),
+#: at least: a quarter of the time it took to come, if longer (a slow machine, or a process run
+#: under a profiler, is slow in every process)
 MEET_SECONDS = 0.005
 #: what reading a TMF file costs, in messages compiled (one GUID's file: 0.6 M instructions
 #: read and scanned, a message 0.13 M): how the shares are weighed
@@ -62,6 +64,7 @@ class ProgramShare:
         #: processes meet over their first messages (``share_out``; 1: no meeting)
         self.process, self.processes = 0, 1
         self.met = False
+        self.made = time.monotonic()
         #: whether a process done with its share takes what the others have not begun of theirs
         self.steal = True
 
@@ -96,7 +99,7 @@ class ProgramShare:
                 break
             now = time.monotonic()
             if deadline is None:
-                deadline = now + MEET_SECONDS
+                deadline = now + max(MEET_SECONDS, (now - self.made) / 4)
             elif now >= deadline:
                 if table.meet(table.ABANDONED) == table.ABANDONED:
                     return None
