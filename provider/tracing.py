@@ -89,7 +89,12 @@ class TraceWarning(RuntimeWarning):
 
 @dataclasses.dataclass(frozen=True)
 class DroppedCalls:
-    """The trace calls dropped at one call site, and why the first one was."""
+    """The trace calls dropped at one call site, and why the first one was.
+
+    ``site`` names the call site, its file relative to the provider root: ``file:line in
+    function (method, message N)`` for a trace call site whose values or argument count do not
+    fit its message; ``file:line:column (Provider.method)`` for a call that is no trace call
+    site or whose site cannot be resolved (the column tells apart calls on one line)."""
 
     site: str
     count: int
@@ -378,10 +383,9 @@ class _ProviderMethods:
             except Exception as exc:  # noqa: BLE001 - whatever went wrong, never into the application
                 if raised_by_signal_handler(exc):
                     raise  # ... but what the application's signal handler raised meanwhile is its own
-                where = (code.co_filename, code.co_firstlineno)
-                return self._drop(f"{os.path.basename(code.co_filename)} ({self.name}.{method})", where,
-                                  RuntimeError(f"{code.co_filename}: cannot resolve the call site: "
-                                               f"{type(exc).__name__}: {exc}"))
+                label, where = self._failed_site_label(method, code, lasti)
+                return self._drop(label, where, RuntimeError(
+                    f"{label}: cannot resolve the call site: {type(exc).__name__}: {exc}"))
         if type(site) is _BadSite:
             return self._drop(site.label, site.where, site.error)
         if not (isinstance(flag, int) and isinstance(level, int)):
@@ -424,13 +428,27 @@ class _ProviderMethods:
             return weakref.ref(code, lambda _ref: sites.pop(key, None))
         return code
 
+    def _failed_site_label(self, method: str, code: Any, lasti: int) -> tuple[str, tuple[str, int]]:
+        """The label and warning location of a call whose resolving failed unexpectedly: as
+        _find makes them when it can; else (whatever failed fails here too) the full file name."""
+        try:
+            position = _call_position(code, lasti)
+            return (_site_label(relative_source_path(os.path.abspath(code.co_filename), self.root), position,
+                                lasti, f"{self.name}.{method}"), (code.co_filename, position[0] or 0))
+        except (MemoryError, RecursionError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the call is dropped all the same
+            if raised_by_signal_handler(exc):
+                raise
+            return f"{code.co_filename} ({self.name}.{method})", (code.co_filename, code.co_firstlineno)
+
     def _find(self, method: str, fmt: Any, code: Any, lasti: int, module_globals: dict | None) -> Any:
         path = os.path.abspath(code.co_filename)
         position = _call_position(code, lasti)
         line = position[0] or 0
         where = (code.co_filename, line)
         rel = relative_source_path(path, self.root)
-        label = f"{rel}:{line} ({self.name}.{method})"
+        label = _site_label(rel, position, lasti, f"{self.name}.{method}")
         try:
             scan, why = self._sources.trace_sites(path, code, module_globals)
         except ScanError as exc:
@@ -583,6 +601,15 @@ def _call_position(code: Any, lasti: int) -> tuple:
         if start <= lasti < end:
             return (line,)
     return (None,)
+
+
+def _site_label(rel: str, position: tuple, lasti: int, call: str) -> str:
+    """``file:line:column (Provider.method)`` (1-based column) of a call that is no compiled
+    site: the column tells apart calls on one line, and all the code objects one exec'd text
+    makes share it. Where only lines are recorded (3.10), the code offset does that instead."""
+    if len(position) == 4 and position[2] is not None:
+        return f"{rel}:{position[0] or 0}:{position[2] + 1} ({call})"
+    return f"{rel}:{position[0] or 0} ({call} at code offset {lasti})"
 
 
 def _match_bad(messages: FileMessages, scan: Any, position: tuple, method: str, fmt: Any) -> Exception | None:
