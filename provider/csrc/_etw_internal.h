@@ -308,10 +308,13 @@ enum {
                                           * has not released its registry entry */
     WPT_POINT_CLOCK_PAIR_BEGUN = 15,     /* a session's clock offset: the first read of a
                                           * bracket made, the wall clock not read yet */
+    WPT_POINT_REQUEST_CONNECTED = 16,    /* a control request connected to its host (the
+                                          * connection in wpt_test_request_fd), not sent yet */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);
 #define WPT_TEST_POINT(point) do { if (wpt_test_point) wpt_test_point(point); } while (0)
+extern int wpt_test_request_fd;
 /* how long StartTrace waits for its host's answer, and a QUERY (and the like) for the host's
  * reply: a test may shorten them, not wait 30 s or 10 s */
 extern int64_t wpt_host_answer_ms, wpt_host_reply_ms;

@@ -17,6 +17,10 @@
 #include <unistd.h>
 #include "_etw_internal.h"
 
+#ifdef WPT_TEST_POINTS
+int wpt_test_request_fd = -1;
+#endif
+
 static int make_address(const char *path, struct sockaddr_un *a) {
     memset(a, 0, sizeof *a);
     a->sun_family = AF_UNIX;
@@ -237,9 +241,16 @@ ULONG wpt_ipc_call(const char *path, uint32_t kind, uint32_t status, const void 
     if (reply_fd) *reply_fd = -1;
     int fd = wpt_ipc_connect(path, 2000, &rc);
     if (fd < 0) return rc;
+#ifdef WPT_TEST_POINTS
+    wpt_test_request_fd = fd;
+#endif
+    WPT_TEST_POINT(WPT_POINT_REQUEST_CONNECTED);
     if (wpt_ipc_send(fd, kind, status, payload, length, -1, timeout_ms) != 0) {
+        /* a peer that is gone refuses the bytes at once (EPIPE); one that keeps the connection
+         * but does not read it in time is alive, only busy, as when its reply is late */
+        int e = errno;
         close(fd);
-        return ERROR_WMI_INSTANCE_NOT_FOUND;
+        return e == ETIMEDOUT ? ERROR_BUSY : ERROR_WMI_INSTANCE_NOT_FOUND;
     }
     wpt_frame frame;
     void *buf = NULL;

@@ -56,6 +56,9 @@
  *                   wpptrace_session_info for A must say the host is busy (as ControlTrace
  *                   QUERY does), not gone, and QueryAllTraces list A from what the registry
  *                   says; once it goes on (SIGCONT), that it runs.
+ *       full-host   as slow-host, the connection of each request filled up before the request
+ *                   is sent (as a host stopped long enough leaves it): the request cannot even
+ *                   be written in time, and the host is busy all the same, not gone.
  *       start-given-up  StartTrace of A gives up waiting for its host's answer (the wait
  *                   shortened to 300 ms) while the host, held, has bound its socket and runs
  *                   the session but has not registered it; then the host goes on. It must
@@ -74,7 +77,8 @@
  * stop_b RC", wrap-reuse "slot_a N replaced 0|1 same_handle 0|1 stop_a RC query_b RC stop_b RC",
  * old-requests "whole RC whole_older RC low8 RC low8_other RC unsaid RC stop_a RC",
  * late-host "start_a RC registered 0|1 query_a RC stop_a RC", slow-host "info_a RC
- * flags F query_a RC list RC listed N named 0|1 info_later RC flags_later F host_pid 0|1 stop_a RC", start-given-up
+ * flags F query_a RC list RC listed N named 0|1 info_later RC flags_later F host_pid 0|1 stop_a RC", full-host "info_a RC flags F query_a RC
+ * info_later RC flags_later F host_pid 0|1 stop_a RC", start-given-up
  * "start_a RC host_ended 0|1 slot_free 0|1 socket_left 0|1", freed-stop "slot_a N slot_b N
  * a_ended 0|1 socket_left 0|1 query_b RC stop_b RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B and
@@ -542,6 +546,39 @@ static int slow_host(const char *dir) {
     return 0;
 }
 
+/* A control request's connection to a host that does not read it: filled up before the
+ * request is sent (a host stopped for long enough, its connection's queue full). */
+static void at_request_connected(int point) {
+    if (point != WPT_POINT_REQUEST_CONNECTED || !atomic_load(&g_armed)) return;
+    static const char junk[4096];
+    while (send(wpt_test_request_fd, junk, sizeof junk, MSG_DONTWAIT | MSG_NOSIGNAL) > 0) {}
+}
+
+static int full_host(const char *dir) {
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 3;
+    uint32_t slot = (uint32_t)(a & 0xFFFF), host = host_of(slot);
+    if (!host || kill((pid_t)host, SIGSTOP) != 0) return 4;
+    wpt_host_reply_ms = 300;                /* a stopped host never reads: do not wait long */
+    wpt_test_point = at_request_connected;
+    atomic_store(&g_armed, 1);
+    WPPTRACE_SESSION_INFO info;
+    ULONG info_a = wpptrace_session_info(a, NULL, &info);
+    ULONG flags = info.Flags;
+    ULONG queried = query_by_name("control-races-a");
+    atomic_store(&g_armed, 0);
+    wpt_test_point = NULL;
+    kill((pid_t)host, SIGCONT);
+    wpt_host_reply_ms = 10000;
+    WPPTRACE_SESSION_INFO later;
+    ULONG info_later = wpptrace_session_info(a, NULL, &later);
+    ULONG stopped = stop(a);
+    printf("info_a %u flags %u query_a %u info_later %u flags_later %u host_pid %d stop_a %u\n",
+           (unsigned)info_a, (unsigned)flags, (unsigned)queried, (unsigned)info_later,
+           (unsigned)later.Flags, later.HostProcessId == host, (unsigned)stopped);
+    return 0;
+}
+
 /* In StartTrace, its caller timed out: held until its host, held in turn once it runs the
  * session and before it registers it, says so. */
 static void at_start_given_up(int point) {
@@ -658,6 +695,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "wrap-reuse") == 0) return wrap_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "old-requests") == 0) return old_requests(argv[2]);
     if (argc == 3 && strcmp(argv[1], "slow-host") == 0) return slow_host(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "full-host") == 0) return full_host(argv[2]);
     if (argc == 3 && strcmp(argv[1], "start-given-up") == 0) return start_given_up(argv[2]);
     if (argc == 3 && strcmp(argv[1], "freed-stop") == 0) return freed_stop(argv[2]);
     if (argc == 3 && strcmp(argv[1], "gone-reuse") == 0) return gone_reuse(argv[2]);

@@ -135,6 +135,15 @@ def test_session_info_of_a_live_host_slow_to_answer_says_busy_not_gone(control_r
                                                "host_pid": 1, "stop_a": 0}
 
 
+def test_a_live_host_that_does_not_read_a_request_in_time_is_busy_not_gone(control_races, out):
+    """As above, the host's connection full before the request is sent: the request cannot even
+    be written in time. The host is alive, only busy: wpptrace_session_info and ControlTrace
+    QUERY fail with ERROR_BUSY, as for a late reply, not ERROR_WMI_INSTANCE_NOT_FOUND (the
+    session looked stopped while its host still ran it)."""
+    assert control_races("full-host", out) == {"info_a": 170, "flags": 0, "query_a": 170, "info_later": 0,
+                                               "flags_later": 0, "host_pid": 1, "stop_a": 0}
+
+
 def test_a_start_that_gave_up_on_a_starting_host_leaves_nothing_behind(control_races, out):
     """StartTrace gives up waiting for its host (ERROR_BUSY) while the host has bound its socket
     and runs the session but has not registered it: the session is torn down. The host never
