@@ -24,7 +24,7 @@ from wpptrace.provider import api, sessions
 from wpptrace.provider._hazmat import lib
 from wpptrace.winerror import Win32Error
 
-__all__ = ["add_subcommands", "run", "start", "query_text", "check_name", "check_logfile",
+__all__ = ["add_subcommands", "run", "start", "query_text", "listed_text", "check_name", "check_logfile",
            "parse_guid_spec", "SessionError"]
 
 ACTIONS = ("start", "stop", "flush", "query", "update", "enable", "disable", "list")
@@ -247,19 +247,26 @@ def query(name: str) -> list[str]:
     return query_text(props, info, sessions.providers())
 
 
+def listed_text(props: api.EVENT_TRACE_PROPERTIES, providers: list[sessions.ProviderInfo]) -> list[str]:
+    """query_text of a session QueryAllTraces listed. One whose host did not answer in time was
+    listed from what the registry holds: a line under it says its counters are not known
+    (rather than show its zeros as counts)."""
+    busy = False
+    try:
+        info = sessions.session_info(props.LoggerName)
+    except Win32Error as exc:
+        info, busy = None, exc.winerror == lib.ERROR_BUSY
+    lines = query_text(props, info, providers)
+    if busy:
+        lines.append(f"{'Host:':<24}did not answer in time (busy): its counters are not known")
+    return lines
+
+
 def listing() -> list[str]:
     lines: list[str] = []
     providers = sessions.providers()
     for props in api.QueryAllTraces():
-        busy = False
-        try:
-            info = sessions.session_info(props.LoggerName)
-        except Win32Error as exc:
-            info, busy = None, exc.winerror == lib.ERROR_BUSY
-        lines += query_text(props, info, providers)
-        if busy:      # listed from the registry: only its host knows the counters
-            lines.append(f"{'Host:':<24}did not answer in time (busy): its counters are not known")
-        lines.append("")
+        lines += listed_text(props, providers) + [""]
     for p in providers:
         if not p.enabled:
             lines.append(f"Provider {{{p.guid}}}: registered in {p.processes} process"

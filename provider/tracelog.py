@@ -109,8 +109,9 @@ def run(args: argparse.Namespace) -> tuple[int, list[str]]:
     command, name = args.command, args.name
     if command == "l":
         lines: list[str] = []
+        providers = sessions.providers()
         for props in api.QueryAllTraces():
-            lines += _show(props, props.LoggerName) + [""]
+            lines += session_cli.listed_text(props, providers) + [""]
         return 0, lines
     if not name:
         raise SystemExit(f"tracelog: -{command} needs a logger name")

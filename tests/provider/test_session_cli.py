@@ -258,6 +258,32 @@ def test_list_marks_a_session_whose_host_is_slow_to_answer(tmp_path, session_nam
         session_cli.stop(session_name)
 
 
+def test_tracelog_list_marks_a_session_whose_host_is_slow_to_answer(tmp_path, session_name, monkeypatch,
+                                                                     capsys):
+    """`tracelog -l` says under such a session what `session list` says, in the same words,
+    rather than show its zeros as counts."""
+    from wpptrace.provider import session_cli, tracelog
+    from wpptrace.winerror import Win32Error
+
+    session_cli.start(session_name, str(tmp_path / "listed.etl"))
+    try:
+        def busy(name=None, handle=0):
+            raise Win32Error(170)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(sessions, "session_info", busy)
+            capsys.readouterr()
+            assert tracelog.main(["-l"]) == 0
+            printed = capsys.readouterr().out.splitlines()
+            listed = session_cli.listing()
+        mine = printed[printed.index(f"{'Logger Name:':<24}{session_name}"):]
+        mine = mine[:mine.index("")]
+        assert mine[-1] == f"{'Host:':<24}did not answer in time (busy): its counters are not known"
+        assert mine == listed[listed.index(mine[0]):][:len(mine)]
+    finally:
+        session_cli.stop(session_name)
+
+
 def query_rows(text: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in text.splitlines()) if v}
 
