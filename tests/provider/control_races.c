@@ -433,19 +433,28 @@ static uint32_t entry_of(const char *name, uint32_t *host) {
     return slot;
 }
 
+/* Make the host of the session in `slot` look gone from here (its entry's start time is
+ * what a host in another PID namespace shows): its pid and real start time in *host and
+ * *host_start; 0, or the mode's exit code 4 / 5 when the registry or the host is not there. */
+static int looks_gone(uint32_t slot, uint32_t *host, uint64_t *host_start) {
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    if (!reg) return 4;
+    *host = reg->loggers[slot].host_pid;
+    reg->loggers[slot].host_start ^= 1;
+    wpt_registry_unlock();
+    *host_start = wpt_process_start(*host);
+    return *host && *host_start ? 0 : 5;
+}
+
 static int judged_reuse(const char *dir) {
     g_dir = dir;
     TRACEHANDLE a;
     if (start(dir, "control-races-a", &a)) return 3;
     uint32_t slot = (uint32_t)(a & 0xFFFF), host = 0;
-    ULONG rc;
-    wpt_registry *reg = wpt_registry_lock(1, &rc);
-    if (!reg) return 4;
-    host = reg->loggers[slot].host_pid;
-    reg->loggers[slot].host_start ^= 1;     /* what a host in another PID namespace looks like */
-    wpt_registry_unlock();
-    uint64_t host_start = wpt_process_start(host);
-    if (!host || !host_start) return 5;
+    uint64_t host_start = 0;
+    int looks = looks_gone(slot, &host, &host_start);
+    if (looks) return looks;
     if (start_b_elsewhere() != 0) return 6;
     uint32_t host_b = 0, slot_b = entry_of("control-races-b", &host_b);
     if (wpt_process_start(host) == host_start) kill((pid_t)host, SIGTERM);
@@ -628,14 +637,9 @@ static int freed_stop(const char *dir) {
     if (start(dir, "control-races-x", &x)) return 3;
     if (start(dir, "control-races-a", &a)) return 3;
     uint32_t slot = (uint32_t)(a & 0xFFFF), host = 0;
-    ULONG rc;
-    wpt_registry *reg = wpt_registry_lock(1, &rc);
-    if (!reg) return 4;
-    host = reg->loggers[slot].host_pid;
-    reg->loggers[slot].host_start ^= 1;     /* what a host in another PID namespace looks like */
-    wpt_registry_unlock();
-    uint64_t host_start = wpt_process_start(host);
-    if (!host || !host_start) return 5;
+    uint64_t host_start = 0;
+    int looks = looks_gone(slot, &host, &host_start);
+    if (looks) return looks;
     if (stop(x)) return 6;
     if (start(dir, "control-races-b", &b)) return 7;
     if (wpt_process_start(host) == host_start) kill((pid_t)host, SIGTERM);

@@ -223,12 +223,8 @@ def test_stop_of_a_session_whose_host_is_slow_to_answer_a_query_stops_it(tmp_pat
 
     etl = tmp_path / "slow.etl"
     session_cli.start(session_name, str(etl))
-
-    def busy(name=None, handle=0):
-        raise Win32Error(170)
-
     with monkeypatch.context() as patch:
-        patch.setattr(sessions, "session_info", busy)
+        patch.setattr(sessions, "session_info", _busy)
         final, message = session_cli.stop(session_name)
     assert final is not None and message.startswith(f"session {session_name!r} stopped: {etl}")
     assert etlcheck.read(etl).header["EndTime"] > 0
@@ -240,22 +236,30 @@ def test_list_marks_a_session_whose_host_is_slow_to_answer(tmp_path, session_nam
     holds (its counters unknown); `session list` says so under it rather than show its zeros as
     counts."""
     from wpptrace.provider import session_cli
-    from wpptrace.winerror import Win32Error
 
     session_cli.start(session_name, str(tmp_path / "listed.etl"))
     try:
-        def busy(name=None, handle=0):
-            raise Win32Error(170)
-
         with monkeypatch.context() as patch:
-            patch.setattr(sessions, "session_info", busy)
-            lines = session_cli.listing()
-        mine = lines[lines.index(f"{'Logger Name:':<24}{session_name}"):]
-        mine = mine[:mine.index("")]
-        assert mine[-1] == f"{'Host:':<24}did not answer in time (busy): its counters are not known"
+            patch.setattr(sessions, "session_info", _busy)
+            mine = _session_lines(session_cli.listing(), session_name)
         assert not any(line.startswith("Host Process Id:") for line in mine)
     finally:
         session_cli.stop(session_name)
+
+
+def _busy(name=None, handle=0):
+    """``sessions.session_info`` of a host that does not answer in time."""
+    from wpptrace.winerror import Win32Error
+
+    raise Win32Error(170)
+
+
+def _session_lines(lines: list[str], session_name: str) -> list[str]:
+    """A listing's lines of one session, checked to end with the busy host's note."""
+    mine = lines[lines.index(f"{'Logger Name:':<24}{session_name}"):]
+    mine = mine[:mine.index("")]
+    assert mine[-1] == f"{'Host:':<24}did not answer in time (busy): its counters are not known"
+    return mine
 
 
 def test_tracelog_list_marks_a_session_whose_host_is_slow_to_answer(tmp_path, session_name, monkeypatch,
@@ -263,23 +267,17 @@ def test_tracelog_list_marks_a_session_whose_host_is_slow_to_answer(tmp_path, se
     """`tracelog -l` says under such a session what `session list` says, in the same words,
     rather than show its zeros as counts."""
     from wpptrace.provider import session_cli, tracelog
-    from wpptrace.winerror import Win32Error
 
     session_cli.start(session_name, str(tmp_path / "listed.etl"))
     try:
-        def busy(name=None, handle=0):
-            raise Win32Error(170)
-
         with monkeypatch.context() as patch:
-            patch.setattr(sessions, "session_info", busy)
+            patch.setattr(sessions, "session_info", _busy)
             capsys.readouterr()
             assert tracelog.main(["-l"]) == 0
             printed = capsys.readouterr().out.splitlines()
             listed = session_cli.listing()
-        mine = printed[printed.index(f"{'Logger Name:':<24}{session_name}"):]
-        mine = mine[:mine.index("")]
-        assert mine[-1] == f"{'Host:':<24}did not answer in time (busy): its counters are not known"
-        assert mine == listed[listed.index(mine[0]):][:len(mine)]
+        mine = _session_lines(printed, session_name)
+        assert mine == _session_lines(listed, session_name)
     finally:
         session_cli.stop(session_name)
 
