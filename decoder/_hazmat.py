@@ -583,6 +583,12 @@ class RowPrinter:
         return at, why[0], self._skipped[0]
 
 
+def _key_columns(keys: list[tuple[bytes, int]]) -> tuple[bytes, array]:
+    """Message keys (GUID bytes_le, number) as the table's C calls take them: the GUIDs end
+    to end, the numbers as uint32."""
+    return b"".join([guid for guid, _number in keys]), array("I", [number for _guid, number in keys])
+
+
 class ProgramTable:
     """A table of message records in an anonymous shared mapping (``pshare_*``): made before
     a fork, the processes after it see one table. ``claim`` -> (slot, state): the caller
@@ -624,8 +630,7 @@ class ProgramTable:
         """The slot of each key (GUID bytes_le, number) whose record is READY, -1 for the
         others (nothing claimed), in one C call."""
         n = len(keys)
-        guids = b"".join([guid for guid, _number in keys])
-        numbers = array("I", [number for _guid, number in keys])
+        guids, numbers = _key_columns(keys)
         slots = array("q", bytes(8 * n))
         if n:
             lib.pshare_ready(self._mem, guids, ffi.from_buffer("uint32_t[]", numbers), n,
@@ -635,8 +640,7 @@ class ProgramTable:
     def post(self, process: int, keys: list[tuple[bytes, int]]) -> bool:
         """Post the keys (GUID bytes_le, number) process number ``process`` needs first;
         False when it cannot (see ``pshare_post``)."""
-        guids = b"".join([guid for guid, _number in keys])
-        numbers = array("I", [number for _guid, number in keys])
+        guids, numbers = _key_columns(keys)
         return lib.pshare_post(self._mem, process, guids, ffi.from_buffer("uint32_t[]", numbers),
                                len(keys)) == 0
 

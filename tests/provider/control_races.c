@@ -216,13 +216,21 @@ static void hold_at_target(void) {
     atomic_store(&g_armed, 1);
 }
 
-static int control_reuse(const char *dir) {
+/* A started, then stopped with the stop held where it found A's entry while B takes A's slot:
+ * the stop's answer (A's handle in *a), or -1 when A does not start. */
+static int64_t held_stop_of_a(const char *dir, TRACEHANDLE *a) {
     g_dir = dir;
-    TRACEHANDLE a;
-    if (start(dir, "control-races-a", &a)) return 3;
+    if (start(dir, "control-races-a", a)) return -1;
     hold_at_target();
-    ULONG stopped_a = stop(a);
+    ULONG stopped = stop(*a);
     wpt_test_point = NULL;
+    return stopped;
+}
+
+static int control_reuse(const char *dir) {
+    TRACEHANDLE a;
+    int64_t stopped_a = held_stop_of_a(dir, &a);
+    if (stopped_a < 0) return 3;
     b_answers answers = answers_of_b();
     printf("slot_a %u replaced %d stop_a %u %s\n", (unsigned)(a & 0xFFFF), g_start_b == 0,
            (unsigned)stopped_a, answers.text);
@@ -230,13 +238,10 @@ static int control_reuse(const char *dir) {
 }
 
 static int wrap_reuse(const char *dir) {
-    g_dir = dir;
     g_replace = "replace-a-wrap";
     TRACEHANDLE a;
-    if (start(dir, "control-races-a", &a)) return 3;
-    hold_at_target();
-    ULONG stopped_a = stop(a);
-    wpt_test_point = NULL;
+    int64_t stopped_a = held_stop_of_a(dir, &a);
+    if (stopped_a < 0) return 3;
     b_answers answers = answers_of_b();
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(0, &rc);
