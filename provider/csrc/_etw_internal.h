@@ -679,6 +679,19 @@ int   wpt_ipc_send(int fd, uint32_t kind, uint32_t status, const void *payload, 
  * is NULL); 0 on success, -1 on EOF/timeout/malformed (errno set: EPROTO malformed). */
 int   wpt_ipc_recv(int fd, wpt_frame *frame, void **payload, uint32_t max_length,
                    int *received_fd, int timeout_ms);
+/* What a failed send or receive of a request means, from its errno: the peer did not take or
+ * answer it in time (ERROR_BUSY: alive, only slow), sent what is no frame of ours
+ * (ERROR_BAD_FORMAT), no memory (ERROR_OUTOFMEMORY), or it is gone
+ * (ERROR_WMI_INSTANCE_NOT_FOUND). Every request to a host reports failures by this table. */
+ULONG wpt_ipc_failure(int e);
+/* One request, then its reply's frame (payload as wpt_ipc_recv, at most max_length bytes),
+ * the connection left open in *conn (-1 on failure) for what follows it (a real-time stream).
+ * Fails as wpt_ipc_connect, as wpt_ipc_failure says, or ERROR_BAD_FORMAT for a frame that is
+ * no reply; the reply's own status is the caller's to read (but that of a refusal the peer
+ * sent before it closed the connection, which the request then could not be written to). */
+ULONG wpt_ipc_open(const char *path, uint32_t kind, uint32_t status, const void *payload,
+                   uint32_t length, wpt_frame *frame, void **reply, uint32_t max_length,
+                   int *reply_fd, int timeout_ms, int *conn);
 /* One request (`status` its status word), one reply (STOP/FLUSH get a long timeout). */
 ULONG wpt_ipc_call(const char *path, uint32_t kind, uint32_t status, const void *payload,
                    uint32_t length, void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms);

@@ -320,8 +320,9 @@ static int handle(wpt_session *s, conn *c, const wpt_frame *f, const unsigned ch
             reply(c->fd, ERROR_WMI_INSTANCE_NOT_FOUND, NULL, 0, -1);
             return 0;
         }
-        if (wpt_rt_serve(s, c->fd) != ERROR_SUCCESS) {
-            reply(c->fd, ERROR_OUTOFMEMORY, NULL, 0, -1);
+        ULONG served = wpt_rt_serve(s, c->fd);
+        if (served != ERROR_SUCCESS) {
+            reply(c->fd, served, NULL, 0, -1);     /* ERROR_BUSY: as many consumers as it serves */
             return 0;
         }
         c->fd = -1;              /* the consumer thread owns it now */

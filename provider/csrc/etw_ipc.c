@@ -235,36 +235,73 @@ fail:
     return -1;
 }
 
-ULONG wpt_ipc_call(const char *path, uint32_t kind, uint32_t status, const void *payload,
-                   uint32_t length, void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms) {
+ULONG wpt_ipc_failure(int e) {
+    return e == ETIMEDOUT ? ERROR_BUSY
+         : e == EPROTO ? ERROR_BAD_FORMAT
+         : e == ENOMEM ? ERROR_OUTOFMEMORY
+         : ERROR_WMI_INSTANCE_NOT_FOUND;
+}
+
+/* A reply not handed to the caller: what wpt_ipc_recv allocated or received with it goes. */
+static void drop_reply(void **reply, void *given, int *reply_fd) {
+    if (reply_fd && *reply_fd >= 0) {
+        close(*reply_fd);
+        *reply_fd = -1;
+    }
+    if (*reply != given) {
+        free(*reply);
+        *reply = given;
+    }
+}
+
+ULONG wpt_ipc_open(const char *path, uint32_t kind, uint32_t status, const void *payload,
+                   uint32_t length, wpt_frame *frame, void **reply, uint32_t max_length,
+                   int *reply_fd, int timeout_ms, int *conn) {
     ULONG rc;
+    void *given = *reply;
     if (reply_fd) *reply_fd = -1;
+    *conn = -1;
     int fd = wpt_ipc_connect(path, 2000, &rc);
     if (fd < 0) return rc;
 #ifdef WPT_TEST_POINTS
     wpt_test_request_fd = fd;
 #endif
     WPT_TEST_POINT(WPT_POINT_REQUEST_CONNECTED);
-    if (wpt_ipc_send(fd, kind, status, payload, length, -1, timeout_ms) != 0) {
-        /* a peer that is gone refuses the bytes at once (EPIPE); one that keeps the connection
-         * but does not read it in time is alive, only busy, as when its reply is late */
-        int e = errno;
+    /* A peer that is gone refuses the bytes at once (EPIPE); one that keeps the connection
+     * but does not read or answer it in time is alive, only busy. A host that refuses a
+     * connection it has no room for answers ERROR_BUSY at once and closes it, maybe before the
+     * request went: its answer is read all the same. */
+    int sent = wpt_ipc_send(fd, kind, status, payload, length, -1, timeout_ms) == 0;
+    int e = errno;
+    if (!sent && e != ETIMEDOUT && wpt_ipc_recv(fd, frame, reply, max_length, reply_fd, 0) == 0
+        && frame->kind == WPT_REPLY && frame->status != ERROR_SUCCESS) {
+        drop_reply(reply, given, reply_fd);
         close(fd);
-        return e == ETIMEDOUT ? ERROR_BUSY : ERROR_WMI_INSTANCE_NOT_FOUND;
+        return frame->status;
     }
-    wpt_frame frame;
-    void *buf = NULL;
-    if (wpt_ipc_recv(fd, &frame, &buf, WPT_WIRE_MAX_CONTROL, reply_fd, timeout_ms) != 0) {
-        int e = errno;
+    if (!sent || wpt_ipc_recv(fd, frame, reply, max_length, reply_fd, timeout_ms) != 0) {
+        rc = wpt_ipc_failure(sent ? errno : e);
         close(fd);
-        return e == ETIMEDOUT ? ERROR_BUSY : ERROR_WMI_INSTANCE_NOT_FOUND;
+        return rc;
     }
-    close(fd);
-    if (frame.kind != WPT_REPLY) {
-        free(buf);
-        if (reply_fd && *reply_fd >= 0) { close(*reply_fd); *reply_fd = -1; }
+    if (frame->kind != WPT_REPLY) {
+        drop_reply(reply, given, reply_fd);
+        close(fd);
         return ERROR_BAD_FORMAT;
     }
+    *conn = fd;
+    return ERROR_SUCCESS;
+}
+
+ULONG wpt_ipc_call(const char *path, uint32_t kind, uint32_t status, const void *payload,
+                   uint32_t length, void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms) {
+    wpt_frame frame;
+    void *buf = NULL;
+    int fd;
+    ULONG rc = wpt_ipc_open(path, kind, status, payload, length, &frame, &buf, WPT_WIRE_MAX_CONTROL,
+                            reply_fd, timeout_ms, &fd);
+    if (rc != ERROR_SUCCESS) return rc;
+    close(fd);
     if (reply) {
         memset(reply, 0, reply_size);
         memcpy(reply, buf, frame.length < reply_size ? frame.length : reply_size);

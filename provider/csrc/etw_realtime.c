@@ -508,18 +508,15 @@ ULONG wpptrace_rt_subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *
     WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
     char path[256];
     if (wpt_socket_path(path, sizeof path, 's', slot) != 0) return ERROR_BAD_PATHNAME;
-    int fd = wpt_ipc_connect(path, 2000, &rc);
-    if (fd < 0) return rc == ERROR_ACCESS_DENIED ? rc : ERROR_WMI_INSTANCE_NOT_FOUND;
+    /* The slot may be a newer session's by now: its host refuses another generation. A failure
+     * is reported as for a control request: a host alive but slow to answer is busy, not gone. */
     wpt_frame f;
     uint32_t size = 0;
     void *payload = &size;
-    /* the slot may be a newer session's by now: its host refuses another generation */
-    if (wpt_ipc_send(fd, WPT_REQ_SUBSCRIBE, wpt_for_session(generation), NULL, 0, -1, 5000) != 0
-        || wpt_ipc_recv(fd, &f, &payload, sizeof size, NULL, 10000) != 0
-        || f.kind != WPT_REPLY) {
-        close(fd);
-        return ERROR_WMI_INSTANCE_NOT_FOUND;
-    }
+    int fd;
+    rc = wpt_ipc_open(path, WPT_REQ_SUBSCRIBE, wpt_for_session(generation), NULL, 0, &f, &payload,
+                      sizeof size, NULL, WPT_HOST_REPLY_MS, &fd);
+    if (rc != ERROR_SUCCESS) return rc;
     if (f.status != ERROR_SUCCESS || f.length != sizeof size || size < 1024
         || size > (uint32_t)MAX_ETW_BUFFER_SIZE_KB * 1024) {
         close(fd);

@@ -125,6 +125,13 @@ def control_races(build_c_program_with_test_points):
 
 
 @pytest.fixture(scope="session")
+def fake_host(build_c_program_with_test_points):
+    """fake_host(mode, out_dir) -> what fake_host.c printed (a real-time subscription to a
+    session whose host answers as the mode says)."""
+    return _mode_program(build_c_program_with_test_points, "fake_host")
+
+
+@pytest.fixture(scope="session")
 def session_clock(build_c_program_with_test_points):
     """session_clock(mode, out_dir) -> what session_clock.c printed (sessions started with the
     core's clock reads held, or after a wall-clock step)."""

@@ -1,0 +1,43 @@
+"""A real-time subscription and a control request report each way a session's host fails them
+by one table: a host alive but busy or slow is ERROR_BUSY, a gone one
+ERROR_WMI_INSTANCE_NOT_FOUND, one that answers what is no reply of ours ERROR_BAD_FORMAT, and a
+host's own refusal comes through as it said it."""
+from __future__ import annotations
+
+import pytest
+
+from wpptrace.winerror import CODES
+
+
+@pytest.fixture
+def out(tmp_path, monkeypatch):
+    """A directory for fake_host.c, its session in a runtime directory of this test's own."""
+    runtime = tmp_path / "rt"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
+    return tmp_path
+
+
+@pytest.mark.parametrize("mode, subscribe, query", [
+    ("busy", "ERROR_BUSY", "ERROR_BUSY"),
+    ("refused", "ERROR_WMI_INSTANCE_NOT_FOUND", "ERROR_WMI_INSTANCE_NOT_FOUND"),
+    ("busy-closed", "ERROR_BUSY", "ERROR_BUSY"),
+    ("silent", "ERROR_BUSY", "ERROR_BUSY"),
+    ("hangup", "ERROR_WMI_INSTANCE_NOT_FOUND", "ERROR_WMI_INSTANCE_NOT_FOUND"),
+    ("garbage", "ERROR_BAD_FORMAT", "ERROR_BAD_FORMAT"),
+    ("long", "ERROR_BAD_FORMAT", "ERROR_SUCCESS"),
+    ("unbound", "ERROR_WMI_INSTANCE_NOT_FOUND", "ERROR_WMI_INSTANCE_NOT_FOUND"),
+    ("backlog", "ERROR_BUSY", "ERROR_BUSY"),
+])
+def test_a_subscription_and_a_query_report_how_the_host_failed_them(fake_host, out, mode, subscribe, query):
+    """Each failure by its own status. A subscription said ERROR_WMI_INSTANCE_NOT_FOUND for
+    every one (a busy host looked like a stopped session); a request whose connection the host
+    closed after refusing it (no room for another connection) said so too, and one answered
+    with what is no frame of ours."""
+    assert fake_host(mode, out) == {"subscribe": CODES[subscribe], "query": CODES[query]}
+
+
+def test_a_host_serving_as_many_consumers_as_it_can_says_busy(fake_host, out):
+    """A host serves 64 consumers of a session at a time; the next one is told ERROR_BUSY (it
+    was told ERROR_OUTOFMEMORY, as if the host had run out of memory)."""
+    assert fake_host("consumers", out) == {"subscribed": 64, "subscribe": CODES["ERROR_BUSY"]}
