@@ -91,7 +91,8 @@ typedef struct {
     uint32_t magic, version;
     uint64_t map_size;
     uint32_t buffer_size, nslots, capacity, logger_id;
-    uint32_t generation, log_file_mode, clock_type, owner_pid;
+    uint32_t generation;       /* the registry's whole generation (older builds: its low 8 bits) */
+    uint32_t log_file_mode, clock_type, owner_pid;
     int64_t  filetime_offset;
     uint64_t slots_offset, desc_offset, data_offset;
     /* read on every event */
@@ -121,8 +122,9 @@ typedef struct wpt_view {
     unsigned char *data;
     uint32_t buffer_size, nslots, capacity;
     uint16_t logger_id;
-    uint8_t generation;
+    uint8_t generation;        /* the low 8 bits of registry_generation, as handles carry them */
     uint8_t private_pool;      /* anonymous memory of a private session */
+    uint32_t registry_generation;   /* the session's whole registry generation */
     _Atomic uint32_t *sequence;   /* the counter EVENT_TRACE_USE_GLOBAL_SEQUENCE uses */
     int memfd;                 /* to commit new buffers; -1 for a private pool */
     void *map;
@@ -239,9 +241,16 @@ typedef struct {
 } wpt_pool_config;
 /* Create a session's memory: anonymous (private) or a memfd (*memfd_out). */
 ULONG wpt_pool_create(const wpt_pool_config *c, wpt_view **view_out, int *memfd_out);
-/* A view of a session memory received from its host (validated against what it says). */
-ULONG wpt_view_map(int memfd, uint64_t map_size, uint16_t logger_id, uint8_t generation,
+/* A view of a session memory received from its host (validated against what it says), for the
+ * session of that whole registry generation. */
+ULONG wpt_view_map(int memfd, uint64_t map_size, uint16_t logger_id, uint32_t generation,
                    wpt_view **view_out);
+/* A generation a host says (JOIN reply, session memory) is the session's whole one; a host of
+ * an older build says only its low 8 bits (it checked the JOIN's whole generation, or the low
+ * 8 bits of it, itself). */
+static inline int wpt_generation_said(uint32_t said, uint32_t generation) {
+    return said == generation || (said <= 0xFFu && said == (generation & 0xFFu));
+}
 /* Publish in wpt_views / swap the memory for zero pages and unpublish. */
 void  wpt_view_publish(wpt_view *v);
 void  wpt_view_retire(wpt_view *v);
@@ -310,6 +319,8 @@ enum {
                                           * bracket made, the wall clock not read yet */
     WPT_POINT_REQUEST_CONNECTED = 16,    /* a control request connected to its host (the
                                           * connection in wpt_test_request_fd), not sent yet */
+    WPT_POINT_JOIN_CHOSEN = 17,          /* a process is to join a session (slot, generation
+                                          * chosen), has not connected to its host */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);
@@ -653,7 +664,7 @@ typedef struct {                /* UPDATE request */
 
 typedef struct {                /* JOIN reply (the memfd comes with it) */
     uint64_t map_size;
-    uint32_t logger_id, generation;
+    uint32_t logger_id, generation;   /* the session's whole registry generation */
 } wpt_wire_join;
 
 typedef struct {                /* ENABLE / DISABLE to a provider process */
@@ -713,16 +724,20 @@ ULONG wpt_registry_find(const char *name, uint32_t *slot, uint32_t *generation);
 /* ---- provider processes (etw_endpoint.c, etw_provider.c) ---- */
 /* Make sure this process listens for enable notifications (RegisterTraceGuids). */
 ULONG wpt_endpoint_ensure(void);
-/* Map the memory of hosted session (slot, generation) into this process if not done yet. */
-ULONG wpt_attach(uint32_t slot, uint8_t generation);
+/* Map the memory of hosted session (slot, whole registry generation) into this process if not
+ * done yet: the JOIN names the whole generation, so the host of a newer session in the slot
+ * (even 256 generations on, with the same handles) refuses it. */
+ULONG wpt_attach(uint32_t slot, uint32_t generation);
 /* Tell every other provider process about an enable change; waits for their answers. */
 /* Tell every other provider process; the first failure one of them answered (e.g. it could not
  * allocate its callback list), else ERROR_SUCCESS. */
 ULONG wpt_broadcast(uint32_t kind, const wpt_wire_enable *msg);
 /* Apply an enable change in this process: ControlCallbacks of the matching registrations
- * run in the calling thread. A disable only applies to the session holding the GUID. */
-ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t clock_type,
-                       uint64_t version);
+ * run in the calling thread. A disable only applies to the session holding the GUID. An
+ * enable names its session's whole registry generation (the handle carries 8 bits of it),
+ * with which this process joins the session when a registration needs it. */
+ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t generation,
+                       uint32_t clock_type, uint64_t version);
 /* The session stopped or its host is gone: disable what this process has on it. */
 void  wpt_apply_session_gone(uint32_t slot, uint8_t generation);
 /* Copy the registry's enables into this process (a fresh endpoint). */

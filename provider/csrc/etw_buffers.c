@@ -95,6 +95,7 @@ static wpt_view *make_view(void *map, size_t size, int memfd, int private_pool) 
     v->capacity = sh->capacity;
     v->logger_id = (uint16_t)sh->logger_id;
     v->generation = (uint8_t)sh->generation;
+    v->registry_generation = sh->generation;
     v->private_pool = (uint8_t)private_pool;
     v->sequence = private_pool ? &wpt_global_sequence : &sh->global_sequence;
     v->memfd = memfd;
@@ -181,7 +182,7 @@ ULONG wpt_pool_create(const wpt_pool_config *c, wpt_view **view_out, int *memfd_
     return ERROR_SUCCESS;
 }
 
-ULONG wpt_view_map(int memfd, uint64_t map_size, uint16_t logger_id, uint8_t generation,
+ULONG wpt_view_map(int memfd, uint64_t map_size, uint16_t logger_id, uint32_t generation,
                    wpt_view **view_out) {
     struct stat st;
     if (fstat(memfd, &st) != 0 || (uint64_t)st.st_size != map_size || map_size < sizeof(wpt_shm))
@@ -193,7 +194,7 @@ ULONG wpt_view_map(int memfd, uint64_t map_size, uint16_t logger_id, uint8_t gen
     uint64_t bs = sh->buffer_size;
     int ok = sh->magic == WPT_SHM_MAGIC && sh->version == WPT_SHM_VERSION
           && sh->map_size == map_size && sh->logger_id == logger_id
-          && (uint8_t)sh->generation == generation
+          && wpt_generation_said(sh->generation, generation)
           && bs >= 1024 && bs <= (uint64_t)MAX_ETW_BUFFER_SIZE_KB * 1024 && bs % 1024 == 0
           && sh->nslots >= 1 && sh->nslots <= 1024
           && sh->capacity >= 1 && sh->capacity <= WPT_MAX_BUFFERS
@@ -211,6 +212,7 @@ ULONG wpt_view_map(int memfd, uint64_t map_size, uint16_t logger_id, uint8_t gen
         munmap(map, map_size);
         return ERROR_OUTOFMEMORY;
     }
+    v->registry_generation = generation;     /* what the host checked the JOIN against */
     /* page tables for the control part and every buffer committed so far */
     uint32_t used = atomic_load(&v->sh->next_unused);
     if (used > v->capacity) used = v->capacity;

@@ -406,7 +406,7 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
         /* the host has the file and the memory now; this process maps it like any other */
         wpt_session_discard(s, rc != ERROR_SUCCESS);
         if (rc == ERROR_SUCCESS) {
-            wpt_attach(slot, (uint8_t)generation);
+            wpt_attach(slot, generation);
             wpt_host_call(slot, wpt_for_session(generation), WPT_REQ_QUERY, NULL, 0, &props,
                           sizeof props, NULL);
         }
@@ -589,7 +589,8 @@ ULONG EnableTrace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHAN
         TRACEHANDLE logger = wpt_handle_of(s->logger_id, generation, flags, (UCHAR)level);
         uint32_t clock = s->clock_type;
         unlock();
-        return wpt_apply_enable(guid, enable != 0, logger, clock, wpt_next_version(NULL));
+        return wpt_apply_enable(guid, enable != 0, logger, s->registry_generation, clock,
+                                wpt_next_version(NULL));
     }
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(1, &rc);
@@ -605,6 +606,7 @@ ULONG EnableTrace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHAN
         return ERROR_INVALID_HANDLE;
     }
     uint16_t id = slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)slot;
+    uint32_t whole = e->generation;
     wpt_reg_enable *held = NULL, *free_entry = NULL;
     for (int i = 0; i < WPT_MAX_ENABLES; i++) {
         wpt_reg_enable *en = &reg->enables[i];
@@ -646,7 +648,7 @@ ULONG EnableTrace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHAN
     }
     wpt_registry_unlock();
     unlock();
-    rc = wpt_apply_enable(guid, enable != 0, msg.logger_handle, msg.clock_type, msg.version);
+    rc = wpt_apply_enable(guid, enable != 0, msg.logger_handle, whole, msg.clock_type, msg.version);
     /* a provider process that could not run its callbacks (no memory for the list) says so:
      * the caller hears it (the enable stays recorded: enabling again retries it there) */
     ULONG others = wpt_broadcast(enable ? WPT_REQ_ENABLE : WPT_REQ_DISABLE, &msg);

@@ -39,8 +39,8 @@ static int g_running, g_quit;
 static pthread_t g_thread;
 static char g_path[256];
 static int g_joins[WPPTRACE_MAX_SESSIONS];      /* JOIN connection per slot, -1 if none */
-static uint8_t g_join_gen[WPPTRACE_MAX_SESSIONS];
-static uint16_t g_rejoin[WPPTRACE_MAX_SESSIONS];  /* forked child: generation + 1 to re-join */
+static uint32_t g_join_gen[WPPTRACE_MAX_SESSIONS];   /* the joined session's registry generation */
+static uint8_t g_rejoin[WPPTRACE_MAX_SESSIONS];  /* forked child: re-join g_join_gen[slot] */
 
 static void wake_thread(void) {
     if (g_wake[1] >= 0) {
@@ -53,8 +53,10 @@ static void wake_thread(void) {
 /* An ENABLE is applied only as the registry has it (same version, session, flags, level):
  * one made up by a process of this user cannot hand a callback a handle nobody enabled, nor
  * store a version from the future that would hide every later enable. One the registry
- * already replaced is old news: its successor comes too. */
-static int registry_has(const wpt_wire_enable *m) {
+ * already replaced is old news: its successor comes too. An enable entry lives no longer than
+ * its session's registry entry (freeing one removes its enables), so the session is the one
+ * its slot holds now: *generation is its whole generation, which the handle has 8 bits of. */
+static int registry_has(const wpt_wire_enable *m, uint32_t *generation) {
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(0, &rc);
     if (!reg) return 0;
@@ -64,6 +66,11 @@ static int registry_has(const wpt_wire_enable *m) {
         found = en->used && en->version == m->version && memcmp(&en->guid, &m->guid, sizeof en->guid) == 0
              && en->clock_type == m->clock_type
              && wpt_handle_of(en->logger_id, en->generation, en->flags, en->level) == m->logger_handle;
+        if (found) {
+            const wpt_reg_logger *e = &reg->loggers[wpt_slot_of_id(en->logger_id)];
+            found = e->state != WPT_FREE && (uint8_t)e->generation == en->generation;
+            *generation = e->generation;
+        }
     }
     wpt_registry_unlock();
     return found;
@@ -80,9 +87,12 @@ static void handle_request(int fd, uint32_t peer) {
         uint32_t slot = wpt_handle_slot(msg.logger_handle);
         if (f.kind == WPT_REQ_DISABLE && memcmp(&msg.guid, &zero, sizeof zero) == 0) {
             if (slot != UINT32_MAX) wpt_apply_session_gone(slot, wpt_handle_generation(msg.logger_handle));
-        } else if (f.kind == WPT_REQ_DISABLE || registry_has(&msg))
-            rc = wpt_apply_enable(&msg.guid, f.kind == WPT_REQ_ENABLE, msg.logger_handle,
-                                  msg.clock_type, msg.version);
+        } else {
+            uint32_t generation = 0;
+            if (f.kind == WPT_REQ_DISABLE || registry_has(&msg, &generation))
+                rc = wpt_apply_enable(&msg.guid, f.kind == WPT_REQ_ENABLE, msg.logger_handle,
+                                      generation, msg.clock_type, msg.version);
+        }
         wpt_ipc_send(fd, WPT_REPLY, rc, NULL, 0, -1, 2000);
     } else if (f.kind == WPT_REQ_LIST && f.length == 0) {
         wpt_wire_registered regs[256];
@@ -96,7 +106,7 @@ static void handle_request(int fd, uint32_t peer) {
 
 /* A forked child keeps the sessions it had mapped (shared memory): it only needs its own
  * connection to each host, to hear when the host goes away. */
-static void rejoin(uint32_t slot, uint8_t generation) {
+static void rejoin(uint32_t slot, uint32_t generation) {
     char path[256];
     ULONG rc;
     if (wpt_socket_path(path, sizeof path, 's', slot) != 0) return;
@@ -109,13 +119,13 @@ static void rejoin(uint32_t slot, uint8_t generation) {
     wpt_wire_join j;
     void *payload = &j;
     int memfd = -1;
-    int ok = wpt_ipc_send(fd, WPT_REQ_JOIN, 0, NULL, 0, -1, 2000) == 0
+    int ok = wpt_ipc_send(fd, WPT_REQ_JOIN, wpt_for_session(generation), NULL, 0, -1, 2000) == 0
           && wpt_ipc_recv(fd, &f, &payload, sizeof j, &memfd, 5000) == 0 && f.status == 0
-          && (uint8_t)j.generation == generation;
+          && f.length == sizeof j && wpt_generation_said(j.generation, generation);
     if (memfd >= 0) close(memfd);
     if (!ok) {
         close(fd);
-        wpt_apply_session_gone(slot, generation);
+        wpt_apply_session_gone(slot, (uint8_t)generation);
         return;
     }
     pthread_mutex_lock(&g_ep_lock);
@@ -129,10 +139,10 @@ static void *endpoint_main(void *arg) {
     (void)arg;
     for (uint32_t i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
         if (!g_rejoin[i]) continue;
-        uint8_t gen = (uint8_t)(g_rejoin[i] - 1);
+        uint32_t gen = g_join_gen[i];
         g_rejoin[i] = 0;
         wpt_view *v = atomic_load(&wpt_views[i]);
-        if (v && v->generation == gen) rejoin(i, gen);
+        if (v && v->registry_generation == gen) rejoin(i, gen);
     }
     struct pollfd pfd[2 + WPPTRACE_MAX_SESSIONS];
     int slot_of[2 + WPPTRACE_MAX_SESSIONS];
@@ -163,7 +173,7 @@ static void *endpoint_main(void *arg) {
              * while this thread polls, and the number may belong to another descriptor of the
              * process by now (a ControlTrace reply, the application's own socket). */
             int slot = slot_of[k];
-            uint8_t gen = 0;
+            uint32_t gen = 0;
             int gone = 0;
             pthread_mutex_lock(&g_ep_lock);
             if (g_joins[slot] == pfd[k].fd) {
@@ -179,10 +189,10 @@ static void *endpoint_main(void *arg) {
             }
             pthread_mutex_unlock(&g_ep_lock);
             if (gone) {
-                wpt_apply_session_gone((uint32_t)slot, gen);
+                wpt_apply_session_gone((uint32_t)slot, (uint8_t)gen);
                 pthread_mutex_lock(&g_attach_lock);
                 wpt_view *v = atomic_load(&wpt_views[slot]);
-                if (v && v->generation == gen && !v->private_pool) wpt_view_retire(v);
+                if (v && v->registry_generation == gen && !v->private_pool) wpt_view_retire(v);
                 pthread_mutex_unlock(&g_attach_lock);
             }
         }
@@ -273,15 +283,16 @@ void wpptrace_endpoint_close(void) {
     pthread_mutex_unlock(&g_ep_lock);
 }
 
-ULONG wpt_attach(uint32_t slot, uint8_t generation) {
+ULONG wpt_attach(uint32_t slot, uint32_t generation) {
     if (slot >= WPPTRACE_MAX_SESSIONS) return ERROR_INVALID_HANDLE;
     pthread_mutex_lock(&g_attach_lock);
     wpt_view *v = atomic_load(&wpt_views[slot]);
-    if (v && v->generation == generation && atomic_load(&v->sh->status) == WPT_RUNNING) {
+    if (v && v->registry_generation == generation && atomic_load(&v->sh->status) == WPT_RUNNING) {
         pthread_mutex_unlock(&g_attach_lock);
         return ERROR_SUCCESS;
     }
     ULONG rc = wpt_endpoint_ensure();      /* someone must watch the host */
+    WPT_TEST_POINT(WPT_POINT_JOIN_CHOSEN);
     char path[256];
     if (rc == ERROR_SUCCESS && wpt_socket_path(path, sizeof path, 's', slot) != 0) rc = ERROR_BAD_PATHNAME;
     int fd = -1, memfd = -1;
@@ -290,12 +301,12 @@ ULONG wpt_attach(uint32_t slot, uint8_t generation) {
     if (fd >= 0) {
         wpt_frame f;
         void *payload = &j;
-        if (wpt_ipc_send(fd, WPT_REQ_JOIN, 0, NULL, 0, -1, 5000) != 0
+        if (wpt_ipc_send(fd, WPT_REQ_JOIN, wpt_for_session(generation), NULL, 0, -1, 5000) != 0
             || wpt_ipc_recv(fd, &f, &payload, sizeof j, &memfd, 10000) != 0
             || f.kind != WPT_REPLY) rc = ERROR_WMI_INSTANCE_NOT_FOUND;
         else if (f.status != ERROR_SUCCESS) rc = f.status;
         else if (f.length != sizeof j || memfd < 0
-                 || wpt_slot_of_id(j.logger_id) != slot || (uint8_t)j.generation != generation)
+                 || wpt_slot_of_id(j.logger_id) != slot || !wpt_generation_said(j.generation, generation))
             rc = ERROR_BAD_FORMAT;
     }
     wpt_view *nv = NULL;
@@ -414,11 +425,9 @@ static void fork_child(void) {
     wpt_registry_after_fork();
     wpt_providers_after_fork();
     int was_running = g_running;
-    uint8_t mapped[WPPTRACE_MAX_SESSIONS];
     int had[WPPTRACE_MAX_SESSIONS];
     for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
         had[i] = g_joins[i] >= 0;
-        mapped[i] = g_join_gen[i];
         if (g_joins[i] >= 0) close(g_joins[i]);
         g_joins[i] = -1;
     }
@@ -430,7 +439,7 @@ static void fork_child(void) {
     g_path[0] = 0;
     wpt_sessions_after_fork();
     if (wpt_forking_host || !was_running) return;   /* a session host needs none of this */
-    for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) g_rejoin[i] = had[i] ? (uint16_t)(mapped[i] + 1) : 0;
+    for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) g_rejoin[i] = (uint8_t)had[i];
     wpt_endpoint_ensure();
 }
 

@@ -309,7 +309,8 @@ static int handle(wpt_session *s, conn *c, const wpt_frame *f, const unsigned ch
             reply(c->fd, ERROR_WMI_INSTANCE_NOT_FOUND, NULL, 0, -1);
             return 0;
         }
-        wpt_wire_join j = {s->view->map_size, s->logger_id, s->generation};
+        /* the whole generation (older builds check its low 8 bits) */
+        wpt_wire_join j = {s->view->map_size, s->logger_id, s->registry_generation};
         reply(c->fd, ERROR_SUCCESS, &j, sizeof j, s->memfd);
         c->joined = 1;
         return 1;

@@ -33,6 +33,7 @@ typedef struct {
     int used;
     GUID guid;
     TRACEHANDLE logger;         /* the holder session's handle with flags and level */
+    uint32_t generation;        /* that session's whole registry generation */
     uint32_t clock_type;
     uint64_t version;
 } enable_entry;
@@ -153,27 +154,27 @@ static enable_entry *new_enable(const GUID *g) {
     return e;
 }
 
-/* Is the session behind this handle still there (as far as this process can tell)? */
-static int logger_usable(TRACEHANDLE h) {
+/* Is the session (handle, whole generation) still there, as far as this process can tell? */
+static int logger_usable(TRACEHANDLE h, uint32_t generation) {
     uint32_t slot = wpt_handle_slot(h);
     if (slot == UINT32_MAX) return 0;
     wpt_view *v = atomic_load(&wpt_views[slot]);
-    return v && v->generation == wpt_handle_generation(h)
+    return v && v->registry_generation == generation
         && atomic_load(&v->sh->status) == WPT_RUNNING;
 }
 
 /* Map the session of an ENABLE before its callbacks hand the handle out. */
-static ULONG make_usable(TRACEHANDLE h) {
-    if (logger_usable(h)) return ERROR_SUCCESS;
+static ULONG make_usable(TRACEHANDLE h, uint32_t generation) {
+    if (logger_usable(h, generation)) return ERROR_SUCCESS;
     uint32_t slot = wpt_handle_slot(h);
     if (slot == UINT32_MAX) return ERROR_INVALID_HANDLE;
     wpt_session *local = &wpt_sessions[slot];
     if (atomic_load(&local->role) == WPT_ROLE_PRIVATE) return ERROR_INVALID_HANDLE;  /* stopped */
-    return wpt_attach(slot, wpt_handle_generation(h));
+    return wpt_attach(slot, generation);
 }
 
-ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t clock,
-                       uint64_t version) {
+ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t generation,
+                       uint32_t clock, uint64_t version) {
     pending_list pending = {0};
     pthread_mutex_lock(&g_reg_lock);
     enable_entry *e = find_enable(guid);
@@ -197,6 +198,7 @@ ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_
         e->used = 1;
         e->guid = *guid;
         e->logger = logger;
+        e->generation = generation;
         e->clock_type = clock;
         e->version = version;
     } else {
@@ -207,7 +209,7 @@ ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_
         if (g_regs[i].used && guid_eq(&g_regs[i].control, guid))
             pending_add(&pending, i, enable ? WMI_ENABLE_EVENTS : WMI_DISABLE_EVENTS, logger, clock);
     pthread_mutex_unlock(&g_reg_lock);
-    if (enable && pending.n && make_usable(logger) != ERROR_SUCCESS) {
+    if (enable && pending.n && make_usable(logger, generation) != ERROR_SUCCESS) {
         /* the session went away meanwhile: nobody is enabled */
         pthread_mutex_lock(&g_reg_lock);
         for (size_t i = 0; i < pending.n; i++) g_regs[pending.calls[i].reg].inflight--;
@@ -254,22 +256,24 @@ void wpt_apply_registry_snapshot(void) {
     wpt_registry *reg = wpt_registry_lock(0, &rc);
     if (!reg) return;
     static wpt_reg_enable copy[WPT_MAX_ENABLES];
-    static int alive[WPPTRACE_MAX_SESSIONS];
+    static uint32_t alive[WPPTRACE_MAX_SESSIONS];   /* generation + 1 of a running session */
     static pthread_mutex_t copy_lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&copy_lock);
     memcpy(copy, reg->enables, sizeof copy);
     for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
         wpt_reg_logger *l = &reg->loggers[i];
         alive[i] = l->state == WPT_RUNNING && !(l->flags & WPT_REG_PRIVATE) && wpt_reg_alive(l)
-                 ? (int)(l->generation & 0xFF) + 1 : 0;
+                 ? l->generation + 1 : 0;
     }
     wpt_registry_unlock();
     for (int i = 0; i < WPT_MAX_ENABLES; i++) {
         wpt_reg_enable *en = &copy[i];
         uint32_t slot = wpt_slot_of_id(en->logger_id);
-        if (!en->used || slot >= WPPTRACE_MAX_SESSIONS || alive[slot] != en->generation + 1) continue;
+        if (!en->used || slot >= WPPTRACE_MAX_SESSIONS || !alive[slot]
+            || (uint8_t)(alive[slot] - 1) != en->generation)
+            continue;
         TRACEHANDLE h = wpt_handle_of(en->logger_id, en->generation, en->flags, en->level);
-        wpt_apply_enable(&en->guid, 1, h, en->clock_type, en->version);
+        wpt_apply_enable(&en->guid, 1, h, alive[slot] - 1, en->clock_type, en->version);
     }
     pthread_mutex_unlock(&copy_lock);
 }
@@ -323,12 +327,14 @@ ULONG RegisterTraceGuidsA(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG cou
     /* A session enabled this GUID before the provider registered: enable it now. */
     enable_entry *e = find_enable(control);
     TRACEHANDLE logger = 0;
+    uint32_t generation = 0;
     if (e) {
         logger = e->logger;
+        generation = e->generation;
         pending_add(&pending, idx, WMI_ENABLE_EVENTS, e->logger, e->clock_type);
     }
     pthread_mutex_unlock(&g_reg_lock);
-    if (pending.n && make_usable(logger) != ERROR_SUCCESS) {
+    if (pending.n && make_usable(logger, generation) != ERROR_SUCCESS) {
         pthread_mutex_lock(&g_reg_lock);
         r->inflight--;
         pthread_cond_broadcast(&g_reg_cond);

@@ -751,7 +751,7 @@ ULONG wpt_session_prepare(wpt_session *s, int private_pool) {
         .buffer_size = s->buffer_size, .nslots = s->nslots,
         .capacity = capacity,
         .max_buffers = s->max_buffers, .min_buffers = s->min_buffers,
-        .logger_id = s->logger_id, .generation = s->generation,
+        .logger_id = s->logger_id, .generation = s->registry_generation,
         .log_file_mode = s->log_file_mode, .clock_type = s->clock_type,
         .filetime_offset = s->filetime_offset, .private_pool = private_pool,
     };

@@ -40,6 +40,12 @@
  *       wrap-reuse  as control-reuse, with 255 more sessions started and stopped in slot 1
  *                   meanwhile (the slot's registry generation moved on by 255), so that B has
  *                   A's handle: the STOP must still not stop B.
+ *       join-wrap   another process starts A; this one registers a provider and enables it
+ *                   for A, and the join that maps A here is held once it chose A's slot and
+ *                   generation, while another process stops A, moves the slot's registry
+ *                   generation on by 255 and starts B, which has A's handle; then the join goes
+ *                   on. It must not map B: the provider is not left enabled, and logging with
+ *                   A's handle fails (it wrote into B).
  *       old-requests  A starts in slot 1 with a registry generation past 255; QUERY requests
  *                   as this build and older ones send them (the whole generation, its low 8
  *                   bits, none) reach A when they name A, not when they name an older session.
@@ -75,13 +81,15 @@
  * query_b RC stop_b RC", subscribe-reuse "slot_a N replaced 0|1 subscribe_a RC query_b RC
  * stop_b RC", info-reuse "slot_a N replaced 0|1 info_a RC flags F host_pid 0|1 query_b RC
  * stop_b RC", wrap-reuse "slot_a N replaced 0|1 same_handle 0|1 stop_a RC query_b RC stop_b RC",
+ * join-wrap "replaced 0|1 same_handle 0|1 enable RC enabled 0|1 trace RC stop_b RC",
  * old-requests "whole RC whole_older RC low8 RC low8_other RC unsaid RC stop_a RC",
  * late-host "start_a RC registered 0|1 query_a RC stop_a RC", slow-host "info_a RC
  * flags F query_a RC list RC listed N named 0|1 info_later RC flags_later F host_pid 0|1 stop_a RC", full-host "info_a RC flags F query_a RC
  * info_later RC flags_later F host_pid 0|1 stop_a RC", start-given-up
  * "start_a RC host_ended 0|1 slot_free 0|1 socket_left 0|1", freed-stop "slot_a N slot_b N
  * a_ended 0|1 socket_left 0|1 query_b RC stop_b RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
- * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B and
+ * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
+ * A) and
  * exits; start-held-forked is the same for log-reuse; replace-a[-rt|-wrap] OUT_DIR stops A, then starts B, and exits.)
  */
 #define _GNU_SOURCE
@@ -251,6 +259,66 @@ static int wrap_reuse(const char *dir) {
     wpt_registry_unlock();
     printf("slot_a %u replaced %d same_handle %d stop_a %u %s\n", (unsigned)(a & 0xFFFF),
            g_start_b == 0, same_handle, (unsigned)stopped_a, answers.text);
+    return 0;
+}
+
+/* join-wrap: held where the join chose its session, while B takes A's slot. */
+static void at_join_chosen(int point) {
+    if (point != WPT_POINT_JOIN_CHOSEN || !atomic_exchange(&g_armed, 0)) return;
+    atomic_store(&g_armed, 1);                      /* armed again just for it */
+    at_target_found(WPT_POINT_TARGET_FOUND);
+}
+
+static void hold_at_join(void) {
+    wpt_test_point = at_join_chosen;
+    atomic_store(&g_armed, 1);
+}
+
+static _Atomic int g_enabled;
+static _Atomic TRACEHANDLE g_logger;
+
+static ULONG on_control(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    atomic_store(&g_enabled, code == WMI_ENABLE_EVENTS);
+    if (code == WMI_ENABLE_EVENTS) atomic_store(&g_logger, GetTraceLoggerHandle(buffer));
+    return ERROR_SUCCESS;
+}
+
+static int join_wrap(const char *dir) {
+    g_dir = dir;
+    g_replace = "replace-a-wrap";
+    char *args[] = {"control_races", "start-a-only", (char *)dir, NULL};
+    pid_t pid;
+    int status = 0;
+    if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 3;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 3;
+    uint32_t slot, generation;
+    if (wpt_registry_find("control-races-a", &slot, &generation) != ERROR_SUCCESS) return 4;
+    TRACEHANDLE a = wpt_handle_of((uint16_t)slot, (uint8_t)generation, 0, 0);
+    static const GUID control = {0x6a3c2f10, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    static const GUID message = {0x6a3c2f11, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE registration;
+    if (RegisterTraceGuids(on_control, NULL, &control, 1, &reg, NULL, NULL, &registration)) return 5;
+    hold_at_join();
+    ULONG enabled = EnableTrace(1, 0x5, 4, &control, a);
+    wpt_test_point = NULL;
+    uint32_t value = 7;
+    ULONG traced = TraceMessage(wpt_handle_of((uint16_t)slot, (uint8_t)generation, 0x5, 4), 0x2B,
+                                &message, 10, &value, sizeof value, NULL);
+    ULONG rc;
+    wpt_registry *r = wpt_registry_lock(0, &rc);
+    if (!r) return 6;
+    int same_handle = (uint8_t)r->loggers[slot].generation == (uint8_t)generation
+                   && r->loggers[slot].generation != generation;
+    wpt_registry_unlock();
+    ULONG stopped = stop_by_name("control-races-b");
+    UnregisterTraceGuids(registration);
+    printf("replaced %d same_handle %d enable %u enabled %d trace %u stop_b %u\n", g_start_b == 0,
+           same_handle, (unsigned)enabled, atomic_load(&g_enabled), (unsigned)traced,
+           (unsigned)stopped);
     return 0;
 }
 
@@ -683,6 +751,11 @@ int main(int argc, char **argv) {
         TRACEHANDLE b;
         return start(argv[2], "control-races-b", &b) == ERROR_SUCCESS ? 0 : 1;
     }
+    if (argc == 3 && strcmp(argv[1], "start-a-only") == 0) {
+        TRACEHANDLE a;
+        return start(argv[2], "control-races-a", &a) == ERROR_SUCCESS ? 0 : 1;
+    }
+    if (argc == 3 && strcmp(argv[1], "join-wrap") == 0) return join_wrap(argv[2]);
     if (argc == 3 && strncmp(argv[1], "replace-a", 9) == 0) {
         TRACEHANDLE b;
         if (stop_by_name("control-races-a") != ERROR_SUCCESS) return 1;

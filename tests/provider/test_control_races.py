@@ -181,3 +181,14 @@ def test_a_host_takes_requests_of_older_builds_that_name_its_session(control_rac
     names it, and refuses one naming another generation of its slot."""
     assert control_races("old-requests", out) == {"whole": 0, "whole_older": 4201, "low8": 0,
                                                   "low8_other": 4201, "unsaid": 0, "stop_a": 0}
+
+
+def test_a_join_never_maps_a_newer_session_whose_handle_generation_wrapped(control_races, out):
+    """A provider process maps a session's memory (JOIN) after it heard of the enable, and the
+    session may stop meanwhile and a newer one take its slot. With 255 more sessions started
+    and stopped in the slot the newer one has the old one's handle (8 bits of generation), and
+    a join that named only those 8 bits mapped it: the provider was enabled with the old
+    session's handle and logged into the newer session. The join names the registry's whole
+    generation: the newer host refuses it, the provider is not enabled, its events fail."""
+    assert control_races("join-wrap", out) == {"replaced": 1, "same_handle": 1, "enable": 0, "enabled": 0,
+                                               "trace": 6, "stop_b": 0}
