@@ -231,6 +231,15 @@ static inline uint32_t wpt_handle_slot(TRACEHANDLE h) {
     return id;
 }
 static inline uint8_t wpt_handle_generation(TRACEHANDLE h) { return (uint8_t)(h >> 24); }
+/* A handle has 8 bits of its session's registry generation: after 256 more sessions in its
+ * slot it names the newest. This process keeps, per slot and 8-bit value, the whole generation
+ * of the last session it handed a handle out for (StartTrace, ControlTrace, QueryAllTraces,
+ * ControlCallbacks; etw_registry.c): a handle it gave out for an older session than the one
+ * its slot holds now, and none for that one, is stale (wpt_handle_stale), not the newer
+ * session's. A handle of the same value it also got for the newer session cannot be told
+ * from it; nor one this process never handed out (it is taken as it names). */
+void wpt_handle_issued(uint32_t slot, uint32_t generation);
+int  wpt_handle_stale(TRACEHANDLE h, uint32_t generation);
 
 /* ---- buffers (etw_buffers.c) ---- */
 typedef struct {

@@ -107,7 +107,8 @@ static void find_remote(wpt_registry *reg, TRACEHANDLE h, const char *name, targ
     for (uint32_t i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
         wpt_reg_logger *e = &reg->loggers[i];
         if (e->state == WPT_FREE || (e->flags & WPT_REG_PRIVATE)) continue;
-        if (h ? (i != wpt_handle_slot(h) || (uint8_t)e->generation != wpt_handle_generation(h))
+        if (h ? (i != wpt_handle_slot(h) || (uint8_t)e->generation != wpt_handle_generation(h)
+                 || wpt_handle_stale(h, e->generation))      /* an older session's: stopped */
               : !name_matches(e, name))
             continue;
         t->slot = i;
@@ -419,6 +420,7 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
         return rc;
     }
     *handle = wpt_handle_of(s->logger_id, (uint8_t)generation, 0, 0);
+    wpt_handle_issued(slot, generation);
     props_from_wire(&props, p, wide);
     unlock();
     return ERROR_SUCCESS;
@@ -540,10 +542,13 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
     if (rc == ERROR_SUCCESS) {
         switch (t.kind) {
         case TARGET_LOCAL:
+            /* the properties name the session by its handle (HistoricalContext) */
+            wpt_handle_issued(wpt_slot_of_id(t.local->logger_id), t.local->registry_generation);
             rc = control_local(t.local, p, code, wide);
             break;
         case TARGET_REMOTE:
             WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
+            wpt_handle_issued(t.slot, t.generation);
             rc = control_remote(&t, p, code, wide);
             if (code == EVENT_TRACE_CONTROL_STOP && rc == ERROR_WMI_INSTANCE_NOT_FOUND
                 && host_ends(&t, STOP_HOST_END_MS))
@@ -599,8 +604,8 @@ ULONG EnableTrace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHAN
         return ERROR_INVALID_HANDLE;
     }
     wpt_reg_logger *e = &reg->loggers[slot];
-    if ((uint8_t)e->generation != generation || e->state != WPT_RUNNING
-        || (e->flags & WPT_REG_PRIVATE) || !wpt_reg_alive(e)) {
+    if ((uint8_t)e->generation != generation || wpt_handle_stale(h, e->generation)
+        || e->state != WPT_RUNNING || (e->flags & WPT_REG_PRIVATE) || !wpt_reg_alive(e)) {
         wpt_registry_unlock();
         unlock();
         return ERROR_INVALID_HANDLE;
@@ -702,6 +707,7 @@ ULONG QueryAllTracesA(EVENT_TRACE_PROPERTIES **array, ULONG count, ULONG *logger
             uint16_t id = i == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)i;
             listed *l = &found[n++];
             l->handle = wpt_handle_of(id, (uint8_t)e->generation, 0, 0);
+            wpt_handle_issued(i, e->generation);
             l->log_file_mode = e->log_file_mode;
             l->clock_type = e->clock_type;
             memcpy(l->name, e->name, sizeof l->name);       /* the same size */

@@ -55,6 +55,7 @@ typedef struct {
     void *context;
     int code;
     TRACEHANDLE logger;
+    uint32_t generation;        /* the whole registry generation of the logger's session */
     GUID guid;
     ULONG clock;
 } pending_call;
@@ -85,7 +86,8 @@ static int pending_reserve(pending_list *l, size_t n) {
 }
 
 /* Queue the call (g_reg_lock held); the registration counts it as in flight. */
-static void pending_add(pending_list *l, int reg, int code, TRACEHANDLE logger, ULONG clock) {
+static void pending_add(pending_list *l, int reg, int code, TRACEHANDLE logger, uint32_t generation,
+                        ULONG clock) {
     registration *r = &g_regs[reg];
     pending_call *c = &l->calls[l->n++];
     c->reg = reg;
@@ -94,6 +96,7 @@ static void pending_add(pending_list *l, int reg, int code, TRACEHANDLE logger, 
     c->context = r->context;
     c->code = code;
     c->logger = logger;
+    c->generation = generation;
     c->guid = r->control;
     c->clock = clock;
     r->inflight++;
@@ -117,6 +120,7 @@ static void pending_run(pending_list *l) {
             ULONG size = sizeof w;
             if (t_depth < MAX_NESTING) t_running[t_depth] = c->reg;
             t_depth++;
+            wpt_handle_issued(wpt_handle_slot(c->logger), c->generation);
             c->callback(c->code, c->context, &size, &w);
             t_depth--;
         }
@@ -203,11 +207,13 @@ ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_
         e->version = version;
     } else {
         logger = e->logger;          /* the handle its callbacks got, with flags and level */
+        generation = e->generation;
         e->used = 0;
     }
     for (int i = 0; i < MAX_REGISTRATIONS; i++)
         if (g_regs[i].used && guid_eq(&g_regs[i].control, guid))
-            pending_add(&pending, i, enable ? WMI_ENABLE_EVENTS : WMI_DISABLE_EVENTS, logger, clock);
+            pending_add(&pending, i, enable ? WMI_ENABLE_EVENTS : WMI_DISABLE_EVENTS, logger,
+                        generation, clock);
     pthread_mutex_unlock(&g_reg_lock);
     if (enable && pending.n && make_usable(logger, generation) != ERROR_SUCCESS) {
         /* the session went away meanwhile: nobody is enabled */
@@ -241,7 +247,7 @@ void wpt_apply_session_gone(uint32_t slot, uint8_t generation) {
         e->used = 0;
         for (int i = 0; room && i < MAX_REGISTRATIONS; i++)
             if (g_regs[i].used && guid_eq(&g_regs[i].control, &e->guid))
-                pending_add(&pending, i, WMI_DISABLE_EVENTS, e->logger, e->clock_type);
+                pending_add(&pending, i, WMI_DISABLE_EVENTS, e->logger, e->generation, e->clock_type);
     }
     pthread_mutex_unlock(&g_reg_lock);
     pending_run(&pending);
@@ -331,7 +337,7 @@ ULONG RegisterTraceGuidsA(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG cou
     if (e) {
         logger = e->logger;
         generation = e->generation;
-        pending_add(&pending, idx, WMI_ENABLE_EVENTS, e->logger, e->clock_type);
+        pending_add(&pending, idx, WMI_ENABLE_EVENTS, e->logger, e->generation, e->clock_type);
     }
     pthread_mutex_unlock(&g_reg_lock);
     if (pending.n && make_usable(logger, generation) != ERROR_SUCCESS) {

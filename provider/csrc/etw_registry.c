@@ -200,3 +200,21 @@ size_t wpt_registry_forget(wpt_registry *reg, uint32_t slot, GUID *guids, size_t
     if (snprintf(path, sizeof path, "%s/s-%u.sock", g_dir, slot) < (int)sizeof path) unlink(path);
     return n;
 }
+
+/* ---- handles this process gave out ---------------------------------------------------------- */
+
+/* Per slot and 8-bit value, the whole generation of the last session this process handed a
+ * handle out for (0: none; the first claim of a slot is generation 1). */
+static _Atomic uint32_t g_issued[WPPTRACE_MAX_SESSIONS][256];
+
+void wpt_handle_issued(uint32_t slot, uint32_t generation) {
+    if (slot < WPPTRACE_MAX_SESSIONS && generation)
+        atomic_store_explicit(&g_issued[slot][generation & 0xFFu], generation, memory_order_relaxed);
+}
+
+int wpt_handle_stale(TRACEHANDLE h, uint32_t generation) {
+    uint32_t slot = wpt_handle_slot(h);
+    if (slot == UINT32_MAX) return 0;
+    uint32_t issued = atomic_load_explicit(&g_issued[slot][wpt_handle_generation(h)], memory_order_relaxed);
+    return issued != 0 && issued != generation;
+}

@@ -46,6 +46,11 @@
  *                   generation on by 255 and starts B, which has A's handle; then the join goes
  *                   on. It must not map B: the provider is not left enabled, and logging with
  *                   A's handle fails (it wrote into B).
+ *       handle-wrap  A starts here and stops; the slot's registry generation moves on by 255 and
+ *                   another process starts B, which has A's handle. A's handle, used here, must
+ *                   not reach B (ControlTrace QUERY and STOP, EnableTrace, session info): A is
+ *                   gone. Once QueryAllTraces gave this process B's handle, the same value names
+ *                   B.
  *       old-requests  A starts in slot 1 with a registry generation past 255; QUERY requests
  *                   as this build and older ones send them (the whole generation, its low 8
  *                   bits, none) reach A when they name A, not when they name an older session.
@@ -82,6 +87,8 @@
  * stop_b RC", info-reuse "slot_a N replaced 0|1 info_a RC flags F host_pid 0|1 query_b RC
  * stop_b RC", wrap-reuse "slot_a N replaced 0|1 same_handle 0|1 stop_a RC query_b RC stop_b RC",
  * join-wrap "replaced 0|1 same_handle 0|1 enable RC enabled 0|1 trace RC stop_b RC",
+ * handle-wrap "replaced 0|1 same_handle 0|1 query_a RC enable_a RC info_a RC stop_a RC
+ * listed N query_listed RC query_b RC stop_b RC",
  * old-requests "whole RC whole_older RC low8 RC low8_other RC unsaid RC stop_a RC",
  * late-host "start_a RC registered 0|1 query_a RC stop_a RC", slow-host "info_a RC
  * flags F query_a RC list RC listed N named 0|1 info_later RC flags_later F host_pid 0|1 stop_a RC", full-host "info_a RC flags F query_a RC
@@ -319,6 +326,47 @@ static int join_wrap(const char *dir) {
     printf("replaced %d same_handle %d enable %u enabled %d trace %u stop_b %u\n", g_start_b == 0,
            same_handle, (unsigned)enabled, atomic_load(&g_enabled), (unsigned)traced,
            (unsigned)stopped);
+    return 0;
+}
+
+static int handle_wrap(const char *dir) {
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 3;
+    char *args[] = {"control_races", "replace-a-wrap", (char *)dir, NULL};
+    pid_t pid;
+    int status = 0;
+    if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 4;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    int replaced = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    uint32_t slot, generation;
+    if (wpt_registry_find("control-races-b", &slot, &generation) != ERROR_SUCCESS) return 5;
+    int same_handle = wpt_handle_of((uint16_t)slot, (uint8_t)generation, 0, 0) == a;
+    static const GUID control = {0x6a3c2f12, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    ULONG queried = ControlTrace(a, NULL, &b.p, EVENT_TRACE_CONTROL_QUERY);
+    ULONG enabled = EnableTrace(1, 0x5, 4, &control, a);
+    WPPTRACE_SESSION_INFO info;
+    ULONG info_a = wpptrace_session_info(a, NULL, &info);
+    ULONG stopped = stop(a);
+    props_block listed[4];
+    EVENT_TRACE_PROPERTIES *array[4];
+    for (int i = 0; i < 4; i++) {
+        memset(&listed[i], 0, sizeof listed[i]);
+        listed[i].p.Wnode.BufferSize = sizeof listed[i];
+        array[i] = &listed[i].p;
+    }
+    ULONG count = 0;
+    if (QueryAllTracesA(array, 4, &count) != ERROR_SUCCESS) return 6;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    ULONG query_listed = ControlTrace(listed[0].p.Wnode.HistoricalContext == a ? a : 0, NULL, &b.p,
+                                      EVENT_TRACE_CONTROL_QUERY);
+    b_answers answers = answers_of_b();
+    printf("replaced %d same_handle %d query_a %u enable_a %u info_a %u stop_a %u listed %u "
+           "query_listed %u %s\n", replaced, same_handle, (unsigned)queried, (unsigned)enabled,
+           (unsigned)info_a, (unsigned)stopped, (unsigned)count, (unsigned)query_listed, answers.text);
     return 0;
 }
 
@@ -756,6 +804,7 @@ int main(int argc, char **argv) {
         return start(argv[2], "control-races-a", &a) == ERROR_SUCCESS ? 0 : 1;
     }
     if (argc == 3 && strcmp(argv[1], "join-wrap") == 0) return join_wrap(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "handle-wrap") == 0) return handle_wrap(argv[2]);
     if (argc == 3 && strncmp(argv[1], "replace-a", 9) == 0) {
         TRACEHANDLE b;
         if (stop_by_name("control-races-a") != ERROR_SUCCESS) return 1;

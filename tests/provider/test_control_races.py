@@ -192,3 +192,15 @@ def test_a_join_never_maps_a_newer_session_whose_handle_generation_wrapped(contr
     generation: the newer host refuses it, the provider is not enabled, its events fail."""
     assert control_races("join-wrap", out) == {"replaced": 1, "same_handle": 1, "enable": 0, "enabled": 0,
                                                "trace": 6, "stop_b": 0}
+
+
+def test_a_handle_whose_generation_wrapped_does_not_name_a_newer_session(control_races, out):
+    """A handle carries 8 bits of its session's generation: after 255 more sessions in its slot
+    the next one has the same handle. This process got the handle for the old session only, so
+    the handle is the old session's: gone (ERROR_WMI_INSTANCE_NOT_FOUND from ControlTrace and
+    session info, ERROR_INVALID_HANDLE from EnableTrace, as for any stopped session's handle),
+    where it queried, enabled and stopped the newer one. Once QueryAllTraces handed this process
+    the newer session's handle, that value names it (the two cannot be told apart)."""
+    assert control_races("handle-wrap", out) == {"replaced": 1, "same_handle": 1, "query_a": 4201,
+                                                 "enable_a": 6, "info_a": 4201, "stop_a": 4201,
+                                                 "listed": 1, "query_listed": 0, "query_b": 0, "stop_b": 0}
