@@ -595,6 +595,14 @@ typedef struct {
     wpt_reg_enable enables[WPT_MAX_ENABLES];
 } wpt_registry;
 
+/* The logger entry a LoggerId names (an enable entry's), NULL for one outside the table: the
+ * registry is a file every process of the user can write, so what it says is checked before it
+ * indexes anything. */
+static inline wpt_reg_logger *wpt_reg_logger_of(wpt_registry *reg, uint32_t logger_id) {
+    uint32_t slot = wpt_slot_of_id(logger_id);
+    return slot < WPPTRACE_MAX_SESSIONS ? &reg->loggers[slot] : NULL;
+}
+
 /* The runtime directory (created 0700 if missing, refused unless it is ours and private). */
 ULONG wpt_runtime_dir(const char **dir_out);
 /* Lock the registry (a process mutex and flock) and map it; NULL + *rc on failure. */

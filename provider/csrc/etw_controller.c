@@ -822,8 +822,9 @@ ULONG wpptrace_enumerate_providers(WPPTRACE_PROVIDER_INFO *out, ULONG count, ULO
         for (int i = 0; i < WPT_MAX_ENABLES; i++) {
             wpt_reg_enable *en = &reg->enables[i];
             if (!en->used) continue;
-            wpt_reg_logger *e = &reg->loggers[wpt_slot_of_id(en->logger_id)];
-            if ((uint8_t)e->generation != en->generation || e->state != WPT_RUNNING || !wpt_reg_alive(e))
+            wpt_reg_logger *e = wpt_reg_logger_of(reg, en->logger_id);
+            if (!e || (uint8_t)e->generation != en->generation || e->state != WPT_RUNNING
+                || !wpt_reg_alive(e))
                 continue;
             WPPTRACE_PROVIDER_INFO *x = provider_entry(&l, &en->guid);
             if (!x) continue;

@@ -67,9 +67,9 @@ static int registry_has(const wpt_wire_enable *m, uint32_t *generation) {
              && en->clock_type == m->clock_type
              && wpt_handle_of(en->logger_id, en->generation, en->flags, en->level) == m->logger_handle;
         if (found) {
-            const wpt_reg_logger *e = &reg->loggers[wpt_slot_of_id(en->logger_id)];
-            found = e->state != WPT_FREE && (uint8_t)e->generation == en->generation;
-            *generation = e->generation;
+            const wpt_reg_logger *e = wpt_reg_logger_of(reg, en->logger_id);
+            found = e && e->state != WPT_FREE && (uint8_t)e->generation == en->generation;
+            if (found) *generation = e->generation;
         }
     }
     wpt_registry_unlock();

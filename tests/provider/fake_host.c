@@ -1,6 +1,6 @@
-/* fake_host.c: a real-time subscription to a session whose host answers as a mode says
- * (tests/provider/test_fake_host.py builds it with WPT_TEST_POINTS and runs it with a runtime
- * directory of its own).
+/* fake_host.c: made-up peers of the control plane: a session whose host answers as a mode
+ * says, a registry entry another process of the user wrote (tests/provider/test_fake_host.py
+ * builds it with WPT_TEST_POINTS and runs it with a runtime directory of its own).
  *
  *     fake_host MODE OUT_DIR
  * This process registers a real-time session "fake-host" in slot 1 as its own (RUNNING, its
@@ -19,7 +19,11 @@
  *     unbound     nobody listens at the path
  *     backlog     the socket listens, nobody accepts, and its backlog is full
  *     consumers   (a real host) a real-time session with as many consumers as its host serves
- * prints "subscribe RC query RC" ("subscribed N subscribe RC" for consumers); exits 0.
+ *     odd-enable  (no host) the registry holds an enable entry naming a LoggerId far beyond its
+ *                 table; this process, a provider, lists the providers and gets an ENABLE that
+ *                 matches the entry at its endpoint, as another process would send it
+ * prints "subscribe RC query RC" ("subscribed N subscribe RC" for consumers, "listed RC
+ * providers N enable RC enabled 0|1" for odd-enable); exits 0.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -121,6 +125,55 @@ static int listen_unaccepted(const char *path, int *filler) {
     return fd;
 }
 
+static _Atomic int g_enabled;
+
+static ULONG on_control(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    if (code == WMI_ENABLE_EVENTS) atomic_store(&g_enabled, 1);
+    return ERROR_SUCCESS;
+}
+
+static int odd_enable(void) {
+    static const GUID control = {0x7b4d3e20, 0x2e3f, 0x4c6b, {1, 2, 3, 4, 5, 6, 7, 8}};
+    static const GUID message = {0x7b4d3e21, 0x2e3f, 0x4c6b, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE registration;
+    if (RegisterTraceGuids(on_control, NULL, &control, 1, &reg, NULL, NULL, &registration)) return 3;
+    ULONG rc;
+    wpt_registry *r = wpt_registry_lock(1, &rc);
+    if (!r) return 4;
+    wpt_reg_enable *en = &r->enables[0];
+    en->used = 1;
+    en->guid = control;
+    en->logger_id = 0xFFFE;              /* no slot: 64 of them, and the kernel's 0xFFFF */
+    en->generation = 0;
+    en->level = 4;
+    en->flags = 0x5;
+    en->clock_type = 1;
+    en->version = wpt_next_version(r);
+    wpt_wire_enable msg;
+    memset(&msg, 0, sizeof msg);
+    msg.guid = control;
+    msg.version = en->version;
+    msg.logger_handle = wpt_handle_of(en->logger_id, 0, en->flags, en->level);
+    msg.clock_type = 1;
+    wpt_registry_unlock();
+    WPPTRACE_PROVIDER_INFO info[8];
+    ULONG total = 0;
+    ULONG listed = wpptrace_enumerate_providers(info, 8, &total);
+    uint32_t enabled_here = 0;
+    for (ULONG i = 0; i < total && i < 8; i++) enabled_here += info[i].IsEnable;
+    char path[256];
+    if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)getpid()) != 0) return 5;
+    ULONG answered = wpt_ipc_call(path, WPT_REQ_ENABLE, 0, &msg, sizeof msg, NULL, 0, NULL, 5000);
+    UnregisterTraceGuids(registration);
+    printf("listed %u providers %u enabled_entries %u enable %u enabled %d\n", (unsigned)listed,
+           (unsigned)total, enabled_here, (unsigned)answered, atomic_load(&g_enabled));
+    return 0;
+}
+
 static int consumers(void) {
     typedef struct { EVENT_TRACE_PROPERTIES p; char names[1024]; } props_block;
     props_block b;
@@ -146,6 +199,7 @@ int main(int argc, char **argv) {
     if (argc != 3) return 2;
     g_mode = argv[1];
     if (is("consumers")) return consumers();
+    if (is("odd-enable")) return odd_enable();
     sem_init(&g_replied, 0, 0);
     if (register_fake() != 0) return 3;
     char path[256];

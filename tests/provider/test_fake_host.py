@@ -41,3 +41,13 @@ def test_a_host_serving_as_many_consumers_as_it_can_says_busy(fake_host, out):
     """A host serves 64 consumers of a session at a time; the next one is told ERROR_BUSY (it
     was told ERROR_OUTOFMEMORY, as if the host had run out of memory)."""
     assert fake_host("consumers", out) == {"subscribed": 64, "subscribe": CODES["ERROR_BUSY"]}
+
+
+def test_an_enable_entry_naming_no_slot_is_left_alone(fake_host, out):
+    """The registry is a file every process of the user can write. An enable entry whose
+    LoggerId names no slot of the table indexed the table with it: listing the providers, and
+    the endpoint thread of every provider process checking an ENABLE against the registry, read
+    far beyond it (the traced application crashed). It names no session: nothing is enabled by
+    it, the provider this process registered is listed, not enabled."""
+    assert fake_host("odd-enable", out) == {"listed": 0, "providers": 1, "enabled_entries": 0, "enable": 0,
+                                            "enabled": 0}
