@@ -76,6 +76,28 @@ static int registry_has(const wpt_wire_enable *m, uint32_t *generation) {
     return found;
 }
 
+/* A DISABLE is applied only once the registry holds no enable of its GUID (GUID 0: of any) by
+ * its session: a stopping host, a process that found a host gone and a disabling EnableTrace
+ * take them out of the registry before they tell anyone. One made up by another process of
+ * the user, for a session that still holds the provider, changes nothing. */
+static int registry_dropped(const wpt_wire_enable *m) {
+    static const GUID zero;
+    int any = memcmp(&m->guid, &zero, sizeof zero) == 0;
+    uint16_t id = (uint16_t)(m->logger_handle & 0xFFFF);
+    uint8_t generation = wpt_handle_generation(m->logger_handle);
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg) return 1;                 /* no registry: no session is left to hold anything */
+    int held = 0;
+    for (int i = 0; i < WPT_MAX_ENABLES && !held; i++) {
+        const wpt_reg_enable *en = &reg->enables[i];
+        held = en->used && en->logger_id == id && en->generation == generation
+            && (any || memcmp(&en->guid, &m->guid, sizeof en->guid) == 0);
+    }
+    wpt_registry_unlock();
+    return !held;
+}
+
 static void handle_request(int fd, uint32_t peer) {
     wpt_frame f;
     wpt_wire_enable msg;
@@ -85,7 +107,9 @@ static void handle_request(int fd, uint32_t peer) {
     if ((f.kind == WPT_REQ_ENABLE || f.kind == WPT_REQ_DISABLE) && f.length == sizeof msg) {
         static const GUID zero;
         uint32_t slot = wpt_handle_slot(msg.logger_handle);
-        if (f.kind == WPT_REQ_DISABLE && memcmp(&msg.guid, &zero, sizeof zero) == 0) {
+        if (f.kind == WPT_REQ_DISABLE && !registry_dropped(&msg)) {
+            /* made up: the registry still has the session holding it */
+        } else if (f.kind == WPT_REQ_DISABLE && memcmp(&msg.guid, &zero, sizeof zero) == 0) {
             if (slot != UINT32_MAX) wpt_apply_session_gone(slot, wpt_handle_generation(msg.logger_handle));
         } else {
             uint32_t generation = 0;

@@ -22,8 +22,13 @@
  *     odd-enable  (no host) the registry holds an enable entry naming a LoggerId far beyond its
  *                 table; this process, a provider, lists the providers and gets an ENABLE that
  *                 matches the entry at its endpoint, as another process would send it
+ *     made-up-disable  (a real host) this process enables its provider for a session it
+ *                 started, then gets at its endpoint a DISABLE for the provider's GUID and one
+ *                 for the whole session, as another process could make them up; then it stops
+ *                 the session
  * prints "subscribe RC query RC" ("subscribed N subscribe RC" for consumers, "listed RC
- * providers N enable RC enabled 0|1" for odd-enable); exits 0.
+ * providers N enable RC enabled 0|1" for odd-enable, "disable_guid RC disable_all RC
+ * enabled_after 0|1 enabled_stopped 0|1" for made-up-disable); exits 0.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -135,6 +140,55 @@ static ULONG on_control(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID
     return ERROR_SUCCESS;
 }
 
+static _Atomic TRACEHANDLE g_logger;
+
+static ULONG on_control_keep(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    atomic_store(&g_enabled, code == WMI_ENABLE_EVENTS);
+    if (code == WMI_ENABLE_EVENTS) atomic_store(&g_logger, GetTraceLoggerHandle(buffer));
+    return ERROR_SUCCESS;
+}
+
+static int made_up_disable(const char *dir) {
+    static const GUID control = {0x7b4d3e22, 0x2e3f, 0x4c6b, {1, 2, 3, 4, 5, 6, 7, 8}};
+    static const GUID message = {0x7b4d3e23, 0x2e3f, 0x4c6b, {1, 2, 3, 4, 5, 6, 7, 8}};
+    typedef struct { EVENT_TRACE_PROPERTIES p; char names[1024]; } props_block;
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    b.p.BufferSize = 1;
+    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL;
+    b.p.LogFileNameOffset = sizeof b.p;
+    snprintf(b.names, sizeof b.names, "%s/made-up.etl", dir);
+    TRACEHANDLE h;
+    if (StartTrace(&h, "made-up", &b.p) != ERROR_SUCCESS) return 3;
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE registration;
+    if (RegisterTraceGuids(on_control_keep, NULL, &control, 1, &reg, NULL, NULL, &registration)) return 4;
+    if (EnableTrace(1, 0x5, 4, &control, h) != ERROR_SUCCESS || !atomic_load(&g_enabled)) return 5;
+    char path[256];
+    if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)getpid()) != 0) return 6;
+    wpt_wire_enable msg;
+    memset(&msg, 0, sizeof msg);
+    msg.guid = control;
+    msg.version = UINT64_MAX;
+    msg.logger_handle = atomic_load(&g_logger);
+    ULONG disable_guid = wpt_ipc_call(path, WPT_REQ_DISABLE, 0, &msg, sizeof msg, NULL, 0, NULL, 5000);
+    memset(&msg.guid, 0, sizeof msg.guid);
+    msg.logger_handle = h;
+    ULONG disable_all = wpt_ipc_call(path, WPT_REQ_DISABLE, 0, &msg, sizeof msg, NULL, 0, NULL, 5000);
+    int enabled_after = atomic_load(&g_enabled);
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    if (ControlTrace(h, NULL, &b.p, EVENT_TRACE_CONTROL_STOP) != ERROR_SUCCESS) return 7;
+    int enabled_stopped = atomic_load(&g_enabled);
+    UnregisterTraceGuids(registration);
+    printf("disable_guid %u disable_all %u enabled_after %d enabled_stopped %d\n",
+           (unsigned)disable_guid, (unsigned)disable_all, enabled_after, enabled_stopped);
+    return 0;
+}
+
 static int odd_enable(void) {
     static const GUID control = {0x7b4d3e20, 0x2e3f, 0x4c6b, {1, 2, 3, 4, 5, 6, 7, 8}};
     static const GUID message = {0x7b4d3e21, 0x2e3f, 0x4c6b, {1, 2, 3, 4, 5, 6, 7, 8}};
@@ -200,6 +254,7 @@ int main(int argc, char **argv) {
     g_mode = argv[1];
     if (is("consumers")) return consumers();
     if (is("odd-enable")) return odd_enable();
+    if (is("made-up-disable")) return made_up_disable(argv[2]);
     sem_init(&g_replied, 0, 0);
     if (register_fake() != 0) return 3;
     char path[256];

@@ -51,3 +51,13 @@ def test_an_enable_entry_naming_no_slot_is_left_alone(fake_host, out):
     it, the provider this process registered is listed, not enabled."""
     assert fake_host("odd-enable", out) == {"listed": 0, "providers": 1, "enabled_entries": 0, "enable": 0,
                                             "enabled": 0}
+
+
+def test_a_made_up_disable_for_a_session_still_holding_the_provider_changes_nothing(fake_host, out):
+    """Whoever disables a provider, stops a session or cleans up after a gone host takes the
+    enables out of the registry before telling the provider processes. A DISABLE another
+    process of the user makes up while the registry still holds the enable (of the provider, or
+    a whole session's) disabled the provider all the same (its ControlCallback was told so, and
+    it stopped logging). It changes nothing now; the session's stop still disables it."""
+    assert fake_host("made-up-disable", out) == {"disable_guid": 0, "disable_all": 0, "enabled_after": 1,
+                                                 "enabled_stopped": 0}
