@@ -39,6 +39,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import os
+import re
 import sys
 import threading
 import uuid
@@ -507,7 +508,7 @@ class _ProviderMethods:
         process)."""
         with self._lock:
             sites = tuple(DroppedCalls(label, count, reason)
-                          for label, (count, reason) in sorted(self._drops.items()))
+                          for label, (count, reason) in sorted(self._drops.items(), key=_site_order))
             stats = ProviderStats(self.calls_dropped, int(self.events_dropped), int(self.last_error), sites)
             if reset:
                 self._drops.clear()
@@ -610,6 +611,25 @@ def _site_label(rel: str, position: tuple, lasti: int, call: str) -> str:
     if len(position) == 4 and position[2] is not None:
         return f"{rel}:{position[0] or 0}:{position[2] + 1} ({call})"
     return f"{rel}:{position[0] or 0} ({call} at code offset {lasti})"
+
+
+_LABEL_POSITION = re.compile(r"(.*?):(\d+)(?::(\d+))? ")
+_DIGITS = re.compile(r"(\d+)")
+
+
+def _site_order(item: tuple[str, Any]) -> tuple:
+    """Sort key of a drop label: (file, line, column) as numbers (``a.py:4:5`` before
+    ``a.py:4:40``, ``a.py:9`` before ``a.py:10``), then the rest with its numbers as numbers
+    (code offsets, message numbers); a label without a position (a full path, when even the
+    position could not be found) by its text."""
+    label = item[0]
+    found = _LABEL_POSITION.match(label)
+    if found is None:
+        return (label, 0, 0, ())
+    file, line, column = found.groups()
+    rest = tuple(int(part) if index % 2 else part
+                 for index, part in enumerate(_DIGITS.split(label[found.end():])))
+    return (file, int(line), int(column or 0), rest)
 
 
 def _match_bad(messages: FileMessages, scan: Any, position: tuple, method: str, fmt: Any) -> Exception | None:

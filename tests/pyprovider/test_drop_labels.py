@@ -102,3 +102,38 @@ def test_a_failing_label_still_drops_and_reports(pp, tmp_path, monkeypatch):
     assert stats.calls_dropped == 2 and len(messages) == 1
     assert [s.count for s in stats.sites] == [2]
     assert "plain.py" in stats.sites[0].site
+
+
+@pytest.mark.parametrize("positions", ["columns", "lines only"])
+def test_sites_are_listed_in_source_order(pp, tmp_path, monkeypatch, positions):
+    """Line, column and code offset are numbers: line 9 comes before line 10 and column 5
+    before column 40, for calls that are no trace call sites and for compiled sites that drop
+    a value (line 12 before line 17); so do the code offsets of two calls on one line where
+    only lines are recorded."""
+    if positions == "lines only":
+        real = tracing._call_position
+        monkeypatch.setattr(tracing, "_call_position", lambda code, lasti: real(code, lasti)[:1])
+    source = tmp_path / "order.py"
+    source.write_text(
+        "from wpptrace.provider.tracing import Provider\n"
+        "trace = Provider('Order', flags=('A',), register=False)\n"
+        "def f(fmt):\n" + "    pass\n" * 5 +
+        "    trace.info(trace.flags.A, fmt, 1); trace.info(trace.flags.A, fmt, 2)\n"   # line 9
+        "    trace.info(trace.flags.A, fmt, 3)\n"                                       # line 10
+        "def g(value):\n"
+        "    trace.info(trace.flags.A, 'v %d', value)\n"                                # line 12
+        "def h(value):\n" + "    pass\n" * 3 +
+        "    trace.info(trace.flags.A, 'v %d', value)\n")                               # line 17
+    module = pp.load_module(f"pyprovider_order_{positions.replace(' ', '_')}", source)
+    trace = _enabled(module.trace)
+    try:
+        _dropped([lambda: module.h("x"), lambda: module.g("x"), lambda: module.f("v %d")])
+    finally:
+        trace._set_enable_state(0, 0, 0)
+    positions_seen = [s.site.split(" ")[0] for s in trace.stats().sites]
+    if positions == "columns":
+        assert positions_seen == ["order.py:9:5", "order.py:9:40", "order.py:10:5", "order.py:12", "order.py:17"]
+    else:
+        assert positions_seen == ["order.py:9", "order.py:9", "order.py:10", "order.py:12", "order.py:17"]
+        offsets = [int(s.site.rsplit(" ", 1)[1].rstrip(")")) for s in trace.stats().sites[:2]]
+        assert offsets == sorted(offsets) and offsets[0] != offsets[1]
