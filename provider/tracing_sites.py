@@ -25,7 +25,9 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import itertools
 import os
+import re
 import uuid
 import warnings
 from typing import Iterator
@@ -303,23 +305,41 @@ class _Visitor(ScopedVisitor):
         self.providers.append(ProviderDecl(name, parsed, root, node.lineno, flags, handler))
 
 
+_recompiles = itertools.count(1)
+
+
 @contextlib.contextmanager
-def recompiling() -> Iterator[None]:
-    """Around a parse or compile of an application's source text: the warnings Python gives
-    about that code (an invalid escape sequence ...) are the application's, given when it was
-    imported, not the scanner's to repeat; and the application's filters (``-W error``) must
-    not make its file unreadable. (The warning filters are process-wide: while one file
-    compiles, warnings of other threads are not shown either.)"""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+def recompiling(path: str) -> Iterator[str]:
+    """Around a parse or compile of an application's source text: yields the file name to
+    parse or compile it under. The warnings Python gives about that code (an invalid escape
+    sequence ...) are the application's, given when it was imported, not the scanner's to
+    repeat; and the application's filters (``-W error``) must not make its file unreadable.
+
+    The warning filters are process-wide, and other threads run meanwhile: the text is compiled
+    under a name of its own, and one filter entry that ignores the warnings of that name only
+    stands first while it compiles. The filter list is changed in place and the entry taken
+    out again (from the list it went into and from the one in use, should another thread have
+    swapped lists meanwhile): what other threads add, warn or restore meanwhile stays as they
+    left it (``catch_warnings`` would swap in a copy and put the old list back, losing it)."""
+    name = f"<wpptrace recompiling {next(_recompiles)}: {path}>"
+    entry = ("ignore", None, Warning, re.compile(re.escape(name) + r"\Z"), 0)
+    filters = warnings.filters
+    filters.insert(0, entry)
+    try:
+        yield name
+    finally:
+        for current in (filters, warnings.filters):
+            try:
+                current.remove(entry)
+            except ValueError:    # gone already (resetwarnings, or the same list twice)
+                pass
 
 
 def scan_source(source: str, path: str) -> ScanResult:
     """Find the trace calls (and Provider declarations) of one Python source text."""
     try:
-        with recompiling():
-            tree = ast.parse(source, filename=path)
+        with recompiling(path) as name:
+            tree = ast.parse(source, filename=name)
     except SyntaxError as exc:
         raise ScanError(f"cannot parse: {exc.msg}", path, exc.lineno or 0, exc.offset or 0, exc.text) from None
     visitor = _Visitor(source)
@@ -380,8 +400,8 @@ class _LoggingVisitor(ScopedVisitor):
 def scan_logging_calls(source: str, path: str) -> list[LoggingSite]:
     """The logging calls with a literal template, numbered from 10 in source order."""
     try:
-        with recompiling():
-            tree = ast.parse(source, filename=path)
+        with recompiling(path) as name:
+            tree = ast.parse(source, filename=name)
     except SyntaxError:
         return []
     visitor = _LoggingVisitor(source)

@@ -149,23 +149,24 @@ def _same_code(a: Any, b: Any) -> bool:
     return all(_const_equal(x, y) for x, y in zip(a.co_consts, b.co_consts))
 
 
-def _compile(text: str, path: str, asserts_rewritten: bool) -> Any:
+def _compile(text: str, name: str, asserts_rewritten: bool) -> Any:
     """The module's code as the import compiled it: pytest compiles test modules after
-    rewriting their assert statements, so their running code is compared with the same."""
+    rewriting their assert statements, so their running code is compared with the same.
+    ``name``: the file name to compile under (the file's name is no part of the comparison)."""
     if not asserts_rewritten:
-        return compile(text, path, "exec", dont_inherit=True)
+        return compile(text, name, "exec", dont_inherit=True)
     from _pytest.assertion.rewrite import rewrite_asserts
 
-    tree = ast.parse(text, path)
-    rewrite_asserts(tree, text.encode("utf-8"), path)
-    return compile(tree, path, "exec", dont_inherit=True)
+    tree = ast.parse(text, name)
+    rewrite_asserts(tree, text.encode("utf-8"), name)
+    return compile(tree, name, "exec", dont_inherit=True)
 
 
 def _code_tree(text: str, path: str, asserts_rewritten: bool = False) -> dict[tuple, list]:
     tree: dict[tuple, list] = {}
     try:
-        with recompiling():
-            top = _compile(text, path, asserts_rewritten)
+        with recompiling(path) as name:
+            top = _compile(text, name, asserts_rewritten)
     except (SyntaxError, ValueError, ImportError):
         return tree
     stack = [top]

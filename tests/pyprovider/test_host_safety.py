@@ -18,7 +18,7 @@ import warnings
 
 import pytest
 
-from wpptrace.provider import api, fastpath
+from wpptrace.provider import api, fastpath, tracing_sources
 from wpptrace.provider.tracing import Provider, TraceWarning
 
 PATHS = ["python"] + (["c"] if fastpath.AVAILABLE else [])
@@ -115,6 +115,55 @@ def test_the_applications_own_compile_warnings_do_not_come_from_a_trace_call(tmp
         warnings.simplefilter(action)
         app.go(7)
     assert [str(w.message) for w in seen] == []
+    assert trace.stats().calls_dropped == 0
+    assert bool(sent) if path == "python" else bool(trace._sites)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_trace_call_leaves_other_threads_warning_filters_and_warnings_alone(tmp_path, monkeypatch, path):
+    """Resolving a call site compiles its source with that source's own warnings silenced.
+    The warning filters are process-wide and other threads run meanwhile: one adds a filter and
+    gives a warning, another enters a ``catch_warnings`` block that it leaves after the call.
+    The filter stays, the warning is shown, and leaving that block restores its thread's
+    filters, not a list that ignores every warning."""
+    app = make_app(tmp_path, APP + 'PATTERN = "\\d+"\n')
+    trace = app.trace
+    sent = enable(trace, path)
+    entered, leave = threading.Event(), threading.Event()
+
+    def other_thread():
+        warnings.filterwarnings("error", message="another thread's filter")
+        warnings.warn("another thread's warning", UserWarning)
+
+    def other_threads_block():
+        with warnings.catch_warnings():
+            entered.set()
+            leave.wait(10)
+    blocker = threading.Thread(target=other_threads_block)
+    real_compile = tracing_sources._compile
+
+    def compile_while_others_run(*args):
+        worker = threading.Thread(target=other_thread)
+        worker.start()
+        worker.join(10)
+        blocker.start()
+        assert entered.wait(10)
+        return real_compile(*args)
+    monkeypatch.setattr(tracing_sources, "_compile", compile_while_others_run)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        try:
+            app.go(7)
+        finally:
+            leave.set()
+            blocker.join(10)
+        assert not blocker.is_alive()
+        warnings.warn("after the call", UserWarning)
+        patterns = [getattr(f[1], "pattern", f[1]) for f in warnings.filters if f[1] is not None]
+        modules = [getattr(f[3], "pattern", f[3]) for f in warnings.filters if f[3] is not None]
+    assert [str(w.message) for w in seen] == ["another thread's warning", "after the call"]
+    assert "another thread's filter" in patterns
+    assert not [m for m in modules if "wpptrace" in m]       # the call's own entry is gone
     assert trace.stats().calls_dropped == 0
     assert bool(sent) if path == "python" else bool(trace._sites)
 
