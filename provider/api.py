@@ -8,9 +8,12 @@ of raising.
 """
 from __future__ import annotations
 
+import _signal  # getsignal without signal's enum wrapping
+import _thread
 import atexit
 import dataclasses
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -24,15 +27,16 @@ __all__ = [
     "RegisterTraceGuids", "UnregisterTraceGuids", "GetTraceLoggerHandle", "GetTraceEnableFlags",
     "GetTraceEnableLevel", "TraceMessage", "TraceMessageVa", "StartTrace", "ControlTrace",
     "EnableTrace", "EnableTraceEx2", "QueryAllTraces", "EnumerateTraceGuids",
-    "EVENT_TRACE_PROPERTIES", "TRACE_GUID_PROPERTIES", "trace_packed",
+    "EVENT_TRACE_PROPERTIES", "TRACE_GUID_PROPERTIES", "trace_packed", "control_callback_failures",
 ]
 
 ControlCallback = Callable[[int, Any, Any], int]
 
 # ---- provider ------------------------------------------------------------------------------
 
-# registration handle -> objects C holds pointers to (callback handle, GUID storage); dropped
-# when UnregisterTraceGuids returns (C waits for callbacks still running in other threads)
+# registration handle -> objects C holds pointers to (callback handle, GUID storage) and the
+# registration's record; dropped when UnregisterTraceGuids returns (C waits for callbacks
+# still running in other threads)
 _registrations: dict[int, tuple[Any, ...]] = {}
 
 #: Called as hook(registration_handle, control_guid) after every successful RegisterTraceGuids
@@ -40,16 +44,71 @@ _registrations: dict[int, tuple[Any, ...]] = {}
 registration_hooks: list[Callable[[int, uuid.UUID], None]] = []
 
 
-@ffi.def_extern()
-def _wpptrace_control_callback(request_code, request_context, buffer_size, buffer):
-    """C -> Python bridge: RequestContext is the handle of (callback, user context)."""
-    callback, context = ffi.from_handle(request_context)
+class _Callback:
+    """A registration's ControlCallback, its context, and how often it failed."""
+
+    __slots__ = ("callback", "context", "failures")
+
+    def __init__(self, callback: ControlCallback, context: Any) -> None:
+        self.callback, self.context, self.failures = callback, context, 0
+
+
+# What a control callback run by the main thread raised that is the application's own
+# (KeyboardInterrupt, SystemExit): raised again by the call of this module that ran the
+# callback, once that call is done (it cannot unwind through C).
+_passed_on: list[BaseException] = []
+
+
+def _in_main_thread() -> bool:
+    return threading.get_ident() == threading.main_thread().ident
+
+
+def _callback_failed(record: _Callback | None, exc: BaseException) -> None:
+    """A control callback raised. Ctrl-C reaches the main thread, as the signal would: from the
+    call that ran the callback there, else as if SIGINT arrived (the application's SIGINT
+    handler runs in its main thread). SystemExit in the main thread likewise. Anything else is
+    the provider's bug, and the session goes on: the first of a registration is shown (through
+    ``sys.excepthook``), the later ones only counted (:func:`control_callback_failures`)."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)) and _in_main_thread():
+        if not _passed_on:
+            _passed_on.append(exc)
+        return
+    if isinstance(exc, KeyboardInterrupt) and callable(_signal.getsignal(_signal.SIGINT)):
+        _thread.interrupt_main()
+        return
+    if record is not None:
+        record.failures += 1
+        if record.failures > 1:
+            return
     try:
-        result = callback(int(request_code), context, buffer)
-    except BaseException:   # a provider's bug must not unwind through C
-        sys.excepthook(*sys.exc_info())
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    except BaseException:  # noqa: BLE001 - the report of a failure must not fail through C
+        pass
+
+
+def _pass_on() -> None:
+    """Raise what a control callback this main thread ran raised for the application."""
+    if _passed_on and _in_main_thread():
+        exc = _passed_on.pop()
+        _passed_on.clear()
+        raise exc
+
+
+def _bridge_failed(exc_type: Any, exc: BaseException, tb: Any) -> int:
+    """(cffi's onerror: what the bridge itself raised, a Ctrl-C arriving on its first lines.)"""
+    _callback_failed(None, exc)
+    return lib.ERROR_INVALID_PARAMETER
+
+
+@ffi.def_extern(onerror=_bridge_failed)
+def _wpptrace_control_callback(request_code, request_context, buffer_size, buffer):
+    """C -> Python bridge: RequestContext is the handle of the registration's _Callback."""
+    record = ffi.from_handle(request_context)
+    try:
+        return int(record.callback(int(request_code), record.context, buffer) or 0) & 0xFFFFFFFF
+    except BaseException as exc:   # a provider's bug must not unwind through C
+        _callback_failed(record, exc)
         return lib.ERROR_INVALID_PARAMETER
-    return int(result or 0) & 0xFFFFFFFF
 
 
 def _guid(value: uuid.UUID | None, what: str):
@@ -76,6 +135,12 @@ def RegisterTraceGuids(control_callback: ControlCallback, context: Any, control_
     went away), and during this call if a session already holds ``control_guid``. ``buffer``
     is valid during the call only: pass it to :func:`GetTraceLoggerHandle`. The MOF arguments
     are accepted and ignored (no WMI here).
+
+    What the callback raises does not reach the core. A KeyboardInterrupt reaches the
+    application's main thread: raised by the call that ran the callback when that call was
+    made there (this one then registers nothing), else delivered as SIGINT would be. Any
+    other exception is shown once per registration (``sys.excepthook``) and counted
+    (:func:`control_callback_failures`); the callback answers ERROR_INVALID_PARAMETER.
     """
     if not callable(control_callback):
         raise TypeError("control_callback must be callable")
@@ -85,11 +150,19 @@ def RegisterTraceGuids(control_callback: ControlCallback, context: Any, control_
     regs = ffi.new("TRACE_GUID_REGISTRATION[]", max(1, len(guids)))
     for i, g in enumerate(trace_guids):
         regs[i].Guid = g
-    keep = ffi.new_handle((control_callback, context))
+    record = _Callback(control_callback, context)
+    keep = ffi.new_handle(record)
     out = ffi.new("uint64_t *")
-    check(lib.RegisterTraceGuidsA(lib._wpptrace_control_callback, keep, control, len(guids), regs,
-                                  ffi.NULL, ffi.NULL, out), "RegisterTraceGuids")
-    _registrations[out[0]] = (keep, control, trace_guids, regs)
+    rc = lib.RegisterTraceGuidsA(lib._wpptrace_control_callback, keep, control, len(guids), regs,
+                                 ffi.NULL, ffi.NULL, out)
+    if rc == 0:
+        _registrations[out[0]] = (keep, control, trace_guids, regs, record)
+        if _passed_on and _in_main_thread():
+            # Ctrl-C in the callback this call ran: the call did not complete, nothing stays
+            # registered (the handle would be lost to the caller)
+            UnregisterTraceGuids(int(out[0]))
+    _pass_on()
+    check(rc, "RegisterTraceGuids")
     for hook in list(registration_hooks):
         hook(int(out[0]), control_guid)
     return int(out[0])
@@ -100,6 +173,12 @@ def UnregisterTraceGuids(registration_handle: int) -> None:
     registration is running in another thread; none starts afterwards."""
     check(lib.UnregisterTraceGuids(registration_handle), "UnregisterTraceGuids")
     _registrations.pop(registration_handle, None)
+
+
+def control_callback_failures(registration_handle: int) -> int:
+    """How often the registration's ControlCallback raised (Ctrl-C aside); 0 once unregistered."""
+    held = _registrations.get(registration_handle)
+    return held[-1].failures if held is not None else 0
 
 
 def GetTraceLoggerHandle(buffer: Any) -> int:
@@ -296,18 +375,23 @@ def ControlTrace(handle: int, name: str | None, properties: EVENT_TRACE_PROPERTI
         properties = EVENT_TRACE_PROPERTIES()
     block, p = properties._to_c()
     raw = _encode_name(name) if name is not None else ffi.NULL
-    check(lib.ControlTraceA(handle or 0, raw, p, control_code), f"ControlTrace({control_code})")
-    properties._from_c(p)
-    if control_code == lib.EVENT_TRACE_CONTROL_STOP:
-        _running.discard(properties.HistoricalContext)
+    rc = lib.ControlTraceA(handle or 0, raw, p, control_code)   # STOP: DISABLE callbacks
+    if rc == 0:
+        properties._from_c(p)
+        if control_code == lib.EVENT_TRACE_CONTROL_STOP:
+            _running.discard(properties.HistoricalContext)
+    _pass_on()
+    check(rc, f"ControlTrace({control_code})")
     return properties
 
 
 def EnableTrace(enable: bool, enable_flag: int, enable_level: int, control_guid: uuid.UUID,
                 session_handle: int) -> None:
     """Enable (or disable) the classic provider ``control_guid`` on a session."""
-    check(lib.EnableTrace(1 if enable else 0, enable_flag, enable_level,
-                          _guid(control_guid, "control_guid"), session_handle), "EnableTrace")
+    rc = lib.EnableTrace(1 if enable else 0, enable_flag, enable_level, _guid(control_guid, "control_guid"),
+                         session_handle)
+    _pass_on()
+    check(rc, "EnableTrace")
 
 
 def EnableTraceEx2(session_handle: int, provider_guid: uuid.UUID, control_code: int, level: int,
@@ -317,9 +401,10 @@ def EnableTraceEx2(session_handle: int, provider_guid: uuid.UUID, control_code: 
     bits of ``match_any_keyword`` as its enable flags. ``enable_parameters`` must be None."""
     if enable_parameters is not None:
         raise Win32Error(lib.ERROR_NOT_SUPPORTED, "EnableTraceEx2: enable_parameters")
-    check(lib.EnableTraceEx2(session_handle, _guid(provider_guid, "provider_guid"), control_code,
-                             level, match_any_keyword, match_all_keyword, timeout, ffi.NULL),
-          "EnableTraceEx2")
+    rc = lib.EnableTraceEx2(session_handle, _guid(provider_guid, "provider_guid"), control_code, level,
+                            match_any_keyword, match_all_keyword, timeout, ffi.NULL)
+    _pass_on()
+    check(rc, "EnableTraceEx2")
 
 
 def QueryAllTraces() -> list[EVENT_TRACE_PROPERTIES]:

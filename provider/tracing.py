@@ -348,7 +348,12 @@ class _ProviderMethods:
         if self._registration is not None:
             return
         from .api import RegisterTraceGuids
-        self._registration = RegisterTraceGuids(self._control_callback, None, self.guid, [])
+        try:
+            self._registration = RegisterTraceGuids(self._control_callback, None, self.guid, [])
+        except BaseException:
+            # not registered (a Ctrl-C in the enable callback it ran): no session's state stays
+            self._set_enable_state(0, 0, 0)
+            raise
         atexit.register(self.unregister)
 
     def unregister(self) -> None:

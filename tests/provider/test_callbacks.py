@@ -1,12 +1,17 @@
 """RegisterTraceGuids and the ControlCallback: who is called, when, in which thread, with what."""
 from __future__ import annotations
 
+import signal
 import threading
 import uuid
 
 import provider_etlcheck as etlcheck
+import pytest
+
 import wpptrace.provider as P
+from wpptrace.provider import api
 from wpptrace.provider.sessions import TraceSession
+from wpptrace.provider.tracing import Provider
 
 ENABLE, DISABLE = P.WMI_ENABLE_EVENTS, P.WMI_DISABLE_EVENTS
 
@@ -62,16 +67,124 @@ def test_callback_from_another_thread_runs_in_that_thread(tmp_path, session_name
 
 
 def test_callback_exception_does_not_break_the_session(tmp_path, session_name, capsys):
+    """A callback's bug is shown once per registration (every enable and disable would
+    otherwise repeat it into the application's stderr), and counted."""
     control = uuid.uuid4()
 
     def callback(code, context, buffer):
         raise RuntimeError("provider bug")
     handle = P.RegisterTraceGuids(callback, None, control)
-    with TraceSession(session_name, tmp_path / "exc.etl") as s:
+    try:
+        with TraceSession(session_name, tmp_path / "exc.etl") as s:
+            s.enable(control, 1, 4)
+            P.TraceMessage(s.handle, 0x2B, control, 1)
+            s.disable(control)
+            s.enable(control, 1, 4)
+        assert api.control_callback_failures(handle) == 4     # STOP disabled it once more
+    finally:
+        P.UnregisterTraceGuids(handle)
+    assert capsys.readouterr().err.count("RuntimeError: provider bug") == 1
+    assert api.control_callback_failures(handle) == 0
+
+
+def test_ctrl_c_in_a_callback_is_raised_by_the_main_threads_call_that_ran_it(tmp_path, session_name, capsys):
+    """Ctrl-C while the main thread runs a callback (inside its EnableTrace) is the
+    application's: it cannot unwind through the core, so the EnableTrace raises it once done.
+    The enable took place and the session goes on."""
+    assert threading.current_thread() is threading.main_thread()
+    control = uuid.uuid4()
+    calls = []
+
+    def callback(code, context, buffer):
+        calls.append(code)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return 0
+    handle = P.RegisterTraceGuids(callback, None, control)
+    try:
+        with TraceSession(session_name, tmp_path / "ctrlc.etl") as s:
+            with pytest.raises(KeyboardInterrupt):
+                s.enable(control, 1, 4)
+            s.disable(control)
+            s.enable(control, 2, 5)
+        assert calls == [ENABLE, DISABLE, ENABLE, DISABLE]
+        assert api.control_callback_failures(handle) == 0
+    finally:
+        P.UnregisterTraceGuids(handle)
+    assert capsys.readouterr().err == ""
+
+
+def test_ctrl_c_in_a_callback_of_another_thread_reaches_the_main_thread(tmp_path, session_name, capsys):
+    """The callback runs in the thread that enabled the provider (or the core's notification
+    thread): Ctrl-C there reaches the main thread as SIGINT would (its handler runs there), at
+    its next step; the other thread's call returns as usual."""
+    control = uuid.uuid4()
+    threads, errors = [], []
+
+    def callback(code, context, buffer):
+        threads.append(threading.get_ident())
+        if code == ENABLE:
+            raise KeyboardInterrupt
+        return 0
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    handle = P.RegisterTraceGuids(callback, None, control)
+    try:
+        with TraceSession(session_name, tmp_path / "ctrlc-thread.etl") as s:
+            def enable():
+                try:
+                    s.enable(control, 1, 4)
+                except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+                    errors.append(exc)
+            worker = threading.Thread(target=enable)
+            with pytest.raises(KeyboardInterrupt):
+                worker.start()
+                worker.join(10)
+                for _ in range(100):   # Python steps: where the main thread takes the signal
+                    pass
+            worker.join(10)
+            assert not worker.is_alive() and errors == []
+            assert threads == [worker.ident]
+    finally:
+        P.UnregisterTraceGuids(handle)
+        signal.signal(signal.SIGINT, previous)
+    assert capsys.readouterr().err == ""
+
+
+def test_ctrl_c_in_the_callback_a_registration_runs_leaves_nothing_registered(tmp_path, session_name):
+    """A session already holds the GUID, so RegisterTraceGuids runs the callback; Ctrl-C there
+    makes RegisterTraceGuids raise, and then nothing may stay registered (the caller never got
+    the handle to unregister it with)."""
+    control = uuid.uuid4()
+    calls = []
+
+    def callback(code, context, buffer):
+        calls.append(code)
+        raise KeyboardInterrupt
+    with TraceSession(session_name, tmp_path / "ctrlc-register.etl") as s:
         s.enable(control, 1, 4)
-        P.TraceMessage(s.handle, 0x2B, control, 1)
-    P.UnregisterTraceGuids(handle)
-    assert "provider bug" in capsys.readouterr().err
+        before = set(api._registrations)
+        with pytest.raises(KeyboardInterrupt):
+            P.RegisterTraceGuids(callback, None, control)
+        assert set(api._registrations) == before
+        assert calls == [ENABLE]
+    assert calls == [ENABLE]          # not registered: the STOP's disable does not reach it
+
+
+def test_a_provider_whose_registration_is_interrupted_is_neither_registered_nor_enabled(tmp_path, session_name):
+    trace = Provider(f"Interrupted{uuid.uuid4().hex[:8]}", flags=("A",), register=False)
+    real = trace._control_callback
+
+    def interrupted(code, context, buffer):
+        real(code, context, buffer)
+        raise KeyboardInterrupt
+    trace._control_callback = interrupted
+    with TraceSession(session_name, tmp_path / "ctrlc-provider.etl") as s:
+        s.enable(trace.guid, 1, 4)
+        with pytest.raises(KeyboardInterrupt):
+            trace.register()
+        assert trace._registration is None
+        assert not trace.enabled() and trace.logger_handle == 0
 
 
 def test_last_enable_wins_between_sessions(tmp_path, session_name, provider):
