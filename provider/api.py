@@ -40,7 +40,8 @@ ControlCallback = Callable[[int, Any, Any], int]
 _registrations: dict[int, tuple[Any, ...]] = {}
 
 #: Called as hook(registration_handle, control_guid) after every successful RegisterTraceGuids
-#: (``wpptrace session record`` uses it to enable providers a script registers).
+#: (``wpptrace session record`` uses it to enable providers a script registers). What a hook
+#: raises is shown (``sys.excepthook``), not raised into the application registering.
 registration_hooks: list[Callable[[int, uuid.UUID], None]] = []
 
 
@@ -163,9 +164,16 @@ def RegisterTraceGuids(control_callback: ControlCallback, context: Any, control_
             UnregisterTraceGuids(int(out[0]))
     _pass_on()
     check(rc, "RegisterTraceGuids")
+    handle = int(out[0])
     for hook in list(registration_hooks):
-        hook(int(out[0]), control_guid)
-    return int(out[0])
+        try:
+            hook(handle, control_guid)
+        except Exception:  # noqa: BLE001 - a hook's failure is not the application's registration's
+            sys.excepthook(*sys.exc_info())
+        except BaseException:
+            UnregisterTraceGuids(handle)   # Ctrl-C: the call did not complete (as above)
+            raise
+    return handle
 
 
 def UnregisterTraceGuids(registration_handle: int) -> None:

@@ -187,6 +187,22 @@ def test_a_provider_whose_registration_is_interrupted_is_neither_registered_nor_
         assert not trace.enabled() and trace.logger_handle == 0
 
 
+def test_a_failing_registration_hook_is_shown_and_the_provider_stays_registered(session_name, capsys):
+    """A hook (``wpptrace session record`` enabling what a script registers) that fails must
+    not fail the application's registration: its handle would be lost, still registered."""
+    def hook(handle, control_guid):
+        raise RuntimeError("the session is gone")
+    control = uuid.uuid4()
+    api.registration_hooks.append(hook)
+    try:
+        handle = P.RegisterTraceGuids(lambda *a: 0, None, control)
+    finally:
+        api.registration_hooks.remove(hook)
+    assert handle in api._registrations
+    P.UnregisterTraceGuids(handle)
+    assert "RuntimeError: the session is gone" in capsys.readouterr().err
+
+
 def test_last_enable_wins_between_sessions(tmp_path, session_name, provider):
     with TraceSession(session_name + "a", tmp_path / "a.etl") as a, \
          TraceSession(session_name + "b", tmp_path / "b.etl") as b:
