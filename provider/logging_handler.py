@@ -21,7 +21,10 @@ still written: formatted at once (``record.getMessage()``) into the provider's c
 for the record's level (``%0%10!s!``, LEVEL= that level). Exception tracebacks follow their
 record as such a message, at the record's level. A handler never raises into the application
 (``handleError`` as every logging handler); a record it has no memory or stack left for (one
-logged near the recursion limit) is lost and counted in the provider's ``events_dropped``.
+logged near the recursion limit) is lost and counted in the provider's ``events_dropped``. What
+the application's signal handler raises while a record is written (a value converting, the
+first record of a call site reading its source) is the application's and passes on, as from a
+trace call (:mod:`wpptrace.provider.tracing_interrupts`): a deadline must not be lost.
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ from wpptrace.tmf.model import Argument, Message
 
 from ._hazmat import lib as _lib
 from .tracing import WPP_TRACE_OPTIONS, Provider
+from .tracing_interrupts import raised_by_signal_handler
 from .tracing_sites import LEVELS, LoggingSite, message_guid, message_name, relative_source_path, \
     scan_logging_calls
 from .tracing_types import python_format
@@ -169,7 +173,9 @@ class WppHandler(logging.Handler):
                     payload = entry.encode(args)
                     guid_le, number = entry.guid_le, entry.number
                     self.sent_typed += 1
-                except Exception:  # noqa: BLE001 - a value that does not travel typed: send the text
+                except Exception as exc:  # noqa: BLE001 - a value that does not travel typed: send the text
+                    if raised_by_signal_handler(exc):
+                        raise
                     payload = None
             level = self._levels.get(record.levelno) or trace_level_for(record.levelno)
             if payload is None:
@@ -188,7 +194,9 @@ class WppHandler(logging.Handler):
             # No memory or stack left (a record logged near the recursion limit): lost and
             # counted as the provider's calls are; handleError would need the same room.
             self._lost()
-        except Exception:  # noqa: BLE001 - logging's contract: report, never raise
+        except Exception as exc:  # noqa: BLE001 - logging's contract: report, never raise
+            if raised_by_signal_handler(exc):
+                raise     # ... but what the application's signal handler raised is its own
             self.handleError(record)
 
     def _lost(self) -> None:
@@ -217,7 +225,9 @@ class WppHandler(logging.Handler):
             return self.provider._sources.logging_sites(path, code, module_globals)
         except (MemoryError, RecursionError):
             raise                 # no room to read it now: nothing is concluded (or kept)
-        except Exception:  # noqa: BLE001 - no usable source: everything goes formatted
+        except Exception as exc:  # noqa: BLE001 - no usable source: everything goes formatted
+            if raised_by_signal_handler(exc):
+                raise             # the application's, meanwhile: nothing is concluded (or kept)
             return None
 
     def _resolve(self, record: logging.LogRecord, key: tuple | None) -> _SiteEntry:

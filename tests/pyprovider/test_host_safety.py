@@ -415,6 +415,59 @@ def test_what_the_applications_signal_handler_raises_while_a_site_resolves_reach
     assert bool(sent) if path == "python" else bool(trace._sites)
 
 
+def _signal_logger(name: str):
+    """A logger with a WppHandler of its own, enabled; its records go into the list returned."""
+    from wpptrace.provider.logging_handler import WppHandler
+
+    handler = WppHandler(provider=Provider(name, register=False))
+    sent = enable(handler.provider, "python")
+    logger = logging.getLogger(f"host_safety.{uuid.uuid4().hex}")
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    logger.handlers[:] = [handler]
+    return logger, handler, sent
+
+
+def test_what_the_applications_signal_handler_raises_in_a_logged_value_reaches_it(capsys):
+    """As for a trace call: a signal handled while a record's value converts raises the
+    application's exception through the logging call (not a "Logging error" report, not the
+    record sent formatted instead); the next record of the site travels typed."""
+    logger, handler, sent = _signal_logger("SignalledLogging")
+    with deadline_handler():
+        value = _AlarmOnce()
+        with pytest.raises(_Deadline):
+            logger.info("value %s", value)
+        logger.info("value %s", value)
+    assert (handler.sent_typed, handler.sent_formatted, len(sent)) == (1, 0, 1)
+    assert "Logging error" not in capsys.readouterr().err
+
+
+def test_what_the_applications_signal_handler_raises_while_a_logging_site_resolves_reaches_it(capsys):
+    """The first record of a call site reads its source: a signal handled meanwhile raises
+    into the application, and the site is not taken for one without a usable source (its
+    records would all go formatted): the next record travels typed."""
+    logger, handler, sent = _signal_logger("SignalledLoggingSite")
+    sources = handler.provider._sources
+    reading = sources.logging_sites
+    alarms = [signal.SIGALRM]
+
+    def interrupted(*args):
+        if alarms:
+            signal.raise_signal(alarms.pop())
+        return reading(*args)
+    sources.logging_sites = interrupted
+    with deadline_handler():
+        for attempt in range(2):
+            try:
+                logger.info("attempt %d", attempt)
+            except _Deadline:
+                assert attempt == 0
+            else:
+                assert attempt == 1
+    assert (handler.sent_typed, handler.sent_formatted, len(sent)) == (1, 0, 1)
+    assert "Logging error" not in capsys.readouterr().err
+
+
 def _logged_at_depth(depth: int, logger, value):
     """Recurse ``depth`` frames, then log: the RecursionError the logging call raised, if any."""
     if depth:
