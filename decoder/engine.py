@@ -18,8 +18,10 @@ has none): ``record_view`` gives ``Record`` objects; the consumer API, the typed
 the formatter's compact C rows are views too (decoder.api, decoder.events, decoder.wpp_rows).
 ``slot`` numbers the stream the buffer belongs to (a view may keep one buffer per slot);
 ``header_record`` says the buffer's first record is the log-file header record, which the
-engine delivers first, before the merge (ProcessTrace's synthetic first event). The order
-rules and the merge itself are decoder.ordering's.
+engine delivers first, before the merge (ProcessTrace's synthetic first event). When a file's
+header record is damaged, a view with a ``made_header`` method makes that event from the
+header facts the file gave (the formatter's rows do: every file has its header line). The
+order rules and the merge itself are decoder.ordering's.
 """
 from __future__ import annotations
 
@@ -170,6 +172,8 @@ class FileSource:
                     if lo is None:
                         yield items[:1], keys[:1]
                     items, keys = items[1:], keys[1:]
+                elif not header and lo is None:
+                    yield from self._made_header(view, buf, slot)
                 first = ((buf, items, keys),)
             streams = self.streams()
             self.window_stops = {}
@@ -187,10 +191,23 @@ class FileSource:
             if header and items:
                 yield items[:1], keys[:1]
                 items, keys = items[1:], keys[1:]
+            elif not header:
+                yield from self._made_header(view, buf, slot)
             batches.append(iter([(items, keys)]))
         batches += [self._stream(infos, view, slot + k)
                     for k, infos in enumerate(self.streams(), start=1)]
         yield from merge(batches)
+
+    def _made_header(self, view: View, buf: Buffer, slot: int) -> Iterator[tuple[list, list[int]]]:
+        """The log-file header event of a file whose first buffer does not start with a
+        well-formed header record (damaged; ``EtlFile`` reported it) but whose header facts
+        were read from that record (``EtlFile.header_read``: not a file that is no trace):
+        ProcessTrace delivers that event whatever, from the header facts OpenTrace read, so
+        a view that can make one from them (``made_header(source, buffer, slot)``, called
+        after the view took ``buf`` into ``slot``) gives it."""
+        make = getattr(view, "made_header", None)
+        if make is not None and self.etl.header_read:
+            yield make(self, buf, slot)
 
     def _window_stream(self, first, infos, view: View, slot: int, lo: int | None,
                        hi: int | None, stream: int | None = None,

@@ -276,6 +276,9 @@ class EtlFile(ReadLog):
         ReadLog.__init__(self, self.name)
         self._index: BufferIndex | None = None
         self._zeroed_slots = 0              # buffers skipped for a zeroed header
+        #: the header facts were read from a log-file header record's payload (PointerSize 4
+        #: or 8, BufferSize in range), its marker damaged or not; False: made up or partly
+        self.header_read = False
         self.header = self._read_logfile_header()
         self.pointer_size = self.header.pointer_size
         self.compressed = self._choose_layout()
@@ -343,7 +346,8 @@ class EtlFile(ReadLog):
                                          f"file ends {len(payload)} bytes into its payload")
         # PointerSize sits at the same offset in both layouts; the record type agrees
         ptr = int.from_bytes(payload[_POINTER_SIZE:_POINTER_SIZE + _U32], "little")
-        if ptr not in (4, 8):
+        pointer_read = ptr in (4, 8)
+        if not pointer_read:
             self._issue(at + _SYSTEM_HEADER_SIZE + _POINTER_SIZE, f"expected PointerSize 4 or 8, found {ptr}")
             ptr = 4 if htype == ETL.TRACE_HEADER_TYPE_SYSTEM32 else 8
         ctype = "TRACE_LOGFILE_HEADER64" if ptr == 8 else "TRACE_LOGFILE_HEADER32"
@@ -356,6 +360,7 @@ class EtlFile(ReadLog):
             return self._fallback_header(f"expected TRACE_LOGFILE_HEADER.BufferSize in "
                                          f"{BUFFER_HEADER_SIZE:#x}..{MAX_BUFFER_SIZE:#x}, found "
                                          f"{header.buffer_size:#x}", header)
+        self.header_read = pointer_read
         return header
 
     def _fallback_header(self, problem: str, damaged: LogfileHeader | None = None) -> LogfileHeader:

@@ -88,6 +88,11 @@ def _records(decoder, etl):
     ctx = FileContext.for_header(str(etl.name), etl.header, TimeConverter(etl.header))
     counters = decoder.counters
     first = True
+    made = _made_header(etl)
+    if made is not None:
+        counters.events += 1
+        first = False
+        yield True, made, ctx
     for rec in ordered_records(etl):
         counters.events += 1
         if rec.kind != "message":
@@ -101,6 +106,24 @@ def _records(decoder, etl):
         counters.messages += 1
         yield False, rec, ctx
     counters.formatted = counters.messages - counters.unknown - counters.format_errors
+
+
+def _made_header(etl):
+    """The header event fmt prints for a file whose first buffer does not start with the
+    log-file header record (damaged) when the header facts were read from it: the record's
+    fields as those facts hold them, the buffer's processor; None when the record is there,
+    the facts were not read, or the file has no buffer."""
+    from types import SimpleNamespace
+
+    from wpptrace.decoder.buffers import starts_with_logfile_header
+
+    index = etl.buffer_index()
+    if not (len(index) and etl.header_read) or starts_with_logfile_header(etl.read_buffer(index[0])):
+        return None
+    h = etl.header
+    return SimpleNamespace(timestamp=h.header_timestamp, thread_id=h.header_thread_id,
+                           process_id=h.header_process_id, sequence=None,
+                           processor=index[0].processor)
 
 
 def _text_line(decoder, rec, ctx) -> str:

@@ -1,0 +1,128 @@
+"""A damaged log-file header record still gives its header line, the damage reported.
+
+ProcessTrace delivers every file's log-file header event first, made from the header facts
+OpenTrace read, and tracefmt prints it as the "EventTrace" line (docs/tmf-format.md §6.2).
+When the header record's marker is damaged, the record walk skips the record, but the header
+facts are still read from its payload: fmt prints the header line from them, in every output
+form, and reports the damage on stderr (exit code 1) as for any other damage.
+"""
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from fmthelp import reference_lines, row_lines, run_fmt_capture
+
+from wpptrace.decoder import parallel
+from wpptrace.decoder.etlfile import EtlFile
+from wpptrace.decoder.wpp import WppDecoder
+from wpptrace.tmf import load
+
+#: the log-file header record starts right after buffer 0's 0x48-byte WMI_BUFFER_HEADER; its
+#: SYSTEM_TRACE_HEADER's fourth byte (Flags, 0xC0: TRACE_HEADER_FLAG | the fixed-size marker)
+#: zeroed makes it no record at all: the walk skips it, the payload is untouched
+MARKER_FLAGS = 0x48 + 3
+#: its first 32 bytes (SYSTEM_TRACE_HEADER: marker, size, HookId, thread, process, time)
+SYSTEM_HEADER = range(0x48, 0x48 + 32)
+
+
+def _damaged(source, path, offsets):
+    data = bytearray(source.read_bytes())
+    for at in offsets:
+        data[at] = 0
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.fixture
+def emitter(fmt_data, tmp_path):
+    """The real wppemitter capture (45 messages) and a copy whose header record's marker
+    flags byte is zeroed."""
+    real = fmt_data / "wppemitter-sample.etl"
+    assert real.read_bytes()[MARKER_FLAGS] == 0xC0
+    return real, _damaged(real, tmp_path / "marker.etl", [MARKER_FLAGS])
+
+
+@pytest.mark.parametrize("output_format", ["text", "csv", "jsonl"])
+def test_the_header_line_is_printed_from_the_facts_read(emitter, fmt_data, tmp_path,
+                                                        output_format):
+    real, damaged = emitter
+    runs = {}
+    for path in (real, damaged):
+        summary = tmp_path / f"{path.stem}.sum"
+        code, out, err = run_fmt_capture(path, tmf_dirs=[str(fmt_data / "tmf")], utc=True,
+                                         output_format=output_format, summary=str(summary))
+        table = [line for line in summary.read_text().splitlines()[2:]
+                 if not line.startswith("Elapsed")]
+        runs[path] = code, out, err, table
+    code, out, err, table = runs[damaged]
+    # the header record's fields are intact: the same line as the intact file's, and counted
+    assert (out, table) == runs[real][1:4:2]
+    assert "Total Events  Processed 49" in table and any("Header" in row for row in table)
+    first = out.splitlines()[1 if output_format == "csv" else 0]
+    assert "EventTrace" in first
+    if output_format == "jsonl":
+        assert json.loads(first)["status"] == "header"
+    assert code == 1 and runs[real][0] == 0
+    assert "offset 0x48: expected the log-file header record" in err
+    assert "offset 0x48: buffer 0: expected a record marker" in err
+
+
+def test_a_header_record_wholly_zeroed_gives_the_line_of_what_is_left(fmt_data, tmp_path):
+    """Its thread, process and raw time zeroed too: the line holds them as read, its time
+    the session's StartTime (the header record's time is the clock's origin)."""
+    real = fmt_data / "wppemitter-sample.etl"
+    damaged = _damaged(real, tmp_path / "zeroed.etl", SYSTEM_HEADER)
+    code, out, err = run_fmt_capture(damaged, tmf_dirs=[str(fmt_data / "tmf")], utc=True)
+    _code, intact, _err = run_fmt_capture(real, tmf_dirs=[str(fmt_data / "tmf")], utc=True)
+    time = intact.split("::", 1)[1].split(" ", 1)[0]
+    assert out.splitlines()[0] == f"[0]0000.0000::{time} [Header]EventTrace"
+    assert len(out.splitlines()) == len(intact.splitlines()) == 46
+    assert code == 1 and "found marker 0x00000000" in err
+
+
+def test_rows_and_records_agree_on_the_made_header(emitter, fmt_data):
+    """The formatting loop's lines are the ones each record formatted on its own gives."""
+    _real, damaged = emitter
+    tmfset = load(str(fmt_data / "tmf"))
+    for output in ("text", "csv", "jsonl"):
+        lines = {}
+        for each in (row_lines, reference_lines):
+            with EtlFile(damaged) as etl:
+                lines[each] = each(WppDecoder(tmfset, utc=True), etl, output)
+        assert lines[row_lines] == lines[reference_lines]
+        assert len(lines[row_lines]) == 46 and "EventTrace" in lines[row_lines][0]
+
+
+def test_parquet_has_the_header_row(emitter, fmt_data, tmp_path):
+    real, damaged = emitter
+    tables = {}
+    for path in (real, damaged):
+        out = tmp_path / f"{path.stem}.parquet"
+        run_fmt_capture(path, tmf_dirs=[str(fmt_data / "tmf")], output_format="parquet",
+                        output=str(out))
+        tables[path] = pq.read_table(out).to_pylist()
+    assert tables[damaged] == [dict(row, etl=str(damaged)) for row in tables[real]]
+    assert tables[damaged][0]["status"] == "header"
+
+
+def test_jobs_print_the_made_header_once(driver, tmp_path, monkeypatch):
+    """fmt -j 2: the made header belongs to the first window only, as the record would."""
+    etl, tmf_dir = driver
+    damaged = _damaged(etl, tmp_path / "driver.etl", [MARKER_FLAGS])
+    with EtlFile(damaged) as f:
+        times = sorted(info.timestamp for info in f.buffer_index())
+    monkeypatch.setattr(parallel, "cut_keys", lambda *_a, **_k: [None, times[len(times) // 2],
+                                                                 None])
+    outputs = {}
+    for jobs in (1, 2):
+        out, summary = tmp_path / f"out{jobs}", tmp_path / f"sum{jobs}"
+        code, _stdout, err = run_fmt_capture(damaged, tmf_dirs=[tmf_dir], utc=True, jobs=jobs,
+                                             output=str(out), summary=str(summary))
+        assert code == 1 and "expected the log-file header record" in err
+        outputs[jobs] = (out.read_text(), [line for line in summary.read_text().splitlines()
+                                           if not line.startswith("Elapsed")], err)
+    assert outputs[2] == outputs[1]
+    text = outputs[1][0]
+    assert text.count("EventTrace") == 1 and "EventTrace" in text.splitlines()[0]
