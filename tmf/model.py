@@ -302,11 +302,21 @@ class TmfSet:
 
     def first_component(self, guid: uuid.UUID) -> str | None:
         """The component of the GUID's lowest-numbered message (the first ``messages`` lists
-        of it), else None; loads only what it needs."""
-        if not self.has_guid(guid):
-            return None
+        of it), else None; loads only what it needs. The GUID's entries are parsed in number
+        order up to the first that gives a message, whatever was looked up before: the
+        entries parsed, and so the problems reported, are the same in every process of a
+        ``fmt -j`` run, whichever messages it met first."""
         guid = guid.int
-        return self._messages[guid, min(number for g, number in self._messages if g == guid)].component
+        self._load_guid(guid)
+        self._load_unnamed()
+        numbers = set(self._deferred.get(guid, ()))
+        numbers.update(number for g, number in self._messages if g == guid)
+        for number in sorted(numbers):
+            self._materialize((guid, number))
+            message = self._messages.get((guid, number))
+            if message is not None:
+                return message.component
+        return None
 
     def messages(self) -> Iterator[Message]:
         """Every message, sorted by (guid, number)."""
