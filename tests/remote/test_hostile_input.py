@@ -180,3 +180,20 @@ def test_connections_beyond_the_limit_are_refused(recorded, tmp_path):
         finally:
             for s in held:
                 s.close()
+
+
+def _frames(*parts) -> bytes:
+    return b"".join(bytes(p) for p in parts)
+
+
+def test_a_buffer_sequence_that_leaves_no_room_for_the_next_is_refused(collector, recorded):
+    """Sequences are u64 and END (and every ACK) names the one after the last buffer: the
+    last value cannot be a buffer's."""
+    header, buffers = recorded
+    talk = _frames(hello_frame(uuid.uuid4(), len(header)),
+                   *P.encode_buffer(P.FrameType.HEADER, 0, header),
+                   *P.encode_buffer(P.FrameType.BUFFER, 2**64 - 1, buffers[0]),
+                   P.encode_stats(P.FrameType.STATS, 1, P.Stats()))
+    code, reason = _error_reason(_converse(collector.address, talk, half_close=False))
+    assert reason == f"buffer sequence {2**64 - 1}: the last a buffer may have is {2**64 - 2}"
+    assert not _internal_errors(collector)

@@ -42,6 +42,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _START_TLS = hasattr(asyncio.StreamWriter, "start_tls")
 #: ended streams remembered (a relay that missed the last ACK is told it is done)
 _ENDED_KEPT = 4096
+#: the largest BUFFER sequence: END and every ACK carry the one after it, in the same u64
+_LAST_BUFFER_SEQUENCE = (1 << 64) - 2
 
 
 @dataclasses.dataclass
@@ -144,6 +146,9 @@ class _Source:
         seq = frame.sequence
         if seq <= self.last_seq:
             raise P.ProtocolError(f"buffer sequence {seq} after {self.last_seq}")
+        if seq > _LAST_BUFFER_SEQUENCE:
+            raise P.ProtocolError(f"buffer sequence {seq}: the last a buffer may have is "
+                                  f"{_LAST_BUFFER_SEQUENCE}")
         data = P.expand_buffer(frame, self.buffer_size)
         info = buffer_info(data)
         bs = self.buffer_size
