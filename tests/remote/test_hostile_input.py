@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 import uuid
 
@@ -196,4 +197,32 @@ def test_a_buffer_sequence_that_leaves_no_room_for_the_next_is_refused(collector
                    P.encode_stats(P.FrameType.STATS, 1, P.Stats()))
     code, reason = _error_reason(_converse(collector.address, talk, half_close=False))
     assert reason == f"buffer sequence {2**64 - 1}: the last a buffer may have is {2**64 - 2}"
+    assert not _internal_errors(collector)
+
+
+def test_a_relay_that_stops_reading_is_closed_after_the_timeout(collector, recorded):
+    """A relay that sends STATS (each one ACKed) but never reads: once the collector's
+    answers back up, waiting for them to drain is bounded by the timeout like a read."""
+    header, _ = recorded
+    source_id = uuid.uuid4()
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(collector.address)
+        sock.sendall(_frames(hello_frame(source_id, len(header)),
+                             *P.encode_buffer(P.FrameType.HEADER, 0, header)))
+        stats = P.encode_stats(P.FrameType.STATS, 1, P.Stats()) * 1000
+
+        def send_until_closed():        # never idle: only a write that never drains is left
+            try:
+                while True:
+                    sock.sendall(stats)
+            except OSError:
+                pass
+        threading.Thread(target=send_until_closed, daemon=True).start()
+
+        def closed(sources):
+            return any(s.source_id == source_id and not s.connected for s in sources)
+        assert collector.wait_for(closed, PATIENCE), "the collector is still waiting for the relay"
+    source = next(s for s in collector.sources if s.source_id == source_id)
+    assert source.reason == "the relay read nothing the collector sent for 1 s"
     assert not _internal_errors(collector)

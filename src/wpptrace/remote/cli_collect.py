@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume-window", type=float, default=300.0, metavar="SECONDS",
                         help="how long a lost relay may come back and resume (default: 300)")
     parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                        help="close a connection silent this long (default: 60)")
+                        help="close a connection silent (or not reading) this long "
+                             "(default: 60)")
     parser.add_argument("--sources", type=int, metavar="N",
                         help="exit once N streams have ended")
     parser.add_argument("-q", "--quiet", action="store_true", help="report problems only")

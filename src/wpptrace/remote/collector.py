@@ -459,7 +459,7 @@ class Collector:
             conn = _Connection(writer, peer, identity)
             source = self._attach(hello, conn)
             writer.write(P.encode(P.FrameType.WELCOME, source.resume_at))
-            await writer.drain()
+            await self._drain(writer)
             log.info("%s: %s from %s%s (resuming at %d)", source.stats.label,
                      "connected" if source.stats.connections == 1 else "reconnected", peer,
                      f" as {identity}" if identity else "", source.resume_at)
@@ -483,8 +483,8 @@ class Collector:
                       f"connection closed in the middle of a frame ({len(exc.partial)} bytes "
                       f"of {exc.expected} read)")
             log.warning("%s: %s", _who(source, peer), reason)
-        except asyncio.TimeoutError:
-            reason = "nothing received in time"
+        except asyncio.TimeoutError as exc:
+            reason = str(exc) or "nothing received in time"
             log.warning("%s: closed: %s", _who(source, peer), reason)
             await _send_error(writer, ERROR_BUSY, reason)
         except (ConnectionError, ssl.SSLError, OSError) as exc:
@@ -579,10 +579,19 @@ class Collector:
                 source.unacked = 0
                 writer.write(P.encode(P.FrameType.ACK, source.last_seq + 1))
                 if writer.transport.get_write_buffer_size() > (1 << 16):
-                    await writer.drain()
+                    await self._drain(writer)
             if ended:
-                await writer.drain()
+                await self._drain(writer)
                 return
+
+    async def _drain(self, writer: asyncio.StreamWriter) -> None:
+        """Wait until the relay took what was written, at most the timeout (a relay that
+        sends but never reads would hold its connection forever)."""
+        try:
+            await asyncio.wait_for(writer.drain(), self.timeout)
+        except asyncio.TimeoutError:
+            raise asyncio.TimeoutError(f"the relay read nothing the collector sent for "
+                                       f"{self.timeout:g} s") from None
 
 
 def _storage_failed(path: Optional[str], exc: OSError) -> P.ProtocolError:
