@@ -152,7 +152,9 @@ class Relay:
     name the collector's certificate must carry (default: the host). ``max_queue``: buffers
     held at most. ``start()`` subscribes (Win32Error if there is no such real-time session)
     and returns; ``wait()`` blocks until the relay is done; ``stop()`` ends it early (what
-    is queued is still sent, up to ``linger`` seconds).
+    is queued is still sent, up to ``linger`` seconds). ``reply_timeout``: a connection on
+    which the collector said nothing for this long (it ACKs every STATS, sent every
+    ``stats_interval``) is closed and retried.
     """
 
     def __init__(self, to, *, session: Optional[str] = None, buffer_size: int = 0,
@@ -160,7 +162,7 @@ class Relay:
                  max_queue: int = 1024, source_id: Optional[uuid.UUID] = None,
                  host: Optional[str] = None, name: Optional[str] = None,
                  stats_interval: float = 1.0, connect_timeout: float = 10.0,
-                 linger: float = 30.0, max_backoff: float = 5.0):
+                 linger: float = 30.0, max_backoff: float = 5.0, reply_timeout: float = 60.0):
         self.address = parse_address(to) if isinstance(to, str) else (to[0], int(to[1]))
         self.session = session
         self.name = name or session or "buffers"
@@ -173,6 +175,7 @@ class Relay:
         self.connect_timeout = connect_timeout
         self.linger = linger
         self.max_backoff = max_backoff
+        self.reply_timeout = reply_timeout
         self.stats = RelayStats()
         self.outcome: Optional[str] = None      #: set when done: "ended", "stopped", or why it failed
         self.refused: Optional[RelayRefused] = None
@@ -188,6 +191,7 @@ class Relay:
         self._wakeup: Optional[asyncio.Event] = None
         self._session_seq_max = 0
         self._session_seq_seen = 0
+        self._last_heard = 0.0          # monotonic time of the collector's last frame
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> "Relay":
@@ -415,6 +419,7 @@ class Relay:
             if frame.type != P.FrameType.WELCOME:
                 raise P.ProtocolError(f"expected WELCOME, got {frame.type.name}")
             resume = frame.sequence
+            self._last_heard = time.monotonic()
             log.info("%s: connected to %s:%d (resuming at %d)", self.name, host, port, resume)
             if resume == 0:
                 writer.writelines(P.encode_buffer(P.FrameType.HEADER, 0, self._outbox.header))
@@ -446,13 +451,13 @@ class Relay:
                 stats.buffers_sent += 1
                 stats.bytes_sent += P.HEADER.size + len(parts[1])
                 if writer.transport.get_write_buffer_size() > (1 << 20):
-                    await writer.drain()
+                    await self._drain(writer)
             elif end is not None and end_sent is None:
                 end_sent = outbox.next_seq
                 writer.write(P.encode_stats(P.FrameType.END, end_sent, self._current_stats()))
-                await writer.drain()
+                await self._drain(writer)
             else:
-                await writer.drain()
+                await self._drain(writer)
                 wait = next_stats - time.monotonic() if end_sent is None else 1.0
                 if wait > 0:
                     woken = asyncio.ensure_future(self._wakeup.wait())
@@ -462,14 +467,32 @@ class Relay:
                     finally:
                         woken.cancel()
             now = time.monotonic()
+            self._check_heard(now)
             if now >= next_stats and end_sent is None:
                 next_stats = now + self.stats_interval
                 writer.write(P.encode_stats(P.FrameType.STATS, outbox.next_seq,
                                             self._current_stats()))
 
+    def _check_heard(self, now: float) -> None:
+        if now - self._last_heard > self.reply_timeout:
+            raise asyncio.TimeoutError(f"the collector answered nothing for "
+                                       f"{self.reply_timeout:g} s")
+
+    async def _drain(self, writer: asyncio.StreamWriter) -> None:
+        """Wait until the connection took what was written, as long as the collector is
+        heard from (a collector that stopped reading would hold the relay forever)."""
+        while True:
+            left = self._last_heard + self.reply_timeout - time.monotonic()
+            try:
+                await asyncio.wait_for(writer.drain(), max(left, 0.05))
+                return
+            except asyncio.TimeoutError:
+                self._check_heard(time.monotonic())     # else an ACK came meanwhile: wait on
+
     async def _read_acks(self, reader: asyncio.StreamReader) -> None:
         while True:
             frame = await P.read_frame(reader, P.FROM_COLLECTOR)
+            self._last_heard = time.monotonic()
             if frame.type == P.FrameType.ACK:
                 if frame.sequence > self.stats.acknowledged:
                     self.stats.acknowledged = frame.sequence

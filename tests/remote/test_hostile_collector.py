@@ -1,0 +1,123 @@
+"""Hostile or broken collectors: the relay runs beside a traced system, so whatever the
+collector does (answers garbage, stops acknowledging, stops reading, closes early) the relay
+never crashes and never hangs: it retries, and once the stream ended it gives up within its
+linger time, saying how many buffers it could not deliver."""
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+from remote_helpers import PATIENCE, TracedSession
+
+from wpptrace.remote import Relay
+from wpptrace.remote import protocol as P
+
+BUFFER_KB = 8
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """A real session's buffers: (header buffer, data buffers)."""
+    d = tmp_path_factory.mktemp("recorded")
+    with TracedSession(d, "collector-side", buffer_kb=BUFFER_KB) as session:
+        session.log(1500, size=40)
+    data = session.path.read_bytes()
+    size = int.from_bytes(data[:4], "little")
+    buffers = [data[i:i + size] for i in range(0, len(data), size)]
+    return buffers[0], buffers[1:]
+
+
+class FakeCollector:
+    """Accepts relays, reads HELLO, then acts as ``answer(sock)`` says; keeps every socket
+    open (a peer that vanished without closing) until ``close``."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = self.listener.getsockname()[:2]
+        self.held: list[socket.socket] = []
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.held.append(sock)
+            try:
+                _read_hello(sock)
+                self.answer(sock)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self.held:
+            sock.close()
+
+
+def _read_hello(sock: socket.socket) -> None:
+    head = _recv_exactly(sock, P.HEADER.size)
+    _recv_exactly(sock, P.HEADER.unpack(head)[4])
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise OSError("closed")
+        data += chunk
+    return data
+
+
+def _read_forever(sock: socket.socket) -> None:
+    def run():
+        try:
+            while sock.recv(1 << 20):
+                pass
+        except OSError:
+            pass
+    threading.Thread(target=run, daemon=True).start()
+
+
+def _welcome_then_read_without_acknowledging(sock):
+    sock.sendall(P.encode(P.FrameType.WELCOME, 0))
+    _read_forever(sock)
+
+
+def _welcome_then_never_read(sock):
+    sock.sendall(P.encode(P.FrameType.WELCOME, 0))
+
+
+def _relay_through(fake: FakeCollector, recorded, repeat: int = 1) -> Relay:
+    header, buffers = recorded
+    relay = Relay(fake.address, buffer_size=len(header), name="hostile-collector", linger=1.0,
+                  connect_timeout=2.0, max_backoff=0.2, max_queue=100_000, reply_timeout=1.0).start()
+    relay.add(header)
+    for _ in range(repeat):
+        for buf in buffers:
+            relay.add(buf)
+    relay.finish()
+    return relay
+
+
+@pytest.mark.parametrize("answer, repeat", [
+    (_welcome_then_read_without_acknowledging, 1),
+    # far more than the socket buffers hold: the relay ends up waiting for them to drain
+    (_welcome_then_never_read, 400),
+], ids=["never-acknowledges", "never-reads"])
+def test_a_collector_that_takes_the_stream_but_never_acknowledges_does_not_hang_the_relay(
+        recorded, answer, repeat):
+    fake = FakeCollector(answer)
+    try:
+        relay = _relay_through(fake, recorded, repeat)
+        assert relay.wait(PATIENCE), "the relay hangs on a collector that never acknowledges"
+    finally:
+        fake.close()
+    assert relay.outcome.startswith("failed: could not deliver the stream within 1 s of its end")
+    assert relay.stats.acknowledged == 0
