@@ -226,3 +226,15 @@ def test_a_relay_that_stops_reading_is_closed_after_the_timeout(collector, recor
     source = next(s for s in collector.sources if s.source_id == source_id)
     assert source.reason == "the relay read nothing the collector sent for 1 s"
     assert not _internal_errors(collector)
+
+
+def test_a_relays_error_reason_is_logged_on_one_line(collector, recorded):
+    header, _ = recorded
+    source_id = uuid.uuid4()
+    talk = hello_frame(source_id, len(header)) + P.encode_error(5, "bad\nforged: line\r")
+    _converse(collector.address, talk, half_close=False)
+    assert collector.wait_for(lambda ss: any(s.source_id == source_id and s.closed for s in ss),
+                              PATIENCE)
+    source = next(s for s in collector.sources if s.source_id == source_id)
+    assert source.reason == "the relay reported an error: bad\\nforged: line\\r (5)"
+    assert any(r.getMessage().endswith("closed: " + source.reason) for r in collector.log.records)

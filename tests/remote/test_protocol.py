@@ -125,3 +125,10 @@ def test_any_bytes_give_a_frame_a_protocol_error_or_the_end(data, buffer_size):
             P.decode_hello(frame)
         except P.ProtocolError:
             pass
+
+
+def test_an_error_frames_reason_is_one_printable_line():
+    """The reason is logged and shown as it came: control characters would forge log lines."""
+    payload = struct.pack("<I", 5) + "bad\nwpptrace collect: forged\x1b[2J\u202e é".encode()
+    frame = _read(P.encode(P.FrameType.ERROR, 0, payload), allowed=P.FROM_COLLECTOR)
+    assert P.decode_error(frame) == (5, "bad\\nwpptrace collect: forged\\x1b[2J\\u202e é")

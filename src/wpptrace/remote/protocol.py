@@ -204,8 +204,13 @@ def decode_stats(frame: Frame) -> Stats:
 
 
 def decode_error(frame: Frame) -> tuple[int, str]:
+    """The code and reason of an ERROR frame; the reason is logged and shown, so control
+    characters (a forged log line, terminal escapes) come out escaped, on one line."""
     (code,) = _ERROR_CODE.unpack_from(frame.payload)
-    return code, frame.payload[_ERROR_CODE.size:].decode("utf-8", "replace")
+    text = frame.payload[_ERROR_CODE.size:].decode("utf-8", "replace")
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    return code, text
 
 
 def expand_buffer(frame: Frame, buffer_size: int) -> bytes:
