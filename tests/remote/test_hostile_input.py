@@ -4,6 +4,7 @@ crashes, never hangs, and other sources go on."""
 from __future__ import annotations
 
 import logging
+import pathlib
 import socket
 import threading
 import time
@@ -238,3 +239,24 @@ def test_a_relays_error_reason_is_logged_on_one_line(collector, recorded):
     source = next(s for s in collector.sources if s.source_id == source_id)
     assert source.reason == "the relay reported an error: bad\\nforged: line\\r (5)"
     assert any(r.getMessage().endswith("closed: " + source.reason) for r in collector.log.records)
+
+
+def test_a_source_whose_file_names_are_all_taken_is_refused_not_left_unwritten(collector,
+                                                                                 recorded):
+    """Never over an existing file: when every name the collector would try exists, the
+    source is refused with the reason, and no file is reported as written."""
+    header, _ = recorded
+    source_id = uuid.uuid4()
+    out = pathlib.Path(collector.output_dir)
+    base = f"fuzz-host_fuzzed_{source_id.hex[:8]}"
+    taken = [out / f"{base}.etl"] + [out / f"{base}-{n}.etl" for n in range(2, 1000)]
+    for path in taken:
+        path.write_bytes(b"someone else's file")
+    talk = _frames(hello_frame(source_id, len(header)),
+                   *P.encode_buffer(P.FrameType.HEADER, 0, header))
+    code, reason = _error_reason(_converse(collector.address, talk, half_close=False))
+    assert (code, reason) == (ERROR_BUSY, f"cannot write {out / base}.etl: it and the 998 "
+                                          f"names after it (-2 to -999) exist")
+    source = next(s for s in collector.sources if s.source_id == source_id)
+    assert source.closed and source.path is None
+    assert all(path.read_bytes() == b"someone else's file" for path in taken)

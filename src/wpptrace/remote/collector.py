@@ -39,6 +39,8 @@ log = logging.getLogger("wpptrace.remote.collector")
 
 _ACK_EVERY = 8          # buffers between ACKs (and one after every STATS)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: names tried for a source's file: NAME.etl, NAME-2.etl ... (an existing file is never used)
+_NAMES_TRIED = 999
 _START_TLS = hasattr(asyncio.StreamWriter, "start_tls")
 #: ended streams remembered (a relay that missed the last ACK is told it is done)
 _ENDED_KEPT = 4096
@@ -389,7 +391,7 @@ class Collector:
         if self.output_dir is not None:
             base = "_".join(_UNSAFE.sub("_", part)[:64].strip("._") or "x"
                             for part in (s.host, s.session)) + "_" + s.source_id.hex[:8]
-            for attempt in range(1, 1000):
+            for attempt in range(1, _NAMES_TRIED + 1):
                 path = os.path.join(self.output_dir, base + ("" if attempt == 1 else f"-{attempt}")
                                     + ".etl")
                 try:
@@ -402,6 +404,10 @@ class Collector:
                         raise P.ProtocolError("the header buffer does not start with a "
                                               "log-file header record") from None
                     raise _storage_failed(path, exc) from None
+            else:
+                first = os.path.join(self.output_dir, base + ".etl")
+                raise P.ProtocolError(f"cannot write {first}: it and the {attempt - 1} names "
+                                      f"after it (-2 to -{attempt}) exist", code=ERROR_BUSY)
             s.path = path
             log.info("%s: writing %s", s.label, path)
         if self.live is not None:
