@@ -260,3 +260,18 @@ def test_a_source_whose_file_names_are_all_taken_is_refused_not_left_unwritten(c
     source = next(s for s in collector.sources if s.source_id == source_id)
     assert source.closed and source.path is None
     assert all(path.read_bytes() == b"someone else's file" for path in taken)
+
+
+def test_the_finished_sources_remembered_are_bounded(monkeypatch, recorded):
+    """A collector runs for weeks and anyone may say HELLO: it keeps the newest finished
+    sources only, and counts the ones it let go."""
+    from wpptrace.remote import collector as collector_module
+
+    monkeypatch.setattr(collector_module, "_FINISHED_KEPT", 3)
+    header, _ = recorded
+    ids = [uuid.uuid4() for _ in range(5)]
+    with Collector(("127.0.0.1", 0), timeout=5.0) as c:
+        for source_id in ids:           # HELLO, then gone before the header: finished
+            _converse(c.address, hello_frame(source_id, len(header)))
+        assert c.wait_for(lambda ss: c.finished_forgotten == 2, PATIENCE)
+        assert [s.source_id for s in c.sources] == ids[2:]

@@ -90,11 +90,12 @@ def run(args: argparse.Namespace) -> int:
             complain(PROG, "warning: no TMF given (-p DIR, --tmf FILE): messages print as Unknown")
         live = LiveView(tmf.load(*args.tmf_path, *args.tmf, tolerant=True), sys.stdout,
                         utc=args.utc)
-    ended = []
+    ended = 0       # a count, not the list: a collector may run for weeks
 
     def on_end(stats):
-        ended.append(stats)
-        if args.sources and len(ended) >= args.sources:
+        nonlocal ended
+        ended += 1
+        if args.sources and ended >= args.sources:
             collector.stop()
 
     collector = Collector(listen, output_dir=args.output_dir, live=live, tls=tls,

@@ -16,6 +16,7 @@ read them (the relay reports these). EventsLost is the session's, as the relay l
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
 import os
@@ -44,6 +45,8 @@ _NAMES_TRIED = 999
 _START_TLS = hasattr(asyncio.StreamWriter, "start_tls")
 #: ended streams remembered (a relay that missed the last ACK is told it is done)
 _ENDED_KEPT = 4096
+#: finished sources listed by ``sources`` (anyone may say HELLO: the list must not grow forever)
+_FINISHED_KEPT = 4096
 #: the largest BUFFER sequence: END and every ACK carry the one after it, in the same u64
 _LAST_BUFFER_SEQUENCE = (1 << 64) - 2
 
@@ -247,7 +250,9 @@ class Collector:
         self.connections_refused = 0
         self.protocol_errors = 0
         self._sources: dict[uuid.UUID, _Source] = {}
-        self._finished: list[SourceStats] = []
+        self._finished: collections.deque[SourceStats] = collections.deque()
+        #: finished sources no longer listed by ``sources`` (the oldest go first)
+        self.finished_forgotten = 0
         self._ended_ids: dict[uuid.UUID, None] = {}
         self._labels: set[str] = set()
         self._active = 0
@@ -307,7 +312,8 @@ class Collector:
 
     @property
     def sources(self) -> list[SourceStats]:
-        """Every source seen: finished ones, then the open ones (copies)."""
+        """The sources: the last 4096 finished ones (``finished_forgotten`` counts older
+        ones), then the open ones (copies)."""
         with self._lock:
             open_ = [dataclasses.replace(s.stats) for s in self._sources.values()]
             return [dataclasses.replace(s) for s in self._finished] + open_
@@ -418,6 +424,9 @@ class Collector:
         with self._lock:
             self._sources.pop(s.source_id, None)
             self._finished.append(s)
+            if len(self._finished) > _FINISHED_KEPT:
+                self._finished.popleft()
+                self.finished_forgotten += 1
         self._labels.discard(s.label)
         if s.ended:
             self._ended_ids[s.source_id] = None
