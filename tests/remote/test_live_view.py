@@ -121,3 +121,36 @@ def _peek(process) -> str:
         text += chunk
     _seen[process.pid] = text
     return text
+
+
+def test_a_source_whose_decoder_never_starts_does_not_stall_the_other_sources(tmp_path,
+                                                                              monkeypatch):
+    """Closing a source's view waits for its decoder to start (else what is queued would be
+    released undecoded); a header buffer it cannot decode never starts it. That wait must
+    not hold up the collector: another relay is answered meanwhile."""
+    import socket
+
+    from fuzz_frames import hello_frame
+
+    from wpptrace.remote import liveview
+    from wpptrace.remote import protocol as P
+
+    monkeypatch.setattr(liveview, "_DECODER_START_WAIT", 4 * PATIENCE)
+    with TracedSession(tmp_path, "nostart", buffer_kb=8) as session:
+        session.log(50)
+    data = session.path.read_bytes()
+    size = int.from_bytes(data[:4], "little")
+    header = data[:72] + b"\xff" * (size - 72)      # a header buffer with no records
+    live = LiveView(tmf.load(tolerant=True), io.StringIO())
+    with Collector(("127.0.0.1", 0), live=live, timeout=PATIENCE) as collector:
+        with socket.create_connection(collector.address) as bad:
+            bad.sendall(hello_frame(uuid.uuid4(), size)
+                        + b"".join(bytes(p) for p in P.encode_buffer(P.FrameType.HEADER, 0, header))
+                        + hello_frame(uuid.uuid4(), size))      # a second HELLO: closed
+            wait_until(lambda: any(s.closed for s in collector.sources), what="the bad source")
+        with socket.create_connection(collector.address, timeout=PATIENCE) as good:
+            good.sendall(hello_frame(uuid.uuid4(), size))
+            welcome = good.recv(P.HEADER.size)
+        assert P.HEADER.unpack(welcome)[2] == P.FrameType.WELCOME
+        for view in live.views:     # let the waiting close go on: the test is over
+            view._running.set()

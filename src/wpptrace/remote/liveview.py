@@ -31,6 +31,9 @@ _TRACE_MESSAGE = ETL.EVENT_HEADER_FLAG_TRACE_MESSAGE
 _HEADER_32 = ETL.EVENT_HEADER_FLAG_32_BIT_HEADER
 _POINTER32 = ETL.TRACE_MESSAGE_POINTER32
 _POINTER64 = ETL.TRACE_MESSAGE_POINTER64
+#: seconds a closing view waits for its decoder to start (it starts in milliseconds unless
+#: the header buffer cannot be decoded)
+_DECODER_START_WAIT = 5.0
 
 
 class _EventRecordView:
@@ -82,6 +85,7 @@ class SourceView:
         self.handle = api.OpenTraceFromBufferStream(options, self._completed, None)
         self._thread = threading.Thread(target=self._process, name=f"live {label}", daemon=True)
         self._thread.start()
+        self._closer: Optional[threading.Thread] = None
 
     def add(self, buffer: bytes) -> bool:
         """Queue a buffer for decoding; False if skipped (the decoder is behind)."""
@@ -103,15 +107,30 @@ class SourceView:
     def close(self) -> None:
         """Decode what is queued, then end (ProcessTrace returns); does not wait for it
         (``join``). CloseTrace must find ProcessTrace running, else what is queued would be
-        released undecoded: it runs once the header buffer was delivered (milliseconds)."""
-        if not self._running.wait(5.0):
+        released undecoded: it runs once the header buffer was delivered (milliseconds).
+        Until then the close waits in a thread of its own: the caller (the collector's
+        loop, serving every source) never does."""
+        if self._running.is_set():
+            self._close_trace()
+        elif self._closer is None:
+            self._closer = threading.Thread(target=self._close_when_started,
+                                            name=f"live close {self.label}", daemon=True)
+            self._closer.start()
+
+    def _close_when_started(self) -> None:
+        if not self._running.wait(_DECODER_START_WAIT):
             log.warning("%s: live view: the decoder did not start", self.label)
+        self._close_trace()
+
+    def _close_trace(self) -> None:
         try:
             api.CloseTrace(self.handle)
         except Win32Error:
             pass
 
     def join(self, timeout: Optional[float] = None) -> None:
+        if self._closer is not None:
+            self._closer.join(timeout)
         self._thread.join(timeout)
 
     # -- callbacks (ProcessTrace's thread) ---------------------------------------------------
