@@ -154,3 +154,26 @@ def test_a_source_whose_decoder_never_starts_does_not_stall_the_other_sources(tm
         assert P.HEADER.unpack(welcome)[2] == P.FrameType.WELCOME
         for view in live.views:     # let the waiting close go on: the test is over
             view._running.set()
+
+
+def test_all_views_together_hold_at_most_max_pending_bytes(tmp_path):
+    """Each source may hold max_pending buffers of up to 1 MB, and there may be hundreds of
+    sources: the bytes held by all views together are bounded too; beyond, buffers are
+    skipped for the view and counted."""
+    with TracedSession(tmp_path, "budget", buffer_kb=8) as session:
+        session.log(3000, size=40)
+    data = session.path.read_bytes()
+    size = int.from_bytes(data[:4], "little")
+    header, buffers = data[:size], [data[i:i + size] for i in range(size, len(data), size)]
+    live = LiveView(tmf.load(tolerant=True), io.StringIO(), max_pending_bytes=6 * size)
+    with live._format_lock:     # decoding stalls on the first header line: nothing is released
+        first = live.open("first", header)
+        taken = [first.add(buf) for buf in buffers[:3]]
+        second = live.open("second", header)
+        more = [second.add(buf) for buf in buffers[:3]]
+        assert live.pending_bytes == 6 * size
+    assert taken == [True] * 3 and more == [True, False, False] and second.skipped == 2
+    first.close()
+    second.close()
+    live.join(PATIENCE)
+    assert first.pending == second.pending == live.pending_bytes == 0

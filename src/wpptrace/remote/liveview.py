@@ -4,8 +4,9 @@ ProcessTrace, its WPP messages printed as tracefmt lines tagged with the source.
 Per source: a trace opened with OpenTraceFromBufferStream, a thread running ProcessTrace on
 it, and ProcessTraceAddBufferToBufferStream for each buffer received. The buffer completion
 callback releases the buffer (as the OpenTraceFromBufferStream page says it should): at most
-``max_pending`` buffers are held per source; when the decoder falls behind, the view skips
-buffers (counted in ``skipped``) while the source's file still gets every one. Each buffer's
+``max_pending`` buffers are held per source, and ``max_pending_bytes`` by all sources
+together (sources are many and buffers up to 1 MB); when the decoder falls behind, the view
+skips buffers (counted in ``skipped``) while the source's file still gets every one. Each buffer's
 events are formatted when ProcessTrace hands over the buffer (its BufferCallback), by the
 same WppDecoder as ``wpptrace fmt``.
 """
@@ -89,14 +90,16 @@ class SourceView:
 
     def add(self, buffer: bytes) -> bool:
         """Queue a buffer for decoding; False if skipped (the decoder is behind)."""
+        size = len(buffer)
         with self._lock:
-            if self.pending >= self.max_pending:
+            if self.pending >= self.max_pending or not self.view._reserve(size):
                 self.skipped += 1
                 return False
             self.pending += 1
         try:
-            api.ProcessTraceAddBufferToBufferStream(self.handle, buffer, len(buffer))
+            api.ProcessTraceAddBufferToBufferStream(self.handle, buffer, size)
         except Win32Error as exc:
+            self.view._release(size)
             with self._lock:
                 self.pending -= 1
                 self.skipped += 1
@@ -135,6 +138,7 @@ class SourceView:
 
     # -- callbacks (ProcessTrace's thread) ---------------------------------------------------
     def _completed(self, buffer, context) -> None:
+        self.view._release(len(buffer))
         with self._lock:            # the buffer is released: room for another
             self.pending -= 1
 
@@ -163,13 +167,18 @@ class LiveView:
     """Decoded lines of every source, written to ``out`` as ``[label] line``.
 
     ``tmfset``: the formats (``wpptrace.tmf.load``); ``prefix``/``utc``: as ``wpptrace fmt``.
+    ``max_pending``: buffers held per source, ``max_pending_bytes``: by all sources (more
+    are skipped for the view and counted).
     """
 
     def __init__(self, tmfset, out: Optional[IO[str]] = None, *, prefix: Optional[str] = None,
-                 utc: bool = False, max_pending: int = 256):
+                 utc: bool = False, max_pending: int = 256, max_pending_bytes: int = 256 << 20):
         self.decoder = WppDecoder(tmfset, prefix=prefix, utc=utc)
         self.out = sys.stdout if out is None else out
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self.pending_bytes = 0
+        self._budget_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._format_lock = threading.Lock()
         self.views: list[SourceView] = []
@@ -180,6 +189,17 @@ class LiveView:
         view.add(header)
         self.views.append(view)
         return view
+
+    def _reserve(self, size: int) -> bool:
+        with self._budget_lock:
+            if self.pending_bytes + size > self.max_pending_bytes:
+                return False
+            self.pending_bytes += size
+            return True
+
+    def _release(self, size: int) -> None:
+        with self._budget_lock:
+            self.pending_bytes -= size
 
     def format(self, events: list, ctx: FileContext) -> list[str]:
         """tracefmt lines of ``events`` (one decoder for every source: one at a time)."""
