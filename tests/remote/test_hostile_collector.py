@@ -121,3 +121,21 @@ def test_a_collector_that_takes_the_stream_but_never_acknowledges_does_not_hang_
         fake.close()
     assert relay.outcome.startswith("failed: could not deliver the stream within 1 s of its end")
     assert relay.stats.acknowledged == 0
+
+
+def _welcome_then_acknowledge_everything(sock):
+    sock.sendall(P.encode(P.FrameType.WELCOME, 0) + P.encode(P.FrameType.ACK, 2**64 - 1))
+    _read_forever(sock)
+
+
+def test_an_acknowledgement_of_what_was_never_sent_is_not_taken_as_delivery(recorded):
+    """A collector that acknowledges sequences the relay never sent is broken: believing it
+    would report the stream delivered while it may be nowhere."""
+    fake = FakeCollector(_welcome_then_acknowledge_everything)
+    try:
+        relay = _relay_through(fake, recorded)
+        assert relay.wait(PATIENCE)
+    finally:
+        fake.close()
+    assert relay.outcome.startswith("failed: could not deliver the stream within 1 s of its end")
+    assert relay.stats.acknowledged == 0

@@ -494,6 +494,10 @@ class Relay:
             frame = await P.read_frame(reader, P.FROM_COLLECTOR)
             self._last_heard = time.monotonic()
             if frame.type == P.FrameType.ACK:
+                sent = self._outbox.send_from       # every sequence below it was sent or dropped
+                if frame.sequence > sent:
+                    raise P.ProtocolError(f"ACK of sequence {frame.sequence}: only those below "
+                                          f"{sent} were sent")
                 if frame.sequence > self.stats.acknowledged:
                     self.stats.acknowledged = frame.sequence
                     self._outbox.acknowledge(frame.sequence)
