@@ -373,6 +373,7 @@ class WppDecoder:
         # row key id -> entry, or installed message (an int: ``_installed_entry``), mirroring
         # the C key table
         self._key_items: list = []
+        self._key_entries_of, self._key_entries_made = None, 0   # ``_key_entries``' progress
         # the programs printing Unknown lines, and their rows already in counters.unknown
         self._unknown_programs: dict[int, None] = {}
         self._unknown_seen = 0
@@ -983,11 +984,16 @@ class WppDecoder:
 
     @property
     def _key_entries(self) -> list[_Entry]:
-        """Row key id -> entry (mirrors the C key table; installed messages' entries made)."""
+        """Row key id -> entry (mirrors the C key table; installed messages' entries made).
+        Asked once per chunk or record batch: only the ids added since the last time are
+        looked at (the list only grows, or is replaced when a new key table starts)."""
         items = self._key_items
-        for key, item in enumerate(items):
+        made = self._key_entries_made if self._key_entries_of is items else 0
+        for key in range(made, len(items)):
+            item = items[key]
             if type(item) is int:
                 items[key] = self._installed_entry(item)
+        self._key_entries_of, self._key_entries_made = items, len(items)
         return items
 
     def _compiled_entry(self, key: tuple[bytes, int], mode: bytes) -> tuple[_Entry, bytes | None]:
