@@ -177,3 +177,18 @@ def test_all_views_together_hold_at_most_max_pending_bytes(tmp_path):
     second.close()
     live.join(PATIENCE)
     assert first.pending == second.pending == live.pending_bytes == 0
+
+
+def test_views_whose_decoding_is_over_are_let_go(tmp_path):
+    with TracedSession(tmp_path, "views", buffer_kb=8) as session:
+        session.log(100)
+    data = session.path.read_bytes()
+    header = data[:int.from_bytes(data[:4], "little")]
+    live = LiveView(tmf.load(tolerant=True), io.StringIO())
+    first = live.open("first", header)
+    first.close()
+    first.join(PATIENCE)
+    second = live.open("second", header)
+    assert live.views == [second]
+    second.close()
+    live.join(PATIENCE)

@@ -131,6 +131,12 @@ class SourceView:
         except Win32Error:
             pass
 
+    @property
+    def done(self) -> bool:
+        """Closed and decoded to its end (ProcessTrace returned)."""
+        return not self._thread.is_alive() and (self._closer is None
+                                                 or not self._closer.is_alive())
+
     def join(self, timeout: Optional[float] = None) -> None:
         if self._closer is not None:
             self._closer.join(timeout)
@@ -181,13 +187,15 @@ class LiveView:
         self._budget_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._format_lock = threading.Lock()
+        #: the views of open sources, and of closed ones still decoding
         self.views: list[SourceView] = []
 
     def open(self, label: str, header: bytes) -> SourceView:
         """Start decoding a source; ``header`` is its header buffer (added first)."""
         view = SourceView(self, label, self.max_pending)
         view.add(header)
-        self.views.append(view)
+        # views whose decoding is over are let go: a collector sees sources come and go
+        self.views = [v for v in self.views if not v.done] + [view]
         return view
 
     def _reserve(self, size: int) -> bool:
