@@ -275,3 +275,19 @@ def test_the_finished_sources_remembered_are_bounded(monkeypatch, recorded):
             _converse(c.address, hello_frame(source_id, len(header)))
         assert c.wait_for(lambda ss: c.finished_forgotten == 2, PATIENCE)
         assert [s.source_id for s in c.sources] == ids[2:]
+
+
+def test_stopping_with_a_relay_connected_logs_no_error(recorded):
+    """Stopping cancels the connections' handlers: that is no error, and says nothing."""
+    header, _ = recorded
+    records = _Records()
+    logging.getLogger("asyncio").addHandler(records)
+    try:
+        with Collector(("127.0.0.1", 0), timeout=5.0) as c:
+            with socket.create_connection(c.address) as sock:
+                sock.sendall(hello_frame(uuid.uuid4(), len(header)))
+                sock.recv(P.HEADER.size)        # WELCOME: the connection is being served
+                c.stop()
+    finally:
+        logging.getLogger("asyncio").removeHandler(records)
+    assert [r.getMessage() for r in records.records if r.levelno >= logging.ERROR] == []

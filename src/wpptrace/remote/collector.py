@@ -506,8 +506,9 @@ class Collector:
             reason = str(exc) or type(exc).__name__
             log.warning("%s: connection lost: %s", _who(source, peer), reason)
         except asyncio.CancelledError:
+            # the collector is stopping; the handler ends normally (Python 3.11's stream
+            # server logs a cancelled handler as an error with a traceback)
             reason = "collector stopping"
-            raise
         except Exception as exc:   # noqa: BLE001 - one source's failure never stops the others
             reason = f"internal error: {exc!r}"
             log.exception("%s: %s", _who(source, peer), reason)
