@@ -96,7 +96,8 @@ def build_c_program_with_test_points(tmp_path_factory):
 def _mode_program(build, name: str):
     """tests/provider/<name>.c built with ``build``; returns run(mode, out_path) -> what it
     printed, as "name value" pairs of integers (the program must exit 0)."""
-    program = build(name, (pathlib.Path(__file__).parent / f"{name}.c").read_text())
+    here = pathlib.Path(__file__).parent          # (their shared session_calls.h)
+    program = build(name, (here / f"{name}.c").read_text(), "-I", str(here))
 
     def run(mode: str, path) -> dict[str, int]:
         out = subprocess.run([str(program), mode, str(path)], capture_output=True, text=True, timeout=60,

@@ -112,6 +112,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "_etw_internal.h"
+#include "session_calls.h"
 
 #define PAIRS 32
 
@@ -141,49 +142,6 @@ static int wait_sem(sem_t *sem, int seconds) {
     while (sem_timedwait(sem, &ts) != 0)
         if (errno != EINTR) return -1;
     return 0;
-}
-
-typedef struct { EVENT_TRACE_PROPERTIES p; char names[4096]; } props_block;
-
-static ULONG start(const char *dir, const char *name, TRACEHANDLE *h) {
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    b.p.BufferSize = 1;
-    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL;
-    b.p.LogFileNameOffset = sizeof b.p;
-    snprintf(b.names, sizeof b.names, "%s/%s.etl", dir, name);
-    return StartTrace(h, name, &b.p);
-}
-
-static ULONG start_rt(const char *name, TRACEHANDLE *h) {
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    b.p.BufferSize = 1;
-    b.p.LogFileMode = EVENT_TRACE_REAL_TIME_MODE;
-    return StartTrace(h, name, &b.p);
-}
-
-static ULONG stop(TRACEHANDLE h) {
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    return ControlTrace(h, NULL, &b.p, EVENT_TRACE_CONTROL_STOP);
-}
-
-static ULONG query_by_name(const char *name) {
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    return ControlTrace(0, name, &b.p, EVENT_TRACE_CONTROL_QUERY);
-}
-
-static ULONG stop_by_name(const char *name) {
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    return ControlTrace(0, name, &b.p, EVENT_TRACE_CONTROL_STOP);
 }
 
 extern char **environ;          /* B's process uses this run's runtime directory */
@@ -281,17 +239,6 @@ static void hold_at_join(void) {
     atomic_store(&g_armed, 1);
 }
 
-static _Atomic int g_enabled;
-static _Atomic TRACEHANDLE g_logger;
-
-static ULONG on_control(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
-    (void)context;
-    (void)size;
-    atomic_store(&g_enabled, code == WMI_ENABLE_EVENTS);
-    if (code == WMI_ENABLE_EVENTS) atomic_store(&g_logger, GetTraceLoggerHandle(buffer));
-    return ERROR_SUCCESS;
-}
-
 static int join_wrap(const char *dir) {
     g_dir = dir;
     g_replace = "replace-a-wrap";
@@ -308,7 +255,7 @@ static int join_wrap(const char *dir) {
     static const GUID message = {0x6a3c2f11, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
     TRACE_GUID_REGISTRATION reg = {&message, NULL};
     TRACEHANDLE registration;
-    if (RegisterTraceGuids(on_control, NULL, &control, 1, &reg, NULL, NULL, &registration)) return 5;
+    if (RegisterTraceGuids(track_control, NULL, &control, 1, &reg, NULL, NULL, &registration)) return 5;
     hold_at_join();
     ULONG enabled = EnableTrace(1, 0x5, 4, &control, a);
     wpt_test_point = NULL;

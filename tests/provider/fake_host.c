@@ -41,6 +41,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "_etw_internal.h"
+#include "session_calls.h"
 
 static const char *g_mode;
 static int g_listen = -1;
@@ -130,8 +131,7 @@ static int listen_unaccepted(const char *path, int *filler) {
     return fd;
 }
 
-static _Atomic int g_enabled;
-
+/* sets g_enabled on an enable only (odd_enable reads it after unregistering) */
 static ULONG on_control(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
     (void)context;
     (void)size;
@@ -140,32 +140,14 @@ static ULONG on_control(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID
     return ERROR_SUCCESS;
 }
 
-static _Atomic TRACEHANDLE g_logger;
-
-static ULONG on_control_keep(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
-    (void)context;
-    (void)size;
-    atomic_store(&g_enabled, code == WMI_ENABLE_EVENTS);
-    if (code == WMI_ENABLE_EVENTS) atomic_store(&g_logger, GetTraceLoggerHandle(buffer));
-    return ERROR_SUCCESS;
-}
-
 static int made_up_disable(const char *dir) {
     static const GUID control = {0x7b4d3e22, 0x2e3f, 0x4c6b, {1, 2, 3, 4, 5, 6, 7, 8}};
     static const GUID message = {0x7b4d3e23, 0x2e3f, 0x4c6b, {1, 2, 3, 4, 5, 6, 7, 8}};
-    typedef struct { EVENT_TRACE_PROPERTIES p; char names[1024]; } props_block;
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    b.p.BufferSize = 1;
-    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL;
-    b.p.LogFileNameOffset = sizeof b.p;
-    snprintf(b.names, sizeof b.names, "%s/made-up.etl", dir);
     TRACEHANDLE h;
-    if (StartTrace(&h, "made-up", &b.p) != ERROR_SUCCESS) return 3;
+    if (start(dir, "made-up", &h) != ERROR_SUCCESS) return 3;
     TRACE_GUID_REGISTRATION reg = {&message, NULL};
     TRACEHANDLE registration;
-    if (RegisterTraceGuids(on_control_keep, NULL, &control, 1, &reg, NULL, NULL, &registration)) return 4;
+    if (RegisterTraceGuids(track_control, NULL, &control, 1, &reg, NULL, NULL, &registration)) return 4;
     if (EnableTrace(1, 0x5, 4, &control, h) != ERROR_SUCCESS || !atomic_load(&g_enabled)) return 5;
     char path[256];
     if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)getpid()) != 0) return 6;
@@ -179,9 +161,7 @@ static int made_up_disable(const char *dir) {
     msg.logger_handle = h;
     ULONG disable_all = wpt_ipc_call(path, WPT_REQ_DISABLE, 0, &msg, sizeof msg, NULL, 0, NULL, 5000);
     int enabled_after = atomic_load(&g_enabled);
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    if (ControlTrace(h, NULL, &b.p, EVENT_TRACE_CONTROL_STOP) != ERROR_SUCCESS) return 7;
+    if (stop(h) != ERROR_SUCCESS) return 7;
     int enabled_stopped = atomic_load(&g_enabled);
     UnregisterTraceGuids(registration);
     printf("disable_guid %u disable_all %u enabled_after %d enabled_stopped %d\n",
@@ -229,22 +209,14 @@ static int odd_enable(void) {
 }
 
 static int consumers(void) {
-    typedef struct { EVENT_TRACE_PROPERTIES p; char names[1024]; } props_block;
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    b.p.BufferSize = 1;
-    b.p.LogFileMode = EVENT_TRACE_REAL_TIME_MODE;
     TRACEHANDLE h;
-    if (StartTrace(&h, "fake-host", &b.p) != ERROR_SUCCESS) return 3;
+    if (start_rt("fake-host", &h) != ERROR_SUCCESS) return 3;
     wpptrace_rt_subscription *subs[80];
     int n = 0;
     ULONG rc = ERROR_SUCCESS;
     while (n < 80 && (rc = wpptrace_rt_subscribe("fake-host", &subs[n], NULL)) == ERROR_SUCCESS) n++;
     for (int i = 0; i < n; i++) wpptrace_rt_close(subs[i]);
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    if (ControlTrace(h, NULL, &b.p, EVENT_TRACE_CONTROL_STOP) != ERROR_SUCCESS) return 4;
+    if (stop(h) != ERROR_SUCCESS) return 4;
     printf("subscribed %d subscribe %u\n", n, (unsigned)rc);
     return 0;
 }
@@ -274,11 +246,7 @@ int main(int argc, char **argv) {
     wpptrace_rt_subscription *sub = NULL;
     ULONG subscribed = wpptrace_rt_subscribe("fake-host", &sub, NULL);
     if (sub) wpptrace_rt_close(sub);
-    typedef struct { EVENT_TRACE_PROPERTIES p; char names[1024]; } props_block;
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    ULONG queried = ControlTrace(0, "fake-host", &b.p, EVENT_TRACE_CONTROL_QUERY);
+    ULONG queried = query_by_name("fake-host");
     wpt_test_point = NULL;
     if (hosted) pthread_join(host, NULL);
     printf("subscribe %u query %u\n", (unsigned)subscribed, (unsigned)queried);

@@ -26,14 +26,20 @@ def _dropped(calls) -> list[str]:
     return [str(w.message) for w in caught if w.category is TraceWarning]
 
 
-@pytest.mark.parametrize("positions", ["columns", "lines only"])
-def test_two_bad_calls_on_one_line_are_two_sites(pp, tmp_path, monkeypatch, positions):
+@pytest.fixture(params=["columns", "lines only"])
+def positions(request, monkeypatch) -> str:
+    """What a call site's position holds: line and column (Python 3.11+), or its line only
+    (as Python 3.10 records it)."""
+    if request.param == "lines only":
+        real = tracing._call_position
+        monkeypatch.setattr(tracing, "_call_position", lambda code, lasti: real(code, lasti)[:1])
+    return request.param
+
+
+def test_two_bad_calls_on_one_line_are_two_sites(pp, tmp_path, positions):
     """Neither call has a literal format; the second one's drops are reported too, not only
     counted under the first one's label. Python 3.10 records lines only: the code offset then
     tells the calls apart."""
-    if positions == "lines only":
-        real = tracing._call_position
-        monkeypatch.setattr(tracing, "_call_position", lambda code, lasti: real(code, lasti)[:1])
     source = tmp_path / "same_line.py"
     source.write_text(
         "from wpptrace.provider.tracing import Provider\n"
@@ -104,15 +110,11 @@ def test_a_failing_label_still_drops_and_reports(pp, tmp_path, monkeypatch):
     assert "plain.py" in stats.sites[0].site
 
 
-@pytest.mark.parametrize("positions", ["columns", "lines only"])
-def test_sites_are_listed_in_source_order(pp, tmp_path, monkeypatch, positions):
+def test_sites_are_listed_in_source_order(pp, tmp_path, positions):
     """Line, column and code offset are numbers: line 9 comes before line 10 and column 5
     before column 40, for calls that are no trace call sites and for compiled sites that drop
     a value (line 12 before line 17); so do the code offsets of two calls on one line where
     only lines are recorded."""
-    if positions == "lines only":
-        real = tracing._call_position
-        monkeypatch.setattr(tracing, "_call_position", lambda code, lasti: real(code, lasti)[:1])
     source = tmp_path / "order.py"
     source.write_text(
         "from wpptrace.provider.tracing import Provider\n"

@@ -8,24 +8,10 @@ import socket
 import threading
 
 import pytest
-from remote_helpers import PATIENCE, TracedSession
+from remote_helpers import PATIENCE
 
 from wpptrace.remote import Relay
 from wpptrace.remote import protocol as P
-
-BUFFER_KB = 8
-
-
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory):
-    """A real session's buffers: (header buffer, data buffers)."""
-    d = tmp_path_factory.mktemp("recorded")
-    with TracedSession(d, "collector-side", buffer_kb=BUFFER_KB) as session:
-        session.log(1500, size=40)
-    data = session.path.read_bytes()
-    size = int.from_bytes(data[:4], "little")
-    buffers = [data[i:i + size] for i in range(0, len(data), size)]
-    return buffers[0], buffers[1:]
 
 
 class FakeCollector:

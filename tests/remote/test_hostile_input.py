@@ -13,13 +13,11 @@ import uuid
 import pytest
 from fuzz_frames import conversation, hello_frame
 from hypothesis import HealthCheck, given, settings
-from remote_helpers import PATIENCE, TracedSession, data_buffers
+from remote_helpers import PATIENCE, data_buffers
 
 from wpptrace.remote import Collector, Relay
 from wpptrace.remote import protocol as P
 from wpptrace.winerror import ERROR_BUSY
-
-BUFFER_KB = 8
 
 
 class _Records(logging.Handler):
@@ -29,18 +27,6 @@ class _Records(logging.Handler):
 
     def emit(self, record):
         self.records.append(record)
-
-
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory):
-    """A real session's buffers: (header buffer, data buffers)."""
-    d = tmp_path_factory.mktemp("recorded")
-    with TracedSession(d, "hostile", buffer_kb=BUFFER_KB) as session:
-        session.log(1500, size=40)
-    data = session.path.read_bytes()
-    size = int.from_bytes(data[:4], "little")
-    buffers = [data[i:i + size] for i in range(0, len(data), size)]
-    return buffers[0], buffers[1:]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,71 @@
+/* session_calls.h: the session calls the C test programs of this folder share (the test
+ * builder puts the folder on their include path): one properties block, a file or real-time
+ * session started, stopped or queried, and a provider control callback that keeps what it
+ * was last told. Include after _etw_internal.h. */
+#ifndef WPPTRACE_TESTS_SESSION_CALLS_H
+#define WPPTRACE_TESTS_SESSION_CALLS_H
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct { EVENT_TRACE_PROPERTIES p; char names[4096]; } props_block;
+
+/* A sequential-file session `name` logging to DIR/NAME.etl. */
+static inline ULONG start(const char *dir, const char *name, TRACEHANDLE *h) {
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    b.p.BufferSize = 1;
+    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL;
+    b.p.LogFileNameOffset = sizeof b.p;
+    snprintf(b.names, sizeof b.names, "%s/%s.etl", dir, name);
+    return StartTrace(h, name, &b.p);
+}
+
+/* A real-time session `name`. */
+static inline ULONG start_rt(const char *name, TRACEHANDLE *h) {
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    b.p.BufferSize = 1;
+    b.p.LogFileMode = EVENT_TRACE_REAL_TIME_MODE;
+    return StartTrace(h, name, &b.p);
+}
+
+static inline ULONG control_by_name(const char *name, ULONG code) {
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    return ControlTrace(0, name, &b.p, code);
+}
+
+static inline ULONG stop(TRACEHANDLE h) {
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    return ControlTrace(h, NULL, &b.p, EVENT_TRACE_CONTROL_STOP);
+}
+
+static inline ULONG query_by_name(const char *name) {
+    return control_by_name(name, EVENT_TRACE_CONTROL_QUERY);
+}
+
+static inline ULONG stop_by_name(const char *name) {
+    return control_by_name(name, EVENT_TRACE_CONTROL_STOP);
+}
+
+/* What the provider's control callback (`track_control`) was told last: enabled or not, and
+ * the session's logger handle when enabled. */
+static _Atomic int g_enabled;
+static _Atomic TRACEHANDLE g_logger;
+
+static inline ULONG track_control(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    atomic_store(&g_enabled, code == WMI_ENABLE_EVENTS);
+    if (code == WMI_ENABLE_EVENTS) atomic_store(&g_logger, GetTraceLoggerHandle(buffer));
+    return ERROR_SUCCESS;
+}
+
+#endif
