@@ -63,6 +63,8 @@ class CompiledSite:
         for index, (codec, value) in enumerate(zip(self.codecs, args)):
             try:
                 out.append(codec.encode(value))
+            except (MemoryError, RecursionError):
+                raise                         # no room to convert it: the call is lost, not dropped
             except Exception as exc:  # noqa: BLE001 - str()/repr() of any object may raise anything
                 if raised_by_signal_handler(exc):
                     raise                     # the application's, not the value's

@@ -105,6 +105,8 @@ def _far_past_64_bits(value: Any) -> bool:
         if not magnitude >= _BEYOND_64_BITS:     # (NaN too: int() says it has no integer)
             return False
         return magnitude != math.inf or abs(value) != math.inf   # an infinity: int() says so
+    except (MemoryError, RecursionError):
+        raise                                 # no room: the call is lost (check_args)
     except Exception as exc:  # noqa: BLE001 - no float value (or no abs): int() decides
         if raised_by_signal_handler(exc):
             raise
@@ -552,6 +554,8 @@ def _custom_codec(base: ArgCodec, convert: Callable[[Any], Any]) -> ArgCodec:
     def encode(value: Any) -> bytes:
         try:
             converted = convert(value)
+        except (MemoryError, RecursionError):
+            raise                             # no room: the call is lost (check_args)
         except Exception as exc:  # noqa: BLE001 - the application's encoder: report, never pass through
             if raised_by_signal_handler(exc):
                 raise                         # ... but what its signal handler raised meanwhile
