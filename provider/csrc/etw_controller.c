@@ -172,7 +172,7 @@ static void clean_up_gone(const target *t) {
     msg.logger_handle = wpt_handle_of(id, (uint8_t)t->generation, 0, 0);
     wpt_broadcast(WPT_REQ_DISABLE, &msg);
     wpt_view *v = atomic_load(&wpt_views[t->slot]);
-    if (v && v->generation == (uint8_t)t->generation && !v->private_pool) wpt_view_retire(v);
+    if (v && v->registry_generation == t->generation && !v->private_pool) wpt_view_retire(v);
 }
 
 /* 1 while the registry entry a target was found in is still that session's (same generation,
@@ -520,7 +520,7 @@ static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG co
                            sizeof w, NULL);
         if (rc == ERROR_SUCCESS || rc == ERROR_WMI_INSTANCE_NOT_FOUND) {
             wpt_view *v = atomic_load(&wpt_views[t->slot]);
-            if (v && v->generation == (uint8_t)t->generation && !v->private_pool) wpt_view_retire(v);
+            if (v && v->registry_generation == t->generation && !v->private_pool) wpt_view_retire(v);
         }
         break;
     default:
