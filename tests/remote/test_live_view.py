@@ -159,7 +159,8 @@ def test_a_source_whose_decoder_never_starts_does_not_stall_the_other_sources(tm
 def test_all_views_together_hold_at_most_max_pending_bytes(tmp_path):
     """Each source may hold max_pending buffers of up to 1 MB, and there may be hundreds of
     sources: the bytes held by all views together are bounded too; beyond, buffers are
-    skipped for the view and counted."""
+    skipped for the view and counted. A new source's header buffer is taken even then: its
+    decoder could not start without it."""
     with TracedSession(tmp_path, "budget", buffer_kb=8) as session:
         session.log(3000, size=40)
     data = session.path.read_bytes()
@@ -172,11 +173,13 @@ def test_all_views_together_hold_at_most_max_pending_bytes(tmp_path):
         second = live.open("second", header)
         more = [second.add(buf) for buf in buffers[:3]]
         assert live.pending_bytes == 6 * size
+        third = live.open("third", header)
+        assert third.skipped == 0 and third.pending == 1 and live.pending_bytes == 7 * size
     assert taken == [True] * 3 and more == [True, False, False] and second.skipped == 2
-    first.close()
-    second.close()
+    for view in (first, second, third):
+        view.close()
     live.join(PATIENCE)
-    assert first.pending == second.pending == live.pending_bytes == 0
+    assert first.pending == second.pending == third.pending == live.pending_bytes == 0
 
 
 def test_views_whose_decoding_is_over_are_let_go(tmp_path):

@@ -88,11 +88,13 @@ class SourceView:
         self._thread.start()
         self._closer: Optional[threading.Thread] = None
 
-    def add(self, buffer: bytes) -> bool:
-        """Queue a buffer for decoding; False if skipped (the decoder is behind)."""
+    def add(self, buffer: bytes, *, header: bool = False) -> bool:
+        """Queue a buffer for decoding; False if skipped (the decoder is behind). The
+        ``header`` buffer is never skipped: without it the decoder cannot start."""
         size = len(buffer)
         with self._lock:
-            if self.pending >= self.max_pending or not self.view._reserve(size):
+            if (not header and self.pending >= self.max_pending
+                    or not self.view._reserve(size, force=header)):
                 self.skipped += 1
                 return False
             self.pending += 1
@@ -193,14 +195,14 @@ class LiveView:
     def open(self, label: str, header: bytes) -> SourceView:
         """Start decoding a source; ``header`` is its header buffer (added first)."""
         view = SourceView(self, label, self.max_pending)
-        view.add(header)
+        view.add(header, header=True)
         # views whose decoding is over are let go: a collector sees sources come and go
         self.views = [v for v in self.views if not v.done] + [view]
         return view
 
-    def _reserve(self, size: int) -> bool:
+    def _reserve(self, size: int, force: bool = False) -> bool:
         with self._budget_lock:
-            if self.pending_bytes + size > self.max_pending_bytes:
+            if not force and self.pending_bytes + size > self.max_pending_bytes:
                 return False
             self.pending_bytes += size
             return True
