@@ -129,14 +129,22 @@ uint32_t pshare_state(uint8_t *mem, int64_t slot)
     return s ? __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) : PSHARE_FULL;
 }
 
+/* `length` arena bytes handed out at *offset; -1 when they do not fit (what was taken past the
+ * arena's end stays taken: nothing fits after it) */
+static int arena_take(pshare_head *head, uint64_t length, uint64_t *offset)
+{
+    *offset = __atomic_fetch_add(&head->used, length, __ATOMIC_RELAXED);
+    return *offset > head->arena || length > head->arena - *offset ? -1 : 0;
+}
+
 int pshare_publish(uint8_t *mem, int64_t slot, const uint8_t *data, uint32_t length)
 {
     pshare_head *head = head_of(mem);
     pshare_slot *s = slot_at(mem, slot);
     if (s == NULL)
         return -1;
-    uint64_t offset = __atomic_fetch_add(&head->used, (uint64_t)length, __ATOMIC_RELAXED);
-    if (offset > head->arena || length > head->arena - offset) {
+    uint64_t offset;
+    if (arena_take(head, length, &offset) != 0) {
         __atomic_store_n(&s->state, PSHARE_REFUSED, __ATOMIC_RELEASE);
         return -1;
     }
@@ -185,9 +193,8 @@ int pshare_post(uint8_t *mem, uint32_t k, const uint8_t *guids, const uint32_t *
     pshare_head *head = head_of(mem);
     if (k >= PSHARE_POSTERS || __atomic_load_n(&head->post_count[k], __ATOMIC_ACQUIRE) != 0)
         return -1;
-    uint64_t length = 20ull * n;
-    uint64_t offset = __atomic_fetch_add(&head->used, length, __ATOMIC_RELAXED);
-    if (offset > head->arena || length > head->arena - offset)
+    uint64_t offset;
+    if (arena_take(head, 20ull * n, &offset) != 0)
         return -1;
     uint8_t *at = arena_of(mem) + offset;
     if (n) {

@@ -44,8 +44,8 @@ typedef struct pshare_head {
     uint64_t used;          /* arena bytes handed out (may pass `arena`: then nothing fits) */
     uint32_t meeting;       /* PSHARE_MEET_* */
     uint32_t reserved;
-    uint64_t post_offset[64];   /* PSHARE_POSTERS: where process k's posted keys are */
-    uint32_t post_count[64];    /* their number + 1, stored last (release); 0: not posted */
+    uint64_t post_offset[PSHARE_POSTERS];   /* where process k's posted keys are */
+    uint32_t post_count[PSHARE_POSTERS];    /* their number + 1, stored last (release); 0: not posted */
 } pshare_head;
 
 /* The bytes a table of `slots` slots (a power of 2) and `arena` record bytes takes. */
