@@ -373,7 +373,7 @@ class WppDecoder:
         # row key id -> entry, or installed message (an int: ``_installed_entry``), mirroring
         # the C key table
         self._key_items: list = []
-        self._key_entries_of, self._key_entries_made = None, 0   # ``_key_entries``' progress
+        self._key_entries_made = 0      # the ids ``_key_entries`` has made entries of
         # the programs printing Unknown lines, and their rows already in counters.unknown
         self._unknown_programs: dict[int, None] = {}
         self._unknown_seen = 0
@@ -547,6 +547,7 @@ class WppDecoder:
         if tables is not self._key_tables:   # key ids are the table's: another table starts anew
             if self._key_tables is not None:
                 self._key_items = []
+                self._key_entries_made = 0
                 del printer.key_program[:]
             self._key_tables = tables
         key_entries, key_program = self._key_items, printer.key_program
@@ -977,10 +978,7 @@ class WppDecoder:
         """Every installed message's entry made (and put in the key ids' list)."""
         for place in range(len(self._installed_keys)):
             self._installed_entry(place)
-        items = self._key_items
-        for key, item in enumerate(items):
-            if type(item) is int:
-                items[key] = self._installed_entry(item)
+        self._key_entries       # (the key ids' list)
 
     @property
     def _key_entries(self) -> list[_Entry]:
@@ -988,12 +986,11 @@ class WppDecoder:
         Asked once per chunk or record batch: only the ids added since the last time are
         looked at (the list only grows, or is replaced when a new key table starts)."""
         items = self._key_items
-        made = self._key_entries_made if self._key_entries_of is items else 0
-        for key in range(made, len(items)):
+        for key in range(self._key_entries_made, len(items)):
             item = items[key]
             if type(item) is int:
                 items[key] = self._installed_entry(item)
-        self._key_entries_of, self._key_entries_made = items, len(items)
+        self._key_entries_made = len(items)
         return items
 
     def _compiled_entry(self, key: tuple[bytes, int], mode: bytes) -> tuple[_Entry, bytes | None]:
