@@ -40,8 +40,7 @@ from typing import Any, Callable
 from wpptrace.tmf import formatspec
 from wpptrace.tmf.model import Argument, Message
 
-from ._hazmat import lib as _lib
-from .tracing import WPP_TRACE_OPTIONS, Provider
+from .tracing import _NO_ROOM, WPP_TRACE_OPTIONS, Provider
 from .tracing_interrupts import raised_by_signal_handler
 from .tracing_sites import LEVELS, LoggingSite, message_guid, message_name, relative_source_path, \
     scan_logging_calls
@@ -50,7 +49,6 @@ from .tracing_types import python_format
 __all__ = ["WppHandler", "trace_level_for", "compile_template", "scan_logging_calls", "LoggingSite"]
 
 _LEVEL_NAMES = {value: name for name, value in LEVELS.items() if name != "TRACE_LEVEL_FATAL"}
-_NO_ROOM = _lib.ERROR_NOT_ENOUGH_MEMORY  # last_error of a record lost for want of memory or stack
 
 
 def trace_level_for(levelno: int) -> int:

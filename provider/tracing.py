@@ -81,7 +81,7 @@ STRICT_ENVIRONMENT_VARIABLE = "WPPTRACE_STRICT"
 
 _getframe = sys._getframe
 #: last_error of a call lost for want of memory or stack (made near the recursion limit).
-_NO_ROOM = _lib.ERROR_NOT_ENOUGH_MEMORY
+_NO_ROOM = _lib.ERROR_NOT_ENOUGH_MEMORY   # last_error of a call lost for want of memory or stack
 
 
 class TraceWarning(RuntimeWarning):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 
 import pytest
 from fmthelp import row_lines, run_fmt_capture
@@ -163,8 +164,9 @@ def test_shares_are_whole_guids_given_out_alike_in_every_process():
     assert not {g for g, _n in shares[0]} & {g for g, _n in shares[1]}    # whole GUIDs
     # the same in any process: the posts' order and repeats do not move it
     assert shares_of([second[::-1], first + first[:5], []]) == shares
-    weights = [len({key for key in share}) + 4 * len({g for g, _n in share}) for share in shares[:2]]
-    assert abs(weights[0] - weights[1]) <= 20 + 4           # the heaviest GUID at most
+    file = program_share._FILE_WEIGHT
+    weights = [len({key for key in share}) + file * len({g for g, _n in share}) for share in shares[:2]]
+    assert abs(weights[0] - weights[1]) <= 20 + file        # the heaviest GUID at most
     assert shares_of([first, []]) == [sorted(set(first)), []]
 
 
@@ -201,7 +203,7 @@ def test_a_process_slow_to_come_waits_as_much_longer_for_the_others():
 
 
 def _guid_int(guid_le: bytes) -> int:
-    return int.from_bytes(guid_le[3::-1] + guid_le[5:3:-1] + guid_le[7:5:-1] + guid_le[8:], "big")
+    return uuid.UUID(bytes_le=guid_le).int
 
 
 def _loaded_guids(tmfset, listed: set) -> set:
