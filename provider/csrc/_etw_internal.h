@@ -651,9 +651,6 @@ static inline uint32_t wpt_for_session(uint32_t generation) {    /* the registry
     return WPT_FOR_GENERATION | WPT_FOR_WIDE_GENERATION | (generation & 0xFFu)
          | (generation >> 8) << 10;
 }
-static inline uint32_t wpt_for_handle(TRACEHANDLE h) {           /* a handle's 8 bits of it */
-    return WPT_FOR_GENERATION | wpt_handle_generation(h);
-}
 static inline int wpt_request_is_for(uint32_t status, uint32_t generation) {
     if (!(status & WPT_FOR_GENERATION)) return 1;
     if (status & WPT_FOR_WIDE_GENERATION) return status == wpt_for_session(generation);
@@ -727,8 +724,8 @@ ULONG wpt_ipc_call(const char *path, uint32_t kind, uint32_t status, const void 
 /* ---- session hosts (etw_host.c) ---- */
 /* Fork the host process of a prepared session; returns once it runs (or failed). */
 ULONG wpt_host_spawn(wpt_session *s);
-/* A request to the host of the session in `slot` that `meant_for` names (wpt_for_session,
- * wpt_for_handle): ERROR_WMI_INSTANCE_NOT_FOUND if the slot's host runs another one by now. */
+/* A request to the host of the session in `slot` that `meant_for` names (wpt_for_session):
+ * ERROR_WMI_INSTANCE_NOT_FOUND if the slot's host runs another one by now. */
 ULONG wpt_host_call(uint32_t slot, uint32_t meant_for, uint32_t kind, const void *payload,
                     uint32_t length, void *reply, uint32_t reply_size, int *reply_fd);
 extern int wpt_in_host;        /* this process is a session host */

@@ -37,8 +37,6 @@ int64_t wpt_filetime_now(void) {
     return ticks_of(ns_of(CLOCK_REALTIME)) + WPT_FILETIME_UNIX_EPOCH;
 }
 
-static int64_t mono_ns(void) { return ns_of(CLOCK_MONOTONIC); }
-
 /* The wall clock minus another clock (`base`), as this process measured it last. Offsets
  * between two of the kernel's clocks stay fixed until the wall clock is set (or, for
  * CLOCK_MONOTONIC, the machine resumes from suspend), so a new measurement within the errors
@@ -53,23 +51,41 @@ typedef struct {
 
 static clock_link g_wall_mono, g_wall_boot;
 
-/* wall - base, read between two reads of base: the tightest of a few such brackets, so a
- * preemption between two reads widens only the bracket it hit, and that one is not used.
- * *base_at gets base at the middle of the bracket used, the instant the offset is for. */
-static void measure(clockid_t base, clock_link *out, int64_t *base_at) {
-    int64_t best = INT64_MAX;
-    for (int i = 0; i < 7; i++) {
+/* A value read between two reads of a base clock: the base at the middle of the bracket, the
+ * bracket's width, the value. */
+typedef struct {
+    int64_t base_at, width, value;
+} bracket;
+
+#define BRACKETS 7
+
+/* The tightest of BRACKETS brackets of `read` by `base`, so a preemption between two reads
+ * widens only the bracket it hit, and that one is not used. */
+static bracket tightest(clockid_t base, int64_t (*read)(void)) {
+    bracket best = {0, INT64_MAX, 0};
+    for (int i = 0; i < BRACKETS; i++) {
         int64_t before = ns_of(base);
-        WPT_TEST_POINT(WPT_POINT_CLOCK_PAIR_BEGUN);
-        int64_t wall = ns_of(CLOCK_REALTIME);
+        int64_t value = read();
         int64_t after = ns_of(base);
-        if (after - before < best) {
-            best = after - before;
-            *base_at = before + best / 2;
-            out->offset = wall - *base_at;
-            out->error = best - best / 2;
-        }
+        if (after - before < best.width) best = (bracket){before + (after - before) / 2, after - before, value};
     }
+    return best;
+}
+
+static int64_t wall_read(void) {
+    WPT_TEST_POINT(WPT_POINT_CLOCK_PAIR_BEGUN);      /* the bracket's first read is made */
+    return ns_of(CLOCK_REALTIME);
+}
+
+static int64_t cycles_read(void) { return (int64_t)wpt_rdtsc(); }
+
+/* wall - base from the tightest bracket; *base_at gets base at its middle, the instant the
+ * offset is for. */
+static void measure(clockid_t base, clock_link *out, int64_t *base_at) {
+    bracket b = tightest(base, wall_read);
+    *base_at = b.base_at;
+    out->offset = b.value - b.base_at;
+    out->error = b.width - b.width / 2;
     out->known = 1;
 }
 
@@ -85,20 +101,12 @@ static int64_t linked_offset(clockid_t base, clock_link *kept, int64_t *base_at)
 static uint32_t g_cpu_mhz;
 static pthread_once_t g_mhz_once = PTHREAD_ONCE_INIT;
 
-/* A (CLOCK_MONOTONIC ns, cycle counter) pair read as close together as we can: the tightest
- * of a few brackets, so a preemption during one read does not skew the calibration. */
+/* A (CLOCK_MONOTONIC ns, cycle counter) pair read as close together as we can (the tightest
+ * bracket), so a preemption during one read does not skew the calibration. */
 static void clock_pair(int64_t *ns, uint64_t *cycles) {
-    int64_t best = INT64_MAX;
-    for (int i = 0; i < 7; i++) {
-        int64_t before = mono_ns();
-        uint64_t c = wpt_rdtsc();
-        int64_t after = mono_ns();
-        if (after - before < best) {
-            best = after - before;
-            *ns = before + (after - before) / 2;
-            *cycles = c;
-        }
-    }
+    bracket b = tightest(CLOCK_MONOTONIC, cycles_read);
+    *ns = b.base_at;
+    *cycles = (uint64_t)b.value;
 }
 
 static void measure_cpu_mhz(void) {

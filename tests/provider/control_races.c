@@ -332,7 +332,7 @@ static int old_requests(const char *dir) {
 #define ASK(status) (unsigned)wpt_host_call(slot, (status), WPT_REQ_QUERY, NULL, 0, &w, sizeof w, NULL)
     printf("whole %u whole_older %u low8 %u low8_other %u unsaid %u",
            ASK(wpt_for_session(generation)), ASK(wpt_for_session(generation - 256)),
-           ASK(wpt_for_handle(a)), ASK(WPT_FOR_GENERATION | (uint8_t)(generation + 1)), ASK(0));
+           ASK(WPT_FOR_GENERATION | wpt_handle_generation(a)), ASK(WPT_FOR_GENERATION | (uint8_t)(generation + 1)), ASK(0));
 #undef ASK
     printf(" stop_a %u\n", (unsigned)stop(a));
     return 0;

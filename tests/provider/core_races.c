@@ -196,7 +196,7 @@ int main(int argc, char **argv) {
                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         atomic_store(&wpt_views[g_session & 0xFFFF], stand_in);
         wpt_wire_props w;
-        if (wpt_host_call(g_session & 0xFFFF, wpt_for_handle(g_session), WPT_REQ_STOP, NULL, 0,
+        if (wpt_host_call(g_session & 0xFFFF, wpt_for_session(v->registry_generation), WPT_REQ_STOP, NULL, 0,
                           &w, sizeof w, NULL))
             return 6;
         release(&installer, 0);                  /* it goes on after the session stopped */
