@@ -32,6 +32,13 @@ MAX_EXPANSION = 1024
 MAX_ISSUES = 10_000
 
 _SAVED_OFFSET = BUFFER_HEADER.offset("SavedOffset")
+#: the ETW_BUFFER_FLAG_* bits and the largest BufferType (ETW_BUFFER_TYPE_MAXIMUM) a
+#: WMI_BUFFER_HEADER can hold: bytes outside them are no buffer header
+_KNOWN_BUFFER_FLAGS = (ETL.ETW_BUFFER_FLAG_FLUSH_MARKER | ETL.ETW_BUFFER_FLAG_EVENTS_LOST
+                       | ETL.ETW_BUFFER_FLAG_BUFFER_LOST | ETL.ETW_BUFFER_FLAG_RTBACKUP_CORRUPT
+                       | ETL.ETW_BUFFER_FLAG_RTBACKUP | ETL.ETW_BUFFER_FLAG_PROC_INDEX
+                       | ETL.ETW_BUFFER_FLAG_COMPRESSED)
+_MAX_BUFFER_TYPE = ETL.ETW_BUFFER_TYPE_DBG_INFO + 1
 _FILLED_BYTES = BUFFER_HEADER.offset("FilledBytes")
 _SYSTEM_HEADER_SIZE = SYSTEM_HEADER.size
 _TIMESTAMP = itemgetter(_F_TS)      # etlrd_record.timestamp in a walker tuple
@@ -78,6 +85,16 @@ class BufferInfo:
         return self.index == 0
 
 
+def not_a_buffer_header(info: BufferInfo) -> str | None:
+    """What says these bytes are no WMI_BUFFER_HEADER (a BufferFlag bit or a BufferType no
+    buffer ETW writes has: junk, not a damaged field), or None."""
+    if info.flags & ~_KNOWN_BUFFER_FLAGS or info.buffer_type > _MAX_BUFFER_TYPE:
+        return (f"expected a WMI_BUFFER_HEADER (BufferFlag bits in {_KNOWN_BUFFER_FLAGS:#x}, "
+                f"BufferType at most {_MAX_BUFFER_TYPE}), found "
+                f"BufferFlag {info.flags:#x} and BufferType {info.buffer_type:#x}")
+    return None
+
+
 def buffer_info(raw, index: int = -1, file_offset: int = -1, size: int | None = None) -> BufferInfo:
     """The BufferInfo of raw buffer bytes (at least the WMI_BUFFER_HEADER)."""
     bh = BUFFER_HEADER.unpack(raw)
@@ -101,7 +118,8 @@ class Buffer(BufferInfo):
     pointer_size: int = 8
     issues: list[DecodeIssue] = field(default_factory=list)
     stats: WalkStats | None = None
-    unreadable: bool = False                 # compressed in a format we cannot expand
+    unreadable: bool = False                 # no buffer header, or compressed in a format
+                                             # we cannot expand: its records are skipped
     origin: object = None                    # what a live source handed out for it
     _records: list[Record] | None = None
     _tuples: list[tuple] | None = None
@@ -236,14 +254,21 @@ def decode(raw, info: BufferInfo, *, source: str, pointer_size: int, last_timest
 
     A compressed buffer (never the header buffer) is expanded (``limit``: see ``expand``);
     ``expandable=False`` means its compression format is not supported: only its header is
-    kept and it is marked ``unreadable``. The events end at ``end`` if given, else at the
+    kept and it is marked ``unreadable``, as is a buffer whose header is junk
+    (``not_a_buffer_header``). The events end at ``end`` if given, else at the
     larger of SavedOffset and FilledBytes (buffer 0 holds records past SavedOffset in real
     files), within the bytes there are."""
     issues: list[DecodeIssue] = []
     where = f"buffer {info.index}: " if info.index >= 0 else ""
     base = max(info.file_offset, 0)
     unreadable = False
-    if info.compressed and not info.is_header:
+    junk = not_a_buffer_header(info)
+    if junk is not None:
+        # its records would be read by what junk says of them: none is kept
+        issues.append(DecodeIssue(source, base, f"{where}{junk}; its records are skipped"))
+        data, stop, unreadable = bytes(raw[:BUFFER_HEADER_SIZE]), BUFFER_HEADER_SIZE, True
+        info = BufferInfo(**{**info.__dict__, "compressed": False})
+    elif info.compressed and not info.is_header:
         if expandable:
             data, issues = expand(raw, limit=limit, where=where, base=base, source=source)
             stop = len(data)

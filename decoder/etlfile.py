@@ -24,7 +24,7 @@ from wpptrace.winerror import Win32Error
 
 from .buffers import (BUFFER_HEADER_SIZE, MAX_BUFFER_SIZE, Buffer, BufferInfo, ReadLog,
                       ReadStats, buffer_info, decode, is_logfile_header_record,
-                      processor_of)
+                      not_a_buffer_header, processor_of)
 from .records import Record
 from .timestamps import TimeConverter
 
@@ -648,7 +648,7 @@ class EtlFile(ReadLog):
         """Read one located buffer and decode it (``buffers.decode``: expansion, record range);
         its problems are in ``Buffer.issues`` until ``account`` adds them to ``errors``."""
         raw = self._read_at(info.file_offset, info.size_on_disk)
-        if info.compressed and not self.compressed:
+        if info.compressed and not self.compressed and not_a_buffer_header(info) is None:
             # fixed-size buffers of an uncompressed file cannot be compressed: damage
             self._issue(info.file_offset + _BUFFER_FLAG,
                         f"buffer {info.index}: BufferFlag {info.flags:#x} says compressed in an "
