@@ -250,7 +250,7 @@ class Collector:
         self.connections_refused = 0
         self.protocol_errors = 0
         self._sources: dict[uuid.UUID, _Source] = {}
-        self._finished: collections.deque[SourceStats] = collections.deque()
+        self._finished: collections.deque[SourceStats] = collections.deque(maxlen=_FINISHED_KEPT)
         #: finished sources no longer listed by ``sources`` (the oldest go first)
         self.finished_forgotten = 0
         self._ended_ids: dict[uuid.UUID, None] = {}
@@ -423,10 +423,9 @@ class Collector:
         s = source.stats
         with self._lock:
             self._sources.pop(s.source_id, None)
+            if len(self._finished) == self._finished.maxlen:
+                self.finished_forgotten += 1        # the oldest goes with this append
             self._finished.append(s)
-            if len(self._finished) > _FINISHED_KEPT:
-                self._finished.popleft()
-                self.finished_forgotten += 1
         self._labels.discard(s.label)
         if s.ended:
             self._ended_ids[s.source_id] = None
