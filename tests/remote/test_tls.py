@@ -136,3 +136,24 @@ def test_relay_and_collect_commands_over_tls(pki, tmp_path):
     assert "as relay-lab-1" in stderr
     (collected,) = out.iterdir()
     assert data_buffers(collected) == data_buffers(session.path)
+
+
+def test_allow_without_a_client_ca_says_what_is_missing(pki, tmp_path):
+    """Names are read from relay certificates, which only a collector with a client CA asks
+    for: ``--allow`` without ``--tls-client-ca`` would refuse every relay as having no
+    certificate (even one that has one). It is refused at the start, saying what to add."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "wpptrace.cli", "collect", "--listen", "127.0.0.1:0", "-o",
+         str(tmp_path / "c"), "--tls-cert", str(pki / "collector.pem"), "--tls-key",
+         str(pki / "collector.key"), "--allow", "relay-lab-1"],
+        capture_output=True, text=True, timeout=PATIENCE)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("wpptrace collect: --allow needs --tls-client-ca PEM (the CA that "
+                           "signs the relays' certificates)"), line
+    tls = server_context(str(pki / "collector.pem"), str(pki / "collector.key"))
+    with pytest.raises(ValueError, match="allow needs a TLS context that asks for client "
+                                         "certificates"):
+        Collector(("127.0.0.1", 0), tls=tls, allow={"relay-lab-1"})
+    with pytest.raises(ValueError, match="allow needs a TLS context"):
+        Collector(("127.0.0.1", 0), allow={"relay-lab-1"})

@@ -69,7 +69,14 @@ def run(args: argparse.Namespace) -> int:
         complain(PROG, "give -o DIR (files), --rt (live view) or both")
         return 2
     if (args.tls_client_ca or args.allow) and not args.tls_cert:
-        complain(PROG, "--tls-client-ca and --allow need --tls-cert")
+        given = "--tls-client-ca" if args.tls_client_ca else "--allow"
+        complain(PROG, f"{given} needs --tls-cert PEM: relay certificates are checked only "
+                       f"over TLS")
+        return 2
+    if args.allow and not args.tls_client_ca:
+        complain(PROG, "--allow needs --tls-client-ca PEM (the CA that signs the relays' "
+                       "certificates): without it no relay is asked for a certificate, so no "
+                       "name could be allowed")
         return 2
     tls = None
     if args.tls_cert:

@@ -235,6 +235,10 @@ class Collector:
                  max_buffer_size: int = 1 << 20, timeout: float = 60.0,
                  handshake_timeout: float = 10.0, resume_window: float = 300.0,
                  on_source_end: Optional[Callable[[SourceStats], None]] = None):
+        if allow and (tls is None or tls.verify_mode == ssl.CERT_NONE):
+            raise ValueError("allow needs a TLS context that asks for client certificates "
+                             "(server_context with client_ca): without one no relay shows a "
+                             "certificate, so no name could be allowed")
         self.listen = listen
         self.output_dir = output_dir
         self.live = live
