@@ -170,6 +170,44 @@ def test_connections_beyond_the_limit_are_refused(recorded, tmp_path):
                 s.close()
 
 
+def _welcomed(sock: socket.socket, header: bytes) -> None:
+    """Say HELLO as a new source and read the WELCOME: the connection is being served."""
+    sock.settimeout(PATIENCE)
+    sock.sendall(hello_frame(uuid.uuid4(), len(header)))
+    answer = b""
+    while len(answer) < P.HEADER.size:
+        chunk = sock.recv(P.HEADER.size - len(answer))
+        assert chunk, "the collector closed the connection instead of answering"
+        answer += chunk
+    assert P.HEADER.unpack(answer)[2] == P.FrameType.WELCOME
+
+
+def test_connections_beyond_the_limit_from_one_address_are_refused(recorded):
+    """One address cannot take every place: past ``max_per_address`` connections from it,
+    another is refused with the reason, while other addresses still get in; a place it frees
+    is its again."""
+    header, _ = recorded
+    with Collector(("127.0.0.1", 0), max_per_address=2, timeout=5.0) as c:
+        held = [socket.create_connection(c.address) for _ in range(2)]
+        try:
+            for sock in held:
+                _welcomed(sock, header)
+            answer = _converse(c.address, b"", half_close=False)
+            assert _error_reason(answer) == (
+                ERROR_BUSY, "too many connections from 127.0.0.1 (at most 2 from one address)")
+            assert c.connections_refused == 1
+            with socket.create_connection(c.address, source_address=("127.0.0.2", 0)) as other:
+                _welcomed(other, header)
+            held.pop().close()
+            assert c.wait_for(lambda ss: sum(s.connected for s in ss) == 1, PATIENCE)
+            held.append(socket.create_connection(c.address))
+            _welcomed(held[-1], header)
+            assert c.connections_refused == 1
+        finally:
+            for sock in held:
+                sock.close()
+
+
 def _frames(*parts) -> bytes:
     return b"".join(bytes(p) for p in parts)
 

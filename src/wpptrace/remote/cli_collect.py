@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="admit only relay certificates with this CN or DNS name (repeatable)")
     parser.add_argument("--max-connections", type=int, default=64, metavar="N",
                         help="relays connected at once (default: 64)")
+    parser.add_argument("--max-per-address", type=int, default=16, metavar="N",
+                        help="of which from one network address (default: 16)")
     parser.add_argument("--max-buffer-kb", type=int, default=1024, metavar="KB",
                         help="largest buffer size accepted (default: 1024)")
     parser.add_argument("--resume-window", type=float, default=300.0, metavar="SECONDS",
@@ -64,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
         listen = parse_address(args.listen)
     except ValueError as exc:
         complain(PROG, exc)
+        return 2
+    if args.max_connections < 1 or args.max_per_address < 1:
+        complain(PROG, "--max-connections and --max-per-address must be at least 1")
         return 2
     if args.output_dir is None and not args.rt:
         complain(PROG, "give -o DIR (files), --rt (live view) or both")
@@ -108,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     collector = Collector(listen, output_dir=args.output_dir, live=live, tls=tls,
                           allow=set(args.allow) if args.allow else None,
                           max_connections=args.max_connections,
+                          max_per_address=args.max_per_address,
                           max_buffer_size=args.max_buffer_kb * 1024, timeout=args.timeout,
                           resume_window=args.resume_window, on_source_end=on_end)
     try:

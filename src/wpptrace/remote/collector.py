@@ -225,13 +225,16 @@ class Collector:
     ``wpptrace.remote.liveview.LiveView`` that decodes every source as its buffers arrive;
     ``tls``: a server ``ssl.SSLContext`` (``wpptrace.remote.tls.server_context``; with a
     client CA, only relays with a certificate it signed get in); ``allow``: certificate
-    names (CN or DNS) admitted, None for any the CA signed. ``on_source_end(stats)`` is
-    called (in the collector's thread) when a source's file is closed.
+    names (CN or DNS) admitted, None for any the CA signed. ``max_connections``: relays
+    connected at once; ``max_per_address``: of which from one network address (one host
+    cannot take every place). ``on_source_end(stats)`` is called (in the collector's thread)
+    when a source's file is closed.
     """
 
     def __init__(self, listen=("127.0.0.1", 0), *, output_dir: Optional[str] = None,
                  live=None, tls: Optional[ssl.SSLContext] = None,
                  allow: Optional[set[str]] = None, max_connections: int = 64,
+                 max_per_address: int = 16,
                  max_buffer_size: int = 1 << 20, timeout: float = 60.0,
                  handshake_timeout: float = 10.0, resume_window: float = 300.0,
                  on_source_end: Optional[Callable[[SourceStats], None]] = None):
@@ -245,6 +248,7 @@ class Collector:
         self.tls = tls
         self.allow = set(allow) if allow else None
         self.max_connections = max_connections
+        self.max_per_address = max_per_address
         self.max_buffer_size = min(max_buffer_size, P.MAX_BUFFER_SIZE)
         self.timeout = timeout
         self.handshake_timeout = handshake_timeout
@@ -260,6 +264,7 @@ class Collector:
         self._ended_ids: dict[uuid.UUID, None] = {}
         self._labels: set[str] = set()
         self._active = 0
+        self._active_from: collections.Counter[str] = collections.Counter()   # by address
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._server: Optional[asyncio.AbstractServer] = None
         self._stop_event: Optional[asyncio.Event] = None
@@ -449,13 +454,23 @@ class Collector:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if peername else "?"
+        address = str(peername[0]) if peername else "?"
         if self._active >= self.max_connections:
             self.connections_refused += 1
             log.warning("%s: refused: already %d connections", peer, self._active)
             await _send_error(writer, ERROR_BUSY, "too many connections")
             writer.transport.abort()
             return
+        if self._active_from[address] >= self.max_per_address:
+            self.connections_refused += 1
+            log.warning("%s: refused: already %d connections from %s", peer,
+                        self._active_from[address], address)
+            await _send_error(writer, ERROR_BUSY, f"too many connections from {address} (at "
+                                                  f"most {self.max_per_address} from one address)")
+            writer.transport.abort()
+            return
         self._active += 1
+        self._active_from[address] += 1
         source: Optional[_Source] = None
         conn: Optional[_Connection] = None
         try:
@@ -517,6 +532,9 @@ class Collector:
             log.exception("%s: %s", _who(source, peer), reason)
         finally:
             self._active -= 1
+            self._active_from[address] -= 1
+            if not self._active_from[address]:
+                del self._active_from[address]
             if source is not None and conn is not None:
                 self._detach(source, conn, reason)
             writer.transport.abort()
