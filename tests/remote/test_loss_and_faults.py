@@ -247,3 +247,18 @@ def test_a_collector_that_cannot_write_says_so_and_the_relay_retries(tmp_path):
             relay.close()
         (source,) = [s for s in collector.sources if s.path]
     assert source.lost == 0 and data_buffers(source.path) == data_buffers(session.path)
+
+
+def test_a_relay_fed_by_add_closes_quietly_after_its_stream_ended(recorded, tmp_path):
+    """``with Relay(...)``: add, finish, wait; leaving the block closes the relay, whose
+    sender is done by then (its loop closed): nothing is left to wake, and nothing raises."""
+    head, buffers = recorded
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), timeout=5.0) as c:
+        with Relay(c.address, buffer_size=len(head), name="fed", linger=5.0) as relay:
+            relay.add(head)
+            for buf in buffers[:3]:
+                relay.add(buf)
+            relay.finish()
+            assert relay.wait(PATIENCE) and relay.outcome == "ended"
+        assert c.wait_for(lambda ss: len(ss) == 1 and ss[0].closed, PATIENCE)
+        assert data_buffers(c.sources[0].path) == buffers[:3]

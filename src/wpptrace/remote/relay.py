@@ -342,7 +342,14 @@ class Relay:
     async def _send_forever(self) -> None:
         self._wakeup = asyncio.Event()
         loop = asyncio.get_running_loop()
-        self._outbox.wake = lambda: loop.call_soon_threadsafe(self._wakeup.set)
+        wakeup = self._wakeup
+
+        def wake() -> None:
+            try:
+                loop.call_soon_threadsafe(wakeup.set)
+            except RuntimeError:        # the sender is done and its loop closed: none to wake
+                pass
+        self._outbox.wake = wake
         backoff = 0.2
         ended_at = None
         while True:
