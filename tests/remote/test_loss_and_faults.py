@@ -3,6 +3,7 @@ provider never waits; a killed relay leaves a file readable up to its last whole
 broken connection resumes where the file ends."""
 from __future__ import annotations
 
+import collections
 import os
 import re
 import signal
@@ -247,6 +248,75 @@ def test_a_collector_that_cannot_write_says_so_and_the_relay_retries(tmp_path):
             relay.close()
         (source,) = [s for s in collector.sources if s.path]
     assert source.lost == 0 and data_buffers(source.path) == data_buffers(session.path)
+
+
+class _RacingItems(collections.deque):
+    """The outbox's buffers, making the race happen: when the sender asks whether any is held
+    while the outbox's lock is free (so the pump could take it), the pump's ``put`` lets the
+    oldest go just then, and pauses there (holding none) until told to go on."""
+
+    def __init__(self, items):
+        super().__init__(items)
+        self.lock = threading.Lock()
+        self.pump_may_start = threading.Event()
+        self.pause_pump = False
+        self.emptied = threading.Event()
+        self.go_on = threading.Event()
+
+    def __len__(self):
+        held = super().__len__()
+        if threading.current_thread().name.startswith("relay-send") and not self.lock.locked():
+            self.pause_pump = True
+            self.pump_may_start.set()
+            self.emptied.wait(PATIENCE)
+        return held
+
+    def popleft(self):
+        item = super().popleft()
+        if self.pause_pump and threading.current_thread().name == "pump":
+            self.emptied.set()
+            self.go_on.wait(PATIENCE)
+        return item
+
+
+def test_a_buffer_let_go_while_the_relay_connects_leaves_it_sending(recorded, tmp_path):
+    """With a queue of one buffer, each new buffer lets the sent one go: a connection that
+    starts just then must not see the outbox hold a buffer and then find none (it read the
+    oldest held without the lock, and the relay died of an IndexError)."""
+    head, buffers = recorded
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), timeout=5.0) as c:
+        relay = Relay(c.address, buffer_size=len(head), max_queue=1, name="race", linger=5.0,
+                      max_backoff=0.2)
+        relay.add(head)
+        relay.add(buffers[0])
+        outbox = relay._outbox
+        outbox.send_from = 2            # buffer 1 went out on a connection lost before its ACK
+        items = outbox.items = _RacingItems(outbox.items)
+        items.lock = outbox.lock
+
+        def pump():
+            items.pump_may_start.wait(PATIENCE)
+            relay.add(buffers[1])
+        pumping = threading.Thread(target=pump, name="pump")
+        pumping.start()
+        try:
+            relay.start()
+            wait_until(lambda: c.sources or relay.wait(0), what="the relay's HELLO")
+            items.pump_may_start.set()
+            items.go_on.set()
+            pumping.join(PATIENCE)
+            relay.finish()
+            assert relay.wait(PATIENCE)
+        finally:
+            items.pump_may_start.set()
+            items.go_on.set()
+            pumping.join(PATIENCE)
+            relay.close()
+        assert relay.outcome == "ended", relay.outcome
+        assert c.wait_for(lambda ss: len(ss) == 1 and ss[0].closed, PATIENCE)
+        (source,) = c.sources
+    # buffer 2 came after buffer 1 was sent (and let go) or before (and was dropped)
+    assert source.buffers + source.lost == 2 and source.ended
 
 
 def test_a_relay_fed_by_add_closes_quietly_after_its_stream_ended(recorded, tmp_path):

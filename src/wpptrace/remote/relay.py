@@ -122,10 +122,18 @@ class _Outbox:
                 self.items.popleft()
 
     def resume(self, at: int) -> None:
-        """A (new) connection wants everything from ``at`` on."""
-        self.acknowledge(at)
+        """A (new) connection wants everything from ``at`` on (in one step: a buffer put
+        meanwhile must not take the old connection's sending for this one's)."""
         with self.lock:
+            while self.items and self.items[0][0] < at:
+                self.items.popleft()
             self.send_from = max(at, 1)
+
+    def oldest(self) -> int:
+        """The sequence of the oldest buffer held (the next one's if none is): read under
+        the lock, as ``put`` may let the oldest go (and briefly hold none) meanwhile."""
+        with self.lock:
+            return self.items[0][0] if self.items else self.next_seq
 
     def take(self) -> Optional[tuple[int, bytes]]:
         """The next buffer to send, or None."""
@@ -412,8 +420,7 @@ class Relay:
         acks: Optional[asyncio.Task] = None
         try:
             hello = P.Hello(self.source_id, self.buffer_size, self.name, self.host)
-            writer.write(P.encode_hello(hello, self._outbox.items[0][0] if self._outbox.items
-                                        else self._outbox.next_seq))
+            writer.write(P.encode_hello(hello, self._outbox.oldest()))
             try:
                 frame = await asyncio.wait_for(P.read_frame(reader, P.FROM_COLLECTOR),
                                                self.connect_timeout)
