@@ -122,9 +122,9 @@ typedef struct wpt_view {
     unsigned char *data;
     uint32_t buffer_size, nslots, capacity;
     uint16_t logger_id;
-    uint8_t generation;        /* the low 8 bits of registry_generation, as handles carry them */
     uint8_t private_pool;      /* anonymous memory of a private session */
-    uint32_t registry_generation;   /* the session's whole registry generation */
+    uint32_t registry_generation;   /* the session's whole registry generation (handles carry
+                                     * its low 8 bits) */
     _Atomic uint32_t *sequence;   /* the counter EVENT_TRACE_USE_GLOBAL_SEQUENCE uses */
     int memfd;                 /* to commit new buffers; -1 for a private pool */
     void *map;
@@ -358,7 +358,7 @@ static inline ULONG wpt_reserve(TRACEHANDLE h, uint32_t size, wpt_reservation *r
     uint32_t id = (uint32_t)(h & 0xFFFF);
     if (id == 0 || id >= WPPTRACE_MAX_SESSIONS) return ERROR_INVALID_HANDLE;   /* 0, kernel */
     wpt_view *v = atomic_load_explicit(&wpt_views[id], memory_order_acquire);
-    if (!v || v->generation != (uint8_t)(h >> 24)) return ERROR_INVALID_HANDLE;
+    if (!v || (uint8_t)v->registry_generation != (uint8_t)(h >> 24)) return ERROR_INVALID_HANDLE;
     wpt_shm *sh = v->sh;
     if (atomic_load_explicit(&sh->status, memory_order_acquire) != WPT_RUNNING)
         return ERROR_INVALID_HANDLE;
@@ -447,8 +447,7 @@ typedef struct wpt_session {
     _Atomic uint32_t role;           /* WPT_ROLE_*: this process runs the session's flusher */
     _Atomic uint32_t status;         /* WPT_FREE ... (mirrors the shared status) */
     uint16_t logger_id;
-    uint8_t generation;              /* in handles: the low 8 bits of registry_generation */
-    uint32_t registry_generation;    /* its registry entry's */
+    uint32_t registry_generation;    /* its registry entry's (handles carry its low 8 bits) */
     wpt_view *view;
     int memfd;                       /* -1 for a private pool */
     char name[WPT_MAX_NAME];         /* UTF-8 */
@@ -742,24 +741,26 @@ ULONG wpt_endpoint_ensure(void);
  * done yet: the JOIN names the whole generation, so the host of a newer session in the slot
  * (even 256 generations on, with the same handles) refuses it. */
 ULONG wpt_attach(uint32_t slot, uint32_t generation);
-/* Tell every other provider process about an enable change; waits for their answers. */
-/* Tell every other provider process; the first failure one of them answered (e.g. it could not
- * allocate its callback list), else ERROR_SUCCESS. */
-ULONG wpt_broadcast(uint32_t kind, const wpt_wire_enable *msg);
+/* Tell every other provider process about an enable change of the session `meant_for` names
+ * (wpt_for_session, as a request's status word) and wait for their answers: the first failure
+ * one of them answered (e.g. it could not allocate its callback list), else ERROR_SUCCESS. */
+ULONG wpt_broadcast(uint32_t kind, uint32_t meant_for, const wpt_wire_enable *msg);
 /* Apply an enable change in this process: ControlCallbacks of the matching registrations
  * run in the calling thread. A disable only applies to the session holding the GUID. An
  * enable names its session's whole registry generation (the handle carries 8 bits of it),
  * with which this process joins the session when a registration needs it. */
 ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t generation,
                        uint32_t clock_type, uint64_t version);
-/* The session stopped or its host is gone: disable what this process has on it. */
-void  wpt_apply_session_gone(uint32_t slot, uint8_t generation);
+/* The session in `slot` that `meant_for` names (wpt_for_session; from an older build, its low
+ * 8 bits) stopped or its host is gone: disable what this process has on it, and nothing it has
+ * on a newer session of the slot. */
+void  wpt_apply_session_gone(uint32_t slot, uint32_t meant_for);
 /* Copy the registry's enables into this process (a fresh endpoint). */
 void  wpt_apply_registry_snapshot(void);
 /* This process's registered control GUIDs (LIST). */
 size_t wpt_registered_guids(wpt_wire_registered *out, size_t max);
 /* Enables this process delivered itself for a slot (ControlTrace STOP, before the host stops). */
-void  wpt_providers_session_stopping(uint32_t slot, uint8_t generation);
+void  wpt_providers_session_stopping(uint32_t slot, uint32_t generation);
 void  wpt_providers_after_fork(void);
 void  wpt_providers_fork_prepare(void);
 void  wpt_providers_fork_parent(void);

@@ -94,7 +94,6 @@ static wpt_view *make_view(void *map, size_t size, int memfd, int private_pool) 
     v->nslots = sh->nslots;
     v->capacity = sh->capacity;
     v->logger_id = (uint16_t)sh->logger_id;
-    v->generation = (uint8_t)sh->generation;
     v->registry_generation = sh->generation;
     v->private_pool = (uint8_t)private_pool;
     v->sequence = private_pool ? &wpt_global_sequence : &sh->global_sequence;

@@ -166,11 +166,11 @@ static void clean_up_gone(const target *t) {
     }
     WPT_TEST_POINT(WPT_POINT_GONE_FREED);
     uint16_t id = t->slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)t->slot;
-    wpt_apply_session_gone(t->slot, (uint8_t)t->generation);
+    wpt_apply_session_gone(t->slot, wpt_for_session(t->generation));
     wpt_wire_enable msg;
     memset(&msg, 0, sizeof msg);
     msg.logger_handle = wpt_handle_of(id, (uint8_t)t->generation, 0, 0);
-    wpt_broadcast(WPT_REQ_DISABLE, &msg);
+    wpt_broadcast(WPT_REQ_DISABLE, wpt_for_session(t->generation), &msg);
     wpt_view *v = atomic_load(&wpt_views[t->slot]);
     if (v && v->registry_generation == t->generation && !v->private_pool) wpt_view_retire(v);
 }
@@ -372,7 +372,6 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
     }
     atomic_store(&s->status, WPT_STARTING);
     s->logger_id = kernel ? KERNEL_LOGGER_ID : (uint16_t)slot;
-    s->generation = (uint8_t)generation;
     s->registry_generation = generation;
     snprintf(s->name, sizeof s->name, "%s", name);
     snprintf(s->logfile_name, sizeof s->logfile_name, "%s", logfile);
@@ -468,7 +467,7 @@ static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code
         break;
     }
     case EVENT_TRACE_CONTROL_STOP:
-        wpt_providers_session_stopping(wpt_slot_of_id(s->logger_id), s->generation);
+        wpt_providers_session_stopping(wpt_slot_of_id(s->logger_id), s->registry_generation);
         wpt_session_stop(s);
         break;
     }
@@ -515,7 +514,7 @@ static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG co
     }
     case EVENT_TRACE_CONTROL_STOP:
         /* this process's providers first, in this thread; the host tells the others */
-        wpt_providers_session_stopping(t->slot, (uint8_t)t->generation);
+        wpt_providers_session_stopping(t->slot, t->generation);
         rc = wpt_host_call(t->slot, wpt_for_session(t->generation), WPT_REQ_STOP, NULL, 0, &w,
                            sizeof w, NULL);
         if (rc == ERROR_SUCCESS || rc == ERROR_WMI_INSTANCE_NOT_FOUND) {
@@ -656,7 +655,7 @@ ULONG EnableTrace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHAN
     rc = wpt_apply_enable(guid, enable != 0, msg.logger_handle, whole, msg.clock_type, msg.version);
     /* a provider process that could not run its callbacks (no memory for the list) says so:
      * the caller hears it (the enable stays recorded: enabling again retries it there) */
-    ULONG others = wpt_broadcast(enable ? WPT_REQ_ENABLE : WPT_REQ_DISABLE, &msg);
+    ULONG others = wpt_broadcast(enable ? WPT_REQ_ENABLE : WPT_REQ_DISABLE, wpt_for_session(whole), &msg);
     return rc != ERROR_SUCCESS ? rc : others;
 }
 

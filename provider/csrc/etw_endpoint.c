@@ -77,10 +77,12 @@ static int registry_has(const wpt_wire_enable *m, uint32_t *generation) {
 }
 
 /* A DISABLE is applied only once the registry holds no enable of its GUID (GUID 0: of any) by
- * its session: a stopping host, a process that found a host gone and a disabling EnableTrace
- * take them out of the registry before they tell anyone. One made up by another process of
- * the user, for a session that still holds the provider, changes nothing. */
-static int registry_dropped(const wpt_wire_enable *m) {
+ * its session (the one `meant_for` names): a stopping host, a process that found a host gone
+ * and a disabling EnableTrace take them out of the registry before they tell anyone. One made
+ * up by another process of the user, for a session that still holds the provider, changes
+ * nothing. A session whose slot is free or holds another one by now holds nothing (its enables
+ * went with its entry). */
+static int registry_dropped(const wpt_wire_enable *m, uint32_t meant_for) {
     static const GUID zero;
     int any = memcmp(&m->guid, &zero, sizeof zero) == 0;
     uint16_t id = (uint16_t)(m->logger_handle & 0xFFFF);
@@ -88,6 +90,11 @@ static int registry_dropped(const wpt_wire_enable *m) {
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(0, &rc);
     if (!reg) return 1;                 /* no registry: no session is left to hold anything */
+    const wpt_reg_logger *e = wpt_reg_logger_of(reg, id);
+    if (!e || e->state == WPT_FREE || !wpt_request_is_for(meant_for, e->generation)) {
+        wpt_registry_unlock();
+        return 1;
+    }
     int held = 0;
     for (int i = 0; i < WPT_MAX_ENABLES && !held; i++) {
         const wpt_reg_enable *en = &reg->enables[i];
@@ -107,10 +114,15 @@ static void handle_request(int fd, uint32_t peer) {
     if ((f.kind == WPT_REQ_ENABLE || f.kind == WPT_REQ_DISABLE) && f.length == sizeof msg) {
         static const GUID zero;
         uint32_t slot = wpt_handle_slot(msg.logger_handle);
-        if (f.kind == WPT_REQ_DISABLE && !registry_dropped(&msg)) {
+        /* the session it is about: its whole generation, as the sender named it in the status
+         * word; older builds name only the handle's 8 bits */
+        uint8_t low8 = wpt_handle_generation(msg.logger_handle);
+        uint32_t meant_for = (f.status & WPT_FOR_GENERATION) && (uint8_t)f.status == low8
+                           ? f.status : WPT_FOR_GENERATION | low8;
+        if (f.kind == WPT_REQ_DISABLE && !registry_dropped(&msg, meant_for)) {
             /* made up: the registry still has the session holding it */
         } else if (f.kind == WPT_REQ_DISABLE && memcmp(&msg.guid, &zero, sizeof zero) == 0) {
-            if (slot != UINT32_MAX) wpt_apply_session_gone(slot, wpt_handle_generation(msg.logger_handle));
+            if (slot != UINT32_MAX) wpt_apply_session_gone(slot, meant_for);
         } else {
             uint32_t generation = 0;
             if (f.kind == WPT_REQ_DISABLE || registry_has(&msg, &generation))
@@ -136,7 +148,7 @@ static void rejoin(uint32_t slot, uint32_t generation) {
     if (wpt_socket_path(path, sizeof path, 's', slot) != 0) return;
     int fd = wpt_ipc_connect(path, 1000, &rc);
     if (fd < 0) {
-        wpt_apply_session_gone(slot, generation);
+        wpt_apply_session_gone(slot, wpt_for_session(generation));
         return;
     }
     wpt_frame f;
@@ -149,7 +161,7 @@ static void rejoin(uint32_t slot, uint32_t generation) {
     if (memfd >= 0) close(memfd);
     if (!ok) {
         close(fd);
-        wpt_apply_session_gone(slot, (uint8_t)generation);
+        wpt_apply_session_gone(slot, wpt_for_session(generation));
         return;
     }
     pthread_mutex_lock(&g_ep_lock);
@@ -213,7 +225,7 @@ static void *endpoint_main(void *arg) {
             }
             pthread_mutex_unlock(&g_ep_lock);
             if (gone) {
-                wpt_apply_session_gone((uint32_t)slot, (uint8_t)gen);
+                wpt_apply_session_gone((uint32_t)slot, wpt_for_session(gen));
                 pthread_mutex_lock(&g_attach_lock);
                 wpt_view *v = atomic_load(&wpt_views[slot]);
                 if (v && v->registry_generation == gen && !v->private_pool) wpt_view_retire(v);
@@ -373,7 +385,7 @@ static ULONG finish_batch(int *fds, uint32_t *pids, int n, int64_t deadline) {
     return failed;
 }
 
-ULONG wpt_broadcast(uint32_t kind, const wpt_wire_enable *msg) {
+ULONG wpt_broadcast(uint32_t kind, uint32_t meant_for, const wpt_wire_enable *msg) {
     const char *dir;
     ULONG failed = ERROR_SUCCESS, batch;
     if (wpt_runtime_dir(&dir) != ERROR_SUCCESS) return ERROR_SUCCESS;
@@ -398,7 +410,7 @@ ULONG wpt_broadcast(uint32_t kind, const wpt_wire_enable *msg) {
             if (rc == ERROR_WMI_INSTANCE_NOT_FOUND && !wpt_process_start(pid)) unlink(path);
             continue;
         }
-        if (wpt_ipc_send(fd, kind, 0, msg, sizeof *msg, -1, 1000) != 0) {
+        if (wpt_ipc_send(fd, kind, meant_for, msg, sizeof *msg, -1, 1000) != 0) {
             close(fd);
             continue;
         }

@@ -159,17 +159,17 @@ static void disable_providers(wpt_session *s, uint32_t exclude) {
     if (reg) {
         for (int i = 0; i < WPT_MAX_ENABLES; i++) {
             wpt_reg_enable *en = &reg->enables[i];
-            if (en->used && en->logger_id == s->logger_id && en->generation == s->generation)
+            if (en->used && en->logger_id == s->logger_id && en->generation == (uint8_t)s->registry_generation)
                 en->used = 0;
         }
         wpt_registry_unlock();
     }
     wpt_wire_enable msg;
     memset(&msg, 0, sizeof msg);     /* GUID 0: everything enabled on this session */
-    msg.logger_handle = wpt_handle_of(s->logger_id, s->generation, 0, 0);
+    msg.logger_handle = wpt_handle_of(s->logger_id, (uint8_t)s->registry_generation, 0, 0);
     msg.clock_type = s->clock_type;
     msg.from_pid = exclude;
-    wpt_broadcast(WPT_REQ_DISABLE, &msg);
+    wpt_broadcast(WPT_REQ_DISABLE, wpt_for_session(s->registry_generation), &msg);
 }
 
 static int socket_still_ours(const char *path, const struct stat *mine) {

@@ -229,21 +229,24 @@ ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_
     return ERROR_SUCCESS;
 }
 
-void wpt_apply_session_gone(uint32_t slot, uint8_t generation) {
+/* Does an enable entry belong to the session in `slot` that `meant_for` names? */
+static int enable_of(const enable_entry *e, uint32_t slot, uint32_t meant_for) {
+    return e->used && wpt_handle_slot(e->logger) == slot && wpt_request_is_for(meant_for, e->generation);
+}
+
+void wpt_apply_session_gone(uint32_t slot, uint32_t meant_for) {
     pending_list pending = {0};
     pthread_mutex_lock(&g_reg_lock);
     size_t n = 0;
     for (int k = 0; k < WPT_MAX_ENABLES; k++) {
         enable_entry *e = &g_enables[k];
-        if (e->used && wpt_handle_slot(e->logger) == slot && wpt_handle_generation(e->logger) == generation)
-            n += count_registrations(&e->guid);
+        if (enable_of(e, slot, meant_for)) n += count_registrations(&e->guid);
     }
     /* Without room for the callbacks the enables still go: the session is gone either way. */
     int room = pending_reserve(&pending, n) == 0;
     for (int k = 0; k < WPT_MAX_ENABLES; k++) {
         enable_entry *e = &g_enables[k];
-        if (!e->used || wpt_handle_slot(e->logger) != slot || wpt_handle_generation(e->logger) != generation)
-            continue;
+        if (!enable_of(e, slot, meant_for)) continue;
         e->used = 0;
         for (int i = 0; room && i < MAX_REGISTRATIONS; i++)
             if (g_regs[i].used && guid_eq(&g_regs[i].control, &e->guid))
@@ -253,8 +256,8 @@ void wpt_apply_session_gone(uint32_t slot, uint8_t generation) {
     pending_run(&pending);
 }
 
-void wpt_providers_session_stopping(uint32_t slot, uint8_t generation) {
-    wpt_apply_session_gone(slot, generation);
+void wpt_providers_session_stopping(uint32_t slot, uint32_t generation) {
+    wpt_apply_session_gone(slot, wpt_for_session(generation));
 }
 
 void wpt_apply_registry_snapshot(void) {
@@ -383,9 +386,10 @@ static int handle_known(TRACEHANDLE h) {
     uint32_t slot = wpt_handle_slot(h);
     if (slot == UINT32_MAX) return 0;
     wpt_view *v = atomic_load(&wpt_views[slot]);
-    if (v && v->generation == wpt_handle_generation(h)) return 1;
+    if (v && (uint8_t)v->registry_generation == wpt_handle_generation(h)) return 1;
     wpt_session *s = &wpt_sessions[slot];
-    return atomic_load(&s->role) != WPT_ROLE_NONE && s->generation == wpt_handle_generation(h);
+    return atomic_load(&s->role) != WPT_ROLE_NONE
+        && (uint8_t)s->registry_generation == wpt_handle_generation(h);
 }
 
 TRACEHANDLE GetTraceLoggerHandle(PVOID buffer) {

@@ -48,7 +48,7 @@ wpt_session *wpt_local_session(TRACEHANDLE h) {
     uint32_t slot = wpt_handle_slot(h);
     if (slot == UINT32_MAX) return NULL;
     wpt_session *s = &wpt_sessions[slot];
-    if (atomic_load(&s->role) == WPT_ROLE_NONE || s->generation != wpt_handle_generation(h))
+    if (atomic_load(&s->role) == WPT_ROLE_NONE || (uint8_t)s->registry_generation != wpt_handle_generation(h))
         return NULL;
     return s;
 }
@@ -627,7 +627,7 @@ void wpt_session_props(wpt_session *s, wpt_wire_props *w) {
     w->realtime_buffers_lost = atomic_load(&s->rt_buffers_lost);
     w->logger_thread_id = atomic_load(&s->flusher_tid);
     w->logger_id = s->logger_id;
-    w->generation = s->generation;
+    w->generation = s->registry_generation;
     w->host_pid = wpt_current_pid();
     w->consumers = s->realtime ? wpt_rt_consumers(s) : 0;
     w->records_abandoned = atomic_load(&s->records_abandoned);

@@ -74,6 +74,11 @@
  *                   shortened to 300 ms) while the host, held, has bound its socket and runs
  *                   the session but has not registered it; then the host goes on. It must
  *                   never register A, and must end leaving nothing behind (no socket).
+ *       gone-wrap   this process has a provider; A's host is killed, and STOP of A cleans up
+ *                   after it, held once A's registry entry is freed, while another process
+ *                   moves the slot's registry generation on by 255, starts B (which has A's
+ *                   handle) and enables the provider for B (here too); then the cleanup goes
+ *                   on. It must leave the provider enabled for B: only A is gone.
  *       freed-stop  A (slot 2) looks gone from here (its entry's process start time altered,
  *                   as a host in another PID namespace looks): starting B frees A's entry and
  *                   takes slot 1, which session X held until then; then A's host stops
@@ -94,10 +99,13 @@
  * flags F query_a RC list RC listed N named 0|1 info_later RC flags_later F host_pid 0|1 stop_a RC", full-host "info_a RC flags F query_a RC
  * info_later RC flags_later F host_pid 0|1 stop_a RC", start-given-up
  * "start_a RC host_ended 0|1 slot_free 0|1 socket_left 0|1", freed-stop "slot_a N slot_b N
- * a_ended 0|1 socket_left 0|1 query_b RC stop_b RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
+ * a_ended 0|1 socket_left 0|1 query_b RC stop_b RC", gone-wrap "stop_a RC replaced 0|1
+ * same_handle 0|1 enabled 0|1 trace RC stop_b RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
  * A) and
- * exits; start-held-forked is the same for log-reuse; replace-a[-rt|-wrap] OUT_DIR stops A, then starts B, and exits.)
+ * exits; start-held-forked is the same for log-reuse; replace-a[-rt|-wrap] OUT_DIR stops A, then starts B, and exits;
+ * replace-gone-wrap OUT_DIR moves slot 1's generation on by 255, starts B, enables the gone-wrap
+ * provider for it, and exits.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -741,6 +749,50 @@ static int gone_reuse(const char *dir) {
     return 0;
 }
 
+/* gone-wrap: the provider this process registers, which another process enables for B. */
+static const GUID g_wrap_control = {0x6a3c2f14, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+static const GUID g_wrap_message = {0x6a3c2f15, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+
+/* Held in the cleanup after A's gone host: another process starts B in A's slot with A's
+ * handle and enables this process's provider for it. */
+static void at_gone_freed_wrap(int point) {
+    if (point != WPT_POINT_GONE_FREED || !atomic_exchange(&g_armed, 0)) return;
+    char *args[] = {"control_races", "replace-gone-wrap", (char *)g_dir, NULL};
+    pid_t pid;
+    int status = 0;
+    if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0) return;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    g_start_b = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static int gone_wrap(const char *dir) {
+    TRACE_GUID_REGISTRATION reg = {&g_wrap_message, NULL};
+    TRACEHANDLE registration, a;
+    if (RegisterTraceGuids(track_control, NULL, &g_wrap_control, 1, &reg, NULL, NULL, &registration))
+        return 3;
+    if (start(dir, "control-races-a", &a)) return 4;
+    uint32_t slot = (uint32_t)(a & 0xFFFF), host = host_of(slot);
+    if (!host || kill((pid_t)host, SIGKILL) != 0) return 5;
+    int64_t deadline = wpt_mono_ms() + 10000;
+    while (wpt_process_start(host) && wpt_mono_ms() < deadline) usleep(1000);
+    if (wpt_process_start(host)) return 6;
+    g_dir = dir;
+    wpt_test_point = at_gone_freed_wrap;
+    atomic_store(&g_armed, 1);
+    ULONG stopped_a = stop(a);                                  /* A's host is gone */
+    wpt_test_point = NULL;
+    TRACEHANDLE logger = atomic_load(&g_logger);
+    int same_handle = (logger & 0xFF00FFFF) == (a & 0xFF00FFFF);     /* LoggerId, generation */
+    uint32_t value = 7;
+    ULONG traced = TraceMessage(logger, 0x2B, &g_wrap_message, 10, &value, sizeof value, NULL);
+    int enabled = atomic_load(&g_enabled);
+    ULONG stopped_b = stop_by_name("control-races-b");
+    UnregisterTraceGuids(registration);
+    printf("stop_a %u replaced %d same_handle %d enabled %d trace %u stop_b %u\n", (unsigned)stopped_a,
+           g_start_b == 0, same_handle, enabled, (unsigned)traced, (unsigned)stopped_b);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "start-only") == 0) {
         TRACEHANDLE b;
@@ -777,6 +829,17 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "start-given-up") == 0) return start_given_up(argv[2]);
     if (argc == 3 && strcmp(argv[1], "freed-stop") == 0) return freed_stop(argv[2]);
     if (argc == 3 && strcmp(argv[1], "gone-reuse") == 0) return gone_reuse(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "gone-wrap") == 0) return gone_wrap(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "replace-gone-wrap") == 0) {
+        ULONG rc;
+        wpt_registry *reg = wpt_registry_lock(1, &rc);
+        if (!reg || reg->loggers[1].state != WPT_FREE) return 1;
+        reg->loggers[1].generation += 255;  /* what 255 more sessions in the slot leave behind */
+        wpt_registry_unlock();
+        TRACEHANDLE b;
+        if (start(argv[2], "control-races-b", &b) != ERROR_SUCCESS) return 1;
+        return EnableTrace(1, 0x5, 4, &g_wrap_control, b) == ERROR_SUCCESS ? 0 : 1;
+    }
     if (argc == 3 && strcmp(argv[1], "late-host") == 0) return late_host(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stop-reuse") == 0) return stop_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "judged-reuse") == 0) return judged_reuse(argv[2]);

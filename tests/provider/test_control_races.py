@@ -204,3 +204,13 @@ def test_a_handle_whose_generation_wrapped_does_not_name_a_newer_session(control
     assert control_races("handle-wrap", out) == {"replaced": 1, "same_handle": 1, "query_a": 4201,
                                                  "enable_a": 6, "info_a": 4201, "stop_a": 4201,
                                                  "listed": 1, "query_listed": 0, "query_b": 0, "stop_b": 0}
+
+
+def test_cleaning_up_after_a_gone_host_leaves_a_newer_session_with_its_handle_enabled(control_races, out):
+    """STOP of a session whose host was killed disables what this process had enabled on it.
+    Meanwhile another process may start a session in the freed slot, 255 generations on (the
+    same handle), and enable this process's provider for it: the cleanup must leave that
+    enable alone (it matched sessions by the handle's 8 bits of generation and disabled the
+    provider, which then logged nothing for the newer session)."""
+    assert control_races("gone-wrap", out) == {"stop_a": 4201, "replaced": 1, "same_handle": 1, "enabled": 1,
+                                               "trace": 0, "stop_b": 0}
