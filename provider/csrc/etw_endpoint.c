@@ -41,6 +41,8 @@ static char g_path[256];
 static int g_joins[WPPTRACE_MAX_SESSIONS];      /* JOIN connection per slot, -1 if none */
 static uint32_t g_join_gen[WPPTRACE_MAX_SESSIONS];   /* the joined session's registry generation */
 static uint8_t g_rejoin[WPPTRACE_MAX_SESSIONS];  /* forked child: re-join g_join_gen[slot] */
+static int64_t g_rejoin_at[WPPTRACE_MAX_SESSIONS];   /* when to try again (its host was busy) */
+static int64_t g_rejoin_wait[WPPTRACE_MAX_SESSIONS];
 
 static void wake_thread(void) {
     if (g_wake[1] >= 0) {
@@ -140,49 +142,81 @@ static void handle_request(int fd, uint32_t peer) {
     }
 }
 
-/* A forked child keeps the sessions it had mapped (shared memory): it only needs its own
- * connection to each host, to hear when the host goes away. */
-static void rejoin(uint32_t slot, uint32_t generation) {
+/* Ask the host of the session in `slot` (whole registry generation) for its memory: the
+ * connection to keep (*conn: its end tells that the host went away) and the session memory
+ * (*memfd, *j), or why not: as every request to a host, ERROR_BUSY for a host alive but slow
+ * to answer, ERROR_WMI_INSTANCE_NOT_FOUND for one gone or running another session by now. */
+static ULONG join(uint32_t slot, uint32_t generation, int *conn, int *memfd, wpt_wire_join *j) {
     char path[256];
-    ULONG rc;
-    if (wpt_socket_path(path, sizeof path, 's', slot) != 0) return;
-    int fd = wpt_ipc_connect(path, 1000, &rc);
-    if (fd < 0) {
-        wpt_apply_session_gone(slot, wpt_for_session(generation));
-        return;
-    }
+    *conn = *memfd = -1;
+    if (wpt_socket_path(path, sizeof path, 's', slot) != 0) return ERROR_BAD_PATHNAME;
     wpt_frame f;
-    wpt_wire_join j;
-    void *payload = &j;
-    int memfd = -1;
-    int ok = wpt_ipc_send(fd, WPT_REQ_JOIN, wpt_for_session(generation), NULL, 0, -1, 2000) == 0
-          && wpt_ipc_recv(fd, &f, &payload, sizeof j, &memfd, 5000) == 0 && f.status == 0
-          && f.length == sizeof j && wpt_generation_said(j.generation, generation);
-    if (memfd >= 0) close(memfd);
-    if (!ok) {
-        close(fd);
-        wpt_apply_session_gone(slot, wpt_for_session(generation));
-        return;
+    void *payload = j;
+    ULONG rc = wpt_ipc_open(path, WPT_REQ_JOIN, wpt_for_session(generation), NULL, 0, &f, &payload,
+                            sizeof *j, memfd, WPT_HOST_REPLY_MS, conn);
+    if (rc == ERROR_SUCCESS && f.status != ERROR_SUCCESS) rc = f.status;
+    else if (rc == ERROR_SUCCESS && (f.length != sizeof *j || *memfd < 0 || wpt_slot_of_id(j->logger_id) != slot
+                                     || !wpt_generation_said(j->generation, generation)))
+        rc = ERROR_BAD_FORMAT;
+    if (rc != ERROR_SUCCESS) {
+        if (*memfd >= 0) close(*memfd);
+        if (*conn >= 0) close(*conn);
+        *conn = *memfd = -1;
     }
-    pthread_mutex_lock(&g_ep_lock);
-    if (g_joins[slot] >= 0) close(g_joins[slot]);
-    g_joins[slot] = fd;
-    g_join_gen[slot] = generation;
-    pthread_mutex_unlock(&g_ep_lock);
+    return rc;
 }
 
-static void *endpoint_main(void *arg) {
-    (void)arg;
+/* A forked child keeps the sessions it had mapped (shared memory): it only needs its own
+ * connection to each host, to hear when the host goes away. A host that is busy is asked again
+ * later (waits doubling up to a minute); one that refuses or is gone ended the session. */
+static void rejoin(uint32_t slot, uint32_t generation) {
+    int fd, memfd;
+    wpt_wire_join j;
+    ULONG rc = join(slot, generation, &fd, &memfd, &j);
+    if (rc == ERROR_BUSY) {
+        g_rejoin_wait[slot] = g_rejoin_wait[slot] ? g_rejoin_wait[slot] * 2 : 1000;
+        if (g_rejoin_wait[slot] > 60000) g_rejoin_wait[slot] = 60000;
+        g_rejoin_at[slot] = wpt_mono_ms() + g_rejoin_wait[slot];
+        g_rejoin[slot] = 1;
+        return;
+    }
+    g_rejoin[slot] = 0;
+    g_rejoin_wait[slot] = 0;
+    if (rc != ERROR_SUCCESS) {
+        wpt_apply_session_gone(slot, wpt_for_session(generation));
+        return;
+    }
+    close(memfd);
+    pthread_mutex_lock(&g_ep_lock);
+    if (g_joins[slot] < 0) {            /* else this process joined the slot's session since */
+        g_joins[slot] = fd;
+        g_join_gen[slot] = generation;
+        fd = -1;
+    }
+    pthread_mutex_unlock(&g_ep_lock);
+    if (fd >= 0) close(fd);
+}
+
+/* The re-joins due now (of sessions this process still has mapped). */
+static void rejoin_due(void) {
+    int64_t now = wpt_mono_ms();
     for (uint32_t i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
-        if (!g_rejoin[i]) continue;
+        if (!g_rejoin[i] || g_rejoin_at[i] > now) continue;
+        pthread_mutex_lock(&g_ep_lock);
         uint32_t gen = g_join_gen[i];
+        pthread_mutex_unlock(&g_ep_lock);
         g_rejoin[i] = 0;
         wpt_view *v = atomic_load(&wpt_views[i]);
         if (v && v->registry_generation == gen) rejoin(i, gen);
     }
+}
+
+static void *endpoint_main(void *arg) {
+    (void)arg;
     struct pollfd pfd[2 + WPPTRACE_MAX_SESSIONS];
     int slot_of[2 + WPPTRACE_MAX_SESSIONS];
     for (;;) {
+        rejoin_due();
         int n = 0;
         pthread_mutex_lock(&g_ep_lock);
         if (g_quit) {
@@ -329,22 +363,9 @@ ULONG wpt_attach(uint32_t slot, uint32_t generation) {
     }
     ULONG rc = wpt_endpoint_ensure();      /* someone must watch the host */
     WPT_TEST_POINT(WPT_POINT_JOIN_CHOSEN);
-    char path[256];
-    if (rc == ERROR_SUCCESS && wpt_socket_path(path, sizeof path, 's', slot) != 0) rc = ERROR_BAD_PATHNAME;
     int fd = -1, memfd = -1;
     wpt_wire_join j;
-    if (rc == ERROR_SUCCESS) fd = wpt_ipc_connect(path, 2000, &rc);
-    if (fd >= 0) {
-        wpt_frame f;
-        void *payload = &j;
-        if (wpt_ipc_send(fd, WPT_REQ_JOIN, wpt_for_session(generation), NULL, 0, -1, 5000) != 0
-            || wpt_ipc_recv(fd, &f, &payload, sizeof j, &memfd, 10000) != 0
-            || f.kind != WPT_REPLY) rc = ERROR_WMI_INSTANCE_NOT_FOUND;
-        else if (f.status != ERROR_SUCCESS) rc = f.status;
-        else if (f.length != sizeof j || memfd < 0
-                 || wpt_slot_of_id(j.logger_id) != slot || !wpt_generation_said(j.generation, generation))
-            rc = ERROR_BAD_FORMAT;
-    }
+    if (rc == ERROR_SUCCESS) rc = join(slot, generation, &fd, &memfd, &j);
     wpt_view *nv = NULL;
     if (rc == ERROR_SUCCESS) rc = wpt_view_map(memfd, j.map_size, (uint16_t)j.logger_id, generation, &nv);
     if (rc != ERROR_SUCCESS) {
@@ -475,7 +496,10 @@ static void fork_child(void) {
     g_path[0] = 0;
     wpt_sessions_after_fork();
     if (wpt_forking_host || !was_running) return;   /* a session host needs none of this */
-    for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) g_rejoin[i] = (uint8_t)had[i];
+    for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
+        g_rejoin[i] = (uint8_t)had[i];
+        g_rejoin_at[i] = g_rejoin_wait[i] = 0;
+    }
     wpt_endpoint_ensure();
 }
 

@@ -215,15 +215,18 @@ ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_
             pending_add(&pending, i, enable ? WMI_ENABLE_EVENTS : WMI_DISABLE_EVENTS, logger,
                         generation, clock);
     pthread_mutex_unlock(&g_reg_lock);
-    if (enable && pending.n && make_usable(logger, generation) != ERROR_SUCCESS) {
-        /* the session went away meanwhile: nobody is enabled */
+    ULONG usable = enable && pending.n ? make_usable(logger, generation) : ERROR_SUCCESS;
+    if (usable != ERROR_SUCCESS) {
+        /* The session went away meanwhile: nobody is enabled. Its host alive but too slow to
+         * hand out the session memory: the enable stays recorded (enabling again, or a
+         * registration, retries it) and the caller hears ERROR_BUSY. */
         pthread_mutex_lock(&g_reg_lock);
         for (size_t i = 0; i < pending.n; i++) g_regs[pending.calls[i].reg].inflight--;
         pthread_cond_broadcast(&g_reg_cond);
-        if (e->used && e->version == version) e->used = 0;
+        if (usable != ERROR_BUSY && e->used && e->version == version) e->used = 0;
         pthread_mutex_unlock(&g_reg_lock);
         free(pending.calls);
-        return ERROR_SUCCESS;
+        return usable == ERROR_BUSY ? ERROR_BUSY : ERROR_SUCCESS;
     }
     pending_run(&pending);
     return ERROR_SUCCESS;
@@ -343,11 +346,13 @@ ULONG RegisterTraceGuidsA(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG cou
         pending_add(&pending, idx, WMI_ENABLE_EVENTS, e->logger, e->generation, e->clock_type);
     }
     pthread_mutex_unlock(&g_reg_lock);
-    if (pending.n && make_usable(logger, generation) != ERROR_SUCCESS) {
+    ULONG usable = pending.n ? make_usable(logger, generation) : ERROR_SUCCESS;
+    if (usable != ERROR_SUCCESS) {
         pthread_mutex_lock(&g_reg_lock);
         r->inflight--;
         pthread_cond_broadcast(&g_reg_cond);
-        if (e && e->used && e->logger == logger) e->used = 0;   /* that session is gone */
+        /* that session is gone (a busy host's stays: a later registration retries it) */
+        if (usable != ERROR_BUSY && e && e->used && e->logger == logger) e->used = 0;
         pthread_mutex_unlock(&g_reg_lock);
         free(pending.calls);
         return ERROR_SUCCESS;

@@ -74,6 +74,10 @@
  *                   shortened to 300 ms) while the host, held, has bound its socket and runs
  *                   the session but has not registered it; then the host goes on. It must
  *                   never register A, and must end leaving nothing behind (no socket).
+ *       join-busy   another process starts A and A's host is stopped (SIGSTOP), the wait for
+ *                   its replies shortened: joining A (mapping its memory), directly and for an
+ *                   enable of this process's provider, must say the host is busy, not that A
+ *                   is gone; once it goes on (SIGCONT), enabling again joins A.
  *       gone-wrap   this process has a provider; A's host is killed, and STOP of A cleans up
  *                   after it, held once A's registry entry is freed, while another process
  *                   moves the slot's registry generation on by 255, starts B (which has A's
@@ -100,7 +104,8 @@
  * info_later RC flags_later F host_pid 0|1 stop_a RC", start-given-up
  * "start_a RC host_ended 0|1 slot_free 0|1 socket_left 0|1", freed-stop "slot_a N slot_b N
  * a_ended 0|1 socket_left 0|1 query_b RC stop_b RC", gone-wrap "stop_a RC replaced 0|1
- * same_handle 0|1 enabled 0|1 trace RC stop_b RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
+ * same_handle 0|1 enabled 0|1 trace RC stop_b RC", join-busy "attach RC enable RC enabled 0|1
+ * enable_later RC enabled_later 0|1 stop_a RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
  * A) and
  * exits; start-held-forked is the same for log-reuse; replace-a[-rt|-wrap] OUT_DIR stops A, then starts B, and exits;
@@ -793,6 +798,39 @@ static int gone_wrap(const char *dir) {
     return 0;
 }
 
+static int join_busy(const char *dir) {
+    char *args[] = {"control_races", "start-a-only", (char *)dir, NULL};
+    pid_t pid;
+    int status = 0;
+    if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 3;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 3;
+    uint32_t slot, generation;
+    if (wpt_registry_find("control-races-a", &slot, &generation) != ERROR_SUCCESS) return 4;
+    TRACEHANDLE a = wpt_handle_of((uint16_t)slot, (uint8_t)generation, 0, 0);
+    static const GUID control = {0x6a3c2f16, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    static const GUID message = {0x6a3c2f17, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE registration;
+    if (RegisterTraceGuids(track_control, NULL, &control, 1, &reg, NULL, NULL, &registration)) return 5;
+    uint32_t host = host_of(slot);
+    if (!host || kill((pid_t)host, SIGSTOP) != 0) return 6;
+    wpt_host_reply_ms = 300;                /* a stopped host never answers: do not wait long */
+    ULONG attached = wpt_attach(slot, generation);
+    ULONG enabled = EnableTrace(1, 0x5, 4, &control, a);
+    int was_enabled = atomic_load(&g_enabled);
+    kill((pid_t)host, SIGCONT);
+    wpt_host_reply_ms = 10000;
+    ULONG enabled_later = EnableTrace(1, 0x5, 4, &control, a);
+    int later = atomic_load(&g_enabled);
+    ULONG stopped = stop_by_name("control-races-a");
+    UnregisterTraceGuids(registration);
+    printf("attach %u enable %u enabled %d enable_later %u enabled_later %d stop_a %u\n",
+           (unsigned)attached, (unsigned)enabled, was_enabled, (unsigned)enabled_later, later,
+           (unsigned)stopped);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "start-only") == 0) {
         TRACEHANDLE b;
@@ -830,6 +868,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "freed-stop") == 0) return freed_stop(argv[2]);
     if (argc == 3 && strcmp(argv[1], "gone-reuse") == 0) return gone_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "gone-wrap") == 0) return gone_wrap(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "join-busy") == 0) return join_busy(argv[2]);
     if (argc == 3 && strcmp(argv[1], "replace-gone-wrap") == 0) {
         ULONG rc;
         wpt_registry *reg = wpt_registry_lock(1, &rc);

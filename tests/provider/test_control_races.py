@@ -214,3 +214,13 @@ def test_cleaning_up_after_a_gone_host_leaves_a_newer_session_with_its_handle_en
     provider, which then logged nothing for the newer session)."""
     assert control_races("gone-wrap", out) == {"stop_a": 4201, "replaced": 1, "same_handle": 1, "enabled": 1,
                                                "trace": 0, "stop_b": 0}
+
+
+def test_joining_a_session_whose_live_host_is_slow_to_answer_says_busy_not_gone(control_races, out):
+    """A provider process maps a hosted session's memory by asking its host (JOIN). A host that
+    is alive but does not answer in time (stopped here; on a loaded machine, slow) is busy, as
+    every control request reports it: the join fails with ERROR_BUSY, and so does an EnableTrace
+    that needed it, instead of taking the session for gone (the enable was dropped without a
+    word). Once the host answers, enabling again maps the session and enables the provider."""
+    assert control_races("join-busy", out) == {"attach": 170, "enable": 170, "enabled": 0, "enable_later": 0,
+                                               "enabled_later": 1, "stop_a": 0}
