@@ -101,7 +101,8 @@ def _describe(exc: Win32Error, name: str) -> str:
     if exc.winerror == lib.ERROR_ALREADY_EXISTS:
         return f"a session named {name!r} is already running"
     if exc.winerror == lib.ERROR_BUSY:
-        return f"the host process of session {name!r} did not answer in time (busy); try again"
+        return (f"session {name!r} is busy: its host process did not answer in time, or a process "
+                f"holding this user's session registry locked is stopped (under a debugger?); try again")
     if exc.winerror == lib.ERROR_ACCESS_DENIED:
         return (f"{exc.name}: access denied (is the runtime directory {_runtime_directory_name()} "
                 f"private to this user?)")

@@ -340,6 +340,9 @@ extern int wpt_test_request_fd;
 extern int64_t wpt_host_answer_ms, wpt_host_reply_ms;
 #define WPT_HOST_ANSWER_MS wpt_host_answer_ms
 #define WPT_HOST_REPLY_MS ((int)wpt_host_reply_ms)
+/* how long a process waits for the registry lock: a test may shorten it */
+extern int64_t wpt_registry_wait_ms;
+#define WPT_REGISTRY_WAIT_MS wpt_registry_wait_ms
 /* added to every CLOCK_REALTIME read of the core: a test steps the wall clock without
  * privileges */
 extern int64_t wpt_wall_shift_ns;
@@ -347,6 +350,7 @@ extern int64_t wpt_wall_shift_ns;
 #define WPT_TEST_POINT(point) ((void)0)
 #define WPT_HOST_ANSWER_MS 30000
 #define WPT_HOST_REPLY_MS 10000
+#define WPT_REGISTRY_WAIT_MS 10000
 #endif
 
 /* Reserve `size` bytes (zero-filled) in the current processor's buffer of the session the

@@ -600,7 +600,7 @@ ULONG EnableTrace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHAN
     wpt_registry *reg = wpt_registry_lock(1, &rc);
     if (!reg) {
         unlock();
-        return ERROR_INVALID_HANDLE;
+        return rc == ERROR_BUSY ? ERROR_BUSY : ERROR_INVALID_HANDLE;
     }
     wpt_reg_logger *e = &reg->loggers[slot];
     if ((uint8_t)e->generation != generation || wpt_handle_stale(h, e->generation)
@@ -698,6 +698,11 @@ ULONG QueryAllTracesA(EVENT_TRACE_PROPERTIES **array, ULONG count, ULONG *logger
     lock();
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg && rc == ERROR_BUSY) {          /* what runs cannot be told now */
+        unlock();
+        free(found);
+        return ERROR_BUSY;
+    }
     if (reg) {
         for (uint32_t i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
             wpt_reg_logger *e = &reg->loggers[i];

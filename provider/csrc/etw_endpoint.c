@@ -91,7 +91,7 @@ static int registry_dropped(const wpt_wire_enable *m, uint32_t meant_for) {
     uint8_t generation = wpt_handle_generation(m->logger_handle);
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(0, &rc);
-    if (!reg) return 1;                 /* no registry: no session is left to hold anything */
+    if (!reg) return rc != ERROR_BUSY;  /* no registry: no session is left to hold anything */
     const wpt_reg_logger *e = wpt_reg_logger_of(reg, id);
     if (!e || e->state == WPT_FREE || !wpt_request_is_for(meant_for, e->generation)) {
         wpt_registry_unlock();

@@ -10,7 +10,9 @@
  * holds each control GUID, with flags, level and a version that orders changes). Writers
  * hold flock(LOCK_EX), readers LOCK_SH; a process-local mutex first, because flock locks
  * belong to the open file and do not exclude threads of one process. A process that dies
- * holding the lock releases it; an entry whose process is gone is treated as free.
+ * holding the lock releases it; an entry whose process is gone is treated as free. One that is
+ * stopped holding it (SIGSTOP, a debugger) keeps it: the wait for it is bounded, and the
+ * caller fails with ERROR_BUSY rather than hang.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,6 +27,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "_etw_internal.h"
+
+#ifdef WPT_TEST_POINTS
+int64_t wpt_registry_wait_ms = 10000;
+#endif
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static char g_dir[PATH_MAX];
@@ -85,8 +91,26 @@ static int flock_retry(int fd, int op) {
     return rc;
 }
 
+/* flock(op) by `deadline` (wpt_mono_ms), else -1 with errno EWOULDBLOCK. flock has no timed
+ * wait: it is tried again after naps growing to 10 ms (a lock is held for a moment). */
+static int flock_by(int fd, int op, int64_t deadline) {
+    long nap_ns = 100 * 1000;
+    for (;;) {
+        if (flock(fd, op | LOCK_NB) == 0) return 0;
+        if (errno == EINTR) continue;
+        if (errno != EWOULDBLOCK || wpt_mono_ms() >= deadline) return -1;
+        struct timespec nap = {0, nap_ns};
+        nanosleep(&nap, NULL);
+        if (nap_ns < 10 * 1000 * 1000) nap_ns *= 2;
+    }
+}
+
+static ULONG lock_failure(void) {
+    return errno == EWOULDBLOCK ? ERROR_BUSY : ERROR_ACCESS_DENIED;
+}
+
 /* Open and map the registry file (g_lock held). */
-static ULONG open_registry(void) {
+static ULONG open_registry(int64_t deadline) {
     if (g_reg) return ERROR_SUCCESS;
     if (g_dir_rc != ERROR_SUCCESS) g_dir_rc = resolve_dir();
     if (g_dir_rc != ERROR_SUCCESS) return g_dir_rc;
@@ -99,9 +123,10 @@ static ULONG open_registry(void) {
         close(fd);
         return ERROR_ACCESS_DENIED;
     }
-    if (flock_retry(fd, LOCK_EX) != 0) {
+    if (flock_by(fd, LOCK_EX, deadline) != 0) {
+        ULONG failed = lock_failure();
         close(fd);
-        return ERROR_ACCESS_DENIED;
+        return failed;
     }
     ULONG rc = ERROR_SUCCESS;
     if (fstat(fd, &st) == 0 && st.st_size == 0) {
@@ -131,11 +156,30 @@ static ULONG open_registry(void) {
     return ERROR_SUCCESS;
 }
 
+/* The process mutex by `deadline` (a thread of this process may be stopped holding it too). */
+static int mutex_by(pthread_mutex_t *m, int64_t deadline) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    int64_t left = deadline - wpt_mono_ms();
+    if (left < 0) left = 0;
+    until.tv_sec += (time_t)(left / 1000);
+    until.tv_nsec += (long)(left % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    return pthread_mutex_timedlock(m, &until);
+}
+
 wpt_registry *wpt_registry_lock(int exclusive, ULONG *rc) {
-    pthread_mutex_lock(&g_lock);
-    ULONG r = open_registry();
-    if (r == ERROR_SUCCESS && flock_retry(g_fd, exclusive ? LOCK_EX : LOCK_SH) != 0)
-        r = ERROR_ACCESS_DENIED;
+    int64_t deadline = wpt_mono_ms() + WPT_REGISTRY_WAIT_MS;
+    if (mutex_by(&g_lock, deadline) != 0) {
+        if (rc) *rc = ERROR_BUSY;
+        return NULL;
+    }
+    ULONG r = open_registry(deadline);
+    if (r == ERROR_SUCCESS && flock_by(g_fd, exclusive ? LOCK_EX : LOCK_SH, deadline) != 0)
+        r = lock_failure();
     if (r != ERROR_SUCCESS) {
         pthread_mutex_unlock(&g_lock);
         if (rc) *rc = r;

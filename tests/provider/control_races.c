@@ -78,6 +78,11 @@
  *                   its replies shortened: joining A (mapping its memory), directly and for an
  *                   enable of this process's provider, must say the host is busy, not that A
  *                   is gone; once it goes on (SIGCONT), enabling again joins A.
+ *       locked-registry  A runs; another process holds the registry locked and is stopped
+ *                   (SIGSTOP: a debugger's breakpoint does the same), the wait for the lock
+ *                   shortened: ControlTrace, EnableTrace, StartTrace and QueryAllTraces must
+ *                   fail with ERROR_BUSY instead of waiting forever; once that process is gone,
+ *                   A stops.
  *       gone-wrap   this process has a provider; A's host is killed, and STOP of A cleans up
  *                   after it, held once A's registry entry is freed, while another process
  *                   moves the slot's registry generation on by 255, starts B (which has A's
@@ -105,7 +110,8 @@
  * "start_a RC host_ended 0|1 slot_free 0|1 socket_left 0|1", freed-stop "slot_a N slot_b N
  * a_ended 0|1 socket_left 0|1 query_b RC stop_b RC", gone-wrap "stop_a RC replaced 0|1
  * same_handle 0|1 enabled 0|1 trace RC stop_b RC", join-busy "attach RC enable RC enabled 0|1
- * enable_later RC enabled_later 0|1 stop_a RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
+ * enable_later RC enabled_later 0|1 stop_a RC", locked-registry "query RC enable RC start RC
+ * list RC stop_a RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
  * A) and
  * exits; start-held-forked is the same for log-reuse; replace-a[-rt|-wrap] OUT_DIR stops A, then starts B, and exits;
@@ -120,6 +126,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -831,6 +838,38 @@ static int join_busy(const char *dir) {
     return 0;
 }
 
+static int locked_registry(const char *dir) {
+    TRACEHANDLE a, b;
+    if (start(dir, "control-races-a", &a)) return 3;
+    static const GUID control = {0x6a3c2f18, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    pid_t holder = fork();
+    if (holder == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);     /* never outlives this test */
+        ULONG rc;
+        if (!wpt_registry_lock(1, &rc)) _exit(1);
+        raise(SIGSTOP);                        /* stopped with the lock held */
+        _exit(0);
+    }
+    int status = 0;
+    if (holder < 0 || waitpid(holder, &status, WUNTRACED) != holder || !WIFSTOPPED(status)) return 4;
+    wpt_registry_wait_ms = 300;               /* the holder never lets go: do not wait long */
+    ULONG queried = query_by_name("control-races-a");
+    ULONG enabled = EnableTrace(1, 0x5, 4, &control, a);
+    ULONG started = start(dir, "control-races-b", &b);
+    props_block listed;
+    memset(&listed, 0, sizeof listed);
+    listed.p.Wnode.BufferSize = sizeof listed;
+    EVENT_TRACE_PROPERTIES *one[1] = {&listed.p};
+    ULONG count = 0;
+    ULONG list_rc = QueryAllTracesA(one, 1, &count);
+    kill(holder, SIGKILL);
+    while (waitpid(holder, &status, 0) < 0 && errno == EINTR) {}
+    wpt_registry_wait_ms = 10000;
+    printf("query %u enable %u start %u list %u stop_a %u\n", (unsigned)queried, (unsigned)enabled,
+           (unsigned)started, (unsigned)list_rc, (unsigned)stop(a));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "start-only") == 0) {
         TRACEHANDLE b;
@@ -869,6 +908,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "gone-reuse") == 0) return gone_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "gone-wrap") == 0) return gone_wrap(argv[2]);
     if (argc == 3 && strcmp(argv[1], "join-busy") == 0) return join_busy(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "locked-registry") == 0) return locked_registry(argv[2]);
     if (argc == 3 && strcmp(argv[1], "replace-gone-wrap") == 0) {
         ULONG rc;
         wpt_registry *reg = wpt_registry_lock(1, &rc);

@@ -224,3 +224,12 @@ def test_joining_a_session_whose_live_host_is_slow_to_answer_says_busy_not_gone(
     word). Once the host answers, enabling again maps the session and enables the provider."""
     assert control_races("join-busy", out) == {"attach": 170, "enable": 170, "enabled": 0, "enable_later": 0,
                                                "enabled_later": 1, "stop_a": 0}
+
+
+def test_a_registry_locked_by_a_stopped_process_makes_calls_busy_not_hang(control_races, out):
+    """Every process of the user locks the registry of sessions for a moment. One stopped while
+    it holds the lock (SIGSTOP, a debugger's breakpoint) made ControlTrace, EnableTrace,
+    StartTrace and QueryAllTraces of every other process wait forever. The wait is bounded:
+    they fail with ERROR_BUSY, and work again once the lock is let go."""
+    assert control_races("locked-registry", out) == {"query": 170, "enable": 170, "start": 170, "list": 170,
+                                                     "stop_a": 0}
