@@ -24,8 +24,8 @@ from wpptrace.provider import api, sessions
 from wpptrace.provider._hazmat import lib
 from wpptrace.winerror import Win32Error
 
-__all__ = ["add_subcommands", "run", "start", "query_text", "listed_text", "check_name", "check_logfile",
-           "parse_guid_spec", "SessionError"]
+__all__ = ["add_subcommands", "run", "start", "query_text", "listed_text", "shown_text", "check_name",
+           "check_logfile", "parse_guid_spec", "SessionError"]
 
 ACTIONS = ("start", "stop", "flush", "query", "update", "enable", "disable", "list")
 
@@ -248,26 +248,43 @@ def query(name: str) -> list[str]:
     return query_text(props, info, sessions.providers())
 
 
-def listed_text(props: api.EVENT_TRACE_PROPERTIES, providers: list[sessions.ProviderInfo]) -> list[str]:
-    """query_text of a session QueryAllTraces listed. One whose host did not answer in time was
-    listed from what the registry holds: a line under it says its counters are not known
+def listed_text(props: api.EVENT_TRACE_PROPERTIES, info: sessions.SessionInfo | None,
+                providers: list[sessions.ProviderInfo]) -> list[str]:
+    """query_text of a running session. One whose host did not answer in time (``info.busy``)
+    was listed from what the registry holds: a line under it says its counters are not known
     (rather than show its zeros as counts)."""
-    busy = False
+    if info is not None and info.busy:
+        return query_text(props, None, providers) + [
+            f"{'Host:':<24}did not answer in time (busy): its counters are not known"]
+    return query_text(props, info, providers)
+
+
+def shown_text(props: api.EVENT_TRACE_PROPERTIES) -> list[str]:
+    """listed_text of a session just queried: its session info asked for (none if it stopped
+    meanwhile)."""
     try:
         info = sessions.session_info(props.LoggerName)
     except Win32Error as exc:
-        info, busy = None, exc.winerror == lib.ERROR_BUSY
-    lines = query_text(props, info, providers)
-    if busy:
-        lines.append(f"{'Host:':<24}did not answer in time (busy): its counters are not known")
+        info = None
+        if exc.winerror == lib.ERROR_BUSY:
+            info = sessions.SessionInfo(props.HistoricalContext & 0xFFFF, 0, False, False, 0, 0, 0, busy=True)
+    return listed_text(props, info, sessions.providers())
+
+
+def listed(providers: list[sessions.ProviderInfo] | None = None) -> list[str]:
+    """Every running session as listed_text shows it, a blank line after each (each host asked
+    once)."""
+    if providers is None:
+        providers = sessions.providers()
+    lines: list[str] = []
+    for props, info in sessions.list_sessions():
+        lines += listed_text(props, info, providers) + [""]
     return lines
 
 
 def listing() -> list[str]:
-    lines: list[str] = []
     providers = sessions.providers()
-    for props in api.QueryAllTraces():
-        lines += listed_text(props, providers) + [""]
+    lines = listed(providers)
     for p in providers:
         if not p.enabled:
             lines.append(f"Provider {{{p.guid}}}: registered in {p.processes} process"

@@ -21,7 +21,7 @@ from wpptrace.provider._hazmat import check, ffi, lib
 from wpptrace.winerror import Win32Error
 
 __all__ = ["RealtimeSubscription", "subscribe_realtime", "TraceSession", "SessionInfo",
-           "session_info", "ProviderInfo", "providers", "runtime_directory"]
+           "session_info", "list_sessions", "ProviderInfo", "providers", "runtime_directory"]
 
 _WAIT_SLICE_MS = 200    # wait in slices so Ctrl-C reaches a consumer blocked in get(None)
 
@@ -218,6 +218,7 @@ class SessionInfo:
     realtime_consumers: int
     records_abandoned: int   #: records whose writer never completed them (in EventsLost)
     buffers_quarantined: int  #: buffers set aside for good: a writer that gave up a record may still run
+    busy: bool = False       #: listed, but its host did not answer in time: the counters are not known
 
 
 def session_info(name: str | None = None, handle: int = 0) -> SessionInfo:
@@ -226,11 +227,34 @@ def session_info(name: str | None = None, handle: int = 0) -> SessionInfo:
     info = ffi.new("WPPTRACE_SESSION_INFO *")
     raw = name.encode("utf-8") if name is not None else ffi.NULL
     check(lib.wpptrace_session_info(handle, raw, info), f"session_info({name or handle!r})")
+    return _session_info_of(info)
+
+
+def _session_info_of(info: Any) -> SessionInfo:
     return SessionInfo(int(info.LoggerId), int(info.HostProcessId),
                        bool(info.Flags & lib.WPPTRACE_SESSION_PRIVATE),
                        bool(info.Flags & lib.WPPTRACE_SESSION_HOST_GONE),
                        int(info.RealTimeConsumers), int(info.RecordsAbandoned),
-                       int(info.BuffersQuarantined))
+                       int(info.BuffersQuarantined), bool(info.Flags & lib.WPPTRACE_SESSION_BUSY))
+
+
+def list_sessions() -> list[tuple[api.EVENT_TRACE_PROPERTIES, SessionInfo]]:
+    """QueryAllTraces with each session's :class:`SessionInfo`, from one request per session: a
+    host that does not answer in time is waited for once (its session is listed ``busy``)."""
+    count = lib.WPPTRACE_MAX_SESSIONS
+    blocks = [api.EVENT_TRACE_PROPERTIES()._to_c() for _ in range(count)]
+    array = ffi.new("EVENT_TRACE_PROPERTIES *[]", [p for _, p in blocks])
+    infos = ffi.new("WPPTRACE_SESSION_INFO[]", count)
+    found = ffi.new("uint32_t *")
+    rc = lib.wpptrace_list_sessions(array, infos, count, found)
+    if rc not in (0, lib.ERROR_MORE_DATA):
+        raise Win32Error(rc, "list_sessions")
+    out = []
+    for i, (_, p) in enumerate(blocks[:found[0]]):
+        props = api.EVENT_TRACE_PROPERTIES()
+        props._from_c(p)
+        out.append((props, _session_info_of(infos[i])))
+    return out
 
 
 @dataclasses.dataclass

@@ -19,7 +19,7 @@ import sys
 import uuid
 
 from wpptrace._cliutil import RawDescriptionHelpFormatter
-from wpptrace.provider import api, session_cli, sessions
+from wpptrace.provider import api, session_cli
 from wpptrace.provider._hazmat import lib
 from wpptrace.winerror import Win32Error
 
@@ -96,23 +96,11 @@ def _status(code: int) -> str:
     return f"{'Operation Status:':<24}{code}L      {_MESSAGES.get(code, 'Win32 error.')}"
 
 
-def _show(props: api.EVENT_TRACE_PROPERTIES, name: str) -> list[str]:
-    try:
-        info = sessions.session_info(name)
-    except Win32Error:
-        info = None
-    return session_cli.query_text(props, info, sessions.providers())
-
-
 def run(args: argparse.Namespace) -> tuple[int, list[str]]:
     """(Win32 status, lines)."""
     command, name = args.command, args.name
     if command == "l":
-        lines: list[str] = []
-        providers = sessions.providers()
-        for props in api.QueryAllTraces():
-            lines += session_cli.listed_text(props, providers) + [""]
-        return 0, lines
+        return 0, session_cli.listed()
     if not name:
         raise SystemExit(f"tracelog: -{command} needs a logger name")
     session_cli.check_name(name)
@@ -130,7 +118,7 @@ def run(args: argparse.Namespace) -> tuple[int, list[str]]:
             session_cli.stop(name)
             raise
         props = api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY)
-        return 0, _show(props, name)
+        return 0, session_cli.shown_text(props)
     if command in ("enable", "disable"):
         guids = _guids(args.guid)
         if not guids:
@@ -148,7 +136,7 @@ def run(args: argparse.Namespace) -> tuple[int, list[str]]:
     elif command == "flush":
         session_cli.flush(name)
     props = api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY)
-    return 0, _show(props, name)
+    return 0, session_cli.shown_text(props)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -438,7 +438,10 @@ ULONG StartTraceW(PTRACEHANDLE handle, LPCWSTR name, EVENT_TRACE_PROPERTIES *p) 
 
 /* ---- ControlTrace ----------------------------------------------------------------------- */
 
-static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code, int wide) {
+/* control_local, control_remote and control_common answer in `p`, and in *seen (if given) what
+ * the session said (its session info is there). */
+static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code, int wide,
+                           wpt_wire_props *seen) {
     ULONG rc = ERROR_SUCCESS;
     switch (code) {
     case EVENT_TRACE_CONTROL_QUERY:
@@ -474,6 +477,7 @@ static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code
     wpt_wire_props w;
     wpt_session_props(s, &w);
     props_from_wire(&w, p, wide);
+    if (seen) *seen = w;
     if (code == EVENT_TRACE_CONTROL_STOP) {
         uint32_t slot = wpt_slot_of_id(s->logger_id);
         atomic_store(&s->role, WPT_ROLE_NONE);
@@ -484,7 +488,8 @@ static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code
     return rc;
 }
 
-static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG code, int wide) {
+static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG code, int wide,
+                            wpt_wire_props *seen) {
     wpt_wire_props w;
     ULONG rc;
     switch (code) {
@@ -527,10 +532,12 @@ static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG co
     }
     if (rc == ERROR_SUCCESS || (code == EVENT_TRACE_CONTROL_UPDATE && w.name[0]))
         props_from_wire(&w, p, wide);
+    if (rc == ERROR_SUCCESS && seen) *seen = w;
     return rc;
 }
 
-static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERTIES *p, ULONG code, int wide) {
+static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERTIES *p, ULONG code, int wide,
+                            wpt_wire_props *seen) {
     if (!p) return ERROR_INVALID_PARAMETER;
     if (p->Wnode.BufferSize < sizeof *p) return ERROR_BAD_LENGTH;
     if (code > EVENT_TRACE_CONTROL_FLUSH) return ERROR_INVALID_PARAMETER;
@@ -543,12 +550,12 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
         case TARGET_LOCAL:
             /* the properties name the session by its handle (HistoricalContext) */
             wpt_handle_issued(wpt_slot_of_id(t.local->logger_id), t.local->registry_generation);
-            rc = control_local(t.local, p, code, wide);
+            rc = control_local(t.local, p, code, wide, seen);
             break;
         case TARGET_REMOTE:
             WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
             wpt_handle_issued(t.slot, t.generation);
-            rc = control_remote(&t, p, code, wide);
+            rc = control_remote(&t, p, code, wide, seen);
             if (code == EVENT_TRACE_CONTROL_STOP && rc == ERROR_WMI_INSTANCE_NOT_FOUND
                 && host_ends(&t, STOP_HOST_END_MS))
                 clean_up_gone(&t);           /* as for a host found gone: STOP cleans up */
@@ -570,13 +577,13 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
 }
 
 ULONG ControlTraceA(TRACEHANDLE h, LPCSTR name, EVENT_TRACE_PROPERTIES *p, ULONG code) {
-    return control_common(h, name, p, code, 0);
+    return control_common(h, name, p, code, 0, NULL);
 }
 
 ULONG ControlTraceW(TRACEHANDLE h, LPCWSTR name, EVENT_TRACE_PROPERTIES *p, ULONG code) {
     char utf8[WPT_MAX_NAME];
     if (name && wpt_utf16_to_utf8(name, utf8, sizeof utf8) != 0) return ERROR_INVALID_PARAMETER;
-    return control_common(h, name ? utf8 : NULL, p, code, 1);
+    return control_common(h, name ? utf8 : NULL, p, code, 1, NULL);
 }
 
 /* ---- enabling providers ----------------------------------------------------------------- */
@@ -683,11 +690,22 @@ ULONG EnableTraceEx2(TRACEHANDLE h, LPCGUID guid, ULONG code, UCHAR level, ULONG
  * is alive but did not answer the QUERY in time (the counters only its host knows stay 0). */
 typedef struct {
     TRACEHANDLE handle;
-    uint32_t log_file_mode, clock_type;
+    uint32_t log_file_mode, clock_type, flags, host_pid;
     char name[WPT_MAX_NAME];
 } listed;
 
-ULONG QueryAllTracesA(EVENT_TRACE_PROPERTIES **array, ULONG count, ULONG *logger_count) {
+/* The session info a session's own answer holds. */
+static void info_of(const wpt_wire_props *w, ULONG flags, WPPTRACE_SESSION_INFO *info) {
+    info->LoggerId = w->logger_id;
+    info->HostProcessId = w->host_pid;
+    info->Flags = flags;
+    info->RealTimeConsumers = w->consumers;
+    info->RecordsAbandoned = w->records_abandoned;
+    info->BuffersQuarantined = w->buffers_quarantined;
+}
+
+ULONG wpptrace_list_sessions(EVENT_TRACE_PROPERTIES **array, WPPTRACE_SESSION_INFO *infos, ULONG count,
+                             ULONG *logger_count) {
     if (!logger_count || (count && !array)) return ERROR_INVALID_PARAMETER;
     for (ULONG i = 0; i < count; i++)
         if (!array[i] || array[i]->Wnode.BufferSize < sizeof(EVENT_TRACE_PROPERTIES))
@@ -714,6 +732,8 @@ ULONG QueryAllTracesA(EVENT_TRACE_PROPERTIES **array, ULONG count, ULONG *logger
             wpt_handle_issued(i, e->generation);
             l->log_file_mode = e->log_file_mode;
             l->clock_type = e->clock_type;
+            l->flags = e->flags;
+            l->host_pid = e->host_pid;
             memcpy(l->name, e->name, sizeof l->name);       /* the same size */
             l->name[sizeof l->name - 1] = 0;
         }
@@ -721,24 +741,35 @@ ULONG QueryAllTracesA(EVENT_TRACE_PROPERTIES **array, ULONG count, ULONG *logger
     }
     ULONG filled = 0;
     for (ULONG i = 0; i < n && filled < count; i++) {
-        rc = control_common(found[i].handle, NULL, array[filled], EVENT_TRACE_CONTROL_QUERY, 0);
+        /* one request per session: its answer holds its session info too */
+        wpt_wire_props w;
+        memset(&w, 0, sizeof w);
+        rc = control_common(found[i].handle, NULL, array[filled], EVENT_TRACE_CONTROL_QUERY, 0, &w);
+        ULONG flags = found[i].flags & WPT_REG_PRIVATE ? WPPTRACE_SESSION_PRIVATE : 0;
         if (rc == ERROR_BUSY) {
             /* alive, only slow: listed all the same (a session that stopped meanwhile is not) */
-            wpt_wire_props w;
             memset(&w, 0, sizeof w);
             w.logger_id = (uint32_t)(found[i].handle & 0xFFFF);
             w.generation = wpt_handle_generation(found[i].handle);
             w.log_file_mode = found[i].log_file_mode;
             w.clock_type = found[i].clock_type;
+            w.host_pid = found[i].host_pid;
             memcpy(w.name, found[i].name, sizeof w.name);     /* the same size, terminated */
             props_from_wire(&w, array[filled], 0);
+            flags |= WPPTRACE_SESSION_BUSY;
         }
-        if (rc == ERROR_SUCCESS || rc == ERROR_BUSY) filled++;
+        if (rc != ERROR_SUCCESS && rc != ERROR_BUSY) continue;
+        if (infos) info_of(&w, flags, &infos[filled]);
+        filled++;
     }
     unlock();
     free(found);
     *logger_count = filled;
     return n > count ? ERROR_MORE_DATA : ERROR_SUCCESS;
+}
+
+ULONG QueryAllTracesA(EVENT_TRACE_PROPERTIES **array, ULONG count, ULONG *logger_count) {
+    return wpptrace_list_sessions(array, NULL, count, logger_count);
 }
 
 ULONG wpptrace_session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *info) {
@@ -781,11 +812,7 @@ ULONG wpptrace_session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *i
         default:
             rc = ERROR_WMI_INSTANCE_NOT_FOUND;
         }
-        info->LoggerId = w.logger_id;
-        info->HostProcessId = w.host_pid;
-        info->RealTimeConsumers = w.consumers;
-        info->RecordsAbandoned = w.records_abandoned;
-        info->BuffersQuarantined = w.buffers_quarantined;
+        info_of(&w, info->Flags, info);
     }
     unlock();
     return rc;

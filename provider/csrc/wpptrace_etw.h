@@ -164,6 +164,8 @@ ULONG EnumerateTraceGuids(PTRACE_GUID_PROPERTIES *GuidPropertiesArray, ULONG Pro
  * cannot say. */
 #define WPPTRACE_SESSION_PRIVATE   0x1      /* run by the calling process */
 #define WPPTRACE_SESSION_HOST_GONE 0x2      /* its host process died: STOP cleans up */
+#define WPPTRACE_SESSION_BUSY      0x4      /* listed: its host did not answer in time, so its
+                                               counters (and these) are not known */
 typedef struct {
     ULONG LoggerId;
     ULONG HostProcessId;
@@ -174,6 +176,10 @@ typedef struct {
                                       one may still be running and store into it */
 } WPPTRACE_SESSION_INFO;
 ULONG wpptrace_session_info(TRACEHANDLE TraceHandle, LPCSTR InstanceName, WPPTRACE_SESSION_INFO *Info);
+/* QueryAllTraces with the session info of each session listed (Infos: Count entries), from the
+ * same one request per session. */
+ULONG wpptrace_list_sessions(EVENT_TRACE_PROPERTIES **Array, WPPTRACE_SESSION_INFO *Infos, ULONG Count,
+                             ULONG *LoggerCount);
 
 typedef struct {
     GUID  Guid;

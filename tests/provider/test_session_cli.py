@@ -240,9 +240,32 @@ def test_list_marks_a_session_whose_host_is_slow_to_answer(tmp_path, session_nam
     session_cli.start(session_name, str(tmp_path / "listed.etl"))
     try:
         with monkeypatch.context() as patch:
-            patch.setattr(sessions, "session_info", _busy)
+            patch.setattr(sessions, "list_sessions", _listed_busy(sessions.list_sessions))
             mine = _session_lines(session_cli.listing(), session_name)
         assert not any(line.startswith("Host Process Id:") for line in mine)
+    finally:
+        session_cli.stop(session_name)
+
+
+def test_list_asks_each_sessions_host_once(tmp_path, session_name, monkeypatch, capsys):
+    """`session list` and `tracelog -l` query every session; they then asked each host again for
+    its session info (host process, consumers), so a host that did not answer in time was
+    waited for twice. The one query per session answers both."""
+    from wpptrace.provider import session_cli, tracelog
+
+    session_cli.start(session_name, str(tmp_path / "listed.etl"))
+    try:
+        asked = []
+        with monkeypatch.context() as patch:
+            patch.setattr(sessions, "session_info", lambda *args, **kw: asked.append(args))
+            listed = session_cli.listing()
+            capsys.readouterr()
+            assert tracelog.main(["-l"]) == 0
+            printed = capsys.readouterr().out.splitlines()
+        assert asked == []
+        for lines in (listed, printed):
+            mine = lines[lines.index(f"{'Logger Name:':<24}{session_name}"):]
+            assert f"{'Host Process Id:':<24}{sessions.session_info(session_name).host_pid}" in mine
     finally:
         session_cli.stop(session_name)
 
@@ -252,6 +275,15 @@ def _busy(name=None, handle=0):
     from wpptrace.winerror import Win32Error
 
     raise Win32Error(170)
+
+
+def _listed_busy(list_sessions):
+    """``sessions.list_sessions`` as it lists sessions whose host does not answer in time."""
+    import dataclasses
+
+    def listed():
+        return [(props, dataclasses.replace(info, host_pid=0, busy=True)) for props, info in list_sessions()]
+    return listed
 
 
 def _session_lines(lines: list[str], session_name: str) -> list[str]:
@@ -271,7 +303,7 @@ def test_tracelog_list_marks_a_session_whose_host_is_slow_to_answer(tmp_path, se
     session_cli.start(session_name, str(tmp_path / "listed.etl"))
     try:
         with monkeypatch.context() as patch:
-            patch.setattr(sessions, "session_info", _busy)
+            patch.setattr(sessions, "list_sessions", _listed_busy(sessions.list_sessions))
             capsys.readouterr()
             assert tracelog.main(["-l"]) == 0
             printed = capsys.readouterr().out.splitlines()
