@@ -18,10 +18,11 @@ has none): ``record_view`` gives ``Record`` objects; the consumer API, the typed
 the formatter's compact C rows are views too (decoder.api, decoder.events, decoder.wpp_rows).
 ``slot`` numbers the stream the buffer belongs to (a view may keep one buffer per slot);
 ``header_record`` says the buffer's first record is the log-file header record, which the
-engine delivers first, before the merge (ProcessTrace's synthetic first event). When a file's
-header record is damaged, a view with a ``made_header`` method makes that event from the
-header facts the file gave (the formatter's rows do: every file has its header line). The
-order rules and the merge itself are decoder.ordering's.
+engine delivers first, before the merge (ProcessTrace's synthetic first event). When a
+file's header record is damaged but its facts were read, the engine hands every view the
+header buffer made from those facts (``EtlFile.made_header_buffer``) in its place, so each
+view makes that event from it as from the real record (``_made_header``). The order rules
+and the merge itself are decoder.ordering's.
 """
 from __future__ import annotations
 
@@ -165,6 +166,8 @@ class FileSource:
             if len(index):
                 buf = etl.read_buffer(index[0])
                 header = starts_with_logfile_header(buf)
+                if not header and lo is None:
+                    yield from _made_header(self, view, etl.made_header_buffer(), slot)
                 items, keys = view(self, buf, slot, header)
                 if buf.stats is None:
                     buf.walk(collect=False)
@@ -172,8 +175,6 @@ class FileSource:
                     if lo is None:
                         yield items[:1], keys[:1]
                     items, keys = items[1:], keys[1:]
-                elif not header and lo is None:
-                    yield from self._made_header(view, buf, slot)
                 first = ((buf, items, keys),)
             streams = self.streams()
             self.window_stops = {}
@@ -187,27 +188,16 @@ class FileSource:
         if len(index):
             buf = etl.read_buffer(index[0])
             header = starts_with_logfile_header(buf)
+            if not header:
+                yield from _made_header(self, view, etl.made_header_buffer(), slot)
             items, keys = _deliver(self, etl, view, buf, slot, header)
             if header and items:
                 yield items[:1], keys[:1]
                 items, keys = items[1:], keys[1:]
-            elif not header:
-                yield from self._made_header(view, buf, slot)
             batches.append(iter([(items, keys)]))
         batches += [self._stream(infos, view, slot + k)
                     for k, infos in enumerate(self.streams(), start=1)]
         yield from merge(batches)
-
-    def _made_header(self, view: View, buf: Buffer, slot: int) -> Iterator[tuple[list, list[int]]]:
-        """The log-file header event of a file whose first buffer does not start with a
-        well-formed header record (damaged; ``EtlFile`` reported it) but whose header facts
-        were read from that record (``EtlFile.header_read``: not a file that is no trace):
-        ProcessTrace delivers that event whatever, from the header facts OpenTrace read, so
-        a view that can make one from them (``made_header(source, buffer, slot)``, called
-        after the view took ``buf`` into ``slot``) gives it."""
-        make = getattr(view, "made_header", None)
-        if make is not None and self.etl.header_read:
-            yield make(self, buf, slot)
 
     def _window_stream(self, first, infos, view: View, slot: int, lo: int | None,
                        hi: int | None, stream: int | None = None,
@@ -307,6 +297,9 @@ class FileSource:
         for info in etl.buffer_index():
             buf = etl.read_buffer(info)
             header = info.is_header and starts_with_logfile_header(buf)
+            if info.is_header and not header:
+                for items, _keys in _made_header(self, view, etl.made_header_buffer(), 0):
+                    yield items
             yield _deliver(self, etl, view, buf, 0, header)[0]
 
     def _stream(self, infos, view: View, slot: int) -> Iterator[tuple[list, list[int]]]:
@@ -339,6 +332,8 @@ class LiveSource:
         self.clock = TimeConverter.system_time()
         self.log = ReadLog(name)
         self._last: dict[int, int] = {}        # processor -> last timestamp seen
+        #: the header buffer made from the facts of a damaged header record (``take_header``)
+        self._made: Buffer | None = None
 
     @classmethod
     def for_session(cls, session: str, poll: float = 0.5) -> "LiveSource":
@@ -371,6 +366,7 @@ class LiveSource:
             for issue in etl.errors:
                 self.log._issue(issue.offset, issue.message)
             self.header = etl.header
+            self._made = etl.made_header_buffer()
         self.pointer_size = self.header.pointer_size
         self.clock = TimeConverter(self.header)
         return self.header
@@ -395,6 +391,8 @@ class LiveSource:
                 buf = decode(entry.data, info, source=self.name, pointer_size=self.pointer_size)
                 buf.origin = entry
                 header = starts_with_logfile_header(buf)
+                if not header:
+                    yield from _made_header(self, view, self._made, slot)
                 items, keys = _deliver(self, self.log, view, buf, slot, header)
                 if items:
                     yield items, keys
@@ -422,6 +420,22 @@ class LiveSource:
             items, keys = _deliver(self, self.log, view, buf, slot, False)
             self._last[info.processor] = buf.stats.last_timestamp
             yield items, keys
+
+
+def _made_header(source, view: View, made: Buffer | None, slot: int
+                 ) -> Iterator[tuple[list, list[int]]]:
+    """The log-file header event of a source whose first buffer does not start with a
+    well-formed header record (damaged, and reported when it was read) but whose header facts
+    were read from that record: ProcessTrace delivers that event whatever, from the facts
+    OpenTrace read. ``made`` is the header buffer made from them (None: not read, no event);
+    the view takes it into ``slot`` as the header buffer, before the real first buffer, and
+    only its first item (the event) is kept: the made buffer is no buffer of the trace (not
+    accounted, no buffer callback)."""
+    if made is None:
+        return
+    items, keys = view(source, made, slot, True)
+    if items:
+        yield items[:1], keys[:1]
 
 
 def _in_window(key: int | None, lo: int | None, hi: int | None) -> bool:

@@ -59,6 +59,8 @@ _U32 = sizeof("uint32_t")
 _POINTER_SIZE = offsetof("TRACE_LOGFILE_HEADER64", "PointerSize")
 assert _POINTER_SIZE == offsetof("TRACE_LOGFILE_HEADER32", "PointerSize")
 _MIN_LOGFILE_HEADER = sizeof("TRACE_LOGFILE_HEADER32")
+#: a record's Size is 16 bits
+_MAX_RECORD_SIZE = ETL.MAX_ETW_EVENT_SIZE & ~7
 #: most buffers one C call of the index reader writes (its columns: 52 bytes an entry)
 _INDEX_CHUNK = 1 << 14
 
@@ -279,6 +281,8 @@ class EtlFile(ReadLog):
         #: the header facts were read from a log-file header record's payload (PointerSize 4
         #: or 8, BufferSize in range), its marker damaged or not; False: made up or partly
         self.header_read = False
+        self._first_head = b""              # buffer 0's WMI_BUFFER_HEADER as read
+        self._record_head = b""             # the header record's SYSTEM_TRACE_HEADER as read
         self.header = self._read_logfile_header()
         self.pointer_size = self.header.pointer_size
         self.compressed = self._choose_layout()
@@ -322,6 +326,7 @@ class EtlFile(ReadLog):
                              f"{self.name}: offset 0x0: expected a {BUFFER_HEADER_SIZE}-byte "
                              f"WMI_BUFFER_HEADER, the file has {self.file_size} bytes",
                              filename=self.name)
+        self._first_head = head
         first_size, saved, self._first_state, filled = _FIRST_BUFFER.unpack_from(head)
         self._first_size = first_size
         self._first_end = max(saved, filled)
@@ -333,6 +338,7 @@ class EtlFile(ReadLog):
             return self._fallback_header("file too short for the log-file header record")
         marker = int.from_bytes(body[at:at + _U32], "little")
         sys_h = _HEADER_RECORD.unpack_from(body, at)     # (its fields: _HEADER_RECORD)
+        self._record_head = body[at:at + _SYSTEM_HEADER_SIZE]
         htype, size, hook = sys_h[:3]
         if not is_logfile_header_record(body, at, len(body)):
             # damaged marker: still try the payload, the rest of the file depends on it
@@ -362,6 +368,40 @@ class EtlFile(ReadLog):
                                          f"{header.buffer_size:#x}", header)
         self.header_read = pointer_read
         return header
+
+    def made_header_buffer(self) -> Buffer | None:
+        """The header buffer ProcessTrace's first event comes from when buffer 0 does not
+        start with a well-formed log-file header record but the header facts were read from
+        that record (``header_read``): buffer 0's WMI_BUFFER_HEADER, then that record as
+        read, made whole (its marker, Size and HookId those of a log-file header record;
+        thread, process, times and payload as read), so every view makes the header event
+        from it as from the real record. None if the facts were not read (no header event:
+        the file is no trace, or its header is lost)."""
+        if not self.header_read:
+            return None
+        h = self.header
+        payload = h.raw[:_MAX_RECORD_SIZE - _SYSTEM_HEADER_SIZE]
+        size = _SYSTEM_HEADER_SIZE + len(payload)
+        used = BUFFER_HEADER_SIZE + ((size + 7) & ~7)
+        data = bytearray(used)
+        data[:BUFFER_HEADER_SIZE] = self._first_head
+        data[BUFFER_HEADER_SIZE:BUFFER_HEADER_SIZE + _SYSTEM_HEADER_SIZE] = self._record_head
+        info = buffer_info(data)
+        flag = info.flags & ~ETL.ETW_BUFFER_FLAG_COMPRESSED
+        if not_a_buffer_header(info) is not None:   # junk: only the record is the facts'
+            data[:BUFFER_HEADER_SIZE] = bytes(BUFFER_HEADER_SIZE)
+            flag = 0
+        BUFFER_HEADER.pack_into(data, BufferSize=used, SavedOffset=used, FilledBytes=used,
+                                BufferFlag=flag, BufferType=ETL.ETW_BUFFER_TYPE_HEADER)
+        SYSTEM_HEADER.pack_into(
+            data, BUFFER_HEADER_SIZE, Version=ETL.SYSTEM_TRACE_VERSION,
+            HeaderType=(ETL.TRACE_HEADER_TYPE_SYSTEM64 if h.pointer_size == 8
+                        else ETL.TRACE_HEADER_TYPE_SYSTEM32),
+            Flags=ETL.TRACE_RECORD_MARKER_FIXED, Size=size, HookId=0)
+        data[BUFFER_HEADER_SIZE + _SYSTEM_HEADER_SIZE:BUFFER_HEADER_SIZE + size] = payload
+        data = bytes(data)
+        return decode(data, buffer_info(data, index=0, file_offset=0), source=self.name,
+                      pointer_size=self.pointer_size)
 
     def _fallback_header(self, problem: str, damaged: LogfileHeader | None = None) -> LogfileHeader:
         """Damaged header: carry on with what the buffer header says, so the data still reads."""

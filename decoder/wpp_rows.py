@@ -34,8 +34,6 @@ LOGFILE_HEADER = ETL.WPPROW_LOGFILE_HEADER
 #: ``milli`` of a record without a time, and of one whose time is out of range
 NO_TIME = -(1 << 63)
 TIME_OUT_OF_RANGE = NO_TIME + 1
-#: ``filetime`` of a row whose FILETIME only Python computes
-_NO_FILETIME = -(1 << 63)
 _TS = ROW_INDEX["timestamp"]
 _KEY_OFFSET = offsetof("wpprow", "key")
 _KEY_FIELD = struct.Struct("<I")
@@ -105,28 +103,6 @@ class RowView:
         self.sources[slot] = source
         base = slot << 32
         return range(base, base + count), row_times(blob, count)
-
-    def made_header(self, source, buf, slot: int) -> tuple[range, list[int]]:
-        """The log-file header row of a file whose header record is damaged (the engine asks
-        after this view took ``buf``, the file's first buffer, into ``slot``): appended to
-        the slot's rows, made from the facts ``source.header`` read from that record (its
-        time, thread, process and payload size) and the buffer's processor, as the record's
-        own row would hold them."""
-        h = source.header
-        ts = h.header_timestamp
-        ft = source.clock.to_filetime(ts)
-        ms = ft // 10000
-        blob = self.blobs[slot]
-        index = len(blob) // ROW_SIZE
-        fields = dict.fromkeys(ROW_FIELDS, 0)
-        fields.update(timestamp=ts, milli=ms if NO_TIME + 1 < ms < 1 << 63 else TIME_OUT_OF_RANGE,
-                      key=LOGFILE_HEADER, slot=slot, index=index, thread_id=h.header_thread_id,
-                      process_id=h.header_process_id, payload_size=len(h.raw), cpu=buf.processor,
-                      kind=ETL.ETLRD_KIND_SYSTEM, filetime=ft if 0 <= ft < 1 << 63 else _NO_FILETIME,
-                      present=ETL.ETLRD_HAS_TIMESTAMP | ETL.ETLRD_HAS_THREAD | ETL.ETLRD_HAS_PROCESS)
-        self.blobs[slot] = blob + ROW_FORMAT.pack(*fields.values())
-        ref = (slot << 32) + index
-        return range(ref, ref + 1), [ts]
 
     def full_row(self, ref: int) -> tuple:
         """The full row (``ROW_FIELDS``) of a row ref whose buffer is still current."""

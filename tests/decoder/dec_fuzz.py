@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import dec_etlgen as gen
 import dec_hostile as hostile
 
+from wpptrace.decoder.buffers import starts_with_logfile_header
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.events import EventReader
 from wpptrace.decoder import ordered_records
@@ -72,8 +73,18 @@ def read_everything(data: bytes) -> int:
     with EventReader(io.BytesIO(data), ordered=False) as events:
         assert sum(1 for _ in events) == n
     with EtlFile(io.BytesIO(data)) as etl:
-        assert etl.scan().records == n
+        assert etl.scan().records == n - _made_header(etl)
     return n
+
+
+def _made_header(etl: EtlFile) -> int:
+    """1 if the engine delivers a header event made from the facts of a damaged header
+    record (buffer 0 does not start with it, its facts were read): an event, but no record
+    the file holds whole, so the totals do not count it."""
+    index = etl.buffer_index()
+    if not len(index) or etl.made_header_buffer() is None:
+        return 0
+    return int(not starts_with_logfile_header(etl.read_buffer(index[0])))
 
 
 # -- buffers of any size -----------------------------------------------------------------
