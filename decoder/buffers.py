@@ -115,6 +115,9 @@ class Buffer(BufferInfo):
 
     data: bytes = b""
     records_end: int = BUFFER_HEADER_SIZE    # where the events end inside data
+    #: where the walk starts: past the header, or past a damaged log-file header record that
+    #: is no event (``EtlFile.header_record_end``), which the walk counts as one damaged record
+    records_start: int = BUFFER_HEADER_SIZE
     pointer_size: int = 8
     issues: list[DecodeIssue] = field(default_factory=list)
     stats: WalkStats | None = None
@@ -161,10 +164,14 @@ class Buffer(BufferInfo):
             self._read_issues = len(self.issues)
         else:                # walked again (a count, then rows): its problems are said once
             del self.issues[self._read_issues:]
-        tuples, self.stats = run(self.data, BUFFER_HEADER_SIZE, self.records_end,
-                                  self._last_timestamp, collect)
-        self.ranges = [(BUFFER_HEADER_SIZE, self.records_end, self._last_timestamp)]
+        start = self.records_start
+        tuples, self.stats = run(self.data, start, self.records_end, self._last_timestamp,
+                                 collect)
+        self.ranges = [(start, self.records_end, self._last_timestamp)]
         self._add_issues(self.stats)
+        if start > BUFFER_HEADER_SIZE:      # the damaged header record (reported on opening)
+            self.stats.errors += 1
+            self.stats.skipped_bytes += start - BUFFER_HEADER_SIZE
         # records past FilledBytes: only if they chain cleanly to the end of the buffer
         # (a damaged FilledBytes); the real tail is 0xFF fill or zeros, which never chains
         tail = (self.records_end + 7) & ~7
@@ -249,7 +256,7 @@ def expand(raw, *, limit: int = MAX_BUFFER_SIZE, where: str = "",
 
 def decode(raw, info: BufferInfo, *, source: str, pointer_size: int, last_timestamp: int = 0,
            limit: int = MAX_BUFFER_SIZE, expandable: bool = True,
-           end: int | None = None) -> Buffer:
+           end: int | None = None, start: int | None = None) -> Buffer:
     """``raw`` (the buffer as stored or received) as a Buffer ready to walk.
 
     A compressed buffer (never the header buffer) is expanded (``limit``: see ``expand``);
@@ -257,7 +264,8 @@ def decode(raw, info: BufferInfo, *, source: str, pointer_size: int, last_timest
     kept and it is marked ``unreadable``, as is a buffer whose header is junk
     (``not_a_buffer_header``). The events end at ``end`` if given, else at the
     larger of SavedOffset and FilledBytes (buffer 0 holds records past SavedOffset in real
-    files), within the bytes there are."""
+    files), within the bytes there are. They start at ``start`` if given (a damaged
+    log-file header record skipped), else right after the buffer header."""
     issues: list[DecodeIssue] = []
     where = f"buffer {info.index}: " if info.index >= 0 else ""
     base = max(info.file_offset, 0)
@@ -284,7 +292,9 @@ def decode(raw, info: BufferInfo, *, source: str, pointer_size: int, last_timest
         stop = min(stop, len(data))
     if end is not None:
         stop = min(end, len(data))
-    return Buffer(**info.__dict__, data=data, records_end=stop, pointer_size=pointer_size,
+    begin = BUFFER_HEADER_SIZE if start is None or unreadable else min(start, stop)
+    return Buffer(**info.__dict__, data=data, records_end=stop, records_start=begin,
+                  pointer_size=pointer_size,
                   issues=issues, unreadable=unreadable, _last_timestamp=last_timestamp,
                   _source=source)
 

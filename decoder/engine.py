@@ -332,8 +332,10 @@ class LiveSource:
         self.clock = TimeConverter.system_time()
         self.log = ReadLog(name)
         self._last: dict[int, int] = {}        # processor -> last timestamp seen
-        #: the header buffer made from the facts of a damaged header record (``take_header``)
+        #: the header buffer's reading (``take_header``): the header buffer made from the
+        #: facts of a damaged header record, and where the records after that record start
         self._made: Buffer | None = None
+        self._header_record_end: int | None = None
 
     @classmethod
     def for_session(cls, session: str, poll: float = 0.5) -> "LiveSource":
@@ -367,6 +369,7 @@ class LiveSource:
                 self.log._issue(issue.offset, issue.message)
             self.header = etl.header
             self._made = etl.made_header_buffer()
+            self._header_record_end = etl.header_record_end
         self.pointer_size = self.header.pointer_size
         self.clock = TimeConverter(self.header)
         return self.header
@@ -388,7 +391,8 @@ class LiveSource:
                 first = False
                 self.take_header(entry.data)
                 info = buffer_info(entry.data, index=0)
-                buf = decode(entry.data, info, source=self.name, pointer_size=self.pointer_size)
+                buf = decode(entry.data, info, source=self.name, pointer_size=self.pointer_size,
+                             start=self._header_record_end)
                 buf.origin = entry
                 header = starts_with_logfile_header(buf)
                 if not header:

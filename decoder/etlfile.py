@@ -281,6 +281,10 @@ class EtlFile(ReadLog):
         #: the header facts were read from a log-file header record's payload (PointerSize 4
         #: or 8, BufferSize in range), its marker damaged or not; False: made up or partly
         self.header_read = False
+        #: where buffer 0's records go on after a damaged log-file header record whose facts
+        #: were read and whose own Size held (``header_read``): that record is no event (the
+        #: one ``made_header_buffer`` gives stands for it); None: the walk reads buffer 0 whole
+        self.header_record_end: int | None = None
         self._first_head = b""              # buffer 0's WMI_BUFFER_HEADER as read
         self._record_head = b""             # the header record's SYSTEM_TRACE_HEADER as read
         self.header = self._read_logfile_header()
@@ -340,11 +344,13 @@ class EtlFile(ReadLog):
         sys_h = _HEADER_RECORD.unpack_from(body, at)     # (its fields: _HEADER_RECORD)
         self._record_head = body[at:at + _SYSTEM_HEADER_SIZE]
         htype, size, hook = sys_h[:3]
-        if not is_logfile_header_record(body, at, len(body)):
+        damaged = not is_logfile_header_record(body, at, len(body))
+        if damaged:
             # damaged marker: still try the payload, the rest of the file depends on it
             self._issue(at, f"expected the log-file header record (SYSTEM32/64 marker, HookId 0) "
                             f"at offset {at:#x}, found marker {marker:#010x} HookId {hook:#x}")
-        if not (_SYSTEM_HEADER_SIZE + _MIN_LOGFILE_HEADER <= size <= len(body) - at):
+        own_size = _SYSTEM_HEADER_SIZE + _MIN_LOGFILE_HEADER <= size <= len(body) - at
+        if not own_size:
             size = len(body) - at
         payload = body[at + _SYSTEM_HEADER_SIZE:at + size]
         if len(payload) < _POINTER_SIZE + _U32:
@@ -367,6 +373,8 @@ class EtlFile(ReadLog):
                                          f"{BUFFER_HEADER_SIZE:#x}..{MAX_BUFFER_SIZE:#x}, found "
                                          f"{header.buffer_size:#x}", header)
         self.header_read = pointer_read
+        if pointer_read and damaged and own_size:
+            self.header_record_end = at + ((size + 7) & ~7)
         return header
 
     def made_header_buffer(self) -> Buffer | None:
@@ -696,6 +704,7 @@ class EtlFile(ReadLog):
             info = replace(info, compressed=False)
         return decode(raw, info, source=self.name, pointer_size=self.pointer_size,
                       last_timestamp=last_timestamp,
+                      start=self.header_record_end if info.index == 0 else None,
                       limit=self.header.buffer_size if self.header.valid else MAX_BUFFER_SIZE,
                       expandable=self.compression_format not in UNSUPPORTED_COMPRESSION)
 

@@ -66,7 +66,8 @@ def test_the_header_line_is_printed_from_the_facts_read(emitter, fmt_data, tmp_p
         assert json.loads(first)["status"] == "header"
     assert code == 1 and runs[real][0] == 0
     assert "offset 0x48: expected the log-file header record" in err
-    assert "offset 0x48: buffer 0: expected a record marker" in err
+    # reported once: the walk skips the record it stands for, counted as one damaged record
+    assert err.count("\n") == 1
 
 
 def test_a_header_record_wholly_zeroed_gives_the_line_of_what_is_left(fmt_data, tmp_path):
