@@ -19,7 +19,11 @@ object and offset, packing, TraceMessage) when that extension is built for the r
 interpreter; otherwise the Python methods of :class:`_PythonLevels` do the same and write the
 same bytes.
 
-**A trace call never raises by default.** A call that cannot be written as its message (a value
+**A provider never raises into the application by default.** One that cannot register (the
+core refuses RegisterTraceGuids: every registration place taken ...) is made all the same, a
+provider no session can enable: its calls do nothing, :meth:`Provider.stats` says why in
+``registration_error``, and a :class:`TraceWarning` reports it once (strict: it raises).
+A trace call that cannot be written as its message (a value
 that does not fit its type, a wrong argument count, a call site whose source is gone and that no
 site registry lists) is dropped; the drops are counted per call site (:meth:`Provider.stats`)
 and the first one of each site is reported with a :class:`TraceWarning`. With ``strict=True``
@@ -46,6 +50,8 @@ import uuid
 import warnings
 import weakref
 from typing import Any, Callable, Iterable
+
+from wpptrace.winerror import Win32Error
 
 from . import fastpath
 from ._hazmat import lib as _lib
@@ -110,12 +116,15 @@ class ProviderStats:
     ``sites``); ``events_dropped``: events the session refused (no free buffer, larger than a
     buffer: the session counts them in EventsLost) and calls the process had no memory or
     stack left for; ``last_error``: the last of these refusals (a Win32 code,
-    ERROR_NOT_ENOUGH_MEMORY for want of memory or stack)."""
+    ERROR_NOT_ENOUGH_MEMORY for want of memory or stack); ``registration_error``: why the
+    provider is not registered, empty when it is (or was never asked to be): no session can
+    enable it, and its calls do nothing."""
 
     calls_dropped: int
     events_dropped: int
     last_error: int
     sites: tuple[DroppedCalls, ...]
+    registration_error: str = ""
 
 
 class TraceFlag(int):
@@ -241,8 +250,9 @@ class _ProviderMethods:
     and where ``wpptrace tmf gen`` writes the site registry; give the same to ``tmf gen
     --root`` if you do not declare the provider literally. ``types``: :class:`CustomType` s for
     ``%!NAME!``. ``strict``: raise from trace calls that cannot be written instead of dropping
-    them (default: the ``WPPTRACE_STRICT`` environment variable). The provider registers at once
-    (``register=False`` to defer) and unregisters at exit.
+    them, and from a registration the core refuses (default: the ``WPPTRACE_STRICT``
+    environment variable). The provider registers at once (``register=False`` to defer) and
+    unregisters at exit.
     """
 
     __slots__ = ()  # the provider class adds the instance dict (and, in C, the enable state)
@@ -263,6 +273,7 @@ class _ProviderMethods:
         self.types = TypeTable(types)
         self.strict = _strict_default() if strict is None else bool(strict)
         frame = _creator if _creator is not None else _getframe(1)
+        self._created_at = (frame.f_code.co_filename, frame.f_lineno)   # where reports point
         self.root, registry_dir, registry_module = _locations(frame, root)
         self._sources = SiteSources(self.root, registry_dir, registry_module, frame.f_globals.get("__loader__"))
         # Enable state, written by the ControlCallback: per level, the enabled flag bits.
@@ -274,6 +285,7 @@ class _ProviderMethods:
         self.events_dropped = 0   # refused by the session (no free buffer, too big ...)
         self.last_error = 0
         self.calls_dropped = 0
+        self.registration_error = ""        # why RegisterTraceGuids failed (see register)
         self._drops: dict[str, list] = {}   # site label -> [count, first reason]
         self._reported: set[str] = set()    # sites whose first drop was reported
         self._files: dict[str, FileMessages] = {}
@@ -344,17 +356,38 @@ class _ProviderMethods:
 
     # -- registration ---------------------------------------------------------------------
     def register(self) -> None:
-        """RegisterTraceGuids for the control GUID (idempotent)."""
+        """RegisterTraceGuids for the control GUID (idempotent). If the core refuses it, the
+        provider stays one no session can enable (its calls do nothing): ``stats()`` says why
+        in ``registration_error`` and a :class:`TraceWarning` reports it once; a strict
+        provider raises the error instead."""
         if self._registration is not None:
             return
         from .api import RegisterTraceGuids
         try:
             self._registration = RegisterTraceGuids(self._control_callback, None, self.guid, [])
-        except BaseException:
+        except BaseException as exc:
             # not registered (a Ctrl-C in the enable callback it ran): no session's state stays
             self._set_enable_state(0, 0, 0)
-            raise
+            if self.strict or not isinstance(exc, Exception) or raised_by_signal_handler(exc):
+                raise
+            self._not_registered(exc)
+            return
+        self.registration_error = ""
         atexit.register(self.unregister)
+
+    def _not_registered(self, exc: Exception) -> None:
+        """Report once that RegisterTraceGuids failed (the provider works on, disabled)."""
+        reported = bool(self.registration_error)
+        self.registration_error = f"RegisterTraceGuids failed: {_plain(exc)}"
+        if reported:
+            return
+        try:
+            warnings.warn_explicit(
+                f"{self.name}: not registered ({self.registration_error}): no session can enable "
+                f"it, so its trace calls do nothing (Provider.stats().registration_error)",
+                TraceWarning, *self._created_at)
+        except Exception:  # noqa: BLE001 - e.g. warnings turned into errors: still never raise
+            pass
 
     def unregister(self) -> None:
         if self._registration is None:
@@ -514,7 +547,8 @@ class _ProviderMethods:
         with self._lock:
             sites = tuple(DroppedCalls(label, count, reason)
                           for label, (count, reason) in sorted(self._drops.items(), key=_site_order))
-            stats = ProviderStats(self.calls_dropped, int(self.events_dropped), int(self.last_error), sites)
+            stats = ProviderStats(self.calls_dropped, int(self.events_dropped), int(self.last_error), sites,
+                                  self.registration_error)
             if reset:
                 self._drops.clear()
                 self.calls_dropped = self.events_dropped = self.last_error = 0
@@ -607,6 +641,14 @@ def _call_position(code: Any, lasti: int) -> tuple:
         if start <= lasti < end:
             return (line,)
     return (None,)
+
+
+def _plain(exc: BaseException) -> str:
+    """An exception in words: a Win32 error's code name and message (without the call it
+    names), else the type and text."""
+    if isinstance(exc, Win32Error):
+        return Win32Error(exc.winerror).strerror
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _site_label(rel: str, position: tuple, lasti: int, call: str) -> str:

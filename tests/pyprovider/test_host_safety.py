@@ -605,3 +605,65 @@ def test_a_number_far_past_64_bits_is_dropped_without_making_its_integer(tmp_pat
     assert not value.made_int
     assert sent == [] and app.trace.stats().calls_dropped == 1
     assert "_Vast" in str(seen[0].message) and "does not fit a 64-bit integer" in str(seen[0].message)
+
+
+@contextlib.contextmanager
+def every_registration_taken():
+    """The core's registration places all taken, as by an application that registered a
+    thousand providers: RegisterTraceGuids fails with ERROR_NOT_ENOUGH_MEMORY."""
+    handles = []
+    try:
+        while True:
+            try:
+                handles.append(api.RegisterTraceGuids(lambda *a: 0, None, uuid.uuid4()))
+            except OSError as exc:
+                assert exc.name == "ERROR_NOT_ENOUGH_MEMORY", exc
+                break
+            assert len(handles) <= 1 << 16
+        yield
+    finally:
+        for handle in handles:
+            api.UnregisterTraceGuids(handle)
+
+
+def test_a_provider_the_core_cannot_register_is_made_and_reported_once(tmp_path, monkeypatch):
+    """A module that makes a Provider at import must import even when the core refuses the
+    registration: the provider is one no session can enable, its calls do nothing, it says
+    why in stats() and warns once, pointing at the line that made it. Registering again
+    later works once there is room; a strict provider raises instead."""
+    monkeypatch.delenv("WPPTRACE_STRICT", raising=False)
+    path = tmp_path / f"unregistered_{uuid.uuid4().hex[:10]}.py"
+    path.write_text(textwrap.dedent('''\
+        from wpptrace.provider.tracing import Provider
+        trace = Provider("HostSafetyUnregistered", flags=("IO",))
+        def go(n):
+            trace.info(trace.flags.IO, "value %d", n)
+    '''))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    app = importlib.util.module_from_spec(spec)
+    with every_registration_taken():
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            spec.loader.exec_module(app)
+            app.go(1)
+            app.trace.register()                    # still no room: reported once
+        trace = app.trace
+        assert trace._registration is None
+        (warning,) = seen
+        assert warning.category is TraceWarning
+        assert (warning.filename, warning.lineno) == (str(path), 2)
+        assert str(warning.message).startswith(
+            "HostSafetyUnregistered: not registered (RegisterTraceGuids failed: "
+            "ERROR_NOT_ENOUGH_MEMORY (8): Not enough memory")
+        assert trace.stats().registration_error.startswith(
+            "RegisterTraceGuids failed: ERROR_NOT_ENOUGH_MEMORY (8)")
+        with pytest.raises(OSError, match="ERROR_NOT_ENOUGH_MEMORY"):
+            Provider("HostSafetyStrict", strict=True)
+        monkeypatch.setenv("WPPTRACE_STRICT", "1")
+        with pytest.raises(OSError, match="ERROR_NOT_ENOUGH_MEMORY"):
+            Provider("HostSafetyStrict")
+    try:
+        trace.register()
+        assert trace._registration is not None and trace.stats().registration_error == ""
+    finally:
+        trace.unregister()
