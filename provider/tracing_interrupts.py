@@ -16,7 +16,7 @@ import os
 import threading
 from typing import Any
 
-__all__ = ["raised_by_signal_handler"]
+__all__ = ["passes_on", "raised_by_signal_handler"]
 
 _SIGNALS = tuple(sorted(_signal.valid_signals()))
 #: The provider's files, and the file name of the level methods and packers it makes at run time.
@@ -60,3 +60,11 @@ def raised_by_signal_handler(exc: BaseException) -> bool:
         if callable(handler) and _code_of(handler) in codes:
             return True
     return False
+
+
+def passes_on(exc: BaseException) -> bool:
+    """Must ``exc``, caught in the provider's code, go on instead of being dropped there? So
+    it is for no memory or stack left (not the call's fault: the level method counts the call
+    lost, and nothing is concluded about its site) and for what the application's signal
+    handler raised meanwhile (the application's own)."""
+    return isinstance(exc, (MemoryError, RecursionError)) or raised_by_signal_handler(exc)

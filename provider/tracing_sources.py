@@ -30,6 +30,7 @@ import sys
 import threading
 from typing import Any, Iterable
 
+from .tracing_interrupts import passes_on
 from .tracing_sites import (FIRST_MESSAGE_NUMBER, CallSite, LoggingSite, ScanError, ScanResult, read_source,
                             recompiling, relative_source_path, scan_logging_calls, scan_source)
 
@@ -241,6 +242,8 @@ class SiteSources:
 
     # -- registry ---------------------------------------------------------------------------
     def registry(self) -> dict[str, RegistryEntry]:
+        """The registry's files, read once: one that cannot be read counts as empty (and
+        ``registry_error`` says why) for the whole run."""
         if self._registry is None:
             self._registry = self._load_registry()
         return self._registry
@@ -270,6 +273,11 @@ class SiteSources:
                         module = importlib.import_module(self._registry_module)
                     except ImportError:
                         return {}
+                    except Exception as exc:  # noqa: BLE001 - its code failed: not a registry to use
+                        if passes_on(exc):
+                            raise             # not the registry's failure: nothing is concluded
+                        raise ValueError(f"{self._registry_module}: importing it failed: "
+                                         f"{type(exc).__name__}: {exc}") from None
                 if getattr(module, "VERSION", None) != 1:
                     raise ValueError(f"{self._registry_module}: not a wpptrace site registry")
                 return _entries(module.FILES, self._registry_module)
@@ -305,6 +313,9 @@ class SiteSources:
             f.choice = "registry"
             return "registry", ""
         if f.text is None:
+            if self.registry_error:
+                return None, (f"its source is not available and the site registry cannot be "
+                              f"read: {self.registry_error}")
             return None, ("its source is not available and no site registry lists it "
                           "(write one with: wpptrace tmf gen)")
         wanted = "source" if code is None or self._matches(f, code) else (

@@ -188,3 +188,62 @@ def test_unchanged_source_and_registry_agree(tmp_path, pp, edit):
     assert proc.returncode == 0, proc.stderr
     want = [line.replace("shipping 1", "shipping #1") if edit == "changed" else line for line in EXPECTED]
     assert pp.decode_lines(etl, tmf, tmp_path) == want
+
+
+def test_a_registry_whose_import_fails_is_tried_once(tmp_path):
+    """In a .pyc-only install the registry is imported. One whose import fails (its code
+    raises) is no registry: tried once and remembered, not imported again at every new
+    call site; the call sites whose source is there still resolve from it, and one without
+    source says why it cannot be identified."""
+    import importlib
+    import logging
+    import py_compile
+    import uuid
+    import warnings
+
+    from wpptrace.provider.tracing import TraceWarning
+
+    name = f"shop_{uuid.uuid4().hex[:10]}"
+    pkg = tmp_path / name
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(INIT.replace("ShopTrace", "ShopBrokenRegistry"))
+    (pkg / "orders.py").write_text(ORDERS.replace('getLogger("shop")', f'getLogger("{name}")'))
+    runs = tmp_path / "registry-runs"
+    registry = pkg / "_wpptrace_sites.py"
+    registry.write_text(f"open({str(runs)!r}, 'a').write('x')\nraise RuntimeError('half installed')\n")
+    py_compile.compile(str(registry), cfile=str(pkg / "_wpptrace_sites.pyc"), doraise=True)
+    registry.unlink()
+    (pkg / "gone.py").write_text("from . import trace\n\ndef go():\n    trace.info(trace.flags.ORDERS, 'gone %d', 1)\n")
+    py_compile.compile(str(pkg / "gone.py"), cfile=str(pkg / "gone.pyc"), doraise=True)
+    (pkg / "gone.py").unlink()
+    sys.path.insert(0, str(tmp_path))
+    try:
+        shop = importlib.import_module(name)
+        orders = importlib.import_module(f"{name}.orders")
+        gone = importlib.import_module(f"{name}.gone")
+        sent = []
+        shop.trace._use_writer(lambda h, fl, g, n, p: sent.append(n) or 0)
+        shop.trace._set_enable_state(0x1234, 0xFFFFFFFF, 5)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            orders.place(1, "tea")
+            orders.ship(1)
+            gone.go()
+            gone.go()
+        assert runs.read_text() == "x"
+        assert len(sent) == 3           # place: a trace call and a logged record; ship: a trace call
+        (warning,) = [w for w in seen if w.category is TraceWarning]
+        assert ("its source is not available and the site registry cannot be read: "
+                f"{name}._wpptrace_sites: importing it failed: RuntimeError: half installed"
+                in str(warning.message)), warning.message
+        stats = shop.trace.stats()
+        assert stats.calls_dropped == 2 and [s.site.split(":")[0] for s in stats.sites] == ["gone.py"]
+    finally:
+        sys.path.remove(str(tmp_path))
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        if name in sys.modules:
+            sys.modules[name].trace.unregister()
+        for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+            del sys.modules[module]
