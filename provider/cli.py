@@ -9,6 +9,10 @@ The script runs in this process as ``python script.py`` would run it (``__main__
 directory first on ``sys.path``, ``sys.argv``, its exit code) under a session that enables the
 given control GUIDs, or, without ``--guid``, every provider the script registers. A script that
 cannot be opened or compiled is reported before any session starts (no empty .etl).
+
+Exit status: the script's; 1 if it exited 0 but not all it traced could be recorded (a provider
+it registered could not be enabled, the session was stopped before it ended: each said in one
+line); 2 for a script that cannot be opened.
 """
 from __future__ import annotations
 
@@ -26,6 +30,9 @@ from wpptrace import _outputs as outputs
 from wpptrace.provider import api, session_cli
 from wpptrace.provider._hazmat import lib
 from wpptrace.provider.sessions import TraceSession
+from wpptrace.winerror import Win32Error
+
+PROG = "wpptrace session record"
 
 
 def _int(text: str) -> int:
@@ -156,6 +163,21 @@ def _run_script(args: argparse.Namespace) -> int:
             sys.path[0] = saved_path0
 
 
+def _plain(exc: Exception) -> str:
+    """A failure in words: a Win32 error's code name and message, else the type and text."""
+    if isinstance(exc, Win32Error):
+        return Win32Error(exc.winerror).strerror
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _running(session: TraceSession) -> bool:
+    try:
+        session.query()
+    except OSError:
+        return False
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
     if args.session_command != "record":
         return session_cli.run(args)
@@ -178,19 +200,37 @@ def run(args: argparse.Namespace) -> int:
                            MaximumBuffers=args.max_buffers, FlushTimer=args.flush_timer,
                            MaximumFileSize=args.circular, LogFileMode=mode, ClientContext=args.clock)
     hook = None
+    incomplete = False
     try:
         for guid, flags, level in args.guid:
             session.enable(guid, args.flags if flags is None else flags,
                            args.level if level is None else level)
         if not args.guid:
             def hook(handle: int, control_guid: uuid.UUID) -> None:
-                session.enable(control_guid, args.flags, args.level)
+                nonlocal incomplete
+                try:
+                    session.enable(control_guid, args.flags, args.level)
+                except Exception as exc:  # noqa: BLE001 - the script goes on; this provider is not recorded
+                    incomplete = True
+                    why = (_plain(exc) if _running(session) else
+                           f"session {name} is no longer running (stopped by another command?)")
+                    print(f"{PROG}: cannot record provider {control_guid}: {why}", file=sys.stderr)
             api.registration_hooks.append(hook)
         exit_code = _run_script(args)
     finally:
         if hook is not None:
             api.registration_hooks.remove(hook)
-        final = session.stop()
-    print(f"wpptrace session: {output}: {final.BuffersWritten} buffers written, "
-          f"{final.EventsLost} events lost, {final.LogBuffersLost} buffers lost", file=sys.stderr)
+        try:
+            final = session.stop()
+        except OSError as exc:
+            final = None
+            why = (f"session {name} had stopped before the script ended (by another command?)"
+                   if isinstance(exc, Win32Error) and exc.name == "ERROR_WMI_INSTANCE_NOT_FOUND"
+                   else f"stopping session {name}: {_plain(exc)}")
+            print(f"{PROG}: {why}: {output} holds what it wrote until then", file=sys.stderr)
+    if final is not None:
+        print(f"wpptrace session: {output}: {final.BuffersWritten} buffers written, "
+              f"{final.EventsLost} events lost, {final.LogBuffersLost} buffers lost", file=sys.stderr)
+    if exit_code == 0 and (incomplete or final is None):
+        return 1
     return exit_code

@@ -7,6 +7,7 @@ import pathlib
 import subprocess
 import sys
 import textwrap
+import uuid
 
 from wpptrace import __version__
 
@@ -141,3 +142,33 @@ def test_exception_records_carry_their_level(tmp_path, pp):
     ]
     assert records[1]["text"].endswith("ZeroDivisionError: division by zero")
     assert "record.levelno" not in "".join(rows)
+
+
+def test_a_provider_that_cannot_be_enabled_is_one_line_and_exit_status_1(tmp_path):
+    """The session is stopped from outside while the script runs, then the script registers
+    a provider: recording it fails. The script runs on; that is said in one plain line (no
+    traceback), and so is the session that had stopped; the status is 1 (the script's own
+    when it failed)."""
+    script = tmp_path / "late.py"
+    script.write_text(textwrap.dedent("""
+        import sys
+        from wpptrace.provider import api
+        from wpptrace.provider.tracing import Provider
+        api.ControlTrace(0, sys.argv[2], None, 1)      # as `wpptrace session stop NAME`
+        trace = Provider("LateApp", guid="6a1c52e0-8f0e-4d0e-9b43-2f4f7c8a0d11")
+        print("script done")
+        sys.exit(int(sys.argv[1]))
+    """))
+    name = f"record-stopped-{uuid.uuid4().hex[:8]}"
+    for status, expected in (("0", 1), ("3", 3)):
+        out = tmp_path / f"late{status}.etl"
+        proc = subprocess.run([sys.executable, "-m", "wpptrace", "session", "record", "--name",
+                               name, "-o", str(out), str(script), status, name],
+                              capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == expected, proc.stderr
+        assert proc.stdout == "script done\n"
+        assert proc.stderr.splitlines() == [
+            "wpptrace session record: cannot record provider 6a1c52e0-8f0e-4d0e-9b43-2f4f7c8a0d11: "
+            f"session {name} is no longer running (stopped by another command?)",
+            f"wpptrace session record: session {name} had stopped before the script "
+            f"ended (by another command?): {out} holds what it wrote until then"]
