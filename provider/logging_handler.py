@@ -41,7 +41,7 @@ from wpptrace.tmf import formatspec
 from wpptrace.tmf.model import Argument, Message
 
 from .tracing import _NO_ROOM, WPP_TRACE_OPTIONS, Provider
-from .tracing_interrupts import raised_by_signal_handler
+from .tracing_interrupts import passes_on
 from .tracing_sites import LEVELS, LoggingSite, message_guid, message_name, relative_source_path, \
     scan_logging_calls
 from .tracing_types import python_format
@@ -172,7 +172,7 @@ class WppHandler(logging.Handler):
                     guid_le, number = entry.guid_le, entry.number
                     self.sent_typed += 1
                 except Exception as exc:  # noqa: BLE001 - a value that does not travel typed: send the text
-                    if raised_by_signal_handler(exc):
+                    if passes_on(exc):
                         raise
                     payload = None
             level = self._levels.get(record.levelno) or trace_level_for(record.levelno)
@@ -193,7 +193,7 @@ class WppHandler(logging.Handler):
             # counted as the provider's calls are; handleError would need the same room.
             self._lost()
         except Exception as exc:  # noqa: BLE001 - logging's contract: report, never raise
-            if raised_by_signal_handler(exc):
+            if passes_on(exc):
                 raise     # ... but what the application's signal handler raised is its own
             self.handleError(record)
 
@@ -221,11 +221,9 @@ class WppHandler(logging.Handler):
         self._paths.setdefault(path)
         try:
             return self.provider._sources.logging_sites(path, code, module_globals)
-        except (MemoryError, RecursionError):
-            raise                 # no room to read it now: nothing is concluded (or kept)
         except Exception as exc:  # noqa: BLE001 - no usable source: everything goes formatted
-            if raised_by_signal_handler(exc):
-                raise             # the application's, meanwhile: nothing is concluded (or kept)
+            if passes_on(exc):
+                raise             # no room, or the application's: nothing is concluded (or kept)
             return None
 
     def _resolve(self, record: logging.LogRecord, key: tuple | None) -> _SiteEntry:

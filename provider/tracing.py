@@ -43,21 +43,20 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import os
-import re
 import sys
 import threading
 import uuid
 import warnings
 import weakref
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from wpptrace.winerror import Win32Error
 
 from . import fastpath
 from ._hazmat import lib as _lib
-from .tracing_interrupts import raised_by_signal_handler
-from .tracing_messages import CompiledSite, FileMessages, compile_scan
-from .tracing_sites import LEVELS, LEVEL_METHODS, ScanError, etw_name_guid, relative_source_path
+from .tracing_interrupts import passes_on, raised_by_signal_handler
+from .tracing_messages import CompiledSite, FileMessages, compile_scan, site_label, site_order
+from .tracing_sites import LEVELS, LEVEL_METHODS, CallSite, ScanError, etw_name_guid, relative_source_path
 from .tracing_sources import REGISTRY_MODULE, SiteSources
 from .tracing_types import CustomType, TypeTable
 
@@ -160,13 +159,23 @@ def _strict_default() -> bool:
     return os.environ.get(STRICT_ENVIRONMENT_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+class _Place(NamedTuple):
+    """Where a call is, as drops report and sort it: ``label`` names it, ``where`` (file, line)
+    is the warning's location, ``order`` its place in source order with the numbers kept as
+    numbers: (file, line, column, code offset or message number)."""
+
+    label: str
+    where: tuple[str, int]
+    order: tuple[str, int, int, int]
+
+
 class _BadSite:
     """A call site that cannot be written: every call there is dropped (or raises if strict)."""
 
-    __slots__ = ("label", "where", "error")
+    __slots__ = ("place", "error")
 
-    def __init__(self, label: str, where: tuple[str, int], error: Exception) -> None:
-        self.label, self.where, self.error = label, where, error
+    def __init__(self, place: _Place, error: Exception) -> None:
+        self.place, self.error = place, error
 
 
 def _py_level_method(name: str, level: int):
@@ -190,7 +199,7 @@ def {name}(self, flag=None, fmt=None, *args):
             try:
                 payload = site.pack(args)
             except Exception as exc:  # noqa: BLE001 - _trace reports it (or raises if strict)
-                if _signalled(exc):
+                if _passes_on(exc):
                     raise
             else:
                 rc = self._trace_packed(self.logger_handle, _OPTIONS, site.guid_le, site.number, payload)
@@ -204,7 +213,7 @@ def {name}(self, flag=None, fmt=None, *args):
         self.last_error = _NO_ROOM
 '''
     namespace = {"_getframe": _getframe, "_CompiledSite": CompiledSite, "_FLAG_TYPES": (int, TraceFlag),
-                 "_OPTIONS": WPP_TRACE_OPTIONS, "_NO_ROOM": _NO_ROOM, "_signalled": raised_by_signal_handler}
+                 "_OPTIONS": WPP_TRACE_OPTIONS, "_NO_ROOM": _NO_ROOM, "_passes_on": passes_on}
     exec(compile(source, f"<wpptrace Provider.{name}>", "exec"), namespace)  # noqa: S102
     return namespace[name]
 
@@ -286,7 +295,7 @@ class _ProviderMethods:
         self.last_error = 0
         self.calls_dropped = 0
         self.registration_error = ""        # why RegisterTraceGuids failed (see register)
-        self._drops: dict[str, list] = {}   # site label -> [count, first reason]
+        self._drops: dict[str, list] = {}   # site label -> [count, first reason, _Place.order]
         self._reported: set[str] = set()    # sites whose first drop was reported
         self._files: dict[str, FileMessages] = {}
         # id(code object) -> (the code object, {instruction offset -> CompiledSite or _BadSite});
@@ -417,26 +426,24 @@ class _ProviderMethods:
         if site is None:
             try:
                 site = self._resolve(method, fmt, code, lasti, module_globals)
-            except (MemoryError, RecursionError):
-                raise  # no room to resolve it now, not the site's fault: the level method counts it
             except Exception as exc:  # noqa: BLE001 - whatever went wrong, never into the application
-                if raised_by_signal_handler(exc):
-                    raise  # ... but what the application's signal handler raised meanwhile is its own
-                label, where = self._failed_site_label(method, code, lasti)
-                return self._drop(label, where, RuntimeError(
-                    f"{label}: cannot resolve the call site: {type(exc).__name__}: {exc}"))
+                if passes_on(exc):
+                    raise  # no room to resolve it now (the level method counts the call), or the application's
+                place = self._failed_place(method, code, lasti)
+                return self._drop(place, RuntimeError(
+                    f"{place.label}: cannot resolve the call site: {type(exc).__name__}: {exc}"))
         if type(site) is _BadSite:
-            return self._drop(site.label, site.where, site.error)
+            return self._drop(site.place, site.error)
         if not (isinstance(flag, int) and isinstance(level, int)):
             what, value = ("flag", flag) if not isinstance(flag, int) else ("level", level)
-            return self._drop(site.label, (code.co_filename, site.site.line), TypeError(
+            return self._drop(_compiled_place(site, code), TypeError(
                 f"{site.label}: the {what} must be an int, got {type(value).__name__}"))
         try:
             payload = site.pack(args)
         except Exception as exc:  # noqa: BLE001 - never into the application (see _drop)
-            if raised_by_signal_handler(exc):
+            if passes_on(exc):
                 raise
-            return self._drop(site.label, (code.co_filename, site.site.line), exc)
+            return self._drop(_compiled_place(site, code), exc)
         rc = self._trace_packed(self.logger_handle, WPP_TRACE_OPTIONS, site.guid_le, site.number, payload)
         if rc:
             self.events_dropped += 1
@@ -467,44 +474,54 @@ class _ProviderMethods:
             return weakref.ref(code, lambda _ref: sites.pop(key, None))
         return code
 
-    def _failed_site_label(self, method: str, code: Any, lasti: int) -> tuple[str, tuple[str, int]]:
-        """The label and warning location of a call whose resolving failed unexpectedly: as
-        _find makes them when it can; else (whatever failed fails here too) the full file name."""
+    def _call_place(self, method: str, code: Any, lasti: int, position: tuple) -> _Place:
+        """``file:line:column (Provider.method)`` (1-based column) of a call that is no compiled
+        site, its file relative to the provider root: the column tells apart calls on one line,
+        and all the code objects one exec'd text makes share it. Where only lines are
+        recorded (3.10), the code offset does that instead."""
+        rel = relative_source_path(os.path.abspath(code.co_filename), self.root)
+        line = position[0] or 0
+        call = f"{self.name}.{method}"
+        if len(position) == 4 and position[2] is not None:
+            column = position[2] + 1
+            return _Place(f"{rel}:{line}:{column} ({call})", (code.co_filename, line), (rel, line, column, 0))
+        return _Place(f"{rel}:{line} ({call} at code offset {lasti})", (code.co_filename, line),
+                      (rel, line, 0, lasti))
+
+    def _failed_place(self, method: str, code: Any, lasti: int) -> _Place:
+        """The place of a call whose resolving failed unexpectedly: as _find makes it when it
+        can; else (whatever failed fails here too) by the full file name."""
         try:
-            position = _call_position(code, lasti)
-            return (_site_label(relative_source_path(os.path.abspath(code.co_filename), self.root), position,
-                                lasti, f"{self.name}.{method}"), (code.co_filename, position[0] or 0))
-        except (MemoryError, RecursionError):
-            raise
+            return self._call_place(method, code, lasti, _call_position(code, lasti))
         except Exception as exc:  # noqa: BLE001 - the call is dropped all the same
-            if raised_by_signal_handler(exc):
+            if passes_on(exc):
                 raise
-            return f"{code.co_filename} ({self.name}.{method})", (code.co_filename, code.co_firstlineno)
+            name = code.co_filename
+            return _Place(f"{name} ({self.name}.{method})", (name, code.co_firstlineno), (name, 0, 0, 0))
 
     def _find(self, method: str, fmt: Any, code: Any, lasti: int, module_globals: dict | None) -> Any:
         path = os.path.abspath(code.co_filename)
         position = _call_position(code, lasti)
-        line = position[0] or 0
-        where = (code.co_filename, line)
-        rel = relative_source_path(path, self.root)
-        label = _site_label(rel, position, lasti, f"{self.name}.{method}")
+        place = self._call_place(method, code, lasti, position)
+        label = place.label
         try:
             scan, why = self._sources.trace_sites(path, code, module_globals)
         except ScanError as exc:
-            return _BadSite(label, where, RuntimeError(f"{label}: cannot read the call site: {exc}"))
+            return _BadSite(place, RuntimeError(f"{label}: cannot read the call site: {exc}"))
         if scan is None:
-            return _BadSite(label, where, RuntimeError(f"{label}: cannot identify the call site: {why}"))
+            return _BadSite(place, RuntimeError(f"{label}: cannot identify the call site: {why}"))
         messages = self._compiled(scan)
         site = _match(messages, position, method, fmt)
         if site is not None:
             return site
         bad = _match_bad(messages, scan, position, method, fmt)
         if bad is not None:
-            label = str(bad).split(": ", 1)[0]
-            return _BadSite(label, where, bad)
-        return _BadSite(label, where, RuntimeError(
-            f"{label}: not a trace call site of {rel}: the format must be a string literal and the "
-            f"flag must not be one"))
+            rel = messages.relative_path
+            return _BadSite(_Place(site_label(rel, bad), place.where, site_order(rel, bad)),
+                            messages.bad_sites[bad.position])
+        return _BadSite(place, RuntimeError(
+            f"{label}: not a trace call site of {messages.relative_path}: the format must be a string "
+            f"literal and the flag must not be one"))
 
     def _compiled(self, scan: Any) -> FileMessages:
         messages = self._files.get(scan.path)
@@ -519,17 +536,18 @@ class _ProviderMethods:
             site.cid = fastpath.module.register_site(site.guid_le, site.number, WPP_TRACE_OPTIONS,
                                                      *site.program())
 
-    def _drop(self, label: str, where: tuple[str, int], error: Exception) -> None:
+    def _drop(self, place: _Place, error: Exception) -> None:
         """A call that cannot be written: raise if strict, else count it and report the first."""
         if self.strict:
             raise error.with_traceback(None)
+        label, where = place.label, place.where
         with self._lock:
             self.calls_dropped += 1
             record = self._drops.get(label)
             if record is not None:
                 record[0] += 1
             else:
-                self._drops[label] = [1, str(error)]
+                self._drops[label] = [1, str(error), place.order]
             if label in self._reported:
                 return
             self._reported.add(label)
@@ -545,8 +563,8 @@ class _ProviderMethods:
         ``reset=True`` starts the counts again from zero (each site is still reported once per
         process)."""
         with self._lock:
-            sites = tuple(DroppedCalls(label, count, reason)
-                          for label, (count, reason) in sorted(self._drops.items(), key=_site_order))
+            sites = tuple(DroppedCalls(label, count, reason) for label, (count, reason, _order)
+                          in sorted(self._drops.items(), key=lambda item: (item[1][2], item[0])))
             stats = ProviderStats(self.calls_dropped, int(self.events_dropped), int(self.last_error), sites,
                                   self.registration_error)
             if reset:
@@ -651,42 +669,21 @@ def _plain(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _site_label(rel: str, position: tuple, lasti: int, call: str) -> str:
-    """``file:line:column (Provider.method)`` (1-based column) of a call that is no compiled
-    site: the column tells apart calls on one line, and all the code objects one exec'd text
-    makes share it. Where only lines are recorded (3.10), the code offset does that instead."""
-    if len(position) == 4 and position[2] is not None:
-        return f"{rel}:{position[0] or 0}:{position[2] + 1} ({call})"
-    return f"{rel}:{position[0] or 0} ({call} at code offset {lasti})"
+def _compiled_place(site: CompiledSite, code: Any) -> _Place:
+    return _Place(site.label, (code.co_filename, site.site.line), site.order)
 
 
-_LABEL_POSITION = re.compile(r"(.*?):(\d+)(?::(\d+))? ")
-_DIGITS = re.compile(r"(\d+)")
-
-
-def _site_order(item: tuple[str, Any]) -> tuple:
-    """Sort key of a drop label: (file, line, column) as numbers (``a.py:4:5`` before
-    ``a.py:4:40``, ``a.py:9`` before ``a.py:10``), then the rest with its numbers as numbers
-    (code offsets, message numbers); a label without a position (a full path, when even the
-    position could not be found) by its text."""
-    label = item[0]
-    found = _LABEL_POSITION.match(label)
-    if found is None:
-        return (label, 0, 0, ())
-    file, line, column = found.groups()
-    rest = tuple(int(part) if index % 2 else part
-                 for index, part in enumerate(_DIGITS.split(label[found.end():])))
-    return (file, int(line), int(column or 0), rest)
-
-
-def _match_bad(messages: FileMessages, scan: Any, position: tuple, method: str, fmt: Any) -> Exception | None:
-    """The compile error of the (bad) call site at this position, if it is one."""
-    if len(position) == 4:
-        return messages.bad_sites.get(position)
-    for site in scan.sites:  # 3.10: by line, as _match does
-        if (site.method == method and site.format == fmt and position[0] is not None
-                and site.line <= position[0] <= site.end_line and site.position in messages.bad_sites):
-            return messages.bad_sites[site.position]
+def _match_bad(messages: FileMessages, scan: Any, position: tuple, method: str, fmt: Any) -> CallSite | None:
+    """The (bad) call site at this position whose compiling failed, if it is one."""
+    for site in scan.sites:
+        if site.position not in messages.bad_sites:
+            continue
+        if len(position) == 4:
+            if site.position == position:
+                return site
+        elif (site.method == method and site.format == fmt and position[0] is not None
+                and site.line <= position[0] <= site.end_line):   # 3.10: by line, as _match does
+            return site
     return None
 
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from wpptrace.tmf import formatspec
 from wpptrace.tmf.model import Argument, Message
 
-from .tracing_interrupts import raised_by_signal_handler
+from .tracing_interrupts import passes_on
 from .tracing_sites import CallSite, ScanResult, message_guid, message_name, relative_source_path, scan_file
 from .tracing_types import DEFAULT_TABLE, ArgCodec, TypeTable, python_format
 
@@ -31,6 +31,11 @@ __all__ = ["CompiledSite", "compile_site", "site_label", "FileMessages", "compil
 
 def site_label(source_file: str, site: CallSite) -> str:
     return f"{source_file}:{site.line} in {site.function} ({site.method}, message {site.number})"
+
+
+def site_order(source_file: str, site: CallSite) -> tuple[str, int, int, int]:
+    """Where the labelled site is in source order: (file, line, 1-based column, message number)."""
+    return (source_file, site.line, site.column + 1, site.number)
 
 
 @dataclasses.dataclass(eq=False)
@@ -47,6 +52,7 @@ class CompiledSite:
     #: pack(args: tuple) -> bytes; raises TypeError/ValueError naming the call site
     pack: Callable[[tuple], bytes] = dataclasses.field(repr=False, default=None)  # type: ignore[assignment]
     cid: int | None = None  # id of its packer program in the C fast path (register_site)
+    order: tuple[str, int, int, int] = ("", 0, 0, 0)   # site_order: how its drops are listed
 
     def program(self) -> tuple[str, tuple]:
         """The C packer program: one type code per argument and, for code ``o``, the encoder C
@@ -63,11 +69,9 @@ class CompiledSite:
         for index, (codec, value) in enumerate(zip(self.codecs, args)):
             try:
                 out.append(codec.encode(value))
-            except (MemoryError, RecursionError):
-                raise                         # no room to convert it: the call is lost, not dropped
             except Exception as exc:  # noqa: BLE001 - str()/repr() of any object may raise anything
-                if raised_by_signal_handler(exc):
-                    raise                     # the application's, not the value's
+                if passes_on(exc):
+                    raise                     # no room (the call is lost, not dropped), or the application's
                 kind = TypeError if isinstance(exc, TypeError) else ValueError
                 text = self.site.arg_texts[index] if index < len(self.site.arg_texts) else "?"
                 detail = exc if isinstance(exc, (TypeError, ValueError)) else f"{type(exc).__name__}: {exc}"
@@ -81,7 +85,7 @@ def _build_packer(compiled: CompiledSite) -> Callable[[tuple], bytes]:
     n = compiled.nargs
     names = [f"a{i}" for i in range(n)]
     namespace: dict[str, Any] = {"_str": str, "_slow": compiled.check_args,
-                                 "_signalled": raised_by_signal_handler}
+                                 "_passes_on": passes_on}
     parts: list[str] = []
     run_codes: list[str] = []
     run_args: list[str] = []
@@ -142,7 +146,7 @@ def _build_packer(compiled: CompiledSite) -> Callable[[tuple], bytes]:
     # says which argument failed and why, naming the call site. What the application's signal
     # handler raised meanwhile is the application's (see tracing_interrupts).
     lines.append("    except Exception as exc:")
-    lines.append("        if _signalled(exc):")
+    lines.append("        if _passes_on(exc):")
     lines.append("            raise")
     lines.append("        return _slow(args)")
     exec(compile("\n".join(lines), f"<wpptrace packer {compiled.label}>", "exec"), namespace)  # noqa: S102
@@ -169,7 +173,8 @@ def compile_site(site: CallSite, *, guid: uuid.UUID, component: str, source_file
                       format=fmt.tmf_format, args=args, trailer=trailer, component=component,
                       source_file=source_file, origin=f"{label_path}:{site.line}")
     compiled = CompiledSite(site=site, label=label, message=message, guid_le=guid.bytes_le,
-                            number=site.number, nargs=len(fmt.codecs), codecs=fmt.codecs)
+                            number=site.number, nargs=len(fmt.codecs), codecs=fmt.codecs,
+                            order=site_order(label_path, site))
     compiled.pack = _build_packer(compiled)
     return compiled
 

@@ -49,7 +49,7 @@ from typing import Any, Callable, Iterable
 from wpptrace.tmf import formatspec, wppini
 from wpptrace.tmf.itemtypes import ITEM_TYPES
 
-from .tracing_interrupts import raised_by_signal_handler
+from .tracing_interrupts import passes_on
 
 __all__ = ["ArgCodec", "CustomType", "TypeTable", "PythonFormat", "codec_for", "python_format",
            "PYTHON_TYPES_INI"]
@@ -105,11 +105,9 @@ def _far_past_64_bits(value: Any) -> bool:
         if not magnitude >= _BEYOND_64_BITS:     # (NaN too: int() says it has no integer)
             return False
         return magnitude != math.inf or abs(value) != math.inf   # an infinity: int() says so
-    except (MemoryError, RecursionError):
-        raise                                 # no room: the call is lost (check_args)
     except Exception as exc:  # noqa: BLE001 - no float value (or no abs): int() decides
-        if raised_by_signal_handler(exc):
-            raise
+        if passes_on(exc):
+            raise                             # no room (the call is lost: check_args), or the application's
         return False
 
 
@@ -554,11 +552,9 @@ def _custom_codec(base: ArgCodec, convert: Callable[[Any], Any]) -> ArgCodec:
     def encode(value: Any) -> bytes:
         try:
             converted = convert(value)
-        except (MemoryError, RecursionError):
-            raise                             # no room: the call is lost (check_args)
         except Exception as exc:  # noqa: BLE001 - the application's encoder: report, never pass through
-            if raised_by_signal_handler(exc):
-                raise                         # ... but what its signal handler raised meanwhile
+            if passes_on(exc):
+                raise                         # ... but no room (the call is lost), or its signal handler's
             raise ValueError(f"the type's encoder refused {value!r}: {type(exc).__name__}: {exc}") from None
         return inner(converted)
     return ArgCodec(base.item, base.expected, encode)
