@@ -332,3 +332,49 @@ def test_a_relay_fed_by_add_closes_quietly_after_its_stream_ended(recorded, tmp_
             assert relay.wait(PATIENCE) and relay.outcome == "ended"
         assert c.wait_for(lambda ss: len(ss) == 1 and ss[0].closed, PATIENCE)
         assert data_buffers(c.sources[0].path) == buffers[:3]
+
+
+def test_a_slow_disk_stalls_no_connection_and_nothing_is_acknowledged_unwritten(
+        recorded, tmp_path, monkeypatch):
+    """The disk takes long over one buffer (a full NFS server, a dying disk): the collector
+    still answers other relays meanwhile, acknowledges nothing it has not written, and once
+    the disk goes on the file holds every buffer in order."""
+    import socket
+    import uuid
+
+    from wpptrace.remote import etlstream
+
+    head, buffers = recorded
+    sent = buffers[:20]
+    written: list[bytes] = []
+    stalled, go_on = threading.Event(), threading.Event()
+    real_write = etlstream.EtlStreamFile.write
+
+    def slow_write(self, buffer):
+        if len(written) == 3 and not go_on.is_set():
+            stalled.set()
+            go_on.wait(PATIENCE)
+        real_write(self, buffer)
+        written.append(buffer)
+
+    monkeypatch.setattr(etlstream.EtlStreamFile, "write", slow_write)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), timeout=PATIENCE) as c:
+        relay = Relay(c.address, buffer_size=len(head), name="slowdisk", linger=PATIENCE).start()
+        relay.add(head)
+        for buf in sent:
+            relay.add(buf)
+        relay.finish()
+        try:
+            assert stalled.wait(PATIENCE)
+            with socket.create_connection(c.address, timeout=PATIENCE) as other:
+                other.sendall(P.encode_hello(P.Hello(uuid.uuid4(), len(head), "other", "host"), 0))
+                answer = other.recv(P.HEADER.size)
+                assert len(written) == 3, "the collector answered only once the disk went on"
+            assert P.HEADER.unpack(answer)[2] == P.FrameType.WELCOME
+            assert relay.stats.acknowledged <= 1 + len(written)
+        finally:
+            go_on.set()
+        assert relay.wait(PATIENCE) and relay.outcome == "ended", relay.outcome
+        assert c.wait_for(lambda ss: all(s.closed for s in ss), PATIENCE)
+        (source,) = [s for s in c.sources if s.path]
+    assert data_buffers(source.path) == sent and source.stopped
