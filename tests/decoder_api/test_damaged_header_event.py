@@ -9,13 +9,16 @@ gives, and list the damage in ``GetTraceIssues`` / ``errors`` as they list any s
 """
 from __future__ import annotations
 
+import threading
+
 import pytest
-from .api_helpers import buffers_of, collect, identity
+
+from .api_helpers import PATIENCE, buffers_of, collect, identity
 
 from wpptrace import decoder
 from wpptrace.decoder import api
 from wpptrace.winerror import ERROR_SUCCESS
-from wpptrace.decoder.consumer_types import EVENT_TRACE_LOGFILE
+from wpptrace.decoder.consumer_types import ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFILE
 
 #: the marker Flags byte (0xC0) of the header record, right after buffer 0's 0x48-byte header
 MARKER_FLAGS = 0x48 + 3
@@ -86,3 +89,35 @@ def test_decoder_open_gives_the_header_event(files):
     assert DAMAGE in errors[0]
     with decoder.open(damaged, ordered=False) as reader:
         assert type(next(iter(reader))).__name__ == "HeaderEvent"
+
+
+def test_a_buffer_stream_of_the_damaged_file_gives_the_header_event(files):
+    """A live source (a buffer stream fed the file's buffers) makes the same event from its
+    damaged header buffer, and lists the damage once."""
+    real, damaged = files
+    intact, _lf, _rc = collect(real)
+    events: list = []
+    buffers = buffers_of(damaged)
+    completed: list = []
+    all_done = threading.Event()
+
+    def on_completion(buf, _context):     # after each buffer's events
+        completed.append(buf)
+        if len(completed) == len(buffers):
+            all_done.set()
+
+    handle = api.OpenTraceFromBufferStream(ETW_OPEN_TRACE_OPTIONS(EventCallback=events.append),
+                                           on_completion)
+    try:
+        for buf in buffers:
+            api.ProcessTraceAddBufferToBufferStream(handle, buf, len(buf))
+        worker = threading.Thread(target=api.ProcessTrace, args=([handle],))
+        worker.start()
+        assert all_done.wait(PATIENCE)
+        issues = [str(i) for i in api.GetTraceIssues(handle)]
+    finally:
+        api.CloseTrace(handle)
+    worker.join(PATIENCE)
+    assert not worker.is_alive()
+    assert [identity(e) for e in events] == [identity(e) for e in intact]
+    assert len(issues) == 1 and DAMAGE in issues[0]
