@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from fmthelp import run_fmt_capture
 
-from wpptrace.decoder import ordered_records
+from wpptrace.decoder import ordered_records, parallel
 from wpptrace.decoder.etlfile import EtlFile
 
 #: SYSTEM_TRACE_HEADER.HookId of the header record (buffer 0's header is 0x48 bytes)
@@ -67,3 +67,30 @@ def test_records_and_counts(files):
         assert [(r.kind, r.event_id, r.timestamp) for r in hurt] == \
             [(r.kind, r.event_id, r.timestamp) for r in intact]
         assert (b.stats.records, b.stats.damaged) == (a.stats.records - 1, 1)
+
+
+def test_jobs_count_it_once(driver, tmp_path, monkeypatch):
+    """fmt -j 1 and -j 2 give the intact file's lines and counts: one header line, and the
+    damaged record in no count of events."""
+    etl, tmf_dir = driver
+    data = bytearray(etl.read_bytes())
+    data[HOOK_ID] = 5
+    damaged = tmp_path / "driver.etl"
+    damaged.write_bytes(bytes(data))
+    with EtlFile(damaged) as f:
+        times = sorted(info.timestamp for info in f.buffer_index())
+    monkeypatch.setattr(parallel, "cut_keys", lambda *_a, **_k: [None, times[len(times) // 2],
+                                                                 None])
+    outputs = {}
+    for path, jobs in ((etl, 1), (damaged, 1), (damaged, 2)):
+        out, summary = tmp_path / f"{path.stem}{jobs}", tmp_path / f"{path.stem}{jobs}.sum"
+        code, _stdout, err = run_fmt_capture(path, tmf_dirs=[tmf_dir], utc=True, jobs=jobs,
+                                             output=str(out), summary=str(summary))
+        if path == damaged:
+            assert code == 1 and err.count("\n") == 1 and "HookId 0x5" in err
+        table = [line for line in summary.read_text().splitlines()[2:]
+                 if not line.startswith("Elapsed")]
+        outputs[path, jobs] = (out.read_text(), table)
+    # the intact file's lines and counts, whatever the number of jobs
+    assert outputs[damaged, 2] == outputs[damaged, 1] == outputs[etl, 1]
+    assert outputs[damaged, 1][0].count("EventTrace") == 1
