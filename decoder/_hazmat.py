@@ -12,6 +12,7 @@ The only decoder module that touches cffi: the rest of the package gets Python v
   buffers of an uncompressed file read into them (etlindex.c);
 * ``cut_times``: the window bounds of ``fmt -j`` from the index columns (cuts.c);
 * ``crc32``: zlib's CRC-32, eight bytes a step (crc32.c);
+* ``hold_heap``: whether the allocator keeps the memory a run frees (heap.c);
 * ``RowTables`` / ``RowWalker``: the formatter's key table and row walker (wpp_rows.c);
 * ``RowPrinter``: rows printed by the C renderer (``wpprow_render``, tmf/csrc) into its own
   buffer or into memory the caller lends it, or appended as Arrow columns
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ETL", "constants", "sizeof", "offsetof", "Layout", "read", "walk_records", "chain_ok",
            "decompress_into", "INDEX_COLUMNS", "FixedIndexReader", "running_max", "last_key",
-           "merge_below", "stream_positions", "cut_times", "crc32", "row_times", "RowTables", "RowWalker", "RowPrinter", "ProgramTable",
+           "merge_below", "stream_positions", "cut_times", "crc32", "hold_heap", "row_times", "RowTables", "RowWalker", "RowPrinter", "ProgramTable",
            "NO_RECORD", "install_records", "RowValues", "row_values", "address_of",
            "BUFFER_HEADER", "SYSTEM_HEADER", "RECORD", "ROW"]
 
@@ -395,6 +396,12 @@ def cut_times(times: array, sizes: array, streams: list[array], parts: list[floa
                           ffi.from_buffer("uint32_t[]", positions), lens, len(streams),
                           ffi.new("double[]", parts or [0.0]), len(parts), whole, out)
     return None if made < 0 else list(out[0:made])
+
+
+def hold_heap(hold: bool) -> bool:
+    """Keep (True) the memory freed from now on in the process, for the next chunks, or give
+    the allocator its defaults back (False); whether the allocator could be told (heap.h)."""
+    return bool(lib.heap_hold(1 if hold else 0))
 
 
 def crc32(data) -> int:

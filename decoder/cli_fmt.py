@@ -345,7 +345,7 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     target = stream.streams[0] if isinstance(stream, _Tee) else stream
 
     try:
-        with _few_collections():
+        with _few_collections(), _held_heap():
             if not _decode_all(decoder, writer, opts, inputs, err):
                 return EXIT_FAILURE
         writer.close()
@@ -584,6 +584,21 @@ def _few_collections():
         gc.freeze()
         gc.set_threshold(*threshold)
         gc.unfreeze()
+
+
+@contextlib.contextmanager
+def _held_heap():
+    """Keep the memory freed while decoding for the next chunks (``hold_heap``: each chunk's
+    blocks would otherwise come back as fresh pages, a page fault each); the allocator's
+    defaults after."""
+    from ._hazmat import hold_heap
+
+    held = hold_heap(True)
+    try:
+        yield
+    finally:
+        if held:
+            hold_heap(False)
 
 
 def _describe(exc: BaseException) -> str:
