@@ -35,18 +35,28 @@ int pshare_init(uint8_t *mem, uint64_t size, uint64_t slots)
     return 0;
 }
 
-static uint64_t key_hash(const uint8_t *guid, uint32_t number)
+static uint64_t mix64(uint64_t h)                  /* splitmix64's finaliser */
 {
-    uint64_t a, b;
-    memcpy(&a, guid, 8);
-    memcpy(&b, guid + 8, 8);
-    uint64_t h = a ^ (b * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)number << 17 | number);
-    h ^= h >> 31;                                  /* splitmix64's finaliser */
+    h ^= h >> 31;
     h *= 0xBF58476D1CE4E5B9ull;
     h ^= h >> 27;
     h *= 0x94D049BB133111EBull;
     h ^= h >> 31;
-    return h | 1;                                  /* 0 marks a free slot */
+    return h;
+}
+
+static uint64_t guid_hash(const uint8_t *guid)
+{
+    uint64_t a, b;
+    memcpy(&a, guid, 8);
+    memcpy(&b, guid + 8, 8);
+    return mix64(a ^ (b * 0x9E3779B97F4A7C15ull));
+}
+
+/* A key's tag: a hash of the whole key (0 marks a free slot). */
+static uint64_t key_tag(uint64_t guid_h, uint32_t number)
+{
+    return mix64(guid_h ^ ((uint64_t)number << 17 | number)) | 1;
 }
 
 /* The slot of a key along its probe sequence, its state in *state (PSHARE_FULL: none).
@@ -57,11 +67,14 @@ static int64_t find_slot(uint8_t *mem, const uint8_t *guid, uint32_t number, int
 {
     pshare_head *head = head_of(mem);
     pshare_slot *slots = slots_of(mem);
-    uint64_t mask = head->slots - 1, h = key_hash(guid, number);
+    /* a GUID's messages start from consecutive slots: a run touches a few pages of the table
+     * per TMF file, not one per message (each page a fault in every process) */
+    uint64_t guid_h = guid_hash(guid), mask = head->slots - 1, h = key_tag(guid_h, number);
     *state = PSHARE_FULL;
     if (__atomic_load_n(&head->magic, __ATOMIC_ACQUIRE) != PSHARE_MAGIC)
         return -1;
-    for (uint64_t probe = 0, i = h & mask; probe <= mask; probe++, i = (i + 1) & mask) {
+    for (uint64_t probe = 0, i = (guid_h + number) & mask; probe <= mask;
+         probe++, i = (i + 1) & mask) {
         pshare_slot *slot = &slots[i];
         uint64_t tag = __atomic_load_n(&slot->tag, __ATOMIC_ACQUIRE);
         if (tag == 0) {

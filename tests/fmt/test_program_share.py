@@ -60,6 +60,18 @@ def test_a_slot_is_claimed_once_and_read_by_all():
     table.close()
 
 
+def test_a_guids_messages_lie_together_in_the_table():
+    """A run's processes touch the table a page at a time (a page fault each, in every
+    process): one TMF file's messages take neighbouring slots, not one page each."""
+    table = ProgramTable(1 << 15, 4096)
+    for k in range(8):
+        guid = uuid.UUID(int=0x1234_5678_9ABC_DEF0 * (k + 1)).bytes_le
+        slots = sorted(table.claim(guid, number)[0] for number in range(1, 61))
+        assert len(set(slots)) == 60
+        assert slots[-1] - slots[0] < 120, slots          # 48-byte slots: two or three pages
+    table.close()
+
+
 def test_a_forked_process_sees_the_table():
     table = ProgramTable(64, 1 << 16)
     mine, _state = table.claim(GUID, 1)
