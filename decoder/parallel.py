@@ -198,14 +198,12 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
     windows = list(zip(cuts[:-1], cuts[1:]))
     first = min(jobs, len(windows))           # windows given out before any is taken
     out_dir = os.path.dirname(os.path.abspath(opts.output)) if opts.output not in (None, "-") else None
-    share = _program_share()
+    share = _program_share(first)
     claims = _Claims(range(first, len(windows)))
     workers: list[_Worker] = []
     places = _Places.for_output(writer, len(windows), out_dir)
     own = _OwnWindows(inp, opts, out_dir)
     decoder.share_programs(share)
-    if share is not None:
-        share.processes = first
     try:
         for k in range(1, first):             # forked before this process decodes anything
             workers.append(_Worker.start(k, windows, claims, inp, decoder, opts, out_dir, workers, places))
@@ -326,13 +324,13 @@ def _started_right(source, lo: int, stops: dict[int, int] | None) -> bool:
                for stream, skip in enumerate(source.flushed_before(lo)))
 
 
-def _program_share():
-    """The table the run's processes share compiled messages through; None when no shared
-    memory can be had (each process then compiles the messages it prints)."""
+def _program_share(processes: int):
+    """The table the run's ``processes`` share compiled messages through; None when no
+    shared memory can be had (each process then compiles the messages it prints)."""
     from .program_share import ProgramShare
 
     try:
-        return ProgramShare()
+        return ProgramShare(processes=processes)
     except (OSError, ValueError, MemoryError):
         return None
 
@@ -855,7 +853,7 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
 
             share = decoder.shared_programs
             if share is not None:
-                share.process = k             # (its number in the meeting over first messages)
+                share.join(k)                 # (its number in the meeting over first messages)
             etl = EtlFile(inp.path)
             etl.adopt_index(inp.etl)
             stream = None

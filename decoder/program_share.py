@@ -57,16 +57,22 @@ class ProgramShare:
     done). ``compiled`` / ``installed``: messages this process claimed and compiled / printed
     from another one's record (the decoder counts those)."""
 
-    def __init__(self, slots: int = 1 << 15, arena: int = 64 << 20) -> None:
+    def __init__(self, slots: int = 1 << 15, arena: int = 64 << 20, processes: int = 1,
+                 steal: bool = True) -> None:
         self.table = ProgramTable(slots, arena)
         self.compiled = self.installed = 0
-        #: this process's number in the run (0: the one that made the table) and how many
-        #: processes meet over their first messages (``share_out``; 1: no meeting)
-        self.process, self.processes = 0, 1
+        #: this process's number in the run (0: the one that made the table; ``join``) and
+        #: how many processes meet over their first messages (``share_out``; 1: no meeting)
+        self.process, self.processes = 0, processes
         self.met = False
         self.made = time.monotonic()
         #: whether a process done with its share takes what the others have not begun of theirs
-        self.steal = True
+        self.steal = steal
+
+    def join(self, process: int) -> None:
+        """This process takes part in the run as number ``process`` (a forked worker, before
+        its first message; it has not met the others yet)."""
+        self.process, self.met = process, False
 
     def share_out(self, keys: list[tuple[bytes, int]]) -> list[list[tuple[bytes, int]]] | None:
         """This process's part of the meeting (once; see the module's docstring): ``keys``

@@ -3,6 +3,7 @@ fork, its records, and decoders that take their programs from another one's reco
 the bytes a decoder that compiles every message prints."""
 from __future__ import annotations
 
+import copy
 import os
 import threading
 import time
@@ -185,15 +186,14 @@ def test_shares_are_whole_guids_given_out_alike_in_every_process():
 def test_a_meeting_nobody_else_comes_to_is_abandoned():
     """One process waits MEET_SECONDS at most for the others' posts, then each compiles
     what it needs itself (first come, first compiled), the one that comes late too."""
-    share = ProgramShare(64, 1 << 16)
-    share.processes = 2
+    share = ProgramShare(64, 1 << 16, processes=2)
     keys = [(GUID, 1), (GUID, 2)]
     began = time.monotonic()
     assert share.share_out(keys) is None
     assert time.monotonic() - began >= MEET_SECONDS
     assert share.share_out(keys) is None                   # once a run
-    late = ProgramShare.__new__(ProgramShare)
-    late.table, late.process, late.processes, late.met = share.table, 1, 2, False
+    late = copy.copy(share)                                # the other process's view
+    late.join(1)
     assert late.share_out([(GUID, 3)]) is None             # all posted, but it was abandoned
     assert share.table.meet(share.table.AGREED) == share.table.ABANDONED
     one = ProgramShare(64, 1 << 16)                        # one process: no meeting at all
@@ -205,8 +205,7 @@ def test_a_meeting_nobody_else_comes_to_is_abandoned():
 def test_a_process_slow_to_come_waits_as_much_longer_for_the_others():
     """A process that took 0.4 s to reach the meeting (a slow machine, a profiler) waits a
     quarter of that for the others, not MEET_SECONDS."""
-    share = ProgramShare(64, 1 << 16)
-    share.processes = 2
+    share = ProgramShare(64, 1 << 16, processes=2)
     share.made -= 0.4
     began = time.monotonic()
     assert share.share_out([(GUID, 1)]) is None
@@ -243,16 +242,15 @@ def test_processes_meeting_read_each_tmf_file_once_for_their_first_messages(driv
     decoder = WppDecoder(tmf.load(tmf_dir), utc=True)
     decoder._row_printer(plain._printer_mode)
     listed = set(decoder.tmfset._pending)
-    share = ProgramShare()
+    # (steal off: which process ends first, and takes from the other, varies)
+    share = ProgramShare(processes=2, steal=False)
     decoder.share_programs(share)
-    share.processes = 2
-    share.steal = False        # (which process ends first, and takes from the other, varies)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
         status = 1
         try:
-            share.process = 1
+            share.join(1)
             entries = decoder._shared_entries(firsts[1])
             report = (f"{share.compiled} {sum(1 for e in entries if e is not None)} "
                       + " ".join(str(g) for g in sorted(_loaded_guids(decoder.tmfset, listed))))
@@ -295,9 +293,8 @@ def test_a_process_done_with_its_share_takes_the_rest_of_the_others_from_their_e
     firsts = (keys[:len(keys) // 2], keys[len(keys) // 2:])
     decoder = WppDecoder(tmf.load(tmf_dir), utc=True)
     decoder._row_printer((False, "text", False))
-    share = ProgramShare()
+    share = ProgramShare(processes=2)
     decoder.share_programs(share)
-    share.processes = 2
     table = share.table
     assert table.post(1, firsts[1])
     theirs = shares_of([firsts[0], firsts[1]])[1]
