@@ -345,7 +345,7 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     target = stream.streams[0] if isinstance(stream, _Tee) else stream
 
     try:
-        with _few_collections(), _held_heap():
+        with _few_collections(), _held_heap(opts.realtime is None):
             if not _decode_all(decoder, writer, opts, inputs, err):
                 return EXIT_FAILURE
         writer.close()
@@ -587,13 +587,14 @@ def _few_collections():
 
 
 @contextlib.contextmanager
-def _held_heap():
-    """Keep the memory freed while decoding for the next chunks (``hold_heap``: each chunk's
-    blocks would otherwise come back as fresh pages, a page fault each); the allocator's
-    defaults after."""
+def _held_heap(hold: bool = True):
+    """Keep the memory freed while decoding files for the next chunks (``hold_heap``: each
+    chunk's blocks would otherwise come back as fresh pages, a page fault each); the
+    allocator's defaults after. A live view (``hold`` False) keeps the defaults: it runs for
+    hours, its chunks are small, and what it frees goes back."""
     from ._hazmat import hold_heap
 
-    held = hold_heap(True)
+    held = hold and hold_heap(True)
     try:
         yield
     finally:
