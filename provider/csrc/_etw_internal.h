@@ -330,6 +330,8 @@ enum {
                                           * connection in wpt_test_request_fd), not sent yet */
     WPT_POINT_JOIN_CHOSEN = 17,          /* a process is to join a session (slot, generation
                                           * chosen), has not connected to its host */
+    WPT_POINT_PEER_REFUSED = 18,         /* a broadcast found a provider socket refused and its
+                                          * process gone, has not removed the socket */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

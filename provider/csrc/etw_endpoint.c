@@ -294,7 +294,14 @@ ULONG wpt_endpoint_ensure(void) {
     ULONG rc = ERROR_SUCCESS;
     uint32_t pid = (uint32_t)getpid();
     if (wpt_socket_path(g_path, sizeof g_path, 'p', pid) != 0) rc = wpt_runtime_dir(NULL);
-    if (rc == ERROR_SUCCESS && (g_listen = wpt_ipc_listen(g_path)) < 0) rc = ERROR_ACCESS_DENIED;
+    if (rc == ERROR_SUCCESS) {
+        /* bound under the registry lock: a broadcast removes a gone process's socket under it
+         * (without a registry, bound all the same) */
+        ULONG locked;
+        wpt_registry *reg = wpt_registry_lock(1, &locked);
+        if ((g_listen = wpt_ipc_listen(g_path)) < 0) rc = ERROR_ACCESS_DENIED;
+        if (reg) wpt_registry_unlock();
+    }
     if (rc == ERROR_SUCCESS && pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0) {
         close(g_listen);
         g_listen = -1;
@@ -389,6 +396,19 @@ ULONG wpt_attach(uint32_t slot, uint32_t generation) {
 
 #define BROADCAST_BATCH 128
 
+/* The socket of a provider process that is gone. A new process may have its pid by now and
+ * bind its own socket at the path: the path is removed under the registry lock, under which
+ * every endpoint binds, and only while nothing listens there. */
+static void remove_stale(const char *path) {
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    if (!reg) return;                   /* left: a new endpoint replaces it when it binds */
+    int fd = wpt_ipc_connect(path, 0, &rc);
+    if (fd >= 0) close(fd);
+    else if (rc == ERROR_WMI_INSTANCE_NOT_FOUND) unlink(path);
+    wpt_registry_unlock();
+}
+
 static ULONG finish_batch(int *fds, uint32_t *pids, int n, int64_t deadline) {
     ULONG failed = ERROR_SUCCESS;
     for (int i = 0; i < n; i++) {
@@ -428,7 +448,10 @@ ULONG wpt_broadcast(uint32_t kind, uint32_t meant_for, const wpt_wire_enable *ms
         ULONG rc;
         int fd = wpt_ipc_connect(path, 500, &rc);
         if (fd < 0) {
-            if (rc == ERROR_WMI_INSTANCE_NOT_FOUND && !wpt_process_start(pid)) unlink(path);
+            if (rc == ERROR_WMI_INSTANCE_NOT_FOUND && !wpt_process_start(pid)) {
+                WPT_TEST_POINT(WPT_POINT_PEER_REFUSED);
+                remove_stale(path);
+            }
             continue;
         }
         if (wpt_ipc_send(fd, kind, meant_for, msg, sizeof *msg, -1, 1000) != 0) {

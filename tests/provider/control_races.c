@@ -83,6 +83,10 @@
  *                   shortened: ControlTrace, EnableTrace, StartTrace and QueryAllTraces must
  *                   fail with ERROR_BUSY instead of waiting forever; once that process is gone,
  *                   A stops.
+ *       stale-peer  a broadcast finds the socket of a provider process whose process is gone
+ *                   and removes it; held before the removal while a new process with the same
+ *                   pid (played here) binds its socket at the path: the broadcast must leave
+ *                   that alone. A socket nobody listens at any more still goes.
  *       gone-wrap   this process has a provider; A's host is killed, and STOP of A cleans up
  *                   after it, held once A's registry entry is freed, while another process
  *                   moves the slot's registry generation on by 255, starts B (which has A's
@@ -111,7 +115,7 @@
  * a_ended 0|1 socket_left 0|1 query_b RC stop_b RC", gone-wrap "stop_a RC replaced 0|1
  * same_handle 0|1 enabled 0|1 trace RC stop_b RC", join-busy "attach RC enable RC enabled 0|1
  * enable_later RC enabled_later 0|1 stop_a RC", locked-registry "query RC enable RC start RC
- * list RC stop_a RC"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
+ * list RC stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
  * A) and
  * exits; start-held-forked is the same for log-reuse; replace-a[-rt|-wrap] OUT_DIR stops A, then starts B, and exits;
@@ -128,6 +132,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -870,6 +875,59 @@ static int locked_registry(const char *dir) {
     return 0;
 }
 
+/* stale-peer: the socket a new process with a gone one's pid binds (-1 until bound). */
+static const char *g_peer_path;
+static int g_new_peer = -1;
+
+static int bind_at(const char *path, int listening) {
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || (listening && listen(fd, 8) != 0)) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Held before the stale socket is removed: the pid's new process binds its own there. */
+static void at_peer_refused(int point) {
+    if (point != WPT_POINT_PEER_REFUSED || !atomic_exchange(&g_armed, 0)) return;
+    unlink(g_peer_path);
+    g_new_peer = bind_at(g_peer_path, 1);
+}
+
+static int stale_peer(void) {
+    char held[600], stale[600];
+    /* pids above the kernel's limit: no process ever has them */
+    if (wpt_socket_path(held, sizeof held, 'p', 999999998) != 0
+        || wpt_socket_path(stale, sizeof stale, 'p', 999999999) != 0) return 3;
+    int fd = bind_at(held, 0);                 /* the socket of a process that is gone */
+    if (fd < 0) return 4;
+    close(fd);
+    g_peer_path = held;
+    wpt_test_point = at_peer_refused;
+    atomic_store(&g_armed, 1);
+    wpt_wire_enable msg;
+    memset(&msg, 0, sizeof msg);
+    wpt_broadcast(WPT_REQ_DISABLE, 0, &msg);
+    wpt_test_point = NULL;
+    if (g_new_peer < 0) return 5;
+    if ((fd = bind_at(stale, 0)) < 0) return 6;    /* another one, nobody binds again */
+    close(fd);
+    wpt_broadcast(WPT_REQ_DISABLE, 0, &msg);
+    ULONG rc;
+    int reached = wpt_ipc_connect(held, 1000, &rc);
+    printf("new_left %d new_reachable %d stale_left %d\n", access(held, F_OK) == 0, reached >= 0,
+           access(stale, F_OK) == 0);
+    if (reached >= 0) close(reached);
+    close(g_new_peer);
+    unlink(held);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "start-only") == 0) {
         TRACEHANDLE b;
@@ -908,6 +966,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "gone-reuse") == 0) return gone_reuse(argv[2]);
     if (argc == 3 && strcmp(argv[1], "gone-wrap") == 0) return gone_wrap(argv[2]);
     if (argc == 3 && strcmp(argv[1], "join-busy") == 0) return join_busy(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "stale-peer") == 0) return stale_peer();
     if (argc == 3 && strcmp(argv[1], "locked-registry") == 0) return locked_registry(argv[2]);
     if (argc == 3 && strcmp(argv[1], "replace-gone-wrap") == 0) {
         ULONG rc;

@@ -233,3 +233,12 @@ def test_a_registry_locked_by_a_stopped_process_makes_calls_busy_not_hang(contro
     they fail with ERROR_BUSY, and work again once the lock is let go."""
     assert control_races("locked-registry", out) == {"query": 170, "enable": 170, "start": 170, "list": 170,
                                                      "stop_a": 0}
+
+
+def test_a_broadcast_removes_a_gone_processs_socket_only_while_nobody_listens_there(control_races, out):
+    """Telling every provider process of a change, a process removes the socket of one that
+    is gone (the connection refused, no process with its pid). A new process may get the
+    same pid and bind its own socket there in between: removing that left the new process
+    deaf to every enable. What is removed is checked again under the registry lock, under
+    which every provider process binds its socket; a socket nobody listens at still goes."""
+    assert control_races("stale-peer", out) == {"new_left": 1, "new_reachable": 1, "stale_left": 0}
