@@ -107,11 +107,50 @@ static int registry_dropped(const wpt_wire_enable *m, uint32_t meant_for) {
     return !held;
 }
 
-static void handle_request(int fd, uint32_t peer) {
-    wpt_frame f;
+/* Requests are read side by side, each connection as its bytes come: one that is slow or
+ * silent holds up no other. One still incomplete after REQUEST_WAIT_MS is dropped. */
+#define MAX_REQUESTS 64
+#define REQUEST_WAIT_MS 10000
+
+typedef struct {
+    int fd;                     /* -1: a free entry */
+    uint32_t have;
+    int64_t since;
+    unsigned char buf[sizeof(wpt_frame) + sizeof(wpt_wire_enable)];
+} request_conn;
+
+/* Connections being read (the endpoint thread's; changed under g_ep_lock, which fork holds). */
+static request_conn g_requests[MAX_REQUESTS];
+
+/* Read what a connection has: 1 once a whole frame is buffered, 0 while more is to come, -1 at
+ * its end, on an error, or for a frame that is none of ours (no answer). */
+static int pump(request_conn *c, wpt_frame *f) {
+    for (;;) {
+        uint32_t need = sizeof *f;
+        if (c->have >= need) {
+            memcpy(f, c->buf, sizeof *f);
+            if (f->magic != WPT_WIRE_MAGIC || f->length > sizeof(wpt_wire_enable)) return -1;
+            need += f->length;
+            if (c->have >= need) return 1;
+        }
+        ssize_t n = recv(c->fd, c->buf + c->have, need - c->have, MSG_DONTWAIT);
+        if (n == 0) return -1;
+        if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        c->have += (uint32_t)n;
+    }
+}
+
+static void drop_request(request_conn *c) {
+    pthread_mutex_lock(&g_ep_lock);
+    close(c->fd);
+    c->fd = -1;
+    pthread_mutex_unlock(&g_ep_lock);
+}
+
+static void handle_request(int fd, const wpt_frame *frame, const unsigned char *payload) {
+    wpt_frame f = *frame;
     wpt_wire_enable msg;
-    void *payload = &msg;
-    if (wpt_ipc_recv(fd, &f, &payload, sizeof msg, NULL, 2000) != 0) return;
+    if (f.length == sizeof msg) memcpy(&msg, payload, sizeof msg);
     ULONG rc = ERROR_SUCCESS;
     if ((f.kind == WPT_REQ_ENABLE || f.kind == WPT_REQ_DISABLE) && f.length == sizeof msg) {
         static const GUID zero;
@@ -137,8 +176,35 @@ static void handle_request(int fd, uint32_t peer) {
         size_t n = wpt_registered_guids(regs, 256);
         wpt_ipc_send(fd, WPT_REPLY, ERROR_SUCCESS, regs, (uint32_t)(n * sizeof regs[0]), -1, 2000);
     } else {
-        (void)peer;
         wpt_ipc_send(fd, WPT_REPLY, ERROR_INVALID_PARAMETER, NULL, 0, -1, 500);
+    }
+}
+
+/* Serve the connections poll found readable (pfd[first..n)), drop those that waited too long,
+ * and take new ones while there is room (`accepting`: the listening socket is readable). */
+static void serve_requests(const struct pollfd *pfd, int first, int n, const int *request_of, int accepting) {
+    for (int k = first; k < n; k++) {
+        if (!pfd[k].revents) continue;
+        request_conn *c = &g_requests[request_of[k]];
+        wpt_frame f;
+        int got = pump(c, &f);
+        if (got == 0) continue;
+        if (got == 1) handle_request(c->fd, &f, c->buf + sizeof f);
+        drop_request(c);                   /* answered, ended or malformed: closed */
+    }
+    int64_t now = wpt_mono_ms();
+    for (int i = 0; i < MAX_REQUESTS; i++)
+        if (g_requests[i].fd >= 0 && now - g_requests[i].since > REQUEST_WAIT_MS) drop_request(&g_requests[i]);
+    for (int i = 0; accepting && i < MAX_REQUESTS; i++) {
+        if (g_requests[i].fd >= 0) continue;
+        int fd;
+        do fd = wpt_ipc_accept(g_listen, NULL, NULL);
+        while (fd == -2);                  /* another user: refused */
+        if (fd < 0) break;
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        pthread_mutex_lock(&g_ep_lock);
+        g_requests[i] = (request_conn){.fd = fd, .have = 0, .since = now};
+        pthread_mutex_unlock(&g_ep_lock);
     }
 }
 
@@ -213,8 +279,8 @@ static void rejoin_due(void) {
 
 static void *endpoint_main(void *arg) {
     (void)arg;
-    struct pollfd pfd[2 + WPPTRACE_MAX_SESSIONS];
-    int slot_of[2 + WPPTRACE_MAX_SESSIONS];
+    struct pollfd pfd[2 + WPPTRACE_MAX_SESSIONS + MAX_REQUESTS];
+    int slot_of[2 + WPPTRACE_MAX_SESSIONS + MAX_REQUESTS];   /* join slot, or request entry */
     for (;;) {
         rejoin_due();
         int n = 0;
@@ -223,12 +289,21 @@ static void *endpoint_main(void *arg) {
             pthread_mutex_unlock(&g_ep_lock);
             break;
         }
-        pfd[n++] = (struct pollfd){g_listen, POLLIN, 0};
+        int room = 0;
+        for (int i = 0; i < MAX_REQUESTS; i++) room |= g_requests[i].fd < 0;
+        /* no room: new connections wait in the listen queue until one is done */
+        pfd[n++] = (struct pollfd){g_listen, room ? POLLIN : 0, 0};
         pfd[n++] = (struct pollfd){g_wake[0], POLLIN, 0};
         for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++)
             if (g_joins[i] >= 0) {
                 slot_of[n] = i;
                 pfd[n++] = (struct pollfd){g_joins[i], POLLIN, 0};
+            }
+        int first_request = n;
+        for (int i = 0; i < MAX_REQUESTS; i++)
+            if (g_requests[i].fd >= 0) {
+                slot_of[n] = i;
+                pfd[n++] = (struct pollfd){g_requests[i].fd, POLLIN, 0};
             }
         pthread_mutex_unlock(&g_ep_lock);
         WPT_TEST_POINT(WPT_POINT_ENDPOINT_POLL);
@@ -237,7 +312,7 @@ static void *endpoint_main(void *arg) {
             char buf[64];
             while (read(g_wake[0], buf, sizeof buf) > 0) {}
         }
-        for (int k = 2; k < n; k++) {
+        for (int k = 2; k < first_request; k++) {
             if (!pfd[k].revents) continue;
             /* Only a connection still watched is read: wpt_attach closes the one it replaces
              * while this thread polls, and the number may belong to another descriptor of the
@@ -266,17 +341,10 @@ static void *endpoint_main(void *arg) {
                 pthread_mutex_unlock(&g_attach_lock);
             }
         }
-        if (pfd[0].revents & POLLIN) {
-            for (;;) {
-                uint32_t pid = 0, uid = 0;
-                int fd = wpt_ipc_accept(g_listen, &pid, &uid);
-                if (fd == -2) continue;        /* another user: refused */
-                if (fd < 0) break;
-                handle_request(fd, pid);
-                close(fd);
-            }
-        }
+        serve_requests(pfd, first_request, n, slot_of, (pfd[0].revents & POLLIN) != 0);
     }
+    for (int i = 0; i < MAX_REQUESTS; i++)
+        if (g_requests[i].fd >= 0) drop_request(&g_requests[i]);
     return NULL;
 }
 
@@ -309,6 +377,7 @@ ULONG wpt_endpoint_ensure(void) {
     }
     if (rc == ERROR_SUCCESS) {
         for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) g_joins[i] = -1;
+        for (int i = 0; i < MAX_REQUESTS; i++) g_requests[i].fd = -1;
         g_quit = 0;
         g_pid = pid;
         g_running = 1;
@@ -511,6 +580,8 @@ static void fork_child(void) {
         if (g_joins[i] >= 0) close(g_joins[i]);
         g_joins[i] = -1;
     }
+    for (int i = 0; i < MAX_REQUESTS; i++)
+        if (was_running && g_requests[i].fd >= 0) close(g_requests[i].fd);   /* the parent's */
     if (g_listen >= 0) close(g_listen);
     if (g_wake[0] >= 0) close(g_wake[0]);
     if (g_wake[1] >= 0) close(g_wake[1]);

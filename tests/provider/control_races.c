@@ -87,6 +87,10 @@
  *                   and removes it; held before the removal while a new process with the same
  *                   pid (played here) binds its socket at the path: the broadcast must leave
  *                   that alone. A socket nobody listens at any more still goes.
+ *       silent-peer  another process has a provider; this one connects to that process's
+ *                   endpoint and sends nothing, then enables the provider for A (started
+ *                   here): the provider must be enabled while the silent connection is still
+ *                   open (it waited until that connection was given up, 2 s).
  *       gone-wrap   this process has a provider; A's host is killed, and STOP of A cleans up
  *                   after it, held once A's registry entry is freed, while another process
  *                   moves the slot's registry generation on by 255, starts B (which has A's
@@ -115,7 +119,7 @@
  * a_ended 0|1 socket_left 0|1 query_b RC stop_b RC", gone-wrap "stop_a RC replaced 0|1
  * same_handle 0|1 enabled 0|1 trace RC stop_b RC", join-busy "attach RC enable RC enabled 0|1
  * enable_later RC enabled_later 0|1 stop_a RC", locked-registry "query RC enable RC start RC
- * list RC stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
+ * list RC stop_a RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
  * A) and
  * exits; start-held-forked is the same for log-reuse; replace-a[-rt|-wrap] OUT_DIR stops A, then starts B, and exits;
@@ -928,6 +932,47 @@ static int stale_peer(void) {
     return 0;
 }
 
+static const GUID g_silent_control = {0x6a3c2f1a, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+
+static int silent_peer(const char *dir) {
+    char ready[600];
+    snprintf(ready, sizeof ready, "%s/provider-ready", dir);
+    char *args[] = {"control_races", "provider-only", (char *)dir, NULL};
+    pid_t child;
+    if (posix_spawn(&child, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 3;
+    int64_t deadline = wpt_mono_ms() + 20000;
+    while (access(ready, F_OK) != 0 && wpt_mono_ms() < deadline) usleep(1000);
+    if (access(ready, F_OK) != 0) return 4;
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 5;
+    char path[600];
+    ULONG rc;
+    if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)child) != 0) return 6;
+    int silent = wpt_ipc_connect(path, 1000, &rc);      /* connects, never sends */
+    if (silent < 0) return 7;
+    ULONG enabled = EnableTrace(1, 0x5, 4, &g_silent_control, a);
+    char c;
+    int open = recv(silent, &c, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN;
+    /* what the other process says it has enabled */
+    wpt_wire_registered regs[16];
+    wpt_frame f;
+    void *payload = regs;
+    int child_enabled = 0, asked = wpt_ipc_connect(path, 1000, &rc);
+    if (asked >= 0 && wpt_ipc_send(asked, WPT_REQ_LIST, 0, NULL, 0, -1, 1000) == 0
+        && wpt_ipc_recv(asked, &f, &payload, sizeof regs, NULL, 20000) == 0)
+        for (uint32_t i = 0; i < f.length / sizeof regs[0]; i++)
+            child_enabled |= memcmp(&regs[i].guid, &g_silent_control, sizeof(GUID)) == 0
+                          && (regs[i].logger_handle & 0xFF00FFFF) == (a & 0xFF00FFFF);
+    if (asked >= 0) close(asked);
+    close(silent);
+    kill(child, SIGKILL);
+    int status;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    printf("enable %u silent_open %d child_enabled %d stop_a %u\n", (unsigned)enabled, open, child_enabled,
+           (unsigned)stop(a));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "start-only") == 0) {
         TRACEHANDLE b;
@@ -967,6 +1012,21 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "gone-wrap") == 0) return gone_wrap(argv[2]);
     if (argc == 3 && strcmp(argv[1], "join-busy") == 0) return join_busy(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stale-peer") == 0) return stale_peer();
+    if (argc == 3 && strcmp(argv[1], "silent-peer") == 0) return silent_peer(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "provider-only") == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);     /* never outlives the test */
+        static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+        TRACE_GUID_REGISTRATION reg = {&message, NULL};
+        TRACEHANDLE registration;
+        if (RegisterTraceGuids(track_control, NULL, &g_silent_control, 1, &reg, NULL, NULL, &registration))
+            return 1;
+        char ready[600];
+        snprintf(ready, sizeof ready, "%s/provider-ready", argv[2]);
+        FILE *f = fopen(ready, "w");
+        if (!f) return 1;
+        fclose(f);
+        for (;;) pause();
+    }
     if (argc == 3 && strcmp(argv[1], "locked-registry") == 0) return locked_registry(argv[2]);
     if (argc == 3 && strcmp(argv[1], "replace-gone-wrap") == 0) {
         ULONG rc;

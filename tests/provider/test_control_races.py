@@ -242,3 +242,12 @@ def test_a_broadcast_removes_a_gone_processs_socket_only_while_nobody_listens_th
     deaf to every enable. What is removed is checked again under the registry lock, under
     which every provider process binds its socket; a socket nobody listens at still goes."""
     assert control_races("stale-peer", out) == {"new_left": 1, "new_reachable": 1, "stale_left": 0}
+
+
+def test_a_peer_that_connects_and_sends_nothing_does_not_hold_up_enables(control_races, out):
+    """A provider process hears enables on its endpoint socket. A peer that connects and sends
+    nothing held its endpoint for 2 s, one connection at a time: every enable and disable for
+    every session waited behind it. Connections are served side by side: the provider is
+    enabled while the silent connection is still open."""
+    assert control_races("silent-peer", out) == {"enable": 0, "silent_open": 1, "child_enabled": 1,
+                                                 "stop_a": 0}
