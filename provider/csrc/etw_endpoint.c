@@ -82,8 +82,10 @@ static int registry_has(const wpt_wire_enable *m, uint32_t *generation) {
  * its session (the one `meant_for` names): a stopping host, a process that found a host gone
  * and a disabling EnableTrace take them out of the registry before they tell anyone. One made
  * up by another process of the user, for a session that still holds the provider, changes
- * nothing. A session whose slot is free or holds another one by now holds nothing (its enables
- * went with its entry). */
+ * nothing. A whole session (GUID 0) whose slot is free or holds another one by now holds
+ * nothing (its enables went with its entry); it is disabled by its whole generation. A single
+ * GUID's disable is checked by the handle's 8 bits: refused while a newer session with the same
+ * 8 bits holds that GUID. */
 static int registry_dropped(const wpt_wire_enable *m, uint32_t meant_for) {
     static const GUID zero;
     int any = memcmp(&m->guid, &zero, sizeof zero) == 0;
@@ -93,7 +95,7 @@ static int registry_dropped(const wpt_wire_enable *m, uint32_t meant_for) {
     wpt_registry *reg = wpt_registry_lock(0, &rc);
     if (!reg) return rc != ERROR_BUSY;  /* no registry: no session is left to hold anything */
     const wpt_reg_logger *e = wpt_reg_logger_of(reg, id);
-    if (!e || e->state == WPT_FREE || !wpt_request_is_for(meant_for, e->generation)) {
+    if (any && (!e || e->state == WPT_FREE || !wpt_request_is_for(meant_for, e->generation))) {
         wpt_registry_unlock();
         return 1;
     }

@@ -91,6 +91,11 @@
  *                   endpoint and sends nothing, then enables the provider for A (started
  *                   here): the provider must be enabled while the silent connection is still
  *                   open (it waited until that connection was given up, 2 s).
+ *       made-up-disable  this process has a provider, which another process enables for B,
+ *                   started 256 generations on in slot 1 (the handle of the slot's first
+ *                   session); then a DISABLE of that provider arrives naming the first session
+ *                   (its whole generation and handle), with a version newer than B's enable. It
+ *                   is made up (the registry has B holding the provider): it must change nothing.
  *       gone-wrap   this process has a provider; A's host is killed, and STOP of A cleans up
  *                   after it, held once A's registry entry is freed, while another process
  *                   moves the slot's registry generation on by 255, starts B (which has A's
@@ -119,7 +124,7 @@
  * a_ended 0|1 socket_left 0|1 query_b RC stop_b RC", gone-wrap "stop_a RC replaced 0|1
  * same_handle 0|1 enabled 0|1 trace RC stop_b RC", join-busy "attach RC enable RC enabled 0|1
  * enable_later RC enabled_later 0|1 stop_a RC", locked-registry "query RC enable RC start RC
- * list RC stop_a RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
+ * list RC stop_a RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
  * A) and
  * exits; start-held-forked is the same for log-reuse; replace-a[-rt|-wrap] OUT_DIR stops A, then starts B, and exits;
@@ -973,6 +978,44 @@ static int silent_peer(const char *dir) {
     return 0;
 }
 
+static int made_up_disable(const char *dir) {
+    TRACE_GUID_REGISTRATION reg = {&g_wrap_message, NULL};
+    TRACEHANDLE registration;
+    if (RegisterTraceGuids(track_control, NULL, &g_wrap_control, 1, &reg, NULL, NULL, &registration))
+        return 3;
+    ULONG rc;
+    wpt_registry *r = wpt_registry_lock(1, &rc);
+    if (!r || r->loggers[1].state != WPT_FREE) return 4;
+    r->loggers[1].generation += 1;          /* the slot's first session came and went */
+    wpt_registry_unlock();
+    char *args[] = {"control_races", "replace-gone-wrap", (char *)dir, NULL};
+    pid_t pid;
+    int status = 0;
+    if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 4;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 5;
+    int enabled = atomic_load(&g_enabled);
+    wpt_wire_enable msg;
+    memset(&msg, 0, sizeof msg);
+    msg.guid = g_wrap_control;
+    msg.version = UINT64_MAX;
+    msg.logger_handle = wpt_handle_of(1, 1, 0, 0);       /* the slot's first session's handle */
+    char path[600];
+    if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)getpid()) != 0) return 6;
+    int fd = wpt_ipc_connect(path, 1000, &rc);
+    wpt_frame f;
+    void *payload = NULL;
+    if (fd < 0 || wpt_ipc_send(fd, WPT_REQ_DISABLE, wpt_for_session(1), &msg, sizeof msg, -1, 1000) != 0
+        || wpt_ipc_recv(fd, &f, &payload, 64, NULL, 10000) != 0) return 7;
+    close(fd);
+    int still = atomic_load(&g_enabled);
+    ULONG stopped = stop_by_name("control-races-b");
+    UnregisterTraceGuids(registration);
+    printf("enabled %d answer %u still_enabled %d stop_b %u\n", enabled, (unsigned)f.status, still,
+           (unsigned)stopped);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "start-only") == 0) {
         TRACEHANDLE b;
@@ -1012,6 +1055,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "gone-wrap") == 0) return gone_wrap(argv[2]);
     if (argc == 3 && strcmp(argv[1], "join-busy") == 0) return join_busy(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stale-peer") == 0) return stale_peer();
+    if (argc == 3 && strcmp(argv[1], "made-up-disable") == 0) return made_up_disable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "silent-peer") == 0) return silent_peer(argv[2]);
     if (argc == 3 && strcmp(argv[1], "provider-only") == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);     /* never outlives the test */

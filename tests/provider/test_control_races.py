@@ -251,3 +251,12 @@ def test_a_peer_that_connects_and_sends_nothing_does_not_hold_up_enables(control
     enabled while the silent connection is still open."""
     assert control_races("silent-peer", out) == {"enable": 0, "silent_open": 1, "child_enabled": 1,
                                                  "stop_a": 0}
+
+
+def test_a_made_up_disable_naming_an_older_session_leaves_a_newer_ones_provider_enabled(control_races, out):
+    """A provider process applies a DISABLE of one GUID only once the registry holds no such
+    enable by its session: one made up by another process of the user changes nothing. A
+    DISABLE naming an older session of the slot (its whole generation, and the handle a newer
+    session 256 generations on has too) must not pass for a disable of the newer session, which
+    holds the provider."""
+    assert control_races("made-up-disable", out) == {"enabled": 1, "answer": 0, "still_enabled": 1, "stop_b": 0}
