@@ -276,8 +276,15 @@ def listed(providers: list[sessions.ProviderInfo] | None = None) -> list[str]:
     once)."""
     if providers is None:
         providers = sessions.providers()
+    try:
+        found = sessions.list_sessions()
+    except Win32Error as exc:
+        if exc.winerror == lib.ERROR_BUSY:
+            raise SessionError("cannot list sessions now: a process holding this user's session registry "
+                               "locked is stopped (under a debugger?); try again") from None
+        raise SessionError(f"cannot list sessions: {exc.name} ({exc.winerror}): {exc.strerror}") from None
     lines: list[str] = []
-    for props, info in sessions.list_sessions():
+    for props, info in found:
         lines += listed_text(props, info, providers) + [""]
     return lines
 

@@ -2,6 +2,7 @@
 running application, enable it, watch it live (fmt --rt / tracefmt -rt), stop it, decode."""
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import select
@@ -268,6 +269,23 @@ def test_list_asks_each_sessions_host_once(tmp_path, session_name, monkeypatch, 
             assert f"{'Host Process Id:':<24}{sessions.session_info(session_name).host_pid}" in mine
     finally:
         session_cli.stop(session_name)
+
+
+def test_list_says_so_when_the_registry_is_locked_by_a_stopped_process(monkeypatch, capsys):
+    """A process stopped while it holds the session registry locked makes listing fail with
+    ERROR_BUSY (rather than wait forever): `session list` and `tracelog -l` say what may hold it,
+    in one line, without a traceback."""
+    from wpptrace.provider import session_cli, tracelog
+    from wpptrace.winerror import Win32Error
+
+    def locked():
+        raise Win32Error(170, "list_sessions")
+    monkeypatch.setattr(sessions, "list_sessions", locked)
+    assert session_cli.run(argparse.Namespace(session_command="list")) == 1
+    assert tracelog.main(["-l"]) == 1
+    said = capsys.readouterr().err.splitlines()
+    assert said == [f"{who}: cannot list sessions now: a process holding this user's session registry locked "
+                    f"is stopped (under a debugger?); try again" for who in ("wpptrace session list", "tracelog")]
 
 
 def _busy(name=None, handle=0):
