@@ -172,3 +172,23 @@ def test_a_provider_that_cannot_be_enabled_is_one_line_and_exit_status_1(tmp_pat
             f"session {name} is no longer running (stopped by another command?)",
             f"wpptrace session record: session {name} had stopped before the script "
             f"ended (by another command?): {out} holds what it wrote until then"]
+
+
+def test_flags_and_levels_out_of_range_are_usage_errors_before_any_session(tmp_path):
+    """Enable flags are 32 bits and levels 8: a value beyond is refused as the option's error
+    (status 2) before a session starts, so no empty .etl is left, instead of an EnableTrace
+    failure after it (or every provider the script registers failing to be recorded)."""
+    script = tmp_path / "ok.py"
+    script.write_text("print('ran')\n")
+    guid = "6a1c52e0-8f0e-4d0e-9b43-2f4f7c8a0d11"
+    for option, message in ((["--level", "300"], "argument --level: level '300' is outside 0..0xff"),
+                            (["--flags", "0x1ffffffff"],
+                             "argument --flags: flags '0x1ffffffff' is outside 0..0xffffffff"),
+                            (["--guid", f"{guid}:0x1:256"], "argument --guid: level '256' is outside 0..0xff"),
+                            (["--guid", f"{guid}:zz"], "argument --guid: flags 'zz' is not a number")):
+        out = tmp_path / "out.etl"
+        proc = subprocess.run([sys.executable, "-m", "wpptrace", "session", "record", "-o", str(out),
+                               *option, str(script)], capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == 2, (option, proc.stderr)
+        assert proc.stderr.splitlines()[-1] == f"wpptrace session record: error: {message}"
+        assert proc.stdout == "" and not out.exists()
