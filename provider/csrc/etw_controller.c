@@ -176,11 +176,12 @@ static void clean_up_gone(const target *t) {
 }
 
 /* 1 while the registry entry a target was found in is still that session's (same generation,
- * not freed), 0 once it stopped (or the registry cannot be read). */
+ * not freed), 0 once it stopped (or the registry cannot be read). A registry whose lock is not
+ * let go in time tells nothing either way: 1 (what the session's host said stands). */
 static int still_registered(const target *t) {
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(0, &rc);
-    if (!reg) return 0;
+    if (!reg) return rc == ERROR_BUSY;
     wpt_reg_logger *e = &reg->loggers[t->slot];
     int same = e->generation == t->generation && e->state != WPT_FREE;
     wpt_registry_unlock();

@@ -96,6 +96,10 @@
  *                   session); then a DISABLE of that provider arrives naming the first session
  *                   (its whole generation and handle), with a version newer than B's enable. It
  *                   is made up (the registry has B holding the provider): it must change nothing.
+ *       busy-both   A's host is stopped (SIGSTOP); wpptrace_session_info for A is held once it
+ *                   found A while another process locks the registry and is stopped in turn
+ *                   (the waits for both shortened): the host did not answer, and whether A is
+ *                   still registered cannot be told, so A is busy, not gone.
  *       gone-wrap   this process has a provider; A's host is killed, and STOP of A cleans up
  *                   after it, held once A's registry entry is freed, while another process
  *                   moves the slot's registry generation on by 255, starts B (which has A's
@@ -852,10 +856,10 @@ static int join_busy(const char *dir) {
     return 0;
 }
 
-static int locked_registry(const char *dir) {
-    TRACEHANDLE a, b;
-    if (start(dir, "control-races-a", &a)) return 3;
-    static const GUID control = {0x6a3c2f18, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+/* A process that holds the registry locked and is stopped (-1 until made). */
+static pid_t g_holder = -1;
+
+static pid_t stopped_holder(void) {
     pid_t holder = fork();
     if (holder == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);     /* never outlives this test */
@@ -865,7 +869,17 @@ static int locked_registry(const char *dir) {
         _exit(0);
     }
     int status = 0;
-    if (holder < 0 || waitpid(holder, &status, WUNTRACED) != holder || !WIFSTOPPED(status)) return 4;
+    if (holder < 0 || waitpid(holder, &status, WUNTRACED) != holder || !WIFSTOPPED(status)) return -1;
+    return holder;
+}
+
+static int locked_registry(const char *dir) {
+    TRACEHANDLE a, b;
+    if (start(dir, "control-races-a", &a)) return 3;
+    static const GUID control = {0x6a3c2f18, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    pid_t holder = stopped_holder();
+    if (holder < 0) return 4;
+    int status;
     wpt_registry_wait_ms = 300;               /* the holder never lets go: do not wait long */
     ULONG queried = query_by_name("control-races-a");
     ULONG enabled = EnableTrace(1, 0x5, 4, &control, a);
@@ -1016,6 +1030,34 @@ static int made_up_disable(const char *dir) {
     return 0;
 }
 
+static void at_target_found_lock(int point) {
+    if (point != WPT_POINT_TARGET_FOUND || !atomic_exchange(&g_armed, 0)) return;
+    g_holder = stopped_holder();
+}
+
+static int busy_both(const char *dir) {
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 3;
+    uint32_t host = host_of((uint32_t)(a & 0xFFFF));
+    if (!host || kill((pid_t)host, SIGSTOP) != 0) return 4;
+    wpt_host_reply_ms = 300;                /* neither ever answers: do not wait long */
+    wpt_registry_wait_ms = 300;
+    wpt_test_point = at_target_found_lock;
+    atomic_store(&g_armed, 1);
+    WPPTRACE_SESSION_INFO info;
+    ULONG info_a = wpptrace_session_info(a, NULL, &info);
+    wpt_test_point = NULL;
+    if (g_holder < 0) return 5;
+    int status;
+    kill(g_holder, SIGKILL);
+    while (waitpid(g_holder, &status, 0) < 0 && errno == EINTR) {}
+    kill((pid_t)host, SIGCONT);
+    wpt_host_reply_ms = 10000;
+    wpt_registry_wait_ms = 10000;
+    printf("info_a %u stop_a %u\n", (unsigned)info_a, (unsigned)stop(a));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "start-only") == 0) {
         TRACEHANDLE b;
@@ -1055,6 +1097,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "gone-wrap") == 0) return gone_wrap(argv[2]);
     if (argc == 3 && strcmp(argv[1], "join-busy") == 0) return join_busy(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stale-peer") == 0) return stale_peer();
+    if (argc == 3 && strcmp(argv[1], "busy-both") == 0) return busy_both(argv[2]);
     if (argc == 3 && strcmp(argv[1], "made-up-disable") == 0) return made_up_disable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "silent-peer") == 0) return silent_peer(argv[2]);
     if (argc == 3 && strcmp(argv[1], "provider-only") == 0) {

@@ -260,3 +260,11 @@ def test_a_made_up_disable_naming_an_older_session_leaves_a_newer_ones_provider_
     session 256 generations on has too) must not pass for a disable of the newer session, which
     holds the provider."""
     assert control_races("made-up-disable", out) == {"enabled": 1, "answer": 0, "still_enabled": 1, "stop_b": 0}
+
+
+def test_session_info_of_a_busy_host_while_the_registry_is_locked_says_busy_not_gone(control_races, out):
+    """wpptrace_session_info asks a host that does not answer in time, then whether its session
+    is still registered: a registry that cannot be read in time (its lock held by a stopped
+    process) took the session for stopped (ERROR_WMI_INSTANCE_NOT_FOUND). Neither can be told:
+    the session is busy."""
+    assert control_races("busy-both", out) == {"info_a": 170, "stop_a": 0}
