@@ -29,6 +29,10 @@ from collections import namedtuple
 
 from ._hazmat import ETL, ProgramTable
 
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 __all__ = ["ProgramShare", "SharedRecord", "pack", "pack_parts", "shares_of", "unpack"]
 
 #: a record's head, as program_records.h lays it out (PRECORD_HEAD bytes) for the C install
@@ -74,12 +78,15 @@ class ProgramShare:
         its first message; it has not met the others yet)."""
         self.process, self.met = process, False
 
-    def share_out(self, keys: list[tuple[bytes, int]]) -> list[list[tuple[bytes, int]]] | None:
+    def share_out(self, keys: list[tuple[bytes, int]], meanwhile: Callable[[], None] | None = None
+                  ) -> list[list[tuple[bytes, int]]] | None:
         """This process's part of the meeting (once; see the module's docstring): ``keys``
         are the messages its first window needs compiled (GUID bytes_le, number). Returns
         the messages each process compiles for all (``shares_of``; this one's at
         ``self.process``), or None when there is no meeting (one process, a meeting held
-        before, or one that a process did not come to in time)."""
+        before, or one that a process did not come to in time). ``meanwhile`` is called once
+        if the others have not all posted when this process has: work it would do after the
+        meeting anyway, done while it waits."""
         table = self.table
         if self.met:
             return None
@@ -103,6 +110,10 @@ class ProgramShare:
                 if table.meet(table.AGREED) != table.AGREED:
                     return None
                 break
+            if meanwhile is not None:
+                meanwhile, done = None, meanwhile
+                done()
+                continue                      # (the others may have come meanwhile)
             now = time.monotonic()
             if deadline is None:
                 deadline = now + max(MEET_SECONDS, (now - self.made) / 4)

@@ -1106,7 +1106,7 @@ class WppDecoder:
         records are waited for (the caller installs them)."""
         share = self._share
         needed = [keys[k] for k in left]
-        shares = share.share_out(needed)
+        shares = share.share_out(needed, lambda: self._warm_up(needed[0][0]))
         if shares is None:
             return
         place = dict(zip(needed, left))
@@ -1115,6 +1115,17 @@ class WppDecoder:
             if k != share.process and share.steal:
                 self._compile_shared(other[::-1], place, entries, mode, stop=True)
         share.await_ready([key for key in needed if entries[place[key]] is None])
+
+    def _warm_up(self, guid_le: bytes) -> None:
+        """What the first message compiled in a process pays once, done ahead (while the
+        run's other processes come to the meeting): the renderer's modules (item types, printf,
+        status tables), the program encoder, the TMF grammar and uuid (a GUID made), about
+        20 M instructions. No TMF file is read: which process reads which is the meeting's."""
+        if self._render is None:
+            self._renderer_module()
+        _native_encoder()
+        self._guid(guid_le)
+        from wpptrace.tmf import grammar  # noqa: F401
 
     def _compile_shared(self, keys: list[tuple[bytes, int]], place: dict, entries: list,
                         mode: bytes, stop: bool) -> None:

@@ -202,6 +202,29 @@ def test_a_meeting_nobody_else_comes_to_is_abandoned():
     one.close()
 
 
+def test_a_process_waiting_for_the_others_does_its_first_work_meanwhile():
+    """The first process at the meeting does what it would do after it (the first compile's
+    imports) while the others come, once; one that finds everybody there waits for nobody."""
+    share = ProgramShare(64, 1 << 16, processes=2)
+    other = copy.copy(share)
+    other.join(1)
+    done = []
+
+    def meanwhile():                         # the other comes while this one works
+        done.append("first")
+        assert other.table.post(1, [(GUID, 3)])
+
+    shares = share.share_out([(GUID, 1), (GUID, 2)], meanwhile)
+    assert done == ["first"]
+    assert shares == shares_of([[(GUID, 1), (GUID, 2)], [(GUID, 3)]])
+    share.close()
+    late = ProgramShare(64, 1 << 16, processes=2)      # the other came first this time
+    assert late.table.post(1, [(GUID, 3)])
+    assert late.share_out([(GUID, 1)], lambda: done.append("second")) is not None
+    assert done == ["first"]                 # all there: nothing to do while waiting
+    late.close()
+
+
 def test_a_process_slow_to_come_waits_as_much_longer_for_the_others():
     """A process that took 0.4 s to reach the meeting (a slow machine, a profiler) waits a
     quarter of that for the others, not MEET_SECONDS."""
