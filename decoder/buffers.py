@@ -32,13 +32,13 @@ MAX_EXPANSION = 1024
 MAX_ISSUES = 10_000
 
 _SAVED_OFFSET = BUFFER_HEADER.offset("SavedOffset")
-#: the ETW_BUFFER_FLAG_* bits and the largest BufferType (ETW_BUFFER_TYPE_MAXIMUM) a
-#: WMI_BUFFER_HEADER can hold: bytes outside them are no buffer header
+#: the ETW_BUFFER_FLAG_* bits a WMI_BUFFER_HEADER holds today, and the count of its
+#: BufferTypes (ETW_BUFFER_TYPE_MAXIMUM: every type is below it)
 _KNOWN_BUFFER_FLAGS = (ETL.ETW_BUFFER_FLAG_FLUSH_MARKER | ETL.ETW_BUFFER_FLAG_EVENTS_LOST
                        | ETL.ETW_BUFFER_FLAG_BUFFER_LOST | ETL.ETW_BUFFER_FLAG_RTBACKUP_CORRUPT
                        | ETL.ETW_BUFFER_FLAG_RTBACKUP | ETL.ETW_BUFFER_FLAG_PROC_INDEX
                        | ETL.ETW_BUFFER_FLAG_COMPRESSED)
-_MAX_BUFFER_TYPE = ETL.ETW_BUFFER_TYPE_DBG_INFO + 1
+_BUFFER_TYPES = ETL.ETW_BUFFER_TYPE_MAXIMUM
 _FILLED_BYTES = BUFFER_HEADER.offset("FilledBytes")
 _SYSTEM_HEADER_SIZE = SYSTEM_HEADER.size
 _TIMESTAMP = itemgetter(_F_TS)      # etlrd_record.timestamp in a walker tuple
@@ -86,12 +86,14 @@ class BufferInfo:
 
 
 def not_a_buffer_header(info: BufferInfo) -> str | None:
-    """What says these bytes are no WMI_BUFFER_HEADER (a BufferFlag bit or a BufferType no
-    buffer ETW writes has: junk, not a damaged field), or None."""
-    if info.flags & ~_KNOWN_BUFFER_FLAGS or info.buffer_type > _MAX_BUFFER_TYPE:
-        return (f"expected a WMI_BUFFER_HEADER (BufferFlag bits in {_KNOWN_BUFFER_FLAGS:#x}, "
-                f"BufferType at most {_MAX_BUFFER_TYPE}), found "
-                f"BufferFlag {info.flags:#x} and BufferType {info.buffer_type:#x}")
+    """What says these bytes are no WMI_BUFFER_HEADER (a BufferType no buffer ETW writes has:
+    junk, not a damaged field), or None. A BufferFlag bit unknown today is no such sign alone
+    (a newer Windows may add one, and every buffer of its files would be lost): it counts
+    only beside a BufferType out of range."""
+    if info.buffer_type >= _BUFFER_TYPES:
+        return (f"expected a WMI_BUFFER_HEADER (BufferType below {_BUFFER_TYPES}, BufferFlag "
+                f"bits in {_KNOWN_BUFFER_FLAGS:#x}), found BufferType {info.buffer_type:#x} and "
+                f"BufferFlag {info.flags:#x}")
     return None
 
 

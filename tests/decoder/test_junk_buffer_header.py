@@ -2,10 +2,10 @@
 
 A file of junk whose bytes at 0x48 happened to look like a record decoded that record as an
 event (and ``wpptrace fmt --all-records`` printed it): the walk read the records of whatever
-sat where a buffer header should be. A buffer header whose BufferFlag has bits no
-ETW_BUFFER_FLAG_* has, or whose BufferType is past ETW_BUFFER_TYPE_MAXIMUM, is no buffer
-header: the buffer is skipped, reported in one line (file, offset, what was expected) and
-counted as unreadable, in every reader.
+sat where a buffer header should be. A buffer header whose BufferType is not below
+ETW_BUFFER_TYPE_MAXIMUM is no buffer header: the buffer is skipped, reported in one line
+(file, offset, what was expected) and counted as unreadable, in every reader. BufferFlag bits
+unknown today are no such sign alone: a newer Windows may set one on every buffer.
 """
 from __future__ import annotations
 
@@ -15,15 +15,16 @@ import uuid
 
 import dec_etlgen as gen
 from wpptrace.decoder import ordered_records, parse_buffer
+from wpptrace.decoder._hazmat import BUFFER_HEADER
 from wpptrace.decoder.etlfile import EtlFile
 
 G = uuid.UUID("01234567-89ab-cdef-0123-456789abcdef")
 #: a whole SYSTEM64 record (marker 0xC0020002, Size 0x50, HookId 0x50), then the 0xFF fill
 RECORD = (struct.pack("<IHHIIqII", 0xC0020002, 0x50, 0x50, 7, 9, 1234, 0, 0) + bytes(48))
 JUNK = b"JUNK" * 18 + RECORD + b"\xff" * 64
-EXPECTED = ("offset 0x0: buffer 0: expected a WMI_BUFFER_HEADER (BufferFlag bits in 0x7f, "
-            "BufferType at most 8), found BufferFlag 0x554a and BufferType 0x4b4e; its records "
-            "are skipped")
+EXPECTED = ("offset 0x0: buffer 0: expected a WMI_BUFFER_HEADER (BufferType below 8, "
+            "BufferFlag bits in 0x7f), found BufferType 0x4b4e and BufferFlag 0x554a; its "
+            "records are skipped")
 
 
 def test_a_junk_file_gives_no_record():
@@ -69,3 +70,29 @@ def test_a_junk_buffer_inside_a_trace_is_skipped_alone():
         assert etl.stats.unreadable_buffers == 1
         assert any(str(e).startswith(f"x.etl: offset {2 * size:#x}: buffer 2: expected a "
                                      f"WMI_BUFFER_HEADER") for e in etl.errors)
+
+
+def _with_buffer_header(clean: bytes, size: int, k: int, **fields) -> bytes:
+    damaged = bytearray(clean)
+    for name, value in fields.items():
+        struct.pack_into("<H", damaged, k * size + BUFFER_HEADER.offset(name), value)
+    return bytes(damaged)
+
+
+def test_the_first_type_past_the_known_ones_is_junk():
+    size = 4096
+    streams = [(0, 1, [gen.message(1, G, 1000)]), (0, 2, [gen.message(2, G, 2000)])]
+    clean = gen.etl_file(streams, buffer_size=size, processors=1)
+    with EtlFile(io.BytesIO(_with_buffer_header(clean, size, 2, BufferType=8)), name="x.etl") as etl:
+        assert [r.event_id for r in ordered_records(etl) if r.kind == "message"] == [1]
+        assert etl.stats.unreadable_buffers == 1
+
+
+def test_a_flag_bit_unknown_today_loses_no_buffer():
+    """A newer Windows may add a BufferFlag bit: its buffers are read as before."""
+    size = 4096
+    streams = [(0, 1, [gen.message(1, G, 1000)]), (0, 2, [gen.message(2, G, 2000)])]
+    clean = gen.etl_file(streams, buffer_size=size, processors=1)
+    with EtlFile(io.BytesIO(_with_buffer_header(clean, size, 2, BufferFlag=0x0100)), name="x.etl") as etl:
+        assert [r.event_id for r in ordered_records(etl) if r.kind == "message"] == [1, 2]
+        assert etl.stats.unreadable_buffers == 0

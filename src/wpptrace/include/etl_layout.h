@@ -281,6 +281,7 @@ typedef struct {                    /* writer with 4-byte pointers: 0x110 bytes 
 #define ETW_BUFFER_TYPE_BATCHED         5
 #define ETW_BUFFER_TYPE_EMPTY_MARKER    6
 #define ETW_BUFFER_TYPE_DBG_INFO        7
+#define ETW_BUFFER_TYPE_MAXIMUM         8   /* a count: no buffer has this type */
 #define ETW_BUFFER_STATE_FLUSH          3
 #define ETW_PROCESSOR_INDEX_MASK        0x07FF
 #define COMPRESSION_FORMAT_NONE         0
