@@ -255,7 +255,8 @@ def child(path: str, output_format: str, jobs: int, output: str, compiled: bool 
     with tempfile.TemporaryDirectory() as tmp:
         summary = os.path.join(tmp, "fmt.sum")
         opts = FmtOptions(files=[path], tmf_dirs=[str(TMF_DIR)], output=output, summary=summary,
-                          progress="never", output_format=output_format, jobs=jobs)
+                          progress="never", output_format=output_format, jobs=jobs,
+                          hold_heap=True)          # as the command line runs it
         ticks = cpu_ticks()
         t0, c0 = time.perf_counter(), time.process_time()
         code = run_fmt(opts)
@@ -295,7 +296,7 @@ def window_child(path: str, window: int, output: str) -> int:
     decoder = WppDecoder(tmfset, prefix=DEFAULT_PREFIX)
     inp = cli_fmt._Input(path)
     cuts = parallel.cut_keys(inp.etl, 2, inp.source.streams())
-    with cli_fmt._few_collections():
+    with cli_fmt._few_collections(), cli_fmt._held_heap():   # as fmt's command line does
         with open(output, "w", encoding="utf-8", newline="\n", buffering=1 << 16) as stream:
             writer = cli_fmt._writer(opts, stream, header=window == 0)
             source = FileSource(inp.etl, trust_flush_times=True) if window else inp.source

@@ -85,7 +85,7 @@ def child(step: str, path: str, jobs: int, output: str) -> int:
 
     setattr(target, name, counted)
     opts = cli_fmt.FmtOptions(files=[path], tmf_dirs=[str(bench_fmt.TMF_DIR)], output=output,
-                              summary=output + ".sum", progress="never", jobs=jobs)
+                              summary=output + ".sum", progress="never", jobs=jobs, hold_heap=True)
     return cli_fmt.run_fmt(opts)
 
 

@@ -54,7 +54,7 @@ def child(stop: str, path: str, jobs: int, output: str) -> int:
     if stop == "fork":
         parallel._Worker.start = classmethod(lambda cls, *args, **kwargs: os._exit(0))
     opts = cli_fmt.FmtOptions(files=[path], tmf_dirs=[str(bench_fmt.TMF_DIR)], output=output,
-                              summary=os.devnull, progress="never", jobs=jobs)
+                              summary=os.devnull, progress="never", jobs=jobs, hold_heap=True)
     return cli_fmt.run_fmt(opts)
 
 

@@ -62,6 +62,9 @@ class FmtOptions:
     all_records: bool = False  # parquet/arrow: rows for the records that are not WPP messages
     batch_rows: int = 0  # parquet/arrow: rows per record batch (0: decoder.arrow's default)
     cache: bool = True  # keep compiled messages between runs (decoder.program_cache)
+    # the run's process is a command line's own: what it frees is held for its next chunks
+    # (csrc/heap.h; process-wide, so not for a library caller's process)
+    hold_heap: bool = False
 
 
 # -- inputs -------------------------------------------------------------------------------
@@ -345,7 +348,7 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     target = stream.streams[0] if isinstance(stream, _Tee) else stream
 
     try:
-        with _few_collections(), _held_heap(opts.realtime is None):
+        with _few_collections(), _held_heap(opts.hold_heap and opts.realtime is None):
             if not _decode_all(decoder, writer, opts, inputs, err):
                 return EXIT_FAILURE
         writer.close()
@@ -589,9 +592,10 @@ def _few_collections():
 @contextlib.contextmanager
 def _held_heap(hold: bool = True):
     """Keep the memory freed while decoding files for the next chunks (``hold_heap``: each
-    chunk's blocks would otherwise come back as fresh pages, a page fault each); the
-    allocator's defaults after. A live view (``hold`` False) keeps the defaults: it runs for
-    hours, its chunks are small, and what it frees goes back."""
+    chunk's blocks would otherwise come back as fresh pages, a page fault each); glibc's
+    default thresholds after (its adaptive one stays off: only a command line's own process,
+    which ends with the run, holds). A live view is not held: it runs for hours, its chunks
+    are small, and what it frees goes back."""
     from ._hazmat import hold_heap
 
     held = hold and hold_heap(True)
@@ -683,5 +687,5 @@ def run(args: argparse.Namespace) -> int:
         summary=args.summary, prefix=args.prefix, noprefix=args.noprefix, utc=args.utc,
         seq=args.seq, progress=args.progress, verbose=args.verbose, prog="wpptrace fmt",
         jobs=args.jobs, all_records=args.all_records, batch_rows=args.batch_rows,
-        cache=args.cache)
+        cache=args.cache, hold_heap=True)
     return run_fmt(opts)

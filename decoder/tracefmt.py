@@ -100,7 +100,8 @@ def options_from_args(args: argparse.Namespace) -> FmtOptions:
         output_format="csv" if args.csv else "text", csv_header=args.csvheader,
         csv_quote=args.csvquote, summary=summary, display=args.display, prefix=args.prefix,
         noprefix=args.noprefix, utc=args.utc, seq=args.seq,
-        progress="always" if args.progress else "auto", verbose=not args.quiet, prog="tracefmt")
+        progress="always" if args.progress else "auto", verbose=not args.quiet, prog="tracefmt",
+        hold_heap=True)
 
 
 def _lower_options(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:

@@ -4,8 +4,9 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 
-/* glibc's defaults (mallopt(3)); setting either turns its adaptive threshold off, so putting
- * them back gives the fixed defaults, which is what a process that never grew one has */
+/* glibc's defaults (mallopt(3)). Setting either threshold turns glibc's adaptive mmap
+ * threshold off for good and replaces any value the environment or the program set (none can
+ * be read back): so only a process that ends with the run holds (a command line's own) */
 #define GLIBC_DEFAULT_THRESHOLD (128 * 1024)
 
 int32_t heap_hold(int32_t hold)

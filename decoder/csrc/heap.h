@@ -18,8 +18,9 @@
 #define HEAP_HELD_OWN_MAPPING 4194304
 
 /* hold = 1: freed memory stays in the process (up to HEAP_HELD_TOP at the heap's top; blocks
- * under HEAP_HELD_OWN_MAPPING from the heap); hold = 0: the allocator's defaults back (128 KB
- * both: the free top goes back at the next free). Returns 1 where the allocator can be told (glibc), else 0
+ * under HEAP_HELD_OWN_MAPPING from the heap); hold = 0: the allocator's default thresholds
+ * back (128 KB both: the free top goes back at the next free; its adaptive threshold stays
+ * off, and values set before are not restored: for a process that ends with the run). Returns 1 where the allocator can be told (glibc), else 0
  * (nothing done). */
 int32_t heap_hold(int32_t hold);
 
