@@ -53,6 +53,17 @@ static uint64_t guid_hash(const uint8_t *guid)
     return mix64(a ^ (b * 0x9E3779B97F4A7C15ull));
 }
 
+/* A key's first slot: a GUID's numbers in one run of 64 (number >> 6) share an aligned
+ * block of 64 slots, each at its own place in it (number & 63), the block placed by a hash
+ * of the GUID and the run. A run's processes touch a page or two of the table per TMF file
+ * instead of one per message; a block of a GUID's consecutive numbers anywhere would push
+ * every other GUID whose block met it past the whole block, and each lookup of those with it. */
+static uint64_t first_slot(uint64_t guid_h, uint32_t number, uint64_t mask)
+{
+    uint64_t low = mask < 63 ? mask : 63;
+    return (mix64(guid_h ^ (number >> 6)) & mask & ~low) | (number & low);
+}
+
 /* A key's tag: a hash of the whole key (0 marks a free slot). */
 static uint64_t key_tag(uint64_t guid_h, uint32_t number)
 {
@@ -67,13 +78,11 @@ static int64_t find_slot(uint8_t *mem, const uint8_t *guid, uint32_t number, int
 {
     pshare_head *head = head_of(mem);
     pshare_slot *slots = slots_of(mem);
-    /* a GUID's messages start from consecutive slots: a run touches a few pages of the table
-     * per TMF file, not one per message (each page a fault in every process) */
     uint64_t guid_h = guid_hash(guid), mask = head->slots - 1, h = key_tag(guid_h, number);
     *state = PSHARE_FULL;
     if (__atomic_load_n(&head->magic, __ATOMIC_ACQUIRE) != PSHARE_MAGIC)
         return -1;
-    for (uint64_t probe = 0, i = (guid_h + number) & mask; probe <= mask;
+    for (uint64_t probe = 0, i = first_slot(guid_h, number, mask); probe <= mask;
          probe++, i = (i + 1) & mask) {
         pshare_slot *slot = &slots[i];
         uint64_t tag = __atomic_load_n(&slot->tag, __ATOMIC_ACQUIRE);
