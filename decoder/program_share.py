@@ -112,7 +112,10 @@ class ProgramShare:
                 break
             if meanwhile is not None:
                 meanwhile, done = None, meanwhile
-                done()
+                try:
+                    done()
+                except Exception:  # noqa: BLE001  (work done ahead: its own path meets it again)
+                    pass
                 continue                      # (the others may have come meanwhile)
             now = time.monotonic()
             if deadline is None:

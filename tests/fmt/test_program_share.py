@@ -242,6 +242,22 @@ def test_a_process_waiting_for_the_others_does_its_first_work_meanwhile():
     late.close()
 
 
+def test_what_fails_while_waiting_does_not_end_the_meeting():
+    """The work done while waiting is work done ahead (its own path meets a failure again and
+    reports it there): the meeting goes on."""
+    share = ProgramShare(64, 1 << 16, processes=2)
+    other = copy.copy(share)
+    other.join(1)
+
+    def meanwhile():
+        assert other.table.post(1, [(GUID, 3)])
+        raise ImportError("a module of the renderer cannot be imported")
+
+    assert share.share_out([(GUID, 1)], meanwhile) == shares_of([[(GUID, 1)], [(GUID, 3)]])
+    assert share.table.meet(share.table.ABANDONED) == share.table.AGREED
+    share.close()
+
+
 def test_a_process_slow_to_come_waits_as_much_longer_for_the_others():
     """A process that took 0.4 s to reach the meeting (a slow machine, a profiler) waits a
     quarter of that for the others, not MEET_SECONDS."""
