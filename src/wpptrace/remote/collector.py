@@ -1,9 +1,6 @@
 """The collector: accepts relays (TCP or TLS), one .etl file and/or live view per source.
 
-One asyncio loop (its own thread) serves every connection; the .etl files are written by one
-disk thread, in the order the loop hands it the work (a slow disk never stalls the loop, so
-other relays and the live view go on), and a buffer is acknowledged only once it is written.
-A connection must say HELLO
+One asyncio loop (its own thread) serves every connection. A connection must say HELLO
 first; then every frame is checked (protocol.read_frame: sizes, version, direction) and
 fits the conversation (``_Source.take``: header buffer first and once, sequence numbers
 increasing, each processor's buffers in order, buffers of the announced size). Anything
@@ -20,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import dataclasses
 import logging
 import os
@@ -89,17 +85,8 @@ class _Source:
         self.hello = hello
         self.buffer_size = hello.buffer_size
         self.stats = SourceStats(hello.source_id, label, hello.session, hello.host, peer)
-        self.file: Optional[EtlStreamFile] = None   # used in the disk thread only
-        self.writes_file = False                 # an output file was asked for (at the header)
-        self.failure: Optional[Exception] = None    # the first disk failure: the rest is skipped
-        self._disk_work: collections.deque[asyncio.Future] = collections.deque()
-        self.finishing = False
-        self._closing: Optional[asyncio.Task] = None   # finish(): until the file is closed
-        #: after END: set once its ACK is written (the source is listed as closed, and its
-        #: on_source_end runs, only then: that may stop the collector)
-        self.end_acked: Optional[asyncio.Event] = None
+        self.file: Optional[EtlStreamFile] = None
         self.view = None
-        self.header: Optional[bytes] = None
         self.have_header = False
         self.last_seq = 0                        # the last BUFFER sequence taken
         self.last_by_processor: dict[int, int] = {}
@@ -133,7 +120,6 @@ class _Source:
                 self.last_seq = frame.sequence - 1
                 self._update_lost()
                 s.ended = True
-                self.end_acked = asyncio.Event()
                 self.finish(stats.end_time)
                 return True
             self._update_lost()
@@ -156,10 +142,7 @@ class _Source:
                                   f"{info.buffer_type})")
         if P.buffer_field(data, "BufferSize") != self.buffer_size:
             raise P.ProtocolError("the header buffer's BufferSize is not the announced one")
-        if self.collector.output_dir is not None:
-            self.writes_file = True
-            self._on_disk(self.collector._open_file, self, data)
-        self.header = data
+        self.collector._open_outputs(self, data)
         self.have_header = True
 
     def _take_buffer(self, frame: P.Frame) -> None:
@@ -191,8 +174,11 @@ class _Source:
         s = self.stats
         s.buffers += 1
         s.bytes += len(frame.payload)
-        if self.writes_file:
-            self._on_disk(self._write, data)
+        if self.file is not None:
+            try:
+                self.file.write(data)
+            except OSError as exc:
+                raise _storage_failed(s.path, exc) from None
         if gap:
             s.sequence_gaps += gap
             self._update_lost()
@@ -201,88 +187,27 @@ class _Source:
 
     def _update_lost(self) -> None:
         s = self.stats
-        s.lost = s.sequence_gaps + s.session_lost
-        if self.writes_file:
-            self._on_disk(self._set_lost, s.events_lost, s.lost)
+        lost = s.sequence_gaps + s.session_lost
+        if lost != s.lost or self.file is not None:
+            s.lost = lost
+            if self.file is not None:
+                self.file.set_lost(s.events_lost, lost)
 
-    # -- the file, in the disk thread --------------------------------------------------------
-    def _on_disk(self, work: Callable[..., None], *args) -> asyncio.Future:
-        """Queue ``work(*args)`` for the disk thread, after everything queued before it."""
-        done = asyncio.get_running_loop().run_in_executor(self.collector._disk, self._run_work,
-                                                          work, args)
-        self._disk_work.append(done)
-        return done
-
-    def _run_work(self, work: Callable[..., None], args: tuple) -> None:
-        if self.failure is not None:
-            return              # the file stopped where the failure was: nothing after it
-        try:
-            work(*args)
-        except Exception as exc:   # noqa: BLE001 - said to the relay when the loop waits for it
-            self.failure = exc
-
-    def _write(self, data: bytes) -> None:
-        if self.file is not None:
-            try:
-                self.file.write(data)
-            except OSError as exc:
-                raise _storage_failed(self.stats.path, exc) from None
-
-    def _set_lost(self, events_lost: int, buffers_lost: int) -> None:
-        if self.file is not None:
-            self.file.set_lost(events_lost, buffers_lost)
-
-    def _close_file(self, end_time: int) -> None:
+    def finish(self, end_time: int = 0) -> None:
+        """Close the outputs (``end_time`` non-zero: the session stopped)."""
+        s = self.stats
+        if s.closed:
+            return
+        s.closed = True
+        s.stopped = bool(end_time)
         if self.file is not None:
             try:
                 self.file.close(end_time)
             except OSError as exc:
-                log.error("%s: closing %s: %s", self.stats.label, self.stats.path, exc)
-
-    async def written(self) -> None:
-        """Wait until the disk thread did everything queued so far; raises its first failure
-        (a ProtocolError for the relay: the file cannot be written, or the header refused)."""
-        while self._disk_work:
-            await asyncio.shield(self._disk_work[0])
-            self._disk_work.popleft()
-        if self.failure is not None:
-            raise self.failure
-
-    def open_view(self) -> None:
-        """The live view, once the header is taken (and its file, if any, made)."""
-        if self.collector.live is not None and self.view is None:
-            self.view = self.collector.live.open(self.stats.label, self.header)
-
-    def finish(self, end_time: int = 0) -> None:
-        """Close the outputs (``end_time`` non-zero: the session stopped): the file once the
-        disk thread has written everything queued before; the source is listed as closed
-        then."""
-        if self.finishing:
-            return
-        self.finishing = True
+                log.error("%s: closing %s: %s", s.label, s.path, exc)
         if self.view is not None:
             self.view.close()
-        self.collector._source_finishing(self)
-        done = self._on_disk(self._close_file, end_time)
-        self._closing = asyncio.ensure_future(self._closed(done, end_time))
-        self.collector._closing.add(self._closing)
-
-    async def closed(self) -> None:
-        """Wait until a finished source's file is closed (and the source listed as closed)."""
-        if self._closing is not None:
-            await asyncio.shield(self._closing)
-
-    async def _closed(self, done: asyncio.Future, end_time: int) -> None:
-        try:
-            await asyncio.shield(done)
-            if self.end_acked is not None:
-                await self.end_acked.wait()
-        finally:
-            s = self.stats
-            s.closed = True
-            s.stopped = bool(end_time)
-            self.collector._source_finished(self)
-            self.collector._closing.discard(asyncio.current_task())
+        self.collector._source_finished(self)
 
 
 class _Connection:
@@ -333,9 +258,6 @@ class Collector:
         self.connections_refused = 0
         self.protocol_errors = 0
         self._sources: dict[uuid.UUID, _Source] = {}
-        self._finishing: dict[_Source, None] = {}   # finished, their files still closing
-        self._closing: set[asyncio.Task] = set()
-        self._disk: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._finished: collections.deque[SourceStats] = collections.deque(maxlen=_FINISHED_KEPT)
         #: finished sources no longer listed by ``sources`` (the oldest go first)
         self.finished_forgotten = 0
@@ -402,7 +324,7 @@ class Collector:
         """The sources: the last 4096 finished ones (``finished_forgotten`` counts older
         ones), then the open ones (copies)."""
         with self._lock:
-            open_ = [dataclasses.replace(s.stats) for s in (*self._finishing, *self._sources.values())]
+            open_ = [dataclasses.replace(s.stats) for s in self._sources.values()]
             return [dataclasses.replace(s) for s in self._finished] + open_
 
     def wait_for(self, predicate: Callable[[list[SourceStats]], bool],
@@ -418,7 +340,6 @@ class Collector:
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
-        self._disk = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="collector-disk")
         try:
             loop.run_until_complete(self._serve())
         except Exception as exc:    # noqa: BLE001 - reported to start() or logged
@@ -428,7 +349,6 @@ class Collector:
                 log.exception("collector stopped: %s", exc)
         finally:
             self._ready.set()
-            self._disk.shutdown(wait=True)
             loop.close()
             self._stopped.set()
 
@@ -455,13 +375,10 @@ class Collector:
             if conn is not None:
                 conn.writer.transport.abort()
             source.finish(0)
-        handlers = [t for t in asyncio.all_tasks()
-                    if t is not asyncio.current_task() and t not in self._closing]
+        handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in handlers:
             task.cancel()
         await asyncio.gather(*handlers, return_exceptions=True)
-        while self._closing:            # every file closed before the loop ends
-            await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def _expire(self) -> None:
         """Close the files of sources whose relay did not come back in time."""
@@ -484,51 +401,45 @@ class Collector:
         self._labels.add(label)
         return label
 
-    def _open_file(self, source: _Source, header: bytes) -> None:
-        """(In the disk thread.) The source's new .etl file, named after it."""
+    def _open_outputs(self, source: _Source, header: bytes) -> None:
         s = source.stats
-        base = "_".join(_UNSAFE.sub("_", part)[:64].strip("._") or "x"
-                        for part in (s.host, s.session)) + "_" + s.source_id.hex[:8]
-        for attempt in range(1, _NAMES_TRIED + 1):
-            path = os.path.join(self.output_dir, base + ("" if attempt == 1 else f"-{attempt}")
-                                + ".etl")
-            try:
-                source.file = EtlStreamFile(path, header)
-                break
-            except Win32Error as exc:
-                if exc.name == "ERROR_ALREADY_EXISTS":
-                    continue
-                if exc.name in ("ERROR_BAD_FORMAT", "ERROR_BAD_LENGTH"):
-                    raise P.ProtocolError("the header buffer does not start with a "
-                                          "log-file header record") from None
-                raise _storage_failed(path, exc) from None
-        else:
-            first = os.path.join(self.output_dir, base + ".etl")
-            raise P.ProtocolError(f"cannot write {first}: it and the {attempt - 1} names "
-                                  f"after it (-2 to -{attempt}) exist", code=ERROR_BUSY)
-        s.path = path
-        log.info("%s: writing %s", s.label, path)
+        if self.output_dir is not None:
+            base = "_".join(_UNSAFE.sub("_", part)[:64].strip("._") or "x"
+                            for part in (s.host, s.session)) + "_" + s.source_id.hex[:8]
+            for attempt in range(1, _NAMES_TRIED + 1):
+                path = os.path.join(self.output_dir, base + ("" if attempt == 1 else f"-{attempt}")
+                                    + ".etl")
+                try:
+                    source.file = EtlStreamFile(path, header)
+                    break
+                except Win32Error as exc:
+                    if exc.name == "ERROR_ALREADY_EXISTS":
+                        continue
+                    if exc.name in ("ERROR_BAD_FORMAT", "ERROR_BAD_LENGTH"):
+                        raise P.ProtocolError("the header buffer does not start with a "
+                                              "log-file header record") from None
+                    raise _storage_failed(path, exc) from None
+            else:
+                first = os.path.join(self.output_dir, base + ".etl")
+                raise P.ProtocolError(f"cannot write {first}: it and the {attempt - 1} names "
+                                      f"after it (-2 to -{attempt}) exist", code=ERROR_BUSY)
+            s.path = path
+            log.info("%s: writing %s", s.label, path)
+        if self.live is not None:
+            source.view = self.live.open(s.label, header)
 
-    def _source_finishing(self, source: _Source) -> None:
-        """No longer open: a relay coming back gets a new source (or, after END, is told
-        the stream ended); listed as open until its file is closed."""
+    def _source_finished(self, source: _Source) -> None:
         s = source.stats
         with self._lock:
             self._sources.pop(s.source_id, None)
-            self._finishing[source] = None
+            if len(self._finished) == self._finished.maxlen:
+                self.finished_forgotten += 1        # the oldest goes with this append
+            self._finished.append(s)
         self._labels.discard(s.label)
         if s.ended:
             self._ended_ids[s.source_id] = None
             if len(self._ended_ids) > _ENDED_KEPT:
                 del self._ended_ids[next(iter(self._ended_ids))]
-
-    def _source_finished(self, source: _Source) -> None:
-        s = source.stats
-        with self._lock:
-            self._finishing.pop(source, None)
-            if len(self._finished) == self._finished.maxlen:
-                self.finished_forgotten += 1        # the oldest goes with this append
-            self._finished.append(s)
         log.info("%s: %d buffers, %d lost (relay dropped %d, session lost %d), events lost %d"
                  "%s%s", s.label, s.buffers, s.lost, s.relay_dropped, s.session_lost,
                  s.events_lost, f": {s.path}" if s.path else "",
@@ -626,10 +537,6 @@ class Collector:
                 del self._active_from[address]
             if source is not None and conn is not None:
                 self._detach(source, conn, reason)
-                if source.end_acked is not None:
-                    source.end_acked.set()  # (an END this connection could not answer)
-                if source.finishing:
-                    await source.closed()   # the relay sees its connection end after that
             writer.transport.abort()
 
     def _identity(self, writer: asyncio.StreamWriter) -> Optional[str]:
@@ -689,7 +596,7 @@ class Collector:
         source.connection = None
         source.stats.connected = False
         source.stats.reason = reason
-        if source.finishing:
+        if source.stats.closed:
             return
         if source.have_header and self.resume_window > 0:
             source.detached_at = time.monotonic()
@@ -704,16 +611,10 @@ class Collector:
             if conn.replaced:
                 return
             ended = source.take(frame)
-            if frame.type == P.FrameType.HEADER:
-                await source.written()          # its file made (or refused) before the buffers
-                source.open_view()
             source.unacked += frame.type == P.FrameType.BUFFER
             if ended or source.unacked >= _ACK_EVERY or frame.type == P.FrameType.STATS:
                 source.unacked = 0
-                await source.written()          # an ACK says: every buffer below is written
-                writer.write(P.encode(P.FrameType.ACK, source.last_seq + 1))    # (after END:
-                if ended:                                                       # the file closed)
-                    source.end_acked.set()
+                writer.write(P.encode(P.FrameType.ACK, source.last_seq + 1))
                 if writer.transport.get_write_buffer_size() > (1 << 16):
                     await self._drain(writer)
             if ended:
