@@ -185,12 +185,14 @@ def _py_level_method(name: str, level: int):
 def {name}(self, flag=None, fmt=None, *args):
     """Trace at level {level} if ``flag`` is enabled: ``{name}(FLAG, "format %d", value, ...)``."""
     try:
-        if not flag & self._mask{level}:
-            return
-    except Exception:  # noqa: BLE001 - a flag that is no int: _trace drops the call
-        if not self._mask{level}:
-            return
-    try:
+        try:
+            if not flag & self._mask{level}:
+                return
+        except Exception as exc:  # noqa: BLE001 - a flag that is no int: _trace drops the call
+            if _passes_on(exc):   # (its __and__ ran the application's signal handler, or no room)
+                raise
+            if not self._mask{level}:
+                return
         frame = _getframe(1)
         code = frame.f_code
         entry = self._sites.get(id(code))
@@ -224,12 +226,14 @@ class _PythonLevels:
     def log(self, level=None, flag=None, fmt=None, *args) -> None:
         """``log(TRACE_LEVEL_WARNING, IO, "fmt", ...)``: the level as a value."""
         try:
-            if not flag & self._masks[level & 0xFF]:
-                return
-        except Exception:  # noqa: BLE001 - a level or flag that is no int: _trace drops the call
-            if not self.logger_handle:
-                return
-        try:
+            try:
+                if not flag & self._masks[level & 0xFF]:
+                    return
+            except Exception as exc:  # noqa: BLE001 - a level or flag that is no int: _trace drops the call
+                if passes_on(exc):    # (its __and__ ran the application's signal handler, or no room)
+                    raise
+                if not self.logger_handle:
+                    return
             frame = _getframe(1)
             self._trace(level, "log", flag, fmt, args, frame.f_code, frame.f_lasti, frame.f_globals)
         except (MemoryError, RecursionError):

@@ -421,6 +421,43 @@ def test_what_the_applications_signal_handler_raises_while_a_site_resolves_reach
     assert bool(sent) if path == "python" else bool(trace._sites)
 
 
+class _AlarmingFlag:
+    """A flag object whose ``&`` is interrupted once by SIGALRM (then it is an int's)."""
+
+    def __init__(self, value: int):
+        self.value, self.alarmed = value, False
+
+    def __and__(self, other):
+        if not self.alarmed:
+            self.alarmed = True
+            signal.raise_signal(signal.SIGALRM)
+        return self.value & other
+
+    __rand__ = __and__
+
+
+def test_what_the_applications_signal_handler_raises_in_the_enable_test_reaches_it(tmp_path):
+    """The Python level methods test ``flag & mask`` (and log()'s ``level & 0xFF``) first: a
+    signal handled in a flag's or level's own ``__and__`` raises the application's exception
+    through the call, not a flag taken for one that cannot be written."""
+    app = make_app(tmp_path, '''
+        from wpptrace.provider.tracing import Provider
+        trace = Provider("SignalledFlags", register=False, flags=("IO",))
+        def flag(value):
+            trace.info(value, "value %d", 1)
+        def level(value):
+            trace.log(value, trace.flags.IO, "value %d", 2)
+    ''')
+    enable(app.trace, "python")
+    with deadline_handler(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", TraceWarning)
+        with pytest.raises(_Deadline):
+            app.flag(_AlarmingFlag(1))
+        with pytest.raises(_Deadline):
+            app.level(_AlarmingFlag(4))
+    assert app.trace.stats().calls_dropped == 0
+
+
 def _signal_logger(name: str):
     """A logger with a WppHandler of its own, enabled; its records go into the list returned."""
     from wpptrace.provider.logging_handler import WppHandler
