@@ -89,9 +89,9 @@ def registry_text(entries: Iterable[tuple[str, str, ScanResult, list[LoggingSite
     return "\n".join(lines) + "\n"
 
 
-def _entries(files: Any, origin: str) -> dict[str, RegistryEntry]:
+def _entries(files: Any) -> dict[str, RegistryEntry]:
     if not isinstance(files, dict):
-        raise ValueError(f"{origin}: FILES is not a dict")
+        raise ValueError("FILES is not a dict")
     out = {}
     for rel, data in files.items():
         sites = tuple(CallSite(FIRST_MESSAGE_NUMBER + i, *fields) for i, fields in enumerate(data["trace"]))
@@ -111,7 +111,7 @@ def parse_registry(text: str, origin: str) -> dict[str, RegistryEntry]:
                 values[node.targets[0].id] = ast.literal_eval(node.value)
         if values.get("VERSION") != REGISTRY_VERSION:
             raise ValueError(f"version {values.get('VERSION')!r}, expected {REGISTRY_VERSION}")
-        return _entries(values["FILES"], origin)
+        return _entries(values["FILES"])
     except (SyntaxError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{origin}: not a wpptrace site registry: {exc}") from None
 
@@ -205,12 +205,16 @@ def _read_text(path: str, module_globals: dict | None) -> str | None:
             try:
                 get_filename = getattr(loader, "get_filename", None)
                 same = get_filename is None or os.path.abspath(get_filename(name)) == path
-            except Exception:  # noqa: BLE001 - loaders of any kind: treat as "no"
+            except Exception as exc:  # noqa: BLE001 - loaders of any kind: treat as "no"
+                if passes_on(exc):
+                    raise             # no room, or the application's: nothing is concluded
                 same = False
             if same:
                 try:
                     text = get_source(name)
-                except Exception:  # noqa: BLE001
+                except Exception as exc:  # noqa: BLE001 - no source through the loader
+                    if passes_on(exc):
+                        raise
                     text = None
                 if isinstance(text, str):
                     return text
@@ -255,7 +259,9 @@ class SiteSources:
         if get_data is not None:
             try:
                 text = get_data(path).decode("utf-8")
-            except Exception:  # noqa: BLE001 - not in the archive / not readable
+            except Exception as exc:  # noqa: BLE001 - not in the archive / not readable
+                if passes_on(exc):
+                    raise             # no room, or the application's: read again next time
                 text = None
         if text is None and os.path.isfile(path):
             try:
@@ -267,23 +273,37 @@ class SiteSources:
             if text is not None:
                 return parse_registry(text, path)
             if self._registry_module:
-                module = sys.modules.get(self._registry_module)
-                if module is None:
-                    try:
-                        module = importlib.import_module(self._registry_module)
-                    except ImportError:
-                        return {}
-                    except Exception as exc:  # noqa: BLE001 - its code failed: not a registry to use
-                        if passes_on(exc):
-                            raise             # not the registry's failure: nothing is concluded
-                        raise ValueError(f"{self._registry_module}: importing it failed: "
-                                         f"{type(exc).__name__}: {exc}") from None
-                if getattr(module, "VERSION", None) != 1:
-                    raise ValueError(f"{self._registry_module}: not a wpptrace site registry")
-                return _entries(module.FILES, self._registry_module)
-        except (ValueError, KeyError, TypeError) as exc:
+                return self._imported_registry(self._registry_module)
+        except Exception as exc:  # noqa: BLE001 - a registry that cannot be used counts as empty
+            if passes_on(exc):
+                raise                 # not the registry's failure: nothing is concluded
             self.registry_error = str(exc)
         return {}
+
+    @staticmethod
+    def _imported_registry(name: str) -> dict[str, RegistryEntry]:
+        """The registry module's files (a .pyc-only install: no text to read); {} if there is
+        none. Raises ValueError naming the module for one that cannot be used."""
+        module = sys.modules.get(name)
+        if module is None:
+            try:
+                module = importlib.import_module(name)
+            except ImportError:
+                return {}
+            except Exception as exc:  # noqa: BLE001 - its code failed: not a registry to use
+                if passes_on(exc):
+                    raise
+                raise ValueError(f"{name}: importing it failed: {type(exc).__name__}: {exc}") from None
+        try:
+            version = getattr(module, "VERSION", None)
+            if version != REGISTRY_VERSION:
+                raise ValueError(f"version {version!r}, expected {REGISTRY_VERSION}")
+            return _entries(module.FILES)
+        except Exception as exc:  # noqa: BLE001 - no FILES, entries of the wrong shape ...
+            if passes_on(exc):
+                raise
+            why = str(exc) if type(exc) is ValueError else f"{type(exc).__name__}: {exc}"
+            raise ValueError(f"{name}: not a wpptrace site registry: {why}") from None
 
     # -- files ------------------------------------------------------------------------------
     def _file(self, path: str, module_globals: dict | None) -> _File:

@@ -7,6 +7,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import pathlib
 import signal
 import sys
 import textwrap
@@ -704,3 +705,107 @@ def test_a_provider_the_core_cannot_register_is_made_and_reported_once(tmp_path,
         assert trace._registration is not None and trace.stats().registration_error == ""
     finally:
         trace.unregister()
+
+
+class _FlakyLoader:
+    """A module's loader whose ``method`` fails once (``failure`` is raised, or SIGALRM is
+    handled in it), then answers; the module's file is gone, so the loader is all there is."""
+
+    def __init__(self, path: str, text: str, method: str, failure: str):
+        self.path, self.text, self.method, self.failure = path, text, method, failure
+        self.calls = 0
+
+    def _maybe_fail(self, method: str):
+        if method == self.method and not self.calls:
+            self.calls += 1
+            if self.failure == "signal":
+                signal.raise_signal(signal.SIGALRM)
+            raise MemoryError
+
+    def get_filename(self, name):
+        self._maybe_fail("get_filename")
+        return self.path
+
+    def get_source(self, name):
+        self._maybe_fail("get_source")
+        return self.text
+
+    def get_data(self, path):
+        self._maybe_fail("get_data")
+        return self.text.encode("utf-8")
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("failure", ["signal", "memory"])
+@pytest.mark.parametrize("method", ["get_filename", "get_source"])
+def test_a_loader_failing_for_want_of_memory_or_by_the_applications_signal_handler_concludes_nothing(
+        tmp_path, path, method, failure):
+    """The first call at a site reads its source through the module's loader: a MemoryError
+    there loses the call (counted), what the application's signal handler raises there reaches
+    it, and neither makes the file one without a source for the rest of the run: the next
+    call resolves the site and is written."""
+    app = make_app(tmp_path, APP)
+    source = pathlib.Path(app.__file__)
+    app.__loader__ = loader = _FlakyLoader(str(source), source.read_text(), method, failure)
+    source.unlink()
+    trace = app.trace
+    sent = enable(trace, path)
+    with deadline_handler():
+        if failure == "signal":
+            with pytest.raises(_Deadline):
+                app.go(1)
+        else:
+            app.go(1)
+            assert (trace.stats().events_dropped, trace.stats().last_error) == (1, 8)
+        assert loader.calls == 1
+        app.go(2)
+    assert trace.stats().calls_dropped == 0
+    assert len(sent) == 1 if path == "python" else bool(trace._sites)
+
+
+@pytest.mark.parametrize("failure", ["signal", "memory"])
+def test_a_registry_read_failing_for_want_of_memory_or_by_the_signal_handler_is_read_again(tmp_path, failure):
+    """The site registry is read once through the creator's loader: a MemoryError there, or
+    what the application's signal handler raises there, is no conclusion that the registry is
+    empty for the run; the next look reads it."""
+    from wpptrace.provider.tracing_sites import scan_source
+    scan = scan_source(textwrap.dedent(APP), str(tmp_path / "app.py"))
+    registry = tracing_sources.registry_text([("app.py", "0" * 64, scan, [])])
+    loader = _FlakyLoader("", registry, "get_data", failure)
+    sources = tracing_sources.SiteSources(str(tmp_path), str(tmp_path / "archive"), None, loader)
+    with deadline_handler():
+        with pytest.raises(_Deadline if failure == "signal" else MemoryError):
+            sources.registry()
+    assert loader.calls == 1
+    assert list(sources.registry()) == ["app.py"] and sources.registry_error is None
+
+
+class _NoFiles(dict):
+    def items(self):
+        raise RuntimeError("entries cannot be listed")
+
+
+@pytest.mark.parametrize("files, why", [
+    (None, "AttributeError: module '{}' has no attribute 'FILES'"),
+    (_NoFiles(), "RuntimeError: entries cannot be listed"),
+], ids=["no-FILES", "failing-FILES"])
+def test_a_registry_module_that_fails_in_any_way_is_tried_once(tmp_path, monkeypatch, files, why):
+    """An imported registry module (a .pyc-only install) with VERSION = 1 but no FILES, or
+    whose FILES fails in a way of its own: the registry counts as empty for the run and
+    registry_error says why; it is not tried again at every new call site."""
+    name = f"host_safety_registry_{uuid.uuid4().hex[:10]}"
+    module = type(sys)(name)
+    module.VERSION = 1
+    looked = []
+
+    def lookup(attribute):
+        looked.append(attribute)
+        if files is None:
+            raise AttributeError(f"module '{name}' has no attribute '{attribute}'")
+        return files
+    module.__getattr__ = lookup
+    monkeypatch.setitem(sys.modules, name, module)
+    sources = tracing_sources.SiteSources(str(tmp_path), str(tmp_path / "none"), name)
+    assert sources.registry() == {} and sources.registry() == {}
+    assert looked == ["FILES"]
+    assert sources.registry_error == f"{name}: not a wpptrace site registry: {why.format(name)}"
