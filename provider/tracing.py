@@ -307,6 +307,7 @@ class _ProviderMethods:
         self._sites: dict[int, tuple[Any, dict[int, Any]]] = {}
         self._lock = threading.RLock()
         self._state_lock = threading.RLock()   # the enable state (see _set_enable_state)
+        self._registration_lock = threading.RLock()   # register / unregister
         _live.add(self)
         self._registration: int | None = None
         from ._hazmat import trace_packed_raw
@@ -319,6 +320,7 @@ class _ProviderMethods:
         another thread held at the fork (resolving a call site) would never be released."""
         self._lock = threading.RLock()
         self._state_lock = threading.RLock()
+        self._registration_lock = threading.RLock()
         self._sources.after_fork()
 
     # -- flags and enable state -------------------------------------------------------------
@@ -373,20 +375,26 @@ class _ProviderMethods:
         provider stays one no session can enable (its calls do nothing): ``stats()`` says why
         in ``registration_error`` and a :class:`TraceWarning` reports it once; a strict
         provider raises the error instead."""
-        if self._registration is not None:
-            return
         from .api import RegisterTraceGuids
-        try:
-            self._registration = RegisterTraceGuids(self._control_callback, None, self.guid, [])
-        except BaseException as exc:
-            # not registered (a Ctrl-C in the enable callback it ran): no session's state stays
-            self._set_enable_state(0, 0, 0)
-            if self.strict or not isinstance(exc, Exception) or raised_by_signal_handler(exc):
-                raise
-            self._not_registered(exc)
-            return
-        self.registration_error = ""
-        atexit.register(self.unregister)
+        # One registration at a time: two at once would both register (one handle leaked), and
+        # a failing one would clear the enable state the other's callback had just set.
+        with self._registration_lock:
+            if self._registration is not None:
+                return
+            try:
+                self._registration = RegisterTraceGuids(self._control_callback, None, self.guid, [])
+            except BaseException as exc:
+                # not registered (a Ctrl-C in the enable callback it ran): no session's state stays
+                self._set_enable_state(0, 0, 0)
+                # Not passes_on: a MemoryError here is no trace call that the level method counts
+                # lost; it would raise out of Provider() (an import). It is reported like the core's
+                # ERROR_NOT_ENOUGH_MEMORY, and register() may be called again.
+                if self.strict or not isinstance(exc, Exception) or raised_by_signal_handler(exc):
+                    raise
+                self._not_registered(exc)
+                return
+            self.registration_error = ""
+            atexit.register(self.unregister)
 
     def _not_registered(self, exc: Exception) -> None:
         """Report once that RegisterTraceGuids failed (the provider works on, disabled)."""
@@ -403,13 +411,14 @@ class _ProviderMethods:
             pass
 
     def unregister(self) -> None:
-        if self._registration is None:
-            return
         from .api import UnregisterTraceGuids
-        handle, self._registration = self._registration, None
-        self._set_enable_state(0, 0, 0)
-        UnregisterTraceGuids(handle)
-        atexit.unregister(self.unregister)
+        with self._registration_lock:
+            if self._registration is None:
+                return
+            handle, self._registration = self._registration, None
+            self._set_enable_state(0, 0, 0)
+            UnregisterTraceGuids(handle)
+            atexit.unregister(self.unregister)
 
     close = unregister
 

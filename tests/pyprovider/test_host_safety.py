@@ -809,3 +809,39 @@ def test_a_registry_module_that_fails_in_any_way_is_tried_once(tmp_path, monkeyp
     assert sources.registry() == {} and sources.registry() == {}
     assert looked == ["FILES"]
     assert sources.registry_error == f"{name}: not a wpptrace site registry: {why.format(name)}"
+
+
+def test_two_threads_registering_one_provider_at_once_make_one_registration(monkeypatch):
+    """register() from two threads at once: the second waits for the first and finds the
+    provider registered; it neither makes a second registration (whose handle nobody would
+    unregister) nor touches the enable state the first one's callback set."""
+    trace = Provider("HostSafetyRegisterTwice", register=False)
+    entered, second_arrived = threading.Event(), threading.Event()
+    real, calls, handles = api.RegisterTraceGuids, [], []
+
+    def registering(*args):
+        calls.append(args)
+        if len(calls) > 1:
+            second_arrived.set()
+        else:
+            entered.set()
+            assert second_arrived.wait(20), "the second register() never came"
+        handle = real(*args)
+        handles.append(handle)
+        return handle
+    monkeypatch.setattr(api, "RegisterTraceGuids", registering)
+    first = threading.Thread(target=trace.register)
+    trace._registration_lock = _WatchedLock(first, second_arrived)
+    second = threading.Thread(target=lambda: entered.wait(20) and trace.register())
+    try:
+        first.start()
+        second.start()
+        first.join()
+        second.join()
+        assert len(handles) == 1 and trace._registration == handles[0]
+    finally:
+        kept = trace._registration
+        trace.unregister()
+        for handle in handles:
+            if handle != kept:
+                api.UnregisterTraceGuids(handle)
