@@ -35,49 +35,17 @@ from wpptrace.winerror import Win32Error
 PROG = "wpptrace session record"
 
 
-def _in_range(text: str, what: str, highest: int) -> int:
-    """A number (0x... too) from 0 to ``highest``: the enable flags are 32 bits, the level 8."""
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{what} {text!r} is not a number") from None
-    if not 0 <= value <= highest:
-        raise argparse.ArgumentTypeError(f"{what} {text!r} is outside 0..{highest:#x}")
-    return value
-
-
-def _flags(text: str) -> int:
-    return _in_range(text, "flags", 0xFFFFFFFF)
-
-
-def _level(text: str) -> int:
-    return _in_range(text, "level", 0xFF)
-
-
-def _guid_spec(text: str) -> tuple[uuid.UUID, int | None, int | None]:
-    parts = text.split(":")
-    if len(parts) > 3:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected GUID[:FLAGS[:LEVEL]]")
-    try:
-        guid = uuid.UUID(parts[0].strip("{}"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
-    flags = _flags(parts[1]) if len(parts) > 1 and parts[1] else None
-    level = _level(parts[2]) if len(parts) > 2 and parts[2] else None
-    return guid, flags, level
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="session_command", metavar="ACTION", required=True)
     rec = sub.add_parser("record", help="run a Python script under a trace session",
                          description=__doc__.split("\n\n")[1])
     rec.add_argument("-o", "--output", help="the .etl file to write (default: <session name>.etl)")
     rec.add_argument("--name", default=None, help="session name (default: wpptrace-<pid>)")
-    rec.add_argument("--guid", action="append", type=_guid_spec, default=[],
+    rec.add_argument("--guid", action="append", type=session_cli.parse_guid_spec, default=[],
                      metavar="GUID[:FLAGS[:LEVEL]]",
                      help="control GUID to enable (repeatable; default: every provider the script registers)")
-    rec.add_argument("--flags", type=_flags, default=0xFFFFFFFF, help="enable flags (default: all)")
-    rec.add_argument("--level", type=_level, default=lib.TRACE_LEVEL_VERBOSE,
+    rec.add_argument("--flags", type=session_cli.flags_argument, default=0xFFFFFFFF, help="enable flags (default: all)")
+    rec.add_argument("--level", type=session_cli.level_argument, default=lib.TRACE_LEVEL_VERBOSE,
                      help="enable level (default: 5, verbose)")
     rec.add_argument("--buffer-size", type=int, default=64, metavar="KB", help="buffer size (default: 64)")
     rec.add_argument("--min-buffers", type=int, default=0, metavar="N", help="buffers allocated up front (default: 0)")

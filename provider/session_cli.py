@@ -25,7 +25,7 @@ from wpptrace.provider._hazmat import lib
 from wpptrace.winerror import Win32Error
 
 __all__ = ["add_subcommands", "run", "start", "query_text", "listed_text", "shown_text", "check_name",
-           "check_logfile", "parse_guid_spec", "SessionError"]
+           "check_logfile", "parse_guid_spec", "flags_argument", "level_argument", "SessionError"]
 
 ACTIONS = ("start", "stop", "flush", "query", "update", "enable", "disable", "list")
 
@@ -34,25 +34,38 @@ class SessionError(Exception):
     """A one-line message for people (the CLI prints it and exits 1)."""
 
 
-def _int(text: str) -> int:
-    return int(text, 0)
+def _in_range(text: str, what: str, highest: int) -> int:
+    """A number (0x... too) from 0 to ``highest``, else the option's one-line error."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what} {text!r} is not a number") from None
+    if not 0 <= value <= highest:
+        raise argparse.ArgumentTypeError(f"{what} {text!r} is outside 0..{highest:#x}")
+    return value
+
+
+def flags_argument(text: str) -> int:
+    """Enable flags as an option gives them: EnableFlags is a ULONG (32 bits)."""
+    return _in_range(text, "flags", 0xFFFFFFFF)
+
+
+def level_argument(text: str) -> int:
+    """An enable level as an option gives it: EnableLevel is a UCHAR (8 bits)."""
+    return _in_range(text, "level", 0xFF)
 
 
 def parse_guid_spec(text: str) -> tuple[uuid.UUID, int | None, int | None]:
-    """GUID[:FLAGS[:LEVEL]] (braces around the GUID allowed)."""
+    """GUID[:FLAGS[:LEVEL]] (braces around the GUID allowed), flags and level in range."""
     parts = text.split(":")
     if len(parts) > 3:
         raise argparse.ArgumentTypeError(f"{text!r}: expected GUID[:FLAGS[:LEVEL]]")
     try:
         guid = uuid.UUID(parts[0].strip().strip("{}"))
-        flags = int(parts[1], 0) if len(parts) > 1 and parts[1] else None
-        level = int(parts[2], 0) if len(parts) > 2 and parts[2] else None
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
-    if flags is not None and not 0 <= flags <= 0xFFFFFFFF:
-        raise argparse.ArgumentTypeError(f"{text!r}: flags must fit 32 bits")
-    if level is not None and not 0 <= level <= 255:
-        raise argparse.ArgumentTypeError(f"{text!r}: level must be 0..255")
+    flags = flags_argument(parts[1]) if len(parts) > 1 and parts[1] else None
+    level = level_argument(parts[2]) if len(parts) > 2 and parts[2] else None
     return guid, flags, level
 
 
@@ -389,8 +402,8 @@ def add_subcommands(sub) -> None:
 def _guid_options(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--guid", action="append", type=parse_guid_spec, default=[], required=required,
                         metavar="GUID[:FLAGS[:LEVEL]]", help="control GUID to enable (repeatable)")
-    parser.add_argument("--flags", type=_int, default=0xFFFFFFFF, help="enable flags (default: all)")
-    parser.add_argument("--level", type=_int, default=lib.TRACE_LEVEL_VERBOSE,
+    parser.add_argument("--flags", type=flags_argument, default=0xFFFFFFFF, help="enable flags (default: all)")
+    parser.add_argument("--level", type=level_argument, default=lib.TRACE_LEVEL_VERBOSE,
                         help="enable level (default: 5, verbose)")
 
 

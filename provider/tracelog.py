@@ -60,10 +60,6 @@ def _guids(values: list[str]) -> list[uuid.UUID]:
     return out
 
 
-def _int(text: str) -> int:
-    return int(text, 0)
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tracelog", prefix_chars="-", allow_abbrev=False, add_help=False,
                                 description=__doc__.split("\n\n")[0],
@@ -76,8 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="logger (session) name")
     p.add_argument("-f", dest="logfile", metavar="LogFile")
     p.add_argument("-guid", action="append", default=[], metavar="#GUID|file")
-    p.add_argument("-flag", "-flags", dest="flags", type=_int, default=0xFFFFFFFF)
-    p.add_argument("-level", type=_int, default=lib.TRACE_LEVEL_VERBOSE)
+    p.add_argument("-flag", "-flags", dest="flags", type=session_cli.flags_argument, default=0xFFFFFFFF)
+    p.add_argument("-level", type=session_cli.level_argument, default=lib.TRACE_LEVEL_VERBOSE)
     p.add_argument("-b", dest="buffer_size", type=int, default=64, metavar="KB")
     p.add_argument("-min", dest="min_buffers", type=int, default=0)
     p.add_argument("-max", dest="max_buffers", type=int, default=None)

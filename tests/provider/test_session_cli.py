@@ -194,6 +194,49 @@ def test_names_paths_and_duplicates_are_refused_with_a_message(tmp_path, session
     assert unknown.returncode == 1 and "no session named" in unknown.stderr
 
 
+def test_flags_and_levels_out_of_range_are_usage_errors_before_any_session(tmp_path, session_name):
+    """Enable flags are 32 bits and levels 8, in `session start`, `session enable` and tracelog
+    as in `session record`: a value beyond (or no number) is the option's one-line error, exit
+    status 2, before a session starts or anything is enabled."""
+    etl = str(tmp_path / "never.etl")
+    guid = SERVICE_GUID
+    cases = [
+        (["session", "start", session_name, "-f", etl, "--flags", "0x1ffffffff"],
+         "wpptrace session start: error: argument --flags: flags '0x1ffffffff' is outside 0..0xffffffff"),
+        (["session", "start", session_name, "-f", etl, "--level", "300"],
+         "wpptrace session start: error: argument --level: level '300' is outside 0..0xff"),
+        (["session", "start", session_name, "-f", etl, "--guid", f"{guid}:0x1:256"],
+         "wpptrace session start: error: argument --guid: level '256' is outside 0..0xff"),
+        (["session", "enable", session_name, "--guid", guid, "--level", "256"],
+         "wpptrace session enable: error: argument --level: level '256' is outside 0..0xff"),
+        (["session", "enable", session_name, "--guid", guid, "--flags", "-1"],
+         "wpptrace session enable: error: argument --flags: flags '-1' is outside 0..0xffffffff"),
+        (["session", "enable", session_name, "--guid", f"{guid}:0x100000000"],
+         "wpptrace session enable: error: argument --guid: flags '0x100000000' is outside 0..0xffffffff"),
+        (["session", "enable", session_name, "--guid", guid, "--flags", "all"],
+         "wpptrace session enable: error: argument --flags: flags 'all' is not a number"),
+    ]
+    try:
+        for args, message in cases:
+            result = wpptrace(*args, check=False)
+            assert (result.returncode, result.stdout) == (2, ""), (args, result.stderr)
+            assert result.stderr.splitlines()[-1] == message, args
+        for args, message in [
+                (["-start", session_name, "-f", etl, "-flag", "0x100000000"],
+                 "tracelog: error: argument -flag/-flags: flags '0x100000000' is outside 0..0xffffffff"),
+                (["-start", session_name, "-f", etl, "-guid", f"#{guid}", "-level", "256"],
+                 "tracelog: error: argument -level: level '256' is outside 0..0xff"),
+                (["-enable", session_name, "-guid", f"#{guid}", "-level", "x"],
+                 "tracelog: error: argument -level: level 'x' is not a number")]:
+            result = tracelog(*args)
+            assert (result.returncode, result.stdout) == (2, ""), (args, result.stderr)
+            assert result.stderr.splitlines()[-1] == message, args
+        assert not os.path.exists(etl)
+        assert wpptrace("session", "query", session_name, check=False).returncode == 1
+    finally:
+        wpptrace("session", "stop", session_name, check=False)
+
+
 def test_stop_of_a_session_whose_host_was_killed_cleans_up_and_says_so(tmp_path, session_name):
     etl = tmp_path / "killed.etl"
     wpptrace("session", "start", session_name, "-f", str(etl))
