@@ -198,9 +198,10 @@ static b_answers answers_of_b(void) {
 static const char *g_dir;
 static int g_start_b = -1;
 
-/* Another process starts B; its exit status. */
-static int start_b_elsewhere(void) {
-    char *args[] = {"control_races", "start-only", (char *)g_dir, NULL};
+/* This program run again at test point `point` with `dir`: its exit status (127: it could not
+ * be run, 128: it did not exit). */
+static int run_point(const char *point, const char *dir) {
+    char *args[] = {"control_races", (char *)point, (char *)dir, NULL};
     pid_t pid;
     int status = 0;
     if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 127;
@@ -208,17 +209,26 @@ static int start_b_elsewhere(void) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+/* Another process starts B; its exit status. */
+static int start_b_elsewhere(void) {
+    return run_point("start-only", g_dir);
+}
+
+/* Session A started by another process (start-a-only: it exits, A's host goes on): A's slot,
+ * generation and handle. 0, or the step that failed (3: not started, 4: not found). */
+static int host_a_elsewhere(const char *dir, uint32_t *slot, uint32_t *generation, TRACEHANDLE *a) {
+    if (run_point("start-a-only", dir) != 0) return 3;
+    if (wpt_registry_find("control-races-a", slot, generation) != ERROR_SUCCESS) return 4;
+    *a = wpt_handle_of((uint16_t)*slot, (uint8_t)*generation, 0, 0);
+    return 0;
+}
+
 /* Held in ControlTrace once it found A: another process stops A and starts B meanwhile. */
 static const char *g_replace = "replace-a";
 
 static void at_target_found(int point) {
     if (point != WPT_POINT_TARGET_FOUND || !atomic_exchange(&g_armed, 0)) return;
-    char *args[] = {"control_races", (char *)g_replace, (char *)g_dir, NULL};
-    pid_t pid;
-    int status = 0;
-    if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0) return;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    g_start_b = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+    g_start_b = run_point(g_replace, g_dir);
 }
 
 /* The next request that finds its target is held there while B takes A's slot. */
@@ -280,15 +290,10 @@ static void hold_at_join(void) {
 static int join_wrap(const char *dir) {
     g_dir = dir;
     g_replace = "replace-a-wrap";
-    char *args[] = {"control_races", "start-a-only", (char *)dir, NULL};
-    pid_t pid;
-    int status = 0;
-    if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 3;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 3;
     uint32_t slot, generation;
-    if (wpt_registry_find("control-races-a", &slot, &generation) != ERROR_SUCCESS) return 4;
-    TRACEHANDLE a = wpt_handle_of((uint16_t)slot, (uint8_t)generation, 0, 0);
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
     static const GUID control = {0x6a3c2f10, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
     static const GUID message = {0x6a3c2f11, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
     TRACE_GUID_REGISTRATION reg = {&message, NULL};
@@ -317,12 +322,7 @@ static int join_wrap(const char *dir) {
 static int handle_wrap(const char *dir) {
     TRACEHANDLE a;
     if (start(dir, "control-races-a", &a)) return 3;
-    char *args[] = {"control_races", "replace-a-wrap", (char *)dir, NULL};
-    pid_t pid;
-    int status = 0;
-    if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 4;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    int replaced = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    int replaced = run_point("replace-a-wrap", dir) == 0;
     uint32_t slot, generation;
     if (wpt_registry_find("control-races-b", &slot, &generation) != ERROR_SUCCESS) return 5;
     int same_handle = wpt_handle_of((uint16_t)slot, (uint8_t)generation, 0, 0) == a;
@@ -787,12 +787,7 @@ static const GUID g_wrap_message = {0x6a3c2f15, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 
  * handle and enables this process's provider for it. */
 static void at_gone_freed_wrap(int point) {
     if (point != WPT_POINT_GONE_FREED || !atomic_exchange(&g_armed, 0)) return;
-    char *args[] = {"control_races", "replace-gone-wrap", (char *)g_dir, NULL};
-    pid_t pid;
-    int status = 0;
-    if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0) return;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    g_start_b = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+    g_start_b = run_point("replace-gone-wrap", g_dir);
 }
 
 static int gone_wrap(const char *dir) {
@@ -824,15 +819,10 @@ static int gone_wrap(const char *dir) {
 }
 
 static int join_busy(const char *dir) {
-    char *args[] = {"control_races", "start-a-only", (char *)dir, NULL};
-    pid_t pid;
-    int status = 0;
-    if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 3;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 3;
     uint32_t slot, generation;
-    if (wpt_registry_find("control-races-a", &slot, &generation) != ERROR_SUCCESS) return 4;
-    TRACEHANDLE a = wpt_handle_of((uint16_t)slot, (uint8_t)generation, 0, 0);
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
     static const GUID control = {0x6a3c2f16, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
     static const GUID message = {0x6a3c2f17, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
     TRACE_GUID_REGISTRATION reg = {&message, NULL};
@@ -1002,12 +992,7 @@ static int made_up_disable(const char *dir) {
     if (!r || r->loggers[1].state != WPT_FREE) return 4;
     r->loggers[1].generation += 1;          /* the slot's first session came and went */
     wpt_registry_unlock();
-    char *args[] = {"control_races", "replace-gone-wrap", (char *)dir, NULL};
-    pid_t pid;
-    int status = 0;
-    if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 4;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 5;
+    if (run_point("replace-gone-wrap", dir) != 0) return 5;
     int enabled = atomic_load(&g_enabled);
     wpt_wire_enable msg;
     memset(&msg, 0, sizeof msg);
