@@ -30,7 +30,7 @@ from wpptrace import _outputs as outputs
 from wpptrace.provider import api, session_cli
 from wpptrace.provider._hazmat import lib
 from wpptrace.provider.sessions import TraceSession
-from wpptrace.winerror import Win32Error
+from wpptrace.winerror import Win32Error, in_words
 
 PROG = "wpptrace session record"
 
@@ -146,13 +146,6 @@ def _run_script(args: argparse.Namespace) -> int:
             sys.path[0] = saved_path0
 
 
-def _plain(exc: Exception) -> str:
-    """A failure in words: a Win32 error's code name and message, else the type and text."""
-    if isinstance(exc, Win32Error):
-        return Win32Error(exc.winerror).strerror
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _running(session: TraceSession) -> bool:
     try:
         session.query()
@@ -195,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
                     session.enable(control_guid, args.flags, args.level)
                 except Exception as exc:  # noqa: BLE001 - the script goes on; this provider is not recorded
                     incomplete = True
-                    why = (_plain(exc) if _running(session) else
+                    why = (in_words(exc) if _running(session) else
                            f"session {name} is no longer running (stopped by another command?)")
                     print(f"{PROG}: cannot record provider {control_guid}: {why}", file=sys.stderr)
             api.registration_hooks.append(hook)
@@ -209,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
             final = None
             why = (f"session {name} had stopped before the script ended (by another command?)"
                    if isinstance(exc, Win32Error) and exc.name == "ERROR_WMI_INSTANCE_NOT_FOUND"
-                   else f"stopping session {name}: {_plain(exc)}")
+                   else f"stopping session {name}: {in_words(exc)}")
             print(f"{PROG}: {why}: {output} holds what it wrote until then", file=sys.stderr)
     if final is not None:
         print(f"wpptrace session: {output}: {final.BuffersWritten} buffers written, "

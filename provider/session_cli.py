@@ -22,7 +22,7 @@ from typing import Iterable, TextIO
 
 from wpptrace.provider import api, sessions
 from wpptrace.provider._hazmat import lib
-from wpptrace.winerror import Win32Error
+from wpptrace.winerror import Win32Error, in_words
 
 __all__ = ["add_subcommands", "run", "start", "query_text", "listed_text", "shown_text", "check_name",
            "check_logfile", "parse_guid_spec", "flags_argument", "level_argument", "SessionError"]
@@ -119,7 +119,7 @@ def _describe(exc: Win32Error, name: str) -> str:
     if exc.winerror == lib.ERROR_ACCESS_DENIED:
         return (f"{exc.name}: access denied (is the runtime directory {_runtime_directory_name()} "
                 f"private to this user?)")
-    return f"{exc.name} ({exc.winerror}): {exc.strerror}"
+    return in_words(exc)
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -295,7 +295,7 @@ def listed(providers: list[sessions.ProviderInfo] | None = None) -> list[str]:
         if exc.winerror == lib.ERROR_BUSY:
             raise SessionError("cannot list sessions now: a process holding this user's session registry "
                                "locked is stopped (under a debugger?); try again") from None
-        raise SessionError(f"cannot list sessions: {exc.name} ({exc.winerror}): {exc.strerror}") from None
+        raise SessionError(f"cannot list sessions: {in_words(exc)}") from None
     lines: list[str] = []
     for props, info in found:
         lines += listed_text(props, info, providers) + [""]

@@ -50,7 +50,7 @@ import warnings
 import weakref
 from typing import Any, Callable, Iterable, NamedTuple
 
-from wpptrace.winerror import Win32Error
+from wpptrace.winerror import in_words
 
 from . import fastpath
 from ._hazmat import lib as _lib
@@ -399,7 +399,7 @@ class _ProviderMethods:
     def _not_registered(self, exc: Exception) -> None:
         """Report once that RegisterTraceGuids failed (the provider works on, disabled)."""
         reported = bool(self.registration_error)
-        self.registration_error = f"RegisterTraceGuids failed: {_plain(exc)}"
+        self.registration_error = f"RegisterTraceGuids failed: {in_words(exc)}"
         if reported:
             return
         try:
@@ -672,14 +672,6 @@ def _call_position(code: Any, lasti: int) -> tuple:
         if start <= lasti < end:
             return (line,)
     return (None,)
-
-
-def _plain(exc: BaseException) -> str:
-    """An exception in words: a Win32 error's code name and message (without the call it
-    names), else the type and text."""
-    if isinstance(exc, Win32Error):
-        return Win32Error(exc.winerror).strerror
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _compiled_place(site: CompiledSite, code: Any) -> _Place:

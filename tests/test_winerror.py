@@ -31,3 +31,15 @@ def test_check_passes_success_and_raises_the_rest():
     else:
         raise AssertionError("check(6) did not raise")
     assert winerror.error_name(99999) == "ERROR_99999"
+
+
+def test_an_error_in_words_names_its_code_and_message_not_the_call():
+    """What commands and provider reports tell people: one text per code (the call that failed
+    is no part of it), and other exceptions as their type and text."""
+    from wpptrace.winerror import error_text, in_words
+
+    failed = winerror.Win32Error(87, "EnableTrace")
+    assert in_words(failed) == error_text(87) == "ERROR_INVALID_PARAMETER (87): The parameter is incorrect."
+    assert str(failed) == f"[Errno {failed.errno}] {error_text(87)} EnableTrace"
+    assert in_words(ValueError("bad")) == "ValueError: bad"
+    assert error_text(9999) == "ERROR_9999 (9999): Win32 error."

@@ -75,6 +75,19 @@ def error_name(code: int) -> str:
     return NAMES.get(code, f"ERROR_{code}")
 
 
+def error_text(code: int) -> str:
+    """``NAME (code): message`` of a Win32 code, as messages to people show it."""
+    return f"{error_name(code)} ({code}): {_MESSAGES.get(code, 'Win32 error.')}"
+
+
+def in_words(exc: BaseException) -> str:
+    """An exception in plain words: a Win32 error as its code's name, number and message
+    (without the call that failed), anything else as its type and text."""
+    if isinstance(exc, Win32Error):
+        return error_text(exc.winerror)
+    return f"{type(exc).__name__}: {exc}"
+
+
 class Win32Error(OSError):
     """A Win32 API failure: ``winerror`` is the code, ``name`` its winerror.h name.
 
@@ -84,8 +97,7 @@ class Win32Error(OSError):
     def __init__(self, code: int, detail: str | None = None, filename: str | None = None):
         self.winerror = int(code)
         self.name = error_name(self.winerror)
-        message = _MESSAGES.get(self.winerror, "Win32 error.")
-        text = f"{self.name} ({self.winerror}): {message}"
+        text = error_text(self.winerror)
         if detail:
             text += f" {detail}"
         if filename is None:
