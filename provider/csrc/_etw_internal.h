@@ -700,7 +700,8 @@ typedef struct {                /* LIST reply: one per registered control GUID *
 
 /* Sockets: every connection is checked to come from a process of our own user. */
 int   wpt_ipc_listen(const char *path);
-int   wpt_ipc_accept(int listen_fd, uint32_t *peer_pid, uint32_t *peer_uid);  /* -2: refused */
+/* -2: refused; -1 with errno as accept4 left it. `flags`: more accept4 flags (SOCK_NONBLOCK) */
+int   wpt_ipc_accept(int listen_fd, int flags, uint32_t *peer_pid, uint32_t *peer_uid);
 int   wpt_ipc_connect(const char *path, int timeout_ms, ULONG *rc);
 /* Send one frame (and an fd if fd >= 0); 0 on success. */
 int   wpt_ipc_send(int fd, uint32_t kind, uint32_t status, const void *payload, uint32_t length,

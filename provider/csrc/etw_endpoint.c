@@ -124,6 +124,12 @@ typedef struct {
 /* Connections being read (the endpoint thread's; changed under g_ep_lock, which fork holds). */
 static request_conn g_requests[MAX_REQUESTS];
 
+/* Out of descriptors (EMFILE, ENFILE, no memory): the connection waiting to be accepted keeps
+ * the listening socket readable, and polling it again at once would spin in the application.
+ * It is left unpolled until then; the connection waits in the listen queue (endpoint thread only). */
+#define ACCEPT_PAUSE_MS 1000
+static int64_t g_accept_paused_until;
+
 /* Read what a connection has: 1 once a whole frame is buffered, 0 while more is to come, -1 at
  * its end, on an error, or for a frame that is none of ours (no answer). */
 static int pump(request_conn *c, wpt_frame *f) {
@@ -200,10 +206,13 @@ static void serve_requests(const struct pollfd *pfd, int first, int n, const int
     for (int i = 0; accepting && i < MAX_REQUESTS; i++) {
         if (g_requests[i].fd >= 0) continue;
         int fd;
-        do fd = wpt_ipc_accept(g_listen, NULL, NULL);
+        do fd = wpt_ipc_accept(g_listen, SOCK_NONBLOCK, NULL, NULL);
         while (fd == -2);                  /* another user: refused */
-        if (fd < 0) break;
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                g_accept_paused_until = now + ACCEPT_PAUSE_MS;
+            break;
+        }
         pthread_mutex_lock(&g_ep_lock);
         g_requests[i] = (request_conn){.fd = fd, .have = 0, .since = now};
         pthread_mutex_unlock(&g_ep_lock);
@@ -293,7 +302,10 @@ static void *endpoint_main(void *arg) {
         }
         int room = 0;
         for (int i = 0; i < MAX_REQUESTS; i++) room |= g_requests[i].fd < 0;
-        /* no room: new connections wait in the listen queue until one is done */
+        /* no room (or no descriptor to take one with): new connections wait in the listen
+         * queue until one is done */
+        int64_t paused = g_accept_paused_until - wpt_mono_ms();
+        if (paused > 0) room = 0;
         pfd[n++] = (struct pollfd){g_listen, room ? POLLIN : 0, 0};
         pfd[n++] = (struct pollfd){g_wake[0], POLLIN, 0};
         for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++)
@@ -309,7 +321,8 @@ static void *endpoint_main(void *arg) {
             }
         pthread_mutex_unlock(&g_ep_lock);
         WPT_TEST_POINT(WPT_POINT_ENDPOINT_POLL);
-        if (poll(pfd, (nfds_t)n, 1000) < 0 && errno != EINTR) break;
+        int wait_ms = paused > 0 && paused < 1000 ? (int)paused : 1000;
+        if (poll(pfd, (nfds_t)n, wait_ms) < 0 && errno != EINTR) break;
         if (pfd[1].revents) {
             char buf[64];
             while (read(g_wake[0], buf, sizeof buf) > 0) {}

@@ -430,7 +430,7 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
         if (pfd[0].revents & POLLIN) {
             for (;;) {
                 uint32_t pid = 0, uid = 0;
-                int fd = wpt_ipc_accept(listen_fd, &pid, &uid);
+                int fd = wpt_ipc_accept(listen_fd, 0, &pid, &uid);
                 if (fd == -2) {
                     wpt_host_log("refused a connection from pid %u of uid %u (not our user %u)",
                                  pid, uid, (unsigned)geteuid());

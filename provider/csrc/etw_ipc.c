@@ -50,8 +50,8 @@ int wpt_ipc_listen(const char *path) {
     return fd;
 }
 
-int wpt_ipc_accept(int listen_fd, uint32_t *peer_pid, uint32_t *peer_uid) {
-    int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+int wpt_ipc_accept(int listen_fd, int flags, uint32_t *peer_pid, uint32_t *peer_uid) {
+    int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | flags);
     if (fd < 0) return -1;
     struct ucred cred = {0, 0, 0};
     int ok = peer_is_us(fd, &cred);

@@ -105,6 +105,11 @@
  *                   moves the slot's registry generation on by 255, starts B (which has A's
  *                   handle) and enables the provider for B (here too); then the cleanup goes
  *                   on. It must leave the provider enabled for B: only A is gone.
+ *       accept-emfile  this process has a provider; it uses up its descriptors (the limit
+ *                   lowered) and connects to its own endpoint: the endpoint thread cannot take
+ *                   the connection (EMFILE) and must not poll again at once, round after round
+ *                   (a thread of the application at 100% CPU); once descriptors are free it
+ *                   serves the connection.
  *       freed-stop  A (slot 2) looks gone from here (its entry's process start time altered,
  *                   as a host in another PID namespace looks): starting B frees A's entry and
  *                   takes slot 1, which session X held until then; then A's host stops
@@ -128,7 +133,7 @@
  * a_ended 0|1 socket_left 0|1 query_b RC stop_b RC", gone-wrap "stop_a RC replaced 0|1
  * same_handle 0|1 enabled 0|1 trace RC stop_b RC", join-busy "attach RC enable RC enabled 0|1
  * enable_later RC enabled_later 0|1 stop_a RC", locked-registry "query RC enable RC start RC
- * list RC stop_a RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
+ * list RC stop_a RC", accept-emfile "emfile 0|1 polls N served 0|1", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
  * A) and
  * exits; start-held-forked is the same for log-reuse; replace-a[-rt|-wrap] OUT_DIR stops A, then starts B, and exits;
@@ -144,6 +149,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -1043,6 +1049,56 @@ static int busy_both(const char *dir) {
     return 0;
 }
 
+static atomic_int g_polls;
+
+static void count_polls(int point) {
+    if (point == WPT_POINT_ENDPOINT_POLL) atomic_fetch_add(&g_polls, 1);
+}
+
+static int accept_emfile(void) {
+    static const GUID control = {0x6a3c2f1c, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    static const GUID message = {0x6a3c2f1d, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE registration;
+    if (RegisterTraceGuids(track_control, NULL, &control, 1, &reg, NULL, NULL, &registration)) return 3;
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    if (wpt_socket_path(a.sun_path, sizeof a.sun_path, 'p', (uint32_t)getpid()) != 0) return 4;
+    int peer = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (peer < 0) return 5;
+    struct rlimit old, low;
+    if (getrlimit(RLIMIT_NOFILE, &old) != 0) return 6;
+    int probe = dup(peer);
+    if (probe < 0) return 7;
+    close(probe);
+    low = old;
+    low.rlim_cur = (rlim_t)probe + 8;
+    if (setrlimit(RLIMIT_NOFILE, &low) != 0) return 8;
+    static int fillers[4096];
+    int n = 0, f;
+    while (n < 4096 && (f = dup(peer)) >= 0) fillers[n++] = f;
+    int emfile = errno == EMFILE;
+    wpt_test_point = count_polls;
+    int before = atomic_load(&g_polls);
+    if (connect(peer, (struct sockaddr *)&a, sizeof a) != 0) return 9;   /* queued, not accepted */
+    /* a spinning thread makes 50 rounds at once; one that waits makes a few in 2 s */
+    int64_t until = wpt_mono_ms() + 2000;
+    while (atomic_load(&g_polls) - before < 50 && wpt_mono_ms() < until) usleep(1000);
+    int polls = atomic_load(&g_polls) - before;
+    wpt_test_point = NULL;
+    while (n > 0) close(fillers[--n]);
+    if (setrlimit(RLIMIT_NOFILE, &old) != 0) return 10;
+    wpt_wire_registered regs[16];
+    wpt_frame fr;
+    void *payload = regs;
+    int served = wpt_ipc_send(peer, WPT_REQ_LIST, 0, NULL, 0, -1, 1000) == 0
+              && wpt_ipc_recv(peer, &fr, &payload, sizeof regs, NULL, 20000) == 0 && fr.kind == WPT_REPLY;
+    close(peer);
+    printf("emfile %d polls %d served %d\n", emfile, polls, served);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "start-only") == 0) {
         TRACEHANDLE b;
@@ -1085,6 +1141,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "busy-both") == 0) return busy_both(argv[2]);
     if (argc == 3 && strcmp(argv[1], "made-up-disable") == 0) return made_up_disable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "silent-peer") == 0) return silent_peer(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "accept-emfile") == 0) return accept_emfile();
     if (argc == 3 && strcmp(argv[1], "provider-only") == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);     /* never outlives the test */
         static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};

@@ -110,7 +110,7 @@ static void *host_main(void *arg) {
     for (int served = 0; served < 2; served++) {
         struct pollfd p = {g_listen, POLLIN, 0};
         if (poll(&p, 1, 10000) != 1) return NULL;
-        int fd = wpt_ipc_accept(g_listen, NULL, NULL);
+        int fd = wpt_ipc_accept(g_listen, 0, NULL, NULL);
         if (fd < 0) return NULL;
         answer(fd);
     }

@@ -268,3 +268,14 @@ def test_session_info_of_a_busy_host_while_the_registry_is_locked_says_busy_not_
     process) took the session for stopped (ERROR_WMI_INSTANCE_NOT_FOUND). Neither can be told:
     the session is busy."""
     assert control_races("busy-both", out) == {"info_a": 170, "stop_a": 0}
+
+
+def test_an_endpoint_out_of_descriptors_does_not_spin(control_races, out):
+    """The endpoint thread of a process that has used up its descriptors cannot accept a
+    connection (EMFILE), which stays queued and keeps the listening socket readable: polling it
+    again at once spun a thread of the application at full CPU for as long as it lasted. The
+    listening socket rests a while instead, and the connection is served once descriptors are
+    free again."""
+    got = control_races("accept-emfile", out)
+    assert got["emfile"] == 1 and got["served"] == 1
+    assert got["polls"] < 20
