@@ -595,8 +595,10 @@ static void fork_child(void) {
         if (g_joins[i] >= 0) close(g_joins[i]);
         g_joins[i] = -1;
     }
-    for (int i = 0; i < MAX_REQUESTS; i++)
+    for (int i = 0; i < MAX_REQUESTS; i++) {
         if (was_running && g_requests[i].fd >= 0) close(g_requests[i].fd);   /* the parent's */
+        g_requests[i].fd = -1;
+    }
     if (g_listen >= 0) close(g_listen);
     if (g_wake[0] >= 0) close(g_wake[0]);
     if (g_wake[1] >= 0) close(g_wake[1]);
