@@ -612,6 +612,8 @@ static inline wpt_reg_logger *wpt_reg_logger_of(wpt_registry *reg, uint32_t logg
 ULONG wpt_runtime_dir(const char **dir_out);
 /* Lock the registry (a process mutex and flock) and map it; NULL + *rc on failure. */
 wpt_registry *wpt_registry_lock(int exclusive, ULONG *rc);
+/* The same without giving up on a lock held elsewhere (no ERROR_BUSY): for release paths. */
+wpt_registry *wpt_registry_lock_patiently(int exclusive, ULONG *rc);
 void wpt_registry_unlock(void);
 /* Does the entry name a session whose process is still there? */
 int  wpt_reg_alive(const wpt_reg_logger *e);

@@ -274,9 +274,11 @@ static ULONG claim_slot(const char *name, int kernel, uint32_t mode, uint32_t cl
     return ERROR_SUCCESS;
 }
 
+/* Patient (as release_claim): a slot left STARTING or RUNNING under this live process stays
+ * taken, and the session unfindable or unstartable, until the process ends. */
 static void set_slot_state(uint32_t slot, uint32_t generation, uint32_t state) {
     ULONG rc;
-    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    wpt_registry *reg = wpt_registry_lock_patiently(1, &rc);
     if (!reg) return;
     wpt_reg_logger *e = &reg->loggers[slot];
     if (e->generation == generation) {
@@ -299,7 +301,7 @@ static void set_slot_state(uint32_t slot, uint32_t generation, uint32_t state) {
  * writers that joined a registered session), which stays the caller's alone. */
 static int release_claim(uint32_t slot, uint32_t generation) {
     ULONG rc;
-    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    wpt_registry *reg = wpt_registry_lock_patiently(1, &rc);
     if (!reg) return 0;
     wpt_reg_logger *e = &reg->loggers[slot];
     int running = 0;

@@ -204,7 +204,7 @@ static void *stopper_main(void *arg) {
      * newer session taken the slot and the path. Then only a socket file still ours goes. */
     uint32_t slot = wpt_slot_of_id(s->logger_id);
     ULONG rc;
-    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    wpt_registry *reg = wpt_registry_lock_patiently(1, &rc);
     if (reg) {
         wpt_reg_logger *e = &reg->loggers[slot];
         if (e->generation == s->registry_generation && e->host_pid == (uint32_t)getpid()) {
@@ -590,7 +590,7 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
         /* before the answer (the caller frees the entry then); the path may be a newer
          * session's host's by now */
         ULONG locked;
-        wpt_registry *reg = wpt_registry_lock(1, &locked);
+        wpt_registry *reg = wpt_registry_lock_patiently(1, &locked);
         if (reg) {
             remove_own_socket(path, &bound);
             wpt_registry_unlock();

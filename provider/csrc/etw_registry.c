@@ -92,7 +92,8 @@ static int flock_retry(int fd, int op) {
 }
 
 /* flock(op) by `deadline` (wpt_mono_ms), else -1 with errno EWOULDBLOCK. flock has no timed
- * wait: it is tried again after naps growing to 10 ms (a lock is held for a moment). */
+ * wait: it is tried again after naps doubling from 0.1 ms up to 12.8 ms (a lock is held for a
+ * moment). */
 static int flock_by(int fd, int op, int64_t deadline) {
     long nap_ns = 100 * 1000;
     for (;;) {
@@ -156,19 +157,20 @@ static ULONG open_registry(int64_t deadline) {
     return ERROR_SUCCESS;
 }
 
-/* The process mutex by `deadline` (a thread of this process may be stopped holding it too). */
+/* The process mutex by `deadline` (a thread of this process may be stopped holding it too),
+ * on the monotonic clock: a step of the wall clock neither stretches nor cuts the wait. */
 static int mutex_by(pthread_mutex_t *m, int64_t deadline) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
     int64_t left = deadline - wpt_mono_ms();
     if (left < 0) left = 0;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += (time_t)(left / 1000);
     until.tv_nsec += (long)(left % 1000) * 1000000L;
     if (until.tv_nsec >= 1000000000L) {
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
     }
-    return pthread_mutex_timedlock(m, &until);
+    return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &until);
 }
 
 wpt_registry *wpt_registry_lock(int exclusive, ULONG *rc) {
@@ -187,6 +189,21 @@ wpt_registry *wpt_registry_lock(int exclusive, ULONG *rc) {
     }
     if (rc) *rc = ERROR_SUCCESS;
     return g_reg;
+}
+
+/* The lock however long it takes, never ERROR_BUSY: for the paths that give back what they
+ * hold (a claimed slot, a bound socket), which must not leave it behind because another
+ * process held the lock a while (they hold it only a moment). NULL only for a registry that
+ * cannot be had at all (*rc says why). */
+wpt_registry *wpt_registry_lock_patiently(int exclusive, ULONG *rc) {
+    for (;;) {
+        ULONG r;
+        wpt_registry *reg = wpt_registry_lock(exclusive, &r);
+        if (reg || r != ERROR_BUSY) {
+            if (rc) *rc = r;
+            return reg;
+        }
+    }
 }
 
 void wpt_registry_unlock(void) {

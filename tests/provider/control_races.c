@@ -110,6 +110,15 @@
  *                   the connection (EMFILE) and must not poll again at once, round after round
  *                   (a thread of the application at 100% CPU); once descriptors are free it
  *                   serves the connection.
+ *       release-locked  this process runs private session A; another process holds the
+ *                   registry lock, stopped, longer than a request waits for it (shortened),
+ *                   while A stops here, then is killed. A's registry entry must be freed all
+ *                   the same (it stayed RUNNING under this live process: the name taken and
+ *                   the slot with it until the process ended).
+ *       wall-stepped  a thread of this process holds the registry lock; another asks for it
+ *                   (the wait shortened) while the wall clock reads far ahead of what the
+ *                   kernel counts (a clock step, played by this program's clock_gettime): the
+ *                   wait must end as counted on the monotonic clock, ERROR_BUSY.
  *       freed-stop  A (slot 2) looks gone from here (its entry's process start time altered,
  *                   as a host in another PID namespace looks): starting B frees A's entry and
  *                   takes slot 1, which session X held until then; then A's host stops
@@ -133,7 +142,8 @@
  * a_ended 0|1 socket_left 0|1 query_b RC stop_b RC", gone-wrap "stop_a RC replaced 0|1
  * same_handle 0|1 enabled 0|1 trace RC stop_b RC", join-busy "attach RC enable RC enabled 0|1
  * enable_later RC enabled_later 0|1 stop_a RC", locked-registry "query RC enable RC start RC
- * list RC stop_a RC", accept-emfile "emfile 0|1 polls N served 0|1", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
+ * list RC stop_a RC", accept-emfile "emfile 0|1 polls N served 0|1", release-locked "stop_a RC entry_left 0|1",
+ * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
  * A) and
  * exits; start-held-forked is the same for log-reuse; replace-a[-rt|-wrap] OUT_DIR stops A, then starts B, and exits;
@@ -150,6 +160,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -1099,6 +1110,98 @@ static int accept_emfile(void) {
     return 0;
 }
 
+static _Atomic int g_stop_done;
+static TRACEHANDLE g_private;
+
+static void *stop_private(void *arg) {
+    *(ULONG *)arg = stop(g_private);
+    atomic_store(&g_stop_done, 1);
+    return NULL;
+}
+
+static int release_locked(const char *dir) {
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    b.p.BufferSize = 1;
+    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
+                    | EVENT_TRACE_PRIVATE_IN_PROC;
+    b.p.LogFileNameOffset = sizeof b.p;
+    snprintf(b.names, sizeof b.names, "%s/control-races-a.etl", dir);
+    if (StartTrace(&g_private, "control-races-a", &b.p)) return 3;
+    pid_t holder = stopped_holder();
+    if (holder < 0) return 4;
+    wpt_registry_wait_ms = 300;
+    ULONG stopped = 0;
+    pthread_t t;
+    if (pthread_create(&t, NULL, stop_private, &stopped) != 0) return 5;
+    /* a STOP that gives up is done long before this; one that waits is let through then */
+    int64_t until = wpt_mono_ms() + 2000;
+    while (!atomic_load(&g_stop_done) && wpt_mono_ms() < until) usleep(1000);
+    int status;
+    kill(holder, SIGKILL);
+    while (waitpid(holder, &status, 0) < 0 && errno == EINTR) {}
+    pthread_join(t, NULL);
+    wpt_registry_wait_ms = 10000;
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg) return 6;
+    int left = reg->loggers[wpt_handle_slot(g_private)].state != WPT_FREE;
+    wpt_registry_unlock();
+    printf("stop_a %u entry_left %d\n", (unsigned)stopped, left);
+    return 0;
+}
+
+/* wall-stepped: seconds this program's CLOCK_REALTIME reads are ahead of the kernel's. */
+static _Atomic long g_wall_ahead;
+
+int clock_gettime(clockid_t id, struct timespec *ts) {
+    int rc = (int)syscall(SYS_clock_gettime, id, ts);
+    if (rc == 0 && id == CLOCK_REALTIME) ts->tv_sec += (time_t)atomic_load(&g_wall_ahead);
+    return rc;
+}
+
+static _Atomic int g_lock_held, g_lock_release, g_lock_done;
+
+static void *hold_registry(void *arg) {
+    (void)arg;
+    ULONG rc;
+    if (!wpt_registry_lock(1, &rc)) return NULL;
+    atomic_store(&g_lock_held, 1);
+    while (!atomic_load(&g_lock_release)) usleep(1000);
+    wpt_registry_unlock();
+    return NULL;
+}
+
+static void *ask_registry(void *arg) {
+    ULONG *rc = arg;
+    if (wpt_registry_lock(0, rc)) wpt_registry_unlock();
+    atomic_store(&g_lock_done, 1);
+    return NULL;
+}
+
+static int wall_stepped(void) {
+    pthread_t holder, asker;
+    if (pthread_create(&holder, NULL, hold_registry, NULL) != 0) return 3;
+    int64_t until = wpt_mono_ms() + 20000;
+    while (!atomic_load(&g_lock_held) && wpt_mono_ms() < until) usleep(1000);
+    if (!atomic_load(&g_lock_held)) return 4;
+    wpt_registry_wait_ms = 300;
+    atomic_store(&g_wall_ahead, 100000);
+    ULONG rc = 0;
+    if (pthread_create(&asker, NULL, ask_registry, &rc) != 0) return 5;
+    /* 300 ms as counted by the kernel; a wait by the wall clock lasts a day */
+    until = wpt_mono_ms() + 20000;
+    while (!atomic_load(&g_lock_done) && wpt_mono_ms() < until) usleep(1000);
+    int returned = atomic_load(&g_lock_done);
+    atomic_store(&g_wall_ahead, 0);
+    atomic_store(&g_lock_release, 1);
+    pthread_join(holder, NULL);
+    pthread_join(asker, NULL);
+    printf("returned %d lock %u\n", returned, (unsigned)rc);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "start-only") == 0) {
         TRACEHANDLE b;
@@ -1142,6 +1245,8 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "made-up-disable") == 0) return made_up_disable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "silent-peer") == 0) return silent_peer(argv[2]);
     if (argc == 3 && strcmp(argv[1], "accept-emfile") == 0) return accept_emfile();
+    if (argc == 3 && strcmp(argv[1], "release-locked") == 0) return release_locked(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "wall-stepped") == 0) return wall_stepped();
     if (argc == 3 && strcmp(argv[1], "provider-only") == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);     /* never outlives the test */
         static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};

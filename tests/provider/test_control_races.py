@@ -279,3 +279,18 @@ def test_an_endpoint_out_of_descriptors_does_not_spin(control_races, out):
     got = control_races("accept-emfile", out)
     assert got["emfile"] == 1 and got["served"] == 1
     assert got["polls"] < 20
+
+
+def test_a_stop_frees_the_registry_entry_even_while_another_process_holds_the_lock(control_races, out):
+    """A request waits for the registry lock a bounded time and answers ERROR_BUSY. A STOP
+    that gave up the same way left the session's entry RUNNING under this live process: its
+    name and slot stayed taken until the process ended. Giving back waits as long as it takes
+    (the holder is stopped longer than a request waits, then killed)."""
+    assert control_races("release-locked", out) == {"stop_a": 0, "entry_left": 0}
+
+
+def test_the_registry_lock_wait_is_counted_on_the_monotonic_clock(control_races, out):
+    """The wait for the registry lock held by another thread ended at a wall-clock time: a step
+    of the wall clock (read far ahead here) stretched a 300 ms wait to a day. It ends as
+    counted on the monotonic clock, ERROR_BUSY."""
+    assert control_races("wall-stepped", out) == {"returned": 1, "lock": 170}
