@@ -807,6 +807,14 @@ static void at_gone_freed_wrap(int point) {
     g_start_b = run_point("replace-gone-wrap", g_dir);
 }
 
+/* Whether the provider is enabled once another process enabled it: that process's EnableTrace
+ * waits 3 s for this one's endpoint, which may take longer on a loaded machine. */
+static int enabled_within(int64_t ms) {
+    int64_t deadline = wpt_mono_ms() + ms;
+    while (!atomic_load(&g_enabled) && wpt_mono_ms() < deadline) usleep(1000);
+    return atomic_load(&g_enabled);
+}
+
 static int gone_wrap(const char *dir) {
     TRACE_GUID_REGISTRATION reg = {&g_wrap_message, NULL};
     TRACEHANDLE registration, a;
@@ -823,6 +831,7 @@ static int gone_wrap(const char *dir) {
     atomic_store(&g_armed, 1);
     ULONG stopped_a = stop(a);                                  /* A's host is gone */
     wpt_test_point = NULL;
+    enabled_within(20000);
     TRACEHANDLE logger = atomic_load(&g_logger);
     int same_handle = (logger & 0xFF00FFFF) == (a & 0xFF00FFFF);     /* LoggerId, generation */
     uint32_t value = 7;
@@ -1010,7 +1019,7 @@ static int made_up_disable(const char *dir) {
     r->loggers[1].generation += 1;          /* the slot's first session came and went */
     wpt_registry_unlock();
     if (run_point("replace-gone-wrap", dir) != 0) return 5;
-    int enabled = atomic_load(&g_enabled);
+    int enabled = enabled_within(20000);
     wpt_wire_enable msg;
     memset(&msg, 0, sizeof msg);
     msg.guid = g_wrap_control;
