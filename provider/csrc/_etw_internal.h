@@ -765,7 +765,7 @@ ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_
  * on a newer session of the slot. */
 void  wpt_apply_session_gone(uint32_t slot, uint32_t meant_for);
 /* Copy the registry's enables into this process (a fresh endpoint). */
-void  wpt_apply_registry_snapshot(void);
+ULONG wpt_apply_registry_snapshot(void);   /* ERROR_BUSY: the registry lock was held too long */
 /* This process's registered control GUIDs (LIST). */
 size_t wpt_registered_guids(wpt_wire_registered *out, size_t max);
 /* Enables this process delivered itself for a slot (ControlTrace STOP, before the host stops). */

@@ -52,6 +52,9 @@ static void wake_thread(void) {
     }
 }
 
+/* registry_has and registry_dropped: the registry lock was held elsewhere too long to tell */
+#define REGISTRY_BUSY (-1)
+
 /* An ENABLE is applied only as the registry has it (same version, session, flags, level):
  * one made up by a process of this user cannot hand a callback a handle nobody enabled, nor
  * store a version from the future that would hide every later enable. One the registry
@@ -61,7 +64,7 @@ static void wake_thread(void) {
 static int registry_has(const wpt_wire_enable *m, uint32_t *generation) {
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(0, &rc);
-    if (!reg) return 0;
+    if (!reg) return rc == ERROR_BUSY ? REGISTRY_BUSY : 0;
     int found = 0;
     for (int i = 0; i < WPT_MAX_ENABLES && !found; i++) {
         const wpt_reg_enable *en = &reg->enables[i];
@@ -93,7 +96,7 @@ static int registry_dropped(const wpt_wire_enable *m, uint32_t meant_for) {
     uint8_t generation = wpt_handle_generation(m->logger_handle);
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(0, &rc);
-    if (!reg) return rc != ERROR_BUSY;  /* no registry: no session is left to hold anything */
+    if (!reg) return rc == ERROR_BUSY ? REGISTRY_BUSY : 1;  /* none: no session holds anything */
     const wpt_reg_logger *e = wpt_reg_logger_of(reg, id);
     if (any && (!e || e->state == WPT_FREE || !wpt_request_is_for(meant_for, e->generation))) {
         wpt_registry_unlock();
@@ -155,29 +158,94 @@ static void drop_request(request_conn *c) {
     pthread_mutex_unlock(&g_ep_lock);
 }
 
+/* Apply an ENABLE or DISABLE as the registry has it: ERROR_BUSY when the registry could not be
+ * read (the request is tried again later, see retry_later). */
+static ULONG apply_request(uint32_t kind, uint32_t status, const wpt_wire_enable *msg) {
+    static const GUID zero;
+    uint32_t slot = wpt_handle_slot(msg->logger_handle);
+    /* the session it is about: its whole generation, as the sender named it in the status
+     * word; older builds name only the handle's 8 bits */
+    uint8_t low8 = wpt_handle_generation(msg->logger_handle);
+    uint32_t meant_for = (status & WPT_FOR_GENERATION) && (uint8_t)status == low8
+                       ? status : WPT_FOR_GENERATION | low8;
+    if (kind == WPT_REQ_DISABLE) {
+        int dropped = registry_dropped(msg, meant_for);
+        if (dropped == REGISTRY_BUSY) return ERROR_BUSY;
+        if (!dropped) return ERROR_SUCCESS;     /* made up: the registry still has it held */
+        if (memcmp(&msg->guid, &zero, sizeof zero) == 0) {
+            if (slot != UINT32_MAX) wpt_apply_session_gone(slot, meant_for);
+            return ERROR_SUCCESS;
+        }
+        return wpt_apply_enable(&msg->guid, 0, msg->logger_handle, 0, msg->clock_type, msg->version);
+    }
+    uint32_t generation = 0;
+    int has = registry_has(msg, &generation);
+    if (has == REGISTRY_BUSY) return ERROR_BUSY;
+    if (!has) return ERROR_SUCCESS;             /* made up, or replaced already */
+    return wpt_apply_enable(&msg->guid, 1, msg->logger_handle, generation, msg->clock_type, msg->version);
+}
+
+/* Requests the registry was too busy to check, and the registry copy a new endpoint could not
+ * make: the endpoint thread tries them again, waits doubling from 1 s up to a minute (never a
+ * thread of the application). Without room the registry copy is made again instead, which
+ * brings the enables back; a disable is then lost (as before, with no registry to check). */
+#define MAX_RETRIES 16
+typedef struct {
+    uint32_t kind, status;
+    wpt_wire_enable msg;
+} retry_entry;
+static retry_entry g_retries[MAX_RETRIES];
+static int g_retry_count;
+static int g_snapshot_owed;
+static int64_t g_retry_at, g_retry_wait;
+
+static void retry_backoff(void) {
+    g_retry_wait = g_retry_wait ? g_retry_wait * 2 : 1000;
+    if (g_retry_wait > 60000) g_retry_wait = 60000;
+    g_retry_at = wpt_mono_ms() + g_retry_wait;
+}
+
+static void retry_later(uint32_t kind, uint32_t status, const wpt_wire_enable *msg) {
+    if (g_retry_count < MAX_RETRIES) g_retries[g_retry_count++] = (retry_entry){kind, status, *msg};
+    else g_snapshot_owed = 1;
+    if (!g_retry_at) retry_backoff();
+}
+
+/* The retries due now, in the order the requests came. */
+static void retry_due(void) {
+    if (!g_retry_at || wpt_mono_ms() < g_retry_at) return;
+    int busy = 0, kept = 0;
+    for (int i = 0; i < g_retry_count; i++) {
+        if (!busy && apply_request(g_retries[i].kind, g_retries[i].status, &g_retries[i].msg) != ERROR_BUSY)
+            continue;
+        busy = 1;
+        g_retries[kept++] = g_retries[i];
+    }
+    g_retry_count = kept;
+    if (!busy && g_snapshot_owed) busy = wpt_apply_registry_snapshot() == ERROR_BUSY;
+    if (!busy) g_snapshot_owed = 0;
+    if (busy) {
+        retry_backoff();
+    } else {
+        g_retry_at = 0;
+        g_retry_wait = 0;
+    }
+}
+
+/* How long the endpoint thread may sleep in poll before a retry is due (ms, at most `most`). */
+static int until_retry(int most) {
+    if (!g_retry_at) return most;
+    int64_t left = g_retry_at - wpt_mono_ms();
+    return left < 0 ? 0 : left < most ? (int)left : most;
+}
+
 static void handle_request(int fd, const wpt_frame *frame, const unsigned char *payload) {
     wpt_frame f = *frame;
     wpt_wire_enable msg;
     if (f.length == sizeof msg) memcpy(&msg, payload, sizeof msg);
-    ULONG rc = ERROR_SUCCESS;
     if ((f.kind == WPT_REQ_ENABLE || f.kind == WPT_REQ_DISABLE) && f.length == sizeof msg) {
-        static const GUID zero;
-        uint32_t slot = wpt_handle_slot(msg.logger_handle);
-        /* the session it is about: its whole generation, as the sender named it in the status
-         * word; older builds name only the handle's 8 bits */
-        uint8_t low8 = wpt_handle_generation(msg.logger_handle);
-        uint32_t meant_for = (f.status & WPT_FOR_GENERATION) && (uint8_t)f.status == low8
-                           ? f.status : WPT_FOR_GENERATION | low8;
-        if (f.kind == WPT_REQ_DISABLE && !registry_dropped(&msg, meant_for)) {
-            /* made up: the registry still has the session holding it */
-        } else if (f.kind == WPT_REQ_DISABLE && memcmp(&msg.guid, &zero, sizeof zero) == 0) {
-            if (slot != UINT32_MAX) wpt_apply_session_gone(slot, meant_for);
-        } else {
-            uint32_t generation = 0;
-            if (f.kind == WPT_REQ_DISABLE || registry_has(&msg, &generation))
-                rc = wpt_apply_enable(&msg.guid, f.kind == WPT_REQ_ENABLE, msg.logger_handle,
-                                      generation, msg.clock_type, msg.version);
-        }
+        ULONG rc = apply_request(f.kind, f.status, &msg);
+        if (rc == ERROR_BUSY) retry_later(f.kind, f.status, &msg);
         wpt_ipc_send(fd, WPT_REPLY, rc, NULL, 0, -1, 2000);
     } else if (f.kind == WPT_REQ_LIST && f.length == 0) {
         wpt_wire_registered regs[256];
@@ -294,6 +362,7 @@ static void *endpoint_main(void *arg) {
     int slot_of[2 + WPPTRACE_MAX_SESSIONS + MAX_REQUESTS];   /* join slot, or request entry */
     for (;;) {
         rejoin_due();
+        retry_due();
         int n = 0;
         pthread_mutex_lock(&g_ep_lock);
         if (g_quit) {
@@ -321,7 +390,7 @@ static void *endpoint_main(void *arg) {
             }
         pthread_mutex_unlock(&g_ep_lock);
         WPT_TEST_POINT(WPT_POINT_ENDPOINT_POLL);
-        int wait_ms = paused > 0 && paused < 1000 ? (int)paused : 1000;
+        int wait_ms = until_retry(paused > 0 && paused < 1000 ? (int)paused : 1000);
         if (poll(pfd, (nfds_t)n, wait_ms) < 0 && errno != EINTR) break;
         if (pfd[1].revents) {
             char buf[64];
@@ -406,7 +475,12 @@ ULONG wpt_endpoint_ensure(void) {
         g_path[0] = 0;
         return rc;
     }
-    wpt_apply_registry_snapshot();          /* after listening: no change is missed */
+    /* after listening: no change is missed; a copy the registry was too busy for is made by
+     * the endpoint thread later (set before it starts) */
+    if (wpt_apply_registry_snapshot() == ERROR_BUSY) {
+        g_snapshot_owed = 1;
+        retry_backoff();
+    }
     if (wpt_thread_create(&g_thread, endpoint_main, NULL) != 0) {
         pthread_mutex_lock(&g_ep_lock);
         g_running = 0;

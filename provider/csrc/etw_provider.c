@@ -263,10 +263,10 @@ void wpt_providers_session_stopping(uint32_t slot, uint32_t generation) {
     wpt_apply_session_gone(slot, wpt_for_session(generation));
 }
 
-void wpt_apply_registry_snapshot(void) {
+ULONG wpt_apply_registry_snapshot(void) {
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(0, &rc);
-    if (!reg) return;
+    if (!reg) return rc;
     static wpt_reg_enable copy[WPT_MAX_ENABLES];
     static uint32_t alive[WPPTRACE_MAX_SESSIONS];   /* generation + 1 of a running session */
     static pthread_mutex_t copy_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -288,6 +288,7 @@ void wpt_apply_registry_snapshot(void) {
         wpt_apply_enable(&en->guid, 1, h, alive[slot] - 1, en->clock_type, en->version);
     }
     pthread_mutex_unlock(&copy_lock);
+    return ERROR_SUCCESS;
 }
 
 size_t wpt_registered_guids(wpt_wire_registered *out, size_t max) {

@@ -110,6 +110,12 @@
  *                   the connection (EMFILE) and must not poll again at once, round after round
  *                   (a thread of the application at 100% CPU); once descriptors are free it
  *                   serves the connection.
+ *       busy-enable  another process has a provider (its registry wait shortened) and is
+ *                   stopped while this one enables it for A; it goes on while a third process
+ *                   holds the registry lock, stopped, so it cannot check the ENABLE against the
+ *                   registry; then the holder is killed. The provider must be enabled in the
+ *                   end: the check is tried again (it was skipped, the ENABLE lost). The same
+ *                   ENABLE sent again while the registry is locked must be answered ERROR_BUSY.
  *       release-locked  this process runs private session A; another process holds the
  *                   registry lock, stopped, longer than a request waits for it (shortened),
  *                   while A stops here, then is killed. A's registry entry must be freed all
@@ -143,6 +149,7 @@
  * same_handle 0|1 enabled 0|1 trace RC stop_b RC", join-busy "attach RC enable RC enabled 0|1
  * enable_later RC enabled_later 0|1 stop_a RC", locked-registry "query RC enable RC start RC
  * list RC stop_a RC", accept-emfile "emfile 0|1 polls N served 0|1", release-locked "stop_a RC entry_left 0|1",
+ * busy-enable "enable RC at_first 0|1 later 0|1 answer RC stop_a RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
  * A) and
@@ -1008,6 +1015,84 @@ static int silent_peer(const char *dir) {
     return 0;
 }
 
+/* Whether the provider process with endpoint `path` says the silent-peer GUID is enabled for
+ * the session of `logger` (-1: no answer). */
+static int peer_enabled(const char *path, TRACEHANDLE logger) {
+    ULONG rc;
+    wpt_wire_registered regs[16];
+    wpt_frame f;
+    void *payload = regs;
+    int enabled = -1, asked = wpt_ipc_connect(path, 1000, &rc);
+    if (asked >= 0 && wpt_ipc_send(asked, WPT_REQ_LIST, 0, NULL, 0, -1, 1000) == 0
+        && wpt_ipc_recv(asked, &f, &payload, sizeof regs, NULL, 20000) == 0) {
+        enabled = 0;
+        for (uint32_t i = 0; i < f.length / sizeof regs[0]; i++)
+            enabled |= memcmp(&regs[i].guid, &g_silent_control, sizeof(GUID)) == 0
+                    && (regs[i].logger_handle & 0xFF00FFFF) == (logger & 0xFF00FFFF);
+    }
+    if (asked >= 0) close(asked);
+    return enabled;
+}
+
+static int busy_enable(const char *dir) {
+    char ready[600];
+    snprintf(ready, sizeof ready, "%s/provider-ready", dir);
+    char *args[] = {"control_races", "provider-impatient", (char *)dir, NULL};
+    pid_t child;
+    if (posix_spawn(&child, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 3;
+    int64_t deadline = wpt_mono_ms() + 20000;
+    while (access(ready, F_OK) != 0 && wpt_mono_ms() < deadline) usleep(1000);
+    if (access(ready, F_OK) != 0) return 4;
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 5;
+    char path[600];
+    if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)child) != 0) return 6;
+    int status;
+    /* the ENABLE waits in the stopped process's socket until the registry is locked */
+    if (kill(child, SIGSTOP) != 0 || waitpid(child, &status, WUNTRACED) != child) return 7;
+    ULONG enabled = EnableTrace(1, 0x5, 4, &g_silent_control, a);
+    pid_t holder = stopped_holder();
+    if (holder < 0) return 8;
+    kill(child, SIGCONT);
+    int at_first = peer_enabled(path, a);       /* answered after the ENABLE was handled */
+    kill(holder, SIGKILL);
+    while (waitpid(holder, &status, 0) < 0 && errno == EINTR) {}
+    int later = 0;
+    deadline = wpt_mono_ms() + 20000;
+    while ((later = peer_enabled(path, a)) != 1 && wpt_mono_ms() < deadline) usleep(10000);
+    /* the same ENABLE again, sent from here while the registry is locked: the answer says busy */
+    wpt_wire_enable msg;
+    memset(&msg, 0, sizeof msg);
+    uint32_t whole = 0;
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg) return 9;
+    for (int i = 0; i < WPT_MAX_ENABLES; i++) {
+        const wpt_reg_enable *en = &reg->enables[i];
+        if (!en->used || memcmp(&en->guid, &g_silent_control, sizeof(GUID)) != 0) continue;
+        msg.guid = en->guid;
+        msg.version = en->version;
+        msg.clock_type = en->clock_type;
+        msg.logger_handle = wpt_handle_of(en->logger_id, en->generation, en->flags, en->level);
+        whole = wpt_reg_logger_of(reg, en->logger_id)->generation;
+    }
+    wpt_registry_unlock();
+    if ((holder = stopped_holder()) < 0) return 10;
+    int fd = wpt_ipc_connect(path, 1000, &rc);
+    wpt_frame f;
+    void *payload = NULL;
+    if (fd < 0 || wpt_ipc_send(fd, WPT_REQ_ENABLE, wpt_for_session(whole), &msg, sizeof msg, -1, 1000) != 0
+        || wpt_ipc_recv(fd, &f, &payload, 64, NULL, 20000) != 0) return 11;
+    close(fd);
+    kill(holder, SIGKILL);
+    while (waitpid(holder, &status, 0) < 0 && errno == EINTR) {}
+    kill(child, SIGKILL);
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    printf("enable %u at_first %d later %d answer %u stop_a %u\n", (unsigned)enabled, at_first, later,
+           (unsigned)f.status, (unsigned)stop(a));
+    return 0;
+}
+
 static int made_up_disable(const char *dir) {
     TRACE_GUID_REGISTRATION reg = {&g_wrap_message, NULL};
     TRACEHANDLE registration;
@@ -1254,10 +1339,12 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "made-up-disable") == 0) return made_up_disable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "silent-peer") == 0) return silent_peer(argv[2]);
     if (argc == 3 && strcmp(argv[1], "accept-emfile") == 0) return accept_emfile();
+    if (argc == 3 && strcmp(argv[1], "busy-enable") == 0) return busy_enable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "release-locked") == 0) return release_locked(argv[2]);
     if (argc == 3 && strcmp(argv[1], "wall-stepped") == 0) return wall_stepped();
-    if (argc == 3 && strcmp(argv[1], "provider-only") == 0) {
+    if (argc == 3 && (strcmp(argv[1], "provider-only") == 0 || strcmp(argv[1], "provider-impatient") == 0)) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);     /* never outlives the test */
+        if (strcmp(argv[1], "provider-impatient") == 0) wpt_registry_wait_ms = 300;
         static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
         TRACE_GUID_REGISTRATION reg = {&message, NULL};
         TRACEHANDLE registration;

@@ -294,3 +294,15 @@ def test_the_registry_lock_wait_is_counted_on_the_monotonic_clock(control_races,
     of the wall clock (read far ahead here) stretched a 300 ms wait to a day. It ends as
     counted on the monotonic clock, ERROR_BUSY."""
     assert control_races("wall-stepped", out) == {"returned": 1, "lock": 170}
+
+
+def test_an_enable_the_registry_was_too_busy_to_check_is_checked_again(control_races, out):
+    """A provider process checks each ENABLE it hears against the registry. When the registry
+    lock was held elsewhere longer than it waits, the ENABLE was skipped (and answered as
+    done): the provider stayed disabled for good. The answer is ERROR_BUSY now (the
+    controller's EnableTrace reports it), and the
+    endpoint thread checks again later: the provider is enabled once the lock is free."""
+    got = control_races("busy-enable", out)
+    assert got["at_first"] == 0 and got["later"] == 1
+    assert got["answer"] == 170                       # ERROR_BUSY: the sender hears it
+    assert got["enable"] == 0 and got["stop_a"] == 0
