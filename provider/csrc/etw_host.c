@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -381,9 +382,13 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
     pthread_t stopper;
     int stopping = 0, stop_reply_fd = -1;
     int64_t next_check = wpt_mono_ms() + 1000;
+    /* Out of descriptors, a connection waiting to be accepted keeps the listening socket
+     * readable: it rests until then instead of being polled again at once (a busy loop). */
+    int64_t accept_paused_until = 0;
+    int said_out_of_descriptors = 0;
     for (;;) {
         int n = 0;
-        pfd[n++] = (struct pollfd){listen_fd, POLLIN, 0};
+        pfd[n++] = (struct pollfd){listen_fd, wpt_mono_ms() < accept_paused_until ? 0 : POLLIN, 0};
         pfd[n++] = (struct pollfd){g_signal_pipe[0], POLLIN, 0};
         pfd[n++] = (struct pollfd){done_pipe[0], POLLIN, 0};
         for (int i = 0; i < MAX_CONNS; i++)
@@ -430,13 +435,20 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
         if (pfd[0].revents & POLLIN) {
             for (;;) {
                 uint32_t pid = 0, uid = 0;
-                int fd = wpt_ipc_accept(listen_fd, 0, &pid, &uid);
+                int fd = wpt_ipc_accept(listen_fd, SOCK_NONBLOCK, &pid, &uid);
                 if (fd == -2) {
                     wpt_host_log("refused a connection from pid %u of uid %u (not our user %u)",
                                  pid, uid, (unsigned)geteuid());
                     continue;
                 }
-                if (fd < 0) break;
+                if (fd < 0) {
+                    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                        accept_paused_until = now + 1000;
+                        if (!said_out_of_descriptors++)
+                            wpt_host_log("out of descriptors: new connections wait until some are free");
+                    }
+                    break;
+                }
                 int slot = -1;
                 for (int i = 0; i < MAX_CONNS && slot < 0; i++)
                     if (conns[i].fd < 0) slot = i;
@@ -447,7 +459,6 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
                     close(fd);
                     continue;
                 }
-                fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
                 conns[slot] = (conn){.fd = fd, .pid = pid, .since = now};
             }
         }

@@ -110,6 +110,10 @@
  *                   the connection (EMFILE) and must not poll again at once, round after round
  *                   (a thread of the application at 100% CPU); once descriptors are free it
  *                   serves the connection.
+ *       host-emfile  A's host has its descriptor limit lowered to about what it has open, and
+ *                   this process connects to it 16 times: it cannot accept them all (EMFILE)
+ *                   and must not poll its listening socket again at once (a host process at
+ *                   full CPU); once the connections are gone it answers a QUERY.
  *       busy-enable  another process has a provider (its registry wait shortened) and is
  *                   stopped while this one enables it for A; it goes on while a third process
  *                   holds the registry lock, stopped, so it cannot check the ENABLE against the
@@ -149,7 +153,8 @@
  * same_handle 0|1 enabled 0|1 trace RC stop_b RC", join-busy "attach RC enable RC enabled 0|1
  * enable_later RC enabled_later 0|1 stop_a RC", locked-registry "query RC enable RC start RC
  * list RC stop_a RC", accept-emfile "emfile 0|1 polls N served 0|1", release-locked "stop_a RC entry_left 0|1",
- * busy-enable "enable RC at_first 0|1 later 0|1 answer RC stop_a RC",
+ * busy-enable "enable RC at_first 0|1 later 0|1 answer RC stop_a RC", host-emfile "ticks N
+ * per_second N query RC stop_a RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
  * A) and
@@ -158,11 +163,13 @@
  * provider for it, and exits.)
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -1213,6 +1220,58 @@ static void *stop_private(void *arg) {
     return NULL;
 }
 
+/* CPU time a process has had, in clock ticks (utime + stime of /proc/PID/stat), -1 if unknown. */
+static long cpu_ticks(pid_t pid) {
+    char path[64], text[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t got = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[got] = 0;
+    char *p = strrchr(text, ')');
+    unsigned long utime, stime;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+        return -1;
+    return (long)(utime + stime);
+}
+
+static int host_emfile(const char *dir) {
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 3;
+    uint32_t slot = (uint32_t)(a & 0xFFFF);
+    pid_t host = (pid_t)host_of(slot);
+    if (!host) return 4;
+    char fds[64];
+    snprintf(fds, sizeof fds, "/proc/%d/fd", (int)host);
+    DIR *d = opendir(fds);
+    if (!d) return 5;
+    int highest = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) if (atoi(e->d_name) > highest) highest = atoi(e->d_name);
+    closedir(d);
+    struct rlimit low = {(rlim_t)highest + 3, (rlim_t)highest + 3}, old;
+    if (prlimit(host, RLIMIT_NOFILE, NULL, &old) != 0) return 6;
+    low.rlim_max = old.rlim_max;
+    if (prlimit(host, RLIMIT_NOFILE, &low, NULL) != 0) return 7;
+    char path[600];
+    if (wpt_socket_path(path, sizeof path, 's', slot) != 0) return 8;
+    int clients[16], n = 0;
+    ULONG rc;
+    while (n < 16 && (clients[n] = wpt_ipc_connect(path, 1000, &rc)) >= 0) n++;
+    /* a host that polls its listening socket again at once spins a whole second */
+    long before = cpu_ticks(host);
+    int64_t until = wpt_mono_ms() + 1000;
+    while (wpt_mono_ms() < until) usleep(10000);
+    long ticks = cpu_ticks(host) - before;
+    while (n > 0) close(clients[--n]);
+    if (prlimit(host, RLIMIT_NOFILE, &old, NULL) != 0) return 9;
+    ULONG queried = query_by_name("control-races-a");
+    printf("ticks %ld per_second %ld query %u stop_a %u\n", before < 0 ? -1 : ticks, sysconf(_SC_CLK_TCK),
+           (unsigned)queried, (unsigned)stop(a));
+    return 0;
+}
+
 static int release_locked(const char *dir) {
     props_block b;
     memset(&b, 0, sizeof b);
@@ -1339,6 +1398,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "made-up-disable") == 0) return made_up_disable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "silent-peer") == 0) return silent_peer(argv[2]);
     if (argc == 3 && strcmp(argv[1], "accept-emfile") == 0) return accept_emfile();
+    if (argc == 3 && strcmp(argv[1], "host-emfile") == 0) return host_emfile(argv[2]);
     if (argc == 3 && strcmp(argv[1], "busy-enable") == 0) return busy_enable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "release-locked") == 0) return release_locked(argv[2]);
     if (argc == 3 && strcmp(argv[1], "wall-stepped") == 0) return wall_stepped();

@@ -306,3 +306,13 @@ def test_an_enable_the_registry_was_too_busy_to_check_is_checked_again(control_r
     assert got["at_first"] == 0 and got["later"] == 1
     assert got["answer"] == 170                       # ERROR_BUSY: the sender hears it
     assert got["enable"] == 0 and got["stop_a"] == 0
+
+
+def test_a_host_out_of_descriptors_does_not_spin(control_races, out):
+    """A session host that has used up its descriptors cannot accept a connection (EMFILE),
+    which stays queued and keeps its listening socket readable: polling it again at once kept
+    the host at full CPU for as long as it lasted. The listening socket rests a while instead;
+    the host still answers once the connections are gone."""
+    got = control_races("host-emfile", out)
+    assert 0 <= got["ticks"] < got["per_second"] * 3 // 10      # under 0.3 s of CPU in 1 s
+    assert got["query"] == 0 and got["stop_a"] == 0
