@@ -29,6 +29,10 @@ __all__ = ["add_subcommands", "run", "start", "query_text", "listed_text", "show
 
 ACTIONS = ("start", "stop", "flush", "query", "update", "enable", "disable", "list")
 
+# What ERROR_BUSY from the registry lock means to a person (each busy message ends with it).
+_REGISTRY_HELD = ("a process holding this user's session registry locked is stopped (under a debugger?); "
+                  "try again")
+
 
 class SessionError(Exception):
     """A one-line message for people (the CLI prints it and exits 1)."""
@@ -114,8 +118,7 @@ def _describe(exc: Win32Error, name: str) -> str:
     if exc.winerror == lib.ERROR_ALREADY_EXISTS:
         return f"a session named {name!r} is already running"
     if exc.winerror == lib.ERROR_BUSY:
-        return (f"session {name!r} is busy: its host process did not answer in time, or a process "
-                f"holding this user's session registry locked is stopped (under a debugger?); try again")
+        return f"session {name!r} is busy: its host process did not answer in time, or {_REGISTRY_HELD}"
     if exc.winerror == lib.ERROR_ACCESS_DENIED:
         return (f"{exc.name}: access denied (is the runtime directory {_runtime_directory_name()} "
                 f"private to this user?)")
@@ -293,8 +296,7 @@ def listed(providers: list[sessions.ProviderInfo] | None = None) -> list[str]:
         found = sessions.list_sessions()
     except Win32Error as exc:
         if exc.winerror == lib.ERROR_BUSY:
-            raise SessionError("cannot list sessions now: a process holding this user's session registry "
-                               "locked is stopped (under a debugger?); try again") from None
+            raise SessionError(f"cannot list sessions now: {_REGISTRY_HELD}") from None
         raise SessionError(f"cannot list sessions: {in_words(exc)}") from None
     lines: list[str] = []
     for props, info in found:
