@@ -58,7 +58,9 @@ def colliding_16_bytes(count: int, seed: int) -> list[bytes]:
     return out
 
 
-def walk_rows(records: list[bytes]) -> tuple[list, "wpp_rows.RowTables"]:
+def walk_keys(records: list[bytes]) -> tuple[list[int], "wpp_rows.RowTables"]:
+    """The key id of each record's row (read while the rows' array lives: a cdata taken from
+    an array does not keep it alive), and the table."""
     tables = wpp_rows.RowTables()
     lib.wpprow_tables_set_seed(tables.raw, SEED)
     data = bytes(0x48) + b"".join(r + bytes(-len(r) % 8) for r in records) + b"\xff" * 8
@@ -68,20 +70,20 @@ def walk_rows(records: list[bytes]) -> tuple[list, "wpp_rows.RowTables"]:
     n = lib.wpprow_walk(tables.raw, src, len(data), 0x48, 0, 0, 0, CLOCK, out, len(records) + 1,
                         res)
     assert res.errors == 0 and not res.more
-    return [out[i] for i in range(n)], tables
+    return [out[i].key for i in range(n)], tables
 
 
 def test_colliding_message_keys_stop_at_the_probe_limit():
     guids = colliding_16_bytes(N, SEED ^ (7 + 1))            # key hash seed: seed ^ (number + 1)
-    rows, tables = walk_rows([gen.message(7, uuid.UUID(bytes_le=g), None, tid=None) for g in guids])
-    assert len(rows) == N
+    keys, tables = walk_keys([gen.message(7, uuid.UUID(bytes_le=g), None, tid=None) for g in guids])
+    assert len(keys) == N
     assert tables.key_count() <= PROBE_LIMIT
     overflow = 0
-    for row, guid in zip(rows, guids):
-        if row.key == wpp_rows.KEY_OVERFLOW:
+    for key, guid in zip(keys, guids):
+        if key == wpp_rows.KEY_OVERFLOW:
             overflow += 1
         else:
-            assert tables.key_info(row.key) == (guid, 7)
+            assert tables.key_info(key) == (guid, 7)
     assert overflow == N - tables.key_count()
 
 
