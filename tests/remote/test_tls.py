@@ -99,6 +99,15 @@ def test_a_certificate_not_on_the_allow_list_is_refused_with_a_reason(pki, tmp_p
     assert "relay-lab-2" in str(relay.refused) and relay.outcome.startswith("refused")
 
 
+def test_an_empty_allow_list_admits_nobody(pki, tmp_path, recorded):
+    """An allow list with no name on it admits no relay (it used to mean any the CA signed)."""
+    tls = client_context(str(pki / "ca.pem"), str(pki / "relay.pem"), str(pki / "relay.key"))
+    with _collector(pki, tmp_path, allow=set()) as collector:
+        relay = _replay(collector.address, recorded, tls, server_hostname="localhost")
+        assert collector.sources == [] and collector.connections_refused == 1
+    assert relay.refused is not None and relay.refused.code == ERROR_ACCESS_DENIED
+
+
 @pytest.mark.parametrize("problem", ["untrusted CA", "wrong name"])
 def test_the_relay_checks_the_collectors_certificate(pki, tmp_path, recorded, problem):
     ca, name = {"untrusted CA": ("rogue-ca", "localhost"),

@@ -225,7 +225,8 @@ class Collector:
     ``wpptrace.remote.liveview.LiveView`` that decodes every source as its buffers arrive;
     ``tls``: a server ``ssl.SSLContext`` (``wpptrace.remote.tls.server_context``; with a
     client CA, only relays with a certificate it signed get in); ``allow``: certificate
-    names (CN or DNS) admitted, None for any the CA signed. ``max_connections``: relays
+    names (CN or DNS) admitted, None for any the CA signed (an empty set admits none).
+    ``max_connections``: relays
     connected at once; ``max_per_address``: of which from one network address (one host
     cannot take every place). ``on_source_end(stats)`` is called (in the collector's thread)
     when a source's file is closed.
@@ -238,7 +239,7 @@ class Collector:
                  max_buffer_size: int = 1 << 20, timeout: float = 60.0,
                  handshake_timeout: float = 10.0, resume_window: float = 300.0,
                  on_source_end: Optional[Callable[[SourceStats], None]] = None):
-        if allow and (tls is None or tls.verify_mode == ssl.CERT_NONE):
+        if allow is not None and (tls is None or tls.verify_mode == ssl.CERT_NONE):
             raise ValueError("allow needs a TLS context that asks for client certificates "
                              "(server_context with client_ca): without one no relay shows a "
                              "certificate, so no name could be allowed")
@@ -246,7 +247,7 @@ class Collector:
         self.output_dir = output_dir
         self.live = live
         self.tls = tls
-        self.allow = set(allow) if allow else None
+        self.allow = None if allow is None else set(allow)   # empty: nobody, not anybody
         self.max_connections = max_connections
         self.max_per_address = max_per_address
         self.max_buffer_size = min(max_buffer_size, P.MAX_BUFFER_SIZE)
