@@ -981,17 +981,24 @@ static int stale_peer(void) {
     return 0;
 }
 
+/* A provider process started at test point `point` (it runs on; its pid in *child), once it
+ * says it is registered. 0, or the step that failed (3: not started, 4: not ready in 20 s). */
+static int provider_elsewhere(const char *point, const char *dir, pid_t *child) {
+    char ready[600];
+    snprintf(ready, sizeof ready, "%s/provider-ready", dir);
+    char *args[] = {"control_races", (char *)point, (char *)dir, NULL};
+    if (posix_spawn(child, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 3;
+    int64_t deadline = wpt_mono_ms() + 20000;
+    while (access(ready, F_OK) != 0 && wpt_mono_ms() < deadline) usleep(1000);
+    return access(ready, F_OK) != 0 ? 4 : 0;
+}
+
 static const GUID g_silent_control = {0x6a3c2f1a, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
 
 static int silent_peer(const char *dir) {
-    char ready[600];
-    snprintf(ready, sizeof ready, "%s/provider-ready", dir);
-    char *args[] = {"control_races", "provider-only", (char *)dir, NULL};
     pid_t child;
-    if (posix_spawn(&child, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 3;
-    int64_t deadline = wpt_mono_ms() + 20000;
-    while (access(ready, F_OK) != 0 && wpt_mono_ms() < deadline) usleep(1000);
-    if (access(ready, F_OK) != 0) return 4;
+    int failed = provider_elsewhere("provider-only", dir, &child);
+    if (failed) return failed;
     TRACEHANDLE a;
     if (start(dir, "control-races-a", &a)) return 5;
     char path[600];
@@ -1042,14 +1049,9 @@ static int peer_enabled(const char *path, TRACEHANDLE logger) {
 }
 
 static int busy_enable(const char *dir) {
-    char ready[600];
-    snprintf(ready, sizeof ready, "%s/provider-ready", dir);
-    char *args[] = {"control_races", "provider-impatient", (char *)dir, NULL};
     pid_t child;
-    if (posix_spawn(&child, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 3;
-    int64_t deadline = wpt_mono_ms() + 20000;
-    while (access(ready, F_OK) != 0 && wpt_mono_ms() < deadline) usleep(1000);
-    if (access(ready, F_OK) != 0) return 4;
+    int failed = provider_elsewhere("provider-impatient", dir, &child);
+    if (failed) return failed;
     TRACEHANDLE a;
     if (start(dir, "control-races-a", &a)) return 5;
     char path[600];
@@ -1065,7 +1067,7 @@ static int busy_enable(const char *dir) {
     kill(holder, SIGKILL);
     while (waitpid(holder, &status, 0) < 0 && errno == EINTR) {}
     int later = 0;
-    deadline = wpt_mono_ms() + 20000;
+    int64_t deadline = wpt_mono_ms() + 20000;
     while ((later = peer_enabled(path, a)) != 1 && wpt_mono_ms() < deadline) usleep(10000);
     /* the same ENABLE again, sent from here while the registry is locked: the answer says busy */
     wpt_wire_enable msg;

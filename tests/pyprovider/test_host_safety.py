@@ -190,19 +190,25 @@ class _Ambiguous:
         raise ValueError("the truth value is ambiguous")
 
 
-@pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("bad", [_FailingAnd(), _Ambiguous()], ids=["failing-and", "ambiguous"])
-def test_a_flag_or_level_that_is_no_int_is_dropped_whatever_its_operators_do(tmp_path, path, bad):
-    """The enable test applies ``&`` to the flag (and, for log(), the level): an object whose
-    operators raise something else than TypeError is still a call that cannot be written."""
-    app = make_app(tmp_path, '''
+def _flag_and_level_app(tmp_path, name: str):
+    """An application whose ``flag(value)`` traces with ``value`` as the flag and whose
+    ``level(value)`` logs with it as the level."""
+    return make_app(tmp_path, f'''
         from wpptrace.provider.tracing import Provider
-        trace = Provider("HostileFlags", register=False, flags=("IO",))
+        trace = Provider("{name}", register=False, flags=("IO",))
         def flag(value):
             trace.info(value, "value %d", 1)
         def level(value):
             trace.log(value, trace.flags.IO, "value %d", 2)
     ''')
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("bad", [_FailingAnd(), _Ambiguous()], ids=["failing-and", "ambiguous"])
+def test_a_flag_or_level_that_is_no_int_is_dropped_whatever_its_operators_do(tmp_path, path, bad):
+    """The enable test applies ``&`` to the flag (and, for log(), the level): an object whose
+    operators raise something else than TypeError is still a call that cannot be written."""
+    app = _flag_and_level_app(tmp_path, "HostileFlags")
     sent = enable(app.trace, path)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
@@ -441,14 +447,7 @@ def test_what_the_applications_signal_handler_raises_in_the_enable_test_reaches_
     """The Python level methods test ``flag & mask`` (and log()'s ``level & 0xFF``) first: a
     signal handled in a flag's or level's own ``__and__`` raises the application's exception
     through the call, not a flag taken for one that cannot be written."""
-    app = make_app(tmp_path, '''
-        from wpptrace.provider.tracing import Provider
-        trace = Provider("SignalledFlags", register=False, flags=("IO",))
-        def flag(value):
-            trace.info(value, "value %d", 1)
-        def level(value):
-            trace.log(value, trace.flags.IO, "value %d", 2)
-    ''')
+    app = _flag_and_level_app(tmp_path, "SignalledFlags")
     enable(app.trace, "python")
     with deadline_handler(), warnings.catch_warnings():
         warnings.simplefilter("ignore", TraceWarning)
