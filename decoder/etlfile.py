@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from wpptrace._fieldclass import fieldclass, replace
 
 from ._hazmat import (BUFFER_HEADER, ETL, INDEX_COLUMNS, SYSTEM_HEADER, FixedIndexReader,
-                      offsetof, read, sizeof)
+                      chain_ok, offsetof, read, sizeof)
 from wpptrace.winerror import Win32Error
 
 from .buffers import (BUFFER_HEADER_SIZE, MAX_BUFFER_SIZE, Buffer, BufferInfo, ReadLog,
@@ -282,8 +282,9 @@ class EtlFile(ReadLog):
         #: or 8, BufferSize in range), its marker damaged or not; False: made up or partly
         self.header_read = False
         #: where buffer 0's records go on after a damaged log-file header record whose facts
-        #: were read and whose own Size held (``header_read``): that record is no event (the
-        #: one ``made_header_buffer`` gives stands for it); None: the walk reads buffer 0 whole
+        #: were read (``header_read``) and whose end is known (its own Size, or past its
+        #: names): that record is no event (the one ``made_header_buffer`` gives stands for
+        #: it); None: the walk reads buffer 0 whole
         self.header_record_end: int | None = None
         self._first_head = b""              # buffer 0's WMI_BUFFER_HEADER as read
         self._record_head = b""             # the header record's SYSTEM_TRACE_HEADER as read
@@ -344,38 +345,66 @@ class EtlFile(ReadLog):
         sys_h = _HEADER_RECORD.unpack_from(body, at)     # (its fields: _HEADER_RECORD)
         self._record_head = body[at:at + _SYSTEM_HEADER_SIZE]
         htype, size, hook = sys_h[:3]
-        damaged = not is_logfile_header_record(body, at, len(body))
-        if damaged:
-            # damaged marker: still try the payload, the rest of the file depends on it
-            self._issue(at, f"expected the log-file header record (SYSTEM32/64 marker, HookId 0) "
-                            f"at offset {at:#x}, found marker {marker:#010x} HookId {hook:#x}")
+        # damaged: still try the payload, the rest of the file depends on it; said once,
+        # with the bytes skipped if the record's end is known
+        damage = (f"expected the log-file header record (SYSTEM32/64 marker, HookId 0) at "
+                  f"offset {at:#x}, found marker {marker:#010x} HookId {hook:#x} Size {size}"
+                  if not is_logfile_header_record(body, at, len(body)) else "")
         own_size = _SYSTEM_HEADER_SIZE + _MIN_LOGFILE_HEADER <= size <= len(body) - at
         if not own_size:
             size = len(body) - at
         payload = body[at + _SYSTEM_HEADER_SIZE:at + size]
         if len(payload) < _POINTER_SIZE + _U32:
             return self._fallback_header(f"expected a complete log-file header record, the "
-                                         f"file ends {len(payload)} bytes into its payload")
+                                         f"file ends {len(payload)} bytes into its payload",
+                                         damage=damage)
         # PointerSize sits at the same offset in both layouts; the record type agrees
         ptr = int.from_bytes(payload[_POINTER_SIZE:_POINTER_SIZE + _U32], "little")
         pointer_read = ptr in (4, 8)
         if not pointer_read:
+            if damage:
+                self._issue(at, damage)
+                damage = ""
             self._issue(at + _SYSTEM_HEADER_SIZE + _POINTER_SIZE, f"expected PointerSize 4 or 8, found {ptr}")
             ptr = 4 if htype == ETL.TRACE_HEADER_TYPE_SYSTEM32 else 8
         ctype = "TRACE_LOGFILE_HEADER64" if ptr == 8 else "TRACE_LOGFILE_HEADER32"
         fixed = sizeof(ctype)
         if len(payload) < fixed:
             return self._fallback_header(f"log-file header record of {size} bytes is shorter "
-                                         f"than its {fixed}-byte TRACE_LOGFILE_HEADER")
+                                         f"than its {fixed}-byte TRACE_LOGFILE_HEADER",
+                                         damage=damage)
         header = self._make_header(read(ctype, payload), payload, fixed, ptr, sys_h)
         if not BUFFER_HEADER_SIZE < header.buffer_size <= MAX_BUFFER_SIZE:
             return self._fallback_header(f"expected TRACE_LOGFILE_HEADER.BufferSize in "
                                          f"{BUFFER_HEADER_SIZE:#x}..{MAX_BUFFER_SIZE:#x}, found "
-                                         f"{header.buffer_size:#x}", header)
+                                         f"{header.buffer_size:#x}", header, damage)
         self.header_read = pointer_read
-        if pointer_read and damaged and own_size:
-            self.header_record_end = at + ((size + 7) & ~7)
+        if damage:
+            end = (self._damaged_record_end(body, at, size if own_size else None, fixed)
+                   if pointer_read else None)
+            if end is not None:
+                self.header_record_end = end
+                damage += f"; its {end - at} bytes skipped, the records go on at {end:#x}"
+            self._issue(at, damage)
         return header
+
+    def _damaged_record_end(self, body: bytes, at: int, size: int | None,
+                            fixed: int) -> int | None:
+        """Where buffer 0's records go on after the damaged log-file header record at
+        ``at`` whose facts were read: past its own Size if that held (``size``), else past
+        its two names if records chain cleanly from there; None: not known (the walk reads
+        buffer 0 from the record, and resumes where records chain again)."""
+        if size is not None:
+            return at + ((size + 7) & ~7)
+        names = body[at + _SYSTEM_HEADER_SIZE + fixed:]
+        _logger, rest = _utf16z(names)
+        _file, rest = _utf16z(rest)
+        end = at + ((_SYSTEM_HEADER_SIZE + fixed + len(names) - len(rest) + 7) & ~7)
+        events_end = min(self._first_end, len(body))
+        if end > events_end or not (end == events_end or chain_ok(body, events_end, end)
+                                     or body[end:end + _U32] == b"\xff" * _U32):
+            return None
+        return end
 
     def made_header_buffer(self) -> Buffer | None:
         """The header buffer ProcessTrace's first event comes from when buffer 0 does not
@@ -411,8 +440,12 @@ class EtlFile(ReadLog):
         return decode(data, buffer_info(data, index=0, file_offset=0), source=self.name,
                       pointer_size=self.pointer_size)
 
-    def _fallback_header(self, problem: str, damaged: LogfileHeader | None = None) -> LogfileHeader:
-        """Damaged header: carry on with what the buffer header says, so the data still reads."""
+    def _fallback_header(self, problem: str, damaged: LogfileHeader | None = None,
+                         damage: str = "") -> LogfileHeader:
+        """Damaged header: carry on with what the buffer header says, so the data still reads
+        (``damage``: the header record's own damage, said first)."""
+        if damage:
+            self._issue(BUFFER_HEADER_SIZE, damage)
         self._issue(BUFFER_HEADER_SIZE, problem)
         size = self._first_size if BUFFER_HEADER_SIZE < self._first_size <= MAX_BUFFER_SIZE else 65536
         if damaged is not None:

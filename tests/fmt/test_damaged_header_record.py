@@ -127,3 +127,40 @@ def test_jobs_print_the_made_header_once(driver, tmp_path, monkeypatch):
     assert outputs[2] == outputs[1]
     text = outputs[1][0]
     assert text.count("EventTrace") == 1 and "EventTrace" in text.splitlines()[0]
+
+
+#: SYSTEM_TRACE_HEADER.Size of the header record (664 in the wppemitter capture)
+RECORD_SIZE = 0x48 + 4
+
+
+@pytest.mark.parametrize("marker", [True, False], ids=["marker-zeroed", "marker-intact"])
+@pytest.mark.parametrize("size", [0xFFFF, 8, 0], ids=["past-the-buffer", "short", "zero"])
+def test_a_wrong_size_is_said_with_the_bytes_skipped_in_one_line(fmt_data, tmp_path, marker,
+                                                                 size):
+    """The record's own Size is off: its end is found past its two names (where the next
+    record starts, 0x2e0), and the one line says how many bytes were skipped and where the
+    records go on; the rest reads as the intact file does."""
+    real = fmt_data / "wppemitter-sample.etl"
+    data = bytearray(real.read_bytes())
+    assert int.from_bytes(data[RECORD_SIZE:RECORD_SIZE + 2], "little") == 664
+    data[RECORD_SIZE:RECORD_SIZE + 2] = size.to_bytes(2, "little")
+    if marker:
+        data[MARKER_FLAGS] = 0
+    damaged = tmp_path / "size.etl"
+    damaged.write_bytes(bytes(data))
+    runs = {}
+    for path in (real, damaged):
+        summary = tmp_path / f"{path.stem}.sum"
+        code, out, err = run_fmt_capture(path, tmf_dirs=[str(fmt_data / "tmf")], utc=True,
+                                         summary=str(summary))
+        table = [line for line in summary.read_text().splitlines()[2:]
+                 if not line.startswith("Elapsed")]
+        runs[path] = code, out, err, table
+    code, out, err, table = runs[damaged]
+    assert (out, table) == (runs[real][1], runs[real][3])
+    assert code == 1 and err.count("\n") == 1, err
+    assert "offset 0x48: expected the log-file header record" in err
+    assert f"Size {size}; its 664 bytes skipped, the records go on at 0x2e0" in err
+    with EtlFile(real) as a, EtlFile(damaged) as b:
+        whole, hurt = a.scan(), b.scan()
+        assert (hurt.records, hurt.damaged) == (whole.records - 1, 1)
