@@ -68,7 +68,7 @@ def __getattr__(name: str):
 
 
 _KIND_SYSTEM = ETL.ETLRD_KIND_SYSTEM
-_NO_TIME = -(1 << 63)          # wpp_rows.NO_TIME: the record carries no time
+_NO_TIME = ETL.WPPR_NO_TIME    # wpp_rows.NO_TIME: the record carries no time
 _HAS_GUID = ETL.ETLRD_HAS_GUID
 _KEY_OVERFLOW = ETL.WPPROW_KEY_OVERFLOW      # wpp_rows.KEY_OVERFLOW
 _GUID_SIZE = sizeof("GUID")

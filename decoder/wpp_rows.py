@@ -32,8 +32,8 @@ NOT_MESSAGE = ETL.WPPROW_NOT_MESSAGE
 KEY_OVERFLOW = ETL.WPPROW_KEY_OVERFLOW
 LOGFILE_HEADER = ETL.WPPROW_LOGFILE_HEADER
 #: ``milli`` of a record without a time, and of one whose time is out of range
-NO_TIME = -(1 << 63)
-TIME_OUT_OF_RANGE = NO_TIME + 1
+NO_TIME = ETL.WPPR_NO_TIME
+TIME_OUT_OF_RANGE = ETL.WPPR_TIME_OUT_OF_RANGE
 _TS = ROW_INDEX["timestamp"]
 _KEY_OFFSET = offsetof("wpprow", "key")
 _KEY_FIELD = struct.Struct("<I")

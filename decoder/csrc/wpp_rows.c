@@ -172,7 +172,7 @@ static int64_t floor_div64(int64_t a, int64_t b)
 static int64_t milli_of(int64_t ts, const wpprow_clock *c, int64_t *filetime)
 {
     if (c->den <= 0)
-        return INT64_MIN + 1;
+        return WPPR_TIME_OUT_OF_RANGE;
     int64_t delta, ft64;
     if (c->num == c->den && !__builtin_sub_overflow(ts, c->origin, &delta)
             && !__builtin_add_overflow(c->start, delta, &ft64) && ft64 > INT64_MIN + 10000) {
@@ -183,7 +183,7 @@ static int64_t milli_of(int64_t ts, const wpprow_clock *c, int64_t *filetime)
     __int128 ft = (__int128)c->start + floor_div(((__int128)ts - c->origin) * c->num, c->den);
     __int128 ms = floor_div(ft, 10000);
     if (ms <= (__int128)INT64_MIN + 1 || ms > (__int128)INT64_MAX)
-        return INT64_MIN + 1;                    /* out of range: Python computes the text */
+        return WPPR_TIME_OUT_OF_RANGE;           /* Python computes the text */
     /* INT64_MIN: a FILETIME only Python writes (JSON rows holding it are holes) */
     *filetime = ft < 0 || ft > (__int128)INT64_MAX ? INT64_MIN : (int64_t)ft;
     return (int64_t)ms;
@@ -201,7 +201,7 @@ uint32_t wpprow_walk(wpprow_tables *t, const uint8_t *buf, uint32_t end, uint32_
         memset(w, 0, sizeof(*w));
         w->timestamp = r->timestamp;
         w->milli = (r->present & ETLRD_HAS_TIMESTAMP) ? milli_of(r->timestamp, clock, &w->filetime)
-                                                      : INT64_MIN;
+                                                      : WPPR_NO_TIME;
         w->thread_id = r->thread_id;
         w->process_id = r->process_id;
         w->sequence = r->sequence;

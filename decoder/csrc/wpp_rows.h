@@ -30,8 +30,8 @@ typedef struct {
 
 typedef struct {
     int64_t  timestamp;       /* raw clock (carried forward when absent), the merge key */
-    int64_t  milli;           /* FILETIME // 10000 (milliseconds); INT64_MIN: the record has
-                                 no time, INT64_MIN + 1: its time is out of range */
+    int64_t  milli;           /* FILETIME // 10000 (milliseconds), WPPR_NO_TIME or
+                                 WPPR_TIME_OUT_OF_RANGE */
     uint32_t key;             /* message key id, WPPROW_NOT_MESSAGE or WPPROW_KEY_OVERFLOW */
     uint32_t slot;            /* the caller's buffer slot (which bytes object holds the data) */
     uint32_t index;           /* row number within its buffer (first_index + i) */

@@ -9,9 +9,11 @@ Every part of the product that has C code keeps it in ``<part>/csrc/``:
 The on-disk ETL layouts live once, in ``src/wpptrace/include/etl_layout.h``; Python code
 reads structures through ``ffi.cast``/``ffi.offsetof`` and never repeats an offset. Headers
 are written so that the generated text is valid cffi: fixed-width or typedef'd types, plain
-typedef structs, ``#define NAME integer``. What cffi cannot express is left out of the cdef:
-C++ guards, includes, function-like and non-integer macros, declarations taking a
-``va_list``, and anything between ``/* BEGIN C ONLY`` and ``/* END C ONLY */``.
+typedef structs, ``#define NAME integer``. A define whose value is an integer expression (integer
+literals, ``+``, ``-``, parentheses and <stdint.h> limits such as ``INT64_MIN``) goes in as
+``#define NAME ...``: its value is the one the C compiler computes. What cffi cannot express is
+left out of the cdef: C++ guards, includes, function-like and other macros, declarations taking
+a ``va_list``, and anything between ``/* BEGIN C ONLY`` and ``/* END C ONLY */``.
 
 Run this file directly (``python src/wpptrace/_build_core.py``) to rebuild the extension in
 place during development.
@@ -32,6 +34,9 @@ INCLUDE = os.path.join(HERE, "include")
 PARTS = [os.path.join(ROOT, part, "csrc") for part in ("provider", "tmf", "decoder")]
 
 _INTEGER_DEFINE = re.compile(r"^\s*#\s*define\s+\w+\s+\(?-?(0[xX][0-9A-Fa-f]+|\d+)[uUlL]*\)?\s*$")
+_INTEGER_TERM = r"(?:0[xX][0-9A-Fa-f]+|\d+)[uUlL]*|U?INT(?:8|16|32|64)_(?:MIN|MAX)"
+_EXPRESSION_DEFINE = re.compile(rf"^\s*#\s*define\s+(\w+)\s+[(\s+-]*(?:{_INTEGER_TERM})"
+                                rf"(?:[()\s]*[+-][(\s+-]*(?:{_INTEGER_TERM}))*[)\s]*$")
 _CONDITIONAL = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif|else|endif)\b(.*)$")
 #: the callback Python defines for the provider core (cffi-only: ``extern "Python"``)
 PYTHON_CALLBACKS = 'extern "Python" uint32_t _wpptrace_control_callback(int, void *, uint32_t *, void *);'
@@ -59,6 +64,9 @@ def cdef_text(path: str) -> str:
         if any(skipping):
             continue
         if line.lstrip().startswith("#") and not _INTEGER_DEFINE.match(line):
+            expression = _EXPRESSION_DEFINE.match(line)
+            if expression:
+                lines.append(f"#define {expression.group(1)} ...")
             continue                     # includes, guards, aliases, strings, macros
         lines.append(line)
     body = "\n".join(lines)

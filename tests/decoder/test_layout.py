@@ -126,3 +126,29 @@ def test_constants_and_named_tuples_are_made_when_first_used():
         "assert type(header) is BUFFER_HEADER.tuple and header._fields == tuple(BUFFER_HEADER.fields)\n"
         "assert 'tuple' in vars(BUFFER_HEADER) and 'tuple' not in vars(ROW)\n")
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_a_define_of_an_integer_expression_is_in_the_module(tmp_path):
+    """``#define NAME <integer expression>`` (literals, + and -, <stdint.h> limits) reaches
+    Python with the value the C compiler gives it; other macros stay out of the cdef."""
+    header = tmp_path / "expressions.h"
+    header.write_text("#define LOWEST INT64_MIN\n#define NEXT (INT64_MIN + 1)\n"
+                      "#define SPELLED -9223372036854775807-1\n#define ALIAS LOWEST\n"
+                      "#define SHIFTED (1 << 3)\n#define CALL(x) (x)\n")
+    text = _builder().cdef_text(str(header))
+    assert text.split() == ["#define", "LOWEST", "...", "#define", "NEXT", "...",
+                            "#define", "SPELLED", "..."]
+    assert (lib.WPPR_NO_TIME, lib.WPPR_TIME_OUT_OF_RANGE) == (-(1 << 63), -(1 << 63) + 1)
+
+
+def test_the_rows_no_time_values_come_from_the_renderer_header():
+    """milli's "no time" and "out of range" values are written once, in wpprender.h: the
+    decoder's Python reads them from the module, never as a literal of its own."""
+    from wpptrace.decoder import wpp, wpp_rows
+
+    assert (wpp_rows.NO_TIME, wpp_rows.TIME_OUT_OF_RANGE, wpp._NO_TIME) == \
+        (lib.WPPR_NO_TIME, lib.WPPR_TIME_OUT_OF_RANGE, lib.WPPR_NO_TIME)
+    copies = [f"{p.name}:{n}" for p in sorted((ROOT / "decoder").glob("*.py"))
+              for n, line in enumerate(p.read_text().splitlines(), 1)
+              if re.match(r"\s*_?(NO_TIME|TIME_OUT_OF_RANGE)\s*=", line) and "ETL." not in line]
+    assert copies == []
