@@ -87,9 +87,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _status(code: int) -> str:
     """tracelog's last line: the Win32 status and its message."""
-    from wpptrace.winerror import _MESSAGES
+    from wpptrace.winerror import error_message
 
-    return f"{'Operation Status:':<24}{code}L      {_MESSAGES.get(code, 'Win32 error.')}"
+    return f"{'Operation Status:':<24}{code}L      {error_message(code)}"
 
 
 def run(args: argparse.Namespace) -> tuple[int, list[str]]:

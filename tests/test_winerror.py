@@ -43,3 +43,23 @@ def test_an_error_in_words_names_its_code_and_message_not_the_call():
     assert str(failed) == f"[Errno {failed.errno}] {error_text(87)} EnableTrace"
     assert in_words(ValueError("bad")) == "ValueError: bad"
     assert error_text(9999) == "ERROR_9999 (9999): Win32 error."
+
+
+def test_a_codes_message_is_public_and_the_only_way_to_it():
+    """tracelog's status line and error_text give the message through error_message: no
+    module outside winerror reads its private table."""
+    import pathlib
+    import re
+
+    from wpptrace.provider.tracelog import _status
+
+    assert winerror.error_message(87) == "The parameter is incorrect."
+    assert winerror.error_message(9999) == "Win32 error."
+    assert _status(87).endswith("87L      The parameter is incorrect.")
+    root = pathlib.Path(__file__).resolve().parents[1]
+    private = [f"{p.relative_to(root)}:{n}"
+               for part in ("src/wpptrace", "provider", "decoder", "tmf")
+               for p in sorted((root / part).rglob("*.py")) if p.name != "winerror.py"
+               for n, line in enumerate(p.read_text().splitlines(), 1)
+               if re.search(r"winerror import .*\b_[A-Za-z]|winerror\._[A-Za-z]", line)]
+    assert private == []

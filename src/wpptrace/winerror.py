@@ -75,9 +75,14 @@ def error_name(code: int) -> str:
     return NAMES.get(code, f"ERROR_{code}")
 
 
+def error_message(code: int) -> str:
+    """The Windows message of a Win32 code (``"Win32 error."`` if not in the table)."""
+    return _MESSAGES.get(code, "Win32 error.")
+
+
 def error_text(code: int) -> str:
     """``NAME (code): message`` of a Win32 code, as messages to people show it."""
-    return f"{error_name(code)} ({code}): {_MESSAGES.get(code, 'Win32 error.')}"
+    return f"{error_name(code)} ({code}): {error_message(code)}"
 
 
 def in_words(exc: BaseException) -> str:
