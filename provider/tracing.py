@@ -87,6 +87,8 @@ STRICT_ENVIRONMENT_VARIABLE = "WPPTRACE_STRICT"
 _getframe = sys._getframe
 #: last_error of a call lost for want of memory or stack (made near the recursion limit).
 _NO_ROOM = _lib.ERROR_NOT_ENOUGH_MEMORY   # last_error of a call lost for want of memory or stack
+#: the failures of no memory or stack left (not the call's fault: lost and counted if enabled)
+_NO_ROOM_ERRORS = (MemoryError, RecursionError)
 
 
 class TraceWarning(RuntimeWarning):
@@ -189,10 +191,12 @@ def {name}(self, flag=None, fmt=None, *args):
             if not flag & self._mask{level}:
                 return
         except Exception as exc:  # noqa: BLE001 - a flag that is no int: _trace drops the call
-            if _passes_on(exc):   # (its __and__ ran the application's signal handler, or no room)
-                raise
-            if not self._mask{level}:
+            if not self._mask{level}:   # disabled: nothing would be written, so nothing is lost
+                if not isinstance(exc, _NO_ROOM_ERRORS) and _raised_by_signal_handler(exc):
+                    raise                # (its __and__ ran the application's signal handler)
                 return
+            if _passes_on(exc):   # (the application's, or no room: the call is counted lost)
+                raise
         frame = _getframe(1)
         code = frame.f_code
         entry = self._sites.get(id(code))
@@ -215,7 +219,8 @@ def {name}(self, flag=None, fmt=None, *args):
         self.last_error = _NO_ROOM
 '''
     namespace = {"_getframe": _getframe, "_CompiledSite": CompiledSite, "_FLAG_TYPES": (int, TraceFlag),
-                 "_OPTIONS": WPP_TRACE_OPTIONS, "_NO_ROOM": _NO_ROOM, "_passes_on": passes_on}
+                 "_OPTIONS": WPP_TRACE_OPTIONS, "_NO_ROOM": _NO_ROOM, "_passes_on": passes_on,
+                 "_raised_by_signal_handler": raised_by_signal_handler, "_NO_ROOM_ERRORS": _NO_ROOM_ERRORS}
     exec(compile(source, f"<wpptrace Provider.{name}>", "exec"), namespace)  # noqa: S102
     return namespace[name]
 
@@ -230,10 +235,12 @@ class _PythonLevels:
                 if not flag & self._masks[level & 0xFF]:
                     return
             except Exception as exc:  # noqa: BLE001 - a level or flag that is no int: _trace drops the call
-                if passes_on(exc):    # (its __and__ ran the application's signal handler, or no room)
-                    raise
-                if not self.logger_handle:
+                if not self.logger_handle:   # disabled: nothing would be written, nothing is lost
+                    if not isinstance(exc, _NO_ROOM_ERRORS) and raised_by_signal_handler(exc):
+                        raise         # (its __and__ ran the application's signal handler)
                     return
+                if passes_on(exc):    # (the application's, or no room: the call is counted lost)
+                    raise
             frame = _getframe(1)
             self._trace(level, "log", flag, fmt, args, frame.f_code, frame.f_lasti, frame.f_globals)
         except (MemoryError, RecursionError):

@@ -224,6 +224,43 @@ def test_a_flag_or_level_that_is_no_int_is_dropped_whatever_its_operators_do(tmp
     assert len([w for w in seen if w.category is TraceWarning]) == 2     # one report per site
 
 
+class _NoRoomAnd:
+    """A flag or level whose ``&`` finds no memory (or no stack) left."""
+
+    def __init__(self, error: type[Exception]):
+        self.error = error
+
+    def __and__(self, other):
+        raise self.error("no room")
+
+    __rand__ = __and__
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("error", [MemoryError, RecursionError])
+def test_no_room_in_a_flags_or_levels_and_is_no_lost_call_when_disabled(tmp_path, path, error):
+    """A disabled provider writes nothing: a flag (or log()'s level) whose ``&`` fails for
+    want of memory or stack loses no event, and is not counted; enabled, the call is lost
+    and counted (the C methods test no ``&`` of a flag that is no int: they drop the call)."""
+    app = _flag_and_level_app(tmp_path, f"NoRoomFlags{error.__name__}")
+    bad = _NoRoomAnd(error)
+    app.flag(bad)
+    app.level(bad)
+    assert (app.trace.stats().events_dropped, app.trace.stats().calls_dropped) == (0, 0)
+    if path == "python":
+        app.trace._use_writer(lambda *_args: 0)    # the Python level methods, still disabled
+        app.flag(bad)
+        app.level(bad)
+        assert (app.trace.stats().events_dropped, app.trace.stats().calls_dropped) == (0, 0)
+    enable(app.trace, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TraceWarning)
+        app.flag(bad)
+        app.level(bad)
+    stats = app.trace.stats()
+    assert (stats.events_dropped, stats.calls_dropped) == ((2, 0) if path == "python" else (0, 2))
+
+
 @contextlib.contextmanager
 def writing(trace, path: str, pp, tmp_path):
     """Enable the provider: the Python level methods write into the list given; the C ones
