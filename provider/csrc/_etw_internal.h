@@ -766,6 +766,9 @@ ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_
 void  wpt_apply_session_gone(uint32_t slot, uint32_t meant_for);
 /* Copy the registry's enables into this process (a fresh endpoint). */
 ULONG wpt_apply_registry_snapshot(void);   /* ERROR_BUSY: the registry lock was held too long */
+/* The same, and this process's enables the registry no longer holds disabled: what follows
+ * changes it heard of and could not check (ERROR_BUSY as above). */
+ULONG wpt_reconcile_with_registry(void);
 /* This process's registered control GUIDs (LIST). */
 size_t wpt_registered_guids(wpt_wire_registered *out, size_t max);
 /* Enables this process delivered itself for a slot (ControlTrace STOP, before the host stops). */

@@ -187,16 +187,18 @@ static ULONG apply_request(uint32_t kind, uint32_t status, const wpt_wire_enable
 
 /* Requests the registry was too busy to check, and the registry copy a new endpoint could not
  * make: the endpoint thread tries them again, waits doubling from 1 s up to a minute (never a
- * thread of the application). Without room the registry copy is made again instead, which
- * brings the enables back; a disable is then lost (as before, with no registry to check). */
-#define MAX_RETRIES 16
+ * thread of the application). Each is checked against the registry when tried, so only the
+ * latest per session and GUID is kept (it replaces an earlier one). Without room the queue
+ * gives way to one reconciliation with the whole registry, which brings its enables in and
+ * disables what it no longer holds: no change is lost, in bounded memory. */
+#define MAX_RETRIES 64
 typedef struct {
     uint32_t kind, status;
     wpt_wire_enable msg;
 } retry_entry;
 static retry_entry g_retries[MAX_RETRIES];
 static int g_retry_count;
-static int g_snapshot_owed;
+static int g_reconcile_owed;
 static int64_t g_retry_at, g_retry_wait;
 
 static void retry_backoff(void) {
@@ -205,9 +207,25 @@ static void retry_backoff(void) {
     g_retry_at = wpt_mono_ms() + g_retry_wait;
 }
 
+/* Do two requests name the same session (LoggerId and generation) and GUID? */
+static int same_subject(const wpt_wire_enable *a, const wpt_wire_enable *b) {
+    return ((a->logger_handle ^ b->logger_handle) & 0xFF00FFFFull) == 0
+        && memcmp(&a->guid, &b->guid, sizeof a->guid) == 0;
+}
+
 static void retry_later(uint32_t kind, uint32_t status, const wpt_wire_enable *msg) {
-    if (g_retry_count < MAX_RETRIES) g_retries[g_retry_count++] = (retry_entry){kind, status, *msg};
-    else g_snapshot_owed = 1;
+    if (!g_reconcile_owed) {
+        int kept = 0;
+        for (int i = 0; i < g_retry_count; i++)     /* in the order they came, the latest last */
+            if (!same_subject(&g_retries[i].msg, msg)) g_retries[kept++] = g_retries[i];
+        g_retry_count = kept;
+        if (g_retry_count < MAX_RETRIES) {
+            g_retries[g_retry_count++] = (retry_entry){kind, status, *msg};
+        } else {
+            g_retry_count = 0;
+            g_reconcile_owed = 1;
+        }
+    }
     if (!g_retry_at) retry_backoff();
 }
 
@@ -222,8 +240,8 @@ static void retry_due(void) {
         g_retries[kept++] = g_retries[i];
     }
     g_retry_count = kept;
-    if (!busy && g_snapshot_owed) busy = wpt_apply_registry_snapshot() == ERROR_BUSY;
-    if (!busy) g_snapshot_owed = 0;
+    if (!busy && g_reconcile_owed) busy = wpt_reconcile_with_registry() == ERROR_BUSY;
+    if (!busy) g_reconcile_owed = 0;
     if (busy) {
         retry_backoff();
     } else {
@@ -478,7 +496,7 @@ ULONG wpt_endpoint_ensure(void) {
     /* after listening: no change is missed; a copy the registry was too busy for is made by
      * the endpoint thread later (set before it starts) */
     if (wpt_apply_registry_snapshot() == ERROR_BUSY) {
-        g_snapshot_owed = 1;
+        g_reconcile_owed = 1;
         retry_backoff();
     }
     if (wpt_thread_create(&g_thread, endpoint_main, NULL) != 0) {

@@ -263,15 +263,32 @@ void wpt_providers_session_stopping(uint32_t slot, uint32_t generation) {
     wpt_apply_session_gone(slot, wpt_for_session(generation));
 }
 
-ULONG wpt_apply_registry_snapshot(void) {
+/* Does the registry copy hold an enable of `guid` by the session a local enable names? */
+static int copy_holds(const wpt_reg_enable *copy, const GUID *guid, TRACEHANDLE logger) {
+    for (int i = 0; i < WPT_MAX_ENABLES; i++) {
+        const wpt_reg_enable *en = &copy[i];
+        if (en->used && guid_eq(&en->guid, guid) && en->logger_id == (uint16_t)(logger & 0xFFFF)
+            && en->generation == wpt_handle_generation(logger))
+            return 1;
+    }
+    return 0;
+}
+
+/* The registry's enables copied into this process; with `drop_absent`, this process's enables
+ * of sessions in other processes that the registry no longer holds are disabled too (changes
+ * it heard of but could not check). An enable newer than the copy is kept: the registry had
+ * not seen it yet. */
+static ULONG copy_registry(int drop_absent) {
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(0, &rc);
     if (!reg) return rc;
     static wpt_reg_enable copy[WPT_MAX_ENABLES];
     static uint32_t alive[WPPTRACE_MAX_SESSIONS];   /* generation + 1 of a running session */
+    static enable_entry held[WPT_MAX_ENABLES];
     static pthread_mutex_t copy_lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&copy_lock);
     memcpy(copy, reg->enables, sizeof copy);
+    uint64_t copied_at = reg->last_version;
     for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
         wpt_reg_logger *l = &reg->loggers[i];
         alive[i] = l->state == WPT_RUNNING && !(l->flags & WPT_REG_PRIVATE) && wpt_reg_alive(l)
@@ -287,8 +304,31 @@ ULONG wpt_apply_registry_snapshot(void) {
         TRACEHANDLE h = wpt_handle_of(en->logger_id, en->generation, en->flags, en->level);
         wpt_apply_enable(&en->guid, 1, h, alive[slot] - 1, en->clock_type, en->version);
     }
+    if (drop_absent) {
+        pthread_mutex_lock(&g_reg_lock);
+        memcpy(held, g_enables, sizeof held);
+        pthread_mutex_unlock(&g_reg_lock);
+        for (int i = 0; i < WPT_MAX_ENABLES; i++) {
+            enable_entry *e = &held[i];
+            uint32_t slot = wpt_handle_slot(e->logger);
+            if (!e->used || e->version > copied_at || slot == UINT32_MAX) continue;
+            wpt_session *local = &wpt_sessions[slot];   /* a private session is not in the registry */
+            if (atomic_load(&local->role) == WPT_ROLE_PRIVATE && local->registry_generation == e->generation)
+                continue;
+            if (!copy_holds(copy, &e->guid, e->logger))
+                wpt_apply_enable(&e->guid, 0, e->logger, 0, e->clock_type, e->version);
+        }
+    }
     pthread_mutex_unlock(&copy_lock);
     return ERROR_SUCCESS;
+}
+
+ULONG wpt_apply_registry_snapshot(void) {
+    return copy_registry(0);
+}
+
+ULONG wpt_reconcile_with_registry(void) {
+    return copy_registry(1);
 }
 
 size_t wpt_registered_guids(wpt_wire_registered *out, size_t max) {

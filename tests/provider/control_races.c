@@ -120,6 +120,13 @@
  *                   registry; then the holder is killed. The provider must be enabled in the
  *                   end: the check is tried again (it was skipped, the ENABLE lost). The same
  *                   ENABLE sent again while the registry is locked must be answered ERROR_BUSY.
+ *       busy-disable  another process has a provider (its registry wait shortened) enabled for
+ *                   A; the registry drops the enable (as a disabling EnableTrace does), then a
+ *                   third process holds the registry lock, stopped, while this one sends that
+ *                   provider many ENABLEs nobody made and then the DISABLE; then the holder is
+ *                   killed. The provider must be disabled in the end: every request it could
+ *                   not check is checked again (past a few, the DISABLE was lost and the
+ *                   provider stayed enabled).
  *       release-locked  this process runs private session A; another process holds the
  *                   registry lock, stopped, longer than a request waits for it (shortened),
  *                   while A stops here, then is killed. A's registry entry must be freed all
@@ -153,7 +160,8 @@
  * same_handle 0|1 enabled 0|1 trace RC stop_b RC", join-busy "attach RC enable RC enabled 0|1
  * enable_later RC enabled_later 0|1 stop_a RC", locked-registry "query RC enable RC start RC
  * list RC stop_a RC", accept-emfile "emfile 0|1 polls N served 0|1", release-locked "stop_a RC entry_left 0|1",
- * busy-enable "enable RC at_first 0|1 later 0|1 answer RC stop_a RC", host-emfile "ticks N
+ * busy-enable "enable RC at_first 0|1 later 0|1 answer RC stop_a RC", busy-disable "enabled 0|1
+ * busy N of N answer RC later 0|1 stop_a RC", host-emfile "ticks N
  * per_second N query RC stop_a RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
@@ -1102,6 +1110,79 @@ static int busy_enable(const char *dir) {
     return 0;
 }
 
+/* One ENABLE or DISABLE sent to the provider process with endpoint `path`: its answer (-1:
+ * none). */
+static long ask_peer(const char *path, uint32_t kind, uint32_t whole, const wpt_wire_enable *msg) {
+    ULONG rc;
+    wpt_frame f;
+    void *payload = NULL;
+    long answer = -1;
+    int fd = wpt_ipc_connect(path, 1000, &rc);
+    if (fd >= 0 && wpt_ipc_send(fd, kind, wpt_for_session(whole), msg, sizeof *msg, -1, 1000) == 0
+        && wpt_ipc_recv(fd, &f, &payload, 64, NULL, 20000) == 0)
+        answer = (long)f.status;
+    free(payload);
+    if (fd >= 0) close(fd);
+    return answer;
+}
+
+#define BUSY_FILLERS 80
+
+static int busy_disable(const char *dir) {
+    pid_t child;
+    int failed = provider_elsewhere("provider-hasty", dir, &child);
+    if (failed) return failed;
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 5;
+    char path[600];
+    if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)child) != 0) return 6;
+    if (EnableTrace(1, 0x5, 4, &g_silent_control, a) != ERROR_SUCCESS) return 7;
+    int64_t deadline = wpt_mono_ms() + 20000;
+    int enabled;
+    while ((enabled = peer_enabled(path, a)) != 1 && wpt_mono_ms() < deadline) usleep(10000);
+    /* what a disabling EnableTrace does to the registry, its DISABLE told later */
+    wpt_wire_enable disable;
+    memset(&disable, 0, sizeof disable);
+    uint32_t whole = 0;
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    if (!reg) return 8;
+    for (int i = 0; i < WPT_MAX_ENABLES; i++) {
+        wpt_reg_enable *en = &reg->enables[i];
+        if (!en->used || memcmp(&en->guid, &g_silent_control, sizeof(GUID)) != 0) continue;
+        en->used = 0;
+        disable.guid = en->guid;
+        disable.clock_type = en->clock_type;
+        disable.logger_handle = wpt_handle_of(en->logger_id, en->generation, en->flags, en->level);
+        whole = wpt_reg_logger_of(reg, en->logger_id)->generation;
+    }
+    disable.version = wpt_next_version(reg);
+    wpt_registry_unlock();
+    if (!whole) return 9;
+    /* the registry locked elsewhere: many requests the provider cannot check, the DISABLE last */
+    pid_t holder = stopped_holder();
+    if (holder < 0) return 10;
+    int busy = 0;
+    for (int i = 0; i < BUSY_FILLERS; i++) {
+        wpt_wire_enable filler = disable;
+        filler.guid.Data1 = 0x7b000000u + (uint32_t)i;    /* enables nobody made */
+        busy += ask_peer(path, WPT_REQ_ENABLE, whole, &filler) == ERROR_BUSY;
+    }
+    long answer = ask_peer(path, WPT_REQ_DISABLE, whole, &disable);
+    int status;
+    kill(holder, SIGKILL);
+    while (waitpid(holder, &status, 0) < 0 && errno == EINTR) {}
+    /* the endpoint thread checks again (waits doubling from 1 s) */
+    int later = -1;
+    deadline = wpt_mono_ms() + 30000;
+    while ((later = peer_enabled(path, a)) != 0 && wpt_mono_ms() < deadline) usleep(10000);
+    kill(child, SIGKILL);
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    printf("enabled %d busy %d of %d answer %ld later %d stop_a %u\n", enabled, busy, BUSY_FILLERS, answer,
+           later, (unsigned)stop(a));
+    return 0;
+}
+
 static int made_up_disable(const char *dir) {
     TRACE_GUID_REGISTRATION reg = {&g_wrap_message, NULL};
     TRACEHANDLE registration;
@@ -1402,11 +1483,14 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "accept-emfile") == 0) return accept_emfile();
     if (argc == 3 && strcmp(argv[1], "host-emfile") == 0) return host_emfile(argv[2]);
     if (argc == 3 && strcmp(argv[1], "busy-enable") == 0) return busy_enable(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "busy-disable") == 0) return busy_disable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "release-locked") == 0) return release_locked(argv[2]);
     if (argc == 3 && strcmp(argv[1], "wall-stepped") == 0) return wall_stepped();
-    if (argc == 3 && (strcmp(argv[1], "provider-only") == 0 || strcmp(argv[1], "provider-impatient") == 0)) {
+    if (argc == 3 && (strcmp(argv[1], "provider-only") == 0 || strcmp(argv[1], "provider-impatient") == 0
+                      || strcmp(argv[1], "provider-hasty") == 0)) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);     /* never outlives the test */
         if (strcmp(argv[1], "provider-impatient") == 0) wpt_registry_wait_ms = 300;
+        if (strcmp(argv[1], "provider-hasty") == 0) wpt_registry_wait_ms = 50;
         static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
         TRACE_GUID_REGISTRATION reg = {&message, NULL};
         TRACEHANDLE registration;

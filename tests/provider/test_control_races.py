@@ -316,3 +316,15 @@ def test_a_host_out_of_descriptors_does_not_spin(control_races, out):
     got = control_races("host-emfile", out)
     assert 0 <= got["ticks"] < got["per_second"] * 3 // 10      # under 0.3 s of CPU in 1 s
     assert got["query"] == 0 and got["stop_a"] == 0
+
+
+def test_a_disable_among_many_busy_requests_is_not_lost(control_races, out):
+    """A provider process keeps the requests the registry was too busy to check and checks them
+    again later. Past a few of them it kept none and only copied the registry's enables again:
+    a DISABLE among them was lost and the provider stayed enabled for a session that had
+    disabled it. Every request is checked again now (or the whole registry, enables and
+    disables): the provider ends disabled."""
+    got = control_races("busy-disable", out)
+    assert got["enabled"] == 1 and got["busy"] == got["of"] == 80
+    assert got["answer"] == 170                       # ERROR_BUSY: the sender hears it
+    assert got["later"] == 0 and got["stop_a"] == 0
