@@ -750,6 +750,12 @@ ULONG wpt_endpoint_ensure(void);
  * done yet: the JOIN names the whole generation, so the host of a newer session in the slot
  * (even 256 generations on, with the same handles) refuses it. */
 ULONG wpt_attach(uint32_t slot, uint32_t generation);
+/* How long a broadcast waits for each provider process's answer, and the bound of a JOIN the
+ * endpoint thread makes before it answers (within that wait: a host too slow to hand out its
+ * session is answered ERROR_BUSY, which EnableTrace reports, and the endpoint tries again). */
+#define WPT_BROADCAST_WAIT_MS 3000
+#define WPT_ENDPOINT_JOIN_MS  2000
+_Static_assert(WPT_ENDPOINT_JOIN_MS < WPT_BROADCAST_WAIT_MS, "a JOIN is answered within the broadcast's wait");
 /* Tell every other provider process about an enable change of the session `meant_for` names
  * (wpt_for_session, as a request's status word) and wait for their answers: the first failure
  * one of them answered (e.g. it could not allocate its callback list), else ERROR_SUCCESS. */

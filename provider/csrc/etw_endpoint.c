@@ -43,6 +43,7 @@ static uint32_t g_join_gen[WPPTRACE_MAX_SESSIONS];   /* the joined session's reg
 static uint8_t g_rejoin[WPPTRACE_MAX_SESSIONS];  /* forked child: re-join g_join_gen[slot] */
 static int64_t g_rejoin_at[WPPTRACE_MAX_SESSIONS];   /* when to try again (its host was busy) */
 static int64_t g_rejoin_wait[WPPTRACE_MAX_SESSIONS];
+static __thread int t_endpoint_thread;   /* this thread is the endpoint thread */
 
 static void wake_thread(void) {
     if (g_wake[1] >= 0) {
@@ -311,12 +312,16 @@ static void serve_requests(const struct pollfd *pfd, int first, int n, const int
  * to answer, ERROR_WMI_INSTANCE_NOT_FOUND for one gone or running another session by now. */
 static ULONG join(uint32_t slot, uint32_t generation, int *conn, int *memfd, wpt_wire_join *j) {
     char path[256];
+    /* the endpoint thread answers a broadcast after its JOIN: bounded within the broadcast's
+     * wait, so a busy host is answered ERROR_BUSY (and tried again) rather than not at all */
+    int bound = t_endpoint_thread && WPT_ENDPOINT_JOIN_MS < WPT_HOST_REPLY_MS ? WPT_ENDPOINT_JOIN_MS
+                                                                              : WPT_HOST_REPLY_MS;
     *conn = *memfd = -1;
     if (wpt_socket_path(path, sizeof path, 's', slot) != 0) return ERROR_BAD_PATHNAME;
     wpt_frame f;
     void *payload = j;
     ULONG rc = wpt_ipc_open(path, WPT_REQ_JOIN, wpt_for_session(generation), NULL, 0, &f, &payload,
-                            sizeof *j, memfd, WPT_HOST_REPLY_MS, conn);
+                            sizeof *j, memfd, bound, conn);
     if (rc == ERROR_SUCCESS && f.status != ERROR_SUCCESS) rc = f.status;
     else if (rc == ERROR_SUCCESS && (f.length != sizeof *j || *memfd < 0 || wpt_slot_of_id(j->logger_id) != slot
                                      || !wpt_generation_said(j->generation, generation)))
@@ -376,6 +381,7 @@ static void rejoin_due(void) {
 
 static void *endpoint_main(void *arg) {
     (void)arg;
+    t_endpoint_thread = 1;
     struct pollfd pfd[2 + WPPTRACE_MAX_SESSIONS + MAX_REQUESTS];
     int slot_of[2 + WPPTRACE_MAX_SESSIONS + MAX_REQUESTS];   /* join slot, or request entry */
     for (;;) {
@@ -585,18 +591,18 @@ static void remove_stale(const char *path) {
     wpt_registry_unlock();
 }
 
-static ULONG finish_batch(int *fds, uint32_t *pids, int n, int64_t deadline) {
+/* The answers of a batch, each awaited until WPT_BROADCAST_WAIT_MS after its request went. */
+static ULONG finish_batch(int *fds, const int64_t *sent_at, int n) {
     ULONG failed = ERROR_SUCCESS;
     for (int i = 0; i < n; i++) {
         wpt_frame f;
         void *payload = NULL;
-        int left = (int)(deadline - wpt_mono_ms());
+        int left = (int)(sent_at[i] + WPT_BROADCAST_WAIT_MS - wpt_mono_ms());
         if (left < 1) left = 1;
         if (wpt_ipc_recv(fds[i], &f, &payload, WPT_WIRE_MAX_CONTROL, NULL, left) == 0) {
             free(payload);
             if (f.kind == WPT_REPLY && f.status != ERROR_SUCCESS && failed == ERROR_SUCCESS) failed = f.status;
         }
-        (void)pids;
         close(fds[i]);
     }
     return failed;
@@ -610,9 +616,8 @@ ULONG wpt_broadcast(uint32_t kind, uint32_t meant_for, const wpt_wire_enable *ms
     if (!d) return ERROR_SUCCESS;
     uint32_t self = (uint32_t)getpid();
     int fds[BROADCAST_BATCH];
-    uint32_t pids[BROADCAST_BATCH];
+    int64_t sent_at[BROADCAST_BATCH];
     int n = 0;
-    int64_t deadline = wpt_mono_ms() + 3000;
     struct dirent *e;
     while ((e = readdir(d))) {
         unsigned pid;
@@ -635,16 +640,15 @@ ULONG wpt_broadcast(uint32_t kind, uint32_t meant_for, const wpt_wire_enable *ms
             continue;
         }
         fds[n] = fd;
-        pids[n] = pid;
+        sent_at[n] = wpt_mono_ms();
         if (++n == BROADCAST_BATCH) {
-            batch = finish_batch(fds, pids, n, deadline);
+            batch = finish_batch(fds, sent_at, n);
             if (failed == ERROR_SUCCESS) failed = batch;
             n = 0;
-            deadline = wpt_mono_ms() + 3000;
         }
     }
     closedir(d);
-    batch = finish_batch(fds, pids, n, deadline);
+    batch = finish_batch(fds, sent_at, n);
     return failed == ERROR_SUCCESS ? batch : failed;
 }
 
@@ -671,6 +675,7 @@ static void fork_parent(void) {
 static void fork_child(void) {
     wpt_tls_tid = 0;
     wpt_cached_pid = 0;
+    t_endpoint_thread = 0;                 /* the child's endpoint thread is a new one */
     pthread_mutex_init(&g_attach_lock, NULL);
     pthread_mutex_init(&g_ep_lock, NULL);
     pthread_mutexattr_t a;

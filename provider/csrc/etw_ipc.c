@@ -120,8 +120,9 @@ int wpt_ipc_connect(const char *path, int timeout_ms, ULONG *rc) {
     return fd;
 }
 
-int wpt_ipc_send(int fd, uint32_t kind, uint32_t status, const void *payload, uint32_t length,
-                 int pass_fd, int timeout_ms) {
+/* Send one frame by `deadline` (wpt_mono_ms; -1: none). */
+static int send_by(int fd, uint32_t kind, uint32_t status, const void *payload, uint32_t length,
+                   int pass_fd, int64_t deadline) {
     wpt_frame head = {WPT_WIRE_MAGIC, kind, length, status};
     struct iovec iov[2] = {{&head, sizeof head}, {(void *)payload, length}};
     int niov = length ? 2 : 1;
@@ -143,7 +144,6 @@ int wpt_ipc_send(int fd, uint32_t kind, uint32_t status, const void *payload, ui
         c->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
     }
-    int64_t deadline = deadline_of(timeout_ms);
     size_t total = sizeof head + length, sent = 0;
     while (sent < total) {
         ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -168,6 +168,11 @@ int wpt_ipc_send(int fd, uint32_t kind, uint32_t status, const void *payload, ui
         }
     }
     return 0;
+}
+
+int wpt_ipc_send(int fd, uint32_t kind, uint32_t status, const void *payload, uint32_t length,
+                 int pass_fd, int timeout_ms) {
+    return send_by(fd, kind, status, payload, length, pass_fd, deadline_of(timeout_ms));
 }
 
 /* Read exactly n bytes; the first read may bring a descriptor. */
@@ -206,9 +211,9 @@ static int read_exact(int fd, void *buf, size_t n, int *got_fd, int64_t deadline
     return 0;
 }
 
-int wpt_ipc_recv(int fd, wpt_frame *frame, void **payload, uint32_t max_length, int *received_fd,
-                 int timeout_ms) {
-    int64_t deadline = deadline_of(timeout_ms);
+/* Receive one frame by `deadline` (wpt_mono_ms; -1: none). */
+static int recv_by(int fd, wpt_frame *frame, void **payload, uint32_t max_length, int *received_fd,
+                   int64_t deadline) {
     int passed = -1;
     if (read_exact(fd, frame, sizeof *frame, &passed, deadline) != 0) goto fail;
     if (frame->magic != WPT_WIRE_MAGIC || frame->length > max_length) {
@@ -233,6 +238,11 @@ int wpt_ipc_recv(int fd, wpt_frame *frame, void **payload, uint32_t max_length, 
 fail:
     if (passed >= 0) close(passed);
     return -1;
+}
+
+int wpt_ipc_recv(int fd, wpt_frame *frame, void **payload, uint32_t max_length, int *received_fd,
+                 int timeout_ms) {
+    return recv_by(fd, frame, payload, max_length, received_fd, deadline_of(timeout_ms));
 }
 
 ULONG wpt_ipc_failure(int e) {
@@ -261,7 +271,9 @@ ULONG wpt_ipc_open(const char *path, uint32_t kind, uint32_t status, const void 
     void *given = *reply;
     if (reply_fd) *reply_fd = -1;
     *conn = -1;
-    int fd = wpt_ipc_connect(path, 2000, &rc);
+    /* one deadline for the whole request: connecting, sending and the reply */
+    int64_t deadline = deadline_of(timeout_ms);
+    int fd = wpt_ipc_connect(path, timeout_ms >= 0 && timeout_ms < 2000 ? timeout_ms : 2000, &rc);
     if (fd < 0) return rc;
 #ifdef WPT_TEST_POINTS
     wpt_test_request_fd = fd;
@@ -271,15 +283,15 @@ ULONG wpt_ipc_open(const char *path, uint32_t kind, uint32_t status, const void 
      * but does not read or answer it in time is alive, only busy. A host that refuses a
      * connection it has no room for answers ERROR_BUSY at once and closes it, maybe before the
      * request went: its answer is read all the same. */
-    int sent = wpt_ipc_send(fd, kind, status, payload, length, -1, timeout_ms) == 0;
+    int sent = send_by(fd, kind, status, payload, length, -1, deadline) == 0;
     int e = errno;
-    if (!sent && e != ETIMEDOUT && wpt_ipc_recv(fd, frame, reply, max_length, reply_fd, 0) == 0
+    if (!sent && e != ETIMEDOUT && recv_by(fd, frame, reply, max_length, reply_fd, wpt_mono_ms()) == 0
         && frame->kind == WPT_REPLY && frame->status != ERROR_SUCCESS) {
         drop_reply(reply, given, reply_fd);
         close(fd);
         return frame->status;
     }
-    if (!sent || wpt_ipc_recv(fd, frame, reply, max_length, reply_fd, timeout_ms) != 0) {
+    if (!sent || recv_by(fd, frame, reply, max_length, reply_fd, deadline) != 0) {
         rc = wpt_ipc_failure(sent ? errno : e);
         close(fd);
         return rc;

@@ -36,6 +36,8 @@ typedef struct {
     uint32_t generation;        /* that session's whole registry generation */
     uint32_t clock_type;
     uint64_t version;
+    int undelivered;            /* its callbacks did not run: the session's host was too busy to
+                                 * hand out its memory (the same enable heard again runs them) */
 } enable_entry;
 
 static registration g_regs[MAX_REGISTRATIONS];
@@ -182,7 +184,7 @@ ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_
     pending_list pending = {0};
     pthread_mutex_lock(&g_reg_lock);
     enable_entry *e = find_enable(guid);
-    if (enable ? (e && e->version >= version)
+    if (enable ? (e && (e->version > version || (e->version == version && !e->undelivered)))
                : (!e || (e->logger & 0xFF00FFFFull) != (logger & 0xFF00FFFFull) || e->version > version)) {
         pthread_mutex_unlock(&g_reg_lock);       /* older news, or not that session's provider */
         return ERROR_SUCCESS;
@@ -205,6 +207,7 @@ ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_
         e->generation = generation;
         e->clock_type = clock;
         e->version = version;
+        e->undelivered = 0;
     } else {
         logger = e->logger;          /* the handle its callbacks got, with flags and level */
         generation = e->generation;
@@ -223,7 +226,10 @@ ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_
         pthread_mutex_lock(&g_reg_lock);
         for (size_t i = 0; i < pending.n; i++) g_regs[pending.calls[i].reg].inflight--;
         pthread_cond_broadcast(&g_reg_cond);
-        if (usable != ERROR_BUSY && e->used && e->version == version) e->used = 0;
+        if (e->used && e->version == version) {
+            if (usable == ERROR_BUSY) e->undelivered = 1;
+            else e->used = 0;
+        }
         pthread_mutex_unlock(&g_reg_lock);
         free(pending.calls);
         return usable == ERROR_BUSY ? ERROR_BUSY : ERROR_SUCCESS;
@@ -341,7 +347,7 @@ size_t wpt_registered_guids(wpt_wire_registered *out, size_t max) {
         if (seen) continue;
         enable_entry *e = find_enable(&g_regs[i].control);
         out[n].guid = g_regs[i].control;
-        out[n].logger_handle = e ? e->logger : 0;
+        out[n].logger_handle = e && !e->undelivered ? e->logger : 0;
         n++;
     }
     pthread_mutex_unlock(&g_reg_lock);

@@ -127,6 +127,21 @@
  *                   killed. The provider must be disabled in the end: every request it could
  *                   not check is checked again (past a few, the DISABLE was lost and the
  *                   provider stayed enabled).
+ *       broadcast-join-busy  another process has a provider; session A's host is stopped while
+ *                   this process enables it for A, then goes on. The provider process cannot
+ *                   join A in time: the EnableTrace must say ERROR_BUSY (the broadcast gave up
+ *                   on it before its JOIN did, and it reported success), and the provider must
+ *                   be enabled once the host answers (it was recorded, its callbacks never run).
+ *       request-deadline  a request to a socket that listens and never answers, given 20 s: as
+ *                   it connects, this program's monotonic clock jumps 100 s ahead. It must
+ *                   fail at once, ERROR_BUSY (sending and awaiting the reply each had 20 s).
+ *                   socket path in the runtime directory (resolved already): it must have it at
+ *                   once (it waited for the registry lock's holder, unbounded).
+ *                   runs private session A and one after A stopped count the sessions they
+ *                   read as they begin: only A's (every child read all 64, some 65 pages).
+ *                   sessions (its QUERY of A waits); meanwhile another thread queries private
+ *                   session B of this process. That query must end while the listing still
+ *                   waits (the listing held the control lock across its requests).
  *       release-locked  this process runs private session A; another process holds the
  *                   registry lock, stopped, longer than a request waits for it (shortened),
  *                   while A stops here, then is killed. A's registry entry must be freed all
@@ -161,7 +176,8 @@
  * enable_later RC enabled_later 0|1 stop_a RC", locked-registry "query RC enable RC start RC
  * list RC stop_a RC", accept-emfile "emfile 0|1 polls N served 0|1", release-locked "stop_a RC entry_left 0|1",
  * busy-enable "enable RC at_first 0|1 later 0|1 answer RC stop_a RC", busy-disable "enabled 0|1
- * busy N of N answer RC later 0|1 stop_a RC", host-emfile "ticks N
+ * busy N of N answer RC later 0|1 stop_a RC", broadcast-join-busy "enable RC at_first 0|1
+ * later 0|1 stop_a RC", request-deadline "returned 0|1 request RC", host-emfile "ticks N
  * per_second N query RC stop_a RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
@@ -1183,6 +1199,71 @@ static int busy_disable(const char *dir) {
     return 0;
 }
 
+static int broadcast_join_busy(const char *dir) {
+    pid_t child;
+    int failed = provider_elsewhere("provider-only", dir, &child);
+    if (failed) return failed;
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 5;
+    char path[600];
+    if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)child) != 0) return 6;
+    uint32_t host = host_of((uint32_t)(a & 0xFFFF));
+    if (!host || kill((pid_t)host, SIGSTOP) != 0) return 7;
+    /* the provider process must join A to enable its provider; A's host does not answer */
+    ULONG enabled = EnableTrace(1, 0x5, 4, &g_silent_control, a);
+    int at_first = peer_enabled(path, a);
+    kill((pid_t)host, SIGCONT);
+    int later = -1;
+    int64_t deadline = wpt_mono_ms() + 30000;
+    while ((later = peer_enabled(path, a)) != 1 && wpt_mono_ms() < deadline) usleep(10000);
+    int status;
+    kill(child, SIGKILL);
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    printf("enable %u at_first %d later %d stop_a %u\n", (unsigned)enabled, at_first, later, (unsigned)stop(a));
+    return 0;
+}
+
+/* request-deadline: seconds this program's CLOCK_MONOTONIC reads are ahead of the kernel's. */
+static _Atomic long g_mono_ahead;
+static _Atomic int g_request_done;
+
+/* Once the request is connected, the time it was given has passed (as its clock says). */
+static void at_request_connected_late(int point) {
+    if (point == WPT_POINT_REQUEST_CONNECTED && atomic_exchange(&g_armed, 0)) atomic_store(&g_mono_ahead, 100);
+}
+
+static void *ask_silent(void *arg) {
+    ULONG *rc = arg;
+    *rc = wpt_ipc_call((const char *)g_peer_path, WPT_REQ_QUERY, 0, NULL, 0, NULL, 0, NULL, 20000);
+    atomic_store(&g_request_done, 1);
+    return NULL;
+}
+
+static int request_deadline(void) {
+    char path[600];
+    if (wpt_socket_path(path, sizeof path, 's', 63) != 0) return 3;
+    int fd = bind_at(path, 1);                 /* listens, never answers */
+    if (fd < 0) return 4;
+    g_peer_path = path;
+    wpt_test_point = at_request_connected_late;
+    atomic_store(&g_armed, 1);
+    ULONG rc = 0;
+    pthread_t asker;
+    if (pthread_create(&asker, NULL, ask_silent, &rc) != 0) return 5;
+    /* 20 s from the start of the request ran out as it connected: its answer is not awaited
+     * 20 s more (counted in naps: this program's clock is ahead) */
+    for (int i = 0; i < 1000 && !atomic_load(&g_request_done); i++) usleep(10000);
+    int returned = atomic_load(&g_request_done);
+    printf("returned %d request %u\n", returned, (unsigned)rc);
+    fflush(stdout);
+    if (!returned) _exit(0);
+    pthread_join(asker, NULL);
+    wpt_test_point = NULL;
+    close(fd);
+    unlink(path);
+    return 0;
+}
+
 static int made_up_disable(const char *dir) {
     TRACE_GUID_REGISTRATION reg = {&g_wrap_message, NULL};
     TRACEHANDLE registration;
@@ -1394,6 +1475,7 @@ static _Atomic long g_wall_ahead;
 int clock_gettime(clockid_t id, struct timespec *ts) {
     int rc = (int)syscall(SYS_clock_gettime, id, ts);
     if (rc == 0 && id == CLOCK_REALTIME) ts->tv_sec += (time_t)atomic_load(&g_wall_ahead);
+    if (rc == 0 && id == CLOCK_MONOTONIC) ts->tv_sec += (time_t)atomic_load(&g_mono_ahead);
     return rc;
 }
 
@@ -1484,6 +1566,8 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "host-emfile") == 0) return host_emfile(argv[2]);
     if (argc == 3 && strcmp(argv[1], "busy-enable") == 0) return busy_enable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "busy-disable") == 0) return busy_disable(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "broadcast-join-busy") == 0) return broadcast_join_busy(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "request-deadline") == 0) return request_deadline();
     if (argc == 3 && strcmp(argv[1], "release-locked") == 0) return release_locked(argv[2]);
     if (argc == 3 && strcmp(argv[1], "wall-stepped") == 0) return wall_stepped();
     if (argc == 3 && (strcmp(argv[1], "provider-only") == 0 || strcmp(argv[1], "provider-impatient") == 0

@@ -328,3 +328,21 @@ def test_a_disable_among_many_busy_requests_is_not_lost(control_races, out):
     assert got["enabled"] == 1 and got["busy"] == got["of"] == 80
     assert got["answer"] == 170                       # ERROR_BUSY: the sender hears it
     assert got["later"] == 0 and got["stop_a"] == 0
+
+
+def test_a_provider_that_cannot_join_in_time_is_reported_busy_and_enabled_later(control_races, out):
+    """A provider process answers an ENABLE once it has joined the session (mapped its memory).
+    The broadcast waited 3 s for each answer, the JOIN up to 22 s: a host slow to answer made
+    EnableTrace report success while the provider was never enabled. The JOIN the endpoint
+    makes ends within the broadcast's wait: EnableTrace reports ERROR_BUSY, and the provider
+    process joins again later and runs its callbacks."""
+    got = control_races("broadcast-join-busy", out)
+    assert got["enable"] == 170                       # ERROR_BUSY
+    assert got["at_first"] == 0 and got["later"] == 1 and got["stop_a"] == 0
+
+
+def test_a_request_has_one_deadline_for_sending_and_its_reply(control_races, out):
+    """A request to a host is bounded by one time: sending it and awaiting the reply each had
+    the whole of it, twice the intended bound. Here the time is over as the request connects
+    (the program's clock jumps ahead): it fails at once, ERROR_BUSY."""
+    assert control_races("request-deadline", out) == {"returned": 1, "request": 170}
