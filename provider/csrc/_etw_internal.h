@@ -608,7 +608,8 @@ static inline wpt_reg_logger *wpt_reg_logger_of(wpt_registry *reg, uint32_t logg
     return slot < WPPTRACE_MAX_SESSIONS ? &reg->loggers[slot] : NULL;
 }
 
-/* The runtime directory (created 0700 if missing, refused unless it is ours and private). */
+/* The runtime directory (created 0700 if missing, refused unless it is ours and private);
+ * ERROR_BUSY when another thread held the lock too long while it was not resolved yet. */
 ULONG wpt_runtime_dir(const char **dir_out);
 /* Lock the registry (a process mutex and flock) and map it; NULL + *rc on failure. */
 wpt_registry *wpt_registry_lock(int exclusive, ULONG *rc);
@@ -620,8 +621,9 @@ int  wpt_reg_alive(const wpt_reg_logger *e);
 /* A new enable version: later than every earlier one on this machine (CLOCK_MONOTONIC). */
 uint64_t wpt_next_version(wpt_registry *reg);
 void wpt_registry_after_fork(void);
-/* A socket path in the runtime directory: "s-<id>.sock" or "p-<pid>.sock". */
-int  wpt_socket_path(char *out, size_t size, char kind, uint32_t number);
+/* A socket path in the runtime directory: "s-<id>.sock" or "p-<pid>.sock"; what
+ * wpt_runtime_dir failed with, or ERROR_BAD_PATHNAME for a path too long. */
+ULONG wpt_socket_path(char *out, size_t size, char kind, uint32_t number);
 /* Free a slot's registry entry (registry locked): its enables removed, its socket file too;
  * returns the GUIDs that were enabled on it (the caller tells the providers). */
 size_t wpt_registry_forget(wpt_registry *reg, uint32_t slot, GUID *guids, size_t max);

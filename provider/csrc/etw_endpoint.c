@@ -317,7 +317,8 @@ static ULONG join(uint32_t slot, uint32_t generation, int *conn, int *memfd, wpt
     int bound = t_endpoint_thread && WPT_ENDPOINT_JOIN_MS < WPT_HOST_REPLY_MS ? WPT_ENDPOINT_JOIN_MS
                                                                               : WPT_HOST_REPLY_MS;
     *conn = *memfd = -1;
-    if (wpt_socket_path(path, sizeof path, 's', slot) != 0) return ERROR_BAD_PATHNAME;
+    ULONG named = wpt_socket_path(path, sizeof path, 's', slot);
+    if (named != ERROR_SUCCESS) return named;           /* ERROR_BUSY: tried again as a busy host */
     wpt_frame f;
     void *payload = j;
     ULONG rc = wpt_ipc_open(path, WPT_REQ_JOIN, wpt_for_session(generation), NULL, 0, &f, &payload,
@@ -469,7 +470,7 @@ ULONG wpt_endpoint_ensure(void) {
     static int once;
     ULONG rc = ERROR_SUCCESS;
     uint32_t pid = (uint32_t)getpid();
-    if (wpt_socket_path(g_path, sizeof g_path, 'p', pid) != 0) rc = wpt_runtime_dir(NULL);
+    rc = wpt_socket_path(g_path, sizeof g_path, 'p', pid);
     if (rc == ERROR_SUCCESS) {
         /* bound under the registry lock: a broadcast removes a gone process's socket under it
          * (without a registry, bound all the same) */
@@ -611,7 +612,8 @@ static ULONG finish_batch(int *fds, const int64_t *sent_at, int n) {
 ULONG wpt_broadcast(uint32_t kind, uint32_t meant_for, const wpt_wire_enable *msg) {
     const char *dir;
     ULONG failed = ERROR_SUCCESS, batch;
-    if (wpt_runtime_dir(&dir) != ERROR_SUCCESS) return ERROR_SUCCESS;
+    ULONG known = wpt_runtime_dir(&dir);
+    if (known != ERROR_SUCCESS) return known == ERROR_BUSY ? ERROR_BUSY : ERROR_SUCCESS;
     DIR *d = opendir(dir);
     if (!d) return ERROR_SUCCESS;
     uint32_t self = (uint32_t)getpid();

@@ -82,7 +82,8 @@ void wpt_host_log(const char *fmt, ...) {
 ULONG wpt_host_call(uint32_t slot, uint32_t meant_for, uint32_t kind, const void *payload,
                     uint32_t length, void *reply, uint32_t reply_size, int *reply_fd) {
     char path[256];
-    if (wpt_socket_path(path, sizeof path, 's', slot) != 0) return ERROR_BAD_PATHNAME;
+    ULONG named = wpt_socket_path(path, sizeof path, 's', slot);
+    if (named != ERROR_SUCCESS) return named;
     int timeout = (kind == WPT_REQ_STOP || kind == WPT_REQ_FLUSH || kind == WPT_REQ_UPDATE) ? 120000
                 : WPT_HOST_REPLY_MS;
     return wpt_ipc_call(path, kind, meant_for, payload, length, reply,
@@ -555,7 +556,8 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
     char path[256], log_path[256];
     uint32_t slot = wpt_slot_of_id(s->logger_id);
     const char *dir;
-    if (wpt_runtime_dir(&dir) != ERROR_SUCCESS) rc = ERROR_ACCESS_DENIED;
+    rc = wpt_runtime_dir(&dir);
+    if (rc != ERROR_SUCCESS && rc != ERROR_BUSY) rc = ERROR_ACCESS_DENIED;
     snprintf(log_path, sizeof log_path, "%s/s-%u.log", dir, slot);
     int keep[6];
     int nkeep = 0;
@@ -575,7 +577,7 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
     struct stat bound;
     memset(&bound, 0, sizeof bound);
     if (rc == ERROR_SUCCESS) {
-        if (wpt_socket_path(path, sizeof path, 's', slot) != 0) rc = ERROR_BAD_PATHNAME;
+        rc = wpt_socket_path(path, sizeof path, 's', slot);
         WPT_TEST_POINT(WPT_POINT_HOST_LISTENING);
         if (rc == ERROR_SUCCESS) rc = listen_if_ours(s, slot, path, log_path, &listen_fd, &bound);
     }

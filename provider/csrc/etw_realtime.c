@@ -507,7 +507,8 @@ ULONG wpptrace_rt_subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *
     if (rc != ERROR_SUCCESS) return rc;
     WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
     char path[256];
-    if (wpt_socket_path(path, sizeof path, 's', slot) != 0) return ERROR_BAD_PATHNAME;
+    rc = wpt_socket_path(path, sizeof path, 's', slot);
+    if (rc != ERROR_SUCCESS) return rc;
     /* The slot may be a newer session's by now: its host refuses another generation. A failure
      * is reported as for a control request: a host alive but slow to answer is busy, not gone. */
     wpt_frame f;

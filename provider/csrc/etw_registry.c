@@ -34,7 +34,8 @@ int64_t wpt_registry_wait_ms = 10000;
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static char g_dir[PATH_MAX];
-static ULONG g_dir_rc = ERROR_INVALID_PARAMETER;   /* not resolved yet */
+/* not resolved yet; once ERROR_SUCCESS it stays so, and g_dir is read without the lock */
+static _Atomic ULONG g_dir_rc = ERROR_INVALID_PARAMETER;
 static int g_fd = -1;
 static wpt_registry *g_reg;
 
@@ -57,12 +58,18 @@ static ULONG resolve_dir(void) {
     return ERROR_SUCCESS;
 }
 
+static int mutex_by(pthread_mutex_t *m, int64_t deadline);
+
+/* The lock is held while the registry is (up to WPT_REGISTRY_WAIT_MS elsewhere): a directory
+ * resolved once is read without it, and resolving it waits as the registry lock does, then
+ * fails with ERROR_BUSY (the caller reports it as a busy control plane). */
 ULONG wpt_runtime_dir(const char **dir_out) {
-    pthread_mutex_lock(&g_lock);
+    if (dir_out) *dir_out = g_dir;
+    if (atomic_load(&g_dir_rc) == ERROR_SUCCESS) return ERROR_SUCCESS;
+    if (mutex_by(&g_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) != 0) return ERROR_BUSY;
     if (g_dir_rc != ERROR_SUCCESS) g_dir_rc = resolve_dir();
     ULONG rc = g_dir_rc;
     pthread_mutex_unlock(&g_lock);
-    if (dir_out) *dir_out = g_dir;
     return rc;
 }
 
@@ -71,11 +78,12 @@ const char *wpptrace_runtime_directory(void) {
     return wpt_runtime_dir(&dir) == ERROR_SUCCESS ? dir : NULL;
 }
 
-int wpt_socket_path(char *out, size_t size, char kind, uint32_t number) {
+ULONG wpt_socket_path(char *out, size_t size, char kind, uint32_t number) {
     const char *dir;
-    if (wpt_runtime_dir(&dir) != ERROR_SUCCESS) return -1;
+    ULONG rc = wpt_runtime_dir(&dir);
+    if (rc != ERROR_SUCCESS) return rc;
     int n = snprintf(out, size, "%s/%c-%u.sock", dir, kind, number);
-    return n > 0 && (size_t)n < size ? 0 : -1;
+    return n > 0 && (size_t)n < size ? ERROR_SUCCESS : ERROR_BAD_PATHNAME;
 }
 
 static void init_registry(wpt_registry *reg) {

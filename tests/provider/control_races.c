@@ -135,6 +135,7 @@
  *       request-deadline  a request to a socket that listens and never answers, given 20 s: as
  *                   it connects, this program's monotonic clock jumps 100 s ahead. It must
  *                   fail at once, ERROR_BUSY (sending and awaiting the reply each had 20 s).
+ *       dir-while-locked  a thread of this process holds the registry lock; another asks for a
  *                   socket path in the runtime directory (resolved already): it must have it at
  *                   once (it waited for the registry lock's holder, unbounded).
  *                   runs private session A and one after A stopped count the sessions they
@@ -177,7 +178,8 @@
  * list RC stop_a RC", accept-emfile "emfile 0|1 polls N served 0|1", release-locked "stop_a RC entry_left 0|1",
  * busy-enable "enable RC at_first 0|1 later 0|1 answer RC stop_a RC", busy-disable "enabled 0|1
  * busy N of N answer RC later 0|1 stop_a RC", broadcast-join-busy "enable RC at_first 0|1
- * later 0|1 stop_a RC", request-deadline "returned 0|1 request RC", host-emfile "ticks N
+ * later 0|1 stop_a RC", request-deadline "returned 0|1 request RC", dir-while-locked
+ * "returned 0|1 path RC", host-emfile "ticks N
  * per_second N query RC stop_a RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
@@ -1520,6 +1522,32 @@ static int wall_stepped(void) {
     return 0;
 }
 
+static void *ask_directory(void *arg) {
+    ULONG *rc = arg;
+    *rc = wpt_socket_path((char[600]){0}, 600, 'p', 1);
+    atomic_store(&g_lock_done, 1);
+    return NULL;
+}
+
+/* dir-while-locked: a thread holds the registry lock; another asks for a socket path. */
+static int dir_while_locked(void) {
+    pthread_t holder, asker;
+    if (pthread_create(&holder, NULL, hold_registry, NULL) != 0) return 3;
+    int64_t until = wpt_mono_ms() + 20000;
+    while (!atomic_load(&g_lock_held) && wpt_mono_ms() < until) usleep(1000);
+    if (!atomic_load(&g_lock_held)) return 4;
+    ULONG rc = 0;
+    if (pthread_create(&asker, NULL, ask_directory, &rc) != 0) return 5;
+    until = wpt_mono_ms() + 10000;
+    while (!atomic_load(&g_lock_done) && wpt_mono_ms() < until) usleep(1000);
+    int returned = atomic_load(&g_lock_done);
+    atomic_store(&g_lock_release, 1);
+    pthread_join(holder, NULL);
+    pthread_join(asker, NULL);
+    printf("returned %d path %u\n", returned, (unsigned)rc);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "start-only") == 0) {
         TRACEHANDLE b;
@@ -1566,6 +1594,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "host-emfile") == 0) return host_emfile(argv[2]);
     if (argc == 3 && strcmp(argv[1], "busy-enable") == 0) return busy_enable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "busy-disable") == 0) return busy_disable(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "dir-while-locked") == 0) return dir_while_locked();
     if (argc == 3 && strcmp(argv[1], "broadcast-join-busy") == 0) return broadcast_join_busy(argv[2]);
     if (argc == 3 && strcmp(argv[1], "request-deadline") == 0) return request_deadline();
     if (argc == 3 && strcmp(argv[1], "release-locked") == 0) return release_locked(argv[2]);

@@ -346,3 +346,11 @@ def test_a_request_has_one_deadline_for_sending_and_its_reply(control_races, out
     the whole of it, twice the intended bound. Here the time is over as the request connects
     (the program's clock jumps ahead): it fails at once, ERROR_BUSY."""
     assert control_races("request-deadline", out) == {"returned": 1, "request": 170}
+
+
+def test_the_runtime_directory_is_had_while_a_thread_holds_the_registry(control_races, out):
+    """Every socket path names the runtime directory, which was read under the lock a thread
+    holds with the registry: a thread holding it (up to the registry's wait, or stopped in a
+    debugger) held up every path, without bound. The directory once known is read without the
+    lock, and the wait to resolve it is bounded (ERROR_BUSY)."""
+    assert control_races("dir-while-locked", out) == {"returned": 1, "path": 0}
