@@ -348,6 +348,8 @@ extern int64_t wpt_registry_wait_ms;
 /* added to every CLOCK_REALTIME read of the core: a test steps the wall clock without
  * privileges */
 extern int64_t wpt_wall_shift_ns;
+/* sessions a forked child read to release the private ones (a test counts them) */
+extern _Atomic uint32_t wpt_fork_sessions_read;
 #else
 #define WPT_TEST_POINT(point) ((void)0)
 #define WPT_HOST_ANSWER_MS 30000
@@ -514,6 +516,9 @@ typedef struct wpt_session {
 } wpt_session;
 
 extern wpt_session wpt_sessions[WPPTRACE_MAX_SESSIONS];
+/* Set a session's role (WPT_ROLE_*): the only way it changes, so that a forked child knows
+ * which sessions are private ones without reading them all. */
+void wpt_session_set_role(wpt_session *s, uint32_t role);
 extern pthread_mutex_t wpt_control_lock;   /* StartTrace/ControlTrace of this process */
 
 static inline uint32_t wpt_events_lost(const wpt_session *s) {

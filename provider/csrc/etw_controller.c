@@ -391,14 +391,14 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
     rc = wpt_session_prepare(s, priv);
     wpt_wire_props props;
     if (rc == ERROR_SUCCESS && priv) {
-        atomic_store(&s->role, WPT_ROLE_PRIVATE);
+        wpt_session_set_role(s, WPT_ROLE_PRIVATE);
         rc = wpt_session_run(s);
         if (rc == ERROR_SUCCESS) {
             wpt_view_publish(s->view);
             set_slot_state(slot, generation, WPT_RUNNING);
             wpt_session_props(s, &props);
         } else {
-            atomic_store(&s->role, WPT_ROLE_NONE);
+            wpt_session_set_role(s, WPT_ROLE_NONE);
             wpt_session_discard(s, 1);
         }
     } else if (rc == ERROR_SUCCESS) {
@@ -483,7 +483,7 @@ static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code
     if (seen) *seen = w;
     if (code == EVENT_TRACE_CONTROL_STOP) {
         uint32_t slot = wpt_slot_of_id(s->logger_id);
-        atomic_store(&s->role, WPT_ROLE_NONE);
+        wpt_session_set_role(s, WPT_ROLE_NONE);
         atomic_store(&s->status, WPT_FREE);
         wpt_session_discard(s, 1);
         set_slot_state(slot, s->registry_generation, WPT_FREE);

@@ -137,7 +137,7 @@ static void drop_inherited_sessions(wpt_session *mine) {
         if (other != mine && atomic_load(&other->role) != WPT_ROLE_NONE) {
             found[1] = other->view;
             other->view = NULL;
-            atomic_store(&other->role, WPT_ROLE_NONE);
+            wpt_session_set_role(other, WPT_ROLE_NONE);
             atomic_store(&other->status, WPT_FREE);
         }
         for (int k = 0; k < 2; k++) {

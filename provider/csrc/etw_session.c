@@ -35,6 +35,19 @@
 #include "_etw_internal.h"
 
 wpt_session wpt_sessions[WPPTRACE_MAX_SESSIONS];
+/* One bit per slot whose session this process runs privately: a forked child reads only those
+ * sessions (each spans pages a child that never had a session would fault in to read). */
+static _Atomic uint64_t g_private_slots;
+#ifdef WPT_TEST_POINTS
+_Atomic uint32_t wpt_fork_sessions_read;
+#endif
+
+void wpt_session_set_role(wpt_session *s, uint32_t role) {
+    uint64_t bit = 1ull << (s - wpt_sessions);
+    atomic_store(&s->role, role);
+    if (role == WPT_ROLE_PRIVATE) atomic_fetch_or(&g_private_slots, bit);
+    else atomic_fetch_and(&g_private_slots, ~bit);
+}
 pthread_mutex_t wpt_control_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
 uint64_t wpt_flush_interval(uint32_t field, uint32_t mode) {
@@ -834,8 +847,14 @@ ULONG wpt_session_stop(wpt_session *s) {
  * child's copy of its memory released). Sessions of host processes stay usable: their
  * memory is shared. */
 void wpt_sessions_after_fork(void) {
-    for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
+    uint64_t slots = atomic_load(&g_private_slots);
+    while (slots) {
+        int i = __builtin_ctzll(slots);
+        slots &= slots - 1;
         wpt_session *s = &wpt_sessions[i];
+#ifdef WPT_TEST_POINTS
+        atomic_fetch_add(&wpt_fork_sessions_read, 1);
+#endif
         if (atomic_load(&s->role) != WPT_ROLE_PRIVATE) continue;
         init_session_locks(s);
         if (s->logfile) wpt_logfile_abandon(s);
@@ -849,7 +868,7 @@ void wpt_sessions_after_fork(void) {
             v->map = NULL;
         }
         s->view = NULL;
-        atomic_store(&s->role, WPT_ROLE_NONE);
+        wpt_session_set_role(s, WPT_ROLE_NONE);
         atomic_store(&s->status, WPT_FREE);
     }
 }

@@ -138,6 +138,7 @@
  *       dir-while-locked  a thread of this process holds the registry lock; another asks for a
  *                   socket path in the runtime directory (resolved already): it must have it at
  *                   once (it waited for the registry lock's holder, unbounded).
+ *       fork-sessions  a child forked by this process without a session, one forked while it
  *                   runs private session A and one after A stopped count the sessions they
  *                   read as they begin: only A's (every child read all 64, some 65 pages).
  *                   sessions (its QUERY of A waits); meanwhile another thread queries private
@@ -179,7 +180,7 @@
  * busy-enable "enable RC at_first 0|1 later 0|1 answer RC stop_a RC", busy-disable "enabled 0|1
  * busy N of N answer RC later 0|1 stop_a RC", broadcast-join-busy "enable RC at_first 0|1
  * later 0|1 stop_a RC", request-deadline "returned 0|1 request RC", dir-while-locked
- * "returned 0|1 path RC", host-emfile "ticks N
+ * "returned 0|1 path RC", fork-sessions "without N with_private N after_stop N stop_a RC", host-emfile "ticks N
  * per_second N query RC stop_a RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
@@ -1548,6 +1549,37 @@ static int dir_while_locked(void) {
     return 0;
 }
 
+/* The sessions a child forked now reads as it begins (-1: it failed). */
+static int sessions_read_by_child(void) {
+    pid_t child = fork();
+    if (child == 0) _exit((int)atomic_load(&wpt_fork_sessions_read) & 0x7F);
+    int status = 0;
+    if (child < 0) return -1;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* fork-sessions: children forked without a session, and with a private one. */
+static int fork_sessions(const char *dir) {
+    int without = sessions_read_by_child();
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    b.p.BufferSize = 1;
+    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
+                    | EVENT_TRACE_PRIVATE_IN_PROC;
+    b.p.LogFileNameOffset = sizeof b.p;
+    snprintf(b.names, sizeof b.names, "%s/control-races-a.etl", dir);
+    TRACEHANDLE a;
+    if (StartTrace(&a, "control-races-a", &b.p)) return 3;
+    int with_private = sessions_read_by_child();
+    ULONG stopped = stop(a);
+    int after_stop = sessions_read_by_child();
+    printf("without %d with_private %d after_stop %d stop_a %u\n", without, with_private, after_stop,
+           (unsigned)stopped);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "start-only") == 0) {
         TRACEHANDLE b;
@@ -1594,6 +1626,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "host-emfile") == 0) return host_emfile(argv[2]);
     if (argc == 3 && strcmp(argv[1], "busy-enable") == 0) return busy_enable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "busy-disable") == 0) return busy_disable(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "fork-sessions") == 0) return fork_sessions(argv[2]);
     if (argc == 3 && strcmp(argv[1], "dir-while-locked") == 0) return dir_while_locked();
     if (argc == 3 && strcmp(argv[1], "broadcast-join-busy") == 0) return broadcast_join_busy(argv[2]);
     if (argc == 3 && strcmp(argv[1], "request-deadline") == 0) return request_deadline();

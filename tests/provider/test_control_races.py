@@ -354,3 +354,11 @@ def test_the_runtime_directory_is_had_while_a_thread_holds_the_registry(control_
     debugger) held up every path, without bound. The directory once known is read without the
     lock, and the wait to resolve it is bounded (ERROR_BUSY)."""
     assert control_races("dir-while-locked", out) == {"returned": 1, "path": 0}
+
+
+def test_a_forked_child_reads_only_the_private_sessions_it_inherited(control_races, out):
+    """A forked child releases the private sessions of its parent. It read every one of the 64
+    session entries to find them, faulting in some 65 pages in every child (each worker of
+    `wpptrace fmt -j`, sessions or not). It reads only those its parent runs privately now."""
+    assert control_races("fork-sessions", out) == {"without": 0, "with_private": 1, "after_stop": 0,
+                                                    "stop_a": 0}
