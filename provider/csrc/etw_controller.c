@@ -558,6 +558,13 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
         case TARGET_REMOTE:
             WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
             wpt_handle_issued(t.slot, t.generation);
+            if (code == EVENT_TRACE_CONTROL_QUERY) {
+                /* a query changes nothing here: a slow host holds up no other control call */
+                unlock();
+                rc = control_remote(&t, p, code, wide, seen);
+                lock();
+                break;
+            }
             rc = control_remote(&t, p, code, wide, seen);
             if (code == EVENT_TRACE_CONTROL_STOP && rc == ERROR_WMI_INSTANCE_NOT_FOUND
                 && host_ends(&t, STOP_HOST_END_MS))
@@ -742,6 +749,9 @@ ULONG wpptrace_list_sessions(EVENT_TRACE_PROPERTIES **array, WPPTRACE_SESSION_IN
         }
         wpt_registry_unlock();
     }
+    /* the sessions as the registry has them now; each is asked outside the control lock (a
+     * host slow to answer holds up no other control call of this process) */
+    unlock();
     ULONG filled = 0;
     for (ULONG i = 0; i < n && filled < count; i++) {
         /* one request per session: its answer holds its session info too */
@@ -765,7 +775,6 @@ ULONG wpptrace_list_sessions(EVENT_TRACE_PROPERTIES **array, WPPTRACE_SESSION_IN
         if (infos) info_of(&w, flags, &infos[filled]);
         filled++;
     }
-    unlock();
     free(found);
     *logger_count = filled;
     return n > count ? ERROR_MORE_DATA : ERROR_SUCCESS;

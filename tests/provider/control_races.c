@@ -141,6 +141,7 @@
  *       fork-sessions  a child forked by this process without a session, one forked while it
  *                   runs private session A and one after A stopped count the sessions they
  *                   read as they begin: only A's (every child read all 64, some 65 pages).
+ *       list-slow-host  session A's host is stopped while a thread of this process lists the
  *                   sessions (its QUERY of A waits); meanwhile another thread queries private
  *                   session B of this process. That query must end while the listing still
  *                   waits (the listing held the control lock across its requests).
@@ -180,7 +181,8 @@
  * busy-enable "enable RC at_first 0|1 later 0|1 answer RC stop_a RC", busy-disable "enabled 0|1
  * busy N of N answer RC later 0|1 stop_a RC", broadcast-join-busy "enable RC at_first 0|1
  * later 0|1 stop_a RC", request-deadline "returned 0|1 request RC", dir-while-locked
- * "returned 0|1 path RC", fork-sessions "without N with_private N after_stop N stop_a RC", host-emfile "ticks N
+ * "returned 0|1 path RC", fork-sessions "without N with_private N after_stop N stop_a RC",
+ * list-slow-host "query_first 0|1 query RC list RC listed N stop_b RC stop_a RC", host-emfile "ticks N
  * per_second N query RC stop_a RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
@@ -1580,6 +1582,77 @@ static int fork_sessions(const char *dir) {
     return 0;
 }
 
+/* list-slow-host: the listing thread, and whether a control call of this process ended while
+ * the listing waited for a stopped host. */
+static _Atomic int g_listing_asked, g_listing_done, g_query_done;
+static ULONG g_list_rc, g_query_rc;
+static ULONG g_listed;
+static TRACEHANDLE g_private_b;
+
+static void at_listing_connected(int point) {
+    if (point == WPT_POINT_REQUEST_CONNECTED && atomic_exchange(&g_armed, 0)) atomic_store(&g_listing_asked, 1);
+}
+
+static void *list_all(void *arg) {
+    (void)arg;
+    props_block blocks[4];
+    EVENT_TRACE_PROPERTIES *array[4];
+    for (int i = 0; i < 4; i++) {
+        memset(&blocks[i], 0, sizeof blocks[i]);
+        blocks[i].p.Wnode.BufferSize = sizeof blocks[i];
+        array[i] = &blocks[i].p;
+    }
+    g_list_rc = QueryAllTracesA(array, 4, &g_listed);
+    atomic_store(&g_listing_done, 1);
+    return NULL;
+}
+
+static void *query_private(void *arg) {
+    (void)arg;
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    g_query_rc = ControlTraceA(g_private_b, NULL, &b.p, EVENT_TRACE_CONTROL_QUERY);
+    atomic_store(&g_query_done, 1);
+    return NULL;
+}
+
+static int list_slow_host(const char *dir) {
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 3;
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    b.p.BufferSize = 1;
+    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
+                    | EVENT_TRACE_PRIVATE_IN_PROC;
+    b.p.LogFileNameOffset = sizeof b.p;
+    snprintf(b.names, sizeof b.names, "%s/control-races-b.etl", dir);
+    if (StartTrace(&g_private_b, "control-races-b", &b.p)) return 4;
+    pid_t host = (pid_t)host_of((uint32_t)(a & 0xFFFF));
+    if (!host || kill(host, SIGSTOP) != 0) return 5;
+    wpt_host_reply_ms = 120000;             /* the listing waits for the stopped host */
+    wpt_test_point = at_listing_connected;
+    atomic_store(&g_armed, 1);
+    pthread_t lister, querier;
+    if (pthread_create(&lister, NULL, list_all, NULL) != 0) return 6;
+    int64_t until = wpt_mono_ms() + 20000;
+    while (!atomic_load(&g_listing_asked) && wpt_mono_ms() < until) usleep(1000);
+    if (!atomic_load(&g_listing_asked)) return 7;
+    if (pthread_create(&querier, NULL, query_private, NULL) != 0) return 8;
+    until = wpt_mono_ms() + 10000;
+    while (!atomic_load(&g_query_done) && wpt_mono_ms() < until) usleep(1000);
+    int first = atomic_load(&g_query_done) && !atomic_load(&g_listing_done);
+    kill(host, SIGCONT);                    /* the listing (and a query it held up) go on */
+    pthread_join(lister, NULL);
+    pthread_join(querier, NULL);
+    wpt_test_point = NULL;
+    wpt_host_reply_ms = 10000;
+    printf("query_first %d query %u list %u listed %u stop_b %u stop_a %u\n", first, (unsigned)g_query_rc,
+           (unsigned)g_list_rc, (unsigned)g_listed, (unsigned)stop(g_private_b), (unsigned)stop(a));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "start-only") == 0) {
         TRACEHANDLE b;
@@ -1626,6 +1699,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "host-emfile") == 0) return host_emfile(argv[2]);
     if (argc == 3 && strcmp(argv[1], "busy-enable") == 0) return busy_enable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "busy-disable") == 0) return busy_disable(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "list-slow-host") == 0) return list_slow_host(argv[2]);
     if (argc == 3 && strcmp(argv[1], "fork-sessions") == 0) return fork_sessions(argv[2]);
     if (argc == 3 && strcmp(argv[1], "dir-while-locked") == 0) return dir_while_locked();
     if (argc == 3 && strcmp(argv[1], "broadcast-join-busy") == 0) return broadcast_join_busy(argv[2]);

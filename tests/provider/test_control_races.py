@@ -362,3 +362,14 @@ def test_a_forked_child_reads_only_the_private_sessions_it_inherited(control_rac
     `wpptrace fmt -j`, sessions or not). It reads only those its parent runs privately now."""
     assert control_races("fork-sessions", out) == {"without": 0, "with_private": 1, "after_stop": 0,
                                                     "stop_a": 0}
+
+
+def test_listing_sessions_holds_up_no_other_control_call(control_races, out):
+    """Listing the sessions asks each host for its counters. It held the process's control
+    lock across those requests: one host slow to answer (here stopped) held up every
+    StartTrace, ControlTrace and EnableTrace of the process, up to the request's bound per
+    session. The sessions are read under the lock and asked outside it."""
+    got = control_races("list-slow-host", out)
+    assert got["query_first"] == 1 and got["query"] == 0
+    assert got["list"] == 0 and got["listed"] == 2
+    assert got["stop_b"] == 0 and got["stop_a"] == 0
