@@ -108,11 +108,12 @@ static int file_put(wpt_logfile *lf, const unsigned char *buffer) {
     return 0;
 }
 
-/* The header record again (its counters moved); only the used part of buffer 0. */
-static void file_rewrite_header(wpt_logfile *lf) {
+/* The header record again (its counters moved); only the used part of buffer 0. -1 (errno
+ * set) if it could not be written. */
+static int file_rewrite_header(wpt_logfile *lf) {
     const WMI_BUFFER_HEADER *bh = (const WMI_BUFFER_HEADER *)lf->header;
     uint32_t used = bh->SavedOffset <= lf->buffer_size ? bh->SavedOffset : lf->buffer_size;
-    write_all(lf->fd, lf->header, used, 0);
+    return write_all(lf->fd, lf->header, used, 0);
 }
 
 /* Cut what a shorter circular wrap left behind, close. */
@@ -207,7 +208,7 @@ struct wpptrace_etl_stream {
         memcpy((st)->lf->header + STREAM_LOGFILE_HEADER + off_, &v_, sizeof v_);             \
     } while (0)
 
-static void stream_update_header(wpptrace_etl_stream *st, int64_t end_time) {
+static int stream_update_header(wpptrace_etl_stream *st, int64_t end_time) {
     uint32_t mode;
     memcpy(&mode, st->lf->header + STREAM_LOGFILE_HEADER + offsetof(TRACE_LOGFILE_HEADER64, LogFileMode),
            sizeof mode);
@@ -218,7 +219,7 @@ static void stream_update_header(wpptrace_etl_stream *st, int64_t end_time) {
     SET_TLH(st, EventsLost, st->events_lost);
     SET_TLH(st, BuffersLost, st->buffers_lost);
     SET_TLH(st, EndTime, end_time);
-    file_rewrite_header(st->lf);
+    return file_rewrite_header(st->lf);
 }
 
 /* Is `b` (size bytes) a header buffer whose first record is the log-file header? */
@@ -299,8 +300,18 @@ ULONG wpptrace_etl_stream_buffers(const wpptrace_etl_stream *Stream) {
     return Stream ? file_buffers(Stream->lf) : 0;
 }
 
-void wpptrace_etl_stream_close(wpptrace_etl_stream *Stream, LONGLONG EndTime) {
-    if (!Stream) return;
+/* Why the last header, the size or the flush to the disk failed, as a Win32 code. */
+static ULONG stream_close_error(int e) {
+    switch (e) {
+    case ENOSPC: case EDQUOT: case EFBIG: return ERROR_DISK_FULL;
+    case EBADF: return ERROR_INVALID_HANDLE;
+    case EACCES: case EPERM: case EROFS: return ERROR_ACCESS_DENIED;
+    default: return ERROR_WRITE_FAULT;
+    }
+}
+
+ULONG wpptrace_etl_stream_close(wpptrace_etl_stream *Stream, LONGLONG EndTime) {
+    if (!Stream) return ERROR_INVALID_PARAMETER;
     if (EndTime) {                     /* never before StartTime (clocks differ), never 0 */
         int64_t start;
         memcpy(&start, Stream->lf->header + STREAM_LOGFILE_HEADER
@@ -309,7 +320,18 @@ void wpptrace_etl_stream_close(wpptrace_etl_stream *Stream, LONGLONG EndTime) {
         if (EndTime < start) EndTime = start;
         if (EndTime == 0) EndTime = 1;
     }
-    stream_update_header(Stream, EndTime);
-    file_finish(Stream->lf);
+    /* Every step is checked: the caller says the file is complete only if all of it is on
+     * the disk (the first failure is the one reported; the file is closed anyway). */
+    wpt_logfile *lf = Stream->lf;
+    int failed = 0;
+    if (stream_update_header(Stream, EndTime) != 0) failed = errno;
+    if (ftruncate(lf->fd, (off_t)file_buffers(lf) * lf->buffer_size) != 0 && !failed)
+        failed = errno;
+    if (fdatasync(lf->fd) != 0 && !failed) failed = errno;
+    int fd = lf->fd;
+    lf->fd = -1;
+    if (close(fd) != 0 && !failed && errno != EINTR) failed = errno;
+    file_free(lf);
     free(Stream);
+    return failed ? stream_close_error(failed) : ERROR_SUCCESS;
 }

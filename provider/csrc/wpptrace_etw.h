@@ -236,10 +236,12 @@ ULONG wpptrace_etl_stream_write(wpptrace_etl_stream *Stream, const void *Buffer,
 ULONG wpptrace_etl_stream_set_lost(wpptrace_etl_stream *Stream, ULONG EventsLost, ULONG BuffersLost);
 /* Buffers in the file, header buffer included (the header's BuffersWritten). */
 ULONG wpptrace_etl_stream_buffers(const wpptrace_etl_stream *Stream);
-/* Close. EndTime (FILETIME) != 0: the session stopped, the file is complete (EndTime is
- * written, never before StartTime); 0: it did not (EndTime stays 0, as for a file whose
- * writer never stopped). */
-void  wpptrace_etl_stream_close(wpptrace_etl_stream *Stream, LONGLONG EndTime);
+/* Close (the stream is freed whatever it returns). EndTime (FILETIME) != 0: the session
+ * stopped, the file is complete (EndTime is written, never before StartTime); 0: it did not
+ * (EndTime stays 0, as for a file whose writer never stopped). ERROR_SUCCESS only if the
+ * last header, the file's size and the flush to the disk all succeeded; else
+ * ERROR_DISK_FULL, ERROR_ACCESS_DENIED, ERROR_INVALID_HANDLE or ERROR_WRITE_FAULT. */
+ULONG wpptrace_etl_stream_close(wpptrace_etl_stream *Stream, LONGLONG EndTime);
 
 /* ---- test hooks (simulate a slow disk / failing allocator / a writer that never completes
  * its record; not for production use) ------------------------------------------------------ */

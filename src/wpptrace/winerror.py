@@ -20,9 +20,11 @@ CODES: dict[str, int] = {
     "ERROR_BAD_FORMAT": 11,
     "ERROR_OUTOFMEMORY": 14,
     "ERROR_BAD_LENGTH": 24,
+    "ERROR_WRITE_FAULT": 29,
     "ERROR_HANDLE_EOF": 38,
     "ERROR_NOT_SUPPORTED": 50,
     "ERROR_INVALID_PARAMETER": 87,
+    "ERROR_DISK_FULL": 112,
     "ERROR_BAD_PATHNAME": 161,
     "ERROR_BUSY": 170,
     "ERROR_ALREADY_EXISTS": 183,
@@ -47,9 +49,11 @@ _MESSAGES = {
     11: "An attempt was made to load a program with an incorrect format.",
     14: "Not enough memory resources are available to complete this operation.",
     24: "The program issued a command but the command length is incorrect.",
+    29: "The system cannot write to the specified device.",
     38: "Reached the end of the file.",
     50: "The request is not supported.",
     87: "The parameter is incorrect.",
+    112: "There is not enough space on the disk.",
     161: "The specified path is invalid.",
     170: "The requested resource is in use.",
     183: "Cannot create a file when that file already exists.",
@@ -65,7 +69,8 @@ _MESSAGES = {
 
 # A POSIX errno for each code, so `except MemoryError`-style handling by errno works too.
 _ERRNO = {2: _errno.ENOENT, 5: _errno.EACCES, 6: _errno.EBADF, 8: _errno.ENOMEM,
-          14: _errno.ENOMEM, 24: _errno.EINVAL, 50: _errno.ENOTSUP, 87: _errno.EINVAL,
+          14: _errno.ENOMEM, 24: _errno.EINVAL, 29: _errno.EIO, 50: _errno.ENOTSUP,
+          87: _errno.EINVAL, 112: _errno.ENOSPC,
           161: _errno.ENOENT, 170: _errno.EBUSY, 183: _errno.EEXIST, 234: _errno.EMSGSIZE,
           998: _errno.EFAULT, 1223: _errno.ECANCELED}
 

@@ -7,6 +7,7 @@ carry unique arguments. ``relay_process``: ``wpptrace relay`` as a child process
 from __future__ import annotations
 
 import io
+import os
 import pathlib
 import struct
 import subprocess
@@ -173,6 +174,25 @@ def header(etl):
     with EtlFile(str(etl)) as f:
         assert not f.errors, f.errors
         return f.header
+
+
+def disk_full_under(path) -> None:
+    """Make every later write of this process to the open file ``path`` fail as on a full
+    disk (its descriptor becomes one on /dev/full)."""
+    target = os.fspath(path)
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == target:
+                break
+        except OSError:
+            continue
+    else:
+        raise AssertionError(f"{target} is not open")
+    full = os.open("/dev/full", os.O_WRONLY)
+    try:
+        os.dup2(full, int(name))
+    finally:
+        os.close(full)
 
 
 def wait_until(predicate, timeout: float = PATIENCE, what: str = "condition") -> None:

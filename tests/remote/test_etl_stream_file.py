@@ -6,7 +6,7 @@ import os
 import stat
 
 import pytest
-from remote_helpers import TracedSession, data_buffers, header
+from remote_helpers import TracedSession, data_buffers, disk_full_under, header
 
 from wpptrace._core import ffi, lib
 from wpptrace.remote.etlstream import EtlStreamFile
@@ -131,3 +131,18 @@ def test_a_32_bit_loggers_header_gets_its_totals_at_the_32_bit_offsets(tmp_path)
     assert (h.events_lost, h.buffers_lost, h.end_time) == (11, 12, 133_000_000_100_000_000)
     assert h.maximum_file_size == 0
     assert h.log_file_mode == lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL
+
+
+
+def test_a_close_that_cannot_write_the_last_header_says_so(tmp_path, recorded):
+    path = tmp_path / "full.etl"
+    f = EtlStreamFile(path, recorded[0])
+    f.write(recorded[1])
+    disk_full_under(path)
+    with pytest.raises(Win32Error) as info:
+        f.close(end_time=1)
+    assert info.value.name == "ERROR_DISK_FULL"
+    assert "closing the file" in str(info.value) and str(path) in str(info.value)
+    assert f.closed
+    f.close()                                   # once closed, closing again does nothing
+    assert header(path).end_time == 0           # the EndTime never reached the file

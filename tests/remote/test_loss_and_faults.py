@@ -9,8 +9,8 @@ import re
 import signal
 import threading
 
-from remote_helpers import (PATIENCE, Proxy, TracedSession, data_buffers, decoded_text, header,
-                            relay_process, wait_until)
+from remote_helpers import (PATIENCE, Proxy, TracedSession, data_buffers, decoded_text,
+                            disk_full_under, header, relay_process, wait_until)
 
 from wpptrace.remote import Collector, Relay
 from wpptrace.remote import protocol as P
@@ -332,3 +332,28 @@ def test_a_relay_fed_by_add_closes_quietly_after_its_stream_ended(recorded, tmp_
             assert relay.wait(PATIENCE) and relay.outcome == "ended"
         assert c.wait_for(lambda ss: len(ss) == 1 and ss[0].closed, PATIENCE)
         assert data_buffers(c.sources[0].path) == buffers[:3]
+
+
+def test_a_file_that_cannot_be_closed_whole_is_reported_not_claimed_complete(recorded, tmp_path,
+                                                                              caplog):
+    header_buffer, buffers = recorded
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        relay = Relay(collector.address, buffer_size=len(header_buffer), name="full").start()
+        try:
+            relay.add(header_buffer)
+            for buf in buffers[:5]:
+                relay.add(buf)
+            wait_until(lambda: collector.sources and collector.sources[0].buffers == 5,
+                       what="five buffers written")
+            disk_full_under(collector.sources[0].path)
+            relay.finish()
+            assert relay.wait(PATIENCE)
+            assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+        finally:
+            relay.close()
+        (source,) = collector.sources
+    assert source.ended and collector.files_failed == 1
+    assert source.file_error.startswith("closing it failed: ERROR_DISK_FULL (112)")
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert line.endswith(f"{source.path} may be incomplete: {source.file_error}")
+    assert "\n" not in line

@@ -338,9 +338,11 @@ typedef struct {                    /* writer with 4-byte pointers: 0x110 bytes 
 #define ERROR_BAD_FORMAT                11
 #define ERROR_OUTOFMEMORY               14
 #define ERROR_BAD_LENGTH                24
+#define ERROR_WRITE_FAULT               29
 #define ERROR_HANDLE_EOF                38
 #define ERROR_NOT_SUPPORTED             50
 #define ERROR_INVALID_PARAMETER         87
+#define ERROR_DISK_FULL                 112
 #define ERROR_BAD_PATHNAME              161
 #define ERROR_ALREADY_EXISTS            183
 #define ERROR_BUSY                      170

@@ -29,7 +29,7 @@ from typing import Callable, Optional
 
 from wpptrace.decoder.buffers import buffer_info
 from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BUSY, ERROR_HANDLE_EOF,
-                               ERROR_INVALID_PARAMETER, Win32Error)
+                               ERROR_INVALID_PARAMETER, Win32Error, in_words)
 
 from . import protocol as P
 from .etlstream import EtlStreamFile
@@ -72,8 +72,10 @@ class SourceStats:
     connections: int = 0
     connected: bool = False
     ended: bool = False              #: END received: the relay delivered everything
-    stopped: bool = False            #: ... and the session had stopped (the file is complete)
+    stopped: bool = False            #: ... and the session had stopped (the file is complete,
+                                     #: unless ``file_error`` says otherwise)
     closed: bool = False             #: the file is closed
+    file_error: str = ""             #: why the file may lack data (closing it failed)
     reason: str = ""                 #: why the last connection closed
 
 
@@ -204,7 +206,8 @@ class _Source:
             try:
                 self.file.close(end_time)
             except OSError as exc:
-                log.error("%s: closing %s: %s", s.label, s.path, exc)
+                s.file_error = f"closing it failed: {in_words(exc)}"
+                self.collector.files_failed += 1
         if self.view is not None:
             self.view.close()
         self.collector._source_finished(self)
@@ -258,6 +261,8 @@ class Collector:
         self.address: Optional[tuple[str, int]] = None
         self.connections_refused = 0
         self.protocol_errors = 0
+        #: files that may lack data because closing them failed (see SourceStats.file_error)
+        self.files_failed = 0
         self._sources: dict[uuid.UUID, _Source] = {}
         self._finished: collections.deque[SourceStats] = collections.deque(maxlen=_FINISHED_KEPT)
         #: finished sources no longer listed by ``sources`` (the oldest go first)
@@ -441,10 +446,14 @@ class Collector:
             self._ended_ids[s.source_id] = None
             if len(self._ended_ids) > _ENDED_KEPT:
                 del self._ended_ids[next(iter(self._ended_ids))]
-        log.info("%s: %d buffers, %d lost (relay dropped %d, session lost %d), events lost %d"
-                 "%s%s", s.label, s.buffers, s.lost, s.relay_dropped, s.session_lost,
-                 s.events_lost, f": {s.path}" if s.path else "",
-                 "" if s.stopped else " (the session had not stopped)")
+        summary = (f"{s.label}: {s.buffers} buffers, {s.lost} lost (relay dropped "
+                   f"{s.relay_dropped}, session lost {s.session_lost}), events lost "
+                   f"{s.events_lost}")
+        if s.file_error:
+            log.error("%s: %s may be incomplete: %s", summary, s.path, s.file_error)
+        else:
+            log.info("%s%s%s", summary, f": {s.path}" if s.path else "",
+                     "" if s.stopped else " (the session had not stopped)")
         if self.on_source_end is not None:
             try:
                 self.on_source_end(dataclasses.replace(s))

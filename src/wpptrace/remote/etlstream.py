@@ -46,10 +46,13 @@ class EtlStreamFile:
         return self._stream is None
 
     def close(self, end_time: int = 0) -> None:
-        """Close; ``end_time`` (FILETIME, non-zero) marks a session that stopped cleanly."""
-        if self._stream is not None:
-            lib.wpptrace_etl_stream_close(self._stream, end_time)
-            self._stream = None
+        """Close; ``end_time`` (FILETIME, non-zero) marks a session that stopped cleanly.
+        Win32Error (ERROR_DISK_FULL, ERROR_WRITE_FAULT ...) if the last header, the file's
+        size or the flush to the disk failed: the file may then lack data (it is closed
+        either way)."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            check(lib.wpptrace_etl_stream_close(stream, end_time), "closing the file", self.path)
 
     def __del__(self):
         try:
