@@ -357,3 +357,37 @@ def test_a_file_that_cannot_be_closed_whole_is_reported_not_claimed_complete(rec
     (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert line.endswith(f"{source.path} may be incomplete: {source.file_error}")
     assert "\n" not in line
+
+
+def test_a_stop_that_gives_up_on_a_stuck_connection_says_what_it_left(recorded, tmp_path,
+                                                                       monkeypatch, caplog):
+    from wpptrace.remote import collector as collector_module
+
+    stuck, release = threading.Event(), threading.Event()
+
+    class StuckDisk(collector_module.EtlStreamFile):
+        def write(self, buffer):
+            stuck.set()
+            release.wait(PATIENCE)          # a disk that does not answer
+            super().write(buffer)
+
+    monkeypatch.setattr(collector_module, "EtlStreamFile", StuckDisk)
+    header_buffer, buffers = recorded
+    collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")).start()
+    relay = Relay(collector.address, buffer_size=len(header_buffer), name="stuck").start()
+    try:
+        relay.add(header_buffer)
+        relay.add(buffers[0])
+        assert stuck.wait(PATIENCE)
+        (path,) = [s.path for s in collector.sources]
+        left = collector.stop(timeout=0.2)
+        assert (left.connections, left.files, left.buffers) == (1, [path], 1)
+        assert collector.abandoned is left and collector.stop(timeout=0.2) is left
+        lines = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert lines == [f"collector stopped without closing everything after 0.2 s: 1 "
+                         f"connections not closed, 1 files not closed ({path}), 1 buffers "
+                         f"received and not written"]
+    finally:
+        release.set()
+        assert collector.wait(PATIENCE)
+        relay.close(timeout=0.5)            # (its collector is gone: no need to linger)

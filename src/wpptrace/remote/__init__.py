@@ -8,10 +8,10 @@
 * ``protocol``: the framed protocol both speak (docs/remote-protocol.md);
 * ``tls``: the ssl contexts for each end.
 """
-from .collector import Collector, SourceStats
+from .collector import Abandoned, Collector, SourceStats
 from .liveview import LiveView
 from .relay import Relay, RelayRefused, RelayStats
 from .tls import client_context, server_context
 
-__all__ = ["Collector", "LiveView", "Relay", "RelayRefused", "RelayStats", "SourceStats",
-           "client_context", "server_context"]
+__all__ = ["Abandoned", "Collector", "LiveView", "Relay", "RelayRefused", "RelayStats",
+           "SourceStats", "client_context", "server_context"]

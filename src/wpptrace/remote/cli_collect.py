@@ -6,7 +6,7 @@
 Files are named HOST_SESSION_ID.etl (never over an existing file); the live view prints
 each message as ``[SESSION@HOST] <tracefmt line>``. Runs until interrupted, or until
 ``--sources N`` streams have ended. Exit status: 0, 1 could not listen or read the TMF/TLS
-files, 2 bad usage.
+files (or, at exit, could not close every connection and file in time), 2 bad usage.
 """
 from __future__ import annotations
 
@@ -129,5 +129,5 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        collector.stop()
-    return 0
+        abandoned = collector.stop()        # (logged by the collector)
+    return 1 if abandoned else 0

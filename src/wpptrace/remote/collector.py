@@ -34,7 +34,7 @@ from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BUSY, ERROR_HANDLE_EOF
 from . import protocol as P
 from .etlstream import EtlStreamFile
 
-__all__ = ["Collector", "SourceStats"]
+__all__ = ["Collector", "SourceStats", "Abandoned"]
 
 log = logging.getLogger("wpptrace.remote.collector")
 
@@ -79,6 +79,21 @@ class SourceStats:
     reason: str = ""                 #: why the last connection closed
 
 
+@dataclasses.dataclass
+class Abandoned:
+    """What a ``Collector.stop()`` that gave up waiting left behind (its thread was stuck,
+    say in a write to a disk that does not answer)."""
+
+    connections: int                 #: connections not closed
+    files: list[str]                 #: files not closed (readable up to their last header)
+    buffers: int                     #: buffers received and not yet in their file
+
+    def __str__(self) -> str:
+        return (f"{self.connections} connections not closed, {len(self.files)} files not "
+                f"closed ({', '.join(self.files) or 'none'}), {self.buffers} buffers "
+                f"received and not written")
+
+
 class _Source:
     """One source's state across its connections: file, order checks, counters."""
 
@@ -95,6 +110,7 @@ class _Source:
         self.connection: Optional["_Connection"] = None
         self.detached_at: Optional[float] = None
         self.unacked = 0
+        self.writing = 0                         # buffers handed to the file, not yet written
 
     @property
     def resume_at(self) -> int:
@@ -177,10 +193,13 @@ class _Source:
         s.buffers += 1
         s.bytes += len(frame.payload)
         if self.file is not None:
+            self.writing += 1
             try:
                 self.file.write(data)
             except OSError as exc:
                 raise _storage_failed(s.path, exc) from None
+            finally:
+                self.writing -= 1
         if gap:
             s.sequence_gaps += gap
             self._update_lost()
@@ -263,6 +282,8 @@ class Collector:
         self.protocol_errors = 0
         #: files that may lack data because closing them failed (see SourceStats.file_error)
         self.files_failed = 0
+        #: set when ``stop()`` gave up waiting: what it left behind
+        self.abandoned: Optional[Abandoned] = None
         self._sources: dict[uuid.UUID, _Source] = {}
         self._finished: collections.deque[SourceStats] = collections.deque(maxlen=_FINISHED_KEPT)
         #: finished sources no longer listed by ``sources`` (the oldest go first)
@@ -301,19 +322,38 @@ class Collector:
         finally:
             self.stop()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30.0) -> Optional[Abandoned]:
         """Stop listening, close every connection and file (unfinished files stay
-        readable, EndTime 0)."""
+        readable, EndTime 0). None once all is closed; if that takes longer than
+        ``timeout`` s, what was left behind (also ``abandoned``, and logged once)."""
         loop, event = self._loop, self._stop_event
         if loop is not None and event is not None:
             try:
                 loop.call_soon_threadsafe(event.set)
             except RuntimeError:        # the loop is already closed
                 pass
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(30)
-            if self.live is not None:
-                self.live.join()
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return None
+        if self.abandoned is None:      # (a second stop does not wait again)
+            thread.join(timeout)
+        if thread.is_alive():
+            if self.abandoned is None:
+                self.abandoned = self._left_behind()
+                log.error("collector stopped without closing everything after %g s: %s",
+                          timeout, self.abandoned)
+            return self.abandoned
+        if self.live is not None:
+            self.live.join()
+        return None
+
+    def _left_behind(self) -> Abandoned:
+        """Read from another thread while the collector's is stuck (a snapshot)."""
+        with self._lock:
+            open_ = list(self._sources.values())
+        return Abandoned(connections=self._active,
+                         files=[s.stats.path for s in open_ if s.stats.path and not s.stats.closed],
+                         buffers=sum(s.writing for s in open_))
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the collector stopped (True) or ``timeout`` passed (False)."""
