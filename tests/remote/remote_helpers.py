@@ -236,8 +236,11 @@ class Proxy:
     def resume(self) -> None:
         self.paused.clear()
 
-    def cut(self) -> None:
+    def cut(self, wait: bool = False) -> None:
+        """``wait``: return once the connections are gone (no byte moves on them after)."""
         self._cut.set()
+        if wait:
+            wait_until(lambda: not self._cut.is_set(), what="the link cut")
 
     def close(self) -> None:
         self._stop.set()

@@ -391,3 +391,58 @@ def test_a_stop_that_gives_up_on_a_stuck_connection_says_what_it_left(recorded, 
         release.set()
         assert collector.wait(PATIENCE)
         relay.close(timeout=0.5)            # (its collector is gone: no need to linger)
+
+
+def test_sent_buffers_let_go_and_lost_with_their_connection_are_counted_dropped(recorded, tmp_path):
+    """A full outbox lets the oldest sent buffer go before the collector acknowledged it; if
+    that connection then breaks, the buffer never arrives: the relay counts it in
+    relay_dropped, as many as the collector finds missing."""
+    head, buffers = recorded
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        proxy = Proxy(collector.address)
+        relay = Relay(proxy.address, buffer_size=len(head), max_queue=4, name="letgo",
+                      stats_interval=3600, max_backoff=0.2, linger=5.0).start()
+        try:
+            relay.add(head)
+            wait_until(lambda: collector.sources and collector.sources[0].path,
+                       what="the header buffer")
+            proxy.pause()                       # nothing more reaches the collector
+            for buf in buffers[:4]:
+                relay.add(buf)
+            wait_until(lambda: relay.stats.buffers_sent == 4, what="four buffers sent")
+            assert relay.add(buffers[4]) and relay.add(buffers[5])  # 1 and 2 let go
+            proxy.cut(wait=True)                # ... and lost with their connection
+            proxy.resume()
+            relay.finish()
+            assert relay.wait(PATIENCE) and relay.outcome == "ended", relay.outcome
+            assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+        finally:
+            relay.close()
+            proxy.close()
+        (source,) = collector.sources
+    assert relay.stats.relay_dropped == 2
+    assert source.relay_dropped == source.sequence_gaps == source.lost == 2
+    assert data_buffers(source.path) == buffers[2:6]
+
+
+def test_sent_buffers_let_go_count_as_dropped_only_from_where_the_collector_resumes():
+    from wpptrace.remote.relay import _Outbox
+
+    def two_let_go() -> _Outbox:
+        outbox = _Outbox(2)
+        outbox.put(b"1"), outbox.put(b"2")
+        outbox.take(), outbox.take()            # both sent
+        outbox.put(b"3"), outbox.put(b"4")      # 1 and 2 let go before any ACK
+        assert outbox.unconfirmed() == 2 and outbox.dropped == 0
+        return outbox
+
+    for resume_at, dropped in ((3, 0), (2, 1), (1, 2)):
+        outbox = two_let_go()
+        outbox.resume(resume_at)                # a new connection: the collector has < resume_at
+        assert (outbox.dropped, outbox.unconfirmed()) == (dropped, 0)
+    outbox = two_let_go()
+    outbox.acknowledge(2)                       # 1 arrived
+    assert outbox.unconfirmed() == 1
+    outbox.acknowledge(3)                       # ... and 2
+    outbox.resume(3)
+    assert outbox.unconfirmed() == 0 and outbox.dropped == 0

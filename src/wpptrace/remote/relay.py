@@ -6,8 +6,9 @@ Three parts, so that the network can never slow the traced application down:
   (``wpptrace.provider.sessions.subscribe_realtime``) and puts each buffer in the outbox; it
   only ever copies, so the session's own queue for the relay stays short;
 * the **outbox** holds at most ``max_queue`` buffers (sent ones kept until the collector
-  acknowledges them, for resuming); when it is full the new buffer is dropped whole and
-  counted (``relay_dropped``);
+  acknowledges them, for resuming); when it is full the oldest sent one is let go, or if
+  none was sent the new buffer is dropped whole and counted (``relay_dropped``); a sent one
+  let go is counted too once its connection broke before the collector acknowledged it;
 * a **sender** (asyncio, its own thread) connects, says HELLO, resumes where the collector
   asks, sends buffers, STATS every second and END when the session stops, and reconnects
   after a failure (backoff up to 5 s) while the pump goes on.
@@ -75,7 +76,9 @@ class RelayStats:
     buffers_read: int = 0       #: data buffers taken from the session (or add())
     buffers_sent: int = 0       #: BUFFER frames written to a connection (resends included)
     bytes_sent: int = 0
-    relay_dropped: int = 0      #: dropped here: the outbox was full
+    relay_dropped: int = 0      #: dropped here because the outbox was full: new buffers not
+                                #: queued, and sent ones let go before the collector
+                                #: acknowledged them whose connection then broke
     session_lost: int = 0       #: dropped by the session before the relay read them (gaps
                                 #: while it runs; exact once it ended: see session_final)
     session_final: Optional[int] = None   #: the last SequenceNumber the session flushed, as
@@ -99,6 +102,9 @@ class _Outbox:
         self.next_seq = 1           # the sequence the next buffer gets
         self.send_from = 1          # the first sequence not yet sent on this connection
         self.dropped = 0
+        #: sent buffers let go before their ACK, as [first, end) sequence ranges: lost (and
+        #: counted in ``dropped``) if their connection breaks, delivered if an ACK covers them
+        self.let_go: collections.deque[list[int]] = collections.deque()
         self.end: Optional[int] = None      # FILETIME (or 0) once no more buffers will come
         self.wake = lambda: None
 
@@ -108,7 +114,11 @@ class _Outbox:
             self.next_seq += 1
             if len(self.items) >= self.limit:
                 if self.items[0][0] < self.send_from:     # sent, not yet acknowledged: let go
-                    self.items.popleft()
+                    first = self.items.popleft()[0]
+                    if self.let_go and self.let_go[-1][1] == first:
+                        self.let_go[-1][1] = first + 1
+                    else:
+                        self.let_go.append([first, first + 1])
                 else:
                     self.dropped += 1
                     return False
@@ -120,13 +130,31 @@ class _Outbox:
         with self.lock:
             while self.items and self.items[0][0] < upto:
                 self.items.popleft()
+            self._delivered(upto)
+
+    def _delivered(self, upto: int) -> None:
+        """The collector has every sequence below ``upto``: the ones let go among them
+        arrived."""
+        while self.let_go and self.let_go[0][1] <= upto:
+            self.let_go.popleft()
+        if self.let_go:
+            self.let_go[0][0] = max(self.let_go[0][0], upto)
+
+    def unconfirmed(self) -> int:
+        """Sent buffers let go that no ACK has covered yet."""
+        with self.lock:
+            return sum(end - first for first, end in self.let_go)
 
     def resume(self, at: int) -> None:
         """A (new) connection wants everything from ``at`` on (in one step: a buffer put
-        meanwhile must not take the old connection's sending for this one's)."""
+        meanwhile must not take the old connection's sending for this one's). Sent buffers
+        let go from ``at`` on never arrived: they are dropped."""
         with self.lock:
             while self.items and self.items[0][0] < at:
                 self.items.popleft()
+            self._delivered(at)
+            self.dropped += sum(end - first for first, end in self.let_go)
+            self.let_go.clear()
             self.send_from = max(at, 1)
 
     def oldest(self) -> int:
@@ -393,8 +421,11 @@ class Relay:
                 ended_at = ended_at or time.monotonic()
                 if time.monotonic() - ended_at > self.linger:
                     left = len(self._outbox.items)
+                    unknown = self._outbox.unconfirmed()
                     self.outcome = (f"failed: could not deliver the stream within "
-                                    f"{self.linger:g} s of its end ({left} buffers undelivered)")
+                                    f"{self.linger:g} s of its end ({left} buffers undelivered"
+                                    + (f", {unknown} more sent and never acknowledged"
+                                       if unknown else "") + ")")
                     log.error("%s: %s", self.name, self.outcome)
                     return
             await self._idle(backoff)
@@ -438,6 +469,7 @@ class Relay:
             if resume == 0:
                 writer.writelines(P.encode_buffer(P.FrameType.HEADER, 0, self._outbox.header))
             self._outbox.resume(resume)
+            self.stats.relay_dropped = self._outbox.dropped
             acks = asyncio.ensure_future(self._read_acks(reader))
             return await self._send_loop(writer, acks)
         finally:
