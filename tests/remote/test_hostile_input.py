@@ -3,6 +3,7 @@ connections. Each bad connection is closed with a logged reason; the collector n
 crashes, never hangs, and other sources go on."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import pathlib
 import socket
@@ -315,3 +316,62 @@ def test_stopping_with_a_relay_connected_logs_no_error(recorded):
     finally:
         logging.getLogger("asyncio").removeHandler(records)
     assert [r.getMessage() for r in records.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize("host, network", [
+    ("192.0.2.7", "192.0.2.7"),
+    ("::ffff:192.0.2.7", "192.0.2.7"),                 # IPv4-mapped: the IPv4 host
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+    ("fe80::1%eth0", "fe80::/64"),
+])
+def test_the_per_address_limit_counts_an_ipv6_peer_by_its_64(host, network):
+    from wpptrace.remote.collector import peer_network
+
+    assert peer_network(host) == network
+
+
+class _PeerWriter:
+    """The collector's side of a connection from ``peername``, without a socket."""
+
+    def __init__(self, peername):
+        self.peername = peername
+        self.sent = bytearray()
+        self.transport = self
+
+    def get_extra_info(self, name):
+        return self.peername if name == "peername" else None
+
+    def write(self, data):
+        self.sent += data
+
+    async def drain(self):
+        pass
+
+    def abort(self):
+        pass
+
+    def get_write_buffer_size(self):
+        return 0
+
+
+def test_one_ipv6_64_cannot_take_more_places_than_one_address():
+    """Peers that differ only in the last 64 bits are one host: the second is refused."""
+    async def connect_two():
+        c = Collector(max_per_address=1, handshake_timeout=PATIENCE)
+        first = asyncio.ensure_future(c._handle(asyncio.StreamReader(),
+                                                _PeerWriter(("2001:db8::1", 4000, 0, 0))))
+        await asyncio.sleep(0)                  # it holds its place, waiting for HELLO
+        second = _PeerWriter(("2001:db8::9:8:7:6", 4001, 0, 0))
+        silent = asyncio.StreamReader()
+        silent.feed_eof()
+        await c._handle(silent, second)
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        return c, bytes(second.sent)
+
+    c, answer = asyncio.run(connect_two())
+    assert _error_reason(answer) == (
+        ERROR_BUSY, "too many connections from 2001:db8::/64 (at most 1 from one IPv6 /64 "
+                    "network)")
+    assert c.connections_refused == 1

@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-connections", type=int, default=64, metavar="N",
                         help="relays connected at once (default: 64)")
     parser.add_argument("--max-per-address", type=int, default=16, metavar="N",
-                        help="of which from one network address (default: 16)")
+                        help="of which from one network address (an IPv6 /64 counts as one; "
+                             "default: 16)")
     parser.add_argument("--max-buffer-kb", type=int, default=1024, metavar="KB",
                         help="largest buffer size accepted (default: 1024)")
     parser.add_argument("--resume-window", type=float, default=300.0, metavar="SECONDS",

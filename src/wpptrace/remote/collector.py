@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import ipaddress
 import logging
 import os
 import re
@@ -504,7 +505,7 @@ class Collector:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if peername else "?"
-        address = str(peername[0]) if peername else "?"
+        address = peer_network(str(peername[0])) if peername else "?"
         if self._active >= self.max_connections:
             self.connections_refused += 1
             log.warning("%s: refused: already %d connections", peer, self._active)
@@ -515,8 +516,9 @@ class Collector:
             self.connections_refused += 1
             log.warning("%s: refused: already %d connections from %s", peer,
                         self._active_from[address], address)
+            one = "IPv6 /64 network" if "/" in address else "address"
             await _send_error(writer, ERROR_BUSY, f"too many connections from {address} (at "
-                                                  f"most {self.max_per_address} from one address)")
+                                                  f"most {self.max_per_address} from one {one})")
             writer.transport.abort()
             return
         self._active += 1
@@ -679,6 +681,21 @@ class Collector:
         except asyncio.TimeoutError:
             raise asyncio.TimeoutError(f"the relay read nothing the collector sent for "
                                        f"{self.timeout:g} s") from None
+
+
+def peer_network(host: str) -> str:
+    """What ``max_per_address`` counts a peer under: an IPv4 address as itself (an IPv4-mapped
+    IPv6 one too), an IPv6 address as its /64 (one host is commonly given a whole /64: keyed
+    by address it could take every place)."""
+    try:
+        ip = ipaddress.ip_address(host.partition("%")[0])      # (without a scope id)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _storage_failed(path: Optional[str], exc: OSError) -> P.ProtocolError:
