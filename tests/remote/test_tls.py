@@ -150,19 +150,22 @@ def test_relay_and_collect_commands_over_tls(pki, tmp_path):
 def test_allow_without_a_client_ca_says_what_is_missing(pki, tmp_path):
     """Names are read from relay certificates, which only a collector with a client CA asks
     for: ``--allow`` without ``--tls-client-ca`` would refuse every relay as having no
-    certificate (even one that has one). It is refused at the start, saying what to add."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "wpptrace.cli", "collect", "--listen", "127.0.0.1:0", "-o",
-         str(tmp_path / "c"), "--tls-cert", str(pki / "collector.pem"), "--tls-key",
-         str(pki / "collector.key"), "--allow", "relay-lab-1"],
-        capture_output=True, text=True, timeout=PATIENCE)
-    assert proc.returncode == 2
-    (line,) = proc.stderr.splitlines()
-    assert line.startswith("wpptrace collect: --allow needs --tls-client-ca PEM (the CA that "
-                           "signs the relays' certificates)"), line
+    certificate (even one that has one). It is refused at the start, saying what to add, in
+    the same words from the command and from Python."""
+    expected = ("--allow needs --tls-cert with --tls-client-ca (in Python: a server_context "
+                "with client_ca), the CA that signs the relays' certificates: without it no "
+                "relay is asked for a certificate, so no name could be allowed")
+    tls_options = ["--tls-cert", str(pki / "collector.pem"), "--tls-key",
+                   str(pki / "collector.key")]
+    for options in (tls_options, []):
+        proc = subprocess.run(
+            [sys.executable, "-m", "wpptrace.cli", "collect", "--listen", "127.0.0.1:0", "-o",
+             str(tmp_path / "c"), *options, "--allow", "relay-lab-1"],
+            capture_output=True, text=True, timeout=PATIENCE)
+        assert proc.returncode == 2
+        assert proc.stderr.splitlines() == [f"wpptrace collect: {expected}"]
     tls = server_context(str(pki / "collector.pem"), str(pki / "collector.key"))
-    with pytest.raises(ValueError, match="allow needs a TLS context that asks for client "
-                                         "certificates"):
-        Collector(("127.0.0.1", 0), tls=tls, allow={"relay-lab-1"})
-    with pytest.raises(ValueError, match="allow needs a TLS context"):
-        Collector(("127.0.0.1", 0), allow={"relay-lab-1"})
+    for context in (tls, None):
+        with pytest.raises(ValueError) as info:
+            Collector(("127.0.0.1", 0), tls=context, allow={"relay-lab-1"})
+        assert str(info.value) == expected

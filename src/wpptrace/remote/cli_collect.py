@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wpptrace.remote.collector import Collector
+    from wpptrace.remote.collector import Collector, check_allow
     from wpptrace.remote.relay import parse_address
     from wpptrace.remote.tls import server_context
 
@@ -74,16 +74,11 @@ def run(args: argparse.Namespace) -> int:
     if args.output_dir is None and not args.rt:
         complain(PROG, "give -o DIR (files), --rt (live view) or both")
         return 2
-    if (args.tls_client_ca or args.allow) and not args.tls_cert:
-        given = "--tls-client-ca" if args.tls_client_ca else "--allow"
-        complain(PROG, f"{given} needs --tls-cert PEM: relay certificates are checked only "
-                       f"over TLS")
+    if args.tls_client_ca and not args.tls_cert:
+        complain(PROG, "--tls-client-ca needs --tls-cert PEM: relay certificates are checked "
+                       "only over TLS")
         return 2
-    if args.allow and not args.tls_client_ca:
-        complain(PROG, "--allow needs --tls-client-ca PEM (the CA that signs the relays' "
-                       "certificates): without it no relay is asked for a certificate, so no "
-                       "name could be allowed")
-        return 2
+    allow = set(args.allow) if args.allow else None
     tls = None
     if args.tls_cert:
         try:
@@ -91,7 +86,12 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             complain(PROG, f"TLS setup: {exc}")
             return 1
-    elif listen[0] not in ("127.0.0.1", "::1", "localhost"):
+    try:
+        check_allow(allow, tls)
+    except ValueError as exc:
+        complain(PROG, exc)
+        return 2
+    if tls is None and listen[0] not in ("127.0.0.1", "::1", "localhost"):
         logging.getLogger("wpptrace.remote.collector").warning(
             "listening without TLS: anyone who reaches port %d can send traces", listen[1])
     live = None
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
             collector.stop()
 
     collector = Collector(listen, output_dir=args.output_dir, live=live, tls=tls,
-                          allow=set(args.allow) if args.allow else None,
+                          allow=allow,
                           max_connections=args.max_connections,
                           max_per_address=args.max_per_address,
                           max_buffer_size=args.max_buffer_kb * 1024, timeout=args.timeout,

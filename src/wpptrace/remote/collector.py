@@ -35,7 +35,7 @@ from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BUSY, ERROR_HANDLE_EOF
 from . import protocol as P
 from .etlstream import EtlStreamFile
 
-__all__ = ["Collector", "SourceStats", "Abandoned"]
+__all__ = ["Collector", "SourceStats", "Abandoned", "check_allow", "peer_network"]
 
 log = logging.getLogger("wpptrace.remote.collector")
 
@@ -262,10 +262,7 @@ class Collector:
                  max_buffer_size: int = 1 << 20, timeout: float = 60.0,
                  handshake_timeout: float = 10.0, resume_window: float = 300.0,
                  on_source_end: Optional[Callable[[SourceStats], None]] = None):
-        if allow is not None and (tls is None or tls.verify_mode == ssl.CERT_NONE):
-            raise ValueError("allow needs a TLS context that asks for client certificates "
-                             "(server_context with client_ca): without one no relay shows a "
-                             "certificate, so no name could be allowed")
+        check_allow(allow, tls)
         self.listen = listen
         self.output_dir = output_dir
         self.live = live
@@ -681,6 +678,17 @@ class Collector:
         except asyncio.TimeoutError:
             raise asyncio.TimeoutError(f"the relay read nothing the collector sent for "
                                        f"{self.timeout:g} s") from None
+
+
+def check_allow(allow: Optional[set[str]], tls: Optional[ssl.SSLContext]) -> None:
+    """ValueError unless an allow list (None: none) comes with TLS that asks relays for a
+    certificate: names are read from certificates, and without a client CA no relay shows one
+    (every relay would be refused as having none)."""
+    if allow is not None and (tls is None or tls.verify_mode == ssl.CERT_NONE):
+        raise ValueError("--allow needs --tls-cert with --tls-client-ca (in Python: a "
+                         "server_context with client_ca), the CA that signs the relays' "
+                         "certificates: without it no relay is asked for a certificate, so "
+                         "no name could be allowed")
 
 
 def peer_network(host: str) -> str:
