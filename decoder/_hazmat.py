@@ -676,6 +676,10 @@ class ProgramTable:
         return _install(renderer, lib.pshare_arena(self._mem), 0, offsets, lengths, n,
                         sum(ffi.unpack(lengths, n)), mode, prefix)
 
+    @property
+    def closed(self) -> bool:
+        return self._mem is None
+
     def close(self) -> None:
         if self._mem is not None:
             ffi.release(self._mem)

@@ -18,11 +18,17 @@ of the TMF GUIDs, whoever needs them; one done with its share takes what is left
 others' from their ends. A process that does not post in time ends the meeting for all:
 then first come, first compiled.
 
+Messages first met after the first windows are compiled by whichever process meets one
+first, which reads its TMF file if it has not: the others' share of the GUIDs, most often.
+So a TMF file is read and split once in a run: the first process to read one keeps its text
+and split in the table (``SharedTexts``), and the others take them from there.
+
 A record: ``RECORD`` (the printer's form, flags, the shared prefix program the blob calls,
 five lengths) then component, name and Unknown line (UTF-8), program blob and decoration.
 """
 from __future__ import annotations
 
+import marshal
 import struct
 import time
 from collections import namedtuple
@@ -33,7 +39,7 @@ TYPE_CHECKING = False   # typing is not imported at run time: annotations are st
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["ProgramShare", "SharedRecord", "pack", "pack_parts", "shares_of", "unpack"]
+__all__ = ["ProgramShare", "SharedRecord", "SharedTexts", "pack", "pack_parts", "shares_of", "unpack"]
 
 #: a record's head, as program_records.h lays it out (PRECORD_HEAD bytes) for the C install
 RECORD = struct.Struct("<4sIiIIIII")
@@ -194,8 +200,70 @@ class ProgramShare:
             return None
         return unpack(table.record(slot), mode)
 
+    def texts(self, inputs: list[str]) -> SharedTexts:
+        """The TMF texts the run's processes read, shared through this table, for a TMF set
+        listed from ``inputs`` (``TmfSet.inputs``: the same in every process)."""
+        return SharedTexts(self.table, inputs)
+
     def close(self) -> None:
         self.table.close()
+
+
+#: a TMF text's key in the table: this GUID, and a number past every message's (0xFFFF at
+#: most) for each of the set's inputs
+_TEXT_GUID = b"TMF text\0\0\0\0\0\0\0\0"
+_TEXT_NUMBER = 1 << 16
+#: a text longer than this (characters) is not kept: each process reads it (the table's arena
+#: is 64 MiB, and the text is marshalled whole)
+TEXT_LIMIT = 4 << 20
+
+
+class SharedTexts:
+    """``TmfSet.shared_texts`` over a run's table: the first process to read a TMF file
+    keeps its text and split (``tmf.grammar.tiles_of``) there, marshalled, under the file's
+    own key (its place in the set's inputs); the others take them instead of reading and
+    splitting the file again. A file another process is reading at that moment is read
+    again (nothing waits for it); one not read as TMF text is not kept, so each process
+    reports it. ``taken`` / ``kept``: files this process took / kept."""
+
+    def __init__(self, table: ProgramTable, inputs: list[str]) -> None:
+        self.table = table
+        self._places: dict[str, int] = {}
+        for place, path in enumerate(inputs):
+            self._places.setdefault(path, place)
+        self._mine: dict[str, int] = {}
+        self.taken = self.kept = 0
+
+    def take(self, path: str) -> tuple[str, list[str] | None] | None:
+        table = self.table
+        place = self._places.get(path)
+        if place is None or place >= (1 << 32) - _TEXT_NUMBER or table.closed:
+            return None
+        slot, state = table.claim(_TEXT_GUID, _TEXT_NUMBER + place)
+        if state == table.MINE:
+            self._mine[path] = slot
+            return None
+        if state != table.READY:
+            return None
+        data = table.record(slot)
+        try:
+            text, tiles = marshal.loads(data)
+        except (EOFError, ValueError, TypeError):
+            return None
+        if type(text) is not str or not (tiles is None or type(tiles) is list):
+            return None
+        self.taken += 1
+        return text, tiles
+
+    def keep(self, path: str, text: str, tiles: list[str] | None) -> None:
+        slot = self._mine.pop(path, None)
+        if slot is None or self.table.closed:
+            return
+        if len(text) > TEXT_LIMIT:
+            self.table.refuse(slot)
+            return
+        if self.table.publish(slot, marshal.dumps((text, tiles))):
+            self.kept += 1
 
 
 def shares_of(posts: list[list[tuple[bytes, int]]]) -> list[list[tuple[bytes, int]]]:

@@ -642,23 +642,25 @@ class _Parser:
         """What parsing an entry later needs of the reader now."""
         return (self.path, self.tolerant, self.priority, self.header, self.source_file)
 
-    def run(self, text: str) -> None:
+    def run(self, text: str, tiles: list[str] | None = None) -> None:
         if self.lazy and "\r" not in text:
-            self.scan(text)
+            self.scan(text, tiles)
             return
         lines = _lines(text)
         index = 0
         while index < len(lines):
             index = self.step(lines, index)
 
-    def scan(self, text: str) -> None:
+    def scan(self, text: str, tiles: list[str] | None = None) -> None:
         """``run`` for lazy parsing of a text without "\r": the text is split at the entries
-        ``scan_units`` would defer (``_TILE``); each stretch of them is deferred in one step
-        (``TmfSet.defer_run``: no per-entry work until a lookup), and ``scan_units`` reads the
-        rest. Where that reading runs past the rest into a stretch, or a stretch cannot be
-        deferred as it stands, ``scan_units`` reads on to the end."""
+        ``scan_units`` would defer (``_TILE``; ``tiles``: that split, made before); each
+        stretch of them is deferred in one step (``TmfSet.defer_run``: no per-entry work
+        until a lookup), and ``scan_units`` reads the rest. Where that reading runs past the
+        rest into a stretch, or a stretch cannot be deferred as it stands, ``scan_units``
+        reads on to the end."""
         source = _ScannedText(text)
-        parts = _TILE.split(text)   # rest, #typev line, number, block, rest, ..., rest
+        # rest, #typev line, number, block, rest, ..., rest
+        parts = _TILE.split(text) if tiles is None else tiles
         rests = parts[0::4]
         pos = first = 0   # the offset read next; the first tile not read
         counted = index = 0   # the lines before offset ``counted``: ``scan_units`` needs them
@@ -933,13 +935,20 @@ class _Parser:
 
 def parse_into(
     tmfset: TmfSet, text: str, path: str = "<string>", tolerant: bool = False, priority: int = 0,
-    lazy: bool = False,
+    lazy: bool = False, tiles: list[str] | None = None,
 ) -> TmfSet:
     """Parse TMF ``text`` into ``tmfset`` (strict: raise the first TmfError; tolerant: record
     issues). ``lazy`` (tolerant only): well-formed message entries are parsed when one of their
-    messages is first looked up (a decoding run needs a fraction of a TMF directory)."""
-    _Parser(tmfset, path, tolerant, priority, lazy=lazy and tolerant).run(text)
+    messages is first looked up (a decoding run needs a fraction of a TMF directory).
+    ``tiles``: ``tiles_of(text)``, made before (by another process of the run)."""
+    _Parser(tmfset, path, tolerant, priority, lazy=lazy and tolerant).run(text, tiles)
     return tmfset
+
+
+def tiles_of(text: str) -> list[str] | None:
+    """The pieces a lazy parse splits ``text`` into (``_Parser.scan``), None for a text it
+    reads line by line: what ``parse_into`` can be given instead of splitting the text."""
+    return _TILE.split(text) if "\r" not in text else None
 
 
 def iter_entries(text: str, path: str = "<string>") -> Iterator[Message]:

@@ -125,6 +125,15 @@ def _issue_for_os_error(path: str, err: OSError) -> TmfError:
 
 
 def _load_tmf(path: str, priority: int, tolerant: bool, tmfset: TmfSet, lazy: bool = False) -> None:
+    shared = tmfset.shared_texts if lazy and tolerant else None
+    if shared is not None:      # a file another process of the run read and split: taken
+        taken = shared.take(path)
+        if taken is not None:
+            from .grammar import parse_into
+
+            parse_into(tmfset, taken[0], path=path, tolerant=True, priority=priority, lazy=True,
+                       tiles=taken[1])
+            return
     try:
         text = read_text(path)
     except OSError as err:
@@ -143,10 +152,14 @@ def _load_tmf(path: str, priority: int, tolerant: bool, tmfset: TmfSet, lazy: bo
             raise not_tmf
         tmfset.add_issue(not_tmf)
         return
-    from .grammar import parse_into   # here: a run served by the program cache parses no TMF
-                                      # text, and importing the grammar costs 2.4 M instructions
+    from .grammar import parse_into, tiles_of   # here: a run served by the program cache parses
+                                                # no TMF text, and the grammar's import costs 2.4 M
 
-    parse_into(tmfset, text, path=path, tolerant=tolerant, priority=priority, lazy=lazy)
+    tiles = None
+    if shared is not None:      # (a text that is not TMF is not given: each process reports it)
+        tiles = tiles_of(text)
+        shared.keep(path, text, tiles)
+    parse_into(tmfset, text, path=path, tolerant=tolerant, priority=priority, lazy=lazy, tiles=tiles)
 
 
 def parse_tmc(text: str, path: str = "<string>", tolerant: bool = False) -> list[ControlGuid]:

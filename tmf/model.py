@@ -109,6 +109,18 @@ class DeferredEntries(Protocol):
         """The messages of the i-th entry (problems go to ``tmfset``)."""
 
 
+class SharedTexts(Protocol):
+    """TMF texts one process of a run read, given to the others (``TmfSet.shared_texts``):
+    the text and its tiles (``grammar.tiles_of``), so that a file is read and split once."""
+
+    def take(self, path: str) -> tuple[str, list[str] | None] | None:
+        """The text and tiles of ``path`` another process kept; None when this process is
+        to read it (then ``keep``)."""
+
+    def keep(self, path: str, text: str, tiles: list[str] | None) -> None:
+        """Give ``path``'s text and tiles, as this process read them, to the others."""
+
+
 class TmfSet:
     """A collection of TMF messages keyed by (message GUID, number).
 
@@ -146,6 +158,10 @@ class TmfSet:
         # deferred entries a lookup did not need (an earlier one of the same key won), parsed
         # by a full listing for the problems they may report
         self._outranked: list = []
+        # where the processes of one decoding run share the TMF texts they read (None: each
+        # reads its own): ``take(path)`` -> (text, tiles) another read, else None;
+        # ``keep(path, text, tiles)`` after this one read it (see ``SharedTexts``)
+        self.shared_texts: SharedTexts | None = None
 
     # -- building -------------------------------------------------------------------------
     def add_message(self, message: Message, priority: int = 0) -> None:

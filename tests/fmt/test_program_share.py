@@ -477,3 +477,106 @@ def test_jobs_without_shared_memory_compile_in_each_process(tmp_path, corpus, mo
         outputs[jobs] = out.read_bytes()
     assert outputs[2] == outputs[1]
     assert [(run.shares, run.redone_from) for run in counts] == [([(0, 0), (0, 0)], None)]  # nothing shared, nothing failed
+
+
+def _counting_reads(monkeypatch) -> list[str]:
+    """The TMF files read from disk from now on (``read_text``'s paths)."""
+    from wpptrace.tmf import loader
+
+    reads: list[str] = []
+    real = loader.read_text
+
+    def reading(path):
+        reads.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(loader, "read_text", reading)
+    return reads
+
+
+def _shared_set(tmf_dir, share):
+    tmfset = tmf.load(tmf_dir)
+    tmfset.shared_texts = share.texts(tmfset.inputs)
+    return tmfset
+
+
+def _late_keys(tmfset) -> list[tuple[uuid.UUID, int]]:
+    return sorted(((m.guid, m.number) for m in tmfset.messages()), key=lambda key: (key[0].int, key[1]))
+
+
+def test_a_tmf_file_is_read_once_by_the_processes_sharing_a_table(driver, monkeypatch):
+    """Two processes of a run over one TMF directory (their sets listed alike): the messages
+    one process looks up are parsed from the files it read; the other, looking the same
+    ones up later, takes those files' texts and splits from the table and reads none again,
+    with the same messages and problems as a set of its own."""
+    _path, tmf_dir = driver
+    keys = _late_keys(tmf.load(tmf_dir))
+    plain = tmf.load(tmf_dir)
+    expected = [plain.lookup(*key) for key in keys]
+    share = ProgramShare(processes=2)
+    first, second = _shared_set(tmf_dir, share), _shared_set(tmf_dir, share)
+    reads = _counting_reads(monkeypatch)
+    assert [first.lookup(*key) for key in keys] == expected
+    files = len(reads)
+    assert files > 10 and first.shared_texts.kept == files and first.shared_texts.taken == 0
+    assert [second.lookup(*key) for key in keys] == expected
+    assert len(reads) == files                                # none read again
+    assert second.shared_texts.taken == files and second.shared_texts.kept == 0
+    assert [issue.fields() for issue in second.issues] == [issue.fields() for issue in plain.issues]
+    share.close()
+
+
+def test_tmf_files_not_kept_are_read_by_each_process(tmp_path, monkeypatch):
+    """A file that is not TMF text, one that cannot be read, one another process is reading
+    at that moment, and a damaged record: each process reads those itself and reports what
+    it finds, as without a table (nothing waits)."""
+    good = uuid.UUID(int=0x11), uuid.UUID(int=0x22), uuid.UUID(int=0x33)
+    for guid in good:
+        (tmp_path / f"{guid}.tmf").write_text(
+            f"{guid} DRV // SRC=a.c\n#typev a_c1 10 \"%0Hello\" //   LEVEL=Error FUNC=f\n{{\n}}\n")
+    binary = uuid.UUID(int=0x44)
+    (tmp_path / f"{binary}.tmf").write_bytes(b"\x00\x01\x02 not a tmf")
+    plain = tmf.load(str(tmp_path))
+    expected = [plain.lookup(guid, 10) for guid in (*good, binary)]
+    assert None not in expected[:3] and expected[3] is None
+    share = ProgramShare(processes=2)
+    first, second = _shared_set(str(tmp_path), share), _shared_set(str(tmp_path), share)
+    # another process is reading the second file (claimed, never kept); the third's record
+    # is damaged
+    paths = {os.path.basename(path): k for k, path in enumerate(first.inputs)}
+    table = share.table
+    assert table.claim(program_share._TEXT_GUID,
+                       program_share._TEXT_NUMBER + paths[f"{good[1]}.tmf"])[1] == table.MINE
+    slot, state = table.claim(program_share._TEXT_GUID, program_share._TEXT_NUMBER + paths[f"{good[2]}.tmf"])
+    assert state == table.MINE and table.publish(slot, b"\x00 not marshalled")
+    reads = _counting_reads(monkeypatch)
+    assert [first.lookup(guid, 10) for guid in (*good, binary)] == expected
+    assert first.shared_texts.kept == 1 and len(reads) == 4
+    assert [second.lookup(guid, 10) for guid in (*good, binary)] == expected
+    assert second.shared_texts.taken == 1 and len(reads) == 7
+    for tmfset in (first, second):
+        assert [issue.fields() for issue in tmfset.issues] == [issue.fields() for issue in plain.issues]
+        assert len(tmfset.issues) == 1                          # the binary file, in each
+    share.close()
+
+
+def test_a_closed_table_leaves_tmf_files_to_their_process(driver, monkeypatch):
+    _path, tmf_dir = driver
+    share = ProgramShare()
+    tmfset = _shared_set(tmf_dir, share)
+    key = _late_keys(tmf.load(tmf_dir))[0]
+    share.close()
+    reads = _counting_reads(monkeypatch)
+    assert tmfset.lookup(*key) is not None and len(reads) == 1
+    assert tmfset.shared_texts.kept == tmfset.shared_texts.taken == 0
+
+
+def test_a_decoder_shares_its_tmf_texts_while_it_shares_programs(driver):
+    _path, tmf_dir = driver
+    decoder = WppDecoder(tmf.load(tmf_dir), utc=True)
+    share = ProgramShare()
+    decoder.share_programs(share)
+    assert decoder.tmfset.shared_texts is not None
+    decoder.share_programs(None)                               # (before the table is closed)
+    assert decoder.tmfset.shared_texts is None
+    share.close()
