@@ -189,6 +189,7 @@ class _File:
     entry: RegistryEntry | None
     choice: str | None = None              # "registry" or "source", fixed once made
     scan: ScanResult | None = None
+    scan_error: ScanError | None = None    # the source cannot be scanned (kept: the text is fixed)
     logging: tuple[LoggingSite, ...] | None = None
     tree: dict[tuple, list] | None = None
     verified: dict[int, bool] = dataclasses.field(default_factory=dict)
@@ -224,6 +225,31 @@ def _read_text(path: str, module_globals: dict | None) -> str | None:
         except ScanError:
             return None
     return None
+
+
+def _scan_on_a_fresh_stack(text: str, path: str) -> ScanResult:
+    """``scan_source`` of a source the calling stack had no room to scan, done again in a thread
+    of its own (a fresh stack). A RecursionError there is the source's: nested deeper than any
+    call can scan, a ScanError. Raises RuntimeError if no thread can be started (at interpreter
+    shutdown; nothing is concluded)."""
+    outcome: list[Any] = []
+
+    def scan() -> None:
+        try:
+            outcome.append(scan_source(text, path))
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=scan, name="wpptrace source scan", daemon=True)
+    thread.start()
+    thread.join()
+    result = outcome[0] if outcome else RuntimeError("the source scan thread ended without a result")
+    if isinstance(result, RecursionError):
+        raise ScanError(f"nested too deeply to scan (the recursion limit is {sys.getrecursionlimit()})",
+                        path) from None
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 class SiteSources:
@@ -358,11 +384,21 @@ class SiteSources:
             choice, why = self._choose(f, code)
             if choice is None:
                 return None, why
+            if f.scan_error is not None:
+                raise f.scan_error
             if f.scan is None:
                 if choice == "registry":
                     f.scan = ScanResult(path, f.entry.sites, ())
                 else:
-                    f.scan = scan_source(f.text, path)
+                    try:
+                        try:
+                            f.scan = scan_source(f.text, path)
+                        except RecursionError:
+                            # the source's depth, or the call's (made near the recursion limit)
+                            f.scan = _scan_on_a_fresh_stack(f.text, path)
+                    except ScanError as exc:
+                        f.scan_error = exc
+                        raise
             return f.scan, ""
 
     def logging_sites(self, path: str, code: Any, module_globals: dict | None) -> tuple[LoggingSite, ...] | None:

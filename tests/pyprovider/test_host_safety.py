@@ -373,6 +373,77 @@ def test_a_call_when_an_allocation_fails_never_raises_and_is_counted(pp, tmp_pat
     assert trace.stats().events_dropped > 0 and trace.stats().last_error == 8
 
 
+def _nested_app(tmp_path, name: str, terms: int):
+    """An application whose source holds an expression ``terms`` deep (a sum: the scanner's
+    tree walk takes frames in proportion), and two trace call sites."""
+    return make_app(tmp_path, f'''
+        from wpptrace.provider.tracing import Provider
+        trace = Provider("{name}", register=False, flags=("IO",))
+        DEEP = {"+".join(["1"] * terms)}
+        def go(n):
+            trace.info(trace.flags.IO, "value %d", n)
+        def other(n):
+            trace.info(trace.flags.IO, "other %d", n)
+        def deep(depth, n):
+            return deep(depth - 1, n) if depth else go(n)
+    ''')
+
+
+def _counting_scans(monkeypatch) -> list[str]:
+    """The paths scan_source is asked to scan, one entry a scan."""
+    scans: list[str] = []
+    real = tracing_sources.scan_source
+
+    def counted(text, path):
+        scans.append(path)
+        return real(text, path)
+    monkeypatch.setattr(tracing_sources, "scan_source", counted)
+    return scans
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_source_nested_too_deeply_to_scan_is_scanned_once(tmp_path, monkeypatch, path):
+    """A source whose expressions are nested deeper than the scanner can walk from any stack:
+    the failure is the source's and is kept (one scan on the call's stack, one on a fresh
+    one), so the calls of its sites are dropped and reported, not scanned again each time."""
+    scans = _counting_scans(monkeypatch)
+    app = _nested_app(tmp_path, "TooDeep", 2 * sys.getrecursionlimit())
+    sent = enable(app.trace, path)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for n in range(3):
+            app.go(n)
+            app.other(n)
+    assert len(scans) == 2 and sent == []
+    stats = app.trace.stats()
+    assert (stats.calls_dropped, stats.events_dropped) == (6, 0)
+    assert all("nested too deeply to scan" in d.reason for d in stats.sites)
+    assert len([w for w in seen if w.category is TraceWarning]) == 2     # one report per site
+
+
+def _depth() -> int:
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
+def test_a_source_the_calls_stack_has_no_room_to_scan_is_scanned_on_a_fresh_stack(tmp_path, monkeypatch):
+    """The first call of a nested source's site comes with too little stack left to scan it
+    (but enough for the call): the source is scanned again on a fresh stack, the call is
+    written and the scan kept for the next calls."""
+    scans = _counting_scans(monkeypatch)
+    app = _nested_app(tmp_path, "DeepCaller", sys.getrecursionlimit() // 4)
+    sent = enable(app.trace, "python")
+    app.deep(sys.getrecursionlimit() - 200 - _depth(), 1)      # 200 frames left for the call
+    assert len(scans) == 2
+    app.go(2)
+    app.other(3)
+    assert len(scans) == 2
+    assert [number for number, _payload in sent] == [10, 10, 11]
+    assert (app.trace.stats().calls_dropped, app.trace.stats().events_dropped) == (0, 0)
+
+
 class _Deadline(Exception):
     """What the application's SIGALRM handler raises."""
 
