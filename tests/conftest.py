@@ -116,3 +116,52 @@ def corpus_file(corpus) -> Callable[[str], pathlib.Path]:
 @pytest.fixture(scope="session")
 def data_dir() -> pathlib.Path:
     return DATA
+
+
+class HeaderRecord:
+    """The log-file header record buffer 0 of an .etl file starts with: where its
+    SYSTEM_TRACE_HEADER fields are in the file (``at``, from the layouts of etl_layout.h), and
+    copies of a file with that record damaged (``marker_zeroed``), written under ``directory``."""
+
+    def __init__(self, directory: pathlib.Path) -> None:
+        self.directory = directory
+
+    @staticmethod
+    def at(field: str) -> int:
+        """File offset of the record's SYSTEM_TRACE_HEADER ``field`` (the record starts right
+        after buffer 0's WMI_BUFFER_HEADER)."""
+        from wpptrace.decoder._hazmat import BUFFER_HEADER, offsetof
+
+        return BUFFER_HEADER.size + offsetof("SYSTEM_TRACE_HEADER", field)
+
+    @staticmethod
+    def system_header() -> range:
+        """File offsets of the record's whole SYSTEM_TRACE_HEADER (marker, size, HookId,
+        thread, process, times)."""
+        from wpptrace.decoder._hazmat import BUFFER_HEADER, SYSTEM_HEADER
+
+        return range(BUFFER_HEADER.size, BUFFER_HEADER.size + SYSTEM_HEADER.size)
+
+    def marker_zeroed(self, source: pathlib.Path, edit: Callable[[bytearray], None] | None = None
+                      ) -> tuple[pathlib.Path, pathlib.Path]:
+        """(intact, damaged): ``source`` (a copy changed by ``edit`` first, if given), and a copy
+        whose record's marker Flags byte (0xC0: TRACE_HEADER_FLAG | the fixed-size marker) is
+        zeroed, which makes it no record at all to the walk, its payload untouched."""
+        data = bytearray(source.read_bytes())
+        flags = self.at("Flags")
+        assert data[flags] == 0xC0
+        intact = source
+        if edit is not None:
+            edit(data)
+            intact = self.directory / f"intact-{source.name}"
+            intact.write_bytes(bytes(data))
+        data[flags] = 0
+        damaged = self.directory / f"marker-{source.name}"
+        damaged.write_bytes(bytes(data))
+        return intact, damaged
+
+
+@pytest.fixture
+def header_record(tmp_path) -> HeaderRecord:
+    """The log-file header record's field offsets, and damaged copies of a file (in tmp_path)."""
+    return HeaderRecord(tmp_path)

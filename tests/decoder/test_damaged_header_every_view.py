@@ -18,10 +18,6 @@ from wpptrace.decoder.engine import FileSource
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.wpp_rows import LOGFILE_HEADER, ROW_INDEX, RowView
 
-MARKER_FLAGS = 0x48 + 3
-#: SYSTEM_TRACE_HEADER.SystemTime of the header record
-SYSTEM_TIME = 0x48 + 16
-
 
 def _facts(record) -> tuple:
     return (record.kind, record.event_id, record.timestamp, record.thread_id,
@@ -40,18 +36,13 @@ def _header_row(path) -> tuple:
 
 @pytest.fixture(params=[None, 0, 1 << 62, -1, -(1 << 63)],
                 ids=["as-read", "zero", "far-future", "minus-one", "int64-min"])
-def pair(request, corpus_file, tmp_path):
+def pair(request, corpus_file, header_record):
     """The wppemitter capture with the header record's SystemTime set (None: as in the file),
     intact and with the record's marker flags zeroed."""
-    data = bytearray(corpus_file("wppemitter-sample.etl").read_bytes())
-    if request.param is not None:
-        struct.pack_into("<q", data, SYSTEM_TIME, request.param)
-    intact = tmp_path / "intact.etl"
-    intact.write_bytes(bytes(data))
-    data[MARKER_FLAGS] = 0
-    damaged = tmp_path / "damaged.etl"
-    damaged.write_bytes(bytes(data))
-    return intact, damaged
+    def set_time(data: bytearray) -> None:
+        struct.pack_into("<q", data, header_record.at("SystemTime"), request.param)
+    return header_record.marker_zeroed(corpus_file("wppemitter-sample.etl"),
+                                       None if request.param is None else set_time)
 
 
 def test_records_in_both_orders_start_with_the_header_event(pair):

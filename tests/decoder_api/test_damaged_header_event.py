@@ -20,20 +20,12 @@ from wpptrace.decoder import api
 from wpptrace.winerror import ERROR_SUCCESS
 from wpptrace.decoder.consumer_types import ETW_OPEN_TRACE_OPTIONS, EVENT_TRACE_LOGFILE
 
-#: the marker Flags byte (0xC0) of the header record, right after buffer 0's 0x48-byte header
-MARKER_FLAGS = 0x48 + 3
 DAMAGE = "offset 0x48: expected the log-file header record (SYSTEM32/64 marker, HookId 0)"
 
 
 @pytest.fixture
-def files(corpus_file, tmp_path):
-    real = corpus_file("wppemitter-sample.etl")
-    data = bytearray(real.read_bytes())
-    assert data[MARKER_FLAGS] == 0xC0
-    data[MARKER_FLAGS] = 0
-    damaged = tmp_path / "marker.etl"
-    damaged.write_bytes(bytes(data))
-    return real, damaged
+def files(corpus_file, header_record):
+    return header_record.marker_zeroed(corpus_file("wppemitter-sample.etl"))
 
 
 def test_event_record_callback_gets_the_header_event(files):

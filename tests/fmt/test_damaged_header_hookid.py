@@ -15,16 +15,14 @@ from fmthelp import run_fmt_capture
 from wpptrace.decoder import ordered_records, parallel
 from wpptrace.decoder.etlfile import EtlFile
 
-#: SYSTEM_TRACE_HEADER.HookId of the header record (buffer 0's header is 0x48 bytes)
-HOOK_ID = 0x48 + 6
-
 
 @pytest.fixture
-def files(fmt_data, tmp_path):
+def files(fmt_data, tmp_path, header_record):
     real = fmt_data / "wppemitter-sample.etl"
     data = bytearray(real.read_bytes())
-    assert data[HOOK_ID:HOOK_ID + 2] == b"\0\0"
-    data[HOOK_ID] = 5
+    hook_id = header_record.at("HookId")
+    assert data[hook_id:hook_id + 2] == b"\0\0"
+    data[hook_id] = 5
     damaged = tmp_path / "hook.etl"
     damaged.write_bytes(bytes(data))
     return real, damaged
@@ -69,12 +67,12 @@ def test_records_and_counts(files):
         assert (b.stats.records, b.stats.damaged) == (a.stats.records - 1, 1)
 
 
-def test_jobs_count_it_once(driver, tmp_path, monkeypatch):
+def test_jobs_count_it_once(driver, tmp_path, monkeypatch, header_record):
     """fmt -j 1 and -j 2 give the intact file's lines and counts: one header line, and the
     damaged record in no count of events."""
     etl, tmf_dir = driver
     data = bytearray(etl.read_bytes())
-    data[HOOK_ID] = 5
+    data[header_record.at("HookId")] = 5
     damaged = tmp_path / "driver.etl"
     damaged.write_bytes(bytes(data))
     with EtlFile(damaged) as f:

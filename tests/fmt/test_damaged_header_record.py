@@ -19,29 +19,12 @@ from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.wpp import WppDecoder
 from wpptrace.tmf import load
 
-#: the log-file header record starts right after buffer 0's 0x48-byte WMI_BUFFER_HEADER; its
-#: SYSTEM_TRACE_HEADER's fourth byte (Flags, 0xC0: TRACE_HEADER_FLAG | the fixed-size marker)
-#: zeroed makes it no record at all: the walk skips it, the payload is untouched
-MARKER_FLAGS = 0x48 + 3
-#: its first 32 bytes (SYSTEM_TRACE_HEADER: marker, size, HookId, thread, process, time)
-SYSTEM_HEADER = range(0x48, 0x48 + 32)
-
-
-def _damaged(source, path, offsets):
-    data = bytearray(source.read_bytes())
-    for at in offsets:
-        data[at] = 0
-    path.write_bytes(bytes(data))
-    return path
-
 
 @pytest.fixture
-def emitter(fmt_data, tmp_path):
+def emitter(fmt_data, header_record):
     """The real wppemitter capture (45 messages) and a copy whose header record's marker
     flags byte is zeroed."""
-    real = fmt_data / "wppemitter-sample.etl"
-    assert real.read_bytes()[MARKER_FLAGS] == 0xC0
-    return real, _damaged(real, tmp_path / "marker.etl", [MARKER_FLAGS])
+    return header_record.marker_zeroed(fmt_data / "wppemitter-sample.etl")
 
 
 @pytest.mark.parametrize("output_format", ["text", "csv", "jsonl"])
@@ -70,11 +53,17 @@ def test_the_header_line_is_printed_from_the_facts_read(emitter, fmt_data, tmp_p
     assert err.count("\n") == 1
 
 
-def test_a_header_record_wholly_zeroed_gives_the_line_of_what_is_left(fmt_data, tmp_path):
-    """Its thread, process and raw time zeroed too: the line holds them as read, its time
-    the session's StartTime (the header record's time is the clock's origin)."""
+def test_a_header_record_wholly_zeroed_gives_the_line_of_what_is_left(fmt_data, tmp_path,
+                                                                      header_record):
+    """Its thread, process and raw time zeroed too (its whole SYSTEM_TRACE_HEADER): the line
+    holds them as read, its time the session's StartTime (the header record's time is the
+    clock's origin)."""
     real = fmt_data / "wppemitter-sample.etl"
-    damaged = _damaged(real, tmp_path / "zeroed.etl", SYSTEM_HEADER)
+    data = bytearray(real.read_bytes())
+    whole = header_record.system_header()
+    data[whole.start:whole.stop] = bytes(len(whole))
+    damaged = tmp_path / "zeroed.etl"
+    damaged.write_bytes(bytes(data))
     code, out, err = run_fmt_capture(damaged, tmf_dirs=[str(fmt_data / "tmf")], utc=True)
     _code, intact, _err = run_fmt_capture(real, tmf_dirs=[str(fmt_data / "tmf")], utc=True)
     time = intact.split("::", 1)[1].split(" ", 1)[0]
@@ -108,10 +97,10 @@ def test_parquet_has_the_header_row(emitter, fmt_data, tmp_path):
     assert tables[damaged][0]["status"] == "header"
 
 
-def test_jobs_print_the_made_header_once(driver, tmp_path, monkeypatch):
+def test_jobs_print_the_made_header_once(driver, tmp_path, monkeypatch, header_record):
     """fmt -j 2: the made header belongs to the first window only, as the record would."""
     etl, tmf_dir = driver
-    damaged = _damaged(etl, tmp_path / "driver.etl", [MARKER_FLAGS])
+    _etl, damaged = header_record.marker_zeroed(etl)
     with EtlFile(damaged) as f:
         times = sorted(info.timestamp for info in f.buffer_index())
     monkeypatch.setattr(parallel, "cut_keys", lambda *_a, **_k: [None, times[len(times) // 2],
@@ -129,23 +118,21 @@ def test_jobs_print_the_made_header_once(driver, tmp_path, monkeypatch):
     assert text.count("EventTrace") == 1 and "EventTrace" in text.splitlines()[0]
 
 
-#: SYSTEM_TRACE_HEADER.Size of the header record (664 in the wppemitter capture)
-RECORD_SIZE = 0x48 + 4
-
 
 @pytest.mark.parametrize("marker", [True, False], ids=["marker-zeroed", "marker-intact"])
 @pytest.mark.parametrize("size", [0xFFFF, 8, 0], ids=["past-the-buffer", "short", "zero"])
 def test_a_wrong_size_is_said_with_the_bytes_skipped_in_one_line(fmt_data, tmp_path, marker,
-                                                                 size):
+                                                                 size, header_record):
     """The record's own Size is off: its end is found past its two names (where the next
     record starts, 0x2e0), and the one line says how many bytes were skipped and where the
     records go on; the rest reads as the intact file does."""
     real = fmt_data / "wppemitter-sample.etl"
     data = bytearray(real.read_bytes())
-    assert int.from_bytes(data[RECORD_SIZE:RECORD_SIZE + 2], "little") == 664
-    data[RECORD_SIZE:RECORD_SIZE + 2] = size.to_bytes(2, "little")
+    record_size = header_record.at("Size")
+    assert int.from_bytes(data[record_size:record_size + 2], "little") == 664
+    data[record_size:record_size + 2] = size.to_bytes(2, "little")
     if marker:
-        data[MARKER_FLAGS] = 0
+        data[header_record.at("Flags")] = 0
     damaged = tmp_path / "size.etl"
     damaged.write_bytes(bytes(data))
     runs = {}
