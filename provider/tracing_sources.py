@@ -227,11 +227,11 @@ def _read_text(path: str, module_globals: dict | None) -> str | None:
     return None
 
 
-def _scan_on_a_fresh_stack(text: str, path: str) -> ScanResult:
-    """``scan_source`` of a source the calling stack had no room to scan, done again in a thread
-    of its own (a fresh stack). A RecursionError there is the source's: nested deeper than any
-    call can scan, a ScanError. Raises RuntimeError if no thread can be started (at interpreter
-    shutdown; nothing is concluded)."""
+def _scan_on_a_fresh_stack(text: str, path: str, no_room: RecursionError) -> ScanResult:
+    """``scan_source`` of a source the calling stack had no room to scan (``no_room``), done
+    again in a thread of its own (a fresh stack). A RecursionError there is the source's: nested
+    deeper than any call can scan, a ScanError. If no thread can be started (at interpreter
+    shutdown), ``no_room`` is raised again: the call is lost, nothing is concluded."""
     outcome: list[Any] = []
 
     def scan() -> None:
@@ -241,9 +241,14 @@ def _scan_on_a_fresh_stack(text: str, path: str) -> ScanResult:
             outcome.append(exc)
 
     thread = threading.Thread(target=scan, name="wpptrace source scan", daemon=True)
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:
+        raise no_room from None
     thread.join()
-    result = outcome[0] if outcome else RuntimeError("the source scan thread ended without a result")
+    if not outcome:
+        raise no_room
+    result = outcome[0]
     if isinstance(result, RecursionError):
         raise ScanError(f"nested too deeply to scan (the recursion limit is {sys.getrecursionlimit()})",
                         path) from None
@@ -385,7 +390,7 @@ class SiteSources:
             if choice is None:
                 return None, why
             if f.scan_error is not None:
-                raise f.scan_error
+                raise f.scan_error.with_traceback(None)
             if f.scan is None:
                 if choice == "registry":
                     f.scan = ScanResult(path, f.entry.sites, ())
@@ -393,9 +398,9 @@ class SiteSources:
                     try:
                         try:
                             f.scan = scan_source(f.text, path)
-                        except RecursionError:
+                        except RecursionError as exc:
                             # the source's depth, or the call's (made near the recursion limit)
-                            f.scan = _scan_on_a_fresh_stack(f.text, path)
+                            f.scan = _scan_on_a_fresh_stack(f.text, path, exc)
                     except ScanError as exc:
                         f.scan_error = exc
                         raise

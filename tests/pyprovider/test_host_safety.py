@@ -421,6 +421,26 @@ def test_a_source_nested_too_deeply_to_scan_is_scanned_once(tmp_path, monkeypatc
     assert len([w for w in seen if w.category is TraceWarning]) == 2     # one report per site
 
 
+def test_a_source_scan_with_no_thread_to_retry_in_concludes_nothing(tmp_path, monkeypatch):
+    """No thread can be started for the scan on a fresh stack (as at interpreter shutdown): the
+    call is lost and counted, and the next call scans again."""
+    scans = _counting_scans(monkeypatch)
+    app = _nested_app(tmp_path, "NoThread", 2 * sys.getrecursionlimit())
+    enable(app.trace, "python")
+
+    def refused(_thread):
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+    with monkeypatch.context() as patch:
+        patch.setattr(tracing_sources.threading.Thread, "start", refused)
+        app.go(1)
+    stats = app.trace.stats()
+    assert len(scans) == 1 and (stats.calls_dropped, stats.events_dropped) == (0, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TraceWarning)
+        app.go(2)
+    assert len(scans) == 3 and app.trace.stats().calls_dropped == 1
+
+
 def _depth() -> int:
     frame, depth = sys._getframe(), 0
     while frame is not None:
