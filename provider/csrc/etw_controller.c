@@ -800,9 +800,14 @@ ULONG wpptrace_session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *i
             break;
         case TARGET_REMOTE:
             WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
+            /* asked outside the control lock: a slow host holds up no other control call */
+            unlock();
             rc = wpt_host_call(t.slot, wpt_for_session(t.generation), WPT_REQ_QUERY, NULL, 0, &w,
                                sizeof w, NULL);
-            if (rc == ERROR_SUCCESS) break;
+            if (rc == ERROR_SUCCESS) {
+                lock();
+                break;
+            }
             /* Only a host that is gone is reported so. A refused connection means it died or
              * is dying (a live host always listens; the kernel may take a while to end a
              * killed one); a host that did not answer in time (ERROR_BUSY) is alive, and
@@ -815,6 +820,7 @@ ULONG wpptrace_session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *i
             } else if (!still_registered(&t)) {
                 rc = ERROR_WMI_INSTANCE_NOT_FOUND;   /* it stopped; its slot may be a newer one's */
             }
+            lock();
             break;
         case TARGET_GONE:
             info->Flags = WPPTRACE_SESSION_HOST_GONE;

@@ -145,6 +145,7 @@
  *                   sessions (its QUERY of A waits); meanwhile another thread queries private
  *                   session B of this process. That query must end while the listing still
  *                   waits (the listing held the control lock across its requests).
+ *       info-slow-host  the same with the session info of A asked for instead of the listing.
  *       release-locked  this process runs private session A; another process holds the
  *                   registry lock, stopped, longer than a request waits for it (shortened),
  *                   while A stops here, then is killed. A's registry entry must be freed all
@@ -182,7 +183,8 @@
  * busy N of N answer RC later 0|1 stop_a RC", broadcast-join-busy "enable RC at_first 0|1
  * later 0|1 stop_a RC", request-deadline "returned 0|1 request RC", dir-while-locked
  * "returned 0|1 path RC", fork-sessions "without N with_private N after_stop N stop_a RC",
- * list-slow-host "query_first 0|1 query RC list RC listed N stop_b RC stop_a RC", host-emfile "ticks N
+ * list-slow-host "query_first 0|1 query RC list RC listed N stop_b RC stop_a RC" (info-slow-host
+ * the same: list RC is the session info's, listed 1 if it named a LoggerId), host-emfile "ticks N
  * per_second N query RC stop_a RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
@@ -1607,6 +1609,15 @@ static void *list_all(void *arg) {
     return NULL;
 }
 
+static void *info_of_a(void *arg) {
+    WPPTRACE_SESSION_INFO info;
+    g_list_rc = wpptrace_session_info(0, "control-races-a", &info);
+    g_listed = info.LoggerId != 0;
+    (void)arg;
+    atomic_store(&g_listing_done, 1);
+    return NULL;
+}
+
 static void *query_private(void *arg) {
     (void)arg;
     props_block b;
@@ -1617,7 +1628,7 @@ static void *query_private(void *arg) {
     return NULL;
 }
 
-static int list_slow_host(const char *dir) {
+static int list_slow_host(const char *dir, int info) {
     TRACEHANDLE a;
     if (start(dir, "control-races-a", &a)) return 3;
     props_block b;
@@ -1635,7 +1646,7 @@ static int list_slow_host(const char *dir) {
     wpt_test_point = at_listing_connected;
     atomic_store(&g_armed, 1);
     pthread_t lister, querier;
-    if (pthread_create(&lister, NULL, list_all, NULL) != 0) return 6;
+    if (pthread_create(&lister, NULL, info ? info_of_a : list_all, NULL) != 0) return 6;
     int64_t until = wpt_mono_ms() + 20000;
     while (!atomic_load(&g_listing_asked) && wpt_mono_ms() < until) usleep(1000);
     if (!atomic_load(&g_listing_asked)) return 7;
@@ -1699,7 +1710,8 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "host-emfile") == 0) return host_emfile(argv[2]);
     if (argc == 3 && strcmp(argv[1], "busy-enable") == 0) return busy_enable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "busy-disable") == 0) return busy_disable(argv[2]);
-    if (argc == 3 && strcmp(argv[1], "list-slow-host") == 0) return list_slow_host(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "list-slow-host") == 0) return list_slow_host(argv[2], 0);
+    if (argc == 3 && strcmp(argv[1], "info-slow-host") == 0) return list_slow_host(argv[2], 1);
     if (argc == 3 && strcmp(argv[1], "fork-sessions") == 0) return fork_sessions(argv[2]);
     if (argc == 3 && strcmp(argv[1], "dir-while-locked") == 0) return dir_while_locked();
     if (argc == 3 && strcmp(argv[1], "broadcast-join-busy") == 0) return broadcast_join_busy(argv[2]);

@@ -373,3 +373,12 @@ def test_listing_sessions_holds_up_no_other_control_call(control_races, out):
     assert got["query_first"] == 1 and got["query"] == 0
     assert got["list"] == 0 and got["listed"] == 2
     assert got["stop_b"] == 0 and got["stop_a"] == 0
+
+
+def test_session_info_of_a_slow_host_holds_up_no_other_control_call(control_races, out):
+    """The same for wpptrace_session_info: its request to a host slow to answer (stopped here)
+    held the control lock, and a query of this process's own private session waited for it."""
+    got = control_races("info-slow-host", out)
+    assert got["query_first"] == 1 and got["query"] == 0
+    assert got["list"] == 0 and got["listed"] == 1
+    assert got["stop_b"] == 0 and got["stop_a"] == 0
