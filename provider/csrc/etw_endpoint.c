@@ -38,7 +38,8 @@ static uint32_t g_pid;              /* the process the endpoint belongs to */
 static int g_running, g_quit;
 static pthread_t g_thread;
 static char g_path[256];
-static int g_joins[WPPTRACE_MAX_SESSIONS];      /* JOIN connection per slot, -1 if none */
+/* JOIN connection per slot, -1 if none (from the start: a forked child closes what it finds) */
+static int g_joins[WPPTRACE_MAX_SESSIONS] = {[0 ... WPPTRACE_MAX_SESSIONS - 1] = -1};
 static uint32_t g_join_gen[WPPTRACE_MAX_SESSIONS];   /* the joined session's registry generation */
 static uint8_t g_rejoin[WPPTRACE_MAX_SESSIONS];  /* forked child: re-join g_join_gen[slot] */
 static int64_t g_rejoin_at[WPPTRACE_MAX_SESSIONS];   /* when to try again (its host was busy) */
@@ -688,14 +689,16 @@ static void fork_child(void) {
     wpt_registry_after_fork();
     wpt_providers_after_fork();
     int was_running = g_running;
-    int had[WPPTRACE_MAX_SESSIONS];
-    for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
+    int had[WPPTRACE_MAX_SESSIONS] = {0};
+    /* A process whose endpoint never ran has no connection to close (and its child touches
+     * none of this state) */
+    for (int i = 0; was_running && i < WPPTRACE_MAX_SESSIONS; i++) {
         had[i] = g_joins[i] >= 0;
         if (g_joins[i] >= 0) close(g_joins[i]);
         g_joins[i] = -1;
     }
-    for (int i = 0; i < MAX_REQUESTS; i++) {
-        if (was_running && g_requests[i].fd >= 0) close(g_requests[i].fd);   /* the parent's */
+    for (int i = 0; was_running && i < MAX_REQUESTS; i++) {
+        if (g_requests[i].fd >= 0) close(g_requests[i].fd);   /* the parent's */
         g_requests[i].fd = -1;
     }
     if (g_listen >= 0) close(g_listen);

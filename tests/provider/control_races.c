@@ -141,6 +141,9 @@
  *       fork-sessions  a child forked by this process without a session, one forked while it
  *                   runs private session A and one after A stopped count the sessions they
  *                   read as they begin: only A's (every child read all 64, some 65 pages).
+ *                   The first child must still have descriptor 0 (a child of a process whose
+ *                   endpoint never ran closed descriptor 0, its stdin, taking it for the JOIN
+ *                   connections it had none of).
  *       list-slow-host  session A's host is stopped while a thread of this process lists the
  *                   sessions (its QUERY of A waits); meanwhile another thread queries private
  *                   session B of this process. That query must end while the listing still
@@ -182,7 +185,8 @@
  * busy-enable "enable RC at_first 0|1 later 0|1 answer RC stop_a RC", busy-disable "enabled 0|1
  * busy N of N answer RC later 0|1 stop_a RC", broadcast-join-busy "enable RC at_first 0|1
  * later 0|1 stop_a RC", request-deadline "returned 0|1 request RC", dir-while-locked
- * "returned 0|1 path RC", fork-sessions "without N with_private N after_stop N stop_a RC",
+ * "returned 0|1 path RC", fork-sessions "stdin_kept 0|1 without N with_private N after_stop N
+ * stop_a RC",
  * list-slow-host "query_first 0|1 query RC list RC listed N stop_b RC stop_a RC" (info-slow-host
  * the same: list RC is the session info's, listed 1 if it named a LoggerId), host-emfile "ticks N
  * per_second N query RC stop_a RC",
@@ -195,6 +199,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -1563,8 +1568,20 @@ static int sessions_read_by_child(void) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* Whether a child forked now still has descriptor 0 (-1: it failed). */
+static int child_keeps_stdin(void) {
+    pid_t child = fork();
+    if (child == 0) _exit(fcntl(0, F_GETFD) != -1);
+    int status = 0;
+    if (child < 0) return -1;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 /* fork-sessions: children forked without a session, and with a private one. */
 static int fork_sessions(const char *dir) {
+    if (fcntl(0, F_GETFD) == -1 && open("/dev/null", O_RDONLY) != 0) return 4;   /* a descriptor 0 */
+    int stdin_kept = child_keeps_stdin();
     int without = sessions_read_by_child();
     props_block b;
     memset(&b, 0, sizeof b);
@@ -1579,8 +1596,8 @@ static int fork_sessions(const char *dir) {
     int with_private = sessions_read_by_child();
     ULONG stopped = stop(a);
     int after_stop = sessions_read_by_child();
-    printf("without %d with_private %d after_stop %d stop_a %u\n", without, with_private, after_stop,
-           (unsigned)stopped);
+    printf("stdin_kept %d without %d with_private %d after_stop %d stop_a %u\n", stdin_kept, without,
+           with_private, after_stop, (unsigned)stopped);
     return 0;
 }
 

@@ -360,8 +360,17 @@ def test_a_forked_child_reads_only_the_private_sessions_it_inherited(control_rac
     """A forked child releases the private sessions of its parent. It read every one of the 64
     session entries to find them, faulting in some 65 pages in every child (each worker of
     `wpptrace fmt -j`, sessions or not). It reads only those its parent runs privately now."""
-    assert control_races("fork-sessions", out) == {"without": 0, "with_private": 1, "after_stop": 0,
-                                                    "stop_a": 0}
+    got = control_races("fork-sessions", out)
+    got.pop("stdin_kept")
+    assert got == {"without": 0, "with_private": 1, "after_stop": 0, "stop_a": 0}
+
+
+def test_a_forked_child_keeps_its_stdin(control_races, out):
+    """A child forked by a process whose provider endpoint never ran (any process that loaded
+    the core: `import wpptrace.provider` then os.fork or a multiprocessing worker) closed its
+    descriptor 0, stdin, 64 times over: it took the endpoint's empty table of JOIN connections,
+    never set to -1, for connections to close. It closes only what the endpoint opened."""
+    assert control_races("fork-sessions", out)["stdin_kept"] == 1
 
 
 def test_listing_sessions_holds_up_no_other_control_call(control_races, out):
