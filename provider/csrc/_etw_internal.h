@@ -350,6 +350,8 @@ extern int64_t wpt_registry_wait_ms;
 extern int64_t wpt_wall_shift_ns;
 /* sessions a forked child read to release the private ones (a test counts them) */
 extern _Atomic uint32_t wpt_fork_sessions_read;
+/* provider registrations a forked child reset (a test counts them) */
+extern _Atomic uint32_t wpt_fork_registrations_read;
 #else
 #define WPT_TEST_POINT(point) ((void)0)
 #define WPT_HOST_ANSWER_MS 30000

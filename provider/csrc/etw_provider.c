@@ -41,6 +41,10 @@ typedef struct {
 } enable_entry;
 
 static registration g_regs[MAX_REGISTRATIONS];
+static int g_regs_high;         /* entries of g_regs ever used (a forked child resets only those) */
+#ifdef WPT_TEST_POINTS
+_Atomic uint32_t wpt_fork_registrations_read;
+#endif
 static enable_entry g_enables[WPT_MAX_ENABLES];
 static pthread_mutex_t g_reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_reg_cond = PTHREAD_COND_INITIALIZER;   /* a callback returned */
@@ -143,7 +147,12 @@ void wpt_providers_fork_parent(void) { pthread_mutex_unlock(&g_reg_lock); }
 void wpt_providers_after_fork(void) {
     pthread_mutex_init(&g_reg_lock, NULL);
     pthread_cond_init(&g_reg_cond, NULL);
-    for (int i = 0; i < MAX_REGISTRATIONS; i++) g_regs[i].inflight = 0;
+    for (int i = 0; i < g_regs_high; i++) {
+#ifdef WPT_TEST_POINTS
+        atomic_fetch_add(&wpt_fork_registrations_read, 1);
+#endif
+        g_regs[i].inflight = 0;
+    }
     for (int k = 0; k < t_depth && k < MAX_NESTING; k++) g_regs[t_running[k]].inflight = 1;
 }
 
@@ -375,6 +384,7 @@ ULONG RegisterTraceGuidsA(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG cou
         return idx < 0 ? ERROR_NOT_ENOUGH_MEMORY : ERROR_OUTOFMEMORY;
     }
     registration *r = &g_regs[idx];
+    if (idx >= g_regs_high) g_regs_high = idx + 1;
     r->used = 1;
     r->generation++;
     r->control = *control;

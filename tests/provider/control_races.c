@@ -143,7 +143,8 @@
  *                   read as they begin: only A's (every child read all 64, some 65 pages).
  *                   The first child must still have descriptor 0 (a child of a process whose
  *                   endpoint never ran closed descriptor 0, its stdin, taking it for the JOIN
- *                   connections it had none of).
+ *                   connections it had none of). Nor must it reset any provider registration
+ *                   (it reset all 1024, some 12 pages written in every child).
  *       list-slow-host  session A's host is stopped while a thread of this process lists the
  *                   sessions (its QUERY of A waits); meanwhile another thread queries private
  *                   session B of this process. That query must end while the listing still
@@ -185,8 +186,8 @@
  * busy-enable "enable RC at_first 0|1 later 0|1 answer RC stop_a RC", busy-disable "enabled 0|1
  * busy N of N answer RC later 0|1 stop_a RC", broadcast-join-busy "enable RC at_first 0|1
  * later 0|1 stop_a RC", request-deadline "returned 0|1 request RC", dir-while-locked
- * "returned 0|1 path RC", fork-sessions "stdin_kept 0|1 without N with_private N after_stop N
- * stop_a RC",
+ * "returned 0|1 path RC", fork-sessions "stdin_kept 0|1 registrations N without N with_private N
+ * after_stop N stop_a RC",
  * list-slow-host "query_first 0|1 query RC list RC listed N stop_b RC stop_a RC" (info-slow-host
  * the same: list RC is the session info's, listed 1 if it named a LoggerId), host-emfile "ticks N
  * per_second N query RC stop_a RC",
@@ -1561,7 +1562,10 @@ static int dir_while_locked(void) {
 /* The sessions a child forked now reads as it begins (-1: it failed). */
 static int sessions_read_by_child(void) {
     pid_t child = fork();
-    if (child == 0) _exit((int)atomic_load(&wpt_fork_sessions_read) & 0x7F);
+    if (child == 0) {
+        uint32_t n = atomic_load(&wpt_fork_sessions_read);
+        _exit(n > 100 ? 100 : (int)n);
+    }
     int status = 0;
     if (child < 0) return -1;
     while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
@@ -1578,11 +1582,25 @@ static int child_keeps_stdin(void) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* The provider registrations a child forked now resets as it begins (-1: it failed). */
+static int registrations_read_by_child(void) {
+    pid_t child = fork();
+    if (child == 0) {
+        uint32_t n = atomic_load(&wpt_fork_registrations_read);
+        _exit(n > 100 ? 100 : (int)n);
+    }
+    int status = 0;
+    if (child < 0) return -1;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 /* fork-sessions: children forked without a session, and with a private one. */
 static int fork_sessions(const char *dir) {
     if (fcntl(0, F_GETFD) == -1 && open("/dev/null", O_RDONLY) != 0) return 4;   /* a descriptor 0 */
     int stdin_kept = child_keeps_stdin();
     int without = sessions_read_by_child();
+    int registrations = registrations_read_by_child();
     props_block b;
     memset(&b, 0, sizeof b);
     b.p.Wnode.BufferSize = sizeof b;
@@ -1596,8 +1614,8 @@ static int fork_sessions(const char *dir) {
     int with_private = sessions_read_by_child();
     ULONG stopped = stop(a);
     int after_stop = sessions_read_by_child();
-    printf("stdin_kept %d without %d with_private %d after_stop %d stop_a %u\n", stdin_kept, without,
-           with_private, after_stop, (unsigned)stopped);
+    printf("stdin_kept %d registrations %d without %d with_private %d after_stop %d stop_a %u\n",
+           stdin_kept, registrations, without, with_private, after_stop, (unsigned)stopped);
     return 0;
 }
 
