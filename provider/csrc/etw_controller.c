@@ -558,8 +558,9 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
         case TARGET_REMOTE:
             WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
             wpt_handle_issued(t.slot, t.generation);
-            if (code == EVENT_TRACE_CONTROL_QUERY) {
-                /* a query changes nothing here: a slow host holds up no other control call */
+            if (code != EVENT_TRACE_CONTROL_STOP) {
+                /* a query, flush or update changes nothing in this process: a slow host holds
+                 * up no other control call */
                 unlock();
                 rc = control_remote(&t, p, code, wide, seen);
                 lock();

@@ -150,6 +150,7 @@
  *                   session B of this process. That query must end while the listing still
  *                   waits (the listing held the control lock across its requests).
  *       info-slow-host  the same with the session info of A asked for instead of the listing.
+ *       flush-slow-host  the same with A flushed (ControlTrace FLUSH) instead.
  *       release-locked  this process runs private session A; another process holds the
  *                   registry lock, stopped, longer than a request waits for it (shortened),
  *                   while A stops here, then is killed. A's registry entry must be freed all
@@ -189,7 +190,8 @@
  * "returned 0|1 path RC", fork-sessions "stdin_kept 0|1 registrations N without N with_private N
  * after_stop N stop_a RC",
  * list-slow-host "query_first 0|1 query RC list RC listed N stop_b RC stop_a RC" (info-slow-host
- * the same: list RC is the session info's, listed 1 if it named a LoggerId), host-emfile "ticks N
+ * the same: list RC is the session info's, listed 1 if it named a LoggerId; flush-slow-host the
+ * same: list RC is the FLUSH's, listed 1 if it named the session), host-emfile "ticks N
  * per_second N query RC stop_a RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
@@ -1653,6 +1655,17 @@ static void *info_of_a(void *arg) {
     return NULL;
 }
 
+static void *flush_a(void *arg) {
+    (void)arg;
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    g_list_rc = ControlTraceA(0, "control-races-a", &b.p, EVENT_TRACE_CONTROL_FLUSH);
+    g_listed = b.p.Wnode.HistoricalContext != 0;
+    atomic_store(&g_listing_done, 1);
+    return NULL;
+}
+
 static void *query_private(void *arg) {
     (void)arg;
     props_block b;
@@ -1663,6 +1676,7 @@ static void *query_private(void *arg) {
     return NULL;
 }
 
+/* info: 0 lists, 1 asks for A's session info, 2 flushes A */
 static int list_slow_host(const char *dir, int info) {
     TRACEHANDLE a;
     if (start(dir, "control-races-a", &a)) return 3;
@@ -1681,7 +1695,8 @@ static int list_slow_host(const char *dir, int info) {
     wpt_test_point = at_listing_connected;
     atomic_store(&g_armed, 1);
     pthread_t lister, querier;
-    if (pthread_create(&lister, NULL, info ? info_of_a : list_all, NULL) != 0) return 6;
+    void *(*asks)(void *) = info == 2 ? flush_a : info ? info_of_a : list_all;
+    if (pthread_create(&lister, NULL, asks, NULL) != 0) return 6;
     int64_t until = wpt_mono_ms() + 20000;
     while (!atomic_load(&g_listing_asked) && wpt_mono_ms() < until) usleep(1000);
     if (!atomic_load(&g_listing_asked)) return 7;
@@ -1747,6 +1762,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "busy-disable") == 0) return busy_disable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "list-slow-host") == 0) return list_slow_host(argv[2], 0);
     if (argc == 3 && strcmp(argv[1], "info-slow-host") == 0) return list_slow_host(argv[2], 1);
+    if (argc == 3 && strcmp(argv[1], "flush-slow-host") == 0) return list_slow_host(argv[2], 2);
     if (argc == 3 && strcmp(argv[1], "fork-sessions") == 0) return fork_sessions(argv[2]);
     if (argc == 3 && strcmp(argv[1], "dir-while-locked") == 0) return dir_while_locked();
     if (argc == 3 && strcmp(argv[1], "broadcast-join-busy") == 0) return broadcast_join_busy(argv[2]);

@@ -392,3 +392,13 @@ def test_session_info_of_a_slow_host_holds_up_no_other_control_call(control_race
     assert got["query_first"] == 1 and got["query"] == 0
     assert got["list"] == 0 and got["listed"] == 1
     assert got["stop_b"] == 0 and got["stop_a"] == 0
+
+
+def test_a_flush_of_a_slow_host_holds_up_no_other_control_call(control_races, out):
+    """The same for ControlTrace FLUSH (and UPDATE) of a session in another process: the
+    request, bounded at two minutes, held the control lock all along. Only STOP keeps it (this
+    process's own state changes with it)."""
+    got = control_races("flush-slow-host", out)
+    assert got["query_first"] == 1 and got["query"] == 0
+    assert got["list"] == 0 and got["listed"] == 1
+    assert got["stop_b"] == 0 and got["stop_a"] == 0
