@@ -393,6 +393,63 @@ def test_a_stop_that_gives_up_on_a_stuck_connection_says_what_it_left(recorded, 
         relay.close(timeout=0.5)            # (its collector is gone: no need to linger)
 
 
+def test_collect_ends_on_sigterm_with_a_stuck_disk_and_exits_1(recorded, tmp_path, monkeypatch):
+    """SIGTERM only asks ``wpptrace collect`` to stop: its one stop waits at most the stop
+    bound, then the command returns 1 (it left a file it could not close) while the write
+    is still stuck."""
+    from wpptrace import cli
+    from wpptrace.remote import cli_collect
+    from wpptrace.remote import collector as collector_module
+
+    stuck, release, returned = threading.Event(), threading.Event(), threading.Event()
+
+    class StuckDisk(collector_module.EtlStreamFile):
+        def write(self, buffer):
+            stuck.set()
+            release.wait(PATIENCE)          # a disk that does not answer
+            super().write(buffer)
+
+    started = []
+
+    class SeenCollector(collector_module.Collector):
+        def start(self):
+            started.append(self)
+            return super().start()
+
+    monkeypatch.setattr(collector_module, "EtlStreamFile", StuckDisk)
+    monkeypatch.setattr(collector_module, "Collector", SeenCollector)
+    monkeypatch.setattr(cli_collect, "STOP_WAIT", 0.2)
+    header_buffer, buffers = recorded
+    original = signal.getsignal(signal.SIGTERM)
+    relays = []
+
+    def feed_then_terminate():
+        wait_until(lambda: started and started[0].address
+                   and signal.getsignal(signal.SIGTERM) is not original, what="collect running")
+        relay = Relay(started[0].address, buffer_size=len(header_buffer), name="sigterm").start()
+        relays.append(relay)
+        relay.add(header_buffer)
+        relay.add(buffers[0])
+        assert stuck.wait(PATIENCE)
+        os.kill(os.getpid(), signal.SIGTERM)
+        returned.wait(PATIENCE)             # (a collect that does not return: release it)
+        release.set()
+
+    helper = threading.Thread(target=feed_then_terminate)
+    helper.start()
+    try:
+        code = cli.main(["collect", "--listen", "127.0.0.1:0", "-o", str(tmp_path / "c"), "-q"])
+        still_stuck = not release.is_set()
+    finally:
+        returned.set()
+        helper.join(PATIENCE)
+        for relay in relays:
+            relay.close(timeout=0.5)
+    assert signal.getsignal(signal.SIGTERM) is original
+    assert (code, still_stuck) == (1, True)
+    assert started[0].wait(PATIENCE)
+
+
 def test_sent_buffers_let_go_and_lost_with_their_connection_are_counted_dropped(recorded, tmp_path):
     """A full outbox lets the oldest sent buffer go before the collector acknowledged it; if
     that connection then breaks, the buffer never arrives: the relay counts it in

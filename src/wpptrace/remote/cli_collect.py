@@ -14,10 +14,13 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 
 from wpptrace._cliutil import RawDescriptionHelpFormatter, complain
 
 PROG = "collect"
+#: seconds the collector has at exit to close every connection and file (then exit status 1)
+STOP_WAIT = 30.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,12 +107,16 @@ def run(args: argparse.Namespace) -> int:
         live = LiveView(tmf.load(*args.tmf_path, *args.tmf, tolerant=True), sys.stdout,
                         utc=args.utc)
     ended = 0       # a count, not the list: a collector may run for weeks
+    # the signal handler and on_end only ask for the stop: the one bounded stop() below runs
+    # in this thread (a handler that waited in stop() would hold up the main loop, and on_end
+    # runs in the collector's own thread, which stop() cannot wait for)
+    stopping = threading.Event()
 
     def on_end(stats):
         nonlocal ended
         ended += 1
         if args.sources and ended >= args.sources:
-            collector.stop()
+            stopping.set()
 
     collector = Collector(listen, output_dir=args.output_dir, live=live, tls=tls,
                           allow=allow,
@@ -122,13 +129,16 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         complain(PROG, f"cannot listen on {args.listen}: {exc}")
         return 1
-    stop = lambda signum, frame: collector.stop()  # noqa: E731
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    ask_stop = lambda signum, frame: stopping.set()  # noqa: E731
+    previous = {sig: signal.signal(sig, ask_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    abandoned = None
     try:
-        while not collector.wait(0.5):
+        while not (collector.wait(0.5) or stopping.is_set()):
             pass
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        abandoned = collector.stop()        # (logged by the collector)
+        try:
+            abandoned = collector.stop(STOP_WAIT)   # (what it left is logged by the collector)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     return 1 if abandoned else 0
