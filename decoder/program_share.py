@@ -216,6 +216,9 @@ _TEXT_NUMBER = 1 << 16
 #: a text longer than this (characters) is not kept: each process reads it (the table's arena
 #: is 64 MiB, and the text is marshalled whole)
 TEXT_LIMIT = 4 << 20
+#: what one process keeps of TMF texts in the arena at most (bytes): the rest of it is left
+#: to the programs, which a large TMF set would otherwise crowd out
+TEXT_ROOM = 8 << 20
 
 
 class SharedTexts:
@@ -224,7 +227,8 @@ class SharedTexts:
     own key (its place in the set's inputs); the others take them instead of reading and
     splitting the file again. A file another process is reading at that moment is read
     again (nothing waits for it); one not read as TMF text is not kept, so each process
-    reports it. ``taken`` / ``kept``: files this process took / kept."""
+    reports it. A process keeps ``TEXT_ROOM`` bytes of texts at most. ``taken`` / ``kept``:
+    files this process took / kept."""
 
     def __init__(self, table: ProgramTable, inputs: list[str]) -> None:
         self.table = table
@@ -233,6 +237,7 @@ class SharedTexts:
             self._places.setdefault(path, place)
         self._mine: dict[str, int] = {}
         self.taken = self.kept = 0
+        self.room = TEXT_ROOM
 
     def take(self, path: str) -> tuple[str, list[str] | None] | None:
         table = self.table
@@ -259,11 +264,13 @@ class SharedTexts:
         slot = self._mine.pop(path, None)
         if slot is None or self.table.closed:
             return
-        if len(text) > TEXT_LIMIT:
+        data = marshal.dumps((text, tiles)) if len(text) <= TEXT_LIMIT else None
+        if data is None or len(data) > self.room:
             self.table.refuse(slot)
             return
-        if self.table.publish(slot, marshal.dumps((text, tiles))):
+        if self.table.publish(slot, data):
             self.kept += 1
+            self.room -= len(data)
 
 
 def shares_of(posts: list[list[tuple[bytes, int]]]) -> list[list[tuple[bytes, int]]]:

@@ -580,3 +580,23 @@ def test_a_decoder_shares_its_tmf_texts_while_it_shares_programs(driver):
     decoder.share_programs(None)                               # (before the table is closed)
     assert decoder.tmfset.shared_texts is None
     share.close()
+
+
+def test_a_process_keeps_tmf_texts_up_to_its_room_in_the_table(driver, monkeypatch):
+    """The table's arena holds the programs too: a process keeps TMF texts up to
+    ``TEXT_ROOM`` bytes, and the others read the files it did not keep."""
+    _path, tmf_dir = driver
+    keys = _late_keys(tmf.load(tmf_dir))
+    monkeypatch.setattr(program_share, "TEXT_ROOM", 20_000)
+    share = ProgramShare(processes=2)
+    first, second = _shared_set(tmf_dir, share), _shared_set(tmf_dir, share)
+    reads = _counting_reads(monkeypatch)
+    for key in keys:
+        first.lookup(*key)
+    files = len(reads)
+    kept = first.shared_texts.kept
+    assert 0 < kept < files and first.shared_texts.room >= 0
+    for key in keys:
+        second.lookup(*key)
+    assert second.shared_texts.taken == kept and len(reads) == 2 * files - kept
+    share.close()
