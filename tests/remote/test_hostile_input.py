@@ -183,10 +183,10 @@ def _welcomed(sock: socket.socket, header: bytes) -> None:
     assert P.HEADER.unpack(answer)[2] == P.FrameType.WELCOME
 
 
-def test_connections_beyond_the_limit_from_one_address_are_refused(recorded):
-    """One address cannot take every place: past ``max_per_address`` connections from it,
-    another is refused with the reason, while other addresses still get in; a place it frees
-    is its again."""
+def test_connections_beyond_the_limit_from_one_host_are_refused(recorded):
+    """One host cannot take every place: past ``max_per_address`` connections from it,
+    another is refused with the reason (every loopback address is this one host: see
+    peer_host); a place it frees is its again."""
     header, _ = recorded
     with Collector(("127.0.0.1", 0), max_per_address=2, timeout=5.0) as c:
         held = [socket.create_connection(c.address) for _ in range(2)]
@@ -195,10 +195,8 @@ def test_connections_beyond_the_limit_from_one_address_are_refused(recorded):
                 _welcomed(sock, header)
             answer = _converse(c.address, b"", half_close=False)
             assert _error_reason(answer) == (
-                ERROR_BUSY, "too many connections from 127.0.0.1 (at most 2 from one address)")
+                ERROR_BUSY, "too many connections from loopback (at most 2 from one host)")
             assert c.connections_refused == 1
-            with socket.create_connection(c.address, source_address=("127.0.0.2", 0)) as other:
-                _welcomed(other, header)
             held.pop().close()
             assert c.wait_for(lambda ss: sum(s.connected for s in ss) == 1, PATIENCE)
             held.append(socket.create_connection(c.address))
@@ -318,17 +316,25 @@ def test_stopping_with_a_relay_connected_logs_no_error(recorded):
     assert [r.getMessage() for r in records.records if r.levelno >= logging.ERROR] == []
 
 
-@pytest.mark.parametrize("host, network", [
-    ("192.0.2.7", "192.0.2.7"),
-    ("::ffff:192.0.2.7", "192.0.2.7"),                 # IPv4-mapped: the IPv4 host
-    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
-    ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
-    ("fe80::1%eth0", "fe80::/64"),
+@pytest.mark.parametrize("peer, host, network", [
+    ("192.0.2.7", "192.0.2.7", None),
+    ("::ffff:192.0.2.7", "192.0.2.7", None),            # IPv4-mapped: the IPv4 host
+    ("64:ff9b::c000:207", "192.0.2.7", None),           # NAT64: the IPv4 host too
+    ("127.0.0.1", "loopback", None),                    # every loopback address: one host
+    ("127.1.2.3", "loopback", None),
+    ("::1", "loopback", None),
+    ("::ffff:127.0.0.1", "loopback", None),
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+    ("fe80::1%eth0", "fe80::1%eth0", "fe80::/64%eth0"),  # link-local: its link's
+    ("fe80::1%eth1", "fe80::1%eth1", "fe80::/64%eth1"),
+    ("::", "::", "::/64"),
+    ("relay.example", "relay.example", None),           # (not an address: as it is)
 ])
-def test_the_per_address_limit_counts_an_ipv6_peer_by_its_64(host, network):
-    from wpptrace.remote.collector import peer_network
+def test_the_limits_count_a_peer_by_its_host_and_an_ipv6_one_also_by_its_64(peer, host, network):
+    from wpptrace.remote.collector import peer_host, peer_network
 
-    assert peer_network(host) == network
+    assert (peer_host(peer), peer_network(peer)) == (host, network)
 
 
 class _PeerWriter:
@@ -355,23 +361,54 @@ class _PeerWriter:
         return 0
 
 
-def test_one_ipv6_64_cannot_take_more_places_than_one_address():
-    """Peers that differ only in the last 64 bits are one host: the second is refused."""
-    async def connect_two():
-        c = Collector(max_per_address=1, handshake_timeout=PATIENCE)
-        first = asyncio.ensure_future(c._handle(asyncio.StreamReader(),
-                                                _PeerWriter(("2001:db8::1", 4000, 0, 0))))
-        await asyncio.sleep(0)                  # it holds its place, waiting for HELLO
-        second = _PeerWriter(("2001:db8::9:8:7:6", 4001, 0, 0))
-        silent = asyncio.StreamReader()
-        silent.feed_eof()
-        await c._handle(silent, second)
-        first.cancel()
-        await asyncio.gather(first, return_exceptions=True)
-        return c, bytes(second.sent)
+async def _connect_each(c: Collector, peernames) -> list:
+    """Connect to ``c`` from each peer in turn: a connection let in waits for its HELLO,
+    holding its place. The ERROR each got (None: let in)."""
+    tasks, writers, refused = [], [], []
+    for peername in peernames:
+        before = c.connections_refused
+        writers.append(_PeerWriter(peername))
+        tasks.append(asyncio.ensure_future(c._handle(asyncio.StreamReader(), writers[-1])))
+        await asyncio.sleep(0)          # the handler's first step: refused, or in
+        refused.append(c.connections_refused > before)
+    for task, was_refused in zip(tasks, refused):
+        if not was_refused:
+            task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return [_error_reason(bytes(w.sent)) if r else None for w, r in zip(writers, refused)]
 
-    c, answer = asyncio.run(connect_two())
-    assert _error_reason(answer) == (
-        ERROR_BUSY, "too many connections from 2001:db8::/64 (at most 1 from one IPv6 /64 "
-                    "network)")
-    assert c.connections_refused == 1
+
+def _connections(*peernames, **limits) -> list:
+    async def connect():
+        return await _connect_each(Collector(handshake_timeout=PATIENCE, **limits), peernames)
+
+    return asyncio.run(connect())
+
+
+def test_the_hosts_of_one_ipv6_64_each_have_their_own_places():
+    """A LAN (SLAAC, DHCPv6) puts every machine in one /64: twenty application hosts each
+    get in with the default limits; a second connection from one host is its own."""
+    hosts = [(f"fd00:1:2:3::{n:x}", 4000 + n, 0, 0) for n in range(1, 21)]
+    assert _connections(*hosts) == [None] * 20
+    assert _connections(*hosts[:2], hosts[0], max_per_address=1) == [None, None, (
+        ERROR_BUSY, "too many connections from fd00:1:2:3::1 (at most 1 from one host)")]
+
+
+def test_one_ipv6_64_cannot_take_more_places_than_max_per_network():
+    """A host given a whole /64 could come from ever new addresses: past ``max_per_network``
+    connections from one /64 another is refused, with its own reason; another /64 gets in."""
+    peers = [("2001:db8::1", 4000, 0, 0), ("2001:db8::9:8:7:6", 4001, 0, 0),
+             ("2001:db8::5", 4002, 0, 0), ("2001:db8:0:1::5", 4003, 0, 0)]
+    assert _connections(*peers, max_per_network=2) == [None, None, (
+        ERROR_BUSY, "too many connections from the network 2001:db8::/64 (at most 2 from "
+                    "one IPv6 /64 network)"), None]
+    c = Collector(max_connections=64, max_per_address=16)
+    assert c.max_per_network == 32
+
+
+def test_link_local_peers_on_different_links_are_different_hosts():
+    """fe80::1 on two interfaces is two machines: each has its own place."""
+    peers = [("fe80::1%eth0", 4000, 0, 1), ("fe80::1%eth1", 4001, 0, 2),
+             ("fe80::1%eth0", 4002, 0, 1)]
+    assert _connections(*peers, max_per_address=1) == [None, None, (
+        ERROR_BUSY, "too many connections from fe80::1%eth0 (at most 1 from one host)")]

@@ -45,8 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-connections", type=int, default=64, metavar="N",
                         help="relays connected at once (default: 64)")
     parser.add_argument("--max-per-address", type=int, default=16, metavar="N",
-                        help="of which from one network address (an IPv6 /64 counts as one; "
-                             "default: 16)")
+                        help="of which from one host (default: 16)")
+    parser.add_argument("--max-per-network", type=int, metavar="N",
+                        help="of which from one IPv6 /64 network (default: half of "
+                             "--max-connections, at least --max-per-address)")
     parser.add_argument("--max-buffer-kb", type=int, default=1024, metavar="KB",
                         help="largest buffer size accepted (default: 1024)")
     parser.add_argument("--resume-window", type=float, default=300.0, metavar="SECONDS",
@@ -71,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         complain(PROG, exc)
         return 2
-    if args.max_connections < 1 or args.max_per_address < 1:
-        complain(PROG, "--max-connections and --max-per-address must be at least 1")
+    if (args.max_connections < 1 or args.max_per_address < 1
+            or (args.max_per_network is not None and args.max_per_network < 1)):
+        complain(PROG, "--max-connections, --max-per-address and --max-per-network must be "
+                       "at least 1")
         return 2
     if args.output_dir is None and not args.rt:
         complain(PROG, "give -o DIR (files), --rt (live view) or both")
@@ -122,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
                           allow=allow,
                           max_connections=args.max_connections,
                           max_per_address=args.max_per_address,
+                          max_per_network=args.max_per_network,
                           max_buffer_size=args.max_buffer_kb * 1024, timeout=args.timeout,
                           resume_window=args.resume_window, on_source_end=on_end)
     try:

@@ -35,7 +35,7 @@ from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BUSY, ERROR_HANDLE_EOF
 from . import protocol as P
 from .etlstream import EtlStreamFile
 
-__all__ = ["Collector", "SourceStats", "Abandoned", "check_allow", "peer_network"]
+__all__ = ["Collector", "SourceStats", "Abandoned", "check_allow", "peer_host", "peer_network"]
 
 log = logging.getLogger("wpptrace.remote.collector")
 
@@ -50,6 +50,8 @@ _ENDED_KEPT = 4096
 _FINISHED_KEPT = 4096
 #: the largest BUFFER sequence: END and every ACK carry the one after it, in the same u64
 _LAST_BUFFER_SEQUENCE = (1 << 64) - 2
+#: NAT64's well-known prefix: the IPv4 host is the address's last 32 bits
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 @dataclasses.dataclass
@@ -250,15 +252,17 @@ class Collector:
     client CA, only relays with a certificate it signed get in); ``allow``: certificate
     names (CN or DNS) admitted, None for any the CA signed (an empty set admits none).
     ``max_connections``: relays
-    connected at once; ``max_per_address``: of which from one network address (one host
-    cannot take every place). ``on_source_end(stats)`` is called (in the collector's thread)
+    connected at once; ``max_per_address``: of which from one host (``peer_host``: one host
+    cannot take every place); ``max_per_network``: from one IPv6 /64 (``peer_network``; one
+    host may have a whole /64), None for the larger of ``max_per_address`` and half of
+    ``max_connections``. ``on_source_end(stats)`` is called (in the collector's thread)
     when a source's file is closed.
     """
 
     def __init__(self, listen=("127.0.0.1", 0), *, output_dir: Optional[str] = None,
                  live=None, tls: Optional[ssl.SSLContext] = None,
                  allow: Optional[set[str]] = None, max_connections: int = 64,
-                 max_per_address: int = 16,
+                 max_per_address: int = 16, max_per_network: Optional[int] = None,
                  max_buffer_size: int = 1 << 20, timeout: float = 60.0,
                  handshake_timeout: float = 10.0, resume_window: float = 300.0,
                  on_source_end: Optional[Callable[[SourceStats], None]] = None):
@@ -270,6 +274,8 @@ class Collector:
         self.allow = None if allow is None else set(allow)   # empty: nobody, not anybody
         self.max_connections = max_connections
         self.max_per_address = max_per_address
+        self.max_per_network = (max(max_per_address, max_connections // 2)
+                                if max_per_network is None else max_per_network)
         self.max_buffer_size = min(max_buffer_size, P.MAX_BUFFER_SIZE)
         self.timeout = timeout
         self.handshake_timeout = handshake_timeout
@@ -289,7 +295,8 @@ class Collector:
         self._ended_ids: dict[uuid.UUID, None] = {}
         self._labels: set[str] = set()
         self._active = 0
-        self._active_from: collections.Counter[str] = collections.Counter()   # by address
+        self._active_from: collections.Counter[str] = collections.Counter()   # by host
+        self._active_in: collections.Counter[str] = collections.Counter()     # by IPv6 /64
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._server: Optional[asyncio.AbstractServer] = None
         self._stop_event: Optional[asyncio.Event] = None
@@ -502,7 +509,8 @@ class Collector:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if peername else "?"
-        address = peer_network(str(peername[0])) if peername else "?"
+        address = peer_host(str(peername[0])) if peername else "?"
+        network = peer_network(str(peername[0])) if peername else None
         if self._active >= self.max_connections:
             self.connections_refused += 1
             log.warning("%s: refused: already %d connections", peer, self._active)
@@ -513,13 +521,23 @@ class Collector:
             self.connections_refused += 1
             log.warning("%s: refused: already %d connections from %s", peer,
                         self._active_from[address], address)
-            one = "IPv6 /64 network" if "/" in address else "address"
             await _send_error(writer, ERROR_BUSY, f"too many connections from {address} (at "
-                                                  f"most {self.max_per_address} from one {one})")
+                                                  f"most {self.max_per_address} from one host)")
+            writer.transport.abort()
+            return
+        if network is not None and self._active_in[network] >= self.max_per_network:
+            self.connections_refused += 1
+            log.warning("%s: refused: already %d connections from the network %s", peer,
+                        self._active_in[network], network)
+            await _send_error(writer, ERROR_BUSY, f"too many connections from the network "
+                                                  f"{network} (at most {self.max_per_network} "
+                                                  f"from one IPv6 /64 network)")
             writer.transport.abort()
             return
         self._active += 1
         self._active_from[address] += 1
+        if network is not None:
+            self._active_in[network] += 1
         source: Optional[_Source] = None
         conn: Optional[_Connection] = None
         try:
@@ -584,6 +602,10 @@ class Collector:
             self._active_from[address] -= 1
             if not self._active_from[address]:
                 del self._active_from[address]
+            if network is not None:
+                self._active_in[network] -= 1
+                if not self._active_in[network]:
+                    del self._active_in[network]
             if source is not None and conn is not None:
                 self._detach(source, conn, reason)
             writer.transport.abort()
@@ -691,19 +713,40 @@ def check_allow(allow: Optional[set[str]], tls: Optional[ssl.SSLContext]) -> Non
                          "no name could be allowed")
 
 
-def peer_network(host: str) -> str:
-    """What ``max_per_address`` counts a peer under: an IPv4 address as itself (an IPv4-mapped
-    IPv6 one too), an IPv6 address as its /64 (one host is commonly given a whole /64: keyed
-    by address it could take every place)."""
-    try:
-        ip = ipaddress.ip_address(host.partition("%")[0])      # (without a scope id)
-    except ValueError:
+def peer_host(host: str) -> str:
+    """What ``max_per_address`` counts a peer under: its address, a link-local one with its
+    scope id (fe80::1 on two links is two hosts); an IPv4-mapped (::ffff:a.b.c.d) or NAT64
+    (64:ff9b::a.b.c.d) IPv6 address as its IPv4 address; every loopback address as one host,
+    "loopback"."""
+    ip = _ip(host)
+    if ip is None:
         return host
+    return "loopback" if ip.is_loopback else str(ip)
+
+
+def peer_network(host: str) -> Optional[str]:
+    """What ``max_per_network`` counts an IPv6 peer under: its /64 (with the scope id of a
+    link-local one). None for the others (IPv4, IPv4-mapped, NAT64, loopback)."""
+    ip = _ip(host)
+    if not isinstance(ip, ipaddress.IPv6Address) or ip.is_loopback:
+        return None
+    network = ipaddress.IPv6Network((int(ip) >> 64 << 64, 64))
+    return f"{network}%{ip.scope_id}" if ip.scope_id else str(network)
+
+
+def _ip(host: str):
+    """The peer's IP address (an IPv6 one that carries an IPv4 host: that IPv4 address), or
+    None if ``host`` is not one."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
+            return ip.ipv4_mapped
+        if ip in _NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
 
 
 def _storage_failed(path: Optional[str], exc: OSError) -> P.ProtocolError:
