@@ -227,34 +227,36 @@ def _read_text(path: str, module_globals: dict | None) -> str | None:
     return None
 
 
-def _scan_on_a_fresh_stack(text: str, path: str, no_room: RecursionError) -> ScanResult:
-    """``scan_source`` of a source the calling stack had no room to scan (``no_room``), done
-    again in a thread of its own (a fresh stack). A RecursionError there is the source's: nested
-    deeper than any call can scan, a ScanError. If no thread can be started (at interpreter
-    shutdown), ``no_room`` is raised again: the call is lost, nothing is concluded."""
-    outcome: list[Any] = []
+def _call_depth() -> int:
+    """The frames on the calling thread's stack (walked only after a scan ran out of room)."""
+    frame, depth = sys._getframe(1), 1
+    while frame.f_back is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
 
-    def scan() -> None:
-        try:
-            outcome.append(scan_source(text, path))
-        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
-            outcome.append(exc)
 
-    thread = threading.Thread(target=scan, name="wpptrace source scan", daemon=True)
+def _kept(exc: ScanError) -> ScanError:
+    """A copy of a scan failure to keep for its file: its message and position only, none of the
+    traceback, context or frames of the call that found it (they would hold the application's
+    stack, its objects and the scanner's tree for the rest of the run)."""
+    return ScanError(exc.msg, exc.path, exc.line, exc.column, exc.text)
+
+
+def _scanned(scan: Any, text: str, path: str) -> Any:
+    """``scan(text, path)``, with a RecursionError decided by the room the call had. With half
+    the recursion limit or more left, the source is nested too deeply for the scanner: a
+    ScanError, to keep for the file. With less, the call itself came too deep (near the limit):
+    the RecursionError goes on (the call is lost and counted, nothing is concluded, and a later
+    call with more room scans). The scan runs on the calling thread: a thread of its own would
+    wait with the provider's locks held on what runs in that thread (gc callbacks, audit and
+    trace hooks, logging), and would get the application's thread stack size."""
     try:
-        thread.start()
-    except RuntimeError:
-        raise no_room from None
-    thread.join()
-    if not outcome:
-        raise no_room
-    result = outcome[0]
-    if isinstance(result, RecursionError):
-        raise ScanError(f"nested too deeply to scan (the recursion limit is {sys.getrecursionlimit()})",
-                        path) from None
-    if isinstance(result, BaseException):
-        raise result
-    return result
+        return scan(text, path)
+    except RecursionError:
+        if 2 * _call_depth() >= sys.getrecursionlimit():
+            raise
+    # (raised outside the handler, so that no RecursionError rides along as its context)
+    raise ScanError(f"nested too deeply to scan (the recursion limit is {sys.getrecursionlimit()})", path)
 
 
 class SiteSources:
@@ -390,19 +392,15 @@ class SiteSources:
             if choice is None:
                 return None, why
             if f.scan_error is not None:
-                raise f.scan_error.with_traceback(None)
+                raise _kept(f.scan_error)
             if f.scan is None:
                 if choice == "registry":
                     f.scan = ScanResult(path, f.entry.sites, ())
                 else:
                     try:
-                        try:
-                            f.scan = scan_source(f.text, path)
-                        except RecursionError as exc:
-                            # the source's depth, or the call's (made near the recursion limit)
-                            f.scan = _scan_on_a_fresh_stack(f.text, path, exc)
+                        f.scan = _scanned(scan_source, f.text, path)
                     except ScanError as exc:
-                        f.scan_error = exc
+                        f.scan_error = _kept(exc)
                         raise
             return f.scan, ""
 

@@ -4,11 +4,13 @@ drops, counts, and reports once; it never raises, blocks or prints on its own ac
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.util
 import logging
 import os
 import pathlib
 import signal
+import subprocess
 import sys
 import textwrap
 import threading
@@ -16,6 +18,7 @@ import time
 import traceback
 import uuid
 import warnings
+import weakref
 
 import pytest
 
@@ -375,7 +378,7 @@ def test_a_call_when_an_allocation_fails_never_raises_and_is_counted(pp, tmp_pat
 
 def _nested_app(tmp_path, name: str, terms: int):
     """An application whose source holds an expression ``terms`` deep (a sum: the scanner's
-    tree walk takes frames in proportion), and two trace call sites."""
+    tree walk takes frames in proportion), and three trace call sites."""
     return make_app(tmp_path, f'''
         from wpptrace.provider.tracing import Provider
         trace = Provider("{name}", register=False, flags=("IO",))
@@ -386,26 +389,28 @@ def _nested_app(tmp_path, name: str, terms: int):
             trace.info(trace.flags.IO, "other %d", n)
         def deep(depth, n):
             return deep(depth - 1, n) if depth else go(n)
+        def holding(value, n):
+            trace.info(trace.flags.IO, "held %d", n)
     ''')
 
 
-def _counting_scans(monkeypatch) -> list[str]:
-    """The paths scan_source is asked to scan, one entry a scan."""
+def _counting_scans(monkeypatch, name: str = "scan_source") -> list[str]:
+    """The paths the scanner ``name`` is asked to scan, one entry a scan."""
     scans: list[str] = []
-    real = tracing_sources.scan_source
+    real = getattr(tracing_sources, name)
 
     def counted(text, path):
         scans.append(path)
         return real(text, path)
-    monkeypatch.setattr(tracing_sources, "scan_source", counted)
+    monkeypatch.setattr(tracing_sources, name, counted)
     return scans
 
 
 @pytest.mark.parametrize("path", PATHS)
 def test_a_source_nested_too_deeply_to_scan_is_scanned_once(tmp_path, monkeypatch, path):
-    """A source whose expressions are nested deeper than the scanner can walk from any stack:
-    the failure is the source's and is kept (one scan on the call's stack, one on a fresh
-    one), so the calls of its sites are dropped and reported, not scanned again each time."""
+    """A source whose expressions are nested deeper than the scanner can walk, found by a call
+    with plenty of stack left: the failure is the source's and is kept, so the calls of its
+    sites are dropped and reported, not scanned again each time."""
     scans = _counting_scans(monkeypatch)
     app = _nested_app(tmp_path, "TooDeep", 2 * sys.getrecursionlimit())
     sent = enable(app.trace, path)
@@ -414,31 +419,36 @@ def test_a_source_nested_too_deeply_to_scan_is_scanned_once(tmp_path, monkeypatc
         for n in range(3):
             app.go(n)
             app.other(n)
-    assert len(scans) == 2 and sent == []
+    assert len(scans) == 1 and sent == []
     stats = app.trace.stats()
     assert (stats.calls_dropped, stats.events_dropped) == (6, 0)
     assert all("nested too deeply to scan" in d.reason for d in stats.sites)
     assert len([w for w in seen if w.category is TraceWarning]) == 2     # one report per site
 
 
-def test_a_source_scan_with_no_thread_to_retry_in_concludes_nothing(tmp_path, monkeypatch):
-    """No thread can be started for the scan on a fresh stack (as at interpreter shutdown): the
-    call is lost and counted, and the next call scans again."""
-    scans = _counting_scans(monkeypatch)
-    app = _nested_app(tmp_path, "NoThread", 2 * sys.getrecursionlimit())
-    enable(app.trace, "python")
+class _Held:
+    """An object of the application's, in the frame of a trace call."""
 
-    def refused(_thread):
-        raise RuntimeError("can't create new thread at interpreter shutdown")
-    with monkeypatch.context() as patch:
-        patch.setattr(tracing_sources.threading.Thread, "start", refused)
-        app.go(1)
-    stats = app.trace.stats()
-    assert len(scans) == 1 and (stats.calls_dropped, stats.events_dropped) == (0, 1)
+
+def test_a_kept_scan_failure_holds_nothing_of_the_call_that_found_it(tmp_path):
+    """The failure kept for a source too deeply nested to scan keeps its message only: not the
+    frames of the call that found it (they hold the application's objects), not the
+    RecursionError and the scanner's frames behind it."""
+    app = _nested_app(tmp_path, "HeldFrames", 2 * sys.getrecursionlimit())
+    enable(app.trace, "python")
+    value = _Held()
+    held = weakref.ref(value)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TraceWarning)
-        app.go(2)
-    assert len(scans) == 3 and app.trace.stats().calls_dropped == 1
+        app.holding(value, 1)
+        del value
+        gc.collect()
+        assert held() is None
+        app.go(2)                 # the kept failure, raised again for another site
+    kept = app.trace._sources._files[os.path.abspath(app.__file__)].scan_error
+    assert "nested too deeply to scan" in str(kept)
+    assert (kept.__traceback__, kept.__context__, kept.__cause__) == (None, None, None)
+    assert app.trace.stats().calls_dropped == 2
 
 
 def _depth() -> int:
@@ -448,20 +458,79 @@ def _depth() -> int:
     return depth
 
 
-def test_a_source_the_calls_stack_has_no_room_to_scan_is_scanned_on_a_fresh_stack(tmp_path, monkeypatch):
+def test_a_source_the_calls_stack_has_no_room_to_scan_concludes_nothing(tmp_path, monkeypatch):
     """The first call of a nested source's site comes with too little stack left to scan it
-    (but enough for the call): the source is scanned again on a fresh stack, the call is
-    written and the scan kept for the next calls."""
+    (but enough for the call): the call is lost and counted, nothing is concluded about the
+    source, and the next call, with room, scans it and is written."""
     scans = _counting_scans(monkeypatch)
     app = _nested_app(tmp_path, "DeepCaller", sys.getrecursionlimit() // 4)
     sent = enable(app.trace, "python")
     app.deep(sys.getrecursionlimit() - 200 - _depth(), 1)      # 200 frames left for the call
-    assert len(scans) == 2
+    assert len(scans) == 1 and sent == []
+    assert (app.trace.stats().calls_dropped, app.trace.stats().events_dropped) == (0, 1)
     app.go(2)
     app.other(3)
     assert len(scans) == 2
-    assert [number for number, _payload in sent] == [10, 10, 11]
-    assert (app.trace.stats().calls_dropped, app.trace.stats().events_dropped) == (0, 0)
+    assert [number for number, _payload in sent] == [10, 11]
+    assert app.trace.stats().calls_dropped == 0
+
+
+_TRACED_GC = '''
+import gc
+from wpptrace.provider.tracing import Provider
+trace = Provider("TracedGc", register=False, flags=("GC",))
+def on_gc(phase, info):
+    trace.verbose(trace.flags.GC, "gc %d", phase)      # a str: dropped (which takes the locks)
+'''
+
+_DEEP_USER = '''
+from traced import trace
+DEEP = {deep}
+def go(n):
+    trace.info(trace.flags.GC, "value %d", n)
+'''
+
+_DEEP_DRIVER = '''
+import gc, sys, threading, warnings
+sys.path.insert(0, sys.argv[1])
+warnings.simplefilter("ignore")
+import traced, deep
+traced.trace._use_writer(lambda h, fl, g, n, p: 0)
+traced.trace._set_enable_state(0x1234, 0xFFFFFFFF, 5)
+{setup}
+deep.go(1)
+reasons = [d.reason for d in traced.trace.stats().sites if "deep.py" in d.site]
+print("finished", reasons)
+'''
+
+
+def _run_deep_call(tmp_path, setup: str) -> str:
+    """A program whose first trace call is in a source too deeply nested to scan, after
+    ``setup``: run in a process of its own, given a minute (a hang is a failure)."""
+    (tmp_path / "traced.py").write_text(_TRACED_GC)
+    (tmp_path / "deep.py").write_text(_DEEP_USER.format(deep="+".join(["1"] * 2 * sys.getrecursionlimit())))
+    (tmp_path / "driver.py").write_text(_DEEP_DRIVER.format(setup=setup))
+    try:
+        proc = subprocess.run([sys.executable, str(tmp_path / "driver.py"), str(tmp_path)],
+                              capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the trace call into a deeply nested source never returned")
+    assert proc.returncode == 0, proc.stderr
+    assert "finished" in proc.stdout and "nested too deeply to scan" in proc.stdout, proc.stdout
+    return proc.stdout
+
+
+def test_a_scan_that_runs_the_applications_gc_callback_which_traces_does_not_hang(tmp_path):
+    """Scanning a source makes many objects, so the application's gc callbacks run during the
+    scan; one that traces takes the provider's locks, which the call resolving its site holds.
+    The program goes on (the scan is the calling thread's own)."""
+    _run_deep_call(tmp_path, "gc.set_threshold(50)\ngc.callbacks.append(traced.on_gc)")
+
+
+def test_a_scan_under_a_small_thread_stack_size_does_not_crash(tmp_path):
+    """The application set a small stack size for new threads: the scan of a deeply nested
+    source must not run out of stack (no crash; the call is dropped and reported)."""
+    _run_deep_call(tmp_path, "threading.stack_size(128 * 1024)")
 
 
 class _Deadline(Exception):
