@@ -191,6 +191,7 @@ class _File:
     scan: ScanResult | None = None
     scan_error: ScanError | None = None    # the source cannot be scanned (kept: the text is fixed)
     logging: tuple[LoggingSite, ...] | None = None
+    logging_error: ScanError | None = None  # the same for its logging calls
     tree: dict[tuple, list] | None = None
     verified: dict[int, bool] = dataclasses.field(default_factory=dict)
     asserts_rewritten: bool = False        # a test module pytest imported (asserts rewritten)
@@ -405,15 +406,25 @@ class SiteSources:
             return f.scan, ""
 
     def logging_sites(self, path: str, code: Any, module_globals: dict | None) -> tuple[LoggingSite, ...] | None:
-        """The logging calls of ``path`` (the same choice as for trace calls), or None."""
+        """The logging calls of ``path`` (the same choice as for trace calls), or None.
+        Raises ScanError for a source too deeply nested to scan (kept: not scanned again)."""
         path = os.path.abspath(path)
         with self._lock:
             f = self._file(path, module_globals)
             choice, _why = self._choose(f, code)
             if choice is None:
                 return None
+            if f.logging_error is not None:
+                raise _kept(f.logging_error)
             if f.logging is None:
-                f.logging = f.entry.logging if choice == "registry" else tuple(scan_logging_calls(f.text, path))
+                if choice == "registry":
+                    f.logging = f.entry.logging
+                else:
+                    try:
+                        f.logging = tuple(_scanned(scan_logging_calls, f.text, path))
+                    except ScanError as exc:
+                        f.logging_error = _kept(exc)
+                        raise
             return f.logging
 
     def add_source(self, path: str) -> None:

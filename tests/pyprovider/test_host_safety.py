@@ -755,6 +755,27 @@ def test_a_record_logged_near_the_recursion_limit_is_lost_and_counted_not_raised
     assert "Logging error" not in capsys.readouterr().err
 
 
+def test_records_logged_from_a_source_too_deeply_nested_to_scan_go_formatted(tmp_path, monkeypatch):
+    """The logging calls of a source nested too deeply to scan: the failure is kept (one
+    scan), and the records travel as formatted text, as for any call without a site."""
+    scans = _counting_scans(monkeypatch, "scan_logging_calls")
+    app = make_app(tmp_path, f'''
+        DEEP = {"+".join(["1"] * 2 * sys.getrecursionlimit())}
+        def warn(logger, n):
+            logger.warning("value %d", n)
+        def info(logger, n):
+            logger.info("info %d", n)
+    ''')
+    logger, handler, sent = _signal_logger("DeepSourceLogging")
+    for n in range(5):
+        app.warn(logger, n)
+    app.info(logger, 5)
+    assert len(scans) == 1
+    assert (handler.sent_typed, handler.sent_formatted, len(sent)) == (0, 6, 6)
+    assert handler.provider.stats().events_dropped == 0
+    assert sent[0][1] == "value 0".encode("utf-16-le") + b"\0\0"
+
+
 class _WatchedLock:
     """An RLock that tells when a thread other than its owner starts waiting for it."""
 
