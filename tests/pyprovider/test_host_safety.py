@@ -7,6 +7,7 @@ import contextlib
 import gc
 import importlib.util
 import logging
+import marshal
 import os
 import pathlib
 import signal
@@ -353,27 +354,48 @@ def test_a_call_when_an_allocation_fails_never_raises_and_is_counted(pp, tmp_pat
     """Each allocation the provider makes for one call fails in turn (CPython's allocation
     failure hook): the call never raises MemoryError into the application, whatever failed
     (the C methods' hand-over to Python, the site lookup, a value's conversion ...), nor
-    anything else in strict mode."""
+    anything else in strict mode.
+
+    The hook fails allocations in every thread, and a call that reads its site's source lets
+    other threads run: in a forked child only this thread is left, so what fails is the
+    provider's allocations, never the test runner's."""
     testcapi = pytest.importorskip("_testcapi")
-    trace = Provider("NoMemory", register=False, strict=strict)
-    value = _Text()
-    raised = []
-    with writing(trace, path, pp, tmp_path), warnings.catch_warnings():
-        warnings.simplefilter("ignore", TraceWarning)
-        for failing in range(300):
-            if first:
-                trace._sites.clear()
-                if hasattr(trace, "_clear_sites"):
-                    trace._clear_sites()
-            testcapi.set_nomemory(failing, failing + 1)
-            try:
-                trace.info(1, "no memory %s", value)
-            except Exception as exc:  # noqa: BLE001 - MemoryError, or a strict drop made of it
-                raised.append(exc)
-            finally:
-                testcapi.remove_mem_hooks()
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(reader)
+            trace = Provider("NoMemory", register=False, strict=strict)
+            value = _Text()
+            raised = []
+            with writing(trace, path, pp, tmp_path), warnings.catch_warnings():
+                warnings.simplefilter("ignore", TraceWarning)
+                for failing in range(300):
+                    if first:
+                        trace._sites.clear()
+                        if hasattr(trace, "_clear_sites"):
+                            trace._clear_sites()
+                    testcapi.set_nomemory(failing, failing + 1)
+                    try:
+                        trace.info(1, "no memory %s", value)
+                    except Exception as exc:  # noqa: BLE001 - MemoryError, or a strict drop made of it
+                        raised.append(exc)
+                    finally:
+                        testcapi.remove_mem_hooks()
+            stats = trace.stats()
+            report = [[repr(exc) for exc in raised], stats.events_dropped, stats.last_error]
+            os.write(writer, marshal.dumps(report))
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as pipe:
+        data = pipe.read()
+    assert wait_child(pid, "failing the provider's allocations one by one") == 0
+    raised, events_dropped, last_error = marshal.loads(data)
     assert raised == []
-    assert trace.stats().events_dropped > 0 and trace.stats().last_error == 8
+    assert events_dropped > 0 and last_error == 8
 
 
 def _nested_app(tmp_path, name: str, terms: int):
