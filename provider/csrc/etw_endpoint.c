@@ -160,16 +160,19 @@ static void drop_request(request_conn *c) {
     pthread_mutex_unlock(&g_ep_lock);
 }
 
+/* The session a request is about: its whole generation, as the sender named it in the status
+ * word; older builds name only the handle's 8 bits. */
+static uint32_t meant_for_of(uint32_t status, const wpt_wire_enable *msg) {
+    uint8_t low8 = wpt_handle_generation(msg->logger_handle);
+    return (status & WPT_FOR_GENERATION) && (uint8_t)status == low8 ? status : WPT_FOR_GENERATION | low8;
+}
+
 /* Apply an ENABLE or DISABLE as the registry has it: ERROR_BUSY when the registry could not be
  * read (the request is tried again later, see retry_later). */
 static ULONG apply_request(uint32_t kind, uint32_t status, const wpt_wire_enable *msg) {
     static const GUID zero;
     uint32_t slot = wpt_handle_slot(msg->logger_handle);
-    /* the session it is about: its whole generation, as the sender named it in the status
-     * word; older builds name only the handle's 8 bits */
-    uint8_t low8 = wpt_handle_generation(msg->logger_handle);
-    uint32_t meant_for = (status & WPT_FOR_GENERATION) && (uint8_t)status == low8
-                       ? status : WPT_FOR_GENERATION | low8;
+    uint32_t meant_for = meant_for_of(status, msg);
     if (kind == WPT_REQ_DISABLE) {
         int dropped = registry_dropped(msg, meant_for);
         if (dropped == REGISTRY_BUSY) return ERROR_BUSY;
@@ -209,19 +212,28 @@ static void retry_backoff(void) {
     g_retry_at = wpt_mono_ms() + g_retry_wait;
 }
 
-/* Do two requests name the same session (LoggerId and generation) and GUID? */
-static int same_subject(const wpt_wire_enable *a, const wpt_wire_enable *b) {
-    return ((a->logger_handle ^ b->logger_handle) & 0xFF00FFFFull) == 0
-        && memcmp(&a->guid, &b->guid, sizeof a->guid) == 0;
+/* Do two requests name the same session (LoggerId and whole generation) and GUID? */
+static int same_subject(const retry_entry *a, uint32_t status, const wpt_wire_enable *b) {
+    return (a->msg.logger_handle & 0xFFFF) == (b->logger_handle & 0xFFFF)
+        && meant_for_of(a->status, &a->msg) == meant_for_of(status, b)
+        && memcmp(&a->msg.guid, &b->guid, sizeof b->guid) == 0;
 }
 
+/* Only the newest request (by version) per session and GUID is kept: broadcasts of different
+ * controllers may arrive out of order, and an older ENABLE that came last must not replace a
+ * newer DISABLE (the provider stayed enabled). */
 static void retry_later(uint32_t kind, uint32_t status, const wpt_wire_enable *msg) {
     if (!g_reconcile_owed) {
-        int kept = 0;
-        for (int i = 0; i < g_retry_count; i++)     /* in the order they came, the latest last */
-            if (!same_subject(&g_retries[i].msg, msg)) g_retries[kept++] = g_retries[i];
+        int kept = 0, newer_held = 0;
+        for (int i = 0; i < g_retry_count; i++) {   /* in the order they came */
+            if (same_subject(&g_retries[i], status, msg) && g_retries[i].msg.version <= msg->version) continue;
+            newer_held |= same_subject(&g_retries[i], status, msg);
+            g_retries[kept++] = g_retries[i];
+        }
         g_retry_count = kept;
-        if (g_retry_count < MAX_RETRIES) {
+        if (newer_held) {
+            /* older news: dropped */
+        } else if (g_retry_count < MAX_RETRIES) {
             g_retries[g_retry_count++] = (retry_entry){kind, status, *msg};
         } else {
             g_retry_count = 0;

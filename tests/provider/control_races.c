@@ -1714,7 +1714,63 @@ static int list_slow_host(const char *dir, int info) {
     return 0;
 }
 
+/* stale-replaces: an older ENABLE (another controller's, made before the DISABLE) arrives after
+ * the DISABLE while the provider process cannot check either against the registry. */
+static int stale_replaces(const char *dir) {
+    pid_t child;
+    int failed = provider_elsewhere("provider-hasty", dir, &child);
+    if (failed) return failed;
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 5;
+    char path[600];
+    if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)child) != 0) return 6;
+    if (EnableTrace(1, 0x5, 4, &g_silent_control, a) != ERROR_SUCCESS) return 7;
+    int64_t deadline = wpt_mono_ms() + 20000;
+    int enabled;
+    while ((enabled = peer_enabled(path, a)) != 1 && wpt_mono_ms() < deadline) usleep(10000);
+    /* the registry drops the enable (a disabling EnableTrace); the older ENABLE names a version
+     * between the enable and the disable */
+    wpt_wire_enable disable, older;
+    memset(&disable, 0, sizeof disable);
+    memset(&older, 0, sizeof older);
+    uint32_t whole = 0;
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    if (!reg) return 8;
+    for (int i = 0; i < WPT_MAX_ENABLES; i++) {
+        wpt_reg_enable *en = &reg->enables[i];
+        if (!en->used || memcmp(&en->guid, &g_silent_control, sizeof(GUID)) != 0) continue;
+        en->used = 0;
+        disable.guid = en->guid;
+        disable.clock_type = en->clock_type;
+        disable.logger_handle = wpt_handle_of(en->logger_id, en->generation, en->flags, en->level);
+        older = disable;
+        older.logger_handle = wpt_handle_of(en->logger_id, en->generation, 0x7, 5);
+        older.version = en->version + 1;
+        whole = wpt_reg_logger_of(reg, en->logger_id)->generation;
+    }
+    disable.version = wpt_next_version(reg);
+    wpt_registry_unlock();
+    if (!whole) return 9;
+    pid_t holder = stopped_holder();
+    if (holder < 0) return 10;
+    long disable_answer = ask_peer(path, WPT_REQ_DISABLE, whole, &disable);
+    long older_answer = ask_peer(path, WPT_REQ_ENABLE, whole, &older);
+    int status;
+    kill(holder, SIGKILL);
+    while (waitpid(holder, &status, 0) < 0 && errno == EINTR) {}
+    int later = -1;
+    deadline = wpt_mono_ms() + 20000;
+    while ((later = peer_enabled(path, a)) != 0 && wpt_mono_ms() < deadline) usleep(10000);
+    kill(child, SIGKILL);
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    printf("enabled %d disable_answer %ld older_answer %ld later %d stop_a %u\n", enabled, disable_answer,
+           older_answer, later, (unsigned)stop(a));
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "stale-replaces") == 0) return stale_replaces(argv[2]);
     if (argc == 3 && strcmp(argv[1], "start-only") == 0) {
         TRACEHANDLE b;
         return start(argv[2], "control-races-b", &b) == ERROR_SUCCESS ? 0 : 1;

@@ -402,3 +402,15 @@ def test_a_flush_of_a_slow_host_holds_up_no_other_control_call(control_races, ou
     assert got["query_first"] == 1 and got["query"] == 0
     assert got["list"] == 0 and got["listed"] == 1
     assert got["stop_b"] == 0 and got["stop_a"] == 0
+
+
+def test_an_older_enable_that_arrives_last_does_not_replace_a_newer_disable(control_races, out):
+    """A provider process keeps the requests it could not check against the registry (its lock
+    held elsewhere), one per session and GUID. Broadcasts of two controllers may arrive out of
+    order: an ENABLE made before a DISABLE, arriving after it, replaced it, and once checked
+    was found replaced in the registry: the DISABLE was lost and the provider stayed enabled.
+    The newer request (by version) is kept: the provider ends disabled."""
+    got = control_races("stale-replaces", out)
+    assert got["enabled"] == 1
+    assert got["disable_answer"] == got["older_answer"] == 170     # ERROR_BUSY: both waited
+    assert got["later"] == 0 and got["stop_a"] == 0
