@@ -779,11 +779,16 @@ ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_
  * 8 bits) stopped or its host is gone: disable what this process has on it, and nothing it has
  * on a newer session of the slot. */
 void  wpt_apply_session_gone(uint32_t slot, uint32_t meant_for);
-/* Copy the registry's enables into this process (a fresh endpoint). */
-ULONG wpt_apply_registry_snapshot(void);   /* ERROR_BUSY: the registry lock was held too long */
+/* Copy the registry's enables into this process (a fresh endpoint). ERROR_BUSY: the registry
+ * lock was held too long, or an enable could not be delivered (its session's host too slow to
+ * hand it out, no memory for the callbacks): the copy is to be made again later. */
+ULONG wpt_apply_registry_snapshot(void);
 /* The same, and this process's enables the registry no longer holds disabled: what follows
  * changes it heard of and could not check (ERROR_BUSY as above). */
 ULONG wpt_reconcile_with_registry(void);
+/* An enable of this process could not be delivered (its session's host too slow to hand out
+ * the session): the endpoint thread reconciles with the registry later, which delivers it. */
+void  wpt_endpoint_redeliver(void);
 /* This process's registered control GUIDs (LIST). */
 size_t wpt_registered_guids(wpt_wire_registered *out, size_t max);
 /* Enables this process delivered itself for a slot (ControlTrace STOP, before the host stops). */

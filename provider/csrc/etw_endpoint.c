@@ -243,8 +243,22 @@ static void retry_later(uint32_t kind, uint32_t status, const wpt_wire_enable *m
     if (!g_retry_at) retry_backoff();
 }
 
+/* Set by any thread: an enable left undelivered outside the endpoint thread. */
+static _Atomic int g_redeliver;
+
+void wpt_endpoint_redeliver(void) {
+    if (t_endpoint_thread) return;     /* its own are retried where they failed */
+    atomic_store(&g_redeliver, 1);
+    wake_thread();
+}
+
 /* The retries due now, in the order the requests came. */
 static void retry_due(void) {
+    if (atomic_exchange(&g_redeliver, 0)) {
+        g_reconcile_owed = 1;
+        g_retry_count = 0;             /* the reconciliation checks them all */
+        if (!g_retry_at) retry_backoff();
+    }
     if (!g_retry_at || wpt_mono_ms() < g_retry_at) return;
     int busy = 0, kept = 0;
     for (int i = 0; i < g_retry_count; i++) {

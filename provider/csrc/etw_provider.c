@@ -241,6 +241,7 @@ ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_
         }
         pthread_mutex_unlock(&g_reg_lock);
         free(pending.calls);
+        if (usable == ERROR_BUSY) wpt_endpoint_redeliver();
         return usable == ERROR_BUSY ? ERROR_BUSY : ERROR_SUCCESS;
     }
     pending_run(&pending);
@@ -294,14 +295,18 @@ static int copy_holds(const wpt_reg_enable *copy, const GUID *guid, TRACEHANDLE 
  * it heard of but could not check). An enable newer than the copy is kept: the registry had
  * not seen it yet. */
 static ULONG copy_registry(int drop_absent) {
-    ULONG rc;
-    wpt_registry *reg = wpt_registry_lock(0, &rc);
-    if (!reg) return rc;
     static wpt_reg_enable copy[WPT_MAX_ENABLES];
     static uint32_t alive[WPPTRACE_MAX_SESSIONS];   /* generation + 1 of a running session */
     static enable_entry held[WPT_MAX_ENABLES];
     static pthread_mutex_t copy_lock = PTHREAD_MUTEX_INITIALIZER;
+    /* taken before the registry lock: waiting for it never holds the registry */
     pthread_mutex_lock(&copy_lock);
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg) {
+        pthread_mutex_unlock(&copy_lock);
+        return rc;
+    }
     memcpy(copy, reg->enables, sizeof copy);
     uint64_t copied_at = reg->last_version;
     for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
@@ -310,6 +315,7 @@ static ULONG copy_registry(int drop_absent) {
                  ? l->generation + 1 : 0;
     }
     wpt_registry_unlock();
+    ULONG unfinished = ERROR_SUCCESS;
     for (int i = 0; i < WPT_MAX_ENABLES; i++) {
         wpt_reg_enable *en = &copy[i];
         uint32_t slot = wpt_slot_of_id(en->logger_id);
@@ -317,7 +323,10 @@ static ULONG copy_registry(int drop_absent) {
             || (uint8_t)(alive[slot] - 1) != en->generation)
             continue;
         TRACEHANDLE h = wpt_handle_of(en->logger_id, en->generation, en->flags, en->level);
-        wpt_apply_enable(&en->guid, 1, h, alive[slot] - 1, en->clock_type, en->version);
+        /* a host too slow to hand out its session, or no memory for the callbacks: the copy is
+         * made again later (the enable is kept undelivered, or not kept), never dropped */
+        if (wpt_apply_enable(&en->guid, 1, h, alive[slot] - 1, en->clock_type, en->version) != ERROR_SUCCESS)
+            unfinished = ERROR_BUSY;
     }
     if (drop_absent) {
         pthread_mutex_lock(&g_reg_lock);
@@ -330,12 +339,13 @@ static ULONG copy_registry(int drop_absent) {
             wpt_session *local = &wpt_sessions[slot];   /* a private session is not in the registry */
             if (atomic_load(&local->role) == WPT_ROLE_PRIVATE && local->registry_generation == e->generation)
                 continue;
-            if (!copy_holds(copy, &e->guid, e->logger))
-                wpt_apply_enable(&e->guid, 0, e->logger, 0, e->clock_type, e->version);
+            if (!copy_holds(copy, &e->guid, e->logger)
+                && wpt_apply_enable(&e->guid, 0, e->logger, 0, e->clock_type, e->version) != ERROR_SUCCESS)
+                unfinished = ERROR_BUSY;
         }
     }
     pthread_mutex_unlock(&copy_lock);
-    return ERROR_SUCCESS;
+    return unfinished;
 }
 
 ULONG wpt_apply_registry_snapshot(void) {
@@ -408,10 +418,15 @@ ULONG RegisterTraceGuidsA(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG cou
         pthread_mutex_lock(&g_reg_lock);
         r->inflight--;
         pthread_cond_broadcast(&g_reg_cond);
-        /* that session is gone (a busy host's stays: a later registration retries it) */
-        if (usable != ERROR_BUSY && e && e->used && e->logger == logger) e->used = 0;
+        /* that session is gone; a busy host's stays, undelivered (not listed as enabled) until
+         * the endpoint thread delivers it */
+        if (e && e->used && e->logger == logger) {
+            if (usable == ERROR_BUSY) e->undelivered = 1;
+            else e->used = 0;
+        }
         pthread_mutex_unlock(&g_reg_lock);
         free(pending.calls);
+        if (usable == ERROR_BUSY) wpt_endpoint_redeliver();
         return ERROR_SUCCESS;
     }
     pending_run(&pending);

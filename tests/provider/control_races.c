@@ -1769,8 +1769,140 @@ static int stale_replaces(const char *dir) {
     return 0;
 }
 
+/* Whether this process says it has `control` enabled (LIST). */
+static int listed_enabled(const GUID *control) {
+    wpt_wire_registered regs[16];
+    size_t n = wpt_registered_guids(regs, 16);
+    int enabled = 0;
+    for (size_t i = 0; i < n; i++)
+        enabled |= memcmp(&regs[i].guid, control, sizeof(GUID)) == 0 && regs[i].logger_handle != 0;
+    return enabled;
+}
+
+/* An enable of `control` put into the registry for the session in `slot` (nobody told); its
+ * index in the table, -1 if none is free. */
+static int registry_enable(const GUID *control, uint32_t slot) {
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    if (!reg) return -1;
+    int index = -1;
+    for (int i = 0; i < WPT_MAX_ENABLES && index < 0; i++) {
+        wpt_reg_enable *en = &reg->enables[i];
+        if (en->used) continue;
+        *en = (wpt_reg_enable){.used = 1, .logger_id = (uint16_t)slot,
+                               .generation = (uint8_t)reg->loggers[slot].generation, .level = 4,
+                               .guid = *control, .flags = 5, .clock_type = reg->loggers[slot].clock_type,
+                               .version = wpt_next_version(reg)};
+        index = i;
+    }
+    wpt_registry_unlock();
+    return index;
+}
+
+static const GUID g_first_control = {0x6a3c2f1c, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+static const GUID g_last_control = {0x6a3c2f1d, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+static _Atomic int g_first_enabled, g_last_enabled;
+
+static ULONG track_first(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    atomic_store(&g_first_enabled, code == WMI_ENABLE_EVENTS);
+    return ERROR_SUCCESS;
+}
+
+static ULONG track_last(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    atomic_store(&g_last_enabled, code == WMI_ENABLE_EVENTS);
+    return ERROR_SUCCESS;
+}
+
+/* A JOIN the endpoint thread makes (not the main thread): counted; armed, held until the main
+ * thread did its part; at the second, A's host goes on (resume_at_second). */
+static pthread_t g_main_thread;
+static _Atomic int g_endpoint_joins, g_part_done;
+static pid_t g_resume_at_second;
+
+static void at_endpoint_join(int point) {
+    if (point != WPT_POINT_JOIN_CHOSEN || pthread_equal(pthread_self(), g_main_thread)) return;
+    int n = atomic_fetch_add(&g_endpoint_joins, 1) + 1;
+    if (n == 2 && g_resume_at_second > 0) kill(g_resume_at_second, SIGCONT);
+    if (!atomic_exchange(&g_armed, 0)) return;
+    int64_t until = wpt_mono_ms() + 20000;
+    while (!atomic_load(&g_part_done) && wpt_mono_ms() < until) usleep(1000);
+}
+
+static int register_three(void) {
+    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE r;
+    return RegisterTraceGuids(track_control, NULL, &g_silent_control, 1, &reg, NULL, NULL, &r)
+        || RegisterTraceGuids(track_first, NULL, &g_first_control, 1, &reg, NULL, NULL, &r)
+        || RegisterTraceGuids(track_last, NULL, &g_last_control, 1, &reg, NULL, NULL, &r);
+}
+
+/* reconcile-busy-join: this process reconciles with the registry, which holds an enable of its
+ * provider for A that nobody told it of, while A's host is stopped: its JOIN of A times out. */
+static int reconcile_busy_join(const char *dir) {
+    uint32_t slot, generation;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
+    if (register_three()) return 5;
+    if (registry_enable(&g_silent_control, slot) < 0) return 6;
+    uint32_t host = host_of(slot);
+    if (!host || kill((pid_t)host, SIGSTOP) != 0) return 7;
+    g_main_thread = pthread_self();
+    g_resume_at_second = (pid_t)host;          /* the JOIN tried again finds it answering */
+    wpt_test_point = at_endpoint_join;
+    wpt_endpoint_redeliver();                  /* a reconciliation owed */
+    int64_t deadline = wpt_mono_ms() + 20000;
+    while (atomic_load(&g_endpoint_joins) < 1 && wpt_mono_ms() < deadline) usleep(1000);
+    int at_first = atomic_load(&g_enabled);
+    deadline = wpt_mono_ms() + 40000;
+    while (!atomic_load(&g_enabled) && wpt_mono_ms() < deadline) usleep(1000);
+    kill((pid_t)host, SIGCONT);
+    wpt_test_point = NULL;
+    int tried = atomic_load(&g_endpoint_joins) >= 2, later = atomic_load(&g_enabled);
+    int listed = listed_enabled(&g_silent_control);
+    printf("joins_tried %d at_first %d later %d listed %d stop_a %u\n", tried, at_first, later, listed,
+           (unsigned)stop_by_name("control-races-a"));
+    return 0;
+}
+
+/* register-busy: A (another process's) has this process's provider enabled before it
+ * registers; A's host is stopped as it registers, so the registration cannot join A. */
+static int register_busy(const char *dir) {
+    uint32_t slot, generation;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
+    ULONG enabled = EnableTrace(1, 0x5, 4, &g_silent_control, a);   /* nothing registered yet */
+    uint32_t host = host_of(slot);
+    if (!host || kill((pid_t)host, SIGSTOP) != 0) return 5;
+    wpt_host_reply_ms = 300;                /* a stopped host never answers: do not wait long */
+    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE r;
+    ULONG registered = RegisterTraceGuids(track_control, NULL, &g_silent_control, 1, &reg, NULL, NULL, &r);
+    int listed = listed_enabled(&g_silent_control);
+    int at_first = atomic_load(&g_enabled);
+    kill((pid_t)host, SIGCONT);
+    wpt_host_reply_ms = 10000;
+    int64_t deadline = wpt_mono_ms() + 30000;
+    while (!atomic_load(&g_enabled) && wpt_mono_ms() < deadline) usleep(1000);
+    int later = atomic_load(&g_enabled), listed_later = listed_enabled(&g_silent_control);
+    printf("enable %u register %u listed %d at_first %d later %d listed_later %d stop_a %u\n", (unsigned)enabled,
+           (unsigned)registered, listed, at_first, later, listed_later, (unsigned)stop_by_name("control-races-a"));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "stale-replaces") == 0) return stale_replaces(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "reconcile-busy-join") == 0) return reconcile_busy_join(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "register-busy") == 0) return register_busy(argv[2]);
     if (argc == 3 && strcmp(argv[1], "start-only") == 0) {
         TRACEHANDLE b;
         return start(argv[2], "control-races-b", &b) == ERROR_SUCCESS ? 0 : 1;

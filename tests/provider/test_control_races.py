@@ -414,3 +414,26 @@ def test_an_older_enable_that_arrives_last_does_not_replace_a_newer_disable(cont
     assert got["enabled"] == 1
     assert got["disable_answer"] == got["older_answer"] == 170     # ERROR_BUSY: both waited
     assert got["later"] == 0 and got["stop_a"] == 0
+
+
+def test_a_reconciliation_whose_join_is_busy_is_made_again(control_races, out):
+    """A reconciliation with the registry whose JOIN of a session timed out (its host alive but
+    slow) counted as done: the enable stayed undelivered and nothing tried it again, the
+    provider never enabled. It is made again later (waits doubling): the provider is enabled
+    once the host answers."""
+    got = control_races("reconcile-busy-join", out)
+    assert got["at_first"] == 0
+    assert got["joins_tried"] == 1 and got["later"] == 1 and got["listed"] == 1
+    assert got["stop_a"] == 0
+
+
+def test_a_registration_whose_join_is_busy_is_enabled_once_the_host_answers(control_races, out):
+    """A provider registered while a session that enabled its GUID has a host too slow to hand
+    out its memory (JOIN timed out): the registration reported success, the enable was not
+    marked undelivered (listed as enabled) and nothing tried it again. It is listed as not
+    enabled until delivered, and the endpoint thread delivers it once the host answers."""
+    got = control_races("register-busy", out)
+    assert got["enable"] == 0 and got["register"] == 0
+    assert got["listed"] == 0 and got["at_first"] == 0
+    assert got["later"] == 1 and got["listed_later"] == 1
+    assert got["stop_a"] == 0
