@@ -104,7 +104,9 @@ static int registry_dropped(const wpt_wire_enable *m, uint32_t meant_for) {
         wpt_registry_unlock();
         return 1;
     }
-    int held = 0;
+    /* a version the registry never gave out is made up: applied, it would be kept as this
+     * GUID's last disable and refuse every later enable */
+    int held = !any && m->version > reg->last_version;
     for (int i = 0; i < WPT_MAX_ENABLES && !held; i++) {
         const wpt_reg_enable *en = &reg->enables[i];
         held = en->used && en->logger_id == id && en->generation == generation

@@ -46,6 +46,16 @@ static int g_regs_high;         /* entries of g_regs ever used (a forked child r
 _Atomic uint32_t wpt_fork_registrations_read;
 #endif
 static enable_entry g_enables[WPT_MAX_ENABLES];
+/* The version of the last disable this process applied, per GUID: a disable leaves no enable
+ * entry, and an enable older than it (a registry copy taken before it, a request that waited)
+ * is old news, never applied (it re-enabled a provider disabled meanwhile). Full, the oldest
+ * record gives way. */
+typedef struct {
+    int used;
+    GUID guid;
+    uint64_t version;
+} disable_record;
+static disable_record g_disables[WPT_MAX_ENABLES];
 static pthread_mutex_t g_reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_reg_cond = PTHREAD_COND_INITIALIZER;   /* a callback returned */
 
@@ -169,6 +179,26 @@ static enable_entry *new_enable(const GUID *g) {
     return e;
 }
 
+static uint64_t disabled_at(const GUID *g) {
+    for (int i = 0; i < WPT_MAX_ENABLES; i++)
+        if (g_disables[i].used && guid_eq(&g_disables[i].guid, g)) return g_disables[i].version;
+    return 0;
+}
+
+static void record_disable(const GUID *g, uint64_t version) {
+    disable_record *d = NULL, *oldest = &g_disables[0];
+    for (int i = 0; i < WPT_MAX_ENABLES && !d; i++) {
+        if (g_disables[i].used && guid_eq(&g_disables[i].guid, g)) d = &g_disables[i];
+        else if (!g_disables[i].used || (oldest->used && g_disables[i].version < oldest->version))
+            oldest = &g_disables[i];
+    }
+    if (!d) {
+        d = oldest;
+        *d = (disable_record){1, *g, 0};
+    }
+    if (version > d->version) d->version = version;
+}
+
 /* Is the session (handle, whole generation) still there, as far as this process can tell? */
 static int logger_usable(TRACEHANDLE h, uint32_t generation) {
     uint32_t slot = wpt_handle_slot(h);
@@ -193,7 +223,9 @@ ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_
     pending_list pending = {0};
     pthread_mutex_lock(&g_reg_lock);
     enable_entry *e = find_enable(guid);
-    if (enable ? (e && (e->version > version || (e->version == version && !e->undelivered)))
+    if (!enable) record_disable(guid, version);
+    if (enable ? ((e && (e->version > version || (e->version == version && !e->undelivered)))
+                  || version <= disabled_at(guid))
                : (!e || (e->logger & 0xFF00FFFFull) != (logger & 0xFF00FFFFull) || e->version > version)) {
         pthread_mutex_unlock(&g_reg_lock);       /* older news, or not that session's provider */
         return ERROR_SUCCESS;

@@ -1799,6 +1799,17 @@ static int registry_enable(const GUID *control, uint32_t slot) {
     return index;
 }
 
+static int registry_index_of(const GUID *control) {
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg) return -1;
+    int index = -1;
+    for (int i = 0; i < WPT_MAX_ENABLES && index < 0; i++)
+        if (reg->enables[i].used && memcmp(&reg->enables[i].guid, control, sizeof(GUID)) == 0) index = i;
+    wpt_registry_unlock();
+    return index;
+}
+
 static const GUID g_first_control = {0x6a3c2f1c, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
 static const GUID g_last_control = {0x6a3c2f1d, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
 static _Atomic int g_first_enabled, g_last_enabled;
@@ -1841,6 +1852,44 @@ static int register_three(void) {
     return RegisterTraceGuids(track_control, NULL, &g_silent_control, 1, &reg, NULL, NULL, &r)
         || RegisterTraceGuids(track_first, NULL, &g_first_control, 1, &reg, NULL, NULL, &r)
         || RegisterTraceGuids(track_last, NULL, &g_last_control, 1, &reg, NULL, NULL, &r);
+}
+
+/* resurrect: this process reconciles with the registry (its copy holds G enabled for A); it
+ * joins B for an enable ahead of G's and is held there while the main thread disables G for
+ * A; then it goes on through G's enable in the copy, and one for B after it. */
+static int resurrect(const char *dir) {
+    uint32_t slot_a, gen_a, slot_b, gen_b;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot_a, &gen_a, &a);
+    if (failed) return failed;
+    if (run_point("start-only", dir) != 0) return 5;
+    if (wpt_registry_find("control-races-b", &slot_b, &gen_b) != ERROR_SUCCESS) return 5;
+    if (register_three()) return 6;
+    int first = registry_enable(&g_first_control, slot_b);
+    if (EnableTrace(1, 0x5, 4, &g_silent_control, a) != ERROR_SUCCESS) return 7;
+    int enabled = atomic_load(&g_enabled);
+    int last = registry_enable(&g_last_control, slot_b);
+    int held = registry_index_of(&g_silent_control);
+    if (first < 0 || !(first < held && held < last)) return 8;
+    g_main_thread = pthread_self();
+    wpt_test_point = at_endpoint_join;
+    atomic_store(&g_armed, 1);
+    wpt_endpoint_redeliver();                  /* a reconciliation owed */
+    int64_t deadline = wpt_mono_ms() + 20000;
+    while (atomic_load(&g_endpoint_joins) < 1 && wpt_mono_ms() < deadline) usleep(1000);
+    if (atomic_load(&g_endpoint_joins) < 1) return 9;
+    ULONG disabled = EnableTrace(0, 0, 0, &g_silent_control, a);
+    atomic_store(&g_part_done, 1);
+    deadline = wpt_mono_ms() + 20000;
+    while (!atomic_load(&g_last_enabled) && wpt_mono_ms() < deadline) usleep(1000);
+    wpt_test_point = NULL;
+    int first_enabled = atomic_load(&g_first_enabled), last_enabled = atomic_load(&g_last_enabled);
+    int enabled_after = atomic_load(&g_enabled), listed_after = listed_enabled(&g_silent_control);
+    ULONG stopped_a = stop_by_name("control-races-a"), stopped_b = stop_by_name("control-races-b");
+    printf("enabled %d disable %u first %d last %d enabled_after %d listed_after %d stop_a %u stop_b %u\n",
+           enabled, (unsigned)disabled, first_enabled, last_enabled, enabled_after, listed_after,
+           (unsigned)stopped_a, (unsigned)stopped_b);
+    return 0;
 }
 
 /* reconcile-busy-join: this process reconciles with the registry, which holds an enable of its
@@ -1901,6 +1950,7 @@ static int register_busy(const char *dir) {
 
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "stale-replaces") == 0) return stale_replaces(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "resurrect") == 0) return resurrect(argv[2]);
     if (argc == 3 && strcmp(argv[1], "reconcile-busy-join") == 0) return reconcile_busy_join(argv[2]);
     if (argc == 3 && strcmp(argv[1], "register-busy") == 0) return register_busy(argv[2]);
     if (argc == 3 && strcmp(argv[1], "start-only") == 0) {

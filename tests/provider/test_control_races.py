@@ -416,6 +416,19 @@ def test_an_older_enable_that_arrives_last_does_not_replace_a_newer_disable(cont
     assert got["later"] == 0 and got["stop_a"] == 0
 
 
+def test_a_reconciliation_never_re_enables_a_provider_disabled_after_its_copy(control_races, out):
+    """A provider process reconciling with the registry applies the enables of its copy one by
+    one (each may wait for a JOIN). A disable made in the meantime (here by this process)
+    leaves no enable behind, and the copy's older enable of the same GUID was applied after it:
+    the provider was enabled again for a session that had disabled it. An enable older than the
+    last disable of its GUID is old news: the provider stays disabled."""
+    got = control_races("resurrect", out)
+    assert got["enabled"] == 1 and got["disable"] == 0
+    assert got["first"] == 1 and got["last"] == 1              # the reconciliation ran through
+    assert got["enabled_after"] == 0 and got["listed_after"] == 0
+    assert got["stop_a"] == 0 and got["stop_b"] == 0
+
+
 def test_a_reconciliation_whose_join_is_busy_is_made_again(control_races, out):
     """A reconciliation with the registry whose JOIN of a session timed out (its host alive but
     slow) counted as done: the enable stayed undelivered and nothing tried it again, the
