@@ -44,9 +44,16 @@ _Atomic uint32_t wpt_fork_sessions_read;
 
 void wpt_session_set_role(wpt_session *s, uint32_t role) {
     uint64_t bit = 1ull << (s - wpt_sessions);
-    atomic_store(&s->role, role);
-    if (role == WPT_ROLE_PRIVATE) atomic_fetch_or(&g_private_slots, bit);
-    else atomic_fetch_and(&g_private_slots, ~bit);
+    /* a fork may come between the two stores (its handlers take no control lock): the bit is
+     * set before a session is PRIVATE and cleared after it no longer is, so a child never
+     * sees a private session without its bit (it would keep the parent's) */
+    if (role == WPT_ROLE_PRIVATE) {
+        atomic_fetch_or(&g_private_slots, bit);
+        atomic_store(&s->role, role);
+    } else {
+        atomic_store(&s->role, role);
+        atomic_fetch_and(&g_private_slots, ~bit);
+    }
 }
 pthread_mutex_t wpt_control_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
