@@ -450,6 +450,85 @@ def test_collect_ends_on_sigterm_with_a_stuck_disk_and_exits_1(recorded, tmp_pat
     assert started[0].wait(PATIENCE)
 
 
+class _StuckClose:
+    """Makes the first file the collector closes wait for ``release`` (a disk whose flush
+    does not answer); ``stuck`` is set once it waits."""
+
+    def __init__(self, monkeypatch):
+        from wpptrace.remote import collector as collector_module
+
+        self.stuck, self.release = threading.Event(), threading.Event()
+        first = [True]
+        outer = self
+
+        class StuckClose(collector_module.EtlStreamFile):
+            def close(self, end_time=0):
+                if first and first.pop():
+                    outer.stuck.set()
+                    outer.release.wait(PATIENCE)
+                super().close(end_time)
+
+        monkeypatch.setattr(collector_module, "EtlStreamFile", StuckClose)
+
+
+def _ended_relay(address, recorded, name, count=3) -> Relay:
+    head, buffers = recorded
+    relay = Relay(address, buffer_size=len(head), name=name, linger=PATIENCE).start()
+    relay.add(head)
+    for buf in buffers[:count]:
+        relay.add(buf)
+    relay.finish()
+    return relay
+
+
+def test_a_source_shows_closed_only_once_its_file_is(recorded, tmp_path, monkeypatch):
+    """While its file is being closed a source shows neither closed nor stopped (its outcome
+    is not known yet), and a stop that gives up then lists that file."""
+    disk = _StuckClose(monkeypatch)
+    collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")).start()
+    relay = _ended_relay(collector.address, recorded, "closing")
+    try:
+        assert disk.stuck.wait(PATIENCE)
+        (source,) = collector.sources
+        assert source.ended and not (source.closed or source.stopped)
+        left = collector.stop(timeout=0.2)
+        assert (left.connections, left.files) == (1, [source.path])
+    finally:
+        disk.release.set()
+        assert collector.wait(PATIENCE)
+        relay.close(timeout=0.5)
+    (source,) = collector.sources
+    assert source.closed and source.stopped and source.file_error == ""
+    assert data_buffers(source.path) == recorded[1][:3]
+
+
+def test_a_file_being_closed_holds_up_no_other_connection(recorded, tmp_path, monkeypatch):
+    """A file's close (its last header, the flush to the disk) runs outside the thread that
+    serves the connections: while one is stuck, another relay's stream is served whole.
+    The stuck one's relay gets its last ACK once its file is closed."""
+    disk = _StuckClose(monkeypatch)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        slow = _ended_relay(collector.address, recorded, "slow")
+        try:
+            assert disk.stuck.wait(PATIENCE)
+            quick = _ended_relay(collector.address, recorded, "quick", count=4)
+            try:
+                assert quick.wait(PATIENCE) and quick.outcome == "ended", quick.outcome
+            finally:
+                quick.close()
+            done = {s.session: s for s in collector.sources if s.closed}
+            assert list(done) == ["quick"] and not slow.wait(0)
+            disk.release.set()
+            assert slow.wait(PATIENCE) and slow.outcome == "ended", slow.outcome
+        finally:
+            disk.release.set()
+            slow.close()
+        assert collector.wait_for(lambda ss: all(s.closed for s in ss), PATIENCE)
+        paths = {s.session: s.path for s in collector.sources}
+    assert data_buffers(paths["quick"]) == recorded[1][:4]
+    assert data_buffers(paths["slow"]) == recorded[1][:3]
+
+
 def test_sent_buffers_let_go_and_lost_with_their_connection_are_counted_dropped(recorded, tmp_path):
     """A full outbox lets the oldest sent buffer go before the collector acknowledged it; if
     that connection then breaks, the buffer never arrives: the relay counts it in

@@ -1,6 +1,7 @@
 """The collector: accepts relays (TCP or TLS), one .etl file and/or live view per source.
 
-One asyncio loop (its own thread) serves every connection. A connection must say HELLO
+One asyncio loop (its own thread) serves every connection; a file is closed (its last
+header, the flush to the disk) in a thread of its own. A connection must say HELLO
 first; then every frame is checked (protocol.read_frame: sizes, version, direction) and
 fits the conversation (``_Source.take``: header buffer first and once, sequence numbers
 increasing, each processor's buffers in order, buffers of the announced size). Anything
@@ -76,8 +77,8 @@ class SourceStats:
     connected: bool = False
     ended: bool = False              #: END received: the relay delivered everything
     stopped: bool = False            #: ... and the session had stopped (the file is complete,
-                                     #: unless ``file_error`` says otherwise)
-    closed: bool = False             #: the file is closed
+                                     #: unless ``file_error`` says otherwise); set with ``closed``
+    closed: bool = False             #: the file is closed (``stopped`` and ``file_error`` final)
     file_error: str = ""             #: why the file may lack data (closing it failed)
     reason: str = ""                 #: why the last connection closed
 
@@ -114,6 +115,8 @@ class _Source:
         self.detached_at: Optional[float] = None
         self.unacked = 0
         self.writing = 0                         # buffers handed to the file, not yet written
+        self.finishing = False                   # finish() called: no more frames, no resume
+        self.closing: Optional[asyncio.Future] = None   # the file's close, in its own thread
 
     @property
     def resume_at(self) -> int:
@@ -218,20 +221,34 @@ class _Source:
                 self.file.set_lost(s.events_lost, lost)
 
     def finish(self, end_time: int = 0) -> None:
-        """Close the outputs (``end_time`` non-zero: the session stopped)."""
-        s = self.stats
-        if s.closed:
+        """Close the outputs (``end_time`` non-zero: the session stopped). The file is closed
+        (its last header, the flush to the disk) in a thread of its own, ``closing``: a slow
+        disk holds up no other connection. The source shows closed once the outcome is
+        known."""
+        if self.finishing:
             return
-        s.closed = True
-        s.stopped = bool(end_time)
-        if self.file is not None:
-            try:
-                self.file.close(end_time)
-            except OSError as exc:
-                s.file_error = f"closing it failed: {in_words(exc)}"
-                self.collector.files_failed += 1
+        self.finishing = True
         if self.view is not None:
             self.view.close()
+        file, self.file = self.file, None
+        if file is None:
+            self._closed(end_time, "")
+        else:
+            self.closing = self.collector._close_in_thread(file, end_time, self._closed)
+
+    async def wait_closed(self) -> None:
+        """Until the file is closed (cancelling the wait leaves the close running)."""
+        if self.closing is not None:
+            await asyncio.shield(self.closing)
+
+    def _closed(self, end_time: int, error: str) -> None:
+        s = self.stats
+        with self.collector._lock:          # (``sources`` copies all three together)
+            s.file_error = error
+            s.stopped = bool(end_time)
+            s.closed = True
+        if error:
+            self.collector.files_failed += 1
         self.collector._source_finished(self)
 
 
@@ -301,6 +318,7 @@ class Collector:
         self._server: Optional[asyncio.AbstractServer] = None
         self._stop_event: Optional[asyncio.Event] = None
         self._thread: Optional[threading.Thread] = None
+        self._closing: set[asyncio.Future] = set()      # files being closed
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._startup_error: Optional[BaseException] = None
@@ -353,7 +371,8 @@ class Collector:
         return None
 
     def _left_behind(self) -> Abandoned:
-        """Read from another thread while the collector's is stuck (a snapshot)."""
+        """Read from another thread while the collector's is stuck (a snapshot; a file being
+        closed is listed until its close is done)."""
         with self._lock:
             open_ = list(self._sources.values())
         return Abandoned(connections=self._active,
@@ -430,6 +449,8 @@ class Collector:
         for task in handlers:
             task.cancel()
         await asyncio.gather(*handlers, return_exceptions=True)
+        if self._closing:
+            await asyncio.wait(list(self._closing))
 
     async def _expire(self) -> None:
         """Close the files of sources whose relay did not come back in time."""
@@ -438,6 +459,7 @@ class Collector:
             now = time.monotonic()
             for source in list(self._sources.values()):
                 if (source.connection is None and source.detached_at is not None
+                        and not source.finishing
                         and now - source.detached_at >= self.resume_window):
                     log.warning("%s: the relay did not come back within %g s: %s closed "
                                 "(readable up to its last buffer)", source.stats.label,
@@ -445,6 +467,41 @@ class Collector:
                     source.finish(0)
 
     # -- sources ---------------------------------------------------------------------------
+    def _close_in_thread(self, file: EtlStreamFile, end_time: int,
+                         then: Callable[[int, str], None]) -> asyncio.Future:
+        """Close ``file`` in a thread of its own (a daemon: a close stuck on its disk never
+        holds up the process's exit); ``then(end_time, error)`` runs in the collector's
+        thread once it is done. The future returned is done after that."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._closing.add(done)
+        done.add_done_callback(self._closing.discard)
+
+        def settle(error: str) -> None:
+            try:
+                then(end_time, error)
+            finally:
+                done.set_result(None)
+
+        def close() -> None:
+            try:
+                file.close(end_time)
+                error = ""
+            except OSError as exc:
+                error = f"closing it failed: {in_words(exc)}"
+            except Exception as exc:    # noqa: BLE001 - said as the file's error
+                error = f"closing it failed: {exc!r}"
+            try:
+                loop.call_soon_threadsafe(settle, error)
+            except RuntimeError:        # the loop is closed: a stop gave up on this close
+                pass
+
+        try:
+            threading.Thread(target=close, name="collector-close", daemon=True).start()
+        except RuntimeError:            # no thread to be had: close here
+            close()
+        return done
+
     def _label_for(self, hello: P.Hello) -> str:
         label = f"{hello.session}@{hello.host}"
         if label in self._labels:
@@ -598,17 +655,25 @@ class Collector:
             reason = f"internal error: {exc!r}"
             log.exception("%s: %s", _who(source, peer), reason)
         finally:
-            self._active -= 1
-            self._active_from[address] -= 1
-            if not self._active_from[address]:
-                del self._active_from[address]
-            if network is not None:
-                self._active_in[network] -= 1
-                if not self._active_in[network]:
-                    del self._active_in[network]
-            if source is not None and conn is not None:
-                self._detach(source, conn, reason)
-            writer.transport.abort()
+            try:
+                if source is not None and conn is not None:
+                    self._detach(source, conn, reason)
+                    if not conn.replaced:
+                        # a source it ended: the connection (and its place) lasts until the
+                        # file is closed
+                        await source.wait_closed()
+            except asyncio.CancelledError:
+                pass                                # (the collector is stopping)
+            finally:
+                writer.transport.abort()
+                self._active -= 1
+                self._active_from[address] -= 1
+                if not self._active_from[address]:
+                    del self._active_from[address]
+                if network is not None:
+                    self._active_in[network] -= 1
+                    if not self._active_in[network]:
+                        del self._active_in[network]
 
     def _identity(self, writer: asyncio.StreamWriter) -> Optional[str]:
         """The TLS client certificate's names ("CN=..., DNS=..."); checked against ``allow``."""
@@ -628,9 +693,12 @@ class Collector:
         if hello.source_id in self._ended_ids:
             raise _Refused("this stream already ended", ERROR_HANDLE_EOF)
         source = self._sources.get(hello.source_id)
+        if source is not None and source.finishing:
+            raise _Refused("this source's file is being closed", ERROR_BUSY)
         if source is None:
             if len(self._sources) >= 4 * self.max_connections:
-                waiting = [s for s in self._sources.values() if s.connection is None]
+                waiting = [s for s in self._sources.values()
+                           if s.connection is None and not s.finishing]
                 if not waiting:
                     raise _Refused("too many open sources", ERROR_BUSY)
                 oldest = min(waiting, key=lambda s: s.detached_at or 0.0)
@@ -667,7 +735,7 @@ class Collector:
         source.connection = None
         source.stats.connected = False
         source.stats.reason = reason
-        if source.stats.closed:
+        if source.finishing:
             return
         if source.have_header and self.resume_window > 0:
             source.detached_at = time.monotonic()
@@ -682,6 +750,8 @@ class Collector:
             if conn.replaced:
                 return
             ended = source.take(frame)
+            if ended:
+                await source.wait_closed()         # the last ACK: the file is closed
             source.unacked += frame.type == P.FrameType.BUFFER
             if ended or source.unacked >= _ACK_EVERY or frame.type == P.FrameType.STATS:
                 source.unacked = 0
