@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from wpptrace._fieldclass import fieldclass, replace
 
 from ._hazmat import (BUFFER_HEADER, ETL, INDEX_COLUMNS, SYSTEM_HEADER, FixedIndexReader,
-                      chain_ok, offsetof, read, sizeof)
+                      offsetof, read, sizeof, walk_records)
 from wpptrace.winerror import Win32Error
 
 from .buffers import (BUFFER_HEADER_SIZE, MAX_BUFFER_SIZE, Buffer, BufferInfo, ReadLog,
@@ -391,20 +391,23 @@ class EtlFile(ReadLog):
     def _damaged_record_end(self, body: bytes, at: int, size: int | None,
                             fixed: int) -> int | None:
         """Where buffer 0's records go on after the damaged log-file header record at
-        ``at`` whose facts were read: past its own Size if that held (``size``), else past
-        its two names if records chain cleanly from there; None: not known (the walk reads
-        buffer 0 from the record, and resumes where records chain again)."""
-        if size is not None:
-            return at + ((size + 7) & ~7)
-        names = body[at + _SYSTEM_HEADER_SIZE + fixed:]
-        _logger, rest = _utf16z(names)
-        _file, rest = _utf16z(rest)
-        end = at + ((_SYSTEM_HEADER_SIZE + fixed + len(names) - len(rest) + 7) & ~7)
+        ``at`` whose facts were read: past its two names if records chain cleanly from there
+        to the end of the events; else past its own Size (``size``, None if it did not hold)
+        if that agrees with the names or chains cleanly itself; None: not known (the walk
+        reads buffer 0 from the record, and resumes where records chain again). The record
+        is damaged, so its Size alone is no witness: an in-range wrong one would swallow
+        records."""
         events_end = min(self._first_end, len(body))
-        if end > events_end or not (end == events_end or chain_ok(body, events_end, end)
-                                     or body[end:end + _U32] == b"\xff" * _U32):
-            return None
-        return end
+        names = _names_end(body, at + _SYSTEM_HEADER_SIZE + fixed, events_end)
+        names_end = at + _align8(names - at) if names is not None else None
+        if names_end is not None and _chains_to_events_end(body, names_end, events_end):
+            return names_end
+        if size is not None:
+            own_end = at + _align8(size)
+            if ((own_end == names_end and own_end <= events_end)
+                    or _chains_to_events_end(body, own_end, events_end)):
+                return own_end
+        return None
 
     def made_header_buffer(self) -> Buffer | None:
         """The header buffer ProcessTrace's first event comes from when buffer 0 does not
@@ -767,6 +770,36 @@ def unclean_stop_text(missing_ms: int) -> str:
     if missing_ms < 0:
         return "the session did not stop cleanly: no data buffer was written, its events are missing"
     return f"the session did not stop cleanly: the last {missing_ms} ms may be missing"
+
+
+def _align8(size: int) -> int:
+    return (size + 7) & ~7
+
+
+def _names_end(body: bytes, start: int, end: int) -> int | None:
+    """Offset just past the two NUL-terminated UTF-16LE names (LoggerName, LogFileName) a
+    log-file header record's payload holds from ``start``; None if either has no NUL before
+    ``end``."""
+    pos = start
+    for _name in range(2):
+        i = body.find(b"\0\0", pos, end)
+        while i >= 0 and (i - pos) & 1:
+            i = body.find(b"\0\0", i + 1, end)
+        if i < 0:
+            return None
+        pos = i + 2
+    return pos
+
+
+def _chains_to_events_end(body: bytes, start: int, events_end: int) -> bool:
+    """Do records follow each other cleanly from ``start`` to the end of the events: every
+    record whole, the last one ending at the end, or the rest all 0xFF fill (a -1 marker with
+    anything but fill after it is damage, not the end of the events)."""
+    if start > events_end:
+        return False
+    _records, walk = walk_records(body, start, events_end, 0, collect=False)
+    tail = body[walk.end_offset:events_end]
+    return not walk.errors and (len(tail) < _U32 or tail.count(0xFF) == len(tail))
 
 
 def _utf16z(data: bytes) -> tuple[str, bytes]:

@@ -151,3 +151,90 @@ def test_a_wrong_size_is_said_with_the_bytes_skipped_in_one_line(fmt_data, tmp_p
     with EtlFile(real) as a, EtlFile(damaged) as b:
         whole, hurt = a.scan(), b.scan()
         assert (hurt.records, hurt.damaged) == (whole.records - 1, 1)
+
+
+
+_LOGGER_NAME = "FN_WppProbe\0".encode("utf-16-le")    # the sample's LoggerName, as stored
+
+
+def _scans(intact, damaged):
+    """(the intact file's scan, the damaged copy's scan, the damaged copy's problems)."""
+    with EtlFile(intact) as a, EtlFile(damaged) as b:
+        return a.scan(), b.scan(), [str(e) for e in b.errors]
+
+
+def test_a_minus_one_where_the_names_end_is_no_end_of_the_events(fmt_data, tmp_path,
+                                                                  header_record):
+    """The record's Size is off and its LogFileName cut short ("C"), so its end computed from
+    the names falls inside the old name, where a -1 marker (FFFFFFFF) stands with no fill
+    after it: no place where the records go on. The walk reads buffer 0 from the record and
+    resumes where records chain again: none of buffer 0's events vanishes."""
+    real = fmt_data / "wppemitter-sample.etl"
+    data = bytearray(real.read_bytes())
+    at = header_record.system_header().start
+    data[header_record.at("Size"):header_record.at("Size") + 2] = bytes(2)
+    log_file_name = data.index(_LOGGER_NAME) + len(_LOGGER_NAME)
+    short_name = "C\0".encode("utf-16-le")
+    data[log_file_name:log_file_name + len(short_name)] = short_name
+    computed_end = at + ((log_file_name + len(short_name) - at + 7) & ~7)
+    data[computed_end:computed_end + 4] = b"\xff" * 4
+    damaged = tmp_path / "minus-one.etl"
+    damaged.write_bytes(bytes(data))
+    whole, hurt, problems = _scans(real, damaged)
+    assert (hurt.records, hurt.damaged) == (whole.records - 1, 1)
+    assert not any("the records go on" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("size", [0x400, 0x2a0], ids=["past-the-events", "inside-the-next-record"])
+def test_an_in_range_wrong_size_of_a_damaged_record_is_no_witness(fmt_data, tmp_path, size,
+                                                                  header_record):
+    """Marker damaged and Size wrong but inside the buffer: the end past the names, from
+    where the records chain (0x2e0), is taken, not the Size, which would swallow buffer 0's
+    records or land inside one; said in one line."""
+    real = fmt_data / "wppemitter-sample.etl"
+    data = bytearray(real.read_bytes())
+    data[header_record.at("Size"):header_record.at("Size") + 2] = size.to_bytes(2, "little")
+    data[header_record.at("Flags")] = 0
+    damaged = tmp_path / "in-range-size.etl"
+    damaged.write_bytes(bytes(data))
+    whole, hurt, problems = _scans(real, damaged)
+    assert (hurt.records, hurt.damaged) == (whole.records - 1, 1)
+    assert len(problems) == 1 and problems[0].endswith(
+        f"Size {size}; its 664 bytes skipped, the records go on at 0x2e0"), problems
+
+
+def test_names_without_an_end_give_no_end_of_the_record(fmt_data, tmp_path, header_record):
+    """Size off, and no NUL ends the names before the end of the events (a file cut there):
+    the record's end is not known, so it is not said to be the end of the events."""
+    real = fmt_data / "wppemitter-sample.etl"
+    data = bytearray(real.read_bytes())
+    with EtlFile(real) as etl:
+        events_end = etl._first_end
+    data[header_record.at("Size"):header_record.at("Size") + 2] = bytes(2)
+    data[header_record.at("Flags")] = 0
+    names = data.index(_LOGGER_NAME)
+    data[names:events_end] = b"A\0" * ((events_end - names) // 2)
+    damaged = tmp_path / "endless-names.etl"
+    damaged.write_bytes(bytes(data[:events_end]))
+    with EtlFile(damaged) as etl:
+        assert etl.header_read and etl.header_record_end is None
+        assert not any("the records go on" in str(e) for e in etl.errors)
+
+
+def test_the_records_own_size_that_chains_is_taken_when_the_names_do_not_end_it(
+        fmt_data, tmp_path, header_record):
+    """Marker damaged and LogFileName's NUL overwritten, so the names run on into the next
+    record: its own Size, from where the records chain to the end of the events, gives
+    the end (one line, nothing else skipped)."""
+    real = fmt_data / "wppemitter-sample.etl"
+    data = bytearray(real.read_bytes())
+    data[header_record.at("Flags")] = 0
+    at = header_record.system_header().start
+    end = at + int.from_bytes(data[header_record.at("Size"):header_record.at("Size") + 2], "little")
+    assert data[end - 2:end] == bytes(2)
+    data[end - 2:end] = "X".encode("utf-16-le")
+    damaged = tmp_path / "unended-name.etl"
+    damaged.write_bytes(bytes(data))
+    whole, hurt, problems = _scans(real, damaged)
+    assert (hurt.records, hurt.damaged) == (whole.records - 1, 1)
+    assert len(problems) == 1 and problems[0].endswith("its 664 bytes skipped, the records go on at 0x2e0")
