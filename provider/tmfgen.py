@@ -37,8 +37,8 @@ from wpptrace._cliutil import (add_output_dir_option, add_timestamp_option, add_
 from wpptrace.tmf.writer import to_tmf_text
 
 from .tracing_messages import FileMessages, compile_scan
-from .tracing_sites import ScanError, ScanResult, etw_name_guid, read_source, relative_source_path, scan_file, \
-    scan_logging_calls
+from .tracing_sites import ScanError, ScanResult, etw_name_guid, nested_too_deeply, read_source, relative_source_path, \
+    scan_file, scan_logging_calls
 from .tracing_sources import REGISTRY_FILE, registry_text, source_digest
 from .tracing_types import CustomType, TypeTable
 
@@ -245,7 +245,10 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path in sources:
         try:
-            scans[path] = scan_file(path)
+            try:
+                scans[path] = scan_file(path)
+            except RecursionError:
+                raise nested_too_deeply(path) from None
         except ScanError as exc:
             complain("tmf gen", exc)
             failed += 1

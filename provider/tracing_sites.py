@@ -28,6 +28,7 @@ import hashlib
 import itertools
 import os
 import re
+import sys
 import uuid
 import warnings
 from typing import Iterator
@@ -105,6 +106,12 @@ class ScanError(SyntaxError):
         if not self.line:  # a whole-file problem (unreadable): no position to give
             return f"{self.path}: {self.msg}"
         return f"{self.path}:{self.line}:{self.column}: {self.msg}"
+
+
+def nested_too_deeply(path: str) -> ScanError:
+    """The failure of a source whose expressions or blocks are nested deeper than the scanner
+    can walk within the recursion limit."""
+    return ScanError(f"nested too deeply to scan (the recursion limit is {sys.getrecursionlimit()})", path)
 
 
 @dataclasses.dataclass(frozen=True)

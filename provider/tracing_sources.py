@@ -31,8 +31,8 @@ import threading
 from typing import Any, Iterable
 
 from .tracing_interrupts import passes_on
-from .tracing_sites import (FIRST_MESSAGE_NUMBER, CallSite, LoggingSite, ScanError, ScanResult, read_source,
-                            recompiling, relative_source_path, scan_logging_calls, scan_source)
+from .tracing_sites import (FIRST_MESSAGE_NUMBER, CallSite, LoggingSite, ScanError, ScanResult, nested_too_deeply,
+                            read_source, recompiling, relative_source_path, scan_logging_calls, scan_source)
 
 __all__ = ["REGISTRY_MODULE", "REGISTRY_FILE", "RegistryEntry", "registry_text", "parse_registry",
            "source_digest", "SiteSources"]
@@ -257,7 +257,7 @@ def _scanned(scan: Any, text: str, path: str) -> Any:
         if 2 * _call_depth() >= sys.getrecursionlimit():
             raise
     # (raised outside the handler, so that no RecursionError rides along as its context)
-    raise ScanError(f"nested too deeply to scan (the recursion limit is {sys.getrecursionlimit()})", path)
+    raise nested_too_deeply(path)
 
 
 class SiteSources:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 import shutil
+import sys
 import uuid
 
 import pytest
@@ -123,6 +124,18 @@ def test_gen_reports_bad_formats_with_file_and_line(tmp_path: pathlib.Path, caps
     err = capsys.readouterr().err
     assert "bad.py:2 in <module>" in err and "takes 2 argument(s), the call passes 1" in err
     assert "bad.py:3 in <module>" in err and "bad trace format 'bad %q'" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_gen_names_a_source_nested_too_deeply_to_scan(tmp_path: pathlib.Path, capsys) -> None:
+    """A source nested deeper than the scanner can walk: one line naming the file and why,
+    nothing written."""
+    src = tmp_path / "deep.py"
+    src.write_text('trace = Provider("Deep")\nDEEP = ' + "+".join(["1"] * 2 * sys.getrecursionlimit()) + "\n")
+    assert main(["tmf", "gen", str(src), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert f"{src}: nested too deeply to scan (the recursion limit is {sys.getrecursionlimit()})" in err
+    assert "maximum recursion depth" not in err and len(err.splitlines()) == 2     # and "1 error(s)"
     assert not (tmp_path / "out").exists()
 
 
