@@ -141,6 +141,25 @@ def test_a_define_of_an_integer_expression_is_in_the_module(tmp_path):
     assert (lib.WPPR_NO_TIME, lib.WPPR_TIME_OUT_OF_RANGE) == (-(1 << 63), -(1 << 63) + 1)
 
 
+def test_the_rows_no_time_values_are_one_operand_in_c(tmp_path):
+    """The "no time" and "out of range" values are whole operands wherever C code writes them
+    (``WPPR_NO_TIME / 2`` is INT64_MIN / 2, not a sum whose last term is divided)."""
+    import shutil
+    import subprocess
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    assert cc, "a C compiler is needed (the extension itself is built with one)"
+    program = tmp_path / "operands.c"
+    program.write_text('#include <stdint.h>\n#include "wpprender.h"\n'
+                       '_Static_assert(WPPR_NO_TIME / 2 == INT64_MIN / 2, "no time: one operand");\n'
+                       '_Static_assert(WPPR_TIME_OUT_OF_RANGE / 2 == (INT64_MIN + 1) / 2,'
+                       ' "out of range: one operand");\n'
+                       'int main(void) { return 0; }\n')
+    proc = subprocess.run([cc, "-fsyntax-only", "-std=gnu11", "-Wall", "-Werror",
+                           "-I", str(ROOT / "tmf" / "csrc"), str(program)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_the_rows_no_time_values_come_from_the_renderer_header():
     """milli's "no time" and "out of range" values are written once, in wpprender.h: the
     decoder's Python reads them from the module, never as a literal of its own."""

@@ -97,8 +97,8 @@
 #define WPPR_HOLE           -2     /* Python prints this row */
 
 /* row.milli values that are not times */
-#define WPPR_NO_TIME        -9223372036854775807-1   /* the record has no time: empty time text */
-#define WPPR_TIME_OUT_OF_RANGE -9223372036854775807  /* Python places it: rows printing it are holes */
+#define WPPR_NO_TIME        (INT64_MIN)              /* the record has no time: empty time text */
+#define WPPR_TIME_OUT_OF_RANGE (INT64_MIN + 1)      /* Python places it: rows printing it are holes */
 
 /* A growable output buffer: data[0:len) printed, room up to cap. While it borrows caller
  * memory (wppr_buf_borrow), data is that memory: never grown in place nor freed; a text that
