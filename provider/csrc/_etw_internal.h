@@ -112,9 +112,9 @@ typedef struct {
     _Alignas(64) char end[];
 } wpt_shm;
 
-/* What a process needs to write into a session. Immutable once published in wpt_views;
- * a view that is replaced is kept (a writer may still be reading it) with its memory
- * swapped for zero pages, where every check fails. */
+/* What a process needs to write into a session. Immutable once published in wpt_views (but
+ * for retiring it); a view that is replaced is kept (a writer may still be reading it) with its
+ * memory swapped for zero pages, where every check fails. */
 typedef struct wpt_view {
     wpt_shm *sh;
     wpt_slot *slots;
@@ -130,6 +130,7 @@ typedef struct wpt_view {
     void *map;
     size_t map_size;
     _Atomic uint64_t *mapped;  /* per buffer: page tables of this process already filled */
+    _Atomic uint32_t retired;  /* taken by the one wpt_view_retire that swaps its memory */
     struct wpt_view *older;
 } wpt_view;
 
@@ -332,6 +333,8 @@ enum {
                                           * chosen), has not connected to its host */
     WPT_POINT_PEER_REFUSED = 18,         /* a broadcast found a provider socket refused and its
                                           * process gone, has not removed the socket */
+    WPT_POINT_VIEW_RETIRE = 19,          /* wpt_view_retire called, the view still published */
+    WPT_POINT_VIEW_RETIRING = 20,        /* a view is being retired, its memory not swapped yet */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);
@@ -352,6 +355,8 @@ extern int64_t wpt_wall_shift_ns;
 extern _Atomic uint32_t wpt_fork_sessions_read;
 /* provider registrations a forked child reset (a test counts them) */
 extern _Atomic uint32_t wpt_fork_registrations_read;
+/* views whose memory was swapped for zero pages (a test counts them) */
+extern _Atomic uint32_t wpt_views_retired;
 #else
 #define WPT_TEST_POINT(point) ((void)0)
 #define WPT_HOST_ANSWER_MS 30000

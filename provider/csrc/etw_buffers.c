@@ -230,11 +230,24 @@ void wpt_view_publish(wpt_view *v) {
     if (old && old != v) wpt_view_retire(old);
 }
 
+#ifdef WPT_TEST_POINTS
+_Atomic uint32_t wpt_views_retired;
+#endif
+
 void wpt_view_retire(wpt_view *v) {
     uint32_t slot = wpt_slot_of_id(v->logger_id);
+    WPT_TEST_POINT(WPT_POINT_VIEW_RETIRE);
     wpt_view *expect = v;
     atomic_compare_exchange_strong(&wpt_views[slot], &expect, NULL);
-    if (!v->map) return;                 /* already retired */
+    /* The endpoint thread (the host gone) and a STOP or clean-up of this process may retire the
+     * same view at once: one of them swaps its memory. Twice, the second closed the memfd number
+     * again (by then maybe another descriptor of the process) and listed the view twice. */
+    if (atomic_exchange(&v->retired, 1)) return;
+#ifdef WPT_TEST_POINTS
+    atomic_fetch_add(&wpt_views_retired, 1);
+#endif
+    WPT_TEST_POINT(WPT_POINT_VIEW_RETIRING);
+    if (!v->map) return;                 /* a forked child's copy of a private pool, unmapped */
     /* Zero pages in place of the session memory: its pages are released, and a writer that
      * still holds this view reads status 0 and fails. */
     mmap(v->map, v->map_size, PROT_READ | PROT_WRITE,

@@ -1948,7 +1948,55 @@ static int register_busy(const char *dir) {
     return 0;
 }
 
+/* retire-twice: the endpoint thread, A's host gone, retires A's view while this thread's STOP
+ * of A cleans up after the host and retires the same view: both have it as they begin; the
+ * endpoint thread is then held before it swaps the view's memory. */
+static _Atomic int g_ep_at_entry, g_main_at_entry, g_ep_claimed, g_retire_go;
+
+static void wait_for(_Atomic int *flag) {
+    int64_t until = wpt_mono_ms() + 20000;
+    while (!atomic_load(flag) && wpt_mono_ms() < until) usleep(1000);
+}
+
+static void at_view_retire(int point) {
+    int main_thread = pthread_equal(pthread_self(), g_main_thread);
+    if (point == WPT_POINT_VIEW_RETIRE && main_thread && atomic_load(&g_ep_at_entry)
+        && !atomic_exchange(&g_main_at_entry, 1)) {
+        wait_for(&g_ep_claimed);
+    } else if (point == WPT_POINT_VIEW_RETIRE && !main_thread && atomic_load(&g_armed)
+               && !atomic_exchange(&g_ep_at_entry, 1)) {
+        wait_for(&g_main_at_entry);
+    } else if (point == WPT_POINT_VIEW_RETIRING && !main_thread && atomic_exchange(&g_armed, 0)) {
+        atomic_store(&g_ep_claimed, 1);
+        wait_for(&g_retire_go);
+    }
+}
+
+static int retire_twice(const char *dir) {
+    uint32_t slot, generation;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
+    if (register_three()) return 5;
+    if (EnableTrace(1, 0x5, 4, &g_silent_control, a) != ERROR_SUCCESS || !atomic_load(&g_enabled)) return 6;
+    uint32_t host = host_of(slot);
+    if (!host) return 7;
+    g_main_thread = pthread_self();
+    wpt_test_point = at_view_retire;
+    atomic_store(&g_armed, 1);
+    uint32_t before = atomic_load(&wpt_views_retired);
+    kill((pid_t)host, SIGKILL);                /* the endpoint thread sees its JOIN connection end */
+    wait_for(&g_ep_at_entry);
+    int held = atomic_load(&g_ep_at_entry);
+    ULONG stopped = stop(a);                   /* finds the host gone and cleans up after it */
+    uint32_t retired = atomic_load(&wpt_views_retired) - before;   /* counted before the hold */
+    atomic_store(&g_retire_go, 1);
+    printf("held %d stop_a %u retired %u\n", held, (unsigned)stopped, (unsigned)retired);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "retire-twice") == 0) return retire_twice(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stale-replaces") == 0) return stale_replaces(argv[2]);
     if (argc == 3 && strcmp(argv[1], "resurrect") == 0) return resurrect(argv[2]);
     if (argc == 3 && strcmp(argv[1], "reconcile-busy-join") == 0) return reconcile_busy_join(argv[2]);

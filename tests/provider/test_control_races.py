@@ -460,3 +460,12 @@ def test_a_registration_whose_join_is_busy_is_enabled_once_the_host_answers(cont
     assert got["listed"] == 0 and got["at_first"] == 0
     assert got["later"] == 1 and got["listed_later"] == 1
     assert got["stop_a"] == 0
+
+
+def test_a_view_two_threads_retire_at_once_is_retired_once(control_races, out):
+    """When a session's host goes away, the endpoint thread retires the view this process
+    mapped it by, and a STOP of the same session in this process, finding the host gone,
+    retires it too. Both could be past the check that it was not retired yet: the memory was
+    swapped twice, the view listed twice among the retired ones and its memfd number closed a
+    second time (by then maybe another descriptor of the process). One of them retires it."""
+    assert control_races("retire-twice", out) == {"held": 1, "stop_a": 4201, "retired": 1}
