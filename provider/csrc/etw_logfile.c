@@ -37,6 +37,17 @@ static ULONG errno_to_win32(int e) {
     }
 }
 
+/* Why a write to an open file (a buffer, a header, its size, the flush to the disk) failed,
+ * as a Win32 code. */
+static ULONG write_error(int e) {
+    switch (e) {
+    case ENOSPC: case EDQUOT: case EFBIG: return ERROR_DISK_FULL;
+    case EBADF: return ERROR_INVALID_HANDLE;
+    case EACCES: case EPERM: case EROFS: return ERROR_ACCESS_DENIED;
+    default: return ERROR_WRITE_FAULT;
+    }
+}
+
 static int write_all(int fd, const void *buf, size_t n, off_t pos) {
     const unsigned char *p = buf;
     while (n) {
@@ -93,7 +104,7 @@ static ULONG file_create(const char *path, uint32_t buffer_size, int exclusive, 
 /* The header buffer, whole (the file's first write). */
 static ULONG file_put_header(wpt_logfile *lf) {
     return write_all(lf->fd, lf->header, lf->buffer_size, 0) == 0 ? ERROR_SUCCESS
-                                                                   : errno_to_win32(errno);
+                                                                   : write_error(errno);
 }
 
 /* One data buffer into its slot; 1 if it was lost (size limit reached, write failed). */
@@ -283,7 +294,7 @@ ULONG wpptrace_etl_stream_write(wpptrace_etl_stream *Stream, const void *Buffer,
     memcpy(&bh, Buffer, sizeof bh);
     if (bh.BufferSize != Size || bh.BufferType == ETW_BUFFER_TYPE_HEADER) return ERROR_BAD_FORMAT;
     errno = 0;
-    if (file_put(Stream->lf, Buffer)) return errno ? errno_to_win32(errno) : ERROR_BAD_LENGTH;
+    if (file_put(Stream->lf, Buffer)) return errno ? write_error(errno) : ERROR_BAD_LENGTH;
     stream_update_header(Stream, 0);
     return ERROR_SUCCESS;
 }
@@ -298,16 +309,6 @@ ULONG wpptrace_etl_stream_set_lost(wpptrace_etl_stream *Stream, ULONG EventsLost
 
 ULONG wpptrace_etl_stream_buffers(const wpptrace_etl_stream *Stream) {
     return Stream ? file_buffers(Stream->lf) : 0;
-}
-
-/* Why the last header, the size or the flush to the disk failed, as a Win32 code. */
-static ULONG stream_close_error(int e) {
-    switch (e) {
-    case ENOSPC: case EDQUOT: case EFBIG: return ERROR_DISK_FULL;
-    case EBADF: return ERROR_INVALID_HANDLE;
-    case EACCES: case EPERM: case EROFS: return ERROR_ACCESS_DENIED;
-    default: return ERROR_WRITE_FAULT;
-    }
 }
 
 ULONG wpptrace_etl_stream_close(wpptrace_etl_stream *Stream, LONGLONG EndTime) {
@@ -333,5 +334,5 @@ ULONG wpptrace_etl_stream_close(wpptrace_etl_stream *Stream, LONGLONG EndTime) {
     if (close(fd) != 0 && !failed && errno != EINTR) failed = errno;
     file_free(lf);
     free(Stream);
-    return failed ? stream_close_error(failed) : ERROR_SUCCESS;
+    return failed ? write_error(failed) : ERROR_SUCCESS;
 }

@@ -176,21 +176,25 @@ def header(etl):
         return f.header
 
 
-def disk_full_under(path) -> None:
-    """Make every later write of this process to the open file ``path`` fail as on a full
-    disk (its descriptor becomes one on /dev/full)."""
+def descriptor_of(path) -> int:
+    """This process's descriptor open on ``path``."""
     target = os.fspath(path)
     for name in os.listdir("/proc/self/fd"):
         try:
             if os.readlink(f"/proc/self/fd/{name}") == target:
-                break
+                return int(name)
         except OSError:
             continue
-    else:
-        raise AssertionError(f"{target} is not open")
+    raise AssertionError(f"{target} is not open")
+
+
+def disk_full_under(path) -> None:
+    """Make every later write of this process to the open file ``path`` fail as on a full
+    disk (its descriptor becomes one on /dev/full)."""
+    fd = descriptor_of(path)
     full = os.open("/dev/full", os.O_WRONLY)
     try:
-        os.dup2(full, int(name))
+        os.dup2(full, fd)
     finally:
         os.close(full)
 

@@ -6,7 +6,7 @@ import os
 import stat
 
 import pytest
-from remote_helpers import TracedSession, data_buffers, disk_full_under, header
+from remote_helpers import TracedSession, data_buffers, descriptor_of, disk_full_under, header
 
 from wpptrace._core import ffi, lib
 from wpptrace.remote.etlstream import EtlStreamFile
@@ -146,3 +146,30 @@ def test_a_close_that_cannot_write_the_last_header_says_so(tmp_path, recorded):
     assert f.closed
     f.close()                                   # once closed, closing again does nothing
     assert header(path).end_time == 0           # the EndTime never reached the file
+
+
+@pytest.mark.parametrize("target, expected", [
+    ("/dev/full", "ERROR_DISK_FULL"),           # ENOSPC
+    ("pipe", "ERROR_WRITE_FAULT"),              # any other failure of the write (ESPIPE)
+])
+def test_a_buffer_that_cannot_be_written_says_why_as_a_close_would(tmp_path, recorded, target,
+                                                                   expected):
+    """A failed write is worded as a failed close is: the disk is full, or the write failed
+    (never "the path is invalid": the file is open)."""
+    path = tmp_path / "full.etl"
+    f = EtlStreamFile(path, recorded[0])
+    f.write(recorded[1])
+    if target == "pipe":
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        os.dup2(write_end, descriptor_of(path))
+        os.close(write_end)
+    else:
+        disk_full_under(path)
+    with pytest.raises(Win32Error) as info:
+        f.write(recorded[2])
+    assert info.value.name == expected
+    assert "writing a buffer" in str(info.value) and str(path) in str(info.value)
+    with pytest.raises(Win32Error) as info:
+        f.close(end_time=1)
+    assert info.value.name == expected
