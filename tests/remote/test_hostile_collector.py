@@ -12,6 +12,7 @@ from remote_helpers import PATIENCE
 
 from wpptrace.remote import Relay
 from wpptrace.remote import protocol as P
+from wpptrace.winerror import ERROR_ACCESS_DENIED
 
 
 class FakeCollector:
@@ -125,3 +126,18 @@ def test_an_acknowledgement_of_what_was_never_sent_is_not_taken_as_delivery(reco
         fake.close()
     assert relay.outcome.startswith("failed: could not deliver the stream within 1 s of its end")
     assert relay.stats.acknowledged == 0
+
+
+def _refuse_for_good(sock):
+    sock.sendall(P.encode_error(ERROR_ACCESS_DENIED, "not this relay"))
+
+
+def test_a_relay_refused_for_good_says_what_it_did_not_deliver(recorded):
+    fake = FakeCollector(_refuse_for_good)
+    try:
+        relay = _relay_through(fake, recorded)
+        assert relay.wait(PATIENCE)
+    finally:
+        fake.close()
+    assert relay.outcome == (f"refused: not this relay ({len(recorded[1])} buffers "
+                             f"undelivered)")

@@ -582,3 +582,28 @@ def test_sent_buffers_let_go_count_as_dropped_only_from_where_the_collector_resu
     outbox.acknowledge(3)                       # ... and 2
     outbox.resume(3)
     assert outbox.unconfirmed() == 0 and outbox.dropped == 0
+
+
+def test_the_relays_dropped_count_is_copied_under_the_outbox_lock(recorded):
+    """The pump (``add``) and the sender (a new connection) both copy the outbox's dropped
+    count into the stats: each copies it under the outbox's lock, so that the later copy is
+    never an older count."""
+    from wpptrace.remote.relay import RelayStats
+
+    head, buffers = recorded
+    relay = Relay(("127.0.0.1", 9), buffer_size=len(head), max_queue=1)     # (not started)
+    lock = relay._outbox.lock
+
+    class Checked(RelayStats):
+        armed = False
+
+        def __setattr__(self, name, value):
+            if name == "relay_dropped" and self.armed:
+                assert lock.locked(), "relay_dropped copied outside the outbox lock"
+            super().__setattr__(name, value)
+
+    relay.stats = Checked()
+    relay.stats.armed = True
+    relay.add(head)
+    assert relay.add(buffers[0]) and not relay.add(buffers[1])     # (nothing sent: dropped)
+    assert relay.stats.relay_dropped == 1

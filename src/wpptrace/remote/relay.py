@@ -292,8 +292,14 @@ class Relay:
             return True
         self.stats.buffers_read += 1
         ok = self._outbox.put(buffer)
-        self.stats.relay_dropped = self._outbox.dropped
+        self._count_dropped()
         return ok
+
+    def _count_dropped(self) -> None:
+        """Copy the outbox's count (the pump and the sender both do: read and written under
+        the outbox's lock, the later copy is never an older count)."""
+        with self._outbox.lock:
+            self.stats.relay_dropped = self._outbox.dropped
 
     def finish(self, end_time: Optional[int] = None) -> None:
         """No more buffers: the stream ends (``end_time``: FILETIME the session stopped, 0 if
@@ -369,8 +375,8 @@ class Relay:
         try:
             loop.run_until_complete(self._send_forever())
         except Exception as exc:
-            self.outcome = f"failed: {exc}"
-            log.error("%s: %s", self.name, exc)
+            self.outcome = f"failed: {exc}{self._undelivered()}"
+            log.error("%s: %s", self.name, self.outcome)
         finally:
             loop.close()
             self._done.set()
@@ -411,7 +417,7 @@ class Relay:
                 log.error("%s: the collector refused: %s", self.name, refused)
                 if refused.code in _FATAL:
                     self.refused = refused
-                    self.outcome = f"refused: {refused}"
+                    self.outcome = f"refused: {refused}{self._undelivered()}"
                     return
             except (OSError, EOFError, asyncio.TimeoutError, P.ProtocolError,
                     asyncio.IncompleteReadError) as exc:
@@ -420,16 +426,24 @@ class Relay:
             if self._outbox.end is not None:
                 ended_at = ended_at or time.monotonic()
                 if time.monotonic() - ended_at > self.linger:
-                    left = len(self._outbox.items)
-                    unknown = self._outbox.unconfirmed()
                     self.outcome = (f"failed: could not deliver the stream within "
-                                    f"{self.linger:g} s of its end ({left} buffers undelivered"
-                                    + (f", {unknown} more sent and never acknowledged"
-                                       if unknown else "") + ")")
+                                    f"{self.linger:g} s of its end{self._undelivered(True)}")
                     log.error("%s: %s", self.name, self.outcome)
                     return
             await self._idle(backoff)
             backoff = min(backoff * 2, self.max_backoff)
+
+    def _undelivered(self, always: bool = False) -> str:
+        """What a relay that gives up leaves, said as " (N buffers undelivered, M more sent
+        and never acknowledged)": the buffers held, and those let go whose fate no ACK told
+        ("" if none, unless ``always``)."""
+        with self._outbox.lock:
+            left = len(self._outbox.items)
+        unknown = self._outbox.unconfirmed()
+        if not (left or unknown or always):
+            return ""
+        return (f" ({left} buffers undelivered"
+                + (f", {unknown} more sent and never acknowledged" if unknown else "") + ")")
 
     async def _idle(self, seconds: float) -> None:
         self._wakeup.clear()
@@ -469,7 +483,7 @@ class Relay:
             if resume == 0:
                 writer.writelines(P.encode_buffer(P.FrameType.HEADER, 0, self._outbox.header))
             self._outbox.resume(resume)
-            self.stats.relay_dropped = self._outbox.dropped
+            self._count_dropped()
             acks = asyncio.ensure_future(self._read_acks(reader))
             return await self._send_loop(writer, acks)
         finally:
