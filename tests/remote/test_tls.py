@@ -151,10 +151,10 @@ def test_allow_without_a_client_ca_says_what_is_missing(pki, tmp_path):
     """Names are read from relay certificates, which only a collector with a client CA asks
     for: ``--allow`` without ``--tls-client-ca`` would refuse every relay as having no
     certificate (even one that has one). It is refused at the start, saying what to add, in
-    the same words from the command and from Python."""
-    expected = ("--allow needs --tls-cert with --tls-client-ca (in Python: a server_context "
-                "with client_ca), the CA that signs the relays' certificates: without it no "
-                "relay is asked for a certificate, so no name could be allowed")
+    words its own audience knows: the command's options, Python's arguments."""
+    expected = ("--allow needs --tls-cert with --tls-client-ca, the CA that signs the relays' "
+                "certificates: without it no relay is asked for a certificate, so no name "
+                "could be allowed")
     tls_options = ["--tls-cert", str(pki / "collector.pem"), "--tls-key",
                    str(pki / "collector.key")]
     for options in (tls_options, []):
@@ -168,4 +168,7 @@ def test_allow_without_a_client_ca_says_what_is_missing(pki, tmp_path):
     for context in (tls, None):
         with pytest.raises(ValueError) as info:
             Collector(("127.0.0.1", 0), tls=context, allow={"relay-lab-1"})
-        assert str(info.value) == expected
+        assert str(info.value) == (
+            "allow needs tls=server_context(..., client_ca=PEM), the CA that signs the relays' "
+            "certificates: without it no relay is asked for a certificate, so no name could "
+            "be allowed")

@@ -95,8 +95,10 @@ def run(args: argparse.Namespace) -> int:
             return 1
     try:
         check_allow(allow, tls)
-    except ValueError as exc:
-        complain(PROG, exc)
+    except ValueError:
+        complain(PROG, "--allow needs --tls-cert with --tls-client-ca, the CA that signs the "
+                       "relays' certificates: without it no relay is asked for a certificate, "
+                       "so no name could be allowed")
         return 2
     if tls is None and listen[0] not in ("127.0.0.1", "::1", "localhost"):
         logging.getLogger("wpptrace.remote.collector").warning(

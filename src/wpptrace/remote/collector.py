@@ -775,12 +775,12 @@ class Collector:
 def check_allow(allow: Optional[set[str]], tls: Optional[ssl.SSLContext]) -> None:
     """ValueError unless an allow list (None: none) comes with TLS that asks relays for a
     certificate: names are read from certificates, and without a client CA no relay shows one
-    (every relay would be refused as having none)."""
+    (every relay would be refused as having none). Worded for Python callers (``wpptrace
+    collect`` says it in its options)."""
     if allow is not None and (tls is None or tls.verify_mode == ssl.CERT_NONE):
-        raise ValueError("--allow needs --tls-cert with --tls-client-ca (in Python: a "
-                         "server_context with client_ca), the CA that signs the relays' "
-                         "certificates: without it no relay is asked for a certificate, so "
-                         "no name could be allowed")
+        raise ValueError("allow needs tls=server_context(..., client_ca=PEM), the CA that "
+                         "signs the relays' certificates: without it no relay is asked for a "
+                         "certificate, so no name could be allowed")
 
 
 def peer_host(host: str) -> str:
