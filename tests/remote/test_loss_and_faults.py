@@ -9,6 +9,7 @@ import re
 import signal
 import threading
 
+import pytest
 from remote_helpers import (PATIENCE, Proxy, TracedSession, data_buffers, decoded_text,
                             disk_full_under, header, relay_process, wait_until)
 
@@ -334,8 +335,9 @@ def test_a_relay_fed_by_add_closes_quietly_after_its_stream_ended(recorded, tmp_
         assert data_buffers(c.sources[0].path) == buffers[:3]
 
 
+@pytest.mark.parametrize("end_time", [None, 0], ids=["session-stopped", "session-running"])
 def test_a_file_that_cannot_be_closed_whole_is_reported_not_claimed_complete(recorded, tmp_path,
-                                                                              caplog):
+                                                                              caplog, end_time):
     header_buffer, buffers = recorded
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
         relay = Relay(collector.address, buffer_size=len(header_buffer), name="full").start()
@@ -346,7 +348,7 @@ def test_a_file_that_cannot_be_closed_whole_is_reported_not_claimed_complete(rec
             wait_until(lambda: collector.sources and collector.sources[0].buffers == 5,
                        what="five buffers written")
             disk_full_under(collector.sources[0].path)
-            relay.finish()
+            relay.finish(end_time)
             assert relay.wait(PATIENCE)
             assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
         finally:
@@ -355,7 +357,9 @@ def test_a_file_that_cannot_be_closed_whole_is_reported_not_claimed_complete(rec
     assert source.ended and collector.files_failed == 1
     assert source.file_error.startswith("closing it failed: ERROR_DISK_FULL (112)")
     (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert line.endswith(f"{source.path} may be incomplete: {source.file_error}")
+    assert source.stopped == (end_time is None)
+    assert line.endswith(f"{source.path} may be incomplete: {source.file_error}"
+                         + ("" if source.stopped else " (the session had not stopped)"))
     assert "\n" not in line
 
 

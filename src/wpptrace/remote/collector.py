@@ -90,7 +90,8 @@ class Abandoned:
 
     connections: int                 #: connections not closed
     files: list[str]                 #: files not closed (readable up to their last header)
-    buffers: int                     #: buffers received and not yet in their file
+    buffers: int                     #: buffers received and not yet in their file (the
+                                     #: one being written when it gave up: 0 or 1)
 
     def __str__(self) -> str:
         return (f"{self.connections} connections not closed, {len(self.files)} files not "
@@ -348,7 +349,9 @@ class Collector:
     def stop(self, timeout: float = 30.0) -> Optional[Abandoned]:
         """Stop listening, close every connection and file (unfinished files stay
         readable, EndTime 0). None once all is closed; if that takes longer than
-        ``timeout`` s, what was left behind (also ``abandoned``, and logged once)."""
+        ``timeout`` s, what was left behind (also ``abandoned``, and logged once). That is a
+        snapshot taken when the first stop gave up: a later stop() returns it again at once,
+        without waiting or looking again."""
         loop, event = self._loop, self._stop_event
         if loop is not None and event is not None:
             try:
@@ -552,7 +555,8 @@ class Collector:
                    f"{s.relay_dropped}, session lost {s.session_lost}), events lost "
                    f"{s.events_lost}")
         if s.file_error:
-            log.error("%s: %s may be incomplete: %s", summary, s.path, s.file_error)
+            log.error("%s: %s may be incomplete: %s%s", summary, s.path, s.file_error,
+                      "" if s.stopped else " (the session had not stopped)")
         else:
             log.info("%s%s%s", summary, f": {s.path}" if s.path else "",
                      "" if s.stopped else " (the session had not stopped)")

@@ -55,6 +55,8 @@ class EtlStreamFile:
             check(lib.wpptrace_etl_stream_close(stream, end_time), "closing the file", self.path)
 
     def __del__(self):
+        # a file its owner never closed: nobody is left to tell how the close went (a
+        # finaliser must not raise); the file is readable up to its last header either way
         try:
             self.close()
         except Exception:
