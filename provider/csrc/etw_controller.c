@@ -558,18 +558,16 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
         case TARGET_REMOTE:
             WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
             wpt_handle_issued(t.slot, t.generation);
-            if (code != EVENT_TRACE_CONTROL_STOP) {
-                /* a query, flush or update changes nothing in this process: a slow host holds
-                 * up no other control call */
-                unlock();
-                rc = control_remote(&t, p, code, wide, seen);
-                lock();
-                break;
-            }
+            /* a request to another process's host, up to two minutes for a STOP, holds up no
+             * other control call of this process: what a STOP changes here (this process's
+             * providers, its view of the session, the registry when the host is gone) has locks
+             * of its own, and the host refuses a request meant for another session */
+            unlock();
             rc = control_remote(&t, p, code, wide, seen);
             if (code == EVENT_TRACE_CONTROL_STOP && rc == ERROR_WMI_INSTANCE_NOT_FOUND
                 && host_ends(&t, STOP_HOST_END_MS))
                 clean_up_gone(&t);           /* as for a host found gone: STOP cleans up */
+            lock();
             break;
         case TARGET_GONE:
             if (code == EVENT_TRACE_CONTROL_STOP) clean_up_gone(&t);

@@ -151,6 +151,7 @@
  *                   waits (the listing held the control lock across its requests).
  *       info-slow-host  the same with the session info of A asked for instead of the listing.
  *       flush-slow-host  the same with A flushed (ControlTrace FLUSH) instead.
+ *       stop-slow-host  the same with A stopped (ControlTrace STOP) instead.
  *       release-locked  this process runs private session A; another process holds the
  *                   registry lock, stopped, longer than a request waits for it (shortened),
  *                   while A stops here, then is killed. A's registry entry must be freed all
@@ -191,7 +192,8 @@
  * after_stop N stop_a RC",
  * list-slow-host "query_first 0|1 query RC list RC listed N stop_b RC stop_a RC" (info-slow-host
  * the same: list RC is the session info's, listed 1 if it named a LoggerId; flush-slow-host the
- * same: list RC is the FLUSH's, listed 1 if it named the session), host-emfile "ticks N
+ * same: list RC is the FLUSH's, listed 1 if it named the session; stop-slow-host the same for
+ * the STOP), host-emfile "ticks N
  * per_second N query RC stop_a RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
@@ -1666,6 +1668,17 @@ static void *flush_a(void *arg) {
     return NULL;
 }
 
+static void *stop_a_by_name(void *arg) {
+    (void)arg;
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    g_list_rc = ControlTraceA(0, "control-races-a", &b.p, EVENT_TRACE_CONTROL_STOP);
+    g_listed = b.p.Wnode.HistoricalContext != 0;
+    atomic_store(&g_listing_done, 1);
+    return NULL;
+}
+
 static void *query_private(void *arg) {
     (void)arg;
     props_block b;
@@ -1676,7 +1689,7 @@ static void *query_private(void *arg) {
     return NULL;
 }
 
-/* info: 0 lists, 1 asks for A's session info, 2 flushes A */
+/* info: 0 lists, 1 asks for A's session info, 2 flushes A, 3 stops A */
 static int list_slow_host(const char *dir, int info) {
     TRACEHANDLE a;
     if (start(dir, "control-races-a", &a)) return 3;
@@ -1695,7 +1708,7 @@ static int list_slow_host(const char *dir, int info) {
     wpt_test_point = at_listing_connected;
     atomic_store(&g_armed, 1);
     pthread_t lister, querier;
-    void *(*asks)(void *) = info == 2 ? flush_a : info ? info_of_a : list_all;
+    void *(*asks)(void *) = info == 3 ? stop_a_by_name : info == 2 ? flush_a : info ? info_of_a : list_all;
     if (pthread_create(&lister, NULL, asks, NULL) != 0) return 6;
     int64_t until = wpt_mono_ms() + 20000;
     while (!atomic_load(&g_listing_asked) && wpt_mono_ms() < until) usleep(1000);
@@ -2049,6 +2062,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "list-slow-host") == 0) return list_slow_host(argv[2], 0);
     if (argc == 3 && strcmp(argv[1], "info-slow-host") == 0) return list_slow_host(argv[2], 1);
     if (argc == 3 && strcmp(argv[1], "flush-slow-host") == 0) return list_slow_host(argv[2], 2);
+    if (argc == 3 && strcmp(argv[1], "stop-slow-host") == 0) return list_slow_host(argv[2], 3);
     if (argc == 3 && strcmp(argv[1], "fork-sessions") == 0) return fork_sessions(argv[2]);
     if (argc == 3 && strcmp(argv[1], "dir-while-locked") == 0) return dir_while_locked();
     if (argc == 3 && strcmp(argv[1], "broadcast-join-busy") == 0) return broadcast_join_busy(argv[2]);

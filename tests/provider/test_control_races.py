@@ -406,12 +406,21 @@ def test_session_info_of_a_slow_host_holds_up_no_other_control_call(control_race
 
 def test_a_flush_of_a_slow_host_holds_up_no_other_control_call(control_races, out):
     """The same for ControlTrace FLUSH (and UPDATE) of a session in another process: the
-    request, bounded at two minutes, held the control lock all along. Only STOP keeps it (this
-    process's own state changes with it)."""
+    request, bounded at two minutes, held the control lock all along."""
     got = control_races("flush-slow-host", out)
     assert got["query_first"] == 1 and got["query"] == 0
     assert got["list"] == 0 and got["listed"] == 1
     assert got["stop_b"] == 0 and got["stop_a"] == 0
+
+
+def test_a_stop_of_a_slow_host_holds_up_no_other_control_call(control_races, out):
+    """The same for ControlTrace STOP of a session in another process: the request, bounded at
+    two minutes, held the control lock all along. What it changes in this process (its
+    providers, its view of the session) has locks of its own."""
+    got = control_races("stop-slow-host", out)
+    assert got["query_first"] == 1 and got["query"] == 0
+    assert got["list"] == 0 and got["listed"] == 1
+    assert got["stop_b"] == 0 and got["stop_a"] == 4201             # stopped already
 
 
 def test_an_older_enable_that_arrives_last_does_not_replace_a_newer_disable(control_races, out):
