@@ -31,7 +31,10 @@ and the first one of each site is reported with a :class:`TraceWarning`. With ``
 site as ``file:line``. Events the session refuses (no free buffer, larger than a buffer) are
 counted in ``events_dropped``, as the session counts them in EventsLost; so are calls the
 process had no memory or stack left for (a call made near the recursion limit), with
-``last_error`` ERROR_NOT_ENOUGH_MEMORY: lost, never raised, in strict mode too. What the
+``last_error`` ERROR_NOT_ENOUGH_MEMORY: lost, never raised, in strict mode too. A source file
+nested too deeply to scan, found so by a call with at least half the recursion limit left,
+is kept as such for the run: its calls are dropped and reported, the file is not scanned
+again (a call with less left is lost as above, and a later call scans). What the
 application raises while a call runs is its own and passes on: KeyboardInterrupt, SystemExit,
 and what its signal handler raises when a signal is handled during the call (while a value
 converts, while a site resolves: see :mod:`wpptrace.provider.tracing_interrupts`).
