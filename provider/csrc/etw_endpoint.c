@@ -595,9 +595,15 @@ ULONG wpt_attach(uint32_t slot, uint32_t generation) {
     }
     wpt_view_publish(nv);
     pthread_mutex_lock(&g_ep_lock);
-    if (g_joins[slot] >= 0) close(g_joins[slot]);
-    g_joins[slot] = fd;
-    g_join_gen[slot] = generation;
+    if (g_running && g_pid == (uint32_t)getpid()) {
+        if (g_joins[slot] >= 0) close(g_joins[slot]);
+        g_joins[slot] = fd;
+        g_join_gen[slot] = generation;
+    } else {
+        /* the endpoint was closed meanwhile: nobody watches the connection (kept, a new endpoint
+         * would forget it open, and a child would keep it) */
+        close(fd);
+    }
     pthread_mutex_unlock(&g_ep_lock);
     wake_thread();
     pthread_mutex_unlock(&g_attach_lock);

@@ -2008,7 +2008,40 @@ static int retire_twice(const char *dir) {
     return 0;
 }
 
+/* attach-closed: this process joins A while its endpoint is closed (wpptrace_endpoint_close,
+ * held once the join chose A). */
+static void at_join_close_endpoint(int point) {
+    if (point == WPT_POINT_JOIN_CHOSEN && atomic_exchange(&g_armed, 0)) wpptrace_endpoint_close();
+}
+
+static int open_descriptors(void) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    int n = 0;
+    while (readdir(d)) n++;
+    closedir(d);
+    return n;
+}
+
+static int attach_closed(const char *dir) {
+    uint32_t slot, generation;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
+    if (wpt_endpoint_ensure() != ERROR_SUCCESS) return 5;
+    int before = open_descriptors();
+    wpt_test_point = at_join_close_endpoint;
+    atomic_store(&g_armed, 1);
+    ULONG attached = wpt_attach(slot, generation);
+    wpt_test_point = NULL;
+    /* the endpoint's socket and wake-up pipe closed (3), the session memory kept open (1) */
+    int added = open_descriptors() - before;
+    printf("attach %u added %d stop_a %u\n", (unsigned)attached, added, (unsigned)stop_by_name("control-races-a"));
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "attach-closed") == 0) return attach_closed(argv[2]);
     if (argc == 3 && strcmp(argv[1], "retire-twice") == 0) return retire_twice(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stale-replaces") == 0) return stale_replaces(argv[2]);
     if (argc == 3 && strcmp(argv[1], "resurrect") == 0) return resurrect(argv[2]);

@@ -478,3 +478,12 @@ def test_a_view_two_threads_retire_at_once_is_retired_once(control_races, out):
     swapped twice, the view listed twice among the retired ones and its memfd number closed a
     second time (by then maybe another descriptor of the process). One of them retires it."""
     assert control_races("retire-twice", out) == {"held": 1, "stop_a": 4201, "retired": 1}
+
+
+def test_a_join_made_while_the_endpoint_closes_leaves_no_connection_open(control_races, out):
+    """A JOIN keeps its connection to the host for the endpoint thread to watch. The endpoint
+    may be closed (wpptrace_endpoint_close) while the JOIN is under way: the connection was
+    stored all the same, watched by nobody, forgotten open by the next endpoint and kept by
+    every child. It is closed: the process has the session's memory open, its endpoint's
+    socket and wake-up pipe closed, and nothing more."""
+    assert control_races("attach-closed", out) == {"attach": 0, "added": -2, "stop_a": 0}
