@@ -170,8 +170,37 @@ class ScanResult:
     handler_flags: tuple[str, ...] = ()  # the flag names WppHandler(..., flag=X.flags.NAME) use
 
 
-def _segment(source: str, node: ast.AST) -> str:
-    text = ast.get_source_segment(source, node)
+#: a line of source with its end, split as the parser counts lines (at \r\n, \r and \n only,
+#: not at the form feeds and other breaks str.splitlines knows)
+_SOURCE_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+class SourceLines:
+    """A source split into lines once, for the text of its nodes: what ast.get_source_segment
+    gives, which splits the whole source again at every call (a scan of a file with many calls
+    would take time in the square of its size)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._lines: list[str] | None = None
+
+    def segment(self, node: ast.AST) -> str | None:
+        """The source text of ``node`` (None: it has no position)."""
+        first, last = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
+        start, end = getattr(node, "col_offset", None), getattr(node, "end_col_offset", None)
+        if None in (first, last, start, end):
+            return None
+        if self._lines is None:
+            self._lines = _SOURCE_LINE.findall(self.source)
+        lines = self._lines
+        if first == last:   # column offsets count UTF-8 bytes
+            return lines[first - 1].encode()[start:end].decode()
+        return "".join([lines[first - 1].encode()[start:].decode(), *lines[first:last - 1],
+                        lines[last - 1].encode()[:end].decode()])
+
+
+def _segment(source: SourceLines, node: ast.AST) -> str:
+    text = source.segment(node)
     if text is None:  # no position information (should not happen for parsed source)
         text = ast.unparse(node)
     return " ".join(text.split())
@@ -187,6 +216,7 @@ class ScopedVisitor(ast.NodeVisitor):
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self.lines = SourceLines(source)
         self.scope: list[tuple[str, bool]] = []
 
     def _function(self) -> str:
@@ -265,7 +295,7 @@ class _Visitor(ScopedVisitor):
             if len(args) < 3 or not _is_str(args[2]) or _is_str(args[1]) or _is_str(args[0]):
                 return
             level_node, flag_node, fmt_node, rest = args[0], args[1], args[2], args[3:]
-            level_text = "".join(_segment(self.source, level_node).split())
+            level_text = "".join(_segment(self.lines, level_node).split())
             level = LEVELS.get(level_text.rpartition(".")[2])
             if level is None and isinstance(level_node, ast.Constant) and type(level_node.value) is int:
                 level = level_node.value
@@ -279,11 +309,11 @@ class _Visitor(ScopedVisitor):
         if node.keywords:
             return  # trace calls take positional arguments only
         # The ',' between '(' and the function name of a qualified name has no spaces in a trailer.
-        flag_text = "".join(_segment(self.source, flag_node).split())
+        flag_text = "".join(_segment(self.lines, flag_node).split())
         self.raw.append((
             node.lineno, node.col_offset, node.end_lineno, node.end_col_offset, method,
             level_text, level, flag_text, fmt_node.value,
-            tuple(_segment(self.source, a) for a in rest),
+            tuple(_segment(self.lines, a) for a in rest),
             self._function(), any(isinstance(a, ast.Starred) for a in rest)))
 
     def _provider_call(self, node: ast.Call, handler: bool = False) -> None:
@@ -395,12 +425,12 @@ class _LoggingVisitor(ScopedVisitor):
             if func.attr in LOGGING_METHODS and args and _is_str(args[0]):
                 self._add(node, func.attr, LOGGING_METHODS[func.attr], args[0].value, args[1:])
             elif func.attr == "log" and len(args) >= 2 and _is_str(args[1]) and not _is_str(args[0]):
-                level = "".join((ast.get_source_segment(self.source, args[0]) or "?").split())
+                level = "".join((self.lines.segment(args[0]) or "?").split())
                 self._add(node, "log", level, args[1].value, args[2:])
         self.generic_visit(node)
 
     def _add(self, node: ast.Call, method: str, level_text: str, template: str, rest: list) -> None:
-        texts = tuple(" ".join((ast.get_source_segment(self.source, a) or "?").split()) for a in rest)
+        texts = tuple(" ".join((self.lines.segment(a) or "?").split()) for a in rest)
         self.found.append((node.lineno, node.col_offset, method, level_text, template, self._function(), texts))
 
 
