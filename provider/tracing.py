@@ -32,9 +32,10 @@ site as ``file:line``. Events the session refuses (no free buffer, larger than a
 counted in ``events_dropped``, as the session counts them in EventsLost; so are calls the
 process had no memory or stack left for (a call made near the recursion limit), with
 ``last_error`` ERROR_NOT_ENOUGH_MEMORY: lost, never raised, in strict mode too. A source file
-nested too deeply to scan, found so by a call with at least half the recursion limit left,
-is kept as such for the run: its calls are dropped and reported, the file is not scanned
-again (a call with less left is lost as above, and a later call scans). What the
+nested too deeply to scan, found so by a call that used at most a quarter of the recursion
+limit, is kept as such for the run: its calls are dropped and reported, the file is not
+scanned again. A deeper call that has no room to scan the file is lost as above, and so are
+later calls as deep or deeper, without scanning again; a shallower call scans. What the
 application raises while a call runs is its own and passes on: KeyboardInterrupt, SystemExit,
 and what its signal handler raises when a signal is handled during the call (while a value
 converts, while a site resolves: see :mod:`wpptrace.provider.tracing_interrupts`).

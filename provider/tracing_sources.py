@@ -192,6 +192,8 @@ class _File:
     scan_error: ScanError | None = None    # the source cannot be scanned (kept: the text is fixed)
     logging: tuple[LoggingSite, ...] | None = None
     logging_error: ScanError | None = None  # the same for its logging calls
+    scan_room: int | None = None           # the shallowest call depth whose scan ran out of room
+    logging_room: int | None = None        # the same for its logging calls
     tree: dict[tuple, list] | None = None
     verified: dict[int, bool] = dataclasses.field(default_factory=dict)
     asserts_rewritten: bool = False        # a test module pytest imported (asserts rewritten)
@@ -243,21 +245,29 @@ def _kept(exc: ScanError) -> ScanError:
     return ScanError(exc.msg, exc.path, exc.line, exc.column, exc.text)
 
 
-def _scanned(scan: Any, text: str, path: str) -> Any:
-    """``scan(text, path)``, with a RecursionError decided by the room the call had. With half
-    the recursion limit or more left, the source is nested too deeply for the scanner: a
-    ScanError, to keep for the file. With less, the call itself came too deep (near the limit):
-    the RecursionError goes on (the call is lost and counted, nothing is concluded, and a later
-    call with more room scans). The scan runs on the calling thread: a thread of its own would
+def _scanned(scan: Any, f: _File, room: str) -> Any:
+    """``scan(f.text, f.path)``, with a RecursionError decided by the room the call had.
+
+    Run out of room by a call that used no more than a quarter of the recursion limit, the
+    source is nested too deeply for the scanner: a ScanError, to keep for the file. Run out
+    of room by a deeper call, the call came too deep for this source: the RecursionError goes
+    on (the call is lost and counted, nothing is concluded), and the call's depth is kept in
+    ``f.<room>``: a call as deep or deeper is lost the same way without scanning again, and
+    only a shallower one scans. The scan runs on the calling thread: a thread of its own would
     wait with the provider's locks held on what runs in that thread (gc callbacks, audit and
     trace hooks, logging), and would get the application's thread stack size."""
+    failed_at = getattr(f, room)
+    if failed_at is not None and _call_depth() >= failed_at:
+        raise RecursionError(f"{f.path}: a call this deep has no room to scan its source")
     try:
-        return scan(text, path)
+        return scan(f.text, f.path)
     except RecursionError:
-        if 2 * _call_depth() >= sys.getrecursionlimit():
+        depth = _call_depth()
+        if 4 * depth > sys.getrecursionlimit():
+            setattr(f, room, depth if failed_at is None else min(failed_at, depth))
             raise
     # (raised outside the handler, so that no RecursionError rides along as its context)
-    raise nested_too_deeply(path)
+    raise nested_too_deeply(f.path)
 
 
 class SiteSources:
@@ -399,7 +409,7 @@ class SiteSources:
                     f.scan = ScanResult(path, f.entry.sites, ())
                 else:
                     try:
-                        f.scan = _scanned(scan_source, f.text, path)
+                        f.scan = _scanned(scan_source, f, "scan_room")
                     except ScanError as exc:
                         f.scan_error = _kept(exc)
                         raise
@@ -421,7 +431,7 @@ class SiteSources:
                     f.logging = f.entry.logging
                 else:
                     try:
-                        f.logging = tuple(_scanned(scan_logging_calls, f.text, path))
+                        f.logging = tuple(_scanned(scan_logging_calls, f, "logging_room"))
                     except ScanError as exc:
                         f.logging_error = _kept(exc)
                         raise

@@ -497,6 +497,38 @@ def test_a_source_the_calls_stack_has_no_room_to_scan_concludes_nothing(tmp_path
     assert app.trace.stats().calls_dropped == 0
 
 
+def test_a_source_that_scans_from_a_shallow_call_is_not_kept_as_too_deep(tmp_path, monkeypatch):
+    """A nested source that a shallow call can scan, first called from a third of the way down
+    the stack, where the scan has no room: that call is lost and counted, but nothing is kept
+    against the source, so a shallow call then scans it and is written."""
+    scans = _counting_scans(monkeypatch)
+    app = _nested_app(tmp_path, "HalfDeep", sys.getrecursionlimit() * 7 // 20)
+    sent = enable(app.trace, "python")
+    app.deep(sys.getrecursionlimit() * 9 // 20 - _depth(), 1)
+    assert len(scans) == 1 and sent == []
+    assert (app.trace.stats().calls_dropped, app.trace.stats().events_dropped) == (0, 1)
+    app.go(2)
+    assert len(scans) == 2
+    assert [number for number, _payload in sent] == [10]
+    assert app.trace.stats().calls_dropped == 0
+
+
+def test_calls_too_deep_to_scan_their_source_do_not_scan_it_again(tmp_path, monkeypatch):
+    """Recursive code whose calls all come near the recursion limit, in a source that needs more
+    room than they have: the first one scans and is lost; the ones as deep or deeper are lost
+    without scanning the whole file again each time; a shallower one scans."""
+    scans = _counting_scans(monkeypatch)
+    app = _nested_app(tmp_path, "AlwaysDeep", sys.getrecursionlimit() // 4)
+    sent = enable(app.trace, "python")
+    left = sys.getrecursionlimit() - 200 - _depth()
+    for n in range(20):
+        app.deep(left, n)
+    assert len(scans) == 1 and sent == []
+    assert app.trace.stats().events_dropped == 20
+    app.go(20)
+    assert len(scans) == 2 and [number for number, _payload in sent] == [10]
+
+
 _TRACED_GC = '''
 import gc
 from wpptrace.provider.tracing import Provider
