@@ -136,11 +136,14 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         complain(PROG, f"cannot listen on {args.listen}: {exc}")
         return 1
-    ask_stop = lambda signum, frame: stopping.set()  # noqa: E731
+    # a signal sets a plain flag: Event.set takes a lock, which a second signal arriving
+    # inside the first handler's set() would wait for forever (handlers nest in one thread)
+    signalled: list[int] = []
+    ask_stop = lambda signum, frame: signalled.append(signum)  # noqa: E731
     previous = {sig: signal.signal(sig, ask_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     abandoned = None
     try:
-        while not (collector.wait(0.5) or stopping.is_set()):
+        while not (collector.wait(0.5) or signalled or stopping.is_set()):
             pass
     finally:
         try:
