@@ -7,6 +7,7 @@ import collections
 import os
 import re
 import signal
+import sys
 import threading
 
 import pytest
@@ -420,9 +421,24 @@ def test_collect_ends_on_sigterm_with_a_stuck_disk_and_exits_1(recorded, tmp_pat
             started.append(self)
             return super().start()
 
+    locked_in_handler = []
+
+    class HandlerAwareEvent(threading.Event):
+        """An event that notes a set() made by a signal handler: set() takes the event's
+        lock, which a second signal arriving inside that set() would wait for forever."""
+
+        def set(self):
+            frame = sys._getframe(1)
+            while frame is not None:
+                if frame.f_code.co_filename == cli_collect.__file__ and frame.f_code.co_name == "<lambda>":
+                    locked_in_handler.append(frame.f_code.co_firstlineno)
+                frame = frame.f_back
+            super().set()
+
     monkeypatch.setattr(collector_module, "EtlStreamFile", StuckDisk)
     monkeypatch.setattr(collector_module, "Collector", SeenCollector)
     monkeypatch.setattr(cli_collect, "STOP_WAIT", 0.2)
+    monkeypatch.setattr(cli_collect.threading, "Event", HandlerAwareEvent)
     header_buffer, buffers = recorded
     original = signal.getsignal(signal.SIGTERM)
     relays = []
@@ -452,6 +468,7 @@ def test_collect_ends_on_sigterm_with_a_stuck_disk_and_exits_1(recorded, tmp_pat
     assert signal.getsignal(signal.SIGTERM) is original
     assert (code, still_stuck) == (1, True)
     assert started[0].wait(PATIENCE)
+    assert locked_in_handler == []          # the handler took no lock
 
 
 class _StuckClose:
@@ -611,3 +628,36 @@ def test_the_relays_dropped_count_is_copied_under_the_outbox_lock(recorded):
     relay.add(head)
     assert relay.add(buffers[0]) and not relay.add(buffers[1])     # (nothing sent: dropped)
     assert relay.stats.relay_dropped == 1
+
+
+def test_a_close_that_ends_its_thread_with_a_base_exception_still_settles(recorded, tmp_path,
+                                                                         monkeypatch):
+    """A file's close ends its thread with a BaseException (SystemExit from inside a library):
+    the source is still settled, its file said to have failed, and the collector stops
+    without waiting on a close that will never report."""
+    from wpptrace.remote import collector as collector_module
+
+    exits = [SystemExit(3)]
+
+    class ExitingClose(collector_module.EtlStreamFile):
+        def close(self, end_time=0):
+            super().close(end_time)
+            if exits:
+                raise exits.pop()
+
+    monkeypatch.setattr(collector_module, "EtlStreamFile", ExitingClose)
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)   # (the thread's own end)
+    header_buffer, buffers = recorded
+    collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")).start()
+    relay = Relay(collector.address, buffer_size=len(header_buffer), name="exiting").start()
+    try:
+        relay.add(header_buffer)
+        relay.add(buffers[0])
+        relay.finish(1)
+        assert collector.wait_for(lambda ss: ss and ss[0].closed, PATIENCE)
+    finally:
+        relay.close(timeout=0.5)
+        abandoned = collector.stop(PATIENCE)
+    (source,) = collector.sources
+    assert source.file_error == "closing it failed" and collector.files_failed == 1
+    assert abandoned is None

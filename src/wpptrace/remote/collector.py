@@ -487,6 +487,7 @@ class Collector:
                 done.set_result(None)
 
         def close() -> None:
+            error = "closing it failed"     # (what a BaseException leaves: still settled)
             try:
                 file.close(end_time)
                 error = ""
@@ -494,10 +495,11 @@ class Collector:
                 error = f"closing it failed: {in_words(exc)}"
             except Exception as exc:    # noqa: BLE001 - said as the file's error
                 error = f"closing it failed: {exc!r}"
-            try:
-                loop.call_soon_threadsafe(settle, error)
-            except RuntimeError:        # the loop is closed: a stop gave up on this close
-                pass
+            finally:
+                try:
+                    loop.call_soon_threadsafe(settle, error)
+                except RuntimeError:    # the loop is closed: a stop gave up on this close
+                    pass
 
         try:
             threading.Thread(target=close, name="collector-close", daemon=True).start()
