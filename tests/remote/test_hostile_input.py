@@ -412,3 +412,30 @@ def test_link_local_peers_on_different_links_are_different_hosts():
              ("fe80::1%eth0", 4002, 0, 1)]
     assert _connections(*peers, max_per_address=1) == [None, None, (
         ERROR_BUSY, "too many connections from fe80::1%eth0 (at most 1 from one host)")]
+
+
+def test_a_source_closed_for_a_protocol_error_is_finished_before_the_answer(recorded, tmp_path,
+                                                                          monkeypatch):
+    """The relay reconnects while the collector sends it the ERROR for a broken stream (its
+    source is then the new connection's): the source is finished all the same, not carried on
+    by the new connection."""
+    from wpptrace.remote import collector as collector_module
+
+    header, buffers = recorded
+    real = collector_module._send_error
+    c = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), timeout=5.0).start()
+
+    async def reconnected_meanwhile(writer, code, reason):
+        for source in list(c._sources.values()):
+            source.connection = object()      # what a reconnect does to the source meanwhile
+        await real(writer, code, reason)
+    monkeypatch.setattr(collector_module, "_send_error", reconnected_meanwhile)
+    try:
+        frames = [hello_frame(uuid.uuid4(), len(header)),
+                  *P.encode_buffer(P.FrameType.HEADER, 0, header),
+                  *P.encode_buffer(P.FrameType.HEADER, 1, header)]      # a second header buffer
+        answer = _converse(c.address, b"".join(bytes(f) for f in frames), half_close=False)
+        assert "a second header buffer" in _error_reason(answer)[1]
+        assert c.wait_for(lambda ss: ss and ss[0].closed, PATIENCE)
+    finally:
+        c.stop()

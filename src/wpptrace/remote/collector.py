@@ -632,9 +632,11 @@ class Collector:
             self.protocol_errors += 1
             reason = str(exc)
             log.warning("%s: closed: %s", _who(source, peer), reason)
-            await _send_error(writer, exc.code, reason)
+            # finished before the answer is sent: a relay that reconnects while it drains
+            # would take the source over and carry on a stream that cannot be trusted further
             if source is not None and source.connection is conn:
-                source.finish(0)        # its stream cannot be trusted further
+                source.finish(0)
+            await _send_error(writer, exc.code, reason)
         except _Refused as exc:
             self.connections_refused += 1
             reason = str(exc)
