@@ -194,6 +194,7 @@ class _File:
     logging_error: ScanError | None = None  # the same for its logging calls
     scan_room: int | None = None           # the shallowest call depth whose scan ran out of room
     logging_room: int | None = None        # the same for its logging calls
+    tree_room: int | None = None           # the same for compiling it (to check running code)
     tree: dict[tuple, list] | None = None
     verified: dict[int, bool] = dataclasses.field(default_factory=dict)
     asserts_rewritten: bool = False        # a test module pytest imported (asserts rewritten)
@@ -268,6 +269,20 @@ def _scanned(scan: Any, f: _File, room: str) -> Any:
             raise
     # (raised outside the handler, so that no RecursionError rides along as its context)
     raise nested_too_deeply(f.path)
+
+
+def _tree_of(f: _File) -> dict[tuple, list]:
+    """The code objects of ``f``'s text, compiled on the calling thread. A call too deep to
+    compile it is lost (the RecursionError goes on) and its depth kept in ``f.tree_room``, as
+    for a scan: a call as deep or deeper is lost without compiling again."""
+    if f.tree_room is not None and _call_depth() >= f.tree_room:
+        raise RecursionError(f"{f.path}: a call this deep has no room to compile its source")
+    try:
+        return _code_tree(f.text or "", f.path, f.asserts_rewritten)
+    except RecursionError:
+        depth = _call_depth()
+        f.tree_room = depth if f.tree_room is None else min(f.tree_room, depth)
+        raise
 
 
 class SiteSources:
@@ -365,7 +380,7 @@ class SiteSources:
         known = f.verified.get(id(code))
         if known is None:
             if f.tree is None:
-                f.tree = _code_tree(f.text or "", f.path, f.asserts_rewritten)
+                f.tree = _tree_of(f)
             known = any(_same_code(code, c) for c in f.tree.get(_code_key(code), ()))
             f.verified[id(code)] = known
         return known

@@ -529,6 +529,27 @@ def test_calls_too_deep_to_scan_their_source_do_not_scan_it_again(tmp_path, monk
     assert len(scans) == 2 and [number for number, _payload in sent] == [10]
 
 
+def test_calls_too_deep_to_compile_their_source_do_not_compile_it_again(tmp_path, monkeypatch):
+    """A call's code is checked against its file compiled again; recursive code whose calls all
+    come near the recursion limit, in a source too nested to compile from there: the first
+    call compiles and is lost, the ones as deep or deeper are lost without compiling the whole
+    file again each time."""
+    compiles = []
+    real = tracing_sources._code_tree
+
+    def counted(text, path, asserts_rewritten=False):
+        compiles.append(path)
+        return real(text, path, asserts_rewritten)
+    monkeypatch.setattr(tracing_sources, "_code_tree", counted)
+    app = _nested_app(tmp_path, "DeepCompile", 2 * sys.getrecursionlimit())
+    enable(app.trace, "python")
+    left = sys.getrecursionlimit() - 200 - _depth()
+    for n in range(10):
+        app.deep(left, n)
+    assert len(compiles) == 1
+    assert app.trace.stats().events_dropped == 10
+
+
 _TRACED_GC = '''
 import gc
 from wpptrace.provider.tracing import Provider
