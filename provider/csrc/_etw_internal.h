@@ -335,6 +335,8 @@ enum {
                                           * process gone, has not removed the socket */
     WPT_POINT_VIEW_RETIRE = 19,          /* wpt_view_retire called, the view still published */
     WPT_POINT_VIEW_RETIRING = 20,        /* a view is being retired, its memory not swapped yet */
+    WPT_POINT_REGISTRY_COPYING = 21,     /* a copy of the registry's enables holds its lock, has
+                                          * not locked the registry */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

@@ -57,6 +57,10 @@ typedef struct {
 } disable_record;
 static disable_record g_disables[WPT_MAX_ENABLES];
 static pthread_mutex_t g_reg_lock = PTHREAD_MUTEX_INITIALIZER;
+/* One copy of the registry at a time (copy_registry's buffers); a forked child makes its own
+ * copy as it starts its endpoint, and gets the lock fresh (its holder may be a thread of the
+ * parent, which the child has not). */
+static pthread_mutex_t g_copy_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_reg_cond = PTHREAD_COND_INITIALIZER;   /* a callback returned */
 
 /* The registrations whose callback this thread is running (a callback may unregister itself). */
@@ -156,6 +160,7 @@ void wpt_providers_fork_parent(void) { pthread_mutex_unlock(&g_reg_lock); }
 /* The child has only the forking thread: no callback of another thread is running there. */
 void wpt_providers_after_fork(void) {
     pthread_mutex_init(&g_reg_lock, NULL);
+    pthread_mutex_init(&g_copy_lock, NULL);
     pthread_cond_init(&g_reg_cond, NULL);
     for (int i = 0; i < g_regs_high; i++) {
 #ifdef WPT_TEST_POINTS
@@ -330,13 +335,13 @@ static ULONG copy_registry(int drop_absent) {
     static wpt_reg_enable copy[WPT_MAX_ENABLES];
     static uint32_t alive[WPPTRACE_MAX_SESSIONS];   /* generation + 1 of a running session */
     static enable_entry held[WPT_MAX_ENABLES];
-    static pthread_mutex_t copy_lock = PTHREAD_MUTEX_INITIALIZER;
     /* taken before the registry lock: waiting for it never holds the registry */
-    pthread_mutex_lock(&copy_lock);
+    pthread_mutex_lock(&g_copy_lock);
+    WPT_TEST_POINT(WPT_POINT_REGISTRY_COPYING);
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(0, &rc);
     if (!reg) {
-        pthread_mutex_unlock(&copy_lock);
+        pthread_mutex_unlock(&g_copy_lock);
         return rc;
     }
     memcpy(copy, reg->enables, sizeof copy);
@@ -376,7 +381,7 @@ static ULONG copy_registry(int drop_absent) {
                 unfinished = ERROR_BUSY;
         }
     }
-    pthread_mutex_unlock(&copy_lock);
+    pthread_mutex_unlock(&g_copy_lock);
     return unfinished;
 }
 

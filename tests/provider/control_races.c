@@ -161,6 +161,9 @@
  *                   (the wait shortened) while the wall clock reads far ahead of what the
  *                   kernel counts (a clock step, played by this program's clock_gettime): the
  *                   wait must end as counted on the monotonic clock, ERROR_BUSY.
+ *       fork-copying  a thread of this process copies the registry's enables, held once it
+ *                   holds the copy's lock, while the main thread forks: the child, which
+ *                   copies the registry as its endpoint starts, must return from fork.
  *       freed-stop  A (slot 2) looks gone from here (its entry's process start time altered,
  *                   as a host in another PID namespace looks): starting B frees A's entry and
  *                   takes slot 1, which session X held until then; then A's host stops
@@ -194,7 +197,7 @@
  * the same: list RC is the session info's, listed 1 if it named a LoggerId; flush-slow-host the
  * same: list RC is the FLUSH's, listed 1 if it named the session; stop-slow-host the same for
  * the STOP), host-emfile "ticks N
- * per_second N query RC stop_a RC",
+ * per_second N query RC stop_a RC", fork-copying "held 0|1 child_returned 0|1",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
  * A) and
@@ -2040,7 +2043,58 @@ static int attach_closed(const char *dir) {
     return 0;
 }
 
+/* fork-copying: a thread of this process copies the registry's enables (a reconciliation),
+ * held once it holds the copy's lock, while the main thread forks. The child copies the
+ * registry as its endpoint starts: it must return from fork and exit. */
+static _Atomic int g_copier_held, g_copier_go;
+
+static void at_registry_copying(int point) {
+    if (point != WPT_POINT_REGISTRY_COPYING || pthread_equal(pthread_self(), g_main_thread)) return;
+    if (atomic_load(&g_copier_go)) return;
+    atomic_store(&g_copier_held, 1);
+    wait_for(&g_copier_go);
+}
+
+static void *reconcile(void *arg) {
+    (void)arg;
+    wpt_reconcile_with_registry();
+    return NULL;
+}
+
+static int fork_copying(void) {
+    if (wpt_endpoint_ensure() != ERROR_SUCCESS) return 3;   /* a child starts its own endpoint */
+    g_main_thread = pthread_self();
+    wpt_test_point = at_registry_copying;
+    pthread_t copier;
+    if (pthread_create(&copier, NULL, reconcile, NULL) != 0) return 4;
+    wait_for(&g_copier_held);
+    int held = atomic_load(&g_copier_held);
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    if (child < 0) return 5;
+    int status = 0, returned = 0;
+    int64_t deadline = wpt_mono_ms() + 20000;
+    while (wpt_mono_ms() < deadline) {
+        pid_t got = waitpid(child, &status, WNOHANG);
+        if (got == child) {
+            returned = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            break;
+        }
+        usleep(1000);
+    }
+    if (!returned) {
+        kill(child, SIGKILL);
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    }
+    atomic_store(&g_copier_go, 1);
+    pthread_join(copier, NULL);
+    wpt_test_point = NULL;
+    printf("held %d child_returned %d\n", held, returned);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "fork-copying") == 0) return fork_copying();
     if (argc == 3 && strcmp(argv[1], "attach-closed") == 0) return attach_closed(argv[2]);
     if (argc == 3 && strcmp(argv[1], "retire-twice") == 0) return retire_twice(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stale-replaces") == 0) return stale_replaces(argv[2]);

@@ -487,3 +487,11 @@ def test_a_join_made_while_the_endpoint_closes_leaves_no_connection_open(control
     every child. It is closed: the process has the session's memory open, its endpoint's
     socket and wake-up pipe closed, and nothing more."""
     assert control_races("attach-closed", out) == {"attach": 0, "added": -2, "stop_a": 0}
+
+
+def test_a_child_forked_while_a_thread_copies_the_registry_returns_from_fork(control_races, out):
+    """A forked child copies the registry's enables as its endpoint starts. Forked while a
+    thread of the parent held the lock of such a copy (a reconciliation, which may wait for
+    the registry and for busy hosts), the child waited for a lock whose holder it has not:
+    it never returned from fork. It gets the lock fresh."""
+    assert control_races("fork-copying", out) == {"held": 1, "child_returned": 1}
