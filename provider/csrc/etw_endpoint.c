@@ -627,10 +627,7 @@ static void remove_stale(const char *path) {
     wpt_registry_unlock();
 }
 
-/* The answers of a batch, each awaited until WPT_BROADCAST_WAIT_MS after its request went. A
- * process that did not answer in time (its endpoint thread busy: waiting for the registry, in
- * another JOIN, running callbacks) has not applied the change yet: ERROR_BUSY (it applies the
- * request once it reads it). */
+/* The answers of a batch, each awaited until WPT_BROADCAST_WAIT_MS after its request went. */
 static ULONG finish_batch(int *fds, const int64_t *sent_at, int n) {
     ULONG failed = ERROR_SUCCESS;
     for (int i = 0; i < n; i++) {
@@ -638,14 +635,10 @@ static ULONG finish_batch(int *fds, const int64_t *sent_at, int n) {
         void *payload = NULL;
         int left = (int)(sent_at[i] + WPT_BROADCAST_WAIT_MS - wpt_mono_ms());
         if (left < 1) left = 1;
-        ULONG answer = ERROR_SUCCESS;
         if (wpt_ipc_recv(fds[i], &f, &payload, WPT_WIRE_MAX_CONTROL, NULL, left) == 0) {
             free(payload);
-            if (f.kind == WPT_REPLY) answer = f.status;
-        } else if (wpt_ipc_failure(errno) == ERROR_BUSY) {
-            answer = ERROR_BUSY;
+            if (f.kind == WPT_REPLY && f.status != ERROR_SUCCESS && failed == ERROR_SUCCESS) failed = f.status;
         }
-        if (answer != ERROR_SUCCESS && failed == ERROR_SUCCESS) failed = answer;
         close(fds[i]);
     }
     return failed;
@@ -680,8 +673,6 @@ ULONG wpt_broadcast(uint32_t kind, uint32_t meant_for, const wpt_wire_enable *ms
             continue;
         }
         if (wpt_ipc_send(fd, kind, meant_for, msg, sizeof *msg, -1, 1000) != 0) {
-            /* a process too slow to take the request did not apply it */
-            if (wpt_ipc_failure(errno) == ERROR_BUSY && failed == ERROR_SUCCESS) failed = ERROR_BUSY;
             close(fd);
             continue;
         }

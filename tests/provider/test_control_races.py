@@ -305,17 +305,10 @@ def test_an_enable_the_registry_was_too_busy_to_check_is_checked_again(control_r
     got = control_races("busy-enable", out)
     assert got["at_first"] == 0 and got["later"] == 1
     assert got["answer"] == 170                       # ERROR_BUSY: the sender hears it
-    assert got["stop_a"] == 0
-
-
-def test_an_enable_a_provider_process_did_not_answer_in_time_is_reported_busy(control_races, out):
-    """EnableTrace waits a bounded time for each provider process's answer. One whose endpoint
-    thread did not answer in time (stopped here; busy waiting for the registry, in another
-    JOIN or running callbacks) was counted as done: EnableTrace reported success while the
-    provider had not been told. It reports ERROR_BUSY; the process applies the change once it
-    reads it (the provider is enabled in the end)."""
-    got = control_races("busy-enable", out)
-    assert got["enable"] == 170 and got["later"] == 1
+    # the EnableTrace itself, whose broadcast that process did not answer within its wait,
+    # succeeds: the registry holds the change and the process applies it once it reads it
+    # (a stopped process of the user would otherwise fail every EnableTrace)
+    assert got["enable"] == 0 and got["stop_a"] == 0
 
 
 def test_a_host_out_of_descriptors_does_not_spin(control_races, out):
