@@ -779,7 +779,8 @@ ULONG wpt_broadcast(uint32_t kind, uint32_t meant_for, const wpt_wire_enable *ms
 /* Apply an enable change in this process: ControlCallbacks of the matching registrations
  * run in the calling thread. A disable only applies to the session holding the GUID. An
  * enable names its session's whole registry generation (the handle carries 8 bits of it),
- * with which this process joins the session when a registration needs it. */
+ * with which this process joins the session when a registration needs it; a disable names it
+ * when known (0: not known). */
 ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t generation,
                        uint32_t clock_type, uint64_t version);
 /* The session in `slot` that `meant_for` names (wpt_for_session; from an older build, its low

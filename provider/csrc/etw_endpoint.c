@@ -183,7 +183,10 @@ static ULONG apply_request(uint32_t kind, uint32_t status, const wpt_wire_enable
             if (slot != UINT32_MAX) wpt_apply_session_gone(slot, meant_for);
             return ERROR_SUCCESS;
         }
-        return wpt_apply_enable(&msg->guid, 0, msg->logger_handle, 0, msg->clock_type, msg->version);
+        /* the whole generation, when the sender named it (older builds: not known) */
+        uint32_t whole = (meant_for & WPT_FOR_WIDE_GENERATION)
+                       ? (meant_for & 0xFFu) | (meant_for >> 10) << 8 : 0;
+        return wpt_apply_enable(&msg->guid, 0, msg->logger_handle, whole, msg->clock_type, msg->version);
     }
     uint32_t generation = 0;
     int has = registry_has(msg, &generation);

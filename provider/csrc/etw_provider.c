@@ -46,13 +46,18 @@ static int g_regs_high;         /* entries of g_regs ever used (a forked child r
 _Atomic uint32_t wpt_fork_registrations_read;
 #endif
 static enable_entry g_enables[WPT_MAX_ENABLES];
-/* The version of the last disable this process applied, per GUID: a disable leaves no enable
- * entry, and an enable older than it (a registry copy taken before it, a request that waited)
- * is old news, never applied (it re-enabled a provider disabled meanwhile). Full, the oldest
- * record gives way. */
+/* The version of the last disable this process heard of, per session and GUID: a disable
+ * leaves no enable entry, and an enable of that session older than it (a registry copy taken
+ * before it, a request that waited) is old news, never applied (it re-enabled a provider the
+ * session disabled meanwhile). Another session's enable is not its business. The session is
+ * its LoggerId and whole generation (0: the disable did not say; then any generation with the
+ * handle's 8 bits). Full, the oldest record gives way. */
 typedef struct {
     int used;
     GUID guid;
+    uint16_t logger_id;
+    uint8_t generation8;        /* the handle's 8 bits of the generation */
+    uint32_t generation;        /* the whole generation, 0 if not known */
     uint64_t version;
 } disable_record;
 static disable_record g_disables[WPT_MAX_ENABLES];
@@ -184,22 +189,35 @@ static enable_entry *new_enable(const GUID *g) {
     return e;
 }
 
-static uint64_t disabled_at(const GUID *g) {
-    for (int i = 0; i < WPT_MAX_ENABLES; i++)
-        if (g_disables[i].used && guid_eq(&g_disables[i].guid, g)) return g_disables[i].version;
-    return 0;
+static int disable_of(const disable_record *d, const GUID *g, TRACEHANDLE logger) {
+    return d->used && guid_eq(&d->guid, g) && d->logger_id == (uint16_t)(logger & 0xFFFF)
+        && d->generation8 == wpt_handle_generation(logger);
 }
 
-static void record_disable(const GUID *g, uint64_t version) {
+/* The version of the last disable of `g` by the session `logger` and `generation` name. */
+static uint64_t disabled_at(const GUID *g, TRACEHANDLE logger, uint32_t generation) {
+    uint64_t at = 0;
+    for (int i = 0; i < WPT_MAX_ENABLES; i++) {
+        const disable_record *d = &g_disables[i];
+        if (disable_of(d, g, logger) && (!d->generation || d->generation == generation)
+            && d->version > at)
+            at = d->version;
+    }
+    return at;
+}
+
+static void record_disable(const GUID *g, TRACEHANDLE logger, uint32_t generation, uint64_t version) {
     disable_record *d = NULL, *oldest = &g_disables[0];
     for (int i = 0; i < WPT_MAX_ENABLES && !d; i++) {
-        if (g_disables[i].used && guid_eq(&g_disables[i].guid, g)) d = &g_disables[i];
+        if (disable_of(&g_disables[i], g, logger) && g_disables[i].generation == generation)
+            d = &g_disables[i];
         else if (!g_disables[i].used || (oldest->used && g_disables[i].version < oldest->version))
             oldest = &g_disables[i];
     }
     if (!d) {
         d = oldest;
-        *d = (disable_record){1, *g, 0};
+        *d = (disable_record){1, *g, (uint16_t)(logger & 0xFFFF), wpt_handle_generation(logger),
+                              generation, 0};
     }
     if (version > d->version) d->version = version;
 }
@@ -228,10 +246,12 @@ ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_
     pending_list pending = {0};
     pthread_mutex_lock(&g_reg_lock);
     enable_entry *e = find_enable(guid);
-    if (!enable) record_disable(guid, version);
+    int same_session = e && (e->logger & 0xFF00FFFFull) == (logger & 0xFF00FFFFull)
+                    && (!generation || e->generation == generation);
+    if (!enable) record_disable(guid, logger, same_session ? e->generation : generation, version);
     if (enable ? ((e && (e->version > version || (e->version == version && !e->undelivered)))
-                  || version <= disabled_at(guid))
-               : (!e || (e->logger & 0xFF00FFFFull) != (logger & 0xFF00FFFFull) || e->version > version)) {
+                  || version <= disabled_at(guid, logger, generation))
+               : (!same_session || e->version > version)) {
         pthread_mutex_unlock(&g_reg_lock);       /* older news, or not that session's provider */
         return ERROR_SUCCESS;
     }
@@ -377,7 +397,8 @@ static ULONG copy_registry(int drop_absent) {
             if (atomic_load(&local->role) == WPT_ROLE_PRIVATE && local->registry_generation == e->generation)
                 continue;
             if (!copy_holds(copy, &e->guid, e->logger)
-                && wpt_apply_enable(&e->guid, 0, e->logger, 0, e->clock_type, e->version) != ERROR_SUCCESS)
+                && wpt_apply_enable(&e->guid, 0, e->logger, e->generation, e->clock_type, e->version)
+                   != ERROR_SUCCESS)
                 unfinished = ERROR_BUSY;
         }
     }

@@ -164,6 +164,9 @@
  *       fork-copying  a thread of this process copies the registry's enables, held once it
  *                   holds the copy's lock, while the main thread forks: the child, which
  *                   copies the registry as its endpoint starts, must return from fork.
+ *       other-session-disable  this process disables its provider for its private session X,
+ *                   which never held it; then public session B's ENABLE of the provider, made
+ *                   before that disable, arrives: it must be applied (the disable is X's).
  *       freed-stop  A (slot 2) looks gone from here (its entry's process start time altered,
  *                   as a host in another PID namespace looks): starting B frees A's entry and
  *                   takes slot 1, which session X held until then; then A's host stops
@@ -198,6 +201,7 @@
  * same: list RC is the FLUSH's, listed 1 if it named the session; stop-slow-host the same for
  * the STOP), host-emfile "ticks N
  * per_second N query RC stop_a RC", fork-copying "held 0|1 child_returned 0|1",
+ * other-session-disable "disable RC enable RC enabled 0|1 stop_x RC stop_b RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
  * A) and
@@ -2093,7 +2097,41 @@ static int fork_copying(void) {
     return 0;
 }
 
+/* other-session-disable: this process disables its provider for its private session X (which
+ * never held it); then public session B's ENABLE of it, made before that disable, arrives. */
+static int other_session_disable(const char *dir) {
+    TRACEHANDLE b, x;
+    if (start(dir, "control-races-b", &b)) return 3;
+    uint32_t slot_b, gen_b;
+    if (wpt_registry_find("control-races-b", &slot_b, &gen_b) != ERROR_SUCCESS) return 4;
+    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE registration;
+    if (RegisterTraceGuids(track_control, NULL, &g_silent_control, 1, &reg, NULL, NULL, &registration))
+        return 5;
+    props_block p;
+    memset(&p, 0, sizeof p);
+    p.p.Wnode.BufferSize = sizeof p;
+    p.p.BufferSize = 1;
+    p.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
+                    | EVENT_TRACE_PRIVATE_IN_PROC;
+    p.p.LogFileNameOffset = sizeof p.p;
+    snprintf(p.names, sizeof p.names, "%s/control-races-x.etl", dir);
+    if (StartTrace(&x, "control-races-x", &p.p)) return 6;
+    uint64_t enabled_at = wpt_next_version(NULL);          /* B's enable, not heard of yet */
+    ULONG disabled = EnableTrace(0, 0, 0, &g_silent_control, x);
+    ULONG enabled = wpt_apply_enable(&g_silent_control, 1, wpt_handle_of((uint16_t)slot_b, (uint8_t)gen_b, 0x5, 4),
+                                     gen_b, 0, enabled_at);
+    int got = atomic_load(&g_enabled);
+    ULONG stopped_x = stop(x), stopped_b = stop(b);
+    UnregisterTraceGuids(registration);
+    printf("disable %u enable %u enabled %d stop_x %u stop_b %u\n", (unsigned)disabled, (unsigned)enabled, got,
+           (unsigned)stopped_x, (unsigned)stopped_b);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "other-session-disable") == 0) return other_session_disable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "fork-copying") == 0) return fork_copying();
     if (argc == 3 && strcmp(argv[1], "attach-closed") == 0) return attach_closed(argv[2]);
     if (argc == 3 && strcmp(argv[1], "retire-twice") == 0) return retire_twice(argv[2]);

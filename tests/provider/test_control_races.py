@@ -488,3 +488,13 @@ def test_a_child_forked_while_a_thread_copies_the_registry_returns_from_fork(con
     the registry and for busy hosts), the child waited for a lock whose holder it has not:
     it never returned from fork. It gets the lock fresh."""
     assert control_races("fork-copying", out) == {"held": 1, "child_returned": 1}
+
+
+def test_a_disable_for_one_session_never_refuses_another_sessions_enable(control_races, out):
+    """A process keeps the version of the last disable it heard of, to refuse an older enable
+    arriving after it. It was kept per GUID, whatever the session: disabling a provider for a
+    private session that never held it (as a process's teardown does) refused a public
+    session's ENABLE made earlier and arriving later, and every later copy of the registry
+    too: the provider was never enabled for that session. Only that session's enables are."""
+    assert control_races("other-session-disable", out) == {"disable": 0, "enable": 0, "enabled": 1,
+                                                            "stop_x": 0, "stop_b": 0}
