@@ -337,6 +337,7 @@ enum {
     WPT_POINT_VIEW_RETIRING = 20,        /* a view is being retired, its memory not swapped yet */
     WPT_POINT_REGISTRY_COPYING = 21,     /* a copy of the registry's enables holds its lock, has
                                           * not locked the registry */
+    WPT_POINT_VIEW_RETIRED = 22,         /* a view's memory swapped and its memfd closed */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

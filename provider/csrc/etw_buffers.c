@@ -254,6 +254,7 @@ void wpt_view_retire(wpt_view *v) {
          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
     if (v->memfd >= 0) close(v->memfd);
     v->memfd = -1;
+    WPT_TEST_POINT(WPT_POINT_VIEW_RETIRED);
     v->map = NULL;
     v->older = atomic_load(&g_retired_views);
     while (!atomic_compare_exchange_weak(&g_retired_views, &v->older, v)) {}

@@ -795,6 +795,9 @@ void wpt_session_discard(wpt_session *s, int close_sinks) {
         wpt_rt_close_hub(s, 0);
     }
     if (s->view) {
+        /* the view has the same memfd number and closes it as it retires: closed here again,
+         * it was maybe a descriptor another thread had opened meanwhile */
+        if (s->memfd == s->view->memfd) s->memfd = -1;
         wpt_view_retire(s->view);
         s->view = NULL;
     }

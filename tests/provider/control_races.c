@@ -167,6 +167,10 @@
  *       other-session-disable  this process disables its provider for its private session X,
  *                   which never held it; then public session B's ENABLE of the provider, made
  *                   before that disable, arrives: it must be applied (the disable is X's).
+ *       memfd-reused  StartTrace of A here retires the view it made once A's host has the
+ *                   memory; as the view's memfd is closed, this process opens 64 descriptors,
+ *                   one of which gets that number: all must still be open once StartTrace
+ *                   returns.
  *       freed-stop  A (slot 2) looks gone from here (its entry's process start time altered,
  *                   as a host in another PID namespace looks): starting B frees A's entry and
  *                   takes slot 1, which session X held until then; then A's host stops
@@ -202,6 +206,7 @@
  * the STOP), host-emfile "ticks N
  * per_second N query RC stop_a RC", fork-copying "held 0|1 child_returned 0|1",
  * other-session-disable "disable RC enable RC enabled 0|1 stop_x RC stop_b RC",
+ * memfd-reused "start_a RC opened N kept N stop_a RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
  * A) and
@@ -224,6 +229,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -2130,7 +2136,48 @@ static int other_session_disable(const char *dir) {
     return 0;
 }
 
+/* memfd-reused: StartTrace of public session A here hands its memory to A's host and retires
+ * the view it made; as the view's memfd is closed, this process opens descriptors: enough to
+ * fill every free number up to that one (descriptors take the lowest free number). */
+#define REUSE_FDS 64
+static int g_reuse_fds[REUSE_FDS];
+static pid_t g_reuse_pid;
+
+static void at_view_retired(int point) {
+    if (point != WPT_POINT_VIEW_RETIRED || getpid() != g_reuse_pid || !atomic_exchange(&g_armed, 0)) return;
+    for (int i = 0; i < REUSE_FDS; i++) g_reuse_fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static int memfd_reused(const char *dir) {
+    for (int i = 0; i < REUSE_FDS; i++) g_reuse_fds[i] = -1;
+    g_reuse_pid = getpid();
+    wpt_test_point = at_view_retired;
+    atomic_store(&g_armed, 1);
+    TRACEHANDLE a;
+    ULONG started = start(dir, "control-races-a", &a);
+    wpt_test_point = NULL;
+    int opened = 0, kept = 0;
+    struct stat null_st;
+    if (stat("/dev/null", &null_st) != 0) return 3;
+    dev_t null_dev = null_st.st_rdev;
+    for (int i = 0; i < REUSE_FDS; i++) {
+        if (g_reuse_fds[i] < 0) continue;
+        opened++;
+        /* still the descriptor opened (a number closed under it is soon another's: the
+         * session memory this process joins after StartTrace) */
+        struct stat st;
+        if (fstat(g_reuse_fds[i], &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == null_dev) {
+            kept++;
+            close(g_reuse_fds[i]);
+        }
+    }
+    printf("start_a %u opened %d kept %d stop_a %u\n", (unsigned)started, opened, kept,
+           (unsigned)stop_by_name("control-races-a"));
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "memfd-reused") == 0) return memfd_reused(argv[2]);
     if (argc == 3 && strcmp(argv[1], "other-session-disable") == 0) return other_session_disable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "fork-copying") == 0) return fork_copying();
     if (argc == 3 && strcmp(argv[1], "attach-closed") == 0) return attach_closed(argv[2]);

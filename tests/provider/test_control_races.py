@@ -498,3 +498,12 @@ def test_a_disable_for_one_session_never_refuses_another_sessions_enable(control
     too: the provider was never enabled for that session. Only that session's enables are."""
     assert control_races("other-session-disable", out) == {"disable": 0, "enable": 0, "enabled": 1,
                                                             "stop_x": 0, "stop_b": 0}
+
+
+def test_starting_a_session_closes_its_memory_descriptor_once(control_races, out):
+    """StartTrace of a session another process hosts makes the session memory here, hands it
+    to the host and lets go of it: the view closed the memfd, then the session closed the same
+    number again. A descriptor another thread opened in between (an accepted connection, a
+    file of the application) got that number and was closed under it. It is closed once."""
+    assert control_races("memfd-reused", out) == {"start_a": 0, "opened": 64, "kept": 64,
+                                                     "stop_a": 0}
