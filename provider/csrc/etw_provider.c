@@ -241,8 +241,10 @@ static ULONG make_usable(TRACEHANDLE h, uint32_t generation) {
     return wpt_attach(slot, generation);
 }
 
-ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t generation,
-                       uint32_t clock, uint64_t version) {
+/* `host_busy`: the session's host was just found too busy to hand out its memory (a JOIN of
+ * the same pass timed out): an enable that needs it is kept undelivered without joining again. */
+static ULONG apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t generation,
+                          uint32_t clock, uint64_t version, int host_busy) {
     pending_list pending = {0};
     pthread_mutex_lock(&g_reg_lock);
     enable_entry *e = find_enable(guid);
@@ -284,7 +286,9 @@ ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_
             pending_add(&pending, i, enable ? WMI_ENABLE_EVENTS : WMI_DISABLE_EVENTS, logger,
                         generation, clock);
     pthread_mutex_unlock(&g_reg_lock);
-    ULONG usable = enable && pending.n ? make_usable(logger, generation) : ERROR_SUCCESS;
+    ULONG usable = !enable || !pending.n ? ERROR_SUCCESS
+                 : host_busy && !logger_usable(logger, generation) ? ERROR_BUSY
+                 : make_usable(logger, generation);
     if (usable != ERROR_SUCCESS) {
         /* The session went away meanwhile: nobody is enabled. Its host alive but too slow to
          * hand out the session memory: the enable stays recorded (enabling again, or a
@@ -303,6 +307,11 @@ ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_
     }
     pending_run(&pending);
     return ERROR_SUCCESS;
+}
+
+ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t generation,
+                       uint32_t clock, uint64_t version) {
+    return apply_enable(guid, enable, logger, generation, clock, version, 0);
 }
 
 /* Does an enable entry belong to the session in `slot` that `meant_for` names? */
@@ -355,6 +364,7 @@ static ULONG copy_registry(int drop_absent) {
     static wpt_reg_enable copy[WPT_MAX_ENABLES];
     static uint32_t alive[WPPTRACE_MAX_SESSIONS];   /* generation + 1 of a running session */
     static enable_entry held[WPT_MAX_ENABLES];
+    static uint8_t busy[WPPTRACE_MAX_SESSIONS];     /* a JOIN of this pass found its host busy */
     /* taken before the registry lock: waiting for it never holds the registry */
     pthread_mutex_lock(&g_copy_lock);
     WPT_TEST_POINT(WPT_POINT_REGISTRY_COPYING);
@@ -365,6 +375,7 @@ static ULONG copy_registry(int drop_absent) {
         return rc;
     }
     memcpy(copy, reg->enables, sizeof copy);
+    memset(busy, 0, sizeof busy);
     uint64_t copied_at = reg->last_version;
     for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
         wpt_reg_logger *l = &reg->loggers[i];
@@ -381,9 +392,12 @@ static ULONG copy_registry(int drop_absent) {
             continue;
         TRACEHANDLE h = wpt_handle_of(en->logger_id, en->generation, en->flags, en->level);
         /* a host too slow to hand out its session, or no memory for the callbacks: the copy is
-         * made again later (the enable is kept undelivered, or not kept), never dropped */
-        if (wpt_apply_enable(&en->guid, 1, h, alive[slot] - 1, en->clock_type, en->version) != ERROR_SUCCESS)
-            unfinished = ERROR_BUSY;
+         * made again later (the enable is kept undelivered, or not kept), never dropped. One
+         * JOIN per busy host and pass: each waits for it (the endpoint thread deaf meanwhile). */
+        ULONG applied = apply_enable(&en->guid, 1, h, alive[slot] - 1, en->clock_type, en->version,
+                                     busy[slot]);
+        if (applied == ERROR_BUSY) busy[slot] = 1;
+        if (applied != ERROR_SUCCESS) unfinished = ERROR_BUSY;
     }
     if (drop_absent) {
         pthread_mutex_lock(&g_reg_lock);

@@ -171,6 +171,9 @@
  *                   memory; as the view's memfd is closed, this process opens 64 descriptors,
  *                   one of which gets that number: all must still be open once StartTrace
  *                   returns.
+ *       reconcile-busy-once  this process reconciles with the registry, which holds enables of
+ *                   two of its providers for A, A's host stopped: one JOIN of A must be tried
+ *                   (each waits for the host), the other enable kept undelivered all the same.
  *       freed-stop  A (slot 2) looks gone from here (its entry's process start time altered,
  *                   as a host in another PID namespace looks): starting B frees A's entry and
  *                   takes slot 1, which session X held until then; then A's host stops
@@ -207,6 +210,7 @@
  * per_second N query RC stop_a RC", fork-copying "held 0|1 child_returned 0|1",
  * other-session-disable "disable RC enable RC enabled 0|1 stop_x RC stop_b RC",
  * memfd-reused "start_a RC opened N kept N stop_a RC",
+ * reconcile-busy-once "reconcile RC joins N stop_a RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
  * A) and
@@ -2176,7 +2180,38 @@ static int memfd_reused(const char *dir) {
     return 0;
 }
 
+/* reconcile-busy-once: this process reconciles with the registry, which holds enables of two
+ * of its providers for A, while A's host is stopped: the JOINs this thread tries are counted. */
+static _Atomic int g_main_joins;
+
+static void count_main_joins(int point) {
+    if (point == WPT_POINT_JOIN_CHOSEN && pthread_equal(pthread_self(), g_main_thread))
+        atomic_fetch_add(&g_main_joins, 1);
+}
+
+static int reconcile_busy_once(const char *dir) {
+    uint32_t slot, generation;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
+    if (register_three()) return 5;
+    if (registry_enable(&g_silent_control, slot) < 0 || registry_enable(&g_first_control, slot) < 0) return 6;
+    uint32_t host = host_of(slot);
+    if (!host || kill((pid_t)host, SIGSTOP) != 0) return 7;
+    wpt_host_reply_ms = 300;                /* a stopped host never answers: do not wait long */
+    g_main_thread = pthread_self();
+    wpt_test_point = count_main_joins;
+    ULONG reconciled = wpt_reconcile_with_registry();
+    wpt_test_point = NULL;
+    kill((pid_t)host, SIGCONT);
+    wpt_host_reply_ms = 10000;
+    printf("reconcile %u joins %d stop_a %u\n", (unsigned)reconciled, atomic_load(&g_main_joins),
+           (unsigned)stop_by_name("control-races-a"));
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "reconcile-busy-once") == 0) return reconcile_busy_once(argv[2]);
     if (argc == 3 && strcmp(argv[1], "memfd-reused") == 0) return memfd_reused(argv[2]);
     if (argc == 3 && strcmp(argv[1], "other-session-disable") == 0) return other_session_disable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "fork-copying") == 0) return fork_copying();

@@ -507,3 +507,11 @@ def test_starting_a_session_closes_its_memory_descriptor_once(control_races, out
     file of the application) got that number and was closed under it. It is closed once."""
     assert control_races("memfd-reused", out) == {"start_a": 0, "opened": 64, "kept": 64,
                                                      "stop_a": 0}
+
+
+def test_a_reconciliation_joins_a_busy_host_once(control_races, out):
+    """A reconciliation applies the registry's enables one by one, each joining its session
+    when a provider here needs it. A host too busy to answer made every enable of its session
+    wait for a JOIN of its own, in the endpoint thread (which answered nobody meanwhile), pass
+    after pass. After the first JOIN found it busy, the others are kept undelivered at once."""
+    assert control_races("reconcile-busy-once", out) == {"reconcile": 170, "joins": 1, "stop_a": 0}
