@@ -1674,25 +1674,25 @@ static void *info_of_a(void *arg) {
     return NULL;
 }
 
-static void *flush_a(void *arg) {
-    (void)arg;
+/* ControlTrace `code` of session A by name, as the listing threads report it. */
+static void control_a_by_name(ULONG code) {
     props_block b;
     memset(&b, 0, sizeof b);
     b.p.Wnode.BufferSize = sizeof b;
-    g_list_rc = ControlTraceA(0, "control-races-a", &b.p, EVENT_TRACE_CONTROL_FLUSH);
+    g_list_rc = ControlTraceA(0, "control-races-a", &b.p, code);
     g_listed = b.p.Wnode.HistoricalContext != 0;
     atomic_store(&g_listing_done, 1);
+}
+
+static void *flush_a(void *arg) {
+    (void)arg;
+    control_a_by_name(EVENT_TRACE_CONTROL_FLUSH);
     return NULL;
 }
 
 static void *stop_a_by_name(void *arg) {
     (void)arg;
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    g_list_rc = ControlTraceA(0, "control-races-a", &b.p, EVENT_TRACE_CONTROL_STOP);
-    g_listed = b.p.Wnode.HistoricalContext != 0;
-    atomic_store(&g_listing_done, 1);
+    control_a_by_name(EVENT_TRACE_CONTROL_STOP);
     return NULL;
 }
 

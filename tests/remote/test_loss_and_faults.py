@@ -364,19 +364,28 @@ def test_a_file_that_cannot_be_closed_whole_is_reported_not_claimed_complete(rec
     assert "\n" not in line
 
 
+class _StuckWrite:
+    """Makes the collector's file writes wait for ``release`` (a disk that does not answer);
+    ``stuck`` is set once one waits."""
+
+    def __init__(self, monkeypatch):
+        from wpptrace.remote import collector as collector_module
+
+        self.stuck, self.release = threading.Event(), threading.Event()
+        outer = self
+
+        class StuckDisk(collector_module.EtlStreamFile):
+            def write(self, buffer):
+                outer.stuck.set()
+                outer.release.wait(PATIENCE)
+                super().write(buffer)
+        monkeypatch.setattr(collector_module, "EtlStreamFile", StuckDisk)
+
+
 def test_a_stop_that_gives_up_on_a_stuck_connection_says_what_it_left(recorded, tmp_path,
                                                                        monkeypatch, caplog):
-    from wpptrace.remote import collector as collector_module
-
-    stuck, release = threading.Event(), threading.Event()
-
-    class StuckDisk(collector_module.EtlStreamFile):
-        def write(self, buffer):
-            stuck.set()
-            release.wait(PATIENCE)          # a disk that does not answer
-            super().write(buffer)
-
-    monkeypatch.setattr(collector_module, "EtlStreamFile", StuckDisk)
+    disk = _StuckWrite(monkeypatch)
+    stuck, release = disk.stuck, disk.release
     header_buffer, buffers = recorded
     collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")).start()
     relay = Relay(collector.address, buffer_size=len(header_buffer), name="stuck").start()
@@ -406,13 +415,8 @@ def test_collect_ends_on_sigterm_with_a_stuck_disk_and_exits_1(recorded, tmp_pat
     from wpptrace.remote import cli_collect
     from wpptrace.remote import collector as collector_module
 
-    stuck, release, returned = threading.Event(), threading.Event(), threading.Event()
-
-    class StuckDisk(collector_module.EtlStreamFile):
-        def write(self, buffer):
-            stuck.set()
-            release.wait(PATIENCE)          # a disk that does not answer
-            super().write(buffer)
+    disk = _StuckWrite(monkeypatch)
+    stuck, release, returned = disk.stuck, disk.release, threading.Event()
 
     started = []
 
@@ -435,7 +439,6 @@ def test_collect_ends_on_sigterm_with_a_stuck_disk_and_exits_1(recorded, tmp_pat
                 frame = frame.f_back
             super().set()
 
-    monkeypatch.setattr(collector_module, "EtlStreamFile", StuckDisk)
     monkeypatch.setattr(collector_module, "Collector", SeenCollector)
     monkeypatch.setattr(cli_collect, "STOP_WAIT", 0.2)
     monkeypatch.setattr(cli_collect.threading, "Event", HandlerAwareEvent)
