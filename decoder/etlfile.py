@@ -391,23 +391,22 @@ class EtlFile(ReadLog):
     def _damaged_record_end(self, body: bytes, at: int, size: int | None,
                             fixed: int) -> int | None:
         """Where buffer 0's records go on after the damaged log-file header record at
-        ``at`` whose facts were read: past its two names if records chain cleanly from there
-        to the end of the events; else past its own Size (``size``, None if it did not hold)
-        if that agrees with the names or chains cleanly itself; None: not known (the walk
-        reads buffer 0 from the record, and resumes where records chain again). The record
-        is damaged, so its Size alone is no witness: an in-range wrong one would swallow
-        records."""
+        ``at`` whose facts were read: the end past its two names or the end past its own
+        Size (``size``, None if it did not hold), whichever records chain cleanly from to the
+        end of the events, the smaller if both do (fewer bytes taken for the header, no
+        record swallowed); the own Size's end also if it agrees with the names; None: not
+        known (the walk reads buffer 0 from the record, and resumes where records chain
+        again). The record is damaged, so its Size alone is no witness: an in-range wrong
+        one would swallow records."""
         events_end = min(self._first_end, len(body))
         names = _names_end(body, at + _SYSTEM_HEADER_SIZE + fixed, events_end)
         names_end = at + _align8(names - at) if names is not None else None
-        if names_end is not None and _chains_to_events_end(body, names_end, events_end):
-            return names_end
-        if size is not None:
-            own_end = at + _align8(size)
-            if ((own_end == names_end and own_end <= events_end)
-                    or _chains_to_events_end(body, own_end, events_end)):
-                return own_end
-        return None
+        own_end = at + _align8(size) if size is not None else None
+        if own_end is not None and own_end == names_end and own_end <= events_end:
+            return own_end
+        ends = [end for end in (names_end, own_end)
+                if end is not None and _chains_to_events_end(body, end, events_end)]
+        return min(ends) if ends else None
 
     def made_header_buffer(self) -> Buffer | None:
         """The header buffer ProcessTrace's first event comes from when buffer 0 does not

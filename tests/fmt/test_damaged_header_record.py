@@ -238,3 +238,33 @@ def test_the_records_own_size_that_chains_is_taken_when_the_names_do_not_end_it(
     whole, hurt, problems = _scans(real, damaged)
     assert (hurt.records, hurt.damaged) == (whole.records - 1, 1)
     assert len(problems) == 1 and problems[0].endswith("its 664 bytes skipped, the records go on at 0x2e0")
+
+
+def test_of_two_ends_that_both_chain_the_smaller_is_taken(fmt_data, tmp_path, header_record):
+    """Marker damaged, and the record's own Size ends it 16 bytes before its names do, where
+    a whole 16-byte record stands (written over the last characters of LogFileName, so the
+    names still end at 0x2e0): the records chain to the end of the events from both ends.
+    The smaller one is taken: fewer bytes are treated as the header, and the record between
+    the two ends is read, not swallowed."""
+    real = fmt_data / "wppemitter-sample.etl"
+    data = bytearray(real.read_bytes())
+    at = header_record.system_header().start
+    size_at = header_record.at("Size")
+    names_end = at + int.from_bytes(data[size_at:size_at + 2], "little")
+    assert names_end == 0x2e0 and data[names_end - 2:names_end] == bytes(2)
+    own_end = names_end - 16
+    data[size_at:size_at + 2] = (own_end - at).to_bytes(2, "little")
+    # a fixed-family record of a type the decoder skips by its size (TRACE_HEADER_TYPE_TIMED),
+    # whose bytes hold no NUL character, so LogFileName still runs on to its own end
+    record = (16).to_bytes(2, "little") + bytes([0x0C, 0xC0]) + "LogFile".encode("utf-16-le")[:10]
+    assert data[own_end:own_end + 16].count(bytes(2)) == 1      # the name's NUL, at the end
+    data[own_end:own_end + 14] = record
+    data[header_record.at("Flags")] = 0
+    damaged = tmp_path / "two-ends.etl"
+    damaged.write_bytes(bytes(data))
+    whole, hurt, problems = _scans(real, damaged)
+    with EtlFile(damaged) as etl:
+        assert etl.header_read and etl.header_record_end == own_end
+    assert (hurt.records, hurt.damaged) == (whole.records, 1)
+    assert len(problems) == 1 and problems[0].endswith(
+        f"its {own_end - at} bytes skipped, the records go on at {own_end:#x}"), problems
