@@ -95,6 +95,21 @@ def _format_error_line(entry: "_Entry", detail: str) -> str:
     return "*****FormatMessage (#Typev) failed: %s (Format = \"%s\")*****" % (detail, entry.format)
 
 
+def _text_or_format_error(entry: "_Entry", data, psize: int) -> tuple[str, str]:
+    """(the text, "") of a known message's arguments, or (its format-error line, why) when
+    they cannot be formatted: the one wording of a format error in every output form (the
+    text form's; CSV and JSON Lines print the same line, JSON's ``error`` the same reason)."""
+    formatter = entry.formatter
+    if formatter is None:
+        reason = entry.compile_error
+    else:
+        try:
+            return formatter.format(data, psize, entry.markers), ""
+        except Exception as exc:  # args don't fit: a format-error line, not a crash
+            reason = str(exc) or type(exc).__name__
+    return _format_error_line(entry, reason), reason
+
+
 class UnknownPropertyError(KeyError):
     """No argument or WPP property of that name in the message (TdhGetWppProperty: ERROR_NOT_FOUND)."""
 
@@ -650,22 +665,16 @@ class WppDecoder:
         self._counted += 1
         counters = self.counters
         formatter = entry.formatter
-        if formatter is None:
-            if entry.unknown is not None:
-                counters.unknown += 1
-                return entry.unknown
+        if formatter is None and entry.unknown is not None:
+            counters.unknown += 1
+            return entry.unknown
+        text, error = _text_or_format_error(entry, view.datas[slot][poff:poff + plen],
+                                            message_pointer_size(flags, source.pointer_size))
+        if error:
             counters.format_errors += 1
-            text = _format_error_line(entry, entry.compile_error)
-        else:
-            psize = message_pointer_size(flags, source.pointer_size)
-            try:
-                text = formatter.format(view.datas[slot][poff:poff + plen], psize, entry.markers)
-            except Exception as exc:  # args don't fit: a format-error line
-                counters.format_errors += 1
-                text = _format_error_line(entry, str(exc) or type(exc).__name__)
-                program = self._printer.key_program
-                if formatter.error is not None and kid < len(program):
-                    program[kid] = RowPrinter.HOLE  # its failure is remembered: Python's from now on
+            program = self._printer.key_program
+            if formatter is not None and formatter.error is not None and kid < len(program):
+                program[kid] = RowPrinter.HOLE  # its failure is remembered: Python's from now on
         if self.noprefix or not entry.has_prefix:
             return text
         tt = ""
@@ -1480,16 +1489,18 @@ class WppDecoder:
     def _decode_into(self, msg: WppMessage, entry: _Entry, data, psize: int) -> None:
         """A known message's typed arguments and text (or its format error) into ``msg``."""
         formatter = entry.formatter
-        try:
-            if formatter is None:
-                raise ValueError(entry.compile_error)
-            msg.args = formatter.decode_args(data, psize)
-            msg.text = formatter.format(data, psize, entry.markers)
-        except Exception as exc:
+        failed = ""
+        if formatter is not None:
+            try:
+                msg.args = formatter.decode_args(data, psize)
+            except Exception as exc:  # noqa: BLE001  (said below: the text's reason first)
+                failed = str(exc) or type(exc).__name__
+        msg.text, msg.error = _text_or_format_error(entry, data, psize)
+        if failed and not msg.error:   # the text prints, but its typed values do not decode
+            msg.error, msg.text = failed, _format_error_line(entry, failed)
+        if msg.error:
             self.counters.format_errors += 1
             msg.status = FORMAT_ERROR
-            msg.error = str(exc) or type(exc).__name__
-            msg.text = _format_error_line(entry, msg.error)
         msg.line = msg.text
 
     def summary_rows(self):

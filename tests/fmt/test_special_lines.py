@@ -1,6 +1,8 @@
 """Unknown formats, format errors, pointer-size flags and prefix-less messages, on generated traces."""
 from __future__ import annotations
 
+import csv
+import json
 import struct
 import uuid
 
@@ -75,6 +77,34 @@ def test_unknown_and_format_error_lines_are_counted_and_the_run_goes_on(tmp_path
     assert "Total Format  Errors    2\n" in text
     assert "Total Formats Unknown   2\n" in text
     assert f"|         1    Unknown              10          {NOBODY}|" in text
+
+
+def test_a_format_error_is_worded_the_same_in_text_csv_and_json_lines(tmp_path, tmf_dirs):
+    """Whichever output form prints it, a format error is the text form's line (tracefmt's),
+    and JSON's ``error`` is the reason that line gives, for each way the arguments fail:
+    a short block of fixed-size arguments, a fixed-size one cut short after a string, a
+    string without its NUL, an item type no one knows."""
+    path = _trace(tmp_path, [
+        (EMITTER, 10, b"\x01\x02", etlgen.FLAGS_CORPUS),       # 2 bytes for two ItemLong
+        (STRS, 10, b"abc\0\x01\x02", etlgen.FLAGS_CORPUS),     # ItemLong cut after the string
+        (STRS, 10, b"abc", etlgen.FLAGS_CORPUS),                 # string without its NUL
+        (NOPREFIX, 11, b"xyz\0", etlgen.FLAGS_WPP),              # ItemUnheardOf
+    ])
+    lines = {}
+    for form in ("text", "csv", "jsonl"):
+        code, out, err = run_fmt_capture(path, tmf_dirs=tmf_dirs, utc=True, output_format=form)
+        assert code == 0, err
+        lines[form] = out.splitlines()[2 if form == "csv" else 1:]
+    csv_lines = [next(csv.reader([row]))[-1] for row in lines["csv"]]
+    objects = [json.loads(row) for row in lines["jsonl"]]
+    assert len(lines["text"]) == len(csv_lines) == len(objects) == 4
+    for text, csv_line, obj in zip(lines["text"], csv_lines, objects):
+        assert "*****FormatMessage (#Typev) failed: " in text
+        assert csv_line == text
+        assert obj["status"] == "format-error" and text.endswith(obj["text"])
+        reason = obj["text"].split("failed: ", 1)[1].rsplit(' (Format = "', 1)[0]
+        assert obj["error"] == reason
+    assert "argument data is 2 bytes" in lines["text"][0]
 
 
 def test_unknown_lines_have_no_prefix(tmp_path, tmf_dirs):
