@@ -264,6 +264,10 @@ static inline int wpt_generation_said(uint32_t said, uint32_t generation) {
 /* Publish in wpt_views / swap the memory for zero pages and unpublish. */
 void  wpt_view_publish(wpt_view *v);
 void  wpt_view_retire(wpt_view *v);
+/* fork: a view being swapped is finished by the child (the parent's thread does not go on there) */
+void  wpt_views_fork_prepare(void);
+void  wpt_views_fork_parent(void);
+void  wpt_views_after_fork(void);
 /* The pool capacity (buffers mapped) a session of these sizes gets. */
 uint32_t wpt_pool_capacity(uint32_t buffer_size, uint32_t max_buffers);
 void  wpt_pool_push(wpt_view *v, uint32_t index1);
@@ -338,6 +342,8 @@ enum {
     WPT_POINT_REGISTRY_COPYING = 21,     /* a copy of the registry's enables holds its lock, has
                                           * not locked the registry */
     WPT_POINT_VIEW_RETIRED = 22,         /* a view's memory swapped and its memfd closed */
+    WPT_POINT_ENDPOINT_WAKING = 23,      /* a thread is to write to the endpoint thread's wake
+                                          * pipe (found open), has not written */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

@@ -234,6 +234,12 @@ void wpt_view_publish(wpt_view *v) {
 _Atomic uint32_t wpt_views_retired;
 #endif
 
+/* Views whose memory is being swapped (claimed, not swapped yet), linked by `older`; the lock
+ * guards the list, each view's memfd number and the claim, and is held for moments only (never
+ * across a test point): a fork waits for it, so a child finds the list whole. */
+static pthread_mutex_t g_swap_lock = PTHREAD_MUTEX_INITIALIZER;
+static wpt_view *g_swapping;
+
 void wpt_view_retire(wpt_view *v) {
     uint32_t slot = wpt_slot_of_id(v->logger_id);
     WPT_TEST_POINT(WPT_POINT_VIEW_RETIRE);
@@ -242,22 +248,51 @@ void wpt_view_retire(wpt_view *v) {
     /* The endpoint thread (the host gone) and a STOP or clean-up of this process may retire the
      * same view at once: one of them swaps its memory. Twice, the second closed the memfd number
      * again (by then maybe another descriptor of the process) and listed the view twice. */
-    if (atomic_exchange(&v->retired, 1)) return;
+    pthread_mutex_lock(&g_swap_lock);
+    if (atomic_exchange(&v->retired, 1) || !v->map) {
+        /* taken already, or a forked child's copy of a private pool, unmapped */
+        pthread_mutex_unlock(&g_swap_lock);
+        return;
+    }
+    v->older = g_swapping;              /* a child forked before the swap finishes it */
+    g_swapping = v;
+    pthread_mutex_unlock(&g_swap_lock);
 #ifdef WPT_TEST_POINTS
     atomic_fetch_add(&wpt_views_retired, 1);
 #endif
     WPT_TEST_POINT(WPT_POINT_VIEW_RETIRING);
-    if (!v->map) return;                 /* a forked child's copy of a private pool, unmapped */
     /* Zero pages in place of the session memory: its pages are released, and a writer that
      * still holds this view reads status 0 and fails. */
     mmap(v->map, v->map_size, PROT_READ | PROT_WRITE,
          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+    pthread_mutex_lock(&g_swap_lock);
     if (v->memfd >= 0) close(v->memfd);
     v->memfd = -1;
-    WPT_TEST_POINT(WPT_POINT_VIEW_RETIRED);
+    wpt_view **at = &g_swapping;
+    while (*at && *at != v) at = &(*at)->older;
+    if (*at) *at = v->older;
     v->map = NULL;
+    pthread_mutex_unlock(&g_swap_lock);
+    WPT_TEST_POINT(WPT_POINT_VIEW_RETIRED);
     v->older = atomic_load(&g_retired_views);
     while (!atomic_compare_exchange_weak(&g_retired_views, &v->older, v)) {}
+}
+
+void wpt_views_fork_prepare(void) { pthread_mutex_lock(&g_swap_lock); }
+void wpt_views_fork_parent(void) { pthread_mutex_unlock(&g_swap_lock); }
+
+/* The child of a fork made while views were being swapped: no thread of the child goes on with
+ * the swaps, so it makes them (the session memory and its memfd are not kept alive here). */
+void wpt_views_after_fork(void) {
+    pthread_mutex_init(&g_swap_lock, NULL);
+    for (wpt_view *v = g_swapping; v; v = v->older) {
+        if (v->map) mmap(v->map, v->map_size, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+        if (v->memfd >= 0) close(v->memfd);
+        v->memfd = -1;
+        v->map = NULL;
+    }
+    g_swapping = NULL;       /* their view structures are left: the child's writers may hold them */
 }
 
 void wpt_pool_push(wpt_view *v, uint32_t index1) {

@@ -46,10 +46,13 @@ static int64_t g_rejoin_at[WPPTRACE_MAX_SESSIONS];   /* when to try again (its h
 static int64_t g_rejoin_wait[WPPTRACE_MAX_SESSIONS];
 static __thread int t_endpoint_thread;   /* this thread is the endpoint thread */
 
+/* Called with g_ep_lock held: wpptrace_endpoint_close closes the pipe under it. */
 static void wake_thread(void) {
-    if (g_wake[1] >= 0) {
+    int fd = g_wake[1];
+    if (fd >= 0) {
+        WPT_TEST_POINT(WPT_POINT_ENDPOINT_WAKING);
         char c = 'w';
-        ssize_t w = write(g_wake[1], &c, 1);
+        ssize_t w = write(fd, &c, 1);
         (void)w;
     }
 }
@@ -254,7 +257,11 @@ static _Atomic int g_redeliver;
 void wpt_endpoint_redeliver(void) {
     if (t_endpoint_thread) return;     /* its own are retried where they failed */
     atomic_store(&g_redeliver, 1);
+    /* under the lock: an endpoint closing meanwhile closes the pipe, and the number may be
+     * another descriptor of the process by the time the byte is written */
+    pthread_mutex_lock(&g_ep_lock);
     wake_thread();
+    pthread_mutex_unlock(&g_ep_lock);
 }
 
 /* The retries due now, in the order the requests came. */
@@ -557,8 +564,8 @@ void wpptrace_endpoint_close(void) {
         return;
     }
     g_quit = 1;
-    pthread_mutex_unlock(&g_ep_lock);
     wake_thread();
+    pthread_mutex_unlock(&g_ep_lock);
     pthread_join(g_thread, NULL);
     pthread_mutex_lock(&g_ep_lock);
     unlink(g_path);
@@ -577,13 +584,16 @@ void wpptrace_endpoint_close(void) {
 
 ULONG wpt_attach(uint32_t slot, uint32_t generation) {
     if (slot >= WPPTRACE_MAX_SESSIONS) return ERROR_INVALID_HANDLE;
+    /* Someone must watch the host. Started before the attach lock: a new endpoint copies the
+     * registry, whose enables attach to their sessions in turn (under the lock, that attach
+     * waited for this one forever). */
+    ULONG rc = wpt_endpoint_ensure();
     pthread_mutex_lock(&g_attach_lock);
     wpt_view *v = atomic_load(&wpt_views[slot]);
     if (v && v->registry_generation == generation && atomic_load(&v->sh->status) == WPT_RUNNING) {
         pthread_mutex_unlock(&g_attach_lock);
         return ERROR_SUCCESS;
     }
-    ULONG rc = wpt_endpoint_ensure();      /* someone must watch the host */
     WPT_TEST_POINT(WPT_POINT_JOIN_CHOSEN);
     int fd = -1, memfd = -1;
     wpt_wire_join j;
@@ -607,8 +617,8 @@ ULONG wpt_attach(uint32_t slot, uint32_t generation) {
          * would forget it open, and a child would keep it) */
         close(fd);
     }
-    pthread_mutex_unlock(&g_ep_lock);
     wake_thread();
+    pthread_mutex_unlock(&g_ep_lock);
     pthread_mutex_unlock(&g_attach_lock);
     return ERROR_SUCCESS;
 }
@@ -650,8 +660,9 @@ static ULONG finish_batch(int *fds, const int64_t *sent_at, int n) {
 ULONG wpt_broadcast(uint32_t kind, uint32_t meant_for, const wpt_wire_enable *msg) {
     const char *dir;
     ULONG failed = ERROR_SUCCESS, batch;
-    ULONG known = wpt_runtime_dir(&dir);
-    if (known != ERROR_SUCCESS) return known == ERROR_BUSY ? ERROR_BUSY : ERROR_SUCCESS;
+    /* The change is in the registry already: it took effect whatever happens here. Processes
+     * that cannot be told now apply it when they next read the registry. */
+    if (wpt_runtime_dir(&dir) != ERROR_SUCCESS) return ERROR_SUCCESS;
     DIR *d = opendir(dir);
     if (!d) return ERROR_SUCCESS;
     uint32_t self = (uint32_t)getpid();
@@ -701,9 +712,11 @@ static void fork_prepare(void) {
     pthread_mutex_lock(&g_attach_lock);
     pthread_mutex_lock(&g_ep_lock);
     wpt_providers_fork_prepare();
+    wpt_views_fork_prepare();
 }
 
 static void fork_parent(void) {
+    wpt_views_fork_parent();
     wpt_providers_fork_parent();
     pthread_mutex_unlock(&g_ep_lock);
     pthread_mutex_unlock(&g_attach_lock);
@@ -716,6 +729,7 @@ static void fork_child(void) {
     wpt_tls_tid = 0;
     wpt_cached_pid = 0;
     t_endpoint_thread = 0;                 /* the child's endpoint thread is a new one */
+    wpt_views_after_fork();
     pthread_mutex_init(&g_attach_lock, NULL);
     pthread_mutex_init(&g_ep_lock, NULL);
     pthread_mutexattr_t a;

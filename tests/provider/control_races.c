@@ -2210,6 +2210,233 @@ static int reconcile_busy_once(const char *dir) {
     return 0;
 }
 
+/* query-reuse / list-reuse: held once the QUERY of A (by handle, or the listing's) found A,
+ * while another process stops A and starts B in its slot; B's host is then stopped (SIGSTOP)
+ * and the wait for replies shortened, so the request, sent to the slot's socket, is not
+ * answered in time. */
+static uint32_t g_busy_host;
+
+static void at_target_found_busy(int point) {
+    if (point != WPT_POINT_TARGET_FOUND || !atomic_exchange(&g_armed, 0)) return;
+    g_start_b = run_point("replace-a", g_dir);
+    uint32_t slot, generation;
+    if (wpt_registry_find("control-races-b", &slot, &generation) != ERROR_SUCCESS) return;
+    g_busy_host = host_of(slot);
+    if (g_busy_host && kill((pid_t)g_busy_host, SIGSTOP) == 0) wpt_host_reply_ms = 300;
+}
+
+static int query_reuse(const char *dir, int listing) {
+    g_dir = dir;
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 3;
+    wpt_test_point = at_target_found_busy;
+    atomic_store(&g_armed, 1);
+    ULONG queried;
+    ULONG count = 0;
+    if (listing) {
+        props_block listed;
+        memset(&listed, 0, sizeof listed);
+        listed.p.Wnode.BufferSize = sizeof listed;
+        listed.p.LoggerNameOffset = sizeof listed.p;
+        EVENT_TRACE_PROPERTIES *one[1] = {&listed.p};
+        queried = QueryAllTracesA(one, 1, &count);
+    } else {
+        props_block q;
+        memset(&q, 0, sizeof q);
+        q.p.Wnode.BufferSize = sizeof q;
+        queried = ControlTrace(a, NULL, &q.p, EVENT_TRACE_CONTROL_QUERY);
+    }
+    wpt_test_point = NULL;
+    int stopped_b = g_busy_host != 0;
+    if (g_busy_host) kill((pid_t)g_busy_host, SIGCONT);
+    wpt_host_reply_ms = 10000;
+    b_answers answers = answers_of_b();
+    printf("replaced %d busy %d query_a %u listed %u %s\n", g_start_b == 0, stopped_b, (unsigned)queried,
+           (unsigned)count, answers.text);
+    return 0;
+}
+
+/* attach-reentry: this process has a provider and no endpoint (wpptrace_endpoint_close); another
+ * process starts A and enables the provider for it; then this process starts B. Attaching B
+ * starts the endpoint, which copies the registry: the provider's enable for A attaches A. */
+static const GUID g_reentry_control = {0x6a3c2f1e, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+
+static int attach_reentry(const char *dir) {
+    static const GUID message = {0x6a3c2f1f, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE registration, b;
+    if (RegisterTraceGuids(track_control, NULL, &g_reentry_control, 1, &reg, NULL, NULL, &registration))
+        return 3;
+    wpptrace_endpoint_close();
+    if (run_point("start-enable-a", dir) != 0) return 4;
+    uint32_t slot_a, generation_a;
+    if (wpt_registry_find("control-races-a", &slot_a, &generation_a) != ERROR_SUCCESS) return 5;
+    ULONG started = start(dir, "control-races-b", &b);       /* it hung here */
+    int on_a = atomic_load(&g_enabled) && (atomic_load(&g_logger) & 0xFFFF) == slot_a;
+    printf("start_b %u enabled_on_a %d stop_a %u stop_b %u\n", (unsigned)started, on_a,
+           (unsigned)stop_by_name("control-races-a"), (unsigned)stop(b));
+    return 0;
+}
+
+/* wake-closed: a thread wakes the endpoint thread (an enable left undelivered) and is held once
+ * it read the wake pipe's number, while another thread closes the endpoint; the process then
+ * opens sockets, which take the closed numbers. Released, the waking thread must not write into
+ * one of them. */
+static sem_t g_waking, g_wake_go, g_closed;
+
+static void at_waking(int point) {
+    if (point != WPT_POINT_ENDPOINT_WAKING || !atomic_exchange(&g_armed, 0)) return;
+    sem_post(&g_waking);
+    sem_wait(&g_wake_go);
+}
+
+static void *redeliver_thread(void *arg) {
+    (void)arg;
+    wpt_endpoint_redeliver();
+    return NULL;
+}
+
+static void *close_thread(void *arg) {
+    (void)arg;
+    wpptrace_endpoint_close();
+    sem_post(&g_closed);
+    return NULL;
+}
+
+static int wake_closed(void) {
+    sem_init(&g_waking, 0, 0);
+    sem_init(&g_wake_go, 0, 0);
+    sem_init(&g_closed, 0, 0);
+    if (wpt_endpoint_ensure() != ERROR_SUCCESS) return 3;
+    wpt_test_point = at_waking;
+    atomic_store(&g_armed, 1);
+    pthread_t waker, closer;
+    if (pthread_create(&waker, NULL, redeliver_thread, NULL) != 0) return 4;
+    if (wait_sem(&g_waking, 10)) return 5;
+    if (pthread_create(&closer, NULL, close_thread, NULL) != 0) return 6;
+    /* the close waits for the waking thread (the fix), or ends at once: then the numbers are
+     * taken before the waking thread goes on */
+    int closed_first = wait_sem(&g_closed, 2) == 0;
+    int fds[2 * PAIRS];
+    int opened = 0;
+    if (closed_first)
+        for (; opened < PAIRS; opened++)
+            if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, &fds[2 * opened]) != 0) return 7;
+    sem_post(&g_wake_go);
+    pthread_join(waker, NULL);
+    if (!closed_first && wait_sem(&g_closed, 20)) return 8;
+    pthread_join(closer, NULL);
+    wpt_test_point = NULL;
+    int touched = 0;
+    for (int i = 0; i < 2 * opened; i++) {
+        int waiting = 0;
+        if (ioctl(fds[i], FIONREAD, &waiting) == 0 && waiting) touched++;
+        close(fds[i]);
+    }
+    printf("touched %d\n", touched);
+    return 0;
+}
+
+/* broadcast-unresolved: a thread resolving the runtime directory is held (in mkdir) while
+ * another broadcasts a change the registry took: the directory cannot be had in time. */
+static sem_t g_mkdir_held, g_mkdir_go;
+static _Atomic int g_hold_mkdir;
+
+int mkdir(const char *path, mode_t mode) {
+    if (atomic_exchange(&g_hold_mkdir, 0)) {
+        sem_post(&g_mkdir_held);
+        sem_wait(&g_mkdir_go);
+    }
+    return (int)syscall(SYS_mkdirat, AT_FDCWD, path, mode);
+}
+
+static void *resolve_thread(void *arg) {
+    (void)arg;
+    wpptrace_runtime_directory();
+    return NULL;
+}
+
+static int broadcast_unresolved(void) {
+    sem_init(&g_mkdir_held, 0, 0);
+    sem_init(&g_mkdir_go, 0, 0);
+    atomic_store(&g_hold_mkdir, 1);
+    pthread_t resolver;
+    if (pthread_create(&resolver, NULL, resolve_thread, NULL) != 0) return 3;
+    if (wait_sem(&g_mkdir_held, 10)) return 4;
+    wpt_registry_wait_ms = 50;
+    wpt_wire_enable msg;
+    memset(&msg, 0, sizeof msg);
+    msg.version = 1;
+    ULONG told = wpt_broadcast(WPT_REQ_DISABLE, wpt_for_session(1), &msg);
+    sem_post(&g_mkdir_go);
+    pthread_join(resolver, NULL);
+    printf("broadcast %u\n", (unsigned)told);
+    return 0;
+}
+
+/* fork-retiring: a thread retiring the view of session A (started here) is held once it took
+ * the view, before it swapped its memory, while another thread forks: the child must not keep
+ * the session's memory mapped nor its memfd open (nobody there would release them). */
+static sem_t g_retiring, g_retiring_go;
+
+static void at_retiring(int point) {
+    if (point != WPT_POINT_VIEW_RETIRING || !atomic_exchange(&g_armed, 0)) return;
+    sem_post(&g_retiring);
+    sem_wait(&g_retiring_go);
+}
+
+static void *retire_thread(void *arg) {
+    wpt_view_retire(arg);
+    return NULL;
+}
+
+/* Does this process hold a session memfd (mapped, or a descriptor)? */
+static int holds_session_memory(void) {
+    int held = 0;
+    FILE *maps = fopen("/proc/self/maps", "r");
+    char line[1024];
+    while (maps && fgets(line, sizeof line, maps)) held |= strstr(line, "memfd:wpptrace-session") != NULL;
+    if (maps) fclose(maps);
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char path[300], target[512];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n > 0) {
+            target[n] = 0;
+            held |= strstr(target, "memfd:wpptrace-session") != NULL;
+        }
+    }
+    if (d) closedir(d);
+    return held;
+}
+
+static int fork_retiring(const char *dir) {
+    sem_init(&g_retiring, 0, 0);
+    sem_init(&g_retiring_go, 0, 0);
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 3;
+    wpt_view *v = atomic_load(&wpt_views[a & 0xFFFF]);
+    if (!v) return 4;
+    int held_before = holds_session_memory();
+    wpt_test_point = at_retiring;
+    atomic_store(&g_armed, 1);
+    pthread_t retirer;
+    if (pthread_create(&retirer, NULL, retire_thread, v) != 0) return 5;
+    if (wait_sem(&g_retiring, 10)) return 6;
+    pid_t child = fork();
+    if (child == 0) _exit(holds_session_memory());
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    sem_post(&g_retiring_go);
+    pthread_join(retirer, NULL);
+    wpt_test_point = NULL;
+    printf("held_before %d child_held %d parent_held %d stop_a %u\n", held_before,
+           WIFEXITED(status) ? WEXITSTATUS(status) : 2, holds_session_memory(), (unsigned)stop(a));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "reconcile-busy-once") == 0) return reconcile_busy_once(argv[2]);
     if (argc == 3 && strcmp(argv[1], "memfd-reused") == 0) return memfd_reused(argv[2]);
@@ -2229,6 +2456,17 @@ int main(int argc, char **argv) {
         TRACEHANDLE a;
         return start(argv[2], "control-races-a", &a) == ERROR_SUCCESS ? 0 : 1;
     }
+    if (argc == 3 && strcmp(argv[1], "query-reuse") == 0) return query_reuse(argv[2], 0);
+    if (argc == 3 && strcmp(argv[1], "list-reuse") == 0) return query_reuse(argv[2], 1);
+    if (argc == 3 && strcmp(argv[1], "attach-reentry") == 0) return attach_reentry(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "start-enable-a") == 0) {
+        TRACEHANDLE a;
+        if (start(argv[2], "control-races-a", &a) != ERROR_SUCCESS) return 1;
+        return EnableTrace(1, 0x5, 4, &g_reentry_control, a) == ERROR_SUCCESS ? 0 : 1;
+    }
+    if (argc == 3 && strcmp(argv[1], "wake-closed") == 0) return wake_closed();
+    if (argc == 3 && strcmp(argv[1], "broadcast-unresolved") == 0) return broadcast_unresolved();
+    if (argc == 3 && strcmp(argv[1], "fork-retiring") == 0) return fork_retiring(argv[2]);
     if (argc == 3 && strcmp(argv[1], "join-wrap") == 0) return join_wrap(argv[2]);
     if (argc == 3 && strcmp(argv[1], "handle-wrap") == 0) return handle_wrap(argv[2]);
     if (argc == 3 && strncmp(argv[1], "replace-a", 9) == 0) {

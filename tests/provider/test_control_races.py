@@ -515,3 +515,42 @@ def test_a_reconciliation_joins_a_busy_host_once(control_races, out):
     wait for a JOIN of its own, in the endpoint thread (which answered nobody meanwhile), pass
     after pass. After the first JOIN found it busy, the others are kept undelivered at once."""
     assert control_races("reconcile-busy-once", out) == {"reconcile": 170, "joins": 1, "stop_a": 0}
+
+
+@pytest.mark.parametrize("mode, query_a", [("query-reuse", 4201), ("list-reuse", 0)])
+def test_a_stopped_session_is_not_busy_because_a_newer_one_in_its_slot_is(control_races, out, mode, query_a):
+    """QUERY (by handle, and the listing's of each session) found A; A stops meanwhile and B
+    takes its slot and socket path, and B's host does not answer in time. A is gone, not busy:
+    QUERY said ERROR_BUSY (not ERROR_WMI_INSTANCE_NOT_FOUND) and the listing showed A as a busy
+    session."""
+    assert control_races(mode, out) == {"replaced": 1, "busy": 1, "query_a": query_a, "listed": 0,
+                                        "query_b": 0, "stop_b": 0}
+
+
+def test_a_join_that_starts_the_endpoint_can_join_again_for_the_registrys_enables(control_races, out):
+    """A process whose endpoint is not running (closed, or its runtime directory was busy when
+    it registered) joins a session: the join starts the endpoint, which copies the registry and
+    joins the sessions of its enables. That inner join waited for the outer one's lock: the
+    process hung."""
+    assert control_races("attach-reentry", out) == {"start_b": 0, "enabled_on_a": 1, "stop_a": 0, "stop_b": 0}
+
+
+def test_waking_the_endpoint_thread_never_writes_to_a_closed_pipes_number(control_races, out):
+    """An enable left undelivered wakes the endpoint thread through its pipe; the endpoint
+    closing meanwhile closed the pipe, and the byte went to whatever descriptor took the number
+    (the application's own)."""
+    assert control_races("wake-closed", out) == {"touched": 0}
+
+
+def test_a_broadcast_reports_a_change_the_registry_took_as_done(control_races, out):
+    """A change is in the registry before it is broadcast: a runtime directory that cannot be had
+    in time does not undo it, and the caller was told it failed (ERROR_BUSY)."""
+    assert control_races("broadcast-unresolved", out) == {"broadcast": 0}
+
+
+def test_a_child_forked_while_a_view_is_retired_keeps_no_session_memory(control_races, out):
+    """A fork made between a view being taken for retiring and its memory swapped: the child
+    kept the session's memory mapped and its memfd open for good (the retiring thread does not
+    go on in the child, and the view was taken)."""
+    assert control_races("fork-retiring", out) == {"held_before": 1, "child_held": 0, "parent_held": 0,
+                                                   "stop_a": 0}
