@@ -384,12 +384,19 @@ def ControlTrace(handle: int, name: str | None, properties: EVENT_TRACE_PROPERTI
     block, p = properties._to_c()
     raw = _encode_name(name) if name is not None else ffi.NULL
     rc = lib.ControlTraceA(handle or 0, raw, p, control_code)   # STOP: DISABLE callbacks
-    if rc == 0:
+    # a STOP that filled the properties stopped the session; its code says why its log file
+    # could not be completed (the error carries them as .properties)
+    stopped = control_code == lib.EVENT_TRACE_CONTROL_STOP and (rc == 0 or p.Wnode.HistoricalContext != 0)
+    if rc == 0 or stopped:
         properties._from_c(p)
-        if control_code == lib.EVENT_TRACE_CONTROL_STOP:
+        if stopped:
             _running.discard(properties.HistoricalContext)
     _pass_on()
-    check(rc, f"ControlTrace({control_code})")
+    try:
+        check(rc, f"ControlTrace({control_code})")
+    except Win32Error as exc:
+        exc.properties = properties if stopped else None
+        raise
     return properties
 
 

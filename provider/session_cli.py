@@ -196,6 +196,12 @@ def stop(name: str) -> tuple[api.EVENT_TRACE_PROPERTIES | None, str]:
     try:
         final = api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_STOP)
     except Win32Error as exc:
+        final = getattr(exc, "properties", None)
+        if final is not None:            # stopped, but its log file could not be completed
+            lost = (f"{final.LogBuffersLost} buffers could not be written" if final.LogBuffersLost
+                    else "it could not be finished")
+            raise SessionError(f"session {name!r} stopped, but its log file {final.LogFileName} is "
+                               f"incomplete: {lost}. {in_words(exc)}") from None
         # the session was there: STOP found its host gone and cleaned up after it
         if exc.winerror == lib.ERROR_WMI_INSTANCE_NOT_FOUND and info is not None:
             return None, (f"session {name!r}: its host process {info.host_pid} is gone (killed?); "

@@ -196,7 +196,14 @@ class TraceSession:
         """Stop (idempotent); returns the final counters."""
         if not self.stopped:
             _scoped.discard(self)
-            self.final = api.ControlTrace(self.handle, None, None, lib.EVENT_TRACE_CONTROL_STOP)
+            try:
+                self.final = api.ControlTrace(self.handle, None, None, lib.EVENT_TRACE_CONTROL_STOP)
+            except OSError as exc:
+                # stopped all the same when its log file could not be completed (the error
+                # says why; the final counters come with it)
+                if getattr(exc, "properties", None) is not None:
+                    self.final, self.stopped = exc.properties, True
+                raise
             self.stopped = True
         return self.final
 

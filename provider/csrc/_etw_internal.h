@@ -524,6 +524,7 @@ typedef struct wpt_session {
     _Atomic uint32_t rt_buffers_lost;
     _Atomic uint32_t records_abandoned;
     _Atomic uint32_t buffers_quarantined; /* never reused: a live writer gave up a record in it */
+    ULONG file_error;                /* why its file could not be completed at STOP (0: it was) */
     int64_t buffer_sequence;         /* last SequenceNumber given (flusher only) */
 
     /* sinks */
@@ -569,7 +570,10 @@ ULONG wpt_logfile_check_path(const char *path);   /* can we create it? (no trunc
 /* Write one finished data buffer; returns 0, or 1 if dropped (file full). */
 int   wpt_logfile_write(wpt_session *s, const unsigned char *buffer);
 void  wpt_logfile_update_header(wpt_session *s, int final);
-void  wpt_logfile_close(wpt_session *s);
+/* The file finished (last header, size, flush to the disk, close; freed whatever happens):
+ * ERROR_SUCCESS only if that and every buffer written before succeeded, else why not
+ * (ERROR_DISK_FULL, ERROR_WRITE_FAULT ...). */
+ULONG wpt_logfile_close(wpt_session *s);
 void  wpt_logfile_abandon(wpt_session *s);  /* drop the file without writing (forked copies) */
 int   wpt_logfile_fd(const wpt_session *s);
 

@@ -474,7 +474,7 @@ static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code
     }
     case EVENT_TRACE_CONTROL_STOP:
         wpt_providers_session_stopping(wpt_slot_of_id(s->logger_id), s->registry_generation);
-        wpt_session_stop(s);
+        rc = wpt_session_stop(s);        /* stopped all the same: its file failed */
         break;
     }
     wpt_wire_props w;
@@ -494,6 +494,7 @@ static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code
 static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG code, int wide,
                             wpt_wire_props *seen) {
     wpt_wire_props w;
+    memset(&w, 0, sizeof w);             /* a reply's properties name the session */
     ULONG rc;
     switch (code) {
     case EVENT_TRACE_CONTROL_QUERY:
@@ -525,7 +526,9 @@ static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG co
         wpt_providers_session_stopping(t->slot, t->generation);
         rc = wpt_host_call(t->slot, wpt_for_session(t->generation), WPT_REQ_STOP, NULL, 0, &w,
                            sizeof w, NULL);
-        if (rc == ERROR_SUCCESS || rc == ERROR_WMI_INSTANCE_NOT_FOUND) {
+        /* a reply with the session's properties: stopped (its status says whether its file
+         * could be completed) */
+        if (rc == ERROR_SUCCESS || rc == ERROR_WMI_INSTANCE_NOT_FOUND || w.name[0]) {
             wpt_view *v = atomic_load(&wpt_views[t->slot]);
             if (v && v->registry_generation == t->generation && !v->private_pool) wpt_view_retire(v);
         }
@@ -533,9 +536,10 @@ static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG co
     default:
         return ERROR_INVALID_PARAMETER;
     }
-    if (rc == ERROR_SUCCESS || (code == EVENT_TRACE_CONTROL_UPDATE && w.name[0]))
-        props_from_wire(&w, p, wide);
-    if (rc == ERROR_SUCCESS && seen) *seen = w;
+    int answered = rc == ERROR_SUCCESS
+                || ((code == EVENT_TRACE_CONTROL_UPDATE || code == EVENT_TRACE_CONTROL_STOP) && w.name[0]);
+    if (answered) props_from_wire(&w, p, wide);
+    if (answered && seen) *seen = w;
     return rc;
 }
 

@@ -193,13 +193,17 @@ typedef struct {
     int done_fd;
     const char *path;
     struct stat bound;          /* the socket file this host bound at path */
+    ULONG result;               /* the STOP's: why the log file could not be completed, if so */
 } stop_job;
 
 static void *stopper_main(void *arg) {
     stop_job *job = arg;
     wpt_session *s = job->session;
     disable_providers(s, job->requester);
-    wpt_session_stop(s);
+    job->result = wpt_session_stop(s);
+    if (job->result != ERROR_SUCCESS)
+        wpt_host_log("the log file %s could not be completed (error %u)", s->logfile_name,
+                     (unsigned)job->result);
     wpt_rt_settle(s, 5000);     /* consumers that read get everything before STOP returns */
     /* The entry is freed (its socket goes with it) only while it is still this host's: a
      * process that judged it gone (it may see another pid namespace) may have freed it, and a
@@ -379,7 +383,7 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
         return;
     }
     for (int i = 0; i < MAX_CONNS; i++) conns[i].fd = -1;
-    stop_job job = {s, 0, done_pipe[1], path, *mine};
+    stop_job job = {s, 0, done_pipe[1], path, *mine, ERROR_SUCCESS};
     pthread_t stopper;
     int stopping = 0, stop_reply_fd = -1;
     int64_t next_check = wpt_mono_ms() + 1000;
@@ -402,7 +406,7 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
             if (stop_reply_fd >= 0) {
                 wpt_wire_props props;
                 wpt_session_props(s, &props);
-                reply(stop_reply_fd, ERROR_SUCCESS, &props, sizeof props, -1);
+                reply(stop_reply_fd, job.result, &props, sizeof props, -1);
                 close(stop_reply_fd);
             }
             break;

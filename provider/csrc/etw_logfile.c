@@ -24,8 +24,34 @@ struct wpt_logfile {
     uint64_t data_buffers;     /* data buffers written so far */
     uint64_t capacity;         /* data slots the size limit allows, 0 = unlimited */
     int circular;
+    int failed;                /* errno of the first write that failed (0: none) */
     unsigned char *header;     /* scratch copy of buffer 0 */
 };
+
+/* Test hook: after `skip` more writes of .etl files succeed, the next `count` fail with errno
+ * `error` (a full or failing disk, which no test can have for real). */
+static _Atomic int g_fail_skip, g_fail_count, g_fail_errno;
+
+void wpptrace_debug_fail_file_writes(int skip, int count, int error) {
+    atomic_store(&g_fail_count, 0);
+    atomic_store(&g_fail_errno, error);
+    atomic_store(&g_fail_skip, skip);
+    atomic_store(&g_fail_count, count);
+}
+
+static int injected_write_failure(void) {
+    if (atomic_load_explicit(&g_fail_count, memory_order_relaxed) <= 0) return 0;
+    int skip = atomic_load(&g_fail_skip);
+    while (skip > 0)
+        if (atomic_compare_exchange_weak(&g_fail_skip, &skip, skip - 1)) return 0;
+    int n = atomic_load(&g_fail_count);
+    while (n > 0)
+        if (atomic_compare_exchange_weak(&g_fail_count, &n, n - 1)) {
+            errno = atomic_load(&g_fail_errno);
+            return 1;
+        }
+    return 0;
+}
 
 static ULONG errno_to_win32(int e) {
     switch (e) {
@@ -50,6 +76,7 @@ static ULONG write_error(int e) {
 
 static int write_all(int fd, const void *buf, size_t n, off_t pos) {
     const unsigned char *p = buf;
+    if (injected_write_failure()) return -1;
     while (n) {
         ssize_t w = pwrite(fd, p, n, pos);
         if (w < 0) {
@@ -113,8 +140,10 @@ static int file_put(wpt_logfile *lf, const unsigned char *buffer) {
     if (lf->circular) slot = lf->data_buffers % lf->capacity;
     else if (lf->capacity && lf->data_buffers >= lf->capacity) return 1;
     else slot = lf->data_buffers;
-    if (write_all(lf->fd, buffer, lf->buffer_size, (off_t)((1 + slot) * lf->buffer_size)) != 0)
+    if (write_all(lf->fd, buffer, lf->buffer_size, (off_t)((1 + slot) * lf->buffer_size)) != 0) {
+        if (!lf->failed) lf->failed = errno;
         return 1;
+    }
     lf->data_buffers++;
     return 0;
 }
@@ -124,13 +153,23 @@ static int file_put(wpt_logfile *lf, const unsigned char *buffer) {
 static int file_rewrite_header(wpt_logfile *lf) {
     const WMI_BUFFER_HEADER *bh = (const WMI_BUFFER_HEADER *)lf->header;
     uint32_t used = bh->SavedOffset <= lf->buffer_size ? bh->SavedOffset : lf->buffer_size;
-    return write_all(lf->fd, lf->header, used, 0);
+    if (write_all(lf->fd, lf->header, used, 0) == 0) return 0;
+    if (!lf->failed) lf->failed = errno;
+    return -1;
 }
 
-/* Cut what a shorter circular wrap left behind, close. */
-static void file_finish(wpt_logfile *lf) {
-    if (ftruncate(lf->fd, (off_t)file_buffers(lf) * lf->buffer_size) != 0) { /* size already right */ }
+/* Cut what a shorter circular wrap left behind, flush to the disk and close (the file is freed
+ * whatever happens): 0, or the errno of the first step that failed, a write of the file's
+ * before included. */
+static int file_finish(wpt_logfile *lf) {
+    int failed = lf->failed;
+    if (ftruncate(lf->fd, (off_t)file_buffers(lf) * lf->buffer_size) != 0 && !failed) failed = errno;
+    if (fdatasync(lf->fd) != 0 && !failed) failed = errno;
+    int fd = lf->fd;
+    lf->fd = -1;
+    if (close(fd) != 0 && !failed && errno != EINTR) failed = errno;
     file_free(lf);
+    return failed;
 }
 
 /* ---- a session's own file ------------------------------------------------------------------ */
@@ -177,7 +216,7 @@ void wpt_logfile_update_header(wpt_session *s, int final) {
         if (end_time == 0) end_time = 1;
     }
     wpt_build_header_buffer(s, lf->header, end_time, file_buffers(lf));
-    file_rewrite_header(lf);
+    file_rewrite_header(lf);             /* a failure is kept: the close reports it */
 }
 
 void wpt_logfile_abandon(wpt_session *s) {
@@ -189,10 +228,11 @@ int wpt_logfile_fd(const wpt_session *s) {
     return s->logfile ? s->logfile->fd : -1;
 }
 
-void wpt_logfile_close(wpt_session *s) {
+ULONG wpt_logfile_close(wpt_session *s) {
     wpt_logfile_update_header(s, 1);
-    file_finish(s->logfile);
+    int failed = file_finish(s->logfile);
     s->logfile = NULL;
+    return failed ? write_error(failed) : ERROR_SUCCESS;
 }
 
 /* ---- a file written from another session's buffers (a collector of relayed sessions) ------

@@ -846,10 +846,10 @@ ULONG wpt_session_stop(wpt_session *s) {
     wpt_wake_flusher(s->view->sh);
     if (s->flusher_started) pthread_join(s->flusher, NULL);
     s->flusher_started = 0;
-    if (s->logfile) wpt_logfile_close(s);
+    s->file_error = s->logfile ? wpt_logfile_close(s) : ERROR_SUCCESS;
     if (s->realtime) wpt_rt_end(s);
     atomic_store(&s->view->sh->status, WPT_STOPPED);
-    return ERROR_SUCCESS;
+    return s->file_error;
 }
 
 /* fork(): a private session belongs to the process that started it. In the child it is gone

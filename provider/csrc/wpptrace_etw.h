@@ -247,6 +247,8 @@ ULONG wpptrace_etl_stream_close(wpptrace_etl_stream *Stream, LONGLONG EndTime);
  * its record; not for production use) ------------------------------------------------------ */
 ULONG wpptrace_debug_hold_flush(TRACEHANDLE TraceHandle, int Hold);
 void  wpptrace_debug_fail_allocations(int Count);
+/* After Skip more writes of .etl files succeed, the next Count fail with errno Error. */
+void  wpptrace_debug_fail_file_writes(int Skip, int Count, int Error);
 ULONG wpptrace_debug_reserve_only(TRACEHANDLE LoggerHandle, ULONG Size);
 
 /* BEGIN C ONLY */

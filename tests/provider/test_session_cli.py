@@ -474,3 +474,35 @@ def test_tracelog_file_kinds_guid_files_and_enable(tmp_path, session_name, apps,
     assert tracelog("-stop", session_name).returncode == 0
     a.expect("disable")
     b.expect("disable")
+
+
+@pytest.mark.parametrize("error, said", [(28, "ERROR_DISK_FULL (112)"), (5, "ERROR_WRITE_FAULT (29)")])
+def test_stop_of_a_session_whose_file_could_not_be_completed_says_so(tmp_path, session_name, capsys,
+                                                                     error, said):
+    """Every write of the session's file after its first header fails (ENOSPC: a full disk; EIO:
+    a failing one), in its host process: the buffers flushed are counted as lost, and STOP still
+    stops the session and fills in its counters, but answers why its file is incomplete.
+    `session stop` says so in one line and fails (it said "stopped" as for a complete file)."""
+    from wpptrace.provider import session_cli
+    from wpptrace.provider._hazmat import lib
+
+    etl = tmp_path / "failing.etl"
+    lib.wpptrace_debug_fail_file_writes(1, 1 << 30, error)   # the host, forked now, inherits it
+    try:
+        session_cli.start(session_name, str(etl), buffer_size=4)
+    finally:
+        lib.wpptrace_debug_fail_file_writes(0, 0, 0)
+    # buffers to flush: logged from this process into the hosted session
+    import wpptrace.provider as P
+    from wpptrace.provider import api
+    session = api.ControlTrace(0, session_name, None, lib.EVENT_TRACE_CONTROL_QUERY).HistoricalContext
+    for i in range(3000):
+        P.TraceMessage(session, P.TRACE_MESSAGE_TIMESTAMP, None, 1, i.to_bytes(8, "little"))
+    assert session_cli.run(argparse.Namespace(session_command="stop", name=session_name)) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    found = re.fullmatch(rf"wpptrace session stop: session {re.escape(repr(session_name))} stopped, but its "
+                         rf"log file {re.escape(str(etl))} is incomplete: (\d+) buffers could not be written\. "
+                         rf"{re.escape(said)}: .*", lines[0])
+    assert found and int(found.group(1)) > 0, lines[0]
+    assert session_name not in wpptrace("session", "list").stdout    # stopped all the same

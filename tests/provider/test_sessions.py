@@ -290,17 +290,22 @@ import wpptrace.provider as P
 from wpptrace.provider.sessions import TraceSession
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)        # past the limit a write fails with EFBIG
 failed = 0
-with TraceSession(sys.argv[1], sys.argv[2], BufferSize=4, MinimumBuffers=64, MaximumBuffers=64,
-                  LogFileMode=P.EVENT_TRACE_PRIVATE_LOGGER_MODE | P.EVENT_TRACE_PRIVATE_IN_PROC
-                  | P.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING) as s:
-    # (a private session: this process writes its file) the limit once the session runs
-    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
-    for i in range(5000):
-        try:
-            P.TraceMessage(s.handle, P.TRACE_MESSAGE_TIMESTAMP, None, 1, i.to_bytes(8, "little"))
-        except OSError:
-            failed += 1
-print(failed, s.final.LogBuffersLost, s.final.BuffersWritten)
+s = TraceSession(sys.argv[1], sys.argv[2], BufferSize=4, MinimumBuffers=64, MaximumBuffers=64,
+                 LogFileMode=P.EVENT_TRACE_PRIVATE_LOGGER_MODE | P.EVENT_TRACE_PRIVATE_IN_PROC
+                 | P.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING)
+# (a private session: this process writes its file) the limit once the session runs
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
+for i in range(5000):
+    try:
+        P.TraceMessage(s.handle, P.TRACE_MESSAGE_TIMESTAMP, None, 1, i.to_bytes(8, "little"))
+    except OSError:
+        failed += 1
+try:
+    s.stop()
+    said = "ERROR_SUCCESS"
+except OSError as exc:
+    said = exc.name
+print(failed, s.final.LogBuffersLost, s.final.BuffersWritten, said, s.stopped)
 """
 
 
@@ -308,13 +313,15 @@ def test_a_file_that_cannot_grow_counts_its_buffers_lost(tmp_path, session_name)
     """The session's file stops growing (a full disk; here the process's file size limit, so
     every write past 64 KiB fails with EFBIG): the buffers that cannot be written are counted
     in LogBuffersLost and in the file's header, TraceMessage goes on succeeding, and what was
-    written before stays readable."""
+    written before stays readable. STOP stops the session and says that its file is incomplete
+    (ERROR_DISK_FULL, the final counters filled in all the same)."""
     path = tmp_path / "full.etl"
     res = subprocess.run([sys.executable, "-c", _FULL_DISK_APP, session_name, str(path)],
                          capture_output=True, text=True, timeout=PATIENCE)
     assert res.returncode == 0, res.stderr
-    failed, lost, written = map(int, res.stdout.split())
-    assert failed == 0
+    failed, lost, written, said, stopped = res.stdout.split()
+    failed, lost, written = int(failed), int(lost), int(written)
+    assert failed == 0 and (said, stopped) == ("ERROR_DISK_FULL", "True")
     c = etlcheck.read(path)
     assert path.stat().st_size == 64 * 1024 and len(c.buffers) == 15 and written == 16
     values = [int.from_bytes(m.args, "little") for m in c.messages]
