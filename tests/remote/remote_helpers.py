@@ -9,9 +9,11 @@ from __future__ import annotations
 import io
 import os
 import pathlib
+import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -307,3 +309,108 @@ class Proxy:
                     pass
             if self.paused.is_set():
                 self._stop.wait(0.01)
+
+
+class _StuckWrite:
+    """Makes the collector's file writes wait for ``release`` (a disk that does not answer);
+    ``stuck`` is set once one waits. ``only``: only the files of sessions so named stick.
+    ``fail``: set it to an OSError to have the released write fail with it. ``writes``: the
+    writes done, as (session, data buffer)."""
+
+    def __init__(self, monkeypatch, only: str | None = None):
+        from wpptrace.remote import collector as collector_module
+
+        self.stuck, self.release = threading.Event(), threading.Event()
+        self.fail: OSError | None = None
+        self.writes: list[tuple[str, bytes]] = []
+        outer = self
+
+        class StuckDisk(collector_module.EtlStreamFile):
+            def write(self, buffer):
+                session = os.path.basename(self.path).split("_")[1]
+                if only is None or session == only:
+                    outer.stuck.set()
+                    outer.release.wait(PATIENCE)
+                    if outer.fail is not None:
+                        raise outer.fail
+                super().write(buffer)
+                outer.writes.append((session, bytes(buffer)))
+        monkeypatch.setattr(collector_module, "EtlStreamFile", StuckDisk)
+
+
+class _StuckClose:
+    """Makes the first file the collector closes wait for ``release`` (a disk whose flush
+    does not answer); ``stuck`` is set once it waits."""
+
+    def __init__(self, monkeypatch):
+        from wpptrace.remote import collector as collector_module
+
+        self.stuck, self.release = threading.Event(), threading.Event()
+        first = [True]
+        outer = self
+
+        class StuckClose(collector_module.EtlStreamFile):
+            def close(self, end_time=0):
+                if first and first.pop():
+                    outer.stuck.set()
+                    outer.release.wait(PATIENCE)
+                super().close(end_time)
+
+        monkeypatch.setattr(collector_module, "EtlStreamFile", StuckClose)
+
+
+class HandRelay:
+    """A relay spoken by hand over a socket (the frames a test chooses, answers read one at
+    a time): says HELLO as ``session`` from host "hand" with ``source_id``."""
+
+    def __init__(self, address, buffer_size: int, session: str = "hand",
+                 source_id: uuid.UUID | None = None):
+        from wpptrace.remote import protocol as P
+
+        self.P = P
+        self.source_id = source_id or uuid.uuid4()
+        self.sock = socket.create_connection(address)
+        self.sock.settimeout(PATIENCE)
+        self.sock.sendall(P.encode_hello(P.Hello(self.source_id, buffer_size, session, "hand"),
+                                         1))
+
+    def header(self, buffer: bytes) -> None:
+        self.sock.sendall(b"".join(bytes(p) for p in self.P.encode_buffer(
+            self.P.FrameType.HEADER, 0, buffer)))
+
+    def buffer(self, sequence: int, buffer: bytes) -> None:
+        self.sock.sendall(b"".join(bytes(p) for p in self.P.encode_buffer(
+            self.P.FrameType.BUFFER, sequence, buffer)))
+
+    def stats(self, next_sequence: int) -> None:
+        self.sock.sendall(self.P.encode_stats(self.P.FrameType.STATS, next_sequence,
+                                              self.P.Stats()))
+
+    def end(self, next_sequence: int, end_time: int = 0) -> None:
+        self.sock.sendall(self.P.encode_stats(self.P.FrameType.END, next_sequence,
+                                              self.P.Stats(end_time=end_time)))
+
+    def answer(self):
+        """The next frame the collector sent, as (type, sequence, payload); None if it closed
+        the connection."""
+        head = self._exactly(self.P.HEADER.size)
+        if head is None:
+            return None
+        _, _, ftype, _, length, sequence = self.P.HEADER.unpack(head)
+        payload = self._exactly(length) if length else b""
+        return self.P.FrameType(ftype), sequence, payload or b""
+
+    def _exactly(self, n: int) -> bytes | None:
+        data = b""
+        while len(data) < n:
+            try:
+                chunk = self.sock.recv(n - len(data))
+            except ConnectionError:
+                return None
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
+    def close(self) -> None:
+        self.sock.close()

@@ -4,6 +4,7 @@ never crashes and never hangs: it retries, and once the stream ended it gives up
 linger time, saying how many buffers it could not deliver."""
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 
@@ -12,7 +13,7 @@ from remote_helpers import PATIENCE
 
 from wpptrace.remote import Relay
 from wpptrace.remote import protocol as P
-from wpptrace.winerror import ERROR_ACCESS_DENIED
+from wpptrace.winerror import ERROR_ACCESS_DENIED, ERROR_BUSY
 
 
 class FakeCollector:
@@ -141,3 +142,25 @@ def test_a_relay_refused_for_good_says_what_it_did_not_deliver(recorded):
         fake.close()
     assert relay.outcome == (f"refused: not this relay ({len(recorded[1])} buffers "
                              f"undelivered)")
+
+
+def _busy(sock):
+    sock.sendall(P.encode_error(ERROR_BUSY, "this source's file is being closed"))
+
+
+def test_a_busy_collector_is_logged_once_as_a_warning_while_the_relay_retries(recorded, caplog):
+    """ERROR_BUSY (a file still being closed, a full collector) is a transient the relay
+    retries: one warning, not an error per attempt."""
+    caplog.set_level(logging.DEBUG, logger="wpptrace.remote.relay")
+    fake = FakeCollector(_busy)
+    try:
+        relay = _relay_through(fake, recorded)
+        assert relay.wait(PATIENCE)
+    finally:
+        fake.close()
+    assert fake.connections >= 2
+    said = [(r.levelname, r.getMessage()) for r in caplog.records
+            if "being closed" in r.getMessage()]
+    assert len(said) == fake.connections and {level for level, _ in said[1:]} == {"DEBUG"}
+    assert said[0] == ("WARNING", "hostile-collector: the collector is busy: this source's "
+                                  "file is being closed (retrying)")

@@ -11,8 +11,9 @@ import sys
 import threading
 
 import pytest
-from remote_helpers import (PATIENCE, Proxy, TracedSession, data_buffers, decoded_text,
-                            disk_full_under, header, relay_process, wait_until)
+from remote_helpers import (PATIENCE, Proxy, TracedSession, _StuckClose, _StuckWrite,
+                            data_buffers, decoded_text, disk_full_under, header, relay_process,
+                            wait_until)
 
 from wpptrace.remote import Collector, Relay
 from wpptrace.remote import protocol as P
@@ -364,24 +365,6 @@ def test_a_file_that_cannot_be_closed_whole_is_reported_not_claimed_complete(rec
     assert "\n" not in line
 
 
-class _StuckWrite:
-    """Makes the collector's file writes wait for ``release`` (a disk that does not answer);
-    ``stuck`` is set once one waits."""
-
-    def __init__(self, monkeypatch):
-        from wpptrace.remote import collector as collector_module
-
-        self.stuck, self.release = threading.Event(), threading.Event()
-        outer = self
-
-        class StuckDisk(collector_module.EtlStreamFile):
-            def write(self, buffer):
-                outer.stuck.set()
-                outer.release.wait(PATIENCE)
-                super().write(buffer)
-        monkeypatch.setattr(collector_module, "EtlStreamFile", StuckDisk)
-
-
 def test_a_stop_that_gives_up_on_a_stuck_connection_says_what_it_left(recorded, tmp_path,
                                                                        monkeypatch, caplog):
     disk = _StuckWrite(monkeypatch)
@@ -472,27 +455,6 @@ def test_collect_ends_on_sigterm_with_a_stuck_disk_and_exits_1(recorded, tmp_pat
     assert (code, still_stuck) == (1, True)
     assert started[0].wait(PATIENCE)
     assert locked_in_handler == []          # the handler took no lock
-
-
-class _StuckClose:
-    """Makes the first file the collector closes wait for ``release`` (a disk whose flush
-    does not answer); ``stuck`` is set once it waits."""
-
-    def __init__(self, monkeypatch):
-        from wpptrace.remote import collector as collector_module
-
-        self.stuck, self.release = threading.Event(), threading.Event()
-        first = [True]
-        outer = self
-
-        class StuckClose(collector_module.EtlStreamFile):
-            def close(self, end_time=0):
-                if first and first.pop():
-                    outer.stuck.set()
-                    outer.release.wait(PATIENCE)
-                super().close(end_time)
-
-        monkeypatch.setattr(collector_module, "EtlStreamFile", StuckClose)
 
 
 def _ended_relay(address, recorded, name, count=3) -> Relay:

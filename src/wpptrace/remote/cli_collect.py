@@ -6,7 +6,8 @@
 Files are named HOST_SESSION_ID.etl (never over an existing file); the live view prints
 each message as ``[SESSION@HOST] <tracefmt line>``. Runs until interrupted, or until
 ``--sources N`` streams have ended. Exit status: 0, 1 could not listen or read the TMF/TLS
-files (or, at exit, could not close every connection and file in time), 2 bad usage.
+files (or, at exit, could not close every connection and file in time, or a second
+interrupt cut that wait short), 2 bad usage.
 """
 from __future__ import annotations
 
@@ -147,8 +148,27 @@ def run(args: argparse.Namespace) -> int:
             pass
     finally:
         try:
-            abandoned = collector.stop(STOP_WAIT)   # (what it left is logged by the collector)
+            abandoned = _stop(collector, signalled)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     return 1 if abandoned else 0
+
+
+def _stop(collector, signalled: list[int]):
+    """The collector's bounded stop (what it left, or None); a signal while it waits cuts
+    the wait short: the user asked again. The stop waits in a thread of its own: a join
+    that a signal handler interrupted would take a live thread for finished."""
+    asked = len(signalled)
+    outcome: list = []
+    stopper = threading.Thread(target=lambda: outcome.append(collector.stop(STOP_WAIT)),
+                               name="collect-stop", daemon=True)
+    stopper.start()
+    while stopper.is_alive() and len(signalled) == asked:
+        stopper.join(0.1)
+    if outcome:
+        return outcome[0]               # (what it left is logged by the collector)
+    abandoned = collector.stop(0)       # (a snapshot, logged by the collector)
+    if abandoned:
+        complain(PROG, f"interrupted again: stopped without waiting: {abandoned}")
+    return abandoned

@@ -118,6 +118,7 @@ class _Source:
         self.writing = 0                         # buffers handed to the file, not yet written
         self.finishing = False                   # finish() called: no more frames, no resume
         self.closing: Optional[asyncio.Future] = None   # the file's close, in its own thread
+        self.busy_said = False                   # a relay refused while the file closes: logged
 
     @property
     def resume_at(self) -> int:
@@ -351,15 +352,23 @@ class Collector:
         readable, EndTime 0). None once all is closed; if that takes longer than
         ``timeout`` s, what was left behind (also ``abandoned``, and logged once). That is a
         snapshot taken when the first stop gave up: a later stop() returns it again at once,
-        without waiting or looking again."""
+        without waiting or looking again.
+
+        RuntimeError if called in the collector's own thread (from ``on_source_end``, say):
+        the stop would wait for the thread it runs in; nothing is stopped then. A hook that
+        wants the collector to stop asks another thread to call ``stop()``."""
+        thread = self._thread
+        if thread is threading.current_thread():
+            raise RuntimeError("Collector.stop() called in the collector's own thread (from "
+                               "on_source_end?): it cannot wait for itself; call it from "
+                               "another thread")
         loop, event = self._loop, self._stop_event
         if loop is not None and event is not None:
             try:
                 loop.call_soon_threadsafe(event.set)
             except RuntimeError:        # the loop is already closed
                 pass
-        thread = self._thread
-        if thread is None or thread is threading.current_thread():
+        if thread is None:
             return None
         if self.abandoned is None:      # (a second stop does not wait again)
             thread.join(timeout)
@@ -640,7 +649,11 @@ class Collector:
         except _Refused as exc:
             self.connections_refused += 1
             reason = str(exc)
-            log.warning("%s: refused: %s", peer, reason)
+            said = exc.transient is not None and exc.transient.busy_said
+            log.log(logging.DEBUG if said else logging.WARNING, "%s: refused: %s%s", peer,
+                    reason, "" if exc.transient is None else " (the relay retries)")
+            if exc.transient is not None:
+                exc.transient.busy_said = True
             if exc.tell:             # (no TLS session: nothing can be said to the relay)
                 await _send_error(writer, exc.code, reason)
         except asyncio.IncompleteReadError as exc:
@@ -702,7 +715,8 @@ class Collector:
             raise _Refused("this stream already ended", ERROR_HANDLE_EOF)
         source = self._sources.get(hello.source_id)
         if source is not None and source.finishing:
-            raise _Refused("this source's file is being closed", ERROR_BUSY)
+            # expected while a slow disk finishes the close: the relay retries (logged once)
+            raise _Refused("this source's file is being closed", ERROR_BUSY, transient=source)
         if source is None:
             if len(self._sources) >= 4 * self.max_connections:
                 waiting = [s for s in self._sources.values()
@@ -834,10 +848,15 @@ def _storage_failed(path: Optional[str], exc: OSError) -> P.ProtocolError:
 
 
 class _Refused(Exception):
-    def __init__(self, reason: str, code: int, tell: bool = True):
+    """A connection turned away; ``transient``: the source it would resume, which will take
+    it later (said once per source)."""
+
+    def __init__(self, reason: str, code: int, tell: bool = True,
+                 transient: Optional[_Source] = None):
         super().__init__(reason)
         self.code = code
         self.tell = tell
+        self.transient = transient
 
 
 def _tls_reason(exc: BaseException) -> str:

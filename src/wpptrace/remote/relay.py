@@ -36,7 +36,8 @@ from typing import Optional
 
 from wpptrace.decoder.buffers import buffer_info
 from wpptrace.decoder.timestamps import FILETIME_UNIX_EPOCH
-from wpptrace.winerror import ERROR_ACCESS_DENIED, ERROR_HANDLE_EOF, ERROR_NOT_SUPPORTED
+from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BUSY, ERROR_HANDLE_EOF,
+                               ERROR_NOT_SUPPORTED)
 
 from . import protocol as P
 
@@ -394,6 +395,7 @@ class Relay:
         self._outbox.wake = wake
         backoff = 0.2
         ended_at = None
+        busy_said = False       # ERROR_BUSY (a transient: it retries) said since it got in
         while True:
             while self._outbox.header is None and self._outbox.end is None:
                 await self._idle(0.25)
@@ -410,11 +412,17 @@ class Relay:
                              self._outbox.dropped, self.stats.session_lost)
                     return
                 backoff = 0.2
+                busy_said = False
             except RelayRefused as refused:
                 if refused.code == ERROR_HANDLE_EOF:    # END arrived; its ACK did not
                     self.outcome = "ended" if self._outbox.end else "stopped"
                     return
-                log.error("%s: the collector refused: %s", self.name, refused)
+                if refused.code == ERROR_BUSY:          # (a file being closed, say)
+                    log.log(logging.DEBUG if busy_said else logging.WARNING,
+                            "%s: the collector is busy: %s (retrying)", self.name, refused)
+                    busy_said = True
+                else:
+                    log.error("%s: the collector refused: %s", self.name, refused)
                 if refused.code in _FATAL:
                     self.refused = refused
                     self.outcome = f"refused: {refused}{self._undelivered()}"

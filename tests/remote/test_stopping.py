@@ -1,0 +1,148 @@
+"""Stopping the collector: from where stop() may be called, what a relay turned away while
+its file closes is told and how often that is logged, and a second interrupt of
+``wpptrace collect``."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+
+from remote_helpers import PATIENCE, HandRelay, _StuckClose, _StuckWrite, wait_until
+
+from wpptrace.remote import Collector, Relay
+from wpptrace.remote import protocol as P
+from wpptrace.winerror import ERROR_BUSY
+
+
+def _deliver(address, recorded, name: str, count: int = 2) -> Relay:
+    head, buffers = recorded
+    relay = Relay(address, buffer_size=len(head), name=name, linger=PATIENCE).start()
+    relay.add(head)
+    for buf in buffers[:count]:
+        relay.add(buf)
+    relay.finish()
+    return relay
+
+
+def test_stop_in_the_collectors_own_thread_is_refused_and_stops_nothing(recorded, tmp_path):
+    """``on_source_end`` runs in the collector's thread: a stop() there could not wait for
+    the thread it runs in. It raises (saying so) and the collector keeps serving."""
+    outcomes = []
+    collector = None
+
+    def stop_from_the_hook(stats):
+        try:
+            outcomes.append(collector.stop(1.0))
+        except RuntimeError as exc:
+            outcomes.append(exc)
+
+    collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                          on_source_end=stop_from_the_hook).start()
+    try:
+        for name in ("first", "second"):
+            relay = _deliver(collector.address, recorded, name)
+            try:
+                assert relay.wait(PATIENCE) and relay.outcome == "ended", relay.outcome
+            finally:
+                relay.close()
+        assert collector.wait_for(lambda ss: len(ss) == 2 and all(s.closed for s in ss),
+                                  PATIENCE)
+        assert not collector.wait(0)
+    finally:
+        assert collector.stop(PATIENCE) is None
+    assert [type(o) for o in outcomes] == [RuntimeError, RuntimeError]
+    assert "collector's own thread" in str(outcomes[0])
+
+
+def test_a_relay_turned_away_while_its_file_closes_is_logged_once_as_a_warning(
+        recorded, tmp_path, monkeypatch, caplog):
+    """A relay that reconnects while its file's close is stuck gets ERROR_BUSY (it retries):
+    an expected transient, logged once per source, as a warning."""
+    disk = _StuckClose(monkeypatch)
+    head, buffers = recorded
+    caplog.set_level(logging.DEBUG, logger="wpptrace.remote.collector")
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        first = HandRelay(collector.address, len(head), "closing")
+        try:
+            assert first.answer()[:2] == (P.FrameType.WELCOME, 0)
+            first.header(head)
+            first.buffer(1, buffers[0])
+            first.end(2)
+            assert disk.stuck.wait(PATIENCE)
+            for _ in range(3):
+                again = HandRelay(collector.address, len(head), "closing", first.source_id)
+                try:
+                    kind, _, payload = again.answer()
+                    assert kind == P.FrameType.ERROR
+                    assert P.decode_error(P.Frame(kind, 0, 0, payload))[0] == ERROR_BUSY
+                finally:
+                    again.close()
+            disk.release.set()
+            assert first.answer()[:2] == (P.FrameType.ACK, 2)
+        finally:
+            disk.release.set()
+            first.close()
+    said = [(r.levelname, r.getMessage()) for r in caplog.records
+            if "being closed" in r.getMessage()]
+    assert [level for level, _ in said] == ["WARNING", "DEBUG", "DEBUG"], said
+    assert said[0][1].endswith("refused: this source's file is being closed (the relay retries)")
+
+
+def test_a_second_interrupt_makes_collect_exit_at_once_saying_what_it_left(
+        recorded, tmp_path, monkeypatch, capsys):
+    """The first SIGINT asks ``wpptrace collect`` to stop; a second one while that stop
+    waits on a stuck disk ends the wait: the command returns 1 at once (the write still
+    stuck) and says what it left unfinished."""
+    from wpptrace import cli
+    from wpptrace.remote import cli_collect
+    from wpptrace.remote import collector as collector_module
+
+    disk = _StuckWrite(monkeypatch)
+    stopping, returned = threading.Event(), threading.Event()
+    started = []
+
+    class SeenCollector(collector_module.Collector):
+        def start(self):
+            started.append(self)
+            return super().start()
+
+        def stop(self, timeout=30.0):
+            stopping.set()
+            return super().stop(timeout)
+
+    monkeypatch.setattr(collector_module, "Collector", SeenCollector)
+    monkeypatch.setattr(cli_collect, "STOP_WAIT", 10 * PATIENCE)    # only a cut ends it
+    head, buffers = recorded
+    original = signal.getsignal(signal.SIGINT)
+    relays = []
+
+    def feed_then_interrupt_twice():
+        wait_until(lambda: started and started[0].address
+                   and signal.getsignal(signal.SIGINT) is not original, what="collect running")
+        relay = Relay(started[0].address, buffer_size=len(head), name="twice").start()
+        relays.append(relay)
+        relay.add(head)
+        relay.add(buffers[0])
+        assert disk.stuck.wait(PATIENCE)
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stopping.wait(PATIENCE)
+        os.kill(os.getpid(), signal.SIGINT)
+        returned.wait(PATIENCE)             # (a collect that does not return: release it)
+        disk.release.set()
+
+    helper = threading.Thread(target=feed_then_interrupt_twice)
+    helper.start()
+    try:
+        code = cli.main(["collect", "--listen", "127.0.0.1:0", "-o", str(tmp_path / "c"), "-q"])
+        still_stuck = not disk.release.is_set()
+    finally:
+        returned.set()
+        helper.join(PATIENCE)
+        for relay in relays:
+            relay.close(timeout=0.5)
+    assert signal.getsignal(signal.SIGINT) is original
+    assert (code, still_stuck) == (1, True)
+    err = capsys.readouterr().err
+    assert "interrupted again: stopped without waiting: 1 connections not closed" in err
+    assert started[0].wait(PATIENCE)
