@@ -22,7 +22,8 @@ for the record's level (``%0%10!s!``, LEVEL= that level). Exception tracebacks f
 record as such a message, at the record's level. A handler never raises into the application
 (``handleError`` as every logging handler); a record it has no memory or stack left for (one
 logged near the recursion limit) is lost and counted in the provider's ``events_dropped``; the
-records of a file nested too deeply to scan are written formatted, as above. What
+records of a file nested too deeply to scan are written formatted, as above, and so, for the
+run, are those of a line first logged from a thread with too little stack to read its file. What
 the application's signal handler raises while a record is written (a value converting, the
 first record of a call site reading its source) is the application's and passes on, as from a
 trace call (:mod:`wpptrace.provider.tracing_interrupts`): a deadline must not be lost.

@@ -35,7 +35,12 @@ process had no memory or stack left for (a call made near the recursion limit), 
 nested too deeply to scan, found so by a call that used at most a quarter of the recursion
 limit, is kept as such for the run: its calls are dropped and reported, the file is not
 scanned again. A deeper call that has no room to scan the file is lost as above, and so are
-later calls as deep or deeper, without scanning again; a shallower call scans. What the
+later calls as deep or deeper, without scanning again; a shallower call scans. A call from a
+thread with too little C stack left to parse its file (made with a small `threading.stack_size`:
+CPython's parser would crash the process on a deeply nested source) is dropped and reported,
+and nothing is concluded: a call from a thread with room reads the file. Whether the room is
+enough is estimated from the file's tokens (brackets and chains of operators, keywords and
+lambdas); a thread with 2 MiB or more left reads any file. What the
 application raises while a call runs is its own and passes on: KeyboardInterrupt, SystemExit,
 and what its signal handler raises when a signal is handled during the call (while a value
 converts, while a site resolves: see :mod:`wpptrace.provider.tracing_interrupts`).
@@ -61,7 +66,7 @@ from ._hazmat import lib as _lib
 from .tracing_interrupts import passes_on, raised_by_signal_handler
 from .tracing_messages import CompiledSite, FileMessages, compile_scan, site_label, site_order
 from .tracing_sites import LEVELS, LEVEL_METHODS, CallSite, ScanError, etw_name_guid, relative_source_path
-from .tracing_sources import REGISTRY_MODULE, SiteSources
+from .tracing_sources import REGISTRY_MODULE, SiteSources, StackTooSmall
 from .tracing_types import CustomType, TypeTable
 
 __all__ = [
@@ -454,8 +459,8 @@ class _ProviderMethods:
                 if passes_on(exc):
                     raise  # no room to resolve it now (the level method counts the call), or the application's
                 place = self._failed_place(method, code, lasti)
-                return self._drop(place, RuntimeError(
-                    f"{place.label}: cannot resolve the call site: {type(exc).__name__}: {exc}"))
+                why = str(exc) if type(exc) is StackTooSmall else f"{type(exc).__name__}: {exc}"
+                return self._drop(place, RuntimeError(f"{place.label}: cannot resolve the call site: {why}"))
         if type(site) is _BadSite:
             return self._drop(site.place, site.error)
         if not (isinstance(flag, int) and isinstance(level, int)):

@@ -35,7 +35,7 @@ from .tracing_sites import (FIRST_MESSAGE_NUMBER, CallSite, LoggingSite, ScanErr
                             read_source, recompiling, relative_source_path, scan_logging_calls, scan_source)
 
 __all__ = ["REGISTRY_MODULE", "REGISTRY_FILE", "RegistryEntry", "registry_text", "parse_registry",
-           "source_digest", "SiteSources"]
+           "source_digest", "SiteSources", "StackTooSmall"]
 
 REGISTRY_MODULE = "_wpptrace_sites"
 REGISTRY_FILE = REGISTRY_MODULE + ".py"
@@ -195,6 +195,7 @@ class _File:
     scan_room: int | None = None           # the shallowest call depth whose scan ran out of room
     logging_room: int | None = None        # the same for its logging calls
     tree_room: int | None = None           # the same for compiling it (to check running code)
+    stack_need: int | None = None          # C stack its parse and compile may take (``_stack_need``)
     tree: dict[tuple, list] | None = None
     verified: dict[int, bool] = dataclasses.field(default_factory=dict)
     asserts_rewritten: bool = False        # a test module pytest imported (asserts rewritten)
@@ -231,6 +232,93 @@ def _read_text(path: str, module_globals: dict | None) -> str | None:
     return None
 
 
+#: A thread with this much C stack left parses and compiles any source: CPython's parser gives
+#: up at 6,000 nested rules, and the most any source took on CPython 3.11 was 758 KiB (nested
+#: lambdas, then MemoryError), under 1 MiB for every construct tried (brackets, operator, keyword
+#: and lambda chains); twice that for other versions and the frames of the call.
+_STACK_FOR_ANY_SOURCE = 2 << 20
+#: What ``_stack_need`` counts, from the same measurements with about 1.5x to spare: the scan's
+#: own frames, each open bracket (about 1.7 KiB measured), each token of a chain that nests one
+#: level a token (``not``, unary minus, lambda: up to 210 bytes), each indented block.
+_STACK_BASE, _STACK_PER_BRACKET, _STACK_PER_TOKEN, _STACK_PER_BLOCK = 64 << 10, 2560, 320, 1024
+#: separators that end a chain (inside a lambda's parameters a comma does not end it)
+_CHAIN_ENDS = frozenset((",", ";"))
+
+
+def _stack_room() -> int | None:
+    """Bytes of C stack the calling thread has left, or None where it cannot be told."""
+    from .fastpath import module
+    return module.stack_room() if module is not None else None
+
+
+def _stack_need(text: str) -> int:
+    """An upper bound of the C stack that parsing and compiling ``text`` takes (CPython recurses
+    on the C stack once a level of nesting): at each token, what the open brackets hold (each
+    bracket, and the chain of tokens before it at its level, which it nests inside) plus the
+    blocks around it. A text the tokenizer refuses may nest as deeply as any:
+    ``_STACK_FOR_ANY_SOURCE``."""
+    import io
+    import tokenize
+
+    chains, lambdas = [0], [0]      # per open bracket: the chain so far, lambdas in parameters
+    blocks = worst = 0
+    try:
+        for kind, string, _start, _end, _line in tokenize.generate_tokens(io.StringIO(text).readline):
+            if kind == tokenize.INDENT:
+                blocks += 1
+            elif kind == tokenize.DEDENT:
+                blocks -= 1
+            elif kind == tokenize.NEWLINE:
+                chains, lambdas = [0], [0]
+            elif kind == tokenize.OP and string in "([{":
+                chains[-1] += 1
+                chains.append(0)
+                lambdas.append(0)
+            elif kind == tokenize.OP and string in ")]}":
+                if len(chains) > 1:
+                    chains.pop()
+                    lambdas.pop()
+            elif kind == tokenize.OP and string in _CHAIN_ENDS and not lambdas[-1]:
+                chains[-1] = 0
+            elif kind not in (tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER):
+                if kind == tokenize.NAME and string == "lambda":
+                    lambdas[-1] += 1
+                elif kind == tokenize.OP and string == ":" and lambdas[-1]:
+                    lambdas[-1] -= 1
+                chains[-1] += 1
+                need = (_STACK_BASE + blocks * _STACK_PER_BLOCK + len(chains) * _STACK_PER_BRACKET
+                        + sum(chains) * _STACK_PER_TOKEN)
+                if need > worst:
+                    worst = need
+                    if worst >= _STACK_FOR_ANY_SOURCE:
+                        break
+    except (tokenize.TokenError, SyntaxError):
+        return _STACK_FOR_ANY_SOURCE
+    return min(worst, _STACK_FOR_ANY_SOURCE)
+
+
+class StackTooSmall(RuntimeError):
+    """The calling thread has too little C stack left to read a source (see ``_check_stack``):
+    this call is dropped, counted and reported; nothing is concluded for the file, so a call
+    from a thread with more room reads it."""
+
+
+def _check_stack(f: _File, what: str) -> None:
+    """Raise StackTooSmall when the calling thread has too little C stack left to parse or
+    compile ``f`` (a thread the application made with a small ``threading.stack_size``):
+    CPython would crash in its parser, taking the application with it. A thread with room to
+    spare pays one call."""
+    room = _stack_room()
+    if room is None or room >= _STACK_FOR_ANY_SOURCE:
+        return
+    if f.stack_need is None:
+        f.stack_need = _stack_need(f.text or "")
+    if room < f.stack_need:
+        raise StackTooSmall(f"{f.path}: the calling thread has {room >> 10} KiB of stack left, and "
+                            f"{what} this source may take {f.stack_need >> 10} KiB (a thread with "
+                            f"a larger threading.stack_size, or a site registry, avoids it)")
+
+
 def _call_depth() -> int:
     """The frames on the calling thread's stack (walked only after a scan ran out of room)."""
     frame, depth = sys._getframe(1), 1
@@ -260,6 +348,7 @@ def _scanned(scan: Any, f: _File, room: str) -> Any:
     failed_at = getattr(f, room)
     if failed_at is not None and _call_depth() >= failed_at:
         raise RecursionError(f"{f.path}: a call this deep has no room to scan its source")
+    _check_stack(f, "scanning")
     try:
         return scan(f.text, f.path)
     except RecursionError:
@@ -277,6 +366,7 @@ def _tree_of(f: _File) -> dict[tuple, list]:
     for a scan: a call as deep or deeper is lost without compiling again."""
     if f.tree_room is not None and _call_depth() >= f.tree_room:
         raise RecursionError(f"{f.path}: a call this deep has no room to compile its source")
+    _check_stack(f, "compiling")
     try:
         return _code_tree(f.text or "", f.path, f.asserts_rewritten)
     except RecursionError:

@@ -31,6 +31,10 @@
  *   trace_site(handle, site_id, args_tuple) -> Win32 code, or -1 (NEEDS_CHECKER): a value did
  *       not take the program's form; nothing was written.
  *   provider_type(name, base) -> the provider class (see above).
+ *   stack_room() -> bytes of C stack left below the calling thread's current frame, or None
+ *       where the system does not say (the scan of a source checks it first: CPython's parser
+ *       and compiler recurse on the C stack, and a thread made with a small stack size would
+ *       crash in them on a deeply nested source).
  *
  * A site's program is one type code per argument:
  *   b h i q  signed 8/16/32/64-bit int        B H I Q  unsigned 8/16/32/64-bit int
@@ -44,6 +48,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pthread.h>
 #include <structmember.h>
 #include <stdint.h>
 #include <string.h>
@@ -857,6 +862,27 @@ static PyType_Slot core_slots[] = {
  * holding the Python methods) plus the C level methods, the enable state and the site cache.
  * The level methods are defined on the class its instances have, so CPython's call
  * specialisation for C methods (which wants the exact type) applies to `trace.info(...)`. */
+static PyObject *py_stack_room(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    (void)args;
+    if (nargs != 0) {
+        PyErr_SetString(PyExc_TypeError, "stack_room() takes no arguments");
+        return NULL;
+    }
+    pthread_attr_t attr;
+    void *low = NULL;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0) Py_RETURN_NONE;
+    int rc = pthread_attr_getstack(&attr, &low, &size);
+    pthread_attr_destroy(&attr);
+    /* The stack grows down on every platform this builds for: what is left lies between the
+     * current frame and the lowest usable address (the guard page is below it). */
+    volatile char here = 0;
+    uintptr_t sp = (uintptr_t)&here, base = (uintptr_t)low;
+    if (rc != 0 || sp < base || sp - base > size) Py_RETURN_NONE;
+    return PyLong_FromSize_t((size_t)(sp - base));
+}
+
 static PyObject *py_provider_type(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyType_Check(args[1])) {
@@ -896,6 +922,8 @@ static PyMethodDef fastpath_methods[] = {
      "trace_site(handle, site_id, args) -> Win32 code, or -1 when Python's encoders must pack"},
     {"provider_type", (PyCFunction)(void (*)(void))py_provider_type, METH_FASTCALL,
      "provider_type(name, base) -> the provider class: base's Python methods and the C level methods"},
+    {"stack_room", (PyCFunction)(void (*)(void))py_stack_room, METH_FASTCALL,
+     "stack_room() -> bytes of C stack left to the calling thread, or None where unknown"},
     {NULL, NULL, 0, NULL},
 };
 

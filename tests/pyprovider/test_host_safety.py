@@ -602,10 +602,87 @@ def test_a_scan_that_runs_the_applications_gc_callback_which_traces_does_not_han
     _run_deep_call(tmp_path, "gc.set_threshold(50)\ngc.callbacks.append(traced.on_gc)")
 
 
-def test_a_scan_under_a_small_thread_stack_size_does_not_crash(tmp_path):
-    """The application set a small stack size for new threads: the scan of a deeply nested
-    source must not run out of stack (no crash; the call is dropped and reported)."""
-    _run_deep_call(tmp_path, "threading.stack_size(128 * 1024)")
+_SMALL_STACK_DRIVER = '''
+import sys, threading, warnings
+sys.path.insert(0, sys.argv[1])
+warnings.simplefilter("ignore")
+import traced, nested, shallow
+traced.trace._use_writer(lambda h, fl, g, n, p: 0)
+traced.trace._set_enable_state(0x1234, 0xFFFFFFFF, 5)
+threading.stack_size(128 * 1024)
+for module in (shallow, nested):
+    worker = threading.Thread(target=module.go, args=(1,))
+    worker.start()
+    worker.join()
+print("in threads", [(d.site, d.count, d.reason) for d in traced.trace.stats(reset=True).sites])
+nested.go(2)                # the main thread has room: the same site is read now
+print("in main", [(d.site, d.count, d.reason) for d in traced.trace.stats().sites])
+'''
+
+
+def test_a_thread_with_a_small_stack_size_drops_a_call_it_has_no_room_to_read_and_does_not_crash(tmp_path):
+    """The application made its threads with a small stack size (128 KiB). CPython's parser
+    and compiler recurse on the C stack, so reading a source with 150 nested brackets in such a
+    thread crashed the process (SIGSEGV). The call is dropped and reported instead, nothing is
+    concluded for the file (the main thread reads it afterwards), and a plain source is still
+    read in the small thread."""
+    (tmp_path / "traced.py").write_text(_TRACED_GC)
+    go = 'def go(n):\n    trace.info(trace.flags.GC, "value %d", n)\n'
+    (tmp_path / "nested.py").write_text("from traced import trace\nDEEP = " + "(" * 150 + "1" + ")" * 150 + "\n" + go)
+    (tmp_path / "shallow.py").write_text("from traced import trace\n" + go)
+    (tmp_path / "driver.py").write_text(_SMALL_STACK_DRIVER)
+    proc = subprocess.run([sys.executable, str(tmp_path / "driver.py"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"exit status {proc.returncode}: {proc.stderr}"
+    in_threads, in_main = proc.stdout.splitlines()
+    assert "shallow.py" not in in_threads
+    assert "nested.py:" in in_threads and ", 1, " in in_threads
+    assert "KiB of stack left" in in_threads and "threading.stack_size" in in_threads
+    assert in_main == "in main []"
+
+
+_STACK_BOUND_PROBE = '''
+import ast, sys, threading
+sys.path.insert(0, sys.argv[1])
+from wpptrace.provider import tracing_sources
+sources = {
+    "brackets": "x = " + "(" * 199 + "1" + ")" * 199,
+    "lists of negations": "x = " + "[-" * 199 + "1" + "]" * 199,
+    "lambdas": "x = " + "lambda: " * 1500 + "1",
+    "lambdas with parameters": "x = " + "lambda a, b: " * 600 + "1",
+    "nots": "x = " + "not " * 900 + "1",
+    "negations": "x = " + "-" * 900 + "1",
+    "conditionals": "x = " + "1 if y else " * 900 + "1",
+    "sums": "x = " + "+".join(["1"] * 900),
+    "calls in brackets": "x = " + "(f(" * 99 + "1" + "))" * 99,
+    "blocks": "".join(" " * i + "if x:\\n" for i in range(99)) + " " * 99 + "pass\\n",
+}
+for name, text in sources.items():
+    need = tracing_sources._stack_need(text)
+    assert need < tracing_sources._STACK_FOR_ANY_SOURCE, name
+    threading.stack_size(max(need, 32 * 1024) + 4096 - max(need, 32 * 1024) % 4096)
+    def read():
+        try:
+            compile(ast.parse(text), name, "exec")
+        except (RecursionError, MemoryError, SyntaxError):
+            pass
+    worker = threading.Thread(target=read)
+    worker.start()
+    worker.join()
+    print(name, need >> 10, flush=True)
+print("done")
+'''
+
+
+def test_the_stack_a_source_is_estimated_to_need_is_enough_to_read_it(tmp_path):
+    """The estimate the stack check uses is an upper bound: each deeply nested construct is
+    parsed and compiled in a thread whose whole stack is only what the estimate says (a crash
+    here means the estimate is too low for this interpreter)."""
+    (tmp_path / "probe.py").write_text(_STACK_BOUND_PROBE)
+    proc = subprocess.run([sys.executable, str(tmp_path / "probe.py"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"exit status {proc.returncode} after: {proc.stdout!r} {proc.stderr}"
+    assert proc.stdout.splitlines()[-1] == "done"
 
 
 class _Deadline(Exception):
