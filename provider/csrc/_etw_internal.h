@@ -471,7 +471,9 @@ typedef struct wpt_session {
     _Atomic uint32_t role;           /* WPT_ROLE_*: this process runs the session's flusher */
     _Atomic uint32_t status;         /* WPT_FREE ... (mirrors the shared status) */
     uint16_t logger_id;
-    uint32_t registry_generation;    /* its registry entry's (handles carry its low 8 bits) */
+    /* its registry entry's (handles carry its low 8 bits); atomic: the endpoint thread and
+     * handle checks read it without the control lock StartTrace writes it under */
+    _Atomic uint32_t registry_generation;
     wpt_view *view;
     int memfd;                       /* -1 for a private pool */
     char name[WPT_MAX_NAME];         /* UTF-8 */
@@ -805,6 +807,10 @@ ULONG wpt_apply_registry_snapshot(void);
 /* The same, and this process's enables the registry no longer holds disabled: what follows
  * changes it heard of and could not check (ERROR_BUSY as above). */
 ULONG wpt_reconcile_with_registry(void);
+/* Enables of other processes' sessions a registry copy found no room for in this process's
+ * table (each is dropped; the first copy that drops one answers ERROR_NOT_ENOUGH_MEMORY, once:
+ * the copy is not made again for it). */
+extern _Atomic uint32_t wpt_enables_dropped;
 /* An enable of this process could not be delivered (its session's host too slow to hand out
  * the session): the endpoint thread reconciles with the registry later, which delivers it. */
 void  wpt_endpoint_redeliver(void);

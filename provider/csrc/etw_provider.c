@@ -9,7 +9,10 @@
  * EnableTrace calls, from other processes through etw_endpoint.c, or from the registry when
  * its endpoint started), ordered by version: one session holds a classic provider at a time,
  * and the latest enable takes it over, as on Windows. A registration made later is enabled
- * at once. ControlCallbacks run without any lock held, in the thread that delivers the change
+ * at once. Each registration keeps the ENABLE it was handed: an enable whose session could not
+ * be joined in time is owed to the registrations that lack it and delivered to them alone
+ * later, and a DISABLE reaches only registrations that had an ENABLE, with the handle they
+ * got. ControlCallbacks run without any lock held, in the thread that delivers the change
  * (EnableTrace's caller for its own process, the endpoint thread for others), and
  * UnregisterTraceGuids waits until none of its callbacks is running.
  */
@@ -27,7 +30,16 @@ typedef struct {
     WMIDPREQUEST callback;
     void *context;
     uint32_t inflight;          /* callbacks of this registration running now */
+    /* The ENABLE it was last handed (ENABLED: its callback run or about to; ENABLING: queued,
+     * its session not joined yet) and no DISABLE since: an enable delivered again runs only
+     * for the registrations that did not get it, and a DISABLE only for those that got an
+     * ENABLE, with the handle they got. */
+    int enabled;
+    TRACEHANDLE enabled_logger;
+    uint32_t enabled_generation;
+    uint64_t enabled_version;
 } registration;
+enum { NOT_ENABLED = 0, ENABLED = 1, ENABLING = 2 };
 
 typedef struct {
     int used;
@@ -36,9 +48,9 @@ typedef struct {
     uint32_t generation;        /* that session's whole registry generation */
     uint32_t clock_type;
     uint64_t version;
-    int undelivered;            /* its callbacks did not run: the session's host was too busy to
-                                 * hand out its memory (the same enable heard again runs them) */
 } enable_entry;
+/* A registration of the entry's GUID without its ENABLE is owed it: the session's host was too
+ * busy to hand out its memory; the same enable heard again runs the callbacks it still owes. */
 
 static registration g_regs[MAX_REGISTRATIONS];
 static int g_regs_high;         /* entries of g_regs ever used (a forked child resets only those) */
@@ -46,12 +58,13 @@ static int g_regs_high;         /* entries of g_regs ever used (a forked child r
 _Atomic uint32_t wpt_fork_registrations_read;
 #endif
 static enable_entry g_enables[WPT_MAX_ENABLES];
-/* The version of the last disable this process heard of, per session and GUID: a disable
+/* The version of the last disable this process applied, per session and GUID: a disable
  * leaves no enable entry, and an enable of that session older than it (a registry copy taken
  * before it, a request that waited) is old news, never applied (it re-enabled a provider the
- * session disabled meanwhile). Another session's enable is not its business. The session is
- * its LoggerId and whole generation (0: the disable did not say; then any generation with the
- * handle's 8 bits). Full, the oldest record gives way. */
+ * session disabled meanwhile). Only a disable of the session holding the GUID here, newer than
+ * its enable, is kept: one naming another session, or older, is old news or made up, and must
+ * not refuse that session's enables. Another session's enable is not its business. The
+ * session is its LoggerId and whole generation. Full, the oldest record gives way. */
 typedef struct {
     int used;
     GUID guid;
@@ -61,6 +74,8 @@ typedef struct {
     uint64_t version;
 } disable_record;
 static disable_record g_disables[WPT_MAX_ENABLES];
+_Atomic uint32_t wpt_enables_dropped;
+static _Atomic int g_drop_reported;     /* a copy said so once */
 static pthread_mutex_t g_reg_lock = PTHREAD_MUTEX_INITIALIZER;
 /* One copy of the registry at a time (copy_registry's buffers); a forked child makes its own
  * copy as it starts its endpoint, and gets the lock fresh (its holder may be a thread of the
@@ -83,6 +98,9 @@ typedef struct {
     uint32_t generation;        /* the whole registry generation of the logger's session */
     GUID guid;
     ULONG clock;
+    uint64_t version;           /* of the enable an ENABLE call hands out */
+    registration before;        /* the registration's delivery state before this call */
+    int skip;                   /* a DISABLE or a newer ENABLE came first: not run */
 } pending_call;
 
 typedef struct {
@@ -110,9 +128,10 @@ static int pending_reserve(pending_list *l, size_t n) {
     return l->calls ? 0 : -1;
 }
 
-/* Queue the call (g_reg_lock held); the registration counts it as in flight. */
+/* Queue the call (g_reg_lock held); the registration counts it as in flight and as given it:
+ * a call another thread queues meanwhile sees what this one hands out. */
 static void pending_add(pending_list *l, int reg, int code, TRACEHANDLE logger, uint32_t generation,
-                        ULONG clock) {
+                        ULONG clock, uint64_t version) {
     registration *r = &g_regs[reg];
     pending_call *c = &l->calls[l->n++];
     c->reg = reg;
@@ -124,15 +143,64 @@ static void pending_add(pending_list *l, int reg, int code, TRACEHANDLE logger, 
     c->generation = generation;
     c->guid = r->control;
     c->clock = clock;
+    c->version = version;
+    c->before = *r;
+    c->skip = 0;
     r->inflight++;
+    r->enabled = code == WMI_ENABLE_EVENTS ? ENABLING : NOT_ENABLED;
+    r->enabled_logger = logger;
+    r->enabled_generation = generation;
+    r->enabled_version = version;
+}
+
+/* Is the registration still waiting to run the queued ENABLE call `c`? */
+static int still_enabling(const registration *r, const pending_call *c) {
+    return r->generation == c->reg_generation && r->enabled == ENABLING && r->enabled_version == c->version
+        && r->enabled_logger == c->logger;
+}
+
+/* Queued calls about to run (their session joined), g_reg_lock held: an ENABLE a DISABLE or a
+ * newer ENABLE overtook meanwhile is not run (the application never sees a DISABLE before
+ * its ENABLE). */
+static void pending_confirm(pending_list *l) {
+    for (size_t i = 0; i < l->n; i++) {
+        pending_call *c = &l->calls[i];
+        registration *r = &g_regs[c->reg];
+        if (c->code != WMI_ENABLE_EVENTS) continue;
+        if (still_enabling(r, c)) r->enabled = ENABLED;
+        else c->skip = 1;
+    }
+}
+
+/* Queued ENABLE calls that will not run (their session could not be joined), g_reg_lock held:
+ * each registration is as before, unless another call changed it meanwhile. */
+static void pending_cancel(pending_list *l) {
+    for (size_t i = 0; i < l->n; i++) {
+        pending_call *c = &l->calls[i];
+        registration *r = &g_regs[c->reg];
+        r->inflight--;
+        if (still_enabling(r, c)) {
+            r->enabled = c->before.enabled;
+            r->enabled_logger = c->before.enabled_logger;
+            r->enabled_generation = c->before.enabled_generation;
+            r->enabled_version = c->before.enabled_version;
+        }
+    }
+    pthread_cond_broadcast(&g_reg_cond);
+    free(l->calls);
+    l->calls = NULL;
+    l->n = 0;
 }
 
 static void pending_run(pending_list *l) {
+    pthread_mutex_lock(&g_reg_lock);
+    pending_confirm(l);
+    pthread_mutex_unlock(&g_reg_lock);
     for (size_t i = 0; i < l->n; i++) {
         pending_call *c = &l->calls[i];
         pthread_mutex_lock(&g_reg_lock);
         registration *r = &g_regs[c->reg];
-        int live = r->used && r->generation == c->reg_generation;
+        int live = r->used && r->generation == c->reg_generation && !c->skip;
         pthread_mutex_unlock(&g_reg_lock);
         if (live) {
             WNODE_HEADER w;
@@ -172,6 +240,8 @@ void wpt_providers_after_fork(void) {
         atomic_fetch_add(&wpt_fork_registrations_read, 1);
 #endif
         g_regs[i].inflight = 0;
+        /* an ENABLE another thread of the parent had queued never runs here: owed again */
+        if (g_regs[i].enabled == ENABLING) g_regs[i].enabled = NOT_ENABLED;
     }
     for (int k = 0; k < t_depth && k < MAX_NESTING; k++) g_regs[t_running[k]].inflight = 1;
 }
@@ -180,6 +250,25 @@ static enable_entry *find_enable(const GUID *g) {
     for (int i = 0; i < WPT_MAX_ENABLES; i++)
         if (g_enables[i].used && guid_eq(&g_enables[i].guid, g)) return &g_enables[i];
     return NULL;
+}
+
+static int got_enable(const registration *r, const enable_entry *e) {
+    return r->enabled && r->enabled_version == e->version && r->enabled_logger == e->logger;
+}
+
+/* Does a registration of the entry's GUID still lack its ENABLE (or, `delivered`, have it)? */
+static int registrations_with(const enable_entry *e, int delivered) {
+    for (int i = 0; i < MAX_REGISTRATIONS; i++)
+        if (g_regs[i].used && guid_eq(&g_regs[i].control, &e->guid) && got_enable(&g_regs[i], e) == delivered)
+            return 1;
+    return 0;
+}
+
+/* The entry of `g` if it is still the enable (logger, version) a caller saw before it let go
+ * of g_reg_lock (the entry may have been reused meanwhile). */
+static enable_entry *enable_still(const GUID *g, TRACEHANDLE logger, uint64_t version) {
+    enable_entry *e = find_enable(g);
+    return e && e->logger == logger && e->version == version ? e : NULL;
 }
 
 static enable_entry *new_enable(const GUID *g) {
@@ -250,13 +339,17 @@ static ULONG apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint
     enable_entry *e = find_enable(guid);
     int same_session = e && (e->logger & 0xFF00FFFFull) == (logger & 0xFF00FFFFull)
                     && (!generation || e->generation == generation);
-    if (!enable) record_disable(guid, logger, same_session ? e->generation : generation, version);
-    if (enable ? ((e && (e->version > version || (e->version == version && !e->undelivered)))
-                  || version <= disabled_at(guid, logger, generation))
+    /* A disable counts only for the session holding the GUID here, and only newer than its
+     * enable: then it is kept, to refuse that session's older enables arriving after it. One
+     * naming another session, or older, is old news or made up, and refuses nothing. */
+    if (enable ? ((e && (e->version > version
+                         || (e->version == version && e->logger == logger && !registrations_with(e, 0))))
+                  || version < disabled_at(guid, logger, generation))
                : (!same_session || e->version > version)) {
         pthread_mutex_unlock(&g_reg_lock);       /* older news, or not that session's provider */
         return ERROR_SUCCESS;
     }
+    if (!enable && version > e->version) record_disable(guid, e->logger, e->generation, version);
     size_t n = count_registrations(guid);
     if (pending_reserve(&pending, n) != 0) {
         pthread_mutex_unlock(&g_reg_lock);
@@ -275,33 +368,34 @@ static ULONG apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint
         e->generation = generation;
         e->clock_type = clock;
         e->version = version;
-        e->undelivered = 0;
     } else {
-        logger = e->logger;          /* the handle its callbacks got, with flags and level */
-        generation = e->generation;
         e->used = 0;
     }
-    for (int i = 0; i < MAX_REGISTRATIONS; i++)
-        if (g_regs[i].used && guid_eq(&g_regs[i].control, guid))
-            pending_add(&pending, i, enable ? WMI_ENABLE_EVENTS : WMI_DISABLE_EVENTS, logger,
-                        generation, clock);
+    for (int i = 0; i < MAX_REGISTRATIONS; i++) {
+        registration *r = &g_regs[i];
+        if (!r->used || !guid_eq(&r->control, guid)) continue;
+        if (enable && !got_enable(r, e))
+            pending_add(&pending, i, WMI_ENABLE_EVENTS, logger, generation, clock, version);
+        else if (!enable && r->enabled == ENABLED)      /* the handle its ENABLE callback got */
+            pending_add(&pending, i, WMI_DISABLE_EVENTS, r->enabled_logger, r->enabled_generation,
+                        clock, version);
+        else if (!enable)
+            r->enabled = NOT_ENABLED;        /* an ENABLE still queued is not run */
+    }
     pthread_mutex_unlock(&g_reg_lock);
     ULONG usable = !enable || !pending.n ? ERROR_SUCCESS
                  : host_busy && !logger_usable(logger, generation) ? ERROR_BUSY
                  : make_usable(logger, generation);
     if (usable != ERROR_SUCCESS) {
-        /* The session went away meanwhile: nobody is enabled. Its host alive but too slow to
+        /* The session went away meanwhile: nobody more is enabled (the entry stays while a
+         * registration has it, for the DISABLE it is owed). Its host alive but too slow to
          * hand out the session memory: the enable stays recorded (enabling again, or a
          * registration, retries it) and the caller hears ERROR_BUSY. */
         pthread_mutex_lock(&g_reg_lock);
-        for (size_t i = 0; i < pending.n; i++) g_regs[pending.calls[i].reg].inflight--;
-        pthread_cond_broadcast(&g_reg_cond);
-        if (e->used && e->version == version) {
-            if (usable == ERROR_BUSY) e->undelivered = 1;
-            else e->used = 0;
-        }
+        pending_cancel(&pending);
+        e = enable_still(guid, logger, version);
+        if (e && usable != ERROR_BUSY && !registrations_with(e, 1)) e->used = 0;
         pthread_mutex_unlock(&g_reg_lock);
-        free(pending.calls);
         if (usable == ERROR_BUSY) wpt_endpoint_redeliver();
         return usable == ERROR_BUSY ? ERROR_BUSY : ERROR_SUCCESS;
     }
@@ -333,9 +427,15 @@ void wpt_apply_session_gone(uint32_t slot, uint32_t meant_for) {
         enable_entry *e = &g_enables[k];
         if (!enable_of(e, slot, meant_for)) continue;
         e->used = 0;
-        for (int i = 0; room && i < MAX_REGISTRATIONS; i++)
-            if (g_regs[i].used && guid_eq(&g_regs[i].control, &e->guid))
-                pending_add(&pending, i, WMI_DISABLE_EVENTS, e->logger, e->generation, e->clock_type);
+        for (int i = 0; i < MAX_REGISTRATIONS; i++) {
+            registration *r = &g_regs[i];
+            if (!r->used || !guid_eq(&r->control, &e->guid) || !r->enabled) continue;
+            if (room && r->enabled == ENABLED)
+                pending_add(&pending, i, WMI_DISABLE_EVENTS, r->enabled_logger, r->enabled_generation,
+                            e->clock_type, e->version);
+            else
+                r->enabled = NOT_ENABLED;    /* no room, or its ENABLE is still queued */
+        }
     }
     pthread_mutex_unlock(&g_reg_lock);
     pending_run(&pending);
@@ -384,6 +484,7 @@ static ULONG copy_registry(int drop_absent) {
     }
     wpt_registry_unlock();
     ULONG unfinished = ERROR_SUCCESS;
+    uint32_t dropped = 0;
     for (int i = 0; i < WPT_MAX_ENABLES; i++) {
         wpt_reg_enable *en = &copy[i];
         uint32_t slot = wpt_slot_of_id(en->logger_id);
@@ -397,7 +498,11 @@ static ULONG copy_registry(int drop_absent) {
         ULONG applied = apply_enable(&en->guid, 1, h, alive[slot] - 1, en->clock_type, en->version,
                                      busy[slot]);
         if (applied == ERROR_BUSY) busy[slot] = 1;
-        if (applied != ERROR_SUCCESS) unfinished = ERROR_BUSY;
+        /* no room for one more enable: a copy made again has none either (it waited for a
+         * disable here that may never come, pass after pass); it is dropped, counted and
+         * reported once */
+        if (applied == ERROR_NOT_ENOUGH_MEMORY) dropped++;
+        else if (applied != ERROR_SUCCESS) unfinished = ERROR_BUSY;
     }
     if (drop_absent) {
         pthread_mutex_lock(&g_reg_lock);
@@ -410,13 +515,17 @@ static ULONG copy_registry(int drop_absent) {
             wpt_session *local = &wpt_sessions[slot];   /* a private session is not in the registry */
             if (atomic_load(&local->role) == WPT_ROLE_PRIVATE && local->registry_generation == e->generation)
                 continue;
+            /* the registry dropped it by the time of the copy: a disable that new */
             if (!copy_holds(copy, &e->guid, e->logger)
-                && wpt_apply_enable(&e->guid, 0, e->logger, e->generation, e->clock_type, e->version)
+                && wpt_apply_enable(&e->guid, 0, e->logger, e->generation, e->clock_type, copied_at)
                    != ERROR_SUCCESS)
                 unfinished = ERROR_BUSY;
         }
     }
     pthread_mutex_unlock(&g_copy_lock);
+    if (dropped) atomic_fetch_add(&wpt_enables_dropped, dropped);
+    if (dropped && unfinished == ERROR_SUCCESS && !atomic_exchange(&g_drop_reported, 1))
+        return ERROR_NOT_ENOUGH_MEMORY;
     return unfinished;
 }
 
@@ -438,7 +547,7 @@ size_t wpt_registered_guids(wpt_wire_registered *out, size_t max) {
         if (seen) continue;
         enable_entry *e = find_enable(&g_regs[i].control);
         out[n].guid = g_regs[i].control;
-        out[n].logger_handle = e && !e->undelivered ? e->logger : 0;
+        out[n].logger_handle = e && !registrations_with(e, 0) ? e->logger : 0;
         n++;
     }
     pthread_mutex_unlock(&g_reg_lock);
@@ -475,29 +584,31 @@ ULONG RegisterTraceGuidsA(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG cou
     TRACEHANDLE handle = ((TRACEHANDLE)r->generation << 32) | (TRACEHANDLE)(idx + 1);
     for (ULONG i = 0; i < count; i++) regs[i].RegHandle = (PVOID)(uintptr_t)handle;
     *out = handle;
-    /* A session enabled this GUID before the provider registered: enable it now. */
+    r->enabled = NOT_ENABLED;
+    /* A session enabled this GUID before the provider registered: enable it now. What the
+     * entry says is copied: once the lock is let go it may be replaced or reused. */
     enable_entry *e = find_enable(control);
     TRACEHANDLE logger = 0;
     uint32_t generation = 0;
+    uint64_t version = 0;
     if (e) {
         logger = e->logger;
         generation = e->generation;
-        pending_add(&pending, idx, WMI_ENABLE_EVENTS, e->logger, e->generation, e->clock_type);
+        version = e->version;
+        pending_add(&pending, idx, WMI_ENABLE_EVENTS, e->logger, e->generation, e->clock_type, e->version);
     }
     pthread_mutex_unlock(&g_reg_lock);
     ULONG usable = pending.n ? make_usable(logger, generation) : ERROR_SUCCESS;
     if (usable != ERROR_SUCCESS) {
+        /* this registration is owed the ENABLE (not listed as enabled) until the endpoint
+         * thread delivers it, to it alone: the other registrations of the GUID have it. A
+         * session gone is no longer enabled, unless a registration still has it (it is owed
+         * the DISABLE). */
         pthread_mutex_lock(&g_reg_lock);
-        r->inflight--;
-        pthread_cond_broadcast(&g_reg_cond);
-        /* that session is gone; a busy host's stays, undelivered (not listed as enabled) until
-         * the endpoint thread delivers it */
-        if (e && e->used && e->logger == logger) {
-            if (usable == ERROR_BUSY) e->undelivered = 1;
-            else e->used = 0;
-        }
+        pending_cancel(&pending);
+        e = enable_still(control, logger, version);
+        if (e && usable != ERROR_BUSY && !registrations_with(e, 1)) e->used = 0;
         pthread_mutex_unlock(&g_reg_lock);
-        free(pending.calls);
         if (usable == ERROR_BUSY) wpt_endpoint_redeliver();
         return ERROR_SUCCESS;
     }

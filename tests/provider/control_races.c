@@ -174,6 +174,17 @@
  *       reconcile-busy-once  this process reconciles with the registry, which holds enables of
  *                   two of its providers for A, A's host stopped: one JOIN of A must be tried
  *                   (each waits for the host), the other enable kept undelivered all the same.
+ *       owed-once   registration R1's ENABLE for A is owed (A's host stopped); R2 registers once
+ *                   the host answers and gets it at once; then the endpoint thread, held as it
+ *                   began to reconcile, delivers the owed one: each must see one ENABLE.
+ *       disable-owed  R1's ENABLE for A is owed (A's host stopped), then A disables the
+ *                   provider: R1 must see no DISABLE (it never saw the ENABLE).
+ *       made-up-older-disable  a DISABLE naming B, which holds nothing here, then B's ENABLE
+ *                   made before it: the enable must be applied.
+ *       full-table  private session X enables 1024 providers here, then this process
+ *                   reconciles with a registry holding one more enable (for A): no room; the
+ *                   reconciliation must be done all the same, reporting it once.
+ *       generation-atomic  whether a session's registry generation is an atomic object.
  *       freed-stop  A (slot 2) looks gone from here (its entry's process start time altered,
  *                   as a host in another PID namespace looks): starting B frees A's entry and
  *                   takes slot 1, which session X held until then; then A's host stops
@@ -211,6 +222,10 @@
  * other-session-disable "disable RC enable RC enabled 0|1 stop_x RC stop_b RC",
  * memfd-reused "start_a RC opened N kept N stop_a RC",
  * reconcile-busy-once "reconcile RC joins N stop_a RC",
+ * owed-once "enable RC held 0|1 register RC r2_at_once N r1 N r2 N r1_off N r2_off N stop_a RC",
+ * disable-owed "enable RC disable RC enables N disables N enables_after N disables_after N
+ * stop_a RC", made-up-older-disable "disable RC enable RC enables N disables N stop_b RC",
+ * full-table "filled N first RC second RC stop_x RC stop_a RC", generation-atomic "atomic 0|1",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
  * A) and
@@ -2437,7 +2452,157 @@ static int fork_retiring(const char *dir) {
     return 0;
 }
 
+/* Each registration's callbacks, counted by code (its context). */
+typedef struct {
+    _Atomic int enables, disables;
+} callback_count;
+
+static ULONG count_callbacks(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)size;
+    (void)buffer;
+    callback_count *c = context;
+    if (code == WMI_ENABLE_EVENTS) atomic_fetch_add(&c->enables, 1);
+    if (code == WMI_DISABLE_EVENTS) atomic_fetch_add(&c->disables, 1);
+    return ERROR_SUCCESS;
+}
+
+static const GUID g_owed_control = {0x6a3c2f1e, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+
+static ULONG register_counted(const GUID *control, callback_count *c) {
+    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE r;
+    return RegisterTraceGuids(count_callbacks, c, control, 1, &reg, NULL, NULL, &r);
+}
+
+/* owed-once: R1's ENABLE for A is owed (A's host stopped), R2 registers once the host answers
+ * and gets it at once; then the endpoint thread, held so far as it began to reconcile, delivers
+ * the owed one. */
+static int owed_once(const char *dir) {
+    static callback_count r1, r2;
+    uint32_t slot, generation;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
+    if (register_counted(&g_owed_control, &r1)) return 5;
+    uint32_t host = host_of(slot);
+    if (!host || kill((pid_t)host, SIGSTOP) != 0) return 6;
+    wpt_host_reply_ms = 300;                /* a stopped host never answers: do not wait long */
+    g_main_thread = pthread_self();
+    wpt_test_point = at_registry_copying;   /* the endpoint thread's reconciliation held */
+    ULONG enabled = EnableTrace(1, 0x5, 4, &g_owed_control, a);
+    wait_for(&g_copier_held);
+    int held = atomic_load(&g_copier_held);
+    kill((pid_t)host, SIGCONT);
+    wpt_host_reply_ms = 10000;
+    ULONG registered = register_counted(&g_owed_control, &r2);
+    int r2_at_once = atomic_load(&r2.enables);
+    atomic_store(&g_copier_go, 1);
+    wpt_reconcile_with_registry();          /* after the endpoint thread's (one at a time) */
+    wpt_test_point = NULL;
+    int r1_on = atomic_load(&r1.enables), r2_on = atomic_load(&r2.enables);
+    int r1_off = atomic_load(&r1.disables), r2_off = atomic_load(&r2.disables);
+    ULONG stopped = stop_by_name("control-races-a");
+    printf("enable %u held %d register %u r2_at_once %d r1 %d r2 %d r1_off %d r2_off %d stop_a %u\n",
+           (unsigned)enabled, held, (unsigned)registered, r2_at_once, r1_on, r2_on, r1_off, r2_off,
+           (unsigned)stopped);
+    return 0;
+}
+
+/* disable-owed: R1's ENABLE for A is owed (A's host stopped), then A disables the provider. */
+static int disable_owed(const char *dir) {
+    static callback_count r1;
+    uint32_t slot, generation;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
+    if (register_counted(&g_owed_control, &r1)) return 5;
+    uint32_t host = host_of(slot);
+    if (!host || kill((pid_t)host, SIGSTOP) != 0) return 6;
+    wpt_host_reply_ms = 300;
+    g_main_thread = pthread_self();
+    wpt_test_point = at_registry_copying;   /* the endpoint thread stays out of it */
+    ULONG enabled = EnableTrace(1, 0x5, 4, &g_owed_control, a);
+    ULONG disabled = EnableTrace(0, 0, 0, &g_owed_control, a);
+    int enables = atomic_load(&r1.enables), disables = atomic_load(&r1.disables);
+    kill((pid_t)host, SIGCONT);
+    wpt_host_reply_ms = 10000;
+    atomic_store(&g_copier_go, 1);
+    wpt_reconcile_with_registry();
+    wpt_test_point = NULL;
+    int enables_after = atomic_load(&r1.enables), disables_after = atomic_load(&r1.disables);
+    ULONG stopped = stop_by_name("control-races-a");
+    printf("enable %u disable %u enables %d disables %d enables_after %d disables_after %d stop_a %u\n",
+           (unsigned)enabled, (unsigned)disabled, enables, disables, enables_after, disables_after,
+           (unsigned)stopped);
+    return 0;
+}
+
+/* made-up-older-disable: this process holds nothing of its provider; a DISABLE naming B arrives,
+ * then B's ENABLE, made before it. */
+static int made_up_older_disable(const char *dir) {
+    static callback_count r;
+    TRACEHANDLE b;
+    if (start(dir, "control-races-b", &b)) return 3;
+    uint32_t slot_b, gen_b;
+    if (wpt_registry_find("control-races-b", &slot_b, &gen_b) != ERROR_SUCCESS) return 4;
+    if (register_counted(&g_owed_control, &r)) return 5;
+    TRACEHANDLE handle = wpt_handle_of((uint16_t)slot_b, (uint8_t)gen_b, 0x5, 4);
+    uint64_t enabled_at = wpt_next_version(NULL);          /* B's enable, not heard of yet */
+    ULONG disabled = wpt_apply_enable(&g_owed_control, 0, handle, gen_b, 0, wpt_next_version(NULL));
+    ULONG enabled = wpt_apply_enable(&g_owed_control, 1, handle, gen_b, 0, enabled_at);
+    int enables = atomic_load(&r.enables), disables = atomic_load(&r.disables);
+    ULONG stopped = stop(b);
+    printf("disable %u enable %u enables %d disables %d stop_b %u\n", (unsigned)disabled,
+           (unsigned)enabled, enables, disables, (unsigned)stopped);
+    return 0;
+}
+
+/* full-table: this process's enable table is full (its private session X enabled 1024
+ * providers) when it reconciles with the registry, which holds one more enable, for A. */
+static int full_table(const char *dir) {
+    uint32_t slot, generation;
+    TRACEHANDLE a, x;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
+    props_block p;
+    memset(&p, 0, sizeof p);
+    p.p.Wnode.BufferSize = sizeof p;
+    p.p.BufferSize = 1;
+    p.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
+                    | EVENT_TRACE_PRIVATE_IN_PROC;
+    p.p.LogFileNameOffset = sizeof p.p;
+    snprintf(p.names, sizeof p.names, "%s/control-races-x.etl", dir);
+    if (StartTrace(&x, "control-races-x", &p.p)) return 5;
+    int filled = 0;
+    for (uint32_t i = 0; i < WPT_MAX_ENABLES; i++) {
+        GUID g = {0x7b000000u + i, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+        filled += EnableTrace(1, 0x5, 4, &g, x) == ERROR_SUCCESS;
+    }
+    if (registry_enable(&g_owed_control, slot) < 0) return 6;
+    ULONG first = wpt_reconcile_with_registry();
+    ULONG second = wpt_reconcile_with_registry();
+    ULONG stopped_x = stop(x);
+    ULONG stopped_a = stop_by_name("control-races-a");
+    printf("filled %d first %u second %u stop_x %u stop_a %u\n", filled, (unsigned)first, (unsigned)second,
+           (unsigned)stopped_x, (unsigned)stopped_a);
+    return 0;
+}
+
+/* generation-atomic: the session's registry generation, read by the endpoint thread and by
+ * handle checks without the control lock, is an atomic object. */
+static int generation_atomic(void) {
+    int atomic = _Generic(&wpt_sessions[0].registry_generation, _Atomic uint32_t *: 1, default: 0);
+    printf("atomic %d\n", atomic);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "owed-once") == 0) return owed_once(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "disable-owed") == 0) return disable_owed(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "made-up-older-disable") == 0) return made_up_older_disable(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "full-table") == 0) return full_table(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "generation-atomic") == 0) return generation_atomic();
     if (argc == 3 && strcmp(argv[1], "reconcile-busy-once") == 0) return reconcile_busy_once(argv[2]);
     if (argc == 3 && strcmp(argv[1], "memfd-reused") == 0) return memfd_reused(argv[2]);
     if (argc == 3 && strcmp(argv[1], "other-session-disable") == 0) return other_session_disable(argv[2]);

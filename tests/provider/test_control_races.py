@@ -554,3 +554,55 @@ def test_a_child_forked_while_a_view_is_retired_keeps_no_session_memory(control_
     go on in the child, and the view was taken)."""
     assert control_races("fork-retiring", out) == {"held_before": 1, "child_held": 0, "parent_held": 0,
                                                    "stop_a": 0}
+
+
+def test_an_owed_enable_is_delivered_only_to_the_registrations_that_lack_it(control_races, out):
+    """An enable whose session could not be joined in time (its host too slow) is owed to the
+    provider's registrations; one made afterwards gets it at once. Delivered again later, it
+    ran for every registration of the GUID: that one saw a second ENABLE. It runs only for the
+    registrations still owed it: each sees one ENABLE."""
+    got = control_races("owed-once", out)
+    assert got["enable"] == 170 and got["held"] == 1 and got["register"] == 0   # ERROR_BUSY
+    assert got["r2_at_once"] == 1
+    assert got["r1"] == 1 and got["r2"] == 1
+    assert got["r1_off"] == got["r2_off"] == 0 and got["stop_a"] == 0
+
+
+def test_a_registration_never_enabled_gets_no_disable(control_races, out):
+    """A session whose host was too slow to be joined enabled a provider and then disabled it:
+    the registration never got the ENABLE, but got the DISABLE (an application sees a disable
+    without an enable). It gets neither, then or later."""
+    got = control_races("disable-owed", out)
+    assert got["enable"] == 170 and got["disable"] == 0                          # ERROR_BUSY
+    assert got["enables"] == got["disables"] == 0
+    assert got["enables_after"] == got["disables_after"] == 0 and got["stop_a"] == 0
+
+
+def test_a_disable_naming_a_session_that_holds_nothing_here_refuses_nothing(control_races, out):
+    """A process keeps the last disable of each session and GUID, to refuse that session's
+    older enables arriving after it. A DISABLE naming a session that did not hold the provider
+    here (made up, or old news) was kept all the same: an enable of that session made before it
+    and arriving after it was refused, and the provider never enabled. Only a disable of the
+    session holding the provider, newer than its enable, is kept."""
+    got = control_races("made-up-older-disable", out)
+    assert got["disable"] == 0 and got["enable"] == 0
+    assert got["enables"] == 1 and got["disables"] == 0 and got["stop_b"] == 0
+
+
+def test_a_reconciliation_with_no_room_for_an_enable_settles(control_races, out):
+    """A process keeps at most 1024 enables. A reconciliation with the registry that found no
+    room for one counted as unfinished and was made again, pass after pass, for as long as the
+    table stayed full (ERROR_BUSY each time). The enable is dropped and counted; the first pass
+    reports it (ERROR_NOT_ENOUGH_MEMORY), and the reconciliation is done."""
+    got = control_races("full-table", out)
+    assert got["filled"] == 1024
+    assert got["first"] == 8 and got["second"] == 0                            # reported once
+    assert got["stop_x"] == 0 and got["stop_a"] == 0
+
+
+def test_a_sessions_registry_generation_is_read_atomically(control_races, out):
+    """The endpoint thread (reconciling with the registry) and the handle checks of
+    GetTraceEnableFlags read a session's registry generation without the control lock under
+    which StartTrace writes it: a data race. It is an atomic object."""
+    assert control_races("generation-atomic", out) == {"atomic": 1}
+
