@@ -13,7 +13,9 @@ typedef structs, ``#define NAME integer``. A define whose value is an integer ex
 literals, ``+``, ``-``, parentheses and <stdint.h> limits such as ``INT64_MIN``) goes in as
 ``#define NAME ...``: its value is the one the C compiler computes. What cffi cannot express is
 left out of the cdef: C++ guards, includes, function-like and other macros, declarations taking
-a ``va_list``, and anything between ``/* BEGIN C ONLY`` and ``/* END C ONLY */``.
+a ``va_list``, and anything between ``/* BEGIN C ONLY`` and ``/* END C ONLY */``. A declaration
+or define inside any other preprocessor conditional than the include guard is a build error
+naming its file and line (the cdef cannot know which branch the compiler takes).
 
 Run this file directly (``python src/wpptrace/_build_core.py``) to rebuild the extension in
 place during development.
@@ -33,41 +35,94 @@ INCLUDE = os.path.join(HERE, "include")
 # in dependency order: the decoder's row header uses the renderer's types (tmf)
 PARTS = [os.path.join(ROOT, part, "csrc") for part in ("provider", "tmf", "decoder")]
 
-_INTEGER_DEFINE = re.compile(r"^\s*#\s*define\s+\w+\s+\(?-?(0[xX][0-9A-Fa-f]+|\d+)[uUlL]*\)?\s*$")
+#: ``#define NAME literal``, the literal maybe negative and in parentheses: ``(-1)``
+_INTEGER_DEFINE = re.compile(r"^\s*#\s*define\s+(\w+)\s+(\(\s*)*(-?\s*(?:0[xX][0-9A-Fa-f]+|\d+)[uUlL]*)"
+                             r"(\s*\))*\s*$")
 _INTEGER_TERM = r"(?:0[xX][0-9A-Fa-f]+|\d+)[uUlL]*|U?INT(?:8|16|32|64)_(?:MIN|MAX)"
 _EXPRESSION_DEFINE = re.compile(rf"^\s*#\s*define\s+(\w+)\s+[(\s+-]*(?:{_INTEGER_TERM})"
                                 rf"(?:[()\s]*[+-][(\s+-]*(?:{_INTEGER_TERM}))*[)\s]*$")
 _CONDITIONAL = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif|else|endif)\b(.*)$")
+_GUARD_DEFINE = re.compile(r"^\s*#\s*define\s+(\w+)\s*$")
 #: the callback Python defines for the provider core (cffi-only: ``extern "Python"``)
 PYTHON_CALLBACKS = 'extern "Python" uint32_t _wpptrace_control_callback(int, void *, uint32_t *, void *);'
 
 
+class HeaderError(ValueError):
+    """A header the cdef cannot be generated from: ``path:line: what``, one line."""
+
+
+def _blank(match: re.Match) -> str:
+    """A comment or C-only block as the line ends it spans, so lines keep their numbers."""
+    return "\n" * match.group(0).count("\n")
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for c in text:
+        depth += (c == "(") - (c == ")")
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _integer_define(line: str) -> str | None:
+    """``#define NAME literal`` as cffi takes it (the literal without its parentheses), or
+    None if the line is no such define."""
+    match = _INTEGER_DEFINE.match(line)
+    if match is None or not _balanced(line):
+        return None
+    return f"#define {match.group(1)} {''.join(match.group(3).split())}"
+
+
 def cdef_text(path: str) -> str:
-    """A header as cffi cdef source (see the module docstring for what is left out)."""
+    """A header as cffi cdef source (see the module docstring for what is left out). Raises
+    HeaderError for what reaches the cdef from inside a preprocessor conditional other than
+    the include guard and ``__cplusplus``: the cdef cannot tell which branch the compiler
+    takes, so a define there would be taken whatever its condition."""
     text = open(path, encoding="utf-8").read()
-    text = re.sub(r"/\* BEGIN C ONLY.*?/\* END C ONLY \*/", "", text, flags=re.S)
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    text = re.sub(r"/\* BEGIN C ONLY.*?/\* END C ONLY \*/", _blank, text, flags=re.S)
+    text = re.sub(r"/\*.*?\*/", _blank, text, flags=re.S)
     text = re.sub(r"//[^\n]*", "", text)
+    source = text.splitlines()
     lines: list[str] = []
-    skipping: list[bool] = []            # per open #if: inside a C++-only branch?
-    for line in text.splitlines():
+    # per open conditional: "guard" (the include guard), "c++" (a __cplusplus branch, left
+    # out), "c" (its other branch) or the line number of any other #if
+    opened: list[str | int] = []
+    for number, line in enumerate(source, 1):
         cond = _CONDITIONAL.match(line)
         if cond:
             word, rest = cond.group(1), cond.group(2)
             if word in ("if", "ifdef", "ifndef"):
-                skipping.append(word != "ifndef" and "__cplusplus" in rest)
-            elif word in ("else", "elif") and skipping:
-                skipping[-1] = False
-            elif word == "endif" and skipping:
-                skipping.pop()
+                following = next((x for x in source[number:] if x.strip()), "")
+                guard = _GUARD_DEFINE.match(following)
+                if word == "ifndef" and guard and guard.group(1) == rest.strip():
+                    opened.append("guard")
+                elif "__cplusplus" in rest:
+                    opened.append("c" if word == "ifndef" else "c++")
+                else:
+                    opened.append(number)
+            elif word in ("else", "elif") and opened and opened[-1] in ("c", "c++"):
+                opened[-1] = "c" if opened[-1] == "c++" else "c++"
+            elif word == "endif" and opened:
+                opened.pop()
             continue
-        if any(skipping):
+        if "c++" in opened:
             continue
-        if line.lstrip().startswith("#") and not _INTEGER_DEFINE.match(line):
-            expression = _EXPRESSION_DEFINE.match(line)
-            if expression:
-                lines.append(f"#define {expression.group(1)} ...")
-            continue                     # includes, guards, aliases, strings, macros
+        if line.lstrip().startswith("#"):
+            cdef = _integer_define(line)
+            if cdef is None:
+                expression = _EXPRESSION_DEFINE.match(line)
+                if expression and _balanced(line):
+                    cdef = f"#define {expression.group(1)} ..."
+            if cdef is None:
+                continue                 # includes, guards, aliases, strings, macros
+            line = cdef
+        inside = [at for at in opened if isinstance(at, int)]
+        if inside and line.strip():
+            raise HeaderError(f"{path}:{number}: {line.strip()[:60]!r} is inside the "
+                              f"preprocessor conditional of line {inside[-1]}; the cdef cannot "
+                              f"choose its branch: move it out, or between BEGIN C ONLY and "
+                              f"END C ONLY comments")
         lines.append(line)
     body = "\n".join(lines)
     # declarations cffi cannot parse (C varargs lists)

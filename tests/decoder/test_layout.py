@@ -171,3 +171,42 @@ def test_the_rows_no_time_values_come_from_the_renderer_header():
               for n, line in enumerate(p.read_text().splitlines(), 1)
               if re.match(r"\s*_?(NO_TIME|TIME_OUT_OF_RANGE)\s*=", line) and "ETL." not in line]
     assert copies == []
+
+
+def test_a_parenthesized_integer_literal_is_a_define_cffi_takes(tmp_path):
+    """``#define NAME (-1)`` (parentheses, a sign, a suffix, spaces) reaches the cdef as the
+    literal cffi takes, its value kept; a define with unbalanced parentheses stays out."""
+    from cffi import FFI
+
+    header = tmp_path / "parenthesized.h"
+    header.write_text("#define MINUS_ONE (-1)\n#define SIXTEEN (0x10u)\n#define TWO ((2))\n"
+                      "#define MINUS_THREE ( - 3 )\n#define OPEN (1\n#define CLOSE 1)\n")
+    text = _builder().cdef_text(str(header))
+    assert text.split("\n") == ["#define MINUS_ONE -1", "#define SIXTEEN 0x10u", "#define TWO 2",
+                                "#define MINUS_THREE -3"]
+    ffi = FFI()
+    ffi.cdef(text)
+    lib = ffi.dlopen(None)
+    assert (lib.MINUS_ONE, lib.SIXTEEN, lib.TWO, lib.MINUS_THREE) == (-1, 16, 2, -3)
+
+
+def test_a_define_inside_a_preprocessor_conditional_is_a_one_line_error(tmp_path):
+    """The cdef cannot tell which branch of ``#if``/``#ifdef`` the compiler takes: a define
+    there is refused with the file and line (numbered as in the header, comments and all),
+    not taken whatever its condition. The include guard and ``__cplusplus`` branches are
+    understood (C++'s left out)."""
+    header = tmp_path / "conditional.h"
+    header.write_text("#ifndef CONDITIONAL_H\n#define CONDITIONAL_H\n"
+                      "/* a comment\n   of two lines */\n"
+                      "#ifndef __cplusplus\n#define C_ONLY 1\n#else\n#define C_ONLY 2\n#endif\n"
+                      "#ifdef __cplusplus\nextern \"C\" {\n#endif\n"
+                      "#ifdef WITH_FOO\n#define FOO 1\n#else\n#define FOO 2\n#endif\n"
+                      "#endif\n")
+    with pytest.raises(_builder().HeaderError) as failure:
+        _builder().cdef_text(str(header))
+    message = str(failure.value)
+    assert message.startswith(f"{header}:14: '#define FOO 1' is inside the preprocessor "
+                              f"conditional of line 13") and "\n" not in message
+    header.write_text(header.read_text().replace("#ifdef WITH_FOO\n#define FOO 1\n#else\n"
+                                                 "#define FOO 2\n#endif\n", ""))
+    assert _builder().cdef_text(str(header)).split() == ["#define", "C_ONLY", "1"]
