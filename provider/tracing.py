@@ -244,7 +244,10 @@ class _PythonLevels:
                 if not flag & self._masks[level & 0xFF]:
                     return
             except Exception as exc:  # noqa: BLE001 - a level or flag that is no int: _trace drops the call
-                if not self.logger_handle:   # disabled: nothing would be written, nothing is lost
+                # disabled, or an int level not enabled (its mask 0; int's own &, no hook runs):
+                # nothing would be written, nothing is lost (the C method never tests the flag)
+                if not self.logger_handle or (isinstance(level, int)
+                                              and not self._masks[int.__and__(level, 0xFF)]):
                     if not isinstance(exc, _NO_ROOM_ERRORS) and raised_by_signal_handler(exc):
                         raise         # (its __and__ ran the application's signal handler)
                     return

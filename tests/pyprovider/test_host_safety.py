@@ -265,6 +265,26 @@ def test_no_room_in_a_flags_or_levels_and_is_no_lost_call_when_disabled(tmp_path
     assert (stats.events_dropped, stats.calls_dropped) == ((2, 0) if path == "python" else (0, 2))
 
 
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("error", [MemoryError, RecursionError])
+def test_no_room_in_a_flags_and_is_no_lost_call_at_a_level_not_enabled(tmp_path, path, error):
+    """log() at an int level the session did not enable (its mask 0) writes nothing, on an
+    enabled provider too: a flag whose ``&`` fails for want of memory or stack loses no event
+    and is not counted, as the level methods of a level not enabled."""
+    app = _flag_and_level_app(tmp_path, f"NoRoomLevel{error.__name__}")
+    if path == "python":
+        app.trace._use_writer(lambda *_args: 0)
+    app.trace._set_enable_state(0x1234, 0xFFFFFFFF, 3)
+    bad = _NoRoomAnd(error)
+    app.trace.log(5, bad, "value %d", 3)
+    app.trace.verbose(bad, "value %d", 4)
+    stats = app.trace.stats()
+    assert (stats.events_dropped, stats.calls_dropped) == (0, 0)
+    app.trace.log(3, bad, "value %d", 5)              # an enabled level: lost and counted
+    stats = app.trace.stats()
+    assert (stats.events_dropped, stats.calls_dropped) == ((1, 0) if path == "python" else (0, 1))
+
+
 @contextlib.contextmanager
 def writing(trace, path: str, pp, tmp_path):
     """Enable the provider: the Python level methods write into the list given; the C ones
