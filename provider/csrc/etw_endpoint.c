@@ -584,6 +584,10 @@ void wpptrace_endpoint_close(void) {
 
 ULONG wpt_attach(uint32_t slot, uint32_t generation) {
     if (slot >= WPPTRACE_MAX_SESSIONS) return ERROR_INVALID_HANDLE;
+    wpt_view *mapped = atomic_load(&wpt_views[slot]);
+    if (mapped && mapped->registry_generation == generation
+        && atomic_load(&mapped->sh->status) == WPT_RUNNING)
+        return ERROR_SUCCESS;            /* joined already (checked again under the lock) */
     /* Someone must watch the host. Started before the attach lock: a new endpoint copies the
      * registry, whose enables attach to their sessions in turn (under the lock, that attach
      * waited for this one forever). */
