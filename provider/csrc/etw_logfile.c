@@ -362,17 +362,12 @@ ULONG wpptrace_etl_stream_close(wpptrace_etl_stream *Stream, LONGLONG EndTime) {
         if (EndTime == 0) EndTime = 1;
     }
     /* Every step is checked: the caller says the file is complete only if all of it is on
-     * the disk (the first failure is the one reported; the file is closed anyway). */
+     * the disk (the first failure is the one reported; the file is closed anyway). A write
+     * that failed before was reported by its own call. */
     wpt_logfile *lf = Stream->lf;
-    int failed = 0;
-    if (stream_update_header(Stream, EndTime) != 0) failed = errno;
-    if (ftruncate(lf->fd, (off_t)file_buffers(lf) * lf->buffer_size) != 0 && !failed)
-        failed = errno;
-    if (fdatasync(lf->fd) != 0 && !failed) failed = errno;
-    int fd = lf->fd;
-    lf->fd = -1;
-    if (close(fd) != 0 && !failed && errno != EINTR) failed = errno;
-    file_free(lf);
+    lf->failed = 0;
+    stream_update_header(Stream, EndTime);
+    int failed = file_finish(lf);
     free(Stream);
     return failed ? write_error(failed) : ERROR_SUCCESS;
 }
