@@ -37,6 +37,8 @@ tick, ItemLongLong -- 12
 """
 #: seconds a test waits for another process or thread: only a hang gets near it
 PATIENCE = 60.0
+#: this folder (for a child process that imports these helpers)
+HERE = pathlib.Path(__file__).resolve().parent
 _FLUSH_TIMER = 1
 
 
@@ -314,27 +316,23 @@ class Proxy:
 class _StuckWrite:
     """Makes the collector's file writes wait for ``release`` (a disk that does not answer);
     ``stuck`` is set once one waits. ``only``: only the files of sessions so named stick.
-    ``fail``: set it to an OSError to have the released write fail with it. ``writes``: the
-    writes done, as (session, data buffer)."""
+    ``fail``: set it to an OSError to have the released writes fail with it."""
 
     def __init__(self, monkeypatch, only: str | None = None):
         from wpptrace.remote import collector as collector_module
 
         self.stuck, self.release = threading.Event(), threading.Event()
         self.fail: OSError | None = None
-        self.writes: list[tuple[str, bytes]] = []
         outer = self
 
         class StuckDisk(collector_module.EtlStreamFile):
             def write(self, buffer):
-                session = os.path.basename(self.path).split("_")[1]
-                if only is None or session == only:
+                if only is None or f"_{only}_" in os.path.basename(self.path):
                     outer.stuck.set()
                     outer.release.wait(PATIENCE)
                     if outer.fail is not None:
                         raise outer.fail
                 super().write(buffer)
-                outer.writes.append((session, bytes(buffer)))
         monkeypatch.setattr(collector_module, "EtlStreamFile", StuckDisk)
 
 

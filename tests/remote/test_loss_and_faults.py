@@ -190,6 +190,8 @@ def test_killing_a_relay_mid_stream_leaves_a_file_readable_to_its_last_whole_buf
         source = collector.sources[0]
         assert not source.closed          # kept open for a relay that comes back
         n = source.buffers
+        # (the file is written in the source's own thread: it may lag what was received)
+        wait_until(lambda: header(source.path).buffers_written == n + 1, what="the file")
         # readable while the collector still holds it
         assert _records(source.path) == _dissect_records(source.path) > 1
         session.stop()
@@ -348,6 +350,9 @@ def test_a_file_that_cannot_be_closed_whole_is_reported_not_claimed_complete(rec
             for buf in buffers[:5]:
                 relay.add(buf)
             wait_until(lambda: collector.sources and collector.sources[0].buffers == 5,
+                       what="five buffers received")
+            # (written in the source's own thread: the file may lag what was received)
+            wait_until(lambda: header(collector.sources[0].path).buffers_written == 6,
                        what="five buffers written")
             disk_full_under(collector.sources[0].path)
             relay.finish(end_time)

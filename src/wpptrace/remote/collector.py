@@ -1,7 +1,10 @@
 """The collector: accepts relays (TCP or TLS), one .etl file and/or live view per source.
 
-One asyncio loop (its own thread) serves every connection; a file is closed (its last
-header, the flush to the disk) in a thread of its own. A connection must say HELLO
+One asyncio loop (its own thread) serves every connection; each source's file is written
+and closed in a thread of its own (``_DiskWriter``), so a slow or stuck disk holds up only
+that source. A buffer is acknowledged once it is on the disk, never before; a source's
+queue of buffers not yet written is bounded (its connection is not read meanwhile), and so
+is the sum of all queues. A connection must say HELLO
 first; then every frame is checked (protocol.read_frame: sizes, version, direction) and
 fits the conversation (``_Source.take``: header buffer first and once, sequence numbers
 increasing, each processor's buffers in order, buffers of the announced size). Anything
@@ -22,6 +25,7 @@ import dataclasses
 import ipaddress
 import logging
 import os
+import queue
 import re
 import ssl
 import threading
@@ -75,11 +79,14 @@ class SourceStats:
     events_lost: int = 0
     connections: int = 0
     connected: bool = False
+    disk_waits: int = 0              #: times its connection was not read: its queue of
+                                     #: buffers not yet written was full
     ended: bool = False              #: END received: the relay delivered everything
     stopped: bool = False            #: ... and the session had stopped (the file is complete,
                                      #: unless ``file_error`` says otherwise); set with ``closed``
     closed: bool = False             #: the file is closed (``stopped`` and ``file_error`` final)
-    file_error: str = ""             #: why the file may lack data (closing it failed)
+    file_error: str = ""             #: why the file may lack data (writing or closing it
+                                     #: failed)
     reason: str = ""                 #: why the last connection closed
 
 
@@ -90,13 +97,83 @@ class Abandoned:
 
     connections: int                 #: connections not closed
     files: list[str]                 #: files not closed (readable up to their last header)
-    buffers: int                     #: buffers received and not yet in their file (the
-                                     #: one being written when it gave up: 0 or 1)
+    buffers: int                     #: buffers received and not yet in their file (being
+                                     #: written, or queued behind that write)
 
     def __str__(self) -> str:
         return (f"{self.connections} connections not closed, {len(self.files)} files not "
                 f"closed ({', '.join(self.files) or 'none'}), {self.buffers} buffers "
                 f"received and not written")
+
+
+class _DiskWriter:
+    """One source's file, written and closed in a thread of its own, in the order asked (a
+    daemon thread: a disk that never answers holds up neither the other sources nor the
+    process's exit). Each write's outcome, ``written(seq, size, error)``, and the close's,
+    ``settle(error)``, are called in the collector's thread. After a failed write the
+    later ones are not tried (each reports that error), but the file is still closed."""
+
+    def __init__(self, file: EtlStreamFile, loop: asyncio.AbstractEventLoop,
+                 written: Callable[[int, int, str], None]):
+        self._file = file
+        self._loop = loop
+        self._written = written
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="collector-disk", daemon=True).start()
+
+    def write(self, seq: int, data: bytes) -> None:
+        self._work.put((self._write, seq, data))
+
+    def set_lost(self, events_lost: int, buffers_lost: int) -> None:
+        self._work.put((self._set_lost, events_lost, buffers_lost))
+
+    def close(self, end_time: int, settle: Callable[[str], None]) -> None:
+        self._work.put((None, end_time, settle))
+
+    def _tell(self, fn, *args) -> None:
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:    # the loop is closed: a stop gave up on this file
+            pass
+
+    def _run(self) -> None:
+        self._error = ""
+        while True:
+            op, a, b = self._work.get()
+            if op is None:
+                self._close(a, b)
+                return
+            op(a, b)
+
+    def _write(self, seq: int, data: bytes) -> None:
+        if not self._error:
+            try:
+                self._file.write(data)
+            except OSError as exc:
+                self._error = in_words(exc)
+            except BaseException as exc:    # noqa: BLE001 - said as the file's error
+                self._error = repr(exc)
+        self._tell(self._written, seq, len(data), self._error)
+
+    def _set_lost(self, events_lost: int, buffers_lost: int) -> None:
+        if not self._error:
+            try:
+                self._file.set_lost(events_lost, buffers_lost)
+            except BaseException as exc:    # noqa: BLE001 - (the next write says it too)
+                log.warning("%s: cannot update the header's loss counts: %s",
+                            self._file.path, in_words(exc))
+
+    def _close(self, end_time: int, settle: Callable[[str], None]) -> None:
+        error = "closing it failed"     # (what a BaseException leaves: still settled)
+        try:
+            self._file.close(end_time)
+            error = ""
+        except OSError as exc:
+            error = f"closing it failed: {in_words(exc)}"
+        except Exception as exc:    # noqa: BLE001 - said as the file's error
+            error = f"closing it failed: {exc!r}"
+        finally:
+            self._tell(settle, error)
 
 
 class _Source:
@@ -107,25 +184,34 @@ class _Source:
         self.hello = hello
         self.buffer_size = hello.buffer_size
         self.stats = SourceStats(hello.source_id, label, hello.session, hello.host, peer)
-        self.file: Optional[EtlStreamFile] = None
+        self.writer: Optional[_DiskWriter] = None
         self.view = None
         self.have_header = False
         self.last_seq = 0                        # the last BUFFER sequence taken
+        self.written_seq = 0                     # every sequence up to it is on the disk
+                                                 # (or counted lost): what ACKs say
+        self.queued_buffers = 0                  # handed to the writer, not yet written
+        self.queued_bytes = 0
+        self.write_error = ""                    # a write failed: nothing later is written
+        self._idle: list[asyncio.Future] = []    # waiting for queued_buffers == 0
         self.last_by_processor: dict[int, int] = {}
         self.connection: Optional["_Connection"] = None
         self.detached_at: Optional[float] = None
         self.unacked = 0
-        self.writing = 0                         # buffers handed to the file, not yet written
         self.finishing = False                   # finish() called: no more frames, no resume
         self.closing: Optional[asyncio.Future] = None   # the file's close, in its own thread
         self.busy_said = False                   # a relay refused while the file closes: logged
 
     @property
     def resume_at(self) -> int:
-        return self.last_seq + 1 if self.have_header else 0
+        """Where a reconnecting relay resumes: after what is on the disk (asked once nothing
+        is queued: buffers queued would come again, out of order)."""
+        return self.written_seq + 1 if self.have_header else 0
 
     def take(self, frame: P.Frame) -> bool:
         """Apply one frame; True when the stream ended. Raises ProtocolError."""
+        if self.finishing:
+            raise P.ProtocolError("this source's file is being closed", code=ERROR_BUSY)
         kind = frame.type
         if kind == P.FrameType.HEADER:
             self._take_header(frame)
@@ -200,14 +286,13 @@ class _Source:
         s = self.stats
         s.buffers += 1
         s.bytes += len(frame.payload)
-        if self.file is not None:
-            self.writing += 1
-            try:
-                self.file.write(data)
-            except OSError as exc:
-                raise _storage_failed(s.path, exc) from None
-            finally:
-                self.writing -= 1
+        if self.writer is not None:
+            self.queued_buffers += 1
+            self.queued_bytes += len(data)
+            self.collector._queued_bytes += len(data)
+            self.writer.write(seq, data)
+        else:
+            self.on_disk(seq)
         if gap:
             s.sequence_gaps += gap
             self._update_lost()
@@ -217,10 +302,61 @@ class _Source:
     def _update_lost(self) -> None:
         s = self.stats
         lost = s.sequence_gaps + s.session_lost
-        if lost != s.lost or self.file is not None:
+        if lost != s.lost or self.writer is not None:
             s.lost = lost
-            if self.file is not None:
-                self.file.set_lost(s.events_lost, lost)
+            if self.writer is not None:
+                self.writer.set_lost(s.events_lost, lost)
+
+    def on_disk(self, seq: int) -> None:
+        """Every buffer up to ``seq`` is written (or counted lost): ACK every 8."""
+        self.written_seq = seq
+        self.unacked += 1
+        if self.unacked >= _ACK_EVERY:
+            self.ack()
+
+    def ack(self) -> None:
+        """Tell the relay what is on the disk (only ever that: an ACK lets it forget)."""
+        conn = self.connection
+        if (conn is None or not conn.welcomed or conn.replaced or self.write_error
+                or conn.writer.transport.is_closing()):
+            return
+        self.unacked = 0
+        conn.writer.write(P.encode(P.FrameType.ACK, self.written_seq + 1))
+
+    def written(self, seq: int, size: int, error: str) -> None:
+        """The writer's outcome for buffer ``seq`` (in the collector's thread, in order)."""
+        self.queued_buffers -= 1
+        self.queued_bytes -= size
+        self.collector._queued_bytes -= size
+        if error and not self.write_error:
+            self.write_error = error
+            self._failed(error)
+        elif not self.write_error:
+            self.on_disk(seq)
+        if not self.queued_buffers:
+            idle, self._idle = self._idle, []
+            for waiter in idle:
+                if not waiter.done():
+                    waiter.set_result(None)
+        self.collector._wake_readers()
+
+    def _failed(self, error: str) -> None:
+        """A write failed: the source ends (its file closed after what is queued, reported
+        once); its relay is told at once, and keeps every buffer not acknowledged."""
+        s = self.stats
+        log.warning("%s: cannot write %s: %s", s.label, s.path, error)
+        conn = self.connection
+        if conn is not None and conn.receiving is not None and conn.failure is None:
+            conn.failure = P.ProtocolError(f"cannot write {s.path}: {error}", code=ERROR_BUSY)
+            conn.receiving.cancel()
+        self.finish(0)
+
+    async def wait_written(self) -> None:
+        """Until nothing of this source is queued for the disk."""
+        if self.queued_buffers:
+            waiter = asyncio.get_running_loop().create_future()
+            self._idle.append(waiter)
+            await waiter
 
     def finish(self, end_time: int = 0) -> None:
         """Close the outputs (``end_time`` non-zero: the session stopped). The file is closed
@@ -232,11 +368,11 @@ class _Source:
         self.finishing = True
         if self.view is not None:
             self.view.close()
-        file, self.file = self.file, None
-        if file is None:
+        writer, self.writer = self.writer, None
+        if writer is None:
             self._closed(end_time, "")
         else:
-            self.closing = self.collector._close_in_thread(file, end_time, self._closed)
+            self.closing = self.collector._close_in_writer(writer, end_time, self._closed)
 
     async def wait_closed(self) -> None:
         """Until the file is closed (cancelling the wait leaves the close running)."""
@@ -245,10 +381,16 @@ class _Source:
 
     def _closed(self, end_time: int, error: str) -> None:
         s = self.stats
-        with self.collector._lock:          # (``sources`` copies all three together)
+        if self.write_error:
+            error = "; ".join(filter(None, (f"writing it failed: {self.write_error}", error)))
+        elif self.have_header:
+            self.written_seq = self.last_seq        # (END's sequence: the gaps before it)
+        with self.collector._lock:          # (``sources`` copies all four together)
             s.file_error = error
             s.stopped = bool(end_time)
             s.closed = True
+            if self.write_error:
+                s.ended = False             # not delivered: the relay sends it again
         if error:
             self.collector.files_failed += 1
         self.collector._source_finished(self)
@@ -260,6 +402,11 @@ class _Connection:
         self.peer = peer
         self.identity = identity
         self.replaced = False
+        self.welcomed = False               # WELCOME sent: ACKs may follow
+        #: the handler's task while it reads frames (a failed write cancels it) ...
+        self.receiving: Optional[asyncio.Task] = None
+        #: ... saying why
+        self.failure: Optional[P.ProtocolError] = None
 
 
 class Collector:
@@ -274,8 +421,11 @@ class Collector:
     connected at once; ``max_per_address``: of which from one host (``peer_host``: one host
     cannot take every place); ``max_per_network``: from one IPv6 /64 (``peer_network``; one
     host may have a whole /64), None for the larger of ``max_per_address`` and half of
-    ``max_connections``. ``on_source_end(stats)`` is called (in the collector's thread)
-    when a source's file is closed.
+    ``max_connections``. ``max_queued_per_source``: bytes of one source's buffers received
+    and not yet written (its disk is slow); past it, its connection is not read until the
+    disk catches up (nothing is dropped: the relay keeps what is not acknowledged).
+    ``max_queued``: the same for all sources together. ``on_source_end(stats)`` is called
+    (in the collector's thread) when a source's file is closed.
     """
 
     def __init__(self, listen=("127.0.0.1", 0), *, output_dir: Optional[str] = None,
@@ -284,6 +434,7 @@ class Collector:
                  max_per_address: int = 16, max_per_network: Optional[int] = None,
                  max_buffer_size: int = 1 << 20, timeout: float = 60.0,
                  handshake_timeout: float = 10.0, resume_window: float = 300.0,
+                 max_queued_per_source: int = 4 << 20, max_queued: int = 64 << 20,
                  on_source_end: Optional[Callable[[SourceStats], None]] = None):
         check_allow(allow, tls)
         self.listen = listen
@@ -300,6 +451,10 @@ class Collector:
         self.handshake_timeout = handshake_timeout
         self.resume_window = resume_window
         self.on_source_end = on_source_end
+        self.max_queued_per_source = max_queued_per_source
+        self.max_queued = max_queued
+        self._queued_bytes = 0                          # all sources' queued_bytes
+        self._readers: list[asyncio.Future] = []        # connections waiting for room
         self.address: Optional[tuple[str, int]] = None
         self.connections_refused = 0
         self.protocol_errors = 0
@@ -389,7 +544,7 @@ class Collector:
             open_ = list(self._sources.values())
         return Abandoned(connections=self._active,
                          files=[s.stats.path for s in open_ if s.stats.path and not s.stats.closed],
-                         buffers=sum(s.writing for s in open_))
+                         buffers=sum(s.queued_buffers for s in open_))
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the collector stopped (True) or ``timeout`` passed (False)."""
@@ -479,11 +634,11 @@ class Collector:
                     source.finish(0)
 
     # -- sources ---------------------------------------------------------------------------
-    def _close_in_thread(self, file: EtlStreamFile, end_time: int,
+    def _close_in_writer(self, writer: "_DiskWriter", end_time: int,
                          then: Callable[[int, str], None]) -> asyncio.Future:
-        """Close ``file`` in a thread of its own (a daemon: a close stuck on its disk never
-        holds up the process's exit); ``then(end_time, error)`` runs in the collector's
-        thread once it is done. The future returned is done after that."""
+        """Close ``writer``'s file in its thread, after what is queued; ``then(end_time,
+        error)`` runs in the collector's thread once it is done (after every write's
+        outcome). The future returned is done after that."""
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self._closing.add(done)
@@ -495,26 +650,28 @@ class Collector:
             finally:
                 done.set_result(None)
 
-        def close() -> None:
-            error = "closing it failed"     # (what a BaseException leaves: still settled)
-            try:
-                file.close(end_time)
-                error = ""
-            except OSError as exc:
-                error = f"closing it failed: {in_words(exc)}"
-            except Exception as exc:    # noqa: BLE001 - said as the file's error
-                error = f"closing it failed: {exc!r}"
-            finally:
-                try:
-                    loop.call_soon_threadsafe(settle, error)
-                except RuntimeError:    # the loop is closed: a stop gave up on this close
-                    pass
-
-        try:
-            threading.Thread(target=close, name="collector-close", daemon=True).start()
-        except RuntimeError:            # no thread to be had: close here
-            close()
+        writer.close(end_time, settle)
         return done
+
+    def _wake_readers(self) -> None:
+        readers, self._readers = self._readers, []
+        for waiter in readers:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _room_for(self, source: _Source, conn: _Connection) -> None:
+        """Wait (not reading the connection: the relay's queue holds its buffers) while the
+        source's queue or all queues together are full."""
+        counted = False
+        while ((source.queued_bytes >= self.max_queued_per_source
+                or self._queued_bytes >= self.max_queued)
+               and not (conn.replaced or source.finishing)):
+            if not counted:
+                source.stats.disk_waits += 1
+                counted = True
+            waiter = asyncio.get_running_loop().create_future()
+            self._readers.append(waiter)
+            await waiter
 
     def _label_for(self, hello: P.Hello) -> str:
         label = f"{hello.session}@{hello.host}"
@@ -532,7 +689,7 @@ class Collector:
                 path = os.path.join(self.output_dir, base + ("" if attempt == 1 else f"-{attempt}")
                                     + ".etl")
                 try:
-                    source.file = EtlStreamFile(path, header)
+                    file = EtlStreamFile(path, header)
                     break
                 except Win32Error as exc:
                     if exc.name == "ERROR_ALREADY_EXISTS":
@@ -545,6 +702,15 @@ class Collector:
                 first = os.path.join(self.output_dir, base + ".etl")
                 raise P.ProtocolError(f"cannot write {first}: it and the {attempt - 1} names "
                                       f"after it (-2 to -{attempt}) exist", code=ERROR_BUSY)
+            try:
+                source.writer = _DiskWriter(file, asyncio.get_running_loop(), source.written)
+            except RuntimeError:                    # no thread to be had
+                try:
+                    file.close()
+                except OSError:
+                    pass                            # (the source is refused either way)
+                raise P.ProtocolError(f"cannot write {path}: no thread for it",
+                                      code=ERROR_BUSY) from None
             s.path = path
             log.info("%s: writing %s", s.label, path)
         if self.live is not None:
@@ -630,12 +796,36 @@ class Collector:
                                       f"collector takes ({self.max_buffer_size})")
             conn = _Connection(writer, peer, identity)
             source = self._attach(hello, conn)
+            if source.queued_buffers:
+                # resume only from what is on the disk: a buffer still queued may fail yet
+                # (and one queued would come again, out of order)
+                self._wake_readers()                # (the connection replaced stops reading)
+                try:
+                    await asyncio.wait_for(source.wait_written(), self.timeout)
+                except asyncio.TimeoutError:
+                    raise _Refused("this source's file is still being written",
+                                   ERROR_BUSY, transient=source) from None
+                if conn.replaced:
+                    raise _Refused("replaced by a newer connection", ERROR_BUSY)
+                if source.finishing:
+                    raise _Refused("this source's file is being closed", ERROR_BUSY,
+                                   transient=source)
             writer.write(P.encode(P.FrameType.WELCOME, source.resume_at))
+            conn.welcomed = True
             await self._drain(writer)
             log.info("%s: %s from %s%s (resuming at %d)", source.stats.label,
                      "connected" if source.stats.connections == 1 else "reconnected", peer,
                      f" as {identity}" if identity else "", source.resume_at)
-            await self._receive(reader, writer, source, conn)
+            conn.receiving = asyncio.current_task()
+            try:
+                await self._receive(reader, writer, source, conn)
+            except asyncio.CancelledError:
+                if conn.failure is None:
+                    raise                           # the collector is stopping
+                _uncancel()                         # a failed write cancelled the reading
+                raise conn.failure from None
+            finally:
+                conn.receiving = None
             reason = "delivered"
         except P.ProtocolError as exc:
             self.protocol_errors += 1
@@ -680,8 +870,9 @@ class Collector:
                 if source is not None and conn is not None:
                     self._detach(source, conn, reason)
                     if not conn.replaced:
-                        # a source it ended: the connection (and its place) lasts until the
-                        # file is closed
+                        # the connection (and its place) lasts until what it brought is on
+                        # the disk and, if it ended the source, the file is closed
+                        await source.wait_written()
                         await source.wait_closed()
             except asyncio.CancelledError:
                 pass                                # (the collector is stopping)
@@ -743,6 +934,7 @@ class Collector:
                 log.warning("%s: a new connection from %s replaces the one from %s",
                             source.stats.label, conn.peer, old.peer)
                 old.writer.transport.abort()
+                self._wake_readers()                # (if it waits for room: it ends)
         source.connection = conn
         source.detached_at = None
         source.stats.peer = conn.peer
@@ -768,21 +960,27 @@ class Collector:
                        source: _Source, conn: _Connection) -> None:
         bs = source.buffer_size
         while True:
+            await self._room_for(source, conn)
+            if conn.replaced:
+                return
             frame = await asyncio.wait_for(P.read_frame(reader, P.FROM_RELAY, bs), self.timeout)
             if conn.replaced:
                 return
             ended = source.take(frame)
             if ended:
-                await source.wait_closed()         # the last ACK: the file is closed
-            source.unacked += frame.type == P.FrameType.BUFFER
-            if ended or source.unacked >= _ACK_EVERY or frame.type == P.FrameType.STATS:
-                source.unacked = 0
-                writer.write(P.encode(P.FrameType.ACK, source.last_seq + 1))
-                if writer.transport.get_write_buffer_size() > (1 << 16):
-                    await self._drain(writer)
-            if ended:
+                # the last ACK once every buffer is written and the file closed (a write
+                # that failed meanwhile cancels this wait: the relay is told that instead)
+                await source.wait_closed()
+                if source.write_error:
+                    raise P.ProtocolError(f"cannot write {source.stats.path}: "
+                                          f"{source.write_error}", code=ERROR_BUSY)
+                source.ack()
                 await self._drain(writer)
                 return
+            if frame.type == P.FrameType.STATS:
+                source.ack()                        # (what is on the disk so far)
+            if writer.transport.get_write_buffer_size() > (1 << 16):
+                await self._drain(writer)
 
     async def _drain(self, writer: asyncio.StreamWriter) -> None:
         """Wait until the relay took what was written, at most the timeout (a relay that
@@ -839,6 +1037,15 @@ def _ip(host: str):
         if ip in _NAT64:
             return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip
+
+
+def _uncancel() -> None:
+    """Take back a cancellation the collector made and handled (Python 3.11+ counts them:
+    a later timeout would read it as the task's own)."""
+    task = asyncio.current_task()
+    uncancel = getattr(task, "uncancel", None)
+    if uncancel is not None:
+        uncancel()
 
 
 def _storage_failed(path: Optional[str], exc: OSError) -> P.ProtocolError:

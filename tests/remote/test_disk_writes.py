@@ -1,0 +1,326 @@
+"""Each source's file is written in a thread of its own: a stuck disk holds up only its
+source; nothing is acknowledged (ACK, END's ACK, a WELCOME's resume point) before it is on
+the disk; a failed write is told to the relay, which keeps its buffers, and its file is
+still closed and reported once; a connection keeps its place while its buffers wait for
+the disk; queues are bounded by not reading, never by dropping; a hung disk holds up
+neither stop() nor the process's exit."""
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+from remote_helpers import HERE, PATIENCE, HandRelay, _StuckWrite, data_buffers, wait_until
+
+from wpptrace.remote import Collector, Relay
+from wpptrace.remote import protocol as P
+from wpptrace.winerror import ERROR_BUSY, ERROR_DISK_FULL, Win32Error
+
+
+def _open(address, head: bytes, session: str, source_id=None) -> HandRelay:
+    relay = HandRelay(address, len(head), session, source_id)
+    assert relay.answer()[:2] == (P.FrameType.WELCOME, 0)
+    relay.header(head)
+    return relay
+
+
+def _error(answer) -> tuple[int, str]:
+    assert answer is not None and answer[0] == P.FrameType.ERROR, answer
+    return P.decode_error(P.Frame(answer[0], 0, 0, answer[2]))
+
+
+def _one_source(collector):
+    (source,) = collector.sources
+    return source
+
+
+def test_a_stuck_write_holds_up_no_other_source(recorded, tmp_path, monkeypatch):
+    head, buffers = recorded
+    disk = _StuckWrite(monkeypatch, only="slow")
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        slow = _open(collector.address, head, "slow")
+        try:
+            slow.buffer(1, buffers[0])
+            assert disk.stuck.wait(PATIENCE)
+            quick = Relay(collector.address, buffer_size=len(head), name="quick",
+                          linger=PATIENCE).start()
+            try:
+                quick.add(head)
+                for buf in buffers[:4]:
+                    quick.add(buf)
+                quick.finish()
+                assert quick.wait(PATIENCE) and quick.outcome == "ended", quick.outcome
+            finally:
+                quick.close()
+            assert collector.wait_for(lambda ss: any(s.closed for s in ss), PATIENCE)
+            assert [s.session for s in collector.sources if s.closed] == ["quick"]
+            assert not disk.release.is_set()
+            disk.release.set()
+            slow.end(2)
+            assert slow.answer()[:2] == (P.FrameType.ACK, 2)
+        finally:
+            disk.release.set()
+            slow.close()
+        assert collector.wait_for(lambda ss: all(s.closed for s in ss), PATIENCE)
+        paths = {s.session: s.path for s in collector.sources}
+    assert data_buffers(paths["quick"]) == buffers[:4]
+    assert data_buffers(paths["slow"]) == buffers[:1]
+
+
+def test_an_end_after_a_failed_write_gets_the_failure_not_its_ack(recorded, tmp_path,
+                                                                  monkeypatch):
+    """END came while buffer 1 was being written; that write fails: the relay is told so
+    (it keeps its buffers: the stream is not delivered) and may deliver it again."""
+    head, buffers = recorded
+    disk = _StuckWrite(monkeypatch)
+    disk.fail = Win32Error(ERROR_DISK_FULL)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        relay = _open(collector.address, head, "failing")
+        try:
+            relay.buffer(1, buffers[0])
+            relay.buffer(2, buffers[1])
+            relay.end(3)
+            assert disk.stuck.wait(PATIENCE)
+            assert collector.wait_for(lambda ss: ss[0].ended, PATIENCE)
+            disk.release.set()
+            code, reason = _error(relay.answer())
+            assert code == ERROR_BUSY and reason.startswith("cannot write "), reason
+            assert "ERROR_DISK_FULL" in reason
+            assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+            source = _one_source(collector)
+            assert not source.ended and collector.files_failed == 1
+            assert source.file_error.startswith("writing it failed: ERROR_DISK_FULL (112)")
+            disk.fail = None
+            again = HandRelay(collector.address, len(head), "failing", relay.source_id)
+            try:
+                assert again.answer()[:2] == (P.FrameType.WELCOME, 0)   # a new file
+            finally:
+                again.close()
+        finally:
+            disk.release.set()
+            relay.close()
+
+
+def test_no_ack_passes_an_unwritten_buffer_with_two_connections_on_one_source(
+        recorded, tmp_path, monkeypatch):
+    """Nine buffers arrive while the first is being written: the STATS's ACK says only
+    what is on the disk; a connection that takes the source over is welcomed once all of
+    it is written, at the sequence after it."""
+    head, buffers = recorded
+    disk = _StuckWrite(monkeypatch)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        first = _open(collector.address, head, "acks")
+        second = None
+        try:
+            for seq in range(1, 10):
+                first.buffer(seq, buffers[seq - 1])
+            first.stats(10)
+            assert disk.stuck.wait(PATIENCE)
+            assert first.answer()[:2] == (P.FrameType.ACK, 1)
+            second = HandRelay(collector.address, len(head), "acks", first.source_id)
+            assert collector.wait_for(lambda ss: ss[0].connections == 2, PATIENCE)
+            disk.release.set()
+            assert second.answer()[:2] == (P.FrameType.WELCOME, 10)
+            assert first.answer() is None           # (replaced: nothing more for it)
+            second.stats(10)
+            assert second.answer()[:2] == (P.FrameType.ACK, 10)
+            second.end(10)
+            assert second.answer()[:2] == (P.FrameType.ACK, 10)
+        finally:
+            disk.release.set()
+            first.close()
+            if second is not None:
+                second.close()
+        assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+        source = _one_source(collector)
+    assert source.ended and source.lost == 0 and data_buffers(source.path) == buffers[:9]
+
+
+def test_a_failed_write_still_closes_its_file_and_reports_it_once(recorded, tmp_path,
+                                                                  monkeypatch, caplog):
+    """The write fails after its relay went (the source waits for it to come back): the
+    source ends all the same, its file closed and said once."""
+    head, buffers = recorded
+    disk = _StuckWrite(monkeypatch)
+    disk.fail = Win32Error(ERROR_DISK_FULL)
+    ended = []
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   on_source_end=ended.append) as collector:
+        relay = _open(collector.address, head, "failing")
+        try:
+            relay.buffer(1, buffers[0])
+            relay.buffer(2, buffers[1])
+            assert disk.stuck.wait(PATIENCE)
+            relay.close()
+            assert collector.wait_for(lambda ss: not ss[0].connected, PATIENCE)
+            disk.release.set()
+            assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+        finally:
+            disk.release.set()
+            relay.close()
+        source = _one_source(collector)
+    assert [s.source_id for s in ended] == [source.source_id]
+    assert collector.files_failed == 1 and not source.ended
+    assert source.file_error.startswith("writing it failed: ERROR_DISK_FULL (112)")
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert line.endswith(f"{source.path} may be incomplete: {source.file_error} (the "
+                         f"session had not stopped)")
+    assert data_buffers(source.path) == []          # (closed: readable, the header only)
+
+
+def test_a_relay_resuming_over_a_queued_buffer_that_then_fails_is_not_welcomed_past_it(
+        recorded, tmp_path, monkeypatch):
+    head, buffers = recorded
+    disk = _StuckWrite(monkeypatch)
+    disk.fail = Win32Error(ERROR_DISK_FULL)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        first = _open(collector.address, head, "resume")
+        second = None
+        try:
+            first.buffer(1, buffers[0])
+            assert disk.stuck.wait(PATIENCE)
+            second = HandRelay(collector.address, len(head), "resume", first.source_id)
+            assert collector.wait_for(lambda ss: ss[0].connections == 2, PATIENCE)
+            disk.release.set()
+            assert _error(second.answer())[0] == ERROR_BUSY       # not WELCOME 2
+        finally:
+            disk.release.set()
+            first.close()
+            if second is not None:
+                second.close()
+        assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+
+
+def test_a_connection_keeps_its_place_while_its_buffers_wait_for_the_disk(
+        recorded, tmp_path, monkeypatch):
+    head, buffers = recorded
+    disk = _StuckWrite(monkeypatch, only="pending")
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   max_connections=1) as collector:
+        gone = _open(collector.address, head, "pending")
+        gone.buffer(1, buffers[0])
+        assert disk.stuck.wait(PATIENCE)
+        gone.close()
+        assert collector.wait_for(lambda ss: not ss[0].connected, PATIENCE)
+        other = HandRelay(collector.address, len(head), "other")
+        try:
+            assert _error(other.answer()) == (ERROR_BUSY, "too many connections")
+        finally:
+            other.close()
+            disk.release.set()
+        wait_until(lambda: collector._active == 0, what="the place freed once written")
+        again = HandRelay(collector.address, len(head), "pending", gone.source_id)
+        try:
+            assert again.answer()[:2] == (P.FrameType.WELCOME, 2)   # its place is free
+        finally:
+            again.close()
+
+
+def test_a_full_queue_stops_reading_the_connection_and_drops_nothing(recorded, tmp_path,
+                                                                    monkeypatch):
+    head, buffers = recorded
+    disk = _StuckWrite(monkeypatch)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   max_queued_per_source=3 * len(head)) as collector:
+        relay = _open(collector.address, head, "bounded")
+        try:
+            for seq in range(1, 11):
+                relay.buffer(seq, buffers[seq - 1])
+            assert disk.stuck.wait(PATIENCE)
+            assert collector.wait_for(lambda ss: ss[0].disk_waits == 1, PATIENCE)
+            assert _one_source(collector).buffers == 3          # the rest not read yet
+            disk.release.set()
+            relay.end(11)
+            answers = []
+            while not answers or answers[-1][:2] != (P.FrameType.ACK, 11):
+                answers.append(relay.answer())
+                assert answers[-1] is not None and answers[-1][0] == P.FrameType.ACK
+        finally:
+            disk.release.set()
+            relay.close()
+        assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+        source = _one_source(collector)
+    assert source.lost == 0 and data_buffers(source.path) == buffers[:10]
+
+
+def test_all_queues_together_are_bounded_too(recorded, tmp_path, monkeypatch):
+    head, buffers = recorded
+    disk = _StuckWrite(monkeypatch, only="stuck")
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   max_queued=2 * len(head)) as collector:
+        stuck = _open(collector.address, head, "stuck")
+        other = _open(collector.address, head, "other")
+        try:
+            stuck.buffer(1, buffers[0])
+            stuck.buffer(2, buffers[1])
+            assert disk.stuck.wait(PATIENCE)
+            assert collector.wait_for(
+                lambda ss: [s.buffers for s in ss if s.session == "stuck"] == [2], PATIENCE)
+            other.buffer(1, buffers[0])             # (read: its reading had begun)
+            other.buffer(2, buffers[1])             # not read: every queue together is full
+            assert collector.wait_for(
+                lambda ss: [s.disk_waits for s in ss if s.session == "other"] == [1], PATIENCE)
+            assert [s.buffers for s in collector.sources if s.session == "other"] == [1]
+            disk.release.set()
+            other.end(3)
+            assert other.answer()[:2] == (P.FrameType.ACK, 3)
+        finally:
+            disk.release.set()
+            stuck.close()
+            other.close()
+
+
+def test_a_stop_that_gives_up_counts_every_queued_buffer(recorded, tmp_path, monkeypatch):
+    head, buffers = recorded
+    disk = _StuckWrite(monkeypatch)
+    collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")).start()
+    relay = _open(collector.address, head, "abandoned")
+    try:
+        for seq in range(1, 4):
+            relay.buffer(seq, buffers[seq - 1])
+        assert disk.stuck.wait(PATIENCE)
+        assert collector.wait_for(lambda ss: ss[0].buffers == 3, PATIENCE)
+        (path,) = [s.path for s in collector.sources]
+        left = collector.stop(timeout=0.2)
+        assert (left.connections, left.files, left.buffers) == (1, [path], 3)
+    finally:
+        disk.release.set()
+        assert collector.wait(PATIENCE)
+        relay.close()
+
+
+_HUNG_DISK = """
+import sys, threading
+sys.path.insert(0, sys.argv[1])
+from remote_helpers import HandRelay
+from wpptrace.remote import Collector
+from wpptrace.remote import collector as collector_module
+
+stuck, never = threading.Event(), threading.Event()
+
+class HungDisk(collector_module.EtlStreamFile):
+    def write(self, buffer):
+        stuck.set()
+        never.wait()
+
+collector_module.EtlStreamFile = HungDisk
+head, buffer = open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read()
+collector = Collector(("127.0.0.1", 0), output_dir=sys.argv[4]).start()
+relay = HandRelay(collector.address, len(head), "hung")
+relay.answer()
+relay.header(head)
+relay.buffer(1, buffer)
+stuck.wait()
+print(collector.stop(0.2))
+"""
+
+
+def test_a_hung_disk_does_not_hold_up_the_process_exit(recorded, tmp_path):
+    head, buffers = recorded
+    (tmp_path / "head").write_bytes(head)
+    (tmp_path / "buffer").write_bytes(buffers[0])
+    done = subprocess.run([sys.executable, "-c", _HUNG_DISK, str(HERE), str(tmp_path / "head"),
+                           str(tmp_path / "buffer"), str(tmp_path / "c")],
+                          capture_output=True, text=True, timeout=PATIENCE)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("1 connections not closed, 1 files not closed"), done.stdout
