@@ -86,6 +86,14 @@ typedef struct {
 } wpt_desc;
 _Static_assert(sizeof(wpt_desc) == 64, "one descriptor per cache line");
 
+/* Clock type 3: the cycle counter scaled to exactly the integer CpuSpeedInMHz the header
+ * says, so raw / MHz converts without drift: raw = base + (cycles - base) * mult / 2^31 (mult:
+ * that MHz over the counter's measured rate). Set once by the session's creator, read by
+ * every writer; mult 0 (a creator that did not scale) leaves the counter as it is. */
+typedef struct {
+    uint64_t base, mult;
+} wpt_cycle_scale;
+
 typedef struct {
     /* set once by the creator */
     uint32_t magic, version;
@@ -95,6 +103,7 @@ typedef struct {
     uint32_t log_file_mode, clock_type, owner_pid;
     int64_t  filetime_offset;
     uint64_t slots_offset, desc_offset, data_offset;
+    wpt_cycle_scale cycles;    /* clock type 3 (zero from a build without it) */
     /* read on every event */
     _Alignas(64) _Atomic uint32_t status;
     _Atomic uint32_t max_buffers;
@@ -174,7 +183,17 @@ int      wpt_thread_gone(uint32_t tid);
 /* Fault injection for tests: the next `count` allocations fail (wpptrace_debug_fail_allocations). */
 int      wpt_injected_failure(void);
 
+#ifdef WPT_TEST_POINTS
+/* the cycle counter a test sets (a function of its own), and the rate calibration finds
+ * (cycles per ns; 0: measured) */
+extern uint64_t (*wpt_test_cycles)(void);
+extern double wpt_test_cycles_per_ns;
+#endif
+
 static inline uint64_t wpt_rdtsc(void) {
+#ifdef WPT_TEST_POINTS
+    if (wpt_test_cycles) return wpt_test_cycles();
+#endif
 #if defined(__x86_64__) || defined(__i386__)
     uint32_t lo, hi, aux;
     __asm__ __volatile__("rdtscp" : "=a"(lo), "=d"(hi), "=c"(aux));
@@ -184,14 +203,28 @@ static inline uint64_t wpt_rdtsc(void) {
 #endif
 }
 
+/* The cycle counter value `cycles` on the session's scale. Split multiply: no 128-bit
+ * integers on every target, and neither product overflows (mult < 2^32, the high half of a
+ * distance below 2^63 is below 2^31). */
+static inline uint64_t wpt_cycles_scaled(const wpt_cycle_scale *c, uint64_t cycles) {
+    if (!c->mult) return cycles;
+    uint64_t d = cycles - c->base;
+    int before = (int64_t)d < 0;      /* another processor's counter a little behind the base */
+    if (before) d = (uint64_t)0 - d;
+    uint64_t scaled = (((d >> 32) * c->mult) << 1) + (((d & 0xFFFFFFFFu) * c->mult) >> 31);
+    return before ? c->base - scaled : c->base + scaled;
+}
+
 /* The session clock (ClientContext): 1 = CLOCK_MONOTONIC in 100 ns ticks (QPC with PerfFreq
  * 10^7); 2 = FILETIME, taken as the wall clock at StartTrace plus monotonic time since, so it
  * never steps back when the system time is set (streams must not go back in time); 3 = the
- * CPU cycle counter (CpuSpeedInMHz calibrated against CLOCK_MONOTONIC). All three are the
- * same in every process of the machine, so records from several processes order by time. */
-static inline int64_t wpt_raw_now_of(uint32_t clock_type, int64_t filetime_offset) {
+ * CPU cycle counter, scaled to the integer CpuSpeedInMHz calibrated against CLOCK_MONOTONIC
+ * (`cycles`: the session's scale). All three are the same in every process of the machine,
+ * so records from several processes order by time. */
+static inline int64_t wpt_raw_now_of(uint32_t clock_type, int64_t filetime_offset,
+                                     const wpt_cycle_scale *cycles) {
     switch (clock_type) {
-    case EVENT_TRACE_CLOCK_CPUCYCLE:   return (int64_t)wpt_rdtsc();
+    case EVENT_TRACE_CLOCK_CPUCYCLE:   return (int64_t)wpt_cycles_scaled(cycles, wpt_rdtsc());
     case EVENT_TRACE_CLOCK_SYSTEMTIME: return wpt_mono100_now() + filetime_offset;
     default:                           return wpt_mono100_now();
     }
@@ -204,6 +237,7 @@ static inline int64_t wpt_raw_now_of(uint32_t clock_type, int64_t filetime_offse
  * process starts agree on it (etw_clock.c). Called under wpt_control_lock. */
 typedef struct {
     int64_t raw, start_filetime, filetime_offset, boot_filetime;
+    wpt_cycle_scale cycles;            /* clock type 3's scale (else zero) */
 } wpt_clock_anchor;
 void wpt_session_clock(uint32_t clock_type, wpt_clock_anchor *a);
 
@@ -247,6 +281,7 @@ typedef struct {
     uint32_t buffer_size, nslots, capacity, max_buffers, min_buffers;
     uint32_t logger_id, generation, log_file_mode, clock_type;
     int64_t filetime_offset;
+    wpt_cycle_scale cycles;
     int private_pool;
 } wpt_pool_config;
 /* Create a session's memory: anonymous (private) or a memfd (*memfd_out). */
@@ -398,6 +433,7 @@ static inline ULONG wpt_reserve(TRACEHANDLE h, uint32_t size, wpt_reservation *r
     wpt_slot *slot = &v->slots[stream];
     uint32_t clock = sh->clock_type;
     int64_t offset = sh->filetime_offset;
+    const wpt_cycle_scale *cycles = &sh->cycles;
     for (;;) {
         uint64_t word = atomic_load_explicit(&slot->word, memory_order_acquire);
         uint32_t index1 = (uint32_t)word;
@@ -433,7 +469,7 @@ static inline ULONG wpt_reserve(TRACEHANDLE h, uint32_t size, wpt_reservation *r
             }
             /* The timestamp is read between loading the state and the CAS: a successful CAS
              * means every earlier record of the buffer took its timestamp before ours. */
-            int64_t ts = wpt_raw_now_of(clock, offset);
+            int64_t ts = wpt_raw_now_of(clock, offset, cycles);
             if (atomic_compare_exchange_weak_explicit(&b->state, &st, st + aligned,
                                                       memory_order_acq_rel, memory_order_acquire)) {
                 WPT_TEST_POINT(WPT_POINT_RESERVE_CLAIMED);
@@ -497,6 +533,7 @@ typedef struct wpt_session {
     int64_t start_filetime;
     int64_t boot_filetime;
     int64_t filetime_offset;         /* clock 2: FILETIME = mono100 + offset */
+    wpt_cycle_scale cycles;          /* clock 3: the counter's scale */
     uint32_t cpu_mhz;
     uint32_t start_tid, start_pid;
 

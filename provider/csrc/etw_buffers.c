@@ -150,6 +150,7 @@ ULONG wpt_pool_create(const wpt_pool_config *c, wpt_view **view_out, int *memfd_
     sh->clock_type = c->clock_type;
     sh->owner_pid = wpt_current_pid();
     sh->filetime_offset = c->filetime_offset;
+    sh->cycles = c->cycles;
     layout(sh, c->nslots, c->capacity, c->buffer_size);
     atomic_store(&sh->max_buffers, c->max_buffers);
     atomic_store(&sh->status, WPT_STARTING);

@@ -16,6 +16,8 @@
 
 #ifdef WPT_TEST_POINTS
 int64_t wpt_wall_shift_ns;
+uint64_t (*wpt_test_cycles)(void);
+double wpt_test_cycles_per_ns;
 #define WALL_SHIFT_NS wpt_wall_shift_ns
 #else
 #define WALL_SHIFT_NS 0
@@ -99,6 +101,7 @@ static int64_t linked_offset(clockid_t base, clock_link *kept, int64_t *base_at)
 }
 
 static uint32_t g_cpu_mhz;
+static uint64_t g_cycle_mult;          /* g_cpu_mhz over the measured rate, times 2^31 */
 static pthread_once_t g_mhz_once = PTHREAD_ONCE_INIT;
 
 /* A (CLOCK_MONOTONIC ns, cycle counter) pair read as close together as we can (the tightest
@@ -110,15 +113,25 @@ static void clock_pair(int64_t *ns, uint64_t *cycles) {
 }
 
 static void measure_cpu_mhz(void) {
-    /* Calibrate the cycle counter against CLOCK_MONOTONIC over 20 ms (clock type 3). */
+    /* Calibrate the cycle counter against CLOCK_MONOTONIC over 20 ms (clock type 3). The
+     * header holds whole MHz and the counter runs at some fraction more or less (156 us a
+     * second off at 3.2 GHz), so sessions scale the counter to the whole MHz (g_cycle_mult):
+     * raw / CpuSpeedInMHz is then the time every reader computes, ours and Windows'. */
     int64_t t0, t1;
     uint64_t c0, c1;
     clock_pair(&t0, &c0);
     struct timespec pause = {0, 20 * 1000 * 1000};
     nanosleep(&pause, NULL);
     clock_pair(&t1, &c1);
-    double mhz = (double)(c1 - c0) * 1000.0 / (double)(t1 - t0);
-    g_cpu_mhz = mhz < 1.0 ? 1 : (uint32_t)(mhz + 0.5);
+    double per_ns = t1 > t0 ? (double)(c1 - c0) / (double)(t1 - t0) : 0.0;
+#ifdef WPT_TEST_POINTS
+    if (wpt_test_cycles_per_ns > 0) per_ns = wpt_test_cycles_per_ns;
+#endif
+    double mhz = per_ns * 1000.0;
+    g_cpu_mhz = mhz < 1.0 ? 1 : mhz > 4e9 ? 4000000000u : (uint32_t)(mhz + 0.5);
+    double mult = mhz > 0 ? (double)g_cpu_mhz / mhz * 2147483648.0 + 0.5 : 0.0;
+    /* a counter too slow to scale in range (under 1 MHz) is left as it is */
+    g_cycle_mult = mult >= 1.0 && mult < 4294967296.0 ? (uint64_t)mult : 0;
 }
 
 uint32_t wpt_cpu_mhz(void) {
@@ -130,9 +143,12 @@ void wpt_session_clock(uint32_t clock_type, wpt_clock_anchor *a) {
     int64_t mono;
     a->filetime_offset = ticks_of(linked_offset(CLOCK_MONOTONIC, &g_wall_mono, &mono))
                          + WPT_FILETIME_UNIX_EPOCH;
+    a->cycles = (wpt_cycle_scale){0, 0};
     if (clock_type == EVENT_TRACE_CLOCK_CPUCYCLE) {
         uint64_t cycles;
+        wpt_cpu_mhz();                            /* calibrated: g_cycle_mult is known */
         clock_pair(&mono, &cycles);
+        a->cycles = (wpt_cycle_scale){cycles, g_cycle_mult};   /* the scale meets it here */
         a->raw = (int64_t)cycles;
         a->start_filetime = ticks_of(mono) + a->filetime_offset;
     } else {

@@ -102,7 +102,7 @@ static void finish_buffer(wpt_session *s, unsigned char *data, uint32_t used, ui
     h->BufferSize = s->buffer_size;
     h->SavedOffset = used;
     h->CurrentOffset = used;
-    h->TimeStamp = wpt_raw_now_of(s->clock_type, s->filetime_offset);
+    h->TimeStamp = wpt_raw_now_of(s->clock_type, s->filetime_offset, &s->cycles);
     h->SequenceNumber = ++s->buffer_sequence;
     h->ClientContext.ProcessorIndex = (uint16_t)processor;
     h->ClientContext.LoggerId = s->logger_id;
@@ -748,6 +748,7 @@ ULONG wpt_session_prepare(wpt_session *s, int private_pool) {
     wpt_clock_anchor clock;
     wpt_session_clock(s->clock_type, &clock);
     s->filetime_offset = clock.filetime_offset;
+    s->cycles = clock.cycles;
     s->start_filetime = clock.start_filetime;
     s->start_raw = clock.raw;
     s->boot_filetime = clock.boot_filetime;
@@ -773,7 +774,7 @@ ULONG wpt_session_prepare(wpt_session *s, int private_pool) {
         .max_buffers = s->max_buffers, .min_buffers = s->min_buffers,
         .logger_id = s->logger_id, .generation = s->registry_generation,
         .log_file_mode = s->log_file_mode, .clock_type = s->clock_type,
-        .filetime_offset = s->filetime_offset, .private_pool = private_pool,
+        .filetime_offset = s->filetime_offset, .cycles = s->cycles, .private_pool = private_pool,
     };
     ULONG rc = wpt_pool_create(&c, &s->view, private_pool ? NULL : &s->memfd);
     if (rc == ERROR_SUCCESS && s->logfile_name[0]) rc = wpt_logfile_open(s);

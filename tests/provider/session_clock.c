@@ -13,6 +13,11 @@
  *                   and prints it in 100 ns ticks, as FILETIME ("wall_minus_mono N")
  *       stepped     session a starts; the wall clock the core reads is set 1000 s on; then
  *                   session b starts; 100 messages as in held-later
+ *       cycles      the core's cycle counter is this program's, calibrated at 2999.7 cycles
+ *                   a microsecond; session a starts with clock type 3, then messages 1, 60
+ *                   and 1000 are logged when the counter has run that many seconds since,
+ *                   and message 0 when it reads 1 s before the start (another processor's
+ *                   counter behind)
  * Prints "logged N" (and for held-first "wall_minus_mono N"), stops the sessions, exits 0.
  */
 #define _GNU_SOURCE
@@ -38,9 +43,15 @@ typedef struct {
     char names[4096];
 } props_t;
 
+#define CYCLES_PER_SECOND 2999700000ull   /* 2999.7 MHz: no whole number of MHz */
+static _Atomic uint64_t g_cycles = 1000000000000ull;
+static uint64_t read_cycles(void) { return g_cycles; }
+static uint32_t g_clock_type = 1;
+
 static TRACEHANDLE start(props_t *props, const char *dir, const char *which) {
     memset(props, 0, sizeof *props);
     props->p.Wnode.BufferSize = sizeof *props;
+    props->p.Wnode.ClientContext = g_clock_type;
     props->p.BufferSize = 4;
     props->p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING;
     props->p.LogFileNameOffset = sizeof props->p;
@@ -106,6 +117,18 @@ int main(int argc, char **argv) {
         wpt_wall_shift_ns = 1000 * 1000000000LL;
         if (!(b = start(&pb, dir, "b"))) return 3;
         logged = log_alternately(a, b, 100);
+    } else if (!strcmp(mode, "cycles")) {
+        wpt_test_cycles = read_cycles;
+        wpt_test_cycles_per_ns = CYCLES_PER_SECOND / 1e9;
+        g_clock_type = EVENT_TRACE_CLOCK_CPUCYCLE;
+        uint64_t started = g_cycles;
+        if (!(a = start(&pa, dir, "a"))) return 3;
+        static const uint32_t seconds[] = {1, 60, 1000, 0};
+        for (unsigned i = 0; i < 4; i++) {
+            uint32_t v = seconds[i];
+            g_cycles = v ? started + v * CYCLES_PER_SECOND : started - CYCLES_PER_SECOND;
+            if (TraceMessage(a, 0x2B, &g_msg, 10, &v, sizeof v, NULL) == 0) logged++;
+        }
     } else {
         return 2;
     }

@@ -65,3 +65,30 @@ def test_a_wall_clock_step_shows_in_sessions_started_after_it(session_clock, tmp
     assert abs(b_boot - a_boot - STEP) < STEP // 10
     assert merged_values([tmp_path / "a.etl", tmp_path / "b.etl"]) == \
         [("a", v) for v in range(0, 100, 2)] + [("b", v) for v in range(1, 100, 2)]
+
+
+def test_cycle_counter_times_convert_without_drift(session_clock, tmp_path):
+    """Clock type 3 with a cycle counter of no whole number of MHz (2999.7): the header holds
+    whole MHz (3000), and the counter is scaled to it, so the times every reader computes
+    (raw / CpuSpeedInMHz, as Windows does for ClockType 3) are the counter's: 1, 60 and 1000 s
+    after the start, and 1 s before it (message 0), within 1 us (unscaled they ran 100 ppm
+    slow: 0.1 s in 1000 s)."""
+    assert session_clock("cycles", tmp_path) == {"logged": 4}
+    path = tmp_path / "a.etl"
+    with EtlFile(path) as f:
+        assert (f.header.clock_type, f.header.cpu_speed_mhz) == (3, 3000)
+        start = f.header.start_time
+    events = []
+    handle = api.OpenTrace(EVENT_TRACE_LOGFILE(
+        LogFileName=str(path), ProcessTraceMode=PROCESS_TRACE_MODE_EVENT_RECORD,
+        EventRecordCallback=events.append))
+    try:
+        assert api.ProcessTrace([handle]) == 0
+    finally:
+        api.CloseTrace(handle)
+    after = {int.from_bytes(e.UserData, "little"): e.EventHeader.TimeStamp - start
+             for e in events if e.EventHeader.Flags & 0x8}
+    assert after.keys() == {0, 1, 60, 1000}
+    for value, ticks in after.items():
+        seconds = value or -1
+        assert abs(ticks - seconds * 10_000_000) <= 10, (seconds, ticks)
