@@ -185,6 +185,8 @@
  *                   reconciles with a registry holding one more enable (for A): no room; the
  *                   reconciliation must be done all the same, reporting it once.
  *       generation-atomic  whether a session's registry generation is an atomic object.
+ *       copy-after-disable  as resurrect, this process never having held G's enable for A (the
+ *                   registry has it, nobody told this process): G must stay disabled.
  *       freed-stop  A (slot 2) looks gone from here (its entry's process start time altered,
  *                   as a host in another PID namespace looks): starting B frees A's entry and
  *                   takes slot 1, which session X held until then; then A's host stops
@@ -226,6 +228,7 @@
  * disable-owed "enable RC disable RC enables N disables N enables_after N disables_after N
  * stop_a RC", made-up-older-disable "disable RC enable RC enables N disables N stop_b RC",
  * full-table "filled N first RC second RC stop_x RC stop_a RC", generation-atomic "atomic 0|1",
+ * copy-after-disable "disable RC last 0|1 enabled_after 0|1 listed_after 0|1 stop_a RC stop_b RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
  * A) and
@@ -1937,6 +1940,41 @@ static int resurrect(const char *dir) {
     return 0;
 }
 
+/* copy-after-disable: as resurrect, but this process never held G's enable for A (the
+ * registry has it, nobody told this process): its reconciliation is held at B's JOIN, ahead of
+ * G's enable in its copy, while the main thread disables G for A. */
+static int copy_after_disable(const char *dir) {
+    uint32_t slot_a, gen_a, slot_b, gen_b;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot_a, &gen_a, &a);
+    if (failed) return failed;
+    if (run_point("start-only", dir) != 0) return 5;
+    if (wpt_registry_find("control-races-b", &slot_b, &gen_b) != ERROR_SUCCESS) return 5;
+    if (register_three()) return 6;
+    int first = registry_enable(&g_first_control, slot_b);
+    int held = registry_enable(&g_silent_control, slot_a);
+    int last = registry_enable(&g_last_control, slot_b);
+    if (first < 0 || !(first < held && held < last)) return 8;
+    g_main_thread = pthread_self();
+    wpt_test_point = at_endpoint_join;
+    atomic_store(&g_armed, 1);
+    wpt_endpoint_redeliver();                  /* a reconciliation owed */
+    int64_t deadline = wpt_mono_ms() + 20000;
+    while (atomic_load(&g_endpoint_joins) < 1 && wpt_mono_ms() < deadline) usleep(1000);
+    if (atomic_load(&g_endpoint_joins) < 1) return 9;
+    ULONG disabled = EnableTrace(0, 0, 0, &g_silent_control, a);
+    atomic_store(&g_part_done, 1);
+    deadline = wpt_mono_ms() + 20000;
+    while (!atomic_load(&g_last_enabled) && wpt_mono_ms() < deadline) usleep(1000);
+    wpt_test_point = NULL;
+    int last_enabled = atomic_load(&g_last_enabled);
+    int enabled_after = atomic_load(&g_enabled), listed_after = listed_enabled(&g_silent_control);
+    ULONG stopped_a = stop_by_name("control-races-a"), stopped_b = stop_by_name("control-races-b");
+    printf("disable %u last %d enabled_after %d listed_after %d stop_a %u stop_b %u\n", (unsigned)disabled,
+           last_enabled, enabled_after, listed_after, (unsigned)stopped_a, (unsigned)stopped_b);
+    return 0;
+}
+
 /* reconcile-busy-join: this process reconciles with the registry, which holds an enable of its
  * provider for A that nobody told it of, while A's host is stopped: its JOIN of A times out. */
 static int reconcile_busy_join(const char *dir) {
@@ -2599,6 +2637,7 @@ static int generation_atomic(void) {
 
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "owed-once") == 0) return owed_once(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "copy-after-disable") == 0) return copy_after_disable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "disable-owed") == 0) return disable_owed(argv[2]);
     if (argc == 3 && strcmp(argv[1], "made-up-older-disable") == 0) return made_up_older_disable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "full-table") == 0) return full_table(argv[2]);

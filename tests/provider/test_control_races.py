@@ -606,3 +606,15 @@ def test_a_sessions_registry_generation_is_read_atomically(control_races, out):
     which StartTrace writes it: a data race. It is an atomic object."""
     assert control_races("generation-atomic", out) == {"atomic": 1}
 
+
+
+def test_a_reconciliation_never_enables_what_this_process_disabled_before_holding_it(control_races, out):
+    """As above, for an enable this process had not heard of yet: the registry held it (for
+    A), and the reconciliation's copy was read before this process disabled it. The disable,
+    made while the copy was applied, found nothing enabled here to compare with, and the copy's
+    older enable was applied after it: the provider was enabled for a session that had
+    disabled it. A disable made while a copy is applied makes its older enables old news."""
+    got = control_races("copy-after-disable", out)
+    assert got["disable"] == 0 and got["last"] == 1           # the reconciliation ran through
+    assert got["enabled_after"] == 0 and got["listed_after"] == 0
+    assert got["stop_a"] == 0 and got["stop_b"] == 0
