@@ -22,8 +22,9 @@ for the record's level (``%0%10!s!``, LEVEL= that level). Exception tracebacks f
 record as such a message, at the record's level. A handler never raises into the application
 (``handleError`` as every logging handler); a record it has no memory or stack left for (one
 logged near the recursion limit) is lost and counted in the provider's ``events_dropped``; the
-records of a file nested too deeply to scan are written formatted, as above, and so, for the
-run, are those of a line first logged from a thread with too little stack to read its file. What
+records of a file nested too deeply to scan are written formatted, as above, and so are those
+logged from a thread with too little stack to read their file (a later record from a thread with
+room reads it). What
 the application's signal handler raises while a record is written (a value converting, the
 first record of a call site reading its source) is the application's and passes on, as from a
 trace call (:mod:`wpptrace.provider.tracing_interrupts`): a deadline must not be lost.
@@ -44,6 +45,7 @@ from wpptrace.tmf.model import Argument, Message
 
 from .tracing import _NO_ROOM, WPP_TRACE_OPTIONS, Provider
 from .tracing_interrupts import passes_on
+from .tracing_sources import StackTooSmall
 from .tracing_sites import LEVELS, LoggingSite, message_guid, message_name, relative_source_path, \
     scan_logging_calls
 from .tracing_types import python_format
@@ -102,6 +104,8 @@ class _SiteEntry:
 
 
 _FALLBACK_FORMAT = "%0%10!s!"
+#: ``_sites_of``: the calling thread has no stack to read the file now (nothing concluded)
+_NOT_NOW = object()
 
 
 def fallback_number(trace_level: int) -> int:
@@ -218,11 +222,13 @@ class WppHandler(logging.Handler):
         rel = relative_source_path(path, self.provider.root)
         return message_guid(self.provider.guid, rel + "#logging")
 
-    def _sites_of(self, path: str, code: Any, module_globals: Any) -> tuple[LoggingSite, ...] | None:
+    def _sites_of(self, path: str, code: Any, module_globals: Any) -> tuple[LoggingSite, ...] | object | None:
         path = os.path.abspath(path)
         self._paths.setdefault(path)
         try:
             return self.provider._sources.logging_sites(path, code, module_globals)
+        except StackTooSmall:    # this thread cannot read the file; one with room will
+            return _NOT_NOW
         except Exception as exc:  # noqa: BLE001 - no usable source: everything goes formatted
             if passes_on(exc):
                 raise             # no room, or the application's: nothing is concluded (or kept)
@@ -237,6 +243,8 @@ class WppHandler(logging.Handler):
                 frame = _caller_frame(record)
                 sites = self._sites_of(record.pathname, frame.f_code if frame else None,
                                        frame.f_globals if frame else None)
+                if sites is _NOT_NOW:   # sent formatted, the line read by a later record
+                    return entry
                 templates = self._lines[line] = {s.template: s for s in sites or () if s.line == record.lineno}
             site = templates.get(record.msg)
             if site is not None:

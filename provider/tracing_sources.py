@@ -243,12 +243,32 @@ _STACK_FOR_ANY_SOURCE = 2 << 20
 _STACK_BASE, _STACK_PER_BRACKET, _STACK_PER_TOKEN, _STACK_PER_BLOCK = 64 << 10, 2560, 320, 1024
 #: separators that end a chain (inside a lambda's parameters a comma does not end it)
 _CHAIN_ENDS = frozenset((",", ";"))
+#: words that nest what follows them one level (in an f-string's expressions)
+_NESTING_WORDS = r"\b(?:not|lambda|await|yield|if|else|and|or|in|is)\b"
 
 
 def _stack_room() -> int | None:
     """Bytes of C stack the calling thread has left, or None where it cannot be told."""
     from .fastpath import module
     return module.stack_room() if module is not None else None
+
+
+#: before 3.12 an f-string is one token, whose expressions the parser reads recursively
+_FSTRING_IS_ONE_TOKEN = sys.version_info < (3, 12)
+
+
+def _fstring_need(token: str) -> int:
+    """What the expressions of an f-string token may nest (before 3.12, when the tokenizer does
+    not split them): each bracket in it a level, each operator character or nesting keyword a
+    link of a chain; 0 for a string that is no f-string."""
+    prefix = token[:token.find(token[-1])].lower()
+    if "f" not in prefix:
+        return 0
+    brackets = sum(map(token.count, "([{"))
+    import re
+
+    links = sum(map(token.count, "-+~*/%@&|^<>=!.:")) + len(re.findall(_NESTING_WORDS, token))
+    return brackets * _STACK_PER_BRACKET + links * _STACK_PER_TOKEN
 
 
 def _stack_need(text: str) -> int:
@@ -262,15 +282,22 @@ def _stack_need(text: str) -> int:
 
     chains, lambdas = [0], [0]      # per open bracket: the chain so far, lambdas in parameters
     blocks = worst = 0
+    quiet = (tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER)
     try:
         for kind, string, _start, _end, _line in tokenize.generate_tokens(io.StringIO(text).readline):
+            extra = 0
             if kind == tokenize.INDENT:
                 blocks += 1
-            elif kind == tokenize.DEDENT:
+                continue
+            if kind == tokenize.DEDENT:
                 blocks -= 1
-            elif kind == tokenize.NEWLINE:
+                continue
+            if kind == tokenize.NEWLINE:
                 chains, lambdas = [0], [0]
-            elif kind == tokenize.OP and string in "([{":
+                continue
+            if kind in quiet:
+                continue
+            if kind == tokenize.OP and string in "([{":
                 chains[-1] += 1
                 chains.append(0)
                 lambdas.append(0)
@@ -280,18 +307,20 @@ def _stack_need(text: str) -> int:
                     lambdas.pop()
             elif kind == tokenize.OP and string in _CHAIN_ENDS and not lambdas[-1]:
                 chains[-1] = 0
-            elif kind not in (tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER):
+            else:
                 if kind == tokenize.NAME and string == "lambda":
                     lambdas[-1] += 1
                 elif kind == tokenize.OP and string == ":" and lambdas[-1]:
                     lambdas[-1] -= 1
+                elif kind == tokenize.STRING and _FSTRING_IS_ONE_TOKEN:
+                    extra = _fstring_need(string)
                 chains[-1] += 1
-                need = (_STACK_BASE + blocks * _STACK_PER_BLOCK + len(chains) * _STACK_PER_BRACKET
-                        + sum(chains) * _STACK_PER_TOKEN)
-                if need > worst:
-                    worst = need
-                    if worst >= _STACK_FOR_ANY_SOURCE:
-                        break
+            need = (_STACK_BASE + blocks * _STACK_PER_BLOCK + len(chains) * _STACK_PER_BRACKET
+                    + sum(chains) * _STACK_PER_TOKEN + extra)
+            if need > worst:
+                worst = need
+                if worst >= _STACK_FOR_ANY_SOURCE:
+                    break
     except (tokenize.TokenError, SyntaxError):
         return _STACK_FOR_ANY_SOURCE
     return min(worst, _STACK_FOR_ANY_SOURCE)

@@ -661,6 +661,40 @@ def test_a_thread_with_a_small_stack_size_drops_a_call_it_has_no_room_to_read_an
     assert in_main == "in main []"
 
 
+_SMALL_STACK_LOGGING_DRIVER = '''
+import logging, sys, threading, warnings
+sys.path.insert(0, sys.argv[1])
+warnings.simplefilter("ignore")
+import traced
+from wpptrace.provider.logging_handler import WppHandler
+traced.trace._use_writer(lambda h, fl, g, n, p: 0)
+traced.trace._set_enable_state(0x1234, 0xFFFFFFFF, 5)
+handler = WppHandler(provider=traced.trace, flag=traced.trace.flags.GC)
+logging.getLogger("app").addHandler(handler)
+import logs
+threading.stack_size(128 * 1024)
+worker = threading.Thread(target=logs.go, args=(1,))
+worker.start()
+worker.join()
+logs.go(2)
+print("typed", handler.sent_typed, "formatted", handler.sent_formatted)
+'''
+
+
+def test_a_record_logged_from_a_thread_with_a_small_stack_goes_formatted_and_concludes_nothing(tmp_path):
+    """A record logged from a 128 KiB thread in a deeply nested file is sent formatted (reading
+    the file there would crash the process); the same line logged later from the main thread
+    is read and sent typed."""
+    (tmp_path / "traced.py").write_text(_TRACED_GC)
+    (tmp_path / "logs.py").write_text("import logging\nDEEP = " + "(" * 150 + "1" + ")" * 150 + "\n"
+                                      "def go(n):\n    logging.getLogger('app').warning('value %d', n)\n")
+    (tmp_path / "driver.py").write_text(_SMALL_STACK_LOGGING_DRIVER)
+    proc = subprocess.run([sys.executable, str(tmp_path / "driver.py"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"exit status {proc.returncode}: {proc.stderr}"
+    assert proc.stdout.split() == ["typed", "1", "formatted", "1"]
+
+
 _STACK_BOUND_PROBE = '''
 import ast, sys, threading
 sys.path.insert(0, sys.argv[1])
@@ -676,7 +710,14 @@ sources = {
     "sums": "x = " + "+".join(["1"] * 900),
     "calls in brackets": "x = " + "(f(" * 99 + "1" + "))" * 99,
     "blocks": "".join(" " * i + "if x:\\n" for i in range(99)) + " " * 99 + "pass\\n",
+    "empty brackets": "x = " + "(" * 150 + ")" * 150,
+    "empty lists": "x = " + "[" * 199 + "]" * 199,
+    "a chain of calls": "x = f" + "()" * 1000,
 }
+if sys.version_info < (3, 12):        # an f-string is one token, its expressions read recursively
+    sources["brackets in an f-string"] = "x = f'{" + "(" * 120 + "1" + ")" * 120 + "}'"
+    sources["negations in an f-string"] = "x = f'{" + "-" * 900 + "1}'"
+    sources["nots in an f-string"] = "x = f'{" + "not " * 900 + "1}'"
 for name, text in sources.items():
     need = tracing_sources._stack_need(text)
     assert need < tracing_sources._STACK_FOR_ANY_SOURCE, name
