@@ -43,6 +43,11 @@ _EXPRESSION_DEFINE = re.compile(rf"^\s*#\s*define\s+(\w+)\s+[(\s+-]*(?:{_INTEGER
                                 rf"(?:[()\s]*[+-][(\s+-]*(?:{_INTEGER_TERM}))*[)\s]*$")
 _CONDITIONAL = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif|else|endif)\b(.*)$")
 _GUARD_DEFINE = re.compile(r"^\s*#\s*define\s+(\w+)\s*$")
+#: the conditions of a C / C++ pair, and the branch each opens: only these (their #else the
+#: other branch); any other condition naming __cplusplus is an ordinary conditional
+_CPLUSPLUS = {("ifdef", "__cplusplus"): "c++", ("ifndef", "__cplusplus"): "c",
+              ("if", "defined(__cplusplus)"): "c++", ("if", "defined__cplusplus"): "c++",
+              ("if", "!defined(__cplusplus)"): "c", ("if", "!defined__cplusplus"): "c"}
 #: the callback Python defines for the provider core (cffi-only: ``extern "Python"``)
 PYTHON_CALLBACKS = 'extern "Python" uint32_t _wpptrace_control_callback(int, void *, uint32_t *, void *);'
 
@@ -74,6 +79,25 @@ def _integer_define(line: str) -> str | None:
     return f"#define {match.group(1)} {''.join(match.group(3).split())}"
 
 
+def _joined(lines: list[str]) -> list[str]:
+    """The lines with each backslash continuation joined to the line it continues (which keeps
+    its number; the continuation lines become empty, so numbers still match the file)."""
+    out: list[str] = []
+    carry: int | None = None           # the index of the line being continued
+    for line in lines:
+        if carry is not None:
+            out[carry] = out[carry][:-1] + " " + line.strip()
+            out.append("")
+        else:
+            out.append(line)
+            carry = len(out) - 1
+        if not out[carry].rstrip().endswith("\\"):
+            carry = None
+        else:
+            out[carry] = out[carry].rstrip()
+    return out
+
+
 def cdef_text(path: str) -> str:
     """A header as cffi cdef source (see the module docstring for what is left out). Raises
     HeaderError for what reaches the cdef from inside a preprocessor conditional other than
@@ -83,7 +107,7 @@ def cdef_text(path: str) -> str:
     text = re.sub(r"/\* BEGIN C ONLY.*?/\* END C ONLY \*/", _blank, text, flags=re.S)
     text = re.sub(r"/\*.*?\*/", _blank, text, flags=re.S)
     text = re.sub(r"//[^\n]*", "", text)
-    source = text.splitlines()
+    source = _joined(text.splitlines())
     lines: list[str] = []
     # per open conditional: "guard" (the include guard), "c++" (a __cplusplus branch, left
     # out), "c" (its other branch) or the line number of any other #if
@@ -97,12 +121,12 @@ def cdef_text(path: str) -> str:
                 guard = _GUARD_DEFINE.match(following)
                 if word == "ifndef" and guard and guard.group(1) == rest.strip():
                     opened.append("guard")
-                elif "__cplusplus" in rest:
-                    opened.append("c" if word == "ifndef" else "c++")
                 else:
-                    opened.append(number)
-            elif word in ("else", "elif") and opened and opened[-1] in ("c", "c++"):
+                    opened.append(_CPLUSPLUS.get((word, "".join(rest.split())), number))
+            elif word == "else" and opened and opened[-1] in ("c", "c++"):
                 opened[-1] = "c" if opened[-1] == "c++" else "c++"
+            elif word == "elif" and opened and opened[-1] in ("c", "c++"):
+                opened[-1] = number         # a third branch, with a condition of its own
             elif word == "endif" and opened:
                 opened.pop()
             continue

@@ -210,3 +210,34 @@ def test_a_define_inside_a_preprocessor_conditional_is_a_one_line_error(tmp_path
     header.write_text(header.read_text().replace("#ifdef WITH_FOO\n#define FOO 1\n#else\n"
                                                  "#define FOO 2\n#endif\n", ""))
     assert _builder().cdef_text(str(header)).split() == ["#define", "C_ONLY", "1"]
+
+
+def test_only_a_plain_cplusplus_test_is_taken_for_a_c_and_cplusplus_pair(tmp_path):
+    """``#if !defined(__cplusplus)`` opens the C branch (kept); an ``#elif`` after a C++ branch,
+    or a condition that names ``__cplusplus`` among others, is an ordinary conditional, so what
+    is inside is refused with its line, not taken or dropped unseen."""
+    builder = _builder()
+    header = tmp_path / "pair.h"
+    header.write_text("#if !defined(__cplusplus)\n#define C_SIDE 1\n#else\n#define C_SIDE 2\n#endif\n"
+                      "#if defined __cplusplus\n#define CXX_SIDE 1\n#endif\n")
+    assert builder.cdef_text(str(header)).split() == ["#define", "C_SIDE", "1"]
+    header.write_text("#ifdef __cplusplus\n#define X 1\n#elif defined(WANT_X)\n#define X 2\n"
+                      "#else\n#define X 3\n#endif\n")
+    with pytest.raises(builder.HeaderError, match=r"pair\.h:4: '#define X 2' is inside the "
+                                                  r"preprocessor conditional of line 3"):
+        builder.cdef_text(str(header))
+    header.write_text("#if defined(__cplusplus) || defined(FOO)\n#define Y 1\n#endif\n")
+    with pytest.raises(builder.HeaderError, match=r"pair\.h:2: "):
+        builder.cdef_text(str(header))
+
+
+def test_a_define_continued_with_a_backslash_is_read_whole_at_its_line(tmp_path):
+    """A define whose value is on a continuation line is read as one line (the value kept);
+    inside a conditional it is refused at its first line."""
+    builder = _builder()
+    header = tmp_path / "continued.h"
+    header.write_text("#define CONTINUED \\\n    (7)\nint after;\n")
+    assert builder.cdef_text(str(header)).split("\n") == ["#define CONTINUED 7", "", "int after;"]
+    header.write_text("#ifdef FOO\n#define CONTINUED \\\n    (7)\n#endif\n")
+    with pytest.raises(builder.HeaderError, match=r"continued\.h:2: '#define CONTINUED 7'"):
+        builder.cdef_text(str(header))
