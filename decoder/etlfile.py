@@ -380,16 +380,19 @@ class EtlFile(ReadLog):
                                          f"{header.buffer_size:#x}", header, damage)
         self.header_read = pointer_read
         if damage:
-            end = (self._damaged_record_end(body, at, size if own_size else None, fixed)
-                   if pointer_read else None)
+            end, other = (self._damaged_record_end(body, at, size if own_size else None, fixed)
+                          if pointer_read else (None, None))
             if end is not None:
                 self.header_record_end = end
                 damage += f"; its {end - at} bytes skipped, the records go on at {end:#x}"
+                if other is not None:
+                    damage += (f" (records chain from {other:#x} too: the {other - end} bytes "
+                               f"between are read as records)")
             self._issue(at, damage)
         return header
 
     def _damaged_record_end(self, body: bytes, at: int, size: int | None,
-                            fixed: int) -> int | None:
+                            fixed: int) -> tuple[int | None, int | None]:
         """Where buffer 0's records go on after the damaged log-file header record at
         ``at`` whose facts were read: the end past its two names or the end past its own
         Size (``size``, None if it did not hold), whichever records chain cleanly from to the
@@ -397,16 +400,19 @@ class EtlFile(ReadLog):
         record swallowed); the own Size's end also if it agrees with the names; None: not
         known (the walk reads buffer 0 from the record, and resumes where records chain
         again). The record is damaged, so its Size alone is no witness: an in-range wrong
-        one would swallow records."""
+        one would swallow records. Returns (end, the larger end when both chain and differ,
+        for the report; else None)."""
         events_end = min(self._first_end, len(body))
         names = _names_end(body, at + _SYSTEM_HEADER_SIZE + fixed, events_end)
         names_end = at + _align8(names - at) if names is not None else None
         own_end = at + _align8(size) if size is not None else None
         if own_end is not None and own_end == names_end and own_end <= events_end:
-            return own_end
-        ends = [end for end in (names_end, own_end)
-                if end is not None and _chains_to_events_end(body, end, events_end)]
-        return min(ends) if ends else None
+            return own_end, None
+        ends = sorted(end for end in (names_end, own_end)
+                      if end is not None and _chains_to_events_end(body, end, events_end))
+        if not ends:
+            return None, None
+        return ends[0], (ends[1] if len(ends) == 2 and ends[1] != ends[0] else None)
 
     def made_header_buffer(self) -> Buffer | None:
         """The header buffer ProcessTrace's first event comes from when buffer 0 does not

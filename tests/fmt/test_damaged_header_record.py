@@ -267,4 +267,5 @@ def test_of_two_ends_that_both_chain_the_smaller_is_taken(fmt_data, tmp_path, he
         assert etl.header_read and etl.header_record_end == own_end
     assert (hurt.records, hurt.damaged) == (whole.records, 1)
     assert len(problems) == 1 and problems[0].endswith(
-        f"its {own_end - at} bytes skipped, the records go on at {own_end:#x}"), problems
+        f"its {own_end - at} bytes skipped, the records go on at {own_end:#x} (records chain "
+        f"from {names_end:#x} too: the {names_end - own_end} bytes between are read as records)"), problems
