@@ -164,3 +164,53 @@ def test_a_busy_collector_is_logged_once_as_a_warning_while_the_relay_retries(re
     assert len(said) == fake.connections and {level for level, _ in said[1:]} == {"DEBUG"}
     assert said[0] == ("WARNING", "hostile-collector: the collector is busy: this source's "
                                   "file is being closed (retrying)")
+
+
+def _busy_then_welcome_then_a_write_failure_then_refuse(sock, connections=[0]):
+    connections[0] += 1
+    if connections[0] == 1:
+        sock.sendall(P.encode_error(ERROR_BUSY, "this source's file is being closed"))
+    elif connections[0] == 2:
+        sock.sendall(P.encode(P.FrameType.WELCOME, 0))
+        head = _recv_exactly(sock, P.HEADER.size)           # the header buffer ...
+        _recv_exactly(sock, P.HEADER.unpack(head)[4])
+        sock.sendall(P.encode_error(ERROR_BUSY, "cannot write x.etl: ERROR_DISK_FULL (112)"))
+    else:
+        sock.sendall(P.encode_error(ERROR_ACCESS_DENIED, "not this relay"))
+
+
+def test_a_relay_that_got_in_says_a_later_busy_answer_again_and_backs_off_from_the_start(
+        recorded, caplog):
+    """Once welcomed, the relay starts afresh: a later ERROR_BUSY (a write that failed
+    mid-stream) is a warning again, and the next attempt waits the first backoff again."""
+    caplog.set_level(logging.DEBUG, logger="wpptrace.remote.relay")
+    header, buffers = recorded
+    fake = FakeCollector(lambda sock, state=[0]:
+                         _busy_then_welcome_then_a_write_failure_then_refuse(sock, state))
+    relay = Relay(fake.address, buffer_size=len(header), name="welcomed", linger=PATIENCE,
+                  connect_timeout=PATIENCE, max_queue=100_000)
+    waits = []
+    idle = relay._idle
+
+    async def counted_idle(seconds):
+        waits.append(seconds)
+        await idle(seconds)
+    relay._idle = counted_idle
+    relay.add(header)
+    for buf in buffers:
+        relay.add(buf)
+    relay.start()
+    try:
+        assert relay.wait(PATIENCE)
+    finally:
+        relay.close()
+        fake.close()
+    assert relay.outcome.startswith("refused: not this relay"), relay.outcome
+    said = [(r.levelname, r.getMessage()) for r in caplog.records
+            if "the collector is busy" in r.getMessage()]
+    assert said == [
+        ("WARNING", "welcomed: the collector is busy: this source's file is being closed "
+                    "(retrying)"),
+        ("WARNING", "welcomed: the collector is busy: cannot write x.etl: ERROR_DISK_FULL "
+                    "(112) (retrying)")]
+    assert [w for w in waits if w != 0.25] == [0.2, 0.2]   # (0.25: waiting for a header)

@@ -226,6 +226,8 @@ class Relay:
         self._threads: list[threading.Thread] = []
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._wakeup: Optional[asyncio.Event] = None
+        self._backoff = 0.2             # the wait before the next connection after a failure
+        self._busy_said = False         # ERROR_BUSY said since the relay last got in
         self._session_seq_max = 0
         self._session_seq_seen = 0
         self._last_heard = 0.0          # monotonic time of the collector's last frame
@@ -393,9 +395,8 @@ class Relay:
             except RuntimeError:        # the sender is done and its loop closed: none to wake
                 pass
         self._outbox.wake = wake
-        backoff = 0.2
+        self._welcomed()
         ended_at = None
-        busy_said = False       # ERROR_BUSY (a transient: it retries) said since it got in
         while True:
             while self._outbox.header is None and self._outbox.end is None:
                 await self._idle(0.25)
@@ -411,16 +412,14 @@ class Relay:
                              self.stats.buffers_read, self.stats.buffers_sent,
                              self._outbox.dropped, self.stats.session_lost)
                     return
-                backoff = 0.2
-                busy_said = False
             except RelayRefused as refused:
                 if refused.code == ERROR_HANDLE_EOF:    # END arrived; its ACK did not
                     self.outcome = "ended" if self._outbox.end else "stopped"
                     return
                 if refused.code == ERROR_BUSY:          # (a file being closed, say)
-                    log.log(logging.DEBUG if busy_said else logging.WARNING,
+                    log.log(logging.DEBUG if self._busy_said else logging.WARNING,
                             "%s: the collector is busy: %s (retrying)", self.name, refused)
-                    busy_said = True
+                    self._busy_said = True
                 else:
                     log.error("%s: the collector refused: %s", self.name, refused)
                 if refused.code in _FATAL:
@@ -438,8 +437,14 @@ class Relay:
                                     f"{self.linger:g} s of its end{self._undelivered(True)}")
                     log.error("%s: %s", self.name, self.outcome)
                     return
-            await self._idle(backoff)
-            backoff = min(backoff * 2, self.max_backoff)
+            await self._idle(self._backoff)
+            self._backoff = min(self._backoff * 2, self.max_backoff)
+
+    def _welcomed(self) -> None:
+        """A connection got in (or none was tried yet): the next failure waits 0.2 s again,
+        and an ERROR_BUSY is news again (said once, as a warning, since the relay got in)."""
+        self._backoff = 0.2
+        self._busy_said = False
 
     def _undelivered(self, always: bool = False) -> str:
         """What a relay that gives up leaves, said as " (N buffers undelivered, M more sent
@@ -486,6 +491,7 @@ class Relay:
             if frame.type != P.FrameType.WELCOME:
                 raise P.ProtocolError(f"expected WELCOME, got {frame.type.name}")
             resume = frame.sequence
+            self._welcomed()
             self._last_heard = time.monotonic()
             log.info("%s: connected to %s:%d (resuming at %d)", self.name, host, port, resume)
             if resume == 0:
