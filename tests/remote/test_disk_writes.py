@@ -104,13 +104,13 @@ def test_an_end_after_a_failed_write_gets_the_failure_not_its_ack(recorded, tmp_
 def test_no_ack_passes_an_unwritten_buffer_with_two_connections_on_one_source(
         recorded, tmp_path, monkeypatch):
     """Nine buffers arrive while the first is being written: the STATS's ACK says only
-    what is on the disk; a connection that takes the source over is welcomed once all of
-    it is written, at the sequence after it."""
+    what is on the disk; a connection that takes the source over meanwhile is told to come
+    back (ERROR_BUSY), and is welcomed once all of it is written, at the sequence after it."""
     head, buffers = recorded
     disk = _StuckWrite(monkeypatch)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
         first = _open(collector.address, head, "acks")
-        second = None
+        second = third = None
         try:
             for seq in range(1, 10):
                 first.buffer(seq, buffers[seq - 1])
@@ -118,19 +118,25 @@ def test_no_ack_passes_an_unwritten_buffer_with_two_connections_on_one_source(
             assert disk.stuck.wait(PATIENCE)
             assert first.answer()[:2] == (P.FrameType.ACK, 1)
             second = HandRelay(collector.address, len(head), "acks", first.source_id)
-            assert collector.wait_for(lambda ss: ss[0].connections == 2, PATIENCE)
-            disk.release.set()
-            assert second.answer()[:2] == (P.FrameType.WELCOME, 10)
+            assert _error(second.answer()) == (ERROR_BUSY,
+                                               "this source's file is still being written")
             assert first.answer() is None           # (replaced: nothing more for it)
-            second.stats(10)
-            assert second.answer()[:2] == (P.FrameType.ACK, 10)
-            second.end(10)
-            assert second.answer()[:2] == (P.FrameType.ACK, 10)
+            disk.release.set()
+            assert collector.wait_for(lambda ss: ss[0].buffers == 9, PATIENCE)
+            wait_until(lambda: collector._sources[first.source_id].queued_buffers == 0,
+                       what="every buffer written")
+            third = HandRelay(collector.address, len(head), "acks", first.source_id)
+            assert third.answer()[:2] == (P.FrameType.WELCOME, 10)
+            third.stats(10)
+            assert third.answer()[:2] == (P.FrameType.ACK, 10)
+            third.end(10)
+            assert third.answer()[:2] == (P.FrameType.ACK, 10)
         finally:
             disk.release.set()
             first.close()
-            if second is not None:
-                second.close()
+            for later in (second, third):
+                if later is not None:
+                    later.close()
         assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
         source = _one_source(collector)
     assert source.ended and source.lost == 0 and data_buffers(source.path) == buffers[:9]
@@ -214,6 +220,38 @@ def test_a_connection_keeps_its_place_while_its_buffers_wait_for_the_disk(
             assert again.answer()[:2] == (P.FrameType.WELCOME, 2)   # its place is free
         finally:
             again.close()
+
+
+def test_reconnects_turned_away_on_a_stuck_disk_keep_no_place(recorded, tmp_path, monkeypatch):
+    """A source's write is stuck and its relay went: the one connection that brought the
+    buffer keeps its place; each reconnect is told ERROR_BUSY at once and keeps none, so
+    another session from the same host still gets in."""
+    head, buffers = recorded
+    disk = _StuckWrite(monkeypatch, only="stuck")
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), max_per_address=3,
+                   timeout=5.0) as collector:
+        gone = _open(collector.address, head, "stuck")
+        other = None
+        try:
+            gone.buffer(1, buffers[0])
+            assert disk.stuck.wait(PATIENCE)
+            gone.close()
+            assert collector.wait_for(lambda ss: not ss[0].connected, PATIENCE)
+            for _ in range(4):
+                again = HandRelay(collector.address, len(head), "stuck", gone.source_id)
+                try:
+                    assert _error(again.answer()) == (
+                        ERROR_BUSY, "this source's file is still being written")
+                finally:
+                    again.close()
+            wait_until(lambda: collector._active == 1, what="the places of the refused freed")
+            other = HandRelay(collector.address, len(head), "other")
+            assert other.answer()[:2] == (P.FrameType.WELCOME, 0)
+        finally:
+            disk.release.set()
+            if other is not None:
+                other.close()
+        wait_until(lambda: collector._active == 0, what="every place freed once written")
 
 
 def test_a_full_queue_stops_reading_the_connection_and_drops_nothing(recorded, tmp_path,

@@ -287,6 +287,8 @@ class _Source:
         s.buffers += 1
         s.bytes += len(frame.payload)
         if self.writer is not None:
+            if self.connection is not None:
+                self.connection.queued += 1
             self.queued_buffers += 1
             self.queued_bytes += len(data)
             self.collector._queued_bytes += len(data)
@@ -403,6 +405,7 @@ class _Connection:
         self.identity = identity
         self.replaced = False
         self.welcomed = False               # WELCOME sent: ACKs may follow
+        self.queued = 0                     # buffers it handed to the source's writer
         #: the handler's task while it reads frames (a failed write cancels it) ...
         self.receiving: Optional[asyncio.Task] = None
         #: ... saying why
@@ -798,18 +801,11 @@ class Collector:
             source = self._attach(hello, conn)
             if source.queued_buffers:
                 # resume only from what is on the disk: a buffer still queued may fail yet
-                # (and one queued would come again, out of order)
-                self._wake_readers()                # (the connection replaced stops reading)
-                try:
-                    await asyncio.wait_for(source.wait_written(), self.timeout)
-                except asyncio.TimeoutError:
-                    raise _Refused("this source's file is still being written",
-                                   ERROR_BUSY, transient=source) from None
-                if conn.replaced:
-                    raise _Refused("replaced by a newer connection", ERROR_BUSY)
-                if source.finishing:
-                    raise _Refused("this source's file is being closed", ERROR_BUSY,
-                                   transient=source)
+                # (and one queued would come again, out of order). Answered at once, not
+                # waited for: the relay backs off and retries, and a disk that does not
+                # answer holds no place for it meanwhile
+                raise _Refused("this source's file is still being written", ERROR_BUSY,
+                               transient=source)
             writer.write(P.encode(P.FrameType.WELCOME, source.resume_at))
             conn.welcomed = True
             await self._drain(writer)
@@ -869,9 +865,10 @@ class Collector:
             try:
                 if source is not None and conn is not None:
                     self._detach(source, conn, reason)
-                    if not conn.replaced:
+                    if conn.queued and not conn.replaced:
                         # the connection (and its place) lasts until what it brought is on
-                        # the disk and, if it ended the source, the file is closed
+                        # the disk and, if it ended the source, the file is closed (one
+                        # that brought nothing, refused say, leaves at once)
                         await source.wait_written()
                         await source.wait_closed()
             except asyncio.CancelledError:
