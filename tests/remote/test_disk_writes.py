@@ -289,6 +289,10 @@ def test_all_queues_together_are_bounded_too(recorded, tmp_path, monkeypatch):
         stuck = _open(collector.address, head, "stuck")
         other = _open(collector.address, head, "other")
         try:
+            # both headers taken: other's connection now waits for its next frame (had
+            # stuck's buffers been taken first, it would not be read at all)
+            assert collector.wait_for(lambda ss: len(ss) == 2 and all(s.path for s in ss),
+                                      PATIENCE)
             stuck.buffer(1, buffers[0])
             stuck.buffer(2, buffers[1])
             assert disk.stuck.wait(PATIENCE)
