@@ -379,6 +379,8 @@ enum {
     WPT_POINT_VIEW_RETIRED = 22,         /* a view's memory swapped and its memfd closed */
     WPT_POINT_ENDPOINT_WAKING = 23,      /* a thread is to write to the endpoint thread's wake
                                           * pipe (found open), has not written */
+    WPT_POINT_ENABLE_APPLYING = 24,      /* EnableTrace changed the registry and let go of its
+                                          * locks, has not applied the change here */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

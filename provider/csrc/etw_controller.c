@@ -676,6 +676,7 @@ ULONG EnableTrace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHAN
     }
     wpt_registry_unlock();
     unlock();
+    WPT_TEST_POINT(WPT_POINT_ENABLE_APPLYING);
     rc = wpt_apply_enable(guid, enable != 0, msg.logger_handle, whole, msg.clock_type, msg.version);
     /* a provider process that could not run its callbacks (no memory for the list) says so:
      * the caller hears it (the enable stays recorded: enabling again retries it there) */

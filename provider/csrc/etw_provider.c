@@ -60,10 +60,11 @@ _Atomic uint32_t wpt_fork_registrations_read;
 static enable_entry g_enables[WPT_MAX_ENABLES];
 /* The version of the last disable this process applied, per session and GUID: a disable
  * leaves no enable entry, and an enable of that session older than it (a registry copy taken
- * before it, a request that waited) is old news, never applied (it re-enabled a provider the
- * session disabled meanwhile). Only a disable of the session holding the GUID here, newer than
- * its enable, is kept: one naming another session, or older, is old news or made up, and must
- * not refuse that session's enables. Another session's enable is not its business. The
+ * before it, a request that waited, an EnableTrace of another thread applied after it) is old
+ * news, never applied (it re-enabled a provider the session disabled meanwhile). Every
+ * disable is kept, held here or not: it may come before the enable it undoes. Each was checked
+ * against the registry first (EnableTrace took the enable out; the endpoint refuses one the
+ * registry still holds), and versions only grow, so it never refuses a later enable. The
  * session is its LoggerId and whole generation. Full, the oldest record gives way. */
 typedef struct {
     int used;
@@ -74,17 +75,6 @@ typedef struct {
     uint64_t version;
 } disable_record;
 static disable_record g_disables[WPT_MAX_ENABLES];
-/* Disables applied while a copy of the registry is being applied, of any session (held here or
- * not): an enable of the copy older than one of them is old news. The copy may have been read
- * before the disable took the enable out of the registry, and this process may never have
- * held that enable (then nothing here says the disable is genuine). Only disables of this
- * process come meanwhile (the endpoint thread, which hears the others, makes the copy, or a
- * new endpoint before its thread runs), which its controller checked against the registry.
- * More than fit: every later enable of the copy waits for the next copy. */
-#define COPY_DISABLES 64
-static disable_record g_copy_disables[COPY_DISABLES];
-static int g_copy_disable_count;        /* -1: more than fit */
-static int g_copying;
 _Atomic uint32_t wpt_enables_dropped;
 static _Atomic int g_drop_reported;     /* a copy said so once */
 static pthread_mutex_t g_reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -322,28 +312,6 @@ static void record_disable(const GUID *g, TRACEHANDLE logger, uint32_t generatio
     if (version > d->version) d->version = version;
 }
 
-/* g_reg_lock held: a disable applied while a copy is applied. */
-static void note_copy_disable(const GUID *g, TRACEHANDLE logger, uint32_t generation, uint64_t version) {
-    if (!g_copying || g_copy_disable_count < 0) return;
-    if (g_copy_disable_count == COPY_DISABLES) {
-        g_copy_disable_count = -1;
-        return;
-    }
-    g_copy_disables[g_copy_disable_count++] = (disable_record){
-        1, *g, (uint16_t)(logger & 0xFFFF), wpt_handle_generation(logger), generation, version};
-}
-
-/* g_reg_lock held: is an enable of the copy older than a disable applied since the copy began? */
-static int disabled_since_copy(const GUID *g, TRACEHANDLE logger, uint32_t generation, uint64_t version) {
-    if (g_copy_disable_count < 0) return 1;
-    for (int i = 0; i < g_copy_disable_count; i++) {
-        const disable_record *d = &g_copy_disables[i];
-        if (disable_of(d, g, logger) && (!d->generation || d->generation == generation) && d->version > version)
-            return 1;
-    }
-    return 0;
-}
-
 /* Is the session (handle, whole generation) still there, as far as this process can tell? */
 static int logger_usable(TRACEHANDLE h, uint32_t generation) {
     uint32_t slot = wpt_handle_slot(h);
@@ -364,23 +332,18 @@ static ULONG make_usable(TRACEHANDLE h, uint32_t generation) {
 }
 
 /* `host_busy`: the session's host was just found too busy to hand out its memory (a JOIN of
- * the same pass timed out): an enable that needs it is kept undelivered without joining again.
- * `from_copy`: an enable of a registry copy being applied. */
+ * the same pass timed out): an enable that needs it is kept undelivered without joining again. */
 static ULONG apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t generation,
-                          uint32_t clock, uint64_t version, int host_busy, int from_copy) {
+                          uint32_t clock, uint64_t version, int host_busy) {
     pending_list pending = {0};
     pthread_mutex_lock(&g_reg_lock);
-    if (!enable) note_copy_disable(guid, logger, generation, version);
-    if (from_copy && disabled_since_copy(guid, logger, generation, version)) {
-        pthread_mutex_unlock(&g_reg_lock);
-        return ERROR_SUCCESS;                   /* old news */
-    }
     enable_entry *e = find_enable(guid);
     int same_session = e && (e->logger & 0xFF00FFFFull) == (logger & 0xFF00FFFFull)
                     && (!generation || e->generation == generation);
-    /* A disable counts only for the session holding the GUID here, and only newer than its
-     * enable: then it is kept, to refuse that session's older enables arriving after it. One
-     * naming another session, or older, is old news or made up, and refuses nothing. */
+    /* Every disable is kept, to refuse that session's older enables arriving after it (its
+     * enable may not have come yet); only the session holding the GUID here, with an enable
+     * older than the disable, has callbacks to run. */
+    if (!enable) record_disable(guid, logger, same_session ? e->generation : generation, version);
     if (enable ? ((e && (e->version > version
                          || (e->version == version && e->logger == logger && !registrations_with(e, 0))))
                   || version < disabled_at(guid, logger, generation))
@@ -388,7 +351,6 @@ static ULONG apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint
         pthread_mutex_unlock(&g_reg_lock);       /* older news, or not that session's provider */
         return ERROR_SUCCESS;
     }
-    if (!enable && version > e->version) record_disable(guid, e->logger, e->generation, version);
     size_t n = count_registrations(guid);
     if (pending_reserve(&pending, n) != 0) {
         pthread_mutex_unlock(&g_reg_lock);
@@ -444,7 +406,7 @@ static ULONG apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint
 
 ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t generation,
                        uint32_t clock, uint64_t version) {
-    return apply_enable(guid, enable, logger, generation, clock, version, 0, 0);
+    return apply_enable(guid, enable, logger, generation, clock, version, 0);
 }
 
 /* Does an enable entry belong to the session in `slot` that `meant_for` names? */
@@ -495,12 +457,6 @@ static int copy_holds(const wpt_reg_enable *copy, const GUID *guid, TRACEHANDLE 
     return 0;
 }
 
-static void copy_done(void) {
-    pthread_mutex_lock(&g_reg_lock);
-    g_copying = 0;
-    pthread_mutex_unlock(&g_reg_lock);
-}
-
 /* The registry's enables copied into this process; with `drop_absent`, this process's enables
  * of sessions in other processes that the registry no longer holds are disabled too (changes
  * it heard of but could not check). An enable newer than the copy is kept: the registry had
@@ -513,15 +469,9 @@ static ULONG copy_registry(int drop_absent) {
     /* taken before the registry lock: waiting for it never holds the registry */
     pthread_mutex_lock(&g_copy_lock);
     WPT_TEST_POINT(WPT_POINT_REGISTRY_COPYING);
-    /* before the registry is read: a disable applied after that may be missing from the copy */
-    pthread_mutex_lock(&g_reg_lock);
-    g_copying = 1;
-    g_copy_disable_count = 0;
-    pthread_mutex_unlock(&g_reg_lock);
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(0, &rc);
     if (!reg) {
-        copy_done();
         pthread_mutex_unlock(&g_copy_lock);
         return rc;
     }
@@ -547,7 +497,7 @@ static ULONG copy_registry(int drop_absent) {
          * made again later (the enable is kept undelivered, or not kept), never dropped. One
          * JOIN per busy host and pass: each waits for it (the endpoint thread deaf meanwhile). */
         ULONG applied = apply_enable(&en->guid, 1, h, alive[slot] - 1, en->clock_type, en->version,
-                                     busy[slot], 1);
+                                     busy[slot]);
         if (applied == ERROR_BUSY) busy[slot] = 1;
         /* no room for one more enable: a copy made again has none either (it waited for a
          * disable here that may never come, pass after pass); it is dropped, counted and
@@ -555,10 +505,6 @@ static ULONG copy_registry(int drop_absent) {
         if (applied == ERROR_NOT_ENOUGH_MEMORY) dropped++;
         else if (applied != ERROR_SUCCESS) unfinished = ERROR_BUSY;
     }
-    pthread_mutex_lock(&g_reg_lock);
-    if (g_copy_disable_count < 0) unfinished = ERROR_BUSY;    /* its later enables wait for it */
-    pthread_mutex_unlock(&g_reg_lock);
-    copy_done();
     if (drop_absent) {
         pthread_mutex_lock(&g_reg_lock);
         memcpy(held, g_enables, sizeof held);

@@ -179,8 +179,9 @@
  *                   began to reconcile, delivers the owed one: each must see one ENABLE.
  *       disable-owed  R1's ENABLE for A is owed (A's host stopped), then A disables the
  *                   provider: R1 must see no DISABLE (it never saw the ENABLE).
- *       made-up-older-disable  a DISABLE naming B, which holds nothing here, then B's ENABLE
- *                   made before it: the enable must be applied.
+ *       enable-overtaken  a thread's EnableTrace of the provider for A is held after the
+ *                   registry has the enable, before it applies it here, while the main thread
+ *                   disables the provider for A: the provider must end disabled.
  *       full-table  private session X enables 1024 providers here, then this process
  *                   reconciles with a registry holding one more enable (for A): no room; the
  *                   reconciliation must be done all the same, reporting it once.
@@ -226,7 +227,7 @@
  * reconcile-busy-once "reconcile RC joins N stop_a RC",
  * owed-once "enable RC held 0|1 register RC r2_at_once N r1 N r2 N r1_off N r2_off N stop_a RC",
  * disable-owed "enable RC disable RC enables N disables N enables_after N disables_after N
- * stop_a RC", made-up-older-disable "disable RC enable RC enables N disables N stop_b RC",
+ * stop_a RC", enable-overtaken "enable RC disable RC enables N disables N listed 0|1 stop_a RC",
  * full-table "filled N first RC second RC stop_x RC stop_a RC", generation-atomic "atomic 0|1",
  * copy-after-disable "disable RC last 0|1 enabled_after 0|1 listed_after 0|1 stop_a RC stop_b RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
@@ -2576,23 +2577,46 @@ static int disable_owed(const char *dir) {
     return 0;
 }
 
-/* made-up-older-disable: this process holds nothing of its provider; a DISABLE naming B arrives,
- * then B's ENABLE, made before it. */
-static int made_up_older_disable(const char *dir) {
+/* enable-overtaken: another thread's EnableTrace of the provider for A is held once the
+ * registry has the enable and the locks are let go, before it applies the enable here; the
+ * main thread disables the provider for A meanwhile; then the held thread goes on. */
+static sem_t g_applying_arrived, g_applying_go;
+static _Atomic int g_applying_armed;
+static TRACEHANDLE g_overtaken_a;
+static ULONG g_overtaken_rc;
+
+static void at_enable_applying(int point) {
+    if (point != WPT_POINT_ENABLE_APPLYING || !atomic_exchange(&g_applying_armed, 0)) return;
+    sem_post(&g_applying_arrived);
+    sem_wait(&g_applying_go);
+}
+
+static void *enable_held(void *arg) {
+    (void)arg;
+    g_overtaken_rc = EnableTrace(1, 0x5, 4, &g_owed_control, g_overtaken_a);
+    return NULL;
+}
+
+static int enable_overtaken(const char *dir) {
     static callback_count r;
-    TRACEHANDLE b;
-    if (start(dir, "control-races-b", &b)) return 3;
-    uint32_t slot_b, gen_b;
-    if (wpt_registry_find("control-races-b", &slot_b, &gen_b) != ERROR_SUCCESS) return 4;
-    if (register_counted(&g_owed_control, &r)) return 5;
-    TRACEHANDLE handle = wpt_handle_of((uint16_t)slot_b, (uint8_t)gen_b, 0x5, 4);
-    uint64_t enabled_at = wpt_next_version(NULL);          /* B's enable, not heard of yet */
-    ULONG disabled = wpt_apply_enable(&g_owed_control, 0, handle, gen_b, 0, wpt_next_version(NULL));
-    ULONG enabled = wpt_apply_enable(&g_owed_control, 1, handle, gen_b, 0, enabled_at);
+    if (start(dir, "control-races-a", &g_overtaken_a)) return 3;
+    if (register_counted(&g_owed_control, &r)) return 4;
+    sem_init(&g_applying_arrived, 0, 0);
+    sem_init(&g_applying_go, 0, 0);
+    wpt_test_point = at_enable_applying;
+    atomic_store(&g_applying_armed, 1);
+    pthread_t enabler;
+    if (pthread_create(&enabler, NULL, enable_held, NULL) != 0) return 5;
+    if (wait_sem(&g_applying_arrived, 10)) return 6;
+    ULONG disabled = EnableTrace(0, 0, 0, &g_owed_control, g_overtaken_a);
+    sem_post(&g_applying_go);
+    pthread_join(enabler, NULL);
+    wpt_test_point = NULL;
     int enables = atomic_load(&r.enables), disables = atomic_load(&r.disables);
-    ULONG stopped = stop(b);
-    printf("disable %u enable %u enables %d disables %d stop_b %u\n", (unsigned)disabled,
-           (unsigned)enabled, enables, disables, (unsigned)stopped);
+    int listed = listed_enabled(&g_owed_control);
+    ULONG stopped = stop(g_overtaken_a);
+    printf("enable %u disable %u enables %d disables %d listed %d stop_a %u\n", (unsigned)g_overtaken_rc,
+           (unsigned)disabled, enables, disables, listed, (unsigned)stopped);
     return 0;
 }
 
@@ -2639,7 +2663,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "owed-once") == 0) return owed_once(argv[2]);
     if (argc == 3 && strcmp(argv[1], "copy-after-disable") == 0) return copy_after_disable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "disable-owed") == 0) return disable_owed(argv[2]);
-    if (argc == 3 && strcmp(argv[1], "made-up-older-disable") == 0) return made_up_older_disable(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "enable-overtaken") == 0) return enable_overtaken(argv[2]);
     if (argc == 3 && strcmp(argv[1], "full-table") == 0) return full_table(argv[2]);
     if (argc == 3 && strcmp(argv[1], "generation-atomic") == 0) return generation_atomic();
     if (argc == 3 && strcmp(argv[1], "reconcile-busy-once") == 0) return reconcile_busy_once(argv[2]);

@@ -578,15 +578,16 @@ def test_a_registration_never_enabled_gets_no_disable(control_races, out):
     assert got["enables_after"] == got["disables_after"] == 0 and got["stop_a"] == 0
 
 
-def test_a_disable_naming_a_session_that_holds_nothing_here_refuses_nothing(control_races, out):
-    """A process keeps the last disable of each session and GUID, to refuse that session's
-    older enables arriving after it. A DISABLE naming a session that did not hold the provider
-    here (made up, or old news) was kept all the same: an enable of that session made before it
-    and arriving after it was refused, and the provider never enabled. Only a disable of the
-    session holding the provider, newer than its enable, is kept."""
-    got = control_races("made-up-older-disable", out)
-    assert got["disable"] == 0 and got["enable"] == 0
-    assert got["enables"] == 1 and got["disables"] == 0 and got["stop_b"] == 0
+def test_a_disable_applied_before_its_enable_leaves_the_provider_disabled(control_races, out):
+    """EnableTrace changes the registry, lets go of its locks, then applies the change in its
+    own process. Another thread's disable of the same session and GUID may be applied first:
+    it found nothing enabled here and left no trace, and the older enable applied after it
+    enabled the provider for a session that had disabled it. Every disable is kept: the older
+    enable is old news."""
+    got = control_races("enable-overtaken", out)
+    assert got["enable"] == 0 and got["disable"] == 0
+    assert got["enables"] == 0 and got["disables"] == 0 and got["listed"] == 0
+    assert got["stop_a"] == 0
 
 
 def test_a_reconciliation_with_no_room_for_an_enable_settles(control_races, out):
