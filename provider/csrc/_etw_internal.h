@@ -381,6 +381,10 @@ enum {
                                           * pipe (found open), has not written */
     WPT_POINT_ENABLE_APPLYING = 24,      /* EnableTrace changed the registry and let go of its
                                           * locks, has not applied the change here */
+    WPT_POINT_ENDPOINT_STARTING = 25,    /* a new endpoint listens, has not copied the registry
+                                          * nor made its thread */
+    WPT_POINT_ENDPOINT_CLOSE_WAITING = 26,  /* wpptrace_endpoint_close found the endpoint
+                                          * starting, is to wait for its thread (lock held) */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

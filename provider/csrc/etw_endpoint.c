@@ -36,6 +36,14 @@ static int g_listen = -1;
 static int g_wake[2] = {-1, -1};
 static uint32_t g_pid;              /* the process the endpoint belongs to */
 static int g_running, g_quit;
+/* A new endpoint listens (g_running) while it copies the registry, before its thread exists:
+ * wpptrace_endpoint_close waits for the thread (or lets the start undo itself) instead of
+ * joining a thread that is not there. g_start_id tells the start apart from a later one (a
+ * forked child starts its own inside a callback of the parent's copy). */
+static int g_starting;
+static uint64_t g_start_id;
+static pthread_cond_t g_started = PTHREAD_COND_INITIALIZER;
+static __thread int t_starting;         /* this thread is making the starting endpoint's copy */
 static pthread_t g_thread;
 static char g_path[256];
 /* JOIN connection per slot, -1 if none (from the start: a forked child closes what it finds) */
@@ -500,6 +508,21 @@ static void remove_socket(void) {
     if (g_running && g_pid == (uint32_t)getpid() && g_path[0]) unlink(g_path);
 }
 
+/* g_ep_lock held: the endpoint's socket, wake pipe and JOIN connections closed. */
+static void endpoint_teardown(void) {
+    if (g_path[0]) unlink(g_path);
+    if (g_listen >= 0) close(g_listen);
+    if (g_wake[0] >= 0) close(g_wake[0]);
+    if (g_wake[1] >= 0) close(g_wake[1]);
+    g_listen = g_wake[0] = g_wake[1] = -1;
+    for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++)
+        if (g_joins[i] >= 0) {
+            close(g_joins[i]);
+            g_joins[i] = -1;
+        }
+    g_running = 0;
+}
+
 ULONG wpt_endpoint_ensure(void) {
     pthread_mutex_lock(&g_ep_lock);
     if (g_running && g_pid == (uint32_t)getpid()) {
@@ -523,12 +546,16 @@ ULONG wpt_endpoint_ensure(void) {
         g_listen = -1;
         rc = ERROR_OUTOFMEMORY;
     }
+    uint64_t start_id = 0;
     if (rc == ERROR_SUCCESS) {
         for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) g_joins[i] = -1;
         for (int i = 0; i < MAX_REQUESTS; i++) g_requests[i].fd = -1;
         g_quit = 0;
         g_pid = pid;
         g_running = 1;
+        g_starting = 1;
+        start_id = ++g_start_id;
+        t_starting = 1;
         if (!once) {
             once = 1;
             atexit(remove_socket);
@@ -539,26 +566,47 @@ ULONG wpt_endpoint_ensure(void) {
         g_path[0] = 0;
         return rc;
     }
+    WPT_TEST_POINT(WPT_POINT_ENDPOINT_STARTING);
     /* after listening: no change is missed; a copy the registry was too busy for is made by
      * the endpoint thread later (set before it starts) */
     if (wpt_apply_registry_snapshot() == ERROR_BUSY) {
         g_reconcile_owed = 1;
         retry_backoff();
     }
-    if (wpt_thread_create(&g_thread, endpoint_main, NULL) != 0) {
-        pthread_mutex_lock(&g_ep_lock);
-        g_running = 0;
-        close(g_listen);
-        g_listen = -1;
-        unlink(g_path);
+    pthread_mutex_lock(&g_ep_lock);
+    t_starting = 0;
+    if (g_start_id != start_id) {
+        /* a forked child (this thread forked in a callback) started an endpoint of its own */
         pthread_mutex_unlock(&g_ep_lock);
-        return ERROR_OUTOFMEMORY;
+        return ERROR_SUCCESS;
     }
-    return ERROR_SUCCESS;
+    /* the thread made under the lock: a close waits until it can be joined (the thread takes
+     * the lock only later) */
+    if (g_quit) {
+        endpoint_teardown();                /* closed while the copy was made */
+    } else if (wpt_thread_create(&g_thread, endpoint_main, NULL) != 0) {
+        endpoint_teardown();
+        rc = ERROR_OUTOFMEMORY;
+    }
+    g_starting = 0;
+    pthread_cond_broadcast(&g_started);
+    pthread_mutex_unlock(&g_ep_lock);
+    return rc;
 }
 
 void wpptrace_endpoint_close(void) {
     pthread_mutex_lock(&g_ep_lock);
+    if (g_starting && g_pid == (uint32_t)getpid()) {
+        if (t_starting) {
+            /* called in a callback of the starting endpoint's own copy: the start undoes
+             * itself once the copy is made */
+            g_quit = 1;
+            pthread_mutex_unlock(&g_ep_lock);
+            return;
+        }
+        WPT_TEST_POINT(WPT_POINT_ENDPOINT_CLOSE_WAITING);
+        while (g_starting) pthread_cond_wait(&g_started, &g_ep_lock);
+    }
     if (!g_running || g_pid != (uint32_t)getpid()) {
         pthread_mutex_unlock(&g_ep_lock);
         return;
@@ -568,17 +616,7 @@ void wpptrace_endpoint_close(void) {
     pthread_mutex_unlock(&g_ep_lock);
     pthread_join(g_thread, NULL);
     pthread_mutex_lock(&g_ep_lock);
-    unlink(g_path);
-    close(g_listen);
-    close(g_wake[0]);
-    close(g_wake[1]);
-    g_listen = g_wake[0] = g_wake[1] = -1;
-    for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++)
-        if (g_joins[i] >= 0) {
-            close(g_joins[i]);
-            g_joins[i] = -1;
-        }
-    g_running = 0;
+    endpoint_teardown();
     pthread_mutex_unlock(&g_ep_lock);
 }
 
@@ -736,6 +774,9 @@ static void fork_child(void) {
     wpt_views_after_fork();
     pthread_mutex_init(&g_attach_lock, NULL);
     pthread_mutex_init(&g_ep_lock, NULL);
+    pthread_cond_init(&g_started, NULL);
+    g_starting = 0;                        /* a start of the parent's is not the child's */
+    g_start_id++;
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);
     pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);

@@ -182,6 +182,10 @@
  *       enable-overtaken  a thread's EnableTrace of the provider for A is held after the
  *                   registry has the enable, before it applies it here, while the main thread
  *                   disables the provider for A: the provider must end disabled.
+ *       close-starting  the first RegisterTraceGuids is held while its new endpoint copies
+ *                   the registry, before the endpoint thread is made, while another thread
+ *                   closes the endpoint: the close must wait (it joined a thread never made)
+ *                   and the endpoint be undone; a later registration starts a new one.
  *       full-table  private session X enables 1024 providers here, then this process
  *                   reconciles with a registry holding one more enable (for A): no room; the
  *                   reconciliation must be done all the same, reporting it once.
@@ -228,6 +232,8 @@
  * owed-once "enable RC held 0|1 register RC r2_at_once N r1 N r2 N r1_off N r2_off N stop_a RC",
  * disable-owed "enable RC disable RC enables N disables N enables_after N disables_after N
  * stop_a RC", enable-overtaken "enable RC disable RC enables N disables N listed 0|1 stop_a RC",
+ * close-starting "register RC close_waited 0|1 close_returned 0|1 socket_left 0|1 again RC
+ * restarted 0|1 closed 0|1",
  * full-table "filled N first RC second RC stop_x RC stop_a RC", generation-atomic "atomic 0|1",
  * copy-after-disable "disable RC last 0|1 enabled_after 0|1 listed_after 0|1 stop_a RC stop_b RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
@@ -2620,6 +2626,56 @@ static int enable_overtaken(const char *dir) {
     return 0;
 }
 
+/* close-starting: this process's first RegisterTraceGuids starts its endpoint and is held
+ * while the endpoint copies the registry, its thread not made yet; another thread closes the
+ * endpoint meanwhile (an atexit handler while a thread registers). */
+static sem_t g_close_waiting;
+static _Atomic int g_starting_armed, g_close_waited, g_close_returned, g_closer_made;
+static pthread_t g_closer;
+
+static void *close_endpoint(void *arg) {
+    (void)arg;
+    wpptrace_endpoint_close();
+    atomic_store(&g_close_returned, 1);
+    return NULL;
+}
+
+static void at_endpoint_starting(int point) {
+    if (point == WPT_POINT_ENDPOINT_CLOSE_WAITING) {
+        sem_post(&g_close_waiting);
+        return;
+    }
+    if (point != WPT_POINT_ENDPOINT_STARTING || !atomic_exchange(&g_starting_armed, 0)) return;
+    if (pthread_create(&g_closer, NULL, close_endpoint, NULL) != 0) return;
+    atomic_store(&g_closer_made, 1);
+    atomic_store(&g_close_waited, wait_sem(&g_close_waiting, 10) == 0);
+}
+
+static int endpoint_socket_exists(void) {
+    char path[256];
+    struct stat st;
+    return wpt_socket_path(path, sizeof path, 'p', (uint32_t)getpid()) == ERROR_SUCCESS && stat(path, &st) == 0;
+}
+
+static int close_starting(void) {
+    static callback_count r;
+    sem_init(&g_close_waiting, 0, 0);
+    wpt_test_point = at_endpoint_starting;
+    atomic_store(&g_starting_armed, 1);
+    ULONG registered = register_counted(&g_owed_control, &r);
+    if (!atomic_load(&g_closer_made)) return 3;
+    pthread_join(g_closer, NULL);
+    wpt_test_point = NULL;
+    int left = endpoint_socket_exists();
+    ULONG again = register_counted(&g_owed_control, &r);   /* a new endpoint starts */
+    int restarted = endpoint_socket_exists();
+    wpptrace_endpoint_close();
+    printf("register %u close_waited %d close_returned %d socket_left %d again %u restarted %d closed %d\n",
+           (unsigned)registered, atomic_load(&g_close_waited), atomic_load(&g_close_returned), left,
+           (unsigned)again, restarted, !endpoint_socket_exists());
+    return 0;
+}
+
 /* full-table: this process's enable table is full (its private session X enabled 1024
  * providers) when it reconciles with the registry, which holds one more enable, for A. */
 static int full_table(const char *dir) {
@@ -2664,6 +2720,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "copy-after-disable") == 0) return copy_after_disable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "disable-owed") == 0) return disable_owed(argv[2]);
     if (argc == 3 && strcmp(argv[1], "enable-overtaken") == 0) return enable_overtaken(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "close-starting") == 0) return close_starting();
     if (argc == 3 && strcmp(argv[1], "full-table") == 0) return full_table(argv[2]);
     if (argc == 3 && strcmp(argv[1], "generation-atomic") == 0) return generation_atomic();
     if (argc == 3 && strcmp(argv[1], "reconcile-busy-once") == 0) return reconcile_busy_once(argv[2]);

@@ -590,6 +590,18 @@ def test_a_disable_applied_before_its_enable_leaves_the_provider_disabled(contro
     assert got["stop_a"] == 0
 
 
+def test_closing_an_endpoint_while_it_starts_waits_for_its_thread(control_races, out):
+    """A new endpoint listens, then copies the registry (joins of busy hosts may take a
+    while), then makes its thread. wpptrace_endpoint_close in another thread meanwhile (an
+    atexit handler while a thread registers its first provider) joined the thread that did not
+    exist yet: a crash inside the application. It waits for the start, which then undoes the
+    endpoint; a later registration starts a new one."""
+    got = control_races("close-starting", out)
+    assert got["register"] == 0 and got["close_waited"] == 1 and got["close_returned"] == 1
+    assert got["socket_left"] == 0
+    assert got["again"] == 0 and got["restarted"] == 1 and got["closed"] == 1
+
+
 def test_a_reconciliation_with_no_room_for_an_enable_settles(control_races, out):
     """A process keeps at most 1024 enables. A reconciliation with the registry that found no
     room for one counted as unfinished and was made again, pass after pass, for as long as the
