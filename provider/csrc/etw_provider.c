@@ -466,12 +466,19 @@ static ULONG copy_registry(int drop_absent) {
     static uint32_t alive[WPPTRACE_MAX_SESSIONS];   /* generation + 1 of a running session */
     static enable_entry held[WPT_MAX_ENABLES];
     static uint8_t busy[WPPTRACE_MAX_SESSIONS];     /* a JOIN of this pass found its host busy */
+    /* A copy made inside a copy (a callback of it started an endpoint, or forked: the child
+     * inherits this flag) waited for its own lock forever, or overwrote the buffers the outer
+     * copy still reads: it is owed instead, to the endpoint thread. */
+    static __thread int t_copying;
+    if (t_copying) return ERROR_BUSY;
     /* taken before the registry lock: waiting for it never holds the registry */
     pthread_mutex_lock(&g_copy_lock);
+    t_copying = 1;
     WPT_TEST_POINT(WPT_POINT_REGISTRY_COPYING);
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(0, &rc);
     if (!reg) {
+        t_copying = 0;
         pthread_mutex_unlock(&g_copy_lock);
         return rc;
     }
@@ -523,6 +530,7 @@ static ULONG copy_registry(int drop_absent) {
                 unfinished = ERROR_BUSY;
         }
     }
+    t_copying = 0;
     pthread_mutex_unlock(&g_copy_lock);
     if (dropped) atomic_fetch_add(&wpt_enables_dropped, dropped);
     if (dropped && unfinished == ERROR_SUCCESS && !atomic_exchange(&g_drop_reported, 1))

@@ -186,6 +186,9 @@
  *                   the registry, before the endpoint thread is made, while another thread
  *                   closes the endpoint: the close must wait (it joined a thread never made)
  *                   and the endpoint be undone; a later registration starts a new one.
+ *       close-in-callback  the endpoint thread reconciles; the first enable's callback closes
+ *                   the endpoint, so the second enable's JOIN starts a new endpoint inside the
+ *                   copy: the copy must go on (a nested copy waited for its own lock forever).
  *       full-table  private session X enables 1024 providers here, then this process
  *                   reconciles with a registry holding one more enable (for A): no room; the
  *                   reconciliation must be done all the same, reporting it once.
@@ -234,6 +237,7 @@
  * stop_a RC", enable-overtaken "enable RC disable RC enables N disables N listed 0|1 stop_a RC",
  * close-starting "register RC close_waited 0|1 close_returned 0|1 socket_left 0|1 again RC
  * restarted 0|1 closed 0|1",
+ * close-in-callback "closed 0|1 last 0|1 stop_a RC stop_b RC",
  * full-table "filled N first RC second RC stop_x RC stop_a RC", generation-atomic "atomic 0|1",
  * copy-after-disable "disable RC last 0|1 enabled_after 0|1 listed_after 0|1 stop_a RC stop_b RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
@@ -2676,6 +2680,47 @@ static int close_starting(void) {
     return 0;
 }
 
+/* close-in-callback: the endpoint thread reconciles with the registry, which holds enables of
+ * two providers here, the first for A, the second for B (neither joined yet); the first's
+ * ENABLE callback closes the endpoint, so joining B starts a new one, which copies the
+ * registry inside the endpoint thread's copy. */
+static _Atomic int g_closed_in_callback;
+
+static ULONG close_on_enable(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    if (code == WMI_ENABLE_EVENTS && !atomic_exchange(&g_closed_in_callback, 1)) wpptrace_endpoint_close();
+    return ERROR_SUCCESS;
+}
+
+static int close_in_callback(const char *dir) {
+    uint32_t slot_a, gen_a, slot_b, gen_b;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot_a, &gen_a, &a);
+    if (failed) return failed;
+    if (run_point("start-only", dir) != 0) return 5;
+    if (wpt_registry_find("control-races-b", &slot_b, &gen_b) != ERROR_SUCCESS) return 5;
+    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE r;
+    if (RegisterTraceGuids(close_on_enable, NULL, &g_first_control, 1, &reg, NULL, NULL, &r)
+        || RegisterTraceGuids(track_last, NULL, &g_last_control, 1, &reg, NULL, NULL, &r))
+        return 6;
+    int first = registry_enable(&g_first_control, slot_a);
+    int last = registry_enable(&g_last_control, slot_b);
+    if (first < 0 || first > last) return 7;
+    wpt_endpoint_redeliver();                  /* a reconciliation owed */
+    int64_t deadline = wpt_mono_ms() + 20000;
+    while (!atomic_load(&g_last_enabled) && wpt_mono_ms() < deadline) usleep(1000);
+    int closed = atomic_load(&g_closed_in_callback), last_enabled = atomic_load(&g_last_enabled);
+    ULONG stopped_a = stop_by_name("control-races-a"), stopped_b = stop_by_name("control-races-b");
+    printf("closed %d last %d stop_a %u stop_b %u\n", closed, last_enabled, (unsigned)stopped_a,
+           (unsigned)stopped_b);
+    fflush(stdout);
+    _exit(0);                                  /* a hung endpoint thread must not hold up exit */
+}
+
 /* full-table: this process's enable table is full (its private session X enabled 1024
  * providers) when it reconciles with the registry, which holds one more enable, for A. */
 static int full_table(const char *dir) {
@@ -2721,6 +2766,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "disable-owed") == 0) return disable_owed(argv[2]);
     if (argc == 3 && strcmp(argv[1], "enable-overtaken") == 0) return enable_overtaken(argv[2]);
     if (argc == 3 && strcmp(argv[1], "close-starting") == 0) return close_starting();
+    if (argc == 3 && strcmp(argv[1], "close-in-callback") == 0) return close_in_callback(argv[2]);
     if (argc == 3 && strcmp(argv[1], "full-table") == 0) return full_table(argv[2]);
     if (argc == 3 && strcmp(argv[1], "generation-atomic") == 0) return generation_atomic();
     if (argc == 3 && strcmp(argv[1], "reconcile-busy-once") == 0) return reconcile_busy_once(argv[2]);

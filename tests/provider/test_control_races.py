@@ -602,6 +602,17 @@ def test_closing_an_endpoint_while_it_starts_waits_for_its_thread(control_races,
     assert got["again"] == 0 and got["restarted"] == 1 and got["closed"] == 1
 
 
+def test_a_registry_copy_made_inside_another_is_owed_not_a_hang(control_races, out):
+    """A copy of the registry applies its enables with its lock held; a callback of one may
+    start a new endpoint (it closed the endpoint: the next enable's JOIN starts one), which
+    copies the registry in the same thread. It waited for its own lock forever (every later
+    copy of the process too). The inner copy is owed to the endpoint thread instead, and the
+    outer one goes on."""
+    got = control_races("close-in-callback", out)
+    assert got["closed"] == 1 and got["last"] == 1
+    assert got["stop_a"] == 0 and got["stop_b"] == 0
+
+
 def test_a_reconciliation_with_no_room_for_an_enable_settles(control_races, out):
     """A process keeps at most 1024 enables. A reconciliation with the registry that found no
     room for one counted as unfinished and was made again, pass after pass, for as long as the
