@@ -14,7 +14,8 @@
  * later, and a DISABLE reaches only registrations that had an ENABLE, with the handle they
  * got. ControlCallbacks run without any lock held, in the thread that delivers the change
  * (EnableTrace's caller for its own process, the endpoint thread for others), and
- * UnregisterTraceGuids waits until none of its callbacks is running.
+ * UnregisterTraceGuids waits until none of its callbacks is running (in another thread);
+ * one queued and not started is not run.
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -29,7 +30,10 @@ typedef struct {
     GUID control;
     WMIDPREQUEST callback;
     void *context;
-    uint32_t inflight;          /* callbacks of this registration running now */
+    uint32_t inflight;          /* calls of this registration queued or running (the slot
+                                 * is not reused meanwhile) */
+    uint32_t running;           /* of those, callbacks running now (UnregisterTraceGuids waits
+                                 * for them; a call not started yet never runs once it is gone) */
     /* The ENABLE it was last handed (ENABLED: its callback run or about to; ENABLING: queued,
      * its session not joined yet) and no DISABLE since: an enable delivered again runs only
      * for the registrations that did not get it, and a DISABLE only for those that got an
@@ -202,6 +206,7 @@ static void pending_run(pending_list *l) {
         pthread_mutex_lock(&g_reg_lock);
         registration *r = &g_regs[c->reg];
         int live = r->used && r->generation == c->reg_generation && !c->skip;
+        if (live) r->running++;
         pthread_mutex_unlock(&g_reg_lock);
         if (live) {
             WNODE_HEADER w;
@@ -219,6 +224,7 @@ static void pending_run(pending_list *l) {
             t_depth--;
         }
         pthread_mutex_lock(&g_reg_lock);
+        if (live) r->running--;
         r->inflight--;
         pthread_cond_broadcast(&g_reg_cond);
         pthread_mutex_unlock(&g_reg_lock);
@@ -240,11 +246,11 @@ void wpt_providers_after_fork(void) {
 #ifdef WPT_TEST_POINTS
         atomic_fetch_add(&wpt_fork_registrations_read, 1);
 #endif
-        g_regs[i].inflight = 0;
+        g_regs[i].inflight = g_regs[i].running = 0;
         /* an ENABLE another thread of the parent had queued never runs here: owed again */
         if (g_regs[i].enabled == ENABLING) g_regs[i].enabled = NOT_ENABLED;
     }
-    for (int k = 0; k < t_depth && k < MAX_NESTING; k++) g_regs[t_running[k]].inflight = 1;
+    for (int k = 0; k < t_depth && k < MAX_NESTING; k++) g_regs[t_running[k]].inflight = g_regs[t_running[k]].running = 1;
 }
 
 static enable_entry *find_enable(const GUID *g) {
@@ -642,10 +648,12 @@ ULONG UnregisterTraceGuids(TRACEHANDLE handle) {
     if (r->used && r->generation == (uint32_t)(handle >> 32)) {
         r->used = 0;
         rc = ERROR_SUCCESS;
-        /* wait for callbacks running in other threads (not for our own caller) */
+        /* wait for callbacks running in other threads (not for our own caller); calls queued
+         * and not started never run now (a sibling's callback may unregister it while this
+         * thread still has its call queued: waiting for that waited forever) */
         int mine = 0;
         for (int k = 0; k < t_depth && k < MAX_NESTING; k++) mine += t_running[k] == (int)(idx - 1);
-        while (r->inflight > (uint32_t)mine) pthread_cond_wait(&g_reg_cond, &g_reg_lock);
+        while (r->running > (uint32_t)mine) pthread_cond_wait(&g_reg_cond, &g_reg_lock);
     }
     pthread_mutex_unlock(&g_reg_lock);
     return rc;

@@ -189,6 +189,9 @@
  *       close-in-callback  the endpoint thread reconciles; the first enable's callback closes
  *                   the endpoint, so the second enable's JOIN starts a new endpoint inside the
  *                   copy: the copy must go on (a nested copy waited for its own lock forever).
+ *       unregister-sibling  two providers here enabled for A; A stops, and the first DISABLE
+ *                   callback unregisters the other registration (its call queued in the same
+ *                   thread): the STOP must return, the other's DISABLE not run.
  *       full-table  private session X enables 1024 providers here, then this process
  *                   reconciles with a registry holding one more enable (for A): no room; the
  *                   reconciliation must be done all the same, reporting it once.
@@ -238,6 +241,7 @@
  * close-starting "register RC close_waited 0|1 close_returned 0|1 socket_left 0|1 again RC
  * restarted 0|1 closed 0|1",
  * close-in-callback "closed 0|1 last 0|1 stop_a RC stop_b RC",
+ * unregister-sibling "returned 0|1 stop_a RC disables N",
  * full-table "filled N first RC second RC stop_x RC stop_a RC", generation-atomic "atomic 0|1",
  * copy-after-disable "disable RC last 0|1 enabled_after 0|1 listed_after 0|1 stop_a RC stop_b RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
@@ -2721,6 +2725,52 @@ static int close_in_callback(const char *dir) {
     _exit(0);                                  /* a hung endpoint thread must not hold up exit */
 }
 
+/* unregister-sibling: two providers of this process are enabled for A; A stops, which queues
+ * both DISABLE calls in the stopping thread; the first callback to run unregisters the other
+ * registration, whose call is queued in this same thread and not started. */
+static TRACEHANDLE g_sibling[2];
+static _Atomic int g_sibling_unregistered, g_sibling_disables, g_sibling_stopped;
+static ULONG g_sibling_stop_rc;
+static TRACEHANDLE g_sibling_a;
+
+static ULONG unregister_sibling(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)size;
+    (void)buffer;
+    if (code != WMI_DISABLE_EVENTS) return ERROR_SUCCESS;
+    atomic_fetch_add(&g_sibling_disables, 1);
+    int other = (int)(intptr_t)context == 0 ? 1 : 0;
+    if (!atomic_exchange(&g_sibling_unregistered, 1)) UnregisterTraceGuids(g_sibling[other]);
+    return ERROR_SUCCESS;
+}
+
+static void *stop_sibling_session(void *arg) {
+    (void)arg;
+    g_sibling_stop_rc = stop(g_sibling_a);
+    atomic_store(&g_sibling_stopped, 1);
+    return NULL;
+}
+
+static int unregister_sibling_mode(const char *dir) {
+    if (start(dir, "control-races-a", &g_sibling_a)) return 3;
+    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    if (RegisterTraceGuids(unregister_sibling, (PVOID)(intptr_t)0, &g_first_control, 1, &reg, NULL, NULL,
+                           &g_sibling[0])
+        || RegisterTraceGuids(unregister_sibling, (PVOID)(intptr_t)1, &g_last_control, 1, &reg, NULL, NULL,
+                              &g_sibling[1]))
+        return 4;
+    if (EnableTrace(1, 0x5, 4, &g_first_control, g_sibling_a) || EnableTrace(1, 0x5, 4, &g_last_control, g_sibling_a))
+        return 5;
+    pthread_t stopper;
+    if (pthread_create(&stopper, NULL, stop_sibling_session, NULL) != 0) return 6;
+    int64_t deadline = wpt_mono_ms() + 20000;
+    while (!atomic_load(&g_sibling_stopped) && wpt_mono_ms() < deadline) usleep(1000);
+    printf("returned %d stop_a %u disables %d\n", atomic_load(&g_sibling_stopped), (unsigned)g_sibling_stop_rc,
+           atomic_load(&g_sibling_disables));
+    fflush(stdout);
+    _exit(0);                                  /* a hung stopping thread must not hold up exit */
+}
+
 /* full-table: this process's enable table is full (its private session X enabled 1024
  * providers) when it reconciles with the registry, which holds one more enable, for A. */
 static int full_table(const char *dir) {
@@ -2766,6 +2816,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "disable-owed") == 0) return disable_owed(argv[2]);
     if (argc == 3 && strcmp(argv[1], "enable-overtaken") == 0) return enable_overtaken(argv[2]);
     if (argc == 3 && strcmp(argv[1], "close-starting") == 0) return close_starting();
+    if (argc == 3 && strcmp(argv[1], "unregister-sibling") == 0) return unregister_sibling_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "close-in-callback") == 0) return close_in_callback(argv[2]);
     if (argc == 3 && strcmp(argv[1], "full-table") == 0) return full_table(argv[2]);
     if (argc == 3 && strcmp(argv[1], "generation-atomic") == 0) return generation_atomic();

@@ -613,6 +613,17 @@ def test_a_registry_copy_made_inside_another_is_owed_not_a_hang(control_races, o
     assert got["stop_a"] == 0 and got["stop_b"] == 0
 
 
+def test_a_callback_that_unregisters_a_sibling_registration_returns(control_races, out):
+    """A session that stops queues a DISABLE for each of its providers here, then runs them in
+    turn in the stopping thread. A callback that unregisters another registration, whose
+    DISABLE is queued behind it, waited for that call to finish: only the same thread could run
+    it, so the STOP hung forever (and every control call of the process behind its lock).
+    UnregisterTraceGuids waits only for callbacks running in other threads; the queued call is
+    not run (the program gives the STOP 20 s, and runs under a subprocess timeout)."""
+    got = control_races("unregister-sibling", out)
+    assert got["returned"] == 1 and got["stop_a"] == 0 and got["disables"] == 1
+
+
 def test_a_reconciliation_with_no_room_for_an_enable_settles(control_races, out):
     """A process keeps at most 1024 enables. A reconciliation with the registry that found no
     room for one counted as unfinished and was made again, pass after pass, for as long as the
