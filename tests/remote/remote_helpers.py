@@ -336,6 +336,27 @@ class _StuckWrite:
         monkeypatch.setattr(collector_module, "EtlStreamFile", StuckDisk)
 
 
+class _StuckOpen:
+    """Makes the creation of the collector's files for sessions named ``only`` wait for
+    ``release`` (a disk that does not answer when a file is made); ``stuck`` is set once one
+    waits."""
+
+    def __init__(self, monkeypatch, only: str):
+        from wpptrace.remote import collector as collector_module
+
+        self.stuck, self.release = threading.Event(), threading.Event()
+        outer = self
+
+        class StuckOpen(collector_module.EtlStreamFile):
+            def __init__(self, path, header_buffer):
+                if f"_{only}_" in os.path.basename(path):
+                    outer.stuck.set()
+                    outer.release.wait(PATIENCE)
+                super().__init__(path, header_buffer)
+
+        monkeypatch.setattr(collector_module, "EtlStreamFile", StuckOpen)
+
+
 class _StuckClose:
     """Makes the first file the collector closes wait for ``release`` (a disk whose flush
     does not answer); ``stuck`` is set once it waits."""

@@ -10,7 +10,8 @@ import logging
 import subprocess
 import sys
 
-from remote_helpers import HERE, PATIENCE, HandRelay, _StuckWrite, data_buffers, wait_until
+from remote_helpers import (HERE, PATIENCE, HandRelay, _StuckOpen, _StuckWrite, data_buffers,
+                            wait_until)
 
 from wpptrace.remote import Collector, Relay
 from wpptrace.remote import protocol as P
@@ -67,8 +68,42 @@ def test_a_stuck_write_holds_up_no_other_source(recorded, tmp_path, monkeypatch)
     assert data_buffers(paths["slow"]) == buffers[:1]
 
 
+def test_a_file_whose_creation_hangs_holds_up_no_other_source(recorded, tmp_path, monkeypatch):
+    """The disk does not answer while a source's file is made: the other sources are read,
+    written and acknowledged meanwhile; the source's connection is not read until its file
+    exists, and then goes on."""
+    head, buffers = recorded
+    disk = _StuckOpen(monkeypatch, only="slow")
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        slow = _open(collector.address, head, "slow")
+        try:
+            slow.buffer(1, buffers[0])
+            assert disk.stuck.wait(PATIENCE)
+            quick = _open(collector.address, head, "quick")
+            try:
+                for seq in range(1, 5):
+                    quick.buffer(seq, buffers[seq - 1])
+                quick.end(5)
+                assert quick.answer()[:2] == (P.FrameType.ACK, 5)
+            finally:
+                quick.close()
+            assert collector.wait_for(lambda ss: any(s.closed for s in ss), PATIENCE)
+            assert [(s.session, s.buffers, s.path) for s in collector.sources
+                    if not s.closed] == [("slow", 0, None)]     # not read meanwhile
+            disk.release.set()
+            slow.end(2)
+            assert slow.answer()[:2] == (P.FrameType.ACK, 2)
+        finally:
+            disk.release.set()
+            slow.close()
+        assert collector.wait_for(lambda ss: all(s.closed for s in ss), PATIENCE)
+        paths = {s.session: s.path for s in collector.sources}
+    assert data_buffers(paths["quick"]) == buffers[:4]
+    assert data_buffers(paths["slow"]) == buffers[:1]
+
+
 def test_an_end_after_a_failed_write_gets_the_failure_not_its_ack(recorded, tmp_path,
-                                                                  monkeypatch):
+                                                                  monkeypatch, caplog):
     """END came while buffer 1 was being written; that write fails: the relay is told so
     (it keeps its buffers: the stream is not delivered) and may deliver it again."""
     head, buffers = recorded
@@ -90,6 +125,11 @@ def test_an_end_after_a_failed_write_gets_the_failure_not_its_ack(recorded, tmp_
             source = _one_source(collector)
             assert not source.ended and collector.files_failed == 1
             assert source.file_error.startswith("writing it failed: ERROR_DISK_FULL (112)")
+            # said once (and the file's summary), counted once: not as the relay's fault
+            assert (collector.write_failures, collector.protocol_errors) == (1, 0)
+            said = [r.getMessage() for r in caplog.records if "cannot write" in r.getMessage()
+                    and r.levelname == "WARNING"]
+            assert said == [f"failing@hand ({source.peer}): closed: {reason}"]
             disk.fail = None
             again = HandRelay(collector.address, len(head), "failing", relay.source_id)
             try:
@@ -167,6 +207,7 @@ def test_a_failed_write_still_closes_its_file_and_reports_it_once(recorded, tmp_
         source = _one_source(collector)
     assert [s.source_id for s in ended] == [source.source_id]
     assert collector.files_failed == 1 and not source.ended
+    assert (collector.write_failures, collector.protocol_errors) == (1, 0)
     assert source.file_error.startswith("writing it failed: ERROR_DISK_FULL (112)")
     (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert line.endswith(f"{source.path} may be incomplete: {source.file_error} (the "

@@ -239,7 +239,8 @@ def test_a_collector_that_cannot_write_says_so_and_the_relay_retries(tmp_path):
         out.write_text("not a directory")           # every file the collector makes fails
         relay = Relay(collector.address, session=session.name, max_backoff=0.2).start()
         try:
-            wait_until(lambda: collector.protocol_errors >= 2, what="refusals")
+            wait_until(lambda: collector.write_failures >= 2, what="refusals")
+            assert collector.protocol_errors == 0
             assert collector.sources and all(s.path is None for s in collector.sources)
             assert "cannot write" in collector.sources[0].reason
             out.unlink()

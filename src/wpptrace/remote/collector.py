@@ -1,8 +1,8 @@
 """The collector: accepts relays (TCP or TLS), one .etl file and/or live view per source.
 
-One asyncio loop (its own thread) serves every connection; each source's file is written
-and closed in a thread of its own (``_DiskWriter``), so a slow or stuck disk holds up only
-that source. A buffer is acknowledged once it is on the disk, never before; a source's
+One asyncio loop (its own thread) serves every connection; each source's file is created,
+written and closed in a thread of its own (``_DiskWriter``), so a slow or stuck disk holds
+up only that source. A buffer is acknowledged once it is on the disk, never before; a source's
 queue of buffers not yet written is bounded (its connection is not read meanwhile), and so
 is the sum of all queues. A connection must say HELLO
 first; then every frame is checked (protocol.read_frame: sizes, version, direction) and
@@ -107,18 +107,23 @@ class Abandoned:
 
 
 class _DiskWriter:
-    """One source's file, written and closed in a thread of its own, in the order asked (a
-    daemon thread: a disk that never answers holds up neither the other sources nor the
-    process's exit). Each write's outcome, ``written(seq, size, error)``, and the close's,
-    ``settle(error)``, are called in the collector's thread. After a failed write the
-    later ones are not tried (each reports that error), but the file is still closed."""
+    """One source's file, created, written and closed in a thread of its own, in the order
+    asked (a daemon thread: a disk that never answers holds up neither the other sources nor
+    the process's exit). ``create()`` makes the file, the first job; its outcome,
+    ``created(path, failure)``, each write's, ``written(seq, size, error)``, and the close's,
+    ``settle(error)``, are called in the collector's thread. After a failed creation or
+    write the later writes are not tried (each reports that error), but a file made is
+    still closed. RuntimeError if no thread can be had."""
 
-    def __init__(self, file: EtlStreamFile, loop: asyncio.AbstractEventLoop,
+    def __init__(self, create: Callable[[], EtlStreamFile], loop: asyncio.AbstractEventLoop,
+                 created: Callable[[Optional[str], Optional[P.ProtocolError]], None],
                  written: Callable[[int, int, str], None]):
-        self._file = file
+        self._file: Optional[EtlStreamFile] = None
+        self._error = ""
         self._loop = loop
         self._written = written
         self._work: queue.SimpleQueue = queue.SimpleQueue()
+        self._work.put((self._create, create, created))
         threading.Thread(target=self._run, name="collector-disk", daemon=True).start()
 
     def write(self, seq: int, data: bytes) -> None:
@@ -137,13 +142,25 @@ class _DiskWriter:
             pass
 
     def _run(self) -> None:
-        self._error = ""
         while True:
             op, a, b = self._work.get()
             if op is None:
                 self._close(a, b)
                 return
             op(a, b)
+
+    def _create(self, create: Callable[[], EtlStreamFile],
+                created: Callable[[Optional[str], Optional[P.ProtocolError]], None]) -> None:
+        failure: Optional[P.ProtocolError] = None
+        try:
+            self._file = create()
+        except P.ProtocolError as exc:
+            failure = exc
+        except BaseException as exc:    # noqa: BLE001 - said as the source's failure
+            failure = _StorageFailed(f"cannot create the file: {exc!r}")
+        if failure is not None:
+            self._error = str(failure)
+        self._tell(created, None if self._file is None else self._file.path, failure)
 
     def _write(self, seq: int, data: bytes) -> None:
         if not self._error:
@@ -166,7 +183,8 @@ class _DiskWriter:
     def _close(self, end_time: int, settle: Callable[[str], None]) -> None:
         error = "closing it failed"     # (what a BaseException leaves: still settled)
         try:
-            self._file.close(end_time)
+            if self._file is not None:  # (none was made: nothing to close)
+                self._file.close(end_time)
             error = ""
         except OSError as exc:
             error = f"closing it failed: {in_words(exc)}"
@@ -192,7 +210,9 @@ class _Source:
                                                  # (or counted lost): what ACKs say
         self.queued_buffers = 0                  # handed to the writer, not yet written
         self.queued_bytes = 0
-        self.write_error = ""                    # a write failed: nothing later is written
+        self.write_error = ""                    # the file's creation or a write failed:
+                                                 # nothing later is written
+        self.creating = False                    # the file is being made: not read meanwhile
         self._idle: list[asyncio.Future] = []    # waiting for queued_buffers == 0
         self.last_by_processor: dict[int, int] = {}
         self.connection: Optional["_Connection"] = None
@@ -287,11 +307,7 @@ class _Source:
         s.buffers += 1
         s.bytes += len(frame.payload)
         if self.writer is not None:
-            if self.connection is not None:
-                self.connection.queued += 1
-            self.queued_buffers += 1
-            self.queued_bytes += len(data)
-            self.collector._queued_bytes += len(data)
+            self.queue(len(data))
             self.writer.write(seq, data)
         else:
             self.on_disk(seq)
@@ -325,16 +341,40 @@ class _Source:
         self.unacked = 0
         conn.writer.write(P.encode(P.FrameType.ACK, self.written_seq + 1))
 
+    def queue(self, size: int) -> None:
+        """A buffer of ``size`` bytes handed to the writer (counted until its outcome)."""
+        if self.connection is not None:
+            self.connection.queued += 1
+        self.queued_buffers += 1
+        self.queued_bytes += size
+        self.collector._queued_bytes += size
+
+    def created(self, path: Optional[str], failure: Optional[P.ProtocolError]) -> None:
+        """The writer's outcome for the file's creation (in the collector's thread, before
+        any write's)."""
+        s = self.stats
+        self.creating = False
+        if path is not None:
+            s.path = path
+            log.info("%s: writing %s", s.label, path)
+        if failure is not None and not self.write_error:
+            self.write_error = str(failure)
+            self._failed(failure)
+        self._done_with(self.buffer_size)
+
     def written(self, seq: int, size: int, error: str) -> None:
         """The writer's outcome for buffer ``seq`` (in the collector's thread, in order)."""
+        if error and not self.write_error:
+            self.write_error = error
+            self._failed(_StorageFailed(f"cannot write {self.stats.path}: {error}"))
+        elif not self.write_error:
+            self.on_disk(seq)
+        self._done_with(size)
+
+    def _done_with(self, size: int) -> None:
         self.queued_buffers -= 1
         self.queued_bytes -= size
         self.collector._queued_bytes -= size
-        if error and not self.write_error:
-            self.write_error = error
-            self._failed(error)
-        elif not self.write_error:
-            self.on_disk(seq)
         if not self.queued_buffers:
             idle, self._idle = self._idle, []
             for waiter in idle:
@@ -342,14 +382,20 @@ class _Source:
                     waiter.set_result(None)
         self.collector._wake_readers()
 
-    def _failed(self, error: str) -> None:
-        """A write failed: the source ends (its file closed after what is queued, reported
-        once); its relay is told at once, and keeps every buffer not acknowledged."""
+    def _failed(self, failure: P.ProtocolError) -> None:
+        """The file could not be made or written: the source ends (a file made is closed
+        after what is queued, reported once); the failure is said and counted here, once,
+        and its relay is told at once (it keeps every buffer not acknowledged)."""
         s = self.stats
-        log.warning("%s: cannot write %s: %s", s.label, s.path, error)
+        collector = self.collector
         conn = self.connection
+        if isinstance(failure, _StorageFailed):
+            collector.write_failures += 1
+        else:                                       # (a header buffer the file refused)
+            collector.protocol_errors += 1
+        log.warning("%s: closed: %s", _who(self, conn.peer if conn else s.peer), failure)
         if conn is not None and conn.receiving is not None and conn.failure is None:
-            conn.failure = P.ProtocolError(f"cannot write {s.path}: {error}", code=ERROR_BUSY)
+            conn.failure = failure
             conn.receiving.cancel()
         self.finish(0)
 
@@ -384,7 +430,9 @@ class _Source:
     def _closed(self, end_time: int, error: str) -> None:
         s = self.stats
         if self.write_error:
-            error = "; ".join(filter(None, (f"writing it failed: {self.write_error}", error)))
+            if s.path is not None:          # (no file made lacks nothing: the relay was told)
+                error = "; ".join(filter(None, (f"writing it failed: {self.write_error}",
+                                                error)))
         elif self.have_header:
             self.written_seq = self.last_seq        # (END's sequence: the gaps before it)
         with self.collector._lock:          # (``sources`` copies all four together)
@@ -405,7 +453,8 @@ class _Connection:
         self.identity = identity
         self.replaced = False
         self.welcomed = False               # WELCOME sent: ACKs may follow
-        self.queued = 0                     # buffers it handed to the source's writer
+        self.queued = 0                     # buffers it handed to the source's writer (the
+                                            # header's file creation counts as one)
         #: the handler's task while it reads frames (a failed write cancels it) ...
         self.receiving: Optional[asyncio.Task] = None
         #: ... saying why
@@ -427,7 +476,9 @@ class Collector:
     ``max_connections``. ``max_queued_per_source``: bytes of one source's buffers received
     and not yet written (its disk is slow); past it, its connection is not read until the
     disk catches up (nothing is dropped: the relay keeps what is not acknowledged).
-    ``max_queued``: the same for all sources together. ``on_source_end(stats)`` is called
+    ``max_queued``: the same for all sources together (each connection may take one frame
+    past either: the check comes before a frame is read, whose size is not known yet).
+    ``on_source_end(stats)`` is called
     (in the collector's thread) when a source's file is closed.
     """
 
@@ -461,6 +512,9 @@ class Collector:
         self.address: Optional[tuple[str, int]] = None
         self.connections_refused = 0
         self.protocol_errors = 0
+        #: sources ended because their file could not be made or written (a full disk, say;
+        #: the relay was told ERROR_BUSY and retries)
+        self.write_failures = 0
         #: files that may lack data because closing them failed (see SourceStats.file_error)
         self.files_failed = 0
         #: set when ``stop()`` gave up waiting: what it left behind
@@ -664,12 +718,12 @@ class Collector:
 
     async def _room_for(self, source: _Source, conn: _Connection) -> None:
         """Wait (not reading the connection: the relay's queue holds its buffers) while the
-        source's queue or all queues together are full."""
+        source's file is being made, or its queue or all queues together are full."""
         counted = False
-        while ((source.queued_bytes >= self.max_queued_per_source
-                or self._queued_bytes >= self.max_queued)
-               and not (conn.replaced or source.finishing)):
-            if not counted:
+        while (not (conn.replaced or source.finishing)
+               and (source.creating or source.queued_bytes >= self.max_queued_per_source
+                    or self._queued_bytes >= self.max_queued)):
+            if not counted and not source.creating:
                 source.stats.disk_waits += 1
                 counted = True
             waiter = asyncio.get_running_loop().create_future()
@@ -688,36 +742,39 @@ class Collector:
         if self.output_dir is not None:
             base = "_".join(_UNSAFE.sub("_", part)[:64].strip("._") or "x"
                             for part in (s.host, s.session)) + "_" + s.source_id.hex[:8]
-            for attempt in range(1, _NAMES_TRIED + 1):
-                path = os.path.join(self.output_dir, base + ("" if attempt == 1 else f"-{attempt}")
-                                    + ".etl")
-                try:
-                    file = EtlStreamFile(path, header)
-                    break
-                except Win32Error as exc:
-                    if exc.name == "ERROR_ALREADY_EXISTS":
-                        continue
-                    if exc.name in ("ERROR_BAD_FORMAT", "ERROR_BAD_LENGTH"):
-                        raise P.ProtocolError("the header buffer does not start with a "
-                                              "log-file header record") from None
-                    raise _storage_failed(path, exc) from None
-            else:
-                first = os.path.join(self.output_dir, base + ".etl")
-                raise P.ProtocolError(f"cannot write {first}: it and the {attempt - 1} names "
-                                      f"after it (-2 to -{attempt}) exist", code=ERROR_BUSY)
             try:
-                source.writer = _DiskWriter(file, asyncio.get_running_loop(), source.written)
+                source.writer = _DiskWriter(lambda: self._create_file(base, header),
+                                            asyncio.get_running_loop(), source.created,
+                                            source.written)
             except RuntimeError:                    # no thread to be had
-                try:
-                    file.close()
-                except OSError:
-                    pass                            # (the source is refused either way)
-                raise P.ProtocolError(f"cannot write {path}: no thread for it",
-                                      code=ERROR_BUSY) from None
-            s.path = path
-            log.info("%s: writing %s", s.label, path)
+                raise _StorageFailed(f"cannot write a file for {s.label}: no thread for "
+                                     f"it") from None
+            source.creating = True                  # (the outcome comes on a later turn)
+            source.queue(len(header))
         if self.live is not None:
             source.view = self.live.open(s.label, header)
+
+    def _create_file(self, base: str, header: bytes) -> EtlStreamFile:
+        """The source's new file (in its writer's thread: a disk that hangs holds up only
+        this source): BASE.etl, or BASE-2.etl ... if it exists. ProtocolError if none can
+        be made."""
+        for attempt in range(1, _NAMES_TRIED + 1):
+            path = os.path.join(self.output_dir, base + ("" if attempt == 1 else f"-{attempt}")
+                                + ".etl")
+            try:
+                return EtlStreamFile(path, header)
+            except Win32Error as exc:
+                if exc.name == "ERROR_ALREADY_EXISTS":
+                    continue
+                if exc.name in ("ERROR_BAD_FORMAT", "ERROR_BAD_LENGTH"):
+                    raise P.ProtocolError("the header buffer does not start with a "
+                                          "log-file header record") from None
+                raise _storage_failed(path, exc) from None
+            except OSError as exc:
+                raise _storage_failed(path, exc) from None
+        first = os.path.join(self.output_dir, base + ".etl")
+        raise _StorageFailed(f"cannot write {first}: it and the {_NAMES_TRIED - 1} names "
+                             f"after it (-2 to -{_NAMES_TRIED}) exist")
 
     def _source_finished(self, source: _Source) -> None:
         s = source.stats
@@ -824,9 +881,13 @@ class Collector:
                 conn.receiving = None
             reason = "delivered"
         except P.ProtocolError as exc:
-            self.protocol_errors += 1
             reason = str(exc)
-            log.warning("%s: closed: %s", _who(source, peer), reason)
+            if conn is None or exc is not conn.failure:     # (else said and counted already)
+                if isinstance(exc, _StorageFailed):
+                    self.write_failures += 1
+                else:
+                    self.protocol_errors += 1
+                log.warning("%s: closed: %s", _who(source, peer), reason)
             # finished before the answer is sent: a relay that reconnects while it drains
             # would take the source over and carry on a stream that cannot be trusted further
             if source is not None and source.connection is conn:
@@ -969,8 +1030,8 @@ class Collector:
                 # that failed meanwhile cancels this wait: the relay is told that instead)
                 await source.wait_closed()
                 if source.write_error:
-                    raise P.ProtocolError(f"cannot write {source.stats.path}: "
-                                          f"{source.write_error}", code=ERROR_BUSY)
+                    raise conn.failure or _StorageFailed(f"cannot write {source.stats.path}: "
+                                                         f"{source.write_error}")
                 source.ack()
                 await self._drain(writer)
                 return
@@ -1045,10 +1106,17 @@ def _uncancel() -> None:
         uncancel()
 
 
-def _storage_failed(path: Optional[str], exc: OSError) -> P.ProtocolError:
-    """A file that cannot be written ends its source; the relay is told (ERROR_BUSY: it
-    retries, so a collector whose disk has room again resumes)."""
-    return P.ProtocolError(f"cannot write {path}: {exc.strerror or exc}", code=ERROR_BUSY)
+class _StorageFailed(P.ProtocolError):
+    """A file that cannot be made or written ends its source; the relay is told (ERROR_BUSY:
+    it retries, so a collector whose disk has room again resumes). Counted in
+    ``write_failures``, not as the relay's fault."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason, code=ERROR_BUSY)
+
+
+def _storage_failed(path: Optional[str], exc: OSError) -> _StorageFailed:
+    return _StorageFailed(f"cannot write {path}: {exc.strerror or exc}")
 
 
 class _Refused(Exception):
