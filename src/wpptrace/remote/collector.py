@@ -2,7 +2,8 @@
 
 One asyncio loop (its own thread) serves every connection; each source's file is created,
 written and closed in a thread of its own (``_DiskWriter``), so a slow or stuck disk holds
-up only that source. A buffer is acknowledged once it is on the disk, never before; a source's
+up only that source. A buffer is acknowledged once it is written to the file, never before
+(the file is flushed to the disk when it closes); a source's
 queue of buffers not yet written is bounded (its connection is not read meanwhile), and so
 is the sum of all queues. A connection must say HELLO
 first; then every frame is checked (protocol.read_frame: sizes, version, direction) and
