@@ -19,7 +19,12 @@ Prints CPU microseconds per message (median of ``--repeat`` fresh processes; the
 shared, so compare runs made close together) and, with ``--callgrind``, instructions per
 message (the measured part only, counted by callgrind; the VM's speed does not move them).
 
-Usage: python3 benchmarks/bench_compile.py [--repeat N] [--callgrind]
+``--pair``: also how much two processes compiling at once slow each other (each round: one
+compile alone, then two at once; the slower of the two against the one alone), beside the same
+for a plain CPU loop: what ``fmt -j 2`` can gain on its compile part on this machine, whatever
+the program.
+
+Usage: python3 benchmarks/bench_compile.py [--repeat N] [--callgrind] [--pair]
 """
 from __future__ import annotations
 
@@ -123,6 +128,43 @@ def _run(mode: str, callgrind: str | None = None) -> tuple[int, float]:
     return json.loads(done.stdout.splitlines()[-1])
 
 
+def _start(mode: str) -> subprocess.Popen:
+    env = dict(os.environ, WPPTRACE_NO_CACHE="1")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return subprocess.Popen([sys.executable, __file__, "--child", mode], stdout=subprocess.PIPE,
+                            text=True, env=env)
+
+
+def _cpu_of(proc: subprocess.Popen) -> float:
+    out, _ = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"a compile child failed ({proc.returncode})")
+    return json.loads(out.splitlines()[-1])[1]
+
+
+def _spin_child() -> int:
+    """``--child spin``: a plain CPU loop of fixed work; prints (0, CPU s) like a compile child."""
+    c0 = time.process_time()
+    total = 0
+    for i in range(4_000_000):
+        total += i * i % 7
+    print(json.dumps([0, time.process_time() - c0]))
+    return 0
+
+
+def pair(rounds: int) -> None:
+    """Two processes at once against one alone, for compiling and for a plain loop."""
+    for mode, label in (("compile", "compiling 1,572 messages"), ("spin", "a plain CPU loop")):
+        ratios = []
+        for _ in range(rounds):
+            alone = _cpu_of(_start(mode))
+            both = [_start(mode), _start(mode)]
+            ratios.append(max(_cpu_of(p) for p in both) / alone)
+        shown = ", ".join(f"{r:.2f}x" for r in ratios)
+        print(f"  two at once, {label}: the slower took {shown} the CPU time of one alone "
+              f"(median {statistics.median(ratios):.2f}x)", flush=True)
+
+
 def _instructions(dump: str) -> int:
     with open(dump, errors="replace") as stream:
         for line in stream:
@@ -134,10 +176,11 @@ def _instructions(dump: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
-        return child(argv[1])
+        return _spin_child() if argv[1] == "spin" else child(argv[1])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--callgrind", action="store_true", help="count instructions too (valgrind)")
+    ap.add_argument("--pair", action="store_true", help="how much two compiling processes slow each other")
     args = ap.parse_args(argv)
     if args.callgrind and shutil.which("valgrind") is None:
         print("valgrind is needed for --callgrind (apt install valgrind)")
@@ -156,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
                 count = _instructions(dump)
             line += f", {count / 1e6:,.1f} M instructions, {count / n / 1e3:,.1f} K a message"
         print(line, flush=True)
+    if args.pair:
+        pair(max(1, args.repeat))
     return 0
 
 
