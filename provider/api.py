@@ -346,13 +346,37 @@ _running: set[int] = set()
 _PRIVATE_MODES = lib.EVENT_TRACE_PRIVATE_LOGGER_MODE | lib.EVENT_TRACE_PRIVATE_IN_PROC
 
 
+def _incomplete_file_words(exc: BaseException) -> str | None:
+    """What a STOP or UPDATE error says about a log file that could not be completed (one
+    line naming the file), or None if the error is about something else."""
+    props = getattr(exc, "properties", None)
+    if props is None or not isinstance(exc, Win32Error):
+        return None
+    lost = (f"{props.LogBuffersLost} buffers could not be written" if props.LogBuffersLost
+            else "it could not be finished")
+    return f"its log file {props.LogFileName} is incomplete: {lost} ({exc.name})"
+
+
+def _report_at_exit(exc: Win32Error) -> None:
+    """One line on stderr for a session stopped at exit whose log file is incomplete (nothing
+    may raise at exit; the file is all the evidence, so it is named)."""
+    words = _incomplete_file_words(exc)
+    if words is not None:
+        try:
+            sys.stderr.write(f"wpptrace: session {exc.properties.LoggerName!r} stopped at exit, "
+                             f"but {words}\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - stderr may be closed at exit
+            pass
+
+
 @atexit.register
 def _at_exit() -> None:
     for handle in list(_running):
         try:
             ControlTrace(handle, None, None, lib.EVENT_TRACE_CONTROL_STOP)
-        except Win32Error:
-            pass
+        except Win32Error as exc:
+            _report_at_exit(exc)
     # no enable notification may reach Python callbacks while the interpreter shuts down
     lib.wpptrace_endpoint_close()
 

@@ -153,14 +153,15 @@ def _stop_scoped_sessions() -> None:
     for session in list(_scoped):
         try:
             session.stop()
-        except Win32Error:
-            pass
+        except Win32Error as exc:
+            api._report_at_exit(exc)       # one line if its file is incomplete; never raises
 
 
 class TraceSession:
     """A started session: ``enable()`` providers, ``query()``, ``flush()``, ``stop()``.
 
-    Usable as a context manager (stops on exit). Keyword arguments are EVENT_TRACE_PROPERTIES
+    Usable as a context manager (stops on exit; a failure to stop is raised only if the block
+    succeeded, else it is added to the block's exception as a note). Keyword arguments are EVENT_TRACE_PROPERTIES
     fields; ``logfile`` sets LogFileName (and FILE_MODE_SEQUENTIAL unless a file mode is given).
     The session belongs to this object: it is stopped when this process exits, unless
     ``keep_running=True`` leaves it to run on in its host process (as StartTrace does).
@@ -193,7 +194,12 @@ class TraceSession:
         return api.ControlTrace(self.handle, None, None, lib.EVENT_TRACE_CONTROL_FLUSH)
 
     def stop(self) -> api.EVENT_TRACE_PROPERTIES:
-        """Stop (idempotent); returns the final counters."""
+        """Stop (idempotent); returns the final counters.
+
+        If the log file could not be completed (a full or failing disk), the session is
+        stopped all the same and Win32Error (ERROR_DISK_FULL, ERROR_WRITE_FAULT) is raised:
+        its ``properties``, like ``final``, hold the final counters (LogBuffersLost counts the
+        buffers not written)."""
         if not self.stopped:
             _scoped.discard(self)
             try:
@@ -210,8 +216,32 @@ class TraceSession:
     def __enter__(self) -> "TraceSession":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Stop. If the block raised, its exception goes on: a failure to stop (such as a log
+        file that could not be completed) is added to it as a note instead of replacing it."""
+        if exc is None:
+            self.stop()
+            return
+        try:
+            self.stop()
+        except Exception as failure:  # noqa: BLE001 - the block's exception is the one to see
+            _add_note(exc, f"wpptrace: stopping session {self.name!r} also failed: "
+                           f"{_failure_words(failure)}")
+
+
+def _failure_words(failure: BaseException) -> str:
+    """A stop failure in one line (naming the log file if that is what failed)."""
+    return api._incomplete_file_words(failure) or f"{type(failure).__name__}: {failure}"
+
+
+def _add_note(exc: BaseException, note: str) -> None:
+    """Add a note to an exception on its way (shown with its traceback); before Python 3.11,
+    which has no notes, a warning says it."""
+    if hasattr(exc, "add_note"):
+        exc.add_note(note)
+    else:
+        import warnings
+        warnings.warn(note, RuntimeWarning, stacklevel=3)
 
 
 @dataclasses.dataclass

@@ -28,7 +28,10 @@ what was logged before and after.
 
 Files: the ``.etl`` stays at ``etl_path`` while the capture object lives and is removed with
 it, unless the capture was kept: on an exception in its block, on a failed ``assert_logged``,
-with ``keep=True`` or through the pytest plugin's ``--wpp-keep``. A kept capture is a folder
+with ``keep=True``, through the pytest plugin's ``--wpp-keep``, or when its file could not be
+completed (a full or failing disk): then what the file holds is decoded and kept, and the
+error (ERROR_DISK_FULL, ERROR_WRITE_FAULT) raised after, or added as a note to the block's
+own exception. A kept capture is a folder
 (``<keep_dir>/<name>/``) with ``trace.etl``, ``tmf/`` (one ``<guid>.tmf`` per message GUID)
 and ``trace.txt`` (what ``wpptrace fmt trace.etl -p tmf`` prints).
 """
@@ -219,13 +222,20 @@ class Capture:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None:
+            self.stop()
+            return
+        # the block's exception goes on: a failure to stop becomes a note on it
+        from wpptrace.provider.sessions import _add_note, _failure_words
+
         try:
             self.stop()
-        finally:
-            if exc_type is not None and self.etl_path is not None:
-                self._keep_quietly()
-                if exc is not None and self.kept and hasattr(exc, "add_note"):
-                    exc.add_note(f"wpptrace capture kept in {self.kept}")
+        except Exception as failure:  # noqa: BLE001 - the block's exception is the one to see
+            _add_note(exc, f"wpptrace capture {self.name}: {_failure_words(failure)}")
+        if self.etl_path is not None:
+            self._keep_quietly()
+            if self.kept:
+                _add_note(exc, f"wpptrace capture kept in {self.kept}")
 
     def start(self) -> None:
         """Start the session and enable the providers (``with`` does this)."""
@@ -258,8 +268,13 @@ class Capture:
                 if self._logger is not None:
                     self._attach_logging()
                 _active.append(self)
-            except BaseException:
-                self._end_session()
+            except BaseException as exc:
+                try:
+                    self._end_session()
+                except Exception as failure:  # noqa: BLE001 - why start failed comes first
+                    from wpptrace.provider.sessions import _add_note, _failure_words
+
+                    _add_note(exc, f"wpptrace capture {self.name}: {_failure_words(failure)}")
                 raise
 
     def _attach_logging(self) -> None:
@@ -274,7 +289,8 @@ class Capture:
             self._undo.append(lambda: logger.setLevel(before))
 
     def _end_session(self) -> None:
-        """Stop the session, undo what start changed, give taken providers back."""
+        """Stop the session, undo what start changed, give taken providers back (all of it
+        also when the stop fails: the error is raised after)."""
         try:
             while self._undo:
                 self._undo.pop()()
@@ -285,25 +301,56 @@ class Capture:
                 session, self._session = self._session, None
                 self.running = False
                 if session is not None:
-                    final = session.stop()
-                    self.lost = int(final.EventsLost)
-                    for guid, outer in self._taken.items():
-                        if outer.running and outer._session is not None:
-                            flags = next(t.flags for t in outer._targets if t.guid == guid)
-                            outer._session.enable(guid, flags, outer.level)
+                    final = None
+                    try:
+                        final = session.stop()
+                    except OSError as exc:
+                        # stopped all the same if its file could not be completed
+                        final = getattr(exc, "properties", None)
+                        raise
+                    finally:
+                        if final is not None:
+                            self.lost = int(final.EventsLost)
+                        for guid, outer in self._taken.items():
+                            if outer.running and outer._session is not None:
+                                flags = next(t.flags for t in outer._targets if t.guid == guid)
+                                outer._session.enable(guid, flags, outer.level)
 
     def stop(self) -> None:
-        """Stop the session and decode the file (``with`` does this)."""
+        """Stop the session and decode the file (``with`` does this).
+
+        If stopping failed (the file could not be completed: a full or failing disk), what
+        the file holds is decoded all the same and the capture is kept (its file is the
+        evidence); then the error is raised, with a note saying where the capture was kept."""
         if not self.running:
             return
-        self._end_session()
+        failure: BaseException | None = None
+        try:
+            self._end_session()
+        except Exception as exc:  # noqa: BLE001 - raised once the file is decoded and kept
+            failure = exc
         self.finished = True
-        self._tmfset = load_tmf([m for t in self._targets for m in t.tmf_messages()]
-                                + _as_list(self._tmf))
-        result = decode_file(self.etl_path, self._tmfset)
+        try:
+            self._tmfset = load_tmf([m for t in self._targets for m in t.tmf_messages()]
+                                    + _as_list(self._tmf))
+            result = decode_file(self.etl_path, self._tmfset)
+        except Exception:
+            if failure is None:
+                raise
+            from wpptrace.provider.sessions import _add_note
+
+            _add_note(failure, f"wpptrace capture {self.name}: its file could not be decoded either")
+            raise failure from None
         self.messages = result.messages
         self.errors = result.errors
         self.counters = result.counters
+        if failure is not None:
+            from wpptrace.provider.sessions import _add_note
+
+            self._keep_quietly()
+            if self.kept:
+                _add_note(failure, f"wpptrace capture kept in {self.kept}")
+            raise failure
         if self.keep_requested:
             self.keep()
 
@@ -467,16 +514,23 @@ class CaptureFactory:
         return "\n\n".join(f"{cap.name}: {cap.report()}" for cap in self.captures if cap.finished)
 
     def finish(self, failed: bool) -> None:
-        """At the end of the test: stop captures left running, keep them if the test failed."""
+        """At the end of the test: stop captures left running, keep them if the test failed.
+        Every capture is finished even if stopping one fails; the first failure is raised
+        after."""
+        first: BaseException | None = None
         for cap in self.captures:
             try:
                 cap.stop()
-            finally:
-                if cap.finished:
-                    if failed:
-                        cap._keep_quietly()
-                    elif not cap.kept:
-                        cap.discard()
+            except BaseException as exc:  # noqa: BLE001 - raised once every capture is finished
+                if first is None:
+                    first = exc
+            if cap.finished:
+                if failed:
+                    cap._keep_quietly()
+                elif not cap.kept:
+                    cap.discard()
+        if first is not None:
+            raise first
 
 
 # -- matching -------------------------------------------------------------------------------

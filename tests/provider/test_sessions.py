@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 import subprocess
 import sys
@@ -329,3 +330,78 @@ def test_a_file_that_cannot_grow_counts_its_buffers_lost(tmp_path, session_name)
     per_buffer = len(values) // 15                          # one thread, one size: all alike
     assert lost == -(-5000 // per_buffer) - 15               # every buffer not written
     assert c.header["BuffersLost"] == lost and c.header["BuffersWritten"] == written
+
+
+_PRIVATE = P.EVENT_TRACE_PRIVATE_LOGGER_MODE | P.EVENT_TRACE_PRIVATE_IN_PROC | P.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING
+
+
+def _fail_writes(error: int = errno.ENOSPC) -> None:
+    """Every write of a .etl file by this process fails from now on (private sessions: this
+    process writes their files)."""
+    L.wpptrace_debug_fail_file_writes(0, 1 << 30, error)
+
+
+def _restore_writes() -> None:
+    L.wpptrace_debug_fail_file_writes(0, 0, 0)
+
+
+def test_a_with_block_exception_is_not_replaced_by_an_incomplete_file(tmp_path, session_name):
+    """The block raised and the file cannot be completed either: the block's exception goes on,
+    the file's failure added to it as a note; the session is stopped all the same."""
+    path = tmp_path / "failing.etl"
+    try:
+        with pytest.raises(KeyError) as raised:
+            with TraceSession(session_name, path, BufferSize=4, LogFileMode=_PRIVATE) as s:
+                P.TraceMessage(s.handle, P.TRACE_MESSAGE_TIMESTAMP, None, 1, b"lost")
+                _fail_writes()
+                raise KeyError("the block's own")
+    finally:
+        _restore_writes()
+    assert raised.value.__notes__ == [
+        f"wpptrace: stopping session {session_name!r} also failed: its log file {path} is "
+        f"incomplete: 1 buffers could not be written (ERROR_DISK_FULL)"]
+    assert s.stopped and s.final.LogBuffersLost == 1
+
+
+def test_a_with_block_that_succeeded_raises_for_an_incomplete_file(tmp_path, session_name):
+    path = tmp_path / "failing.etl"
+    try:
+        with pytest.raises(Win32Error) as raised:
+            with TraceSession(session_name, path, BufferSize=4, LogFileMode=_PRIVATE) as s:
+                P.TraceMessage(s.handle, P.TRACE_MESSAGE_TIMESTAMP, None, 1, b"lost")
+                _fail_writes()
+    finally:
+        _restore_writes()
+    assert raised.value.name == "ERROR_DISK_FULL" and raised.value.properties.LogBuffersLost == 1
+    assert s.stopped and s.final.LogBuffersLost == 1
+
+
+_STOPPED_AT_EXIT_APP = r"""
+import sys
+import wpptrace.provider as P
+from wpptrace.provider import api
+from wpptrace.provider.sessions import TraceSession
+mode = P.EVENT_TRACE_PRIVATE_LOGGER_MODE | P.EVENT_TRACE_PRIVATE_IN_PROC | P.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING
+if sys.argv[1] == "TraceSession":
+    handle = TraceSession(sys.argv[2], sys.argv[3], BufferSize=4, LogFileMode=mode).handle
+else:
+    props = api.EVENT_TRACE_PROPERTIES(BufferSize=4, LogFileMode=mode | P.EVENT_TRACE_FILE_MODE_SEQUENTIAL,
+                                       LogFileName=sys.argv[3])
+    handle = api.StartTrace(sys.argv[2], props)
+P.TraceMessage(handle, P.TRACE_MESSAGE_TIMESTAMP, None, 1, b"lost")
+P._lib.wpptrace_debug_fail_file_writes(0, 1 << 30, 28)     # ENOSPC: a full disk
+print("exiting")                                           # the session is stopped at exit
+"""
+
+
+@pytest.mark.parametrize("started_by", ["TraceSession", "StartTrace"])
+def test_a_session_stopped_at_exit_with_an_incomplete_file_says_so_once(tmp_path, session_name, started_by):
+    """A private session left running is stopped when the process exits; its file cannot be
+    completed: one line on stderr names it, and the process exits as it would have."""
+    path = tmp_path / "at-exit.etl"
+    res = subprocess.run([sys.executable, "-c", _STOPPED_AT_EXIT_APP, started_by, session_name, str(path)],
+                         capture_output=True, text=True, timeout=PATIENCE)
+    assert res.returncode == 0 and res.stdout == "exiting\n", res
+    assert res.stderr.splitlines() == [
+        f"wpptrace: session {session_name!r} stopped at exit, but its log file {path} is incomplete: "
+        f"1 buffers could not be written (ERROR_DISK_FULL)"]

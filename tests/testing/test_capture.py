@@ -2,7 +2,9 @@
 TMF messages; what each message carries, filtering, nesting, files kept, sessions never left."""
 from __future__ import annotations
 
+import contextlib
 import datetime
+import errno
 import inspect
 import logging
 import os
@@ -15,7 +17,8 @@ import pytest
 
 from wpptrace import decoder
 from wpptrace.cli import main
-from wpptrace.provider import EVENT_TRACE_CONTROL_QUERY, ControlTrace
+from wpptrace.provider import EVENT_TRACE_CONTROL_FLUSH, EVENT_TRACE_CONTROL_QUERY, ControlTrace
+from wpptrace.provider._hazmat import lib
 from wpptrace.provider.logging_handler import WppHandler
 from wpptrace.provider.tracing import (TRACE_LEVEL_ERROR, TRACE_LEVEL_INFORMATION,
                                        TRACE_LEVEL_WARNING, Provider, TraceWarning)
@@ -168,6 +171,101 @@ def test_an_exception_keeps_a_folder_wpptrace_fmt_decodes(tmp_path: pathlib.Path
                      "open failed: 0xc0000022(STATUS_ACCESS_DENIED)"]
     text = (folder / "trace.txt").read_text().splitlines()
     assert [line.split("]", 2)[-1] for line in text[1:]] == lines[1:]
+
+
+# -- a file that cannot be completed (a full disk) -------------------------------------------
+
+def fail_writes(error: int = errno.ENOSPC) -> None:
+    """Every write of a .etl file by this process fails with `error` from now on (the captures'
+    sessions are private: this process writes their files)."""
+    lib.wpptrace_debug_fail_file_writes(0, 1 << 30, error)
+
+
+def restore_writes() -> None:
+    lib.wpptrace_debug_fail_file_writes(0, 0, 0)
+
+
+@contextlib.contextmanager
+def writes_failing(error: int = errno.ENOSPC):
+    fail_writes(error)
+    try:
+        yield
+    finally:
+        restore_writes()
+
+
+def _flush(cap) -> None:
+    """Write what the capture's session holds now (nothing is left to write while writes fail)."""
+    ControlTrace(0, cap.session_name, None, EVENT_TRACE_CONTROL_FLUSH)
+
+
+def test_a_capture_whose_file_cannot_be_completed_is_decoded_and_kept_then_raises(tmp_path) -> None:
+    try:
+        with pytest.raises(Win32Error) as raised:
+            with capture(trace, keep_dir=tmp_path) as cap:
+                copy_file(1, "written")
+                _flush(cap)
+                copy_file(2, "lost")
+                fail_writes()
+    finally:
+        restore_writes()
+    assert raised.value.name == "ERROR_DISK_FULL" and raised.value.properties.LogBuffersLost == 1
+    assert cap.finished and cap.texts == ["read 1 bytes from written"]    # what the file holds
+    assert cap.kept == str(tmp_path / cap.name) and os.path.isfile(cap.etl_path)
+    assert raised.value.__notes__ == [f"wpptrace capture kept in {cap.kept}"]
+    assert not _session_exists(cap.session_name) and not trace.enabled()
+
+
+def test_a_block_exception_goes_on_when_the_file_cannot_be_completed_either(tmp_path) -> None:
+    try:
+        with pytest.raises(ValueError, match="boom") as raised:
+            with capture(trace, keep_dir=tmp_path) as cap:
+                copy_file(1, "lost")
+                fail_writes()
+                raise ValueError("boom")
+    finally:
+        restore_writes()
+    incomplete, kept = raised.value.__notes__
+    assert re.fullmatch(rf"wpptrace capture {cap.name}: its log file \S+/trace\.etl is incomplete: "
+                        rf"1 buffers could not be written \(ERROR_DISK_FULL\)", incomplete), incomplete
+    assert kept == f"wpptrace capture kept in {cap.kept}"
+    assert cap.finished and cap.kept == str(tmp_path / cap.name)
+    assert not _session_exists(cap.session_name) and not trace.enabled()
+
+
+def test_an_inner_capture_whose_file_fails_gives_the_provider_back(tmp_path) -> None:
+    with capture(trace) as outer:
+        copy_file(1, "outer")
+        _flush(outer)                        # the outer session has nothing left to write
+        try:
+            with pytest.raises(Win32Error) as raised:
+                with capture(trace, keep_dir=tmp_path) as inner:
+                    copy_file(2, "inner, lost")
+                    fail_writes()
+        finally:
+            restore_writes()
+        copy_file(3, "outer again")
+    assert raised.value.name == "ERROR_DISK_FULL"
+    assert outer.texts == ["read 1 bytes from outer", "read 3 bytes from outer again"]
+    assert outer.lost == 0 and inner.finished and inner.kept and inner.texts == []
+
+
+def test_finishing_a_test_finishes_every_capture_then_raises_the_first_failure(tmp_path) -> None:
+    from wpptrace.testing import CaptureFactory
+
+    factory = CaptureFactory("tests/x.py::test_two", keep_dir=tmp_path)
+    first, second = factory(trace), factory(other)
+    first.start()
+    second.start()
+    copy_file(1, "lost")
+    other.info(other.flags.ALL, "other %d", 2)
+    with writes_failing():
+        with pytest.raises(Win32Error) as raised:
+            factory.finish(failed=False)
+    assert raised.value.properties.LoggerName == first.session_name
+    for cap in (first, second):
+        assert cap.finished and cap.kept and not _session_exists(cap.session_name)
+    assert not trace.enabled() and not other.enabled()
 
 
 def test_a_capture_that_went_well_leaves_no_file() -> None:
