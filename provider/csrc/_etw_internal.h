@@ -390,11 +390,12 @@ enum {
 extern void (*wpt_test_point)(int point);
 #define WPT_TEST_POINT(point) do { if (wpt_test_point) wpt_test_point(point); } while (0)
 extern int wpt_test_request_fd;
-/* how long StartTrace waits for its host's answer, and a QUERY (and the like) for the host's
- * reply: a test may shorten them, not wait 30 s or 10 s */
-extern int64_t wpt_host_answer_ms, wpt_host_reply_ms;
+/* how long StartTrace waits for its host's answer, a QUERY (and the like) for the host's
+ * reply, and a STOP, FLUSH or UPDATE: a test may shorten them, not wait 30 s, 10 s or 120 s */
+extern int64_t wpt_host_answer_ms, wpt_host_reply_ms, wpt_host_long_reply_ms;
 #define WPT_HOST_ANSWER_MS wpt_host_answer_ms
 #define WPT_HOST_REPLY_MS ((int)wpt_host_reply_ms)
+#define WPT_HOST_LONG_REPLY_MS ((int)wpt_host_long_reply_ms)
 /* how long a process waits for the registry lock: a test may shorten it */
 extern int64_t wpt_registry_wait_ms;
 #define WPT_REGISTRY_WAIT_MS wpt_registry_wait_ms
@@ -411,6 +412,7 @@ extern _Atomic uint32_t wpt_views_retired;
 #define WPT_TEST_POINT(point) ((void)0)
 #define WPT_HOST_ANSWER_MS 30000
 #define WPT_HOST_REPLY_MS 10000
+#define WPT_HOST_LONG_REPLY_MS 120000
 #define WPT_REGISTRY_WAIT_MS 10000
 #endif
 

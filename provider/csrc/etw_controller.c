@@ -572,8 +572,9 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
                 && host_ends(&t, STOP_HOST_END_MS))
                 clean_up_gone(&t);           /* as for a host found gone: STOP cleans up */
             /* no answer in time: the session may have stopped meanwhile and a newer one's host,
-             * busy, taken its slot and socket path; only one still registered is busy */
-            if (code == EVENT_TRACE_CONTROL_QUERY && rc == ERROR_BUSY && !still_registered(&t))
+             * busy, taken its slot and socket path; only one still registered is busy (a STOP's
+             * ERROR_BUSY stays: it may still be stopping) */
+            if (code != EVENT_TRACE_CONTROL_STOP && rc == ERROR_BUSY && !still_registered(&t))
                 rc = ERROR_WMI_INSTANCE_NOT_FOUND;
             lock();
             break;

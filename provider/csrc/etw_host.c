@@ -84,8 +84,8 @@ ULONG wpt_host_call(uint32_t slot, uint32_t meant_for, uint32_t kind, const void
     char path[256];
     ULONG named = wpt_socket_path(path, sizeof path, 's', slot);
     if (named != ERROR_SUCCESS) return named;
-    int timeout = (kind == WPT_REQ_STOP || kind == WPT_REQ_FLUSH || kind == WPT_REQ_UPDATE) ? 120000
-                : WPT_HOST_REPLY_MS;
+    int timeout = (kind == WPT_REQ_STOP || kind == WPT_REQ_FLUSH || kind == WPT_REQ_UPDATE)
+                ? WPT_HOST_LONG_REPLY_MS : WPT_HOST_REPLY_MS;
     return wpt_ipc_call(path, kind, meant_for, payload, length, reply,
                         reply_size, reply_fd, timeout);
 }
@@ -633,6 +633,7 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
 #ifdef WPT_TEST_POINTS
 int64_t wpt_host_answer_ms = 30000;
 int64_t wpt_host_reply_ms = 10000;
+int64_t wpt_host_long_reply_ms = 120000;
 #endif
 
 ULONG wpt_host_spawn(wpt_session *s) {

@@ -2278,7 +2278,8 @@ static int reconcile_busy_once(const char *dir) {
     return 0;
 }
 
-/* query-reuse / list-reuse: held once the QUERY of A (by handle, or the listing's) found A,
+/* query-reuse / list-reuse / flush-reuse / update-reuse: held once the QUERY of A (by handle, or
+ * the listing's), or its FLUSH or UPDATE, found A,
  * while another process stops A and starts B in its slot; B's host is then stopped (SIGSTOP)
  * and the wait for replies shortened, so the request, sent to the slot's socket, is not
  * answered in time. */
@@ -2290,10 +2291,11 @@ static void at_target_found_busy(int point) {
     uint32_t slot, generation;
     if (wpt_registry_find("control-races-b", &slot, &generation) != ERROR_SUCCESS) return;
     g_busy_host = host_of(slot);
-    if (g_busy_host && kill((pid_t)g_busy_host, SIGSTOP) == 0) wpt_host_reply_ms = 300;
+    if (g_busy_host && kill((pid_t)g_busy_host, SIGSTOP) == 0)
+        wpt_host_reply_ms = wpt_host_long_reply_ms = 300;
 }
 
-static int query_reuse(const char *dir, int listing) {
+static int query_reuse(const char *dir, int listing, ULONG code) {
     g_dir = dir;
     TRACEHANDLE a;
     if (start(dir, "control-races-a", &a)) return 3;
@@ -2312,12 +2314,13 @@ static int query_reuse(const char *dir, int listing) {
         props_block q;
         memset(&q, 0, sizeof q);
         q.p.Wnode.BufferSize = sizeof q;
-        queried = ControlTrace(a, NULL, &q.p, EVENT_TRACE_CONTROL_QUERY);
+        queried = ControlTrace(a, NULL, &q.p, code);
     }
     wpt_test_point = NULL;
     int stopped_b = g_busy_host != 0;
     if (g_busy_host) kill((pid_t)g_busy_host, SIGCONT);
     wpt_host_reply_ms = 10000;
+    wpt_host_long_reply_ms = 120000;
     b_answers answers = answers_of_b();
     printf("replaced %d busy %d query_a %u listed %u %s\n", g_start_b == 0, stopped_b, (unsigned)queried,
            (unsigned)count, answers.text);
@@ -2838,8 +2841,12 @@ int main(int argc, char **argv) {
         TRACEHANDLE a;
         return start(argv[2], "control-races-a", &a) == ERROR_SUCCESS ? 0 : 1;
     }
-    if (argc == 3 && strcmp(argv[1], "query-reuse") == 0) return query_reuse(argv[2], 0);
-    if (argc == 3 && strcmp(argv[1], "list-reuse") == 0) return query_reuse(argv[2], 1);
+    if (argc == 3 && strcmp(argv[1], "query-reuse") == 0) return query_reuse(argv[2], 0, EVENT_TRACE_CONTROL_QUERY);
+    if (argc == 3 && strcmp(argv[1], "list-reuse") == 0) return query_reuse(argv[2], 1, EVENT_TRACE_CONTROL_QUERY);
+    if (argc == 3 && strcmp(argv[1], "flush-reuse") == 0)
+        return query_reuse(argv[2], 0, EVENT_TRACE_CONTROL_FLUSH);
+    if (argc == 3 && strcmp(argv[1], "update-reuse") == 0)
+        return query_reuse(argv[2], 0, EVENT_TRACE_CONTROL_UPDATE);
     if (argc == 3 && strcmp(argv[1], "attach-reentry") == 0) return attach_reentry(argv[2]);
     if (argc == 3 && strcmp(argv[1], "start-enable-a") == 0) {
         TRACEHANDLE a;

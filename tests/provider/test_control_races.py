@@ -517,12 +517,13 @@ def test_a_reconciliation_joins_a_busy_host_once(control_races, out):
     assert control_races("reconcile-busy-once", out) == {"reconcile": 170, "joins": 1, "stop_a": 0}
 
 
-@pytest.mark.parametrize("mode, query_a", [("query-reuse", 4201), ("list-reuse", 0)])
+@pytest.mark.parametrize("mode, query_a", [("query-reuse", 4201), ("list-reuse", 0),
+                                           ("flush-reuse", 4201), ("update-reuse", 4201)])
 def test_a_stopped_session_is_not_busy_because_a_newer_one_in_its_slot_is(control_races, out, mode, query_a):
-    """QUERY (by handle, and the listing's of each session) found A; A stops meanwhile and B
-    takes its slot and socket path, and B's host does not answer in time. A is gone, not busy:
-    QUERY said ERROR_BUSY (not ERROR_WMI_INSTANCE_NOT_FOUND) and the listing showed A as a busy
-    session."""
+    """QUERY (by handle, and the listing's of each session), FLUSH or UPDATE found A; A stops
+    meanwhile and B takes its slot and socket path, and B's host does not answer in time. A is
+    gone, not busy: QUERY, FLUSH and UPDATE said ERROR_BUSY (not ERROR_WMI_INSTANCE_NOT_FOUND)
+    and the listing showed A as a busy session."""
     assert control_races(mode, out) == {"replaced": 1, "busy": 1, "query_a": query_a, "listed": 0,
                                         "query_b": 0, "stop_b": 0}
 
