@@ -402,16 +402,24 @@ def StartTrace(name: str, properties: EVENT_TRACE_PROPERTIES) -> int:
 def ControlTrace(handle: int, name: str | None, properties: EVENT_TRACE_PROPERTIES | None,
                  control_code: int) -> EVENT_TRACE_PROPERTIES:
     """QUERY / STOP / FLUSH / UPDATE the session named by ``handle`` (or ``name`` if 0), in
-    whichever process of this user runs it."""
+    whichever process of this user runs it.
+
+    A log file that could not be completed (a full or failing disk) raises Win32Error
+    ERROR_DISK_FULL or ERROR_WRITE_FAULT, whose ``properties`` are filled all the same: at
+    STOP the session's file (the session is stopped), at an UPDATE that switched to a new
+    LogFileName the old file (the session goes on writing the new one)."""
     if properties is None:
         properties = EVENT_TRACE_PROPERTIES()
     block, p = properties._to_c()
     raw = _encode_name(name) if name is not None else ffi.NULL
     rc = lib.ControlTraceA(handle or 0, raw, p, control_code)   # STOP: DISABLE callbacks
-    # a STOP that filled the properties stopped the session; its code says why its log file
-    # could not be completed (the error carries them as .properties)
+    # a STOP that filled the properties stopped the session, an UPDATE that did and says a file
+    # error switched its file; the code says why the (old) log file could not be completed (the
+    # error carries them as .properties)
     stopped = control_code == lib.EVENT_TRACE_CONTROL_STOP and (rc == 0 or p.Wnode.HistoricalContext != 0)
-    if rc == 0 or stopped:
+    switched = (control_code == lib.EVENT_TRACE_CONTROL_UPDATE and p.Wnode.HistoricalContext != 0
+                and rc in (lib.ERROR_DISK_FULL, lib.ERROR_WRITE_FAULT))
+    if rc == 0 or stopped or switched:
         properties._from_c(p)
         if stopped:
             _running.discard(properties.HistoricalContext)
@@ -419,7 +427,7 @@ def ControlTrace(handle: int, name: str | None, properties: EVENT_TRACE_PROPERTI
     try:
         check(rc, f"ControlTrace({control_code})")
     except Win32Error as exc:
-        exc.properties = properties if stopped else None
+        exc.properties = properties if stopped or switched else None
         raise
     return properties
 

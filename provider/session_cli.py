@@ -339,11 +339,16 @@ def update(name: str, flush_timer: int | None, max_buffers: int | None, logfile:
         props.FlushTimer = flush_timer
     if max_buffers is not None:
         props.MaximumBuffers = max_buffers
+    old_logfile = props.LogFileName
     if logfile is not None:
         props.LogFileName = check_logfile(logfile)
     try:
         props = api.ControlTrace(0, name, props, lib.EVENT_TRACE_CONTROL_UPDATE)
     except Win32Error as exc:
+        if getattr(exc, "properties", None) is not None:    # switched, the old file incomplete
+            raise SessionError(f"session {name!r} updated (log file {exc.properties.LogFileName or '(none)'}), "
+                               f"but its previous log file {old_logfile} is incomplete. "
+                               f"{in_words(exc)}") from None
         if exc.winerror == lib.ERROR_INVALID_PARAMETER:
             raise SessionError(f"session {name!r}: cannot update to these settings ({exc.name})") from None
         if exc.winerror in (lib.ERROR_BAD_PATHNAME, lib.ERROR_ACCESS_DENIED) and logfile:

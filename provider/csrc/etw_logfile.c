@@ -24,7 +24,7 @@ struct wpt_logfile {
     uint64_t data_buffers;     /* data buffers written so far */
     uint64_t capacity;         /* data slots the size limit allows, 0 = unlimited */
     int circular;
-    int failed;                /* errno of the first write that failed (0: none) */
+    int failed;                /* errno of the first data buffer write that failed (0: none) */
     unsigned char *header;     /* scratch copy of buffer 0 */
 };
 
@@ -64,12 +64,12 @@ static ULONG errno_to_win32(int e) {
 }
 
 /* Why a write to an open file (a buffer, a header, its size, the flush to the disk) failed,
- * as a Win32 code. */
+ * as a Win32 code: a full disk, or else a write fault. Never ERROR_INVALID_HANDLE or
+ * ERROR_ACCESS_DENIED: from ControlTrace(STOP) or UPDATE those would say that nothing was done,
+ * when the session did stop or switch files. */
 static ULONG write_error(int e) {
     switch (e) {
     case ENOSPC: case EDQUOT: case EFBIG: return ERROR_DISK_FULL;
-    case EBADF: return ERROR_INVALID_HANDLE;
-    case EACCES: case EPERM: case EROFS: return ERROR_ACCESS_DENIED;
     default: return ERROR_WRITE_FAULT;
     }
 }
@@ -149,18 +149,17 @@ static int file_put(wpt_logfile *lf, const unsigned char *buffer) {
 }
 
 /* The header record again (its counters moved); only the used part of buffer 0. -1 (errno
- * set) if it could not be written. */
+ * set) if it could not be written. Not kept in lf->failed: each rewrite replaces the last, so
+ * only the final one decides whether the file is complete (its caller checks it). */
 static int file_rewrite_header(wpt_logfile *lf) {
     const WMI_BUFFER_HEADER *bh = (const WMI_BUFFER_HEADER *)lf->header;
     uint32_t used = bh->SavedOffset <= lf->buffer_size ? bh->SavedOffset : lf->buffer_size;
-    if (write_all(lf->fd, lf->header, used, 0) == 0) return 0;
-    if (!lf->failed) lf->failed = errno;
-    return -1;
+    return write_all(lf->fd, lf->header, used, 0) == 0 ? 0 : -1;
 }
 
 /* Cut what a shorter circular wrap left behind, flush to the disk and close (the file is freed
- * whatever happens): 0, or the errno of the first step that failed, a write of the file's
- * before included. */
+ * whatever happens): 0, or the errno of the first step that failed, a data buffer write of
+ * the file's before included. */
 static int file_finish(wpt_logfile *lf) {
     int failed = lf->failed;
     if (ftruncate(lf->fd, (off_t)file_buffers(lf) * lf->buffer_size) != 0 && !failed) failed = errno;
@@ -207,7 +206,8 @@ int wpt_logfile_write(wpt_session *s, const unsigned char *buffer) {
     return 0;
 }
 
-void wpt_logfile_update_header(wpt_session *s, int final) {
+/* 0, or -1 (errno set) if the header could not be written. */
+static int rewrite_session_header(wpt_session *s, int final) {
     wpt_logfile *lf = s->logfile;
     int64_t end_time = 0;                  /* 0 until stopped: the clean-stop marker */
     if (final) {
@@ -216,7 +216,13 @@ void wpt_logfile_update_header(wpt_session *s, int final) {
         if (end_time == 0) end_time = 1;
     }
     wpt_build_header_buffer(s, lf->header, end_time, file_buffers(lf));
-    file_rewrite_header(lf);             /* a failure is kept: the close reports it */
+    return file_rewrite_header(lf);
+}
+
+void wpt_logfile_update_header(wpt_session *s, int final) {
+    /* a rewrite that fails while the session runs is repaired by the next one; the final one
+     * is checked by the close */
+    (void)rewrite_session_header(s, final);
 }
 
 void wpt_logfile_abandon(wpt_session *s) {
@@ -229,7 +235,7 @@ int wpt_logfile_fd(const wpt_session *s) {
 }
 
 ULONG wpt_logfile_close(wpt_session *s) {
-    wpt_logfile_update_header(s, 1);
+    if (rewrite_session_header(s, 1) != 0 && !s->logfile->failed) s->logfile->failed = errno;
     int failed = file_finish(s->logfile);
     s->logfile = NULL;
     return failed ? write_error(failed) : ERROR_SUCCESS;
@@ -365,8 +371,7 @@ ULONG wpptrace_etl_stream_close(wpptrace_etl_stream *Stream, LONGLONG EndTime) {
      * the disk (the first failure is the one reported; the file is closed anyway). A write
      * that failed before was reported by its own call. */
     wpt_logfile *lf = Stream->lf;
-    lf->failed = 0;
-    stream_update_header(Stream, EndTime);
+    lf->failed = stream_update_header(Stream, EndTime) != 0 ? errno : 0;
     int failed = file_finish(lf);
     free(Stream);
     return failed ? write_error(failed) : ERROR_SUCCESS;

@@ -463,14 +463,23 @@ static int seal_slots(const wpt_view *v) {
 }
 
 /* UPDATE with a new LogFileName (flusher thread, every buffer so far written to the old
- * file): finish the old file, start the new one with its own header and SequenceNumbers. */
+ * file): finish the old file, start the new one with its own header and SequenceNumbers.
+ * Returns why the old file could not be completed (ERROR_DISK_FULL, ERROR_WRITE_FAULT: the
+ * switch was made all the same, as a STOP's file error), else why the new one could not be
+ * started. */
 static ULONG switch_logfile(wpt_session *s) {
-    if (s->logfile) wpt_logfile_close(s);
+    ULONG closed = ERROR_SUCCESS;
+    if (s->logfile) {
+        closed = wpt_logfile_close(s);
+        if (closed != ERROR_SUCCESS)        /* a host's log; nothing in an application */
+            wpt_host_log("the log file %s could not be completed (error %u)", s->logfile_name,
+                         (unsigned)closed);
+    }
     strcpy(s->logfile_name, s->next_logfile);
     s->buffer_sequence = 0;
     ULONG rc = wpt_logfile_open(s);
     if (rc != ERROR_SUCCESS) s->logfile_name[0] = 0;     /* go on without a file */
-    return rc;
+    return closed != ERROR_SUCCESS ? closed : rc;
 }
 
 /* Flush everything retired now; a stream waiting for its next buffer is re-scanned shortly. */

@@ -506,3 +506,33 @@ def test_stop_of_a_session_whose_file_could_not_be_completed_says_so(tmp_path, s
                          rf"{re.escape(said)}: .*", lines[0])
     assert found and int(found.group(1)) > 0, lines[0]
     assert session_name not in wpptrace("session", "list").stdout    # stopped all the same
+
+
+def test_update_to_a_new_file_says_the_old_one_is_incomplete(tmp_path, session_name, capsys):
+    """In the session's host, the one buffer written to the first file could not be (ENOSPC: a
+    full disk). `session update -f` switches to the new file all the same, and says in one line
+    that the old one is incomplete; the session goes on in the new file."""
+    from wpptrace.provider import session_cli
+    from wpptrace.provider._hazmat import lib
+
+    first, second = tmp_path / "first.etl", tmp_path / "second.etl"
+    lib.wpptrace_debug_fail_file_writes(1, 1, 28)   # the host, forked now: its header written, the next write not
+    try:
+        session_cli.start(session_name, str(first), buffer_size=4)
+    finally:
+        lib.wpptrace_debug_fail_file_writes(0, 0, 0)
+    import wpptrace.provider as P
+    from wpptrace.provider import api
+    session = api.ControlTrace(0, session_name, None, lib.EVENT_TRACE_CONTROL_QUERY).HistoricalContext
+    P.TraceMessage(session, P.TRACE_MESSAGE_TIMESTAMP, None, 1, b"\0")
+    session_cli.flush(session_name)
+    update = argparse.Namespace(session_command="update", name=session_name, flush_timer=None,
+                                max_buffers=None, logfile=str(second))
+    assert session_cli.run(update) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"wpptrace session update: session {session_name!r} updated (log file {second}), but "
+                     f"its previous log file {first} is incomplete. "
+                     f"ERROR_DISK_FULL (112): There is not enough space on the disk."], lines
+    P.TraceMessage(session, P.TRACE_MESSAGE_TIMESTAMP, None, 1, b"\1")
+    final, _ = session_cli.stop(session_name)
+    assert final.LogFileName == str(second) and final.LogBuffersLost == 1

@@ -405,3 +405,59 @@ def test_a_session_stopped_at_exit_with_an_incomplete_file_says_so_once(tmp_path
     assert res.stderr.splitlines() == [
         f"wpptrace: session {session_name!r} stopped at exit, but its log file {path} is incomplete: "
         f"1 buffers could not be written (ERROR_DISK_FULL)"]
+
+
+def test_update_to_a_new_file_says_the_old_one_could_not_be_completed(tmp_path, session_name):
+    """A buffer of the first file could not be written (a full disk); UPDATE switches to a new
+    file all the same, and says that the old one is incomplete (ERROR_DISK_FULL, its properties,
+    naming the new file, filled in); the session goes on in the new file."""
+    first, second = tmp_path / "first.etl", tmp_path / "second.etl"
+    with TraceSession(session_name, first, BufferSize=4, LogFileMode=_PRIVATE) as s:
+        P.TraceMessage(s.handle, P.TRACE_MESSAGE_TIMESTAMP, None, 1, b"\0")
+        _fail_writes()
+        try:
+            s.flush()
+        finally:
+            _restore_writes()
+        props = s.query()
+        props.LogFileName = str(second)
+        with pytest.raises(Win32Error) as raised:
+            P.ControlTrace(s.handle, None, props, P.EVENT_TRACE_CONTROL_UPDATE)
+        assert raised.value.name == "ERROR_DISK_FULL"
+        assert raised.value.properties is props and props.LogFileName == str(second)
+        P.TraceMessage(s.handle, P.TRACE_MESSAGE_TIMESTAMP, None, 1, b"\1")
+    assert s.final.LogBuffersLost == 1 and s.final.LogFileName == str(second)
+    assert [m.args for m in etlcheck.read(second).messages] == [b"\1"]
+    assert etlcheck.read(first).messages == []
+
+
+def test_a_header_rewrite_that_failed_while_running_leaves_a_complete_file_complete(tmp_path, session_name):
+    """The header rewritten after a buffer could not be written once (a transient EIO); every
+    buffer was, and so was the last header at STOP: the file is complete, STOP says so."""
+    path = tmp_path / "repaired.etl"
+    with TraceSession(session_name, path, BufferSize=4, LogFileMode=_PRIVATE) as s:
+        P.TraceMessage(s.handle, P.TRACE_MESSAGE_TIMESTAMP, None, 1, b"\0")
+        L.wpptrace_debug_fail_file_writes(1, 1, errno.EIO)    # the buffer written, the header after it not
+        try:
+            s.flush()
+        finally:
+            _restore_writes()
+    assert s.final.LogBuffersLost == 0
+    c = etlcheck.read(path)
+    assert [m.args for m in c.messages] == [b"\0"] and c.header["BuffersWritten"] == 2
+    assert c.header["EndTime"] != 0
+
+
+@pytest.mark.parametrize("error", [errno.EACCES, errno.EBADF, errno.EROFS, errno.EIO])
+def test_a_file_write_failure_at_stop_is_a_write_fault(tmp_path, session_name, error):
+    """Whatever made a write of the open file fail (short of a full disk), STOP says
+    ERROR_WRITE_FAULT: ERROR_ACCESS_DENIED or ERROR_INVALID_HANDLE would tell a caller that
+    nothing was stopped."""
+    try:
+        with pytest.raises(Win32Error) as raised:
+            with TraceSession(session_name, tmp_path / "fault.etl", BufferSize=4, LogFileMode=_PRIVATE) as s:
+                P.TraceMessage(s.handle, P.TRACE_MESSAGE_TIMESTAMP, None, 1, b"lost")
+                _fail_writes(error)
+    finally:
+        _restore_writes()
+    assert raised.value.name == "ERROR_WRITE_FAULT" and s.stopped and s.final.LogBuffersLost == 1
