@@ -174,15 +174,60 @@ def _busy_then_welcome_then_a_write_failure_then_refuse(sock, connections=[0]):
         sock.sendall(P.encode(P.FrameType.WELCOME, 0))
         head = _recv_exactly(sock, P.HEADER.size)           # the header buffer ...
         _recv_exactly(sock, P.HEADER.unpack(head)[4])
+        sock.sendall(P.encode(P.FrameType.ACK, 0))          # ... taken: the connection works
         sock.sendall(P.encode_error(ERROR_BUSY, "cannot write x.etl: ERROR_DISK_FULL (112)"))
     else:
         sock.sendall(P.encode_error(ERROR_ACCESS_DENIED, "not this relay"))
 
 
+def _welcome_then_refuse_the_header(sock, connections=[0]):
+    connections[0] += 1
+    if connections[0] <= 3:
+        sock.sendall(P.encode(P.FrameType.WELCOME, 0))
+        head = _recv_exactly(sock, P.HEADER.size)
+        _recv_exactly(sock, P.HEADER.unpack(head)[4])
+        sock.sendall(P.encode_error(ERROR_BUSY, "cannot write x.etl: ERROR_DISK_FULL (112)"))
+    else:
+        sock.sendall(P.encode_error(ERROR_ACCESS_DENIED, "not this relay"))
+
+
+def test_a_relay_welcomed_then_refused_before_any_ack_backs_off_and_says_it_once(recorded, caplog):
+    """A collector that cannot create the file welcomes the relay, then refuses its header
+    (a full disk): a WELCOME alone is no sign the connection works, so the relay backs off
+    (0.2, 0.4, 0.8 s) and says the busy answer once, instead of asking every 0.2 s with a
+    warning each time."""
+    caplog.set_level(logging.DEBUG, logger="wpptrace.remote.relay")
+    header, buffers = recorded
+    fake = FakeCollector(lambda sock, state=[0]: _welcome_then_refuse_the_header(sock, state))
+    relay = Relay(fake.address, buffer_size=len(header), name="full-disk", linger=PATIENCE,
+                  connect_timeout=PATIENCE, max_queue=100_000)
+    waits = []
+    idle = relay._idle
+
+    async def counted_idle(seconds):
+        waits.append(seconds)
+        await idle(seconds)
+    relay._idle = counted_idle
+    relay.add(header)
+    for buf in buffers:
+        relay.add(buf)
+    relay.start()
+    try:
+        assert relay.wait(PATIENCE)
+    finally:
+        relay.close()
+        fake.close()
+    assert relay.outcome.startswith("refused: not this relay"), relay.outcome
+    said = [r.levelname for r in caplog.records if "the collector is busy" in r.getMessage()]
+    assert said == ["WARNING", "DEBUG", "DEBUG"]
+    assert [w for w in waits if w != 0.25] == [0.2, 0.4, 0.8]   # (0.25: waiting for a header)
+
+
 def test_a_relay_that_got_in_says_a_later_busy_answer_again_and_backs_off_from_the_start(
         recorded, caplog):
-    """Once welcomed, the relay starts afresh: a later ERROR_BUSY (a write that failed
-    mid-stream) is a warning again, and the next attempt waits the first backoff again."""
+    """Once a connection works (the collector acknowledged on it), the relay starts afresh: a
+    later ERROR_BUSY (a write that failed mid-stream) is a warning again, and the next attempt
+    waits the first backoff again."""
     caplog.set_level(logging.DEBUG, logger="wpptrace.remote.relay")
     header, buffers = recorded
     fake = FakeCollector(lambda sock, state=[0]:

@@ -228,6 +228,7 @@ class Relay:
         self._wakeup: Optional[asyncio.Event] = None
         self._backoff = 0.2             # the wait before the next connection after a failure
         self._busy_said = False         # ERROR_BUSY said since the relay last got in
+        self._proven = False            # the current connection got an ACK
         self._session_seq_max = 0
         self._session_seq_seen = 0
         self._last_heard = 0.0          # monotonic time of the collector's last frame
@@ -441,8 +442,10 @@ class Relay:
             self._backoff = min(self._backoff * 2, self.max_backoff)
 
     def _welcomed(self) -> None:
-        """A connection got in (or none was tried yet): the next failure waits 0.2 s again,
-        and an ERROR_BUSY is news again (said once, as a warning, since the relay got in)."""
+        """A connection proved it works, its first ACK come (or none was tried yet): the next
+        failure waits 0.2 s again, and an ERROR_BUSY is news again (said once, as a warning,
+        since). A WELCOME alone proves nothing: a collector that cannot create the file
+        welcomes, then refuses the header, and would be asked again every 0.2 s."""
         self._backoff = 0.2
         self._busy_said = False
 
@@ -491,7 +494,7 @@ class Relay:
             if frame.type != P.FrameType.WELCOME:
                 raise P.ProtocolError(f"expected WELCOME, got {frame.type.name}")
             resume = frame.sequence
-            self._welcomed()
+            self._proven = False        # until the collector ACKs on it (see _read_acks)
             self._last_heard = time.monotonic()
             log.info("%s: connected to %s:%d (resuming at %d)", self.name, host, port, resume)
             if resume == 0:
@@ -568,6 +571,9 @@ class Relay:
             frame = await P.read_frame(reader, P.FROM_COLLECTOR)
             self._last_heard = time.monotonic()
             if frame.type == P.FrameType.ACK:
+                if not self._proven:                # the connection works: start afresh
+                    self._proven = True
+                    self._welcomed()
                 sent = self._outbox.send_from       # every sequence below it was sent or dropped
                 if frame.sequence > sent:
                     raise P.ProtocolError(f"ACK of sequence {frame.sequence}: only those below "
