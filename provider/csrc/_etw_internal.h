@@ -853,8 +853,8 @@ ULONG wpt_apply_registry_snapshot(void);
  * changes it heard of and could not check (ERROR_BUSY as above). */
 ULONG wpt_reconcile_with_registry(void);
 /* Enables of other processes' sessions a registry copy found no room for in this process's
- * table (each is dropped; the first copy that drops one answers ERROR_NOT_ENOUGH_MEMORY, once:
- * the copy is not made again for it). */
+ * table, each counted once (each is dropped; the copy that drops one first answers
+ * ERROR_NOT_ENOUGH_MEMORY: the copy is not made again for it). wpptrace_enables_dropped reads it. */
 extern _Atomic uint32_t wpt_enables_dropped;
 /* An enable of this process could not be delivered (its session's host too slow to hand out
  * the session): the endpoint thread reconciles with the registry later, which delivers it. */

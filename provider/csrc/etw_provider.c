@@ -80,7 +80,18 @@ typedef struct {
 } disable_record;
 static disable_record g_disables[WPT_MAX_ENABLES];
 _Atomic uint32_t wpt_enables_dropped;
-static _Atomic int g_drop_reported;     /* a copy said so once */
+/* The enables dropped so far (session, GUID, version), so that a copy made again while the
+ * table stays full counts and reports each once (g_copy_lock held). Full, the oldest gives way. */
+typedef struct {
+    GUID guid;
+    uint16_t logger_id;
+    uint8_t generation;
+    uint64_t version;
+} dropped_enable;
+static dropped_enable g_dropped[WPT_MAX_ENABLES];
+static int g_dropped_count, g_dropped_next;
+
+ULONG wpptrace_enables_dropped(void) { return atomic_load(&wpt_enables_dropped); }
 static pthread_mutex_t g_reg_lock = PTHREAD_MUTEX_INITIALIZER;
 /* One copy of the registry at a time (copy_registry's buffers); a forked child makes its own
  * copy as it starts its endpoint, and gets the lock fresh (its holder may be a thread of the
@@ -467,6 +478,20 @@ static int copy_holds(const wpt_reg_enable *copy, const GUID *guid, TRACEHANDLE 
  * of sessions in other processes that the registry no longer holds are disabled too (changes
  * it heard of but could not check). An enable newer than the copy is kept: the registry had
  * not seen it yet. */
+/* g_copy_lock held: is the registry's enable `en` dropped here for the first time? */
+static int first_drop(const wpt_reg_enable *en) {
+    for (int i = 0; i < g_dropped_count; i++) {
+        const dropped_enable *d = &g_dropped[i];
+        if (d->version == en->version && d->logger_id == en->logger_id && d->generation == en->generation
+            && guid_eq(&d->guid, &en->guid))
+            return 0;
+    }
+    g_dropped[g_dropped_next] = (dropped_enable){en->guid, en->logger_id, en->generation, en->version};
+    g_dropped_next = (g_dropped_next + 1) % WPT_MAX_ENABLES;
+    if (g_dropped_count < WPT_MAX_ENABLES) g_dropped_count++;
+    return 1;
+}
+
 static ULONG copy_registry(int drop_absent) {
     static wpt_reg_enable copy[WPT_MAX_ENABLES];
     static uint32_t alive[WPPTRACE_MAX_SESSIONS];   /* generation + 1 of a running session */
@@ -514,8 +539,8 @@ static ULONG copy_registry(int drop_absent) {
         if (applied == ERROR_BUSY) busy[slot] = 1;
         /* no room for one more enable: a copy made again has none either (it waited for a
          * disable here that may never come, pass after pass); it is dropped, counted and
-         * reported once */
-        if (applied == ERROR_NOT_ENOUGH_MEMORY) dropped++;
+         * reported once (a copy made again finds the same one dropped already) */
+        if (applied == ERROR_NOT_ENOUGH_MEMORY) dropped += (uint32_t)first_drop(en);
         else if (applied != ERROR_SUCCESS) unfinished = ERROR_BUSY;
     }
     if (drop_absent) {
@@ -539,8 +564,7 @@ static ULONG copy_registry(int drop_absent) {
     t_copying = 0;
     pthread_mutex_unlock(&g_copy_lock);
     if (dropped) atomic_fetch_add(&wpt_enables_dropped, dropped);
-    if (dropped && unfinished == ERROR_SUCCESS && !atomic_exchange(&g_drop_reported, 1))
-        return ERROR_NOT_ENOUGH_MEMORY;
+    if (dropped && unfinished == ERROR_SUCCESS) return ERROR_NOT_ENOUGH_MEMORY;
     return unfinished;
 }
 

@@ -194,6 +194,9 @@ ULONG wpptrace_enumerate_providers(WPPTRACE_PROVIDER_INFO *Providers, ULONG Coun
 const char *wpptrace_runtime_directory(void);
 /* Stop listening for enable notifications (a process about to exit). */
 void  wpptrace_endpoint_close(void);
+/* Enables of other processes' sessions this process had no room for (it keeps 1024) and
+ * dropped, each counted once; their providers stay disabled here. */
+ULONG wpptrace_enables_dropped(void);
 
 /* ---- real-time delivery (consumers of a REAL_TIME_MODE session, in any process) --------- */
 typedef struct wpptrace_rt_subscription wpptrace_rt_subscription;

@@ -242,7 +242,7 @@
  * restarted 0|1 closed 0|1",
  * close-in-callback "closed 0|1 last 0|1 stop_a RC stop_b RC",
  * unregister-sibling "returned 0|1 stop_a RC disables N",
- * full-table "filled N first RC second RC stop_x RC stop_a RC", generation-atomic "atomic 0|1",
+ * full-table "filled N first RC second RC dropped N stop_x RC stop_a RC", generation-atomic "atomic 0|1",
  * copy-after-disable "disable RC last 0|1 enabled_after 0|1 listed_after 0|1 stop_a RC stop_b RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
  * host held, for host-reuse, listen-reuse and run-reuse; start-only OUT_DIR starts B (start-a-only
@@ -2798,10 +2798,11 @@ static int full_table(const char *dir) {
     if (registry_enable(&g_owed_control, slot) < 0) return 6;
     ULONG first = wpt_reconcile_with_registry();
     ULONG second = wpt_reconcile_with_registry();
+    ULONG dropped = wpptrace_enables_dropped();
     ULONG stopped_x = stop(x);
     ULONG stopped_a = stop_by_name("control-races-a");
-    printf("filled %d first %u second %u stop_x %u stop_a %u\n", filled, (unsigned)first, (unsigned)second,
-           (unsigned)stopped_x, (unsigned)stopped_a);
+    printf("filled %d first %u second %u dropped %u stop_x %u stop_a %u\n", filled, (unsigned)first,
+           (unsigned)second, (unsigned)dropped, (unsigned)stopped_x, (unsigned)stopped_a);
     return 0;
 }
 

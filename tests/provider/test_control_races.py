@@ -628,11 +628,13 @@ def test_a_callback_that_unregisters_a_sibling_registration_returns(control_race
 def test_a_reconciliation_with_no_room_for_an_enable_settles(control_races, out):
     """A process keeps at most 1024 enables. A reconciliation with the registry that found no
     room for one counted as unfinished and was made again, pass after pass, for as long as the
-    table stayed full (ERROR_BUSY each time). The enable is dropped and counted; the first pass
-    reports it (ERROR_NOT_ENOUGH_MEMORY), and the reconciliation is done."""
+    table stayed full (ERROR_BUSY each time). The enable is dropped and counted once (each pass
+    counted it again); the first pass reports it (ERROR_NOT_ENOUGH_MEMORY), and the
+    reconciliation is done. wpptrace_enables_dropped tells how many."""
     got = control_races("full-table", out)
     assert got["filled"] == 1024
     assert got["first"] == 8 and got["second"] == 0                            # reported once
+    assert got["dropped"] == 1                                                 # counted once
     assert got["stop_x"] == 0 and got["stop_a"] == 0
 
 
