@@ -385,6 +385,8 @@ enum {
                                           * nor made its thread */
     WPT_POINT_ENDPOINT_CLOSE_WAITING = 26,  /* wpptrace_endpoint_close found the endpoint
                                           * starting, is to wait for its thread (lock held) */
+    WPT_POINT_CALLBACKS_CONFIRMED = 27,  /* queued ControlCallbacks confirmed (their session
+                                          * joined), the first not invoked yet, no lock held */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

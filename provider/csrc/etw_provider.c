@@ -34,6 +34,9 @@ typedef struct {
                                  * is not reused meanwhile) */
     uint32_t running;           /* of those, callbacks running now (UnregisterTraceGuids waits
                                  * for them; a call not started yet never runs once it is gone) */
+    uint64_t started_version;   /* of the last call whose callback started: an older one that
+                                 * comes to run later (its thread let go of the lock meanwhile)
+                                 * is not run */
     /* The ENABLE it was last handed (ENABLED: its callback run or about to; ENABLING: queued,
      * its session not joined yet) and no DISABLE since: an enable delivered again runs only
      * for the registrations that did not get it, and a DISABLE only for those that got an
@@ -176,8 +179,7 @@ static int still_enabling(const registration *r, const pending_call *c) {
 }
 
 /* Queued calls about to run (their session joined), g_reg_lock held: an ENABLE a DISABLE or a
- * newer ENABLE overtook meanwhile is not run (the application never sees a DISABLE before
- * its ENABLE). */
+ * newer ENABLE overtook meanwhile is not run. */
 static void pending_confirm(pending_list *l) {
     for (size_t i = 0; i < l->n; i++) {
         pending_call *c = &l->calls[i];
@@ -208,16 +210,25 @@ static void pending_cancel(pending_list *l) {
     l->n = 0;
 }
 
+/* Each call runs unless its registration is gone or a newer call of it started first: the
+ * calls of one registration may be queued by several threads, each running its own without
+ * a lock, and the last callback the application sees must be the newest change (an ENABLE
+ * started after the DISABLE that followed it left the provider on with a disabled handle). */
 static void pending_run(pending_list *l) {
     pthread_mutex_lock(&g_reg_lock);
     pending_confirm(l);
     pthread_mutex_unlock(&g_reg_lock);
     for (size_t i = 0; i < l->n; i++) {
         pending_call *c = &l->calls[i];
+        if (i == 0) WPT_TEST_POINT(WPT_POINT_CALLBACKS_CONFIRMED);
         pthread_mutex_lock(&g_reg_lock);
         registration *r = &g_regs[c->reg];
-        int live = r->used && r->generation == c->reg_generation && !c->skip;
-        if (live) r->running++;
+        int live = r->used && r->generation == c->reg_generation && !c->skip
+                && c->version >= r->started_version;
+        if (live) {
+            r->running++;
+            r->started_version = c->version;
+        }
         pthread_mutex_unlock(&g_reg_lock);
         if (live) {
             WNODE_HEADER w;
@@ -617,6 +628,7 @@ ULONG RegisterTraceGuidsA(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG cou
     if (idx >= g_regs_high) g_regs_high = idx + 1;
     r->used = 1;
     r->generation++;
+    r->started_version = 0;
     r->control = *control;
     r->callback = cb;
     r->context = ctx;

@@ -192,6 +192,9 @@
  *       unregister-sibling  two providers here enabled for A; A stops, and the first DISABLE
  *                   callback unregisters the other registration (its call queued in the same
  *                   thread): the STOP must return, the other's DISABLE not run.
+ *       callback-order  a thread registers a provider A enabled; its ENABLE call, confirmed,
+ *                   is held before it runs while the main thread's DISABLE runs: the ENABLE
+ *                   must not run after it (the provider ended on with a disabled handle).
  *       full-table  private session X enables 1024 providers here, then this process
  *                   reconciles with a registry holding one more enable (for A): no room; the
  *                   reconciliation must be done all the same, reporting it once.
@@ -242,6 +245,8 @@
  * restarted 0|1 closed 0|1",
  * close-in-callback "closed 0|1 last 0|1 stop_a RC stop_b RC",
  * unregister-sibling "returned 0|1 stop_a RC disables N",
+ * callback-order "register RC disable RC disables_first N enables N disables N last_disable 0|1
+ * stop_a RC",
  * full-table "filled N first RC second RC dropped N stop_x RC stop_a RC", generation-atomic "atomic 0|1",
  * copy-after-disable "disable RC last 0|1 enabled_after 0|1 listed_after 0|1 stop_a RC stop_b RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
@@ -2774,6 +2779,58 @@ static int unregister_sibling_mode(const char *dir) {
     _exit(0);                                  /* a hung stopping thread must not hold up exit */
 }
 
+/* callback-order: a thread registers a provider that A enabled already; its ENABLE call,
+ * confirmed (A joined), is held before it is invoked while the main thread disables the
+ * provider for A, whose DISABLE runs at once; then the held thread goes on. */
+static sem_t g_confirmed_arrived, g_confirmed_go;
+static _Atomic int g_confirmed_armed, g_last_code = -1;
+static callback_count g_ordered;
+static ULONG g_ordered_rc;
+
+static ULONG last_code(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    count_callbacks(code, context, size, buffer);
+    atomic_store(&g_last_code, (int)code);
+    return ERROR_SUCCESS;
+}
+
+static void at_callbacks_confirmed(int point) {
+    if (point != WPT_POINT_CALLBACKS_CONFIRMED || !atomic_exchange(&g_confirmed_armed, 0)) return;
+    sem_post(&g_confirmed_arrived);
+    sem_wait(&g_confirmed_go);
+}
+
+static void *register_ordered(void *arg) {
+    (void)arg;
+    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE r;
+    g_ordered_rc = RegisterTraceGuids(last_code, &g_ordered, &g_owed_control, 1, &reg, NULL, NULL, &r);
+    return NULL;
+}
+
+static int callback_order(const char *dir) {
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 3;
+    if (EnableTrace(1, 0x5, 4, &g_owed_control, a)) return 4;      /* nothing registered yet */
+    sem_init(&g_confirmed_arrived, 0, 0);
+    sem_init(&g_confirmed_go, 0, 0);
+    wpt_test_point = at_callbacks_confirmed;
+    atomic_store(&g_confirmed_armed, 1);
+    pthread_t registrar;
+    if (pthread_create(&registrar, NULL, register_ordered, NULL) != 0) return 5;
+    if (wait_sem(&g_confirmed_arrived, 10)) return 6;
+    ULONG disabled = EnableTrace(0, 0, 0, &g_owed_control, a);
+    int disables_first = atomic_load(&g_ordered.disables);
+    sem_post(&g_confirmed_go);
+    pthread_join(registrar, NULL);
+    wpt_test_point = NULL;
+    ULONG stopped = stop(a);
+    printf("register %u disable %u disables_first %d enables %d disables %d last_disable %d stop_a %u\n",
+           (unsigned)g_ordered_rc, (unsigned)disabled, disables_first, atomic_load(&g_ordered.enables),
+           atomic_load(&g_ordered.disables), atomic_load(&g_last_code) == WMI_DISABLE_EVENTS, (unsigned)stopped);
+    return 0;
+}
+
 /* full-table: this process's enable table is full (its private session X enabled 1024
  * providers) when it reconciles with the registry, which holds one more enable, for A. */
 static int full_table(const char *dir) {
@@ -2820,6 +2877,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "disable-owed") == 0) return disable_owed(argv[2]);
     if (argc == 3 && strcmp(argv[1], "enable-overtaken") == 0) return enable_overtaken(argv[2]);
     if (argc == 3 && strcmp(argv[1], "close-starting") == 0) return close_starting();
+    if (argc == 3 && strcmp(argv[1], "callback-order") == 0) return callback_order(argv[2]);
     if (argc == 3 && strcmp(argv[1], "unregister-sibling") == 0) return unregister_sibling_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "close-in-callback") == 0) return close_in_callback(argv[2]);
     if (argc == 3 && strcmp(argv[1], "full-table") == 0) return full_table(argv[2]);

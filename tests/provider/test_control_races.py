@@ -625,6 +625,18 @@ def test_a_callback_that_unregisters_a_sibling_registration_returns(control_race
     assert got["returned"] == 1 and got["stop_a"] == 0 and got["disables"] == 1
 
 
+def test_a_callback_never_runs_after_a_newer_one_of_its_registration(control_races, out):
+    """Each thread runs the callbacks it queued without a lock. A registration's ENABLE,
+    confirmed, could be invoked after a DISABLE another thread queued later had run: the
+    application ended enabled with the handle of a session that had disabled it. A call older
+    than one its registration already started is not run: the last callback the application
+    sees is the newest change."""
+    got = control_races("callback-order", out)
+    assert got["register"] == 0 and got["disable"] == 0 and got["disables_first"] == 1
+    assert got["last_disable"] == 1 and got["enables"] == 0 and got["disables"] == 1
+    assert got["stop_a"] == 0
+
+
 def test_a_reconciliation_with_no_room_for_an_enable_settles(control_races, out):
     """A process keeps at most 1024 enables. A reconciliation with the registry that found no
     room for one counted as unfinished and was made again, pass after pass, for as long as the
