@@ -44,6 +44,9 @@ static int g_starting;
 static uint64_t g_start_id;
 static pthread_cond_t g_started = PTHREAD_COND_INITIALIZER;
 static __thread int t_starting;         /* this thread is making the starting endpoint's copy */
+/* wpptrace_endpoint_close was called in a callback the endpoint thread runs: it cannot join
+ * itself, so it undoes the endpoint as it ends (unless a close in another thread joins it). */
+static int g_self_closing;
 static pthread_t g_thread;
 static char g_path[256];
 /* JOIN connection per slot, -1 if none (from the start: a forked child closes what it finds) */
@@ -427,6 +430,8 @@ static void rejoin_due(void) {
     }
 }
 
+static void endpoint_teardown(void);
+
 static void *endpoint_main(void *arg) {
     (void)arg;
     t_endpoint_thread = 1;
@@ -501,6 +506,13 @@ static void *endpoint_main(void *arg) {
     }
     for (int i = 0; i < MAX_REQUESTS; i++)
         if (g_requests[i].fd >= 0) drop_request(&g_requests[i]);
+    pthread_mutex_lock(&g_ep_lock);
+    if (g_self_closing) {
+        g_self_closing = 0;
+        pthread_detach(pthread_self());
+        endpoint_teardown();
+    }
+    pthread_mutex_unlock(&g_ep_lock);
     return NULL;
 }
 
@@ -612,6 +624,14 @@ void wpptrace_endpoint_close(void) {
         return;
     }
     g_quit = 1;
+    if (t_endpoint_thread) {
+        /* in a callback the endpoint thread runs (a JOIN it makes meanwhile is still
+         * watched, then closed with the rest): the thread undoes the endpoint as it ends */
+        g_self_closing = 1;
+        pthread_mutex_unlock(&g_ep_lock);
+        return;
+    }
+    g_self_closing = 0;                     /* joined here, undone here */
     wake_thread();
     pthread_mutex_unlock(&g_ep_lock);
     pthread_join(g_thread, NULL);
@@ -776,6 +796,7 @@ static void fork_child(void) {
     pthread_mutex_init(&g_ep_lock, NULL);
     pthread_cond_init(&g_started, NULL);
     g_starting = 0;                        /* a start of the parent's is not the child's */
+    g_self_closing = 0;
     g_start_id++;
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);

@@ -187,8 +187,9 @@
  *                   closes the endpoint: the close must wait (it joined a thread never made)
  *                   and the endpoint be undone; a later registration starts a new one.
  *       close-in-callback  the endpoint thread reconciles; the first enable's callback closes
- *                   the endpoint, so the second enable's JOIN starts a new endpoint inside the
- *                   copy: the copy must go on (a nested copy waited for its own lock forever).
+ *                   the endpoint: the copy must go on (the second enable's JOIN started a new
+ *                   endpoint inside it, whose copy waited for its own lock forever), and the
+ *                   endpoint thread end once it is done, no other taking its place.
  *       unregister-sibling  two providers here enabled for A; A stops, and the first DISABLE
  *                   callback unregisters the other registration (its call queued in the same
  *                   thread): the STOP must return, the other's DISABLE not run.
@@ -243,7 +244,7 @@
  * stop_a RC", enable-overtaken "enable RC disable RC enables N disables N listed 0|1 stop_a RC",
  * close-starting "register RC close_waited 0|1 close_returned 0|1 socket_left 0|1 again RC
  * restarted 0|1 closed 0|1",
- * close-in-callback "closed 0|1 last 0|1 stop_a RC stop_b RC",
+ * close-in-callback "closed 0|1 last 0|1 ended 0|1 socket_left 0|1 stop_a RC stop_b RC",
  * unregister-sibling "returned 0|1 stop_a RC disables N",
  * callback-order "register RC disable RC disables_first N enables N disables N last_disable 0|1
  * stop_a RC",
@@ -2706,6 +2707,15 @@ static ULONG close_on_enable(WMIDPREQUESTCODE code, PVOID context, ULONG *size, 
     return ERROR_SUCCESS;
 }
 
+static int thread_count(void) {
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
 static int close_in_callback(const char *dir) {
     uint32_t slot_a, gen_a, slot_b, gen_b;
     TRACEHANDLE a;
@@ -2722,13 +2732,17 @@ static int close_in_callback(const char *dir) {
     int first = registry_enable(&g_first_control, slot_a);
     int last = registry_enable(&g_last_control, slot_b);
     if (first < 0 || first > last) return 7;
+    int threads = thread_count();              /* this one and the endpoint thread */
     wpt_endpoint_redeliver();                  /* a reconciliation owed */
     int64_t deadline = wpt_mono_ms() + 20000;
     while (!atomic_load(&g_last_enabled) && wpt_mono_ms() < deadline) usleep(1000);
     int closed = atomic_load(&g_closed_in_callback), last_enabled = atomic_load(&g_last_enabled);
+    deadline = wpt_mono_ms() + 20000;          /* the endpoint thread ends, none replaces it */
+    while (thread_count() != threads - 1 && wpt_mono_ms() < deadline) usleep(1000);
+    int ended = thread_count() == threads - 1, left = endpoint_socket_exists();
     ULONG stopped_a = stop_by_name("control-races-a"), stopped_b = stop_by_name("control-races-b");
-    printf("closed %d last %d stop_a %u stop_b %u\n", closed, last_enabled, (unsigned)stopped_a,
-           (unsigned)stopped_b);
+    printf("closed %d last %d ended %d socket_left %d stop_a %u stop_b %u\n", closed, last_enabled, ended,
+           left, (unsigned)stopped_a, (unsigned)stopped_b);
     fflush(stdout);
     _exit(0);                                  /* a hung endpoint thread must not hold up exit */
 }

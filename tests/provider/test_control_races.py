@@ -603,14 +603,16 @@ def test_closing_an_endpoint_while_it_starts_waits_for_its_thread(control_races,
     assert got["again"] == 0 and got["restarted"] == 1 and got["closed"] == 1
 
 
-def test_a_registry_copy_made_inside_another_is_owed_not_a_hang(control_races, out):
-    """A copy of the registry applies its enables with its lock held; a callback of one may
-    start a new endpoint (it closed the endpoint: the next enable's JOIN starts one), which
-    copies the registry in the same thread. It waited for its own lock forever (every later
-    copy of the process too). The inner copy is owed to the endpoint thread instead, and the
-    outer one goes on."""
+def test_closing_the_endpoint_in_a_callback_of_its_copy_ends_it_once_done(control_races, out):
+    """A copy of the registry applies its enables with its lock held. A callback of the
+    endpoint thread's copy that closes the endpoint could not join its own thread: the close
+    undid the endpoint at once, the next enable's JOIN started a new one, which copied the
+    registry in the same thread and waited for its own lock forever (every later copy of the
+    process too); once owed instead, two endpoint threads served one endpoint. The copy goes
+    on, and the endpoint thread undoes the endpoint as it ends; none takes its place."""
     got = control_races("close-in-callback", out)
     assert got["closed"] == 1 and got["last"] == 1
+    assert got["ended"] == 1 and got["socket_left"] == 0
     assert got["stop_a"] == 0 and got["stop_b"] == 0
 
 
