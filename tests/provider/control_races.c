@@ -196,6 +196,10 @@
  *       callback-order  a thread registers a provider A enabled; its ENABLE call, confirmed,
  *                   is held before it runs while the main thread's DISABLE runs: the ENABLE
  *                   must not run after it (the provider ended on with a disabled handle).
+ *       fork-in-copy  this process reconciles; the first enable's callback forks: the child's
+ *                   endpoint must not copy the registry inside fork() (it overwrote the copy
+ *                   its thread was still reading, and ran callbacks before fork returned); its
+ *                   endpoint thread does, later.
  *       full-table  private session X enables 1024 providers here, then this process
  *                   reconciles with a registry holding one more enable (for A): no room; the
  *                   reconciliation must be done all the same, reporting it once.
@@ -248,6 +252,7 @@
  * unregister-sibling "returned 0|1 stop_a RC disables N",
  * callback-order "register RC disable RC disables_first N enables N disables N last_disable 0|1
  * stop_a RC",
+ * fork-in-copy "reconcile RC child_second_at_fork 0|1 second 0|1 stop_a RC",
  * full-table "filled N first RC second RC dropped N stop_x RC stop_a RC", generation-atomic "atomic 0|1",
  * copy-after-disable "disable RC last 0|1 enabled_after 0|1 listed_after 0|1 stop_a RC stop_b RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
@@ -2845,6 +2850,54 @@ static int callback_order(const char *dir) {
     return 0;
 }
 
+/* fork-in-copy: this process reconciles with the registry, which holds enables of two of its
+ * providers for A; the first one's ENABLE callback forks. The child starts its endpoint as it
+ * begins, inside the copy its forking thread was making. */
+static _Atomic int g_second_enabled;
+static int g_forked_status = -1;
+
+static ULONG second_enabled(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    if (code == WMI_ENABLE_EVENTS) atomic_store(&g_second_enabled, 1);
+    return ERROR_SUCCESS;
+}
+
+static ULONG fork_on_enable(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    if (code != WMI_ENABLE_EVENTS || g_forked_status != -1) return ERROR_SUCCESS;
+    pid_t child = fork();
+    if (child == 0) _exit(atomic_load(&g_second_enabled));   /* delivered inside fork()? */
+    int status = 0;
+    if (child > 0)
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    g_forked_status = child > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 2;
+    return ERROR_SUCCESS;
+}
+
+static int fork_in_copy(const char *dir) {
+    uint32_t slot, generation;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
+    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE r;
+    if (RegisterTraceGuids(fork_on_enable, NULL, &g_first_control, 1, &reg, NULL, NULL, &r)
+        || RegisterTraceGuids(second_enabled, NULL, &g_last_control, 1, &reg, NULL, NULL, &r))
+        return 5;
+    int first = registry_enable(&g_first_control, slot);
+    int last = registry_enable(&g_last_control, slot);
+    if (first < 0 || first > last) return 6;
+    ULONG reconciled = wpt_reconcile_with_registry();
+    printf("reconcile %u child_second_at_fork %d second %d stop_a %u\n", (unsigned)reconciled, g_forked_status,
+           atomic_load(&g_second_enabled), (unsigned)stop_by_name("control-races-a"));
+    return 0;
+}
+
 /* full-table: this process's enable table is full (its private session X enabled 1024
  * providers) when it reconciles with the registry, which holds one more enable, for A. */
 static int full_table(const char *dir) {
@@ -2891,6 +2944,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "disable-owed") == 0) return disable_owed(argv[2]);
     if (argc == 3 && strcmp(argv[1], "enable-overtaken") == 0) return enable_overtaken(argv[2]);
     if (argc == 3 && strcmp(argv[1], "close-starting") == 0) return close_starting();
+    if (argc == 3 && strcmp(argv[1], "fork-in-copy") == 0) return fork_in_copy(argv[2]);
     if (argc == 3 && strcmp(argv[1], "callback-order") == 0) return callback_order(argv[2]);
     if (argc == 3 && strcmp(argv[1], "unregister-sibling") == 0) return unregister_sibling_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "close-in-callback") == 0) return close_in_callback(argv[2]);

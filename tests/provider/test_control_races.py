@@ -639,6 +639,17 @@ def test_a_callback_never_runs_after_a_newer_one_of_its_registration(control_rac
     assert got["stop_a"] == 0
 
 
+def test_a_child_forked_in_a_callback_of_a_copy_makes_its_own_copy_later(control_races, out):
+    """A forked child starts its own endpoint as it begins, which copies the registry. Forked
+    in a callback of a copy, the child's copy was made inside fork(), in the thread whose copy
+    was still going on: it overwrote the buffers that copy reads and ran the application's
+    callbacks before fork returned (a copy in a copy of another process's thread waited for
+    its own lock forever). It is owed to the child's endpoint thread instead."""
+    got = control_races("fork-in-copy", out)
+    assert got["reconcile"] == 0 and got["child_second_at_fork"] == 0
+    assert got["second"] == 1 and got["stop_a"] == 0
+
+
 def test_a_reconciliation_with_no_room_for_an_enable_settles(control_races, out):
     """A process keeps at most 1024 enables. A reconciliation with the registry that found no
     room for one counted as unfinished and was made again, pass after pass, for as long as the
