@@ -384,9 +384,12 @@ enum {
     WPT_POINT_ENDPOINT_STARTING = 25,    /* a new endpoint listens, has not copied the registry
                                           * nor made its thread */
     WPT_POINT_ENDPOINT_CLOSE_WAITING = 26,  /* wpptrace_endpoint_close found the endpoint
-                                          * starting, is to wait for its thread (lock held) */
+                                          * starting, or another close joining its thread, and
+                                          * is to wait for it (lock held) */
     WPT_POINT_CALLBACKS_CONFIRMED = 27,  /* queued ControlCallbacks confirmed (their session
                                           * joined), the first not invoked yet, no lock held */
+    WPT_POINT_ENDPOINT_JOINING = 28,     /* wpptrace_endpoint_close told the endpoint thread to
+                                          * end, has not joined it */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

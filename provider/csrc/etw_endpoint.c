@@ -47,6 +47,7 @@ static __thread int t_starting;         /* this thread is making the starting en
 /* wpptrace_endpoint_close was called in a callback the endpoint thread runs: it cannot join
  * itself, so it undoes the endpoint as it ends (unless a close in another thread joins it). */
 static int g_self_closing;
+static int g_closing;                   /* a close joins the endpoint thread (one at a time) */
 static pthread_t g_thread;
 static char g_path[256];
 /* JOIN connection per slot, -1 if none (from the start: a forked child closes what it finds) */
@@ -619,6 +620,14 @@ void wpptrace_endpoint_close(void) {
         WPT_TEST_POINT(WPT_POINT_ENDPOINT_CLOSE_WAITING);
         while (g_starting) pthread_cond_wait(&g_started, &g_ep_lock);
     }
+    if (g_closing && g_pid == (uint32_t)getpid() && !t_endpoint_thread) {
+        /* another thread's close joins the thread (a second join of it is undefined, and its
+         * undoing came after a new endpoint's start): this one returns once it is done */
+        WPT_TEST_POINT(WPT_POINT_ENDPOINT_CLOSE_WAITING);
+        while (g_closing) pthread_cond_wait(&g_started, &g_ep_lock);
+        pthread_mutex_unlock(&g_ep_lock);
+        return;
+    }
     if (!g_running || g_pid != (uint32_t)getpid()) {
         pthread_mutex_unlock(&g_ep_lock);
         return;
@@ -626,17 +635,22 @@ void wpptrace_endpoint_close(void) {
     g_quit = 1;
     if (t_endpoint_thread) {
         /* in a callback the endpoint thread runs (a JOIN it makes meanwhile is still
-         * watched, then closed with the rest): the thread undoes the endpoint as it ends */
-        g_self_closing = 1;
+         * watched, then closed with the rest): the thread undoes the endpoint as it ends,
+         * unless a close in another thread is joining it already */
+        if (!g_closing) g_self_closing = 1;
         pthread_mutex_unlock(&g_ep_lock);
         return;
     }
     g_self_closing = 0;                     /* joined here, undone here */
+    g_closing = 1;
     wake_thread();
     pthread_mutex_unlock(&g_ep_lock);
+    WPT_TEST_POINT(WPT_POINT_ENDPOINT_JOINING);
     pthread_join(g_thread, NULL);
     pthread_mutex_lock(&g_ep_lock);
     endpoint_teardown();
+    g_closing = 0;
+    pthread_cond_broadcast(&g_started);
     pthread_mutex_unlock(&g_ep_lock);
 }
 
@@ -796,7 +810,7 @@ static void fork_child(void) {
     pthread_mutex_init(&g_ep_lock, NULL);
     pthread_cond_init(&g_started, NULL);
     g_starting = 0;                        /* a start of the parent's is not the child's */
-    g_self_closing = 0;
+    g_self_closing = g_closing = 0;
     g_start_id++;
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);

@@ -200,6 +200,9 @@
  *                   endpoint must not copy the registry inside fork() (it overwrote the copy
  *                   its thread was still reading, and ran callbacks before fork returned); its
  *                   endpoint thread does, later.
+ *       close-twice  one thread's wpptrace_endpoint_close is held before it joins the endpoint
+ *                   thread while another thread closes the endpoint: the second must wait for
+ *                   the first (it joined the same thread again and undid the endpoint under it).
  *       full-table  private session X enables 1024 providers here, then this process
  *                   reconciles with a registry holding one more enable (for A): no room; the
  *                   reconciliation must be done all the same, reporting it once.
@@ -253,6 +256,7 @@
  * callback-order "register RC disable RC disables_first N enables N disables N last_disable 0|1
  * stop_a RC",
  * fork-in-copy "reconcile RC child_second_at_fork 0|1 second 0|1 stop_a RC",
+ * close-twice "second_waited 0|1 returned_early 0|1 closed 0|1",
  * full-table "filled N first RC second RC dropped N stop_x RC stop_a RC", generation-atomic "atomic 0|1",
  * copy-after-disable "disable RC last 0|1 enabled_after 0|1 listed_after 0|1 stop_a RC stop_b RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
@@ -2898,6 +2902,58 @@ static int fork_in_copy(const char *dir) {
     return 0;
 }
 
+/* close-twice: one thread's wpptrace_endpoint_close is held once it told the endpoint thread
+ * to end, before it joins it; another thread closes the endpoint meanwhile. */
+static sem_t g_joining_arrived, g_joining_go, g_second_close;
+static _Atomic int g_joining_armed, g_second_waited, g_second_returned;
+
+static void at_endpoint_joining(int point) {
+    if (point == WPT_POINT_ENDPOINT_CLOSE_WAITING) {
+        atomic_store(&g_second_waited, 1);
+        sem_post(&g_second_close);
+        return;
+    }
+    if (point != WPT_POINT_ENDPOINT_JOINING || !atomic_exchange(&g_joining_armed, 0)) return;
+    sem_post(&g_joining_arrived);
+    sem_wait(&g_joining_go);
+}
+
+static void *close_first(void *arg) {
+    (void)arg;
+    wpptrace_endpoint_close();
+    return NULL;
+}
+
+static void *close_second(void *arg) {
+    (void)arg;
+    wpptrace_endpoint_close();
+    atomic_store(&g_second_returned, 1);
+    sem_post(&g_second_close);
+    return NULL;
+}
+
+static int close_twice(void) {
+    static callback_count r;
+    if (register_counted(&g_owed_control, &r)) return 3;     /* the endpoint runs */
+    sem_init(&g_joining_arrived, 0, 0);
+    sem_init(&g_joining_go, 0, 0);
+    sem_init(&g_second_close, 0, 0);
+    wpt_test_point = at_endpoint_joining;
+    atomic_store(&g_joining_armed, 1);
+    pthread_t first, second;
+    if (pthread_create(&first, NULL, close_first, NULL) != 0) return 4;
+    if (wait_sem(&g_joining_arrived, 10)) return 5;
+    if (pthread_create(&second, NULL, close_second, NULL) != 0) return 6;
+    if (wait_sem(&g_second_close, 10)) return 7;             /* waiting, or returned */
+    int returned_early = atomic_load(&g_second_returned), waited = atomic_load(&g_second_waited);
+    sem_post(&g_joining_go);
+    pthread_join(first, NULL);
+    pthread_join(second, NULL);
+    wpt_test_point = NULL;
+    printf("second_waited %d returned_early %d closed %d\n", waited, returned_early, !endpoint_socket_exists());
+    return 0;
+}
+
 /* full-table: this process's enable table is full (its private session X enabled 1024
  * providers) when it reconciles with the registry, which holds one more enable, for A. */
 static int full_table(const char *dir) {
@@ -2944,6 +3000,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "disable-owed") == 0) return disable_owed(argv[2]);
     if (argc == 3 && strcmp(argv[1], "enable-overtaken") == 0) return enable_overtaken(argv[2]);
     if (argc == 3 && strcmp(argv[1], "close-starting") == 0) return close_starting();
+    if (argc == 3 && strcmp(argv[1], "close-twice") == 0) return close_twice();
     if (argc == 3 && strcmp(argv[1], "fork-in-copy") == 0) return fork_in_copy(argv[2]);
     if (argc == 3 && strcmp(argv[1], "callback-order") == 0) return callback_order(argv[2]);
     if (argc == 3 && strcmp(argv[1], "unregister-sibling") == 0) return unregister_sibling_mode(argv[2]);

@@ -650,6 +650,15 @@ def test_a_child_forked_in_a_callback_of_a_copy_makes_its_own_copy_later(control
     assert got["second"] == 1 and got["stop_a"] == 0
 
 
+def test_two_closes_of_the_endpoint_join_its_thread_once(control_races, out):
+    """wpptrace_endpoint_close tells the endpoint thread to end, then joins it. A close in
+    another thread meanwhile (an atexit handler and the application's own) joined the same
+    thread again, which is undefined, and undid the endpoint while the thread still ran. It
+    waits for the first close and returns once that is done."""
+    got = control_races("close-twice", out)
+    assert got == {"second_waited": 1, "returned_early": 0, "closed": 1}
+
+
 def test_a_reconciliation_with_no_room_for_an_enable_settles(control_races, out):
     """A process keeps at most 1024 enables. A reconciliation with the registry that found no
     room for one counted as unfinished and was made again, pass after pass, for as long as the
