@@ -217,7 +217,9 @@ def test_a_broken_connection_resumes_where_the_file_ends(tmp_path, tmf_dir):
             wait_until(lambda: collector.sources[0].buffers >= 10, what="buffers")
             proxy.cut()                              # the link breaks
             session.log(3000, size=100)
-            wait_until(lambda: collector.sources[0].connections == 2, what="the reconnection")
+            # (a reconnect made while the cut connection's buffers still wait for the disk is
+            # told ERROR_BUSY at once, and the relay tries again: 2 connections or more)
+            wait_until(lambda: collector.sources[0].connections >= 2, what="the reconnection")
             session.log(3000, size=100)
             session.stop()
             assert relay.wait(PATIENCE) and relay.outcome == "ended"
@@ -226,7 +228,7 @@ def test_a_broken_connection_resumes_where_the_file_ends(tmp_path, tmf_dir):
             relay.close()
             proxy.close()
         source = collector.sources[0]
-    assert source.lost == 0 and source.stopped and relay.stats.connects == 2
+    assert source.lost == 0 and source.stopped and relay.stats.connects >= 2
     assert data_buffers(source.path) == data_buffers(session.path)
     assert decoded_text(source.path, tmf_dir) == decoded_text(session.path, tmf_dir)
 
