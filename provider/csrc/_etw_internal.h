@@ -390,6 +390,7 @@ enum {
                                           * joined), the first not invoked yet, no lock held */
     WPT_POINT_ENDPOINT_JOINING = 28,     /* wpptrace_endpoint_close told the endpoint thread to
                                           * end, has not joined it */
+    WPT_POINT_COMMIT_MEMORY = 30,        /* a writer is to commit a new buffer's memory */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

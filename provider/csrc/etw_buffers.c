@@ -8,7 +8,8 @@
  *
  * - Free buffers form a stack (index + ABA tag in one 64-bit word). Buffers never used yet
  *   are taken by bumping next_unused up to MaximumBuffers; their memory is committed then
- *   (fallocate on the memfd), so a full tmpfs is an ERROR_OUTOFMEMORY drop, not a SIGBUS.
+ *   (its pages filled with MADV_POPULATE_WRITE), so a full tmpfs is an ERROR_OUTOFMEMORY drop,
+ *   not a SIGBUS.
  * - A slot word holds its install count next to the buffer index: the install number is
  *   the buffer's position in its processor stream, which the flusher writes in order.
  * - Retiring is one CAS that empties the slot; the flusher finds retired buffers by phase (or,
@@ -103,12 +104,25 @@ static wpt_view *make_view(void *map, size_t size, int memfd, int private_pool) 
     return v;
 }
 
-/* Commit the memory of buffer index1 (its pages exist from now on). */
+/* Commit the memory of buffer index1 (its pages exist from now on): its pages are filled
+ * through this process's mapping, which fails (no SIGBUS) when the tmpfs is full. Not with
+ * fallocate on the memfd: a writer takes no lock, and a retire may close the memfd meanwhile
+ * and the application open a file that takes its number. A retired view's mapping is zero
+ * pages: filling them is harmless. */
 static int commit_buffer(wpt_view *v, uint32_t index1) {
     if (wpt_injected_failure()) return -1;
     if (v->memfd < 0) return 0;                 /* anonymous memory: committed on first touch */
-    off_t at = (off_t)(v->sh->data_offset + (uint64_t)(index1 - 1) * v->buffer_size);
+    WPT_TEST_POINT(WPT_POINT_COMMIT_MEMORY);
+    unsigned char *data = wpt_buffer_data(v, index1);
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)data & ~(uintptr_t)(page - 1);
     int rc;
+    do rc = madvise((void *)start, v->buffer_size + ((uintptr_t)data - start), MADV_POPULATE_WRITE);
+    while (rc != 0 && errno == EINTR);
+    if (rc == 0) return 0;
+    if (errno != EINVAL) return -1;             /* the tmpfs is full (EFAULT), no memory */
+    /* a kernel before 5.14: fallocate, with the memfd number read as late as can be */
+    off_t at = (off_t)(v->sh->data_offset + (uint64_t)(index1 - 1) * v->buffer_size);
     do rc = fallocate(v->memfd, 0, at, v->buffer_size); while (rc != 0 && errno == EINTR);
     return rc == 0 || errno == EOPNOTSUPP ? 0 : -1;
 }
@@ -236,8 +250,9 @@ _Atomic uint32_t wpt_views_retired;
 #endif
 
 /* Views whose memory is being swapped (claimed, not swapped yet), linked by `older`; the lock
- * guards the list, each view's memfd number and the claim, and is held for moments only (never
- * across a test point): a fork waits for it, so a child finds the list whole. */
+ * guards the list, the closing of each view's memfd (a writer never uses the number: see
+ * commit_buffer) and the claim, and is held for moments only (never across a test point): a
+ * fork waits for it, so a child finds the list whole. */
 static pthread_mutex_t g_swap_lock = PTHREAD_MUTEX_INITIALIZER;
 static wpt_view *g_swapping;
 

@@ -171,6 +171,9 @@
  *                   memory; as the view's memfd is closed, this process opens 64 descriptors,
  *                   one of which gets that number: all must still be open once StartTrace
  *                   returns.
+ *       commit-retire  a writer about to commit a new buffer of A's memory is held while another
+ *                   thread retires the view; the memfd's closed number is given to a file: the
+ *                   writer must not allocate space in it.
  *       reconcile-busy-once  this process reconciles with the registry, which holds enables of
  *                   two of its providers for A, A's host stopped: one JOIN of A must be tried
  *                   (each waits for the host), the other enable kept undelivered all the same.
@@ -244,7 +247,7 @@
  * the STOP), host-emfile "ticks N
  * per_second N query RC stop_a RC", fork-copying "held 0|1 child_returned 0|1",
  * other-session-disable "disable RC enable RC enabled 0|1 stop_x RC stop_b RC",
- * memfd-reused "start_a RC opened N kept N stop_a RC",
+ * memfd-reused "start_a RC opened N kept N stop_a RC", commit-retire "file_size N stop_a RC",
  * reconcile-busy-once "reconcile RC joins N stop_a RC",
  * owed-once "enable RC held 0|1 register RC r2_at_once N r1 N r2 N r1_off N r2_off N stop_a RC",
  * disable-owed "enable RC disable RC enables N disables N enables_after N disables_after N
@@ -2523,6 +2526,58 @@ static int fork_retiring(const char *dir) {
     return 0;
 }
 
+/* commit-retire: a writer about to commit a new buffer of session A's memory is held while
+ * another thread retires the view (as STOP does); once the memfd is closed, its number is
+ * given to a file of this process. Released, the writer must not allocate space in that file. */
+static sem_t g_committing, g_commit_go;
+static int g_commit_number = -1, g_commit_file = -1;
+
+static void at_commit(int point) {
+    if (point == WPT_POINT_COMMIT_MEMORY && atomic_exchange(&g_armed, 0)) {
+        sem_post(&g_committing);
+        sem_wait(&g_commit_go);
+    } else if (point == WPT_POINT_VIEW_RETIRED) {
+        dup2(g_commit_file, g_commit_number);    /* the closed number is this file's now */
+        sem_post(&g_commit_go);
+    }
+}
+
+static void *commit_thread(void *arg) {
+    wpt_view *v = arg;
+    wpt_install_buffer(v, &v->slots[0], 0);
+    return NULL;
+}
+
+static int commit_retire(const char *dir) {
+    sem_init(&g_committing, 0, 0);
+    sem_init(&g_commit_go, 0, 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/commit-retire.file", dir);
+    g_commit_file = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (g_commit_file < 0) return 3;
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 4;
+    wpt_view *v = atomic_load(&wpt_views[a & 0xFFFF]);
+    if (!v || v->memfd < 0) return 5;
+    g_commit_number = v->memfd;
+    while (wpt_pool_pop(v)) {}          /* the next buffer is a new one: its memory is committed */
+    wpt_test_point = at_commit;
+    atomic_store(&g_armed, 1);
+    pthread_t writer, retirer;
+    if (pthread_create(&writer, NULL, commit_thread, v) != 0) return 6;
+    if (wait_sem(&g_committing, 10)) return 7;
+    if (pthread_create(&retirer, NULL, retire_thread, v) != 0) return 8;
+    pthread_join(retirer, NULL);
+    pthread_join(writer, NULL);
+    wpt_test_point = NULL;
+    struct stat st;
+    if (fstat(g_commit_file, &st) != 0) return 9;
+    if (fcntl(g_commit_number, F_GETFD) >= 0) close(g_commit_number);
+    close(g_commit_file);
+    printf("file_size %lld stop_a %u\n", (long long)st.st_size, (unsigned)stop(a));
+    return 0;
+}
+
 /* Each registration's callbacks, counted by code (its context). */
 typedef struct {
     _Atomic int enables, disables;
@@ -3032,6 +3087,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "update-reuse") == 0)
         return query_reuse(argv[2], 0, EVENT_TRACE_CONTROL_UPDATE);
     if (argc == 3 && strcmp(argv[1], "attach-reentry") == 0) return attach_reentry(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "commit-retire") == 0) return commit_retire(argv[2]);
     if (argc == 3 && strcmp(argv[1], "start-enable-a") == 0) {
         TRACEHANDLE a;
         if (start(argv[2], "control-races-a", &a) != ERROR_SUCCESS) return 1;

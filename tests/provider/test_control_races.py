@@ -509,6 +509,14 @@ def test_starting_a_session_closes_its_memory_descriptor_once(control_races, out
                                                      "stop_a": 0}
 
 
+def test_a_writer_committing_a_buffer_never_uses_a_memfd_number_closed_under_it(control_races, out):
+    """A writer committing a new buffer's memory read the view's memfd number; STOP (or the
+    host going away) retired the view meanwhile and closed the memfd, and the application
+    opened a file that got the number: the writer allocated space in the application's file.
+    The memory is now committed through the mapping (zero pages once retired)."""
+    assert control_races("commit-retire", out) == {"file_size": 0, "stop_a": 0}
+
+
 def test_a_reconciliation_joins_a_busy_host_once(control_races, out):
     """A reconciliation applies the registry's enables one by one, each joining its session
     when a provider here needs it. A host too busy to answer made every enable of its session
