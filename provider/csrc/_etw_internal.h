@@ -391,6 +391,7 @@ enum {
     WPT_POINT_ENDPOINT_JOINING = 28,     /* wpptrace_endpoint_close told the endpoint thread to
                                           * end, has not joined it */
     WPT_POINT_COMMIT_MEMORY = 30,        /* a writer is to commit a new buffer's memory */
+    WPT_POINT_FILE_SYNC = 31,            /* a session's log file is to be flushed to the disk */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);
@@ -602,6 +603,9 @@ ULONG wpt_session_run(wpt_session *s);
 /* Undo wpt_session_prepare (StartTrace failed, or the copy a host process took over). */
 void  wpt_session_discard(wpt_session *s, int close_sinks);
 ULONG wpt_session_stop(wpt_session *s);
+/* wpt_session_stop leaving the log file's flush to the disk and close to the caller
+ * (wpt_logfile_sync_close(*sync_fd)): a caller holding a lock does them after releasing it. */
+ULONG wpt_session_stop_unsynced(wpt_session *s, int *sync_fd);
 ULONG wpt_session_flush(wpt_session *s);
 ULONG wpt_session_switch_file(wpt_session *s, const char *path);   /* UPDATE LogFileName */
 void  wpt_session_update_flush_timer(wpt_session *s, uint64_t interval_ms);
@@ -625,8 +629,10 @@ int   wpt_logfile_write(wpt_session *s, const unsigned char *buffer);
 void  wpt_logfile_update_header(wpt_session *s, int final);
 /* The file finished (last header, size, flush to the disk, close; freed whatever happens):
  * ERROR_SUCCESS only if that and every buffer written before succeeded, else why not
- * (ERROR_DISK_FULL, ERROR_WRITE_FAULT ...). */
-ULONG wpt_logfile_close(wpt_session *s);
+ * (ERROR_DISK_FULL, ERROR_WRITE_FAULT ...). With `sync_fd`, the flush to the disk and the
+ * close are left to wpt_logfile_sync_close(*sync_fd) (-1: nothing left to do). */
+ULONG wpt_logfile_close(wpt_session *s, int *sync_fd);
+ULONG wpt_logfile_sync_close(int fd);
 void  wpt_logfile_abandon(wpt_session *s);  /* drop the file without writing (forked copies) */
 int   wpt_logfile_fd(const wpt_session *s);
 

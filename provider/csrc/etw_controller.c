@@ -444,7 +444,7 @@ ULONG StartTraceW(PTRACEHANDLE handle, LPCWSTR name, EVENT_TRACE_PROPERTIES *p) 
 /* control_local, control_remote and control_common answer in `p`, and in *seen (if given) what
  * the session said (its session info is there). */
 static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code, int wide,
-                           wpt_wire_props *seen) {
+                           wpt_wire_props *seen, int *sync_fd) {
     ULONG rc = ERROR_SUCCESS;
     switch (code) {
     case EVENT_TRACE_CONTROL_QUERY:
@@ -474,7 +474,9 @@ static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code
     }
     case EVENT_TRACE_CONTROL_STOP:
         wpt_providers_session_stopping(wpt_slot_of_id(s->logger_id), s->registry_generation);
-        rc = wpt_session_stop(s);        /* stopped all the same: its file failed */
+        /* stopped all the same if its file failed; the flush of the file to the disk is left
+         * to the caller, once the control lock is released (it may take long) */
+        rc = wpt_session_stop_unsynced(s, sync_fd);
         break;
     }
     wpt_wire_props w;
@@ -549,6 +551,7 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
     if (p->Wnode.BufferSize < sizeof *p) return ERROR_BAD_LENGTH;
     if (code > EVENT_TRACE_CONTROL_FLUSH) return ERROR_INVALID_PARAMETER;
     if (!h && !name) return ERROR_INVALID_PARAMETER;
+    int sync_fd = -1;
     lock();
     target t;
     ULONG rc = find_target(h, name, &t);
@@ -557,7 +560,7 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
         case TARGET_LOCAL:
             /* the properties name the session by its handle (HistoricalContext) */
             wpt_handle_issued(wpt_slot_of_id(t.local->logger_id), t.local->registry_generation);
-            rc = control_local(t.local, p, code, wide, seen);
+            rc = control_local(t.local, p, code, wide, seen, &sync_fd);
             break;
         case TARGET_REMOTE:
             WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
@@ -591,6 +594,10 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
         rc = ERROR_WMI_INSTANCE_NOT_FOUND;
     }
     unlock();
+    if (sync_fd >= 0) {          /* a STOP here: its file flushed to the disk, the lock released */
+        ULONG synced = wpt_logfile_sync_close(sync_fd);
+        if (rc == ERROR_SUCCESS) rc = synced;
+    }
     return rc;
 }
 

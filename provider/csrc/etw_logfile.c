@@ -157,17 +157,26 @@ static int file_rewrite_header(wpt_logfile *lf) {
     return write_all(lf->fd, lf->header, used, 0) == 0 ? 0 : -1;
 }
 
+/* Flush fd to the disk and close it: `failed`, else the errno of the step that failed. */
+static int sync_and_close(int fd, int failed) {
+    WPT_TEST_POINT(WPT_POINT_FILE_SYNC);
+    if (fdatasync(fd) != 0 && !failed) failed = errno;
+    if (close(fd) != 0 && !failed && errno != EINTR) failed = errno;
+    return failed;
+}
+
 /* Cut what a shorter circular wrap left behind, flush to the disk and close (the file is freed
  * whatever happens): 0, or the errno of the first step that failed, a data buffer write of
- * the file's before included. */
-static int file_finish(wpt_logfile *lf) {
+ * the file's before included. With `sync_fd`, the flush to the disk and the close are left to
+ * the caller (*sync_fd). */
+static int file_finish(wpt_logfile *lf, int *sync_fd) {
     int failed = lf->failed;
     if (ftruncate(lf->fd, (off_t)file_buffers(lf) * lf->buffer_size) != 0 && !failed) failed = errno;
-    if (fdatasync(lf->fd) != 0 && !failed) failed = errno;
     int fd = lf->fd;
     lf->fd = -1;
-    if (close(fd) != 0 && !failed && errno != EINTR) failed = errno;
     file_free(lf);
+    if (!sync_fd) return sync_and_close(fd, failed);
+    *sync_fd = fd;
     return failed;
 }
 
@@ -234,10 +243,15 @@ int wpt_logfile_fd(const wpt_session *s) {
     return s->logfile ? s->logfile->fd : -1;
 }
 
-ULONG wpt_logfile_close(wpt_session *s) {
+ULONG wpt_logfile_close(wpt_session *s, int *sync_fd) {
     if (rewrite_session_header(s, 1) != 0 && !s->logfile->failed) s->logfile->failed = errno;
-    int failed = file_finish(s->logfile);
+    int failed = file_finish(s->logfile, sync_fd);
     s->logfile = NULL;
+    return failed ? write_error(failed) : ERROR_SUCCESS;
+}
+
+ULONG wpt_logfile_sync_close(int fd) {
+    int failed = fd >= 0 ? sync_and_close(fd, 0) : 0;
     return failed ? write_error(failed) : ERROR_SUCCESS;
 }
 
@@ -372,7 +386,7 @@ ULONG wpptrace_etl_stream_close(wpptrace_etl_stream *Stream, LONGLONG EndTime) {
      * that failed before was reported by its own call. */
     wpt_logfile *lf = Stream->lf;
     lf->failed = stream_update_header(Stream, EndTime) != 0 ? errno : 0;
-    int failed = file_finish(lf);
+    int failed = file_finish(lf, NULL);
     free(Stream);
     return failed ? write_error(failed) : ERROR_SUCCESS;
 }

@@ -470,7 +470,7 @@ static int seal_slots(const wpt_view *v) {
 static ULONG switch_logfile(wpt_session *s) {
     ULONG closed = ERROR_SUCCESS;
     if (s->logfile) {
-        closed = wpt_logfile_close(s);
+        closed = wpt_logfile_close(s, NULL);
         if (closed != ERROR_SUCCESS)        /* a host's log; nothing in an application */
             wpt_host_log("the log file %s could not be completed (error %u)", s->logfile_name,
                          (unsigned)closed);
@@ -797,7 +797,7 @@ ULONG wpt_session_prepare(wpt_session *s, int private_pool) {
 
 void wpt_session_discard(wpt_session *s, int close_sinks) {
     if (s->logfile) {
-        if (close_sinks) wpt_logfile_close(s);
+        if (close_sinks) wpt_logfile_close(s, NULL);
         else wpt_logfile_abandon(s);
     }
     if (s->realtime) {
@@ -845,6 +845,11 @@ ULONG wpt_session_run(wpt_session *s) {
 }
 
 ULONG wpt_session_stop(wpt_session *s) {
+    return wpt_session_stop_unsynced(s, NULL);
+}
+
+ULONG wpt_session_stop_unsynced(wpt_session *s, int *sync_fd) {
+    if (sync_fd) *sync_fd = -1;
     /* New writers now fail; the flusher retires every buffer and flushes what was reserved
      * before (bounded: see wait_for_commits). */
     atomic_store_explicit(&s->view->sh->status, WPT_STOPPING, memory_order_seq_cst);
@@ -856,7 +861,7 @@ ULONG wpt_session_stop(wpt_session *s) {
     wpt_wake_flusher(s->view->sh);
     if (s->flusher_started) pthread_join(s->flusher, NULL);
     s->flusher_started = 0;
-    s->file_error = s->logfile ? wpt_logfile_close(s) : ERROR_SUCCESS;
+    s->file_error = s->logfile ? wpt_logfile_close(s, sync_fd) : ERROR_SUCCESS;
     if (s->realtime) wpt_rt_end(s);
     atomic_store(&s->view->sh->status, WPT_STOPPED);
     return s->file_error;

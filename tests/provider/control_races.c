@@ -174,6 +174,8 @@
  *       commit-retire  a writer about to commit a new buffer of A's memory is held while another
  *                   thread retires the view; the memfd's closed number is given to a file: the
  *                   writer must not allocate space in it.
+ *       stop-sync   the STOP of private session X is held as X's file is to be flushed to the
+ *                   disk, while another thread lists the sessions: the listing must return.
  *       reconcile-busy-once  this process reconciles with the registry, which holds enables of
  *                   two of its providers for A, A's host stopped: one JOIN of A must be tried
  *                   (each waits for the host), the other enable kept undelivered all the same.
@@ -248,6 +250,7 @@
  * per_second N query RC stop_a RC", fork-copying "held 0|1 child_returned 0|1",
  * other-session-disable "disable RC enable RC enabled 0|1 stop_x RC stop_b RC",
  * memfd-reused "start_a RC opened N kept N stop_a RC", commit-retire "file_size N stop_a RC",
+ * stop-sync "listed_while_syncing 0|1 list RC stop_x RC",
  * reconcile-busy-once "reconcile RC joins N stop_a RC",
  * owed-once "enable RC held 0|1 register RC r2_at_once N r1 N r2 N r1_off N r2_off N stop_a RC",
  * disable-owed "enable RC disable RC enables N disables N enables_after N disables_after N
@@ -2578,6 +2581,67 @@ static int commit_retire(const char *dir) {
     return 0;
 }
 
+/* stop-sync: the STOP of private session X (this process writes its file) is held as X's file
+ * is to be flushed to the disk, while another thread lists the sessions: the listing must not
+ * wait for the flush. */
+static sem_t g_syncing, g_sync_go, g_sync_listed;
+static TRACEHANDLE g_sync_x;
+static ULONG g_sync_stopped, g_sync_list;
+
+static void at_file_sync(int point) {
+    if (point != WPT_POINT_FILE_SYNC || !atomic_exchange(&g_armed, 0)) return;
+    sem_post(&g_syncing);
+    sem_wait(&g_sync_go);
+}
+
+static void *stop_x_thread(void *arg) {
+    (void)arg;
+    g_sync_stopped = stop(g_sync_x);
+    return NULL;
+}
+
+static void *list_thread(void *arg) {
+    (void)arg;
+    props_block listed;
+    memset(&listed, 0, sizeof listed);
+    listed.p.Wnode.BufferSize = sizeof listed;
+    listed.p.LoggerNameOffset = sizeof listed.p;
+    EVENT_TRACE_PROPERTIES *one[1] = {&listed.p};
+    ULONG count = 0;
+    g_sync_list = QueryAllTracesA(one, 1, &count);
+    sem_post(&g_sync_listed);
+    return NULL;
+}
+
+static int stop_sync(const char *dir) {
+    sem_init(&g_syncing, 0, 0);
+    sem_init(&g_sync_go, 0, 0);
+    sem_init(&g_sync_listed, 0, 0);
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    b.p.BufferSize = 1;
+    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
+                    | EVENT_TRACE_PRIVATE_IN_PROC;
+    b.p.LogFileNameOffset = sizeof b.p;
+    snprintf(b.names, sizeof b.names, "%s/control-races-x.etl", dir);
+    if (StartTrace(&g_sync_x, "control-races-x", &b.p)) return 3;
+    wpt_test_point = at_file_sync;
+    atomic_store(&g_armed, 1);
+    pthread_t stopper, lister;
+    if (pthread_create(&stopper, NULL, stop_x_thread, NULL) != 0) return 4;
+    if (wait_sem(&g_syncing, 10)) return 5;
+    if (pthread_create(&lister, NULL, list_thread, NULL) != 0) return 6;
+    int listed = wait_sem(&g_sync_listed, 10) == 0;     /* only a failure waits this long */
+    sem_post(&g_sync_go);
+    pthread_join(stopper, NULL);
+    pthread_join(lister, NULL);
+    wpt_test_point = NULL;
+    printf("listed_while_syncing %d list %u stop_x %u\n", listed, (unsigned)g_sync_list,
+           (unsigned)g_sync_stopped);
+    return 0;
+}
+
 /* Each registration's callbacks, counted by code (its context). */
 typedef struct {
     _Atomic int enables, disables;
@@ -3088,6 +3152,7 @@ int main(int argc, char **argv) {
         return query_reuse(argv[2], 0, EVENT_TRACE_CONTROL_UPDATE);
     if (argc == 3 && strcmp(argv[1], "attach-reentry") == 0) return attach_reentry(argv[2]);
     if (argc == 3 && strcmp(argv[1], "commit-retire") == 0) return commit_retire(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "stop-sync") == 0) return stop_sync(argv[2]);
     if (argc == 3 && strcmp(argv[1], "start-enable-a") == 0) {
         TRACEHANDLE a;
         if (start(argv[2], "control-races-a", &a) != ERROR_SUCCESS) return 1;

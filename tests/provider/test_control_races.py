@@ -517,6 +517,13 @@ def test_a_writer_committing_a_buffer_never_uses_a_memfd_number_closed_under_it(
     assert control_races("commit-retire", out) == {"file_size": 0, "stop_a": 0}
 
 
+def test_a_private_sessions_stop_flushes_its_file_to_the_disk_without_the_control_lock(control_races, out):
+    """The STOP of a private session flushes its file to the disk (fdatasync), which may take
+    long; it did so holding the control lock, so every other control call of the application
+    (QueryAllTraces here, StartTrace, EnableTrace) waited for it."""
+    assert control_races("stop-sync", out) == {"listed_while_syncing": 1, "list": 0, "stop_x": 0}
+
+
 def test_a_reconciliation_joins_a_busy_host_once(control_races, out):
     """A reconciliation applies the registry's enables one by one, each joining its session
     when a provider here needs it. A host too busy to answer made every enable of its session
