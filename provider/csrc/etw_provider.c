@@ -96,10 +96,15 @@ static int g_dropped_count, g_dropped_next;
 
 ULONG wpptrace_enables_dropped(void) { return atomic_load(&wpt_enables_dropped); }
 static pthread_mutex_t g_reg_lock = PTHREAD_MUTEX_INITIALIZER;
-/* One copy of the registry at a time (copy_registry's buffers); a forked child makes its own
- * copy as it starts its endpoint, and gets the lock fresh (its holder may be a thread of the
- * parent, which the child has not). */
+/* One copy of the registry at a time (copy_registry's buffers); a forked child gets the lock
+ * fresh (its holder may be a thread of the parent, which the child has not), held by the
+ * forking thread if that thread forked inside a copy (the child's endpoint thread must not
+ * rewrite the buffers that copy still reads). */
 static pthread_mutex_t g_copy_lock = PTHREAD_MUTEX_INITIALIZER;
+/* This thread is making a copy: a copy asked for inside it (a callback of it started an
+ * endpoint, or forked: the child inherits this flag) waited for its own lock forever, or
+ * overwrote the buffers the outer copy still reads; it is owed instead, to the endpoint thread. */
+static __thread int t_copying;
 static pthread_cond_t g_reg_cond = PTHREAD_COND_INITIALIZER;   /* a callback returned */
 
 /* The registrations whose callback this thread is running (a callback may unregister itself). */
@@ -263,6 +268,7 @@ void wpt_providers_fork_parent(void) { pthread_mutex_unlock(&g_reg_lock); }
 void wpt_providers_after_fork(void) {
     pthread_mutex_init(&g_reg_lock, NULL);
     pthread_mutex_init(&g_copy_lock, NULL);
+    if (t_copying) pthread_mutex_lock(&g_copy_lock);   /* the outer copy unlocks it as it ends */
     pthread_cond_init(&g_reg_cond, NULL);
     for (int i = 0; i < g_regs_high; i++) {
 #ifdef WPT_TEST_POINTS
@@ -508,10 +514,6 @@ static ULONG copy_registry(int drop_absent) {
     static uint32_t alive[WPPTRACE_MAX_SESSIONS];   /* generation + 1 of a running session */
     static enable_entry held[WPT_MAX_ENABLES];
     static uint8_t busy[WPPTRACE_MAX_SESSIONS];     /* a JOIN of this pass found its host busy */
-    /* A copy made inside a copy (a callback of it started an endpoint, or forked: the child
-     * inherits this flag) waited for its own lock forever, or overwrote the buffers the outer
-     * copy still reads: it is owed instead, to the endpoint thread. */
-    static __thread int t_copying;
     if (t_copying) return ERROR_BUSY;
     /* taken before the registry lock: waiting for it never holds the registry */
     pthread_mutex_lock(&g_copy_lock);

@@ -204,7 +204,9 @@
  *       fork-in-copy  this process reconciles; the first enable's callback forks: the child's
  *                   endpoint must not copy the registry inside fork() (it overwrote the copy
  *                   its thread was still reading, and ran callbacks before fork returned); its
- *                   endpoint thread does, later.
+ *                   endpoint thread does, later. Another thread of the child copying while
+ *                   the forking thread's copy goes on must wait for it (it rewrote the
+ *                   buffers that copy still read).
  *       close-twice  one thread's wpptrace_endpoint_close is held before it joins the endpoint
  *                   thread while another thread closes the endpoint: the second must wait for
  *                   the first (it joined the same thread again and undid the endpoint under it).
@@ -261,7 +263,8 @@
  * unregister-sibling "returned 0|1 stop_a RC disables N",
  * callback-order "register RC disable RC disables_first N enables N disables N last_disable 0|1
  * stop_a RC",
- * fork-in-copy "reconcile RC child_second_at_fork 0|1 second 0|1 stop_a RC",
+ * fork-in-copy "reconcile RC child_second_at_fork 0|1 child_copied_inside 0|1 child_copied 0|1 second 0|1
+ * stop_a RC",
  * close-twice "second_waited 0|1 returned_early 0|1 closed 0|1",
  * full-table "filled N first RC second RC dropped N stop_x RC stop_a RC", generation-atomic "atomic 0|1",
  * copy-after-disable "disable RC last 0|1 enabled_after 0|1 listed_after 0|1 stop_a RC stop_b RC",
@@ -2978,6 +2981,27 @@ static int callback_order(const char *dir) {
  * begins, inside the copy its forking thread was making. */
 static _Atomic int g_second_enabled;
 static int g_forked_status = -1;
+/* The child: another thread of it copies the registry while the forking thread is still in
+ * the callback, inside the copy it forked in; that copy must wait for the outer one. */
+static int g_fork_child, g_child_second_at_fork;
+static pthread_t g_child_copier;
+static sem_t g_child_copying;
+static _Atomic int g_child_in_callback, g_child_copied_inside, g_child_copied;
+static __thread int t_child_copier;
+
+static void at_child_copying(int point) {
+    if (point != WPT_POINT_REGISTRY_COPYING || !t_child_copier) return;
+    atomic_store(&g_child_copied_inside, atomic_load(&g_child_in_callback));
+    atomic_store(&g_child_copied, 1);
+    sem_post(&g_child_copying);
+}
+
+static void *copy_in_child(void *arg) {
+    (void)arg;
+    t_child_copier = 1;
+    wpt_reconcile_with_registry();
+    return NULL;
+}
 
 static ULONG second_enabled(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
     (void)context;
@@ -2993,7 +3017,17 @@ static ULONG fork_on_enable(WMIDPREQUESTCODE code, PVOID context, ULONG *size, P
     (void)buffer;
     if (code != WMI_ENABLE_EVENTS || g_forked_status != -1) return ERROR_SUCCESS;
     pid_t child = fork();
-    if (child == 0) _exit(atomic_load(&g_second_enabled));   /* delivered inside fork()? */
+    if (child == 0) {
+        g_fork_child = 1;
+        g_child_second_at_fork = atomic_load(&g_second_enabled);   /* delivered inside fork()? */
+        sem_init(&g_child_copying, 0, 0);
+        atomic_store(&g_child_in_callback, 1);
+        wpt_test_point = at_child_copying;
+        if (pthread_create(&g_child_copier, NULL, copy_in_child, NULL) != 0) _exit(64);
+        wait_sem(&g_child_copying, 2);       /* a copy it may not make before this one ends */
+        atomic_store(&g_child_in_callback, 0);
+        return ERROR_SUCCESS;
+    }
     int status = 0;
     if (child > 0)
         while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
@@ -3016,8 +3050,14 @@ static int fork_in_copy(const char *dir) {
     int last = registry_enable(&g_last_control, slot);
     if (first < 0 || first > last) return 6;
     ULONG reconciled = wpt_reconcile_with_registry();
-    printf("reconcile %u child_second_at_fork %d second %d stop_a %u\n", (unsigned)reconciled, g_forked_status,
-           atomic_load(&g_second_enabled), (unsigned)stop_by_name("control-races-a"));
+    if (g_fork_child) {
+        pthread_join(g_child_copier, NULL);
+        _exit(g_child_second_at_fork | atomic_load(&g_child_copied_inside) << 1 | atomic_load(&g_child_copied) << 2);
+    }
+    int status = g_forked_status;
+    printf("reconcile %u child_second_at_fork %d child_copied_inside %d child_copied %d second %d stop_a %u\n",
+           (unsigned)reconciled, status < 8 ? status & 1 : status, status < 8 ? status >> 1 & 1 : status,
+           status < 8 ? status >> 2 & 1 : 0, atomic_load(&g_second_enabled), (unsigned)stop_by_name("control-races-a"));
     return 0;
 }
 

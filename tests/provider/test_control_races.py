@@ -659,9 +659,12 @@ def test_a_child_forked_in_a_callback_of_a_copy_makes_its_own_copy_later(control
     in a callback of a copy, the child's copy was made inside fork(), in the thread whose copy
     was still going on: it overwrote the buffers that copy reads and ran the application's
     callbacks before fork returned (a copy in a copy of another process's thread waited for
-    its own lock forever). It is owed to the child's endpoint thread instead."""
+    its own lock forever). It is owed to the child's endpoint thread instead, which makes it
+    only once the copy the child inherited is done (the child's copy lock was fresh and free:
+    a copy of another thread rewrote the buffers the inherited copy still read)."""
     got = control_races("fork-in-copy", out)
     assert got["reconcile"] == 0 and got["child_second_at_fork"] == 0
+    assert got["child_copied_inside"] == 0 and got["child_copied"] == 1
     assert got["second"] == 1 and got["stop_a"] == 0
 
 
