@@ -201,7 +201,7 @@ static void pending_cancel(pending_list *l) {
     for (size_t i = 0; i < l->n; i++) {
         pending_call *c = &l->calls[i];
         registration *r = &g_regs[c->reg];
-        r->inflight--;
+        if (r->inflight) r->inflight--;     /* a forked child did not count calls queued before */
         if (still_enabling(r, c)) {
             r->enabled = c->before.enabled;
             r->enabled_logger = c->before.enabled_logger;
@@ -251,8 +251,8 @@ static void pending_run(pending_list *l) {
             t_depth--;
         }
         pthread_mutex_lock(&g_reg_lock);
-        if (live) r->running--;
-        r->inflight--;
+        if (live && r->running) r->running--;
+        if (r->inflight) r->inflight--;     /* a forked child did not count calls queued before */
         pthread_cond_broadcast(&g_reg_cond);
         pthread_mutex_unlock(&g_reg_lock);
     }
@@ -278,7 +278,12 @@ void wpt_providers_after_fork(void) {
         /* an ENABLE another thread of the parent had queued never runs here: owed again */
         if (g_regs[i].enabled == ENABLING) g_regs[i].enabled = NOT_ENABLED;
     }
-    for (int k = 0; k < t_depth && k < MAX_NESTING; k++) g_regs[t_running[k]].inflight = g_regs[t_running[k]].running = 1;
+    /* the forking thread's own callbacks, one per nesting (the same registration's callback may
+     * be nested in itself): each is lowered once as it returns */
+    for (int k = 0; k < t_depth && k < MAX_NESTING; k++) {
+        g_regs[t_running[k]].inflight++;
+        g_regs[t_running[k]].running++;
+    }
 }
 
 static enable_entry *find_enable(const GUID *g) {

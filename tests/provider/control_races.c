@@ -207,6 +207,10 @@
  *                   endpoint thread does, later. Another thread of the child copying while
  *                   the forking thread's copy goes on must wait for it (it rewrote the
  *                   buffers that copy still read).
+ *       fork-nested  a provider's ENABLE callback (private session X) enables it for private
+ *                   session Y, whose ENABLE runs the same callback nested in it, which forks:
+ *                   the child unwinds both and unregisters it (its count of running callbacks
+ *                   was 1, not 2, and went below zero: the unregister waited forever).
  *       close-twice  one thread's wpptrace_endpoint_close is held before it joins the endpoint
  *                   thread while another thread closes the endpoint: the second must wait for
  *                   the first (it joined the same thread again and undid the endpoint under it).
@@ -266,6 +270,7 @@
  * fork-in-copy "reconcile RC child_second_at_fork 0|1 child_copied_inside 0|1 child_copied 0|1 second 0|1
  * stop_a RC",
  * close-twice "second_waited 0|1 returned_early 0|1 closed 0|1",
+ * fork-nested "enable RC child_unregistered 0|1 stop_x RC stop_y RC",
  * full-table "filled N first RC second RC dropped N stop_x RC stop_a RC", generation-atomic "atomic 0|1",
  * copy-after-disable "disable RC last 0|1 enabled_after 0|1 listed_after 0|1 stop_a RC stop_b RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
@@ -3061,6 +3066,74 @@ static int fork_in_copy(const char *dir) {
     return 0;
 }
 
+/* fork-nested: private session X's ENABLE callback of a provider here enables it for private
+ * session Y, whose ENABLE runs the same callback nested in it; that one forks. The child
+ * unwinds both and unregisters the provider. */
+static TRACEHANDLE g_nested_x, g_nested_y, g_nested_reg;
+static int g_nested_child, g_nested_outer, g_nested_status = -1;
+static _Atomic int g_nested_unregistered;
+
+static ULONG fork_when_nested(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    if (code != WMI_ENABLE_EVENTS || g_nested_status != -1 || g_nested_child) return ERROR_SUCCESS;
+    if (!g_nested_outer) {
+        g_nested_outer = 1;
+        EnableTrace(1, 0x5, 4, &g_owed_control, g_nested_y);      /* nested: Y's ENABLE */
+        return ERROR_SUCCESS;
+    }
+    pid_t child = fork();
+    if (child == 0) {
+        g_nested_child = 1;
+        return ERROR_SUCCESS;
+    }
+    int status = 0;
+    if (child > 0)
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    g_nested_status = child > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 2;
+    return ERROR_SUCCESS;
+}
+
+static void *unregister_nested(void *arg) {
+    (void)arg;
+    UnregisterTraceGuids(g_nested_reg);
+    atomic_store(&g_nested_unregistered, 1);
+    return NULL;
+}
+
+static int start_private(const char *dir, const char *name, TRACEHANDLE *h) {
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    b.p.BufferSize = 1;
+    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
+                    | EVENT_TRACE_PRIVATE_IN_PROC;
+    b.p.LogFileNameOffset = sizeof b.p;
+    snprintf(b.names, sizeof b.names, "%s/%s.etl", dir, name);
+    return StartTrace(h, name, &b.p) != ERROR_SUCCESS;
+}
+
+static int fork_nested(const char *dir) {
+    if (start_private(dir, "control-races-x", &g_nested_x)) return 3;
+    if (start_private(dir, "control-races-y", &g_nested_y)) return 4;
+    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    if (RegisterTraceGuids(fork_when_nested, NULL, &g_owed_control, 1, &reg, NULL, NULL, &g_nested_reg)) return 5;
+    ULONG enabled = EnableTrace(1, 0x5, 4, &g_owed_control, g_nested_x);
+    if (g_nested_child) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, unregister_nested, NULL) != 0) _exit(3);
+        int64_t deadline = wpt_mono_ms() + 10000;
+        while (!atomic_load(&g_nested_unregistered) && wpt_mono_ms() < deadline) usleep(1000);
+        _exit(atomic_load(&g_nested_unregistered));   /* a hung unregister must not hold up exit */
+    }
+    ULONG stopped_y = stop(g_nested_y), stopped_x = stop(g_nested_x);
+    printf("enable %u child_unregistered %d stop_x %u stop_y %u\n", (unsigned)enabled, g_nested_status,
+           (unsigned)stopped_x, (unsigned)stopped_y);
+    return 0;
+}
+
 /* close-twice: one thread's wpptrace_endpoint_close is held once it told the endpoint thread
  * to end, before it joins it; another thread closes the endpoint meanwhile. */
 static sem_t g_joining_arrived, g_joining_go, g_second_close;
@@ -3160,6 +3233,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "enable-overtaken") == 0) return enable_overtaken(argv[2]);
     if (argc == 3 && strcmp(argv[1], "close-starting") == 0) return close_starting();
     if (argc == 3 && strcmp(argv[1], "close-twice") == 0) return close_twice();
+    if (argc == 3 && strcmp(argv[1], "fork-nested") == 0) return fork_nested(argv[2]);
     if (argc == 3 && strcmp(argv[1], "fork-in-copy") == 0) return fork_in_copy(argv[2]);
     if (argc == 3 && strcmp(argv[1], "callback-order") == 0) return callback_order(argv[2]);
     if (argc == 3 && strcmp(argv[1], "unregister-sibling") == 0) return unregister_sibling_mode(argv[2]);

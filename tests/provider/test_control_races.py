@@ -668,6 +668,15 @@ def test_a_child_forked_in_a_callback_of_a_copy_makes_its_own_copy_later(control
     assert got["second"] == 1 and got["stop_a"] == 0
 
 
+def test_a_child_forked_in_a_nested_callback_can_unregister_its_provider(control_races, out):
+    """A child forked in a ControlCallback keeps the forking thread's callbacks as running.
+    Forked in a callback nested in another of the same registration, each was counted once
+    for the registration: unwinding both took its count below zero, and the child's
+    UnregisterTraceGuids waited forever. Each nesting counts."""
+    got = control_races("fork-nested", out)
+    assert got == {"enable": 0, "child_unregistered": 1, "stop_x": 0, "stop_y": 0}
+
+
 def test_two_closes_of_the_endpoint_join_its_thread_once(control_races, out):
     """wpptrace_endpoint_close tells the endpoint thread to end, then joins it. A close in
     another thread meanwhile (an atexit handler and the application's own) joined the same
