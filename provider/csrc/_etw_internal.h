@@ -876,6 +876,9 @@ size_t wpt_registered_guids(wpt_wire_registered *out, size_t max);
 /* Enables this process delivered itself for a slot (ControlTrace STOP, before the host stops). */
 void  wpt_providers_session_stopping(uint32_t slot, uint32_t generation);
 void  wpt_providers_after_fork(void);
+/* This thread is running a ControlCallback (its caller may hold the control lock: a STOP of a
+ * private session): it must not wait for a thread that may run a callback itself. */
+int   wpt_in_callback(void);
 void  wpt_providers_fork_prepare(void);
 void  wpt_providers_fork_parent(void);
 void  wpt_sessions_after_fork(void);     /* forked child: private sessions stay the parent's */

@@ -608,11 +608,15 @@ ULONG wpt_endpoint_ensure(void) {
 }
 
 void wpptrace_endpoint_close(void) {
+    /* in a ControlCallback (its caller may hold the control lock, which a callback of the
+     * start or of the endpoint thread may wait for): it never waits, the undoing is left to
+     * the start or to the thread */
+    int in_callback = wpt_in_callback();
     pthread_mutex_lock(&g_ep_lock);
     if (g_starting && g_pid == (uint32_t)getpid()) {
-        if (t_starting) {
-            /* called in a callback of the starting endpoint's own copy: the start undoes
-             * itself once the copy is made */
+        if (t_starting || in_callback) {
+            /* called in a callback (of the starting endpoint's own copy, or any while it
+             * starts): the start undoes itself once the copy is made */
             g_quit = 1;
             pthread_mutex_unlock(&g_ep_lock);
             return;
@@ -622,7 +626,12 @@ void wpptrace_endpoint_close(void) {
     }
     if (g_closing && g_pid == (uint32_t)getpid() && !t_endpoint_thread) {
         /* another thread's close joins the thread (a second join of it is undefined, and its
-         * undoing came after a new endpoint's start): this one returns once it is done */
+         * undoing came after a new endpoint's start): this one returns once it is done, or
+         * at once in a callback */
+        if (in_callback) {
+            pthread_mutex_unlock(&g_ep_lock);
+            return;
+        }
         WPT_TEST_POINT(WPT_POINT_ENDPOINT_CLOSE_WAITING);
         while (g_closing) pthread_cond_wait(&g_started, &g_ep_lock);
         pthread_mutex_unlock(&g_ep_lock);
@@ -633,11 +642,12 @@ void wpptrace_endpoint_close(void) {
         return;
     }
     g_quit = 1;
-    if (t_endpoint_thread) {
+    if (t_endpoint_thread || in_callback) {
         /* in a callback the endpoint thread runs (a JOIN it makes meanwhile is still
-         * watched, then closed with the rest): the thread undoes the endpoint as it ends,
-         * unless a close in another thread is joining it already */
+         * watched, then closed with the rest), or in any callback: the thread undoes the
+         * endpoint as it ends, unless a close in another thread is joining it already */
         if (!g_closing) g_self_closing = 1;
+        if (!t_endpoint_thread) wake_thread();
         pthread_mutex_unlock(&g_ep_lock);
         return;
     }

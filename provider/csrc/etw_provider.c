@@ -261,6 +261,8 @@ static void pending_run(pending_list *l) {
     l->n = 0;
 }
 
+int wpt_in_callback(void) { return t_depth > 0; }
+
 void wpt_providers_fork_prepare(void) { pthread_mutex_lock(&g_reg_lock); }
 void wpt_providers_fork_parent(void) { pthread_mutex_unlock(&g_reg_lock); }
 

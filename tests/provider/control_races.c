@@ -211,6 +211,10 @@
  *                   session Y, whose ENABLE runs the same callback nested in it, which forks:
  *                   the child unwinds both and unregisters it (its count of running callbacks
  *                   was 1, not 2, and went below zero: the unregister waited forever).
+ *       close-in-stop  a thread's registration starts a new endpoint, held before its copy;
+ *                   private session P stops meanwhile, and its DISABLE callback (control lock
+ *                   held) closes the endpoint; the copy's ENABLE callback calls EnableTrace:
+ *                   the close must not wait for the start (each waited for the other forever).
  *       close-twice  one thread's wpptrace_endpoint_close is held before it joins the endpoint
  *                   thread while another thread closes the endpoint: the second must wait for
  *                   the first (it joined the same thread again and undid the endpoint under it).
@@ -271,6 +275,8 @@
  * stop_a RC",
  * close-twice "second_waited 0|1 returned_early 0|1 closed 0|1",
  * fork-nested "enable RC child_unregistered 0|1 stop_x RC stop_y RC",
+ * close-in-stop "close_waited 0|1 stop_returned 0|1 stop_p RC registered 0|1 enabled 0|1 socket_left 0|1
+ * stop_a RC",
  * full-table "filled N first RC second RC dropped N stop_x RC stop_a RC", generation-atomic "atomic 0|1",
  * copy-after-disable "disable RC last 0|1 enabled_after 0|1 listed_after 0|1 stop_a RC stop_b RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
@@ -3134,6 +3140,99 @@ static int fork_nested(const char *dir) {
     return 0;
 }
 
+/* close-in-stop: a new endpoint starts (a thread registers a provider) and is held before
+ * its copy, which holds an enable for A of another provider here; meanwhile private session P stops, and its
+ * DISABLE callback, run with the control lock held, closes the endpoint; the copy's ENABLE
+ * callback then calls EnableTrace, which takes that lock. */
+static TRACEHANDLE g_stopping_p;
+static sem_t g_start_held, g_start_go;
+static _Atomic int g_start_armed, g_stop_close_waited, g_stop_returned, g_copy_enabled, g_copy_registered;
+static ULONG g_stop_rc;
+
+static ULONG close_on_disable(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    if (code == WMI_DISABLE_EVENTS) wpptrace_endpoint_close();
+    return ERROR_SUCCESS;
+}
+
+static ULONG control_on_enable(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    if (code != WMI_ENABLE_EVENTS) return ERROR_SUCCESS;
+    EnableTrace(0, 0, 0, &g_first_control, g_stopping_p);       /* takes the control lock */
+    atomic_store(&g_copy_enabled, 1);
+    return ERROR_SUCCESS;
+}
+
+static void at_start_held(int point) {
+    if (point == WPT_POINT_ENDPOINT_CLOSE_WAITING) {
+        atomic_store(&g_stop_close_waited, 1);
+        sem_post(&g_start_go);              /* the start goes on while the close waits */
+        return;
+    }
+    if (point != WPT_POINT_ENDPOINT_STARTING || !atomic_exchange(&g_start_armed, 0)) return;
+    sem_post(&g_start_held);
+    wait_sem(&g_start_go, 30);
+}
+
+static void *register_in_copy(void *arg) {
+    (void)arg;
+    static callback_count other;
+    if (register_counted(&g_first_control, &other) == ERROR_SUCCESS) atomic_store(&g_copy_registered, 1);
+    return NULL;
+}
+
+static void *stop_p(void *arg) {
+    (void)arg;
+    g_stop_rc = stop(g_stopping_p);
+    atomic_store(&g_stop_returned, 1);
+    return NULL;
+}
+
+static int close_in_stop(const char *dir) {
+    uint32_t slot, generation;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
+    if (start_private(dir, "control-races-p", &g_stopping_p)) return 5;
+    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE q, e;
+    if (RegisterTraceGuids(close_on_disable, NULL, &g_owed_control, 1, &reg, NULL, NULL, &q)
+        || RegisterTraceGuids(control_on_enable, NULL, &g_last_control, 1, &reg, NULL, NULL, &e))
+        return 6;
+    if (EnableTrace(1, 0x5, 4, &g_owed_control, g_stopping_p)) return 7;
+    if (registry_enable(&g_last_control, slot) < 0) return 8;   /* heard of by the next copy */
+    wpptrace_endpoint_close();                 /* the next registration starts a new one */
+    sem_init(&g_start_held, 0, 0);
+    sem_init(&g_start_go, 0, 0);
+    wpt_test_point = at_start_held;
+    atomic_store(&g_start_armed, 1);
+    pthread_t registering, stopping;
+    if (pthread_create(&registering, NULL, register_in_copy, NULL) != 0) return 9;
+    if (wait_sem(&g_start_held, 10)) return 10;
+    if (pthread_create(&stopping, NULL, stop_p, NULL) != 0) return 11;
+    int64_t deadline = wpt_mono_ms() + 20000;
+    while (!atomic_load(&g_stop_returned) && wpt_mono_ms() < deadline) usleep(1000);
+    sem_post(&g_start_go);
+    deadline = wpt_mono_ms() + 20000;
+    while (!(atomic_load(&g_copy_registered) && atomic_load(&g_copy_enabled) && atomic_load(&g_stop_returned))
+           && wpt_mono_ms() < deadline)
+        usleep(1000);
+    int registered = atomic_load(&g_copy_registered), returned = atomic_load(&g_stop_returned);
+    if (registered) pthread_join(registering, NULL);
+    int left = endpoint_socket_exists();
+    ULONG stopped_a = returned ? stop_by_name("control-races-a") : ERROR_BUSY;   /* the lock is free */
+    printf("close_waited %d stop_returned %d stop_p %u registered %d enabled %d socket_left %d stop_a %u\n",
+           atomic_load(&g_stop_close_waited), returned, (unsigned)g_stop_rc, registered,
+           atomic_load(&g_copy_enabled), left, (unsigned)stopped_a);
+    fflush(stdout);
+    _exit(0);                                  /* hung threads must not hold up exit */
+}
+
 /* close-twice: one thread's wpptrace_endpoint_close is held once it told the endpoint thread
  * to end, before it joins it; another thread closes the endpoint meanwhile. */
 static sem_t g_joining_arrived, g_joining_go, g_second_close;
@@ -3234,6 +3333,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "close-starting") == 0) return close_starting();
     if (argc == 3 && strcmp(argv[1], "close-twice") == 0) return close_twice();
     if (argc == 3 && strcmp(argv[1], "fork-nested") == 0) return fork_nested(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "close-in-stop") == 0) return close_in_stop(argv[2]);
     if (argc == 3 && strcmp(argv[1], "fork-in-copy") == 0) return fork_in_copy(argv[2]);
     if (argc == 3 && strcmp(argv[1], "callback-order") == 0) return callback_order(argv[2]);
     if (argc == 3 && strcmp(argv[1], "unregister-sibling") == 0) return unregister_sibling_mode(argv[2]);

@@ -677,6 +677,16 @@ def test_a_child_forked_in_a_nested_callback_can_unregister_its_provider(control
     assert got == {"enable": 0, "child_unregistered": 1, "stop_x": 0, "stop_y": 0}
 
 
+def test_a_close_in_a_callback_never_waits_for_the_starting_endpoint(control_races, out):
+    """A private session's STOP runs its DISABLE callbacks with the control lock held. One that
+    closed the endpoint while another thread's registration started it waited for the start,
+    whose copy ran an ENABLE callback calling EnableTrace, which waited for that lock: both
+    waited forever. A close in a callback never waits: the start undoes the endpoint."""
+    got = control_races("close-in-stop", out)
+    assert got == {"close_waited": 0, "stop_returned": 1, "stop_p": 0, "registered": 1, "enabled": 1,
+                   "socket_left": 0, "stop_a": 0}
+
+
 def test_two_closes_of_the_endpoint_join_its_thread_once(control_races, out):
     """wpptrace_endpoint_close tells the endpoint thread to end, then joins it. A close in
     another thread meanwhile (an atexit handler and the application's own) joined the same
