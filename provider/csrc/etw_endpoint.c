@@ -536,7 +536,7 @@ static void endpoint_teardown(void) {
     g_running = 0;
 }
 
-ULONG wpt_endpoint_ensure(void) {
+static ULONG endpoint_ensure(void) {
     pthread_mutex_lock(&g_ep_lock);
     if (g_running && g_pid == (uint32_t)getpid()) {
         pthread_mutex_unlock(&g_ep_lock);
@@ -604,6 +604,16 @@ ULONG wpt_endpoint_ensure(void) {
     g_starting = 0;
     pthread_cond_broadcast(&g_started);
     pthread_mutex_unlock(&g_ep_lock);
+    return rc;
+}
+
+/* Not cancelled midway (the copy's JOINs wait in poll and recv): a start left unfinished
+ * held the copy lock, and every later close waited for it forever. */
+ULONG wpt_endpoint_ensure(void) {
+    int state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+    ULONG rc = endpoint_ensure();
+    pthread_setcancelstate(state, NULL);
     return rc;
 }
 

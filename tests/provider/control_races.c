@@ -211,6 +211,9 @@
  *                   session Y, whose ENABLE runs the same callback nested in it, which forks:
  *                   the child unwinds both and unregisters it (its count of running callbacks
  *                   was 1, not 2, and went below zero: the unregister waited forever).
+ *       cancel-starting  a thread's registration starts the endpoint, held before its copy,
+ *                   and is cancelled meanwhile: the start must finish (left unfinished, every
+ *                   later close waited for it forever); then the endpoint closes.
  *       close-in-stop  a thread's registration starts a new endpoint, held before its copy;
  *                   private session P stops meanwhile, and its DISABLE callback (control lock
  *                   held) closes the endpoint; the copy's ENABLE callback calls EnableTrace:
@@ -275,6 +278,7 @@
  * stop_a RC",
  * close-twice "second_waited 0|1 returned_early 0|1 closed 0|1",
  * fork-nested "enable RC child_unregistered 0|1 stop_x RC stop_y RC",
+ * cancel-starting "registered RC cancelled 0|1 closed 0|1 socket_left 0|1",
  * close-in-stop "close_waited 0|1 stop_returned 0|1 stop_p RC registered 0|1 enabled 0|1 socket_left 0|1
  * stop_a RC",
  * full-table "filled N first RC second RC dropped N stop_x RC stop_a RC", generation-atomic "atomic 0|1",
@@ -3233,6 +3237,54 @@ static int close_in_stop(const char *dir) {
     _exit(0);                                  /* hung threads must not hold up exit */
 }
 
+/* cancel-starting: a thread's registration starts this process's endpoint and is held
+ * before its copy; the thread is cancelled meanwhile, then let go; then the endpoint closes. */
+static sem_t g_cancel_held, g_cancel_go;
+static _Atomic int g_cancel_armed, g_cancel_closed;
+
+static void at_cancel_starting(int point) {
+    if (point != WPT_POINT_ENDPOINT_STARTING || !atomic_exchange(&g_cancel_armed, 0)) return;
+    sem_post(&g_cancel_held);
+    sem_wait(&g_cancel_go);                /* a cancellation point */
+}
+
+static void *register_cancelled(void *arg) {
+    static callback_count r;
+    *(ULONG *)arg = register_counted(&g_owed_control, &r);
+    pthread_testcancel();
+    return NULL;
+}
+
+static void *close_after_cancel(void *arg) {
+    (void)arg;
+    wpptrace_endpoint_close();
+    atomic_store(&g_cancel_closed, 1);
+    return NULL;
+}
+
+static int cancel_starting(void) {
+    sem_init(&g_cancel_held, 0, 0);
+    sem_init(&g_cancel_go, 0, 0);
+    wpt_test_point = at_cancel_starting;
+    atomic_store(&g_cancel_armed, 1);
+    static ULONG registered = 99;
+    pthread_t t, closer;
+    if (pthread_create(&t, NULL, register_cancelled, &registered) != 0) return 3;
+    if (wait_sem(&g_cancel_held, 10)) return 4;
+    pthread_cancel(t);
+    sem_post(&g_cancel_go);
+    void *result = NULL;
+    pthread_join(t, &result);
+    if (pthread_create(&closer, NULL, close_after_cancel, NULL) != 0) return 5;
+    int64_t deadline = wpt_mono_ms() + 10000;
+    while (!atomic_load(&g_cancel_closed) && wpt_mono_ms() < deadline) usleep(1000);
+    int closed = atomic_load(&g_cancel_closed);
+    printf("registered %u cancelled %d closed %d socket_left %d\n", (unsigned)registered,
+           result == PTHREAD_CANCELED, closed, closed ? endpoint_socket_exists() : 1);
+    fflush(stdout);
+    _exit(0);                                  /* a hung close must not hold up exit */
+}
+
 /* close-twice: one thread's wpptrace_endpoint_close is held once it told the endpoint thread
  * to end, before it joins it; another thread closes the endpoint meanwhile. */
 static sem_t g_joining_arrived, g_joining_go, g_second_close;
@@ -3334,6 +3386,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "close-twice") == 0) return close_twice();
     if (argc == 3 && strcmp(argv[1], "fork-nested") == 0) return fork_nested(argv[2]);
     if (argc == 3 && strcmp(argv[1], "close-in-stop") == 0) return close_in_stop(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "cancel-starting") == 0) return cancel_starting();
     if (argc == 3 && strcmp(argv[1], "fork-in-copy") == 0) return fork_in_copy(argv[2]);
     if (argc == 3 && strcmp(argv[1], "callback-order") == 0) return callback_order(argv[2]);
     if (argc == 3 && strcmp(argv[1], "unregister-sibling") == 0) return unregister_sibling_mode(argv[2]);

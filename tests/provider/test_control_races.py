@@ -687,6 +687,15 @@ def test_a_close_in_a_callback_never_waits_for_the_starting_endpoint(control_rac
                    "socket_left": 0, "stop_a": 0}
 
 
+def test_a_thread_cancelled_while_it_starts_the_endpoint_finishes_the_start(control_races, out):
+    """A new endpoint copies the registry before its thread is made; the copy waits for hosts
+    in poll and recv, where a cancelled thread stopped: the start was left unfinished and every
+    later close waited for it forever. The start is not cancelled midway; the thread is
+    cancelled after it."""
+    got = control_races("cancel-starting", out)
+    assert got == {"registered": 0, "cancelled": 1, "closed": 1, "socket_left": 0}
+
+
 def test_two_closes_of_the_endpoint_join_its_thread_once(control_races, out):
     """wpptrace_endpoint_close tells the endpoint thread to end, then joins it. A close in
     another thread meanwhile (an atexit handler and the application's own) joined the same
