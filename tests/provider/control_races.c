@@ -214,6 +214,10 @@
  *       cancel-starting  a thread's registration starts the endpoint, held before its copy,
  *                   and is cancelled meanwhile: the start must finish (left unfinished, every
  *                   later close waited for it forever); then the endpoint closes.
+ *       close-in-stop-joining  the endpoint thread runs an ENABLE callback (held) that then
+ *                   calls EnableTrace; private session P's DISABLE callback (control lock held)
+ *                   closes the endpoint meanwhile: the close must not join the thread (each
+ *                   waited for the other forever); the thread undoes the endpoint as it ends.
  *       close-in-stop  a thread's registration starts a new endpoint, held before its copy;
  *                   private session P stops meanwhile, and its DISABLE callback (control lock
  *                   held) closes the endpoint; the copy's ENABLE callback calls EnableTrace:
@@ -279,6 +283,7 @@
  * close-twice "second_waited 0|1 returned_early 0|1 closed 0|1",
  * fork-nested "enable RC child_unregistered 0|1 stop_x RC stop_y RC",
  * cancel-starting "registered RC cancelled 0|1 closed 0|1 socket_left 0|1",
+ * close-in-stop-joining "joined 0|1 stop_returned 0|1 stop_p RC enabled 0|1 socket_left 0|1 stop_a RC",
  * close-in-stop "close_waited 0|1 stop_returned 0|1 stop_p RC registered 0|1 enabled 0|1 socket_left 0|1
  * stop_a RC",
  * full-table "filled N first RC second RC dropped N stop_x RC stop_a RC", generation-atomic "atomic 0|1",
@@ -3285,6 +3290,77 @@ static int cancel_starting(void) {
     _exit(0);                                  /* a hung close must not hold up exit */
 }
 
+/* close-in-stop-joining: the endpoint thread reconciles with the registry, which holds an
+ * enable for A of a provider here, whose ENABLE callback is held, then calls EnableTrace;
+ * meanwhile private session P stops, and its DISABLE callback, run with the control lock
+ * held, closes the endpoint. */
+static TRACEHANDLE g_joining_p;
+static sem_t g_thread_in_callback, g_thread_go;
+static _Atomic int g_joined_in_stop, g_join_stop_returned, g_thread_enabled;
+static ULONG g_join_stop_rc;
+
+static ULONG held_then_control(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    if (code != WMI_ENABLE_EVENTS) return ERROR_SUCCESS;
+    sem_post(&g_thread_in_callback);
+    wait_sem(&g_thread_go, 30);
+    EnableTrace(0, 0, 0, &g_first_control, g_joining_p);        /* takes the control lock */
+    atomic_store(&g_thread_enabled, 1);
+    return ERROR_SUCCESS;
+}
+
+static void at_close_joining(int point) {
+    if (point != WPT_POINT_ENDPOINT_JOINING) return;
+    atomic_store(&g_joined_in_stop, 1);
+    sem_post(&g_thread_go);                 /* the callback goes on while the close joins */
+}
+
+static void *stop_joining_p(void *arg) {
+    (void)arg;
+    g_join_stop_rc = stop(g_joining_p);
+    atomic_store(&g_join_stop_returned, 1);
+    return NULL;
+}
+
+static int close_in_stop_joining(const char *dir) {
+    uint32_t slot, generation;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
+    if (start_private(dir, "control-races-p", &g_joining_p)) return 5;
+    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE q, e;
+    if (RegisterTraceGuids(close_on_disable, NULL, &g_owed_control, 1, &reg, NULL, NULL, &q)
+        || RegisterTraceGuids(held_then_control, NULL, &g_last_control, 1, &reg, NULL, NULL, &e))
+        return 6;
+    if (EnableTrace(1, 0x5, 4, &g_owed_control, g_joining_p)) return 7;
+    if (registry_enable(&g_last_control, slot) < 0) return 8;   /* heard of by the next copy */
+    sem_init(&g_thread_in_callback, 0, 0);
+    sem_init(&g_thread_go, 0, 0);
+    wpt_test_point = at_close_joining;
+    wpt_endpoint_redeliver();                  /* a reconciliation owed */
+    if (wait_sem(&g_thread_in_callback, 20)) return 9;
+    pthread_t stopping;
+    if (pthread_create(&stopping, NULL, stop_joining_p, NULL) != 0) return 10;
+    int64_t deadline = wpt_mono_ms() + 20000;
+    while (!atomic_load(&g_join_stop_returned) && wpt_mono_ms() < deadline) usleep(1000);
+    sem_post(&g_thread_go);
+    int returned = atomic_load(&g_join_stop_returned);
+    if (returned) pthread_join(stopping, NULL);
+    deadline = wpt_mono_ms() + 20000;          /* the endpoint thread undoes the endpoint, ends */
+    while (returned && endpoint_socket_exists() && wpt_mono_ms() < deadline) usleep(1000);
+    int left = endpoint_socket_exists();
+    ULONG stopped_a = returned ? stop_by_name("control-races-a") : ERROR_BUSY;   /* the lock is free */
+    printf("joined %d stop_returned %d stop_p %u enabled %d socket_left %d stop_a %u\n",
+           atomic_load(&g_joined_in_stop), returned, (unsigned)g_join_stop_rc, atomic_load(&g_thread_enabled),
+           left, (unsigned)stopped_a);
+    fflush(stdout);
+    _exit(0);                                  /* hung threads must not hold up exit */
+}
+
 /* close-twice: one thread's wpptrace_endpoint_close is held once it told the endpoint thread
  * to end, before it joins it; another thread closes the endpoint meanwhile. */
 static sem_t g_joining_arrived, g_joining_go, g_second_close;
@@ -3386,6 +3462,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "close-twice") == 0) return close_twice();
     if (argc == 3 && strcmp(argv[1], "fork-nested") == 0) return fork_nested(argv[2]);
     if (argc == 3 && strcmp(argv[1], "close-in-stop") == 0) return close_in_stop(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "close-in-stop-joining") == 0) return close_in_stop_joining(argv[2]);
     if (argc == 3 && strcmp(argv[1], "cancel-starting") == 0) return cancel_starting();
     if (argc == 3 && strcmp(argv[1], "fork-in-copy") == 0) return fork_in_copy(argv[2]);
     if (argc == 3 && strcmp(argv[1], "callback-order") == 0) return callback_order(argv[2]);

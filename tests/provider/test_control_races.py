@@ -687,6 +687,15 @@ def test_a_close_in_a_callback_never_waits_for_the_starting_endpoint(control_rac
                    "socket_left": 0, "stop_a": 0}
 
 
+def test_a_close_in_a_callback_never_joins_the_endpoint_thread(control_races, out):
+    """A close in a private session's DISABLE callback (its STOP holds the control lock) joined
+    the endpoint thread, whose own callback was calling EnableTrace, which waited for that
+    lock: both waited forever. A close in a callback never joins: the thread undoes the
+    endpoint as it ends."""
+    got = control_races("close-in-stop-joining", out)
+    assert got == {"joined": 0, "stop_returned": 1, "stop_p": 0, "enabled": 1, "socket_left": 0, "stop_a": 0}
+
+
 def test_a_thread_cancelled_while_it_starts_the_endpoint_finishes_the_start(control_races, out):
     """A new endpoint copies the registry before its thread is made; the copy waits for hosts
     in poll and recv, where a cancelled thread stopped: the start was left unfinished and every
