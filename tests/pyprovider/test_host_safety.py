@@ -280,9 +280,13 @@ def test_no_room_in_a_flags_and_is_no_lost_call_at_a_level_not_enabled(tmp_path,
     app.trace.verbose(bad, "value %d", 4)
     stats = app.trace.stats()
     assert (stats.events_dropped, stats.calls_dropped) == (0, 0)
-    app.trace.log(3, bad, "value %d", 5)              # an enabled level: lost and counted
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        app.trace.log(3, bad, "value %d", 5)          # an enabled level: lost and counted
     stats = app.trace.stats()
     assert (stats.events_dropped, stats.calls_dropped) == ((1, 0) if path == "python" else (0, 1))
+    assert [str(w.message).split(": ", 1)[1][:18] for w in said] == (
+        [] if path == "python" else ["trace call dropped"])   # a drop is reported once
 
 
 @contextlib.contextmanager
