@@ -101,9 +101,9 @@ static pthread_mutex_t g_reg_lock = PTHREAD_MUTEX_INITIALIZER;
  * forking thread if that thread forked inside a copy (the child's endpoint thread must not
  * rewrite the buffers that copy still reads). */
 static pthread_mutex_t g_copy_lock = PTHREAD_MUTEX_INITIALIZER;
-/* This thread is making a copy: a copy asked for inside it (a callback of it started an
- * endpoint, or forked: the child inherits this flag) waited for its own lock forever, or
- * overwrote the buffers the outer copy still reads; it is owed instead, to the endpoint thread. */
+/* This thread is making a copy: a copy asked for inside it (in a child forked in a callback
+ * of the copy, which inherits this flag) would wait for its own lock forever, or overwrite
+ * the buffers the outer copy still reads; it is owed instead, to the endpoint thread. */
 static __thread int t_copying;
 static pthread_cond_t g_reg_cond = PTHREAD_COND_INITIALIZER;   /* a callback returned */
 
