@@ -40,7 +40,9 @@ thread with too little C stack left to parse its file (made with a small `thread
 CPython's parser would crash the process on a deeply nested source) is dropped and reported,
 and nothing is concluded: a call from a thread with room reads the file. Whether the room is
 enough is estimated from the file's tokens (brackets and chains of operators, keywords and
-lambdas); a thread with 2 MiB or more left reads any file. What the
+lambdas); a thread with 2 MiB or more left reads any file. (The room is told by the C fast
+path, `wpptrace._fastpath`; an interpreter it was not built for reads every file unchecked,
+as before.) What the
 application raises while a call runs is its own and passes on: KeyboardInterrupt, SystemExit,
 and what its signal handler raises when a signal is handled during the call (while a value
 converts, while a site resolves: see :mod:`wpptrace.provider.tracing_interrupts`).
