@@ -14,7 +14,7 @@ import dataclasses
 import os
 import threading
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from wpptrace.provider import api
 from wpptrace.provider._hazmat import check, ffi, lib
@@ -222,11 +222,16 @@ class TraceSession:
         if exc is None:
             self.stop()
             return
-        try:
-            self.stop()
-        except Exception as failure:  # noqa: BLE001 - the block's exception is the one to see
-            _add_note(exc, f"wpptrace: stopping session {self.name!r} also failed: "
-                           f"{_failure_words(failure)}")
+        stop_noting(exc, self.stop, f"wpptrace: stopping session {self.name!r} also failed")
+
+
+def stop_noting(exc: BaseException, stop: "Callable[[], object]", who: str) -> None:
+    """``stop()`` while ``exc`` is on its way: a failure of it becomes a note on ``exc``
+    (``who``: the words before the failure's), never the exception that is seen."""
+    try:
+        stop()
+    except Exception as failure:  # noqa: BLE001 - exc is the one to see
+        _add_note(exc, f"{who}: {_failure_words(failure)}")
 
 
 def _failure_words(failure: BaseException) -> str:

@@ -226,12 +226,9 @@ class Capture:
             self.stop()
             return
         # the block's exception goes on: a failure to stop becomes a note on it
-        from wpptrace.provider.sessions import _add_note, _failure_words
+        from wpptrace.provider.sessions import _add_note, stop_noting
 
-        try:
-            self.stop()
-        except Exception as failure:  # noqa: BLE001 - the block's exception is the one to see
-            _add_note(exc, f"wpptrace capture {self.name}: {_failure_words(failure)}")
+        stop_noting(exc, self.stop, f"wpptrace capture {self.name}")
         if self.etl_path is not None:
             self._keep_quietly()
             if self.kept:
@@ -269,12 +266,9 @@ class Capture:
                     self._attach_logging()
                 _active.append(self)
             except BaseException as exc:
-                try:
-                    self._end_session()
-                except Exception as failure:  # noqa: BLE001 - why start failed comes first
-                    from wpptrace.provider.sessions import _add_note, _failure_words
+                from wpptrace.provider.sessions import stop_noting
 
-                    _add_note(exc, f"wpptrace capture {self.name}: {_failure_words(failure)}")
+                stop_noting(exc, self._end_session, f"wpptrace capture {self.name}")   # start's error first
                 raise
 
     def _attach_logging(self) -> None:

@@ -203,6 +203,20 @@ def disk_full_under(path) -> None:
         os.close(full)
 
 
+def ended_relay(address, recorded, name: str, count: int):
+    """A relay (started) given the recorded header and its first ``count`` buffers, then the
+    session's end."""
+    from wpptrace.remote import Relay
+
+    head, buffers = recorded
+    relay = Relay(address, buffer_size=len(head), name=name, linger=PATIENCE).start()
+    relay.add(head)
+    for buf in buffers[:count]:
+        relay.add(buf)
+    relay.finish()
+    return relay
+
+
 def wait_until(predicate, timeout: float = PATIENCE, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -180,6 +180,34 @@ def _busy_then_welcome_then_a_write_failure_then_refuse(sock, connections=[0]):
         sock.sendall(P.encode_error(ERROR_ACCESS_DENIED, "not this relay"))
 
 
+def _relay_backing_off(answer, name: str, recorded) -> tuple[Relay, list[float]]:
+    """A relay sending ``recorded`` to a fake collector that answers its connections with
+    ``answer(sock, state)``, run until the collector refuses it for good; returns the relay
+    and the waits it made between connections (its backoff)."""
+    header, buffers = recorded
+    fake = FakeCollector(lambda sock, state=[0]: answer(sock, state))
+    relay = Relay(fake.address, buffer_size=len(header), name=name, linger=PATIENCE,
+                  connect_timeout=PATIENCE, max_queue=100_000)
+    waits: list[float] = []
+    idle = relay._idle
+
+    async def counted_idle(seconds):
+        waits.append(seconds)
+        await idle(seconds)
+    relay._idle = counted_idle
+    relay.add(header)
+    for buf in buffers:
+        relay.add(buf)
+    relay.start()
+    try:
+        assert relay.wait(PATIENCE)
+    finally:
+        relay.close()
+        fake.close()
+    assert relay.outcome.startswith("refused: not this relay"), relay.outcome
+    return relay, waits
+
+
 def _welcome_then_refuse_the_header(sock, connections=[0]):
     connections[0] += 1
     if connections[0] <= 3:
@@ -197,27 +225,7 @@ def test_a_relay_welcomed_then_refused_before_any_ack_backs_off_and_says_it_once
     (0.2, 0.4, 0.8 s) and says the busy answer once, instead of asking every 0.2 s with a
     warning each time."""
     caplog.set_level(logging.DEBUG, logger="wpptrace.remote.relay")
-    header, buffers = recorded
-    fake = FakeCollector(lambda sock, state=[0]: _welcome_then_refuse_the_header(sock, state))
-    relay = Relay(fake.address, buffer_size=len(header), name="full-disk", linger=PATIENCE,
-                  connect_timeout=PATIENCE, max_queue=100_000)
-    waits = []
-    idle = relay._idle
-
-    async def counted_idle(seconds):
-        waits.append(seconds)
-        await idle(seconds)
-    relay._idle = counted_idle
-    relay.add(header)
-    for buf in buffers:
-        relay.add(buf)
-    relay.start()
-    try:
-        assert relay.wait(PATIENCE)
-    finally:
-        relay.close()
-        fake.close()
-    assert relay.outcome.startswith("refused: not this relay"), relay.outcome
+    relay, waits = _relay_backing_off(_welcome_then_refuse_the_header, "full-disk", recorded)
     said = [r.levelname for r in caplog.records if "the collector is busy" in r.getMessage()]
     assert said == ["WARNING", "DEBUG", "DEBUG"]
     assert [w for w in waits if w != 0.25] == [0.2, 0.4, 0.8]   # (0.25: waiting for a header)
@@ -229,28 +237,8 @@ def test_a_relay_that_got_in_says_a_later_busy_answer_again_and_backs_off_from_t
     later ERROR_BUSY (a write that failed mid-stream) is a warning again, and the next attempt
     waits the first backoff again."""
     caplog.set_level(logging.DEBUG, logger="wpptrace.remote.relay")
-    header, buffers = recorded
-    fake = FakeCollector(lambda sock, state=[0]:
-                         _busy_then_welcome_then_a_write_failure_then_refuse(sock, state))
-    relay = Relay(fake.address, buffer_size=len(header), name="welcomed", linger=PATIENCE,
-                  connect_timeout=PATIENCE, max_queue=100_000)
-    waits = []
-    idle = relay._idle
-
-    async def counted_idle(seconds):
-        waits.append(seconds)
-        await idle(seconds)
-    relay._idle = counted_idle
-    relay.add(header)
-    for buf in buffers:
-        relay.add(buf)
-    relay.start()
-    try:
-        assert relay.wait(PATIENCE)
-    finally:
-        relay.close()
-        fake.close()
-    assert relay.outcome.startswith("refused: not this relay"), relay.outcome
+    relay, waits = _relay_backing_off(_busy_then_welcome_then_a_write_failure_then_refuse,
+                                      "welcomed", recorded)
     said = [(r.levelname, r.getMessage()) for r in caplog.records
             if "the collector is busy" in r.getMessage()]
     assert said == [

@@ -11,7 +11,7 @@ import sys
 import threading
 
 import pytest
-from remote_helpers import (PATIENCE, Proxy, TracedSession, _StuckClose, _StuckWrite,
+from remote_helpers import (PATIENCE, Proxy, ended_relay, TracedSession, _StuckClose, _StuckWrite,
                             data_buffers, decoded_text, disk_full_under, header, relay_process,
                             wait_until)
 
@@ -465,22 +465,12 @@ def test_collect_ends_on_sigterm_with_a_stuck_disk_and_exits_1(recorded, tmp_pat
     assert locked_in_handler == []          # the handler took no lock
 
 
-def _ended_relay(address, recorded, name, count=3) -> Relay:
-    head, buffers = recorded
-    relay = Relay(address, buffer_size=len(head), name=name, linger=PATIENCE).start()
-    relay.add(head)
-    for buf in buffers[:count]:
-        relay.add(buf)
-    relay.finish()
-    return relay
-
-
 def test_a_source_shows_closed_only_once_its_file_is(recorded, tmp_path, monkeypatch):
     """While its file is being closed a source shows neither closed nor stopped (its outcome
     is not known yet), and a stop that gives up then lists that file."""
     disk = _StuckClose(monkeypatch)
     collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")).start()
-    relay = _ended_relay(collector.address, recorded, "closing")
+    relay = ended_relay(collector.address, recorded, "closing", 3)
     try:
         assert disk.stuck.wait(PATIENCE)
         (source,) = collector.sources
@@ -502,10 +492,10 @@ def test_a_file_being_closed_holds_up_no_other_connection(recorded, tmp_path, mo
     The stuck one's relay gets its last ACK once its file is closed."""
     disk = _StuckClose(monkeypatch)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
-        slow = _ended_relay(collector.address, recorded, "slow")
+        slow = ended_relay(collector.address, recorded, "slow", 3)
         try:
             assert disk.stuck.wait(PATIENCE)
-            quick = _ended_relay(collector.address, recorded, "quick", count=4)
+            quick = ended_relay(collector.address, recorded, "quick", 4)
             try:
                 assert quick.wait(PATIENCE) and quick.outcome == "ended", quick.outcome
             finally:

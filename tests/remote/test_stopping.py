@@ -8,21 +8,11 @@ import os
 import signal
 import threading
 
-from remote_helpers import PATIENCE, HandRelay, _StuckClose, _StuckWrite, wait_until
+from remote_helpers import PATIENCE, HandRelay, _StuckClose, _StuckWrite, ended_relay, wait_until
 
 from wpptrace.remote import Collector, Relay
 from wpptrace.remote import protocol as P
 from wpptrace.winerror import ERROR_BUSY
-
-
-def _deliver(address, recorded, name: str, count: int = 2) -> Relay:
-    head, buffers = recorded
-    relay = Relay(address, buffer_size=len(head), name=name, linger=PATIENCE).start()
-    relay.add(head)
-    for buf in buffers[:count]:
-        relay.add(buf)
-    relay.finish()
-    return relay
 
 
 def test_stop_in_the_collectors_own_thread_is_refused_and_stops_nothing(recorded, tmp_path):
@@ -41,7 +31,7 @@ def test_stop_in_the_collectors_own_thread_is_refused_and_stops_nothing(recorded
                           on_source_end=stop_from_the_hook).start()
     try:
         for name in ("first", "second"):
-            relay = _deliver(collector.address, recorded, name)
+            relay = ended_relay(collector.address, recorded, name, 2)
             try:
                 assert relay.wait(PATIENCE) and relay.outcome == "ended", relay.outcome
             finally:
