@@ -89,7 +89,7 @@ def window_shares(jobs: int, data_bytes: int = 0) -> list[float]:
     first one is half the size: this process ends it while the first worker is half-way
     through its own, so from then on each process's window starts about half a window after
     the one before it, and is held in memory only until that one ends (with windows that
-    end together, each is held whole). The last 2 x jobs windows' worth of the file comes
+    end together, each is held whole). The last ``jobs`` windows' worth of the file comes
     in windows that get smaller (jobs of a half, jobs of a quarter, 2 x jobs of an eighth):
     the processes, taking them as each becomes free, end within about an eighth of a window
     of each other, where equal last windows left one process idle for up to one of them."""
