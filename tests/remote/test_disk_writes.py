@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from remote_helpers import (HERE, PATIENCE, HandRelay, _StuckOpen, _StuckWrite, data_buffers,
-                            wait_until)
+                            ended_relay, wait_until)
 
 from wpptrace.remote import Collector, Relay
 from wpptrace.remote import protocol as P
@@ -35,6 +35,22 @@ def _one_source(collector):
     return source
 
 
+def _release_and_end_slow(collector, disk, slow: HandRelay, buffers) -> None:
+    """The tail of the two tests below: the disk answers again, "slow" (buffer 1 sent) ends
+    and is acknowledged; both files hold their buffers ("quick": the first four). Run in
+    their ``finally`` (the disk is released and "slow" closed even when the test failed)."""
+    disk.release.set()
+    try:
+        slow.end(2)
+        assert slow.answer()[:2] == (P.FrameType.ACK, 2)
+    finally:
+        slow.close()
+    assert collector.wait_for(lambda ss: all(s.closed for s in ss), PATIENCE)
+    paths = {s.session: s.path for s in collector.sources}
+    assert data_buffers(paths["quick"]) == buffers[:4]
+    assert data_buffers(paths["slow"]) == buffers[:1]
+
+
 def test_a_stuck_write_holds_up_no_other_source(recorded, tmp_path, monkeypatch):
     head, buffers = recorded
     disk = _StuckWrite(monkeypatch, only="slow")
@@ -56,16 +72,8 @@ def test_a_stuck_write_holds_up_no_other_source(recorded, tmp_path, monkeypatch)
             assert collector.wait_for(lambda ss: any(s.closed for s in ss), PATIENCE)
             assert [s.session for s in collector.sources if s.closed] == ["quick"]
             assert not disk.release.is_set()
-            disk.release.set()
-            slow.end(2)
-            assert slow.answer()[:2] == (P.FrameType.ACK, 2)
         finally:
-            disk.release.set()
-            slow.close()
-        assert collector.wait_for(lambda ss: all(s.closed for s in ss), PATIENCE)
-        paths = {s.session: s.path for s in collector.sources}
-    assert data_buffers(paths["quick"]) == buffers[:4]
-    assert data_buffers(paths["slow"]) == buffers[:1]
+            _release_and_end_slow(collector, disk, slow, buffers)
 
 
 def test_a_file_whose_creation_hangs_holds_up_no_other_source(recorded, tmp_path, monkeypatch):
@@ -90,16 +98,8 @@ def test_a_file_whose_creation_hangs_holds_up_no_other_source(recorded, tmp_path
             assert collector.wait_for(lambda ss: any(s.closed for s in ss), PATIENCE)
             assert [(s.session, s.buffers, s.path) for s in collector.sources
                     if not s.closed] == [("slow", 0, None)]     # not read meanwhile
-            disk.release.set()
-            slow.end(2)
-            assert slow.answer()[:2] == (P.FrameType.ACK, 2)
         finally:
-            disk.release.set()
-            slow.close()
-        assert collector.wait_for(lambda ss: all(s.closed for s in ss), PATIENCE)
-        paths = {s.session: s.path for s in collector.sources}
-    assert data_buffers(paths["quick"]) == buffers[:4]
-    assert data_buffers(paths["slow"]) == buffers[:1]
+            _release_and_end_slow(collector, disk, slow, buffers)
 
 
 def test_an_end_after_a_failed_write_gets_the_failure_not_its_ack(recorded, tmp_path,
@@ -351,6 +351,89 @@ def test_all_queues_together_are_bounded_too(recorded, tmp_path, monkeypatch):
             disk.release.set()
             stuck.close()
             other.close()
+
+
+def test_a_disk_that_makes_no_progress_fails_its_source_and_the_others_go_on(
+        recorded, tmp_path, monkeypatch, caplog):
+    """A stuck source's queue fills every queue together, so another source is not read;
+    once the stuck writer made no progress for ``write_timeout`` its source fails as on a
+    failed write (said and counted once, its relay told ERROR_BUSY, its queued bytes let
+    go), and the other source is read and delivered."""
+    head, buffers = recorded
+    disk = _StuckWrite(monkeypatch, only="stuck")
+    ended = []
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), max_queued=2 * len(head),
+                   write_timeout=2.0, on_source_end=ended.append) as collector:
+        stuck = _open(collector.address, head, "stuck")
+        other = _open(collector.address, head, "other")
+        try:
+            assert collector.wait_for(lambda ss: len(ss) == 2 and all(s.path for s in ss),
+                                      PATIENCE)
+            stuck.buffer(1, buffers[0])
+            stuck.buffer(2, buffers[1])
+            assert disk.stuck.wait(PATIENCE)
+            other.buffer(1, buffers[0])
+            other.buffer(2, buffers[1])             # waits: every queue together is full
+            code, reason = _error(stuck.answer())   # (the disk is never released)
+            assert code == ERROR_BUSY
+            assert reason.endswith(".etl: the disk made no progress for 2 s"), reason
+            other.end(3)
+            assert other.answer()[:2] == (P.FrameType.ACK, 3)
+            assert collector.wait_for(lambda ss: all(s.closed for s in ss), PATIENCE)
+            assert collector._queued_bytes == 0
+        finally:
+            disk.release.set()
+            stuck.close()
+            other.close()
+        sources = {s.session: s for s in collector.sources}
+    assert sorted(s.session for s in ended) == ["other", "stuck"]
+    assert sources["other"].ended and data_buffers(sources["other"].path) == buffers[:2]
+    failed = sources["stuck"]
+    assert not failed.ended and reason == f"cannot write {failed.path}: the disk made no " \
+                                          f"progress for 2 s"
+    assert failed.file_error == ("writing it failed: the disk made no progress for 2 s; not "
+                                 "closed: its thread still waits for the disk")
+    assert (collector.write_failures, collector.protocol_errors, collector.files_failed) == (
+        1, 0, 1)
+    said = [r.getMessage() for r in caplog.records
+            if r.levelname in ("WARNING", "ERROR") and "no progress" in r.getMessage()]
+    assert len(said) == 2 and said[0].endswith(f"closed: {reason}")     # and its summary
+    assert said[1].endswith(f"{failed.path} may be incomplete: {failed.file_error} (the "
+                            f"session had not stopped)")
+
+
+def test_a_finished_write_wakes_only_the_connections_that_may_go_on(recorded, tmp_path,
+                                                                    monkeypatch):
+    """A connection that waits for its own source's full queue is not woken by another
+    source's writes (only by its own source's progress)."""
+    head, buffers = recorded
+    disk = _StuckWrite(monkeypatch, only="waiting")
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   max_queued_per_source=2 * len(head)) as collector:
+        waiting = _open(collector.address, head, "waiting")
+        try:
+            for seq in range(1, 4):
+                waiting.buffer(seq, buffers[seq - 1])
+            assert disk.stuck.wait(PATIENCE)
+            assert collector.wait_for(lambda ss: ss[0].disk_waits == 1, PATIENCE)
+            busy = ended_relay(collector.address, recorded, "busy", 8)
+            try:
+                assert busy.wait(PATIENCE) and busy.outcome == "ended", busy.outcome
+            finally:
+                busy.close()
+            assert collector._readers == []     # not among those waiting for all queues
+            conn = collector._sources[waiting.source_id].connection
+            pending = conn.room
+            assert pending is not None and not pending.done()      # never woken
+            disk.release.set()
+            waiting.end(4)
+            answers = [waiting.answer()]
+            while answers[-1][:2] != (P.FrameType.ACK, 4):
+                answers.append(waiting.answer())
+                assert answers[-1] is not None and answers[-1][0] == P.FrameType.ACK
+        finally:
+            disk.release.set()
+            waiting.close()
 
 
 def test_a_stop_that_gives_up_counts_every_queued_buffer(recorded, tmp_path, monkeypatch):

@@ -85,7 +85,8 @@ class SourceStats:
     ended: bool = False              #: END received: the relay delivered everything
     stopped: bool = False            #: ... and the session had stopped (the file is complete,
                                      #: unless ``file_error`` says otherwise); set with ``closed``
-    closed: bool = False             #: the file is closed (``stopped`` and ``file_error`` final)
+    closed: bool = False             #: the file is closed, or left to a disk that does not
+                                     #: answer (``stopped`` and ``file_error`` final)
     file_error: str = ""             #: why the file may lack data (writing or closing it
                                      #: failed)
     reason: str = ""                 #: why the last connection closed
@@ -110,19 +111,26 @@ class Abandoned:
 class _DiskWriter:
     """One source's file, created, written and closed in a thread of its own, in the order
     asked (a daemon thread: a disk that never answers holds up neither the other sources nor
-    the process's exit). ``create()`` makes the file, the first job; its outcome,
+    the process's exit). ``create(writer)`` makes the file, the first job; its outcome,
     ``created(path, failure)``, each write's, ``written(seq, size, error)``, and the close's,
     ``settle(error)``, are called in the collector's thread. After a failed creation or
     write the later writes are not tried (each reports that error), but a file made is
     still closed. RuntimeError if no thread can be had."""
 
-    def __init__(self, create: Callable[[], EtlStreamFile], loop: asyncio.AbstractEventLoop,
+    def __init__(self, create: Callable[["_DiskWriter"], EtlStreamFile],
+                 loop: asyncio.AbstractEventLoop,
                  created: Callable[[Optional[str], Optional[P.ProtocolError]], None],
                  written: Callable[[int, int, str], None]):
         self._file: Optional[EtlStreamFile] = None
         self._error = ""
         self._loop = loop
         self._written = written
+        #: the file being made, then made (set by ``create`` in the writer's thread: a
+        #: creation that hangs can still be named)
+        self.path: Optional[str] = None
+        #: why the collector gave up on this thread (set in the collector's thread)
+        self._abandoned: Optional[str] = None
+        self._settle: Optional[Callable[[str], None]] = None
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._work.put((self._create, create, created))
         threading.Thread(target=self._run, name="collector-disk", daemon=True).start()
@@ -134,13 +142,35 @@ class _DiskWriter:
         self._work.put((self._set_lost, events_lost, buffers_lost))
 
     def close(self, end_time: int, settle: Callable[[str], None]) -> None:
+        if self._abandoned is not None:     # (its thread closes the file if it ever can)
+            self._loop.call_soon(settle, self._abandoned)
+            return
+        self._settle = settle
         self._work.put((None, end_time, settle))
+
+    def abandon(self, reason: str) -> None:
+        """Give up on a thread stuck in the disk (in the collector's thread): no outcome of
+        it is delivered any more, the jobs queued behind it are not tried, a close already
+        asked is settled now with ``reason`` (a later one at once); if the disk ever
+        answers, the thread closes the file and ends."""
+        if self._abandoned is not None:
+            return
+        self._abandoned = reason
+        self._error = self._error or reason
+        if self._settle is not None:
+            self._loop.call_soon(self._settle, reason)
+        else:
+            self._work.put((None, 0, lambda error: None))
 
     def _tell(self, fn, *args) -> None:
         try:
-            self._loop.call_soon_threadsafe(fn, *args)
+            self._loop.call_soon_threadsafe(self._deliver, fn, args)
         except RuntimeError:    # the loop is closed: a stop gave up on this file
             pass
+
+    def _deliver(self, fn, args) -> None:
+        if self._abandoned is None:     # (read in the collector's thread, which sets it)
+            fn(*args)
 
     def _run(self) -> None:
         while True:
@@ -154,7 +184,7 @@ class _DiskWriter:
                 created: Callable[[Optional[str], Optional[P.ProtocolError]], None]) -> None:
         failure: Optional[P.ProtocolError] = None
         try:
-            self._file = create()
+            self._file = create(self)
         except P.ProtocolError as exc:
             failure = exc
         except BaseException as exc:    # noqa: BLE001 - said as the source's failure
@@ -203,7 +233,8 @@ class _Source:
         self.hello = hello
         self.buffer_size = hello.buffer_size
         self.stats = SourceStats(hello.source_id, label, hello.session, hello.host, peer)
-        self.writer: Optional[_DiskWriter] = None
+        self.writer: Optional[_DiskWriter] = None  # None once finishing: no more writes
+        self.disk: Optional[_DiskWriter] = None    # the same, kept (its file's name)
         self.view = None
         self.have_header = False
         self.last_seq = 0                        # the last BUFFER sequence taken
@@ -211,6 +242,8 @@ class _Source:
                                                  # (or counted lost): what ACKs say
         self.queued_buffers = 0                  # handed to the writer, not yet written
         self.queued_bytes = 0
+        self.progress_at = 0.0                   # when its writer last had an outcome, or
+                                                 # its queue last stopped being empty
         self.write_error = ""                    # the file's creation or a write failed:
                                                  # nothing later is written
         self.creating = False                    # the file is being made: not read meanwhile
@@ -346,6 +379,8 @@ class _Source:
         """A buffer of ``size`` bytes handed to the writer (counted until its outcome)."""
         if self.connection is not None:
             self.connection.queued += 1
+        if not self.queued_buffers:
+            self.progress_at = time.monotonic()
         self.queued_buffers += 1
         self.queued_bytes += size
         self.collector._queued_bytes += size
@@ -373,15 +408,44 @@ class _Source:
         self._done_with(size)
 
     def _done_with(self, size: int) -> None:
-        self.queued_buffers -= 1
+        self.progress_at = time.monotonic()
+        self._release(1, size)
+
+    def _release(self, buffers: int, size: int) -> None:
+        """``buffers`` of ``size`` bytes in all leave the queue: wake the connections that
+        may read again (this source's, and those waiting for all queues together)."""
+        collector = self.collector
+        self.queued_buffers -= buffers
         self.queued_bytes -= size
-        self.collector._queued_bytes -= size
+        collector._queued_bytes -= size
         if not self.queued_buffers:
             idle, self._idle = self._idle, []
             for waiter in idle:
                 if not waiter.done():
                     waiter.set_result(None)
-        self.collector._wake_readers()
+        if self.connection is not None and not self.connection.waits_for_all:
+            self.connection.wake()
+        if collector._queued_bytes < collector.max_queued:
+            collector._wake_readers()
+
+    def stalled(self, seconds: float) -> None:
+        """Its writer made no progress for ``seconds`` while holding queued buffers (a disk
+        that does not answer): the source fails as a failed write does (said and counted
+        once, its relay told, which keeps its buffers), the writer's thread is left to the
+        disk, its file is not closed (readable up to its last header), and what it holds
+        leaves the queues (the other sources are read again)."""
+        writer = self.disk
+        if self.stats.path is None and writer is not None:
+            self.stats.path = writer.path           # (being made: it may exist)
+        reason = f"the disk made no progress for {seconds:g} s"
+        if not self.write_error:
+            self.write_error = reason
+            self._failed(_StorageFailed(f"cannot write {self.stats.path or 'its file'}: "
+                                        f"{reason}"))
+        if writer is not None:
+            writer.abandon("not closed: its thread still waits for the disk")
+        self.creating = False
+        self._release(self.queued_buffers, self.queued_bytes)
 
     def _failed(self, failure: P.ProtocolError) -> None:
         """The file could not be made or written: the source ends (a file made is closed
@@ -415,6 +479,8 @@ class _Source:
         if self.finishing:
             return
         self.finishing = True
+        if self.connection is not None:
+            self.connection.wake()                  # (if it waits for room: it ends)
         if self.view is not None:
             self.view.close()
         writer, self.writer = self.writer, None
@@ -454,12 +520,21 @@ class _Connection:
         self.identity = identity
         self.replaced = False
         self.welcomed = False               # WELCOME sent: ACKs may follow
+        #: set while it is not read for want of room (see Collector._room_for) ...
+        self.room: Optional[asyncio.Future] = None
+        #: ... and whether for all queues together (else: its own source's)
+        self.waits_for_all = False
         self.queued = 0                     # buffers it handed to the source's writer (the
                                             # header's file creation counts as one)
         #: the handler's task while it reads frames (a failed write cancels it) ...
         self.receiving: Optional[asyncio.Task] = None
         #: ... saying why
         self.failure: Optional[P.ProtocolError] = None
+
+    def wake(self) -> None:
+        """If it waits for room: look again."""
+        if self.room is not None and not self.room.done():
+            self.room.set_result(None)
 
 
 class Collector:
@@ -479,6 +554,11 @@ class Collector:
     disk catches up (nothing is dropped: the relay keeps what is not acknowledged).
     ``max_queued``: the same for all sources together (each connection may take one frame
     past either: the check comes before a frame is read, whose size is not known yet).
+    ``write_timeout``: seconds a source's writer may go without finishing a write (or the
+    file's creation) while it holds queued buffers; past it the disk is taken for one that
+    does not answer and the source fails as on a failed write (its relay keeps its buffers
+    and retries; the file is left as it is, readable up to its last header, and its queued
+    buffers leave the bounds above, so the other sources go on).
     ``on_source_end(stats)`` is called
     (in the collector's thread) when a source's file is closed.
     """
@@ -490,8 +570,13 @@ class Collector:
                  max_buffer_size: int = 1 << 20, timeout: float = 60.0,
                  handshake_timeout: float = 10.0, resume_window: float = 300.0,
                  max_queued_per_source: int = 4 << 20, max_queued: int = 64 << 20,
+                 write_timeout: float = 60.0,
                  on_source_end: Optional[Callable[[SourceStats], None]] = None):
         check_allow(allow, tls)
+        if max_queued_per_source < 1 or max_queued < 1:
+            raise ValueError("max_queued_per_source and max_queued must be at least 1 byte")
+        if not write_timeout > 0:
+            raise ValueError(f"write_timeout must be more than 0 seconds, not {write_timeout}")
         self.listen = listen
         self.output_dir = output_dir
         self.live = live
@@ -508,6 +593,7 @@ class Collector:
         self.on_source_end = on_source_end
         self.max_queued_per_source = max_queued_per_source
         self.max_queued = max_queued
+        self.write_timeout = write_timeout
         self._queued_bytes = 0                          # all sources' queued_bytes
         self._readers: list[asyncio.Future] = []        # connections waiting for room
         self.address: Optional[tuple[str, int]] = None
@@ -662,8 +748,10 @@ class Collector:
         log.info("collector listening on %s:%d%s", sock[0], sock[1], " (TLS)" if self.tls else "")
         self._ready.set()
         expiry = asyncio.ensure_future(self._expire())
+        watch = asyncio.ensure_future(self._watch_writers())
         await self._stop_event.wait()
         expiry.cancel()
+        watch.cancel()
         self._server.close()
         for source in list(self._sources.values()):
             conn = source.connection
@@ -690,6 +778,18 @@ class Collector:
                                 "(readable up to its last buffer)", source.stats.label,
                                 self.resume_window, source.stats.path or "source")
                     source.finish(0)
+
+    async def _watch_writers(self) -> None:
+        """Fail the sources whose writer made no progress for ``write_timeout`` seconds while
+        holding queued buffers (their disk does not answer): stuck sources alone could fill
+        every queue, and then no connection at all would be read."""
+        while True:
+            await asyncio.sleep(min(1.0, self.write_timeout / 4))
+            now = time.monotonic()
+            for source in list(self._sources.values()):
+                if (source.queued_buffers and source.disk is not None
+                        and now - source.progress_at >= self.write_timeout):
+                    source.stalled(self.write_timeout)
 
     # -- sources ---------------------------------------------------------------------------
     def _close_in_writer(self, writer: "_DiskWriter", end_time: int,
@@ -719,17 +819,27 @@ class Collector:
 
     async def _room_for(self, source: _Source, conn: _Connection) -> None:
         """Wait (not reading the connection: the relay's queue holds its buffers) while the
-        source's file is being made, or its queue or all queues together are full."""
+        source's file is being made, or its queue or all queues together are full. Woken
+        only when it may go on: by its own source's progress, or (waiting for all queues)
+        once they are below their bound."""
         counted = False
-        while (not (conn.replaced or source.finishing)
-               and (source.creating or source.queued_bytes >= self.max_queued_per_source
-                    or self._queued_bytes >= self.max_queued)):
+        while not (conn.replaced or source.finishing):
+            if source.creating or source.queued_bytes >= self.max_queued_per_source:
+                conn.waits_for_all = False
+            elif self._queued_bytes >= self.max_queued:
+                conn.waits_for_all = True
+            else:
+                return
             if not counted and not source.creating:
                 source.stats.disk_waits += 1
                 counted = True
-            waiter = asyncio.get_running_loop().create_future()
-            self._readers.append(waiter)
-            await waiter
+            conn.room = asyncio.get_running_loop().create_future()
+            if conn.waits_for_all:
+                self._readers.append(conn.room)
+            try:
+                await conn.room
+            finally:
+                conn.room = None
 
     def _label_for(self, hello: P.Hello) -> str:
         label = f"{hello.session}@{hello.host}"
@@ -744,9 +854,9 @@ class Collector:
             base = "_".join(_UNSAFE.sub("_", part)[:64].strip("._") or "x"
                             for part in (s.host, s.session)) + "_" + s.source_id.hex[:8]
             try:
-                source.writer = _DiskWriter(lambda: self._create_file(base, header),
-                                            asyncio.get_running_loop(), source.created,
-                                            source.written)
+                source.writer = source.disk = _DiskWriter(
+                    lambda writer: self._create_file(base, header, writer),
+                    asyncio.get_running_loop(), source.created, source.written)
             except RuntimeError:                    # no thread to be had
                 raise _StorageFailed(f"cannot write a file for {s.label}: no thread for "
                                      f"it") from None
@@ -755,13 +865,14 @@ class Collector:
         if self.live is not None:
             source.view = self.live.open(s.label, header)
 
-    def _create_file(self, base: str, header: bytes) -> EtlStreamFile:
+    def _create_file(self, base: str, header: bytes, writer: _DiskWriter) -> EtlStreamFile:
         """The source's new file (in its writer's thread: a disk that hangs holds up only
-        this source): BASE.etl, or BASE-2.etl ... if it exists. ProtocolError if none can
-        be made."""
+        this source): BASE.etl, or BASE-2.etl ... if it exists (each name tried is the
+        writer's ``path`` meanwhile). ProtocolError if none can be made."""
         for attempt in range(1, _NAMES_TRIED + 1):
             path = os.path.join(self.output_dir, base + ("" if attempt == 1 else f"-{attempt}")
                                 + ".etl")
+            writer.path = path
             try:
                 return EtlStreamFile(path, header)
             except Win32Error as exc:
@@ -993,7 +1104,7 @@ class Collector:
                 log.warning("%s: a new connection from %s replaces the one from %s",
                             source.stats.label, conn.peer, old.peer)
                 old.writer.transport.abort()
-                self._wake_readers()                # (if it waits for room: it ends)
+                old.wake()                          # (if it waits for room: it ends)
         source.connection = conn
         source.detached_at = None
         source.stats.peer = conn.peer
