@@ -151,3 +151,50 @@ def test_modules_sharing_a_symbol_stream_are_walked_once(pdb_maker):
     info = read_pdb(bytes(image), name="s.pdb")
     assert len(info.annotations) == 1 and len(info.issues) == 1
     assert "already used by module 0" in str(info.issues[0])
+
+
+def _directory_image(page_size: int, file_pages: int, dir_pages: int, map_entries: list[int],
+                     dir_entries: list[int]) -> bytes:
+    """A container of ``file_pages`` pages whose superblock claims 0xFFFFFFFF pages and a
+    directory of ``dir_pages`` pages; map page i lists ``dir_entries`` (page 1 onwards)."""
+    image = bytearray(_superblock(page_size, 0xFFFFFFFF, dir_pages * page_size, 0)[:-4])
+    image += struct.pack(f"<{len(map_entries)}I", *map_entries)
+    image = image.ljust(file_pages * page_size, b"\0")
+    struct.pack_into(f"<{len(dir_entries)}I", image, map_entries[0] * page_size, *dir_entries)
+    return bytes(image)
+
+
+def test_directory_larger_than_the_file_is_refused_from_the_superblock():
+    """An 8 KiB file claiming a 20 000-page directory, every page of it page 1, is refused
+    before any directory page is copied: memory stays near the file's size."""
+    import tracemalloc
+    image = _directory_image(4096, 2, 20000, [1] * 20, [1] * 1024)
+    tracemalloc.start()
+    try:
+        err = _error(image)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert err.offset == 0x2C and "20020 pages" in str(err) and "more than the file's 2" in str(err)
+    assert peak < 1 << 20
+
+
+def test_directory_page_named_twice_is_refused_before_copying():
+    # 40 directory pages in a 64-page file: the sizes fit, but every entry names page 3
+    image = _directory_image(512, 64, 40, [2], [3] * 40)
+    err = _error(image)
+    assert err.offset == 2 * 512 + 4 and "page 3 is already used by the stream directory" in str(err)
+    assert str(err).count("\n") == 0
+
+
+def test_directory_page_that_is_a_map_page_is_refused():
+    image = _directory_image(512, 64, 2, [2], [3, 2])
+    err = _error(image)
+    assert err.offset == 2 * 512 + 4 and "page 2 is already used by the directory page map" in str(err)
+
+
+def test_map_page_named_twice_is_refused():
+    # 129 directory pages need two map pages (128 entries each at 512 bytes)
+    image = _directory_image(512, 300, 129, [2, 2], list(range(3, 131)))
+    err = _error(image)
+    assert err.offset == 0x34 + 4 and "page 2 is already used by the directory page map" in str(err)

@@ -142,18 +142,16 @@ class MsfFile:
     def file_size(self) -> int:
         return len(self._buf)
 
-    def _page_bytes(self, page: int, what: str, where: int) -> bytes:
-        """The bytes of ``page``; ``where`` is the file offset of the u32 that named it."""
+    def _page_error(self, page: int, what: str, where: int) -> PdbError:
+        """The error for ``page``, which is not a whole page of the file; ``where`` is the file
+        offset of the u32 that named it."""
         if page >= self.num_pages:
-            raise self._error(f"{what}: page number {page} is out of range", where,
-                              f"a page number below the superblock's page count {self.num_pages}")
+            return self._error(f"{what}: page number {page} is out of range", where,
+                               f"a page number below the superblock's page count {self.num_pages}")
         start = page * self.page_size
-        end = start + self.page_size
-        if end > len(self._buf):
-            raise self._error(f"{what}: page {page} (file offset {start:#x}) lies past the end of "
-                              f"the {len(self._buf)}-byte file (truncated?)", where,
-                              f"the whole page inside the file")
-        return bytes(self._buf[start:end])
+        return self._error(f"{what}: page {page} (file offset {start:#x}) lies past the end of "
+                           f"the {len(self._buf)}-byte file (truncated?)", where,
+                           f"the whole page inside the file")
 
     # -- superblock and directory ----------------------------------------------------------
     def _parse_superblock(self) -> None:
@@ -182,12 +180,16 @@ class MsfFile:
         if dir_bytes < 4:
             raise self._error(f"stream directory size {dir_bytes} is too small", 0x2C,
                               "at least 4 bytes (the stream count)")
+        # Pages belong to one owner each (superblock, directory map, directory, one stream), so
+        # everything the reader copies fits in the pages the file really has. The claimed page
+        # count is a number from the file, so the file's length bounds it too.
+        self.file_pages = min(num_pages, len(buf) // page_size)
         dir_pages = -(-dir_bytes // page_size)
-        if dir_pages > num_pages:
-            raise self._error(f"stream directory of {dir_bytes} bytes needs {dir_pages} pages, "
-                              f"more than the file's {num_pages}", 0x2C,
-                              "a directory that fits in the file")
         map_pages = -(-(dir_pages * 4) // page_size)
+        if dir_pages + map_pages > self.file_pages:
+            raise self._error(f"stream directory of {dir_bytes} bytes needs {dir_pages + map_pages} pages "
+                              f"with its page map, more than the file's {self.file_pages}", 0x2C,
+                              "a directory that fits in the file")
         if _SUPERBLOCK_MAP_OFFSET + 4 * map_pages > page_size:
             raise self._error(f"directory page map needs {map_pages} entries, more than fit in "
                               f"the superblock", 0x2C, "a smaller stream directory")
@@ -197,17 +199,31 @@ class MsfFile:
 
     def _parse_directory(self) -> None:
         ps = self.page_size
+        # Every page number is checked (in the file, named once) before any page is copied, so
+        # the copies together never exceed the file's size.
+        owner: dict[int, str] = {}
+
+        def claim(page: int, what: str, where: int) -> None:
+            if page >= self.file_pages:
+                raise self._page_error(page, what, where)
+            if page in owner:
+                raise self._error(f"{what}: page {page} is already used by the {owner[page]}", where,
+                                  "each directory and directory map page named once")
+            owner[page] = what
+
         # level 1: pages holding the list of directory pages
-        page_list = b"".join(
-            self._page_bytes(p, "directory page map", _SUPERBLOCK_MAP_OFFSET + 4 * i)
-            for i, p in enumerate(self._map_pages))
+        for i, p in enumerate(self._map_pages):
+            claim(p, "directory page map", _SUPERBLOCK_MAP_OFFSET + 4 * i)
+        page_list = b"".join(bytes(self._buf[p * ps:(p + 1) * ps]) for p in self._map_pages)
         dir_page_nums = struct.unpack_from(f"<{self._dir_pages}I", page_list, 0)
         # level 2: the directory itself
-        chunks = []
         for i, p in enumerate(dir_page_nums):
-            where = self._map_pages[(4 * i) // ps] * ps + (4 * i) % ps
-            chunks.append(self._page_bytes(p, "stream directory", where))
-        directory = b"".join(chunks)[:self.directory_bytes]
+            claim(p, "stream directory", self._map_pages[(4 * i) // ps] * ps + (4 * i) % ps)
+        joined = bytearray()
+        for p in dir_page_nums:
+            joined += self._buf[p * ps:(p + 1) * ps]
+        directory = bytes(joined[:self.directory_bytes])
+        del joined
         self._dir_page_nums = dir_page_nums
 
         def dir_offset(pos: int) -> int:  # file offset of byte ``pos`` of the directory
@@ -223,7 +239,7 @@ class MsfFile:
         # Pages belong to one stream each, so all streams together fit in the file's pages. This
         # bound also stops a hostile directory from naming the same page over and over to make
         # a few kilobytes of file expand into gigabytes of stream data.
-        file_pages = min(self.num_pages, len(self._buf) // ps)
+        file_pages = self.file_pages
         pages_left = file_pages - len(dir_page_nums) - len(self._map_pages)
         streams: list[tuple[int, tuple[int, ...]]] = []
         for i, size in enumerate(sizes):
@@ -248,7 +264,7 @@ class MsfFile:
                             else "past the end of the file (truncated?)")
                     raise self._error(f"stream {i}: page number {p} is {what}",
                                       dir_offset(pos + 4 * j),
-                                      f"a page number below {min(self.num_pages, len(self._buf) // ps)}")
+                                      f"a page number below {file_pages}")
             streams.append((size, pages))
             pos += 4 * count
         self._streams = streams
