@@ -164,3 +164,61 @@ def test_enumerator_budget_stops_shared_chains(pdb_maker, monkeypatch):
     monkeypatch.setattr(pdbtypes, "_MAX_ENUMERATORS", 3)
     info = read_pdb(image)
     assert info.enums == {} and "more enumerators" in str(info.issues[0]) and len(info.messages) == 1
+
+
+def _lines_run_in_symbols(budget: int, call):
+    """Run ``call()`` counting the lines executed in the symbol reader; past ``budget`` lines
+    the count stops the call (a measure of work done, independent of the machine's speed)."""
+    import sys
+    from wpptrace.tmf.pdb import symbols
+
+    executed = 0
+
+    def local(frame, event, arg):
+        nonlocal executed
+        if event == "line":
+            executed += 1
+            if executed > budget:
+                raise RuntimeError(f"more than {budget} lines run in the symbol reader")
+        return local
+
+    def global_trace(frame, event, arg):
+        return local if frame.f_code.co_filename == symbols.__file__ else None
+
+    previous = sys.gettrace()
+    sys.settrace(global_trace)
+    try:
+        return call(), executed
+    finally:
+        sys.settrace(previous)
+
+
+def test_never_closed_scopes_keep_the_walk_linear(pdb_maker):
+    """Blocks whose PtrEnd is 0 stay open for good; each annotation after them still costs a
+    fixed amount of work, and nesting past the depth cap is reported once."""
+    pm = pdb_maker
+    n = 3000
+    body = (pm.proc("Outer") + pm.block() * n + pm.annotation(*tmf(40))
+            + pm.annotation(b"note") * n)
+    image = pm.make_pdb([("a.obj", body)])
+    records = 2 * n + 2
+    info, executed = _lines_run_in_symbols(100 * records, lambda: read_pdb(image, name="deep.pdb"))
+    assert len(info.annotations) == n + 1 and funcs(info) == {40: "Outer"}
+    from wpptrace.tmf.pdb.symbols import MAX_SCOPE_DEPTH
+    assert len(info.issues) == 1
+    text = str(info.issues[0])
+    assert f"{n + 1 - MAX_SCOPE_DEPTH} scopes nested more than {MAX_SCOPE_DEPTH} deep" in text
+    assert text.startswith("deep.pdb: offset ") and "\n" not in text
+
+
+def test_scopes_past_the_depth_cap_still_close_in_order(pdb_maker):
+    from wpptrace.tmf.pdb.symbols import MAX_SCOPE_DEPTH
+
+    pm = pdb_maker
+    deep = MAX_SCOPE_DEPTH + 50
+    body = (pm.proc("Outer") + pm.block() * deep + pm.annotation(*tmf(41)) + pm.end() * deep
+            + pm.annotation(*tmf(42)) + pm.end() + pm.annotation(*tmf(43))
+            + pm.proc("Next") + pm.annotation(*tmf(44)) + pm.end())
+    info = read_pdb(pm.make_pdb([("a.obj", body)]))
+    assert funcs(info) == {41: "Outer", 42: "Outer", 43: None, 44: "Next"}
+    assert len(info.issues) == 1 and "51 scopes nested more than" in str(info.issues[0])

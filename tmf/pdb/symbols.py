@@ -59,6 +59,8 @@ NAMELESS_SCOPE_KINDS = frozenset({
 SCOPE_END_KINDS = frozenset({0x0006, 0x114F, 0x114E})  # S_END, S_PROC_ID_END, S_INLINESITE_END
 PROC_NAME_OFFSET = 0x27  # from the record start (u16 len, u16 kind, ...)
 PROC_END_OFFSET = 0x08  # PtrEnd: stream offset of the matching S_END
+#: deeper nesting is not tracked (reported once per module); real code nests tens of levels
+MAX_SCOPE_DEPTH = 1024
 
 TMF_PREFIX, TMC_PREFIX, PUBLIC_TMF = "TMF:", "TMC:", "PUBLIC_TMF:"
 _WALK_KINDS = PROC_KINDS | NAMELESS_SCOPE_KINDS | SCOPE_END_KINDS | {S_ANNOTATION}
@@ -388,8 +390,13 @@ class _PdbReader:
             self.issue(self.error(f"module {index} ({module_name}): CodeView signature {cv_signature}", s, 0,
                                   "4 (C13; C7/C11-era symbols are not supported)"))
             return
-        # open scopes: (record offset, PtrEnd, is a procedure); names are decoded only when needed
-        scopes: list[tuple[int, int, bool]] = []
+        # open scopes: (record offset, PtrEnd, record offset of the innermost open procedure or
+        # -1). Carrying the procedure with each entry makes an annotation's lookup O(1) however
+        # deep the nesting; its name is decoded once per procedure.
+        scopes: list[tuple[int, int, int]] = []
+        names: dict[int, str] = {}
+        untracked = 0  # scopes open beyond MAX_SCOPE_DEPTH (not on the stack)
+        skipped, first_skipped = 0, 0
         header = _RECORD_HEADER.unpack_from
         u32 = _U32.unpack_from
         off = 4
@@ -400,34 +407,52 @@ class _PdbReader:
                 self.issue(self.error(f"module {index} ({module_name}): symbol record length {reclen} "
                                       f"runs past the symbols", s, off,
                                       f"a length from 2 to {sym_bytes - off - 2}"))
-                return
+                break
             if kind in _WALK_KINDS:
                 # a scope whose PtrEnd we have passed without seeing its S_END is closed
-                while scopes and scopes[-1][0] < scopes[-1][1] < off:
+                while not untracked and scopes and scopes[-1][0] < scopes[-1][1] < off:
                     scopes.pop()
-                if kind in PROC_KINDS:
-                    if reclen + 2 <= PROC_NAME_OFFSET:
+                if kind in PROC_KINDS or kind in NAMELESS_SCOPE_KINDS:
+                    if kind in PROC_KINDS and reclen + 2 <= PROC_NAME_OFFSET:
                         self.issue(self.error(f"procedure record of {reclen + 2} bytes", s, off,
                                               f"more than {PROC_NAME_OFFSET} bytes (fields and a name)"))
-                        return
-                    scopes.append((off, u32(data, off + PROC_END_OFFSET)[0], True))
-                elif kind in NAMELESS_SCOPE_KINDS:
-                    scopes.append((off, u32(data, off + 8)[0] if reclen >= 10 else 0, False))
+                        break
+                    if untracked or len(scopes) >= MAX_SCOPE_DEPTH:
+                        untracked += 1
+                        skipped += 1
+                        first_skipped = first_skipped or off
+                    elif kind in PROC_KINDS:
+                        scopes.append((off, u32(data, off + PROC_END_OFFSET)[0], off))
+                    else:
+                        scopes.append((off, u32(data, off + 8)[0] if reclen >= 10 else 0,
+                                       scopes[-1][2] if scopes else -1))
                 elif kind in SCOPE_END_KINDS:
-                    if scopes:
+                    if untracked:
+                        untracked -= 1
+                    elif scopes:
                         scopes.pop()
-                elif not self._annotation(index, module_name, s, off, next_off, scopes):
-                    return
+                elif not self._annotation(index, module_name, s, off, next_off,
+                                          self._procedure_name(data, scopes, names)):
+                    break
             off = next_off
+        if skipped:
+            self.issue(self.error(f"module {index} ({module_name}): {skipped} scopes nested more than "
+                                  f"{MAX_SCOPE_DEPTH} deep were not tracked (their annotations name the "
+                                  f"procedure at depth {MAX_SCOPE_DEPTH} or above)", s, first_skipped,
+                                  f"scopes nested at most {MAX_SCOPE_DEPTH} deep"))
 
-    def _procedure_name(self, data: bytes, scopes: list[tuple[int, int, bool]]) -> str | None:
+    def _procedure_name(self, data: bytes, scopes: list[tuple[int, int, int]],
+                        names: dict[int, str]) -> str | None:
         """Name of the innermost enclosing procedure ('' if its name is not NUL-terminated)."""
-        for start, _end, is_proc in reversed(scopes):
-            if is_proc:
-                (reclen,) = _U16.unpack_from(data, start)
-                name = self._cstring(data, start + PROC_NAME_OFFSET, start + 2 + reclen)
-                return name if name is not None else ""
-        return None
+        start = scopes[-1][2] if scopes else -1
+        if start < 0:
+            return None
+        name = names.get(start)
+        if name is None:
+            (reclen,) = _U16.unpack_from(data, start)
+            name = self._cstring(data, start + PROC_NAME_OFFSET, start + 2 + reclen) or ""
+            names[start] = name
+        return name
 
     @staticmethod
     def _cstring(data: bytes, start: int, end: int) -> str | None:
@@ -437,7 +462,7 @@ class _PdbReader:
         return _decode(bytes(data[start:nul]))
 
     def _annotation(self, module_index: int, module_name: str, s: MsfStream, off: int, end: int,
-                    scopes: list[tuple[int, int, bool]]) -> bool:
+                    procedure: str | None) -> bool:
         data = s.data
         if end - off < 12:
             self.issue(self.error(f"S_ANNOTATION record of {end - off} bytes", s, off, "at least 12 bytes"))
@@ -451,7 +476,6 @@ class _PdbReader:
                                   f"{end:#x}", s, bad_at, "a NUL-terminated string inside the record"))
             return True  # the record framing is fine: skip just this record
         strings = [_decode(p) for p in pieces[:count]]
-        procedure = self._procedure_name(data, scopes)
         annotation = Annotation(module_index, module_name, s.index, off, s.file_offset(off), segment,
                                 code_offset, tuple(strings), procedure)
         self.info.annotations.append(annotation)
