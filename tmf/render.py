@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 __all__ = ["FormatError", "MessageFormatter", "compile_message", "marker_defaults", "marker_default",
            "native_plan", "PER_MESSAGE", "clear_cache"]
 
-_LINE_RE = LazyPattern(r"(\d+)$")
+# the digits ending a message name; the look-behind makes a search linear on a long run of
+# digits (only the run's first digit can start a match)
+_LINE_RE = LazyPattern(r"(?<!\d)(\d+)$")
 
 
 def marker_defaults(message: Any) -> dict[str, str]:
