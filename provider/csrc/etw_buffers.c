@@ -250,9 +250,11 @@ _Atomic uint32_t wpt_views_retired;
 #endif
 
 /* Views whose memory is being swapped (claimed, not swapped yet), linked by `older`; the lock
- * guards the list, the closing of each view's memfd (a writer never uses the number: see
- * commit_buffer) and the claim, and is held for moments only (never across a test point): a
- * fork waits for it, so a child finds the list whole. */
+ * guards the list, the closing of each view's memfd and the claim, and is held for moments
+ * only (never across a test point): a fork waits for it, so a child finds the list whole. A
+ * writer reads the memfd number without it: from kernel 5.14 on it never uses the number (see
+ * commit_buffer); before, its fallocate fallback still does, and may reach a descriptor that
+ * took the number after the close. */
 static pthread_mutex_t g_swap_lock = PTHREAD_MUTEX_INITIALIZER;
 static wpt_view *g_swapping;
 
