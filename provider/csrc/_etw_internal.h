@@ -830,8 +830,11 @@ ULONG wpt_rt_serve(wpt_session *s, int fd);
 ULONG wpt_registry_find(const char *name, uint32_t *slot, uint32_t *generation);
 
 /* ---- provider processes (etw_endpoint.c, etw_provider.c) ---- */
-/* Make sure this process listens for enable notifications (RegisterTraceGuids). */
+/* Make sure this process listens for enable notifications (RegisterTraceGuids): a close made
+ * in a callback and not done yet is withdrawn, one joining the endpoint thread waited for. */
 ULONG wpt_endpoint_ensure(void);
+/* Is this thread the endpoint thread (never one that must wait for a lock of a copy)? */
+int wpt_on_endpoint_thread(void);
 /* Map the memory of hosted session (slot, whole registry generation) into this process if not
  * done yet: the JOIN names the whole generation, so the host of a newer session in the slot
  * (even 256 generations on, with the same handles) refuses it. */

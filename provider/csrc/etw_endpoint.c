@@ -56,7 +56,12 @@ static uint32_t g_join_gen[WPPTRACE_MAX_SESSIONS];   /* the joined session's reg
 static uint8_t g_rejoin[WPPTRACE_MAX_SESSIONS];  /* forked child: re-join g_join_gen[slot] */
 static int64_t g_rejoin_at[WPPTRACE_MAX_SESSIONS];   /* when to try again (its host was busy) */
 static int64_t g_rejoin_wait[WPPTRACE_MAX_SESSIONS];
-static __thread int t_endpoint_thread;   /* this thread is the endpoint thread */
+/* This thread is the endpoint thread. A child forked in a callback the endpoint thread runs
+ * has a copy of it (the forking thread), beside the new endpoint thread the child starts:
+ * fork_child clears the flag there, and the copy leaves the endpoint's loop as soon as the
+ * callback returns, touching none of the child's endpoint state (two loops used its requests,
+ * retries and descriptors with no common lock). */
+static __thread int t_endpoint_thread;
 
 /* Called with g_ep_lock held: wpptrace_endpoint_close closes the pipe under it. */
 static void wake_thread(void) {
@@ -286,13 +291,15 @@ static void retry_due(void) {
     if (!g_retry_at || wpt_mono_ms() < g_retry_at) return;
     int busy = 0, kept = 0;
     for (int i = 0; i < g_retry_count; i++) {
-        if (!busy && apply_request(g_retries[i].kind, g_retries[i].status, &g_retries[i].msg) != ERROR_BUSY)
-            continue;
+        int applied = !busy && apply_request(g_retries[i].kind, g_retries[i].status, &g_retries[i].msg) != ERROR_BUSY;
+        if (!t_endpoint_thread) return;     /* a forked child's copy of the thread */
+        if (applied) continue;
         busy = 1;
         g_retries[kept++] = g_retries[i];
     }
     g_retry_count = kept;
     if (!busy && g_reconcile_owed) busy = wpt_reconcile_with_registry() == ERROR_BUSY;
+    if (!t_endpoint_thread) return;
     if (!busy) g_reconcile_owed = 0;
     if (busy) {
         retry_backoff();
@@ -315,6 +322,7 @@ static void handle_request(int fd, const wpt_frame *frame, const unsigned char *
     if (f.length == sizeof msg) memcpy(&msg, payload, sizeof msg);
     if ((f.kind == WPT_REQ_ENABLE || f.kind == WPT_REQ_DISABLE) && f.length == sizeof msg) {
         ULONG rc = apply_request(f.kind, f.status, &msg);
+        if (!t_endpoint_thread) return;    /* forked in a callback: the child's copy answers nothing */
         if (rc == ERROR_BUSY) retry_later(f.kind, f.status, &msg);
         wpt_ipc_send(fd, WPT_REPLY, rc, NULL, 0, -1, 2000);
     } else if (f.kind == WPT_REQ_LIST && f.length == 0) {
@@ -336,6 +344,7 @@ static void serve_requests(const struct pollfd *pfd, int first, int n, const int
         int got = pump(c, &f);
         if (got == 0) continue;
         if (got == 1) handle_request(c->fd, &f, c->buf + sizeof f);
+        if (!t_endpoint_thread) return;    /* a forked child's copy: the fd is not its own */
         drop_request(c);                   /* answered, ended or malformed: closed */
     }
     int64_t now = wpt_mono_ms();
@@ -428,10 +437,29 @@ static void rejoin_due(void) {
         g_rejoin[i] = 0;
         wpt_view *v = atomic_load(&wpt_views[i]);
         if (v && v->registry_generation == gen) rejoin(i, gen);
+        if (!t_endpoint_thread) return;
     }
 }
 
 static void endpoint_teardown(void);
+
+/* g_ep_lock held (released here): the endpoint thread ends. Decided with the lock held since
+ * the check of g_quit: a registration withdraws a close made in a callback under it (see
+ * endpoint_ensure), never between the check and the undoing. */
+static void *leave_loop(void) {
+    for (int i = 0; i < MAX_REQUESTS; i++)
+        if (g_requests[i].fd >= 0) {
+            close(g_requests[i].fd);
+            g_requests[i].fd = -1;
+        }
+    if (g_self_closing) {
+        g_self_closing = 0;
+        pthread_detach(pthread_self());
+        endpoint_teardown();
+    }
+    pthread_mutex_unlock(&g_ep_lock);
+    return NULL;
+}
 
 static void *endpoint_main(void *arg) {
     (void)arg;
@@ -440,13 +468,12 @@ static void *endpoint_main(void *arg) {
     int slot_of[2 + WPPTRACE_MAX_SESSIONS + MAX_REQUESTS];   /* join slot, or request entry */
     for (;;) {
         rejoin_due();
+        if (!t_endpoint_thread) return NULL;
         retry_due();
+        if (!t_endpoint_thread) return NULL;
         int n = 0;
         pthread_mutex_lock(&g_ep_lock);
-        if (g_quit) {
-            pthread_mutex_unlock(&g_ep_lock);
-            break;
-        }
+        if (g_quit) return leave_loop();
         int room = 0;
         for (int i = 0; i < MAX_REQUESTS; i++) room |= g_requests[i].fd < 0;
         /* no room (or no descriptor to take one with): new connections wait in the listen
@@ -469,7 +496,10 @@ static void *endpoint_main(void *arg) {
         pthread_mutex_unlock(&g_ep_lock);
         WPT_TEST_POINT(WPT_POINT_ENDPOINT_POLL);
         int wait_ms = until_retry(paused > 0 && paused < 1000 ? (int)paused : 1000);
-        if (poll(pfd, (nfds_t)n, wait_ms) < 0 && errno != EINTR) break;
+        if (poll(pfd, (nfds_t)n, wait_ms) < 0 && errno != EINTR) {
+            pthread_mutex_lock(&g_ep_lock);
+            return leave_loop();
+        }
         if (pfd[1].revents) {
             char buf[64];
             while (read(g_wake[0], buf, sizeof buf) > 0) {}
@@ -497,6 +527,7 @@ static void *endpoint_main(void *arg) {
             pthread_mutex_unlock(&g_ep_lock);
             if (gone) {
                 wpt_apply_session_gone((uint32_t)slot, wpt_for_session(gen));
+                if (!t_endpoint_thread) return NULL;
                 pthread_mutex_lock(&g_attach_lock);
                 wpt_view *v = atomic_load(&wpt_views[slot]);
                 if (v && v->registry_generation == gen && !v->private_pool) wpt_view_retire(v);
@@ -504,17 +535,8 @@ static void *endpoint_main(void *arg) {
             }
         }
         serve_requests(pfd, first_request, n, slot_of, (pfd[0].revents & POLLIN) != 0);
+        if (!t_endpoint_thread) return NULL;
     }
-    for (int i = 0; i < MAX_REQUESTS; i++)
-        if (g_requests[i].fd >= 0) drop_request(&g_requests[i]);
-    pthread_mutex_lock(&g_ep_lock);
-    if (g_self_closing) {
-        g_self_closing = 0;
-        pthread_detach(pthread_self());
-        endpoint_teardown();
-    }
-    pthread_mutex_unlock(&g_ep_lock);
-    return NULL;
 }
 
 static void remove_socket(void) {
@@ -536,8 +558,22 @@ static void endpoint_teardown(void) {
     g_running = 0;
 }
 
-static ULONG endpoint_ensure(void) {
+/* `registering`: for a RegisterTraceGuids, whose provider must be reachable once it returns. */
+static ULONG endpoint_ensure(int registering) {
     pthread_mutex_lock(&g_ep_lock);
+    if (registering && g_running && g_pid == (uint32_t)getpid() && g_quit && !g_closing
+        && (g_self_closing || g_starting)) {
+        /* a close made in a callback returned at once, the undoing left to the endpoint thread
+         * or the start: a registration after it withdraws it (the endpoint was undone under the
+         * new provider, which no session of another process could reach) */
+        g_quit = 0;
+        g_self_closing = 0;
+    }
+    if (registering && g_closing && g_pid == (uint32_t)getpid() && !t_endpoint_thread && !wpt_in_callback()) {
+        /* another thread's close joins the endpoint thread: once it is done a new endpoint
+         * starts (in a callback it is not waited for: its caller may be what the thread waits for) */
+        while (g_closing) pthread_cond_wait(&g_started, &g_ep_lock);
+    }
     if (g_running && g_pid == (uint32_t)getpid()) {
         pthread_mutex_unlock(&g_ep_lock);
         return ERROR_SUCCESS;
@@ -607,17 +643,38 @@ static ULONG endpoint_ensure(void) {
     return rc;
 }
 
+/* Cancellation is held off in the calls below that wait with a lock held or a state half
+ * changed (in poll, recv, pthread_join, pthread_cond_wait: cancellation points): a thread
+ * cancelled there left the lock held, and every fork() and later call waited for it forever.
+ * The start's copy runs application callbacks: they run with cancellation held off too. */
+
 /* Not cancelled midway (the copy's JOINs wait in poll and recv): a start left unfinished
  * held the copy lock, and every later close waited for it forever. */
-ULONG wpt_endpoint_ensure(void) {
+static ULONG ensure_uncancelled(int registering) {
     int state;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
-    ULONG rc = endpoint_ensure();
+    ULONG rc = endpoint_ensure(registering);
     pthread_setcancelstate(state, NULL);
     return rc;
 }
 
+ULONG wpt_endpoint_ensure(void) { return ensure_uncancelled(1); }
+
+int wpt_on_endpoint_thread(void) { return t_endpoint_thread; }
+
+static void endpoint_close(void);
+
+/* Not cancelled midway: cancelled in pthread_join it left a close marked as joining, and every
+ * later close (Python's atexit among them) waited for it forever; in pthread_cond_wait it
+ * returned holding the endpoint's lock, and every fork() waited for that. */
 void wpptrace_endpoint_close(void) {
+    int state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+    endpoint_close();
+    pthread_setcancelstate(state, NULL);
+}
+
+static void endpoint_close(void) {
     /* in a ControlCallback (its caller may hold the control lock, which a callback of the
      * start or of the endpoint thread may wait for): it never waits, the undoing is left to
      * the start or to the thread */
@@ -674,7 +731,19 @@ void wpptrace_endpoint_close(void) {
     pthread_mutex_unlock(&g_ep_lock);
 }
 
+static ULONG attach(uint32_t slot, uint32_t generation);
+
+/* Not cancelled midway: the JOIN waits in poll and recv with the attach lock held, which a
+ * cancelled thread kept, and every fork() and later attach waited for it forever. */
 ULONG wpt_attach(uint32_t slot, uint32_t generation) {
+    int state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+    ULONG rc = attach(slot, generation);
+    pthread_setcancelstate(state, NULL);
+    return rc;
+}
+
+static ULONG attach(uint32_t slot, uint32_t generation) {
     if (slot >= WPPTRACE_MAX_SESSIONS) return ERROR_INVALID_HANDLE;
     wpt_view *mapped = atomic_load(&wpt_views[slot]);
     if (mapped && mapped->registry_generation == generation
@@ -683,7 +752,7 @@ ULONG wpt_attach(uint32_t slot, uint32_t generation) {
     /* Someone must watch the host. Started before the attach lock: a new endpoint copies the
      * registry, whose enables attach to their sessions in turn (under the lock, that attach
      * waited for this one forever). */
-    ULONG rc = wpt_endpoint_ensure();
+    ULONG rc = endpoint_ensure(0);
     pthread_mutex_lock(&g_attach_lock);
     wpt_view *v = atomic_load(&wpt_views[slot]);
     if (v && v->registry_generation == generation && atomic_load(&v->sh->status) == WPT_RUNNING) {
@@ -864,7 +933,7 @@ static void fork_child(void) {
         g_rejoin[i] = (uint8_t)had[i];
         g_rejoin_at[i] = g_rejoin_wait[i] = 0;
     }
-    wpt_endpoint_ensure();
+    ensure_uncancelled(0);
 }
 
 

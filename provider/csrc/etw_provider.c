@@ -522,8 +522,12 @@ static ULONG copy_registry(int drop_absent) {
     static enable_entry held[WPT_MAX_ENABLES];
     static uint8_t busy[WPPTRACE_MAX_SESSIONS];     /* a JOIN of this pass found its host busy */
     if (t_copying) return ERROR_BUSY;
-    /* taken before the registry lock: waiting for it never holds the registry */
-    pthread_mutex_lock(&g_copy_lock);
+    /* taken before the registry lock: waiting for it never holds the registry. Never waited
+     * for by the endpoint thread, which retries (the copy stays owed): a copy holding it may
+     * never end (a child forked in its callback that never returns there), and the endpoint
+     * went deaf */
+    if (wpt_on_endpoint_thread() ? pthread_mutex_trylock(&g_copy_lock) != 0 : pthread_mutex_lock(&g_copy_lock) != 0)
+        return ERROR_BUSY;
     t_copying = 1;
     WPT_TEST_POINT(WPT_POINT_REGISTRY_COPYING);
     ULONG rc;

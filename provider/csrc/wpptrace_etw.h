@@ -192,7 +192,11 @@ typedef struct {
 ULONG wpptrace_enumerate_providers(WPPTRACE_PROVIDER_INFO *Providers, ULONG Count, ULONG *Total);
 /* The runtime directory holding the user's session sockets and registry (NULL if unusable). */
 const char *wpptrace_runtime_directory(void);
-/* Stop listening for enable notifications (a process about to exit). */
+/* Stop listening for enable notifications (a process about to exit); a RegisterTraceGuids
+ * after it listens again. It is not cancelled midway (cancellation is held off until it
+ * returns), nor are RegisterTraceGuids and EnableTrace while they start the endpoint or join a
+ * session of another process: ControlCallbacks run by a new endpoint's copy of the registry run
+ * with cancellation held off too. */
 void  wpptrace_endpoint_close(void);
 /* Enables of other processes' sessions this process had no room for (it keeps 1024) and
  * dropped, each counted once; their providers stay disabled here. */

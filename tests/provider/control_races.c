@@ -231,6 +231,23 @@
  *       generation-atomic  whether a session's registry generation is an atomic object.
  *       copy-after-disable  as resurrect, this process never having held G's enable for A (the
  *                   registry has it, nobody told this process): G must stay disabled.
+ *       fork-on-endpoint  the endpoint thread reconciles; the enable's callback forks, and in
+ *                   the child returns into the copy of the endpoint thread's loop: that copy must
+ *                   end (it served the child's endpoint beside the child's own endpoint thread,
+ *                   with no lock in common); the child's own endpoint goes on.
+ *       cancel-joining  a thread's close is cancelled as it joins the endpoint thread: it must
+ *                   finish the close (it left the close marked as joining, and every later
+ *                   close waited forever); a later close returns, a fork returns.
+ *       cancel-close-waiting  a second close, waiting for a first that joins the endpoint
+ *                   thread, is cancelled: a fork must return (it left the endpoint's lock held).
+ *       cancel-join  a registration's JOIN of A is cancelled once it chose A: a fork must return
+ *                   (the JOIN left the attach lock held).
+ *       close-then-register  a callback closes the endpoint (returns at once), then registers
+ *                   another provider: the endpoint must stay (the endpoint thread undid it, and
+ *                   no session of another process could reach the new provider).
+ *       fork-in-copy-stays  this process reconciles; the enable's callback forks and the child
+ *                   never returns into it: the child's endpoint must still serve (its thread
+ *                   waited for the copy lock only that copy would release, deaf for good).
  *       freed-stop  A (slot 2) looks gone from here (its entry's process start time altered,
  *                   as a host in another PID namespace looks): starting B frees A's entry and
  *                   takes slot 1, which session X held until then; then A's host stops
@@ -286,6 +303,11 @@
  * close-in-stop-joining "joined 0|1 stop_returned 0|1 stop_p RC enabled 0|1 socket_left 0|1 stop_a RC",
  * close-in-stop "close_waited 0|1 stop_returned 0|1 stop_p RC registered 0|1 enabled 0|1 socket_left 0|1
  * stop_a RC",
+ * fork-on-endpoint "child_status N two_loops 0|1 copy_ended 0|1 child_socket 0|1 child_served 0|1 stop_a RC",
+ * cancel-joining "cancelled 0|1 closed 0|1 socket_left 0|1 forked 0|1", cancel-close-waiting "cancelled
+ * 0|1 forked 0|1 socket_left 0|1", cancel-join "registered RC cancelled 0|1 forked 0|1 stop_a RC",
+ * close-then-register "enable RC socket_kept 0|1 start_c N enables N stop_x RC stop_c RC",
+ * fork-in-copy-stays "reconcile RC served_before 0|1 enable RC child_enabled 0|1 stop_b RC stop_a RC",
  * full-table "filled N first RC second RC dropped N stop_x RC stop_a RC", generation-atomic "atomic 0|1",
  * copy-after-disable "disable RC last 0|1 enabled_after 0|1 listed_after 0|1 stop_a RC stop_b RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
@@ -3444,7 +3466,367 @@ static int generation_atomic(void) {
     return 0;
 }
 
+/* A fork made in a thread of its own: has it returned within 10 s (a lock fork waits for
+ * left held by a cancelled thread makes it wait forever)? */
+static _Atomic int g_fork_returned;
+
+static void *fork_thread(void *arg) {
+    (void)arg;
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    int status;
+    if (child > 0)
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    atomic_store(&g_fork_returned, 1);
+    return NULL;
+}
+
+static int fork_returns(void) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, fork_thread, NULL) != 0) return 0;
+    int64_t deadline = wpt_mono_ms() + 10000;
+    while (!atomic_load(&g_fork_returned) && wpt_mono_ms() < deadline) usleep(1000);
+    return atomic_load(&g_fork_returned);
+}
+
+/* fork-on-endpoint: the endpoint thread reconciles with the registry, which holds an enable
+ * for A of a provider here, whose ENABLE callback forks; in the child it returns, into the
+ * copy of the endpoint thread's loop. */
+static _Atomic int g_ep_forked, g_copy_polled, g_copy_ended, g_new_polled;
+static int g_ep_fork_status = -1;
+static pid_t g_copy_tid;
+static pthread_key_t g_copy_key;
+
+static void at_child_poll(int point) {
+    if (point != WPT_POINT_ENDPOINT_POLL) return;
+    if ((pid_t)syscall(SYS_gettid) == g_copy_tid) atomic_store(&g_copy_polled, 1);
+    else atomic_store(&g_new_polled, 1);
+}
+
+static void copy_ended(void *value) {
+    (void)value;
+    atomic_store(&g_copy_ended, 1);
+}
+
+/* The child: until the copy of the endpoint thread polled (a second loop), or it ended and the
+ * child's own endpoint thread polled after that. */
+static void *watch_copy(void *arg) {
+    (void)arg;
+    int64_t deadline = wpt_mono_ms() + 10000;
+    int ended = 0;
+    while (!atomic_load(&g_copy_polled) && wpt_mono_ms() < deadline) {
+        if (!ended && atomic_load(&g_copy_ended)) {
+            ended = 1;
+            atomic_store(&g_new_polled, 0);
+        }
+        if (ended && atomic_load(&g_new_polled)) break;
+        usleep(1000);
+    }
+    _exit(atomic_load(&g_copy_polled) | !ended << 1 | !endpoint_socket_exists() << 2
+          | !(ended && atomic_load(&g_new_polled)) << 3);
+}
+
+static ULONG fork_on_endpoint(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    if (code != WMI_ENABLE_EVENTS || atomic_exchange(&g_ep_forked, 1)) return ERROR_SUCCESS;
+    pid_t child = fork();
+    if (child == 0) {
+        g_copy_tid = (pid_t)syscall(SYS_gettid);
+        if (pthread_key_create(&g_copy_key, copy_ended) != 0) _exit(64);
+        pthread_setspecific(g_copy_key, &g_copy_key);     /* its destructor runs as it ends */
+        wpt_test_point = at_child_poll;
+        pthread_t watcher;
+        if (pthread_create(&watcher, NULL, watch_copy, NULL) != 0) _exit(64);
+        return ERROR_SUCCESS;                  /* back into the endpoint thread's loop */
+    }
+    int status = 0;
+    if (child > 0)
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    g_ep_fork_status = child > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+    return ERROR_SUCCESS;
+}
+
+static int fork_on_endpoint_mode(const char *dir) {
+    uint32_t slot, generation;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
+    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE r;
+    if (RegisterTraceGuids(fork_on_endpoint, NULL, &g_first_control, 1, &reg, NULL, NULL, &r)) return 5;
+    if (registry_enable(&g_first_control, slot) < 0) return 6;
+    wpt_endpoint_redeliver();                  /* the endpoint thread reconciles */
+    int64_t deadline = wpt_mono_ms() + 30000;
+    while (g_ep_fork_status == -1 && wpt_mono_ms() < deadline) usleep(1000);
+    int status = g_ep_fork_status;
+    printf("child_status %d two_loops %d copy_ended %d child_socket %d child_served %d stop_a %u\n", status,
+           status >= 0 && status < 16 ? status & 1 : 1, status >= 0 && status < 16 ? !(status & 2) : 0,
+           status >= 0 && status < 16 ? !(status & 4) : 0, status >= 0 && status < 16 ? !(status & 8) : 0,
+           (unsigned)stop_by_name("control-races-a"));
+    fflush(stdout);
+    _exit(0);                                  /* a hung endpoint thread must not hold up exit */
+}
+
+/* cancel-joining: a thread's wpptrace_endpoint_close is held once it told the endpoint thread
+ * to end, before it joins it, and is cancelled there; then another thread closes the endpoint
+ * and this process forks. */
+static void at_cancel_joining(int point) {
+    if (point != WPT_POINT_ENDPOINT_JOINING || !atomic_exchange(&g_cancel_armed, 0)) return;
+    sem_post(&g_cancel_held);
+    sem_wait(&g_cancel_go);                /* a cancellation point */
+}
+
+static void *close_cancelled(void *arg) {
+    (void)arg;
+    wpptrace_endpoint_close();
+    pthread_testcancel();
+    return NULL;
+}
+
+static int cancel_joining(void) {
+    static callback_count r;
+    if (register_counted(&g_owed_control, &r)) return 3;      /* the endpoint runs */
+    sem_init(&g_cancel_held, 0, 0);
+    sem_init(&g_cancel_go, 0, 0);
+    wpt_test_point = at_cancel_joining;
+    atomic_store(&g_cancel_armed, 1);
+    pthread_t t, closer;
+    if (pthread_create(&t, NULL, close_cancelled, NULL) != 0) return 4;
+    if (wait_sem(&g_cancel_held, 10)) return 5;
+    pthread_cancel(t);
+    sem_post(&g_cancel_go);
+    void *result = NULL;
+    pthread_join(t, &result);
+    if (pthread_create(&closer, NULL, close_after_cancel, NULL) != 0) return 6;
+    int64_t deadline = wpt_mono_ms() + 10000;
+    while (!atomic_load(&g_cancel_closed) && wpt_mono_ms() < deadline) usleep(1000);
+    int closed = atomic_load(&g_cancel_closed);
+    printf("cancelled %d closed %d socket_left %d forked %d\n", result == PTHREAD_CANCELED, closed,
+           endpoint_socket_exists(), fork_returns());
+    fflush(stdout);
+    _exit(0);                                  /* a hung close must not hold up exit */
+}
+
+/* cancel-close-waiting: a thread's close is held before it joins the endpoint thread; a second
+ * thread's close waits for it and is cancelled as it waits; then the first goes on, and this
+ * process forks. */
+static sem_t g_second_waiting;
+
+static void at_joining_then_waiting(int point) {
+    if (point == WPT_POINT_ENDPOINT_CLOSE_WAITING) {
+        sem_post(&g_second_waiting);           /* the endpoint's lock held: never waits here */
+        return;
+    }
+    if (point != WPT_POINT_ENDPOINT_JOINING || !atomic_exchange(&g_cancel_armed, 0)) return;
+    sem_post(&g_cancel_held);
+    sem_wait(&g_cancel_go);
+}
+
+static void *close_waiting_cancelled(void *arg) {
+    (void)arg;
+    wpptrace_endpoint_close();
+    pthread_testcancel();
+    return NULL;
+}
+
+static int cancel_close_waiting(void) {
+    static callback_count r;
+    if (register_counted(&g_owed_control, &r)) return 3;      /* the endpoint runs */
+    sem_init(&g_cancel_held, 0, 0);
+    sem_init(&g_cancel_go, 0, 0);
+    sem_init(&g_second_waiting, 0, 0);
+    wpt_test_point = at_joining_then_waiting;
+    atomic_store(&g_cancel_armed, 1);
+    pthread_t first, second;
+    if (pthread_create(&first, NULL, close_first, NULL) != 0) return 4;
+    if (wait_sem(&g_cancel_held, 10)) return 5;
+    if (pthread_create(&second, NULL, close_waiting_cancelled, NULL) != 0) return 6;
+    if (wait_sem(&g_second_waiting, 10)) return 7;
+    pthread_cancel(second);
+    sem_post(&g_cancel_go);                    /* the first close joins the endpoint thread */
+    void *result = NULL;
+    pthread_join(second, &result);
+    int forked = fork_returns();
+    int64_t deadline = wpt_mono_ms() + 10000;  /* the first close ends (or waits for the lock) */
+    while (endpoint_socket_exists() && wpt_mono_ms() < deadline) usleep(1000);
+    printf("cancelled %d forked %d socket_left %d\n", result == PTHREAD_CANCELED, forked, endpoint_socket_exists());
+    fflush(stdout);
+    _exit(0);                                  /* a hung fork must not hold up exit */
+}
+
+/* cancel-join: the endpoint runs; a thread registers a provider that A (hosted elsewhere)
+ * enabled, and its JOIN of A is held once it chose A, and cancelled there; then this process
+ * forks. */
+static void at_join_cancelled(int point) {
+    if (point != WPT_POINT_JOIN_CHOSEN || !atomic_exchange(&g_cancel_armed, 0)) return;
+    sem_post(&g_cancel_held);
+    sem_wait(&g_cancel_go);                /* a cancellation point */
+}
+
+static int cancel_join(const char *dir) {
+    uint32_t slot, generation;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
+    static callback_count other;
+    if (register_counted(&g_first_control, &other)) return 5;   /* the endpoint runs */
+    if (EnableTrace(1, 0x5, 4, &g_owed_control, a)) return 6;    /* nothing registered yet */
+    sem_init(&g_cancel_held, 0, 0);
+    sem_init(&g_cancel_go, 0, 0);
+    wpt_test_point = at_join_cancelled;
+    atomic_store(&g_cancel_armed, 1);
+    static ULONG registered = 99;
+    pthread_t t;
+    if (pthread_create(&t, NULL, register_cancelled, &registered) != 0) return 7;
+    if (wait_sem(&g_cancel_held, 10)) return 8;
+    pthread_cancel(t);
+    sem_post(&g_cancel_go);
+    void *result = NULL;
+    pthread_join(t, &result);
+    int forked = fork_returns();
+    printf("registered %u cancelled %d forked %d stop_a %u\n", (unsigned)registered, result == PTHREAD_CANCELED,
+           forked, forked ? (unsigned)stop_by_name("control-races-a") : 99u);
+    fflush(stdout);
+    _exit(0);                                  /* a hung fork must not hold up exit */
+}
+
+/* close-then-register: private session X's ENABLE callback (run in the main thread) closes
+ * the endpoint, then registers another provider, while the endpoint thread is held before it
+ * polls; then it goes on, and another process starts C and enables that provider for it. */
+static const GUID g_after_close_control = {0x6a3c2f1f, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+static callback_count g_after_close;
+static _Atomic int g_poll_armed, g_polls_after;
+static sem_t g_poll_held, g_poll_go;
+
+static void at_poll_held(int point) {
+    if (point != WPT_POINT_ENDPOINT_POLL) return;
+    if (atomic_exchange(&g_poll_armed, 0)) {
+        sem_post(&g_poll_held);
+        sem_wait(&g_poll_go);
+    } else {
+        atomic_fetch_add(&g_polls_after, 1);
+    }
+}
+
+static ULONG close_then_register(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    if (code != WMI_ENABLE_EVENTS) return ERROR_SUCCESS;
+    wpptrace_endpoint_close();                 /* in a callback: returns at once */
+    register_counted(&g_after_close_control, &g_after_close);
+    return ERROR_SUCCESS;
+}
+
+static int close_then_register_mode(const char *dir) {
+    TRACEHANDLE x, r;
+    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    if (RegisterTraceGuids(close_then_register, NULL, &g_first_control, 1, &reg, NULL, NULL, &r)) return 3;
+    if (start_private(dir, "control-races-x", &x)) return 4;
+    sem_init(&g_poll_held, 0, 0);
+    sem_init(&g_poll_go, 0, 0);
+    wpt_test_point = at_poll_held;
+    atomic_store(&g_poll_armed, 1);
+    wpt_endpoint_redeliver();                  /* wakes the endpoint thread */
+    if (wait_sem(&g_poll_held, 10)) return 5;
+    ULONG enabled = EnableTrace(1, 0x5, 4, &g_first_control, x);
+    atomic_store(&g_polls_after, 0);
+    sem_post(&g_poll_go);
+    int64_t deadline = wpt_mono_ms() + 10000;  /* one more round, or the endpoint undone */
+    while (atomic_load(&g_polls_after) < 1 && endpoint_socket_exists() && wpt_mono_ms() < deadline)
+        usleep(1000);
+    int kept = endpoint_socket_exists();
+    int started = run_point("start-enable-c", dir);
+    deadline = wpt_mono_ms() + 5000;
+    while (atomic_load(&g_after_close.enables) < 1 && wpt_mono_ms() < deadline) usleep(1000);
+    printf("enable %u socket_kept %d start_c %d enables %d stop_x %u stop_c %u\n", (unsigned)enabled, kept,
+           started, atomic_load(&g_after_close.enables), (unsigned)stop(x),
+           (unsigned)stop_by_name("control-races-c"));
+    fflush(stdout);
+    _exit(0);                                  /* a hung endpoint thread must not hold up exit */
+}
+
+/* fork-in-copy-stays: this process reconciles; the first enable's callback forks, and the
+ * child never returns into it (a worker that ends with _exit); its endpoint must still serve:
+ * a session started in this process then enables a provider of the child. */
+static const GUID g_child_served_control = {0x6a3c2f20, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+static callback_count g_child_served;
+static int g_stay_pipe[2] = {-1, -1};
+static pid_t g_stay_child = -1;
+static int64_t g_stay_after;
+static _Atomic int g_stay_polls;
+
+static void at_stay_poll(int point) {
+    if (point == WPT_POINT_ENDPOINT_POLL && wpt_mono_ms() >= g_stay_after) atomic_fetch_add(&g_stay_polls, 1);
+}
+
+static ULONG fork_and_stay(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    if (code != WMI_ENABLE_EVENTS || g_stay_child != -1) return ERROR_SUCCESS;
+    pid_t child = fork();
+    if (child != 0) {
+        g_stay_child = child;
+        return ERROR_SUCCESS;
+    }
+    /* The child's endpoint owes a copy, tried 1 s after it started: two rounds of its poll
+     * later than that, it was tried (the thread went on past it). */
+    g_stay_after = wpt_mono_ms() + 1100;
+    wpt_test_point = at_stay_poll;
+    int64_t deadline = wpt_mono_ms() + 10000;
+    while (atomic_load(&g_stay_polls) < 2 && wpt_mono_ms() < deadline) usleep(1000);
+    char served_before = atomic_load(&g_stay_polls) >= 2 ? '1' : '0';
+    if (write(g_stay_pipe[1], &served_before, 1) != 1) _exit(64);
+    deadline = wpt_mono_ms() + 10000;
+    while (atomic_load(&g_child_served.enables) < 1 && wpt_mono_ms() < deadline) usleep(1000);
+    _exit(atomic_load(&g_child_served.enables) >= 1 ? 0 : 1);   /* never returns to the copy */
+}
+
+static int fork_in_copy_stays(const char *dir) {
+    uint32_t slot, generation;
+    TRACEHANDLE a, b;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
+    if (pipe(g_stay_pipe) != 0) return 5;
+    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE r;
+    if (RegisterTraceGuids(fork_and_stay, NULL, &g_first_control, 1, &reg, NULL, NULL, &r)
+        || register_counted(&g_child_served_control, &g_child_served))
+        return 6;
+    if (registry_enable(&g_first_control, slot) < 0) return 7;
+    ULONG reconciled = wpt_reconcile_with_registry();
+    if (g_stay_child <= 0) return 8;
+    char served_before = '0';
+    if (read(g_stay_pipe[0], &served_before, 1) != 1) return 9;
+    if (start(dir, "control-races-b", &b)) return 10;
+    ULONG enabled = EnableTrace(1, 0x5, 4, &g_child_served_control, b);
+    int status = 0;
+    while (waitpid(g_stay_child, &status, 0) < 0 && errno == EINTR) {}
+    printf("reconcile %u served_before %d enable %u child_enabled %d stop_b %u stop_a %u\n", (unsigned)reconciled,
+           served_before == '1', (unsigned)enabled, WIFEXITED(status) && WEXITSTATUS(status) == 0,
+           (unsigned)stop(b), (unsigned)stop_by_name("control-races-a"));
+    return 0;
+}
+
+
 int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "fork-on-endpoint") == 0) return fork_on_endpoint_mode(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "cancel-joining") == 0) return cancel_joining();
+    if (argc == 3 && strcmp(argv[1], "cancel-close-waiting") == 0) return cancel_close_waiting();
+    if (argc == 3 && strcmp(argv[1], "cancel-join") == 0) return cancel_join(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "close-then-register") == 0) return close_then_register_mode(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "fork-in-copy-stays") == 0) return fork_in_copy_stays(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "start-enable-c") == 0) {
+        TRACEHANDLE c;
+        if (start(argv[2], "control-races-c", &c) != ERROR_SUCCESS) return 1;
+        return EnableTrace(1, 0x5, 4, &g_after_close_control, c) == ERROR_SUCCESS ? 0 : 1;
+    }
     if (argc == 3 && strcmp(argv[1], "owed-once") == 0) return owed_once(argv[2]);
     if (argc == 3 && strcmp(argv[1], "copy-after-disable") == 0) return copy_after_disable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "disable-owed") == 0) return disable_owed(argv[2]);

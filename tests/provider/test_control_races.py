@@ -745,3 +745,56 @@ def test_a_reconciliation_never_enables_what_this_process_disabled_before_holdin
     assert got["disable"] == 0 and got["last"] == 1           # the reconciliation ran through
     assert got["enabled_after"] == 0 and got["listed_after"] == 0
     assert got["stop_a"] == 0 and got["stop_b"] == 0
+
+
+def test_a_child_forked_in_a_callback_of_the_endpoint_thread_has_one_endpoint_loop(control_races, out):
+    """A child forked in a callback the endpoint thread runs starts its own endpoint thread;
+    the forking thread, a copy of the endpoint thread, went back into the endpoint's loop when
+    the callback returned: two threads served the child's endpoint (its requests, retries and
+    descriptors) with no lock in common. The copy ends instead; the child's endpoint goes on."""
+    got = control_races("fork-on-endpoint", out)
+    assert got == {"child_status": 0, "two_loops": 0, "copy_ended": 1, "child_socket": 1, "child_served": 1,
+                   "stop_a": 0}
+
+
+def test_a_close_cancelled_as_it_joins_the_endpoint_thread_finishes(control_races, out):
+    """wpptrace_endpoint_close joins the endpoint thread (pthread_join: a cancellation point).
+    Cancelled there, it left the close marked as joining: every later close (Python's atexit
+    among them) waited forever. Cancellation is held off for the whole close."""
+    got = control_races("cancel-joining", out)
+    assert got == {"cancelled": 1, "closed": 1, "socket_left": 0, "forked": 1}
+
+
+def test_a_close_cancelled_while_it_waits_for_another_leaves_fork_usable(control_races, out):
+    """A second close waits for the one joining the endpoint thread (pthread_cond_wait: a
+    cancellation point). Cancelled there, it returned holding the endpoint's lock, and every
+    fork() then waited forever."""
+    got = control_races("cancel-close-waiting", out)
+    assert got == {"cancelled": 1, "forked": 1, "socket_left": 0}
+
+
+def test_a_registration_cancelled_in_its_join_leaves_fork_usable(control_races, out):
+    """A registration of a provider a session of another process enabled joins that session
+    (poll and recv with the attach lock held). Cancelled there, the thread kept the lock, and
+    every fork() then waited forever. The join is not cancelled midway."""
+    got = control_races("cancel-join", out)
+    assert got == {"registered": 0, "cancelled": 1, "forked": 1, "stop_a": 0}
+
+
+def test_a_registration_after_a_close_in_a_callback_keeps_the_endpoint(control_races, out):
+    """A close made in a callback returns at once and leaves the undoing to the endpoint
+    thread. A registration after it found the endpoint still running and started none; then
+    the thread undid it: the registration reported success, and no session of another process
+    could ever enable the provider. The registration withdraws the close."""
+    got = control_races("close-then-register", out)
+    assert got == {"enable": 0, "socket_kept": 1, "start_c": 0, "enables": 1, "stop_x": 0, "stop_c": 0}
+
+
+def test_a_child_forked_in_a_copy_that_never_returns_to_it_keeps_its_endpoint_serving(control_races, out):
+    """A child forked in a callback of a registry copy that never returns into it (a worker that
+    ends with _exit) holds that copy's lock for good. Its endpoint thread, owing a copy of its
+    own, waited for that lock forever: no enable or disable reached the child again. The
+    endpoint thread never waits for the lock; the copy stays owed."""
+    got = control_races("fork-in-copy-stays", out)
+    assert got == {"reconcile": 0, "served_before": 1, "enable": 0, "child_enabled": 1, "stop_b": 0,
+                   "stop_a": 0}
