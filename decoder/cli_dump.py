@@ -15,7 +15,7 @@ import sys
 import time
 
 from wpptrace import _outputs as outputs
-from wpptrace._cliutil import complain
+from wpptrace._cliutil import complain, input_problem
 
 from .etlfile import EtlFile, unclean_stop_text
 from .engine import ordered_records
@@ -24,7 +24,9 @@ from .timestamps import FILETIME_TICKS_PER_SECOND, UNIX_EPOCH_SECONDS, TimeConve
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help=".etl file to list")
+    parser.epilog = ("exit status: 0 a clean file, 1 the file could not be read or damage was "
+                     "reported on stderr (everything readable is still listed), 2 bad usage")
+    parser.add_argument("file", metavar="FILE", help=".etl file to list")
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per record; the last line is {\"summary\": ...}")
     parser.add_argument("--file-order", action="store_true",
@@ -61,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         etl = EtlFile(args.file)
     except (OSError, ValueError) as exc:
-        # the reason itself (Win32 name, code, offset), not OSError's "[Errno None] ...: 'path'"
-        reason = (getattr(exc, "strerror", None) or str(exc)).rstrip(".")
-        complain("dump", f"error: {args.file}: cannot read: {reason}")
+        # the reason itself (offset, what was expected, Win32 name), not OSError's
+        # "[Errno None] ...: 'path'"
+        complain("dump", f"error: {input_problem(args.file, exc)}")
         return 1
     with etl:
         out = sys.stdout

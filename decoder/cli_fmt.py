@@ -18,7 +18,7 @@ import sys
 import time
 from operator import attrgetter
 
-from wpptrace._cliutil import RawDescriptionHelpFormatter
+from wpptrace._cliutil import RawDescriptionHelpFormatter, input_problem, reason
 from wpptrace._fieldclass import field, fieldclass
 from wpptrace import _outputs as outputs
 
@@ -76,10 +76,10 @@ def _load_tmfs(opts: FmtOptions, err: IO[str]):
     problems = 0
     for path in opts.tmf_files + opts.tmf_dirs:
         if not os.path.exists(path):
-            print(f"{opts.prog}: error: TMF path not found: {path}", file=err)
+            print(f"{opts.prog}: error: {path}: no such TMF file or directory", file=err)
             problems += 1
             continue
-        if path in opts.tmf_dirs and os.path.isdir(path) and not _has_tmf_files(path):
+        if os.path.isdir(path) and not _has_tmf_files(path):
             # Every message would print as Unknown; say why instead of leaving users guessing.
             print(f"{opts.prog}: warning: {path}: no .tmf files in this directory: messages "
                   f"without a format print as Unknown", file=err)
@@ -120,7 +120,8 @@ def _find_pdb(image: str, symbol_paths: list[str]) -> str:
     from wpptrace.tmf.pdb.tracepdb import pdb_for
 
     if not os.path.isfile(image):
-        raise FileNotFoundError(f"no such file: {image}")
+        raise FileNotFoundError("no such file" if not os.path.isdir(image) else
+                                "is a directory: give the .pdb file, or the image, in it")
     return pdb_for(image, symbol_paths)
 
 
@@ -331,7 +332,7 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
         try:
             inputs.append(_Input(path))
         except (OSError, ValueError) as exc:
-            print(f"{opts.prog}: error: {path}: cannot read: {_describe(exc)}", file=err)
+            print(f"{opts.prog}: error: {input_problem(path, exc)}", file=err)
             status = EXIT_FAILURE
     if not inputs and opts.realtime is None:
         return status or EXIT_FAILURE
@@ -375,8 +376,7 @@ def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str]) -
         try:
             sources = [_open_live(opts.realtime)]
         except (OSError, EOFError) as exc:
-            print(f"{opts.prog}: error: real-time session {opts.realtime!r}: {_describe(exc)}",
-                  file=err)
+            print(f"{opts.prog}: error: {_live_problem(opts.realtime, exc)}", file=err)
             return False
     else:
         sources = [inp.source for inp in inputs]
@@ -607,13 +607,21 @@ def _held_heap(hold: bool = True):
 
 
 def _describe(exc: BaseException) -> str:
-    """A one-line reason: Win32 errors as 'text (ERROR_NAME)', others as their message."""
-    name = getattr(exc, "name", None)
-    text = getattr(exc, "strerror", None)
-    if name and text:
-        text = text.rstrip(".")
-        return text if name in text else f"{text} ({name})"
-    return str(exc) or type(exc).__name__
+    """A one-line reason: Win32 errors as 'detail or text (ERROR_NAME)', others as their message."""
+    return reason(exc)
+
+
+def _live_problem(name: str, exc: BaseException) -> str:
+    """Why the live view of session ``name`` could not start, and what to do about it."""
+    from wpptrace.winerror import ERROR_WMI_INSTANCE_NOT_FOUND
+
+    if getattr(exc, "winerror", None) == ERROR_WMI_INSTANCE_NOT_FOUND:
+        import shlex
+
+        return (f"real-time session {name!r}: no session of this user by that name delivers in "
+                f"real time (ERROR_WMI_INSTANCE_NOT_FOUND); start one with "
+                f"'wpptrace session start {shlex.quote(name)} --realtime'")
+    return f"real-time session {name!r}: {reason(exc)}"
 
 
 # -- wpptrace fmt command line ------------------------------------------------------------
@@ -673,7 +681,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                         help="progress bar on stderr (auto: big files on a terminal)")
     parser.add_argument("--rt", dest="realtime", metavar="SESSION",
-                        help="decode a live in-process session instead of files")
+                        help="decode a running real-time session (one started with --realtime) "
+                             "instead of files, as it comes; Ctrl-C or SIGTERM ends it")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="print tracefmt's completion lines on stderr")
 

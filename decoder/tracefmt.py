@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return EXIT_OK
     except KeyboardInterrupt:
+        print("tracefmt: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - last line of defence: a message, not a traceback
         if os.environ.get("WPPTRACE_TRACEBACK"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from typing import TextIO
 
@@ -22,12 +23,14 @@ _FIXED_FIELDS = ("guid", "number", "name", "format", "args", "component", "sourc
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="tmf_command", metavar="SUBCOMMAND")
     show = sub.add_parser("show", help="list the messages found in TMF files, directories, .tmc or .pdb files",
-                          description="List the messages found (unique (GUID, number) pairs).")
+                          description="List the messages found (unique (GUID, number) pairs).",
+                          epilog="exit status: 0 ok, 1 a path could not be read or an entry was "
+                                 "malformed (see stderr), 2 bad usage")
     show.add_argument("paths", nargs="+", metavar="PATH", help="TMF file, directory, .tmc or .pdb")
     show.add_argument("--json", action="store_true",
                       help="one JSON object per message, then {\"summary\": {...}}")
     show.add_argument("--strict", action="store_true", help="stop at the first malformed entry")
-    show.add_argument("--search-path", default=None,
+    show.add_argument("--search-path", default=None, metavar="DIRS",
                       help="extra TMF search path (';' or os.pathsep separated)")
     show.add_argument("--no-env", action="store_true", help="ignore TRACE_FORMAT_SEARCH_PATH")
     show.set_defaults(_tmf_run=_run_show)
@@ -89,6 +92,13 @@ def _print_text(message: Message, out: TextIO) -> None:
         out.write(f"    %{arg.insert}: {arg.name}, {arg.item}{params}\n")
 
 
+def _has_tmf_files(directory: str) -> bool:
+    try:
+        return any(entry.name.lower().endswith((".tmf", ".tmc")) for entry in os.scandir(directory))
+    except OSError:
+        return True  # unreadable: the loader reports it
+
+
 def _run_show(args: argparse.Namespace) -> int:
     from .errors import TmfError
     from .loader import load
@@ -102,8 +112,15 @@ def _run_show(args: argparse.Namespace) -> int:
         print(err, file=sys.stderr)
         return 1
     except OSError as err:
-        print(f"wpptrace tmf show: {err}", file=sys.stderr)
+        # "PATH: reason", not OSError's "[Errno 2] reason: 'PATH'"
+        where = f"{err.filename}: " if err.filename is not None else ""
+        print(f"wpptrace tmf show: error: {where}{(err.strerror or str(err)).rstrip('.')}",
+              file=sys.stderr)
         return 1
+    for path in args.paths:
+        if os.path.isdir(path) and not _has_tmf_files(path):
+            print(f"wpptrace tmf show: warning: {path}: no .tmf or .tmc files in this directory",
+                  file=sys.stderr)
     for message in messages:
         if args.json:
             out.write(json.dumps(message_to_json(message)) + "\n")

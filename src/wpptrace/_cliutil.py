@@ -78,6 +78,37 @@ def source_date_epoch() -> _dt.datetime | None:
     return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc) if epoch.isdigit() else None
 
 
+def reason(exc: BaseException, path: str | None = None) -> str:
+    """Why an operation failed, in one line: a Win32 error as its detail (where, what was
+    expected) or else its message, then its name in parentheses; other errors as their
+    message. ``path``: the file it was about, left out of the detail when it starts with it
+    (the caller names the file first)."""
+    name = getattr(exc, "name", None)
+    text = getattr(exc, "strerror", None)
+    if not (name and text):
+        text = text or str(exc) or type(exc).__name__
+        return text.rstrip(".") if isinstance(exc, OSError) else text
+    from .winerror import error_text
+
+    said = error_text(exc.winerror)
+    if text.startswith(said):   # "NAME (code): message." then the detail, if any
+        text = text[len(said):].strip() or said.partition(": ")[2]
+    if path and text.startswith(f"{path}: "):
+        text = text[len(path) + 2:]
+    text = text.rstrip(".")
+    return text if name in text else f"{text} ({name})"
+
+
+def input_problem(path: str, exc: BaseException) -> str:
+    """``PATH: what is wrong with it`` for an input that could not be opened: a directory
+    named where a file was expected says so, and what to give instead."""
+    import os
+
+    if os.path.isdir(path):
+        return f"{path}: is a directory: give the .etl files in it ({os.path.join(path, '*.etl')})"
+    return f"{path}: cannot read: {reason(exc, path)}"
+
+
 def complain(command: str, message: object) -> None:
     """``wpptrace <command>: <message>`` on stderr."""
     print(f"wpptrace {command}: {message}", file=sys.stderr)

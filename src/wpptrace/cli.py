@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=command if command in SUBCOMMANDS else None)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:   # told by the (sub)command they were given to, with its usage line
+        _parser_of(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
@@ -59,12 +61,25 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
+        print(f"wpptrace {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
         if args.traceback:
             raise
         print(f"wpptrace {args.command}: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _parser_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the innermost subcommand ``args`` chose (``wpptrace tmf show``'s for
+    ``tmf show``), ``parser`` itself when none was chosen."""
+    while True:
+        chooser = next((action for action in parser._actions
+                        if isinstance(action, argparse._SubParsersAction)), None)
+        chosen = getattr(args, chooser.dest, None) if chooser is not None else None
+        if chosen not in getattr(chooser, "choices", {}):
+            return parser
+        parser = chooser.choices[chosen]
 
 
 def leaving(code: int) -> int:

@@ -85,11 +85,19 @@ def test_unreadable_file_error_is_one_clean_line(capsys, tmp_path):
     empty.write_bytes(b"")
     rc, out, err = dump(capsys, empty)
     assert rc == 1 and out == []
-    assert err.startswith(f"wpptrace dump: error: {empty}: cannot read: ERROR_BAD_FORMAT (11)")
-    assert "offset 0x0: expected a 72-byte WMI_BUFFER_HEADER" in err
-    assert "[Errno" not in err and err.count("\n") == 1
+    # the file once, then where and what was expected, then the Win32 name
+    assert err == (f"wpptrace dump: error: {empty}: cannot read: offset 0x0: expected a 72-byte "
+                   f"WMI_BUFFER_HEADER, the file has 0 bytes (ERROR_BAD_FORMAT)\n")
     rc, out, err = dump(capsys, tmp_path / "nope.etl")
-    assert rc == 1 and "[Errno" not in err and "cannot read: ERROR_FILE_NOT_FOUND (2)" in err
+    assert rc == 1 and err == (f"wpptrace dump: error: {tmp_path / 'nope.etl'}: cannot read: "
+                               f"The system cannot find the file specified (ERROR_FILE_NOT_FOUND)\n")
+
+
+def test_a_directory_is_named_as_one(capsys, tmp_path):
+    rc, out, err = dump(capsys, tmp_path)
+    assert rc == 1 and out == []
+    assert err == (f"wpptrace dump: error: {tmp_path}: is a directory: give the .etl files in it "
+                   f"({tmp_path / '*.etl'})\n")
 
 
 @pytest.mark.parametrize("order", [[], ["--file-order"]])

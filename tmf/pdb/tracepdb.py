@@ -201,6 +201,10 @@ def _timestamp(args: argparse.Namespace) -> _dt.datetime | None:
     return source_date_epoch()
 
 
+#: the operating system's own errors: said as "path: reason"
+_PLAIN_OS_ERRORS = (OSError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         updated = _timestamp(args)
@@ -217,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
             written = write_tmf_files(info, args.output, updated=updated, mof=args.mof, append=args.append,
                                       tmc=args.tmc)
         except (PdbError, OSError, outputs.OutputRefused) as exc:
+            if type(exc) in _PLAIN_OS_ERRORS and exc.filename is not None:   # not "[Errno 2] ...: 'x'"
+                exc = f"{exc.filename}: {exc.strerror}"
             complain("tmf from-pdb", f"error: {exc}")
             status = 1
             continue

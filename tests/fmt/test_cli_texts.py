@@ -1,0 +1,96 @@
+"""What the command lines say when an input is wrong: one line naming the file and what was
+expected, a non-zero exit, no traceback; a wrong option told by the subcommand it was given to."""
+from __future__ import annotations
+
+import pytest
+
+from wpptrace import cli
+from wpptrace.decoder import cli_dump, tracefmt
+
+
+def wpptrace(capsys, *argv):
+    rc = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.mark.parametrize("argv, usage", [
+    (["fmt", "x.etl", "--bogus"], "usage: wpptrace fmt "),
+    (["tmf", "show", "x.tmf", "--bogus"], "usage: wpptrace tmf show "),
+    (["session", "stop", "x", "--bogus"], "usage: wpptrace session stop "),
+    (["dump", "--bogus", "x.etl"], "usage: wpptrace dump "),
+])
+def test_an_unknown_option_is_told_by_its_subcommand(capsys, argv, usage):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    command = usage[len("usage: "):].strip()
+    assert exited.value.code == 2
+    assert err.startswith(usage) and err.endswith(f"\n{command}: error: unrecognized arguments: --bogus\n")
+
+
+def test_a_directory_given_as_an_etl_file(capsys, tmp_path):
+    rc, out, err = wpptrace(capsys, "fmt", tmp_path, "-p", tmp_path)
+    assert rc == 1 and out == ""
+    assert err.splitlines()[-1] == (f"wpptrace fmt: error: {tmp_path}: is a directory: give the "
+                                    f".etl files in it ({tmp_path / '*.etl'})")
+
+
+def test_a_file_that_is_no_etl_file_says_where_and_what_was_expected(capsys, tmp_path):
+    empty = tmp_path / "empty.etl"
+    empty.write_bytes(b"")
+    rc, out, err = wpptrace(capsys, "fmt", empty, "-p", tmp_path)
+    assert rc == 1 and out == ""
+    # the file named once; no Windows loader text ("An attempt was made to load a program ...")
+    assert err.splitlines()[-1] == (f"wpptrace fmt: error: {empty}: cannot read: offset 0x0: "
+                                    f"expected a 72-byte WMI_BUFFER_HEADER, the file has 0 bytes "
+                                    f"(ERROR_BAD_FORMAT)")
+
+
+def test_a_tmf_directory_without_tmf_files_is_warned_about(capsys, fmt_data, tmp_path):
+    for option in ("-p", "--tmf"):
+        rc, out, err = wpptrace(capsys, "fmt", fmt_data / "wppstr-sample.etl", option, tmp_path)
+        assert rc == 0 and "Unknown( 10)" in out
+        assert err == (f"wpptrace fmt: warning: {tmp_path}: no .tmf files in this directory: "
+                       f"messages without a format print as Unknown\n")
+
+
+def test_a_missing_pdb_is_named_once(capsys, fmt_data, tmp_path):
+    rc, out, err = wpptrace(capsys, "fmt", fmt_data / "wppstr-sample.etl", "--pdb", tmp_path / "x.pdb")
+    assert rc == 1
+    assert err.splitlines()[0] == f"wpptrace fmt: error: {tmp_path / 'x.pdb'}: no such file"
+
+
+def test_a_live_view_of_no_session_says_how_to_start_one(capsys, tmp_path):
+    rc, out, err = wpptrace(capsys, "fmt", "--rt", "NoSuchSession", "-p", tmp_path)
+    assert rc == 1 and out == ""
+    assert err.splitlines()[-1] == (
+        "wpptrace fmt: error: real-time session 'NoSuchSession': no session of this user by that "
+        "name delivers in real time (ERROR_WMI_INSTANCE_NOT_FOUND); start one with "
+        "'wpptrace session start NoSuchSession --realtime'")
+
+
+def test_tmf_show_of_a_missing_path_or_an_empty_directory(capsys, tmp_path):
+    rc, out, err = wpptrace(capsys, "tmf", "show", tmp_path / "nope")
+    assert rc == 1 and out == ""
+    assert err == f"wpptrace tmf show: error: {tmp_path / 'nope'}: No such TMF file or directory\n"
+    rc, out, err = wpptrace(capsys, "tmf", "show", tmp_path)
+    assert rc == 0 and out == "0 messages, 0 GUIDs, 0 errors\n"
+    assert err == f"wpptrace tmf show: warning: {tmp_path}: no .tmf or .tmc files in this directory\n"
+
+
+def test_tmf_from_pdb_of_a_missing_file(capsys, tmp_path):
+    rc, out, err = wpptrace(capsys, "tmf", "from-pdb", tmp_path / "nope.pdb", "-o", tmp_path)
+    assert rc == 1 and out == ""
+    assert err == f"wpptrace tmf from-pdb: error: {tmp_path / 'nope.pdb'}: No such file or directory\n"
+
+
+def test_ctrl_c_says_the_command_was_interrupted(capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_dump, "run", interrupted)
+    assert wpptrace(capsys, "dump", "x.etl") == (130, "", "wpptrace dump: interrupted\n")
+    monkeypatch.setattr(tracefmt, "run_fmt", interrupted)
+    assert tracefmt.main(["x.etl"]) == 130
+    assert capsys.readouterr().err == "tracefmt: interrupted\n"
