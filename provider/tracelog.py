@@ -60,28 +60,51 @@ def _guids(values: list[str]) -> list[uuid.UUID]:
     return out
 
 
+#: what each command does, for --help
+_COMMAND_HELP = {
+    "start": "start session Name (in a host process of its own)",
+    "stop": "stop session Name: providers disabled, its file finished",
+    "update": "change a running session's flush timer, buffer limit or file",
+    "enable": "enable providers (-guid) on session Name",
+    "disable": "disable providers (-guid) the session holds",
+    "flush": "write the session's partly filled buffers now",
+    "q": "show a session's settings, counters and providers",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tracelog", prefix_chars="-", allow_abbrev=False, add_help=False,
-                                description=__doc__.split("\n\n")[0],
+                                description=__doc__.split("\n\n")[0].replace("``", ""),
                                 formatter_class=RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
     what = p.add_mutually_exclusive_group()
     for command in _COMMANDS:
-        what.add_argument(f"-{command}", dest="command", action="store_const", const=command)
+        what.add_argument(f"-{command}", dest="command", action="store_const", const=command,
+                          help=_COMMAND_HELP[command])
     what.add_argument("-l", dest="command", action="store_const", const="l", help="list every session")
     p.add_argument("name", nargs="?", help="logger (session) name")
-    p.add_argument("-f", dest="logfile", metavar="LogFile")
-    p.add_argument("-guid", action="append", default=[], metavar="#GUID|file")
-    p.add_argument("-flag", "-flags", dest="flags", type=session_cli.flags_argument, default=0xFFFFFFFF)
-    p.add_argument("-level", type=session_cli.level_argument, default=lib.TRACE_LEVEL_VERBOSE)
-    p.add_argument("-b", dest="buffer_size", type=int, default=64, metavar="KB")
-    p.add_argument("-min", dest="min_buffers", type=int, default=0)
-    p.add_argument("-max", dest="max_buffers", type=int, default=None)
-    p.add_argument("-ft", dest="flush_timer", type=int, default=None, metavar="Seconds")
-    p.add_argument("-cir", dest="circular", type=int, default=0, metavar="MB")
-    p.add_argument("-seq", dest="sequential", type=int, default=0, metavar="MB")
-    p.add_argument("-rt", dest="realtime", action="store_true")
-    p.add_argument("-h", "-help", "-?", dest="help", action="store_true")
+    p.add_argument("-f", dest="logfile", metavar="LogFile", help="the .etl file to write")
+    p.add_argument("-guid", action="append", default=[], metavar="#GUID|file",
+                   help="a control GUID, or a .ctl/.guid file of them (repeatable)")
+    p.add_argument("-flag", "-flags", dest="flags", type=session_cli.flags_argument, default=0xFFFFFFFF,
+                   help="enable flags (default: all)")
+    p.add_argument("-level", type=session_cli.level_argument, default=lib.TRACE_LEVEL_VERBOSE,
+                   help="enable level (default: 5, verbose)")
+    p.add_argument("-b", dest="buffer_size", type=int, default=64, metavar="KB",
+                   help="buffer size (default: 64)")
+    p.add_argument("-min", dest="min_buffers", type=int, default=0, metavar="N",
+                   help="buffers allocated up front")
+    p.add_argument("-max", dest="max_buffers", type=int, default=None, metavar="N",
+                   help="buffer pool limit")
+    p.add_argument("-ft", dest="flush_timer", type=int, default=None, metavar="Seconds",
+                   help="write partly filled buffers this often")
+    p.add_argument("-cir", dest="circular", type=int, default=0, metavar="MB",
+                   help="circular file of this size")
+    p.add_argument("-seq", dest="sequential", type=int, default=0, metavar="MB",
+                   help="sequential file of at most this size")
+    p.add_argument("-rt", dest="realtime", action="store_true",
+                   help="deliver buffers to live consumers (tracefmt -rt Name)")
+    p.add_argument("-h", "-help", "-?", dest="help", action="store_true", help="show this help")
     return p
 
 

@@ -2,6 +2,8 @@
 expected, a non-zero exit, no traceback; a wrong option told by the subcommand it was given to."""
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 from wpptrace import cli
@@ -94,3 +96,27 @@ def test_ctrl_c_says_the_command_was_interrupted(capsys, monkeypatch):
     monkeypatch.setattr(tracefmt, "run_fmt", interrupted)
     assert tracefmt.main(["x.etl"]) == 130
     assert capsys.readouterr().err == "tracefmt: interrupted\n"
+
+
+def _options_without_help(parser: argparse.ArgumentParser, name: str):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub, subparser in action.choices.items():
+                yield from _options_without_help(subparser, f"{name} {sub}")
+        elif action.option_strings and not action.help:
+            yield name, action.option_strings[0]
+
+
+@pytest.mark.parametrize("command", ["fmt", "dump", "tmf", "relay", "collect"])
+def test_every_option_of_the_decoding_commands_says_what_it_does(command):
+    parser = cli.build_parser(only=command)
+    assert list(_options_without_help(parser, "wpptrace")) == []
+
+
+def test_every_tracefmt_and_tracelog_option_says_what_it_does():
+    from wpptrace.provider import tracelog
+
+    assert list(_options_without_help(tracefmt.build_parser(), "tracefmt")) == []
+    parser = tracelog._parser()
+    assert list(_options_without_help(parser, "tracelog")) == []
+    assert parser.description.startswith("tracelog: ")   # no source markup in the help
