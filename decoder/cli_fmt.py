@@ -225,6 +225,18 @@ def _want_progress(opts: FmtOptions, inp: _Input, err: IO[str]) -> bool:
 
 # -- the run -----------------------------------------------------------------------------
 
+def _unwritable(path: str | None) -> str | None:
+    """Why an output path can be seen not to be writable before the run (None: no reason)."""
+    if path is None or path == "-":
+        return None
+    if os.path.isdir(path):
+        return "it is a directory"
+    parent = os.path.dirname(path) or "."
+    if not os.path.isdir(parent):
+        return f"there is no directory {parent}"
+    return None
+
+
 def _open_output(opts: FmtOptions, out: IO[str]) -> tuple[IO[str], bool]:
     if opts.output is None or opts.output == "-":
         return out, False
@@ -302,6 +314,12 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
                               stdout=out if opts.output in (None, "-") or opts.display else None)
     except outputs.OutputRefused as refused:
         return outputs.fail(opts.prog, refused, err)
+    for path in (opts.output, opts.summary):   # before decoding: a run that cannot end well
+        problem = _unwritable(path)
+        if problem:
+            print(f"{opts.prog}: error: {path}: cannot write: {problem}; nothing was written",
+                  file=err)
+            return EXIT_FAILURE
 
     prefix = opts.prefix
     if prefix is None:
@@ -340,7 +358,7 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     try:
         stream, owned = _open_output(opts, out)
     except OSError as exc:
-        print(f"{opts.prog}: error: cannot write {opts.output}: {exc}", file=err)
+        print(f"{opts.prog}: error: {opts.output}: cannot write: {reason(exc)}", file=err)
         return EXIT_FAILURE
     if owned and opts.display:
         stream = _Tee(stream, out)
@@ -554,7 +572,8 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
             outputs.write_text(opts.summary, outmod.summary_text(summary, decoder.summary_table()),
                                outputs.mode_from(opts.files, outputs.PRIVATE_MODE))
         except OSError as exc:
-            print(f"{opts.prog}: error: cannot write summary {opts.summary}: {exc}", file=err)
+            print(f"{opts.prog}: error: {opts.summary}: cannot write the summary: {reason(exc)}",
+                  file=err)
             status = EXIT_FAILURE
     if opts.verbose:
         print("Processing completed   Buffers: %d, Events: %d, EventsLost: %d :: Format Errors: %d, "

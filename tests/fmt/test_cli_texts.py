@@ -120,3 +120,13 @@ def test_every_tracefmt_and_tracelog_option_says_what_it_does():
     parser = tracelog._parser()
     assert list(_options_without_help(parser, "tracelog")) == []
     assert parser.description.startswith("tracelog: ")   # no source markup in the help
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_decoding(capsys, fmt_data, tmp_path):
+    etl = fmt_data / "wppstr-sample.etl"
+    for option, path, problem in (("-o", tmp_path, "it is a directory"),
+                                  ("--summary", tmp_path, "it is a directory"),
+                                  ("-o", tmp_path / "no" / "x.txt", f"there is no directory {tmp_path / 'no'}")):
+        rc, out, err = wpptrace(capsys, "fmt", etl, "-p", fmt_data / "tmf", option, path)
+        assert (rc, out) == (1, "")
+        assert err == f"wpptrace fmt: error: {path}: cannot write: {problem}; nothing was written\n"
