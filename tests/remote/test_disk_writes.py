@@ -455,6 +455,29 @@ def test_a_stop_that_gives_up_counts_every_queued_buffer(recorded, tmp_path, mon
         relay.close()
 
 
+def test_a_stop_that_gives_up_names_the_file_whose_creation_hangs(recorded, tmp_path,
+                                                                   monkeypatch, caplog):
+    """The file being made is named in the one-line report; the header buffer it is made
+    with is not a buffer received and not written."""
+    head, buffers = recorded
+    disk = _StuckOpen(monkeypatch, only="making")
+    collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")).start()
+    relay = _open(collector.address, head, "making")
+    try:
+        relay.buffer(1, buffers[0])                 # (not read while the file is made)
+        assert disk.stuck.wait(PATIENCE)
+        path = str(tmp_path / "c" / f"hand_making_{relay.source_id.hex[:8]}.etl")
+        left = collector.stop(timeout=0.2)
+        assert (left.connections, left.files, left.buffers) == (1, [path], 0)
+        (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert line.endswith(f": 1 connections not closed, 1 files not closed ({path}), 0 "
+                             f"buffers received and not written")
+    finally:
+        disk.release.set()
+        assert collector.wait(PATIENCE)
+        relay.close()
+
+
 _HUNG_DISK = """
 import sys, threading
 sys.path.insert(0, sys.argv[1])

@@ -98,9 +98,10 @@ class Abandoned:
     say in a write to a disk that does not answer)."""
 
     connections: int                 #: connections not closed
-    files: list[str]                 #: files not closed (readable up to their last header)
-    buffers: int                     #: buffers received and not yet in their file (being
-                                     #: written, or queued behind that write)
+    files: list[str]                 #: files not closed (readable up to their last
+                                     #: header), or still being made
+    buffers: int                     #: data buffers received and not yet in their file
+                                     #: (being written, or queued behind that write)
 
     def __str__(self) -> str:
         return (f"{self.connections} connections not closed, {len(self.files)} files not "
@@ -389,7 +390,6 @@ class _Source:
         """The writer's outcome for the file's creation (in the collector's thread, before
         any write's)."""
         s = self.stats
-        self.creating = False
         if path is not None:
             s.path = path
             log.info("%s: writing %s", s.label, path)
@@ -397,6 +397,7 @@ class _Source:
             self.write_error = str(failure)
             self._failed(failure)
         self._done_with(self.buffer_size)
+        self.creating = False       # (after: a stop's snapshot never counts the header)
 
     def written(self, seq: int, size: int, error: str) -> None:
         """The writer's outcome for buffer ``seq`` (in the collector's thread, in order)."""
@@ -686,9 +687,15 @@ class Collector:
         closed is listed until its close is done)."""
         with self._lock:
             open_ = list(self._sources.values())
-        return Abandoned(connections=self._active,
-                         files=[s.stats.path for s in open_ if s.stats.path and not s.stats.closed],
-                         buffers=sum(s.queued_buffers for s in open_))
+        files = []
+        for s in open_:
+            # a file whose creation hangs is named too (its name is known, not yet said)
+            path = s.stats.path or (s.disk.path if s.disk is not None else None)
+            if path and not s.stats.closed:
+                files.append(path)
+        # the header queued for the file's creation is not a buffer received and not written
+        return Abandoned(connections=self._active, files=files,
+                         buffers=sum(s.queued_buffers - s.creating for s in open_))
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the collector stopped (True) or ``timeout`` passed (False)."""
