@@ -8,7 +8,8 @@ import os
 import signal
 import threading
 
-from remote_helpers import PATIENCE, HandRelay, _StuckClose, _StuckWrite, ended_relay, wait_until
+from remote_helpers import (PATIENCE, HandRelay, Proxy, _StuckClose, _StuckWrite, ended_relay,
+                            wait_until)
 
 from wpptrace.remote import Collector, Relay
 from wpptrace.remote import protocol as P
@@ -77,6 +78,69 @@ def test_a_relay_turned_away_while_its_file_closes_is_logged_once_as_a_warning(
             if "being closed" in r.getMessage()]
     assert [level for level, _ in said] == ["WARNING", "DEBUG", "DEBUG"], said
     assert said[0][1].endswith("refused: this source's file is being closed (the relay retries)")
+
+
+def _relay_cut_after_its_end(collector, proxy, recorded, **options) -> Relay:
+    """A relay through ``proxy`` whose stream (the header and four buffers) ended; the link
+    is cut once the collector has its END (its file's close is stuck): each reconnect is
+    told ERROR_BUSY (the file is being closed) and retried every 0.05 s."""
+    head, buffers = recorded
+    relay = Relay(proxy.address, buffer_size=len(head), name="lingering", max_backoff=0.05,
+                  **options).start()
+    relay.add(head)
+    for buf in buffers[:4]:
+        relay.add(buf)
+    relay.finish()
+    assert collector.wait_for(lambda ss: ss and ss[0].ended, PATIENCE)
+    proxy.cut(wait=True)
+    return relay
+
+
+def test_a_relay_lingers_while_the_collector_answers_that_its_file_closes(
+        recorded, tmp_path, monkeypatch):
+    """The collector's close of the file outlasts the relay's linger; the relay, cut off
+    after its END, is told at every retry that the file is being closed: that is progress,
+    so it waits on and ends delivered once the close is done."""
+    disk = _StuckClose(monkeypatch)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        proxy = Proxy(collector.address)
+        relay = None
+        try:
+            relay = _relay_cut_after_its_end(collector, proxy, recorded, linger=2.0)
+            assert disk.stuck.wait(PATIENCE)
+            # 50 connections: at least 2.6 s of retries (0.2 s, then 0.05 s each), more
+            # than the linger, all answered ERROR_BUSY
+            wait_until(lambda: relay.stats.connects >= 50 or relay.wait(0),
+                       what="the relay's retries")
+            assert not relay.wait(0), relay.outcome
+            disk.release.set()
+            assert relay.wait(PATIENCE) and relay.outcome == "ended", relay.outcome
+        finally:
+            disk.release.set()
+            if relay is not None:
+                relay.close()
+            proxy.close()
+        (source,) = collector.sources
+    assert source.ended and source.file_error == "" and source.buffers == 4
+
+
+def test_a_relay_gives_up_at_its_linger_limit_however_the_collector_answers(
+        recorded, tmp_path, monkeypatch):
+    disk = _StuckClose(monkeypatch)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        proxy = Proxy(collector.address)
+        relay = None
+        try:
+            relay = _relay_cut_after_its_end(collector, proxy, recorded, linger=PATIENCE,
+                                             linger_limit=0.5)
+            assert relay.wait(PATIENCE)
+        finally:
+            disk.release.set()
+            if relay is not None:
+                relay.close()
+            proxy.close()
+    assert relay.outcome == ("failed: could not deliver the stream within 0.5 s of its end "
+                             "(4 buffers undelivered)"), relay.outcome
 
 
 def test_a_second_interrupt_makes_collect_exit_at_once_saying_what_it_left(

@@ -189,8 +189,11 @@ class Relay:
     name the collector's certificate must carry (default: the host). ``max_queue``: buffers
     held at most. ``start()`` subscribes (Win32Error if there is no such real-time session)
     and returns; ``wait()`` blocks until the relay is done; ``stop()`` ends it early (what
-    is queued is still sent, up to ``linger`` seconds). ``reply_timeout``: a connection on
-    which the collector said nothing for this long (it ACKs every STATS, sent every
+    is queued is still sent). Once the stream ended (or was stopped), a relay that cannot
+    deliver it gives up after ``linger`` seconds without progress (no ACK of more buffers,
+    no answer that the collector is busy with it: a file it closes, say), and at the latest
+    ``linger_limit`` seconds after its end. ``reply_timeout``: a connection on which the
+    collector said nothing for this long (it ACKs every STATS, sent every
     ``stats_interval``) is closed and retried.
     """
 
@@ -199,7 +202,8 @@ class Relay:
                  max_queue: int = 1024, source_id: Optional[uuid.UUID] = None,
                  host: Optional[str] = None, name: Optional[str] = None,
                  stats_interval: float = 1.0, connect_timeout: float = 10.0,
-                 linger: float = 30.0, max_backoff: float = 5.0, reply_timeout: float = 60.0):
+                 linger: float = 30.0, linger_limit: float = 300.0, max_backoff: float = 5.0,
+                 reply_timeout: float = 60.0):
         self.address = parse_address(to) if isinstance(to, str) else (to[0], int(to[1]))
         self.session = session
         self.name = name or session or "buffers"
@@ -211,6 +215,7 @@ class Relay:
         self.stats_interval = stats_interval
         self.connect_timeout = connect_timeout
         self.linger = linger
+        self.linger_limit = linger_limit
         self.max_backoff = max_backoff
         self.reply_timeout = reply_timeout
         self.stats = RelayStats()
@@ -232,6 +237,7 @@ class Relay:
         self._session_seq_max = 0
         self._session_seq_seen = 0
         self._last_heard = 0.0          # monotonic time of the collector's last frame
+        self._progress_at = 0.0         # ... of its last ACK of more, or busy answer
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> "Relay":
@@ -266,6 +272,7 @@ class Relay:
     def close(self, timeout: float = 5.0) -> None:
         """Stop without waiting for the collector any longer than ``timeout``."""
         self.linger = min(self.linger, timeout)
+        self.linger_limit = min(self.linger_limit, timeout)
         self.stop()
         self.wait(timeout + 1.0)
         for t in self._threads:
@@ -418,6 +425,7 @@ class Relay:
                     self.outcome = "ended" if self._outbox.end else "stopped"
                     return
                 if refused.code == ERROR_BUSY:          # (a file being closed, say)
+                    self._progress_at = time.monotonic()
                     log.log(logging.DEBUG if self._busy_said else logging.WARNING,
                             "%s: the collector is busy: %s (retrying)", self.name, refused)
                     self._busy_said = True
@@ -432,10 +440,19 @@ class Relay:
                 log.warning("%s: connection to %s:%d: %s", self.name, *self.address,
                             _describe(exc))
             if self._outbox.end is not None:
-                ended_at = ended_at or time.monotonic()
-                if time.monotonic() - ended_at > self.linger:
-                    self.outcome = (f"failed: could not deliver the stream within "
-                                    f"{self.linger:g} s of its end{self._undelivered(True)}")
+                now = time.monotonic()
+                ended_at = ended_at or now
+                # the linger counts from the last progress (a slow close at the collector
+                # is not a lost stream), the limit from the end
+                if now - max(ended_at, self._progress_at) > self.linger:
+                    why = f": no progress for {self.linger:g} s after its end"
+                elif now - ended_at > self.linger_limit:
+                    why = f" within {self.linger_limit:g} s of its end"
+                else:
+                    why = ""
+                if why:
+                    self.outcome = (f"failed: could not deliver the stream{why}"
+                                    f"{self._undelivered(True)}")
                     log.error("%s: %s", self.name, self.outcome)
                     return
             await self._idle(self._backoff)
@@ -579,6 +596,7 @@ class Relay:
                     raise P.ProtocolError(f"ACK of sequence {frame.sequence}: only those below "
                                           f"{sent} were sent")
                 if frame.sequence > self.stats.acknowledged:
+                    self._progress_at = self._last_heard
                     self.stats.acknowledged = frame.sequence
                     self._outbox.acknowledge(frame.sequence)
                     if self._wakeup is not None:
