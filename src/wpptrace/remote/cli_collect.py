@@ -2,6 +2,8 @@
 
     wpptrace collect --listen [HOST:]PORT [-o DIR] [--rt -p TMFDIR]
                      [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM [--allow NAME]]]
+                     [--max-queued-per-source-mb MB] [--max-queued-mb MB]
+                     [--write-timeout SECONDS]
 
 Files are named HOST_SESSION_ID.etl (never over an existing file); the live view prints
 each message as ``[SESSION@HOST] <tracefmt line>``. Runs until interrupted, or until
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 import threading
@@ -57,6 +60,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                         help="close a connection silent (or not reading) this long "
                              "(default: 60)")
+    parser.add_argument("--max-queued-per-source-mb", default="4", metavar="MB",
+                        help="MiB of one source's buffers received and not yet written; past "
+                             "it its connection is not read until its disk catches up "
+                             "(default: 4)")
+    parser.add_argument("--max-queued-mb", default="64", metavar="MB",
+                        help="the same for all sources together (default: 64)")
+    parser.add_argument("--write-timeout", default="60", metavar="SECONDS",
+                        help="fail a source whose disk finishes no write for this long "
+                             "while it has buffers to write: its relay keeps them and "
+                             "retries, and the other sources go on (default: 60)")
     parser.add_argument("--sources", type=int, metavar="N",
                         help="exit once N streams have ended")
     parser.add_argument("-q", "--quiet", action="store_true", help="report problems only")
@@ -78,6 +91,17 @@ def run(args: argparse.Namespace) -> int:
             or (args.max_per_network is not None and args.max_per_network < 1)):
         complain(PROG, "--max-connections, --max-per-address and --max-per-network must be "
                        "at least 1")
+        return 2
+    try:
+        per_source = _whole(args.max_queued_per_source_mb, "--max-queued-per-source-mb")
+        in_all = _whole(args.max_queued_mb, "--max-queued-mb")
+        write_timeout = _seconds(args.write_timeout, "--write-timeout")
+    except ValueError as exc:
+        complain(PROG, exc)
+        return 2
+    if per_source > in_all:
+        complain(PROG, f"--max-queued-per-source-mb {per_source} is more than --max-queued-mb "
+                       f"{in_all}, the bound of all sources together")
         return 2
     if args.output_dir is None and not args.rt:
         complain(PROG, "give -o DIR (files), --rt (live view) or both")
@@ -131,7 +155,9 @@ def run(args: argparse.Namespace) -> int:
                           max_per_address=args.max_per_address,
                           max_per_network=args.max_per_network,
                           max_buffer_size=args.max_buffer_kb * 1024, timeout=args.timeout,
-                          resume_window=args.resume_window, on_source_end=on_end)
+                          resume_window=args.resume_window,
+                          max_queued_per_source=per_source << 20, max_queued=in_all << 20,
+                          write_timeout=write_timeout, on_source_end=on_end)
     try:
         collector.start()
     except OSError as exc:
@@ -153,6 +179,28 @@ def run(args: argparse.Namespace) -> int:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     return 1 if abandoned else 0
+
+
+def _whole(text: str, option: str) -> int:
+    """A whole number of MiB, 1 to 1048576 (1 TiB). ValueError saying so."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1 << 20:
+        raise ValueError(f"{option} {text!r}: expected a whole number of MiB from 1 to 1048576")
+    return value
+
+
+def _seconds(text: str, option: str) -> float:
+    """A number of seconds above 0. ValueError saying so."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{option} {text!r}: expected a number of seconds above 0")
+    return value
 
 
 def _stop(collector, signalled: list[int]):

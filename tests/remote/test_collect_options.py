@@ -1,0 +1,78 @@
+"""``wpptrace collect``'s queue and write bounds: given on the command line, checked (a bad
+value is one line saying what was expected, exit status 2), and handed to the collector."""
+from __future__ import annotations
+
+import pytest
+
+from wpptrace import cli
+from wpptrace.remote import collector as collector_module
+
+
+def _collect(tmp_path, *options: str) -> int:
+    return cli.main(["collect", "--listen", "127.0.0.1:0", "-o", str(tmp_path / "c"), "-q",
+                     *options])
+
+
+def test_the_help_shows_the_bounds_with_their_defaults(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["collect", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--max-queued-per-source-mb MB MiB of one source's buffers received" in text
+    assert "--max-queued-mb MB the same for all sources together (default: 64)" in text
+    assert "--write-timeout SECONDS fail a source whose disk finishes no write" in text
+
+
+@pytest.mark.parametrize("options, said", [
+    (("--max-queued-mb", "x"),
+     "--max-queued-mb 'x': expected a whole number of MiB from 1 to 1048576"),
+    (("--max-queued-per-source-mb", "0"),
+     "--max-queued-per-source-mb '0': expected a whole number of MiB from 1 to 1048576"),
+    (("--max-queued-mb", "1.5"),
+     "--max-queued-mb '1.5': expected a whole number of MiB from 1 to 1048576"),
+    (("--max-queued-mb", "1048577"),
+     "--max-queued-mb '1048577': expected a whole number of MiB from 1 to 1048576"),
+    (("--max-queued-per-source-mb", "65"),
+     "--max-queued-per-source-mb 65 is more than --max-queued-mb 64, the bound of all "
+     "sources together"),
+    (("--write-timeout", "0"), "--write-timeout '0': expected a number of seconds above 0"),
+    (("--write-timeout", "nan"), "--write-timeout 'nan': expected a number of seconds above 0"),
+    (("--write-timeout", "inf"), "--write-timeout 'inf': expected a number of seconds above 0"),
+    (("--write-timeout", "soon"),
+     "--write-timeout 'soon': expected a number of seconds above 0"),
+], ids=["not-a-number", "zero", "fraction", "too-large", "source-above-all", "no-time",
+        "nan", "forever", "words"])
+def test_a_bad_bound_is_one_line_and_exit_status_2(tmp_path, capsys, options, said):
+    assert _collect(tmp_path, *options) == 2
+    err = capsys.readouterr().err
+    assert err == f"wpptrace collect: {said}\n"
+    assert not (tmp_path / "c").exists()                # nothing was started
+
+
+def test_the_bounds_reach_the_collector(tmp_path, monkeypatch, capsys):
+    made = []
+
+    class Recorded:
+        def __init__(self, listen, **options):
+            made.append(options)
+
+        def start(self):
+            raise OSError("not listening in this test")
+    monkeypatch.setattr(collector_module, "Collector", Recorded)
+    assert _collect(tmp_path, "--max-queued-per-source-mb", "2", "--max-queued-mb", "3",
+                    "--write-timeout", "7.5") == 1
+    assert _collect(tmp_path) == 1
+    bounds = [(o["max_queued_per_source"], o["max_queued"], o["write_timeout"]) for o in made]
+    assert bounds == [(2 << 20, 3 << 20, 7.5), (4 << 20, 64 << 20, 60.0)]
+    assert capsys.readouterr().err.count("cannot listen on 127.0.0.1:0") == 2
+
+
+@pytest.mark.parametrize("options, said", [
+    ({"max_queued": 0}, "max_queued_per_source and max_queued must be at least 1 byte"),
+    ({"max_queued_per_source": 0}, "max_queued_per_source and max_queued must be at least 1 "
+                                   "byte"),
+    ({"write_timeout": 0}, "write_timeout must be more than 0 seconds, not 0"),
+], ids=["all", "per-source", "write-timeout"])
+def test_the_collector_refuses_bounds_that_could_never_hold(tmp_path, options, said):
+    with pytest.raises(ValueError) as refused:
+        collector_module.Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), **options)
+    assert str(refused.value) == said
