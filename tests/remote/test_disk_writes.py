@@ -513,3 +513,67 @@ def test_a_hung_disk_does_not_hold_up_the_process_exit(recorded, tmp_path):
                           capture_output=True, text=True, timeout=PATIENCE)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("1 connections not closed, 1 files not closed"), done.stdout
+
+
+def test_files_given_up_on_are_bounded_and_a_stop_names_those_still_stuck(
+        recorded, tmp_path, monkeypatch):
+    """A disk that never answers: each source given up on leaves a thread waiting for it.
+    Once as many wait as connections may be open, no new file is tried (ERROR_BUSY: the
+    relays keep their buffers); once the disk answers, files are made again. A stop while
+    one still waits names its file."""
+    head, buffers = recorded
+    disk = _StuckOpen(monkeypatch, only="stuck")
+    collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), max_connections=1,
+                          write_timeout=0.5).start()
+    try:
+        stuck = _open(collector.address, head, "stuck")
+        try:
+            assert disk.stuck.wait(PATIENCE)
+            code, reason = _error(stuck.answer())
+            assert code == ERROR_BUSY and reason.endswith("the disk made no progress for 0.5 s")
+        finally:
+            stuck.close()
+        (path,) = [s.path for s in collector.sources]
+        wait_until(lambda: collector._active == 0, what="the stuck source's place freed")
+        other = _open(collector.address, head, "other")
+        try:
+            assert _error(other.answer()) == (
+                ERROR_BUSY, "cannot write a file for other@hand: 1 files still wait for a disk "
+                            "that does not answer")
+        finally:
+            other.close()
+        assert collector.write_failures == 2
+        left = collector.stop(timeout=0.2)
+        assert (left.connections, left.files, left.buffers) == (0, [path], 0)
+    finally:
+        disk.release.set()
+        assert collector.wait(PATIENCE)
+
+
+def test_once_the_disk_answers_files_are_made_again(recorded, tmp_path, monkeypatch):
+    head, buffers = recorded
+    disk = _StuckOpen(monkeypatch, only="stuck")
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), max_connections=1,
+                   write_timeout=0.5) as collector:
+        stuck = _open(collector.address, head, "stuck")
+        try:
+            assert disk.stuck.wait(PATIENCE)
+            assert _error(stuck.answer())[0] == ERROR_BUSY
+        finally:
+            stuck.close()
+            disk.release.set()
+        wait_until(lambda: collector._active == 0 and all(
+            w.finished.is_set() for w in collector._abandoned_writers),
+                   what="the stuck file's thread ended")
+        again = _open(collector.address, head, "again")
+        try:
+            again.buffer(1, buffers[0])
+            again.end(2)
+            assert again.answer()[:2] == (P.FrameType.ACK, 2)
+        finally:
+            again.close()
+        assert collector.wait_for(lambda ss: all(s.closed for s in ss), PATIENCE)
+        assert collector.stop(PATIENCE) is None
+        paths = {s.session: s.path for s in collector.sources}
+    assert data_buffers(paths["again"]) == buffers[:1]
+    assert data_buffers(paths["stuck"]) == []       # made once the disk answered, then closed

@@ -132,6 +132,8 @@ class _DiskWriter:
         #: why the collector gave up on this thread (set in the collector's thread)
         self._abandoned: Optional[str] = None
         self._settle: Optional[Callable[[str], None]] = None
+        #: set when its thread ends (its file closed, or never made)
+        self.finished = threading.Event()
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._work.put((self._create, create, created))
         threading.Thread(target=self._run, name="collector-disk", daemon=True).start()
@@ -174,12 +176,15 @@ class _DiskWriter:
             fn(*args)
 
     def _run(self) -> None:
-        while True:
-            op, a, b = self._work.get()
-            if op is None:
-                self._close(a, b)
-                return
-            op(a, b)
+        try:
+            while True:
+                op, a, b = self._work.get()
+                if op is None:
+                    self._close(a, b)
+                    return
+                op(a, b)
+        finally:
+            self.finished.set()
 
     def _create(self, create: Callable[[], EtlStreamFile],
                 created: Callable[[Optional[str], Optional[P.ProtocolError]], None]) -> None:
@@ -445,6 +450,7 @@ class _Source:
                                         f"{reason}"))
         if writer is not None:
             writer.abandon("not closed: its thread still waits for the disk")
+            self.collector._abandoned_writers.append(writer)
         self.creating = False
         self._release(self.queued_buffers, self.queued_bytes)
 
@@ -621,6 +627,8 @@ class Collector:
         self._stop_event: Optional[asyncio.Event] = None
         self._thread: Optional[threading.Thread] = None
         self._closing: set[asyncio.Future] = set()      # files being closed
+        #: writers given up on (``_Source.stalled``) whose thread may still wait for the disk
+        self._abandoned_writers: list[_DiskWriter] = []
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._startup_error: Optional[BaseException] = None
@@ -650,7 +658,9 @@ class Collector:
     def stop(self, timeout: float = 30.0) -> Optional[Abandoned]:
         """Stop listening, close every connection and file (unfinished files stay
         readable, EndTime 0). None once all is closed; if that takes longer than
-        ``timeout`` s, what was left behind (also ``abandoned``, and logged once). That is a
+        ``timeout`` s, what was left behind (also ``abandoned``, and logged once; files
+        given up on earlier, ``write_timeout``, whose disk still does not answer are among
+        those not closed). That is a
         snapshot taken when the first stop gave up: a later stop() returns it again at once,
         without waiting or looking again.
 
@@ -671,12 +681,16 @@ class Collector:
         if thread is None:
             return None
         if self.abandoned is None:      # (a second stop does not wait again)
+            deadline = time.monotonic() + timeout
             thread.join(timeout)
-        if thread.is_alive():
-            if self.abandoned is None:
-                self.abandoned = self._left_behind()
-                log.error("collector stopped without closing everything after %g s: %s",
-                          timeout, self.abandoned)
+            if not thread.is_alive():   # files given up on (a disk that did not answer)
+                for writer in self._stuck_writers():
+                    writer.finished.wait(max(0.0, deadline - time.monotonic()))
+        if self.abandoned is None and (thread.is_alive() or self._stuck_writers()):
+            self.abandoned = self._left_behind()
+            log.error("collector stopped without closing everything after %g s: %s",
+                      timeout, self.abandoned)
+        if self.abandoned is not None:
             return self.abandoned
         if self.live is not None:
             self.live.join()
@@ -687,7 +701,8 @@ class Collector:
         closed is listed until its close is done)."""
         with self._lock:
             open_ = list(self._sources.values())
-        files = []
+        files = [w.path or "(a file being made)" for w in list(self._abandoned_writers)
+                 if not w.finished.is_set()]
         for s in open_:
             # a file whose creation hangs is named too (its name is known, not yet said)
             path = s.stats.path or (s.disk.path if s.disk is not None else None)
@@ -858,6 +873,12 @@ class Collector:
     def _open_outputs(self, source: _Source, header: bytes) -> None:
         s = source.stats
         if self.output_dir is not None:
+            stuck = self._stuck_writers()
+            if len(stuck) >= self.max_connections:
+                # each holds a thread and maybe a descriptor: a disk that never answers
+                # must not take one more for every retry of every relay
+                raise _StorageFailed(f"cannot write a file for {s.label}: {len(stuck)} "
+                                     f"files still wait for a disk that does not answer")
             base = "_".join(_UNSAFE.sub("_", part)[:64].strip("._") or "x"
                             for part in (s.host, s.session)) + "_" + s.source_id.hex[:8]
             try:
@@ -871,6 +892,12 @@ class Collector:
             source.queue(len(header))
         if self.live is not None:
             source.view = self.live.open(s.label, header)
+
+    def _stuck_writers(self) -> list[_DiskWriter]:
+        """The writers given up on whose thread still waits for the disk."""
+        self._abandoned_writers = [w for w in self._abandoned_writers
+                                   if not w.finished.is_set()]
+        return self._abandoned_writers
 
     def _create_file(self, base: str, header: bytes, writer: _DiskWriter) -> EtlStreamFile:
         """The source's new file (in its writer's thread: a disk that hangs holds up only
