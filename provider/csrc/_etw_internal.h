@@ -392,6 +392,8 @@ enum {
                                           * end, has not joined it */
     WPT_POINT_COMMIT_MEMORY = 30,        /* a writer is to commit a new buffer's memory */
     WPT_POINT_FILE_SYNC = 31,            /* a session's log file is to be flushed to the disk */
+    WPT_POINT_ENABLE_QUEUED = 32,        /* an enable's ControlCallbacks are queued, the lock let
+                                          * go; its session not joined yet */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

@@ -45,6 +45,14 @@ typedef struct {
     TRACEHANDLE enabled_logger;
     uint32_t enabled_generation;
     uint64_t enabled_version;
+    uint64_t handed;            /* changes of the four above so far: a queued call knows whether
+                                 * anything was handed to the registration after it */
+    /* The last ENABLE whose callback ran (or is about to) and no DISABLE since: the handle the
+     * provider writes with, which a DISABLE names, while a newer ENABLE is still queued. */
+    int delivered;
+    TRACEHANDLE delivered_logger;
+    uint32_t delivered_generation;
+    uint64_t delivered_version;
 } registration;
 enum { NOT_ENABLED = 0, ENABLED = 1, ENABLING = 2 };
 
@@ -123,7 +131,7 @@ typedef struct {
     GUID guid;
     ULONG clock;
     uint64_t version;           /* of the enable an ENABLE call hands out */
-    registration before;        /* the registration's delivery state before this call */
+    uint64_t handed;            /* the registration's `handed` once this call was queued */
     int skip;                   /* a DISABLE or a newer ENABLE came first: not run */
 } pending_call;
 
@@ -168,19 +176,32 @@ static void pending_add(pending_list *l, int reg, int code, TRACEHANDLE logger, 
     c->guid = r->control;
     c->clock = clock;
     c->version = version;
-    c->before = *r;
     c->skip = 0;
     r->inflight++;
     r->enabled = code == WMI_ENABLE_EVENTS ? ENABLING : NOT_ENABLED;
     r->enabled_logger = logger;
     r->enabled_generation = generation;
     r->enabled_version = version;
+    if (code == WMI_DISABLE_EVENTS) r->delivered = 0;
+    c->handed = ++r->handed;
 }
 
-/* Is the registration still waiting to run the queued ENABLE call `c`? */
+/* Is the registration still waiting to run the queued ENABLE call `c` (nothing handed to it
+ * since `c` was queued)? */
 static int still_enabling(const registration *r, const pending_call *c) {
-    return r->generation == c->reg_generation && r->enabled == ENABLING && r->enabled_version == c->version
-        && r->enabled_logger == c->logger;
+    return r->generation == c->reg_generation && r->handed == c->handed && r->enabled == ENABLING;
+}
+
+/* A registration is handed nothing (a DISABLE it is not owed, or an ENABLE still queued that
+ * is not to run): it keeps only what it was delivered. */
+static void hand_nothing(registration *r) {
+    r->enabled = NOT_ENABLED;
+    r->delivered = 0;
+    r->handed++;
+}
+
+static int same_session(TRACEHANDLE a, uint32_t a_generation, TRACEHANDLE b, uint32_t b_generation) {
+    return (a & 0xFF00FFFFull) == (b & 0xFF00FFFFull) && a_generation == b_generation;
 }
 
 /* Queued calls about to run (their session joined), g_reg_lock held: an ENABLE a DISABLE or a
@@ -189,43 +210,63 @@ static void pending_confirm(pending_list *l) {
     for (size_t i = 0; i < l->n; i++) {
         pending_call *c = &l->calls[i];
         registration *r = &g_regs[c->reg];
-        if (c->code != WMI_ENABLE_EVENTS) continue;
-        if (still_enabling(r, c)) r->enabled = ENABLED;
-        else c->skip = 1;
+        if (c->code != WMI_ENABLE_EVENTS || c->skip) continue;
+        if (still_enabling(r, c)) {
+            r->enabled = ENABLED;
+            r->delivered = 1;
+            r->delivered_logger = c->logger;
+            r->delivered_generation = c->generation;
+            r->delivered_version = c->version;
+            r->handed++;
+        } else {
+            c->skip = 1;
+        }
     }
 }
 
-/* Queued ENABLE calls that will not run (their session could not be joined), g_reg_lock held:
- * each registration is as before, unless another call changed it meanwhile. */
-static void pending_cancel(pending_list *l) {
+/* Queued ENABLE calls that will not run (their session could not be joined; `gone`: it is not
+ * there any more, else its host was only too slow), g_reg_lock held; the caller then runs the
+ * list (pending_run) without the lock. A call after which something newer was handed to its
+ * registration (another thread's ENABLE or DISABLE, queued or confirmed) changes nothing: the
+ * newer state stands (a copy of the state from when the call was queued may name an ENABLE
+ * whose call was dropped since, or a session that no longer holds the GUID). Otherwise the
+ * registration falls back to the ENABLE it was delivered last: kept if it is of the call's
+ * session and that session is still there (that session's DISABLE still reaches it); else
+ * the call becomes that handle's DISABLE, run now (the session it names lost the GUID to the
+ * call's, or is gone: no later DISABLE of it reaches the registration, which kept writing into
+ * it). A registration delivered nothing is owed the ENABLE (not enabled). */
+static void pending_cancel(pending_list *l, int gone) {
     for (size_t i = 0; i < l->n; i++) {
         pending_call *c = &l->calls[i];
         registration *r = &g_regs[c->reg];
-        if (r->inflight) r->inflight--;     /* a forked child did not count calls queued before */
-        if (still_enabling(r, c)) {
-            r->enabled = c->before.enabled;
-            r->enabled_logger = c->before.enabled_logger;
-            r->enabled_generation = c->before.enabled_generation;
-            r->enabled_version = c->before.enabled_version;
+        c->skip = 1;
+        if (!still_enabling(r, c)) continue;
+        if (r->delivered && !gone
+            && same_session(r->delivered_logger, r->delivered_generation, c->logger, c->generation)) {
+            r->enabled = ENABLED;
+            r->enabled_logger = r->delivered_logger;
+            r->enabled_generation = r->delivered_generation;
+            r->enabled_version = r->delivered_version;
+            r->handed++;
+        } else if (r->delivered) {
+            c->code = WMI_DISABLE_EVENTS;
+            c->logger = r->delivered_logger;
+            c->generation = r->delivered_generation;
+            c->skip = 0;
+            hand_nothing(r);
+        } else {
+            hand_nothing(r);
         }
     }
-    pthread_cond_broadcast(&g_reg_cond);
-    free(l->calls);
-    l->calls = NULL;
-    l->n = 0;
 }
 
 /* Each call runs unless its registration is gone or a newer call of it started first: the
  * calls of one registration may be queued by several threads, each running its own without
  * a lock, and the last callback the application sees must be the newest change (an ENABLE
  * started after the DISABLE that followed it left the provider on with a disabled handle). */
-static void pending_run(pending_list *l) {
-    pthread_mutex_lock(&g_reg_lock);
-    pending_confirm(l);
-    pthread_mutex_unlock(&g_reg_lock);
+static void pending_run_confirmed(pending_list *l) {
     for (size_t i = 0; i < l->n; i++) {
         pending_call *c = &l->calls[i];
-        if (i == 0) WPT_TEST_POINT(WPT_POINT_CALLBACKS_CONFIRMED);
         pthread_mutex_lock(&g_reg_lock);
         registration *r = &g_regs[c->reg];
         int live = r->used && r->generation == c->reg_generation && !c->skip
@@ -261,6 +302,14 @@ static void pending_run(pending_list *l) {
     l->n = 0;
 }
 
+static void pending_run(pending_list *l) {
+    pthread_mutex_lock(&g_reg_lock);
+    pending_confirm(l);
+    pthread_mutex_unlock(&g_reg_lock);
+    if (l->n) WPT_TEST_POINT(WPT_POINT_CALLBACKS_CONFIRMED);
+    pending_run_confirmed(l);
+}
+
 int wpt_in_callback(void) { return t_depth > 0; }
 
 void wpt_providers_fork_prepare(void) { pthread_mutex_lock(&g_reg_lock); }
@@ -277,8 +326,16 @@ void wpt_providers_after_fork(void) {
         atomic_fetch_add(&wpt_fork_registrations_read, 1);
 #endif
         g_regs[i].inflight = g_regs[i].running = 0;
-        /* an ENABLE another thread of the parent had queued never runs here: owed again */
-        if (g_regs[i].enabled == ENABLING) g_regs[i].enabled = NOT_ENABLED;
+        /* an ENABLE another thread of the parent had queued never runs here: owed again, the
+         * registration left with what it was delivered */
+        registration *r = &g_regs[i];
+        if (r->enabled == ENABLING) {
+            r->enabled = r->delivered ? ENABLED : NOT_ENABLED;
+            r->enabled_logger = r->delivered_logger;
+            r->enabled_generation = r->delivered_generation;
+            r->enabled_version = r->delivered_version;
+            r->handed++;
+        }
     }
     /* the forking thread's own callbacks, one per nesting (the same registration's callback may
      * be nested in itself): each is lowered once as it returns */
@@ -418,13 +475,14 @@ static ULONG apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint
         if (!r->used || !guid_eq(&r->control, guid)) continue;
         if (enable && !got_enable(r, e))
             pending_add(&pending, i, WMI_ENABLE_EVENTS, logger, generation, clock, version);
-        else if (!enable && r->enabled == ENABLED)      /* the handle its ENABLE callback got */
-            pending_add(&pending, i, WMI_DISABLE_EVENTS, r->enabled_logger, r->enabled_generation,
+        else if (!enable && r->delivered)      /* the handle its ENABLE callback got */
+            pending_add(&pending, i, WMI_DISABLE_EVENTS, r->delivered_logger, r->delivered_generation,
                         clock, version);
         else if (!enable)
-            r->enabled = NOT_ENABLED;        /* an ENABLE still queued is not run */
+            hand_nothing(r);                 /* an ENABLE still queued is not run */
     }
     pthread_mutex_unlock(&g_reg_lock);
+    if (enable && pending.n) WPT_TEST_POINT(WPT_POINT_ENABLE_QUEUED);
     ULONG usable = !enable || !pending.n ? ERROR_SUCCESS
                  : host_busy && !logger_usable(logger, generation) ? ERROR_BUSY
                  : make_usable(logger, generation);
@@ -434,10 +492,11 @@ static ULONG apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint
          * hand out the session memory: the enable stays recorded (enabling again, or a
          * registration, retries it) and the caller hears ERROR_BUSY. */
         pthread_mutex_lock(&g_reg_lock);
-        pending_cancel(&pending);
+        pending_cancel(&pending, usable != ERROR_BUSY);
         e = enable_still(guid, logger, version);
         if (e && usable != ERROR_BUSY && !registrations_with(e, 1)) e->used = 0;
         pthread_mutex_unlock(&g_reg_lock);
+        pending_run_confirmed(&pending);      /* the DISABLEs the cancel left */
         if (usable == ERROR_BUSY) wpt_endpoint_redeliver();
         return usable == ERROR_BUSY ? ERROR_BUSY : ERROR_SUCCESS;
     }
@@ -472,11 +531,11 @@ void wpt_apply_session_gone(uint32_t slot, uint32_t meant_for) {
         for (int i = 0; i < MAX_REGISTRATIONS; i++) {
             registration *r = &g_regs[i];
             if (!r->used || !guid_eq(&r->control, &e->guid) || !r->enabled) continue;
-            if (room && r->enabled == ENABLED)
-                pending_add(&pending, i, WMI_DISABLE_EVENTS, r->enabled_logger, r->enabled_generation,
+            if (room && r->delivered)
+                pending_add(&pending, i, WMI_DISABLE_EVENTS, r->delivered_logger, r->delivered_generation,
                             e->clock_type, e->version);
             else
-                r->enabled = NOT_ENABLED;    /* no room, or its ENABLE is still queued */
+                hand_nothing(r);             /* no room, or nothing delivered */
         }
     }
     pthread_mutex_unlock(&g_reg_lock);
@@ -648,7 +707,7 @@ ULONG RegisterTraceGuidsA(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG cou
     TRACEHANDLE handle = ((TRACEHANDLE)r->generation << 32) | (TRACEHANDLE)(idx + 1);
     for (ULONG i = 0; i < count; i++) regs[i].RegHandle = (PVOID)(uintptr_t)handle;
     *out = handle;
-    r->enabled = NOT_ENABLED;
+    hand_nothing(r);
     /* A session enabled this GUID before the provider registered: enable it now. What the
      * entry says is copied: once the lock is let go it may be replaced or reused. */
     enable_entry *e = find_enable(control);
@@ -669,10 +728,11 @@ ULONG RegisterTraceGuidsA(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG cou
          * session gone is no longer enabled, unless a registration still has it (it is owed
          * the DISABLE). */
         pthread_mutex_lock(&g_reg_lock);
-        pending_cancel(&pending);
+        pending_cancel(&pending, usable != ERROR_BUSY);
         e = enable_still(control, logger, version);
         if (e && usable != ERROR_BUSY && !registrations_with(e, 1)) e->used = 0;
         pthread_mutex_unlock(&g_reg_lock);
+        pending_run_confirmed(&pending);      /* nothing to run: a new registration had nothing */
         if (usable == ERROR_BUSY) wpt_endpoint_redeliver();
         return ERROR_SUCCESS;
     }

@@ -184,6 +184,15 @@
  *                   began to reconcile, delivers the owed one: each must see one ENABLE.
  *       disable-owed  R1's ENABLE for A is owed (A's host stopped), then A disables the
  *                   provider: R1 must see no DISABLE (it never saw the ENABLE).
+ *       cancel-overtaken  a thread's ENABLE of the provider for A (A's host stopped) is held once
+ *                   queued while another thread's newer ENABLE for a session nobody runs is
+ *                   queued; the first JOIN fails, then the second: the provider must be owed
+ *                   A's enable and get it once A's host answers (it was left waiting for a call
+ *                   dropped long before).
+ *       cancel-taken-over  the provider enabled for A (here) is taken over by B, whose host is
+ *                   stopped (its JOIN fails): the provider must be disabled for A at once (it
+ *                   was left enabled for A, deaf to A's disable and stop), and enabled for B
+ *                   once B's host answers.
  *       enable-overtaken  a thread's EnableTrace of the provider for A is held after the
  *                   registry has the enable, before it applies it here, while the main thread
  *                   disables the provider for A: the provider must end disabled.
@@ -289,6 +298,9 @@
  * owed-once "enable RC held 0|1 register RC r2_at_once N r1 N r2 N r1_off N r2_off N stop_a RC",
  * disable-owed "enable RC disable RC enables N disables N enables_after N disables_after N
  * stop_a RC", enable-overtaken "enable RC disable RC enables N disables N listed 0|1 stop_a RC",
+ * cancel-overtaken "first RC second RC enables N enables_after N disables_after N listed 0|1 stop_a RC",
+ * cancel-taken-over "enable_a RC enable_b RC disables_at_once N disable_a RC stop_a RC disables N
+ * enables N stop_b RC disables_end N",
  * close-starting "register RC close_waited 0|1 close_returned 0|1 socket_left 0|1 again RC
  * restarted 0|1 closed 0|1",
  * close-in-callback "closed 0|1 last 0|1 ended 0|1 socket_left 0|1 stop_a RC stop_b RC",
@@ -2807,6 +2819,119 @@ static int enable_overtaken(const char *dir) {
     return 0;
 }
 
+/* Two enables of one provider applied by two threads, each held once its callbacks are queued
+ * (the first arrival, then the second), each let go in turn; the endpoint thread stays out. */
+static sem_t g_queued_arrived, g_queued_go[2];
+static _Atomic int g_queued_count;
+
+static void at_enable_queued(int point) {
+    at_registry_copying(point);
+    if (point != WPT_POINT_ENABLE_QUEUED || pthread_equal(pthread_self(), g_main_thread)) return;
+    int k = atomic_fetch_add(&g_queued_count, 1);
+    if (k > 1) return;
+    sem_post(&g_queued_arrived);
+    sem_wait(&g_queued_go[k]);
+}
+
+/* A session nobody runs (slot 9, never used by these tests): joining it fails at once. */
+#define NOBODYS_SLOT 9
+static const TRACEHANDLE g_nobodys = (TRACEHANDLE)NOBODYS_SLOT | ((TRACEHANDLE)4 << 16)
+                                   | ((TRACEHANDLE)1 << 24) | ((TRACEHANDLE)5 << 32);
+static const uint64_t g_newest = (uint64_t)1 << 62;    /* newer than any enable of the registry */
+
+static TRACEHANDLE g_cancel_a;
+static ULONG g_cancel_first, g_cancel_second;
+
+static void *enable_a_thread(void *arg) {
+    (void)arg;
+    g_cancel_first = EnableTrace(1, 0x5, 4, &g_owed_control, g_cancel_a);
+    return NULL;
+}
+
+static void *enable_nobodys_thread(void *arg) {
+    (void)arg;
+    g_cancel_second = wpt_apply_enable(&g_owed_control, 1, g_nobodys, 1, 1, g_newest);
+    return NULL;
+}
+
+/* cancel-overtaken: thread 1's ENABLE for A (A's host stopped: its JOIN fails, busy) is queued;
+ * thread 2's newer ENABLE for a session nobody runs is queued; thread 1's JOIN fails, then
+ * thread 2's. The registration must be owed A's enable, and get it once A's host answers. */
+static int cancel_overtaken(const char *dir) {
+    static callback_count r;
+    uint32_t slot, generation;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &g_cancel_a);
+    if (failed) return failed;
+    if (register_counted(&g_owed_control, &r)) return 5;
+    uint32_t host = host_of(slot);
+    if (!host || kill((pid_t)host, SIGSTOP) != 0) return 6;
+    wpt_host_reply_ms = 300;                /* a stopped host never answers: do not wait long */
+    sem_init(&g_queued_arrived, 0, 0);
+    sem_init(&g_queued_go[0], 0, 0);
+    sem_init(&g_queued_go[1], 0, 0);
+    g_main_thread = pthread_self();
+    wpt_test_point = at_enable_queued;
+    pthread_t first, second;
+    if (pthread_create(&first, NULL, enable_a_thread, NULL) != 0) return 7;
+    if (wait_sem(&g_queued_arrived, 10)) return 8;
+    if (pthread_create(&second, NULL, enable_nobodys_thread, NULL) != 0) return 9;
+    if (wait_sem(&g_queued_arrived, 10)) return 10;
+    sem_post(&g_queued_go[0]);
+    pthread_join(first, NULL);
+    sem_post(&g_queued_go[1]);
+    pthread_join(second, NULL);
+    int enables = atomic_load(&r.enables);
+    kill((pid_t)host, SIGCONT);
+    wpt_host_reply_ms = 10000;
+    atomic_store(&g_copier_go, 1);
+    wpt_reconcile_with_registry();          /* A's enable, from the registry */
+    wpt_test_point = NULL;
+    int enables_after = atomic_load(&r.enables), disables_after = atomic_load(&r.disables);
+    int listed = listed_enabled(&g_owed_control);
+    ULONG stopped = stop_by_name("control-races-a");
+    printf("first %u second %u enables %d enables_after %d disables_after %d listed %d stop_a %u\n",
+           (unsigned)g_cancel_first, (unsigned)g_cancel_second, enables, enables_after,
+           disables_after, listed, (unsigned)stopped);
+    return 0;
+}
+
+/* cancel-taken-over: the provider is enabled for A (this process's session); B (another
+ * process's, its host stopped) takes it over, and the JOIN of B fails. Then A disables the
+ * provider and stops; then B's host answers and B's enable is delivered; then B stops. */
+static int cancel_taken_over(const char *dir) {
+    static callback_count r;
+    TRACEHANDLE a;
+    uint32_t slot_b, gen_b;
+    if (start(dir, "control-races-a", &a)) return 3;
+    if (run_point("start-only", dir) != 0) return 4;
+    if (wpt_registry_find("control-races-b", &slot_b, &gen_b) != ERROR_SUCCESS) return 4;
+    TRACEHANDLE b = wpt_handle_of((uint16_t)slot_b, (uint8_t)gen_b, 0, 0);
+    if (register_counted(&g_owed_control, &r)) return 5;
+    ULONG enabled_a = EnableTrace(1, 0x5, 4, &g_owed_control, a);
+    uint32_t host = host_of(slot_b);
+    if (!host || kill((pid_t)host, SIGSTOP) != 0) return 6;
+    wpt_host_reply_ms = 300;
+    g_main_thread = pthread_self();
+    wpt_test_point = at_registry_copying;   /* the endpoint thread stays out of it */
+    ULONG enabled_b = EnableTrace(1, 0x5, 4, &g_owed_control, b);
+    int disables_at_once = atomic_load(&r.disables);
+    ULONG disabled_a = EnableTrace(0, 0, 0, &g_owed_control, a);
+    ULONG stopped_a = stop(a);
+    int disables = atomic_load(&r.disables);
+    kill((pid_t)host, SIGCONT);
+    wpt_host_reply_ms = 10000;
+    atomic_store(&g_copier_go, 1);
+    wpt_reconcile_with_registry();          /* B's enable, from the registry */
+    wpt_test_point = NULL;
+    int enables_b = atomic_load(&r.enables);
+    ULONG stopped_b = stop_by_name("control-races-b");
+    printf("enable_a %u enable_b %u disables_at_once %d disable_a %u stop_a %u disables %d "
+           "enables %d stop_b %u disables_end %d\n", (unsigned)enabled_a, (unsigned)enabled_b,
+           disables_at_once, (unsigned)disabled_a, (unsigned)stopped_a, disables, enables_b,
+           (unsigned)stopped_b, atomic_load(&r.disables));
+    return 0;
+}
+
 /* close-starting: this process's first RegisterTraceGuids starts its endpoint and is held
  * while the endpoint copies the registry, its thread not made yet; another thread closes the
  * endpoint meanwhile (an atexit handler while a thread registers). */
@@ -3831,6 +3956,8 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "copy-after-disable") == 0) return copy_after_disable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "disable-owed") == 0) return disable_owed(argv[2]);
     if (argc == 3 && strcmp(argv[1], "enable-overtaken") == 0) return enable_overtaken(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "cancel-overtaken") == 0) return cancel_overtaken(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "cancel-taken-over") == 0) return cancel_taken_over(argv[2]);
     if (argc == 3 && strcmp(argv[1], "close-starting") == 0) return close_starting();
     if (argc == 3 && strcmp(argv[1], "close-twice") == 0) return close_twice();
     if (argc == 3 && strcmp(argv[1], "fork-nested") == 0) return fork_nested(argv[2]);

@@ -606,6 +606,32 @@ def test_a_disable_applied_before_its_enable_leaves_the_provider_disabled(contro
     assert got["stop_a"] == 0
 
 
+def test_an_enable_overtaken_and_then_dropped_leaves_the_provider_owed_the_older_one(control_races, out):
+    """Two threads apply enables of one provider; the older one's JOIN fails (its host too slow),
+    then the newer one's (its session gone). The newer one put the registration back as it was
+    when that call was queued: waiting for the older ENABLE, whose call had been dropped since.
+    The older enable, delivered again, then found it "given" and ran nothing: the provider never
+    got it. It is owed the enable, and gets it once the host answers."""
+    got = control_races("cancel-overtaken", out)
+    assert got["first"] == 170 and got["second"] == 0                            # ERROR_BUSY
+    assert got["enables"] == 0
+    assert got["enables_after"] == 1 and got["disables_after"] == 0 and got["listed"] == 1
+    assert got["stop_a"] == 0
+
+
+def test_an_enable_that_takes_a_provider_over_and_cannot_be_joined_disables_the_old_session(control_races, out):
+    """Session B's enable takes over a provider enabled for A, and B's host is too slow to be
+    joined. The registration was put back enabled for A while the provider's enable entry named
+    B: A's disable and A's stop were then not A's to apply, and the provider kept writing into A.
+    It gets A's DISABLE at once (A no longer holds it), nothing more from A, and B's ENABLE
+    once B's host answers."""
+    got = control_races("cancel-taken-over", out)
+    assert got["enable_a"] == 0 and got["enable_b"] == 170                       # ERROR_BUSY
+    assert got["disables_at_once"] == 1
+    assert got["disable_a"] == 0 and got["stop_a"] == 0 and got["disables"] == 1
+    assert got["enables"] == 2 and got["stop_b"] == 0 and got["disables_end"] == 2
+
+
 def test_closing_an_endpoint_while_it_starts_waits_for_its_thread(control_races, out):
     """A new endpoint listens, then copies the registry (joins of busy hosts may take a
     while), then makes its thread. wpptrace_endpoint_close in another thread meanwhile (an
