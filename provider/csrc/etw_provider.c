@@ -363,6 +363,18 @@ static int registrations_with(const enable_entry *e, int delivered) {
     return 0;
 }
 
+/* Did the entry's enable reach every registration of its GUID (its callback ran or runs now)?
+ * One whose ENABLE is still queued, its session not joined yet, is not enabled: what LIST says. */
+static int reached_all(const enable_entry *e) {
+    for (int i = 0; i < MAX_REGISTRATIONS; i++) {
+        const registration *r = &g_regs[i];
+        if (r->used && guid_eq(&r->control, &e->guid)
+            && !(r->enabled == ENABLED && got_enable(r, e)))
+            return 0;
+    }
+    return 1;
+}
+
 /* The entry of `g` if it is still the enable (logger, version) a caller saw before it let go
  * of g_reg_lock (the entry may have been reused meanwhile). */
 static enable_entry *enable_still(const GUID *g, TRACEHANDLE logger, uint64_t version) {
@@ -669,7 +681,7 @@ size_t wpt_registered_guids(wpt_wire_registered *out, size_t max) {
         if (seen) continue;
         enable_entry *e = find_enable(&g_regs[i].control);
         out[n].guid = g_regs[i].control;
-        out[n].logger_handle = e && !registrations_with(e, 0) ? e->logger : 0;
+        out[n].logger_handle = e && reached_all(e) ? e->logger : 0;
         n++;
     }
     pthread_mutex_unlock(&g_reg_lock);

@@ -185,7 +185,8 @@
  *       disable-owed  R1's ENABLE for A is owed (A's host stopped), then A disables the
  *                   provider: R1 must see no DISABLE (it never saw the ENABLE).
  *       cancel-overtaken  a thread's ENABLE of the provider for A (A's host stopped) is held once
- *                   queued while another thread's newer ENABLE for a session nobody runs is
+ *                   queued (LIST must not say it is enabled: its ENABLE has not reached it)
+ *                   while another thread's newer ENABLE for a session nobody runs is
  *                   queued; the first JOIN fails, then the second: the provider must be owed
  *                   A's enable and get it once A's host answers (it was left waiting for a call
  *                   dropped long before).
@@ -298,7 +299,7 @@
  * owed-once "enable RC held 0|1 register RC r2_at_once N r1 N r2 N r1_off N r2_off N stop_a RC",
  * disable-owed "enable RC disable RC enables N disables N enables_after N disables_after N
  * stop_a RC", enable-overtaken "enable RC disable RC enables N disables N listed 0|1 stop_a RC",
- * cancel-overtaken "first RC second RC enables N enables_after N disables_after N listed 0|1 stop_a RC",
+ * cancel-overtaken "listed_queued 0|1 first RC second RC enables N enables_after N disables_after N listed 0|1 stop_a RC",
  * cancel-taken-over "enable_a RC enable_b RC disables_at_once N disable_a RC stop_a RC disables N
  * enables N stop_b RC disables_end N",
  * close-starting "register RC close_waited 0|1 close_returned 0|1 socket_left 0|1 again RC
@@ -2874,6 +2875,7 @@ static int cancel_overtaken(const char *dir) {
     pthread_t first, second;
     if (pthread_create(&first, NULL, enable_a_thread, NULL) != 0) return 7;
     if (wait_sem(&g_queued_arrived, 10)) return 8;
+    int listed_queued = listed_enabled(&g_owed_control);
     if (pthread_create(&second, NULL, enable_nobodys_thread, NULL) != 0) return 9;
     if (wait_sem(&g_queued_arrived, 10)) return 10;
     sem_post(&g_queued_go[0]);
@@ -2889,8 +2891,9 @@ static int cancel_overtaken(const char *dir) {
     int enables_after = atomic_load(&r.enables), disables_after = atomic_load(&r.disables);
     int listed = listed_enabled(&g_owed_control);
     ULONG stopped = stop_by_name("control-races-a");
-    printf("first %u second %u enables %d enables_after %d disables_after %d listed %d stop_a %u\n",
-           (unsigned)g_cancel_first, (unsigned)g_cancel_second, enables, enables_after,
+    printf("listed_queued %d first %u second %u enables %d enables_after %d disables_after %d "
+           "listed %d stop_a %u\n", listed_queued, (unsigned)g_cancel_first, (unsigned)g_cancel_second,
+           enables, enables_after,
            disables_after, listed, (unsigned)stopped);
     return 0;
 }

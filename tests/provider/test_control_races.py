@@ -619,6 +619,12 @@ def test_an_enable_overtaken_and_then_dropped_leaves_the_provider_owed_the_older
     assert got["stop_a"] == 0
 
 
+def test_a_process_lists_a_provider_enabled_only_once_the_enable_reached_it(control_races, out):
+    """While an ENABLE's session is still being joined, its callback has not run: LIST (what
+    other processes and the listing ask a process for) said the provider was enabled here."""
+    assert control_races("cancel-overtaken", out)["listed_queued"] == 0
+
+
 def test_an_enable_that_takes_a_provider_over_and_cannot_be_joined_disables_the_old_session(control_races, out):
     """Session B's enable takes over a provider enabled for A, and B's host is too slow to be
     joined. The registration was put back enabled for A while the provider's enable entry named
