@@ -339,13 +339,21 @@ def update(name: str, flush_timer: int | None, max_buffers: int | None, logfile:
         props.FlushTimer = flush_timer
     if max_buffers is not None:
         props.MaximumBuffers = max_buffers
-    old_logfile = props.LogFileName
+    old_logfile = new_logfile = props.LogFileName
     if logfile is not None:
-        props.LogFileName = check_logfile(logfile)
+        props.LogFileName = new_logfile = check_logfile(logfile)
     try:
         props = api.ControlTrace(0, name, props, lib.EVENT_TRACE_CONTROL_UPDATE)
     except Win32Error as exc:
-        if getattr(exc, "properties", None) is not None:    # switched, the old file incomplete
+        switched = getattr(exc, "properties", None)
+        if switched is not None and logfile and not switched.LogFileName:
+            # the new file could not be started either: the host's log says why
+            log = os.path.join(sessions.runtime_directory() or _runtime_directory_name(),
+                               f"s-{switched.HistoricalContext & 0xFFFF}.log")
+            raise SessionError(f"session {name!r}: its previous log file {old_logfile} is incomplete "
+                               f"({in_words(exc)}), and the new log file {new_logfile} could not "
+                               f"be started either ({log} says why); the session writes no file now") from None
+        if switched is not None:    # switched, the old file incomplete
             raise SessionError(f"session {name!r} updated (log file {exc.properties.LogFileName or '(none)'}), "
                                f"but its previous log file {old_logfile} is incomplete. "
                                f"{in_words(exc)}") from None

@@ -465,19 +465,27 @@ static int seal_slots(const wpt_view *v) {
 /* UPDATE with a new LogFileName (flusher thread, every buffer so far written to the old
  * file): finish the old file, start the new one with its own header and SequenceNumbers.
  * Returns why the old file could not be completed (ERROR_DISK_FULL, ERROR_WRITE_FAULT: the
- * switch was made all the same, as a STOP's file error), else why the new one could not be
- * started. */
+ * switch was made all the same, as a STOP's file error; the properties returned name the new
+ * file, or none if it could not be started either), else why the new one could not be
+ * started. The host's log says each problem, both in one line when both happen. */
 static ULONG switch_logfile(wpt_session *s) {
     ULONG closed = ERROR_SUCCESS;
-    if (s->logfile) {
-        closed = wpt_logfile_close(s, NULL);
-        if (closed != ERROR_SUCCESS)        /* a host's log; nothing in an application */
-            wpt_host_log("the log file %s could not be completed (error %u)", s->logfile_name,
-                         (unsigned)closed);
-    }
+    char old_name[WPT_MAX_PATH];
+    strcpy(old_name, s->logfile_name);
+    if (s->logfile) closed = wpt_logfile_close(s, NULL);
     strcpy(s->logfile_name, s->next_logfile);
     s->buffer_sequence = 0;
     ULONG rc = wpt_logfile_open(s);
+    /* a host's log; nothing in an application */
+    if (closed != ERROR_SUCCESS && rc != ERROR_SUCCESS)
+        wpt_host_log("the log file %s could not be completed (error %u), and the new log file %s "
+                     "could not be started (error %u): the session writes no file", old_name,
+                     (unsigned)closed, s->logfile_name, (unsigned)rc);
+    else if (closed != ERROR_SUCCESS)
+        wpt_host_log("the log file %s could not be completed (error %u)", old_name, (unsigned)closed);
+    else if (rc != ERROR_SUCCESS)
+        wpt_host_log("the new log file %s could not be started (error %u): the session writes no file",
+                     s->logfile_name, (unsigned)rc);
     if (rc != ERROR_SUCCESS) s->logfile_name[0] = 0;     /* go on without a file */
     return closed != ERROR_SUCCESS ? closed : rc;
 }

@@ -508,6 +508,41 @@ def test_stop_of_a_session_whose_file_could_not_be_completed_says_so(tmp_path, s
     assert session_name not in wpptrace("session", "list").stdout    # stopped all the same
 
 
+def test_update_whose_old_and_new_files_both_fail_names_both(tmp_path, session_name, capsys):
+    """The old file cannot be completed and the new one cannot be started (a full disk): the
+    UPDATE's one error code is the old file's, and the user heard only of that one, as if the
+    session went on in the new file. The CLI names both files and says the session writes no
+    file now; the host's log names both files and both errors in one line."""
+    from wpptrace.provider import api, session_cli, sessions
+    from wpptrace.provider._hazmat import lib
+
+    first, second = tmp_path / "first.etl", tmp_path / "second.etl"
+    lib.wpptrace_debug_fail_file_writes(1, 1000, 28)   # the host: its header written, no write after it
+    try:
+        session_cli.start(session_name, str(first), buffer_size=4)
+    finally:
+        lib.wpptrace_debug_fail_file_writes(0, 0, 0)
+    import wpptrace.provider as P
+    session = api.ControlTrace(0, session_name, None, lib.EVENT_TRACE_CONTROL_QUERY).HistoricalContext
+    P.TraceMessage(session, P.TRACE_MESSAGE_TIMESTAMP, None, 1, b"\0")
+    session_cli.flush(session_name)
+    update = argparse.Namespace(session_command="update", name=session_name, flush_timer=None,
+                                max_buffers=None, logfile=str(second))
+    assert session_cli.run(update) == 1
+    log = os.path.join(sessions.runtime_directory(), f"s-{session & 0xFFFF}.log")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"wpptrace session update: session {session_name!r}: its previous log file {first} is "
+                     f"incomplete (ERROR_DISK_FULL (112): There is not enough space on the disk.), and the "
+                     f"new log file {second} could not be started either ({log} says why); the session "
+                     f"writes no file now"], lines
+    with open(log) as fh:
+        said = [line for line in fh if "could not" in line]
+    session_cli.stop(session_name)
+    assert len(said) == 1 and said[0].rstrip().endswith(
+        f"the log file {first} could not be completed (error 112), and the new log file {second} "
+        f"could not be started (error 112): the session writes no file"), said
+
+
 def test_update_to_a_new_file_says_the_old_one_is_incomplete(tmp_path, session_name, capsys):
     """In the session's host, the one buffer written to the first file could not be (ENOSPC: a
     full disk). `session update -f` switches to the new file all the same, and says in one line
