@@ -370,6 +370,22 @@ def _report_at_exit(exc: Win32Error) -> None:
             pass
 
 
+def _report_enables_dropped() -> None:
+    """One line on stderr at exit if this process had no room for enables of other processes'
+    sessions (each dropped and counted once by the core, its provider left disabled here):
+    nothing else shows that count to a person."""
+    try:
+        dropped = int(lib.wpptrace_enables_dropped())
+        if dropped:
+            sys.stderr.write(f"wpptrace: this process had no room for {dropped} enable"
+                             f"{'s' if dropped != 1 else ''} of other processes' sessions (it keeps "
+                             f"1024 at a time): {'their providers' if dropped != 1 else 'its provider'} "
+                             f"stayed disabled here\n")
+            sys.stderr.flush()
+    except Exception:  # noqa: BLE001 - stderr may be closed at exit
+        pass
+
+
 @atexit.register
 def _at_exit() -> None:
     for handle in list(_running):
@@ -377,6 +393,7 @@ def _at_exit() -> None:
             ControlTrace(handle, None, None, lib.EVENT_TRACE_CONTROL_STOP)
         except Win32Error as exc:
             _report_at_exit(exc)
+    _report_enables_dropped()
     # no enable notification may reach Python callbacks while the interpreter shuts down
     lib.wpptrace_endpoint_close()
 

@@ -461,3 +461,42 @@ def test_a_file_write_failure_at_stop_is_a_write_fault(tmp_path, session_name, e
     finally:
         _restore_writes()
     assert raised.value.name == "ERROR_WRITE_FAULT" and s.stopped and s.final.LogBuffersLost == 1
+
+
+_FULL_TABLE_CHILD = """
+import sys, uuid
+import wpptrace.provider as P
+from wpptrace.provider._hazmat import lib
+from wpptrace.provider.sessions import TraceSession
+from wpptrace.winerror import Win32Error
+mode = P.EVENT_TRACE_PRIVATE_LOGGER_MODE | P.EVENT_TRACE_PRIVATE_IN_PROC | P.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING
+x = TraceSession(sys.argv[1], sys.argv[2], BufferSize=4, LogFileMode=mode)
+filled = 0
+try:
+    for _ in range(1024):
+        P.EnableTrace(True, 0, 4, uuid.uuid4(), x.handle)
+        filled += 1
+except Win32Error:
+    pass
+# the first registration starts this process's endpoint, which copies the registry's enables:
+# no room for the other process's
+P.RegisterTraceGuids(lambda code, context, buffer: 0, None, uuid.UUID(sys.argv[3]))
+print(filled, lib.wpptrace_enables_dropped(), flush=True)
+"""
+
+
+def test_enables_a_process_had_no_room_for_are_reported_once_at_exit(tmp_path, session_name):
+    """A process whose table of enables is full drops the enables of other processes' sessions
+    it cannot keep, and counts them; nothing showed the count to a person. At exit one line on
+    stderr says how many, and that their providers stayed disabled there."""
+    control = uuid.uuid4()
+    with TraceSession(session_name, tmp_path / "a.etl", BufferSize=4) as a:
+        P.EnableTrace(True, 0, 4, control, a.handle)
+        res = subprocess.run([sys.executable, "-c", _FULL_TABLE_CHILD, session_name + "-x",
+                              str(tmp_path / "x.etl"), str(control)],
+                             capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["1024", "1"]
+    assert res.stderr.splitlines() == [
+        "wpptrace: this process had no room for 1 enable of other processes' sessions (it keeps 1024 "
+        "at a time): its provider stayed disabled here"]
