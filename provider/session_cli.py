@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import uuid
 from typing import Iterable, TextIO
@@ -105,6 +106,24 @@ def _runtime_directory_name() -> str:
     return f"/tmp/wpptrace-{os.geteuid()}"
 
 
+def _logfile_refusal(path: str, exc: Win32Error) -> str:
+    """Why the core would not create the log file ``path`` (it never follows a link or takes
+    a file of another user), one line."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return f"{path}: cannot create the log file ({exc.name})"
+    if stat.S_ISLNK(st.st_mode):
+        why = "it is a symbolic link (never followed: it could point at any file)"
+    elif not stat.S_ISREG(st.st_mode):
+        why = "it is not a regular file"
+    elif st.st_uid != os.geteuid():
+        why = f"it belongs to user {st.st_uid}, not to this user ({os.geteuid()})"
+    else:
+        return f"{path}: cannot create the log file ({exc.name})"
+    return f"{path}: cannot use it as the log file ({exc.name}): {why}"
+
+
 def check_runtime_directory() -> None:
     """SessionError unless this user's runtime directory is usable (private to the user)."""
     if sessions.runtime_directory() is None:
@@ -152,7 +171,7 @@ def start(name: str, logfile: str | None, *, realtime: bool = False, circular: i
         api.StartTrace(name, props)
     except Win32Error as exc:
         if exc.winerror in (lib.ERROR_BAD_PATHNAME, lib.ERROR_ACCESS_DENIED) and logfile:
-            raise SessionError(f"{logfile}: cannot create the log file ({exc.name})") from None
+            raise SessionError(_logfile_refusal(logfile, exc)) from None
         if exc.winerror == lib.ERROR_INVALID_PARAMETER:
             raise SessionError(f"invalid session settings ({exc.name}): buffer size 1..16384 KB, "
                                f"at most 65536 buffers and 4 GiB of buffers, circular size >= "
@@ -360,7 +379,7 @@ def update(name: str, flush_timer: int | None, max_buffers: int | None, logfile:
         if exc.winerror == lib.ERROR_INVALID_PARAMETER:
             raise SessionError(f"session {name!r}: cannot update to these settings ({exc.name})") from None
         if exc.winerror in (lib.ERROR_BAD_PATHNAME, lib.ERROR_ACCESS_DENIED) and logfile:
-            raise SessionError(f"{logfile}: cannot create the log file ({exc.name})") from None
+            raise SessionError(_logfile_refusal(logfile, exc)) from None
         raise SessionError(_describe(exc, name)) from None
     return [f"session {name!r} updated: flush timer {props.FlushTimer}, maximum buffers "
             f"{props.MaximumBuffers}, log file {props.LogFileName or '(none)'}"]

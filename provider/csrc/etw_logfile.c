@@ -104,8 +104,46 @@ static void file_free(wpt_logfile *lf) {
     free(lf);
 }
 
-/* Create the file (`exclusive`: never an existing one; else truncate it), private to its
- * user; lf->header is allocated, not written. */
+/* Open (or create) `path` for a session file: never through a symbolic link, only a regular
+ * file of our own user, made private (0600). Nothing in an existing file is changed before
+ * those checks: a link another user planted cannot make us truncate or chmod what it points
+ * to. *fd on success; a refusal is ERROR_ACCESS_DENIED (a link, a file of another user) or
+ * ERROR_BAD_PATHNAME (not a regular file), said in a host's log. */
+static ULONG open_private(const char *path, int flags, int *fd_out) {
+    /* O_NONBLOCK: opening a FIFO or a device must not wait; it is refused below */
+    int fd = open(path, flags | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600);
+    if (fd < 0) {
+        if (errno == ELOOP) {
+            wpt_host_log("log file %s refused: it is a symbolic link", path);
+            return ERROR_ACCESS_DENIED;
+        }
+        return errno_to_win32(errno);
+    }
+    struct stat st;
+    ULONG rc = ERROR_SUCCESS;
+    if (fstat(fd, &st) != 0) rc = errno_to_win32(errno);
+    else if (!S_ISREG(st.st_mode)) {
+        wpt_host_log("log file %s refused: it is not a regular file", path);
+        rc = ERROR_BAD_PATHNAME;
+    } else if (st.st_uid != geteuid()) {
+        wpt_host_log("log file %s refused: it belongs to user %u, not to this user (%u)", path,
+                     (unsigned)st.st_uid, (unsigned)geteuid());
+        rc = ERROR_ACCESS_DENIED;
+    } else if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) != 0) {
+        rc = errno_to_win32(errno);    /* an existing file keeps its mode: narrow it */
+    } else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+        rc = errno_to_win32(errno);
+    }
+    if (rc != ERROR_SUCCESS) {
+        close(fd);
+        return rc;
+    }
+    *fd_out = fd;
+    return ERROR_SUCCESS;
+}
+
+/* Create the file (`exclusive`: never an existing one; else empty it once it is known to be
+ * ours), private to its user; lf->header is allocated, not written. */
 static ULONG file_create(const char *path, uint32_t buffer_size, int exclusive, wpt_logfile **out) {
     wpt_logfile *lf = calloc(1, sizeof *lf);
     if (!lf) return ERROR_OUTOFMEMORY;
@@ -113,14 +151,9 @@ static ULONG file_create(const char *path, uint32_t buffer_size, int exclusive, 
     lf->buffer_size = buffer_size;
     lf->header = malloc(buffer_size);
     if (!lf->header) { file_free(lf); return ERROR_OUTOFMEMORY; }
-    lf->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), 0600);
-    if (lf->fd < 0) {
-        ULONG rc = errno_to_win32(errno);
-        file_free(lf);
-        return rc;
-    }
-    if (fchmod(lf->fd, 0600) != 0) {       /* an existing file keeps its mode: narrow it */
-        ULONG rc = errno_to_win32(errno);
+    ULONG rc = open_private(path, O_RDWR | (exclusive ? O_EXCL : 0), &lf->fd);
+    if (rc == ERROR_SUCCESS && !exclusive && ftruncate(lf->fd, 0) != 0) rc = write_error(errno);
+    if (rc != ERROR_SUCCESS) {
         file_free(lf);
         return rc;
     }
@@ -184,10 +217,10 @@ static int file_finish(wpt_logfile *lf, int *sync_fd) {
 
 ULONG wpt_logfile_check_path(const char *path) {
     /* Session files are private to their user (traces carry process data). */
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return errno_to_win32(errno);
-    close(fd);
-    return ERROR_SUCCESS;
+    int fd;
+    ULONG rc = open_private(path, O_WRONLY, &fd);
+    if (rc == ERROR_SUCCESS) close(fd);
+    return rc;
 }
 
 ULONG wpt_logfile_open(wpt_session *s) {
