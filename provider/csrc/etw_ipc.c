@@ -196,15 +196,22 @@ static int read_exact(int fd, void *buf, size_t n, int *got_fd, int64_t deadline
             if (errno == EAGAIN && wait_for(fd, POLLIN, deadline) == 0) continue;
             return -1;
         }
+        /* Every descriptor that came is ours to close: the first one is kept if the caller
+         * wants one, the others (a peer may send several in one message) are closed. */
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS
-                && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS
+                || c->cmsg_len < CMSG_LEN(0))
+                continue;
+            size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < count; i++) {
                 int passed;
-                memcpy(&passed, CMSG_DATA(c), sizeof passed);
+                memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof passed);
                 if (got_fd && *got_fd < 0) *got_fd = passed;
                 else close(passed);
             }
         }
+        /* control data cut short: more descriptors (or other data) than a frame of ours has */
+        if (msg.msg_flags & MSG_CTRUNC) { errno = EPROTO; return -1; }
         if (r == 0) { errno = ECONNRESET; return -1; }
         have += (size_t)r;
     }
