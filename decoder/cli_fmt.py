@@ -679,7 +679,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pdb", action="append", default=[], metavar="PDB_OR_IMAGE",
                         help="a private PDB, or an image whose PDB is looked up (repeatable)")
     parser.add_argument("-r", "--symbol-path", action="append", default=[], metavar="DIRS",
-                        help="';'-separated directories searched for images' PDBs")
+                        help="';'-separated directories searched for images' PDBs (repeatable)")
     parser.add_argument("--prefix", metavar="TEMPLATE",
                         help="prefix template (overrides TRACE_FORMAT_PREFIX)")
     parser.add_argument("--no-prefix", dest="noprefix", action="store_true",

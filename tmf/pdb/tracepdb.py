@@ -180,8 +180,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pdbs", nargs="+", metavar="FILE",
                         help="private PDB(s) with WPP annotations, or PE images (.sys/.dll/.exe) whose PDB "
                              "is found by GUID and age (tracepdb -i)")
-    parser.add_argument("-r", "--symbol-path", action="append", default=[], metavar="DIR",
-                        help="where to look for the PDBs of images (flat or symbol-store layout; repeatable)")
+    parser.add_argument("-r", "--symbol-path", action="append", default=[], metavar="DIRS",
+                        help="';'-separated directories where the PDBs of images are looked "
+                             "for (flat or symbol-store layout; repeatable)")
     add_output_dir_option(parser, "directory for the <guid>.tmf files (default: current directory)")
     parser.add_argument("--no-mof", dest="mof", action="store_false",
                         help="do not write <pdb>.mof for the control GUIDs")
