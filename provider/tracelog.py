@@ -7,8 +7,9 @@
     tracelog -update Name [-ft Seconds] [-max N] [-f NewLogFile]
     tracelog -flush Name | -q Name | -stop Name | -l
 
-A .ctl or .guid file lists one control GUID per line (braces optional, a provider name may
-follow; '#' starts a comment). Each command prints the session as tracelog does, then the
+Quote '#GUID' in a shell, which reads an unquoted # as the start of a comment. A .ctl or
+.guid file lists one control GUID per line (braces optional, a provider name may follow; '#'
+starts a comment). Each command prints the session as tracelog does, then the
 operation status; the exit status is 0 on success, 1 otherwise.
 """
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _guids(values: list[str]) -> list[uuid.UUID]:
         elif os.path.exists(value):
             out += read_guid_file(value)
         else:
-            raise SystemExit(f"tracelog: -guid {value}: give #GUID or a .ctl/.guid file")
+            raise SystemExit(f"tracelog: -guid {value}: give '#GUID' or a .ctl/.guid file")
     return out
 
 

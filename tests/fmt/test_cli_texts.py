@@ -120,6 +120,8 @@ def test_every_tracefmt_and_tracelog_option_says_what_it_does():
     parser = tracelog._parser()
     assert list(_options_without_help(parser, "tracelog")) == []
     assert parser.description.startswith("tracelog: ")   # no source markup in the help
+    # pasted into a shell, an unquoted #GUID would start a comment
+    assert "Quote '#GUID' in a shell" in parser.epilog
 
 
 def test_an_output_that_cannot_be_written_is_refused_before_decoding(capsys, fmt_data, tmp_path):
