@@ -417,6 +417,8 @@ extern _Atomic uint32_t wpt_fork_sessions_read;
 extern _Atomic uint32_t wpt_fork_registrations_read;
 /* views whose memory was swapped for zero pages (a test counts them) */
 extern _Atomic uint32_t wpt_views_retired;
+/* endpoints undone (socket, wake pipe and JOIN connections closed; a test counts them) */
+extern _Atomic uint32_t wpt_endpoint_teardowns;
 #else
 #define WPT_TEST_POINT(point) ((void)0)
 #define WPT_HOST_ANSWER_MS 30000

@@ -543,8 +543,15 @@ static void remove_socket(void) {
     if (g_running && g_pid == (uint32_t)getpid() && g_path[0]) unlink(g_path);
 }
 
+#ifdef WPT_TEST_POINTS
+_Atomic uint32_t wpt_endpoint_teardowns;
+#endif
+
 /* g_ep_lock held: the endpoint's socket, wake pipe and JOIN connections closed. */
 static void endpoint_teardown(void) {
+#ifdef WPT_TEST_POINTS
+    atomic_fetch_add(&wpt_endpoint_teardowns, 1);
+#endif
     if (g_path[0]) unlink(g_path);
     if (g_listen >= 0) close(g_listen);
     if (g_wake[0] >= 0) close(g_wake[0]);

@@ -184,6 +184,10 @@
  *                   began to reconcile, delivers the owed one: each must see one ENABLE.
  *       disable-owed  R1's ENABLE for A is owed (A's host stopped), then A disables the
  *                   provider: R1 must see no DISABLE (it never saw the ENABLE).
+ *       close-joining-in-callback  the endpoint thread runs an ENABLE callback (held) while
+ *                   another thread's close tells it to end and is to join it; the callback then
+ *                   closes the endpoint too: the endpoint must be undone once, by the joining
+ *                   close (the thread undid it as well, detached from the join).
  *       host-stop-sync  A's host is held as A's file is to be flushed to the disk: the STOP of A
  *                   must be answered meanwhile (it waited for the flush).
  *       cancel-overtaken  a thread's ENABLE of the provider for A (A's host stopped) is held once
@@ -301,6 +305,7 @@
  * owed-once "enable RC held 0|1 register RC r2_at_once N r1 N r2 N r1_off N r2_off N stop_a RC",
  * disable-owed "enable RC disable RC enables N disables N enables_after N disables_after N
  * stop_a RC", enable-overtaken "enable RC disable RC enables N disables N listed 0|1 stop_a RC",
+ * close-joining-in-callback "in_callback 0|1 joined 0|1 teardowns N stop_a RC",
  * host-stop-sync "stop_a RC flushed_after 0|1 host_ended 0|1",
  * cancel-overtaken "listed_queued 0|1 first RC second RC enables N enables_after N disables_after N listed 0|1 stop_a RC",
  * cancel-taken-over "enable_a RC enable_b RC disables_at_once N disable_a RC stop_a RC disables N
@@ -3090,6 +3095,58 @@ static int close_in_callback(const char *dir) {
     _exit(0);                                  /* a hung endpoint thread must not hold up exit */
 }
 
+/* close-joining-in-callback: the endpoint thread runs a provider's ENABLE callback (held) while
+ * another thread's wpptrace_endpoint_close tells it to end and is to join it; then the callback
+ * closes the endpoint too. */
+static _Atomic int g_joining_in_callback, g_joining_closer_at_join;
+
+static void at_closer_joining(int point) {
+    if (point == WPT_POINT_ENDPOINT_JOINING) atomic_store(&g_joining_closer_at_join, 1);
+}
+
+static ULONG close_when_joined(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    if (code != WMI_ENABLE_EVENTS || atomic_exchange(&g_joining_in_callback, 1)) return ERROR_SUCCESS;
+    wait_for(&g_joining_closer_at_join);
+    wpptrace_endpoint_close();
+    return ERROR_SUCCESS;
+}
+
+static void *close_endpoint_thread(void *arg) {
+    (void)arg;
+    wpptrace_endpoint_close();
+    return NULL;
+}
+
+static int close_joining_in_callback(const char *dir) {
+    uint32_t slot_a, gen_a;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot_a, &gen_a, &a);
+    if (failed) return failed;
+    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE r;
+    if (RegisterTraceGuids(close_when_joined, NULL, &g_first_control, 1, &reg, NULL, NULL, &r)) return 6;
+    if (registry_enable(&g_first_control, slot_a) < 0) return 7;
+    uint32_t teardowns = atomic_load(&wpt_endpoint_teardowns);
+    wpt_test_point = at_closer_joining;
+    wpt_endpoint_redeliver();                  /* the endpoint thread reconciles: the callback */
+    wait_for(&g_joining_in_callback);
+    int in_callback = atomic_load(&g_joining_in_callback);
+    pthread_t closer;
+    if (pthread_create(&closer, NULL, close_endpoint_thread, NULL) != 0) return 8;
+    pthread_join(closer, NULL);
+    wpt_test_point = NULL;
+    int closer_joined = atomic_load(&g_joining_closer_at_join);
+    ULONG stopped_a = stop_by_name("control-races-a");
+    printf("in_callback %d joined %d teardowns %u stop_a %u\n", in_callback, closer_joined,
+           (unsigned)(atomic_load(&wpt_endpoint_teardowns) - teardowns), (unsigned)stopped_a);
+    fflush(stdout);
+    _exit(0);                                  /* a hung endpoint thread must not hold up exit */
+}
+
 /* unregister-sibling: two providers of this process are enabled for A; A stops, which queues
  * both DISABLE calls in the stopping thread; the first callback to run unregisters the other
  * registration, whose call is queued in this same thread and not started. */
@@ -4011,6 +4068,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "disable-owed") == 0) return disable_owed(argv[2]);
     if (argc == 3 && strcmp(argv[1], "enable-overtaken") == 0) return enable_overtaken(argv[2]);
     if (argc == 3 && strcmp(argv[1], "host-stop-sync") == 0) return host_stop_sync(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "close-joining-in-callback") == 0) return close_joining_in_callback(argv[2]);
     if (argc == 3 && strcmp(argv[1], "cancel-overtaken") == 0) return cancel_overtaken(argv[2]);
     if (argc == 3 && strcmp(argv[1], "cancel-taken-over") == 0) return cancel_taken_over(argv[2]);
     if (argc == 3 && strcmp(argv[1], "close-starting") == 0) return close_starting();

@@ -645,6 +645,15 @@ def test_a_hosted_sessions_stop_is_answered_before_its_file_is_flushed_to_the_di
     assert control_races("host-stop-sync", out) == {"stop_a": 0, "flushed_after": 1, "host_ended": 1}
 
 
+def test_a_close_in_a_callback_while_another_close_joins_the_endpoint_thread_leaves_it_to_that_one(
+        control_races, out):
+    """A close made in a callback the endpoint thread runs leaves the undoing to the thread as it
+    ends; another thread's close joining the thread meanwhile undoes it itself: the thread
+    detached itself from that join and undid the endpoint as well."""
+    assert control_races("close-joining-in-callback", out) == {"in_callback": 1, "joined": 1, "teardowns": 1,
+                                                               "stop_a": 0}
+
+
 def test_closing_an_endpoint_while_it_starts_waits_for_its_thread(control_races, out):
     """A new endpoint listens, then copies the registry (joins of busy hosts may take a
     while), then makes its thread. wpptrace_endpoint_close in another thread meanwhile (an
