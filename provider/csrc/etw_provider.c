@@ -226,7 +226,7 @@ static void pending_confirm(pending_list *l) {
 
 /* Queued ENABLE calls that will not run (their session could not be joined; `gone`: it is not
  * there any more, else its host was only too slow), g_reg_lock held; the caller then runs the
- * list (pending_run) without the lock. A call after which something newer was handed to its
+ * list (pending_run_confirmed) without the lock. A call after which something newer was handed to its
  * registration (another thread's ENABLE or DISABLE, queued or confirmed) changes nothing: the
  * newer state stands (a copy of the state from when the call was queued may name an ENABLE
  * whose call was dropped since, or a session that no longer holds the GUID). Otherwise the
