@@ -103,9 +103,17 @@ def input_problem(path: str, exc: BaseException) -> str:
     """``PATH: what is wrong with it`` for an input that could not be opened: a directory
     named where a file was expected says so, and what to give instead."""
     import os
+    import stat
 
     if os.path.isdir(path):
         return f"{path}: is a directory: give the .etl files in it ({os.path.join(path, '*.etl')})"
+    try:
+        streamed = path == "-" or not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        streamed = False
+    if streamed:
+        return (f"{path}: cannot read: an .etl file is read at its buffers' offsets: give a file, "
+                f"not a pipe or standard input")
     return f"{path}: cannot read: {reason(exc, path)}"
 
 

@@ -132,3 +132,12 @@ def test_an_output_that_cannot_be_written_is_refused_before_decoding(capsys, fmt
         rc, out, err = wpptrace(capsys, "fmt", etl, "-p", fmt_data / "tmf", option, path)
         assert (rc, out) == (1, "")
         assert err == f"wpptrace fmt: error: {path}: cannot write: {problem}; nothing was written\n"
+
+
+def test_standard_input_is_no_etl_file(capsys, tmp_path):
+    for command in ("fmt", "dump"):
+        rc, out, err = wpptrace(capsys, command, "-")
+        assert (rc, out) == (1, "")
+        assert err.splitlines()[-1] == (
+            f"wpptrace {command}: error: -: cannot read: an .etl file is read at its buffers' "
+            f"offsets: give a file, not a pipe or standard input")
