@@ -195,3 +195,33 @@ def test_views_whose_decoding_is_over_are_let_go(tmp_path):
     assert live.views == [second]
     second.close()
     live.join(PATIENCE)
+
+
+def test_a_relayed_message_cannot_drive_the_terminal_or_forge_a_line(tmp_path, tmf_dir):
+    """Message text comes from whoever reaches the collector: the live view escapes its
+    control characters but tab (no terminal title, clipboard write or cursor move, no line
+    that passes for another source's), while the collected file keeps the bytes as sent."""
+    hostile = ("\x1b]0;owned\x07\x1b]52;c;ZXZpbA==\x07\x1b[2J\x1b[H\r"
+               "\n[other@host] forged\u2028\ttab")
+    shown = (r"\x1b]0;owned\x07\x1b]52;c;ZXZpbA==\x07\x1b[2J\x1b[H\r"
+             r"\n[other@host] forged\u2028" + "\ttab")
+    out = io.StringIO()
+    live = LiveView(tmf.load(str(tmf_dir)), out)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), live=live) as collector, \
+            TracedSession(tmp_path, "hostile", buffer_kb=8) as session:
+        session._source = hostile.encode() + b"\0"
+        relay = relay_process(session.name, collector.address)
+        wait_until(lambda: len(collector.sources) == 1, what="the relay")
+        session.log(3)
+        session.stop()
+        assert relay.wait(PATIENCE) == 0
+        assert collector.wait_for(lambda ss: all(s.closed for s in ss), PATIENCE)
+        (source,) = collector.sources
+    text = out.getvalue()
+    lines = text.split("\n")
+    assert lines.pop() == ""
+    assert len(lines) == 4
+    assert all(line.startswith(f"[{source.label}] ") for line in lines)
+    assert [line.count(f" from {shown} tick ") for line in lines[1:]] == [1, 1, 1]
+    assert not any(ch != "\t" and not ch.isprintable() for ch in text.replace("\n", ""))
+    assert decoded_text(source.path, tmf_dir).count(f" from {hostile} tick ") == 3

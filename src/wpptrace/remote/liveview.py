@@ -24,6 +24,8 @@ from wpptrace.decoder.wpp import FileContext, WppDecoder
 from wpptrace.decoder._hazmat import ETL
 from wpptrace.winerror import Win32Error
 
+from .protocol import escape_unprintable
+
 __all__ = ["LiveView", "SourceView"]
 
 log = logging.getLogger("wpptrace.remote.liveview")
@@ -229,8 +231,12 @@ class LiveView:
             view.join(timeout)
 
     def write(self, label: str, lines: list[str]) -> None:
+        """``lines`` tagged ``[label]``, each on its one line: the text comes from remote
+        relays, so control characters but tab are escaped (a message could otherwise set the
+        terminal's title or clipboard, move its cursor, or start a line that forges another
+        source's; the source's file keeps the bytes as sent)."""
         tag = f"[{label}] "
-        text = "".join(tag + line + "\n" for line in lines)
+        text = "".join(tag + escape_unprintable(line, "\t") + "\n" for line in lines)
         with self._write_lock:
             try:
                 self.out.write(text)

@@ -207,10 +207,17 @@ def decode_error(frame: Frame) -> tuple[int, str]:
     """The code and reason of an ERROR frame; the reason is logged and shown, so control
     characters (a forged log line, terminal escapes) come out escaped, on one line."""
     (code,) = _ERROR_CODE.unpack_from(frame.payload)
-    text = frame.payload[_ERROR_CODE.size:].decode("utf-8", "replace")
-    if not text.isprintable():
-        text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
-    return code, text
+    return code, escape_unprintable(frame.payload[_ERROR_CODE.size:].decode("utf-8", "replace"))
+
+
+def escape_unprintable(text: str, keep: str = "") -> str:
+    """``text`` with every character that is not printable (controls, line and paragraph
+    separators) but those in ``keep`` written as Python escapes (``\\x1b``, ``\\n``,
+    ``\\u2028``): text a peer sent, logged or shown, stays on its one line and cannot drive a
+    terminal (titles, clipboard writes, cursor moves) or forge a line of another source."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch in keep else ascii(ch)[1:-1] for ch in text)
 
 
 def expand_buffer(frame: Frame, buffer_size: int) -> bytes:
