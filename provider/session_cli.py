@@ -124,11 +124,44 @@ def _logfile_refusal(path: str, exc: Win32Error) -> str:
     return f"{path}: cannot use it as the log file ({exc.name}): {why}"
 
 
+def _runtime_directory_problem(path: str) -> str:
+    """What makes ``path`` unusable as the runtime directory, in words (the core's checks)."""
+    uid = os.geteuid()
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        st = None
+        if not isinstance(exc, FileNotFoundError):
+            return (exc.strerror or str(exc)).lower()
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            return "it is a symbolic link; it must be a directory of this user, mode 0700"
+        if not stat.S_ISDIR(st.st_mode):
+            return "it is not a directory"
+        if st.st_uid != uid:
+            return (f"it belongs to user {st.st_uid}, not to this user ({uid}): someone else made it "
+                    f"first; remove it, or set WPPTRACE_RUNTIME_DIR to a directory of this user")
+        if st.st_mode & 0o077:
+            return f"its mode is {stat.S_IMODE(st.st_mode):04o}; it must be private to this user (0700)"
+    parent = os.path.dirname(path.rstrip("/")) or "/"
+    try:
+        up = os.stat(parent)
+    except OSError as exc:
+        return f"its parent {parent}: {(exc.strerror or str(exc)).lower()}"
+    if up.st_uid not in (uid, 0):
+        return (f"its parent {parent} belongs to user {up.st_uid}, who could move it away; "
+                f"set WPPTRACE_RUNTIME_DIR to a directory of this user")
+    if up.st_mode & 0o022 and not up.st_mode & stat.S_ISVTX:
+        return (f"its parent {parent} is writable by others and not sticky, so they could move it "
+                f"away; set WPPTRACE_RUNTIME_DIR to a directory of this user")
+    return "it must be a directory of this user, private to this user (mode 0700)"
+
+
 def check_runtime_directory() -> None:
     """SessionError unless this user's runtime directory is usable (private to the user)."""
     if sessions.runtime_directory() is None:
-        raise SessionError(f"the runtime directory {_runtime_directory_name()} is not usable: it must "
-                           f"be a directory of this user, private to this user (mode 0700)")
+        name = _runtime_directory_name()
+        raise SessionError(f"the runtime directory {name} is not usable: {_runtime_directory_problem(name)}")
 
 
 def _describe(exc: Win32Error, name: str) -> str:

@@ -39,6 +39,9 @@ static int peer_is_us(int fd, struct ucred *cred) {
 int wpt_ipc_listen(const char *path) {
     struct sockaddr_un a;
     if (make_address(path, &a) != 0) return -1;
+    /* the runtime directory checked again right before the bind: it may have been removed
+     * and made again by someone else since it was last used */
+    if (wpt_runtime_dir(NULL) != ERROR_SUCCESS) { errno = EACCES; return -1; }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return -1;
     unlink(path);                           /* a stale socket of a process that is gone */

@@ -3,7 +3,13 @@
  * The runtime directory ($WPPTRACE_RUNTIME_DIR, else $XDG_RUNTIME_DIR/wpptrace, else
  * /tmp/wpptrace-<uid>) is created 0700 and refused unless it is a real directory owned by
  * us with no group or other access: everything a session exposes (control sockets, the
- * registry, host logs) lives there, so only our own user reaches it.
+ * registry, host logs) lives there, so only our own user reaches it. Its parent must be ours
+ * or root's, and sticky if others may write to it, so nobody else can move it away. The
+ * checks run again each time the directory is used (before a socket is bound or a file made
+ * in it): a directory removed while a process runs (a /tmp clean-up) is made again by us, or
+ * refused if someone else made it first. A /tmp/wpptrace-<uid> another user created first is
+ * refused (ERROR_ACCESS_DENIED), never replaced by another name: the fix is to remove it or
+ * to set WPPTRACE_RUNTIME_DIR to a private directory.
  *
  * The registry is one fixed-size file mapped by every process: the table of loggers (64
  * slots, as Windows has: LoggerId = slot) and the table of enabled providers (which session
@@ -39,7 +45,30 @@ static _Atomic ULONG g_dir_rc = ERROR_INVALID_PARAMETER;
 static int g_fd = -1;
 static wpt_registry *g_reg;
 
-static ULONG resolve_dir(void) {
+/* Make the directory if it is missing, then check it and its parent (see the top). */
+static ULONG check_dir(void) {
+    if (mkdir(g_dir, 0700) != 0 && errno != EEXIST)
+        return errno == EACCES ? ERROR_ACCESS_DENIED : ERROR_BAD_PATHNAME;
+    struct stat st;
+    if (lstat(g_dir, &st) != 0) return ERROR_BAD_PATHNAME;
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077))
+        return ERROR_ACCESS_DENIED;           /* not ours, or others could reach our sockets */
+    char parent[PATH_MAX];
+    size_t n = strlen(g_dir);
+    memcpy(parent, g_dir, n + 1);
+    while (n > 1 && parent[n - 1] == '/') parent[--n] = 0;
+    char *slash = strrchr(parent, '/');
+    if (!slash) return ERROR_BAD_PATHNAME;
+    slash[slash == parent ? 1 : 0] = 0;
+    if (stat(parent, &st) != 0) return ERROR_BAD_PATHNAME;
+    if (!S_ISDIR(st.st_mode) || (st.st_uid != geteuid() && st.st_uid != 0)
+        || ((st.st_mode & 022) && !(st.st_mode & S_ISVTX)))
+        return ERROR_ACCESS_DENIED;           /* someone else could rename ours and put theirs */
+    return ERROR_SUCCESS;
+}
+
+/* The directory's path from the environment (g_lock held). */
+static ULONG resolve_path(void) {
     const char *env = getenv("WPPTRACE_RUNTIME_DIR");
     const char *xdg = getenv("XDG_RUNTIME_DIR");
     int n;
@@ -50,12 +79,16 @@ static ULONG resolve_dir(void) {
     /* the longest socket name must fit sockaddr_un */
     if ((size_t)n + sizeof "/p-4294967295.sock" > sizeof(((struct sockaddr_un *)0)->sun_path))
         return ERROR_BAD_PATHNAME;
-    if (mkdir(g_dir, 0700) != 0 && errno != EEXIST) return errno == EACCES ? ERROR_ACCESS_DENIED : ERROR_BAD_PATHNAME;
-    struct stat st;
-    if (lstat(g_dir, &st) != 0) return ERROR_BAD_PATHNAME;
-    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077))
-        return ERROR_ACCESS_DENIED;           /* not ours, or others could reach our sockets */
     return ERROR_SUCCESS;
+}
+
+/* The path is fixed by the first success (g_lock held); the checks run on every call. */
+static ULONG ensure_dir(void) {
+    if (g_dir_rc == ERROR_SUCCESS) return check_dir();
+    ULONG rc = resolve_path();
+    if (rc == ERROR_SUCCESS) rc = check_dir();
+    g_dir_rc = rc;
+    return rc;
 }
 
 static int mutex_by(pthread_mutex_t *m, int64_t deadline);
@@ -65,10 +98,9 @@ static int mutex_by(pthread_mutex_t *m, int64_t deadline);
  * fails with ERROR_BUSY (the caller reports it as a busy control plane). */
 ULONG wpt_runtime_dir(const char **dir_out) {
     if (dir_out) *dir_out = g_dir;
-    if (atomic_load(&g_dir_rc) == ERROR_SUCCESS) return ERROR_SUCCESS;
+    if (atomic_load(&g_dir_rc) == ERROR_SUCCESS) return check_dir();
     if (mutex_by(&g_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) != 0) return ERROR_BUSY;
-    if (g_dir_rc != ERROR_SUCCESS) g_dir_rc = resolve_dir();
-    ULONG rc = g_dir_rc;
+    ULONG rc = ensure_dir();
     pthread_mutex_unlock(&g_lock);
     return rc;
 }
@@ -120,9 +152,18 @@ static ULONG lock_failure(void) {
 
 /* Open and map the registry file (g_lock held). */
 static ULONG open_registry(int64_t deadline) {
-    if (g_reg) return ERROR_SUCCESS;
-    if (g_dir_rc != ERROR_SUCCESS) g_dir_rc = resolve_dir();
-    if (g_dir_rc != ERROR_SUCCESS) return g_dir_rc;
+    if (g_reg) {
+        struct stat now;
+        if (fstat(g_fd, &now) != 0 || now.st_nlink > 0) return ERROR_SUCCESS;
+        /* a clean-up removed the directory and the registry with it: the one made again is
+         * the one other processes use now. The old mapping is left in place (a caller may
+         * still read it); only the file is let go. */
+        close(g_fd);
+        g_fd = -1;
+        g_reg = NULL;
+    }
+    ULONG checked = ensure_dir();
+    if (checked != ERROR_SUCCESS) return checked;
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/registry", g_dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);

@@ -1,0 +1,102 @@
+"""The runtime directory is checked each time it is used, with its parent: one removed and made
+again by another user, or one whose parent lets others move it, is refused; the session
+command says what is wrong with it in one line."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import wpptrace.provider as P
+
+L = P._lib
+NOBODY = 65534
+
+_APP = textwrap.dedent("""
+    import os, shutil, sys, uuid
+    import wpptrace.provider as P
+    runtime, out, step = sys.argv[1:4]
+
+    def start():
+        props = P.EVENT_TRACE_PROPERTIES(LogFileName=os.path.join(out, uuid.uuid4().hex + ".etl"),
+                                         LogFileMode=P.EVENT_TRACE_FILE_MODE_SEQUENTIAL)
+        try:
+            handle = P.StartTrace("rtdir-" + uuid.uuid4().hex[:8], props)
+        except P.Win32Error as exc:
+            return exc.winerror
+        P.ControlTrace(handle, None, props, P.EVENT_TRACE_CONTROL_STOP)
+        return 0
+
+    print(start())
+    if step == "replaced":      # someone else's directory where ours was
+        os.rename(runtime, runtime + ".old")
+        os.mkdir(runtime, 0o700)
+        if os.geteuid() == 0:
+            os.chown(runtime, 65534, 65534)
+        else:
+            os.chmod(runtime, 0o755)
+        print(start(), len(os.listdir(runtime)))
+    elif step == "removed":     # a clean-up of /tmp took it
+        shutil.rmtree(runtime)
+        print(start(), oct(os.stat(runtime).st_mode & 0o7777))
+""")
+
+
+def _run(tmp_path, runtime, step: str) -> list[str]:
+    env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
+    done = subprocess.run([sys.executable, "-c", _APP, str(runtime), str(tmp_path), step], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def _cli(tmp_path, runtime) -> subprocess.CompletedProcess:
+    env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
+    return subprocess.run([sys.executable, "-m", "wpptrace", "session", "start", "rtdir-cli", "-f",
+                           str(tmp_path / "cli.etl")], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_a_directory_made_again_by_someone_else_is_refused(tmp_path):
+    runtime = tmp_path / "rt"
+    assert _run(tmp_path, runtime, "replaced") == ["0", str(L.ERROR_ACCESS_DENIED), "0"]
+
+
+def test_a_removed_directory_is_made_again_private(tmp_path):
+    runtime = tmp_path / "rt"
+    assert _run(tmp_path, runtime, "removed") == ["0", "0", "0o700"]
+
+
+def test_a_parent_others_may_write_to_needs_the_sticky_bit(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    assert _run(tmp_path, shared / "rt", "once") == [str(L.ERROR_ACCESS_DENIED)]
+    cli = _cli(tmp_path, shared / "rt")
+    lines = cli.stderr.strip().splitlines()
+    assert cli.returncode == 1 and len(lines) == 1
+    assert f"the runtime directory {shared / 'rt'} is not usable" in lines[0]
+    assert "writable by others and not sticky" in lines[0]
+    os.chmod(shared, 0o1777)                # as /tmp is
+    assert _run(tmp_path, shared / "rt2", "once") == ["0"]
+
+
+def test_the_command_says_what_is_wrong_with_the_directory(tmp_path):
+    runtime = tmp_path / "rt"
+    runtime.mkdir()
+    os.chmod(runtime, 0o750)
+    cli = _cli(tmp_path, runtime)
+    assert cli.returncode == 1 and "its mode is 0750; it must be private to this user (0700)" in cli.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a directory of another user needs root to make")
+def test_a_directory_another_user_made_first_is_named_with_its_owner(tmp_path):
+    runtime = tmp_path / "wpptrace-0"
+    runtime.mkdir(mode=0o700)
+    os.chown(runtime, NOBODY, NOBODY)
+    cli = _cli(tmp_path, runtime)
+    lines = cli.stderr.strip().splitlines()
+    assert cli.returncode == 1 and len(lines) == 1
+    assert f"{runtime} is not usable: it belongs to user {NOBODY}, not to this user (0)" in lines[0]
