@@ -274,10 +274,12 @@ def _insert(index: int, spec: Spec | None, body: str | None) -> "Insert":
     return piece
 
 
-def parse_printf_format(fmt: str) -> list[Piece]:
+def parse_printf_format(fmt: str, columns: list[int] | None = None) -> list[Piece]:
     """Parse a C / tracewpp source format (``"x=%d s=%ls st=%!STATUS! %!FUNC!"``) into pieces.
     Inserts are numbered 0, 1, ... in argument order; ``%!NAME!`` is a :class:`Marker` when NAME
-    is a WPP constant (FUNC, LEVEL, COMPNAME ...) and an ``Insert(ext=NAME)`` otherwise."""
+    is a WPP constant (FUNC, LEVEL, COMPNAME ...) and an ``Insert(ext=NAME)`` otherwise.
+    ``columns``, when given, gets the 1-based column of each insert's and marker's "%", in
+    order (what a later error about one of them points at)."""
     pieces: list[Piece] = []
     arg = 0
     i, n = 0, len(fmt)
@@ -307,6 +309,8 @@ def parse_printf_format(fmt: str) -> list[Piece]:
             else:
                 pieces.append(Insert(arg, None, name))
                 arg += 1
+            if columns is not None:
+                columns.append(j + 1)
             i = m.end()
             continue
         m = _SPEC_RE.match(fmt, j + 1)
@@ -316,6 +320,8 @@ def parse_printf_format(fmt: str) -> list[Piece]:
                                   expected="[flags][width][.precision][length]conversion")
         spec = _spec_from_match(m, fmt, j + 2)
         pieces.append(Insert(arg, spec))
+        if columns is not None:
+            columns.append(j + 1)
         arg += 1 + spec.stars
         i = m.end()
     return pieces
@@ -426,10 +432,15 @@ def printf_to_tmf(fmt: str, *, first_insert: int = 10, std_prefix: bool = False,
     context = {"component": component, "file": file, "line": None if line is None else str(line)}
     out: list[str] = ["%0"] if std_prefix else []
     items: list[str] = []
-    for piece in parse_printf_format(fmt):
+    columns: list[int] = []
+    pieces = parse_printf_format(fmt, columns)
+    column = iter(columns)
+    for piece in pieces:
         if isinstance(piece, Literal):
             out.append(_tmf_escape(piece.text))
-        elif isinstance(piece, Marker):
+            continue
+        at = next(column)                    # this piece's "%" in fmt
+        if isinstance(piece, Marker):
             wtype = wppini.lookup_type(piece.name, types)
             name = "FLAGS" if piece.name == "KEYWORDS" else piece.name
             if name in ("FUNC", "LEVEL", "FLAGS", "SUBCOMP"):
@@ -437,7 +448,7 @@ def printf_to_tmf(fmt: str, *, first_insert: int = 10, std_prefix: bool = False,
             elif name == "STDPREFIX":
                 if out:
                     raise FormatSpecError("%!STDPREFIX! only works at the start", text=fmt,
-                                          column=1, expected="%!STDPREFIX! first")
+                                          column=at, expected="%!STDPREFIX! first")
                 out.append("%0")
             elif wtype is not None and wtype.format_spec in _CONSTANT_TEXT:
                 value = context[_CONSTANT_TEXT[wtype.format_spec]]
@@ -449,8 +460,14 @@ def printf_to_tmf(fmt: str, *, first_insert: int = 10, std_prefix: bool = False,
         else:
             if piece.spec is not None and piece.spec.stars:
                 raise FormatSpecError("'*' width/precision is not supported by WPP", text=fmt,
-                                      column=1, expected="a fixed width")
-            wtype = wpp_type_for(piece.spec if piece.ext is None else piece.ext, types)
+                                      column=at + 1 + piece.spec.text.index("*"), expected="a fixed width")
+            try:
+                wtype = wpp_type_for(piece.spec if piece.ext is None else piece.ext, types)
+            except FormatSpecError as error:     # told at the insert's place in the format:
+                # its column is in the spec after "%", or in the type name after "%!"
+                start = at + (1 if piece.ext is not None else 0)
+                raise FormatSpecError(error.reason, text=fmt, column=start + error.column,
+                                      expected=error.expected) from None
             tmf_spec = wtype.format_spec
             sp = piece.spec
             if sp is not None and re.fullmatch(r"(I64|I32|I|hh|h|ll|l|w|z|j|t|q|L)?[diuxXocCsSZpeEfFgGaA]", tmf_spec):

@@ -256,3 +256,18 @@ def test_errors_are_tmf_errors():
         parse_tmf_format("ok %10!kk!")
     assert err.value.column == 8 and err.value.line_text == "ok %10!kk!"
     assert str(err.value).startswith("<format>:1:8: ")
+
+
+@pytest.mark.parametrize("fmt, column, reason", [
+    ("value %!NOPE! here", 9, "unknown WPP type %!NOPE!"),    # the type name after "%!"
+    ("value %5.2hn here", 12, "%n writes to memory"),          # the conversion
+    ("a=%d b=%*d", 9, "'*' width"),                            # the star
+    ("x %d %!STDPREFIX!", 6, "%!STDPREFIX! only works"),       # the marker's "%"
+])
+def test_printf_to_tmf_errors_point_into_the_format(fmt, column, reason):
+    """An insert's type or a marker the WPP tables refuse is told at its place in the whole
+    format, the format shown, not at a column of the spec or type name alone."""
+    with pytest.raises(FormatSpecError) as err:
+        printf_to_tmf(fmt)
+    assert err.value.reason.startswith(reason)
+    assert (err.value.line_text, err.value.column) == (fmt, column)
