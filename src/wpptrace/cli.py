@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(only=command if command in SUBCOMMANDS else None)
     args, unknown = parser.parse_known_args(argv)
     if unknown:   # told by the (sub)command they were given to, with its usage line
-        _parser_of(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
+        given_before = argv[:argv.index(command)] if command in argv else argv
+        told_by = parser if any(arg in given_before for arg in unknown) else _parser_of(parser, args)
+        told_by.error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "command", None):
         parser.print_help()
         return 2

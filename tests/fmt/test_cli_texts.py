@@ -21,6 +21,8 @@ def wpptrace(capsys, *argv):
     (["tmf", "show", "x.tmf", "--bogus"], "usage: wpptrace tmf show "),
     (["session", "stop", "x", "--bogus"], "usage: wpptrace session stop "),
     (["dump", "--bogus", "x.etl"], "usage: wpptrace dump "),
+    (["--bogus", "fmt", "x.etl"], "usage: wpptrace "),           # given before the subcommand
+    (["--bogus", "tmf", "show", "x.tmf"], "usage: wpptrace "),
 ])
 def test_an_unknown_option_is_told_by_its_subcommand(capsys, argv, usage):
     with pytest.raises(SystemExit) as exited:
