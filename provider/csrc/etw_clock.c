@@ -41,11 +41,16 @@ int64_t wpt_filetime_now(void) {
 
 /* The wall clock minus another clock (`base`), as this process measured it last. Offsets
  * between two of the kernel's clocks stay fixed until the wall clock is set (or, for
- * CLOCK_MONOTONIC, the machine resumes from suspend), so a new measurement within the errors
- * of both (they overlap) means the same offset: the kept one is used, and every session this
- * process starts converts its timestamps the same way (their files merge in logging order).
- * One outside them is a clock step: it replaces the kept one, and sessions started from then
- * on show the step. Read and written under wpt_control_lock (StartTrace). */
+ * CLOCK_MONOTONIC, the machine resumes from suspend). A time service on a virtual machine
+ * sets it often by small amounts (milliseconds a second have been seen), and a preempted
+ * bracket can be off by more than its width shows, so a new measurement within SAME_OFFSET_NS
+ * of the kept one, beyond both measurements' errors, means the same offset: the kept one is
+ * used, and every session this process starts converts its timestamps the same way (their
+ * files merge in logging order). What this keeps off in absolute time stays under that bound
+ * (the kept offset is replaced once the real one moved further). A measurement further off
+ * is a clock step: it replaces the kept one, and sessions started from then on show the step.
+ * Read and written under wpt_control_lock (StartTrace). */
+#define SAME_OFFSET_NS 1000000
 typedef struct {
     int64_t offset, error;      /* ns; error: half the width of the bracket it came from */
     int known;
@@ -96,7 +101,7 @@ static int64_t linked_offset(clockid_t base, clock_link *kept, int64_t *base_at)
     clock_link now;
     measure(base, &now, base_at);
     int64_t apart = now.offset > kept->offset ? now.offset - kept->offset : kept->offset - now.offset;
-    if (!kept->known || apart > now.error + kept->error) *kept = now;
+    if (!kept->known || apart - now.error - kept->error > SAME_OFFSET_NS) *kept = now;
     return kept->offset;
 }
 

@@ -13,6 +13,8 @@
  *                   and prints it in 100 ns ticks, as FILETIME ("wall_minus_mono N")
  *       stepped     session a starts; the wall clock the core reads is set 1000 s on; then
  *                   session b starts; 100 messages as in held-later
+ *       stepped-5ms as stepped, set 5 ms on (a small step, still a step)
+ *       nudged      as stepped, set 200 us on (as a time service on a virtual machine sets it)
  *       cycles      the core's cycle counter is this program's, calibrated at 2999.7 cycles
  *                   a microsecond; session a starts with clock type 3, then messages 1, 60
  *                   and 1000 are logged when the counter has run that many seconds since,
@@ -112,9 +114,10 @@ int main(int argc, char **argv) {
         g_holds_left = 1;
         if (!(a = start(&pa, dir, "a"))) return 3;
         printf("wall_minus_mono %lld\n", (long long)wall_minus_mono());
-    } else if (!strcmp(mode, "stepped")) {
+    } else if (!strcmp(mode, "stepped") || !strcmp(mode, "stepped-5ms") || !strcmp(mode, "nudged")) {
         if (!(a = start(&pa, dir, "a"))) return 3;
-        wpt_wall_shift_ns = 1000 * 1000000000LL;
+        wpt_wall_shift_ns = !strcmp(mode, "stepped") ? 1000 * 1000000000LL
+                            : !strcmp(mode, "nudged") ? 200 * 1000LL : 5 * 1000000LL;
         if (!(b = start(&pb, dir, "b"))) return 3;
         logged = log_alternately(a, b, 100);
     } else if (!strcmp(mode, "cycles")) {

@@ -67,6 +67,26 @@ def test_a_wall_clock_step_shows_in_sessions_started_after_it(session_clock, tmp
         [("a", v) for v in range(0, 100, 2)] + [("b", v) for v in range(1, 100, 2)]
 
 
+def test_a_small_wall_clock_adjustment_between_starts_keeps_one_offset(session_clock, tmp_path):
+    """The wall clock is set 200 us on between the starts of a and b (as a time service on a
+    virtual machine sets it): b converts its times as a does, so the messages logged
+    alternately to a and b merge in the order they were logged."""
+    assert session_clock("nudged", tmp_path) == {"logged": 100}
+    a, b = tmp_path / "a.etl", tmp_path / "b.etl"
+    assert clock_facts(b) == clock_facts(a)
+    assert merged_values([a, b]) == [("ab"[v % 2], v) for v in range(100)]
+
+
+def test_a_wall_clock_step_of_a_few_milliseconds_shows(session_clock, tmp_path):
+    """The wall clock is set 5 ms on between the starts of a and b: beyond what is taken as
+    the same offset, so b's times and boot time are 5 ms later."""
+    assert session_clock("stepped-5ms", tmp_path) == {"logged": 100}
+    (a_offset, a_boot), (b_offset, b_boot) = clock_facts(tmp_path / "a.etl"), clock_facts(tmp_path / "b.etl")
+    small = 5 * 10_000
+    assert abs(b_offset - a_offset - small) < small // 10
+    assert abs(b_boot - a_boot - small) < small // 10
+
+
 def test_cycle_counter_times_convert_without_drift(session_clock, tmp_path):
     """Clock type 3 with a cycle counter of no whole number of MHz (2999.7): the header holds
     whole MHz (3000), and the counter is scaled to it, so the times every reader computes
