@@ -394,15 +394,16 @@ class _StuckClose:
 
 class HandRelay:
     """A relay spoken by hand over a socket (the frames a test chooses, answers read one at
-    a time): says HELLO as ``session`` from host "hand" with ``source_id``."""
+    a time): says HELLO as ``session`` from host "hand" with ``source_id``, connecting from
+    ``source_address`` (host, port) if given."""
 
     def __init__(self, address, buffer_size: int, session: str = "hand",
-                 source_id: uuid.UUID | None = None):
+                 source_id: uuid.UUID | None = None, source_address=None):
         from wpptrace.remote import protocol as P
 
         self.P = P
         self.source_id = source_id or uuid.uuid4()
-        self.sock = socket.create_connection(address)
+        self.sock = socket.create_connection(address, source_address=source_address)
         self.sock.settimeout(PATIENCE)
         self.sock.sendall(P.encode_hello(P.Hello(self.source_id, buffer_size, session, "hand"),
                                          1))

@@ -2,8 +2,12 @@
 
     wpptrace collect --listen [HOST:]PORT [-o DIR] [--rt -p TMFDIR]
                      [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM [--allow NAME]]]
+                     [--insecure-listen] [--max-file-mb MB]
                      [--max-queued-per-source-mb MB] [--max-queued-mb MB]
                      [--write-timeout SECONDS]
+
+A port alone listens on this host only (127.0.0.1). An address other hosts reach takes TLS
+(--tls-cert), or --insecure-listen to accept relays nobody authenticates, unencrypted.
 
 Files are named HOST_SESSION_ID.etl (never over an existing file); the live view prints
 each message as ``[SESSION@HOST] <tracefmt line>``. Runs until interrupted, or until
@@ -31,7 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = RawDescriptionHelpFormatter
     parser.description = __doc__.split("\n\n", 1)[1]
     parser.add_argument("--listen", required=True, metavar="[HOST:]PORT",
-                        help="where relays connect (no HOST: every interface)")
+                        help="where relays connect (no HOST: 127.0.0.1, this host only)")
+    parser.add_argument("--insecure-listen", action="store_true",
+                        help="allow --listen on an address other hosts reach without TLS: "
+                             "anyone who reaches it can send traces (one warning line)")
     parser.add_argument("-o", "--output-dir", metavar="DIR",
                         help="write one .etl per source here (made private if missing)")
     parser.add_argument("--rt", action="store_true", help="print every source's messages live")
@@ -60,6 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                         help="close a connection silent (or not reading) this long "
                              "(default: 60)")
+    parser.add_argument("--max-file-mb", default="16384", metavar="MB",
+                        help="MiB written to one source's file at most; past it the source is "
+                             "refused (ERROR_DISK_FULL) and its file kept, readable "
+                             "(default: 16384, 16 GiB)")
     parser.add_argument("--max-queued-per-source-mb", default="4", metavar="MB",
                         help="MiB of one source's buffers received and not yet written; past "
                              "it its connection is not read until its disk catches up "
@@ -76,14 +87,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wpptrace.remote.collector import Collector, check_allow
+    from wpptrace.remote.collector import Collector, check_allow, is_loopback
     from wpptrace.remote.relay import parse_address
     from wpptrace.remote.tls import server_context
 
     logging.basicConfig(stream=sys.stderr, format=f"wpptrace {PROG}: %(message)s",
                         level=logging.WARNING if args.quiet else logging.INFO)
     try:
-        listen = parse_address(args.listen)
+        listen = parse_address(args.listen, default_host="127.0.0.1")
     except ValueError as exc:
         complain(PROG, exc)
         return 2
@@ -96,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         per_source = _whole(args.max_queued_per_source_mb, "--max-queued-per-source-mb")
         in_all = _whole(args.max_queued_mb, "--max-queued-mb")
         write_timeout = _seconds(args.write_timeout, "--write-timeout")
+        max_file = _whole(args.max_file_mb, "--max-file-mb")
     except ValueError as exc:
         complain(PROG, exc)
         return 2
@@ -109,6 +121,13 @@ def run(args: argparse.Namespace) -> int:
     if args.tls_client_ca and not args.tls_cert:
         complain(PROG, "--tls-client-ca needs --tls-cert PEM: relay certificates are checked "
                        "only over TLS")
+        return 2
+    insecure = not args.tls_cert and not is_loopback(listen[0])
+    if insecure and not args.insecure_listen:
+        complain(PROG, f"--listen {args.listen}: other hosts could send traces without TLS and "
+                       f"unauthenticated; give --tls-cert PEM (with --tls-client-ca PEM to "
+                       f"admit only relays with a certificate), or --insecure-listen to listen "
+                       f"so anyway")
         return 2
     allow = set(args.allow) if args.allow else None
     tls = None
@@ -125,9 +144,9 @@ def run(args: argparse.Namespace) -> int:
                        "relays' certificates: without it no relay is asked for a certificate, "
                        "so no name could be allowed")
         return 2
-    if tls is None and listen[0] not in ("127.0.0.1", "::1", "localhost"):
-        logging.getLogger("wpptrace.remote.collector").warning(
-            "listening without TLS: anyone who reaches port %d can send traces", listen[1])
+    if insecure:
+        complain(PROG, f"listening on {args.listen} without TLS: anyone who reaches it can "
+                       f"send traces")
     live = None
     if args.rt:
         from wpptrace import tmf
@@ -157,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
                           max_buffer_size=args.max_buffer_kb * 1024, timeout=args.timeout,
                           resume_window=args.resume_window,
                           max_queued_per_source=per_source << 20, max_queued=in_all << 20,
+                          max_file_size=max_file << 20,
                           write_timeout=write_timeout, on_source_end=on_end)
     try:
         collector.start()

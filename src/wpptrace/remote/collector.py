@@ -35,13 +35,14 @@ import uuid
 from typing import Callable, Optional
 
 from wpptrace.decoder.buffers import buffer_info
-from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BUSY, ERROR_HANDLE_EOF,
-                               ERROR_INVALID_PARAMETER, Win32Error, in_words)
+from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BUSY, ERROR_DISK_FULL,
+                               ERROR_HANDLE_EOF, ERROR_INVALID_PARAMETER, Win32Error, in_words)
 
 from . import protocol as P
 from .etlstream import EtlStreamFile
 
-__all__ = ["Collector", "SourceStats", "Abandoned", "check_allow", "peer_host", "peer_network"]
+__all__ = ["Collector", "SourceStats", "Abandoned", "check_allow", "is_loopback", "peer_host",
+           "peer_network"]
 
 log = logging.getLogger("wpptrace.remote.collector")
 
@@ -50,7 +51,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 #: names tried for a source's file: NAME.etl, NAME-2.etl ... (an existing file is never used)
 _NAMES_TRIED = 999
 _START_TLS = hasattr(asyncio.StreamWriter, "start_tls")
-#: ended streams remembered (a relay that missed the last ACK is told it is done)
+#: ended streams remembered (a relay that missed the last ACK is told it is done), and
+#: streams whose file reached ``max_file_size`` (a relay that comes back is refused again)
 _ENDED_KEPT = 4096
 #: finished sources listed by ``sources`` (anyone may say HELLO: the list must not grow forever)
 _FINISHED_KEPT = 4096
@@ -234,9 +236,14 @@ class _DiskWriter:
 class _Source:
     """One source's state across its connections: file, order checks, counters."""
 
-    def __init__(self, collector: "Collector", hello: P.Hello, peer: str, label: str):
+    def __init__(self, collector: "Collector", hello: P.Hello, peer: str, label: str,
+                 address: str):
         self.collector = collector
         self.hello = hello
+        #: the address of its first connection: without a client certificate, the only one
+        #: it may resume from
+        self.address = address
+        self.file_bytes = 0                      # handed to its file's writer (header too)
         self.buffer_size = hello.buffer_size
         self.stats = SourceStats(hello.source_id, label, hello.session, hello.host, peer)
         self.writer: Optional[_DiskWriter] = None  # None once finishing: no more writes
@@ -340,6 +347,10 @@ class _Source:
         if last is not None and info.sequence <= last:
             raise P.ProtocolError(f"buffer {seq} out of order: processor {info.processor} "
                                   f"buffer sequence {info.sequence} after {last}")
+        limit = self.collector.max_file_size
+        if self.writer is not None and self.file_bytes + len(data) > limit:
+            raise _FileFull(f"cannot write {self.stats.path or 'its file'}: the file reached "
+                            f"the size this collector allows one source ({limit} bytes)")
         self.last_by_processor[info.processor] = info.sequence
         gap = seq - self.last_seq - 1
         self.last_seq = seq
@@ -348,6 +359,7 @@ class _Source:
         s.bytes += len(frame.payload)
         if self.writer is not None:
             self.queue(len(data))
+            self.file_bytes += len(data)
             self.writer.write(seq, data)
         else:
             self.on_disk(seq)
@@ -521,9 +533,11 @@ class _Source:
 
 
 class _Connection:
-    def __init__(self, writer: asyncio.StreamWriter, peer: str, identity: Optional[str]):
+    def __init__(self, writer: asyncio.StreamWriter, peer: str, identity: Optional[str],
+                 address: str):
         self.writer = writer
         self.peer = peer
+        self.address = address              # the peer's IP address (as peer_address says it)
         self.identity = identity
         self.replaced = False
         self.welcomed = False               # WELCOME sent: ACKs may follow
@@ -545,7 +559,9 @@ class _Connection:
 
 
 class Collector:
-    """Accept relays on ``listen`` (host, port; port 0 picks one: see ``address``).
+    """Accept relays on ``listen`` (host, port; port 0 picks one: see ``address``; an empty
+    host is 127.0.0.1, this host only: listening where other hosts reach without TLS is the
+    caller's explicit choice).
 
     ``output_dir``: write one .etl per source there (made private if missing); ``live``: a
     ``wpptrace.remote.liveview.LiveView`` that decodes every source as its buffers arrive;
@@ -566,6 +582,12 @@ class Collector:
     does not answer and the source fails as on a failed write (its relay keeps its buffers
     and retries; the file is left as it is, readable up to its last header, and its queued
     buffers leave the bounds above, so the other sources go on).
+    ``max_file_size``: bytes written to one source's file at most (its header buffer
+    included); a buffer that would pass it is refused, ERROR_DISK_FULL, said once and counted
+    in ``files_full``: the source ends, its file is closed (readable, every buffer written)
+    and a relay that comes back with its id is refused again. A source resumed without a
+    client certificate must come from the address of its first connection (anyone who
+    learnt the source id could otherwise take the stream over).
     ``on_source_end(stats)`` is called
     (in the collector's thread) when a source's file is closed.
     """
@@ -577,11 +599,13 @@ class Collector:
                  max_buffer_size: int = 1 << 20, timeout: float = 60.0,
                  handshake_timeout: float = 10.0, resume_window: float = 300.0,
                  max_queued_per_source: int = 4 << 20, max_queued: int = 64 << 20,
-                 write_timeout: float = 60.0,
+                 write_timeout: float = 60.0, max_file_size: int = 16 << 30,
                  on_source_end: Optional[Callable[[SourceStats], None]] = None):
         check_allow(allow, tls)
         if max_queued_per_source < 1 or max_queued < 1:
             raise ValueError("max_queued_per_source and max_queued must be at least 1 byte")
+        if max_file_size < 1:
+            raise ValueError(f"max_file_size must be at least 1 byte, not {max_file_size}")
         if not write_timeout > 0:
             raise ValueError(f"write_timeout must be more than 0 seconds, not {write_timeout}")
         self.listen = listen
@@ -601,6 +625,7 @@ class Collector:
         self.max_queued_per_source = max_queued_per_source
         self.max_queued = max_queued
         self.write_timeout = write_timeout
+        self.max_file_size = max_file_size
         self._queued_bytes = 0                          # all sources' queued_bytes
         self._readers: list[asyncio.Future] = []        # connections waiting for room
         self.address: Optional[tuple[str, int]] = None
@@ -611,6 +636,8 @@ class Collector:
         self.write_failures = 0
         #: files that may lack data because closing them failed (see SourceStats.file_error)
         self.files_failed = 0
+        #: sources refused because their file reached ``max_file_size``
+        self.files_full = 0
         #: set when ``stop()`` gave up waiting: what it left behind
         self.abandoned: Optional[Abandoned] = None
         self._sources: dict[uuid.UUID, _Source] = {}
@@ -618,6 +645,7 @@ class Collector:
         #: finished sources no longer listed by ``sources`` (the oldest go first)
         self.finished_forgotten = 0
         self._ended_ids: dict[uuid.UUID, None] = {}
+        self._full_ids: dict[uuid.UUID, bool] = {}      # -> a relay coming back was told
         self._labels: set[str] = set()
         self._active = 0
         self._active_from: collections.Counter[str] = collections.Counter()   # by host
@@ -759,7 +787,7 @@ class Collector:
         self._stop_event = asyncio.Event()
         host, port = self.listen
         self._server = await asyncio.start_server(
-            self._handle, host or None, port,
+            self._handle, host or "127.0.0.1", port,
             # TLS is started per connection (_handle) so that a refused handshake is logged;
             # Python 3.10 has no StreamWriter.start_tls: the server does it there
             ssl=self.tls if self.tls and not _START_TLS else None,
@@ -890,6 +918,7 @@ class Collector:
                                      f"it") from None
             source.creating = True                  # (the outcome comes on a later turn)
             source.queue(len(header))
+            source.file_bytes = len(header)
         if self.live is not None:
             source.view = self.live.open(s.label, header)
 
@@ -931,9 +960,7 @@ class Collector:
             self._finished.append(s)
         self._labels.discard(s.label)
         if s.ended:
-            self._ended_ids[s.source_id] = None
-            if len(self._ended_ids) > _ENDED_KEPT:
-                del self._ended_ids[next(iter(self._ended_ids))]
+            _remember(self._ended_ids, s.source_id, None)
         summary = (f"{s.label}: {s.buffers} buffers, {s.lost} lost (relay dropped "
                    f"{s.relay_dropped}, session lost {s.session_lost}), events lost "
                    f"{s.events_lost}")
@@ -1000,7 +1027,8 @@ class Collector:
             if hello.buffer_size > self.max_buffer_size:
                 raise P.ProtocolError(f"buffer size {hello.buffer_size} is larger than this "
                                       f"collector takes ({self.max_buffer_size})")
-            conn = _Connection(writer, peer, identity)
+            conn = _Connection(writer, peer, identity,
+                               peer_address(str(peername[0])) if peername else "?")
             source = self._attach(hello, conn)
             if source.queued_buffers:
                 # resume only from what is on the disk: a buffer still queued may fail yet
@@ -1029,7 +1057,10 @@ class Collector:
         except P.ProtocolError as exc:
             reason = str(exc)
             if conn is None or exc is not conn.failure:     # (else said and counted already)
-                if isinstance(exc, _StorageFailed):
+                if isinstance(exc, _FileFull):
+                    self.files_full += 1
+                    _remember(self._full_ids, source.stats.source_id, False)
+                elif isinstance(exc, _StorageFailed):
                     self.write_failures += 1
                 else:
                     self.protocol_errors += 1
@@ -1042,7 +1073,7 @@ class Collector:
         except _Refused as exc:
             self.connections_refused += 1
             reason = str(exc)
-            said = exc.transient is not None and exc.transient.busy_said
+            said = exc.said or (exc.transient is not None and exc.transient.busy_said)
             log.log(logging.DEBUG if said else logging.WARNING, "%s: refused: %s%s", peer,
                     reason, "" if exc.transient is None else " (the relay retries)")
             if exc.transient is not None:
@@ -1108,6 +1139,11 @@ class Collector:
     def _attach(self, hello: P.Hello, conn: _Connection) -> _Source:
         if hello.source_id in self._ended_ids:
             raise _Refused("this stream already ended", ERROR_HANDLE_EOF)
+        said = self._full_ids.get(hello.source_id)
+        if said is not None:
+            self._full_ids[hello.source_id] = True
+            raise _Refused("this source's file reached the size this collector allows one "
+                           "source", ERROR_DISK_FULL, said=said)
         source = self._sources.get(hello.source_id)
         if source is not None and source.finishing:
             # expected while a slow disk finishes the close: the relay retries (logged once)
@@ -1122,7 +1158,7 @@ class Collector:
                 log.warning("%s: too many sources: closed while waiting for its relay",
                             oldest.stats.label)
                 oldest.finish(0)
-            source = _Source(self, hello, conn.peer, self._label_for(hello))
+            source = _Source(self, hello, conn.peer, self._label_for(hello), conn.address)
             with self._lock:
                 self._sources[hello.source_id] = source
         else:
@@ -1132,6 +1168,9 @@ class Collector:
                                ERROR_INVALID_PARAMETER)
             if source.stats.identity != conn.identity:
                 raise _Refused("this source belongs to another certificate", ERROR_ACCESS_DENIED)
+            if conn.identity is None and conn.address != source.address:
+                raise _Refused(f"this source resumes only from the address it first came from "
+                               f"({source.address})", ERROR_ACCESS_DENIED)
             old = source.connection
             if old is not None:
                 old.replaced = True
@@ -1207,6 +1246,22 @@ def check_allow(allow: Optional[set[str]], tls: Optional[ssl.SSLContext]) -> Non
                          "certificate, so no name could be allowed")
 
 
+def is_loopback(host: str) -> bool:
+    """Whether listening on ``host`` reaches this host only: "localhost", or a loopback
+    address (127.0.0.0/8, ::1). Any other name may resolve to an address others reach."""
+    if host == "localhost":
+        return True
+    ip = _ip(host)
+    return ip is not None and ip.is_loopback
+
+
+def peer_address(host: str) -> str:
+    """A peer's IP address as one string whatever form it came in (an IPv4-mapped or NAT64
+    IPv6 address as its IPv4 address): what a resumed source's address is compared as."""
+    ip = _ip(host)
+    return host if ip is None else str(ip)
+
+
 def peer_host(host: str) -> str:
     """What ``max_per_address`` counts a peer under: its address, a link-local one with its
     scope id (fe80::1 on two links is two hosts); an IPv4-mapped (::ffff:a.b.c.d) or NAT64
@@ -1243,6 +1298,14 @@ def _ip(host: str):
     return ip
 
 
+def _remember(kept: dict, key, value) -> None:
+    """``kept[key] = value``, the oldest key forgotten past ``_ENDED_KEPT`` (anyone may say
+    HELLO: the dict must not grow forever)."""
+    kept[key] = value
+    if len(kept) > _ENDED_KEPT:
+        del kept[next(iter(kept))]
+
+
 def _uncancel() -> None:
     """Take back a cancellation the collector made and handled (Python 3.11+ counts them:
     a later timeout would read it as the task's own)."""
@@ -1261,6 +1324,14 @@ class _StorageFailed(P.ProtocolError):
         super().__init__(reason, code=ERROR_BUSY)
 
 
+class _FileFull(P.ProtocolError):
+    """A source whose file reached ``max_file_size``: refused (ERROR_DISK_FULL, which a relay
+    takes as final), counted in ``files_full``."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason, code=ERROR_DISK_FULL)
+
+
 def _storage_failed(path: Optional[str], exc: OSError) -> _StorageFailed:
     return _StorageFailed(f"cannot write {path}: {exc.strerror or exc}")
 
@@ -1270,11 +1341,12 @@ class _Refused(Exception):
     it later (said once per source)."""
 
     def __init__(self, reason: str, code: int, tell: bool = True,
-                 transient: Optional[_Source] = None):
+                 transient: Optional[_Source] = None, said: bool = False):
         super().__init__(reason)
         self.code = code
         self.tell = tell
         self.transient = transient
+        self.said = said                # said before (a warning once): logged as detail
 
 
 def _tls_reason(exc: BaseException) -> str:

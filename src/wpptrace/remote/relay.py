@@ -36,8 +36,8 @@ from typing import Optional
 
 from wpptrace.decoder.buffers import buffer_info
 from wpptrace.decoder.timestamps import FILETIME_UNIX_EPOCH
-from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BUSY, ERROR_HANDLE_EOF,
-                               ERROR_NOT_SUPPORTED)
+from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BUSY, ERROR_DISK_FULL,
+                               ERROR_HANDLE_EOF, ERROR_NOT_SUPPORTED)
 
 from . import protocol as P
 
@@ -45,8 +45,9 @@ __all__ = ["Relay", "RelayStats", "RelayRefused", "parse_address", "filetime_now
 
 log = logging.getLogger("wpptrace.remote.relay")
 
-#: collector answers that end the relay instead of a retry
-_FATAL = {ERROR_ACCESS_DENIED, ERROR_NOT_SUPPORTED}
+#: collector answers that end the relay instead of a retry (ERROR_DISK_FULL: the stream's
+#: file reached the collector's bound for one source; a disk that is full says ERROR_BUSY)
+_FATAL = {ERROR_ACCESS_DENIED, ERROR_NOT_SUPPORTED, ERROR_DISK_FULL}
 
 
 def filetime_now() -> int:
