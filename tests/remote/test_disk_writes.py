@@ -10,7 +10,8 @@ import logging
 import subprocess
 import sys
 
-from remote_helpers import (HERE, PATIENCE, HandRelay, _StuckOpen, _StuckWrite, data_buffers,
+from remote_helpers import (HERE, PATIENCE, HandRelay, _StuckClose, _StuckOpen, _StuckWrite,
+                            data_buffers,
                             ended_relay, wait_until)
 
 from wpptrace.remote import Collector, Relay
@@ -577,3 +578,37 @@ def test_once_the_disk_answers_files_are_made_again(recorded, tmp_path, monkeypa
         paths = {s.session: s.path for s in collector.sources}
     assert data_buffers(paths["again"]) == buffers[:1]
     assert data_buffers(paths["stuck"]) == []       # made once the disk answered, then closed
+
+
+def test_a_close_that_hangs_with_nothing_queued_is_given_up_on_after_write_timeout(
+        recorded, tmp_path, monkeypatch, caplog):
+    """Every buffer is written and END came, but the file's close (its last header, the
+    flush) does not return: after ``write_timeout`` the close is given up on as one that
+    failed (said once, counted), the relay gets END's ACK and the connection gives its place
+    back; the thread closes the file once the disk answers."""
+    head, buffers = recorded
+    disk = _StuckClose(monkeypatch)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   write_timeout=1.0) as collector:
+        relay = _open(collector.address, head, "hung")
+        try:
+            relay.buffer(1, buffers[0])
+            relay.end(2)
+            assert disk.stuck.wait(PATIENCE)
+            assert relay.answer()[:2] == (P.FrameType.ACK, 2)
+            wait_until(lambda: collector._active == 0, what="the connection's place")
+            source = _one_source(collector)
+            assert (source.closed, source.ended, collector.files_failed) == (True, True, 1)
+            assert source.file_error == ("closing it did not finish within 1 s (its thread "
+                                         "still waits for the disk)")
+            assert not disk.release.is_set()
+        finally:
+            disk.release.set()
+            relay.close()
+        wait_until(lambda: all(w.finished.is_set() for w in collector._abandoned_writers),
+                   what="the close's thread")
+        assert collector.stop(PATIENCE) is None
+    assert data_buffers(source.path) == buffers[:1]
+    said = [r.getMessage() for r in caplog.records
+            if r.levelno >= logging.WARNING and "did not finish" in r.getMessage()]
+    assert len(said) == 1 and f"{source.path} may be incomplete: {source.file_error}" in said[0]

@@ -466,6 +466,19 @@ class _Source:
         self.creating = False
         self._release(self.queued_buffers, self.queued_bytes)
 
+    def close_stalled(self, seconds: float) -> None:
+        """Its file's close, nothing queued before it, did not finish in ``seconds`` (a disk
+        that does not answer its last header or the flush): given up on as a close that
+        failed (said once, in the source's summary; counted in ``files_failed``), so the
+        connection waiting for it goes and frees its place (its relay gets END's ACK: every
+        buffer was written); the thread, left to the disk, closes the file if it answers."""
+        writer = self.disk
+        if writer is None or writer._abandoned is not None:
+            return
+        writer.abandon(f"closing it did not finish within {seconds:g} s (its thread still "
+                       f"waits for the disk)")
+        self.collector._abandoned_writers.append(writer)
+
     def _failed(self, failure: P.ProtocolError) -> None:
         """The file could not be made or written: the source ends (a file made is closed
         after what is queued, reported once); the failure is said and counted here, once,
@@ -506,6 +519,8 @@ class _Source:
         if writer is None:
             self._closed(end_time, "")
         else:
+            if not self.queued_buffers:             # (else: from the last write's outcome)
+                self.progress_at = time.monotonic()     # the close has write_timeout too
             self.closing = self.collector._close_in_writer(writer, end_time, self._closed)
 
     async def wait_closed(self) -> None:
@@ -832,14 +847,19 @@ class Collector:
     async def _watch_writers(self) -> None:
         """Fail the sources whose writer made no progress for ``write_timeout`` seconds while
         holding queued buffers (their disk does not answer): stuck sources alone could fill
-        every queue, and then no connection at all would be read."""
+        every queue, and then no connection at all would be read. Give up the same way on a
+        file's close that outlasts it with nothing queued: its connection would keep its
+        place, and its source its id, for as long as the disk does not answer."""
         while True:
             await asyncio.sleep(min(1.0, self.write_timeout / 4))
             now = time.monotonic()
             for source in list(self._sources.values()):
-                if (source.queued_buffers and source.disk is not None
-                        and now - source.progress_at >= self.write_timeout):
+                if source.disk is None or now - source.progress_at < self.write_timeout:
+                    continue
+                if source.queued_buffers:
                     source.stalled(self.write_timeout)
+                elif source.closing is not None and not source.closing.done():
+                    source.close_stalled(self.write_timeout)
 
     # -- sources ---------------------------------------------------------------------------
     def _close_in_writer(self, writer: "_DiskWriter", end_time: int,
