@@ -1,6 +1,7 @@
 """``wpptrace relay``: send a live session's buffers to a collector.
 
     wpptrace relay SESSION --to HOST:PORT [--tls [--ca PEM] [--cert PEM --key PEM]]
+                   [--max-queue N] [--linger SECONDS] [--linger-limit SECONDS]
 
 Runs until the session stops (then the collector's file is complete) or until interrupted
 (what is queued is still sent). Exit status: 0 delivered, 1 the session could not be read or
@@ -36,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-queue", type=int, default=1024, metavar="N",
                         help="buffers held while the network is slow; more are dropped and "
                              "counted (default: 1024)")
+    parser.add_argument("--linger", default="30", metavar="SECONDS",
+                        help="once the session stopped (or the relay was interrupted), give "
+                             "up delivering what is left after this long without progress "
+                             "(default: 30)")
+    parser.add_argument("--linger-limit", default="300", metavar="SECONDS",
+                        help="... and at the latest this long after it (default: 300)")
     parser.add_argument("--source-id", type=uuid.UUID, metavar="UUID",
                         help="this stream's id at the collector (default: a new one)")
     parser.add_argument("--host-name", metavar="NAME",
@@ -44,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from wpptrace.remote.cli_collect import _seconds
     from wpptrace.remote.relay import Relay, parse_address
     from wpptrace.remote.tls import client_context
 
@@ -60,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
     if args.max_queue < 1:
         complain(PROG, "--max-queue must be at least 1")
         return 2
+    try:
+        linger = _seconds(args.linger, "--linger")
+        linger_limit = _seconds(args.linger_limit, "--linger-limit")
+    except ValueError as exc:
+        complain(PROG, exc)
+        return 2
     tls = None
     if args.tls or args.ca or args.cert:
         try:
@@ -68,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
             complain(PROG, f"TLS setup: {exc}")
             return 1
     relay = Relay(address, session=args.session, tls=tls, server_hostname=args.server_name,
-                  max_queue=args.max_queue, source_id=args.source_id, host=args.host_name)
+                  max_queue=args.max_queue, source_id=args.source_id, host=args.host_name,
+                  linger=linger, linger_limit=linger_limit)
     try:
         relay.start()
     except OSError as exc:

@@ -1,0 +1,52 @@
+"""``wpptrace relay``'s delivery bounds after the stream's end: given on the command line,
+checked (a bad value is one line saying what was expected, exit status 2), and handed to
+the relay."""
+from __future__ import annotations
+
+import pytest
+
+from wpptrace import cli
+from wpptrace.remote import relay as relay_module
+
+
+def _relay(*options: str) -> int:
+    return cli.main(["relay", "some-session", "--to", "127.0.0.1:9", "-q", *options])
+
+
+def test_the_help_shows_the_linger_options_with_their_defaults(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["relay", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("--linger SECONDS once the session stopped (or the relay was interrupted), give "
+            "up delivering what is left after this long without progress (default: 30)") in text
+    assert ("--linger-limit SECONDS ... and at the latest this long after it (default: 300)"
+            in text)
+
+
+@pytest.mark.parametrize("options, said", [
+    (("--linger", "0"), "--linger '0': expected a number of seconds above 0"),
+    (("--linger", "-5"), "--linger '-5': expected a number of seconds above 0"),
+    (("--linger", "nan"), "--linger 'nan': expected a number of seconds above 0"),
+    (("--linger-limit", "inf"), "--linger-limit 'inf': expected a number of seconds above 0"),
+    (("--linger-limit", "later"),
+     "--linger-limit 'later': expected a number of seconds above 0"),
+], ids=["zero", "negative", "nan", "forever", "words"])
+def test_a_bad_linger_is_one_line_and_exit_status_2(capsys, options, said):
+    assert _relay(*options) == 2
+    assert capsys.readouterr().err == f"wpptrace relay: {said}\n"
+
+
+def test_the_linger_options_reach_the_relay(monkeypatch, capsys):
+    made = []
+
+    class Recorded:
+        def __init__(self, to, **options):
+            made.append(options)
+
+        def start(self):
+            raise OSError("not started in this test")
+    monkeypatch.setattr(relay_module, "Relay", Recorded)
+    assert _relay("--linger", "2.5", "--linger-limit", "40") == 1
+    assert _relay() == 1
+    assert [(o["linger"], o["linger_limit"]) for o in made] == [(2.5, 40.0), (30.0, 300.0)]
+    assert capsys.readouterr().err.count("not started in this test") == 2
