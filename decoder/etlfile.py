@@ -12,6 +12,7 @@ import functools
 import io
 import os
 import re
+import stat
 from array import array
 from codecs import utf_16_le_decode
 from collections.abc import Sequence
@@ -242,6 +243,31 @@ class BufferSubset(Sequence):
         return self._positions
 
 
+def _open_seekable(path: str) -> BinaryIO:
+    """``path`` opened to read, if it is a file read by position (a regular file or a block
+    device). Opened without waiting: a named pipe with no writer would keep a blocking open
+    waiting for ever."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise Win32Error(ETL.ERROR_FILE_NOT_FOUND, filename=path) from None
+    except IsADirectoryError:
+        raise Win32Error(ETL.ERROR_BAD_PATHNAME, filename=path) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise Win32Error(ETL.ERROR_BAD_PATHNAME, filename=path)
+        if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
+            raise Win32Error(ETL.ERROR_NOT_SUPPORTED,
+                             f"{path}: an .etl file is read at its buffers' offsets: give a file, "
+                             f"not a pipe, socket or character device", filename=path)
+        os.set_blocking(fd, True)
+        return open(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class EtlFile(ReadLog):
     """A readable .etl file (compressed or not). Use as a context manager.
 
@@ -253,12 +279,7 @@ class EtlFile(ReadLog):
     def __init__(self, source: str | os.PathLike | BinaryIO, *, name: str | None = None):
         if isinstance(source, (str, bytes, os.PathLike)):
             path = os.fsdecode(source)
-            try:
-                self._fh: BinaryIO = open(path, "rb")
-            except FileNotFoundError:
-                raise Win32Error(ETL.ERROR_FILE_NOT_FOUND, filename=path) from None
-            except IsADirectoryError:
-                raise Win32Error(ETL.ERROR_BAD_PATHNAME, filename=path) from None
+            self._fh: BinaryIO = _open_seekable(path)
             self._owns = True
             self._fd: int | None = self._fh.fileno()   # this object's own: read by position
             self.name = name or path

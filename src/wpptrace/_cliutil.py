@@ -108,9 +108,10 @@ def input_problem(path: str, exc: BaseException) -> str:
     if os.path.isdir(path):
         return f"{path}: is a directory: give the .etl files in it ({os.path.join(path, '*.etl')})"
     try:
-        streamed = path == "-" or not stat.S_ISREG(os.stat(path).st_mode)
+        mode = os.stat(path).st_mode
+        streamed = not (stat.S_ISREG(mode) or stat.S_ISBLK(mode))
     except OSError:
-        streamed = False
+        streamed = path == "-"          # no such file: meant as standard input
     if streamed:
         return (f"{path}: cannot read: an .etl file is read at its buffers' offsets: give a file, "
                 f"not a pipe or standard input")

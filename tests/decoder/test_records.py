@@ -183,6 +183,25 @@ def test_unseekable_source_is_not_supported():
         os.close(w)
 
 
+def test_a_path_that_is_no_file_is_not_supported(tmp_path):
+    """A named pipe (with no writer: opening it to read must not wait for one) or a character
+    device given by path is refused as ERROR_NOT_SUPPORTED, saying why; a directory is
+    ERROR_BAD_PATHNAME."""
+    import os
+
+    from wpptrace.winerror import Win32Error
+
+    fifo = tmp_path / "capture.etl"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/null"):
+        with pytest.raises(Win32Error) as exc:
+            EtlFile(path)
+        assert exc.value.winerror == 50 and "read at its buffers' offsets" in str(exc.value)
+    with pytest.raises(Win32Error) as exc:
+        EtlFile(tmp_path)
+    assert exc.value.winerror == 161
+
+
 def test_missing_file_is_file_not_found(tmp_path):
     from wpptrace.winerror import Win32Error
 

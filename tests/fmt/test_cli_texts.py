@@ -143,3 +143,28 @@ def test_standard_input_is_no_etl_file(capsys, tmp_path):
         assert err.splitlines()[-1] == (
             f"wpptrace {command}: error: -: cannot read: an .etl file is read at its buffers' "
             f"offsets: give a file, not a pipe or standard input")
+
+
+def test_a_named_pipe_with_no_writer_is_told_not_waited_on(tmp_path):
+    """fmt and dump refuse a named pipe nobody writes to at once (a blocking open waited for a
+    writer for ever), and a regular file named "-" is read as the file it is."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "capture.etl"
+    os.mkfifo(fifo)
+    for command in ("fmt", "dump"):
+        done = subprocess.run([sys.executable, "-m", "wpptrace", command, str(fifo)],
+                              capture_output=True, text=True, timeout=120)
+        assert (done.returncode, done.stdout) == (1, "")
+        assert done.stderr.splitlines()[-1] == (
+            f"wpptrace {command}: error: {fifo}: cannot read: an .etl file is read at its buffers' "
+            f"offsets: give a file, not a pipe or standard input")
+    (tmp_path / "-").write_bytes(b"hi\n")
+    done = subprocess.run([sys.executable, "-m", "wpptrace", "dump", "-"], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "wpptrace dump: error: -: cannot read: offset 0x0: expected a 72-byte WMI_BUFFER_HEADER, "
+        "the file has 3 bytes (ERROR_BAD_FORMAT)")
