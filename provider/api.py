@@ -372,8 +372,9 @@ def _report_at_exit(exc: Win32Error) -> None:
 
 def _report_enables_dropped() -> None:
     """One line on stderr at exit if this process had no room for enables of other processes'
-    sessions (each dropped and counted once by the core, its provider left disabled here):
-    nothing else shows that count to a person."""
+    sessions (each dropped and counted once by the core, its provider left disabled here), and
+    one if it refused the memory of such a session: nothing else shows these counts to a
+    person."""
     try:
         dropped = int(lib.wpptrace_enables_dropped())
         if dropped:
@@ -381,6 +382,14 @@ def _report_enables_dropped() -> None:
                              f"{'s' if dropped != 1 else ''} of other processes' sessions (it keeps "
                              f"1024 at a time): {'their providers' if dropped != 1 else 'its provider'} "
                              f"stayed disabled here\n")
+            sys.stderr.flush()
+        refused = int(lib.wpptrace_views_refused())
+        if refused:
+            plural = refused != 1
+            sys.stderr.write(f"wpptrace: this process refused the memory of {refused} "
+                             f"session{'s' if plural else ''} of other processes (not sealed "
+                             f"against shrinking, or not as the session said): its providers "
+                             f"were not enabled for {'them' if plural else 'it'}\n")
             sys.stderr.flush()
     except Exception:  # noqa: BLE001 - stderr may be closed at exit
         pass

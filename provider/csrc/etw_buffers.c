@@ -201,6 +201,12 @@ ULONG wpt_view_map(int memfd, uint64_t map_size, uint16_t logger_id, uint32_t ge
     struct stat st;
     if (fstat(memfd, &st) != 0 || (uint64_t)st.st_size != map_size || map_size < sizeof(wpt_shm))
         return ERROR_BAD_FORMAT;
+    /* A file its sender could still shrink would fault (SIGBUS) this application's writes to
+     * the view once shrunk; one without F_SEAL_SEAL could be sealed against growing later (a
+     * commit of a new buffer fails). Sealed both ways, what is checked here stays true. */
+    int seals = fcntl(memfd, F_GET_SEALS);
+    if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_SEAL)) != (F_SEAL_SHRINK | F_SEAL_SEAL))
+        return ERROR_BAD_FORMAT;
     void *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
     if (map == MAP_FAILED) return ERROR_OUTOFMEMORY;
     const wpt_shm *sh = map;

@@ -740,6 +740,13 @@ static void endpoint_close(void) {
 
 static ULONG attach(uint32_t slot, uint32_t generation);
 
+/* Sessions whose memory was refused (wpt_view_map: ERROR_BAD_FORMAT), and per slot the
+ * generation + 1 of the last one (g_attach_lock held), so a JOIN made again counts none. */
+static _Atomic uint32_t g_views_refused;
+static uint32_t g_refused_gen[WPPTRACE_MAX_SESSIONS];
+
+ULONG wpptrace_views_refused(void) { return atomic_load(&g_views_refused); }
+
 /* Not cancelled midway: the JOIN waits in poll and recv with the attach lock held, which a
  * cancelled thread kept, and every fork() and later attach waited for it forever. */
 ULONG wpt_attach(uint32_t slot, uint32_t generation) {
@@ -771,7 +778,13 @@ static ULONG attach(uint32_t slot, uint32_t generation) {
     wpt_wire_join j;
     if (rc == ERROR_SUCCESS) rc = join(slot, generation, &fd, &memfd, &j);
     wpt_view *nv = NULL;
-    if (rc == ERROR_SUCCESS) rc = wpt_view_map(memfd, j.map_size, (uint16_t)j.logger_id, generation, &nv);
+    if (rc == ERROR_SUCCESS) {
+        rc = wpt_view_map(memfd, j.map_size, (uint16_t)j.logger_id, generation, &nv);
+        if (rc == ERROR_BAD_FORMAT && g_refused_gen[slot] != generation + 1) {
+            g_refused_gen[slot] = generation + 1;      /* counted once a session */
+            atomic_fetch_add(&g_views_refused, 1);
+        }
+    }
     if (rc != ERROR_SUCCESS) {
         if (memfd >= 0) close(memfd);
         if (fd >= 0) close(fd);

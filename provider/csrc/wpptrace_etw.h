@@ -201,6 +201,10 @@ void  wpptrace_endpoint_close(void);
 /* Enables of other processes' sessions this process had no room for (it keeps 1024) and
  * dropped, each counted once; their providers stay disabled here. */
 ULONG wpptrace_enables_dropped(void);
+/* Sessions of other processes whose memory this process refused to map (its file not sealed
+ * against shrinking, or not what the session said), each counted once; their providers stay
+ * disabled for them here. */
+ULONG wpptrace_views_refused(void);
 
 /* ---- real-time delivery (consumers of a REAL_TIME_MODE session, in any process) --------- */
 typedef struct wpptrace_rt_subscription wpptrace_rt_subscription;

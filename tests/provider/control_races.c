@@ -171,6 +171,8 @@
  *                   memory; as the view's memfd is closed, this process opens 64 descriptors,
  *                   one of which gets that number: all must still be open once StartTrace
  *                   returns.
+ *       unsealed-view  a session's memory mapped as a JOIN maps it: the file its host made,
+ *                   then a copy of it not sealed, then one sealed against shrinking only.
  *       commit-retire  a writer about to commit a new buffer of A's memory finds the view's memfd
  *                   number given to a file of this process (as one that read the number before
  *                   a retire closed it finds it): the writer must not allocate space in it.
@@ -299,7 +301,8 @@
  * the STOP), host-emfile "ticks N
  * per_second N query RC stop_a RC", fork-copying "held 0|1 child_returned 0|1",
  * other-session-disable "disable RC enable RC enabled 0|1 stop_x RC stop_b RC",
- * memfd-reused "start_a RC opened N kept N stop_a RC", commit-retire "file_size N stop_a RC",
+ * memfd-reused "start_a RC opened N kept N stop_a RC", unsealed-view "sealed RC unsealed RC
+ * shrink_only RC", commit-retire "file_size N stop_a RC",
  * stop-sync "listed_while_syncing 0|1 list RC stop_x RC",
  * reconcile-busy-once "reconcile RC joins N stop_a RC",
  * owed-once "enable RC held 0|1 register RC r2_at_once N r1 N r2 N r1_off N r2_off N stop_a RC",
@@ -349,6 +352,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -4051,12 +4055,46 @@ static int fork_in_copy_stays(const char *dir) {
 }
 
 
+/* unsealed-view: the memory of a session as a host hands it out, mapped as a JOIN maps it:
+ * the host's own file (sealed against shrinking and sealing), a copy of it not sealed, and a
+ * copy sealed against shrinking only. Prints "sealed RC unsealed RC shrink_only RC". */
+static int copy_sealed(const void *from, uint64_t size, unsigned seals) {
+    int fd = (int)syscall(SYS_memfd_create, "unsealed-copy", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0 || ftruncate(fd, (off_t)size) != 0) return -1;
+    void *to = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (to == MAP_FAILED) return -1;
+    memcpy(to, from, size);
+    munmap(to, size);
+    if (seals && fcntl(fd, F_ADD_SEALS, seals) != 0) return -1;
+    return fd;
+}
+
+static int unsealed_view(void) {
+    wpt_pool_config c = {.buffer_size = 4096, .nslots = 1, .capacity = 4, .max_buffers = 4,
+                         .min_buffers = 1, .logger_id = 1, .generation = 7, .log_file_mode = 0,
+                         .clock_type = 1};
+    wpt_view *host = NULL, *mapped = NULL;
+    int memfd = -1;
+    if (wpt_pool_create(&c, &host, &memfd) != ERROR_SUCCESS || memfd < 0) return 1;
+    uint64_t size = host->sh->map_size;
+    int unsealed = copy_sealed(host->sh, size, 0);
+    int shrink_only = copy_sealed(host->sh, size, F_SEAL_SHRINK);
+    if (unsealed < 0 || shrink_only < 0) return 1;
+    ULONG sealed_rc = wpt_view_map(memfd, size, 1, 7, &mapped);
+    ULONG unsealed_rc = wpt_view_map(unsealed, size, 1, 7, &mapped);
+    ULONG shrink_rc = wpt_view_map(shrink_only, size, 1, 7, &mapped);
+    printf("sealed %lu unsealed %lu shrink_only %lu\n", (unsigned long)sealed_rc,
+           (unsigned long)unsealed_rc, (unsigned long)shrink_rc);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "fork-on-endpoint") == 0) return fork_on_endpoint_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "cancel-joining") == 0) return cancel_joining();
     if (argc == 3 && strcmp(argv[1], "cancel-close-waiting") == 0) return cancel_close_waiting();
     if (argc == 3 && strcmp(argv[1], "cancel-join") == 0) return cancel_join(argv[2]);
     if (argc == 3 && strcmp(argv[1], "close-then-register") == 0) return close_then_register_mode(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "unsealed-view") == 0) return unsealed_view();
     if (argc == 3 && strcmp(argv[1], "fork-in-copy-stays") == 0) return fork_in_copy_stays(argv[2]);
     if (argc == 3 && strcmp(argv[1], "start-enable-c") == 0) {
         TRACEHANDLE c;

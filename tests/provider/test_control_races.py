@@ -846,3 +846,10 @@ def test_a_child_forked_in_a_copy_that_never_returns_to_it_keeps_its_endpoint_se
     got = control_races("fork-in-copy-stays", out)
     assert got == {"reconcile": 0, "served_before": 1, "enable": 0, "child_enabled": 1, "stop_b": 0,
                    "stop_a": 0}
+
+
+def test_a_session_memory_not_sealed_against_shrinking_is_refused(control_races, out):
+    """A host hands out its session's memory file sealed against shrinking (a file shrunk
+    under the view faults the application's writes) and against further seals. A view of a
+    file without either seal is refused as a bad view (ERROR_BAD_FORMAT), never mapped."""
+    assert control_races("unsealed-view", out) == {"sealed": 0, "unsealed": 11, "shrink_only": 11}
