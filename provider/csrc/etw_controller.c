@@ -595,7 +595,12 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
     }
     unlock();
     if (sync_fd >= 0) {          /* a STOP here: its file flushed to the disk, the lock released */
+        /* not cancelled midway: the descriptor is this thread's alone, and a thread cancelled
+         * in fdatasync left it open for good (the flush waits for the disk only) */
+        int state;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
         ULONG synced = wpt_logfile_sync_close(sync_fd);
+        pthread_setcancelstate(state, NULL);
         if (rc == ERROR_SUCCESS) rc = synced;
     }
     return rc;

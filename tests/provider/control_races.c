@@ -171,6 +171,8 @@
  *                   memory; as the view's memfd is closed, this process opens 64 descriptors,
  *                   one of which gets that number: all must still be open once StartTrace
  *                   returns.
+ *       stop-sync-cancel  the STOP of private session X is held as X's file is to be flushed
+ *                   to the disk, and its thread cancelled: the file must still be closed.
  *       unsealed-view  a session's memory mapped as a JOIN maps it: the file its host made,
  *                   then a copy of it not sealed, then one sealed against shrinking only.
  *       commit-retire  a writer about to commit a new buffer of A's memory finds the view's memfd
@@ -303,7 +305,8 @@
  * other-session-disable "disable RC enable RC enabled 0|1 stop_x RC stop_b RC",
  * memfd-reused "start_a RC opened N kept N stop_a RC", unsealed-view "sealed RC unsealed RC
  * shrink_only RC", commit-retire "file_size N stop_a RC",
- * stop-sync "listed_while_syncing 0|1 list RC stop_x RC",
+ * stop-sync "listed_while_syncing 0|1 list RC stop_x RC", stop-sync-cancel "open_before 0|1
+ * open_after 0|1 stop_x RC",
  * reconcile-busy-once "reconcile RC joins N stop_a RC",
  * owed-once "enable RC held 0|1 register RC r2_at_once N r1 N r2 N r1_off N r2_off N stop_a RC",
  * disable-owed "enable RC disable RC enables N disables N enables_after N disables_after N
@@ -2703,6 +2706,52 @@ static int stop_sync(const char *dir) {
     return 0;
 }
 
+/* stop-sync-cancel: the STOP of private session X is held as X's file is to be flushed to the
+ * disk, and its thread is cancelled meanwhile: the STOP must still close the file. */
+static int x_file_open(void) {
+    DIR *d = opendir("/proc/self/fd");
+    int open_ = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char link[300], target[600];
+        snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        if (n <= 0) continue;
+        target[n] = 0;
+        open_ |= strstr(target, "control-races-x.etl") != NULL;
+    }
+    if (d) closedir(d);
+    return open_;
+}
+
+static int stop_sync_cancel(const char *dir) {
+    sem_init(&g_syncing, 0, 0);
+    sem_init(&g_sync_go, 0, 0);
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    b.p.BufferSize = 1;
+    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
+                    | EVENT_TRACE_PRIVATE_IN_PROC;
+    b.p.LogFileNameOffset = sizeof b.p;
+    snprintf(b.names, sizeof b.names, "%s/control-races-x.etl", dir);
+    if (StartTrace(&g_sync_x, "control-races-x", &b.p)) return 3;
+    int open_before = x_file_open();
+    g_sync_stopped = 99;
+    wpt_test_point = at_file_sync;
+    atomic_store(&g_armed, 1);
+    pthread_t stopper;
+    if (pthread_create(&stopper, NULL, stop_x_thread, NULL) != 0) return 4;
+    if (wait_sem(&g_syncing, 10)) return 5;
+    pthread_cancel(stopper);
+    sem_post(&g_sync_go);
+    pthread_join(stopper, NULL);
+    wpt_test_point = NULL;
+    printf("open_before %d open_after %d stop_x %u\n", open_before, x_file_open(),
+           (unsigned)g_sync_stopped);
+    return 0;
+}
+
 /* host-stop-sync: A's host (it inherits the test point) is held as A's file is to be flushed
  * to the disk, until this process lets it go: the STOP of A must be answered meanwhile (the
  * flush ran inside the STOP's wait, shortened here to 5 s so that such a STOP fails instead of
@@ -4148,6 +4197,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "attach-reentry") == 0) return attach_reentry(argv[2]);
     if (argc == 3 && strcmp(argv[1], "commit-retire") == 0) return commit_retire(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stop-sync") == 0) return stop_sync(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "stop-sync-cancel") == 0) return stop_sync_cancel(argv[2]);
     if (argc == 3 && strcmp(argv[1], "start-enable-a") == 0) {
         TRACEHANDLE a;
         if (start(argv[2], "control-races-a", &a) != ERROR_SUCCESS) return 1;

@@ -853,3 +853,10 @@ def test_a_session_memory_not_sealed_against_shrinking_is_refused(control_races,
     under the view faults the application's writes) and against further seals. A view of a
     file without either seal is refused as a bad view (ERROR_BAD_FORMAT), never mapped."""
     assert control_races("unsealed-view", out) == {"sealed": 0, "unsealed": 11, "shrink_only": 11}
+
+
+def test_a_stop_cancelled_while_flushing_its_file_still_closes_it(control_races, out):
+    """The thread of a STOP of a private session is cancelled while the session's file is
+    being flushed to the disk (after the control lock is released): the STOP still closes the
+    file and answers."""
+    assert control_races("stop-sync-cancel", out) == {"open_before": 1, "open_after": 0, "stop_x": 0}
