@@ -115,10 +115,14 @@ static pthread_mutex_t g_copy_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread int t_copying;
 static pthread_cond_t g_reg_cond = PTHREAD_COND_INITIALIZER;   /* a callback returned */
 
-/* The registrations whose callback this thread is running (a callback may unregister itself). */
-#define MAX_NESTING 8
-static __thread int t_running[MAX_NESTING];
-static __thread int t_depth;
+/* The registrations whose callback this thread is running (a callback may unregister itself),
+ * innermost first: each call's entry lives in the frame that runs it, so nesting has no limit
+ * (a child forked in the innermost counts every one as running). */
+typedef struct running_call {
+    int reg;
+    struct running_call *outer;
+} running_call;
+static __thread running_call *t_innermost;
 
 typedef struct {
     int reg;                    /* index in g_regs */
@@ -285,11 +289,11 @@ static void pending_run_confirmed(pending_list *l) {
             w.ClientContext = c->clock;
             w.Flags = WNODE_FLAG_TRACED_GUID;
             ULONG size = sizeof w;
-            if (t_depth < MAX_NESTING) t_running[t_depth] = c->reg;
-            t_depth++;
+            running_call me = {c->reg, t_innermost};
+            t_innermost = &me;
             wpt_handle_issued(wpt_handle_slot(c->logger), c->generation);
             c->callback(c->code, c->context, &size, &w);
-            t_depth--;
+            t_innermost = me.outer;
         }
         pthread_mutex_lock(&g_reg_lock);
         if (live && r->running) r->running--;
@@ -310,7 +314,7 @@ static void pending_run(pending_list *l) {
     pending_run_confirmed(l);
 }
 
-int wpt_in_callback(void) { return t_depth > 0; }
+int wpt_in_callback(void) { return t_innermost != NULL; }
 
 void wpt_providers_fork_prepare(void) { pthread_mutex_lock(&g_reg_lock); }
 void wpt_providers_fork_parent(void) { pthread_mutex_unlock(&g_reg_lock); }
@@ -339,9 +343,9 @@ void wpt_providers_after_fork(void) {
     }
     /* the forking thread's own callbacks, one per nesting (the same registration's callback may
      * be nested in itself): each is lowered once as it returns */
-    for (int k = 0; k < t_depth && k < MAX_NESTING; k++) {
-        g_regs[t_running[k]].inflight++;
-        g_regs[t_running[k]].running++;
+    for (const running_call *k = t_innermost; k; k = k->outer) {
+        g_regs[k->reg].inflight++;
+        g_regs[k->reg].running++;
     }
 }
 
@@ -773,8 +777,11 @@ ULONG UnregisterTraceGuids(TRACEHANDLE handle) {
          * and not started never run now (a sibling's callback may unregister it while this
          * thread still has its call queued: waiting for that waited forever) */
         int mine = 0;
-        for (int k = 0; k < t_depth && k < MAX_NESTING; k++) mine += t_running[k] == (int)(idx - 1);
-        while (r->running > (uint32_t)mine) pthread_cond_wait(&g_reg_cond, &g_reg_lock);
+        for (const running_call *k = t_innermost; k; k = k->outer) mine += k->reg == (int)(idx - 1);
+        while (r->running > (uint32_t)mine) {
+            WPT_TEST_POINT(WPT_POINT_UNREGISTER_WAITING);
+            pthread_cond_wait(&g_reg_cond, &g_reg_lock);
+        }
     }
     pthread_mutex_unlock(&g_reg_lock);
     return rc;

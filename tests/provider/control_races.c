@@ -231,6 +231,9 @@
  *                   session Y, whose ENABLE runs the same callback nested in it, which forks:
  *                   the child unwinds both and unregisters it (its count of running callbacks
  *                   was 1, not 2, and went below zero: the unregister waited forever).
+ *       fork-deep  ENABLE callbacks of a provider nested 12 deep, the innermost forks: in the
+ *                   child, with only the outermost still running, an unregister from another
+ *                   thread must wait for it.
  *       cancel-starting  a thread's registration starts the endpoint, held before its copy,
  *                   and is cancelled meanwhile: the start must finish (left unfinished, every
  *                   later close waited for it forever); then the endpoint closes.
@@ -325,7 +328,8 @@
  * fork-in-copy "reconcile RC child_second_at_fork 0|1 child_copied_inside 0|1 child_copied 0|1 second 0|1
  * stop_a RC",
  * close-twice "second_waited 0|1 returned_early 0|1 closed 0|1",
- * fork-nested "enable RC child_unregistered 0|1 stop_x RC stop_y RC",
+ * fork-nested "enable RC child_unregistered 0|1 stop_x RC stop_y RC", fork-deep "enable RC
+ * depth N child 0|1|2 stopped 0|1",
  * cancel-starting "registered RC cancelled 0|1 closed 0|1 socket_left 0|1",
  * close-in-stop-joining "joined 0|1 stop_returned 0|1 stop_p RC enabled 0|1 socket_left 0|1 stop_a RC",
  * close-in-stop "close_waited 0|1 stop_returned 0|1 stop_p RC registered 0|1 enabled 0|1 socket_left 0|1
@@ -3451,6 +3455,86 @@ static int fork_nested(const char *dir) {
     return 0;
 }
 
+/* fork-deep: ENABLE callbacks of a provider here nested DEEP_NESTING deep (each enables it for
+ * the next private session), the innermost forks. In the child, with all but the outermost
+ * unwound, another thread unregisters the provider: it must wait for the outermost, still
+ * running, to return. Child's exit status: 1 if it waited and then returned, 0 if it returned
+ * at once, 2 if it never returned. */
+#define DEEP_NESTING 12
+static TRACEHANDLE g_deep[DEEP_NESTING], g_deep_reg;
+static int g_deep_level, g_deep_child, g_deep_status = -1;
+static sem_t g_deep_told;
+static _Atomic int g_deep_waiting, g_deep_unregistered;
+static const GUID g_deep_control = {0x6a3c2f1c, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 9}};
+
+static void at_unregister_waiting(int point) {
+    if (point == WPT_POINT_UNREGISTER_WAITING && !atomic_exchange(&g_deep_waiting, 1)) sem_post(&g_deep_told);
+}
+
+static void *unregister_deep(void *arg) {
+    (void)arg;
+    UnregisterTraceGuids(g_deep_reg);
+    atomic_store(&g_deep_unregistered, 1);
+    sem_post(&g_deep_told);
+    return NULL;
+}
+
+static ULONG fork_when_deep(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    if (code != WMI_ENABLE_EVENTS || g_deep_child || g_deep_level >= DEEP_NESTING) return ERROR_SUCCESS;
+    int level = ++g_deep_level;
+    if (level < DEEP_NESTING) {
+        EnableTrace(1, 0x5, 4, &g_deep_control, g_deep[level]);      /* nested one deeper */
+        if (level == 1 && g_deep_child) {
+            /* the child, all but this callback unwound: the unregister must wait for it */
+            pthread_t t;
+            if (pthread_create(&t, NULL, unregister_deep, NULL) != 0) _exit(3);
+            pthread_detach(t);
+            sem_wait(&g_deep_told);
+            g_deep_status = atomic_load(&g_deep_waiting) && !atomic_load(&g_deep_unregistered);
+        }
+        return ERROR_SUCCESS;
+    }
+    pid_t child = fork();
+    if (child == 0) {
+        g_deep_child = 1;
+        return ERROR_SUCCESS;
+    }
+    int status = 0;
+    if (child > 0)
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    g_deep_status = child > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 2;
+    return ERROR_SUCCESS;
+}
+
+static int fork_deep(const char *dir) {
+    for (int i = 0; i < DEEP_NESTING; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "control-races-deep%d", i);
+        if (start_private(dir, name, &g_deep[i])) return 3;
+    }
+    sem_init(&g_deep_told, 0, 0);
+    static const GUID message = {0x6a3c2f1d, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    if (RegisterTraceGuids(fork_when_deep, NULL, &g_deep_control, 1, &reg, NULL, NULL, &g_deep_reg)) return 5;
+    wpt_test_point = at_unregister_waiting;
+    ULONG enabled = EnableTrace(1, 0x5, 4, &g_deep_control, g_deep[0]);
+    if (g_deep_child) {
+        /* the outermost returned: the unregister ends (only a failure waits this long) */
+        int64_t deadline = wpt_mono_ms() + 10000;
+        while (!atomic_load(&g_deep_unregistered) && wpt_mono_ms() < deadline) usleep(1000);
+        _exit(!atomic_load(&g_deep_unregistered) ? 2 : g_deep_status == 1);
+    }
+    wpt_test_point = NULL;
+    int stopped = 1;
+    for (int i = DEEP_NESTING - 1; i >= 0; i--) stopped &= stop(g_deep[i]) == ERROR_SUCCESS;
+    printf("enable %u depth %d child %d stopped %d\n", (unsigned)enabled, g_deep_level, g_deep_status,
+           stopped);
+    return 0;
+}
+
 /* close-in-stop: a new endpoint starts (a thread registers a provider) and is held before
  * its copy, which holds an enable for A of another provider here; meanwhile private session P stops, and its
  * DISABLE callback, run with the control lock held, closes the endpoint; the copy's ENABLE
@@ -4161,6 +4245,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "close-starting") == 0) return close_starting();
     if (argc == 3 && strcmp(argv[1], "close-twice") == 0) return close_twice();
     if (argc == 3 && strcmp(argv[1], "fork-nested") == 0) return fork_nested(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "fork-deep") == 0) return fork_deep(argv[2]);
     if (argc == 3 && strcmp(argv[1], "close-in-stop") == 0) return close_in_stop(argv[2]);
     if (argc == 3 && strcmp(argv[1], "close-in-stop-joining") == 0) return close_in_stop_joining(argv[2]);
     if (argc == 3 && strcmp(argv[1], "cancel-starting") == 0) return cancel_starting();

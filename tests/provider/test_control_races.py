@@ -860,3 +860,13 @@ def test_a_stop_cancelled_while_flushing_its_file_still_closes_it(control_races,
     being flushed to the disk (after the control lock is released): the STOP still closes the
     file and answers."""
     assert control_races("stop-sync-cancel", out) == {"open_before": 1, "open_after": 0, "stop_x": 0}
+
+
+def test_a_child_forked_twelve_callbacks_deep_counts_every_one_as_running(control_races, out):
+    """A child forked in a ControlCallback nested 12 deep (each enables the provider for the
+    next private session) keeps all 12 as running: with the 11 inner ones returned, an
+    UnregisterTraceGuids from another thread of the child waits for the outermost (counting
+    only the first 8, it returned at once, and the callback's context could be freed while
+    still in use)."""
+    got = control_races("fork-deep", out)
+    assert got == {"enable": 0, "depth": 12, "child": 1, "stopped": 1}
