@@ -394,6 +394,8 @@ enum {
     WPT_POINT_FILE_SYNC = 31,            /* a session's log file is to be flushed to the disk */
     WPT_POINT_ENABLE_QUEUED = 32,        /* an enable's ControlCallbacks are queued, the lock let
                                           * go; its session not joined yet */
+    WPT_POINT_REGISTRY_COPY_LOCKING = 34,  /* a copy of the registry's enables is to take
+                                          * its lock (not held yet) */
     WPT_POINT_UNREGISTER_WAITING = 33,   /* UnregisterTraceGuids is to wait for callbacks
                                           * of the registration running in other threads */
 };

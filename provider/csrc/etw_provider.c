@@ -601,6 +601,7 @@ static ULONG copy_registry(int drop_absent) {
      * for by the endpoint thread, which retries (the copy stays owed): a copy holding it may
      * never end (a child forked in its callback that never returns there), and the endpoint
      * went deaf */
+    WPT_TEST_POINT(WPT_POINT_REGISTRY_COPY_LOCKING);
     if (wpt_on_endpoint_thread() ? pthread_mutex_trylock(&g_copy_lock) != 0 : pthread_mutex_lock(&g_copy_lock) != 0)
         return ERROR_BUSY;
     t_copying = 1;

@@ -3315,11 +3315,46 @@ static sem_t g_child_copying;
 static _Atomic int g_child_in_callback, g_child_copied_inside, g_child_copied;
 static __thread int t_child_copier;
 
+static _Atomic int g_child_copier_tid;
+
 static void at_child_copying(int point) {
-    if (point != WPT_POINT_REGISTRY_COPYING || !t_child_copier) return;
+    if (!t_child_copier) return;
+    if (point == WPT_POINT_REGISTRY_COPY_LOCKING) {
+        atomic_store(&g_child_copier_tid, (int)syscall(SYS_gettid));
+        sem_post(&g_child_copying);
+    }
+    if (point != WPT_POINT_REGISTRY_COPYING) return;
     atomic_store(&g_child_copied_inside, atomic_load(&g_child_in_callback));
     atomic_store(&g_child_copied, 1);
-    sem_post(&g_child_copying);
+}
+
+/* The state letter of a thread of this process (0: gone). */
+static char thread_state(int tid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* The child's copier reached its copy's lock: until it sleeps there (or copied, or ended:
+ * what a missing wait does), no copy ended. Only a failure waits the 10 s. */
+static void wait_child_copier_blocked(void) {
+    if (wait_sem(&g_child_copying, 10)) return;
+    int tid = atomic_load(&g_child_copier_tid);
+    int64_t deadline = wpt_mono_ms() + 10000;
+    for (;;) {
+        char state = thread_state(tid);
+        if (state == 'S' || state == 'D' || !state || atomic_load(&g_child_copied)
+            || wpt_mono_ms() > deadline)
+            return;
+        sched_yield();
+    }
 }
 
 static void *copy_in_child(void *arg) {
@@ -3350,7 +3385,7 @@ static ULONG fork_on_enable(WMIDPREQUESTCODE code, PVOID context, ULONG *size, P
         atomic_store(&g_child_in_callback, 1);
         wpt_test_point = at_child_copying;
         if (pthread_create(&g_child_copier, NULL, copy_in_child, NULL) != 0) _exit(64);
-        wait_sem(&g_child_copying, 2);       /* a copy it may not make before this one ends */
+        wait_child_copier_blocked();         /* a copy it may not make before this one ends */
         atomic_store(&g_child_in_callback, 0);
         return ERROR_SUCCESS;
     }
