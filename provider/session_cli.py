@@ -455,15 +455,26 @@ def add_subcommands(sub) -> None:
                          ("query", "show a session's settings, counters and enabled providers")):
         p = sub.add_parser(action, help=text, description=text)
         p.add_argument("name", type=_name, help="session name")
-    up = sub.add_parser("update", help="change a running session's flush timer, buffers or file")
+    up = sub.add_parser("update", help="change a running session's flush timer, buffers or file",
+                        description="Change settings of a running session: how often partly filled "
+                                    "buffers are written, how many buffers it may use, or the .etl "
+                                    "file it writes to (the current file is finished first). "
+                                    "Settings not given stay as they are.")
     up.add_argument("name", type=_name, help="session name")
-    up.add_argument("--flush-timer", type=int, metavar="SECONDS")
+    up.add_argument("--flush-timer", type=int, metavar="SECONDS",
+                    help="write partly filled buffers this often (0: only full ones)")
     up.add_argument("--max-buffers", type=int, metavar="N", help="raise the buffer pool limit")
     up.add_argument("-f", "--file", dest="logfile", metavar="FILE", help="continue in a new .etl file")
-    en = sub.add_parser("enable", help="enable providers (in every process) on a session")
+    en = sub.add_parser("enable", help="enable providers (in every process) on a session",
+                        description="Enable providers on a running session: every process that "
+                                    "registers one of these control GUIDs, now or later, logs its "
+                                    "events to the session at the flags and level given.")
     en.add_argument("name", type=_name, help="session name")
     _guid_options(en, required=True)
-    dis = sub.add_parser("disable", help="disable providers the session holds")
+    dis = sub.add_parser("disable", help="disable providers the session holds",
+                         description="Disable providers on a running session: processes stop "
+                                     "logging events of these control GUIDs to it. Other sessions "
+                                     "that enabled them keep them.")
     dis.add_argument("name", type=_name, help="session name")
     dis.add_argument("--guid", action="append", type=parse_guid_spec, required=True, metavar="GUID",
                      help="control GUID (repeatable)")

@@ -571,3 +571,17 @@ def test_update_to_a_new_file_says_the_old_one_is_incomplete(tmp_path, session_n
     P.TraceMessage(session, P.TRACE_MESSAGE_TIMESTAMP, None, 1, b"\1")
     final, _ = session_cli.stop(session_name)
     assert final.LogFileName == str(second) and final.LogBuffersLost == 1
+
+
+@pytest.mark.parametrize("action, says", [
+    ("update", "Change settings of a running session"),
+    ("enable", "Enable providers on a running session"),
+    ("disable", "Disable providers on a running session"),
+])
+def test_session_subcommands_say_what_they_do(action, says):
+    """`wpptrace session ACTION --help` says what the action does, and every option of
+    update says what it changes."""
+    text = " ".join(wpptrace("session", action, "--help").stdout.split())
+    assert says in text
+    if action == "update":
+        assert "--flush-timer SECONDS write partly filled buffers this often" in text
