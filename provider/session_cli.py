@@ -107,8 +107,19 @@ def _runtime_directory_name() -> str:
 
 
 def _logfile_refusal(path: str, exc: Win32Error) -> str:
-    """Why the core would not create the log file ``path`` (it never follows a link or takes
-    a file of another user), one line."""
+    """Why the core would not create the log file ``path`` (it follows no link of another user
+    on the way, never a link as the file, and takes only a file of this user with one name),
+    one line."""
+    uid = os.geteuid()
+    parts = os.path.dirname(path).split("/")
+    for i in range(1, len(parts) + 1):
+        try:
+            up = os.lstat("/".join(parts[:i]) or "/")
+        except OSError:
+            break
+        if stat.S_ISLNK(up.st_mode) and up.st_uid not in (uid, 0):
+            return (f"{path}: cannot use it as the log file ({exc.name}): the link {'/'.join(parts[:i])} "
+                    f"on its path belongs to user {up.st_uid}, not to this user ({uid}) or root")
     try:
         st = os.lstat(path)
     except OSError:
@@ -117,8 +128,11 @@ def _logfile_refusal(path: str, exc: Win32Error) -> str:
         why = "it is a symbolic link (never followed: it could point at any file)"
     elif not stat.S_ISREG(st.st_mode):
         why = "it is not a regular file"
-    elif st.st_uid != os.geteuid():
-        why = f"it belongs to user {st.st_uid}, not to this user ({os.geteuid()})"
+    elif st.st_uid != uid:
+        why = f"it belongs to user {st.st_uid}, not to this user ({uid})"
+    elif st.st_nlink != 1:
+        why = (f"it has {st.st_nlink} hard links (emptying it would empty the file under its other "
+               f"names too)")
     else:
         return f"{path}: cannot create the log file ({exc.name})"
     return f"{path}: cannot use it as the log file ({exc.name}): {why}"

@@ -12,6 +12,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -104,42 +106,178 @@ static void file_free(wpt_logfile *lf) {
     free(lf);
 }
 
-/* Open (or create) `path` for a session file: never through a symbolic link, only a regular
- * file of our own user, made private (0600). Nothing in an existing file is changed before
- * those checks: a link another user planted cannot make us truncate or chmod what it points
- * to. *fd on success; a refusal is ERROR_ACCESS_DENIED (a link, a file of another user) or
+/* Links followed on one log-file path at most (the kernel's own limit). */
+#define LOG_PATH_LINKS_MAX 40
+
+/* A descriptor (O_PATH) of the directory `dir` ("" or a relative name: from the current
+ * directory) reached one component at a time, the kernel never following a link: each link is
+ * read and followed here, and only if it belongs to this user or to root. A link's owner chose
+ * where it leads, so another user's link (planted in a directory of theirs on our path) could
+ * lead our log file onto any file of ours; our own links (a home directory that is a link) work.
+ * -1 with *rc set on failure; `path` names the log file in the host's log. */
+static int open_log_dir(const char *path, const char *dir, ULONG *rc) {
+    char todo[WPT_MAX_PATH], next[WPT_MAX_PATH], name[NAME_MAX + 1];
+    if (strlen(dir) >= sizeof todo) {
+        *rc = ERROR_BAD_PATHNAME;
+        return -1;
+    }
+    strcpy(todo, dir);
+    int at = open(todo[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC), links = 0;
+    if (at < 0) {
+        *rc = errno_to_win32(errno);
+        return -1;
+    }
+    const char *p = todo;
+    for (;;) {
+        while (*p == '/') p++;
+        if (!*p) return at;
+        size_t len = strcspn(p, "/");
+        if (len > NAME_MAX) {
+            errno = ENAMETOOLONG;
+            break;
+        }
+        memcpy(name, p, len);
+        name[len] = 0;
+        p += len;                                      /* at "/..." or at the end */
+        if (strcmp(name, ".") == 0) continue;
+        int fd = openat(at, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0) break;
+        if (fstat(fd, &st) != 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            break;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            close(at);
+            at = fd;
+            continue;
+        }
+        if (!S_ISLNK(st.st_mode)) {
+            close(fd);
+            errno = ENOTDIR;
+            break;
+        }
+        if (st.st_uid != geteuid() && st.st_uid != 0) {
+            wpt_host_log("log file %s refused: the link %s on its path belongs to user %u, not to "
+                         "this user (%u) or root", path, name, (unsigned)st.st_uid, (unsigned)geteuid());
+            close(fd);
+            close(at);
+            *rc = ERROR_ACCESS_DENIED;
+            return -1;
+        }
+        ssize_t n = -1;
+        if (++links > LOG_PATH_LINKS_MAX) errno = ELOOP;
+        else n = readlinkat(fd, "", next, sizeof next);
+        close(fd);
+        if (n <= 0) {
+            if (n == 0) errno = ENOENT;                /* an empty link leads nowhere */
+            break;
+        }
+        size_t rest = strlen(p);
+        if ((size_t)n + rest >= sizeof next) {
+            errno = ENAMETOOLONG;
+            break;
+        }
+        memcpy(next + n, p, rest + 1);                 /* the link's target, then what was left */
+        memcpy(todo, next, (size_t)n + rest + 1);
+        p = todo;
+        if (todo[0] == '/') {
+            close(at);
+            at = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (at < 0) {
+                *rc = errno_to_win32(errno);
+                return -1;
+            }
+        }
+    }
+    *rc = errno_to_win32(errno);
+    close(at);
+    return -1;
+}
+
+/* Why an existing file (its lstat) must not become a log file, said in a host's log; or
+ * ERROR_SUCCESS. */
+static ULONG refusal(const char *path, const struct stat *st) {
+    if (S_ISLNK(st->st_mode)) {
+        wpt_host_log("log file %s refused: it is a symbolic link", path);
+        return ERROR_ACCESS_DENIED;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        wpt_host_log("log file %s refused: it is not a regular file", path);
+        return ERROR_BAD_PATHNAME;
+    }
+    if (st->st_uid != geteuid()) {
+        wpt_host_log("log file %s refused: it belongs to user %u, not to this user (%u)", path,
+                     (unsigned)st->st_uid, (unsigned)geteuid());
+        return ERROR_ACCESS_DENIED;
+    }
+    if (st->st_nlink != 1) {
+        /* another name (a hard link another user made) may be a file this path was never
+         * meant to reach: emptying it would empty that file */
+        wpt_host_log("log file %s refused: it has %lu hard links, and emptying it would empty "
+                     "the file under its other names", path, (unsigned long)st->st_nlink);
+        return ERROR_ACCESS_DENIED;
+    }
+    return ERROR_SUCCESS;
+}
+
+/* Open (or create) `path` for a session file (O_EXCL in `flags`: only a new one), private
+ * (0600): every directory on the path reached as open_log_dir says, then the file itself never
+ * through a link, and used only if it is a regular file of our own user with no other name.
+ * An existing file is looked at (O_PATH: a FIFO or a device is never opened) before the very
+ * inode looked at is opened, and nothing in it changes before those checks. *fd on success; a
+ * refusal is ERROR_ACCESS_DENIED (a link, a file of another user, a second name) or
  * ERROR_BAD_PATHNAME (not a regular file), said in a host's log. */
 static ULONG open_private(const char *path, int flags, int *fd_out) {
-    /* O_NONBLOCK: opening a FIFO or a device must not wait; it is refused below */
-    int fd = open(path, flags | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600);
-    if (fd < 0) {
-        if (errno == ELOOP) {
-            wpt_host_log("log file %s refused: it is a symbolic link", path);
-            return ERROR_ACCESS_DENIED;
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    char dir[WPT_MAX_PATH];
+    if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strlen(name) > NAME_MAX
+        || strlen(path) >= sizeof dir)
+        return ERROR_BAD_PATHNAME;                     /* a directory, or too long */
+    size_t dir_len = slash ? (slash == path ? 1 : (size_t)(slash - path)) : 0;
+    memcpy(dir, path, dir_len);
+    dir[dir_len] = 0;
+    ULONG rc;
+    int at = open_log_dir(path, dir, &rc);
+    if (at < 0) return rc;
+    rc = ERROR_ACCESS_DENIED;                          /* if the name keeps coming and going */
+    for (int tries = 0; tries < 8; tries++) {
+        int fd = openat(at, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd >= 0) {                                 /* a new file: ours, with this name only */
+            *fd_out = fd;
+            rc = ERROR_SUCCESS;
+            break;
         }
-        return errno_to_win32(errno);
+        if (errno != EEXIST || (flags & O_EXCL)) {
+            rc = errno_to_win32(errno);
+            break;
+        }
+        int seen = openat(at, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (seen < 0) {
+            if (errno == ENOENT) continue;             /* removed meanwhile: make it */
+            rc = errno_to_win32(errno);
+            break;
+        }
+        struct stat st;
+        rc = fstat(seen, &st) != 0 ? errno_to_win32(errno) : refusal(path, &st);
+        if (rc == ERROR_SUCCESS) {
+            char self[64];                             /* the inode checked, not the name again */
+            snprintf(self, sizeof self, "/proc/self/fd/%d", seen);
+            fd = open(self, flags | O_CLOEXEC | O_NOCTTY);
+            if (fd < 0) rc = errno_to_win32(errno);
+            else if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) != 0) {
+                rc = errno_to_win32(errno);            /* an existing file keeps its mode: narrow it */
+                close(fd);
+            } else *fd_out = fd;
+        }
+        close(seen);
+        break;
     }
-    struct stat st;
-    ULONG rc = ERROR_SUCCESS;
-    if (fstat(fd, &st) != 0) rc = errno_to_win32(errno);
-    else if (!S_ISREG(st.st_mode)) {
-        wpt_host_log("log file %s refused: it is not a regular file", path);
-        rc = ERROR_BAD_PATHNAME;
-    } else if (st.st_uid != geteuid()) {
-        wpt_host_log("log file %s refused: it belongs to user %u, not to this user (%u)", path,
-                     (unsigned)st.st_uid, (unsigned)geteuid());
-        rc = ERROR_ACCESS_DENIED;
-    } else if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) != 0) {
-        rc = errno_to_win32(errno);    /* an existing file keeps its mode: narrow it */
-    } else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
-        rc = errno_to_win32(errno);
-    }
-    if (rc != ERROR_SUCCESS) {
-        close(fd);
-        return rc;
-    }
-    *fd_out = fd;
-    return ERROR_SUCCESS;
+    close(at);
+    return rc;
 }
 
 /* Create the file (`exclusive`: never an existing one; else empty it once it is known to be

@@ -1,7 +1,10 @@
-"""A session's log file is opened without following a link and used only if it is a regular
-file of this user; nothing of an existing file changes before those checks."""
+"""A session's log file is opened without following a link, through no link of another user on
+its path, and used only if it is a regular file of this user with no other name; an existing file
+is looked at before it is opened (a FIFO or a device never is), and nothing of it changes before
+those checks."""
 from __future__ import annotations
 
+import ctypes
 import os
 import stat
 import subprocess
@@ -15,6 +18,25 @@ from wpptrace.winerror import Win32Error
 
 L = P._lib
 NOBODY = 65534
+IN_OPEN = 0x20
+
+
+class _OpenWatch:
+    """Tells whether anything opened a file since it was made (inotify IN_OPEN: a stat or an
+    O_PATH descriptor is not an open)."""
+
+    def __init__(self, path):
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        assert self.fd >= 0 and libc.inotify_add_watch(self.fd, os.fsencode(path), IN_OPEN) >= 0
+
+    def opened(self) -> bool:
+        try:
+            return len(os.read(self.fd, 4096)) > 0
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(self.fd)
 
 
 def _props(path) -> P.EVENT_TRACE_PROPERTIES:
@@ -55,10 +77,76 @@ def test_a_dangling_link_is_refused_and_nothing_is_made(session_name, tmp_path):
     assert not target.exists()
 
 
-def test_a_fifo_is_refused_at_once(session_name, tmp_path):
+def test_a_fifo_is_refused_at_once_and_never_opened(session_name, tmp_path):
     fifo = tmp_path / "trace.etl"
     os.mkfifo(fifo, 0o600)
+    watch = _OpenWatch(fifo)
     assert _start_code(session_name, fifo) == L.ERROR_BAD_PATHNAME
+    assert not watch.opened()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a device node needs root to make")
+def test_a_device_of_this_user_is_refused_and_never_opened(session_name, tmp_path):
+    device = tmp_path / "null.etl"
+    os.mknod(device, stat.S_IFCHR | 0o600, os.makedev(1, 3))       # what /dev/null is
+    watch = _OpenWatch(device)
+    assert _start_code(session_name, device) == L.ERROR_BAD_PATHNAME
+    assert not watch.opened()
+
+
+def test_dev_null_is_refused(session_name):
+    assert _start_code(session_name, "/dev/null") == L.ERROR_BAD_PATHNAME
+
+
+def test_a_file_with_a_second_hard_link_is_refused_and_kept(session_name, tmp_path):
+    victim = _victim(tmp_path)
+    link = tmp_path / "trace.etl"
+    os.link(victim, link)
+    for path in (link, victim):
+        assert _start_code(session_name, path) == L.ERROR_ACCESS_DENIED
+    assert _unchanged(victim) and victim.stat().st_nlink == 2
+
+
+def _planted_parent(tmp_path):
+    """A directory of another user on the log path, and in it that user's link to our home."""
+    home = tmp_path / "home"
+    home.mkdir()
+    victim = _victim(home)
+    shared = tmp_path / "proj"
+    shared.mkdir(mode=0o755)
+    (shared / "out").symlink_to(home)
+    os.lchown(shared / "out", NOBODY, NOBODY)
+    os.chown(shared, NOBODY, NOBODY)
+    return victim, shared / "out" / victim.name
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a link of another user needs root to make")
+def test_a_link_of_another_user_on_the_path_is_refused_and_its_target_kept(session_name, tmp_path):
+    victim, path = _planted_parent(tmp_path)
+    assert _start_code(session_name, path) == L.ERROR_ACCESS_DENIED
+    assert _unchanged(victim)
+    assert _start_code(session_name, path.parent / "new.etl") == L.ERROR_ACCESS_DENIED
+    assert not (victim.parent / "new.etl").exists()
+
+
+def test_links_of_this_user_on_the_path_are_followed(session_name, tmp_path):
+    real = tmp_path / "real"
+    (real / "sub").mkdir(parents=True)
+    (tmp_path / "home").symlink_to(real)                             # a home directory that is a link
+    (tmp_path / "up").symlink_to("real/sub/..")                      # relative, with ..
+    (tmp_path / "chain").symlink_to(tmp_path / "home")               # a link to a link
+    for n, path in enumerate((tmp_path / "home" / "a.etl", tmp_path / "up" / "sub" / ".." / "b.etl",
+                              tmp_path / "chain" / "sub" / "c.etl")):
+        with TraceSession(f"{session_name}-{n}", path):
+            pass
+    for made in (real / "a.etl", real / "b.etl", real / "sub" / "c.etl"):
+        assert made.stat().st_size >= 4096 and stat.S_IMODE(made.stat().st_mode) == 0o600
+
+
+def test_a_link_loop_on_the_path_is_refused(session_name, tmp_path):
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    assert _start_code(session_name, tmp_path / "a" / "trace.etl") == L.ERROR_BAD_PATHNAME
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a file of another user needs root to make")
@@ -103,3 +191,25 @@ def test_the_session_command_says_why_in_one_line(session_name, tmp_path):
     lines = cli.stderr.strip().splitlines()
     assert len(lines) == 1 and str(link) in lines[0] and "ERROR_ACCESS_DENIED" in lines[0]
     assert "symbolic link" in lines[0]
+
+
+def _cli_refusal(session_name, path) -> str:
+    cli = subprocess.run([sys.executable, "-m", "wpptrace", "session", "start", session_name, "-f", str(path)],
+                         capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 1
+    lines = cli.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and "ERROR_ACCESS_DENIED" in lines[0]
+    return lines[0]
+
+
+def test_the_session_command_says_a_second_hard_link_is_why(session_name, tmp_path):
+    victim = _victim(tmp_path)
+    os.link(victim, tmp_path / "trace.etl")
+    assert "2 hard links" in _cli_refusal(session_name, tmp_path / "trace.etl") and _unchanged(victim)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a link of another user needs root to make")
+def test_the_session_command_names_a_link_of_another_user_on_the_path(session_name, tmp_path):
+    victim, path = _planted_parent(tmp_path)
+    line = _cli_refusal(session_name, path)
+    assert f"the link {path.parent} on its path belongs to user {NOBODY}" in line and _unchanged(victim)
