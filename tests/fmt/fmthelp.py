@@ -111,19 +111,21 @@ def _records(decoder, etl):
 def _made_header(etl):
     """The header event fmt prints for a file whose first buffer does not start with the
     log-file header record (damaged) when the header facts were read from it: the record's
-    fields as those facts hold them, the buffer's processor; None when the record is there,
-    the facts were not read, or the file has no buffer."""
+    fields as those facts hold them, the buffer's processor (0 when the buffer's own header is
+    no WMI_BUFFER_HEADER: nothing is taken from junk); None when the record is there, the
+    facts were not read, or the file has no buffer."""
     from types import SimpleNamespace
 
-    from wpptrace.decoder.buffers import starts_with_logfile_header
+    from wpptrace.decoder.buffers import not_a_buffer_header, starts_with_logfile_header
 
     index = etl.buffer_index()
     if not (len(index) and etl.header_read) or starts_with_logfile_header(etl.read_buffer(index[0])):
         return None
     h = etl.header
+    first = index[0]
     return SimpleNamespace(timestamp=h.header_timestamp, thread_id=h.header_thread_id,
                            process_id=h.header_process_id, sequence=None,
-                           processor=index[0].processor)
+                           processor=0 if not_a_buffer_header(first) is not None else first.processor)
 
 
 def _text_line(decoder, rec, ctx) -> str:
