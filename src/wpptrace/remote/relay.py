@@ -27,6 +27,7 @@ import asyncio
 import collections
 import dataclasses
 import logging
+import math
 import socket
 import ssl
 import threading
@@ -63,6 +64,11 @@ def parse_address(text: str, default_host: str = "") -> tuple[str, int]:
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{text!r}: expected [HOST:]PORT with a port number 0..65535")
     return host or default_host, int(port)
+
+
+class _GiveUp(Exception):
+    """The relay stops trying to deliver the stream; the text says why (after "could not
+    deliver the stream")."""
 
 
 class RelayRefused(Exception):
@@ -108,6 +114,7 @@ class _Outbox:
         #: counted in ``dropped``) if their connection breaks, delivered if an ACK covers them
         self.let_go: collections.deque[list[int]] = collections.deque()
         self.end: Optional[int] = None      # FILETIME (or 0) once no more buffers will come
+        self.ended_at: Optional[float] = None   # monotonic time ``end`` was set
         self.wake = lambda: None
 
     def put(self, buffer: bytes) -> bool:
@@ -179,6 +186,7 @@ class _Outbox:
         with self.lock:
             if self.end is None:
                 self.end = end_time
+                self.ended_at = time.monotonic()
         self.wake()
 
 
@@ -192,8 +200,10 @@ class Relay:
     and returns; ``wait()`` blocks until the relay is done; ``stop()`` ends it early (what
     is queued is still sent). Once the stream ended (or was stopped), a relay that cannot
     deliver it gives up after ``linger`` seconds without progress (no ACK of more buffers,
-    no answer that the collector is busy with it: a file it closes, say), and at the latest
-    ``linger_limit`` seconds after its end. ``reply_timeout``: a connection on which the
+    no answer that the collector is busy with it: a file it closes, say; a connection that
+    stays up waits at least ``reply_timeout``), and at the latest ``linger_limit`` seconds
+    after its end, connected or not; a ``stop()`` after the end gives up at once.
+    ``reply_timeout``: a connection on which the
     collector said nothing for this long (it ACKs every STATS, sent every
     ``stats_interval``) is closed and retried.
     """
@@ -239,6 +249,8 @@ class Relay:
         self._session_seq_seen = 0
         self._last_heard = 0.0          # monotonic time of the collector's last frame
         self._progress_at = 0.0         # ... of its last ACK of more, or busy answer
+        self._retry_from: Optional[float] = None  # the first lost connection after the end
+        self._cut = False               # stopped after the end: give up now
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> "Relay":
@@ -265,16 +277,24 @@ class Relay:
         return self._done.wait(timeout)
 
     def stop(self) -> None:
-        """Stop reading; send what is queued (up to ``linger`` s), then END."""
+        """Stop reading; send what is queued (up to ``linger`` s), then END. Once the stream
+        ended (a stop before, ``finish()``, or the session's end), give up at once instead:
+        ``outcome`` says what was left undelivered."""
+        if self._stop.is_set() or self._outbox.end is not None:
+            self._cut = True
+        self._stop_reading()
+
+    def _stop_reading(self) -> None:
         self._stop.set()
         if self._subscription is None:
             self._outbox.finish(0)
+        self._outbox.wake()
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop without waiting for the collector any longer than ``timeout``."""
         self.linger = min(self.linger, timeout)
         self.linger_limit = min(self.linger_limit, timeout)
-        self.stop()
+        self._stop_reading()
         self.wait(timeout + 1.0)
         for t in self._threads:
             t.join(1.0)
@@ -405,59 +425,89 @@ class Relay:
                 pass
         self._outbox.wake = wake
         self._welcomed()
-        ended_at = None
-        while True:
-            while self._outbox.header is None and self._outbox.end is None:
-                await self._idle(0.25)
-            if self._outbox.header is None:
-                self.outcome = "stopped"
-                return
-            try:
-                if await self._connection():
-                    self.outcome = "ended" if self._outbox.end else "stopped"
-                    log.debug("%s: %s: %d buffers read, %d sent, %d dropped (queue full), "
-                             "%d lost by the session", self.name,
-                             "session stopped" if self._outbox.end else "relay stopped",
-                             self.stats.buffers_read, self.stats.buffers_sent,
-                             self._outbox.dropped, self.stats.session_lost)
+        try:
+            while True:
+                while self._outbox.header is None and self._outbox.end is None:
+                    await self._idle(0.25)
+                if self._outbox.header is None:
+                    self.outcome = "stopped"
                     return
-            except RelayRefused as refused:
-                if refused.code == ERROR_HANDLE_EOF:    # END arrived; its ACK did not
-                    self.outcome = "ended" if self._outbox.end else "stopped"
-                    return
-                if refused.code == ERROR_BUSY:          # (a file being closed, say)
-                    self._progress_at = time.monotonic()
-                    log.log(logging.DEBUG if self._busy_said else logging.WARNING,
-                            "%s: the collector is busy: %s (retrying)", self.name, refused)
-                    self._busy_said = True
-                else:
-                    log.error("%s: the collector refused: %s", self.name, refused)
-                if refused.code in _FATAL:
-                    self.refused = refused
-                    self.outcome = f"refused: {refused}{self._undelivered()}"
-                    return
-            except (OSError, EOFError, asyncio.TimeoutError, P.ProtocolError,
-                    asyncio.IncompleteReadError) as exc:
-                log.warning("%s: connection to %s:%d: %s", self.name, *self.address,
-                            _describe(exc))
-            if self._outbox.end is not None:
-                now = time.monotonic()
-                ended_at = ended_at or now
-                # the linger counts from the last progress (a slow close at the collector
-                # is not a lost stream), the limit from the end
-                if now - max(ended_at, self._progress_at) > self.linger:
-                    why = f": no progress for {self.linger:g} s after its end"
-                elif now - ended_at > self.linger_limit:
-                    why = f" within {self.linger_limit:g} s of its end"
-                else:
-                    why = ""
-                if why:
-                    self.outcome = (f"failed: could not deliver the stream{why}"
-                                    f"{self._undelivered(True)}")
-                    log.error("%s: %s", self.name, self.outcome)
-                    return
-            await self._idle(self._backoff)
-            self._backoff = min(self._backoff * 2, self.max_backoff)
+                self._check_linger(connected=False)
+                try:
+                    if await self._attempt():
+                        self.outcome = "ended" if self._outbox.end else "stopped"
+                        log.debug("%s: %s: %d buffers read, %d sent, %d dropped (queue full), "
+                                  "%d lost by the session", self.name,
+                                  "session stopped" if self._outbox.end else "relay stopped",
+                                  self.stats.buffers_read, self.stats.buffers_sent,
+                                  self._outbox.dropped, self.stats.session_lost)
+                        return
+                except RelayRefused as refused:
+                    if refused.code == ERROR_HANDLE_EOF:    # END arrived; its ACK did not
+                        self.outcome = "ended" if self._outbox.end else "stopped"
+                        return
+                    if refused.code == ERROR_BUSY:      # (a file being closed, say)
+                        self._progress_at = time.monotonic()
+                        log.log(logging.DEBUG if self._busy_said else logging.WARNING,
+                                "%s: the collector is busy: %s (retrying)", self.name, refused)
+                        self._busy_said = True
+                    else:
+                        log.error("%s: the collector refused: %s", self.name, refused)
+                    if refused.code in _FATAL:
+                        self.refused = refused
+                        self.outcome = f"refused: {refused}{self._undelivered()}"
+                        return
+                except (OSError, EOFError, asyncio.TimeoutError, P.ProtocolError,
+                        asyncio.IncompleteReadError) as exc:
+                    log.warning("%s: connection to %s:%d: %s", self.name, *self.address,
+                                _describe(exc))
+                if self._outbox.end is not None and self._retry_from is None:
+                    self._retry_from = time.monotonic()
+                await self._idle(min(self._backoff, self._check_linger(connected=False)))
+                self._backoff = min(self._backoff * 2, self.max_backoff)
+        except _GiveUp as give_up:
+            self.outcome = (f"failed: could not deliver the stream{give_up}"
+                            f"{self._undelivered(True)}")
+            log.error("%s: %s", self.name, self.outcome)
+
+    def _check_linger(self, connected: bool) -> float:
+        """Once the stream ended: raise _GiveUp when the relay should stop trying to deliver
+        it, else return the seconds left until then (inf before the end). The linger counts
+        from the last progress (a slow close at the collector is not a lost stream), or from
+        the first lost connection after the end (the retries get their linger too), and on a
+        connection that stays up it is at least ``reply_timeout`` (a collector that closes
+        the file answers nothing meanwhile); the limit counts from the end, whatever the
+        collector answers."""
+        ended_at = self._outbox.ended_at
+        if ended_at is None:
+            return math.inf
+        if self._cut:
+            raise _GiveUp(": stopped after its end, before the collector acknowledged it")
+        now = time.monotonic()
+        since = max(ended_at, self._progress_at, self._retry_from or 0.0)
+        linger = max(self.linger, self.reply_timeout) if connected else self.linger
+        if now - since > linger:
+            raise _GiveUp(f": no progress for {linger:g} s after its end")
+        if now - ended_at > self.linger_limit:
+            raise _GiveUp(f" within {self.linger_limit:g} s of its end")
+        return min(since + linger, ended_at + self.linger_limit) - now
+
+    async def _attempt(self) -> bool:
+        """One connection (see _connection), given up on as soon as the relay should stop
+        trying after the end: a collector can keep a connection up, and answer on it, without
+        ever taking the stream."""
+        task = asyncio.ensure_future(self._connection())
+        try:
+            while True:
+                left = self._check_linger(connected=True)
+                # (before the end: looked at again every 0.25 s, to see the end come)
+                done, _ = await asyncio.wait({task}, timeout=min(left, 0.25))
+                if done:
+                    return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     def _welcomed(self) -> None:
         """A connection proved it works, its first ACK come (or none was tried yet): the next

@@ -1,0 +1,152 @@
+"""How long a relay tries on after its stream's end: whatever a collector answers, on a
+connection that stays up or over retries, the relay gives up after ``linger`` without
+progress and at the latest ``linger_limit`` after the end; a stop after the end gives up at
+once."""
+from __future__ import annotations
+
+import socket
+import threading
+
+from remote_helpers import PATIENCE, wait_until
+
+from wpptrace.remote import Relay
+from wpptrace.remote import protocol as P
+
+
+class _FakeCollector:
+    """Accepts relays and runs ``serve(sock)`` for each, in a thread of its own; closes every
+    socket on ``close``."""
+
+    def __init__(self, serve):
+        self.serve = serve
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = self.listener.getsockname()[:2]
+        self.held: list[socket.socket] = []
+        self.connections = 0
+        self.closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.held.append(sock)
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        try:
+            _read_frame(sock)                   # HELLO
+            self.serve(sock)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.closed.set()
+        self.listener.close()
+        for sock in self.held:
+            sock.close()
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise OSError("closed")
+        data += chunk
+    return data
+
+
+def _read_frame(sock: socket.socket) -> tuple[int, int]:
+    """(type, sequence) of the next frame, its payload read and let go."""
+    head = _recv_exactly(sock, P.HEADER.size)
+    fields = P.HEADER.unpack(head)
+    _recv_exactly(sock, fields[4])
+    return fields[2], fields[5]
+
+
+def _acknowledging_all_but_the_end(fake: _FakeCollector):
+    """A collector that takes the stream and ACKs every buffer but the last (whose ACK would
+    be END's too), then repeats its last ACK every 0.05 s (an ACK of nothing new, which a
+    collector may send at any time)."""
+    def serve(sock):
+        sock.sendall(P.encode(P.FrameType.WELCOME, 0))
+        last = [0]
+
+        def repeat():
+            while not fake.closed.wait(0.05):
+                try:
+                    sock.sendall(P.encode(P.FrameType.ACK, last[0]))
+                except OSError:
+                    return
+        threading.Thread(target=repeat, daemon=True).start()
+        while True:
+            kind, seq = _read_frame(sock)
+            if kind == P.FrameType.BUFFER:
+                last[0] = seq
+    return serve
+
+
+def _ended_relay(address, recorded, **options) -> Relay:
+    head, buffers = recorded
+    relay = Relay(address, buffer_size=len(head), name="lingering", max_backoff=0.05,
+                  **options).start()
+    relay.add(head)
+    for buf in buffers[:4]:
+        relay.add(buf)
+    relay.finish()
+    return relay
+
+
+def _run_against(serve_for, recorded, before_the_outcome=None, **options) -> tuple[Relay, int]:
+    fake = _FakeCollector(None)
+    fake.serve = serve_for(fake)
+    relay = _ended_relay(fake.address, recorded, **options)
+    try:
+        if before_the_outcome is not None:
+            before_the_outcome(relay)
+        assert relay.wait(PATIENCE), "the relay did not end (hang guard)"
+    finally:
+        relay.close(timeout=0.5)
+        fake.close()
+    return relay, fake.connections
+
+
+def test_a_collector_that_repeats_its_last_ack_cannot_keep_the_relay_past_its_linger(
+        recorded):
+    """Every buffer but the last is acknowledged, and the collector goes on answering on
+    the same connection: no progress, so the relay gives up once the linger (at least the
+    reply timeout, on a connection that stays up) has passed."""
+    relay, connections = _run_against(_acknowledging_all_but_the_end, recorded, linger=0.2,
+                                      reply_timeout=0.5, linger_limit=PATIENCE)
+    assert relay.outcome == ("failed: could not deliver the stream: no progress for 0.5 s "
+                             "after its end (1 buffers undelivered)"), relay.outcome
+    assert (connections, relay.stats.acknowledged) == (1, 4)
+
+
+def test_a_collector_that_keeps_the_connection_up_cannot_keep_the_relay_past_its_limit(
+        recorded):
+    relay, connections = _run_against(_acknowledging_all_but_the_end, recorded,
+                                      linger=PATIENCE, linger_limit=0.5)
+    assert relay.outcome == ("failed: could not deliver the stream within 0.5 s of its end "
+                             "(1 buffers undelivered)"), relay.outcome
+    assert connections == 1
+
+
+def test_a_stop_after_the_end_gives_up_at_once(recorded):
+    """A relay waiting for END's ACK with a long linger: a stop (a second interrupt of
+    ``wpptrace relay``) ends the wait, and the outcome says it was not delivered."""
+    def stop_once_all_is_acknowledged(relay):
+        wait_until(lambda: relay.stats.acknowledged == 4, what="the buffers' ACK")
+        assert not relay.wait(0)
+        relay.stop()
+
+    relay, _ = _run_against(_acknowledging_all_but_the_end, recorded,
+                            before_the_outcome=stop_once_all_is_acknowledged,
+                            linger=PATIENCE, linger_limit=PATIENCE)
+    assert relay.outcome == ("failed: could not deliver the stream: stopped after its end, "
+                             "before the collector acknowledged it (1 buffers undelivered)"), \
+        relay.outcome
