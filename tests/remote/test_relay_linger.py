@@ -1,16 +1,18 @@
 """How long a relay tries on after its stream's end: whatever a collector answers, on a
 connection that stays up or over retries, the relay gives up after ``linger`` without
-progress and at the latest ``linger_limit`` after the end; a stop after the end gives up at
-once."""
+progress and at the latest ``linger_limit`` after the end; only the answers that say the
+collector has the stream in hand count as progress; a stop after the end gives up at once."""
 from __future__ import annotations
 
 import socket
 import threading
 
+import pytest
 from remote_helpers import PATIENCE, wait_until
 
 from wpptrace.remote import Relay
 from wpptrace.remote import protocol as P
+from wpptrace.winerror import ERROR_BUSY
 
 
 class _FakeCollector:
@@ -150,3 +152,46 @@ def test_a_stop_after_the_end_gives_up_at_once(recorded):
     assert relay.outcome == ("failed: could not deliver the stream: stopped after its end, "
                              "before the collector acknowledged it (1 buffers undelivered)"), \
         relay.outcome
+
+
+def _refusing(code: int, reason: str, welcome_first: bool):
+    def serve_for(fake):
+        def serve(sock):
+            if welcome_first:                   # (the header comes, then the refusal)
+                sock.sendall(P.encode(P.FrameType.WELCOME, 0))
+                _read_frame(sock)
+            sock.sendall(P.encode_error(code, reason))
+        return serve
+    return serve_for
+
+
+@pytest.mark.parametrize("reason, welcome_first", [
+    ("cannot write lingering.etl: No space left on device", True),
+    ("too many connections", False),
+    ("too many open sources", False),
+], ids=["disk-full", "too-many-connections", "too-many-sources"])
+def test_a_busy_answer_that_says_nothing_of_the_stream_is_not_progress(
+        recorded, reason, welcome_first):
+    """A collector that cannot take the stream (a full disk, no room for another connection
+    or source) answers ERROR_BUSY at every retry: the relay retries, but gives up after its
+    linger, not its limit."""
+    relay, connections = _run_against(_refusing(ERROR_BUSY, reason, welcome_first), recorded,
+                                      linger=0.5, linger_limit=PATIENCE / 2)
+    assert relay.outcome == ("failed: could not deliver the stream: no progress for 0.5 s "
+                             "after its end (4 buffers undelivered)"), relay.outcome
+    assert connections >= 2
+
+
+@pytest.mark.parametrize("reason, welcome_first", [
+    ("this source's file is being closed", False),
+    ("this source's file is being closed", True),
+    ("this source's file is still being written", False),
+], ids=["closing", "closing-after-welcome", "still-written"])
+def test_a_busy_answer_that_the_stream_is_in_hand_is_progress(recorded, reason, welcome_first):
+    """The collector has the stream and is finishing it: the relay waits on past its linger,
+    up to its limit."""
+    relay, connections = _run_against(_refusing(ERROR_BUSY, reason, welcome_first), recorded,
+                                      linger=1.0, linger_limit=3.0)
+    assert relay.outcome == ("failed: could not deliver the stream within 3 s of its end "
+                             "(4 buffers undelivered)"), relay.outcome
+    assert connections >= 2

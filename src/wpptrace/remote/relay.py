@@ -50,6 +50,13 @@ log = logging.getLogger("wpptrace.remote.relay")
 #: file reached the collector's bound for one source; a disk that is full says ERROR_BUSY)
 _FATAL = {ERROR_ACCESS_DENIED, ERROR_NOT_SUPPORTED, ERROR_DISK_FULL}
 
+#: the ERROR_BUSY answers by which the collector says it has the stream in hand (its file is
+#: being closed, or buffers it received still wait for the disk): progress for a relay that
+#: lingers after the end. Any other ERROR_BUSY (a full disk, too many connections) is only
+#: retried: it says nothing of the stream.
+_IN_HAND = frozenset({"this source's file is being closed",
+                      "this source's file is still being written"})
+
 
 def filetime_now() -> int:
     return time.time_ns() // 100 + FILETIME_UNIX_EPOCH
@@ -200,7 +207,7 @@ class Relay:
     and returns; ``wait()`` blocks until the relay is done; ``stop()`` ends it early (what
     is queued is still sent). Once the stream ended (or was stopped), a relay that cannot
     deliver it gives up after ``linger`` seconds without progress (no ACK of more buffers,
-    no answer that the collector is busy with it: a file it closes, say; a connection that
+    no answer that the collector has it in hand: a file it closes, say; a connection that
     stays up waits at least ``reply_timeout``), and at the latest ``linger_limit`` seconds
     after its end, connected or not; a ``stop()`` after the end gives up at once.
     ``reply_timeout``: a connection on which the
@@ -248,7 +255,8 @@ class Relay:
         self._session_seq_max = 0
         self._session_seq_seen = 0
         self._last_heard = 0.0          # monotonic time of the collector's last frame
-        self._progress_at = 0.0         # ... of its last ACK of more, or busy answer
+        self._progress_at = 0.0         # ... of its last ACK of more, or answer that it has
+                                        # the stream in hand
         self._retry_from: Optional[float] = None  # the first lost connection after the end
         self._cut = False               # stopped after the end: give up now
 
@@ -446,8 +454,9 @@ class Relay:
                     if refused.code == ERROR_HANDLE_EOF:    # END arrived; its ACK did not
                         self.outcome = "ended" if self._outbox.end else "stopped"
                         return
-                    if refused.code == ERROR_BUSY:      # (a file being closed, say)
-                        self._progress_at = time.monotonic()
+                    if refused.code == ERROR_BUSY:
+                        if str(refused) in _IN_HAND:
+                            self._progress_at = time.monotonic()
                         log.log(logging.DEBUG if self._busy_said else logging.WARNING,
                                 "%s: the collector is busy: %s (retrying)", self.name, refused)
                         self._busy_said = True
