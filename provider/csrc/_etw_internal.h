@@ -612,8 +612,10 @@ ULONG wpt_session_run(wpt_session *s);
 void  wpt_session_discard(wpt_session *s, int close_sinks);
 ULONG wpt_session_stop(wpt_session *s);
 /* wpt_session_stop leaving the log file's flush to the disk and close to the caller
- * (wpt_logfile_sync_close(*sync_fd)): a caller holding a lock does them after releasing it. */
+ * (wpt_session_sync_close(*sync_fd)): a caller holding a lock does them after releasing it. */
 ULONG wpt_session_stop_unsynced(wpt_session *s, int *sync_fd);
+/* wpt_logfile_sync_close, with the test hook wpptrace_debug_fail_file_flushes. */
+ULONG wpt_session_sync_close(int fd);
 ULONG wpt_session_flush(wpt_session *s);
 ULONG wpt_session_switch_file(wpt_session *s, const char *path);   /* UPDATE LogFileName */
 void  wpt_session_update_flush_timer(wpt_session *s, uint64_t interval_ms);

@@ -193,16 +193,17 @@ typedef struct {
     int done_fd;
     const char *path;
     struct stat bound;          /* the socket file this host bound at path */
-    ULONG result;               /* the STOP's: why the log file could not be completed, if so */
-    int sync_fd;                /* the finished file, to be flushed to the disk once STOP is
-                                 * answered (-1: none) */
+    ULONG result;               /* the STOP's: why the log file could not be completed (its
+                                 * flush to the disk and close included), if so */
 } stop_job;
 
 static void *stopper_main(void *arg) {
     stop_job *job = arg;
     wpt_session *s = job->session;
     disable_providers(s, job->requester);
-    job->result = wpt_session_stop_unsynced(s, &job->sync_fd);
+    /* The flush to the disk is part of the STOP's wait (this thread, not the serve loop, waits
+     * for it): a failure of it is the STOP's answer, as for a private session. */
+    job->result = wpt_session_stop(s);
     if (job->result != ERROR_SUCCESS)
         wpt_host_log("the log file %s could not be completed (error %u)", s->logfile_name,
                      (unsigned)job->result);
@@ -385,7 +386,7 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
         return;
     }
     for (int i = 0; i < MAX_CONNS; i++) conns[i].fd = -1;
-    stop_job job = {s, 0, done_pipe[1], path, *mine, ERROR_SUCCESS, -1};
+    stop_job job = {s, 0, done_pipe[1], path, *mine, ERROR_SUCCESS};
     pthread_t stopper;
     int stopping = 0, stop_reply_fd = -1;
     int64_t next_check = wpt_mono_ms() + 1000;
@@ -411,13 +412,6 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
                 reply(stop_reply_fd, job.result, &props, sizeof props, -1);
                 close(stop_reply_fd);
             }
-            /* The file is complete (every buffer and its last header written); its flush to the
-             * disk, which may take long, is no part of the STOP's wait: a failure of it is the
-             * host's log's to say. */
-            ULONG synced = wpt_logfile_sync_close(job.sync_fd);
-            if (synced != ERROR_SUCCESS)
-                wpt_host_log("the log file %s could not be flushed to the disk (error %u)", s->logfile_name,
-                             (unsigned)synced);
             break;
         }
         int start_stop = 0;

@@ -472,7 +472,12 @@ static ULONG switch_logfile(wpt_session *s) {
     ULONG closed = ERROR_SUCCESS;
     char old_name[WPT_MAX_PATH];
     strcpy(old_name, s->logfile_name);
-    if (s->logfile) closed = wpt_logfile_close(s, NULL);
+    if (s->logfile) {
+        int sync_fd;
+        closed = wpt_logfile_close(s, &sync_fd);
+        ULONG synced = wpt_session_sync_close(sync_fd);
+        if (closed == ERROR_SUCCESS) closed = synced;
+    }
     strcpy(s->logfile_name, s->next_logfile);
     s->buffer_sequence = 0;
     ULONG rc = wpt_logfile_open(s);
@@ -852,8 +857,34 @@ ULONG wpt_session_run(wpt_session *s) {
     return ERROR_SUCCESS;
 }
 
+/* Test hook: the next `count` flushes of a finished log file to the disk fail with `error` (a
+ * disk or file system that reports a lost write only at fdatasync or close, which no test can
+ * have for real). The file is flushed and closed all the same. */
+static _Atomic int g_fail_syncs;
+static _Atomic ULONG g_fail_sync_error;
+
+void wpptrace_debug_fail_file_flushes(int count, ULONG error) {
+    atomic_store(&g_fail_sync_error, error);
+    atomic_store(&g_fail_syncs, count);
+}
+
+ULONG wpt_session_sync_close(int fd) {
+    if (fd < 0) return ERROR_SUCCESS;
+    ULONG rc = wpt_logfile_sync_close(fd);
+    int n = atomic_load(&g_fail_syncs);
+    while (n > 0)
+        if (atomic_compare_exchange_weak(&g_fail_syncs, &n, n - 1))
+            return rc != ERROR_SUCCESS ? rc : atomic_load(&g_fail_sync_error);
+    return rc;
+}
+
 ULONG wpt_session_stop(wpt_session *s) {
-    return wpt_session_stop_unsynced(s, NULL);
+    int sync_fd;
+    ULONG rc = wpt_session_stop_unsynced(s, &sync_fd);
+    ULONG synced = wpt_session_sync_close(sync_fd);
+    if (rc == ERROR_SUCCESS) rc = synced;
+    s->file_error = rc;
+    return rc;
 }
 
 ULONG wpt_session_stop_unsynced(wpt_session *s, int *sync_fd) {

@@ -260,6 +260,9 @@ ULONG wpptrace_debug_hold_flush(TRACEHANDLE TraceHandle, int Hold);
 void  wpptrace_debug_fail_allocations(int Count);
 /* After Skip more writes of .etl files succeed, the next Count fail with errno Error. */
 void  wpptrace_debug_fail_file_writes(int Skip, int Count, int Error);
+/* The next Count flushes of a finished .etl file to the disk (at STOP or UPDATE) fail with
+ * Error (ERROR_DISK_FULL, ERROR_WRITE_FAULT ...). */
+void  wpptrace_debug_fail_file_flushes(int Count, ULONG Error);
 ULONG wpptrace_debug_reserve_only(TRACEHANDLE LoggerHandle, ULONG Size);
 
 /* BEGIN C ONLY */

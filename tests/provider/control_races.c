@@ -192,8 +192,6 @@
  *                   another thread's close tells it to end and is to join it; the callback then
  *                   closes the endpoint too: the endpoint must be undone once, by the joining
  *                   close (the thread undid it as well, detached from the join).
- *       host-stop-sync  A's host is held as A's file is to be flushed to the disk: the STOP of A
- *                   must be answered meanwhile (it waited for the flush).
  *       cancel-overtaken  a thread's ENABLE of the provider for A (A's host stopped) is held once
  *                   queued (LIST must not say it is enabled: its ENABLE has not reached it)
  *                   while another thread's newer ENABLE for a session nobody runs is
@@ -315,7 +313,6 @@
  * disable-owed "enable RC disable RC enables N disables N enables_after N disables_after N
  * stop_a RC", enable-overtaken "enable RC disable RC enables N disables N listed 0|1 stop_a RC",
  * close-joining-in-callback "in_callback 0|1 joined 0|1 teardowns N stop_a RC",
- * host-stop-sync "stop_a RC flushed_after 0|1 host_ended 0|1",
  * cancel-overtaken "listed_queued 0|1 first RC second RC enables N enables_after N disables_after N listed 0|1 stop_a RC",
  * cancel-taken-over "enable_a RC enable_b RC disables_at_once N disable_a RC stop_a RC disables N
  * enables N stop_b RC disables_end N",
@@ -2756,54 +2753,6 @@ static int stop_sync_cancel(const char *dir) {
     return 0;
 }
 
-/* host-stop-sync: A's host (it inherits the test point) is held as A's file is to be flushed
- * to the disk, until this process lets it go: the STOP of A must be answered meanwhile (the
- * flush ran inside the STOP's wait, shortened here to 5 s so that such a STOP fails instead of
- * waiting 120 s). */
-static const char *g_host_sync_dir;
-static pid_t g_host_sync_caller;
-
-static void host_sync_file(char *path, size_t size, const char *what) {
-    snprintf(path, size, "%s/host-sync-%s", g_host_sync_dir, what);
-}
-
-static void at_host_file_sync(int point) {
-    if (point != WPT_POINT_FILE_SYNC || getpid() == g_host_sync_caller) return;
-    char path[600];
-    host_sync_file(path, sizeof path, "reached");
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0) close(fd);
-    host_sync_file(path, sizeof path, "go");
-    int64_t until = wpt_mono_ms() + 20000;
-    while (access(path, F_OK) != 0 && wpt_mono_ms() < until) usleep(1000);
-}
-
-static int host_stop_sync(const char *dir) {
-    g_host_sync_dir = dir;
-    g_host_sync_caller = getpid();
-    wpt_test_point = at_host_file_sync;      /* A's host inherits it */
-    TRACEHANDLE a;
-    if (start(dir, "control-races-a", &a)) return 3;
-    uint32_t host = host_of((uint32_t)(a & 0xFFFF));
-    if (!host) return 4;
-    wpt_host_long_reply_ms = 5000;
-    ULONG stopped = stop(a);
-    char reached[600], go[600];
-    host_sync_file(reached, sizeof reached, "reached");
-    host_sync_file(go, sizeof go, "go");
-    int64_t until = wpt_mono_ms() + 20000;
-    while (access(reached, F_OK) != 0 && wpt_mono_ms() < until) usleep(1000);
-    int flushed_after = access(reached, F_OK) == 0;
-    int fd = open(go, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0) close(fd);
-    until = wpt_mono_ms() + 20000;
-    while (kill((pid_t)host, 0) == 0 && wpt_mono_ms() < until) usleep(1000);
-    int ended = kill((pid_t)host, 0) != 0;
-    wpt_test_point = NULL;
-    printf("stop_a %u flushed_after %d host_ended %d\n", (unsigned)stopped, flushed_after, ended);
-    return 0;
-}
-
 /* Each registration's callbacks, counted by code (its context). */
 typedef struct {
     _Atomic int enables, disables;
@@ -4273,7 +4222,6 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "copy-after-disable") == 0) return copy_after_disable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "disable-owed") == 0) return disable_owed(argv[2]);
     if (argc == 3 && strcmp(argv[1], "enable-overtaken") == 0) return enable_overtaken(argv[2]);
-    if (argc == 3 && strcmp(argv[1], "host-stop-sync") == 0) return host_stop_sync(argv[2]);
     if (argc == 3 && strcmp(argv[1], "close-joining-in-callback") == 0) return close_joining_in_callback(argv[2]);
     if (argc == 3 && strcmp(argv[1], "cancel-overtaken") == 0) return cancel_overtaken(argv[2]);
     if (argc == 3 && strcmp(argv[1], "cancel-taken-over") == 0) return cancel_taken_over(argv[2]);

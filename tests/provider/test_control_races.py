@@ -638,13 +638,6 @@ def test_an_enable_that_takes_a_provider_over_and_cannot_be_joined_disables_the_
     assert got["enables"] == 2 and got["stop_b"] == 0 and got["disables_end"] == 2
 
 
-def test_a_hosted_sessions_stop_is_answered_before_its_file_is_flushed_to_the_disk(control_races, out):
-    """The host flushed the finished file to the disk (fdatasync, which may take long) before it
-    answered STOP, inside the caller's wait: held there, the STOP was not answered. The file is
-    complete when STOP is answered; its flush comes after."""
-    assert control_races("host-stop-sync", out) == {"stop_a": 0, "flushed_after": 1, "host_ended": 1}
-
-
 def test_a_close_in_a_callback_while_another_close_joins_the_endpoint_thread_leaves_it_to_that_one(
         control_races, out):
     """A close made in a callback the endpoint thread runs leaves the undoing to the thread as it

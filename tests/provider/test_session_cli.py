@@ -508,6 +508,31 @@ def test_stop_of_a_session_whose_file_could_not_be_completed_says_so(tmp_path, s
     assert session_name not in wpptrace("session", "list").stdout    # stopped all the same
 
 
+@pytest.mark.parametrize("error", ["ERROR_DISK_FULL", "ERROR_WRITE_FAULT"])
+def test_stop_of_a_session_whose_file_could_not_be_flushed_to_the_disk_says_so(tmp_path, session_name, capsys,
+                                                                               error):
+    """Every buffer of the hosted session's file is written, but its flush to the disk fails
+    (a full disk, quota or failing disk seen only at fdatasync or close). STOP answers why, as
+    for a private session: `session stop` says so in one line and fails (the host answered
+    STOP before the flush, and only its log, truncated by the slot's next host, said it)."""
+    from wpptrace.provider import session_cli
+    from wpptrace.provider._hazmat import lib
+
+    etl = tmp_path / "unflushed.etl"
+    lib.wpptrace_debug_fail_file_flushes(1, getattr(lib, error))   # the host, forked now, inherits it
+    try:
+        session_cli.start(session_name, str(etl), buffer_size=4)
+    finally:
+        lib.wpptrace_debug_fail_file_flushes(0, 0)
+    assert session_cli.run(argparse.Namespace(session_command="stop", name=session_name)) == 1
+    lines = capsys.readouterr().err.splitlines()
+    code = getattr(lib, error)
+    assert len(lines) == 1 and lines[0].startswith(
+        f"wpptrace session stop: session {session_name!r} stopped, but its log file {etl} is incomplete: "
+        f"it could not be finished. {error} ({code}): "), lines
+    assert session_name not in wpptrace("session", "list").stdout    # stopped all the same
+
+
 def test_update_whose_old_and_new_files_both_fail_names_both(tmp_path, session_name, capsys):
     """The old file cannot be completed and the new one cannot be started (a full disk): the
     UPDATE's one error code is the old file's, and the user heard only of that one, as if the
