@@ -840,6 +840,12 @@ ULONG wpt_rt_serve(wpt_session *s, int fd);
 ULONG wpt_registry_find(const char *name, uint32_t *slot, uint32_t *generation);
 
 /* ---- provider processes (etw_endpoint.c, etw_provider.c) ---- */
+/* Cancellation held off for the whole of a public call that may wait (poll, recv, write,
+ * pthread_cond_wait: cancellation points) with a library lock held: a thread cancelled there
+ * kept the lock, and every fork() and later call waited for it forever. The caller's state is
+ * restored on return, so a pending cancel acts in the application's code after the call. */
+int  wpt_cancel_hold(void);                 /* returns the state to restore */
+void wpt_cancel_restore(int state);
 /* Make sure this process listens for enable notifications (RegisterTraceGuids): a close made
  * in a callback and not done yet is withdrawn, one joining the endpoint thread waited for. */
 ULONG wpt_endpoint_ensure(void);

@@ -275,10 +275,13 @@ void wpt_endpoint_redeliver(void) {
     if (t_endpoint_thread) return;     /* its own are retried where they failed */
     atomic_store(&g_redeliver, 1);
     /* under the lock: an endpoint closing meanwhile closes the pipe, and the number may be
-     * another descriptor of the process by the time the byte is written */
+     * another descriptor of the process by the time the byte is written (write() is a
+     * cancellation point: a thread cancelled there kept the lock) */
+    int state = wpt_cancel_hold();
     pthread_mutex_lock(&g_ep_lock);
     wake_thread();
     pthread_mutex_unlock(&g_ep_lock);
+    wpt_cancel_restore(state);
 }
 
 /* The retries due now, in the order the requests came. */
@@ -650,6 +653,16 @@ static ULONG endpoint_ensure(int registering) {
     return rc;
 }
 
+int wpt_cancel_hold(void) {
+    int state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+    return state;
+}
+
+void wpt_cancel_restore(int state) {
+    pthread_setcancelstate(state, NULL);
+}
+
 /* Cancellation is held off in the calls below that wait with a lock held or a state half
  * changed (in poll, recv, pthread_join, pthread_cond_wait: cancellation points): a thread
  * cancelled there left the lock held, and every fork() and later call waited for it forever.
@@ -658,10 +671,9 @@ static ULONG endpoint_ensure(int registering) {
 /* Not cancelled midway (the copy's JOINs wait in poll and recv): a start left unfinished
  * held the copy lock, and every later close waited for it forever. */
 static ULONG ensure_uncancelled(int registering) {
-    int state;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+    int state = wpt_cancel_hold();
     ULONG rc = endpoint_ensure(registering);
-    pthread_setcancelstate(state, NULL);
+    wpt_cancel_restore(state);
     return rc;
 }
 
@@ -675,10 +687,9 @@ static void endpoint_close(void);
  * later close (Python's atexit among them) waited for it forever; in pthread_cond_wait it
  * returned holding the endpoint's lock, and every fork() waited for that. */
 void wpptrace_endpoint_close(void) {
-    int state;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+    int state = wpt_cancel_hold();
     endpoint_close();
-    pthread_setcancelstate(state, NULL);
+    wpt_cancel_restore(state);
 }
 
 static void endpoint_close(void) {
@@ -750,10 +761,9 @@ ULONG wpptrace_views_refused(void) { return atomic_load(&g_views_refused); }
 /* Not cancelled midway: the JOIN waits in poll and recv with the attach lock held, which a
  * cancelled thread kept, and every fork() and later attach waited for it forever. */
 ULONG wpt_attach(uint32_t slot, uint32_t generation) {
-    int state;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+    int state = wpt_cancel_hold();
     ULONG rc = attach(slot, generation);
-    pthread_setcancelstate(state, NULL);
+    wpt_cancel_restore(state);
     return rc;
 }
 

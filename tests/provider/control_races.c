@@ -263,6 +263,9 @@
  *                   thread, is cancelled: a fork must return (it left the endpoint's lock held).
  *       cancel-join  a registration's JOIN of A is cancelled once it chose A: a fork must return
  *                   (the JOIN left the attach lock held).
+ *       cancel-join-busy  as cancel-join, A's host stopped so the JOIN ends with ERROR_BUSY:
+ *                   a fork and a close must return (the thread was cancelled as it woke the
+ *                   endpoint thread, the endpoint's lock held).
  *       close-then-register  a callback closes the endpoint (returns at once), then registers
  *                   another provider: the endpoint must stay (the endpoint thread undid it, and
  *                   no session of another process could reach the new provider).
@@ -334,6 +337,7 @@
  * fork-on-endpoint "child_status N two_loops 0|1 copy_ended 0|1 child_socket 0|1 child_served 0|1 stop_a RC",
  * cancel-joining "cancelled 0|1 closed 0|1 socket_left 0|1 forked 0|1", cancel-close-waiting "cancelled
  * 0|1 forked 0|1 socket_left 0|1", cancel-join "registered RC cancelled 0|1 forked 0|1 stop_a RC",
+ * cancel-join-busy "registered RC cancelled 0|1 forked 0|1 closed 0|1 stop_a RC",
  * close-then-register "enable RC socket_kept 0|1 start_c N enables N stop_x RC stop_c RC",
  * fork-in-copy-stays "reconcile RC served_before 0|1 enable RC child_enabled 0|1 stop_b RC stop_a RC",
  * full-table "filled N first RC second RC dropped N stop_x RC stop_a RC", generation-atomic "atomic 0|1",
@@ -4050,6 +4054,45 @@ static int cancel_join(const char *dir) {
     _exit(0);                                  /* a hung fork must not hold up exit */
 }
 
+/* cancel-join-busy: as cancel-join, but A's host is stopped (SIGSTOP) and the wait for its
+ * reply shortened, so the JOIN ends with ERROR_BUSY (the registration leaves the enable to
+ * the endpoint thread); then this process forks, and another thread closes the endpoint. */
+static int cancel_join_busy(const char *dir) {
+    uint32_t slot, generation;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
+    static callback_count other;
+    if (register_counted(&g_first_control, &other)) return 5;   /* the endpoint runs */
+    if (EnableTrace(1, 0x5, 4, &g_owed_control, a)) return 6;    /* nothing registered yet */
+    uint32_t host = host_of(slot);
+    if (!host || kill((pid_t)host, SIGSTOP) != 0) return 7;
+    wpt_host_reply_ms = 300;                /* a stopped host never answers: do not wait long */
+    sem_init(&g_cancel_held, 0, 0);
+    sem_init(&g_cancel_go, 0, 0);
+    wpt_test_point = at_join_cancelled;
+    atomic_store(&g_cancel_armed, 1);
+    static ULONG registered = 99;
+    pthread_t t, closer;
+    if (pthread_create(&t, NULL, register_cancelled, &registered) != 0) return 8;
+    if (wait_sem(&g_cancel_held, 10)) return 9;
+    pthread_cancel(t);
+    sem_post(&g_cancel_go);
+    void *result = NULL;
+    pthread_join(t, &result);
+    int forked = fork_returns();
+    if (pthread_create(&closer, NULL, close_after_cancel, NULL) != 0) return 10;
+    int64_t deadline = wpt_mono_ms() + 10000;
+    while (!atomic_load(&g_cancel_closed) && wpt_mono_ms() < deadline) usleep(1000);
+    kill((pid_t)host, SIGCONT);
+    wpt_host_reply_ms = 10000;
+    int closed = atomic_load(&g_cancel_closed);
+    printf("registered %u cancelled %d forked %d closed %d stop_a %u\n", (unsigned)registered,
+           result == PTHREAD_CANCELED, forked, closed, (unsigned)stop_by_name("control-races-a"));
+    fflush(stdout);
+    _exit(0);                                  /* a hung fork or close must not hold up exit */
+}
+
 /* close-then-register: private session X's ENABLE callback (run in the main thread) closes
  * the endpoint, then registers another provider, while the endpoint thread is held before it
  * polls; then it goes on, and another process starts C and enables that provider for it. */
@@ -4210,6 +4253,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "cancel-joining") == 0) return cancel_joining();
     if (argc == 3 && strcmp(argv[1], "cancel-close-waiting") == 0) return cancel_close_waiting();
     if (argc == 3 && strcmp(argv[1], "cancel-join") == 0) return cancel_join(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "cancel-join-busy") == 0) return cancel_join_busy(argv[2]);
     if (argc == 3 && strcmp(argv[1], "close-then-register") == 0) return close_then_register_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "unsealed-view") == 0) return unsealed_view();
     if (argc == 3 && strcmp(argv[1], "fork-in-copy-stays") == 0) return fork_in_copy_stays(argv[2]);

@@ -822,6 +822,15 @@ def test_a_registration_cancelled_in_its_join_leaves_fork_usable(control_races, 
     assert got == {"registered": 0, "cancelled": 1, "forked": 1, "stop_a": 0}
 
 
+def test_a_registration_cancelled_in_a_join_that_ends_busy_leaves_fork_and_close_usable(control_races, out):
+    """As above, but the session's host does not answer the join in time (ERROR_BUSY): the
+    registration leaves the enable to the endpoint thread and wakes it, writing to its pipe (a
+    cancellation point) with the endpoint's lock held. The cancel held off during the join
+    acted there: the lock stayed held, and every fork() and close then waited forever."""
+    got = control_races("cancel-join-busy", out)
+    assert got == {"registered": 0, "cancelled": 1, "forked": 1, "closed": 1, "stop_a": 0}
+
+
 def test_a_registration_after_a_close_in_a_callback_keeps_the_endpoint(control_races, out):
     """A close made in a callback returns at once and leaves the undoing to the endpoint
     thread. A registration after it found the endpoint still running and started none; then
