@@ -464,6 +464,16 @@ static void *leave_loop(void) {
     return NULL;
 }
 
+/* A forked child's copy of the endpoint thread (forked in a callback the thread ran, which
+ * returned) leaves the loop. The child's own endpoint thread, every signal blocked in it,
+ * would keep the process alive forever: the copy closes the child's endpoint first (its
+ * thread joined, its socket and JOINs undone), so that the process ends as one whose last
+ * thread returned does (exit status 0), unless threads of its own keep it. */
+static void *copy_leaves(void) {
+    wpptrace_endpoint_close();
+    return NULL;
+}
+
 static void *endpoint_main(void *arg) {
     (void)arg;
     t_endpoint_thread = 1;
@@ -471,9 +481,9 @@ static void *endpoint_main(void *arg) {
     int slot_of[2 + WPPTRACE_MAX_SESSIONS + MAX_REQUESTS];   /* join slot, or request entry */
     for (;;) {
         rejoin_due();
-        if (!t_endpoint_thread) return NULL;
+        if (!t_endpoint_thread) return copy_leaves();
         retry_due();
-        if (!t_endpoint_thread) return NULL;
+        if (!t_endpoint_thread) return copy_leaves();
         int n = 0;
         pthread_mutex_lock(&g_ep_lock);
         if (g_quit) return leave_loop();
@@ -530,7 +540,7 @@ static void *endpoint_main(void *arg) {
             pthread_mutex_unlock(&g_ep_lock);
             if (gone) {
                 wpt_apply_session_gone((uint32_t)slot, wpt_for_session(gen));
-                if (!t_endpoint_thread) return NULL;
+                if (!t_endpoint_thread) return copy_leaves();
                 pthread_mutex_lock(&g_attach_lock);
                 wpt_view *v = atomic_load(&wpt_views[slot]);
                 if (v && v->registry_generation == gen && !v->private_pool) wpt_view_retire(v);
@@ -538,7 +548,7 @@ static void *endpoint_main(void *arg) {
             }
         }
         serve_requests(pfd, first_request, n, slot_of, (pfd[0].revents & POLLIN) != 0);
-        if (!t_endpoint_thread) return NULL;
+        if (!t_endpoint_thread) return copy_leaves();
     }
 }
 

@@ -255,7 +255,10 @@
  *       fork-on-endpoint  the endpoint thread reconciles; the enable's callback forks, and in
  *                   the child returns into the copy of the endpoint thread's loop: that copy must
  *                   end (it served the child's endpoint beside the child's own endpoint thread,
- *                   with no lock in common); the child's own endpoint goes on.
+ *                   with no lock in common), closing the child's endpoint as it leaves.
+ *       fork-on-endpoint-returns  as fork-on-endpoint, the child left to itself once its
+ *                   callback returned: it must end with status 0, its endpoint socket gone
+ *                   (its own endpoint thread, every signal blocked, kept it alive forever).
  *       cancel-joining  a thread's close is cancelled as it joins the endpoint thread: it must
  *                   finish the close (it left the close marked as joining, and every later
  *                   close waited forever); a later close returns, a fork returns.
@@ -334,7 +337,8 @@
  * close-in-stop-joining "joined 0|1 stop_returned 0|1 stop_p RC enabled 0|1 socket_left 0|1 stop_a RC",
  * close-in-stop "close_waited 0|1 stop_returned 0|1 stop_p RC registered 0|1 enabled 0|1 socket_left 0|1
  * stop_a RC",
- * fork-on-endpoint "child_status N two_loops 0|1 copy_ended 0|1 child_socket 0|1 child_served 0|1 stop_a RC",
+ * fork-on-endpoint "child_status N two_loops 0|1 copy_ended 0|1 child_socket 0|1 stop_a RC",
+ * fork-on-endpoint-returns "child_ended 0|1 child_status N child_socket_left 0|1 stop_a RC",
  * cancel-joining "cancelled 0|1 closed 0|1 socket_left 0|1 forked 0|1", cancel-close-waiting "cancelled
  * 0|1 forked 0|1 socket_left 0|1", cancel-join "registered RC cancelled 0|1 forked 0|1 stop_a RC",
  * cancel-join-busy "registered RC cancelled 0|1 forked 0|1 closed 0|1 stop_a RC",
@@ -3853,7 +3857,7 @@ static int fork_returns(void) {
 /* fork-on-endpoint: the endpoint thread reconciles with the registry, which holds an enable
  * for A of a provider here, whose ENABLE callback forks; in the child it returns, into the
  * copy of the endpoint thread's loop. */
-static _Atomic int g_ep_forked, g_copy_polled, g_copy_ended, g_new_polled;
+static _Atomic int g_ep_forked, g_copy_polled, g_copy_ended;
 static int g_ep_fork_status = -1;
 static pid_t g_copy_tid;
 static pthread_key_t g_copy_key;
@@ -3861,7 +3865,6 @@ static pthread_key_t g_copy_key;
 static void at_child_poll(int point) {
     if (point != WPT_POINT_ENDPOINT_POLL) return;
     if ((pid_t)syscall(SYS_gettid) == g_copy_tid) atomic_store(&g_copy_polled, 1);
-    else atomic_store(&g_new_polled, 1);
 }
 
 static void copy_ended(void *value) {
@@ -3869,22 +3872,34 @@ static void copy_ended(void *value) {
     atomic_store(&g_copy_ended, 1);
 }
 
-/* The child: until the copy of the endpoint thread polled (a second loop), or it ended and the
- * child's own endpoint thread polled after that. */
+/* The child: until the copy of the endpoint thread polled (a second loop) or ended; by then
+ * the copy closed the child's endpoint (its socket gone). */
 static void *watch_copy(void *arg) {
     (void)arg;
     int64_t deadline = wpt_mono_ms() + 10000;
-    int ended = 0;
-    while (!atomic_load(&g_copy_polled) && wpt_mono_ms() < deadline) {
-        if (!ended && atomic_load(&g_copy_ended)) {
-            ended = 1;
-            atomic_store(&g_new_polled, 0);
-        }
-        if (ended && atomic_load(&g_new_polled)) break;
+    while (!atomic_load(&g_copy_polled) && !atomic_load(&g_copy_ended) && wpt_mono_ms() < deadline)
         usleep(1000);
+    _exit(atomic_load(&g_copy_polled) | !atomic_load(&g_copy_ended) << 1 | endpoint_socket_exists() << 2);
+}
+
+/* fork-on-endpoint watches the child from a thread of its own, which ends it;
+ * fork-on-endpoint-returns leaves the child to end as it may once the callback returned. */
+static int g_watch_child = 1;
+static int g_child_ended = -1, g_child_socket_left = -1;
+
+/* The child's end (its status, else 128 if it had to be killed). */
+static int wait_child_end(pid_t child) {
+    int status = 0;
+    int64_t deadline = wpt_mono_ms() + 10000;
+    pid_t got;
+    while ((got = waitpid(child, &status, WNOHANG)) == 0 && wpt_mono_ms() < deadline) usleep(1000);
+    g_child_ended = got == child;
+    if (got == 0) {
+        kill(child, SIGKILL);
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+        return 128;
     }
-    _exit(atomic_load(&g_copy_polled) | !ended << 1 | !endpoint_socket_exists() << 2
-          | !(ended && atomic_load(&g_new_polled)) << 3);
+    return got == child && WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
 static ULONG fork_on_endpoint(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
@@ -3894,6 +3909,7 @@ static ULONG fork_on_endpoint(WMIDPREQUESTCODE code, PVOID context, ULONG *size,
     if (code != WMI_ENABLE_EVENTS || atomic_exchange(&g_ep_forked, 1)) return ERROR_SUCCESS;
     pid_t child = fork();
     if (child == 0) {
+        if (!g_watch_child) return ERROR_SUCCESS;      /* back into the copy of the endpoint thread */
         g_copy_tid = (pid_t)syscall(SYS_gettid);
         if (pthread_key_create(&g_copy_key, copy_ended) != 0) _exit(64);
         pthread_setspecific(g_copy_key, &g_copy_key);     /* its destructor runs as it ends */
@@ -3902,10 +3918,12 @@ static ULONG fork_on_endpoint(WMIDPREQUESTCODE code, PVOID context, ULONG *size,
         if (pthread_create(&watcher, NULL, watch_copy, NULL) != 0) _exit(64);
         return ERROR_SUCCESS;                  /* back into the endpoint thread's loop */
     }
-    int status = 0;
-    if (child > 0)
-        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
-    g_ep_fork_status = child > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+    int status = child > 0 ? wait_child_end(child) : 128;
+    char path[256];
+    struct stat st;
+    g_child_socket_left = child > 0 && wpt_socket_path(path, sizeof path, 'p', (uint32_t)child) == ERROR_SUCCESS
+                          && stat(path, &st) == 0;
+    g_ep_fork_status = status;
     return ERROR_SUCCESS;
 }
 
@@ -3923,10 +3941,13 @@ static int fork_on_endpoint_mode(const char *dir) {
     int64_t deadline = wpt_mono_ms() + 30000;
     while (g_ep_fork_status == -1 && wpt_mono_ms() < deadline) usleep(1000);
     int status = g_ep_fork_status;
-    printf("child_status %d two_loops %d copy_ended %d child_socket %d child_served %d stop_a %u\n", status,
-           status >= 0 && status < 16 ? status & 1 : 1, status >= 0 && status < 16 ? !(status & 2) : 0,
-           status >= 0 && status < 16 ? !(status & 4) : 0, status >= 0 && status < 16 ? !(status & 8) : 0,
-           (unsigned)stop_by_name("control-races-a"));
+    if (g_watch_child)
+        printf("child_status %d two_loops %d copy_ended %d child_socket %d stop_a %u\n", status,
+               status >= 0 && status < 8 ? status & 1 : 1, status >= 0 && status < 8 ? !(status & 2) : 0,
+               status >= 0 && status < 8 ? !!(status & 4) : 1, (unsigned)stop_by_name("control-races-a"));
+    else
+        printf("child_ended %d child_status %d child_socket_left %d stop_a %u\n", g_child_ended, status,
+               g_child_socket_left, (unsigned)stop_by_name("control-races-a"));
     fflush(stdout);
     _exit(0);                                  /* a hung endpoint thread must not hold up exit */
 }
@@ -4250,6 +4271,10 @@ static int unsealed_view(void) {
 
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "fork-on-endpoint") == 0) return fork_on_endpoint_mode(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "fork-on-endpoint-returns") == 0) {
+        g_watch_child = 0;
+        return fork_on_endpoint_mode(argv[2]);
+    }
     if (argc == 3 && strcmp(argv[1], "cancel-joining") == 0) return cancel_joining();
     if (argc == 3 && strcmp(argv[1], "cancel-close-waiting") == 0) return cancel_close_waiting();
     if (argc == 3 && strcmp(argv[1], "cancel-join") == 0) return cancel_join(argv[2]);
