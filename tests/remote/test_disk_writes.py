@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from remote_helpers import (HERE, PATIENCE, HandRelay, _StuckClose, _StuckOpen, _StuckWrite,
-                            data_buffers,
+                            data_buffers, header,
                             ended_relay, wait_until)
 
 from wpptrace.remote import Collector, Relay
@@ -612,3 +612,36 @@ def test_a_close_that_hangs_with_nothing_queued_is_given_up_on_after_write_timeo
     said = [r.getMessage() for r in caplog.records
             if r.levelno >= logging.WARNING and "did not finish" in r.getMessage()]
     assert len(said) == 1 and f"{source.path} may be incomplete: {source.file_error}" in said[0]
+
+
+def test_a_file_given_up_on_after_end_is_not_closed_as_a_clean_stop(recorded, tmp_path,
+                                                                    monkeypatch):
+    """END came while the first buffer's write hangs; the source is given up on. Its writer
+    keeps no buffer queued for a disk that may never answer (only the file's close), and
+    once the disk answers the file is closed with EndTime 0 (not the session's: it lacks
+    buffers of the stream), those buffers counted in its header's BuffersLost."""
+    head, buffers = recorded
+    disk = _StuckWrite(monkeypatch)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   write_timeout=PATIENCE) as collector:
+        relay = _open(collector.address, head, "after")
+        try:
+            for seq in range(1, 5):
+                relay.buffer(seq, buffers[seq - 1])
+            relay.end(5, end_time=133_000_000_100_000_000)
+            assert disk.stuck.wait(PATIENCE)
+            assert collector.wait_for(lambda ss: ss[0].ended, PATIENCE)
+            collector.write_timeout = 0.5       # (only now: the close asked has END's time)
+            code, reason = _error(relay.answer())
+            assert code == ERROR_BUSY and reason.endswith("the disk made no progress for 0.5 s")
+            (writer,) = collector._abandoned_writers
+            assert writer._work.qsize() == 1    # its close, none of the buffers
+            disk.release.set()
+            assert writer.finished.wait(PATIENCE)
+        finally:
+            disk.release.set()
+            relay.close()
+        source = _one_source(collector)
+    h = header(source.path)
+    assert (h.end_time, h.buffers_written, h.buffers_lost) == (0, 2, 3)
+    assert data_buffers(source.path) == buffers[:1]

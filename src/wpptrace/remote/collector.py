@@ -118,7 +118,9 @@ class _DiskWriter:
     ``created(path, failure)``, each write's, ``written(seq, size, error)``, and the close's,
     ``settle(error)``, are called in the collector's thread. After a failed creation or
     write the later writes are not tried (each reports that error), but a file made is
-    still closed. RuntimeError if no thread can be had."""
+    still closed: EndTime 0 if any buffer handed to it was not written (it does not pass
+    for a session that stopped cleanly), those buffers counted in the header's BuffersLost.
+    RuntimeError if no thread can be had."""
 
     def __init__(self, create: Callable[["_DiskWriter"], EtlStreamFile],
                  loop: asyncio.AbstractEventLoop,
@@ -134,6 +136,14 @@ class _DiskWriter:
         #: why the collector gave up on this thread (set in the collector's thread)
         self._abandoned: Optional[str] = None
         self._settle: Optional[Callable[[str], None]] = None
+        #: the loss counts last asked for (set in the collector's thread, in order: the
+        #: close, queued after them, reads them even if their job was skipped or dropped)
+        self._lost_asked = (0, 0)
+        #: buffers handed to it and not written: failed or skipped (the writer's thread) ...
+        self._not_written = 0
+        #: ... and dropped from the queue when it was given up on (``abandon``)
+        self._dropped = 0
+        self._lock = threading.Lock()   # (abandon's emptying of the queue vs the close)
         #: set when its thread ends (its file closed, or never made)
         self.finished = threading.Event()
         self._work: queue.SimpleQueue = queue.SimpleQueue()
@@ -144,6 +154,7 @@ class _DiskWriter:
         self._work.put((self._write, seq, data))
 
     def set_lost(self, events_lost: int, buffers_lost: int) -> None:
+        self._lost_asked = (events_lost, buffers_lost)
         self._work.put((self._set_lost, events_lost, buffers_lost))
 
     def close(self, end_time: int, settle: Callable[[str], None]) -> None:
@@ -157,15 +168,29 @@ class _DiskWriter:
         """Give up on a thread stuck in the disk (in the collector's thread): no outcome of
         it is delivered any more, the jobs queued behind it are not tried, a close already
         asked is settled now with ``reason`` (a later one at once); if the disk ever
-        answers, the thread closes the file and ends."""
+        answers, the thread closes the file and ends. The jobs queued are dropped now (their
+        buffers are not kept for a thread that may never take them), all but the close."""
         if self._abandoned is not None:
             return
         self._abandoned = reason
         self._error = self._error or reason
+        with self._lock:
+            closes = []
+            while True:
+                try:
+                    job = self._work.get_nowait()
+                except queue.Empty:
+                    break
+                if job[0] is None:
+                    closes.append(job)
+                elif job[0] == self._write:
+                    self._dropped += 1
+            if self._settle is None:
+                closes.append((None, 0, lambda error: None))
+            for job in closes:
+                self._work.put(job)
         if self._settle is not None:
             self._loop.call_soon(self._settle, reason)
-        else:
-            self._work.put((None, 0, lambda error: None))
 
     def _tell(self, fn, *args) -> None:
         try:
@@ -209,6 +234,10 @@ class _DiskWriter:
                 self._error = in_words(exc)
             except BaseException as exc:    # noqa: BLE001 - said as the file's error
                 self._error = repr(exc)
+            else:
+                self._tell(self._written, seq, len(data), "")
+                return
+        self._not_written += 1
         self._tell(self._written, seq, len(data), self._error)
 
     def _set_lost(self, events_lost: int, buffers_lost: int) -> None:
@@ -223,6 +252,19 @@ class _DiskWriter:
         error = "closing it failed"     # (what a BaseException leaves: still settled)
         try:
             if self._file is not None:  # (none was made: nothing to close)
+                with self._lock:
+                    missing = self._not_written + self._dropped
+                if missing:
+                    # a file that lacks buffers of its stream is not a session that stopped
+                    # cleanly, whatever END said
+                    end_time = 0
+                if self._error:         # (the loss counts asked since were not applied)
+                    events_lost, buffers_lost = self._lost_asked
+                    try:
+                        self._file.set_lost(events_lost, buffers_lost + missing)
+                    except Exception as exc:    # noqa: BLE001 - the close says it too
+                        log.warning("%s: cannot update the header's loss counts: %s",
+                                    self._file.path, in_words(exc))
                 self._file.close(end_time)
             error = ""
         except OSError as exc:
