@@ -34,36 +34,52 @@ def test_the_help_shows_the_bounds_with_their_defaults(capsys):
     (("--max-queued-per-source-mb", "65"),
      "--max-queued-per-source-mb 65 is more than --max-queued-mb 64, the bound of all "
      "sources together"),
-    (("--write-timeout", "0"), "--write-timeout '0': expected a number of seconds above 0"),
-    (("--write-timeout", "nan"), "--write-timeout 'nan': expected a number of seconds above 0"),
-    (("--write-timeout", "inf"), "--write-timeout 'inf': expected a number of seconds above 0"),
+    (("--write-timeout", "0"), "--write-timeout '0': expected a number of seconds, at least 1"),
+    (("--write-timeout", "nan"), "--write-timeout 'nan': expected a number of seconds, at least 1"),
+    (("--write-timeout", "inf"), "--write-timeout 'inf': expected a number of seconds, at least 1"),
     (("--write-timeout", "soon"),
-     "--write-timeout 'soon': expected a number of seconds above 0"),
+     "--write-timeout 'soon': expected a number of seconds, at least 1"),
+    (("--write-timeout", "0.000001"),
+     "--write-timeout '0.000001': expected a number of seconds, at least 1"),
+    (("--max-queued-mb", "2", "--max-queued-per-source-mb", "3"),
+     "--max-queued-per-source-mb 3 is more than --max-queued-mb 2, the bound of all "
+     "sources together"),
 ], ids=["not-a-number", "zero", "fraction", "too-large", "source-above-all", "no-time",
-        "nan", "forever", "words"])
-def test_a_bad_bound_is_one_line_and_exit_status_2(tmp_path, capsys, options, said):
+        "nan", "forever", "words", "too-short", "source-above-a-small-all"])
+def test_a_bad_bound_is_one_line_and_exit_status_2(tmp_path, monkeypatch, capsys, options,
+                                                   said):
+    monkeypatch.setattr(collector_module, "Collector", _NotListening)  # (taken: status 1)
     assert _collect(tmp_path, *options) == 2
     err = capsys.readouterr().err
     assert err == f"wpptrace collect: {said}\n"
     assert not (tmp_path / "c").exists()                # nothing was started
 
 
+class _NotListening:
+    """A collector that records its options and cannot listen (``wpptrace collect`` exits
+    with status 1 at once)."""
+    made: list = []
+
+    def __init__(self, listen, **options):
+        self.made.append(options)
+
+    def start(self):
+        raise OSError("not listening in this test")
+
+
 def test_the_bounds_reach_the_collector(tmp_path, monkeypatch, capsys):
     made = []
-
-    class Recorded:
-        def __init__(self, listen, **options):
-            made.append(options)
-
-        def start(self):
-            raise OSError("not listening in this test")
-    monkeypatch.setattr(collector_module, "Collector", Recorded)
+    monkeypatch.setattr(_NotListening, "made", made)
+    monkeypatch.setattr(collector_module, "Collector", _NotListening)
     assert _collect(tmp_path, "--max-queued-per-source-mb", "2", "--max-queued-mb", "3",
                     "--write-timeout", "7.5") == 1
     assert _collect(tmp_path) == 1
+    # a total below the per-source default, alone: the per-source bound is the total
+    assert _collect(tmp_path, "--max-queued-mb", "2", "--write-timeout", "1") == 1
     bounds = [(o["max_queued_per_source"], o["max_queued"], o["write_timeout"]) for o in made]
-    assert bounds == [(2 << 20, 3 << 20, 7.5), (4 << 20, 64 << 20, 60.0)]
-    assert capsys.readouterr().err.count("cannot listen on 127.0.0.1:0") == 2
+    assert bounds == [(2 << 20, 3 << 20, 7.5), (4 << 20, 64 << 20, 60.0),
+                      (2 << 20, 2 << 20, 1.0)]
+    assert capsys.readouterr().err.count("cannot listen on 127.0.0.1:0") == 3
 
 
 @pytest.mark.parametrize("options, said", [

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import threading
 
 from remote_helpers import (HERE, PATIENCE, HandRelay, _StuckClose, _StuckOpen, _StuckWrite,
                             data_buffers, header,
@@ -364,7 +365,7 @@ def test_a_disk_that_makes_no_progress_fails_its_source_and_the_others_go_on(
     disk = _StuckWrite(monkeypatch, only="stuck")
     ended = []
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), max_queued=2 * len(head),
-                   write_timeout=2.0, on_source_end=ended.append) as collector:
+                   write_timeout=PATIENCE, on_source_end=ended.append) as collector:
         stuck = _open(collector.address, head, "stuck")
         other = _open(collector.address, head, "other")
         try:
@@ -373,8 +374,13 @@ def test_a_disk_that_makes_no_progress_fails_its_source_and_the_others_go_on(
             stuck.buffer(1, buffers[0])
             stuck.buffer(2, buffers[1])
             assert disk.stuck.wait(PATIENCE)
+            assert collector.wait_for(
+                lambda ss: [s.buffers for s in ss if s.session == "stuck"] == [2], PATIENCE)
             other.buffer(1, buffers[0])
             other.buffer(2, buffers[1])             # waits: every queue together is full
+            assert collector.wait_for(
+                lambda ss: [s.disk_waits for s in ss if s.session == "other"] == [1], PATIENCE)
+            collector.write_timeout = 2.0           # (only now: "other" is held up)
             code, reason = _error(stuck.answer())   # (the disk is never released)
             assert code == ERROR_BUSY
             assert reason.endswith(".etl: the disk made no progress for 2 s"), reason
@@ -417,15 +423,17 @@ def test_a_finished_write_wakes_only_the_connections_that_may_go_on(recorded, tm
                 waiting.buffer(seq, buffers[seq - 1])
             assert disk.stuck.wait(PATIENCE)
             assert collector.wait_for(lambda ss: ss[0].disk_waits == 1, PATIENCE)
+            conn = collector._sources[waiting.source_id].connection
+            wait_until(lambda: conn.room is not None, what="the connection waits for room")
+            first = conn.room
             busy = ended_relay(collector.address, recorded, "busy", 8)
             try:
                 assert busy.wait(PATIENCE) and busy.outcome == "ended", busy.outcome
             finally:
                 busy.close()
             assert collector._readers == []     # not among those waiting for all queues
-            conn = collector._sources[waiting.source_id].connection
-            pending = conn.room
-            assert pending is not None and not pending.done()      # never woken
+            # never woken: a wake-up would have ended this wait (and the re-check made another)
+            assert conn.room is first and not first.done()
             disk.release.set()
             waiting.end(4)
             answers = [waiting.answer()]
@@ -645,3 +653,101 @@ def test_a_file_given_up_on_after_end_is_not_closed_as_a_clean_stop(recorded, tm
     h = header(source.path)
     assert (h.end_time, h.buffers_written, h.buffers_lost) == (0, 2, 3)
     assert data_buffers(source.path) == buffers[:1]
+
+
+def _raising_once(monkeypatch, name: str) -> list:
+    """Makes ``_Source.<name>`` raise RuntimeError the first time it is called (a defect in
+    one source's step), and work after; the list records the calls."""
+    from wpptrace.remote import collector as collector_module
+
+    original = getattr(collector_module._Source, name)
+    calls = []
+
+    def step(self, *args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("a defect in one step")
+        return original(self, *args)
+    monkeypatch.setattr(collector_module._Source, name, step)
+    return calls
+
+
+def test_a_step_that_raises_does_not_end_the_watch_on_stuck_disks(recorded, tmp_path,
+                                                                   monkeypatch, caplog):
+    """Giving up on a source raises once: logged once, and the watch goes on (the source
+    is given up on at its next pass)."""
+    head, buffers = recorded
+    disk = _StuckWrite(monkeypatch)
+    calls = _raising_once(monkeypatch, "stalled")
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   write_timeout=0.5) as collector:
+        relay = _open(collector.address, head, "raising")
+        try:
+            relay.buffer(1, buffers[0])
+            assert disk.stuck.wait(PATIENCE)
+            code, reason = _error(relay.answer())
+            assert code == ERROR_BUSY and reason.endswith("the disk made no progress for 0.5 s")
+        finally:
+            disk.release.set()
+            relay.close()
+    assert len(calls) == 2
+    (said,) = [r for r in caplog.records if r.levelname == "ERROR" and r.exc_info]
+    assert said.getMessage() == "raising@hand: giving up on its disk failed"
+
+
+def test_a_step_that_raises_does_not_end_the_watch_on_relays_gone(recorded, tmp_path,
+                                                                  monkeypatch, caplog):
+    """Closing the file of a source whose relay did not come back raises once: logged
+    once, and the file is closed at the next pass."""
+    head, buffers = recorded
+    calls = _raising_once(monkeypatch, "finish")
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   resume_window=0.2) as collector:
+        relay = _open(collector.address, head, "gone")
+        relay.buffer(1, buffers[0])
+        assert collector.wait_for(lambda ss: ss[0].buffers == 1, PATIENCE)
+        relay.close()
+        assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+    assert len(calls) >= 2
+    (said,) = [r for r in caplog.records if r.levelname == "ERROR" and r.exc_info]
+    assert said.getMessage() == ("gone@hand: closing it after its relay did not come back "
+                                 "failed")
+
+
+def test_a_stop_snapshot_never_counts_the_header_being_made(recorded, tmp_path, monkeypatch):
+    """A stop gives up while the collector's thread is in the middle of taking a file's
+    creation: the header it was made with is not among the buffers not written."""
+    from wpptrace.remote import collector as collector_module
+
+    head, buffers = recorded
+    inside, go_on = threading.Event(), threading.Event()
+    original = collector_module._Source._done_with
+
+    def done_with(self, size):
+        original(self, size)
+        if self.creating:                   # (taking the creation's outcome)
+            inside.set()
+            go_on.wait(PATIENCE)
+    monkeypatch.setattr(collector_module._Source, "_done_with", done_with)
+    collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")).start()
+    relay = None
+    try:
+        relay = _open(collector.address, head, "snapshot")
+        assert inside.wait(PATIENCE)
+        left = collector.stop(timeout=0.2)
+        assert left is not None and left.buffers == 0
+    finally:
+        go_on.set()
+        assert collector.wait(PATIENCE)
+        if relay is not None:
+            relay.close()
+
+
+def test_a_tiny_write_timeout_does_not_have_the_watch_run_without_pause(tmp_path):
+    from wpptrace.remote import collector as collector_module
+
+    collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                          write_timeout=1e-6)
+    assert collector_module._watch_period(collector.write_timeout) == 0.05
+    assert collector_module._watch_period(60.0) == 1.0
+    assert collector_module._watch_period(2.0) == 0.5

@@ -23,6 +23,7 @@ import math
 import signal
 import sys
 import threading
+from typing import Optional
 
 from wpptrace._cliutil import RawDescriptionHelpFormatter, complain
 
@@ -71,16 +72,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="MiB written to one source's file at most; past it the source is "
                              "refused (ERROR_DISK_FULL) and its file kept, readable "
                              "(default: 16384, 16 GiB)")
-    parser.add_argument("--max-queued-per-source-mb", default="4", metavar="MB",
+    parser.add_argument("--max-queued-per-source-mb", metavar="MB",
                         help="MiB of one source's buffers received and not yet written; past "
                              "it its connection is not read until its disk catches up "
-                             "(default: 4)")
+                             "(default: 4, or --max-queued-mb if less)")
     parser.add_argument("--max-queued-mb", default="64", metavar="MB",
                         help="the same for all sources together (default: 64)")
     parser.add_argument("--write-timeout", default="60", metavar="SECONDS",
                         help="fail a source whose disk finishes no write for this long "
                              "while it has buffers to write: its relay keeps them and "
-                             "retries, and the other sources go on (default: 60)")
+                             "retries, and the other sources go on (at least 1; "
+                             "default: 60)")
     parser.add_argument("--sources", type=int, metavar="N",
                         help="exit once N streams have ended")
     parser.add_argument("-q", "--quiet", action="store_true", help="report problems only")
@@ -104,9 +106,10 @@ def run(args: argparse.Namespace) -> int:
                        "at least 1")
         return 2
     try:
-        per_source = _whole(args.max_queued_per_source_mb, "--max-queued-per-source-mb")
         in_all = _whole(args.max_queued_mb, "--max-queued-mb")
-        write_timeout = _seconds(args.write_timeout, "--write-timeout")
+        per_source = (min(4, in_all) if args.max_queued_per_source_mb is None else
+                      _whole(args.max_queued_per_source_mb, "--max-queued-per-source-mb"))
+        write_timeout = _seconds(args.write_timeout, "--write-timeout", least=1.0)
         max_file = _whole(args.max_file_mb, "--max-file-mb")
     except ValueError as exc:
         complain(PROG, exc)
@@ -212,14 +215,20 @@ def _whole(text: str, option: str) -> int:
     return value
 
 
-def _seconds(text: str, option: str) -> float:
-    """A number of seconds above 0. ValueError saying so."""
+def _seconds(text: str, option: str, least: Optional[float] = None) -> float:
+    """A finite number of seconds above 0, or at least ``least`` if given (a write timeout
+    shorter than 1 s would fail any disk that pauses, and have the collector look at its
+    sources without pause). ValueError saying so."""
     try:
         value = float(text)
     except ValueError:
-        value = 0.0
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{option} {text!r}: expected a number of seconds above 0")
+        value = math.nan
+    if least is None:
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{option} {text!r}: expected a number of seconds above 0")
+    elif not (value >= least and math.isfinite(value)):
+        raise ValueError(f"{option} {text!r}: expected a number of seconds, at least "
+                         f"{least:g}")
     return value
 
 

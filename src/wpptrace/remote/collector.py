@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import ipaddress
 import logging
@@ -296,6 +297,10 @@ class _Source:
         self.written_seq = 0                     # every sequence up to it is on the disk
                                                  # (or counted lost): what ACKs say
         self.queued_buffers = 0                  # handed to the writer, not yet written
+                                                 # (the file's creation counts as one)
+        #: of which data buffers (received and not yet written: what a stop's snapshot
+        #: counts, read from another thread; never the header, whatever the moment)
+        self.queued_data = 0
         self.queued_bytes = 0
         self.progress_at = 0.0                   # when its writer last had an outcome, or
                                                  # its queue last stopped being empty
@@ -310,6 +315,7 @@ class _Source:
         self.finishing = False                   # finish() called: no more frames, no resume
         self.closing: Optional[asyncio.Future] = None   # the file's close, in its own thread
         self.busy_said = False                   # a relay refused while the file closes: logged
+        self.step_failed = False                 # a watching task's step raised: logged
 
     @property
     def resume_at(self) -> int:
@@ -401,6 +407,7 @@ class _Source:
         s.bytes += len(frame.payload)
         if self.writer is not None:
             self.queue(len(data))
+            self.queued_data += 1
             self.file_bytes += len(data)
             self.writer.write(seq, data)
         else:
@@ -456,7 +463,7 @@ class _Source:
             self.write_error = str(failure)
             self._failed(failure)
         self._done_with(self.buffer_size)
-        self.creating = False       # (after: a stop's snapshot never counts the header)
+        self.creating = False
 
     def written(self, seq: int, size: int, error: str) -> None:
         """The writer's outcome for buffer ``seq`` (in the collector's thread, in order)."""
@@ -465,6 +472,7 @@ class _Source:
             self._failed(_StorageFailed(f"cannot write {self.stats.path}: {error}"))
         elif not self.write_error:
             self.on_disk(seq)
+        self.queued_data -= 1
         self._done_with(size)
 
     def _done_with(self, size: int) -> None:
@@ -506,6 +514,7 @@ class _Source:
             writer.abandon("not closed: its thread still waits for the disk")
             self.collector._abandoned_writers.append(writer)
         self.creating = False
+        self.queued_data = 0
         self._release(self.queued_buffers, self.queued_bytes)
 
     def close_stalled(self, seconds: float) -> None:
@@ -793,9 +802,8 @@ class Collector:
             path = s.stats.path or (s.disk.path if s.disk is not None else None)
             if path and not s.stats.closed:
                 files.append(path)
-        # the header queued for the file's creation is not a buffer received and not written
         return Abandoned(connections=self._active, files=files,
-                         buffers=sum(s.queued_buffers - s.creating for s in open_))
+                         buffers=sum(s.queued_data for s in open_))
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the collector stopped (True) or ``timeout`` passed (False)."""
@@ -881,10 +889,11 @@ class Collector:
                 if (source.connection is None and source.detached_at is not None
                         and not source.finishing
                         and now - source.detached_at >= self.resume_window):
-                    log.warning("%s: the relay did not come back within %g s: %s closed "
-                                "(readable up to its last buffer)", source.stats.label,
-                                self.resume_window, source.stats.path or "source")
-                    source.finish(0)
+                    with _said_once(source, "closing it after its relay did not come back"):
+                        log.warning("%s: the relay did not come back within %g s: %s closed "
+                                    "(readable up to its last buffer)", source.stats.label,
+                                    self.resume_window, source.stats.path or "source")
+                        source.finish(0)
 
     async def _watch_writers(self) -> None:
         """Fail the sources whose writer made no progress for ``write_timeout`` seconds while
@@ -893,15 +902,16 @@ class Collector:
         file's close that outlasts it with nothing queued: its connection would keep its
         place, and its source its id, for as long as the disk does not answer."""
         while True:
-            await asyncio.sleep(min(1.0, self.write_timeout / 4))
+            await asyncio.sleep(_watch_period(self.write_timeout))
             now = time.monotonic()
             for source in list(self._sources.values()):
                 if source.disk is None or now - source.progress_at < self.write_timeout:
                     continue
-                if source.queued_buffers:
-                    source.stalled(self.write_timeout)
-                elif source.closing is not None and not source.closing.done():
-                    source.close_stalled(self.write_timeout)
+                with _said_once(source, "giving up on its disk"):
+                    if source.queued_buffers:
+                        source.stalled(self.write_timeout)
+                    elif source.closing is not None and not source.closing.done():
+                        source.close_stalled(self.write_timeout)
 
     # -- sources ---------------------------------------------------------------------------
     def _close_in_writer(self, writer: "_DiskWriter", end_time: int,
@@ -1366,6 +1376,27 @@ def _remember(kept: dict, key, value) -> None:
     kept[key] = value
     if len(kept) > _ENDED_KEPT:
         del kept[next(iter(kept))]
+
+
+def _watch_period(write_timeout: float) -> float:
+    """Seconds between two looks for stuck disks: a quarter of ``write_timeout``, at most 1
+    s, at least 0.05 s (a tiny write_timeout must not have the look run without pause)."""
+    return max(0.05, min(1.0, write_timeout / 4))
+
+
+@contextlib.contextmanager
+def _said_once(source: _Source, doing: str):
+    """Around one source's step in a task that looks at every source: an exception is
+    logged (with its traceback the first time for that source, then as one line) and the
+    task goes on with the others, and with this one on its next pass."""
+    try:
+        yield
+    except Exception as exc:    # noqa: BLE001 - one source's failure never stops the task
+        if source.step_failed:
+            log.debug("%s: %s failed again: %r", source.stats.label, doing, exc)
+        else:
+            source.step_failed = True
+            log.exception("%s: %s failed", source.stats.label, doing)
 
 
 def _uncancel() -> None:
