@@ -751,3 +751,48 @@ def test_a_tiny_write_timeout_does_not_have_the_watch_run_without_pause(tmp_path
     assert collector_module._watch_period(collector.write_timeout) == 0.05
     assert collector_module._watch_period(60.0) == 1.0
     assert collector_module._watch_period(2.0) == 0.5
+
+
+def test_a_file_whose_creation_was_given_up_on_keeps_its_name(recorded, tmp_path,
+                                                              monkeypatch):
+    """The first file of a source hangs while it is made and is given up on; its relay comes
+    back and gets a new file, under another name: the one the failed source reports is the
+    one its thread makes once the disk answers (header only), never the new file."""
+    from wpptrace.remote import collector as collector_module
+
+    head, buffers = recorded
+    stuck, release = threading.Event(), threading.Event()
+    first = [True]
+
+    class FirstOpenHangs(collector_module.EtlStreamFile):
+        def __init__(self, path, header_buffer):
+            if first and first.pop():
+                stuck.set()
+                release.wait(PATIENCE)
+            super().__init__(path, header_buffer)
+    monkeypatch.setattr(collector_module, "EtlStreamFile", FirstOpenHangs)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), max_connections=2,
+                   write_timeout=0.5) as collector:
+        gone = _open(collector.address, head, "named")
+        try:
+            assert stuck.wait(PATIENCE)
+            assert _error(gone.answer())[0] == ERROR_BUSY
+        finally:
+            gone.close()
+        (failed,) = collector.sources
+        again = _open(collector.address, head, "named", gone.source_id)
+        try:
+            again.buffer(1, buffers[0])
+            again.end(2)
+            assert again.answer()[:2] == (P.FrameType.ACK, 2)
+        finally:
+            again.close()
+            release.set()
+        wait_until(lambda: all(w.finished.is_set() for w in collector._abandoned_writers),
+                   what="the given-up creation's thread")
+        assert collector.wait_for(lambda ss: len(ss) == 2 and all(s.closed for s in ss),
+                                  PATIENCE)
+        delivered = collector.sources[1]
+    assert delivered.path != failed.path
+    assert data_buffers(delivered.path) == buffers[:1]
+    assert data_buffers(failed.path) == []

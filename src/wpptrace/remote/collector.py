@@ -981,9 +981,11 @@ class Collector:
                                      f"files still wait for a disk that does not answer")
             base = "_".join(_UNSAFE.sub("_", part)[:64].strip("._") or "x"
                             for part in (s.host, s.session)) + "_" + s.source_id.hex[:8]
+            # a file whose creation hangs may not exist yet: its name is still its own
+            held = frozenset(w.path for w in stuck if w.path is not None)
             try:
                 source.writer = source.disk = _DiskWriter(
-                    lambda writer: self._create_file(base, header, writer),
+                    lambda writer: self._create_file(base, header, writer, held),
                     asyncio.get_running_loop(), source.created, source.written)
             except RuntimeError:                    # no thread to be had
                 raise _StorageFailed(f"cannot write a file for {s.label}: no thread for "
@@ -1000,13 +1002,17 @@ class Collector:
                                    if not w.finished.is_set()]
         return self._abandoned_writers
 
-    def _create_file(self, base: str, header: bytes, writer: _DiskWriter) -> EtlStreamFile:
+    def _create_file(self, base: str, header: bytes, writer: _DiskWriter,
+                     held: frozenset = frozenset()) -> EtlStreamFile:
         """The source's new file (in its writer's thread: a disk that hangs holds up only
-        this source): BASE.etl, or BASE-2.etl ... if it exists (each name tried is the
-        writer's ``path`` meanwhile). ProtocolError if none can be made."""
+        this source): BASE.etl, or BASE-2.etl ... if it exists or is ``held`` (the names of
+        files given up on, which their threads may yet make); each name tried is the
+        writer's ``path`` meanwhile. ProtocolError if none can be made."""
         for attempt in range(1, _NAMES_TRIED + 1):
             path = os.path.join(self.output_dir, base + ("" if attempt == 1 else f"-{attempt}")
                                 + ".etl")
+            if path in held:
+                continue
             writer.path = path
             try:
                 return EtlStreamFile(path, header)
