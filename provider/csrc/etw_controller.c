@@ -428,15 +428,24 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
     return ERROR_SUCCESS;
 }
 
+/* The entry points below wait (hosts' replies, JOINs, callbacks) with locks held: they run
+ * with cancellation held off (see wpt_cancel_hold). */
+static ULONG start_uncancelled(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PROPERTIES *p, int wide) {
+    int state = wpt_cancel_hold();
+    ULONG rc = start_common(handle, name, p, wide);
+    wpt_cancel_restore(state);
+    return rc;
+}
+
 ULONG StartTraceA(PTRACEHANDLE handle, LPCSTR name, EVENT_TRACE_PROPERTIES *p) {
-    return start_common(handle, name, p, 0);
+    return start_uncancelled(handle, name, p, 0);
 }
 
 ULONG StartTraceW(PTRACEHANDLE handle, LPCWSTR name, EVENT_TRACE_PROPERTIES *p) {
     char utf8[WPT_MAX_NAME];
     if (!name) return ERROR_INVALID_PARAMETER;
     if (wpt_utf16_to_utf8(name, utf8, sizeof utf8) != 0) return ERROR_INVALID_PARAMETER;
-    return start_common(handle, utf8, p, 1);
+    return start_uncancelled(handle, utf8, p, 1);
 }
 
 /* ---- ControlTrace ----------------------------------------------------------------------- */
@@ -597,28 +606,44 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
     if (sync_fd >= 0) {          /* a STOP here: its file flushed to the disk, the lock released */
         /* not cancelled midway: the descriptor is this thread's alone, and a thread cancelled
          * in fdatasync left it open for good (the flush waits for the disk only) */
-        int state;
-        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
-        ULONG synced = wpt_logfile_sync_close(sync_fd);
-        pthread_setcancelstate(state, NULL);
+        int state = wpt_cancel_hold();
+        ULONG synced = wpt_session_sync_close(sync_fd);
+        wpt_cancel_restore(state);
         if (rc == ERROR_SUCCESS) rc = synced;
     }
     return rc;
 }
 
+static ULONG control_uncancelled(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERTIES *p, ULONG code,
+                                 int wide) {
+    int state = wpt_cancel_hold();
+    ULONG rc = control_common(h, name, p, code, wide, NULL);
+    wpt_cancel_restore(state);
+    return rc;
+}
+
 ULONG ControlTraceA(TRACEHANDLE h, LPCSTR name, EVENT_TRACE_PROPERTIES *p, ULONG code) {
-    return control_common(h, name, p, code, 0, NULL);
+    return control_uncancelled(h, name, p, code, 0);
 }
 
 ULONG ControlTraceW(TRACEHANDLE h, LPCWSTR name, EVENT_TRACE_PROPERTIES *p, ULONG code) {
     char utf8[WPT_MAX_NAME];
     if (name && wpt_utf16_to_utf8(name, utf8, sizeof utf8) != 0) return ERROR_INVALID_PARAMETER;
-    return control_common(h, name ? utf8 : NULL, p, code, 1, NULL);
+    return control_uncancelled(h, name ? utf8 : NULL, p, code, 1);
 }
 
 /* ---- enabling providers ----------------------------------------------------------------- */
 
+static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHANDLE h);
+
 ULONG EnableTrace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHANDLE h) {
+    int state = wpt_cancel_hold();
+    ULONG rc = enable_trace(enable, flags, level, guid, h);
+    wpt_cancel_restore(state);
+    return rc;
+}
+
+static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHANDLE h) {
     if (!guid || !h || level > 0xFF) return ERROR_INVALID_PARAMETER;
     uint32_t slot = wpt_handle_slot(h);
     if (slot == UINT32_MAX) return ERROR_INVALID_HANDLE;

@@ -693,11 +693,32 @@ size_t wpt_registered_guids(wpt_wire_registered *out, size_t max) {
     return n;
 }
 
+static ULONG register_guids(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG count,
+                            TRACE_GUID_REGISTRATION *regs, PTRACEHANDLE out);
+static ULONG unregister_guids(TRACEHANDLE handle);
+
+/* The entry points that wait (JOINs, callbacks of other threads) with a lock held run with
+ * cancellation held off (see wpt_cancel_hold). */
 ULONG RegisterTraceGuidsA(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG count,
                           TRACE_GUID_REGISTRATION *regs, LPCSTR mof_path, LPCSTR mof_resource,
                           PTRACEHANDLE out) {
     (void)mof_path;
     (void)mof_resource;   /* MOF class registration has no meaning without WMI */
+    int state = wpt_cancel_hold();
+    ULONG rc = register_guids(cb, ctx, control, count, regs, out);
+    wpt_cancel_restore(state);
+    return rc;
+}
+
+ULONG UnregisterTraceGuids(TRACEHANDLE handle) {
+    int state = wpt_cancel_hold();
+    ULONG rc = unregister_guids(handle);
+    wpt_cancel_restore(state);
+    return rc;
+}
+
+static ULONG register_guids(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG count,
+                            TRACE_GUID_REGISTRATION *regs, PTRACEHANDLE out) {
     if (!cb || !control || !out || (count && !regs)) return ERROR_INVALID_PARAMETER;
     for (ULONG i = 0; i < count; i++)
         if (!regs[i].Guid) return ERROR_INVALID_PARAMETER;
@@ -765,7 +786,7 @@ ULONG RegisterTraceGuidsW(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG cou
     return RegisterTraceGuidsA(cb, ctx, control, count, regs, NULL, NULL, out);
 }
 
-ULONG UnregisterTraceGuids(TRACEHANDLE handle) {
+static ULONG unregister_guids(TRACEHANDLE handle) {
     uint32_t idx = (uint32_t)(handle & 0xFFFFFFFF);
     if (idx == 0 || idx > MAX_REGISTRATIONS) return ERROR_INVALID_PARAMETER;
     ULONG rc = ERROR_INVALID_PARAMETER;

@@ -266,6 +266,9 @@
  *                   thread, is cancelled: a fork must return (it left the endpoint's lock held).
  *       cancel-join  a registration's JOIN of A is cancelled once it chose A: a fork must return
  *                   (the JOIN left the attach lock held).
+ *       cancel-unregister  a thread's UnregisterTraceGuids is cancelled as it waits for a
+ *                   callback another thread runs: a fork must return (the thread kept the
+ *                   registrations' lock).
  *       cancel-join-busy  as cancel-join, A's host stopped so the JOIN ends with ERROR_BUSY:
  *                   a fork and a close must return (the thread was cancelled as it woke the
  *                   endpoint thread, the endpoint's lock held).
@@ -342,6 +345,7 @@
  * cancel-joining "cancelled 0|1 closed 0|1 socket_left 0|1 forked 0|1", cancel-close-waiting "cancelled
  * 0|1 forked 0|1 socket_left 0|1", cancel-join "registered RC cancelled 0|1 forked 0|1 stop_a RC",
  * cancel-join-busy "registered RC cancelled 0|1 forked 0|1 closed 0|1 stop_a RC",
+ * cancel-unregister "unregistered RC cancelled 0|1 forked 0|1 stop_x RC",
  * close-then-register "enable RC socket_kept 0|1 start_c N enables N stop_x RC stop_c RC",
  * fork-in-copy-stays "reconcile RC served_before 0|1 enable RC child_enabled 0|1 stop_b RC stop_a RC",
  * full-table "filled N first RC second RC dropped N stop_x RC stop_a RC", generation-atomic "atomic 0|1",
@@ -4114,6 +4118,66 @@ static int cancel_join_busy(const char *dir) {
     _exit(0);                                  /* a hung fork or close must not hold up exit */
 }
 
+/* cancel-unregister: a thread's UnregisterTraceGuids waits for the ENABLE callback another
+ * thread runs (private session X's EnableTrace) and is cancelled as it waits; then the callback
+ * returns, and this process forks. */
+static const GUID g_unregister_control = {0x6a3c2f20, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+static sem_t g_unreg_entered, g_unreg_release, g_unreg_waiting;
+static TRACEHANDLE g_unreg_x, g_unreg_r;
+
+static ULONG held_enable(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    if (code != WMI_ENABLE_EVENTS) return ERROR_SUCCESS;
+    sem_post(&g_unreg_entered);
+    sem_wait(&g_unreg_release);
+    return ERROR_SUCCESS;
+}
+
+static void at_unregister_cancel_point(int point) {
+    if (point == WPT_POINT_UNREGISTER_WAITING && atomic_exchange(&g_cancel_armed, 0)) sem_post(&g_unreg_waiting);
+}
+
+static void *enable_held_in_callback(void *arg) {
+    (void)arg;
+    EnableTrace(1, 0, 4, &g_unregister_control, g_unreg_x);
+    return NULL;
+}
+
+static void *unregister_cancelled(void *arg) {
+    *(ULONG *)arg = UnregisterTraceGuids(g_unreg_r);
+    pthread_testcancel();
+    return NULL;
+}
+
+static int cancel_unregister(const char *dir) {
+    sem_init(&g_unreg_entered, 0, 0);
+    sem_init(&g_unreg_release, 0, 0);
+    sem_init(&g_unreg_waiting, 0, 0);
+    static const GUID message = {0x6a3c2f21, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    if (RegisterTraceGuids(held_enable, NULL, &g_unregister_control, 1, &reg, NULL, NULL, &g_unreg_r)) return 3;
+    if (start_private(dir, "control-races-x", &g_unreg_x)) return 4;
+    pthread_t enabler, t;
+    if (pthread_create(&enabler, NULL, enable_held_in_callback, NULL) != 0) return 5;
+    if (wait_sem(&g_unreg_entered, 10)) return 6;
+    wpt_test_point = at_unregister_cancel_point;
+    atomic_store(&g_cancel_armed, 1);
+    static ULONG unregistered = 99;
+    if (pthread_create(&t, NULL, unregister_cancelled, &unregistered) != 0) return 7;
+    if (wait_sem(&g_unreg_waiting, 10)) return 8;
+    pthread_cancel(t);
+    sem_post(&g_unreg_release);                /* the callback returns: the wait ends */
+    void *result = NULL;
+    pthread_join(t, &result);
+    int forked = fork_returns();
+    printf("unregistered %u cancelled %d forked %d stop_x %u\n", (unsigned)unregistered,
+           result == PTHREAD_CANCELED, forked, forked ? (unsigned)stop(g_unreg_x) : 99u);
+    fflush(stdout);
+    _exit(0);                                  /* a hung fork must not hold up exit */
+}
+
 /* close-then-register: private session X's ENABLE callback (run in the main thread) closes
  * the endpoint, then registers another provider, while the endpoint thread is held before it
  * polls; then it goes on, and another process starts C and enables that provider for it. */
@@ -4279,6 +4343,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "cancel-close-waiting") == 0) return cancel_close_waiting();
     if (argc == 3 && strcmp(argv[1], "cancel-join") == 0) return cancel_join(argv[2]);
     if (argc == 3 && strcmp(argv[1], "cancel-join-busy") == 0) return cancel_join_busy(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "cancel-unregister") == 0) return cancel_unregister(argv[2]);
     if (argc == 3 && strcmp(argv[1], "close-then-register") == 0) return close_then_register_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "unsealed-view") == 0) return unsealed_view();
     if (argc == 3 && strcmp(argv[1], "fork-in-copy-stays") == 0) return fork_in_copy_stays(argv[2]);

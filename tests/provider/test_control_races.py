@@ -839,6 +839,14 @@ def test_a_registration_cancelled_in_a_join_that_ends_busy_leaves_fork_and_close
     assert got == {"registered": 0, "cancelled": 1, "forked": 1, "closed": 1, "stop_a": 0}
 
 
+def test_an_unregistration_cancelled_while_it_waits_for_a_callback_leaves_fork_usable(control_races, out):
+    """UnregisterTraceGuids waits (pthread_cond_wait, a cancellation point) for a callback
+    another thread runs. Cancelled there, the thread came back holding the registrations' lock,
+    and every fork() then waited forever. The call is not cancelled midway."""
+    got = control_races("cancel-unregister", out)
+    assert got == {"unregistered": 0, "cancelled": 1, "forked": 1, "stop_x": 0}
+
+
 def test_a_registration_after_a_close_in_a_callback_keeps_the_endpoint(control_races, out):
     """A close made in a callback returns at once and leaves the undoing to the endpoint
     thread. A registration after it found the endpoint still running and started none; then

@@ -345,6 +345,22 @@ def _restore_writes() -> None:
     L.wpptrace_debug_fail_file_writes(0, 0, 0)
 
 
+@pytest.mark.parametrize("error", ["ERROR_DISK_FULL", "ERROR_WRITE_FAULT"])
+def test_a_private_sessions_stop_says_its_file_could_not_be_flushed_to_the_disk(tmp_path, session_name, error):
+    """Every buffer of a private session's file is written, but its flush to the disk fails
+    (seen only at fdatasync or close): STOP stops the session and says why its file is
+    incomplete, as a hosted session's STOP does."""
+    s = TraceSession(session_name, tmp_path / "unflushed.etl", BufferSize=4, LogFileMode=_PRIVATE)
+    L.wpptrace_debug_fail_file_flushes(1, getattr(L, error))
+    try:
+        with pytest.raises(Win32Error) as raised:
+            s.stop()
+    finally:
+        L.wpptrace_debug_fail_file_flushes(0, 0)
+    assert raised.value.winerror == getattr(L, error)
+    assert raised.value.properties.LogFileName == str(tmp_path / "unflushed.etl")
+
+
 def test_a_with_block_exception_is_not_replaced_by_an_incomplete_file(tmp_path, session_name):
     """The block raised and the file cannot be completed either: the block's exception goes on,
     the file's failure added to it as a note; the session is stopped all the same."""
