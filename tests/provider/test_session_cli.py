@@ -533,27 +533,38 @@ def test_stop_of_a_session_whose_file_could_not_be_flushed_to_the_disk_says_so(t
     assert session_name not in wpptrace("session", "list").stdout    # stopped all the same
 
 
-def test_update_whose_old_and_new_files_both_fail_names_both(tmp_path, session_name, capsys):
-    """The old file cannot be completed and the new one cannot be started (a full disk): the
-    UPDATE's one error code is the old file's, and the user heard only of that one, as if the
-    session went on in the new file. The CLI names both files and says the session writes no
-    file now; the host's log names both files and both errors in one line."""
-    from wpptrace.provider import api, session_cli, sessions
+def _update_after_failed_writes(tmp_path, session_name, writes_failing: int):
+    """A session started on first.etl whose host fails ``writes_failing`` file writes after
+    its header (ENOSPC), one message traced and flushed, then `session update -f second.etl`:
+    (first, second, the session's handle, the command's exit status)."""
+    import wpptrace.provider as P
+    from wpptrace.provider import api, session_cli
     from wpptrace.provider._hazmat import lib
 
     first, second = tmp_path / "first.etl", tmp_path / "second.etl"
-    lib.wpptrace_debug_fail_file_writes(1, 1000, 28)   # the host: its header written, no write after it
+    lib.wpptrace_debug_fail_file_writes(1, writes_failing, 28)   # the host, forked now
     try:
         session_cli.start(session_name, str(first), buffer_size=4)
     finally:
         lib.wpptrace_debug_fail_file_writes(0, 0, 0)
-    import wpptrace.provider as P
     session = api.ControlTrace(0, session_name, None, lib.EVENT_TRACE_CONTROL_QUERY).HistoricalContext
     P.TraceMessage(session, P.TRACE_MESSAGE_TIMESTAMP, None, 1, b"\0")
     session_cli.flush(session_name)
     update = argparse.Namespace(session_command="update", name=session_name, flush_timer=None,
                                 max_buffers=None, logfile=str(second))
-    assert session_cli.run(update) == 1
+    return first, second, session, session_cli.run(update)
+
+
+def test_update_whose_old_and_new_files_both_fail_names_both(tmp_path, session_name, capsys):
+    """The old file cannot be completed and the new one cannot be started (a full disk): the
+    UPDATE's one error code is the old file's, and the user heard only of that one, as if the
+    session went on in the new file. The CLI names both files and says the session writes no
+    file now; the host's log names both files and both errors in one line."""
+    from wpptrace.provider import session_cli, sessions
+
+    # the host: its header written, no write after it
+    first, second, session, status = _update_after_failed_writes(tmp_path, session_name, 1000)
+    assert status == 1
     log = os.path.join(sessions.runtime_directory(), f"s-{session & 0xFFFF}.log")
     lines = capsys.readouterr().err.splitlines()
     assert lines == [f"wpptrace session update: session {session_name!r}: its previous log file {first} is "
@@ -572,23 +583,12 @@ def test_update_to_a_new_file_says_the_old_one_is_incomplete(tmp_path, session_n
     """In the session's host, the one buffer written to the first file could not be (ENOSPC: a
     full disk). `session update -f` switches to the new file all the same, and says in one line
     that the old one is incomplete; the session goes on in the new file."""
-    from wpptrace.provider import session_cli
-    from wpptrace.provider._hazmat import lib
-
-    first, second = tmp_path / "first.etl", tmp_path / "second.etl"
-    lib.wpptrace_debug_fail_file_writes(1, 1, 28)   # the host, forked now: its header written, the next write not
-    try:
-        session_cli.start(session_name, str(first), buffer_size=4)
-    finally:
-        lib.wpptrace_debug_fail_file_writes(0, 0, 0)
     import wpptrace.provider as P
-    from wpptrace.provider import api
-    session = api.ControlTrace(0, session_name, None, lib.EVENT_TRACE_CONTROL_QUERY).HistoricalContext
-    P.TraceMessage(session, P.TRACE_MESSAGE_TIMESTAMP, None, 1, b"\0")
-    session_cli.flush(session_name)
-    update = argparse.Namespace(session_command="update", name=session_name, flush_timer=None,
-                                max_buffers=None, logfile=str(second))
-    assert session_cli.run(update) == 1
+    from wpptrace.provider import session_cli
+
+    # the host: its header written, the next write not
+    first, second, session, status = _update_after_failed_writes(tmp_path, session_name, 1)
+    assert status == 1
     lines = capsys.readouterr().err.splitlines()
     assert lines == [f"wpptrace session update: session {session_name!r} updated (log file {second}), but "
                      f"its previous log file {first} is incomplete. "
