@@ -8,11 +8,11 @@ import socket
 import threading
 
 import pytest
-from remote_helpers import PATIENCE, wait_until
+from remote_helpers import PATIENCE, HandRelay, _StuckClose, _StuckWrite, wait_until
 
-from wpptrace.remote import Relay
+from wpptrace.remote import Collector, Relay
 from wpptrace.remote import protocol as P
-from wpptrace.winerror import ERROR_BUSY
+from wpptrace.winerror import ERROR_ACCESS_DENIED, ERROR_BUSY
 
 
 class _FakeCollector:
@@ -186,12 +186,56 @@ def test_a_busy_answer_that_says_nothing_of_the_stream_is_not_progress(
     ("this source's file is being closed", False),
     ("this source's file is being closed", True),
     ("this source's file is still being written", False),
-], ids=["closing", "closing-after-welcome", "still-written"])
-def test_a_busy_answer_that_the_stream_is_in_hand_is_progress(recorded, reason, welcome_first):
+    ("file closing (changed text)", False),
+], ids=["closing", "closing-after-welcome", "still-written", "changed-text"])
+def test_a_busy_answer_that_the_stream_is_in_hand_is_progress(
+        recorded, monkeypatch, reason, welcome_first):
     """The collector has the stream and is finishing it: the relay waits on past its linger,
-    up to its limit."""
+    up to its limit. The texts are version 1's (what every collector says); the relay reads
+    them from the protocol's table (a changed text there is what it knows)."""
+    if reason.endswith("(changed text)"):
+        monkeypatch.setattr(P, "BUSY_FILE_CLOSING", reason)
     relay, connections = _run_against(_refusing(ERROR_BUSY, reason, welcome_first), recorded,
                                       linger=1.0, linger_limit=3.0)
     assert relay.outcome == ("failed: could not deliver the stream within 3 s of its end "
                              "(4 buffers undelivered)"), relay.outcome
     assert connections >= 2
+
+
+@pytest.mark.parametrize("changed", [False, True], ids=["as-is", "texts-changed"])
+@pytest.mark.parametrize("state", ["closing", "still-written"])
+def test_the_collectors_in_hand_answers_are_the_ones_the_relay_knows(
+        recorded, tmp_path, monkeypatch, state, changed):
+    """A real collector whose file is being closed, or whose received buffers still wait for
+    the disk, turns a reconnecting relay away with ERROR_BUSY; the relay must take that
+    answer for progress. Both ends use the protocol's one table: changing its texts changes
+    what the collector says and what the relay knows alike."""
+    if changed:
+        monkeypatch.setattr(P, "BUSY_FILE_CLOSING", "file closing (changed text)")
+        monkeypatch.setattr(P, "BUSY_FILE_WRITING", "file writing (changed text)")
+    disk = _StuckClose(monkeypatch) if state == "closing" else _StuckWrite(monkeypatch)
+    head, buffers = recorded
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        first = HandRelay(collector.address, len(head), "inhand")
+        again = None
+        try:
+            assert first.answer()[:2] == (P.FrameType.WELCOME, 0)
+            first.header(head)
+            first.buffer(1, buffers[0])
+            if state == "closing":
+                first.end(2)
+            assert disk.stuck.wait(PATIENCE)
+            again = HandRelay(collector.address, len(head), "inhand", first.source_id)
+            kind, _, payload = again.answer()
+            assert kind == P.FrameType.ERROR
+            code, reason = P.decode_error(P.Frame(kind, 0, 0, payload))
+        finally:
+            disk.release.set()
+            first.close()
+            if again is not None:
+                again.close()
+    expected = P.BUSY_FILE_CLOSING if state == "closing" else P.BUSY_FILE_WRITING
+    assert (code, reason) == (ERROR_BUSY, expected)
+    assert P.in_hand(code, reason)
+    assert not P.in_hand(code, "too many connections")
+    assert not P.in_hand(ERROR_ACCESS_DENIED, reason)

@@ -326,7 +326,7 @@ class _Source:
     def take(self, frame: P.Frame) -> bool:
         """Apply one frame; True when the stream ended. Raises ProtocolError."""
         if self.finishing:
-            raise P.ProtocolError("this source's file is being closed", code=ERROR_BUSY)
+            raise P.ProtocolError(P.BUSY_FILE_CLOSING, code=ERROR_BUSY)
         kind = frame.type
         if kind == P.FrameType.HEADER:
             self._take_header(frame)
@@ -1113,7 +1113,7 @@ class Collector:
                 # (and one queued would come again, out of order). Answered at once, not
                 # waited for: the relay backs off and retries, and a disk that does not
                 # answer holds no place for it meanwhile
-                raise _Refused("this source's file is still being written", ERROR_BUSY,
+                raise _Refused(P.BUSY_FILE_WRITING, ERROR_BUSY,
                                transient=source)
             writer.write(P.encode(P.FrameType.WELCOME, source.resume_at))
             conn.welcomed = True
@@ -1225,7 +1225,7 @@ class Collector:
         source = self._sources.get(hello.source_id)
         if source is not None and source.finishing:
             # expected while a slow disk finishes the close: the relay retries (logged once)
-            raise _Refused("this source's file is being closed", ERROR_BUSY, transient=source)
+            raise _Refused(P.BUSY_FILE_CLOSING, ERROR_BUSY, transient=source)
         if source is None:
             if len(self._sources) >= 4 * self.max_connections:
                 waiting = [s for s in self._sources.values()

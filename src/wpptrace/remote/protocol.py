@@ -18,12 +18,12 @@ import uuid
 from wpptrace._core import ffi
 from wpptrace.decoder._hazmat import ETL
 from wpptrace.decoder.buffers import BUFFER_HEADER_SIZE, MAX_BUFFER_SIZE
-from wpptrace.winerror import ERROR_BAD_FORMAT, ERROR_NOT_SUPPORTED
+from wpptrace.winerror import ERROR_BAD_FORMAT, ERROR_BUSY, ERROR_NOT_SUPPORTED
 
 __all__ = ["MAGIC", "VERSION", "FrameType", "Frame", "ProtocolError", "Hello", "Stats",
            "buffer_field", "HEADER_BUFFER_TYPE",
            "HEADER", "encode", "encode_buffer", "read_frame", "expand_buffer", "MAX_NAME_BYTES",
-           "MIN_BUFFER_SIZE"]
+           "MIN_BUFFER_SIZE", "BUSY_FILE_CLOSING", "BUSY_FILE_WRITING", "in_hand"]
 
 MAGIC = b"WPRB"
 VERSION = 1
@@ -36,6 +36,13 @@ MAX_NAME_BYTES = 256
 MIN_BUFFER_SIZE = 1024
 #: an ERROR frame's reason text (UTF-8 bytes)
 MAX_REASON_BYTES = 512
+#: the ERROR_BUSY reasons by which a collector says it has the stream in hand: its file is
+#: being closed, or buffers it received still wait for the disk. A relay that lingers after
+#: the end takes them for progress (any other ERROR_BUSY says nothing of the stream).
+#: Version 1 has no code of its own for them, only these texts: they are part of the
+#: protocol (relays match them exactly), so changing one takes a new version.
+BUSY_FILE_CLOSING = "this source's file is being closed"
+BUSY_FILE_WRITING = "this source's file is still being written"
 #: BUFFER/HEADER aux: bit set -> the payload is the buffer's head, the rest is the low byte
 PADDED = 0x100
 #: WMI_BUFFER_HEADER.BufferType of a session's header buffer
@@ -201,6 +208,12 @@ def decode_stats(frame: Frame) -> Stats:
     if frame.type == FrameType.END:
         return Stats(*END_BODY.unpack(frame.payload))
     return Stats(*STATS_BODY.unpack(frame.payload))
+
+
+def in_hand(code: int, reason: str) -> bool:
+    """Whether a collector's ERROR (``code``, ``reason`` as ``decode_error`` gives them) says
+    it has the stream in hand (see ``BUSY_FILE_CLOSING``)."""
+    return code == ERROR_BUSY and reason in (BUSY_FILE_CLOSING, BUSY_FILE_WRITING)
 
 
 def decode_error(frame: Frame) -> tuple[int, str]:

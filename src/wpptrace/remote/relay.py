@@ -50,13 +50,6 @@ log = logging.getLogger("wpptrace.remote.relay")
 #: file reached the collector's bound for one source; a disk that is full says ERROR_BUSY)
 _FATAL = {ERROR_ACCESS_DENIED, ERROR_NOT_SUPPORTED, ERROR_DISK_FULL}
 
-#: the ERROR_BUSY answers by which the collector says it has the stream in hand (its file is
-#: being closed, or buffers it received still wait for the disk): progress for a relay that
-#: lingers after the end. Any other ERROR_BUSY (a full disk, too many connections) is only
-#: retried: it says nothing of the stream.
-_IN_HAND = frozenset({"this source's file is being closed",
-                      "this source's file is still being written"})
-
 
 def filetime_now() -> int:
     return time.time_ns() // 100 + FILETIME_UNIX_EPOCH
@@ -455,7 +448,7 @@ class Relay:
                         self.outcome = "ended" if self._outbox.end else "stopped"
                         return
                     if refused.code == ERROR_BUSY:
-                        if str(refused) in _IN_HAND:
+                        if P.in_hand(refused.code, str(refused)):
                             self._progress_at = time.monotonic()
                         log.log(logging.DEBUG if self._busy_said else logging.WARNING,
                                 "%s: the collector is busy: %s (retrying)", self.name, refused)
