@@ -433,18 +433,26 @@ def ControlTrace(handle: int, name: str | None, properties: EVENT_TRACE_PROPERTI
     A log file that could not be completed (a full or failing disk) raises Win32Error
     ERROR_DISK_FULL or ERROR_WRITE_FAULT, whose ``properties`` are filled all the same: at
     STOP the session's file (the session is stopped), at an UPDATE that switched to a new
-    LogFileName the old file (the session goes on writing the new one)."""
+    LogFileName the old file (the session goes on writing the new one). An UPDATE that
+    switched files and failed says which file failed apart, in the error's ``old_file_error``
+    (why the file left is incomplete) and ``new_file_error`` (why the new file could not be
+    started: the session writes no file now), each a Win32Error or None; the error raised is
+    the old file's if it failed, else the new file's. Any other error has neither."""
     if properties is None:
         properties = EVENT_TRACE_PROPERTIES()
     block, p = properties._to_c()
     raw = _encode_name(name) if name is not None else ffi.NULL
-    rc = lib.ControlTraceA(handle or 0, raw, p, control_code)   # STOP: DISABLE callbacks
-    # a STOP that filled the properties stopped the session, an UPDATE that did and says a file
-    # error switched its file; the code says why the (old) log file could not be completed (the
-    # error carries them as .properties)
+    old_error = new_error = 0
+    if control_code == lib.EVENT_TRACE_CONTROL_UPDATE:
+        errors = ffi.new("ULONG[2]")
+        rc = lib.wpptrace_update_trace(handle or 0, raw, p, errors, errors + 1)
+        old_error, new_error = int(errors[0]), int(errors[1])
+    else:
+        rc = lib.ControlTraceA(handle or 0, raw, p, control_code)   # STOP: DISABLE callbacks
+    # a STOP that filled the properties stopped the session, an UPDATE that says a file error
+    # switched its file (the error carries them as .properties)
     stopped = control_code == lib.EVENT_TRACE_CONTROL_STOP and (rc == 0 or p.Wnode.HistoricalContext != 0)
-    switched = (control_code == lib.EVENT_TRACE_CONTROL_UPDATE and p.Wnode.HistoricalContext != 0
-                and rc in (lib.ERROR_DISK_FULL, lib.ERROR_WRITE_FAULT))
+    switched = bool(old_error or new_error)
     if rc == 0 or stopped or switched:
         properties._from_c(p)
         if stopped:
@@ -454,6 +462,8 @@ def ControlTrace(handle: int, name: str | None, properties: EVENT_TRACE_PROPERTI
         check(rc, f"ControlTrace({control_code})")
     except Win32Error as exc:
         exc.properties = properties if stopped or switched else None
+        exc.old_file_error = Win32Error(old_error, "the log file left") if old_error else None
+        exc.new_file_error = Win32Error(new_error, "the new log file") if new_error else None
         raise
     return properties
 

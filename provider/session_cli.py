@@ -411,18 +411,19 @@ def update(name: str, flush_timer: int | None, max_buffers: int | None, logfile:
     try:
         props = api.ControlTrace(0, name, props, lib.EVENT_TRACE_CONTROL_UPDATE)
     except Win32Error as exc:
-        switched = getattr(exc, "properties", None)
-        if switched is not None and logfile and not switched.LogFileName:
-            # the new file could not be started either: the host's log says why
-            log = os.path.join(sessions.runtime_directory() or _runtime_directory_name(),
-                               f"s-{switched.HistoricalContext & 0xFFFF}.log")
-            raise SessionError(f"session {name!r}: its previous log file {old_logfile} is incomplete "
-                               f"({in_words(exc)}), and the new log file {new_logfile} could not "
-                               f"be started either ({log} says why); the session writes no file now") from None
-        if switched is not None:    # switched, the old file incomplete
+        old_failed, new_failed = getattr(exc, "old_file_error", None), getattr(exc, "new_file_error", None)
+        if new_failed is not None:
+            # switched to no file: the old one finished (or not), the new one never started
+            old_said = (f"is incomplete ({in_words(old_failed)})" if old_failed is not None
+                        else "was completed")
+            raise SessionError(f"session {name!r}: its previous log file {old_logfile} {old_said}, "
+                               f"{'and' if old_failed is not None else 'but'} the new log file "
+                               f"{new_logfile} could not be started ({in_words(new_failed)}); the "
+                               f"session writes no file now") from None
+        if old_failed is not None:    # switched, the old file incomplete
             raise SessionError(f"session {name!r} updated (log file {exc.properties.LogFileName or '(none)'}), "
                                f"but its previous log file {old_logfile} is incomplete. "
-                               f"{in_words(exc)}") from None
+                               f"{in_words(old_failed)}") from None
         if exc.winerror == lib.ERROR_INVALID_PARAMETER:
             raise SessionError(f"session {name!r}: cannot update to these settings ({exc.name})") from None
         if exc.winerror in (lib.ERROR_BAD_PATHNAME, lib.ERROR_ACCESS_DENIED) and logfile:

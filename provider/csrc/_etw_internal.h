@@ -566,7 +566,8 @@ typedef struct wpt_session {
     uint64_t flush_requests, flush_completed;
     int stop_requested, hold_flush;
     int switch_pending;              /* UPDATE asked for a new log file: next_logfile */
-    ULONG switch_result;
+    ULONG switch_old_error;          /* why the file left could not be completed */
+    ULONG switch_new_error;          /* why the new one could not be started */
     char next_logfile[WPT_MAX_PATH];
     pthread_t flusher;
     int flusher_started;
@@ -617,7 +618,8 @@ ULONG wpt_session_stop_unsynced(wpt_session *s, int *sync_fd);
 /* wpt_logfile_sync_close, with the test hook wpptrace_debug_fail_file_flushes. */
 ULONG wpt_session_sync_close(int fd);
 ULONG wpt_session_flush(wpt_session *s);
-ULONG wpt_session_switch_file(wpt_session *s, const char *path);   /* UPDATE LogFileName */
+/* UPDATE LogFileName: what became of each file in *old_error and *new_error (see etw_session.c) */
+ULONG wpt_session_switch_file(wpt_session *s, const char *path, ULONG *old_error, ULONG *new_error);
 void  wpt_session_update_flush_timer(wpt_session *s, uint64_t interval_ms);
 ULONG wpt_session_grow_max(wpt_session *s, uint32_t max_buffers);
 void  wpt_session_hold(wpt_session *s, int hold);
@@ -769,6 +771,9 @@ typedef struct {                /* QUERY/FLUSH/UPDATE/STOP replies: what Control
     uint32_t host_pid, consumers, records_abandoned, buffers_quarantined;
     char name[WPT_MAX_NAME];
     char logfile[WPT_MAX_PATH];
+    /* UPDATE that switched to a new log file: why the one left could not be completed, why
+     * the new one could not be started (0: it was; a reply of an older host has neither) */
+    uint32_t old_file_error, new_file_error;
 } wpt_wire_props;
 
 /* A session run by this process as ControlTrace reports it (etw_session.c). */

@@ -454,7 +454,7 @@ ULONG StartTraceW(PTRACEHANDLE handle, LPCWSTR name, EVENT_TRACE_PROPERTIES *p) 
  * the session said (its session info is there). */
 static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code, int wide,
                            wpt_wire_props *seen, int *sync_fd) {
-    ULONG rc = ERROR_SUCCESS;
+    ULONG rc = ERROR_SUCCESS, old_file_error = ERROR_SUCCESS, new_file_error = ERROR_SUCCESS;
     switch (code) {
     case EVENT_TRACE_CONTROL_QUERY:
         break;
@@ -477,7 +477,8 @@ static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code
             rc = read_name(p, p->LogFileNameOffset, wide, given, sizeof given);
             if (rc == ERROR_SUCCESS) rc = absolute_path(given, path, sizeof path);
             if (rc == ERROR_SUCCESS && path[0] && strcmp(path, s->logfile_name) != 0)
-                rc = wpt_session_switch_file(s, path);   /* a new file from the next buffer on */
+                /* a new file from the next buffer on */
+                rc = wpt_session_switch_file(s, path, &old_file_error, &new_file_error);
         }
         break;
     }
@@ -490,6 +491,8 @@ static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code
     }
     wpt_wire_props w;
     wpt_session_props(s, &w);
+    w.old_file_error = old_file_error;
+    w.new_file_error = new_file_error;
     props_from_wire(&w, p, wide);
     if (seen) *seen = w;
     if (code == EVENT_TRACE_CONTROL_STOP) {
@@ -630,6 +633,19 @@ ULONG ControlTraceW(TRACEHANDLE h, LPCWSTR name, EVENT_TRACE_PROPERTIES *p, ULON
     char utf8[WPT_MAX_NAME];
     if (name && wpt_utf16_to_utf8(name, utf8, sizeof utf8) != 0) return ERROR_INVALID_PARAMETER;
     return control_uncancelled(h, name ? utf8 : NULL, p, code, 1);
+}
+
+ULONG wpptrace_update_trace(TRACEHANDLE h, LPCSTR name, EVENT_TRACE_PROPERTIES *p, ULONG *old_file_error,
+                            ULONG *new_file_error) {
+    if (!old_file_error || !new_file_error) return ERROR_INVALID_PARAMETER;
+    wpt_wire_props w;
+    memset(&w, 0, sizeof w);             /* no answer: no switch */
+    int state = wpt_cancel_hold();
+    ULONG rc = control_common(h, name, p, EVENT_TRACE_CONTROL_UPDATE, 0, &w);
+    wpt_cancel_restore(state);
+    *old_file_error = w.old_file_error;
+    *new_file_error = w.new_file_error;
+    return rc;
 }
 
 /* ---- enabling providers ----------------------------------------------------------------- */

@@ -297,7 +297,7 @@ static int handle(wpt_session *s, conn *c, const wpt_frame *f, const unsigned ch
         wpt_wire_update u;
         memcpy(&u, payload, sizeof u);
         if (u.has_logfile && !memchr(u.logfile, 0, sizeof u.logfile)) break;
-        ULONG rc = ERROR_SUCCESS;
+        ULONG rc = ERROR_SUCCESS, old_file_error = ERROR_SUCCESS, new_file_error = ERROR_SUCCESS;
         if (u.flush_timer != s->flush_timer_field) {
             s->flush_timer_field = u.flush_timer;
             wpt_session_update_flush_timer(s, wpt_flush_interval(u.flush_timer, s->log_file_mode));
@@ -306,9 +306,11 @@ static int handle(wpt_session *s, conn *c, const wpt_frame *f, const unsigned ch
         if (rc == ERROR_SUCCESS && u.has_logfile && u.logfile[0]
             && strcmp(u.logfile, s->logfile_name) != 0) {
             if (u.logfile[0] != '/') rc = ERROR_BAD_PATHNAME;    /* the caller made it absolute */
-            else rc = wpt_session_switch_file(s, u.logfile);
+            else rc = wpt_session_switch_file(s, u.logfile, &old_file_error, &new_file_error);
         }
         wpt_session_props(s, &props);
+        props.old_file_error = old_file_error;     /* which file failed, apart */
+        props.new_file_error = new_file_error;
         reply(c->fd, rc, &props, sizeof props, -1);
         return 0;
     }

@@ -464,11 +464,11 @@ static int seal_slots(const wpt_view *v) {
 
 /* UPDATE with a new LogFileName (flusher thread, every buffer so far written to the old
  * file): finish the old file, start the new one with its own header and SequenceNumbers.
- * Returns why the old file could not be completed (ERROR_DISK_FULL, ERROR_WRITE_FAULT: the
- * switch was made all the same, as a STOP's file error; the properties returned name the new
- * file, or none if it could not be started either), else why the new one could not be
- * started. The host's log says each problem, both in one line when both happen. */
-static ULONG switch_logfile(wpt_session *s) {
+ * Sets why the old file could not be completed (ERROR_DISK_FULL, ERROR_WRITE_FAULT: the
+ * switch was made all the same, as a STOP's file error) and why the new one could not be
+ * started (the session goes on without a file), each apart: one code cannot say which file
+ * failed. The host's log says each problem, both in one line when both happen. */
+static void switch_logfile(wpt_session *s) {
     ULONG closed = ERROR_SUCCESS;
     char old_name[WPT_MAX_PATH];
     strcpy(old_name, s->logfile_name);
@@ -492,7 +492,8 @@ static ULONG switch_logfile(wpt_session *s) {
         wpt_host_log("the new log file %s could not be started (error %u): the session writes no file",
                      s->logfile_name, (unsigned)rc);
     if (rc != ERROR_SUCCESS) s->logfile_name[0] = 0;     /* go on without a file */
-    return closed != ERROR_SUCCESS ? closed : rc;
+    s->switch_old_error = closed;
+    s->switch_new_error = rc;
 }
 
 /* Flush everything retired now; a stream waiting for its next buffer is re-scanned shortly. */
@@ -535,7 +536,7 @@ static void *flusher_main(void *arg) {
                 pthread_mutex_lock(&s->flush_lock);
                 s->switch_pending = 0;
                 pthread_mutex_unlock(&s->flush_lock);
-                s->switch_result = switch_logfile(s);
+                switch_logfile(s);
             }
             if (timer_due) next_timer = now + (int64_t)interval;
             if (requests != s->flush_completed) {
@@ -599,21 +600,28 @@ ULONG wpt_session_flush(wpt_session *s) {
     return rc;
 }
 
-ULONG wpt_session_switch_file(wpt_session *s, const char *path) {
+/* Switch to the log file `path`. *old_error: why the file left could not be completed,
+ * *new_error: why `path` could not be started (the session writes no file then); both
+ * ERROR_SUCCESS if no switch was made. Returns the one code ControlTrace says: the old file's
+ * error if it failed (the properties name the new file, or none), else the new one's, else
+ * why the switch was refused (the session goes on in its file). */
+ULONG wpt_session_switch_file(wpt_session *s, const char *path, ULONG *old_error, ULONG *new_error) {
+    *old_error = *new_error = ERROR_SUCCESS;
     ULONG rc = wpt_logfile_check_path(path);
     if (rc != ERROR_SUCCESS) return rc;
     pthread_mutex_lock(&s->flush_lock);
     strcpy(s->next_logfile, path);
     s->switch_pending = 1;
-    s->switch_result = ERROR_SUCCESS;
+    s->switch_old_error = s->switch_new_error = ERROR_SUCCESS;
     uint64_t ticket = ++s->flush_requests;
     pthread_mutex_unlock(&s->flush_lock);
     wpt_wake_flusher(s->view->sh);
     pthread_mutex_lock(&s->flush_lock);
     wait_ticket(s, ticket);
-    rc = s->switch_result;
+    *old_error = s->switch_old_error;
+    *new_error = s->switch_new_error;
     pthread_mutex_unlock(&s->flush_lock);
-    return rc;
+    return *old_error != ERROR_SUCCESS ? *old_error : *new_error;
 }
 
 void wpt_session_update_flush_timer(wpt_session *s, uint64_t interval_ms) {

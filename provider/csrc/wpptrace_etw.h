@@ -176,6 +176,14 @@ typedef struct {
                                       one may still be running and store into it */
 } WPPTRACE_SESSION_INFO;
 ULONG wpptrace_session_info(TRACEHANDLE TraceHandle, LPCSTR InstanceName, WPPTRACE_SESSION_INFO *Info);
+/* ControlTraceA(UPDATE), saying apart what became of each log file when it switched to a new
+ * LogFileName (its one code cannot say which file failed): *OldFileError why the file it left
+ * could not be completed (that file is incomplete; the switch was made all the same),
+ * *NewFileError why the new one could not be started (the session writes no file now; the
+ * properties name none). Both ERROR_SUCCESS when no switch was made, or it went well. Returns
+ * what ControlTrace returns: the old file's error, else the new one's, else any other. */
+ULONG wpptrace_update_trace(TRACEHANDLE TraceHandle, LPCSTR InstanceName, EVENT_TRACE_PROPERTIES *Properties,
+                            ULONG *OldFileError, ULONG *NewFileError);
 /* QueryAllTraces with the session info of each session listed (Infos: Count entries), from the
  * same one request per session. */
 ULONG wpptrace_list_sessions(EVENT_TRACE_PROPERTIES **Array, WPPTRACE_SESSION_INFO *Infos, ULONG Count,

@@ -533,16 +533,16 @@ def test_stop_of_a_session_whose_file_could_not_be_flushed_to_the_disk_says_so(t
     assert session_name not in wpptrace("session", "list").stdout    # stopped all the same
 
 
-def _update_after_failed_writes(tmp_path, session_name, writes_failing: int):
+def _update_after_failed_writes(tmp_path, session_name, writes_failing: int, writes_done: int = 1):
     """A session started on first.etl whose host fails ``writes_failing`` file writes after
-    its header (ENOSPC), one message traced and flushed, then `session update -f second.etl`:
-    (first, second, the session's handle, the command's exit status)."""
+    its first ``writes_done`` (ENOSPC), one message traced and flushed, then `session update -f
+    second.etl`: (first, second, the session's handle, the command's exit status)."""
     import wpptrace.provider as P
     from wpptrace.provider import api, session_cli
     from wpptrace.provider._hazmat import lib
 
     first, second = tmp_path / "first.etl", tmp_path / "second.etl"
-    lib.wpptrace_debug_fail_file_writes(1, writes_failing, 28)   # the host, forked now
+    lib.wpptrace_debug_fail_file_writes(writes_done, writes_failing, 28)   # the host, forked now
     try:
         session_cli.start(session_name, str(first), buffer_size=4)
     finally:
@@ -569,8 +569,8 @@ def test_update_whose_old_and_new_files_both_fail_names_both(tmp_path, session_n
     lines = capsys.readouterr().err.splitlines()
     assert lines == [f"wpptrace session update: session {session_name!r}: its previous log file {first} is "
                      f"incomplete (ERROR_DISK_FULL (112): There is not enough space on the disk.), and the "
-                     f"new log file {second} could not be started either ({log} says why); the session "
-                     f"writes no file now"], lines
+                     f"new log file {second} could not be started (ERROR_DISK_FULL (112): There is not "
+                     f"enough space on the disk.); the session writes no file now"], lines
     with open(log) as fh:
         said = [line for line in fh if "could not" in line]
     session_cli.stop(session_name)
@@ -596,6 +596,31 @@ def test_update_to_a_new_file_says_the_old_one_is_incomplete(tmp_path, session_n
     P.TraceMessage(session, P.TRACE_MESSAGE_TIMESTAMP, None, 1, b"\1")
     final, _ = session_cli.stop(session_name)
     assert final.LogFileName == str(second) and final.LogBuffersLost == 1
+
+
+def test_update_whose_new_file_alone_fails_says_the_old_one_is_complete(tmp_path, session_name, capsys):
+    """The old file is completed (its header, the buffer flushed, the header after it, its last
+    header: four writes), and the new one cannot be started (a full disk at its first write).
+    UPDATE's one code was the same as when the old file failed, and the user heard that the
+    complete old file was incomplete. The CLI says the old file was completed, why the new one
+    could not be started, and that the session writes no file now."""
+    from wpptrace.provider import session_cli, sessions
+
+    first, second, session, status = _update_after_failed_writes(tmp_path, session_name, 1000, writes_done=4)
+    assert status == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"wpptrace session update: session {session_name!r}: its previous log file {first} was "
+                     f"completed, but the new log file {second} could not be started (ERROR_DISK_FULL "
+                     f"(112): There is not enough space on the disk.); the session writes no file now"], lines
+    log = os.path.join(sessions.runtime_directory(), f"s-{session & 0xFFFF}.log")
+    with open(log) as fh:
+        said = [line for line in fh if "could not" in line]
+    final, _ = session_cli.stop(session_name)
+    assert final.LogFileName is None
+    assert len(said) == 1 and said[0].rstrip().endswith(
+        f"the new log file {second} could not be started (error 112): the session writes no file"), said
+    c = etlcheck.read(first)
+    assert c.header["EndTime"] != 0 and len(c.messages) == 1
 
 
 @pytest.mark.parametrize("action, says", [

@@ -441,6 +441,7 @@ def test_update_to_a_new_file_says_the_old_one_could_not_be_completed(tmp_path, 
             P.ControlTrace(s.handle, None, props, P.EVENT_TRACE_CONTROL_UPDATE)
         assert raised.value.name == "ERROR_DISK_FULL"
         assert raised.value.properties is props and props.LogFileName == str(second)
+        assert raised.value.old_file_error.name == "ERROR_DISK_FULL" and raised.value.new_file_error is None
         P.TraceMessage(s.handle, P.TRACE_MESSAGE_TIMESTAMP, None, 1, b"\1")
     assert s.final.LogBuffersLost == 1 and s.final.LogFileName == str(second)
     assert [m.args for m in etlcheck.read(second).messages] == [b"\1"]
