@@ -398,6 +398,8 @@ enum {
                                           * its lock (not held yet) */
     WPT_POINT_UNREGISTER_WAITING = 33,   /* UnregisterTraceGuids is to wait for callbacks
                                           * of the registration running in other threads */
+    WPT_POINT_RUNTIME_DIR_CHECKED = 35,  /* the runtime directory was opened, checked and held;
+                                          * its caller has not used it yet */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);
@@ -704,9 +706,13 @@ static inline wpt_reg_logger *wpt_reg_logger_of(wpt_registry *reg, uint32_t logg
     return slot < WPPTRACE_MAX_SESSIONS ? &reg->loggers[slot] : NULL;
 }
 
-/* The runtime directory (created 0700 if missing, refused unless it is ours and private);
- * ERROR_BUSY when another thread held the lock too long while it was not resolved yet. */
+/* The runtime directory (created 0700 if missing, refused unless it is ours and private), as
+ * a path through its held descriptor ("/proc/self/fd/<n>"): what is made, bound or reached
+ * under it is in the directory checked, whatever its name leads to by then. ERROR_BUSY when
+ * another thread held the lock too long while it was not resolved yet. */
 ULONG wpt_runtime_dir(const char **dir_out);
+/* The held descriptor of the runtime directory (-1: none yet); a forked session host keeps it. */
+int wpt_runtime_dir_fd(void);
 /* Lock the registry (a process mutex and flock) and map it; NULL + *rc on failure. */
 wpt_registry *wpt_registry_lock(int exclusive, ULONG *rc);
 /* The same without giving up on a lock held elsewhere (no ERROR_BUSY): for release paths. */

@@ -574,6 +574,8 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
     if (s->memfd >= 0) keep[nkeep++] = s->memfd;
     int lf = wpt_logfile_fd(s);
     if (lf >= 0) keep[nkeep++] = lf;
+    int held_dir = wpt_runtime_dir_fd();      /* its paths go through this descriptor */
+    if (held_dir >= 0) keep[nkeep++] = held_dir;
     close_all_but(keep, nkeep);
     drop_inherited_sessions(s);
     wpt_registry_after_fork();

@@ -7,7 +7,8 @@
  * or root's, and sticky if others may write to it, so nobody else can move it away. The
  * checks run again each time the directory is used (before a socket is bound or a file made
  * in it): a directory removed while a process runs (a /tmp clean-up) is made again by us, or
- * refused if someone else made it first. A /tmp/wpptrace-<uid> another user created first is
+ * refused if someone else made it first. They are made on the directory held open, and it is
+ * used through that descriptor, never by its name again (see check_dir). A /tmp/wpptrace-<uid> another user created first is
  * refused (ERROR_ACCESS_DENIED), never replaced by another name: the fix is to remove it or
  * to set WPPTRACE_RUNTIME_DIR to a private directory.
  *
@@ -45,26 +46,94 @@ static _Atomic ULONG g_dir_rc = ERROR_INVALID_PARAMETER;
 static int g_fd = -1;
 static wpt_registry *g_reg;
 
-/* Make the directory if it is missing, then check it and its parent (see the top). */
-static ULONG check_dir(void) {
-    if (mkdir(g_dir, 0700) != 0 && errno != EEXIST)
-        return errno == EACCES ? ERROR_ACCESS_DENIED : ERROR_BAD_PATHNAME;
-    struct stat st;
-    if (lstat(g_dir, &st) != 0) return ERROR_BAD_PATHNAME;
-    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077))
-        return ERROR_ACCESS_DENIED;           /* not ours, or others could reach our sockets */
+/* The directory is held open (g_dir_fd) and used only through that descriptor: every path
+ * handed out is "/proc/self/fd/<n>/..." (g_dir_at), which the kernel resolves through the held
+ * descriptor, never by the name again. The checks are made on what was opened (fstat), so the
+ * directory checked is the one used, even if its name is given to another directory between
+ * the check and a bind, connect or open. A check that finds another (private, ours) directory
+ * at the name puts it in the same descriptor number (dup3), so paths already made stay valid. */
+static pthread_mutex_t g_dir_lock = PTHREAD_MUTEX_INITIALIZER;
+static int g_dir_fd = -1;
+static dev_t g_dir_dev;                 /* what g_dir_fd holds (a descriptor closed under us is */
+static ino_t g_dir_ino;                 /* not ours any more: it is never written over) */
+static char g_dir_at[32];
+
+static ULONG open_failure(int e) {
+    return e == EACCES || e == EPERM || e == ELOOP || e == ENOTDIR ? ERROR_ACCESS_DENIED
+                                                                   : ERROR_BAD_PATHNAME;
+}
+
+/* Hold `fd` (a directory checked as ours, dev/ino in st) at g_dir_fd (g_dir_lock held). */
+static ULONG hold_dir(int fd, const struct stat *st) {
+    struct stat held;
+    if (g_dir_fd >= 0 && fstat(g_dir_fd, &held) == 0 && held.st_dev == g_dir_dev
+        && held.st_ino == g_dir_ino) {
+        if (held.st_dev == st->st_dev && held.st_ino == st->st_ino) {
+            close(fd);
+            return ERROR_SUCCESS;
+        }
+        int same = dup3(fd, g_dir_fd, O_CLOEXEC);
+        close(fd);
+        if (same < 0) return ERROR_BAD_PATHNAME;
+    } else {
+        g_dir_fd = fd;                         /* the first, or ours was closed by someone else */
+        snprintf(g_dir_at, sizeof g_dir_at, "/proc/self/fd/%d", fd);
+    }
+    g_dir_dev = st->st_dev;
+    g_dir_ino = st->st_ino;
+    return ERROR_SUCCESS;
+}
+
+/* Make the directory if it is missing, then check it and its parent (see the top), through
+ * descriptors: the parent opened, checked, the directory made and opened in it (never through
+ * a link), checked, and held (g_dir_lock held). */
+static ULONG check_dir_locked(void) {
     char parent[PATH_MAX];
     size_t n = strlen(g_dir);
     memcpy(parent, g_dir, n + 1);
     while (n > 1 && parent[n - 1] == '/') parent[--n] = 0;
     char *slash = strrchr(parent, '/');
-    if (!slash) return ERROR_BAD_PATHNAME;
+    if (!slash || !slash[1]) return ERROR_BAD_PATHNAME;
+    char name[NAME_MAX + 1];
+    if (strlen(slash + 1) > NAME_MAX) return ERROR_BAD_PATHNAME;
+    strcpy(name, slash + 1);
     slash[slash == parent ? 1 : 0] = 0;
-    if (stat(parent, &st) != 0) return ERROR_BAD_PATHNAME;
-    if (!S_ISDIR(st.st_mode) || (st.st_uid != geteuid() && st.st_uid != 0)
-        || ((st.st_mode & 022) && !(st.st_mode & S_ISVTX)))
+    int up = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (up < 0) return ERROR_BAD_PATHNAME;
+    struct stat st;
+    if (fstat(up, &st) != 0) {
+        close(up);
+        return ERROR_BAD_PATHNAME;
+    }
+    if ((st.st_uid != geteuid() && st.st_uid != 0) || ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))) {
+        close(up);
         return ERROR_ACCESS_DENIED;           /* someone else could rename ours and put theirs */
-    return ERROR_SUCCESS;
+    }
+    if (mkdirat(up, name, 0700) != 0 && errno != EEXIST) {
+        int e = errno;
+        close(up);
+        return e == EACCES ? ERROR_ACCESS_DENIED : ERROR_BAD_PATHNAME;
+    }
+    int fd = openat(up, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int e = errno;
+    close(up);
+    if (fd < 0) return open_failure(e);
+    if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
+        close(fd);
+        return ERROR_ACCESS_DENIED;           /* not ours, or others could reach our sockets */
+    }
+    ULONG rc = hold_dir(fd, &st);
+    WPT_TEST_POINT(WPT_POINT_RUNTIME_DIR_CHECKED);
+    return rc;
+}
+
+static int mutex_by(pthread_mutex_t *m, int64_t deadline);
+
+static ULONG check_dir(void) {
+    if (mutex_by(&g_dir_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) != 0) return ERROR_BUSY;
+    ULONG rc = check_dir_locked();
+    pthread_mutex_unlock(&g_dir_lock);
+    return rc;
 }
 
 /* The directory's path from the environment (g_lock held). */
@@ -91,13 +160,11 @@ static ULONG ensure_dir(void) {
     return rc;
 }
 
-static int mutex_by(pthread_mutex_t *m, int64_t deadline);
-
 /* The lock is held while the registry is (up to WPT_REGISTRY_WAIT_MS elsewhere): a directory
  * resolved once is read without it, and resolving it waits as the registry lock does, then
  * fails with ERROR_BUSY (the caller reports it as a busy control plane). */
 ULONG wpt_runtime_dir(const char **dir_out) {
-    if (dir_out) *dir_out = g_dir;
+    if (dir_out) *dir_out = g_dir_at;
     if (atomic_load(&g_dir_rc) == ERROR_SUCCESS) return check_dir();
     if (mutex_by(&g_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) != 0) return ERROR_BUSY;
     ULONG rc = ensure_dir();
@@ -106,8 +173,11 @@ ULONG wpt_runtime_dir(const char **dir_out) {
 }
 
 const char *wpptrace_runtime_directory(void) {
-    const char *dir;
-    return wpt_runtime_dir(&dir) == ERROR_SUCCESS ? dir : NULL;
+    return wpt_runtime_dir(NULL) == ERROR_SUCCESS ? g_dir : NULL;   /* its name, for people */
+}
+
+int wpt_runtime_dir_fd(void) {
+    return atomic_load(&g_dir_rc) == ERROR_SUCCESS ? g_dir_fd : -1;
 }
 
 ULONG wpt_socket_path(char *out, size_t size, char kind, uint32_t number) {
@@ -164,9 +234,7 @@ static ULONG open_registry(int64_t deadline) {
     }
     ULONG checked = ensure_dir();
     if (checked != ERROR_SUCCESS) return checked;
-    char path[PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/registry", g_dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = openat(g_dir_fd, "registry", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return errno == EACCES ? ERROR_ACCESS_DENIED : ERROR_BAD_PATHNAME;
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
@@ -265,6 +333,7 @@ void wpt_registry_unlock(void) {
  * too, to keep one rule.) */
 void wpt_registry_after_fork(void) {
     pthread_mutex_init(&g_lock, NULL);
+    pthread_mutex_init(&g_dir_lock, NULL);
     if (g_reg) munmap(g_reg, sizeof(wpt_registry));
     if (g_fd >= 0) close(g_fd);
     g_reg = NULL;
@@ -306,8 +375,9 @@ size_t wpt_registry_forget(wpt_registry *reg, uint32_t slot, GUID *guids, size_t
     /* The slot's socket goes with its entry, under the lock: every host binds its path under
      * the lock while its entry is claimed, so what is there now is this session's (or a stale
      * one's); once the slot is free a new session may take it and bind the same path. */
-    char path[PATH_MAX + 32];
-    if (snprintf(path, sizeof path, "%s/s-%u.sock", g_dir, slot) < (int)sizeof path) unlink(path);
+    char name[32];
+    snprintf(name, sizeof name, "s-%u.sock", slot);
+    unlinkat(g_dir_fd, name, 0);
     return n;
 }
 

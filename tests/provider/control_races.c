@@ -2515,17 +2515,21 @@ static int wake_closed(void) {
     return 0;
 }
 
-/* broadcast-unresolved: a thread resolving the runtime directory is held (in mkdir) while
+/* broadcast-unresolved: a thread resolving the runtime directory is held (making it) while
  * another broadcasts a change the registry took: the directory cannot be had in time. */
 static sem_t g_mkdir_held, g_mkdir_go;
 static _Atomic int g_hold_mkdir;
 
-int mkdir(const char *path, mode_t mode) {
+int mkdirat(int at, const char *path, mode_t mode) {
     if (atomic_exchange(&g_hold_mkdir, 0)) {
         sem_post(&g_mkdir_held);
         sem_wait(&g_mkdir_go);
     }
-    return (int)syscall(SYS_mkdirat, AT_FDCWD, path, mode);
+    return (int)syscall(SYS_mkdirat, at, path, mode);
+}
+
+int mkdir(const char *path, mode_t mode) {
+    return mkdirat(AT_FDCWD, path, mode);
 }
 
 static void *resolve_thread(void *arg) {

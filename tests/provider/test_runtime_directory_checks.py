@@ -100,3 +100,24 @@ def test_a_directory_another_user_made_first_is_named_with_its_owner(tmp_path):
     lines = cli.stderr.strip().splitlines()
     assert cli.returncode == 1 and len(lines) == 1
     assert f"{runtime} is not usable: it belongs to user {NOBODY}, not to this user (0)" in lines[0]
+
+
+@pytest.fixture(scope="module")
+def runtime_dir_races(build_c_program_with_test_points):
+    here = os.path.dirname(__file__)
+    with open(os.path.join(here, "runtime_dir_races.c")) as f:
+        program = build_c_program_with_test_points("runtime_dir_races", f.read(), "-I", here)
+
+    def run(mode: str, runtime) -> dict[str, int]:
+        out = subprocess.run([str(program), mode, str(runtime)], capture_output=True, text=True, timeout=60,
+                             check=True).stdout.split()
+        return {out[i]: int(out[i + 1]) for i in range(0, len(out), 2)}
+    return run
+
+
+@pytest.mark.parametrize("mode", ["listen", "registry"])
+def test_what_is_made_after_the_check_is_in_the_directory_checked(runtime_dir_races, tmp_path, mode):
+    """The directory's name given to one anyone may write to right after the check: the socket
+    bound, or the registry made, goes into the directory that was checked (held open), never into
+    the one that has its name now."""
+    assert runtime_dir_races(mode, tmp_path / "rt") == {"made": 1, "in_checked": 1, "in_other": 0}
