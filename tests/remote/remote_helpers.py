@@ -372,10 +372,10 @@ class _StuckOpen:
 
 
 class _StuckClose:
-    """Makes the first file the collector closes wait for ``release`` (a disk whose flush
-    does not answer); ``stuck`` is set once it waits."""
+    """Makes the first file the collector closes (``every``: each one) wait for ``release``
+    (a disk whose flush does not answer); ``stuck`` is set once one waits."""
 
-    def __init__(self, monkeypatch):
+    def __init__(self, monkeypatch, every: bool = False):
         from wpptrace.remote import collector as collector_module
 
         self.stuck, self.release = threading.Event(), threading.Event()
@@ -384,7 +384,7 @@ class _StuckClose:
 
         class StuckClose(collector_module.EtlStreamFile):
             def close(self, end_time=0):
-                if first and first.pop():
+                if every or (first and first.pop()):
                     outer.stuck.set()
                     outer.release.wait(PATIENCE)
                 super().close(end_time)

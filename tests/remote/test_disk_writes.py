@@ -588,6 +588,50 @@ def test_once_the_disk_answers_files_are_made_again(recorded, tmp_path, monkeypa
     assert data_buffers(paths["stuck"]) == []       # made once the disk answered, then closed
 
 
+def test_the_bound_on_files_given_up_on_holds_for_closes_given_up_on_too(
+        recorded, tmp_path, monkeypatch, caplog):
+    """Four sources wait for their relay, their files made (four times ``max_connections``:
+    the most kept); each new HELLO closes the oldest, and every close hangs. Only
+    ``max_connections`` of those closes are given up on: the others are kept (said once
+    each, counted in ``give_ups_refused``), their sources open, until the disk answers."""
+    head, buffers = recorded
+    disk = _StuckClose(monkeypatch, every=True)
+    caplog.set_level(logging.INFO, logger="wpptrace.remote.collector")
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), max_connections=1,
+                   write_timeout=0.5) as collector:
+        try:
+            for n in range(4):
+                waiting = _open(collector.address, head, f"waiting{n}")
+                waiting.buffer(1, buffers[0])
+                waiting.close()
+                wait_until(lambda: collector._active == 0, what="the buffer written")
+            for n in range(4):
+                newcomer = HandRelay(collector.address, len(head), f"new{n}")
+                try:
+                    assert newcomer.answer()[:2] == (P.FrameType.WELCOME, 0)
+                finally:
+                    newcomer.close()
+                wait_until(lambda: collector._active == 0, what="the newcomer gone")
+            assert disk.stuck.wait(PATIENCE)
+            wait_until(lambda: len(collector._abandoned_writers)
+                       + collector.give_ups_refused == 4, what="every hung close looked at")
+            assert (len(collector._abandoned_writers), collector.give_ups_refused) == (1, 3)
+            assert sorted(s.closed for s in collector.sources
+                          if s.session.startswith("waiting")) == [False, False, False, True]
+        finally:
+            disk.release.set()
+        assert collector.wait_for(lambda ss: len(ss) == 8 and all(s.closed for s in ss),
+                                  PATIENCE)
+        assert collector.stop(PATIENCE) is None
+        paths = [s.path for s in collector.sources if s.path]
+    assert len(paths) == 4 and all(data_buffers(p) == buffers[:1] for p in paths)
+    said = [r.getMessage() for r in caplog.records if "not given up on" in r.getMessage()]
+    assert len(said) == 3 and all(r.endswith(
+        ": its disk made no progress for 0.5 s, but 1 files given up on already wait for a "
+        "disk that does not answer: not given up on (it keeps its place until its disk "
+        "answers or one of those is done)") for r in said), said
+
+
 def test_a_close_that_hangs_with_nothing_queued_is_given_up_on_after_write_timeout(
         recorded, tmp_path, monkeypatch, caplog):
     """Every buffer is written and END came, but the file's close (its last header, the

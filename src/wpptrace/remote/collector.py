@@ -315,6 +315,7 @@ class _Source:
         self.finishing = False                   # finish() called: no more frames, no resume
         self.closing: Optional[asyncio.Future] = None   # the file's close, in its own thread
         self.busy_said = False                   # a relay refused while the file closes: logged
+        self.kept_said = False                   # its writer was not given up on: logged
         self.step_failed = False                 # a watching task's step raised: logged
 
     @property
@@ -510,7 +511,9 @@ class _Source:
             self.write_error = reason
             self._failed(_StorageFailed(f"cannot write {self.stats.path or 'its file'}: "
                                         f"{reason}"))
-        if writer is not None:
+        if writer is not None and writer._abandoned is None:
+            if not self.collector._may_give_up(self, seconds):
+                return                  # (looked at again on the watch's next pass)
             writer.abandon("not closed: its thread still waits for the disk")
             self.collector._abandoned_writers.append(writer)
         self.creating = False
@@ -525,6 +528,8 @@ class _Source:
         buffer was written); the thread, left to the disk, closes the file if it answers."""
         writer = self.disk
         if writer is None or writer._abandoned is not None:
+            return
+        if not self.collector._may_give_up(self, seconds):
             return
         writer.abandon(f"closing it did not finish within {seconds:g} s (its thread still "
                        f"waits for the disk)")
@@ -704,6 +709,10 @@ class Collector:
         self.files_failed = 0
         #: sources refused because their file reached ``max_file_size``
         self.files_full = 0
+        #: sources whose disk did not answer within ``write_timeout`` but whose writer was
+        #: not given up on: ``max_connections`` writers given up on already waited for their
+        #: disk (counted once per source)
+        self.give_ups_refused = 0
         #: set when ``stop()`` gave up waiting: what it left behind
         self.abandoned: Optional[Abandoned] = None
         self._sources: dict[uuid.UUID, _Source] = {}
@@ -995,6 +1004,24 @@ class Collector:
             source.file_bytes = len(header)
         if self.live is not None:
             source.view = self.live.open(s.label, header)
+
+    def _may_give_up(self, source: _Source, seconds: float) -> bool:
+        """Whether ``source``'s writer may be given up on: fewer than ``max_connections``
+        writers given up on still wait for their disk (each holds a thread and maybe a
+        descriptor). Else it is kept (said and counted once per source): the source keeps
+        its connection's place and its buffers their room until its disk answers or one of
+        those is done (the watch looks again)."""
+        stuck = self._stuck_writers()
+        if len(stuck) < self.max_connections:
+            return True
+        if not source.kept_said:
+            source.kept_said = True
+            self.give_ups_refused += 1
+            log.warning("%s: its disk made no progress for %g s, but %d files given up on "
+                        "already wait for a disk that does not answer: not given up on (it "
+                        "keeps its place until its disk answers or one of those is done)",
+                        source.stats.label, seconds, len(stuck))
+        return False
 
     def _stuck_writers(self) -> list[_DiskWriter]:
         """The writers given up on whose thread still waits for the disk."""
