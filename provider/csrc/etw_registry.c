@@ -45,6 +45,8 @@ static char g_dir[PATH_MAX];
 static _Atomic ULONG g_dir_rc = ERROR_INVALID_PARAMETER;
 static int g_fd = -1;
 static wpt_registry *g_reg;
+/* the mapping of a registry a clean-up removed, until this process's sessions are in the next */
+static const wpt_registry *g_dropped;
 
 /* The directory is held open (g_dir_fd) and used only through that descriptor: every path
  * handed out is "/proc/self/fd/<n>/..." (g_dir_at), which the kernel resolves through the held
@@ -220,14 +222,40 @@ static ULONG lock_failure(void) {
     return errno == EWOULDBLOCK ? ERROR_BUSY : ERROR_ACCESS_DENIED;
 }
 
+/* The sessions of this process (a private one, or the one this host runs) that a registry
+ * removed by a clean-up held, written again into the one made since (its lock held), with
+ * their enables: they are listed and found by name again, and no new session is given their
+ * LoggerId. A slot another process took meanwhile stays its. */
+static void republish_own(const wpt_registry *old, wpt_registry *reg) {
+    uint32_t me = (uint32_t)getpid();
+    for (uint32_t slot = 0; slot < WPPTRACE_MAX_SESSIONS; slot++) {
+        wpt_reg_logger mine = old->loggers[slot];
+        wpt_reg_logger *now = &reg->loggers[slot];
+        if (mine.state == WPT_FREE || mine.host_pid != me || !wpt_reg_alive(&mine)) continue;
+        if (now->state != WPT_FREE && wpt_reg_alive(now)) continue;
+        *now = mine;
+        uint16_t id = slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)slot;
+        int free_at = 0;
+        for (int i = 0; i < WPT_MAX_ENABLES; i++) {
+            wpt_reg_enable en = old->enables[i];
+            if (!en.used || en.logger_id != id || en.generation != (uint8_t)mine.generation) continue;
+            while (free_at < WPT_MAX_ENABLES && reg->enables[free_at].used) free_at++;
+            if (free_at == WPT_MAX_ENABLES) break;
+            reg->enables[free_at] = en;
+        }
+    }
+    if (old->last_version > reg->last_version) reg->last_version = old->last_version;
+}
+
 /* Open and map the registry file (g_lock held). */
 static ULONG open_registry(int64_t deadline) {
     if (g_reg) {
         struct stat now;
         if (fstat(g_fd, &now) != 0 || now.st_nlink > 0) return ERROR_SUCCESS;
         /* a clean-up removed the directory and the registry with it: the one made again is
-         * the one other processes use now. The old mapping is left in place (a caller may
-         * still read it); only the file is let go. */
+         * the one other processes use now, and this process's sessions are put in it. The
+         * old mapping is left in place (a caller may still read it); only the file is let go. */
+        g_dropped = g_reg;
         close(g_fd);
         g_fd = -1;
         g_reg = NULL;
@@ -262,6 +290,7 @@ static ULONG open_registry(int64_t deadline) {
         if (reg->magic == 0) init_registry(reg);
         else if (reg->magic != WPT_REG_MAGIC || reg->version != WPT_REG_VERSION
                  || reg->size != sizeof *reg) rc = ERROR_BAD_FORMAT;
+        if (rc == ERROR_SUCCESS && g_dropped) republish_own(g_dropped, reg);
     }
     flock_retry(fd, LOCK_UN);
     if (rc != ERROR_SUCCESS) {
@@ -271,6 +300,7 @@ static ULONG open_registry(int64_t deadline) {
     }
     g_fd = fd;
     g_reg = map;
+    g_dropped = NULL;
     return ERROR_SUCCESS;
 }
 
@@ -337,6 +367,7 @@ void wpt_registry_after_fork(void) {
     if (g_reg) munmap(g_reg, sizeof(wpt_registry));
     if (g_fd >= 0) close(g_fd);
     g_reg = NULL;
+    g_dropped = NULL;
     g_fd = -1;
 }
 

@@ -121,3 +121,42 @@ def test_what_is_made_after_the_check_is_in_the_directory_checked(runtime_dir_ra
     bound, or the registry made, goes into the directory that was checked (held open), never into
     the one that has its name now."""
     assert runtime_dir_races(mode, tmp_path / "rt") == {"made": 1, "in_checked": 1, "in_other": 0}
+
+
+_KEEPS = textwrap.dedent("""
+    import os, shutil, sys, uuid
+    import wpptrace.provider as P
+    from wpptrace.provider.sessions import list_sessions, session_info
+    runtime, out = sys.argv[1:3]
+    mode = P.EVENT_TRACE_PRIVATE_LOGGER_MODE | P.EVENT_TRACE_PRIVATE_IN_PROC
+
+    def start(name):
+        props = P.EVENT_TRACE_PROPERTIES(LogFileName=os.path.join(out, uuid.uuid4().hex + ".etl"),
+                                         LogFileMode=mode)
+        try:
+            return P.StartTrace(name, props), props
+        except P.Win32Error as exc:
+            return exc.winerror, None
+
+    a, props_a = start("kept-a")
+    shutil.rmtree(runtime)             # a clean-up of /tmp took it, with the registry
+    b, props_b = start("kept-b")       # made again
+    again, _ = start("kept-a")
+    print(session_info("kept-a").logger_id == session_info(handle=a).logger_id,
+          session_info("kept-a").logger_id != session_info("kept-b").logger_id,
+          sorted(p.LoggerName for p, _ in list_sessions()), again == P._lib.ERROR_ALREADY_EXISTS)
+    P.ControlTrace(a, None, props_a, P.EVENT_TRACE_CONTROL_STOP)
+    P.ControlTrace(b, None, props_b, P.EVENT_TRACE_CONTROL_STOP)
+""")
+
+
+def test_a_registry_made_again_after_a_clean_up_keeps_this_processs_sessions(tmp_path):
+    """The runtime directory removed with the registry while a private session runs: the
+    registry made again holds it, so it is found by name and listed, its name is not given
+    twice and its LoggerId is not given to another session."""
+    runtime = tmp_path / "rt"
+    env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
+    done = subprocess.run([sys.executable, "-c", _KEEPS, str(runtime), str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True", "['kept-a',", "'kept-b']", "True"]
