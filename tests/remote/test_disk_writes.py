@@ -6,6 +6,7 @@ the disk; queues are bounded by not reading, never by dropping; a hung disk hold
 neither stop() nor the process's exit."""
 from __future__ import annotations
 
+import errno
 import logging
 import subprocess
 import sys
@@ -697,6 +698,37 @@ def test_a_file_given_up_on_after_end_is_not_closed_as_a_clean_stop(recorded, tm
     h = header(source.path)
     assert (h.end_time, h.buffers_written, h.buffers_lost) == (0, 2, 3)
     assert data_buffers(source.path) == buffers[:1]
+    assert (source.lost, source.unwritten) == (h.buffers_lost, 3)
+
+
+def test_the_buffers_a_failed_write_leaves_out_are_lost_in_the_stats_as_in_the_header(
+        recorded, tmp_path, monkeypatch, caplog):
+    """The first buffer's write fails (a full disk) and the three queued behind it are not
+    tried; with a gap of one before the last, the file's header counts five lost, and so
+    do the source's stats (and its summary)."""
+    head, buffers = recorded
+    disk = _StuckWrite(monkeypatch)
+    caplog.set_level(logging.INFO, logger="wpptrace.remote.collector")
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        relay = _open(collector.address, head, "unwritten")
+        try:
+            for seq in (1, 2, 3, 5):
+                relay.buffer(seq, buffers[seq - 1])
+            assert disk.stuck.wait(PATIENCE)
+            assert collector.wait_for(lambda ss: ss[0].buffers == 4, PATIENCE)
+            disk.fail = OSError(errno.ENOSPC, "No space left on device")
+            disk.release.set()
+            assert _error(relay.answer())[0] == ERROR_BUSY
+        finally:
+            disk.release.set()
+            relay.close()
+        assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+        source = _one_source(collector)
+    h = header(source.path)
+    assert (h.buffers_written, h.buffers_lost) == (1, 5)
+    assert (source.lost, source.sequence_gaps, source.unwritten) == (5, 1, 4)
+    said = [r.getMessage() for r in caplog.records if "may be incomplete" in r.getMessage()]
+    assert len(said) == 1 and "5 lost (relay dropped 0, session lost 0, not written 4)" in said[0]
 
 
 def _raising_once(monkeypatch, name: str) -> list:

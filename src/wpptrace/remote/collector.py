@@ -78,6 +78,9 @@ class SourceStats:
     bytes: int = 0
     lost: int = 0                    #: buffers missing from the file (BuffersLost)
     sequence_gaps: int = 0           #: of which: gaps in the relay's sequence numbers
+    unwritten: int = 0               #: ... and buffers received but never written (a write
+                                     #: failed, or the file was given up on); known once
+                                     #: ``closed``
     relay_dropped: int = 0           #: as the relay reports them
     session_lost: int = 0            #: as the relay reports them
     events_lost: int = 0
@@ -193,6 +196,13 @@ class _DiskWriter:
         if self._settle is not None:
             self._loop.call_soon(self._settle, reason)
 
+    def unwritten(self) -> int:
+        """Buffers handed to it that its file lacks (failed or skipped, or dropped when it
+        was given up on): what its close adds to the header's BuffersLost (final once the
+        close is settled; for a writer given up on, as of then)."""
+        with self._lock:
+            return self._not_written + self._dropped
+
     def _tell(self, fn, *args) -> None:
         try:
             self._loop.call_soon_threadsafe(self._deliver, fn, args)
@@ -253,8 +263,7 @@ class _DiskWriter:
         error = "closing it failed"     # (what a BaseException leaves: still settled)
         try:
             if self._file is not None:  # (none was made: nothing to close)
-                with self._lock:
-                    missing = self._not_written + self._dropped
+                missing = self.unwritten()
                 if missing:
                     # a file that lacks buffers of its stream is not a session that stopped
                     # cleanly, whatever END said
@@ -592,7 +601,10 @@ class _Source:
                                                 error)))
         elif self.have_header:
             self.written_seq = self.last_seq        # (END's sequence: the gaps before it)
-        with self.collector._lock:          # (``sources`` copies all four together)
+        unwritten = self.disk.unwritten() if self.disk is not None else 0
+        with self.collector._lock:          # (``sources`` copies these together)
+            s.unwritten = unwritten         # (in the header's BuffersLost too)
+            s.lost = s.sequence_gaps + s.session_lost + unwritten
             s.file_error = error
             s.stopped = bool(end_time)
             s.closed = True
@@ -1066,9 +1078,10 @@ class Collector:
         self._labels.discard(s.label)
         if s.ended:
             _remember(self._ended_ids, s.source_id, None)
+        unwritten = f", not written {s.unwritten}" if s.unwritten else ""
         summary = (f"{s.label}: {s.buffers} buffers, {s.lost} lost (relay dropped "
-                   f"{s.relay_dropped}, session lost {s.session_lost}), events lost "
-                   f"{s.events_lost}")
+                   f"{s.relay_dropped}, session lost {s.session_lost}{unwritten}), events "
+                   f"lost {s.events_lost}")
         if s.file_error:
             log.error("%s: %s may be incomplete: %s%s", summary, s.path, s.file_error,
                       "" if s.stopped else " (the session had not stopped)")
