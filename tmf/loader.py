@@ -85,8 +85,8 @@ def read_text(path: "str | os.PathLike[str]") -> str:
                        expected="a TMF text file")
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return data.decode("utf-16", errors="replace")
-    try:
-        return data.decode("utf-8-sig")
+    try:   # "utf-8-sig" would import its codec in every process that reads a TMF file
+        return str(memoryview(data)[3:], "utf-8") if data[:3] == b"\xef\xbb\xbf" else data.decode("utf-8")
     except UnicodeDecodeError:
         return data.decode("cp1252", errors="replace")
 

@@ -26,7 +26,6 @@ Ops (tuples, first item the kind):
 from __future__ import annotations
 
 import struct
-import weakref
 from collections import namedtuple
 
 from wpptrace._core import ffi, lib
@@ -399,8 +398,8 @@ class NativeRenderer:
         if raw == ffi.NULL:
             raise MemoryError("wppr_new")
         self.raw = ffi.gc(raw, lib.wppr_free)
-        self.out = ffi.new("wppr_buf *")
-        self._finalizer = weakref.finalize(self, lib.wppr_buf_free, self.out)
+        # freed with this object (a weakref.finalize would import atexit in every process)
+        self.out = ffi.gc(ffi.new("wppr_buf *"), lib.wppr_buf_free)
         self._holes_cap = 0
         self._holes = self._hole_at = None
         self._nholes = ffi.new("uint32_t *")

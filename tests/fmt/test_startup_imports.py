@@ -24,6 +24,8 @@ UNWANTED = (
     "datetime",             # time arguments, the Python API's timestamps, tracepdb's time stamp
     "wpptrace.decoder.events",    # typed events and decoded messages: the package imports
     "wpptrace.decoder.messages",  # them when one of their names is first used
+    "atexit",               # weakref.finalize (each -j process makes its renderer after the fork)
+    "encodings.utf_8_sig",  # the codec of "utf-8-sig" (each -j process reads TMF files)
 )
 
 _RUN = """

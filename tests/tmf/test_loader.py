@@ -148,6 +148,22 @@ def test_utf16_and_bom_files(tmp_path):
     assert [m.name for m in tmfset.messages()] == ["wide", "bom"]
 
 
+@pytest.mark.parametrize("data", [b"plain \xc3\xa9\n", b"\xef\xbb\xbfone BOM\n",
+                                  b"\xef\xbb\xbf\xef\xbb\xbftwo BOMs\n", b"\xef\xbb\xbf",
+                                  b"\xef\xbb\xbfnot UTF-8 \xe9\n", b"\xef\xbb", b""])
+def test_read_text_decodes_utf8_as_utf8_sig_does(tmp_path, data):
+    """One leading BOM dropped, the rest as UTF-8; a file that is not UTF-8 read as cp1252."""
+    from wpptrace.tmf.loader import read_text
+
+    path = tmp_path / "a.tmf"
+    path.write_bytes(data)
+    try:
+        expected = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        expected = data.decode("cp1252", errors="replace")
+    assert read_text(path) == expected
+
+
 def test_has_guid_and_component_load_only_that_guid(tmf_dir, reads):
     tmfset = tmf.load(tmf_dir, use_environment=False)
     assert tmfset.component(uuid.UUID(RAW_QUOTES)) == "BthPS3"
