@@ -416,10 +416,11 @@ def update(name: str, flush_timer: int | None, max_buffers: int | None, logfile:
             # switched to no file: the old one finished (or not), the new one never started
             old_said = (f"is incomplete ({in_words(old_failed)})" if old_failed is not None
                         else "was completed")
+            log = sessions.host_log_path(exc.properties.HistoricalContext & 0xFFFF)
             raise SessionError(f"session {name!r}: its previous log file {old_logfile} {old_said}, "
                                f"{'and' if old_failed is not None else 'but'} the new log file "
                                f"{new_logfile} could not be started ({in_words(new_failed)}); the "
-                               f"session writes no file now") from None
+                               f"session writes no file now{f' (its host log: {log})' if log else ''}") from None
         if old_failed is not None:    # switched, the old file incomplete
             raise SessionError(f"session {name!r} updated (log file {exc.properties.LogFileName or '(none)'}), "
                                f"but its previous log file {old_logfile} is incomplete. "

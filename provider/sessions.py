@@ -328,6 +328,15 @@ def providers() -> list[ProviderInfo]:
                 for i in range(total[0])]
 
 
+def host_log_path(logger_id: int) -> str | None:
+    """Where the host process of session ``logger_id`` writes its log (what went wrong with its
+    files and requests); None if the runtime directory is unusable. The host's own name for it."""
+    out = ffi.new("char[]", 4096)
+    if lib.wpptrace_host_log_path(logger_id, out, len(out)) != 0:
+        return None
+    return ffi.string(out).decode("utf-8", "replace")
+
+
 def runtime_directory() -> str | None:
     """The directory holding this user's session sockets and registry (None if unusable)."""
     path = lib.wpptrace_runtime_directory()

@@ -90,6 +90,22 @@ ULONG wpt_host_call(uint32_t slot, uint32_t meant_for, uint32_t kind, const void
                         reply_size, reply_fd, timeout);
 }
 
+/* The log of the host of the session in `slot`, in the runtime directory `dir`: the one name
+ * the host writes (through the directory's held descriptor) and callers point people at
+ * (through its name). The NT Kernel Logger, LoggerId 0xFFFF, has slot 0. */
+static ULONG host_log_path(char *out, size_t size, const char *dir, uint32_t slot) {
+    int n = snprintf(out, size, "%s/s-%u.log", dir, slot);
+    return n > 0 && (size_t)n < size ? ERROR_SUCCESS : ERROR_BAD_PATHNAME;
+}
+
+ULONG wpptrace_host_log_path(ULONG logger_id, char *path, ULONG size) {
+    uint32_t slot = logger_id > 0xFFFF ? UINT32_MAX : wpt_handle_slot(logger_id);
+    if (!path || !size || slot == UINT32_MAX) return ERROR_INVALID_PARAMETER;
+    const char *dir = wpptrace_runtime_directory();
+    if (!dir) return ERROR_ACCESS_DENIED;      /* no usable runtime directory */
+    return host_log_path(path, size, dir, slot);
+}
+
 /* ---- inside the host ------------------------------------------------------------------- */
 
 static void on_sigterm(int sig) {
@@ -567,7 +583,7 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
     const char *dir;
     rc = wpt_runtime_dir(&dir);
     if (rc != ERROR_SUCCESS && rc != ERROR_BUSY) rc = ERROR_ACCESS_DENIED;
-    snprintf(log_path, sizeof log_path, "%s/s-%u.log", dir, slot);
+    if (rc == ERROR_SUCCESS) rc = host_log_path(log_path, sizeof log_path, dir, slot);
     int keep[6];
     int nkeep = 0;
     keep[nkeep++] = ready_fd;

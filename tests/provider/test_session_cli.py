@@ -533,10 +533,12 @@ def test_stop_of_a_session_whose_file_could_not_be_flushed_to_the_disk_says_so(t
     assert session_name not in wpptrace("session", "list").stdout    # stopped all the same
 
 
-def _update_after_failed_writes(tmp_path, session_name, writes_failing: int, writes_done: int = 1):
+def _update_after_failed_writes(tmp_path, session_name, writes_failing: int, writes_done: int = 1,
+                                traced: bool = True):
     """A session started on first.etl whose host fails ``writes_failing`` file writes after
-    its first ``writes_done`` (ENOSPC), one message traced and flushed, then `session update -f
-    second.etl`: (first, second, the session's handle, the command's exit status)."""
+    its first ``writes_done`` (ENOSPC), one message traced (if ``traced``) and flushed, then
+    `session update -f second.etl`: (first, second, the session's handle, the command's exit
+    status)."""
     import wpptrace.provider as P
     from wpptrace.provider import api, session_cli
     from wpptrace.provider._hazmat import lib
@@ -548,7 +550,8 @@ def _update_after_failed_writes(tmp_path, session_name, writes_failing: int, wri
     finally:
         lib.wpptrace_debug_fail_file_writes(0, 0, 0)
     session = api.ControlTrace(0, session_name, None, lib.EVENT_TRACE_CONTROL_QUERY).HistoricalContext
-    P.TraceMessage(session, P.TRACE_MESSAGE_TIMESTAMP, None, 1, b"\0")
+    if traced:
+        P.TraceMessage(session, P.TRACE_MESSAGE_TIMESTAMP, None, 1, b"\0")
     session_cli.flush(session_name)
     update = argparse.Namespace(session_command="update", name=session_name, flush_timer=None,
                                 max_buffers=None, logfile=str(second))
@@ -570,7 +573,7 @@ def test_update_whose_old_and_new_files_both_fail_names_both(tmp_path, session_n
     assert lines == [f"wpptrace session update: session {session_name!r}: its previous log file {first} is "
                      f"incomplete (ERROR_DISK_FULL (112): There is not enough space on the disk.), and the "
                      f"new log file {second} could not be started (ERROR_DISK_FULL (112): There is not "
-                     f"enough space on the disk.); the session writes no file now"], lines
+                     f"enough space on the disk.); the session writes no file now (its host log: {log})"], lines
     with open(log) as fh:
         said = [line for line in fh if "could not" in line]
     session_cli.stop(session_name)
@@ -608,11 +611,12 @@ def test_update_whose_new_file_alone_fails_says_the_old_one_is_complete(tmp_path
 
     first, second, session, status = _update_after_failed_writes(tmp_path, session_name, 1000, writes_done=4)
     assert status == 1
+    log = os.path.join(sessions.runtime_directory(), f"s-{session & 0xFFFF}.log")
     lines = capsys.readouterr().err.splitlines()
     assert lines == [f"wpptrace session update: session {session_name!r}: its previous log file {first} was "
                      f"completed, but the new log file {second} could not be started (ERROR_DISK_FULL "
-                     f"(112): There is not enough space on the disk.); the session writes no file now"], lines
-    log = os.path.join(sessions.runtime_directory(), f"s-{session & 0xFFFF}.log")
+                     f"(112): There is not enough space on the disk.); the session writes no file now "
+                     f"(its host log: {log})"], lines
     with open(log) as fh:
         said = [line for line in fh if "could not" in line]
     final, _ = session_cli.stop(session_name)
@@ -621,6 +625,27 @@ def test_update_whose_new_file_alone_fails_says_the_old_one_is_complete(tmp_path
         f"the new log file {second} could not be started (error 112): the session writes no file"), said
     c = etlcheck.read(first)
     assert c.header["EndTime"] != 0 and len(c.messages) == 1
+
+
+def test_update_of_the_kernel_logger_names_the_log_its_host_writes(tmp_path, capsys):
+    """The NT Kernel Logger (LoggerId 0xFFFF) has slot 0, and its host writes s-0.log; the CLI
+    named s-65535.log, a file no host writes. Host and CLI take the name from one function."""
+    from wpptrace.provider import session_cli, sessions
+
+    name = "NT Kernel Logger"
+    # its file's header, and its last header (no message: the kernel logger takes none from here)
+    first, second, session, status = _update_after_failed_writes(tmp_path, name, 1000, writes_done=2,
+                                                                 traced=False)
+    try:
+        assert status == 1 and session & 0xFFFF == 0xFFFF
+        log = os.path.join(sessions.runtime_directory(), "s-0.log")
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == 1 and lines[0].endswith(f"the session writes no file now (its host log: {log})"), lines
+        with open(log) as fh:
+            assert any(f"the new log file {second} could not be started" in line for line in fh)
+        assert sessions.host_log_path(0xFFFF) == log
+    finally:
+        session_cli.stop(name)
 
 
 @pytest.mark.parametrize("action, says", [
