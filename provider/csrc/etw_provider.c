@@ -321,6 +321,9 @@ void wpt_providers_fork_parent(void) { pthread_mutex_unlock(&g_reg_lock); }
 
 /* The child has only the forking thread: no callback of another thread is running there. */
 void wpt_providers_after_fork(void) {
+    /* the parent's drops are the parent's to report: the child counts its own (the dropped
+     * records stay, so an inherited one is not counted here again) */
+    atomic_store(&wpt_enables_dropped, 0);
     pthread_mutex_init(&g_reg_lock, NULL);
     pthread_mutex_init(&g_copy_lock, NULL);
     if (t_copying) pthread_mutex_lock(&g_copy_lock);   /* the outer copy unlocks it as it ends */

@@ -502,6 +502,29 @@ print(filled, lib.wpptrace_enables_dropped(), flush=True)
 """
 
 
+def test_a_forked_child_does_not_report_its_parents_dropped_enables(tmp_path, session_name):
+    """A process that dropped an enable (no room) forks; the child exits normally. The count
+    was inherited, so the child said the parent's line again at its exit. The child's count
+    starts at 0, and only the parent says the line."""
+    control = uuid.uuid4()
+    forks = _FULL_TABLE_CHILD + (
+        "import os\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    print('child', lib.wpptrace_enables_dropped(), flush=True)\n"
+        "    sys.exit(0)\n"
+        "os.waitpid(pid, 0)\n")
+    with TraceSession(session_name, tmp_path / "a.etl", BufferSize=4) as a:
+        P.EnableTrace(True, 0, 4, control, a.handle)
+        res = subprocess.run([sys.executable, "-c", forks, session_name + "-x", str(tmp_path / "x.etl"),
+                              str(control)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["1024", "1", "child", "0"]
+    assert res.stderr.splitlines() == [
+        "wpptrace: this process had no room for 1 enable of other processes' sessions (it keeps 1024 "
+        "at a time): its provider stayed disabled here"]
+
+
 def test_enables_a_process_had_no_room_for_are_reported_once_at_exit(tmp_path, session_name):
     """A process whose table of enables is full drops the enables of other processes' sessions
     it cannot keep, and counts them; nothing showed the count to a person. At exit one line on
