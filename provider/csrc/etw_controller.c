@@ -776,8 +776,30 @@ static void info_of(const wpt_wire_props *w, ULONG flags, WPPTRACE_SESSION_INFO 
     info->BuffersQuarantined = w->buffers_quarantined;
 }
 
+static ULONG list_sessions(EVENT_TRACE_PROPERTIES **array, WPPTRACE_SESSION_INFO *infos, ULONG count,
+                           ULONG *logger_count);
+static ULONG session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *info);
+
+/* Listing and session info wait for hosts' replies with a connection open (and take the
+ * control lock and the registry's): they run with cancellation held off, as the other control
+ * calls do (see wpt_cancel_hold). */
 ULONG wpptrace_list_sessions(EVENT_TRACE_PROPERTIES **array, WPPTRACE_SESSION_INFO *infos, ULONG count,
                              ULONG *logger_count) {
+    int state = wpt_cancel_hold();
+    ULONG rc = list_sessions(array, infos, count, logger_count);
+    wpt_cancel_restore(state);
+    return rc;
+}
+
+ULONG wpptrace_session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *info) {
+    int state = wpt_cancel_hold();
+    ULONG rc = session_info(h, name, info);
+    wpt_cancel_restore(state);
+    return rc;
+}
+
+static ULONG list_sessions(EVENT_TRACE_PROPERTIES **array, WPPTRACE_SESSION_INFO *infos, ULONG count,
+                           ULONG *logger_count) {
     if (!logger_count || (count && !array)) return ERROR_INVALID_PARAMETER;
     for (ULONG i = 0; i < count; i++)
         if (!array[i] || array[i]->Wnode.BufferSize < sizeof(EVENT_TRACE_PROPERTIES))
@@ -846,7 +868,7 @@ ULONG QueryAllTracesA(EVENT_TRACE_PROPERTIES **array, ULONG count, ULONG *logger
     return wpptrace_list_sessions(array, NULL, count, logger_count);
 }
 
-ULONG wpptrace_session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *info) {
+static ULONG session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *info) {
     if (!info || (!h && !name)) return ERROR_INVALID_PARAMETER;
     memset(info, 0, sizeof *info);
     lock();

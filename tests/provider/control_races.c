@@ -269,6 +269,10 @@
  *       cancel-unregister  a thread's UnregisterTraceGuids is cancelled as it waits for a
  *                   callback another thread runs: a fork must return (the thread kept the
  *                   registrations' lock).
+ *       cancel-query-all, cancel-list-sessions, cancel-session-info  a thread's
+ *                   QueryAllTraces, wpptrace_list_sessions or wpptrace_session_info is
+ *                   cancelled once it connected to A's host: no descriptor may be left open,
+ *                   and a QUERY of A must return.
  *       cancel-join-busy  as cancel-join, A's host stopped so the JOIN ends with ERROR_BUSY:
  *                   a fork and a close must return (the thread was cancelled as it woke the
  *                   endpoint thread, the endpoint's lock held).
@@ -346,6 +350,8 @@
  * 0|1 forked 0|1 socket_left 0|1", cancel-join "registered RC cancelled 0|1 forked 0|1 stop_a RC",
  * cancel-join-busy "registered RC cancelled 0|1 forked 0|1 closed 0|1 stop_a RC",
  * cancel-unregister "unregistered RC cancelled 0|1 forked 0|1 stop_x RC",
+ * cancel-query-all, cancel-list-sessions, cancel-session-info "listed RC cancelled 0|1 fds_left N
+ * queried 0|1 query_a RC stop_a RC",
  * close-then-register "enable RC socket_kept 0|1 start_c N enables N stop_x RC stop_c RC",
  * fork-in-copy-stays "reconcile RC served_before 0|1 enable RC child_enabled 0|1 stop_b RC stop_a RC",
  * full-table "filled N first RC second RC dropped N stop_x RC stop_a RC", generation-atomic "atomic 0|1",
@@ -4337,6 +4343,70 @@ static int unsealed_view(void) {
     return 0;
 }
 
+/* cancel-query-all, cancel-list-sessions, cancel-session-info: a thread's QueryAllTraces,
+ * wpptrace_list_sessions or wpptrace_session_info (of A, hosted by a process of its own) is
+ * cancelled once it connected to A's host; the wait for the reply is a cancellation point.
+ * Then a QUERY of A from this thread must return, and no descriptor may be left open. */
+static pthread_t g_lister;
+static _Atomic int g_lister_armed, g_queried_a;
+static ULONG g_lister_rc = 99, g_queried_a_rc = 99;
+
+static void at_lister_connected(int point) {
+    if (point == WPT_POINT_REQUEST_CONNECTED && pthread_equal(pthread_self(), g_lister)
+        && atomic_exchange(&g_lister_armed, 0))
+        pthread_cancel(g_lister);
+}
+
+static void *cancelled_lister(void *arg) {
+    int which = *(const int *)arg;
+    props_block blocks[4];
+    EVENT_TRACE_PROPERTIES *array[4];
+    for (int i = 0; i < 4; i++) {
+        memset(&blocks[i], 0, sizeof blocks[i]);
+        blocks[i].p.Wnode.BufferSize = sizeof blocks[i];
+        array[i] = &blocks[i].p;
+    }
+    WPPTRACE_SESSION_INFO infos[4];
+    ULONG n = 0;
+    if (which == 0) g_lister_rc = QueryAllTracesA(array, 4, &n);
+    else if (which == 1) g_lister_rc = wpptrace_list_sessions(array, infos, 4, &n);
+    else g_lister_rc = wpptrace_session_info(0, "control-races-a", &infos[0]);
+    pthread_testcancel();                      /* a cancel held off acts once the call is done */
+    return NULL;
+}
+
+static void *query_a_once(void *arg) {
+    (void)arg;
+    g_queried_a_rc = query_by_name("control-races-a");
+    atomic_store(&g_queried_a, 1);
+    return NULL;
+}
+
+static int cancel_listing(const char *dir, int which) {
+    TRACEHANDLE a;
+    if (start(dir, "control-races-a", &a)) return 3;
+    int before = open_descriptors();
+    wpt_test_point = at_lister_connected;
+    atomic_store(&g_lister_armed, 1);
+    static int chosen;
+    chosen = which;
+    if (pthread_create(&g_lister, NULL, cancelled_lister, &chosen) != 0) return 4;
+    void *result = NULL;
+    pthread_join(g_lister, &result);
+    wpt_test_point = NULL;
+    int left = open_descriptors() - before;
+    pthread_t q;
+    if (pthread_create(&q, NULL, query_a_once, NULL) != 0) return 5;
+    int64_t deadline = wpt_mono_ms() + 10000;
+    while (!atomic_load(&g_queried_a) && wpt_mono_ms() < deadline) usleep(1000);
+    int queried = atomic_load(&g_queried_a);
+    printf("listed %u cancelled %d fds_left %d queried %d query_a %u stop_a %u\n", (unsigned)g_lister_rc,
+           result == PTHREAD_CANCELED, left, queried, (unsigned)g_queried_a_rc,
+           queried ? (unsigned)stop(a) : 99u);
+    fflush(stdout);
+    _exit(0);                                  /* a hung query must not hold up exit */
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "fork-on-endpoint") == 0) return fork_on_endpoint_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "fork-on-endpoint-returns") == 0) {
@@ -4348,6 +4418,9 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "cancel-join") == 0) return cancel_join(argv[2]);
     if (argc == 3 && strcmp(argv[1], "cancel-join-busy") == 0) return cancel_join_busy(argv[2]);
     if (argc == 3 && strcmp(argv[1], "cancel-unregister") == 0) return cancel_unregister(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "cancel-query-all") == 0) return cancel_listing(argv[2], 0);
+    if (argc == 3 && strcmp(argv[1], "cancel-list-sessions") == 0) return cancel_listing(argv[2], 1);
+    if (argc == 3 && strcmp(argv[1], "cancel-session-info") == 0) return cancel_listing(argv[2], 2);
     if (argc == 3 && strcmp(argv[1], "close-then-register") == 0) return close_then_register_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "unsealed-view") == 0) return unsealed_view();
     if (argc == 3 && strcmp(argv[1], "fork-in-copy-stays") == 0) return fork_in_copy_stays(argv[2]);

@@ -847,6 +847,16 @@ def test_an_unregistration_cancelled_while_it_waits_for_a_callback_leaves_fork_u
     assert got == {"unregistered": 0, "cancelled": 1, "forked": 1, "stop_x": 0}
 
 
+@pytest.mark.parametrize("mode", ["cancel-query-all", "cancel-list-sessions", "cancel-session-info"])
+def test_a_listing_cancelled_while_it_waits_for_a_host_leaves_nothing_open(control_races, out, mode):
+    """QueryAllTraces, wpptrace_list_sessions and wpptrace_session_info wait for a host's reply
+    (poll and recv: cancellation points) on a connection of their own. Cancelled there, the
+    thread left that descriptor open for good. The calls are not cancelled midway: the cancel
+    acts once the call returned."""
+    got = control_races(mode, out)
+    assert got == {"listed": 0, "cancelled": 1, "fds_left": 0, "queried": 1, "query_a": 0, "stop_a": 0}
+
+
 def test_a_registration_after_a_close_in_a_callback_keeps_the_endpoint(control_races, out):
     """A close made in a callback returns at once and leaves the undoing to the endpoint
     thread. A registration after it found the endpoint still running and started none; then
