@@ -108,7 +108,8 @@ def _runtime_directory_name() -> str:
 
 def _logfile_refusal(path: str, exc: Win32Error) -> str:
     """Why the core would not create the log file ``path`` (it follows no link of another user
-    on the way, never a link as the file, and takes only a file of this user with one name),
+    on the way, nor one in a directory others may write to unless the link and the directory are
+    this user's, never a link as the file, and takes only a file of this user with one name),
     one line."""
     uid = os.geteuid()
     parts = os.path.dirname(path).split("/")
@@ -120,6 +121,16 @@ def _logfile_refusal(path: str, exc: Win32Error) -> str:
         if stat.S_ISLNK(up.st_mode) and up.st_uid not in (uid, 0):
             return (f"{path}: cannot use it as the log file ({exc.name}): the link {'/'.join(parts[:i])} "
                     f"on its path belongs to user {up.st_uid}, not to this user ({uid}) or root")
+        if stat.S_ISLNK(up.st_mode):
+            try:
+                where = os.stat("/".join(parts[:i - 1]) or "/")
+            except OSError:
+                break
+            if where.st_mode & 0o022 and (where.st_uid != uid or up.st_uid != uid):
+                return (f"{path}: cannot use it as the log file ({exc.name}): the link "
+                        f"{'/'.join(parts[:i])} on its path is in a directory others may write to, where "
+                        f"a link is followed only if it and the directory belong to this user ({uid}) "
+                        f"(the protected_symlinks rule, strictly)")
     try:
         st = os.lstat(path)
     except OSError:

@@ -114,6 +114,9 @@ static void file_free(wpt_logfile *lf) {
  * read and followed here, and only if it belongs to this user or to root. A link's owner chose
  * where it leads, so another user's link (planted in a directory of theirs on our path) could
  * lead our log file onto any file of ours; our own links (a home directory that is a link) work.
+ * A link in a directory others may write to (a shared /tmp) is followed only if it and the
+ * directory are ours: the safe form of the kernel's protected_symlinks rule, since what such
+ * a directory holds under a name is not ours to trust even when it looks it.
  * -1 with *rc set on failure; `path` names the log file in the host's log. */
 static int open_log_dir(const char *path, const char *dir, ULONG *rc) {
     char todo[WPT_MAX_PATH], next[WPT_MAX_PATH], name[NAME_MAX + 1];
@@ -162,6 +165,23 @@ static int open_log_dir(const char *path, const char *dir, ULONG *rc) {
         if (st.st_uid != geteuid() && st.st_uid != 0) {
             wpt_host_log("log file %s refused: the link %s on its path belongs to user %u, not to "
                          "this user (%u) or root", path, name, (unsigned)st.st_uid, (unsigned)geteuid());
+            close(fd);
+            close(at);
+            *rc = ERROR_ACCESS_DENIED;
+            return -1;
+        }
+        struct stat in;
+        if (fstat(at, &in) != 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            break;
+        }
+        if ((in.st_mode & 022) && (in.st_uid != geteuid() || st.st_uid != geteuid())) {
+            wpt_host_log("log file %s refused: the link %s on its path is in a directory others may "
+                         "write to, where a link is followed only if it and the directory belong to "
+                         "this user (%u) (the protected_symlinks rule, strictly)", path, name,
+                         (unsigned)geteuid());
             close(fd);
             close(at);
             *rc = ERROR_ACCESS_DENIED;

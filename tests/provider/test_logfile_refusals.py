@@ -1,14 +1,17 @@
 """A session's log file is opened without following a link, through no link of another user on
-its path, and used only if it is a regular file of this user with no other name; an existing file
+its path (nor one in a directory others may write to, unless the link and the directory are this
+user's), and used only if it is a regular file of this user with no other name; an existing file
 is looked at before it is opened (a FIFO or a device never is), and nothing of it changes before
 those checks."""
 from __future__ import annotations
 
 import ctypes
 import os
+import pathlib
 import stat
 import subprocess
 import sys
+import uuid
 
 import pytest
 
@@ -213,3 +216,53 @@ def test_the_session_command_names_a_link_of_another_user_on_the_path(session_na
     victim, path = _planted_parent(tmp_path)
     line = _cli_refusal(session_name, path)
     assert f"the link {path.parent} on its path belongs to user {NOBODY}" in line and _unchanged(victim)
+
+
+def _shared_directory(tmp_path):
+    """A directory others may write to (sticky, as /tmp is) that is not this user's."""
+    if os.geteuid() == 0:
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        os.chmod(shared, 0o1777)
+        os.chown(shared, NOBODY, NOBODY)
+        return shared
+    st = os.stat("/tmp")
+    if st.st_uid == os.geteuid() or not st.st_mode & 0o002:
+        pytest.skip("needs root, or a /tmp of another user that others may write to")
+    return pathlib.Path("/tmp")
+
+
+@pytest.fixture
+def own_link_in_shared(tmp_path):
+    """This user's link, in a directory others may write to, to a directory of this user."""
+    real = tmp_path / "real"
+    real.mkdir()
+    link = _shared_directory(tmp_path) / f"wpptrace-link-{uuid.uuid4().hex}"
+    link.symlink_to(real)
+    yield real, link
+    link.unlink()
+
+
+def test_an_own_link_in_a_directory_others_may_write_to_is_refused(session_name, own_link_in_shared):
+    real, link = own_link_in_shared
+    assert _start_code(session_name, link / "trace.etl") == L.ERROR_ACCESS_DENIED
+    assert not (real / "trace.etl").exists()
+
+
+def test_an_own_link_in_an_own_directory_others_may_write_to_is_followed(session_name, tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    shared = tmp_path / "mine"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    (shared / "ln").symlink_to(real)
+    with TraceSession(session_name, shared / "ln" / "trace.etl"):
+        pass
+    assert (real / "trace.etl").stat().st_size >= 4096
+
+
+def test_the_session_command_names_the_rule_for_a_link_in_a_shared_directory(session_name, own_link_in_shared):
+    real, link = own_link_in_shared
+    line = _cli_refusal(session_name, link / "trace.etl")
+    assert f"the link {link} on its path is in a directory others may write to" in line
+    assert "protected_symlinks" in line and not (real / "trace.etl").exists()
