@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import threading
 
-from remote_helpers import (PATIENCE, HandRelay, Proxy, _StuckClose, _StuckWrite, ended_relay,
-                            wait_until)
+from remote_helpers import (PATIENCE, HandRelay, Proxy, TracedSession, _StuckClose,
+                            _StuckWrite, ended_relay, relay_process, wait_until)
 
 from wpptrace.remote import Collector, Relay
 from wpptrace.remote import protocol as P
@@ -200,3 +201,94 @@ def test_a_second_interrupt_makes_collect_exit_at_once_saying_what_it_left(
     err = capsys.readouterr().err
     assert "interrupted again: stopped without waiting: 1 connections not closed" in err
     assert started[0].wait(PATIENCE)
+
+
+class _Lines:
+    """The lines a child process writes to ``stream``, read as they come (a thread)."""
+
+    def __init__(self, stream):
+        self.lines: list[str] = []
+        self._seen = threading.Condition()
+        self._ended = False
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            with self._seen:
+                self.lines.append(line.rstrip("\n"))
+                self._seen.notify_all()
+        with self._seen:
+            self._ended = True
+            self._seen.notify_all()
+
+    def wait_for(self, text: str) -> str:
+        """The first line holding ``text``, once written (AssertionError if the stream ends,
+        or PATIENCE passes, before)."""
+        def found():
+            return next((line for line in self.lines if text in line), None)
+        with self._seen:
+            self._seen.wait_for(lambda: found() is not None or self._ended, PATIENCE)
+            assert found() is not None, f"no line with {text!r} in {self.lines}"
+            return found()
+
+
+def _interrupted_relay(tmp_path, monkeypatch, twice: bool):
+    """``wpptrace relay`` of a live session (a child process) into a collector whose file
+    closes are stuck (END's ACK waits for them), interrupted once the collector has its
+    first buffers and then, if ``twice``, again once the collector has its END. Returns the
+    process's exit code, its stderr lines, and the collector's source."""
+    disk = _StuckClose(monkeypatch)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector, \
+            TracedSession(tmp_path, "interrupted", buffer_kb=8) as session:
+        relay = relay_process(session.name, collector.address, "--linger", "600",
+                              "--linger-limit", "600")
+        err = _Lines(relay.stderr)
+        try:
+            err.wait_for("relaying to")         # (said once its interrupts are handled)
+            session.log(500, size=100)
+            session.flush()
+            assert collector.wait_for(lambda ss: ss and ss[0].buffers > 0, PATIENCE)
+            relay.send_signal(signal.SIGINT)    # stop reading, send what is left, then END
+            assert collector.wait_for(lambda ss: ss[0].ended, PATIENCE)
+            assert disk.stuck.wait(PATIENCE)    # END's ACK waits for the close
+            if twice:
+                assert relay.poll() is None     # lingering for END's ACK
+                relay.send_signal(signal.SIGINT)
+                code = relay.wait(PATIENCE)     # gives up at once, the close still stuck
+                assert not disk.release.is_set()
+            disk.release.set()
+            if not twice:
+                code = relay.wait(PATIENCE)
+            assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+        finally:
+            disk.release.set()
+            if relay.poll() is None:
+                relay.kill()
+                relay.wait(PATIENCE)
+        err.wait_for(" buffers read, ")         # (the summary: the last line)
+        return code, err.lines, collector.sources[0]
+
+
+def test_one_interrupt_of_relay_sends_what_is_left_and_waits_for_the_collector(
+        tmp_path, monkeypatch):
+    """The first SIGINT stops the reading; the relay sends what it holds and END, and waits
+    for END's ACK (held until the collector's file is closed): delivered, exit 0."""
+    code, lines, source = _interrupted_relay(tmp_path, monkeypatch, twice=False)
+    assert code == 0, lines
+    assert lines[-1].endswith("; stopped"), lines
+    assert source.ended and not source.stopped and source.file_error == ""
+    read = int(re.search(r"(\d+) buffers read", lines[-1]).group(1))
+    assert source.buffers == read > 0
+
+
+def test_a_second_interrupt_of_relay_gives_up_at_once_saying_what_it_left(
+        tmp_path, monkeypatch):
+    """The first SIGINT stops the reading and END goes out; the collector's close (and so
+    END's ACK) hangs; a second SIGINT ends the relay at once, exit 1, saying the stream was
+    not acknowledged."""
+    code, lines, source = _interrupted_relay(tmp_path, monkeypatch, twice=True)
+    assert code == 1, lines
+    assert re.search(r"; failed: could not deliver the stream: stopped after its end, before "
+                     r"the collector acknowledged it \(\d+ buffers undelivered\)$",
+                     lines[-1]), lines
+    assert source.ended and source.file_error == ""

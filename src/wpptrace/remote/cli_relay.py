@@ -94,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
         relay.stop()
 
     previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    logging.getLogger("wpptrace.remote.relay").info(
+        "%s: relaying to %s:%d (an interrupt stops reading and sends what is left; a second "
+        "one gives up at once)", args.session, *address)
     announced = False
     try:
         while not relay.wait(0.5):
