@@ -50,3 +50,25 @@ def test_the_linger_options_reach_the_relay(monkeypatch, capsys):
     assert _relay() == 1
     assert [(o["linger"], o["linger_limit"]) for o in made] == [(2.5, 40.0), (30.0, 300.0)]
     assert capsys.readouterr().err.count("not started in this test") == 2
+
+
+def test_collect_and_relay_read_seconds_with_one_shared_helper():
+    """Both commands read their options in seconds with the remote commands' one helper;
+    neither takes a private helper of the other."""
+    import ast
+    import inspect
+
+    from wpptrace.remote import cli_collect, cli_options, cli_relay
+
+    for module in (cli_collect, cli_relay):
+        imported = {(node.module, alias.name) for node in ast.walk(ast.parse(
+            inspect.getsource(module))) if isinstance(node, ast.ImportFrom)
+            for alias in node.names}
+        assert ("wpptrace.remote.cli_options", "seconds") in imported, module.__name__
+        private = [f"{where}.{name}" for where, name in imported
+                   if name.startswith("_") and (where or "").startswith("wpptrace.remote")]
+        assert private == [], module.__name__
+    assert cli_options.seconds("2.5", "--linger") == 2.5
+    with pytest.raises(ValueError, match=r"^--write-timeout '0.5': expected a number of "
+                                         r"seconds, at least 1$"):
+        cli_options.seconds("0.5", "--write-timeout", least=1.0)

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import signal
 import sys
 import threading
-from typing import Optional
 
 from wpptrace._cliutil import RawDescriptionHelpFormatter, complain
+from wpptrace.remote.cli_options import seconds
 
 PROG = "collect"
 #: seconds the collector has at exit to close every connection and file (then exit status 1)
@@ -109,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         in_all = _whole(args.max_queued_mb, "--max-queued-mb")
         per_source = (min(4, in_all) if args.max_queued_per_source_mb is None else
                       _whole(args.max_queued_per_source_mb, "--max-queued-per-source-mb"))
-        write_timeout = _seconds(args.write_timeout, "--write-timeout", least=1.0)
+        write_timeout = seconds(args.write_timeout, "--write-timeout", least=1.0)
         max_file = _whole(args.max_file_mb, "--max-file-mb")
     except ValueError as exc:
         complain(PROG, exc)
@@ -212,23 +211,6 @@ def _whole(text: str, option: str) -> int:
         value = 0
     if not 1 <= value <= 1 << 20:
         raise ValueError(f"{option} {text!r}: expected a whole number of MiB from 1 to 1048576")
-    return value
-
-
-def _seconds(text: str, option: str, least: Optional[float] = None) -> float:
-    """A finite number of seconds above 0, or at least ``least`` if given (a write timeout
-    shorter than 1 s would fail any disk that pauses, and have the collector look at its
-    sources without pause). ValueError saying so."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if least is None:
-        if not (value > 0 and math.isfinite(value)):
-            raise ValueError(f"{option} {text!r}: expected a number of seconds above 0")
-    elif not (value >= least and math.isfinite(value)):
-        raise ValueError(f"{option} {text!r}: expected a number of seconds, at least "
-                         f"{least:g}")
     return value
 
 

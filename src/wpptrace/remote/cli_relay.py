@@ -16,6 +16,7 @@ import sys
 import uuid
 
 from wpptrace._cliutil import RawDescriptionHelpFormatter, complain
+from wpptrace.remote.cli_options import seconds
 
 PROG = "relay"
 
@@ -51,7 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wpptrace.remote.cli_collect import _seconds
     from wpptrace.remote.relay import Relay, parse_address
     from wpptrace.remote.tls import client_context
 
@@ -69,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
         complain(PROG, "--max-queue must be at least 1")
         return 2
     try:
-        linger = _seconds(args.linger, "--linger")
-        linger_limit = _seconds(args.linger_limit, "--linger-limit")
+        linger = seconds(args.linger, "--linger")
+        linger_limit = seconds(args.linger_limit, "--linger-limit")
     except ValueError as exc:
         complain(PROG, exc)
         return 2
