@@ -160,3 +160,39 @@ def test_a_registry_made_again_after_a_clean_up_keeps_this_processs_sessions(tmp
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "True", "['kept-a',", "'kept-b']", "True"]
+
+
+_CLOSED = textwrap.dedent("""
+    import os, sys, uuid
+    import wpptrace.provider as P
+    runtime, out = sys.argv[1:3]
+
+    def start():
+        props = P.EVENT_TRACE_PROPERTIES(LogFileName=os.path.join(out, uuid.uuid4().hex + ".etl"),
+                                         LogFileMode=P.EVENT_TRACE_FILE_MODE_SEQUENTIAL)
+        try:
+            handle = P.StartTrace("rtdir-" + uuid.uuid4().hex[:8], props)
+        except P.Win32Error as exc:
+            return exc.winerror
+        P.ControlTrace(handle, None, props, P.EVENT_TRACE_CONTROL_STOP)
+        return 0
+
+    print(start())
+    held = [int(n) for n in os.listdir("/proc/self/fd")
+            if os.path.realpath("/proc/self/fd/" + n) == os.path.realpath(runtime)]
+    mine = os.open(os.path.join(out, "mine.txt"), os.O_RDWR | os.O_CREAT, 0o600)
+    os.dup2(mine, held[0])             # the application's own file at the directory's number now
+    print(len(held), start(), os.path.realpath("/proc/self/fd/%d" % held[0]) == os.path.join(out, "mine.txt"))
+""")
+
+
+def test_a_closed_directory_descriptor_is_opened_again_and_its_number_left_alone(tmp_path):
+    """The application closed the held descriptor and put a file of its own at its number: the
+    directory is opened again under another number, and the application's file is not written
+    over."""
+    runtime = tmp_path / "rt"
+    env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
+    done = subprocess.run([sys.executable, "-c", _CLOSED, str(runtime), str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "1", "0", "True"]
