@@ -372,9 +372,10 @@ def _report_at_exit(exc: Win32Error) -> None:
 
 def _report_enables_dropped() -> None:
     """One line on stderr at exit if this process had no room for enables of other processes'
-    sessions (each dropped and counted once by the core, its provider left disabled here), and
-    one if it refused the memory of such a session: nothing else shows these counts to a
-    person."""
+    sessions (each dropped and counted once by the core, its provider left disabled here), one
+    if such enables were withheld from it (a child forked in a callback of the copy bringing
+    them, that never returned into it), and one if it refused the memory of such a session:
+    nothing else shows these counts to a person."""
     try:
         dropped = int(lib.wpptrace_enables_dropped())
         if dropped:
@@ -382,6 +383,14 @@ def _report_enables_dropped() -> None:
                              f"{'s' if dropped != 1 else ''} of other processes' sessions (it keeps "
                              f"1024 at a time): {'their providers' if dropped != 1 else 'its provider'} "
                              f"stayed disabled here\n")
+            sys.stderr.flush()
+        withheld = int(lib.wpptrace_enables_withheld())
+        if withheld:
+            plural = withheld != 1
+            sys.stderr.write(f"wpptrace: {withheld} enable{'s' if plural else ''} of other processes' "
+                             f"sessions never reached this process (forked in a provider callback that "
+                             f"never returned into the copy bringing {'them' if plural else 'it'}): "
+                             f"{'their providers' if plural else 'its provider'} stayed disabled here\n")
             sys.stderr.flush()
         refused = int(lib.wpptrace_views_refused())
         if refused:

@@ -91,6 +91,8 @@ typedef struct {
 } disable_record;
 static disable_record g_disables[WPT_MAX_ENABLES];
 _Atomic uint32_t wpt_enables_dropped;
+/* Enables withheld from a child forked in a copy that did not end (see g_copy_inherited). */
+static _Atomic uint32_t g_enables_withheld;
 /* The enables dropped so far (session, GUID, version), so that a copy made again while the
  * table stays full counts and reports each once (g_copy_lock held). Full, the oldest gives way. */
 typedef struct {
@@ -101,8 +103,21 @@ typedef struct {
 } dropped_enable;
 static dropped_enable g_dropped[WPT_MAX_ENABLES];
 static int g_dropped_count, g_dropped_next;
+/* Guards g_dropped: a child forked in a copy counts there without the copy's lock. */
+static pthread_mutex_t g_dropped_lock = PTHREAD_MUTEX_INITIALIZER;
+/* A child forked in a callback of a registry copy: its forking thread holds the copy lock
+ * for that copy until the copy ends, which it may never do (a worker that ends with _exit, or
+ * runs on). A copy owed meanwhile (the child's endpoint owes one as it starts) waits for it, so
+ * the enables only a copy brings are withheld: counted (once each) when asked. 0 once it ended. */
+static _Atomic int g_copy_inherited;
+static void count_withheld_enables(void);
 
 ULONG wpptrace_enables_dropped(void) { return atomic_load(&wpt_enables_dropped); }
+
+ULONG wpptrace_enables_withheld(void) {
+    if (atomic_load(&g_copy_inherited)) count_withheld_enables();
+    return atomic_load(&g_enables_withheld);
+}
 static pthread_mutex_t g_reg_lock = PTHREAD_MUTEX_INITIALIZER;
 /* One copy of the registry at a time (copy_registry's buffers); a forked child gets the lock
  * fresh (its holder may be a thread of the parent, which the child has not), held by the
@@ -316,17 +331,27 @@ static void pending_run(pending_list *l) {
 
 int wpt_in_callback(void) { return t_innermost != NULL; }
 
-void wpt_providers_fork_prepare(void) { pthread_mutex_lock(&g_reg_lock); }
-void wpt_providers_fork_parent(void) { pthread_mutex_unlock(&g_reg_lock); }
+void wpt_providers_fork_prepare(void) {
+    pthread_mutex_lock(&g_reg_lock);
+    pthread_mutex_lock(&g_dropped_lock);
+}
+
+void wpt_providers_fork_parent(void) {
+    pthread_mutex_unlock(&g_dropped_lock);
+    pthread_mutex_unlock(&g_reg_lock);
+}
 
 /* The child has only the forking thread: no callback of another thread is running there. */
 void wpt_providers_after_fork(void) {
     /* the parent's drops are the parent's to report: the child counts its own (the dropped
      * records stay, so an inherited one is not counted here again) */
     atomic_store(&wpt_enables_dropped, 0);
+    atomic_store(&g_enables_withheld, 0);
     pthread_mutex_init(&g_reg_lock, NULL);
     pthread_mutex_init(&g_copy_lock, NULL);
+    pthread_mutex_init(&g_dropped_lock, NULL);
     if (t_copying) pthread_mutex_lock(&g_copy_lock);   /* the outer copy unlocks it as it ends */
+    atomic_store(&g_copy_inherited, t_copying);
     pthread_cond_init(&g_reg_cond, NULL);
     for (int i = 0; i < g_regs_high; i++) {
 #ifdef WPT_TEST_POINTS
@@ -580,18 +605,58 @@ static int copy_holds(const wpt_reg_enable *copy, const GUID *guid, TRACEHANDLE 
  * of sessions in other processes that the registry no longer holds are disabled too (changes
  * it heard of but could not check). An enable newer than the copy is kept: the registry had
  * not seen it yet. */
-/* g_copy_lock held: is the registry's enable `en` dropped here for the first time? */
+/* Is the registry's enable `en` dropped here for the first time? */
 static int first_drop(const wpt_reg_enable *en) {
+    pthread_mutex_lock(&g_dropped_lock);
     for (int i = 0; i < g_dropped_count; i++) {
         const dropped_enable *d = &g_dropped[i];
         if (d->version == en->version && d->logger_id == en->logger_id && d->generation == en->generation
-            && guid_eq(&d->guid, &en->guid))
+            && guid_eq(&d->guid, &en->guid)) {
+            pthread_mutex_unlock(&g_dropped_lock);
             return 0;
+        }
     }
     g_dropped[g_dropped_next] = (dropped_enable){en->guid, en->logger_id, en->generation, en->version};
     g_dropped_next = (g_dropped_next + 1) % WPT_MAX_ENABLES;
     if (g_dropped_count < WPT_MAX_ENABLES) g_dropped_count++;
+    pthread_mutex_unlock(&g_dropped_lock);
     return 1;
+}
+
+/* Count as withheld (once each) the registry's enables of other processes' sessions that a provider
+ * registered here lacks, while the copy inherited from the parent holds the copy lock: only a
+ * copy would bring them (in its own buffers: the inherited copy's are not touched). */
+static void count_withheld_enables(void) {
+    int state = wpt_cancel_hold();
+    wpt_reg_enable *seen = malloc(sizeof *seen * WPT_MAX_ENABLES);
+    uint32_t alive[WPPTRACE_MAX_SESSIONS];
+    ULONG rc;
+    wpt_registry *reg = seen ? wpt_registry_lock(0, &rc) : NULL;
+    if (reg) {
+        memcpy(seen, reg->enables, sizeof *seen * WPT_MAX_ENABLES);
+        for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
+            wpt_reg_logger *l = &reg->loggers[i];
+            alive[i] = l->state == WPT_RUNNING && !(l->flags & WPT_REG_PRIVATE) && wpt_reg_alive(l)
+                     ? l->generation + 1 : 0;
+        }
+        wpt_registry_unlock();
+        uint32_t withheld = 0;
+        for (int i = 0; i < WPT_MAX_ENABLES; i++) {
+            const wpt_reg_enable *en = &seen[i];
+            uint32_t slot = wpt_slot_of_id(en->logger_id);
+            if (!en->used || slot >= WPPTRACE_MAX_SESSIONS || !alive[slot]
+                || (uint8_t)(alive[slot] - 1) != en->generation)
+                continue;
+            pthread_mutex_lock(&g_reg_lock);
+            const enable_entry *e = find_enable(&en->guid);
+            int lacking = count_registrations(&en->guid) && !(e && e->version >= en->version);
+            pthread_mutex_unlock(&g_reg_lock);
+            if (lacking) withheld += (uint32_t)first_drop(en);
+        }
+        if (withheld) atomic_fetch_add(&g_enables_withheld, withheld);
+    }
+    free(seen);
+    wpt_cancel_restore(state);
 }
 
 static ULONG copy_registry(int drop_absent) {
@@ -613,6 +678,7 @@ static ULONG copy_registry(int drop_absent) {
     wpt_registry *reg = wpt_registry_lock(0, &rc);
     if (!reg) {
         t_copying = 0;
+        atomic_store(&g_copy_inherited, 0);   /* a child's inherited copy ends here, or none */
         pthread_mutex_unlock(&g_copy_lock);
         return rc;
     }
@@ -665,6 +731,7 @@ static ULONG copy_registry(int drop_absent) {
         }
     }
     t_copying = 0;
+    atomic_store(&g_copy_inherited, 0);       /* a child's inherited copy ends here, or none */
     pthread_mutex_unlock(&g_copy_lock);
     if (dropped) atomic_fetch_add(&wpt_enables_dropped, dropped);
     if (dropped && unfinished == ERROR_SUCCESS) return ERROR_NOT_ENOUGH_MEMORY;

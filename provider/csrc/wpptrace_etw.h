@@ -213,6 +213,11 @@ void  wpptrace_endpoint_close(void);
 /* Enables of other processes' sessions this process had no room for (it keeps 1024) and
  * dropped, each counted once; their providers stay disabled here. */
 ULONG wpptrace_enables_dropped(void);
+/* Enables of other processes' sessions withheld from this process, a child forked in a
+ * ControlCallback run by a copy of the enables that never returned into it: the copy owed
+ * since waits for that one, so they never come. Counted once each, when asked (their providers
+ * stay disabled here). */
+ULONG wpptrace_enables_withheld(void);
 /* Sessions of other processes whose memory this process refused to map (its file not sealed
  * against shrinking, or not what the session said), each counted once; their providers stay
  * disabled for them here. */

@@ -282,6 +282,9 @@
  *       fork-in-copy-stays  this process reconciles; the enable's callback forks and the child
  *                   never returns into it: the child's endpoint must still serve (its thread
  *                   waited for the copy lock only that copy would release, deaf for good).
+ *       fork-in-copy-withheld  as fork-in-copy, the child never returning into the copy: the
+ *                   second enable, which only that copy would bring, must be counted as
+ *                   withheld in the child (once), and delivered in the parent.
  *       freed-stop  A (slot 2) looks gone from here (its entry's process start time altered,
  *                   as a host in another PID namespace looks): starting B frees A's entry and
  *                   takes slot 1, which session X held until then; then A's host stops
@@ -354,6 +357,8 @@
  * queried 0|1 query_a RC stop_a RC",
  * close-then-register "enable RC socket_kept 0|1 start_c N enables N stop_x RC stop_c RC",
  * fork-in-copy-stays "reconcile RC served_before 0|1 enable RC child_enabled 0|1 stop_b RC stop_a RC",
+ * fork-in-copy-withheld "reconcile RC child_withheld N child_withheld_again N child_second 0|1 second N
+ * withheld N stop_a RC",
  * full-table "filled N first RC second RC dropped N stop_x RC stop_a RC", generation-atomic "atomic 0|1",
  * copy-after-disable "disable RC last 0|1 enabled_after 0|1 listed_after 0|1 stop_a RC stop_b RC",
  * wall-stepped "returned 0|1 lock RC", made-up-disable "enabled 0|1 answer RC still_enabled 0|1 stop_b RC", silent-peer "enable RC silent_open 0|1 child_enabled 0|1 stop_a RC", stale-peer "new_left 0|1 new_reachable 0|1 stale_left 0|1"; all exit 0. (start-held[-unbound|-bound] OUT_DIR starts A with its
@@ -4407,6 +4412,55 @@ static int cancel_listing(const char *dir, int which) {
     _exit(0);                                  /* a hung query must not hold up exit */
 }
 
+/* fork-in-copy-withheld: this process reconciles with the registry, which holds enables of two
+ * of its providers for A; the first one's ENABLE callback forks, and the child never returns
+ * into that copy. The second enable, which only that copy would bring (the copy the child's
+ * endpoint owes waits for it), never reaches the child: the child must count it as withheld,
+ * once however often it asks. */
+static pid_t g_withheld_child = -1;
+static callback_count g_withheld_second;
+
+static ULONG fork_and_withhold(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    if (code != WMI_ENABLE_EVENTS || g_withheld_child != -1) return ERROR_SUCCESS;
+    pid_t child = fork();
+    if (child != 0) {
+        g_withheld_child = child;
+        return ERROR_SUCCESS;
+    }
+    ULONG first = wpptrace_enables_withheld(), again = wpptrace_enables_withheld();
+    int second = atomic_load(&g_withheld_second.enables) != 0;
+    _exit((int)(first > 3 ? 3 : first) | (int)(again > 3 ? 3 : again) << 2 | second << 4);
+}
+
+static int fork_in_copy_withheld(const char *dir) {
+    uint32_t slot, generation;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
+    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE r;
+    if (RegisterTraceGuids(fork_and_withhold, NULL, &g_first_control, 1, &reg, NULL, NULL, &r)
+        || register_counted(&g_last_control, &g_withheld_second))
+        return 5;
+    int first = registry_enable(&g_first_control, slot);
+    int last = registry_enable(&g_last_control, slot);
+    if (first < 0 || first > last) return 6;
+    ULONG reconciled = wpt_reconcile_with_registry();
+    if (g_withheld_child <= 0) return 7;
+    int status = 0;
+    while (waitpid(g_withheld_child, &status, 0) < 0 && errno == EINTR) {}
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 255;
+    printf("reconcile %u child_withheld %d child_withheld_again %d child_second %d second %d withheld %u stop_a %u\n",
+           (unsigned)reconciled, code & 3, code >> 2 & 3, code >> 4 & 1,
+           atomic_load(&g_withheld_second.enables), (unsigned)wpptrace_enables_withheld(),
+           (unsigned)stop_by_name("control-races-a"));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "fork-on-endpoint") == 0) return fork_on_endpoint_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "fork-on-endpoint-returns") == 0) {
@@ -4424,6 +4478,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "close-then-register") == 0) return close_then_register_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "unsealed-view") == 0) return unsealed_view();
     if (argc == 3 && strcmp(argv[1], "fork-in-copy-stays") == 0) return fork_in_copy_stays(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "fork-in-copy-withheld") == 0) return fork_in_copy_withheld(argv[2]);
     if (argc == 3 && strcmp(argv[1], "start-enable-c") == 0) {
         TRACEHANDLE c;
         if (start(argv[2], "control-races-c", &c) != ERROR_SUCCESS) return 1;

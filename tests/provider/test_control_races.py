@@ -876,6 +876,17 @@ def test_a_child_forked_in_a_copy_that_never_returns_to_it_keeps_its_endpoint_se
                    "stop_a": 0}
 
 
+def test_an_enable_a_child_never_gets_from_a_copy_that_never_returns_is_counted(control_races, out):
+    """A child forked in a callback of a registry copy that never returns into it holds that
+    copy's lock for good: the second enable, which only that copy would bring (the copy the
+    child's endpoint owes waits for it), never reached the child, and nothing counted it. The
+    child counts it as withheld, once however often it asks; the parent's copy goes on and
+    delivers it there."""
+    got = control_races("fork-in-copy-withheld", out)
+    assert got == {"reconcile": 0, "child_withheld": 1, "child_withheld_again": 1, "child_second": 0,
+                   "second": 1, "withheld": 0, "stop_a": 0}
+
+
 def test_a_session_memory_not_sealed_against_shrinking_is_refused(control_races, out):
     """A host hands out its session's memory file sealed against shrinking (a file shrunk
     under the view faults the application's writes) and against further seals. A view of a

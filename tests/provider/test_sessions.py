@@ -502,6 +502,30 @@ print(filled, lib.wpptrace_enables_dropped(), flush=True)
 """
 
 
+def test_enables_withheld_from_a_forked_child_are_said_at_exit(monkeypatch, capsys):
+    """Enables the core counted as withheld (a child forked in a provider callback of the copy
+    bringing them, which never returned into it) are said in one line at exit, as enables
+    without room are: nothing else shows the count to a person."""
+    from wpptrace.provider import api
+
+    class Counts:
+        def wpptrace_enables_dropped(self) -> int:
+            return 0
+
+        def wpptrace_enables_withheld(self) -> int:
+            return 2
+
+        def wpptrace_views_refused(self) -> int:
+            return 0
+
+    monkeypatch.setattr(api, "lib", Counts())
+    api._report_enables_dropped()
+    assert capsys.readouterr().err.splitlines() == [
+        "wpptrace: 2 enables of other processes' sessions never reached this process (forked in a "
+        "provider callback that never returned into the copy bringing them): their providers stayed "
+        "disabled here"]
+
+
 def test_a_forked_child_does_not_report_its_parents_dropped_enables(tmp_path, session_name):
     """A process that dropped an enable (no room) forks; the child exits normally. The count
     was inherited, so the child said the parent's line again at its exit. The child's count
