@@ -245,10 +245,20 @@ ULONG wpt_view_map(int memfd, uint64_t map_size, uint16_t logger_id, uint32_t ge
 /* Replaced and retired views, kept for writers that may still hold them. */
 static _Atomic(wpt_view *) g_retired_views;
 
+static int claim_locked(wpt_view *v);
+static void swap_claimed(wpt_view *v);
+static pthread_mutex_t g_swap_lock;
+
 void wpt_view_publish(wpt_view *v) {
     uint32_t slot = wpt_slot_of_id(v->logger_id);
-    wpt_view *old = atomic_exchange_explicit(&wpt_views[slot], v, memory_order_acq_rel);
-    if (old && old != v) wpt_view_retire(old);
+    wpt_view *old = atomic_load(&wpt_views[slot]);
+    if (old && old != v) WPT_TEST_POINT(WPT_POINT_VIEW_RETIRE);    /* as wpt_view_retire's */
+    /* the old view taken out and claimed at once (see wpt_view_retire) */
+    pthread_mutex_lock(&g_swap_lock);
+    old = atomic_exchange_explicit(&wpt_views[slot], v, memory_order_acq_rel);
+    int claimed = old && old != v && claim_locked(old);
+    pthread_mutex_unlock(&g_swap_lock);
+    if (claimed) swap_claimed(old);
 }
 
 #ifdef WPT_TEST_POINTS
@@ -264,23 +274,33 @@ _Atomic uint32_t wpt_views_retired;
 static pthread_mutex_t g_swap_lock = PTHREAD_MUTEX_INITIALIZER;
 static wpt_view *g_swapping;
 
+/* g_swap_lock held: `v` is this caller's to swap (0: taken already, or a forked child's copy
+ * of a private pool, unmapped). The endpoint thread (the host gone) and a STOP or clean-up of
+ * this process may retire the same view at once: one of them swaps its memory. Twice, the
+ * second closed the memfd number again (by then maybe another descriptor of the process) and
+ * listed the view twice. */
+static int claim_locked(wpt_view *v) {
+    if (atomic_exchange(&v->retired, 1) || !v->map) return 0;
+    v->older = g_swapping;              /* a child forked before the swap finishes it */
+    g_swapping = v;
+    return 1;
+}
+
 void wpt_view_retire(wpt_view *v) {
     uint32_t slot = wpt_slot_of_id(v->logger_id);
     WPT_TEST_POINT(WPT_POINT_VIEW_RETIRE);
+    /* Taken out of its slot and claimed at once, under the lock: a child forked in between
+     * found the view neither published nor being swapped, and kept its memory mapped (and its
+     * memfd open) until it exited. */
+    pthread_mutex_lock(&g_swap_lock);
     wpt_view *expect = v;
     atomic_compare_exchange_strong(&wpt_views[slot], &expect, NULL);
-    /* The endpoint thread (the host gone) and a STOP or clean-up of this process may retire the
-     * same view at once: one of them swaps its memory. Twice, the second closed the memfd number
-     * again (by then maybe another descriptor of the process) and listed the view twice. */
-    pthread_mutex_lock(&g_swap_lock);
-    if (atomic_exchange(&v->retired, 1) || !v->map) {
-        /* taken already, or a forked child's copy of a private pool, unmapped */
-        pthread_mutex_unlock(&g_swap_lock);
-        return;
-    }
-    v->older = g_swapping;              /* a child forked before the swap finishes it */
-    g_swapping = v;
+    int claimed = claim_locked(v);
     pthread_mutex_unlock(&g_swap_lock);
+    if (claimed) swap_claimed(v);
+}
+
+static void swap_claimed(wpt_view *v) {
 #ifdef WPT_TEST_POINTS
     atomic_fetch_add(&wpt_views_retired, 1);
 #endif

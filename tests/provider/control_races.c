@@ -279,6 +279,8 @@
  *       close-then-register  a callback closes the endpoint (returns at once), then registers
  *                   another provider: the endpoint must stay (the endpoint thread undid it, and
  *                   no session of another process could reach the new provider).
+ *       fork-while-retiring  a view replaced by a newer one is held where it is retired while
+ *                   another thread forks: the child must not keep its memory mapped.
  *       fork-in-copy-stays  this process reconciles; the enable's callback forks and the child
  *                   never returns into it: the child's endpoint must still serve (its thread
  *                   waited for the copy lock only that copy would release, deaf for good).
@@ -357,6 +359,7 @@
  * queried 0|1 query_a RC stop_a RC",
  * close-then-register "enable RC socket_kept 0|1 start_c N enables N stop_x RC stop_c RC",
  * fork-in-copy-stays "reconcile RC served_before 0|1 enable RC child_enabled 0|1 stop_b RC stop_a RC",
+ * fork-while-retiring "forked 0|1 child_kept_mapping 0|1 replaced 0|1 released 0|1",
  * fork-in-copy-withheld "reconcile RC child_withheld N child_withheld_again N child_second 0|1 second N
  * withheld N stop_a RC",
  * full-table "filled N first RC second RC dropped N stop_x RC stop_a RC", generation-atomic "atomic 0|1",
@@ -4461,6 +4464,55 @@ static int fork_in_copy_withheld(const char *dir) {
     return 0;
 }
 
+/* fork-while-retiring: a view of session 3 is replaced by a newer one (published by another
+ * thread, held where the old view is retired) while this thread forks: in the child the old
+ * view must be published still, or its memory released (it was neither: taken out of its slot,
+ * not yet listed as being swapped, it stayed mapped until the child exited). */
+static sem_t g_replace_held, g_replace_go;
+static _Atomic int g_replace_armed;
+
+static void at_replacing(int point) {
+    if (point != WPT_POINT_VIEW_RETIRE || !atomic_exchange(&g_replace_armed, 0)) return;
+    sem_post(&g_replace_held);
+    sem_wait(&g_replace_go);
+}
+
+static void *publish_newer(void *arg) {
+    wpt_view_publish(arg);
+    return NULL;
+}
+
+static int fork_while_retiring(void) {
+    wpt_pool_config c = {.buffer_size = 4096, .nslots = 1, .capacity = 4, .max_buffers = 4,
+                         .min_buffers = 1, .logger_id = 3, .generation = 7, .log_file_mode = 0,
+                         .clock_type = 1};
+    wpt_view *old = NULL, *newer = NULL;
+    int old_fd = -1, newer_fd = -1;
+    if (wpt_pool_create(&c, &old, &old_fd) != ERROR_SUCCESS
+        || wpt_pool_create(&c, &newer, &newer_fd) != ERROR_SUCCESS)
+        return 1;
+    sem_init(&g_replace_held, 0, 0);
+    sem_init(&g_replace_go, 0, 0);
+    wpt_view_publish(old);
+    wpt_test_point = at_replacing;
+    atomic_store(&g_replace_armed, 1);
+    pthread_t t;
+    if (pthread_create(&t, NULL, publish_newer, newer) != 0) return 2;
+    if (wait_sem(&g_replace_held, 10)) return 3;
+    pid_t child = fork();
+    if (child == 0)
+        _exit(old->map != NULL && atomic_load(&wpt_views[3]) != old);   /* out of its slot, mapped */
+    sem_post(&g_replace_go);
+    pthread_join(t, NULL);
+    wpt_test_point = NULL;
+    int status = 0;
+    while (child > 0 && waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    printf("forked %d child_kept_mapping %d replaced %d released %d\n", child > 0,
+           child > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 9,
+           atomic_load(&wpt_views[3]) == newer, old->map == NULL);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "fork-on-endpoint") == 0) return fork_on_endpoint_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "fork-on-endpoint-returns") == 0) {
@@ -4477,6 +4529,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "cancel-session-info") == 0) return cancel_listing(argv[2], 2);
     if (argc == 3 && strcmp(argv[1], "close-then-register") == 0) return close_then_register_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "unsealed-view") == 0) return unsealed_view();
+    if (argc == 3 && strcmp(argv[1], "fork-while-retiring") == 0) return fork_while_retiring();
     if (argc == 3 && strcmp(argv[1], "fork-in-copy-stays") == 0) return fork_in_copy_stays(argv[2]);
     if (argc == 3 && strcmp(argv[1], "fork-in-copy-withheld") == 0) return fork_in_copy_withheld(argv[2]);
     if (argc == 3 && strcmp(argv[1], "start-enable-c") == 0) {

@@ -887,6 +887,14 @@ def test_an_enable_a_child_never_gets_from_a_copy_that_never_returns_is_counted(
                    "second": 1, "withheld": 0, "stop_a": 0}
 
 
+def test_a_child_forked_while_a_view_is_retired_does_not_keep_its_memory(control_races, out):
+    """A view replaced by a newer one was taken out of its slot before it was listed as being
+    swapped: a child forked in between found it neither, and kept the session's memory mapped
+    (and its memfd open) until it exited. Both happen at once, under the swap lock."""
+    got = control_races("fork-while-retiring", out)
+    assert got == {"forked": 1, "child_kept_mapping": 0, "replaced": 1, "released": 1}
+
+
 def test_a_session_memory_not_sealed_against_shrinking_is_refused(control_races, out):
     """A host hands out its session's memory file sealed against shrinking (a file shrunk
     under the view faults the application's writes) and against further seals. A view of a
