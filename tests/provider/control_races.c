@@ -175,9 +175,11 @@
  *                   to the disk, and its thread cancelled: the file must still be closed.
  *       unsealed-view  a session's memory mapped as a JOIN maps it: the file its host made,
  *                   then a copy of it not sealed, then one sealed against shrinking only.
- *       commit-retire  a writer about to commit a new buffer of A's memory finds the view's memfd
- *                   number given to a file of this process (as one that read the number before
- *                   a retire closed it finds it): the writer must not allocate space in it.
+ *       commit-retire  a writer about to commit a new buffer of A's memory finds the view
+ *                   retired and its memfd number given to a file of this process; from kernel
+ *                   5.14 on also the number given to the file while the view holds it (as one
+ *                   that read the number before a retire closed it finds it): the writer must
+ *                   not allocate space in the file.
  *       stop-sync   the STOP of private session X is held as X's file is to be flushed to the
  *                   disk, while another thread lists the sessions: the listing must return.
  *       reconcile-busy-once  this process reconciles with the registry, which holds enables of
@@ -323,7 +325,7 @@
  * per_second N query RC stop_a RC", fork-copying "held 0|1 child_returned 0|1",
  * other-session-disable "disable RC enable RC enabled 0|1 stop_x RC stop_b RC",
  * memfd-reused "start_a RC opened N kept N stop_a RC", unsealed-view "sealed RC unsealed RC
- * shrink_only RC", commit-retire "file_size N stop_a RC",
+ * shrink_only RC", commit-retire "fallback 0|1 file_size N stop_a RC held_file_size N stop_held RC",
  * stop-sync "listed_while_syncing 0|1 list RC stop_x RC", stop-sync-cancel "open_before 0|1
  * open_after 0|1 stop_x RC",
  * reconcile-busy-once "reconcile RC joins N stop_a RC",
@@ -2633,15 +2635,21 @@ static int fork_retiring(const char *dir) {
     return 0;
 }
 
-/* commit-retire: a writer about to commit a new buffer of session A's memory finds the view's
- * memfd number naming a file of this process (as a writer that read the number before a retire
- * closed it and the application opened a file finds it): it must not allocate space in it. */
+/* commit-retire: a writer about to commit a new buffer of session A's memory (held there)
+ * finds that a retire closed the view's memfd and the application opened a file that took its
+ * number: it must not allocate space in that file. From kernel 5.14 on the writer never uses
+ * the number (it fills the pages through the mapping), so the number is also handed to a file
+ * while the view still holds it (as a writer that read it before the close finds it): the file
+ * must stay empty there too. Before 5.14 the writer falls back to fallocate on the number it
+ * reads then, which a retire has set to none. "fallback 1": this kernel takes that path. */
 static int g_commit_number = -1, g_commit_file = -1;
-static _Atomic int g_commit_swapped;
+static _Atomic int g_commit_swapped, g_commit_retires;
+static wpt_view *g_commit_view;
 
 static void at_commit(int point) {
     if (point != WPT_POINT_COMMIT_MEMORY || !atomic_exchange(&g_armed, 0)) return;
-    /* the number is the file's now, the view still holds it */
+    if (atomic_load(&g_commit_retires)) wpt_view_retire(g_commit_view);   /* closes the memfd */
+    /* the number is the file's now (the view holds it still, or none once retired) */
     atomic_store(&g_commit_swapped, dup2(g_commit_file, g_commit_number) == g_commit_number);
 }
 
@@ -2651,28 +2659,58 @@ static void *commit_thread(void *arg) {
     return NULL;
 }
 
-static int commit_retire(const char *dir) {
+/* Does this kernel fill pages with MADV_POPULATE_WRITE (5.14 on)? */
+static int populate_write_works(void) {
+    long page = sysconf(_SC_PAGESIZE);
+    void *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return 0;
+    int works = madvise(p, (size_t)page, MADV_POPULATE_WRITE) == 0;
+    munmap(p, (size_t)page);
+    return works;
+}
+
+/* A's newest buffer committed by a writer held as `retires` says; the application file's size
+ * after it (-1 if the race could not be set up). */
+static long long commit_into(const char *dir, const char *name, int retires, TRACEHANDLE *a) {
     char path[600];
-    snprintf(path, sizeof path, "%s/commit-retire.file", dir);
+    snprintf(path, sizeof path, "%s/%s.file", dir, name);
     g_commit_file = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (g_commit_file < 0) return 3;
-    TRACEHANDLE a;
-    if (start(dir, "control-races-a", &a)) return 4;
-    wpt_view *v = atomic_load(&wpt_views[a & 0xFFFF]);
-    if (!v || v->memfd < 0) return 5;
+    if (g_commit_file < 0) return -1;
+    if (start(dir, "control-races-a", a)) return -1;
+    wpt_view *v = atomic_load(&wpt_views[*a & 0xFFFF]);
+    if (!v || v->memfd < 0) return -1;
+    g_commit_view = v;
     g_commit_number = v->memfd;
     while (wpt_pool_pop(v)) {}          /* the next buffer is a new one: its memory is committed */
+    atomic_store(&g_commit_retires, retires);
+    atomic_store(&g_commit_swapped, 0);
     wpt_test_point = at_commit;
     atomic_store(&g_armed, 1);
     pthread_t writer;
-    if (pthread_create(&writer, NULL, commit_thread, v) != 0) return 6;
+    if (pthread_create(&writer, NULL, commit_thread, v) != 0) return -1;
     pthread_join(writer, NULL);
     wpt_test_point = NULL;
-    if (!atomic_load(&g_commit_swapped)) return 7;
     struct stat st;
-    if (fstat(g_commit_file, &st) != 0) return 8;
+    if (!atomic_load(&g_commit_swapped) || fstat(g_commit_file, &st) != 0) return -1;
     close(g_commit_file);
-    printf("file_size %lld stop_a %u\n", (long long)st.st_size, (unsigned)stop(a));
+    return (long long)st.st_size;
+}
+
+static int commit_retire(const char *dir) {
+    int fallback = !populate_write_works();
+    TRACEHANDLE a;
+    long long retired = commit_into(dir, "commit-retired", 1, &a);
+    if (retired < 0) return 3;
+    ULONG stop_retired = stop(a);
+    long long held = -2;              /* not tried: the fallback would use the number it holds */
+    ULONG stop_held = 0;
+    if (!fallback) {
+        held = commit_into(dir, "commit-held", 0, &a);
+        if (held < 0) return 4;
+        stop_held = stop(a);
+    }
+    printf("fallback %d file_size %lld stop_a %u held_file_size %lld stop_held %u\n", fallback, retired,
+           (unsigned)stop_retired, held, (unsigned)stop_held);
     return 0;
 }
 

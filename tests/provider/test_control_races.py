@@ -513,8 +513,16 @@ def test_a_writer_committing_a_buffer_never_uses_a_memfd_number_closed_under_it(
     """A writer committing a new buffer's memory read the view's memfd number; STOP (or the
     host going away) retired the view meanwhile and closed the memfd, and the application
     opened a file that got the number: the writer allocated space in the application's file.
-    The memory is now committed through the mapping (zero pages once retired)."""
-    assert control_races("commit-retire", out) == {"file_size": 0, "stop_a": 0}
+    The memory is now committed through the mapping (zero pages once retired); a kernel before
+    5.14 falls back to fallocate, on the number read after the retire set it to none. From 5.14
+    on the number is never used: a file handed the number while the view still holds it stays
+    empty as well (before 5.14 that case is the fallback's known limit, not tried)."""
+    got = control_races("commit-retire", out)
+    assert got["file_size"] == 0 and got["stop_a"] == 0
+    if got["fallback"]:
+        assert got["held_file_size"] == -2 and got["stop_held"] == 0
+    else:
+        assert got["held_file_size"] == 0 and got["stop_held"] == 0
 
 
 def test_a_private_sessions_stop_flushes_its_file_to_the_disk_without_the_control_lock(control_races, out):
