@@ -392,6 +392,70 @@ class _StuckClose:
         monkeypatch.setattr(collector_module, "EtlStreamFile", StuckClose)
 
 
+class FakeCollector:
+    """A collector played by the test: accepts relays, reads each one's HELLO, then runs
+    ``serve(sock)`` (an OSError ends that connection): one connection after another in the
+    accepting thread (``threaded=False``: a test may count on that order), or each in a
+    thread of its own. Keeps every socket open (a peer that vanished without closing) until
+    ``close``, which sets ``closed``."""
+
+    def __init__(self, serve, threaded: bool = False):
+        self.serve = serve
+        self.threaded = threaded
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = self.listener.getsockname()[:2]
+        self.held: list[socket.socket] = []
+        self.connections = 0
+        self.closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.held.append(sock)
+            if self.threaded:
+                threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+            else:
+                self._serve(sock)
+
+    def _serve(self, sock: socket.socket) -> None:
+        try:
+            read_frame(sock)                    # HELLO
+            self.serve(sock)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.closed.set()
+        self.listener.close()
+        for sock in self.held:
+            sock.close()
+
+
+def recv_exactly(sock: socket.socket, n: int) -> bytes:
+    """``n`` bytes from ``sock``; OSError if it closes first."""
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise OSError("closed")
+        data += chunk
+    return data
+
+
+def read_frame(sock: socket.socket) -> tuple[int, int]:
+    """(type, sequence) of the next frame on ``sock``, its payload read and let go."""
+    from wpptrace.remote import protocol as P
+
+    fields = P.HEADER.unpack(recv_exactly(sock, P.HEADER.size))
+    recv_exactly(sock, fields[4])
+    return fields[2], fields[5]
+
+
 class HandRelay:
     """A relay spoken by hand over a socket (the frames a test chooses, answers read one at
     a time): says HELLO as ``session`` from host "hand" with ``source_id``, connecting from

@@ -9,58 +9,11 @@ import socket
 import threading
 
 import pytest
-from remote_helpers import PATIENCE
+from remote_helpers import PATIENCE, FakeCollector, recv_exactly
 
 from wpptrace.remote import Relay
 from wpptrace.remote import protocol as P
 from wpptrace.winerror import ERROR_ACCESS_DENIED, ERROR_BUSY
-
-
-class FakeCollector:
-    """Accepts relays, reads HELLO, then acts as ``answer(sock)`` says; keeps every socket
-    open (a peer that vanished without closing) until ``close``."""
-
-    def __init__(self, answer):
-        self.answer = answer
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.address = self.listener.getsockname()[:2]
-        self.held: list[socket.socket] = []
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            self.held.append(sock)
-            try:
-                _read_hello(sock)
-                self.answer(sock)
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        self.listener.close()
-        for sock in self.held:
-            sock.close()
-
-
-def _read_hello(sock: socket.socket) -> None:
-    head = _recv_exactly(sock, P.HEADER.size)
-    _recv_exactly(sock, P.HEADER.unpack(head)[4])
-
-
-def _recv_exactly(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise OSError("closed")
-        data += chunk
-    return data
 
 
 def _read_forever(sock: socket.socket) -> None:
@@ -175,8 +128,8 @@ def _busy_then_welcome_then_a_write_failure_then_refuse(sock, connections=[0]):
         sock.sendall(P.encode_error(ERROR_BUSY, "this source's file is being closed"))
     elif connections[0] == 2:
         sock.sendall(P.encode(P.FrameType.WELCOME, 0))
-        head = _recv_exactly(sock, P.HEADER.size)           # the header buffer ...
-        _recv_exactly(sock, P.HEADER.unpack(head)[4])
+        head = recv_exactly(sock, P.HEADER.size)           # the header buffer ...
+        recv_exactly(sock, P.HEADER.unpack(head)[4])
         sock.sendall(P.encode(P.FrameType.ACK, 0))          # ... taken: the connection works
         sock.sendall(P.encode_error(ERROR_BUSY, "cannot write x.etl: ERROR_DISK_FULL (112)"))
     else:
@@ -215,8 +168,8 @@ def _welcome_then_refuse_the_header(sock, connections=[0]):
     connections[0] += 1
     if connections[0] <= 3:
         sock.sendall(P.encode(P.FrameType.WELCOME, 0))
-        head = _recv_exactly(sock, P.HEADER.size)
-        _recv_exactly(sock, P.HEADER.unpack(head)[4])
+        head = recv_exactly(sock, P.HEADER.size)
+        recv_exactly(sock, P.HEADER.unpack(head)[4])
         sock.sendall(P.encode_error(ERROR_BUSY, "cannot write x.etl: ERROR_DISK_FULL (112)"))
     else:
         sock.sendall(P.encode_error(ERROR_ACCESS_DENIED, "not this relay"))

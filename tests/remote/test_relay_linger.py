@@ -4,73 +4,18 @@ progress and at the latest ``linger_limit`` after the end; only the answers that
 collector has the stream in hand count as progress; a stop after the end gives up at once."""
 from __future__ import annotations
 
-import socket
 import threading
 
 import pytest
-from remote_helpers import PATIENCE, HandRelay, _StuckClose, _StuckWrite, wait_until
+from remote_helpers import (PATIENCE, FakeCollector, HandRelay, _StuckClose, _StuckWrite,
+                            read_frame, wait_until)
 
 from wpptrace.remote import Collector, Relay
 from wpptrace.remote import protocol as P
 from wpptrace.winerror import ERROR_ACCESS_DENIED, ERROR_BUSY
 
 
-class _FakeCollector:
-    """Accepts relays and runs ``serve(sock)`` for each, in a thread of its own; closes every
-    socket on ``close``."""
-
-    def __init__(self, serve):
-        self.serve = serve
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.address = self.listener.getsockname()[:2]
-        self.held: list[socket.socket] = []
-        self.connections = 0
-        self.closed = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            self.held.append(sock)
-            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
-
-    def _serve(self, sock: socket.socket) -> None:
-        try:
-            _read_frame(sock)                   # HELLO
-            self.serve(sock)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        self.closed.set()
-        self.listener.close()
-        for sock in self.held:
-            sock.close()
-
-
-def _recv_exactly(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise OSError("closed")
-        data += chunk
-    return data
-
-
-def _read_frame(sock: socket.socket) -> tuple[int, int]:
-    """(type, sequence) of the next frame, its payload read and let go."""
-    head = _recv_exactly(sock, P.HEADER.size)
-    fields = P.HEADER.unpack(head)
-    _recv_exactly(sock, fields[4])
-    return fields[2], fields[5]
-
-
-def _acknowledging_all_but_the_end(fake: _FakeCollector):
+def _acknowledging_all_but_the_end(fake: FakeCollector):
     """A collector that takes the stream and ACKs every buffer but the last (whose ACK would
     be END's too), then repeats its last ACK every 0.05 s (an ACK of nothing new, which a
     collector may send at any time)."""
@@ -86,7 +31,7 @@ def _acknowledging_all_but_the_end(fake: _FakeCollector):
                     return
         threading.Thread(target=repeat, daemon=True).start()
         while True:
-            kind, seq = _read_frame(sock)
+            kind, seq = read_frame(sock)
             if kind == P.FrameType.BUFFER:
                 last[0] = seq
     return serve
@@ -104,7 +49,7 @@ def _ended_relay(address, recorded, **options) -> Relay:
 
 
 def _run_against(serve_for, recorded, before_the_outcome=None, **options) -> tuple[Relay, int]:
-    fake = _FakeCollector(None)
+    fake = FakeCollector(None, threaded=True)
     fake.serve = serve_for(fake)
     relay = _ended_relay(fake.address, recorded, **options)
     try:
@@ -159,7 +104,7 @@ def _refusing(code: int, reason: str, welcome_first: bool):
         def serve(sock):
             if welcome_first:                   # (the header comes, then the refusal)
                 sock.sendall(P.encode(P.FrameType.WELCOME, 0))
-                _read_frame(sock)
+                read_frame(sock)
             sock.sendall(P.encode_error(code, reason))
         return serve
     return serve_for
