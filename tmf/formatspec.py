@@ -40,7 +40,7 @@ from wpptrace._fieldclass import fieldclass, replace
 
 from . import wppini
 from .errors import TmfError
-from .lazyre import LazyPattern
+from .lazyre import LazyPattern, compiled
 
 __all__ = [
     "FormatSpecError", "Spec", "Literal", "Insert", "Marker", "Piece",
@@ -120,14 +120,14 @@ class Marker:
 
 Piece = Literal | Insert | Marker
 
-_SPEC_RE = re.compile(
+_SPEC_RE = compiled(
     r"(?P<flags>[-+ #0]*)"
     r"(?P<width>\*|[0-9]+)?"
     r"(?:\.(?P<precision>\*|[0-9]*))?"
     r"(?P<length>I64|I32|hh|ll|h|l|L|I|w|z|j|t|q)?"
     r"(?P<conversion>[diuxXocCsSZpneEfFgGaA])")
 _NAME_RE = LazyPattern(r"[A-Za-z_][A-Za-z0-9_]*!")
-_INSERT_RE = re.compile(r"[0-9]{1,2}")
+_INSERT_RE = compiled(r"[0-9]{1,2}")
 # Width/precision beyond this are nonsense in a trace format and would make one insert allocate
 # a huge string (formats come from untrusted TMF/PDB files).
 MAX_WIDTH = 8192

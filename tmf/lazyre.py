@@ -1,15 +1,59 @@
-"""``LazyPattern``: a regular expression compiled the first time it is used.
+"""Regular expressions of the TMF modules: ``compiled`` makes one, from the table of compiled
+patterns (``compiled_patterns``) when it was made on this engine; ``LazyPattern`` makes one the
+first time it is used.
 
-Compiling a pattern costs 0.05-0.5 ms, in every process that imports the module holding it;
-a pattern that only some runs need (a TMF text to parse, an error to word) costs nothing
-until one does. Kept apart from the modules using it so that any of them can import it
-without importing the others.
+Parsing and compiling a pattern costs 0.05-0.5 ms (0.3-3 M instructions), in every process
+that needs it: the eight a first TMF message needs cost 11 M, in each ``fmt -j`` process. The
+table holds what ``re`` hands its engine for each pattern (tools/compile_patterns.py writes
+it), so a process on the same engine (implementation, version, engine constants) only makes
+the pattern object; on another, ``re.compile`` makes it. A pattern that only some runs need (a
+TMF text to parse, an error to word) costs nothing until one does. Kept apart from the modules
+using it so that any of them can import it without importing the others.
 """
 from __future__ import annotations
 
 import re
+import sys
 
-__all__ = ["LazyPattern"]
+import _sre   # (re's engine: imported with re)
+
+__all__ = ["LazyPattern", "compiled", "engine", "PATTERNS"]
+
+#: every (pattern, flags) made through this module: the table's keys
+PATTERNS: set[tuple[str | bytes, int]] = set()
+
+_table: dict | None = None
+
+
+def engine() -> tuple:
+    """What the table's compiled code depends on: the implementation, its version and its
+    regular expression engine's constants."""
+    return (sys.implementation.name, tuple(sys.version_info[:3]), _sre.MAGIC, _sre.CODESIZE,
+            _sre.MAXREPEAT, _sre.MAXGROUPS)
+
+
+def _load_table() -> dict:
+    global _table
+    try:
+        from . import compiled_patterns
+    except ImportError:                 # not made yet (tools/compile_patterns.py makes it)
+        _table = {}
+    else:
+        _table = compiled_patterns.PATTERNS if compiled_patterns.ENGINE == engine() else {}
+    return _table
+
+
+def compiled(pattern: str | bytes, flags: int = 0) -> re.Pattern:
+    """``re.compile(pattern, flags)``, from the table when it has the pattern."""
+    PATTERNS.add((pattern, flags))
+    made = (_table if _table is not None else _load_table()).get((pattern, flags))
+    if made is not None:
+        final_flags, code, groups, groupindex, indexgroup = made
+        try:
+            return _sre.compile(pattern, final_flags, list(code), groups, groupindex, indexgroup)
+        except (RuntimeError, TypeError, ValueError):   # code this engine refuses: made again
+            pass
+    return re.compile(pattern, flags)
 
 
 class LazyPattern:
@@ -21,8 +65,9 @@ class LazyPattern:
     def __init__(self, pattern: str | bytes, flags: int = 0):
         self.pattern = pattern
         self.flags = flags
+        PATTERNS.add((pattern, flags))
 
     def __getattr__(self, name: str):
-        compiled = re.compile(self.pattern, self.flags)
-        self.__dict__.update((method, getattr(compiled, method)) for method in self._METHODS)
-        return getattr(compiled, name)
+        made = compiled(self.pattern, self.flags)
+        self.__dict__.update((method, getattr(made, method)) for method in self._METHODS)
+        return getattr(made, name)

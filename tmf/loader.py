@@ -22,7 +22,7 @@ import os
 import re
 
 from .errors import TmfError
-from .lazyre import LazyPattern
+from .lazyre import LazyPattern, compiled
 from .model import ControlGuid, TmfSet
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
@@ -35,7 +35,7 @@ __all__ = ["load", "load_file", "split_search_path", "read_text", "parse_tmc", "
 
 ENV_SEARCH_PATH = "TRACE_FORMAT_SEARCH_PATH"
 MAX_TEXT_FILE = 256 * 1024 * 1024  # a TMF/TMC larger than this is not a TMF: refuse, don't allocate
-_GUID_NAME = re.compile(r"^\{?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\}?\.tmf$", re.I)
+_GUID_NAME = compiled(r"^\{?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\}?\.tmf$", re.I)
 #: characters no TMF/TMC text holds: C0 controls other than tab, LF, VT, FF and CR, and DEL
 _BINARY = LazyPattern(r"[\x00-\x08\x0e-\x1f\x7f]")
 _BINARY_CHARS = tuple(map(chr, (*range(0x00, 0x09), *range(0x0e, 0x20), 0x7f)))

@@ -109,3 +109,36 @@ def test_a_jobs_run_the_program_cache_serves_imports_no_uuid(tmp_path):
     sums = [[line for line in (tmp_path / f"{run}.sum").read_text().splitlines()
              if not line.startswith("Elapsed Time")] for run in ("fills", "served")]
     assert sums[1] == sums[0]   # (the elapsed seconds may differ)
+
+
+_COMPILES = """
+import sys
+try:
+    from re import _compiler
+except ImportError:        # before 3.11
+    import sre_compile as _compiler
+parsed = []
+compile_pattern = _compiler.compile
+_compiler.compile = lambda pattern, flags=0: parsed.append((pattern, flags)) or compile_pattern(pattern, flags)
+from wpptrace import cli
+from wpptrace.tmf import compiled_patterns, lazyre
+code = cli.main(["fmt", *sys.argv[1:]])
+ours = [pattern for pattern, flags in parsed if (pattern, flags) in lazyre.PATTERNS]
+print(len(ours), len(lazyre.PATTERNS), compiled_patterns.ENGINE == lazyre.engine())
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_fmt_parses_none_of_the_tmf_patterns(fmt_data, fmt_tmf, tmp_path, jobs):
+    """The TMF modules' regular expressions come from the table of compiled patterns
+    (``tmf/compiled_patterns.py``) on the engine it was made for: none parsed and compiled,
+    the 11 M instructions every process reading a TMF text paid before its first message."""
+    env = dict(os.environ, WPPTRACE_NO_CACHE="1")   # the TMF texts read, their messages compiled
+    res = subprocess.run([sys.executable, "-c", _COMPILES, str(fmt_data / "wppstr-sample.etl"),
+                          "-p", str(fmt_tmf), "-j", jobs, "-o", str(tmp_path / "out.txt")],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    parsed, known, same_engine = res.stdout.split()
+    assert int(known) >= 20
+    assert parsed == "0" or same_engine == "False"
