@@ -465,16 +465,28 @@ class ItemType:
         return value if conv is None else conv(value)
 
 
+def _item_type(name: str, wire: str, size: int | None, pointer_sized: bool, struct_code: str | None,
+               kind: str, decode: Callable, binder: Callable | None, native: str | None) -> ItemType:
+    """``ItemType(...)`` with every field given, without the frozen class's ``__init__``: the
+    table's 47 would make it compile its ``__init__`` in every process that imports this
+    module (each ``fmt -j`` process compiling its first message)."""
+    made = object.__new__(ItemType)
+    made.__dict__.update(name=name, wire=wire, size=size, pointer_sized=pointer_sized,
+                         struct_code=struct_code, kind=kind, _decode=decode, _binder=binder,
+                         native=native)
+    return made
+
+
 def _fixed(name: str, code: str, binder: Callable | None = None, *, native: str | None) -> ItemType:
     st = struct.Struct("<" + code)
-    return ItemType(name, "fixed", st.size, False, code, "raw" if binder is None else "form",
-                    _fixed_decoder(st), binder, native)
+    return _item_type(name, "fixed", st.size, False, code, "raw" if binder is None else "form",
+                      _fixed_decoder(st), binder, native)
 
 
 def _var(name: str, wire: str, decode: Callable, binder: Callable | None = None, *,
          native: str | None) -> ItemType:
-    return ItemType(name, wire, None, False, None, "text" if binder is None else "form", decode, binder,
-                    native)
+    return _item_type(name, wire, None, False, None, "text" if binder is None else "form", decode, binder,
+                      native)
 
 
 def _reduce(text: str) -> str:
@@ -500,7 +512,7 @@ _TYPES: list[ItemType] = [
     _fixed("ItemLongLong", "Q", native="int"), _fixed("ItemULongLong", "Q", native="int"),
     _fixed("ItemLongLongX", "Q", native="int"), _fixed("ItemLongLongXX", "Q", native="int"),
     _fixed("ItemLongLongO", "Q", native="int"),
-    ItemType("ItemPtr", "pointer", None, True, None, "raw", _ptr_decoder, None, "int"),
+    _item_type("ItemPtr", "pointer", None, True, None, "raw", _ptr_decoder, None, "int"),
     _fixed("ItemDouble", "d", _const_binder(_double_text), native="double"),
     # status codes
     _fixed("ItemNTSTATUS", "I", _status_text(statuscodes.format_ntstatus), native="ntstatus"),
