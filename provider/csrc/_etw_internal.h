@@ -244,6 +244,10 @@ void wpt_session_clock(uint32_t clock_type, wpt_clock_anchor *a);
 /* A thread of the core (flusher, endpoint, senders): it never runs the application's signal
  * handlers, whichever signals the application directs at the process. */
 int      wpt_thread_create(pthread_t *thread, void *(*main)(void *), void *arg);
+/* The threads of this process that are not the core's (-1: /proc cannot tell), and the core's
+ * count of its own threads made right in a forked child (called in its only thread). */
+int      wpt_application_threads(void);
+void     wpt_core_threads_after_fork(void);
 
 /* ---- text (etw_clock.c) ---- */
 /* UTF-8 -> UTF-16LE; returns code units written (without NUL), out always NUL-terminated. */
@@ -398,6 +402,8 @@ enum {
                                           * its lock (not held yet) */
     WPT_POINT_UNREGISTER_WAITING = 33,   /* UnregisterTraceGuids is to wait for callbacks
                                           * of the registration running in other threads */
+    WPT_POINT_COPY_WAITING = 40,         /* a forked child's copy of the endpoint thread left
+                                          * the loop; threads of the application still run */
     WPT_POINT_RUNTIME_DIR_CHECKED = 35,  /* the runtime directory was opened, checked and held;
                                           * its caller has not used it yet */
 };

@@ -1,6 +1,7 @@
 /* etw_clock.c: clocks, process facts (tid/pid/CPU count/boot time, liveness), UTF-8/UTF-16
  * text, and the allocation-failure injection tests use. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -225,13 +226,64 @@ int wpt_thread_gone(uint32_t tid) {
     return !state || state == 'Z' || state == 'X';
 }
 
+/* The core's threads alive in this process. Each counts itself once it runs and uncounts
+ * itself before it ends, so the count never exceeds the core's threads the kernel lists. */
+static _Atomic int g_core_threads;
+static __thread int t_core_thread;
+
+typedef struct {
+    void *(*main)(void *);
+    void *arg;
+} core_thread_start;
+
+static void core_thread_ends(void *unused) {
+    (void)unused;
+    atomic_fetch_sub(&g_core_threads, 1);
+}
+
+static void *core_thread_main(void *arg) {
+    core_thread_start start = *(core_thread_start *)arg;
+    free(arg);
+    t_core_thread = 1;
+    atomic_fetch_add(&g_core_threads, 1);
+    void *result;
+    pthread_cleanup_push(core_thread_ends, NULL);     /* however it ends */
+    result = start.main(start.arg);
+    pthread_cleanup_pop(1);
+    return result;
+}
+
 int wpt_thread_create(pthread_t *thread, void *(*main)(void *), void *arg) {
+    core_thread_start *start = malloc(sizeof *start);
+    if (!start) return EAGAIN;
+    *start = (core_thread_start){main, arg};
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);     /* the new thread inherits the full mask */
-    int rc = pthread_create(thread, NULL, main, arg);
+    int rc = pthread_create(thread, NULL, core_thread_main, start);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) free(start);
     return rc;
+}
+
+void wpt_core_threads_after_fork(void) {
+    atomic_store(&g_core_threads, t_core_thread);   /* only the forking thread is left */
+}
+
+int wpt_application_threads(void) {
+    int before = atomic_load(&g_core_threads);
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    int tasks = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') tasks++;
+    closedir(d);
+    /* a core thread counted both before and after the listing ran all along it, so it is
+     * listed: the smaller count never takes an application thread for one of the core's */
+    int after = atomic_load(&g_core_threads);
+    int core = before < after ? before : after;
+    return tasks > core ? tasks - core : 0;
 }
 
 static _Atomic int g_fail_allocations;

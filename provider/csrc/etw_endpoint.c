@@ -465,11 +465,18 @@ static void *leave_loop(void) {
 }
 
 /* A forked child's copy of the endpoint thread (forked in a callback the thread ran, which
- * returned) leaves the loop. The child's own endpoint thread, every signal blocked in it,
- * would keep the process alive forever: the copy closes the child's endpoint first (its
- * thread joined, its socket and JOINs undone), so that the process ends as one whose last
- * thread returned does (exit status 0), unless threads of its own keep it. */
+ * returned) leaves the loop. While threads of the application run in the child, its endpoint
+ * keeps serving them (its registrations, inherited or new, still hear every ENABLE and
+ * DISABLE, and its JOINs when a host goes): the copy waits for them to end, nothing else. Then,
+ * or at once if there were none, it closes the child's endpoint (its thread joined, its socket
+ * and JOINs undone): that thread, every signal blocked in it, would keep the process alive
+ * forever, and the process ends as one whose last thread returned does (exit status 0). Where
+ * /proc cannot tell, the copy closes at once. */
 static void *copy_leaves(void) {
+    while (wpt_application_threads() > 0) {
+        WPT_TEST_POINT(WPT_POINT_COPY_WAITING);
+        poll(NULL, 0, 200);         /* nothing tells of a thread's end: looked at again */
+    }
     wpptrace_endpoint_close();
     return NULL;
 }
@@ -948,6 +955,7 @@ static void fork_child(void) {
     pthread_mutexattr_destroy(&a);
     wpt_registry_after_fork();
     wpt_providers_after_fork();
+    wpt_core_threads_after_fork();
     int was_running = g_running;
     int had[WPPTRACE_MAX_SESSIONS] = {0};
     /* A process whose endpoint never ran has no connection to close (and its child touches

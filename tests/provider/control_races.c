@@ -255,9 +255,11 @@
  *       copy-after-disable  as resurrect, this process never having held G's enable for A (the
  *                   registry has it, nobody told this process): G must stay disabled.
  *       fork-on-endpoint  the endpoint thread reconciles; the enable's callback forks, and in
- *                   the child returns into the copy of the endpoint thread's loop: that copy must
- *                   end (it served the child's endpoint beside the child's own endpoint thread,
- *                   with no lock in common), closing the child's endpoint as it leaves.
+ *                   the child starts a thread, then returns into the copy of the endpoint
+ *                   thread's loop: that copy must leave the loop (it served the child's endpoint
+ *                   beside the child's own endpoint thread, with no lock in common), the child's
+ *                   endpoint serving its inherited provider while that thread runs, and closed
+ *                   once the thread returned (the child ends with status 0).
  *       fork-on-endpoint-returns  as fork-on-endpoint, the child left to itself once its
  *                   callback returned: it must end with status 0, its endpoint socket gone
  *                   (its own endpoint thread, every signal blocked, kept it alive forever).
@@ -351,7 +353,8 @@
  * close-in-stop-joining "joined 0|1 stop_returned 0|1 stop_p RC enabled 0|1 socket_left 0|1 stop_a RC",
  * close-in-stop "close_waited 0|1 stop_returned 0|1 stop_p RC registered 0|1 enabled 0|1 socket_left 0|1
  * stop_a RC",
- * fork-on-endpoint "child_status N two_loops 0|1 copy_ended 0|1 child_socket 0|1 stop_a RC",
+ * fork-on-endpoint "two_loops 0|1 copy_ended 0|1 child_socket 0|1 enable RC child_served 0|1 child_status N
+ * child_socket_left 0|1 stop_b RC stop_a RC",
  * fork-on-endpoint-returns "child_ended 0|1 child_status N child_socket_left 0|1 stop_a RC",
  * cancel-joining "cancelled 0|1 closed 0|1 socket_left 0|1 forked 0|1", cancel-close-waiting "cancelled
  * 0|1 forked 0|1 socket_left 0|1", cancel-join "registered RC cancelled 0|1 forked 0|1 stop_a RC",
@@ -3917,14 +3920,18 @@ static int fork_returns(void) {
 /* fork-on-endpoint: the endpoint thread reconciles with the registry, which holds an enable
  * for A of a provider here, whose ENABLE callback forks; in the child it returns, into the
  * copy of the endpoint thread's loop. */
-static _Atomic int g_ep_forked, g_copy_polled, g_copy_ended;
-static int g_ep_fork_status = -1;
+static _Atomic int g_ep_forked, g_copy_polled, g_copy_ended, g_copy_waiting;
+static pid_t g_ep_child = -1;
 static pid_t g_copy_tid;
 static pthread_key_t g_copy_key;
+static int g_ep_pipe[2] = {-1, -1};
+static const GUID g_ep_served_control = {0x6a3c2f21, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+static callback_count g_ep_served;
 
 static void at_child_poll(int point) {
-    if (point != WPT_POINT_ENDPOINT_POLL) return;
-    if ((pid_t)syscall(SYS_gettid) == g_copy_tid) atomic_store(&g_copy_polled, 1);
+    if ((pid_t)syscall(SYS_gettid) != g_copy_tid) return;
+    if (point == WPT_POINT_ENDPOINT_POLL) atomic_store(&g_copy_polled, 1);
+    if (point == WPT_POINT_COPY_WAITING) atomic_store(&g_copy_waiting, 1);
 }
 
 static void copy_ended(void *value) {
@@ -3932,17 +3939,27 @@ static void copy_ended(void *value) {
     atomic_store(&g_copy_ended, 1);
 }
 
-/* The child: until the copy of the endpoint thread polled (a second loop) or ended; by then
- * the copy closed the child's endpoint (its socket gone). */
+/* The child's application thread: until the copy of the endpoint thread polled (a second
+ * loop), ended or waits for this thread; then it says whether the child's endpoint is there,
+ * waits for an enable of a provider the child inherited, says whether it came, and returns
+ * (the child's last thread of its own). */
 static void *watch_copy(void *arg) {
     (void)arg;
     int64_t deadline = wpt_mono_ms() + 10000;
-    while (!atomic_load(&g_copy_polled) && !atomic_load(&g_copy_ended) && wpt_mono_ms() < deadline)
+    while (!atomic_load(&g_copy_polled) && !atomic_load(&g_copy_ended) && !atomic_load(&g_copy_waiting)
+           && wpt_mono_ms() < deadline)
         usleep(1000);
-    _exit(atomic_load(&g_copy_polled) | !atomic_load(&g_copy_ended) << 1 | endpoint_socket_exists() << 2);
+    char seen[2] = {(char)('0' + (atomic_load(&g_copy_polled) | atomic_load(&g_copy_ended) << 1
+                                  | endpoint_socket_exists() << 2)), 0};
+    if (write(g_ep_pipe[1], seen, 1) != 1) _exit(64);
+    deadline = wpt_mono_ms() + 10000;
+    while (atomic_load(&g_ep_served.enables) < 1 && wpt_mono_ms() < deadline) usleep(1000);
+    seen[1] = atomic_load(&g_ep_served.enables) >= 1 ? '1' : '0';
+    if (write(g_ep_pipe[1], seen + 1, 1) != 1) _exit(64);
+    return NULL;
 }
 
-/* fork-on-endpoint watches the child from a thread of its own, which ends it;
+/* fork-on-endpoint watches the child from a thread of its own, which returns in the end;
  * fork-on-endpoint-returns leaves the child to end as it may once the callback returned. */
 static int g_watch_child = 1;
 static int g_child_ended = -1, g_child_socket_left = -1;
@@ -3976,38 +3993,58 @@ static ULONG fork_on_endpoint(WMIDPREQUESTCODE code, PVOID context, ULONG *size,
         wpt_test_point = at_child_poll;
         pthread_t watcher;
         if (pthread_create(&watcher, NULL, watch_copy, NULL) != 0) _exit(64);
+        pthread_detach(watcher);
         return ERROR_SUCCESS;                  /* back into the endpoint thread's loop */
     }
-    int status = child > 0 ? wait_child_end(child) : 128;
-    char path[256];
-    struct stat st;
-    g_child_socket_left = child > 0 && wpt_socket_path(path, sizeof path, 'p', (uint32_t)child) == ERROR_SUCCESS
-                          && stat(path, &st) == 0;
-    g_ep_fork_status = status;
+    g_ep_child = child > 0 ? child : 0;
     return ERROR_SUCCESS;
 }
 
 static int fork_on_endpoint_mode(const char *dir) {
     uint32_t slot, generation;
-    TRACEHANDLE a;
+    TRACEHANDLE a, b;
     int failed = host_a_elsewhere(dir, &slot, &generation, &a);
     if (failed) return failed;
+    if (pipe(g_ep_pipe) != 0) return 5;
     static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
     TRACE_GUID_REGISTRATION reg = {&message, NULL};
     TRACEHANDLE r;
-    if (RegisterTraceGuids(fork_on_endpoint, NULL, &g_first_control, 1, &reg, NULL, NULL, &r)) return 5;
-    if (registry_enable(&g_first_control, slot) < 0) return 6;
+    if (RegisterTraceGuids(fork_on_endpoint, NULL, &g_first_control, 1, &reg, NULL, NULL, &r)
+        || register_counted(&g_ep_served_control, &g_ep_served))
+        return 6;
+    if (registry_enable(&g_first_control, slot) < 0) return 7;
     wpt_endpoint_redeliver();                  /* the endpoint thread reconciles */
     int64_t deadline = wpt_mono_ms() + 30000;
-    while (g_ep_fork_status == -1 && wpt_mono_ms() < deadline) usleep(1000);
-    int status = g_ep_fork_status;
-    if (g_watch_child)
-        printf("child_status %d two_loops %d copy_ended %d child_socket %d stop_a %u\n", status,
-               status >= 0 && status < 8 ? status & 1 : 1, status >= 0 && status < 8 ? !(status & 2) : 0,
-               status >= 0 && status < 8 ? !!(status & 4) : 1, (unsigned)stop_by_name("control-races-a"));
-    else
+    while (g_ep_child == -1 && wpt_mono_ms() < deadline) usleep(1000);
+    pid_t child = g_ep_child;
+    if (child <= 0) return 8;
+    if (!g_watch_child) {
+        int status = wait_child_end(child);
+        char path[256];
+        struct stat st;
+        g_child_socket_left = wpt_socket_path(path, sizeof path, 'p', (uint32_t)child) == ERROR_SUCCESS
+                              && stat(path, &st) == 0;
         printf("child_ended %d child_status %d child_socket_left %d stop_a %u\n", g_child_ended, status,
                g_child_socket_left, (unsigned)stop_by_name("control-races-a"));
+        fflush(stdout);
+        _exit(0);                              /* a hung endpoint thread must not hold up exit */
+    }
+    char seen = '8', served = '0';
+    if (read(g_ep_pipe[0], &seen, 1) != 1) seen = '8';
+    ULONG enabled = ERROR_INVALID_PARAMETER;
+    if (start(dir, "control-races-b", &b) == 0) enabled = EnableTrace(1, 0x5, 4, &g_ep_served_control, b);
+    if (read(g_ep_pipe[0], &served, 1) != 1) served = '0';
+    int status = wait_child_end(child);         /* its last thread of its own returned */
+    char path[256];
+    struct stat st;
+    int socket_left = wpt_socket_path(path, sizeof path, 'p', (uint32_t)child) == ERROR_SUCCESS
+                      && stat(path, &st) == 0;
+    int bits = seen - '0';
+    printf("two_loops %d copy_ended %d child_socket %d enable %u child_served %d child_status %d "
+           "child_socket_left %d stop_b %u stop_a %u\n",
+           bits >= 0 && bits < 8 ? bits & 1 : 1, bits >= 0 && bits < 8 ? !!(bits & 2) : 1,
+           bits >= 0 && bits < 8 ? !!(bits & 4) : 0, (unsigned)enabled, served == '1', status, socket_left,
+           (unsigned)stop(b), (unsigned)stop_by_name("control-races-a"));
     fflush(stdout);
     _exit(0);                                  /* a hung endpoint thread must not hold up exit */
 }
