@@ -111,13 +111,16 @@ static void file_free(wpt_logfile *lf) {
 
 /* A descriptor (O_PATH) of the directory `dir` ("" or a relative name: from the current
  * directory) reached one component at a time, the kernel never following a link: each link is
- * read and followed here, and only if it belongs to this user or to root. A link's owner chose
- * where it leads, so another user's link (planted in a directory of theirs on our path) could
- * lead our log file onto any file of ours; our own links (a home directory that is a link) work.
- * A link in a directory others may write to (a shared /tmp) is followed only if it and the
- * directory are ours: the safe form of the kernel's protected_symlinks rule, since what such
- * a directory holds under a name is not ours to trust even when it looks it.
- * -1 with *rc set on failure; `path` names the log file in the host's log. */
+ * read and followed here, and only if it belongs to this user, to root or to the owner of the
+ * directory holding it (the kernel's protected_symlinks rule). A link's owner chose where it
+ * leads, so a link of a third user (planted in a directory of theirs on our path) could lead our
+ * log file onto any file of ours; our own links (a home directory that is a link) work, and so
+ * does a link whose owner owns its directory too and could have put anything there anyway: in
+ * a user namespace host root is nobody (65534), who owns both "/" and /var/run -> /run, and an
+ * NFSv4 export may show its links and directories as nobody's. A link in a directory others may
+ * write to (a shared /tmp) is followed only if it and the directory are ours: the safe form of
+ * the rule, since what such a directory holds under a name is not ours to trust even when it
+ * looks it. -1 with *rc set on failure; `path` names the log file in the host's log. */
 static int open_log_dir(const char *path, const char *dir, ULONG *rc) {
     char todo[WPT_MAX_PATH], next[WPT_MAX_PATH], name[NAME_MAX + 1];
     if (strlen(dir) >= sizeof todo) {
@@ -162,14 +165,6 @@ static int open_log_dir(const char *path, const char *dir, ULONG *rc) {
             errno = ENOTDIR;
             break;
         }
-        if (st.st_uid != geteuid() && st.st_uid != 0) {
-            wpt_host_log("log file %s refused: the link %s on its path belongs to user %u, not to "
-                         "this user (%u) or root", path, name, (unsigned)st.st_uid, (unsigned)geteuid());
-            close(fd);
-            close(at);
-            *rc = ERROR_ACCESS_DENIED;
-            return -1;
-        }
         struct stat in;
         if (fstat(at, &in) != 0) {
             int e = errno;
@@ -177,11 +172,21 @@ static int open_log_dir(const char *path, const char *dir, ULONG *rc) {
             errno = e;
             break;
         }
-        if ((in.st_mode & 022) && (in.st_uid != geteuid() || st.st_uid != geteuid())) {
+        uid_t me = geteuid();
+        if (st.st_uid != me && st.st_uid != 0 && st.st_uid != in.st_uid) {
+            wpt_host_log("log file %s refused: the link %s on its path belongs to user %u, not to "
+                         "this user (%u), root or the owner of its directory (%u)", path, name,
+                         (unsigned)st.st_uid, (unsigned)me, (unsigned)in.st_uid);
+            close(fd);
+            close(at);
+            *rc = ERROR_ACCESS_DENIED;
+            return -1;
+        }
+        if ((in.st_mode & 022) && (in.st_uid != me || st.st_uid != me)) {
             wpt_host_log("log file %s refused: the link %s on its path is in a directory others may "
                          "write to, where a link is followed only if it and the directory belong to "
                          "this user (%u) (the protected_symlinks rule, strictly)", path, name,
-                         (unsigned)geteuid());
+                         (unsigned)me);
             close(fd);
             close(at);
             *rc = ERROR_ACCESS_DENIED;

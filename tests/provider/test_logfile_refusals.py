@@ -1,6 +1,6 @@
-"""A session's log file is opened without following a link, through no link of another user on
-its path (nor one in a directory others may write to, unless the link and the directory are this
-user's), and used only if it is a regular file of this user with no other name; an existing file
+"""A session's log file is opened without following a link, through no link on its path unless it
+is this user's, root's or the owner's of its directory (nor one in a directory others may write to,
+unless the link and the directory are this user's), and used only if it is a regular file of this user with no other name; an existing file
 is looked at before it is opened (a FIFO or a device never is), and nothing of it changes before
 those checks."""
 from __future__ import annotations
@@ -8,9 +8,11 @@ from __future__ import annotations
 import ctypes
 import os
 import pathlib
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import uuid
 
 import pytest
@@ -21,6 +23,7 @@ from wpptrace.winerror import Win32Error
 
 L = P._lib
 NOBODY = 65534
+THIRD_USER = 4243          # a user who owns neither the link nor anything of ours
 IN_OPEN = 0x20
 
 
@@ -111,7 +114,7 @@ def test_a_file_with_a_second_hard_link_is_refused_and_kept(session_name, tmp_pa
 
 
 def _planted_parent(tmp_path):
-    """A directory of another user on the log path, and in it that user's link to our home."""
+    """A directory of a third user on the log path, and in it another user's link to our home."""
     home = tmp_path / "home"
     home.mkdir()
     victim = _victim(home)
@@ -119,7 +122,7 @@ def _planted_parent(tmp_path):
     shared.mkdir(mode=0o755)
     (shared / "out").symlink_to(home)
     os.lchown(shared / "out", NOBODY, NOBODY)
-    os.chown(shared, NOBODY, NOBODY)
+    os.chown(shared, THIRD_USER, THIRD_USER)
     return victim, shared / "out" / victim.name
 
 
@@ -130,6 +133,87 @@ def test_a_link_of_another_user_on_the_path_is_refused_and_its_target_kept(sessi
     assert _unchanged(victim)
     assert _start_code(session_name, path.parent / "new.etl") == L.ERROR_ACCESS_DENIED
     assert not (victim.parent / "new.etl").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a link of another user needs root to make")
+def test_a_link_of_the_owner_of_its_directory_is_followed(session_name, tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    (theirs / "out").symlink_to(real)
+    os.lchown(theirs / "out", NOBODY, NOBODY)
+    os.chown(theirs, NOBODY, NOBODY)
+    with TraceSession(session_name, theirs / "out" / "trace.etl"):
+        pass
+    assert (real / "trace.etl").stat().st_size >= 4096
+
+
+_IN_USER_NAMESPACE = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "_etw_internal.h"
+#include "session_calls.h"
+
+static void put(const char *file, const char *text) {
+    int fd = open(file, O_WRONLY);
+    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) exit(3);
+    close(fd);
+}
+
+/* uid directory name: as user `uid`, in a user namespace of its own (unshare -r), start a
+ * session logging to directory/name.etl, print the owners seen and StartTrace's code. */
+int main(int argc, char **argv) {
+    if (argc != 4) return 2;
+    unsigned uid = (unsigned)atoi(argv[1]);
+    char map[64];
+    if (setgroups(0, NULL) != 0 || setresgid(uid, uid, uid) != 0 || setresuid(uid, uid, uid) != 0
+        || prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0 || unshare(CLONE_NEWUSER) != 0)
+        return 4;
+    snprintf(map, sizeof map, "0 %u 1", uid);
+    put("/proc/self/setgroups", "deny");
+    put("/proc/self/uid_map", map);
+    put("/proc/self/gid_map", map);
+    struct stat root, link;
+    if (lstat("/", &root) != 0 || lstat(argv[2], &link) != 0) return 5;
+    TRACEHANDLE h;
+    ULONG rc = start(argv[2], argv[3], &h);
+    printf("root %u link %u start %lu\n", (unsigned)root.st_uid, (unsigned)link.st_uid, (unsigned long)rc);
+    return rc == ERROR_SUCCESS && stop(h) != ERROR_SUCCESS;
+}
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a user namespace of another user needs root to enter")
+def test_a_link_of_host_root_in_a_user_namespace_is_followed(session_name, build_c_program):
+    """In a user namespace (unshare -r, a rootless container) host root is nobody: a link of
+    root's in a directory of root's (as /var/run -> /run) shows as nobody's in nobody's."""
+    uid = 4242
+    program = build_c_program("in_user_namespace", _IN_USER_NAMESPACE, "-I", str(pathlib.Path(__file__).parent))
+    base = pathlib.Path(tempfile.mkdtemp(prefix="wpptrace-userns-"))
+    try:
+        os.chmod(base, 0o755)
+        mine = base / "mine"
+        mine.mkdir(mode=0o700)
+        os.chown(mine, uid, uid)
+        by_root = base / "by-root"
+        by_root.mkdir(mode=0o755)
+        (by_root / "out").symlink_to(mine)
+        env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(mine / "rt"))
+        run = subprocess.run([str(program), str(uid), str(by_root / "out"), session_name],
+                             capture_output=True, text=True, timeout=60, env=env)
+        assert run.stdout.split() == ["root", str(NOBODY), "link", str(NOBODY), "start", "0"], run
+        assert run.returncode == 0
+        made = (mine / f"{session_name}.etl").stat()
+        assert made.st_size >= 1024 and made.st_uid == uid        # its header buffer, ours
+    finally:
+        shutil.rmtree(base)
 
 
 def test_links_of_this_user_on_the_path_are_followed(session_name, tmp_path):
