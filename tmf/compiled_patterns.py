@@ -4,7 +4,7 @@ engine to make the pattern object (flags, code, groups, group names, names by in
 ``wpptrace.tmf.lazyre.compiled`` hands it on the same engine. Made by tools/compile_patterns.py:
 do not edit."""
 
-ENGINE = ('cpython', (3, 11, 7), 20220615, 4, 4294967295, 1073741823)
+ENGINE = ('cpython', 51054576, 20220615, 4, 4294967295, 1073741823)
 
 PATTERNS = {
     ('#enumv[ \\t][ \\t\\r\\n]*(?P<name>\\S+)[ \\t\\r\\n]*\\Z', 0): (

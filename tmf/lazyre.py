@@ -26,9 +26,11 @@ _table: dict | None = None
 
 
 def engine() -> tuple:
-    """What the table's compiled code depends on: the implementation, its version and its
-    regular expression engine's constants."""
-    return (sys.implementation.name, tuple(sys.version_info[:3]), _sre.MAGIC, _sre.CODESIZE,
+    """What the table's compiled code depends on: the implementation, its exact version (a
+    pre-release's level and serial too: ``sys.hexversion``) and its regular expression engine's
+    constants. Nothing else guards the table: the engine runs any code it is handed that is
+    well formed."""
+    return (sys.implementation.name, sys.hexversion, _sre.MAGIC, _sre.CODESIZE,
             _sre.MAXREPEAT, _sre.MAXGROUPS)
 
 
