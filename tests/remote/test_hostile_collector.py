@@ -38,8 +38,8 @@ def _welcome_then_never_read(sock):
 def _relay_through(fake: FakeCollector, recorded, repeat: int = 1) -> Relay:
     header, buffers = recorded
     relay = Relay(fake.address, buffer_size=len(header), name="hostile-collector", linger=1.0,
-                  linger_limit=2.0, connect_timeout=2.0, max_backoff=0.2, max_queue=100_000,
-                  reply_timeout=1.0).start()
+                  linger_limit=PATIENCE / 4, connect_timeout=2.0, max_backoff=0.2,
+                  max_queue=100_000, reply_timeout=1.0).start()
     relay.add(header)
     for _ in range(repeat):
         for buf in buffers:
@@ -55,6 +55,9 @@ def _relay_through(fake: FakeCollector, recorded, repeat: int = 1) -> Relay:
 ], ids=["never-acknowledges", "never-reads"])
 def test_a_collector_that_takes_the_stream_but_never_acknowledges_does_not_hang_the_relay(
         recorded, answer, repeat):
+    """Silent after END (as a collector closing the file is), a connection is dropped by the
+    reply timeout and retried; the retry makes no progress either: the relay gives up after
+    its linger, long before its limit."""
     fake = FakeCollector(answer)
     try:
         relay = _relay_through(fake, recorded, repeat)

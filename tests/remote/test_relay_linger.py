@@ -12,7 +12,7 @@ from remote_helpers import (PATIENCE, FakeCollector, HandRelay, _StuckClose, _St
 
 from wpptrace.remote import Collector, Relay
 from wpptrace.remote import protocol as P
-from wpptrace.winerror import ERROR_ACCESS_DENIED, ERROR_BUSY
+from wpptrace.winerror import ERROR_ACCESS_DENIED, ERROR_BUSY, ERROR_HANDLE_EOF
 
 
 def _acknowledging_all_but_the_end(fake: FakeCollector):
@@ -97,6 +97,62 @@ def test_a_stop_after_the_end_gives_up_at_once(recorded):
     assert relay.outcome == ("failed: could not deliver the stream: stopped after its end, "
                              "before the collector acknowledged it (1 buffers undelivered)"), \
         relay.outcome
+
+
+def _silent_while_closing(fake: FakeCollector):
+    """A collector that takes the stream, ACKs every buffer but the last (whose ACK is END's),
+    then says nothing after END (its file's close is slow: END's ACK would come once it is
+    done); a relay that comes back is told the file is being closed, and then that the stream
+    ended."""
+    def serve(sock):
+        if fake.connections == 1:
+            sock.sendall(P.encode(P.FrameType.WELCOME, 0))
+            while True:
+                kind, seq = read_frame(sock)
+                if kind == P.FrameType.BUFFER:
+                    sock.sendall(P.encode(P.FrameType.ACK, seq))
+                elif kind == P.FrameType.END:
+                    fake.closed.wait(PATIENCE)
+                    return
+        elif fake.connections == 2:
+            sock.sendall(P.encode_error(ERROR_BUSY, P.BUSY_FILE_CLOSING))
+        else:
+            sock.sendall(P.encode_error(ERROR_HANDLE_EOF, "this stream already ended"))
+    return serve
+
+
+def test_a_collector_silent_while_it_closes_the_file_is_left_to_the_reply_timeout(recorded):
+    """After END, a collector whose file's close is slow says nothing on that connection:
+    not a collector that answers without progress. The relay keeps it until the reply
+    timeout (its linger, no longer than that, does not end it), and the retry learns that
+    the file is being closed and then that the stream ended: it was delivered."""
+    relay, connections = _run_against(_silent_while_closing, recorded, linger=2.5,
+                                      reply_timeout=2.5, linger_limit=PATIENCE)
+    assert relay.outcome == "ended", relay.outcome
+    assert (connections, relay.stats.acknowledged) == (3, 4)
+
+
+def test_a_real_collector_whose_close_is_slow_gets_its_stream_delivered(
+        recorded, tmp_path, monkeypatch):
+    """The same with a real collector whose file's close waits for the disk: the relay's
+    reply timeout drops the silent connection, a retry is told the file is being closed,
+    and once the close is done the stream ended."""
+    disk = _StuckClose(monkeypatch)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        relay = _ended_relay(collector.address, recorded, linger=2.5, reply_timeout=2.5,
+                             linger_limit=PATIENCE)
+        try:
+            wait_until(lambda: relay.stats.connects >= 2 or relay.wait(0),
+                       what="a second connection")
+            disk.release.set()
+            assert relay.wait(PATIENCE), "the relay did not end (hang guard)"
+        finally:
+            disk.release.set()
+            relay.close(timeout=0.5)
+        assert collector.wait_for(lambda sources: sources and sources[0].closed)
+        source = collector.sources[0]
+    assert relay.outcome == "ended", relay.outcome
+    assert (source.ended, source.stopped, source.file_error) == (True, True, "")
 
 
 def _refusing(code: int, reason: str, welcome_first: bool):

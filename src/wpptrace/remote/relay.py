@@ -201,7 +201,9 @@ class Relay:
     is queued is still sent). Once the stream ended (or was stopped), a relay that cannot
     deliver it gives up after ``linger`` seconds without progress (no ACK of more buffers,
     no answer that the collector has it in hand: a file it closes, say; a connection that
-    stays up waits at least ``reply_timeout``), and at the latest ``linger_limit`` seconds
+    stays up waits at least ``reply_timeout``, and one on which the collector is silent is
+    left to that timeout, whose retry learns how the close goes), and at the latest
+    ``linger_limit`` seconds
     after its end, connected or not; a ``stop()`` after the end gives up at once.
     ``reply_timeout``: a connection on which the
     collector said nothing for this long (it ACKs every STATS, sent every
@@ -252,6 +254,7 @@ class Relay:
                                         # the stream in hand
         self._retry_from: Optional[float] = None  # the first lost connection after the end
         self._cut = False               # stopped after the end: give up now
+        self._end_sent_at: Optional[float] = None   # ... of END on the current connection
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> "Relay":
@@ -477,9 +480,11 @@ class Relay:
         it, else return the seconds left until then (inf before the end). The linger counts
         from the last progress (a slow close at the collector is not a lost stream), or from
         the first lost connection after the end (the retries get their linger too), and on a
-        connection that stays up it is at least ``reply_timeout`` (a collector that closes
-        the file answers nothing meanwhile); the limit counts from the end, whatever the
-        collector answers."""
+        connection that stays up it is at least ``reply_timeout`` and ends it only if the
+        collector answers without progress: one that closes the file says nothing after END
+        until END's ACK, and such a silent connection is left to the reply timeout, whose
+        retry learns how the close goes (the file being closed, or the stream ended). The
+        limit counts from the end, whatever the collector answers."""
         ended_at = self._outbox.ended_at
         if ended_at is None:
             return math.inf
@@ -488,16 +493,23 @@ class Relay:
         now = time.monotonic()
         since = max(ended_at, self._progress_at, self._retry_from or 0.0)
         linger = max(self.linger, self.reply_timeout) if connected else self.linger
-        if now - since > linger:
+        # silent: END went on this connection, and nothing but progress was heard since
+        silent = (connected and self._end_sent_at is not None
+                  and self._last_heard <= max(self._end_sent_at, self._progress_at))
+        if now - since > linger and not silent:
             raise _GiveUp(f": no progress for {linger:g} s after its end")
         if now - ended_at > self.linger_limit:
             raise _GiveUp(f" within {self.linger_limit:g} s of its end")
-        return min(since + linger, ended_at + self.linger_limit) - now
+        left = min(since + linger, ended_at + self.linger_limit) - now
+        if silent and left <= 0:        # (the reply timeout drops the connection)
+            return min(0.25, ended_at + self.linger_limit - now)
+        return left
 
     async def _attempt(self) -> bool:
         """One connection (see _connection), given up on as soon as the relay should stop
         trying after the end: a collector can keep a connection up, and answer on it, without
         ever taking the stream."""
+        self._end_sent_at = None
         task = asyncio.ensure_future(self._connection())
         try:
             while True:
@@ -602,6 +614,7 @@ class Relay:
             elif end is not None and end_sent is None:
                 end_sent = outbox.next_seq
                 writer.write(P.encode_stats(P.FrameType.END, end_sent, self._current_stats()))
+                self._end_sent_at = time.monotonic()
                 await self._drain(writer)
             else:
                 await self._drain(writer)
