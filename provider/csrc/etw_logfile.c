@@ -146,7 +146,11 @@ static int open_log_dir(const char *path, const char *dir, ULONG *rc) {
         name[len] = 0;
         p += len;                                      /* at "/..." or at the end */
         if (strcmp(name, ".") == 0) continue;
-        int fd = openat(at, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        /* O_DIRECTORY: an O_PATH open has no open intent, so an automount point (autofs, a
+         * kernel one) would stay unmounted and the next step would look into it empty; wanting
+         * a directory mounts it. ENOTDIR: a link (or no directory), looked at without it. */
+        int fd = openat(at, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 && errno == ENOTDIR) fd = openat(at, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         struct stat st;
         if (fd < 0) break;
         if (fstat(fd, &st) != 0) {

@@ -230,6 +230,49 @@ def test_links_of_this_user_on_the_path_are_followed(session_name, tmp_path):
         assert made.stat().st_size >= 4096 and stat.S_IMODE(made.stat().st_mode) == 0o600
 
 
+_BEHIND_AN_AUTOMOUNT_POINT = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.unshare(0x00020000) != 0 or libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None) != 0:
+    sys.exit(f"mount namespace: {os.strerror(ctypes.get_errno())}")     # CLONE_NEWNS; MS_REC|MS_PRIVATE
+if libc.mount(b"none", os.fsencode(sys.argv[1]), b"debugfs", 0, None) != 0:
+    sys.exit(f"debugfs: {os.strerror(ctypes.get_errno())}")
+import wpptrace.provider as P
+from wpptrace.winerror import Win32Error
+try:
+    P.StartTrace(sys.argv[2], P.EVENT_TRACE_PROPERTIES(BufferSize=4, MinimumBuffers=2, MaximumBuffers=4,
+                 LogFileMode=P.EVENT_TRACE_FILE_MODE_SEQUENTIAL, LogFileName=sys.argv[1] + "/tracing/x.etl"))
+    print("started")
+except Win32Error as exc:
+    print(exc.name)
+"""
+
+
+def _debugfs_mountable() -> bool:
+    with open("/proc/filesystems") as f:
+        return os.geteuid() == 0 and any(line.split()[-1:] == ["debugfs"] for line in f)
+
+
+@pytest.mark.skipif(not _debugfs_mountable(), reason="needs root and debugfs to make an automount point")
+def test_a_directory_on_the_path_that_is_an_automount_point_is_mounted(session_name, tmp_path):
+    """debugfs's tracing directory is a kernel automount point (as an autofs one is): walked
+    into untriggered, the next step finds an empty debugfs directory (ERROR_BAD_PATHNAME); walked
+    into mounted, it finds tracefs, which makes no files (ERROR_ACCESS_DENIED, nothing made)."""
+    (tmp_path / "dbg").mkdir()
+    run = subprocess.run([sys.executable, "-c", _BEHIND_AN_AUTOMOUNT_POINT, str(tmp_path / "dbg"), session_name],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["ERROR_ACCESS_DENIED"]
+
+
+def test_a_file_on_the_path_is_no_directory_and_nothing_is_made(session_name, tmp_path):
+    (tmp_path / "plain").write_bytes(b"")
+    (tmp_path / "to-plain").symlink_to("plain")
+    for path in (tmp_path / "plain" / "trace.etl", tmp_path / "to-plain" / "trace.etl"):
+        assert _start_code(session_name, path) == L.ERROR_BAD_PATHNAME
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain", "to-plain"]
+
+
 def test_a_link_loop_on_the_path_is_refused(session_name, tmp_path):
     (tmp_path / "a").symlink_to("b")
     (tmp_path / "b").symlink_to("a")
