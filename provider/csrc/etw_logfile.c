@@ -61,6 +61,7 @@ static ULONG errno_to_win32(int e) {
     case EACCES: case EPERM: case EROFS: return ERROR_ACCESS_DENIED;
     case ENOMEM: return ERROR_OUTOFMEMORY;
     case EEXIST: return ERROR_ALREADY_EXISTS;
+    case EWOULDBLOCK: return ERROR_BUSY;           /* another process's file lease */
     default: return ERROR_BAD_PATHNAME;
     }
 }
@@ -252,23 +253,55 @@ static ULONG refusal(const char *path, const struct stat *st) {
     return ERROR_SUCCESS;
 }
 
-/* Open (or create) `path` for a session file (O_EXCL in `flags`: only a new one), private
- * (0600): every directory on the path reached as open_log_dir says, then the file itself never
- * through a link, and used only if it is a regular file of our own user with no other name.
- * An existing file is looked at (O_PATH: a FIFO or a device is never opened) before the very
- * inode looked at is opened, and nothing in it changes before those checks. *fd on success; a
- * refusal is ERROR_ACCESS_DENIED (a link, a file of another user, a second name) or
- * ERROR_BAD_PATHNAME (not a regular file), said in a host's log. */
-static ULONG open_private(const char *path, int flags, int *fd_out) {
+/* `path` as the directory to walk (dir, "" for the current one) and the file's name in it:
+ * its last component. NULL if it names a directory or is too long. */
+static const char *split_log_path(const char *path, char dir[WPT_MAX_PATH]) {
     const char *slash = strrchr(path, '/');
     const char *name = slash ? slash + 1 : path;
-    char dir[WPT_MAX_PATH];
     if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strlen(name) > NAME_MAX
-        || strlen(path) >= sizeof dir)
-        return ERROR_BAD_PATHNAME;                     /* a directory, or too long */
+        || strlen(path) >= WPT_MAX_PATH)
+        return NULL;
     size_t dir_len = slash ? (slash == path ? 1 : (size_t)(slash - path)) : 0;
     memcpy(dir, path, dir_len);
     dir[dir_len] = 0;
+    return name;
+}
+
+/* Remove `name` in the directory `at` if it is still the file `made`: one this process made
+ * for an attempt that then failed (a name given to another file meanwhile is left alone). */
+static void remove_made_at(int at, const char *name, const struct stat *made) {
+    struct stat st;
+    if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == made->st_dev
+        && st.st_ino == made->st_ino)
+        unlinkat(at, name, 0);
+}
+
+/* The same, the directory reached again as open_private reaches it. */
+static void remove_made(const char *path, const struct stat *made) {
+    char dir[WPT_MAX_PATH];
+    const char *name = split_log_path(path, dir);
+    ULONG rc;
+    int at = name ? open_log_dir(path, dir, &rc) : -1;
+    if (at < 0) return;
+    remove_made_at(at, name, made);
+    close(at);
+}
+
+/* Open (or create) `path` for a session file (O_EXCL in `flags`: only a new one), private
+ * (0600): every directory on the path reached as open_log_dir says, then the file itself never
+ * through a link, and used only if it is a regular file of our own user with no other name.
+ * An existing file is looked at (O_PATH: a FIFO or a device is never opened) before it is
+ * opened by its name in the directory held, and used only if the open reached the very inode
+ * looked at; nothing in it changes before those checks. *fd on success, and *made the file's
+ * stat if this call created it (st_ino 0 if it existed); `probe`: only see that it could be
+ * opened, and remove a file this call made for it. A refusal is ERROR_ACCESS_DENIED (a link, a
+ * file of another user, a second name) or ERROR_BAD_PATHNAME (not a regular file), said in a
+ * host's log. */
+static ULONG open_private(const char *path, int flags, int probe, int *fd_out, struct stat *made) {
+    char dir[WPT_MAX_PATH];
+    const char *name = split_log_path(path, dir);
+    made->st_ino = 0;
+    if (!name) return ERROR_BAD_PATHNAME;              /* a directory, or too long */
     ULONG rc;
     int at = open_log_dir(path, dir, &rc);
     if (at < 0) return rc;
@@ -276,6 +309,8 @@ static ULONG open_private(const char *path, int flags, int *fd_out) {
     for (int tries = 0; tries < 8; tries++) {
         int fd = openat(at, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
         if (fd >= 0) {                                 /* a new file: ours, with this name only */
+            if (fstat(fd, made) != 0) made->st_ino = 0;
+            if (probe && made->st_ino) remove_made_at(at, name, made);
             *fd_out = fd;
             rc = ERROR_SUCCESS;
             break;
@@ -290,19 +325,34 @@ static ULONG open_private(const char *path, int flags, int *fd_out) {
             rc = errno_to_win32(errno);
             break;
         }
-        struct stat st;
+        struct stat st, now;
         rc = fstat(seen, &st) != 0 ? errno_to_win32(errno) : refusal(path, &st);
-        if (rc == ERROR_SUCCESS) {
-            char self[64];                             /* the inode checked, not the name again */
-            snprintf(self, sizeof self, "/proc/self/fd/%d", seen);
-            fd = open(self, flags | O_CLOEXEC | O_NOCTTY);
-            if (fd < 0) rc = errno_to_win32(errno);
-            else if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) != 0) {
-                rc = errno_to_win32(errno);            /* an existing file keeps its mode: narrow it */
-                close(fd);
-            } else *fd_out = fd;
-        }
         close(seen);
+        if (rc != ERROR_SUCCESS) break;
+        /* By name (no /proc needed), O_NONBLOCK: a file lease another process holds makes the
+         * open fail (ERROR_BUSY) rather than wait for the lease's break, which may hold a
+         * thread whose cancellation is held off. */
+        fd = openat(at, name, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+            if (errno == ENOENT || errno == ELOOP) continue;   /* replaced meanwhile: again */
+            rc = errno_to_win32(errno);
+            break;
+        }
+        int fl = fcntl(fd, F_GETFL);
+        if (fstat(fd, &now) != 0 || fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+            rc = errno_to_win32(errno);
+            close(fd);
+            break;
+        }
+        if (now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
+            close(fd);                                 /* another file took the name: again */
+            rc = ERROR_ACCESS_DENIED;
+            continue;
+        }
+        if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) != 0) {
+            rc = errno_to_win32(errno);                /* an existing file keeps its mode: narrow it */
+            close(fd);
+        } else *fd_out = fd;
         break;
     }
     close(at);
@@ -310,15 +360,18 @@ static ULONG open_private(const char *path, int flags, int *fd_out) {
 }
 
 /* Create the file (`exclusive`: never an existing one; else empty it once it is known to be
- * ours), private to its user; lf->header is allocated, not written. */
-static ULONG file_create(const char *path, uint32_t buffer_size, int exclusive, wpt_logfile **out) {
+ * ours), private to its user; lf->header is allocated, not written. *made as open_private
+ * says. */
+static ULONG file_create(const char *path, uint32_t buffer_size, int exclusive, wpt_logfile **out,
+                         struct stat *made) {
     wpt_logfile *lf = calloc(1, sizeof *lf);
+    made->st_ino = 0;
     if (!lf) return ERROR_OUTOFMEMORY;
     lf->fd = -1;
     lf->buffer_size = buffer_size;
     lf->header = malloc(buffer_size);
     if (!lf->header) { file_free(lf); return ERROR_OUTOFMEMORY; }
-    ULONG rc = open_private(path, O_RDWR | (exclusive ? O_EXCL : 0), &lf->fd);
+    ULONG rc = open_private(path, O_RDWR | (exclusive ? O_EXCL : 0), 0, &lf->fd, made);
     if (rc == ERROR_SUCCESS && !exclusive && ftruncate(lf->fd, 0) != 0) rc = write_error(errno);
     if (rc != ERROR_SUCCESS) {
         file_free(lf);
@@ -385,14 +438,16 @@ static int file_finish(wpt_logfile *lf, int *sync_fd) {
 ULONG wpt_logfile_check_path(const char *path) {
     /* Session files are private to their user (traces carry process data). */
     int fd;
-    ULONG rc = open_private(path, O_WRONLY, &fd);
+    struct stat made;
+    ULONG rc = open_private(path, O_WRONLY, 1, &fd, &made);
     if (rc == ERROR_SUCCESS) close(fd);
     return rc;
 }
 
 ULONG wpt_logfile_open(wpt_session *s) {
     wpt_logfile *lf;
-    ULONG rc = file_create(s->logfile_name, s->buffer_size, 0, &lf);
+    struct stat made;
+    ULONG rc = file_create(s->logfile_name, s->buffer_size, 0, &lf, &made);
     if (rc != ERROR_SUCCESS) return rc;
     lf->circular = (s->log_file_mode & EVENT_TRACE_FILE_MODE_CIRCULAR) != 0;
     lf->capacity = s->max_file_bytes ? s->max_file_bytes / s->buffer_size - 1 : 0;
@@ -401,6 +456,7 @@ ULONG wpt_logfile_open(wpt_session *s) {
     rc = file_put_header(lf);
     if (rc != ERROR_SUCCESS) {
         file_free(lf);
+        remove_made(s->logfile_name, &made);       /* a file made for nothing is not left behind */
         return rc;
     }
     s->logfile = lf;
@@ -529,7 +585,8 @@ ULONG wpptrace_etl_stream_create(LPCSTR Path, const void *HeaderBuffer, ULONG Bu
     wpptrace_etl_stream *st = calloc(1, sizeof *st);
     if (!st) return ERROR_OUTOFMEMORY;
     st->pointer32 = pointer32;
-    rc = file_create(Path, BufferSize, 1, &st->lf);
+    struct stat made;
+    rc = file_create(Path, BufferSize, 1, &st->lf, &made);
     if (rc != ERROR_SUCCESS) {
         free(st);
         return rc;
@@ -538,8 +595,8 @@ ULONG wpptrace_etl_stream_create(LPCSTR Path, const void *HeaderBuffer, ULONG Bu
     stream_update_header(st, 0);
     rc = file_put_header(st->lf);
     if (rc != ERROR_SUCCESS) {
-        unlink(Path);                  /* nothing of it is usable; it was ours (O_EXCL) */
         file_free(st->lf);
+        remove_made(Path, &made);      /* nothing of it is usable; it was ours (O_EXCL) */
         free(st);
         return rc;
     }

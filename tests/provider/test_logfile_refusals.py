@@ -301,6 +301,51 @@ def test_switching_to_a_planted_link_is_refused(session_name, tmp_path):
     assert _unchanged(victim)
 
 
+_HOLD_A_LEASE = r"""
+import fcntl, os, signal, sys
+signal.signal(signal.SIGIO, signal.SIG_IGN)      # told of the break: hold on all the same
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_file_another_process_holds_a_lease_on_is_busy_at_once(session_name, tmp_path):
+    """An open for writing waits for a read lease's holder to let go, up to the kernel's
+    lease-break-time (45 s), with the thread's cancellation held off: the file is refused at once
+    (ERROR_BUSY) and left as it is."""
+    victim = _victim(tmp_path)
+    os.chmod(victim, 0o600)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_A_LEASE, str(victim)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        assert _start_code(session_name, victim) == L.ERROR_BUSY
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert victim.read_bytes() == b"precious data\n"
+
+
+def test_a_new_file_that_could_not_be_started_is_not_left_behind(session_name, tmp_path):
+    """UPDATE to a new file that cannot be started (its header not written: a full disk) leaves
+    no file behind: neither the one made to see that it could be made, nor the one started."""
+    private = P.EVENT_TRACE_PRIVATE_LOGGER_MODE | P.EVENT_TRACE_PRIVATE_IN_PROC
+    second = tmp_path / "second.etl"
+    with TraceSession(session_name, tmp_path / "first.etl", BufferSize=4, LogFileMode=private) as s:
+        props = s.query()
+        props.LogFileName = str(second)
+        L.wpptrace_debug_fail_file_writes(0, 1 << 30, 28)          # ENOSPC from now on
+        try:
+            with pytest.raises(Win32Error) as raised:
+                P.ControlTrace(s.handle, None, props, P.EVENT_TRACE_CONTROL_UPDATE)
+        finally:
+            L.wpptrace_debug_fail_file_writes(0, 0, 0)
+        assert raised.value.new_file_error.name == "ERROR_DISK_FULL"
+        assert not second.exists()
+
+
 def test_an_own_file_is_emptied_and_made_private(session_name, tmp_path):
     old = tmp_path / "old.etl"
     old.write_bytes(b"x" * 100000)
