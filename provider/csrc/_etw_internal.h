@@ -406,6 +406,8 @@ enum {
                                           * the loop; threads of the application still run */
     WPT_POINT_RUNTIME_DIR_CHECKED = 35,  /* the runtime directory was opened, checked and held;
                                           * its caller has not used it yet */
+    WPT_POINT_RUNTIME_DIR_OPENING = 44,  /* the runtime directory's parent is open (its lock
+                                          * held), the directory not opened yet */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

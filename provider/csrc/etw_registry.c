@@ -102,6 +102,7 @@ static ULONG check_dir_locked(void) {
     slash[slash == parent ? 1 : 0] = 0;
     int up = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (up < 0) return ERROR_BAD_PATHNAME;
+    WPT_TEST_POINT(WPT_POINT_RUNTIME_DIR_OPENING);
     struct stat st;
     if (fstat(up, &st) != 0) {
         close(up);
@@ -131,10 +132,17 @@ static ULONG check_dir_locked(void) {
 
 static int mutex_by(pthread_mutex_t *m, int64_t deadline);
 
+/* Not cancelled midway: open, openat and close are cancellation points, and a thread cancelled
+ * there left g_dir_lock held (every later use of the directory waited for it, then failed
+ * busy) and a descriptor open. */
 static ULONG check_dir(void) {
-    if (mutex_by(&g_dir_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) != 0) return ERROR_BUSY;
-    ULONG rc = check_dir_locked();
-    pthread_mutex_unlock(&g_dir_lock);
+    int state = wpt_cancel_hold();
+    ULONG rc = ERROR_BUSY;
+    if (mutex_by(&g_dir_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) == 0) {
+        rc = check_dir_locked();
+        pthread_mutex_unlock(&g_dir_lock);
+    }
+    wpt_cancel_restore(state);
     return rc;
 }
 
@@ -175,7 +183,10 @@ ULONG wpt_runtime_dir(const char **dir_out) {
 }
 
 const char *wpptrace_runtime_directory(void) {
-    return wpt_runtime_dir(NULL) == ERROR_SUCCESS ? g_dir : NULL;   /* its name, for people */
+    int state = wpt_cancel_hold();
+    ULONG rc = wpt_runtime_dir(NULL);
+    wpt_cancel_restore(state);
+    return rc == ERROR_SUCCESS ? g_dir : NULL;   /* its name, for people */
 }
 
 int wpt_runtime_dir_fd(void) {

@@ -277,6 +277,11 @@
  *                   QueryAllTraces, wpptrace_list_sessions or wpptrace_session_info is
  *                   cancelled once it connected to A's host: no descriptor may be left open,
  *                   and a QUERY of A must return.
+ *       cancel-runtime-directory, cancel-host-log-path, cancel-enumerate, cancel-subscribe
+ *                   a thread's wpptrace_runtime_directory, wpptrace_host_log_path,
+ *                   EnumerateTraceGuids (a provider registered elsewhere) or wpptrace_rt_subscribe
+ *                   (of A) is cancelled as it checks the runtime directory: the same call must
+ *                   answer as before, and no descriptor may be left open.
  *       cancel-join-busy  as cancel-join, A's host stopped so the JOIN ends with ERROR_BUSY:
  *                   a fork and a close must return (the thread was cancelled as it woke the
  *                   endpoint thread, the endpoint's lock held).
@@ -362,6 +367,8 @@
  * cancel-unregister "unregistered RC cancelled 0|1 forked 0|1 stop_x RC",
  * cancel-query-all, cancel-list-sessions, cancel-session-info "listed RC cancelled 0|1 fds_left N
  * queried 0|1 query_a RC stop_a RC",
+ * cancel-runtime-directory, cancel-host-log-path, cancel-enumerate, cancel-subscribe "first RC called RC
+ * cancelled 0|1 fds_left N again RC found N" (cancel-subscribe and "stop_a RC"),
  * close-then-register "enable RC socket_kept 0|1 start_c N enables N stop_x RC stop_c RC",
  * fork-in-copy-stays "reconcile RC served_before 0|1 enable RC child_enabled 0|1 stop_b RC stop_a RC",
  * fork-while-retiring "forked 0|1 child_kept_mapping 0|1 replaced 0|1 released 0|1",
@@ -4490,6 +4497,103 @@ static int cancel_listing(const char *dir, int which) {
     _exit(0);                                  /* a hung query must not hold up exit */
 }
 
+/* cancel-runtime-directory, cancel-host-log-path, cancel-enumerate, cancel-subscribe: a thread's
+ * wpptrace_runtime_directory, wpptrace_host_log_path, EnumerateTraceGuids (a provider registered
+ * by another process) or wpptrace_rt_subscribe (of A, a file session hosted by a process of its
+ * own) is cancelled as it checks the runtime directory, that directory's lock held (open, openat
+ * and close are cancellation points, and so are the connections the last two make after it).
+ * Then the same call from this thread must answer as it did before, and no descriptor may be
+ * left open. */
+static pthread_t g_dir_caller;
+static _Atomic int g_dir_caller_armed;
+
+static void at_dir_opening(int point) {
+    if (point == WPT_POINT_RUNTIME_DIR_OPENING && pthread_equal(pthread_self(), g_dir_caller)
+        && atomic_exchange(&g_dir_caller_armed, 0))
+        pthread_cancel(g_dir_caller);
+}
+
+/* The call `which` names: its result (the runtime directory's: 0 if it named one) and, for
+ * EnumerateTraceGuids, the providers it found. */
+static ULONG dir_call(int which, ULONG *found) {
+    if (which == 0) return wpptrace_runtime_directory() ? ERROR_SUCCESS : ERROR_FILE_NOT_FOUND;
+    if (which == 1) {
+        char path[4096];
+        return wpptrace_host_log_path(1, path, sizeof path);
+    }
+    if (which == 2) {
+        TRACE_GUID_PROPERTIES props[4];
+        PTRACE_GUID_PROPERTIES array[4];
+        for (int i = 0; i < 4; i++) array[i] = &props[i];
+        ULONG n = 0;
+        ULONG rc = EnumerateTraceGuids(array, 4, &n);
+        if (found) *found = n;
+        return rc;
+    }
+    wpptrace_rt_subscription *sub = NULL;
+    ULONG rc = wpptrace_rt_subscribe("control-races-a", &sub, NULL);
+    if (sub) wpptrace_rt_close(sub);
+    return rc;
+}
+
+typedef struct { int which; ULONG rc; } dir_caller;
+
+static void *dir_call_cancelled(void *arg) {
+    dir_caller *c = arg;
+    c->rc = dir_call(c->which, NULL);
+    pthread_testcancel();                      /* a cancel held off acts once the call is done */
+    return NULL;
+}
+
+static int cancel_in_dir_check(const char *dir, int which) {
+    TRACEHANDLE a = 0;
+    if (which == 3 && start(dir, "control-races-a", &a)) return 3;
+    int ready[2], hold[2];
+    pid_t provider = -1;
+    if (which == 2) {
+        if (pipe(ready) != 0 || pipe(hold) != 0) return 3;
+        provider = fork();
+        if (provider < 0) return 3;
+        if (provider == 0) {
+            static const GUID control = {0x6a3c2f30, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+            static const GUID message = {0x6a3c2f31, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+            TRACE_GUID_REGISTRATION reg = {&message, NULL};
+            TRACEHANDLE registration;
+            char c = RegisterTraceGuids(track_control, NULL, &control, 1, &reg, NULL, NULL, &registration)
+                   == ERROR_SUCCESS ? 'r' : 'f';
+            if (write(ready[1], &c, 1) != 1) _exit(1);
+            while (read(hold[0], &c, 1) < 0 && errno == EINTR) {}
+            _exit(0);
+        }
+        char c = 0;
+        if (read(ready[0], &c, 1) != 1 || c != 'r') return 4;
+    }
+    wpt_registry_wait_ms = 1000;               /* a lock left held: the call after fails in 1 s */
+    ULONG first = dir_call(which, NULL);       /* what is made once (the directory held) is made */
+    int before = open_descriptors();
+    wpt_test_point = at_dir_opening;
+    atomic_store(&g_dir_caller_armed, 1);
+    static dir_caller called;
+    called = (dir_caller){which, 99};
+    if (pthread_create(&g_dir_caller, NULL, dir_call_cancelled, &called) != 0) return 5;
+    void *result = NULL;
+    pthread_join(g_dir_caller, &result);
+    wpt_test_point = NULL;
+    int left = open_descriptors() - before;
+    ULONG found = 0;
+    ULONG again = dir_call(which, &found);
+    printf("first %u called %u cancelled %d fds_left %d again %u found %u", (unsigned)first,
+           (unsigned)called.rc, result == PTHREAD_CANCELED, left, (unsigned)again, (unsigned)found);
+    if (which == 3) printf(" stop_a %u", (unsigned)stop(a));
+    printf("\n");
+    fflush(stdout);
+    if (provider > 0) {
+        close(hold[1]);
+        while (waitpid(provider, NULL, 0) < 0 && errno == EINTR) {}
+    }
+    _exit(0);                                  /* a lock left held must not hold up exit */
+}
+
 /* fork-in-copy-withheld: this process reconciles with the registry, which holds enables of two
  * of its providers for A; the first one's ENABLE callback forks, and the child never returns
  * into that copy. The second enable, which only that copy would bring (the copy the child's
@@ -4602,6 +4706,10 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "cancel-query-all") == 0) return cancel_listing(argv[2], 0);
     if (argc == 3 && strcmp(argv[1], "cancel-list-sessions") == 0) return cancel_listing(argv[2], 1);
     if (argc == 3 && strcmp(argv[1], "cancel-session-info") == 0) return cancel_listing(argv[2], 2);
+    if (argc == 3 && strcmp(argv[1], "cancel-runtime-directory") == 0) return cancel_in_dir_check(argv[2], 0);
+    if (argc == 3 && strcmp(argv[1], "cancel-host-log-path") == 0) return cancel_in_dir_check(argv[2], 1);
+    if (argc == 3 && strcmp(argv[1], "cancel-enumerate") == 0) return cancel_in_dir_check(argv[2], 2);
+    if (argc == 3 && strcmp(argv[1], "cancel-subscribe") == 0) return cancel_in_dir_check(argv[2], 3);
     if (argc == 3 && strcmp(argv[1], "close-then-register") == 0) return close_then_register_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "unsealed-view") == 0) return unsealed_view();
     if (argc == 3 && strcmp(argv[1], "fork-while-retiring") == 0) return fork_while_retiring();

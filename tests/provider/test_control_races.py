@@ -929,3 +929,14 @@ def test_a_child_forked_twelve_callbacks_deep_counts_every_one_as_running(contro
     still in use)."""
     got = control_races("fork-deep", out)
     assert got == {"enable": 0, "depth": 12, "child": 1, "stopped": 1}
+
+
+@pytest.mark.parametrize("mode", ["cancel-runtime-directory", "cancel-host-log-path"])
+def test_a_call_cancelled_while_it_checks_the_runtime_directory_leaves_it_usable(control_races, out, mode):
+    """Each use of the runtime directory checks it (open, openat and close: cancellation
+    points) with the directory's lock held. Cancelled there, the thread left the lock held,
+    and every later use of the directory in the process (every control call) waited for it,
+    then failed with ERROR_BUSY; the parent's descriptor stayed open. The check is not
+    cancelled midway: the cancel acts once the call returned."""
+    got = control_races(mode, out)
+    assert got == {"first": 0, "called": 0, "cancelled": 1, "fds_left": 0, "again": 0, "found": 0}
