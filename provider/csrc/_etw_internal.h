@@ -865,6 +865,13 @@ ULONG wpt_registry_find(const char *name, uint32_t *slot, uint32_t *generation);
  * restored on return, so a pending cancel acts in the application's code after the call. */
 int  wpt_cancel_hold(void);                 /* returns the state to restore */
 void wpt_cancel_restore(int state);
+/* The application's own code the library waits on (its ControlCallbacks run in this thread,
+ * UnregisterTraceGuids waiting for its callbacks in other threads) stays cancellable: an entry
+ * point with nothing of its own left held there gives the caller's state (`held`, from
+ * wpt_cancel_hold) to them; a hold inside it (a lock kept across callbacks) takes it back until
+ * it ends. wpt_callback_cancel_state: that state, or -1 (the waits stay held off). */
+void wpt_cancel_allow_callbacks(int held);
+int  wpt_callback_cancel_state(void);
 /* Make sure this process listens for enable notifications (RegisterTraceGuids): a close made
  * in a callback and not done yet is withdrawn, one joining the endpoint thread waited for. */
 ULONG wpt_endpoint_ensure(void);

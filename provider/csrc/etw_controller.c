@@ -617,6 +617,9 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
     return rc;
 }
 
+/* A STOP's ControlCallbacks run held off too: a private session's with the control lock held,
+ * and another process's session is told to stop only after them (cancelled there, it ran on
+ * with this process's providers disabled). */
 static ULONG control_uncancelled(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERTIES *p, ULONG code,
                                  int wide) {
     int state = wpt_cancel_hold();
@@ -654,9 +657,20 @@ static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, 
 
 ULONG EnableTrace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHANDLE h) {
     int state = wpt_cancel_hold();
+    wpt_cancel_allow_callbacks(state);     /* this process's callbacks run with no lock held */
     ULONG rc = enable_trace(enable, flags, level, guid, h);
     wpt_cancel_restore(state);
     return rc;
+}
+
+typedef struct {
+    uint32_t kind, meant_for;
+    const wpt_wire_enable *msg;
+} told_others;
+
+static void tell_others(void *arg) {
+    const told_others *t = arg;
+    wpt_broadcast(t->kind, t->meant_for, t->msg);
 }
 
 static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHANDLE h) {
@@ -731,10 +745,15 @@ static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, 
     wpt_registry_unlock();
     unlock();
     WPT_TEST_POINT(WPT_POINT_ENABLE_APPLYING);
+    /* the caller cancelled in a callback of its own: the other processes are told all the same
+     * (the registry holds the change already) */
+    told_others tell = {enable ? WPT_REQ_ENABLE : WPT_REQ_DISABLE, wpt_for_session(whole), &msg};
+    pthread_cleanup_push(tell_others, &tell);
     rc = wpt_apply_enable(guid, enable != 0, msg.logger_handle, whole, msg.clock_type, msg.version);
+    pthread_cleanup_pop(0);
     /* a provider process that could not run its callbacks (no memory for the list) says so:
      * the caller hears it (the enable stays recorded: enabling again retries it there) */
-    ULONG others = wpt_broadcast(enable ? WPT_REQ_ENABLE : WPT_REQ_DISABLE, wpt_for_session(whole), &msg);
+    ULONG others = wpt_broadcast(tell.kind, tell.meant_for, &msg);
     return rc != ERROR_SUCCESS ? rc : others;
 }
 

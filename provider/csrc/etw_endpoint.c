@@ -670,15 +670,27 @@ static ULONG endpoint_ensure(int registering) {
     return rc;
 }
 
+/* The caller's cancellation state for the application's code the library waits on, or -1. */
+static __thread int t_callback_cancel = -1;
+
+/* The state returned also carries what the application's code was given before (restored
+ * with the state): a hold inside an entry point takes it back for its own part. */
 int wpt_cancel_hold(void) {
     int state;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
-    return state;
+    int before = t_callback_cancel;
+    t_callback_cancel = -1;
+    return state | (before + 1) << 8;
 }
 
 void wpt_cancel_restore(int state) {
-    pthread_setcancelstate(state, NULL);
+    t_callback_cancel = (state >> 8) - 1;
+    pthread_setcancelstate(state & 0xFF, NULL);
 }
+
+void wpt_cancel_allow_callbacks(int held) { t_callback_cancel = held & 0xFF; }
+
+int wpt_callback_cancel_state(void) { return t_callback_cancel; }
 
 /* Cancellation is held off in the calls below that wait with a lock held or a state half
  * changed (in poll, recv, pthread_join, pthread_cond_wait: cancellation points): a thread

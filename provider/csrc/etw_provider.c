@@ -283,6 +283,46 @@ static void pending_cancel(pending_list *l, int gone) {
  * calls of one registration may be queued by several threads, each running its own without
  * a lock, and the last callback the application sees must be the newest change (an ENABLE
  * started after the DISABLE that followed it left the provider on with a disabled handle). */
+/* A thread cancelled in a callback it ran (see wpt_cancel_allow_callbacks) leaves the list as
+ * if every call were done: the call running and those after it no longer count as running or
+ * in flight (UnregisterTraceGuids waited for them forever, their slots were never used again). */
+typedef struct {
+    pending_list *list;
+    size_t at;
+    running_call *me;
+} cancelled_run;
+
+static void callback_cancelled(void *arg) {
+    cancelled_run *c = arg;
+    t_innermost = c->me->outer;
+    pthread_mutex_lock(&g_reg_lock);
+    registration *r = &g_regs[c->list->calls[c->at].reg];
+    if (r->running) r->running--;
+    for (size_t i = c->at; i < c->list->n; i++) {
+        registration *q = &g_regs[c->list->calls[i].reg];
+        if (q->inflight) q->inflight--;
+    }
+    pthread_cond_broadcast(&g_reg_cond);
+    pthread_mutex_unlock(&g_reg_lock);
+    free(c->list->calls);
+    c->list->calls = NULL;
+    c->list->n = 0;
+}
+
+static void run_callback(pending_list *l, size_t i, WNODE_HEADER *w, ULONG *size) {
+    pending_call *c = &l->calls[i];
+    running_call me = {c->reg, t_innermost};
+    t_innermost = &me;
+    cancelled_run undo = {l, i, &me};
+    int allowed = wpt_callback_cancel_state(), held = -1;
+    pthread_cleanup_push(callback_cancelled, &undo);
+    if (allowed >= 0) pthread_setcancelstate(allowed, &held);
+    c->callback(c->code, c->context, size, w);
+    if (held >= 0) pthread_setcancelstate(held, NULL);
+    pthread_cleanup_pop(0);
+    t_innermost = me.outer;
+}
+
 static void pending_run_confirmed(pending_list *l) {
     for (size_t i = 0; i < l->n; i++) {
         pending_call *c = &l->calls[i];
@@ -304,11 +344,8 @@ static void pending_run_confirmed(pending_list *l) {
             w.ClientContext = c->clock;
             w.Flags = WNODE_FLAG_TRACED_GUID;
             ULONG size = sizeof w;
-            running_call me = {c->reg, t_innermost};
-            t_innermost = &me;
             wpt_handle_issued(wpt_handle_slot(c->logger), c->generation);
-            c->callback(c->code, c->context, &size, &w);
-            t_innermost = me.outer;
+            run_callback(l, i, &w, &size);
         }
         pthread_mutex_lock(&g_reg_lock);
         if (live && r->running) r->running--;
@@ -768,13 +805,15 @@ static ULONG register_guids(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG c
 static ULONG unregister_guids(TRACEHANDLE handle);
 
 /* The entry points that wait (JOINs, callbacks of other threads) with a lock held run with
- * cancellation held off (see wpt_cancel_hold). */
+ * cancellation held off (see wpt_cancel_hold), except in the application's own code: the
+ * callbacks they run, and UnregisterTraceGuids's wait for callbacks in other threads. */
 ULONG RegisterTraceGuidsA(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG count,
                           TRACE_GUID_REGISTRATION *regs, LPCSTR mof_path, LPCSTR mof_resource,
                           PTRACEHANDLE out) {
     (void)mof_path;
     (void)mof_resource;   /* MOF class registration has no meaning without WMI */
     int state = wpt_cancel_hold();
+    wpt_cancel_allow_callbacks(state);
     ULONG rc = register_guids(cb, ctx, control, count, regs, out);
     wpt_cancel_restore(state);
     return rc;
@@ -782,9 +821,15 @@ ULONG RegisterTraceGuidsA(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG cou
 
 ULONG UnregisterTraceGuids(TRACEHANDLE handle) {
     int state = wpt_cancel_hold();
+    wpt_cancel_allow_callbacks(state);
     ULONG rc = unregister_guids(handle);
     wpt_cancel_restore(state);
     return rc;
+}
+
+static void unlock_registrations(void *unused) {
+    (void)unused;
+    pthread_mutex_unlock(&g_reg_lock);
 }
 
 static ULONG register_guids(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG count,
@@ -870,10 +915,17 @@ static ULONG unregister_guids(TRACEHANDLE handle) {
          * thread still has its call queued: waiting for that waited forever) */
         int mine = 0;
         for (const running_call *k = t_innermost; k; k = k->outer) mine += k->reg == (int)(idx - 1);
+        /* they are the application's: cancelled meanwhile, the registration is gone all the
+         * same and only the lock is to be let go */
+        int allowed = wpt_callback_cancel_state(), held = -1;
+        pthread_cleanup_push(unlock_registrations, NULL);
+        if (allowed >= 0) pthread_setcancelstate(allowed, &held);
         while (r->running > (uint32_t)mine) {
             WPT_TEST_POINT(WPT_POINT_UNREGISTER_WAITING);
             pthread_cond_wait(&g_reg_cond, &g_reg_lock);
         }
+        if (held >= 0) pthread_setcancelstate(held, NULL);
+        pthread_cleanup_pop(0);
     }
     pthread_mutex_unlock(&g_reg_lock);
     return rc;

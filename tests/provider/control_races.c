@@ -272,7 +272,7 @@
  *                   (the JOIN left the attach lock held).
  *       cancel-unregister  a thread's UnregisterTraceGuids is cancelled as it waits for a
  *                   callback another thread runs: a fork must return (the thread kept the
- *                   registrations' lock).
+ *                   registrations' lock), whether the cancel acted in the wait or after it.
  *       cancel-query-all, cancel-list-sessions, cancel-session-info  a thread's
  *                   QueryAllTraces, wpptrace_list_sessions or wpptrace_session_info is
  *                   cancelled once it connected to A's host: no descriptor may be left open,
@@ -282,6 +282,11 @@
  *                   EnumerateTraceGuids (a provider registered elsewhere) or wpptrace_rt_subscribe
  *                   (of A) is cancelled as it checks the runtime directory: the same call must
  *                   answer as before, and no descriptor may be left open.
+ *       cancel-in-callback  a thread's EnableTrace runs a ControlCallback of this process that
+ *                   blocks, and is cancelled there: the thread must end, leaving nothing locked
+ *                   or open (the callback ran with cancellation held off: never cancelled).
+ *       cancel-unregister-waiting  an UnregisterTraceGuids waiting for that callback, run by
+ *                   another thread, is cancelled: it must end, leaving nothing locked or open.
  *       cancel-join-busy  as cancel-join, A's host stopped so the JOIN ends with ERROR_BUSY:
  *                   a fork and a close must return (the thread was cancelled as it woke the
  *                   endpoint thread, the endpoint's lock held).
@@ -364,6 +369,9 @@
  * cancel-joining "cancelled 0|1 closed 0|1 socket_left 0|1 forked 0|1", cancel-close-waiting "cancelled
  * 0|1 forked 0|1 socket_left 0|1", cancel-join "registered RC cancelled 0|1 forked 0|1 stop_a RC",
  * cancel-join-busy "registered RC cancelled 0|1 forked 0|1 closed 0|1 stop_a RC",
+ * cancel-in-callback "ended_in_callback 0|1 cancelled 0|1 unregistered RC registered RC unregistered_other RC
+ * fds_kept 0|1 stop_a RC", cancel-unregister-waiting "ended_waiting 0|1 cancelled 0|1 enable RC registered RC
+ * unregistered RC fds_kept 0|1 stop_a RC",
  * cancel-unregister "unregistered RC cancelled 0|1 forked 0|1 stop_x RC",
  * cancel-query-all, cancel-list-sessions, cancel-session-info "listed RC cancelled 0|1 fds_left N
  * queried 0|1 query_a RC stop_a RC",
@@ -4179,6 +4187,118 @@ static int cancel_join(const char *dir) {
     _exit(0);                                  /* a hung fork must not hold up exit */
 }
 
+/* cancel-in-callback: a thread's EnableTrace of A runs the ControlCallback of a provider here,
+ * which blocks (sem_wait: a cancellation point) and is cancelled there. cancel-unregister-waiting:
+ * that callback is left blocked, and another thread's UnregisterTraceGuids of the provider,
+ * waiting for it, is cancelled. Afterwards the provider is unregistered and another registered
+ * and unregistered in a third thread, and this process has the descriptors it had before. */
+static const GUID g_blocking_control = {0x6a3c2f22, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+static const GUID g_after_control = {0x6a3c2f23, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+static sem_t g_blocked, g_unblock, g_unregister_waits;
+static _Atomic int g_block_next, g_block_returned, g_unregister_armed, g_after_done;
+static TRACEHANDLE g_blocking_reg;
+static ULONG g_enable_rc = 99, g_unregistered = 99, g_after_registered = 99, g_after_unregistered = 99;
+
+static ULONG blocking_callback(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    if (code != WMI_ENABLE_EVENTS || !atomic_exchange(&g_block_next, 0)) return ERROR_SUCCESS;
+    sem_post(&g_blocked);
+    sem_wait(&g_unblock);                  /* a cancellation point */
+    atomic_store(&g_block_returned, 1);
+    return ERROR_SUCCESS;
+}
+
+static void *enable_blocked(void *arg) {
+    g_enable_rc = EnableTrace(1, 0x7, 5, &g_blocking_control, *(TRACEHANDLE *)arg);
+    pthread_testcancel();
+    return NULL;
+}
+
+static void at_unregistration_waits(int point) {
+    if (point == WPT_POINT_UNREGISTER_WAITING && atomic_exchange(&g_unregister_armed, 0)) sem_post(&g_unregister_waits);
+}
+
+static void *unregister_blocking(void *arg) {
+    (void)arg;
+    g_unregistered = UnregisterTraceGuids(g_blocking_reg);
+    pthread_testcancel();
+    return NULL;
+}
+
+static void *register_after(void *arg) {
+    (void)arg;
+    if (!atomic_load(&g_block_returned)) g_unregistered = UnregisterTraceGuids(g_blocking_reg);
+    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    static callback_count counted;
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    TRACEHANDLE r = 0;
+    g_after_registered = RegisterTraceGuids(count_callbacks, &counted, &g_after_control, 1, &reg, NULL, NULL, &r);
+    if (g_after_registered == ERROR_SUCCESS) g_after_unregistered = UnregisterTraceGuids(r);
+    atomic_store(&g_after_done, 1);
+    return NULL;
+}
+
+/* `t` joined if it ends within 5 s (1), else left (0). */
+static int ends_soon(pthread_t t, void **result) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 5;
+    return pthread_timedjoin_np(t, result, &ts) == 0;
+}
+
+static int cancel_in_callback(const char *dir, int unregistering) {
+    uint32_t slot, generation;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
+    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    if (RegisterTraceGuids(blocking_callback, NULL, &g_blocking_control, 1, &reg, NULL, NULL, &g_blocking_reg))
+        return 5;
+    if (EnableTrace(1, 0x5, 4, &g_blocking_control, a)) return 6;    /* A joined, nothing blocked */
+    int before = open_descriptors();
+    sem_init(&g_blocked, 0, 0);
+    sem_init(&g_unblock, 0, 0);
+    sem_init(&g_unregister_waits, 0, 0);
+    atomic_store(&g_block_next, 1);
+    pthread_t enabler, unregisterer, after;
+    if (pthread_create(&enabler, NULL, enable_blocked, &a) != 0) return 7;
+    if (wait_sem(&g_blocked, 10)) return 8;
+    pthread_t cancelled = enabler;
+    if (unregistering) {
+        wpt_test_point = at_unregistration_waits;
+        atomic_store(&g_unregister_armed, 1);
+        if (pthread_create(&unregisterer, NULL, unregister_blocking, NULL) != 0) return 9;
+        if (wait_sem(&g_unregister_waits, 10)) return 10;
+        cancelled = unregisterer;
+    }
+    pthread_cancel(cancelled);
+    void *result = NULL;
+    int ended = ends_soon(cancelled, &result);
+    sem_post(&g_unblock);                  /* a callback still blocked returns */
+    if (!ended) pthread_join(cancelled, &result);
+    if (unregistering) pthread_join(enabler, NULL);
+    if (pthread_create(&after, NULL, register_after, NULL) != 0) return 11;
+    int64_t deadline = wpt_mono_ms() + 10000;
+    while (!atomic_load(&g_after_done) && wpt_mono_ms() < deadline) usleep(1000);
+    int done = atomic_load(&g_after_done);
+    int fds_kept = done && open_descriptors() == before;
+    if (unregistering)
+        printf("ended_waiting %d cancelled %d enable %u registered %u unregistered %u fds_kept %d stop_a %u\n",
+               ended, result == PTHREAD_CANCELED, (unsigned)g_enable_rc, (unsigned)g_after_registered,
+               (unsigned)g_after_unregistered, fds_kept, done ? (unsigned)stop_by_name("control-races-a") : 99u);
+    else
+        printf("ended_in_callback %d cancelled %d unregistered %u registered %u unregistered_other %u fds_kept %d "
+               "stop_a %u\n",
+               ended && !atomic_load(&g_block_returned), result == PTHREAD_CANCELED, (unsigned)g_unregistered,
+               (unsigned)g_after_registered, (unsigned)g_after_unregistered, fds_kept,
+               done ? (unsigned)stop_by_name("control-races-a") : 99u);
+    fflush(stdout);
+    _exit(0);                                  /* a hung thread must not hold up exit */
+}
+
 /* cancel-join-busy: as cancel-join, but A's host is stopped (SIGSTOP) and the wait for its
  * reply shortened, so the JOIN ends with ERROR_BUSY (the registration leaves the enable to
  * the endpoint thread); then this process forks, and another thread closes the endpoint. */
@@ -4702,6 +4822,8 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "cancel-close-waiting") == 0) return cancel_close_waiting();
     if (argc == 3 && strcmp(argv[1], "cancel-join") == 0) return cancel_join(argv[2]);
     if (argc == 3 && strcmp(argv[1], "cancel-join-busy") == 0) return cancel_join_busy(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "cancel-in-callback") == 0) return cancel_in_callback(argv[2], 0);
+    if (argc == 3 && strcmp(argv[1], "cancel-unregister-waiting") == 0) return cancel_in_callback(argv[2], 1);
     if (argc == 3 && strcmp(argv[1], "cancel-unregister") == 0) return cancel_unregister(argv[2]);
     if (argc == 3 && strcmp(argv[1], "cancel-query-all") == 0) return cancel_listing(argv[2], 0);
     if (argc == 3 && strcmp(argv[1], "cancel-list-sessions") == 0) return cancel_listing(argv[2], 1);
