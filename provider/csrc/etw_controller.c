@@ -964,7 +964,18 @@ static void note_registered(provider_list *l, const wpt_wire_registered *r, size
     }
 }
 
+static ULONG enumerate_providers(WPPTRACE_PROVIDER_INFO *out, ULONG count, ULONG *total);
+
+/* Not cancelled midway, as the listing calls (see wpt_cancel_hold): it takes the registry's lock
+ * and waits for each provider process's reply with a connection and the directory open. */
 ULONG wpptrace_enumerate_providers(WPPTRACE_PROVIDER_INFO *out, ULONG count, ULONG *total) {
+    int state = wpt_cancel_hold();
+    ULONG rc = enumerate_providers(out, count, total);
+    wpt_cancel_restore(state);
+    return rc;
+}
+
+static ULONG enumerate_providers(WPPTRACE_PROVIDER_INFO *out, ULONG count, ULONG *total) {
     if (!total || (count && !out)) return ERROR_INVALID_PARAMETER;
     provider_list l = {out, count, 0};
     /* who holds what: the registry */
@@ -1024,7 +1035,7 @@ ULONG EnumerateTraceGuids(PTRACE_GUID_PROPERTIES *array, ULONG count, PULONG gui
     WPPTRACE_PROVIDER_INFO *info = count ? calloc(count, sizeof *info) : NULL;
     if (count && !info) return ERROR_OUTOFMEMORY;
     ULONG total = 0;
-    ULONG rc = wpptrace_enumerate_providers(info, count, &total);
+    ULONG rc = wpptrace_enumerate_providers(info, count, &total);   /* not cancelled midway */
     ULONG n = total < count ? total : count;
     for (ULONG i = 0; i < n; i++) {
         TRACE_GUID_PROPERTIES *g = array[i];

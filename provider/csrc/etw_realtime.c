@@ -490,7 +490,18 @@ void wpt_rt_close_hub(wpt_session *s, int max_ms) {
 
 /* ---- the public subscription API --------------------------------------------------------- */
 
+static ULONG subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *buffer_size);
+
+/* Not cancelled midway, as the control calls (see wpt_cancel_hold): it takes the control and
+ * registry locks and waits for the host's answer with a connection open. */
 ULONG wpptrace_rt_subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *buffer_size) {
+    int state = wpt_cancel_hold();
+    ULONG rc = subscribe(name, out, buffer_size);
+    wpt_cancel_restore(state);
+    return rc;
+}
+
+static ULONG subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *buffer_size) {
     if (!name || !out) return ERROR_INVALID_PARAMETER;
     pthread_mutex_lock(&wpt_control_lock);
     wpt_session *local = wpt_local_session_by_name(name);

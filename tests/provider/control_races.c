@@ -4681,8 +4681,9 @@ static int cancel_in_dir_check(const char *dir, int which) {
             TRACEHANDLE registration;
             char c = RegisterTraceGuids(track_control, NULL, &control, 1, &reg, NULL, NULL, &registration)
                    == ERROR_SUCCESS ? 'r' : 'f';
+            close(hold[1]);
             if (write(ready[1], &c, 1) != 1) _exit(1);
-            while (read(hold[0], &c, 1) < 0 && errno == EINTR) {}
+            while (read(hold[0], &c, 1) < 0 && errno == EINTR) {}   /* until this process ends */
             _exit(0);
         }
         char c = 0;

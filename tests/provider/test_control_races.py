@@ -962,3 +962,18 @@ def test_a_call_cancelled_while_it_checks_the_runtime_directory_leaves_it_usable
     cancelled midway: the cancel acts once the call returned."""
     got = control_races(mode, out)
     assert got == {"first": 0, "called": 0, "cancelled": 1, "fds_left": 0, "again": 0, "found": 0}
+
+
+@pytest.mark.parametrize("mode", ["cancel-enumerate", "cancel-subscribe"])
+def test_an_enumeration_or_subscription_cancelled_midway_leaves_nothing_open(control_races, out, mode):
+    """EnumerateTraceGuids connects to each provider process and waits for its reply, the
+    runtime directory open as it reads it; wpptrace_rt_subscribe connects to the session's host
+    and waits for its answer (connect, poll and recv: cancellation points). Cancelled there, the
+    thread left those descriptors open for good (and, waiting for the registry's lock, that lock
+    held). The calls are not cancelled midway: the cancel acts once the call returned."""
+    got = control_races(mode, out)
+    if mode == "cancel-enumerate":      # one provider, registered by another process
+        assert got == {"first": 0, "called": 0, "cancelled": 1, "fds_left": 0, "again": 0, "found": 1}
+    else:                               # A logs to a file: no real-time subscription
+        assert got == {"first": 4201, "called": 4201, "cancelled": 1, "fds_left": 0, "again": 4201,
+                       "found": 0, "stop_a": 0}
