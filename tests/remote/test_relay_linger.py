@@ -83,11 +83,12 @@ def test_a_collector_that_keeps_the_connection_up_cannot_keep_the_relay_past_its
     assert connections == 1
 
 
-def test_a_stop_after_the_end_gives_up_at_once(recorded):
-    """A relay waiting for END's ACK with a long linger: a stop (a second interrupt of
-    ``wpptrace relay``) ends the wait, and the outcome says it was not delivered."""
+def test_a_second_stop_gives_up_at_once(recorded):
+    """A relay waiting for END's ACK with a long linger: a second stop (a second interrupt
+    of ``wpptrace relay``) ends the wait, and the outcome says it was not delivered."""
     def stop_once_all_is_acknowledged(relay):
         wait_until(lambda: relay.stats.acknowledged == 4, what="the buffers' ACK")
+        relay.stop()
         assert not relay.wait(0)
         relay.stop()
 
@@ -153,6 +154,39 @@ def test_a_real_collector_whose_close_is_slow_gets_its_stream_delivered(
         source = collector.sources[0]
     assert relay.outcome == "ended", relay.outcome
     assert (source.ended, source.stopped, source.file_error) == (True, True, "")
+
+
+def test_one_stop_after_the_streams_own_end_still_delivers_it(recorded):
+    """The stream ended (the session stopped on its own) and END waits for its ACK: one
+    stop (an interrupt, or SIGTERM from a service manager) ends only the reading, which is
+    over already; the relay still waits for END's ACK, and the stream is delivered."""
+    got_end, answer = threading.Event(), threading.Event()
+
+    def serve_for(fake):
+        def serve(sock):
+            sock.sendall(P.encode(P.FrameType.WELCOME, 0))
+            while True:
+                kind, seq = read_frame(sock)
+                if kind == P.FrameType.END:
+                    got_end.set()
+                    answer.wait(PATIENCE)
+                    sock.sendall(P.encode(P.FrameType.ACK, seq))
+        return serve
+
+    def stop_once_end_waits(relay):
+        assert got_end.wait(PATIENCE)
+        relay.stop()
+        assert not relay.wait(1.0), relay.outcome       # (still waiting for END's ACK)
+        answer.set()
+
+    try:
+        relay, connections = _run_against(serve_for, recorded,
+                                          before_the_outcome=stop_once_end_waits,
+                                          linger=PATIENCE, linger_limit=PATIENCE)
+    finally:
+        answer.set()
+    assert relay.outcome == "ended", relay.outcome
+    assert (connections, relay.stats.acknowledged) == (1, 5)
 
 
 def _refusing(code: int, reason: str, welcome_first: bool):

@@ -204,7 +204,7 @@ class Relay:
     stays up waits at least ``reply_timeout``, and one on which the collector is silent is
     left to that timeout, whose retry learns how the close goes), and at the latest
     ``linger_limit`` seconds
-    after its end, connected or not; a ``stop()`` after the end gives up at once.
+    after its end, connected or not; a second ``stop()`` gives up at once.
     ``reply_timeout``: a connection on which the
     collector said nothing for this long (it ACKs every STATS, sent every
     ``stats_interval``) is closed and retried.
@@ -253,7 +253,7 @@ class Relay:
         self._progress_at = 0.0         # ... of its last ACK of more, or answer that it has
                                         # the stream in hand
         self._retry_from: Optional[float] = None  # the first lost connection after the end
-        self._cut = False               # stopped after the end: give up now
+        self._cut = False               # stopped a second time: give up now
         self._end_sent_at: Optional[float] = None   # ... of END on the current connection
 
     # -- life cycle ------------------------------------------------------------------------
@@ -281,10 +281,10 @@ class Relay:
         return self._done.wait(timeout)
 
     def stop(self) -> None:
-        """Stop reading; send what is queued (up to ``linger`` s), then END. Once the stream
-        ended (a stop before, ``finish()``, or the session's end), give up at once instead:
+        """Stop reading; send what is queued (up to ``linger`` s), then END, as after the
+        session's own end or ``finish()``. A second stop gives up at once instead:
         ``outcome`` says what was left undelivered."""
-        if self._stop.is_set() or self._outbox.end is not None:
+        if self._stop.is_set():
             self._cut = True
         self._stop_reading()
 
