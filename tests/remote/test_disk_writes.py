@@ -213,8 +213,8 @@ def test_a_failed_write_still_closes_its_file_and_reports_it_once(recorded, tmp_
     assert (collector.write_failures, collector.protocol_errors) == (1, 0)
     assert source.file_error.startswith("writing it failed: ERROR_DISK_FULL (112)")
     (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert line.endswith(f"{source.path} may be incomplete: {source.file_error} (the "
-                         f"session had not stopped)")
+    assert line.endswith(f"{source.path} may be incomplete: {source.file_error} (its "
+                         f"header does not say the session stopped)")
     assert data_buffers(source.path) == []          # (closed: readable, the header only)
 
 
@@ -406,8 +406,8 @@ def test_a_disk_that_makes_no_progress_fails_its_source_and_the_others_go_on(
     said = [r.getMessage() for r in caplog.records
             if r.levelname in ("WARNING", "ERROR") and "no progress" in r.getMessage()]
     assert len(said) == 2 and said[0].endswith(f"closed: {reason}")     # and its summary
-    assert said[1].endswith(f"{failed.path} may be incomplete: {failed.file_error} (the "
-                            f"session had not stopped)")
+    assert said[1].endswith(f"{failed.path} may be incomplete: {failed.file_error} (its "
+                            f"header does not say the session stopped)")
 
 
 def test_a_finished_write_wakes_only_the_connections_that_may_go_on(recorded, tmp_path,
@@ -699,6 +699,72 @@ def test_a_file_given_up_on_after_end_is_not_closed_as_a_clean_stop(recorded, tm
     assert (h.end_time, h.buffers_written, h.buffers_lost) == (0, 2, 3)
     assert data_buffers(source.path) == buffers[:1]
     assert (source.lost, source.unwritten) == (h.buffers_lost, 3)
+    assert (source.ended, source.stopped) == (False, False)     # as the header says
+
+
+def test_a_write_under_way_when_its_file_was_given_up_on_that_fails_later_is_counted_alike(
+        recorded, tmp_path, monkeypatch):
+    """As above, but the write under way when the file was given up on fails once the disk
+    answers: the stats were final then, and the file's header counts the same buffers lost
+    (those dropped when it was given up on), not one more."""
+    head, buffers = recorded
+    disk = _StuckWrite(monkeypatch)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   write_timeout=PATIENCE) as collector:
+        relay = _open(collector.address, head, "laterfail")
+        try:
+            for seq in range(1, 5):
+                relay.buffer(seq, buffers[seq - 1])
+            relay.end(5, end_time=133_000_000_100_000_000)
+            assert disk.stuck.wait(PATIENCE)
+            assert collector.wait_for(lambda ss: ss[0].ended, PATIENCE)
+            collector.write_timeout = 0.5
+            assert _error(relay.answer())[0] == ERROR_BUSY
+            assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+            (writer,) = collector._abandoned_writers
+            disk.fail = OSError(errno.EIO, "Input/output error")
+            disk.release.set()
+            assert writer.finished.wait(PATIENCE)
+        finally:
+            disk.release.set()
+            relay.close()
+        source = _one_source(collector)
+    h = header(source.path)
+    assert (h.end_time, h.buffers_written, h.buffers_lost) == (0, 1, 3)
+    assert (source.lost, source.unwritten, source.stopped) == (h.buffers_lost, 3, False)
+
+
+def test_a_write_that_fails_after_end_leaves_a_file_and_stats_that_say_no_clean_stop(
+        recorded, tmp_path, monkeypatch, caplog):
+    """END came while the first write waits for the disk; then the writes fail (a full
+    disk): the file is closed with EndTime 0, and the source's stats and summary say the
+    same (not stopped), with every buffer not written counted."""
+    head, buffers = recorded
+    disk = _StuckWrite(monkeypatch)
+    caplog.set_level(logging.INFO, logger="wpptrace.remote.collector")
+    ends = []
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   on_source_end=ends.append) as collector:
+        relay = _open(collector.address, head, "failedend")
+        try:
+            for seq in range(1, 5):
+                relay.buffer(seq, buffers[seq - 1])
+            relay.end(5, end_time=133_000_000_100_000_000)
+            assert disk.stuck.wait(PATIENCE)
+            assert collector.wait_for(lambda ss: ss[0].ended, PATIENCE)
+            disk.fail = OSError(errno.ENOSPC, "No space left on device")
+            disk.release.set()
+            assert _error(relay.answer())[0] == ERROR_BUSY
+        finally:
+            disk.release.set()
+            relay.close()
+        assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+    (source,) = ends
+    h = header(source.path)
+    assert (h.end_time, h.buffers_lost) == (0, 4)
+    assert (source.ended, source.stopped, source.lost, source.unwritten) == (False, False, 4, 4)
+    said = [r.getMessage() for r in caplog.records if "may be incomplete" in r.getMessage()]
+    assert len(said) == 1 and said[0].endswith("(its header does not say the session stopped)")
 
 
 def test_the_buffers_a_failed_write_leaves_out_are_lost_in_the_stats_as_in_the_header(
@@ -788,6 +854,50 @@ def test_a_step_that_raises_does_not_end_the_watch_on_relays_gone(recorded, tmp_
     (said,) = [r for r in caplog.records if r.levelname == "ERROR" and r.exc_info]
     assert said.getMessage() == ("gone@hand: closing it after its relay did not come back "
                                  "failed")
+
+
+class _ViewWhoseCloseRaises:
+    """A live output whose views take every buffer and whose close raises (a thread that
+    cannot be started, say)."""
+
+    def __init__(self):
+        self.closes = 0
+
+    def open(self, label, header):
+        return self
+
+    def add(self, buffer):
+        return True
+
+    def close(self):
+        self.closes += 1
+        raise RuntimeError("can't start new thread")
+
+    def join(self, timeout=None):
+        pass
+
+
+def test_a_live_view_whose_close_raises_does_not_keep_the_file_open(recorded, tmp_path,
+                                                                   caplog):
+    """The relay did not come back and the source's live view cannot be closed: said once,
+    and the file is still closed, the source finished (a relay coming back is not told the
+    file is being closed forever)."""
+    head, buffers = recorded
+    live = _ViewWhoseCloseRaises()
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), live=live,
+                   resume_window=0.2) as collector:
+        relay = _open(collector.address, head, "viewraises")
+        relay.buffer(1, buffers[0])
+        assert collector.wait_for(lambda ss: ss[0].buffers == 1, PATIENCE)
+        relay.close()
+        assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+        source = _one_source(collector)
+        assert not collector._sources
+    assert live.closes == 1
+    assert data_buffers(source.path) == buffers[:1]
+    said = [r for r in caplog.records if "live view" in r.getMessage()]
+    assert len(said) == 1 and said[0].getMessage() == (
+        "viewraises@hand: closing its live view failed: can't start new thread")
 
 
 def test_a_stop_snapshot_never_counts_the_header_being_made(recorded, tmp_path, monkeypatch):

@@ -89,8 +89,9 @@ class SourceStats:
     disk_waits: int = 0              #: times its connection was not read: its queue of
                                      #: buffers not yet written was full
     ended: bool = False              #: END received: the relay delivered everything
-    stopped: bool = False            #: ... and the session had stopped (the file is complete,
-                                     #: unless ``file_error`` says otherwise); set with ``closed``
+    stopped: bool = False            #: ... and the session had stopped: its file was closed
+                                     #: with the session's EndTime (never a file that lacks
+                                     #: buffers, or given up on); set with ``closed``
     closed: bool = False             #: the file is closed, or left to a disk that does not
                                      #: answer (``stopped`` and ``file_error`` final)
     file_error: str = ""             #: why the file may lack data (writing or closing it
@@ -147,6 +148,11 @@ class _DiskWriter:
         self._not_written = 0
         #: ... and dropped from the queue when it was given up on (``abandon``)
         self._dropped = 0
+        #: the two above as of when it was given up on: what the source's stats say and what
+        #: its file's header says too, however the write under way then turns out
+        self._unwritten_given_up: Optional[int] = None
+        #: the EndTime its file was closed with (None: not closed, or no file made)
+        self.end_time_written: Optional[int] = None
         self._lock = threading.Lock()   # (abandon's emptying of the queue vs the close)
         #: set when its thread ends (its file closed, or never made)
         self.finished = threading.Event()
@@ -189,6 +195,7 @@ class _DiskWriter:
                     closes.append(job)
                 elif job[0] == self._write:
                     self._dropped += 1
+            self._unwritten_given_up = self._not_written + self._dropped
             if self._settle is None:
                 closes.append((None, 0, lambda error: None))
             for job in closes:
@@ -199,8 +206,11 @@ class _DiskWriter:
     def unwritten(self) -> int:
         """Buffers handed to it that its file lacks (failed or skipped, or dropped when it
         was given up on): what its close adds to the header's BuffersLost (final once the
-        close is settled; for a writer given up on, as of then)."""
+        close is settled; for a writer given up on, as of then: a write under way then
+        that fails later is not counted, in the header as in the stats)."""
         with self._lock:
+            if self._unwritten_given_up is not None:
+                return self._unwritten_given_up
             return self._not_written + self._dropped
 
     def _tell(self, fn, *args) -> None:
@@ -248,7 +258,8 @@ class _DiskWriter:
             else:
                 self._tell(self._written, seq, len(data), "")
                 return
-        self._not_written += 1
+        with self._lock:            # (against abandon's count)
+            self._not_written += 1
         self._tell(self._written, seq, len(data), self._error)
 
     def _set_lost(self, events_lost: int, buffers_lost: int) -> None:
@@ -264,8 +275,9 @@ class _DiskWriter:
         try:
             if self._file is not None:  # (none was made: nothing to close)
                 missing = self.unwritten()
-                if missing:
-                    # a file that lacks buffers of its stream is not a session that stopped
+                if missing or self._abandoned is not None:
+                    # a file that lacks buffers of its stream (or that was given up on: a
+                    # write under way then may have failed) is not a session that stopped
                     # cleanly, whatever END said
                     end_time = 0
                 if self._error:         # (the loss counts asked since were not applied)
@@ -276,6 +288,7 @@ class _DiskWriter:
                         log.warning("%s: cannot update the header's loss counts: %s",
                                     self._file.path, in_words(exc))
                 self._file.close(end_time)
+                self.end_time_written = end_time
             error = ""
         except OSError as exc:
             error = f"closing it failed: {in_words(exc)}"
@@ -578,15 +591,20 @@ class _Source:
         self.finishing = True
         if self.connection is not None:
             self.connection.wake()                  # (if it waits for room: it ends)
-        if self.view is not None:
-            self.view.close()
+        view, self.view = self.view, None
         writer, self.writer = self.writer, None
-        if writer is None:
-            self._closed(end_time, "")
-        else:
+        if writer is not None:
             if not self.queued_buffers:             # (else: from the last write's outcome)
                 self.progress_at = time.monotonic()     # the close has write_timeout too
             self.closing = self.collector._close_in_writer(writer, end_time, self._closed)
+        if view is not None:
+            try:                # (after the file's close is asked: a view never keeps it open)
+                view.close()
+            except Exception as exc:    # noqa: BLE001 - said once; the source still ends
+                log.error("%s: closing its live view failed: %s", self.stats.label,
+                          exc, exc_info=True)
+        if writer is None:
+            self._closed(end_time, "")
 
     async def wait_closed(self) -> None:
         """Until the file is closed (cancelling the wait leaves the close running)."""
@@ -606,7 +624,10 @@ class _Source:
             s.unwritten = unwritten         # (in the header's BuffersLost too)
             s.lost = s.sequence_gaps + s.session_lost + unwritten
             s.file_error = error
-            s.stopped = bool(end_time)
+            # as its file's header says it (a file that lacks buffers, or given up on, says
+            # EndTime 0); without a file, as END said
+            disk = self.disk
+            s.stopped = bool(end_time if disk is None else disk.end_time_written)
             s.closed = True
             if self.write_error:
                 s.ended = False             # not delivered: the relay sends it again
@@ -1084,7 +1105,7 @@ class Collector:
                    f"lost {s.events_lost}")
         if s.file_error:
             log.error("%s: %s may be incomplete: %s%s", summary, s.path, s.file_error,
-                      "" if s.stopped else " (the session had not stopped)")
+                      "" if s.stopped else " (its header does not say the session stopped)")
         else:
             log.info("%s%s%s", summary, f": {s.path}" if s.path else "",
                      "" if s.stopped else " (the session had not stopped)")
