@@ -413,6 +413,8 @@ enum {
 extern void (*wpt_test_point)(int point);
 #define WPT_TEST_POINT(point) do { if (wpt_test_point) wpt_test_point(point); } while (0)
 extern int wpt_test_request_fd;
+/* a test makes every JOIN's session memory refused, as memory not sealed is */
+extern int wpt_test_refuse_views;
 /* how long StartTrace waits for its host's answer, a QUERY (and the like) for the host's
  * reply, and a STOP, FLUSH or UPDATE: a test may shorten them, not wait 30 s, 10 s or 120 s */
 extern int64_t wpt_host_answer_ms, wpt_host_reply_ms, wpt_host_long_reply_ms;

@@ -784,6 +784,9 @@ static ULONG attach(uint32_t slot, uint32_t generation);
  * generation + 1 of the last one (g_attach_lock held), so a JOIN made again counts none. */
 static _Atomic uint32_t g_views_refused;
 static uint32_t g_refused_gen[WPPTRACE_MAX_SESSIONS];
+#ifdef WPT_TEST_POINTS
+int wpt_test_refuse_views;
+#endif
 
 ULONG wpptrace_views_refused(void) { return atomic_load(&g_views_refused); }
 
@@ -818,6 +821,10 @@ static ULONG attach(uint32_t slot, uint32_t generation) {
     if (rc == ERROR_SUCCESS) rc = join(slot, generation, &fd, &memfd, &j);
     wpt_view *nv = NULL;
     if (rc == ERROR_SUCCESS) {
+#ifdef WPT_TEST_POINTS
+        if (wpt_test_refuse_views) rc = ERROR_BAD_FORMAT;     /* as for memory not sealed */
+        else
+#endif
         rc = wpt_view_map(memfd, j.map_size, (uint16_t)j.logger_id, generation, &nv);
         if (rc == ERROR_BAD_FORMAT && g_refused_gen[slot] != generation + 1) {
             g_refused_gen[slot] = generation + 1;      /* counted once a session */
@@ -968,6 +975,9 @@ static void fork_child(void) {
     wpt_registry_after_fork();
     wpt_providers_after_fork();
     wpt_core_threads_after_fork();
+    /* the parent's refusals are the parent's to report; the sessions it counted stay counted
+     * (each refusal is said once, by the process that first made it) */
+    atomic_store(&g_views_refused, 0);
     int was_running = g_running;
     int had[WPPTRACE_MAX_SESSIONS] = {0};
     /* A process whose endpoint never ran has no connection to close (and its child touches

@@ -287,6 +287,9 @@
  *                   or open (the callback ran with cancellation held off: never cancelled).
  *       cancel-unregister-waiting  an UnregisterTraceGuids waiting for that callback, run by
  *                   another thread, is cancelled: it must end, leaving nothing locked or open.
+ *       refused-view-fork  a refused session memory is counted, then this process forks: the
+ *                   child's count starts at 0 (it reported its parent's refusals again at its
+ *                   exit), and that session stays counted there.
  *       cancel-join-busy  as cancel-join, A's host stopped so the JOIN ends with ERROR_BUSY:
  *                   a fork and a close must return (the thread was cancelled as it woke the
  *                   endpoint thread, the endpoint's lock held).
@@ -369,6 +372,7 @@
  * cancel-joining "cancelled 0|1 closed 0|1 socket_left 0|1 forked 0|1", cancel-close-waiting "cancelled
  * 0|1 forked 0|1 socket_left 0|1", cancel-join "registered RC cancelled 0|1 forked 0|1 stop_a RC",
  * cancel-join-busy "registered RC cancelled 0|1 forked 0|1 closed 0|1 stop_a RC",
+ * refused-view-fork "refused N child_refused N stop_a RC",
  * cancel-in-callback "ended_in_callback 0|1 cancelled 0|1 unregistered RC registered RC unregistered_other RC
  * fds_kept 0|1 stop_a RC", cancel-unregister-waiting "ended_waiting 0|1 cancelled 0|1 enable RC registered RC
  * unregistered RC fds_kept 0|1 stop_a RC",
@@ -4299,6 +4303,32 @@ static int cancel_in_callback(const char *dir, int unregistering) {
     _exit(0);                                  /* a hung thread must not hold up exit */
 }
 
+/* refused-view-fork: every JOIN's memory is refused here (a test switch, as for memory not
+ * sealed); a provider of this process is enabled for A (refused: counted), then this process
+ * forks; the child's endpoint copies the registry (A's enable refused again). */
+static const GUID g_refused_control = {0x6a3c2f24, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+
+static int refused_view_fork(const char *dir) {
+    uint32_t slot, generation;
+    TRACEHANDLE a;
+    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    if (failed) return failed;
+    static callback_count counted;
+    if (register_counted(&g_refused_control, &counted)) return 5;
+    wpt_test_refuse_views = 1;
+    EnableTrace(1, 0x5, 4, &g_refused_control, a);
+    ULONG refused = wpptrace_views_refused();
+    pid_t child = fork();
+    if (child == 0) _exit((int)wpptrace_views_refused());
+    int status = 0;
+    while (child > 0 && waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    wpt_test_refuse_views = 0;
+    printf("refused %u child_refused %d stop_a %u\n", (unsigned)refused,
+           child > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 99, (unsigned)stop_by_name("control-races-a"));
+    fflush(stdout);
+    _exit(0);
+}
+
 /* cancel-join-busy: as cancel-join, but A's host is stopped (SIGSTOP) and the wait for its
  * reply shortened, so the JOIN ends with ERROR_BUSY (the registration leaves the enable to
  * the endpoint thread); then this process forks, and another thread closes the endpoint. */
@@ -4823,6 +4853,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "cancel-close-waiting") == 0) return cancel_close_waiting();
     if (argc == 3 && strcmp(argv[1], "cancel-join") == 0) return cancel_join(argv[2]);
     if (argc == 3 && strcmp(argv[1], "cancel-join-busy") == 0) return cancel_join_busy(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "refused-view-fork") == 0) return refused_view_fork(argv[2]);
     if (argc == 3 && strcmp(argv[1], "cancel-in-callback") == 0) return cancel_in_callback(argv[2], 0);
     if (argc == 3 && strcmp(argv[1], "cancel-unregister-waiting") == 0) return cancel_in_callback(argv[2], 1);
     if (argc == 3 && strcmp(argv[1], "cancel-unregister") == 0) return cancel_unregister(argv[2]);

@@ -845,6 +845,15 @@ def test_an_unregistration_waiting_for_another_threads_callback_can_be_cancelled
                    "fds_kept": 1, "stop_a": 0}
 
 
+def test_a_forked_child_does_not_count_its_parents_refused_session_memory(control_races, out):
+    """A process that refused a session's memory (not sealed) forks. The count was inherited,
+    so the child reported its parent's refusal again at its exit. The child's count starts at
+    0, and the session its parent counted is not counted again there (its endpoint's copy of
+    the registry refuses it once more)."""
+    got = control_races("refused-view-fork", out)
+    assert got == {"refused": 1, "child_refused": 0, "stop_a": 0}
+
+
 def test_a_close_cancelled_while_it_waits_for_another_leaves_fork_usable(control_races, out):
     """A second close waits for the one joining the endpoint thread (pthread_cond_wait: a
     cancellation point). Cancelled there, it returned holding the endpoint's lock, and every
