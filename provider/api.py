@@ -374,8 +374,9 @@ def _report_enables_dropped() -> None:
     """One line on stderr at exit if this process had no room for enables of other processes'
     sessions (each dropped and counted once by the core, its provider left disabled here), one
     if such enables were withheld from it (a child forked in a callback of the copy bringing
-    them, that never returned into it), and one if it refused the memory of such a session:
-    nothing else shows these counts to a person."""
+    them, that never returned into it), one if it refused the memory of such a session, and one
+    if a session of its own was left out of a registry made again after a clean-up: nothing else
+    shows these counts to a person."""
     try:
         dropped = int(lib.wpptrace_enables_dropped())
         if dropped:
@@ -399,6 +400,16 @@ def _report_enables_dropped() -> None:
                              f"session{'s' if plural else ''} of other processes (not sealed "
                              f"against shrinking, or not as the session said): its providers "
                              f"were not enabled for {'them' if plural else 'it'}\n")
+            sys.stderr.flush()
+        displaced = int(lib.wpptrace_sessions_displaced())
+        if displaced:
+            plural = displaced != 1
+            sys.stderr.write(f"wpptrace: {displaced} session{'s' if plural else ''} of this process "
+                             f"{'were' if plural else 'was'} left out of the registry made again after a "
+                             f"clean-up of the runtime directory (another session took "
+                             f"{'their LoggerIds' if plural else 'its LoggerId'} there first): "
+                             f"{'they' if plural else 'it'} ran on, but other processes could not find "
+                             f"or list {'them' if plural else 'it'}\n")
             sys.stderr.flush()
     except Exception:  # noqa: BLE001 - stderr may be closed at exit
         pass

@@ -692,6 +692,12 @@ typedef struct {
     char name[WPT_MAX_NAME];
 } wpt_reg_logger;
 
+/* 1 if `h` is the handle of a session of this process that a registry made again after a
+ * clean-up left out (another session took its slot there first) and `e` (the registry's entry
+ * of h's slot, registry locked) is not that session: the other session's handle may have the
+ * same value, but in this process that value names its own session, stopped or not. */
+int  wpt_handle_displaced(TRACEHANDLE h, const wpt_reg_logger *e);
+
 typedef struct {
     uint32_t used;
     uint16_t logger_id;

@@ -108,7 +108,8 @@ static void find_remote(wpt_registry *reg, TRACEHANDLE h, const char *name, targ
         wpt_reg_logger *e = &reg->loggers[i];
         if (e->state == WPT_FREE || (e->flags & WPT_REG_PRIVATE)) continue;
         if (h ? (i != wpt_handle_slot(h) || (uint8_t)e->generation != wpt_handle_generation(h)
-                 || wpt_handle_stale(h, e->generation))      /* an older session's: stopped */
+                 || wpt_handle_stale(h, e->generation)       /* an older session's: stopped */
+                 || wpt_handle_displaced(h, e))              /* ours, left out of the registry */
               : !name_matches(e, name))
             continue;
         t->slot = i;
@@ -252,9 +253,10 @@ static ULONG claim_slot(const char *name, int kernel, uint32_t mode, uint32_t cl
         }
     }
     if (kernel) found = reg->loggers[WPT_KERNEL_SLOT].state == WPT_FREE ? WPT_KERNEL_SLOT : -2;
-    else
+    else       /* nor a slot whose session of ours a registry made again left out */
         for (uint32_t i = 1; i < WPPTRACE_MAX_SESSIONS && found < 0; i++)
-            if (reg->loggers[i].state == WPT_FREE) found = (int)i;
+            if (reg->loggers[i].state == WPT_FREE && atomic_load(&wpt_sessions[i].role) == WPT_ROLE_NONE)
+                found = (int)i;
     if (found < 0) {
         wpt_registry_unlock();
         return found == -2 ? ERROR_ALREADY_EXISTS : ERROR_NOT_ENOUGH_MEMORY;
@@ -281,7 +283,9 @@ static void set_slot_state(uint32_t slot, uint32_t generation, uint32_t state) {
     wpt_registry *reg = wpt_registry_lock_patiently(1, &rc);
     if (!reg) return;
     wpt_reg_logger *e = &reg->loggers[slot];
-    if (e->generation == generation) {
+    /* and its pid: after a clean-up another process's session may hold the slot, generation
+     * alike, while this one was left out of the registry made again */
+    if (e->generation == generation && e->host_pid == wpt_current_pid()) {
         if (state == WPT_FREE) {
             GUID unused[1];
             wpt_registry_forget(reg, slot, unused, 0);
@@ -840,8 +844,10 @@ static ULONG list_sessions(EVENT_TRACE_PROPERTIES **array, WPPTRACE_SESSION_INFO
             if (e->state != WPT_RUNNING || !wpt_reg_alive(e)) continue;
             if ((e->flags & WPT_REG_PRIVATE) && e->host_pid != wpt_current_pid()) continue;
             uint16_t id = i == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)i;
+            TRACEHANDLE h = wpt_handle_of(id, (uint8_t)e->generation, 0, 0);
+            if (wpt_handle_displaced(h, e)) continue;      /* its handle names ours here */
             listed *l = &found[n++];
-            l->handle = wpt_handle_of(id, (uint8_t)e->generation, 0, 0);
+            l->handle = h;
             wpt_handle_issued(i, e->generation);
             l->log_file_mode = e->log_file_mode;
             l->clock_type = e->clock_type;

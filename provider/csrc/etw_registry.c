@@ -233,29 +233,94 @@ static ULONG lock_failure(void) {
     return errno == EWOULDBLOCK ? ERROR_BUSY : ERROR_ACCESS_DENIED;
 }
 
+/* Sessions of this process that a registry made again after a clean-up could not take back
+ * (g_lock held for all of these): per slot, the dropped registry holding its entry and enables
+ * (a dropped mapping is never unmapped), until the session is put back or stops. */
+static const wpt_registry *g_displaced[WPPTRACE_MAX_SESSIONS];
+static int g_displaced_pending;
+static _Atomic uint32_t g_sessions_displaced;
+/* Per slot, the whole generation of the last session of this process left out so (0: none):
+ * its handle (slot, low 8 bits) is that session's, never the registry's session of the slot,
+ * whose handle may have the very same value (see wpt_handle_displaced). */
+static uint32_t g_displaced_generation[WPPTRACE_MAX_SESSIONS];
+
+ULONG wpptrace_sessions_displaced(void) {
+    return atomic_load(&g_sessions_displaced);
+}
+
+int wpt_handle_displaced(TRACEHANDLE h, const wpt_reg_logger *e) {
+    uint32_t slot = wpt_handle_slot(h), mine = slot < WPPTRACE_MAX_SESSIONS ? g_displaced_generation[slot] : 0;
+    if (!mine || (uint8_t)mine != wpt_handle_generation(h)) return 0;
+    return !(e->generation == mine && e->host_pid == wpt_current_pid());    /* put back: ours */
+}
+
+/* Is `mine` (an entry of a dropped registry) a session this process still runs, a private
+ * one or the one this host runs? */
+static int still_ours(const wpt_reg_logger *mine, uint32_t slot) {
+    if (mine->state == WPT_FREE || mine->host_pid != wpt_current_pid() || !wpt_reg_alive(mine)) return 0;
+    wpt_session *s = &wpt_sessions[slot];
+    return atomic_load(&s->role) != WPT_ROLE_NONE && s->registry_generation == mine->generation;
+}
+
+/* Write this process's session of slot `slot` (its entry in `old`) into `reg` with its
+ * enables: 1 if done. Not while the slot is another live session's, nor once the slot's count
+ * of claims in `reg` reached the session's generation: the count would go back, and a later
+ * claim there be given a generation a session of `reg` had, whose handles would reach it. */
+static int put_back(const wpt_registry *old, wpt_registry *reg, uint32_t slot) {
+    const wpt_reg_logger *mine = &old->loggers[slot];
+    wpt_reg_logger *now = &reg->loggers[slot];
+    if ((now->state != WPT_FREE && wpt_reg_alive(now)) || now->generation >= mine->generation) return 0;
+    if (now->state != WPT_FREE) {
+        GUID unused[1];
+        wpt_registry_forget(reg, slot, unused, 0);     /* its process is gone */
+    }
+    *now = *mine;
+    uint16_t id = slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)slot;
+    int free_at = 0;
+    for (int i = 0; i < WPT_MAX_ENABLES; i++) {
+        wpt_reg_enable en = old->enables[i];
+        if (!en.used || en.logger_id != id || en.generation != (uint8_t)mine->generation) continue;
+        while (free_at < WPT_MAX_ENABLES && reg->enables[free_at].used) free_at++;
+        if (free_at == WPT_MAX_ENABLES) break;
+        reg->enables[free_at] = en;
+    }
+    return 1;
+}
+
 /* The sessions of this process (a private one, or the one this host runs) that a registry
  * removed by a clean-up held, written again into the one made since (its lock held), with
  * their enables: they are listed and found by name again, and no new session is given their
- * LoggerId. A slot another process took meanwhile stays its. */
+ * LoggerId. One whose LoggerId another process took there first cannot be given another (its
+ * handles carry it): it runs on, found in this process only (by its handle and name), said
+ * once (the host's log, wpptrace_sessions_displaced), its handle never taken for the other
+ * session, and it is put back as soon as its slot allows (put_back_displaced). */
 static void republish_own(const wpt_registry *old, wpt_registry *reg) {
-    uint32_t me = (uint32_t)getpid();
     for (uint32_t slot = 0; slot < WPPTRACE_MAX_SESSIONS; slot++) {
-        wpt_reg_logger mine = old->loggers[slot];
-        wpt_reg_logger *now = &reg->loggers[slot];
-        if (mine.state == WPT_FREE || mine.host_pid != me || !wpt_reg_alive(&mine)) continue;
-        if (now->state != WPT_FREE && wpt_reg_alive(now)) continue;
-        *now = mine;
-        uint16_t id = slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)slot;
-        int free_at = 0;
-        for (int i = 0; i < WPT_MAX_ENABLES; i++) {
-            wpt_reg_enable en = old->enables[i];
-            if (!en.used || en.logger_id != id || en.generation != (uint8_t)mine.generation) continue;
-            while (free_at < WPT_MAX_ENABLES && reg->enables[free_at].used) free_at++;
-            if (free_at == WPT_MAX_ENABLES) break;
-            reg->enables[free_at] = en;
-        }
+        const wpt_reg_logger *mine = &old->loggers[slot];
+        if (!still_ours(mine, slot) || put_back(old, reg, slot)) continue;
+        g_displaced[slot] = old;
+        g_displaced_pending = 1;
+        atomic_fetch_add(&g_sessions_displaced, 1);
+        g_displaced_generation[slot] = mine->generation;
+        wpt_host_log("session %.*s (LoggerId %u) is not in the registry made again after a clean-up "
+                     "of the runtime directory: another session took its LoggerId there first; it runs "
+                     "on, found by this process only", (int)sizeof mine->name, mine->name,
+                     (unsigned)(slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : slot));
     }
     if (old->last_version > reg->last_version) reg->last_version = old->last_version;
+}
+
+/* Sessions left out by republish_own put back once their slots allow, or forgotten once they
+ * stopped (the registry locked exclusively). */
+static void put_back_displaced(wpt_registry *reg) {
+    int left = 0;
+    for (uint32_t slot = 0; slot < WPPTRACE_MAX_SESSIONS; slot++) {
+        const wpt_registry *old = g_displaced[slot];
+        if (!old) continue;
+        if (!still_ours(&old->loggers[slot], slot) || put_back(old, reg, slot)) g_displaced[slot] = NULL;
+        else left = 1;
+    }
+    g_displaced_pending = left;
 }
 
 /* Open and map the registry file (g_lock held). */
@@ -340,6 +405,7 @@ wpt_registry *wpt_registry_lock(int exclusive, ULONG *rc) {
     ULONG r = open_registry(deadline);
     if (r == ERROR_SUCCESS && flock_by(g_fd, exclusive ? LOCK_EX : LOCK_SH, deadline) != 0)
         r = lock_failure();
+    if (r == ERROR_SUCCESS && exclusive && g_displaced_pending) put_back_displaced(g_reg);
     if (r != ERROR_SUCCESS) {
         pthread_mutex_unlock(&g_lock);
         if (rc) *rc = r;
@@ -380,6 +446,9 @@ void wpt_registry_after_fork(void) {
     g_reg = NULL;
     g_dropped = NULL;
     g_fd = -1;
+    memset(g_displaced, 0, sizeof g_displaced);     /* the parent's sessions, not the child's */
+    g_displaced_pending = 0;
+    atomic_store(&g_sessions_displaced, 0);
 }
 
 int wpt_reg_alive(const wpt_reg_logger *e) {

@@ -222,6 +222,10 @@ ULONG wpptrace_enables_withheld(void);
  * against shrinking, or not what the session said), each counted once; their providers stay
  * disabled for them here. */
 ULONG wpptrace_views_refused(void);
+/* Sessions this process runs that a registry made again after a clean-up of the runtime
+ * directory could not take back (another session took their LoggerId there first): they run
+ * on, found by this process only, and are put back once their slot allows. Counted once each. */
+ULONG wpptrace_sessions_displaced(void);
 
 /* ---- real-time delivery (consumers of a REAL_TIME_MODE session, in any process) --------- */
 typedef struct wpptrace_rt_subscription wpptrace_rt_subscription;

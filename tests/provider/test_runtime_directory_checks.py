@@ -196,3 +196,54 @@ def test_a_closed_directory_descriptor_is_opened_again_and_its_number_left_alone
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0", "1", "0", "True"]
+
+
+_DISPLACED = textwrap.dedent("""
+    import os, shutil, subprocess, sys
+    import wpptrace.provider as P
+    from wpptrace.provider.sessions import list_sessions
+    runtime, out = sys.argv[1:3]
+    mode = P.EVENT_TRACE_PRIVATE_LOGGER_MODE | P.EVENT_TRACE_PRIVATE_IN_PROC
+
+    def props(name):
+        return P.EVENT_TRACE_PROPERTIES(LogFileName=os.path.join(out, name + ".etl"), LogFileMode=mode)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "wpptrace", "session", *args], capture_output=True).returncode
+
+    def query(handle):
+        try:
+            return P.ControlTrace(handle, None, props("q"), P.EVENT_TRACE_CONTROL_QUERY).LoggerName
+        except P.Win32Error as exc:
+            return exc.name
+
+    a = P.StartTrace("displaced-a", props("a"))
+    shutil.rmtree(runtime)                           # a clean-up of /tmp took it, with the registry
+    print(cli("start", "other-b", "-f", os.path.join(out, "b.etl")))   # another process, LoggerId 1 first
+    print(sorted(p.LoggerName for p, _ in list_sessions()), query(a),
+          getattr(P._lib, "wpptrace_sessions_displaced", lambda: -1)())
+    c = P.StartTrace("displaced-c", props("c"))
+    P.ControlTrace(a, None, props("a"), P.EVENT_TRACE_CONTROL_STOP)
+    print(cli("query", "other-b"), query(a))         # its session untouched; our handle not its
+    print(cli("stop", "other-b"))
+    P.ControlTrace(c, None, props("c"), P.EVENT_TRACE_CONTROL_STOP)
+""")
+
+
+def test_a_session_whose_logger_id_another_process_took_in_the_registry_made_again(tmp_path):
+    """The runtime directory removed with the registry while a private session runs (LoggerId
+    1), and another process makes it again and starts a session there first (LoggerId 1, the
+    same generation): this process's session cannot be put back under its LoggerId. It runs on
+    (found by its handle), is said once at exit, stopping it leaves the other session's entry and
+    socket alone, and its handle is never taken for the other session."""
+    runtime = tmp_path / "rt"
+    env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
+    done = subprocess.run([sys.executable, "-c", _DISPLACED, str(runtime), str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n") == ["0", "[] displaced-a 1", "0 ERROR_WMI_INSTANCE_NOT_FOUND",
+                                       "0", ""], done.stdout
+    assert done.stderr.splitlines() == [
+        "wpptrace: 1 session of this process was left out of the registry made again after a clean-up of "
+        "the runtime directory (another session took its LoggerId there first): it ran on, but other "
+        "processes could not find or list it"]
