@@ -93,17 +93,22 @@ static disable_record g_disables[WPT_MAX_ENABLES];
 _Atomic uint32_t wpt_enables_dropped;
 /* Enables withheld from a child forked in a copy that did not end (see g_copy_inherited). */
 static _Atomic uint32_t g_enables_withheld;
-/* The enables dropped so far (session, GUID, version), so that a copy made again while the
- * table stays full counts and reports each once (g_copy_lock held). Full, the oldest gives way. */
+/* The enables counted so far (session, GUID, version), so that a copy made again while the
+ * table stays full counts and reports each once. Full, the oldest gives way. Dropped and
+ * withheld ones are recorded apart: one counted as withheld that a copy later has no room
+ * for is dropped too. */
 typedef struct {
     GUID guid;
     uint16_t logger_id;
     uint8_t generation;
     uint64_t version;
-} dropped_enable;
-static dropped_enable g_dropped[WPT_MAX_ENABLES];
-static int g_dropped_count, g_dropped_next;
-/* Guards g_dropped: a child forked in a copy counts there without the copy's lock. */
+} counted_enable;
+typedef struct {
+    counted_enable at[WPT_MAX_ENABLES];
+    int count, next;
+} counted_enables;
+static counted_enables g_dropped, g_withheld;
+/* Guards both: a child forked in a copy counts there without the copy's lock. */
 static pthread_mutex_t g_dropped_lock = PTHREAD_MUTEX_INITIALIZER;
 /* A child forked in a callback of a registry copy: its forking thread holds the copy lock
  * for that copy until the copy ends, which it may never do (a worker that ends with _exit, or
@@ -380,10 +385,13 @@ void wpt_providers_fork_parent(void) {
 
 /* The child has only the forking thread: no callback of another thread is running there. */
 void wpt_providers_after_fork(void) {
-    /* the parent's drops are the parent's to report: the child counts its own (the dropped
-     * records stay, so an inherited one is not counted here again) */
+    /* the parent's drops are the parent's to report: the child counts and reports what it
+     * lacks itself, once (the same enable its parent dropped too: its providers stay disabled
+     * here as well) */
     atomic_store(&wpt_enables_dropped, 0);
     atomic_store(&g_enables_withheld, 0);
+    g_dropped.count = g_dropped.next = 0;
+    g_withheld.count = g_withheld.next = 0;
     pthread_mutex_init(&g_reg_lock, NULL);
     pthread_mutex_init(&g_copy_lock, NULL);
     pthread_mutex_init(&g_dropped_lock, NULL);
@@ -642,20 +650,20 @@ static int copy_holds(const wpt_reg_enable *copy, const GUID *guid, TRACEHANDLE 
  * of sessions in other processes that the registry no longer holds are disabled too (changes
  * it heard of but could not check). An enable newer than the copy is kept: the registry had
  * not seen it yet. */
-/* Is the registry's enable `en` dropped here for the first time? */
-static int first_drop(const wpt_reg_enable *en) {
+/* Is the registry's enable `en` counted in `records` (dropped or withheld) for the first time? */
+static int first_count(counted_enables *records, const wpt_reg_enable *en) {
     pthread_mutex_lock(&g_dropped_lock);
-    for (int i = 0; i < g_dropped_count; i++) {
-        const dropped_enable *d = &g_dropped[i];
+    for (int i = 0; i < records->count; i++) {
+        const counted_enable *d = &records->at[i];
         if (d->version == en->version && d->logger_id == en->logger_id && d->generation == en->generation
             && guid_eq(&d->guid, &en->guid)) {
             pthread_mutex_unlock(&g_dropped_lock);
             return 0;
         }
     }
-    g_dropped[g_dropped_next] = (dropped_enable){en->guid, en->logger_id, en->generation, en->version};
-    g_dropped_next = (g_dropped_next + 1) % WPT_MAX_ENABLES;
-    if (g_dropped_count < WPT_MAX_ENABLES) g_dropped_count++;
+    records->at[records->next] = (counted_enable){en->guid, en->logger_id, en->generation, en->version};
+    records->next = (records->next + 1) % WPT_MAX_ENABLES;
+    if (records->count < WPT_MAX_ENABLES) records->count++;
     pthread_mutex_unlock(&g_dropped_lock);
     return 1;
 }
@@ -688,7 +696,7 @@ static void count_withheld_enables(void) {
             const enable_entry *e = find_enable(&en->guid);
             int lacking = count_registrations(&en->guid) && !(e && e->version >= en->version);
             pthread_mutex_unlock(&g_reg_lock);
-            if (lacking) withheld += (uint32_t)first_drop(en);
+            if (lacking) withheld += (uint32_t)first_count(&g_withheld, en);
         }
         if (withheld) atomic_fetch_add(&g_enables_withheld, withheld);
     }
@@ -746,7 +754,7 @@ static ULONG copy_registry(int drop_absent) {
         /* no room for one more enable: a copy made again has none either (it waited for a
          * disable here that may never come, pass after pass); it is dropped, counted and
          * reported once (a copy made again finds the same one dropped already) */
-        if (applied == ERROR_NOT_ENOUGH_MEMORY) dropped += (uint32_t)first_drop(en);
+        if (applied == ERROR_NOT_ENOUGH_MEMORY) dropped += (uint32_t)first_count(&g_dropped, en);
         else if (applied != ERROR_SUCCESS) unfinished = ERROR_BUSY;
     }
     if (drop_absent) {

@@ -526,10 +526,12 @@ def test_enables_withheld_from_a_forked_child_are_said_at_exit(monkeypatch, caps
         "disabled here"]
 
 
-def test_a_forked_child_does_not_report_its_parents_dropped_enables(tmp_path, session_name):
-    """A process that dropped an enable (no room) forks; the child exits normally. The count
-    was inherited, so the child said the parent's line again at its exit. The child's count
-    starts at 0, and only the parent says the line."""
+def test_a_forked_child_reports_the_enables_it_lacks_itself_once(tmp_path, session_name):
+    """A process that dropped an enable (no room) forks; the child's table is the same copy, so
+    the child's own copy of the registry drops the same enable. The child counted the parent's
+    drop again (the count inherited), or, its count started at 0 but the parent's records of
+    what it had counted kept, nothing: its provider stayed disabled and it never said so. Each
+    process counts and says what it lacks itself, once."""
     control = uuid.uuid4()
     forks = _FULL_TABLE_CHILD + (
         "import os\n"
@@ -543,10 +545,10 @@ def test_a_forked_child_does_not_report_its_parents_dropped_enables(tmp_path, se
         res = subprocess.run([sys.executable, "-c", forks, session_name + "-x", str(tmp_path / "x.etl"),
                               str(control)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
-    assert res.stdout.split() == ["1024", "1", "child", "0"]
-    assert res.stderr.splitlines() == [
-        "wpptrace: this process had no room for 1 enable of other processes' sessions (it keeps 1024 "
-        "at a time): its provider stayed disabled here"]
+    assert res.stdout.split() == ["1024", "1", "child", "1"]
+    line = ("wpptrace: this process had no room for 1 enable of other processes' sessions (it keeps 1024 "
+            "at a time): its provider stayed disabled here")
+    assert res.stderr.splitlines() == [line, line]      # the child's, then the parent's
 
 
 def test_enables_a_process_had_no_room_for_are_reported_once_at_exit(tmp_path, session_name):
