@@ -457,7 +457,7 @@ def ControlTrace(handle: int, name: str | None, properties: EVENT_TRACE_PROPERTI
     switched files and failed says which file failed apart, in the error's ``old_file_error``
     (why the file left is incomplete) and ``new_file_error`` (why the new file could not be
     started: the session writes no file now), each a Win32Error or None; the error raised is
-    the old file's if it failed, else the new file's. Any other error has neither."""
+    the old file's if it failed, else the new file's. On any other error both are None."""
     if properties is None:
         properties = EVENT_TRACE_PROPERTIES()
     block, p = properties._to_c()

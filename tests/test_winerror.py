@@ -22,6 +22,23 @@ def test_win32error_is_an_oserror_with_code_name_and_errno():
     assert (copy.winerror, copy.name, copy.filename) == (234, "ERROR_MORE_DATA", "s.etl")
 
 
+def test_the_file_errors_of_an_error_are_none_unless_set_and_kept_through_pickling():
+    """ControlTrace's errors say what the session's log files came to (properties,
+    old_file_error, new_file_error); reading them on any other error raised AttributeError, and
+    pickling (an error handed to another process) dropped them."""
+    other = winerror.Win32Error(winerror.ERROR_ACCESS_DENIED, "EnableTrace")
+    assert (other.properties, other.old_file_error, other.new_file_error) == (None, None, None)
+    copy = pickle.loads(pickle.dumps(other))
+    assert (copy.winerror, copy.properties, copy.old_file_error, copy.new_file_error) == (5, None, None, None)
+    update = winerror.Win32Error(winerror.ERROR_DISK_FULL, "ControlTrace(2)")
+    update.properties = {"LogFileName": "b.etl"}
+    update.old_file_error = winerror.Win32Error(winerror.ERROR_DISK_FULL, "the log file left")
+    update.new_file_error = None
+    copy = pickle.loads(pickle.dumps(update))
+    assert copy.winerror == 112 and copy.properties == {"LogFileName": "b.etl"} and copy.new_file_error is None
+    assert copy.old_file_error.name == "ERROR_DISK_FULL"
+
+
 def test_check_passes_success_and_raises_the_rest():
     assert winerror.check(0) == 0
     try:

@@ -102,7 +102,14 @@ class Win32Error(OSError):
     """A Win32 API failure: ``winerror`` is the code, ``name`` its winerror.h name.
 
     ``errno`` is the nearest POSIX errno (or None); ``strerror`` is the Windows message.
+    ControlTrace's errors also say what the session's log files came to (see api.ControlTrace):
+    ``properties``, ``old_file_error`` and ``new_file_error``, None on every other error.
     """
+
+    properties = None
+    old_file_error: Win32Error | None = None
+    new_file_error: Win32Error | None = None
+    _KEPT = ("properties", "old_file_error", "new_file_error")
 
     def __init__(self, code: int, detail: str | None = None, filename: str | None = None):
         self.winerror = int(code)
@@ -117,7 +124,9 @@ class Win32Error(OSError):
         self.winerror = int(code)  # OSError.__init__ resets it on some platforms
 
     def __reduce__(self):
-        return (type(self), (self.winerror, None, self.filename))
+        # what ControlTrace set is kept (an error handed to another process, e.g. by multiprocessing)
+        kept = {name: self.__dict__[name] for name in self._KEPT if name in self.__dict__}
+        return (type(self), (self.winerror, None, self.filename), kept or None)
 
 
 def check(code: int, detail: str | None = None, filename: str | None = None) -> int:
