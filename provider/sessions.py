@@ -329,8 +329,9 @@ def providers() -> list[ProviderInfo]:
 
 
 def host_log_path(logger_id: int) -> str | None:
-    """Where the host process of session ``logger_id`` writes its log (what went wrong with its
-    files and requests); None if the runtime directory is unusable. The host's own name for it."""
+    """Where the host process of a session with ``logger_id`` writes its log (what went wrong
+    with its files and requests), whether or not such a session runs now; None for a LoggerId no
+    session can have, or if the runtime directory is unusable. The host's own name for it."""
     out = ffi.new("char[]", 4096)
     if lib.wpptrace_host_log_path(logger_id, out, len(out)) != 0:
         return None

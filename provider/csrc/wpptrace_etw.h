@@ -200,9 +200,11 @@ typedef struct {
 ULONG wpptrace_enumerate_providers(WPPTRACE_PROVIDER_INFO *Providers, ULONG Count, ULONG *Total);
 /* The runtime directory holding the user's session sockets and registry (NULL if unusable). */
 const char *wpptrace_runtime_directory(void);
-/* Where the host process of session LoggerId writes its log (what went wrong with its files,
- * its requests): ERROR_INVALID_PARAMETER for no such LoggerId, ERROR_BAD_PATHNAME if the name
- * does not fit in Size bytes, ERROR_ACCESS_DENIED without a usable runtime directory. */
+/* Where the host process of a session with LoggerId writes its log (what went wrong with its
+ * files, its requests), whether or not such a session runs now: ERROR_INVALID_PARAMETER for a
+ * LoggerId no session can have (0, or above 63 but the NT Kernel Logger's 0xFFFF),
+ * ERROR_BAD_PATHNAME if the name does not fit in Size bytes, ERROR_ACCESS_DENIED without a
+ * usable runtime directory. */
 ULONG wpptrace_host_log_path(ULONG LoggerId, char *Path, ULONG Size);
 /* Stop listening for enable notifications (a process about to exit); a RegisterTraceGuids
  * after it listens again. It is not cancelled midway (cancellation is held off until it
