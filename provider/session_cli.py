@@ -281,6 +281,13 @@ def stop(name: str) -> tuple[api.EVENT_TRACE_PROPERTIES | None, str]:
                     else "it could not be finished")
             raise SessionError(f"session {name!r} stopped, but its log file {final.LogFileName} is "
                                f"incomplete: {lost}. {in_words(exc)}") from None
+        if exc.winerror == lib.ERROR_BUSY:
+            # STOP answers once the file is flushed to the disk, which a slow disk may make
+            # longer than the wait for the answer: the session ends all the same
+            raise SessionError(f"session {name!r} is stopping, but its host process did not answer in time: "
+                               f"it may still be flushing its log file to the disk (a slow disk), and the "
+                               f"session ends once that is done ('wpptrace session list' shows whether it "
+                               f"still runs); or {_REGISTRY_HELD}") from None
         # the session was there: STOP found its host gone and cleaned up after it
         if exc.winerror == lib.ERROR_WMI_INSTANCE_NOT_FOUND and info is not None:
             return None, (f"session {name!r}: its host process {info.host_pid} is gone (killed?); "

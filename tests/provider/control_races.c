@@ -180,6 +180,9 @@
  *                   5.14 on also the number given to the file while the view holds it (as one
  *                   that read the number before a retire closed it finds it): the writer must
  *                   not allocate space in the file.
+ *       host-stop-syncing  A's host is held as A's file is to be flushed to the disk while
+ *                   another thread stops A: a QUERY of A and a listing must be answered
+ *                   meanwhile, the STOP once the flush is let go.
  *       stop-sync   the STOP of private session X is held as X's file is to be flushed to the
  *                   disk, while another thread lists the sessions: the listing must return.
  *       reconcile-busy-once  this process reconciles with the registry, which holds enables of
@@ -341,6 +344,7 @@
  * other-session-disable "disable RC enable RC enabled 0|1 stop_x RC stop_b RC",
  * memfd-reused "start_a RC opened N kept N stop_a RC", unsealed-view "sealed RC unsealed RC
  * shrink_only RC", commit-retire "fallback 0|1 file_size N stop_a RC held_file_size N stop_held RC",
+ * host-stop-syncing "held 0|1 query RC list RC stopped_early 0|1 stop_a RC host_ended 0|1",
  * stop-sync "listed_while_syncing 0|1 list RC stop_x RC", stop-sync-cancel "open_before 0|1
  * open_after 0|1 stop_x RC",
  * reconcile-busy-once "reconcile RC joins N stop_a RC",
@@ -2797,6 +2801,77 @@ static int stop_sync(const char *dir) {
     return 0;
 }
 
+/* host-stop-syncing: A's host (it inherits the test point) is held as A's file is to be
+ * flushed to the disk, until this process lets it go, while a thread of this process stops A:
+ * a QUERY of A and a listing are answered meanwhile (their wait for a reply shortened to 5 s,
+ * so that one not answered fails instead of waiting 10 s), the STOP is not, and it is answered
+ * once the flush is let go. The files the host and this process meet at are in DIR. */
+static const char *g_host_sync_dir;
+static pid_t g_host_sync_caller;
+static _Atomic int g_host_stop_returned;
+static ULONG g_host_stopped = 99;
+static TRACEHANDLE g_host_sync_a;
+
+static void host_sync_file(char *path, size_t size, const char *what) {
+    snprintf(path, size, "%s/host-sync-%s", g_host_sync_dir, what);
+}
+
+static void at_host_file_sync(int point) {
+    if (point != WPT_POINT_FILE_SYNC || getpid() == g_host_sync_caller) return;
+    char path[600];
+    host_sync_file(path, sizeof path, "reached");
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
+    host_sync_file(path, sizeof path, "go");
+    int64_t until = wpt_mono_ms() + 30000;
+    while (access(path, F_OK) != 0 && wpt_mono_ms() < until) usleep(1000);
+}
+
+static void *stop_a_thread(void *arg) {
+    (void)arg;
+    g_host_stopped = stop(g_host_sync_a);
+    atomic_store(&g_host_stop_returned, 1);
+    return NULL;
+}
+
+static int host_stop_syncing(const char *dir) {
+    g_host_sync_dir = dir;
+    g_host_sync_caller = getpid();
+    wpt_test_point = at_host_file_sync;      /* A's host inherits it */
+    if (start(dir, "control-races-a", &g_host_sync_a)) return 3;
+    uint32_t host = host_of((uint32_t)(g_host_sync_a & 0xFFFF));
+    if (!host) return 4;
+    wpt_host_reply_ms = 5000;
+    pthread_t stopper;
+    if (pthread_create(&stopper, NULL, stop_a_thread, NULL) != 0) return 5;
+    char reached[600], go[600];
+    host_sync_file(reached, sizeof reached, "reached");
+    host_sync_file(go, sizeof go, "go");
+    int64_t until = wpt_mono_ms() + 20000;
+    while (access(reached, F_OK) != 0 && wpt_mono_ms() < until) usleep(1000);
+    int held = access(reached, F_OK) == 0;
+    ULONG queried = query_by_name("control-races-a");
+    props_block listed;
+    memset(&listed, 0, sizeof listed);
+    listed.p.Wnode.BufferSize = sizeof listed;
+    listed.p.LoggerNameOffset = sizeof listed.p;
+    EVENT_TRACE_PROPERTIES *one[1] = {&listed.p};
+    WPPTRACE_SESSION_INFO info[1];
+    ULONG count = 0;
+    ULONG list = wpptrace_list_sessions(one, info, 1, &count);
+    int stopped_early = atomic_load(&g_host_stop_returned);
+    int fd = open(go, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
+    pthread_join(stopper, NULL);
+    until = wpt_mono_ms() + 20000;
+    while (kill((pid_t)host, 0) == 0 && wpt_mono_ms() < until) usleep(1000);
+    int ended = kill((pid_t)host, 0) != 0;
+    wpt_test_point = NULL;
+    printf("held %d query %u list %u stopped_early %d stop_a %u host_ended %d\n", held, (unsigned)queried,
+           (unsigned)list, stopped_early, (unsigned)g_host_stopped, ended);
+    return 0;
+}
+
 /* stop-sync-cancel: the STOP of private session X is held as X's file is to be flushed to the
  * disk, and its thread is cancelled meanwhile: the STOP must still close the file. */
 static int x_file_open(void) {
@@ -4921,6 +4996,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "attach-reentry") == 0) return attach_reentry(argv[2]);
     if (argc == 3 && strcmp(argv[1], "commit-retire") == 0) return commit_retire(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stop-sync") == 0) return stop_sync(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "host-stop-syncing") == 0) return host_stop_syncing(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stop-sync-cancel") == 0) return stop_sync_cancel(argv[2]);
     if (argc == 3 && strcmp(argv[1], "start-enable-a") == 0) {
         TRACEHANDLE a;

@@ -532,6 +532,15 @@ def test_a_private_sessions_stop_flushes_its_file_to_the_disk_without_the_contro
     assert control_races("stop-sync", out) == {"listed_while_syncing": 1, "list": 0, "stop_x": 0}
 
 
+def test_a_hosted_session_is_answered_while_its_stop_flushes_the_file(control_races, out):
+    """A hosted session's STOP is answered once its file is flushed to the disk (so a failed
+    flush is the STOP's answer), which may take long on a slow disk. The flush runs in the
+    host's stopping thread: held there, the host still answers a QUERY of the session and a
+    listing, and the STOP is answered once the flush is done."""
+    got = control_races("host-stop-syncing", out)
+    assert got == {"held": 1, "query": 0, "list": 0, "stopped_early": 0, "stop_a": 0, "host_ended": 1}
+
+
 def test_a_reconciliation_joins_a_busy_host_once(control_races, out):
     """A reconciliation applies the registry's enables one by one, each joining its session
     when a provider here needs it. A host too busy to answer made every enable of its session

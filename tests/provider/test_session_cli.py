@@ -275,6 +275,39 @@ def test_stop_of_a_session_whose_host_is_slow_to_answer_a_query_stops_it(tmp_pat
     assert "did not answer in time" in session_cli._describe(Win32Error(170), session_name)
 
 
+def test_stop_that_is_not_answered_in_time_says_the_session_is_stopping(tmp_path, session_name, monkeypatch,
+                                                                         capsys):
+    """A hosted STOP is answered once the file is flushed to the disk; on a slow disk that takes
+    longer than the wait for the answer (ERROR_BUSY), though the session does stop. `session
+    stop` said only that the host did not answer: it says the session is stopping, its file
+    perhaps still being flushed, and how to see when it is done."""
+    from wpptrace.provider import api, session_cli
+    from wpptrace.provider._hazmat import lib
+    from wpptrace.winerror import Win32Error
+
+    session_cli.start(session_name, str(tmp_path / "slow-disk.etl"))
+    real = api.ControlTrace
+
+    def stop_unanswered(handle, name, properties, code):
+        if code == lib.EVENT_TRACE_CONTROL_STOP:
+            raise Win32Error(lib.ERROR_BUSY)
+        return real(handle, name, properties, code)
+
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(api, "ControlTrace", stop_unanswered)
+            status = session_cli.run(argparse.Namespace(session_command="stop", name=session_name))
+    finally:
+        session_cli.stop(session_name)
+    lines = capsys.readouterr().err.splitlines()
+    assert status == 1
+    assert lines == [f"wpptrace session stop: session {session_name!r} is stopping, but its host process did not "
+                     f"answer in time: it may still be flushing its log file to the disk (a slow disk), and the "
+                     f"session ends once that is done ('wpptrace session list' shows whether it still runs); or "
+                     f"a process holding this user's session registry locked is stopped (under a debugger?); "
+                     f"try again"]
+
+
 def test_list_marks_a_session_whose_host_is_slow_to_answer(tmp_path, session_name, monkeypatch):
     """QueryAllTraces lists a session whose host does not answer in time from what the registry
     holds (its counters unknown); `session list` says so under it rather than show its zeros as
