@@ -476,7 +476,8 @@ def add_subcommands(sub) -> None:
     st.add_argument("--max-buffers", type=int, default=0, metavar="N",
                     help="buffer pool limit (default: minimum + 20); a full pool drops events, counted")
     st.add_argument("--flush-timer", type=int, default=1, metavar="SECONDS",
-                    help="write partly filled buffers this often (default: 1; 0: only full ones)")
+                    help="write partly filled buffers this often (default: 1; 0: only full ones, "
+                         "but a real-time session (--realtime) still flushes every second)")
     kind = st.add_mutually_exclusive_group()
     kind.add_argument("--circular", type=int, default=0, metavar="MB", help="circular file of this size")
     kind.add_argument("--sequential", type=int, nargs="?", const=0, default=None, metavar="MB",
@@ -498,7 +499,10 @@ def add_subcommands(sub) -> None:
                                     "Settings not given stay as they are.")
     up.add_argument("name", type=_name, help="session name")
     up.add_argument("--flush-timer", type=int, metavar="SECONDS",
-                    help="write partly filled buffers this often (0: only full ones)")
+                    help="write partly filled buffers this often (0: only full ones, but a "
+                         "real-time session still flushes every second; milliseconds for a "
+                         "session started with EVENT_TRACE_USE_MS_FLUSH_TIMER, which query "
+                         "shows in ms)")
     up.add_argument("--max-buffers", type=int, metavar="N", help="raise the buffer pool limit")
     up.add_argument("-f", "--file", dest="logfile", metavar="FILE", help="continue in a new .etl file")
     en = sub.add_parser("enable", help="enable providers (in every process) on a session",

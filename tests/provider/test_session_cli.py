@@ -693,3 +693,14 @@ def test_session_subcommands_say_what_they_do(action, says):
     assert says in text
     if action == "update":
         assert "--flush-timer SECONDS write partly filled buffers this often" in text
+
+
+@pytest.mark.parametrize("action", ["start", "update"])
+def test_the_flush_timer_help_says_what_the_core_does_with_0(action):
+    """0 writes only full buffers, but the core flushes a real-time session every second
+    whatever the timer says (its consumers would wait for a full buffer otherwise)."""
+    text = " ".join(wpptrace("session", action, "--help").stdout.split())
+    assert "0: only full ones, but a" in text
+    assert "real-time session" in text and "still flushes every second" in text
+    if action == "update":
+        assert "milliseconds for a session started with EVENT_TRACE_USE_MS_FLUSH_TIMER" in text
