@@ -929,12 +929,26 @@ def test_a_stop_snapshot_never_counts_the_header_being_made(recorded, tmp_path, 
             relay.close()
 
 
-def test_a_tiny_write_timeout_does_not_have_the_watch_run_without_pause(tmp_path):
+def test_a_tiny_write_timeout_does_not_have_the_watch_run_without_pause(tmp_path,
+                                                                       monkeypatch):
+    """The watch on stuck disks pauses a quarter of write_timeout between looks, at most 1 s
+    and at least 0.05 s: the pauses a running collector's watch takes are looked at."""
+    import asyncio
+
     from wpptrace.remote import collector as collector_module
 
-    collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
-                          write_timeout=1e-6)
-    assert collector_module._watch_period(collector.write_timeout) == 0.05
+    pauses = []
+    sleep = asyncio.sleep
+
+    async def recorded_sleep(delay, *args, **kwargs):
+        if asyncio.current_task().get_coro().__name__ == "_watch_writers":
+            pauses.append(delay)
+        return await sleep(delay, *args, **kwargs)
+    monkeypatch.setattr(collector_module.asyncio, "sleep", recorded_sleep)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   write_timeout=1e-6):
+        wait_until(lambda: len(pauses) >= 3, what="the watch's pauses")
+    assert set(pauses) == {0.05}
     assert collector_module._watch_period(60.0) == 1.0
     assert collector_module._watch_period(2.0) == 0.5
 
