@@ -92,3 +92,15 @@ def test_the_collector_refuses_bounds_that_could_never_hold(tmp_path, options, s
     with pytest.raises(ValueError) as refused:
         collector_module.Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), **options)
     assert str(refused.value) == said
+
+
+def test_the_library_takes_the_per_source_default_down_to_a_smaller_total(tmp_path):
+    """As the CLI does: the per-source default (4 MiB) is the total bound if that is less;
+    a per-source bound given is kept."""
+    def bounds(**options):
+        c = collector_module.Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                                       **options)
+        return c.max_queued_per_source, c.max_queued
+    assert bounds() == (4 << 20, 64 << 20)
+    assert bounds(max_queued=1 << 20) == (1 << 20, 1 << 20)
+    assert bounds(max_queued_per_source=2 << 20, max_queued=1 << 20) == (2 << 20, 1 << 20)

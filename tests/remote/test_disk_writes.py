@@ -996,3 +996,50 @@ def test_a_file_whose_creation_was_given_up_on_keeps_its_name(recorded, tmp_path
     assert delivered.path != failed.path
     assert data_buffers(delivered.path) == buffers[:1]
     assert data_buffers(failed.path) == []
+
+
+def test_a_file_whose_creation_was_given_up_on_and_then_failed_keeps_its_name(
+        recorded, tmp_path, monkeypatch):
+    """As above, but the creation given up on then fails (the disk answers with an error):
+    no file has the failed source's name, and the source's next file still takes another
+    (the failed source reports the name it was given: never the good file)."""
+    import errno
+
+    from wpptrace.remote import collector as collector_module
+
+    head, buffers = recorded
+    stuck, release = threading.Event(), threading.Event()
+    first = [True]
+
+    class FirstOpenHangsThenFails(collector_module.EtlStreamFile):
+        def __init__(self, path, header_buffer):
+            if first and first.pop():
+                stuck.set()
+                release.wait(PATIENCE)
+                raise OSError(errno.EIO, "Input/output error")
+            super().__init__(path, header_buffer)
+    monkeypatch.setattr(collector_module, "EtlStreamFile", FirstOpenHangsThenFails)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   write_timeout=0.5) as collector:
+        gone = _open(collector.address, head, "failedname")
+        try:
+            assert stuck.wait(PATIENCE)
+            assert _error(gone.answer())[0] == ERROR_BUSY
+        finally:
+            gone.close()
+            release.set()
+        wait_until(lambda: all(w.finished.is_set() for w in collector._abandoned_writers),
+                   what="the given-up creation's thread")
+        (failed,) = collector.sources
+        again = _open(collector.address, head, "failedname", gone.source_id)
+        try:
+            again.buffer(1, buffers[0])
+            again.end(2)
+            assert again.answer()[:2] == (P.FrameType.ACK, 2)
+        finally:
+            again.close()
+        assert collector.wait_for(lambda ss: len(ss) == 2 and all(s.closed for s in ss),
+                                  PATIENCE)
+        delivered = collector.sources[1]
+    assert failed.path is not None and delivered.path != failed.path
+    assert data_buffers(delivered.path) == buffers[:1]

@@ -48,6 +48,8 @@ __all__ = ["Collector", "SourceStats", "Abandoned", "check_allow", "is_loopback"
 log = logging.getLogger("wpptrace.remote.collector")
 
 _ACK_EVERY = 8          # buffers between ACKs (and one after every STATS)
+#: bytes of one source's buffers waiting for its disk, by default (or ``max_queued`` if less)
+_QUEUED_PER_SOURCE = 4 << 20
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 #: names tried for a source's file: NAME.etl, NAME-2.etl ... (an existing file is never used)
 _NAMES_TRIED = 999
@@ -528,6 +530,8 @@ class _Source:
         writer = self.disk
         if self.stats.path is None and writer is not None:
             self.stats.path = writer.path           # (being made: it may exist)
+            if writer.path is not None:             # (its name stays its own, made or not)
+                _remember(self.collector._names_given_up, writer.path, None)
         reason = f"the disk made no progress for {seconds:g} s"
         if not self.write_error:
             self.write_error = reason
@@ -678,7 +682,8 @@ class Collector:
     host may have a whole /64), None for the larger of ``max_per_address`` and half of
     ``max_connections``. ``max_queued_per_source``: bytes of one source's buffers received
     and not yet written (its disk is slow); past it, its connection is not read until the
-    disk catches up (nothing is dropped: the relay keeps what is not acknowledged).
+    disk catches up (nothing is dropped: the relay keeps what is not acknowledged); None:
+    4 MiB, or ``max_queued`` if less.
     ``max_queued``: the same for all sources together (each connection may take one frame
     past either: the check comes before a frame is read, whose size is not known yet).
     ``write_timeout``: seconds a source's writer may go without finishing a write (or the
@@ -702,10 +707,12 @@ class Collector:
                  max_per_address: int = 16, max_per_network: Optional[int] = None,
                  max_buffer_size: int = 1 << 20, timeout: float = 60.0,
                  handshake_timeout: float = 10.0, resume_window: float = 300.0,
-                 max_queued_per_source: int = 4 << 20, max_queued: int = 64 << 20,
+                 max_queued_per_source: Optional[int] = None, max_queued: int = 64 << 20,
                  write_timeout: float = 60.0, max_file_size: int = 16 << 30,
                  on_source_end: Optional[Callable[[SourceStats], None]] = None):
         check_allow(allow, tls)
+        if max_queued_per_source is None:          # (a smaller total bounds each source too)
+            max_queued_per_source = min(_QUEUED_PER_SOURCE, max_queued)
         if max_queued_per_source < 1 or max_queued < 1:
             raise ValueError("max_queued_per_source and max_queued must be at least 1 byte")
         if max_file_size < 1:
@@ -765,6 +772,9 @@ class Collector:
         self._closing: set[asyncio.Future] = set()      # files being closed
         #: writers given up on (``_Source.stalled``) whose thread may still wait for the disk
         self._abandoned_writers: list[_DiskWriter] = []
+        #: the names of files given up on while they were being made: a failed source names
+        #: its file, so no later file takes such a name, even if that creation failed
+        self._names_given_up: dict[str, None] = {}
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._startup_error: Optional[BaseException] = None
@@ -1024,7 +1034,8 @@ class Collector:
             base = "_".join(_UNSAFE.sub("_", part)[:64].strip("._") or "x"
                             for part in (s.host, s.session)) + "_" + s.source_id.hex[:8]
             # a file whose creation hangs may not exist yet: its name is still its own
-            held = frozenset(w.path for w in stuck if w.path is not None)
+            held = frozenset(w.path for w in stuck if w.path is not None).union(
+                self._names_given_up)
             try:
                 source.writer = source.disk = _DiskWriter(
                     lambda writer: self._create_file(base, header, writer, held),
@@ -1066,8 +1077,9 @@ class Collector:
                      held: frozenset = frozenset()) -> EtlStreamFile:
         """The source's new file (in its writer's thread: a disk that hangs holds up only
         this source): BASE.etl, or BASE-2.etl ... if it exists or is ``held`` (the names of
-        files given up on, which their threads may yet make); each name tried is the
-        writer's ``path`` meanwhile. ProtocolError if none can be made."""
+        files given up on, which their threads may yet make, and of those given up on while
+        they were being made, whatever came of it); each name tried is the writer's ``path``
+        meanwhile (once given up on, it tries no other). ProtocolError if none can be made."""
         for attempt in range(1, _NAMES_TRIED + 1):
             path = os.path.join(self.output_dir, base + ("" if attempt == 1 else f"-{attempt}")
                                 + ".etl")
@@ -1077,8 +1089,8 @@ class Collector:
             try:
                 return EtlStreamFile(path, header)
             except Win32Error as exc:
-                if exc.name == "ERROR_ALREADY_EXISTS":
-                    continue
+                if exc.name == "ERROR_ALREADY_EXISTS" and writer._abandoned is None:
+                    continue        # (given up on: the name its source reports, or none)
                 if exc.name in ("ERROR_BAD_FORMAT", "ERROR_BAD_LENGTH"):
                     raise P.ProtocolError("the header buffer does not start with a "
                                           "log-file header record") from None
