@@ -107,46 +107,10 @@ def _runtime_directory_name() -> str:
 
 
 def _logfile_refusal(path: str, exc: Win32Error) -> str:
-    """Why the core would not create the log file ``path`` (it follows no link on the way unless
-    it is this user's, root's or its directory owner's, nor one in a directory others may write to
-    unless the link and the directory are this user's, never a link as the file, and takes only a
-    file of this user with one name), one line."""
-    uid = os.geteuid()
-    parts = os.path.dirname(path).split("/")
-    for i in range(1, len(parts) + 1):
-        try:
-            up = os.lstat("/".join(parts[:i]) or "/")
-        except OSError:
-            break
-        if not stat.S_ISLNK(up.st_mode):
-            continue
-        try:
-            where = os.stat("/".join(parts[:i - 1]) or "/")
-        except OSError:
-            break
-        if up.st_uid not in (uid, 0, where.st_uid):
-            return (f"{path}: cannot use it as the log file ({exc.name}): the link {'/'.join(parts[:i])} "
-                    f"on its path belongs to user {up.st_uid}, not to this user ({uid}), root or the "
-                    f"owner of its directory ({where.st_uid})")
-        if where.st_mode & 0o022 and (where.st_uid != uid or up.st_uid != uid):
-            return (f"{path}: cannot use it as the log file ({exc.name}): the link "
-                    f"{'/'.join(parts[:i])} on its path is in a directory others may write to, where "
-                    f"a link is followed only if it and the directory belong to this user ({uid}) "
-                    f"(the protected_symlinks rule, strictly)")
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return f"{path}: cannot create the log file ({exc.name})"
-    if stat.S_ISLNK(st.st_mode):
-        why = "it is a symbolic link (never followed: it could point at any file)"
-    elif not stat.S_ISREG(st.st_mode):
-        why = "it is not a regular file"
-    elif st.st_uid != uid:
-        why = f"it belongs to user {st.st_uid}, not to this user ({uid})"
-    elif st.st_nlink != 1:
-        why = (f"it has {st.st_nlink} hard links (emptying it would empty the file under its other "
-               f"names too)")
-    else:
+    """Why the core would not take ``path`` as the log file, one line: the rule that refused it,
+    as the core says it (its walk of the path, links followed as it follows them)."""
+    why = sessions.log_path_refusal(path)
+    if not why:
         return f"{path}: cannot create the log file ({exc.name})"
     return f"{path}: cannot use it as the log file ({exc.name}): {why}"
 

@@ -338,6 +338,15 @@ def host_log_path(logger_id: int) -> str | None:
     return ffi.string(out).decode("utf-8", "replace")
 
 
+def log_path_refusal(path: str) -> str:
+    """The rule that keeps ``path`` from being a session's log file, in words, as the core says it
+    (the checks StartTrace and UPDATE make, links followed as they follow them); "" if no rule
+    did (it is usable, its directory is missing, or the system refused it)."""
+    out = ffi.new("char[]", 8192)
+    lib.wpptrace_log_path_refusal(os.fsencode(path), out, len(out))
+    return ffi.string(out).decode("utf-8", "replace")
+
+
 def runtime_directory() -> str | None:
     """The directory holding this user's session sockets and registry (None if unusable)."""
     path = lib.wpptrace_runtime_directory()

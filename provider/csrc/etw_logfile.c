@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -107,6 +108,18 @@ static void file_free(wpt_logfile *lf) {
     free(lf);
 }
 
+/* Why the last log path this thread tried was refused, in words (empty: not refused by a rule),
+ * for wpptrace_log_path_refusal; the host's log gets the same line. */
+static __thread char t_refusal[WPT_MAX_PATH + 256];
+
+static void __attribute__((format(printf, 2, 3))) refuse(const char *path, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t_refusal, sizeof t_refusal, fmt, ap);
+    va_end(ap);
+    wpt_host_log("log file %s refused: %s", path, t_refusal);
+}
+
 /* Links followed on one log-file path at most (the kernel's own limit). */
 #define LOG_PATH_LINKS_MAX 40
 
@@ -129,6 +142,10 @@ static int open_log_dir(const char *path, const char *dir, ULONG *rc) {
         return -1;
     }
     strcpy(todo, dir);
+    /* the directories walked, as the walk reached them (links followed): names a refused link */
+    char walked[WPT_MAX_PATH];
+    size_t walked_len = 0;
+    walked[0] = 0;
     int at = open(todo[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC), links = 0;
     if (at < 0) {
         *rc = errno_to_win32(errno);
@@ -147,6 +164,10 @@ static int open_log_dir(const char *path, const char *dir, ULONG *rc) {
         name[len] = 0;
         p += len;                                      /* at "/..." or at the end */
         if (strcmp(name, ".") == 0) continue;
+        size_t walked_before = walked_len;
+        int m = snprintf(walked + walked_len, sizeof walked - walked_len, "%s%s",
+                         walked_len || todo[0] == '/' ? "/" : "", name);
+        if (m > 0 && (size_t)m < sizeof walked - walked_len) walked_len += (size_t)m;
         /* O_DIRECTORY: an O_PATH open has no open intent, so an automount point (autofs, a
          * kernel one) would stay unmounted and the next step would look into it empty; wanting
          * a directory mounts it. ENOTDIR: a link (or no directory), looked at without it. */
@@ -165,6 +186,7 @@ static int open_log_dir(const char *path, const char *dir, ULONG *rc) {
             at = fd;
             continue;
         }
+        walked[walked_len] = 0;                        /* the link's own path, for people */
         if (!S_ISLNK(st.st_mode)) {
             close(fd);
             errno = ENOTDIR;
@@ -179,19 +201,18 @@ static int open_log_dir(const char *path, const char *dir, ULONG *rc) {
         }
         uid_t me = geteuid();
         if (st.st_uid != me && st.st_uid != 0 && st.st_uid != in.st_uid) {
-            wpt_host_log("log file %s refused: the link %s on its path belongs to user %u, not to "
-                         "this user (%u), root or the owner of its directory (%u)", path, name,
-                         (unsigned)st.st_uid, (unsigned)me, (unsigned)in.st_uid);
+            refuse(path, "the link %s on its path belongs to user %u, not to this user (%u), root or "
+                   "the owner of its directory (%u)", walked, (unsigned)st.st_uid, (unsigned)me,
+                   (unsigned)in.st_uid);
             close(fd);
             close(at);
             *rc = ERROR_ACCESS_DENIED;
             return -1;
         }
         if ((in.st_mode & 022) && (in.st_uid != me || st.st_uid != me)) {
-            wpt_host_log("log file %s refused: the link %s on its path is in a directory others may "
-                         "write to, where a link is followed only if it and the directory belong to "
-                         "this user (%u) (the protected_symlinks rule, strictly)", path, name,
-                         (unsigned)me);
+            refuse(path, "the link %s on its path is in a directory others may write to, where a "
+                   "link is followed only if it and the directory belong to this user (%u) (the "
+                   "protected_symlinks rule, strictly)", walked, (unsigned)me);
             close(fd);
             close(at);
             *rc = ERROR_ACCESS_DENIED;
@@ -213,6 +234,8 @@ static int open_log_dir(const char *path, const char *dir, ULONG *rc) {
         memcpy(next + n, p, rest + 1);                 /* the link's target, then what was left */
         memcpy(todo, next, (size_t)n + rest + 1);
         p = todo;
+        walked_len = todo[0] == '/' ? 0 : walked_before;
+        walked[walked_len] = 0;
         if (todo[0] == '/') {
             close(at);
             at = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -231,23 +254,23 @@ static int open_log_dir(const char *path, const char *dir, ULONG *rc) {
  * ERROR_SUCCESS. */
 static ULONG refusal(const char *path, const struct stat *st) {
     if (S_ISLNK(st->st_mode)) {
-        wpt_host_log("log file %s refused: it is a symbolic link", path);
+        refuse(path, "it is a symbolic link (never followed: it could point at any file)");
         return ERROR_ACCESS_DENIED;
     }
     if (!S_ISREG(st->st_mode)) {
-        wpt_host_log("log file %s refused: it is not a regular file", path);
+        refuse(path, "it is not a regular file");
         return ERROR_BAD_PATHNAME;
     }
     if (st->st_uid != geteuid()) {
-        wpt_host_log("log file %s refused: it belongs to user %u, not to this user (%u)", path,
-                     (unsigned)st->st_uid, (unsigned)geteuid());
+        refuse(path, "it belongs to user %u, not to this user (%u)", (unsigned)st->st_uid,
+               (unsigned)geteuid());
         return ERROR_ACCESS_DENIED;
     }
     if (st->st_nlink != 1) {
         /* another name (a hard link another user made) may be a file this path was never
          * meant to reach: emptying it would empty that file */
-        wpt_host_log("log file %s refused: it has %lu hard links, and emptying it would empty "
-                     "the file under its other names", path, (unsigned long)st->st_nlink);
+        refuse(path, "it has %lu hard links (emptying it would empty the file under its other "
+               "names too)", (unsigned long)st->st_nlink);
         return ERROR_ACCESS_DENIED;
     }
     return ERROR_SUCCESS;
@@ -434,6 +457,14 @@ static int file_finish(wpt_logfile *lf, int *sync_fd) {
 }
 
 /* ---- a session's own file ------------------------------------------------------------------ */
+
+ULONG wpptrace_log_path_refusal(LPCSTR Path, char *Why, ULONG Size) {
+    if (!Path || (Size && !Why)) return ERROR_INVALID_PARAMETER;
+    t_refusal[0] = 0;
+    ULONG rc = wpt_logfile_check_path(Path);
+    if (Size) snprintf(Why, Size, "%s", rc == ERROR_SUCCESS ? "" : t_refusal);
+    return rc;
+}
 
 ULONG wpt_logfile_check_path(const char *path) {
     /* Session files are private to their user (traces carry process data). */

@@ -228,6 +228,11 @@ ULONG wpptrace_views_refused(void);
  * directory could not take back (another session took their LoggerId there first): they run
  * on, found by this process only, and are put back once their slot allows. Counted once each. */
 ULONG wpptrace_sessions_displaced(void);
+/* Would `Path` (UTF-8) be taken as a session's log file? The checks StartTrace and UPDATE make
+ * (a new file is made to see it can be, then removed; an existing one is opened, not changed):
+ * ERROR_SUCCESS, or the code they return, with the rule that refused it in words in Why (Size
+ * bytes, terminated; empty when no rule did: the path is missing or the system refused). */
+ULONG wpptrace_log_path_refusal(LPCSTR Path, char *Why, ULONG Size);
 
 /* ---- real-time delivery (consumers of a REAL_TIME_MODE session, in any process) --------- */
 typedef struct wpptrace_rt_subscription wpptrace_rt_subscription;

@@ -390,6 +390,27 @@ def test_the_session_command_names_a_link_of_another_user_on_the_path(session_na
     assert f"the link {path.parent} on its path belongs to user {NOBODY}" in line and _unchanged(victim)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="a link of another user needs root to make")
+def test_the_session_command_names_a_link_of_another_user_reached_through_an_own_link(session_name, tmp_path):
+    """The path names only our own link; the link of another user is on the way it leads: the
+    command says which link, as the core found it (a walk of the path by its names saw none)."""
+    victim, path = _planted_parent(tmp_path)
+    (tmp_path / "mine").symlink_to(path.parent)
+    line = _cli_refusal(session_name, tmp_path / "mine" / "new.etl")
+    assert f"the link {path.parent} on its path belongs to user {NOBODY}" in line and _unchanged(victim)
+
+
+def test_the_rule_that_refused_a_path_is_said_and_a_usable_path_is_left_alone(tmp_path):
+    from wpptrace.provider.sessions import log_path_refusal
+
+    victim = _victim(tmp_path)
+    (tmp_path / "trace.etl").symlink_to(victim)
+    assert log_path_refusal(str(tmp_path / "trace.etl")).startswith("it is a symbolic link")
+    assert log_path_refusal(str(tmp_path / "new.etl")) == "" and not (tmp_path / "new.etl").exists()
+    assert log_path_refusal(str(tmp_path / "missing" / "new.etl")) == ""
+    assert _unchanged(victim)
+
+
 def _shared_directory(tmp_path):
     """A directory others may write to (sticky, as /tmp is) that is not this user's."""
     if os.geteuid() == 0:
