@@ -729,6 +729,8 @@ static inline wpt_reg_logger *wpt_reg_logger_of(wpt_registry *reg, uint32_t logg
 ULONG wpt_runtime_dir(const char **dir_out);
 /* The held descriptor of the runtime directory (-1: none yet); a forked session host keeps it. */
 int wpt_runtime_dir_fd(void);
+/* Remove `name` (a socket this process bound) from the runtime directory. */
+void wpt_runtime_unlink(const char *name);
 /* Lock the registry (a process mutex and flock) and map it; NULL + *rc on failure. */
 wpt_registry *wpt_registry_lock(int exclusive, ULONG *rc);
 /* The same without giving up on a lock held elsewhere (no ERROR_BUSY): for release paths. */
@@ -738,6 +740,8 @@ void wpt_registry_unlock(void);
 int  wpt_reg_alive(const wpt_reg_logger *e);
 /* A new enable version: later than every earlier one on this machine (CLOCK_MONOTONIC). */
 uint64_t wpt_next_version(wpt_registry *reg);
+void wpt_registry_fork_prepare(void);   /* its directory lock: taken last, a leaf */
+void wpt_registry_fork_parent(void);
 void wpt_registry_after_fork(void);
 /* A socket path in the runtime directory: "s-<id>.sock" or "p-<pid>.sock"; what
  * wpt_runtime_dir failed with, or ERROR_BAD_PATHNAME for a path too long. */

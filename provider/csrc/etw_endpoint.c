@@ -559,8 +559,14 @@ static void *endpoint_main(void *arg) {
     }
 }
 
+/* By its name in the directory held now: g_path has the number the directory was held at
+ * when it was bound (see wpt_runtime_unlink). */
+static void unlink_socket(void) {
+    if (g_path[0]) wpt_runtime_unlink(strrchr(g_path, '/') + 1);
+}
+
 static void remove_socket(void) {
-    if (g_running && g_pid == (uint32_t)getpid() && g_path[0]) unlink(g_path);
+    if (g_running && g_pid == (uint32_t)getpid()) unlink_socket();
 }
 
 #ifdef WPT_TEST_POINTS
@@ -572,7 +578,7 @@ static void endpoint_teardown(void) {
 #ifdef WPT_TEST_POINTS
     atomic_fetch_add(&wpt_endpoint_teardowns, 1);
 #endif
-    if (g_path[0]) unlink(g_path);
+    unlink_socket();
     if (g_listen >= 0) close(g_listen);
     if (g_wake[0] >= 0) close(g_wake[0]);
     if (g_wake[1] >= 0) close(g_wake[1]);
@@ -944,9 +950,11 @@ static void fork_prepare(void) {
     pthread_mutex_lock(&g_ep_lock);
     wpt_providers_fork_prepare();
     wpt_views_fork_prepare();
+    wpt_registry_fork_prepare();
 }
 
 static void fork_parent(void) {
+    wpt_registry_fork_parent();
     wpt_views_fork_parent();
     wpt_providers_fork_parent();
     pthread_mutex_unlock(&g_ep_lock);

@@ -55,10 +55,13 @@ static const wpt_registry *g_dropped;
  * the check and a bind, connect or open. A check that finds another (private, ours) directory
  * at the name puts it in the same descriptor number (dup3), so paths already made stay valid. */
 static pthread_mutex_t g_dir_lock = PTHREAD_MUTEX_INITIALIZER;
-static int g_dir_fd = -1;
+static _Atomic int g_dir_fd = -1;
 static dev_t g_dir_dev;                 /* what g_dir_fd holds (a descriptor closed under us is */
 static ino_t g_dir_ino;                 /* not ours any more: it is never written over) */
-static char g_dir_at[32];
+/* Read without the lock: each number's path is made once and never changed or freed, so a
+ * thread reads a whole one while another moves the directory to another number (which happens
+ * only when the application closed ours). */
+static _Atomic(const char *) g_dir_at = "";
 
 static ULONG open_failure(int e) {
     return e == EACCES || e == EPERM || e == ELOOP || e == ENOTDIR ? ERROR_ACCESS_DENIED
@@ -78,8 +81,14 @@ static ULONG hold_dir(int fd, const struct stat *st) {
         close(fd);
         if (same < 0) return ERROR_BAD_PATHNAME;
     } else {
-        g_dir_fd = fd;                         /* the first, or ours was closed by someone else */
-        snprintf(g_dir_at, sizeof g_dir_at, "/proc/self/fd/%d", fd);
+        char *at = malloc(32);                 /* the first, or ours was closed by someone else */
+        if (!at) {
+            close(fd);
+            return ERROR_OUTOFMEMORY;
+        }
+        snprintf(at, 32, "/proc/self/fd/%d", fd);
+        g_dir_fd = fd;
+        atomic_store(&g_dir_at, at);
     }
     g_dir_dev = st->st_dev;
     g_dir_ino = st->st_ino;
@@ -174,11 +183,15 @@ static ULONG ensure_dir(void) {
  * resolved once is read without it, and resolving it waits as the registry lock does, then
  * fails with ERROR_BUSY (the caller reports it as a busy control plane). */
 ULONG wpt_runtime_dir(const char **dir_out) {
-    if (dir_out) *dir_out = g_dir_at;
-    if (atomic_load(&g_dir_rc) == ERROR_SUCCESS) return check_dir();
-    if (mutex_by(&g_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) != 0) return ERROR_BUSY;
-    ULONG rc = ensure_dir();
-    pthread_mutex_unlock(&g_lock);
+    ULONG rc;
+    if (atomic_load(&g_dir_rc) == ERROR_SUCCESS) {
+        rc = check_dir();
+    } else {
+        if (mutex_by(&g_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) != 0) return ERROR_BUSY;
+        rc = ensure_dir();
+        pthread_mutex_unlock(&g_lock);
+    }
+    if (dir_out) *dir_out = atomic_load(&g_dir_at);   /* the one the check held */
     return rc;
 }
 
@@ -191,6 +204,19 @@ const char *wpptrace_runtime_directory(void) {
 
 int wpt_runtime_dir_fd(void) {
     return atomic_load(&g_dir_rc) == ERROR_SUCCESS ? g_dir_fd : -1;
+}
+
+/* Through the descriptor held now, checked (and held again if the application closed ours):
+ * never by a path made with an older number, which may be another directory of the
+ * application's by now. */
+void wpt_runtime_unlink(const char *name) {
+    if (atomic_load(&g_dir_rc) != ERROR_SUCCESS) return;   /* nothing was made in it */
+    int state = wpt_cancel_hold();
+    if (mutex_by(&g_dir_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) == 0) {
+        if (check_dir_locked() == ERROR_SUCCESS) unlinkat(g_dir_fd, name, 0);
+        pthread_mutex_unlock(&g_dir_lock);
+    }
+    wpt_cancel_restore(state);
 }
 
 ULONG wpt_socket_path(char *out, size_t size, char kind, uint32_t number) {
@@ -436,6 +462,15 @@ wpt_registry *wpt_registry_lock_patiently(int exclusive, ULONG *rc) {
 void wpt_registry_unlock(void) {
     flock_retry(g_fd, LOCK_UN);
     pthread_mutex_unlock(&g_lock);
+}
+
+/* A child never sees the held directory half moved to another number (it leaked one). */
+void wpt_registry_fork_prepare(void) {
+    pthread_mutex_lock(&g_dir_lock);
+}
+
+void wpt_registry_fork_parent(void) {
+    pthread_mutex_unlock(&g_dir_lock);
 }
 
 /* A forked child shares the parent's open registry file, and with it the parent's flock:

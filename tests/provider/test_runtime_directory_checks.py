@@ -290,3 +290,34 @@ def test_a_host_binds_again_after_a_clean_up_of_the_runtime_directory(tmp_path):
     assert etlcheck.read(tmp_path / "c.etl").header["EndTime"] != 0
     with open(runtime / "s-1.log") as fh:
         assert "the runtime directory was removed: made again" in fh.read()
+
+
+_MOVED = textwrap.dedent("""
+    import os, sys, uuid
+    import wpptrace.provider as P
+    runtime, mine = sys.argv[1:3]
+    P.RegisterTraceGuids(lambda code, context, buffer: 0, None, uuid.uuid4())   # its socket bound
+    socket = "p-%d.sock" % os.getpid()
+    held = [int(n) for n in os.listdir("/proc/self/fd")
+            if os.path.realpath("/proc/self/fd/" + n) == os.path.realpath(runtime)]
+    os.mkdir(mine, 0o700)
+    open(os.path.join(mine, socket), "w").close()
+    os.dup2(os.open(mine, os.O_RDONLY | os.O_DIRECTORY), held[0])   # the application's directory there now
+    print(len(held), os.path.exists(os.path.join(runtime, socket)), socket)
+""")
+
+
+def test_the_endpoint_socket_is_removed_from_the_runtime_directory_not_the_number_it_was_bound_at(tmp_path):
+    """A provider process's socket was bound when the runtime directory was held at a number;
+    the application then put a directory of its own at that number. At exit the socket was
+    removed through the old number: the application's file of the same name went, and the
+    socket stayed behind. It is removed from the runtime directory, by its name there."""
+    runtime, mine = tmp_path / "rt", tmp_path / "mine"
+    env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
+    done = subprocess.run([sys.executable, "-c", _MOVED, str(runtime), str(mine)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    held, bound, socket = done.stdout.split()
+    assert (held, bound) == ("1", "True")
+    assert [p.name for p in mine.iterdir()] == [socket]
+    assert not any(p.name.startswith("p-") for p in runtime.iterdir())
