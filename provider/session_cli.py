@@ -117,6 +117,8 @@ def _logfile_refusal(path: str, exc: Win32Error) -> str:
 
 def _runtime_directory_problem(path: str) -> str:
     """What makes ``path`` unusable as the runtime directory, in words (the core's checks)."""
+    if not os.path.isdir("/proc/self/fd"):
+        return "it is used through /proc/self/fd, and /proc is not mounted here"
     uid = os.geteuid()
     try:
         st = os.lstat(path)

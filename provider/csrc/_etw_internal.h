@@ -424,6 +424,9 @@ extern int64_t wpt_host_answer_ms, wpt_host_reply_ms, wpt_host_long_reply_ms;
 /* how long a process waits for the registry lock: a test may shorten it */
 extern int64_t wpt_registry_wait_ms;
 #define WPT_REGISTRY_WAIT_MS wpt_registry_wait_ms
+/* where the process's descriptors are named: a test names a missing one (no /proc) */
+extern const char *wpt_proc_fd_dir;
+#define WPT_PROC_FD_DIR wpt_proc_fd_dir
 /* added to every CLOCK_REALTIME read of the core: a test steps the wall clock without
  * privileges */
 extern int64_t wpt_wall_shift_ns;
@@ -441,6 +444,7 @@ extern _Atomic uint32_t wpt_endpoint_teardowns;
 #define WPT_HOST_REPLY_MS 10000
 #define WPT_HOST_LONG_REPLY_MS 120000
 #define WPT_REGISTRY_WAIT_MS 10000
+#define WPT_PROC_FD_DIR "/proc/self/fd"
 #endif
 
 /* Reserve `size` bytes (zero-filled) in the current processor's buffer of the session the
@@ -725,10 +729,13 @@ static inline wpt_reg_logger *wpt_reg_logger_of(wpt_registry *reg, uint32_t logg
 /* The runtime directory (created 0700 if missing, refused unless it is ours and private), as
  * a path through its held descriptor ("/proc/self/fd/<n>"): what is made, bound or reached
  * under it is in the directory checked, whatever its name leads to by then. ERROR_BUSY when
- * another thread held the lock too long while it was not resolved yet. */
+ * another thread held the lock too long while it was not resolved yet; ERROR_NOT_SUPPORTED
+ * without /proc (such paths do not resolve there). */
 ULONG wpt_runtime_dir(const char **dir_out);
 /* The held descriptor of the runtime directory (-1: none yet); a forked session host keeps it. */
 int wpt_runtime_dir_fd(void);
+/* Its name, for messages to people ("" until resolved). */
+const char *wpt_runtime_dir_name(void);
 /* Remove `name` (a socket this process bound) from the runtime directory. */
 void wpt_runtime_unlink(const char *name);
 /* Lock the registry (a process mutex and flock) and map it; NULL + *rc on failure. */

@@ -489,7 +489,8 @@ static void serve(wpt_session *s, int listen_fd, const char *path, struct stat *
                     wpt_host_log("the runtime directory was removed: made again, the session put "
                                  "back in its registry and its control socket bound again");
                 } else if (again == 0) {
-                    wpt_host_log("the control socket %s was removed: stopping", path);
+                    wpt_host_log("the control socket %s/%s was removed: stopping", wpt_runtime_dir_name(),
+                                 strrchr(path, '/') + 1);
                     start_stop = 1;
                 }
             }

@@ -31,12 +31,12 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include "_etw_internal.h"
 
 #ifdef WPT_TEST_POINTS
 int64_t wpt_registry_wait_ms = 10000;
+const char *wpt_proc_fd_dir = "/proc/self/fd";
 #endif
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -81,12 +81,16 @@ static ULONG hold_dir(int fd, const struct stat *st) {
         close(fd);
         if (same < 0) return ERROR_BAD_PATHNAME;
     } else {
-        char *at = malloc(32);                 /* the first, or ours was closed by someone else */
-        if (!at) {
+        char *at;                              /* the first, or ours was closed by someone else */
+        if (asprintf(&at, "%s/%d", WPT_PROC_FD_DIR, fd) < 0) {
             close(fd);
             return ERROR_OUTOFMEMORY;
         }
-        snprintf(at, 32, "/proc/self/fd/%d", fd);
+        if (access(at, F_OK) != 0) {           /* no /proc (a chroot, a sandbox) */
+            free(at);
+            close(fd);
+            return ERROR_NOT_SUPPORTED;
+        }
         g_dir_fd = fd;
         atomic_store(&g_dir_at, at);
     }
@@ -163,10 +167,8 @@ static ULONG resolve_path(void) {
     if (env && *env) n = snprintf(g_dir, sizeof g_dir, "%s", env);
     else if (xdg && xdg[0] == '/') n = snprintf(g_dir, sizeof g_dir, "%s/wpptrace", xdg);
     else n = snprintf(g_dir, sizeof g_dir, "/tmp/wpptrace-%u", (unsigned)geteuid());
+    /* any length: sockets are bound and reached through the short /proc path, not the name */
     if (n <= 0 || (size_t)n >= sizeof g_dir || g_dir[0] != '/') return ERROR_BAD_PATHNAME;
-    /* the longest socket name must fit sockaddr_un */
-    if ((size_t)n + sizeof "/p-4294967295.sock" > sizeof(((struct sockaddr_un *)0)->sun_path))
-        return ERROR_BAD_PATHNAME;
     return ERROR_SUCCESS;
 }
 
@@ -200,6 +202,10 @@ const char *wpptrace_runtime_directory(void) {
     ULONG rc = wpt_runtime_dir(NULL);
     wpt_cancel_restore(state);
     return rc == ERROR_SUCCESS ? g_dir : NULL;   /* its name, for people */
+}
+
+const char *wpt_runtime_dir_name(void) {
+    return atomic_load(&g_dir_rc) == ERROR_SUCCESS ? g_dir : "";
 }
 
 int wpt_runtime_dir_fd(void) {

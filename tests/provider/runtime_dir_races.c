@@ -4,7 +4,9 @@
  *   listen:   a socket bound right after the check
  *   registry: the registry made right after the check
  * The directory checked is renamed DIR.checked and a directory anyone may write to takes
- * its name: what is made must be in the one checked, nothing in the other. */
+ * its name: what is made must be in the one checked, nothing in the other.
+ *   no-proc:  no /proc (its descriptors named in a directory that is not there): "dir RC"
+ *             (ERROR_NOT_SUPPORTED, not a refusal of the directory) */
 #define _GNU_SOURCE
 #include <stdatomic.h>
 #include <stdio.h>
@@ -44,6 +46,9 @@ int main(int argc, char **argv) {
         printf("made %d in_checked %d in_other %d\n", fd >= 0, exists_in(g_checked, "p-999999997.sock"),
                exists_in(g_dir, "p-999999997.sock"));
         if (fd >= 0) close(fd);
+    } else if (strcmp(argv[1], "no-proc") == 0) {
+        wpt_proc_fd_dir = "/nonexistent-proc/self/fd";
+        printf("dir %u\n", (unsigned)wpt_runtime_dir(NULL));
     } else if (strcmp(argv[1], "registry") == 0) {
         if (wpt_runtime_dir(NULL) != ERROR_SUCCESS) return 3;
         atomic_store(&g_armed, 1);

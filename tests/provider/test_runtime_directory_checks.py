@@ -125,6 +125,31 @@ def test_what_is_made_after_the_check_is_in_the_directory_checked(runtime_dir_ra
     assert runtime_dir_races(mode, tmp_path / "rt") == {"made": 1, "in_checked": 1, "in_other": 0}
 
 
+def test_without_proc_the_runtime_directory_is_not_supported_rather_than_refused(runtime_dir_races, tmp_path):
+    """The directory is used through /proc/self/fd: without /proc (a chroot, a sandbox) every
+    bind and connect failed, reported as ERROR_ACCESS_DENIED, as if the directory were someone
+    else's. It is ERROR_NOT_SUPPORTED, said where the directory is checked."""
+    assert runtime_dir_races("no-proc", tmp_path / "rt") == {"dir": 50}
+
+
+def test_a_runtime_directory_with_a_long_name_is_used(tmp_path):
+    """Sockets are bound through /proc/self/fd/<n>, never through the directory's name: a name
+    longer than a socket address holds (108 bytes) was refused all the same."""
+    runtime = tmp_path / ("r" * 60) / ("t" * 60)
+    runtime.parent.mkdir(mode=0o700)
+    script = textwrap.dedent("""
+        import sys
+        from wpptrace.provider.sessions import TraceSession, runtime_directory
+        with TraceSession("long-name", sys.argv[1]) as s:
+            s.flush()
+        print(runtime_directory())
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "a.etl")], capture_output=True, text=True,
+                          timeout=60, env=dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime)))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(runtime) and len(str(runtime)) > 108
+
+
 _KEEPS = textwrap.dedent("""
     import os, shutil, sys, uuid
     import wpptrace.provider as P

@@ -246,7 +246,7 @@ def test_a_host_whose_socket_was_removed_stops_cleanly(tmp_path):
     assert etlcheck.read(etl).header["EndTime"] != 0                # stopped cleanly
     with open(own / "s-1.log") as fh:
         log = fh.read()
-    assert "was removed: stopping" in log
+    assert f"the control socket {own}/s-1.sock was removed: stopping" in log   # its name, not /proc's
     # each line stamped with the UTC time it was written (made without the C library's
     # time-zone lock: see etw_host.c)
     now = datetime.datetime.now(datetime.timezone.utc)
