@@ -11,9 +11,8 @@
  *     SUBSCRIBE                 a real-time consumer: buffers are streamed to it
  * Every connection is checked to come from our user; a malformed request gets an error
  * reply and a line in the host log, and is closed. The host stops cleanly (final header,
- * providers disabled, registry entry freed) on STOP, on SIGTERM, and when its socket is
- * removed (then nobody could reach it to stop it); a runtime directory removed by a clean-up
- * is made again, and the session put back and its socket bound there.
+ * providers disabled, registry entry freed) on STOP, on SIGTERM, and when its socket or the
+ * runtime directory is removed (then nobody could reach it to stop it).
  * The host never runs the caller's code: it is a fork of the caller that only runs the C
  * core, so a C program's sessions need no other executable.
  */
@@ -395,47 +394,7 @@ static int pump(conn *c, wpt_frame *f) {
     }
 }
 
-/* The runtime directory was removed (a clean-up of /tmp): the one held is unlinked. The host
- * makes it again, with the registry, which takes this process's session back (republish_own),
- * and binds its socket and opens its log there, so the session is found, reached and stopped
- * again. 1 if so; 0 if the directory was not removed (only the socket was: nobody can reach
- * the host, which stops) or the session is not the registry's there (another session took its
- * LoggerId first: the same); -1 to try again at the next check (the registry busy). */
-static int listen_again_after_clean_up(wpt_session *s, const char *path, int *listen_fd,
-                                       struct stat *mine) {
-    struct stat held;
-    int dir_fd = wpt_runtime_dir_fd();
-    if (dir_fd < 0 || fstat(dir_fd, &held) != 0 || held.st_nlink != 0) return 0;
-    ULONG rc;
-    wpt_registry *reg = wpt_registry_lock(1, &rc);
-    if (!reg) return rc == ERROR_BUSY ? -1 : 0;
-    uint32_t slot = wpt_slot_of_id(s->logger_id);
-    const wpt_reg_logger *e = &reg->loggers[slot];
-    int again = 0;
-    if (e->generation == s->registry_generation && e->host_pid == (uint32_t)getpid()) {
-        int fd = wpt_ipc_listen(path);
-        if (fd >= 0) {
-            close(*listen_fd);
-            *listen_fd = fd;
-            if (stat(path, mine) != 0) memset(mine, 0, sizeof *mine);
-            const char *dir;
-            char log_path[256];
-            if (wpt_runtime_dir(&dir) == ERROR_SUCCESS
-                && host_log_path(log_path, sizeof log_path, dir, slot) == ERROR_SUCCESS) {
-                int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-                if (log >= 0) {
-                    if (g_log_fd >= 0) close(g_log_fd);
-                    g_log_fd = log;
-                }
-            }
-            again = 1;
-        }
-    }
-    wpt_registry_unlock();
-    return again;
-}
-
-static void serve(wpt_session *s, int listen_fd, const char *path, struct stat *mine) {
+static void serve(wpt_session *s, int listen_fd, const char *path, const struct stat *mine) {
     conn *conns = calloc(MAX_CONNS, sizeof *conns);
     struct pollfd *pfd = calloc(MAX_CONNS + 3, sizeof *pfd);
     int done_pipe[2];
@@ -483,16 +442,9 @@ static void serve(wpt_session *s, int listen_fd, const char *path, struct stat *
         if (now >= next_check) {
             next_check = now + 1000;
             if (!stopping && !socket_still_ours(path, mine)) {
-                int again = listen_again_after_clean_up(s, path, &listen_fd, mine);
-                if (again > 0) {
-                    job.bound = *mine;
-                    wpt_host_log("the runtime directory was removed: made again, the session put "
-                                 "back in its registry and its control socket bound again");
-                } else if (again == 0) {
-                    wpt_host_log("the control socket %s/%s was removed: stopping", wpt_runtime_dir_name(),
-                                 strrchr(path, '/') + 1);
-                    start_stop = 1;
-                }
+                wpt_host_log("the control socket %s/%s was removed: stopping", wpt_runtime_dir_name(),
+                             strrchr(path, '/') + 1);
+                start_stop = 1;
             }
             /* a request that never completes is dropped */
             for (int i = 0; i < MAX_CONNS; i++)

@@ -291,10 +291,7 @@ int wpt_handle_displaced(TRACEHANDLE h, const wpt_reg_logger *e) {
 static int still_ours(const wpt_reg_logger *mine, uint32_t slot) {
     if (mine->state == WPT_FREE || mine->host_pid != wpt_current_pid() || !wpt_reg_alive(mine)) return 0;
     wpt_session *s = &wpt_sessions[slot];
-    uint32_t status = atomic_load(&s->status);
-    int runs = atomic_load(&s->role) != WPT_ROLE_NONE                   /* private */
-            || (wpt_in_host && (status == WPT_RUNNING || status == WPT_STOPPING));
-    return runs && s->registry_generation == mine->generation;
+    return atomic_load(&s->role) != WPT_ROLE_NONE && s->registry_generation == mine->generation;
 }
 
 /* Write this process's session of slot `slot` (its entry in `old`) into `reg` with its

@@ -4,14 +4,12 @@ command says what is wrong with it in one line."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-import provider_etlcheck as etlcheck
 import wpptrace.provider as P
 
 L = P._lib
@@ -274,47 +272,6 @@ def test_a_session_whose_logger_id_another_process_took_in_the_registry_made_aga
         "wpptrace: 1 session of this process was left out of the registry made again after a clean-up of "
         "the runtime directory (another session took its LoggerId there first): it ran on, but other "
         "processes could not find or list it"]
-
-
-_FOUND_AGAIN = textwrap.dedent("""
-    import sys, time
-    from wpptrace.provider.sessions import session_info
-    deadline = time.monotonic() + 60      # a bound for a broken host only: the host checks each second
-    while True:
-        try:
-            print(session_info(sys.argv[1]).host_pid)
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                print("not found")
-                break
-            time.sleep(0.1)
-""")
-
-
-def test_a_host_binds_again_after_a_clean_up_of_the_runtime_directory(tmp_path):
-    """The runtime directory removed (a clean-up of /tmp) while a session's host runs: the host
-    makes it again, puts its session back in the registry and binds its socket there, so the
-    session is found and stopped as before, its file completed."""
-    runtime = tmp_path / "rt"
-    env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
-
-    def session(*args) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "wpptrace", "session", *args], env=env,
-                              capture_output=True, text=True, timeout=120)
-
-    assert session("start", "cleaned-up", "-f", str(tmp_path / "c.etl")).returncode == 0
-    host = subprocess.run([sys.executable, "-c", _FOUND_AGAIN, "cleaned-up"], env=env, capture_output=True,
-                          text=True, timeout=120).stdout.strip()
-    shutil.rmtree(runtime)
-    found = subprocess.run([sys.executable, "-c", _FOUND_AGAIN, "cleaned-up"], env=env, capture_output=True,
-                           text=True, timeout=120).stdout.strip()
-    assert found == host
-    stopped = session("stop", "cleaned-up")
-    assert stopped.returncode == 0, stopped.stderr
-    assert etlcheck.read(tmp_path / "c.etl").header["EndTime"] != 0
-    with open(runtime / "s-1.log") as fh:
-        assert "the runtime directory was removed: made again" in fh.read()
 
 
 _MOVED = textwrap.dedent("""
