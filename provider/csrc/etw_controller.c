@@ -700,6 +700,7 @@ static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, 
     }
     wpt_reg_logger *e = &reg->loggers[slot];
     if ((uint8_t)e->generation != generation || wpt_handle_stale(h, e->generation)
+        || wpt_handle_displaced(h, e)                   /* ours, left out of the registry */
         || e->state != WPT_RUNNING || (e->flags & WPT_REG_PRIVATE) || !wpt_reg_alive(e)) {
         wpt_registry_unlock();
         unlock();

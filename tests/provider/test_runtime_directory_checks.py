@@ -224,7 +224,7 @@ def test_a_closed_directory_descriptor_is_opened_again_and_its_number_left_alone
 
 
 _DISPLACED = textwrap.dedent("""
-    import os, shutil, subprocess, sys
+    import os, shutil, subprocess, sys, uuid
     import wpptrace.provider as P
     from wpptrace.provider.sessions import list_sessions
     runtime, out = sys.argv[1:3]
@@ -242,6 +242,13 @@ _DISPLACED = textwrap.dedent("""
         except P.Win32Error as exc:
             return exc.name
 
+    def enable(handle):
+        try:
+            P.EnableTrace(True, 0, 4, uuid.UUID("6a1d0c52-3f0e-4b8e-9d3c-2f4f1b7e5a10"), handle)
+            return "enabled"
+        except P.Win32Error as exc:
+            return exc.name
+
     a = P.StartTrace("displaced-a", props("a"))
     shutil.rmtree(runtime)                           # a clean-up of /tmp took it, with the registry
     print(cli("start", "other-b", "-f", os.path.join(out, "b.etl")))   # another process, LoggerId 1 first
@@ -249,7 +256,7 @@ _DISPLACED = textwrap.dedent("""
           getattr(P._lib, "wpptrace_sessions_displaced", lambda: -1)())
     c = P.StartTrace("displaced-c", props("c"))
     P.ControlTrace(a, None, props("a"), P.EVENT_TRACE_CONTROL_STOP)
-    print(cli("query", "other-b"), query(a))         # its session untouched; our handle not its
+    print(cli("query", "other-b"), query(a), enable(a))   # its session untouched; our handle not its
     print(cli("stop", "other-b"))
     P.ControlTrace(c, None, props("c"), P.EVENT_TRACE_CONTROL_STOP)
 """)
@@ -266,7 +273,7 @@ def test_a_session_whose_logger_id_another_process_took_in_the_registry_made_aga
     done = subprocess.run([sys.executable, "-c", _DISPLACED, str(runtime), str(tmp_path)], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n") == ["0", "[] displaced-a 1", "0 ERROR_WMI_INSTANCE_NOT_FOUND",
+    assert done.stdout.split("\n") == ["0", "[] displaced-a 1", "0 ERROR_WMI_INSTANCE_NOT_FOUND ERROR_INVALID_HANDLE",
                                        "0", ""], done.stdout
     assert done.stderr.splitlines() == [
         "wpptrace: 1 session of this process was left out of the registry made again after a clean-up of "
