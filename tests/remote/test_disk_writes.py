@@ -17,6 +17,7 @@ from remote_helpers import (HERE, PATIENCE, HandRelay, _StuckClose, _StuckOpen, 
                             ended_relay, wait_until)
 
 from wpptrace.remote import Collector, Relay
+from wpptrace.remote import collector as collector_module
 from wpptrace.remote import protocol as P
 from wpptrace.winerror import ERROR_BUSY, ERROR_DISK_FULL, Win32Error
 
@@ -668,6 +669,43 @@ def test_a_close_that_hangs_with_nothing_queued_is_given_up_on_after_write_timeo
     said = [r.getMessage() for r in caplog.records
             if r.levelno >= logging.WARNING and "did not finish" in r.getMessage()]
     assert len(said) == 1 and f"{source.path} may be incomplete: {source.file_error}" in said[0]
+
+
+def test_a_close_given_up_on_whose_disk_answers_before_it_settles_is_no_clean_stop(
+        recorded, tmp_path, monkeypatch):
+    """Every buffer is written and END came with the session's EndTime, but the close hangs
+    and is given up on; the disk answers right after the give-up, before the collector
+    settles it: the header carries the EndTime, yet the source is not ``stopped`` (its close
+    was given up on, as it would be had the disk answered later)."""
+    head, buffers = recorded
+    disk = _StuckClose(monkeypatch)
+    abandon = collector_module._DiskWriter.abandon
+
+    def abandon_then_answer(writer, reason: str) -> None:
+        abandon(writer, reason)
+        disk.release.set()                  # (before the loop's next turn runs the settle)
+        assert writer.finished.wait(PATIENCE)
+
+    monkeypatch.setattr(collector_module._DiskWriter, "abandon", abandon_then_answer)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   write_timeout=PATIENCE) as collector:
+        relay = _open(collector.address, head, "answered")
+        try:
+            relay.buffer(1, buffers[0])
+            relay.end(2, end_time=133_000_000_100_000_000)
+            assert disk.stuck.wait(PATIENCE)
+            collector.write_timeout = 0.5       # (only now: the close asked has END's time)
+            assert relay.answer()[:2] == (P.FrameType.ACK, 2)
+            assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+        finally:
+            disk.release.set()
+            relay.close()
+        source = _one_source(collector)
+        assert collector.files_failed == 1
+        assert collector.stop(PATIENCE) is None
+    assert header(source.path).end_time != 0           # (the session stopped, it says)
+    assert source.file_error.startswith("closing it did not finish within 0.5 s")
+    assert source.stopped is False
 
 
 def test_a_file_given_up_on_after_end_is_not_closed_as_a_clean_stop(recorded, tmp_path,

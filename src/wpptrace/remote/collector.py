@@ -629,9 +629,11 @@ class _Source:
             s.lost = s.sequence_gaps + s.session_lost + unwritten
             s.file_error = error
             # as its file's header says it (a file that lacks buffers, or given up on, says
-            # EndTime 0); without a file, as END said
+            # EndTime 0); without a file, as END said. A close given up on is never a clean
+            # stop, whether or not its thread wrote the EndTime before the give-up settled
             disk = self.disk
-            s.stopped = bool(end_time if disk is None else disk.end_time_written)
+            s.stopped = bool(end_time if disk is None
+                             else disk.end_time_written and disk._abandoned is None)
             s.closed = True
             if self.write_error:
                 s.ended = False             # not delivered: the relay sends it again
