@@ -280,6 +280,8 @@ ULONG wpptrace_sessions_displaced(void) {
     return atomic_load(&g_sessions_displaced);
 }
 
+static void forget_displaced(uint32_t slot);
+
 int wpt_handle_displaced(TRACEHANDLE h, const wpt_reg_logger *e) {
     uint32_t slot = wpt_handle_slot(h), mine = slot < WPPTRACE_MAX_SESSIONS ? g_displaced_generation[slot] : 0;
     if (!mine || (uint8_t)mine != wpt_handle_generation(h)) return 0;
@@ -349,8 +351,15 @@ static void put_back_displaced(wpt_registry *reg) {
     for (uint32_t slot = 0; slot < WPPTRACE_MAX_SESSIONS; slot++) {
         const wpt_registry *old = g_displaced[slot];
         if (!old) continue;
-        if (!still_ours(&old->loggers[slot], slot) || put_back(old, reg, slot)) g_displaced[slot] = NULL;
-        else left = 1;
+        if (!still_ours(&old->loggers[slot], slot)) {
+            g_displaced[slot] = NULL;
+            forget_displaced(slot);
+        } else if (put_back(old, reg, slot)) {
+            g_displaced[slot] = NULL;
+            g_displaced_generation[slot] = 0;       /* its handle names its entry again */
+        } else {
+            left = 1;
+        }
     }
     g_displaced_pending = left;
 }
@@ -487,6 +496,7 @@ void wpt_registry_after_fork(void) {
     g_reg = NULL;
     g_dropped = NULL;
     g_fd = -1;
+    for (uint32_t slot = 0; slot < WPPTRACE_MAX_SESSIONS; slot++) forget_displaced(slot);
     memset(g_displaced, 0, sizeof g_displaced);     /* the parent's sessions, not the child's */
     g_displaced_pending = 0;
     atomic_store(&g_sessions_displaced, 0);
@@ -542,6 +552,16 @@ static _Atomic uint32_t g_issued[WPPTRACE_MAX_SESSIONS][256];
 void wpt_handle_issued(uint32_t slot, uint32_t generation) {
     if (slot < WPPTRACE_MAX_SESSIONS && generation)
         atomic_store_explicit(&g_issued[slot][generation & 0xFFu], generation, memory_order_relaxed);
+}
+
+/* A displaced session of this process gone (stopped, or the parent's in a forked child): the
+ * other session of its slot is listed and found again, while the handle the gone one had
+ * (the very same value) stays stale until this process is handed one for the other. */
+static void forget_displaced(uint32_t slot) {
+    uint32_t mine = g_displaced_generation[slot];
+    if (!mine) return;
+    g_displaced_generation[slot] = 0;
+    atomic_store_explicit(&g_issued[slot][mine & 0xFFu], UINT32_MAX, memory_order_relaxed);
 }
 
 int wpt_handle_stale(TRACEHANDLE h, uint32_t generation) {

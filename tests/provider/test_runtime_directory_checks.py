@@ -257,8 +257,9 @@ _DISPLACED = textwrap.dedent("""
     c = P.StartTrace("displaced-c", props("c"))
     P.ControlTrace(a, None, props("a"), P.EVENT_TRACE_CONTROL_STOP)
     print(cli("query", "other-b"), query(a), enable(a))   # its session untouched; our handle not its
-    print(cli("stop", "other-b"))
     P.ControlTrace(c, None, props("c"), P.EVENT_TRACE_CONTROL_STOP)
+    print(query(a), sorted(p.LoggerName for p, _ in list_sessions()))   # ours gone: its session listed
+    print(cli("stop", "other-b"))
 """)
 
 
@@ -267,14 +268,15 @@ def test_a_session_whose_logger_id_another_process_took_in_the_registry_made_aga
     1), and another process makes it again and starts a session there first (LoggerId 1, the
     same generation): this process's session cannot be put back under its LoggerId. It runs on
     (found by its handle), is said once at exit, stopping it leaves the other session's entry and
-    socket alone, and its handle is never taken for the other session."""
+    socket alone, and its handle is never taken for the other session; once it stopped, the other
+    session is listed again."""
     runtime = tmp_path / "rt"
     env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
     done = subprocess.run([sys.executable, "-c", _DISPLACED, str(runtime), str(tmp_path)], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n") == ["0", "[] displaced-a 1", "0 ERROR_WMI_INSTANCE_NOT_FOUND ERROR_INVALID_HANDLE",
-                                       "0", ""], done.stdout
+                                       "ERROR_WMI_INSTANCE_NOT_FOUND ['other-b']", "0", ""], done.stdout
     assert done.stderr.splitlines() == [
         "wpptrace: 1 session of this process was left out of the registry made again after a clean-up of "
         "the runtime directory (another session took its LoggerId there first): it ran on, but other "
