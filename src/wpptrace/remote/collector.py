@@ -528,23 +528,20 @@ class _Source:
         disk, its file is not closed (readable up to its last header), and what it holds
         leaves the queues (the other sources are read again)."""
         writer = self.disk
+        if self.stats.path is None and writer is not None:
+            self.stats.path = writer.path           # (being made: it may exist)
+            if writer.path is not None:             # (its name stays its own, made or not)
+                _remember(self.collector._names_given_up, writer.path, None)
         reason = f"the disk made no progress for {seconds:g} s"
         if not self.write_error:
             self.write_error = reason
-            named = self.stats.path or (writer.path if writer is not None else None)
-            self._failed(_StorageFailed(f"cannot write {named or 'its file'}: {reason}"))
+            self._failed(_StorageFailed(f"cannot write {self.stats.path or 'its file'}: "
+                                        f"{reason}"))
         if writer is not None and writer._abandoned is None:
             if not self.collector._may_give_up(self, seconds):
                 return                  # (looked at again on the watch's next pass)
             writer.abandon("not closed: its thread still waits for the disk")
             self.collector._abandoned_writers.append(writer)
-            # only now: until it is given up on, a creation may still move on to another
-            # name (that one existed); given up on, it tries no other (see _create_file)
-            with writer._lock:
-                path = writer.path
-            if path is not None:                # (being made: it may exist; its name stays
-                self.stats.path = path          # its own, made or not)
-                _remember(self.collector._names_given_up, path, None)
         self.creating = False
         self.queued_data = 0
         self._release(self.queued_buffers, self.queued_bytes)
@@ -1090,11 +1087,7 @@ class Collector:
                                 + ".etl")
             if path in held:
                 continue
-            with writer._lock:      # (a give-up reads the name under it)
-                if writer._abandoned is not None:   # (it keeps the name it had, or none)
-                    raise _StorageFailed(f"cannot write {writer.path or path}: given up on "
-                                         f"while it was being made")
-                writer.path = path
+            writer.path = path
             try:
                 return EtlStreamFile(path, header)
             except Win32Error as exc:
