@@ -370,6 +370,32 @@ def _report_at_exit(exc: Win32Error) -> None:
             pass
 
 
+#: (the core's count, its line at exit given the count and whether it is plural), in the
+#: order ``_report_enables_dropped`` says them
+_EXIT_REPORTS = (
+    (lambda: lib.wpptrace_enables_dropped(),
+     lambda n, plural: f"this process had no room for {n} enable{'s' if plural else ''} of other "
+                       f"processes' sessions (it keeps 1024 at a time): "
+                       f"{'their providers' if plural else 'its provider'} stayed disabled here"),
+    (lambda: lib.wpptrace_enables_withheld(),
+     lambda n, plural: f"{n} enable{'s' if plural else ''} of other processes' sessions never "
+                       f"reached this process (forked in a provider callback that never returned "
+                       f"into the copy bringing {'them' if plural else 'it'}): "
+                       f"{'their providers' if plural else 'its provider'} stayed disabled here"),
+    (lambda: lib.wpptrace_views_refused(),
+     lambda n, plural: f"this process refused the memory of {n} session{'s' if plural else ''} of "
+                       f"other processes (not sealed against shrinking, or not as the session "
+                       f"said): its providers were not enabled for {'them' if plural else 'it'}"),
+    (lambda: lib.wpptrace_sessions_displaced(),
+     lambda n, plural: f"{n} session{'s' if plural else ''} of this process "
+                       f"{'were' if plural else 'was'} left out of the registry made again after a "
+                       f"clean-up of the runtime directory (another session took "
+                       f"{'their LoggerIds' if plural else 'its LoggerId'} there first): "
+                       f"{'they' if plural else 'it'} ran on, but other processes could not find "
+                       f"or list {'them' if plural else 'it'}"),
+)
+
+
 def _report_enables_dropped() -> None:
     """One line on stderr at exit if this process had no room for enables of other processes'
     sessions (each dropped and counted once by the core, its provider left disabled here), one
@@ -378,39 +404,11 @@ def _report_enables_dropped() -> None:
     if a session of its own was left out of a registry made again after a clean-up: nothing else
     shows these counts to a person."""
     try:
-        dropped = int(lib.wpptrace_enables_dropped())
-        if dropped:
-            sys.stderr.write(f"wpptrace: this process had no room for {dropped} enable"
-                             f"{'s' if dropped != 1 else ''} of other processes' sessions (it keeps "
-                             f"1024 at a time): {'their providers' if dropped != 1 else 'its provider'} "
-                             f"stayed disabled here\n")
-            sys.stderr.flush()
-        withheld = int(lib.wpptrace_enables_withheld())
-        if withheld:
-            plural = withheld != 1
-            sys.stderr.write(f"wpptrace: {withheld} enable{'s' if plural else ''} of other processes' "
-                             f"sessions never reached this process (forked in a provider callback that "
-                             f"never returned into the copy bringing {'them' if plural else 'it'}): "
-                             f"{'their providers' if plural else 'its provider'} stayed disabled here\n")
-            sys.stderr.flush()
-        refused = int(lib.wpptrace_views_refused())
-        if refused:
-            plural = refused != 1
-            sys.stderr.write(f"wpptrace: this process refused the memory of {refused} "
-                             f"session{'s' if plural else ''} of other processes (not sealed "
-                             f"against shrinking, or not as the session said): its providers "
-                             f"were not enabled for {'them' if plural else 'it'}\n")
-            sys.stderr.flush()
-        displaced = int(lib.wpptrace_sessions_displaced())
-        if displaced:
-            plural = displaced != 1
-            sys.stderr.write(f"wpptrace: {displaced} session{'s' if plural else ''} of this process "
-                             f"{'were' if plural else 'was'} left out of the registry made again after a "
-                             f"clean-up of the runtime directory (another session took "
-                             f"{'their LoggerIds' if plural else 'its LoggerId'} there first): "
-                             f"{'they' if plural else 'it'} ran on, but other processes could not find "
-                             f"or list {'them' if plural else 'it'}\n")
-            sys.stderr.flush()
+        for count, line in _EXIT_REPORTS:
+            n = int(count())
+            if n:
+                sys.stderr.write(f"wpptrace: {line(n, n != 1)}\n")
+                sys.stderr.flush()
     except Exception:  # noqa: BLE001 - stderr may be closed at exit
         pass
 
