@@ -423,6 +423,40 @@
 #include "_etw_internal.h"
 #include "session_calls.h"
 
+/* A properties block with nothing in it but its size, as calls that fill one in take it. */
+static void blank(props_block *b) {
+    memset(b, 0, sizeof *b);
+    b->p.Wnode.BufferSize = sizeof *b;
+}
+
+/* `n` blank blocks, and the array of their properties QueryAllTraces fills in. */
+static void blank_array(props_block *blocks, EVENT_TRACE_PROPERTIES **array, int n) {
+    for (int i = 0; i < n; i++) {
+        blank(&blocks[i]);
+        array[i] = &blocks[i].p;
+    }
+}
+
+/* Kills child `pid` and waits for it: its exit status. */
+static int kill_and_reap(pid_t pid) {
+    int status = 0;
+    kill(pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    return status;
+}
+
+/* A private in-process session `name` logging to DIR/NAME.etl: nonzero if it did not start. */
+static int start_private(const char *dir, const char *name, TRACEHANDLE *h) {
+    props_block b;
+    blank(&b);
+    b.p.BufferSize = 1;
+    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
+                    | EVENT_TRACE_PRIVATE_IN_PROC;
+    b.p.LogFileNameOffset = sizeof b.p;
+    snprintf(b.names, sizeof b.names, "%s/%s.etl", dir, name);
+    return StartTrace(h, name, &b.p) != ERROR_SUCCESS;
+}
+
 #define PAIRS 32
 
 static sem_t g_arrived, g_go;
@@ -599,8 +633,7 @@ static int handle_wrap(const char *dir) {
     int same_handle = wpt_handle_of((uint16_t)slot, (uint8_t)generation, 0, 0) == a;
     static const GUID control = {0x6a3c2f12, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
     props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
+    blank(&b);
     ULONG queried = ControlTrace(a, NULL, &b.p, EVENT_TRACE_CONTROL_QUERY);
     ULONG enabled = EnableTrace(1, 0x5, 4, &control, a);
     WPPTRACE_SESSION_INFO info;
@@ -608,15 +641,10 @@ static int handle_wrap(const char *dir) {
     ULONG stopped = stop(a);
     props_block listed[4];
     EVENT_TRACE_PROPERTIES *array[4];
-    for (int i = 0; i < 4; i++) {
-        memset(&listed[i], 0, sizeof listed[i]);
-        listed[i].p.Wnode.BufferSize = sizeof listed[i];
-        array[i] = &listed[i].p;
-    }
+    blank_array(listed, array, 4);
     ULONG count = 0;
     if (QueryAllTracesA(array, 4, &count) != ERROR_SUCCESS) return 6;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
+    blank(&b);
     ULONG query_listed = ControlTrace(listed[0].p.Wnode.HistoricalContext == a ? a : 0, NULL, &b.p,
                                       EVENT_TRACE_CONTROL_QUERY);
     b_answers answers = answers_of_b();
@@ -912,8 +940,7 @@ static int slow_host(const char *dir) {
     ULONG flags = info.Flags;
     ULONG queried = query_by_name("control-races-a");
     props_block listed;
-    memset(&listed, 0, sizeof listed);
-    listed.p.Wnode.BufferSize = sizeof listed;
+    blank(&listed);
     listed.p.LoggerNameOffset = sizeof listed.p;
     EVENT_TRACE_PROPERTIES *one[1] = {&listed.p};
     ULONG count = 0;
@@ -1149,19 +1176,16 @@ static int locked_registry(const char *dir) {
     static const GUID control = {0x6a3c2f18, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
     pid_t holder = stopped_holder();
     if (holder < 0) return 4;
-    int status;
     wpt_registry_wait_ms = 300;               /* the holder never lets go: do not wait long */
     ULONG queried = query_by_name("control-races-a");
     ULONG enabled = EnableTrace(1, 0x5, 4, &control, a);
     ULONG started = start(dir, "control-races-b", &b);
     props_block listed;
-    memset(&listed, 0, sizeof listed);
-    listed.p.Wnode.BufferSize = sizeof listed;
+    blank(&listed);
     EVENT_TRACE_PROPERTIES *one[1] = {&listed.p};
     ULONG count = 0;
     ULONG list_rc = QueryAllTracesA(one, 1, &count);
-    kill(holder, SIGKILL);
-    while (waitpid(holder, &status, 0) < 0 && errno == EINTR) {}
+    kill_and_reap(holder);
     wpt_registry_wait_ms = 10000;
     printf("query %u enable %u start %u list %u stop_a %u\n", (unsigned)queried, (unsigned)enabled,
            (unsigned)started, (unsigned)list_rc, (unsigned)stop(a));
@@ -1304,8 +1328,7 @@ static int busy_enable(const char *dir) {
     if (holder < 0) return 8;
     kill(child, SIGCONT);
     int at_first = peer_enabled(path, a);       /* answered after the ENABLE was handled */
-    kill(holder, SIGKILL);
-    while (waitpid(holder, &status, 0) < 0 && errno == EINTR) {}
+    kill_and_reap(holder);
     int later = 0;
     int64_t deadline = wpt_mono_ms() + 20000;
     while ((later = peer_enabled(path, a)) != 1 && wpt_mono_ms() < deadline) usleep(10000);
@@ -1333,10 +1356,8 @@ static int busy_enable(const char *dir) {
     if (fd < 0 || wpt_ipc_send(fd, WPT_REQ_ENABLE, wpt_for_session(whole), &msg, sizeof msg, -1, 1000) != 0
         || wpt_ipc_recv(fd, &f, &payload, 64, NULL, 20000) != 0) return 11;
     close(fd);
-    kill(holder, SIGKILL);
-    while (waitpid(holder, &status, 0) < 0 && errno == EINTR) {}
-    kill(child, SIGKILL);
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    kill_and_reap(holder);
+    kill_and_reap(child);
     printf("enable %u at_first %d later %d answer %u stop_a %u\n", (unsigned)enabled, at_first, later,
            (unsigned)f.status, (unsigned)stop(a));
     return 0;
@@ -1401,15 +1422,12 @@ static int busy_disable(const char *dir) {
         busy += ask_peer(path, WPT_REQ_ENABLE, whole, &filler) == ERROR_BUSY;
     }
     long answer = ask_peer(path, WPT_REQ_DISABLE, whole, &disable);
-    int status;
-    kill(holder, SIGKILL);
-    while (waitpid(holder, &status, 0) < 0 && errno == EINTR) {}
+    kill_and_reap(holder);
     /* the endpoint thread checks again (waits doubling from 1 s) */
     int later = -1;
     deadline = wpt_mono_ms() + 30000;
     while ((later = peer_enabled(path, a)) != 0 && wpt_mono_ms() < deadline) usleep(10000);
-    kill(child, SIGKILL);
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    kill_and_reap(child);
     printf("enabled %d busy %d of %d answer %ld later %d stop_a %u\n", enabled, busy, BUSY_FILLERS, answer,
            later, (unsigned)stop(a));
     return 0;
@@ -1432,9 +1450,7 @@ static int broadcast_join_busy(const char *dir) {
     int later = -1;
     int64_t deadline = wpt_mono_ms() + 30000;
     while ((later = peer_enabled(path, a)) != 1 && wpt_mono_ms() < deadline) usleep(10000);
-    int status;
-    kill(child, SIGKILL);
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    kill_and_reap(child);
     printf("enable %u at_first %d later %d stop_a %u\n", (unsigned)enabled, at_first, later, (unsigned)stop(a));
     return 0;
 }
@@ -1531,9 +1547,7 @@ static int busy_both(const char *dir) {
     ULONG info_a = wpptrace_session_info(a, NULL, &info);
     wpt_test_point = NULL;
     if (g_holder < 0) return 5;
-    int status;
-    kill(g_holder, SIGKILL);
-    while (waitpid(g_holder, &status, 0) < 0 && errno == EINTR) {}
+    kill_and_reap(g_holder);
     kill((pid_t)host, SIGCONT);
     wpt_host_reply_ms = 10000;
     wpt_registry_wait_ms = 10000;
@@ -1653,15 +1667,7 @@ static int host_emfile(const char *dir) {
 }
 
 static int release_locked(const char *dir) {
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    b.p.BufferSize = 1;
-    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
-                    | EVENT_TRACE_PRIVATE_IN_PROC;
-    b.p.LogFileNameOffset = sizeof b.p;
-    snprintf(b.names, sizeof b.names, "%s/control-races-a.etl", dir);
-    if (StartTrace(&g_private, "control-races-a", &b.p)) return 3;
+    if (start_private(dir, "control-races-a", &g_private)) return 3;
     pid_t holder = stopped_holder();
     if (holder < 0) return 4;
     wpt_registry_wait_ms = 300;
@@ -1671,9 +1677,7 @@ static int release_locked(const char *dir) {
     /* a STOP that gives up is done long before this; one that waits is let through then */
     int64_t until = wpt_mono_ms() + 2000;
     while (!atomic_load(&g_stop_done) && wpt_mono_ms() < until) usleep(1000);
-    int status;
-    kill(holder, SIGKILL);
-    while (waitpid(holder, &status, 0) < 0 && errno == EINTR) {}
+    kill_and_reap(holder);
     pthread_join(t, NULL);
     wpt_registry_wait_ms = 10000;
     ULONG rc;
@@ -1804,16 +1808,8 @@ static int fork_sessions(const char *dir) {
     int stdin_kept = child_keeps_stdin();
     int without = sessions_read_by_child();
     int registrations = registrations_read_by_child();
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    b.p.BufferSize = 1;
-    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
-                    | EVENT_TRACE_PRIVATE_IN_PROC;
-    b.p.LogFileNameOffset = sizeof b.p;
-    snprintf(b.names, sizeof b.names, "%s/control-races-a.etl", dir);
     TRACEHANDLE a;
-    if (StartTrace(&a, "control-races-a", &b.p)) return 3;
+    if (start_private(dir, "control-races-a", &a)) return 3;
     int with_private = sessions_read_by_child();
     ULONG stopped = stop(a);
     int after_stop = sessions_read_by_child();
@@ -1837,11 +1833,7 @@ static void *list_all(void *arg) {
     (void)arg;
     props_block blocks[4];
     EVENT_TRACE_PROPERTIES *array[4];
-    for (int i = 0; i < 4; i++) {
-        memset(&blocks[i], 0, sizeof blocks[i]);
-        blocks[i].p.Wnode.BufferSize = sizeof blocks[i];
-        array[i] = &blocks[i].p;
-    }
+    blank_array(blocks, array, 4);
     g_list_rc = QueryAllTracesA(array, 4, &g_listed);
     atomic_store(&g_listing_done, 1);
     return NULL;
@@ -1859,8 +1851,7 @@ static void *info_of_a(void *arg) {
 /* ControlTrace `code` of session A by name, as the listing threads report it. */
 static void control_a_by_name(ULONG code) {
     props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
+    blank(&b);
     g_list_rc = ControlTraceA(0, "control-races-a", &b.p, code);
     g_listed = b.p.Wnode.HistoricalContext != 0;
     atomic_store(&g_listing_done, 1);
@@ -1881,8 +1872,7 @@ static void *stop_a_by_name(void *arg) {
 static void *query_private(void *arg) {
     (void)arg;
     props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
+    blank(&b);
     g_query_rc = ControlTraceA(g_private_b, NULL, &b.p, EVENT_TRACE_CONTROL_QUERY);
     atomic_store(&g_query_done, 1);
     return NULL;
@@ -1892,15 +1882,7 @@ static void *query_private(void *arg) {
 static int list_slow_host(const char *dir, int info) {
     TRACEHANDLE a;
     if (start(dir, "control-races-a", &a)) return 3;
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    b.p.BufferSize = 1;
-    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
-                    | EVENT_TRACE_PRIVATE_IN_PROC;
-    b.p.LogFileNameOffset = sizeof b.p;
-    snprintf(b.names, sizeof b.names, "%s/control-races-b.etl", dir);
-    if (StartTrace(&g_private_b, "control-races-b", &b.p)) return 4;
+    if (start_private(dir, "control-races-b", &g_private_b)) return 4;
     pid_t host = (pid_t)host_of((uint32_t)(a & 0xFFFF));
     if (!host || kill(host, SIGSTOP) != 0) return 5;
     wpt_host_reply_ms = 120000;             /* the listing waits for the stopped host */
@@ -1968,14 +1950,11 @@ static int stale_replaces(const char *dir) {
     if (holder < 0) return 10;
     long disable_answer = ask_peer(path, WPT_REQ_DISABLE, whole, &disable);
     long older_answer = ask_peer(path, WPT_REQ_ENABLE, whole, &older);
-    int status;
-    kill(holder, SIGKILL);
-    while (waitpid(holder, &status, 0) < 0 && errno == EINTR) {}
+    kill_and_reap(holder);
     int later = -1;
     deadline = wpt_mono_ms() + 20000;
     while ((later = peer_enabled(path, a)) != 0 && wpt_mono_ms() < deadline) usleep(10000);
-    kill(child, SIGKILL);
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    kill_and_reap(child);
     printf("enabled %d disable_answer %ld older_answer %ld later %d stop_a %u\n", enabled, disable_answer,
            older_answer, later, (unsigned)stop(a));
     return 0;
@@ -2313,10 +2292,7 @@ static int fork_copying(void) {
         }
         usleep(1000);
     }
-    if (!returned) {
-        kill(child, SIGKILL);
-        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
-    }
+    if (!returned) kill_and_reap(child);
     atomic_store(&g_copier_go, 1);
     pthread_join(copier, NULL);
     wpt_test_point = NULL;
@@ -2336,15 +2312,7 @@ static int other_session_disable(const char *dir) {
     TRACEHANDLE registration;
     if (RegisterTraceGuids(track_control, NULL, &g_silent_control, 1, &reg, NULL, NULL, &registration))
         return 5;
-    props_block p;
-    memset(&p, 0, sizeof p);
-    p.p.Wnode.BufferSize = sizeof p;
-    p.p.BufferSize = 1;
-    p.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
-                    | EVENT_TRACE_PRIVATE_IN_PROC;
-    p.p.LogFileNameOffset = sizeof p.p;
-    snprintf(p.names, sizeof p.names, "%s/control-races-x.etl", dir);
-    if (StartTrace(&x, "control-races-x", &p.p)) return 6;
+    if (start_private(dir, "control-races-x", &x)) return 6;
     uint64_t enabled_at = wpt_next_version(NULL);          /* B's enable, not heard of yet */
     ULONG disabled = EnableTrace(0, 0, 0, &g_silent_control, x);
     ULONG enabled = wpt_apply_enable(&g_silent_control, 1, wpt_handle_of((uint16_t)slot_b, (uint8_t)gen_b, 0x5, 4),
@@ -2454,15 +2422,13 @@ static int query_reuse(const char *dir, int listing, ULONG code) {
     ULONG count = 0;
     if (listing) {
         props_block listed;
-        memset(&listed, 0, sizeof listed);
-        listed.p.Wnode.BufferSize = sizeof listed;
+        blank(&listed);
         listed.p.LoggerNameOffset = sizeof listed.p;
         EVENT_TRACE_PROPERTIES *one[1] = {&listed.p};
         queried = QueryAllTracesA(one, 1, &count);
     } else {
         props_block q;
-        memset(&q, 0, sizeof q);
-        q.p.Wnode.BufferSize = sizeof q;
+        blank(&q);
         queried = ControlTrace(a, NULL, &q.p, code);
     }
     wpt_test_point = NULL;
@@ -2762,8 +2728,7 @@ static void *stop_x_thread(void *arg) {
 static void *list_thread(void *arg) {
     (void)arg;
     props_block listed;
-    memset(&listed, 0, sizeof listed);
-    listed.p.Wnode.BufferSize = sizeof listed;
+    blank(&listed);
     listed.p.LoggerNameOffset = sizeof listed.p;
     EVENT_TRACE_PROPERTIES *one[1] = {&listed.p};
     ULONG count = 0;
@@ -2776,15 +2741,7 @@ static int stop_sync(const char *dir) {
     sem_init(&g_syncing, 0, 0);
     sem_init(&g_sync_go, 0, 0);
     sem_init(&g_sync_listed, 0, 0);
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    b.p.BufferSize = 1;
-    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
-                    | EVENT_TRACE_PRIVATE_IN_PROC;
-    b.p.LogFileNameOffset = sizeof b.p;
-    snprintf(b.names, sizeof b.names, "%s/control-races-x.etl", dir);
-    if (StartTrace(&g_sync_x, "control-races-x", &b.p)) return 3;
+    if (start_private(dir, "control-races-x", &g_sync_x)) return 3;
     wpt_test_point = at_file_sync;
     atomic_store(&g_armed, 1);
     pthread_t stopper, lister;
@@ -2852,8 +2809,7 @@ static int host_stop_syncing(const char *dir) {
     int held = access(reached, F_OK) == 0;
     ULONG queried = query_by_name("control-races-a");
     props_block listed;
-    memset(&listed, 0, sizeof listed);
-    listed.p.Wnode.BufferSize = sizeof listed;
+    blank(&listed);
     listed.p.LoggerNameOffset = sizeof listed.p;
     EVENT_TRACE_PROPERTIES *one[1] = {&listed.p};
     WPPTRACE_SESSION_INFO info[1];
@@ -2893,15 +2849,7 @@ static int x_file_open(void) {
 static int stop_sync_cancel(const char *dir) {
     sem_init(&g_syncing, 0, 0);
     sem_init(&g_sync_go, 0, 0);
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    b.p.BufferSize = 1;
-    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
-                    | EVENT_TRACE_PRIVATE_IN_PROC;
-    b.p.LogFileNameOffset = sizeof b.p;
-    snprintf(b.names, sizeof b.names, "%s/control-races-x.etl", dir);
-    if (StartTrace(&g_sync_x, "control-races-x", &b.p)) return 3;
+    if (start_private(dir, "control-races-x", &g_sync_x)) return 3;
     int open_before = x_file_open();
     g_sync_stopped = 99;
     wpt_test_point = at_file_sync;
@@ -3572,18 +3520,6 @@ static void *unregister_nested(void *arg) {
     return NULL;
 }
 
-static int start_private(const char *dir, const char *name, TRACEHANDLE *h) {
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    b.p.BufferSize = 1;
-    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
-                    | EVENT_TRACE_PRIVATE_IN_PROC;
-    b.p.LogFileNameOffset = sizeof b.p;
-    snprintf(b.names, sizeof b.names, "%s/%s.etl", dir, name);
-    return StartTrace(h, name, &b.p) != ERROR_SUCCESS;
-}
-
 static int fork_nested(const char *dir) {
     if (start_private(dir, "control-races-x", &g_nested_x)) return 3;
     if (start_private(dir, "control-races-y", &g_nested_y)) return 4;
@@ -3955,15 +3891,7 @@ static int full_table(const char *dir) {
     TRACEHANDLE a, x;
     int failed = host_a_elsewhere(dir, &slot, &generation, &a);
     if (failed) return failed;
-    props_block p;
-    memset(&p, 0, sizeof p);
-    p.p.Wnode.BufferSize = sizeof p;
-    p.p.BufferSize = 1;
-    p.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
-                    | EVENT_TRACE_PRIVATE_IN_PROC;
-    p.p.LogFileNameOffset = sizeof p.p;
-    snprintf(p.names, sizeof p.names, "%s/control-races-x.etl", dir);
-    if (StartTrace(&x, "control-races-x", &p.p)) return 5;
+    if (start_private(dir, "control-races-x", &x)) return 5;
     int filled = 0;
     for (uint32_t i = 0; i < WPT_MAX_ENABLES; i++) {
         GUID g = {0x7b000000u + i, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
@@ -4066,8 +3994,7 @@ static int wait_child_end(pid_t child) {
     while ((got = waitpid(child, &status, WNOHANG)) == 0 && wpt_mono_ms() < deadline) usleep(1000);
     g_child_ended = got == child;
     if (got == 0) {
-        kill(child, SIGKILL);
-        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+        kill_and_reap(child);
         return 128;
     }
     return got == child && WIFEXITED(status) ? WEXITSTATUS(status) : 128;
@@ -4676,11 +4603,7 @@ static void *cancelled_lister(void *arg) {
     int which = *(const int *)arg;
     props_block blocks[4];
     EVENT_TRACE_PROPERTIES *array[4];
-    for (int i = 0; i < 4; i++) {
-        memset(&blocks[i], 0, sizeof blocks[i]);
-        blocks[i].p.Wnode.BufferSize = sizeof blocks[i];
-        array[i] = &blocks[i].p;
-    }
+    blank_array(blocks, array, 4);
     WPPTRACE_SESSION_INFO infos[4];
     ULONG n = 0;
     if (which == 0) g_lister_rc = QueryAllTracesA(array, 4, &n);
