@@ -6,11 +6,13 @@ the disk; queues are bounded by not reading, never by dropping; a hung disk hold
 neither stop() nor the process's exit."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 
 from remote_helpers import (HERE, PATIENCE, HandRelay, _StuckClose, _StuckOpen, _StuckWrite,
                             data_buffers, header,
@@ -27,6 +29,18 @@ def _open(address, head: bytes, session: str, source_id=None) -> HandRelay:
     assert relay.answer()[:2] == (P.FrameType.WELCOME, 0)
     relay.header(head)
     return relay
+
+
+@contextlib.contextmanager
+def _relay(collector, disk, head: bytes, session: str) -> Iterator[HandRelay]:
+    """A relay of ``session`` sending to ``collector`` whose ``disk`` may hang: on the way out
+    the disk answers again and the relay is closed (also when the test failed)."""
+    relay = _open(collector.address, head, session)
+    try:
+        yield relay
+    finally:
+        disk.release.set()
+        relay.close()
 
 
 def _error(answer) -> tuple[int, str]:
@@ -53,6 +67,34 @@ def _release_and_end_slow(collector, disk, slow: HandRelay, buffers) -> None:
     paths = {s.session: s.path for s in collector.sources}
     assert data_buffers(paths["quick"]) == buffers[:4]
     assert data_buffers(paths["slow"]) == buffers[:1]
+
+
+def _fill_every_queue(collector, disk, stuck: HandRelay, other: HandRelay, buffers) -> None:
+    """Two sources, "stuck" (whose writes hang) and "other", each send two buffers once both
+    headers are taken (other's connection then waits for its next frame: had stuck's buffers
+    been taken first, it would not be read at all). Stuck's two fill every queue together:
+    other's first is read (its reading had begun), its second is not, other waiting for
+    room."""
+    assert collector.wait_for(lambda ss: len(ss) == 2 and all(s.path for s in ss), PATIENCE)
+    stuck.buffer(1, buffers[0])
+    stuck.buffer(2, buffers[1])
+    assert disk.stuck.wait(PATIENCE)
+    assert collector.wait_for(
+        lambda ss: [s.buffers for s in ss if s.session == "stuck"] == [2], PATIENCE)
+    other.buffer(1, buffers[0])
+    other.buffer(2, buffers[1])
+    assert collector.wait_for(
+        lambda ss: [s.disk_waits for s in ss if s.session == "other"] == [1], PATIENCE)
+
+
+def _end_behind_a_stuck_write(collector, disk, relay: HandRelay, buffers) -> None:
+    """Buffers 1 to 4 and END (with the session's EndTime) sent while the first write hangs;
+    returns once the source took the END."""
+    for seq in range(1, 5):
+        relay.buffer(seq, buffers[seq - 1])
+    relay.end(5, end_time=133_000_000_100_000_000)
+    assert disk.stuck.wait(PATIENCE)
+    assert collector.wait_for(lambda ss: ss[0].ended, PATIENCE)
 
 
 def test_a_stuck_write_holds_up_no_other_source(recorded, tmp_path, monkeypatch):
@@ -114,8 +156,7 @@ def test_an_end_after_a_failed_write_gets_the_failure_not_its_ack(recorded, tmp_
     disk = _StuckWrite(monkeypatch)
     disk.fail = Win32Error(ERROR_DISK_FULL)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
-        relay = _open(collector.address, head, "failing")
-        try:
+        with _relay(collector, disk, head, "failing") as relay:
             relay.buffer(1, buffers[0])
             relay.buffer(2, buffers[1])
             relay.end(3)
@@ -140,9 +181,6 @@ def test_an_end_after_a_failed_write_gets_the_failure_not_its_ack(recorded, tmp_
                 assert again.answer()[:2] == (P.FrameType.WELCOME, 0)   # a new file
             finally:
                 again.close()
-        finally:
-            disk.release.set()
-            relay.close()
 
 
 def test_no_ack_passes_an_unwritten_buffer_with_two_connections_on_one_source(
@@ -196,8 +234,7 @@ def test_a_failed_write_still_closes_its_file_and_reports_it_once(recorded, tmp_
     ended = []
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
                    on_source_end=ended.append) as collector:
-        relay = _open(collector.address, head, "failing")
-        try:
+        with _relay(collector, disk, head, "failing") as relay:
             relay.buffer(1, buffers[0])
             relay.buffer(2, buffers[1])
             assert disk.stuck.wait(PATIENCE)
@@ -205,9 +242,6 @@ def test_a_failed_write_still_closes_its_file_and_reports_it_once(recorded, tmp_
             assert collector.wait_for(lambda ss: not ss[0].connected, PATIENCE)
             disk.release.set()
             assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
-        finally:
-            disk.release.set()
-            relay.close()
         source = _one_source(collector)
     assert [s.source_id for s in ended] == [source.source_id]
     assert collector.files_failed == 1 and not source.ended
@@ -305,8 +339,7 @@ def test_a_full_queue_stops_reading_the_connection_and_drops_nothing(recorded, t
     disk = _StuckWrite(monkeypatch)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
                    max_queued_per_source=3 * len(head)) as collector:
-        relay = _open(collector.address, head, "bounded")
-        try:
+        with _relay(collector, disk, head, "bounded") as relay:
             for seq in range(1, 11):
                 relay.buffer(seq, buffers[seq - 1])
             assert disk.stuck.wait(PATIENCE)
@@ -318,9 +351,6 @@ def test_a_full_queue_stops_reading_the_connection_and_drops_nothing(recorded, t
             while not answers or answers[-1][:2] != (P.FrameType.ACK, 11):
                 answers.append(relay.answer())
                 assert answers[-1] is not None and answers[-1][0] == P.FrameType.ACK
-        finally:
-            disk.release.set()
-            relay.close()
         assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
         source = _one_source(collector)
     assert source.lost == 0 and data_buffers(source.path) == buffers[:10]
@@ -334,19 +364,7 @@ def test_all_queues_together_are_bounded_too(recorded, tmp_path, monkeypatch):
         stuck = _open(collector.address, head, "stuck")
         other = _open(collector.address, head, "other")
         try:
-            # both headers taken: other's connection now waits for its next frame (had
-            # stuck's buffers been taken first, it would not be read at all)
-            assert collector.wait_for(lambda ss: len(ss) == 2 and all(s.path for s in ss),
-                                      PATIENCE)
-            stuck.buffer(1, buffers[0])
-            stuck.buffer(2, buffers[1])
-            assert disk.stuck.wait(PATIENCE)
-            assert collector.wait_for(
-                lambda ss: [s.buffers for s in ss if s.session == "stuck"] == [2], PATIENCE)
-            other.buffer(1, buffers[0])             # (read: its reading had begun)
-            other.buffer(2, buffers[1])             # not read: every queue together is full
-            assert collector.wait_for(
-                lambda ss: [s.disk_waits for s in ss if s.session == "other"] == [1], PATIENCE)
+            _fill_every_queue(collector, disk, stuck, other, buffers)
             assert [s.buffers for s in collector.sources if s.session == "other"] == [1]
             disk.release.set()
             other.end(3)
@@ -371,17 +389,7 @@ def test_a_disk_that_makes_no_progress_fails_its_source_and_the_others_go_on(
         stuck = _open(collector.address, head, "stuck")
         other = _open(collector.address, head, "other")
         try:
-            assert collector.wait_for(lambda ss: len(ss) == 2 and all(s.path for s in ss),
-                                      PATIENCE)
-            stuck.buffer(1, buffers[0])
-            stuck.buffer(2, buffers[1])
-            assert disk.stuck.wait(PATIENCE)
-            assert collector.wait_for(
-                lambda ss: [s.buffers for s in ss if s.session == "stuck"] == [2], PATIENCE)
-            other.buffer(1, buffers[0])
-            other.buffer(2, buffers[1])             # waits: every queue together is full
-            assert collector.wait_for(
-                lambda ss: [s.disk_waits for s in ss if s.session == "other"] == [1], PATIENCE)
+            _fill_every_queue(collector, disk, stuck, other, buffers)
             collector.write_timeout = 2.0           # (only now: "other" is held up)
             code, reason = _error(stuck.answer())   # (the disk is never released)
             assert code == ERROR_BUSY
@@ -647,8 +655,7 @@ def test_a_close_that_hangs_with_nothing_queued_is_given_up_on_after_write_timeo
     disk = _StuckClose(monkeypatch)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
                    write_timeout=1.0) as collector:
-        relay = _open(collector.address, head, "hung")
-        try:
+        with _relay(collector, disk, head, "hung") as relay:
             relay.buffer(1, buffers[0])
             relay.end(2)
             assert disk.stuck.wait(PATIENCE)
@@ -659,9 +666,6 @@ def test_a_close_that_hangs_with_nothing_queued_is_given_up_on_after_write_timeo
             assert source.file_error == ("closing it did not finish within 1 s (its thread "
                                          "still waits for the disk)")
             assert not disk.release.is_set()
-        finally:
-            disk.release.set()
-            relay.close()
         wait_until(lambda: all(w.finished.is_set() for w in collector._abandoned_writers),
                    what="the close's thread")
         assert collector.stop(PATIENCE) is None
@@ -689,17 +693,13 @@ def test_a_close_given_up_on_whose_disk_answers_before_it_settles_is_no_clean_st
     monkeypatch.setattr(collector_module._DiskWriter, "abandon", abandon_then_answer)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
                    write_timeout=PATIENCE) as collector:
-        relay = _open(collector.address, head, "answered")
-        try:
+        with _relay(collector, disk, head, "answered") as relay:
             relay.buffer(1, buffers[0])
             relay.end(2, end_time=133_000_000_100_000_000)
             assert disk.stuck.wait(PATIENCE)
             collector.write_timeout = 0.5       # (only now: the close asked has END's time)
             assert relay.answer()[:2] == (P.FrameType.ACK, 2)
             assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
-        finally:
-            disk.release.set()
-            relay.close()
         source = _one_source(collector)
         assert collector.files_failed == 1
         assert collector.stop(PATIENCE) is None
@@ -718,13 +718,8 @@ def test_a_file_given_up_on_after_end_is_not_closed_as_a_clean_stop(recorded, tm
     disk = _StuckWrite(monkeypatch)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
                    write_timeout=PATIENCE) as collector:
-        relay = _open(collector.address, head, "after")
-        try:
-            for seq in range(1, 5):
-                relay.buffer(seq, buffers[seq - 1])
-            relay.end(5, end_time=133_000_000_100_000_000)
-            assert disk.stuck.wait(PATIENCE)
-            assert collector.wait_for(lambda ss: ss[0].ended, PATIENCE)
+        with _relay(collector, disk, head, "after") as relay:
+            _end_behind_a_stuck_write(collector, disk, relay, buffers)
             collector.write_timeout = 0.5       # (only now: the close asked has END's time)
             code, reason = _error(relay.answer())
             assert code == ERROR_BUSY and reason.endswith("the disk made no progress for 0.5 s")
@@ -732,9 +727,6 @@ def test_a_file_given_up_on_after_end_is_not_closed_as_a_clean_stop(recorded, tm
             assert writer._work.qsize() == 1    # its close, none of the buffers
             disk.release.set()
             assert writer.finished.wait(PATIENCE)
-        finally:
-            disk.release.set()
-            relay.close()
         source = _one_source(collector)
     h = header(source.path)
     assert (h.end_time, h.buffers_written, h.buffers_lost) == (0, 2, 3)
@@ -752,13 +744,8 @@ def test_a_write_under_way_when_its_file_was_given_up_on_that_fails_later_is_cou
     disk = _StuckWrite(monkeypatch)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
                    write_timeout=PATIENCE) as collector:
-        relay = _open(collector.address, head, "laterfail")
-        try:
-            for seq in range(1, 5):
-                relay.buffer(seq, buffers[seq - 1])
-            relay.end(5, end_time=133_000_000_100_000_000)
-            assert disk.stuck.wait(PATIENCE)
-            assert collector.wait_for(lambda ss: ss[0].ended, PATIENCE)
+        with _relay(collector, disk, head, "laterfail") as relay:
+            _end_behind_a_stuck_write(collector, disk, relay, buffers)
             collector.write_timeout = 0.5
             assert _error(relay.answer())[0] == ERROR_BUSY
             assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
@@ -766,9 +753,6 @@ def test_a_write_under_way_when_its_file_was_given_up_on_that_fails_later_is_cou
             disk.fail = OSError(errno.EIO, "Input/output error")
             disk.release.set()
             assert writer.finished.wait(PATIENCE)
-        finally:
-            disk.release.set()
-            relay.close()
         source = _one_source(collector)
     h = header(source.path)
     assert (h.end_time, h.buffers_written, h.buffers_lost) == (0, 1, 3)
@@ -786,19 +770,11 @@ def test_a_write_that_fails_after_end_leaves_a_file_and_stats_that_say_no_clean_
     ends = []
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
                    on_source_end=ends.append) as collector:
-        relay = _open(collector.address, head, "failedend")
-        try:
-            for seq in range(1, 5):
-                relay.buffer(seq, buffers[seq - 1])
-            relay.end(5, end_time=133_000_000_100_000_000)
-            assert disk.stuck.wait(PATIENCE)
-            assert collector.wait_for(lambda ss: ss[0].ended, PATIENCE)
+        with _relay(collector, disk, head, "failedend") as relay:
+            _end_behind_a_stuck_write(collector, disk, relay, buffers)
             disk.fail = OSError(errno.ENOSPC, "No space left on device")
             disk.release.set()
             assert _error(relay.answer())[0] == ERROR_BUSY
-        finally:
-            disk.release.set()
-            relay.close()
         assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
     (source,) = ends
     h = header(source.path)
@@ -817,8 +793,7 @@ def test_the_buffers_a_failed_write_leaves_out_are_lost_in_the_stats_as_in_the_h
     disk = _StuckWrite(monkeypatch)
     caplog.set_level(logging.INFO, logger="wpptrace.remote.collector")
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
-        relay = _open(collector.address, head, "unwritten")
-        try:
+        with _relay(collector, disk, head, "unwritten") as relay:
             for seq in (1, 2, 3, 5):
                 relay.buffer(seq, buffers[seq - 1])
             assert disk.stuck.wait(PATIENCE)
@@ -826,9 +801,6 @@ def test_the_buffers_a_failed_write_leaves_out_are_lost_in_the_stats_as_in_the_h
             disk.fail = OSError(errno.ENOSPC, "No space left on device")
             disk.release.set()
             assert _error(relay.answer())[0] == ERROR_BUSY
-        finally:
-            disk.release.set()
-            relay.close()
         assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
         source = _one_source(collector)
     h = header(source.path)
@@ -864,15 +836,11 @@ def test_a_step_that_raises_does_not_end_the_watch_on_stuck_disks(recorded, tmp_
     calls = _raising_once(monkeypatch, "stalled")
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
                    write_timeout=0.5) as collector:
-        relay = _open(collector.address, head, "raising")
-        try:
+        with _relay(collector, disk, head, "raising") as relay:
             relay.buffer(1, buffers[0])
             assert disk.stuck.wait(PATIENCE)
             code, reason = _error(relay.answer())
             assert code == ERROR_BUSY and reason.endswith("the disk made no progress for 0.5 s")
-        finally:
-            disk.release.set()
-            relay.close()
     assert len(calls) == 2
     (said,) = [r for r in caplog.records if r.levelname == "ERROR" and r.exc_info]
     assert said.getMessage() == "raising@hand: giving up on its disk failed"
