@@ -15,12 +15,12 @@ import wpptrace.provider as P
 L = P._lib
 NOBODY = 65534
 
-_APP = textwrap.dedent("""
-    import os, shutil, sys, uuid
+# What the application scripts below share, put before each of them by _script().
+_HELPERS = textwrap.dedent("""
+    import os, sys, uuid
     import wpptrace.provider as P
-    runtime, out, step = sys.argv[1:4]
 
-    def start():
+    def start_and_stop():   # 0 if a session logging into `out` started (then stopped), else its error
         props = P.EVENT_TRACE_PROPERTIES(LogFileName=os.path.join(out, uuid.uuid4().hex + ".etl"),
                                          LogFileMode=P.EVENT_TRACE_FILE_MODE_SEQUENTIAL)
         try:
@@ -30,7 +30,27 @@ _APP = textwrap.dedent("""
         P.ControlTrace(handle, None, props, P.EVENT_TRACE_CONTROL_STOP)
         return 0
 
-    print(start())
+    def held_at(runtime):   # the descriptor numbers this process holds the directory open at
+        return [int(n) for n in os.listdir("/proc/self/fd")
+                if os.path.realpath("/proc/self/fd/" + n) == os.path.realpath(runtime)]
+""")
+
+
+def _script(text: str, runtime, *args, timeout: int = 60) -> subprocess.CompletedProcess:
+    """Runs ``text`` (after _HELPERS) in a Python of its own whose runtime directory is
+    ``runtime``, with ``runtime`` and ``args`` as its arguments; it must exit 0."""
+    done = subprocess.run([sys.executable, "-c", _HELPERS + textwrap.dedent(text), str(runtime),
+                           *map(str, args)], env=dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime)),
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+_APP = """
+    import shutil
+    runtime, out, step = sys.argv[1:4]
+
+    print(start_and_stop())
     if step == "replaced":      # someone else's directory where ours was
         os.rename(runtime, runtime + ".old")
         os.mkdir(runtime, 0o700)
@@ -38,19 +58,15 @@ _APP = textwrap.dedent("""
             os.chown(runtime, 65534, 65534)
         else:
             os.chmod(runtime, 0o755)
-        print(start(), len(os.listdir(runtime)))
+        print(start_and_stop(), len(os.listdir(runtime)))
     elif step == "removed":     # a clean-up of /tmp took it
         shutil.rmtree(runtime)
-        print(start(), oct(os.stat(runtime).st_mode & 0o7777))
-""")
+        print(start_and_stop(), oct(os.stat(runtime).st_mode & 0o7777))
+"""
 
 
 def _run(tmp_path, runtime, step: str) -> list[str]:
-    env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
-    done = subprocess.run([sys.executable, "-c", _APP, str(runtime), str(tmp_path), step], env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.split()
+    return _script(_APP, runtime, tmp_path, step).stdout.split()
 
 
 def _cli(tmp_path, runtime) -> subprocess.CompletedProcess:
@@ -135,22 +151,17 @@ def test_a_runtime_directory_with_a_long_name_is_used(tmp_path):
     longer than a socket address holds (108 bytes) was refused all the same."""
     runtime = tmp_path / ("r" * 60) / ("t" * 60)
     runtime.parent.mkdir(mode=0o700)
-    script = textwrap.dedent("""
-        import sys
+    done = _script("""
         from wpptrace.provider.sessions import TraceSession, runtime_directory
-        with TraceSession("long-name", sys.argv[1]) as s:
+        with TraceSession("long-name", sys.argv[2]) as s:
             s.flush()
         print(runtime_directory())
-    """)
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "a.etl")], capture_output=True, text=True,
-                          timeout=60, env=dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime)))
-    assert done.returncode == 0, done.stderr
+    """, runtime, tmp_path / "a.etl")
     assert done.stdout.strip() == str(runtime) and len(str(runtime)) > 108
 
 
-_KEEPS = textwrap.dedent("""
-    import os, shutil, sys, uuid
-    import wpptrace.provider as P
+_KEEPS = """
+    import shutil
     from wpptrace.provider.sessions import list_sessions, session_info
     runtime, out = sys.argv[1:3]
     mode = P.EVENT_TRACE_PRIVATE_LOGGER_MODE | P.EVENT_TRACE_PRIVATE_IN_PROC
@@ -172,60 +183,38 @@ _KEEPS = textwrap.dedent("""
           sorted(p.LoggerName for p, _ in list_sessions()), again == P._lib.ERROR_ALREADY_EXISTS)
     P.ControlTrace(a, None, props_a, P.EVENT_TRACE_CONTROL_STOP)
     P.ControlTrace(b, None, props_b, P.EVENT_TRACE_CONTROL_STOP)
-""")
+"""
 
 
 def test_a_registry_made_again_after_a_clean_up_keeps_this_processs_sessions(tmp_path):
     """The runtime directory removed with the registry while a private session runs: the
     registry made again holds it, so it is found by name and listed, its name is not given
     twice and its LoggerId is not given to another session."""
-    runtime = tmp_path / "rt"
-    env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
-    done = subprocess.run([sys.executable, "-c", _KEEPS, str(runtime), str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
+    done = _script(_KEEPS, tmp_path / "rt", tmp_path)
     assert done.stdout.split() == ["True", "True", "['kept-a',", "'kept-b']", "True"]
 
 
-_CLOSED = textwrap.dedent("""
-    import os, sys, uuid
-    import wpptrace.provider as P
+_CLOSED = """
     runtime, out = sys.argv[1:3]
 
-    def start():
-        props = P.EVENT_TRACE_PROPERTIES(LogFileName=os.path.join(out, uuid.uuid4().hex + ".etl"),
-                                         LogFileMode=P.EVENT_TRACE_FILE_MODE_SEQUENTIAL)
-        try:
-            handle = P.StartTrace("rtdir-" + uuid.uuid4().hex[:8], props)
-        except P.Win32Error as exc:
-            return exc.winerror
-        P.ControlTrace(handle, None, props, P.EVENT_TRACE_CONTROL_STOP)
-        return 0
-
-    print(start())
-    held = [int(n) for n in os.listdir("/proc/self/fd")
-            if os.path.realpath("/proc/self/fd/" + n) == os.path.realpath(runtime)]
+    print(start_and_stop())
+    held = held_at(runtime)
     mine = os.open(os.path.join(out, "mine.txt"), os.O_RDWR | os.O_CREAT, 0o600)
     os.dup2(mine, held[0])             # the application's own file at the directory's number now
-    print(len(held), start(), os.path.realpath("/proc/self/fd/%d" % held[0]) == os.path.join(out, "mine.txt"))
-""")
+    print(len(held), start_and_stop(), os.path.realpath("/proc/self/fd/%d" % held[0]) == os.path.join(out, "mine.txt"))
+"""
 
 
 def test_a_closed_directory_descriptor_is_opened_again_and_its_number_left_alone(tmp_path):
     """The application closed the held descriptor and put a file of its own at its number: the
     directory is opened again under another number, and the application's file is not written
     over."""
-    runtime = tmp_path / "rt"
-    env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
-    done = subprocess.run([sys.executable, "-c", _CLOSED, str(runtime), str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
+    done = _script(_CLOSED, tmp_path / "rt", tmp_path)
     assert done.stdout.split() == ["0", "1", "0", "True"]
 
 
-_DISPLACED = textwrap.dedent("""
-    import os, shutil, subprocess, sys, uuid
-    import wpptrace.provider as P
+_DISPLACED = """
+    import shutil, subprocess
     from wpptrace.provider.sessions import list_sessions
     runtime, out = sys.argv[1:3]
     mode = P.EVENT_TRACE_PRIVATE_LOGGER_MODE | P.EVENT_TRACE_PRIVATE_IN_PROC
@@ -260,7 +249,7 @@ _DISPLACED = textwrap.dedent("""
     P.ControlTrace(c, None, props("c"), P.EVENT_TRACE_CONTROL_STOP)
     print(query(a), sorted(p.LoggerName for p, _ in list_sessions()))   # ours gone: its session listed
     print(cli("stop", "other-b"))
-""")
+"""
 
 
 def test_a_session_whose_logger_id_another_process_took_in_the_registry_made_again(tmp_path):
@@ -270,11 +259,7 @@ def test_a_session_whose_logger_id_another_process_took_in_the_registry_made_aga
     (found by its handle), is said once at exit, stopping it leaves the other session's entry and
     socket alone, and its handle is never taken for the other session; once it stopped, the other
     session is listed again."""
-    runtime = tmp_path / "rt"
-    env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
-    done = subprocess.run([sys.executable, "-c", _DISPLACED, str(runtime), str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    done = _script(_DISPLACED, tmp_path / "rt", tmp_path, timeout=120)
     assert done.stdout.split("\n") == ["0", "[] displaced-a 1", "0 ERROR_WMI_INSTANCE_NOT_FOUND ERROR_INVALID_HANDLE",
                                        "ERROR_WMI_INSTANCE_NOT_FOUND ['other-b']", "0", ""], done.stdout
     assert done.stderr.splitlines() == [
@@ -283,19 +268,16 @@ def test_a_session_whose_logger_id_another_process_took_in_the_registry_made_aga
         "processes could not find or list it"]
 
 
-_MOVED = textwrap.dedent("""
-    import os, sys, uuid
-    import wpptrace.provider as P
+_MOVED = """
     runtime, mine = sys.argv[1:3]
     P.RegisterTraceGuids(lambda code, context, buffer: 0, None, uuid.uuid4())   # its socket bound
     socket = "p-%d.sock" % os.getpid()
-    held = [int(n) for n in os.listdir("/proc/self/fd")
-            if os.path.realpath("/proc/self/fd/" + n) == os.path.realpath(runtime)]
+    held = held_at(runtime)
     os.mkdir(mine, 0o700)
     open(os.path.join(mine, socket), "w").close()
     os.dup2(os.open(mine, os.O_RDONLY | os.O_DIRECTORY), held[0])   # the application's directory there now
     print(len(held), os.path.exists(os.path.join(runtime, socket)), socket)
-""")
+"""
 
 
 def test_the_endpoint_socket_is_removed_from_the_runtime_directory_not_the_number_it_was_bound_at(tmp_path):
@@ -304,10 +286,7 @@ def test_the_endpoint_socket_is_removed_from_the_runtime_directory_not_the_numbe
     removed through the old number: the application's file of the same name went, and the
     socket stayed behind. It is removed from the runtime directory, by its name there."""
     runtime, mine = tmp_path / "rt", tmp_path / "mine"
-    env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
-    done = subprocess.run([sys.executable, "-c", _MOVED, str(runtime), str(mine)], env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
+    done = _script(_MOVED, runtime, mine)
     held, bound, socket = done.stdout.split()
     assert (held, bound) == ("1", "True")
     assert [p.name for p in mine.iterdir()] == [socket]
