@@ -445,6 +445,35 @@ static int kill_and_reap(pid_t pid) {
     return status;
 }
 
+/* Waits until `flag` is set, for `ms` at the most. */
+static void wait_for(_Atomic int *flag, int64_t ms) {
+    int64_t until = wpt_mono_ms() + ms;
+    while (!atomic_load(flag) && wpt_mono_ms() < until) usleep(1000);
+}
+
+/* A /proc stat file ("pid (comm) S ppid ...") read into `text`: its fields from the state
+ * letter on (comm may hold spaces and parentheses: they start after the last ')'), NULL if
+ * it cannot be read. The test's own reading, not the core's. */
+static const char *stat_fields(const char *path, char *text, size_t size) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    ssize_t n = read(fd, text, size - 1);
+    close(fd);
+    if (n <= 0) return NULL;
+    text[n] = 0;
+    const char *p = strrchr(text, ')');
+    return p && p[1] == ' ' ? p + 2 : NULL;
+}
+
+/* The message GUID every provider here registers with. */
+static const GUID g_message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+
+/* RegisterTraceGuids for `control` with g_message, `callback` called with `context`. */
+static ULONG register_provider(WMIDPREQUEST callback, PVOID context, const GUID *control, TRACEHANDLE *h) {
+    TRACE_GUID_REGISTRATION reg = {&g_message, NULL};
+    return RegisterTraceGuids(callback, context, control, 1, &reg, NULL, NULL, h);
+}
+
 /* A private in-process session `name` logging to DIR/NAME.etl: nonzero if it did not start. */
 static int start_private(const char *dir, const char *name, TRACEHANDLE *h) {
     props_block b;
@@ -526,6 +555,22 @@ static int host_a_elsewhere(const char *dir, uint32_t *slot, uint32_t *generatio
     if (wpt_registry_find("control-races-a", slot, generation) != ERROR_SUCCESS) return 4;
     *a = wpt_handle_of((uint16_t)*slot, (uint8_t)*generation, 0, 0);
     return 0;
+}
+
+/* Session B started by another process (start-only): nonzero if it was not, else its slot
+ * and generation. */
+static int b_elsewhere(const char *dir, uint32_t *slot, uint32_t *generation) {
+    return run_point("start-only", dir) != 0
+        || wpt_registry_find("control-races-b", slot, generation) != ERROR_SUCCESS;
+}
+
+/* Sessions A and B started by another process: A's slot and handle, B's slot; 0, or the
+ * step that failed (5: B's). */
+static int a_and_b_elsewhere(const char *dir, uint32_t *slot_a, TRACEHANDLE *a, uint32_t *slot_b) {
+    uint32_t gen_a, gen_b;
+    int failed = host_a_elsewhere(dir, slot_a, &gen_a, a);
+    if (failed) return failed;
+    return b_elsewhere(dir, slot_b, &gen_b) ? 5 : 0;
 }
 
 /* Held in ControlTrace once it found A: another process stops A and starts B meanwhile. */
@@ -1259,15 +1304,55 @@ static int provider_elsewhere(const char *point, const char *dir, pid_t *child) 
 
 static const GUID g_silent_control = {0x6a3c2f1a, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
 
+/* A provider process (provider_elsewhere at `point`) and session A started here: 0 and the
+ * path of the provider's socket, or the step that failed (5: A not started, 6: no path). */
+static int provider_and_a(const char *point, const char *dir, pid_t *child, TRACEHANDLE *a, char *path,
+                          size_t size) {
+    int failed = provider_elsewhere(point, dir, child);
+    if (failed) return failed;
+    if (start(dir, "control-races-a", a)) return 5;
+    return wpt_socket_path(path, size, 'p', (uint32_t)*child) != 0 ? 6 : 0;
+}
+
+/* The registry's enable of g_silent_control as the ENABLE that tells it (`msg`), and its
+ * session's generation (`whole`, left as it is if there is none). With `drop` the enable is
+ * taken out of the registry (locked for writing) as a disabling EnableTrace does, and `msg` is
+ * its DISABLE (the registry's next version). `older`,
+ * if given, gets an ENABLE (flags 0x7, level 5) at the version after the enable's: one made
+ * between the enable and that DISABLE. Nonzero if the registry could not be locked. */
+static int silent_enable(int drop, wpt_wire_enable *msg, wpt_wire_enable *older, uint32_t *whole) {
+    memset(msg, 0, sizeof *msg);
+    if (older) memset(older, 0, sizeof *older);
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(drop, &rc);
+    if (!reg) return 1;
+    for (int i = 0; i < WPT_MAX_ENABLES; i++) {
+        wpt_reg_enable *en = &reg->enables[i];
+        if (!en->used || memcmp(&en->guid, &g_silent_control, sizeof(GUID)) != 0) continue;
+        if (drop) en->used = 0;
+        msg->guid = en->guid;
+        msg->version = en->version;
+        msg->clock_type = en->clock_type;
+        msg->logger_handle = wpt_handle_of(en->logger_id, en->generation, en->flags, en->level);
+        if (older) {
+            *older = *msg;
+            older->logger_handle = wpt_handle_of(en->logger_id, en->generation, 0x7, 5);
+            older->version = en->version + 1;
+        }
+        *whole = wpt_reg_logger_of(reg, en->logger_id)->generation;
+    }
+    if (drop) msg->version = wpt_next_version(reg);
+    wpt_registry_unlock();
+    return 0;
+}
+
 static int silent_peer(const char *dir) {
     pid_t child;
-    int failed = provider_elsewhere("provider-only", dir, &child);
-    if (failed) return failed;
     TRACEHANDLE a;
-    if (start(dir, "control-races-a", &a)) return 5;
     char path[600];
     ULONG rc;
-    if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)child) != 0) return 6;
+    int failed = provider_and_a("provider-only", dir, &child, &a, path, sizeof path);
+    if (failed) return failed;
     int silent = wpt_ipc_connect(path, 1000, &rc);      /* connects, never sends */
     if (silent < 0) return 7;
     ULONG enabled = EnableTrace(1, 0x5, 4, &g_silent_control, a);
@@ -1312,14 +1397,20 @@ static int peer_enabled(const char *path, TRACEHANDLE logger) {
     return enabled;
 }
 
+/* What peer_enabled says once it says `want`, or after `ms`. */
+static int peer_enabled_within(const char *path, TRACEHANDLE logger, int want, int64_t ms) {
+    int64_t until = wpt_mono_ms() + ms;
+    int got;
+    while ((got = peer_enabled(path, logger)) != want && wpt_mono_ms() < until) usleep(10000);
+    return got;
+}
+
 static int busy_enable(const char *dir) {
     pid_t child;
-    int failed = provider_elsewhere("provider-impatient", dir, &child);
-    if (failed) return failed;
     TRACEHANDLE a;
-    if (start(dir, "control-races-a", &a)) return 5;
     char path[600];
-    if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)child) != 0) return 6;
+    int failed = provider_and_a("provider-impatient", dir, &child, &a, path, sizeof path);
+    if (failed) return failed;
     int status;
     /* the ENABLE waits in the stopped process's socket until the registry is locked */
     if (kill(child, SIGSTOP) != 0 || waitpid(child, &status, WUNTRACED) != child) return 7;
@@ -1329,26 +1420,12 @@ static int busy_enable(const char *dir) {
     kill(child, SIGCONT);
     int at_first = peer_enabled(path, a);       /* answered after the ENABLE was handled */
     kill_and_reap(holder);
-    int later = 0;
-    int64_t deadline = wpt_mono_ms() + 20000;
-    while ((later = peer_enabled(path, a)) != 1 && wpt_mono_ms() < deadline) usleep(10000);
+    int later = peer_enabled_within(path, a, 1, 20000);
     /* the same ENABLE again, sent from here while the registry is locked: the answer says busy */
     wpt_wire_enable msg;
-    memset(&msg, 0, sizeof msg);
     uint32_t whole = 0;
     ULONG rc;
-    wpt_registry *reg = wpt_registry_lock(0, &rc);
-    if (!reg) return 9;
-    for (int i = 0; i < WPT_MAX_ENABLES; i++) {
-        const wpt_reg_enable *en = &reg->enables[i];
-        if (!en->used || memcmp(&en->guid, &g_silent_control, sizeof(GUID)) != 0) continue;
-        msg.guid = en->guid;
-        msg.version = en->version;
-        msg.clock_type = en->clock_type;
-        msg.logger_handle = wpt_handle_of(en->logger_id, en->generation, en->flags, en->level);
-        whole = wpt_reg_logger_of(reg, en->logger_id)->generation;
-    }
-    wpt_registry_unlock();
+    if (silent_enable(0, &msg, NULL, &whole)) return 9;
     if ((holder = stopped_holder()) < 0) return 10;
     int fd = wpt_ipc_connect(path, 1000, &rc);
     wpt_frame f;
@@ -1383,34 +1460,16 @@ static long ask_peer(const char *path, uint32_t kind, uint32_t whole, const wpt_
 
 static int busy_disable(const char *dir) {
     pid_t child;
-    int failed = provider_elsewhere("provider-hasty", dir, &child);
-    if (failed) return failed;
     TRACEHANDLE a;
-    if (start(dir, "control-races-a", &a)) return 5;
     char path[600];
-    if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)child) != 0) return 6;
+    int failed = provider_and_a("provider-hasty", dir, &child, &a, path, sizeof path);
+    if (failed) return failed;
     if (EnableTrace(1, 0x5, 4, &g_silent_control, a) != ERROR_SUCCESS) return 7;
-    int64_t deadline = wpt_mono_ms() + 20000;
-    int enabled;
-    while ((enabled = peer_enabled(path, a)) != 1 && wpt_mono_ms() < deadline) usleep(10000);
+    int enabled = peer_enabled_within(path, a, 1, 20000);
     /* what a disabling EnableTrace does to the registry, its DISABLE told later */
     wpt_wire_enable disable;
-    memset(&disable, 0, sizeof disable);
     uint32_t whole = 0;
-    ULONG rc;
-    wpt_registry *reg = wpt_registry_lock(1, &rc);
-    if (!reg) return 8;
-    for (int i = 0; i < WPT_MAX_ENABLES; i++) {
-        wpt_reg_enable *en = &reg->enables[i];
-        if (!en->used || memcmp(&en->guid, &g_silent_control, sizeof(GUID)) != 0) continue;
-        en->used = 0;
-        disable.guid = en->guid;
-        disable.clock_type = en->clock_type;
-        disable.logger_handle = wpt_handle_of(en->logger_id, en->generation, en->flags, en->level);
-        whole = wpt_reg_logger_of(reg, en->logger_id)->generation;
-    }
-    disable.version = wpt_next_version(reg);
-    wpt_registry_unlock();
+    if (silent_enable(1, &disable, NULL, &whole)) return 8;
     if (!whole) return 9;
     /* the registry locked elsewhere: many requests the provider cannot check, the DISABLE last */
     pid_t holder = stopped_holder();
@@ -1424,9 +1483,7 @@ static int busy_disable(const char *dir) {
     long answer = ask_peer(path, WPT_REQ_DISABLE, whole, &disable);
     kill_and_reap(holder);
     /* the endpoint thread checks again (waits doubling from 1 s) */
-    int later = -1;
-    deadline = wpt_mono_ms() + 30000;
-    while ((later = peer_enabled(path, a)) != 0 && wpt_mono_ms() < deadline) usleep(10000);
+    int later = peer_enabled_within(path, a, 0, 30000);
     kill_and_reap(child);
     printf("enabled %d busy %d of %d answer %ld later %d stop_a %u\n", enabled, busy, BUSY_FILLERS, answer,
            later, (unsigned)stop(a));
@@ -1435,21 +1492,17 @@ static int busy_disable(const char *dir) {
 
 static int broadcast_join_busy(const char *dir) {
     pid_t child;
-    int failed = provider_elsewhere("provider-only", dir, &child);
-    if (failed) return failed;
     TRACEHANDLE a;
-    if (start(dir, "control-races-a", &a)) return 5;
     char path[600];
-    if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)child) != 0) return 6;
+    int failed = provider_and_a("provider-only", dir, &child, &a, path, sizeof path);
+    if (failed) return failed;
     uint32_t host = host_of((uint32_t)(a & 0xFFFF));
     if (!host || kill((pid_t)host, SIGSTOP) != 0) return 7;
     /* the provider process must join A to enable its provider; A's host does not answer */
     ULONG enabled = EnableTrace(1, 0x5, 4, &g_silent_control, a);
     int at_first = peer_enabled(path, a);
     kill((pid_t)host, SIGCONT);
-    int later = -1;
-    int64_t deadline = wpt_mono_ms() + 30000;
-    while ((later = peer_enabled(path, a)) != 1 && wpt_mono_ms() < deadline) usleep(10000);
+    int later = peer_enabled_within(path, a, 1, 30000);
     kill_and_reap(child);
     printf("enable %u at_first %d later %d stop_a %u\n", (unsigned)enabled, at_first, later, (unsigned)stop(a));
     return 0;
@@ -1618,14 +1671,9 @@ static void *stop_private(void *arg) {
 static long cpu_ticks(pid_t pid) {
     char path[64], text[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    size_t got = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[got] = 0;
-    char *p = strrchr(text, ')');
+    const char *fields = stat_fields(path, text, sizeof text);
     unsigned long utime, stime;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+    if (!fields || sscanf(fields, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
         return -1;
     return (long)(utime + stime);
 }
@@ -1912,48 +1960,24 @@ static int list_slow_host(const char *dir, int info) {
  * the DISABLE while the provider process cannot check either against the registry. */
 static int stale_replaces(const char *dir) {
     pid_t child;
-    int failed = provider_elsewhere("provider-hasty", dir, &child);
-    if (failed) return failed;
     TRACEHANDLE a;
-    if (start(dir, "control-races-a", &a)) return 5;
     char path[600];
-    if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)child) != 0) return 6;
+    int failed = provider_and_a("provider-hasty", dir, &child, &a, path, sizeof path);
+    if (failed) return failed;
     if (EnableTrace(1, 0x5, 4, &g_silent_control, a) != ERROR_SUCCESS) return 7;
-    int64_t deadline = wpt_mono_ms() + 20000;
-    int enabled;
-    while ((enabled = peer_enabled(path, a)) != 1 && wpt_mono_ms() < deadline) usleep(10000);
+    int enabled = peer_enabled_within(path, a, 1, 20000);
     /* the registry drops the enable (a disabling EnableTrace); the older ENABLE names a version
      * between the enable and the disable */
     wpt_wire_enable disable, older;
-    memset(&disable, 0, sizeof disable);
-    memset(&older, 0, sizeof older);
     uint32_t whole = 0;
-    ULONG rc;
-    wpt_registry *reg = wpt_registry_lock(1, &rc);
-    if (!reg) return 8;
-    for (int i = 0; i < WPT_MAX_ENABLES; i++) {
-        wpt_reg_enable *en = &reg->enables[i];
-        if (!en->used || memcmp(&en->guid, &g_silent_control, sizeof(GUID)) != 0) continue;
-        en->used = 0;
-        disable.guid = en->guid;
-        disable.clock_type = en->clock_type;
-        disable.logger_handle = wpt_handle_of(en->logger_id, en->generation, en->flags, en->level);
-        older = disable;
-        older.logger_handle = wpt_handle_of(en->logger_id, en->generation, 0x7, 5);
-        older.version = en->version + 1;
-        whole = wpt_reg_logger_of(reg, en->logger_id)->generation;
-    }
-    disable.version = wpt_next_version(reg);
-    wpt_registry_unlock();
+    if (silent_enable(1, &disable, &older, &whole)) return 8;
     if (!whole) return 9;
     pid_t holder = stopped_holder();
     if (holder < 0) return 10;
     long disable_answer = ask_peer(path, WPT_REQ_DISABLE, whole, &disable);
     long older_answer = ask_peer(path, WPT_REQ_ENABLE, whole, &older);
     kill_and_reap(holder);
-    int later = -1;
-    deadline = wpt_mono_ms() + 20000;
-    while ((later = peer_enabled(path, a)) != 0 && wpt_mono_ms() < deadline) usleep(10000);
+    int later = peer_enabled_within(path, a, 0, 20000);
     kill_and_reap(child);
     printf("enabled %d disable_answer %ld older_answer %ld later %d stop_a %u\n", enabled, disable_answer,
            older_answer, later, (unsigned)stop(a));
@@ -2003,6 +2027,15 @@ static int registry_index_of(const GUID *control) {
 
 static const GUID g_first_control = {0x6a3c2f1c, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
 static const GUID g_last_control = {0x6a3c2f1d, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
+
+/* The registry holds an enable of g_first_control for the session in `slot_first`, then one of
+ * g_last_control for the one in `slot_last`: nonzero if they are not there in that order. */
+static int first_then_last(uint32_t slot_first, uint32_t slot_last) {
+    int first = registry_enable(&g_first_control, slot_first);
+    int last = registry_enable(&g_last_control, slot_last);
+    return first < 0 || first > last;
+}
+
 static _Atomic int g_first_enabled, g_last_enabled;
 
 static ULONG track_first(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
@@ -2037,24 +2070,36 @@ static void at_endpoint_join(int point) {
 }
 
 static int register_three(void) {
-    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
-    TRACE_GUID_REGISTRATION reg = {&message, NULL};
     TRACEHANDLE r;
-    return RegisterTraceGuids(track_control, NULL, &g_silent_control, 1, &reg, NULL, NULL, &r)
-        || RegisterTraceGuids(track_first, NULL, &g_first_control, 1, &reg, NULL, NULL, &r)
-        || RegisterTraceGuids(track_last, NULL, &g_last_control, 1, &reg, NULL, NULL, &r);
+    return register_provider(track_control, NULL, &g_silent_control, &r)
+        || register_provider(track_first, NULL, &g_first_control, &r)
+        || register_provider(track_last, NULL, &g_last_control, &r);
+}
+
+/* This process's reconciliation, owed, is held at its JOIN of B while G is disabled for A
+ * here, then goes on through the enables of its copy: nonzero if it never joined. */
+static int disable_while_joining(TRACEHANDLE a, ULONG *disabled) {
+    g_main_thread = pthread_self();
+    wpt_test_point = at_endpoint_join;
+    atomic_store(&g_armed, 1);
+    wpt_endpoint_redeliver();                  /* a reconciliation owed */
+    wait_for(&g_endpoint_joins, 20000);
+    if (atomic_load(&g_endpoint_joins) < 1) return 1;
+    *disabled = EnableTrace(0, 0, 0, &g_silent_control, a);
+    atomic_store(&g_part_done, 1);
+    wait_for(&g_last_enabled, 20000);
+    wpt_test_point = NULL;
+    return 0;
 }
 
 /* resurrect: this process reconciles with the registry (its copy holds G enabled for A); it
  * joins B for an enable ahead of G's and is held there while the main thread disables G for
  * A; then it goes on through G's enable in the copy, and one for B after it. */
 static int resurrect(const char *dir) {
-    uint32_t slot_a, gen_a, slot_b, gen_b;
+    uint32_t slot_a, slot_b;
     TRACEHANDLE a;
-    int failed = host_a_elsewhere(dir, &slot_a, &gen_a, &a);
+    int failed = a_and_b_elsewhere(dir, &slot_a, &a, &slot_b);
     if (failed) return failed;
-    if (run_point("start-only", dir) != 0) return 5;
-    if (wpt_registry_find("control-races-b", &slot_b, &gen_b) != ERROR_SUCCESS) return 5;
     if (register_three()) return 6;
     int first = registry_enable(&g_first_control, slot_b);
     if (EnableTrace(1, 0x5, 4, &g_silent_control, a) != ERROR_SUCCESS) return 7;
@@ -2062,18 +2107,8 @@ static int resurrect(const char *dir) {
     int last = registry_enable(&g_last_control, slot_b);
     int held = registry_index_of(&g_silent_control);
     if (first < 0 || !(first < held && held < last)) return 8;
-    g_main_thread = pthread_self();
-    wpt_test_point = at_endpoint_join;
-    atomic_store(&g_armed, 1);
-    wpt_endpoint_redeliver();                  /* a reconciliation owed */
-    int64_t deadline = wpt_mono_ms() + 20000;
-    while (atomic_load(&g_endpoint_joins) < 1 && wpt_mono_ms() < deadline) usleep(1000);
-    if (atomic_load(&g_endpoint_joins) < 1) return 9;
-    ULONG disabled = EnableTrace(0, 0, 0, &g_silent_control, a);
-    atomic_store(&g_part_done, 1);
-    deadline = wpt_mono_ms() + 20000;
-    while (!atomic_load(&g_last_enabled) && wpt_mono_ms() < deadline) usleep(1000);
-    wpt_test_point = NULL;
+    ULONG disabled;
+    if (disable_while_joining(a, &disabled)) return 9;
     int first_enabled = atomic_load(&g_first_enabled), last_enabled = atomic_load(&g_last_enabled);
     int enabled_after = atomic_load(&g_enabled), listed_after = listed_enabled(&g_silent_control);
     ULONG stopped_a = stop_by_name("control-races-a"), stopped_b = stop_by_name("control-races-b");
@@ -2087,29 +2122,17 @@ static int resurrect(const char *dir) {
  * registry has it, nobody told this process): its reconciliation is held at B's JOIN, ahead of
  * G's enable in its copy, while the main thread disables G for A. */
 static int copy_after_disable(const char *dir) {
-    uint32_t slot_a, gen_a, slot_b, gen_b;
+    uint32_t slot_a, slot_b;
     TRACEHANDLE a;
-    int failed = host_a_elsewhere(dir, &slot_a, &gen_a, &a);
+    int failed = a_and_b_elsewhere(dir, &slot_a, &a, &slot_b);
     if (failed) return failed;
-    if (run_point("start-only", dir) != 0) return 5;
-    if (wpt_registry_find("control-races-b", &slot_b, &gen_b) != ERROR_SUCCESS) return 5;
     if (register_three()) return 6;
     int first = registry_enable(&g_first_control, slot_b);
     int held = registry_enable(&g_silent_control, slot_a);
     int last = registry_enable(&g_last_control, slot_b);
     if (first < 0 || !(first < held && held < last)) return 8;
-    g_main_thread = pthread_self();
-    wpt_test_point = at_endpoint_join;
-    atomic_store(&g_armed, 1);
-    wpt_endpoint_redeliver();                  /* a reconciliation owed */
-    int64_t deadline = wpt_mono_ms() + 20000;
-    while (atomic_load(&g_endpoint_joins) < 1 && wpt_mono_ms() < deadline) usleep(1000);
-    if (atomic_load(&g_endpoint_joins) < 1) return 9;
-    ULONG disabled = EnableTrace(0, 0, 0, &g_silent_control, a);
-    atomic_store(&g_part_done, 1);
-    deadline = wpt_mono_ms() + 20000;
-    while (!atomic_load(&g_last_enabled) && wpt_mono_ms() < deadline) usleep(1000);
-    wpt_test_point = NULL;
+    ULONG disabled;
+    if (disable_while_joining(a, &disabled)) return 9;
     int last_enabled = atomic_load(&g_last_enabled);
     int enabled_after = atomic_load(&g_enabled), listed_after = listed_enabled(&g_silent_control);
     ULONG stopped_a = stop_by_name("control-races-a"), stopped_b = stop_by_name("control-races-b");
@@ -2133,11 +2156,9 @@ static int reconcile_busy_join(const char *dir) {
     g_resume_at_second = (pid_t)host;          /* the JOIN tried again finds it answering */
     wpt_test_point = at_endpoint_join;
     wpt_endpoint_redeliver();                  /* a reconciliation owed */
-    int64_t deadline = wpt_mono_ms() + 20000;
-    while (atomic_load(&g_endpoint_joins) < 1 && wpt_mono_ms() < deadline) usleep(1000);
+    wait_for(&g_endpoint_joins, 20000);
     int at_first = atomic_load(&g_enabled);
-    deadline = wpt_mono_ms() + 40000;
-    while (!atomic_load(&g_enabled) && wpt_mono_ms() < deadline) usleep(1000);
+    wait_for(&g_enabled, 40000);
     kill((pid_t)host, SIGCONT);
     wpt_test_point = NULL;
     int tried = atomic_load(&g_endpoint_joins) >= 2, later = atomic_load(&g_enabled);
@@ -2158,16 +2179,13 @@ static int register_busy(const char *dir) {
     uint32_t host = host_of(slot);
     if (!host || kill((pid_t)host, SIGSTOP) != 0) return 5;
     wpt_host_reply_ms = 300;                /* a stopped host never answers: do not wait long */
-    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
-    TRACE_GUID_REGISTRATION reg = {&message, NULL};
     TRACEHANDLE r;
-    ULONG registered = RegisterTraceGuids(track_control, NULL, &g_silent_control, 1, &reg, NULL, NULL, &r);
+    ULONG registered = register_provider(track_control, NULL, &g_silent_control, &r);
     int listed = listed_enabled(&g_silent_control);
     int at_first = atomic_load(&g_enabled);
     kill((pid_t)host, SIGCONT);
     wpt_host_reply_ms = 10000;
-    int64_t deadline = wpt_mono_ms() + 30000;
-    while (!atomic_load(&g_enabled) && wpt_mono_ms() < deadline) usleep(1000);
+    wait_for(&g_enabled, 30000);
     int later = atomic_load(&g_enabled), listed_later = listed_enabled(&g_silent_control);
     printf("enable %u register %u listed %d at_first %d later %d listed_later %d stop_a %u\n", (unsigned)enabled,
            (unsigned)registered, listed, at_first, later, listed_later, (unsigned)stop_by_name("control-races-a"));
@@ -2179,22 +2197,17 @@ static int register_busy(const char *dir) {
  * endpoint thread is then held before it swaps the view's memory. */
 static _Atomic int g_ep_at_entry, g_main_at_entry, g_ep_claimed, g_retire_go;
 
-static void wait_for(_Atomic int *flag) {
-    int64_t until = wpt_mono_ms() + 20000;
-    while (!atomic_load(flag) && wpt_mono_ms() < until) usleep(1000);
-}
-
 static void at_view_retire(int point) {
     int main_thread = pthread_equal(pthread_self(), g_main_thread);
     if (point == WPT_POINT_VIEW_RETIRE && main_thread && atomic_load(&g_ep_at_entry)
         && !atomic_exchange(&g_main_at_entry, 1)) {
-        wait_for(&g_ep_claimed);
+        wait_for(&g_ep_claimed, 20000);
     } else if (point == WPT_POINT_VIEW_RETIRE && !main_thread && atomic_load(&g_armed)
                && !atomic_exchange(&g_ep_at_entry, 1)) {
-        wait_for(&g_main_at_entry);
+        wait_for(&g_main_at_entry, 20000);
     } else if (point == WPT_POINT_VIEW_RETIRING && !main_thread && atomic_exchange(&g_armed, 0)) {
         atomic_store(&g_ep_claimed, 1);
-        wait_for(&g_retire_go);
+        wait_for(&g_retire_go, 20000);
     }
 }
 
@@ -2212,7 +2225,7 @@ static int retire_twice(const char *dir) {
     atomic_store(&g_armed, 1);
     uint32_t before = atomic_load(&wpt_views_retired);
     kill((pid_t)host, SIGKILL);                /* the endpoint thread sees its JOIN connection end */
-    wait_for(&g_ep_at_entry);
+    wait_for(&g_ep_at_entry, 20000);
     int held = atomic_load(&g_ep_at_entry);
     ULONG stopped = stop(a);                   /* finds the host gone and cleans up after it */
     uint32_t retired = atomic_load(&wpt_views_retired) - before;   /* counted before the hold */
@@ -2262,7 +2275,7 @@ static void at_registry_copying(int point) {
     if (point != WPT_POINT_REGISTRY_COPYING || pthread_equal(pthread_self(), g_main_thread)) return;
     if (atomic_load(&g_copier_go)) return;
     atomic_store(&g_copier_held, 1);
-    wait_for(&g_copier_go);
+    wait_for(&g_copier_go, 20000);
 }
 
 static void *reconcile(void *arg) {
@@ -2277,7 +2290,7 @@ static int fork_copying(void) {
     wpt_test_point = at_registry_copying;
     pthread_t copier;
     if (pthread_create(&copier, NULL, reconcile, NULL) != 0) return 4;
-    wait_for(&g_copier_held);
+    wait_for(&g_copier_held, 20000);
     int held = atomic_load(&g_copier_held);
     pid_t child = fork();
     if (child == 0) _exit(0);
@@ -2307,10 +2320,8 @@ static int other_session_disable(const char *dir) {
     if (start(dir, "control-races-b", &b)) return 3;
     uint32_t slot_b, gen_b;
     if (wpt_registry_find("control-races-b", &slot_b, &gen_b) != ERROR_SUCCESS) return 4;
-    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
-    TRACE_GUID_REGISTRATION reg = {&message, NULL};
     TRACEHANDLE registration;
-    if (RegisterTraceGuids(track_control, NULL, &g_silent_control, 1, &reg, NULL, NULL, &registration))
+    if (register_provider(track_control, NULL, &g_silent_control, &registration))
         return 5;
     if (start_private(dir, "control-races-x", &x)) return 6;
     uint64_t enabled_at = wpt_next_version(NULL);          /* B's enable, not heard of yet */
@@ -2883,10 +2894,8 @@ static ULONG count_callbacks(WMIDPREQUESTCODE code, PVOID context, ULONG *size, 
 static const GUID g_owed_control = {0x6a3c2f1e, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
 
 static ULONG register_counted(const GUID *control, callback_count *c) {
-    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
-    TRACE_GUID_REGISTRATION reg = {&message, NULL};
     TRACEHANDLE r;
-    return RegisterTraceGuids(count_callbacks, c, control, 1, &reg, NULL, NULL, &r);
+    return register_provider(count_callbacks, c, control, &r);
 }
 
 /* owed-once: R1's ENABLE for A is owed (A's host stopped), R2 registers once the host answers
@@ -2905,7 +2914,7 @@ static int owed_once(const char *dir) {
     g_main_thread = pthread_self();
     wpt_test_point = at_registry_copying;   /* the endpoint thread's reconciliation held */
     ULONG enabled = EnableTrace(1, 0x5, 4, &g_owed_control, a);
-    wait_for(&g_copier_held);
+    wait_for(&g_copier_held, 20000);
     int held = atomic_load(&g_copier_held);
     kill((pid_t)host, SIGCONT);
     wpt_host_reply_ms = 10000;
@@ -3081,8 +3090,7 @@ static int cancel_taken_over(const char *dir) {
     TRACEHANDLE a;
     uint32_t slot_b, gen_b;
     if (start(dir, "control-races-a", &a)) return 3;
-    if (run_point("start-only", dir) != 0) return 4;
-    if (wpt_registry_find("control-races-b", &slot_b, &gen_b) != ERROR_SUCCESS) return 4;
+    if (b_elsewhere(dir, &slot_b, &gen_b)) return 4;
     TRACEHANDLE b = wpt_handle_of((uint16_t)slot_b, (uint8_t)gen_b, 0, 0);
     if (register_counted(&g_owed_control, &r)) return 5;
     ULONG enabled_a = EnableTrace(1, 0x5, 4, &g_owed_control, a);
@@ -3184,27 +3192,20 @@ static int thread_count(void) {
 }
 
 static int close_in_callback(const char *dir) {
-    uint32_t slot_a, gen_a, slot_b, gen_b;
+    uint32_t slot_a, slot_b;
     TRACEHANDLE a;
-    int failed = host_a_elsewhere(dir, &slot_a, &gen_a, &a);
+    int failed = a_and_b_elsewhere(dir, &slot_a, &a, &slot_b);
     if (failed) return failed;
-    if (run_point("start-only", dir) != 0) return 5;
-    if (wpt_registry_find("control-races-b", &slot_b, &gen_b) != ERROR_SUCCESS) return 5;
-    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
-    TRACE_GUID_REGISTRATION reg = {&message, NULL};
     TRACEHANDLE r;
-    if (RegisterTraceGuids(close_on_enable, NULL, &g_first_control, 1, &reg, NULL, NULL, &r)
-        || RegisterTraceGuids(track_last, NULL, &g_last_control, 1, &reg, NULL, NULL, &r))
+    if (register_provider(close_on_enable, NULL, &g_first_control, &r)
+        || register_provider(track_last, NULL, &g_last_control, &r))
         return 6;
-    int first = registry_enable(&g_first_control, slot_a);
-    int last = registry_enable(&g_last_control, slot_b);
-    if (first < 0 || first > last) return 7;
+    if (first_then_last(slot_a, slot_b)) return 7;
     int threads = thread_count();              /* this one and the endpoint thread */
     wpt_endpoint_redeliver();                  /* a reconciliation owed */
-    int64_t deadline = wpt_mono_ms() + 20000;
-    while (!atomic_load(&g_last_enabled) && wpt_mono_ms() < deadline) usleep(1000);
+    wait_for(&g_last_enabled, 20000);
     int closed = atomic_load(&g_closed_in_callback), last_enabled = atomic_load(&g_last_enabled);
-    deadline = wpt_mono_ms() + 20000;          /* the endpoint thread ends, none replaces it */
+    int64_t deadline = wpt_mono_ms() + 20000;          /* the endpoint thread ends, none replaces it */
     while (thread_count() != threads - 1 && wpt_mono_ms() < deadline) usleep(1000);
     int ended = thread_count() == threads - 1, left = endpoint_socket_exists();
     ULONG stopped_a = stop_by_name("control-races-a"), stopped_b = stop_by_name("control-races-b");
@@ -3228,7 +3229,7 @@ static ULONG close_when_joined(WMIDPREQUESTCODE code, PVOID context, ULONG *size
     (void)size;
     (void)buffer;
     if (code != WMI_ENABLE_EVENTS || atomic_exchange(&g_joining_in_callback, 1)) return ERROR_SUCCESS;
-    wait_for(&g_joining_closer_at_join);
+    wait_for(&g_joining_closer_at_join, 20000);
     wpptrace_endpoint_close();
     return ERROR_SUCCESS;
 }
@@ -3244,15 +3245,13 @@ static int close_joining_in_callback(const char *dir) {
     TRACEHANDLE a;
     int failed = host_a_elsewhere(dir, &slot_a, &gen_a, &a);
     if (failed) return failed;
-    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
-    TRACE_GUID_REGISTRATION reg = {&message, NULL};
     TRACEHANDLE r;
-    if (RegisterTraceGuids(close_when_joined, NULL, &g_first_control, 1, &reg, NULL, NULL, &r)) return 6;
+    if (register_provider(close_when_joined, NULL, &g_first_control, &r)) return 6;
     if (registry_enable(&g_first_control, slot_a) < 0) return 7;
     uint32_t teardowns = atomic_load(&wpt_endpoint_teardowns);
     wpt_test_point = at_closer_joining;
     wpt_endpoint_redeliver();                  /* the endpoint thread reconciles: the callback */
-    wait_for(&g_joining_in_callback);
+    wait_for(&g_joining_in_callback, 20000);
     int in_callback = atomic_load(&g_joining_in_callback);
     pthread_t closer;
     if (pthread_create(&closer, NULL, close_endpoint_thread, NULL) != 0) return 8;
@@ -3293,19 +3292,16 @@ static void *stop_sibling_session(void *arg) {
 
 static int unregister_sibling_mode(const char *dir) {
     if (start(dir, "control-races-a", &g_sibling_a)) return 3;
-    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
-    TRACE_GUID_REGISTRATION reg = {&message, NULL};
-    if (RegisterTraceGuids(unregister_sibling, (PVOID)(intptr_t)0, &g_first_control, 1, &reg, NULL, NULL,
+    if (register_provider(unregister_sibling, (PVOID)(intptr_t)0, &g_first_control,
                            &g_sibling[0])
-        || RegisterTraceGuids(unregister_sibling, (PVOID)(intptr_t)1, &g_last_control, 1, &reg, NULL, NULL,
+        || register_provider(unregister_sibling, (PVOID)(intptr_t)1, &g_last_control,
                               &g_sibling[1]))
         return 4;
     if (EnableTrace(1, 0x5, 4, &g_first_control, g_sibling_a) || EnableTrace(1, 0x5, 4, &g_last_control, g_sibling_a))
         return 5;
     pthread_t stopper;
     if (pthread_create(&stopper, NULL, stop_sibling_session, NULL) != 0) return 6;
-    int64_t deadline = wpt_mono_ms() + 20000;
-    while (!atomic_load(&g_sibling_stopped) && wpt_mono_ms() < deadline) usleep(1000);
+    wait_for(&g_sibling_stopped, 20000);
     printf("returned %d stop_a %u disables %d\n", atomic_load(&g_sibling_stopped), (unsigned)g_sibling_stop_rc,
            atomic_load(&g_sibling_disables));
     fflush(stdout);
@@ -3334,10 +3330,8 @@ static void at_callbacks_confirmed(int point) {
 
 static void *register_ordered(void *arg) {
     (void)arg;
-    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
-    TRACE_GUID_REGISTRATION reg = {&message, NULL};
     TRACEHANDLE r;
-    g_ordered_rc = RegisterTraceGuids(last_code, &g_ordered, &g_owed_control, 1, &reg, NULL, NULL, &r);
+    g_ordered_rc = register_provider(last_code, &g_ordered, &g_owed_control, &r);
     return NULL;
 }
 
@@ -3392,16 +3386,10 @@ static void at_child_copying(int point) {
 
 /* The state letter of a thread of this process (0: gone). */
 static char thread_state(int tid) {
-    char path[64], buf[512];
+    char path[64], text[1024];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' ? p[2] : 0;
+    const char *fields = stat_fields(path, text, sizeof text);
+    return fields ? fields[0] : 0;
 }
 
 /* The child's copier reached its copy's lock: until it sleeps there (or copied, or ended:
@@ -3463,15 +3451,11 @@ static int fork_in_copy(const char *dir) {
     TRACEHANDLE a;
     int failed = host_a_elsewhere(dir, &slot, &generation, &a);
     if (failed) return failed;
-    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
-    TRACE_GUID_REGISTRATION reg = {&message, NULL};
     TRACEHANDLE r;
-    if (RegisterTraceGuids(fork_on_enable, NULL, &g_first_control, 1, &reg, NULL, NULL, &r)
-        || RegisterTraceGuids(second_enabled, NULL, &g_last_control, 1, &reg, NULL, NULL, &r))
+    if (register_provider(fork_on_enable, NULL, &g_first_control, &r)
+        || register_provider(second_enabled, NULL, &g_last_control, &r))
         return 5;
-    int first = registry_enable(&g_first_control, slot);
-    int last = registry_enable(&g_last_control, slot);
-    if (first < 0 || first > last) return 6;
+    if (first_then_last(slot, slot)) return 6;
     ULONG reconciled = wpt_reconcile_with_registry();
     if (g_fork_child) {
         pthread_join(g_child_copier, NULL);
@@ -3523,15 +3507,12 @@ static void *unregister_nested(void *arg) {
 static int fork_nested(const char *dir) {
     if (start_private(dir, "control-races-x", &g_nested_x)) return 3;
     if (start_private(dir, "control-races-y", &g_nested_y)) return 4;
-    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
-    TRACE_GUID_REGISTRATION reg = {&message, NULL};
-    if (RegisterTraceGuids(fork_when_nested, NULL, &g_owed_control, 1, &reg, NULL, NULL, &g_nested_reg)) return 5;
+    if (register_provider(fork_when_nested, NULL, &g_owed_control, &g_nested_reg)) return 5;
     ULONG enabled = EnableTrace(1, 0x5, 4, &g_owed_control, g_nested_x);
     if (g_nested_child) {
         pthread_t t;
         if (pthread_create(&t, NULL, unregister_nested, NULL) != 0) _exit(3);
-        int64_t deadline = wpt_mono_ms() + 10000;
-        while (!atomic_load(&g_nested_unregistered) && wpt_mono_ms() < deadline) usleep(1000);
+        wait_for(&g_nested_unregistered, 10000);
         _exit(atomic_load(&g_nested_unregistered));   /* a hung unregister must not hold up exit */
     }
     ULONG stopped_y = stop(g_nested_y), stopped_x = stop(g_nested_x);
@@ -3608,8 +3589,7 @@ static int fork_deep(const char *dir) {
     ULONG enabled = EnableTrace(1, 0x5, 4, &g_deep_control, g_deep[0]);
     if (g_deep_child) {
         /* the outermost returned: the unregister ends (only a failure waits this long) */
-        int64_t deadline = wpt_mono_ms() + 10000;
-        while (!atomic_load(&g_deep_unregistered) && wpt_mono_ms() < deadline) usleep(1000);
+        wait_for(&g_deep_unregistered, 10000);
         _exit(!atomic_load(&g_deep_unregistered) ? 2 : g_deep_status == 1);
     }
     wpt_test_point = NULL;
@@ -3672,20 +3652,27 @@ static void *stop_p(void *arg) {
     return NULL;
 }
 
-static int close_in_stop(const char *dir) {
+/* Session A started by another process, and private session P here (into `p`); a provider
+ * here enabled for P whose DISABLE callback closes the endpoint, and one (`on_enable` its
+ * callback) the registry holds enabled for A: heard of by the next copy. 0, or the step that
+ * failed. */
+static int stopping_p_closes(TRACEHANDLE *p, WMIDPREQUEST on_enable, const char *dir) {
     uint32_t slot, generation;
     TRACEHANDLE a;
     int failed = host_a_elsewhere(dir, &slot, &generation, &a);
     if (failed) return failed;
-    if (start_private(dir, "control-races-p", &g_stopping_p)) return 5;
-    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
-    TRACE_GUID_REGISTRATION reg = {&message, NULL};
+    if (start_private(dir, "control-races-p", p)) return 5;
     TRACEHANDLE q, e;
-    if (RegisterTraceGuids(close_on_disable, NULL, &g_owed_control, 1, &reg, NULL, NULL, &q)
-        || RegisterTraceGuids(control_on_enable, NULL, &g_last_control, 1, &reg, NULL, NULL, &e))
+    if (register_provider(close_on_disable, NULL, &g_owed_control, &q)
+        || register_provider(on_enable, NULL, &g_last_control, &e))
         return 6;
-    if (EnableTrace(1, 0x5, 4, &g_owed_control, g_stopping_p)) return 7;
-    if (registry_enable(&g_last_control, slot) < 0) return 8;   /* heard of by the next copy */
+    if (EnableTrace(1, 0x5, 4, &g_owed_control, *p)) return 7;
+    return registry_enable(&g_last_control, slot) < 0 ? 8 : 0;
+}
+
+static int close_in_stop(const char *dir) {
+    int failed = stopping_p_closes(&g_stopping_p, control_on_enable, dir);
+    if (failed) return failed;
     wpptrace_endpoint_close();                 /* the next registration starts a new one */
     sem_init(&g_start_held, 0, 0);
     sem_init(&g_start_go, 0, 0);
@@ -3695,10 +3682,9 @@ static int close_in_stop(const char *dir) {
     if (pthread_create(&registering, NULL, register_in_copy, NULL) != 0) return 9;
     if (wait_sem(&g_start_held, 10)) return 10;
     if (pthread_create(&stopping, NULL, stop_p, NULL) != 0) return 11;
-    int64_t deadline = wpt_mono_ms() + 20000;
-    while (!atomic_load(&g_stop_returned) && wpt_mono_ms() < deadline) usleep(1000);
+    wait_for(&g_stop_returned, 20000);
     sem_post(&g_start_go);
-    deadline = wpt_mono_ms() + 20000;
+    int64_t deadline = wpt_mono_ms() + 20000;
     while (!(atomic_load(&g_copy_registered) && atomic_load(&g_copy_enabled) && atomic_load(&g_stop_returned))
            && wpt_mono_ms() < deadline)
         usleep(1000);
@@ -3717,6 +3703,25 @@ static int close_in_stop(const char *dir) {
  * before its copy; the thread is cancelled meanwhile, then let go; then the endpoint closes. */
 static sem_t g_cancel_held, g_cancel_go;
 static _Atomic int g_cancel_armed, g_cancel_closed;
+
+/* Holds the next thread that reaches the test point `at` looks for: `at` posts g_cancel_held,
+ * then waits on g_cancel_go (a cancellation point). */
+static void arm_cancel_hold(void (*at)(int)) {
+    sem_init(&g_cancel_held, 0, 0);
+    sem_init(&g_cancel_go, 0, 0);
+    wpt_test_point = at;
+    atomic_store(&g_cancel_armed, 1);
+}
+
+/* Cancels thread `t`, lets the thread arm_cancel_hold held go on (`t` itself, or another) and
+ * joins `t`: what it returned (PTHREAD_CANCELED if the cancellation ended it). */
+static void *cancel_held(pthread_t t) {
+    pthread_cancel(t);
+    sem_post(&g_cancel_go);
+    void *result = NULL;
+    pthread_join(t, &result);
+    return result;
+}
 
 static void at_cancel_starting(int point) {
     if (point != WPT_POINT_ENDPOINT_STARTING || !atomic_exchange(&g_cancel_armed, 0)) return;
@@ -3739,21 +3744,14 @@ static void *close_after_cancel(void *arg) {
 }
 
 static int cancel_starting(void) {
-    sem_init(&g_cancel_held, 0, 0);
-    sem_init(&g_cancel_go, 0, 0);
-    wpt_test_point = at_cancel_starting;
-    atomic_store(&g_cancel_armed, 1);
+    arm_cancel_hold(at_cancel_starting);
     static ULONG registered = 99;
     pthread_t t, closer;
     if (pthread_create(&t, NULL, register_cancelled, &registered) != 0) return 3;
     if (wait_sem(&g_cancel_held, 10)) return 4;
-    pthread_cancel(t);
-    sem_post(&g_cancel_go);
-    void *result = NULL;
-    pthread_join(t, &result);
+    void *result = cancel_held(t);
     if (pthread_create(&closer, NULL, close_after_cancel, NULL) != 0) return 5;
-    int64_t deadline = wpt_mono_ms() + 10000;
-    while (!atomic_load(&g_cancel_closed) && wpt_mono_ms() < deadline) usleep(1000);
+    wait_for(&g_cancel_closed, 10000);
     int closed = atomic_load(&g_cancel_closed);
     printf("registered %u cancelled %d closed %d socket_left %d\n", (unsigned)registered,
            result == PTHREAD_CANCELED, closed, closed ? endpoint_socket_exists() : 1);
@@ -3796,19 +3794,8 @@ static void *stop_joining_p(void *arg) {
 }
 
 static int close_in_stop_joining(const char *dir) {
-    uint32_t slot, generation;
-    TRACEHANDLE a;
-    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    int failed = stopping_p_closes(&g_joining_p, held_then_control, dir);
     if (failed) return failed;
-    if (start_private(dir, "control-races-p", &g_joining_p)) return 5;
-    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
-    TRACE_GUID_REGISTRATION reg = {&message, NULL};
-    TRACEHANDLE q, e;
-    if (RegisterTraceGuids(close_on_disable, NULL, &g_owed_control, 1, &reg, NULL, NULL, &q)
-        || RegisterTraceGuids(held_then_control, NULL, &g_last_control, 1, &reg, NULL, NULL, &e))
-        return 6;
-    if (EnableTrace(1, 0x5, 4, &g_owed_control, g_joining_p)) return 7;
-    if (registry_enable(&g_last_control, slot) < 0) return 8;   /* heard of by the next copy */
     sem_init(&g_thread_in_callback, 0, 0);
     sem_init(&g_thread_go, 0, 0);
     wpt_test_point = at_close_joining;
@@ -3816,12 +3803,11 @@ static int close_in_stop_joining(const char *dir) {
     if (wait_sem(&g_thread_in_callback, 20)) return 9;
     pthread_t stopping;
     if (pthread_create(&stopping, NULL, stop_joining_p, NULL) != 0) return 10;
-    int64_t deadline = wpt_mono_ms() + 20000;
-    while (!atomic_load(&g_join_stop_returned) && wpt_mono_ms() < deadline) usleep(1000);
+    wait_for(&g_join_stop_returned, 20000);
     sem_post(&g_thread_go);
     int returned = atomic_load(&g_join_stop_returned);
     if (returned) pthread_join(stopping, NULL);
-    deadline = wpt_mono_ms() + 20000;          /* the endpoint thread undoes the endpoint, ends */
+    int64_t deadline = wpt_mono_ms() + 20000;          /* the endpoint thread undoes the endpoint, ends */
     while (returned && endpoint_socket_exists() && wpt_mono_ms() < deadline) usleep(1000);
     int left = endpoint_socket_exists();
     ULONG stopped_a = returned ? stop_by_name("control-races-a") : ERROR_BUSY;   /* the lock is free */
@@ -3934,8 +3920,7 @@ static void *fork_thread(void *arg) {
 static int fork_returns(void) {
     pthread_t t;
     if (pthread_create(&t, NULL, fork_thread, NULL) != 0) return 0;
-    int64_t deadline = wpt_mono_ms() + 10000;
-    while (!atomic_load(&g_fork_returned) && wpt_mono_ms() < deadline) usleep(1000);
+    wait_for(&g_fork_returned, 10000);
     return atomic_load(&g_fork_returned);
 }
 
@@ -4027,10 +4012,8 @@ static int fork_on_endpoint_mode(const char *dir) {
     int failed = host_a_elsewhere(dir, &slot, &generation, &a);
     if (failed) return failed;
     if (pipe(g_ep_pipe) != 0) return 5;
-    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
-    TRACE_GUID_REGISTRATION reg = {&message, NULL};
     TRACEHANDLE r;
-    if (RegisterTraceGuids(fork_on_endpoint, NULL, &g_first_control, 1, &reg, NULL, NULL, &r)
+    if (register_provider(fork_on_endpoint, NULL, &g_first_control, &r)
         || register_counted(&g_ep_served_control, &g_ep_served))
         return 6;
     if (registry_enable(&g_first_control, slot) < 0) return 7;
@@ -4089,20 +4072,13 @@ static void *close_cancelled(void *arg) {
 static int cancel_joining(void) {
     static callback_count r;
     if (register_counted(&g_owed_control, &r)) return 3;      /* the endpoint runs */
-    sem_init(&g_cancel_held, 0, 0);
-    sem_init(&g_cancel_go, 0, 0);
-    wpt_test_point = at_cancel_joining;
-    atomic_store(&g_cancel_armed, 1);
+    arm_cancel_hold(at_cancel_joining);
     pthread_t t, closer;
     if (pthread_create(&t, NULL, close_cancelled, NULL) != 0) return 4;
     if (wait_sem(&g_cancel_held, 10)) return 5;
-    pthread_cancel(t);
-    sem_post(&g_cancel_go);
-    void *result = NULL;
-    pthread_join(t, &result);
+    void *result = cancel_held(t);
     if (pthread_create(&closer, NULL, close_after_cancel, NULL) != 0) return 6;
-    int64_t deadline = wpt_mono_ms() + 10000;
-    while (!atomic_load(&g_cancel_closed) && wpt_mono_ms() < deadline) usleep(1000);
+    wait_for(&g_cancel_closed, 10000);
     int closed = atomic_load(&g_cancel_closed);
     printf("cancelled %d closed %d socket_left %d forked %d\n", result == PTHREAD_CANCELED, closed,
            endpoint_socket_exists(), fork_returns());
@@ -4125,30 +4101,17 @@ static void at_joining_then_waiting(int point) {
     sem_wait(&g_cancel_go);
 }
 
-static void *close_waiting_cancelled(void *arg) {
-    (void)arg;
-    wpptrace_endpoint_close();
-    pthread_testcancel();
-    return NULL;
-}
-
 static int cancel_close_waiting(void) {
     static callback_count r;
     if (register_counted(&g_owed_control, &r)) return 3;      /* the endpoint runs */
-    sem_init(&g_cancel_held, 0, 0);
-    sem_init(&g_cancel_go, 0, 0);
     sem_init(&g_second_waiting, 0, 0);
-    wpt_test_point = at_joining_then_waiting;
-    atomic_store(&g_cancel_armed, 1);
+    arm_cancel_hold(at_joining_then_waiting);
     pthread_t first, second;
     if (pthread_create(&first, NULL, close_first, NULL) != 0) return 4;
     if (wait_sem(&g_cancel_held, 10)) return 5;
-    if (pthread_create(&second, NULL, close_waiting_cancelled, NULL) != 0) return 6;
+    if (pthread_create(&second, NULL, close_cancelled, NULL) != 0) return 6;
     if (wait_sem(&g_second_waiting, 10)) return 7;
-    pthread_cancel(second);
-    sem_post(&g_cancel_go);                    /* the first close joins the endpoint thread */
-    void *result = NULL;
-    pthread_join(second, &result);
+    void *result = cancel_held(second);        /* the first close goes on to join the endpoint thread */
     int forked = fork_returns();
     int64_t deadline = wpt_mono_ms() + 10000;  /* the first close ends (or waits for the lock) */
     while (endpoint_socket_exists() && wpt_mono_ms() < deadline) usleep(1000);
@@ -4166,26 +4129,29 @@ static void at_join_cancelled(int point) {
     sem_wait(&g_cancel_go);                /* a cancellation point */
 }
 
-static int cancel_join(const char *dir) {
-    uint32_t slot, generation;
-    TRACEHANDLE a;
-    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+/* Session A started by another process (its slot and handle); a provider registered here,
+ * so the endpoint runs, and g_owed_control enabled for A with nothing registered for it yet.
+ * 0, or the step that failed. */
+static int a_enabled_for_none(const char *dir, uint32_t *slot, TRACEHANDLE *a) {
+    uint32_t generation;
+    int failed = host_a_elsewhere(dir, slot, &generation, a);
     if (failed) return failed;
     static callback_count other;
-    if (register_counted(&g_first_control, &other)) return 5;   /* the endpoint runs */
-    if (EnableTrace(1, 0x5, 4, &g_owed_control, a)) return 6;    /* nothing registered yet */
-    sem_init(&g_cancel_held, 0, 0);
-    sem_init(&g_cancel_go, 0, 0);
-    wpt_test_point = at_join_cancelled;
-    atomic_store(&g_cancel_armed, 1);
+    if (register_counted(&g_first_control, &other)) return 5;
+    return EnableTrace(1, 0x5, 4, &g_owed_control, *a) ? 6 : 0;
+}
+
+static int cancel_join(const char *dir) {
+    uint32_t slot;
+    TRACEHANDLE a;
+    int failed = a_enabled_for_none(dir, &slot, &a);
+    if (failed) return failed;
+    arm_cancel_hold(at_join_cancelled);
     static ULONG registered = 99;
     pthread_t t;
     if (pthread_create(&t, NULL, register_cancelled, &registered) != 0) return 7;
     if (wait_sem(&g_cancel_held, 10)) return 8;
-    pthread_cancel(t);
-    sem_post(&g_cancel_go);
-    void *result = NULL;
-    pthread_join(t, &result);
+    void *result = cancel_held(t);
     int forked = fork_returns();
     printf("registered %u cancelled %d forked %d stop_a %u\n", (unsigned)registered, result == PTHREAD_CANCELED,
            forked, forked ? (unsigned)stop_by_name("control-races-a") : 99u);
@@ -4236,11 +4202,9 @@ static void *unregister_blocking(void *arg) {
 static void *register_after(void *arg) {
     (void)arg;
     if (!atomic_load(&g_block_returned)) g_unregistered = UnregisterTraceGuids(g_blocking_reg);
-    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
     static callback_count counted;
-    TRACE_GUID_REGISTRATION reg = {&message, NULL};
     TRACEHANDLE r = 0;
-    g_after_registered = RegisterTraceGuids(count_callbacks, &counted, &g_after_control, 1, &reg, NULL, NULL, &r);
+    g_after_registered = register_provider(count_callbacks, &counted, &g_after_control, &r);
     if (g_after_registered == ERROR_SUCCESS) g_after_unregistered = UnregisterTraceGuids(r);
     atomic_store(&g_after_done, 1);
     return NULL;
@@ -4259,9 +4223,7 @@ static int cancel_in_callback(const char *dir, int unregistering) {
     TRACEHANDLE a;
     int failed = host_a_elsewhere(dir, &slot, &generation, &a);
     if (failed) return failed;
-    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
-    TRACE_GUID_REGISTRATION reg = {&message, NULL};
-    if (RegisterTraceGuids(blocking_callback, NULL, &g_blocking_control, 1, &reg, NULL, NULL, &g_blocking_reg))
+    if (register_provider(blocking_callback, NULL, &g_blocking_control, &g_blocking_reg))
         return 5;
     if (EnableTrace(1, 0x5, 4, &g_blocking_control, a)) return 6;    /* A joined, nothing blocked */
     int before = open_descriptors();
@@ -4287,8 +4249,7 @@ static int cancel_in_callback(const char *dir, int unregistering) {
     if (!ended) pthread_join(cancelled, &result);
     if (unregistering) pthread_join(enabler, NULL);
     if (pthread_create(&after, NULL, register_after, NULL) != 0) return 11;
-    int64_t deadline = wpt_mono_ms() + 10000;
-    while (!atomic_load(&g_after_done) && wpt_mono_ms() < deadline) usleep(1000);
+    wait_for(&g_after_done, 10000);
     int done = atomic_load(&g_after_done);
     int fds_kept = done && open_descriptors() == before;
     if (unregistering)
@@ -4335,32 +4296,22 @@ static int refused_view_fork(const char *dir) {
  * reply shortened, so the JOIN ends with ERROR_BUSY (the registration leaves the enable to
  * the endpoint thread); then this process forks, and another thread closes the endpoint. */
 static int cancel_join_busy(const char *dir) {
-    uint32_t slot, generation;
+    uint32_t slot;
     TRACEHANDLE a;
-    int failed = host_a_elsewhere(dir, &slot, &generation, &a);
+    int failed = a_enabled_for_none(dir, &slot, &a);
     if (failed) return failed;
-    static callback_count other;
-    if (register_counted(&g_first_control, &other)) return 5;   /* the endpoint runs */
-    if (EnableTrace(1, 0x5, 4, &g_owed_control, a)) return 6;    /* nothing registered yet */
     uint32_t host = host_of(slot);
     if (!host || kill((pid_t)host, SIGSTOP) != 0) return 7;
     wpt_host_reply_ms = 300;                /* a stopped host never answers: do not wait long */
-    sem_init(&g_cancel_held, 0, 0);
-    sem_init(&g_cancel_go, 0, 0);
-    wpt_test_point = at_join_cancelled;
-    atomic_store(&g_cancel_armed, 1);
+    arm_cancel_hold(at_join_cancelled);
     static ULONG registered = 99;
     pthread_t t, closer;
     if (pthread_create(&t, NULL, register_cancelled, &registered) != 0) return 8;
     if (wait_sem(&g_cancel_held, 10)) return 9;
-    pthread_cancel(t);
-    sem_post(&g_cancel_go);
-    void *result = NULL;
-    pthread_join(t, &result);
+    void *result = cancel_held(t);
     int forked = fork_returns();
     if (pthread_create(&closer, NULL, close_after_cancel, NULL) != 0) return 10;
-    int64_t deadline = wpt_mono_ms() + 10000;
-    while (!atomic_load(&g_cancel_closed) && wpt_mono_ms() < deadline) usleep(1000);
+    wait_for(&g_cancel_closed, 10000);
     kill((pid_t)host, SIGCONT);
     wpt_host_reply_ms = 10000;
     int closed = atomic_load(&g_cancel_closed);
@@ -4460,9 +4411,7 @@ static ULONG close_then_register(WMIDPREQUESTCODE code, PVOID context, ULONG *si
 
 static int close_then_register_mode(const char *dir) {
     TRACEHANDLE x, r;
-    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
-    TRACE_GUID_REGISTRATION reg = {&message, NULL};
-    if (RegisterTraceGuids(close_then_register, NULL, &g_first_control, 1, &reg, NULL, NULL, &r)) return 3;
+    if (register_provider(close_then_register, NULL, &g_first_control, &r)) return 3;
     if (start_private(dir, "control-races-x", &x)) return 4;
     sem_init(&g_poll_held, 0, 0);
     sem_init(&g_poll_go, 0, 0);
@@ -4530,10 +4479,8 @@ static int fork_in_copy_stays(const char *dir) {
     int failed = host_a_elsewhere(dir, &slot, &generation, &a);
     if (failed) return failed;
     if (pipe(g_stay_pipe) != 0) return 5;
-    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
-    TRACE_GUID_REGISTRATION reg = {&message, NULL};
     TRACEHANDLE r;
-    if (RegisterTraceGuids(fork_and_stay, NULL, &g_first_control, 1, &reg, NULL, NULL, &r)
+    if (register_provider(fork_and_stay, NULL, &g_first_control, &r)
         || register_counted(&g_child_served_control, &g_child_served))
         return 6;
     if (registry_enable(&g_first_control, slot) < 0) return 7;
@@ -4635,8 +4582,7 @@ static int cancel_listing(const char *dir, int which) {
     int left = open_descriptors() - before;
     pthread_t q;
     if (pthread_create(&q, NULL, query_a_once, NULL) != 0) return 5;
-    int64_t deadline = wpt_mono_ms() + 10000;
-    while (!atomic_load(&g_queried_a) && wpt_mono_ms() < deadline) usleep(1000);
+    wait_for(&g_queried_a, 10000);
     int queried = atomic_load(&g_queried_a);
     printf("listed %u cancelled %d fds_left %d queried %d query_a %u stop_a %u\n", (unsigned)g_lister_rc,
            result == PTHREAD_CANCELED, left, queried, (unsigned)g_queried_a_rc,
@@ -4771,15 +4717,11 @@ static int fork_in_copy_withheld(const char *dir) {
     TRACEHANDLE a;
     int failed = host_a_elsewhere(dir, &slot, &generation, &a);
     if (failed) return failed;
-    static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
-    TRACE_GUID_REGISTRATION reg = {&message, NULL};
     TRACEHANDLE r;
-    if (RegisterTraceGuids(fork_and_withhold, NULL, &g_first_control, 1, &reg, NULL, NULL, &r)
+    if (register_provider(fork_and_withhold, NULL, &g_first_control, &r)
         || register_counted(&g_last_control, &g_withheld_second))
         return 5;
-    int first = registry_enable(&g_first_control, slot);
-    int last = registry_enable(&g_last_control, slot);
-    if (first < 0 || first > last) return 6;
+    if (first_then_last(slot, slot)) return 6;
     ULONG reconciled = wpt_reconcile_with_registry();
     if (g_withheld_child <= 0) return 7;
     int status = 0;
@@ -4981,10 +4923,8 @@ int main(int argc, char **argv) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);     /* never outlives the test */
         if (strcmp(argv[1], "provider-impatient") == 0) wpt_registry_wait_ms = 300;
         if (strcmp(argv[1], "provider-hasty") == 0) wpt_registry_wait_ms = 50;
-        static const GUID message = {0x6a3c2f1b, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
-        TRACE_GUID_REGISTRATION reg = {&message, NULL};
         TRACEHANDLE registration;
-        if (RegisterTraceGuids(track_control, NULL, &g_silent_control, 1, &reg, NULL, NULL, &registration))
+        if (register_provider(track_control, NULL, &g_silent_control, &registration))
             return 1;
         char ready[600];
         snprintf(ready, sizeof ready, "%s/provider-ready", argv[2]);
@@ -5039,8 +4979,7 @@ int main(int argc, char **argv) {
     }
     atomic_store(&g_rounds, 0);               /* the endpoint thread is held: nothing counts */
     sem_post(&g_go);
-    int64_t deadline = wpt_mono_ms() + 10000;                  /* one whole round, then look */
-    while (atomic_load(&g_rounds) < 1 && wpt_mono_ms() < deadline) usleep(1000);
+    wait_for(&g_rounds, 10000);                  /* one whole round, then look */
     if (atomic_load(&g_rounds) < 1) return 8;
     int untouched = 0;
     for (int i = 0; i < 2 * PAIRS; i++) {
