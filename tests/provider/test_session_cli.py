@@ -591,24 +591,32 @@ def _update_after_failed_writes(tmp_path, session_name, writes_failing: int, wri
     return first, second, session, session_cli.run(update)
 
 
+def _host_log_could_not(session) -> tuple[str, list[str]]:
+    """The path of the host log of ``session`` (its handle), and its lines that say what could
+    not be done."""
+    from wpptrace.provider import sessions
+
+    log = os.path.join(sessions.runtime_directory(), f"s-{session & 0xFFFF}.log")
+    with open(log) as fh:
+        return log, [line for line in fh if "could not" in line]
+
+
 def test_update_whose_old_and_new_files_both_fail_names_both(tmp_path, session_name, capsys):
     """The old file cannot be completed and the new one cannot be started (a full disk): the
     UPDATE's one error code is the old file's, and the user heard only of that one, as if the
     session went on in the new file. The CLI names both files and says the session writes no
     file now; the host's log names both files and both errors in one line."""
-    from wpptrace.provider import session_cli, sessions
+    from wpptrace.provider import session_cli
 
     # the host: its header written, no write after it
     first, second, session, status = _update_after_failed_writes(tmp_path, session_name, 1000)
     assert status == 1
-    log = os.path.join(sessions.runtime_directory(), f"s-{session & 0xFFFF}.log")
+    log, said = _host_log_could_not(session)
     lines = capsys.readouterr().err.splitlines()
     assert lines == [f"wpptrace session update: session {session_name!r}: its previous log file {first} is "
                      f"incomplete (ERROR_DISK_FULL (112): There is not enough space on the disk.), and the "
                      f"new log file {second} could not be started (ERROR_DISK_FULL (112): There is not "
                      f"enough space on the disk.); the session writes no file now (its host log: {log})"], lines
-    with open(log) as fh:
-        said = [line for line in fh if "could not" in line]
     session_cli.stop(session_name)
     assert len(said) == 1 and said[0].rstrip().endswith(
         f"the log file {first} could not be completed (error 112), and the new log file {second} "
@@ -640,18 +648,16 @@ def test_update_whose_new_file_alone_fails_says_the_old_one_is_complete(tmp_path
     UPDATE's one code was the same as when the old file failed, and the user heard that the
     complete old file was incomplete. The CLI says the old file was completed, why the new one
     could not be started, and that the session writes no file now."""
-    from wpptrace.provider import session_cli, sessions
+    from wpptrace.provider import session_cli
 
     first, second, session, status = _update_after_failed_writes(tmp_path, session_name, 1000, writes_done=4)
     assert status == 1
-    log = os.path.join(sessions.runtime_directory(), f"s-{session & 0xFFFF}.log")
+    log, said = _host_log_could_not(session)
     lines = capsys.readouterr().err.splitlines()
     assert lines == [f"wpptrace session update: session {session_name!r}: its previous log file {first} was "
                      f"completed, but the new log file {second} could not be started (ERROR_DISK_FULL "
                      f"(112): There is not enough space on the disk.); the session writes no file now "
                      f"(its host log: {log})"], lines
-    with open(log) as fh:
-        said = [line for line in fh if "could not" in line]
     final, _ = session_cli.stop(session_name)
     assert final.LogFileName is None
     assert len(said) == 1 and said[0].rstrip().endswith(
