@@ -48,6 +48,17 @@ def _relay_through(fake: FakeCollector, recorded, repeat: int = 1) -> Relay:
     return relay
 
 
+def _relay_ended(fake: FakeCollector, recorded, repeat: int = 1) -> Relay:
+    """_relay_through ``fake``, once the relay ended (then ``fake`` is closed; also when the
+    relay hangs, which fails the test)."""
+    try:
+        relay = _relay_through(fake, recorded, repeat)
+        assert relay.wait(PATIENCE), "the relay hangs on this collector"
+    finally:
+        fake.close()
+    return relay
+
+
 @pytest.mark.parametrize("answer, repeat", [
     (_welcome_then_read_without_acknowledging, 1),
     # far more than the socket buffers hold: the relay ends up waiting for them to drain
@@ -58,12 +69,7 @@ def test_a_collector_that_takes_the_stream_but_never_acknowledges_does_not_hang_
     """Silent after END (as a collector closing the file is), a connection is dropped by the
     reply timeout and retried; the retry makes no progress either: the relay gives up after
     its linger, long before its limit."""
-    fake = FakeCollector(answer)
-    try:
-        relay = _relay_through(fake, recorded, repeat)
-        assert relay.wait(PATIENCE), "the relay hangs on a collector that never acknowledges"
-    finally:
-        fake.close()
+    relay = _relay_ended(FakeCollector(answer), recorded, repeat)
     assert relay.outcome.startswith("failed: could not deliver the stream: no progress for 1 s "
                                   "after its end")
     assert relay.stats.acknowledged == 0
@@ -77,12 +83,7 @@ def _welcome_then_acknowledge_everything(sock):
 def test_an_acknowledgement_of_what_was_never_sent_is_not_taken_as_delivery(recorded):
     """A collector that acknowledges sequences the relay never sent is broken: believing it
     would report the stream delivered while it may be nowhere."""
-    fake = FakeCollector(_welcome_then_acknowledge_everything)
-    try:
-        relay = _relay_through(fake, recorded)
-        assert relay.wait(PATIENCE)
-    finally:
-        fake.close()
+    relay = _relay_ended(FakeCollector(_welcome_then_acknowledge_everything), recorded)
     assert relay.outcome.startswith("failed: could not deliver the stream: no progress for 1 s "
                                   "after its end")
     assert relay.stats.acknowledged == 0
@@ -93,12 +94,7 @@ def _refuse_for_good(sock):
 
 
 def test_a_relay_refused_for_good_says_what_it_did_not_deliver(recorded):
-    fake = FakeCollector(_refuse_for_good)
-    try:
-        relay = _relay_through(fake, recorded)
-        assert relay.wait(PATIENCE)
-    finally:
-        fake.close()
+    relay = _relay_ended(FakeCollector(_refuse_for_good), recorded)
     assert relay.outcome == (f"refused: not this relay ({len(recorded[1])} buffers "
                              f"undelivered)")
 
@@ -112,11 +108,7 @@ def test_a_busy_collector_is_logged_once_as_a_warning_while_the_relay_retries(re
     retries: one warning, not an error per attempt."""
     caplog.set_level(logging.DEBUG, logger="wpptrace.remote.relay")
     fake = FakeCollector(_busy)
-    try:
-        relay = _relay_through(fake, recorded)
-        assert relay.wait(PATIENCE)
-    finally:
-        fake.close()
+    relay = _relay_ended(fake, recorded)
     assert fake.connections >= 2
     said = [(r.levelname, r.getMessage()) for r in caplog.records
             if "being closed" in r.getMessage()]
