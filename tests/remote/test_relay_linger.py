@@ -38,14 +38,17 @@ def _acknowledging_all_but_the_end(fake: FakeCollector):
 
 
 def _ended_relay(address, recorded, **options) -> Relay:
+    """A relay whose stream ended before it started sending: its end comes before any
+    answer of the collector (a test's clock moved on by those answers then always starts
+    counting the linger from the same point)."""
     head, buffers = recorded
     relay = Relay(address, buffer_size=len(head), name="lingering", max_backoff=0.05,
-                  **options).start()
+                  **options)
     relay.add(head)
     for buf in buffers[:4]:
         relay.add(buf)
     relay.finish()
-    return relay
+    return relay.start()
 
 
 def _run_against(serve_for, recorded, before_the_outcome=None, **options) -> tuple[Relay, int]:
