@@ -1052,3 +1052,127 @@ def test_a_file_whose_creation_was_given_up_on_and_then_failed_keeps_its_name(
         delivered = collector.sources[1]
     assert failed.path is not None and delivered.path != failed.path
     assert data_buffers(delivered.path) == buffers[:1]
+
+
+def test_a_creation_given_up_on_after_a_refused_give_up_names_the_file_it_tried_last(
+        recorded, tmp_path, monkeypatch):
+    """The first name's creation hangs; the give-up is refused (too many files given up on
+    already); the disk then answers that the name exists, so the writer moves on to the next
+    name, whose creation hangs too, and is given up on: the failed source names that file
+    (the one its thread makes once the disk answers), never the existing one it did not
+    write."""
+    from wpptrace.remote import collector as collector_module
+
+    head, _ = recorded
+    tried: list[str] = []
+    first_stuck, first_go_on = threading.Event(), threading.Event()
+    second_stuck, second_go_on = threading.Event(), threading.Event()
+
+    class FirstNameExistsSecondHangs(collector_module.EtlStreamFile):
+        def __init__(self, path, header_buffer):
+            tried.append(path)
+            if len(tried) == 1:
+                first_stuck.set()
+                first_go_on.wait(PATIENCE)
+                open(path, "xb").close()        # (made meanwhile by someone else)
+            elif len(tried) == 2:
+                second_stuck.set()
+                second_go_on.wait(PATIENCE)
+            super().__init__(path, header_buffer)
+    monkeypatch.setattr(collector_module, "EtlStreamFile", FirstNameExistsSecondHangs)
+    allowed, asked = threading.Event(), threading.Event()
+
+    def may_give_up(self, source, seconds) -> bool:
+        asked.set()
+        return allowed.is_set()
+    monkeypatch.setattr(collector_module.Collector, "_may_give_up", may_give_up)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   write_timeout=0.5) as collector:
+        relay = _open(collector.address, head, "renamed")
+        try:
+            assert first_stuck.wait(PATIENCE)
+            assert _error(relay.answer())[0] == ERROR_BUSY
+            assert asked.wait(PATIENCE)         # (refused: not given up on)
+            assert not collector._abandoned_writers
+            first_go_on.set()
+            assert second_stuck.wait(PATIENCE)
+            allowed.set()
+            assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+            (failed,) = collector.sources
+            assert failed.path == tried[1] != tried[0]
+        finally:
+            first_go_on.set()
+            second_go_on.set()
+            relay.close()
+        wait_until(lambda: all(w.finished.is_set() for w in collector._abandoned_writers),
+                   what="the given-up creation's thread")
+        assert collector.stop(PATIENCE) is None
+    assert data_buffers(tried[1]) == []
+
+
+def test_a_creation_given_up_on_as_its_name_turns_out_taken_names_no_file(
+        recorded, tmp_path, monkeypatch):
+    """The first name's creation hangs; the give-up is refused; the disk then answers that
+    the name exists (another's file), and the collector gives up on the writer before it
+    tries the next name: the failed source names no file (it made none), never the
+    existing one, which it leaves as it was."""
+    from wpptrace.remote import collector as collector_module
+
+    head, _ = recorded
+    tried: list[str] = []
+    stuck, go_on = threading.Event(), threading.Event()
+    answered, read_on = threading.Event(), threading.Event()
+
+    class ExistsAnsweredWhileGivenUpOn(Win32Error):
+        """ERROR_ALREADY_EXISTS, whose answer is read while the collector gives up."""
+
+        @property
+        def name(self):
+            answered.set()
+            read_on.wait(PATIENCE)
+            return self._name
+
+        @name.setter
+        def name(self, value):
+            self._name = value
+
+    class FirstNameExists(collector_module.EtlStreamFile):
+        def __init__(self, path, header_buffer):
+            tried.append(path)
+            if len(tried) == 1:
+                stuck.set()
+                go_on.wait(PATIENCE)
+                with open(path, "xb") as other:         # (made meanwhile by someone else)
+                    other.write(b"another's")
+                raise ExistsAnsweredWhileGivenUpOn(183, filename=path)
+            super().__init__(path, header_buffer)
+    monkeypatch.setattr(collector_module, "EtlStreamFile", FirstNameExists)
+    allowed, asked = threading.Event(), threading.Event()
+
+    def may_give_up(self, source, seconds) -> bool:
+        asked.set()
+        return allowed.is_set()
+    monkeypatch.setattr(collector_module.Collector, "_may_give_up", may_give_up)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   write_timeout=0.5) as collector:
+        relay = _open(collector.address, head, "taken")
+        try:
+            assert stuck.wait(PATIENCE)
+            assert _error(relay.answer())[0] == ERROR_BUSY
+            assert asked.wait(PATIENCE)         # (refused: not given up on)
+            go_on.set()
+            assert answered.wait(PATIENCE)
+            allowed.set()
+            assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+            (failed,) = collector.sources
+        finally:
+            go_on.set()
+            read_on.set()
+            relay.close()
+        wait_until(lambda: all(w.finished.is_set() for w in collector._abandoned_writers),
+                   what="the given-up creation's thread")
+        assert collector.stop(PATIENCE) is None
+    assert (failed.path, failed.file_error) == (None, "")
+    assert len(tried) == 1                      # (given up on: it tried no other name)
+    with open(tried[0], "rb") as other:
+        assert other.read() == b"another's"

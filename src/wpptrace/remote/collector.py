@@ -528,20 +528,23 @@ class _Source:
         disk, its file is not closed (readable up to its last header), and what it holds
         leaves the queues (the other sources are read again)."""
         writer = self.disk
-        if self.stats.path is None and writer is not None:
-            self.stats.path = writer.path           # (being made: it may exist)
-            if writer.path is not None:             # (its name stays its own, made or not)
-                _remember(self.collector._names_given_up, writer.path, None)
         reason = f"the disk made no progress for {seconds:g} s"
         if not self.write_error:
             self.write_error = reason
-            self._failed(_StorageFailed(f"cannot write {self.stats.path or 'its file'}: "
-                                        f"{reason}"))
+            named = self.stats.path or (writer.path if writer is not None else None)
+            self._failed(_StorageFailed(f"cannot write {named or 'its file'}: {reason}"))
         if writer is not None and writer._abandoned is None:
             if not self.collector._may_give_up(self, seconds):
                 return                  # (looked at again on the watch's next pass)
             writer.abandon("not closed: its thread still waits for the disk")
             self.collector._abandoned_writers.append(writer)
+            # only now: until it is given up on, a creation may still move on to another
+            # name (that one existed); given up on, it tries no other (see _create_file)
+            with writer._lock:
+                path = writer.path
+            if path is not None:                # (being made: it may exist; its name stays
+                self.stats.path = path          # its own, made or not)
+                _remember(self.collector._names_given_up, path, None)
         self.creating = False
         self.queued_data = 0
         self._release(self.queued_buffers, self.queued_bytes)
@@ -623,6 +626,8 @@ class _Source:
                                                 error)))
         elif self.have_header:
             self.written_seq = self.last_seq        # (END's sequence: the gaps before it)
+        if s.path is None:      # no file was made (nor will be): none lacks anything
+            error = ""
         unwritten = self.disk.unwritten() if self.disk is not None else 0
         with self.collector._lock:          # (``sources`` copies these together)
             s.unwritten = unwritten         # (in the header's BuffersLost too)
@@ -1081,23 +1086,30 @@ class Collector:
         this source): BASE.etl, or BASE-2.etl ... if it exists or is ``held`` (the names of
         files given up on, which their threads may yet make, and of those given up on while
         they were being made, whatever came of it); each name tried is the writer's ``path``
-        meanwhile (once given up on, it tries no other). ProtocolError if none can be made."""
+        while it is tried, and none after it failed (once given up on, it tries no other).
+        ProtocolError if none can be made."""
         for attempt in range(1, _NAMES_TRIED + 1):
             path = os.path.join(self.output_dir, base + ("" if attempt == 1 else f"-{attempt}")
                                 + ".etl")
             if path in held:
                 continue
-            writer.path = path
+            with writer._lock:      # (a give-up reads the name under it)
+                if writer._abandoned is not None:   # (its source names no file of it)
+                    raise _StorageFailed("cannot write its file: given up on while it was "
+                                         "being made")
+                writer.path = path
             try:
                 return EtlStreamFile(path, header)
-            except Win32Error as exc:
-                if exc.name == "ERROR_ALREADY_EXISTS" and writer._abandoned is None:
-                    continue        # (given up on: the name its source reports, or none)
-                if exc.name in ("ERROR_BAD_FORMAT", "ERROR_BAD_LENGTH"):
+            except OSError as exc:
+                with writer._lock:      # a creation that failed left nothing (an existing
+                    writer.path = None  # file is another's): no name is its own until the
+                    given_up = writer._abandoned is not None    # next one is tried
+                name = exc.name if isinstance(exc, Win32Error) else ""
+                if name == "ERROR_ALREADY_EXISTS" and not given_up:
+                    continue
+                if name in ("ERROR_BAD_FORMAT", "ERROR_BAD_LENGTH"):
                     raise P.ProtocolError("the header buffer does not start with a "
                                           "log-file header record") from None
-                raise _storage_failed(path, exc) from None
-            except OSError as exc:
                 raise _storage_failed(path, exc) from None
         first = os.path.join(self.output_dir, base + ".etl")
         raise _StorageFailed(f"cannot write {first}: it and the {_NAMES_TRIED - 1} names "
