@@ -735,13 +735,15 @@ def test_a_file_given_up_on_after_end_is_not_closed_as_a_clean_stop(recorded, tm
     assert (source.ended, source.stopped) == (False, False)     # as the header says
 
 
-def test_a_write_under_way_when_its_file_was_given_up_on_that_fails_later_is_counted_alike(
-        recorded, tmp_path, monkeypatch):
+def test_a_write_under_way_when_its_file_was_given_up_on_that_fails_later_is_counted(
+        recorded, tmp_path, monkeypatch, caplog):
     """As above, but the write under way when the file was given up on fails once the disk
-    answers: the stats were final then, and the file's header counts the same buffers lost
-    (those dropped when it was given up on), not one more."""
+    answers: the stats were final then (the buffers dropped when it was given up on), but
+    the file's header counts what the file lacks, that buffer too, and the difference is
+    said."""
     head, buffers = recorded
     disk = _StuckWrite(monkeypatch)
+    caplog.set_level(logging.WARNING, logger="wpptrace.remote.collector")
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
                    write_timeout=PATIENCE) as collector:
         with _relay(collector, disk, head, "laterfail") as relay:
@@ -755,8 +757,13 @@ def test_a_write_under_way_when_its_file_was_given_up_on_that_fails_later_is_cou
             assert writer.finished.wait(PATIENCE)
         source = _one_source(collector)
     h = header(source.path)
-    assert (h.end_time, h.buffers_written, h.buffers_lost) == (0, 1, 3)
-    assert (source.lost, source.unwritten, source.stopped) == (h.buffers_lost, 3, False)
+    assert (h.end_time, h.buffers_written, h.buffers_lost) == (0, 1, 4)
+    assert data_buffers(source.path) == []
+    assert (source.lost, source.unwritten, source.stopped) == (3, 3, False)
+    said = [r.getMessage() for r in caplog.records if "under way" in r.getMessage()]
+    assert said == [f"{source.path}: the write under way when it was given up on failed once "
+                    f"the disk answered: its header counts 4 buffers not written, 1 more than "
+                    f"its source's summary said"]
 
 
 def test_a_write_that_fails_after_end_leaves_a_file_and_stats_that_say_no_clean_stop(

@@ -150,8 +150,9 @@ class _DiskWriter:
         self._not_written = 0
         #: ... and dropped from the queue when it was given up on (``abandon``)
         self._dropped = 0
-        #: the two above as of when it was given up on: what the source's stats say and what
-        #: its file's header says too, however the write under way then turns out
+        #: the two above as of when it was given up on: what the source's stats say (its
+        #: file's header says what the file lacks once its thread is done: one more if the
+        #: write under way then fails, which is said then)
         self._unwritten_given_up: Optional[int] = None
         #: the EndTime its file was closed with (None: not closed, or no file made)
         self.end_time_written: Optional[int] = None
@@ -209,7 +210,7 @@ class _DiskWriter:
         """Buffers handed to it that its file lacks (failed or skipped, or dropped when it
         was given up on): what its close adds to the header's BuffersLost (final once the
         close is settled; for a writer given up on, as of then: a write under way then
-        that fails later is not counted, in the header as in the stats)."""
+        that fails later is counted in the header, and said, but not here)."""
         with self._lock:
             if self._unwritten_given_up is not None:
                 return self._unwritten_given_up
@@ -276,7 +277,14 @@ class _DiskWriter:
         error = "closing it failed"     # (what a BaseException leaves: still settled)
         try:
             if self._file is not None:  # (none was made: nothing to close)
-                missing = self.unwritten()
+                with self._lock:        # what the file lacks (the header says it exactly) ...
+                    missing = self._not_written + self._dropped
+                    said = self._unwritten_given_up     # ... and what its source said
+                if said is not None and missing > said:
+                    log.warning("%s: the write under way when it was given up on failed once "
+                                "the disk answered: its header counts %d buffers not written, "
+                                "%d more than its source's summary said", self._file.path,
+                                missing, missing - said)
                 if missing or self._abandoned is not None:
                     # a file that lacks buffers of its stream (or that was given up on: a
                     # write under way then may have failed) is not a session that stopped
