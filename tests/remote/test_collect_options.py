@@ -56,12 +56,10 @@ def test_a_bad_bound_is_one_line_and_exit_status_2(tmp_path, monkeypatch, capsys
 
 
 class _NotListening:
-    """A collector that records its options and cannot listen (``wpptrace collect`` exits
-    with status 1 at once)."""
-    made: list = []
+    """A collector that cannot listen (``wpptrace collect`` exits with status 1 at once)."""
 
     def __init__(self, listen, **options):
-        self.made.append(options)
+        pass
 
     def start(self):
         raise OSError("not listening in this test")
@@ -69,17 +67,38 @@ class _NotListening:
 
 def test_the_bounds_reach_the_collector(tmp_path, monkeypatch, capsys):
     made = []
-    monkeypatch.setattr(_NotListening, "made", made)
-    monkeypatch.setattr(collector_module, "Collector", _NotListening)
+
+    class NotListening(collector_module.Collector):
+        """The real collector's bounds, as it took them; it cannot listen (status 1)."""
+
+        def start(self):
+            made.append((self.max_queued_per_source, self.max_queued, self.write_timeout))
+            raise OSError("not listening in this test")
+    monkeypatch.setattr(collector_module, "Collector", NotListening)
     assert _collect(tmp_path, "--max-queued-per-source-mb", "2", "--max-queued-mb", "3",
                     "--write-timeout", "7.5") == 1
     assert _collect(tmp_path) == 1
     # a total below the per-source default, alone: the per-source bound is the total
     assert _collect(tmp_path, "--max-queued-mb", "2", "--write-timeout", "1") == 1
-    bounds = [(o["max_queued_per_source"], o["max_queued"], o["write_timeout"]) for o in made]
-    assert bounds == [(2 << 20, 3 << 20, 7.5), (4 << 20, 64 << 20, 60.0),
-                      (2 << 20, 2 << 20, 1.0)]
+    assert made == [(2 << 20, 3 << 20, 7.5), (4 << 20, 64 << 20, 60.0),
+                    (2 << 20, 2 << 20, 1.0)]
     assert capsys.readouterr().err.count("cannot listen on 127.0.0.1:0") == 3
+
+
+def test_the_per_source_default_is_the_librarys(tmp_path, monkeypatch, capsys):
+    """Without --max-queued-per-source-mb the collector's own default applies (one value,
+    kept in the library): the command line does not repeat it."""
+    made = []
+
+    class NotListening(collector_module.Collector):
+        def start(self):
+            made.append(self.max_queued_per_source)
+            raise OSError("not listening in this test")
+    monkeypatch.setattr(collector_module, "Collector", NotListening)
+    monkeypatch.setattr(collector_module, "_QUEUED_PER_SOURCE", 3 << 20)
+    assert _collect(tmp_path) == 1
+    assert _collect(tmp_path, "--max-queued-mb", "2") == 1
+    assert made == [3 << 20, 2 << 20]
 
 
 @pytest.mark.parametrize("options, said", [

@@ -106,14 +106,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         in_all = _whole(args.max_queued_mb, "--max-queued-mb")
-        per_source = (min(4, in_all) if args.max_queued_per_source_mb is None else
+        per_source = (None if args.max_queued_per_source_mb is None else   # (the library's)
                       _whole(args.max_queued_per_source_mb, "--max-queued-per-source-mb"))
         write_timeout = seconds(args.write_timeout, "--write-timeout", least=1.0)
         max_file = _whole(args.max_file_mb, "--max-file-mb")
     except ValueError as exc:
         complain(PROG, exc)
         return 2
-    if per_source > in_all:
+    if per_source is not None and per_source > in_all:
         complain(PROG, f"--max-queued-per-source-mb {per_source} is more than --max-queued-mb "
                        f"{in_all}, the bound of all sources together")
         return 2
@@ -177,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
                           max_per_network=args.max_per_network,
                           max_buffer_size=args.max_buffer_kb * 1024, timeout=args.timeout,
                           resume_window=args.resume_window,
-                          max_queued_per_source=per_source << 20, max_queued=in_all << 20,
+                          max_queued_per_source=None if per_source is None else per_source << 20,
+                          max_queued=in_all << 20,
                           max_file_size=max_file << 20,
                           write_timeout=write_timeout, on_source_end=on_end)
     try:
