@@ -36,16 +36,18 @@ def _welcome_then_never_read(sock):
 
 
 def _relay_through(fake: FakeCollector, recorded, repeat: int = 1) -> Relay:
+    """A relay whose stream ended before it started sending (what it says it left
+    undelivered is then the whole stream, however soon the collector answers)."""
     header, buffers = recorded
     relay = Relay(fake.address, buffer_size=len(header), name="hostile-collector", linger=1.0,
                   linger_limit=PATIENCE / 4, connect_timeout=2.0, max_backoff=0.2,
-                  max_queue=100_000, reply_timeout=1.0).start()
+                  max_queue=100_000, reply_timeout=1.0)
     relay.add(header)
     for _ in range(repeat):
         for buf in buffers:
             relay.add(buf)
     relay.finish()
-    return relay
+    return relay.start()
 
 
 def _relay_ended(fake: FakeCollector, recorded, repeat: int = 1) -> Relay:
