@@ -179,6 +179,10 @@ static inline uint32_t wpt_current_pid(void) {
 void     wpt_set_last_error(ULONG code);
 /* Start time of a process (/proc/<pid>/stat field 22), 0 if it is gone or a zombie. */
 uint64_t wpt_process_start(uint32_t pid);
+/* 1 if process `pid` runs and began at `start` (a wpt_process_start), 0 if it is gone or another
+ * process has its pid, -1 if /proc could not tell (no descriptor or memory left): never taken
+ * for gone, which frees the entries of live sessions. */
+int      wpt_process_is(uint32_t pid, uint64_t start);
 int      wpt_thread_gone(uint32_t tid);
 /* Fault injection for tests: the next `count` allocations fail (wpptrace_debug_fail_allocations). */
 int      wpt_injected_failure(void);
@@ -745,6 +749,8 @@ wpt_registry *wpt_registry_lock_patiently(int exclusive, ULONG *rc);
 void wpt_registry_unlock(void);
 /* Does the entry name a session whose process is still there? */
 int  wpt_reg_alive(const wpt_reg_logger *e);
+/* This process's start (wpt_process_start), read once per process; 0 while it could not be. */
+uint64_t wpt_own_start(void);
 /* A new enable version: later than every earlier one on this machine (CLOCK_MONOTONIC). */
 uint64_t wpt_next_version(wpt_registry *reg);
 void wpt_registry_fork_prepare(void);   /* its directory lock: taken last, a leaf */

@@ -221,6 +221,19 @@ uint64_t wpt_process_start(uint32_t pid) {
     return start ? start : 1;
 }
 
+int wpt_process_is(uint32_t pid, uint64_t start) {
+    if (!pid) return 0;
+    uint64_t now = 0;
+    errno = 0;
+    char state = proc_stat(pid, &now);
+    if (!state) {
+        int e = errno;
+        return e == EMFILE || e == ENFILE || e == ENOMEM || e == ENOBUFS || e == EAGAIN || e == EINTR ? -1 : 0;
+    }
+    if (state == 'Z' || state == 'X') return 0;
+    return (now ? now : 1) == start;
+}
+
 int wpt_thread_gone(uint32_t tid) {
     char state = proc_stat(tid, NULL);
     return !state || state == 'Z' || state == 'X';

@@ -242,7 +242,7 @@ static ULONG claim_slot(const char *name, int kernel, uint32_t mode, uint32_t cl
         if (e->state == WPT_FREE) continue;
         if (!wpt_reg_alive(e)) {
             GUID unused[1];
-            wpt_registry_forget(reg, i, unused, 0);     /* its process is gone (or looks so) */
+            wpt_registry_forget(reg, i, unused, 0);     /* its process is gone */
             continue;
         }
         /* a name is unique among shared sessions and this process's private ones (private
@@ -265,7 +265,7 @@ static ULONG claim_slot(const char *name, int kernel, uint32_t mode, uint32_t cl
     e->generation++;        /* whole in requests (wpt_for_session); handles carry 8 bits */
     e->state = WPT_STARTING;
     e->host_pid = me;
-    e->host_start = wpt_process_start(me);
+    e->host_start = wpt_own_start();
     e->flags = (priv ? WPT_REG_PRIVATE : 0) | ((mode & EVENT_TRACE_REAL_TIME_MODE) ? WPT_REG_REALTIME : 0);
     e->log_file_mode = mode;
     e->clock_type = clock;

@@ -289,9 +289,14 @@ int wpt_handle_displaced(TRACEHANDLE h, const wpt_reg_logger *e) {
 }
 
 /* Is `mine` (an entry of a dropped registry) a session this process still runs, a private
- * one or the one this host runs? */
+ * one or the one this host runs? Told from this process's own state, never from /proc (a
+ * process at its descriptor limit cannot read it, and a session that runs on was taken for
+ * one that stopped): the entry is this process's (its pid, its start if known) and the
+ * session of its slot here is still the one of that generation. */
 static int still_ours(const wpt_reg_logger *mine, uint32_t slot) {
-    if (mine->state == WPT_FREE || mine->host_pid != wpt_current_pid() || !wpt_reg_alive(mine)) return 0;
+    if (mine->state == WPT_FREE || mine->host_pid != wpt_current_pid()) return 0;
+    uint64_t start = wpt_own_start();
+    if (start && mine->host_start != start) return 0;       /* an earlier process of our pid */
     wpt_session *s = &wpt_sessions[slot];
     return atomic_load(&s->role) != WPT_ROLE_NONE && s->registry_generation == mine->generation;
 }
@@ -379,6 +384,7 @@ static ULONG open_registry(int64_t deadline) {
     }
     ULONG checked = ensure_dir();
     if (checked != ERROR_SUCCESS) return checked;
+    (void)wpt_own_start();        /* read while descriptors are to be had: claims record it */
     int fd = openat(g_dir_fd, "registry", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return errno == EACCES ? ERROR_ACCESS_DENIED : ERROR_BAD_PATHNAME;
     struct stat st;
@@ -502,10 +508,30 @@ void wpt_registry_after_fork(void) {
     atomic_store(&g_sessions_displaced, 0);
 }
 
+/* Gone only if /proc says so: an entry whose process could not be looked up (no descriptor
+ * left) is alive, as freeing it would hand a live session's LoggerId and socket to another.
+ * This process's own entries are told without /proc. */
 int wpt_reg_alive(const wpt_reg_logger *e) {
     if (e->state == WPT_FREE || !e->host_pid) return 0;
-    uint64_t start = wpt_process_start(e->host_pid);
-    return start && start == e->host_start;
+    if (e->host_pid == wpt_current_pid()) {
+        uint64_t own = wpt_own_start();
+        if (own) return e->host_start == own;
+    }
+    return wpt_process_is(e->host_pid, e->host_start) != 0;
+}
+
+static _Atomic uint64_t g_own_start;
+static _Atomic uint32_t g_own_start_pid;       /* whose start it is (a forked child reads its own) */
+
+uint64_t wpt_own_start(void) {
+    uint32_t me = wpt_current_pid();
+    if (atomic_load(&g_own_start_pid) == me) return atomic_load(&g_own_start);
+    uint64_t start = wpt_process_start(me);
+    if (start) {
+        atomic_store(&g_own_start, start);
+        atomic_store(&g_own_start_pid, me);
+    }
+    return start;
 }
 
 uint64_t wpt_next_version(wpt_registry *reg) {

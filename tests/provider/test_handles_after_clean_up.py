@@ -1,0 +1,139 @@
+"""Handles and registry entries across a clean-up of the runtime directory: the registry made
+again counts claims from the start, so its sessions get the LoggerIds and generations of the old
+one's; a handle handed out before names no session of another process by that value. A process
+that cannot read /proc (no descriptor left) takes no live session for gone."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+_COMMON = textwrap.dedent("""
+    import os, resource, shutil, subprocess, sys, threading, time, uuid
+    import wpptrace.provider as P
+    from wpptrace.provider.sessions import list_sessions, providers, session_info
+    runtime, out = sys.argv[1:3]
+    GUID = uuid.UUID("0f1d2c3b-4a59-4867-8e7d-6c5b4a392817")
+    PRIVATE = P.EVENT_TRACE_PRIVATE_LOGGER_MODE | P.EVENT_TRACE_PRIVATE_IN_PROC
+
+    def props(name, mode=PRIVATE):
+        return P.EVENT_TRACE_PROPERTIES(LogFileName=os.path.join(out, name + ".etl"), LogFileMode=mode)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "wpptrace", "session", *args], capture_output=True).returncode
+
+    def query(handle):
+        try:
+            return P.ControlTrace(handle, None, props("q"), P.EVENT_TRACE_CONTROL_QUERY).LoggerName
+        except P.Win32Error as exc:
+            return exc.name
+
+    def stop(handle):
+        try:
+            return P.ControlTrace(handle, None, props("q"), P.EVENT_TRACE_CONTROL_STOP).LoggerName
+        except P.Win32Error as exc:
+            return exc.name
+
+    def enable(handle):
+        try:
+            P.EnableTrace(True, 0, 4, GUID, handle)
+            return "enabled"
+        except P.Win32Error as exc:
+            return exc.name
+
+    def enabled_on():
+        return [p.logger_id for p in providers() if p.guid == GUID and p.enabled]
+
+    def names():
+        return sorted(p.LoggerName for p, _ in list_sessions())
+
+    def gone(pid):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] in "ZX"
+        except FileNotFoundError:
+            return True
+
+    def without_descriptors(call):
+        # every descriptor taken (as an application at its limit): /proc cannot be opened
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        held = []
+        try:
+            while True:
+                held.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError:
+            pass
+        try:
+            return call()
+        finally:
+            for fd in held:
+                os.close(fd)
+""")
+
+def _run(script: str, tmp_path, timeout: int = 120) -> subprocess.CompletedProcess:
+    runtime = tmp_path / "rt"
+    env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
+    return subprocess.run([sys.executable, "-c", script, str(runtime), str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _cli(tmp_path, *args: str) -> int:
+    env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(tmp_path / "rt"))
+    return subprocess.run([sys.executable, "-m", "wpptrace", "session", *args], env=env,
+                          capture_output=True, timeout=60).returncode
+
+
+_DISPLACED = _COMMON + textwrap.dedent("""
+    a = P.StartTrace("displaced-a", props("a"))
+    shutil.rmtree(runtime)                   # a clean-up of /tmp took it, with the registry
+    print(cli("start", "other-b", "-f", os.path.join(out, "b.etl")), names())   # LoggerId 1 taken first
+""")
+
+_NO_PROC_FOR_OURS = _DISPLACED + textwrap.dedent("""
+    # any exclusive use of the registry looks again at the session left out
+    print(without_descriptors(lambda: enable((1 << 24) | 2)))
+    print(names(), query(a))                 # ours still runs: the other session stays unlisted here
+    print(stop(a), names(), cli("stop", "other-b"))
+""")
+
+
+def test_a_session_left_out_is_not_forgotten_when_proc_cannot_be_read(tmp_path):
+    """A session of this process left out of the registry made again runs on; the registry is
+    used while the process has no descriptor left to read /proc. It was taken for stopped and
+    forgotten: the other session of its LoggerId was listed, with this session's properties
+    (its handle named this session). Whether it runs is told from this process's own state."""
+    try:
+        done = _run(_NO_PROC_FOR_OURS, tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split("\n") == ["0 []", "ERROR_INVALID_HANDLE", "[] displaced-a",
+                                           "displaced-a ['other-b'] 0", ""], done.stdout
+    finally:
+        _cli(tmp_path, "stop", "other-b")
+
+
+_NO_PROC_FOR_OTHERS = _COMMON + textwrap.dedent("""
+    print(cli("start", "other-c", "-f", os.path.join(out, "c.etl")), names())
+    def start():
+        try:
+            P.StartTrace("mine", props("mine"))
+            return "started"
+        except P.Win32Error as exc:
+            return "refused"
+    without_descriptors(start)               # its claim of a slot looks at every entry
+    print(names(), cli("query", "other-c"))
+""")
+
+
+def test_a_claim_without_descriptors_frees_no_live_session(tmp_path):
+    """StartTrace while the process has no descriptor left to read /proc: every other process's
+    session looked gone, and the claim freed their entries and removed their sockets (the
+    sessions could no longer be found, and their hosts stopped). An entry whose process cannot be
+    looked up is alive."""
+    try:
+        done = _run(_NO_PROC_FOR_OTHERS, tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split("\n") == ["0 ['other-c']", "['other-c'] 0", ""], done.stdout
+    finally:
+        _cli(tmp_path, "stop", "other-c")
+
