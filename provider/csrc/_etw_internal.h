@@ -279,8 +279,10 @@ static inline uint8_t wpt_handle_generation(TRACEHANDLE h) { return (uint8_t)(h 
  * of the last session it handed a handle out for (StartTrace, ControlTrace, QueryAllTraces,
  * ControlCallbacks; etw_registry.c): a handle it gave out for an older session than the one
  * its slot holds now, and none for that one, is stale (wpt_handle_stale), not the newer
- * session's. A handle of the same value it also got for the newer session cannot be told
- * from it; nor one this process never handed out (it is taken as it names). */
+ * session's. So is every value handed out before a clean-up removed the registry, but its own
+ * sessions' that run on, and a stopped session's left out of the registry made again. A handle
+ * of the same value it also got for the newer session cannot be told from it; nor one this
+ * process never handed out (it is taken as it names). */
 void wpt_handle_issued(uint32_t slot, uint32_t generation);
 int  wpt_handle_stale(TRACEHANDLE h, uint32_t generation);
 
@@ -703,7 +705,9 @@ typedef struct {
 /* 1 if `h` is the handle of a session of this process that a registry made again after a
  * clean-up left out (another session took its slot there first) and `e` (the registry's entry
  * of h's slot, registry locked) is not that session: the other session's handle may have the
- * same value, but in this process that value names its own session, stopped or not. */
+ * same value, but in this process that value names its own session while it runs or stops.
+ * Once it stopped the value is stale (wpt_handle_stale) and names no session, until a listing
+ * or a lookup hands it out for the other session. */
 int  wpt_handle_displaced(TRACEHANDLE h, const wpt_reg_logger *e);
 
 typedef struct {

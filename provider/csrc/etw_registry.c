@@ -301,6 +301,21 @@ static int still_ours(const wpt_reg_logger *mine, uint32_t slot) {
     return atomic_load(&s->role) != WPT_ROLE_NONE && s->registry_generation == mine->generation;
 }
 
+static void make_stale_all_but(uint32_t slot, uint32_t keep, uint32_t keep_too);
+
+/* A registry a clean-up removed: the one made since counts claims from the start, so its
+ * sessions get the LoggerIds and generations of the old one's, and a handle this process was
+ * handed for a session of the old one has the value of another session there (another
+ * process's). Every such value is stale from now on, but those of this process's sessions
+ * that run on (put back, or left out: see wpt_handle_displaced): a listing or a lookup by name
+ * hands it out again for the new session. */
+static void make_dropped_handles_stale(const wpt_registry *old) {
+    for (uint32_t slot = 0; slot < WPPTRACE_MAX_SESSIONS; slot++) {
+        const wpt_reg_logger *mine = &old->loggers[slot];
+        make_stale_all_but(slot, still_ours(mine, slot) ? mine->generation : 0, g_displaced_generation[slot]);
+    }
+}
+
 /* Write this process's session of slot `slot` (its entry in `old`) into `reg` with its
  * enables: 1 if done. Not while the slot is another live session's, nor once the slot's count
  * of claims in `reg` reached the session's generation: the count would go back, and a later
@@ -334,6 +349,7 @@ static int put_back(const wpt_registry *old, wpt_registry *reg, uint32_t slot) {
  * once (the host's log, wpptrace_sessions_displaced), its handle never taken for the other
  * session, and it is put back as soon as its slot allows (put_back_displaced). */
 static void republish_own(const wpt_registry *old, wpt_registry *reg) {
+    make_dropped_handles_stale(old);
     for (uint32_t slot = 0; slot < WPPTRACE_MAX_SESSIONS; slot++) {
         const wpt_reg_logger *mine = &old->loggers[slot];
         if (!still_ours(mine, slot) || put_back(old, reg, slot)) continue;
@@ -575,9 +591,26 @@ size_t wpt_registry_forget(wpt_registry *reg, uint32_t slot, GUID *guids, size_t
  * handle out for (0: none; the first claim of a slot is generation 1). */
 static _Atomic uint32_t g_issued[WPPTRACE_MAX_SESSIONS][256];
 
+/* A value made stale by a session that stopped (left out of the registry, see forget_displaced)
+ * or by a clean-up (make_dropped_handles_stale): only a handout the registry backs (StartTrace,
+ * a lookup, a listing) names a session by it again. */
+#define WPT_HANDLE_STALE UINT32_MAX
+
 void wpt_handle_issued(uint32_t slot, uint32_t generation) {
     if (slot < WPPTRACE_MAX_SESSIONS && generation)
         atomic_store_explicit(&g_issued[slot][generation & 0xFFu], generation, memory_order_relaxed);
+}
+
+/* Every value of `slot` handed out stale, but the generations `keep` and `keep_too` (0: none;
+ * g_lock held). */
+static void make_stale_all_but(uint32_t slot, uint32_t keep, uint32_t keep_too) {
+    for (uint32_t v = 0; v < 256; v++) {
+        uint32_t now = atomic_load_explicit(&g_issued[slot][v], memory_order_relaxed);
+        /* a value handed out meanwhile (a new session's) is left alone */
+        if (now && now != keep && now != keep_too)
+            atomic_compare_exchange_strong_explicit(&g_issued[slot][v], &now, WPT_HANDLE_STALE,
+                                                    memory_order_relaxed, memory_order_relaxed);
+    }
 }
 
 /* A displaced session of this process gone (stopped, or the parent's in a forked child): the
@@ -587,7 +620,7 @@ static void forget_displaced(uint32_t slot) {
     uint32_t mine = g_displaced_generation[slot];
     if (!mine) return;
     g_displaced_generation[slot] = 0;
-    atomic_store_explicit(&g_issued[slot][mine & 0xFFu], UINT32_MAX, memory_order_relaxed);
+    atomic_store_explicit(&g_issued[slot][mine & 0xFFu], WPT_HANDLE_STALE, memory_order_relaxed);
 }
 
 int wpt_handle_stale(TRACEHANDLE h, uint32_t generation) {

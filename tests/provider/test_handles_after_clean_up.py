@@ -71,6 +71,21 @@ _COMMON = textwrap.dedent("""
                 os.close(fd)
 """)
 
+_HOSTED = _COMMON + textwrap.dedent("""
+    old = P.StartTrace("hosted-s", props("s", P.EVENT_TRACE_FILE_MODE_SEQUENTIAL))
+    host = session_info(handle=old).host_pid
+    shutil.rmtree(runtime)                   # a clean-up of /tmp: its host ends
+    deadline = time.monotonic() + 60
+    while not gone(host) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    shutil.rmtree(runtime, ignore_errors=True)   # whatever the ending host made again
+    print(gone(host), cli("start", "other-r", "-f", os.path.join(out, "r.etl")))
+    # another process's session, in the same slot with the same generation as ours had
+    print(session_info("other-r").logger_id == old & 0xFFFF)
+    print(query(old), enable(old), enabled_on(), stop(old))
+""")
+
+
 def _run(script: str, tmp_path, timeout: int = 120) -> subprocess.CompletedProcess:
     runtime = tmp_path / "rt"
     env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
@@ -82,6 +97,22 @@ def _cli(tmp_path, *args: str) -> int:
     env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(tmp_path / "rt"))
     return subprocess.run([sys.executable, "-m", "wpptrace", "session", *args], env=env,
                           capture_output=True, timeout=60).returncode
+
+
+def test_a_handle_from_before_a_clean_up_does_not_reach_a_new_session_of_its_value(tmp_path):
+    """A hosted session's handle, its host ended by a clean-up of the runtime directory; another
+    process starts a session in the registry made again, which gets the same LoggerId and
+    generation. The old handle is not that session's: QUERY finds no session, EnableTrace
+    refuses it (no enable lands on the other session), STOP leaves the other session running."""
+    try:
+        done = _run(_HOSTED, tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split("\n") == [
+            "True 0", "True",
+            "ERROR_WMI_INSTANCE_NOT_FOUND ERROR_INVALID_HANDLE [] ERROR_WMI_INSTANCE_NOT_FOUND", ""], done.stdout
+        assert _cli(tmp_path, "query", "other-r") == 0           # still runs after that process ended
+    finally:
+        _cli(tmp_path, "stop", "other-r")
 
 
 _DISPLACED = _COMMON + textwrap.dedent("""
