@@ -284,6 +284,9 @@ static inline uint8_t wpt_handle_generation(TRACEHANDLE h) { return (uint8_t)(h 
  * of the same value it also got for the newer session cannot be told from it; nor one this
  * process never handed out (it is taken as it names). */
 void wpt_handle_issued(uint32_t slot, uint32_t generation);
+/* The same for the handle a ControlCallback is given, which never undoes a stale mark: its
+ * session may have stopped since the call was queued (see etw_registry.c). */
+void wpt_handle_seen(uint32_t slot, uint32_t generation);
 int  wpt_handle_stale(TRACEHANDLE h, uint32_t generation);
 
 /* ---- buffers (etw_buffers.c) ---- */

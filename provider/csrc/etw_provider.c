@@ -349,7 +349,7 @@ static void pending_run_confirmed(pending_list *l) {
             w.ClientContext = c->clock;
             w.Flags = WNODE_FLAG_TRACED_GUID;
             ULONG size = sizeof w;
-            wpt_handle_issued(wpt_handle_slot(c->logger), c->generation);
+            wpt_handle_seen(wpt_handle_slot(c->logger), c->generation);
             run_callback(l, i, &w, &size);
         }
         pthread_mutex_lock(&g_reg_lock);

@@ -601,6 +601,19 @@ void wpt_handle_issued(uint32_t slot, uint32_t generation) {
         atomic_store_explicit(&g_issued[slot][generation & 0xFFu], generation, memory_order_relaxed);
 }
 
+/* A ControlCallback's handle: it is the session's the enable named when it was queued, which
+ * may have stopped before the callback runs (no lock is held then). A value made stale
+ * meanwhile stays so: the compare-and-swap never writes over the mark, whichever comes first. */
+void wpt_handle_seen(uint32_t slot, uint32_t generation) {
+    if (slot >= WPPTRACE_MAX_SESSIONS || !generation) return;
+    _Atomic uint32_t *at = &g_issued[slot][generation & 0xFFu];
+    uint32_t now = atomic_load_explicit(at, memory_order_relaxed);
+    while (now != WPT_HANDLE_STALE && now != generation
+           && !atomic_compare_exchange_weak_explicit(at, &now, generation, memory_order_relaxed,
+                                                     memory_order_relaxed)) {
+    }
+}
+
 /* Every value of `slot` handed out stale, but the generations `keep` and `keep_too` (0: none;
  * g_lock held). */
 static void make_stale_all_but(uint32_t slot, uint32_t keep, uint32_t keep_too) {

@@ -168,3 +168,29 @@ def test_a_claim_without_descriptors_frees_no_live_session(tmp_path):
     finally:
         _cli(tmp_path, "stop", "other-c")
 
+
+_LATE_CALLBACK = _DISPLACED + textwrap.dedent("""
+    called = threading.Event()
+    P.RegisterTraceGuids(lambda code, context, buffer: called.set() or 0, None, GUID)
+    print(stop(a))                           # (no listing here: it hands the value out for the other)
+    # the other session (LoggerId and generation as ours had) enables this process's provider:
+    # its ControlCallback gets the very value of our stopped session's handle
+    print(cli("enable", "other-b", "--guid", str(GUID)), called.wait(60), query(a), enable(a))
+    print(cli("stop", "other-b"))
+""")
+
+
+def test_a_controlcallback_does_not_make_a_stopped_sessions_handle_name_another(tmp_path):
+    """A session left out of the registry made again stopped: its handle is stale, though the
+    other session of its LoggerId has the same value. A ControlCallback for the other session
+    (or one queued for ours and run after it stopped) made the value this process's handle of
+    the other session again: the stopped session's handle then queried and enabled it."""
+    try:
+        done = _run(_LATE_CALLBACK, tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split("\n") == [
+            "0 []", "displaced-a",
+            "0 True ERROR_WMI_INSTANCE_NOT_FOUND ERROR_INVALID_HANDLE", "0", ""], done.stdout
+    finally:
+        _cli(tmp_path, "stop", "other-b")
+
