@@ -417,6 +417,9 @@ enum {
                                           * its caller has not used it yet */
     WPT_POINT_RUNTIME_DIR_OPENING = 44,  /* the runtime directory's parent is open (its lock
                                           * held), the directory not opened yet */
+    WPT_POINT_PRIVATE_STOPPED = 47,      /* a private session's STOP stopped it: it says
+                                          * STOPPING, its role and registry entry are not let go
+                                          * yet (the control lock held by this thread) */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

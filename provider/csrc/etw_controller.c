@@ -491,6 +491,7 @@ static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code
         /* stopped all the same if its file failed; the flush of the file to the disk is left
          * to the caller, once the control lock is released (it may take long) */
         rc = wpt_session_stop_unsynced(s, sync_fd);
+        WPT_TEST_POINT(WPT_POINT_PRIVATE_STOPPED);
         break;
     }
     wpt_wire_props w;

@@ -9,6 +9,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+import wpptrace.provider as P
+
 _COMMON = textwrap.dedent("""
     import os, resource, shutil, subprocess, sys, threading, time, uuid
     import wpptrace.provider as P
@@ -194,3 +198,28 @@ def test_a_controlcallback_does_not_make_a_stopped_sessions_handle_name_another(
     finally:
         _cli(tmp_path, "stop", "other-b")
 
+
+@pytest.fixture(scope="module")
+def displaced_stopping(build_c_program_with_test_points):
+    here = os.path.dirname(__file__)
+    with open(os.path.join(here, "displaced_stopping.c")) as f:
+        return build_c_program_with_test_points("displaced_stopping", f.read())
+
+
+def test_enabletrace_refuses_a_left_out_sessions_handle_while_it_stops(displaced_stopping, tmp_path):
+    """A private session left out of the registry made again after a clean-up (another
+    process's session took its LoggerId there first, with the same generation) is STOPPING:
+    it is not found as running here, and its handle is not stale yet. EnableTrace on its handle
+    then (from the thread stopping it, which holds the control lock) enabled the provider on the
+    other process's session; it is refused, and the other session runs on."""
+    runtime = tmp_path / "rt"
+    try:
+        done = subprocess.run([str(displaced_stopping), str(runtime), str(tmp_path), sys.executable],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (done.returncode, done.stderr)
+        out = done.stdout.split()
+        assert dict(zip(out[::2], map(int, out[1::2]))) == {
+            "displaced": 1, "other_id": 1, "enable": P._lib.ERROR_INVALID_HANDLE, "stopping": 1, "held_by": 0,
+            "other": 0}
+    finally:
+        _cli(tmp_path, "stop", "other-b")
