@@ -944,6 +944,10 @@ ULONG wpt_apply_registry_snapshot(void);
 /* The same, and this process's enables the registry no longer holds disabled: what follows
  * changes it heard of and could not check (ERROR_BUSY as above). */
 ULONG wpt_reconcile_with_registry(void);
+/* On the endpoint thread: the callbacks a thread cancelled in a callback never ran, owed since
+ * (a DISABLE, or the ENABLE of a private session of this process). ERROR_SUCCESS, or what kept
+ * one from being delivered (to be tried again later). */
+ULONG wpt_deliver_owed(void);
 /* Enables of other processes' sessions a registry copy found no room for in this process's
  * table, each counted once (each is dropped; the copy that drops one first answers
  * ERROR_NOT_ENOUGH_MEMORY: the copy is not made again for it). wpptrace_enables_dropped reads it. */

@@ -229,6 +229,7 @@ typedef struct {
 static retry_entry g_retries[MAX_RETRIES];
 static int g_retry_count;
 static int g_reconcile_owed;
+static int g_delivery_owed;     /* wpt_deliver_owed is to run (with the reconciliation) */
 static int64_t g_retry_at, g_retry_wait;
 
 static void retry_backoff(void) {
@@ -288,6 +289,7 @@ void wpt_endpoint_redeliver(void) {
 static void retry_due(void) {
     if (atomic_exchange(&g_redeliver, 0)) {
         g_reconcile_owed = 1;
+        g_delivery_owed = 1;
         g_retry_count = 0;             /* the reconciliation checks them all */
         if (!g_retry_at) retry_backoff();
     }
@@ -301,6 +303,11 @@ static void retry_due(void) {
         g_retries[kept++] = g_retries[i];
     }
     g_retry_count = kept;
+    if (!busy && g_delivery_owed) {
+        busy = wpt_deliver_owed() != ERROR_SUCCESS;
+        if (!t_endpoint_thread) return;
+        if (!busy) g_delivery_owed = 0;
+    }
     if (!busy && g_reconcile_owed) busy = wpt_reconcile_with_registry() == ERROR_BUSY;
     if (!t_endpoint_thread) return;
     if (!busy) g_reconcile_owed = 0;

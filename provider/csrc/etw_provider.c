@@ -157,6 +157,12 @@ typedef struct {
     uint64_t version;           /* of the enable an ENABLE call hands out */
     uint64_t handed;            /* the registration's `handed` once this call was queued */
     int skip;                   /* a DISABLE or a newer ENABLE came first: not run */
+    /* what the registration was delivered before this call was queued: a call its thread
+     * never ran (cancelled in an earlier callback of the list) gives it back */
+    int was_delivered;
+    TRACEHANDLE was_logger;
+    uint32_t was_generation;
+    uint64_t was_version;
 } pending_call;
 
 typedef struct {
@@ -201,6 +207,10 @@ static void pending_add(pending_list *l, int reg, int code, TRACEHANDLE logger, 
     c->clock = clock;
     c->version = version;
     c->skip = 0;
+    c->was_delivered = r->delivered;
+    c->was_logger = r->delivered_logger;
+    c->was_generation = r->delivered_generation;
+    c->was_version = r->delivered_version;
     r->inflight++;
     r->enabled = code == WMI_ENABLE_EVENTS ? ENABLING : NOT_ENABLED;
     r->enabled_logger = logger;
@@ -278,6 +288,7 @@ static void pending_cancel(pending_list *l, int gone) {
             c->generation = r->delivered_generation;
             c->skip = 0;
             hand_nothing(r);
+            c->handed = r->handed;          /* what a DISABLE call is queued with */
         } else {
             hand_nothing(r);
         }
@@ -290,12 +301,38 @@ static void pending_cancel(pending_list *l, int gone) {
  * started after the DISABLE that followed it left the provider on with a disabled handle). */
 /* A thread cancelled in a callback it ran (see wpt_cancel_allow_callbacks) leaves the list as
  * if every call were done: the call running and those after it no longer count as running or
- * in flight (UnregisterTraceGuids waited for them forever, their slots were never used again). */
+ * in flight (UnregisterTraceGuids waited for them forever, their slots were never used again).
+ * The calls after it never ran: their registrations are given back what they were delivered
+ * before (an ENABLE is owed them again, as to a registration whose session was not joined;
+ * a DISABLE is owed as delivered and not enabled), and the endpoint thread delivers what is
+ * owed (see wpt_deliver_owed). Nothing is run here: the application cancelled the thread. */
 typedef struct {
     pending_list *list;
     size_t at;
     running_call *me;
 } cancelled_run;
+
+/* g_reg_lock held: call `c`, queued (and for an ENABLE confirmed) but never run, is undone
+ * unless something was handed to its registration since (the newer state stands). */
+static void give_back(const pending_call *c) {
+    registration *r = &g_regs[c->reg];
+    if (c->skip || !r->used || r->generation != c->reg_generation) return;
+    if (c->code == WMI_ENABLE_EVENTS) {
+        if (r->handed != c->handed + 1 || r->enabled != ENABLED) return;   /* not as confirmed */
+        r->enabled = c->was_delivered ? ENABLED : NOT_ENABLED;
+        r->enabled_logger = c->was_logger;
+        r->enabled_generation = c->was_generation;
+        r->enabled_version = c->was_version;
+    } else if (r->handed != c->handed) {
+        return;
+    }
+    /* a DISABLE's handle is the one delivered; an ENABLE's was the one before */
+    r->delivered = c->was_delivered;
+    r->delivered_logger = c->was_logger;
+    r->delivered_generation = c->was_generation;
+    r->delivered_version = c->was_version;
+    r->handed++;
+}
 
 static void callback_cancelled(void *arg) {
     cancelled_run *c = arg;
@@ -306,12 +343,15 @@ static void callback_cancelled(void *arg) {
     for (size_t i = c->at; i < c->list->n; i++) {
         registration *q = &g_regs[c->list->calls[i].reg];
         if (q->inflight) q->inflight--;
+        if (i > c->at) give_back(&c->list->calls[i]);
     }
     pthread_cond_broadcast(&g_reg_cond);
     pthread_mutex_unlock(&g_reg_lock);
     free(c->list->calls);
     c->list->calls = NULL;
     c->list->n = 0;
+    /* also what a busy JOIN left owed (the caller's own redelivery after the list is skipped) */
+    wpt_endpoint_redeliver();
 }
 
 static void run_callback(pending_list *l, size_t i, WNODE_HEADER *w, ULONG *size) {
@@ -596,6 +636,47 @@ static ULONG apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint
 ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t generation,
                        uint32_t clock, uint64_t version) {
     return apply_enable(guid, enable, logger, generation, clock, version, 0);
+}
+
+/* Calls a thread never ran (cancelled in an earlier callback of its list, see give_back), on
+ * the endpoint thread: a registration delivered an ENABLE and not enabled since is owed its
+ * DISABLE; one lacking the enable of a private session of this process is owed that ENABLE
+ * (those of sessions in the registry come with the copy of the registry made after this). */
+ULONG wpt_deliver_owed(void) {
+    static enable_entry owed[WPT_MAX_ENABLES];
+    pending_list pending = {0};
+    pthread_mutex_lock(&g_reg_lock);
+    size_t n = 0, k = 0;
+    for (int i = 0; i < MAX_REGISTRATIONS; i++)
+        n += g_regs[i].used && g_regs[i].delivered && g_regs[i].enabled == NOT_ENABLED;
+    if (pending_reserve(&pending, n) != 0) {
+        pthread_mutex_unlock(&g_reg_lock);
+        return ERROR_OUTOFMEMORY;
+    }
+    for (int i = 0; i < MAX_REGISTRATIONS; i++) {
+        registration *r = &g_regs[i];
+        if (r->used && r->delivered && r->enabled == NOT_ENABLED)
+            pending_add(&pending, i, WMI_DISABLE_EVENTS, r->delivered_logger, r->delivered_generation, 0,
+                        r->started_version > r->delivered_version ? r->started_version : r->delivered_version);
+    }
+    for (int i = 0; i < WPT_MAX_ENABLES; i++) {
+        const enable_entry *e = &g_enables[i];
+        uint32_t slot = wpt_handle_slot(e->logger);
+        if (!e->used || slot == UINT32_MAX) continue;
+        wpt_session *local = &wpt_sessions[slot];
+        if (atomic_load(&local->role) == WPT_ROLE_PRIVATE && local->registry_generation == e->generation
+            && registrations_with(e, 0))
+            owed[k++] = *e;
+    }
+    pthread_mutex_unlock(&g_reg_lock);
+    pending_run(&pending);
+    ULONG rc = ERROR_SUCCESS;
+    for (size_t i = 0; i < k; i++) {
+        ULONG applied = apply_enable(&owed[i].guid, 1, owed[i].logger, owed[i].generation, owed[i].clock_type,
+                                     owed[i].version, 0);
+        if (applied != ERROR_SUCCESS) rc = applied;
+    }
+    return rc;
 }
 
 /* Does an enable entry belong to the session in `slot` that `meant_for` names? */

@@ -238,3 +238,10 @@ def apps():
         app.close()
 
 
+
+
+@pytest.fixture(scope="session")
+def callback_cancels(build_c_program):
+    """callback_cancels(mode, out_dir) -> what callback_cancels.c printed (a thread cancelled in
+    one ControlCallback of a change other registrations still had to hear)."""
+    return _mode_program(build_c_program, "callback_cancels")

@@ -1,0 +1,126 @@
+/* callback_cancels.c: a thread cancelled inside one ControlCallback while the same change is
+ * still to reach other registrations of the GUID (tests/provider/test_callback_cancels.py
+ * builds and runs it).
+ *
+ *     callback_cancels MODE DIR
+ * MODE: enable, enable-private  two registrations R1 and R2 of one control GUID; a thread's
+ *                     EnableTrace of session S is cancelled in R1's ENABLE callback, before
+ *                     R2's runs (S hosted, or private to this process)
+ *       disable, disable-private  both enabled for S; a thread's disable of the GUID is
+ *                     cancelled in R1's DISABLE callback, before R2's runs
+ * Prints "cancelled 0|1 r1_enables N r1_disables N r2_enables N r2_disables N listed 0|1
+ * stop RC": what each callback was told once R2 heard the change or 10 s passed, and whether
+ * the provider is listed as enabled (what LIST answers), then exits 0.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "_etw_internal.h"
+#include "session_calls.h"
+
+static const GUID g_control = {0x7b1e4a30, 0x5c2d, 0x4e6f, {1, 2, 3, 4, 5, 6, 7, 8}};
+static const GUID g_message = {0x7b1e4a31, 0x5c2d, 0x4e6f, {1, 2, 3, 4, 5, 6, 7, 8}};
+
+static _Atomic int g_cancel_on;             /* the request code R1's callback is cancelled in */
+static _Atomic int g_enables[2], g_disables[2];
+
+static void count(int which, WMIDPREQUESTCODE code) {
+    if (code == WMI_ENABLE_EVENTS) atomic_fetch_add(&g_enables[which], 1);
+    if (code == WMI_DISABLE_EVENTS) atomic_fetch_add(&g_disables[which], 1);
+}
+
+static ULONG cancelled_callback(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    count(0, code);
+    if ((int)code == atomic_load(&g_cancel_on)) {
+        atomic_store(&g_cancel_on, 0);
+        pthread_cancel(pthread_self());
+        pthread_testcancel();
+    }
+    return ERROR_SUCCESS;
+}
+
+static ULONG counted_callback(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)context;
+    (void)size;
+    (void)buffer;
+    count(1, code);
+    return ERROR_SUCCESS;
+}
+
+typedef struct {
+    ULONG enable;
+    TRACEHANDLE session;
+} change;
+
+static void *change_in_thread(void *arg) {
+    const change *c = arg;
+    EnableTrace(c->enable, 0x5, 4, &g_control, c->session);
+    pthread_testcancel();
+    return NULL;
+}
+
+static ULONG start_private(const char *dir, TRACEHANDLE *h) {
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    b.p.BufferSize = 1;
+    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
+                    | EVENT_TRACE_PRIVATE_IN_PROC;
+    b.p.LogFileNameOffset = sizeof b.p;
+    snprintf(b.names, sizeof b.names, "%s/callback-cancels.etl", dir);
+    return StartTrace(h, "callback-cancels", &b.p);
+}
+
+static int listed_enabled(void) {
+    wpt_wire_registered listed[8];
+    size_t n = wpt_registered_guids(listed, 8);
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&listed[i].guid, &g_control, sizeof g_control) == 0) return listed[i].logger_handle != 0;
+    return 0;
+}
+
+static int cancelled_change(const char *dir, int enable, int private_session) {
+    TRACEHANDLE s;
+    if ((private_session ? start_private(dir, &s) : start(dir, "callback-cancels", &s)) != ERROR_SUCCESS)
+        return 3;
+    TRACE_GUID_REGISTRATION reg = {&g_message, NULL};
+    TRACEHANDLE r1, r2;
+    if (RegisterTraceGuids(cancelled_callback, NULL, &g_control, 1, &reg, NULL, NULL, &r1)
+        || RegisterTraceGuids(counted_callback, NULL, &g_control, 1, &reg, NULL, NULL, &r2))
+        return 4;
+    if (!enable && EnableTrace(1, 0x5, 4, &g_control, s) != ERROR_SUCCESS) return 5;
+    atomic_store(&g_cancel_on, enable ? WMI_ENABLE_EVENTS : WMI_DISABLE_EVENTS);
+    change c = {(ULONG)enable, s};
+    pthread_t t;
+    if (pthread_create(&t, NULL, change_in_thread, &c) != 0) return 6;
+    void *result = NULL;
+    pthread_join(t, &result);
+    _Atomic int *heard = enable ? &g_enables[1] : &g_disables[1];
+    for (int i = 0; i < 10000 && !atomic_load(heard); i++) usleep(1000);
+    usleep(100000);                         /* a second callback would come now */
+    int listed = listed_enabled();
+    int told[4] = {atomic_load(&g_enables[0]), atomic_load(&g_disables[0]), atomic_load(&g_enables[1]),
+                   atomic_load(&g_disables[1])};
+    ULONG stopped = stop(s);
+    printf("cancelled %d r1_enables %d r1_disables %d r2_enables %d r2_disables %d listed %d stop %u\n",
+           result == PTHREAD_CANCELED, told[0], told[1], told[2], told[3], listed, (unsigned)stopped);
+    fflush(stdout);
+    UnregisterTraceGuids(r1);
+    UnregisterTraceGuids(r2);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) return 2;
+    if (strcmp(argv[1], "enable") == 0) return cancelled_change(argv[2], 1, 0);
+    if (strcmp(argv[1], "enable-private") == 0) return cancelled_change(argv[2], 1, 1);
+    if (strcmp(argv[1], "disable") == 0) return cancelled_change(argv[2], 0, 0);
+    if (strcmp(argv[1], "disable-private") == 0) return cancelled_change(argv[2], 0, 1);
+    return 2;
+}
