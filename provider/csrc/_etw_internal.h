@@ -248,7 +248,8 @@ void wpt_session_clock(uint32_t clock_type, wpt_clock_anchor *a);
 /* A thread of the core (flusher, endpoint, senders): it never runs the application's signal
  * handlers, whichever signals the application directs at the process. */
 int      wpt_thread_create(pthread_t *thread, void *(*main)(void *), void *arg);
-/* The threads of this process that are not the core's (-1: /proc cannot tell), and the core's
+/* The threads of this process that are not the core's (-1: /proc cannot tell; at least 1 while
+ * the core's threads keep starting and ending across every listing), and the core's
  * count of its own threads made right in a forked child (called in its only thread). */
 int      wpt_application_threads(void);
 void     wpt_core_threads_after_fork(void);
@@ -417,6 +418,10 @@ enum {
                                           * its caller has not used it yet */
     WPT_POINT_RUNTIME_DIR_OPENING = 44,  /* the runtime directory's parent is open (its lock
                                           * held), the directory not opened yet */
+    WPT_POINT_THREADS_LISTING = 45,      /* the core's threads counted, this process's threads
+                                          * not listed yet */
+    WPT_POINT_THREADS_LISTED = 46,       /* this process's threads listed, the core's not
+                                          * counted again yet */
     WPT_POINT_PRIVATE_STOPPED = 47,      /* a private session's STOP stopped it: it says
                                           * STOPPING, its role and registry entry are not let go
                                           * yet (the control lock held by this thread) */

@@ -240,8 +240,11 @@ int wpt_thread_gone(uint32_t tid) {
 }
 
 /* The core's threads alive in this process. Each counts itself once it runs and uncounts
- * itself before it ends, so the count never exceeds the core's threads the kernel lists. */
+ * itself before it ends, so the count never exceeds the core's threads the kernel lists.
+ * g_core_churn moves with every such change: a listing it did not move across saw the same
+ * core threads all along. */
 static _Atomic int g_core_threads;
+static _Atomic uint32_t g_core_churn;
 static __thread int t_core_thread;
 
 typedef struct {
@@ -252,6 +255,7 @@ typedef struct {
 static void core_thread_ends(void *unused) {
     (void)unused;
     atomic_fetch_sub(&g_core_threads, 1);
+    atomic_fetch_add(&g_core_churn, 1);
 }
 
 static void *core_thread_main(void *arg) {
@@ -259,6 +263,7 @@ static void *core_thread_main(void *arg) {
     free(arg);
     t_core_thread = 1;
     atomic_fetch_add(&g_core_threads, 1);
+    atomic_fetch_add(&g_core_churn, 1);
     void *result;
     pthread_cleanup_push(core_thread_ends, NULL);     /* however it ends */
     result = start.main(start.arg);
@@ -283,20 +288,27 @@ void wpt_core_threads_after_fork(void) {
     atomic_store(&g_core_threads, t_core_thread);   /* only the forking thread is left */
 }
 
+/* A core thread that ended before the listing read its entry and another that counted itself
+ * after its tid was passed cancel out in the counts, while the listing has neither: it is made
+ * again until no core thread started or ended across it. */
+#define THREAD_LISTINGS 16
+
 int wpt_application_threads(void) {
-    int before = atomic_load(&g_core_threads);
-    DIR *d = opendir("/proc/self/task");
-    if (!d) return -1;
-    int tasks = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.') tasks++;
-    closedir(d);
-    /* a core thread counted both before and after the listing ran all along it, so it is
-     * listed: the smaller count never takes an application thread for one of the core's */
-    int after = atomic_load(&g_core_threads);
-    int core = before < after ? before : after;
-    return tasks > core ? tasks - core : 0;
+    for (int listing = 0; listing < THREAD_LISTINGS; listing++) {
+        uint32_t churn = atomic_load(&g_core_churn);
+        int core = atomic_load(&g_core_threads);
+        WPT_TEST_POINT(WPT_POINT_THREADS_LISTING);
+        DIR *d = opendir("/proc/self/task");
+        if (!d) return -1;
+        int tasks = 0;
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (e->d_name[0] != '.') tasks++;
+        closedir(d);
+        WPT_TEST_POINT(WPT_POINT_THREADS_LISTED);
+        if (atomic_load(&g_core_churn) == churn) return tasks > core ? tasks - core : 0;
+    }
+    return 1;     /* the core's threads kept changing: taken for one more, looked at again */
 }
 
 static _Atomic int g_fail_allocations;

@@ -245,3 +245,10 @@ def callback_cancels(build_c_program):
     """callback_cancels(mode, out_dir) -> what callback_cancels.c printed (a thread cancelled in
     one ControlCallback of a change other registrations still had to hear)."""
     return _mode_program(build_c_program, "callback_cancels")
+
+
+@pytest.fixture(scope="session")
+def application_threads(build_c_program_with_test_points):
+    """application_threads(mode, out_dir) -> what application_threads.c printed (the count of
+    the application's threads made while the core's threads end and start)."""
+    return _mode_program(build_c_program_with_test_points, "application_threads")
