@@ -753,6 +753,9 @@ static inline wpt_reg_logger *wpt_reg_logger_of(wpt_registry *reg, uint32_t logg
 ULONG wpt_runtime_dir(const char **dir_out);
 /* The held descriptor of the runtime directory (-1: none yet); a forked session host keeps it. */
 int wpt_runtime_dir_fd(void);
+/* The same checks as wpt_runtime_dir, but a directory that is missing (a clean-up removed it) is
+ * not made again: ERROR_SUCCESS once it is there again (and held). */
+ULONG wpt_runtime_dir_present(void);
 /* Its name, for messages to people ("" until resolved). */
 const char *wpt_runtime_dir_name(void);
 /* Remove `name` (a socket this process bound) from the runtime directory. */

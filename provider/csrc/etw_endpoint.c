@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "_etw_internal.h"
 
@@ -50,6 +51,12 @@ static int g_self_closing;
 static int g_closing;                   /* a close joins the endpoint thread (one at a time) */
 static pthread_t g_thread;
 static char g_path[256];
+/* The socket file g_listen is bound at (0: not known), and when to look for it again: a
+ * clean-up of the runtime directory takes it, and once the directory is made again the socket
+ * is bound there again (no session of another process could reach this process's providers). */
+static dev_t g_bound_dev;
+static ino_t g_bound_ino;
+static int64_t g_bound_check_at;
 /* JOIN connection per slot, -1 if none (from the start: a forked child closes what it finds) */
 static int g_joins[WPPTRACE_MAX_SESSIONS] = {[0 ... WPPTRACE_MAX_SESSIONS - 1] = -1};
 static uint32_t g_join_gen[WPPTRACE_MAX_SESSIONS];   /* the joined session's registry generation */
@@ -488,6 +495,48 @@ static void *copy_leaves(void) {
     return NULL;
 }
 
+/* Is this process's socket file in the runtime directory held now (the one g_listen is bound
+ * at)? `note`: take the file there for it (just bound). */
+static int socket_in_place(int note) {
+    struct stat st;
+    int dir = wpt_runtime_dir_fd();
+    if (!g_path[0] || dir < 0 || fstatat(dir, strrchr(g_path, '/') + 1, &st, AT_SYMLINK_NOFOLLOW) != 0
+        || !S_ISSOCK(st.st_mode))
+        return 0;
+    if (note) {
+        g_bound_dev = st.st_dev;
+        g_bound_ino = st.st_ino;
+    }
+    return st.st_dev == g_bound_dev && st.st_ino == g_bound_ino;
+}
+
+/* Once a second, on the endpoint thread: the socket a clean-up removed is bound again once the
+ * runtime directory is there again (never made again for it), and the registry copied again
+ * (what other processes told meanwhile reached nobody here). Tried again next time if it
+ * fails. */
+static void bind_again_if_removed(void) {
+    int64_t now = wpt_mono_ms();
+    if (now < g_bound_check_at) return;
+    g_bound_check_at = now + 1000;
+    if (socket_in_place(0) || wpt_runtime_dir_present() != ERROR_SUCCESS || socket_in_place(0)) return;
+    char path[sizeof g_path];
+    if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)getpid()) != ERROR_SUCCESS) return;
+    ULONG locked;
+    wpt_registry *reg = wpt_registry_lock(1, &locked);     /* as every endpoint binds */
+    int fd = wpt_ipc_listen(path);
+    if (reg) wpt_registry_unlock();
+    if (fd < 0) return;
+    pthread_mutex_lock(&g_ep_lock);
+    int old = g_listen;
+    g_listen = fd;
+    socket_in_place(1);
+    pthread_mutex_unlock(&g_ep_lock);
+    if (old >= 0) close(old);
+    g_reconcile_owed = 1;
+    g_retry_count = 0;                 /* the reconciliation checks them all */
+    g_retry_at = now;
+}
+
 static void *endpoint_main(void *arg) {
     (void)arg;
     t_endpoint_thread = 1;
@@ -496,6 +545,7 @@ static void *endpoint_main(void *arg) {
     for (;;) {
         rejoin_due();
         if (!t_endpoint_thread) return copy_leaves();
+        bind_again_if_removed();
         retry_due();
         if (!t_endpoint_thread) return copy_leaves();
         int n = 0;
@@ -628,6 +678,8 @@ static ULONG endpoint_ensure(int registering) {
         ULONG locked;
         wpt_registry *reg = wpt_registry_lock(1, &locked);
         if ((g_listen = wpt_ipc_listen(g_path)) < 0) rc = ERROR_ACCESS_DENIED;
+        else socket_in_place(1);
+        g_bound_check_at = 0;
         if (reg) wpt_registry_unlock();
     }
     if (rc == ERROR_SUCCESS && pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0) {

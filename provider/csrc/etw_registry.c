@@ -99,10 +99,10 @@ static ULONG hold_dir(int fd, const struct stat *st) {
     return ERROR_SUCCESS;
 }
 
-/* Make the directory if it is missing, then check it and its parent (see the top), through
- * descriptors: the parent opened, checked, the directory made and opened in it (never through
- * a link), checked, and held (g_dir_lock held). */
-static ULONG check_dir_locked(void) {
+/* Make the directory if it is missing (`make`), then check it and its parent (see the top),
+ * through descriptors: the parent opened, checked, the directory made and opened in it (never
+ * through a link), checked, and held (g_dir_lock held). */
+static ULONG check_dir_locked(int make) {
     char parent[PATH_MAX];
     size_t n = strlen(g_dir);
     memcpy(parent, g_dir, n + 1);
@@ -125,7 +125,7 @@ static ULONG check_dir_locked(void) {
         close(up);
         return ERROR_ACCESS_DENIED;           /* someone else could rename ours and put theirs */
     }
-    if (mkdirat(up, name, 0700) != 0 && errno != EEXIST) {
+    if (make && mkdirat(up, name, 0700) != 0 && errno != EEXIST) {
         int e = errno;
         close(up);
         return e == EACCES ? ERROR_ACCESS_DENIED : ERROR_BAD_PATHNAME;
@@ -152,7 +152,7 @@ static ULONG check_dir(void) {
     int state = wpt_cancel_hold();
     ULONG rc = ERROR_BUSY;
     if (mutex_by(&g_dir_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) == 0) {
-        rc = check_dir_locked();
+        rc = check_dir_locked(1);
         pthread_mutex_unlock(&g_dir_lock);
     }
     wpt_cancel_restore(state);
@@ -212,6 +212,21 @@ int wpt_runtime_dir_fd(void) {
     return atomic_load(&g_dir_rc) == ERROR_SUCCESS ? g_dir_fd : -1;
 }
 
+/* The directory as check_dir finds it, but never made again: ERROR_SUCCESS if it is there (held
+ * now), else why not. A directory a clean-up removed stays removed until something is to be
+ * made in it. */
+ULONG wpt_runtime_dir_present(void) {
+    if (atomic_load(&g_dir_rc) != ERROR_SUCCESS) return ERROR_BAD_PATHNAME;
+    int state = wpt_cancel_hold();
+    ULONG rc = ERROR_BUSY;
+    if (mutex_by(&g_dir_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) == 0) {
+        rc = check_dir_locked(0);
+        pthread_mutex_unlock(&g_dir_lock);
+    }
+    wpt_cancel_restore(state);
+    return rc;
+}
+
 /* Through the descriptor held now, checked (and held again if the application closed ours):
  * never by a path made with an older number, which may be another directory of the
  * application's by now. */
@@ -219,7 +234,7 @@ void wpt_runtime_unlink(const char *name) {
     if (atomic_load(&g_dir_rc) != ERROR_SUCCESS) return;   /* nothing was made in it */
     int state = wpt_cancel_hold();
     if (mutex_by(&g_dir_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) == 0) {
-        if (check_dir_locked() == ERROR_SUCCESS) unlinkat(g_dir_fd, name, 0);
+        if (check_dir_locked(1) == ERROR_SUCCESS) unlinkat(g_dir_fd, name, 0);
         pthread_mutex_unlock(&g_dir_lock);
     }
     wpt_cancel_restore(state);

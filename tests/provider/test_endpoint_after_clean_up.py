@@ -1,0 +1,48 @@
+"""A provider process's endpoint socket (p-<pid>.sock in the runtime directory) after a clean-up
+of the runtime directory: bound again once the directory is made again, so that sessions of
+other processes reach the providers registered before the clean-up."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+_REBOUND = textwrap.dedent("""
+    import os, shutil, subprocess, sys, time, uuid
+    import wpptrace.provider as P
+    runtime, out = sys.argv[1:3]
+    control = uuid.uuid4()
+    heard = []
+    P.RegisterTraceGuids(lambda code, context, buffer: heard.append(code) or 0, None, control)
+    socket = os.path.join(runtime, "p-%d.sock" % os.getpid())
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "wpptrace", "session", *args], capture_output=True).returncode
+
+    def waited(done):
+        deadline = time.monotonic() + 20
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return done()
+
+    shutil.rmtree(runtime)                  # a clean-up of /tmp took it, with the socket
+    os.mkdir(runtime, 0o700)                # made again, as another process's first use does
+    print(waited(lambda: os.path.exists(socket)))
+    name = "rebound-" + uuid.uuid4().hex[:8]
+    print(cli("start", name, "-f", os.path.join(out, "s.etl")), cli("enable", name, "--guid", str(control)))
+    print(waited(lambda: P.WMI_ENABLE_EVENTS in heard))
+    print(cli("stop", name))
+""")
+
+
+def test_a_provider_registered_before_a_clean_up_is_reached_once_the_directory_is_made_again(tmp_path):
+    """The clean-up removed the provider's socket with the directory. The directory made again,
+    the socket was not bound there again: an EnableTrace of another process's session reached
+    every other process but this one, whose provider stayed disabled."""
+    runtime = tmp_path / "rt"
+    env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
+    done = subprocess.run([sys.executable, "-c", _REBOUND, str(runtime), str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "0", "0", "True", "0"]
