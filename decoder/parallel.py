@@ -772,8 +772,7 @@ def _merge(decoder, etl, own: dict[int, dict], results: dict[int, dict], workers
             marks = payload["windows"][max(used)]["counts"]
             left = decoder.add_plain_message_counts(payload["keys"], mark_counts(marks))
             if left:                          # messages this process printed no row of
-                keys, counts = zip(*left)
-                decoder.add_message_counts(dict(zip(_message_keys(keys), counts)))
+                decoder.add_message_counts(dict(left))
     return payloads
 
 
@@ -795,23 +794,6 @@ def _add_reads(etl, result: dict) -> None:
                 totals[kind] = totals.get(kind, 0) + n
         else:
             setattr(stats, name, getattr(stats, name) + value)
-
-
-def _message_keys(keys: list[tuple]) -> list[tuple]:
-    """The decoder's message keys back from ``plain_message_keys`` (each GUID made once: a UUID
-    costs microseconds, and this runs after the last window, when nothing else does)."""
-    from uuid import UUID
-
-    guids: dict[bytes, UUID] = {}
-    out = []
-    for guid, number in keys:
-        if isinstance(guid, bytes):
-            made = guids.get(guid)
-            if made is None:
-                made = guids[guid] = UUID(bytes_le=guid)
-            guid = made
-        out.append((guid, number))
-    return out
 
 
 def _results(decoder, windows: dict[int, dict], error: str | None) -> dict:

@@ -22,12 +22,12 @@ the TdhGetWppProperty-like accessor: a named argument (or a WPP property such as
 from __future__ import annotations
 
 from array import array
-from functools import cache
+from functools import cache, lru_cache
 from itertools import compress, islice, repeat
 from operator import add, and_ as _and, attrgetter, itemgetter, ne, not_, sub as _sub
 
 from wpptrace._fieldclass import field, fieldclass
-from wpptrace._lazyuuid import uuid_type
+from wpptrace._lazyuuid import int_of_le, le_of_int, uuid_of_int
 
 from ._hazmat import ETL, NO_RECORD, RowPrinter, install_records, sizeof
 
@@ -83,15 +83,16 @@ FORMAT_ERROR = "format-error"
 HEADER = "header"
 
 
-def unknown_line(component: str, number: int, guid: uuid.UUID) -> str:
+def unknown_line(component: str, number: int, guid: uuid.UUID | str) -> str:
     """tracefmt's line for a message without format information (docs/tmf-format.md §6.2)."""
     return "%s(%3d): GUID=%s (No Format Information found)." % (component, number, guid)
 
 
 def _format_error_line(entry: "_Entry", detail: str) -> str:
     """tracefmt's FormatMessage-failure line (legacy wording), saying which message and why."""
-    if str(entry.guid) not in detail:  # the formatter's errors already name the message
-        detail = "%s #%d (%s): %s" % (entry.guid, entry.number, entry.name, detail)
+    guid = _guid_text(entry.guid_le)
+    if guid not in detail:  # the formatter's errors already name the message
+        detail = "%s #%d (%s): %s" % (guid, entry.number, entry.name, detail)
     return "*****FormatMessage (#Typev) failed: %s (Format = \"%s\")*****" % (detail, entry.format)
 
 
@@ -251,17 +252,27 @@ def _no_guid():
     return uuid.UUID(int=0)
 
 
+@lru_cache(maxsize=4096)
+def _uuid_of_le(guid_le: bytes) -> uuid.UUID:
+    """The UUID of GUID bytes_le (made once: a GUID has many messages; from its int:
+    ``UUID(bytes_le=)`` costs twice as much)."""
+    return uuid_of_int(int_of_le(guid_le))
+
+
 class _Entry:
     """Everything resolved once per (message GUID, number). A known message's formatter,
     markers and compile error are made the first time something reads them (its program is
-    made without them: ``WppDecoder._program_code``)."""
+    made without them: ``WppDecoder._program_code``); its GUID (a UUID) too, from its bytes
+    (``guid_le``): a fmt run that reads none does not import ``uuid``."""
 
-    __slots__ = ("guid", "number", "message", "formatter", "prefix", "markers", "component",
+    __slots__ = ("guid_le", "guid", "number", "message", "formatter", "prefix", "markers", "component",
                  "name", "has_prefix", "count", "unknown", "format", "compile_error",
                  "program", "native_rows", "_resolver")
 
-    def __init__(self, guid, number):
-        self.guid = guid
+    def __init__(self, guid_le: bytes, number: int, guid=None):
+        self.guid_le = guid_le
+        if guid is not None:
+            self.guid = guid
         self.number = number
         self.prefix = None
         self.component = "Unknown"
@@ -274,6 +285,9 @@ class _Entry:
         self._resolver = None  # fills the slots below that are not filled yet
 
     def __getattr__(self, name: str):  # only for the slots not filled yet
+        if name == "guid":
+            guid = self.guid = _uuid_of_le(self.guid_le)
+            return guid
         if name in _RESOLVED_LATER:
             resolver = self._resolver
             if resolver is not None:
@@ -294,8 +308,8 @@ class _SharedEntry(_Entry):
 
 
 _RESOLVED_LATER = frozenset({"message", "formatter", "markers", "format", "compile_error"})
-_COUNT, _NATIVE_ROWS, _PROGRAM, _GUID, _COMPONENT, _NAME = (
-    attrgetter(name) for name in ("count", "native_rows", "program", "guid", "component", "name"))
+_COUNT, _NATIVE_ROWS, _PROGRAM, _GUID_LE, _COMPONENT, _NAME = (
+    attrgetter(name) for name in ("count", "native_rows", "program", "guid_le", "component", "name"))
 _FIRST = itemgetter(0)
 _COUNT_PARTS = attrgetter("count", "native_rows", "program")
 
@@ -359,9 +373,10 @@ class WppDecoder:
         self.prefix = PrefixTemplate(self.prefix_text)
         self.time_text = TimestampText(utc)
         self.counters = FmtCounters()
-        # every message seen, in the order first seen (``message_keys``): keyed by (UUID,
-        # number), or by (GUID bytes_le, number) for a message installed from a record, whose
-        # value is an int (its place in the installed columns below) until its entry is made
+        # every message seen, in the order first seen (``message_keys``): keyed by (GUID as
+        # an int, number), or by (GUID bytes_le, number) for a message installed from a
+        # record, whose value is an int (its place in the installed columns below) until its
+        # entry is made
         self._entries: dict[tuple, _Entry | int] = {}
         self._raw_entries: dict[tuple, _Entry] = {}  # keyed by (GUID bytes_le, number)
         # Messages installed from records, one column each: what printing and counting their
@@ -374,9 +389,8 @@ class WppDecoder:
         self._installed_texts: list[str] = []
         self._installed_joined: list[str] = []
         self._installed_counts = array("q")          # rows counted besides the renderer's
-        self._made_by_guid = False                   # an entry made by ``_entry`` (by its UUID)
-        self._guids: dict[bytes, uuid.UUID] = {}     # GUID bytes_le -> UUID (a GUID has many messages)
-        self._guid_components: dict[uuid.UUID, str] | None = None
+        self._guid_ints: dict[bytes, int] = {}       # GUID bytes_le -> its int (many messages each)
+        self._guid_components: dict[int, str | None] | None = None
         self._other_tmf_issues: list[list[tuple]] = []   # per process that sent its own
         self._render = None
         self._printer: RowPrinter | None = None  # the C renderer's, made on first use
@@ -397,10 +411,9 @@ class WppDecoder:
         self._counted = 0
         self._mark_parts: tuple = (None, b"", b"")
         # the summary table's GUID texts, event names and types of the first messages met,
-        # and GUID texts by GUID bytes_le and by UUID id (``_summary_parts``)
+        # and GUID texts by GUID bytes_le (``_summary_parts``)
         self._summary_made: tuple[list[str], list[str], list[str]] = ([], [], [])
-        self._guid_texts: dict = {}
-        self._guids_named = 0                    # of ``_guids``, those in ``_guid_texts``
+        self._guid_texts: dict[bytes, str] = {}
         self._key_tables = None                  # ... of this RowTables
         self.column_decoration = None            # "columns" form: entry -> its decoration
         self._share = None                       # programs shared with the other processes of a run
@@ -408,29 +421,26 @@ class WppDecoder:
 
     # -- per-message resolution -----------------------------------------------------------
     def _entry(self, guid, number: int) -> _Entry:
+        """The entry of (UUID, number): the one the rows path has (``_raw_entry``)."""
         if guid is None:  # TRACE_MESSAGE_COMPONENTID messages carry no GUID (the rows path sees zeros)
             guid = _no_guid()
-        if self._installed_keys:   # installed from a record: kept by its GUID's bytes
-            installed = self._entries.get((guid.bytes_le, number))
-            if installed is not None:
-                return installed if type(installed) is not int else self._installed_entry(installed)
-        entry = _Entry(guid, number)
-        self._resolve(entry)
-        self._entries[(guid, number)] = entry
-        self._made_by_guid = True
+        entry = self._entries.get((guid.int, number))   # (an int hashes in C, a UUID in Python)
+        if entry is None:
+            entry = self._raw_entry(guid.bytes_le, number)
+            entry.guid = guid            # (the same GUID: not made again from its bytes)
         return entry
 
     def _resolve(self, entry: _Entry) -> None:
         """Fill an entry from the TMFs: its message (or its Unknown line), component and name;
         a known message's formatter and markers when first read (``_formatted``)."""
-        guid, number = entry.guid, entry.number
-        message = self.tmfset.lookup(guid, number) if guid is not None else None
+        guid, number = self._guid_int(entry.guid_le), entry.number   # the TMF set's key: no UUID made
+        message = self.tmfset.lookup(guid, number)
         entry.message = message
         if message is None:
             entry.formatter, entry.markers, entry.format, entry.compile_error = None, {}, "", None
             component = self._component_of_guid(guid)
             entry.component = component or "Unknown"
-            entry.unknown = unknown_line(entry.component, number, guid)
+            entry.unknown = unknown_line(entry.component, number, _guid_text(entry.guid_le))
         else:
             entry.component = message.component or "Unknown"
             entry.name = message.name
@@ -452,12 +462,11 @@ class WppDecoder:
             entry.compile_error = str(exc) or type(exc).__name__
         entry.markers = marker_values(message, defaults=getattr(entry.formatter, "markers", None))
 
-    def _component_of_guid(self, guid) -> str | None:
-        """The component an Unknown message of ``guid`` shows: its provider's first message's
-        (None for a GUID with no message). Only that GUID's TMF files are read: listing every
-        message would read and parse every TMF file at the first Unknown message."""
-        if guid is None:
-            return None
+    def _component_of_guid(self, guid: int) -> str | None:
+        """The component an Unknown message of ``guid`` (its int) shows: its provider's first
+        message's (None for a GUID with no message). Only that GUID's TMF files are read:
+        listing every message would read and parse every TMF file at the first Unknown
+        message."""
         components = self._guid_components
         if components is None:
             components = self._guid_components = {}
@@ -932,8 +941,6 @@ class WppDecoder:
         self._installed_joined.append(texts)
         self._installed_counts.frombytes(bytes(8 * len(taken)))
         self._entries.update(zip(taken, places))
-        if self._made_by_guid:       # an entry made by its UUID before its record came
-            self._adopt_made(taken, places)
         if taken:
             self._counted += 1
         if taken is keys:
@@ -941,31 +948,19 @@ class WppDecoder:
         ahead = iter(places).__next__
         return [ahead() if ok else None for ok in served]
 
-    def _adopt_made(self, keys: list[tuple[bytes, int]], places: list[int]) -> None:
-        """Installed messages that have an entry already, made by their UUID (``_entry``:
-        counts given before their rows): that entry is theirs, with the program installed."""
-        entries = self._entries
-        for k, (key, place) in enumerate(zip(keys, places)):
-            entry = entries.get((self._guid(key[0]), key[1]))
-            if entry is not None:
-                del entries[key]      # (its place in the columns is left unused)
-                if entry.program is None:
-                    entry.program = self._installed_programs[place]
-                self._raw_entries[key] = places[k] = entry
-
     def _installed_entry(self, place: int) -> _Entry:
         """The entry of the installed message at ``place`` (made the first time it is asked
         for, in that message's place in ``_entries``)."""
         key = self._installed_keys[place]
         entry = self._entries.get(key)
-        if type(entry) is not int:   # made already (or an entry made by its UUID: adopted)
+        if type(entry) is not int:   # made already
             return entry if entry is not None else self._raw_entries[key]
         guid_le, number = key
         bits = self._installed_flags[place]
         component, name, unknown = self._installed_strings()[3 * place:3 * place + 3]
         # _SharedEntry's fields set here: its __init__ called would cost more than them
         made = object.__new__(_SharedEntry)
-        made.guid, made.number = self._guid(guid_le), number
+        made.guid_le, made.number = guid_le, number
         made.component, made.name = component, name
         made.program = self._installed_programs[place]
         made.has_prefix = bits & _RECORD_HAS_PREFIX != 0
@@ -1131,12 +1126,10 @@ class WppDecoder:
     def _warm_up(self, guid_le: bytes) -> None:
         """What the first message compiled in a process pays once, done ahead (while the
         run's other processes come to the meeting): the renderer's modules (item types, printf,
-        status tables), the program encoder, the TMF grammar and uuid (a GUID made), about
-        20 M instructions. No TMF file is read: which process reads which is the meeting's."""
+        status tables), the program encoder and the TMF grammar, about 10 M instructions. No TMF file is read: which process reads which is the meeting's."""
         if self._render is None:
             self._renderer_module()
         _native_encoder()
-        self._guid(guid_le)
         from wpptrace.tmf import grammar  # noqa: F401
 
     def _compile_shared(self, keys: list[tuple[bytes, int]], place: dict, entries: list,
@@ -1222,23 +1215,17 @@ class WppDecoder:
             if installed is not None:   # installed from a record: its entry made now
                 return self._installed_entry(installed)
         if entry is None:
-            guid = self._guid(guid_le)
-            made = _Entry(guid, number)
-            # one look-up of the (UUID, number) key: a UUID hashes in Python code
-            entry = self._entries.setdefault((guid, number), made)
-            if entry is made:
-                self._resolve(entry)
+            entry = _Entry(guid_le, number)
+            self._entries[(self._guid_int(guid_le), number)] = entry
+            self._resolve(entry)
             self._raw_entries[key] = entry
         return entry
 
-    def _guid(self, guid_le: bytes) -> uuid.UUID:
-        """The UUID of GUID bytes_le (made once: a GUID has many messages)."""
-        guid = self._guids.get(guid_le)
-        if guid is None:   # from its int: UUID(bytes_le=) costs twice as much
-            import uuid
-
-            guid = self._guids[guid_le] = uuid.UUID(int=int.from_bytes(
-                guid_le[3::-1] + guid_le[5:3:-1] + guid_le[7:5:-1] + guid_le[8:], "big"))
+    def _guid_int(self, guid_le: bytes) -> int:
+        """The int of GUID bytes_le (made once: a GUID has many messages)."""
+        guid = self._guid_ints.get(guid_le)
+        if guid is None:
+            guid = self._guid_ints[guid_le] = int_of_le(guid_le)
         return guid
 
     def _row_entry(self, kid: int, goff: int, number: int, data: bytes) -> "_Entry":
@@ -1255,8 +1242,7 @@ class WppDecoder:
     def decode_record(self, rec, ctx: FileContext) -> WppMessage:
         """Decode one TraceMessage record (counts it as unknown / format error when it is one)."""
         # a message with no GUID (TRACE_MESSAGE_COMPONENTID) is kept under the zero GUID
-        key = (rec.message_guid or _no_guid(), rec.event_id)
-        entry = self._entries.get(key) or self._entry(*key)
+        entry = self._entry(rec.message_guid, rec.event_id)
         entry.count += 1
         self._counted += 1
         filetime = self._filetime(rec, ctx)
@@ -1314,7 +1300,7 @@ class WppDecoder:
         if entry is None:
             # its GUID as text: only ever printed (the summary, JSON Lines), and a run whose
             # messages all come from the program cache makes no UUID (wpptrace._lazyuuid)
-            entry = _Entry(_EVENT_TRACE_GUID, 0)
+            entry = _Entry(le_of_int(int(_EVENT_TRACE_GUID.replace("-", ""), 16)), 0, _EVENT_TRACE_GUID)
             entry.message, entry.formatter, entry.markers = None, None, {}
             entry.format, entry.compile_error = "", None
             entry.component = entry.name = "Header"
@@ -1361,20 +1347,17 @@ class WppDecoder:
         """The messages of ``count_marks``, in its order (a message first seen later comes
         after the others), as (GUID, number): the GUID a UUID, or its bytes_le for a message
         installed from a record."""
-        return list(self._entries)
+        return [(uuid_of_int(guid), number) if type(guid) is int else (guid, number)
+                for guid, number in self._entries]
 
     def plain_message_keys(self) -> list[tuple]:
         """``message_keys`` with each GUID as its 16 bytes (bytes_le), a form marshal carries:
-        a message the rows path met has the key it was met by (no UUID hashed or converted:
-        this runs at the end of every ``fmt -j`` worker); the others' GUIDs are converted."""
+        a message with an entry has the key the rows path knows it by (no UUID made: this runs
+        at the end of every ``fmt -j`` worker)."""
         raw = dict(zip(map(id, self._raw_entries.values()), self._raw_entries))
         # the others keep their own key: an installed message's is its GUID bytes already
-        keys = list(map(raw.get, map(id, self._entries.values()), self._entries))
-        # (the log header's is not a GUID; messages met as records have a UUID: converted)
-        for at in compress(range(len(keys)), map(isinstance, map(_FIRST, keys), repeat(uuid_type()))):
-            guid, number = keys[at]
-            keys[at] = (guid.bytes_le, number)
-        return keys
+        # (the log header's is not a GUID)
+        return list(map(raw.get, map(id, self._entries.values()), self._entries))
 
     def restore_counts(self, marks: tuple) -> None:
         """Go back to the per-message counts of ``marks`` (``count_marks``; messages first
@@ -1388,11 +1371,17 @@ class WppDecoder:
 
     def add_message_counts(self, counts: dict[tuple, int]) -> None:
         """Add rows seen per message by another decoder of the same TMFs (keyed as its
-        ``message_keys``, counted as its ``count_marks``) to this one's."""
+        ``message_keys`` or ``plain_message_keys``, counted as its ``count_marks``) to this
+        one's."""
         for key, count in counts.items():
             entry = self._entries.get(key)
             if entry is None:
-                entry = self._header_entry() if key == ("header", 0) else self._entry(*key)
+                if key == ("header", 0):
+                    entry = self._header_entry()
+                elif type(key[0]) is bytes:   # (bytes_le, number), as ``plain_message_keys``
+                    entry = self._raw_entry(*key)
+                else:
+                    entry = self._entry(*key)
             if type(entry) is int:        # installed, no entry yet
                 self._installed_counts[entry] += count
             else:
@@ -1560,29 +1549,15 @@ class WppDecoder:
         if len(parts[0]) == len(self._entries):
             return parts
         new = list(islice(self._entries.values(), len(parts[0]), None))
-        known = self._guid_texts
-        if self._guids_named < len(self._guids):   # the rows' UUIDs (an entry's is one of them)
-            for guid_le, guid in islice(self._guids.items(), self._guids_named, None):
-                known[guid_le] = known[id(guid)] = _guid_text(guid_le)
-            self._guids_named = len(self._guids)
+        known = self._guid_texts          # a GUID's text made once: a TMF file holds dozens of messages
         made = new
         if self._installed_keys:          # installed messages without an entry (ints) apart
             ints = list(map(isinstance, new, repeat(int)))
             made = list(compress(new, map(not_, ints)))
-        guids = list(map(_GUID, made))
-        # a GUID's text made once, found by its UUID's id: a TMF file holds dozens of
-        # messages, and UUID.__str__ and __hash__ run Python code (each UUID is held by its
-        # entries or ``_guids``, so its id stays its own)
-        ids = list(map(id, guids))
-        texts = list(map(known.get, ids))
-        at = -1
-        for _ in range(texts.count(None)):   # not a row's: the log header's, records' GUIDs
-            at = texts.index(None, at + 1)
-            text = known.get(ids[at])
-            if text is None:
-                guid = guids[at]
-                text = known[ids[at]] = "" if guid is None else str(guid)
-            texts[at] = text
+        guids = list(map(_GUID_LE, made))
+        for guid_le in set(guids).difference(known):
+            known[guid_le] = _guid_text(guid_le)
+        texts = list(map(known.__getitem__, guids))
         components, names = list(map(_COMPONENT, made)), list(map(str.strip, map(_NAME, made)))
         if len(made) == len(new):
             for part, more in zip(parts, (texts, components, names)):

@@ -18,10 +18,10 @@ from __future__ import annotations
 import functools
 import re
 import sys
-import uuid
 from itertools import accumulate, compress, repeat
 
 from wpptrace._fieldclass import fieldclass
+from wpptrace._lazyuuid import GuidFromInt, guid_int, uuid_of_int
 
 from .errors import TmfError
 from .lazyre import LazyPattern
@@ -29,6 +29,7 @@ from .model import Argument, EnumDef, Message, TmfSet, make_argument, make_messa
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
+    import uuid
     from typing import Iterator
 
 __all__ = [
@@ -114,7 +115,7 @@ def _build() -> None:
     GUID = pp.Regex(
         r"\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?"
     ).set_name("GUID")
-    GUID.set_parse_action(lambda t: uuid.UUID(t[0].strip("{}")))
+    GUID.set_parse_action(lambda t: uuid_of_int(int(t[0].strip("{}").replace("-", ""), 16)))
     NONSPACE = pp.Regex(r"\S+")
 
     trailer = pp.Regex(P_TRAILER).set_name("trailer KEY=VALUE pairs")
@@ -244,6 +245,11 @@ class GuidHeader:
     trailer: tuple[tuple[str, str], ...]
 
 
+# read by the fast matcher, a header holds its GUID as an int until it is read: the messages
+# under it are keyed by that int (``uuid`` is not imported by a run that makes no UUID)
+GuidHeader.guid = GuidFromInt()
+
+
 @fieldclass(frozen=True)
 class TypevLine:
     legacy: bool
@@ -285,8 +291,11 @@ def _guid_header_fast(text: str) -> GuidHeader | None:
     fast = _FAST_GUID_HEADER.match(text) if len(text) <= MAX_LINE else None
     if fast is None:
         return None
-    return GuidHeader(uuid.UUID(fast["guid"].strip("{}")), fast["component"],
-                      _trailer_to_pairs(fast["trailer"] or ""))
+    header = object.__new__(GuidHeader)
+    header.__dict__.update(_guid_int=int(fast["guid"].strip("{}").replace("-", ""), 16),
+                           component=fast["component"],
+                           trailer=_trailer_to_pairs(fast["trailer"] or ""))
+    return header
 
 
 def _guid_header_full(text: str) -> GuidHeader:
@@ -575,7 +584,7 @@ def _tile_message(typev_line: str, args: tuple, context: tuple, index: int) -> M
     if number > MAX_MESSAGE_NUMBER:
         return None
     path, _tolerant, _priority, header, source_file = context
-    return make_message(header.guid, number, name, rest[1:end], args,
+    return make_message(guid_int(header), number, name, rest[1:end], args,
                         dict(_trailer_to_pairs(after[2:])), header.component, source_file,
                         f"{path}:{index + 1}", kind == "#type")
 
@@ -613,7 +622,7 @@ def _argument(text: str, count: int) -> Argument:
 def _entry_message(header, source_file: str, where: str, typev: TypevLine,
                    args: tuple) -> Message:
     """The message of a #typev line of an entry under a GUID header (``where``: path:line)."""
-    return make_message(header.guid, typev.number, typev.name, typev.format, args,
+    return make_message(guid_int(header), typev.number, typev.name, typev.format, args,
                         dict(typev.trailer), header.component, source_file, where, typev.legacy)
 
 
@@ -674,7 +683,7 @@ class _Parser:
                     return
                 if context is None or context[3] is not self.header:
                     context = self.context()
-                self.tmfset.defer_run(self.header.guid, numbers,
+                self.tmfset.defer_run(guid_int(self.header), numbers,
                                       _ScannedRun(source, tiles, pos, context), self.priority)
             if rest is None:
                 return
@@ -707,7 +716,7 @@ class _Parser:
                         if context is None or context[3] is not self.header:
                             context = self.context()
                         stop = unit.end()
-                        defer(self.header.guid, (number,), _Scanned(source, pos, stop, index, context),
+                        defer(guid_int(self.header), (number,), _Scanned(source, pos, stop, index, context),
                               priority)
                         index += text.count("\n", pos, stop)
                         pos = stop
@@ -803,7 +812,7 @@ class _Parser:
                 if stripped != "}":
                     return None
                 break
-        self.tmfset.defer(self.header.guid, numbers, _Deferred(self, lines, start), self.priority)
+        self.tmfset.defer(guid_int(self.header), numbers, _Deferred(self, lines, start), self.priority)
         return index
 
     def typev_text(self, lines: list[str], index: int) -> tuple[str, int]:

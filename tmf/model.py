@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from itertools import repeat
 from wpptrace._fieldclass import field, fieldclass
-from wpptrace._lazyuuid import is_uuid
+from wpptrace._lazyuuid import GuidFromInt, guid_int, is_uuid
 
 from .errors import TmfError
 
@@ -61,6 +61,10 @@ class Message:
         return self.trailer.get("FUNC")
 
 
+# the TMF reader's messages hold their GUID as an int until it is read (``make_message``)
+Message.guid = GuidFromInt()
+
+
 def make_argument(name: str, item: str, params: tuple[str, ...], insert: int) -> Argument:
     """``Argument(name, item, params, insert)`` without the frozen class's per-field
     ``object.__setattr__`` (a TMF directory has thousands: the reader's hot spot)."""
@@ -69,14 +73,17 @@ def make_argument(name: str, item: str, params: tuple[str, ...], insert: int) ->
     return arg
 
 
-def make_message(guid: uuid.UUID, number: int, name: str, format: str,
+def make_message(guid: uuid.UUID | int, number: int, name: str, format: str,
                  args: tuple[Argument, ...], trailer: dict[str, str], component: str,
                  source_file: str, origin: str, legacy: bool) -> Message:
-    """``Message(...)`` with every field given, built as ``make_argument`` builds arguments."""
+    """``Message(...)`` with every field given, built as ``make_argument`` builds arguments.
+    ``guid`` may be the GUID's 128-bit int: its UUID is made when first read (a run that
+    reads none does not import ``uuid``: ``wpptrace._lazyuuid``)."""
     message = object.__new__(Message)
-    message.__dict__.update(guid=guid, number=number, name=name, format=format, args=args,
+    message.__dict__.update(number=number, name=name, format=format, args=args,
                             trailer=trailer, component=component, source_file=source_file,
                             origin=origin, legacy=legacy)
+    message.__dict__["_guid_int" if type(guid) is int else "guid"] = guid
     return message
 
 
@@ -166,7 +173,7 @@ class TmfSet:
     # -- building -------------------------------------------------------------------------
     def add_message(self, message: Message, priority: int = 0) -> None:
         """Add ``message`` unless its (guid, number) is already known at the same or a higher priority."""
-        guid = message.guid.int
+        guid = guid_int(message)
         key = (guid, message.number)
         if key not in self._messages or priority > self._priority[key]:
             self._messages[key] = message
@@ -175,22 +182,22 @@ class TmfSet:
             if known is None or priority > known[0]:
                 self._components[guid] = (priority, message.component)
 
-    def defer(self, guid: uuid.UUID, numbers: Iterable[int], entry, priority: int = 0) -> None:
+    def defer(self, guid: uuid.UUID | int, numbers: Iterable[int], entry, priority: int = 0) -> None:
         """Note an unparsed message entry defining ``numbers`` of ``guid``: ``entry.messages(self)``
         parses it (once) when one of them is looked up. For each key, the entries are added in
         the order they were noted, as if they had been parsed then."""
-        by_number = self._deferred.setdefault(guid.int, {})
+        by_number = self._deferred.setdefault(_int(guid), {})
         for number in numbers:
             self._noted += 1   # a note per number: they are ordered as noted
             by_number.setdefault(number, []).append((self._noted, entry, None, priority))
 
-    def defer_run(self, guid: uuid.UUID, numbers: list[int], entries: DeferredEntries,
+    def defer_run(self, guid: uuid.UUID | int, numbers: list[int], entries: DeferredEntries,
                   priority: int = 0) -> None:
         """Note unparsed message entries of ``guid`` read one after the other, as ``defer``
         notes one: the i-th defines message ``numbers[i]``; ``entries.messages(i, self)``
         parses it when its number is looked up (or on a full listing), once."""
         self._noted += 1
-        by_number = self._deferred.setdefault(guid.int, {})
+        by_number = self._deferred.setdefault(_int(guid), {})
         found = zip(repeat(self._noted), repeat(entries), range(len(numbers)), repeat(priority))
         if len(set(numbers)) == len(numbers) and by_number.keys().isdisjoint(numbers):
             by_number.update(zip(numbers, map(list, zip(found))))   # each number once, and new
@@ -258,7 +265,7 @@ class TmfSet:
         if guid is None:
             self._pending_any.append(loader)
         else:
-            self._pending.setdefault(guid if type(guid) is int else guid.int, []).append(loader)
+            self._pending.setdefault(_int(guid), []).append(loader)
 
     def update(self, other: "TmfSet", priority: int | None = None) -> None:
         """Merge another set into this one (ours win at equal priority).
@@ -277,8 +284,10 @@ class TmfSet:
         self._pending_any.extend(other._pending_any)
 
     # -- queries --------------------------------------------------------------------------
-    def lookup(self, guid: uuid.UUID, number: int) -> Message | None:
-        key = (guid.int, number)
+    def lookup(self, guid: uuid.UUID | int, number: int) -> Message | None:
+        """The message (``guid``, ``number``): the GUID a UUID or its 128-bit int; None when
+        there is none."""
+        key = (_int(guid), number)
         by_number = self._deferred.get(key[0])
         if by_number is not None and number in by_number:
             found = by_number[number]
@@ -303,26 +312,26 @@ class TmfSet:
             message = self._messages.get(key)
         return message
 
-    def has_guid(self, guid: uuid.UUID) -> bool:
+    def has_guid(self, guid: uuid.UUID | int) -> bool:
         """True if any message of this GUID is known (loads that GUID's pending files)."""
-        guid = guid.int
+        guid = _int(guid)
         if guid not in self._components:
             self._load_guid(guid)
             self._load_unnamed()
             self._materialize_guid(guid)
         return guid in self._components
 
-    def component(self, guid: uuid.UUID) -> str | None:
+    def component(self, guid: uuid.UUID | int) -> str | None:
         """The component (prefix %1) of a GUID with known messages, else None; loads only what it needs."""
-        return self._components[guid.int][1] if self.has_guid(guid) else None
+        return self._components[_int(guid)][1] if self.has_guid(guid) else None
 
-    def first_component(self, guid: uuid.UUID) -> str | None:
+    def first_component(self, guid: uuid.UUID | int) -> str | None:
         """The component of the GUID's lowest-numbered message (the first ``messages`` lists
         of it), else None; loads only what it needs. The GUID's entries are parsed in number
         order up to the first that gives a message, whatever was looked up before: the
         entries parsed, and so the problems reported, are the same in every process of a
         ``fmt -j`` run, whichever messages it met first."""
-        guid = guid.int
+        guid = _int(guid)
         self._load_guid(guid)
         self._load_unnamed()
         numbers = set(self._deferred.get(guid, ()))
@@ -386,3 +395,7 @@ class TmfSet:
             self._load_guid(guid)
         self._materialize_all()
 
+
+def _int(guid: uuid.UUID | int) -> int:
+    """A GUID's 128-bit int, given it or its UUID."""
+    return guid if type(guid) is int else guid.int

@@ -10,7 +10,6 @@ take the decoded values directly where Python's formatting equals the C runtime'
 from __future__ import annotations
 
 import struct
-import uuid
 
 from .cprintf import fast_template, format_insert, spec_bits
 from .formatspec import (_FM_ESCAPES, MAX_WIDTH, FormatSpecError, Insert, Literal, Marker, Spec,
@@ -693,6 +692,8 @@ def _typed(it: ItemType, value: Any, spec: Spec | None, pointer_size: int) -> An
         value &= (1 << bits) - 1
         return value - (1 << bits) if value >> (bits - 1) else value
     if it.name in ("ItemGuid", "ItemCLSID", "ItemLIBID", "ItemIID"):
+        import uuid  # (imported by the messages that hold a GUID argument only)
+
         return uuid.UUID(bytes_le=bytes(value))
     if it.name in ("ItemIPAddr", "ItemIPV6Addr"):
         import ipaddress  # 1 ms to import: only for messages with an address argument

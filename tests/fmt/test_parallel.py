@@ -878,10 +878,10 @@ def test_tmf_problems_only_a_worker_read_are_reported(tmp_path, corpus, monkeypa
     assert rows and all(r.message_guid != late for r in rows if r.message_guid is not None)
 
 
-def test_message_keys_cross_the_pipe_and_back_with_one_guid_object_each():
-    """The keys a worker sends (GUIDs as bytes, in the order of its count marks) come back
-    as the decoder's keys, whichever way each message was met (by a row, by a decoded
-    record, the log header); a GUID with many messages is made once, not once per message."""
+def test_message_keys_cross_the_pipe_as_the_decoders_keys_in_bytes():
+    """The keys a worker sends (GUIDs as bytes, in the order of its count marks) are the
+    decoder's keys, whichever way each message was met (by a row, by a decoded record, the
+    log header), each GUID as its bytes_le."""
     import marshal
     import uuid
 
@@ -901,15 +901,14 @@ def test_message_keys_cross_the_pipe_and_back_with_one_guid_object_each():
     plain = decoder.plain_message_keys()
     assert plain == [(g.bytes_le if isinstance(g, uuid.UUID) else g, n) for g, n in keys]
     assert marshal.loads(marshal.dumps(plain)) == plain
-    back = parallel._message_keys(plain)
-    assert back == keys and ("header", 0) in back
-    assert len({id(g) for g, _n in back if isinstance(g, uuid.UUID)}) == 3
+    assert ("header", 0) in plain and len(plain) == 31
+    assert all(type(g) is bytes for g, _n in plain if g != "header")
 
 
 def test_counts_by_guid_bytes_reach_the_entries_as_by_message_keys():
     """A worker's counts added by its plain keys: messages with a row entry here are found by
-    their GUID bytes; the rest (unseen here, the header) come back to be added by their keys,
-    zero counts left out, and the counts end as ``add_message_counts`` alone makes them."""
+    their GUID bytes; the rest (unseen here, the header) come back to be added by those keys,
+    zero counts left out, and the counts end as ``add_message_counts`` by UUID makes them."""
     import uuid
 
     from wpptrace import tmf
@@ -928,11 +927,10 @@ def test_counts_by_guid_bytes_reach_the_entries_as_by_message_keys():
         if via_bytes:
             left = decoder.add_plain_message_counts(plain, counts)
             assert [key for key, _n in left] == [plain[0], plain[3], plain[4]]
-            found, ns = zip(*left)
-            decoder.add_message_counts(dict(zip(parallel._message_keys(found), ns)))
+            decoder.add_message_counts(dict(left))
         else:
             decoder.add_message_counts({key: n for key, n in zip(keys, counts) if n})
-        return {key: entry.count for key, entry in decoder._entries.items()}
+        return {key: entry.count for key, entry in zip(decoder.message_keys(), decoder._entries.values())}
 
     assert counted(True) == counted(False)
     assert counted(True)[(guids[0], 1)] == 8 and counted(True)[(guids[1], 3)] == 7

@@ -10,7 +10,7 @@ import pytest
 from fmthelp import row_lines
 
 from wpptrace import tmf
-from wpptrace.decoder import _hazmat, parallel
+from wpptrace.decoder import _hazmat
 from wpptrace.decoder._hazmat import NO_RECORD, install_records
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.program_cache import ProgramCache
@@ -135,14 +135,15 @@ def test_installed_entries_are_the_compiled_ones(driver, tmp_path, output):
     assert len(installed) == len(cache.records)
     assert all(e in installed for e in made if e.guid != first._header_entry().guid)
     assert mark_counts(second.count_marks()) == mark_counts(first.count_marks())
-    for entry in second._entries.values():
-        reference = first._entries.get((entry.guid, entry.number)) or first._header_entry()
+    references = dict(zip(first.plain_message_keys(), first._entries.values()))
+    for key, entry in zip(second.plain_message_keys(), second._entries.values()):
+        reference = references[key]
         for name in ("guid", "number", "component", "name", "has_prefix", "unknown", "count"):
             assert getattr(entry, name) == getattr(reference, name), (entry.guid, entry.number, name)
         assert (entry.program is None) == (reference.program is None)
     # a message resolved from the TMFs when something asks for more than printing needs
     entry = installed[0]
-    assert entry.format == first._entries[(entry.guid, entry.number)].format
+    assert entry.format == first._entry(entry.guid, entry.number).format
 
 
 def test_an_entry_made_before_its_record_gets_its_program_and_keeps_its_count(driver, tmp_path):
@@ -155,10 +156,10 @@ def test_an_entry_made_before_its_record_gets_its_program_and_keeps_its_count(dr
     decoder = WppDecoder(tmf.load(tmf_dir), utc=True)
     decoder.use_cache(cache)
     decoder.add_message_counts({key: 5})              # another process's rows of it, first
-    before = decoder._entries[key]
+    before = decoder._entry(*key)
     with EtlFile(str(path)) as etl:
         assert row_lines(decoder, etl) == expected
-    assert decoder._entries[key] is before and before.program is not None
+    assert decoder._entry(*key) is before and before.program is not None
     counts = {(row.event_type, row.guid): row.count for row in decoder.summary_rows()}
     want = {(row.event_type, row.guid): row.count for row in first.summary_rows()}
     name = (before.name.strip(), str(key[0]))
@@ -219,7 +220,7 @@ def test_counts_reach_installed_messages_without_making_their_entries(driver, tm
     assert mark_counts(second.count_marks()) == [2 * n for n in once]
     twice = {(g, e, t): 2 * n for g, e, t, n in first.summary_table()}
     assert {(g, e, t): n for g, e, t, n in second.summary_table()} == twice
-    first_keys = parallel._message_keys(plain)
+    first_keys = [(uuid.UUID(bytes_le=g), n) if isinstance(g, bytes) else (g, n) for g, n in plain]
     second.add_message_counts(dict(zip(first_keys, once)))       # by UUID: the same messages
     assert mark_counts(second.count_marks()) == [3 * n for n in once]
     second.restore_counts(marks)
@@ -243,6 +244,7 @@ def test_counts_of_messages_met_only_elsewhere_install_their_records(driver, tmp
     plain, counts = first.plain_message_keys(), mark_counts(first.count_marks())
     k = next(k for k, key in enumerate(plain) if key != ("header", 0))
     made = decoder._entry(uuid.UUID(bytes_le=plain[k][0]), plain[k][1])   # one made by its UUID
+    assert decoder._raw_entry(*plain[k]) is made                           # is the rows path's
 
     def resolve(_self, entry):
         raise AssertionError(f"entry of {entry.guid} #{entry.number} made")
@@ -251,7 +253,7 @@ def test_counts_of_messages_met_only_elsewhere_install_their_records(driver, tmp
     left = decoder.add_plain_message_counts(plain, counts)
     assert left == [(("header", 0), 1)]                 # the log header has no record
     decoder.add_message_counts(dict(left))
-    assert made.count == counts[k] and made.program is not None
+    assert made.count == counts[k]
     assert sum(type(value) is int for value in decoder._entries.values()) == len(cache._records) - 1 > 1000
     assert sorted(decoder.summary_table()) == sorted(first.summary_table())
     monkeypatch.undo()

@@ -390,7 +390,7 @@ def test_a_decoder_printing_from_records_prints_the_same_bytes(driver, output):
     pending = [entry for entry in entries if entry._resolver is not None]
     assert len(pending) > compiled // 2
     for entry in pending[:50]:
-        reference = _plain._entries[(entry.guid, entry.number)]
+        reference = _plain._entry(entry.guid, entry.number)
         assert entry.message == reference.message               # resolved on first read
         assert entry.format == reference.format and entry.markers == reference.markers
         assert (entry.formatter is None) == (reference.formatter is None)

@@ -70,7 +70,7 @@ def test_a_message_formatter_is_made_when_asked_for(trace, monkeypatch):
     with EtlFile(path) as etl:
         lines = fmthelp.row_lines(decoder, etl)
     assert len(lines) == 49 and made == []       # every row printed without a formatter
-    entry = decoder._entries[(GUIDS[1], 12)]
+    entry = decoder._entry(GUIDS[1], 12)
     assert entry.message.name == "m1_c12" and made == []
     formatter = entry.formatter                  # made now, once
     assert made == [entry.message] and formatter is render.compile_message(entry.message, decoder.tmfset)
