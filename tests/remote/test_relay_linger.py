@@ -4,6 +4,7 @@ progress and at the latest ``linger_limit`` after the end; only the answers that
 collector has the stream in hand count as progress; a stop after the end gives up at once."""
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
@@ -246,6 +247,49 @@ def test_a_busy_answer_that_the_stream_is_in_hand_is_progress(
     assert relay.outcome == ("failed: could not deliver the stream within 3 s of its end "
                              "(4 buffers undelivered)"), relay.outcome
     assert connections == 5             # the answers at 0.7 ... 2.8 s kept it on, 3.5 s is past
+
+
+def test_the_collectors_being_closed_answer_after_a_welcome_is_one_the_relay_knows(
+        recorded, tmp_path, monkeypatch, caplog):
+    """A welcomed relay whose source's file begins closing before its next frame (the
+    collector's own step, run here at that moment) is told that the file is being closed,
+    as a relay that comes back meanwhile is: an answer the relay takes for progress, a
+    refusal (the relay did nothing wrong, unlike a protocol error), said once as a warning
+    for both."""
+    disk = _StuckClose(monkeypatch)
+    head, buffers = recorded
+    caplog.set_level(logging.DEBUG, logger="wpptrace.remote.collector")
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        first = HandRelay(collector.address, len(head), "welcomed")
+        again = None
+        try:
+            assert first.answer()[:2] == (P.FrameType.WELCOME, 0)
+            first.header(head)
+            first.buffer(1, buffers[0])
+            assert collector.wait_for(lambda ss: ss and ss[0].buffers == 1, PATIENCE)
+            source = collector._sources[first.source_id]
+            wait_until(lambda: source.queued_buffers == 0, what="buffer 1 written")
+            collector._loop.call_soon_threadsafe(source.finish, 0)
+            assert disk.stuck.wait(PATIENCE)
+            first.buffer(2, buffers[1])
+            answers = [first.answer()]
+            again = HandRelay(collector.address, len(head), "welcomed", first.source_id)
+            answers.append(again.answer())
+        finally:
+            disk.release.set()
+            first.close()
+            if again is not None:
+                again.close()
+        assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+        counted = (collector.connections_refused, collector.protocol_errors)
+    said = [P.decode_error(P.Frame(kind, 0, 0, payload)) for kind, _, payload in answers
+            if kind == P.FrameType.ERROR]
+    assert said == [(ERROR_BUSY, P.BUSY_FILE_CLOSING)] * 2
+    assert P.in_hand(*said[0])
+    assert counted == (2, 0)
+    warned = [r for r in caplog.records
+              if P.BUSY_FILE_CLOSING in r.getMessage() and r.levelno >= logging.WARNING]
+    assert len(warned) == 1, [r.getMessage() for r in warned]
 
 
 class _CollectorClock:

@@ -357,9 +357,10 @@ class _Source:
         return self.written_seq + 1 if self.have_header else 0
 
     def take(self, frame: P.Frame) -> bool:
-        """Apply one frame; True when the stream ended. Raises ProtocolError."""
+        """Apply one frame; True when the stream ended. Raises ProtocolError, or _Refused
+        once its file is being closed (its relay waits and retries: no fault of its own)."""
         if self.finishing:
-            raise P.ProtocolError(P.BUSY_FILE_CLOSING, code=ERROR_BUSY)
+            raise _Refused(P.BUSY_FILE_CLOSING, ERROR_BUSY, transient=self)
         kind = frame.type
         if kind == P.FrameType.HEADER:
             self._take_header(frame)
