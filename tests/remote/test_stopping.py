@@ -9,8 +9,9 @@ import re
 import signal
 import threading
 
-from remote_helpers import (PATIENCE, HandRelay, Proxy, TracedSession, _StuckClose,
-                            _StuckWrite, ended_relay, relay_process, wait_until)
+from remote_helpers import (PATIENCE, FakeCollector, HandRelay, Proxy, TracedSession,
+                            _StuckClose, _StuckWrite, ended_relay, read_frame, relay_process,
+                            wait_until)
 
 from wpptrace.remote import Collector, Relay
 from wpptrace.remote import protocol as P
@@ -292,3 +293,70 @@ def test_a_second_interrupt_of_relay_gives_up_at_once_saying_what_it_left(
                      r"the collector acknowledged it \(\d+ buffers undelivered\)$",
                      lines[-1]), lines
     assert source.ended and source.file_error == ""
+
+
+def test_a_sigterm_after_the_sessions_own_end_gives_up_after_the_stop_limit(
+        tmp_path, monkeypatch):
+    """The session stopped on its own and END went out; the collector's close (and so END's
+    ACK) hangs. A service manager's SIGTERM must end the relay promptly, not after its
+    linger limit (600 s here): it gives up once --stop-limit passed, exit 1, saying what
+    was left not acknowledged."""
+    disk = _StuckClose(monkeypatch)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector, \
+            TracedSession(tmp_path, "terminated", buffer_kb=8) as session:
+        relay = relay_process(session.name, collector.address, "--linger", "600",
+                              "--linger-limit", "600", "--stop-limit", "1")
+        err = _Lines(relay.stderr)
+        try:
+            said = err.wait_for("relaying to")
+            session.log(500, size=100)
+            session.stop()
+            err.wait_for("the session stopped")
+            assert collector.wait_for(lambda ss: ss and ss[0].ended, PATIENCE)
+            assert disk.stuck.wait(PATIENCE)    # END's ACK waits for the close
+            relay.send_signal(signal.SIGTERM)
+            code = relay.wait(PATIENCE)         # (a hang guard: the limit is 1 s)
+            still_stuck = not disk.release.is_set()
+        finally:
+            disk.release.set()
+            if relay.poll() is None:
+                relay.kill()
+                relay.wait(PATIENCE)
+        err.wait_for(" buffers read, ")         # (the summary: the last line)
+        assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+        source = collector.sources[0]
+    assert (code, still_stuck) == (1, True), err.lines
+    assert re.search(r"; failed: could not deliver the stream within 1 s of the stop "
+                     r"\(\d+ buffers undelivered\)$", err.lines[-1]), err.lines
+    assert "an interrupt stops reading and sends what is left, for at most 1 s" in said
+    assert source.ended and source.file_error == ""
+
+
+def test_a_stop_after_the_end_waits_at_most_the_stop_limit(recorded):
+    """A relay whose stream ended waits for END's ACK (a collector closing a slow file says
+    nothing meanwhile); one stop() then leaves it its stop limit, not its linger limit."""
+    got_end = threading.Event()
+
+    def silent_after_end(sock):
+        sock.sendall(P.encode(P.FrameType.WELCOME, 0))
+        while True:
+            if read_frame(sock)[0] == P.FrameType.END:
+                got_end.set()
+    fake = FakeCollector(silent_after_end)
+    head, buffers = recorded
+    relay = Relay(fake.address, buffer_size=len(head), name="stopped", linger=10 * PATIENCE,
+                  linger_limit=10 * PATIENCE, reply_timeout=10 * PATIENCE, stop_limit=0.5)
+    try:
+        relay.add(head)
+        for buf in buffers[:3]:
+            relay.add(buf)
+        relay.finish()
+        relay.start()
+        assert got_end.wait(PATIENCE)
+        relay.stop()
+        assert relay.wait(PATIENCE), "the stop limit did not end the relay (hang guard)"
+    finally:
+        relay.close(timeout=0.5)
+        fake.close()
+    assert relay.outcome == ("failed: could not deliver the stream within 0.5 s of the stop "
+                             "(3 buffers undelivered)"), relay.outcome

@@ -2,10 +2,13 @@
 
     wpptrace relay SESSION --to HOST:PORT [--tls [--ca PEM] [--cert PEM --key PEM]]
                    [--max-queue N] [--linger SECONDS] [--linger-limit SECONDS]
+                   [--stop-limit SECONDS]
 
-Runs until the session stops (then the collector's file is complete) or until interrupted
-(what is queued is still sent). Exit status: 0 delivered, 1 the session could not be read or
-the collector refused or could not be reached in time, 2 bad usage.
+Runs until the session stops (then the collector's file is complete) or until interrupted:
+SIGINT or SIGTERM, even after the session stopped, leaves at most --stop-limit seconds to
+send what is queued (a service manager's stop ends it promptly; what it could not deliver
+is said); a second one gives up at once. Exit status: 0 delivered, 1 the session could not
+be read or the collector refused or could not be reached in time, 2 bad usage.
 """
 from __future__ import annotations
 
@@ -44,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: 30)")
     parser.add_argument("--linger-limit", default="300", metavar="SECONDS",
                         help="... and at the latest this long after it (default: 300)")
+    parser.add_argument("--stop-limit", default="30", metavar="SECONDS",
+                        help="once interrupted (SIGINT, SIGTERM), even after the session "
+                             "stopped, give up delivering what is left this long after the "
+                             "interrupt, saying what was left (default: 30: within a "
+                             "service manager's stop timeout)")
     parser.add_argument("--source-id", type=uuid.UUID, metavar="UUID",
                         help="this stream's id at the collector (default: a new one)")
     parser.add_argument("--host-name", metavar="NAME",
@@ -71,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         linger = seconds(args.linger, "--linger")
         linger_limit = seconds(args.linger_limit, "--linger-limit")
+        stop_limit = seconds(args.stop_limit, "--stop-limit")
     except ValueError as exc:
         complain(PROG, exc)
         return 2
@@ -83,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
     relay = Relay(address, session=args.session, tls=tls, server_hostname=args.server_name,
                   max_queue=args.max_queue, source_id=args.source_id, host=args.host_name,
-                  linger=linger, linger_limit=linger_limit)
+                  linger=linger, linger_limit=linger_limit, stop_limit=stop_limit)
     try:
         relay.start()
     except OSError as exc:
@@ -95,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     logging.getLogger("wpptrace.remote.relay").info(
-        "%s: relaying to %s:%d (an interrupt stops reading and sends what is left; a second "
-        "one gives up at once)", args.session, *address)
+        "%s: relaying to %s:%d (an interrupt stops reading and sends what is left, for at "
+        "most %g s; a second one gives up at once)", args.session, *address, stop_limit)
     announced = False
     try:
         while not relay.wait(0.5):

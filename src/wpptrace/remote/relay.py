@@ -204,7 +204,9 @@ class Relay:
     stays up waits at least ``reply_timeout``, and one on which the collector is silent is
     left to that timeout, whose retry learns how the close goes), and at the latest
     ``linger_limit`` seconds
-    after its end, connected or not; a second ``stop()`` gives up at once.
+    after its end, connected or not; after a ``stop()`` (a service manager's, say: it must
+    end the process promptly), at the latest ``stop_limit`` seconds after it, saying what
+    it gave up on; a second ``stop()`` gives up at once.
     ``reply_timeout``: a connection on which the
     collector said nothing for this long (it ACKs every STATS, sent every
     ``stats_interval``) is closed and retried.
@@ -216,7 +218,7 @@ class Relay:
                  host: Optional[str] = None, name: Optional[str] = None,
                  stats_interval: float = 1.0, connect_timeout: float = 10.0,
                  linger: float = 30.0, linger_limit: float = 300.0, max_backoff: float = 5.0,
-                 reply_timeout: float = 60.0):
+                 reply_timeout: float = 60.0, stop_limit: float = 30.0):
         self.address = parse_address(to) if isinstance(to, str) else (to[0], int(to[1]))
         self.session = session
         self.name = name or session or "buffers"
@@ -229,6 +231,7 @@ class Relay:
         self.connect_timeout = connect_timeout
         self.linger = linger
         self.linger_limit = linger_limit
+        self.stop_limit = stop_limit
         self.max_backoff = max_backoff
         self.reply_timeout = reply_timeout
         self.stats = RelayStats()
@@ -254,6 +257,7 @@ class Relay:
                                         # the stream in hand
         self._retry_from: Optional[float] = None  # the first lost connection after the end
         self._cut = False               # stopped a second time: give up now
+        self._stopped_at: Optional[float] = None    # monotonic time of the first stop()
         self._end_sent_at: Optional[float] = None   # ... of END on the current connection
 
     # -- life cycle ------------------------------------------------------------------------
@@ -282,10 +286,13 @@ class Relay:
 
     def stop(self) -> None:
         """Stop reading; send what is queued (up to ``linger`` s), then END, as after the
-        session's own end or ``finish()``. A second stop gives up at once instead:
-        ``outcome`` says what was left undelivered."""
+        session's own end or ``finish()``, for at most ``stop_limit`` s from now (even after
+        the session's own end). A second stop gives up at once instead: ``outcome`` says
+        what was left undelivered."""
         if self._stop.is_set():
             self._cut = True
+        else:
+            self._stopped_at = time.monotonic()
         self._stop_reading()
 
     def _stop_reading(self) -> None:
@@ -500,9 +507,14 @@ class Relay:
             raise _GiveUp(f": no progress for {linger:g} s after its end")
         if now - ended_at > self.linger_limit:
             raise _GiveUp(f" within {self.linger_limit:g} s of its end")
-        left = min(since + linger, ended_at + self.linger_limit) - now
+        # a stop (SIGTERM from a service manager, say) waits no longer than its own limit
+        hard = min(ended_at + self.linger_limit,
+                   math.inf if self._stopped_at is None else self._stopped_at + self.stop_limit)
+        if now > hard:
+            raise _GiveUp(f" within {self.stop_limit:g} s of the stop")
+        left = min(since + linger, hard) - now
         if silent and left <= 0:        # (the reply timeout drops the connection)
-            return min(0.25, ended_at + self.linger_limit - now)
+            return min(0.25, hard - now)
         return left
 
     async def _attempt(self) -> bool:
