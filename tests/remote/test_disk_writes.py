@@ -1061,6 +1061,18 @@ def test_a_file_whose_creation_was_given_up_on_and_then_failed_keeps_its_name(
     assert data_buffers(delivered.path) == buffers[:1]
 
 
+def _give_ups_refused_until_allowed(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """Every give-up is refused (as with too many files given up on already) until the
+    second event returned is set; the first is set once one was asked for."""
+    asked, allowed = threading.Event(), threading.Event()
+
+    def may_give_up(self, source, seconds) -> bool:
+        asked.set()
+        return allowed.is_set()
+    monkeypatch.setattr(collector_module.Collector, "_may_give_up", may_give_up)
+    return asked, allowed
+
+
 def test_a_creation_given_up_on_after_a_refused_give_up_names_the_file_it_tried_last(
         recorded, tmp_path, monkeypatch):
     """The first name's creation hangs; the give-up is refused (too many files given up on
@@ -1087,12 +1099,7 @@ def test_a_creation_given_up_on_after_a_refused_give_up_names_the_file_it_tried_
                 second_go_on.wait(PATIENCE)
             super().__init__(path, header_buffer)
     monkeypatch.setattr(collector_module, "EtlStreamFile", FirstNameExistsSecondHangs)
-    allowed, asked = threading.Event(), threading.Event()
-
-    def may_give_up(self, source, seconds) -> bool:
-        asked.set()
-        return allowed.is_set()
-    monkeypatch.setattr(collector_module.Collector, "_may_give_up", may_give_up)
+    asked, allowed = _give_ups_refused_until_allowed(monkeypatch)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
                    write_timeout=0.5) as collector:
         relay = _open(collector.address, head, "renamed")
@@ -1154,12 +1161,7 @@ def test_a_creation_given_up_on_as_its_name_turns_out_taken_names_no_file(
                 raise ExistsAnsweredWhileGivenUpOn(183, filename=path)
             super().__init__(path, header_buffer)
     monkeypatch.setattr(collector_module, "EtlStreamFile", FirstNameExists)
-    allowed, asked = threading.Event(), threading.Event()
-
-    def may_give_up(self, source, seconds) -> bool:
-        asked.set()
-        return allowed.is_set()
-    monkeypatch.setattr(collector_module.Collector, "_may_give_up", may_give_up)
+    asked, allowed = _give_ups_refused_until_allowed(monkeypatch)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
                    write_timeout=0.5) as collector:
         relay = _open(collector.address, head, "taken")

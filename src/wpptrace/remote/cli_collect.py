@@ -18,13 +18,12 @@ interrupt cut that wait short), 2 bad usage.
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
 
 from wpptrace._cliutil import RawDescriptionHelpFormatter, complain
-from wpptrace.remote.cli_options import seconds
+from wpptrace.remote.cli_options import add_quiet, log_to_stderr, seconds
 
 PROG = "collect"
 #: seconds the collector has at exit to close every connection and file (then exit status 1)
@@ -84,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "default: 60)")
     parser.add_argument("--sources", type=int, metavar="N",
                         help="exit once N streams have ended")
-    parser.add_argument("-q", "--quiet", action="store_true", help="report problems only")
+    add_quiet(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,8 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from wpptrace.remote.relay import parse_address
     from wpptrace.remote.tls import server_context
 
-    logging.basicConfig(stream=sys.stderr, format=f"wpptrace {PROG}: %(message)s",
-                        level=logging.WARNING if args.quiet else logging.INFO)
+    log_to_stderr(PROG, args.quiet)
     try:
         listen = parse_address(args.listen, default_host="127.0.0.1")
     except ValueError as exc:

@@ -1,10 +1,24 @@
-"""Option values the remote commands (``wpptrace collect``, ``wpptrace relay``) read alike."""
+"""Options the remote commands (``wpptrace collect``, ``wpptrace relay``) take and read
+alike, and how they log."""
 from __future__ import annotations
 
+import argparse
+import logging
 import math
+import sys
 from typing import Optional
 
-__all__ = ["seconds"]
+__all__ = ["seconds", "add_quiet", "log_to_stderr"]
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="report problems only")
+
+
+def log_to_stderr(prog: str, quiet: bool) -> None:
+    """Log lines to stderr as "wpptrace PROG: message" (problems only if ``quiet``)."""
+    logging.basicConfig(stream=sys.stderr, format=f"wpptrace {prog}: %(message)s",
+                        level=logging.WARNING if quiet else logging.INFO)
 
 
 def seconds(text: str, option: str, least: Optional[float] = None) -> float:

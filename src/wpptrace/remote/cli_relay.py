@@ -19,7 +19,7 @@ import sys
 import uuid
 
 from wpptrace._cliutil import RawDescriptionHelpFormatter, complain
-from wpptrace.remote.cli_options import seconds
+from wpptrace.remote.cli_options import add_quiet, log_to_stderr, seconds
 
 PROG = "relay"
 
@@ -56,15 +56,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="this stream's id at the collector (default: a new one)")
     parser.add_argument("--host-name", metavar="NAME",
                         help="the host name the collector shows (default: this host's)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="report problems only")
+    add_quiet(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from wpptrace.remote.relay import Relay, parse_address
     from wpptrace.remote.tls import client_context
 
-    logging.basicConfig(stream=sys.stderr, format=f"wpptrace {PROG}: %(message)s",
-                        level=logging.WARNING if args.quiet else logging.INFO)
+    log_to_stderr(PROG, args.quiet)
     try:
         address = parse_address(args.to)
     except ValueError as exc:
