@@ -51,34 +51,31 @@ def build_msf(streams: list[bytes | None], page_size: int = 4096, *, seed: int |
     take = iter(free)
 
     image = bytearray(num_pages * ps)
+
+    def place(data) -> bytes:
+        """``data`` written into the next free pages, in turn: their numbers (u32 each)."""
+        numbers = bytearray()
+        for i in range(pages_for(len(data))):
+            p = next(take)
+            chunk = data[i * ps:(i + 1) * ps]
+            image[p * ps:p * ps + len(chunk)] = chunk
+            numbers += struct.pack("<I", p)
+        return bytes(numbers)
+
     directory = bytearray(struct.pack("<I", len(streams)))
     lists = bytearray()
     for s in streams:
         directory += struct.pack("<I", 0xFFFFFFFF if s is None else len(s))
-        if s is None:
-            continue
-        for i in range(pages_for(len(s))):
-            p = next(take)
-            chunk = s[i * ps:(i + 1) * ps]
-            image[p * ps:p * ps + len(chunk)] = chunk
-            lists += struct.pack("<I", p)
+        if s is not None:
+            lists += place(s)
     directory += lists
     assert len(directory) == dir_bytes
-    dir_page_nums = []
-    for i in range(dir_pages):
-        p = next(take)
-        chunk = directory[i * ps:(i + 1) * ps]
-        image[p * ps:p * ps + len(chunk)] = chunk
-        dir_page_nums.append(p)
-    page_list = b"".join(struct.pack("<I", p) for p in dir_page_nums)
-    map_page_nums = []
-    for i in range(map_pages):
-        p = next(take)
-        chunk = page_list[i * ps:(i + 1) * ps]
-        image[p * ps:p * ps + len(chunk)] = chunk
-        map_page_nums.append(p)
+    page_list = place(directory)
+    assert len(page_list) == 4 * dir_pages
+    map_page_list = place(page_list)
+    assert len(map_page_list) == 4 * map_pages
     header = MSF7_MAGIC + struct.pack("<IIIII", ps, 1, num_pages, dir_bytes, 0)
-    header += b"".join(struct.pack("<I", p) for p in map_page_nums)
+    header += map_page_list
     assert len(header) <= ps, "directory map does not fit in the superblock"
     image[:len(header)] = header
     return bytes(image)
