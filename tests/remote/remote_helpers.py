@@ -225,6 +225,50 @@ def wait_until(predicate, timeout: float = PATIENCE, what: str = "condition") ->
         time.sleep(0.02)
 
 
+def collect_until_stuck(tmp_path, recorded, disk, started: list, signum: int, name: str,
+                        interrupt) -> tuple[int, bool]:
+    """Runs ``wpptrace collect`` (quiet, on a free port, into tmp_path/c) while a thread, once
+    it runs (``started[0]`` its collector, its ``signum`` handler in place), sends it relay
+    ``name`` with the recorded header and first buffer, waits for ``disk`` (a _StuckWrite) to
+    hang, calls ``interrupt()``, then waits for collect to return before releasing the disk.
+    Returns collect's exit code and whether the disk still hung when it returned; the
+    ``signum`` handler is the one before."""
+    import signal
+
+    from wpptrace import cli
+    from wpptrace.remote import Relay
+
+    head, buffers = recorded
+    original = signal.getsignal(signum)
+    returned = threading.Event()
+    relays = []
+
+    def feed_then_interrupt():
+        wait_until(lambda: started and started[0].address
+                   and signal.getsignal(signum) is not original, what="collect running")
+        relay = Relay(started[0].address, buffer_size=len(head), name=name).start()
+        relays.append(relay)
+        relay.add(head)
+        relay.add(buffers[0])
+        assert disk.stuck.wait(PATIENCE)
+        interrupt()
+        returned.wait(PATIENCE)             # (a collect that does not return: release it)
+        disk.release.set()
+
+    helper = threading.Thread(target=feed_then_interrupt)
+    helper.start()
+    try:
+        code = cli.main(["collect", "--listen", "127.0.0.1:0", "-o", str(tmp_path / "c"), "-q"])
+        still_stuck = not disk.release.is_set()
+    finally:
+        returned.set()
+        helper.join(PATIENCE)
+        for relay in relays:
+            relay.close(timeout=0.5)
+    assert signal.getsignal(signum) is original
+    return code, still_stuck
+
+
 class Proxy:
     """A TCP forwarder between relays and a collector that the test controls: ``pause()``
     stops moving bytes (a link that takes nothing), ``resume()``, ``cut()`` closes the

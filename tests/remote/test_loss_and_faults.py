@@ -12,7 +12,7 @@ import threading
 
 import pytest
 from remote_helpers import (PATIENCE, Proxy, ended_relay, TracedSession, _StuckClose, _StuckWrite,
-                            data_buffers, decoded_text, disk_full_under, header, relay_process,
+                            collect_until_stuck, data_buffers, decoded_text, disk_full_under, header, relay_process,
                             wait_until)
 
 from wpptrace.remote import Collector, Relay
@@ -403,13 +403,10 @@ def test_collect_ends_on_sigterm_with_a_stuck_disk_and_exits_1(recorded, tmp_pat
     """SIGTERM only asks ``wpptrace collect`` to stop: its one stop waits at most the stop
     bound, then the command returns 1 (it left a file it could not close) while the write
     is still stuck."""
-    from wpptrace import cli
     from wpptrace.remote import cli_collect
     from wpptrace.remote import collector as collector_module
 
     disk = _StuckWrite(monkeypatch)
-    stuck, release, returned = disk.stuck, disk.release, threading.Event()
-
     started = []
 
     class SeenCollector(collector_module.Collector):
@@ -434,33 +431,8 @@ def test_collect_ends_on_sigterm_with_a_stuck_disk_and_exits_1(recorded, tmp_pat
     monkeypatch.setattr(collector_module, "Collector", SeenCollector)
     monkeypatch.setattr(cli_collect, "STOP_WAIT", 0.2)
     monkeypatch.setattr(cli_collect.threading, "Event", HandlerAwareEvent)
-    header_buffer, buffers = recorded
-    original = signal.getsignal(signal.SIGTERM)
-    relays = []
-
-    def feed_then_terminate():
-        wait_until(lambda: started and started[0].address
-                   and signal.getsignal(signal.SIGTERM) is not original, what="collect running")
-        relay = Relay(started[0].address, buffer_size=len(header_buffer), name="sigterm").start()
-        relays.append(relay)
-        relay.add(header_buffer)
-        relay.add(buffers[0])
-        assert stuck.wait(PATIENCE)
-        os.kill(os.getpid(), signal.SIGTERM)
-        returned.wait(PATIENCE)             # (a collect that does not return: release it)
-        release.set()
-
-    helper = threading.Thread(target=feed_then_terminate)
-    helper.start()
-    try:
-        code = cli.main(["collect", "--listen", "127.0.0.1:0", "-o", str(tmp_path / "c"), "-q"])
-        still_stuck = not release.is_set()
-    finally:
-        returned.set()
-        helper.join(PATIENCE)
-        for relay in relays:
-            relay.close(timeout=0.5)
-    assert signal.getsignal(signal.SIGTERM) is original
+    code, still_stuck = collect_until_stuck(tmp_path, recorded, disk, started, signal.SIGTERM, "sigterm",
+                                            lambda: os.kill(os.getpid(), signal.SIGTERM))
     assert (code, still_stuck) == (1, True)
     assert started[0].wait(PATIENCE)
     assert locked_in_handler == []          # the handler took no lock

@@ -10,8 +10,8 @@ import signal
 import threading
 
 from remote_helpers import (PATIENCE, FakeCollector, HandRelay, Proxy, TracedSession,
-                            _StuckClose, _StuckWrite, ended_relay, read_frame, relay_process,
-                            wait_until)
+                            _StuckClose, _StuckWrite, collect_until_stuck, ended_relay, read_frame,
+                            relay_process, wait_until)
 
 from wpptrace.remote import Collector, Relay
 from wpptrace.remote import protocol as P
@@ -150,12 +150,11 @@ def test_a_second_interrupt_makes_collect_exit_at_once_saying_what_it_left(
     """The first SIGINT asks ``wpptrace collect`` to stop; a second one while that stop
     waits on a stuck disk ends the wait: the command returns 1 at once (the write still
     stuck) and says what it left unfinished."""
-    from wpptrace import cli
     from wpptrace.remote import cli_collect
     from wpptrace.remote import collector as collector_module
 
     disk = _StuckWrite(monkeypatch)
-    stopping, returned = threading.Event(), threading.Event()
+    stopping = threading.Event()
     started = []
 
     class SeenCollector(collector_module.Collector):
@@ -169,35 +168,13 @@ def test_a_second_interrupt_makes_collect_exit_at_once_saying_what_it_left(
 
     monkeypatch.setattr(collector_module, "Collector", SeenCollector)
     monkeypatch.setattr(cli_collect, "STOP_WAIT", 10 * PATIENCE)    # only a cut ends it
-    head, buffers = recorded
-    original = signal.getsignal(signal.SIGINT)
-    relays = []
 
-    def feed_then_interrupt_twice():
-        wait_until(lambda: started and started[0].address
-                   and signal.getsignal(signal.SIGINT) is not original, what="collect running")
-        relay = Relay(started[0].address, buffer_size=len(head), name="twice").start()
-        relays.append(relay)
-        relay.add(head)
-        relay.add(buffers[0])
-        assert disk.stuck.wait(PATIENCE)
+    def interrupt_twice():
         os.kill(os.getpid(), signal.SIGINT)
         assert stopping.wait(PATIENCE)
         os.kill(os.getpid(), signal.SIGINT)
-        returned.wait(PATIENCE)             # (a collect that does not return: release it)
-        disk.release.set()
-
-    helper = threading.Thread(target=feed_then_interrupt_twice)
-    helper.start()
-    try:
-        code = cli.main(["collect", "--listen", "127.0.0.1:0", "-o", str(tmp_path / "c"), "-q"])
-        still_stuck = not disk.release.is_set()
-    finally:
-        returned.set()
-        helper.join(PATIENCE)
-        for relay in relays:
-            relay.close(timeout=0.5)
-    assert signal.getsignal(signal.SIGINT) is original
+    code, still_stuck = collect_until_stuck(tmp_path, recorded, disk, started, signal.SIGINT, "twice",
+                                            interrupt_twice)
     assert (code, still_stuck) == (1, True)
     err = capsys.readouterr().err
     assert "interrupted again: stopped without waiting: 1 connections not closed" in err
