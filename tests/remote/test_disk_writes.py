@@ -69,6 +69,18 @@ def _release_and_end_slow(collector, disk, slow: HandRelay, buffers) -> None:
     assert data_buffers(paths["slow"]) == buffers[:1]
 
 
+def _deliver_one(collector, head: bytes, buffers, session: str, source_id=None) -> None:
+    """A relay of ``session`` (taking ``source_id`` over, if given) sends buffer 1 and END, and
+    gets END's ACK."""
+    relay = _open(collector.address, head, session, source_id)
+    try:
+        relay.buffer(1, buffers[0])
+        relay.end(2)
+        assert relay.answer()[:2] == (P.FrameType.ACK, 2)
+    finally:
+        relay.close()
+
+
 def _fill_every_queue(collector, disk, stuck: HandRelay, other: HandRelay, buffers) -> None:
     """Two sources, "stuck" (whose writes hang) and "other", each send two buffers once both
     headers are taken (other's connection then waits for its next frame: had stuck's buffers
@@ -584,13 +596,7 @@ def test_once_the_disk_answers_files_are_made_again(recorded, tmp_path, monkeypa
         wait_until(lambda: collector._active == 0 and all(
             w.finished.is_set() for w in collector._abandoned_writers),
                    what="the stuck file's thread ended")
-        again = _open(collector.address, head, "again")
-        try:
-            again.buffer(1, buffers[0])
-            again.end(2)
-            assert again.answer()[:2] == (P.FrameType.ACK, 2)
-        finally:
-            again.close()
+        _deliver_one(collector, head, buffers, "again")
         assert collector.wait_for(lambda ss: all(s.closed for s in ss), PATIENCE)
         assert collector.stop(PATIENCE) is None
         paths = {s.session: s.path for s in collector.sources}
@@ -996,13 +1002,9 @@ def test_a_file_whose_creation_was_given_up_on_keeps_its_name(recorded, tmp_path
         finally:
             gone.close()
         (failed,) = collector.sources
-        again = _open(collector.address, head, "named", gone.source_id)
         try:
-            again.buffer(1, buffers[0])
-            again.end(2)
-            assert again.answer()[:2] == (P.FrameType.ACK, 2)
+            _deliver_one(collector, head, buffers, "named", gone.source_id)
         finally:
-            again.close()
             release.set()
         wait_until(lambda: all(w.finished.is_set() for w in collector._abandoned_writers),
                    what="the given-up creation's thread")
@@ -1047,13 +1049,7 @@ def test_a_file_whose_creation_was_given_up_on_and_then_failed_keeps_its_name(
         wait_until(lambda: all(w.finished.is_set() for w in collector._abandoned_writers),
                    what="the given-up creation's thread")
         (failed,) = collector.sources
-        again = _open(collector.address, head, "failedname", gone.source_id)
-        try:
-            again.buffer(1, buffers[0])
-            again.end(2)
-            assert again.answer()[:2] == (P.FrameType.ACK, 2)
-        finally:
-            again.close()
+        _deliver_one(collector, head, buffers, "failedname", gone.source_id)
         assert collector.wait_for(lambda ss: len(ss) == 2 and all(s.closed for s in ss),
                                   PATIENCE)
         delivered = collector.sources[1]
