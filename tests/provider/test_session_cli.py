@@ -347,18 +347,27 @@ def test_list_asks_each_sessions_host_once(tmp_path, session_name, monkeypatch, 
         session_cli.stop(session_name)
 
 
-def test_a_failure_is_said_once_in_words(monkeypatch, capsys):
-    """A session command failing for a Win32 error says its code's name, number and message
-    once, in one line (not the name and number twice, then the call that failed)."""
+def _both_listings_failing(monkeypatch, capsys, code: int) -> list[str]:
+    """`session list` and `tracelog -l` run while listing sessions fails with Win32 error
+    ``code``: both exit 1; the lines they said."""
     from wpptrace.provider import session_cli, tracelog
     from wpptrace.winerror import Win32Error
 
     def failing():
-        raise Win32Error(87, "list_sessions")
+        raise Win32Error(code, "list_sessions")
     monkeypatch.setattr(sessions, "list_sessions", failing)
     assert session_cli.run(argparse.Namespace(session_command="list")) == 1
     assert tracelog.main(["-l"]) == 1
-    said = capsys.readouterr().err.splitlines()
+    return capsys.readouterr().err.splitlines()
+
+
+def test_a_failure_is_said_once_in_words(monkeypatch, capsys):
+    """A session command failing for a Win32 error says its code's name, number and message
+    once, in one line (not the name and number twice, then the call that failed)."""
+    from wpptrace.provider import session_cli
+    from wpptrace.winerror import Win32Error
+
+    said = _both_listings_failing(monkeypatch, capsys, 87)
     assert said == [f"{who}: cannot list sessions: ERROR_INVALID_PARAMETER (87): The parameter is incorrect."
                     for who in ("wpptrace session list", "tracelog")]
     assert session_cli._describe(Win32Error(87, "EnableTrace"), "s") == (
@@ -369,15 +378,7 @@ def test_list_says_so_when_the_registry_is_locked_by_a_stopped_process(monkeypat
     """A process stopped while it holds the session registry locked makes listing fail with
     ERROR_BUSY (rather than wait forever): `session list` and `tracelog -l` say what may hold it,
     in one line, without a traceback."""
-    from wpptrace.provider import session_cli, tracelog
-    from wpptrace.winerror import Win32Error
-
-    def locked():
-        raise Win32Error(170, "list_sessions")
-    monkeypatch.setattr(sessions, "list_sessions", locked)
-    assert session_cli.run(argparse.Namespace(session_command="list")) == 1
-    assert tracelog.main(["-l"]) == 1
-    said = capsys.readouterr().err.splitlines()
+    said = _both_listings_failing(monkeypatch, capsys, 170)
     assert said == [f"{who}: cannot list sessions now: a process holding this user's session registry locked "
                     f"is stopped (under a debugger?); try again" for who in ("wpptrace session list", "tracelog")]
 
