@@ -54,20 +54,33 @@ def expected_lines(app) -> list[str]:
     ]
 
 
-def test_every_type_round_trips(rt_app, pp, tmp_path: pathlib.Path) -> None:
+def _tmfs(pp, tmp_path: pathlib.Path) -> pathlib.Path:
+    """The TMFs ``wpptrace tmf gen`` writes for rt_app.py: their folder."""
     tmf_dir = tmp_path / "tmf"
     assert main(["tmf", "gen", str(pp.here / "rt_app.py"), "-o", str(tmf_dir), "--no-registry"]) == 0
-    etl = tmp_path / "alltypes.etl"
+    return tmf_dir
+
+
+def _emit_all_into(rt_app, pp, etl: pathlib.Path, flags: int, level: int, check=None) -> None:
+    """rt_app.emit_all() traced into ``etl`` by a session that enabled rt_app's provider with
+    ``flags`` and ``level`` (``check()`` asserted then, if given)."""
     from wpptrace.provider import api
 
     with pp.etl_session(etl) as session:
         rt_app.trace.register()
         try:
-            api.EnableTrace(True, 0xFFFFFFFF, 5, rt_app.trace.guid, session)
-            assert rt_app.trace.enabled(rt_app.CORE, 5)
+            api.EnableTrace(True, flags, level, rt_app.trace.guid, session)
+            if check is not None:
+                assert check()
             rt_app.emit_all()
         finally:
             rt_app.trace.unregister()
+
+
+def test_every_type_round_trips(rt_app, pp, tmp_path: pathlib.Path) -> None:
+    tmf_dir = _tmfs(pp, tmp_path)
+    etl = tmp_path / "alltypes.etl"
+    _emit_all_into(rt_app, pp, etl, 0xFFFFFFFF, 5, lambda: rt_app.trace.enabled(rt_app.CORE, 5))
     assert rt_app.trace.events_dropped == 0
     got = pp.decode_lines(etl, tmf_dir, tmp_path)
     want = expected_lines(rt_app)
@@ -78,19 +91,10 @@ def test_every_type_round_trips(rt_app, pp, tmp_path: pathlib.Path) -> None:
 
 def test_level_and_flags_filter_at_the_call(rt_app, pp, tmp_path: pathlib.Path) -> None:
     """A session with level WARNING and only NET: the INFORMATION/CORE calls are not written."""
-    tmf_dir = tmp_path / "tmf"
-    assert main(["tmf", "gen", str(pp.here / "rt_app.py"), "-o", str(tmf_dir), "--no-registry"]) == 0
+    tmf_dir = _tmfs(pp, tmp_path)
     etl = tmp_path / "filtered.etl"
-    from wpptrace.provider import api
-
-    with pp.etl_session(etl) as session:
-        rt_app.trace.register()
-        try:
-            api.EnableTrace(True, int(rt_app.NET), 3, rt_app.trace.guid, session)
-            assert rt_app.trace.enable_flags == int(rt_app.NET) and rt_app.trace.enable_level == 3
-            rt_app.emit_all()
-        finally:
-            rt_app.trace.unregister()
+    _emit_all_into(rt_app, pp, etl, int(rt_app.NET), 3,
+                   lambda: rt_app.trace.enable_flags == int(rt_app.NET) and rt_app.trace.enable_level == 3)
     got = pp.decode_lines(etl, tmf_dir, tmp_path)
     want = expected_lines(rt_app)
     # NET at WARNING or above: the STATUS warning, the HRESULT error and log(WARNING, CORE|NET).
@@ -104,17 +108,10 @@ def test_dissect_etl_reads_the_records_and_their_argument_bytes(rt_app, pp, tmp_
 
     from dissect.etl import ETL
 
-    from wpptrace.provider import api
     from wpptrace.provider.tracing_sites import message_guid
 
     etl = tmp_path / "dissect.etl"
-    with pp.etl_session(etl) as session:
-        rt_app.trace.register()
-        try:
-            api.EnableTrace(True, 0xFFFFFFFF, 5, rt_app.trace.guid, session)
-            rt_app.emit_all()
-        finally:
-            rt_app.trace.unregister()
+    _emit_all_into(rt_app, pp, etl, 0xFFFFFFFF, 5)
     records = []
     with open(etl, "rb") as fh:
         for record in ETL(fh):
