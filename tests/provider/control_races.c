@@ -437,6 +437,22 @@ static void blank_array(props_block *blocks, EVENT_TRACE_PROPERTIES **array, int
     }
 }
 
+/* Ends this process at once, what it printed written out: a thread still held or hung in the
+ * core must not hold up its exit. */
+_Noreturn static void exit_at_once(void) {
+    fflush(stdout);
+    _exit(0);
+}
+
+/* Waits for `child` (what fork returned): its exit code, `none` if it was not forked or did not
+ * exit. */
+static int exit_code_of(pid_t child, int none) {
+    int status = 0;
+    if (child <= 0) return none;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    return WIFEXITED(status) ? WEXITSTATUS(status) : none;
+}
+
 /* Kills child `pid` and waits for it: its exit status. */
 static int kill_and_reap(pid_t pid) {
     int status = 0;
@@ -537,10 +553,8 @@ static int g_start_b = -1;
 static int run_point(const char *point, const char *dir) {
     char *args[] = {"control_races", (char *)point, (char *)dir, NULL};
     pid_t pid;
-    int status = 0;
     if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ) != 0) return 127;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+    return exit_code_of(pid, 128);
 }
 
 /* Another process starts B; its exit status. */
@@ -1370,9 +1384,7 @@ static int silent_peer(const char *dir) {
                           && (regs[i].logger_handle & 0xFF00FFFF) == (a & 0xFF00FFFF);
     if (asked >= 0) close(asked);
     close(silent);
-    kill(child, SIGKILL);
-    int status;
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    kill_and_reap(child);
     printf("enable %u silent_open %d child_enabled %d stop_a %u\n", (unsigned)enabled, open, child_enabled,
            (unsigned)stop(a));
     return 0;
@@ -1821,20 +1833,14 @@ static int sessions_read_by_child(void) {
         uint32_t n = atomic_load(&wpt_fork_sessions_read);
         _exit(n > 100 ? 100 : (int)n);
     }
-    int status = 0;
-    if (child < 0) return -1;
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return exit_code_of(child, -1);
 }
 
 /* Whether a child forked now still has descriptor 0 (-1: it failed). */
 static int child_keeps_stdin(void) {
     pid_t child = fork();
     if (child == 0) _exit(fcntl(0, F_GETFD) != -1);
-    int status = 0;
-    if (child < 0) return -1;
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return exit_code_of(child, -1);
 }
 
 /* The provider registrations a child forked now resets as it begins (-1: it failed). */
@@ -1844,10 +1850,7 @@ static int registrations_read_by_child(void) {
         uint32_t n = atomic_load(&wpt_fork_registrations_read);
         _exit(n > 100 ? 100 : (int)n);
     }
-    int status = 0;
-    if (child < 0) return -1;
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return exit_code_of(child, -1);
 }
 
 /* fork-sessions: children forked without a session, and with a private one. */
@@ -3211,8 +3214,7 @@ static int close_in_callback(const char *dir) {
     ULONG stopped_a = stop_by_name("control-races-a"), stopped_b = stop_by_name("control-races-b");
     printf("closed %d last %d ended %d socket_left %d stop_a %u stop_b %u\n", closed, last_enabled, ended,
            left, (unsigned)stopped_a, (unsigned)stopped_b);
-    fflush(stdout);
-    _exit(0);                                  /* a hung endpoint thread must not hold up exit */
+    exit_at_once();
 }
 
 /* close-joining-in-callback: the endpoint thread runs a provider's ENABLE callback (held) while
@@ -3261,8 +3263,7 @@ static int close_joining_in_callback(const char *dir) {
     ULONG stopped_a = stop_by_name("control-races-a");
     printf("in_callback %d joined %d teardowns %u stop_a %u\n", in_callback, closer_joined,
            (unsigned)(atomic_load(&wpt_endpoint_teardowns) - teardowns), (unsigned)stopped_a);
-    fflush(stdout);
-    _exit(0);                                  /* a hung endpoint thread must not hold up exit */
+    exit_at_once();
 }
 
 /* unregister-sibling: two providers of this process are enabled for A; A stops, which queues
@@ -3304,8 +3305,7 @@ static int unregister_sibling_mode(const char *dir) {
     wait_for(&g_sibling_stopped, 20000);
     printf("returned %d stop_a %u disables %d\n", atomic_load(&g_sibling_stopped), (unsigned)g_sibling_stop_rc,
            atomic_load(&g_sibling_disables));
-    fflush(stdout);
-    _exit(0);                                  /* a hung stopping thread must not hold up exit */
+    exit_at_once();
 }
 
 /* callback-order: a thread registers a provider that A enabled already; its ENABLE call,
@@ -3439,10 +3439,7 @@ static ULONG fork_on_enable(WMIDPREQUESTCODE code, PVOID context, ULONG *size, P
         atomic_store(&g_child_in_callback, 0);
         return ERROR_SUCCESS;
     }
-    int status = 0;
-    if (child > 0)
-        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
-    g_forked_status = child > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 2;
+    g_forked_status = exit_code_of(child, 2);
     return ERROR_SUCCESS;
 }
 
@@ -3490,10 +3487,7 @@ static ULONG fork_when_nested(WMIDPREQUESTCODE code, PVOID context, ULONG *size,
         g_nested_child = 1;
         return ERROR_SUCCESS;
     }
-    int status = 0;
-    if (child > 0)
-        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
-    g_nested_status = child > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 2;
+    g_nested_status = exit_code_of(child, 2);
     return ERROR_SUCCESS;
 }
 
@@ -3568,10 +3562,7 @@ static ULONG fork_when_deep(WMIDPREQUESTCODE code, PVOID context, ULONG *size, P
         g_deep_child = 1;
         return ERROR_SUCCESS;
     }
-    int status = 0;
-    if (child > 0)
-        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
-    g_deep_status = child > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 2;
+    g_deep_status = exit_code_of(child, 2);
     return ERROR_SUCCESS;
 }
 
@@ -3695,8 +3686,7 @@ static int close_in_stop(const char *dir) {
     printf("close_waited %d stop_returned %d stop_p %u registered %d enabled %d socket_left %d stop_a %u\n",
            atomic_load(&g_stop_close_waited), returned, (unsigned)g_stop_rc, registered,
            atomic_load(&g_copy_enabled), left, (unsigned)stopped_a);
-    fflush(stdout);
-    _exit(0);                                  /* hung threads must not hold up exit */
+    exit_at_once();
 }
 
 /* cancel-starting: a thread's registration starts this process's endpoint and is held
@@ -3755,8 +3745,7 @@ static int cancel_starting(void) {
     int closed = atomic_load(&g_cancel_closed);
     printf("registered %u cancelled %d closed %d socket_left %d\n", (unsigned)registered,
            result == PTHREAD_CANCELED, closed, closed ? endpoint_socket_exists() : 1);
-    fflush(stdout);
-    _exit(0);                                  /* a hung close must not hold up exit */
+    exit_at_once();
 }
 
 /* close-in-stop-joining: the endpoint thread reconciles with the registry, which holds an
@@ -3814,8 +3803,7 @@ static int close_in_stop_joining(const char *dir) {
     printf("joined %d stop_returned %d stop_p %u enabled %d socket_left %d stop_a %u\n",
            atomic_load(&g_joined_in_stop), returned, (unsigned)g_join_stop_rc, atomic_load(&g_thread_enabled),
            left, (unsigned)stopped_a);
-    fflush(stdout);
-    _exit(0);                                  /* hung threads must not hold up exit */
+    exit_at_once();
 }
 
 /* close-twice: one thread's wpptrace_endpoint_close is held once it told the endpoint thread
@@ -3910,9 +3898,7 @@ static void *fork_thread(void *arg) {
     (void)arg;
     pid_t child = fork();
     if (child == 0) _exit(0);
-    int status;
-    if (child > 0)
-        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    exit_code_of(child, 0);                   /* reaped */
     atomic_store(&g_fork_returned, 1);
     return NULL;
 }
@@ -4030,8 +4016,7 @@ static int fork_on_endpoint_mode(const char *dir) {
                               && stat(path, &st) == 0;
         printf("child_ended %d child_status %d child_socket_left %d stop_a %u\n", g_child_ended, status,
                g_child_socket_left, (unsigned)stop_by_name("control-races-a"));
-        fflush(stdout);
-        _exit(0);                              /* a hung endpoint thread must not hold up exit */
+        exit_at_once();
     }
     char seen = '8', served = '0';
     if (read(g_ep_pipe[0], &seen, 1) != 1) seen = '8';
@@ -4049,8 +4034,7 @@ static int fork_on_endpoint_mode(const char *dir) {
            bits >= 0 && bits < 8 ? bits & 1 : 1, bits >= 0 && bits < 8 ? !!(bits & 2) : 1,
            bits >= 0 && bits < 8 ? !!(bits & 4) : 0, (unsigned)enabled, served == '1', status, socket_left,
            (unsigned)stop(b), (unsigned)stop_by_name("control-races-a"));
-    fflush(stdout);
-    _exit(0);                                  /* a hung endpoint thread must not hold up exit */
+    exit_at_once();
 }
 
 /* cancel-joining: a thread's wpptrace_endpoint_close is held once it told the endpoint thread
@@ -4082,8 +4066,7 @@ static int cancel_joining(void) {
     int closed = atomic_load(&g_cancel_closed);
     printf("cancelled %d closed %d socket_left %d forked %d\n", result == PTHREAD_CANCELED, closed,
            endpoint_socket_exists(), fork_returns());
-    fflush(stdout);
-    _exit(0);                                  /* a hung close must not hold up exit */
+    exit_at_once();
 }
 
 /* cancel-close-waiting: a thread's close is held before it joins the endpoint thread; a second
@@ -4116,8 +4099,7 @@ static int cancel_close_waiting(void) {
     int64_t deadline = wpt_mono_ms() + 10000;  /* the first close ends (or waits for the lock) */
     while (endpoint_socket_exists() && wpt_mono_ms() < deadline) usleep(1000);
     printf("cancelled %d forked %d socket_left %d\n", result == PTHREAD_CANCELED, forked, endpoint_socket_exists());
-    fflush(stdout);
-    _exit(0);                                  /* a hung fork must not hold up exit */
+    exit_at_once();
 }
 
 /* cancel-join: the endpoint runs; a thread registers a provider that A (hosted elsewhere)
@@ -4155,8 +4137,7 @@ static int cancel_join(const char *dir) {
     int forked = fork_returns();
     printf("registered %u cancelled %d forked %d stop_a %u\n", (unsigned)registered, result == PTHREAD_CANCELED,
            forked, forked ? (unsigned)stop_by_name("control-races-a") : 99u);
-    fflush(stdout);
-    _exit(0);                                  /* a hung fork must not hold up exit */
+    exit_at_once();
 }
 
 /* cancel-in-callback: a thread's EnableTrace of A runs the ControlCallback of a provider here,
@@ -4262,8 +4243,7 @@ static int cancel_in_callback(const char *dir, int unregistering) {
                ended && !atomic_load(&g_block_returned), result == PTHREAD_CANCELED, (unsigned)g_unregistered,
                (unsigned)g_after_registered, (unsigned)g_after_unregistered, fds_kept,
                done ? (unsigned)stop_by_name("control-races-a") : 99u);
-    fflush(stdout);
-    _exit(0);                                  /* a hung thread must not hold up exit */
+    exit_at_once();
 }
 
 /* refused-view-fork: every JOIN's memory is refused here (a test switch, as for memory not
@@ -4283,13 +4263,11 @@ static int refused_view_fork(const char *dir) {
     ULONG refused = wpptrace_views_refused();
     pid_t child = fork();
     if (child == 0) _exit((int)wpptrace_views_refused());
-    int status = 0;
-    while (child > 0 && waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    int child_refused = exit_code_of(child, 99);
     wpt_test_refuse_views = 0;
-    printf("refused %u child_refused %d stop_a %u\n", (unsigned)refused,
-           child > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 99, (unsigned)stop_by_name("control-races-a"));
-    fflush(stdout);
-    _exit(0);
+    printf("refused %u child_refused %d stop_a %u\n", (unsigned)refused, child_refused,
+           (unsigned)stop_by_name("control-races-a"));
+    exit_at_once();
 }
 
 /* cancel-join-busy: as cancel-join, but A's host is stopped (SIGSTOP) and the wait for its
@@ -4317,8 +4295,7 @@ static int cancel_join_busy(const char *dir) {
     int closed = atomic_load(&g_cancel_closed);
     printf("registered %u cancelled %d forked %d closed %d stop_a %u\n", (unsigned)registered,
            result == PTHREAD_CANCELED, forked, closed, (unsigned)stop_by_name("control-races-a"));
-    fflush(stdout);
-    _exit(0);                                  /* a hung fork or close must not hold up exit */
+    exit_at_once();
 }
 
 /* cancel-unregister: a thread's UnregisterTraceGuids waits for the ENABLE callback another
@@ -4377,8 +4354,7 @@ static int cancel_unregister(const char *dir) {
     int forked = fork_returns();
     printf("unregistered %u cancelled %d forked %d stop_x %u\n", (unsigned)unregistered,
            result == PTHREAD_CANCELED, forked, forked ? (unsigned)stop(g_unreg_x) : 99u);
-    fflush(stdout);
-    _exit(0);                                  /* a hung fork must not hold up exit */
+    exit_at_once();
 }
 
 /* close-then-register: private session X's ENABLE callback (run in the main thread) closes
@@ -4432,8 +4408,7 @@ static int close_then_register_mode(const char *dir) {
     printf("enable %u socket_kept %d start_c %d enables %d stop_x %u stop_c %u\n", (unsigned)enabled, kept,
            started, atomic_load(&g_after_close.enables), (unsigned)stop(x),
            (unsigned)stop_by_name("control-races-c"));
-    fflush(stdout);
-    _exit(0);                                  /* a hung endpoint thread must not hold up exit */
+    exit_at_once();
 }
 
 /* fork-in-copy-stays: this process reconciles; the first enable's callback forks, and the
@@ -4490,10 +4465,9 @@ static int fork_in_copy_stays(const char *dir) {
     if (read(g_stay_pipe[0], &served_before, 1) != 1) return 9;
     if (start(dir, "control-races-b", &b)) return 10;
     ULONG enabled = EnableTrace(1, 0x5, 4, &g_child_served_control, b);
-    int status = 0;
-    while (waitpid(g_stay_child, &status, 0) < 0 && errno == EINTR) {}
+    int child_enabled = exit_code_of(g_stay_child, -1) == 0;
     printf("reconcile %u served_before %d enable %u child_enabled %d stop_b %u stop_a %u\n", (unsigned)reconciled,
-           served_before == '1', (unsigned)enabled, WIFEXITED(status) && WEXITSTATUS(status) == 0,
+           served_before == '1', (unsigned)enabled, child_enabled,
            (unsigned)stop(b), (unsigned)stop_by_name("control-races-a"));
     return 0;
 }
@@ -4587,8 +4561,7 @@ static int cancel_listing(const char *dir, int which) {
     printf("listed %u cancelled %d fds_left %d queried %d query_a %u stop_a %u\n", (unsigned)g_lister_rc,
            result == PTHREAD_CANCELED, left, queried, (unsigned)g_queried_a_rc,
            queried ? (unsigned)stop(a) : 99u);
-    fflush(stdout);
-    _exit(0);                                  /* a hung query must not hold up exit */
+    exit_at_once();
 }
 
 /* cancel-runtime-directory, cancel-host-log-path, cancel-enumerate, cancel-subscribe: a thread's
@@ -4724,9 +4697,7 @@ static int fork_in_copy_withheld(const char *dir) {
     if (first_then_last(slot, slot)) return 6;
     ULONG reconciled = wpt_reconcile_with_registry();
     if (g_withheld_child <= 0) return 7;
-    int status = 0;
-    while (waitpid(g_withheld_child, &status, 0) < 0 && errno == EINTR) {}
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 255;
+    int code = exit_code_of(g_withheld_child, 255);
     printf("reconcile %u child_withheld %d child_withheld_again %d child_second %d second %d withheld %u stop_a %u\n",
            (unsigned)reconciled, code & 3, code >> 2 & 3, code >> 4 & 1,
            atomic_load(&g_withheld_second.enables), (unsigned)wpptrace_enables_withheld(),
@@ -4775,10 +4746,8 @@ static int fork_while_retiring(void) {
     sem_post(&g_replace_go);
     pthread_join(t, NULL);
     wpt_test_point = NULL;
-    int status = 0;
-    while (child > 0 && waitpid(child, &status, 0) < 0 && errno == EINTR) {}
-    printf("forked %d child_kept_mapping %d replaced %d released %d\n", child > 0,
-           child > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 9,
+    int kept = exit_code_of(child, 9);
+    printf("forked %d child_kept_mapping %d replaced %d released %d\n", child > 0, kept,
            atomic_load(&wpt_views[3]) == newer, old->map == NULL);
     return 0;
 }
