@@ -982,6 +982,13 @@ static int socket_exists(uint32_t slot) {
     return wpt_socket_path(path, sizeof path, 's', slot) == 0 && access(path, F_OK) == 0;
 }
 
+/* Whether process `pid` is gone (no start time to be read) within `ms`. */
+static int gone_within(uint32_t pid, int64_t ms) {
+    int64_t deadline = wpt_mono_ms() + ms;
+    while (wpt_process_start(pid) && wpt_mono_ms() < deadline) usleep(1000);
+    return !wpt_process_start(pid);
+}
+
 static int wait_ended(uint32_t pid, uint64_t start) {
     int64_t deadline = wpt_mono_ms() + 20000;
     while (wpt_process_start(pid) == start && wpt_mono_ms() < deadline) usleep(1000);
@@ -1123,9 +1130,7 @@ static int gone_reuse(const char *dir) {
     host = reg->loggers[slot].host_pid;
     wpt_registry_unlock();
     if (!host || kill((pid_t)host, SIGKILL) != 0) return 5;
-    int64_t deadline = wpt_mono_ms() + 10000;
-    while (wpt_process_start(host) && wpt_mono_ms() < deadline) usleep(1000);
-    if (wpt_process_start(host)) return 6;
+    if (!gone_within(host, 10000)) return 6;
     g_dir = dir;
     wpt_test_point = at_gone_freed;
     atomic_store(&g_armed, 1);
@@ -1150,8 +1155,7 @@ static void at_gone_freed_wrap(int point) {
 /* Whether the provider is enabled once another process enabled it: that process's EnableTrace
  * waits 3 s for this one's endpoint, which may take longer on a loaded machine. */
 static int enabled_within(int64_t ms) {
-    int64_t deadline = wpt_mono_ms() + ms;
-    while (!atomic_load(&g_enabled) && wpt_mono_ms() < deadline) usleep(1000);
+    wait_for(&g_enabled, ms);
     return atomic_load(&g_enabled);
 }
 
@@ -1163,9 +1167,7 @@ static int gone_wrap(const char *dir) {
     if (start(dir, "control-races-a", &a)) return 4;
     uint32_t slot = (uint32_t)(a & 0xFFFF), host = host_of(slot);
     if (!host || kill((pid_t)host, SIGKILL) != 0) return 5;
-    int64_t deadline = wpt_mono_ms() + 10000;
-    while (wpt_process_start(host) && wpt_mono_ms() < deadline) usleep(1000);
-    if (wpt_process_start(host)) return 6;
+    if (!gone_within(host, 10000)) return 6;
     g_dir = dir;
     wpt_test_point = at_gone_freed_wrap;
     atomic_store(&g_armed, 1);
@@ -1735,8 +1737,7 @@ static int release_locked(const char *dir) {
     pthread_t t;
     if (pthread_create(&t, NULL, stop_private, &stopped) != 0) return 5;
     /* a STOP that gives up is done long before this; one that waits is let through then */
-    int64_t until = wpt_mono_ms() + 2000;
-    while (!atomic_load(&g_stop_done) && wpt_mono_ms() < until) usleep(1000);
+    wait_for(&g_stop_done, 2000);
     kill_and_reap(holder);
     pthread_join(t, NULL);
     wpt_registry_wait_ms = 10000;
@@ -1781,16 +1782,14 @@ static void *ask_registry(void *arg) {
 static int wall_stepped(void) {
     pthread_t holder, asker;
     if (pthread_create(&holder, NULL, hold_registry, NULL) != 0) return 3;
-    int64_t until = wpt_mono_ms() + 20000;
-    while (!atomic_load(&g_lock_held) && wpt_mono_ms() < until) usleep(1000);
+    wait_for(&g_lock_held, 20000);
     if (!atomic_load(&g_lock_held)) return 4;
     wpt_registry_wait_ms = 300;
     atomic_store(&g_wall_ahead, 100000);
     ULONG rc = 0;
     if (pthread_create(&asker, NULL, ask_registry, &rc) != 0) return 5;
     /* 300 ms as counted by the kernel; a wait by the wall clock lasts a day */
-    until = wpt_mono_ms() + 20000;
-    while (!atomic_load(&g_lock_done) && wpt_mono_ms() < until) usleep(1000);
+    wait_for(&g_lock_done, 20000);
     int returned = atomic_load(&g_lock_done);
     atomic_store(&g_wall_ahead, 0);
     atomic_store(&g_lock_release, 1);
@@ -1811,13 +1810,11 @@ static void *ask_directory(void *arg) {
 static int dir_while_locked(void) {
     pthread_t holder, asker;
     if (pthread_create(&holder, NULL, hold_registry, NULL) != 0) return 3;
-    int64_t until = wpt_mono_ms() + 20000;
-    while (!atomic_load(&g_lock_held) && wpt_mono_ms() < until) usleep(1000);
+    wait_for(&g_lock_held, 20000);
     if (!atomic_load(&g_lock_held)) return 4;
     ULONG rc = 0;
     if (pthread_create(&asker, NULL, ask_directory, &rc) != 0) return 5;
-    until = wpt_mono_ms() + 10000;
-    while (!atomic_load(&g_lock_done) && wpt_mono_ms() < until) usleep(1000);
+    wait_for(&g_lock_done, 10000);
     int returned = atomic_load(&g_lock_done);
     atomic_store(&g_lock_release, 1);
     pthread_join(holder, NULL);
@@ -1942,12 +1939,10 @@ static int list_slow_host(const char *dir, int info) {
     pthread_t lister, querier;
     void *(*asks)(void *) = info == 3 ? stop_a_by_name : info == 2 ? flush_a : info ? info_of_a : list_all;
     if (pthread_create(&lister, NULL, asks, NULL) != 0) return 6;
-    int64_t until = wpt_mono_ms() + 20000;
-    while (!atomic_load(&g_listing_asked) && wpt_mono_ms() < until) usleep(1000);
+    wait_for(&g_listing_asked, 20000);
     if (!atomic_load(&g_listing_asked)) return 7;
     if (pthread_create(&querier, NULL, query_private, NULL) != 0) return 8;
-    until = wpt_mono_ms() + 10000;
-    while (!atomic_load(&g_query_done) && wpt_mono_ms() < until) usleep(1000);
+    wait_for(&g_query_done, 10000);
     int first = atomic_load(&g_query_done) && !atomic_load(&g_listing_done);
     kill(host, SIGCONT);                    /* the listing (and a query it held up) go on */
     pthread_join(lister, NULL);
@@ -2068,8 +2063,7 @@ static void at_endpoint_join(int point) {
     int n = atomic_fetch_add(&g_endpoint_joins, 1) + 1;
     if (n == 2 && g_resume_at_second > 0) kill(g_resume_at_second, SIGCONT);
     if (!atomic_exchange(&g_armed, 0)) return;
-    int64_t until = wpt_mono_ms() + 20000;
-    while (!atomic_load(&g_part_done) && wpt_mono_ms() < until) usleep(1000);
+    wait_for(&g_part_done, 20000);
 }
 
 static int register_three(void) {
