@@ -54,8 +54,8 @@ static char g_path[256];
 /* The socket file g_listen is bound at (0: not known), and when to look for it again: a
  * clean-up of the runtime directory takes it, and once the directory is made again the socket
  * is bound there again (no session of another process could reach this process's providers). */
-static dev_t g_bound_dev;
-static ino_t g_bound_ino;
+static dev_t g_bound_dev, g_bound_dir_dev;
+static ino_t g_bound_ino, g_bound_dir_ino;     /* and the directory it is in */
 static int64_t g_bound_check_at;
 /* JOIN connection per slot, -1 if none (from the start: a forked child closes what it finds) */
 static int g_joins[WPPTRACE_MAX_SESSIONS] = {[0 ... WPPTRACE_MAX_SESSIONS - 1] = -1};
@@ -504,21 +504,35 @@ static int socket_in_place(int note) {
         || !S_ISSOCK(st.st_mode))
         return 0;
     if (note) {
+        struct stat in;
         g_bound_dev = st.st_dev;
         g_bound_ino = st.st_ino;
+        g_bound_dir_dev = fstat(dir, &in) == 0 ? in.st_dev : 0;
+        g_bound_dir_ino = g_bound_dir_dev ? in.st_ino : 0;
     }
     return st.st_dev == g_bound_dev && st.st_ino == g_bound_ino;
 }
 
+/* Is the runtime directory held now the one this process's socket was bound in? */
+static int same_directory(void) {
+    struct stat st;
+    int dir = wpt_runtime_dir_fd();
+    return dir >= 0 && fstat(dir, &st) == 0 && st.st_dev == g_bound_dir_dev && st.st_ino == g_bound_dir_ino;
+}
+
 /* Once a second, on the endpoint thread: the socket a clean-up removed is bound again once the
- * runtime directory is there again (never made again for it), and the registry copied again
- * (what other processes told meanwhile reached nobody here). Tried again next time if it
+ * runtime directory is made again (never made again for it), and the registry copied again
+ * (what other processes told meanwhile reached nobody here). Not in the directory it was bound
+ * in: a clean-up removing that one is under way (its files gone, the directory not yet), and a
+ * socket bound there again would keep it from being removed. Tried again next time if it
  * fails. */
 static void bind_again_if_removed(void) {
     int64_t now = wpt_mono_ms();
     if (now < g_bound_check_at) return;
     g_bound_check_at = now + 1000;
-    if (socket_in_place(0) || wpt_runtime_dir_present() != ERROR_SUCCESS || socket_in_place(0)) return;
+    if (socket_in_place(0) || wpt_runtime_dir_present() != ERROR_SUCCESS || socket_in_place(0)
+        || same_directory())
+        return;
     char path[sizeof g_path];
     if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)getpid()) != ERROR_SUCCESS) return;
     ULONG locked;
