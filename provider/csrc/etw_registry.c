@@ -229,12 +229,13 @@ ULONG wpt_runtime_dir_present(void) {
 
 /* Through the descriptor held now, checked (and held again if the application closed ours):
  * never by a path made with an older number, which may be another directory of the
- * application's by now. */
+ * application's by now. A directory a clean-up removed is not made again for it (a process
+ * that ended after the clean-up left it made again, empty). */
 void wpt_runtime_unlink(const char *name) {
     if (atomic_load(&g_dir_rc) != ERROR_SUCCESS) return;   /* nothing was made in it */
     int state = wpt_cancel_hold();
     if (mutex_by(&g_dir_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) == 0) {
-        if (check_dir_locked(1) == ERROR_SUCCESS) unlinkat(g_dir_fd, name, 0);
+        if (check_dir_locked(0) == ERROR_SUCCESS) unlinkat(g_dir_fd, name, 0);
         pthread_mutex_unlock(&g_dir_lock);
     }
     wpt_cancel_restore(state);

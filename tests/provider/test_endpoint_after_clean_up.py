@@ -46,3 +46,22 @@ def test_a_provider_registered_before_a_clean_up_is_reached_once_the_directory_i
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "0", "0", "True", "0"]
+
+
+_ENDS = textwrap.dedent("""
+    import shutil, sys, uuid
+    import wpptrace.provider as P
+    P.RegisterTraceGuids(lambda code, context, buffer: 0, None, uuid.uuid4())   # its socket bound
+    shutil.rmtree(sys.argv[1])              # a clean-up of /tmp took it, with the socket
+""")
+
+
+def test_a_provider_process_ending_after_a_clean_up_leaves_the_directory_removed(tmp_path):
+    """At exit the process removes its socket from the runtime directory: the directory's check
+    made the removed directory again for that, and it stayed behind, empty."""
+    runtime = tmp_path / "rt"
+    env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
+    done = subprocess.run([sys.executable, "-c", _ENDS, str(runtime)], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert not runtime.exists()
