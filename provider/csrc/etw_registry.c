@@ -514,13 +514,19 @@ void wpt_registry_unlock(void) {
     pthread_mutex_unlock(&g_lock);
 }
 
-/* A child never sees the held directory half moved to another number (it leaked one). */
+/* A child never sees the held directory half moved to another number (it leaked one). The
+ * wait is bounded as any wait for the registry: a check holds the lock across the open of the
+ * directory's parent, which a hung filesystem may never answer, and fork() waited as long with
+ * the endpoint's, the registrations' and the attach locks held. Given up on, the fork goes on
+ * without it (at worst the child keeps a descriptor of the directory it never uses). */
+static int g_dir_locked_for_fork;
+
 void wpt_registry_fork_prepare(void) {
-    pthread_mutex_lock(&g_dir_lock);
+    g_dir_locked_for_fork = mutex_by(&g_dir_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) == 0;
 }
 
 void wpt_registry_fork_parent(void) {
-    pthread_mutex_unlock(&g_dir_lock);
+    if (g_dir_locked_for_fork) pthread_mutex_unlock(&g_dir_lock);
 }
 
 /* A forked child shares the parent's open registry file, and with it the parent's flock:

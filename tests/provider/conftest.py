@@ -252,3 +252,10 @@ def application_threads(build_c_program_with_test_points):
     """application_threads(mode, out_dir) -> what application_threads.c printed (the count of
     the application's threads made while the core's threads end and start)."""
     return _mode_program(build_c_program_with_test_points, "application_threads")
+
+
+@pytest.fixture(scope="session")
+def runtime_dir_holds(build_c_program_with_test_points):
+    """runtime_dir_holds(mode, runtime_dir) -> what runtime_dir_holds.c printed (the runtime
+    directory's held descriptor and its lock)."""
+    return _mode_program(build_c_program_with_test_points, "runtime_dir_holds")
