@@ -60,8 +60,30 @@ static dev_t g_dir_dev;                 /* what g_dir_fd holds (a descriptor clo
 static ino_t g_dir_ino;                 /* not ours any more: it is never written over) */
 /* Read without the lock: each number's path is made once and never changed or freed, so a
  * thread reads a whole one while another moves the directory to another number (which happens
- * only when the application closed ours). */
+ * only when the application closed ours). A number used before takes its path back: the paths
+ * kept are at most one per descriptor number, however often the application closes ours. */
 static _Atomic(const char *) g_dir_at = "";
+typedef struct dir_path {
+    int fd;
+    char *at;
+    struct dir_path *next;
+} dir_path;
+static dir_path *g_dir_paths;
+
+/* The path of the directory held at `fd` (g_dir_lock held), NULL without memory. */
+static const char *path_at(int fd) {
+    for (dir_path *p = g_dir_paths; p; p = p->next)
+        if (p->fd == fd) return p->at;
+    dir_path *p = malloc(sizeof *p);
+    if (!p || asprintf(&p->at, "%s/%d", WPT_PROC_FD_DIR, fd) < 0) {
+        free(p);
+        return NULL;
+    }
+    p->fd = fd;
+    p->next = g_dir_paths;
+    g_dir_paths = p;
+    return p->at;
+}
 
 static ULONG open_failure(int e) {
     return e == EACCES || e == EPERM || e == ELOOP || e == ENOTDIR ? ERROR_ACCESS_DENIED
@@ -81,13 +103,12 @@ static ULONG hold_dir(int fd, const struct stat *st) {
         close(fd);
         if (same < 0) return ERROR_BAD_PATHNAME;
     } else {
-        char *at;                              /* the first, or ours was closed by someone else */
-        if (asprintf(&at, "%s/%d", WPT_PROC_FD_DIR, fd) < 0) {
+        const char *at = path_at(fd);          /* the first, or ours was closed by someone else */
+        if (!at) {
             close(fd);
             return ERROR_OUTOFMEMORY;
         }
         if (access(at, F_OK) != 0) {           /* no /proc (a chroot, a sandbox) */
-            free(at);
             close(fd);
             return ERROR_NOT_SUPPORTED;
         }

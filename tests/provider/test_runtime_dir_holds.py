@@ -10,3 +10,8 @@ def test_a_fork_does_not_wait_for_a_runtime_directory_check_held_on_its_parent(r
     core stopped too). It waits as long as for the registry, then forks."""
     assert runtime_dir_holds("dir-check-held", tmp_path / "rt") == {"forked": 1, "check": 0}
 
+
+def test_holding_the_directory_again_at_a_number_used_before_takes_its_path_back(runtime_dir_holds, tmp_path):
+    """The application closing the held descriptor again and again (two numbers taking turns):
+    each time the directory was held again a new path string was made and kept for good."""
+    assert runtime_dir_holds("re-held", tmp_path / "rt") == {"paths": 2}
