@@ -291,7 +291,11 @@ static const char *split_log_path(const char *path, char dir[WPT_MAX_PATH]) {
 }
 
 /* Remove `name` in the directory `at` if it is still the file `made`: one this process made
- * for an attempt that then failed (a name given to another file meanwhile is left alone). */
+ * for an attempt that then failed (a name given to another file meanwhile is left alone).
+ * Left open: a start of the same path in another process that opened this very file (it found
+ * it there) before the unlink keeps writing into a file that no longer has a name. No check
+ * of the name closes that (it is the same inode either way); it takes two starts of one path
+ * at once, and the other start's session then ends with no file to show for it. */
 static void remove_made_at(int at, const char *name, const struct stat *made) {
     struct stat st;
     if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == made->st_dev
