@@ -74,8 +74,7 @@ def _fresh_decoder():
 
 def child(mode: str) -> int:
     """``--child MODE``: one measurement in this fresh process; prints (messages, CPU s)."""
-    import uuid
-
+    from wpptrace._lazyuuid import int_of_le
     from wpptrace.decoder.cli_fmt import _few_collections
     from wpptrace.decoder.program_cache import ProgramCache
 
@@ -103,7 +102,7 @@ def child(mode: str) -> int:
             run = lambda: decoder._shared_entries(keys)    # noqa: E731
         elif mode == "scan":
             decoder = _fresh_decoder()
-            guids = list(dict.fromkeys(uuid.UUID(bytes_le=guid_le).int for guid_le, _n in keys))
+            guids = list(dict.fromkeys(int_of_le(guid_le) for guid_le, _n in keys))
             run = lambda: [decoder.tmfset._load_guid(guid) for guid in guids]   # noqa: E731
         else:
             decoder = _fresh_decoder()
