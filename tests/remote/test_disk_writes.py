@@ -682,7 +682,7 @@ def test_a_close_that_hangs_with_nothing_queued_is_given_up_on_after_write_timeo
 
 
 def test_a_close_given_up_on_whose_disk_answers_before_it_settles_is_no_clean_stop(
-        recorded, tmp_path, monkeypatch):
+        recorded, tmp_path, monkeypatch, caplog):
     """Every buffer is written and END came with the session's EndTime, but the close hangs
     and is given up on; the disk answers right after the give-up, before the collector
     settles it: the header carries the EndTime, yet the source is not ``stopped`` (its close
@@ -712,6 +712,10 @@ def test_a_close_given_up_on_whose_disk_answers_before_it_settles_is_no_clean_st
     assert header(source.path).end_time != 0           # (the session stopped, it says)
     assert source.file_error.startswith("closing it did not finish within 0.5 s")
     assert source.stopped is False
+    said = [r.getMessage() for r in caplog.records if "may be incomplete" in r.getMessage()]
+    assert len(said) == 1 and said[0].endswith(                # (not "does not say")
+        "(given up on: not a clean stop, though its header may come to say the session "
+        "stopped if the disk answers)")
 
 
 def test_a_file_given_up_on_after_end_is_not_closed_as_a_clean_stop(recorded, tmp_path,

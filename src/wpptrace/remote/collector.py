@@ -682,6 +682,13 @@ class _Connection:
             self.room.set_result(None)
 
 
+# What a failed file's summary adds when the source is not a clean stop: a file given up on
+# that lacks no buffer may still get the session's EndTime from its thread if the disk answers
+_NOT_STOPPED = {False: " (its header does not say the session stopped)",
+                True: " (given up on: not a clean stop, though its header may come to "
+                      "say the session stopped if the disk answers)"}
+
+
 class Collector:
     """Accept relays on ``listen`` (host, port; port 0 picks one: see ``address``; an empty
     host is 127.0.0.1, this host only: listening where other hosts reach without TLS is the
@@ -1139,8 +1146,10 @@ class Collector:
                    f"{s.relay_dropped}, session lost {s.session_lost}{unwritten}), events "
                    f"lost {s.events_lost}")
         if s.file_error:
+            may_say = (source.disk is not None and source.disk._abandoned is not None
+                       and not s.unwritten)     # (a file that lacks buffers says EndTime 0)
             log.error("%s: %s may be incomplete: %s%s", summary, s.path, s.file_error,
-                      "" if s.stopped else " (its header does not say the session stopped)")
+                      "" if s.stopped else _NOT_STOPPED[may_say])
         else:
             log.info("%s%s%s", summary, f": {s.path}" if s.path else "",
                      "" if s.stopped else " (the session had not stopped)")
