@@ -7,10 +7,11 @@ to a file, under ``perf record -e exceptions:page_fault_user``. The run notes wh
 writable pages are present (``/proc/self/pagemap``) at three points: when the process starts
 (the interpreter's own), where ``run_fmt`` starts (after the command's imports) and just before
 the worker's fork. Each fault after the fork, in either process, is then counted by its page:
-one present at the fork is shared by the two processes (a write copies it: about 3.4 us),
-by the first point it was present at; any other page is fresh (0.5-1 us). Forking at some
-point can only spare the copies of pages made after it, and the process forked there does
-again, by itself, what the parent did between that point and the fork.
+one present at the fork is shared by the two processes (a write copies it, about 3.4 us, unless
+the other process has its own copy already), counted by the first point it was present at; any
+other page is fresh (0.5-1 us). Forking at some point can only spare the copies of pages made
+after it, and the process forked there does again, by itself, what the parent did between that
+point and the fork.
 
 Counts, not times: they change little with the machine's load. A page present at two points
 may have been freed and made again between them (counted at the first). Needs perf (with
@@ -28,7 +29,7 @@ import sys
 import time
 
 _PAGE = 4096
-_buffer = bytearray(8 * 4096)       # made once: a snapshot adds no pages of its own
+_buffer = bytearray(8 * 4096)       # made once: a snapshot adds few pages of its own
 
 
 def snapshot(path: str) -> None:
