@@ -183,6 +183,9 @@ uint64_t wpt_process_start(uint32_t pid);
  * process has its pid, -1 if /proc could not tell (no descriptor or memory left): never taken
  * for gone, which frees the entries of live sessions. */
 int      wpt_process_is(uint32_t pid, uint64_t start);
+/* 1 only if /proc says process `pid` (thread `tid`) is gone or a zombie: 0 if it runs or
+ * /proc could not tell (no descriptor or memory left), never taken for gone. */
+int      wpt_process_gone(uint32_t pid);
 int      wpt_thread_gone(uint32_t tid);
 /* Fault injection for tests: the next `count` allocations fail (wpptrace_debug_fail_allocations). */
 int      wpt_injected_failure(void);
@@ -422,6 +425,8 @@ enum {
                                           * not listed yet */
     WPT_POINT_THREADS_LISTED = 46,       /* this process's threads listed, the core's not
                                           * counted again yet */
+    WPT_POINT_PEER_UNANSWERED = 48,      /* a broadcast found a provider socket refused, has not
+                                          * looked up whether its process is gone */
     WPT_POINT_PRIVATE_STOPPED = 47,      /* a private session's STOP stopped it: it says
                                           * STOPPING, its role and registry entry are not let go
                                           * yet (the control lock held by this thread) */

@@ -221,22 +221,35 @@ uint64_t wpt_process_start(uint32_t pid) {
     return start ? start : 1;
 }
 
+/* Did /proc fail to answer for want of descriptors or memory (errno of a failed proc_stat)?
+ * That says nothing of the process or thread looked up. */
+static int could_not_tell(int e) {
+    return e == EMFILE || e == ENFILE || e == ENOMEM || e == ENOBUFS || e == EAGAIN || e == EINTR;
+}
+
 int wpt_process_is(uint32_t pid, uint64_t start) {
     if (!pid) return 0;
     uint64_t now = 0;
     errno = 0;
     char state = proc_stat(pid, &now);
-    if (!state) {
-        int e = errno;
-        return e == EMFILE || e == ENFILE || e == ENOMEM || e == ENOBUFS || e == EAGAIN || e == EINTR ? -1 : 0;
-    }
+    if (!state) return could_not_tell(errno) ? -1 : 0;
     if (state == 'Z' || state == 'X') return 0;
     return (now ? now : 1) == start;
 }
 
+int wpt_process_gone(uint32_t pid) {
+    if (!pid) return 1;
+    errno = 0;
+    char state = proc_stat(pid, NULL);
+    if (!state) return !could_not_tell(errno);
+    return state == 'Z' || state == 'X';
+}
+
 int wpt_thread_gone(uint32_t tid) {
+    errno = 0;
     char state = proc_stat(tid, NULL);
-    return !state || state == 'Z' || state == 'X';
+    if (!state) return !could_not_tell(errno);
+    return state == 'Z' || state == 'X';
 }
 
 /* The core's threads alive in this process. Each counts itself once it runs and uncounts

@@ -990,7 +990,9 @@ ULONG wpt_broadcast(uint32_t kind, uint32_t meant_for, const wpt_wire_enable *ms
         ULONG rc;
         int fd = wpt_ipc_connect(path, 500, &rc);
         if (fd < 0) {
-            if (rc == ERROR_WMI_INSTANCE_NOT_FOUND && !wpt_process_start(pid)) {
+            if (rc == ERROR_WMI_INSTANCE_NOT_FOUND) WPT_TEST_POINT(WPT_POINT_PEER_UNANSWERED);
+            /* kept while /proc cannot tell (no descriptor left): it may be a live process's */
+            if (rc == ERROR_WMI_INSTANCE_NOT_FOUND && wpt_process_gone(pid)) {
                 WPT_TEST_POINT(WPT_POINT_PEER_REFUSED);
                 remove_stale(path);
             }

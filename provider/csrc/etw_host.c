@@ -596,6 +596,9 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
     close_all_but(keep, nkeep);
     drop_inherited_sessions(s);
     wpt_registry_after_fork();
+    /* read while this process has its descriptors to spare: its entry records it, and an entry
+     * whose start is not its process's is taken for a gone host's */
+    if (rc == ERROR_SUCCESS && !wpt_own_start()) rc = ERROR_OUTOFMEMORY;
     if (pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) rc = ERROR_OUTOFMEMORY;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -618,7 +621,7 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
             wpt_reg_logger *e = &reg->loggers[slot];
             if (claimed_by_caller(e, s)) {
                 e->host_pid = (uint32_t)getpid();
-                e->host_start = wpt_process_start(e->host_pid);
+                e->host_start = wpt_own_start();
                 e->state = WPT_RUNNING;
             } else {
                 /* the caller gave up (or died): the session is not started, nothing of it stays */

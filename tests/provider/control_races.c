@@ -87,6 +87,9 @@
  *                   and removes it; held before the removal while a new process with the same
  *                   pid (played here) binds its socket at the path: the broadcast must leave
  *                   that alone. A socket nobody listens at any more still goes.
+ *       peer-no-proc  a broadcast finds the socket of a provider process refused (the process
+ *                   runs on) while this process has no descriptor left to read /proc: the
+ *                   socket must stay ("looked_up 0|1 left 0|1").
  *       silent-peer  another process has a provider; this one connects to that process's
  *                   endpoint and sends nothing, then enables the provider for A (started
  *                   here): the provider must be enabled while the silent connection is still
@@ -1303,6 +1306,49 @@ static int stale_peer(void) {
     if (reached >= 0) close(reached);
     close(g_new_peer);
     unlink(held);
+    return 0;
+}
+
+/* peer-no-proc: the descriptors this process has left, taken while a broadcast looks up
+ * whether a refusing socket's process is gone, given back if it goes on to remove it. */
+static int g_no_proc_fillers[4096];
+static int g_no_proc_filled;
+
+static void give_back_descriptors(void) {
+    while (g_no_proc_filled > 0) close(g_no_proc_fillers[--g_no_proc_filled]);
+}
+
+static void at_peer_unanswered(int point) {
+    if (point == WPT_POINT_PEER_REFUSED) give_back_descriptors();
+    if (point != WPT_POINT_PEER_UNANSWERED || !atomic_exchange(&g_armed, 0)) return;
+    int f;
+    while (g_no_proc_filled < 4096 && (f = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+        g_no_proc_fillers[g_no_proc_filled++] = f;
+}
+
+static int peer_no_proc(void) {
+    char path[600];
+    /* the parent runs on: its socket refuses (bound, not listening), /proc cannot be read */
+    if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)getppid()) != 0) return 3;
+    int fd = bind_at(path, 0);
+    if (fd < 0) return 4;
+    struct rlimit old, low;
+    if (getrlimit(RLIMIT_NOFILE, &old) != 0) return 5;
+    low = old;
+    low.rlim_cur = 256;
+    if (setrlimit(RLIMIT_NOFILE, &low) != 0) return 6;
+    wpt_test_point = at_peer_unanswered;
+    atomic_store(&g_armed, 1);
+    wpt_wire_enable msg;
+    memset(&msg, 0, sizeof msg);
+    wpt_broadcast(WPT_REQ_DISABLE, 0, &msg);
+    wpt_test_point = NULL;
+    int armed = atomic_load(&g_armed);
+    give_back_descriptors();
+    if (setrlimit(RLIMIT_NOFILE, &old) != 0) return 7;
+    printf("looked_up %d left %d\n", !armed, access(path, F_OK) == 0);
+    close(fd);
+    unlink(path);
     return 0;
 }
 
@@ -4864,6 +4910,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "gone-wrap") == 0) return gone_wrap(argv[2]);
     if (argc == 3 && strcmp(argv[1], "join-busy") == 0) return join_busy(argv[2]);
     if (argc == 3 && strcmp(argv[1], "stale-peer") == 0) return stale_peer();
+    if (argc == 3 && strcmp(argv[1], "peer-no-proc") == 0) return peer_no_proc();
     if (argc == 3 && strcmp(argv[1], "busy-both") == 0) return busy_both(argv[2]);
     if (argc == 3 && strcmp(argv[1], "made-up-disable") == 0) return made_up_disable(argv[2]);
     if (argc == 3 && strcmp(argv[1], "silent-peer") == 0) return silent_peer(argv[2]);

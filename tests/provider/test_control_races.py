@@ -244,6 +244,15 @@ def test_a_broadcast_removes_a_gone_processs_socket_only_while_nobody_listens_th
     assert control_races("stale-peer", out) == {"new_left": 1, "new_reachable": 1, "stale_left": 0}
 
 
+def test_a_broadcast_keeps_a_refused_socket_when_proc_cannot_be_read(control_races, out):
+    """A broadcast found a provider socket refused while this process had no descriptor left
+    to read /proc: the lookup of its process failed and was taken for a process that is gone,
+    so the socket of a live process (refusing for a moment) was removed once descriptors were
+    to be had again, and that process heard no enable after. /proc that cannot tell is not
+    "gone": the socket stays."""
+    assert control_races("peer-no-proc", out) == {"looked_up": 1, "left": 1}
+
+
 def test_a_peer_that_connects_and_sends_nothing_does_not_hold_up_enables(control_races, out):
     """A provider process hears enables on its endpoint socket. A peer that connects and sends
     nothing held its endpoint for 2 s, one connection at a time: every enable and disable for
