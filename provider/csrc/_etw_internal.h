@@ -430,6 +430,10 @@ enum {
     WPT_POINT_PRIVATE_STOPPED = 47,      /* a private session's STOP stopped it: it says
                                           * STOPPING, its role and registry entry are not let go
                                           * yet (the control lock held by this thread) */
+    WPT_POINT_OWED_DELIVERING = 60,      /* the endpoint thread is to deliver the changes a
+                                          * thread cancelled in a callback left owed */
+    WPT_POINT_RETRIES_DONE = 61,         /* the endpoint thread's retries are all done (the
+                                          * changes owed delivered, the registry reconciled) */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);
@@ -957,10 +961,17 @@ ULONG wpt_apply_registry_snapshot(void);
 /* The same, and this process's enables the registry no longer holds disabled: what follows
  * changes it heard of and could not check (ERROR_BUSY as above). */
 ULONG wpt_reconcile_with_registry(void);
-/* On the endpoint thread: the callbacks a thread cancelled in a callback never ran, owed since
- * (a DISABLE, or the ENABLE of a private session of this process). ERROR_SUCCESS, or what kept
- * one from being delivered (to be tried again later). */
-ULONG wpt_deliver_owed(void);
+/* The callbacks a thread cancelled in a callback never ran, owed since (a DISABLE, or the
+ * ENABLE of a private session of this process; `without_endpoint`: of a session mapped here
+ * too). ERROR_SUCCESS, or what kept one from being delivered (to be tried again later). */
+ULONG wpt_deliver_owed(int without_endpoint);
+/* At an entry point, outside callbacks: what is owed is delivered here if no endpoint thread
+ * of this process will (see wpt_endpoint_redeliver). */
+void  wpt_deliver_owed_at_entry(void);
+/* Count (once each) the registrations still owed a change that nothing delivers: the
+ * endpoint's part checks there is no endpoint thread and a redelivery is pending. */
+void  wpt_endpoint_owed_undelivered(void);
+void  wpt_count_owed_undelivered(void);
 /* Enables of other processes' sessions a registry copy found no room for in this process's
  * table, each counted once (each is dropped; the copy that drops one first answers
  * ERROR_NOT_ENOUGH_MEMORY: the copy is not made again for it). wpptrace_enables_dropped reads it. */

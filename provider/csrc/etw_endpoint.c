@@ -292,6 +292,30 @@ void wpt_endpoint_redeliver(void) {
     wpt_cancel_restore(state);
 }
 
+/* Is an endpoint thread of this process there to take a redelivery (not closing)? */
+static int endpoint_delivers(void) {
+    pthread_mutex_lock(&g_ep_lock);
+    int yes = g_running && g_pid == (uint32_t)getpid() && !g_quit;
+    pthread_mutex_unlock(&g_ep_lock);
+    return yes;
+}
+
+/* With no endpoint thread (the runtime directory unusable, the endpoint closed by the
+ * application, a session host) nothing reads g_redeliver: the library's entry points deliver
+ * what is owed themselves, outside any callback (in one, the caller may hold what a callback
+ * waits for). What fails is owed to the next one. */
+void wpt_deliver_owed_at_entry(void) {
+    if (!atomic_load(&g_redeliver) || t_endpoint_thread || wpt_in_callback() || endpoint_delivers()) return;
+    if (!atomic_exchange(&g_redeliver, 0)) return;
+    if (wpt_deliver_owed(1) != ERROR_SUCCESS) atomic_store(&g_redeliver, 1);
+}
+
+/* What is owed and nobody delivered yet (no endpoint thread, no entry point called since) is
+ * counted, once each, when asked. */
+void wpt_endpoint_owed_undelivered(void) {
+    if (atomic_load(&g_redeliver) && !t_endpoint_thread && !endpoint_delivers()) wpt_count_owed_undelivered();
+}
+
 /* The retries due now, in the order the requests came. */
 static void retry_due(void) {
     if (atomic_exchange(&g_redeliver, 0)) {
@@ -311,7 +335,8 @@ static void retry_due(void) {
     }
     g_retry_count = kept;
     if (!busy && g_delivery_owed) {
-        busy = wpt_deliver_owed() != ERROR_SUCCESS;
+        WPT_TEST_POINT(WPT_POINT_OWED_DELIVERING);
+        busy = wpt_deliver_owed(0) != ERROR_SUCCESS;
         if (!t_endpoint_thread) return;
         if (!busy) g_delivery_owed = 0;
     }
@@ -323,6 +348,7 @@ static void retry_due(void) {
     } else {
         g_retry_at = 0;
         g_retry_wait = 0;
+        WPT_TEST_POINT(WPT_POINT_RETRIES_DONE);
     }
 }
 

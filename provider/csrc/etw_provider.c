@@ -53,6 +53,7 @@ typedef struct {
     TRACEHANDLE delivered_logger;
     uint32_t delivered_generation;
     uint64_t delivered_version;
+    uint64_t owed_counted;      /* `handed` + 1 when counted as owed and undelivered */
 } registration;
 enum { NOT_ENABLED = 0, ENABLED = 1, ENABLING = 2 };
 
@@ -93,6 +94,9 @@ static disable_record g_disables[WPT_MAX_ENABLES];
 _Atomic uint32_t wpt_enables_dropped;
 /* Enables withheld from a child forked in a copy that did not end (see g_copy_inherited). */
 static _Atomic uint32_t g_enables_withheld;
+/* Changes owed to registrations that nothing delivered (see wpptrace_changes_undelivered),
+ * counted once per registration and change: its `handed` moves with every change it is given. */
+static _Atomic uint32_t g_owed_undelivered;
 /* The enables counted so far (session, GUID, version), so that a copy made again while the
  * table stays full counts and reports each once. Full, the oldest gives way. Dropped and
  * withheld ones are recorded apart: one counted as withheld that a copy later has no room
@@ -430,6 +434,7 @@ void wpt_providers_after_fork(void) {
      * here as well) */
     atomic_store(&wpt_enables_dropped, 0);
     atomic_store(&g_enables_withheld, 0);
+    atomic_store(&g_owed_undelivered, 0);
     g_dropped.count = g_dropped.next = 0;
     g_withheld.count = g_withheld.next = 0;
     pthread_mutex_init(&g_reg_lock, NULL);
@@ -638,19 +643,35 @@ ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_
     return apply_enable(guid, enable, logger, generation, clock, version, 0);
 }
 
-/* Calls a thread never ran (cancelled in an earlier callback of its list, see give_back), on
- * the endpoint thread: a registration delivered an ENABLE and not enabled since is owed its
- * DISABLE; one lacking the enable of a private session of this process is owed that ENABLE
- * (those of sessions in the registry come with the copy of the registry made after this). */
-ULONG wpt_deliver_owed(void) {
-    static enable_entry owed[WPT_MAX_ENABLES];
+/* Can the owed ENABLE of entry `e` be delivered by wpt_deliver_owed? Those of a private session
+ * of this process always; with no endpoint thread (`without_endpoint`) those of a session of
+ * another process this process has mapped too (no copy of the registry follows to bring them). */
+static int owed_here(const enable_entry *e, int without_endpoint) {
+    uint32_t slot = wpt_handle_slot(e->logger);
+    if (!e->used || slot == UINT32_MAX) return 0;
+    wpt_session *local = &wpt_sessions[slot];
+    if (atomic_load(&local->role) == WPT_ROLE_PRIVATE && local->registry_generation == e->generation) return 1;
+    return without_endpoint && logger_usable(e->logger, e->generation);
+}
+
+/* Calls a thread never ran (cancelled in an earlier callback of its list, see give_back): a
+ * registration delivered an ENABLE and not enabled since is owed its DISABLE; one lacking the
+ * enable of a private session of this process is owed that ENABLE (those of sessions in the
+ * registry come with the copy of the registry the endpoint thread makes after this; with no
+ * endpoint thread, those of sessions mapped here are delivered too). Run by the endpoint
+ * thread, or by an entry point of the application when there is none, possibly both at once:
+ * the enables to deliver are copied per call. */
+ULONG wpt_deliver_owed(int without_endpoint) {
     pending_list pending = {0};
+    enable_entry *owed = malloc(sizeof *owed * WPT_MAX_ENABLES);
+    if (!owed) return ERROR_OUTOFMEMORY;
     pthread_mutex_lock(&g_reg_lock);
     size_t n = 0, k = 0;
     for (int i = 0; i < MAX_REGISTRATIONS; i++)
         n += g_regs[i].used && g_regs[i].delivered && g_regs[i].enabled == NOT_ENABLED;
     if (pending_reserve(&pending, n) != 0) {
         pthread_mutex_unlock(&g_reg_lock);
+        free(owed);
         return ERROR_OUTOFMEMORY;
     }
     for (int i = 0; i < MAX_REGISTRATIONS; i++) {
@@ -659,15 +680,9 @@ ULONG wpt_deliver_owed(void) {
             pending_add(&pending, i, WMI_DISABLE_EVENTS, r->delivered_logger, r->delivered_generation, 0,
                         r->started_version > r->delivered_version ? r->started_version : r->delivered_version);
     }
-    for (int i = 0; i < WPT_MAX_ENABLES; i++) {
-        const enable_entry *e = &g_enables[i];
-        uint32_t slot = wpt_handle_slot(e->logger);
-        if (!e->used || slot == UINT32_MAX) continue;
-        wpt_session *local = &wpt_sessions[slot];
-        if (atomic_load(&local->role) == WPT_ROLE_PRIVATE && local->registry_generation == e->generation
-            && registrations_with(e, 0))
-            owed[k++] = *e;
-    }
+    for (int i = 0; i < WPT_MAX_ENABLES; i++)
+        if (owed_here(&g_enables[i], without_endpoint) && registrations_with(&g_enables[i], 0))
+            owed[k++] = g_enables[i];
     pthread_mutex_unlock(&g_reg_lock);
     pending_run(&pending);
     ULONG rc = ERROR_SUCCESS;
@@ -676,7 +691,29 @@ ULONG wpt_deliver_owed(void) {
                                      owed[i].version, 0);
         if (applied != ERROR_SUCCESS) rc = applied;
     }
+    free(owed);
     return rc;
+}
+
+void wpt_count_owed_undelivered(void) {
+    uint32_t counted = 0;
+    pthread_mutex_lock(&g_reg_lock);
+    for (int i = 0; i < MAX_REGISTRATIONS; i++) {
+        registration *r = &g_regs[i];
+        if (!r->used || r->owed_counted == r->handed + 1) continue;
+        const enable_entry *e = find_enable(&r->control);
+        if ((r->delivered && r->enabled == NOT_ENABLED) || (e && !got_enable(r, e))) {
+            r->owed_counted = r->handed + 1;
+            counted++;
+        }
+    }
+    pthread_mutex_unlock(&g_reg_lock);
+    if (counted) atomic_fetch_add(&g_owed_undelivered, counted);
+}
+
+ULONG wpptrace_changes_undelivered(void) {
+    wpt_endpoint_owed_undelivered();
+    return atomic_load(&g_owed_undelivered);
 }
 
 /* Does an enable entry belong to the session in `slot` that `meant_for` names? */
@@ -902,6 +939,7 @@ ULONG RegisterTraceGuidsA(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG cou
     (void)mof_path;
     (void)mof_resource;   /* MOF class registration has no meaning without WMI */
     int state = wpt_cancel_hold();
+    wpt_deliver_owed_at_entry();           /* its callbacks held off: not the caller's change */
     wpt_cancel_allow_callbacks(state);
     ULONG rc = register_guids(cb, ctx, control, count, regs, out);
     wpt_cancel_restore(state);
@@ -910,6 +948,7 @@ ULONG RegisterTraceGuidsA(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG cou
 
 ULONG UnregisterTraceGuids(TRACEHANDLE handle) {
     int state = wpt_cancel_hold();
+    wpt_deliver_owed_at_entry();           /* its callbacks held off: not the caller's change */
     wpt_cancel_allow_callbacks(state);
     ULONG rc = unregister_guids(handle);
     wpt_cancel_restore(state);

@@ -1,6 +1,6 @@
 /* callback_cancels.c: a thread cancelled inside one ControlCallback while the same change is
  * still to reach other registrations of the GUID (tests/provider/test_callback_cancels.py
- * builds and runs it).
+ * builds it with the core's test points and runs it).
  *
  *     callback_cancels MODE DIR
  * MODE: enable, enable-private  two registrations R1 and R2 of one control GUID; a thread's
@@ -8,14 +8,24 @@
  *                     R2's runs (S hosted, or private to this process)
  *       disable, disable-private  both enabled for S; a thread's disable of the GUID is
  *                     cancelled in R1's DISABLE callback, before R2's runs
- * Prints "cancelled 0|1 r1_enables N r1_disables N r2_enables N r2_disables N listed 0|1
- * stop RC": what each callback was told once R2 heard the change or 10 s passed, and whether
- * the provider is listed as enabled (what LIST answers), then exits 0.
+ *       enable-alone, disable-alone  as the private modes, in a process with no endpoint
+ *                     thread (its runtime directory, WPPTRACE_RUNTIME_DIR, refused once S
+ *                     started): a later ControlTrace QUERY delivers the change
+ *       enable-closed, disable-closed  the same with the endpoint closed by the program
+ * The endpoint thread is held before it delivers what is owed until the program looked
+ * whether R2 is listed as enabled (listed_before) and how many changes were counted as
+ * undelivered; the counts are read once R2 heard the change and the endpoint thread's retries
+ * that delivered it were all done (where a second callback would come), or, with no endpoint,
+ * after a second ControlTrace QUERY. Prints "cancelled 0|1 listed_before 0|1 undelivered N
+ * r1_enables N r1_disables N r2_enables N r2_disables N listed 0|1 stop RC", then exits 0.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "_etw_internal.h"
@@ -26,6 +36,18 @@ static const GUID g_message = {0x7b1e4a31, 0x5c2d, 0x4e6f, {1, 2, 3, 4, 5, 6, 7,
 
 static _Atomic int g_cancel_on;             /* the request code R1's callback is cancelled in */
 static _Atomic int g_enables[2], g_disables[2];
+static _Atomic int *g_heard;                /* R2's count of the change */
+static sem_t g_deliver;                     /* posted: the endpoint thread delivers what is owed */
+static _Atomic int g_done_after_heard;      /* the endpoint's retries were done once R2 heard */
+
+static void at_point(int point) {
+    if (point == WPT_POINT_OWED_DELIVERING) {
+        sem_wait(&g_deliver);
+        sem_post(&g_deliver);
+    }
+    if (point == WPT_POINT_RETRIES_DONE && g_heard && atomic_load(g_heard))
+        atomic_store(&g_done_after_heard, 1);
+}
 
 static void count(int which, WMIDPREQUESTCODE code) {
     if (code == WMI_ENABLE_EVENTS) atomic_fetch_add(&g_enables[which], 1);
@@ -85,31 +107,60 @@ static int listed_enabled(void) {
     return 0;
 }
 
-static int cancelled_change(const char *dir, int enable, int private_session) {
+static void wait_for(_Atomic int *flag) {
+    for (int i = 0; i < 20000 && !atomic_load(flag); i++) usleep(1000);
+}
+
+static ULONG query(TRACEHANDLE h) {
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    return ControlTrace(h, NULL, &b.p, EVENT_TRACE_CONTROL_QUERY);
+}
+
+/* `endpoint`: 1 as usual, 0 none (the runtime directory refused), -1 closed by the program */
+static int cancelled_change(const char *dir, int enable, int private_session, int endpoint) {
+    sem_init(&g_deliver, 0, 0);
+    wpt_test_point = at_point;
     TRACEHANDLE s;
     if ((private_session ? start_private(dir, &s) : start(dir, "callback-cancels", &s)) != ERROR_SUCCESS)
         return 3;
+    /* refused from now on (others of the group may write to it): no endpoint thread starts */
+    const char *runtime = getenv("WPPTRACE_RUNTIME_DIR");
+    if (!endpoint && (!runtime || chmod(runtime, 0770) != 0)) return 7;
     TRACE_GUID_REGISTRATION reg = {&g_message, NULL};
     TRACEHANDLE r1, r2;
     if (RegisterTraceGuids(cancelled_callback, NULL, &g_control, 1, &reg, NULL, NULL, &r1)
         || RegisterTraceGuids(counted_callback, NULL, &g_control, 1, &reg, NULL, NULL, &r2))
         return 4;
     if (!enable && EnableTrace(1, 0x5, 4, &g_control, s) != ERROR_SUCCESS) return 5;
+    if (endpoint < 0) wpptrace_endpoint_close();
     atomic_store(&g_cancel_on, enable ? WMI_ENABLE_EVENTS : WMI_DISABLE_EVENTS);
+    g_heard = enable ? &g_enables[1] : &g_disables[1];
     change c = {(ULONG)enable, s};
     pthread_t t;
     if (pthread_create(&t, NULL, change_in_thread, &c) != 0) return 6;
     void *result = NULL;
     pthread_join(t, &result);
-    _Atomic int *heard = enable ? &g_enables[1] : &g_disables[1];
-    for (int i = 0; i < 10000 && !atomic_load(heard); i++) usleep(1000);
-    usleep(100000);                         /* a second callback would come now */
+    int listed_before = listed_enabled();
+    ULONG undelivered = wpptrace_changes_undelivered();
+    sem_post(&g_deliver);
+    if (endpoint > 0) {
+        wait_for(g_heard);
+        wait_for(&g_done_after_heard);
+    } else {
+        query(s);                           /* delivers what is owed */
+        query(s);                           /* a second callback would come now */
+    }
     int listed = listed_enabled();
     int told[4] = {atomic_load(&g_enables[0]), atomic_load(&g_disables[0]), atomic_load(&g_enables[1]),
                    atomic_load(&g_disables[1])};
+    if (!endpoint && chmod(runtime, 0700) != 0) return 8;
     ULONG stopped = stop(s);
-    printf("cancelled %d r1_enables %d r1_disables %d r2_enables %d r2_disables %d listed %d stop %u\n",
-           result == PTHREAD_CANCELED, told[0], told[1], told[2], told[3], listed, (unsigned)stopped);
+    printf("cancelled %d listed_before %d undelivered %u r1_enables %d r1_disables %d r2_enables %d "
+           "r2_disables %d listed %d stop %u\n",
+           result == PTHREAD_CANCELED, listed_before, (unsigned)undelivered, told[0], told[1], told[2], told[3],
+           listed, (unsigned)stopped);
     fflush(stdout);
     UnregisterTraceGuids(r1);
     UnregisterTraceGuids(r2);
@@ -117,10 +168,17 @@ static int cancelled_change(const char *dir, int enable, int private_session) {
 }
 
 int main(int argc, char **argv) {
+    static const struct {
+        const char *mode;
+        int enable, private_session, endpoint;
+    } modes[] = {
+        {"enable", 1, 0, 1},         {"enable-private", 1, 1, 1}, {"disable", 0, 0, 1},
+        {"disable-private", 0, 1, 1}, {"enable-alone", 1, 1, 0},  {"disable-alone", 0, 1, 0},
+        {"enable-closed", 1, 1, -1}, {"disable-closed", 0, 1, -1},
+    };
     if (argc != 3) return 2;
-    if (strcmp(argv[1], "enable") == 0) return cancelled_change(argv[2], 1, 0);
-    if (strcmp(argv[1], "enable-private") == 0) return cancelled_change(argv[2], 1, 1);
-    if (strcmp(argv[1], "disable") == 0) return cancelled_change(argv[2], 0, 0);
-    if (strcmp(argv[1], "disable-private") == 0) return cancelled_change(argv[2], 0, 1);
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+        if (strcmp(argv[1], modes[i].mode) == 0)
+            return cancelled_change(argv[2], modes[i].enable, modes[i].private_session, modes[i].endpoint);
     return 2;
 }

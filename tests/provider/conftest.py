@@ -241,10 +241,10 @@ def apps():
 
 
 @pytest.fixture(scope="session")
-def callback_cancels(build_c_program):
+def callback_cancels(build_c_program_with_test_points):
     """callback_cancels(mode, out_dir) -> what callback_cancels.c printed (a thread cancelled in
     one ControlCallback of a change other registrations still had to hear)."""
-    return _mode_program(build_c_program, "callback_cancels")
+    return _mode_program(build_c_program_with_test_points, "callback_cancels")
 
 
 @pytest.fixture(scope="session")

@@ -515,6 +515,9 @@ def test_enables_withheld_from_a_forked_child_are_said_at_exit(monkeypatch, caps
         def wpptrace_enables_withheld(self) -> int:
             return 2
 
+        def wpptrace_changes_undelivered(self) -> int:
+            return 0
+
         def wpptrace_views_refused(self) -> int:
             return 0
 
@@ -524,6 +527,23 @@ def test_enables_withheld_from_a_forked_child_are_said_at_exit(monkeypatch, caps
         "wpptrace: 2 enables of other processes' sessions never reached this process (forked in a "
         "provider callback that never returned into the copy bringing them): their providers stayed "
         "disabled here"]
+
+
+def test_changes_no_call_delivered_are_said_at_exit(monkeypatch, capsys):
+    """Registrations still owed a change a thread cancelled in a ControlCallback left them, in a
+    process with no endpoint thread that made no later call: one line at exit."""
+    from wpptrace.provider import api
+
+    class Counts:
+        def __getattr__(self, name):
+            return lambda: 1 if name == "wpptrace_changes_undelivered" else 0
+
+    monkeypatch.setattr(api, "lib", Counts())
+    api._report_enables_dropped()
+    assert capsys.readouterr().err.splitlines() == [
+        "wpptrace: 1 provider registration of this process never heard a change of its enable state "
+        "(the thread making it was cancelled in a ControlCallback, and no endpoint thread nor later call "
+        "of the library delivered it)"]
 
 
 def test_a_forked_child_reports_the_enables_it_lacks_itself_once(tmp_path, session_name):
