@@ -12,6 +12,7 @@ import _signal  # getsignal without signal's enum wrapping
 import _thread
 import atexit
 import dataclasses
+import os
 import sys
 import threading
 import uuid
@@ -342,7 +343,10 @@ def _encode_name(name: str) -> bytes:
 # Private sessions (EVENT_TRACE_PRIVATE_LOGGER_MODE) run in this process: the ones still
 # running at exit are stopped then, so their last buffers reach the file. Other sessions run
 # in their own host process and outlive this one until someone stops them, as on Windows.
+# A forked child has none of them (they stay its parent's), so it stops none at exit: their
+# handles may name another process's session there after a clean-up of the runtime directory.
 _running: set[int] = set()
+os.register_at_fork(after_in_child=_running.clear)
 _PRIVATE_MODES = lib.EVENT_TRACE_PRIVATE_LOGGER_MODE | lib.EVENT_TRACE_PRIVATE_IN_PROC
 
 

@@ -288,6 +288,9 @@ static inline uint8_t wpt_handle_generation(TRACEHANDLE h) { return (uint8_t)(h 
  * of the same value it also got for the newer session cannot be told from it; nor one this
  * process never handed out (it is taken as it names). */
 void wpt_handle_issued(uint32_t slot, uint32_t generation);
+/* The handle of that session names no session in this process from now on (a forked child's
+ * of its parent's private sessions), until a lookup or a listing hands the value out again. */
+void wpt_handle_make_stale(uint32_t slot, uint32_t generation);
 /* The same for the handle a ControlCallback is given, which never undoes a stale mark: its
  * session may have stopped since the call was queued (see etw_registry.c). */
 void wpt_handle_seen(uint32_t slot, uint32_t generation);
@@ -740,7 +743,12 @@ typedef struct {
 } wpt_reg_enable;
 
 typedef struct {
-    uint32_t magic, version, size, reserved;
+    uint32_t magic, version, size;
+    /* Random, never 0, written under the exclusive lock by the first process of this build to
+     * open the file (a registry made again after a clean-up gets another): a process whose
+     * handles came from a registry of another incarnation makes them stale (etw_registry.c).
+     * A registry of an earlier build has 0 there. */
+    uint32_t incarnation;
     uint64_t last_version;
     wpt_reg_logger loggers[WPPTRACE_MAX_SESSIONS];
     wpt_reg_enable enables[WPT_MAX_ENABLES];

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "_etw_internal.h"
@@ -47,6 +48,12 @@ static int g_fd = -1;
 static wpt_registry *g_reg;
 /* the mapping of a registry a clean-up removed, until this process's sessions are in the next */
 static const wpt_registry *g_dropped;
+/* The incarnation of the registry this process's handles came from (0: none opened yet). It
+ * is kept across fork(): a child forked before its parent found a clean-up opens the registry
+ * made again (its own mapping is dropped at the fork), whose incarnation is another, and makes
+ * the handles it inherited stale then. The inode cannot tell: a file made again often gets the
+ * number of the one removed. */
+static uint32_t g_incarnation;
 
 /* The directory is held open (g_dir_fd) and used only through that descriptor: every path
  * handed out is "/proc/self/fd/<n>/..." (g_dir_at), which the kernel resolves through the held
@@ -270,6 +277,17 @@ ULONG wpt_socket_path(char *out, size_t size, char kind, uint32_t number) {
     return n > 0 && (size_t)n < size ? ERROR_SUCCESS : ERROR_BAD_PATHNAME;
 }
 
+/* Random, never 0; without getrandom (an old kernel, a sandbox) the clock and the pid. */
+static uint32_t new_incarnation(void) {
+    uint32_t v = 0;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        v = (uint32_t)ts.tv_nsec ^ ((uint32_t)ts.tv_sec * 2654435761u) ^ (wpt_current_pid() * 40503u);
+    }
+    return v ? v : 1;
+}
+
 static void init_registry(wpt_registry *reg) {
     memset(reg, 0, sizeof *reg);
     reg->magic = WPT_REG_MAGIC;
@@ -345,11 +363,13 @@ static void make_stale_all_but(uint32_t slot, uint32_t keep, uint32_t keep_too);
  * handed for a session of the old one has the value of another session there (another
  * process's). Every such value is stale from now on, but those of this process's sessions
  * that run on (put back, or left out: see wpt_handle_displaced): a listing or a lookup by name
- * hands it out again for the new session. */
+ * hands it out again for the new session. `old` is NULL in a forked child that never mapped
+ * the removed registry: it has no session of its own yet. */
 static void make_dropped_handles_stale(const wpt_registry *old) {
     for (uint32_t slot = 0; slot < WPPTRACE_MAX_SESSIONS; slot++) {
-        const wpt_reg_logger *mine = &old->loggers[slot];
-        make_stale_all_but(slot, still_ours(mine, slot) ? mine->generation : 0, g_displaced_generation[slot]);
+        const wpt_reg_logger *mine = old ? &old->loggers[slot] : NULL;
+        make_stale_all_but(slot, mine && still_ours(mine, slot) ? mine->generation : 0,
+                           g_displaced_generation[slot]);
     }
 }
 
@@ -466,7 +486,13 @@ static ULONG open_registry(int64_t deadline) {
         if (reg->magic == 0) init_registry(reg);
         else if (reg->magic != WPT_REG_MAGIC || reg->version != WPT_REG_VERSION
                  || reg->size != sizeof *reg) rc = ERROR_BAD_FORMAT;
-        if (rc == ERROR_SUCCESS && g_dropped) republish_own(g_dropped, reg);
+        if (rc == ERROR_SUCCESS) {
+            if (!reg->incarnation) reg->incarnation = new_incarnation();
+            if (g_dropped) republish_own(g_dropped, reg);
+            else if (g_incarnation && reg->incarnation != g_incarnation)
+                make_dropped_handles_stale(NULL);   /* removed before this process (a child) looked */
+            g_incarnation = reg->incarnation;
+        }
     }
     flock_retry(fd, LOCK_UN);
     if (rc != ERROR_SUCCESS) {
@@ -552,7 +578,8 @@ void wpt_registry_fork_parent(void) {
 
 /* A forked child shares the parent's open registry file, and with it the parent's flock:
  * it must open its own. (The mapping it inherited is the same shared file, but is dropped
- * too, to keep one rule.) */
+ * too, to keep one rule.) The incarnation its handles came from stays: the file it opens may
+ * be a registry made again after a clean-up its parent had not found yet. */
 void wpt_registry_after_fork(void) {
     pthread_mutex_init(&g_lock, NULL);
     pthread_mutex_init(&g_dir_lock, NULL);
@@ -644,6 +671,11 @@ void wpt_handle_issued(uint32_t slot, uint32_t generation) {
         atomic_store_explicit(&g_issued[slot][generation & 0xFFu], generation, memory_order_relaxed);
 }
 
+void wpt_handle_make_stale(uint32_t slot, uint32_t generation) {
+    if (slot < WPPTRACE_MAX_SESSIONS && generation)
+        atomic_store_explicit(&g_issued[slot][generation & 0xFFu], WPT_HANDLE_STALE, memory_order_relaxed);
+}
+
 /* A ControlCallback's handle: it is the session's the enable named when it was queued, which
  * may have stopped before the callback runs (no lock is held then). A value made stale
  * meanwhile stays so: the compare-and-swap never writes over the mark, whichever comes first. */
@@ -662,10 +694,11 @@ void wpt_handle_seen(uint32_t slot, uint32_t generation) {
 static void make_stale_all_but(uint32_t slot, uint32_t keep, uint32_t keep_too) {
     for (uint32_t v = 0; v < 256; v++) {
         uint32_t now = atomic_load_explicit(&g_issued[slot][v], memory_order_relaxed);
-        /* a value handed out meanwhile (a new session's) is left alone */
-        if (now && now != keep && now != keep_too)
-            atomic_compare_exchange_strong_explicit(&g_issued[slot][v], &now, WPT_HANDLE_STALE,
-                                                    memory_order_relaxed, memory_order_relaxed);
+        /* tried again while a handout changes the value under it */
+        while (now && now != WPT_HANDLE_STALE && now != keep && now != keep_too
+               && !atomic_compare_exchange_weak_explicit(&g_issued[slot][v], &now, WPT_HANDLE_STALE,
+                                                         memory_order_relaxed, memory_order_relaxed)) {
+        }
     }
 }
 
@@ -676,7 +709,7 @@ static void forget_displaced(uint32_t slot) {
     uint32_t mine = g_displaced_generation[slot];
     if (!mine) return;
     g_displaced_generation[slot] = 0;
-    atomic_store_explicit(&g_issued[slot][mine & 0xFFu], WPT_HANDLE_STALE, memory_order_relaxed);
+    wpt_handle_make_stale(slot, mine);
 }
 
 int wpt_handle_stale(TRACEHANDLE h, uint32_t generation) {

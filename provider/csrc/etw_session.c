@@ -915,9 +915,11 @@ ULONG wpt_session_stop_unsynced(wpt_session *s, int *sync_fd) {
 }
 
 /* fork(): a private session belongs to the process that started it. In the child it is gone
- * (its handles fail with ERROR_INVALID_HANDLE; the parent's file is left alone and the
- * child's copy of its memory released). Sessions of host processes stay usable: their
- * memory is shared. */
+ * (its handle names no session: ControlTrace fails with ERROR_WMI_INSTANCE_NOT_FOUND, EnableTrace
+ * and TraceMessage with ERROR_INVALID_HANDLE, even once a registry made again after a clean-up
+ * gives its LoggerId and generation to another process's session; the parent's file is left
+ * alone and the child's copy of its memory released). Sessions of host processes stay usable:
+ * their memory is shared. */
 void wpt_sessions_after_fork(void) {
     uint64_t slots = atomic_load(&g_private_slots);
     while (slots) {
@@ -940,6 +942,7 @@ void wpt_sessions_after_fork(void) {
             v->map = NULL;
         }
         s->view = NULL;
+        wpt_handle_make_stale((uint32_t)i, s->registry_generation);
         wpt_session_set_role(s, WPT_ROLE_NONE);
         atomic_store(&s->status, WPT_FREE);
     }

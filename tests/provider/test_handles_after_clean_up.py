@@ -119,6 +119,103 @@ def test_a_handle_from_before_a_clean_up_does_not_reach_a_new_session_of_its_val
         _cli(tmp_path, "stop", "other-r")
 
 
+_FORKED_AFTER_CLEAN_UP = _COMMON + textwrap.dedent("""
+    a = P.StartTrace("parent-a", props("a"))
+    shutil.rmtree(runtime)                   # a clean-up of /tmp; this process does not look yet
+    print(cli("start", "other-b", "-f", os.path.join(out, "b.etl")), flush=True)
+""")
+
+_CHILD_ENDS = _FORKED_AFTER_CLEAN_UP + textwrap.dedent("""
+    pid = os.fork()
+    if pid == 0:
+        import wpptrace.provider.api as api
+        stop_call = api.ControlTrace
+        def said(handle, *rest):             # what the child's exit asks for
+            print("stop at exit", handle == a, flush=True)
+            return stop_call(handle, *rest)
+        api.ControlTrace = said
+        sys.exit(0)                          # a child that simply ends: atexit runs
+    os.waitpid(pid, 0)
+    # another process's session, in the same slot with the same generation as ours
+    print(cli("query", "other-b"), session_info("other-b").logger_id == a & 0xFFFF)
+    print(stop(a), cli("stop", "other-b"))
+""")
+
+
+def test_a_forked_childs_exit_stops_no_session_of_another_process(tmp_path):
+    """A private session's process, after a clean-up of the runtime directory it has not found
+    yet (another process's session then took the same LoggerId and generation), forks a child
+    that simply ends. The child's exit stopped its parent's private sessions by their handles:
+    the other process's session stopped. The child stops none; its parent's session runs on."""
+    try:
+        done = _run(_CHILD_ENDS, tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split("\n") == ["0", "0 True", "parent-a 0", ""], done.stdout
+    finally:
+        _cli(tmp_path, "stop", "other-b")
+
+
+_CHILD_USES_PRIVATE = _FORKED_AFTER_CLEAN_UP + textwrap.dedent("""
+    pid = os.fork()
+    if pid == 0:
+        print(query(a), enable(a), stop(a), flush=True)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print(cli("query", "other-b"), enabled_on(), query(a))
+    print(stop(a), cli("stop", "other-b"))
+""")
+
+
+def test_a_forked_child_does_not_reach_another_session_by_its_parents_private_handle(tmp_path):
+    """The same, the child using the handle of its parent's private session: it named the other
+    process's session (QUERY answered, EnableTrace enabled it, STOP stopped it), since the child
+    never found the registry it came from removed. In the child it names no session."""
+    try:
+        done = _run(_CHILD_USES_PRIVATE, tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split("\n") == [
+            "0", "ERROR_WMI_INSTANCE_NOT_FOUND ERROR_INVALID_HANDLE ERROR_WMI_INSTANCE_NOT_FOUND",
+            "0 [] parent-a", "parent-a 0", ""], done.stdout
+    finally:
+        _cli(tmp_path, "stop", "other-b")
+
+
+_CHILD_USES_HOSTED = _COMMON + textwrap.dedent("""
+    print(cli("start", "hosted-s", "-f", os.path.join(out, "s.etl")))
+    old = P.ControlTrace(0, "hosted-s", props("q"), P.EVENT_TRACE_CONTROL_QUERY).HistoricalContext
+    host = session_info(handle=old).host_pid
+    shutil.rmtree(runtime)                   # a clean-up of /tmp: its host ends
+    deadline = time.monotonic() + 60
+    while not gone(host) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    shutil.rmtree(runtime, ignore_errors=True)   # whatever the ending host made again
+    print(gone(host), cli("start", "other-b", "-f", os.path.join(out, "b.etl")), flush=True)
+    pid = os.fork()
+    if pid == 0:
+        print(enable(old), query(old), stop(old), flush=True)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print(cli("query", "other-b"), enabled_on(), session_info("other-b").logger_id == old & 0xFFFF)
+""")
+
+
+def test_a_forked_child_does_not_reach_another_session_by_a_hosted_handle_from_before(tmp_path):
+    """A handle of another process's session, whose host a clean-up ended; another process's
+    session took its LoggerId and generation in the registry made again. A child forked before
+    this process used the registry again enabled its provider on that session by the old
+    handle (and could stop it): it never found the registry removed. There the handle names no
+    session."""
+    try:
+        done = _run(_CHILD_USES_HOSTED, tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split("\n") == [
+            "0", "True 0",
+            "ERROR_INVALID_HANDLE ERROR_WMI_INSTANCE_NOT_FOUND ERROR_WMI_INSTANCE_NOT_FOUND",
+            "0 [] True", ""], done.stdout
+    finally:
+        _cli(tmp_path, "stop", "other-b")
+
+
 _DISPLACED = _COMMON + textwrap.dedent("""
     a = P.StartTrace("displaced-a", props("a"))
     shutil.rmtree(runtime)                   # a clean-up of /tmp took it, with the registry
