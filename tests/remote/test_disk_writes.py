@@ -718,6 +718,64 @@ def test_a_close_given_up_on_whose_disk_answers_before_it_settles_is_no_clean_st
         "stopped if the disk answers)")
 
 
+def _given_up_summary(caplog) -> str:
+    (said,) = [r.getMessage() for r in caplog.records if "may be incomplete" in r.getMessage()]
+    return said
+
+
+def test_a_creation_given_up_on_says_its_header_does_not_say_the_session_stopped(
+        recorded, tmp_path, monkeypatch, caplog):
+    """The file's creation hangs and is given up on: its close (if the disk answers) can
+    only write EndTime 0, so the summary never says the header may come to say the session
+    stopped."""
+    head, _ = recorded
+    disk = _StuckOpen(monkeypatch, only="hungmade")
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   write_timeout=0.5) as collector:
+        with _relay(collector, disk, head, "hungmade") as relay:
+            assert disk.stuck.wait(PATIENCE)
+            assert _error(relay.answer())[0] == ERROR_BUSY
+            assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+            (writer,) = collector._abandoned_writers
+        assert writer.finished.wait(PATIENCE)
+        source = _one_source(collector)
+    assert (source.stopped, writer.end_time_written) == (False, 0)
+    said = _given_up_summary(caplog)
+    assert said.endswith(f"{source.path} may be incomplete: writing it failed: the disk made "
+                         f"no progress for 0.5 s; not closed: its thread still waits for the "
+                         f"disk (its header does not say the session stopped)"), said
+
+
+def test_a_close_given_up_on_without_end_says_its_header_does_not_say_the_session_stopped(
+        recorded, tmp_path, monkeypatch, caplog):
+    """Every buffer is written, but the relay goes without END and does not come back: the
+    file's close (EndTime 0) hangs and is given up on; the summary says the header does not
+    say the session stopped (no END: it never can), and it does not once the disk answers."""
+    head, buffers = recorded
+    disk = _StuckClose(monkeypatch)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), resume_window=0.2,
+                   write_timeout=0.5) as collector:
+        with _relay(collector, disk, head, "noend") as relay:
+            relay.buffer(1, buffers[0])
+
+            def written() -> bool:              # (every STATS is answered with an ACK)
+                relay.stats(2)
+                return relay.answer()[:2] == (P.FrameType.ACK, 2)
+            wait_until(written, what="buffer 1 written")
+            relay.close()                       # (gone, and not back in time)
+            assert disk.stuck.wait(PATIENCE)
+            assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+            (writer,) = collector._abandoned_writers
+        assert writer.finished.wait(PATIENCE)
+        source = _one_source(collector)
+    assert (source.ended, source.stopped, writer.end_time_written) == (False, False, 0)
+    assert header(source.path).end_time == 0
+    said = _given_up_summary(caplog)
+    assert said.endswith(f"{source.path} may be incomplete: closing it did not finish within "
+                         f"0.5 s (its thread still waits for the disk) (its header does not "
+                         f"say the session stopped)"), said
+
+
 def test_a_file_given_up_on_after_end_is_not_closed_as_a_clean_stop(recorded, tmp_path,
                                                                     monkeypatch):
     """END came while the first buffer's write hangs; the source is given up on. Its writer

@@ -156,6 +156,10 @@ class _DiskWriter:
         self._unwritten_given_up: Optional[int] = None
         #: the EndTime its file was closed with (None: not closed, or no file made)
         self.end_time_written: Optional[int] = None
+        #: the EndTime its close decided to write (under ``_lock``; None: not decided yet,
+        #: or no file to close). Given up on before that decision, it decides 0: only a
+        #: close given up on after deciding a non-zero EndTime may still write one
+        self.closing_with: Optional[int] = None
         self._lock = threading.Lock()   # (abandon's emptying of the queue vs the close)
         #: set when its thread ends (its file closed, or never made)
         self.finished = threading.Event()
@@ -280,16 +284,17 @@ class _DiskWriter:
                 with self._lock:        # what the file lacks (the header says it exactly) ...
                     missing = self._not_written + self._dropped
                     said = self._unwritten_given_up     # ... and what its source said
+                    if missing or self._abandoned is not None:
+                        # a file that lacks buffers of its stream (or that was given up on:
+                        # a write under way then may have failed) is not a session that
+                        # stopped cleanly, whatever END said
+                        end_time = 0
+                    self.closing_with = end_time    # (a give-up's summary reads it)
                 if said is not None and missing > said:
                     log.warning("%s: the write under way when it was given up on failed once "
                                 "the disk answered: its header counts %d buffers not written, "
                                 "%d more than its source's summary said", self._file.path,
                                 missing, missing - said)
-                if missing or self._abandoned is not None:
-                    # a file that lacks buffers of its stream (or that was given up on: a
-                    # write under way then may have failed) is not a session that stopped
-                    # cleanly, whatever END said
-                    end_time = 0
                 if self._error:         # (the loss counts asked since were not applied)
                     events_lost, buffers_lost = self._lost_asked
                     try:
@@ -682,8 +687,9 @@ class _Connection:
             self.room.set_result(None)
 
 
-# What a failed file's summary adds when the source is not a clean stop: a file given up on
-# that lacks no buffer may still get the session's EndTime from its thread if the disk answers
+# What a failed file's summary adds when the source is not a clean stop: a file whose close
+# was given up on after it decided to write the session's EndTime may still get it from its
+# thread if the disk answers (see _DiskWriter.closing_with)
 _NOT_STOPPED = {False: " (its header does not say the session stopped)",
                 True: " (given up on: not a clean stop, though its header may come to "
                       "say the session stopped if the disk answers)"}
@@ -1146,8 +1152,11 @@ class Collector:
                    f"{s.relay_dropped}, session lost {s.session_lost}{unwritten}), events "
                    f"lost {s.events_lost}")
         if s.file_error:
-            may_say = (source.disk is not None and source.disk._abandoned is not None
-                       and not s.unwritten)     # (a file that lacks buffers says EndTime 0)
+            disk = source.disk
+            may_say = False
+            if disk is not None and disk._abandoned is not None:
+                with disk._lock:        # (decided before the give-up, or 0 from then on)
+                    may_say = bool(disk.closing_with)
             log.error("%s: %s may be incomplete: %s%s", summary, s.path, s.file_error,
                       "" if s.stopped else _NOT_STOPPED[may_say])
         else:
