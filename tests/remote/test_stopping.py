@@ -199,6 +199,12 @@ class _Lines:
             self._ended = True
             self._seen.notify_all()
 
+    def wait_ended(self) -> list[str]:
+        """Every line, once the stream ended (the process closed it: its last line is in)."""
+        with self._seen:
+            assert self._seen.wait_for(lambda: self._ended, PATIENCE), self.lines
+            return list(self.lines)
+
     def wait_for(self, text: str) -> str:
         """The first line holding ``text``, once written (AssertionError if the stream ends,
         or PATIENCE passes, before)."""
@@ -243,8 +249,7 @@ def _interrupted_relay(tmp_path, monkeypatch, twice: bool):
             if relay.poll() is None:
                 relay.kill()
                 relay.wait(PATIENCE)
-        err.wait_for(" buffers read, ")         # (the summary: the last line)
-        return code, err.lines, collector.sources[0]
+        return code, err.wait_ended(), collector.sources[0]
 
 
 def test_one_interrupt_of_relay_sends_what_is_left_and_waits_for_the_collector(
@@ -299,12 +304,12 @@ def test_a_sigterm_after_the_sessions_own_end_gives_up_after_the_stop_limit(
             if relay.poll() is None:
                 relay.kill()
                 relay.wait(PATIENCE)
-        err.wait_for(" buffers read, ")         # (the summary: the last line)
+        lines = err.wait_ended()
         assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
         source = collector.sources[0]
-    assert (code, still_stuck) == (1, True), err.lines
+    assert (code, still_stuck) == (1, True), lines
     assert re.search(r"; failed: could not deliver the stream within 1 s of the stop "
-                     r"\(\d+ buffers undelivered\)$", err.lines[-1]), err.lines
+                     r"\(\d+ buffers undelivered\)$", lines[-1]), lines
     assert "an interrupt stops reading and sends what is left, for at most 1 s" in said
     assert source.ended and source.file_error == ""
 
