@@ -232,7 +232,9 @@ def collect_until_stuck(tmp_path, recorded, disk, started: list, signum: int, na
     ``name`` with the recorded header and first buffer, waits for ``disk`` (a _StuckWrite) to
     hang, calls ``interrupt()``, then waits for collect to return before releasing the disk.
     Returns collect's exit code and whether the disk still hung when it returned; the
-    ``signum`` handler is the one before."""
+    ``signum`` handler is the one before. A failure in that thread (the disk never hangs, an
+    assertion in ``interrupt``) is raised here once collect returned: the thread then sends
+    ``signum`` once more, so that collect returns rather than the test hanging."""
     import signal
 
     from wpptrace import cli
@@ -242,18 +244,31 @@ def collect_until_stuck(tmp_path, recorded, disk, started: list, signum: int, na
     original = signal.getsignal(signum)
     returned = threading.Event()
     relays = []
+    failed: list[str] = []
+
+    def interrupt_anyway() -> None:
+        if not returned.is_set() and signal.getsignal(signum) is not original:
+            os.kill(os.getpid(), signum)    # (collect's handler: it stops, or gives up)
 
     def feed_then_interrupt():
-        wait_until(lambda: started and started[0].address
-                   and signal.getsignal(signum) is not original, what="collect running")
-        relay = Relay(started[0].address, buffer_size=len(head), name=name).start()
-        relays.append(relay)
-        relay.add(head)
-        relay.add(buffers[0])
-        assert disk.stuck.wait(PATIENCE)
-        interrupt()
-        returned.wait(PATIENCE)             # (a collect that does not return: release it)
-        disk.release.set()
+        try:
+            wait_until(lambda: started and started[0].address
+                       and signal.getsignal(signum) is not original, what="collect running")
+            relay = Relay(started[0].address, buffer_size=len(head), name=name).start()
+            relays.append(relay)
+            relay.add(head)
+            relay.add(buffers[0])
+            if disk.stuck.wait(PATIENCE):
+                interrupt()
+            else:
+                failed.append("the disk did not hang")
+                interrupt_anyway()
+        except BaseException as exc:        # noqa: BLE001 - raised once collect returned
+            failed.append(f"{type(exc).__name__}: {exc}")
+            interrupt_anyway()
+        finally:
+            returned.wait(PATIENCE)         # (a collect that does not return: release it)
+            disk.release.set()
 
     helper = threading.Thread(target=feed_then_interrupt)
     helper.start()
@@ -265,6 +280,7 @@ def collect_until_stuck(tmp_path, recorded, disk, started: list, signum: int, na
         helper.join(PATIENCE)
         for relay in relays:
             relay.close(timeout=0.5)
+    assert not failed, failed
     assert signal.getsignal(signum) is original
     return code, still_stuck
 

@@ -181,6 +181,32 @@ def test_a_second_interrupt_makes_collect_exit_at_once_saying_what_it_left(
     assert started[0].wait(PATIENCE)
 
 
+def test_collect_until_stuck_fails_rather_than_hangs_when_the_disk_never_hangs(
+        recorded, tmp_path, monkeypatch):
+    """The helper's thread finds that the disk did not hang: collect is interrupted all the
+    same (it returns) and the helper fails, saying why, instead of waiting forever."""
+    import types
+
+    import pytest
+
+    from wpptrace.remote import collector as collector_module
+
+    started = []
+
+    class SeenCollector(collector_module.Collector):
+        def start(self):
+            started.append(self)
+            return super().start()
+
+    monkeypatch.setattr(collector_module, "Collector", SeenCollector)
+    never_stuck = types.SimpleNamespace(stuck=types.SimpleNamespace(wait=lambda timeout: False),
+                                        release=threading.Event())
+    with pytest.raises(AssertionError, match="the disk did not hang"):
+        collect_until_stuck(tmp_path, recorded, never_stuck, started, signal.SIGTERM, "never",
+                            lambda: None)
+    assert started[0].wait(PATIENCE)
+
+
 class _Lines:
     """The lines a child process writes to ``stream``, read as they come (a thread)."""
 
