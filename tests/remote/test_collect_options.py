@@ -95,7 +95,7 @@ def test_the_per_source_default_is_the_librarys(tmp_path, monkeypatch, capsys):
             made.append(self.max_queued_per_source)
             raise OSError("not listening in this test")
     monkeypatch.setattr(collector_module, "Collector", NotListening)
-    monkeypatch.setattr(collector_module, "_QUEUED_PER_SOURCE", 3 << 20)
+    monkeypatch.setattr(collector_module, "QUEUED_PER_SOURCE", 3 << 20)
     assert _collect(tmp_path) == 1
     assert _collect(tmp_path, "--max-queued-mb", "2") == 1
     assert made == [3 << 20, 2 << 20]
@@ -123,3 +123,12 @@ def test_the_library_takes_the_per_source_default_down_to_a_smaller_total(tmp_pa
     assert bounds() == (4 << 20, 64 << 20)
     assert bounds(max_queued=1 << 20) == (1 << 20, 1 << 20)
     assert bounds(max_queued_per_source=2 << 20, max_queued=1 << 20) == (2 << 20, 1 << 20)
+
+
+def test_the_help_says_the_librarys_per_source_default(monkeypatch, capsys):
+    """The help's per-source default is the collector's own value, not a copy of it."""
+    monkeypatch.setattr(collector_module, "QUEUED_PER_SOURCE", 3 << 20)
+    with pytest.raises(SystemExit):
+        cli.main(["collect", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 3, or --max-queued-mb if less)" in text, text

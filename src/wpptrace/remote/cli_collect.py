@@ -31,6 +31,8 @@ STOP_WAIT = 30.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from wpptrace.remote.collector import QUEUED_PER_SOURCE    # (the library's one value)
+
     parser.formatter_class = RawDescriptionHelpFormatter
     parser.description = __doc__.split("\n\n", 1)[1]
     parser.add_argument("--listen", required=True, metavar="[HOST:]PORT",
@@ -73,7 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-queued-per-source-mb", metavar="MB",
                         help="MiB of one source's buffers received and not yet written; past "
                              "it its connection is not read until its disk catches up "
-                             "(default: 4, or --max-queued-mb if less)")
+                             f"(default: {QUEUED_PER_SOURCE / (1 << 20):g}, or "
+                             f"--max-queued-mb if less)")
     parser.add_argument("--max-queued-mb", default="64", metavar="MB",
                         help="the same for all sources together (default: 64)")
     parser.add_argument("--write-timeout", default="60", metavar="SECONDS",

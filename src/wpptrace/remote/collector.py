@@ -42,14 +42,14 @@ from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BUSY, ERROR_DISK_FULL,
 from . import protocol as P
 from .etlstream import EtlStreamFile
 
-__all__ = ["Collector", "SourceStats", "Abandoned", "check_allow", "is_loopback", "peer_host",
-           "peer_network"]
+__all__ = ["Collector", "SourceStats", "Abandoned", "QUEUED_PER_SOURCE", "check_allow",
+           "is_loopback", "peer_host", "peer_network"]
 
 log = logging.getLogger("wpptrace.remote.collector")
 
 _ACK_EVERY = 8          # buffers between ACKs (and one after every STATS)
 #: bytes of one source's buffers waiting for its disk, by default (or ``max_queued`` if less)
-_QUEUED_PER_SOURCE = 4 << 20
+QUEUED_PER_SOURCE = 4 << 20
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 #: names tried for a source's file: NAME.etl, NAME-2.etl ... (an existing file is never used)
 _NAMES_TRIED = 999
@@ -741,7 +741,7 @@ class Collector:
                  on_source_end: Optional[Callable[[SourceStats], None]] = None):
         check_allow(allow, tls)
         if max_queued_per_source is None:          # (a smaller total bounds each source too)
-            max_queued_per_source = min(_QUEUED_PER_SOURCE, max_queued)
+            max_queued_per_source = min(QUEUED_PER_SOURCE, max_queued)
         if max_queued_per_source < 1 or max_queued < 1:
             raise ValueError("max_queued_per_source and max_queued must be at least 1 byte")
         if max_file_size < 1:
