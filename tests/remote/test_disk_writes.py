@@ -1079,10 +1079,11 @@ def test_a_file_whose_creation_was_given_up_on_keeps_its_name(recorded, tmp_path
 
 
 def test_a_file_whose_creation_was_given_up_on_and_then_failed_keeps_its_name(
-        recorded, tmp_path, monkeypatch):
+        recorded, tmp_path, monkeypatch, caplog):
     """As above, but the creation given up on then fails (the disk answers with an error):
     no file has the failed source's name, and the source's next file still takes another
-    (the failed source reports the name it was given: never the good file)."""
+    (the failed source reports the name it was given: never the good file). The creation's
+    failure, which its source no longer hears, is said once."""
     import errno
 
     from wpptrace.remote import collector as collector_module
@@ -1117,6 +1118,9 @@ def test_a_file_whose_creation_was_given_up_on_and_then_failed_keeps_its_name(
         delivered = collector.sources[1]
     assert failed.path is not None and delivered.path != failed.path
     assert data_buffers(delivered.path) == buffers[:1]
+    said = [r.getMessage() for r in caplog.records if "once the disk answered" in r.getMessage()]
+    assert said == [f"the creation of a file given up on failed once the disk answered: cannot "
+                    f"write {failed.path}: Input/output error; no file was made"]
 
 
 def _give_ups_refused_until_allowed(monkeypatch) -> tuple[threading.Event, threading.Event]:
@@ -1132,15 +1136,16 @@ def _give_ups_refused_until_allowed(monkeypatch) -> tuple[threading.Event, threa
 
 
 def test_a_creation_given_up_on_after_a_refused_give_up_names_the_file_it_tried_last(
-        recorded, tmp_path, monkeypatch):
+        recorded, tmp_path, monkeypatch, caplog):
     """The first name's creation hangs; the give-up is refused (too many files given up on
     already); the disk then answers that the name exists, so the writer moves on to the next
     name, whose creation hangs too, and is given up on: the failed source names that file
     (the one its thread makes once the disk answers), never the existing one it did not
-    write."""
+    write; the first failure, said before the name is known, names no file ("its file")."""
     from wpptrace.remote import collector as collector_module
 
     head, _ = recorded
+    caplog.set_level(logging.WARNING, logger="wpptrace.remote.collector")
     tried: list[str] = []
     first_stuck, first_go_on = threading.Event(), threading.Event()
     second_stuck, second_go_on = threading.Event(), threading.Event()
@@ -1163,7 +1168,8 @@ def test_a_creation_given_up_on_after_a_refused_give_up_names_the_file_it_tried_
         relay = _open(collector.address, head, "renamed")
         try:
             assert first_stuck.wait(PATIENCE)
-            assert _error(relay.answer())[0] == ERROR_BUSY
+            assert _error(relay.answer()) == (
+                ERROR_BUSY, "cannot write its file: the disk made no progress for 0.5 s")
             assert asked.wait(PATIENCE)         # (refused: not given up on)
             assert not collector._abandoned_writers
             first_go_on.set()
@@ -1180,10 +1186,14 @@ def test_a_creation_given_up_on_after_a_refused_give_up_names_the_file_it_tried_
                    what="the given-up creation's thread")
         assert collector.stop(PATIENCE) is None
     assert data_buffers(tried[1]) == []
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if tried[0] in m], said
+    assert [m for m in said if m.endswith(": closed: cannot write its file: the disk made no "
+                                          "progress for 0.5 s")], said
 
 
 def test_a_creation_given_up_on_as_its_name_turns_out_taken_names_no_file(
-        recorded, tmp_path, monkeypatch):
+        recorded, tmp_path, monkeypatch, caplog):
     """The first name's creation hangs; the give-up is refused; the disk then answers that
     the name exists (another's file), and the collector gives up on the writer before it
     tries the next name: the failed source names no file (it made none), never the
@@ -1243,3 +1253,7 @@ def test_a_creation_given_up_on_as_its_name_turns_out_taken_names_no_file(
     assert len(tried) == 1                      # (given up on: it tried no other name)
     with open(tried[0], "rb") as other:
         assert other.read() == b"another's"
+    said = [r.getMessage() for r in caplog.records if "once the disk answered" in r.getMessage()]
+    assert said == [f"the creation of a file given up on failed once the disk answered: cannot "
+                    f"write {tried[0]}: it exists (another's file), and its source was given "
+                    f"up on before another name was tried; no file was made"]

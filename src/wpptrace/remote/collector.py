@@ -136,6 +136,7 @@ class _DiskWriter:
         self._file: Optional[EtlStreamFile] = None
         self._error = ""
         self._loop = loop
+        self._created = created
         self._written = written
         #: the file being made, then made (set by ``create`` in the writer's thread: a
         #: creation that hangs can still be named)
@@ -229,6 +230,10 @@ class _DiskWriter:
     def _deliver(self, fn, args) -> None:
         if self._abandoned is None:     # (read in the collector's thread, which sets it)
             fn(*args)
+        elif fn is self._created and args[1] is not None:
+            # its source, failed already, hears no more of it: said here, once
+            log.warning("the creation of a file given up on failed once the disk answered: "
+                        "%s; no file was made", args[1])
 
     def _run(self) -> None:
         try:
@@ -545,8 +550,10 @@ class _Source:
         reason = f"the disk made no progress for {seconds:g} s"
         if not self.write_error:
             self.write_error = reason
-            named = self.stats.path or (writer.path if writer is not None else None)
-            self._failed(_StorageFailed(f"cannot write {named or 'its file'}: {reason}"))
+            # a name only once its creation confirmed it (``created``): one being tried may
+            # turn out to be another's file, and the writer then moves on to the next
+            named = self.stats.path or "its file"
+            self._failed(_StorageFailed(f"cannot write {named}: {reason}"))
         if writer is not None and writer._abandoned is None:
             if not self.collector._may_give_up(self, seconds):
                 return                  # (looked at again on the watch's next pass)
@@ -1110,6 +1117,7 @@ class Collector:
         they were being made, whatever came of it); each name tried is the writer's ``path``
         while it is tried, and none after it failed (once given up on, it tries no other).
         ProtocolError if none can be made."""
+        existed: Optional[str] = None      # the last name tried, which was another's
         for attempt in range(1, _NAMES_TRIED + 1):
             path = os.path.join(self.output_dir, base + ("" if attempt == 1 else f"-{attempt}")
                                 + ".etl")
@@ -1117,8 +1125,11 @@ class Collector:
                 continue
             with writer._lock:      # (a give-up reads the name under it)
                 if writer._abandoned is not None:   # (its source names no file of it)
-                    raise _StorageFailed("cannot write its file: given up on while it was "
-                                         "being made")
+                    raise _StorageFailed(
+                        "cannot write its file: given up on while it was being made"
+                        if existed is None else
+                        f"cannot write {existed}: it exists (another's file), and its source "
+                        f"was given up on before another name was tried")
                 writer.path = path
             try:
                 return EtlStreamFile(path, header)
@@ -1128,6 +1139,7 @@ class Collector:
                     given_up = writer._abandoned is not None    # next one is tried
                 name = exc.name if isinstance(exc, Win32Error) else ""
                 if name == "ERROR_ALREADY_EXISTS" and not given_up:
+                    existed = path
                     continue
                 if name in ("ERROR_BAD_FORMAT", "ERROR_BAD_LENGTH"):
                     raise P.ProtocolError("the header buffer does not start with a "
