@@ -829,9 +829,39 @@ def test_a_write_under_way_when_its_file_was_given_up_on_that_fails_later_is_cou
     assert data_buffers(source.path) == []
     assert (source.lost, source.unwritten, source.stopped) == (3, 3, False)
     said = [r.getMessage() for r in caplog.records if "under way" in r.getMessage()]
-    assert said == [f"{source.path}: the write under way when it was given up on failed once "
-                    f"the disk answered: its header counts 4 buffers not written, 1 more than "
-                    f"its source's summary said"]
+    assert said == [f"{source.path}: the file lacks 4 buffers, 1 more than its source's summary "
+                    f"said (the write under way when it was given up on was not made once the "
+                    f"disk answered)"]
+
+
+def test_a_file_given_up_on_whose_close_then_fails_claims_no_count_in_its_header(
+        recorded, tmp_path, monkeypatch, caplog):
+    """As above, but the file's close fails too once the disk answers: its header was not
+    written, so nothing is said about what it counts (the source's summary said the file may
+    be incomplete)."""
+    head, buffers = recorded
+    disk = _StuckWrite(monkeypatch)
+
+    def close_fails(self, end_time=0):
+        raise OSError(errno.EIO, "Input/output error")
+    monkeypatch.setattr(collector_module.EtlStreamFile, "close", close_fails)
+    caplog.set_level(logging.WARNING, logger="wpptrace.remote.collector")
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   write_timeout=PATIENCE) as collector:
+        with _relay(collector, disk, head, "closefails") as relay:
+            _end_behind_a_stuck_write(collector, disk, relay, buffers)
+            collector.write_timeout = 0.5
+            assert _error(relay.answer())[0] == ERROR_BUSY
+            assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+            (writer,) = collector._abandoned_writers
+            disk.fail = OSError(errno.EIO, "Input/output error")
+            disk.release.set()
+            assert writer.finished.wait(PATIENCE)
+        source = _one_source(collector)
+    assert (writer.end_time_written, source.unwritten) == (None, 3)
+    said = [r.getMessage() for r in caplog.records]
+    assert [m for m in said if "may be incomplete" in m], said
+    assert not [m for m in said if "lacks" in m or "under way" in m], said
 
 
 def test_a_write_that_fails_after_end_leaves_a_file_and_stats_that_say_no_clean_stop(

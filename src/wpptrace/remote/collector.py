@@ -295,11 +295,6 @@ class _DiskWriter:
                         # stopped cleanly, whatever END said
                         end_time = 0
                     self.closing_with = end_time    # (a give-up's summary reads it)
-                if said is not None and missing > said:
-                    log.warning("%s: the write under way when it was given up on failed once "
-                                "the disk answered: its header counts %d buffers not written, "
-                                "%d more than its source's summary said", self._file.path,
-                                missing, missing - said)
                 if self._error:         # (the loss counts asked since were not applied)
                     events_lost, buffers_lost = self._lost_asked
                     try:
@@ -309,6 +304,11 @@ class _DiskWriter:
                                     self._file.path, in_words(exc))
                 self._file.close(end_time)
                 self.end_time_written = end_time
+                if said is not None and missing > said:     # (closed: its header says so)
+                    log.warning("%s: the file lacks %d buffers, %d more than its source's "
+                                "summary said (the write under way when it was given up on "
+                                "was not made once the disk answered)", self._file.path,
+                                missing, missing - said)
             error = ""
         except OSError as exc:
             error = f"closing it failed: {in_words(exc)}"
