@@ -35,7 +35,7 @@ static const GUID g_control = {0x7b1e4a30, 0x5c2d, 0x4e6f, {1, 2, 3, 4, 5, 6, 7,
 static const GUID g_message = {0x7b1e4a31, 0x5c2d, 0x4e6f, {1, 2, 3, 4, 5, 6, 7, 8}};
 
 static _Atomic int g_cancel_on;             /* the request code R1's callback is cancelled in */
-static _Atomic int g_enables[2], g_disables[2];
+static callback_count g_r1, g_r2;           /* what R1's and R2's callbacks were told */
 static _Atomic int *g_heard;                /* R2's count of the change */
 static sem_t g_deliver;                     /* posted: the endpoint thread delivers what is owed */
 static _Atomic int g_done_after_heard;      /* the endpoint's retries were done once R2 heard */
@@ -49,29 +49,14 @@ static void at_point(int point) {
         atomic_store(&g_done_after_heard, 1);
 }
 
-static void count(int which, WMIDPREQUESTCODE code) {
-    if (code == WMI_ENABLE_EVENTS) atomic_fetch_add(&g_enables[which], 1);
-    if (code == WMI_DISABLE_EVENTS) atomic_fetch_add(&g_disables[which], 1);
-}
-
+/* R1's callback (its context g_r1): counts, then is cancelled in the request code chosen. */
 static ULONG cancelled_callback(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
-    (void)context;
-    (void)size;
-    (void)buffer;
-    count(0, code);
+    count_callbacks(code, context, size, buffer);
     if ((int)code == atomic_load(&g_cancel_on)) {
         atomic_store(&g_cancel_on, 0);
         pthread_cancel(pthread_self());
         pthread_testcancel();
     }
-    return ERROR_SUCCESS;
-}
-
-static ULONG counted_callback(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
-    (void)context;
-    (void)size;
-    (void)buffer;
-    count(1, code);
     return ERROR_SUCCESS;
 }
 
@@ -130,13 +115,13 @@ static int cancelled_change(const char *dir, int enable, int private_session, in
     if (!endpoint && (!runtime || chmod(runtime, 0770) != 0)) return 7;
     TRACE_GUID_REGISTRATION reg = {&g_message, NULL};
     TRACEHANDLE r1, r2;
-    if (RegisterTraceGuids(cancelled_callback, NULL, &g_control, 1, &reg, NULL, NULL, &r1)
-        || RegisterTraceGuids(counted_callback, NULL, &g_control, 1, &reg, NULL, NULL, &r2))
+    if (RegisterTraceGuids(cancelled_callback, &g_r1, &g_control, 1, &reg, NULL, NULL, &r1)
+        || RegisterTraceGuids(count_callbacks, &g_r2, &g_control, 1, &reg, NULL, NULL, &r2))
         return 4;
     if (!enable && EnableTrace(1, 0x5, 4, &g_control, s) != ERROR_SUCCESS) return 5;
     if (endpoint < 0) wpptrace_endpoint_close();
     atomic_store(&g_cancel_on, enable ? WMI_ENABLE_EVENTS : WMI_DISABLE_EVENTS);
-    g_heard = enable ? &g_enables[1] : &g_disables[1];
+    g_heard = enable ? &g_r2.enables : &g_r2.disables;
     change c = {(ULONG)enable, s};
     pthread_t t;
     if (pthread_create(&t, NULL, change_in_thread, &c) != 0) return 6;
@@ -153,8 +138,8 @@ static int cancelled_change(const char *dir, int enable, int private_session, in
         query(s);                           /* a second callback would come now */
     }
     int listed = listed_enabled();
-    int told[4] = {atomic_load(&g_enables[0]), atomic_load(&g_disables[0]), atomic_load(&g_enables[1]),
-                   atomic_load(&g_disables[1])};
+    int told[4] = {atomic_load(&g_r1.enables), atomic_load(&g_r1.disables), atomic_load(&g_r2.enables),
+                   atomic_load(&g_r2.disables)};
     if (!endpoint && chmod(runtime, 0700) != 0) return 8;
     ULONG stopped = stop(s);
     printf("cancelled %d listed_before %d undelivered %u r1_enables %d r1_disables %d r2_enables %d "

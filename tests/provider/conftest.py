@@ -19,6 +19,16 @@ import wpptrace.provider as P  # noqa: E402
 
 
 @pytest.fixture
+def out(tmp_path, monkeypatch) -> pathlib.Path:
+    """A directory for what a test program writes, its sessions in a runtime directory of this
+    test's own."""
+    runtime = tmp_path / "rt"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
+    return tmp_path
+
+
+@pytest.fixture
 def session_name(request) -> str:
     return f"wpptest-{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
 

@@ -2920,20 +2920,6 @@ static int stop_sync_cancel(const char *dir) {
     return 0;
 }
 
-/* Each registration's callbacks, counted by code (its context). */
-typedef struct {
-    _Atomic int enables, disables;
-} callback_count;
-
-static ULONG count_callbacks(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
-    (void)size;
-    (void)buffer;
-    callback_count *c = context;
-    if (code == WMI_ENABLE_EVENTS) atomic_fetch_add(&c->enables, 1);
-    if (code == WMI_DISABLE_EVENTS) atomic_fetch_add(&c->disables, 1);
-    return ERROR_SUCCESS;
-}
-
 static const GUID g_owed_control = {0x6a3c2f1e, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
 
 static ULONG register_counted(const GUID *control, callback_count *c) {

@@ -1,7 +1,7 @@
 /* session_calls.h: the session calls the C test programs of this folder share (the test
  * builder puts the folder on their include path): one properties block, a file or real-time
- * session started, stopped or queried, and a provider control callback that keeps what it
- * was last told. Include after _etw_internal.h. */
+ * session started, stopped or queried, a provider control callback that keeps what it
+ * was last told, and one that counts what each registration was told. Include after _etw_internal.h. */
 #ifndef WPPTRACE_TESTS_SESSION_CALLS_H
 #define WPPTRACE_TESTS_SESSION_CALLS_H
 
@@ -53,6 +53,20 @@ static inline ULONG query_by_name(const char *name) {
 
 static inline ULONG stop_by_name(const char *name) {
     return control_by_name(name, EVENT_TRACE_CONTROL_STOP);
+}
+
+/* Each registration's callbacks, counted by code (its context). */
+typedef struct {
+    _Atomic int enables, disables;
+} callback_count;
+
+static inline ULONG count_callbacks(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)size;
+    (void)buffer;
+    callback_count *c = context;
+    if (code == WMI_ENABLE_EVENTS) atomic_fetch_add(&c->enables, 1);
+    if (code == WMI_DISABLE_EVENTS) atomic_fetch_add(&c->disables, 1);
+    return ERROR_SUCCESS;
 }
 
 /* What the provider's control callback (`track_control`) was told last: enabled or not, and

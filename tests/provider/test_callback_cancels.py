@@ -7,15 +7,6 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.fixture
-def out(tmp_path, monkeypatch):
-    """A directory for the session's file, and a runtime directory of this test's own."""
-    runtime = tmp_path / "rt"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
-    return tmp_path
-
-
 ENABLE_HEARD = {"cancelled": 1, "listed_before": 0, "undelivered": 0, "r1_enables": 1, "r1_disables": 0,
                 "r2_enables": 1, "r2_disables": 0, "listed": 1, "stop": 0}
 DISABLE_HEARD = {"cancelled": 1, "listed_before": 0, "undelivered": 0, "r1_enables": 1, "r1_disables": 1,

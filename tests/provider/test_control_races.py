@@ -8,13 +8,10 @@ import pytest
 
 
 @pytest.fixture
-def out(tmp_path, monkeypatch):
+def out(out):
     """A directory for what control_races.c writes, its sessions in a runtime directory of this
     test's own (so the sessions it starts take slot 1, one after the other)."""
-    runtime = tmp_path / "rt"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
-    made = tmp_path / "out"
+    made = out / "out"
     made.mkdir()
     return made
 

@@ -9,15 +9,6 @@ import pytest
 from wpptrace.winerror import CODES
 
 
-@pytest.fixture
-def out(tmp_path, monkeypatch):
-    """A directory for fake_host.c, its session in a runtime directory of this test's own."""
-    runtime = tmp_path / "rt"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
-    return tmp_path
-
-
 @pytest.mark.parametrize("mode, subscribe, query", [
     ("busy", "ERROR_BUSY", "ERROR_BUSY"),
     ("refused", "ERROR_WMI_INSTANCE_NOT_FOUND", "ERROR_WMI_INSTANCE_NOT_FOUND"),

@@ -12,39 +12,13 @@ import textwrap
 import pytest
 
 import wpptrace.provider as P
+from provider_scripts import run_script
 
+# With SESSION_CALLS (run_script): what these scripts share besides.
 _COMMON = textwrap.dedent("""
-    import os, resource, shutil, subprocess, sys, threading, time, uuid
-    import wpptrace.provider as P
+    import shutil, threading, time
     from wpptrace.provider.sessions import list_sessions, providers, session_info
     runtime, out = sys.argv[1:3]
-    GUID = uuid.UUID("0f1d2c3b-4a59-4867-8e7d-6c5b4a392817")
-    PRIVATE = P.EVENT_TRACE_PRIVATE_LOGGER_MODE | P.EVENT_TRACE_PRIVATE_IN_PROC
-
-    def props(name, mode=PRIVATE):
-        return P.EVENT_TRACE_PROPERTIES(LogFileName=os.path.join(out, name + ".etl"), LogFileMode=mode)
-
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "wpptrace", "session", *args], capture_output=True).returncode
-
-    def query(handle):
-        try:
-            return P.ControlTrace(handle, None, props("q"), P.EVENT_TRACE_CONTROL_QUERY).LoggerName
-        except P.Win32Error as exc:
-            return exc.name
-
-    def stop(handle):
-        try:
-            return P.ControlTrace(handle, None, props("q"), P.EVENT_TRACE_CONTROL_STOP).LoggerName
-        except P.Win32Error as exc:
-            return exc.name
-
-    def enable(handle):
-        try:
-            P.EnableTrace(True, 0, 4, GUID, handle)
-            return "enabled"
-        except P.Win32Error as exc:
-            return exc.name
 
     def enabled_on():
         return [p.logger_id for p in providers() if p.guid == GUID and p.enabled]
@@ -58,21 +32,6 @@ _COMMON = textwrap.dedent("""
                 return f.read().rsplit(")", 1)[1].split()[0] in "ZX"
         except FileNotFoundError:
             return True
-
-    def without_descriptors(call):
-        # every descriptor taken (as an application at its limit): /proc cannot be opened
-        resource.setrlimit(resource.RLIMIT_NOFILE, (128, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-        held = []
-        try:
-            while True:
-                held.append(os.open("/dev/null", os.O_RDONLY))
-        except OSError:
-            pass
-        try:
-            return call()
-        finally:
-            for fd in held:
-                os.close(fd)
 """)
 
 _HOSTED = _COMMON + textwrap.dedent("""
@@ -90,11 +49,8 @@ _HOSTED = _COMMON + textwrap.dedent("""
 """)
 
 
-def _run(script: str, tmp_path, timeout: int = 120) -> subprocess.CompletedProcess:
-    runtime = tmp_path / "rt"
-    env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
-    return subprocess.run([sys.executable, "-c", script, str(runtime), str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=timeout)
+def _run(script: str, tmp_path) -> subprocess.CompletedProcess:
+    return run_script(script, tmp_path / "rt", tmp_path, timeout=120)
 
 
 def _cli(tmp_path, *args: str) -> int:

@@ -11,15 +11,14 @@ import textwrap
 import pytest
 
 import wpptrace.provider as P
+from provider_scripts import run_script
 
 L = P._lib
 NOBODY = 65534
 
-# What the application scripts below share, put before each of them by _script().
+# What the application scripts below share besides SESSION_CALLS, put before each of them by
+# _script().
 _HELPERS = textwrap.dedent("""
-    import os, sys, uuid
-    import wpptrace.provider as P
-
     def start_and_stop():   # 0 if a session logging into `out` started (then stopped), else its error
         props = P.EVENT_TRACE_PROPERTIES(LogFileName=os.path.join(out, uuid.uuid4().hex + ".etl"),
                                          LogFileMode=P.EVENT_TRACE_FILE_MODE_SEQUENTIAL)
@@ -37,11 +36,9 @@ _HELPERS = textwrap.dedent("""
 
 
 def _script(text: str, runtime, *args, timeout: int = 60) -> subprocess.CompletedProcess:
-    """Runs ``text`` (after _HELPERS) in a Python of its own whose runtime directory is
+    """Runs ``text`` (after SESSION_CALLS and _HELPERS) in a Python of its own whose runtime directory is
     ``runtime``, with ``runtime`` and ``args`` as its arguments; it must exit 0."""
-    done = subprocess.run([sys.executable, "-c", _HELPERS + textwrap.dedent(text), str(runtime),
-                           *map(str, args)], env=dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime)),
-                          capture_output=True, text=True, timeout=timeout)
+    done = run_script(_HELPERS + textwrap.dedent(text), runtime, *args, timeout=timeout)
     assert done.returncode == 0, done.stderr
     return done
 
@@ -217,26 +214,6 @@ _DISPLACED = """
     import shutil, subprocess
     from wpptrace.provider.sessions import list_sessions
     runtime, out = sys.argv[1:3]
-    mode = P.EVENT_TRACE_PRIVATE_LOGGER_MODE | P.EVENT_TRACE_PRIVATE_IN_PROC
-
-    def props(name):
-        return P.EVENT_TRACE_PROPERTIES(LogFileName=os.path.join(out, name + ".etl"), LogFileMode=mode)
-
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "wpptrace", "session", *args], capture_output=True).returncode
-
-    def query(handle):
-        try:
-            return P.ControlTrace(handle, None, props("q"), P.EVENT_TRACE_CONTROL_QUERY).LoggerName
-        except P.Win32Error as exc:
-            return exc.name
-
-    def enable(handle):
-        try:
-            P.EnableTrace(True, 0, 4, uuid.UUID("6a1d0c52-3f0e-4b8e-9d3c-2f4f1b7e5a10"), handle)
-            return "enabled"
-        except P.Win32Error as exc:
-            return exc.name
 
     a = P.StartTrace("displaced-a", props("a"))
     shutil.rmtree(runtime)                           # a clean-up of /tmp took it, with the registry
