@@ -11,7 +11,6 @@ import atexit
 import os
 import pathlib
 import shutil
-import signal
 import sys
 import tempfile
 from typing import Callable
@@ -23,8 +22,10 @@ DATA = TESTS / "data"
 REPO = TESTS.parent
 CORPUS_SOURCE = TESTS / "corpus"
 sys.path.insert(0, str(CORPUS_SOURCE))  # its helpers: unpack (the fixture below), subsets (named file sets)
+sys.path.insert(0, str(TESTS))          # session_hosts (what the clean-up below kills)
 
 import unpack  # noqa: E402
+from session_hosts import kill_session_hosts  # noqa: E402
 
 
 # Trace sessions run in host processes found through a per-user runtime directory: the test
@@ -40,43 +41,9 @@ os.environ["WPPTRACE_CACHE_DIR"] = CACHE_DIR
 os.environ.pop("WPPTRACE_NO_CACHE", None)
 
 
-def _kill_session_hosts(directory: str) -> None:
-    """SIGKILL every process serving a control socket in ``directory`` (hosts, and helper
-    processes a test left behind), found by the socket inode in /proc/net/unix."""
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return
-    paths = {os.path.join(directory, n) for n in names if n.endswith(".sock")}
-    inodes = set()
-    try:
-        with open("/proc/net/unix") as fh:
-            next(fh)
-            for line in fh:
-                parts = line.split()
-                if len(parts) >= 8 and parts[7] in paths:
-                    inodes.add(parts[6])
-    except OSError:
-        return
-    me = os.getpid()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        if int(pid) == me:
-            continue
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-            owned = any(os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] in inodes for fd in fds)
-        except OSError:
-            continue
-        if owned:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
-
-
 def _clean_up() -> None:
     """This process's runtime and cache directories removed, any host serving there killed."""
-    _kill_session_hosts(RUNTIME_DIR)
+    kill_session_hosts(RUNTIME_DIR)
     shutil.rmtree(RUNTIME_DIR, ignore_errors=True)
     shutil.rmtree(CACHE_DIR, ignore_errors=True)
 

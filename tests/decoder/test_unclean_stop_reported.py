@@ -17,7 +17,10 @@ import sys
 import textwrap
 import uuid
 
+import pytest
+
 import dec_etlgen as gen
+import wpptrace.provider as P
 from wpptrace.decoder.etlfile import EtlFile
 
 G = uuid.UUID("01234567-89ab-cdef-0123-456789abcdef")
@@ -71,7 +74,7 @@ KILLED = textwrap.dedent("""
     import os, sys, time, uuid
     import wpptrace.provider as P
     from wpptrace.provider.sessions import TraceSession
-    s = TraceSession("unclean-" + uuid.uuid4().hex, sys.argv[1], BufferSize=4,
+    s = TraceSession(sys.argv[2], sys.argv[1], BufferSize=4,
                      LogFileMode=P.EVENT_TRACE_NO_PER_PROCESSOR_BUFFERING)
     for i in range(400):
         P.TraceMessage(s.handle, 0x2B, uuid.UUID(int=1), 10, i.to_bytes(4, "little"))
@@ -86,9 +89,20 @@ def cli(*args) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_a_killed_writers_file_is_reported_by_dump_and_fmt(tmp_path):
+@pytest.fixture
+def unclean_name():
+    """The name of a session whose writer is killed: stopped at the end (its host runs on)."""
+    name = "unclean-" + uuid.uuid4().hex
+    yield name
+    try:
+        P.ControlTrace(0, name, None, P.EVENT_TRACE_CONTROL_STOP)
+    except P.Win32Error:
+        pass
+
+
+def test_a_killed_writers_file_is_reported_by_dump_and_fmt(tmp_path, unclean_name):
     path = tmp_path / "killed.etl"
-    proc = subprocess.run([sys.executable, "-c", KILLED, str(path)], timeout=120)
+    proc = subprocess.run([sys.executable, "-c", KILLED, str(path), unclean_name], timeout=120)
     assert proc.returncode == -signal.SIGKILL
     with EtlFile(path) as etl:
         missing = etl.unclean_stop()

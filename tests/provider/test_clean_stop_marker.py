@@ -14,6 +14,8 @@ import textwrap
 import time
 import uuid
 
+import pytest
+
 import provider_etlcheck as etlcheck
 import wpptrace.provider as P
 from wpptrace.provider.sessions import TraceSession
@@ -40,8 +42,27 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def run_writer(path, how: str) -> None:
-    args = [sys.executable, "-c", WRITER, str(path), uuid.uuid4().hex, how]
+@pytest.fixture
+def run_writer(request):
+    """run_writer(path, how): the writer run to its end `how`; a session it left running (its
+    host runs on) is stopped at the end of the test."""
+    left = []
+
+    def run(path, how: str) -> None:
+        name = uuid.uuid4().hex
+        left.append("unclean-" + name)
+        _run_writer(path, how, name)
+
+    yield run
+    for name in left:
+        try:
+            P.ControlTrace(0, name, None, P.EVENT_TRACE_CONTROL_STOP)
+        except P.Win32Error:
+            pass
+
+
+def _run_writer(path, how: str, name: str) -> None:
+    args = [sys.executable, "-c", WRITER, str(path), name, how]
     if how != "kill":
         subprocess.run(args, check=True, timeout=60)
         return
@@ -54,7 +75,7 @@ def run_writer(path, how: str) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-def test_a_killed_writer_leaves_end_time_zero(tmp_path):
+def test_a_killed_writer_leaves_end_time_zero(tmp_path, run_writer):
     path = tmp_path / "killed.etl"
     run_writer(path, "kill")
     c = etlcheck.read(path)
@@ -64,13 +85,13 @@ def test_a_killed_writer_leaves_end_time_zero(tmp_path):
     assert values[:300] == list(range(300))
 
 
-def test_an_exiting_writer_leaves_end_time_zero(tmp_path):
+def test_an_exiting_writer_leaves_end_time_zero(tmp_path, run_writer):
     path = tmp_path / "exited.etl"
     run_writer(path, "exit")
     assert etlcheck.read(path).header["EndTime"] == 0
 
 
-def test_a_stopped_session_writes_its_end_time(tmp_path):
+def test_a_stopped_session_writes_its_end_time(tmp_path, run_writer):
     path = tmp_path / "stopped.etl"
     run_writer(path, "stop")
     h = etlcheck.read(path).header
@@ -92,7 +113,7 @@ def test_end_time_is_zero_while_the_session_runs(tmp_path, session_name):
     assert etlcheck.read(path).header["EndTime"] >= h["StartTime"]
 
 
-def test_third_party_readers_take_an_unstopped_file(tmp_path):
+def test_third_party_readers_take_an_unstopped_file(tmp_path, run_writer):
     path = tmp_path / "killed.etl"
     run_writer(path, "kill")
     assert len(etlcheck.dissect_messages(path)) == len(etlcheck.read(path).messages) >= 300
