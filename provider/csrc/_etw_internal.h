@@ -288,12 +288,19 @@ static inline uint8_t wpt_handle_generation(TRACEHANDLE h) { return (uint8_t)(h 
  * of the same value it also got for the newer session cannot be told from it; nor one this
  * process never handed out (it is taken as it names). */
 void wpt_handle_issued(uint32_t slot, uint32_t generation);
+/* How many times this process found a registry replaced (a clean-up) and made its handles
+ * stale. A handle resolved in the registry and handed out after its lock is let go is handed
+ * out with the count read under the lock (wpt_handle_issued_in): 0 if it changed meanwhile, the
+ * value then made stale (the session was in a registry removed since: its host ended with it). */
+uint32_t wpt_handle_epoch(void);
+int  wpt_handle_issued_in(uint32_t slot, uint32_t generation, uint32_t epoch);
 /* The handle of that session names no session in this process from now on (a forked child's
  * of its parent's private sessions), until a lookup or a listing hands the value out again. */
 void wpt_handle_make_stale(uint32_t slot, uint32_t generation);
 /* The same for the handle a ControlCallback is given, which never undoes a stale mark: its
- * session may have stopped since the call was queued (see etw_registry.c). */
-void wpt_handle_seen(uint32_t slot, uint32_t generation);
+ * session may have stopped since the call was queued (see etw_registry.c); nor is it handed
+ * out if the count changed since (`epoch`, read when the call was queued). */
+void wpt_handle_seen(uint32_t slot, uint32_t generation, uint32_t epoch);
 int  wpt_handle_stale(TRACEHANDLE h, uint32_t generation);
 
 /* ---- buffers (etw_buffers.c) ---- */

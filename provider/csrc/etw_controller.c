@@ -96,6 +96,7 @@ typedef struct {
     uint32_t slot;
     uint32_t generation;       /* the registry entry's (handles carry its low 8 bits) */
     uint32_t host_pid;
+    uint32_t epoch;            /* wpt_handle_epoch() while the registry was locked */
 } target;
 
 static int name_matches(const wpt_reg_logger *e, const char *name) {
@@ -133,6 +134,7 @@ static ULONG find_target(TRACEHANDLE h, const char *name, target *t) {
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(0, &rc);
     if (!reg) return rc;
+    t->epoch = wpt_handle_epoch();
     find_remote(reg, h, name, t);
     wpt_registry_unlock();
     return ERROR_SUCCESS;
@@ -582,7 +584,12 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
             break;
         case TARGET_REMOTE:
             WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
-            wpt_handle_issued(t.slot, t.generation);
+            /* found in a registry that a clean-up removed since: its host ended with it, and a
+             * session of the registry made again may have its slot, generation and socket path */
+            if (!wpt_handle_issued_in(t.slot, t.generation, t.epoch)) {
+                rc = ERROR_WMI_INSTANCE_NOT_FOUND;
+                break;
+            }
             /* a request to another process's host, up to two minutes for a STOP, holds up no
              * other control call of this process: what a STOP changes here (this process's
              * providers, its view of the session, the registry when the host is gone) has locks

@@ -159,6 +159,8 @@ typedef struct {
     GUID guid;
     ULONG clock;
     uint64_t version;           /* of the enable an ENABLE call hands out */
+    uint32_t epoch;             /* wpt_handle_epoch() when queued: its handle is handed out only
+                                 * if no clean-up was found since */
     uint64_t handed;            /* the registration's `handed` once this call was queued */
     int skip;                   /* a DISABLE or a newer ENABLE came first: not run */
     /* what the registration was delivered before this call was queued: a call its thread
@@ -210,6 +212,7 @@ static void pending_add(pending_list *l, int reg, int code, TRACEHANDLE logger, 
     c->guid = r->control;
     c->clock = clock;
     c->version = version;
+    c->epoch = wpt_handle_epoch();
     c->skip = 0;
     c->was_delivered = r->delivered;
     c->was_logger = r->delivered_logger;
@@ -393,7 +396,7 @@ static void pending_run_confirmed(pending_list *l) {
             w.ClientContext = c->clock;
             w.Flags = WNODE_FLAG_TRACED_GUID;
             ULONG size = sizeof w;
-            wpt_handle_seen(wpt_handle_slot(c->logger), c->generation);
+            wpt_handle_seen(wpt_handle_slot(c->logger), c->generation, c->epoch);
             run_callback(l, i, &w, &size);
         }
         pthread_mutex_lock(&g_reg_lock);

@@ -54,6 +54,10 @@ static const wpt_registry *g_dropped;
  * the handles it inherited stale then. The inode cannot tell: a file made again often gets the
  * number of the one removed. */
 static uint32_t g_incarnation;
+/* One more each time a registry replaced made this process's handles stale (under g_lock): a
+ * handle resolved in the registry with the lock held, or an enable queued then, is handed out
+ * only if it did not change meanwhile (see wpt_handle_issued_in). */
+static _Atomic uint32_t g_handle_epoch;
 
 /* The directory is held open (g_dir_fd) and used only through that descriptor: every path
  * handed out is "/proc/self/fd/<n>/..." (g_dir_at), which the kernel resolves through the held
@@ -366,6 +370,7 @@ static void make_stale_all_but(uint32_t slot, uint32_t keep, uint32_t keep_too);
  * hands it out again for the new session. `old` is NULL in a forked child that never mapped
  * the removed registry: it has no session of its own yet. */
 static void make_dropped_handles_stale(const wpt_registry *old) {
+    atomic_fetch_add(&g_handle_epoch, 1);      /* before the marks: see wpt_handle_issued_in */
     for (uint32_t slot = 0; slot < WPPTRACE_MAX_SESSIONS; slot++) {
         const wpt_reg_logger *mine = old ? &old->loggers[slot] : NULL;
         make_stale_all_but(slot, mine && still_ours(mine, slot) ? mine->generation : 0,
@@ -671,6 +676,31 @@ void wpt_handle_issued(uint32_t slot, uint32_t generation) {
         atomic_store_explicit(&g_issued[slot][generation & 0xFFu], generation, memory_order_relaxed);
 }
 
+uint32_t wpt_handle_epoch(void) {
+    return atomic_load(&g_handle_epoch);
+}
+
+/* The handout and the marks are ordered by the epoch (sequentially consistent, the marks made
+ * after it changed): a handout that still read the epoch it was resolved under stored its
+ * value before the marks read it, so they make it stale; one that read it changed undoes its
+ * store. A value never handed out is made stale too, or it would be taken as it names. A
+ * handout of the same value from the registry made again, at that very moment in another
+ * thread, may be made stale with it: it names no session then, until handed out again. */
+int wpt_handle_issued_in(uint32_t slot, uint32_t generation, uint32_t epoch) {
+    if (slot >= WPPTRACE_MAX_SESSIONS || !generation) return 0;
+    _Atomic uint32_t *at = &g_issued[slot][generation & 0xFFu];
+    if (atomic_load(&g_handle_epoch) == epoch) {
+        atomic_store(at, generation);
+        if (atomic_load(&g_handle_epoch) == epoch) return 1;
+        uint32_t mine = generation;
+        atomic_compare_exchange_strong(at, &mine, WPT_HANDLE_STALE);
+        return 0;
+    }
+    uint32_t none = 0;
+    atomic_compare_exchange_strong(at, &none, WPT_HANDLE_STALE);
+    return 0;
+}
+
 void wpt_handle_make_stale(uint32_t slot, uint32_t generation) {
     if (slot < WPPTRACE_MAX_SESSIONS && generation)
         atomic_store_explicit(&g_issued[slot][generation & 0xFFu], WPT_HANDLE_STALE, memory_order_relaxed);
@@ -678,26 +708,34 @@ void wpt_handle_make_stale(uint32_t slot, uint32_t generation) {
 
 /* A ControlCallback's handle: it is the session's the enable named when it was queued, which
  * may have stopped before the callback runs (no lock is held then). A value made stale
- * meanwhile stays so: the compare-and-swap never writes over the mark, whichever comes first. */
-void wpt_handle_seen(uint32_t slot, uint32_t generation) {
+ * meanwhile stays so: the compare-and-swap never writes over the mark, whichever comes first.
+ * One queued before a clean-up this process found since is not handed out (as in
+ * wpt_handle_issued_in). */
+void wpt_handle_seen(uint32_t slot, uint32_t generation, uint32_t epoch) {
     if (slot >= WPPTRACE_MAX_SESSIONS || !generation) return;
     _Atomic uint32_t *at = &g_issued[slot][generation & 0xFFu];
-    uint32_t now = atomic_load_explicit(at, memory_order_relaxed);
-    while (now != WPT_HANDLE_STALE && now != generation
-           && !atomic_compare_exchange_weak_explicit(at, &now, generation, memory_order_relaxed,
-                                                     memory_order_relaxed)) {
+    if (atomic_load(&g_handle_epoch) != epoch) {
+        uint32_t none = 0;
+        atomic_compare_exchange_strong(at, &none, WPT_HANDLE_STALE);
+        return;
     }
+    uint32_t now = atomic_load(at);
+    while (now != generation) {
+        if (now == WPT_HANDLE_STALE || atomic_compare_exchange_weak(at, &now, generation)) break;
+    }
+    if (now == WPT_HANDLE_STALE || atomic_load(&g_handle_epoch) == epoch) return;
+    uint32_t mine = generation;
+    atomic_compare_exchange_strong(at, &mine, WPT_HANDLE_STALE);
 }
 
 /* Every value of `slot` handed out stale, but the generations `keep` and `keep_too` (0: none;
  * g_lock held). */
 static void make_stale_all_but(uint32_t slot, uint32_t keep, uint32_t keep_too) {
     for (uint32_t v = 0; v < 256; v++) {
-        uint32_t now = atomic_load_explicit(&g_issued[slot][v], memory_order_relaxed);
+        uint32_t now = atomic_load(&g_issued[slot][v]);
         /* tried again while a handout changes the value under it */
         while (now && now != WPT_HANDLE_STALE && now != keep && now != keep_too
-               && !atomic_compare_exchange_weak_explicit(&g_issued[slot][v], &now, WPT_HANDLE_STALE,
-                                                         memory_order_relaxed, memory_order_relaxed)) {
+               && !atomic_compare_exchange_weak(&g_issued[slot][v], &now, WPT_HANDLE_STALE)) {
         }
     }
 }

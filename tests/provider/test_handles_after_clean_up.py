@@ -276,3 +276,62 @@ def test_enabletrace_refuses_a_left_out_sessions_handle_while_it_stops(displaced
             "other": 0}
     finally:
         _cli(tmp_path, "stop", "other-b")
+
+
+@pytest.fixture(scope="module")
+def clean_up_handout(build_c_program_with_test_points):
+    here = os.path.dirname(__file__)
+    with open(os.path.join(here, "clean_up_handout.c")) as f:
+        return build_c_program_with_test_points("clean_up_handout", f.read())
+
+
+def test_a_handle_found_before_a_clean_up_is_not_handed_out_after_it(clean_up_handout, tmp_path):
+    """ControlTrace by the handle of another process's session found the session in the
+    registry, let go of its lock, and only then handed the handle out and asked the host. A
+    clean-up in between (found by this process, which made its handles stale; the session's
+    host ended; another process's session took its LoggerId and generation in the registry made
+    again) was undone: the handout made the handle name the other session again, and the
+    request reached that session's host at the same socket path. The request finds no session,
+    the handle stays stale, and the other session runs on."""
+    runtime = tmp_path / "rt"
+    try:
+        done = subprocess.run([str(clean_up_handout), str(runtime), str(tmp_path), sys.executable],
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, (done.returncode, done.stderr)
+        out = done.stdout.split()
+        not_found = P._lib.ERROR_WMI_INSTANCE_NOT_FOUND
+        assert dict(zip(out[::2], map(int, out[1::2]))) == {
+            "started": 0, "ended": 1, "other": 0, "same_id": 1,
+            "held": not_found, "query": not_found, "stop": not_found, "running": 0}
+    finally:
+        _cli(tmp_path, "stop", "other-b")
+        _cli(tmp_path, "stop", "hosted-s")
+
+
+@pytest.fixture(scope="module")
+def callback_after_clean_up(build_c_program_with_test_points):
+    here = os.path.dirname(__file__)
+    with open(os.path.join(here, "callback_after_clean_up.c")) as f:
+        return build_c_program_with_test_points("callback_after_clean_up", f.read())
+
+
+def test_a_callback_queued_before_a_clean_up_does_not_hand_its_handle_out_after_it(
+        callback_after_clean_up, tmp_path):
+    """Another process enabled this process's provider on its session; the ControlCallback was
+    queued, then a clean-up came (found by this process, which made its handles stale; the
+    session's host ended; another process's session took its LoggerId and generation in the
+    registry made again), then the callback ran. Its handle, never handed out here before, was
+    handed out by the callback: it named the other session (QUERY answered, EnableTrace enabled
+    it). It names no session."""
+    runtime = tmp_path / "rt"
+    try:
+        done = subprocess.run([str(callback_after_clean_up), str(runtime), str(tmp_path), sys.executable],
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, (done.returncode, done.stderr)
+        out = done.stdout.split()
+        assert dict(zip(out[::2], map(int, out[1::2]))) == {
+            "started": 0, "enabled": 0, "ended": 1, "other": 0, "same_id": 1, "called": 1,
+            "query": P._lib.ERROR_WMI_INSTANCE_NOT_FOUND, "enable": P._lib.ERROR_INVALID_HANDLE, "running": 0}
+    finally:
+        _cli(tmp_path, "stop", "other-b")
+        _cli(tmp_path, "stop", "hosted-s")

@@ -1,0 +1,124 @@
+/* clean_up_handout.c: ControlTrace QUERY by the handle of another process's session, held at
+ * the core's test point between finding the session in the registry (lock let go) and handing
+ * its handle out and asking its host. Meanwhile a clean-up removes the runtime directory (the
+ * session's host ends), another process starts a session that gets the same LoggerId and
+ * generation in the registry made again, and this process finds the registry replaced (its
+ * handles made stale). Usage: clean_up_handout DIR OUT PYTHON, with DIR the runtime directory
+ * to use (it must not exist), OUT a directory for the files and PYTHON an interpreter with
+ * wpptrace installed (its CLI starts the other processes' sessions). Prints "name value" pairs:
+ *   started:  the CLI's start of the first session (0)
+ *   ended:    1 if its host ended after the clean-up
+ *   other:    the CLI's start of the other session (0)
+ *   same_id:  1 if the other session has the LoggerId of the first
+ *   held:     the QUERY held at the test point (ERROR_WMI_INSTANCE_NOT_FOUND: its session ended)
+ *   query:    a QUERY by the same handle afterwards (ERROR_WMI_INSTANCE_NOT_FOUND)
+ *   stop:     a STOP by it (ERROR_WMI_INSTANCE_NOT_FOUND)
+ *   running:  the CLI's QUERY of the other session after all that (0: it runs) */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "_etw_internal.h"
+
+static const char *g_dir, *g_out, *g_python;
+static _Atomic int g_armed;
+static int g_ended = -1, g_other = -1, g_same_id = -1;
+static ULONG g_first_id;
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int cli(const char *action, const char *name, const char *file) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        int quiet = open("/dev/null", O_WRONLY);      /* what it prints is not ours to print */
+        if (quiet >= 0) dup2(quiet, 1);
+        if (file) execl(g_python, g_python, "-m", "wpptrace", "session", action, name, "-f", file, (char *)NULL);
+        else execl(g_python, g_python, "-m", "wpptrace", "session", action, name, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Is the process gone (no such process, or a zombie)? Not our child: it is not waited for. */
+static int gone(ULONG pid) {
+    char path[64], text[512];
+    snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 1;
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    const char *end = strrchr(text, ')');
+    return !end || end[1] != ' ' || end[2] == 'Z' || end[2] == 'X';
+}
+
+static ULONG g_host;
+
+/* Held with the session found: the clean-up, the other session, and this process looking at
+ * the registry made again (a session info by name hands no handle out). */
+static void clean_up_meanwhile(int point) {
+    if (point != WPT_POINT_TARGET_FOUND || !atomic_exchange(&g_armed, 0)) return;
+    nftw(g_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    struct timespec nap = {0, 50 * 1000 * 1000};
+    for (int i = 0; i < 1200 && !gone(g_host); i++) nanosleep(&nap, NULL);    /* 60 s at most */
+    g_ended = gone(g_host);
+    nftw(g_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);  /* whatever the ending host made again */
+    char file[4096];
+    snprintf(file, sizeof file, "%s/b.etl", g_out);
+    g_other = cli("start", "other-b", file);
+    WPPTRACE_SESSION_INFO info;
+    g_same_id = wpptrace_session_info(0, "other-b", &info) == ERROR_SUCCESS && info.LoggerId == g_first_id;
+}
+
+typedef struct { EVENT_TRACE_PROPERTIES p; char names[4096]; } props_block;
+
+static ULONG control(TRACEHANDLE h, const char *name, ULONG code, TRACEHANDLE *handle) {
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    ULONG rc = ControlTraceA(h, name, &b.p, code);
+    if (handle) *handle = b.p.Wnode.HistoricalContext;
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 4) return 2;
+    g_dir = argv[1];
+    g_out = argv[2];
+    g_python = argv[3];
+    setenv("WPPTRACE_RUNTIME_DIR", g_dir, 1);
+    char file[4096];
+    snprintf(file, sizeof file, "%s/s.etl", g_out);
+    int started = cli("start", "hosted-s", file);
+    TRACEHANDLE h = 0;
+    if (control(0, "hosted-s", EVENT_TRACE_CONTROL_QUERY, &h) != ERROR_SUCCESS) return 3;
+    WPPTRACE_SESSION_INFO info;
+    if (wpptrace_session_info(h, NULL, &info) != ERROR_SUCCESS) return 4;
+    g_host = info.HostProcessId;
+    g_first_id = info.LoggerId;
+
+    wpt_test_point = clean_up_meanwhile;
+    atomic_store(&g_armed, 1);
+    ULONG held = control(h, NULL, EVENT_TRACE_CONTROL_QUERY, NULL);
+    wpt_test_point = NULL;
+    ULONG query = control(h, NULL, EVENT_TRACE_CONTROL_QUERY, NULL);
+    ULONG stop = control(h, NULL, EVENT_TRACE_CONTROL_STOP, NULL);
+    int running = cli("query", "other-b", NULL);
+    cli("stop", "other-b", NULL);
+    printf("started %d ended %d other %d same_id %d\n", started, g_ended, g_other, g_same_id);
+    printf("held %u query %u stop %u running %d\n", (unsigned)held, (unsigned)query, (unsigned)stop, running);
+    return 0;
+}
