@@ -546,19 +546,29 @@ static int same_directory(void) {
     return dir >= 0 && fstat(dir, &st) == 0 && st.st_dev == g_bound_dir_dev && st.st_ino == g_bound_dir_ino;
 }
 
-/* Once a second, on the endpoint thread: the socket a clean-up removed is bound again once the
- * runtime directory is made again (never made again for it), and the registry copied again
- * (what other processes told meanwhile reached nobody here). Not in the directory it was bound
- * in: a clean-up removing that one is under way (its files gone, the directory not yet), and a
- * socket bound there again would keep it from being removed. Tried again next time if it
- * fails. */
+/* Consecutive checks (one a second) that found the socket missing from the directory it was
+ * bound in, the directory still there: a clean-up removing the directory takes milliseconds,
+ * so after these the removal is over (only files were removed: all of them, an age-based
+ * cleaner), and the socket is bound there again. */
+#define SAME_DIRECTORY_CHECKS 5
+static int g_missing_checks;
+
+/* Once a second, on the endpoint thread: the socket a clean-up removed is bound again, and the
+ * registry copied again (what other processes told meanwhile reached nobody here). At once in a
+ * runtime directory made again (never made again for it); in the directory it was bound in
+ * only once it was missing there for SAME_DIRECTORY_CHECKS checks in a row: a clean-up removing
+ * that directory may be under way (its files gone, the directory not yet), and a socket bound
+ * there again would keep it from being removed. Tried again next time if it fails. */
 static void bind_again_if_removed(void) {
     int64_t now = wpt_mono_ms();
     if (now < g_bound_check_at) return;
     g_bound_check_at = now + 1000;
-    if (socket_in_place(0) || wpt_runtime_dir_present() != ERROR_SUCCESS || socket_in_place(0)
-        || same_directory())
+    if (socket_in_place(0) || wpt_runtime_dir_present() != ERROR_SUCCESS || socket_in_place(0)) {
+        g_missing_checks = 0;
         return;
+    }
+    if (same_directory() && ++g_missing_checks < SAME_DIRECTORY_CHECKS) return;
+    g_missing_checks = 0;
     char path[sizeof g_path];
     if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)getpid()) != ERROR_SUCCESS) return;
     ULONG locked;
@@ -720,6 +730,7 @@ static ULONG endpoint_ensure(int registering) {
         if ((g_listen = wpt_ipc_listen(g_path)) < 0) rc = ERROR_ACCESS_DENIED;
         else socket_in_place(1);
         g_bound_check_at = 0;
+        g_missing_checks = 0;
         if (reg) wpt_registry_unlock();
     }
     if (rc == ERROR_SUCCESS && pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0) {
