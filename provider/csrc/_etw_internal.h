@@ -444,6 +444,10 @@ enum {
                                           * thread cancelled in a callback left owed */
     WPT_POINT_RETRIES_DONE = 61,         /* the endpoint thread's retries are all done (the
                                           * changes owed delivered, the registry reconciled) */
+    WPT_POINT_REBINDING = 62,            /* the endpoint thread is to bind its socket again
+                                          * after a clean-up (no lock taken yet) */
+    WPT_POINT_REBOUND = 63,              /* the endpoint thread bound its socket again, has
+                                          * not put it in place of the old one */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

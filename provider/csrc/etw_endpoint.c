@@ -571,17 +571,23 @@ static void bind_again_if_removed(void) {
     g_missing_checks = 0;
     char path[sizeof g_path];
     if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)getpid()) != ERROR_SUCCESS) return;
+    WPT_TEST_POINT(WPT_POINT_REBINDING);
+    /* bound and swapped under the endpoint's lock, as a new endpoint binds (then the registry's
+     * lock, under which every endpoint binds): a fork in between left the child a copy of the new
+     * listening socket, or of the old one, that its fork handler never closed */
+    pthread_mutex_lock(&g_ep_lock);
     ULONG locked;
-    wpt_registry *reg = wpt_registry_lock(1, &locked);     /* as every endpoint binds */
+    wpt_registry *reg = wpt_registry_lock(1, &locked);
     int fd = wpt_ipc_listen(path);
     if (reg) wpt_registry_unlock();
-    if (fd < 0) return;
-    pthread_mutex_lock(&g_ep_lock);
-    int old = g_listen;
-    g_listen = fd;
-    socket_in_place(1);
+    WPT_TEST_POINT(WPT_POINT_REBOUND);
+    if (fd >= 0) {
+        if (g_listen >= 0) close(g_listen);
+        g_listen = fd;
+        socket_in_place(1);
+    }
     pthread_mutex_unlock(&g_ep_lock);
-    if (old >= 0) close(old);
+    if (fd < 0) return;
     g_reconcile_owed = 1;
     g_retry_count = 0;                 /* the reconciliation checks them all */
     g_retry_at = now;

@@ -251,6 +251,13 @@ def apps():
 
 
 @pytest.fixture(scope="session")
+def rebind_races(build_c_program_with_test_points):
+    """rebind_races(mode, out_dir) -> what rebind_races.c printed (a provider process binding its
+    socket again after a clean-up while it exits or forks)."""
+    return _mode_program(build_c_program_with_test_points, "rebind_races")
+
+
+@pytest.fixture(scope="session")
 def callback_cancels(build_c_program_with_test_points):
     """callback_cancels(mode, out_dir) -> what callback_cancels.c printed (a thread cancelled in
     one ControlCallback of a change other registrations still had to hear)."""

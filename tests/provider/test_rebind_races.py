@@ -1,0 +1,21 @@
+"""A provider process binding its endpoint socket again after a clean-up of the runtime directory
+(made again), while the process exits or forks: no socket is left behind in the directory, nor
+open in the child."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def runtime(tmp_path, monkeypatch):
+    """A runtime directory of this test's own."""
+    runtime = tmp_path / "rt"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
+    return runtime
+
+
+def test_a_child_forked_while_the_socket_is_bound_again_has_no_copy_of_it(rebind_races, runtime, tmp_path):
+    """The socket bound again was not yet where the child's fork handler closes the endpoint's
+    socket: the child kept a copy of the parent's listening socket for its whole life."""
+    assert rebind_races("fork", tmp_path) == {"leaked": 0}
