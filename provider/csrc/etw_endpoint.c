@@ -552,6 +552,7 @@ static int same_directory(void) {
  * cleaner), and the socket is bound there again. */
 #define SAME_DIRECTORY_CHECKS 5
 static int g_missing_checks;
+static int g_exiting;           /* the process exits (g_ep_lock): its socket removed */
 
 /* Once a second, on the endpoint thread: the socket a clean-up removed is bound again, and the
  * registry copied again (what other processes told meanwhile reached nobody here). At once in a
@@ -574,8 +575,13 @@ static void bind_again_if_removed(void) {
     WPT_TEST_POINT(WPT_POINT_REBINDING);
     /* bound and swapped under the endpoint's lock, as a new endpoint binds (then the registry's
      * lock, under which every endpoint binds): a fork in between left the child a copy of the new
-     * listening socket, or of the old one, that its fork handler never closed */
+     * listening socket, or of the old one, that its fork handler never closed. Not once the
+     * process exits: its socket removed at exit (remove_socket), one bound after stayed. */
     pthread_mutex_lock(&g_ep_lock);
+    if (g_exiting) {
+        pthread_mutex_unlock(&g_ep_lock);
+        return;
+    }
     ULONG locked;
     wpt_registry *reg = wpt_registry_lock(1, &locked);
     int fd = wpt_ipc_listen(path);
@@ -678,7 +684,12 @@ static void unlink_socket(void) {
     if (g_path[0]) wpt_runtime_unlink(strrchr(g_path, '/') + 1);
 }
 
+/* At exit (atexit), while the endpoint thread still runs: it binds no socket again from then on
+ * (see bind_again_if_removed). */
 static void remove_socket(void) {
+    pthread_mutex_lock(&g_ep_lock);
+    g_exiting = 1;
+    pthread_mutex_unlock(&g_ep_lock);
     if (g_running && g_pid == (uint32_t)getpid()) unlink_socket();
 }
 
@@ -1091,6 +1102,7 @@ static void fork_child(void) {
     pthread_mutex_init(&g_ep_lock, NULL);
     pthread_cond_init(&g_started, NULL);
     g_starting = 0;                        /* a start of the parent's is not the child's */
+    g_exiting = 0;                         /* the child's own exit removes its socket */
     g_self_closing = g_closing = 0;
     g_start_id++;
     pthread_mutexattr_t a;

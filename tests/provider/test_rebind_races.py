@@ -15,6 +15,14 @@ def runtime(tmp_path, monkeypatch):
     return runtime
 
 
+def test_a_socket_bound_again_while_the_process_exits_is_not_left_behind(rebind_races, runtime, tmp_path):
+    """The endpoint thread went on after the core's atexit handler removed the socket (none was
+    there yet) and bound it in the directory made again: it stayed there once the process ended."""
+    pid = rebind_races("exit", tmp_path)["pid"]
+    assert not (runtime / f"p-{pid}.sock").exists()
+    assert sorted(p.name for p in runtime.iterdir() if p.name.startswith("p-")) == []
+
+
 def test_a_child_forked_while_the_socket_is_bound_again_has_no_copy_of_it(rebind_races, runtime, tmp_path):
     """The socket bound again was not yet where the child's fork handler closes the endpoint's
     socket: the child kept a copy of the parent's listening socket for its whole life."""
