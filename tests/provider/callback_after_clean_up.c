@@ -15,16 +15,13 @@
  *   enable:   an EnableTrace by it (ERROR_INVALID_HANDLE)
  *   running:  the CLI's QUERY of the other session after all that (0: it runs) */
 #define _GNU_SOURCE
-#include <fcntl.h>
-#include <ftw.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 #include "_etw_internal.h"
+#include "clean_up_calls.h"
 
 static const char *g_dir, *g_out, *g_python;
 static _Atomic int g_armed, g_called;
@@ -34,62 +31,17 @@ static _Atomic TRACEHANDLE g_given;
 static const GUID g_control = {0x3e2d1c0b, 0x5a4f, 0x4e3d, {0x9c, 0x8b, 0x7a, 0x69, 0x58, 0x47, 0x36, 0x25}};
 static const GUID g_message = {0x3e2d1c0c, 0x5a4f, 0x4e3d, {0x9c, 0x8b, 0x7a, 0x69, 0x58, 0x47, 0x36, 0x25}};
 
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-/* `wpptrace session ACTION NAME [OPTION VALUE]`, started (its pid) */
-static pid_t cli_start(const char *action, const char *name, const char *option, const char *value) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        int quiet = open("/dev/null", O_WRONLY);      /* what it prints is not ours to print */
-        if (quiet >= 0) dup2(quiet, 1);
-        if (option) execl(g_python, g_python, "-m", "wpptrace", "session", action, name, option, value, (char *)NULL);
-        else execl(g_python, g_python, "-m", "wpptrace", "session", action, name, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-static int cli_wait(pid_t pid) {
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) != pid) return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static int cli(const char *action, const char *name, const char *option, const char *value) {
-    return cli_wait(cli_start(action, name, option, value));
-}
-
-/* Is the process gone (no such process, or a zombie)? Not our child: it is not waited for. */
-static int gone(ULONG pid) {
-    char path[64], text[512];
-    snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return 1;
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = 0;
-    const char *end = strrchr(text, ')');
-    return !end || end[1] != ' ' || end[2] == 'Z' || end[2] == 'X';
-}
-
 /* Held with the callback queued: the clean-up, the other session, and this process looking at
  * the registry made again (a session info by name hands no handle out). */
 static void clean_up_meanwhile(int point) {
     if (point != WPT_POINT_CALLBACKS_CONFIRMED || !atomic_load(&g_armed)) return;
     atomic_store(&g_armed, 0);
-    nftw(g_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-    struct timespec nap = {0, 50 * 1000 * 1000};
-    for (int i = 0; i < 1200 && !gone(g_host); i++) nanosleep(&nap, NULL);    /* 60 s at most */
-    g_ended = gone(g_host);
-    nftw(g_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);  /* whatever the ending host made again */
+    remove_tree(g_dir);
+    g_ended = wait_gone(g_host);
+    remove_tree(g_dir);                     /* whatever the ending host made again */
     char file[4096];
     snprintf(file, sizeof file, "%s/b.etl", g_out);
-    g_other = cli("start", "other-b", "-f", file);
+    g_other = cli(g_python, "start", "other-b", "-f", file);
     WPPTRACE_SESSION_INFO info;
     g_same_id = wpptrace_session_info(0, "other-b", &info) == ERROR_SUCCESS && info.LoggerId == g_first_id;
 }
@@ -123,7 +75,7 @@ int main(int argc, char **argv) {
     setenv("WPPTRACE_RUNTIME_DIR", g_dir, 1);
     char file[4096];
     snprintf(file, sizeof file, "%s/s.etl", g_out);
-    int started = cli("start", "hosted-s", "-f", file);
+    int started = cli(g_python, "start", "hosted-s", "-f", file);
     WPPTRACE_SESSION_INFO info;
     if (wpptrace_session_info(0, "hosted-s", &info) != ERROR_SUCCESS) return 3;   /* no handle out */
     g_host = info.HostProcessId;
@@ -136,7 +88,7 @@ int main(int argc, char **argv) {
     atomic_store(&g_armed, 1);
     char guid[64];
     snprintf(guid, sizeof guid, "3e2d1c0b-5a4f-4e3d-9c8b-7a6958473625");
-    int enabled = cli("enable", "hosted-s", "--guid", guid);
+    int enabled = cli(g_python, "enable", "hosted-s", "--guid", guid);
     struct timespec nap = {0, 50 * 1000 * 1000};
     for (int i = 0; i < 2400 && !atomic_load(&g_called); i++) nanosleep(&nap, NULL);   /* 120 s */
     wpt_test_point = NULL;
@@ -144,8 +96,8 @@ int main(int argc, char **argv) {
     int called = atomic_load(&g_called) && (uint16_t)given == g_first_id;
     ULONG query = control(given & 0xFF00FFFFull, NULL, EVENT_TRACE_CONTROL_QUERY, NULL);
     ULONG enable = EnableTrace(1, 0, 4, &g_control, given & 0xFF00FFFFull);
-    int running = cli("query", "other-b", NULL, NULL);
-    cli("stop", "other-b", NULL, NULL);
+    int running = cli(g_python, "query", "other-b", NULL, NULL);
+    cli(g_python, "stop", "other-b", NULL, NULL);
     UnregisterTraceGuids(registration);
     printf("started %d enabled %d ended %d other %d same_id %d\n", started, enabled, g_ended, g_other, g_same_id);
     printf("called %d query %u enable %u running %d\n", called, (unsigned)query, (unsigned)enable, running);

@@ -15,55 +15,17 @@
  *   stop:     a STOP by it (ERROR_WMI_INSTANCE_NOT_FOUND)
  *   running:  the CLI's QUERY of the other session after all that (0: it runs) */
 #define _GNU_SOURCE
-#include <fcntl.h>
-#include <ftw.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 #include "_etw_internal.h"
+#include "clean_up_calls.h"
 
 static const char *g_dir, *g_out, *g_python;
 static _Atomic int g_armed;
 static int g_ended = -1, g_other = -1, g_same_id = -1;
 static ULONG g_first_id;
-
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static int cli(const char *action, const char *name, const char *file) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        int quiet = open("/dev/null", O_WRONLY);      /* what it prints is not ours to print */
-        if (quiet >= 0) dup2(quiet, 1);
-        if (file) execl(g_python, g_python, "-m", "wpptrace", "session", action, name, "-f", file, (char *)NULL);
-        else execl(g_python, g_python, "-m", "wpptrace", "session", action, name, (char *)NULL);
-        _exit(127);
-    }
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) != pid) return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* Is the process gone (no such process, or a zombie)? Not our child: it is not waited for. */
-static int gone(ULONG pid) {
-    char path[64], text[512];
-    snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return 1;
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = 0;
-    const char *end = strrchr(text, ')');
-    return !end || end[1] != ' ' || end[2] == 'Z' || end[2] == 'X';
-}
 
 static ULONG g_host;
 
@@ -71,14 +33,12 @@ static ULONG g_host;
  * the registry made again (a session info by name hands no handle out). */
 static void clean_up_meanwhile(int point) {
     if (point != WPT_POINT_TARGET_FOUND || !atomic_exchange(&g_armed, 0)) return;
-    nftw(g_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-    struct timespec nap = {0, 50 * 1000 * 1000};
-    for (int i = 0; i < 1200 && !gone(g_host); i++) nanosleep(&nap, NULL);    /* 60 s at most */
-    g_ended = gone(g_host);
-    nftw(g_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);  /* whatever the ending host made again */
+    remove_tree(g_dir);
+    g_ended = wait_gone(g_host);
+    remove_tree(g_dir);                     /* whatever the ending host made again */
     char file[4096];
     snprintf(file, sizeof file, "%s/b.etl", g_out);
-    g_other = cli("start", "other-b", file);
+    g_other = cli(g_python, "start", "other-b", "-f", file);
     WPPTRACE_SESSION_INFO info;
     g_same_id = wpptrace_session_info(0, "other-b", &info) == ERROR_SUCCESS && info.LoggerId == g_first_id;
 }
@@ -102,7 +62,7 @@ int main(int argc, char **argv) {
     setenv("WPPTRACE_RUNTIME_DIR", g_dir, 1);
     char file[4096];
     snprintf(file, sizeof file, "%s/s.etl", g_out);
-    int started = cli("start", "hosted-s", file);
+    int started = cli(g_python, "start", "hosted-s", "-f", file);
     TRACEHANDLE h = 0;
     if (control(0, "hosted-s", EVENT_TRACE_CONTROL_QUERY, &h) != ERROR_SUCCESS) return 3;
     WPPTRACE_SESSION_INFO info;
@@ -116,8 +76,8 @@ int main(int argc, char **argv) {
     wpt_test_point = NULL;
     ULONG query = control(h, NULL, EVENT_TRACE_CONTROL_QUERY, NULL);
     ULONG stop = control(h, NULL, EVENT_TRACE_CONTROL_STOP, NULL);
-    int running = cli("query", "other-b", NULL);
-    cli("stop", "other-b", NULL);
+    int running = cli(g_python, "query", "other-b", NULL, NULL);
+    cli(g_python, "stop", "other-b", NULL, NULL);
     printf("started %d ended %d other %d same_id %d\n", started, g_ended, g_other, g_same_id);
     printf("held %u query %u stop %u running %d\n", (unsigned)held, (unsigned)query, (unsigned)stop, running);
     return 0;

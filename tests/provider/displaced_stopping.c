@@ -12,15 +12,12 @@
  *              on the other session)
  *   other:     the CLI's QUERY of the other session after our STOP (0: it runs) */
 #define _GNU_SOURCE
-#include <fcntl.h>
-#include <ftw.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include "_etw_internal.h"
+#include "clean_up_calls.h"
 
 static const GUID g_guid = {0x5c1a2b3d, 0x4e5f, 0x4a6b, {0x8c, 0x7d, 0x6e, 0x5f, 0x4a, 0x3b, 0x2c, 0x1d}};
 static TRACEHANDLE g_a;
@@ -32,27 +29,6 @@ static void enable_while_stopping(int point) {
     if (point != WPT_POINT_PRIVATE_STOPPED || !atomic_exchange(&g_armed, 0)) return;
     g_stopping = atomic_load(&wpt_sessions[wpt_handle_slot(g_a)].status) == WPT_STOPPING;
     g_enable_rc = EnableTrace(1, 0, 4, &g_guid, g_a);
-}
-
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static int cli(const char *python, const char *action, const char *name, const char *file) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        int quiet = open("/dev/null", O_WRONLY);      /* what it prints is not ours to print */
-        if (quiet >= 0) dup2(quiet, 1);
-        if (file) execl(python, python, "-m", "wpptrace", "session", action, name, "-f", file, (char *)NULL);
-        else execl(python, python, "-m", "wpptrace", "session", action, name, (char *)NULL);
-        _exit(127);
-    }
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) != pid) return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 typedef struct { EVENT_TRACE_PROPERTIES p; char names[4096]; } props_block;
@@ -69,10 +45,10 @@ int main(int argc, char **argv) {
     b.p.LogFileNameOffset = sizeof b.p;
     snprintf(b.names, sizeof b.names, "%s/a.etl", out);
     if (StartTraceA(&g_a, "displaced-a", &b.p) != ERROR_SUCCESS) return 3;
-    if (nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0) return 4;   /* a clean-up of /tmp */
+    if (remove_tree(dir) != 0) return 4;   /* a clean-up of /tmp */
     char other_file[4096];
     snprintf(other_file, sizeof other_file, "%s/b.etl", out);
-    if (cli(python, "start", "other-b", other_file) != 0) return 5;
+    if (cli(python, "start", "other-b", "-f", other_file) != 0) return 5;
     WPPTRACE_SESSION_INFO info;
     ULONG listed = 0;
     wpptrace_list_sessions(NULL, NULL, 0, &listed);        /* the registry made again is read */
@@ -93,8 +69,8 @@ int main(int argc, char **argv) {
     for (ULONG i = 0; i < total && i < 64; i++)
         if (memcmp(&providers[i].Guid, &g_guid, sizeof g_guid) == 0 && providers[i].IsEnable)
             held_by = providers[i].LoggerId;
-    int other = cli(python, "query", "other-b", NULL);
-    cli(python, "stop", "other-b", NULL);
+    int other = cli(python, "query", "other-b", NULL, NULL);
+    cli(python, "stop", "other-b", NULL, NULL);
     printf("enable %u stopping %d held_by %u other %d\n", (unsigned)g_enable_rc, g_stopping, held_by, other);
     return 0;
 }

@@ -252,11 +252,16 @@ def test_a_controlcallback_does_not_make_a_stopped_sessions_handle_name_another(
         _cli(tmp_path, "stop", "other-b")
 
 
+def _test_point_program(build, name: str):
+    """tests/provider/<name>.c built with the core's test points (clean_up_calls.h beside it)."""
+    here = os.path.dirname(__file__)
+    with open(os.path.join(here, name + ".c")) as f:
+        return build(name, f.read(), "-I", here)
+
+
 @pytest.fixture(scope="module")
 def displaced_stopping(build_c_program_with_test_points):
-    here = os.path.dirname(__file__)
-    with open(os.path.join(here, "displaced_stopping.c")) as f:
-        return build_c_program_with_test_points("displaced_stopping", f.read())
+    return _test_point_program(build_c_program_with_test_points, "displaced_stopping")
 
 
 def test_enabletrace_refuses_a_left_out_sessions_handle_while_it_stops(displaced_stopping, tmp_path):
@@ -280,9 +285,7 @@ def test_enabletrace_refuses_a_left_out_sessions_handle_while_it_stops(displaced
 
 @pytest.fixture(scope="module")
 def clean_up_handout(build_c_program_with_test_points):
-    here = os.path.dirname(__file__)
-    with open(os.path.join(here, "clean_up_handout.c")) as f:
-        return build_c_program_with_test_points("clean_up_handout", f.read())
+    return _test_point_program(build_c_program_with_test_points, "clean_up_handout")
 
 
 def test_a_handle_found_before_a_clean_up_is_not_handed_out_after_it(clean_up_handout, tmp_path):
@@ -310,9 +313,7 @@ def test_a_handle_found_before_a_clean_up_is_not_handed_out_after_it(clean_up_ha
 
 @pytest.fixture(scope="module")
 def callback_after_clean_up(build_c_program_with_test_points):
-    here = os.path.dirname(__file__)
-    with open(os.path.join(here, "callback_after_clean_up.c")) as f:
-        return build_c_program_with_test_points("callback_after_clean_up", f.read())
+    return _test_point_program(build_c_program_with_test_points, "callback_after_clean_up")
 
 
 def test_a_callback_queued_before_a_clean_up_does_not_hand_its_handle_out_after_it(
