@@ -52,6 +52,33 @@ def test_the_linger_options_reach_the_relay(monkeypatch, capsys):
     assert capsys.readouterr().err.count("not started in this test") == 2
 
 
+def test_a_stop_limit_of_none_reaches_the_relay_as_no_limit(monkeypatch, capsys):
+    """--stop-limit takes seconds, or "none": an interrupt then waits as long as --linger and
+    --linger-limit allow (the relay's stop_limit None); the help says so."""
+    made = []
+
+    class Recorded:
+        def __init__(self, to, **options):
+            made.append(options["stop_limit"])
+
+        def start(self):
+            raise OSError("not started in this test")
+    monkeypatch.setattr(relay_module, "Relay", Recorded)
+    assert _relay("--stop-limit", "none") == 1
+    assert _relay("--stop-limit", "5") == 1
+    assert _relay() == 1
+    assert made == [None, 5.0, 30.0]
+    capsys.readouterr()
+    assert _relay("--stop-limit", "never") == 2
+    assert capsys.readouterr().err == ("wpptrace relay: --stop-limit 'never': expected a number "
+                                       "of seconds above 0, or none\n")
+    with pytest.raises(SystemExit):
+        cli.main(["relay", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("(default: 30: within a service manager's stop timeout; none: no limit of its own, "
+            "only --linger and --linger-") in text
+
+
 def test_collect_and_relay_read_seconds_with_one_shared_helper():
     """Both commands read their options in seconds with the remote commands' one helper;
     neither takes a private helper of the other."""

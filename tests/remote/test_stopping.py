@@ -340,6 +340,134 @@ def test_a_sigterm_after_the_sessions_own_end_gives_up_after_the_stop_limit(
     assert source.ended and source.file_error == ""
 
 
+def _acks_every_buffer_never_end(got_end: threading.Event):
+    """A fake collector's conversation: welcomes, acknowledges each buffer, never END."""
+    def serve(sock):
+        sock.sendall(P.encode(P.FrameType.WELCOME, 0))
+        while True:
+            kind, seq = read_frame(sock)
+            if kind == P.FrameType.BUFFER:
+                sock.sendall(P.encode(P.FrameType.ACK, seq + 1))
+            elif kind == P.FrameType.END:
+                got_end.set()
+    return serve
+
+
+def test_a_stop_limit_that_cuts_only_the_wait_for_ends_ack_leaves_nothing_undelivered(
+        recorded):
+    """The one buffer the relay held was acknowledged (the two after it were dropped, its
+    queue full), only END's ACK did not come: once the stop limit passes the relay says it
+    stopped with no buffer left undelivered, not that it failed."""
+    got_end = threading.Event()
+    fake = FakeCollector(_acks_every_buffer_never_end(got_end))
+    head, buffers = recorded
+    relay = Relay(fake.address, buffer_size=len(head), name="acked", linger=10 * PATIENCE,
+                  linger_limit=10 * PATIENCE, reply_timeout=10 * PATIENCE, stop_limit=0.5,
+                  max_queue=1)
+    try:
+        relay.add(head)
+        for buf in buffers[:3]:
+            relay.add(buf)
+        relay.finish()
+        relay.start()
+        assert got_end.wait(PATIENCE)
+        wait_until(lambda: relay.stats.acknowledged == 2, what="the buffer held acknowledged")
+        relay.stop()
+        assert relay.wait(PATIENCE), "the stop limit did not end the relay (hang guard)"
+    finally:
+        relay.close(timeout=0.5)
+        fake.close()
+    assert relay.outcome == ("stopped: END not acknowledged within 0.5 s of the stop (no "
+                             "buffer left undelivered)"), relay.outcome
+
+
+def test_relay_exits_0_when_its_stop_limit_cut_only_the_wait_for_ends_ack(
+        recorded, monkeypatch, capsys):
+    """``wpptrace relay`` SIGTERMed while it waits for END's ACK, the buffer it held
+    acknowledged (those after it dropped: --max-queue 1): its --stop-limit ends it, exit
+    status 0 (nothing was left undelivered)."""
+    from wpptrace import cli
+    from wpptrace.remote import relay as relay_module
+
+    got_end = threading.Event()
+    fake = FakeCollector(_acks_every_buffer_never_end(got_end))
+    head, buffers = recorded
+    made = []
+
+    class Fed(relay_module.Relay):
+        """The relay the command makes, fed the recorded buffers instead of a session's."""
+
+        def __init__(self, to, **options):
+            options.pop("session")
+            super().__init__(to, buffer_size=len(head), name="fed", **options)
+            made.append(self)
+
+        def start(self):
+            self.add(head)
+            for buf in buffers[:3]:
+                self.add(buf)
+            self.finish()
+            return super().start()
+    monkeypatch.setattr(relay_module, "Relay", Fed)
+    original = signal.getsignal(signal.SIGTERM)
+    failed = []
+
+    def terminate_once_acknowledged():
+        try:
+            wait_until(lambda: made and signal.getsignal(signal.SIGTERM) is not original,
+                       what="relay running")
+            assert got_end.wait(PATIENCE)
+            wait_until(lambda: made[0].stats.acknowledged == 2,
+                       what="the buffer held acknowledged")
+        except BaseException as exc:            # noqa: BLE001 - asserted once relay returned
+            failed.append(f"{type(exc).__name__}: {exc}")
+        if signal.getsignal(signal.SIGTERM) is not original:
+            os.kill(os.getpid(), signal.SIGTERM)
+    helper = threading.Thread(target=terminate_once_acknowledged)
+    helper.start()
+    try:
+        code = cli.main(["relay", "some-session", "--to", "%s:%d" % fake.address, "-q",
+                         "--stop-limit", "0.5", "--max-queue", "1"])
+    finally:
+        helper.join(PATIENCE)
+        fake.close()
+    assert not failed, failed
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert err.rstrip("\n").endswith("; stopped: END not acknowledged within 0.5 s of the stop "
+                                      "(no buffer left undelivered)"), err
+
+
+def test_a_stop_limit_of_none_leaves_only_the_linger_limit(recorded):
+    """``stop_limit=None``: a stop after the end waits for END's ACK as long as the linger
+    limit allows (counted from the end), with no limit of its own."""
+    got_end = threading.Event()
+
+    def silent_after_end(sock):
+        sock.sendall(P.encode(P.FrameType.WELCOME, 0))
+        while True:
+            if read_frame(sock)[0] == P.FrameType.END:
+                got_end.set()
+    fake = FakeCollector(silent_after_end)
+    head, buffers = recorded
+    relay = Relay(fake.address, buffer_size=len(head), name="unlimited", linger=10 * PATIENCE,
+                  linger_limit=1.0, reply_timeout=10 * PATIENCE, stop_limit=None)
+    try:
+        relay.add(head)
+        for buf in buffers[:3]:
+            relay.add(buf)
+        relay.finish()
+        relay.start()
+        assert got_end.wait(PATIENCE)
+        relay.stop()
+        assert relay.wait(PATIENCE), "the linger limit did not end the relay (hang guard)"
+    finally:
+        relay.close(timeout=0.5)
+        fake.close()
+    assert relay.outcome == ("failed: could not deliver the stream within 1 s of its end "
+                             "(3 buffers undelivered)"), relay.outcome
+
+
 def test_a_stop_after_the_end_waits_at_most_the_stop_limit(recorded):
     """A relay whose stream ended waits for END's ACK (a collector closing a slow file says
     nothing meanwhile); one stop() then leaves it its stop limit, not its linger limit."""

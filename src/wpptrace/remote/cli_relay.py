@@ -6,9 +6,13 @@
 
 Runs until the session stops (then the collector's file is complete) or until interrupted:
 SIGINT or SIGTERM, even after the session stopped, leaves at most --stop-limit seconds to
-send what is queued (a service manager's stop ends it promptly; what it could not deliver
-is said); a second one gives up at once. Exit status: 0 delivered, 1 the session could not
-be read or the collector refused or could not be reached in time, 2 bad usage.
+send what is queued (30; a service manager's stop ends it promptly; what it could not
+deliver is said; --stop-limit none waits as long as --linger and --linger-limit allow); a
+second one gives up at once. Exit status: 0 delivered (or, once --stop-limit passed,
+nothing left undelivered: only END's acknowledgement missing), 1 the session could not be
+read, the collector refused or could not be reached in time, buffers were left
+undelivered when an interrupt's --stop-limit passed, or a second interrupt cut the delivery
+short, 2 bad usage.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import logging
 import signal
 import sys
 import uuid
+from typing import Optional
 
 from wpptrace._cliutil import RawDescriptionHelpFormatter, complain
 from wpptrace.remote.cli_options import add_quiet, log_to_stderr, seconds
@@ -51,12 +56,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="once interrupted (SIGINT, SIGTERM), even after the session "
                              "stopped, give up delivering what is left this long after the "
                              "interrupt, saying what was left (default: 30: within a "
-                             "service manager's stop timeout)")
+                             "service manager's stop timeout; none: no limit of its own, "
+                             "only --linger and --linger-limit)")
     parser.add_argument("--source-id", type=uuid.UUID, metavar="UUID",
                         help="this stream's id at the collector (default: a new one)")
     parser.add_argument("--host-name", metavar="NAME",
                         help="the host name the collector shows (default: this host's)")
     add_quiet(parser)
+
+
+def _stop_limit(text: str) -> Optional[float]:
+    """--stop-limit: seconds, or "none" (no limit of its own)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return seconds(text, "--stop-limit")
+    except ValueError:
+        raise ValueError(f"--stop-limit {text!r}: expected a number of seconds above 0, or "
+                         f"none") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         linger = seconds(args.linger, "--linger")
         linger_limit = seconds(args.linger_limit, "--linger-limit")
-        stop_limit = seconds(args.stop_limit, "--stop-limit")
+        stop_limit = _stop_limit(args.stop_limit)
     except ValueError as exc:
         complain(PROG, exc)
         return 2
@@ -103,8 +120,9 @@ def run(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     logging.getLogger("wpptrace.remote.relay").info(
-        "%s: relaying to %s:%d (an interrupt stops reading and sends what is left, for at "
-        "most %g s; a second one gives up at once)", args.session, *address, stop_limit)
+        "%s: relaying to %s:%d (an interrupt stops reading and sends what is left, %s; a "
+        "second one gives up at once)", args.session, *address,
+        "within --linger-limit" if stop_limit is None else f"for at most {stop_limit:g} s")
     announced = False
     try:
         while not relay.wait(0.5):
@@ -127,4 +145,7 @@ def run(args: argparse.Namespace) -> int:
     if s.session_final is None and s.session_rt_lost > s.session_lost:
         print(f"wpptrace {PROG}: the session counted {s.session_rt_lost} real-time buffers lost "
               f"(for all its consumers, as of its last query)", file=sys.stderr)
-    return 0 if relay.outcome in ("ended", "stopped") else 1
+    # (a stop's limit that cut only the wait for END's ACK left nothing undelivered)
+    outcome = relay.outcome or ""
+    delivered = outcome in ("ended", "stopped") or outcome.startswith("stopped:")
+    return 0 if delivered else 1

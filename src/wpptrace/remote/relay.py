@@ -68,7 +68,11 @@ def parse_address(text: str, default_host: str = "") -> tuple[str, int]:
 
 class _GiveUp(Exception):
     """The relay stops trying to deliver the stream; the text says why (after "could not
-    deliver the stream")."""
+    deliver the stream"); ``at_stop``: because the stop's own limit passed."""
+
+    def __init__(self, reason: str, at_stop: bool = False):
+        super().__init__(reason)
+        self.at_stop = at_stop
 
 
 class RelayRefused(Exception):
@@ -205,8 +209,9 @@ class Relay:
     left to that timeout, whose retry learns how the close goes), and at the latest
     ``linger_limit`` seconds
     after its end, connected or not; after a ``stop()`` (a service manager's, say: it must
-    end the process promptly), at the latest ``stop_limit`` seconds after it, saying what
-    it gave up on; a second ``stop()`` gives up at once.
+    end the process promptly), at the latest ``stop_limit`` seconds after it (30 by default;
+    None: no limit of its own, only the two above), saying what it gave up on; a second
+    ``stop()`` gives up at once.
     ``reply_timeout``: a connection on which the
     collector said nothing for this long (it ACKs every STATS, sent every
     ``stats_interval``) is closed and retried.
@@ -218,7 +223,7 @@ class Relay:
                  host: Optional[str] = None, name: Optional[str] = None,
                  stats_interval: float = 1.0, connect_timeout: float = 10.0,
                  linger: float = 30.0, linger_limit: float = 300.0, max_backoff: float = 5.0,
-                 reply_timeout: float = 60.0, stop_limit: float = 30.0):
+                 reply_timeout: float = 60.0, stop_limit: Optional[float] = 30.0):
         self.address = parse_address(to) if isinstance(to, str) else (to[0], int(to[1]))
         self.session = session
         self.name = name or session or "buffers"
@@ -235,7 +240,11 @@ class Relay:
         self.max_backoff = max_backoff
         self.reply_timeout = reply_timeout
         self.stats = RelayStats()
-        self.outcome: Optional[str] = None      #: set when done: "ended", "stopped", or why it failed
+        #: set when done: "ended", "stopped", "stopped: END not acknowledged within N s of
+        #: the stop (no buffer left undelivered)" (the stop limit passed while END's ACK was
+        #: awaited, every buffer held acknowledged: the rest were dropped, and counted), or
+        #: why it failed
+        self.outcome: Optional[str] = None
         self.refused: Optional[RelayRefused] = None
         self._outbox = _Outbox(max_queue)
         self._subscription = None
@@ -256,6 +265,8 @@ class Relay:
         self._progress_at = 0.0         # ... of its last ACK of more, or answer that it has
                                         # the stream in hand
         self._retry_from: Optional[float] = None  # the first lost connection after the end
+        self._header_taken = False      # the collector has the header buffer (a WELCOME
+                                        # past it, or an ACK; not once it asks for it again)
         self._cut = False               # stopped a second time: give up now
         self._stopped_at: Optional[float] = None    # monotonic time of the first stop()
         self._end_sent_at: Optional[float] = None   # ... of END on the current connection
@@ -287,8 +298,8 @@ class Relay:
     def stop(self) -> None:
         """Stop reading; send what is queued (up to ``linger`` s), then END, as after the
         session's own end or ``finish()``, for at most ``stop_limit`` s from now (even after
-        the session's own end). A second stop gives up at once instead: ``outcome`` says
-        what was left undelivered."""
+        the session's own end; 30 by default, None: ``linger_limit`` only). A second stop
+        gives up at once instead: ``outcome`` says what was left undelivered."""
         if self._stop.is_set():
             self._cut = True
         else:
@@ -478,6 +489,12 @@ class Relay:
                 await self._idle(min(self._backoff, self._check_linger(connected=False)))
                 self._backoff = min(self._backoff * 2, self.max_backoff)
         except _GiveUp as give_up:
+            if give_up.at_stop and self._all_acknowledged():
+                # only END's ACK was missing: what the collector has is the whole stream
+                self.outcome = f"stopped: END not acknowledged{give_up} (no buffer left " \
+                               f"undelivered)"
+                log.warning("%s: %s", self.name, self.outcome)
+                return
             self.outcome = (f"failed: could not deliver the stream{give_up}"
                             f"{self._undelivered(True)}")
             log.error("%s: %s", self.name, self.outcome)
@@ -509,9 +526,10 @@ class Relay:
             raise _GiveUp(f" within {self.linger_limit:g} s of its end")
         # a stop (SIGTERM from a service manager, say) waits no longer than its own limit
         hard = min(ended_at + self.linger_limit,
-                   math.inf if self._stopped_at is None else self._stopped_at + self.stop_limit)
+                   math.inf if self._stopped_at is None or self.stop_limit is None
+                   else self._stopped_at + self.stop_limit)
         if now > hard:
-            raise _GiveUp(f" within {self.stop_limit:g} s of the stop")
+            raise _GiveUp(f" within {self.stop_limit:g} s of the stop", at_stop=True)
         left = min(since + linger, hard) - now
         if silent and left <= 0:        # (the reply timeout drops the connection)
             return min(0.25, hard - now)
@@ -542,6 +560,13 @@ class Relay:
         welcomes, then refuses the header, and would be asked again every 0.2 s."""
         self._backoff = 0.2
         self._busy_said = False
+
+    def _all_acknowledged(self) -> bool:
+        """Whether the collector acknowledged the header and every buffer held (none sent and
+        let go is left unconfirmed either)."""
+        with self._outbox.lock:
+            left = len(self._outbox.items)
+        return self._header_taken and not left and not self._outbox.unconfirmed()
 
     def _undelivered(self, always: bool = False) -> str:
         """What a relay that gives up leaves, said as " (N buffers undelivered, M more sent
@@ -591,6 +616,7 @@ class Relay:
             self._proven = False        # until the collector ACKs on it (see _read_acks)
             self._last_heard = time.monotonic()
             log.info("%s: connected to %s:%d (resuming at %d)", self.name, host, port, resume)
+            self._header_taken = resume > 0
             if resume == 0:
                 writer.writelines(P.encode_buffer(P.FrameType.HEADER, 0, self._outbox.header))
             self._outbox.resume(resume)
@@ -673,6 +699,7 @@ class Relay:
                 if frame.sequence > sent:
                     raise P.ProtocolError(f"ACK of sequence {frame.sequence}: only those below "
                                           f"{sent} were sent")
+                self._header_taken = True           # (an ACK says the file was made)
                 if frame.sequence > self.stats.acknowledged:
                     self._progress_at = self._last_heard
                     self.stats.acknowledged = frame.sequence
