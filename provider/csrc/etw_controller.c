@@ -922,6 +922,10 @@ static ULONG session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *inf
             break;
         case TARGET_REMOTE:
             WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
+            if (wpt_handle_epoch() != t.epoch) {     /* found in a registry removed since */
+                rc = ERROR_WMI_INSTANCE_NOT_FOUND;
+                break;
+            }
             /* asked outside the control lock: a slow host holds up no other control call */
             unlock();
             rc = wpt_host_call(t.slot, wpt_for_session(t.generation), WPT_REQ_QUERY, NULL, 0, &w,

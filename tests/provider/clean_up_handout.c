@@ -1,16 +1,17 @@
-/* clean_up_handout.c: ControlTrace QUERY by the handle of another process's session, held at
- * the core's test point between finding the session in the registry (lock let go) and handing
- * its handle out and asking its host. Meanwhile a clean-up removes the runtime directory (the
- * session's host ends), another process starts a session that gets the same LoggerId and
- * generation in the registry made again, and this process finds the registry replaced (its
- * handles made stale). Usage: clean_up_handout DIR OUT PYTHON, with DIR the runtime directory
- * to use (it must not exist), OUT a directory for the files and PYTHON an interpreter with
- * wpptrace installed (its CLI starts the other processes' sessions). Prints "name value" pairs:
+/* clean_up_handout.c: ControlTrace QUERY (or a session info) by the handle of another
+ * process's session, held at the core's test point between finding the session in the
+ * registry (lock let go) and handing its handle out and asking its host. Meanwhile a clean-up
+ * removes the runtime directory (the session's host ends), another process starts a session
+ * that gets the same LoggerId and generation in the registry made again, and this process
+ * finds the registry replaced (its handles made stale). Usage: clean_up_handout DIR OUT PYTHON
+ * [info], with DIR the runtime directory to use (it must not exist), OUT a directory for the
+ * files and PYTHON an interpreter with wpptrace installed (its CLI starts the other processes'
+ * sessions); with "info" the call held is wpptrace_session_info. Prints "name value" pairs:
  *   started:  the CLI's start of the first session (0)
  *   ended:    1 if its host ended after the clean-up
  *   other:    the CLI's start of the other session (0)
  *   same_id:  1 if the other session has the LoggerId of the first
- *   held:     the QUERY held at the test point (ERROR_WMI_INSTANCE_NOT_FOUND: its session ended)
+ *   held:     the call held at the test point (ERROR_WMI_INSTANCE_NOT_FOUND: its session ended)
  *   query:    a QUERY by the same handle afterwards (ERROR_WMI_INSTANCE_NOT_FOUND)
  *   stop:     a STOP by it (ERROR_WMI_INSTANCE_NOT_FOUND)
  *   running:  the CLI's QUERY of the other session after all that (0: it runs) */
@@ -55,7 +56,8 @@ static ULONG control(TRACEHANDLE h, const char *name, ULONG code, TRACEHANDLE *h
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) return 2;
+    if (argc != 4 && argc != 5) return 2;
+    int by_info = argc == 5 && strcmp(argv[4], "info") == 0;
     g_dir = argv[1];
     g_out = argv[2];
     g_python = argv[3];
@@ -72,7 +74,7 @@ int main(int argc, char **argv) {
 
     wpt_test_point = clean_up_meanwhile;
     atomic_store(&g_armed, 1);
-    ULONG held = control(h, NULL, EVENT_TRACE_CONTROL_QUERY, NULL);
+    ULONG held = by_info ? wpptrace_session_info(h, NULL, &info) : control(h, NULL, EVENT_TRACE_CONTROL_QUERY, NULL);
     wpt_test_point = NULL;
     ULONG query = control(h, NULL, EVENT_TRACE_CONTROL_QUERY, NULL);
     ULONG stop = control(h, NULL, EVENT_TRACE_CONTROL_STOP, NULL);

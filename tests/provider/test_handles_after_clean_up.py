@@ -288,17 +288,19 @@ def clean_up_handout(build_c_program_with_test_points):
     return _test_point_program(build_c_program_with_test_points, "clean_up_handout")
 
 
-def test_a_handle_found_before_a_clean_up_is_not_handed_out_after_it(clean_up_handout, tmp_path):
+@pytest.mark.parametrize("held", ["query", "info"])
+def test_a_handle_found_before_a_clean_up_is_not_handed_out_after_it(clean_up_handout, held, tmp_path):
     """ControlTrace by the handle of another process's session found the session in the
     registry, let go of its lock, and only then handed the handle out and asked the host. A
     clean-up in between (found by this process, which made its handles stale; the session's
     host ended; another process's session took its LoggerId and generation in the registry made
     again) was undone: the handout made the handle name the other session again, and the
-    request reached that session's host at the same socket path. The request finds no session,
-    the handle stays stale, and the other session runs on."""
+    request reached that session's host at the same socket path (so did a session info: it
+    described the other session). The request finds no session, the handle stays stale, and the
+    other session runs on."""
     runtime = tmp_path / "rt"
     try:
-        done = subprocess.run([str(clean_up_handout), str(runtime), str(tmp_path), sys.executable],
+        done = subprocess.run([str(clean_up_handout), str(runtime), str(tmp_path), sys.executable, held],
                               capture_output=True, text=True, timeout=180)
         assert done.returncode == 0, (done.returncode, done.stderr)
         out = done.stdout.split()
