@@ -175,6 +175,8 @@ def test_one_stop_after_the_streams_own_end_still_delivers_it(recorded):
                     got_end.set()
                     answer.wait(PATIENCE)
                     sock.sendall(P.encode(P.FrameType.ACK, seq))
+                    sock.close()                # (a collector closes after END's ACK)
+                    return
         return serve
 
     def stop_once_end_waits(relay):

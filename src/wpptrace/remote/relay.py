@@ -270,6 +270,8 @@ class Relay:
         self._cut = False               # stopped a second time: give up now
         self._stopped_at: Optional[float] = None    # monotonic time of the first stop()
         self._end_sent_at: Optional[float] = None   # ... of END on the current connection
+        self._end_seq: Optional[int] = None         # END's sequence on the current connection
+        self._end_acked = False         # an ACK of END's sequence came after END on it
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> "Relay":
@@ -540,6 +542,8 @@ class Relay:
         trying after the end: a collector can keep a connection up, and answer on it, without
         ever taking the stream."""
         self._end_sent_at = None
+        self._end_seq = None
+        self._end_acked = False
         task = asyncio.ensure_future(self._connection())
         try:
             while True:
@@ -634,9 +638,12 @@ class Relay:
         next_stats = time.monotonic() + self.stats_interval
         end_sent: Optional[int] = None
         while True:
-            if end_sent is not None and stats.acknowledged >= end_sent:
-                return True
             if acks.done():
+                # END's ACK carries the value of the ACKs after the last buffer and after
+                # STATS (one may cross END on the wire): END is acknowledged only by an ACK
+                # of its sequence after it that the collector then closes the connection on
+                if acks.exception() is None and self._end_acked:
+                    return True
                 raise acks.exception() or EOFError("the collector closed the connection")
             self._wakeup.clear()
             end = outbox.end          # read before take(): every buffer put before it is seen
@@ -653,6 +660,7 @@ class Relay:
                 end_sent = outbox.next_seq
                 writer.write(P.encode_stats(P.FrameType.END, end_sent, self._current_stats()))
                 self._end_sent_at = time.monotonic()
+                self._end_seq = end_sent
                 await self._drain(writer)
             else:
                 await self._drain(writer)
@@ -688,9 +696,22 @@ class Relay:
                 self._check_heard(time.monotonic())     # else an ACK came meanwhile: wait on
 
     async def _read_acks(self, reader: asyncio.StreamReader) -> None:
+        """Read the collector's answers until it closes the connection: normally (returns)
+        once END's ACK came (see ``_end_acked``), else by raising."""
         while True:
-            frame = await P.read_frame(reader, P.FROM_COLLECTOR)
-            self._last_heard = time.monotonic()
+            try:
+                frame = await P.read_frame(reader, P.FROM_COLLECTOR)
+            except asyncio.IncompleteReadError as exc:
+                if self._end_acked and not exc.partial:
+                    return                          # closed after END's ACK: delivered
+                raise
+            heard = time.monotonic()
+            end_seq = self._end_seq
+            if (frame.type != P.FrameType.ACK or frame.sequence != end_seq
+                    or frame.sequence > self.stats.acknowledged):
+                # (an ACK of END's value that says nothing new may have been sent before the
+                # collector read END: END's connection is still silent)
+                self._last_heard = heard
             if frame.type == P.FrameType.ACK:
                 if not self._proven:                # the connection works: start afresh
                     self._proven = True
@@ -701,11 +722,13 @@ class Relay:
                                           f"{sent} were sent")
                 self._header_taken = True           # (an ACK says the file was made)
                 if frame.sequence > self.stats.acknowledged:
-                    self._progress_at = self._last_heard
+                    self._progress_at = heard
                     self.stats.acknowledged = frame.sequence
                     self._outbox.acknowledge(frame.sequence)
                     if self._wakeup is not None:
                         self._wakeup.set()
+                if end_seq is not None and frame.sequence >= end_seq:
+                    self._end_acked = True          # END's, if the connection closes next
             elif frame.type == P.FrameType.ERROR:
                 raise RelayRefused(*P.decode_error(frame))
             else:
