@@ -25,12 +25,15 @@ sys.path.insert(0, str(CORPUS_SOURCE))  # its helpers: unpack (the fixture below
 sys.path.insert(0, str(TESTS))          # session_hosts (what the clean-up below kills)
 
 import unpack  # noqa: E402
-from session_hosts import kill_session_hosts  # noqa: E402
+from session_hosts import become_subreaper, kill_session_hosts  # noqa: E402
 
 
 # Trace sessions run in host processes found through a per-user runtime directory: the test
 # run gets its own (inherited by every process it starts), so it neither sees nor disturbs
-# the user's sessions, and every host it started is killed at the end.
+# the user's sessions, and every host it started is killed at the end. The hosts a process
+# starts are given to it when they daemonize (a pytest-xdist worker, which runs its tests and
+# its clean-up, or the controller), so the clean-up kills its own hosts, never another's.
+become_subreaper()
 RUNTIME_DIR = tempfile.mkdtemp(prefix="wpprt-")
 os.environ["WPPTRACE_RUNTIME_DIR"] = RUNTIME_DIR
 # Compiled messages kept between fmt runs (decoder.program_cache) go to a directory of the
