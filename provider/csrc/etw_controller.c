@@ -232,10 +232,11 @@ static int is_private(uint32_t mode) {
 
 /* Take a registry slot for a new session (STARTING, owned by this process). */
 static ULONG claim_slot(const char *name, int kernel, uint32_t mode, uint32_t clock,
-                        uint32_t *slot_out, uint32_t *generation_out) {
+                        uint32_t *slot_out, uint32_t *generation_out, uint32_t *epoch_out) {
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(1, &rc);
     if (!reg) return rc;
+    *epoch_out = wpt_handle_epoch();
     int priv = is_private(mode) && !kernel;
     uint32_t me = wpt_current_pid();
     int found = -1;
@@ -367,8 +368,8 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
         unlock();
         return ERROR_ALREADY_EXISTS;
     }
-    uint32_t slot = 0, generation = 0;
-    rc = claim_slot(name, kernel, mode, clock, &slot, &generation);
+    uint32_t slot = 0, generation = 0, epoch = 0;
+    rc = claim_slot(name, kernel, mode, clock, &slot, &generation, &epoch);
     if (rc != ERROR_SUCCESS) {
         unlock();
         return rc;
@@ -415,6 +416,7 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
         /* the host has the file and the memory now; this process maps it like any other */
         wpt_session_discard(s, rc != ERROR_SUCCESS);
         if (rc == ERROR_SUCCESS) {
+            WPT_TEST_POINT(WPT_POINT_HOST_ANSWERED);
             wpt_attach(slot, generation);
             wpt_host_call(slot, wpt_for_session(generation), WPT_REQ_QUERY, NULL, 0, &props,
                           sizeof props, NULL);
@@ -427,8 +429,18 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
         unlock();
         return rc;
     }
+    /* A hosted session claimed in a registry that a clean-up removed since (this process found
+     * it meanwhile): its handle would name the session of the registry made again that has its
+     * slot and generation, another process's. Its host is not in that registry (a host puts its
+     * session back only as it stops), so no handle names it, and its socket went with the
+     * directory (the host stops then). Nothing of the new registry is ours to free. A private
+     * session is this process's own: put back, or found here by its handle. */
+    if (!priv && !wpt_handle_issued_in(slot, generation, epoch)) {
+        unlock();
+        return ERROR_WMI_INSTANCE_NOT_FOUND;
+    }
+    if (priv) wpt_handle_issued(slot, generation);
     *handle = wpt_handle_of(s->logger_id, (uint8_t)generation, 0, 0);
-    wpt_handle_issued(slot, generation);
     props_from_wire(&props, p, wide);
     unlock();
     return ERROR_SUCCESS;

@@ -338,3 +338,29 @@ def test_a_callback_queued_before_a_clean_up_does_not_hand_its_handle_out_after_
     finally:
         _cli(tmp_path, "stop", "other-b")
         _cli(tmp_path, "stop", "hosted-s")
+
+
+@pytest.fixture(scope="module")
+def start_after_clean_up(build_c_program_with_test_points):
+    return _test_point_program(build_c_program_with_test_points, "start_after_clean_up")
+
+
+def test_starttrace_across_a_clean_up_hands_out_no_handle_of_another_session(start_after_clean_up, tmp_path):
+    """StartTrace of a hosted session: its host answered, the registry's lock was let go, and
+    only then was the handle handed out. A clean-up in between (found by this process, which
+    made its handles stale; the session's host ended; another process's session took its
+    LoggerId and generation in the registry made again) was undone: StartTrace succeeded with a
+    handle that named the other session. It fails with ERROR_WMI_INSTANCE_NOT_FOUND (its
+    session ended with the directory), hands out no handle, and the other session runs on."""
+    runtime = tmp_path / "rt"
+    try:
+        done = subprocess.run([str(start_after_clean_up), str(runtime), str(tmp_path), sys.executable],
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, (done.returncode, done.stderr)
+        out = done.stdout.split()
+        assert dict(zip(out[::2], map(int, out[1::2]))) == {
+            "ended": 1, "other": 0, "same_id": 1, "start": P._lib.ERROR_WMI_INSTANCE_NOT_FOUND,
+            "handle": 0, "names": 0, "running": 0}
+    finally:
+        _cli(tmp_path, "stop", "other-b")
+        _cli(tmp_path, "stop", "hosted-s")
