@@ -448,6 +448,8 @@ enum {
                                           * after a clean-up (no lock taken yet) */
     WPT_POINT_REBOUND = 63,              /* the endpoint thread bound its socket again, has
                                           * not put it in place of the old one */
+    WPT_POINT_RUNTIME_DIR_HOLDING = 65,  /* a check holds the runtime directory at a new
+                                          * descriptor, whose path is not stored yet */
     WPT_POINT_HOST_ANSWERED = 64,        /* StartTrace's host answered (its session registered,
                                           * the registry's lock let go); the session not joined,
                                           * its handle not handed out */

@@ -124,6 +124,7 @@ static ULONG hold_dir(int fd, const struct stat *st) {
             return ERROR_NOT_SUPPORTED;
         }
         g_dir_fd = fd;
+        WPT_TEST_POINT(WPT_POINT_RUNTIME_DIR_HOLDING);
         atomic_store(&g_dir_at, at);
     }
     g_dir_dev = st->st_dev;
@@ -570,7 +571,7 @@ void wpt_registry_unlock(void) {
  * wait is bounded as any wait for the registry: a check holds the lock across the open of the
  * directory's parent, which a hung filesystem may never answer, and fork() waited as long with
  * the endpoint's, the registrations' and the attach locks held. Given up on, the fork goes on
- * without it (at worst the child keeps a descriptor of the directory it never uses). */
+ * without it (the child holds the directory again: see wpt_registry_after_fork). */
 static int g_dir_locked_for_fork;
 
 void wpt_registry_fork_prepare(void) {
@@ -588,6 +589,13 @@ void wpt_registry_fork_parent(void) {
 void wpt_registry_after_fork(void) {
     pthread_mutex_init(&g_lock, NULL);
     pthread_mutex_init(&g_dir_lock, NULL);
+    /* Forked without the directory's lock: a check may have been between its stores, the
+     * descriptor held and its path out of step. The held directory is forgotten (the
+     * descriptor stays open, unused), so the next check holds it again, both stores made. */
+    if (!g_dir_locked_for_fork) {
+        g_dir_dev = 0;
+        g_dir_ino = 0;
+    }
     if (g_reg) munmap(g_reg, sizeof(wpt_registry));
     if (g_fd >= 0) close(g_fd);
     g_reg = NULL;

@@ -1,0 +1,28 @@
+"""The runtime directory held through one descriptor: a fork that goes on without its lock
+while a check holds it again at another number."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+
+def test_a_fork_during_a_check_leaves_the_child_paths_to_the_runtime_directory(
+        build_c_program_with_test_points, tmp_path):
+    """The application closed the descriptor the runtime directory was held at (another
+    directory of its own took the number); a check opened the directory again at another number
+    and was held between storing the descriptor and storing its path. A fork that gave up
+    waiting for the check's lock then left the child the new descriptor with the old number's
+    path, for good (its checks found the descriptor right and never wrote the path): its paths
+    in the runtime directory went to the application's directory. The child holds the runtime
+    directory again."""
+    here = os.path.dirname(__file__)
+    with open(os.path.join(here, "fork_held_dir.c")) as f:
+        program = build_c_program_with_test_points("fork_held_dir", f.read(), "-I", here)
+    runtime, other = tmp_path / "rt", tmp_path / "other"
+    other.mkdir(mode=0o700)
+    done = subprocess.run([str(program), str(runtime), str(other)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    out = done.stdout.split()
+    assert dict(zip(out[::2], map(int, out[1::2]))) == {"parent": 1, "forked": 1, "child": 1}
+
