@@ -469,6 +469,9 @@ extern int64_t wpt_host_answer_ms, wpt_host_reply_ms, wpt_host_long_reply_ms;
 /* how long a process waits for the registry lock: a test may shorten it */
 extern int64_t wpt_registry_wait_ms;
 #define WPT_REGISTRY_WAIT_MS wpt_registry_wait_ms
+/* the next check finds the directory at the name with the inode number of the one held, as
+ * a disk filesystem may give a directory made again the number of one removed (a test) */
+extern _Atomic int wpt_test_dir_number_reused;
 /* where the process's descriptors are named: a test names a missing one (no /proc) */
 extern const char *wpt_proc_fd_dir;
 #define WPT_PROC_FD_DIR wpt_proc_fd_dir

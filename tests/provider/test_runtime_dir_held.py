@@ -26,3 +26,18 @@ def test_a_fork_during_a_check_leaves_the_child_paths_to_the_runtime_directory(
     out = done.stdout.split()
     assert dict(zip(out[::2], map(int, out[1::2]))) == {"parent": 1, "forked": 1, "child": 1}
 
+
+def test_a_directory_made_again_with_the_removed_ones_inode_number_is_held(
+        build_c_program_with_test_points, tmp_path):
+    """The runtime directory held is removed, and the one made again at its name has the inode
+    number of the removed one (a disk filesystem may reuse it). The check took the two for the
+    same directory and kept the removed one: nothing could be made in it (the registry was not
+    made, sockets not bound). A held directory with no name left is another: the new one is
+    held, and the registry lands in it."""
+    here = os.path.dirname(__file__)
+    with open(os.path.join(here, "runtime_dir_made_again.c")) as f:
+        program = build_c_program_with_test_points("runtime_dir_made_again", f.read(), "-I", here)
+    done = subprocess.run([str(program), str(tmp_path / "rt")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    out = done.stdout.split()
+    assert dict(zip(out[::2], map(int, out[1::2]))) == {"registry": 0, "landed": 1}
