@@ -225,6 +225,43 @@ def wait_until(predicate, timeout: float = PATIENCE, what: str = "condition") ->
         time.sleep(0.02)
 
 
+class RelayClock:
+    """The relay's clock (``time.monotonic`` in wpptrace.remote.relay), moved on only by the
+    test (``now``): what the relay makes of the time does not depend on how fast a loaded
+    machine runs it."""
+
+    def __init__(self, monkeypatch):
+        from wpptrace.remote import relay as relay_module
+
+        self.now = time.monotonic()
+        monkeypatch.setattr(relay_module, "time", self)
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+def signal_once_handled(signum: int, original, returned: threading.Event,
+                        timeout: float = PATIENCE) -> bool:
+    """Send this process ``signum`` once a handler other than ``original`` is in place (a
+    command's, which a loaded machine may install late), unless ``returned`` is set first or
+    ``timeout`` passes; whether it was sent. (Sent with ``original`` in place, the signal
+    would reach the test run itself.)"""
+    import signal
+
+    deadline = time.monotonic() + timeout
+    while not returned.is_set():
+        if signal.getsignal(signum) is not original:
+            os.kill(os.getpid(), signum)
+            return True
+        if time.monotonic() > deadline:
+            return False
+        returned.wait(0.02)
+    return False
+
+
 def collect_until_stuck(tmp_path, recorded, disk, started: list, signum: int, name: str,
                         interrupt) -> tuple[int, bool]:
     """Runs ``wpptrace collect`` (quiet, on a free port, into tmp_path/c) while a thread, once
@@ -247,8 +284,8 @@ def collect_until_stuck(tmp_path, recorded, disk, started: list, signum: int, na
     failed: list[str] = []
 
     def interrupt_anyway() -> None:
-        if not returned.is_set() and signal.getsignal(signum) is not original:
-            os.kill(os.getpid(), signum)    # (collect's handler: it stops, or gives up)
+        # (collect's handler: it stops, or gives up; it may come after the wait for it)
+        signal_once_handled(signum, original, returned)
 
     def feed_then_interrupt():
         try:

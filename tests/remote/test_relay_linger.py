@@ -8,8 +8,8 @@ import logging
 import threading
 
 import pytest
-from remote_helpers import (PATIENCE, FakeCollector, HandRelay, _StuckClose, _StuckWrite,
-                            read_frame, wait_until)
+from remote_helpers import (PATIENCE, FakeCollector, HandRelay, RelayClock, _StuckClose,
+                            _StuckWrite, read_frame, wait_until)
 
 from wpptrace.remote import Collector, Relay
 from wpptrace.remote import protocol as P
@@ -236,7 +236,7 @@ def test_a_busy_answer_that_the_stream_is_in_hand_is_progress(
     them from the protocol's table (a changed text there is what it knows)."""
     if reason.endswith("(changed text)"):
         monkeypatch.setattr(P, "BUSY_FILE_CLOSING", reason)
-    clock = _CollectorClock(monkeypatch)
+    clock = RelayClock(monkeypatch)
 
     def serve_for(fake):
         answer = _refusing(ERROR_BUSY, reason, welcome_first)(fake)
@@ -292,26 +292,6 @@ def test_the_collectors_being_closed_answer_after_a_welcome_is_one_the_relay_kno
     warned = [r for r in caplog.records
               if P.BUSY_FILE_CLOSING in r.getMessage() and r.levelno >= logging.WARNING]
     assert len(warned) == 1, [r.getMessage() for r in warned]
-
-
-class _CollectorClock:
-    """The relay's clock, moved on only by the collector played by the test: what the relay
-    makes of its answers does not depend on how fast a loaded machine runs it."""
-
-    def __init__(self, monkeypatch):
-        import time as real_time
-
-        from wpptrace.remote import relay as relay_module
-
-        self._time = real_time
-        self.now = real_time.monotonic()
-        monkeypatch.setattr(relay_module, "time", self)
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def __getattr__(self, name):
-        return getattr(self._time, name)
 
 
 @pytest.mark.parametrize("changed", [False, True], ids=["as-is", "texts-changed"])

@@ -9,9 +9,10 @@ import re
 import signal
 import threading
 
-from remote_helpers import (PATIENCE, FakeCollector, HandRelay, Proxy, TracedSession,
+import pytest
+from remote_helpers import (PATIENCE, FakeCollector, HandRelay, Proxy, RelayClock, TracedSession,
                             _StuckClose, _StuckWrite, collect_until_stuck, ended_relay, read_frame,
-                            relay_process, wait_until)
+                            relay_process, signal_once_handled, wait_until)
 
 from wpptrace.remote import Collector, Relay
 from wpptrace.remote import protocol as P
@@ -187,8 +188,6 @@ def test_collect_until_stuck_fails_rather_than_hangs_when_the_disk_never_hangs(
     same (it returns) and the helper fails, saying why, instead of waiting forever."""
     import types
 
-    import pytest
-
     from wpptrace.remote import collector as collector_module
 
     started = []
@@ -205,6 +204,41 @@ def test_collect_until_stuck_fails_rather_than_hangs_when_the_disk_never_hangs(
         collect_until_stuck(tmp_path, recorded, never_stuck, started, signal.SIGTERM, "never",
                             lambda: None)
     assert started[0].wait(PATIENCE)
+
+
+def test_the_helpers_interrupt_waits_for_a_handler_installed_late(monkeypatch):
+    """collect_until_stuck's interrupt after a failure in its thread: collect may install its
+    handler only after that thread stopped waiting for it (a loaded machine). The signal goes
+    out once the handler is in place (never before: the test run itself would get it), and
+    not at all once collect returned."""
+    signum = signal.SIGUSR1
+    original = signal.getsignal(signum)
+    real_getsignal = signal.getsignal
+    looked = threading.Event()
+
+    def getsignal(sig):
+        found = real_getsignal(sig)
+        if threading.current_thread() is not threading.main_thread():
+            looked.set()                        # (set once the handler was looked up)
+        return found
+    monkeypatch.setattr(signal, "getsignal", getsignal)
+    got, sent = [], []
+    returned = threading.Event()
+    helper = threading.Thread(
+        target=lambda: sent.append(signal_once_handled(signum, original, returned)))
+    helper.start()
+    try:
+        assert looked.wait(PATIENCE)            # it looked once: no handler yet
+        signal.signal(signum, lambda sig, frame: got.append(sig))   # collect's, late
+        helper.join(PATIENCE)
+        assert sent == [True]
+        wait_until(lambda: got, what="the signal")
+    finally:
+        returned.set()
+        helper.join(PATIENCE)
+        signal.signal(signum, original)
+    assert got == [signum]
+    assert signal_once_handled(signum, original, returned) is False     # (collect returned)
 
 
 class _Lines:
@@ -242,12 +276,24 @@ class _Lines:
             return found()
 
 
+def _never_acknowledging(monkeypatch) -> None:
+    """The collector (in this process) writes what it gets but never ACKs: the relay holds
+    every buffer, whenever it gives up (the ACKs of a real collector come every 8 buffers
+    and after each STATS, at moments no test can pin)."""
+    from wpptrace.remote import collector as collector_module
+
+    monkeypatch.setattr(collector_module._Source, "ack", lambda self: None)
+
+
 def _interrupted_relay(tmp_path, monkeypatch, twice: bool):
     """``wpptrace relay`` of a live session (a child process) into a collector whose file
     closes are stuck (END's ACK waits for them), interrupted once the collector has its
-    first buffers and then, if ``twice``, again once the collector has its END. Returns the
-    process's exit code, its stderr lines, and the collector's source."""
+    first buffers and then, if ``twice``, again once the collector has its END (the
+    collector then never ACKs: every buffer is left unacknowledged). Returns the process's
+    exit code, its stderr lines, and the collector's source."""
     disk = _StuckClose(monkeypatch)
+    if twice:
+        _never_acknowledging(monkeypatch)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector, \
             TracedSession(tmp_path, "interrupted", buffer_kb=8) as session:
         relay = relay_process(session.name, collector.address, "--linger", "600",
@@ -293,23 +339,26 @@ def test_one_interrupt_of_relay_sends_what_is_left_and_waits_for_the_collector(
 def test_a_second_interrupt_of_relay_gives_up_at_once_saying_what_it_left(
         tmp_path, monkeypatch):
     """The first SIGINT stops the reading and END goes out; the collector's close (and so
-    END's ACK) hangs; a second SIGINT ends the relay at once, exit 1, saying the stream was
-    not acknowledged."""
+    END's ACK) hangs, and no buffer was acknowledged; a second SIGINT ends the relay at once,
+    exit 1, saying how many buffers it left undelivered."""
     code, lines, source = _interrupted_relay(tmp_path, monkeypatch, twice=True)
     assert code == 1, lines
-    assert re.search(r"; failed: could not deliver the stream: stopped after its end, before "
-                     r"the collector acknowledged it \(\d+ buffers undelivered\)$",
-                     lines[-1]), lines
+    said = re.search(r"; failed: could not deliver the stream: stopped after its end, before "
+                     r"the collector acknowledged it \((\d+) buffers undelivered\)$", lines[-1])
+    assert said, lines
+    read = int(re.search(r"(\d+) buffers read", lines[-1]).group(1))
+    assert int(said.group(1)) == read > 0, lines
     assert source.ended and source.file_error == ""
 
 
 def test_a_sigterm_after_the_sessions_own_end_gives_up_after_the_stop_limit(
         tmp_path, monkeypatch):
     """The session stopped on its own and END went out; the collector's close (and so END's
-    ACK) hangs. A service manager's SIGTERM must end the relay promptly, not after its
-    linger limit (600 s here): it gives up once --stop-limit passed, exit 1, saying what
-    was left not acknowledged."""
+    ACK) hangs, and no buffer was acknowledged. A service manager's SIGTERM must end the
+    relay promptly, not after its linger limit (600 s here): it gives up once --stop-limit
+    passed, exit 1, saying how many buffers it left undelivered."""
     disk = _StuckClose(monkeypatch)
+    _never_acknowledging(monkeypatch)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector, \
             TracedSession(tmp_path, "terminated", buffer_kb=8) as session:
         relay = relay_process(session.name, collector.address, "--linger", "600",
@@ -334,8 +383,11 @@ def test_a_sigterm_after_the_sessions_own_end_gives_up_after_the_stop_limit(
         assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
         source = collector.sources[0]
     assert (code, still_stuck) == (1, True), lines
-    assert re.search(r"; failed: could not deliver the stream within 1 s of the stop "
-                     r"\(\d+ buffers undelivered\)$", lines[-1]), lines
+    left = re.search(r"; failed: could not deliver the stream within 1 s of the stop "
+                     r"\((\d+) buffers undelivered\)$", lines[-1])
+    assert left, lines
+    read = int(re.search(r"(\d+) buffers read", lines[-1]).group(1))
+    assert int(left.group(1)) == read > 0, lines
     assert "an interrupt stops reading and sends what is left, for at most 1 s" in said
     assert source.ended and source.file_error == ""
 
@@ -353,39 +405,61 @@ def _acks_every_buffer_never_end(got_end: threading.Event):
     return serve
 
 
-def test_a_stop_limit_that_cuts_only_the_wait_for_ends_ack_leaves_nothing_undelivered(
-        recorded):
+#: how a relay's wait for END's ACK ends, every buffer it held acknowledged: the options
+#: (beside long ones), what the test then does, and what the relay says it gave up on
+_ONLY_ENDS_ACK_MISSING = {
+    "stop-limit": (dict(stop_limit=0.5), ("finish", "stop"),
+                   "ended: END not acknowledged within 0.5 s of the stop"),
+    "linger-limit": (dict(linger_limit=0.5), ("finish",),
+                     "ended: END not acknowledged within 0.5 s of its end"),
+    "linger-limit-with-no-stop-limit": (dict(linger_limit=0.5, stop_limit=None), ("stop",),
+                                        "stopped: END not acknowledged within 0.5 s of its end"),
+    "second-stop": (dict(), ("finish", "stop", "stop"),
+                    "ended: END not acknowledged: stopped after its end, before the collector "
+                    "acknowledged it"),
+}
+
+
+@pytest.mark.parametrize("how", list(_ONLY_ENDS_ACK_MISSING))
+def test_a_give_up_with_only_ends_ack_missing_leaves_nothing_undelivered(recorded, how):
     """The one buffer the relay held was acknowledged (the two after it were dropped, its
-    queue full), only END's ACK did not come: once the stop limit passes the relay says it
-    stopped with no buffer left undelivered, not that it failed."""
+    queue full), only END's ACK did not come: whichever limit (or a second stop) ends the
+    wait, the relay says that it ended (or stopped) with no buffer left undelivered, not
+    that it failed. The stream ends (``finish``, or a ``stop`` before it) only once that
+    buffer was acknowledged: the limits, counted from the end or the stop, are passed in
+    that state however slow the machine."""
+    options, steps, said = _ONLY_ENDS_ACK_MISSING[how]
     got_end = threading.Event()
     fake = FakeCollector(_acks_every_buffer_never_end(got_end))
     head, buffers = recorded
-    relay = Relay(fake.address, buffer_size=len(head), name="acked", linger=10 * PATIENCE,
-                  linger_limit=10 * PATIENCE, reply_timeout=10 * PATIENCE, stop_limit=0.5,
-                  max_queue=1)
+    long = 10 * PATIENCE
+    relay = Relay(fake.address, buffer_size=len(head), name="acked",
+                  **{"linger": long, "linger_limit": long, "reply_timeout": long,
+                     "stop_limit": long, "max_queue": 1, **options})
     try:
         relay.add(head)
         for buf in buffers[:3]:
             relay.add(buf)
-        relay.finish()
         relay.start()
-        assert got_end.wait(PATIENCE)
         wait_until(lambda: relay.stats.acknowledged == 2, what="the buffer held acknowledged")
-        relay.stop()
-        assert relay.wait(PATIENCE), "the stop limit did not end the relay (hang guard)"
+        for step in steps:
+            getattr(relay, step)()
+            if step == "finish":
+                assert got_end.wait(PATIENCE)
+        assert relay.wait(PATIENCE), "the limit did not end the relay (hang guard)"
     finally:
         relay.close(timeout=0.5)
         fake.close()
-    assert relay.outcome == ("stopped: END not acknowledged within 0.5 s of the stop (no "
-                             "buffer left undelivered)"), relay.outcome
+    assert relay.outcome == f"{said} (no buffer left undelivered)", relay.outcome
+    assert relay.stats.relay_dropped == 2
 
 
-def test_relay_exits_0_when_its_stop_limit_cut_only_the_wait_for_ends_ack(
-        recorded, monkeypatch, capsys):
-    """``wpptrace relay`` SIGTERMed while it waits for END's ACK, the buffer it held
-    acknowledged (those after it dropped: --max-queue 1): its --stop-limit ends it, exit
-    status 0 (nothing was left undelivered)."""
+@pytest.mark.parametrize("how", ["stop-limit", "linger-limit"])
+def test_relay_exits_0_when_only_ends_ack_is_missing(recorded, monkeypatch, capsys, how):
+    """``wpptrace relay`` waiting for END's ACK, the buffer it held acknowledged (those after
+    it dropped: --max-queue 1): ended by its --stop-limit once SIGTERMed, or by its
+    --linger-limit with no stop limit (the stream ends once that buffer was acknowledged),
+    it exits with status 0 (nothing was left undelivered)."""
     from wpptrace import cli
     from wpptrace.remote import relay as relay_module
 
@@ -406,66 +480,71 @@ def test_relay_exits_0_when_its_stop_limit_cut_only_the_wait_for_ends_ack(
             self.add(head)
             for buf in buffers[:3]:
                 self.add(buf)
-            self.finish()
+            if how == "stop-limit":
+                self.finish()
             return super().start()
     monkeypatch.setattr(relay_module, "Relay", Fed)
     original = signal.getsignal(signal.SIGTERM)
     failed = []
 
-    def terminate_once_acknowledged():
+    def end_once_acknowledged():
         try:
             wait_until(lambda: made and signal.getsignal(signal.SIGTERM) is not original,
                        what="relay running")
-            assert got_end.wait(PATIENCE)
             wait_until(lambda: made[0].stats.acknowledged == 2,
                        what="the buffer held acknowledged")
+            if how == "linger-limit":
+                made[0].finish()                # its linger limit counts from now
+                return
+            assert got_end.wait(PATIENCE)
         except BaseException as exc:            # noqa: BLE001 - asserted once relay returned
             failed.append(f"{type(exc).__name__}: {exc}")
         if signal.getsignal(signal.SIGTERM) is not original:
             os.kill(os.getpid(), signal.SIGTERM)
-    helper = threading.Thread(target=terminate_once_acknowledged)
+    helper = threading.Thread(target=end_once_acknowledged)
     helper.start()
+    limits = (["--stop-limit", "0.5"] if how == "stop-limit"
+              else ["--stop-limit", "none", "--linger-limit", "0.5"])
     try:
         code = cli.main(["relay", "some-session", "--to", "%s:%d" % fake.address, "-q",
-                         "--stop-limit", "0.5", "--max-queue", "1"])
+                         "--max-queue", "1", *limits])
     finally:
         helper.join(PATIENCE)
         fake.close()
     assert not failed, failed
     err = capsys.readouterr().err
     assert code == 0, err
-    assert err.rstrip("\n").endswith("; stopped: END not acknowledged within 0.5 s of the stop "
-                                      "(no buffer left undelivered)"), err
+    since = "the stop" if how == "stop-limit" else "its end"
+    assert err.rstrip("\n").endswith(f"; ended: END not acknowledged within 0.5 s of {since} "
+                                      f"(no buffer left undelivered)"), err
 
 
-def test_a_stop_limit_of_none_leaves_only_the_linger_limit(recorded):
-    """``stop_limit=None``: a stop after the end waits for END's ACK as long as the linger
-    limit allows (counted from the end), with no limit of its own."""
-    got_end = threading.Event()
+@pytest.mark.parametrize("stop_limit", [None, 30.0])
+def test_a_stop_limit_of_none_leaves_only_the_linger_limit(recorded, monkeypatch, stop_limit):
+    """``stop_limit=None``: a stop after the end sets no limit of its own, however long ago
+    it came; only the linger limit, counted from the end, ends the wait for END's ACK (a
+    finite stop limit, 30 s here, ends it 30 s after the stop). The relay's clock is the
+    test's."""
+    from wpptrace.remote import relay as relay_module
 
-    def silent_after_end(sock):
-        sock.sendall(P.encode(P.FrameType.WELCOME, 0))
-        while True:
-            if read_frame(sock)[0] == P.FrameType.END:
-                got_end.set()
-    fake = FakeCollector(silent_after_end)
-    head, buffers = recorded
-    relay = Relay(fake.address, buffer_size=len(head), name="unlimited", linger=10 * PATIENCE,
-                  linger_limit=1.0, reply_timeout=10 * PATIENCE, stop_limit=None)
-    try:
-        relay.add(head)
-        for buf in buffers[:3]:
-            relay.add(buf)
-        relay.finish()
-        relay.start()
-        assert got_end.wait(PATIENCE)
-        relay.stop()
-        assert relay.wait(PATIENCE), "the linger limit did not end the relay (hang guard)"
-    finally:
-        relay.close(timeout=0.5)
-        fake.close()
-    assert relay.outcome == ("failed: could not deliver the stream within 1 s of its end "
-                             "(3 buffers undelivered)"), relay.outcome
+    clock = RelayClock(monkeypatch)
+    head, _ = recorded
+    relay = Relay(("127.0.0.1", 9), buffer_size=len(head), name="unlimited", linger=10**9,
+                  linger_limit=100_000.0, stop_limit=stop_limit)      # (never started)
+    relay.add(head)
+    relay.finish()
+    clock.now += 10.0
+    relay.stop()
+    clock.now += 31.0
+    if stop_limit is None:
+        assert relay._check_linger(connected=False) == pytest.approx(100_000.0 - 41.0)
+        clock.now += 100_000.0 - 41.0 + 1.0
+        expected = " within 100000 s of its end"
+    else:
+        expected = " within 30 s of the stop"
+    with pytest.raises(relay_module._GiveUp) as given_up:
+        relay._check_linger(connected=False)
+    assert str(given_up.value) == expected
 
 
 def test_a_stop_after_the_end_waits_at_most_the_stop_limit(recorded):

@@ -68,11 +68,7 @@ def parse_address(text: str, default_host: str = "") -> tuple[str, int]:
 
 class _GiveUp(Exception):
     """The relay stops trying to deliver the stream; the text says why (after "could not
-    deliver the stream"); ``at_stop``: because the stop's own limit passed."""
-
-    def __init__(self, reason: str, at_stop: bool = False):
-        super().__init__(reason)
-        self.at_stop = at_stop
+    deliver the stream", or "END not acknowledged")."""
 
 
 class RelayRefused(Exception):
@@ -211,7 +207,8 @@ class Relay:
     after its end, connected or not; after a ``stop()`` (a service manager's, say: it must
     end the process promptly), at the latest ``stop_limit`` seconds after it (30 by default;
     None: no limit of its own, only the two above), saying what it gave up on; a second
-    ``stop()`` gives up at once.
+    ``stop()`` gives up at once. A give-up that leaves every buffer acknowledged (only END's
+    ACK missing) is not a failure, however it came (see ``outcome``).
     ``reply_timeout``: a connection on which the
     collector said nothing for this long (it ACKs every STATS, sent every
     ``stats_interval``) is closed and retried.
@@ -240,10 +237,12 @@ class Relay:
         self.max_backoff = max_backoff
         self.reply_timeout = reply_timeout
         self.stats = RelayStats()
-        #: set when done: "ended", "stopped", "stopped: END not acknowledged within N s of
-        #: the stop (no buffer left undelivered)" (the stop limit passed while END's ACK was
-        #: awaited, every buffer held acknowledged: the rest were dropped, and counted), or
-        #: why it failed
+        #: set when done: "ended" (the session's own end) or "stopped" (the relay's), both
+        #: delivered; either followed by ": END not acknowledged" and why the relay gave up
+        #: ("within N s of its end", "within N s of the stop", ...) then "(no buffer left
+        #: undelivered)" when it gave up on END's ACK alone, every buffer it held
+        #: acknowledged (the rest were dropped, and counted), whichever limit or stop came
+        #: first; or why it failed (buffers left undelivered, a refusal)
         self.outcome: Optional[str] = None
         self.refused: Optional[RelayRefused] = None
         self._outbox = _Outbox(max_queue)
@@ -491,10 +490,12 @@ class Relay:
                 await self._idle(min(self._backoff, self._check_linger(connected=False)))
                 self._backoff = min(self._backoff * 2, self.max_backoff)
         except _GiveUp as give_up:
-            if give_up.at_stop and self._all_acknowledged():
-                # only END's ACK was missing: what the collector has is the whole stream
-                self.outcome = f"stopped: END not acknowledged{give_up} (no buffer left " \
-                               f"undelivered)"
+            # decided on what is left, not on which limit (or stop) came first: with every
+            # buffer acknowledged only END's ACK was missing, and the collector has the whole
+            # stream (its close may be what is slow)
+            if self._all_acknowledged():
+                self.outcome = (f"{'ended' if self._outbox.end else 'stopped'}: END not "
+                                f"acknowledged{give_up} (no buffer left undelivered)")
                 log.warning("%s: %s", self.name, self.outcome)
                 return
             self.outcome = (f"failed: could not deliver the stream{give_up}"
@@ -531,7 +532,7 @@ class Relay:
                    math.inf if self._stopped_at is None or self.stop_limit is None
                    else self._stopped_at + self.stop_limit)
         if now > hard:
-            raise _GiveUp(f" within {self.stop_limit:g} s of the stop", at_stop=True)
+            raise _GiveUp(f" within {self.stop_limit:g} s of the stop")
         left = min(since + linger, hard) - now
         if silent and left <= 0:        # (the reply timeout drops the connection)
             return min(0.25, hard - now)
