@@ -276,7 +276,10 @@ _FAST_ARG = LazyPattern(
 
 
 _FAST_GUID_HEADER = LazyPattern(
-    rf"(?P<guid>\{{?[0-9A-Fa-f]{{8}}-[0-9A-Fa-f]{{4}}-[0-9A-Fa-f]{{4}}-[0-9A-Fa-f]{{4}}-[0-9A-Fa-f]{{12}}\}}?)"
+    rf"(?P<guid>\{{?[0-9A-Fa-f]{{8}}-[0-9A-Fa-f]{{4}}-[0-9A-Fa-f]{{4}}-[0-9A-Fa-f]{{4}}-[0-9A-Fa-f]{{12}}"
+    # a closing brace is the GUID's, never the start of a component (taken atomically: else
+    # "{GUID}//x" would match with "}//x" as its component, where the production refuses it)
+    rf"(?=(?P<close>\}}?))(?P=close))"
     # the component is taken whole, as the pyparsing token takes it (no backtracking into it:
     # a lookahead capture, then a backreference, is an atomic group that works on every Python)
     rf"{_WS}*(?!//)(?=(?P<component>\S+))(?P=component){_WS}*(?://(?P<trailer>{P_TRAILER}))?{_WS}*\Z"

@@ -6,6 +6,7 @@ import re
 import time
 import uuid
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -207,6 +208,18 @@ def test_fast_matchers_agree_with_the_productions(line):
         if quick is not None:  # a fast match must be exactly what the production gives
             assert quick == _outcome(full, line)
 
+
+
+@pytest.mark.parametrize("line", ["{0A9AB260-F7E4-311E-A23E-F8AB6856DC72}//DmfKFramework",
+                                  "{0A9AB260-F7E4-311E-A23E-F8AB6856DC72} //DmfKFramework",
+                                  "{0A9AB260-F7E4-311E-A23E-F8AB6856DC72}\t//DmfKFramework"])
+def test_a_guid_headers_closing_brace_is_never_taken_for_its_component(line):
+    """A GUID header line whose closing brace stands right before the trailer: the production
+    refuses it (no component); the fast matcher once backed off the brace and took "}//..."
+    (or "}") as the component (a line the property test above found)."""
+    assert grammar._guid_header_fast(line) is None
+    with pytest.raises(grammar._LineError):
+        grammar._guid_header_full(line)
 
 # a trailer of KEY=VALUE tokens only, and how their pairs are found, as regular expressions
 KEY_VALUES_ONLY = re.compile(r"\s*(?:[A-Za-z_][A-Za-z0-9_]*=\S*(?:\s+|\Z))*")
