@@ -387,10 +387,12 @@ _EXIT_REPORTS = (
                        f"into the copy bringing {'them' if plural else 'it'}): "
                        f"{'their providers' if plural else 'its provider'} stayed disabled here"),
     (lambda: lib.wpptrace_changes_undelivered(),
-     lambda n, plural: f"{n} provider registration{'s' if plural else ''} of this process never "
-                       f"heard a change of {'their' if plural else 'its'} enable state (the thread "
-                       f"making it was cancelled in a ControlCallback, and no endpoint thread nor "
-                       f"later call of the library delivered it)"),
+     lambda n, plural: f"{n} provider registration{'s' if plural else ''} of this process "
+                       f"{'were' if plural else 'was'} found owed a change of "
+                       f"{'their' if plural else 'its'} enable state when asked (the thread "
+                       f"making it was cancelled in a ControlCallback, and no endpoint thread was "
+                       f"there to deliver it; a later RegisterTraceGuids, UnregisterTraceGuids or "
+                       f"EnableTrace may have)"),
     (lambda: lib.wpptrace_views_refused(),
      lambda n, plural: f"this process refused the memory of {n} session{'s' if plural else ''} of "
                        f"other processes (not sealed against shrinking, or not as the session "

@@ -453,6 +453,8 @@ enum {
     WPT_POINT_HOST_ANSWERED = 64,        /* StartTrace's host answered (its session registered,
                                           * the registry's lock let go); the session not joined,
                                           * its handle not handed out */
+    WPT_POINT_OWED_TAKEN = 66,           /* the endpoint thread took the changes owed to
+                                          * deliver (g_redeliver cleared), has not yet */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

@@ -450,7 +450,6 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
  * with cancellation held off (see wpt_cancel_hold). */
 static ULONG start_uncancelled(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PROPERTIES *p, int wide) {
     int state = wpt_cancel_hold();
-    wpt_deliver_owed_at_entry();
     ULONG rc = start_common(handle, name, p, wide);
     wpt_cancel_restore(state);
     return rc;
@@ -648,7 +647,6 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
 static ULONG control_uncancelled(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERTIES *p, ULONG code,
                                  int wide) {
     int state = wpt_cancel_hold();
-    wpt_deliver_owed_at_entry();
     ULONG rc = control_common(h, name, p, code, wide, NULL);
     wpt_cancel_restore(state);
     return rc;
@@ -670,7 +668,6 @@ ULONG wpptrace_update_trace(TRACEHANDLE h, LPCSTR name, EVENT_TRACE_PROPERTIES *
     wpt_wire_props w;
     memset(&w, 0, sizeof w);             /* no answer: no switch */
     int state = wpt_cancel_hold();
-    wpt_deliver_owed_at_entry();
     ULONG rc = control_common(h, name, p, EVENT_TRACE_CONTROL_UPDATE, 0, &w);
     wpt_cancel_restore(state);
     *old_file_error = w.old_file_error;

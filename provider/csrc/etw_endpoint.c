@@ -301,9 +301,12 @@ static int endpoint_delivers(void) {
 }
 
 /* With no endpoint thread (the runtime directory unusable, the endpoint closed by the
- * application, a session host) nothing reads g_redeliver: the library's entry points deliver
- * what is owed themselves, outside any callback (in one, the caller may hold what a callback
- * waits for). What fails is owed to the next one. */
+ * application, a session host) nothing reads g_redeliver: RegisterTraceGuids,
+ * UnregisterTraceGuids and EnableTrace(Ex2) deliver what is owed themselves, outside any
+ * callback; their callers expect ControlCallbacks on their thread. Never StartTrace or
+ * ControlTrace: a thread holding its provider's lock to QUERY deadlocked in a callback taking
+ * it (nor in a callback: its caller may hold what a callback waits for). What fails is owed
+ * to the next one. */
 void wpt_deliver_owed_at_entry(void) {
     if (!atomic_load(&g_redeliver) || t_endpoint_thread || wpt_in_callback() || endpoint_delivers()) return;
     if (!atomic_exchange(&g_redeliver, 0)) return;
@@ -322,7 +325,8 @@ static void retry_due(void) {
         g_reconcile_owed = 1;
         g_delivery_owed = 1;
         g_retry_count = 0;             /* the reconciliation checks them all */
-        if (!g_retry_at) retry_backoff();
+        if (!g_retry_at) g_retry_at = wpt_mono_ms();   /* due now: no retry is waiting */
+        WPT_TEST_POINT(WPT_POINT_OWED_TAKEN);
     }
     if (!g_retry_at || wpt_mono_ms() < g_retry_at) return;
     int busy = 0, kept = 0;
@@ -490,6 +494,10 @@ static void endpoint_teardown(void);
  * the check of g_quit: a registration withdraws a close made in a callback under it (see
  * endpoint_ensure), never between the check and the undoing. */
 static void *leave_loop(void) {
+    /* what this thread took to deliver and did not is owed again: a later entry point (or a
+     * new endpoint) delivers it, and it is counted as undelivered until then */
+    if (g_delivery_owed || g_reconcile_owed) atomic_store(&g_redeliver, 1);
+    g_delivery_owed = g_reconcile_owed = 0;
     for (int i = 0; i < MAX_REQUESTS; i++)
         if (g_requests[i].fd >= 0) {
             close(g_requests[i].fd);

@@ -94,8 +94,9 @@ static disable_record g_disables[WPT_MAX_ENABLES];
 _Atomic uint32_t wpt_enables_dropped;
 /* Enables withheld from a child forked in a copy that did not end (see g_copy_inherited). */
 static _Atomic uint32_t g_enables_withheld;
-/* Changes owed to registrations that nothing delivered (see wpptrace_changes_undelivered),
- * counted once per registration and change: its `handed` moves with every change it is given. */
+/* Changes found owed to registrations, nothing delivering them, when asked (see
+ * wpptrace_changes_undelivered), counted once per registration and change: its `handed` moves
+ * with every change it is given. */
 static _Atomic uint32_t g_owed_undelivered;
 /* The enables counted so far (session, GUID, version), so that a copy made again while the
  * table stays full counts and reports each once. Full, the oldest gives way. Dropped and
@@ -703,7 +704,9 @@ void wpt_count_owed_undelivered(void) {
     pthread_mutex_lock(&g_reg_lock);
     for (int i = 0; i < MAX_REGISTRATIONS; i++) {
         registration *r = &g_regs[i];
-        if (!r->used || r->owed_counted == r->handed + 1) continue;
+        /* one with calls queued or running (an ENABLE in another thread's EnableTrace) is
+         * being told now, not owed */
+        if (!r->used || r->inflight || r->owed_counted == r->handed + 1) continue;
         const enable_entry *e = find_enable(&r->control);
         if ((r->delivered && r->enabled == NOT_ENABLED) || (e && !got_enable(r, e))) {
             r->owed_counted = r->handed + 1;

@@ -220,11 +220,13 @@ ULONG wpptrace_enables_dropped(void);
  * since waits for that one, so they never come. Counted once each, when asked (their providers
  * stay disabled here). */
 ULONG wpptrace_enables_withheld(void);
-/* Registrations still owed a change that no call delivered: a thread cancelled in a
- * ControlCallback left it to them, and this process has no endpoint thread to deliver it (no
- * usable runtime directory, the endpoint closed, a session host); the next RegisterTraceGuids,
- * UnregisterTraceGuids, EnableTrace(Ex2), StartTrace or ControlTrace delivers it. Counted once
- * per registration and change, when asked. */
+/* Registrations found owed a change when asked: a thread cancelled in a ControlCallback left
+ * it to them, and this process has no endpoint thread to deliver it (no usable runtime
+ * directory, the endpoint closed, a session host); the next RegisterTraceGuids,
+ * UnregisterTraceGuids or EnableTrace(Ex2) called outside a callback delivers it (never
+ * StartTrace or ControlTrace: their callers do not expect ControlCallbacks on their thread).
+ * Counted once per registration and change, as found when asked: the count only grows, and
+ * one delivered after it was counted stays counted. */
 ULONG wpptrace_changes_undelivered(void);
 /* Sessions of other processes whose memory this process refused to map (its file not sealed
  * against shrinking, or not what the session said), each counted once; their providers stay

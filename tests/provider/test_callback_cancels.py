@@ -1,15 +1,15 @@
 """A thread cancelled inside one ControlCallback, while the same change was still to reach the
 other registrations of the GUID: those registrations hear it all the same (from the endpoint
-thread, or, in a process without one, from the next call of the library), and are never listed
-as enabled before they did."""
+thread, or, in a process without one, from the next RegisterTraceGuids, UnregisterTraceGuids or
+EnableTrace), and are never listed as enabled before they did."""
 from __future__ import annotations
 
 import pytest
 
 
-ENABLE_HEARD = {"cancelled": 1, "listed_before": 0, "undelivered": 0, "r1_enables": 1, "r1_disables": 0,
+ENABLE_HEARD = {"cancelled": 1, "listed_before": 0, "undelivered": 0, "heard_early": 0, "r1_enables": 1, "r1_disables": 0,
                 "r2_enables": 1, "r2_disables": 0, "listed": 1, "stop": 0}
-DISABLE_HEARD = {"cancelled": 1, "listed_before": 0, "undelivered": 0, "r1_enables": 1, "r1_disables": 1,
+DISABLE_HEARD = {"cancelled": 1, "listed_before": 0, "undelivered": 0, "heard_early": 0, "r1_enables": 1, "r1_disables": 1,
                  "r2_enables": 1, "r2_disables": 1, "listed": 0, "stop": 0}
 
 
@@ -34,8 +34,10 @@ def test_without_an_endpoint_thread_the_next_call_delivers_what_a_cancel_left_ow
     """No endpoint thread (the runtime directory refused once the private session started: others
     of the group may write to it; the program makes it so, then private again to stop): the change owed to R2 was lost, R2 kept
     writing into the session it was never told was disabled (or never wrote into the one that
-    enabled it), and nothing counted it. It is counted as undelivered until a later call (a
-    ControlTrace QUERY) delivers it, once."""
+    enabled it), and nothing counted it. It is counted as undelivered when asked. A ControlTrace
+    QUERY made by a thread holding the lock R2's callback takes returns without running R2's
+    callback (it ran there and the thread deadlocked on itself); a later EnableTrace delivers
+    the change, once."""
     expected = dict(ENABLE_HEARD if change == "enable" else DISABLE_HEARD, undelivered=1)
     assert callback_cancels(f"{change}-alone", out) == expected
 
@@ -45,3 +47,16 @@ def test_with_the_endpoint_closed_the_next_call_delivers_what_a_cancel_left_owed
     """The same with the endpoint closed by the application (wpptrace_endpoint_close)."""
     expected = dict(ENABLE_HEARD if change == "enable" else DISABLE_HEARD, undelivered=1)
     assert callback_cancels(f"{change}-closed", out) == expected
+
+
+@pytest.mark.parametrize("change", ["enable", "disable"])
+def test_an_endpoint_closed_after_its_thread_took_a_change_owed_leaves_it_delivered(callback_cancels, out, change):
+    """The endpoint is closed by another thread just after its thread took the change owed to R2
+    to deliver: the thread waited a second before delivering it and ended first, and the change was
+    neither delivered by a later call nor counted. It is delivered, once: by the thread before it
+    ends, or by the next EnableTrace."""
+    got = callback_cancels(f"{change}-closing", out)
+    got.pop("heard_early")
+    expected = dict(ENABLE_HEARD if change == "enable" else DISABLE_HEARD)
+    expected.pop("heard_early")
+    assert got == expected

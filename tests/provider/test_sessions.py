@@ -530,8 +530,9 @@ def test_enables_withheld_from_a_forked_child_are_said_at_exit(monkeypatch, caps
 
 
 def test_changes_no_call_delivered_are_said_at_exit(monkeypatch, capsys):
-    """Registrations still owed a change a thread cancelled in a ControlCallback left them, in a
-    process with no endpoint thread that made no later call: one line at exit."""
+    """Registrations found owed a change a thread cancelled in a ControlCallback left them, in a
+    process with no endpoint thread: one line at exit, which says they were found owed when asked
+    (a later call may have delivered it since: the count only grows)."""
     from wpptrace.provider import api
 
     class Counts:
@@ -541,9 +542,10 @@ def test_changes_no_call_delivered_are_said_at_exit(monkeypatch, capsys):
     monkeypatch.setattr(api, "lib", Counts())
     api._report_enables_dropped()
     assert capsys.readouterr().err.splitlines() == [
-        "wpptrace: 1 provider registration of this process never heard a change of its enable state "
-        "(the thread making it was cancelled in a ControlCallback, and no endpoint thread nor later call "
-        "of the library delivered it)"]
+        "wpptrace: 1 provider registration of this process was found owed a change of its enable "
+        "state when asked (the thread making it was cancelled in a ControlCallback, and no endpoint "
+        "thread was there to deliver it; a later RegisterTraceGuids, UnregisterTraceGuids or EnableTrace "
+        "may have)"]
 
 
 def test_a_forked_child_reports_the_enables_it_lacks_itself_once(tmp_path, session_name):
