@@ -22,7 +22,6 @@ from .timestamps import FILETIME_TICKS_PER_SECOND, UNIX_EPOCH_SECONDS
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
-    import uuid
     from typing import IO
 
 __all__ = [
@@ -218,11 +217,11 @@ class JsonRows:
         self._second = None
         self._second_text = b""
 
-    def head(self, guid: uuid.UUID | None, number: int, status: str, component: str, name: str,
+    def head(self, guid: str | None, number: int, status: str, component: str, name: str,
              markers: dict) -> bytes:
-        """The keys from ``guid`` to ``flags``."""
+        """The keys from ``guid`` (its text, or None) to ``flags``."""
         return _utf8("," + self._dumps(dict(zip(_JSON_HEAD_KEYS, (
-            str(guid) if guid is not None else None, number, status, component, name,
+            guid, number, status, component, name,
             markers.get("FILE", ""), markers.get("LINE", ""), markers.get("FUNC", ""),
             markers.get("LEVEL", ""), markers.get("FLAGS", "")))))[1:-1])
 

@@ -27,7 +27,7 @@ from itertools import compress, islice, repeat
 from operator import add, and_ as _and, attrgetter, itemgetter, ne, not_, sub as _sub
 
 from wpptrace._fieldclass import field, fieldclass
-from wpptrace._lazyuuid import int_of_le, le_of_int, uuid_of_int
+from wpptrace._lazyuuid import int_of_le, le_of_int, text_of_le, uuid_of_int
 
 from ._hazmat import ETL, NO_RECORD, RowPrinter, install_records, sizeof
 
@@ -67,6 +67,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+_EVENT_TRACE_GUID_LE = le_of_int(int(_EVENT_TRACE_GUID.replace("-", ""), 16))
 _KIND_SYSTEM = ETL.ETLRD_KIND_SYSTEM
 _NO_TIME = ETL.WPPR_NO_TIME    # wpp_rows.NO_TIME: the record carries no time
 _HAS_GUID = ETL.ETLRD_HAS_GUID
@@ -257,6 +258,38 @@ def _uuid_of_le(guid_le: bytes) -> uuid.UUID:
     """The UUID of GUID bytes_le (made once: a GUID has many messages; from its int:
     ``UUID(bytes_le=)`` costs twice as much)."""
     return uuid_of_int(int_of_le(guid_le))
+
+
+class _GuidFromLe:
+    """``WppMessage.guid`` of a message made with its GUID's bytes_le (``_guid_le``, set by
+    ``_with_guid_le``): the UUID is made when first read, so a CSV or JSON Lines run, which
+    prints GUIDs as text (``guid_text``), imports no ``uuid`` (``wpptrace._lazyuuid``)."""
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        guid = obj.__dict__["guid"] = _uuid_of_le(obj.__dict__["_guid_le"])
+        return guid
+
+
+WppMessage.guid = _GuidFromLe()
+
+
+def _with_guid_le(message: WppMessage, guid_le: bytes) -> WppMessage:
+    """``message`` (made with ``guid=None``) given the GUID ``guid_le``, no UUID made."""
+    held = message.__dict__
+    del held["guid"]
+    held["_guid_le"] = guid_le
+    return message
+
+
+def guid_text(message: WppMessage) -> str | None:
+    """``str(message.guid)``, or None for a message with no GUID; no UUID made."""
+    held = message.__dict__
+    if "guid" in held:
+        guid = held["guid"]
+        return None if guid is None else str(guid)
+    return text_of_le(held["_guid_le"])
 
 
 class _Entry:
@@ -1300,7 +1333,7 @@ class WppDecoder:
         if entry is None:
             # its GUID as text: only ever printed (the summary, JSON Lines), and a run whose
             # messages all come from the program cache makes no UUID (wpptrace._lazyuuid)
-            entry = _Entry(le_of_int(int(_EVENT_TRACE_GUID.replace("-", ""), 16)), 0, _EVENT_TRACE_GUID)
+            entry = _Entry(_EVENT_TRACE_GUID_LE, 0, _EVENT_TRACE_GUID)
             entry.message, entry.formatter, entry.markers = None, None, {}
             entry.format, entry.compile_error = "", None
             entry.component = entry.name = "Header"
@@ -1312,12 +1345,12 @@ class WppDecoder:
     def _header_message(self, rec, clock) -> WppMessage:
         line = self.header_line(rec, clock)
         filetime, tt = self._header_values(rec, clock)
-        return WppMessage(
-            status=HEADER, guid=_event_trace_guid(), number=0, filetime=filetime, time_text=tt,
+        return _with_guid_le(WppMessage(
+            status=HEADER, guid=None, number=0, filetime=filetime, time_text=tt,
             cpu=rec.processor or 0, thread_id=rec.thread_id or 0, process_id=rec.process_id or 0,
             sequence=rec.sequence or 0, kernel_time=0, user_time=0, component="Header",
             name="Header", source_file="", source_line="", function="", level="", flags="",
-            text="EventTrace", line=line)
+            text="EventTrace", line=line), _EVENT_TRACE_GUID_LE)
 
     def count_marks(self) -> tuple:
         """Rows seen so far per message, in the order of ``message_keys``, as a mark to go
@@ -1456,13 +1489,15 @@ class WppDecoder:
         time_text = self.time_text(filetime) if filetime is not None else ""
         markers = entry.markers
         msg = WppMessage(
-            status=OK, guid=entry.guid if present & _HAS_GUID else None, number=number,
+            status=OK, guid=None, number=number,
             filetime=filetime, time_text=time_text, cpu=cpu, thread_id=tid, process_id=pid,
             sequence=seq, kernel_time=0, user_time=0, component=entry.component, name=entry.name,
             source_file=markers.get("FILE", ""), source_line=markers.get("LINE", ""),
             function=markers.get("FUNC", ""), level=markers.get("LEVEL", ""),
             flags=markers.get("FLAGS", ""), subcomponent=markers.get("SUBCOMP", ""),
             text="", line="")
+        if present & _HAS_GUID:
+            _with_guid_le(msg, entry.guid_le)
         if entry.message is None:
             self.counters.unknown += 1
             msg.status = UNKNOWN
@@ -1632,12 +1667,12 @@ class _StructuredRows:
         if self.csv is not None:
             return self.csv.piece(entry.component, entry.name)
         if entry.unknown is not None:
-            return json_decoration(self.json.head(entry.guid, entry.number, UNKNOWN,
+            return json_decoration(self.json.head(text_of_le(entry.guid_le), entry.number, UNKNOWN,
                                                   entry.component, entry.name, entry.markers), [])
         kinds = entry.formatter.json_kinds()
         if kinds is None:
             return None
-        head = self.json.head(entry.guid, entry.number, OK, entry.component, entry.name,
+        head = self.json.head(text_of_le(entry.guid_le), entry.number, OK, entry.component, entry.name,
                               entry.markers)
         return json_decoration(head, [(self.json.arg_name(name, item), kind, bits4, bits8)
                                       for name, item, kind, bits4, bits8 in kinds])
@@ -1651,7 +1686,7 @@ class _StructuredRows:
                             m.time_text.encode(), m.sequence, m.process_id, m.cpu,
                             m.line.encode("utf-8", "surrogatepass"))
         json = self.json
-        return json.line(json.head(m.guid, m.number, m.status, m.component, m.name,
+        return json.line(json.head(guid_text(m), m.number, m.status, m.component, m.name,
                                    _markers_of(m)),
                          json.tail(m.text, m.args, m.error), m.filetime, m.cpu, m.thread_id,
                          m.process_id, m.sequence)

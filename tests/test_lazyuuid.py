@@ -46,3 +46,30 @@ def test_guid_constants():
         records.NO_SUCH_GUID
     with pytest.raises(AttributeError):
         wpp.NO_SUCH_GUID
+
+
+@pytest.mark.parametrize("value", [0, 1, 0x68FDD9004A3E11D184F40000F80464E3, (1 << 128) - 1,
+                                   0x0123456789ABCDEF0123456789ABCDEF, 1 << 127])
+def test_guid_text_without_a_uuid(value):
+    guid = uuid.UUID(int=value)
+    assert _lazyuuid.text_of_int(value) == str(guid)
+    assert _lazyuuid.text_of_le(guid.bytes_le) == str(guid)
+
+
+def test_a_message_made_with_its_guid_bytes_reads_as_its_uuid():
+    """A decoded message keeps its GUID's bytes until ``guid`` is read: the text is printed
+    without a UUID, the field reads as the UUID (the same one for every message of a GUID),
+    and fields, equality and repr are those of a message made with the UUID."""
+    guid = uuid.UUID("2cb15d1d-5fc1-11d2-abe1-00a0c911f518")
+    facts = dict(status="ok", number=3, filetime=None, time_text="", cpu=0, thread_id=1,
+                 process_id=2, sequence=0, kernel_time=0, user_time=0, component="C", name="N",
+                 source_file="", source_line="", function="", level="", flags="", text="t",
+                 line="t")
+    lazy = [wpp._with_guid_le(wpp.WppMessage(guid=None, **facts), guid.bytes_le) for _ in range(2)]
+    made = wpp.WppMessage(guid=guid, **facts)
+    assert [wpp.guid_text(m) for m in lazy] == [str(guid)] * 2
+    assert "guid" not in vars(lazy[0])            # printing it made no UUID
+    assert lazy[0] == made and repr(lazy[1]) == repr(made)
+    assert lazy[0].guid == guid and lazy[0].guid is lazy[1].guid
+    assert wpp.guid_text(made) == str(guid)
+    assert wpp.guid_text(wpp.WppMessage(guid=None, **facts)) is None

@@ -60,3 +60,15 @@ def le_of_int(value: int) -> bytes:
     """The bytes_le of a GUID given as its 128-bit int (``UUID(int=value).bytes_le``)."""
     big = value.to_bytes(16, "big")
     return big[3::-1] + big[5:3:-1] + big[7:5:-1] + big[8:]
+
+
+def text_of_int(value: int) -> str:
+    """``str(uuid.UUID(int=value))``: the GUID's text, no UUID made."""
+    h = "%032x" % value
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def text_of_le(guid_le: bytes) -> str:
+    """``str(uuid.UUID(bytes_le=guid_le))``: the text of a GUID given as its bytes_le."""
+    return text_of_int(int_of_le(guid_le))
+
