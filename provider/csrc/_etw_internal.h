@@ -455,6 +455,9 @@ enum {
                                           * its handle not handed out */
     WPT_POINT_OWED_TAKEN = 66,           /* the endpoint thread took the changes owed to
                                           * deliver (g_redeliver cleared), has not yet */
+    WPT_POINT_REGISTRY_WAITING = 67,     /* the registry's file lock is held by another process:
+                                          * this thread waits for it (holding the process's
+                                          * registry mutex) */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);
@@ -898,6 +901,11 @@ typedef struct {                /* LIST reply: one per registered control GUID *
 
 /* Sockets: every connection is checked to come from a process of our own user. */
 int   wpt_ipc_listen(const char *path);
+/* wpt_ipc_listen in two steps: the socket made (-1 on failure), then bound at `path` and
+ * listening (0, else -1 with the socket left open): a caller can keep the socket's number
+ * where a fork handler closes it while it is bound */
+int   wpt_ipc_socket(void);
+int   wpt_ipc_listen_on(int fd, const char *path);
 /* -2: refused; -1 with errno as accept4 left it. `flags`: more accept4 flags (SOCK_NONBLOCK) */
 int   wpt_ipc_accept(int listen_fd, int flags, uint32_t *peer_pid, uint32_t *peer_uid);
 int   wpt_ipc_connect(const char *path, int timeout_ms, ULONG *rc);

@@ -561,6 +561,9 @@ static int same_directory(void) {
 #define SAME_DIRECTORY_CHECKS 5
 static int g_missing_checks;
 static int g_exiting;           /* the process exits (g_ep_lock): its socket removed */
+static int g_rebinding = -1;    /* the socket being bound again, not swapped in yet (g_ep_lock) */
+
+static void unlink_socket(void);
 
 /* Once a second, on the endpoint thread: the socket a clean-up removed is bound again, and the
  * registry copied again (what other processes told meanwhile reached nobody here). At once in a
@@ -581,24 +584,34 @@ static void bind_again_if_removed(void) {
     char path[sizeof g_path];
     if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)getpid()) != ERROR_SUCCESS) return;
     WPT_TEST_POINT(WPT_POINT_REBINDING);
-    /* bound and swapped under the endpoint's lock, as a new endpoint binds (then the registry's
-     * lock, under which every endpoint binds): a fork in between left the child a copy of the new
-     * listening socket, or of the old one, that its fork handler never closed. Not once the
-     * process exits: its socket removed at exit (remove_socket), one bound after stayed. */
+    /* Bound under the registry's lock alone (under which every endpoint binds), then swapped in
+     * under the endpoint's: the registry's may be waited for a long while (a process stopped
+     * holding it), and fork, exit and the entry points must not wait behind it for the
+     * endpoint's. The socket is made under the endpoint's lock and kept at g_rebinding until
+     * swapped: a child forked in between closes its copy (as it does the listening socket's).
+     * Not once the process exits: its socket removed at exit (remove_socket), one bound after
+     * stayed. */
     pthread_mutex_lock(&g_ep_lock);
-    if (g_exiting) {
-        pthread_mutex_unlock(&g_ep_lock);
-        return;
-    }
+    int fd = g_exiting ? -1 : wpt_ipc_socket();
+    g_rebinding = fd;
+    pthread_mutex_unlock(&g_ep_lock);
+    if (fd < 0) return;
     ULONG locked;
     wpt_registry *reg = wpt_registry_lock(1, &locked);
-    int fd = wpt_ipc_listen(path);
+    int bound = wpt_ipc_listen_on(fd, path) == 0;
     if (reg) wpt_registry_unlock();
     WPT_TEST_POINT(WPT_POINT_REBOUND);
-    if (fd >= 0) {
+    pthread_mutex_lock(&g_ep_lock);
+    g_rebinding = -1;
+    if (bound && !g_exiting) {
         if (g_listen >= 0) close(g_listen);
         g_listen = fd;
         socket_in_place(1);
+    } else {
+        close(fd);
+        /* the exit began while it was bound: its socket was removed before, this one is too */
+        if (bound) unlink_socket();
+        fd = -1;
     }
     pthread_mutex_unlock(&g_ep_lock);
     if (fd < 0) return;
@@ -1138,9 +1151,10 @@ static void fork_child(void) {
         g_requests[i].fd = -1;
     }
     if (g_listen >= 0) close(g_listen);
+    if (g_rebinding >= 0) close(g_rebinding);     /* the parent's, being bound again */
     if (g_wake[0] >= 0) close(g_wake[0]);
     if (g_wake[1] >= 0) close(g_wake[1]);
-    g_listen = g_wake[0] = g_wake[1] = -1;
+    g_listen = g_rebinding = g_wake[0] = g_wake[1] = -1;
     g_running = 0;
     g_path[0] = 0;
     wpt_sessions_after_fork();

@@ -36,18 +36,29 @@ static int peer_is_us(int fd, struct ucred *cred) {
     return cred->uid == geteuid();
 }
 
-int wpt_ipc_listen(const char *path) {
+int wpt_ipc_socket(void) {
+    return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+}
+
+int wpt_ipc_listen_on(int fd, const char *path) {
     struct sockaddr_un a;
     if (make_address(path, &a) != 0) return -1;
     /* the runtime directory checked again right before the bind: it may have been removed
      * and made again by someone else since it was last used */
     if (wpt_runtime_dir(NULL) != ERROR_SUCCESS) { errno = EACCES; return -1; }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) return -1;
     unlink(path);                           /* a stale socket of a process that is gone */
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || chmod(path, 0600) != 0
-        || listen(fd, 64) != 0) {
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || chmod(path, 0600) != 0 || listen(fd, 64) != 0)
+        return -1;
+    return 0;
+}
+
+int wpt_ipc_listen(const char *path) {
+    int fd = wpt_ipc_socket();
+    if (fd < 0) return -1;
+    if (wpt_ipc_listen_on(fd, path) != 0) {
+        int e = errno;
         close(fd);
+        errno = e;
         return -1;
     }
     return fd;

@@ -322,6 +322,7 @@ static int flock_by(int fd, int op, int64_t deadline) {
         if (flock(fd, op | LOCK_NB) == 0) return 0;
         if (errno == EINTR) continue;
         if (errno != EWOULDBLOCK || wpt_mono_ms() >= deadline) return -1;
+        if (nap_ns == 100 * 1000) WPT_TEST_POINT(WPT_POINT_REGISTRY_WAITING);
         struct timespec nap = {0, nap_ns};
         nanosleep(&nap, NULL);
         if (nap_ns < 10 * 1000 * 1000) nap_ns *= 2;

@@ -10,16 +10,32 @@
  *       fork  the endpoint thread is held once it bound the socket again (for 3 s at most);
  *             the process forks meanwhile. Prints "leaked N": the listening sockets named
  *             p-<parent's pid>.sock the child found open.
- * DIR is unused (the runtime directory is the environment's).
+ *       fork_busy  the registry's lock is held by a stopped process (another run of this
+ *             program, MODE hold) when the endpoint thread binds the socket again after the
+ *             clean-up: once the thread waits for that lock, another thread forks (the parent
+ *             waits 30 s at most for the fork to return). Prints "prompt 1" if the fork
+ *             returned while the thread still waited (before the holder was let go), then
+ *             "bound 1" once the socket is in the directory again (the holder killed).
+ *       exit_busy  the same, the process exits instead of forking; an atexit handler run after
+ *             the core's prints "prompt 1" if the exit got there while the thread still waited
+ *             (the holder is killed after 30 s if not, and "prompt 0" printed).
+ *       hold  (run by the busy modes) holds the lock of DIR/registry, says so on its stdout,
+ *             and stops itself.
+ * DIR is unused but by hold (the runtime directory is the environment's).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -33,10 +49,20 @@ static sem_t g_held, g_release;
 static _Atomic int g_hold_at;               /* the test point the endpoint thread is held at */
 static _Atomic int g_polled;                /* the endpoint thread polled since it was let go */
 static _Atomic int g_released;
+static _Atomic int g_rebinding_seen;        /* the endpoint thread reached WPT_POINT_REBINDING */
+static _Atomic int g_rebound_seen;          /* ... and WPT_POINT_REBOUND */
+static _Atomic int g_waiting;               /* it waits for the registry's lock between them */
+static _Atomic int g_forked;
+static pid_t g_holder = -1;
+static volatile sig_atomic_t g_late;        /* the holder was killed: the exit waited too long */
 
 /* Held once. In `fork` mode for 3 s at most: with the socket bound under the endpoint's lock,
  * the fork waits for the thread, and nobody lets it go meanwhile. */
 static void at_point(int point) {
+    if (point == WPT_POINT_REBINDING) atomic_store(&g_rebinding_seen, 1);
+    if (point == WPT_POINT_REBOUND) atomic_store(&g_rebound_seen, 1);
+    if (point == WPT_POINT_REGISTRY_WAITING && atomic_load(&g_rebinding_seen) && !atomic_load(&g_rebound_seen))
+        atomic_store(&g_waiting, 1);
     if (point == WPT_POINT_ENDPOINT_POLL && atomic_load(&g_released)) atomic_store(&g_polled, 1);
     if (point != atomic_load(&g_hold_at)) return;
     atomic_store(&g_hold_at, 0);
@@ -104,14 +130,124 @@ static int sockets_named(pid_t pid) {
     return n;
 }
 
+/* MODE hold: the registry's lock held, then stopped (killed with its parent). */
+static int hold(const char *dir) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/registry", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || flock(fd, LOCK_EX) != 0 || write(1, "h", 1) != 1) return 1;
+    raise(SIGSTOP);
+    for (;;) pause();
+}
+
+/* Another run of this program (spawned: no fork handler runs) holding the registry's lock,
+ * stopped; -1 if it did not get there. */
+static pid_t spawn_holder(const char *self, const char *dir) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+    char *args[] = {(char *)self, "hold", (char *)dir, NULL};
+    extern char **environ;
+    pid_t pid;
+    int failed = posix_spawn(&pid, self, &fa, NULL, args, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(p[1]);
+    char c;
+    int status;
+    if (failed || read(p[0], &c, 1) != 1 || waitpid(pid, &status, WUNTRACED) != pid || !WIFSTOPPED(status))
+        pid = -1;
+    close(p[0]);
+    return pid;
+}
+
+static void end_holder(void) {
+    if (g_holder <= 0) return;
+    kill(g_holder, SIGKILL);
+    waitpid(g_holder, NULL, 0);
+    g_holder = -1;
+}
+
+static void *forker(void *arg) {
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    *(pid_t *)arg = child;
+    atomic_store(&g_forked, 1);
+    return NULL;
+}
+
+static void too_late(int sig) {
+    (void)sig;
+    g_late = 1;
+    kill(g_holder, SIGKILL);
+}
+
+/* Run after the core's handler at exit (registered before it). */
+static void exited(void) {
+    alarm(0);
+    printf("prompt %d\n", !g_late && !atomic_load(&g_rebound_seen));
+    fflush(stdout);
+    end_holder();
+}
+
+/* MODE fork_busy and exit_busy. */
+static int busy(const char *self, const char *dir, int exiting) {
+    wpt_registry_wait_ms = 120000;          /* the thread waits until the holder is let go */
+    if (exiting) atexit(exited);
+    TRACEHANDLE r;
+    TRACE_GUID_REGISTRATION reg = {&g_control, NULL};
+    if (RegisterTraceGuids(quiet, NULL, &g_control, 1, &reg, NULL, NULL, &r) != ERROR_SUCCESS) return 4;
+    atomic_store(&g_hold_at, WPT_POINT_REBINDING);
+    wpt_test_point = at_point;
+    if (remove_and_make_again(dir) != 0) return 5;
+    if ((g_holder = spawn_holder(self, dir)) < 0) return 9;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    if (sem_timedwait(&g_held, &until) != 0) return 6;
+    sem_post(&g_release);
+    wait_for(&g_waiting);
+    if (!atomic_load(&g_waiting)) return 10;
+    if (exiting) {
+        signal(SIGALRM, too_late);
+        alarm(30);
+        exit(0);
+    }
+    pthread_t t;
+    pid_t child = -1;
+    if (pthread_create(&t, NULL, forker, &child) != 0) return 7;
+    for (int i = 0; i < 30000 && !atomic_load(&g_forked); i++) usleep(1000);
+    printf("prompt %d\n", atomic_load(&g_forked) && !atomic_load(&g_rebound_seen));
+    end_holder();
+    pthread_join(t, NULL);
+    int status;
+    if (waitpid(child, &status, 0) != child || !WIFEXITED(status)) return 8;
+    char sock[4096];
+    snprintf(sock, sizeof sock, "%s/p-%d.sock", dir, (int)getpid());
+    struct stat st;
+    int bound = 0;
+    for (int i = 0; i < 20000 && !bound; i++) {
+        bound = stat(sock, &st) == 0 && S_ISSOCK(st.st_mode);
+        if (!bound) usleep(1000);
+    }
+    printf("bound %d\n", bound);
+    UnregisterTraceGuids(r);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) return 2;
-    int exiting = strcmp(argv[1], "exit") == 0;
-    if (!exiting && strcmp(argv[1], "fork") != 0) return 2;
+    if (strcmp(argv[1], "hold") == 0) return hold(argv[2]);
     const char *dir = getenv("WPPTRACE_RUNTIME_DIR");
     if (!dir) return 3;
     sem_init(&g_held, 0, 0);
     sem_init(&g_release, 0, 0);
+    if (strcmp(argv[1], "fork_busy") == 0 || strcmp(argv[1], "exit_busy") == 0)
+        return busy(argv[0], dir, argv[1][0] == 'e');
+    int exiting = strcmp(argv[1], "exit") == 0;
+    if (!exiting && strcmp(argv[1], "fork") != 0) return 2;
     if (exiting) atexit(let_go_at_exit);    /* before the core's: run after it */
     TRACEHANDLE r;
     TRACE_GUID_REGISTRATION reg = {&g_control, NULL};

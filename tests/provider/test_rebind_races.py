@@ -27,3 +27,16 @@ def test_a_child_forked_while_the_socket_is_bound_again_has_no_copy_of_it(rebind
     """The socket bound again was not yet where the child's fork handler closes the endpoint's
     socket: the child kept a copy of the parent's listening socket for its whole life."""
     assert rebind_races("fork", tmp_path) == {"leaked": 0}
+
+
+def test_a_fork_does_not_wait_for_the_registry_while_the_socket_is_bound_again(rebind_races, runtime, tmp_path):
+    """The socket was bound again with the endpoint's lock held across the wait for the registry's
+    lock: with that lock held by a stopped process, fork() waited (as long as the registry's lock
+    is waited for) for the endpoint's. The fork returns while the wait goes on; the socket is
+    bound once the holder is gone."""
+    assert rebind_races("fork_busy", tmp_path) == {"prompt": 1, "bound": 1}
+
+
+def test_an_exit_does_not_wait_for_the_registry_while_the_socket_is_bound_again(rebind_races, runtime, tmp_path):
+    """The same at exit: the core's handler at exit waited for the endpoint's lock."""
+    assert rebind_races("exit_busy", tmp_path) == {"prompt": 1}
