@@ -126,7 +126,9 @@ def _build() -> None:
     # ---------------------------------------------------------------------------------------------
     comment = pp.Regex(r"//.*").set_name("comment")
 
-    component = pp.Regex(r"(?!//)\S+").set_name("component name")
+    # a blank comes between the GUID and its component ("<guid>ABC" is a GUID with three more
+    # digits, not a GUID and a component): the lookbehind sees the character before the token
+    component = pp.Regex(r"(?<=\s)(?!//)\S+").set_name("blank, then component name")
     guid_header = (
         GUID("guid") - component("component") - pp.Opt(SLASHES + trailer("trailer")) - pp.StringEnd()
     ).set_name("GUID header line")
@@ -282,7 +284,7 @@ _FAST_GUID_HEADER = LazyPattern(
     rf"(?=(?P<close>\}}?))(?P=close))"
     # the component is taken whole, as the pyparsing token takes it (no backtracking into it:
     # a lookahead capture, then a backreference, is an atomic group that works on every Python)
-    rf"{_WS}*(?!//)(?=(?P<component>\S+))(?P=component){_WS}*(?://(?P<trailer>{P_TRAILER}))?{_WS}*\Z"
+    rf"{_WS}+(?!//)(?=(?P<component>\S+))(?P=component){_WS}*(?://(?P<trailer>{P_TRAILER}))?{_WS}*\Z"
 )
 _FAST_ENUM_LINE = LazyPattern(rf"#enumv[ \t]{_WS}*(?P<name>\S+){_WS}*\Z")
 _FAST_ENUM_VALUE = LazyPattern(

@@ -118,7 +118,7 @@ def test_enum_definitions():
         (HEADER + '\n#typev a 10 "x" //  L=1\n{\na, ItemLong -- 10\n', 5, 1, '"}" line'),
         (HEADER + '\n#typev a 10 "x" //  L=1\nx\n', 3, 1, '"{" line'),
         (HEADER + '\n#typev a 10 "x" //  L=1\n{\na, ItemListLong(a,b -- 10\n}', 4, 26, "')'"),
-        (G1 + "\n", 1, 37, "component name"),
+        (G1 + "\n", 1, 37, "blank, then component name"),
         ("#enumv E\n{\nA,0x1\nB,zz\n}\n", 4, 3, "enumerator value (0x... or decimal)"),
         ("{\n}\n", 1, 1, "#typev line, #enumv line or GUID header"),
     ],
