@@ -10,8 +10,8 @@ send what is queued (30; a service manager's stop ends it promptly; what it coul
 deliver is said; --stop-limit none waits as long as --linger and --linger-limit allow); a
 second one gives up at once. Exit status: 0 delivered, or given up on with no buffer left
 undelivered (only END's acknowledgement missing: "END not acknowledged ... (no buffer left
-undelivered)"), whichever of --linger, --linger-limit, --stop-limit or a second interrupt
-ended the wait; 1 the session could not be read, the collector refused, or buffers were
+undelivered)"), whichever of --linger, --linger-limit, --stop-limit, a second interrupt or
+the collector's stop ended the wait; 1 the session could not be read, the collector refused, or buffers were
 left undelivered when the relay gave up (the collector could not be reached in time, or
 did not acknowledge them); 2 bad usage.
 """

@@ -36,8 +36,9 @@ import uuid
 from typing import Callable, Optional
 
 from wpptrace.decoder.buffers import buffer_info
-from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BUSY, ERROR_DISK_FULL,
-                               ERROR_HANDLE_EOF, ERROR_INVALID_PARAMETER, Win32Error, in_words)
+from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BUSY, ERROR_CANCELLED,
+                               ERROR_DISK_FULL, ERROR_HANDLE_EOF, ERROR_INVALID_PARAMETER,
+                               Win32Error, in_words)
 
 from . import protocol as P
 from .etlstream import EtlStreamFile
@@ -481,7 +482,7 @@ class _Source:
         """Tell the relay what is on the disk (only ever that: an ACK lets it forget)."""
         conn = self.connection
         if (conn is None or not conn.welcomed or conn.replaced or self.write_error
-                or conn.writer.transport.is_closing()):
+                or conn.told_stop or conn.writer.transport.is_closing()):
             return
         self.unacked = 0
         conn.writer.write(P.encode(P.FrameType.ACK, self.written_seq + 1))
@@ -687,6 +688,8 @@ class _Connection:
         self.receiving: Optional[asyncio.Task] = None
         #: ... saying why
         self.failure: Optional[P.ProtocolError] = None
+        self.end_acked = False              # END's ACK sent: the relay has its answer
+        self.told_stop = False              # the collector's stop said: no frame after it
 
     def wake(self) -> None:
         """If it waits for room: look again."""
@@ -956,10 +959,9 @@ class Collector:
         expiry.cancel()
         watch.cancel()
         self._server.close()
+        # each open connection is told (ERROR_CANCELLED) as its handler is cancelled below:
+        # a relay that sent END must not take the close for END's acknowledgement
         for source in list(self._sources.values()):
-            conn = source.connection
-            if conn is not None:
-                conn.writer.transport.abort()
             source.finish(0)
         handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in handlers:
@@ -1215,13 +1217,15 @@ class Collector:
             self._active_in[network] += 1
         source: Optional[_Source] = None
         conn: Optional[_Connection] = None
+        spoken = self.tls is None or not _START_TLS     # frames can reach the relay
         try:
-            if self.tls is not None and _START_TLS:
+            if not spoken:
                 try:
                     await writer.start_tls(self.tls, ssl_handshake_timeout=self.handshake_timeout)
                 except (ssl.SSLError, ConnectionError, asyncio.TimeoutError, OSError) as exc:
                     raise _Refused(f"TLS handshake failed: {_tls_reason(exc)}",
                                    ERROR_ACCESS_DENIED, tell=False) from None
+                spoken = True
             identity = self._identity(writer)
             frame = await asyncio.wait_for(P.read_frame(reader, P.FROM_RELAY),
                                            self.handshake_timeout)
@@ -1300,6 +1304,10 @@ class Collector:
             # the collector is stopping; the handler ends normally (Python 3.11's stream
             # server logs a cancelled handler as an error with a traceback)
             reason = "collector stopping"
+            if spoken and not (conn is not None and conn.end_acked):
+                if conn is not None:
+                    conn.told_stop = True
+                await _tell_stopping(reader, writer)
         except Exception as exc:   # noqa: BLE001 - one source's failure never stops the others
             reason = f"internal error: {exc!r}"
             log.exception("%s: %s", _who(source, peer), reason)
@@ -1422,6 +1430,7 @@ class Collector:
                     raise conn.failure or _StorageFailed(f"cannot write {source.stats.path}: "
                                                          f"{source.write_error}")
                 source.ack()
+                conn.end_acked = True
                 await self._drain(writer)
                 return
             if frame.type == P.FrameType.STATS:
@@ -1584,6 +1593,27 @@ def _tls_reason(exc: BaseException) -> str:
 
 def _who(source: Optional[_Source], peer: str) -> str:
     return f"{source.stats.label} ({peer})" if source is not None else peer
+
+
+async def _tell_stopping(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The collector stops: tell the relay (ERROR_CANCELLED) before its connection closes, so
+    that a relay that sent END does not take the close for END's acknowledgement. What the
+    relay sent meanwhile is read and let go until it closes its end (at most a second): a
+    socket closed with data unread resets the connection, and the reset may discard the
+    ERROR before the relay read it."""
+    try:
+        writer.write(P.encode_error(ERROR_CANCELLED, "the collector is stopping"))
+        if writer.can_write_eof():
+            writer.write_eof()
+        await asyncio.wait_for(_read_to_end(reader), 1.0)
+    except (OSError, asyncio.TimeoutError, ssl.SSLError, RuntimeError,
+            asyncio.IncompleteReadError):
+        pass
+
+
+async def _read_to_end(reader: asyncio.StreamReader) -> None:
+    while await reader.read(1 << 16):
+        pass
 
 
 async def _send_error(writer: asyncio.StreamWriter, code: int, reason: str) -> None:

@@ -37,8 +37,8 @@ from typing import Optional
 
 from wpptrace.decoder.buffers import buffer_info
 from wpptrace.decoder.timestamps import FILETIME_UNIX_EPOCH
-from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BUSY, ERROR_DISK_FULL,
-                               ERROR_HANDLE_EOF, ERROR_NOT_SUPPORTED)
+from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BUSY, ERROR_CANCELLED,
+                               ERROR_DISK_FULL, ERROR_HANDLE_EOF, ERROR_NOT_SUPPORTED)
 
 from . import protocol as P
 
@@ -469,7 +469,18 @@ class Relay:
                     if refused.code == ERROR_HANDLE_EOF:    # END arrived; its ACK did not
                         self.outcome = "ended" if self._outbox.end else "stopped"
                         return
-                    if refused.code == ERROR_BUSY:
+                    if refused.code == ERROR_CANCELLED:     # the collector stopped
+                        if self._outbox.end is not None and self._all_acknowledged():
+                            # only END's ACK was missing: a collector started again would
+                            # make a new file of the header buffer alone
+                            self.outcome = (f"{'ended' if self._outbox.end else 'stopped'}: "
+                                            f"END not acknowledged: the collector stopped "
+                                            f"(no buffer left undelivered)")
+                            log.warning("%s: %s", self.name, self.outcome)
+                            return
+                        log.warning("%s: the collector stopped: %s (retrying)", self.name,
+                                    refused)
+                    elif refused.code == ERROR_BUSY:
                         if P.in_hand(refused.code, str(refused)):
                             self._progress_at = time.monotonic()
                         log.log(logging.DEBUG if self._busy_said else logging.WARNING,

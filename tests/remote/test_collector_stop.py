@@ -1,0 +1,132 @@
+"""A collector that stops tells each open connection (ERROR_CANCELLED, "the collector is
+stopping") before it closes it: a relay that sent END never takes that close for END's
+acknowledgement, and says that the collector stopped."""
+from __future__ import annotations
+
+import socket
+import struct
+
+from remote_helpers import (PATIENCE, FakeCollector, HandRelay, _StuckWrite, header, read_frame,
+                            wait_until)
+
+from wpptrace.remote import Collector, Relay
+from wpptrace.remote import collector as collector_module
+from wpptrace.remote import protocol as P
+from wpptrace.winerror import ERROR_CANCELLED
+
+_STOPPING = struct.pack("<I", ERROR_CANCELLED) + b"the collector is stopping"
+
+
+def test_a_stop_between_the_last_buffers_ack_and_reading_end_is_said_to_the_relay(
+        recorded, tmp_path, monkeypatch):
+    """The collector ACKs the relay's last buffer (its every-8th ACK, which carries END's
+    value) after the relay sent END, and stops before it read END. Closed without a word,
+    the connection looked to the relay like the close that follows END's ACK: it said the
+    stream ended, delivered, while the file was closed without the session's EndTime. Told
+    that the collector stopped, it says so, with no buffer left undelivered."""
+    disk = _StuckWrite(monkeypatch, only="stopping")    # (the writes wait until END came)
+    end_read = []
+    take = collector_module._Source.take
+
+    def take_all_but_end(self, frame):
+        if frame.type == P.FrameType.END:
+            end_read.append(frame.sequence)             # (not taken: as if not read yet)
+            disk.release.set()
+            return False
+        return take(self, frame)
+    monkeypatch.setattr(collector_module._Source, "take", take_all_but_end)
+    head, buffers = recorded
+    collector = Collector(output_dir=str(tmp_path / "c")).start()
+    relay = Relay(collector.address, buffer_size=len(head), name="stopping", linger=PATIENCE,
+                  reply_timeout=PATIENCE)
+    try:
+        relay.add(head)
+        for buf in buffers[:8]:
+            relay.add(buf)
+        relay.finish()
+        relay.start()
+        wait_until(lambda: relay.stats.acknowledged == 9, what="the last buffer acknowledged")
+        assert end_read == [9]
+        assert relay._end_acked                 # (the ACK came after END was sent)
+        assert collector.stop() is None
+        assert relay.wait(PATIENCE), "the relay hangs"
+    finally:
+        relay.close(timeout=0.5)
+        collector.stop()
+    assert relay.outcome == ("ended: END not acknowledged: the collector stopped (no buffer "
+                             "left undelivered)"), relay.outcome
+    [source] = collector.sources
+    assert not source.ended and not source.stopped
+    assert source.buffers == 8
+    assert header(source.path).end_time == 0
+
+
+def test_each_open_connection_is_told_before_the_collector_closes_it(recorded, tmp_path):
+    """A relay welcomed (its header and a buffer sent) and a connection that said nothing yet
+    both get the ERROR frame, then the close."""
+    head, buffers = recorded
+    collector = Collector(output_dir=str(tmp_path / "c")).start()
+    silent = None
+    hand = HandRelay(collector.address, len(head), session="told")
+    try:
+        assert hand.answer()[0] == P.FrameType.WELCOME
+        hand.header(head)
+        hand.buffer(1, buffers[0])                  # (not ACKed: one in 8 is)
+        silent = socket.create_connection(collector.address)
+        silent.settimeout(PATIENCE)
+        wait_until(lambda: collector._active == 2, what="both connections handled")
+        assert collector.stop() is None
+        assert hand.answer() == (P.FrameType.ERROR, 0, _STOPPING)
+        assert hand.answer() is None
+        assert silent.recv(1 << 16) == P.encode_error(ERROR_CANCELLED,
+                                                      "the collector is stopping")
+        assert silent.recv(1 << 16) == b""
+    finally:
+        hand.close()
+        if silent is not None:
+            silent.close()
+        collector.stop()
+
+
+def _stop_with_buffers_unacknowledged_then_take_everything(sock, seen):
+    """First connection: ACKs the header only, then the collector stops (ERROR_CANCELLED).
+    The relay comes back: every buffer and END acknowledged, then the close after END's
+    ACK."""
+    seen.append(None)
+    sock.sendall(P.encode(P.FrameType.WELCOME, 0))
+    if len(seen) == 1:
+        read_frame(sock)                            # HEADER
+        sock.sendall(P.encode(P.FrameType.ACK, 1))
+        sock.sendall(P.encode_error(ERROR_CANCELLED, "the collector is stopping"))
+        sock.close()
+        return
+    while True:
+        kind, sequence = read_frame(sock)
+        if kind == P.FrameType.END:
+            sock.sendall(P.encode(P.FrameType.ACK, sequence))
+            sock.close()
+            return
+
+
+def test_a_relay_with_buffers_left_retries_after_the_collectors_stop(recorded):
+    """A collector that stops while buffers wait for its ACK may start again: the relay
+    retries, and delivers the stream to it."""
+    seen: list = []
+    fake = FakeCollector(lambda sock: _stop_with_buffers_unacknowledged_then_take_everything(
+        sock, seen))
+    head, buffers = recorded
+    relay = Relay(fake.address, buffer_size=len(head), name="retried", linger=PATIENCE,
+                  reply_timeout=PATIENCE, max_backoff=0.2)
+    try:
+        relay.add(head)
+        for buf in buffers[:4]:
+            relay.add(buf)
+        relay.finish()
+        relay.start()
+        assert relay.wait(PATIENCE), "the relay hangs"
+    finally:
+        relay.close(timeout=0.5)
+        fake.close()
+    assert len(seen) == 2
+    assert relay.outcome == "ended"
+    assert relay.stats.acknowledged == 5
