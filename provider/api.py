@@ -391,8 +391,7 @@ _EXIT_REPORTS = (
                        f"{'were' if plural else 'was'} found owed a change of "
                        f"{'their' if plural else 'its'} enable state when asked (the thread "
                        f"making it was cancelled in a ControlCallback, and no endpoint thread was "
-                       f"there to deliver it; a later RegisterTraceGuids, UnregisterTraceGuids or "
-                       f"EnableTrace may have)"),
+                       f"there to deliver it; a later EnableTrace may have)"),
     (lambda: lib.wpptrace_views_refused(),
      lambda n, plural: f"this process refused the memory of {n} session{'s' if plural else ''} of "
                        f"other processes (not sealed against shrinking, or not as the session "

@@ -301,12 +301,12 @@ static int endpoint_delivers(void) {
 }
 
 /* With no endpoint thread (the runtime directory unusable, the endpoint closed by the
- * application, a session host) nothing reads g_redeliver: RegisterTraceGuids,
- * UnregisterTraceGuids and EnableTrace(Ex2) deliver what is owed themselves, outside any
- * callback; their callers expect ControlCallbacks on their thread. Never StartTrace or
- * ControlTrace: a thread holding its provider's lock to QUERY deadlocked in a callback taking
- * it (nor in a callback: its caller may hold what a callback waits for). What fails is owed
- * to the next one. */
+ * application, a session host) nothing reads g_redeliver: EnableTrace(Ex2) delivers what is
+ * owed itself, outside any callback; its caller expects this process's ControlCallbacks on its
+ * thread. No other entry point: a thread holding a lock a callback takes deadlocked there
+ * (QUERYing a session under its provider's lock, or unregistering or registering another
+ * provider under it, which Windows runs no other registration's callback in), nor in a
+ * callback (its caller may hold what a callback waits for). What fails is owed to the next. */
 void wpt_deliver_owed_at_entry(void) {
     if (!atomic_load(&g_redeliver) || t_endpoint_thread || wpt_in_callback() || endpoint_delivers()) return;
     if (!atomic_exchange(&g_redeliver, 0)) return;

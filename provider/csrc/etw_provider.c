@@ -938,14 +938,16 @@ static ULONG unregister_guids(TRACEHANDLE handle);
 
 /* The entry points that wait (JOINs, callbacks of other threads) with a lock held run with
  * cancellation held off (see wpt_cancel_hold), except in the application's own code: the
- * callbacks they run, and UnregisterTraceGuids's wait for callbacks in other threads. */
+ * callbacks they run, and UnregisterTraceGuids's wait for callbacks in other threads. Neither
+ * delivers what is owed to other registrations (see wpt_deliver_owed_at_entry): as on Windows,
+ * RegisterTraceGuids runs only the new registration's own ENABLE and UnregisterTraceGuids no
+ * callback, and their callers may hold a lock another registration's callback takes. */
 ULONG RegisterTraceGuidsA(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG count,
                           TRACE_GUID_REGISTRATION *regs, LPCSTR mof_path, LPCSTR mof_resource,
                           PTRACEHANDLE out) {
     (void)mof_path;
     (void)mof_resource;   /* MOF class registration has no meaning without WMI */
     int state = wpt_cancel_hold();
-    wpt_deliver_owed_at_entry();           /* its callbacks held off: not the caller's change */
     wpt_cancel_allow_callbacks(state);
     ULONG rc = register_guids(cb, ctx, control, count, regs, out);
     wpt_cancel_restore(state);
@@ -954,7 +956,6 @@ ULONG RegisterTraceGuidsA(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG cou
 
 ULONG UnregisterTraceGuids(TRACEHANDLE handle) {
     int state = wpt_cancel_hold();
-    wpt_deliver_owed_at_entry();           /* its callbacks held off: not the caller's change */
     wpt_cancel_allow_callbacks(state);
     ULONG rc = unregister_guids(handle);
     wpt_cancel_restore(state);

@@ -222,9 +222,9 @@ ULONG wpptrace_enables_dropped(void);
 ULONG wpptrace_enables_withheld(void);
 /* Registrations found owed a change when asked: a thread cancelled in a ControlCallback left
  * it to them, and this process has no endpoint thread to deliver it (no usable runtime
- * directory, the endpoint closed, a session host); the next RegisterTraceGuids,
- * UnregisterTraceGuids or EnableTrace(Ex2) called outside a callback delivers it (never
- * StartTrace or ControlTrace: their callers do not expect ControlCallbacks on their thread).
+ * directory, the endpoint closed, a session host); the next EnableTrace(Ex2) called outside a
+ * callback delivers it (never RegisterTraceGuids, UnregisterTraceGuids, StartTrace or
+ * ControlTrace: their callers do not expect other registrations' ControlCallbacks there).
  * Counted once per registration and change, as found when asked: the count only grows, and
  * one delivered after it was counted stays counted. */
 ULONG wpptrace_changes_undelivered(void);

@@ -10,10 +10,12 @@
  *                     cancelled in R1's DISABLE callback, before R2's runs
  *       enable-alone, disable-alone  as the private modes, in a process with no endpoint
  *                     thread (its runtime directory, WPPTRACE_RUNTIME_DIR, refused once S
- *                     started): a ControlTrace QUERY, made holding the lock R2's callback
- *                     takes, returns without delivering the change; a later EnableTrace (of
- *                     another GUID) delivers it
- *       enable-closed, disable-closed  the same with the endpoint closed by the program
+ *                     started): a ControlTrace QUERY, an UnregisterTraceGuids of a third
+ *                     registration R3 (of another GUID) and a RegisterTraceGuids, made holding
+ *                     the lock R2's callback takes, return without delivering the change; a
+ *                     later EnableTrace (of another GUID) delivers it
+ *       enable-closed, disable-closed  the same with the endpoint closed by the program (no
+ *                     RegisterTraceGuids: it starts an endpoint again)
  *       enable-closing, disable-closing  as the private modes; the endpoint is closed (by
  *                     another thread) just after its thread took the change to deliver
  * The endpoint thread is held before it delivers what is owed until the program looked
@@ -42,7 +44,7 @@ static const GUID g_message = {0x7b1e4a31, 0x5c2d, 0x4e6f, {1, 2, 3, 4, 5, 6, 7,
 static const GUID g_other = {0x7b1e4a32, 0x5c2d, 0x4e6f, {1, 2, 3, 4, 5, 6, 7, 8}};
 
 static _Atomic int g_cancel_on;             /* the request code R1's callback is cancelled in */
-static callback_count g_r1, g_r2;           /* what R1's and R2's callbacks were told */
+static callback_count g_r1, g_r2, g_r3;     /* what R1's, R2's and R3's callbacks were told */
 static _Atomic int *g_heard;                /* R2's count of the change */
 static sem_t g_deliver;                     /* posted: the endpoint thread delivers what is owed */
 static _Atomic int g_done_after_heard;      /* the endpoint's retries were done once R2 heard */
@@ -147,9 +149,10 @@ static int cancelled_change(const char *dir, int enable, int private_session, in
     const char *runtime = getenv("WPPTRACE_RUNTIME_DIR");
     if (!endpoint && (!runtime || chmod(runtime, 0770) != 0)) return 7;
     TRACE_GUID_REGISTRATION reg = {&g_message, NULL};
-    TRACEHANDLE r1, r2;
+    TRACEHANDLE r1, r2, r3;
     if (RegisterTraceGuids(cancelled_callback, &g_r1, &g_control, 1, &reg, NULL, NULL, &r1)
-        || RegisterTraceGuids(locking_callback, &g_r2, &g_control, 1, &reg, NULL, NULL, &r2))
+        || RegisterTraceGuids(locking_callback, &g_r2, &g_control, 1, &reg, NULL, NULL, &r2)
+        || RegisterTraceGuids(count_callbacks, &g_r3, &g_other, 1, &reg, NULL, NULL, &r3))
         return 4;
     if (!enable && EnableTrace(1, 0x5, 4, &g_control, s) != ERROR_SUCCESS) return 5;
     if (endpoint < 0) wpptrace_endpoint_close();
@@ -175,10 +178,17 @@ static int cancelled_change(const char *dir, int enable, int private_session, in
             if (pthread_create(&closer, NULL, close_endpoint, NULL) != 0) return 9;
             pthread_join(closer, NULL);
         } else {
-            /* a monitoring thread holding the provider's lock asks for the statistics: no
-             * callback runs on its thread */
+            /* a monitoring thread holding the provider's lock asks for the statistics, and
+             * the application unregisters and registers providers under it: no other
+             * registration's callback runs on its thread */
             pthread_mutex_lock(&g_app_lock);
             query(s);
+            UnregisterTraceGuids(r3);
+            if (!endpoint) {
+                TRACEHANDLE r4;
+                if (RegisterTraceGuids(count_callbacks, &g_r3, &g_other, 1, &reg, NULL, NULL, &r4) == ERROR_SUCCESS)
+                    r3 = r4;
+            }
             pthread_mutex_unlock(&g_app_lock);
         }
         heard_early = atomic_load(g_heard);
@@ -197,6 +207,7 @@ static int cancelled_change(const char *dir, int enable, int private_session, in
     fflush(stdout);
     UnregisterTraceGuids(r1);
     UnregisterTraceGuids(r2);
+    UnregisterTraceGuids(r3);
     return 0;
 }
 

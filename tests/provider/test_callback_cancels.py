@@ -1,7 +1,7 @@
 """A thread cancelled inside one ControlCallback, while the same change was still to reach the
 other registrations of the GUID: those registrations hear it all the same (from the endpoint
-thread, or, in a process without one, from the next RegisterTraceGuids, UnregisterTraceGuids or
-EnableTrace), and are never listed as enabled before they did."""
+thread, or, in a process without one, from the next EnableTrace), and are never listed as
+enabled before they did."""
 from __future__ import annotations
 
 import pytest
@@ -35,16 +35,18 @@ def test_without_an_endpoint_thread_the_next_call_delivers_what_a_cancel_left_ow
     of the group may write to it; the program makes it so, then private again to stop): the change owed to R2 was lost, R2 kept
     writing into the session it was never told was disabled (or never wrote into the one that
     enabled it), and nothing counted it. It is counted as undelivered when asked. A ControlTrace
-    QUERY made by a thread holding the lock R2's callback takes returns without running R2's
-    callback (it ran there and the thread deadlocked on itself); a later EnableTrace delivers
-    the change, once."""
+    QUERY, an UnregisterTraceGuids of another provider and a RegisterTraceGuids made by a thread
+    holding the lock R2's callback takes return without running R2's callback (it ran there and
+    the thread deadlocked on itself; Windows runs no other registration's callback in them); a
+    later EnableTrace delivers the change, once."""
     expected = dict(ENABLE_HEARD if change == "enable" else DISABLE_HEARD, undelivered=1)
     assert callback_cancels(f"{change}-alone", out) == expected
 
 
 @pytest.mark.parametrize("change", ["enable", "disable"])
 def test_with_the_endpoint_closed_the_next_call_delivers_what_a_cancel_left_owed(callback_cancels, out, change):
-    """The same with the endpoint closed by the application (wpptrace_endpoint_close)."""
+    """The same with the endpoint closed by the application (wpptrace_endpoint_close), with no
+    RegisterTraceGuids under the lock (it starts an endpoint again)."""
     expected = dict(ENABLE_HEARD if change == "enable" else DISABLE_HEARD, undelivered=1)
     assert callback_cancels(f"{change}-closed", out) == expected
 
