@@ -10,11 +10,14 @@ daemonizes is given to it, not to init. The signal goes through a pidfd opened b
 check, so a pid reused meanwhile is never signalled."""
 from __future__ import annotations
 
+import _posixsubprocess
 import ctypes
 import os
 import signal
+import subprocess
 import threading
 import time
+from typing import Any, Callable
 
 _PR_SET_CHILD_SUBREAPER = 36
 _reaper: threading.Thread | None = None
@@ -30,22 +33,100 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text[text.rfind(b")") + 2:].decode().split()
 
 
-def _adopted(pid: int, my_session: int) -> bool:
-    """A child given to this process as a subreaper, not one it made: every child it made is in
-    its session or leads its own (setsid), and a host is in the session of the process that
-    forked it and ended."""
+def _start_time(pid: int) -> str | None:
+    """The process's start time (in clock ticks since boot): with the pid, names one process
+    (a pid is reused, never at the same tick)."""
     fields = _stat_fields(pid)
-    if fields is None:
+    return fields[19] if fields is not None else None
+
+
+# The children this process made itself (os.fork, subprocess, multiprocessing, pty), as
+# {pid: start time}: each is left to whoever made it, who waits for it and wants its exit status.
+# ``_forking`` counts the forks under way, whose child may exist before its pid is noted here.
+_made: dict[int, str | None] = {}
+_forking = 0
+_made_lock = threading.Condition()
+_subreaper = 0                          # the pid of the process made subreaper (not its forks)
+
+
+def _note_made(pid: int) -> None:
+    if pid > 0:
+        _made[pid] = _start_time(pid)
+
+
+def _making(fork: Callable[..., Any], pid_of: Callable[[Any], int]) -> Callable[..., Any]:
+    """``fork`` with the child it makes noted as this process's own. A process forked from this
+    one is no subreaper and forks as usual (it never takes the lock, which another thread may
+    have held at the fork)."""
+    def made(*args: Any, **kwargs: Any) -> Any:
+        global _forking
+        parent = os.getpid()
+        if parent != _subreaper:
+            return fork(*args, **kwargs)
+        with _made_lock:
+            _forking += 1
+        try:
+            result = fork(*args, **kwargs)
+        except BaseException:
+            if os.getpid() == parent:
+                with _made_lock:
+                    _forking -= 1
+                    _made_lock.notify_all()
+            raise
+        if os.getpid() == parent:
+            with _made_lock:
+                _note_made(pid_of(result))
+                _forking -= 1
+                _made_lock.notify_all()
+        return result
+    made.__wrapped__ = fork  # type: ignore[attr-defined]
+    return made
+
+
+def _note_what_makes_children() -> None:
+    """Every way Python makes a child process notes it in ``_made``: os.fork (multiprocessing
+    forks through it), subprocess's fork_exec and posix_spawn, multiprocessing's spawn and
+    forkserver (_posixsubprocess.fork_exec), os.forkpty (pty)."""
+    for owner, name, pid_of in ((os, "fork", int), (os, "forkpty", lambda r: r[0]),
+                                (os, "posix_spawn", int), (os, "posix_spawnp", int),
+                                (_posixsubprocess, "fork_exec", int),
+                                (subprocess, "_fork_exec", int)):
+        call = getattr(owner, name, None)
+        if call is not None and not hasattr(call, "__wrapped__"):
+            setattr(owner, name, _making(call, pid_of))
+
+
+def _children() -> set[int]:
+    """This process's children (each thread's: a child is on the list of the thread that made
+    it, an adopted one on one of them), ended ones not waited for included."""
+    pids: set[int] = set()
+    try:
+        tasks = os.listdir("/proc/self/task")
+        for task in tasks:
+            with open(f"/proc/self/task/{task}/children") as f:
+                pids.update(map(int, f.read().split()))
+        return pids
+    except FileNotFoundError:           # a task ended meanwhile, or no children files here
+        me = os.getpid()
+        return {pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+                if (f := _stat_fields(pid)) and int(f[1]) == me}
+
+
+def _made_here(pid: int) -> bool:
+    """Whether ``pid`` is a child this process made that its maker has not waited for."""
+    if pid not in _made:
         return False
-    session = int(fields[3])
-    return session not in (pid, my_session)
+    now = _start_time(pid)
+    return now is not None and _made[pid] in (None, now)
 
 
 def _reap_adopted() -> None:
-    """Reap the ended processes given to this one (hosts and their like), which nothing else
-    waits for: a zombie would look alive to ``kill(pid, 0)``. Children this process made are
-    left to whoever made them (subprocess, the core)."""
-    me, my_session = os.getpid(), os.getsid(0)
+    """Reap the ended processes given to this one (hosts, and any process whose parent ended
+    first), which nothing else waits for: a zombie would look alive to ``kill(pid, 0)``. The
+    children this process made are left to whoever made them (a subprocess.Popen, a test's
+    os.fork): they wait for their exit status. The core's own short-lived child (the first fork
+    of a host, which it waits for only to free it) is reaped here too at times: the core's wait
+    then finds it gone, which it takes as done."""
     while True:
         time.sleep(0.05)
         try:
@@ -54,28 +135,36 @@ def _reap_adopted() -> None:
             continue
         if peek is None:
             continue
-        if _adopted(peek.si_pid, my_session):
-            zombies = [peek.si_pid]
-        else:                   # a child of ours not waited for yet hides the others: look for them
-            time.sleep(0.2)
-            zombies = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
-                       if (f := _stat_fields(pid)) and f[0] == "Z" and int(f[1]) == me
-                       and _adopted(pid, my_session)]
-        for pid in zombies:
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
+        with _made_lock:
+            # no fork under way: every child made here is in ``_made`` by now
+            _made_lock.wait_for(lambda: _forking == 0)
+            for pid in _children():
+                if _made_here(pid):
+                    continue
+                fields = _stat_fields(pid)
+                if fields is None or fields[0] != "Z":
+                    continue
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+            for pid in [pid for pid in _made if not _made_here(pid)]:
+                del _made[pid]          # waited for by its maker (its pid free, or another's)
 
 
 def become_subreaper() -> None:
     """Make this process the one its orphaned descendants (daemonized session hosts) are given
     to, and reap them as they end."""
-    global _reaper
+    global _reaper, _subreaper
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
     if _reaper is None:
+        _subreaper = os.getpid()
+        _note_what_makes_children()
+        with _made_lock:
+            for pid in _children():     # made before this: whoever made them waits for them
+                _note_made(pid)
         _reaper = threading.Thread(target=_reap_adopted, name="reap adopted hosts", daemon=True)
         _reaper.start()
 

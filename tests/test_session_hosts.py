@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 
 from session_hosts import holding, kill_session_hosts
 
@@ -96,3 +97,53 @@ def test_a_process_outside_the_run_that_holds_the_directory_is_not_killed(tmp_pa
     finally:
         reader.kill()
         reader.wait()
+
+
+# a child that leaves a grandchild behind in the run's session (no setsid): the grandchild is
+# given to the run's process when the child ends, and ends when its standard input is closed
+LEAVES_A_GRANDCHILD = textwrap.dedent("""
+    import os, sys
+    if os.fork() == 0:
+        print(os.getpid(), flush=True)
+        sys.stdin.read()
+        os._exit(3)
+    os._exit(0)
+""")
+
+
+def _state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def _until(condition, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def test_an_orphan_in_the_runs_session_is_reaped_and_children_made_here_keep_their_status():
+    """A process given to the run's process (its parent ended first) that ends is reaped as the
+    run goes on, though it is in the run's session: a zombie looks alive to kill(pid, 0). The
+    children the run's process made itself, ended and not waited for yet, are left to whoever
+    waits for them, with their exit status."""
+    owned = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(7)"])
+    forked = os.fork()
+    if forked == 0:
+        os._exit(5)
+    child = subprocess.Popen([sys.executable, "-c", LEAVES_A_GRANDCHILD], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    grandchild = int(child.stdout.readline())
+    assert child.wait() == 0
+    _until(lambda: _state(owned.pid) == "Z" and _state(forked) == "Z", "the owned children end")
+    assert os.getsid(grandchild) == os.getsid(0)
+    child.stdin.close()                             # the grandchild ends
+    _until(lambda: _state(grandchild) is None, f"grandchild {grandchild} reaped")
+    assert _state(owned.pid) == "Z" and _state(forked) == "Z"
+    assert owned.wait() == 7
+    assert os.waitstatus_to_exitcode(os.waitpid(forked, 0)[1]) == 5
+
