@@ -224,11 +224,11 @@ def _target(directory: str) -> tuple[tuple[int, int] | None, str]:
 
 def holding(directory: str) -> list[int]:
     """The processes of this user descending from this one with a descriptor open on
-    ``directory``."""
+    ``directory``. Only those are looked at: another's descriptors are not walked."""
     identity, deleted = _target(directory)
     me = os.getpid()
     return [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
-            if pid != me and _holds(pid, identity, deleted) and _mine(pid)]
+            if pid != me and _mine(pid) and _holds(pid, identity, deleted)]
 
 
 def kill_session_hosts(directory: str, patience: float = 10.0) -> None:
@@ -249,7 +249,7 @@ def kill_session_hosts(directory: str, patience: float = 10.0) -> None:
             try:
                 # checked again on the process the pidfd names: a pid reused since the scan
                 # fails here, or the signal finds the pidfd's process ended (ESRCH)
-                if _holds(pid, identity, deleted) and _mine(pid):
+                if _mine(pid) and _holds(pid, identity, deleted):
                     signal.pidfd_send_signal(handle, signal.SIGKILL)
             except OSError:
                 pass

@@ -147,3 +147,42 @@ def test_an_orphan_in_the_runs_session_is_reaped_and_children_made_here_keep_the
     assert owned.wait() == 7
     assert os.waitstatus_to_exitcode(os.waitpid(forked, 0)[1]) == 5
 
+
+# another test run that asks which of its processes hold a directory, and tells whose
+# descriptors it looked at
+WALKS = textwrap.dedent("""
+    import os, subprocess, sys
+    sys.path.insert(0, sys.argv[1])
+    import session_hosts
+    inside = subprocess.Popen([sys.executable, "-c", sys.argv[2], sys.argv[3]], stdout=subprocess.PIPE,
+                              text=True)
+    assert int(inside.stdout.readline()) == inside.pid
+    walked = []
+    real_holds = session_hosts._holds
+    session_hosts._holds = lambda pid, *a: walked.append(pid) or real_holds(pid, *a)
+    held = session_hosts.holding(sys.argv[3])
+    print(held == [inside.pid], inside.pid in walked, all(session_hosts._mine(pid) for pid in walked),
+          " ".join(map(str, walked)), flush=True)
+    inside.kill()
+    inside.wait()
+""")
+
+
+def test_only_the_runs_processes_have_their_descriptors_looked_at(tmp_path):
+    """The clean-up walks the descriptors of the run's own processes only, not those of every
+    process of the machine (another user's, or the user's outside the run)."""
+    runtime = tmp_path / "rt"
+    runtime.mkdir(mode=0o700)
+    outside = subprocess.Popen([sys.executable, "-c", READER, str(runtime)], stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        assert int(outside.stdout.readline()) == outside.pid
+        done = subprocess.run([sys.executable, "-c", WALKS, TESTS, READER, str(runtime)],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        held_inside, walked_inside, walked_only_own, *walked = done.stdout.split()
+        assert (held_inside, walked_inside, walked_only_own) == ("True", "True", "True"), done.stdout
+        assert str(outside.pid) not in walked and "1" not in walked
+    finally:
+        outside.kill()
+        outside.wait()
