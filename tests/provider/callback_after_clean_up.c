@@ -23,9 +23,7 @@
 #include "_etw_internal.h"
 #include "clean_up_calls.h"
 
-static const char *g_dir, *g_out, *g_python;
 static _Atomic int g_armed, g_called;
-static int g_ended = -1, g_other = -1, g_same_id = -1;
 static ULONG g_first_id, g_host;
 static _Atomic TRACEHANDLE g_given;
 static const GUID g_control = {0x3e2d1c0b, 0x5a4f, 0x4e3d, {0x9c, 0x8b, 0x7a, 0x69, 0x58, 0x47, 0x36, 0x25}};
@@ -36,14 +34,7 @@ static const GUID g_message = {0x3e2d1c0c, 0x5a4f, 0x4e3d, {0x9c, 0x8b, 0x7a, 0x
 static void clean_up_meanwhile(int point) {
     if (point != WPT_POINT_CALLBACKS_CONFIRMED || !atomic_load(&g_armed)) return;
     atomic_store(&g_armed, 0);
-    remove_tree(g_dir);
-    g_ended = wait_gone(g_host);
-    remove_tree(g_dir);                     /* whatever the ending host made again */
-    char file[4096];
-    snprintf(file, sizeof file, "%s/b.etl", g_out);
-    g_other = cli(g_python, "start", "other-b", "-f", file);
-    WPPTRACE_SESSION_INFO info;
-    g_same_id = wpptrace_session_info(0, "other-b", &info) == ERROR_SUCCESS && info.LoggerId == g_first_id;
+    clean_up_then_other_session(g_host, g_first_id);
 }
 
 static ULONG callback(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
@@ -56,25 +47,11 @@ static ULONG callback(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID b
     return ERROR_SUCCESS;
 }
 
-typedef struct { EVENT_TRACE_PROPERTIES p; char names[4096]; } props_block;
-
-static ULONG control(TRACEHANDLE h, const char *name, ULONG code, TRACEHANDLE *handle) {
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    ULONG rc = ControlTraceA(h, name, &b.p, code);
-    if (handle) *handle = b.p.Wnode.HistoricalContext;
-    return rc;
-}
-
 int main(int argc, char **argv) {
     if (argc != 4) return 2;
-    g_dir = argv[1];
-    g_out = argv[2];
-    g_python = argv[3];
-    setenv("WPPTRACE_RUNTIME_DIR", g_dir, 1);
+    take_arguments(argv);
     char file[4096];
-    snprintf(file, sizeof file, "%s/s.etl", g_out);
+    out_file(file, "s.etl");
     int started = cli(g_python, "start", "hosted-s", "-f", file);
     WPPTRACE_SESSION_INFO info;
     if (wpptrace_session_info(0, "hosted-s", &info) != ERROR_SUCCESS) return 3;   /* no handle out */

@@ -23,47 +23,22 @@
 #include "_etw_internal.h"
 #include "clean_up_calls.h"
 
-static const char *g_dir, *g_out, *g_python;
 static _Atomic int g_armed;
-static int g_ended = -1, g_other = -1, g_same_id = -1;
-static ULONG g_first_id;
-
-static ULONG g_host;
+static ULONG g_first_id, g_host;
 
 /* Held with the session found: the clean-up, the other session, and this process looking at
  * the registry made again (a session info by name hands no handle out). */
 static void clean_up_meanwhile(int point) {
     if (point != WPT_POINT_TARGET_FOUND || !atomic_exchange(&g_armed, 0)) return;
-    remove_tree(g_dir);
-    g_ended = wait_gone(g_host);
-    remove_tree(g_dir);                     /* whatever the ending host made again */
-    char file[4096];
-    snprintf(file, sizeof file, "%s/b.etl", g_out);
-    g_other = cli(g_python, "start", "other-b", "-f", file);
-    WPPTRACE_SESSION_INFO info;
-    g_same_id = wpptrace_session_info(0, "other-b", &info) == ERROR_SUCCESS && info.LoggerId == g_first_id;
-}
-
-typedef struct { EVENT_TRACE_PROPERTIES p; char names[4096]; } props_block;
-
-static ULONG control(TRACEHANDLE h, const char *name, ULONG code, TRACEHANDLE *handle) {
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    ULONG rc = ControlTraceA(h, name, &b.p, code);
-    if (handle) *handle = b.p.Wnode.HistoricalContext;
-    return rc;
+    clean_up_then_other_session(g_host, g_first_id);
 }
 
 int main(int argc, char **argv) {
     if (argc != 4 && argc != 5) return 2;
     int by_info = argc == 5 && strcmp(argv[4], "info") == 0;
-    g_dir = argv[1];
-    g_out = argv[2];
-    g_python = argv[3];
-    setenv("WPPTRACE_RUNTIME_DIR", g_dir, 1);
+    take_arguments(argv);
     char file[4096];
-    snprintf(file, sizeof file, "%s/s.etl", g_out);
+    out_file(file, "s.etl");
     int started = cli(g_python, "start", "hosted-s", "-f", file);
     TRACEHANDLE h = 0;
     if (control(0, "hosted-s", EVENT_TRACE_CONTROL_QUERY, &h) != ERROR_SUCCESS) return 3;

@@ -31,8 +31,6 @@ static void enable_while_stopping(int point) {
     g_enable_rc = EnableTrace(1, 0, 4, &g_guid, g_a);
 }
 
-typedef struct { EVENT_TRACE_PROPERTIES p; char names[4096]; } props_block;
-
 int main(int argc, char **argv) {
     if (argc != 4) return 2;
     const char *dir = argv[1], *out = argv[2], *python = argv[3];

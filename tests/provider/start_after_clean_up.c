@@ -21,9 +21,7 @@
 #include "_etw_internal.h"
 #include "clean_up_calls.h"
 
-static const char *g_dir, *g_out, *g_python;
 static _Atomic int g_armed;
-static int g_ended = -1, g_other = -1, g_same_id = -1;
 
 /* Held with the session registered: the clean-up, the other session, and this process looking
  * at the registry made again (a session info by name hands no handle out). */
@@ -31,17 +29,8 @@ static void clean_up_meanwhile(int point) {
     if (point != WPT_POINT_HOST_ANSWERED || !atomic_exchange(&g_armed, 0)) return;
     WPPTRACE_SESSION_INFO info;
     if (wpptrace_session_info(0, "hosted-s", &info) != ERROR_SUCCESS) return;
-    ULONG first_id = info.LoggerId;
-    remove_tree(g_dir);
-    g_ended = wait_gone(info.HostProcessId);
-    remove_tree(g_dir);                     /* whatever the ending host made again */
-    char file[4096];
-    snprintf(file, sizeof file, "%s/b.etl", g_out);
-    g_other = cli(g_python, "start", "other-b", "-f", file);
-    g_same_id = wpptrace_session_info(0, "other-b", &info) == ERROR_SUCCESS && info.LoggerId == first_id;
+    clean_up_then_other_session(info.HostProcessId, info.LoggerId);
 }
-
-typedef struct { EVENT_TRACE_PROPERTIES p; char names[4096]; } props_block;
 
 static void props_of(props_block *b, const char *file) {
     memset(b, 0, sizeof *b);
@@ -54,12 +43,9 @@ static void props_of(props_block *b, const char *file) {
 
 int main(int argc, char **argv) {
     if (argc != 4) return 2;
-    g_dir = argv[1];
-    g_out = argv[2];
-    g_python = argv[3];
-    setenv("WPPTRACE_RUNTIME_DIR", g_dir, 1);
+    take_arguments(argv);
     char file[4096];
-    snprintf(file, sizeof file, "%s/s.etl", g_out);
+    out_file(file, "s.etl");
     props_block b;
     props_of(&b, file);
     TRACEHANDLE h = 0;
