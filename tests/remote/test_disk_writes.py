@@ -803,18 +803,15 @@ def test_a_file_given_up_on_after_end_is_not_closed_as_a_clean_stop(recorded, tm
     assert (source.ended, source.stopped) == (False, False)     # as the header says
 
 
-def test_a_write_under_way_when_its_file_was_given_up_on_that_fails_later_is_counted(
-        recorded, tmp_path, monkeypatch, caplog):
-    """As above, but the write under way when the file was given up on fails once the disk
-    answers: the stats were final then (the buffers dropped when it was given up on), but
-    the file's header counts what the file lacks, that buffer too, and the difference is
-    said."""
+def _given_up_then_the_write_fails(recorded, tmp_path, monkeypatch, name: str):
+    """A relay's END queued behind a write that hangs on the disk; the source given up on
+    (ERROR_BUSY, its file closed in the stats); then the disk answers the write under way with
+    EIO and the writer given up on finishes. (source, that writer)."""
     head, buffers = recorded
     disk = _StuckWrite(monkeypatch)
-    caplog.set_level(logging.WARNING, logger="wpptrace.remote.collector")
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
                    write_timeout=PATIENCE) as collector:
-        with _relay(collector, disk, head, "laterfail") as relay:
+        with _relay(collector, disk, head, name) as relay:
             _end_behind_a_stuck_write(collector, disk, relay, buffers)
             collector.write_timeout = 0.5
             assert _error(relay.answer())[0] == ERROR_BUSY
@@ -824,6 +821,17 @@ def test_a_write_under_way_when_its_file_was_given_up_on_that_fails_later_is_cou
             disk.release.set()
             assert writer.finished.wait(PATIENCE)
         source = _one_source(collector)
+    return source, writer
+
+
+def test_a_write_under_way_when_its_file_was_given_up_on_that_fails_later_is_counted(
+        recorded, tmp_path, monkeypatch, caplog):
+    """As above, but the write under way when the file was given up on fails once the disk
+    answers: the stats were final then (the buffers dropped when it was given up on), but
+    the file's header counts what the file lacks, that buffer too, and the difference is
+    said."""
+    caplog.set_level(logging.WARNING, logger="wpptrace.remote.collector")
+    source, _writer = _given_up_then_the_write_fails(recorded, tmp_path, monkeypatch, "laterfail")
     h = header(source.path)
     assert (h.end_time, h.buffers_written, h.buffers_lost) == (0, 1, 4)
     assert data_buffers(source.path) == []
@@ -839,25 +847,11 @@ def test_a_file_given_up_on_whose_close_then_fails_claims_no_count_in_its_header
     """As above, but the file's close fails too once the disk answers: its header was not
     written, so nothing is said about what it counts (the source's summary said the file may
     be incomplete)."""
-    head, buffers = recorded
-    disk = _StuckWrite(monkeypatch)
-
     def close_fails(self, end_time=0):
         raise OSError(errno.EIO, "Input/output error")
     monkeypatch.setattr(collector_module.EtlStreamFile, "close", close_fails)
     caplog.set_level(logging.WARNING, logger="wpptrace.remote.collector")
-    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
-                   write_timeout=PATIENCE) as collector:
-        with _relay(collector, disk, head, "closefails") as relay:
-            _end_behind_a_stuck_write(collector, disk, relay, buffers)
-            collector.write_timeout = 0.5
-            assert _error(relay.answer())[0] == ERROR_BUSY
-            assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
-            (writer,) = collector._abandoned_writers
-            disk.fail = OSError(errno.EIO, "Input/output error")
-            disk.release.set()
-            assert writer.finished.wait(PATIENCE)
-        source = _one_source(collector)
+    source, writer = _given_up_then_the_write_fails(recorded, tmp_path, monkeypatch, "closefails")
     assert (writer.end_time_written, source.unwritten) == (None, 3)
     said = [r.getMessage() for r in caplog.records]
     assert [m for m in said if "may be incomplete" in m], said
@@ -1067,14 +1061,10 @@ def test_a_tiny_write_timeout_does_not_have_the_watch_run_without_pause(tmp_path
     assert collector_module._watch_period(2.0) == 0.5
 
 
-def test_a_file_whose_creation_was_given_up_on_keeps_its_name(recorded, tmp_path,
-                                                              monkeypatch):
-    """The first file of a source hangs while it is made and is given up on; its relay comes
-    back and gets a new file, under another name: the one the failed source reports is the
-    one its thread makes once the disk answers (header only), never the new file."""
-    from wpptrace.remote import collector as collector_module
-
-    head, buffers = recorded
+def _first_creation_hangs(monkeypatch, then: OSError | None = None
+                          ) -> tuple[threading.Event, threading.Event]:
+    """The first file a collector makes hangs while it is made (the first event returned set
+    then) until the second event is set; then it fails with ``then`` if given, or is made."""
     stuck, release = threading.Event(), threading.Event()
     first = [True]
 
@@ -1083,8 +1073,20 @@ def test_a_file_whose_creation_was_given_up_on_keeps_its_name(recorded, tmp_path
             if first and first.pop():
                 stuck.set()
                 release.wait(PATIENCE)
+                if then is not None:
+                    raise then
             super().__init__(path, header_buffer)
     monkeypatch.setattr(collector_module, "EtlStreamFile", FirstOpenHangs)
+    return stuck, release
+
+
+def test_a_file_whose_creation_was_given_up_on_keeps_its_name(recorded, tmp_path,
+                                                              monkeypatch):
+    """The first file of a source hangs while it is made and is given up on; its relay comes
+    back and gets a new file, under another name: the one the failed source reports is the
+    one its thread makes once the disk answers (header only), never the new file."""
+    head, buffers = recorded
+    stuck, release = _first_creation_hangs(monkeypatch)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), max_connections=2,
                    write_timeout=0.5) as collector:
         gone = _open(collector.address, head, "named")
@@ -1114,22 +1116,8 @@ def test_a_file_whose_creation_was_given_up_on_and_then_failed_keeps_its_name(
     no file has the failed source's name, and the source's next file still takes another
     (the failed source reports the name it was given: never the good file). The creation's
     failure, which its source no longer hears, is said once."""
-    import errno
-
-    from wpptrace.remote import collector as collector_module
-
     head, buffers = recorded
-    stuck, release = threading.Event(), threading.Event()
-    first = [True]
-
-    class FirstOpenHangsThenFails(collector_module.EtlStreamFile):
-        def __init__(self, path, header_buffer):
-            if first and first.pop():
-                stuck.set()
-                release.wait(PATIENCE)
-                raise OSError(errno.EIO, "Input/output error")
-            super().__init__(path, header_buffer)
-    monkeypatch.setattr(collector_module, "EtlStreamFile", FirstOpenHangsThenFails)
+    stuck, release = _first_creation_hangs(monkeypatch, then=OSError(errno.EIO, "Input/output error"))
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
                    write_timeout=0.5) as collector:
         gone = _open(collector.address, head, "failedname")
