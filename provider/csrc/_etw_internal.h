@@ -455,6 +455,8 @@ enum {
                                           * its handle not handed out */
     WPT_POINT_OWED_TAKEN = 66,           /* the endpoint thread took the changes owed to
                                           * deliver (g_redeliver cleared), has not yet */
+    WPT_POINT_REBIND_DEFERRED = 68,      /* the endpoint's socket is missing from the directory
+                                          * it was bound in: bound again only after more checks */
     WPT_POINT_REGISTRY_WAITING = 67,     /* the registry's file lock is held by another process:
                                           * this thread waits for it (holding the process's
                                           * registry mutex) */
@@ -477,6 +479,9 @@ extern int64_t wpt_registry_wait_ms;
 /* the next check finds the directory at the name with the inode number of the one held, as
  * a disk filesystem may give a directory made again the number of one removed (a test) */
 extern _Atomic int wpt_test_dir_number_reused;
+/* the endpoint's check finds the directory held with the inode number of the one its socket
+ * was bound in, as a disk filesystem may give a directory made again (a test) */
+extern _Atomic int wpt_test_bound_dir_number_reused;
 /* where the process's descriptors are named: a test names a missing one (no /proc) */
 extern const char *wpt_proc_fd_dir;
 #define WPT_PROC_FD_DIR wpt_proc_fd_dir
@@ -794,6 +799,9 @@ static inline wpt_reg_logger *wpt_reg_logger_of(wpt_registry *reg, uint32_t logg
 ULONG wpt_runtime_dir(const char **dir_out);
 /* The held descriptor of the runtime directory (-1: none yet); a forked session host keeps it. */
 int wpt_runtime_dir_fd(void);
+/* Counts the times another directory was held in place of the one held (a clean-up removed
+ * it and it was made again): two reads alike, the same directory was held between them. */
+uint32_t wpt_runtime_dir_replaced(void);
 /* The same checks as wpt_runtime_dir, but a directory that is missing (a clean-up removed it) is
  * not made again: ERROR_SUCCESS once it is there again (and held). */
 ULONG wpt_runtime_dir_present(void);

@@ -56,6 +56,7 @@ static char g_path[256];
  * is bound there again (no session of another process could reach this process's providers). */
 static dev_t g_bound_dev, g_bound_dir_dev;
 static ino_t g_bound_ino, g_bound_dir_ino;     /* and the directory it is in */
+static uint32_t g_bound_dir_replaced;  /* wpt_runtime_dir_replaced() when it was bound */
 static int64_t g_bound_check_at;
 /* JOIN connection per slot, -1 if none (from the start: a forked child closes what it finds) */
 static int g_joins[WPPTRACE_MAX_SESSIONS] = {[0 ... WPPTRACE_MAX_SESSIONS - 1] = -1};
@@ -541,17 +542,30 @@ static int socket_in_place(int note) {
         struct stat in;
         g_bound_dev = st.st_dev;
         g_bound_ino = st.st_ino;
+        g_bound_dir_replaced = wpt_runtime_dir_replaced();
         g_bound_dir_dev = fstat(dir, &in) == 0 ? in.st_dev : 0;
         g_bound_dir_ino = g_bound_dir_dev ? in.st_ino : 0;
     }
     return st.st_dev == g_bound_dev && st.st_ino == g_bound_ino;
 }
 
-/* Is the runtime directory held now the one this process's socket was bound in? */
+#ifdef WPT_TEST_POINTS
+_Atomic int wpt_test_bound_dir_number_reused;
+#endif
+
+/* Is the runtime directory held now the one this process's socket was bound in? Not if
+ * another was held in its place since (a directory made again may have the removed one's
+ * inode number: a disk filesystem reuses it), nor if it has no name left (removed), nor if
+ * its device or inode number is another (as the check that holds it judges). */
 static int same_directory(void) {
     struct stat st;
     int dir = wpt_runtime_dir_fd();
-    return dir >= 0 && fstat(dir, &st) == 0 && st.st_dev == g_bound_dir_dev && st.st_ino == g_bound_dir_ino;
+    if (dir < 0 || fstat(dir, &st) != 0) return 0;
+    int same_number = st.st_dev == g_bound_dir_dev && st.st_ino == g_bound_dir_ino;
+#ifdef WPT_TEST_POINTS
+    if (atomic_load(&wpt_test_bound_dir_number_reused)) same_number = 1;
+#endif
+    return same_number && st.st_nlink > 0 && wpt_runtime_dir_replaced() == g_bound_dir_replaced;
 }
 
 /* Consecutive checks (one a second) that found the socket missing from the directory it was
@@ -579,7 +593,10 @@ static void bind_again_if_removed(void) {
         g_missing_checks = 0;
         return;
     }
-    if (same_directory() && ++g_missing_checks < SAME_DIRECTORY_CHECKS) return;
+    if (same_directory() && ++g_missing_checks < SAME_DIRECTORY_CHECKS) {
+        WPT_TEST_POINT(WPT_POINT_REBIND_DEFERRED);
+        return;
+    }
     g_missing_checks = 0;
     char path[sizeof g_path];
     if (wpt_socket_path(path, sizeof path, 'p', (uint32_t)getpid()) != ERROR_SUCCESS) return;

@@ -70,6 +70,9 @@ static pthread_mutex_t g_dir_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int g_dir_fd = -1;
 static dev_t g_dir_dev;                 /* what g_dir_fd holds (a descriptor closed under us is */
 static ino_t g_dir_ino;                 /* not ours any more: it is never written over) */
+/* One more each time another directory is held in place of the one held (removed, made again):
+ * its inode number may be the removed one's all the same */
+static _Atomic uint32_t g_dir_replaced;
 /* Read without the lock: each number's path is made once and never changed or freed, so a
  * thread reads a whole one while another moves the directory to another number (which happens
  * only when the application closed ours). A number used before takes its path back: the paths
@@ -120,6 +123,7 @@ static ULONG hold_dir(int fd, const struct stat *st) {
         int same = dup3(fd, g_dir_fd, O_CLOEXEC);
         close(fd);
         if (same < 0) return ERROR_BAD_PATHNAME;
+        atomic_fetch_add(&g_dir_replaced, 1);
     } else {
         const char *at = path_at(fd);          /* the first, or ours was closed by someone else */
         if (!at) {
@@ -130,6 +134,8 @@ static ULONG hold_dir(int fd, const struct stat *st) {
             close(fd);
             return ERROR_NOT_SUPPORTED;
         }
+        /* ours was closed under us: the one found is another if its number is */
+        if (g_dir_ino && (g_dir_dev != st->st_dev || g_dir_ino != st->st_ino)) atomic_fetch_add(&g_dir_replaced, 1);
         g_dir_fd = fd;
         WPT_TEST_POINT(WPT_POINT_RUNTIME_DIR_HOLDING);
         atomic_store(&g_dir_at, at);
@@ -246,6 +252,10 @@ const char *wpptrace_runtime_directory(void) {
 
 const char *wpt_runtime_dir_name(void) {
     return atomic_load(&g_dir_rc) == ERROR_SUCCESS ? g_dir : "";
+}
+
+uint32_t wpt_runtime_dir_replaced(void) {
+    return atomic_load(&g_dir_replaced);
 }
 
 int wpt_runtime_dir_fd(void) {

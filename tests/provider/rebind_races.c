@@ -19,6 +19,10 @@
  *       exit_busy  the same, the process exits instead of forking; an atexit handler run after
  *             the core's prints "prompt 1" if the exit got there while the thread still waited
  *             (the holder is killed after 30 s if not, and "prompt 0" printed).
+ *       reused  the directory made again is found with the inode number of the one the socket
+ *             was bound in (the test build's knob: a disk filesystem may reuse it). Prints
+ *             "deferred N": the checks that put the bind off (as for a directory that stayed)
+ *             before the socket was bound again.
  *       hold  (run by the busy modes) holds the lock of DIR/registry, says so on its stdout,
  *             and stops itself.
  * DIR is unused but by hold (the runtime directory is the environment's).
@@ -58,7 +62,10 @@ static volatile sig_atomic_t g_late;        /* the holder was killed: the exit w
 
 /* Held once. In `fork` mode for 3 s at most: with the socket bound under the endpoint's lock,
  * the fork waits for the thread, and nobody lets it go meanwhile. */
+static _Atomic int g_deferred;
+
 static void at_point(int point) {
+    if (point == WPT_POINT_REBIND_DEFERRED) atomic_fetch_add(&g_deferred, 1);
     if (point == WPT_POINT_REBINDING) atomic_store(&g_rebinding_seen, 1);
     if (point == WPT_POINT_REBOUND) atomic_store(&g_rebound_seen, 1);
     if (point == WPT_POINT_REGISTRY_WAITING && atomic_load(&g_rebinding_seen) && !atomic_load(&g_rebound_seen))
@@ -237,6 +244,21 @@ static int busy(const char *self, const char *dir, int exiting) {
     return 0;
 }
 
+/* MODE reused. */
+static int reused(const char *dir) {
+    TRACEHANDLE r;
+    TRACE_GUID_REGISTRATION reg = {&g_control, NULL};
+    if (RegisterTraceGuids(quiet, NULL, &g_control, 1, &reg, NULL, NULL, &r) != ERROR_SUCCESS) return 4;
+    wpt_test_point = at_point;
+    atomic_store(&wpt_test_bound_dir_number_reused, 1);
+    if (remove_and_make_again(dir) != 0) return 5;
+    wait_for(&g_rebinding_seen);
+    if (!atomic_load(&g_rebinding_seen)) return 6;
+    printf("deferred %d\n", atomic_load(&g_deferred));
+    UnregisterTraceGuids(r);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) return 2;
     if (strcmp(argv[1], "hold") == 0) return hold(argv[2]);
@@ -246,6 +268,7 @@ int main(int argc, char **argv) {
     sem_init(&g_release, 0, 0);
     if (strcmp(argv[1], "fork_busy") == 0 || strcmp(argv[1], "exit_busy") == 0)
         return busy(argv[0], dir, argv[1][0] == 'e');
+    if (strcmp(argv[1], "reused") == 0) return reused(dir);
     int exiting = strcmp(argv[1], "exit") == 0;
     if (!exiting && strcmp(argv[1], "fork") != 0) return 2;
     if (exiting) atexit(let_go_at_exit);    /* before the core's: run after it */

@@ -40,3 +40,11 @@ def test_a_fork_does_not_wait_for_the_registry_while_the_socket_is_bound_again(r
 def test_an_exit_does_not_wait_for_the_registry_while_the_socket_is_bound_again(rebind_races, runtime, tmp_path):
     """The same at exit: the core's handler at exit waited for the endpoint's lock."""
     assert rebind_races("exit_busy", tmp_path) == {"prompt": 1}
+
+
+def test_a_directory_made_again_with_the_removed_ones_inode_number_gets_the_socket_at_once(
+        rebind_races, runtime, tmp_path):
+    """The directory made again had the inode number of the one the socket was bound in (a disk
+    filesystem may reuse it): the endpoint took it for the directory that stayed, and put the bind
+    off for five checks, as for a clean-up that removed only the files."""
+    assert rebind_races("reused", tmp_path) == {"deferred": 0}
