@@ -802,6 +802,9 @@ int wpt_runtime_dir_fd(void);
 /* Counts the times another directory was held in place of the one held (a clean-up removed
  * it and it was made again): two reads alike, the same directory was held between them. */
 uint32_t wpt_runtime_dir_replaced(void);
+/* This process ends (a session host stopping): from now on a runtime directory or a registry
+ * that a clean-up removed is not made again for it (the registry's lock fails instead). */
+void wpt_runtime_dir_ending(void);
 /* The same checks as wpt_runtime_dir, but a directory that is missing (a clean-up removed it) is
  * not made again: ERROR_SUCCESS once it is there again (and held). */
 ULONG wpt_runtime_dir_present(void);

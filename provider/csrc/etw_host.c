@@ -216,6 +216,7 @@ typedef struct {
 static void *stopper_main(void *arg) {
     stop_job *job = arg;
     wpt_session *s = job->session;
+    wpt_runtime_dir_ending();
     disable_providers(s, job->requester);
     /* The flush to the disk is part of the STOP's wait (this thread, not the serve loop, waits
      * for it): a failure of it is the STOP's answer, as for a private session. */
@@ -630,6 +631,7 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
             wpt_registry_unlock();
         }
     }
+    if (rc != ERROR_SUCCESS) wpt_runtime_dir_ending();
     if (rc != ERROR_SUCCESS && listen_fd >= 0) {
         /* before the answer (the caller frees the entry then); the path may be a newer
          * session's host's by now */

@@ -194,11 +194,19 @@ static int mutex_by(pthread_mutex_t *m, int64_t deadline);
 /* Not cancelled midway: open, openat and close are cancellation points, and a thread cancelled
  * there left g_dir_lock held (every later use of the directory waited for it, then failed
  * busy) and a descriptor open. */
+/* The process ends (a session host stopping): a directory a clean-up removed, or a registry,
+ * is not made again just for it to leave the registry. */
+static _Atomic int g_ending;
+
+void wpt_runtime_dir_ending(void) {
+    atomic_store(&g_ending, 1);
+}
+
 static ULONG check_dir(void) {
     int state = wpt_cancel_hold();
     ULONG rc = ERROR_BUSY;
     if (mutex_by(&g_dir_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) == 0) {
-        rc = check_dir_locked(1);
+        rc = check_dir_locked(!atomic_load(&g_ending));
         pthread_mutex_unlock(&g_dir_lock);
     }
     wpt_cancel_restore(state);
@@ -482,8 +490,10 @@ static ULONG open_registry(int64_t deadline) {
     ULONG checked = ensure_dir();
     if (checked != ERROR_SUCCESS) return checked;
     (void)wpt_own_start();        /* read while descriptors are to be had: claims record it */
-    int fd = openat(g_dir_fd, "registry", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) return errno == EACCES ? ERROR_ACCESS_DENIED : ERROR_BAD_PATHNAME;
+    int fd = openat(g_dir_fd, "registry", O_RDWR | O_CLOEXEC | O_NOFOLLOW | (atomic_load(&g_ending) ? 0 : O_CREAT),
+                    0600);
+    if (fd < 0)
+        return errno == EACCES ? ERROR_ACCESS_DENIED : errno == ENOENT ? ERROR_FILE_NOT_FOUND : ERROR_BAD_PATHNAME;
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
         close(fd);

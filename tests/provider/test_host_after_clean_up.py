@@ -1,0 +1,38 @@
+"""A session host whose runtime directory a clean-up removed while it ran: it ends, and it does
+not make the directory (nor a registry in it) again as it leaves the registry."""
+from __future__ import annotations
+
+from provider_scripts import run_script
+
+_REMOVED = """
+    import shutil, time
+    from wpptrace.provider.sessions import session_info
+    runtime, out = sys.argv[1:3]
+
+    def gone(pid):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] in "ZX"
+        except FileNotFoundError:
+            return True
+
+    handle = P.StartTrace("ends-with-dir", props("s", P.EVENT_TRACE_FILE_MODE_SEQUENTIAL))
+    host = session_info(handle=handle).host_pid
+    shutil.rmtree(runtime)                   # a clean-up of /tmp: its socket gone, the host stops
+    deadline = time.monotonic() + 60
+    while not gone(host) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    print(gone(host), os.path.exists(runtime))
+"""
+
+
+def test_a_host_ending_after_its_directory_was_removed_does_not_make_it_again(tmp_path):
+    """The host stopped once it found its socket removed with the directory, and leaving the
+    registry (its enables taken out, its entry freed) made the directory again, with an empty
+    registry, which stayed behind."""
+    runtime = tmp_path / "rt"
+    done = run_script(_REMOVED, runtime, tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]
+    assert not runtime.exists()
+
