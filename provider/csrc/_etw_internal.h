@@ -946,7 +946,8 @@ ULONG wpt_ipc_call(const char *path, uint32_t kind, uint32_t status, const void 
 
 /* ---- session hosts (etw_host.c) ---- */
 /* Fork the host process of a prepared session; returns once it runs (or failed). */
-ULONG wpt_host_spawn(wpt_session *s);
+/* `host_pid` and `host_start` (its wpt_process_start): the host that answered, 0 if none did */
+ULONG wpt_host_spawn(wpt_session *s, uint32_t *host_pid, uint64_t *host_start);
 /* A request to the host of the session in `slot` that `meant_for` names (wpt_for_session):
  * ERROR_WMI_INSTANCE_NOT_FOUND if the slot's host runs another one by now. */
 ULONG wpt_host_call(uint32_t slot, uint32_t meant_for, uint32_t kind, const void *payload,

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,6 +398,8 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
     s->age_limit = p->AgeLimit;
     rc = wpt_session_prepare(s, priv);
     wpt_wire_props props;
+    uint32_t host_pid = 0;
+    uint64_t host_start = 0;
     if (rc == ERROR_SUCCESS && priv) {
         wpt_session_set_role(s, WPT_ROLE_PRIVATE);
         rc = wpt_session_run(s);
@@ -410,7 +413,7 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
         }
     } else if (rc == ERROR_SUCCESS) {
         wpt_session_props(s, &props);
-        rc = wpt_host_spawn(s);
+        rc = wpt_host_spawn(s, &host_pid, &host_start);
         /* no answer in time: the host may have registered the session all the same */
         if (rc != ERROR_SUCCESS && release_claim(slot, generation)) rc = ERROR_SUCCESS;
         /* the host has the file and the memory now; this process maps it like any other */
@@ -432,10 +435,13 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
     /* A hosted session claimed in a registry that a clean-up removed since (this process found
      * it meanwhile): its handle would name the session of the registry made again that has its
      * slot and generation, another process's. Its host is not in that registry (a host puts its
-     * session back only as it stops), so no handle names it, and its socket went with the
-     * directory (the host stops then). Nothing of the new registry is ours to free. A private
-     * session is this process's own: put back, or found here by its handle. */
+     * session back only as it stops), so no handle names it. Its socket went with the directory
+     * (the host stops then), unless the clean-up removed the registry alone: the host is told to
+     * stop (SIGTERM, while it is the process that answered), or it ran on where nobody could
+     * find or stop it. Nothing of the new registry is ours to free. A private session is this
+     * process's own: put back, or found here by its handle. */
     if (!priv && !wpt_handle_issued_in(slot, generation, epoch)) {
+        if (host_pid && wpt_process_is(host_pid, host_start) == 1) kill((pid_t)host_pid, SIGTERM);
         unlock();
         return ERROR_WMI_INSTANCE_NOT_FOUND;
     }

@@ -643,7 +643,8 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
         }
         close(listen_fd);
     }
-    uint32_t answer[2] = {rc, (uint32_t)getpid()};
+    uint64_t start = wpt_own_start();
+    uint32_t answer[4] = {rc, (uint32_t)getpid(), (uint32_t)start, (uint32_t)(start >> 32)};
     ssize_t w = write(ready_fd, answer, sizeof answer);
     (void)w;
     close(ready_fd);
@@ -665,7 +666,9 @@ int64_t wpt_host_reply_ms = 10000;
 int64_t wpt_host_long_reply_ms = 120000;
 #endif
 
-ULONG wpt_host_spawn(wpt_session *s) {
+ULONG wpt_host_spawn(wpt_session *s, uint32_t *host_pid, uint64_t *host_start) {
+    *host_pid = 0;
+    *host_start = 0;
     int ready[2];
     if (pipe2(ready, O_CLOEXEC) != 0) return ERROR_OUTOFMEMORY;
     wpt_forking_host = 1;
@@ -684,7 +687,7 @@ ULONG wpt_host_spawn(wpt_session *s) {
         return ERROR_OUTOFMEMORY;
     }
     while (waitpid(first, NULL, 0) < 0 && errno == EINTR) {}
-    uint32_t answer[2] = {ERROR_OUTOFMEMORY, 0};
+    uint32_t answer[4] = {ERROR_OUTOFMEMORY, 0, 0, 0};
     size_t have = 0;
     int timed_out = 0;
     struct pollfd p = {ready[0], POLLIN, 0};
@@ -709,5 +712,8 @@ ULONG wpt_host_spawn(wpt_session *s) {
     }
     close(ready[0]);
     if (timed_out) return ERROR_BUSY;      /* no answer in time, as for a control request */
-    return have == sizeof answer ? answer[0] : ERROR_OUTOFMEMORY;
+    if (have != sizeof answer) return ERROR_OUTOFMEMORY;
+    *host_pid = answer[1];
+    *host_start = answer[2] | (uint64_t)answer[3] << 32;
+    return answer[0];
 }

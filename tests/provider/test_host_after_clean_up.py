@@ -2,7 +2,12 @@
 not make the directory (nor a registry in it) again as it leaves the registry."""
 from __future__ import annotations
 
+import pathlib
+import subprocess
+
 from provider_scripts import run_script
+
+ERROR_WMI_INSTANCE_NOT_FOUND = 4201
 
 _REMOVED = """
     import shutil, time
@@ -36,3 +41,19 @@ def test_a_host_ending_after_its_directory_was_removed_does_not_make_it_again(tm
     assert done.stdout.split() == ["True", "False"]
     assert not runtime.exists()
 
+
+def test_a_host_whose_start_failed_as_the_registry_alone_was_removed_ends(
+        build_c_program_with_test_points, tmp_path, monkeypatch):
+    """A clean-up removed the registry file alone while StartTrace waited for its host: the host
+    registered in the removed registry and answered, the caller found the registry made again
+    and failed (the handle would name another process's session there). The host, its socket
+    still in the directory, ran on where nobody could find or stop it."""
+    runtime = tmp_path / "rt"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
+    here = pathlib.Path(__file__).parent
+    program = build_c_program_with_test_points(
+        "start_registry_removed", (here / "start_registry_removed.c").read_text(), "-I", str(here))
+    done = subprocess.run([str(program), str(tmp_path)], capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["start", str(ERROR_WMI_INSTANCE_NOT_FOUND), "ended", "1"]

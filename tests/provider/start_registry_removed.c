@@ -1,0 +1,67 @@
+/* start_registry_removed.c: StartTrace of a hosted session while a clean-up removes the
+ * registry file alone (the runtime directory stays, and the host's socket in it): the caller
+ * finds the registry made again before it hands the handle out, and fails
+ * (tests/provider/test_host_after_clean_up.py builds it with the core's test points).
+ *
+ *     start_registry_removed DIR
+ * DIR: where the session's log file goes (the runtime directory is the environment's).
+ * Prints "start N": what StartTrace returned; "ended 1" if the host ended within 30 s (else it
+ * is stopped with SIGTERM and "ended 0" printed).
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "_etw_internal.h"
+#include "session_calls.h"
+
+#define NAME "registry-removed"
+
+static const char *g_runtime;
+static uint32_t g_host;
+
+/* The caller's host answered: its pid read from the registry, then the registry removed. */
+static void at_point(int point) {
+    if (point != WPT_POINT_HOST_ANSWERED || g_host) return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/registry", g_runtime);
+    FILE *f = fopen(path, "rb");
+    static wpt_registry reg;
+    if (!f) return;
+    if (fread(&reg, sizeof reg, 1, f) == 1)
+        for (int i = 0; i < WPPTRACE_MAX_SESSIONS; i++)
+            if (reg.loggers[i].state != WPT_FREE && strcmp(reg.loggers[i].name, NAME) == 0)
+                g_host = reg.loggers[i].host_pid;
+    fclose(f);
+    unlink(path);
+}
+
+static int gone(uint32_t pid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *end = strrchr(buf, ')');
+    return !end || end[1] == 0 || end[2] == 'Z' || end[2] == 'X';
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) return 2;
+    g_runtime = getenv("WPPTRACE_RUNTIME_DIR");
+    if (!g_runtime) return 3;
+    wpt_test_point = at_point;
+    TRACEHANDLE h = 0;
+    ULONG rc = start(argv[1], NAME, &h);
+    wpt_test_point = NULL;
+    if (!g_host) return 4;
+    int ended = 0;
+    for (int i = 0; i < 30000 && !(ended = gone(g_host)); i++) usleep(1000);
+    if (!ended) kill((pid_t)g_host, SIGTERM);
+    printf("start %u ended %d\n", (unsigned)rc, ended);
+    return 0;
+}
