@@ -1137,8 +1137,8 @@ def test_a_file_whose_creation_was_given_up_on_and_then_failed_keeps_its_name(
     assert failed.path is not None and delivered.path != failed.path
     assert data_buffers(delivered.path) == buffers[:1]
     said = [r.getMessage() for r in caplog.records if "once the disk answered" in r.getMessage()]
-    assert said == [f"the creation of a file given up on failed once the disk answered: cannot "
-                    f"write {failed.path}: Input/output error; no file was made"]
+    assert said == [f"{failed.label}: the creation of a file given up on failed once the disk "
+                    f"answered: cannot write {failed.path}: Input/output error; no file was made"]
 
 
 def _give_ups_refused_until_allowed(monkeypatch) -> tuple[threading.Event, threading.Event]:
@@ -1272,6 +1272,6 @@ def test_a_creation_given_up_on_as_its_name_turns_out_taken_names_no_file(
     with open(tried[0], "rb") as other:
         assert other.read() == b"another's"
     said = [r.getMessage() for r in caplog.records if "once the disk answered" in r.getMessage()]
-    assert said == [f"the creation of a file given up on failed once the disk answered: cannot "
-                    f"write {tried[0]}: it exists (another's file), and its source was given "
+    assert said == [f"{failed.label}: the creation of a file given up on failed once the disk "
+                    f"answered: cannot write {tried[0]}: it exists (another's file), and its source was given "
                     f"up on before another name was tried; no file was made"]

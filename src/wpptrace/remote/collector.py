@@ -133,8 +133,9 @@ class _DiskWriter:
     def __init__(self, create: Callable[["_DiskWriter"], EtlStreamFile],
                  loop: asyncio.AbstractEventLoop,
                  created: Callable[[Optional[str], Optional[P.ProtocolError]], None],
-                 written: Callable[[int, int, str], None]):
+                 written: Callable[[int, int, str], None], label: str):
         self._file: Optional[EtlStreamFile] = None
+        self.label = label              # its source's (what it says names it)
         self._error = ""
         self._loop = loop
         self._created = created
@@ -233,8 +234,8 @@ class _DiskWriter:
             fn(*args)
         elif fn is self._created and args[1] is not None:
             # its source, failed already, hears no more of it: said here, once
-            log.warning("the creation of a file given up on failed once the disk answered: "
-                        "%s; no file was made", args[1])
+            log.warning("%s: the creation of a file given up on failed once the disk "
+                        "answered: %s; no file was made", self.label, args[1])
 
     def _run(self) -> None:
         try:
@@ -1077,7 +1078,7 @@ class Collector:
             try:
                 source.writer = source.disk = _DiskWriter(
                     lambda writer: self._create_file(base, header, writer, held),
-                    asyncio.get_running_loop(), source.created, source.written)
+                    asyncio.get_running_loop(), source.created, source.written, s.label)
             except RuntimeError:                    # no thread to be had
                 raise _StorageFailed(f"cannot write a file for {s.label}: no thread for "
                                      f"it") from None
