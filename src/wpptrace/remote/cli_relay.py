@@ -11,9 +11,9 @@ deliver is said; --stop-limit none waits as long as --linger and --linger-limit 
 second one gives up at once. Exit status: 0 delivered, or given up on with no buffer left
 undelivered (only END's acknowledgement missing: "END not acknowledged ... (no buffer left
 undelivered)"), whichever of --linger, --linger-limit, --stop-limit, a second interrupt or
-the collector's stop ended the wait; 1 the session could not be read, the collector refused, or buffers were
-left undelivered when the relay gave up (the collector could not be reached in time, or
-did not acknowledge them); 2 bad usage.
+the collector's stop ended the wait; 1 the session could not be read, the collector
+refused, or buffers were left undelivered when the relay gave up (the collector could not
+be reached in time, or did not acknowledge them); 2 bad usage.
 """
 from __future__ import annotations
 
