@@ -805,6 +805,11 @@ uint32_t wpt_runtime_dir_replaced(void);
 /* This process ends (a session host stopping): from now on a runtime directory or a registry
  * that a clean-up removed is not made again for it (the registry's lock fails instead). */
 void wpt_runtime_dir_ending(void);
+/* The calling thread leaves (stops a session) until wpt_runtime_dir_left(the value returned):
+ * meanwhile a runtime directory or a registry that a clean-up removed is not made again for it
+ * (what uses them fails instead: nothing of another process is there to stop). */
+int wpt_runtime_dir_leaving(void);
+void wpt_runtime_dir_left(int was);
 /* The same checks as wpt_runtime_dir, but a directory that is missing (a clean-up removed it) is
  * not made again: ERROR_SUCCESS once it is there again (and held). */
 ULONG wpt_runtime_dir_present(void);

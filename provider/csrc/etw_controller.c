@@ -589,6 +589,10 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
     if (code > EVENT_TRACE_CONTROL_FLUSH) return ERROR_INVALID_PARAMETER;
     if (!h && !name) return ERROR_INVALID_PARAMETER;
     int sync_fd = -1;
+    /* a STOP never makes the runtime directory or the registry again (a clean-up removed them,
+     * and the session's host with them; an exit stops its private sessions): nothing is there
+     * to stop */
+    int was_leaving = code == EVENT_TRACE_CONTROL_STOP ? wpt_runtime_dir_leaving() : -1;
     lock();
     target t;
     ULONG rc = find_target(h, name, &t);
@@ -630,12 +634,13 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
         default:
             rc = ERROR_WMI_INSTANCE_NOT_FOUND;
         }
-    } else if (rc == ERROR_BAD_FORMAT || rc == ERROR_BAD_PATHNAME) {
-        /* no usable registry: no session of another process can be meant (ACCESS_DENIED stays:
-         * the caller may not look) */
+    } else if (rc == ERROR_BAD_FORMAT || rc == ERROR_BAD_PATHNAME || rc == ERROR_FILE_NOT_FOUND) {
+        /* no usable registry (or none, for a STOP): no session of another process can be meant
+         * (ACCESS_DENIED stays: the caller may not look) */
         rc = ERROR_WMI_INSTANCE_NOT_FOUND;
     }
     unlock();
+    if (was_leaving >= 0) wpt_runtime_dir_left(was_leaving);
     if (sync_fd >= 0) {          /* a STOP here: its file flushed to the disk, the lock released */
         /* not cancelled midway: the descriptor is this thread's alone, and a thread cancelled
          * in fdatasync left it open for good (the flush waits for the disk only) */

@@ -202,11 +202,29 @@ void wpt_runtime_dir_ending(void) {
     atomic_store(&g_ending, 1);
 }
 
+/* This thread is leaving the registry (stopping a session): the same, for this call only. A
+ * call that starts something new (a registration's endpoint, a session) makes them again. */
+static __thread int t_leaving;
+
+int wpt_runtime_dir_leaving(void) {
+    int was = t_leaving;
+    t_leaving = 1;
+    return was;
+}
+
+void wpt_runtime_dir_left(int was) {
+    t_leaving = was;
+}
+
+static int may_make(void) {
+    return !atomic_load(&g_ending) && !t_leaving;
+}
+
 static ULONG check_dir(void) {
     int state = wpt_cancel_hold();
     ULONG rc = ERROR_BUSY;
     if (mutex_by(&g_dir_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) == 0) {
-        rc = check_dir_locked(!atomic_load(&g_ending));
+        rc = check_dir_locked(may_make());
         pthread_mutex_unlock(&g_dir_lock);
     }
     wpt_cancel_restore(state);
@@ -490,7 +508,7 @@ static ULONG open_registry(int64_t deadline) {
     ULONG checked = ensure_dir();
     if (checked != ERROR_SUCCESS) return checked;
     (void)wpt_own_start();        /* read while descriptors are to be had: claims record it */
-    int fd = openat(g_dir_fd, "registry", O_RDWR | O_CLOEXEC | O_NOFOLLOW | (atomic_load(&g_ending) ? 0 : O_CREAT),
+    int fd = openat(g_dir_fd, "registry", O_RDWR | O_CLOEXEC | O_NOFOLLOW | (may_make() ? O_CREAT : 0),
                     0600);
     if (fd < 0)
         return errno == EACCES ? ERROR_ACCESS_DENIED : errno == ENOENT ? ERROR_FILE_NOT_FOUND : ERROR_BAD_PATHNAME;

@@ -1,0 +1,67 @@
+"""A process whose runtime directory a clean-up removed while it ran: stopping its sessions,
+unregistering its providers and closing its endpoint (at exit, or any time later) do not make
+the directory, or a registry in it, again; starting something new does."""
+from __future__ import annotations
+
+import pathlib
+import subprocess
+
+from provider_scripts import run_script
+
+_EXIT = """
+    import shutil, time
+    from wpptrace.provider.sessions import TraceSession, session_info
+    runtime, out = sys.argv[1:3]
+
+    def gone(pid):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] in "ZX"
+        except FileNotFoundError:
+            return True
+
+    def callback(code, context, buffer):
+        return 0
+
+    registration = P.RegisterTraceGuids(callback, None, GUID, [uuid.uuid4()])
+    private = P.StartTrace("leaves-private", props("private"))      # stopped at exit
+    P.EnableTrace(True, 0, 4, GUID, private)
+    hosted = TraceSession("leaves-hosted", os.path.join(out, "hosted.etl"))   # stopped at exit
+    host = session_info(handle=hosted.handle).host_pid
+    shutil.rmtree(runtime)                   # a clean-up of /tmp: the host stops
+    deadline = time.monotonic() + 60
+    while not gone(host) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    print(gone(host), os.path.exists(runtime))
+"""
+
+
+def test_a_python_process_exiting_after_its_directory_was_removed_does_not_make_it_again(tmp_path):
+    """Stopping its private session at exit made the directory again, with a registry, to free
+    the session's entry there; the directory stayed behind, empty but for the registry."""
+    runtime = tmp_path / "rt"
+    done = run_script(_EXIT, runtime, tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]
+    assert not runtime.exists()
+
+
+def test_a_c_program_leaving_after_its_directory_was_removed_does_not_make_it_again(
+        build_c_program, tmp_path, monkeypatch):
+    """Each step of leaving is checked on its own (unregistering, stopping a private session and
+    a hosted one, closing the endpoint), then a new session's start makes the directory again."""
+    runtime = tmp_path / "rt"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
+    here = pathlib.Path(__file__).parent
+    program = build_c_program("leave_after_clean_up", (here / "leave_after_clean_up.c").read_text(),
+                              "-I", str(here))
+    done = subprocess.run([str(program), str(tmp_path)], capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [
+        "unregistered", "0", "there", "0",
+        "private", "0", "there", "0",
+        "hosted", "4201", "there", "0",
+        "closed", "there", "0",
+        "started", "0", "there", "1",
+    ]
