@@ -950,9 +950,16 @@ ULONG wpt_ipc_call(const char *path, uint32_t kind, uint32_t status, const void 
                    uint32_t length, void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms);
 
 /* ---- session hosts (etw_host.c) ---- */
-/* Fork the host process of a prepared session; returns once it runs (or failed). */
-/* `host_pid` and `host_start` (its wpt_process_start): the host that answered, 0 if none did */
-ULONG wpt_host_spawn(wpt_session *s, uint32_t *host_pid, uint64_t *host_start);
+/* A process told by its pid and its start (see wpt_process_start). */
+typedef struct {
+    uint32_t pid;
+    uint64_t start;
+} wpt_process_ref;
+/* Fork the host process of a prepared session; returns once it runs (or failed). *host: the
+ * host that answered (pid 0 if none did). */
+ULONG wpt_host_spawn(wpt_session *s, wpt_process_ref *host);
+/* Make a host this process spawned stop (SIGTERM), if it is still that process. */
+void  wpt_host_end(const wpt_process_ref *host);
 /* A request to the host of the session in `slot` that `meant_for` names (wpt_for_session):
  * ERROR_WMI_INSTANCE_NOT_FOUND if the slot's host runs another one by now. */
 ULONG wpt_host_call(uint32_t slot, uint32_t meant_for, uint32_t kind, const void *payload,

@@ -10,7 +10,6 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,18 +302,27 @@ static void set_slot_state(uint32_t slot, uint32_t generation, uint32_t state) {
 /* A start that failed gives up the entry it claimed, but only while it is still STARTING: a
  * host that registered it (RUNNING) just before its caller stopped waiting for the answer
  * runs the session, and freeing its entry left it running where nobody could find or stop it.
- * 1 if so (the session is started); an entry whose host died is freed like any gone one's.
+ * 1 if so (the session is started, *host its host); an entry whose host died is freed like
+ * any gone one's.
  * A host still starting never registers a freed entry: it ends, and the socket it may have
  * bound goes with the entry. It has written nothing to the file (records come only from
- * writers that joined a registered session), which stays the caller's alone. */
-static int release_claim(uint32_t slot, uint32_t generation) {
+ * writers that joined a registered session), which stays the caller's alone.
+ * Nothing is done in a registry made again after a clean-up this process found since the
+ * claim (`epoch`, see wpt_handle_issued_in): the slot and generation there may be another
+ * process's claim or session, never ours to free or to take for ours. Nor is an entry still
+ * starting freed unless this process claimed it. */
+static int release_claim(uint32_t slot, uint32_t generation, uint32_t epoch, wpt_process_ref *host) {
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock_patiently(1, &rc);
     if (!reg) return 0;
     wpt_reg_logger *e = &reg->loggers[slot];
     int running = 0;
-    if (e->generation == generation && e->state != WPT_FREE) {
+    uint64_t start = wpt_own_start();
+    int mine = e->host_pid == wpt_current_pid() && (!start || e->host_start == start);
+    if (wpt_handle_epoch() == epoch && e->generation == generation && e->state != WPT_FREE
+        && (e->state != WPT_STARTING || mine)) {
         running = e->state == WPT_RUNNING && wpt_reg_alive(e);
+        if (running && host) *host = (wpt_process_ref){e->host_pid, e->host_start};
         if (!running) {
             GUID unused[1];
             wpt_registry_forget(reg, slot, unused, 0);
@@ -322,6 +330,27 @@ static int release_claim(uint32_t slot, uint32_t generation) {
     }
     wpt_registry_unlock();
     return running;
+}
+
+/* A hosted session whose handle StartTrace is to hand out, after this process found a
+ * clean-up of the runtime directory since it claimed the slot (the epoch moved): the slot and
+ * generation may name another process's session of the registry made again. Handed out (under
+ * the registry's lock, the epoch read there: 1) only while the registry made again holds this
+ * very host there (its pid and start), put back by it; *epoch is then that epoch. */
+static int hand_out_if_host(uint32_t slot, uint32_t generation, const wpt_process_ref *host,
+                            uint32_t *epoch) {
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg) return 0;
+    const wpt_reg_logger *e = &reg->loggers[slot];
+    int ours = host->pid && e->generation == generation && e->state == WPT_RUNNING
+            && e->host_pid == host->pid && e->host_start == host->start;
+    if (ours) {
+        *epoch = wpt_handle_epoch();
+        ours = wpt_handle_issued_in(slot, generation, *epoch);
+    }
+    wpt_registry_unlock();
+    return ours;
 }
 
 static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PROPERTIES *p, int wide) {
@@ -370,6 +399,8 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
         return ERROR_ALREADY_EXISTS;
     }
     uint32_t slot = 0, generation = 0, epoch = 0;
+    wpt_process_ref host = {0, 0};       /* the session's host, once one answered */
+    int lost = 0;                         /* a clean-up found: its handle is not handed out */
     rc = claim_slot(name, kernel, mode, clock, &slot, &generation, &epoch);
     if (rc != ERROR_SUCCESS) {
         unlock();
@@ -377,7 +408,7 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
     }
     wpt_session *s = &wpt_sessions[slot];
     if (atomic_load(&s->role) != WPT_ROLE_NONE) {     /* cannot be: the registry said free */
-        release_claim(slot, generation);
+        release_claim(slot, generation, epoch, NULL);
         unlock();
         return ERROR_ALREADY_EXISTS;
     }
@@ -398,8 +429,6 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
     s->age_limit = p->AgeLimit;
     rc = wpt_session_prepare(s, priv);
     wpt_wire_props props;
-    uint32_t host_pid = 0;
-    uint64_t host_start = 0;
     if (rc == ERROR_SUCCESS && priv) {
         wpt_session_set_role(s, WPT_ROLE_PRIVATE);
         rc = wpt_session_run(s);
@@ -413,35 +442,41 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
         }
     } else if (rc == ERROR_SUCCESS) {
         wpt_session_props(s, &props);
-        rc = wpt_host_spawn(s, &host_pid, &host_start);
+        rc = wpt_host_spawn(s, &host);
         /* no answer in time: the host may have registered the session all the same */
-        if (rc != ERROR_SUCCESS && release_claim(slot, generation)) rc = ERROR_SUCCESS;
+        if (rc != ERROR_SUCCESS && release_claim(slot, generation, epoch, &host)) rc = ERROR_SUCCESS;
         /* the host has the file and the memory now; this process maps it like any other */
         wpt_session_discard(s, rc != ERROR_SUCCESS);
         if (rc == ERROR_SUCCESS) {
             WPT_TEST_POINT(WPT_POINT_HOST_ANSWERED);
-            wpt_attach(slot, generation);
-            wpt_host_call(slot, wpt_for_session(generation), WPT_REQ_QUERY, NULL, 0, &props,
-                          sizeof props, NULL);
+            /* a clean-up found meanwhile: the slot's session may be another process's, which
+             * this process would join and QUERY (see hand_out_if_host) */
+            if (wpt_handle_epoch() != epoch && !hand_out_if_host(slot, generation, &host, &epoch)) {
+                lost = 1;
+            } else {
+                wpt_attach(slot, generation);
+                wpt_host_call(slot, wpt_for_session(generation), WPT_REQ_QUERY, NULL, 0, &props,
+                              sizeof props, NULL);
+            }
         }
         atomic_store(&s->status, WPT_FREE);
     }
     if (rc != ERROR_SUCCESS) {
         atomic_store(&s->status, WPT_FREE);
-        release_claim(slot, generation);
+        release_claim(slot, generation, epoch, NULL);
         unlock();
         return rc;
     }
     /* A hosted session claimed in a registry that a clean-up removed since (this process found
      * it meanwhile): its handle would name the session of the registry made again that has its
-     * slot and generation, another process's. Its host is not in that registry (a host puts its
-     * session back only as it stops), so no handle names it. Its socket went with the directory
-     * (the host stops then), unless the clean-up removed the registry alone: the host is told to
-     * stop (SIGTERM, while it is the process that answered), or it ran on where nobody could
-     * find or stop it. Nothing of the new registry is ours to free. A private session is this
-     * process's own: put back, or found here by its handle. */
-    if (!priv && !wpt_handle_issued_in(slot, generation, epoch)) {
-        if (host_pid && wpt_process_is(host_pid, host_start) == 1) kill((pid_t)host_pid, SIGTERM);
+     * slot and generation, another process's, unless this session's host put it back there.
+     * Otherwise no handle names it: its host is made to stop (only the registry file may have
+     * gone, its socket kept, and it ran on with nobody told of it). Nothing of the new registry
+     * is ours to free. A private session is this process's own: put back, or found here by its
+     * handle. */
+    if (!priv && (lost || (!wpt_handle_issued_in(slot, generation, epoch)
+                           && !hand_out_if_host(slot, generation, &host, &epoch)))) {
+        wpt_host_end(&host);
         unlock();
         return ERROR_WMI_INSTANCE_NOT_FOUND;
     }

@@ -532,11 +532,16 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
     free(pfd);
 }
 
+/* The process that spawned this host (StartTrace's caller), told before the fork. */
+static wpt_process_ref g_caller;
+
 /* The slot's entry is still the one the host's caller claimed. A caller that died while its
  * host started left an entry that counts as free: a newer session may have the slot, and its
- * host the socket path, by now. */
+ * host the socket path, by now. So may a claim of another process in a registry made again
+ * after a clean-up, with the same slot and generation: the claimant's pid and start tell. */
 static int claimed_by_caller(const wpt_reg_logger *e, const wpt_session *s) {
-    return e->generation == s->registry_generation && e->state == WPT_STARTING;
+    return e->generation == s->registry_generation && e->state == WPT_STARTING
+        && e->host_pid == g_caller.pid && (!g_caller.start || e->host_start == g_caller.start);
 }
 
 /* Open (empty) the host log and bind the control socket (which removes a stale file at the
@@ -557,6 +562,13 @@ static ULONG listen_if_ours(wpt_session *s, uint32_t slot, const char *path, con
     wpt_registry_unlock();
     return rc;
 }
+
+/* What a host tells the process that spawned it, through a pipe, once it runs or failed. */
+typedef struct {
+    uint32_t rc;
+    uint32_t pid;
+    uint64_t start;             /* its wpt_own_start(): the host told from a later process */
+} host_answer;
 
 static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
     wpt_in_host = 1;
@@ -643,9 +655,8 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
         }
         close(listen_fd);
     }
-    uint64_t start = wpt_own_start();
-    uint32_t answer[4] = {rc, (uint32_t)getpid(), (uint32_t)start, (uint32_t)(start >> 32)};
-    ssize_t w = write(ready_fd, answer, sizeof answer);
+    host_answer answer = {rc, (uint32_t)getpid(), wpt_own_start()};
+    ssize_t w = write(ready_fd, &answer, sizeof answer);
     (void)w;
     close(ready_fd);
     if (rc != ERROR_SUCCESS) _exit(1);
@@ -666,9 +677,9 @@ int64_t wpt_host_reply_ms = 10000;
 int64_t wpt_host_long_reply_ms = 120000;
 #endif
 
-ULONG wpt_host_spawn(wpt_session *s, uint32_t *host_pid, uint64_t *host_start) {
-    *host_pid = 0;
-    *host_start = 0;
+ULONG wpt_host_spawn(wpt_session *s, wpt_process_ref *host) {
+    *host = (wpt_process_ref){0, 0};
+    g_caller = (wpt_process_ref){wpt_current_pid(), wpt_own_start()};   /* as its claim says */
     int ready[2];
     if (pipe2(ready, O_CLOEXEC) != 0) return ERROR_OUTOFMEMORY;
     wpt_forking_host = 1;
@@ -687,7 +698,7 @@ ULONG wpt_host_spawn(wpt_session *s, uint32_t *host_pid, uint64_t *host_start) {
         return ERROR_OUTOFMEMORY;
     }
     while (waitpid(first, NULL, 0) < 0 && errno == EINTR) {}
-    uint32_t answer[4] = {ERROR_OUTOFMEMORY, 0, 0, 0};
+    host_answer answer = {ERROR_OUTOFMEMORY, 0, 0};
     size_t have = 0;
     int timed_out = 0;
     struct pollfd p = {ready[0], POLLIN, 0};
@@ -702,7 +713,7 @@ ULONG wpt_host_spawn(wpt_session *s, uint32_t *host_pid, uint64_t *host_start) {
         int ready_now = poll(&p, 1, left);
         if (ready_now < 0 && errno != EINTR) break;
         if (ready_now <= 0) continue;      /* a read now would block past the deadline */
-        ssize_t n = read(ready[0], (char *)answer + have, sizeof answer - have);
+        ssize_t n = read(ready[0], (char *)&answer + have, sizeof answer - have);
         if (n == 0) break;
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN) continue;
@@ -713,7 +724,24 @@ ULONG wpt_host_spawn(wpt_session *s, uint32_t *host_pid, uint64_t *host_start) {
     close(ready[0]);
     if (timed_out) return ERROR_BUSY;      /* no answer in time, as for a control request */
     if (have != sizeof answer) return ERROR_OUTOFMEMORY;
-    *host_pid = answer[1];
-    *host_start = answer[2] | (uint64_t)answer[3] << 32;
-    return answer[0];
+    *host = (wpt_process_ref){answer.pid, answer.start};
+    return answer.rc;
+}
+
+/* Through a pidfd taken while the process is still the host (its start checked after the
+ * pidfd was taken): a pid reused since is never signalled. A host stopping by SIGTERM stops
+ * as by STOP (its file completed, its providers disabled, its entry freed). */
+void wpt_host_end(const wpt_process_ref *host) {
+    if (!host->pid || !host->start) return;
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_send_signal)
+    int fd = (int)syscall(SYS_pidfd_open, (pid_t)host->pid, 0);
+    if (fd >= 0) {
+        if (wpt_process_is(host->pid, host->start) == 1)
+            (void)syscall(SYS_pidfd_send_signal, fd, SIGTERM, NULL, 0);
+        close(fd);
+        return;
+    }
+    if (errno != ENOSYS) return;            /* gone (ESRCH), or no descriptor to be had */
+#endif
+    if (wpt_process_is(host->pid, host->start) == 1) kill((pid_t)host->pid, SIGTERM);
 }

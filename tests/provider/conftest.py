@@ -265,6 +265,13 @@ def callback_cancels(build_c_program_with_test_points):
 
 
 @pytest.fixture(scope="session")
+def start_claim_across_clean_up(build_c_program_with_test_points):
+    """start_claim_across_clean_up(mode, out_dir) -> what start_claim_across_clean_up.c printed
+    (StartTrace of a hosted session across a clean-up found before its handle is handed out)."""
+    return _mode_program(build_c_program_with_test_points, "start_claim_across_clean_up")
+
+
+@pytest.fixture(scope="session")
 def application_threads(build_c_program_with_test_points):
     """application_threads(mode, out_dir) -> what application_threads.c printed (the count of
     the application's threads made while the core's threads end and start)."""
