@@ -199,7 +199,8 @@ def test_no_ack_passes_an_unwritten_buffer_with_two_connections_on_one_source(
         recorded, tmp_path, monkeypatch):
     """Nine buffers arrive while the first is being written: the STATS's ACK says only
     what is on the disk; a connection that takes the source over meanwhile is told to come
-    back (ERROR_BUSY), and is welcomed once all of it is written, at the sequence after it."""
+    back (ERROR_BUSY), and is welcomed once all of it is written, at the sequence after it;
+    the connection it took the source from is told so (ERROR_BUSY), then closed."""
     head, buffers = recorded
     disk = _StuckWrite(monkeypatch)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
@@ -214,7 +215,9 @@ def test_no_ack_passes_an_unwritten_buffer_with_two_connections_on_one_source(
             second = HandRelay(collector.address, len(head), "acks", first.source_id)
             assert _error(second.answer()) == (ERROR_BUSY,
                                                "this source's file is still being written")
-            assert first.answer() is None           # (replaced: nothing more for it)
+            code, reason = _error(first.answer())   # (replaced: told why, then closed)
+            assert code == ERROR_BUSY and reason.startswith("a new connection from "), reason
+            assert first.answer() is None
             disk.release.set()
             assert collector.wait_for(lambda ss: ss[0].buffers == 9, PATIENCE)
             wait_until(lambda: collector._sources[first.source_id].queued_buffers == 0,

@@ -483,7 +483,7 @@ class _Source:
         """Tell the relay what is on the disk (only ever that: an ACK lets it forget)."""
         conn = self.connection
         if (conn is None or not conn.welcomed or conn.replaced or self.write_error
-                or conn.told_stop or conn.writer.transport.is_closing()):
+                or conn.told_error or conn.writer.transport.is_closing()):
             return
         self.unacked = 0
         conn.writer.write(P.encode(P.FrameType.ACK, self.written_seq + 1))
@@ -690,7 +690,8 @@ class _Connection:
         #: ... saying why
         self.failure: Optional[P.ProtocolError] = None
         self.end_acked = False              # END's ACK sent: the relay has its answer
-        self.told_stop = False              # the collector's stop said: no frame after it
+        self.told_error = False             # an ERROR said (the collector's stop, say): no
+                                            # frame after it
 
     def wake(self) -> None:
         """If it waits for room: look again."""
@@ -1263,6 +1264,11 @@ class Collector:
             finally:
                 conn.receiving = None
             reason = "delivered"
+        except _Replaced as exc:
+            reason = str(exc)                       # (said when it was replaced)
+            if not conn.end_acked:
+                conn.told_error = True
+                await _tell_and_close(reader, writer, exc.code, reason)
         except P.ProtocolError as exc:
             reason = str(exc)
             if conn is None or exc is not conn.failure:     # (else said and counted already)
@@ -1307,11 +1313,20 @@ class Collector:
             reason = "collector stopping"
             if spoken and not (conn is not None and conn.end_acked):
                 if conn is not None:
-                    conn.told_stop = True
-                await _tell_stopping(reader, writer)
+                    conn.told_error = True
+                await _tell_and_close(reader, writer, ERROR_CANCELLED,
+                                      "the collector is stopping")
         except Exception as exc:   # noqa: BLE001 - one source's failure never stops the others
             reason = f"internal error: {exc!r}"
             log.exception("%s: %s", _who(source, peer), reason)
+            # told, as any other close but the one after END's ACK: a relay that sent END
+            # must not take the close for END's acknowledgement (ERROR_BUSY: it retries)
+            if spoken and not (conn is not None and conn.end_acked):
+                if conn is not None:
+                    conn.told_error = True
+                await _tell_and_close(reader, writer, ERROR_BUSY,
+                                      "the collector failed on this connection (an internal "
+                                      "error, said in its log)")
         finally:
             try:
                 if source is not None and conn is not None:
@@ -1389,7 +1404,12 @@ class Collector:
                 old.replaced = True
                 log.warning("%s: a new connection from %s replaces the one from %s",
                             source.stats.label, conn.peer, old.peer)
-                old.writer.transport.abort()
+                # its handler tells it (ERROR_BUSY) before it closes: a relay that sent END
+                # must not take the close for END's acknowledgement
+                if old.failure is None:
+                    old.failure = _Replaced(conn.peer)
+                    if old.receiving is not None:
+                        old.receiving.cancel()
                 old.wake()                          # (if it waits for room: it ends)
         source.connection = conn
         source.detached_at = None
@@ -1418,10 +1438,10 @@ class Collector:
         while True:
             await self._room_for(source, conn)
             if conn.replaced:
-                return
+                raise conn.failure or _Replaced("?")
             frame = await asyncio.wait_for(P.read_frame(reader, P.FROM_RELAY, bs), self.timeout)
             if conn.replaced:
-                return
+                raise conn.failure or _Replaced("?")
             ended = source.take(frame)
             if ended:
                 # the last ACK once every buffer is written and the file closed (a write
@@ -1559,6 +1579,14 @@ class _StorageFailed(P.ProtocolError):
         super().__init__(reason, code=ERROR_BUSY)
 
 
+class _Replaced(P.ProtocolError):
+    """A connection that a newer one with its source id took over: its relay is told
+    (ERROR_BUSY: it retries), not counted as a fault (the takeover was said)."""
+
+    def __init__(self, peer: str):
+        super().__init__(f"a new connection from {peer} took this source over", code=ERROR_BUSY)
+
+
 class _FileFull(P.ProtocolError):
     """A source whose file reached ``max_file_size``: refused (ERROR_DISK_FULL, which a relay
     takes as final), counted in ``files_full``."""
@@ -1596,14 +1624,15 @@ def _who(source: Optional[_Source], peer: str) -> str:
     return f"{source.stats.label} ({peer})" if source is not None else peer
 
 
-async def _tell_stopping(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """The collector stops: tell the relay (ERROR_CANCELLED) before its connection closes, so
-    that a relay that sent END does not take the close for END's acknowledgement. What the
-    relay sent meanwhile is read and let go until it closes its end (at most a second): a
-    socket closed with data unread resets the connection, and the reset may discard the
-    ERROR before the relay read it."""
+async def _tell_and_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                          code: int, reason: str) -> None:
+    """Tell the relay why (an ERROR) before its connection closes, so that a relay that sent
+    END does not take the close for END's acknowledgement. What the relay sent meanwhile is
+    read and let go until it closes its end (at most a second): a socket closed with data
+    unread resets the connection, and the reset may discard the ERROR before the relay read
+    it."""
     try:
-        writer.write(P.encode_error(ERROR_CANCELLED, "the collector is stopping"))
+        writer.write(P.encode_error(code, reason))
         if writer.can_write_eof():
             writer.write_eof()
         await asyncio.wait_for(_read_to_end(reader), 1.0)

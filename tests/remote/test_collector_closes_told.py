@@ -1,0 +1,174 @@
+"""Every close of a connection by the collector, but the one after END's ACK, comes after an
+ERROR frame that says why: a relay that sent END, and got an ACK of END's value that the
+collector sent before it read END, never takes such a close for END's acknowledgement."""
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from remote_helpers import (PATIENCE, FakeCollector, HandRelay, _StuckWrite, header, read_frame,
+                            wait_until)
+
+from wpptrace.remote import Collector, Relay
+from wpptrace.remote import collector as collector_module
+from wpptrace.remote import protocol as P
+from wpptrace.winerror import ERROR_BUSY, ERROR_CANCELLED
+
+
+def _end_left_unread_once(monkeypatch, disk: _StuckWrite) -> list[int]:
+    """The collector's first END is not taken (as if not read yet), and releases the disk:
+    the ACK of the last buffer, which carries END's value, goes out after END came. The next
+    END (the relay's retry) is taken. Returns the END sequences seen."""
+    ends: list[int] = []
+    take = collector_module._Source.take
+
+    def take_later_ends(self, frame):
+        if frame.type == P.FrameType.END and not ends:
+            ends.append(frame.sequence)
+            disk.release.set()
+            return False
+        if frame.type == P.FrameType.END:
+            ends.append(frame.sequence)
+        return take(self, frame)
+    monkeypatch.setattr(collector_module._Source, "take", take_later_ends)
+    return ends
+
+
+def _ended_relay(collector, recorded, name: str, **options) -> Relay:
+    head, buffers = recorded
+    relay = Relay(collector.address, buffer_size=len(head), name=name, linger=PATIENCE,
+                  reply_timeout=PATIENCE, max_backoff=0.2, **options)
+    relay.add(head)
+    for buf in buffers[:8]:
+        relay.add(buf)
+    relay.finish()
+    return relay.start()
+
+
+def test_an_internal_error_after_the_ack_that_crossed_end_is_said_to_the_relay(
+        recorded, tmp_path, monkeypatch):
+    """The collector ACKs the last buffer after the relay sent END, then fails on that
+    connection (an internal error) before it read END. Closed without a word, the connection
+    looked like the close after END's ACK: the relay said "ended" while the file lacked END
+    (no EndTime). Told (ERROR_BUSY), the relay retries and delivers END."""
+    disk = _StuckWrite(monkeypatch, only="failing")
+    ends = _end_left_unread_once(monkeypatch, disk)
+    fail = threading.Event()
+    failed: list[bool] = []
+    room_for = collector_module.Collector._room_for
+
+    async def failing_after_the_first_end(self, source, conn):
+        if len(ends) == 1 and not failed:       # (once: the retry goes on)
+            failed.append(True)
+            loop = asyncio.get_running_loop()
+            if await loop.run_in_executor(None, fail.wait, PATIENCE):
+                raise RuntimeError("a defect in the collector")
+        await room_for(self, source, conn)
+    monkeypatch.setattr(collector_module.Collector, "_room_for", failing_after_the_first_end)
+    collector = Collector(output_dir=str(tmp_path / "c")).start()
+    relay = None
+    try:
+        relay = _ended_relay(collector, recorded, "failing")
+        wait_until(lambda: relay.stats.acknowledged == 9, what="the last buffer acknowledged")
+        assert ends == [9]
+        assert relay._end_acked                 # (the ACK came after END was sent)
+        fail.set()
+        assert relay.wait(PATIENCE), "the relay hangs"
+        assert relay.stats.connects == 2, relay.outcome
+        assert collector.wait_for(lambda ss: ss and ss[0].ended, PATIENCE)
+    finally:
+        if relay is not None:
+            relay.close(timeout=0.5)
+        collector.stop()
+    assert relay.outcome == "ended", relay.outcome
+    assert ends == [9, 9]
+    [source] = collector.sources
+    assert source.buffers == 8
+    assert header(source.path).end_time != 0
+
+
+def test_a_connection_replaced_after_the_ack_that_crossed_end_is_told(
+        recorded, tmp_path, monkeypatch):
+    """The collector ACKs the last buffer after the relay sent END; before it read END,
+    another connection with the same source id takes the source over. Closed without a
+    word, the first relay took the close for END's acknowledgement ("ended") while the file
+    never got END. Told (ERROR_BUSY, why), it retries, takes the source back and delivers
+    END; the connection it takes it from is told too."""
+    disk = _StuckWrite(monkeypatch, only="taken")
+    ends = _end_left_unread_once(monkeypatch, disk)
+    head, _ = recorded
+    collector = Collector(output_dir=str(tmp_path / "c")).start()
+    relay = hand = None
+    try:
+        relay = _ended_relay(collector, recorded, "taken", host="hand")
+        wait_until(lambda: relay.stats.acknowledged == 9, what="the last buffer acknowledged")
+        assert ends == [9]
+        assert relay._end_acked                 # (the ACK came after END was sent)
+        hand = HandRelay(collector.address, len(head), "taken", relay.source_id)
+        assert hand.answer()[:2] == (P.FrameType.WELCOME, 9)
+        assert relay.wait(PATIENCE), "the relay hangs"
+        assert relay.stats.connects == 2, relay.outcome
+        kind, _, payload = hand.answer()        # taken back by the relay's retry
+        assert kind == P.FrameType.ERROR
+        code, reason = P.decode_error(P.Frame(kind, 0, 0, payload))
+        assert code == ERROR_BUSY and "took this source over" in reason, reason
+        assert collector.wait_for(lambda ss: ss and ss[0].ended, PATIENCE)
+    finally:
+        if relay is not None:
+            relay.close(timeout=0.5)
+        if hand is not None:
+            hand.close()
+        collector.stop()
+    assert relay.outcome == "ended", relay.outcome
+    assert ends == [9, 9]
+    [source] = collector.sources
+    assert source.buffers == 8
+    assert header(source.path).end_time != 0
+
+
+
+def _ack_crossing_end_then_error(sock, seen, code):
+    """First connection: the last buffer's ACK (END's value) after END came, then an ERROR
+    (``code``) and the close, END never taken. A retry: END acknowledged, then the close."""
+    seen.append(None)
+    sock.sendall(P.encode(P.FrameType.WELCOME, 0 if len(seen) == 1 else 5))
+    while True:
+        kind, sequence = read_frame(sock)
+        if kind != P.FrameType.END:
+            continue
+        sock.sendall(P.encode(P.FrameType.ACK, sequence))
+        if len(seen) == 1:
+            sock.sendall(P.encode_error(code, "the collector did not read END"))
+        sock.close()
+        return
+
+
+@pytest.mark.parametrize("code", [ERROR_BUSY, ERROR_CANCELLED, 9999],
+                         ids=["busy", "stopping", "unknown"])
+def test_a_close_after_an_error_is_never_ends_acknowledgement(recorded, code):
+    """Whatever the ERROR says, the close that follows it is not the close after END's ACK,
+    even after an ACK of END's value that came after END: "ended" only from the retry."""
+    seen: list = []
+    fake = FakeCollector(lambda sock: _ack_crossing_end_then_error(sock, seen, code))
+    head, buffers = recorded
+    relay = Relay(fake.address, buffer_size=len(head), name="told", linger=PATIENCE,
+                  reply_timeout=PATIENCE, max_backoff=0.2)
+    try:
+        relay.add(head)
+        for buf in buffers[:4]:
+            relay.add(buf)
+        relay.finish()
+        relay.start()
+        assert relay.wait(PATIENCE), "the relay hangs"
+    finally:
+        relay.close(timeout=0.5)
+        fake.close()
+    assert relay.stats.acknowledged == 5
+    if code == ERROR_CANCELLED:         # (a stop: not retried, END said not acknowledged)
+        assert len(seen) == 1
+        assert relay.outcome.startswith("ended: END not acknowledged: the collector stopped")
+    else:
+        assert len(seen) == 2
+        assert relay.outcome == "ended"
