@@ -4,6 +4,7 @@ progress and at the latest ``linger_limit`` after the end; only the answers that
 collector has the stream in hand count as progress; a stop after the end gives up at once."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 
@@ -331,3 +332,46 @@ def test_the_collectors_in_hand_answers_are_the_ones_the_relay_knows(
     assert P.in_hand(code, reason)
     assert not P.in_hand(code, "too many connections")
     assert not P.in_hand(ERROR_ACCESS_DENIED, reason)
+
+
+def test_ends_close_in_the_reply_timeouts_last_moments_is_no_timeout(recorded, monkeypatch,
+                                                                     caplog):
+    """END's ACK and the close after it come when the reply timeout (counted from the last
+    thing heard before) has just run out: the reader finished, END delivered, is looked at
+    before the timeout. Looked at after it, the delivered END was counted as a timeout: a
+    false warning, and a connection again, to be told that the stream ended."""
+    clock = RelayClock(monkeypatch)
+    seen: list = []
+
+    def serve(sock):
+        seen.append(None)
+        if len(seen) > 1:
+            sock.sendall(P.encode_error(ERROR_HANDLE_EOF, "this stream already ended"))
+            return
+        sock.sendall(P.encode(P.FrameType.WELCOME, 0))
+        while True:
+            kind, seq = read_frame(sock)
+            if kind == P.FrameType.END:
+                sock.sendall(P.encode(P.FrameType.ACK, seq))
+                sock.close()
+                return
+    read = P.read_frame
+
+    async def closed_as_the_reply_timeout_runs_out(reader, *args, **kwargs):
+        try:
+            return await read(reader, *args, **kwargs)
+        except asyncio.IncompleteReadError:
+            clock.now += 6.0            # (the reply timeout is 5 s)
+            raise
+    monkeypatch.setattr(P, "read_frame", closed_as_the_reply_timeout_runs_out)
+    caplog.set_level(logging.WARNING, logger="wpptrace.remote.relay")
+    fake = FakeCollector(serve)
+    relay = _ended_relay(fake.address, recorded, linger=PATIENCE, reply_timeout=5.0)
+    try:
+        assert relay.wait(PATIENCE), "the relay hangs"
+    finally:
+        relay.close(timeout=0.5)
+        fake.close()
+    assert relay.outcome == "ended", relay.outcome
+    assert len(seen) == 1, [r.getMessage() for r in caplog.records]
+    assert not [r for r in caplog.records if "timed out" in r.getMessage()]

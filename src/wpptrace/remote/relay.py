@@ -685,7 +685,8 @@ class Relay:
                     finally:
                         woken.cancel()
             now = time.monotonic()
-            self._check_heard(now)
+            if not acks.done():     # (else looked at first: END's close is no timeout)
+                self._check_heard(now)
             if now >= next_stats and end_sent is None:
                 next_stats = now + self.stats_interval
                 writer.write(P.encode_stats(P.FrameType.STATS, outbox.next_seq,
