@@ -9,7 +9,8 @@ import socket
 import threading
 
 import pytest
-from remote_helpers import PATIENCE, FakeCollector, read_frame, recv_exactly
+from remote_helpers import (PATIENCE, FakeCollector, RelayClock, read_frame, recv_exactly,
+                            wait_until)
 
 from wpptrace.remote import Relay
 from wpptrace.remote import protocol as P
@@ -202,10 +203,12 @@ def test_a_relay_that_got_in_says_a_later_busy_answer_again_and_backs_off_from_t
     assert [w for w in waits if w != 0.25] == [0.2, 0.2]   # (0.25: waiting for a header)
 
 
-def _acknowledge_the_last_buffer_across_end_then_end_on_the_next_connection(sock, seen):
+def _acknowledge_the_last_buffer_across_end_then_end_on_the_next_connection(
+        sock, seen, relay: list, started: threading.Event, clock: RelayClock):
     """First connection: the collector ACKs the last buffer (its every-8th ACK, or the one
     after a STATS, both carrying END's value) only as END arrives, and has not read END
-    (silent, as while it closes nothing). The relay comes back: welcomed after its last
+    (silent, as while it closes nothing) until the relay's reply timeout has passed (its
+    clock moved on once the ACK was taken). The relay comes back: welcomed after its last
     buffer, it sends END again, which is ACKed and the connection closed, as a collector does
     after END's ACK."""
     resume = 0 if not seen else seen[-1]
@@ -218,20 +221,35 @@ def _acknowledge_the_last_buffer_across_end_then_end_on_the_next_connection(sock
     sock.sendall(P.encode(P.FrameType.ACK, sequence))
     if len(seen) > 1:
         sock.close()
+        return
+    assert started.wait(PATIENCE)
+    wait_until(lambda: relay[0].stats.acknowledged == sequence, what="the ACK taken")
+    clock.now += 1.5                    # (the reply timeout is 1 s)
 
 
-def test_an_ack_that_crosses_end_on_the_wire_is_not_taken_for_ends_own(recorded):
+def test_an_ack_that_crosses_end_on_the_wire_is_not_taken_for_ends_own(recorded, monkeypatch):
     """After the last buffer the collector's ACKs (every 8 buffers, after each STATS) carry
     the value END's ACK does: one that comes after END was sent is not END's. Taking it for
     END's, the relay reported the stream ended and dropped the connection, and a collector
     that had not read END closed the file later without the session's EndTime. END counts as
     acknowledged only once the collector closes the connection after its ACK: until then the
-    relay waits (here the reply timeout ends the silent connection) and sends END again."""
+    relay waits (here the reply timeout ends the silent connection) and sends END again.
+    The relay's clock moves only as the test says: a loaded machine's stall is not taken for
+    the linger (1 s) running out before the retry."""
+    clock = RelayClock(monkeypatch)
     seen: list[int] = []
-    relay = _relay_ended(FakeCollector(
+    relay: list[Relay] = []
+    started = threading.Event()
+    fake = FakeCollector(
         lambda sock: _acknowledge_the_last_buffer_across_end_then_end_on_the_next_connection(
-            sock, seen)), recorded)
+            sock, seen, relay, started, clock))
+    try:
+        relay.append(_relay_through(fake, recorded))
+        started.set()
+        assert relay[0].wait(PATIENCE), "the relay hangs on this collector"
+    finally:
+        fake.close()
     last = len(recorded[1]) + 1
     assert seen == [last, last]
-    assert relay.outcome == "ended"
-    assert relay.stats.acknowledged == last
+    assert relay[0].outcome == "ended"
+    assert relay[0].stats.acknowledged == last
