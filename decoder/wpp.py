@@ -235,6 +235,15 @@ class WppMessage(_WppProperties):
     error: str = ""
     subcomponent: str = ""
 
+    def __getstate__(self) -> dict:
+        """Its fields as a message made with its UUID holds them (``guid``, not the bytes a
+        decoded one keeps until it is read): a pickle any version can load."""
+        state = dict(self.__dict__)
+        if "_guid_le" in state:
+            state.pop("_guid_le")
+            state["guid"] = self.guid
+        return state
+
 
 def wpp_property(message: WppMessage, name: str) -> Any:
     """TdhGetWppProperty for a decoded message: the named argument (its TMF C expression) or
@@ -268,7 +277,10 @@ class _GuidFromLe:
     def __get__(self, obj, owner=None):
         if obj is None:
             return self
-        guid = obj.__dict__["guid"] = _uuid_of_le(obj.__dict__["_guid_le"])
+        guid_le = obj.__dict__.get("_guid_le")
+        if guid_le is None:           # (a message made without its fields, or its guid deleted)
+            raise AttributeError(f"{type(obj).__name__!r} object has no attribute 'guid'")
+        guid = obj.__dict__["guid"] = _uuid_of_le(guid_le)
         return guid
 
 

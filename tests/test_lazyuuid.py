@@ -73,3 +73,22 @@ def test_a_message_made_with_its_guid_bytes_reads_as_its_uuid():
     assert lazy[0].guid == guid and lazy[0].guid is lazy[1].guid
     assert wpp.guid_text(made) == str(guid)
     assert wpp.guid_text(wpp.WppMessage(guid=None, **facts)) is None
+
+
+def test_a_message_with_its_guid_bytes_pickles_and_answers_as_one_made_with_its_uuid():
+    """A pickle holds the UUID (``guid``), as a message made with it does; a message with no
+    GUID field answers hasattr/getattr with False/None, as before, not a KeyError."""
+    import pickle
+
+    guid = uuid.UUID("2cb15d1d-5fc1-11d2-abe1-00a0c911f518")
+    facts = dict(status="ok", number=3, filetime=None, time_text="", cpu=0, thread_id=1,
+                 process_id=2, sequence=0, kernel_time=0, user_time=0, component="C", name="N",
+                 source_file="", source_line="", function="", level="", flags="", text="t",
+                 line="t")
+    lazy = wpp._with_guid_le(wpp.WppMessage(guid=None, **facts), guid.bytes_le)
+    state = lazy.__getstate__()
+    assert state["guid"] == guid and "_guid_le" not in state
+    back = pickle.loads(pickle.dumps(lazy))
+    assert back == wpp.WppMessage(guid=guid, **facts) and vars(back)["guid"] == guid
+    bare = wpp.WppMessage.__new__(wpp.WppMessage)
+    assert not hasattr(bare, "guid") and getattr(bare, "guid", None) is None

@@ -769,6 +769,9 @@ class _Parser:
         try:
             self.header = parse_guid_header(line.strip())
         except _LineError as err:
+            # the entries after it are refused, not filed under the header before it (a
+            # mistyped GUID would give another GUID's messages)
+            self.header, self.source_file = None, ""
             self.line_error(lineno, line, err)
             return
         self.source_file = dict(self.header.trailer).get("SRC", "")

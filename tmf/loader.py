@@ -46,7 +46,8 @@ _GUID_HEADER = LazyPattern(_GUID + r"(?:\s|$)")
 _TMF_KEY = LazyPattern(r"[ \t]*#(?:typev?|enumv)[ \t]")
 _TMF_KEY_AFTER_NEWLINE = LazyPattern(r"\n[ \t]*#(?:typev?|enumv)[ \t]")
 _TMC_KEY = LazyPattern(r"^[ \t]*" + _GUID + r"(?:\s|$)", re.M)
-_GUID_LINE = LazyPattern(r"^\s*\{?([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})\}?(?:\s+(\S+))?")
+# (a blank or the line's end after the GUID: "<guid>ABC Name" is a mistyped GUID, not a GUID)
+_GUID_LINE = LazyPattern(r"^\s*\{?([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})\}?(?=\s|$)(?:\s+(\S+))?")
 
 
 def split_search_path(value: str | None) -> list[str]:
