@@ -455,6 +455,8 @@ enum {
                                           * its handle not handed out */
     WPT_POINT_OWED_TAKEN = 66,           /* the endpoint thread took the changes owed to
                                           * deliver (g_redeliver cleared), has not yet */
+    WPT_POINT_FORK_UNLOCKED = 67,        /* a fork gave up waiting for the runtime directory's
+                                          * lock and goes on without it */
     WPT_POINT_REBIND_DEFERRED = 68,      /* the endpoint's socket is missing from the directory
                                           * it was bound in: bound again only after more checks */
     WPT_POINT_REGISTRY_WAITING = 67,     /* the registry's file lock is held by another process:
@@ -467,6 +469,10 @@ extern void (*wpt_test_point)(int point);
 extern int wpt_test_request_fd;
 /* a test makes every JOIN's session memory refused, as memory not sealed is */
 extern int wpt_test_refuse_views;
+/* a test makes the endpoint thread's delivery of the changes owed find them busy, as a host
+ * too slow to hand out its session memory does */
+extern _Atomic int wpt_test_owed_busy;
+#define WPT_OWED_BUSY_FOR_TEST atomic_load(&wpt_test_owed_busy)
 /* how long StartTrace waits for its host's answer, a QUERY (and the like) for the host's
  * reply, and a STOP, FLUSH or UPDATE: a test may shorten them, not wait 30 s, 10 s or 120 s */
 extern int64_t wpt_host_answer_ms, wpt_host_reply_ms, wpt_host_long_reply_ms;
@@ -498,6 +504,7 @@ extern _Atomic uint32_t wpt_views_retired;
 extern _Atomic uint32_t wpt_endpoint_teardowns;
 #else
 #define WPT_TEST_POINT(point) ((void)0)
+#define WPT_OWED_BUSY_FOR_TEST 0
 #define WPT_HOST_ANSWER_MS 30000
 #define WPT_HOST_REPLY_MS 10000
 #define WPT_HOST_LONG_REPLY_MS 120000

@@ -622,6 +622,7 @@ static int g_dir_locked_for_fork;
 
 void wpt_registry_fork_prepare(void) {
     g_dir_locked_for_fork = mutex_by(&g_dir_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) == 0;
+    if (!g_dir_locked_for_fork) WPT_TEST_POINT(WPT_POINT_FORK_UNLOCKED);
 }
 
 void wpt_registry_fork_parent(void) {

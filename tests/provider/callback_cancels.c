@@ -18,6 +18,8 @@
  *                     RegisterTraceGuids: it starts an endpoint again)
  *       enable-closing, disable-closing  as the private modes; the endpoint is closed (by
  *                     another thread) just after its thread took the change to deliver
+ *       enable-closing-busy, disable-closing-busy  the same, and the thread's delivery finds
+ *                     the change busy (wpt_test_owed_busy): it ends with the change owed
  * The endpoint thread is held before it delivers what is owed until the program looked
  * whether R2 is listed as enabled (listed_before) and how many changes were counted as
  * undelivered; the counts are read once R2 heard the change and the endpoint thread's retries
@@ -135,7 +137,8 @@ static ULONG query(TRACEHANDLE h) {
 }
 
 /* `endpoint`: 1 as usual, 0 none (the runtime directory refused), -1 closed by the program,
- * 2 closed by another thread once the endpoint thread took the change to deliver */
+ * 2 closed by another thread once the endpoint thread took the change to deliver, 3 the same
+ * with that delivery found busy */
 static int cancelled_change(const char *dir, int enable, int private_session, int endpoint) {
     sem_init(&g_deliver, 0, 0);
     sem_init(&g_taken, 0, 0);
@@ -158,7 +161,8 @@ static int cancelled_change(const char *dir, int enable, int private_session, in
     if (endpoint < 0) wpptrace_endpoint_close();
     atomic_store(&g_cancel_on, enable ? WMI_ENABLE_EVENTS : WMI_DISABLE_EVENTS);
     g_heard = enable ? &g_r2.enables : &g_r2.disables;
-    atomic_store(&g_close_when_taken, endpoint == 2);
+    atomic_store(&g_close_when_taken, endpoint >= 2);
+    atomic_store(&wpt_test_owed_busy, endpoint == 3);
     change c = {(ULONG)enable, s};
     pthread_t t;
     if (pthread_create(&t, NULL, change_in_thread, &c) != 0) return 6;
@@ -172,11 +176,12 @@ static int cancelled_change(const char *dir, int enable, int private_session, in
         wait_for(g_heard);
         wait_for(&g_done_after_heard);
     } else {
-        if (endpoint == 2) {
+        if (endpoint >= 2) {
             pthread_t closer;
             sem_wait(&g_taken);
             if (pthread_create(&closer, NULL, close_endpoint, NULL) != 0) return 9;
             pthread_join(closer, NULL);
+            atomic_store(&wpt_test_owed_busy, 0);
         } else {
             /* a monitoring thread holding the provider's lock asks for the statistics, and
              * the application unregisters and registers providers under it: no other
@@ -219,7 +224,8 @@ int main(int argc, char **argv) {
         {"enable", 1, 0, 1},         {"enable-private", 1, 1, 1}, {"disable", 0, 0, 1},
         {"disable-private", 0, 1, 1}, {"enable-alone", 1, 1, 0},  {"disable-alone", 0, 1, 0},
         {"enable-closed", 1, 1, -1}, {"disable-closed", 0, 1, -1}, {"enable-closing", 1, 1, 2},
-        {"disable-closing", 0, 1, 2},
+        {"disable-closing", 0, 1, 2}, {"enable-closing-busy", 1, 1, 3},
+        {"disable-closing-busy", 0, 1, 3},
     };
     if (argc != 3) return 2;
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)

@@ -4,7 +4,7 @@
  * number; the next check opened the runtime directory again at another number. The fork waits
  * for the lock a short while (the registry's wait, shortened), then goes on. Usage:
  * fork_held_dir RUNTIME OTHER, two directories of this user, private. Prints "name value":
- *   forked:  1 if the fork went on while the check was held
+ *   forked:  1 if the fork gave up waiting for the directory's lock and went on without it
  *   child:   1 if the child's paths in the runtime directory reach it, 0 if they reach the
  *            application's directory (the path of the old number) */
 #define _GNU_SOURCE
@@ -20,11 +20,12 @@
 #include "_etw_internal.h"
 
 static sem_t g_held, g_forked;
-static _Atomic int g_armed;
+static _Atomic int g_armed, g_went_on;
 static const char *g_runtime;
 static int g_forked_meanwhile = -1, g_child = -1;
 
 static void hold_check(int point) {
+    if (point == WPT_POINT_FORK_UNLOCKED) atomic_store(&g_went_on, 1);
     if (point != WPT_POINT_RUNTIME_DIR_HOLDING || !atomic_exchange(&g_armed, 0)) return;
     sem_post(&g_held);
     sem_wait(&g_forked);
@@ -50,7 +51,7 @@ static void *forker(void *arg) {
     int status = 0;
     if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status))
         g_child = WEXITSTATUS(status) == 0;
-    g_forked_meanwhile = atomic_load(&g_armed) == 0;
+    g_forked_meanwhile = atomic_load(&g_went_on);
     sem_post(&g_forked);
     return NULL;
 }

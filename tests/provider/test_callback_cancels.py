@@ -62,3 +62,14 @@ def test_an_endpoint_closed_after_its_thread_took_a_change_owed_leaves_it_delive
     expected = dict(ENABLE_HEARD if change == "enable" else DISABLE_HEARD)
     expected.pop("heard_early")
     assert got == expected
+
+
+@pytest.mark.parametrize("change", ["enable", "disable"])
+def test_an_endpoint_closed_with_a_change_owed_it_could_not_deliver_hands_it_back(callback_cancels, out,
+                                                                                  change):
+    """The same, the thread's delivery finding the change busy (as a host too slow to hand out
+    its session memory makes it): the thread ended with the change owed and no later call
+    delivered it. It hands the change back as it ends: R2 has not heard it before the next
+    EnableTrace, which delivers it, once."""
+    expected = ENABLE_HEARD if change == "enable" else DISABLE_HEARD
+    assert callback_cancels(f"{change}-closing-busy", out) == expected
