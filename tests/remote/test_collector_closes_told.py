@@ -168,7 +168,9 @@ def test_a_close_after_an_error_is_never_ends_acknowledgement(recorded, code):
     assert relay.stats.acknowledged == 5
     if code == ERROR_CANCELLED:         # (a stop: not retried, END said not acknowledged)
         assert len(seen) == 1
-        assert relay.outcome.startswith("ended: END not acknowledged: the collector stopped")
+        assert relay.outcome.startswith("ended: END not acknowledged (the collector stopped)")
+        assert relay.end_unconfirmed
     else:
         assert len(seen) == 2
         assert relay.outcome == "ended"
+        assert not relay.end_unconfirmed

@@ -23,7 +23,7 @@ def test_a_stop_between_the_last_buffers_ack_and_reading_end_is_said_to_the_rela
     value) after the relay sent END, and stops before it read END. Closed without a word,
     the connection looked to the relay like the close that follows END's ACK: it said the
     stream ended, delivered, while the file was closed without the session's EndTime. Told
-    that the collector stopped, it says so, with no buffer left undelivered."""
+    that the collector stopped, it says so: every buffer delivered, END not confirmed."""
     disk = _StuckWrite(monkeypatch, only="stopping")    # (the writes wait until END came)
     end_read = []
     take = collector_module._Source.take
@@ -53,8 +53,11 @@ def test_a_stop_between_the_last_buffers_ack_and_reading_end_is_said_to_the_rela
     finally:
         relay.close(timeout=0.5)
         collector.stop()
-    assert relay.outcome == ("ended: END not acknowledged: the collector stopped (no buffer "
-                             "left undelivered)"), relay.outcome
+    assert relay.outcome == ("ended: END not acknowledged (the collector stopped): every "
+                             "buffer was delivered, but the end of the stream was not "
+                             "confirmed (the collector's file may lack the session's end "
+                             "time and last loss counts)"), relay.outcome
+    assert relay.end_unconfirmed
     [source] = collector.sources
     assert not source.ended and not source.stopped
     assert source.buffers == 8

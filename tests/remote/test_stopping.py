@@ -425,7 +425,9 @@ def test_a_give_up_with_only_ends_ack_missing_leaves_nothing_undelivered(recorde
     """The one buffer the relay held was acknowledged (the two after it were dropped, its
     queue full), only END's ACK did not come: whichever limit (or a second stop) ends the
     wait, the relay says that it ended (or stopped) with no buffer left undelivered, not
-    that it failed. The stream ends (``finish``, or a ``stop`` before it) only once that
+    that it failed, and that END was not confirmed to have reached the collector (nothing
+    said it did: END's ACK, or a later answer that the stream ended or that its file is
+    being closed). The stream ends (``finish``, or a ``stop`` before it) only once that
     buffer was acknowledged: the limits, counted from the end or the stop, are passed in
     that state however slow the machine."""
     options, steps, said = _ONLY_ENDS_ACK_MISSING[how]
@@ -450,16 +452,20 @@ def test_a_give_up_with_only_ends_ack_missing_leaves_nothing_undelivered(recorde
     finally:
         relay.close(timeout=0.5)
         fake.close()
-    assert relay.outcome == f"{said} (no buffer left undelivered)", relay.outcome
+    assert relay.outcome == (f"{said}: every buffer was delivered, but the end of the stream "
+                             f"was not confirmed (the collector's file may lack the session's "
+                             f"end time and last loss counts)"), relay.outcome
+    assert relay.end_unconfirmed
     assert relay.stats.relay_dropped == 2
 
 
 @pytest.mark.parametrize("how", ["stop-limit", "linger-limit"])
-def test_relay_exits_0_when_only_ends_ack_is_missing(recorded, monkeypatch, capsys, how):
+def test_relay_exits_3_when_only_ends_ack_is_missing(recorded, monkeypatch, capsys, how):
     """``wpptrace relay`` waiting for END's ACK, the buffer it held acknowledged (those after
     it dropped: --max-queue 1): ended by its --stop-limit once SIGTERMed, or by its
     --linger-limit with no stop limit (the stream ends once that buffer was acknowledged),
-    it exits with status 0 (nothing was left undelivered)."""
+    it exits with status 3: no buffer was left undelivered, but nothing said that END
+    reached the collector (exit status 0 says that it did, 1 that buffers were left)."""
     from wpptrace import cli
     from wpptrace.remote import relay as relay_module
 
@@ -513,10 +519,12 @@ def test_relay_exits_0_when_only_ends_ack_is_missing(recorded, monkeypatch, caps
         fake.close()
     assert not failed, failed
     err = capsys.readouterr().err
-    assert code == 0, err
+    assert code == 3, err
     since = "the stop" if how == "stop-limit" else "its end"
-    assert err.rstrip("\n").endswith(f"; ended: END not acknowledged within 0.5 s of {since} "
-                                      f"(no buffer left undelivered)"), err
+    assert err.rstrip("\n").endswith(
+        f"; ended: END not acknowledged within 0.5 s of {since}: every buffer was delivered, "
+        f"but the end of the stream was not confirmed (the collector's file may lack the "
+        f"session's end time and last loss counts)"), err
 
 
 @pytest.mark.parametrize("stop_limit", [None, 30.0])
@@ -575,3 +583,69 @@ def test_a_stop_after_the_end_waits_at_most_the_stop_limit(recorded):
         fake.close()
     assert relay.outcome == ("failed: could not deliver the stream within 0.5 s of the stop "
                              "(3 buffers undelivered)"), relay.outcome
+
+
+def _acks_every_buffer_then_answers(connections: list, answer: str):
+    """A fake collector's conversation: the first connection welcomes, acknowledges each
+    buffer, and fails as END comes (an ERROR, END not taken); each later one is refused with
+    ERROR_BUSY ``answer``."""
+    def serve(sock):
+        connections.append(None)
+        if len(connections) > 1:
+            sock.sendall(P.encode_error(ERROR_BUSY, answer))
+            return
+        sock.sendall(P.encode(P.FrameType.WELCOME, 0))
+        while True:
+            kind, seq = read_frame(sock)
+            if kind == P.FrameType.BUFFER:
+                sock.sendall(P.encode(P.FrameType.ACK, seq + 1))
+            elif kind == P.FrameType.END:
+                sock.sendall(P.encode_error(ERROR_BUSY, "the collector failed on this "
+                                                        "connection"))
+                sock.close()
+                return
+    return serve
+
+
+@pytest.mark.parametrize("answer, confirmed", [
+    (P.BUSY_FILE_CLOSING, True),
+    (P.BUSY_FILE_WRITING, False),
+    ("too many connections from 127.0.0.1", False),
+], ids=["file-being-closed", "still-written", "busy"])
+def test_a_later_answer_that_the_file_is_being_closed_confirms_end(recorded, answer,
+                                                                   confirmed):
+    """Every buffer acknowledged, END sent and never acknowledged: a later connection told
+    that the source's file is being closed knows END reached the collector (END is what
+    closes it), and the relay that gives up then (a second stop here) counts the stream
+    delivered. Any other answer leaves END's arrival unconfirmed."""
+    connections: list = []
+    fake = FakeCollector(_acks_every_buffer_then_answers(connections, answer))
+    head, buffers = recorded
+    long = 10 * PATIENCE
+    relay = Relay(fake.address, buffer_size=len(head), name="signs", linger=long,
+                  linger_limit=long, reply_timeout=long, stop_limit=long, max_backoff=0.2)
+    try:
+        relay.add(head)
+        for buf in buffers[:3]:
+            relay.add(buf)
+        relay.finish()
+        relay.start()
+        # (the relay came again after the second answer: it took that answer)
+        wait_until(lambda: len(connections) >= 3, what="the later answers taken")
+        relay.stop()
+        relay.stop()
+        assert relay.wait(PATIENCE), "the second stop did not end the relay (hang guard)"
+    finally:
+        relay.close(timeout=0.5)
+        fake.close()
+    assert relay.stats.acknowledged == 4
+    said = ("ended: END not acknowledged: stopped after its end, before the collector "
+            "acknowledged it")
+    if confirmed:
+        assert relay.outcome == f"{said} (the collector has it: its file was being closed)", \
+            relay.outcome
+        assert not relay.end_unconfirmed
+    else:
+        assert relay.outcome.startswith(f"{said}: every buffer was delivered, but the end of "
+                                        f"the stream was not confirmed"), relay.outcome
+        assert relay.end_unconfirmed

@@ -8,12 +8,14 @@ Runs until the session stops (then the collector's file is complete) or until in
 SIGINT or SIGTERM, even after the session stopped, leaves at most --stop-limit seconds to
 send what is queued (30; a service manager's stop ends it promptly; what it could not
 deliver is said; --stop-limit none waits as long as --linger and --linger-limit allow); a
-second one gives up at once. Exit status: 0 delivered, or given up on with no buffer left
-undelivered (only END's acknowledgement missing: "END not acknowledged ... (no buffer left
-undelivered)"), whichever of --linger, --linger-limit, --stop-limit, a second interrupt or
-the collector's stop ended the wait; 1 the session could not be read, the collector
-refused, or buffers were left undelivered when the relay gave up (the collector could not
-be reached in time, or did not acknowledge them); 2 bad usage.
+second one gives up at once. Exit status: 0 delivered (END acknowledged, or the collector
+said it has END: the source's file being closed, or the stream already ended); 1 the
+session could not be read, the collector refused, or buffers were left undelivered when
+the relay gave up (the collector could not be reached in time, or did not acknowledge
+them); 2 bad usage; 3 every buffer delivered, but the end of the stream not confirmed when
+the relay gave up (whichever of --linger, --linger-limit, --stop-limit, a second interrupt
+or the collector's stop ended the wait): the collector's file may lack the session's end
+time and last loss counts.
 """
 from __future__ import annotations
 
@@ -146,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
     if s.session_final is None and s.session_rt_lost > s.session_lost:
         print(f"wpptrace {PROG}: the session counted {s.session_rt_lost} real-time buffers lost "
               f"(for all its consumers, as of its last query)", file=sys.stderr)
+    if relay.end_unconfirmed:
+        return 3            # every buffer delivered, END's arrival not confirmed
     # ("ended: END not acknowledged ..." and "stopped: ..." left no buffer undelivered)
     delivered = (relay.outcome or "").split(":", 1)[0] in ("ended", "stopped")
     return 0 if delivered else 1

@@ -208,7 +208,8 @@ class Relay:
     end the process promptly), at the latest ``stop_limit`` seconds after it (30 by default;
     None: no limit of its own, only the two above), saying what it gave up on; a second
     ``stop()`` gives up at once. A give-up that leaves every buffer acknowledged (only END's
-    ACK missing) is not a failure, however it came (see ``outcome``).
+    ACK missing) left nothing undelivered, however it came, but only a sign that END reached
+    the collector makes it a delivered stream (see ``outcome`` and ``end_unconfirmed``).
     ``reply_timeout``: a connection on which the
     collector said nothing for this long (it ACKs every STATS, sent every
     ``stats_interval``) is closed and retried.
@@ -239,11 +240,17 @@ class Relay:
         self.stats = RelayStats()
         #: set when done: "ended" (the session's own end) or "stopped" (the relay's), both
         #: delivered; either followed by ": END not acknowledged" and why the relay gave up
-        #: ("within N s of its end", "within N s of the stop", ...) then "(no buffer left
-        #: undelivered)" when it gave up on END's ACK alone, every buffer it held
-        #: acknowledged (the rest were dropped, and counted), whichever limit or stop came
-        #: first; or why it failed (buffers left undelivered, a refusal)
+        #: ("within N s of its end", "within N s of the stop", ...) when it gave up on END's
+        #: ACK alone, every buffer it held acknowledged (the rest were dropped, and counted),
+        #: whichever limit or stop came first, then whether END is known to have reached the
+        #: collector (see ``end_unconfirmed``); or why it failed (buffers left undelivered, a
+        #: refusal)
         self.outcome: Optional[str] = None
+        #: True when the relay gave up with every buffer acknowledged but no sign that END
+        #: reached the collector (its ACK, an answer that the source's file is being closed,
+        #: or that the stream already ended): the collector's file may lack the session's
+        #: end time and the last loss counts (``wpptrace relay`` exits 3)
+        self.end_unconfirmed = False
         self.refused: Optional[RelayRefused] = None
         self._outbox = _Outbox(max_queue)
         self._subscription = None
@@ -271,6 +278,9 @@ class Relay:
         self._end_sent_at: Optional[float] = None   # ... of END on the current connection
         self._end_seq: Optional[int] = None         # END's sequence on the current connection
         self._end_acked = False         # an ACK of END's sequence came after END on it
+        self._end_ever_sent = False     # END went out on some connection
+        self._end_reached = False       # a later answer said the collector has it (its
+                                        # source's file being closed)
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> "Relay":
@@ -473,16 +483,16 @@ class Relay:
                         if self._outbox.end is not None and self._all_acknowledged():
                             # only END's ACK was missing: a collector started again would
                             # make a new file of the header buffer alone
-                            self.outcome = (f"{'ended' if self._outbox.end else 'stopped'}: "
-                                            f"END not acknowledged: the collector stopped "
-                                            f"(no buffer left undelivered)")
-                            log.warning("%s: %s", self.name, self.outcome)
+                            self._only_end_unacknowledged(" (the collector stopped)")
                             return
                         log.warning("%s: the collector stopped: %s (retrying)", self.name,
                                     refused)
                     elif refused.code == ERROR_BUSY:
                         if P.in_hand(refused.code, str(refused)):
                             self._progress_at = time.monotonic()
+                            # (closed after END went out: END is what closes it)
+                            if str(refused) == P.BUSY_FILE_CLOSING and self._end_ever_sent:
+                                self._end_reached = True
                         log.log(logging.DEBUG if self._busy_said else logging.WARNING,
                                 "%s: the collector is busy: %s (retrying)", self.name, refused)
                         self._busy_said = True
@@ -505,13 +515,24 @@ class Relay:
             # buffer acknowledged only END's ACK was missing, and the collector has the whole
             # stream (its close may be what is slow)
             if self._all_acknowledged():
-                self.outcome = (f"{'ended' if self._outbox.end else 'stopped'}: END not "
-                                f"acknowledged{give_up} (no buffer left undelivered)")
-                log.warning("%s: %s", self.name, self.outcome)
+                self._only_end_unacknowledged(str(give_up))
                 return
             self.outcome = (f"failed: could not deliver the stream{give_up}"
                             f"{self._undelivered(True)}")
             log.error("%s: %s", self.name, self.outcome)
+
+    def _only_end_unacknowledged(self, why: str) -> None:
+        """Done with every buffer acknowledged, END's ACK missing (``why``): delivered if an
+        answer said the collector has END, else said as not confirmed (``end_unconfirmed``)."""
+        said = f"{'ended' if self._outbox.end else 'stopped'}: END not acknowledged{why}"
+        if self._end_reached:
+            self.outcome = f"{said} (the collector has it: its file was being closed)"
+        else:
+            self.end_unconfirmed = True
+            self.outcome = (f"{said}: every buffer was delivered, but the end of the stream "
+                            f"was not confirmed (the collector's file may lack the session's "
+                            f"end time and last loss counts)")
+        log.warning("%s: %s", self.name, self.outcome)
 
     def _check_linger(self, connected: bool) -> float:
         """Once the stream ended: raise _GiveUp when the relay should stop trying to deliver
@@ -673,6 +694,7 @@ class Relay:
                 writer.write(P.encode_stats(P.FrameType.END, end_sent, self._current_stats()))
                 self._end_sent_at = time.monotonic()
                 self._end_seq = end_sent
+                self._end_ever_sent = True
                 await self._drain(writer)
             else:
                 await self._drain(writer)
