@@ -840,7 +840,7 @@ def test_a_write_under_way_when_its_file_was_given_up_on_that_fails_later_is_cou
     assert data_buffers(source.path) == []
     assert (source.lost, source.unwritten, source.stopped) == (3, 3, False)
     said = [r.getMessage() for r in caplog.records if "under way" in r.getMessage()]
-    assert said == [f"{source.path}: the file lacks 4 buffers, 1 more than its source's summary "
+    assert said == [f"{source.label}: {source.path}: the file lacks 4 buffers, 1 more than its source's summary "
                     f"said (the write under way when it was given up on was not made once the "
                     f"disk answered)"]
 

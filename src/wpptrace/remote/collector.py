@@ -281,8 +281,8 @@ class _DiskWriter:
             try:
                 self._file.set_lost(events_lost, buffers_lost)
             except BaseException as exc:    # noqa: BLE001 - (the next write says it too)
-                log.warning("%s: cannot update the header's loss counts: %s",
-                            self._file.path, in_words(exc))
+                log.warning("%s: %s: cannot update the header's loss counts: %s",
+                            self.label, self._file.path, in_words(exc))
 
     def _close(self, end_time: int, settle: Callable[[str], None]) -> None:
         error = "closing it failed"     # (what a BaseException leaves: still settled)
@@ -302,15 +302,15 @@ class _DiskWriter:
                     try:
                         self._file.set_lost(events_lost, buffers_lost + missing)
                     except Exception as exc:    # noqa: BLE001 - the close says it too
-                        log.warning("%s: cannot update the header's loss counts: %s",
-                                    self._file.path, in_words(exc))
+                        log.warning("%s: %s: cannot update the header's loss counts: %s",
+                                    self.label, self._file.path, in_words(exc))
                 self._file.close(end_time)
                 self.end_time_written = end_time
                 if said is not None and missing > said:     # (closed: its header says so)
-                    log.warning("%s: the file lacks %d buffers, %d more than its source's "
+                    log.warning("%s: %s: the file lacks %d buffers, %d more than its source's "
                                 "summary said (the write under way when it was given up on "
-                                "was not made once the disk answered)", self._file.path,
-                                missing, missing - said)
+                                "was not made once the disk answered)", self.label,
+                                self._file.path, missing, missing - said)
             error = ""
         except OSError as exc:
             error = f"closing it failed: {in_words(exc)}"
