@@ -749,7 +749,10 @@ ULONG wpt_rt_subscribe_local(wpt_session *s, wpptrace_rt_subscription **out);
 #define WPT_REG_MAGIC      0x31474552u   /* "REG1" */
 #define WPT_REG_VERSION    1u
 #define WPT_MAX_ENABLES    1024
-enum { WPT_REG_PRIVATE = 1, WPT_REG_REALTIME = 2 };
+/* WPT_REG_CHECKS_INCARNATION: the session's host refuses a request found in a registry of
+ * another incarnation (WPT_REQ_IN_INCARNATION), so requests to it carry it; a host of an
+ * earlier build does not set it, and gets requests without it. */
+enum { WPT_REG_PRIVATE = 1, WPT_REG_REALTIME = 2, WPT_REG_CHECKS_INCARNATION = 4 };
 
 typedef struct {
     uint32_t state;            /* WPT_FREE / STARTING / RUNNING / STOPPING */
@@ -817,6 +820,9 @@ void wpt_runtime_dir_ending(void);
  * (what uses them fails instead: nothing of another process is there to stop). */
 int wpt_runtime_dir_leaving(void);
 void wpt_runtime_dir_left(int was);
+/* The incarnation of the registry this process opened last (0: none yet): a host's, the one it
+ * is registered in. */
+uint32_t wpt_registry_incarnation(void);
 /* The same checks as wpt_runtime_dir, but a directory that is missing (a clean-up removed it) is
  * not made again: ERROR_SUCCESS once it is there again (and held). */
 ULONG wpt_runtime_dir_present(void);
@@ -864,6 +870,14 @@ enum {
 typedef struct {
     uint32_t magic, kind, length, status;
 } wpt_frame;
+/* A request to a session host whose kind has WPT_REQ_IN_INCARNATION set starts its payload with
+ * the incarnation (uint32_t) of the registry the caller found the session in, then the kind's
+ * own payload. A clean-up may remove the runtime directory, and a session of the registry made
+ * again take the slot, generation and socket path of the one the caller found: its host,
+ * whose registry's incarnation is another, refuses the request (ERROR_WMI_INSTANCE_NOT_FOUND),
+ * as it refuses one meant for another generation. Sent only to hosts whose registry entry has
+ * WPT_REG_CHECKS_INCARNATION (a host of an earlier build refuses an unknown kind). */
+#define WPT_REQ_IN_INCARNATION 0x10000u
 /* A request's status word names the generation of the session it is meant for. The caller
  * found the slot under the registry lock and calls after releasing it: the session may have
  * stopped and a newer one taken the slot and its socket path meanwhile, and the host refuses a
@@ -971,12 +985,20 @@ void  wpt_host_end(const wpt_process_ref *host);
  * ERROR_WMI_INSTANCE_NOT_FOUND if the slot's host runs another one by now. */
 ULONG wpt_host_call(uint32_t slot, uint32_t meant_for, uint32_t kind, const void *payload,
                     uint32_t length, void *reply, uint32_t reply_size, int *reply_fd);
+/* The same, for a session found in the registry of `incarnation` (sent with the request, see
+ * WPT_REQ_IN_INCARNATION; 0: not sent, for a host that does not check it). */
+ULONG wpt_host_call_in(uint32_t incarnation, uint32_t slot, uint32_t meant_for, uint32_t kind,
+                       const void *payload, uint32_t length, void *reply, uint32_t reply_size,
+                       int *reply_fd);
 extern int wpt_in_host;        /* this process is a session host */
 void  wpt_host_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Stream a session's real-time buffers to a consumer connected to the host. */
 ULONG wpt_rt_serve(wpt_session *s, int fd);
-/* A running, reachable session by name (not private): its registry slot and generation. */
+/* A running, reachable session by name (not private): its registry slot and generation; with
+ * _in, the registry's incarnation too if its host checks it (else 0: see
+ * WPT_REQ_IN_INCARNATION). */
 ULONG wpt_registry_find(const char *name, uint32_t *slot, uint32_t *generation);
+ULONG wpt_registry_find_in(const char *name, uint32_t *slot, uint32_t *generation, uint32_t *incarnation);
 
 /* ---- provider processes (etw_endpoint.c, etw_provider.c) ---- */
 /* Cancellation held off for the whole of a public call that may wait (poll, recv, write,

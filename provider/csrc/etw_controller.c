@@ -97,6 +97,7 @@ typedef struct {
     uint32_t generation;       /* the registry entry's (handles carry its low 8 bits) */
     uint32_t host_pid;
     uint32_t epoch;            /* wpt_handle_epoch() while the registry was locked */
+    uint32_t incarnation;      /* that registry's, sent to a host that checks it (else 0) */
 } target;
 
 static int name_matches(const wpt_reg_logger *e, const char *name) {
@@ -116,6 +117,7 @@ static void find_remote(wpt_registry *reg, TRACEHANDLE h, const char *name, targ
         t->slot = i;
         t->generation = e->generation;
         t->host_pid = e->host_pid;
+        t->incarnation = e->flags & WPT_REG_CHECKS_INCARNATION ? reg->incarnation : 0;
         if (e->state == WPT_STARTING && e->host_pid == wpt_current_pid()) continue;  /* ours, half made */
         t->kind = wpt_reg_alive(e) ? TARGET_REMOTE : TARGET_GONE;
         if (t->kind == TARGET_REMOTE) return;
@@ -141,6 +143,11 @@ static ULONG find_target(TRACEHANDLE h, const char *name, target *t) {
 }
 
 ULONG wpt_registry_find(const char *name, uint32_t *slot, uint32_t *generation) {
+    uint32_t incarnation;
+    return wpt_registry_find_in(name, slot, generation, &incarnation);
+}
+
+ULONG wpt_registry_find_in(const char *name, uint32_t *slot, uint32_t *generation, uint32_t *incarnation) {
     target t;
     memset(&t, 0, sizeof t);
     ULONG rc;
@@ -151,6 +158,7 @@ ULONG wpt_registry_find(const char *name, uint32_t *slot, uint32_t *generation) 
     if (t.kind != TARGET_REMOTE) return ERROR_WMI_INSTANCE_NOT_FOUND;
     *slot = t.slot;
     *generation = t.generation;
+    *incarnation = t.incarnation;
     return ERROR_SUCCESS;
 }
 
@@ -572,12 +580,12 @@ static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG co
     ULONG rc;
     switch (code) {
     case EVENT_TRACE_CONTROL_QUERY:
-        rc = wpt_host_call(t->slot, wpt_for_session(t->generation), WPT_REQ_QUERY, NULL, 0, &w,
-                           sizeof w, NULL);
+        rc = wpt_host_call_in(t->incarnation, t->slot, wpt_for_session(t->generation), WPT_REQ_QUERY,
+                              NULL, 0, &w, sizeof w, NULL);
         break;
     case EVENT_TRACE_CONTROL_FLUSH:
-        rc = wpt_host_call(t->slot, wpt_for_session(t->generation), WPT_REQ_FLUSH, NULL, 0, &w,
-                           sizeof w, NULL);
+        rc = wpt_host_call_in(t->incarnation, t->slot, wpt_for_session(t->generation), WPT_REQ_FLUSH,
+                              NULL, 0, &w, sizeof w, NULL);
         break;
     case EVENT_TRACE_CONTROL_UPDATE: {
         if (p->MaximumBuffers > WPT_MAX_BUFFERS) return ERROR_INVALID_PARAMETER;
@@ -590,16 +598,15 @@ static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG co
         if (rc == ERROR_SUCCESS) rc = absolute_path(given, u.logfile, sizeof u.logfile);
         if (rc != ERROR_SUCCESS) return rc;
         u.has_logfile = u.logfile[0] != 0;
-        rc = wpt_host_call(t->slot, wpt_for_session(t->generation), WPT_REQ_UPDATE, &u, sizeof u,
-                           &w, sizeof w,
-                           NULL);
+        rc = wpt_host_call_in(t->incarnation, t->slot, wpt_for_session(t->generation), WPT_REQ_UPDATE,
+                              &u, sizeof u, &w, sizeof w, NULL);
         break;
     }
     case EVENT_TRACE_CONTROL_STOP:
         /* this process's providers first, in this thread; the host tells the others */
         wpt_providers_session_stopping(t->slot, t->generation);
-        rc = wpt_host_call(t->slot, wpt_for_session(t->generation), WPT_REQ_STOP, NULL, 0, &w,
-                           sizeof w, NULL);
+        rc = wpt_host_call_in(t->incarnation, t->slot, wpt_for_session(t->generation), WPT_REQ_STOP,
+                              NULL, 0, &w, sizeof w, NULL);
         /* a reply with the session's properties: stopped (its status says whether its file
          * could be completed) */
         if (rc == ERROR_SUCCESS || rc == ERROR_WMI_INSTANCE_NOT_FOUND || w.name[0]) {
@@ -983,8 +990,8 @@ static ULONG session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *inf
             }
             /* asked outside the control lock: a slow host holds up no other control call */
             unlock();
-            rc = wpt_host_call(t.slot, wpt_for_session(t.generation), WPT_REQ_QUERY, NULL, 0, &w,
-                               sizeof w, NULL);
+            rc = wpt_host_call_in(t.incarnation, t.slot, wpt_for_session(t.generation), WPT_REQ_QUERY,
+                                  NULL, 0, &w, sizeof w, NULL);
             if (rc == ERROR_SUCCESS) {
                 lock();
                 break;
@@ -1140,9 +1147,8 @@ ULONG wpptrace_debug_hold_flush(TRACEHANDLE h, int hold) {
         if (t.kind == TARGET_LOCAL) wpt_session_hold(t.local, hold);
         else if (t.kind == TARGET_REMOTE) {
             uint32_t value = hold != 0;
-            rc = wpt_host_call(t.slot, wpt_for_session(t.generation), WPT_REQ_HOLD, &value,
-                               sizeof value, NULL, 0,
-                               NULL);
+            rc = wpt_host_call_in(t.incarnation, t.slot, wpt_for_session(t.generation), WPT_REQ_HOLD,
+                                  &value, sizeof value, NULL, 0, NULL);
         } else rc = ERROR_INVALID_HANDLE;
     }
     unlock();

@@ -81,13 +81,25 @@ void wpt_host_log(const char *fmt, ...) {
 
 ULONG wpt_host_call(uint32_t slot, uint32_t meant_for, uint32_t kind, const void *payload,
                     uint32_t length, void *reply, uint32_t reply_size, int *reply_fd) {
+    return wpt_host_call_in(0, slot, meant_for, kind, payload, length, reply, reply_size, reply_fd);
+}
+
+ULONG wpt_host_call_in(uint32_t incarnation, uint32_t slot, uint32_t meant_for, uint32_t kind,
+                       const void *payload, uint32_t length, void *reply, uint32_t reply_size,
+                       int *reply_fd) {
     char path[256];
     ULONG named = wpt_socket_path(path, sizeof path, 's', slot);
     if (named != ERROR_SUCCESS) return named;
     int timeout = (kind == WPT_REQ_STOP || kind == WPT_REQ_FLUSH || kind == WPT_REQ_UPDATE)
                 ? WPT_HOST_LONG_REPLY_MS : WPT_HOST_REPLY_MS;
-    return wpt_ipc_call(path, kind, meant_for, payload, length, reply,
-                        reply_size, reply_fd, timeout);
+    if (!incarnation)
+        return wpt_ipc_call(path, kind, meant_for, payload, length, reply, reply_size, reply_fd, timeout);
+    if (length > sizeof(wpt_wire_update)) return ERROR_INVALID_PARAMETER;   /* no request is longer */
+    unsigned char request[sizeof incarnation + sizeof(wpt_wire_update)];
+    memcpy(request, &incarnation, sizeof incarnation);
+    if (length) memcpy(request + sizeof incarnation, payload, length);
+    return wpt_ipc_call(path, kind | WPT_REQ_IN_INCARNATION, meant_for, request,
+                        (uint32_t)sizeof incarnation + length, reply, reply_size, reply_fd, timeout);
 }
 
 /* The log of the host of the session in `slot`, in the runtime directory `dir`: the one name
@@ -251,7 +263,7 @@ static void *stopper_main(void *arg) {
 }
 
 #define MAX_CONNS 256
-#define REQUEST_MAX ((uint32_t)sizeof(wpt_wire_update))
+#define REQUEST_MAX ((uint32_t)(sizeof(uint32_t) + sizeof(wpt_wire_update)))   /* with an incarnation */
 
 typedef struct {
     int fd;
@@ -259,7 +271,7 @@ typedef struct {
     int joined;                 /* a provider holding the session memory: watched for EOF */
     int64_t since;
     uint32_t have;
-    unsigned char buf[sizeof(wpt_frame) + sizeof(wpt_wire_update)];
+    unsigned char buf[sizeof(wpt_frame) + REQUEST_MAX];
 } conn;
 
 static void reply(int fd, ULONG status, const void *payload, uint32_t length, int pass_fd) {
@@ -282,9 +294,27 @@ static const char *kind_name(uint32_t kind) {
 
 /* Handle one complete request; returns 1 if the connection is taken over (kept open by the
  * loop as a joined provider, handed to a consumer thread, or waiting for STOP). */
-static int handle(wpt_session *s, conn *c, const wpt_frame *f, const unsigned char *payload,
+static int handle(wpt_session *s, conn *c, const wpt_frame *request, const unsigned char *payload,
                   stop_job *job, pthread_t *stopper, int *stopping, int *stop_reply_fd) {
     wpt_wire_props props;
+    wpt_frame own = *request;
+    const wpt_frame *f = &own;
+    if (own.kind & WPT_REQ_IN_INCARNATION) {
+        uint32_t incarnation;
+        if (own.length < sizeof incarnation) {
+            own.kind = 0;                             /* malformed, said below */
+        } else {
+            memcpy(&incarnation, payload, sizeof incarnation);
+            if (incarnation != wpt_registry_incarnation()) {
+                /* found in another registry: a clean-up removed the one this host is in */
+                reply(c->fd, ERROR_WMI_INSTANCE_NOT_FOUND, NULL, 0, -1);
+                return 0;
+            }
+            own.kind &= ~WPT_REQ_IN_INCARNATION;
+            own.length -= (uint32_t)sizeof incarnation;
+            payload += sizeof incarnation;
+        }
+    }
     if (!wpt_request_is_for(f->status, s->registry_generation)) {
         reply(c->fd, ERROR_WMI_INSTANCE_NOT_FOUND, NULL, 0, -1);   /* meant for an older session */
         return 0;
@@ -635,6 +665,7 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
             if (claimed_by_caller(e, s)) {
                 e->host_pid = (uint32_t)getpid();
                 e->host_start = wpt_own_start();
+                e->flags |= WPT_REG_CHECKS_INCARNATION;
                 e->state = WPT_RUNNING;
             } else {
                 /* the caller gave up (or died): the session is not started, nothing of it stays */

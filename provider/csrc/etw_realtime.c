@@ -513,8 +513,8 @@ static ULONG subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *buffe
         return rc;
     }
     pthread_mutex_unlock(&wpt_control_lock);
-    uint32_t slot, generation;
-    ULONG rc = wpt_registry_find(name, &slot, &generation);
+    uint32_t slot, generation, incarnation;
+    ULONG rc = wpt_registry_find_in(name, &slot, &generation, &incarnation);
     if (rc != ERROR_SUCCESS) return rc;
     WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
     char path[256];
@@ -526,8 +526,12 @@ static ULONG subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *buffe
     uint32_t size = 0;
     void *payload = &size;
     int fd;
-    rc = wpt_ipc_open(path, WPT_REQ_SUBSCRIBE, wpt_for_session(generation), NULL, 0, &f, &payload,
-                      sizeof size, NULL, WPT_HOST_REPLY_MS, &fd);
+    /* and the incarnation of the registry it was found in, to a host that checks it: a clean-up
+     * may have made the registry again meanwhile, and the slot's session there be another */
+    rc = wpt_ipc_open(path, WPT_REQ_SUBSCRIBE | (incarnation ? WPT_REQ_IN_INCARNATION : 0),
+                      wpt_for_session(generation), incarnation ? &incarnation : NULL,
+                      incarnation ? (uint32_t)sizeof incarnation : 0, &f, &payload, sizeof size, NULL,
+                      WPT_HOST_REPLY_MS, &fd);
     if (rc != ERROR_SUCCESS) return rc;
     if (f.status != ERROR_SUCCESS || f.length != sizeof size || size < 1024
         || size > (uint32_t)MAX_ETW_BUFFER_SIZE_KB * 1024) {

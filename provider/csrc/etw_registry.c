@@ -216,6 +216,10 @@ void wpt_runtime_dir_left(int was) {
     t_leaving = was;
 }
 
+uint32_t wpt_registry_incarnation(void) {
+    return __atomic_load_n(&g_incarnation, __ATOMIC_RELAXED);    /* a host's serving thread */
+}
+
 static int may_make(void) {
     return !atomic_load(&g_ending) && !t_leaving;
 }
@@ -543,7 +547,7 @@ static ULONG open_registry(int64_t deadline) {
             if (g_dropped) republish_own(g_dropped, reg);
             else if (g_incarnation && reg->incarnation != g_incarnation)
                 make_dropped_handles_stale(NULL);   /* removed before this process (a child) looked */
-            g_incarnation = reg->incarnation;
+            __atomic_store_n(&g_incarnation, reg->incarnation, __ATOMIC_RELAXED);
         }
     }
     flock_retry(fd, LOCK_UN);

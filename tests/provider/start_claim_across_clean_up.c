@@ -120,6 +120,9 @@ static void at_point(int point) {
         wpt_reg_logger host;
         if (!find_entry(&host)) return;
         g_host_pid = host.host_pid;
+        /* a host that puts its session back opened that registry, and checks requests against
+         * its incarnation; this one never opened it, so its entry there says it checks none */
+        host.flags &= ~(uint32_t)WPT_REG_CHECKS_INCARNATION;
         remove_registry(g_mode == 1 ? &host : NULL);
         atomic_store(&g_answered, 1);
     }

@@ -1,0 +1,43 @@
+"""A control request for a session found in a registry that a clean-up removed, sent once a
+session of the registry made again has the same slot, generation and socket path: the request
+carries the incarnation of the registry it was found in, and that host refuses it."""
+from __future__ import annotations
+
+import pathlib
+import subprocess
+
+import pytest
+
+ERROR_WMI_INSTANCE_NOT_FOUND = 4201
+
+
+@pytest.fixture
+def stale_incarnation(build_c_program_with_test_points, tmp_path, monkeypatch):
+    """run(mode) -> what stale_incarnation.c printed, its runtime directory this test's own."""
+    runtime = tmp_path / "rt"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
+    here = pathlib.Path(__file__).parent
+    program = build_c_program_with_test_points(
+        "stale_incarnation", (here / "stale_incarnation.c").read_text(), "-I", str(here))
+
+    def run(mode: str) -> list[str]:
+        done = subprocess.run([str(program), str(tmp_path), mode], capture_output=True, text=True, timeout=90)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+    return run
+
+
+def test_a_query_found_in_a_removed_registry_is_refused_by_the_new_host(stale_incarnation):
+    """The QUERY found its session, then the runtime directory was removed and another process
+    started a session in the registry made again (slot 1, generation 1, as the one found). This
+    process never opened that registry, so nothing told it of the clean-up: the new session's
+    host answered the QUERY with its own properties."""
+    assert stale_incarnation("query") == ["found", "0", "asked", str(ERROR_WMI_INSTANCE_NOT_FOUND), "name", "-",
+                                          "other", "0", "stop", "0"]
+
+
+def test_a_subscription_found_in_a_removed_registry_is_refused_by_the_new_host(stale_incarnation):
+    """The same for a real-time subscription by name: it was served the other session's buffers."""
+    assert stale_incarnation("subscribe") == ["found", "0", "asked", str(ERROR_WMI_INSTANCE_NOT_FOUND),
+                                              "name", "-", "other", "0", "stop", "0"]
