@@ -39,6 +39,14 @@ SESSION_CALLS = textwrap.dedent("""
         except P.Win32Error as exc:
             return exc.name
 
+    def gone(pid):
+        # ended (a zombie not yet reaped counts: it runs no more)
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] in "ZX"
+        except FileNotFoundError:
+            return True
+
     def without_descriptors(call):
         # every descriptor taken (as an application at its limit): /proc cannot be opened
         resource.setrlimit(resource.RLIMIT_NOFILE, (128, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))

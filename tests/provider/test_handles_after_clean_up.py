@@ -26,13 +26,6 @@ _COMMON = textwrap.dedent("""
     def names():
         return sorted(p.LoggerName for p, _ in list_sessions())
 
-    def gone(pid):
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                return f.read().rsplit(")", 1)[1].split()[0] in "ZX"
-        except FileNotFoundError:
-            return True
-
     # a clean-up of /tmp (the session's host ends), whatever the ending host made again
     # removed, then another process's session: (host gone, the CLI's start of it)
     def clean_up_then_start(host, other, file):

@@ -14,13 +14,6 @@ _REMOVED = """
     from wpptrace.provider.sessions import session_info
     runtime, out = sys.argv[1:3]
 
-    def gone(pid):
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                return f.read().rsplit(")", 1)[1].split()[0] in "ZX"
-        except FileNotFoundError:
-            return True
-
     handle = P.StartTrace("ends-with-dir", props("s", P.EVENT_TRACE_FILE_MODE_SEQUENTIAL))
     host = session_info(handle=handle).host_pid
     shutil.rmtree(runtime)                   # a clean-up of /tmp: its socket gone, the host stops

@@ -13,13 +13,6 @@ _EXIT = """
     from wpptrace.provider.sessions import TraceSession, session_info
     runtime, out = sys.argv[1:3]
 
-    def gone(pid):
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                return f.read().rsplit(")", 1)[1].split()[0] in "ZX"
-        except FileNotFoundError:
-            return True
-
     def callback(code, context, buffer):
         return 0
 
