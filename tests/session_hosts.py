@@ -126,7 +126,9 @@ def _reap_adopted() -> None:
     children this process made are left to whoever made them (a subprocess.Popen, a test's
     os.fork): they wait for their exit status. The core's own short-lived child (the first fork
     of a host, which it waits for only to free it) is reaped here too at times: the core's wait
-    then finds it gone, which it takes as done."""
+    then finds it gone, which it takes as done. A child made in C in this process (``os.system``,
+    ``system()`` through ctypes) is not noted and could lose its status here: tests run
+    commands through subprocess."""
     while True:
         time.sleep(0.05)
         try:
