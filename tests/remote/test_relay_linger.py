@@ -254,11 +254,11 @@ def test_a_busy_answer_that_the_stream_is_in_hand_is_progress(
 
 def test_the_collectors_being_closed_answer_after_a_welcome_is_one_the_relay_knows(
         recorded, tmp_path, monkeypatch, caplog):
-    """A welcomed relay whose source's file begins closing before its next frame (the
-    collector's own step, run here at that moment) is told that the file is being closed,
-    as a relay that comes back meanwhile is: an answer the relay takes for progress, a
-    refusal (the relay did nothing wrong, unlike a protocol error), said once as a warning
-    for both."""
+    """A welcomed relay whose source's file begins closing without END before its next
+    frame (the collector's own step, run here at that moment) is told that the file is
+    being closed without its end, as a relay that comes back meanwhile is: not the answer
+    the relay takes for progress or END's arrival, but a refusal (the relay did nothing
+    wrong, unlike a protocol error), said once as a warning for both."""
     disk = _StuckClose(monkeypatch)
     head, buffers = recorded
     caplog.set_level(logging.DEBUG, logger="wpptrace.remote.collector")
@@ -287,11 +287,12 @@ def test_the_collectors_being_closed_answer_after_a_welcome_is_one_the_relay_kno
         counted = (collector.connections_refused, collector.protocol_errors)
     said = [P.decode_error(P.Frame(kind, 0, 0, payload)) for kind, _, payload in answers
             if kind == P.FrameType.ERROR]
-    assert said == [(ERROR_BUSY, P.BUSY_FILE_CLOSING)] * 2
-    assert P.in_hand(*said[0])
+    assert said == [(ERROR_BUSY, P.BUSY_FILE_CLOSING_WITHOUT_END)] * 2
+    assert not P.in_hand(*said[0])
     assert counted == (2, 0)
     warned = [r for r in caplog.records
-              if P.BUSY_FILE_CLOSING in r.getMessage() and r.levelno >= logging.WARNING]
+              if P.BUSY_FILE_CLOSING_WITHOUT_END in r.getMessage()
+              and r.levelno >= logging.WARNING]
     assert len(warned) == 1, [r.getMessage() for r in warned]
 
 

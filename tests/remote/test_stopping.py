@@ -587,8 +587,9 @@ def test_a_stop_after_the_end_waits_at_most_the_stop_limit(recorded):
 
 def _acks_every_buffer_then_answers(connections: list, answer: str):
     """A fake collector's conversation: the first connection welcomes, acknowledges each
-    buffer, and fails as END comes (an ERROR, END not taken); each later one is refused with
-    ERROR_BUSY ``answer``."""
+    buffer, takes END and starts the file's close, and the connection is lost before END's
+    ACK (a collector that closes the file says nothing until then); each later one is
+    refused with ERROR_BUSY ``answer``."""
     def serve(sock):
         connections.append(None)
         if len(connections) > 1:
@@ -600,8 +601,9 @@ def _acks_every_buffer_then_answers(connections: list, answer: str):
             if kind == P.FrameType.BUFFER:
                 sock.sendall(P.encode(P.FrameType.ACK, seq + 1))
             elif kind == P.FrameType.END:
-                sock.sendall(P.encode_error(ERROR_BUSY, "the collector failed on this "
-                                                        "connection"))
+                # lost in the middle of a frame: not the clean close after END's ACK (and,
+                # unlike a reset, the ACKs before it are read)
+                sock.sendall(P.encode(P.FrameType.ACK, seq)[:5])
                 sock.close()
                 return
     return serve
@@ -609,15 +611,17 @@ def _acks_every_buffer_then_answers(connections: list, answer: str):
 
 @pytest.mark.parametrize("answer, confirmed", [
     (P.BUSY_FILE_CLOSING, True),
+    (P.BUSY_FILE_CLOSING_WITHOUT_END, False),
     (P.BUSY_FILE_WRITING, False),
     ("too many connections from 127.0.0.1", False),
-], ids=["file-being-closed", "still-written", "busy"])
+], ids=["file-being-closed", "closed-without-end", "still-written", "busy"])
 def test_a_later_answer_that_the_file_is_being_closed_confirms_end(recorded, answer,
                                                                    confirmed):
     """Every buffer acknowledged, END sent and never acknowledged: a later connection told
-    that the source's file is being closed knows END reached the collector (END is what
-    closes it), and the relay that gives up then (a second stop here) counts the stream
-    delivered. Any other answer leaves END's arrival unconfirmed."""
+    that the source's file is being closed (said only for a close END started) knows END
+    reached the collector, and the relay that gives up then (a second stop here) counts the
+    stream delivered. Any other answer, that the file is being closed without its end too,
+    leaves END's arrival unconfirmed."""
     connections: list = []
     fake = FakeCollector(_acks_every_buffer_then_answers(connections, answer))
     head, buffers = recorded
@@ -649,3 +653,57 @@ def test_a_later_answer_that_the_file_is_being_closed_confirms_end(recorded, ans
         assert relay.outcome.startswith(f"{said}: every buffer was delivered, but the end of "
                                         f"the stream was not confirmed"), relay.outcome
         assert relay.end_unconfirmed
+
+
+def test_a_file_closed_without_its_end_is_no_sign_that_end_arrived(recorded, tmp_path,
+                                                                    monkeypatch):
+    """With no resume window, a collector that fails on the connection (an internal error)
+    before it took END closes the file without it (EndTime 0). A relay that comes again
+    while that close is slow is told the file is being closed without its end: not the
+    answer a close END started gets, so the relay that then gives up says END's arrival
+    unconfirmed (exit status 3), not delivered."""
+    from wpptrace.remote import collector as collector_module
+
+    disk = _StuckClose(monkeypatch)
+    take = collector_module._Source.take
+    failed: list[int] = []
+
+    def fail_on_the_first_end(self, frame):
+        if frame.type == P.FrameType.END and not failed:
+            failed.append(frame.sequence)
+            raise RuntimeError("a defect in the collector")
+        return take(self, frame)
+    monkeypatch.setattr(collector_module._Source, "take", fail_on_the_first_end)
+    head, buffers = recorded
+    long = 10 * PATIENCE
+    relay = None
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   resume_window=0) as collector:
+        try:
+            relay = Relay(collector.address, buffer_size=len(head), name="unended",
+                          linger=long, linger_limit=long, reply_timeout=long,
+                          stop_limit=long, max_backoff=0.2)
+            relay.add(head)
+            for buf in buffers[:3]:
+                relay.add(buf)
+            relay.start()
+            wait_until(lambda: relay.stats.acknowledged == 4, what="every buffer acknowledged")
+            relay.finish()
+            assert disk.stuck.wait(PATIENCE)
+            # (refused twice: the relay came again after the first answer)
+            wait_until(lambda: collector.connections_refused >= 2, what="the retries refused")
+            relay.stop()
+            relay.stop()
+            assert relay.wait(PATIENCE), "the second stop did not end the relay (hang guard)"
+        finally:
+            disk.release.set()
+            if relay is not None:
+                relay.close(timeout=0.5)
+        assert collector.wait_for(lambda ss: ss and ss[0].closed, PATIENCE)
+        (source,) = collector.sources
+    assert failed and not source.ended and not source.stopped
+    assert relay.outcome.startswith(
+        "ended: END not acknowledged: stopped after its end, before the collector "
+        "acknowledged it: every buffer was delivered, but the end of the stream was not "
+        "confirmed"), relay.outcome
+    assert relay.end_unconfirmed

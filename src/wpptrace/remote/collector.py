@@ -357,6 +357,9 @@ class _Source:
         self.detached_at: Optional[float] = None
         self.unacked = 0
         self.finishing = False                   # finish() called: no more frames, no resume
+        self.end_taken = False                   # END started the close (only then is a
+                                                 # relay told BUSY_FILE_CLOSING: it takes
+                                                 # that for END's arrival)
         self.closing: Optional[asyncio.Future] = None   # the file's close, in its own thread
         self.busy_said = False                   # a relay refused while the file closes: logged
         self.kept_said = False                   # its writer was not given up on: logged
@@ -372,7 +375,7 @@ class _Source:
         """Apply one frame; True when the stream ended. Raises ProtocolError, or _Refused
         once its file is being closed (its relay waits and retries: no fault of its own)."""
         if self.finishing:
-            raise _Refused(P.BUSY_FILE_CLOSING, ERROR_BUSY, transient=self)
+            raise self.closing_refusal()
         kind = frame.type
         if kind == P.FrameType.HEADER:
             self._take_header(frame)
@@ -393,6 +396,7 @@ class _Source:
                 self.last_seq = frame.sequence - 1
                 self._update_lost()
                 s.ended = True
+                self.end_taken = True
                 self.finish(stats.end_time)
                 return True
             self._update_lost()
@@ -402,6 +406,13 @@ class _Source:
             code, reason = P.decode_error(frame)
             raise P.ProtocolError(f"the relay reported an error: {reason} ({code})")
         return False
+
+    def closing_refusal(self) -> "_Refused":
+        """What a relay of this source is told while its file is being closed: that it is
+        closed because END came only if it was (a relay that sent END takes that answer
+        for END's arrival; a file closed without it lacks the session's end)."""
+        return _Refused(P.BUSY_FILE_CLOSING if self.end_taken
+                        else P.BUSY_FILE_CLOSING_WITHOUT_END, ERROR_BUSY, transient=self)
 
     def _take_header(self, frame: P.Frame) -> None:
         if self.have_header:
@@ -1375,7 +1386,7 @@ class Collector:
         source = self._sources.get(hello.source_id)
         if source is not None and source.finishing:
             # expected while a slow disk finishes the close: the relay retries (logged once)
-            raise _Refused(P.BUSY_FILE_CLOSING, ERROR_BUSY, transient=source)
+            raise source.closing_refusal()
         if source is None:
             if len(self._sources) >= 4 * self.max_connections:
                 waiting = [s for s in self._sources.values()

@@ -23,7 +23,8 @@ from wpptrace.winerror import ERROR_BAD_FORMAT, ERROR_BUSY, ERROR_NOT_SUPPORTED
 __all__ = ["MAGIC", "VERSION", "FrameType", "Frame", "ProtocolError", "Hello", "Stats",
            "buffer_field", "HEADER_BUFFER_TYPE",
            "HEADER", "encode", "encode_buffer", "read_frame", "expand_buffer", "MAX_NAME_BYTES",
-           "MIN_BUFFER_SIZE", "BUSY_FILE_CLOSING", "BUSY_FILE_WRITING", "in_hand"]
+           "MIN_BUFFER_SIZE", "BUSY_FILE_CLOSING", "BUSY_FILE_WRITING",
+           "BUSY_FILE_CLOSING_WITHOUT_END", "in_hand"]
 
 MAGIC = b"WPRB"
 VERSION = 1
@@ -37,12 +38,16 @@ MIN_BUFFER_SIZE = 1024
 #: an ERROR frame's reason text (UTF-8 bytes)
 MAX_REASON_BYTES = 512
 #: the ERROR_BUSY reasons by which a collector says it has the stream in hand: its file is
-#: being closed, or buffers it received still wait for the disk. A relay that lingers after
+#: being closed because END came (said only then: a relay that sent END takes it for END's
+#: arrival), or buffers it received still wait for the disk. A relay that lingers after
 #: the end takes them for progress (any other ERROR_BUSY says nothing of the stream).
 #: Version 1 has no code of its own for them, only these texts: they are part of the
 #: protocol (relays match them exactly), so changing one takes a new version.
 BUSY_FILE_CLOSING = "this source's file is being closed"
 BUSY_FILE_WRITING = "this source's file is still being written"
+#: the ERROR_BUSY reason for a file closed without END (the resume window ran out, an error
+#: on its connection): neither progress nor a sign that END arrived
+BUSY_FILE_CLOSING_WITHOUT_END = "this source's file is being closed without its end"
 #: BUFFER/HEADER aux: bit set -> the payload is the buffer's head, the rest is the low byte
 PADDED = 0x100
 #: WMI_BUFFER_HEADER.BufferType of a session's header buffer
