@@ -182,18 +182,27 @@ static void drop_inherited_sessions(wpt_session *mine) {
 }
 
 /* Tell every provider process (but `exclude`) that the session is going away, and take its
- * enables out of the registry. */
+ * enables out of the registry: only while the registry's entry of the slot is this host's own.
+ * After a clean-up the registry held now may give the slot and generation to another
+ * process's session (a registry made again counts claims from 0 too): its enables and its
+ * providers are not this host's to drop. A host left out of that registry changes nothing
+ * there; its joined providers learn from the JOIN connection's end that the session is gone. */
 static void disable_providers(wpt_session *s, uint32_t exclude) {
     ULONG rc;
-    wpt_registry *reg = wpt_registry_lock(1, &rc);
+    int ours = 0;
+    wpt_registry *reg = wpt_registry_lock_patiently(1, &rc);
     if (reg) {
-        for (int i = 0; i < WPT_MAX_ENABLES; i++) {
+        const wpt_reg_logger *e = &reg->loggers[wpt_slot_of_id(s->logger_id)];
+        ours = e->state != WPT_FREE && e->generation == s->registry_generation
+            && e->host_pid == (uint32_t)getpid() && e->host_start == wpt_own_start();
+        for (int i = 0; i < WPT_MAX_ENABLES && ours; i++) {
             wpt_reg_enable *en = &reg->enables[i];
             if (en->used && en->logger_id == s->logger_id && en->generation == (uint8_t)s->registry_generation)
                 en->used = 0;
         }
         wpt_registry_unlock();
     }
+    if (!ours) return;
     wpt_wire_enable msg;
     memset(&msg, 0, sizeof msg);     /* GUID 0: everything enabled on this session */
     msg.logger_handle = wpt_handle_of(s->logger_id, (uint8_t)s->registry_generation, 0, 0);
@@ -761,7 +770,8 @@ ULONG wpt_host_spawn(wpt_session *s, wpt_process_ref *host) {
 
 /* Through a pidfd taken while the process is still the host (its start checked after the
  * pidfd was taken): a pid reused since is never signalled. A host stopping by SIGTERM stops
- * as by STOP (its file completed, its providers disabled, its entry freed). */
+ * as by STOP (its file completed; its providers disabled and its entry freed only while the
+ * registry's entry of its slot is still its own). */
 void wpt_host_end(const wpt_process_ref *host) {
     if (!host->pid || !host->start) return;
 #if defined(SYS_pidfd_open) && defined(SYS_pidfd_send_signal)

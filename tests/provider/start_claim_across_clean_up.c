@@ -12,6 +12,9 @@
  *       claimed    the host held before it binds its socket, StartTrace giving up waiting for
  *                  its answer; meanwhile the registry removed and made again, and the slot
  *                  and generation claimed there by another process (this one's parent)
+ *       taken      as removed, and the registry made again gives the slot and generation to
+ *                  another process's running session (this one's parent) with a provider
+ *                  enabled on it; this process listens at a provider socket of its own
  * WPPTRACE_RUNTIME_DIR names the runtime directory (made by the test). Prints "name value"
  * pairs of integers:
  *   start    StartTrace's result          handle   1 if it handed out a handle
@@ -20,6 +23,8 @@
  *   ended    1 if the host ended (within 60 s)
  *   kept     (claimed) 1 if the other process's claim was still there when StartTrace
  *            returned                     left     and after the host ended
+ *   enabled  (taken) 1 if the other session's enable was still in the registry once the host
+ *            ended                        told     the requests the provider socket was sent
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -28,6 +33,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <time.h>
 #include "_etw_internal.h"
@@ -36,7 +43,7 @@ static const char *g_out;
 static pid_t g_main_pid;
 static pthread_t g_main_thread;
 static _Atomic int g_armed, g_answered, g_joins;
-static int g_mode;                          /* 0 removed, 1 put-back, 2 claimed */
+static int g_mode;                          /* 0 removed, 1 put-back, 2 claimed, 3 taken */
 static uint32_t g_slot, g_generation, g_host_pid;
 
 typedef struct { EVENT_TRACE_PROPERTIES p; char names[4096]; } props_block;
@@ -84,7 +91,7 @@ static int find_entry(wpt_reg_logger *copy) {
 
 /* The registry file removed, as a clean-up of /tmp removes an old file, and made again by
  * this process (which finds the clean-up so); `entry`, if any, written there in the slot. */
-static void remove_registry(const wpt_reg_logger *entry) {
+static void remove_registry_enabled(const wpt_reg_logger *entry, const wpt_reg_enable *enable) {
     const char *dir = getenv("WPPTRACE_RUNTIME_DIR");
     char path[4096];
     snprintf(path, sizeof path, "%s/registry", dir ? dir : ".");
@@ -93,7 +100,85 @@ static void remove_registry(const wpt_reg_logger *entry) {
     wpt_registry *reg = wpt_registry_lock(1, &rc);
     if (!reg) return;
     if (entry) reg->loggers[g_slot] = *entry;
+    if (enable) reg->enables[0] = *enable;
     wpt_registry_unlock();
+}
+
+static void remove_registry(const wpt_reg_logger *entry) {
+    remove_registry_enabled(entry, NULL);
+}
+
+static const GUID g_other_guid = {0x5eb0c1a7, 0x2d41, 0x4f0e, {0x9a, 0x61, 0x13, 0x8c, 0x44, 0x07, 0xbe, 0x52}};
+
+/* The slot and generation given to another process's running session (this one's parent's)
+ * in the registry made again, with a provider enabled on it. */
+static void give_slot_to_other(const wpt_reg_logger *host) {
+    wpt_reg_logger other = *host;
+    other.state = WPT_RUNNING;
+    other.host_pid = (uint32_t)getppid();
+    other.host_start = wpt_process_start(other.host_pid);
+    snprintf(other.name, sizeof other.name, "other-b");
+    wpt_reg_enable en;
+    memset(&en, 0, sizeof en);
+    en.used = 1;
+    en.logger_id = (uint16_t)g_slot;
+    en.generation = (uint8_t)g_generation;
+    en.level = 4;
+    en.guid = g_other_guid;
+    en.clock_type = host->clock_type;
+    en.version = 1;
+    remove_registry_enabled(&other, &en);
+}
+
+/* Is the other session's enable still in the registry? */
+static int other_enabled(void) {
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg) return 0;
+    int there = 0;
+    for (int i = 0; i < WPT_MAX_ENABLES; i++) {
+        const wpt_reg_enable *en = &reg->enables[i];
+        if (en->used && en->logger_id == g_slot && en->generation == (uint8_t)g_generation
+            && memcmp(&en->guid, &g_other_guid, sizeof en->guid) == 0)
+            there = 1;
+    }
+    wpt_registry_unlock();
+    return there;
+}
+
+/* A provider socket of this process (p-<pid>.sock): the requests sent to it are counted (none
+ * answered). */
+static int g_listener = -1;
+static _Atomic int g_told;
+static char g_listen_path[4096];
+
+static void *listen_main(void *arg) {
+    (void)arg;
+    for (;;) {
+        int fd = accept(g_listener, NULL, NULL);
+        if (fd < 0) return NULL;
+        char head[16];
+        if (read(fd, head, sizeof head) > 0) atomic_fetch_add(&g_told, 1);
+        close(fd);
+    }
+}
+
+static int listen_as_provider(void) {
+    const char *dir = getenv("WPPTRACE_RUNTIME_DIR");
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    snprintf(g_listen_path, sizeof g_listen_path, "%s/p-%u.sock", dir ? dir : ".", (unsigned)getpid());
+    if (strlen(g_listen_path) >= sizeof a.sun_path) return -1;
+    memcpy(a.sun_path, g_listen_path, strlen(g_listen_path) + 1);
+    g_listener = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (g_listener < 0 || bind(g_listener, (struct sockaddr *)&a, sizeof a) != 0
+        || listen(g_listener, 16) != 0)
+        return -1;
+    pthread_t t;
+    if (pthread_create(&t, NULL, listen_main, NULL) != 0) return -1;
+    pthread_detach(t);
+    return 0;
 }
 
 static void at_point(int point) {
@@ -123,7 +208,8 @@ static void at_point(int point) {
         /* a host that puts its session back opened that registry, and checks requests against
          * its incarnation; this one never opened it, so its entry there says it checks none */
         host.flags &= ~(uint32_t)WPT_REG_CHECKS_INCARNATION;
-        remove_registry(g_mode == 1 ? &host : NULL);
+        if (g_mode == 3) give_slot_to_other(&host);
+        else remove_registry(g_mode == 1 ? &host : NULL);
         atomic_store(&g_answered, 1);
     }
     if (point == WPT_POINT_HOST_UNANSWERED && g_mode == 2 && atomic_exchange(&g_armed, 0)) {
@@ -163,12 +249,13 @@ static void forget_claim(void) {
 int main(int argc, char **argv) {
     if (argc != 3) return 2;
     g_mode = strcmp(argv[1], "removed") == 0 ? 0 : strcmp(argv[1], "put-back") == 0 ? 1
-           : strcmp(argv[1], "claimed") == 0 ? 2 : -1;
+           : strcmp(argv[1], "claimed") == 0 ? 2 : strcmp(argv[1], "taken") == 0 ? 3 : -1;
     if (g_mode < 0) return 2;
     g_out = argv[2];
     g_main_pid = getpid();
     g_main_thread = pthread_self();
     if (g_mode == 2) wpt_host_answer_ms = 1000;
+    if (g_mode == 3 && listen_as_provider() != 0) return 1;
     char file[4096];
     out_path(file, sizeof file, "s.etl");
     props_block b;
@@ -207,6 +294,11 @@ int main(int argc, char **argv) {
     if (g_mode == 2) {
         printf(" kept %d left %d", kept, claim_there());
         forget_claim();
+    }
+    if (g_mode == 3) {
+        printf(" enabled %d told %d", other_enabled(), atomic_load(&g_told));
+        forget_claim();
+        unlink(g_listen_path);
     }
     printf(" ended %d\n", ended);
     return 0;

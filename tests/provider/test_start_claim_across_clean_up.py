@@ -40,3 +40,15 @@ def test_a_start_given_up_across_a_clean_up_leaves_another_process_claim_alone(
     claim stays the other process's and the host ends."""
     assert start_claim_across_clean_up("claimed", out) == {
         "start": BUSY, "handle": 0, "joins": 0, "kept": 1, "left": 1, "ended": 1}
+
+
+def test_a_host_ended_across_a_clean_up_leaves_another_process_session_enabled(
+        start_claim_across_clean_up, out):
+    """The registry made again gave the slot and generation to another process's running session
+    with a provider enabled on it, and StartTrace, finding it so, made its own host stop. The
+    host, stopping as by STOP, took that session's enable out of the registry and told every
+    provider to drop the session (a DISABLE for its slot and generation): the other session ran
+    on with no provider, nobody told. Now a host left out of the registry held changes nothing
+    there and tells no provider."""
+    assert start_claim_across_clean_up("taken", out) == {
+        "start": NOT_FOUND, "handle": 0, "joins": 0, "enabled": 1, "told": 0, "ended": 1}
