@@ -820,6 +820,9 @@ void wpt_runtime_dir_ending(void);
  * (what uses them fails instead: nothing of another process is there to stop). */
 int wpt_runtime_dir_leaving(void);
 void wpt_runtime_dir_left(int was);
+/* 0 while this process ends or the calling thread leaves (see above): a missing runtime
+ * directory is not made again for this thread now. */
+int wpt_runtime_dir_may_make(void);
 /* The incarnation of the registry this process opened last (0: none yet): a host's, the one it
  * is registered in. */
 uint32_t wpt_registry_incarnation(void);

@@ -220,7 +220,7 @@ uint32_t wpt_registry_incarnation(void) {
     return __atomic_load_n(&g_incarnation, __ATOMIC_RELAXED);    /* a host's serving thread */
 }
 
-static int may_make(void) {
+int wpt_runtime_dir_may_make(void) {
     return !atomic_load(&g_ending) && !t_leaving;
 }
 
@@ -228,7 +228,7 @@ static ULONG check_dir(void) {
     int state = wpt_cancel_hold();
     ULONG rc = ERROR_BUSY;
     if (mutex_by(&g_dir_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) == 0) {
-        rc = check_dir_locked(may_make());
+        rc = check_dir_locked(wpt_runtime_dir_may_make());
         pthread_mutex_unlock(&g_dir_lock);
     }
     wpt_cancel_restore(state);
@@ -512,8 +512,8 @@ static ULONG open_registry(int64_t deadline) {
     ULONG checked = ensure_dir();
     if (checked != ERROR_SUCCESS) return checked;
     (void)wpt_own_start();        /* read while descriptors are to be had: claims record it */
-    int fd = openat(g_dir_fd, "registry", O_RDWR | O_CLOEXEC | O_NOFOLLOW | (may_make() ? O_CREAT : 0),
-                    0600);
+    int make = wpt_runtime_dir_may_make() ? O_CREAT : 0;
+    int fd = openat(g_dir_fd, "registry", O_RDWR | O_CLOEXEC | O_NOFOLLOW | make, 0600);
     if (fd < 0)
         return errno == EACCES ? ERROR_ACCESS_DENIED : errno == ENOENT ? ERROR_FILE_NOT_FOUND : ERROR_BAD_PATHNAME;
     struct stat st;

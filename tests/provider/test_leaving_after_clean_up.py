@@ -6,7 +6,11 @@ from __future__ import annotations
 import pathlib
 import subprocess
 
+import pytest
+
 from provider_scripts import run_script
+
+ERROR_WMI_INSTANCE_NOT_FOUND = 4201
 
 _EXIT = """
     import shutil, time
@@ -58,3 +62,32 @@ def test_a_c_program_leaving_after_its_directory_was_removed_does_not_make_it_ag
         "closed", "there", "0",
         "started", "0", "there", "1",
     ]
+
+
+@pytest.fixture
+def stop_after_clean_up(build_c_program_with_test_points, tmp_path, monkeypatch):
+    """run(mode) -> what stop_after_clean_up.c printed, as a dict of integers; its runtime
+    directory this test's own."""
+    runtime = tmp_path / "rt"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
+    here = pathlib.Path(__file__).parent
+    program = build_c_program_with_test_points(
+        "stop_after_clean_up", (here / "stop_after_clean_up.c").read_text(), "-I", str(here))
+
+    def run(mode: str) -> dict[str, int]:
+        done = subprocess.run([str(program), mode, str(tmp_path)], capture_output=True, text=True, timeout=90)
+        assert done.returncode == 0, done.stderr
+        words = done.stdout.split()
+        return {words[i]: int(words[i + 1]) for i in range(0, len(words), 2)}
+    return run
+
+
+def test_a_stop_whose_directory_goes_after_the_lookup_finds_the_session_gone(stop_after_clean_up):
+    """The STOP found its hosted session, then a clean-up removed the runtime directory before the
+    request went (this process's ControlCallbacks run in between). The request's socket path
+    needed the directory, which a STOP does not make again: the STOP failed with
+    ERROR_BAD_PATHNAME and the session stayed mapped here. Now the session is gone, as its host
+    went with the directory."""
+    assert stop_after_clean_up("found") == {"stop": ERROR_WMI_INSTANCE_NOT_FOUND, "mapped": 0, "there": 0}
+
