@@ -652,6 +652,9 @@ void wpt_registry_after_fork(void) {
     g_reg = NULL;
     g_dropped = NULL;
     g_fd = -1;
+    /* forked during a STOP (by a ControlCallback, say): the child is not leaving, and its only
+     * thread kept the flag for good (every start after a clean-up failed) */
+    t_leaving = 0;
     for (uint32_t slot = 0; slot < WPPTRACE_MAX_SESSIONS; slot++) forget_displaced(slot);
     memset(g_displaced, 0, sizeof g_displaced);     /* the parent's sessions, not the child's */
     g_displaced_pending = 0;

@@ -8,6 +8,10 @@
  *             the STOP found the session, before its request goes to the host. Prints
  *             "stop N mapped 0|1 there 0|1": what the STOP returned, whether the session is
  *             still mapped here (its view not retired), whether the directory exists.
+ *   fork      a private session, STOPped after the directory was removed; the STOP forks once
+ *             the session stopped, and the child starts a private session of its own. Prints
+ *             "stop N child N there 0|1": what the STOP returned, what the child's StartTrace
+ *             returned, whether the directory exists (the child's start made it again).
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -24,6 +28,7 @@ extern char **environ;
 
 static const char *g_dir, *g_runtime;
 static _Atomic int g_armed;
+static int g_child = -1;
 
 static int there(void) {
     return access(g_runtime, F_OK) == 0;
@@ -40,9 +45,32 @@ static int clean_up(void) {
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
+static ULONG start_private(const char *name, TRACEHANDLE *h) {
+    props_block b;
+    memset(&b, 0, sizeof b);
+    b.p.Wnode.BufferSize = sizeof b;
+    b.p.BufferSize = 1;
+    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE;
+    b.p.LogFileNameOffset = sizeof b.p;
+    snprintf(b.names, sizeof b.names, "%s/%s.etl", g_dir, name);
+    return StartTrace(h, name, &b.p);
+}
+
 static void at_point(int point) {
     if (point == WPT_POINT_TARGET_FOUND && atomic_exchange(&g_armed, 0)) {
         clean_up();
+    } else if (point == WPT_POINT_PRIVATE_STOPPED && atomic_exchange(&g_armed, 0)) {
+        /* forked in the STOP: the child is a process of its own, which starts something */
+        pid_t pid = fork();
+        if (pid == 0) {
+            wpt_test_point = NULL;
+            TRACEHANDLE h = 0;
+            ULONG rc = start_private("child", &h);
+            if (rc == ERROR_SUCCESS) stop(h);
+            _exit(rc == ERROR_SUCCESS ? 0 : rc == ERROR_BAD_PATHNAME ? 1 : rc == ERROR_FILE_NOT_FOUND ? 2 : 3);
+        }
+        int status = 0;
+        if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status)) g_child = WEXITSTATUS(status);
     }
 }
 
@@ -63,11 +91,24 @@ static int found(void) {
     return 0;
 }
 
+static int forked(void) {
+    TRACEHANDLE h = 0;
+    if (start_private("stopped", &h) != ERROR_SUCCESS) return 4;
+    if (clean_up() != 0) return 5;
+    wpt_test_point = at_point;
+    atomic_store(&g_armed, 1);
+    ULONG rc = stop(h);
+    wpt_test_point = NULL;
+    printf("stop %u child %d there %d\n", (unsigned)rc, g_child, there());
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) return 2;
     g_dir = argv[2];
     g_runtime = getenv("WPPTRACE_RUNTIME_DIR");
     if (!g_runtime) return 3;
     if (strcmp(argv[1], "found") == 0) return found();
+    if (strcmp(argv[1], "fork") == 0) return forked();
     return 2;
 }

@@ -91,3 +91,8 @@ def test_a_stop_whose_directory_goes_after_the_lookup_finds_the_session_gone(sto
     went with the directory."""
     assert stop_after_clean_up("found") == {"stop": ERROR_WMI_INSTANCE_NOT_FOUND, "mapped": 0, "there": 0}
 
+
+def test_a_child_forked_during_a_stop_makes_the_directory_again(stop_after_clean_up):
+    """A process forked while a STOP ran (from a ControlCallback, say) kept the STOP's "do not make
+    the directory again" for good: after a clean-up every start of the child failed."""
+    assert stop_after_clean_up("fork") == {"stop": 0, "child": 0, "there": 1}
