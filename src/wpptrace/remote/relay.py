@@ -71,6 +71,11 @@ class _GiveUp(Exception):
     deliver the stream", or "END not acknowledged")."""
 
 
+class _StreamLost(Exception):
+    """The collector welcomed below what it acknowledged after END went out, every buffer
+    acknowledged: only END's ACK was missing; the text says why the relay is done."""
+
+
 class RelayRefused(Exception):
     """The collector refused this relay (ERROR frame): ``code`` (Win32) and its reason."""
 
@@ -281,6 +286,8 @@ class Relay:
         self._end_ever_sent = False     # END went out on some connection
         self._end_reached = False       # a later answer said the collector has it (its
                                         # source's file being closed)
+        self._stream_split = False      # a WELCOME below what was acknowledged: the collector
+                                        # lost the stream, the rest goes to a new file
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> "Relay":
@@ -468,16 +475,19 @@ class Relay:
                 self._check_linger(connected=False)
                 try:
                     if await self._attempt():
-                        self.outcome = "ended" if self._outbox.end else "stopped"
+                        self._end_arrived("END acknowledged")
                         log.debug("%s: %s: %d buffers read, %d sent, %d dropped (queue full), "
                                   "%d lost by the session", self.name,
                                   "session stopped" if self._outbox.end else "relay stopped",
                                   self.stats.buffers_read, self.stats.buffers_sent,
                                   self._outbox.dropped, self.stats.session_lost)
                         return
+                except _StreamLost as lost:
+                    self._only_end_unacknowledged(str(lost))
+                    return
                 except RelayRefused as refused:
                     if refused.code == ERROR_HANDLE_EOF:    # END arrived; its ACK did not
-                        self.outcome = "ended" if self._outbox.end else "stopped"
+                        self._end_arrived("the stream ended")
                         return
                     if refused.code == ERROR_CANCELLED:     # the collector stopped
                         if self._outbox.end is not None and self._all_acknowledged():
@@ -520,6 +530,17 @@ class Relay:
             self.outcome = (f"failed: could not deliver the stream{give_up}"
                             f"{self._undelivered(True)}")
             log.error("%s: %s", self.name, self.outcome)
+
+    def _end_arrived(self, sign: str) -> None:
+        """END reached the collector (``sign``: how that is known): delivered, unless the
+        collector had lost the stream before (see ``_collector_lost_the_stream``)."""
+        self.outcome = "ended" if self._outbox.end else "stopped"
+        if self._stream_split:
+            self.end_unconfirmed = True
+            self.outcome += (f": {sign}, but the collector had lost the stream before it and "
+                             f"took the rest as a new file: the first file lacks the "
+                             f"session's end time and last loss counts")
+            log.warning("%s: %s", self.name, self.outcome)
 
     def _only_end_unacknowledged(self, why: str) -> None:
         """Done with every buffer acknowledged, END's ACK missing (``why``): delivered if an
@@ -650,6 +671,8 @@ class Relay:
             if frame.type != P.FrameType.WELCOME:
                 raise P.ProtocolError(f"expected WELCOME, got {frame.type.name}")
             resume = frame.sequence
+            if resume < self.stats.acknowledged:
+                self._collector_lost_the_stream()
             self._proven = False        # until the collector ACKs on it (see _read_acks)
             self._last_heard = time.monotonic()
             log.info("%s: connected to %s:%d (resuming at %d)", self.name, host, port, resume)
@@ -664,6 +687,20 @@ class Relay:
             if acks is not None:
                 acks.cancel()
             transport.abort() if transport is not None else None
+
+    def _collector_lost_the_stream(self) -> None:
+        """A WELCOME below what the collector acknowledged: it no longer holds the source
+        (restarted, or its file closed without END), and what it gets now makes a new file.
+        After END went out with every buffer acknowledged, only END's ACK was missing: done
+        (``_StreamLost``), rather than send a file of the header buffer alone and END. Else
+        the stream goes on there, and even END's ACK then leaves the first file's end
+        unconfirmed."""
+        self._end_reached = False
+        if (self._outbox.end is not None and self._end_ever_sent
+                and self._all_acknowledged()):
+            raise _StreamLost(" (the collector no longer has the stream: it would start a new "
+                              "file)")
+        self._stream_split = True
 
     async def _send_loop(self, writer: asyncio.StreamWriter, acks: asyncio.Task) -> bool:
         outbox = self._outbox
