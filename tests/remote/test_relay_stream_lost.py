@@ -1,13 +1,15 @@
 """A collector that welcomes a relay below what it already acknowledged no longer holds the
 source (it was restarted, or the source's file was closed without END): what the relay
-sends now makes a new file. END's arrival at the first file is then not known."""
+sends now makes a new file. END's arrival at the first file is then not known. And a
+collector that says the stream already ended to a relay that never sent END speaks of
+another stream with the same source id."""
 from __future__ import annotations
 
 from remote_helpers import PATIENCE, FakeCollector, read_frame, wait_until
 
 from wpptrace.remote import Relay
 from wpptrace.remote import protocol as P
-from wpptrace.winerror import ERROR_BUSY
+from wpptrace.winerror import ERROR_BUSY, ERROR_HANDLE_EOF
 
 
 def _lost_after(last: int, connections: list, later: list):
@@ -93,3 +95,31 @@ def test_ends_ack_after_the_collector_lost_the_stream_does_not_confirm_the_first
     assert relay.outcome.startswith("ended: END acknowledged, but the collector had lost the "
                                     "stream before it"), relay.outcome
     assert relay.end_unconfirmed
+
+
+def test_a_source_id_whose_stream_already_ended_is_refused_when_this_relay_sent_no_end(
+        recorded):
+    """A source id reused for another stream (the next session of a unit that gives a
+    fixed --source-id): the collector says that id's stream already ended. This relay sent
+    no END, and holds its whole stream: it was taken for delivered ("stopped", exit status
+    0) and its buffers dropped without a word. It is a refusal that says what was left
+    (exit status 1)."""
+    def serve(sock):
+        sock.sendall(P.encode_error(ERROR_HANDLE_EOF, "this stream already ended"))
+    fake = FakeCollector(serve)
+    head, buffers = recorded
+    relay = Relay(fake.address, buffer_size=len(head), name="reused", max_backoff=0.2)
+    try:
+        relay.add(head)
+        for buf in buffers[:2]:
+            relay.add(buf)
+        relay.start()
+        assert relay.wait(PATIENCE), "the relay did not end (hang guard)"
+    finally:
+        relay.close(timeout=0.5)
+        fake.close()
+    assert relay.outcome == ("refused: this source id's stream already ended at the collector "
+                             "(an id names one stream: give each stream a new one) (2 buffers "
+                             "undelivered)"), relay.outcome
+    assert relay.refused is not None and relay.refused.code == ERROR_HANDLE_EOF
+    assert not relay.end_unconfirmed

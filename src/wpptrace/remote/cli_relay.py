@@ -62,7 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "service manager's stop timeout; none: no limit of its own, "
                              "only --linger and --linger-limit)")
     parser.add_argument("--source-id", type=uuid.UUID, metavar="UUID",
-                        help="this stream's id at the collector (default: a new one)")
+                        help="this stream's id at the collector (default: a new one); an id "
+                             "names one stream: a relay restarted during the session may reuse "
+                             "it, the next session needs a new one (the collector refuses an "
+                             "id whose stream ended)")
     parser.add_argument("--host-name", metavar="NAME",
                         help="the host name the collector shows (default: this host's)")
     add_quiet(parser)

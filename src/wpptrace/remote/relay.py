@@ -486,8 +486,16 @@ class Relay:
                     self._only_end_unacknowledged(str(lost))
                     return
                 except RelayRefused as refused:
-                    if refused.code == ERROR_HANDLE_EOF:    # END arrived; its ACK did not
-                        self._end_arrived("the stream ended")
+                    if refused.code == ERROR_HANDLE_EOF and self._end_ever_sent:
+                        self._end_arrived("the stream ended")   # END arrived; its ACK did not
+                        return
+                    if refused.code == ERROR_HANDLE_EOF:
+                        # an id the collector has seen end: another stream's (reused)
+                        self.refused = refused
+                        self.outcome = (f"refused: this source id's stream already ended at "
+                                        f"the collector (an id names one stream: give each "
+                                        f"stream a new one){self._undelivered(True)}")
+                        log.error("%s: %s", self.name, self.outcome)
                         return
                     if refused.code == ERROR_CANCELLED:     # the collector stopped
                         if self._outbox.end is not None and self._all_acknowledged():
