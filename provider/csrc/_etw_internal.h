@@ -459,7 +459,7 @@ enum {
                                           * lock and goes on without it */
     WPT_POINT_REBIND_DEFERRED = 68,      /* the endpoint's socket is missing from the directory
                                           * it was bound in: bound again only after more checks */
-    WPT_POINT_REGISTRY_WAITING = 67,     /* the registry's file lock is held by another process:
+    WPT_POINT_REGISTRY_WAITING = 69,     /* the registry's file lock is held by another process:
                                           * this thread waits for it (holding the process's
                                           * registry mutex) */
 };
