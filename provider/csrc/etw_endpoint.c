@@ -578,7 +578,8 @@ static int same_directory(void) {
  * cleaner), and the socket is bound there again. */
 #define SAME_DIRECTORY_CHECKS 5
 static int g_missing_checks;
-static int g_exiting;           /* the process exits (g_ep_lock): its socket removed */
+static _Atomic int g_exiting;   /* the process exits: its socket removed */
+static _Atomic int g_binding;   /* the endpoint thread binds its socket again (see remove_socket) */
 static int g_rebinding = -1;    /* the socket being bound again, not swapped in yet (g_ep_lock) */
 
 static void unlink_socket(void);
@@ -611,20 +612,28 @@ static void bind_again_if_removed(void) {
      * endpoint's. The socket is made under the endpoint's lock and kept at g_rebinding until
      * swapped: a child forked in between closes its copy (as it does the listening socket's).
      * Not once the process exits: its socket removed at exit (remove_socket), one bound after
-     * stayed. */
+     * would stay. The exit is looked at again after the wait for the registry's lock, right
+     * before the bind, with g_binding set: the exit waits for a bind under way (a few system
+     * calls), then removes what it bound; a bind that finds the exit begun is not made. */
     pthread_mutex_lock(&g_ep_lock);
-    int fd = g_exiting ? -1 : wpt_ipc_socket();
+    int fd = atomic_load(&g_exiting) ? -1 : wpt_ipc_socket();
     g_rebinding = fd;
     pthread_mutex_unlock(&g_ep_lock);
     if (fd < 0) return;
     ULONG locked;
     wpt_registry *reg = wpt_registry_lock(1, &locked);
-    int bound = wpt_ipc_listen_on(fd, path) == 0;
+    atomic_store(&g_binding, 1);
+    int bound = !atomic_load(&g_exiting) && wpt_ipc_listen_on(fd, path) == 0;
+    if (bound && atomic_load(&g_exiting)) {
+        unlink(path);
+        bound = 0;
+    }
+    atomic_store(&g_binding, 0);
     if (reg) wpt_registry_unlock();
     WPT_TEST_POINT(WPT_POINT_REBOUND);
     pthread_mutex_lock(&g_ep_lock);
     g_rebinding = -1;
-    if (bound && !g_exiting) {
+    if (bound && !atomic_load(&g_exiting)) {
         if (g_listen >= 0) close(g_listen);
         g_listen = fd;
         socket_in_place(1);
@@ -727,11 +736,14 @@ static void unlink_socket(void) {
 }
 
 /* At exit (atexit), while the endpoint thread still runs: it binds no socket again from then on
- * (see bind_again_if_removed). */
+ * (see bind_again_if_removed). A bind under way (g_binding: a few system calls, the registry's
+ * lock already taken) is waited for, at most a second, so that what it bound goes too. */
 static void remove_socket(void) {
-    pthread_mutex_lock(&g_ep_lock);
-    g_exiting = 1;
-    pthread_mutex_unlock(&g_ep_lock);
+    atomic_store(&g_exiting, 1);
+    for (int i = 0; i < 1000 && atomic_load(&g_binding); i++) {
+        struct timespec nap = {0, 1000 * 1000};
+        nanosleep(&nap, NULL);
+    }
     if (g_running && g_pid == (uint32_t)getpid()) unlink_socket();
 }
 
@@ -1144,7 +1156,8 @@ static void fork_child(void) {
     pthread_mutex_init(&g_ep_lock, NULL);
     pthread_cond_init(&g_started, NULL);
     g_starting = 0;                        /* a start of the parent's is not the child's */
-    g_exiting = 0;                         /* the child's own exit removes its socket */
+    atomic_store(&g_exiting, 0);           /* the child's own exit removes its socket */
+    atomic_store(&g_binding, 0);           /* a bind of the parent's thread is not the child's */
     g_self_closing = g_closing = 0;
     g_start_id++;
     pthread_mutexattr_t a;

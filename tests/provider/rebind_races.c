@@ -18,7 +18,10 @@
  *             "bound 1" once the socket is in the directory again (the holder killed).
  *       exit_busy  the same, the process exits instead of forking; an atexit handler run after
  *             the core's prints "prompt 1" if the exit got there while the thread still waited
- *             (the holder is killed after 30 s if not, and "prompt 0" printed).
+ *             (the holder is killed after 30 s if not, and "prompt 0" printed), then kills the
+ *             holder and waits until the thread is past its bind (held there until the process
+ *             ends). Prints "pid N" and "rebound 1" if the thread got there; the test looks for
+ *             p-N.sock in the directory once it ended.
  *       reused  the directory made again is found with the inode number of the one the socket
  *             was bound in (the test build's knob: a disk filesystem may reuse it). Prints
  *             "deferred N": the checks that put the bind off (as for a directory that stayed)
@@ -57,6 +60,7 @@ static _Atomic int g_rebinding_seen;        /* the endpoint thread reached WPT_P
 static _Atomic int g_rebound_seen;          /* ... and WPT_POINT_REBOUND */
 static _Atomic int g_waiting;               /* it waits for the registry's lock between them */
 static _Atomic int g_forked;
+static _Atomic int g_stay_rebound;          /* the endpoint thread stays at WPT_POINT_REBOUND */
 static pid_t g_holder = -1;
 static volatile sig_atomic_t g_late;        /* the holder was killed: the exit waited too long */
 
@@ -68,6 +72,8 @@ static void at_point(int point) {
     if (point == WPT_POINT_REBIND_DEFERRED) atomic_fetch_add(&g_deferred, 1);
     if (point == WPT_POINT_REBINDING) atomic_store(&g_rebinding_seen, 1);
     if (point == WPT_POINT_REBOUND) atomic_store(&g_rebound_seen, 1);
+    if (point == WPT_POINT_REBOUND && atomic_load(&g_stay_rebound))
+        for (;;) pause();                   /* until the process ends */
     if (point == WPT_POINT_REGISTRY_WAITING && atomic_load(&g_rebinding_seen) && !atomic_load(&g_rebound_seen))
         atomic_store(&g_waiting, 1);
     if (point == WPT_POINT_ENDPOINT_POLL && atomic_load(&g_released)) atomic_store(&g_polled, 1);
@@ -197,12 +203,18 @@ static void exited(void) {
     printf("prompt %d\n", !g_late && !atomic_load(&g_rebound_seen));
     fflush(stdout);
     end_holder();
+    wait_for(&g_rebound_seen);              /* the registry's lock taken: the bind is over */
+    printf("pid %d rebound %d\n", (int)getpid(), atomic_load(&g_rebound_seen));
+    fflush(stdout);
 }
 
 /* MODE fork_busy and exit_busy. */
 static int busy(const char *self, const char *dir, int exiting) {
     wpt_registry_wait_ms = 120000;          /* the thread waits until the holder is let go */
-    if (exiting) atexit(exited);
+    if (exiting) {
+        atexit(exited);
+        atomic_store(&g_stay_rebound, 1);
+    }
     TRACEHANDLE r;
     TRACE_GUID_REGISTRATION reg = {&g_control, NULL};
     if (RegisterTraceGuids(quiet, NULL, &g_control, 1, &reg, NULL, NULL, &r) != ERROR_SUCCESS) return 4;

@@ -38,8 +38,13 @@ def test_a_fork_does_not_wait_for_the_registry_while_the_socket_is_bound_again(r
 
 
 def test_an_exit_does_not_wait_for_the_registry_while_the_socket_is_bound_again(rebind_races, runtime, tmp_path):
-    """The same at exit: the core's handler at exit waited for the endpoint's lock."""
-    assert rebind_races("exit_busy", tmp_path) == {"prompt": 1}
+    """The same at exit: the core's handler at exit waited for the endpoint's lock. And the socket
+    the thread bound once the holder let the lock go, after the core's handler at exit had run,
+    was left in the directory by the process that ended before the thread removed it."""
+    result = rebind_races("exit_busy", tmp_path)
+    assert result == {"prompt": 1, "pid": result["pid"], "rebound": 1}
+    assert not (runtime / f"p-{result['pid']}.sock").exists()
+    assert sorted(p.name for p in runtime.iterdir() if p.name.startswith("p-")) == []
 
 
 def test_a_directory_made_again_with_the_removed_ones_inode_number_gets_the_socket_at_once(
