@@ -403,6 +403,12 @@ _EXIT_REPORTS = (
                        f"{'their LoggerIds' if plural else 'its LoggerId'} there first): "
                        f"{'they' if plural else 'it'} ran on, but other processes could not find "
                        f"or list {'them' if plural else 'it'}"),
+    (lambda: lib.wpptrace_hosts_not_stopped(),
+     lambda n, plural: f"{n} session host{'s' if plural else ''} this process started after a "
+                       f"clean-up of the runtime directory could not be made to stop (whether "
+                       f"{'their pids were' if plural else 'its pid was'} still the host's could "
+                       f"not be told): {'they' if plural else 'it'} may run on, writing "
+                       f"{'their files' if plural else 'its file'}, found by no name"),
 )
 
 

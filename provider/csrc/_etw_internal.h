@@ -479,6 +479,9 @@ extern int64_t wpt_host_answer_ms, wpt_host_reply_ms, wpt_host_long_reply_ms;
 #define WPT_HOST_ANSWER_MS wpt_host_answer_ms
 #define WPT_HOST_REPLY_MS ((int)wpt_host_reply_ms)
 #define WPT_HOST_LONG_REPLY_MS ((int)wpt_host_long_reply_ms)
+/* a test makes wpt_host_end find pidfd_open refused (EPERM), as an older container's seccomp
+ * profile does */
+extern _Atomic int wpt_test_pidfd_refused;
 /* how long a process waits for the registry lock: a test may shorten it */
 extern int64_t wpt_registry_wait_ms;
 #define WPT_REGISTRY_WAIT_MS wpt_registry_wait_ms

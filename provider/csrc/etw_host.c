@@ -772,21 +772,45 @@ ULONG wpt_host_spawn(wpt_session *s, wpt_process_ref *host) {
     return answer.rc;
 }
 
-/* Through a pidfd taken while the process is still the host (its start checked after the
- * pidfd was taken): a pid reused since is never signalled. A host stopping by SIGTERM stops
- * as by STOP (its file completed; its providers disabled and its entry freed only while the
- * registry's entry of its slot is still its own). */
-void wpt_host_end(const wpt_process_ref *host) {
-    if (!host->pid || !host->start) return;
-#if defined(SYS_pidfd_open) && defined(SYS_pidfd_send_signal)
-    int fd = (int)syscall(SYS_pidfd_open, (pid_t)host->pid, 0);
-    if (fd >= 0) {
-        if (wpt_process_is(host->pid, host->start) == 1)
-            (void)syscall(SYS_pidfd_send_signal, fd, SIGTERM, NULL, 0);
-        close(fd);
-        return;
-    }
-    if (errno != ENOSYS) return;            /* gone (ESRCH), or no descriptor to be had */
+#ifdef WPT_TEST_POINTS
+_Atomic int wpt_test_pidfd_refused;
 #endif
-    if (wpt_process_is(host->pid, host->start) == 1) kill((pid_t)host->pid, SIGTERM);
+
+static _Atomic uint32_t g_hosts_not_stopped;
+
+ULONG wpptrace_hosts_not_stopped(void) {
+    return atomic_load(&g_hosts_not_stopped);
+}
+
+/* Through a pidfd taken while the process is still the host (its start checked after the
+ * pidfd was taken): a pid reused since is never signalled. Without a pidfd (an old kernel, a
+ * sandbox refusing the call) the start is checked and the host signalled by its pid, as close
+ * as that can get. A host that could not be told (its start unknown, or /proc unreadable) runs
+ * on unfindable by name: counted once (wpptrace_hosts_not_stopped). A host stopping by SIGTERM
+ * stops as by STOP (its file completed; its providers disabled and its entry freed only while
+ * the registry's entry of its slot is still its own). */
+void wpt_host_end(const wpt_process_ref *host) {
+    if (!host->pid) return;
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_send_signal)
+    if (host->start) {
+        int fd = (int)syscall(SYS_pidfd_open, (pid_t)host->pid, 0);
+#ifdef WPT_TEST_POINTS
+        if (fd >= 0 && atomic_load(&wpt_test_pidfd_refused)) {
+            close(fd);
+            fd = -1;
+            errno = EPERM;
+        }
+#endif
+        if (fd >= 0) {
+            if (wpt_process_is(host->pid, host->start) == 1)
+                (void)syscall(SYS_pidfd_send_signal, fd, SIGTERM, NULL, 0);
+            close(fd);
+            return;
+        }
+        if (errno == ESRCH) return;         /* gone */
+    }
+#endif
+    int is = host->start ? wpt_process_is(host->pid, host->start) : -1;
+    if (is == 1 && kill((pid_t)host->pid, SIGTERM) == 0) return;
+    if (is != 0 && !wpt_process_gone(host->pid)) atomic_fetch_add(&g_hosts_not_stopped, 1);
 }

@@ -236,6 +236,11 @@ ULONG wpptrace_views_refused(void);
  * directory could not take back (another session took their LoggerId there first): they run
  * on, found by this process only, and are put back once their slot allows. Counted once each. */
 ULONG wpptrace_sessions_displaced(void);
+/* Session hosts this process started that StartTrace had to make stop (a clean-up of the
+ * runtime directory found before the session's handle was handed out) but could not: it could
+ * not tell whether the pid was still the host's. Each runs on, writing its file, found by no
+ * name. Counted once each. */
+ULONG wpptrace_hosts_not_stopped(void);
 /* Would `Path` (UTF-8) be taken as a session's log file? The checks StartTrace and UPDATE make
  * (a new file is made to see it can be, then removed; an existing one is opened, not changed):
  * ERROR_SUCCESS, or the code they return, with the rule that refused it in words in Why (Size

@@ -15,6 +15,8 @@
  *       taken      as removed, and the registry made again gives the slot and generation to
  *                  another process's running session (this one's parent) with a provider
  *                  enabled on it; this process listens at a provider socket of its own
+ *       refused    as removed, pidfd_open refused (EPERM, as an older container's seccomp
+ *                  profile does) when StartTrace makes the host stop
  * WPPTRACE_RUNTIME_DIR names the runtime directory (made by the test). Prints "name value"
  * pairs of integers:
  *   start    StartTrace's result          handle   1 if it handed out a handle
@@ -25,6 +27,7 @@
  *            returned                     left     and after the host ended
  *   enabled  (taken) 1 if the other session's enable was still in the registry once the host
  *            ended                        told     the requests the provider socket was sent
+ *   unstopped  (refused) wpptrace_hosts_not_stopped()
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -43,7 +46,8 @@ static const char *g_out;
 static pid_t g_main_pid;
 static pthread_t g_main_thread;
 static _Atomic int g_armed, g_answered, g_joins;
-static int g_mode;                          /* 0 removed, 1 put-back, 2 claimed, 3 taken */
+static int g_mode;                          /* 0 removed, 1 put-back, 2 claimed, 3 taken,
+                                             * 4 refused */
 static uint32_t g_slot, g_generation, g_host_pid;
 
 typedef struct { EVENT_TRACE_PROPERTIES p; char names[4096]; } props_block;
@@ -249,13 +253,15 @@ static void forget_claim(void) {
 int main(int argc, char **argv) {
     if (argc != 3) return 2;
     g_mode = strcmp(argv[1], "removed") == 0 ? 0 : strcmp(argv[1], "put-back") == 0 ? 1
-           : strcmp(argv[1], "claimed") == 0 ? 2 : strcmp(argv[1], "taken") == 0 ? 3 : -1;
+           : strcmp(argv[1], "claimed") == 0 ? 2 : strcmp(argv[1], "taken") == 0 ? 3
+           : strcmp(argv[1], "refused") == 0 ? 4 : -1;
     if (g_mode < 0) return 2;
     g_out = argv[2];
     g_main_pid = getpid();
     g_main_thread = pthread_self();
     if (g_mode == 2) wpt_host_answer_ms = 1000;
     if (g_mode == 3 && listen_as_provider() != 0) return 1;
+    if (g_mode == 4) atomic_store(&wpt_test_pidfd_refused, 1);
     char file[4096];
     out_path(file, sizeof file, "s.etl");
     props_block b;
@@ -300,6 +306,7 @@ int main(int argc, char **argv) {
         forget_claim();
         unlink(g_listen_path);
     }
+    if (g_mode == 4) printf(" unstopped %u", (unsigned)wpptrace_hosts_not_stopped());
     printf(" ended %d\n", ended);
     return 0;
 }

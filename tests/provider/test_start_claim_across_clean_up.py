@@ -52,3 +52,12 @@ def test_a_host_ended_across_a_clean_up_leaves_another_process_session_enabled(
     there and tells no provider."""
     assert start_claim_across_clean_up("taken", out) == {
         "start": NOT_FOUND, "handle": 0, "joins": 0, "enabled": 1, "told": 0, "ended": 1}
+
+
+def test_a_start_whose_registry_was_removed_stops_its_host_without_a_pidfd(
+        start_claim_across_clean_up, out):
+    """As the first case, but pidfd_open refused (EPERM, as an older container's seccomp profile
+    gives): the host was not signalled at all, and ran on unfindable by name, nothing said. Now
+    its start is checked and it is signalled by its pid."""
+    assert start_claim_across_clean_up("refused", out) == {
+        "start": NOT_FOUND, "handle": 0, "joins": 0, "unstopped": 0, "ended": 1}
