@@ -46,7 +46,9 @@ def test_a_python_process_exiting_after_its_directory_was_removed_does_not_make_
 def test_a_c_program_leaving_after_its_directory_was_removed_does_not_make_it_again(
         build_c_program, tmp_path, monkeypatch):
     """Each step of leaving is checked on its own (unregistering, stopping a private session and
-    a hosted one, closing the endpoint), then a new session's start makes the directory again."""
+    a hosted one, closing the endpoint), then a new session's start makes the directory again. A
+    private session's STOP after another clean-up runs its provider's DISABLE callback, whose
+    StartTrace found the directory refused, as for the STOP itself: it makes it again."""
     runtime = tmp_path / "rt"
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
@@ -61,6 +63,7 @@ def test_a_c_program_leaving_after_its_directory_was_removed_does_not_make_it_ag
         "hosted", "4201", "there", "0",
         "closed", "there", "0",
         "started", "0", "there", "1",
+        "stopped", "0", "called", "0", "there", "1",
     ]
 
 
