@@ -818,14 +818,20 @@ uint32_t wpt_runtime_dir_replaced(void);
 /* This process ends (a session host stopping): from now on a runtime directory or a registry
  * that a clean-up removed is not made again for it (the registry's lock fails instead). */
 void wpt_runtime_dir_ending(void);
-/* The calling thread leaves (stops a session) until wpt_runtime_dir_left(the value returned):
- * meanwhile a runtime directory or a registry that a clean-up removed is not made again for it
- * (what uses them fails instead: nothing of another process is there to stop). */
+/* The calling thread leaves or looks (stops a session; controls, asks for, lists or subscribes
+ * to sessions) until wpt_runtime_dir_left(the value returned): meanwhile a runtime directory or
+ * a registry that a clean-up removed is not made again for it (what uses them fails instead:
+ * nothing of another process is there to stop or find). A forked child does not inherit it. */
 int wpt_runtime_dir_leaving(void);
 void wpt_runtime_dir_left(int was);
 /* 0 while this process ends or the calling thread leaves (see above): a missing runtime
  * directory is not made again for this thread now. */
 int wpt_runtime_dir_may_make(void);
+/* What a call that uses the runtime directory or the registry (the socket path of a session's
+ * host, the registry's lock) answers when they are missing and not made again for this thread:
+ * ERROR_WMI_INSTANCE_NOT_FOUND (a clean-up removed every session of the directory with it),
+ * else `rc`. */
+ULONG wpt_runtime_dir_missing_as_none(ULONG rc);
 /* The incarnation of the registry this process opened last (0: none yet): a host's, the one it
  * is registered in. */
 uint32_t wpt_registry_incarnation(void);

@@ -152,7 +152,7 @@ ULONG wpt_registry_find_in(const char *name, uint32_t *slot, uint32_t *generatio
     memset(&t, 0, sizeof t);
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(0, &rc);
-    if (!reg) return rc;
+    if (!reg) return wpt_runtime_dir_missing_as_none(rc);
     find_remote(reg, 0, name, &t);
     wpt_registry_unlock();
     if (t.kind != TARGET_REMOTE) return ERROR_WMI_INSTANCE_NOT_FOUND;
@@ -631,10 +631,10 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
     if (code > EVENT_TRACE_CONTROL_FLUSH) return ERROR_INVALID_PARAMETER;
     if (!h && !name) return ERROR_INVALID_PARAMETER;
     int sync_fd = -1;
-    /* a STOP never makes the runtime directory or the registry again (a clean-up removed them,
-     * and the session's host with them; an exit stops its private sessions): nothing is there
-     * to stop */
-    int was_leaving = code == EVENT_TRACE_CONTROL_STOP ? wpt_runtime_dir_leaving() : -1;
+    /* no control call makes the runtime directory or the registry again (a clean-up removed
+     * them, and the sessions' hosts with them; an exit stops its private sessions): nothing is
+     * there to stop or ask */
+    int was_leaving = wpt_runtime_dir_leaving();
     lock();
     target t;
     ULONG rc = find_target(h, name, &t);
@@ -682,7 +682,7 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
         rc = ERROR_WMI_INSTANCE_NOT_FOUND;
     }
     unlock();
-    if (was_leaving >= 0) wpt_runtime_dir_left(was_leaving);
+    wpt_runtime_dir_left(was_leaving);
     if (sync_fd >= 0) {          /* a STOP here: its file flushed to the disk, the lock released */
         /* not cancelled midway: the descriptor is this thread's alone, and a thread cancelled
          * in fdatasync left it open for good (the flush waits for the disk only) */
@@ -884,14 +884,18 @@ static ULONG session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *inf
 ULONG wpptrace_list_sessions(EVENT_TRACE_PROPERTIES **array, WPPTRACE_SESSION_INFO *infos, ULONG count,
                              ULONG *logger_count) {
     int state = wpt_cancel_hold();
+    int was_leaving = wpt_runtime_dir_leaving();      /* a lookup: see control_common */
     ULONG rc = list_sessions(array, infos, count, logger_count);
+    wpt_runtime_dir_left(was_leaving);
     wpt_cancel_restore(state);
     return rc;
 }
 
 ULONG wpptrace_session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *info) {
     int state = wpt_cancel_hold();
+    int was_leaving = wpt_runtime_dir_leaving();      /* a lookup: see control_common */
     ULONG rc = session_info(h, name, info);
+    wpt_runtime_dir_left(was_leaving);
     wpt_cancel_restore(state);
     return rc;
 }
@@ -973,7 +977,7 @@ static ULONG session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *inf
     memset(info, 0, sizeof *info);
     lock();
     target t;
-    ULONG rc = find_target(h, name, &t);
+    ULONG rc = wpt_runtime_dir_missing_as_none(find_target(h, name, &t));
     if (rc == ERROR_SUCCESS) {
         wpt_wire_props w;
         memset(&w, 0, sizeof w);
@@ -1055,7 +1059,9 @@ static ULONG enumerate_providers(WPPTRACE_PROVIDER_INFO *out, ULONG count, ULONG
  * and waits for each provider process's reply with a connection and the directory open. */
 ULONG wpptrace_enumerate_providers(WPPTRACE_PROVIDER_INFO *out, ULONG count, ULONG *total) {
     int state = wpt_cancel_hold();
+    int was_leaving = wpt_runtime_dir_leaving();      /* a lookup: see control_common */
     ULONG rc = enumerate_providers(out, count, total);
+    wpt_runtime_dir_left(was_leaving);
     wpt_cancel_restore(state);
     return rc;
 }

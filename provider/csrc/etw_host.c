@@ -88,11 +88,9 @@ ULONG wpt_host_call_in(uint32_t incarnation, uint32_t slot, uint32_t meant_for, 
                        const void *payload, uint32_t length, void *reply, uint32_t reply_size,
                        int *reply_fd) {
     char path[256];
-    ULONG named = wpt_socket_path(path, sizeof path, 's', slot);
     /* a runtime directory removed (by a clean-up) and not made again for this thread took the
      * session's host with it: the session is gone, as when its socket refuses the connection */
-    if ((named == ERROR_BAD_PATHNAME || named == ERROR_FILE_NOT_FOUND) && !wpt_runtime_dir_may_make())
-        return ERROR_WMI_INSTANCE_NOT_FOUND;
+    ULONG named = wpt_runtime_dir_missing_as_none(wpt_socket_path(path, sizeof path, 's', slot));
     if (named != ERROR_SUCCESS) return named;
     int timeout = (kind == WPT_REQ_STOP || kind == WPT_REQ_FLUSH || kind == WPT_REQ_UPDATE)
                 ? WPT_HOST_LONG_REPLY_MS : WPT_HOST_REPLY_MS;

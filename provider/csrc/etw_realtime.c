@@ -496,7 +496,11 @@ static ULONG subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *buffe
  * registry locks and waits for the host's answer with a connection open. */
 ULONG wpptrace_rt_subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *buffer_size) {
     int state = wpt_cancel_hold();
+    /* a lookup: a runtime directory a clean-up removed is not made again for it (no session is
+     * there) */
+    int was_leaving = wpt_runtime_dir_leaving();
     ULONG rc = subscribe(name, out, buffer_size);
+    wpt_runtime_dir_left(was_leaving);
     wpt_cancel_restore(state);
     return rc;
 }
@@ -518,7 +522,7 @@ static ULONG subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *buffe
     if (rc != ERROR_SUCCESS) return rc;
     WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
     char path[256];
-    rc = wpt_socket_path(path, sizeof path, 's', slot);
+    rc = wpt_runtime_dir_missing_as_none(wpt_socket_path(path, sizeof path, 's', slot));
     if (rc != ERROR_SUCCESS) return rc;
     /* The slot may be a newer session's by now: its host refuses another generation. A failure
      * is reported as for a control request: a host alive but slow to answer is busy, not gone. */

@@ -202,8 +202,9 @@ void wpt_runtime_dir_ending(void) {
     atomic_store(&g_ending, 1);
 }
 
-/* This thread is leaving the registry (stopping a session): the same, for this call only. A
- * call that starts something new (a registration's endpoint, a session) makes them again. */
+/* This thread is leaving the registry or only looking in it (stopping, asking for or listing
+ * sessions): the same, for this call only. A call that starts something new (a registration's
+ * endpoint, a session) makes them again. */
 static __thread int t_leaving;
 
 int wpt_runtime_dir_leaving(void) {
@@ -222,6 +223,11 @@ uint32_t wpt_registry_incarnation(void) {
 
 int wpt_runtime_dir_may_make(void) {
     return !atomic_load(&g_ending) && !t_leaving;
+}
+
+ULONG wpt_runtime_dir_missing_as_none(ULONG rc) {
+    int missing = rc == ERROR_BAD_PATHNAME || rc == ERROR_FILE_NOT_FOUND;
+    return missing && !wpt_runtime_dir_may_make() ? ERROR_WMI_INSTANCE_NOT_FOUND : rc;
 }
 
 static ULONG check_dir(void) {

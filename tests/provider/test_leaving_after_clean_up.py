@@ -3,8 +3,13 @@ unregistering its providers and closing its endpoint (at exit, or any time later
 the directory, or a registry in it, again; starting something new does."""
 from __future__ import annotations
 
+import os
 import pathlib
+import re
+import shutil
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -99,3 +104,32 @@ def test_a_child_forked_during_a_stop_makes_the_directory_again(stop_after_clean
     """A process forked while a STOP ran (from a ControlCallback, say) kept the STOP's "do not make
     the directory again" for good: after a clean-up every start of the child failed."""
     assert stop_after_clean_up("fork") == {"stop": 0, "child": 0, "there": 1}
+
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_the_session_commands_after_the_directory_was_removed_do_not_make_it_again(tmp_path, monkeypatch):
+    """`wpptrace session stop` (and `tracelog -stop`) asked for the session's info before its
+    STOP, and `query` and `list` looked the session up: each made the runtime directory again,
+    with an empty registry, just to find no session there."""
+    runtime = tmp_path / "rt"
+    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
+    started = _run("wpptrace", "session", "start", "leaves-cli", "-f", str(tmp_path / "s.etl"))
+    assert started.returncode == 0, started.stderr
+    host = int(re.search(r"host process (\d+)", started.stdout).group(1))
+    shutil.rmtree(runtime)                   # a clean-up of /tmp: the host stops
+    deadline = time.monotonic() + 60
+    while os.path.exists(f"/proc/{host}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for command in (("wpptrace", "session", "stop", "leaves-cli"),
+                    ("wpptrace.provider.tracelog", "-stop", "leaves-cli"),
+                    ("wpptrace", "session", "query", "leaves-cli")):
+        done = _run(*command)
+        assert done.returncode != 0 and "no session named 'leaves-cli' is running" in done.stderr, (command, done)
+        assert not runtime.exists(), command
+    listed = _run("wpptrace", "session", "list")
+    assert (listed.returncode, listed.stdout.strip()) == (0, "no session is running"), listed
+    assert not runtime.exists()
