@@ -4,6 +4,8 @@ collector sent before it read END, never takes such a close for END's acknowledg
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 import threading
 
 import pytest
@@ -174,3 +176,68 @@ def test_a_close_after_an_error_is_never_ends_acknowledgement(recorded, code):
         assert len(seen) == 2
         assert relay.outcome == "ended"
         assert not relay.end_unconfirmed
+
+
+def test_a_protocol_error_is_said_then_closed_without_a_reset(recorded, tmp_path):
+    """A relay's bad frame, followed by more it sent before it read the answer: the
+    collector says why (an ERROR), reads what came until the relay closes, then closes. Closed
+    with that left unread, the connection was reset: the reset may discard the ERROR before
+    the relay read it (and a relay that sent END takes no close that follows no ERROR for
+    anything but END's acknowledgement)."""
+    head, _ = recorded
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        hand = HandRelay(collector.address, len(head), "reset")
+        sent: list = []
+
+        def send_bad_frame_and_more():
+            try:
+                hand.sock.sendall(b"BAD!" + bytes(P.HEADER.size - 4) + bytes(1 << 20))
+                hand.sock.shutdown(socket.SHUT_WR)
+                sent.append(True)
+            except OSError as exc:
+                sent.append(exc)
+        try:
+            assert hand.answer()[:2] == (P.FrameType.WELCOME, 0)
+            sender = threading.Thread(target=send_bad_frame_and_more, daemon=True)
+            sender.start()
+            kind, _, payload = hand.answer()
+            assert kind == P.FrameType.ERROR
+            assert "not a relay frame" in P.decode_error(P.Frame(kind, 0, 0, payload))[1]
+            assert hand.sock.recv(1 << 16) == b""       # (a reset raises)
+            sender.join(PATIENCE)
+            assert sent == [True]
+        finally:
+            hand.close()
+
+
+def test_a_stop_while_a_failed_connection_is_closed_logs_no_traceback(
+        recorded, tmp_path, monkeypatch, caplog):
+    """The collector stops while a connection it failed on (an internal error) waits for the
+    relay's close after the ERROR: the handler ends normally. The stop's cancellation left
+    it, and Python's stream server logged it as an error with a traceback."""
+    monkeypatch.setattr(collector_module, "_TELL_WAIT", 10 * PATIENCE)
+    take = collector_module._Source.take
+
+    def fail_on_a_buffer(self, frame):
+        if frame.type == P.FrameType.BUFFER:
+            raise RuntimeError("a defect in the collector")
+        return take(self, frame)
+    monkeypatch.setattr(collector_module._Source, "take", fail_on_a_buffer)
+    head, buffers = recorded
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")).start()
+    hand = HandRelay(collector.address, len(head), "failed")
+    try:
+        assert hand.answer()[:2] == (P.FrameType.WELCOME, 0)
+        hand.header(head)
+        hand.buffer(1, buffers[0])
+        kind, _, payload = hand.answer()
+        assert kind == P.FrameType.ERROR
+        assert "failed on this connection" in P.decode_error(P.Frame(kind, 0, 0, payload))[1]
+        # (the relay keeps its end open: the collector waits for it, until the stop)
+        assert collector.stop(PATIENCE) is None
+    finally:
+        hand.close()
+        collector.stop()
+    logged = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+    assert logged == [], logged

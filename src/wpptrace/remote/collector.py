@@ -1230,6 +1230,7 @@ class Collector:
             self._active_in[network] += 1
         source: Optional[_Source] = None
         conn: Optional[_Connection] = None
+        told = False        # an ERROR said, the close left to the end (see _close_told)
         spoken = self.tls is None or not _START_TLS     # frames can reach the relay
         try:
             if not spoken:
@@ -1295,7 +1296,10 @@ class Collector:
             # would take the source over and carry on a stream that cannot be trusted further
             if source is not None and source.connection is conn:
                 source.finish(0)
+            if conn is not None:
+                conn.told_error = True
             await _send_error(writer, exc.code, reason)
+            told = True
         except _Refused as exc:
             self.connections_refused += 1
             reason = str(exc)
@@ -1305,7 +1309,10 @@ class Collector:
             if exc.transient is not None:
                 exc.transient.busy_said = True
             if exc.tell:             # (no TLS session: nothing can be said to the relay)
+                if conn is not None:
+                    conn.told_error = True
                 await _send_error(writer, exc.code, reason)
+                told = True
         except asyncio.IncompleteReadError as exc:
             reason = ("connection closed by the relay" if not exc.partial else
                       f"connection closed in the middle of a frame ({len(exc.partial)} bytes "
@@ -1314,7 +1321,10 @@ class Collector:
         except asyncio.TimeoutError as exc:
             reason = str(exc) or "nothing received in time"
             log.warning("%s: closed: %s", _who(source, peer), reason)
+            if conn is not None:
+                conn.told_error = True
             await _send_error(writer, ERROR_BUSY, reason)
+            told = True
         except (ConnectionError, ssl.SSLError, OSError) as exc:
             reason = str(exc) or type(exc).__name__
             log.warning("%s: connection lost: %s", _who(source, peer), reason)
@@ -1348,6 +1358,8 @@ class Collector:
                         # that brought nothing, refused say, leaves at once)
                         await source.wait_written()
                         await source.wait_closed()
+                if told:            # (once the source is settled: said, then closed)
+                    await _close_told(reader, writer)
             except asyncio.CancelledError:
                 pass                                # (the collector is stopping)
             finally:
@@ -1644,12 +1656,29 @@ async def _tell_and_close(reader: asyncio.StreamReader, writer: asyncio.StreamWr
     it."""
     try:
         writer.write(P.encode_error(code, reason))
+    except (OSError, ssl.SSLError, RuntimeError):
+        pass
+    await _close_told(reader, writer)
+
+
+async def _close_told(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The close after an ERROR (see _tell_and_close): this end first, then what the relay
+    sends is read until it closes its own (at most ``_TELL_WAIT``)."""
+    try:
         if writer.can_write_eof():
             writer.write_eof()
-        await asyncio.wait_for(_read_to_end(reader), 1.0)
+        await asyncio.wait_for(_read_to_end(reader), _TELL_WAIT)
     except (OSError, asyncio.TimeoutError, ssl.SSLError, RuntimeError,
             asyncio.IncompleteReadError):
         pass
+    except asyncio.CancelledError:
+        # the collector stops meanwhile: the handler ends normally (Python 3.11's stream
+        # server logs a cancelled handler as an error with a traceback)
+        pass
+
+
+#: how long a connection told an ERROR is read for the relay's close (see _tell_and_close)
+_TELL_WAIT = 1.0
 
 
 async def _read_to_end(reader: asyncio.StreamReader) -> None:
