@@ -10,7 +10,7 @@ send what is queued (30; a service manager's stop ends it promptly; what it coul
 deliver is said; --stop-limit none waits as long as --linger and --linger-limit allow); a
 second one gives up at once. Exit status: 0 delivered (END acknowledged, or the collector
 said it has END: the source's file being closed, or the stream already ended); 1 the
-session could not be read, the collector refused, or buffers were left undelivered when
+session could not be opened, the collector refused, or buffers were left undelivered when
 the relay gave up (the collector could not be reached in time, or did not acknowledge
 them); 2 bad usage; 3 every buffer delivered, but the end of the stream not confirmed when
 the relay gave up (whichever of --linger, --linger-limit, --stop-limit, a second interrupt
