@@ -92,17 +92,24 @@ def test_each_open_connection_is_told_before_the_collector_closes_it(recorded, t
 
 
 def _stop_with_buffers_unacknowledged_then_take_everything(sock, seen):
-    """First connection: ACKs the header only, then the collector stops (ERROR_CANCELLED).
-    The relay comes back: every buffer and END acknowledged, then the close after END's
-    ACK."""
+    """First connection: ACKs the header only, then the collector stops (ERROR_CANCELLED),
+    told as the collector tells it (its end shut, what the relay sent read until it closes:
+    a close with unread data would reset the connection and could lose the ACK and the
+    ERROR). The relay comes back to a collector that kept the stream (WELCOME at the header's
+    ACK): every buffer and END acknowledged, then the close after END's ACK."""
     seen.append(None)
-    sock.sendall(P.encode(P.FrameType.WELCOME, 0))
     if len(seen) == 1:
+        sock.sendall(P.encode(P.FrameType.WELCOME, 0))
         read_frame(sock)                            # HEADER
         sock.sendall(P.encode(P.FrameType.ACK, 1))
         sock.sendall(P.encode_error(ERROR_CANCELLED, "the collector is stopping"))
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(PATIENCE)
+        while sock.recv(65536):
+            pass
         sock.close()
         return
+    sock.sendall(P.encode(P.FrameType.WELCOME, 1))
     while True:
         kind, sequence = read_frame(sock)
         if kind == P.FrameType.END:
