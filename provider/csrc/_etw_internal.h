@@ -883,7 +883,7 @@ typedef struct {
     uint32_t magic, kind, length, status;
 } wpt_frame;
 /* A request to a session host whose kind has WPT_REQ_IN_INCARNATION set starts its payload with
- * the incarnation (uint32_t) of the registry the caller found the session in, then the kind's
+ * the incarnation (wpt_wire_incarnation) of the registry the caller found the session in, then the kind's
  * own payload. A clean-up may remove the runtime directory, and a session of the registry made
  * again take the slot, generation and socket path of the one the caller found: its host,
  * whose registry's incarnation is another, refuses the request (ERROR_WMI_INSTANCE_NOT_FOUND),
@@ -930,6 +930,21 @@ typedef struct {                /* UPDATE request */
     uint32_t flush_timer, max_buffers, has_logfile, reserved;
     char logfile[WPT_MAX_PATH];
 } wpt_wire_update;
+
+/* The prefix of a request's payload whose kind has WPT_REQ_IN_INCARNATION (see there). */
+typedef struct {
+    uint32_t incarnation;
+} wpt_wire_incarnation;
+
+/* The longest payload of a request to a session host: UPDATE's, after an incarnation. */
+#define WPT_HOST_REQUEST_MAX ((uint32_t)(sizeof(wpt_wire_incarnation) + sizeof(wpt_wire_update)))
+
+/* A request to a session host as it goes out: its kind and payload, the incarnation in front
+ * when one is sent. */
+typedef struct {
+    uint32_t kind, length;
+    unsigned char payload[WPT_HOST_REQUEST_MAX];
+} wpt_host_request;
 
 typedef struct {                /* JOIN reply (the memfd comes with it) */
     uint64_t map_size;
@@ -1002,6 +1017,10 @@ ULONG wpt_host_call(uint32_t slot, uint32_t meant_for, uint32_t kind, const void
 ULONG wpt_host_call_in(uint32_t incarnation, uint32_t slot, uint32_t meant_for, uint32_t kind,
                        const void *payload, uint32_t length, void *reply, uint32_t reply_size,
                        int *reply_fd);
+/* The request of `kind` with `payload` into *out, with `incarnation` in front unless it is 0
+ * (WPT_REQ_IN_INCARNATION). ERROR_INVALID_PARAMETER for a payload longer than any request's. */
+ULONG wpt_host_request_of(wpt_host_request *out, uint32_t incarnation, uint32_t kind, const void *payload,
+                          uint32_t length);
 extern int wpt_in_host;        /* this process is a session host */
 void  wpt_host_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Stream a session's real-time buffers to a consumer connected to the host. */

@@ -94,14 +94,36 @@ ULONG wpt_host_call_in(uint32_t incarnation, uint32_t slot, uint32_t meant_for, 
     if (named != ERROR_SUCCESS) return named;
     int timeout = (kind == WPT_REQ_STOP || kind == WPT_REQ_FLUSH || kind == WPT_REQ_UPDATE)
                 ? WPT_HOST_LONG_REPLY_MS : WPT_HOST_REPLY_MS;
-    if (!incarnation)
-        return wpt_ipc_call(path, kind, meant_for, payload, length, reply, reply_size, reply_fd, timeout);
-    if (length > sizeof(wpt_wire_update)) return ERROR_INVALID_PARAMETER;   /* no request is longer */
-    unsigned char request[sizeof incarnation + sizeof(wpt_wire_update)];
-    memcpy(request, &incarnation, sizeof incarnation);
-    if (length) memcpy(request + sizeof incarnation, payload, length);
-    return wpt_ipc_call(path, kind | WPT_REQ_IN_INCARNATION, meant_for, request,
-                        (uint32_t)sizeof incarnation + length, reply, reply_size, reply_fd, timeout);
+    wpt_host_request r;
+    ULONG built = wpt_host_request_of(&r, incarnation, kind, payload, length);
+    if (built != ERROR_SUCCESS) return built;
+    return wpt_ipc_call(path, r.kind, meant_for, r.payload, r.length, reply, reply_size, reply_fd, timeout);
+}
+
+ULONG wpt_host_request_of(wpt_host_request *out, uint32_t incarnation, uint32_t kind, const void *payload,
+                          uint32_t length) {
+    wpt_wire_incarnation prefix = {incarnation};
+    uint32_t at = incarnation ? (uint32_t)sizeof prefix : 0;
+    if (length > sizeof out->payload - at) return ERROR_INVALID_PARAMETER;   /* no request is longer */
+    out->kind = incarnation ? kind | WPT_REQ_IN_INCARNATION : kind;
+    out->length = at + length;
+    if (at) memcpy(out->payload, &prefix, sizeof prefix);
+    if (length) memcpy(out->payload + at, payload, length);
+    return ERROR_SUCCESS;
+}
+
+/* The incarnation a request with WPT_REQ_IN_INCARNATION carries, taken off its kind and payload
+ * (*f and *payload): 1; -1 for a payload too short to hold it; 0 for a request without it. */
+static int take_incarnation(wpt_frame *f, const unsigned char **payload, uint32_t *incarnation) {
+    if (!(f->kind & WPT_REQ_IN_INCARNATION)) return 0;
+    wpt_wire_incarnation prefix;
+    if (f->length < sizeof prefix) return -1;
+    memcpy(&prefix, *payload, sizeof prefix);
+    *incarnation = prefix.incarnation;
+    f->kind &= ~WPT_REQ_IN_INCARNATION;
+    f->length -= (uint32_t)sizeof prefix;
+    *payload += sizeof prefix;
+    return 1;
 }
 
 /* The log of the host of the session in `slot`, in the runtime directory `dir`: the one name
@@ -274,7 +296,6 @@ static void *stopper_main(void *arg) {
 }
 
 #define MAX_CONNS 256
-#define REQUEST_MAX ((uint32_t)(sizeof(uint32_t) + sizeof(wpt_wire_update)))   /* with an incarnation */
 
 typedef struct {
     int fd;
@@ -282,7 +303,7 @@ typedef struct {
     int joined;                 /* a provider holding the session memory: watched for EOF */
     int64_t since;
     uint32_t have;
-    unsigned char buf[sizeof(wpt_frame) + REQUEST_MAX];
+    unsigned char buf[sizeof(wpt_frame) + WPT_HOST_REQUEST_MAX];
 } conn;
 
 static void reply(int fd, ULONG status, const void *payload, uint32_t length, int pass_fd) {
@@ -310,21 +331,14 @@ static int handle(wpt_session *s, conn *c, const wpt_frame *request, const unsig
     wpt_wire_props props;
     wpt_frame own = *request;
     const wpt_frame *f = &own;
-    if (own.kind & WPT_REQ_IN_INCARNATION) {
-        uint32_t incarnation;
-        if (own.length < sizeof incarnation) {
-            own.kind = 0;                             /* malformed, said below */
-        } else {
-            memcpy(&incarnation, payload, sizeof incarnation);
-            if (incarnation != wpt_registry_incarnation()) {
-                /* found in another registry: a clean-up removed the one this host is in */
-                reply(c->fd, ERROR_WMI_INSTANCE_NOT_FOUND, NULL, 0, -1);
-                return 0;
-            }
-            own.kind &= ~WPT_REQ_IN_INCARNATION;
-            own.length -= (uint32_t)sizeof incarnation;
-            payload += sizeof incarnation;
-        }
+    uint32_t incarnation = 0;
+    int carried = take_incarnation(&own, &payload, &incarnation);
+    if (carried < 0) {
+        own.kind = 0;                                 /* malformed, said below */
+    } else if (carried && incarnation != wpt_registry_incarnation()) {
+        /* found in another registry: a clean-up removed the one this host is in */
+        reply(c->fd, ERROR_WMI_INSTANCE_NOT_FOUND, NULL, 0, -1);
+        return 0;
     }
     if (!wpt_request_is_for(f->status, s->registry_generation)) {
         reply(c->fd, ERROR_WMI_INSTANCE_NOT_FOUND, NULL, 0, -1);   /* meant for an older session */
@@ -413,8 +427,9 @@ static int handle(wpt_session *s, conn *c, const wpt_frame *request, const unsig
     default:
         break;
     }
-    wpt_host_log("malformed %s request (kind %u, %u payload bytes) from pid %u: refused",
-                 kind_name(f->kind), f->kind, f->length, c->pid);
+    /* as it came (an incarnation too short to read makes the kind 0 above) */
+    wpt_host_log("malformed %s request (kind %#x, %u payload bytes) from pid %u: refused",
+                 kind_name(request->kind & ~WPT_REQ_IN_INCARNATION), request->kind, request->length, c->pid);
     reply(c->fd, ERROR_INVALID_PARAMETER, NULL, 0, -1);
     return 0;
 }
@@ -425,7 +440,7 @@ static int pump(conn *c, wpt_frame *f) {
         uint32_t need = sizeof(wpt_frame);
         if (c->have >= sizeof(wpt_frame)) {
             memcpy(f, c->buf, sizeof *f);
-            if (f->magic != WPT_WIRE_MAGIC || f->length > REQUEST_MAX) return -2;
+            if (f->magic != WPT_WIRE_MAGIC || f->length > WPT_HOST_REQUEST_MAX) return -2;
             need += f->length;
             if (c->have >= need) return 1;
         }

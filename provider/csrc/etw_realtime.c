@@ -532,10 +532,11 @@ static ULONG subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *buffe
     int fd;
     /* and the incarnation of the registry it was found in, to a host that checks it: a clean-up
      * may have made the registry again meanwhile, and the slot's session there be another */
-    rc = wpt_ipc_open(path, WPT_REQ_SUBSCRIBE | (incarnation ? WPT_REQ_IN_INCARNATION : 0),
-                      wpt_for_session(generation), incarnation ? &incarnation : NULL,
-                      incarnation ? (uint32_t)sizeof incarnation : 0, &f, &payload, sizeof size, NULL,
-                      WPT_HOST_REPLY_MS, &fd);
+    wpt_host_request r;
+    rc = wpt_host_request_of(&r, incarnation, WPT_REQ_SUBSCRIBE, NULL, 0);
+    if (rc == ERROR_SUCCESS)
+        rc = wpt_ipc_open(path, r.kind, wpt_for_session(generation), r.payload, r.length, &f, &payload,
+                          sizeof size, NULL, WPT_HOST_REPLY_MS, &fd);
     if (rc != ERROR_SUCCESS) return rc;
     if (f.status != ERROR_SUCCESS || f.length != sizeof size || size < 1024
         || size > (uint32_t)MAX_ETW_BUFFER_SIZE_KB * 1024) {

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 ERROR_WMI_INSTANCE_NOT_FOUND = 4201
+ERROR_INVALID_PARAMETER = 87
 
 
 @pytest.fixture
@@ -41,3 +42,26 @@ def test_a_subscription_found_in_a_removed_registry_is_refused_by_the_new_host(s
     """The same for a real-time subscription by name: it was served the other session's buffers."""
     assert stale_incarnation("subscribe") == ["found", "0", "asked", str(ERROR_WMI_INSTANCE_NOT_FOUND),
                                               "name", "-", "other", "0", "stop", "0"]
+
+
+def test_requests_with_an_incarnation_are_read_as_the_builder_lays_them_out(build_c_program, tmp_path, monkeypatch):
+    """One builder lays out a request with the incarnation in front (for control requests and
+    the real-time subscription alike) and the host reads it back: the same incarnation is
+    answered, another refused as not found (a STOP too: the session runs on), a payload cut
+    short refused as malformed, and a payload longer than any request's never sent."""
+    runtime = tmp_path / "rt"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
+    here = pathlib.Path(__file__).parent
+    program = build_c_program("host_requests", (here / "host_requests.c").read_text(), "-I", str(here))
+    done = subprocess.run([str(program), str(tmp_path)], capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    words = done.stdout.split()
+    assert dict(zip(words[::2], map(int, words[1::2]))) == {
+        "plain": 0, "same": 0, "other": ERROR_WMI_INSTANCE_NOT_FOUND, "update": 0,
+        "toolong": ERROR_INVALID_PARAMETER,
+        "short0": ERROR_INVALID_PARAMETER, "short1": ERROR_INVALID_PARAMETER,
+        "short2": ERROR_INVALID_PARAMETER, "short3": ERROR_INVALID_PARAMETER,
+        "cut": ERROR_INVALID_PARAMETER, "otherstop": ERROR_WMI_INSTANCE_NOT_FOUND, "stop": 0}
+    log = (runtime / "s-1.log").read_text() if (runtime / "s-1.log").exists() else ""
+    assert "malformed QUERY request (kind 0x10001," in log, log
