@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import threading
 
 import pytest
@@ -653,6 +654,53 @@ def test_a_later_answer_that_the_file_is_being_closed_confirms_end(recorded, ans
         assert relay.outcome.startswith(f"{said}: every buffer was delivered, but the end of "
                                         f"the stream was not confirmed"), relay.outcome
         assert relay.end_unconfirmed
+
+
+def test_a_file_being_closed_after_the_stream_split_confirms_only_the_new_files_end(recorded):
+    """The collector lost the stream mid-way (a WELCOME below what it acknowledged: the rest
+    goes to a new file), then took END there and started that file's close: a later answer
+    that the source's file is being closed confirms the new file's end, not the first
+    file's, so the relay that then gives up says the end unconfirmed (exit status 3)."""
+    first: list = []
+    connections: list = []          # those after the first
+    later = _acks_every_buffer_then_answers(connections, P.BUSY_FILE_CLOSING)
+
+    def serve(sock):
+        if first:                       # the stream lost: WELCOME 0 again, then as above
+            return later(sock)
+        first.append(None)
+        sock.sendall(P.encode(P.FrameType.WELCOME, 0))
+        while read_frame(sock)[0] != P.FrameType.BUFFER:
+            pass
+        sock.sendall(P.encode(P.FrameType.ACK, 2))      # the header and the first buffer
+        sock.shutdown(socket.SHUT_WR)                   # lost (what was sent read first:
+        sock.settimeout(PATIENCE)                       # no reset takes the ACK away)
+        while sock.recv(65536):
+            pass
+
+    fake = FakeCollector(serve)
+    head, buffers = recorded
+    long = 10 * PATIENCE
+    relay = Relay(fake.address, buffer_size=len(head), name="split", linger=long,
+                  linger_limit=long, reply_timeout=long, stop_limit=long, max_backoff=0.2)
+    try:
+        relay.add(head)
+        for buf in buffers[:3]:
+            relay.add(buf)
+        relay.finish()
+        relay.start()
+        # (the relay came again after the second answer: it took that answer)
+        wait_until(lambda: len(connections) >= 3, what="the answer after the split taken")
+        relay.stop()
+        relay.stop()
+        assert relay.wait(PATIENCE), "the second stop did not end the relay (hang guard)"
+    finally:
+        relay.close(timeout=0.5)
+        fake.close()
+    assert relay.stats.acknowledged == 4
+    assert relay.end_unconfirmed, relay.outcome
+    assert "lost the stream" in relay.outcome and "first file lacks" in relay.outcome, \
+        relay.outcome
 
 
 def test_a_file_closed_without_its_end_is_no_sign_that_end_arrived(recorded, tmp_path,

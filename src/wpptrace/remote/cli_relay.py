@@ -14,7 +14,8 @@ session could not be opened, the collector refused, or buffers were left undeliv
 the relay gave up (the collector could not be reached in time, or did not acknowledge
 them); 2 bad usage; 3 every buffer delivered, but the end of the stream not confirmed when
 the relay gave up (whichever of --linger, --linger-limit, --stop-limit, a second interrupt
-or the collector's stop ended the wait): the collector's file may lack the session's end
+or the collector's stop ended the wait), or the collector lost the stream before its end
+(restarted: the rest went to a new file): the collector's file may lack the session's end
 time and last loss counts.
 """
 from __future__ import annotations

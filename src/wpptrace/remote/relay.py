@@ -554,7 +554,12 @@ class Relay:
         """Done with every buffer acknowledged, END's ACK missing (``why``): delivered if an
         answer said the collector has END, else said as not confirmed (``end_unconfirmed``)."""
         said = f"{'ended' if self._outbox.end else 'stopped'}: END not acknowledged{why}"
-        if self._end_reached:
+        if self._stream_split:      # (a sign of END's arrival is the new file's, not the first's)
+            self.end_unconfirmed = True
+            self.outcome = (f"{said}: the collector had lost the stream before its end and "
+                            f"took the rest as a new file: the first file lacks the session's "
+                            f"end time and last loss counts")
+        elif self._end_reached:
             self.outcome = f"{said} (the collector has it: its file was being closed)"
         else:
             self.end_unconfirmed = True
