@@ -226,8 +226,16 @@ int wpt_runtime_dir_may_make(void) {
 }
 
 ULONG wpt_runtime_dir_missing_as_none(ULONG rc) {
-    int missing = rc == ERROR_BAD_PATHNAME || rc == ERROR_FILE_NOT_FOUND;
-    return missing && !wpt_runtime_dir_may_make() ? ERROR_WMI_INSTANCE_NOT_FOUND : rc;
+    if (wpt_runtime_dir_may_make()) return rc;
+    if (rc == ERROR_FILE_NOT_FOUND) return ERROR_WMI_INSTANCE_NOT_FOUND;  /* no registry file */
+    /* ERROR_BAD_PATHNAME is also a check that could not be made (no descriptor left, no
+     * memory): only a directory that is not there means no session. (g_dir read without
+     * g_lock, which the caller may hold: it is only ever written with the same path, from
+     * the environment, and lstat needs no descriptor.) */
+    struct stat st;
+    if (rc == ERROR_BAD_PATHNAME && lstat(g_dir, &st) != 0 && (errno == ENOENT || errno == ENOTDIR))
+        return ERROR_WMI_INSTANCE_NOT_FOUND;
+    return rc;
 }
 
 static ULONG check_dir(void) {

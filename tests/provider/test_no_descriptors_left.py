@@ -38,3 +38,22 @@ def test_a_live_writers_record_is_not_given_up_as_a_dead_ones_when_proc_cannot_b
     done = run_script(_PENDING, tmp_path / "rt", tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n") == ["1 1", "1", ""], done.stdout
+
+
+_LOOKUP = """
+    out = sys.argv[2]
+    handle = P.StartTrace("looked-up", props("s", P.EVENT_TRACE_FILE_MODE_SEQUENTIAL))
+    print(without_descriptors(lambda: query(handle)))
+    print(query(handle), stop(handle))
+"""
+
+
+def test_a_lookup_with_no_descriptor_left_is_not_told_the_session_is_gone(tmp_path):
+    """A QUERY of a running hosted session from a process at its descriptor limit cannot
+    check the runtime directory: it fails, but never as ERROR_WMI_INSTANCE_NOT_FOUND (a
+    directory a clean-up removed); the session is there, and answers once a descriptor is."""
+    done = run_script(_LOOKUP, tmp_path / "rt", tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    starved, after = done.stdout.split("\n")[:2]
+    assert starved != "ERROR_WMI_INSTANCE_NOT_FOUND" and starved.startswith("ERROR_"), starved
+    assert after == "looked-up looked-up", after
