@@ -10,7 +10,8 @@ send what is queued (30; a service manager's stop ends it promptly; what it coul
 deliver is said; --stop-limit none waits as long as --linger and --linger-limit allow); a
 second one gives up at once. Exit status: 0 delivered (END acknowledged, or the collector
 said it has END: the source's file being closed, or the stream already ended); 1 the
-session could not be opened, the collector refused, or buffers were left undelivered when
+session could not be opened or reading it failed (the stream ended there, the rest of the
+session not read), the collector refused, or buffers were left undelivered when
 the relay gave up (the collector could not be reached in time, or did not acknowledge
 them); 2 bad usage; 3 every buffer delivered, but the end of the stream not confirmed when
 the relay gave up (whichever of --linger, --linger-limit, --stop-limit, a second interrupt
@@ -152,6 +153,11 @@ def run(args: argparse.Namespace) -> int:
     if s.session_final is None and s.session_rt_lost > s.session_lost:
         print(f"wpptrace {PROG}: the session counted {s.session_rt_lost} real-time buffers lost "
               f"(for all its consumers, as of its last query)", file=sys.stderr)
+    if relay.read_failure is not None:      # what the session wrote after it is not sent
+        print(f"wpptrace {PROG}: {args.session}: reading the session failed: "
+              f"{relay.read_failure}; the stream was ended there, and what the session wrote "
+              f"after that was not read", file=sys.stderr)
+        return 1
     if relay.end_unconfirmed:
         return 3            # every buffer delivered, END's arrival not confirmed
     # ("ended: END not acknowledged ..." and "stopped: ..." left no buffer undelivered)

@@ -256,6 +256,10 @@ class Relay:
         #: or that the stream already ended): the collector's file may lack the session's
         #: end time and the last loss counts (``wpptrace relay`` exits 3)
         self.end_unconfirmed = False
+        #: why reading the session failed after it started, or None: the stream was ended
+        #: there, and what the session wrote after it was never read (``wpptrace relay``
+        #: exits 1)
+        self.read_failure: Optional[str] = None
         self.refused: Optional[RelayRefused] = None
         self._outbox = _Outbox(max_queue)
         self._subscription = None
@@ -402,6 +406,7 @@ class Relay:
             self._query_session()
             self._outbox.finish(0)
         except Exception as exc:   # never silently: the stream ends and says why
+            self.read_failure = str(exc) or type(exc).__name__
             log.error("%s: reading the session failed: %s", self.name, exc)
             self._outbox.finish(0)
 
