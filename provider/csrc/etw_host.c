@@ -210,11 +210,14 @@ static void drop_inherited_sessions(wpt_session *mine) {
  * After a clean-up the registry held now may give the slot and generation to another
  * process's session (a registry made again counts claims from 0 too): its enables and its
  * providers are not this host's to drop. A host left out of that registry changes nothing
- * there; its joined providers learn from the JOIN connection's end that the session is gone. */
-static void disable_providers(wpt_session *s, uint32_t exclude) {
+ * there; its joined providers learn from the JOIN connection's end that the session is gone.
+ * Unless `patiently`, the wait for the registry is bounded: 0 when it was given up (nothing
+ * done), so that the caller completes the log file first and comes back patiently. */
+static int disable_providers(wpt_session *s, uint32_t exclude, int patiently) {
     ULONG rc;
     int ours = 0;
-    wpt_registry *reg = wpt_registry_lock_patiently(1, &rc);
+    wpt_registry *reg = patiently ? wpt_registry_lock_patiently(1, &rc) : wpt_registry_lock(1, &rc);
+    if (!reg && rc == ERROR_BUSY && !patiently) return 0;
     if (reg) {
         const wpt_reg_logger *e = &reg->loggers[wpt_slot_of_id(s->logger_id)];
         ours = e->state != WPT_FREE && e->generation == s->registry_generation
@@ -226,13 +229,14 @@ static void disable_providers(wpt_session *s, uint32_t exclude) {
         }
         wpt_registry_unlock();
     }
-    if (!ours) return;
+    if (!ours) return 1;
     wpt_wire_enable msg;
     memset(&msg, 0, sizeof msg);     /* GUID 0: everything enabled on this session */
     msg.logger_handle = wpt_handle_of(s->logger_id, (uint8_t)s->registry_generation, 0, 0);
     msg.clock_type = s->clock_type;
     msg.from_pid = exclude;
     wpt_broadcast(WPT_REQ_DISABLE, wpt_for_session(s->registry_generation), &msg);
+    return 1;
 }
 
 static int socket_still_ours(const char *path, const struct stat *mine) {
@@ -262,7 +266,11 @@ static void *stopper_main(void *arg) {
     stop_job *job = arg;
     wpt_session *s = job->session;
     wpt_runtime_dir_ending();
-    disable_providers(s, job->requester);
+    /* A process stopped (SIGSTOP, a debugger) holding the registry's lock must not keep the log
+     * file from being completed: the wait is bounded here, and once given up the providers are
+     * disabled after the file is complete, with the same check of the entry, however long
+     * that takes (as the entry's freeing below). */
+    int disabled = disable_providers(s, job->requester, 0);
     /* The flush to the disk is part of the STOP's wait (this thread, not the serve loop, waits
      * for it): a failure of it is the STOP's answer, as for a private session. */
     job->result = wpt_session_stop(s);
@@ -270,6 +278,7 @@ static void *stopper_main(void *arg) {
         wpt_host_log("the log file %s could not be completed (error %u)", s->logfile_name,
                      (unsigned)job->result);
     wpt_rt_settle(s, 5000);     /* consumers that read get everything before STOP returns */
+    if (!disabled) disable_providers(s, job->requester, 1);
     /* The entry is freed (its socket goes with it) only while it is still this host's: a
      * process that judged it gone (it may see another pid namespace) may have freed it, and a
      * newer session taken the slot and the path. Then only a socket file still ours goes. */

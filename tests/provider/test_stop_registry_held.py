@@ -1,0 +1,77 @@
+"""A session host told to stop while another process, stopped (SIGSTOP, a debugger), holds the
+runtime directory's registry lock: it completes its log file without waiting for that process."""
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import provider_etlcheck as etlcheck
+
+HOLD = """
+import fcntl, os, signal, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(1, b"h")
+os.kill(os.getpid(), signal.SIGSTOP)
+"""
+
+
+def _end_time(path) -> int:
+    try:
+        return etlcheck.read(path).header["EndTime"]
+    except (OSError, etlcheck.EtlCheckError, struct.error):   # still being written
+        return 0
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def test_a_host_stopped_while_a_stopped_process_holds_the_registry_completes_its_file(
+        build_c_program_with_test_points, tmp_path, monkeypatch):
+    """The host disabled its providers before completing its file, and waited for the registry's
+    lock for that without limit: held by a stopped process, the buffers in memory and the final
+    header were never written (a STOP got ERROR_BUSY after 120 s, a host killed later lost the
+    events). Now the host gives that wait up, completes the file, and disables its providers
+    once it has the lock."""
+    runtime = tmp_path / "rt"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
+    here = pathlib.Path(__file__).parent
+    program = build_c_program_with_test_points(
+        "stop_registry_held", (here / "stop_registry_held.c").read_text(), "-I", str(here))
+    started = subprocess.run([str(program), str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+    host = int(started.stdout.split()[1])
+    path = tmp_path / "registry-held.etl"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(runtime / "registry")], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.read(1) == b"h"
+        _, status = os.waitpid(holder.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status)
+        os.kill(host, signal.SIGTERM)
+        for _ in range(600):                   # a hang fails here (30 s), no time is measured
+            if _end_time(path):
+                break
+            time.sleep(0.05)
+        completed = _end_time(path) != 0
+    finally:
+        holder.kill()
+        holder.wait()
+        for _ in range(600):
+            if _gone(host):
+                break
+            time.sleep(0.05)
+        if not _gone(host):
+            os.kill(host, signal.SIGKILL)
+    assert completed
+    assert _gone(host)
+    assert len(etlcheck.read(path).messages) == 20
