@@ -70,9 +70,13 @@ C_FLAGS = ["-O2", "-std=gnu11", "-Wall", "-Werror", "-I", str(REPO / "src/wpptra
            "-I", str(REPO / "provider/csrc")]
 
 
+HERE = pathlib.Path(__file__).parent        # the test programs and their shared headers
+
+
 def _core_builder(tmp_path_factory, *defines: str):
     """build(name, source_text, *flags) -> path of a C program linked with the core's sources,
-    as a C user builds it (the core is compiled once per run, with `defines`)."""
+    as a C user builds it (the core is compiled once per run, with `defines`); build(name)
+    builds tests/provider/<name>.c, which may include the headers beside it."""
     cc = shutil.which("cc") or shutil.which("gcc")
     assert cc, "a C compiler is needed (the extension itself is built with one)"
     tmp = tmp_path_factory.mktemp("ccore")
@@ -82,7 +86,9 @@ def _core_builder(tmp_path_factory, *defines: str):
     assert [job.wait() for job in jobs] == [0] * len(jobs), "the core's sources must compile"
     objects = [str(tmp / (s.stem + ".o")) for s in sources]
 
-    def build(name: str, text: str, *flags: str) -> pathlib.Path:
+    def build(name: str, text: str | None = None, *flags: str) -> pathlib.Path:
+        if text is None:
+            text, flags = (HERE / f"{name}.c").read_text(), ("-I", str(HERE))
         (tmp / f"{name}.c").write_text(text)
         subprocess.run([cc, *C_FLAGS, *defines, *flags, str(tmp / f"{name}.c"), *objects, "-pthread",
                         "-o", str(tmp / name)], check=True)
@@ -106,8 +112,7 @@ def build_c_program_with_test_points(tmp_path_factory):
 def _mode_program(build, name: str):
     """tests/provider/<name>.c built with ``build``; returns run(mode, out_path) -> what it
     printed, as "name value" pairs of integers (the program must exit 0)."""
-    here = pathlib.Path(__file__).parent          # (their shared session_calls.h)
-    program = build(name, (here / f"{name}.c").read_text(), "-I", str(here))
+    program = build(name)
 
     def run(mode: str, path) -> dict[str, int]:
         out = subprocess.run([str(program), mode, str(path)], capture_output=True, text=True, timeout=60,

@@ -2,7 +2,6 @@
 not make the directory (nor a registry in it) again as it leaves the registry."""
 from __future__ import annotations
 
-import pathlib
 import subprocess
 
 from provider_scripts import run_script
@@ -44,9 +43,7 @@ def test_a_host_whose_start_failed_as_the_registry_alone_was_removed_ends(
     runtime = tmp_path / "rt"
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
-    here = pathlib.Path(__file__).parent
-    program = build_c_program_with_test_points(
-        "start_registry_removed", (here / "start_registry_removed.c").read_text(), "-I", str(here))
+    program = build_c_program_with_test_points("start_registry_removed")
     done = subprocess.run([str(program), str(tmp_path)], capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["start", str(ERROR_WMI_INSTANCE_NOT_FOUND), "ended", "1"]
@@ -61,9 +58,7 @@ def test_a_host_found_registered_after_its_start_was_given_up_on_ends_as_the_reg
     runtime = tmp_path / "rt"
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
-    here = pathlib.Path(__file__).parent
-    program = build_c_program_with_test_points(
-        "start_registry_removed", (here / "start_registry_removed.c").read_text(), "-I", str(here))
+    program = build_c_program_with_test_points("start_registry_removed")
     done = subprocess.run([str(program), str(tmp_path), "late"], capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["start", str(ERROR_WMI_INSTANCE_NOT_FOUND), "ended", "1"]

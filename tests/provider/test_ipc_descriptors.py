@@ -2,7 +2,6 @@
 other; control data cut short is a malformed frame, and nothing of it stays open."""
 from __future__ import annotations
 
-import pathlib
 import subprocess
 
 import pytest
@@ -10,8 +9,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def ipc_descriptors(build_c_program):
-    here = pathlib.Path(__file__).parent
-    program = build_c_program("ipc_descriptors", (here / "ipc_descriptors.c").read_text(), "-I", str(here))
+    program = build_c_program("ipc_descriptors")
 
     def run(mode: str) -> dict[str, int]:
         out = subprocess.run([str(program), mode], capture_output=True, text=True, timeout=60,

@@ -4,7 +4,6 @@ the directory, or a registry in it, again; starting something new does."""
 from __future__ import annotations
 
 import os
-import pathlib
 import re
 import shutil
 import subprocess
@@ -57,9 +56,7 @@ def test_a_c_program_leaving_after_its_directory_was_removed_does_not_make_it_ag
     runtime = tmp_path / "rt"
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
-    here = pathlib.Path(__file__).parent
-    program = build_c_program("leave_after_clean_up", (here / "leave_after_clean_up.c").read_text(),
-                              "-I", str(here))
+    program = build_c_program("leave_after_clean_up")
     done = subprocess.run([str(program), str(tmp_path)], capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [
@@ -79,9 +76,7 @@ def stop_after_clean_up(build_c_program_with_test_points, tmp_path, monkeypatch)
     runtime = tmp_path / "rt"
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
-    here = pathlib.Path(__file__).parent
-    program = build_c_program_with_test_points(
-        "stop_after_clean_up", (here / "stop_after_clean_up.c").read_text(), "-I", str(here))
+    program = build_c_program_with_test_points("stop_after_clean_up")
 
     def run(mode: str) -> dict[str, int]:
         done = subprocess.run([str(program), mode, str(tmp_path)], capture_output=True, text=True, timeout=90)

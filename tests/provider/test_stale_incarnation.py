@@ -3,7 +3,6 @@ session of the registry made again has the same slot, generation and socket path
 carries the incarnation of the registry it was found in, and that host refuses it."""
 from __future__ import annotations
 
-import pathlib
 import subprocess
 
 import pytest
@@ -18,9 +17,7 @@ def stale_incarnation(build_c_program_with_test_points, tmp_path, monkeypatch):
     runtime = tmp_path / "rt"
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
-    here = pathlib.Path(__file__).parent
-    program = build_c_program_with_test_points(
-        "stale_incarnation", (here / "stale_incarnation.c").read_text(), "-I", str(here))
+    program = build_c_program_with_test_points("stale_incarnation")
 
     def run(mode: str) -> list[str]:
         done = subprocess.run([str(program), str(tmp_path), mode], capture_output=True, text=True, timeout=90)
@@ -52,8 +49,7 @@ def test_requests_with_an_incarnation_are_read_as_the_builder_lays_them_out(buil
     runtime = tmp_path / "rt"
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
-    here = pathlib.Path(__file__).parent
-    program = build_c_program("host_requests", (here / "host_requests.c").read_text(), "-I", str(here))
+    program = build_c_program("host_requests")
     done = subprocess.run([str(program), str(tmp_path)], capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr
     words = done.stdout.split()

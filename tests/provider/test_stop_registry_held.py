@@ -45,9 +45,7 @@ def test_a_host_stopped_while_a_stopped_process_holds_the_registry_completes_its
     runtime = tmp_path / "rt"
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
-    here = pathlib.Path(__file__).parent
-    program = build_c_program_with_test_points(
-        "stop_registry_held", (here / "stop_registry_held.c").read_text(), "-I", str(here))
+    program = build_c_program_with_test_points("stop_registry_held")
     started = subprocess.run([str(program), str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert started.returncode == 0, started.stderr
     host = int(started.stdout.split()[1])

@@ -217,6 +217,27 @@ def ended_relay(address, recorded, name: str, count: int):
     return relay
 
 
+def delivered_by(fake, recorded, name: str, count: int = 4, **options):
+    """A relay to ``fake`` (a FakeCollector) given the recorded header, its first ``count``
+    buffers and the end, run until done (a hang fails), then closed with ``fake``."""
+    from wpptrace.remote import Relay
+
+    head, buffers = recorded
+    relay = Relay(fake.address, buffer_size=len(head), name=name,
+                  **{"linger": PATIENCE, "reply_timeout": PATIENCE, "max_backoff": 0.2, **options})
+    try:
+        relay.add(head)
+        for buf in buffers[:count]:
+            relay.add(buf)
+        relay.finish()
+        relay.start()
+        assert relay.wait(PATIENCE), "the relay hangs"
+    finally:
+        relay.close(timeout=0.5)
+        fake.close()
+    return relay
+
+
 def wait_until(predicate, timeout: float = PATIENCE, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -551,6 +572,33 @@ def read_frame(sock: socket.socket) -> tuple[int, int]:
     fields = P.HEADER.unpack(recv_exactly(sock, P.HEADER.size))
     recv_exactly(sock, fields[4])
     return fields[2], fields[5]
+
+
+def take_until_end(sock: socket.socket, ack_buffers: bool = False) -> None:
+    """A fake collector's rest of a conversation (its WELCOME sent): the frames read up to
+    END (each buffer acknowledged with ``ack_buffers``), then END's ACK and the close after
+    it."""
+    from wpptrace.remote import protocol as P
+
+    while True:
+        kind, sequence = read_frame(sock)
+        if kind == P.FrameType.BUFFER and ack_buffers:
+            sock.sendall(P.encode(P.FrameType.ACK, sequence + 1))
+        elif kind == P.FrameType.END:
+            sock.sendall(P.encode(P.FrameType.ACK, sequence))
+            sock.close()
+            return
+
+
+def close_as_told(sock: socket.socket) -> None:
+    """A fake collector's close after what it sent last (an ACK, an ERROR), as the collector
+    closes: its end shut, what the relay sent read until the relay closes (a close with data
+    unread resets the connection, which can lose what was sent before it)."""
+    sock.shutdown(socket.SHUT_WR)
+    sock.settimeout(PATIENCE)
+    while sock.recv(65536):
+        pass
+    sock.close()
 
 
 class HandRelay:

@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from remote_helpers import (PATIENCE, FakeCollector, HandRelay, _StuckWrite, header, read_frame,
-                            wait_until)
+from remote_helpers import (PATIENCE, FakeCollector, HandRelay, _StuckWrite, delivered_by, header,
+                            read_frame, wait_until)
 
 from wpptrace.remote import Collector, Relay
 from wpptrace.remote import collector as collector_module
@@ -154,19 +154,7 @@ def test_a_close_after_an_error_is_never_ends_acknowledgement(recorded, code):
     even after an ACK of END's value that came after END: "ended" only from the retry."""
     seen: list = []
     fake = FakeCollector(lambda sock: _ack_crossing_end_then_error(sock, seen, code))
-    head, buffers = recorded
-    relay = Relay(fake.address, buffer_size=len(head), name="told", linger=PATIENCE,
-                  reply_timeout=PATIENCE, max_backoff=0.2)
-    try:
-        relay.add(head)
-        for buf in buffers[:4]:
-            relay.add(buf)
-        relay.finish()
-        relay.start()
-        assert relay.wait(PATIENCE), "the relay hangs"
-    finally:
-        relay.close(timeout=0.5)
-        fake.close()
+    relay = delivered_by(fake, recorded, "told")
     assert relay.stats.acknowledged == 5
     if code == ERROR_CANCELLED:         # (a stop: not retried, END said not acknowledged)
         assert len(seen) == 1

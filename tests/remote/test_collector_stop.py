@@ -6,7 +6,8 @@ from __future__ import annotations
 import socket
 import struct
 
-from remote_helpers import (PATIENCE, FakeCollector, HandRelay, _StuckWrite, header, read_frame,
+from remote_helpers import (PATIENCE, FakeCollector, HandRelay, _StuckWrite, close_as_told,
+                            delivered_by, header, read_frame, take_until_end,
                             wait_until)
 
 from wpptrace.remote import Collector, Relay
@@ -103,19 +104,10 @@ def _stop_with_buffers_unacknowledged_then_take_everything(sock, seen):
         read_frame(sock)                            # HEADER
         sock.sendall(P.encode(P.FrameType.ACK, 1))
         sock.sendall(P.encode_error(ERROR_CANCELLED, "the collector is stopping"))
-        sock.shutdown(socket.SHUT_WR)
-        sock.settimeout(PATIENCE)
-        while sock.recv(65536):
-            pass
-        sock.close()
+        close_as_told(sock)
         return
     sock.sendall(P.encode(P.FrameType.WELCOME, 1))
-    while True:
-        kind, sequence = read_frame(sock)
-        if kind == P.FrameType.END:
-            sock.sendall(P.encode(P.FrameType.ACK, sequence))
-            sock.close()
-            return
+    take_until_end(sock)
 
 
 def test_a_relay_with_buffers_left_retries_after_the_collectors_stop(recorded):
@@ -124,19 +116,7 @@ def test_a_relay_with_buffers_left_retries_after_the_collectors_stop(recorded):
     seen: list = []
     fake = FakeCollector(lambda sock: _stop_with_buffers_unacknowledged_then_take_everything(
         sock, seen))
-    head, buffers = recorded
-    relay = Relay(fake.address, buffer_size=len(head), name="retried", linger=PATIENCE,
-                  reply_timeout=PATIENCE, max_backoff=0.2)
-    try:
-        relay.add(head)
-        for buf in buffers[:4]:
-            relay.add(buf)
-        relay.finish()
-        relay.start()
-        assert relay.wait(PATIENCE), "the relay hangs"
-    finally:
-        relay.close(timeout=0.5)
-        fake.close()
+    relay = delivered_by(fake, recorded, "retried")
     assert len(seen) == 2
     assert relay.outcome == "ended"
     assert relay.stats.acknowledged == 5

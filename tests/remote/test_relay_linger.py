@@ -10,7 +10,7 @@ import threading
 
 import pytest
 from remote_helpers import (PATIENCE, FakeCollector, HandRelay, RelayClock, _StuckClose,
-                            _StuckWrite, read_frame, wait_until)
+                            _StuckWrite, read_frame, take_until_end, wait_until)
 
 from wpptrace.remote import Collector, Relay
 from wpptrace.remote import protocol as P
@@ -350,12 +350,7 @@ def test_ends_close_in_the_reply_timeouts_last_moments_is_no_timeout(recorded, m
             sock.sendall(P.encode_error(ERROR_HANDLE_EOF, "this stream already ended"))
             return
         sock.sendall(P.encode(P.FrameType.WELCOME, 0))
-        while True:
-            kind, seq = read_frame(sock)
-            if kind == P.FrameType.END:
-                sock.sendall(P.encode(P.FrameType.ACK, seq))
-                sock.close()
-                return
+        take_until_end(sock)
     read = P.read_frame
 
     async def closed_as_the_reply_timeout_runs_out(reader, *args, **kwargs):

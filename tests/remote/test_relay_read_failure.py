@@ -3,7 +3,7 @@ ended there (END sent, acknowledged), but what the session wrote after that was 
 so the command says so and exits 1, not 0 as for a delivered stream."""
 from __future__ import annotations
 
-from remote_helpers import FakeCollector, read_frame
+from remote_helpers import FakeCollector, take_until_end
 
 from wpptrace.remote import protocol as P
 
@@ -11,14 +11,7 @@ from wpptrace.remote import protocol as P
 def _acks_everything(sock):
     """A fake collector's conversation: every buffer and END acknowledged, then the close."""
     sock.sendall(P.encode(P.FrameType.WELCOME, 0))
-    while True:
-        kind, sequence = read_frame(sock)
-        if kind == P.FrameType.BUFFER:
-            sock.sendall(P.encode(P.FrameType.ACK, sequence + 1))
-        elif kind == P.FrameType.END:
-            sock.sendall(P.encode(P.FrameType.ACK, sequence))
-            sock.close()
-            return
+    take_until_end(sock, ack_buffers=True)
 
 
 def test_a_session_read_that_fails_after_the_start_exits_1(recorded, monkeypatch, capsys):

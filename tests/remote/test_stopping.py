@@ -7,12 +7,12 @@ import logging
 import os
 import re
 import signal
-import socket
 import threading
 
 import pytest
 from remote_helpers import (PATIENCE, FakeCollector, HandRelay, Proxy, RelayClock, TracedSession,
-                            _StuckClose, _StuckWrite, collect_until_stuck, ended_relay, read_frame,
+                            _StuckClose, _StuckWrite, close_as_told, collect_until_stuck, ended_relay,
+                            read_frame,
                             relay_process, signal_once_handled, wait_until)
 
 from wpptrace.remote import Collector, Relay
@@ -610,6 +610,31 @@ def _acks_every_buffer_then_answers(connections: list, answer: str):
     return serve
 
 
+def _given_up_after_later_answers(serve, connections: list, recorded) -> Relay:
+    """A relay with the recorded header, three buffers and the end, given up (a second stop)
+    once ``serve``'s later connections (``connections``) reached three: it came again after
+    the second of their answers, so it took that answer."""
+    fake = FakeCollector(serve)
+    head, buffers = recorded
+    long = 10 * PATIENCE
+    relay = Relay(fake.address, buffer_size=len(head), name="signs", linger=long,
+                  linger_limit=long, reply_timeout=long, stop_limit=long, max_backoff=0.2)
+    try:
+        relay.add(head)
+        for buf in buffers[:3]:
+            relay.add(buf)
+        relay.finish()
+        relay.start()
+        wait_until(lambda: len(connections) >= 3, what="the later answers taken")
+        relay.stop()
+        relay.stop()
+        assert relay.wait(PATIENCE), "the second stop did not end the relay (hang guard)"
+    finally:
+        relay.close(timeout=0.5)
+        fake.close()
+    return relay
+
+
 @pytest.mark.parametrize("answer, confirmed", [
     (P.BUSY_FILE_CLOSING, True),
     (P.BUSY_FILE_CLOSING_WITHOUT_END, False),
@@ -624,25 +649,8 @@ def test_a_later_answer_that_the_file_is_being_closed_confirms_end(recorded, ans
     stream delivered. Any other answer, that the file is being closed without its end too,
     leaves END's arrival unconfirmed."""
     connections: list = []
-    fake = FakeCollector(_acks_every_buffer_then_answers(connections, answer))
-    head, buffers = recorded
-    long = 10 * PATIENCE
-    relay = Relay(fake.address, buffer_size=len(head), name="signs", linger=long,
-                  linger_limit=long, reply_timeout=long, stop_limit=long, max_backoff=0.2)
-    try:
-        relay.add(head)
-        for buf in buffers[:3]:
-            relay.add(buf)
-        relay.finish()
-        relay.start()
-        # (the relay came again after the second answer: it took that answer)
-        wait_until(lambda: len(connections) >= 3, what="the later answers taken")
-        relay.stop()
-        relay.stop()
-        assert relay.wait(PATIENCE), "the second stop did not end the relay (hang guard)"
-    finally:
-        relay.close(timeout=0.5)
-        fake.close()
+    relay = _given_up_after_later_answers(
+        _acks_every_buffer_then_answers(connections, answer), connections, recorded)
     assert relay.stats.acknowledged == 4
     said = ("ended: END not acknowledged: stopped after its end, before the collector "
             "acknowledged it")
@@ -673,30 +681,9 @@ def test_a_file_being_closed_after_the_stream_split_confirms_only_the_new_files_
         while read_frame(sock)[0] != P.FrameType.BUFFER:
             pass
         sock.sendall(P.encode(P.FrameType.ACK, 2))      # the header and the first buffer
-        sock.shutdown(socket.SHUT_WR)                   # lost (what was sent read first:
-        sock.settimeout(PATIENCE)                       # no reset takes the ACK away)
-        while sock.recv(65536):
-            pass
+        close_as_told(sock)                             # lost (no reset takes the ACK away)
 
-    fake = FakeCollector(serve)
-    head, buffers = recorded
-    long = 10 * PATIENCE
-    relay = Relay(fake.address, buffer_size=len(head), name="split", linger=long,
-                  linger_limit=long, reply_timeout=long, stop_limit=long, max_backoff=0.2)
-    try:
-        relay.add(head)
-        for buf in buffers[:3]:
-            relay.add(buf)
-        relay.finish()
-        relay.start()
-        # (the relay came again after the second answer: it took that answer)
-        wait_until(lambda: len(connections) >= 3, what="the answer after the split taken")
-        relay.stop()
-        relay.stop()
-        assert relay.wait(PATIENCE), "the second stop did not end the relay (hang guard)"
-    finally:
-        relay.close(timeout=0.5)
-        fake.close()
+    relay = _given_up_after_later_answers(serve, connections, recorded)
     assert relay.stats.acknowledged == 4
     assert relay.end_unconfirmed, relay.outcome
     assert "lost the stream" in relay.outcome and "first file lacks" in relay.outcome, \
