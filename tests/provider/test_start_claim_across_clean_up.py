@@ -4,7 +4,6 @@ registry made again before the handle was handed out; and a start given up acros
 whose slot and generation another process claimed in the registry made again."""
 from __future__ import annotations
 
-
 import wpptrace.provider as P
 
 NOT_FOUND = P._lib.ERROR_WMI_INSTANCE_NOT_FOUND
