@@ -40,12 +40,15 @@ SESSION_CALLS = textwrap.dedent("""
             return exc.name
 
     def gone(pid):
-        # ended (a zombie not yet reaped counts: it runs no more)
+        # ended (a zombie not yet reaped counts: it runs no more); reaped between the open and
+        # the read, the read fails with ESRCH or reads nothing
         try:
             with open("/proc/%d/stat" % pid) as f:
-                return f.read().rsplit(")", 1)[1].split()[0] in "ZX"
-        except FileNotFoundError:
+                text = f.read()
+        except (FileNotFoundError, ProcessLookupError):
             return True
+        fields = text.rpartition(")")[2].split()
+        return not fields or fields[0] in "ZX"
 
     def without_descriptors(call):
         # every descriptor taken (as an application at its limit): /proc cannot be opened
