@@ -33,20 +33,19 @@ static void enable_while_stopping(int point) {
 
 int main(int argc, char **argv) {
     if (argc != 4) return 2;
-    const char *dir = argv[1], *out = argv[2], *python = argv[3];
-    setenv("WPPTRACE_RUNTIME_DIR", dir, 1);
+    take_arguments(argv);
     props_block b;
     memset(&b, 0, sizeof b);
     b.p.Wnode.BufferSize = sizeof b;
     b.p.BufferSize = 1;
     b.p.LogFileMode = EVENT_TRACE_PRIVATE_LOGGER_MODE | EVENT_TRACE_PRIVATE_IN_PROC;
     b.p.LogFileNameOffset = sizeof b.p;
-    snprintf(b.names, sizeof b.names, "%s/a.etl", out);
+    out_file(b.names, "a.etl");
     if (StartTraceA(&g_a, "displaced-a", &b.p) != ERROR_SUCCESS) return 3;
-    if (remove_tree(dir) != 0) return 4;   /* a clean-up of /tmp */
+    if (remove_tree(g_dir) != 0) return 4;   /* a clean-up of /tmp */
     char other_file[4096];
-    snprintf(other_file, sizeof other_file, "%s/b.etl", out);
-    if (cli(python, "start", "other-b", "-f", other_file) != 0) return 5;
+    out_file(other_file, "b.etl");
+    if (cli(g_python, "start", "other-b", "-f", other_file) != 0) return 5;
     WPPTRACE_SESSION_INFO info;
     ULONG listed = 0;
     wpptrace_list_sessions(NULL, NULL, 0, &listed);        /* the registry made again is read */
@@ -67,8 +66,8 @@ int main(int argc, char **argv) {
     for (ULONG i = 0; i < total && i < 64; i++)
         if (memcmp(&providers[i].Guid, &g_guid, sizeof g_guid) == 0 && providers[i].IsEnable)
             held_by = providers[i].LoggerId;
-    int other = cli(python, "query", "other-b", NULL, NULL);
-    cli(python, "stop", "other-b", NULL, NULL);
+    int other = cli(g_python, "query", "other-b", NULL, NULL);
+    cli(g_python, "stop", "other-b", NULL, NULL);
     printf("enable %u stopping %d held_by %u other %d\n", (unsigned)g_enable_rc, g_stopping, held_by, other);
     return 0;
 }
