@@ -18,7 +18,6 @@ arguments) in its first half, message 99 (no TMF entry) in its second half.
 from __future__ import annotations
 
 import re
-import shutil
 import uuid
 
 import etlgen

@@ -118,7 +118,7 @@ def read(path) -> EtlContents:
     _need(data[pos:saved] == b"\0" * (saved - pos), "header record pad not zero")
     _need(data[saved:buffer_size] == b"\xff" * (buffer_size - saved), "header buffer fill not 0xFF")
     count = header["BuffersWritten"]
-    _need(len(data) >= count * buffer_size, f"file shorter than BuffersWritten x BufferSize")
+    _need(len(data) >= count * buffer_size, f"file of {len(data)} bytes shorter than BuffersWritten {count} x BufferSize {buffer_size}")
     buffers, messages = [], []
     for i in range(1, count):
         base = i * buffer_size
@@ -141,7 +141,7 @@ def read(path) -> EtlContents:
             _need(chunk[off + size:off + aligned] == b"\0" * (aligned - size), "alignment pad not zero")
             messages.append(Message(buffer_index=i, buffer_sequence=seq, processor=proc, offset=off, **rec))
             if rec["timestamp"] is not None:
-                _need(rec["timestamp"] <= ts, f"event after its buffer's flush time")
+                _need(rec["timestamp"] <= ts, f"record at {off:#x} of buffer {i} after its buffer's flush time")
                 if last_ts is not None:
                     _need(rec["timestamp"] >= last_ts, f"timestamps decrease inside buffer {i}")
                 last_ts = rec["timestamp"]

@@ -29,7 +29,7 @@ def expected_lines(app) -> list[str]:
         "str [%s] [%10s] [%-6s] [%.3s] empty [%s]" % ("hello", "right", "left", "truncate", ""),
         "utf8 %s" % "h\u00e9llo \u2713",
         "wide %s %s %s" % ("wide \u2713", "ls", "ws"),
-        "percent 100%% done" % (),
+        "percent 100% done",
         # %p: Python has none; WPP prints the pointer as zero-padded upper-case hex of its width.
         "ptr %016X null %016X" % (0x7FF012345678, 0),
         # Status codes: names from ntstatus.h / winerror.h, as tracefmt prints them.

@@ -15,7 +15,6 @@ import uuid
 
 import pytest
 
-from wpptrace import decoder
 from wpptrace.cli import main
 from wpptrace.provider import EVENT_TRACE_CONTROL_FLUSH, EVENT_TRACE_CONTROL_QUERY, ControlTrace
 from wpptrace.provider._hazmat import lib

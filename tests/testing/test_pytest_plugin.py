@@ -10,8 +10,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 from wpptrace.cli import main
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
