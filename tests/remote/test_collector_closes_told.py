@@ -229,3 +229,108 @@ def test_a_stop_while_a_failed_connection_is_closed_logs_no_traceback(
         collector.stop()
     logged = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
     assert logged == [], logged
+
+
+def _refused_past_the_limit(collector, head) -> HandRelay:
+    """A relay that connects past ``max_connections`` (its HELLO sent, unread by the
+    collector, which refuses it at once) and reads the refusal."""
+    refused = collector.connections_refused
+    hand = HandRelay(collector.address, len(head), "refused")
+    kind, _, payload = hand.answer()
+    assert kind == P.FrameType.ERROR
+    assert P.decode_error(P.Frame(kind, 0, 0, payload)) == (ERROR_BUSY, "too many connections")
+    assert collector.connections_refused == refused + 1
+    return hand
+
+
+def test_a_refusal_past_the_connection_limit_is_closed_without_a_reset(recorded, tmp_path,
+                                                                       monkeypatch):
+    """A connection past ``max_connections`` is refused while what its relay sent waits in
+    the collector's socket, unread (more than the collector takes in before it reads): it is
+    closed as after any other ERROR, the collector's end shut and the rest read until the
+    relay closes. Closed at once with data unread, it was reset, and a reset may discard the
+    ERROR before the relay read it."""
+    head, _ = recorded
+    sent_enough = threading.Event()
+    sent: list = []
+    send_error = collector_module._send_error
+
+    async def once_data_waits_unread(writer, code, reason):
+        await asyncio.get_running_loop().run_in_executor(None, sent_enough.wait, PATIENCE)
+        await send_error(writer, code, reason)
+    monkeypatch.setattr(collector_module, "_send_error", once_data_waits_unread)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   max_connections=1) as collector:
+        held = socket.create_connection(collector.address)
+        hand = None
+        try:
+            wait_until(lambda: collector._active == 1, what="the first connection handled")
+            hand = HandRelay(collector.address, len(head), "refused")
+
+            def send_more_than_the_collector_takes_in(sock=hand.sock):
+                # (its stream reader stops reading at 2 MiB: 3 MiB leave some in the socket)
+                total = 0
+                try:
+                    while total < 4 << 20:
+                        total += sock.send(bytes(64 << 10))
+                        if total >= 3 << 20:
+                            sent_enough.set()
+                    sock.shutdown(socket.SHUT_WR)   # (a relay closes after an ERROR)
+                    sent.append(True)
+                except OSError as exc:
+                    sent.append(exc)
+                finally:
+                    sent_enough.set()
+            sender = threading.Thread(target=send_more_than_the_collector_takes_in,
+                                      daemon=True)
+            sender.start()
+            answer = hand.answer()
+            assert answer is not None, "the ERROR was lost (the connection was reset)"
+            kind, _, payload = answer
+            assert kind == P.FrameType.ERROR
+            assert P.decode_error(P.Frame(kind, 0, 0, payload)) == (ERROR_BUSY,
+                                                                     "too many connections")
+            assert hand.sock.recv(1 << 16) == b""   # (a reset raises)
+            sender.join(PATIENCE)
+            assert sent == [True]
+            wait_until(lambda: collector._refusals_closing == 0, what="the refusal closed")
+        finally:
+            held.close()
+            if hand is not None:
+                hand.close()
+
+
+def test_refusals_past_the_limits_wait_for_the_relays_close_only_a_few_at_a_time(
+        recorded, tmp_path, monkeypatch):
+    """A flood of connections past the limits must not hold a socket and a task each while
+    the collector waits for the relay's close: past ``_REFUSALS_CLOSING`` refusals waiting
+    so, a refusal closes at once after its ERROR; once one is closed, room is made again."""
+    monkeypatch.setattr(collector_module, "_REFUSALS_CLOSING", 1)
+    monkeypatch.setattr(collector_module, "_TELL_WAIT", 10 * PATIENCE)
+    head, _ = recorded
+    hands: list[HandRelay] = []
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   max_connections=1) as collector:
+        held = socket.create_connection(collector.address)
+        try:
+            wait_until(lambda: collector._active == 1, what="the first connection handled")
+            hands.append(_refused_past_the_limit(collector, head))     # kept open: waited for
+            wait_until(lambda: collector._refusals_closing == 1, what="the refusal waiting")
+            hands.append(_refused_past_the_limit(collector, head))
+            try:
+                closed = hands[1].sock.recv(1 << 16) == b""
+            except ConnectionResetError:
+                closed = True
+            assert closed, "a refusal past the cap is closed at once"
+            assert collector._refusals_closing == 1
+            hands[0].sock.shutdown(socket.SHUT_WR)
+            assert hands[0].sock.recv(1 << 16) == b""
+            wait_until(lambda: collector._refusals_closing == 0, what="the refusal closed")
+            hands.append(_refused_past_the_limit(collector, head))     # room again
+            wait_until(lambda: collector._refusals_closing == 1, what="the refusal waiting")
+            hands[2].sock.shutdown(socket.SHUT_WR)
+            assert hands[2].sock.recv(1 << 16) == b""
+        finally:
+            held.close()
+            for hand in hands:
+                hand.close()

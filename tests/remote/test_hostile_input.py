@@ -357,6 +357,9 @@ class _PeerWriter:
     def abort(self):
         pass
 
+    def can_write_eof(self):
+        return False
+
     def get_write_buffer_size(self):
         return 0
 
@@ -368,9 +371,12 @@ async def _connect_each(c: Collector, peernames) -> list:
     for peername in peernames:
         before = c.connections_refused
         writers.append(_PeerWriter(peername))
-        tasks.append(asyncio.ensure_future(c._handle(asyncio.StreamReader(), writers[-1])))
+        reader = asyncio.StreamReader()
+        tasks.append(asyncio.ensure_future(c._handle(reader, writers[-1])))
         await asyncio.sleep(0)          # the handler's first step: refused, or in
         refused.append(c.connections_refused > before)
+        if refused[-1]:
+            reader.feed_eof()           # (the refused peer closes: its close waits no longer)
     for task, was_refused in zip(tasks, refused):
         if not was_refused:
             task.cancel()

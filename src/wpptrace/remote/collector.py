@@ -817,6 +817,8 @@ class Collector:
         self._active = 0
         self._active_from: collections.Counter[str] = collections.Counter()   # by host
         self._active_in: collections.Counter[str] = collections.Counter()     # by IPv6 /64
+        self._refusals_closing = 0      # connections past the limits being closed (see
+                                        # _refuse_past_the_limits)
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._server: Optional[asyncio.AbstractServer] = None
         self._stop_event: Optional[asyncio.Event] = None
@@ -1201,28 +1203,23 @@ class Collector:
         peer = f"{peername[0]}:{peername[1]}" if peername else "?"
         address = peer_host(str(peername[0])) if peername else "?"
         network = peer_network(str(peername[0])) if peername else None
+        refusal = None
         if self._active >= self.max_connections:
-            self.connections_refused += 1
             log.warning("%s: refused: already %d connections", peer, self._active)
-            await _send_error(writer, ERROR_BUSY, "too many connections")
-            writer.transport.abort()
-            return
-        if self._active_from[address] >= self.max_per_address:
-            self.connections_refused += 1
+            refusal = "too many connections"
+        elif self._active_from[address] >= self.max_per_address:
             log.warning("%s: refused: already %d connections from %s", peer,
                         self._active_from[address], address)
-            await _send_error(writer, ERROR_BUSY, f"too many connections from {address} (at "
-                                                  f"most {self.max_per_address} from one host)")
-            writer.transport.abort()
-            return
-        if network is not None and self._active_in[network] >= self.max_per_network:
-            self.connections_refused += 1
+            refusal = (f"too many connections from {address} (at most "
+                       f"{self.max_per_address} from one host)")
+        elif network is not None and self._active_in[network] >= self.max_per_network:
             log.warning("%s: refused: already %d connections from the network %s", peer,
                         self._active_in[network], network)
-            await _send_error(writer, ERROR_BUSY, f"too many connections from the network "
-                                                  f"{network} (at most {self.max_per_network} "
-                                                  f"from one IPv6 /64 network)")
-            writer.transport.abort()
+            refusal = (f"too many connections from the network {network} (at most "
+                       f"{self.max_per_network} from one IPv6 /64 network)")
+        if refusal is not None:
+            self.connections_refused += 1
+            await self._refuse_past_the_limits(reader, writer, refusal)
             return
         self._active += 1
         self._active_from[address] += 1
@@ -1372,6 +1369,27 @@ class Collector:
                     self._active_in[network] -= 1
                     if not self._active_in[network]:
                         del self._active_in[network]
+
+    async def _refuse_past_the_limits(self, reader: asyncio.StreamReader,
+                                      writer: asyncio.StreamWriter, reason: str) -> None:
+        """Tell a connection past the connection limits why (ERROR_BUSY), then close it as
+        after any other ERROR (see _close_told: closed with the relay's HELLO unread, it was
+        reset, and the reset may discard the ERROR). That close holds the socket and its task
+        for up to _TELL_WAIT, so only _REFUSALS_CLOSING refused connections at a time get it:
+        past them a refusal closes at once, and a flood of connections holds no more."""
+        closing = self._refusals_closing < _REFUSALS_CLOSING
+        if closing:
+            self._refusals_closing += 1
+        try:
+            await _send_error(writer, ERROR_BUSY, reason)
+            if closing:
+                await _close_told(reader, writer)
+        except asyncio.CancelledError:
+            pass        # the collector is stopping (a cancelled handler is logged as an error)
+        finally:
+            if closing:
+                self._refusals_closing -= 1
+            writer.transport.abort()
 
     def _identity(self, writer: asyncio.StreamWriter) -> Optional[str]:
         """The TLS client certificate's names ("CN=..., DNS=..."); checked against ``allow``."""
@@ -1679,6 +1697,9 @@ async def _close_told(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 
 #: how long a connection told an ERROR is read for the relay's close (see _tell_and_close)
 _TELL_WAIT = 1.0
+#: connections refused past the connection limits that are closed that way at a time; past
+#: them a refusal closes at once (see Collector._refuse_past_the_limits)
+_REFUSALS_CLOSING = 8
 
 
 async def _read_to_end(reader: asyncio.StreamReader) -> None:
