@@ -35,30 +35,24 @@ def test_a_host_ending_after_its_directory_was_removed_does_not_make_it_again(tm
 
 
 def test_a_host_whose_start_failed_as_the_registry_alone_was_removed_ends(
-        build_c_program_with_test_points, tmp_path, monkeypatch):
+        build_c_program_with_test_points, out):
     """A clean-up removed the registry file alone while StartTrace waited for its host: the host
     registered in the removed registry and answered, the caller found the registry made again
     and failed (the handle would name another process's session there). The host, its socket
     still in the directory, ran on where nobody could find or stop it."""
-    runtime = tmp_path / "rt"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
     program = build_c_program_with_test_points("start_registry_removed")
-    done = subprocess.run([str(program), str(tmp_path)], capture_output=True, text=True, timeout=90)
+    done = subprocess.run([str(program), str(out)], capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["start", str(ERROR_WMI_INSTANCE_NOT_FOUND), "ended", "1"]
 
 
 def test_a_host_found_registered_after_its_start_was_given_up_on_ends_as_the_registry_alone_was_removed(
-        build_c_program_with_test_points, tmp_path, monkeypatch):
+        build_c_program_with_test_points, out):
     """StartTrace gave up waiting for its host's answer, then found the host had registered the
     session (RUNNING) and took it as started; a clean-up had removed the registry file alone
     meanwhile, so it failed. No answer had brought the host's pid: the host, its socket still in
     the directory, ran on where nobody could find or stop it."""
-    runtime = tmp_path / "rt"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
     program = build_c_program_with_test_points("start_registry_removed")
-    done = subprocess.run([str(program), str(tmp_path), "late"], capture_output=True, text=True, timeout=90)
+    done = subprocess.run([str(program), str(out), "late"], capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["start", str(ERROR_WMI_INSTANCE_NOT_FOUND), "ended", "1"]

@@ -48,16 +48,13 @@ def test_a_python_process_exiting_after_its_directory_was_removed_does_not_make_
 
 
 def test_a_c_program_leaving_after_its_directory_was_removed_does_not_make_it_again(
-        build_c_program, tmp_path, monkeypatch):
+        build_c_program, out):
     """Each step of leaving is checked on its own (unregistering, stopping a private session and
     a hosted one, closing the endpoint), then a new session's start makes the directory again. A
     private session's STOP after another clean-up runs its provider's DISABLE callback, whose
     StartTrace found the directory refused, as for the STOP itself: it makes it again."""
-    runtime = tmp_path / "rt"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
     program = build_c_program("leave_after_clean_up")
-    done = subprocess.run([str(program), str(tmp_path)], capture_output=True, text=True, timeout=90)
+    done = subprocess.run([str(program), str(out)], capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [
         "unregistered", "0", "there", "0",
@@ -70,16 +67,13 @@ def test_a_c_program_leaving_after_its_directory_was_removed_does_not_make_it_ag
 
 
 @pytest.fixture
-def stop_after_clean_up(build_c_program_with_test_points, tmp_path, monkeypatch):
+def stop_after_clean_up(build_c_program_with_test_points, out):
     """run(mode) -> what stop_after_clean_up.c printed, as a dict of integers; its runtime
     directory this test's own."""
-    runtime = tmp_path / "rt"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
     program = build_c_program_with_test_points("stop_after_clean_up")
 
     def run(mode: str) -> dict[str, int]:
-        done = subprocess.run([str(program), mode, str(tmp_path)], capture_output=True, text=True, timeout=90)
+        done = subprocess.run([str(program), mode, str(out)], capture_output=True, text=True, timeout=90)
         assert done.returncode == 0, done.stderr
         words = done.stdout.split()
         return {words[i]: int(words[i + 1]) for i in range(0, len(words), 2)}

@@ -7,12 +7,9 @@ import pytest
 
 
 @pytest.fixture
-def runtime(tmp_path, monkeypatch):
+def runtime(out):
     """A runtime directory of this test's own."""
-    runtime = tmp_path / "rt"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
-    return runtime
+    return out / "rt"
 
 
 def test_a_socket_bound_again_while_the_process_exits_is_not_left_behind(rebind_races, runtime, tmp_path):

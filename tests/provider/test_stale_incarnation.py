@@ -12,15 +12,12 @@ ERROR_INVALID_PARAMETER = 87
 
 
 @pytest.fixture
-def stale_incarnation(build_c_program_with_test_points, tmp_path, monkeypatch):
+def stale_incarnation(build_c_program_with_test_points, out):
     """run(mode) -> what stale_incarnation.c printed, its runtime directory this test's own."""
-    runtime = tmp_path / "rt"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
     program = build_c_program_with_test_points("stale_incarnation")
 
     def run(mode: str) -> list[str]:
-        done = subprocess.run([str(program), str(tmp_path), mode], capture_output=True, text=True, timeout=90)
+        done = subprocess.run([str(program), str(out), mode], capture_output=True, text=True, timeout=90)
         assert done.returncode == 0, done.stderr
         return done.stdout.split()
     return run
@@ -41,16 +38,14 @@ def test_a_subscription_found_in_a_removed_registry_is_refused_by_the_new_host(s
                                               "name", "-", "other", "0", "stop", "0"]
 
 
-def test_requests_with_an_incarnation_are_read_as_the_builder_lays_them_out(build_c_program, tmp_path, monkeypatch):
+def test_requests_with_an_incarnation_are_read_as_the_builder_lays_them_out(build_c_program, out):
     """One builder lays out a request with the incarnation in front (for control requests and
     the real-time subscription alike) and the host reads it back: the same incarnation is
     answered, another refused as not found (a STOP too: the session runs on), a payload cut
     short refused as malformed, and a payload longer than any request's never sent."""
-    runtime = tmp_path / "rt"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
+    runtime = out / "rt"
     program = build_c_program("host_requests")
-    done = subprocess.run([str(program), str(tmp_path)], capture_output=True, text=True, timeout=90)
+    done = subprocess.run([str(program), str(out)], capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr
     words = done.stdout.split()
     assert dict(zip(words[::2], map(int, words[1::2]))) == {

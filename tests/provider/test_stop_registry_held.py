@@ -36,20 +36,18 @@ def _gone(pid: int) -> bool:
 
 
 def test_a_host_stopped_while_a_stopped_process_holds_the_registry_completes_its_file(
-        build_c_program_with_test_points, tmp_path, monkeypatch):
+        build_c_program_with_test_points, out):
     """The host disabled its providers before completing its file, and waited for the registry's
     lock for that without limit: held by a stopped process, the buffers in memory and the final
     header were never written (a STOP got ERROR_BUSY after 120 s, a host killed later lost the
     events). Now the host gives that wait up, completes the file, and disables its providers
     once it has the lock."""
-    runtime = tmp_path / "rt"
-    runtime.mkdir(mode=0o700)
-    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
+    runtime = out / "rt"
     program = build_c_program_with_test_points("stop_registry_held")
-    started = subprocess.run([str(program), str(tmp_path)], capture_output=True, text=True, timeout=60)
+    started = subprocess.run([str(program), str(out)], capture_output=True, text=True, timeout=60)
     assert started.returncode == 0, started.stderr
     host = int(started.stdout.split()[1])
-    path = tmp_path / "registry-held.etl"
+    path = out / "registry-held.etl"
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(runtime / "registry")], stdout=subprocess.PIPE)
     try:
         assert holder.stdout.read(1) == b"h"
