@@ -9,7 +9,7 @@ import textwrap
 
 # Names a script sets before calling these: `out`, the directory log files go to.
 SESSION_CALLS = textwrap.dedent("""
-    import os, resource, subprocess, sys, uuid
+    import os, resource, subprocess, sys, time, uuid
     import wpptrace.provider as P
     GUID = uuid.UUID("0f1d2c3b-4a59-4867-8e7d-6c5b4a392817")
     PRIVATE = P.EVENT_TRACE_PRIVATE_LOGGER_MODE | P.EVENT_TRACE_PRIVATE_IN_PROC
@@ -49,6 +49,13 @@ SESSION_CALLS = textwrap.dedent("""
             return True
         fields = text.rpartition(")")[2].split()
         return not fields or fields[0] in "ZX"
+
+    def wait_gone(pid, seconds=60):
+        # True once it ended, False if it still runs after `seconds` (not our child: never reaped)
+        deadline = time.monotonic() + seconds
+        while not gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return gone(pid)
 
     def without_descriptors(call):
         # every descriptor taken (as an application at its limit): /proc cannot be opened

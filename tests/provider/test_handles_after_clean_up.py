@@ -16,7 +16,7 @@ from provider_scripts import run_script
 
 # With SESSION_CALLS (run_script): what these scripts share besides.
 _COMMON = textwrap.dedent("""
-    import shutil, threading, time
+    import shutil, threading
     from wpptrace.provider.sessions import list_sessions, providers, session_info
     runtime, out = sys.argv[1:3]
 
@@ -30,11 +30,9 @@ _COMMON = textwrap.dedent("""
     # removed, then another process's session: (host gone, the CLI's start of it)
     def clean_up_then_start(host, other, file):
         shutil.rmtree(runtime)
-        deadline = time.monotonic() + 60
-        while not gone(host) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        ended = wait_gone(host)
         shutil.rmtree(runtime, ignore_errors=True)
-        return gone(host), cli("start", other, "-f", os.path.join(out, file))
+        return ended, cli("start", other, "-f", os.path.join(out, file))
 """)
 
 _HOSTED = _COMMON + textwrap.dedent("""

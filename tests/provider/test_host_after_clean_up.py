@@ -9,17 +9,14 @@ from provider_scripts import run_script
 ERROR_WMI_INSTANCE_NOT_FOUND = 4201
 
 _REMOVED = """
-    import shutil, time
+    import shutil
     from wpptrace.provider.sessions import session_info
     runtime, out = sys.argv[1:3]
 
     handle = P.StartTrace("ends-with-dir", props("s", P.EVENT_TRACE_FILE_MODE_SEQUENTIAL))
     host = session_info(handle=handle).host_pid
     shutil.rmtree(runtime)                   # a clean-up of /tmp: its socket gone, the host stops
-    deadline = time.monotonic() + 60
-    while not gone(host) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    print(gone(host), os.path.exists(runtime))
+    print(wait_gone(host), os.path.exists(runtime))
 """
 
 

@@ -17,7 +17,7 @@ from provider_scripts import run_script
 ERROR_WMI_INSTANCE_NOT_FOUND = 4201
 
 _EXIT = """
-    import shutil, time
+    import shutil
     from wpptrace.provider.sessions import TraceSession, session_info
     runtime, out = sys.argv[1:3]
 
@@ -30,10 +30,7 @@ _EXIT = """
     hosted = TraceSession("leaves-hosted", os.path.join(out, "hosted.etl"))   # stopped at exit
     host = session_info(handle=hosted.handle).host_pid
     shutil.rmtree(runtime)                   # a clean-up of /tmp: the host stops
-    deadline = time.monotonic() + 60
-    while not gone(host) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    print(gone(host), os.path.exists(runtime))
+    print(wait_gone(host), os.path.exists(runtime))
 """
 
 

@@ -38,3 +38,17 @@ def test_gone_is_true_for_a_process_reaped_between_the_open_and_the_read():
 
     assert _calls(open=lambda *args: Reaped())["gone"](os.getpid()) is True
     assert _calls(open=lambda *args: io.StringIO(""))["gone"](os.getpid()) is True
+
+
+def test_wait_gone_says_whether_the_process_ended_in_time():
+    """True for a process that ended (a zombie, as a host not our child is to its waiter),
+    False for one that still runs when the time is up."""
+    calls = _calls()
+    assert calls["wait_gone"](os.getpid(), 0.1) is False
+    child = os.fork()
+    if child == 0:
+        os._exit(0)
+    try:
+        assert calls["wait_gone"](child) is True
+    finally:
+        os.waitpid(child, 0)
