@@ -588,10 +588,11 @@ def test_once_the_disk_answers_files_are_made_again(recorded, tmp_path, monkeypa
     head, buffers = recorded
     disk = _StuckOpen(monkeypatch, only="stuck")
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), max_connections=1,
-                   write_timeout=0.5) as collector:
+                   write_timeout=PATIENCE) as collector:
         stuck = _open(collector.address, head, "stuck")
         try:
             assert disk.stuck.wait(PATIENCE)
+            collector.write_timeout = 0.5       # (only now: no write has to succeed within it)
             assert _error(stuck.answer())[0] == ERROR_BUSY
         finally:
             stuck.close()
@@ -599,6 +600,7 @@ def test_once_the_disk_answers_files_are_made_again(recorded, tmp_path, monkeypa
         wait_until(lambda: collector._active == 0 and all(
             w.finished.is_set() for w in collector._abandoned_writers),
                    what="the stuck file's thread ended")
+        collector.write_timeout = PATIENCE      # (the healthy file below takes what it takes)
         _deliver_one(collector, head, buffers, "again")
         assert collector.wait_for(lambda ss: all(s.closed for s in ss), PATIENCE)
         assert collector.stop(PATIENCE) is None
@@ -757,7 +759,7 @@ def test_a_close_given_up_on_without_end_says_its_header_does_not_say_the_sessio
     head, buffers = recorded
     disk = _StuckClose(monkeypatch)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), resume_window=0.2,
-                   write_timeout=0.5) as collector:
+                   write_timeout=PATIENCE) as collector:
         with _relay(collector, disk, head, "noend") as relay:
             relay.buffer(1, buffers[0])
 
@@ -767,6 +769,7 @@ def test_a_close_given_up_on_without_end_says_its_header_does_not_say_the_sessio
             wait_until(written, what="buffer 1 written")
             relay.close()                       # (gone, and not back in time)
             assert disk.stuck.wait(PATIENCE)
+            collector.write_timeout = 0.5       # (only now: the file and buffer 1 are written)
             assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
             (writer,) = collector._abandoned_writers
         assert writer.finished.wait(PATIENCE)
@@ -937,10 +940,11 @@ def test_a_step_that_raises_does_not_end_the_watch_on_stuck_disks(recorded, tmp_
     disk = _StuckWrite(monkeypatch)
     calls = _raising_once(monkeypatch, "stalled")
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
-                   write_timeout=0.5) as collector:
+                   write_timeout=PATIENCE) as collector:
         with _relay(collector, disk, head, "raising") as relay:
             relay.buffer(1, buffers[0])
             assert disk.stuck.wait(PATIENCE)
+            collector.write_timeout = 0.5       # (only now: the file is made)
             code, reason = _error(relay.answer())
             assert code == ERROR_BUSY and reason.endswith("the disk made no progress for 0.5 s")
     assert len(calls) == 2
@@ -1091,14 +1095,16 @@ def test_a_file_whose_creation_was_given_up_on_keeps_its_name(recorded, tmp_path
     head, buffers = recorded
     stuck, release = _first_creation_hangs(monkeypatch)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), max_connections=2,
-                   write_timeout=0.5) as collector:
+                   write_timeout=PATIENCE) as collector:
         gone = _open(collector.address, head, "named")
         try:
             assert stuck.wait(PATIENCE)
+            collector.write_timeout = 0.5       # (only now: no write has to succeed within it)
             assert _error(gone.answer())[0] == ERROR_BUSY
         finally:
             gone.close()
         (failed,) = collector.sources
+        collector.write_timeout = PATIENCE      # (the new file below takes what it takes)
         try:
             _deliver_one(collector, head, buffers, "named", gone.source_id)
         finally:
@@ -1122,16 +1128,18 @@ def test_a_file_whose_creation_was_given_up_on_and_then_failed_keeps_its_name(
     head, buffers = recorded
     stuck, release = _first_creation_hangs(monkeypatch, then=OSError(errno.EIO, "Input/output error"))
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
-                   write_timeout=0.5) as collector:
+                   write_timeout=PATIENCE) as collector:
         gone = _open(collector.address, head, "failedname")
         try:
             assert stuck.wait(PATIENCE)
+            collector.write_timeout = 0.5       # (only now: no write has to succeed within it)
             assert _error(gone.answer())[0] == ERROR_BUSY
         finally:
             gone.close()
             release.set()
         wait_until(lambda: all(w.finished.is_set() for w in collector._abandoned_writers),
                    what="the given-up creation's thread")
+        collector.write_timeout = PATIENCE      # (the new file below takes what it takes)
         (failed,) = collector.sources
         _deliver_one(collector, head, buffers, "failedname", gone.source_id)
         assert collector.wait_for(lambda ss: len(ss) == 2 and all(s.closed for s in ss),
