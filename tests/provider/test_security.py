@@ -25,6 +25,7 @@ L = P._lib
 MAGIC = 0x31545057
 QUERY, REPLY = 1, 0x40
 NOBODY = 65534
+PATIENCE = 60.0     # seconds a loaded machine may take; waits end as soon as it is done
 
 
 def frame(kind: int, payload: bytes = b"", length: int | None = None, magic: int = MAGIC) -> bytes:
@@ -239,7 +240,7 @@ def test_a_host_whose_socket_was_removed_stops_cleanly(tmp_path):
     host = int(out.stdout)
     assert etlcheck.read(etl).header["EndTime"] == 0                # running
     os.unlink(own / "s-1.sock")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + PATIENCE
     while os.path.exists(f"/proc/{host}") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{host}")
