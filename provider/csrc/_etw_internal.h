@@ -844,6 +844,8 @@ const char *wpt_runtime_dir_name(void);
 void wpt_runtime_unlink(const char *name);
 /* Lock the registry (a process mutex and flock) and map it; NULL + *rc on failure. */
 wpt_registry *wpt_registry_lock(int exclusive, ULONG *rc);
+/* The same, given up (ERROR_BUSY) after `wait_ms` rather than WPT_REGISTRY_WAIT_MS. */
+wpt_registry *wpt_registry_lock_within(int exclusive, int64_t wait_ms, ULONG *rc);
 /* The same without giving up on a lock held elsewhere (no ERROR_BUSY): for release paths. */
 wpt_registry *wpt_registry_lock_patiently(int exclusive, ULONG *rc);
 void wpt_registry_unlock(void);

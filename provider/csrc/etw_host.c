@@ -205,18 +205,27 @@ static void drop_inherited_sessions(wpt_session *mine) {
     }
 }
 
+/* How long a stopping host waits for the registry's lock before it completes its log file: a
+ * lock is held only a moment, and one held longer (a process stopped holding it) must not use
+ * up a stop's grace period (docker stop sends SIGKILL 10 s after SIGTERM) before the buffers
+ * and the final header are written. Nothing is lost by giving up: the providers are disabled
+ * after the file is complete. */
+#define STOP_FIRST_LOCK_MS 1000
+
 /* Tell every provider process (but `exclude`) that the session is going away, and take its
  * enables out of the registry: only while the registry's entry of the slot is this host's own.
  * After a clean-up the registry held now may give the slot and generation to another
  * process's session (a registry made again counts claims from 0 too): its enables and its
  * providers are not this host's to drop. A host left out of that registry changes nothing
  * there; its joined providers learn from the JOIN connection's end that the session is gone.
- * Unless `patiently`, the wait for the registry is bounded: 0 when it was given up (nothing
- * done), so that the caller completes the log file first and comes back patiently. */
+ * Unless `patiently`, the wait for the registry is short (STOP_FIRST_LOCK_MS): 0 when it was
+ * given up (nothing done), so that the caller completes the log file first and comes back
+ * patiently. */
 static int disable_providers(wpt_session *s, uint32_t exclude, int patiently) {
     ULONG rc;
     int ours = 0;
-    wpt_registry *reg = patiently ? wpt_registry_lock_patiently(1, &rc) : wpt_registry_lock(1, &rc);
+    wpt_registry *reg = patiently ? wpt_registry_lock_patiently(1, &rc)
+                                  : wpt_registry_lock_within(1, STOP_FIRST_LOCK_MS, &rc);
     if (!reg && rc == ERROR_BUSY && !patiently) return 0;
     if (reg) {
         const wpt_reg_logger *e = &reg->loggers[wpt_slot_of_id(s->logger_id)];
@@ -267,7 +276,7 @@ static void *stopper_main(void *arg) {
     wpt_session *s = job->session;
     wpt_runtime_dir_ending();
     /* A process stopped (SIGSTOP, a debugger) holding the registry's lock must not keep the log
-     * file from being completed: the wait is bounded here, and once given up the providers are
+     * file from being completed: the wait is short here, and once given up the providers are
      * disabled after the file is complete, with the same check of the entry, however long
      * that takes (as the entry's freeing below). */
     int disabled = disable_providers(s, job->requester, 0);

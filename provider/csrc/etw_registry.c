@@ -238,10 +238,10 @@ ULONG wpt_runtime_dir_missing_as_none(ULONG rc) {
     return rc;
 }
 
-static ULONG check_dir(void) {
+static ULONG check_dir(int64_t deadline) {
     int state = wpt_cancel_hold();
     ULONG rc = ERROR_BUSY;
-    if (mutex_by(&g_dir_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) == 0) {
+    if (mutex_by(&g_dir_lock, deadline) == 0) {
         rc = check_dir_locked(wpt_runtime_dir_may_make());
         pthread_mutex_unlock(&g_dir_lock);
     }
@@ -263,10 +263,10 @@ static ULONG resolve_path(void) {
 }
 
 /* The path is fixed by the first success (g_lock held); the checks run on every call. */
-static ULONG ensure_dir(void) {
-    if (g_dir_rc == ERROR_SUCCESS) return check_dir();
+static ULONG ensure_dir(int64_t deadline) {
+    if (g_dir_rc == ERROR_SUCCESS) return check_dir(deadline);
     ULONG rc = resolve_path();
-    if (rc == ERROR_SUCCESS) rc = check_dir();
+    if (rc == ERROR_SUCCESS) rc = check_dir(deadline);
     g_dir_rc = rc;
     return rc;
 }
@@ -276,11 +276,12 @@ static ULONG ensure_dir(void) {
  * fails with ERROR_BUSY (the caller reports it as a busy control plane). */
 ULONG wpt_runtime_dir(const char **dir_out) {
     ULONG rc;
+    int64_t deadline = wpt_mono_ms() + WPT_REGISTRY_WAIT_MS;
     if (atomic_load(&g_dir_rc) == ERROR_SUCCESS) {
-        rc = check_dir();
+        rc = check_dir(deadline);
     } else {
-        if (mutex_by(&g_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) != 0) return ERROR_BUSY;
-        rc = ensure_dir();
+        if (mutex_by(&g_lock, deadline) != 0) return ERROR_BUSY;
+        rc = ensure_dir(deadline);
         pthread_mutex_unlock(&g_lock);
     }
     if (dir_out) *dir_out = atomic_load(&g_dir_at);   /* the one the check held */
@@ -523,7 +524,7 @@ static ULONG open_registry(int64_t deadline) {
         g_fd = -1;
         g_reg = NULL;
     }
-    ULONG checked = ensure_dir();
+    ULONG checked = ensure_dir(deadline);
     if (checked != ERROR_SUCCESS) return checked;
     (void)wpt_own_start();        /* read while descriptors are to be had: claims record it */
     int make = wpt_runtime_dir_may_make() ? O_CREAT : 0;
@@ -593,7 +594,11 @@ static int mutex_by(pthread_mutex_t *m, int64_t deadline) {
 }
 
 wpt_registry *wpt_registry_lock(int exclusive, ULONG *rc) {
-    int64_t deadline = wpt_mono_ms() + WPT_REGISTRY_WAIT_MS;
+    return wpt_registry_lock_within(exclusive, WPT_REGISTRY_WAIT_MS, rc);
+}
+
+wpt_registry *wpt_registry_lock_within(int exclusive, int64_t wait_ms, ULONG *rc) {
+    int64_t deadline = wpt_mono_ms() + wait_ms;
     if (mutex_by(&g_lock, deadline) != 0) {
         if (rc) *rc = ERROR_BUSY;
         return NULL;

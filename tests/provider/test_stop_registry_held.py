@@ -41,7 +41,9 @@ def test_a_host_stopped_while_a_stopped_process_holds_the_registry_completes_its
     lock for that without limit: held by a stopped process, the buffers in memory and the final
     header were never written (a STOP got ERROR_BUSY after 120 s, a host killed later lost the
     events). Now the host gives that wait up, completes the file, and disables its providers
-    once it has the lock."""
+    once it has the lock. It gives it up on a short limit of its own, not after the registry's
+    usual wait (10 s, here longer than this test waits): as long as a container's stop grace
+    period, that wait left a host killed before it had written its file."""
     runtime = out / "rt"
     program = build_c_program_with_test_points("stop_registry_held")
     started = subprocess.run([str(program), str(out)], capture_output=True, text=True, timeout=60)
