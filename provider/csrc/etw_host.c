@@ -287,7 +287,16 @@ static void *stopper_main(void *arg) {
         wpt_host_log("the log file %s could not be completed (error %u)", s->logfile_name,
                      (unsigned)job->result);
     wpt_rt_settle(s, 5000);     /* consumers that read get everything before STOP returns */
-    if (!disabled) disable_providers(s, job->requester, 1);
+    if (!disabled) {
+        /* the STOP's reply waits for this too (a StartTrace of the name that had the lock first
+         * found the entry still running): the log says the file is not what is waited for */
+        if (job->result == ERROR_SUCCESS && s->logfile_name[0])
+            wpt_host_log("the log file %s is complete; waiting for the registry's lock to disable the "
+                         "providers and free the entry", s->logfile_name);
+        else
+            wpt_host_log("waiting for the registry's lock to disable the providers and free the entry");
+        disable_providers(s, job->requester, 1);
+    }
     /* The entry is freed (its socket goes with it) only while it is still this host's: a
      * process that judged it gone (it may see another pid namespace) may have freed it, and a
      * newer session taken the slot and the path. Then only a socket file still ours goes. */
