@@ -388,6 +388,23 @@ def _native_encoder() -> tuple:
     return _ENCODER
 
 
+_COMPILER = None
+
+
+def _message_compiler():
+    """The C compiler of message programs (``wpptrace.tmf.native_compile``), made once a
+    process; False where it cannot be made (then every message compiles in Python)."""
+    global _COMPILER
+    if _COMPILER is None:
+        try:
+            from wpptrace.tmf.native_compile import MessageCompiler
+
+            _COMPILER = MessageCompiler()
+        except (ImportError, AttributeError, MemoryError):   # a C core without it
+            _COMPILER = False
+    return _COMPILER
+
+
 _PACK_PARTS = None
 
 
@@ -811,6 +828,9 @@ class WppDecoder:
         formatter; from the formatter's ``native_ops`` when the plan says so."""
         render = self._render or self._renderer_module()
         message = entry.message
+        blob = self._compiled_blob(entry, noprefix)
+        if blob is not None:
+            return blob
         try:
             plan = render.native_plan(message, self.tmfset, self.utc)
         except Exception:  # a message the plans do not cover: compiled as it is
@@ -830,6 +850,24 @@ class WppDecoder:
             return None
         return plan.encode(markers, shared, self.prefix.native_encoded_strings(
             entry.component, entry.name, markers), True)
+
+    def _compiled_blob(self, entry: _Entry, noprefix: bool) -> bytes | None:
+        """``_message_blob`` made by the C compiler (the same bytes); None when it declines
+        the message (or the shared prefix is not made yet): compiled in Python then."""
+        compiler = _COMPILER if _COMPILER is not None else _message_compiler()
+        if compiler is False:
+            return None
+        if not entry.has_prefix or noprefix:
+            return compiler.blob(entry.message, -1, (), entry.has_prefix)
+        shared = self._prefix_program
+        if shared is None or shared < 0:
+            return None
+        try:
+            strings = self.prefix.native_encoded_strings(entry.component, entry.name,
+                                                         MessageMarkers(entry.message))
+        except Exception:   # the Python compile meets it again and says what it makes of it
+            return None
+        return compiler.blob(entry.message, shared, strings, True)
 
     def _ops_blob(self, entry: _Entry, noprefix: bool) -> bytes | None:
         """``_message_blob`` from the message's formatter (its ``native_ops``)."""
