@@ -8,8 +8,11 @@ bench_fmt.py's unique-argument file), in a fresh process each time, as a ``fmt``
 * scan: every TMF file of those messages read and split into entries (per file, not per
   message: the part of compiling ``-j`` processes cannot share);
 * compile: every message's program made as fmt makes it on a cold run, from a TMF set just
-  listed: files read and scanned, entries parsed, layouts and plans made, programs encoded and
-  registered (the messages in a fixed shuffled order, as a trace first uses them);
+  listed: files read and scanned, entries parsed, programs made (by the C compiler of
+  ``tmf/native_compile.py``, or in Python for the messages it declines) and registered (the
+  messages in a fixed shuffled order, as a trace first uses them);
+* python: the same with every program made in Python (layouts, plans, ``ProgramPlan.encode``):
+  what the C compiler saves;
 * install: every message's program registered from the record another decoder made, as a
   run does from fmt's program cache;
 * share: the same from the records another decoder published in a ``ProgramShare`` table, as
@@ -43,7 +46,7 @@ import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TMF_DIR = REPO / "tests" / "corpus" / "tmf" / "nefarius__Nefarius.Utilities.ETW" / "tmf"
-MODES = ("scan", "compile", "install", "share")
+MODES = ("scan", "compile", "python", "install", "share")
 
 
 def _keys() -> list[tuple[bytes, int]]:
@@ -105,6 +108,10 @@ def child(mode: str) -> int:
             guids = list(dict.fromkeys(int_of_le(guid_le) for guid_le, _n in keys))
             run = lambda: [decoder.tmfset._load_guid(guid) for guid in guids]   # noqa: E731
         else:
+            if mode == "python":
+                from wpptrace.decoder import wpp
+
+                wpp._COMPILER = False     # no C compiler: every program made in Python
             decoder = _fresh_decoder()
             run = lambda: [decoder._program(decoder._raw_entry(*key)) for key in keys]  # noqa: E731
         c0 = time.process_time()
