@@ -61,6 +61,9 @@ static int64_t g_bound_check_at;
 /* JOIN connection per slot, -1 if none (from the start: a forked child closes what it finds) */
 static int g_joins[WPPTRACE_MAX_SESSIONS] = {[0 ... WPPTRACE_MAX_SESSIONS - 1] = -1};
 static uint32_t g_join_gen[WPPTRACE_MAX_SESSIONS];   /* the joined session's registry generation */
+/* and the incarnation of the registry it was found in, if its host checks it (else 0): a forked
+ * child joins again with it, so a session of a registry made again since is not taken for it */
+static uint32_t g_join_incarnation[WPPTRACE_MAX_SESSIONS];
 static uint8_t g_rejoin[WPPTRACE_MAX_SESSIONS];  /* forked child: re-join g_join_gen[slot] */
 static int64_t g_rejoin_at[WPPTRACE_MAX_SESSIONS];   /* when to try again (its host was busy) */
 static int64_t g_rejoin_wait[WPPTRACE_MAX_SESSIONS];
@@ -422,7 +425,8 @@ static void serve_requests(const struct pollfd *pfd, int first, int n, const int
  * connection to keep (*conn: its end tells that the host went away) and the session memory
  * (*memfd, *j), or why not: as every request to a host, ERROR_BUSY for a host alive but slow
  * to answer, ERROR_WMI_INSTANCE_NOT_FOUND for one gone or running another session by now. */
-static ULONG join(uint32_t slot, uint32_t generation, int *conn, int *memfd, wpt_wire_join *j) {
+static ULONG join(uint32_t slot, uint32_t generation, uint32_t incarnation, int *conn, int *memfd,
+                  wpt_wire_join *j) {
     char path[256];
     /* the endpoint thread answers a broadcast after its JOIN: bounded within the broadcast's
      * wait, so a busy host is answered ERROR_BUSY (and tried again) rather than not at all */
@@ -431,10 +435,14 @@ static ULONG join(uint32_t slot, uint32_t generation, int *conn, int *memfd, wpt
     *conn = *memfd = -1;
     ULONG named = wpt_socket_path(path, sizeof path, 's', slot);
     if (named != ERROR_SUCCESS) return named;           /* ERROR_BUSY: tried again as a busy host */
+    /* with the incarnation of the registry the session was found in (see WPT_REQ_IN_INCARNATION) */
+    wpt_host_request r;
+    ULONG built = wpt_host_request_of(&r, incarnation, WPT_REQ_JOIN, NULL, 0);
+    if (built != ERROR_SUCCESS) return built;
     wpt_frame f;
     void *payload = j;
-    ULONG rc = wpt_ipc_open(path, WPT_REQ_JOIN, wpt_for_session(generation), NULL, 0, &f, &payload,
-                            sizeof *j, memfd, bound, conn);
+    ULONG rc = wpt_ipc_open(path, r.kind, wpt_for_session(generation), r.length ? r.payload : NULL, r.length,
+                            &f, &payload, sizeof *j, memfd, bound, conn);
     if (rc == ERROR_SUCCESS && f.status != ERROR_SUCCESS) rc = f.status;
     else if (rc == ERROR_SUCCESS && (f.length != sizeof *j || *memfd < 0 || wpt_slot_of_id(j->logger_id) != slot
                                      || !wpt_generation_said(j->generation, generation)))
@@ -450,10 +458,10 @@ static ULONG join(uint32_t slot, uint32_t generation, int *conn, int *memfd, wpt
 /* A forked child keeps the sessions it had mapped (shared memory): it only needs its own
  * connection to each host, to hear when the host goes away. A host that is busy is asked again
  * later (waits doubling up to a minute); one that refuses or is gone ended the session. */
-static void rejoin(uint32_t slot, uint32_t generation) {
+static void rejoin(uint32_t slot, uint32_t generation, uint32_t incarnation) {
     int fd, memfd;
     wpt_wire_join j;
-    ULONG rc = join(slot, generation, &fd, &memfd, &j);
+    ULONG rc = join(slot, generation, incarnation, &fd, &memfd, &j);
     if (rc == ERROR_BUSY) {
         g_rejoin_wait[slot] = g_rejoin_wait[slot] ? g_rejoin_wait[slot] * 2 : 1000;
         if (g_rejoin_wait[slot] > 60000) g_rejoin_wait[slot] = 60000;
@@ -472,6 +480,7 @@ static void rejoin(uint32_t slot, uint32_t generation) {
     if (g_joins[slot] < 0) {            /* else this process joined the slot's session since */
         g_joins[slot] = fd;
         g_join_gen[slot] = generation;
+        g_join_incarnation[slot] = incarnation;
         fd = -1;
     }
     pthread_mutex_unlock(&g_ep_lock);
@@ -484,11 +493,11 @@ static void rejoin_due(void) {
     for (uint32_t i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
         if (!g_rejoin[i] || g_rejoin_at[i] > now) continue;
         pthread_mutex_lock(&g_ep_lock);
-        uint32_t gen = g_join_gen[i];
+        uint32_t gen = g_join_gen[i], incarnation = g_join_incarnation[i];
         pthread_mutex_unlock(&g_ep_lock);
         g_rejoin[i] = 0;
         wpt_view *v = atomic_load(&wpt_views[i]);
-        if (v && v->registry_generation == gen) rejoin(i, gen);
+        if (v && v->registry_generation == gen) rejoin(i, gen, incarnation);
         if (!t_endpoint_thread) return;
     }
 }
@@ -986,6 +995,20 @@ ULONG wpt_attach(uint32_t slot, uint32_t generation) {
     return rc;
 }
 
+/* The incarnation of the registry that holds the session in `slot` (whole `generation`), to
+ * send with its JOIN: 0 if its host does not check it (an earlier build's), or if the registry
+ * cannot be had now (the JOIN goes without, as before). */
+static uint32_t incarnation_of(uint32_t slot, uint32_t generation) {
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg) return 0;
+    const wpt_reg_logger *e = &reg->loggers[slot];
+    uint32_t incarnation = e->state != WPT_FREE && e->generation == generation
+                           && (e->flags & WPT_REG_CHECKS_INCARNATION) ? reg->incarnation : 0;
+    wpt_registry_unlock();
+    return incarnation;
+}
+
 static ULONG attach(uint32_t slot, uint32_t generation) {
     if (slot >= WPPTRACE_MAX_SESSIONS) return ERROR_INVALID_HANDLE;
     wpt_view *mapped = atomic_load(&wpt_views[slot]);
@@ -996,6 +1019,7 @@ static ULONG attach(uint32_t slot, uint32_t generation) {
      * registry, whose enables attach to their sessions in turn (under the lock, that attach
      * waited for this one forever). */
     ULONG rc = endpoint_ensure(0);
+    uint32_t incarnation = incarnation_of(slot, generation);
     pthread_mutex_lock(&g_attach_lock);
     wpt_view *v = atomic_load(&wpt_views[slot]);
     if (v && v->registry_generation == generation && atomic_load(&v->sh->status) == WPT_RUNNING) {
@@ -1005,7 +1029,7 @@ static ULONG attach(uint32_t slot, uint32_t generation) {
     WPT_TEST_POINT(WPT_POINT_JOIN_CHOSEN);
     int fd = -1, memfd = -1;
     wpt_wire_join j;
-    if (rc == ERROR_SUCCESS) rc = join(slot, generation, &fd, &memfd, &j);
+    if (rc == ERROR_SUCCESS) rc = join(slot, generation, incarnation, &fd, &memfd, &j);
     wpt_view *nv = NULL;
     if (rc == ERROR_SUCCESS) {
 #ifdef WPT_TEST_POINTS
@@ -1030,6 +1054,7 @@ static ULONG attach(uint32_t slot, uint32_t generation) {
         if (g_joins[slot] >= 0) close(g_joins[slot]);
         g_joins[slot] = fd;
         g_join_gen[slot] = generation;
+        g_join_incarnation[slot] = incarnation;
     } else {
         /* the endpoint was closed meanwhile: nobody watches the connection (kept, a new endpoint
          * would forget it open, and a child would keep it) */

@@ -1,0 +1,111 @@
+/* rejoin_incarnation.c: a provider enabled by a session in another process forks after a
+ * clean-up removed the runtime directory (its endpoint thread held, so it has not heard of the
+ * session's end yet), and another process started a session in the registry made again with
+ * the same slot and generation. The child joins the session it inherited again: the host it
+ * reaches is the new session's, which must refuse it (tests/provider/test_rejoin_incarnation.py
+ * builds it with the core's test points).
+ *
+ *     rejoin_incarnation DIR         the provider
+ *     rejoin_incarnation DIR other   starts the other session (in a process of its own)
+ * DIR: where the log files go (the runtime directory is the environment's).
+ * Prints "enabled N other N child N stop N": whether the provider was enabled before the fork,
+ * what the other start returned, whether the child's provider was still enabled once its
+ * endpoint joined again (1), or was told the session is gone (0), and what stopping the other
+ * session by name returned.
+ */
+#define _GNU_SOURCE
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "_etw_internal.h"
+#include "session_calls.h"
+
+extern char **environ;
+
+static const GUID CONTROL = {0x2b7d4c90, 0x6e13, 0x4f28, {0x8a, 0x5c, 0x31, 0x9e, 0x07, 0xd2, 0x64, 0xbb}};
+static pid_t g_parent;
+static _Atomic int g_hold, g_held, g_child_polled;
+
+/* run `argv` in a process of its own and wait for it */
+static int run(char *const argv[]) {
+    pid_t pid;
+    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0) return -1;
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The parent's endpoint thread is held before its poll while g_hold is set (it must not hear
+ * the first host's end before the fork); the child's says when it has polled once, after its
+ * first pass of joining again. */
+static void at_point(int point) {
+    if (point != WPT_POINT_ENDPOINT_POLL || !wpt_on_endpoint_thread()) return;
+    if (getpid() != g_parent) {
+        atomic_store(&g_child_polled, 1);
+        return;
+    }
+    while (atomic_load(&g_hold)) {
+        atomic_store(&g_held, 1);
+        poll(NULL, 0, 5);
+    }
+}
+
+static int wait_for(_Atomic int *flag) {
+    for (int i = 0; i < 6000 && !atomic_load(flag); i++) poll(NULL, 0, 5);
+    return atomic_load(flag);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return 2;
+    const char *dir = argv[1];
+    const char *runtime = getenv("WPPTRACE_RUNTIME_DIR");
+    if (!runtime) return 3;
+    TRACEHANDLE h = 0;
+    if (argc == 3 && strcmp(argv[2], "other") == 0) return (int)start(dir, "rejoin-other", &h);
+    if (argc != 2) return 2;
+    g_parent = getpid();
+    TRACE_GUID_REGISTRATION reg = {&CONTROL, NULL};
+    TRACEHANDLE provider = 0;
+    if (RegisterTraceGuidsA(track_control, NULL, &CONTROL, 1, &reg, NULL, NULL, &provider) != ERROR_SUCCESS)
+        return 4;
+    if (start(dir, "rejoin-found", &h) != ERROR_SUCCESS) return 5;
+    WPPTRACE_SESSION_INFO info;
+    if (wpptrace_session_info(h, NULL, &info) != ERROR_SUCCESS) return 6;
+    if (EnableTrace(1, 0, 4, &CONTROL, h) != ERROR_SUCCESS) return 7;
+    int enabled = atomic_load(&g_enabled);
+    wpt_test_point = at_point;
+    atomic_store(&g_hold, 1);
+    if (!wait_for(&g_held)) return 8;
+    /* a clean-up of /tmp removes the runtime directory; another process starts a session in
+     * the registry made again, which gets the same slot and generation */
+    char *rm[] = {"/bin/rm", "-rf", (char *)runtime, NULL};
+    if (run(rm) != 0) return 9;
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return 10;
+    self[n] = 0;
+    char *other_argv[] = {self, (char *)dir, "other", NULL};
+    int other = run(other_argv);
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        int polled = wait_for(&g_child_polled);
+        _exit(polled ? atomic_load(&g_enabled) : 2);
+    }
+    int status = 0;
+    int child_said = child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    atomic_store(&g_hold, 0);
+    wpt_test_point = NULL;
+    printf("enabled %d other %d child %d stop %u\n", enabled, other, child_said,
+           (unsigned)stop_by_name("rejoin-other"));
+    /* the first session's host ended with its directory; never left behind if not */
+    if (wpt_process_start(info.HostProcessId)) kill((pid_t)info.HostProcessId, SIGTERM);
+    UnregisterTraceGuids(provider);
+    return 0;
+}
