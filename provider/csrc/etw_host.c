@@ -825,7 +825,8 @@ ULONG wpptrace_hosts_not_stopped(void) {
 /* Through a pidfd taken while the process is still the host (its start checked after the
  * pidfd was taken): a pid reused since is never signalled. Without a pidfd (an old kernel, a
  * sandbox refusing the call) the start is checked and the host signalled by its pid, as close
- * as that can get. A host that could not be told (its start unknown, or /proc unreadable) runs
+ * as that can get. A host that could not be told (its start unknown, or /proc unreadable, also
+ * once the pidfd is taken: it may be another process that took the pid since) runs
  * on unfindable by name: counted once (wpptrace_hosts_not_stopped). A host stopping by SIGTERM
  * stops as by STOP (its file completed; its providers disabled and its entry freed only while
  * the registry's entry of its slot is still its own). */
@@ -842,8 +843,14 @@ void wpt_host_end(const wpt_process_ref *host) {
         }
 #endif
         if (fd >= 0) {
-            if (wpt_process_is(host->pid, host->start) == 1)
+            int is = wpt_process_is(host->pid, host->start);
+            if (is == 1) {
                 (void)syscall(SYS_pidfd_send_signal, fd, SIGTERM, NULL, 0);
+            } else if (is < 0 && syscall(SYS_pidfd_send_signal, fd, 0, NULL, 0) == 0) {
+                /* its start unreadable (no descriptor left after the pidfd, say): the process
+                 * may be another that took the pid, so it is not signalled, but counted */
+                atomic_fetch_add(&g_hosts_not_stopped, 1);
+            }
             close(fd);
             return;
         }

@@ -1,0 +1,16 @@
+"""A host StartTrace makes stop, with no descriptor left to read its start once its pidfd is
+taken."""
+from __future__ import annotations
+
+import subprocess
+
+
+def test_a_host_whose_start_cannot_be_read_after_its_pidfd_is_counted_as_not_stopped(build_c_program):
+    """pidfd_open took the last free descriptor, and the host's start could not then be read
+    from /proc (EMFILE): it is not known to be the host, so it is not signalled, and it was
+    neither signalled nor counted, running on unfindable by name with nothing said. Now it is
+    counted as a host that could not be told (wpptrace_hosts_not_stopped)."""
+    program = build_c_program("host_end_crowded")
+    done = subprocess.run([str(program)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["pidfd", "1", "signalled", "0", "unstopped", "1"]
