@@ -1010,6 +1010,8 @@ typedef struct {
 ULONG wpt_host_spawn(wpt_session *s, wpt_process_ref *host);
 /* Make a host this process spawned stop (SIGTERM), if it is still that process. */
 void  wpt_host_end(const wpt_process_ref *host);
+/* A forked child: the hosts its parent could not tell are the parent's to report. */
+void  wpt_hosts_after_fork(void);
 /* A request to the host of the session in `slot` that `meant_for` names (wpt_for_session):
  * ERROR_WMI_INSTANCE_NOT_FOUND if the slot's host runs another one by now. */
 ULONG wpt_host_call(uint32_t slot, uint32_t meant_for, uint32_t kind, const void *payload,

@@ -1196,6 +1196,7 @@ static void fork_child(void) {
     /* the parent's refusals are the parent's to report; the sessions it counted stay counted
      * (each refusal is said once, by the process that first made it) */
     atomic_store(&g_views_refused, 0);
+    wpt_hosts_after_fork();
     int was_running = g_running;
     int had[WPPTRACE_MAX_SESSIONS] = {0};
     /* A process whose endpoint never ran has no connection to close (and its child touches

@@ -822,6 +822,10 @@ ULONG wpptrace_hosts_not_stopped(void) {
     return atomic_load(&g_hosts_not_stopped);
 }
 
+void wpt_hosts_after_fork(void) {
+    atomic_store(&g_hosts_not_stopped, 0);
+}
+
 /* Through a pidfd taken while the process is still the host (its start checked after the
  * pidfd was taken): a pid reused since is never signalled. Without a pidfd (an old kernel, a
  * sandbox refusing the call) the start is checked and the host signalled by its pid, as close

@@ -4,8 +4,9 @@
  * pending where /proc shows it (tests/provider/test_host_end_crowded.py builds it).
  *
  *     host_end_crowded
- * Prints "pidfd N signalled N unstopped N": whether pidfd_open is there at all, whether the
- * child was sent SIGTERM, and wpptrace_hosts_not_stopped() afterwards.
+ * Prints "pidfd N signalled N unstopped N forked N": whether pidfd_open is there at all,
+ * whether the child was sent SIGTERM, wpptrace_hosts_not_stopped() afterwards, and what it says
+ * in a child forked then (the parent's hosts are the parent's to report).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -79,8 +80,14 @@ int main(void) {
     wpt_host_end(&host);
     give_back();
     if (setrlimit(RLIMIT_NOFILE, &old) != 0) return 8;
-    printf("pidfd %d signalled %d unstopped %u\n", pidfd, term_pending(child),
-           (unsigned)wpptrace_hosts_not_stopped());
+    fflush(stdout);
+    pid_t forked = fork();
+    if (forked == 0) _exit((int)wpptrace_hosts_not_stopped());
+    int status = 0;
+    int forked_said = forked > 0 && waitpid(forked, &status, 0) == forked && WIFEXITED(status)
+                    ? WEXITSTATUS(status) : -1;
+    printf("pidfd %d signalled %d unstopped %u forked %d\n", pidfd, term_pending(child),
+           (unsigned)wpptrace_hosts_not_stopped(), forked_said);
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
     return 0;
