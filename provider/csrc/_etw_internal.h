@@ -1106,7 +1106,9 @@ extern _Atomic uint32_t wpt_enables_dropped;
 void  wpt_endpoint_redeliver(void);
 /* This process's registered control GUIDs (LIST). */
 size_t wpt_registered_guids(wpt_wire_registered *out, size_t max);
-/* Enables this process delivered itself for a slot (ControlTrace STOP, before the host stops). */
+/* Enables this process delivered itself for a slot (ControlTrace STOP, before the host stops, or
+ * once it found the host gone): disabled, their callbacks free to make the runtime directory
+ * again. */
 void  wpt_providers_session_stopping(uint32_t slot, uint32_t generation);
 void  wpt_providers_after_fork(void);
 /* This thread is running a ControlCallback (its caller may hold the control lock: a STOP of a

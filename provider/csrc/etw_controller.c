@@ -177,7 +177,9 @@ static void clean_up_gone(const target *t) {
     }
     WPT_TEST_POINT(WPT_POINT_GONE_FREED);
     uint16_t id = t->slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)t->slot;
-    wpt_apply_session_gone(t->slot, wpt_for_session(t->generation));
+    /* this process's callbacks, as a STOP runs them: a call of theirs may make the runtime
+     * directory again (the STOP does not) */
+    wpt_providers_session_stopping(t->slot, t->generation);
     wpt_wire_enable msg;
     memset(&msg, 0, sizeof msg);
     msg.logger_handle = wpt_handle_of(id, (uint8_t)t->generation, 0, 0);
