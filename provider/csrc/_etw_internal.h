@@ -819,11 +819,12 @@ uint32_t wpt_runtime_dir_replaced(void);
  * that a clean-up removed is not made again for it (the registry's lock fails instead). */
 void wpt_runtime_dir_ending(void);
 /* The calling thread leaves or looks (stops a session; controls, asks for, lists or subscribes
- * to sessions) until wpt_runtime_dir_left(the value returned): meanwhile a runtime directory or
- * a registry that a clean-up removed is not made again for it (what uses them fails instead:
- * nothing of another process is there to stop or find). A forked child does not inherit it. */
-int wpt_runtime_dir_leaving(void);
-void wpt_runtime_dir_left(int was);
+ * to sessions) until wpt_runtime_dir_not_made_end(the value returned; 0 lets a ControlCallback
+ * such a call runs make them): meanwhile a runtime directory or a registry that a clean-up
+ * removed is not made again for it (what uses them fails instead: nothing of another process is
+ * there to stop or find). A forked child does not inherit it. */
+int wpt_runtime_dir_not_made_begin(void);
+void wpt_runtime_dir_not_made_end(int was);
 /* 0 while this process ends or the calling thread leaves (see above): a missing runtime
  * directory is not made again for this thread now. */
 int wpt_runtime_dir_may_make(void);

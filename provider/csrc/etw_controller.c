@@ -636,7 +636,7 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
     /* no control call makes the runtime directory or the registry again (a clean-up removed
      * them, and the sessions' hosts with them; an exit stops its private sessions): nothing is
      * there to stop or ask */
-    int was_leaving = wpt_runtime_dir_leaving();
+    int was_not_made = wpt_runtime_dir_not_made_begin();
     lock();
     target t;
     ULONG rc = find_target(h, name, &t);
@@ -684,7 +684,7 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
         rc = ERROR_WMI_INSTANCE_NOT_FOUND;
     }
     unlock();
-    wpt_runtime_dir_left(was_leaving);
+    wpt_runtime_dir_not_made_end(was_not_made);
     if (sync_fd >= 0) {          /* a STOP here: its file flushed to the disk, the lock released */
         /* not cancelled midway: the descriptor is this thread's alone, and a thread cancelled
          * in fdatasync left it open for good (the flush waits for the disk only) */
@@ -886,18 +886,18 @@ static ULONG session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *inf
 ULONG wpptrace_list_sessions(EVENT_TRACE_PROPERTIES **array, WPPTRACE_SESSION_INFO *infos, ULONG count,
                              ULONG *logger_count) {
     int state = wpt_cancel_hold();
-    int was_leaving = wpt_runtime_dir_leaving();      /* a lookup: see control_common */
+    int was_not_made = wpt_runtime_dir_not_made_begin();      /* a lookup: see control_common */
     ULONG rc = list_sessions(array, infos, count, logger_count);
-    wpt_runtime_dir_left(was_leaving);
+    wpt_runtime_dir_not_made_end(was_not_made);
     wpt_cancel_restore(state);
     return rc;
 }
 
 ULONG wpptrace_session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *info) {
     int state = wpt_cancel_hold();
-    int was_leaving = wpt_runtime_dir_leaving();      /* a lookup: see control_common */
+    int was_not_made = wpt_runtime_dir_not_made_begin();      /* a lookup: see control_common */
     ULONG rc = session_info(h, name, info);
-    wpt_runtime_dir_left(was_leaving);
+    wpt_runtime_dir_not_made_end(was_not_made);
     wpt_cancel_restore(state);
     return rc;
 }
@@ -1061,9 +1061,9 @@ static ULONG enumerate_providers(WPPTRACE_PROVIDER_INFO *out, ULONG count, ULONG
  * and waits for each provider process's reply with a connection and the directory open. */
 ULONG wpptrace_enumerate_providers(WPPTRACE_PROVIDER_INFO *out, ULONG count, ULONG *total) {
     int state = wpt_cancel_hold();
-    int was_leaving = wpt_runtime_dir_leaving();      /* a lookup: see control_common */
+    int was_not_made = wpt_runtime_dir_not_made_begin();      /* a lookup: see control_common */
     ULONG rc = enumerate_providers(out, count, total);
-    wpt_runtime_dir_left(was_leaving);
+    wpt_runtime_dir_not_made_end(was_not_made);
     wpt_cancel_restore(state);
     return rc;
 }

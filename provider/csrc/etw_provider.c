@@ -755,13 +755,13 @@ void wpt_apply_session_gone(uint32_t slot, uint32_t meant_for) {
     pending_run(&pending);
 }
 
-/* The STOP never makes the runtime directory again (wpt_runtime_dir_leaving), but the
+/* The STOP never makes the runtime directory again (wpt_runtime_dir_not_made_begin), but the
  * callbacks it runs are the application's: a call of theirs that starts something does. */
 void wpt_providers_session_stopping(uint32_t slot, uint32_t generation) {
-    int was = wpt_runtime_dir_leaving();
-    wpt_runtime_dir_left(0);
+    int was = wpt_runtime_dir_not_made_begin();
+    wpt_runtime_dir_not_made_end(0);
     wpt_apply_session_gone(slot, wpt_for_session(generation));
-    wpt_runtime_dir_left(was);
+    wpt_runtime_dir_not_made_end(was);
 }
 
 /* Does the registry copy hold an enable of `guid` by the session a local enable names? */

@@ -498,9 +498,9 @@ ULONG wpptrace_rt_subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *
     int state = wpt_cancel_hold();
     /* a lookup: a runtime directory a clean-up removed is not made again for it (no session is
      * there) */
-    int was_leaving = wpt_runtime_dir_leaving();
+    int was_not_made = wpt_runtime_dir_not_made_begin();
     ULONG rc = subscribe(name, out, buffer_size);
-    wpt_runtime_dir_left(was_leaving);
+    wpt_runtime_dir_not_made_end(was_not_made);
     wpt_cancel_restore(state);
     return rc;
 }

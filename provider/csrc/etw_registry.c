@@ -205,16 +205,16 @@ void wpt_runtime_dir_ending(void) {
 /* This thread is leaving the registry or only looking in it (stopping, asking for or listing
  * sessions): the same, for this call only. A call that starts something new (a registration's
  * endpoint, a session) makes them again. */
-static __thread int t_leaving;
+static __thread int t_not_made;
 
-int wpt_runtime_dir_leaving(void) {
-    int was = t_leaving;
-    t_leaving = 1;
+int wpt_runtime_dir_not_made_begin(void) {
+    int was = t_not_made;
+    t_not_made = 1;
     return was;
 }
 
-void wpt_runtime_dir_left(int was) {
-    t_leaving = was;
+void wpt_runtime_dir_not_made_end(int was) {
+    t_not_made = was;
 }
 
 uint32_t wpt_registry_incarnation(void) {
@@ -222,7 +222,7 @@ uint32_t wpt_registry_incarnation(void) {
 }
 
 int wpt_runtime_dir_may_make(void) {
-    return !atomic_load(&g_ending) && !t_leaving;
+    return !atomic_load(&g_ending) && !t_not_made;
 }
 
 ULONG wpt_runtime_dir_missing_as_none(ULONG rc) {
@@ -673,7 +673,7 @@ void wpt_registry_after_fork(void) {
     g_fd = -1;
     /* forked during a STOP (by a ControlCallback, say): the child is not leaving, and its only
      * thread kept the flag for good (every start after a clean-up failed) */
-    t_leaving = 0;
+    t_not_made = 0;
     for (uint32_t slot = 0; slot < WPPTRACE_MAX_SESSIONS; slot++) forget_displaced(slot);
     memset(g_displaced, 0, sizeof g_displaced);     /* the parent's sessions, not the child's */
     g_displaced_pending = 0;
