@@ -335,15 +335,9 @@ def test_the_collectors_in_hand_answers_are_the_ones_the_relay_knows(
     assert not P.in_hand(ERROR_ACCESS_DENIED, reason)
 
 
-def test_ends_close_in_the_reply_timeouts_last_moments_is_no_timeout(recorded, monkeypatch,
-                                                                     caplog):
-    """END's ACK and the close after it come when the reply timeout (counted from the last
-    thing heard before) has just run out: the reader finished, END delivered, is looked at
-    before the timeout. Looked at after it, the delivered END was counted as a timeout: a
-    false warning, and a connection again, to be told that the stream ended."""
-    clock = RelayClock(monkeypatch)
-    seen: list = []
-
+def _ends_ack_then_the_stream_ended(seen: list):
+    """A fake collector's conversation: END's ACK and the close after it; a relay that comes
+    again is told that the stream already ended."""
     def serve(sock):
         seen.append(None)
         if len(seen) > 1:
@@ -351,6 +345,12 @@ def test_ends_close_in_the_reply_timeouts_last_moments_is_no_timeout(recorded, m
             return
         sock.sendall(P.encode(P.FrameType.WELCOME, 0))
         take_until_end(sock)
+    return serve
+
+
+def _closed_as_the_reply_timeout_runs_out(monkeypatch, clock: RelayClock) -> None:
+    """The relay's reader sees the collector's close once the reply timeout (5 s, counted
+    from the last thing heard before) has run out on the relay's clock."""
     read = P.read_frame
 
     async def closed_as_the_reply_timeout_runs_out(reader, *args, **kwargs):
@@ -360,8 +360,12 @@ def test_ends_close_in_the_reply_timeouts_last_moments_is_no_timeout(recorded, m
             clock.now += 6.0            # (the reply timeout is 5 s)
             raise
     monkeypatch.setattr(P, "read_frame", closed_as_the_reply_timeout_runs_out)
+
+
+def _delivered_in_the_reply_timeouts_last_moments(recorded, caplog, seen: list) -> Relay:
+    """A relay to ``_ends_ack_then_the_stream_ended`` (reply timeout 5 s), run until done."""
     caplog.set_level(logging.WARNING, logger="wpptrace.remote.relay")
-    fake = FakeCollector(serve)
+    fake = FakeCollector(_ends_ack_then_the_stream_ended(seen))
     relay = _ended_relay(fake.address, recorded, linger=PATIENCE, reply_timeout=5.0)
     try:
         assert relay.wait(PATIENCE), "the relay hangs"
@@ -371,3 +375,38 @@ def test_ends_close_in_the_reply_timeouts_last_moments_is_no_timeout(recorded, m
     assert relay.outcome == "ended", relay.outcome
     assert len(seen) == 1, [r.getMessage() for r in caplog.records]
     assert not [r for r in caplog.records if "timed out" in r.getMessage()]
+    return relay
+
+
+def test_ends_close_in_the_reply_timeouts_last_moments_is_no_timeout(recorded, monkeypatch,
+                                                                     caplog):
+    """END's ACK and the close after it come when the reply timeout (counted from the last
+    thing heard before) has just run out: the reader finished, END delivered, is looked at
+    before the timeout. Looked at after it, the delivered END was counted as a timeout: a
+    false warning, and a connection again, to be told that the stream ended."""
+    _closed_as_the_reply_timeout_runs_out(monkeypatch, RelayClock(monkeypatch))
+    _delivered_in_the_reply_timeouts_last_moments(recorded, caplog, [])
+
+
+def test_ends_close_while_the_relay_waits_for_the_link_is_no_timeout(recorded, monkeypatch,
+                                                                     caplog):
+    """As above, while the relay waits for the connection to take what it wrote (END here:
+    the link takes nothing more): the reader that finished, END delivered, ends that wait
+    and is looked at first. The wait's own timeout looked at the reply timeout first, and
+    counted the delivered END as a timeout."""
+    _closed_as_the_reply_timeout_runs_out(monkeypatch, RelayClock(monkeypatch))
+    relays: list[Relay] = []
+    drain = asyncio.StreamWriter.drain
+
+    async def nothing_taken_after_end(writer):
+        if relays and relays[0]._end_seq is not None:
+            await asyncio.Event().wait()        # (until the wait is given up)
+        await drain(writer)
+    monkeypatch.setattr(asyncio.StreamWriter, "drain", nothing_taken_after_end)
+    start = Relay.start
+
+    def started(relay):
+        relays.append(relay)
+        return start(relay)
+    monkeypatch.setattr(Relay, "start", started)
+    _delivered_in_the_reply_timeouts_last_moments(recorded, caplog, [])

@@ -743,16 +743,16 @@ class Relay:
                 stats.buffers_sent += 1
                 stats.bytes_sent += P.HEADER.size + len(parts[1])
                 if writer.transport.get_write_buffer_size() > (1 << 20):
-                    await self._drain(writer)
+                    await self._drain(writer, acks)
             elif end is not None and end_sent is None:
                 end_sent = outbox.next_seq
                 writer.write(P.encode_stats(P.FrameType.END, end_sent, self._current_stats()))
                 self._end_sent_at = time.monotonic()
                 self._end_seq = end_sent
                 self._end_ever_sent = True
-                await self._drain(writer)
+                await self._drain(writer, acks)
             else:
-                await self._drain(writer)
+                await self._drain(writer, acks)
                 wait = next_stats - time.monotonic() if end_sent is None else 1.0
                 if wait > 0:
                     woken = asyncio.ensure_future(self._wakeup.wait())
@@ -774,16 +774,27 @@ class Relay:
             raise asyncio.TimeoutError(f"the collector answered nothing for "
                                        f"{self.reply_timeout:g} s")
 
-    async def _drain(self, writer: asyncio.StreamWriter) -> None:
+    async def _drain(self, writer: asyncio.StreamWriter, acks: asyncio.Task) -> None:
         """Wait until the connection took what was written, as long as the collector is
-        heard from (a collector that stopped reading would hold the relay forever)."""
-        while True:
-            left = self._last_heard + self.reply_timeout - time.monotonic()
-            try:
-                await asyncio.wait_for(writer.drain(), max(left, 0.05))
-                return
-            except asyncio.TimeoutError:
-                self._check_heard(time.monotonic())     # else an ACK came meanwhile: wait on
+        heard from (a collector that stopped reading would hold the relay forever), or until
+        ``acks``, the reader of its answers, finished: the send loop looks at that first (END's
+        ACK and close, come as the reply timeout ran out, are no timeout)."""
+        drained = asyncio.ensure_future(writer.drain())
+        try:
+            while not drained.done():
+                left = self._last_heard + self.reply_timeout - time.monotonic()
+                await asyncio.wait({drained, acks}, timeout=max(left, 0.05),
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if acks.done():
+                    return
+                if not drained.done():
+                    self._check_heard(time.monotonic())     # else an ACK came: wait on
+            drained.result()
+        finally:
+            if not drained.done():
+                drained.cancel()
+            elif not drained.cancelled():
+                drained.exception()     # (retrieved: the reader says how the connection went)
 
     async def _read_acks(self, reader: asyncio.StreamReader) -> None:
         """Read the collector's answers until it closes the connection: normally (returns)
