@@ -11,8 +11,8 @@ import threading
 
 import pytest
 from remote_helpers import (PATIENCE, FakeCollector, HandRelay, Proxy, RelayClock, TracedSession,
-                            _StuckClose, _StuckWrite, close_as_told, collect_until_stuck, ended_relay,
-                            read_frame,
+                            _StuckClose, _StuckWrite, close_as_told, collect_until_stuck,
+                            delivered_by, ended_relay, read_frame,
                             relay_process, signal_once_handled, wait_until)
 
 from wpptrace.remote import Collector, Relay
@@ -688,6 +688,30 @@ def test_a_file_being_closed_after_the_stream_split_confirms_only_the_new_files_
     assert relay.end_unconfirmed, relay.outcome
     assert "lost the stream" in relay.outcome and "first file lacks" in relay.outcome, \
         relay.outcome
+
+
+def test_a_collector_started_again_after_ends_close_began_keeps_that_sign(recorded):
+    """Every buffer acknowledged, END sent and never acknowledged; a later connection is told
+    that the source's file is being closed (a close END started), and the next is welcomed
+    at 0: the collector stopped meanwhile and was started again. The relay is done, as after
+    the stopping collector's ERROR_CANCELLED, and END's arrival stays confirmed by that
+    earlier answer: the close was the first file's, there was no other (exit status 0). The
+    WELCOME threw that answer away: the end said unconfirmed (exit status 3)."""
+    connections: list = []
+    closing = _acks_every_buffer_then_answers(connections, P.BUSY_FILE_CLOSING)
+
+    def serve(sock):
+        if len(connections) < 2:
+            return closing(sock)
+        connections.append(None)
+        sock.sendall(P.encode(P.FrameType.WELCOME, 0))  # a collector started again
+    relay = delivered_by(FakeCollector(serve), recorded, "restarted")
+    assert len(connections) == 3
+    assert relay.stats.acknowledged == 5
+    assert relay.outcome == ("ended: END not acknowledged (the collector no longer has the "
+                             "stream: it would start a new file) (the collector has it: its "
+                             "file was being closed)"), relay.outcome
+    assert not relay.end_unconfirmed
 
 
 def test_a_file_closed_without_its_end_is_no_sign_that_end_arrived(recorded, tmp_path,

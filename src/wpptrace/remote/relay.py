@@ -712,12 +712,14 @@ class Relay:
         After END went out with every buffer acknowledged, only END's ACK was missing: done
         (``_StreamLost``), rather than send a file of the header buffer alone and END. Else
         the stream goes on there, and even END's ACK then leaves the first file's end
-        unconfirmed."""
-        self._end_reached = False
+        unconfirmed. An earlier answer that the file was being closed (``_end_reached``) is
+        kept when done: that close was END's (a collector stopped meanwhile, and started
+        again), as after its ERROR_CANCELLED."""
         if (self._outbox.end is not None and self._end_ever_sent
                 and self._all_acknowledged()):
             raise _StreamLost(" (the collector no longer has the stream: it would start a new "
                               "file)")
+        self._end_reached = False
         self._stream_split = True
 
     async def _send_loop(self, writer: asyncio.StreamWriter, acks: asyncio.Task) -> bool:
