@@ -468,6 +468,55 @@ class _StuckWrite:
         monkeypatch.setattr(collector_module, "EtlStreamFile", StuckDisk)
 
 
+def end_left_unread(monkeypatch, name: str, once: bool = False) -> list[int]:
+    """The collector's writes of session ``name``'s file wait (a _StuckWrite) until END
+    comes, which it does not take (as if not read yet): the ACK of the last buffer, which
+    carries END's value, goes out after END came. ``once``: only the first END is left so;
+    the next (the relay's retry) is taken. Returns the END sequences seen."""
+    from wpptrace.remote import collector as collector_module
+    from wpptrace.remote import protocol as P
+
+    disk = _StuckWrite(monkeypatch, only=name)
+    ends: list[int] = []
+    take = collector_module._Source.take
+
+    def take_all_but_end(self, frame):
+        if frame.type == P.FrameType.END and not (once and ends):
+            ends.append(frame.sequence)
+            disk.release.set()
+            return False
+        if frame.type == P.FrameType.END:
+            ends.append(frame.sequence)
+        return take(self, frame)
+    monkeypatch.setattr(collector_module._Source, "take", take_all_but_end)
+    return ends
+
+
+def relay_past_the_ack_that_crossed_end(collector, recorded, name: str, ends: list[int],
+                                        **options):
+    """A relay (started) to ``collector`` under ``end_left_unread(name)`` (its ``ends``),
+    given the recorded header, 8 buffers and the end: returned once the ACK of the last
+    buffer (END's value) came after END was sent, END not taken."""
+    from wpptrace.remote import Relay
+
+    head, buffers = recorded
+    relay = Relay(collector.address, buffer_size=len(head), name=name, linger=PATIENCE,
+                  reply_timeout=PATIENCE, max_backoff=0.2, **options)
+    relay.add(head)
+    for buf in buffers[:8]:
+        relay.add(buf)
+    relay.finish()
+    relay.start()
+    try:
+        wait_until(lambda: relay.stats.acknowledged == 9, what="the last buffer acknowledged")
+        assert ends == [9]
+        assert relay._end_acked                 # (the ACK came after END was sent)
+    except BaseException:
+        relay.close(timeout=0.5)
+        raise
+    return relay
+
+
 class _StuckOpen:
     """Makes the creation of the collector's files for sessions named ``only`` wait for
     ``release`` (a disk that does not answer when a file is made); ``stuck`` is set once one

@@ -10,43 +10,14 @@ import threading
 
 import pytest
 
-from remote_helpers import (PATIENCE, FakeCollector, HandRelay, _StuckWrite, delivered_by, header,
-                            read_frame, wait_until)
+from remote_helpers import (PATIENCE, FakeCollector, HandRelay, delivered_by, end_left_unread,
+                            header, read_frame, relay_past_the_ack_that_crossed_end,
+                            wait_until)
 
-from wpptrace.remote import Collector, Relay
+from wpptrace.remote import Collector
 from wpptrace.remote import collector as collector_module
 from wpptrace.remote import protocol as P
 from wpptrace.winerror import ERROR_BUSY, ERROR_CANCELLED
-
-
-def _end_left_unread_once(monkeypatch, disk: _StuckWrite) -> list[int]:
-    """The collector's first END is not taken (as if not read yet), and releases the disk:
-    the ACK of the last buffer, which carries END's value, goes out after END came. The next
-    END (the relay's retry) is taken. Returns the END sequences seen."""
-    ends: list[int] = []
-    take = collector_module._Source.take
-
-    def take_later_ends(self, frame):
-        if frame.type == P.FrameType.END and not ends:
-            ends.append(frame.sequence)
-            disk.release.set()
-            return False
-        if frame.type == P.FrameType.END:
-            ends.append(frame.sequence)
-        return take(self, frame)
-    monkeypatch.setattr(collector_module._Source, "take", take_later_ends)
-    return ends
-
-
-def _ended_relay(collector, recorded, name: str, **options) -> Relay:
-    head, buffers = recorded
-    relay = Relay(collector.address, buffer_size=len(head), name=name, linger=PATIENCE,
-                  reply_timeout=PATIENCE, max_backoff=0.2, **options)
-    relay.add(head)
-    for buf in buffers[:8]:
-        relay.add(buf)
-    relay.finish()
-    return relay.start()
 
 
 def test_an_internal_error_after_the_ack_that_crossed_end_is_said_to_the_relay(
@@ -55,8 +26,7 @@ def test_an_internal_error_after_the_ack_that_crossed_end_is_said_to_the_relay(
     connection (an internal error) before it read END. Closed without a word, the connection
     looked like the close after END's ACK: the relay said "ended" while the file lacked END
     (no EndTime). Told (ERROR_BUSY), the relay retries and delivers END."""
-    disk = _StuckWrite(monkeypatch, only="failing")
-    ends = _end_left_unread_once(monkeypatch, disk)
+    ends = end_left_unread(monkeypatch, "failing", once=True)
     fail = threading.Event()
     failed: list[bool] = []
     room_for = collector_module.Collector._room_for
@@ -72,10 +42,7 @@ def test_an_internal_error_after_the_ack_that_crossed_end_is_said_to_the_relay(
     collector = Collector(output_dir=str(tmp_path / "c")).start()
     relay = None
     try:
-        relay = _ended_relay(collector, recorded, "failing")
-        wait_until(lambda: relay.stats.acknowledged == 9, what="the last buffer acknowledged")
-        assert ends == [9]
-        assert relay._end_acked                 # (the ACK came after END was sent)
+        relay = relay_past_the_ack_that_crossed_end(collector, recorded, "failing", ends)
         fail.set()
         assert relay.wait(PATIENCE), "the relay hangs"
         assert relay.stats.connects == 2, relay.outcome
@@ -98,16 +65,13 @@ def test_a_connection_replaced_after_the_ack_that_crossed_end_is_told(
     word, the first relay took the close for END's acknowledgement ("ended") while the file
     never got END. Told (ERROR_BUSY, why), it retries, takes the source back and delivers
     END; the connection it takes it from is told too."""
-    disk = _StuckWrite(monkeypatch, only="taken")
-    ends = _end_left_unread_once(monkeypatch, disk)
+    ends = end_left_unread(monkeypatch, "taken", once=True)
     head, _ = recorded
     collector = Collector(output_dir=str(tmp_path / "c")).start()
     relay = hand = None
     try:
-        relay = _ended_relay(collector, recorded, "taken", host="hand")
-        wait_until(lambda: relay.stats.acknowledged == 9, what="the last buffer acknowledged")
-        assert ends == [9]
-        assert relay._end_acked                 # (the ACK came after END was sent)
+        relay = relay_past_the_ack_that_crossed_end(collector, recorded, "taken", ends,
+                                                    host="hand")
         hand = HandRelay(collector.address, len(head), "taken", relay.source_id)
         assert hand.answer()[:2] == (P.FrameType.WELCOME, 9)
         assert relay.wait(PATIENCE), "the relay hangs"

@@ -6,12 +6,11 @@ from __future__ import annotations
 import socket
 import struct
 
-from remote_helpers import (PATIENCE, FakeCollector, HandRelay, _StuckWrite, close_as_told,
-                            delivered_by, header, read_frame, take_until_end,
-                            wait_until)
+from remote_helpers import (PATIENCE, FakeCollector, HandRelay, close_as_told, delivered_by,
+                            end_left_unread, header, read_frame,
+                            relay_past_the_ack_that_crossed_end, take_until_end, wait_until)
 
-from wpptrace.remote import Collector, Relay
-from wpptrace.remote import collector as collector_module
+from wpptrace.remote import Collector
 from wpptrace.remote import protocol as P
 from wpptrace.winerror import ERROR_CANCELLED
 
@@ -25,34 +24,16 @@ def test_a_stop_between_the_last_buffers_ack_and_reading_end_is_said_to_the_rela
     the connection looked to the relay like the close that follows END's ACK: it said the
     stream ended, delivered, while the file was closed without the session's EndTime. Told
     that the collector stopped, it says so: every buffer delivered, END not confirmed."""
-    disk = _StuckWrite(monkeypatch, only="stopping")    # (the writes wait until END came)
-    end_read = []
-    take = collector_module._Source.take
-
-    def take_all_but_end(self, frame):
-        if frame.type == P.FrameType.END:
-            end_read.append(frame.sequence)             # (not taken: as if not read yet)
-            disk.release.set()
-            return False
-        return take(self, frame)
-    monkeypatch.setattr(collector_module._Source, "take", take_all_but_end)
-    head, buffers = recorded
+    end_read = end_left_unread(monkeypatch, "stopping")
     collector = Collector(output_dir=str(tmp_path / "c")).start()
-    relay = Relay(collector.address, buffer_size=len(head), name="stopping", linger=PATIENCE,
-                  reply_timeout=PATIENCE)
+    relay = None
     try:
-        relay.add(head)
-        for buf in buffers[:8]:
-            relay.add(buf)
-        relay.finish()
-        relay.start()
-        wait_until(lambda: relay.stats.acknowledged == 9, what="the last buffer acknowledged")
-        assert end_read == [9]
-        assert relay._end_acked                 # (the ACK came after END was sent)
+        relay = relay_past_the_ack_that_crossed_end(collector, recorded, "stopping", end_read)
         assert collector.stop() is None
         assert relay.wait(PATIENCE), "the relay hangs"
     finally:
-        relay.close(timeout=0.5)
+        if relay is not None:
+            relay.close(timeout=0.5)
         collector.stop()
     assert relay.outcome == ("ended: END not acknowledged (the collector stopped): every "
                              "buffer was delivered, but the end of the stream was not "
