@@ -25,7 +25,7 @@ sys.path.insert(0, str(CORPUS_SOURCE))  # its helpers: unpack (the fixture below
 sys.path.insert(0, str(TESTS))          # session_hosts (what the clean-up below kills)
 
 import unpack  # noqa: E402
-from session_hosts import become_subreaper, kill_session_hosts  # noqa: E402
+from session_hosts import become_subreaper, kill_session_hosts, reaper_failure  # noqa: E402
 
 
 # Trace sessions run in host processes found through a per-user runtime directory: the test
@@ -60,6 +60,10 @@ atexit.register(_clean_up)
 def session_hosts_are_killed_at_the_end():
     yield
     _clean_up()
+    # the reaper went on after a failed pass; the defect is said here, failing the run
+    failure = reaper_failure()
+    if failure is not None:
+        pytest.fail(f"reaping the processes given to this one failed: {failure}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import threading
 import time
+import traceback
 from typing import Any, Callable
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -24,13 +25,19 @@ _reaper: threading.Thread | None = None
 
 
 def _stat_fields(pid: int) -> list[str] | None:
-    """/proc/PID/stat's fields after the command name (state, ppid, pgrp, session, ...)."""
+    """/proc/PID/stat's fields after the command name (state, ppid, pgrp, session, ...), at
+    least up to the start time; None if it cannot be read or reads as less than that (an empty
+    read, of a process that ended meanwhile): such a process is looked at again next time."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             text = f.read()
     except OSError:
         return None
-    return text[text.rfind(b")") + 2:].decode().split()
+    name_end = text.rfind(b")")
+    if name_end < 0:
+        return None
+    fields = text[name_end + 2:].decode("ascii", "replace").split()
+    return fields if len(fields) > 19 else None
 
 
 def _start_time(pid: int) -> str | None:
@@ -47,6 +54,10 @@ _made: dict[int, str | None] = {}
 _forking = 0
 _made_lock = threading.Condition()
 _subreaper = 0                          # the pid of the process made subreaper (not its forks)
+# What failed in the reaper's passes (the first failure's traceback, and how many there were):
+# the reaper goes on after one, and the run reports it at its end (``reaper_failure``).
+_reaper_failed: list[str] = []
+_reaper_failures = 0
 
 
 def _note_made(pid: int) -> None:
@@ -129,29 +140,50 @@ def _reap_adopted() -> None:
     then finds it gone, which it takes as done. A child made in C in this process (``os.system``,
     ``system()`` through ctypes) is not noted and could lose its status here: tests run
     commands through subprocess."""
+    global _reaper_failures
     while True:
         time.sleep(0.05)
         try:
-            peek = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            continue
-        if peek is None:
-            continue
-        with _made_lock:
-            # no fork under way: every child made here is in ``_made`` by now
-            _made_lock.wait_for(lambda: _forking == 0)
-            for pid in _children():
-                if _made_here(pid):
-                    continue
-                fields = _stat_fields(pid)
-                if fields is None or fields[0] != "Z":
-                    continue
-                try:
-                    os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
-            for pid in [pid for pid in _made if not _made_here(pid)]:
-                del _made[pid]          # waited for by its maker (its pid free, or another's)
+            _reap_once()
+        except Exception:   # noqa: BLE001 - a defect in one pass must not end the reaping
+            # (every later wait in this process for a host to end would fail, far from the
+            # cause): kept for the run to report at its end
+            _reaper_failures += 1
+            if not _reaper_failed:
+                _reaper_failed.append(traceback.format_exc())
+
+
+def _reap_once() -> None:
+    """One pass of ``_reap_adopted``: the adopted children ended by now reaped."""
+    try:
+        peek = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return
+    if peek is None:
+        return
+    with _made_lock:
+        # no fork under way: every child made here is in ``_made`` by now
+        _made_lock.wait_for(lambda: _forking == 0)
+        for pid in _children():
+            if _made_here(pid):
+                continue
+            fields = _stat_fields(pid)
+            if fields is None or fields[0] != "Z":
+                continue
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        for pid in [pid for pid in _made if not _made_here(pid)]:
+            del _made[pid]              # waited for by its maker (its pid free, or another's)
+
+
+def reaper_failure() -> str | None:
+    """What failed in the reaper's passes so far (the first failure's traceback, and how many
+    passes failed), or None: each pass after a failed one is still made."""
+    if not _reaper_failed:
+        return None
+    return f"failed passes: {_reaper_failures}; the first:\n{_reaper_failed[0]}"
 
 
 def become_subreaper() -> None:

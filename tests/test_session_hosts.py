@@ -186,3 +186,64 @@ def test_only_the_runs_processes_have_their_descriptors_looked_at(tmp_path):
     finally:
         outside.kill()
         outside.wait()
+
+
+# a run's process whose reaper meets a fault (argv[3]) while an orphan given to it ends: it
+# tells whether the orphan was reaped, and what the reaper said failed
+REAPS_ON = textwrap.dedent("""
+    import builtins, io, os, subprocess, sys, time
+    sys.path.insert(0, sys.argv[1])
+    import session_hosts
+    session_hosts.become_subreaper()
+    child = subprocess.Popen([sys.executable, "-c", sys.argv[2]], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    grandchild = int(child.stdout.readline())
+    assert child.wait() == 0
+    if sys.argv[3] == "cut stat":
+        # its stat read back empty, then cut before the name's end, then short of fields
+        texts = [b"", b"%d (python" % grandchild, b"%d (python) Z 1" % grandchild]
+        def cut(path, *args, **kwargs):
+            if path == f"/proc/{grandchild}/stat" and texts:
+                return io.BytesIO(texts.pop(0))
+            return builtins.open(path, *args, **kwargs)
+        session_hosts.open = cut
+    else:
+        children, failed = session_hosts._children, []
+        def fails_once():
+            if not failed:
+                failed.append(1)
+                raise RuntimeError("a defect in one pass")
+            return children()
+        session_hosts._children = fails_once
+    child.stdin.close()                             # the grandchild ends
+    deadline = time.monotonic() + 60
+    while os.path.exists(f"/proc/{grandchild}") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print(os.path.exists(f"/proc/{grandchild}"))
+    print(session_hosts.reaper_failure())
+""")
+
+
+def _reaps_on(fault: str) -> tuple[str, str]:
+    done = subprocess.run([sys.executable, "-c", REAPS_ON, TESTS, LEAVES_A_GRANDCHILD, fault],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    left, said = done.stdout.split("\n", 1)
+    return left, said
+
+
+def test_a_stat_read_empty_or_cut_short_is_looked_at_again_not_the_reapers_end():
+    """A process's stat read back empty (as it can be for one that ended meanwhile), or cut
+    short, is taken as unreadable this time: it raised IndexError in the reaper, which then
+    stopped reaping for the rest of the run."""
+    left, said = _reaps_on("cut stat")
+    assert (left, said) == ("False", "None\n")          # reaped; nothing failed
+
+
+def test_a_pass_of_the_reaper_that_fails_is_reported_and_the_reaping_goes_on():
+    """A defect in one pass is kept for the run's end to report (its clean-up fails with it),
+    and the passes after it still reap."""
+    left, said = _reaps_on("a pass fails")
+    assert left == "False"                              # reaped by a later pass
+    assert said.startswith("failed passes: 1; the first:\nTraceback"), said
+    assert said.rstrip().endswith("RuntimeError: a defect in one pass"), said
