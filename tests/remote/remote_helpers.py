@@ -574,7 +574,9 @@ class FakeCollector:
         self.held: list[socket.socket] = []
         self.connections = 0
         self.closed = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._held_lock = threading.Lock()
+        self.accepting = threading.Thread(target=self._accept, daemon=True)
+        self.accepting.start()
 
     def _accept(self) -> None:
         while True:
@@ -582,8 +584,12 @@ class FakeCollector:
                 sock, _ = self.listener.accept()
             except OSError:
                 return
-            self.connections += 1
-            self.held.append(sock)
+            with self._held_lock:
+                if self.closed.is_set():        # (accepted as it closed: gone with it)
+                    sock.close()
+                    return
+                self.connections += 1
+                self.held.append(sock)
             if self.threaded:
                 threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
             else:
@@ -597,7 +603,11 @@ class FakeCollector:
             pass
 
     def close(self) -> None:
-        self.closed.set()
+        with self._held_lock:
+            self.closed.set()
+        # (a close alone does not wake the accept under way, which would take one more
+        # connection: the shutdown does, and refuses any after it)
+        self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
         for sock in self.held:
             sock.close()
