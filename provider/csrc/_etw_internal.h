@@ -1022,6 +1022,12 @@ ULONG wpt_host_call(uint32_t slot, uint32_t meant_for, uint32_t kind, const void
 ULONG wpt_host_call_in(uint32_t incarnation, uint32_t slot, uint32_t meant_for, uint32_t kind,
                        const void *payload, uint32_t length, void *reply, uint32_t reply_size,
                        int *reply_fd);
+/* The path of the socket of the host of `slot`, as wpt_host_call_in makes it first (a runtime
+ * directory a clean-up removed, not made again for this thread: ERROR_WMI_INSTANCE_NOT_FOUND):
+ * a caller that must change nothing before a failure known without the host (no descriptor
+ * left, no memory) makes it before the call. */
+#define WPT_HOST_PATH_MAX 256
+ULONG wpt_host_socket_path(char *path, size_t size, uint32_t slot);
 /* The request of `kind` with `payload` into *out, with `incarnation` in front unless it is 0
  * (WPT_REQ_IN_INCARNATION). ERROR_INVALID_PARAMETER for a payload longer than any request's. */
 ULONG wpt_host_request_of(wpt_host_request *out, uint32_t incarnation, uint32_t kind, const void *payload,

@@ -604,10 +604,18 @@ static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG co
                               &u, sizeof u, &w, sizeof w, NULL);
         break;
     }
-    case EVENT_TRACE_CONTROL_STOP:
+    case EVENT_TRACE_CONTROL_STOP: {
+        /* a failure known without the host (no descriptor left to check the runtime directory,
+         * no memory) comes before any change: the session runs on, and this process's providers
+         * were told DISABLE for nothing. A directory a clean-up removed took the host with it:
+         * the session is gone, its providers here are told so. */
+        char path[WPT_HOST_PATH_MAX];
+        ULONG named = wpt_host_socket_path(path, sizeof path, t->slot);
+        if (named != ERROR_SUCCESS && named != ERROR_WMI_INSTANCE_NOT_FOUND) return named;
         /* this process's providers first, in this thread; the host tells the others */
         wpt_providers_session_stopping(t->slot, t->generation);
-        rc = wpt_host_call_in(t->incarnation, t->slot, wpt_for_session(t->generation), WPT_REQ_STOP,
+        rc = named != ERROR_SUCCESS ? named
+           : wpt_host_call_in(t->incarnation, t->slot, wpt_for_session(t->generation), WPT_REQ_STOP,
                               NULL, 0, &w, sizeof w, NULL);
         /* a reply with the session's properties: stopped (its status says whether its file
          * could be completed) */
@@ -616,6 +624,7 @@ static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG co
             if (v && v->registry_generation == t->generation && !v->private_pool) wpt_view_retire(v);
         }
         break;
+    }
     default:
         return ERROR_INVALID_PARAMETER;
     }

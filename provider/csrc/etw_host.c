@@ -84,13 +84,17 @@ ULONG wpt_host_call(uint32_t slot, uint32_t meant_for, uint32_t kind, const void
     return wpt_host_call_in(0, slot, meant_for, kind, payload, length, reply, reply_size, reply_fd);
 }
 
+ULONG wpt_host_socket_path(char *path, size_t size, uint32_t slot) {
+    /* a runtime directory removed (by a clean-up) and not made again for this thread took the
+     * session's host with it: the session is gone, as when its socket refuses the connection */
+    return wpt_runtime_dir_missing_as_none(wpt_socket_path(path, size, 's', slot));
+}
+
 ULONG wpt_host_call_in(uint32_t incarnation, uint32_t slot, uint32_t meant_for, uint32_t kind,
                        const void *payload, uint32_t length, void *reply, uint32_t reply_size,
                        int *reply_fd) {
-    char path[256];
-    /* a runtime directory removed (by a clean-up) and not made again for this thread took the
-     * session's host with it: the session is gone, as when its socket refuses the connection */
-    ULONG named = wpt_runtime_dir_missing_as_none(wpt_socket_path(path, sizeof path, 's', slot));
+    char path[WPT_HOST_PATH_MAX];
+    ULONG named = wpt_host_socket_path(path, sizeof path, slot);
     if (named != ERROR_SUCCESS) return named;
     int timeout = (kind == WPT_REQ_STOP || kind == WPT_REQ_FLUSH || kind == WPT_REQ_UPDATE)
                 ? WPT_HOST_LONG_REPLY_MS : WPT_HOST_REPLY_MS;

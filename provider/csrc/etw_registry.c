@@ -100,9 +100,18 @@ static const char *path_at(int fd) {
     return p->at;
 }
 
+/* What an open that failed with `e` says when the path itself may be at fault (`otherwise`):
+ * a process at its descriptor limit, or out of memory, is told so, not that the runtime
+ * directory's path is bad. */
+static ULONG resource_failure(int e, ULONG otherwise) {
+    return e == EMFILE || e == ENFILE ? ERROR_TOO_MANY_OPEN_FILES
+         : e == ENOMEM ? ERROR_NOT_ENOUGH_MEMORY
+         : otherwise;
+}
+
 static ULONG open_failure(int e) {
     return e == EACCES || e == EPERM || e == ELOOP || e == ENOTDIR ? ERROR_ACCESS_DENIED
-                                                                   : ERROR_BAD_PATHNAME;
+                                                                   : resource_failure(e, ERROR_BAD_PATHNAME);
 }
 
 /* Hold `fd` (a directory checked as ours, dev/ino in st) at g_dir_fd (g_dir_lock held). */
@@ -160,7 +169,7 @@ static ULONG check_dir_locked(int make) {
     strcpy(name, slash + 1);
     slash[slash == parent ? 1 : 0] = 0;
     int up = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (up < 0) return ERROR_BAD_PATHNAME;
+    if (up < 0) return resource_failure(errno, ERROR_BAD_PATHNAME);
     WPT_TEST_POINT(WPT_POINT_RUNTIME_DIR_OPENING);
     struct stat st;
     if (fstat(up, &st) != 0) {
@@ -530,7 +539,7 @@ static ULONG open_registry(int64_t deadline) {
     int make = wpt_runtime_dir_may_make() ? O_CREAT : 0;
     int fd = openat(g_dir_fd, "registry", O_RDWR | O_CLOEXEC | O_NOFOLLOW | make, 0600);
     if (fd < 0)
-        return errno == EACCES ? ERROR_ACCESS_DENIED : errno == ENOENT ? ERROR_FILE_NOT_FOUND : ERROR_BAD_PATHNAME;
+        return errno == EACCES ? ERROR_ACCESS_DENIED : errno == ENOENT ? ERROR_FILE_NOT_FOUND : resource_failure(errno, ERROR_BAD_PATHNAME);
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
         close(fd);

@@ -14,6 +14,7 @@ import errno as _errno
 CODES: dict[str, int] = {
     "ERROR_SUCCESS": 0,
     "ERROR_FILE_NOT_FOUND": 2,
+    "ERROR_TOO_MANY_OPEN_FILES": 4,
     "ERROR_ACCESS_DENIED": 5,
     "ERROR_INVALID_HANDLE": 6,
     "ERROR_NOT_ENOUGH_MEMORY": 8,
@@ -43,6 +44,7 @@ globals().update(CODES)
 _MESSAGES = {
     0: "The operation completed successfully.",
     2: "The system cannot find the file specified.",
+    4: "The system cannot open the file.",
     5: "Access is denied.",
     6: "The handle is invalid.",
     8: "Not enough memory resources are available to process this command.",
@@ -68,7 +70,7 @@ _MESSAGES = {
 }
 
 # A POSIX errno for each code, so `except MemoryError`-style handling by errno works too.
-_ERRNO = {2: _errno.ENOENT, 5: _errno.EACCES, 6: _errno.EBADF, 8: _errno.ENOMEM,
+_ERRNO = {2: _errno.ENOENT, 4: _errno.EMFILE, 5: _errno.EACCES, 6: _errno.EBADF, 8: _errno.ENOMEM,
           14: _errno.ENOMEM, 24: _errno.EINVAL, 29: _errno.EIO, 50: _errno.ENOTSUP,
           87: _errno.EINVAL, 112: _errno.ENOSPC,
           161: _errno.ENOENT, 170: _errno.EBUSY, 183: _errno.EEXIST, 234: _errno.EMSGSIZE,

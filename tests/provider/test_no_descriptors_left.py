@@ -57,3 +57,26 @@ def test_a_lookup_with_no_descriptor_left_is_not_told_the_session_is_gone(tmp_pa
     starved, after = done.stdout.split("\n")[:2]
     assert starved != "ERROR_WMI_INSTANCE_NOT_FOUND" and starved.startswith("ERROR_"), starved
     assert after == "looked-up looked-up", after
+
+
+_STOP = """
+    out = sys.argv[2]
+    told = []
+    handle = P.StartTrace("stopped-starved", props("s", P.EVENT_TRACE_FILE_MODE_SEQUENTIAL))
+    registration = P.RegisterTraceGuids(lambda code, context, buffer: told.append(code) or 0, None, GUID, [GUID])
+    print(enable(handle))
+    print(without_descriptors(lambda: stop(handle)), told.count(P._lib.WMI_DISABLE_EVENTS))
+    print(query(handle), stop(handle), told.count(P._lib.WMI_DISABLE_EVENTS))
+"""
+
+
+def test_a_stop_with_no_descriptor_left_says_so_and_changes_nothing(tmp_path):
+    """A STOP of a running hosted session from a process at its descriptor limit: its own
+    providers were told DISABLE, then the STOP failed with ERROR_BAD_PATHNAME, known without the
+    host (the runtime directory could not be checked), and the session ran on without them. The
+    STOP now fails first, as ERROR_TOO_MANY_OPEN_FILES, and changes nothing: the session still
+    answers, and a STOP once a descriptor is free tells the providers once."""
+    done = run_script(_STOP, tmp_path / "rt", tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:3] == [
+        "enabled", "ERROR_TOO_MANY_OPEN_FILES 0", "stopped-starved stopped-starved 1"], done.stdout
