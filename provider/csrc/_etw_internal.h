@@ -831,7 +831,7 @@ int wpt_runtime_dir_may_make(void);
 /* What a call that uses the runtime directory or the registry (the socket path of a session's
  * host, the registry's lock) answers when they are missing and not made again for this thread:
  * ERROR_WMI_INSTANCE_NOT_FOUND (a clean-up removed every session of the directory with it),
- * else `rc`. */
+ * else `rc`. Missing as this thread's last check of the directory found it. */
 ULONG wpt_runtime_dir_missing_as_none(ULONG rc);
 /* The incarnation of the registry this process opened last (0: none yet): a host's, the one it
  * is registered in. */

@@ -154,10 +154,20 @@ static ULONG hold_dir(int fd, const struct stat *st) {
     return ERROR_SUCCESS;
 }
 
+/* Did this thread's last check find no directory at the name (its parent missing, or nothing
+ * in it by the name: ENOENT, ENOTDIR on the way)? Told by the check itself, never by looking
+ * again: a directory made again meanwhile by another process is not the one the check missed. */
+static __thread int t_dir_absent;
+
+static int absent(int e) {
+    return e == ENOENT || e == ENOTDIR;
+}
+
 /* Make the directory if it is missing (`make`), then check it and its parent (see the top),
  * through descriptors: the parent opened, checked, the directory made and opened in it (never
  * through a link), checked, and held (g_dir_lock held). */
 static ULONG check_dir_locked(int make) {
+    t_dir_absent = 0;
     char parent[PATH_MAX];
     size_t n = strlen(g_dir);
     memcpy(parent, g_dir, n + 1);
@@ -169,7 +179,10 @@ static ULONG check_dir_locked(int make) {
     strcpy(name, slash + 1);
     slash[slash == parent ? 1 : 0] = 0;
     int up = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (up < 0) return resource_failure(errno, ERROR_BAD_PATHNAME);
+    if (up < 0) {
+        t_dir_absent = absent(errno);
+        return resource_failure(errno, ERROR_BAD_PATHNAME);
+    }
     WPT_TEST_POINT(WPT_POINT_RUNTIME_DIR_OPENING);
     struct stat st;
     if (fstat(up, &st) != 0) {
@@ -188,7 +201,10 @@ static ULONG check_dir_locked(int make) {
     int fd = openat(up, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     int e = errno;
     close(up);
-    if (fd < 0) return open_failure(e);
+    if (fd < 0) {
+        t_dir_absent = e == ENOENT;        /* ENOTDIR here: something else has the name */
+        return open_failure(e);
+    }
     if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
         close(fd);
         return ERROR_ACCESS_DENIED;           /* not ours, or others could reach our sockets */
@@ -237,13 +253,9 @@ int wpt_runtime_dir_may_make(void) {
 ULONG wpt_runtime_dir_missing_as_none(ULONG rc) {
     if (wpt_runtime_dir_may_make()) return rc;
     if (rc == ERROR_FILE_NOT_FOUND) return ERROR_WMI_INSTANCE_NOT_FOUND;  /* no registry file */
-    /* ERROR_BAD_PATHNAME is also a check that could not be made (no descriptor left, no
-     * memory): only a directory that is not there means no session. (g_dir read without
-     * g_lock, which the caller may hold: it is only ever written with the same path, from
-     * the environment, and lstat needs no descriptor.) */
-    struct stat st;
-    if (rc == ERROR_BAD_PATHNAME && lstat(g_dir, &st) != 0 && (errno == ENOENT || errno == ENOTDIR))
-        return ERROR_WMI_INSTANCE_NOT_FOUND;
+    /* ERROR_BAD_PATHNAME is also a check that failed otherwise: only a directory the check
+     * found not there means no session */
+    if (rc == ERROR_BAD_PATHNAME && t_dir_absent) return ERROR_WMI_INSTANCE_NOT_FOUND;
     return rc;
 }
 
@@ -273,6 +285,7 @@ static ULONG resolve_path(void) {
 
 /* The path is fixed by the first success (g_lock held); the checks run on every call. */
 static ULONG ensure_dir(int64_t deadline) {
+    t_dir_absent = 0;                   /* a path that cannot be resolved is not "absent" */
     if (g_dir_rc == ERROR_SUCCESS) return check_dir(deadline);
     ULONG rc = resolve_path();
     if (rc == ERROR_SUCCESS) rc = check_dir(deadline);
@@ -320,6 +333,7 @@ int wpt_runtime_dir_fd(void) {
  * now), else why not. A directory a clean-up removed stays removed until something is to be
  * made in it. */
 ULONG wpt_runtime_dir_present(void) {
+    t_dir_absent = 0;
     if (atomic_load(&g_dir_rc) != ERROR_SUCCESS) return ERROR_BAD_PATHNAME;
     int state = wpt_cancel_hold();
     ULONG rc = ERROR_BUSY;

@@ -8,6 +8,10 @@
  *             the STOP found the session, before its request goes to the host. Prints
  *             "stop N mapped 0|1 there 0|1": what the STOP returned, whether the session is
  *             still mapped here (its view not retired), whether the directory exists.
+ *   made-again  the same, and while the STOP's check of the directory has its parent open (and
+ *             has not looked in it), the parent is renamed away and made again with a new
+ *             runtime directory in it: the check misses the directory, which another process
+ *             made again by the time anything looks by its name. Prints "stop N mapped 0|1".
  *   fork      a private session, STOPped after the directory was removed; the STOP forks once
  *             the session stopped, and the child starts a private session of its own. Prints
  *             "stop N child N there 0|1": what the STOP returned, what the child's StartTrace
@@ -19,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "_etw_internal.h"
@@ -27,7 +32,9 @@
 extern char **environ;
 
 static const char *g_dir, *g_runtime;
-static _Atomic int g_armed;
+static _Atomic int g_armed, g_made_again;
+static int g_to_make_again;
+static pthread_t g_main;
 static int g_child = -1;
 
 static int there(void) {
@@ -56,9 +63,26 @@ static ULONG start_private(const char *name, TRACEHANDLE *h) {
     return StartTrace(h, name, &b.p);
 }
 
+/* The runtime directory's parent renamed to "<parent>.old" and made again, a new runtime
+ * directory in it: a check holding the old parent open finds nothing by the name in it. */
+static void make_again(void) {
+    char parent[512], old[600];
+    snprintf(parent, sizeof parent, "%s", g_runtime);
+    char *slash = strrchr(parent, '/');
+    if (!slash || slash == parent) return;
+    *slash = 0;
+    snprintf(old, sizeof old, "%s.old", parent);
+    if (rename(parent, old) != 0 || mkdir(parent, 0700) != 0) return;
+    mkdir(g_runtime, 0700);
+}
+
 static void at_point(int point) {
     if (point == WPT_POINT_TARGET_FOUND && atomic_exchange(&g_armed, 0)) {
         clean_up();
+        atomic_store(&g_made_again, g_to_make_again);   /* at the STOP's next check */
+    } else if (point == WPT_POINT_RUNTIME_DIR_OPENING && pthread_equal(pthread_self(), g_main)
+               && atomic_exchange(&g_made_again, 0)) {
+        make_again();
     } else if (point == WPT_POINT_PRIVATE_STOPPED && atomic_exchange(&g_armed, 0)) {
         /* forked in the STOP: the child is a process of its own, which starts something */
         pid_t pid = fork();
@@ -74,18 +98,23 @@ static void at_point(int point) {
     }
 }
 
-static int found(void) {
+static int found(int made_again) {
     TRACEHANDLE h = 0;
     WPPTRACE_SESSION_INFO info;
     if (start(g_dir, "stop-found", &h) != ERROR_SUCCESS || wpptrace_session_info(h, NULL, &info) != ERROR_SUCCESS)
         return 4;
     uint32_t slot = wpt_handle_slot(h);
     if (slot >= WPPTRACE_MAX_SESSIONS || !atomic_load(&wpt_views[slot])) return 5;
+    g_main = pthread_self();
     wpt_test_point = at_point;
+    g_to_make_again = made_again;
     atomic_store(&g_armed, 1);
     ULONG rc = stop(h);
     wpt_test_point = NULL;
-    printf("stop %u mapped %d there %d\n", (unsigned)rc, atomic_load(&wpt_views[slot]) != NULL, there());
+    if (made_again)
+        printf("stop %u mapped %d\n", (unsigned)rc, atomic_load(&wpt_views[slot]) != NULL);
+    else
+        printf("stop %u mapped %d there %d\n", (unsigned)rc, atomic_load(&wpt_views[slot]) != NULL, there());
     /* its host ends with its directory; never left behind if not */
     if (wpt_process_start(info.HostProcessId)) kill((pid_t)info.HostProcessId, SIGTERM);
     return 0;
@@ -108,7 +137,8 @@ int main(int argc, char **argv) {
     g_dir = argv[2];
     g_runtime = getenv("WPPTRACE_RUNTIME_DIR");
     if (!g_runtime) return 3;
-    if (strcmp(argv[1], "found") == 0) return found();
+    if (strcmp(argv[1], "found") == 0) return found(0);
+    if (strcmp(argv[1], "made-again") == 0) return found(1);
     if (strcmp(argv[1], "fork") == 0) return forked();
     return 2;
 }

@@ -86,6 +86,23 @@ def test_a_stop_whose_directory_goes_after_the_lookup_finds_the_session_gone(sto
     assert stop_after_clean_up("found") == {"stop": ERROR_WMI_INSTANCE_NOT_FOUND, "mapped": 0, "there": 0}
 
 
+def test_a_stop_whose_check_misses_the_directory_finds_the_session_gone_though_it_is_made_again(
+        build_c_program_with_test_points, tmp_path, monkeypatch):
+    """As above, and the directory is made again (by any other process's start) between the
+    STOP's check, which found it missing, and a second look by its name that decided whether it
+    was missing: that look found it, and the STOP failed with ERROR_BAD_PATHNAME, its session
+    left mapped. The check's own finding decides now. (The parent is renamed away while the
+    check holds it open, so that the check misses the directory made again at the name.)"""
+    runtime = tmp_path / "up" / "rt"
+    runtime.mkdir(mode=0o700, parents=True)
+    monkeypatch.setenv("WPPTRACE_RUNTIME_DIR", str(runtime))
+    program = build_c_program_with_test_points("stop_after_clean_up")
+    done = subprocess.run([str(program), "made-again", str(tmp_path)], capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["stop", str(ERROR_WMI_INSTANCE_NOT_FOUND), "mapped", "0"], done.stdout
+    assert (tmp_path / "up.old").is_dir() and runtime.is_dir()      # the check missed it there
+
+
 def test_a_child_forked_during_a_stop_makes_the_directory_again(stop_after_clean_up):
     """A process forked while a STOP ran (from a ControlCallback, say) kept the STOP's "do not make
     the directory again" for good: after a clean-up every start of the child failed."""
