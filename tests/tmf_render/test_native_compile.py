@@ -68,7 +68,16 @@ def test_every_corpus_message_compiles_to_the_python_bytes():
 def test_the_decoder_makes_the_same_blob_with_and_without_the_c_compiler(monkeypatch):
     keys = [(m.guid.bytes_le, m.number) for m in tmf.load(str(DRIVER_TMFS)).messages()]
     blobs = {}
-    for compiler in (None, False):       # None: made on first use; False: Python only
+    made_in_c = []
+
+    class Counted(MessageCompiler):
+        __slots__ = ()
+
+        def blob(self, *args):
+            made_in_c.append(super().blob(*args))
+            return made_in_c[-1]
+
+    for compiler in (Counted(), False):  # False: Python only
         monkeypatch.setattr(wpp, "_COMPILER", compiler)
         decoder = WppDecoder(tmf.load(str(DRIVER_TMFS), tolerant=True), prefix=DEFAULT_PREFIX)
         decoder._row_printer()
@@ -79,6 +88,7 @@ def test_the_decoder_makes_the_same_blob_with_and_without_the_c_compiler(monkeyp
     for noprefix, (with_c, python_only) in blobs.items():
         assert with_c == python_only
         assert sum(blob is not None for blob in with_c) > 1500
+    assert sum(blob is not None for blob in made_in_c) > 2 * 1500    # the C side made them
 
 
 def _message(fmt: str, args=(("ItemLong", ()),), trailer=None, legacy=False):
@@ -99,6 +109,13 @@ def _message(fmt: str, args=(("ItemLong", ()),), trailer=None, legacy=False):
     ("%0 x=%10!" + "0" * 40 + "d!", (("ItemLong", ()),), None, False),  # a spec past the table's
     ("%0 x=%10!d!", (("ItemNoSuchType", ()),), None, False),           # an item Python cannot print
     ("%0 x=%10!d!", (("ItemLong", ()),), {"FUNC": "a\x00b"}, False),   # a NUL in a trailer value
+    # after %!END! Python still reads the specs, and counts a bad one as a format error
+    ("a %!END!%10!q!", (("ItemLong", ()),), None, False),
+    ("a %!END!%11", (("ItemLong", ()),), None, False),
+    ("a %!END!%10!d", (("ItemLong", ()),), None, False),
+    ("a %!END!%10!*d!", (("ItemLong", ()),), None, False),
+    ("a %!END!%10!99999d!", (("ItemLong", ()),), None, False),
+    ("a %!END! fine", (("ItemLong", ()),), None, False),
 ])
 def test_what_the_c_side_declines(fmt, args, trailer, legacy):
     assert MessageCompiler().blob(_message(fmt, args, trailer, legacy), -1, (), True) is None
@@ -108,7 +125,7 @@ def test_what_the_c_side_declines(fmt, args, trailer, legacy):
     ("%0 [%!FUNC!] x=%10!08.3lx! y=%11 %% %n %!PREFIX! %!nomarker! %!SUBCOMP!%", None),
     ("%!level! %!Func! %12!s! %0 after the end", {"Func": "g", "LEVEL": "L", "level": "l"}),
     ("%!FUNC!%!FUNC!%10!d!%!FLAGS!", {"FUNC": "\u00e9\u00e8"}),
-    ("no inserts, %t %r %. %! %!1bad! %!END! gone", None),
+    ("no inserts, %t %r %. %! %!1bad! %!END!", None),
     ("%10!s!%11!d!%12!s!", None),
 ])
 def test_the_c_blob_is_the_python_blob(fmt, trailer):
@@ -127,7 +144,7 @@ def test_an_insert_op_is_the_python_compiles_own():
 
 def _mutations(text: str, rng: random.Random):
     alphabet = ["%", "!", "0", "1", "9", "10", "%0", "%!", "%10!", "!s!", "\x00", "\u00e9", "\ud800",
-                "%1", "%99", "%!FUNC!", "%!A", "  ", "}"]
+                "%1", "%99", "%!FUNC!", "%!A", "  ", "}", "%!END!"]
     for cut in range(0, len(text) + 1, max(1, len(text) // 8)):
         yield text[:cut]
     for _ in range(12):

@@ -440,8 +440,13 @@ int64_t wppc_message(wppc_table *t, const uint8_t *fmt, uint32_t fmt_len,
             if (k < fmt_len && fmt[k] == '!') {  /* %!NAME! */
                 const uint8_t *name = fmt + j + 2;
                 uint32_t n = k - j - 2;
-                if (n == 3 && memcmp(name, "END", 3) == 0)
+                if (n == 3 && memcmp(name, "END", 3) == 0) {
+                    /* Python's reader checks the specs after it too (a bad one is a counted
+                       format error), so only a final one is read here */
+                    if (k + 1 != fmt_len)
+                        return WPPC_DECLINE;
                     break;
+                }
                 text value = {name, 0};
                 int found = marker_value(t, keys, values, npairs, name, n, &value);
                 if (found < 0)
@@ -488,7 +493,8 @@ int64_t wppc_message(wppc_table *t, const uint8_t *fmt, uint32_t fmt_len,
     p += HEAD_SIZE;
     for (uint32_t a = 0; a < nargs; a++, p += ROW_SIZE)
         memcpy(p, args + 12 + 12 * a, ROW_SIZE);
-    memcpy(p, t->ops.data, (size_t)WPPC_OP_SIZE * w.nops);
+    if (w.nops)                                  /* no ops: the table may not exist yet */
+        memcpy(p, t->ops.data, (size_t)WPPC_OP_SIZE * w.nops);
     for (uint32_t k = 0; k < w.nops; k++, p += WPPC_OP_SIZE)
         if (t->op_late[k])
             wr32(p + 16, rd32(p + 16) + t->plain.len);
