@@ -12,6 +12,8 @@ insert, put in the C table the first time a message needs it.
 """
 from __future__ import annotations
 
+from _thread import allocate_lock
+
 from wpptrace._core import ffi, lib
 
 from . import native, render
@@ -47,9 +49,10 @@ def _names(names) -> bytes:
 
 
 class MessageCompiler:
-    """Program blobs of messages (``blob``), made in C; one per decoder."""
+    """Program blobs of messages (``blob``), made in C; one a process, shared by its decoders
+    (one thread at a time: the C call runs without the GIL, on one table and one buffer)."""
 
-    __slots__ = ("_table", "_out", "_need", "_classes", "_items", "_arg_tables", "_strings")
+    __slots__ = ("_table", "_out", "_need", "_classes", "_items", "_arg_tables", "_strings", "_lock")
 
     def __init__(self) -> None:
         from wpptrace.decoder.prefix import _DEFAULTED, _EMPTY_MARKERS
@@ -66,6 +69,7 @@ class MessageCompiler:
         #: id of an argument tuple -> (the tuple, its argument table or None: declined)
         self._arg_tables: dict[int, tuple] = {}
         self._strings: dict[int, tuple] = {}         # id of prefix strings -> ``_packed_strings``
+        self._lock = allocate_lock()
 
     def blob(self, message: Any, program: int, strings: Sequence[bytes], prefix: bool) -> bytes | None:
         """The program of ``message`` (a ``model.Message``) calling shared prefix ``program``
@@ -73,6 +77,10 @@ class MessageCompiler:
         ``ProgramPlan.encode`` makes for it; None when the C compiler declines it."""
         if message.legacy:
             return None
+        with self._lock:
+            return self._blob(message, program, strings, prefix)
+
+    def _blob(self, message: Any, program: int, strings: Sequence[bytes], prefix: bool) -> bytes | None:
         args = message.args
         found = self._arg_tables.get(id(args))
         if found is None or found[0] is not args:
@@ -82,6 +90,8 @@ class MessageCompiler:
             return None
         try:
             fmt = message.format.encode("utf-8")
+            if len(fmt) >= _OUT_SIZE:       # its blob cannot fit (and C positions are 32-bit)
+                return None
             trailer = message.trailer
             if trailer:   # its keys, then its values, each ended by a NUL (none inside one)
                 packed = "\0".join(trailer) + "\0" + "\0".join(trailer.values()) + "\0"

@@ -170,3 +170,21 @@ def test_hostile_formats_and_trailers_do_not_crash_and_stay_exact():
             mutated = make_message(0x1234, message.number, message.name, fmt, message.args, trailer,
                                    message.component, "a.c", "a.tmf:1", False)
             _check(compiler, mutated, tmfset)
+
+
+def test_the_c_call_runs_with_the_compilers_lock_held(monkeypatch):
+    """The compiler is one a process, shared by its decoders, and its C call runs without the
+    GIL on one table and one output buffer: two threads compiling at once would write both."""
+    from wpptrace.tmf import native_compile
+
+    compiler = MessageCompiler()
+    held = []
+    real = native_compile._message
+
+    def checked(*args):
+        held.append(compiler._lock.locked())
+        return real(*args)
+
+    monkeypatch.setattr(native_compile, "_message", checked)
+    assert compiler.blob(_message("%0 x=%10!d!"), -1, (), True) is not None
+    assert held and all(held)
