@@ -32,7 +32,7 @@ def frame(kind: int, payload: bytes = b"", length: int | None = None, magic: int
     return struct.pack("<IIII", magic, kind, len(payload) if length is None else length, 0) + payload
 
 
-def exchange(path: str, data: bytes, timeout: float = 5.0) -> bytes:
+def exchange(path: str, data: bytes, timeout: float = PATIENCE) -> bytes:
     """Send ``data``, then read until the host closes the connection."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.settimeout(timeout)
