@@ -462,6 +462,9 @@ enum {
     WPT_POINT_REGISTRY_WAITING = 69,     /* the registry's file lock is held by another process:
                                           * this thread waits for it (holding the process's
                                           * registry mutex) */
+    WPT_POINT_ATTACHING = 80,            /* a process is to join a session it found (slot,
+                                          * generation and incarnation taken, the registry's
+                                          * lock let go); nothing of the join done yet */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);
@@ -796,6 +799,14 @@ typedef struct {
     wpt_reg_enable enables[WPT_MAX_ENABLES];
 } wpt_registry;
 
+/* What a request to the host of `e` carries as the incarnation of the registry it was found in
+ * (see WPT_REQ_IN_INCARNATION): read in the same hold of the registry's lock that found `e`,
+ * since a clean-up between two holds may put another process's session in the same slot and
+ * generation of a registry made again; 0 for a host that does not check it (an earlier build's). */
+static inline uint32_t wpt_reg_incarnation_for(const wpt_registry *reg, const wpt_reg_logger *e) {
+    return e->flags & WPT_REG_CHECKS_INCARNATION ? reg->incarnation : 0;
+}
+
 /* The logger entry a LoggerId names (an enable entry's), NULL for one outside the table: the
  * registry is a file every process of the user can write, so what it says is checked before it
  * indexes anything. */
@@ -1063,8 +1074,11 @@ ULONG wpt_endpoint_ensure(void);
 int wpt_on_endpoint_thread(void);
 /* Map the memory of hosted session (slot, whole registry generation) into this process if not
  * done yet: the JOIN names the whole generation, so the host of a newer session in the slot
- * (even 256 generations on, with the same handles) refuses it. */
-ULONG wpt_attach(uint32_t slot, uint32_t generation);
+ * (even 256 generations on, with the same handles) refuses it. It carries `incarnation`, taken
+ * with the slot and generation (wpt_reg_incarnation_for; 0: none), so the host of a session of
+ * a registry made again since, with the same slot and generation, refuses it too; a forked
+ * child joins again with it. */
+ULONG wpt_attach(uint32_t slot, uint32_t generation, uint32_t incarnation);
 /* How long a broadcast waits for each provider process's answer, and the bound of a JOIN the
  * endpoint thread makes before it answers (within that wait: a host too slow to hand out its
  * session is answered ERROR_BUSY, which EnableTrace reports, and the endpoint tries again). */
@@ -1077,11 +1091,12 @@ _Static_assert(WPT_ENDPOINT_JOIN_MS < WPT_BROADCAST_WAIT_MS, "a JOIN is answered
 ULONG wpt_broadcast(uint32_t kind, uint32_t meant_for, const wpt_wire_enable *msg);
 /* Apply an enable change in this process: ControlCallbacks of the matching registrations
  * run in the calling thread. A disable only applies to the session holding the GUID. An
- * enable names its session's whole registry generation (the handle carries 8 bits of it),
- * with which this process joins the session when a registration needs it; a disable names it
- * when known (0: not known). */
+ * enable names its session's whole registry generation (the handle carries 8 bits of it) and
+ * the incarnation found with it (see wpt_attach; 0 for a disable), with which this process
+ * joins the session when a registration needs it; a disable names the generation when known
+ * (0: not known). */
 ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t generation,
-                       uint32_t clock_type, uint64_t version);
+                       uint32_t incarnation, uint32_t clock_type, uint64_t version);
 /* The session in `slot` that `meant_for` names (wpt_for_session; from an older build, its low
  * 8 bits) stopped or its host is gone: disable what this process has on it, and nothing it has
  * on a newer session of the slot. */

@@ -117,7 +117,7 @@ static void find_remote(wpt_registry *reg, TRACEHANDLE h, const char *name, targ
         t->slot = i;
         t->generation = e->generation;
         t->host_pid = e->host_pid;
-        t->incarnation = e->flags & WPT_REG_CHECKS_INCARNATION ? reg->incarnation : 0;
+        t->incarnation = wpt_reg_incarnation_for(reg, e);
         if (e->state == WPT_STARTING && e->host_pid == wpt_current_pid()) continue;  /* ours, half made */
         t->kind = wpt_reg_alive(e) ? TARGET_REMOTE : TARGET_GONE;
         if (t->kind == TARGET_REMOTE) return;
@@ -240,13 +240,17 @@ static int is_private(uint32_t mode) {
     return (mode & (EVENT_TRACE_PRIVATE_LOGGER_MODE | EVENT_TRACE_PRIVATE_IN_PROC)) != 0;
 }
 
-/* Take a registry slot for a new session (STARTING, owned by this process). */
+/* Take a registry slot for a new session (STARTING, owned by this process). *incarnation_out:
+ * the registry's, which the host this process starts for it checks (it sets
+ * WPT_REG_CHECKS_INCARNATION only as it registers the session). */
 static ULONG claim_slot(const char *name, int kernel, uint32_t mode, uint32_t clock,
-                        uint32_t *slot_out, uint32_t *generation_out, uint32_t *epoch_out) {
+                        uint32_t *slot_out, uint32_t *generation_out, uint32_t *epoch_out,
+                        uint32_t *incarnation_out) {
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(1, &rc);
     if (!reg) return rc;
     *epoch_out = wpt_handle_epoch();
+    *incarnation_out = reg->incarnation;
     int priv = is_private(mode) && !kernel;
     uint32_t me = wpt_current_pid();
     int found = -1;
@@ -346,9 +350,10 @@ static int release_claim(uint32_t slot, uint32_t generation, uint32_t epoch, wpt
  * clean-up of the runtime directory since it claimed the slot (the epoch moved): the slot and
  * generation may name another process's session of the registry made again. Handed out (under
  * the registry's lock, the epoch read there: 1) only while the registry made again holds this
- * very host there (its pid and start), put back by it; *epoch is then that epoch. */
+ * very host there (its pid and start), put back by it; *epoch and *incarnation are then that
+ * registry's. */
 static int hand_out_if_host(uint32_t slot, uint32_t generation, const wpt_process_ref *host,
-                            uint32_t *epoch) {
+                            uint32_t *epoch, uint32_t *incarnation) {
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(0, &rc);
     if (!reg) return 0;
@@ -357,6 +362,7 @@ static int hand_out_if_host(uint32_t slot, uint32_t generation, const wpt_proces
             && e->host_pid == host->pid && e->host_start == host->start;
     if (ours) {
         *epoch = wpt_handle_epoch();
+        *incarnation = wpt_reg_incarnation_for(reg, e);
         ours = wpt_handle_issued_in(slot, generation, *epoch);
     }
     wpt_registry_unlock();
@@ -408,10 +414,10 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
         unlock();
         return ERROR_ALREADY_EXISTS;
     }
-    uint32_t slot = 0, generation = 0, epoch = 0;
+    uint32_t slot = 0, generation = 0, epoch = 0, incarnation = 0;
     wpt_process_ref host = {0, 0};       /* the session's host, once one answered */
     int lost = 0;                         /* a clean-up found: its handle is not handed out */
-    rc = claim_slot(name, kernel, mode, clock, &slot, &generation, &epoch);
+    rc = claim_slot(name, kernel, mode, clock, &slot, &generation, &epoch, &incarnation);
     if (rc != ERROR_SUCCESS) {
         unlock();
         return rc;
@@ -461,10 +467,10 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
             WPT_TEST_POINT(WPT_POINT_HOST_ANSWERED);
             /* a clean-up found meanwhile: the slot's session may be another process's, which
              * this process would join and QUERY (see hand_out_if_host) */
-            if (wpt_handle_epoch() != epoch && !hand_out_if_host(slot, generation, &host, &epoch)) {
+            if (wpt_handle_epoch() != epoch && !hand_out_if_host(slot, generation, &host, &epoch, &incarnation)) {
                 lost = 1;
             } else {
-                wpt_attach(slot, generation);
+                wpt_attach(slot, generation, incarnation);
                 wpt_host_call(slot, wpt_for_session(generation), WPT_REQ_QUERY, NULL, 0, &props,
                               sizeof props, NULL);
             }
@@ -485,7 +491,7 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
      * is ours to free. A private session is this process's own: put back, or found here by its
      * handle. */
     if (!priv && (lost || (!wpt_handle_issued_in(slot, generation, epoch)
-                           && !hand_out_if_host(slot, generation, &host, &epoch)))) {
+                           && !hand_out_if_host(slot, generation, &host, &epoch, &incarnation)))) {
         wpt_host_end(&host);
         unlock();
         return ERROR_WMI_INSTANCE_NOT_FOUND;
@@ -774,7 +780,7 @@ static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, 
         TRACEHANDLE logger = wpt_handle_of(s->logger_id, generation, flags, (UCHAR)level);
         uint32_t clock = s->clock_type;
         unlock();
-        return wpt_apply_enable(guid, enable != 0, logger, s->registry_generation, clock,
+        return wpt_apply_enable(guid, enable != 0, logger, s->registry_generation, 0, clock,
                                 wpt_next_version(NULL));
     }
     ULONG rc;
@@ -792,7 +798,7 @@ static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, 
         return ERROR_INVALID_HANDLE;
     }
     uint16_t id = slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)slot;
-    uint32_t whole = e->generation;
+    uint32_t whole = e->generation, incarnation = wpt_reg_incarnation_for(reg, e);
     wpt_reg_enable *held = NULL, *free_entry = NULL;
     for (int i = 0; i < WPT_MAX_ENABLES; i++) {
         wpt_reg_enable *en = &reg->enables[i];
@@ -839,7 +845,8 @@ static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, 
      * (the registry holds the change already) */
     told_others tell = {enable ? WPT_REQ_ENABLE : WPT_REQ_DISABLE, wpt_for_session(whole), &msg};
     pthread_cleanup_push(tell_others, &tell);
-    rc = wpt_apply_enable(guid, enable != 0, msg.logger_handle, whole, msg.clock_type, msg.version);
+    rc = wpt_apply_enable(guid, enable != 0, msg.logger_handle, whole, incarnation, msg.clock_type,
+                          msg.version);
     pthread_cleanup_pop(0);
     /* a provider process that could not run its callbacks (no memory for the list) says so:
      * the caller hears it (the enable stays recorded: enabling again retries it there) */

@@ -94,7 +94,7 @@ static void wake_thread(void) {
  * already replaced is old news: its successor comes too. An enable entry lives no longer than
  * its session's registry entry (freeing one removes its enables), so the session is the one
  * its slot holds now: *generation is its whole generation, which the handle has 8 bits of. */
-static int registry_has(const wpt_wire_enable *m, uint32_t *generation) {
+static int registry_has(const wpt_wire_enable *m, uint32_t *generation, uint32_t *incarnation) {
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(0, &rc);
     if (!reg) return rc == ERROR_BUSY ? REGISTRY_BUSY : 0;
@@ -107,7 +107,10 @@ static int registry_has(const wpt_wire_enable *m, uint32_t *generation) {
         if (found) {
             const wpt_reg_logger *e = wpt_reg_logger_of(reg, en->logger_id);
             found = e && e->state != WPT_FREE && (uint8_t)e->generation == en->generation;
-            if (found) *generation = e->generation;
+            if (found) {
+                *generation = e->generation;
+                *incarnation = wpt_reg_incarnation_for(reg, e);      /* in the same hold */
+            }
         }
     }
     wpt_registry_unlock();
@@ -217,13 +220,14 @@ static ULONG apply_request(uint32_t kind, uint32_t status, const wpt_wire_enable
         /* the whole generation, when the sender named it (older builds: not known) */
         uint32_t whole = (meant_for & WPT_FOR_WIDE_GENERATION)
                        ? (meant_for & 0xFFu) | (meant_for >> 10) << 8 : 0;
-        return wpt_apply_enable(&msg->guid, 0, msg->logger_handle, whole, msg->clock_type, msg->version);
+        return wpt_apply_enable(&msg->guid, 0, msg->logger_handle, whole, 0, msg->clock_type, msg->version);
     }
-    uint32_t generation = 0;
-    int has = registry_has(msg, &generation);
+    uint32_t generation = 0, incarnation = 0;
+    int has = registry_has(msg, &generation, &incarnation);
     if (has == REGISTRY_BUSY) return ERROR_BUSY;
     if (!has) return ERROR_SUCCESS;             /* made up, or replaced already */
-    return wpt_apply_enable(&msg->guid, 1, msg->logger_handle, generation, msg->clock_type, msg->version);
+    return wpt_apply_enable(&msg->guid, 1, msg->logger_handle, generation, incarnation, msg->clock_type,
+                            msg->version);
 }
 
 /* Requests the registry was too busy to check, and the registry copy a new endpoint could not
@@ -974,7 +978,7 @@ static void endpoint_close(void) {
     pthread_mutex_unlock(&g_ep_lock);
 }
 
-static ULONG attach(uint32_t slot, uint32_t generation);
+static ULONG attach(uint32_t slot, uint32_t generation, uint32_t incarnation);
 
 /* Sessions whose memory was refused (wpt_view_map: ERROR_BAD_FORMAT), and per slot the
  * generation + 1 of the last one (g_attach_lock held), so a JOIN made again counts none. */
@@ -988,28 +992,15 @@ ULONG wpptrace_views_refused(void) { return atomic_load(&g_views_refused); }
 
 /* Not cancelled midway: the JOIN waits in poll and recv with the attach lock held, which a
  * cancelled thread kept, and every fork() and later attach waited for it forever. */
-ULONG wpt_attach(uint32_t slot, uint32_t generation) {
+ULONG wpt_attach(uint32_t slot, uint32_t generation, uint32_t incarnation) {
     int state = wpt_cancel_hold();
-    ULONG rc = attach(slot, generation);
+    ULONG rc = attach(slot, generation, incarnation);
     wpt_cancel_restore(state);
     return rc;
 }
 
-/* The incarnation of the registry that holds the session in `slot` (whole `generation`), to
- * send with its JOIN: 0 if its host does not check it (an earlier build's), or if the registry
- * cannot be had now (the JOIN goes without, as before). */
-static uint32_t incarnation_of(uint32_t slot, uint32_t generation) {
-    ULONG rc;
-    wpt_registry *reg = wpt_registry_lock(0, &rc);
-    if (!reg) return 0;
-    const wpt_reg_logger *e = &reg->loggers[slot];
-    uint32_t incarnation = e->state != WPT_FREE && e->generation == generation
-                           && (e->flags & WPT_REG_CHECKS_INCARNATION) ? reg->incarnation : 0;
-    wpt_registry_unlock();
-    return incarnation;
-}
-
-static ULONG attach(uint32_t slot, uint32_t generation) {
+static ULONG attach(uint32_t slot, uint32_t generation, uint32_t incarnation) {
+    WPT_TEST_POINT(WPT_POINT_ATTACHING);
     if (slot >= WPPTRACE_MAX_SESSIONS) return ERROR_INVALID_HANDLE;
     wpt_view *mapped = atomic_load(&wpt_views[slot]);
     if (mapped && mapped->registry_generation == generation
@@ -1019,7 +1010,6 @@ static ULONG attach(uint32_t slot, uint32_t generation) {
      * registry, whose enables attach to their sessions in turn (under the lock, that attach
      * waited for this one forever). */
     ULONG rc = endpoint_ensure(0);
-    uint32_t incarnation = incarnation_of(slot, generation);
     pthread_mutex_lock(&g_attach_lock);
     wpt_view *v = atomic_load(&wpt_views[slot]);
     if (v && v->registry_generation == generation && atomic_load(&v->sh->status) == WPT_RUNNING) {

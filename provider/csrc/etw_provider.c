@@ -62,6 +62,7 @@ typedef struct {
     GUID guid;
     TRACEHANDLE logger;         /* the holder session's handle with flags and level */
     uint32_t generation;        /* that session's whole registry generation */
+    uint32_t incarnation;       /* and its registry's, found with it (see wpt_attach) */
     uint32_t clock_type;
     uint64_t version;
 } enable_entry;
@@ -558,19 +559,19 @@ static int logger_usable(TRACEHANDLE h, uint32_t generation) {
 }
 
 /* Map the session of an ENABLE before its callbacks hand the handle out. */
-static ULONG make_usable(TRACEHANDLE h, uint32_t generation) {
+static ULONG make_usable(TRACEHANDLE h, uint32_t generation, uint32_t incarnation) {
     if (logger_usable(h, generation)) return ERROR_SUCCESS;
     uint32_t slot = wpt_handle_slot(h);
     if (slot == UINT32_MAX) return ERROR_INVALID_HANDLE;
     wpt_session *local = &wpt_sessions[slot];
     if (atomic_load(&local->role) == WPT_ROLE_PRIVATE) return ERROR_INVALID_HANDLE;  /* stopped */
-    return wpt_attach(slot, generation);
+    return wpt_attach(slot, generation, incarnation);
 }
 
 /* `host_busy`: the session's host was just found too busy to hand out its memory (a JOIN of
  * the same pass timed out): an enable that needs it is kept undelivered without joining again. */
 static ULONG apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t generation,
-                          uint32_t clock, uint64_t version, int host_busy) {
+                          uint32_t incarnation, uint32_t clock, uint64_t version, int host_busy) {
     pending_list pending = {0};
     pthread_mutex_lock(&g_reg_lock);
     enable_entry *e = find_enable(guid);
@@ -603,6 +604,7 @@ static ULONG apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint
         e->guid = *guid;
         e->logger = logger;
         e->generation = generation;
+        e->incarnation = incarnation;
         e->clock_type = clock;
         e->version = version;
     } else {
@@ -623,7 +625,7 @@ static ULONG apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint
     if (enable && pending.n) WPT_TEST_POINT(WPT_POINT_ENABLE_QUEUED);
     ULONG usable = !enable || !pending.n ? ERROR_SUCCESS
                  : host_busy && !logger_usable(logger, generation) ? ERROR_BUSY
-                 : make_usable(logger, generation);
+                 : make_usable(logger, generation, incarnation);
     if (usable != ERROR_SUCCESS) {
         /* The session went away meanwhile: nobody more is enabled (the entry stays while a
          * registration has it, for the DISABLE it is owed). Its host alive but too slow to
@@ -643,8 +645,8 @@ static ULONG apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint
 }
 
 ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t generation,
-                       uint32_t clock, uint64_t version) {
-    return apply_enable(guid, enable, logger, generation, clock, version, 0);
+                       uint32_t incarnation, uint32_t clock, uint64_t version) {
+    return apply_enable(guid, enable, logger, generation, incarnation, clock, version, 0);
 }
 
 /* Can the owed ENABLE of entry `e` be delivered by wpt_deliver_owed? Those of a private session
@@ -691,8 +693,8 @@ ULONG wpt_deliver_owed(int without_endpoint) {
     pending_run(&pending);
     ULONG rc = ERROR_SUCCESS;
     for (size_t i = 0; i < k; i++) {
-        ULONG applied = apply_enable(&owed[i].guid, 1, owed[i].logger, owed[i].generation, owed[i].clock_type,
-                                     owed[i].version, 0);
+        ULONG applied = apply_enable(&owed[i].guid, 1, owed[i].logger, owed[i].generation, owed[i].incarnation,
+                                     owed[i].clock_type, owed[i].version, 0);
         if (applied != ERROR_SUCCESS) rc = applied;
     }
     free(owed);
@@ -836,6 +838,7 @@ static void count_withheld_enables(void) {
 static ULONG copy_registry(int drop_absent) {
     static wpt_reg_enable copy[WPT_MAX_ENABLES];
     static uint32_t alive[WPPTRACE_MAX_SESSIONS];   /* generation + 1 of a running session */
+    static uint32_t found_in[WPPTRACE_MAX_SESSIONS];    /* and its incarnation (see wpt_attach) */
     static enable_entry held[WPT_MAX_ENABLES];
     static uint8_t busy[WPPTRACE_MAX_SESSIONS];     /* a JOIN of this pass found its host busy */
     if (t_copying) return ERROR_BUSY;
@@ -863,6 +866,7 @@ static ULONG copy_registry(int drop_absent) {
         wpt_reg_logger *l = &reg->loggers[i];
         alive[i] = l->state == WPT_RUNNING && !(l->flags & WPT_REG_PRIVATE) && wpt_reg_alive(l)
                  ? l->generation + 1 : 0;
+        found_in[i] = wpt_reg_incarnation_for(reg, l);
     }
     wpt_registry_unlock();
     ULONG unfinished = ERROR_SUCCESS;
@@ -877,8 +881,8 @@ static ULONG copy_registry(int drop_absent) {
         /* a host too slow to hand out its session, or no memory for the callbacks: the copy is
          * made again later (the enable is kept undelivered, or not kept), never dropped. One
          * JOIN per busy host and pass: each waits for it (the endpoint thread deaf meanwhile). */
-        ULONG applied = apply_enable(&en->guid, 1, h, alive[slot] - 1, en->clock_type, en->version,
-                                     busy[slot]);
+        ULONG applied = apply_enable(&en->guid, 1, h, alive[slot] - 1, found_in[slot], en->clock_type,
+                                     en->version, busy[slot]);
         if (applied == ERROR_BUSY) busy[slot] = 1;
         /* no room for one more enable: a copy made again has none either (it waited for a
          * disable here that may never come, pass after pass); it is dropped, counted and
@@ -899,7 +903,7 @@ static ULONG copy_registry(int drop_absent) {
                 continue;
             /* the registry dropped it by the time of the copy: a disable that new */
             if (!copy_holds(copy, &e->guid, e->logger)
-                && wpt_apply_enable(&e->guid, 0, e->logger, e->generation, e->clock_type, copied_at)
+                && wpt_apply_enable(&e->guid, 0, e->logger, e->generation, 0, e->clock_type, copied_at)
                    != ERROR_SUCCESS)
                 unfinished = ERROR_BUSY;
         }
@@ -1005,16 +1009,17 @@ static ULONG register_guids(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG c
      * entry says is copied: once the lock is let go it may be replaced or reused. */
     enable_entry *e = find_enable(control);
     TRACEHANDLE logger = 0;
-    uint32_t generation = 0;
+    uint32_t generation = 0, incarnation = 0;
     uint64_t version = 0;
     if (e) {
         logger = e->logger;
         generation = e->generation;
+        incarnation = e->incarnation;
         version = e->version;
         pending_add(&pending, idx, WMI_ENABLE_EVENTS, e->logger, e->generation, e->clock_type, e->version);
     }
     pthread_mutex_unlock(&g_reg_lock);
-    ULONG usable = pending.n ? make_usable(logger, generation) : ERROR_SUCCESS;
+    ULONG usable = pending.n ? make_usable(logger, generation, incarnation) : ERROR_SUCCESS;
     if (usable != ERROR_SUCCESS) {
         /* this registration is owed the ENABLE (not listed as enabled) until the endpoint
          * thread delivers it, to it alone: the other registrations of the GUID have it. A

@@ -1202,7 +1202,9 @@ static int join_busy(const char *dir) {
     uint32_t host = host_of(slot);
     if (!host || kill((pid_t)host, SIGSTOP) != 0) return 6;
     wpt_host_reply_ms = 300;                /* a stopped host never answers: do not wait long */
-    ULONG attached = wpt_attach(slot, generation);
+    uint32_t incarnation = 0;
+    if (wpt_registry_find_in("control-races-a", &slot, &generation, &incarnation) != ERROR_SUCCESS) return 7;
+    ULONG attached = wpt_attach(slot, generation, incarnation);
     ULONG enabled = EnableTrace(1, 0x5, 4, &control, a);
     int was_enabled = atomic_load(&g_enabled);
     kill((pid_t)host, SIGCONT);
@@ -2298,10 +2300,12 @@ static int attach_closed(const char *dir) {
     int failed = host_a_elsewhere(dir, &slot, &generation, &a);
     if (failed) return failed;
     if (wpt_endpoint_ensure() != ERROR_SUCCESS) return 5;
+    uint32_t incarnation = 0;
+    if (wpt_registry_find_in("control-races-a", &slot, &generation, &incarnation) != ERROR_SUCCESS) return 6;
     int before = open_descriptors();
     wpt_test_point = at_join_close_endpoint;
     atomic_store(&g_armed, 1);
-    ULONG attached = wpt_attach(slot, generation);
+    ULONG attached = wpt_attach(slot, generation, incarnation);
     wpt_test_point = NULL;
     /* the endpoint's socket and wake-up pipe closed (3), the session memory kept open (1) */
     int added = open_descriptors() - before;
@@ -2361,8 +2365,8 @@ static int fork_copying(void) {
 static int other_session_disable(const char *dir) {
     TRACEHANDLE b, x;
     if (start(dir, "control-races-b", &b)) return 3;
-    uint32_t slot_b, gen_b;
-    if (wpt_registry_find("control-races-b", &slot_b, &gen_b) != ERROR_SUCCESS) return 4;
+    uint32_t slot_b, gen_b, incarnation_b;
+    if (wpt_registry_find_in("control-races-b", &slot_b, &gen_b, &incarnation_b) != ERROR_SUCCESS) return 4;
     TRACEHANDLE registration;
     if (register_provider(track_control, NULL, &g_silent_control, &registration))
         return 5;
@@ -2370,7 +2374,7 @@ static int other_session_disable(const char *dir) {
     uint64_t enabled_at = wpt_next_version(NULL);          /* B's enable, not heard of yet */
     ULONG disabled = EnableTrace(0, 0, 0, &g_silent_control, x);
     ULONG enabled = wpt_apply_enable(&g_silent_control, 1, wpt_handle_of((uint16_t)slot_b, (uint8_t)gen_b, 0x5, 4),
-                                     gen_b, 0, enabled_at);
+                                     gen_b, incarnation_b, 0, enabled_at);
     int got = atomic_load(&g_enabled);
     ULONG stopped_x = stop(x), stopped_b = stop(b);
     UnregisterTraceGuids(registration);
@@ -3064,7 +3068,7 @@ static void *enable_a_thread(void *arg) {
 
 static void *enable_nobodys_thread(void *arg) {
     (void)arg;
-    g_cancel_second = wpt_apply_enable(&g_owed_control, 1, g_nobodys, 1, 1, g_newest);
+    g_cancel_second = wpt_apply_enable(&g_owed_control, 1, g_nobodys, 1, 0, 1, g_newest);
     return NULL;
 }
 
