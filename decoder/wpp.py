@@ -399,7 +399,9 @@ def _message_compiler():
         try:
             from wpptrace.tmf.native_compile import MessageCompiler
 
-            _COMPILER = MessageCompiler()
+            from .prefix import _DEFAULTED, _EMPTY_MARKERS
+
+            _COMPILER = MessageCompiler(_EMPTY_MARKERS, _DEFAULTED)
         except (ImportError, AttributeError, MemoryError):   # a C core without it
             _COMPILER = False
     return _COMPILER
@@ -1209,10 +1211,12 @@ class WppDecoder:
     def _warm_up(self, guid_le: bytes) -> None:
         """What the first message compiled in a process pays once, done ahead (while the
         run's other processes come to the meeting): the renderer's modules (item types, printf,
-        status tables), the program encoder and the TMF grammar, about 10 M instructions. No TMF file is read: which process reads which is the meeting's."""
+        status tables), the program encoder and the C compiler of programs, the TMF grammar,
+        about 10 M instructions. No TMF file is read: which process reads which is the meeting's."""
         if self._render is None:
             self._renderer_module()
         _native_encoder()
+        _message_compiler()
         from wpptrace.tmf import grammar  # noqa: F401
 
     def _compile_shared(self, keys: list[tuple[bytes, int]], place: dict, entries: list,

@@ -54,10 +54,12 @@ class MessageCompiler:
 
     __slots__ = ("_table", "_out", "_need", "_classes", "_items", "_arg_tables", "_strings", "_lock")
 
-    def __init__(self) -> None:
-        from wpptrace.decoder.prefix import _DEFAULTED, _EMPTY_MARKERS
-
-        empty, defaulted = _names(_EMPTY_MARKERS), _names(sorted(_DEFAULTED))
+    def __init__(self, empty_markers: Sequence[str], derived_markers: Sequence[str]) -> None:
+        """``empty_markers``: the markers that print empty when the trailer has no value for
+        them; ``derived_markers``: those whose value is derived from the message's other
+        fields when it has none (the decoder's marker rules: ``decoder.prefix.marker_value``;
+        a message meeting one of those is declined)."""
+        empty, defaulted = _names(empty_markers), _names(sorted(derived_markers))
         table = lib.wppc_new(_escapes(), empty, len(empty), defaulted, len(defaulted))
         if table == ffi.NULL:
             raise MemoryError("the message compiler's table")

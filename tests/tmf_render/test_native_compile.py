@@ -10,7 +10,7 @@ import pytest
 
 from wpptrace import tmf
 from wpptrace.decoder import wpp
-from wpptrace.decoder.prefix import DEFAULT_PREFIX, MessageMarkers
+from wpptrace.decoder.prefix import _DEFAULTED, _EMPTY_MARKERS, DEFAULT_PREFIX, MessageMarkers
 from wpptrace.decoder.wpp import WppDecoder
 from wpptrace.tmf import render
 from wpptrace.tmf.model import make_argument, make_message
@@ -22,6 +22,11 @@ DRIVER_TMFS = TESTS / "corpus" / "tmf" / "nefarius__Nefarius.Utilities.ETW" / "t
 #: (shared prefix program, its strings, the WPPR_P_PREFIX flag): none, and a shared prefix
 #: given a component and a name with non-ASCII text
 CALLS = ((-1, (), None), (3, (b"Comp", "n\u00e4me".encode()), True))
+
+
+def _compiler() -> MessageCompiler:
+    """A compiler with the decoder's marker rules (as the decoder makes its own)."""
+    return MessageCompiler(_EMPTY_MARKERS, _DEFAULTED)
 
 
 def _reference(message, tmfset, program: int, strings: tuple, prefix: bool):
@@ -54,7 +59,7 @@ def _check(compiler: MessageCompiler, message, tmfset) -> int:
 
 
 def test_every_corpus_message_compiles_to_the_python_bytes():
-    compiler = MessageCompiler()
+    compiler = _compiler()
     total = made = 0
     for path in TMF_FILES:
         tmfset = tmf.load(str(path), tolerant=True)
@@ -77,7 +82,7 @@ def test_the_decoder_makes_the_same_blob_with_and_without_the_c_compiler(monkeyp
             made_in_c.append(super().blob(*args))
             return made_in_c[-1]
 
-    for compiler in (Counted(), False):  # False: Python only
+    for compiler in (Counted(_EMPTY_MARKERS, _DEFAULTED), False):  # False: Python only
         monkeypatch.setattr(wpp, "_COMPILER", compiler)
         decoder = WppDecoder(tmf.load(str(DRIVER_TMFS), tolerant=True), prefix=DEFAULT_PREFIX)
         decoder._row_printer()
@@ -118,7 +123,7 @@ def _message(fmt: str, args=(("ItemLong", ()),), trailer=None, legacy=False):
     ("a %!END! fine", (("ItemLong", ()),), None, False),
 ])
 def test_what_the_c_side_declines(fmt, args, trailer, legacy):
-    assert MessageCompiler().blob(_message(fmt, args, trailer, legacy), -1, (), True) is None
+    assert _compiler().blob(_message(fmt, args, trailer, legacy), -1, (), True) is None
 
 
 @pytest.mark.parametrize("fmt, trailer", [
@@ -131,7 +136,7 @@ def test_what_the_c_side_declines(fmt, args, trailer, legacy):
 def test_the_c_blob_is_the_python_blob(fmt, trailer):
     message = _message(fmt, (("ItemLong", ()), ("ItemString", ()), ("ItemNTSTATUS", ())), trailer)
     tmfset = tmf.TmfSet()
-    assert _check(MessageCompiler(), message, tmfset) == 2
+    assert _check(_compiler(), message, tmfset) == 2
 
 
 def test_an_insert_op_is_the_python_compiles_own():
@@ -157,7 +162,7 @@ def _mutations(text: str, rng: random.Random):
 
 def test_hostile_formats_and_trailers_do_not_crash_and_stay_exact():
     rng = random.Random(1)
-    compiler = MessageCompiler()
+    compiler = _compiler()
     tmfset = tmf.load(str(DRIVER_TMFS), tolerant=True)
     messages = list(tmfset.messages())
     rng.shuffle(messages)
@@ -177,7 +182,7 @@ def test_the_c_call_runs_with_the_compilers_lock_held(monkeypatch):
     GIL on one table and one output buffer: two threads compiling at once would write both."""
     from wpptrace.tmf import native_compile
 
-    compiler = MessageCompiler()
+    compiler = _compiler()
     held = []
     real = native_compile._message
 
