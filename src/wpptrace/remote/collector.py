@@ -819,6 +819,9 @@ class Collector:
         self._active_in: collections.Counter[str] = collections.Counter()     # by IPv6 /64
         self._refusals_closing = 0      # connections past the limits being closed (see
                                         # _refuse_past_the_limits)
+        #: set when the stop begins: a connection whose handler starts later is closed at once
+        self._stopping = False
+        self._handlers: set[asyncio.Task] = set()      # connection handlers started
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._server: Optional[asyncio.AbstractServer] = None
         self._stop_event: Optional[asyncio.Event] = None
@@ -971,6 +974,7 @@ class Collector:
         expiry = asyncio.ensure_future(self._expire())
         watch = asyncio.ensure_future(self._watch_writers())
         await self._stop_event.wait()
+        self._stopping = True
         expiry.cancel()
         watch.cancel()
         self._server.close()
@@ -978,10 +982,20 @@ class Collector:
         # a relay that sent END must not take the close for END's acknowledgement
         for source in list(self._sources.values()):
             source.finish(0)
-        handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in handlers:
-            task.cancel()
-        await asyncio.gather(*handlers, return_exceptions=True)
+        # Only handlers already started are cancelled: one cancelled before its first step
+        # never catches it, and Python 3.11's stream server logs it as an error with a
+        # traceback; a handler that starts from now on closes its connection at once.
+        # asyncio's own tasks (accepts under way when the server closed) are not cancelled
+        # but waited for: each may make one more handler, hence the repeat until no task is
+        # left (none is left pending when the loop closes)
+        me = asyncio.current_task()
+        while True:
+            for task in list(self._handlers):
+                task.cancel()
+            rest = asyncio.all_tasks() - {me}
+            if not rest:
+                break
+            await asyncio.wait(rest)
         if self._closing:
             await asyncio.wait(list(self._closing))
 
@@ -1199,6 +1213,18 @@ class Collector:
 
     # -- connections -----------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._stopping:      # (made while the collector stops: nothing acknowledged yet)
+            writer.transport.abort()
+            return
+        task = asyncio.current_task()
+        self._handlers.add(task)
+        try:
+            await self._connection(reader, writer)
+        finally:
+            self._handlers.discard(task)
+
+    async def _connection(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if peername else "?"
         address = peer_host(str(peername[0])) if peername else "?"
