@@ -465,6 +465,8 @@ enum {
     WPT_POINT_ATTACHING = 80,            /* a process is to join a session it found (slot,
                                           * generation and incarnation taken, the registry's
                                           * lock let go); nothing of the join done yet */
+    WPT_POINT_REJOIN_ANSWERED = 81,      /* a forked child's JOIN again was answered (not
+                                          * busy) and what it said applied */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);

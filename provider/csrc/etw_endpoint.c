@@ -477,6 +477,7 @@ static void rejoin(uint32_t slot, uint32_t generation, uint32_t incarnation) {
     g_rejoin_wait[slot] = 0;
     if (rc != ERROR_SUCCESS) {
         wpt_apply_session_gone(slot, wpt_for_session(generation));
+        WPT_TEST_POINT(WPT_POINT_REJOIN_ANSWERED);
         return;
     }
     close(memfd);
@@ -489,6 +490,7 @@ static void rejoin(uint32_t slot, uint32_t generation, uint32_t incarnation) {
     }
     pthread_mutex_unlock(&g_ep_lock);
     if (fd >= 0) close(fd);
+    WPT_TEST_POINT(WPT_POINT_REJOIN_ANSWERED);
 }
 
 /* The re-joins due now (of sessions this process still has mapped). */

@@ -6,12 +6,14 @@
  * builds it with the core's test points).
  *
  *     rejoin_incarnation DIR         the provider
- *     rejoin_incarnation DIR other   starts the other session (in a process of its own)
+ *     rejoin_incarnation DIR other   starts the other session (in a process of its own) and
+ *                                    prints "other_slot N other_generation N"
  * DIR: where the log files go (the runtime directory is the environment's).
- * Prints "enabled N other N child N stop N": whether the provider was enabled before the fork,
- * what the other start returned, whether the child's provider was still enabled once its
- * endpoint joined again (1), or was told the session is gone (0), and what stopping the other
- * session by name returned.
+ * Prints "first_slot N first_generation N enabled N other N child N stop N": the first
+ * session's slot and whole generation (the other session must have the same), whether the
+ * provider was enabled before the fork, what the other start returned, whether the child's
+ * provider was still enabled once its JOIN again was answered (1), or was told the session is
+ * gone (0; 2: neither within a minute), and what stopping the other session by name returned.
  */
 #define _GNU_SOURCE
 #include <poll.h>
@@ -30,11 +32,12 @@ extern char **environ;
 
 static const GUID CONTROL = {0x2b7d4c90, 0x6e13, 0x4f28, {0x8a, 0x5c, 0x31, 0x9e, 0x07, 0xd2, 0x64, 0xbb}};
 static pid_t g_parent;
-static _Atomic int g_hold, g_held, g_child_polled;
+static _Atomic int g_hold, g_held, g_child_answered;
 
 /* run `argv` in a process of its own and wait for it */
 static int run(char *const argv[]) {
     pid_t pid;
+    fflush(stdout);
     if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0) return -1;
     int status = 0;
     if (waitpid(pid, &status, 0) != pid) return -1;
@@ -42,14 +45,14 @@ static int run(char *const argv[]) {
 }
 
 /* The parent's endpoint thread is held before its poll while g_hold is set (it must not hear
- * the first host's end before the fork); the child's says when it has polled once, after its
- * first pass of joining again. */
+ * the first host's end before the fork); the child says when its JOIN again was answered (not
+ * busy: a busy host is asked again later) and the answer applied. */
 static void at_point(int point) {
-    if (point != WPT_POINT_ENDPOINT_POLL || !wpt_on_endpoint_thread()) return;
     if (getpid() != g_parent) {
-        atomic_store(&g_child_polled, 1);
+        if (point == WPT_POINT_REJOIN_ANSWERED) atomic_store(&g_child_answered, 1);
         return;
     }
+    if (point != WPT_POINT_ENDPOINT_POLL || !wpt_on_endpoint_thread()) return;
     while (atomic_load(&g_hold)) {
         atomic_store(&g_held, 1);
         poll(NULL, 0, 5);
@@ -61,13 +64,28 @@ static int wait_for(_Atomic int *flag) {
     return atomic_load(flag);
 }
 
+/* The child's outcome, once definite (within a minute): its provider disabled, or its JOIN
+ * again answered. */
+static int child_outcome(void) {
+    for (int i = 0; i < 12000 && atomic_load(&g_enabled) && !atomic_load(&g_child_answered); i++)
+        poll(NULL, 0, 5);
+    if (!atomic_load(&g_enabled)) return 0;
+    return atomic_load(&g_child_answered) ? 1 : 2;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
     const char *dir = argv[1];
     const char *runtime = getenv("WPPTRACE_RUNTIME_DIR");
     if (!runtime) return 3;
     TRACEHANDLE h = 0;
-    if (argc == 3 && strcmp(argv[2], "other") == 0) return (int)start(dir, "rejoin-other", &h);
+    if (argc == 3 && strcmp(argv[2], "other") == 0) {
+        uint32_t slot = 0, generation = 0;
+        ULONG rc = start(dir, "rejoin-other", &h);
+        if (rc == ERROR_SUCCESS) rc = wpt_registry_find("rejoin-other", &slot, &generation);
+        printf("other_slot %u other_generation %u\n", (unsigned)slot, (unsigned)generation);
+        return (int)rc;
+    }
     if (argc != 2) return 2;
     g_parent = getpid();
     TRACE_GUID_REGISTRATION reg = {&CONTROL, NULL};
@@ -78,6 +96,9 @@ int main(int argc, char **argv) {
     WPPTRACE_SESSION_INFO info;
     if (wpptrace_session_info(h, NULL, &info) != ERROR_SUCCESS) return 6;
     if (EnableTrace(1, 0, 4, &CONTROL, h) != ERROR_SUCCESS) return 7;
+    uint32_t slot = 0, generation = 0;
+    if (wpt_registry_find("rejoin-found", &slot, &generation) != ERROR_SUCCESS) return 11;
+    printf("first_slot %u first_generation %u\n", (unsigned)slot, (unsigned)generation);
     int enabled = atomic_load(&g_enabled);
     wpt_test_point = at_point;
     atomic_store(&g_hold, 1);
@@ -94,10 +115,7 @@ int main(int argc, char **argv) {
     int other = run(other_argv);
     fflush(stdout);
     pid_t child = fork();
-    if (child == 0) {
-        int polled = wait_for(&g_child_polled);
-        _exit(polled ? atomic_load(&g_enabled) : 2);
-    }
+    if (child == 0) _exit(child_outcome());
     int status = 0;
     int child_said = child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     atomic_store(&g_hold, 0);
