@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 
 def test_a_host_whose_start_cannot_be_read_after_its_pidfd_is_counted_as_not_stopped(build_c_program):
     """pidfd_open took the last free descriptor, and the host's start could not then be read
@@ -13,6 +15,10 @@ def test_a_host_whose_start_cannot_be_read_after_its_pidfd_is_counted_as_not_sto
     program = build_c_program("host_end_crowded")
     done = subprocess.run([str(program)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+    if done.stdout.split()[:2] == ["pidfd", "0"]:
+        # an older container's seccomp profile refuses pidfd_open: the host is told by its pid
+        # (supported), and the pidfd path this test is about cannot run here
+        pytest.skip("pidfd_open is refused here: the host is stopped by its pid instead")
     assert done.stdout.split()[:6] == ["pidfd", "1", "signalled", "0", "unstopped", "1"]
 
 
