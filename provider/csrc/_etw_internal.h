@@ -487,6 +487,8 @@ extern int64_t wpt_host_answer_ms, wpt_host_reply_ms, wpt_host_long_reply_ms;
 /* a test makes wpt_host_end find pidfd_open refused (EPERM), as an older container's seccomp
  * profile does */
 extern _Atomic int wpt_test_pidfd_refused;
+/* and pidfd_send_signal refused (EPERM), as seccomp or an LSM may */
+extern _Atomic int wpt_test_signal_refused;
 /* how long a process waits for the registry lock: a test may shorten it */
 extern int64_t wpt_registry_wait_ms;
 #define WPT_REGISTRY_WAIT_MS wpt_registry_wait_ms

@@ -818,6 +818,7 @@ ULONG wpt_host_spawn(wpt_session *s, wpt_process_ref *host) {
 
 #ifdef WPT_TEST_POINTS
 _Atomic int wpt_test_pidfd_refused;
+_Atomic int wpt_test_signal_refused;
 #endif
 
 static _Atomic uint32_t g_hosts_not_stopped;
@@ -830,19 +831,39 @@ void wpt_hosts_after_fork(void) {
     atomic_store(&g_hosts_not_stopped, 0);
 }
 
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_send_signal)
+/* `sig` sent through pidfd `fd`: 0, or -1 and errno (EPERM from seccomp or an LSM, say; a test
+ * makes it so) */
+static int signal_through(int fd, int sig) {
+#ifdef WPT_TEST_POINTS
+    if (atomic_load(&wpt_test_signal_refused)) {
+        errno = EPERM;
+        return -1;
+    }
+#endif
+    return (int)syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0);
+}
+#endif
+
 /* Through a pidfd taken while the process is still the host (its start checked after the
- * pidfd was taken): a pid reused since is never signalled. Without a pidfd (an old kernel, a
- * sandbox refusing the call) the start is checked and the host signalled by its pid, as close
- * as that can get. A host that could not be told (its start unknown, or /proc unreadable, also
- * once the pidfd is taken: it may be another process that took the pid since) runs
- * on unfindable by name: counted once (wpptrace_hosts_not_stopped). A host stopping by SIGTERM
- * stops as by STOP (its file completed; its providers disabled and its entry freed only while
- * the registry's entry of its slot is still its own). */
+ * pidfd was taken): a pid reused since is never signalled. A descriptor is kept spare across
+ * pidfd_open, so a caller one descriptor short of its limit can still read the start after it.
+ * Without a pidfd (an old kernel, a sandbox refusing the call) the start is checked and the
+ * host signalled by its pid, as close as that can get. A host that could not be told (its start
+ * unknown, or /proc unreadable, also once the pidfd is taken: it may be another process that
+ * took the pid since; or a signal refused) runs on unfindable by name: counted once
+ * (wpptrace_hosts_not_stopped). A host stopping by SIGTERM stops as by STOP (its file
+ * completed; its providers disabled and its entry freed only while the registry's entry of its
+ * slot is still its own). */
 void wpt_host_end(const wpt_process_ref *host) {
     if (!host->pid) return;
 #if defined(SYS_pidfd_open) && defined(SYS_pidfd_send_signal)
     if (host->start) {
+        int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);   /* none left: pidfd_open fails too */
         int fd = (int)syscall(SYS_pidfd_open, (pid_t)host->pid, 0);
+        int opened = errno;
+        if (spare >= 0) close(spare);
+        errno = opened;
 #ifdef WPT_TEST_POINTS
         if (fd >= 0 && atomic_load(&wpt_test_pidfd_refused)) {
             close(fd);
@@ -853,10 +874,11 @@ void wpt_host_end(const wpt_process_ref *host) {
         if (fd >= 0) {
             int is = wpt_process_is(host->pid, host->start);
             if (is == 1) {
-                (void)syscall(SYS_pidfd_send_signal, fd, SIGTERM, NULL, 0);
-            } else if (is < 0 && syscall(SYS_pidfd_send_signal, fd, 0, NULL, 0) == 0) {
-                /* its start unreadable (no descriptor left after the pidfd, say): the process
-                 * may be another that took the pid, so it is not signalled, but counted */
+                /* refused (not gone): the host runs on */
+                if (signal_through(fd, SIGTERM) != 0 && errno != ESRCH) atomic_fetch_add(&g_hosts_not_stopped, 1);
+            } else if (is < 0 && (signal_through(fd, 0) == 0 || errno != ESRCH)) {
+                /* its start unreadable (/proc not there, say): the process may be another that
+                 * took the pid, so it is not signalled, but counted unless it is gone */
                 atomic_fetch_add(&g_hosts_not_stopped, 1);
             }
             close(fd);

@@ -1,9 +1,11 @@
 /* host_end_crowded.c: wpt_host_end (a StartTrace making a host it started stop) with exactly
- * one descriptor free: pidfd_open takes it, and the host's start cannot then be read from /proc
- * (EMFILE). The "host" is a child of this program that blocks SIGTERM, so a signal sent stays
- * pending where /proc shows it (tests/provider/test_host_end_crowded.py builds it).
+ * one descriptor free, which pidfd_open would take: the host's start could not then be read
+ * from /proc (EMFILE). The "host" is a child of this program that blocks SIGTERM, so a signal
+ * sent stays pending where /proc shows it (tests/provider/test_host_end_crowded.py builds it
+ * with the core's test points).
  *
- *     host_end_crowded
+ *     host_end_crowded            one descriptor free
+ *     host_end_crowded refused    descriptors to spare, pidfd_send_signal refused (EPERM)
  * Prints "pidfd N signalled N unstopped N forked N": whether pidfd_open is there at all,
  * whether the child was sent SIGTERM, wpptrace_hosts_not_stopped() afterwards, and what it says
  * in a child forked then (the parent's hosts are the parent's to report).
@@ -49,7 +51,9 @@ static int term_pending(pid_t pid) {
     return ((pending | shared) >> (SIGTERM - 1)) & 1;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    int refused = argc == 2 && strcmp(argv[1], "refused") == 0;
+    if (argc > 1 && !refused) return 9;
     int ready[2];
     if (pipe(ready) != 0) return 2;
     sigset_t term;
@@ -76,9 +80,11 @@ int main(void) {
     low = old;
     low.rlim_cur = 64;
     if (setrlimit(RLIMIT_NOFILE, &low) != 0) return 7;
-    crowd();
+    if (refused) atomic_store(&wpt_test_signal_refused, 1);
+    else crowd();
     wpt_host_end(&host);
     give_back();
+    atomic_store(&wpt_test_signal_refused, 0);
     if (setrlimit(RLIMIT_NOFILE, &old) != 0) return 8;
     fflush(stdout);
     pid_t forked = fork();
