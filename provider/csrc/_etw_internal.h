@@ -991,6 +991,11 @@ int   wpt_ipc_listen_on(int fd, const char *path);
 /* -2: refused; -1 with errno as accept4 left it. `flags`: more accept4 flags (SOCK_NONBLOCK) */
 int   wpt_ipc_accept(int listen_fd, int flags, uint32_t *peer_pid, uint32_t *peer_uid);
 int   wpt_ipc_connect(const char *path, int timeout_ms, ULONG *rc);
+/* wpt_ipc_connect in two steps: a socket for `path` made (-1 and *rc on failure: a path too
+ * long, no descriptor), then connected (the socket closed on failure): a caller that must fail
+ * before it changes anything takes the descriptor first */
+int   wpt_ipc_client(const char *path, ULONG *rc);
+int   wpt_ipc_connect_on(int fd, const char *path, int timeout_ms, ULONG *rc);
 /* Send one frame (and an fd if fd >= 0); 0 on success. */
 int   wpt_ipc_send(int fd, uint32_t kind, uint32_t status, const void *payload, uint32_t length,
                    int pass_fd, int timeout_ms);
@@ -1014,6 +1019,9 @@ ULONG wpt_ipc_open(const char *path, uint32_t kind, uint32_t status, const void 
 /* One request (`status` its status word), one reply (STOP/FLUSH get a long timeout). */
 ULONG wpt_ipc_call(const char *path, uint32_t kind, uint32_t status, const void *payload,
                    uint32_t length, void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms);
+/* The same on the socket `client` (wpt_ipc_client; closed whatever happens; -1: one made here). */
+ULONG wpt_ipc_call_on(int client, const char *path, uint32_t kind, uint32_t status, const void *payload,
+                      uint32_t length, void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms);
 
 /* ---- session hosts (etw_host.c) ---- */
 /* A process told by its pid and its start (see wpt_process_start). */
@@ -1037,12 +1045,22 @@ ULONG wpt_host_call(uint32_t slot, uint32_t meant_for, uint32_t kind, const void
 ULONG wpt_host_call_in(uint32_t incarnation, uint32_t slot, uint32_t meant_for, uint32_t kind,
                        const void *payload, uint32_t length, void *reply, uint32_t reply_size,
                        int *reply_fd);
-/* The path of the socket of the host of `slot`, as wpt_host_call_in makes it first (a runtime
- * directory a clean-up removed, not made again for this thread: ERROR_WMI_INSTANCE_NOT_FOUND):
- * a caller that must change nothing before a failure known without the host (no descriptor
- * left, no memory) makes it before the call. */
+/* wpt_host_call_in in two steps, for a caller that must change nothing before a failure known
+ * without the host (no descriptor left, no memory): wpt_host_call_prepare does every local step
+ * (the socket's path, the request, the socket: a runtime directory a clean-up removed, not made
+ * again for this thread, is ERROR_WMI_INSTANCE_NOT_FOUND); then the caller changes what it must, and
+ * wpt_host_call_send connects, sends and reads the reply (and closes the socket). A failed
+ * prepare leaves nothing open. */
 #define WPT_HOST_PATH_MAX 256
-ULONG wpt_host_socket_path(char *path, size_t size, uint32_t slot);
+typedef struct {
+    char path[WPT_HOST_PATH_MAX];
+    wpt_host_request request;
+    int fd;
+} wpt_host_prepared;
+ULONG wpt_host_call_prepare(wpt_host_prepared *c, uint32_t incarnation, uint32_t slot, uint32_t kind,
+                            const void *payload, uint32_t length);
+ULONG wpt_host_call_send(wpt_host_prepared *c, uint32_t meant_for, void *reply, uint32_t reply_size,
+                         int *reply_fd);
 /* The request of `kind` with `payload` into *out, with `incarnation` in front unless it is 0
  * (WPT_REQ_IN_INCARNATION). ERROR_INVALID_PARAMETER for a payload longer than any request's. */
 ULONG wpt_host_request_of(wpt_host_request *out, uint32_t incarnation, uint32_t kind, const void *payload,

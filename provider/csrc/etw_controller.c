@@ -611,18 +611,18 @@ static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG co
         break;
     }
     case EVENT_TRACE_CONTROL_STOP: {
-        /* a failure known without the host (no descriptor left to check the runtime directory,
-         * no memory) comes before any change: the session runs on, and this process's providers
-         * were told DISABLE for nothing. A directory a clean-up removed took the host with it:
-         * the session is gone, its providers here are told so. */
-        char path[WPT_HOST_PATH_MAX];
-        ULONG named = wpt_host_socket_path(path, sizeof path, t->slot);
-        if (named != ERROR_SUCCESS && named != ERROR_WMI_INSTANCE_NOT_FOUND) return named;
+        /* every failure known without the host (no descriptor left to check the runtime
+         * directory or for the socket, no memory) comes before any change: after DISABLE, the
+         * session would run on without this process's providers (and a DISABLE callback may
+         * take the last descriptor). A directory a clean-up removed took the host with it: the
+         * session is gone, its providers here are told so. */
+        wpt_host_prepared call;
+        ULONG prepared = wpt_host_call_prepare(&call, t->incarnation, t->slot, WPT_REQ_STOP, NULL, 0);
+        if (prepared != ERROR_SUCCESS && prepared != ERROR_WMI_INSTANCE_NOT_FOUND) return prepared;
         /* this process's providers first, in this thread; the host tells the others */
         wpt_providers_session_stopping(t->slot, t->generation);
-        rc = named != ERROR_SUCCESS ? named
-           : wpt_host_call_in(t->incarnation, t->slot, wpt_for_session(t->generation), WPT_REQ_STOP,
-                              NULL, 0, &w, sizeof w, NULL);
+        rc = prepared != ERROR_SUCCESS ? prepared
+           : wpt_host_call_send(&call, wpt_for_session(t->generation), &w, sizeof w, NULL);
         /* a reply with the session's properties: stopped (its status says whether its file
          * could be completed) */
         if (rc == ERROR_SUCCESS || rc == ERROR_WMI_INSTANCE_NOT_FOUND || w.name[0]) {

@@ -84,7 +84,7 @@ ULONG wpt_host_call(uint32_t slot, uint32_t meant_for, uint32_t kind, const void
     return wpt_host_call_in(0, slot, meant_for, kind, payload, length, reply, reply_size, reply_fd);
 }
 
-ULONG wpt_host_socket_path(char *path, size_t size, uint32_t slot) {
+static ULONG host_socket_path(char *path, size_t size, uint32_t slot) {
     /* a runtime directory removed (by a clean-up) and not made again for this thread took the
      * session's host with it: the session is gone, as when its socket refuses the connection */
     return wpt_runtime_dir_missing_as_none(wpt_socket_path(path, size, 's', slot));
@@ -93,15 +93,29 @@ ULONG wpt_host_socket_path(char *path, size_t size, uint32_t slot) {
 ULONG wpt_host_call_in(uint32_t incarnation, uint32_t slot, uint32_t meant_for, uint32_t kind,
                        const void *payload, uint32_t length, void *reply, uint32_t reply_size,
                        int *reply_fd) {
-    char path[WPT_HOST_PATH_MAX];
-    ULONG named = wpt_host_socket_path(path, sizeof path, slot);
-    if (named != ERROR_SUCCESS) return named;
+    wpt_host_prepared c;
+    ULONG rc = wpt_host_call_prepare(&c, incarnation, slot, kind, payload, length);
+    return rc != ERROR_SUCCESS ? rc : wpt_host_call_send(&c, meant_for, reply, reply_size, reply_fd);
+}
+
+ULONG wpt_host_call_prepare(wpt_host_prepared *c, uint32_t incarnation, uint32_t slot, uint32_t kind,
+                            const void *payload, uint32_t length) {
+    c->fd = -1;
+    ULONG rc = host_socket_path(c->path, sizeof c->path, slot);
+    if (rc == ERROR_SUCCESS) rc = wpt_host_request_of(&c->request, incarnation, kind, payload, length);
+    if (rc == ERROR_SUCCESS) c->fd = wpt_ipc_client(c->path, &rc);
+    return rc;
+}
+
+ULONG wpt_host_call_send(wpt_host_prepared *c, uint32_t meant_for, void *reply, uint32_t reply_size,
+                         int *reply_fd) {
+    uint32_t kind = c->request.kind & ~WPT_REQ_IN_INCARNATION;
     int timeout = (kind == WPT_REQ_STOP || kind == WPT_REQ_FLUSH || kind == WPT_REQ_UPDATE)
                 ? WPT_HOST_LONG_REPLY_MS : WPT_HOST_REPLY_MS;
-    wpt_host_request r;
-    ULONG built = wpt_host_request_of(&r, incarnation, kind, payload, length);
-    if (built != ERROR_SUCCESS) return built;
-    return wpt_ipc_call(path, r.kind, meant_for, r.payload, r.length, reply, reply_size, reply_fd, timeout);
+    int fd = c->fd;
+    c->fd = -1;                             /* wpt_ipc_call_on closes it */
+    return wpt_ipc_call_on(fd, c->path, c->request.kind, meant_for, c->request.payload, c->request.length,
+                           reply, reply_size, reply_fd, timeout);
 }
 
 ULONG wpt_host_request_of(wpt_host_request *out, uint32_t incarnation, uint32_t kind, const void *payload,

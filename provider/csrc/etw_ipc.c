@@ -99,11 +99,27 @@ static int64_t deadline_of(int timeout_ms) {
     return timeout_ms < 0 ? -1 : wpt_mono_ms() + timeout_ms;
 }
 
-int wpt_ipc_connect(const char *path, int timeout_ms, ULONG *rc) {
+int wpt_ipc_client(const char *path, ULONG *rc) {
     struct sockaddr_un a;
     if (make_address(path, &a) != 0) { *rc = ERROR_BAD_PATHNAME; return -1; }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) { *rc = ERROR_OUTOFMEMORY; return -1; }
+    *rc = ERROR_SUCCESS;
+    return fd;
+}
+
+int wpt_ipc_connect(const char *path, int timeout_ms, ULONG *rc) {
+    int fd = wpt_ipc_client(path, rc);
+    return fd < 0 ? -1 : wpt_ipc_connect_on(fd, path, timeout_ms, rc);
+}
+
+int wpt_ipc_connect_on(int fd, const char *path, int timeout_ms, ULONG *rc) {
+    struct sockaddr_un a;
+    if (make_address(path, &a) != 0) {
+        close(fd);
+        *rc = ERROR_BAD_PATHNAME;
+        return -1;
+    }
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         int e = errno;
         if (e == EAGAIN || e == EINPROGRESS) {
@@ -285,16 +301,19 @@ static void drop_reply(void **reply, void *given, int *reply_fd) {
     }
 }
 
-ULONG wpt_ipc_open(const char *path, uint32_t kind, uint32_t status, const void *payload,
-                   uint32_t length, wpt_frame *frame, void **reply, uint32_t max_length,
-                   int *reply_fd, int timeout_ms, int *conn) {
+/* wpt_ipc_open on the socket `client` (wpt_ipc_client; closed here whatever happens), or on
+ * one made here if it is -1. */
+static ULONG open_on(int client, const char *path, uint32_t kind, uint32_t status, const void *payload,
+                     uint32_t length, wpt_frame *frame, void **reply, uint32_t max_length,
+                     int *reply_fd, int timeout_ms, int *conn) {
     ULONG rc;
     void *given = *reply;
     if (reply_fd) *reply_fd = -1;
     *conn = -1;
+    if (client < 0 && (client = wpt_ipc_client(path, &rc)) < 0) return rc;
     /* one deadline for the whole request: connecting, sending and the reply */
     int64_t deadline = deadline_of(timeout_ms);
-    int fd = wpt_ipc_connect(path, timeout_ms >= 0 && timeout_ms < 2000 ? timeout_ms : 2000, &rc);
+    int fd = wpt_ipc_connect_on(client, path, timeout_ms >= 0 && timeout_ms < 2000 ? timeout_ms : 2000, &rc);
     if (fd < 0) return rc;
 #ifdef WPT_TEST_POINTS
     wpt_test_request_fd = fd;
@@ -326,13 +345,25 @@ ULONG wpt_ipc_open(const char *path, uint32_t kind, uint32_t status, const void 
     return ERROR_SUCCESS;
 }
 
+ULONG wpt_ipc_open(const char *path, uint32_t kind, uint32_t status, const void *payload,
+                   uint32_t length, wpt_frame *frame, void **reply, uint32_t max_length,
+                   int *reply_fd, int timeout_ms, int *conn) {
+    return open_on(-1, path, kind, status, payload, length, frame, reply, max_length, reply_fd, timeout_ms,
+                   conn);
+}
+
 ULONG wpt_ipc_call(const char *path, uint32_t kind, uint32_t status, const void *payload,
                    uint32_t length, void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms) {
+    return wpt_ipc_call_on(-1, path, kind, status, payload, length, reply, reply_size, reply_fd, timeout_ms);
+}
+
+ULONG wpt_ipc_call_on(int client, const char *path, uint32_t kind, uint32_t status, const void *payload,
+                      uint32_t length, void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms) {
     wpt_frame frame;
     void *buf = NULL;
     int fd;
-    ULONG rc = wpt_ipc_open(path, kind, status, payload, length, &frame, &buf, WPT_WIRE_MAX_CONTROL,
-                            reply_fd, timeout_ms, &fd);
+    ULONG rc = open_on(client, path, kind, status, payload, length, &frame, &buf, WPT_WIRE_MAX_CONTROL,
+                       reply_fd, timeout_ms, &fd);
     if (rc != ERROR_SUCCESS) return rc;
     close(fd);
     if (reply) {

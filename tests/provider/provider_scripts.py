@@ -57,8 +57,9 @@ SESSION_CALLS = textwrap.dedent("""
             time.sleep(0.05)
         return gone(pid)
 
-    def without_descriptors(call):
-        # every descriptor taken (as an application at its limit): /proc cannot be opened
+    def without_descriptors(call, left=0):
+        # every descriptor taken but `left` (as an application at its limit): /proc cannot be
+        # opened
         resource.setrlimit(resource.RLIMIT_NOFILE, (128, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
         held = []
         try:
@@ -66,6 +67,8 @@ SESSION_CALLS = textwrap.dedent("""
                 held.append(os.open("/dev/null", os.O_RDONLY))
         except OSError:
             pass
+        for _ in range(left):
+            os.close(held.pop())
         try:
             return call()
         finally:

@@ -80,3 +80,36 @@ def test_a_stop_with_no_descriptor_left_says_so_and_changes_nothing(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:3] == [
         "enabled", "ERROR_TOO_MANY_OPEN_FILES 0", "stopped-starved stopped-starved 1"], done.stdout
+
+
+_STOP_KEEPING_ONE = """
+    out = sys.argv[2]
+    told, kept = [], []
+
+    def callback(code, context, buffer):
+        # a DISABLE that keeps a file open (to log that tracing stopped, say)
+        if code == P._lib.WMI_DISABLE_EVENTS:
+            kept.append(os.open("/dev/null", os.O_RDONLY))
+        told.append(code)
+        return 0
+
+    handle = P.StartTrace("stopped-keeping-one", props("s", P.EVENT_TRACE_FILE_MODE_SEQUENTIAL))
+    registration = P.RegisterTraceGuids(callback, None, GUID, [GUID])
+    print(enable(handle))
+    print(without_descriptors(lambda: stop(handle), left=2), told.count(P._lib.WMI_DISABLE_EVENTS))
+    for fd in kept:
+        os.close(fd)
+    print(query(handle), told.count(P._lib.WMI_DISABLE_EVENTS))
+"""
+
+
+def test_a_stop_whose_disable_callback_takes_a_descriptor_still_stops(tmp_path):
+    """A STOP of a hosted session with two descriptors free, whose provider's DISABLE callback
+    keeps one file open: the STOP checked the runtime directory (two descriptors at once), told
+    the providers DISABLE, then checked the directory again and made its socket, which failed
+    with one descriptor left, and the session ran on without its providers. What the STOP needs
+    of this process (the socket's path, the socket) is taken before DISABLE: it stops."""
+    done = run_script(_STOP_KEEPING_ONE, tmp_path / "rt", tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:3] == [
+        "enabled", "stopped-keeping-one 1", "ERROR_WMI_INSTANCE_NOT_FOUND 1"], done.stdout
