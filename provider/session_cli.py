@@ -167,6 +167,8 @@ def _describe(exc: Win32Error, name: str) -> str:
     if exc.winerror == lib.ERROR_ACCESS_DENIED:
         return (f"{exc.name}: access denied (is the runtime directory {_runtime_directory_name()} "
                 f"private to this user?)")
+    if exc.winerror == lib.ERROR_TOO_MANY_OPEN_FILES:
+        return f"{exc.name}: no file descriptor left (this process's limit, ulimit -n, or the system's)"
     return in_words(exc)
 
 

@@ -18,6 +18,7 @@
  */
 #ifndef WPPTRACE_ETW_INTERNAL_H
 #define WPPTRACE_ETW_INTERNAL_H
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -41,6 +42,17 @@
 /* A reservation whose writer neither committed nor died within this time is abandoned. */
 #define WPT_COMMIT_WAIT_MS     500
 #define WPT_ZERO_RUNS          256   /* spans the flusher recounts as their writers go on */
+
+/* What a failed system call's errno `e` says when it is a shortage of this process or of the
+ * system, on every path alike: no descriptor left (the process's or the system's limit),
+ * ERROR_TOO_MANY_OPEN_FILES; no memory, ERROR_OUTOFMEMORY ("cannot allocate";
+ * ERROR_NOT_ENOUGH_MEMORY is an event dropped for want of a free buffer). Anything else is the
+ * caller's `otherwise` (a path at fault, a refusal). */
+static inline ULONG wpt_win32_of_errno(int e, ULONG otherwise) {
+    return e == EMFILE || e == ENFILE ? ERROR_TOO_MANY_OPEN_FILES
+         : e == ENOMEM || e == ENOBUFS ? ERROR_OUTOFMEMORY
+         : otherwise;
+}
 
 enum { WPT_FREE = 0, WPT_STARTING = 1, WPT_RUNNING = 2, WPT_STOPPING = 3, WPT_STOPPED = 4 };
 
@@ -1005,7 +1017,7 @@ int   wpt_ipc_recv(int fd, wpt_frame *frame, void **payload, uint32_t max_length
                    int *received_fd, int timeout_ms);
 /* What a failed send or receive of a request means, from its errno: the peer did not take or
  * answer it in time (ERROR_BUSY: alive, only slow), sent what is no frame of ours
- * (ERROR_BAD_FORMAT), no memory (ERROR_OUTOFMEMORY), or it is gone
+ * (ERROR_BAD_FORMAT), a shortage here (wpt_win32_of_errno), or it is gone
  * (ERROR_WMI_INSTANCE_NOT_FOUND). Every request to a host reports failures by this table. */
 ULONG wpt_ipc_failure(int e);
 /* One request, then its reply's frame (payload as wpt_ipc_recv, at most max_length bytes),

@@ -137,7 +137,7 @@ ULONG wpt_pool_create(const wpt_pool_config *c, wpt_view **view_out, int *memfd_
         map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     } else {
         memfd = (int)syscall(SYS_memfd_create, "wpptrace-session", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (memfd < 0) return ERROR_OUTOFMEMORY;
+        if (memfd < 0) return wpt_win32_of_errno(errno, ERROR_OUTOFMEMORY);   /* no descriptor left */
         uint64_t control = probe.data_offset;
         if (ftruncate(memfd, (off_t)size) != 0
             || fallocate(memfd, 0, 0, (off_t)control) != 0

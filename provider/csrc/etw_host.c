@@ -713,7 +713,7 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
     /* read while this process has its descriptors to spare: its entry records it, and an entry
      * whose start is not its process's is taken for a gone host's */
     if (rc == ERROR_SUCCESS && !wpt_own_start()) rc = ERROR_OUTOFMEMORY;
-    if (pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) rc = ERROR_OUTOFMEMORY;
+    if (pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) rc = wpt_win32_of_errno(errno, ERROR_OUTOFMEMORY);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigterm;
@@ -783,7 +783,7 @@ ULONG wpt_host_spawn(wpt_session *s, wpt_process_ref *host) {
     *host = (wpt_process_ref){0, 0};
     g_caller = (wpt_process_ref){wpt_current_pid(), wpt_own_start()};   /* as its claim says */
     int ready[2];
-    if (pipe2(ready, O_CLOEXEC) != 0) return ERROR_OUTOFMEMORY;
+    if (pipe2(ready, O_CLOEXEC) != 0) return wpt_win32_of_errno(errno, ERROR_OUTOFMEMORY);
     wpt_forking_host = 1;
     pid_t first = fork();
     if (first == 0) {

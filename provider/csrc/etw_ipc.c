@@ -103,7 +103,7 @@ int wpt_ipc_client(const char *path, ULONG *rc) {
     struct sockaddr_un a;
     if (make_address(path, &a) != 0) { *rc = ERROR_BAD_PATHNAME; return -1; }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) { *rc = ERROR_OUTOFMEMORY; return -1; }
+    if (fd < 0) { *rc = wpt_win32_of_errno(errno, ERROR_OUTOFMEMORY); return -1; }
     *rc = ERROR_SUCCESS;
     return fd;
 }
@@ -285,8 +285,7 @@ int wpt_ipc_recv(int fd, wpt_frame *frame, void **payload, uint32_t max_length, 
 ULONG wpt_ipc_failure(int e) {
     return e == ETIMEDOUT ? ERROR_BUSY
          : e == EPROTO ? ERROR_BAD_FORMAT
-         : e == ENOMEM ? ERROR_OUTOFMEMORY
-         : ERROR_WMI_INSTANCE_NOT_FOUND;
+         : wpt_win32_of_errno(e, ERROR_WMI_INSTANCE_NOT_FOUND);
 }
 
 /* A reply not handed to the caller: what wpt_ipc_recv allocated or received with it goes. */

@@ -60,10 +60,9 @@ static ULONG errno_to_win32(int e) {
     switch (e) {
     case ENOENT: case ENOTDIR: case ENAMETOOLONG: case EISDIR: return ERROR_BAD_PATHNAME;
     case EACCES: case EPERM: case EROFS: return ERROR_ACCESS_DENIED;
-    case ENOMEM: return ERROR_OUTOFMEMORY;
     case EEXIST: return ERROR_ALREADY_EXISTS;
     case EWOULDBLOCK: return ERROR_BUSY;           /* another process's file lease */
-    default: return ERROR_BAD_PATHNAME;
+    default: return wpt_win32_of_errno(e, ERROR_BAD_PATHNAME);   /* no descriptor: not the path */
     }
 }
 

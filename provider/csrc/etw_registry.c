@@ -100,18 +100,11 @@ static const char *path_at(int fd) {
     return p->at;
 }
 
-/* What an open that failed with `e` says when the path itself may be at fault (`otherwise`):
- * a process at its descriptor limit, or out of memory, is told so, not that the runtime
- * directory's path is bad. */
-static ULONG resource_failure(int e, ULONG otherwise) {
-    return e == EMFILE || e == ENFILE ? ERROR_TOO_MANY_OPEN_FILES
-         : e == ENOMEM ? ERROR_NOT_ENOUGH_MEMORY
-         : otherwise;
-}
-
+/* A process at its descriptor limit, or out of memory, is told so, not that the runtime
+ * directory's path is bad (wpt_win32_of_errno). */
 static ULONG open_failure(int e) {
     return e == EACCES || e == EPERM || e == ELOOP || e == ENOTDIR ? ERROR_ACCESS_DENIED
-                                                                   : resource_failure(e, ERROR_BAD_PATHNAME);
+                                                                   : wpt_win32_of_errno(e, ERROR_BAD_PATHNAME);
 }
 
 /* Hold `fd` (a directory checked as ours, dev/ino in st) at g_dir_fd (g_dir_lock held). */
@@ -130,8 +123,9 @@ static ULONG hold_dir(int fd, const struct stat *st) {
             return ERROR_SUCCESS;
         }
         int same = dup3(fd, g_dir_fd, O_CLOEXEC);
+        int e = errno;
         close(fd);
-        if (same < 0) return ERROR_BAD_PATHNAME;
+        if (same < 0) return wpt_win32_of_errno(e, ERROR_BAD_PATHNAME);
         atomic_fetch_add(&g_dir_replaced, 1);
     } else {
         const char *at = path_at(fd);          /* the first, or ours was closed by someone else */
@@ -181,13 +175,14 @@ static ULONG check_dir_locked(int make) {
     int up = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (up < 0) {
         t_dir_absent = absent(errno);
-        return resource_failure(errno, ERROR_BAD_PATHNAME);
+        return wpt_win32_of_errno(errno, ERROR_BAD_PATHNAME);
     }
     WPT_TEST_POINT(WPT_POINT_RUNTIME_DIR_OPENING);
     struct stat st;
     if (fstat(up, &st) != 0) {
+        int e = errno;
         close(up);
-        return ERROR_BAD_PATHNAME;
+        return wpt_win32_of_errno(e, ERROR_BAD_PATHNAME);
     }
     if ((st.st_uid != geteuid() && st.st_uid != 0) || ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))) {
         close(up);
@@ -196,7 +191,7 @@ static ULONG check_dir_locked(int make) {
     if (make && mkdirat(up, name, 0700) != 0 && errno != EEXIST) {
         int e = errno;
         close(up);
-        return e == EACCES ? ERROR_ACCESS_DENIED : ERROR_BAD_PATHNAME;
+        return e == EACCES ? ERROR_ACCESS_DENIED : wpt_win32_of_errno(e, ERROR_BAD_PATHNAME);
     }
     int fd = openat(up, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     int e = errno;
@@ -553,7 +548,7 @@ static ULONG open_registry(int64_t deadline) {
     int make = wpt_runtime_dir_may_make() ? O_CREAT : 0;
     int fd = openat(g_dir_fd, "registry", O_RDWR | O_CLOEXEC | O_NOFOLLOW | make, 0600);
     if (fd < 0)
-        return errno == EACCES ? ERROR_ACCESS_DENIED : errno == ENOENT ? ERROR_FILE_NOT_FOUND : resource_failure(errno, ERROR_BAD_PATHNAME);
+        return errno == EACCES ? ERROR_ACCESS_DENIED : errno == ENOENT ? ERROR_FILE_NOT_FOUND : wpt_win32_of_errno(errno, ERROR_BAD_PATHNAME);
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
         close(fd);

@@ -113,3 +113,60 @@ def test_a_stop_whose_disable_callback_takes_a_descriptor_still_stops(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:3] == [
         "enabled", "stopped-keeping-one 1", "ERROR_WMI_INSTANCE_NOT_FOUND 1"], done.stdout
+
+
+_START = """
+    out = sys.argv[2]
+    first = P.StartTrace("first", props("first", P.EVENT_TRACE_FILE_MODE_SEQUENTIAL))   # the registry mapped
+
+    def start(name, mode):
+        try:
+            P.StartTrace(name, props(name, mode))
+            return "started"
+        except P.Win32Error as exc:
+            return exc.name
+
+    # hosted: the session memory, the log file (its directory, then the file), the host's pipe;
+    # private: the log file
+    print(*(without_descriptors(lambda: start("h%d" % left, P.EVENT_TRACE_FILE_MODE_SEQUENTIAL), left=left)
+            for left in range(4)))
+    print(*(without_descriptors(lambda: start("p%d" % left, PRIVATE), left=left) for left in range(2)))
+"""
+
+
+def test_a_start_with_no_descriptor_left_says_so_whichever_step_needed_it(tmp_path):
+    """StartTrace from a process at its descriptor limit, with 0 to 3 descriptors free, fails
+    at the session memory (memfd), the log file's directory or the file itself, or the host's
+    pipe: each said ERROR_OUTOFMEMORY or ERROR_BAD_PATHNAME (a log file's path blamed for a
+    descriptor limit). One errno is one code on every path: ERROR_TOO_MANY_OPEN_FILES."""
+    done = run_script(_START, tmp_path / "rt", tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == [" ".join(["ERROR_TOO_MANY_OPEN_FILES"] * 4),
+                                           " ".join(["ERROR_TOO_MANY_OPEN_FILES"] * 2)], done.stdout
+
+
+_CLI_START = """
+    import argparse, io
+    from wpptrace.provider import session_cli
+    out = sys.argv[2]
+    P.StartTrace("first", props("first", P.EVENT_TRACE_FILE_MODE_SEQUENTIAL))   # the registry mapped
+    parser = argparse.ArgumentParser()
+    session_cli.add_subcommands(parser.add_subparsers(dest="session_command"))
+    args = parser.parse_args(["start", "cli-started", "-f", os.path.join(out, "cli.etl")])
+    said = io.StringIO()
+    # the runtime directory's check (two descriptors), then StartTrace: the session memory
+    # takes one, the log file's directory the other
+    code = without_descriptors(lambda: session_cli.run(args, io.StringIO(), said), left=2)
+    print(code, said.getvalue().strip())
+"""
+
+
+def test_the_cli_does_not_blame_the_log_file_for_a_descriptor_limit(tmp_path):
+    """`wpptrace session start -f FILE` at the descriptor limit, where the log file is the step
+    that found none left: it said FILE could not be created (ERROR_BAD_PATHNAME), as for a bad
+    path. It says the process has no descriptor left."""
+    done = run_script(_CLI_START, tmp_path / "rt", tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    code, _, said = done.stdout.partition(" ")
+    assert code == "1" and "ERROR_TOO_MANY_OPEN_FILES" in said, done.stdout
+    assert "cli.etl" not in said and "log file" not in said, said
