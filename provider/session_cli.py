@@ -147,6 +147,15 @@ def _runtime_directory_problem(path: str) -> str:
     if up.st_mode & 0o022 and not up.st_mode & stat.S_ISVTX:
         return (f"its parent {parent} is writable by others and not sticky, so they could move it "
                 f"away; set WPPTRACE_RUNTIME_DIR to a directory of this user")
+    registry = os.path.join(path, "registry")
+    try:
+        st = os.lstat(registry)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        return f"its registry {registry} is a symbolic link; it must be a file of this user (remove it)"
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        return f"its registry {registry} is not a file (remove it)"
     return "it must be a directory of this user, private to this user (mode 0700)"
 
 
@@ -167,6 +176,9 @@ def _describe(exc: Win32Error, name: str) -> str:
     if exc.winerror == lib.ERROR_ACCESS_DENIED:
         return (f"{exc.name}: access denied (is the runtime directory {_runtime_directory_name()} "
                 f"private to this user?)")
+    if exc.winerror == lib.ERROR_BAD_PATHNAME:     # the runtime directory's check or its registry
+        where = _runtime_directory_name()
+        return f"{exc.name}: the runtime directory {where} is not usable: {_runtime_directory_problem(where)}"
     if exc.winerror == lib.ERROR_TOO_MANY_OPEN_FILES:
         return f"{exc.name}: no file descriptor left (this process's limit, ulimit -n, or the system's)"
     return in_words(exc)

@@ -693,10 +693,13 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
         default:
             rc = ERROR_WMI_INSTANCE_NOT_FOUND;
         }
-    } else if (rc == ERROR_BAD_FORMAT || rc == ERROR_BAD_PATHNAME || rc == ERROR_FILE_NOT_FOUND) {
-        /* no usable registry (or none, for a STOP): no session of another process can be meant
-         * (ACCESS_DENIED stays: the caller may not look) */
-        rc = ERROR_WMI_INSTANCE_NOT_FOUND;
+    } else {
+        /* no registry (its file, or the runtime directory as the check found it, missing), or
+         * one of another wpptrace version: no session of another process can be meant. Any
+         * other failure stays as it is (a path that cannot be used, no descriptor left, access
+         * denied: the caller may not look), as for a session's info. */
+        rc = wpt_runtime_dir_missing_as_none(rc);
+        if (rc == ERROR_BAD_FORMAT || rc == ERROR_FILE_NOT_FOUND) rc = ERROR_WMI_INSTANCE_NOT_FOUND;
     }
     unlock();
     wpt_runtime_dir_not_made_end(was_not_made);
