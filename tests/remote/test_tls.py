@@ -4,16 +4,20 @@ listed) are accepted. The PKI is made for the test with the openssl command."""
 from __future__ import annotations
 
 import logging
+import socket
 import subprocess
 import sys
+import uuid
 
 import certificates
 import pytest
-from remote_helpers import (PATIENCE, TracedSession, data_buffers, decoded_text, relay_process,
-                            wait_until)
+from remote_helpers import (PATIENCE, TracedSession, data_buffers, decoded_text, recv_exactly,
+                            relay_process, wait_until)
 
 from wpptrace.remote import Collector, Relay, client_context, server_context
-from wpptrace.winerror import ERROR_ACCESS_DENIED
+from wpptrace.remote import collector as collector_module
+from wpptrace.remote import protocol as P
+from wpptrace.winerror import ERROR_ACCESS_DENIED, ERROR_BUSY
 
 pytestmark = pytest.mark.skipif(not certificates.available(),
                                 reason="needs the openssl command to make a test CA")
@@ -172,3 +176,53 @@ def test_allow_without_a_client_ca_says_what_is_missing(pki, tmp_path):
             "allow needs tls=server_context(..., client_ca=PEM), the CA that signs the relays' "
             "certificates: without it no relay is asked for a certificate, so no name could "
             "be allowed")
+
+
+def _hold_the_only_connection(collector):
+    """A connection that takes the collector's one place (its TLS handshake never begins)."""
+    held = socket.create_connection(collector.address)
+    wait_until(lambda: collector._active == 1, what="the first connection handled")
+    return held
+
+
+def test_a_refusal_past_the_connection_limit_is_said_over_tls(pki, tmp_path):
+    """Past ``max_connections`` a TLS relay is told ERROR_BUSY over TLS. Said in plain text
+    before the handshake, the ERROR read to the relay as a broken handshake ("wrong version
+    number"): it looked for a certificate problem, not a full collector."""
+    tls = client_context(str(pki / "ca.pem"), str(pki / "relay.pem"), str(pki / "relay.key"))
+    with _collector(pki, tmp_path, max_connections=1, handshake_timeout=PATIENCE) as collector:
+        held = _hold_the_only_connection(collector)
+        try:
+            with tls.wrap_socket(socket.create_connection(collector.address),
+                                 server_hostname="localhost") as sock:
+                sock.settimeout(PATIENCE)
+                sock.sendall(P.encode_hello(P.Hello(uuid.uuid4(), 8192, "refused", "tls"), 1))
+                head = recv_exactly(sock, P.HEADER.size)
+                _, _, kind, _, length, _ = P.HEADER.unpack(head)
+                payload = recv_exactly(sock, length)
+                assert P.decode_error(P.Frame(kind, 0, 0, payload)) == (ERROR_BUSY,
+                                                                         "too many connections")
+            assert collector.connections_refused == 1
+            wait_until(lambda: collector._refusals_closing == 0, what="the refusal closed")
+        finally:
+            held.close()
+
+
+def test_a_tls_refusal_past_the_closing_slots_says_nothing_in_plain_text(pki, tmp_path,
+                                                                         monkeypatch):
+    """Past the refusals that get a slow close (here none), a TLS connection refused past the
+    limits is closed without a word: no ERROR in plain text where the relay expects TLS."""
+    monkeypatch.setattr(collector_module, "_REFUSALS_CLOSING", 0)
+    with _collector(pki, tmp_path, max_connections=1, handshake_timeout=PATIENCE) as collector:
+        held = _hold_the_only_connection(collector)
+        try:
+            with socket.create_connection(collector.address) as sock:
+                sock.settimeout(PATIENCE)
+                try:
+                    said = sock.recv(1 << 16)
+                except ConnectionResetError:
+                    said = b""
+                assert said == b""
+            assert collector.connections_refused == 1
+        finally:
+            held.close()

@@ -1402,11 +1402,23 @@ class Collector:
         after any other ERROR (see _close_told: closed with the relay's HELLO unread, it was
         reset, and the reset may discard the ERROR). That close holds the socket and its task
         for up to _TELL_WAIT, so only _REFUSALS_CLOSING refused connections at a time get it:
-        past them a refusal closes at once, and a flood of connections holds no more."""
+        past them a refusal closes at once, and a flood of connections holds no more. With
+        TLS started per connection (Python 3.11+) the relay reads nothing before the
+        handshake: a refusal in one of those slots makes it first (at most _TELL_WAIT) and
+        says the ERROR over TLS; past them, or if the handshake fails, it closes without a
+        word (an ERROR in plain text would read to the relay as a broken handshake)."""
         closing = self._refusals_closing < _REFUSALS_CLOSING
         if closing:
             self._refusals_closing += 1
         try:
+            if self.tls is not None and _START_TLS:
+                if not closing:
+                    return
+                try:
+                    await writer.start_tls(self.tls, ssl_handshake_timeout=min(
+                        self.handshake_timeout, _TELL_WAIT))
+                except (ssl.SSLError, ConnectionError, asyncio.TimeoutError, OSError):
+                    return
             await _send_error(writer, ERROR_BUSY, reason)
             if closing:
                 await _close_told(reader, writer)
