@@ -665,11 +665,12 @@ def test_a_close_that_hangs_with_nothing_queued_is_given_up_on_after_write_timeo
     head, buffers = recorded
     disk = _StuckClose(monkeypatch)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
-                   write_timeout=1.0) as collector:
+                   write_timeout=PATIENCE) as collector:
         with _relay(collector, disk, head, "hung") as relay:
             relay.buffer(1, buffers[0])
             relay.end(2)
             assert disk.stuck.wait(PATIENCE)
+            collector.write_timeout = 1.0       # (only now: the file and buffer 1 are written)
             assert relay.answer()[:2] == (P.FrameType.ACK, 2)
             wait_until(lambda: collector._active == 0, what="the connection's place")
             source = _one_source(collector)
