@@ -214,6 +214,8 @@ def test_a_refusal_past_the_connection_limit_is_closed_without_a_reset(recorded,
     closed as after any other ERROR, the collector's end shut and the rest read until the
     relay closes. Closed at once with data unread, it was reset, and a reset may discard the
     ERROR before the relay read it."""
+    # (the wait ends with the relay's close: a long one keeps a loaded machine from ending it)
+    monkeypatch.setattr(collector_module, "_TELL_WAIT", 10 * PATIENCE)
     head, _ = recorded
     sent_enough = threading.Event()
     sent: list = []
