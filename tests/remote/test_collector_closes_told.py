@@ -300,3 +300,38 @@ def test_refusals_past_the_limits_wait_for_the_relays_close_only_a_few_at_a_time
             held.close()
             for hand in hands:
                 hand.close()
+
+
+def test_a_stop_while_a_refusal_is_said_logs_no_traceback(recorded, tmp_path, monkeypatch,
+                                                          caplog):
+    """The collector stops while it tells a connection past the limits why (its ERROR not yet
+    taken by the relay): the refusal ends at once and normally, and its place among the
+    refusals being closed is given back. Its cancellation left unhandled, Python's stream
+    server logged it as an error with a traceback."""
+    telling = threading.Event()
+
+    async def never_taken(writer, code, reason):
+        telling.set()
+        await asyncio.get_running_loop().create_future()     # (a drain that waits)
+    monkeypatch.setattr(collector_module, "_send_error", never_taken)
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    head, _ = recorded
+    collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                          max_connections=1).start()
+    held = hand = None
+    try:
+        held = socket.create_connection(collector.address)
+        wait_until(lambda: collector._active == 1, what="the first connection handled")
+        hand = HandRelay(collector.address, len(head), "refused")
+        assert telling.wait(PATIENCE)
+        assert collector._refusals_closing == 1
+        assert collector.stop(PATIENCE) is None
+        assert collector._refusals_closing == 0
+    finally:
+        if held is not None:
+            held.close()
+        if hand is not None:
+            hand.close()
+        collector.stop()
+    logged = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+    assert logged == [], logged

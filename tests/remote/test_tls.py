@@ -226,3 +226,29 @@ def test_a_tls_refusal_past_the_closing_slots_says_nothing_in_plain_text(pki, tm
             assert collector.connections_refused == 1
         finally:
             held.close()
+
+
+def test_a_stop_during_a_refusals_handshake_logs_no_traceback(pki, tmp_path, monkeypatch,
+                                                              caplog):
+    """The collector stops while a connection refused past the limits is in its TLS
+    handshake (its relay sends nothing): the refusal ends at once and normally. Its
+    cancellation left unhandled, Python's stream server logged it as an error with a
+    traceback."""
+    monkeypatch.setattr(collector_module, "_TELL_WAIT", 10 * PATIENCE)
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    collector = _collector(pki, tmp_path, max_connections=1,
+                           handshake_timeout=10 * PATIENCE).start()
+    held = silent = None
+    try:
+        held = _hold_the_only_connection(collector)
+        silent = socket.create_connection(collector.address)
+        wait_until(lambda: collector._refusals_closing == 1, what="the refusal's handshake")
+        assert collector.stop(PATIENCE) is None
+        assert collector._refusals_closing == 0
+    finally:
+        for sock in (held, silent):
+            if sock is not None:
+                sock.close()
+        collector.stop()
+    logged = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+    assert logged == [], logged
