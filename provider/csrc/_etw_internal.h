@@ -479,6 +479,8 @@ enum {
                                           * lock let go); nothing of the join done yet */
     WPT_POINT_REJOIN_ANSWERED = 81,      /* a forked child's JOIN again was answered (not
                                           * busy) and what it said applied */
+    WPT_POINT_HOST_PIDFD_TAKEN = 82,     /* wpt_host_end took the host's pidfd, has not read
+                                          * its start */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);
@@ -501,6 +503,10 @@ extern int64_t wpt_host_answer_ms, wpt_host_reply_ms, wpt_host_long_reply_ms;
 extern _Atomic int wpt_test_pidfd_refused;
 /* and pidfd_send_signal refused (EPERM), as seccomp or an LSM may */
 extern _Atomic int wpt_test_signal_refused;
+/* and the host's start unreadable once its pidfd is taken (ENOMEM) */
+extern _Atomic int wpt_test_start_unreadable;
+/* how many hosts wpt_host_end signalled through a pidfd, and by their pid */
+extern _Atomic int wpt_test_host_end_by_pidfd, wpt_test_host_end_by_pid;
 /* how long a process waits for the registry lock: a test may shorten it */
 extern int64_t wpt_registry_wait_ms;
 #define WPT_REGISTRY_WAIT_MS wpt_registry_wait_ms

@@ -833,6 +833,11 @@ ULONG wpt_host_spawn(wpt_session *s, wpt_process_ref *host) {
 #ifdef WPT_TEST_POINTS
 _Atomic int wpt_test_pidfd_refused;
 _Atomic int wpt_test_signal_refused;
+_Atomic int wpt_test_start_unreadable;
+_Atomic int wpt_test_host_end_by_pidfd, wpt_test_host_end_by_pid;
+#define WPT_TEST_COUNT(counter) atomic_fetch_add(&(counter), 1)
+#else
+#define WPT_TEST_COUNT(counter) ((void)0)
 #endif
 
 static _Atomic uint32_t g_hosts_not_stopped;
@@ -846,6 +851,18 @@ void wpt_hosts_after_fork(void) {
 }
 
 #if defined(SYS_pidfd_open) && defined(SYS_pidfd_send_signal)
+/* wpt_process_is once the pidfd is taken; a test makes /proc fail to answer (ENOMEM), as a
+ * kernel short of memory may */
+static int host_still_is(uint32_t pid, uint64_t start) {
+#ifdef WPT_TEST_POINTS
+    if (atomic_load(&wpt_test_start_unreadable)) {
+        errno = ENOMEM;
+        return -1;
+    }
+#endif
+    return wpt_process_is(pid, start);
+}
+
 /* `sig` sent through pidfd `fd`: 0, or -1 and errno (EPERM from seccomp or an LSM, say; a test
  * makes it so) */
 static int signal_through(int fd, int sig) {
@@ -860,24 +877,21 @@ static int signal_through(int fd, int sig) {
 #endif
 
 /* Through a pidfd taken while the process is still the host (its start checked after the
- * pidfd was taken): a pid reused since is never signalled. A descriptor is kept spare across
- * pidfd_open, so a caller one descriptor short of its limit can still read the start after it.
- * Without a pidfd (an old kernel, a sandbox refusing the call) the start is checked and the
- * host signalled by its pid, as close as that can get. A host that could not be told (its start
- * unknown, or /proc unreadable, also once the pidfd is taken: it may be another process that
- * took the pid since; or a signal refused) runs on unfindable by name: counted once
- * (wpptrace_hosts_not_stopped). A host stopping by SIGTERM stops as by STOP (its file
- * completed; its providers disabled and its entry freed only while the registry's entry of its
- * slot is still its own). */
+ * pidfd was taken): a pid reused since is never signalled. Without a pidfd (an old kernel, a
+ * sandbox refusing the call) the start is checked and the host signalled by its pid, as close
+ * as that can get. A caller at its descriptor limit gets the same by-pid fallback, on purpose:
+ * pidfd_open refused for want of a descriptor, or the pidfd taking the last one so the start
+ * cannot then be read (the pidfd is closed first, giving that descriptor back to the check).
+ * A host that could not be told (its start unknown, or /proc unreadable, also once the pidfd is
+ * taken: it may be another process that took the pid since; or a signal refused) runs on
+ * unfindable by name: counted once (wpptrace_hosts_not_stopped). A host stopping by SIGTERM
+ * stops as by STOP (its file completed; its providers disabled and its entry freed only while
+ * the registry's entry of its slot is still its own). */
 void wpt_host_end(const wpt_process_ref *host) {
     if (!host->pid) return;
 #if defined(SYS_pidfd_open) && defined(SYS_pidfd_send_signal)
     if (host->start) {
-        int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);   /* none left: pidfd_open fails too */
         int fd = (int)syscall(SYS_pidfd_open, (pid_t)host->pid, 0);
-        int opened = errno;
-        if (spare >= 0) close(spare);
-        errno = opened;
 #ifdef WPT_TEST_POINTS
         if (fd >= 0 && atomic_load(&wpt_test_pidfd_refused)) {
             close(fd);
@@ -886,22 +900,34 @@ void wpt_host_end(const wpt_process_ref *host) {
         }
 #endif
         if (fd >= 0) {
-            int is = wpt_process_is(host->pid, host->start);
-            if (is == 1) {
-                /* refused (not gone): the host runs on */
-                if (signal_through(fd, SIGTERM) != 0 && errno != ESRCH) atomic_fetch_add(&g_hosts_not_stopped, 1);
-            } else if (is < 0 && (signal_through(fd, 0) == 0 || errno != ESRCH)) {
-                /* its start unreadable (/proc not there, say): the process may be another that
-                 * took the pid, so it is not signalled, but counted unless it is gone */
-                atomic_fetch_add(&g_hosts_not_stopped, 1);
+            WPT_TEST_POINT(WPT_POINT_HOST_PIDFD_TAKEN);
+            int is = host_still_is(host->pid, host->start);
+            if (is < 0 && (errno == EMFILE || errno == ENFILE)) {
+                close(fd);                  /* no descriptor for /proc: by its pid, below */
+            } else {
+                if (is == 1) {
+                    WPT_TEST_COUNT(wpt_test_host_end_by_pidfd);
+                    /* refused (not gone): the host runs on */
+                    if (signal_through(fd, SIGTERM) != 0 && errno != ESRCH)
+                        atomic_fetch_add(&g_hosts_not_stopped, 1);
+                } else if (is < 0 && (signal_through(fd, 0) == 0 || errno != ESRCH)) {
+                    /* its start unreadable (no memory for the read, say): the process may be
+                     * another that took the pid, so it is not signalled, but counted unless it
+                     * is gone */
+                    atomic_fetch_add(&g_hosts_not_stopped, 1);
+                }
+                close(fd);
+                return;
             }
-            close(fd);
-            return;
+        } else if (errno == ESRCH) {
+            return;                         /* gone */
         }
-        if (errno == ESRCH) return;         /* gone */
     }
 #endif
     int is = host->start ? wpt_process_is(host->pid, host->start) : -1;
-    if (is == 1 && kill((pid_t)host->pid, SIGTERM) == 0) return;
+    if (is == 1) {
+        WPT_TEST_COUNT(wpt_test_host_end_by_pid);
+        if (kill((pid_t)host->pid, SIGTERM) == 0) return;
+    }
     if (is != 0 && !wpt_process_gone(host->pid)) atomic_fetch_add(&g_hosts_not_stopped, 1);
 }

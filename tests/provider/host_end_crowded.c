@@ -1,14 +1,22 @@
-/* host_end_crowded.c: wpt_host_end (a StartTrace making a host it started stop) with exactly
- * one descriptor free, which pidfd_open would take: the host's start could not then be read
- * from /proc (EMFILE). The "host" is a child of this program that blocks SIGTERM, so a signal
- * sent stays pending where /proc shows it (tests/provider/test_host_end_crowded.py builds it
- * with the core's test points).
+/* host_end_crowded.c: wpt_host_end (a StartTrace making a host it started stop) with few
+ * descriptors free, with its signal refused, or with the host's start unreadable once its pidfd
+ * is taken. The "host" is a child of this program that blocks SIGTERM, so a signal sent stays
+ * pending where /proc shows it (tests/provider/test_host_end_crowded.py builds it with the
+ * core's test points).
  *
- *     host_end_crowded            one descriptor free
- *     host_end_crowded refused    descriptors to spare, pidfd_send_signal refused (EPERM)
- * Prints "pidfd N signalled N unstopped N forked N": whether pidfd_open is there at all,
- * whether the child was sent SIGTERM, wpptrace_hosts_not_stopped() afterwards, and what it says
- * in a child forked then (the parent's hosts are the parent's to report).
+ *     host_end_crowded MODE
+ *       one-free          one descriptor free: the pidfd takes it, the start cannot be read
+ *       none-free         no descriptor free: pidfd_open fails
+ *       two-free          two descriptors free: the pidfd and the read of the start
+ *       taken-after       descriptors to spare, every one taken once the pidfd is (as another
+ *                         thread may)
+ *       refused           descriptors to spare, pidfd_send_signal refused (EPERM)
+ *       unreadable        the start unreadable (ENOMEM) once the pidfd is taken
+ *       unreadable-gone   the same, and the host gone (reaped) once the pidfd is taken
+ * Prints "pidfd N signalled N unstopped N forked N by-pidfd N by-pid N": whether pidfd_open is
+ * there at all, whether the child was sent SIGTERM (-1: it is gone), wpptrace_hosts_not_stopped()
+ * afterwards, what that says in a child forked then (the parent's hosts are the parent's to
+ * report), and how many hosts were signalled through a pidfd and by their pid.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -25,11 +33,11 @@
 static int g_fillers[4096];
 static int g_filled;
 
-/* Every descriptor taken but one. */
-static void crowd(void) {
+/* Every descriptor taken but `spare`. */
+static void crowd(int spare) {
     int f;
     while (g_filled < 4096 && (f = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) g_fillers[g_filled++] = f;
-    if (g_filled) close(g_fillers[--g_filled]);
+    while (spare-- > 0 && g_filled) close(g_fillers[--g_filled]);
 }
 
 static void give_back(void) {
@@ -51,9 +59,22 @@ static int term_pending(pid_t pid) {
     return ((pending | shared) >> (SIGTERM - 1)) & 1;
 }
 
+static pid_t g_host;
+static int g_at_pidfd;                  /* 1: take every descriptor; 2: end and reap the host */
+
+static void at_point(int point) {
+    if (point != WPT_POINT_HOST_PIDFD_TAKEN) return;
+    if (g_at_pidfd == 1) crowd(0);
+    if (g_at_pidfd == 2 && kill(g_host, SIGKILL) == 0) waitpid(g_host, NULL, 0);
+}
+
 int main(int argc, char **argv) {
-    int refused = argc == 2 && strcmp(argv[1], "refused") == 0;
-    if (argc > 1 && !refused) return 9;
+    if (argc != 2) return 9;
+    const char *mode = argv[1];
+    int free_left = strcmp(mode, "one-free") == 0 ? 1 : strcmp(mode, "none-free") == 0 ? 0
+                  : strcmp(mode, "two-free") == 0 ? 2 : -1;
+    if (free_left < 0 && strcmp(mode, "taken-after") != 0 && strcmp(mode, "refused") != 0
+        && strcmp(mode, "unreadable") != 0 && strcmp(mode, "unreadable-gone") != 0) return 9;
     int ready[2];
     if (pipe(ready) != 0) return 2;
     sigset_t term;
@@ -61,6 +82,7 @@ int main(int argc, char **argv) {
     sigaddset(&term, SIGTERM);
     pid_t child = fork();
     if (child < 0) return 3;
+    g_host = child;
     if (child == 0) {
         sigprocmask(SIG_BLOCK, &term, NULL);
         if (write(ready[1], "r", 1) != 1) _exit(1);
@@ -80,11 +102,16 @@ int main(int argc, char **argv) {
     low = old;
     low.rlim_cur = 64;
     if (setrlimit(RLIMIT_NOFILE, &low) != 0) return 7;
-    if (refused) atomic_store(&wpt_test_signal_refused, 1);
-    else crowd();
+    if (strcmp(mode, "refused") == 0) atomic_store(&wpt_test_signal_refused, 1);
+    if (strncmp(mode, "unreadable", 10) == 0) atomic_store(&wpt_test_start_unreadable, 1);
+    g_at_pidfd = strcmp(mode, "taken-after") == 0 ? 1 : strcmp(mode, "unreadable-gone") == 0 ? 2 : 0;
+    wpt_test_point = at_point;
+    if (free_left >= 0) crowd(free_left);
     wpt_host_end(&host);
     give_back();
+    wpt_test_point = NULL;
     atomic_store(&wpt_test_signal_refused, 0);
+    atomic_store(&wpt_test_start_unreadable, 0);
     if (setrlimit(RLIMIT_NOFILE, &old) != 0) return 8;
     fflush(stdout);
     pid_t forked = fork();
@@ -92,9 +119,12 @@ int main(int argc, char **argv) {
     int status = 0;
     int forked_said = forked > 0 && waitpid(forked, &status, 0) == forked && WIFEXITED(status)
                     ? WEXITSTATUS(status) : -1;
-    printf("pidfd %d signalled %d unstopped %u forked %d\n", pidfd, term_pending(child),
-           (unsigned)wpptrace_hosts_not_stopped(), forked_said);
-    kill(child, SIGKILL);
-    waitpid(child, NULL, 0);
+    printf("pidfd %d signalled %d unstopped %u forked %d by-pidfd %d by-pid %d\n", pidfd,
+           g_at_pidfd == 2 ? -1 : term_pending(child), (unsigned)wpptrace_hosts_not_stopped(),
+           forked_said, atomic_load(&wpt_test_host_end_by_pidfd), atomic_load(&wpt_test_host_end_by_pid));
+    if (g_at_pidfd != 2) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+    }
     return 0;
 }
