@@ -326,6 +326,17 @@ def query_text(props: api.EVENT_TRACE_PROPERTIES, info: sessions.SessionInfo | N
     return lines
 
 
+def _providers() -> list[sessions.ProviderInfo]:
+    """sessions.providers, a failure (the registry or a provider process that cannot be asked
+    here) said as a SessionError."""
+    try:
+        return sessions.providers()
+    except Win32Error as exc:
+        if exc.winerror == lib.ERROR_BUSY:
+            raise SessionError(f"cannot list providers now: {_REGISTRY_HELD}") from None
+        raise SessionError(f"cannot list providers: {_describe(exc, '')}") from None
+
+
 def query(name: str) -> list[str]:
     check_name(name)
     try:
@@ -333,7 +344,7 @@ def query(name: str) -> list[str]:
         info = sessions.session_info(name)
     except Win32Error as exc:
         raise SessionError(_describe(exc, name)) from None
-    return query_text(props, info, sessions.providers())
+    return query_text(props, info, _providers())
 
 
 def listed_text(props: api.EVENT_TRACE_PROPERTIES, info: sessions.SessionInfo | None,
@@ -356,20 +367,20 @@ def shown_text(props: api.EVENT_TRACE_PROPERTIES) -> list[str]:
         info = None
         if exc.winerror == lib.ERROR_BUSY:
             info = sessions.SessionInfo(props.HistoricalContext & 0xFFFF, 0, False, False, 0, 0, 0, busy=True)
-    return listed_text(props, info, sessions.providers())
+    return listed_text(props, info, _providers())
 
 
 def listed(providers: list[sessions.ProviderInfo] | None = None) -> list[str]:
     """Every running session as listed_text shows it, a blank line after each (each host asked
     once)."""
     if providers is None:
-        providers = sessions.providers()
+        providers = _providers()
     try:
         found = sessions.list_sessions()
     except Win32Error as exc:
         if exc.winerror == lib.ERROR_BUSY:
             raise SessionError(f"cannot list sessions now: {_REGISTRY_HELD}") from None
-        raise SessionError(f"cannot list sessions: {in_words(exc)}") from None
+        raise SessionError(f"cannot list sessions: {_describe(exc, '')}") from None
     lines: list[str] = []
     for props, info in found:
         lines += listed_text(props, info, providers) + [""]
@@ -377,7 +388,7 @@ def listed(providers: list[sessions.ProviderInfo] | None = None) -> list[str]:
 
 
 def listing() -> list[str]:
-    providers = sessions.providers()
+    providers = _providers()
     lines = listed(providers)
     for p in providers:
         if not p.enabled:

@@ -921,6 +921,21 @@ ULONG wpptrace_session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *i
     return rc;
 }
 
+/* A lookup's registry failure that means nothing runs: no registry (its file, or the runtime
+ * directory as the check found it, missing) or one of another wpptrace version. Any other
+ * (busy, no descriptor left, no memory, not ours) is the lookup's own failure, never an empty
+ * answer. */
+static int no_registry(ULONG rc) {
+    rc = wpt_runtime_dir_missing_as_none(rc);
+    return rc == ERROR_WMI_INSTANCE_NOT_FOUND || rc == ERROR_FILE_NOT_FOUND || rc == ERROR_BAD_FORMAT;
+}
+
+/* A request that failed for want of something of this process's own (a descriptor, memory):
+ * what it asked is not known, and the caller is told so rather than given less. */
+static int local_shortage(ULONG rc) {
+    return rc == ERROR_TOO_MANY_OPEN_FILES || rc == ERROR_OUTOFMEMORY;
+}
+
 static ULONG list_sessions(EVENT_TRACE_PROPERTIES **array, WPPTRACE_SESSION_INFO *infos, ULONG count,
                            ULONG *logger_count) {
     if (!logger_count || (count && !array)) return ERROR_INVALID_PARAMETER;
@@ -933,10 +948,11 @@ static ULONG list_sessions(EVENT_TRACE_PROPERTIES **array, WPPTRACE_SESSION_INFO
     lock();
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(0, &rc);
-    if (!reg && rc == ERROR_BUSY) {          /* what runs cannot be told now */
+    if (!reg && !no_registry(rc)) {          /* what runs cannot be told (now) */
         unlock();
         free(found);
-        return ERROR_BUSY;
+        *logger_count = 0;
+        return rc;
     }
     if (reg) {
         for (uint32_t i = 0; i < WPPTRACE_MAX_SESSIONS; i++) {
@@ -961,7 +977,7 @@ static ULONG list_sessions(EVENT_TRACE_PROPERTIES **array, WPPTRACE_SESSION_INFO
     /* the sessions as the registry has them now; each is asked outside the control lock (a
      * host slow to answer holds up no other control call of this process) */
     unlock();
-    ULONG filled = 0;
+    ULONG filled = 0, failed = ERROR_SUCCESS;
     for (ULONG i = 0; i < n && filled < count; i++) {
         /* one request per session: its answer holds its session info too */
         wpt_wire_props w;
@@ -980,13 +996,17 @@ static ULONG list_sessions(EVENT_TRACE_PROPERTIES **array, WPPTRACE_SESSION_INFO
             props_from_wire(&w, array[filled], 0);
             flags |= WPPTRACE_SESSION_BUSY;
         }
+        if (local_shortage(rc)) {       /* not a session that stopped meanwhile */
+            failed = rc;
+            break;
+        }
         if (rc != ERROR_SUCCESS && rc != ERROR_BUSY) continue;
         if (infos) info_of(&w, flags, &infos[filled]);
         filled++;
     }
     free(found);
     *logger_count = filled;
-    return n > count ? ERROR_MORE_DATA : ERROR_SUCCESS;
+    return failed != ERROR_SUCCESS ? failed : n > count ? ERROR_MORE_DATA : ERROR_SUCCESS;
 }
 
 ULONG QueryAllTracesA(EVENT_TRACE_PROPERTIES **array, ULONG count, ULONG *logger_count) {
@@ -1091,8 +1111,9 @@ static ULONG enumerate_providers(WPPTRACE_PROVIDER_INFO *out, ULONG count, ULONG
     if (!total || (count && !out)) return ERROR_INVALID_PARAMETER;
     provider_list l = {out, count, 0};
     /* who holds what: the registry */
-    ULONG rc;
+    ULONG rc, failed = ERROR_SUCCESS;
     wpt_registry *reg = wpt_registry_lock(0, &rc);
+    if (!reg && !no_registry(rc)) failed = rc;
     if (reg) {
         for (int i = 0; i < WPT_MAX_ENABLES; i++) {
             wpt_reg_enable *en = &reg->enables[i];
@@ -1114,8 +1135,11 @@ static ULONG enumerate_providers(WPPTRACE_PROVIDER_INFO *out, ULONG count, ULONG
     wpt_wire_registered mine[256];
     note_registered(&l, mine, wpt_registered_guids(mine, 256));
     const char *dir;
-    if (wpt_runtime_dir(&dir) == ERROR_SUCCESS) {
+    ULONG checked = wpt_runtime_dir(&dir);
+    if (checked != ERROR_SUCCESS && !no_registry(checked) && failed == ERROR_SUCCESS) failed = checked;
+    if (checked == ERROR_SUCCESS) {
         DIR *d = opendir(dir);
+        if (!d && failed == ERROR_SUCCESS) failed = wpt_win32_of_errno(errno, ERROR_BAD_PATHNAME);
         struct dirent *ent;
         while (d && (ent = readdir(d))) {
             unsigned pid;
@@ -1127,6 +1151,7 @@ static ULONG enumerate_providers(WPPTRACE_PROVIDER_INFO *out, ULONG count, ULONG
             wpt_wire_registered regs[256];
             wpt_frame f;
             int c = wpt_ipc_connect(path, 500, &rc);
+            if (c < 0 && local_shortage(rc) && failed == ERROR_SUCCESS) failed = rc;
             if (c < 0) continue;
             void *payload = regs;
             if (wpt_ipc_send(c, WPT_REQ_LIST, 0, NULL, 0, -1, 1000) == 0
@@ -1137,7 +1162,7 @@ static ULONG enumerate_providers(WPPTRACE_PROVIDER_INFO *out, ULONG count, ULONG
         if (d) closedir(d);
     }
     *total = l.total;
-    return l.total > count ? ERROR_MORE_DATA : ERROR_SUCCESS;
+    return failed != ERROR_SUCCESS ? failed : l.total > count ? ERROR_MORE_DATA : ERROR_SUCCESS;
 }
 
 ULONG EnumerateTraceGuids(PTRACE_GUID_PROPERTIES *array, ULONG count, PULONG guid_count) {

@@ -170,3 +170,51 @@ def test_the_cli_does_not_blame_the_log_file_for_a_descriptor_limit(tmp_path):
     code, _, said = done.stdout.partition(" ")
     assert code == "1" and "ERROR_TOO_MANY_OPEN_FILES" in said, done.stdout
     assert "cli.etl" not in said and "log file" not in said, said
+
+
+_LIST = """
+    from wpptrace.provider import sessions
+    out = sys.argv[2]
+    handle = P.StartTrace("listed", props("s", P.EVENT_TRACE_FILE_MODE_SEQUENTIAL))
+
+    def listing():
+        try:
+            return ",".join(p.LoggerName for p, _ in sessions.list_sessions()) or "none"
+        except P.Win32Error as exc:
+            return exc.name
+
+    def providers():
+        try:
+            return len(sessions.providers())
+        except P.Win32Error as exc:
+            return exc.name
+
+    import argparse, io
+    from wpptrace.provider import session_cli
+    parser = argparse.ArgumentParser()
+    session_cli.add_subcommands(parser.add_subparsers(dest="session_command"))
+    listed = parser.parse_args(["list"])
+
+    def cli_list():
+        said, err = io.StringIO(), io.StringIO()
+        code = session_cli.run(listed, said, err)
+        return code, said.getvalue().strip(), err.getvalue().strip()
+
+    print(without_descriptors(listing), without_descriptors(providers))
+    print(*without_descriptors(cli_list), sep="|")
+    print(listing(), providers(), stop(handle))
+"""
+
+
+def test_a_listing_with_no_descriptor_left_says_so_rather_than_list_less(tmp_path):
+    """Listing the sessions, or the providers, from a process at its descriptor limit: the
+    running session's QUERY (and the provider processes' look-up) failed for want of a
+    descriptor here, and was skipped: the listing said no session ran, and no provider was
+    registered, with success. The listing fails with ERROR_TOO_MANY_OPEN_FILES."""
+    done = run_script(_LIST, tmp_path / "rt", tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.split("\n")
+    assert lines[0] == "ERROR_TOO_MANY_OPEN_FILES ERROR_TOO_MANY_OPEN_FILES", done.stdout
+    code, said, err = lines[1].split("|")
+    assert code == "1" and not said and "ERROR_TOO_MANY_OPEN_FILES" in err, lines[1]
+    assert lines[2] == "listed 0 listed", done.stdout
