@@ -16,7 +16,10 @@ bench_fmt.py's unique-argument file), in a fresh process each time, as a ``fmt``
 * install: every message's program registered from the record another decoder made, as a
   run does from fmt's program cache;
 * share: the same from the records another decoder published in a ``ProgramShare`` table, as
-  a ``fmt -j`` process does from the others'.
+  a ``fmt -j`` process does from the others';
+* publish: every message claimed in a ``ProgramShare`` table, compiled and its record
+  published, as the ``fmt -j`` process that first needs a message does (against compile: what
+  only ``-j`` pays for the messages it compiles).
 
 Prints CPU microseconds per message (median of ``--repeat`` fresh processes; the VM is
 shared, so compare runs made close together) and, with ``--callgrind``, instructions per
@@ -27,7 +30,9 @@ compile alone, then two at once; the slower of the two against the one alone), b
 for a plain CPU loop: what ``fmt -j 2`` can gain on its compile part on this machine, whatever
 the program.
 
-Usage: python3 benchmarks/bench_compile.py [--repeat N] [--callgrind] [--pair]
+``--modes``: the modes measured (comma-separated; all of them by default).
+
+Usage: python3 benchmarks/bench_compile.py [--repeat N] [--callgrind] [--pair] [--modes M,...]
 """
 from __future__ import annotations
 
@@ -46,7 +51,7 @@ import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TMF_DIR = REPO / "tests" / "corpus" / "tmf" / "nefarius__Nefarius.Utilities.ETW" / "tmf"
-MODES = ("scan", "compile", "python", "install", "share")
+MODES = ("scan", "compile", "python", "install", "share", "publish")
 
 
 def _keys() -> list[tuple[bytes, int]]:
@@ -103,6 +108,14 @@ def child(mode: str) -> int:
             decoder = _fresh_decoder()
             decoder.share_programs(share)
             run = lambda: decoder._shared_entries(keys)    # noqa: E731
+        elif mode == "publish":
+            from wpptrace.decoder.program_share import ProgramShare
+
+            share = ProgramShare()
+            share.met = True                               # no meeting: one process
+            decoder = _fresh_decoder()
+            decoder.share_programs(share)
+            run = lambda: decoder._shared_entries(keys)    # noqa: E731
         elif mode == "scan":
             decoder = _fresh_decoder()
             guids = list(dict.fromkeys(int_of_le(guid_le) for guid_le, _n in keys))
@@ -119,6 +132,8 @@ def child(mode: str) -> int:
         cpu = time.process_time() - c0
     if mode == "install" and cache._added or mode == "share" and share.installed != len(keys):
         raise SystemExit(f"{mode}: some messages were compiled, not installed")
+    if mode == "publish" and share.compiled != len(keys):
+        raise SystemExit(f"{mode}: some messages were not claimed here")
     print(json.dumps([len(keys), cpu]))
     return 0
 
@@ -187,13 +202,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--callgrind", action="store_true", help="count instructions too (valgrind)")
     ap.add_argument("--pair", action="store_true", help="how much two compiling processes slow each other")
+    ap.add_argument("--modes", default=",".join(MODES), help="the modes measured, comma-separated")
     args = ap.parse_args(argv)
     if args.callgrind and shutil.which("valgrind") is None:
         print("valgrind is needed for --callgrind (apt install valgrind)")
         return 2
     _run("scan")                                     # the modules' .pyc written once
     print(f"per message, over the corpus driver TMFs ({TMF_DIR.name}/):")
-    for mode in MODES:
+    for mode in args.modes.split(","):
+        if mode not in MODES:
+            raise SystemExit(f"no mode {mode!r} (modes: {', '.join(MODES)})")
         runs = [_run(mode) for _ in range(max(1, args.repeat))]
         n = runs[0][0]
         cpu = statistics.median(cpu for _n, cpu in runs)

@@ -626,6 +626,23 @@ class ProgramTable:
     def publish(self, slot: int, record: bytes) -> bool:
         return lib.pshare_publish(self._mem, slot, record, len(record)) == 0
 
+    def publish_parts(self, slot: int, mode: bytes, component: str, name: str, has_prefix: bool,
+                      unknown: str | None, prefix_program: int, blob: bytes,
+                      decoration: bytes | None) -> bool:
+        """``publish`` of the record ``program_share.pack_parts`` makes of these fields, laid
+        out in the table in one C call (no record made here); False: refused, no room."""
+        component_b, name_b = component.encode(), name.encode()
+        if unknown is None:
+            unknown_b, unknowns = ffi.NULL, 0
+        else:
+            unknown_b = unknown.encode()
+            unknowns = len(unknown_b)
+        return lib.pshare_publish_parts(
+            self._mem, slot, mode, has_prefix, prefix_program, component_b, len(component_b),
+            name_b, len(name_b), unknown_b, unknowns, blob, len(blob),
+            ffi.NULL if decoration is None else decoration,
+            0 if decoration is None else len(decoration)) == 0
+
     def refuse(self, slot: int) -> None:
         lib.pshare_refuse(self._mem, slot)
 

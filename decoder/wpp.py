@@ -1241,14 +1241,31 @@ class WppDecoder:
         published for the run's other processes (refused when it has no program) and added
         to the program cache."""
         share, table, cache = self._share, self._share.table, self._cache
-        entry, packed = self._compiled_entry(key, mode)
-        share.compiled += 1
-        if packed is None:
-            table.refuse(slot)
+        entry = self._raw_entry(*key)
+        noprefix, form, _quote_all = self._printer_mode
+        if form == "text" and entry.unknown is None:   # ``_program_code`` and ``_install``, inline
+            try:
+                blob = self._message_blob(entry, noprefix)
+            except UnicodeEncodeError:  # text only Python can write
+                blob = None
+            decoration = None
+            entry.program = RowPrinter.HOLE if blob is None else self._printer.renderer.add(blob)
         else:
-            table.publish(slot, packed)
-            if cache is not None:
-                cache.add(*key, packed)
+            blob, decoration = self._program_code(entry)
+            entry.program = self._install(blob, decoration)
+        self._counted += 1
+        share.compiled += 1
+        if blob is None:
+            table.refuse(slot)
+            return entry
+        # the record laid out in the table in one C call: pack_parts's bytes, none made here
+        prefix_program = self._prefix_program if entry.has_prefix and not noprefix else -1
+        published = table.publish_parts(slot, mode, entry.component, entry.name, entry.has_prefix,
+                                         entry.unknown, prefix_program, blob, decoration)
+        if cache is not None:
+            cache.add(*key, table.record(slot) if published else
+                      _pack_parts()(mode, entry.component, entry.name, entry.has_prefix,
+                                    entry.unknown, prefix_program, blob, decoration))
         return entry
 
     def _shared_prefix(self) -> int | None:

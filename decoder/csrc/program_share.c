@@ -2,6 +2,7 @@
 #include <sched.h>
 #include <string.h>
 #include "program_share.h"
+#include "program_records.h"
 
 #define PSHARE_MAGIC 0x31504d4152505057ull    /* "WPPRAMP1" */
 /* yields while a slot's claimer writes its key (a few instructions after its claim): a
@@ -173,6 +174,65 @@ int pshare_publish(uint8_t *mem, int64_t slot, const uint8_t *data, uint32_t len
     memcpy(arena_of(mem) + offset, data, length);
     s->offset = offset;
     s->length = length;
+    __atomic_store_n(&s->state, PSHARE_READY, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static uint8_t *put32(uint8_t *at, uint32_t v)
+{
+    at[0] = (uint8_t)v;
+    at[1] = (uint8_t)(v >> 8);
+    at[2] = (uint8_t)(v >> 16);
+    at[3] = (uint8_t)(v >> 24);
+    return at + 4;
+}
+
+static uint8_t *put(uint8_t *at, const uint8_t *data, uint32_t length)
+{
+    if (length)
+        memcpy(at, data, length);
+    return at + length;
+}
+
+int pshare_publish_parts(uint8_t *mem, int64_t slot, const uint8_t *mode, int has_prefix,
+                         int32_t prefix_program, const uint8_t *component,
+                         uint32_t component_length, const uint8_t *name, uint32_t name_length,
+                         const uint8_t *unknown, uint32_t unknown_length, const uint8_t *blob,
+                         uint32_t blob_length, const uint8_t *decoration,
+                         uint32_t decoration_length)
+{
+    pshare_head *head = head_of(mem);
+    pshare_slot *s = slot_at(mem, slot);
+    if (s == NULL)
+        return -1;
+    if (unknown == NULL)
+        unknown_length = 0;
+    if (decoration == NULL)
+        decoration_length = 0;
+    uint64_t length = (uint64_t)PRECORD_HEAD + component_length + name_length + unknown_length
+                      + blob_length + decoration_length, offset;
+    /* (a record's length is a u32 in its slot) */
+    if (length > UINT32_MAX || arena_take(head, length, &offset) != 0) {
+        __atomic_store_n(&s->state, PSHARE_REFUSED, __ATOMIC_RELEASE);
+        return -1;
+    }
+    uint32_t flags = (has_prefix ? PRECORD_HAS_PREFIX : 0) | (unknown ? PRECORD_UNKNOWN : 0)
+                     | (decoration ? PRECORD_DECORATED : 0);
+    uint8_t *at = put(arena_of(mem) + offset, mode, 4);
+    at = put32(at, flags);
+    at = put32(at, (uint32_t)prefix_program);
+    at = put32(at, component_length);
+    at = put32(at, name_length);
+    at = put32(at, unknown_length);
+    at = put32(at, blob_length);
+    at = put32(at, decoration_length);
+    at = put(at, component, component_length);
+    at = put(at, name, name_length);
+    at = put(at, unknown, unknown_length);
+    at = put(at, blob, blob_length);
+    put(at, decoration, decoration_length);
+    s->offset = offset;
+    s->length = (uint32_t)length;
     __atomic_store_n(&s->state, PSHARE_READY, __ATOMIC_RELEASE);
     return 0;
 }

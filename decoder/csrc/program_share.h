@@ -67,6 +67,18 @@ uint32_t pshare_state(uint8_t *mem, int64_t slot);
  * has no room for it. */
 int pshare_publish(uint8_t *mem, int64_t slot, const uint8_t *data, uint32_t length);
 
+/* Publish the record of a slot the caller claimed, laid out in the arena from its parts
+ * (program_records.h's format, the bytes decoder/program_share.py's pack_parts makes): the
+ * printer mode it is for (4 bytes), whether the format starts with %0, the shared prefix
+ * program its blob calls (-1: none), component, name, Unknown line (NULL: none), program blob
+ * and decoration (NULL: none). 0, or -1 (then REFUSED) when the arena has no room for it. */
+int pshare_publish_parts(uint8_t *mem, int64_t slot, const uint8_t *mode, int has_prefix,
+                         int32_t prefix_program, const uint8_t *component,
+                         uint32_t component_length, const uint8_t *name, uint32_t name_length,
+                         const uint8_t *unknown, uint32_t unknown_length, const uint8_t *blob,
+                         uint32_t blob_length, const uint8_t *decoration,
+                         uint32_t decoration_length);
+
 /* Say that a claimed slot gets no record. */
 void pshare_refuse(uint8_t *mem, int64_t slot);
 

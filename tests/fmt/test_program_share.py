@@ -17,8 +17,9 @@ from wpptrace.decoder import parallel, program_share
 from wpptrace.decoder._hazmat import ProgramTable
 from wpptrace.decoder.engine import FileSource, record_view
 from wpptrace.decoder.etlfile import EtlFile
+from wpptrace.decoder.program_cache import ProgramCache
 from wpptrace.decoder.program_share import (MEET_SECONDS, RECORD, ProgramShare, SharedRecord,
-                                            shares_of, unpack)
+                                            pack_parts, shares_of, unpack)
 from wpptrace.decoder.wpp import WppDecoder
 from wpptrace.decoder.wpp_rows import RowView
 
@@ -123,6 +124,79 @@ def test_a_full_table_and_a_full_arena_leave_messages_to_their_process():
     with pytest.raises(ValueError):
         ProgramTable(12, 10)                                 # not a power of 2
     table.close()
+
+
+@pytest.mark.parametrize("record", [
+    SharedRecord("Comp", "Name", True, None, 0, b"\x01blob", None),
+    SharedRecord("Unknown", " 12", False, "Unknown( 12): GUID=...", -1, b"u", None),
+    SharedRecord("Kompo\u00dfant", "N\u00e4me \u2713", True, None, 3, b"\x00\xffprog", b"deco\x00"),
+    SharedRecord("", "", False, "", -1, b"", b""),
+])
+@pytest.mark.parametrize("mode", [MODE, ProgramShare.mode((True, "jsonl", True))])
+def test_a_record_laid_out_in_the_table_is_the_one_pack_parts_makes(record, mode):
+    """``publish_parts`` lays a record out in the table from its fields: the bytes
+    ``pack_parts`` makes (what the program cache keeps and ``precord_install`` reads)."""
+    table = ProgramTable(16, 4096)
+    slot, state = table.claim(GUID, 1)
+    assert state == table.MINE
+    assert table.publish_parts(slot, mode, *record)
+    assert table.state(slot) == table.READY
+    assert table.record(slot) == pack_parts(mode, *record)
+    assert unpack(table.record(slot), mode) == record
+    table.close()
+
+
+def test_a_record_laid_out_with_no_room_is_refused():
+    record = SharedRecord("Comp", "Name", True, None, 0, b"\x01blob", None)
+    size = len(pack_parts(MODE, *record))
+    table = ProgramTable(8, size + 5)
+    first, second = table.claim(GUID, 0)[0], table.claim(GUID, 1)[0]
+    assert table.publish_parts(first, MODE, *record)           # fits
+    assert not table.publish_parts(second, MODE, *record)      # no room: refused
+    assert table.claim(GUID, 1)[1] == table.REFUSED
+    assert table.record(second) is None
+    assert table.record(first) == pack_parts(MODE, *record)    # the first one left whole
+    table.close()
+
+
+def test_a_decoder_publishes_the_records_it_would_cache(driver, tmp_path):
+    """The records a decoder publishes are those it adds to its program cache when it
+    compiles alone; with no room left in the table its messages are refused for the others
+    (each compiles them), and its cache still gets their records."""
+    path, tmf_dir = driver
+    plain, expected = _lines(path, tmf_dir)
+    share = ProgramShare()
+    cache = ProgramCache(str(tmp_path), bytes(32))
+    decoder = WppDecoder(tmf.load(tmf_dir), utc=True)
+    decoder.share_programs(share)
+    decoder.use_cache(cache)
+    with EtlFile(str(path)) as etl:
+        assert row_lines(decoder, etl, "text") == expected
+    keys = [(m.guid.bytes_le, m.number) for m in tmf.load(tmf_dir).messages()]
+    published = 0
+    for key in keys:
+        slot, state = share.table.claim(*key)
+        if state != share.table.READY:
+            continue
+        _entry, packed = plain._compiled_entry(key, MODE)
+        assert share.table.record(slot) == packed == cache._added[key]
+        published += 1
+    assert published > 1000
+    share.close()
+
+    full = ProgramShare(arena=64)                     # not one record fits
+    cache = ProgramCache(str(tmp_path), bytes(32))
+    decoder = WppDecoder(tmf.load(tmf_dir), utc=True)
+    decoder.share_programs(full)
+    decoder.use_cache(cache)
+    with EtlFile(str(path)) as etl:
+        assert row_lines(decoder, etl, "text") == expected
+    assert full.compiled > 1000 and len(cache._added) > 1000
+    for key, record in cache._added.items():
+        slot, state = full.table.claim(*key)
+        assert state == full.table.REFUSED
+        assert record == plain._compiled_entry(key, MODE)[1]
+    full.close()
 
 
 def test_records_round_trip_and_damaged_ones_are_not_used():
