@@ -10,7 +10,7 @@ import threading
 
 import pytest
 from remote_helpers import (PATIENCE, FakeCollector, HandRelay, RelayClock, _StuckClose,
-                            _StuckWrite, read_frame, take_until_end, wait_until)
+                            _StuckWrite, delivered_by, read_frame, take_until_end, wait_until)
 
 from wpptrace.remote import Collector, Relay
 from wpptrace.remote import protocol as P
@@ -410,3 +410,37 @@ def test_ends_close_while_the_relay_waits_for_the_link_is_no_timeout(recorded, m
         return start(relay)
     monkeypatch.setattr(Relay, "start", started)
     _delivered_in_the_reply_timeouts_last_moments(recorded, caplog, [])
+
+
+def test_ends_ack_and_close_as_the_linger_limit_runs_out_is_delivery(recorded, monkeypatch):
+    """END's ACK and the close after it come in the moment the relay's linger limit runs
+    out, and the relay looks at its limits before the connection has returned: the stream
+    was delivered ("ended", exit status 0). The limit looked at first, the relay gave up on
+    the connection that had just delivered END and said END was not acknowledged (exit
+    status 3)."""
+    clock = RelayClock(monkeypatch)
+    looked: list = []
+    check_linger = Relay._check_linger
+
+    def looking(relay, connected):
+        if connected and relay._end_acked:
+            looked.append(None)
+        return check_linger(relay, connected)
+    monkeypatch.setattr(Relay, "_check_linger", looking)
+    send_loop = Relay._send_loop
+
+    async def returned_after_a_look_at_the_limits(relay, writer, acks):
+        delivered = await send_loop(relay, writer, acks)
+        if delivered:
+            clock.now += relay.linger_limit + 1.0
+            while not looked:       # (until the relay looks, or is done with the connection)
+                await asyncio.sleep(0.01)
+        return delivered
+    monkeypatch.setattr(Relay, "_send_loop", returned_after_a_look_at_the_limits)
+
+    def serve(sock):
+        sock.sendall(P.encode(P.FrameType.WELCOME, 0))
+        take_until_end(sock, ack_buffers=True)
+    relay = delivered_by(FakeCollector(serve), recorded, "limit", linger_limit=PATIENCE)
+    assert relay.outcome == "ended", relay.outcome
+    assert not relay.end_unconfirmed

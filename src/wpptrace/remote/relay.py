@@ -287,6 +287,7 @@ class Relay:
         self._end_sent_at: Optional[float] = None   # ... of END on the current connection
         self._end_seq: Optional[int] = None         # END's sequence on the current connection
         self._end_acked = False         # an ACK of END's sequence came after END on it
+        self._acks: Optional[asyncio.Task] = None      # the connection's reader of answers
         self._end_ever_sent = False     # END went out on some connection
         self._end_reached = False       # a later answer said the collector has it (its
                                         # source's file being closed)
@@ -616,9 +617,14 @@ class Relay:
         self._end_sent_at = None
         self._end_seq = None
         self._end_acked = False
+        self._acks = None
         task = asyncio.ensure_future(self._connection())
         try:
             while True:
+                # END's ACK and the close after it, come as a limit ran out, are delivery:
+                # looked at first (the connection has not returned yet, but will say so)
+                if self._end_delivered():
+                    return True
                 left = self._check_linger(connected=True)
                 # (before the end: looked at again every 0.25 s, to see the end come)
                 done, _ = await asyncio.wait({task}, timeout=min(left, 0.25))
@@ -628,6 +634,13 @@ class Relay:
             if not task.done():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+
+    def _end_delivered(self) -> bool:
+        """Whether this connection's reader of answers ended normally after END's ACK (the
+        collector closed the connection after it: END delivered)."""
+        acks = self._acks
+        return (acks is not None and acks.done() and not acks.cancelled()
+                and acks.exception() is None and self._end_acked)
 
     def _welcomed(self) -> None:
         """A connection proved it works, its first ACK come (or none was tried yet): the next
@@ -699,7 +712,7 @@ class Relay:
                 writer.writelines(P.encode_buffer(P.FrameType.HEADER, 0, self._outbox.header))
             self._outbox.resume(resume)
             self._count_dropped()
-            acks = asyncio.ensure_future(self._read_acks(reader))
+            acks = self._acks = asyncio.ensure_future(self._read_acks(reader))
             return await self._send_loop(writer, acks)
         finally:
             if acks is not None:
