@@ -335,3 +335,34 @@ def test_a_stop_while_a_refusal_is_said_logs_no_traceback(recorded, tmp_path, mo
         collector.stop()
     logged = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
     assert logged == [], logged
+
+
+def test_refusals_past_the_limits_are_warned_of_once_then_counted(recorded, tmp_path, caplog):
+    """A flood of connections past the limits writes one warning, not one a connection: the
+    first refusal of a kind is a warning, the others a debug line each, and how many came
+    is said in one warning (here at the stop)."""
+    caplog.set_level(logging.DEBUG, logger="wpptrace.remote.collector")
+    head, _ = recorded
+    collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                          max_connections=1).start()
+    held = socket.create_connection(collector.address)
+    hands: list[HandRelay] = []
+    try:
+        wait_until(lambda: collector._active == 1, what="the first connection handled")
+        for _ in range(3):
+            hands.append(_refused_past_the_limit(collector, head))
+        held.close()                # (else the stop waits for it, told, to close)
+        assert collector.stop(PATIENCE) is None
+    finally:
+        held.close()
+        for hand in hands:
+            hand.close()
+        collector.stop()
+    refusals = [(r.levelno, r.getMessage().split(": ", 1)[1]) for r in caplog.records
+                if "refused: already" in r.getMessage()]
+    assert refusals == [(logging.WARNING, "refused: already 1 connections")] + [
+        (logging.DEBUG, "refused: already 1 connections")] * 2, refusals
+    counted = [r.getMessage() for r in caplog.records
+               if r.levelno == logging.WARNING and "more connections refused" in r.getMessage()]
+    assert counted == ["2 more connections refused past the connection limits since they "
+                       "were last said (too many connections: 2)"], counted

@@ -821,6 +821,10 @@ class Collector:
                                         # _refuse_past_the_limits)
         #: set when the stop begins: a connection whose handler starts later is closed at once
         self._stopping = False
+        #: refusals past the connection limits: the kinds said as a warning, and the refusals
+        #: of those kinds since then, not yet said (see _say_refusal)
+        self._refusal_kinds_said: set[str] = set()
+        self._refusals_unsaid: collections.Counter[str] = collections.Counter()
         self._handlers: set[asyncio.Task] = set()      # connection handlers started
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._server: Optional[asyncio.AbstractServer] = None
@@ -973,10 +977,12 @@ class Collector:
         self._ready.set()
         expiry = asyncio.ensure_future(self._expire())
         watch = asyncio.ensure_future(self._watch_writers())
+        refusals = asyncio.ensure_future(self._say_refusals())
         await self._stop_event.wait()
         self._stopping = True
         expiry.cancel()
         watch.cancel()
+        refusals.cancel()
         self._server.close()
         # each open connection is told (ERROR_CANCELLED) as its handler is cancelled below:
         # a relay that sent END must not take the close for END's acknowledgement
@@ -996,6 +1002,7 @@ class Collector:
             if not rest:
                 break
             await asyncio.wait(rest)
+        self._say_refusals_counted("since they were last said")
         if self._closing:
             await asyncio.wait(list(self._closing))
 
@@ -1231,20 +1238,21 @@ class Collector:
         network = peer_network(str(peername[0])) if peername else None
         refusal = None
         if self._active >= self.max_connections:
-            log.warning("%s: refused: already %d connections", peer, self._active)
+            kind, said = _PAST_MAX, f"already {self._active} connections"
             refusal = "too many connections"
         elif self._active_from[address] >= self.max_per_address:
-            log.warning("%s: refused: already %d connections from %s", peer,
-                        self._active_from[address], address)
+            kind = _PAST_PER_ADDRESS
+            said = f"already {self._active_from[address]} connections from {address}"
             refusal = (f"too many connections from {address} (at most "
                        f"{self.max_per_address} from one host)")
         elif network is not None and self._active_in[network] >= self.max_per_network:
-            log.warning("%s: refused: already %d connections from the network %s", peer,
-                        self._active_in[network], network)
+            kind = _PAST_PER_NETWORK
+            said = f"already {self._active_in[network]} connections from the network {network}"
             refusal = (f"too many connections from the network {network} (at most "
                        f"{self.max_per_network} from one IPv6 /64 network)")
         if refusal is not None:
             self.connections_refused += 1
+            self._say_refusal(kind, f"{peer}: refused: {said}")
             await self._refuse_past_the_limits(reader, writer, refusal)
             return
         self._active += 1
@@ -1395,6 +1403,36 @@ class Collector:
                     self._active_in[network] -= 1
                     if not self._active_in[network]:
                         del self._active_in[network]
+
+    def _say_refusal(self, kind: str, said: str) -> None:
+        """A refusal past the connection limits: the first of its kind a warning, the
+        others while refusals of that kind go on a debug line each, counted and said in
+        one warning every _REFUSALS_SAID_EVERY s and at the stop (a flood of connections
+        must not write a line each to the log)."""
+        if kind in self._refusal_kinds_said:
+            self._refusals_unsaid[kind] += 1
+            log.debug("%s", said)
+        else:
+            self._refusal_kinds_said.add(kind)
+            log.warning("%s", said)
+
+    def _say_refusals_counted(self, within: str) -> None:
+        """Say the refusals past the limits counted and not said (``within``: the time they
+        came in, in words); a kind with none since it was last said is news again."""
+        if not self._refusals_unsaid:
+            self._refusal_kinds_said.clear()
+            return
+        counted = self._refusals_unsaid
+        self._refusals_unsaid = collections.Counter()
+        log.warning("%d more connections refused past the connection limits %s (%s)",
+                    sum(counted.values()), within,
+                    ", ".join(f"{kind}: {counted[kind]}" for kind in _PAST_KINDS
+                              if counted[kind]))
+
+    async def _say_refusals(self) -> None:
+        while True:
+            await asyncio.sleep(_REFUSALS_SAID_EVERY)
+            self._say_refusals_counted(f"in the last {_REFUSALS_SAID_EVERY:g} s")
 
     async def _refuse_past_the_limits(self, reader: asyncio.StreamReader,
                                       writer: asyncio.StreamWriter, reason: str) -> None:
@@ -1733,6 +1771,13 @@ async def _close_told(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
         pass
 
 
+#: refusals past the connection limits, by kind (see Collector._say_refusal)
+_PAST_MAX = "too many connections"
+_PAST_PER_ADDRESS = "too many from one host"
+_PAST_PER_NETWORK = "too many from one IPv6 /64 network"
+_PAST_KINDS = (_PAST_MAX, _PAST_PER_ADDRESS, _PAST_PER_NETWORK)
+#: seconds between two warnings that count the refusals past the limits said only as debug
+_REFUSALS_SAID_EVERY = 60.0
 #: how long a connection told an ERROR is read for the relay's close (see _tell_and_close)
 _TELL_WAIT = 1.0
 #: connections refused past the connection limits that are closed that way at a time; past
