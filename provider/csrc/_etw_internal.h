@@ -1135,6 +1135,12 @@ ULONG wpt_broadcast(uint32_t kind, uint32_t meant_for, const wpt_wire_enable *ms
  * the incarnation found with it (see wpt_attach; 0 for a disable), with which this process
  * joins the session when a registration needs it; a disable names the generation when known
  * (0: not known). */
+/* The incarnation an enable of a private session is applied with: such a session has no host
+ * and is its process's alone, so no provider joins for it. A forked child's provider, whose
+ * enable names its parent's private session, stays disabled, even once a registry made again
+ * after a clean-up gives that slot and generation to another process's session (a JOIN there
+ * would be accepted). No registry is given this incarnation (etw_registry.c). */
+#define WPT_INCARNATION_PRIVATE UINT32_MAX
 ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t generation,
                        uint32_t incarnation, uint32_t clock_type, uint64_t version);
 /* The session in `slot` that `meant_for` names (wpt_for_session; from an older build, its low

@@ -783,8 +783,8 @@ static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, 
         TRACEHANDLE logger = wpt_handle_of(s->logger_id, generation, flags, (UCHAR)level);
         uint32_t clock = s->clock_type;
         unlock();
-        return wpt_apply_enable(guid, enable != 0, logger, s->registry_generation, 0, clock,
-                                wpt_next_version(NULL));
+        return wpt_apply_enable(guid, enable != 0, logger, s->registry_generation,
+                                enable ? WPT_INCARNATION_PRIVATE : 0, clock, wpt_next_version(NULL));
     }
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock(1, &rc);

@@ -362,7 +362,7 @@ ULONG wpt_socket_path(char *out, size_t size, char kind, uint32_t number) {
     return n > 0 && (size_t)n < size ? ERROR_SUCCESS : ERROR_BAD_PATHNAME;
 }
 
-/* Random, never 0; without getrandom (an old kernel, a sandbox) the clock and the pid. */
+/* Random, never 0 nor WPT_INCARNATION_PRIVATE; without getrandom (an old kernel, a sandbox) the clock and the pid. */
 static uint32_t new_incarnation(void) {
     uint32_t v = 0;
     if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v) {
@@ -370,7 +370,7 @@ static uint32_t new_incarnation(void) {
         clock_gettime(CLOCK_REALTIME, &ts);
         v = (uint32_t)ts.tv_nsec ^ ((uint32_t)ts.tv_sec * 2654435761u) ^ (wpt_current_pid() * 40503u);
     }
-    return v ? v : 1;
+    return v && v != WPT_INCARNATION_PRIVATE ? v : 1;
 }
 
 static void init_registry(wpt_registry *reg) {
