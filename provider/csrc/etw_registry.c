@@ -246,11 +246,15 @@ int wpt_runtime_dir_may_make(void) {
 }
 
 ULONG wpt_runtime_dir_missing_as_none(ULONG rc) {
+    /* read once, for the failure of the check that set it: a later ERROR_BAD_PATHNAME from
+     * elsewhere (a path too long, a link) is never taken for a directory found missing */
+    int absent_now = t_dir_absent;
+    t_dir_absent = 0;
     if (wpt_runtime_dir_may_make()) return rc;
     if (rc == ERROR_FILE_NOT_FOUND) return ERROR_WMI_INSTANCE_NOT_FOUND;  /* no registry file */
     /* ERROR_BAD_PATHNAME is also a check that failed otherwise: only a directory the check
      * found not there means no session */
-    if (rc == ERROR_BAD_PATHNAME && t_dir_absent) return ERROR_WMI_INSTANCE_NOT_FOUND;
+    if (rc == ERROR_BAD_PATHNAME && absent_now) return ERROR_WMI_INSTANCE_NOT_FOUND;
     return rc;
 }
 
@@ -692,6 +696,7 @@ void wpt_registry_after_fork(void) {
     /* forked during a STOP (by a ControlCallback, say): the child is not leaving, and its only
      * thread kept the flag for good (every start after a clean-up failed) */
     t_not_made = 0;
+    t_dir_absent = 0;          /* nor is the parent's last check the child's */
     for (uint32_t slot = 0; slot < WPPTRACE_MAX_SESSIONS; slot++) forget_displaced(slot);
     memset(g_displaced, 0, sizeof g_displaced);     /* the parent's sessions, not the child's */
     g_displaced_pending = 0;
