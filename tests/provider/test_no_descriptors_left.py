@@ -131,6 +131,7 @@ _START = """
     print(*(without_descriptors(lambda: start("h%d" % left, P.EVENT_TRACE_FILE_MODE_SEQUENTIAL), left=left)
             for left in range(4)))
     print(*(without_descriptors(lambda: start("p%d" % left, PRIVATE), left=left) for left in range(2)))
+    print(stop(first))                       # (its host would otherwise outlive the test)
 """
 
 
@@ -141,15 +142,15 @@ def test_a_start_with_no_descriptor_left_says_so_whichever_step_needed_it(tmp_pa
     descriptor limit). One errno is one code on every path: ERROR_TOO_MANY_OPEN_FILES."""
     done = run_script(_START, tmp_path / "rt", tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[:2] == [" ".join(["ERROR_TOO_MANY_OPEN_FILES"] * 4),
-                                           " ".join(["ERROR_TOO_MANY_OPEN_FILES"] * 2)], done.stdout
+    assert done.stdout.split("\n") == [" ".join(["ERROR_TOO_MANY_OPEN_FILES"] * 4),
+                                       " ".join(["ERROR_TOO_MANY_OPEN_FILES"] * 2), "first", ""], done.stdout
 
 
 _CLI_START = """
     import argparse, io
     from wpptrace.provider import session_cli
     out = sys.argv[2]
-    P.StartTrace("first", props("first", P.EVENT_TRACE_FILE_MODE_SEQUENTIAL))   # the registry mapped
+    first = P.StartTrace("first", props("first", P.EVENT_TRACE_FILE_MODE_SEQUENTIAL))   # the registry mapped
     parser = argparse.ArgumentParser()
     session_cli.add_subcommands(parser.add_subparsers(dest="session_command"))
     args = parser.parse_args(["start", "cli-started", "-f", os.path.join(out, "cli.etl")])
@@ -158,6 +159,7 @@ _CLI_START = """
     # takes one, the log file's directory the other
     code = without_descriptors(lambda: session_cli.run(args, io.StringIO(), said), left=2)
     print(code, said.getvalue().strip())
+    print(stop(first))                       # (its host would otherwise outlive the test)
 """
 
 
@@ -167,7 +169,9 @@ def test_the_cli_does_not_blame_the_log_file_for_a_descriptor_limit(tmp_path):
     path. It says the process has no descriptor left."""
     done = run_script(_CLI_START, tmp_path / "rt", tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
-    code, _, said = done.stdout.partition(" ")
+    said, stopped = done.stdout.rstrip("\n").rsplit("\n", 1)
+    code, _, said = said.partition(" ")
+    assert stopped == "first", done.stdout
     assert code == "1" and "ERROR_TOO_MANY_OPEN_FILES" in said, done.stdout
     assert "cli.etl" not in said and "log file" not in said, said
 
