@@ -29,24 +29,13 @@ static ULONG g_called = 0xFFFFFFFFu;
 static TRACEHANDLE g_called_session;
 static _Atomic int g_hold, g_held, g_armed;
 
-static ULONG start_private(const char *dir, const char *name, TRACEHANDLE *h) {
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    b.p.BufferSize = 1;
-    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE;
-    b.p.LogFileNameOffset = sizeof b.p;
-    snprintf(b.names, sizeof b.names, "%s/%s.etl", dir, name);
-    return StartTrace(h, name, &b.p);
-}
-
 /* A provider whose DISABLE starts a session of its own. */
 static ULONG starts_on_disable(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
     (void)context;
     (void)size;
     (void)buffer;
     if (code == WMI_DISABLE_EVENTS && g_called == 0xFFFFFFFFu)
-        g_called = start_private(g_dir, "gone-called", &g_called_session);
+        g_called = start_private_file(g_dir, "gone-called", &g_called_session);
     return ERROR_SUCCESS;
 }
 

@@ -23,7 +23,7 @@ static const char *g_runtime, *g_dir;
 static ULONG g_called = 0xFFFFFFFFu;     /* the callback's StartTrace, once it ran */
 static TRACEHANDLE g_called_session;
 
-static ULONG start_private(const char *dir, const char *name, TRACEHANDLE *h);
+static ULONG start_private_file(const char *dir, const char *name, TRACEHANDLE *h);
 
 /* A provider whose DISABLE starts a session of its own. */
 static ULONG starts_on_disable(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
@@ -31,7 +31,7 @@ static ULONG starts_on_disable(WMIDPREQUESTCODE code, PVOID context, ULONG *size
     (void)size;
     (void)buffer;
     if (code == WMI_DISABLE_EVENTS && g_called == 0xFFFFFFFFu)
-        g_called = start_private(g_dir, "leaving-called", &g_called_session);
+        g_called = start_private_file(g_dir, "leaving-called", &g_called_session);
     return ERROR_SUCCESS;
 }
 
@@ -57,17 +57,6 @@ static void there(void) {
     printf("there %d\n", access(g_runtime, F_OK) == 0);
 }
 
-static ULONG start_private(const char *dir, const char *name, TRACEHANDLE *h) {
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    b.p.BufferSize = 1;
-    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE;
-    b.p.LogFileNameOffset = sizeof b.p;
-    snprintf(b.names, sizeof b.names, "%s/%s.etl", dir, name);
-    return StartTrace(h, name, &b.p);
-}
-
 int main(int argc, char **argv) {
     if (argc != 2) return 2;
     g_runtime = getenv("WPPTRACE_RUNTIME_DIR");
@@ -76,7 +65,7 @@ int main(int argc, char **argv) {
     TRACE_GUID_REGISTRATION reg = {&CONTROL, NULL};
     TRACEHANDLE provider = 0, private_session = 0, hosted = 0;
     if (RegisterTraceGuidsA(quiet, NULL, &CONTROL, 1, &reg, NULL, NULL, &provider) != ERROR_SUCCESS) return 4;
-    if (start_private(argv[1], "leaving-private", &private_session) != ERROR_SUCCESS) return 5;
+    if (start_private_file(argv[1], "leaving-private", &private_session) != ERROR_SUCCESS) return 5;
     if (EnableTrace(1, 0, 4, &CONTROL, private_session) != ERROR_SUCCESS) return 6;
     if (start(argv[1], "leaving-hosted", &hosted) != ERROR_SUCCESS) return 7;
     if (clean_up() != 0) return 8;
@@ -90,7 +79,7 @@ int main(int argc, char **argv) {
     printf("closed ");
     there();
     TRACEHANDLE again = 0;
-    printf("started %u ", (unsigned)start_private(argv[1], "leaving-again", &again));
+    printf("started %u ", (unsigned)start_private_file(argv[1], "leaving-again", &again));
     there();
     stop(again);
     /* the STOP of a private session runs its providers' DISABLE callbacks, which are the
@@ -99,7 +88,7 @@ int main(int argc, char **argv) {
     TRACE_GUID_REGISTRATION called = {&CALLING, NULL};
     if (RegisterTraceGuidsA(starts_on_disable, NULL, &CALLING, 1, &called, NULL, NULL, &calling) != ERROR_SUCCESS)
         return 9;
-    if (start_private(argv[1], "leaving-stopped", &stopped) != ERROR_SUCCESS) return 10;
+    if (start_private_file(argv[1], "leaving-stopped", &stopped) != ERROR_SUCCESS) return 10;
     if (EnableTrace(1, 0, 4, &CALLING, stopped) != ERROR_SUCCESS) return 11;
     if (clean_up() != 0) return 12;
     printf("stopped %u ", (unsigned)stop(stopped));

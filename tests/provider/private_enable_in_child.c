@@ -44,17 +44,6 @@ static int run(char *const argv[]) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static ULONG start_private(const char *name, TRACEHANDLE *h) {
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    b.p.BufferSize = 1;
-    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE;
-    b.p.LogFileNameOffset = sizeof b.p;
-    snprintf(b.names, sizeof b.names, "%s/%s.etl", g_dir, name);
-    return StartTrace(h, name, &b.p);
-}
-
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
     g_dir = argv[1];
@@ -74,7 +63,7 @@ int main(int argc, char **argv) {
     if (n <= 0) return 4;
     g_self[n] = 0;
     TRACEHANDLE h = 0;
-    ULONG started = start_private("private-first", &h);
+    ULONG started = start_private_file(g_dir, "private-first", &h);
     ULONG enabled_on = started == ERROR_SUCCESS ? EnableTrace(1, 0, 4, &CONTROL, h) : 0xFFFFFFFFu;
     slot = wpt_handle_slot(h);
     generation = wpt_sessions[slot].registry_generation;

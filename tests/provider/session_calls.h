@@ -11,16 +11,26 @@
 
 typedef struct { EVENT_TRACE_PROPERTIES p; char names[4096]; } props_block;
 
-/* A sequential-file session `name` logging to DIR/NAME.etl. */
-static inline ULONG start(const char *dir, const char *name, TRACEHANDLE *h) {
+/* A session `name` in LogFileMode `mode`, logging to DIR/NAME.etl. */
+static inline ULONG start_in_mode(const char *dir, const char *name, ULONG mode, TRACEHANDLE *h) {
     props_block b;
     memset(&b, 0, sizeof b);
     b.p.Wnode.BufferSize = sizeof b;
     b.p.BufferSize = 1;
-    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL;
+    b.p.LogFileMode = mode;
     b.p.LogFileNameOffset = sizeof b.p;
     snprintf(b.names, sizeof b.names, "%s/%s.etl", dir, name);
     return StartTrace(h, name, &b.p);
+}
+
+/* A sequential-file session `name` logging to DIR/NAME.etl. */
+static inline ULONG start(const char *dir, const char *name, TRACEHANDLE *h) {
+    return start_in_mode(dir, name, EVENT_TRACE_FILE_MODE_SEQUENTIAL, h);
+}
+
+/* The same, private to this process (no host). */
+static inline ULONG start_private_file(const char *dir, const char *name, TRACEHANDLE *h) {
+    return start_in_mode(dir, name, EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE, h);
 }
 
 /* A real-time session `name`. */

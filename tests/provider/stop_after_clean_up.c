@@ -52,17 +52,6 @@ static int clean_up(void) {
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-static ULONG start_private(const char *name, TRACEHANDLE *h) {
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    b.p.BufferSize = 1;
-    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE;
-    b.p.LogFileNameOffset = sizeof b.p;
-    snprintf(b.names, sizeof b.names, "%s/%s.etl", g_dir, name);
-    return StartTrace(h, name, &b.p);
-}
-
 /* The runtime directory's parent renamed to "<parent>.old" and made again, a new runtime
  * directory in it: a check holding the old parent open finds nothing by the name in it. */
 static void make_again(void) {
@@ -89,7 +78,7 @@ static void at_point(int point) {
         if (pid == 0) {
             wpt_test_point = NULL;
             TRACEHANDLE h = 0;
-            ULONG rc = start_private("child", &h);
+            ULONG rc = start_private_file(g_dir, "child", &h);
             if (rc == ERROR_SUCCESS) stop(h);
             _exit(rc == ERROR_SUCCESS ? 0 : rc == ERROR_BAD_PATHNAME ? 1 : rc == ERROR_FILE_NOT_FOUND ? 2 : 3);
         }
@@ -122,7 +111,7 @@ static int found(int made_again) {
 
 static int forked(void) {
     TRACEHANDLE h = 0;
-    if (start_private("stopped", &h) != ERROR_SUCCESS) return 4;
+    if (start_private_file(g_dir, "stopped", &h) != ERROR_SUCCESS) return 4;
     if (clean_up() != 0) return 5;
     wpt_test_point = at_point;
     atomic_store(&g_armed, 1);
