@@ -239,6 +239,14 @@ static void drop_inherited_sessions(wpt_session *mine) {
  * Unless `patiently`, the wait for the registry is short (STOP_FIRST_LOCK_MS): 0 when it was
  * given up (nothing done), so that the caller completes the log file first and comes back
  * patiently. */
+/* Is the registry's entry of the session's slot still this host's? Across a clean-up the
+ * registry made again may have given the slot and generation to another process's session. */
+static int entry_is_ours(const wpt_registry *reg, const wpt_session *s) {
+    const wpt_reg_logger *e = &reg->loggers[wpt_slot_of_id(s->logger_id)];
+    return e->state != WPT_FREE && e->generation == s->registry_generation
+        && e->host_pid == (uint32_t)getpid() && e->host_start == wpt_own_start();
+}
+
 static int disable_providers(wpt_session *s, uint32_t exclude, int patiently) {
     ULONG rc;
     int ours = 0;
@@ -246,9 +254,7 @@ static int disable_providers(wpt_session *s, uint32_t exclude, int patiently) {
                                   : wpt_registry_lock_within(1, STOP_FIRST_LOCK_MS, &rc);
     if (!reg && rc == ERROR_BUSY && !patiently) return 0;
     if (reg) {
-        const wpt_reg_logger *e = &reg->loggers[wpt_slot_of_id(s->logger_id)];
-        ours = e->state != WPT_FREE && e->generation == s->registry_generation
-            && e->host_pid == (uint32_t)getpid() && e->host_start == wpt_own_start();
+        ours = entry_is_ours(reg, s);
         for (int i = 0; i < WPT_MAX_ENABLES && ours; i++) {
             wpt_reg_enable *en = &reg->enables[i];
             if (en->used && en->logger_id == s->logger_id && en->generation == (uint8_t)s->registry_generation)
@@ -322,8 +328,7 @@ static void *stopper_main(void *arg) {
     ULONG rc;
     wpt_registry *reg = wpt_registry_lock_patiently(1, &rc);
     if (reg) {
-        wpt_reg_logger *e = &reg->loggers[slot];
-        if (e->generation == s->registry_generation && e->host_pid == (uint32_t)getpid()) {
+        if (entry_is_ours(reg, s)) {
             GUID unused[1];
             wpt_registry_forget(reg, slot, unused, 0);
         } else {
