@@ -193,3 +193,32 @@ def test_the_c_call_runs_with_the_compilers_lock_held(monkeypatch):
     monkeypatch.setattr(native_compile, "_message", checked)
     assert compiler.blob(_message("%0 x=%10!d!"), -1, (), True) is not None
     assert held and all(held)
+
+
+_NAMED_TMF = """// PDB:  x.pdb
+0f1d2c3b-4a59-4867-8e7d-6c5b4a392817 Synth // SRC=a.c MJ= MN=
+#typev a_c10 10 "%0 caps=%10!{spec}!" //   LEVEL=TRACE_LEVEL_ERROR FUNC=f
+{{
+caps, {item}(_Caps) -- 10
+}}
+#enumv _Caps
+{{
+Read,0x1
+Write,0x2
+}}
+"""
+
+
+@pytest.mark.parametrize("item", ["ItemFlagsEnum", "ItemEnum"])
+@pytest.mark.parametrize("spec", ["s", "x", "08x", "d"])
+def test_an_item_named_by_the_tmf_sets_enumv_prints_as_python_prints_it(tmp_path, item, spec):
+    """An insert's op is made once a process from the item alone, with no TMF set: an item whose
+    names come from the set's #enumv (a flags enum printed as "Read | Write(0x3)") must not get
+    the op of an item with no names (its value in hex)."""
+    path = tmp_path / "0f1d2c3b-4a59-4867-8e7d-6c5b4a392817.tmf"
+    path.write_text(_NAMED_TMF.format(spec=spec, item=item))
+    tmfset = tmf.load(str(path))
+    (message,) = tmfset.messages()
+    compiler = _compiler()
+    _check(compiler, message, tmfset)
+    _check(compiler, message, tmfset)     # the op kept from the first: still the same bytes
