@@ -596,6 +596,9 @@ def _key_columns(keys: list[tuple[bytes, int]]) -> tuple[bytes, array]:
     return b"".join([guid for guid, _number in keys]), array("I", [number for _guid, number in keys])
 
 
+_NULL = ffi.NULL
+
+
 class ProgramTable:
     """A table of message records in an anonymous shared mapping (``pshare_*``): made before
     a fork, the processes after it see one table. ``claim`` -> (slot, state): the caller
@@ -615,6 +618,7 @@ class ProgramTable:
             raise ValueError(f"a shared program table of {slots} slots cannot be made")
         self._state = ffi.new("uint32_t *")
         self._length = ffi.new("uint32_t *")
+        self._publish_claim = lib.pshare_publish_claim   # (one lookup: called once a message)
 
     def claim(self, guid_le: bytes, number: int) -> tuple[int, int]:
         slot = lib.pshare_claim(self._mem, guid_le, number, self._state)
@@ -642,6 +646,23 @@ class ProgramTable:
             name_b, len(name_b), unknown_b, unknowns, blob, len(blob),
             ffi.NULL if decoration is None else decoration,
             0 if decoration is None else len(decoration)) == 0
+
+    def publish_claim(self, slot: int, mode: int, component: str, name: str, has_prefix: bool,
+                      unknown: str | None, prefix_program: int, blob: bytes,
+                      decoration: bytes | None, next_guid: bytes | None, next_number: int
+                      ) -> tuple[int, int]:
+        """``publish_parts`` (``mode``: its 4 bytes as a little-endian int), then ``claim`` of
+        the next key (``next_guid`` None: none, (-1, FULL)), in one C call: the next key's
+        (slot, state). Whether the record was published: ``record(slot)`` is not None."""
+        component_b, name_b = component.encode(), name.encode()
+        unknown_b = _NULL if unknown is None else unknown.encode()
+        state = self._state
+        return self._publish_claim(
+            self._mem, slot, mode, has_prefix, prefix_program, component_b, len(component_b),
+            name_b, len(name_b), unknown_b, 0 if unknown is None else len(unknown_b), blob,
+            len(blob), _NULL if decoration is None else decoration,
+            0 if decoration is None else len(decoration),
+            _NULL if next_guid is None else next_guid, next_number, state), state[0]
 
     def refuse(self, slot: int) -> None:
         lib.pshare_refuse(self._mem, slot)

@@ -1161,22 +1161,25 @@ class WppDecoder:
                         entry = self._raw_entry(*keys[k])
                     entries[k] = entry
         later, slots = [], []
-        claim = table.claim
-        for k, key in enumerate(keys):
-            if entries[k] is not None:
-                continue
-            entry = known[k]
+        todo = []
+        for k, entry in enumerate(entries):
             if entry is None:
-                slot, state = claim(*key)
-                if state == table.MINE:
-                    entry = self._published(key, slot, mode)
-                elif state == table.CLAIMED or state == table.READY:
+                if known[k] is None:
+                    todo.append(k)
+                else:
+                    entries[k] = known[k]
+        if todo:
+            mine, others = self._publish_claimed([keys[k] for k in todo], mode, stop=False)
+            for k, entry in zip(todo, mine):
+                if entry is not None:
+                    entries[k] = entry
+            for at, slot, state in others:
+                k = todo[at]
+                if state == table.CLAIMED or state == table.READY:
                     later.append(k)
                     slots.append(slot)
-                    continue
                 else:
-                    entry = self._raw_entry(*key)
-            entries[k] = entry
+                    entries[k] = self._raw_entry(*keys[k])
         if later:
             slots = [slot if share.settle(slot) == table.READY else -1 for slot in slots]
             installed = self._from_records([keys[k] for k in later], slots, mode)
@@ -1223,50 +1226,75 @@ class WppDecoder:
                         mode: bytes, stop: bool) -> None:
         """Claim, compile and publish ``keys`` (``place``: the index in ``entries`` of the
         ones this process needs): one claimed already is skipped, or with ``stop`` ends it."""
-        table = self._share.table
-        claim, mine = table.claim, table.MINE
-        for key in keys:
-            slot, state = claim(*key)
-            if state != mine:
-                if stop:
-                    return
-                continue
-            entry = self._published(key, slot, mode)
-            k = place.get(key)
-            if k is not None:
-                entries[k] = entry
+        mine, _others = self._publish_claimed(keys, mode, stop)
+        for key, entry in zip(keys, mine):
+            if entry is not None:
+                k = place.get(key)
+                if k is not None:
+                    entries[k] = entry
 
-    def _published(self, key: tuple[bytes, int], slot: int, mode: bytes) -> _Entry:
-        """The entry of a message this process claimed (``slot``), compiled here; its record
-        published for the run's other processes (refused when it has no program) and added
-        to the program cache."""
+    def _publish_claimed(self, keys: list[tuple[bytes, int]], mode: bytes, stop: bool
+                         ) -> tuple[list, list[tuple[int, int, int]]]:
+        """Claim ``keys`` one after another; compile each this process gets and publish its
+        record for the run's other processes (refused when it has no program; added to the
+        program cache too), the next key claimed in the call that publishes one. (entries:
+        per key, its entry when compiled here, else None; the others: (index, slot, state)
+        of each key claimed already (CLAIMED, READY, REFUSED) or with no slot (FULL)); with
+        ``stop``, the first of those ends it."""
         share, table, cache = self._share, self._share.table, self._cache
-        entry = self._raw_entry(*key)
+        mine_state = table.MINE
         noprefix, form, _quote_all = self._printer_mode
-        if form == "text" and entry.unknown is None:   # ``_program_code`` and ``_install``, inline
-            try:
-                blob = self._message_blob(entry, noprefix)
-            except UnicodeEncodeError:  # text only Python can write
-                blob = None
-            decoration = None
-            entry.program = RowPrinter.HOLE if blob is None else self._printer.renderer.add(blob)
-        else:
-            blob, decoration = self._program_code(entry)
-            entry.program = self._install(blob, decoration)
-        self._counted += 1
-        share.compiled += 1
-        if blob is None:
-            table.refuse(slot)
-            return entry
-        # the record laid out in the table in one C call: pack_parts's bytes, none made here
-        prefix_program = self._prefix_program if entry.has_prefix and not noprefix else -1
-        published = table.publish_parts(slot, mode, entry.component, entry.name, entry.has_prefix,
-                                         entry.unknown, prefix_program, blob, decoration)
-        if cache is not None:
-            cache.add(*key, table.record(slot) if published else
-                      _pack_parts()(mode, entry.component, entry.name, entry.has_prefix,
-                                    entry.unknown, prefix_program, blob, decoration))
-        return entry
+        text = form == "text"
+        renderer = self._printer.renderer
+        prefix_of = self._prefix_id()
+        mode_le = int.from_bytes(mode, "little")
+        publish_claim, raw_entry = table.publish_claim, self._raw_entry
+        n = len(keys)
+        entries: list = [None] * n
+        others: list[tuple[int, int, int]] = []
+        if not n:
+            return entries, others
+        slot, state = table.claim(*keys[0])
+        for at, key in enumerate(keys):
+            if state != mine_state:
+                others.append((at, slot, state))
+                if stop:
+                    break
+                if at + 1 < n:
+                    slot, state = table.claim(*keys[at + 1])
+                continue
+            entry = entries[at] = raw_entry(*key)
+            if text and entry.unknown is None:   # ``_program_code`` and ``_install``, inline
+                try:
+                    blob = self._message_blob(entry, noprefix)
+                except UnicodeEncodeError:  # text only Python can write
+                    blob = None
+                decoration = None
+                entry.program = RowPrinter.HOLE if blob is None else renderer.add(blob)
+            else:
+                blob, decoration = self._program_code(entry)
+                entry.program = self._install(blob, decoration)
+            self._counted += 1
+            share.compiled += 1
+            next_guid, next_number = keys[at + 1] if at + 1 < n else (None, 0)
+            if blob is None:
+                table.refuse(slot)
+                if next_guid is not None:
+                    slot, state = table.claim(next_guid, next_number)
+                continue
+            # the record laid out in the table (pack_parts's bytes, none made here) and the
+            # next key claimed, in one C call
+            done = slot
+            prefix_program = prefix_of if entry.has_prefix else -1
+            slot, state = publish_claim(done, mode_le, entry.component, entry.name,
+                                        entry.has_prefix, entry.unknown, prefix_program, blob,
+                                        decoration, next_guid, next_number)
+            if cache is not None:
+                record = table.record(done)
+                cache.add(*key, record if record is not None else
+                          _pack_parts()(mode, entry.component, entry.name, entry.has_prefix,
+                                        entry.unknown, prefix_program, blob, decoration))
+        return entries, others
 
     def _shared_prefix(self) -> int | None:
         """The program of the prefix all messages share (registered once), or None when

@@ -194,7 +194,9 @@ static uint8_t *put(uint8_t *at, const uint8_t *data, uint32_t length)
     return at + length;
 }
 
-int pshare_publish_parts(uint8_t *mem, int64_t slot, const uint8_t *mode, int has_prefix,
+/* The record of a claimed slot laid out in the arena from its parts (pshare_publish_parts),
+ * its mode's 4 bytes as a little-endian u32. */
+static int publish_parts(uint8_t *mem, int64_t slot, uint32_t mode, int has_prefix,
                          int32_t prefix_program, const uint8_t *component,
                          uint32_t component_length, const uint8_t *name, uint32_t name_length,
                          const uint8_t *unknown, uint32_t unknown_length, const uint8_t *blob,
@@ -218,7 +220,7 @@ int pshare_publish_parts(uint8_t *mem, int64_t slot, const uint8_t *mode, int ha
     }
     uint32_t flags = (has_prefix ? PRECORD_HAS_PREFIX : 0) | (unknown ? PRECORD_UNKNOWN : 0)
                      | (decoration ? PRECORD_DECORATED : 0);
-    uint8_t *at = put(arena_of(mem) + offset, mode, 4);
+    uint8_t *at = put32(arena_of(mem) + offset, mode);
     at = put32(at, flags);
     at = put32(at, (uint32_t)prefix_program);
     at = put32(at, component_length);
@@ -235,6 +237,38 @@ int pshare_publish_parts(uint8_t *mem, int64_t slot, const uint8_t *mode, int ha
     s->length = (uint32_t)length;
     __atomic_store_n(&s->state, PSHARE_READY, __ATOMIC_RELEASE);
     return 0;
+}
+
+int pshare_publish_parts(uint8_t *mem, int64_t slot, const uint8_t *mode, int has_prefix,
+                         int32_t prefix_program, const uint8_t *component,
+                         uint32_t component_length, const uint8_t *name, uint32_t name_length,
+                         const uint8_t *unknown, uint32_t unknown_length, const uint8_t *blob,
+                         uint32_t blob_length, const uint8_t *decoration,
+                         uint32_t decoration_length)
+{
+    uint32_t mode_le = (uint32_t)mode[0] | (uint32_t)mode[1] << 8 | (uint32_t)mode[2] << 16
+                       | (uint32_t)mode[3] << 24;
+    return publish_parts(mem, slot, mode_le, has_prefix, prefix_program, component,
+                         component_length, name, name_length, unknown, unknown_length, blob,
+                         blob_length, decoration, decoration_length);
+}
+
+int64_t pshare_publish_claim(uint8_t *mem, int64_t slot, uint32_t mode, int has_prefix,
+                             int32_t prefix_program, const uint8_t *component,
+                             uint32_t component_length, const uint8_t *name,
+                             uint32_t name_length, const uint8_t *unknown,
+                             uint32_t unknown_length, const uint8_t *blob, uint32_t blob_length,
+                             const uint8_t *decoration, uint32_t decoration_length,
+                             const uint8_t *next_guid, uint32_t next_number, uint32_t *state)
+{
+    publish_parts(mem, slot, mode, has_prefix, prefix_program, component, component_length,
+                  name, name_length, unknown, unknown_length, blob, blob_length, decoration,
+                  decoration_length);
+    if (next_guid == NULL) {
+        *state = PSHARE_FULL;
+        return -1;
+    }
+    return find_slot(mem, next_guid, next_number, 1, state);
 }
 
 void pshare_refuse(uint8_t *mem, int64_t slot)

@@ -79,6 +79,18 @@ int pshare_publish_parts(uint8_t *mem, int64_t slot, const uint8_t *mode, int ha
                          uint32_t blob_length, const uint8_t *decoration,
                          uint32_t decoration_length);
 
+/* pshare_publish_parts (`mode`: its 4 bytes as a little-endian u32), then pshare_claim of
+ * the next message the caller compiles (`next_guid` NULL: none, -1 with FULL): one call a
+ * message where a process compiles one after another. Whether the record was published is
+ * the slot's state (READY, or REFUSED when the arena had no room). */
+int64_t pshare_publish_claim(uint8_t *mem, int64_t slot, uint32_t mode, int has_prefix,
+                             int32_t prefix_program, const uint8_t *component,
+                             uint32_t component_length, const uint8_t *name,
+                             uint32_t name_length, const uint8_t *unknown,
+                             uint32_t unknown_length, const uint8_t *blob, uint32_t blob_length,
+                             const uint8_t *decoration, uint32_t decoration_length,
+                             const uint8_t *next_guid, uint32_t next_number, uint32_t *state);
+
 /* Say that a claimed slot gets no record. */
 void pshare_refuse(uint8_t *mem, int64_t slot);
 

@@ -146,6 +146,76 @@ def test_a_record_laid_out_in_the_table_is_the_one_pack_parts_makes(record, mode
     table.close()
 
 
+@pytest.mark.parametrize("record", [
+    SharedRecord("Comp", "Name", True, None, 0, b"\x01blob", None),
+    SharedRecord("Kompo\u00dfant", "N\u00e4me \u2713", False, "Unknown( 12): GUID=...", -1, b"\x00\xff",
+                 b"deco\x00"),
+])
+def test_a_record_published_with_the_next_key_claimed_in_one_call(record):
+    """``publish_claim`` lays the record out as ``publish_parts`` does and claims the next
+    key in the same call: that key's (slot, state) as ``claim`` gives it; no next key: (-1,
+    FULL)."""
+    table = ProgramTable(64, 4096)
+    slot = table.claim(GUID, 1)[0]
+    mode = int.from_bytes(MODE, "little")
+    following, state = table.publish_claim(slot, mode, *record, GUID, 2)
+    assert table.record(slot) == pack_parts(MODE, *record)
+    assert state == table.MINE and following not in (-1, slot)
+    assert table.claim(GUID, 2) == (following, table.CLAIMED)
+    assert table.publish_claim(following, mode, *record, GUID, 1) == (slot, table.READY)
+    assert table.record(following) == pack_parts(MODE, *record)
+    last = table.claim(GUID, 3)[0]
+    assert table.publish_claim(last, mode, *record, None, 0) == (-1, table.FULL)
+    assert table.state(last) == table.READY
+    table.close()
+
+
+def test_a_record_published_with_no_room_still_claims_the_next_key():
+    record = SharedRecord("Comp", "Name", True, None, 0, b"\x01blob", None)
+    table = ProgramTable(8, 8)
+    slot = table.claim(GUID, 0)[0]
+    following, state = table.publish_claim(slot, int.from_bytes(MODE, "little"), *record, GUID, 1)
+    assert table.state(slot) == table.REFUSED and table.record(slot) is None
+    assert state == table.MINE and table.claim(GUID, 1) == (following, table.CLAIMED)
+    table.close()
+
+
+def test_a_decoder_claims_each_next_message_as_it_publishes_one(driver, monkeypatch):
+    """Messages compiled one after another are claimed in the calls that publish them: one
+    claim call of its own for the first only; the records are those a lone decoder caches."""
+    path, tmf_dir = driver
+    view = RowView()
+    with EtlFile(str(path)) as etl:
+        for _rows, _keys in FileSource(etl).ordered(view):
+            pass
+    keys = [view.tables.key_info(k) for k in range(view.tables.key_count())]
+    assert len(keys) > 2
+    claims = []
+    real = ProgramTable.claim
+
+    def claim(self, guid_le, number):
+        if guid_le != program_share._TEXT_GUID:
+            claims.append((guid_le, number))
+        return real(self, guid_le, number)
+
+    monkeypatch.setattr(ProgramTable, "claim", claim)
+    share = ProgramShare()
+    share.met = True
+    decoder = WppDecoder(tmf.load(tmf_dir), utc=True)
+    decoder._row_printer((False, "text", False))
+    decoder.share_programs(share)
+    entries = decoder._shared_entries(keys)
+    assert share.compiled == len(keys) and entries.count(None) == 0
+    assert claims == keys[:1]
+    alone = WppDecoder(tmf.load(tmf_dir), utc=True)
+    alone._row_printer((False, "text", False))
+    for key in keys:
+        entry, record = alone._compiled_entry(key, MODE)
+        slot, state = real(share.table, *key)
+        assert state == share.table.READY and share.table.record(slot) == record
+    share.close()
+
+
 def test_a_record_laid_out_with_no_room_is_refused():
     record = SharedRecord("Comp", "Name", True, None, 0, b"\x01blob", None)
     size = len(pack_parts(MODE, *record))
