@@ -64,6 +64,9 @@ STEPS = {
     "count_marks": ("wpptrace.decoder.wpp", "WppDecoder", "count_marks"),
     "summary_text": ("wpptrace.decoder.output", None, "summary_text"),
     "write_text": ("wpptrace._outputs", None, "write_text"),
+    "load_tmf": ("wpptrace.tmf.loader", None, "_load_tmf"),
+    "take_text": ("wpptrace.decoder.program_share", "SharedTexts", "take"),
+    "keep_text": ("wpptrace.decoder.program_share", "SharedTexts", "keep"),
     "run_fmt": ("wpptrace.decoder.cli_fmt", None, "run_fmt"),
 }
 

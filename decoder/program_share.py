@@ -21,7 +21,8 @@ then first come, first compiled.
 Messages first met after the first windows are compiled by whichever process meets one
 first, which reads its TMF file if it has not: the others' share of the GUIDs, most often.
 So a TMF file is read and split once in a run: the first process to read one keeps its text
-and split in the table (``SharedTexts``), and the others take them from there.
+and split (the entries' numbers and where they are) in the table (``SharedTexts``), and the
+others take them from there.
 
 A record: ``RECORD`` (the printer's form, flags, the shared prefix program the blob calls,
 five lengths) then component, name and Unknown line (UTF-8), program blob and decoration.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import marshal
 import struct
 import time
+from array import array
 from collections import namedtuple
 
 from ._hazmat import ETL, ProgramTable
@@ -221,14 +223,22 @@ TEXT_LIMIT = 4 << 20
 TEXT_ROOM = 8 << 20
 
 
+#: the array types a TMF text's split (``tmf.grammar.split_text``) is kept in: its numbers
+#: (five digits at most), its lengths
+_NUMBERS, _LENGTHS = "I", "Q"
+
+
 class SharedTexts:
     """``TmfSet.shared_texts`` over a run's table: the first process to read a TMF file
-    keeps its text and split (``tmf.grammar.tiles_of``) there, marshalled, under the file's
-    own key (its place in the set's inputs); the others take them instead of reading and
-    splitting the file again. A file another process is reading at that moment is read
-    again (nothing waits for it); one not read as TMF text is not kept, so each process
-    reports it. A process keeps ``TEXT_ROOM`` bytes of texts at most. ``taken`` / ``kept``:
-    files this process took / kept."""
+    keeps its text and split there, marshalled, under the file's own key (its place in the
+    set's inputs); the others take them instead of reading and splitting the file again.
+    The split (``tmf.grammar.split_text``) is kept as the entries' numbers and the pieces'
+    lengths (``split_lengths``), two arrays as bytes: taking a file makes no string of an
+    entry nor reads a number of one. A file another process is reading at that moment is
+    read again (nothing waits for it); one not read as TMF text is not kept, so each process
+    reports it; a record that does not hold a text and a split that fits it (``_taken``) is
+    not taken: the file is read. A process keeps ``TEXT_ROOM`` bytes of texts at most.
+    ``taken`` / ``kept``: files this process took / kept."""
 
     def __init__(self, table: ProgramTable, inputs: list[str]) -> None:
         self.table = table
@@ -239,7 +249,7 @@ class SharedTexts:
         self.taken = self.kept = 0
         self.room = TEXT_ROOM
 
-    def take(self, path: str) -> tuple[str, list[str] | None] | None:
+    def take(self, path: str) -> tuple[str, array | None, array | None] | None:
         table = self.table
         place = self._places.get(path)
         if place is None or place >= (1 << 32) - _TEXT_NUMBER or table.closed:
@@ -250,27 +260,51 @@ class SharedTexts:
             return None
         if state != table.READY:
             return None
-        data = table.record(slot)
-        try:
-            text, tiles = marshal.loads(data)
-        except (EOFError, ValueError, TypeError):
-            return None
-        if type(text) is not str or not (tiles is None or type(tiles) is list):
-            return None
-        self.taken += 1
-        return text, tiles
+        taken = _taken(table.record(slot))
+        if taken is not None:
+            self.taken += 1
+        return taken
 
-    def keep(self, path: str, text: str, tiles: list[str] | None) -> None:
+    def keep(self, path: str, text: str, numbers: list[int] | None, lengths: list[int] | None) -> None:
         slot = self._mine.pop(path, None)
         if slot is None or self.table.closed:
             return
-        data = marshal.dumps((text, tiles)) if len(text) <= TEXT_LIMIT else None
+        data = None
+        if len(text) <= TEXT_LIMIT:
+            data = marshal.dumps((text, None, None) if numbers is None else
+                                 (text, array(_NUMBERS, numbers).tobytes(),
+                                  array(_LENGTHS, lengths).tobytes()))
         if data is None or len(data) > self.room:
             self.table.refuse(slot)
             return
         if self.table.publish(slot, data):
             self.kept += 1
             self.room -= len(data)
+
+
+def _taken(data: bytes | None) -> tuple[str, array | None, array | None] | None:
+    """The text, numbers and lengths a kept record holds (``SharedTexts.keep``); None for one
+    that does not hold a text and a split that fits it (the arrays whole, three lengths an
+    entry and one more, their sum the text's length)."""
+    try:
+        text, numbers, lengths = marshal.loads(data)
+    except (EOFError, ValueError, TypeError):
+        return None
+    if type(text) is not str:
+        return None
+    if numbers is None and lengths is None:     # a text a lazy parse reads line by line
+        return (text, None, None) if "\r" in text else None
+    if type(numbers) is not bytes or type(lengths) is not bytes:
+        return None
+    split = array(_NUMBERS), array(_LENGTHS)
+    try:
+        split[0].frombytes(numbers)
+        split[1].frombytes(lengths)
+    except ValueError:
+        return None
+    if len(split[1]) != 3 * len(split[0]) + 1 or sum(split[1]) != len(text):
+        return None
+    return text, split[0], split[1]
 
 
 def shares_of(posts: list[list[tuple[bytes, int]]]) -> list[list[tuple[bytes, int]]]:

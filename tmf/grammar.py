@@ -492,7 +492,7 @@ class _ScannedText:
 
 class _ScannedRun:
     """Entries ``scan`` matched one after the other, deferred together (``TmfSet.defer_run``).
-    ``pieces`` are the split's groups from the first entry on (#typev line, number, block with
+    ``pieces`` are the split's pieces from the first entry on (#typev line, number, block with
     the // and empty lines after it, "" between two entries), ``start`` the offset of the first
     entry in ``source``."""
 
@@ -505,21 +505,7 @@ class _ScannedRun:
     def messages(self, i: int, tmfset: TmfSet) -> list[Message]:
         """The messages of the i-th entry, parsed now (the set asks once for each entry)."""
         index = (self._lines_before or self._count_lines())[i] + i   # ``line_index``, inline
-        block = self.pieces[4 * i + 2]
-        # a block line starts with neither blanks nor "}": the first "\n}\n" closes it
-        body = block[2:block.find("\n}\n")]
-        args = _BLOCKS.get(body)     # most often: a block text met before
-        if args is None:
-            args = _block_arguments(body)
-        if args is not None:
-            message = _tile_message(self.pieces[4 * i], args, self.context, index)
-            if message is not None:
-                return [message]
-        lines = block.split("\n")
-        # between "{" and "}": the // and empty lines after "}", if any, are not the entry's
-        block = lines[1:-2] if lines[-2] == "}" else lines[1:lines.index("}")]
-        return (_scanned_messages(self.pieces[4 * i], block, self.context, index)
-                or _parse_entry(tmfset, self.context, self.source.lines(), index))
+        return _run_entry(self.pieces[4 * i], self.pieces[4 * i + 2], self, index, tmfset)
 
     def line_index(self, i: int) -> int:
         """The index of the i-th entry's #typev line in ``source``."""
@@ -532,6 +518,48 @@ class _ScannedRun:
         self._lines_before = list(accumulate(map(str.count, self.pieces[2::4], repeat("\n")),
                                              initial=first))
         return self._lines_before
+
+
+class _SpannedRun(_ScannedRun):
+    """A ``_ScannedRun`` of a split another process made (``SharedTexts``): ``pieces`` are the
+    lengths of its pieces (#typev line, block, 0 between two entries; ``split_text``), and an
+    entry's pieces are cut from the text when it is looked up, none before."""
+
+    __slots__ = ("_offsets",)
+
+    def messages(self, i: int, tmfset: TmfSet) -> list[Message]:
+        index = (self._lines_before or self._count_lines())[i] + i
+        offsets, text = self._offsets, self.source.text
+        start, block, end = offsets[3 * i:3 * i + 3]
+        return _run_entry(text[start:block], text[block:end], self, index, tmfset)
+
+    def _count_lines(self) -> list[int]:
+        """``_ScannedRun._count_lines``, and the offsets of the entries' pieces."""
+        text = self.source.text
+        self._offsets = offsets = list(accumulate(self.pieces, initial=self.start))
+        self._lines_before = list(accumulate(map(text.count, repeat("\n"), offsets[1::3], offsets[2::3]),
+                                             initial=text.count("\n", 0, self.start)))
+        return self._lines_before
+
+
+def _run_entry(typev_line: str, block: str, run: _ScannedRun, index: int,
+               tmfset: TmfSet) -> list[Message]:
+    """The messages of an entry of a run, from its #typev line and block (with the // and
+    empty lines after it), at line ``index``."""
+    # a block line starts with neither blanks nor "}": the first "\n}\n" closes it
+    body = block[2:block.find("\n}\n")]
+    args = _BLOCKS.get(body)     # most often: a block text met before
+    if args is None:
+        args = _block_arguments(body)
+    if args is not None:
+        message = _tile_message(typev_line, args, run.context, index)
+        if message is not None:
+            return [message]
+    lines = block.split("\n")
+    # between "{" and "}": the // and empty lines after "}", if any, are not the entry's
+    block = lines[1:-2] if lines[-2] == "}" else lines[1:lines.index("}")]
+    return (_scanned_messages(typev_line, block, run.context, index)
+            or _parse_entry(tmfset, run.context, run.source.lines(), index))
 
 
 class _Scanned:
@@ -656,44 +684,51 @@ class _Parser:
         """What parsing an entry later needs of the reader now."""
         return (self.path, self.tolerant, self.priority, self.header, self.source_file)
 
-    def run(self, text: str, tiles: list[str] | None = None) -> None:
+    def run(self, text: str, split: TextSplit | None = None) -> None:
         if self.lazy and "\r" not in text:
-            self.scan(text, tiles)
+            self.scan(text, split)
             return
         lines = _lines(text)
         index = 0
         while index < len(lines):
             index = self.step(lines, index)
 
-    def scan(self, text: str, tiles: list[str] | None = None) -> None:
+    def scan(self, text: str, split: TextSplit | None = None) -> None:
         """``run`` for lazy parsing of a text without "\r": the text is split at the entries
-        ``scan_units`` would defer (``_TILE``; ``tiles``: that split, made before); each
+        ``scan_units`` would defer (``split_text``; ``split``: that split, made before); each
         stretch of them is deferred in one step (``TmfSet.defer_run``: no per-entry work
         until a lookup), and ``scan_units`` reads the rest. Where that reading runs past the
         rest into a stretch, or a stretch cannot be deferred as it stands, ``scan_units``
         reads on to the end."""
         source = _ScannedText(text)
-        # rest, #typev line, number, block, rest, ..., rest
-        parts = _TILE.split(text) if tiles is None else tiles
-        rests = parts[0::4]
-        pos = first = 0   # the offset read next; the first tile not read
+        numbers, pieces, lengths = split_text(text) if split is None else split
+        # rest, #typev line, number, block, rest, ..., rest; or their lengths (no number)
+        rests = pieces[0::4] if pieces is not None else lengths[0::3]
+        pos = first = 0   # the offset read next; the first entry not read
         counted = index = 0   # the lines before offset ``counted``: ``scan_units`` needs them
         context = None
         for rest in (*compress(range(len(rests)), rests), None):
-            tiles = parts[4 * first + 1:4 * (len(rests) - 1 if rest is None else rest)]
-            if tiles:
-                numbers = list(map(int, tiles[1::4]))
-                if self.header is None or max(numbers) > MAX_MESSAGE_NUMBER:
+            last = len(numbers) if rest is None else rest   # entries first .. last - 1
+            if last > first:
+                run = numbers[first:last]
+                if self.header is None or max(run) > MAX_MESSAGE_NUMBER:
                     self.scan_units(source, pos, index + text.count("\n", counted, pos), len(text))
                     return
                 if context is None or context[3] is not self.header:
                     context = self.context()
-                self.tmfset.defer_run(guid_int(self.header), numbers,
-                                      _ScannedRun(source, tiles, pos, context), self.priority)
+                if pieces is not None:
+                    entries = pieces[4 * first + 1:4 * last]
+                    deferred = _ScannedRun(source, entries, pos, context)
+                else:
+                    entries = lengths[3 * first + 1:3 * last]
+                    deferred = _SpannedRun(source, entries, pos, context)
+                self.tmfset.defer_run(guid_int(self.header), run, deferred, self.priority)
             if rest is None:
                 return
-            pos += sum(map(len, tiles[0::4])) + sum(map(len, tiles[2::4]))
-            end = pos + len(rests[rest])
+            if last > first:
+                pos += (sum(map(len, entries[0::4])) + sum(map(len, entries[2::4])) if pieces is not None
+                        else sum(entries))
+            end = pos + (len(rests[rest]) if pieces is not None else rests[rest])
             pos, index = self.scan_units(source, pos, index + text.count("\n", counted, pos), end)
             counted = pos
             if pos > end:
@@ -952,20 +987,41 @@ class _Parser:
 
 def parse_into(
     tmfset: TmfSet, text: str, path: str = "<string>", tolerant: bool = False, priority: int = 0,
-    lazy: bool = False, tiles: list[str] | None = None,
+    lazy: bool = False, split: TextSplit | None = None,
 ) -> TmfSet:
     """Parse TMF ``text`` into ``tmfset`` (strict: raise the first TmfError; tolerant: record
     issues). ``lazy`` (tolerant only): well-formed message entries are parsed when one of their
     messages is first looked up (a decoding run needs a fraction of a TMF directory).
-    ``tiles``: ``tiles_of(text)``, made before (by another process of the run)."""
-    _Parser(tmfset, path, tolerant, priority, lazy=lazy and tolerant).run(text, tiles)
+    ``split``: ``split_text(text)``, made before (by another process of the run)."""
+    _Parser(tmfset, path, tolerant, priority, lazy=lazy and tolerant).run(text, split)
     return tmfset
 
 
-def tiles_of(text: str) -> list[str] | None:
-    """The pieces a lazy parse splits ``text`` into (``_Parser.scan``), None for a text it
-    reads line by line: what ``parse_into`` can be given instead of splitting the text."""
-    return _TILE.split(text) if "\r" not in text else None
+#: ``split_text``'s form: (numbers, pieces, lengths): the entries' message numbers, and the
+#: text's pieces (rest, #typev line, number, block, rest, ..., rest: four for each entry and
+#: one more) or, as another process of the run gives them (``SharedTexts``), their lengths
+#: but the numbers' (three for each entry and one more; pieces None)
+TextSplit = tuple
+
+
+def split_text(text: str) -> TextSplit | None:
+    """Where a lazy parse splits ``text`` (``_Parser.scan``): at the entries written as
+    tracepdb writes them (``_TILE``), each a #typev line with its message number and a block
+    (with the // and empty lines after it), the rest between them. None for a text a lazy
+    parse reads line by line."""
+    if "\r" in text:
+        return None
+    pieces = _TILE.split(text)
+    return list(map(int, pieces[2::4])), pieces, None
+
+
+def split_lengths(split: TextSplit) -> list[int]:
+    """The lengths of a split's pieces but the numbers (the form another process is given)."""
+    if split[2] is not None:
+        return split[2]
+    lengths = list(map(len, split[1]))
+    del lengths[2::4]
+    return lengths
 
 
 def iter_entries(text: str, path: str = "<string>") -> Iterator[Message]:

@@ -130,10 +130,9 @@ def _load_tmf(path: str, priority: int, tolerant: bool, tmfset: TmfSet, lazy: bo
     if shared is not None:      # a file another process of the run read and split: taken
         taken = shared.take(path)
         if taken is not None:
-            from .grammar import parse_into
-
-            parse_into(tmfset, taken[0], path=path, tolerant=True, priority=priority, lazy=True,
-                       tiles=taken[1])
+            text, numbers, lengths = taken
+            _grammar().parse_into(tmfset, text, path=path, tolerant=True, priority=priority, lazy=True,
+                                  split=None if numbers is None else (numbers, None, lengths))
             return
     try:
         text = read_text(path)
@@ -153,14 +152,25 @@ def _load_tmf(path: str, priority: int, tolerant: bool, tmfset: TmfSet, lazy: bo
             raise not_tmf
         tmfset.add_issue(not_tmf)
         return
-    from .grammar import parse_into, tiles_of   # here: a run served by the program cache parses
-                                                # no TMF text, and the grammar's import costs 2.4 M
-
-    tiles = None
+    grammar = _grammar()
+    split = None
     if shared is not None:      # (a text that is not TMF is not given: each process reports it)
-        tiles = tiles_of(text)
-        shared.keep(path, text, tiles)
-    parse_into(tmfset, text, path=path, tolerant=tolerant, priority=priority, lazy=lazy, tiles=tiles)
+        split = grammar.split_text(text)
+        if split is None:
+            shared.keep(path, text, None, None)
+        else:
+            shared.keep(path, text, split[0], grammar.split_lengths(split))
+    grammar.parse_into(tmfset, text, path=path, tolerant=tolerant, priority=priority, lazy=lazy, split=split)
+
+
+@functools.cache
+def _grammar():
+    """The grammar module, imported the first time a TMF text is parsed: a run served by the
+    program cache parses none, and its import costs 2.4 M instructions (an import statement
+    in ``_load_tmf`` would cost 12 K each file)."""
+    from . import grammar
+
+    return grammar
 
 
 def parse_tmc(text: str, path: str = "<string>", tolerant: bool = False) -> list[ControlGuid]:

@@ -18,8 +18,8 @@ from wpptrace.decoder._hazmat import ProgramTable
 from wpptrace.decoder.engine import FileSource, record_view
 from wpptrace.decoder.etlfile import EtlFile
 from wpptrace.decoder.program_cache import ProgramCache
-from wpptrace.decoder.program_share import (MEET_SECONDS, RECORD, ProgramShare, SharedRecord,
-                                            pack_parts, shares_of, unpack)
+from wpptrace.decoder.program_share import (MEET_SECONDS, RECORD, TEXT_ROOM, ProgramShare,
+                                            SharedRecord, pack_parts, shares_of, unpack)
 from wpptrace.decoder.wpp import WppDecoder
 from wpptrace.decoder.wpp_rows import RowView
 
@@ -701,6 +701,105 @@ def test_tmf_files_not_kept_are_read_by_each_process(tmp_path, monkeypatch):
     for tmfset in (first, second):
         assert [issue.fields() for issue in tmfset.issues] == [issue.fields() for issue in plain.issues]
         assert len(tmfset.issues) == 1                          # the binary file, in each
+    share.close()
+
+
+def test_a_kept_tmf_text_holds_its_split_as_numbers_and_lengths(driver, monkeypatch):
+    """A kept file is its text with its split's numbers and lengths, no piece of the text
+    again: it takes about the room of the text, and taking it makes no string of an entry
+    until one is looked up."""
+    _path, tmf_dir = driver
+    keys = _late_keys(tmf.load(tmf_dir))
+    share = ProgramShare(processes=2)
+    first, second = _shared_set(tmf_dir, share), _shared_set(tmf_dir, share)
+    for key in keys:
+        first.lookup(*key)
+    texts = sum(len(tmf.loader.read_text(path)) for path in first.inputs if path.endswith(".tmf"))
+    assert first.shared_texts.kept > 10
+    assert TEXT_ROOM - first.shared_texts.room < 1.25 * texts    # (the text and its pieces: 2x)
+    key = keys[len(keys) // 2]
+    assert second.lookup(*key) == first.lookup(*key) and second.shared_texts.taken == 1
+    runs = [entries for found in second._deferred[key[0].int].values()
+            for _noted, entries, _i, _priority in found]
+    assert runs and all(type(piece) is int for run in runs for piece in run.pieces)
+    share.close()
+
+
+def test_a_taken_tmf_file_gives_the_winners_of_reading_it(tmp_path, monkeypatch):
+    """Duplicates in a file (appended twice, its first entry broken) and across the files of
+    two directories of two priorities: a process that takes the files another read finds the
+    same messages and reports the same problems, in the same order, as one that reads them."""
+    guid = uuid.UUID(int=0x51)
+    low, high = tmp_path / "low", tmp_path / "high"
+    low.mkdir()
+    high.mkdir()
+
+    def entry(number, text, args=""):
+        return f'#typev a_c{number} {number} "%0{text}" //   LEVEL=Error FUNC=f\n{{\n{args}}}\n'
+
+    once = (entry(10, "broken %10!d!", "n, ItemLong -- 100\n") + entry(11, "low eleven")
+            + entry(12, "low twelve"))
+    again = entry(10, "second ten") + entry(11, "low eleven again") + entry(13, "low thirteen")
+    (low / f"{guid}.tmf").write_text(f"{guid} DRV // SRC=a.c\n" + once + again)
+    (high / f"{guid}.tmf").write_text(f"{guid} DRV // SRC=b.c\n" + entry(12, "high twelve")
+                                      + entry(13, "broken %10!d!", "n, ItemLong -- 100\n"))
+    dirs = (str(high), str(low))
+    plain = tmf.load(*dirs)
+    keys = [(guid, number) for number in (10, 11, 12, 13)]
+    expected = [plain.lookup(*key) for key in keys]
+    assert [m.format for m in expected] == ["%0second ten", "%0low eleven", "%0high twelve",
+                                                   "%0low thirteen"]
+    share = ProgramShare(processes=2)
+    first, second = (tmf.load(*dirs) for _ in range(2))
+    for tmfset in (first, second):
+        tmfset.shared_texts = share.texts(tmfset.inputs)
+    reads = _counting_reads(monkeypatch)
+    assert [first.lookup(*key) for key in keys] == expected and len(reads) == 2
+    assert [second.lookup(*key) for key in keys] == expected and len(reads) == 2
+    assert second.shared_texts.taken == 2
+    for tmfset in (first, second):
+        assert [issue.fields() for issue in tmfset.issues] == [issue.fields() for issue in plain.issues]
+        assert len(tmfset.issues) == 2
+    share.close()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "lengths short", "lengths long", "numbers cut",
+                                    "no split", "pieces"])
+def test_a_damaged_tmf_text_record_is_read_again(damage, tmp_path, monkeypatch):
+    """A record that does not hold a text with a split that fits it is not taken: the process
+    reads the file itself, with the messages and problems of reading it."""
+    import marshal
+    from array import array
+
+    guid = uuid.UUID(int=0x61)
+    text = (f"{guid} DRV // SRC=a.c\n" + "".join(
+        f'#typev a_c{n} {n} "%0message {n}" //   LEVEL=Error FUNC=f\n{{\n}}\n' for n in (10, 11, 12))
+        + "what is this\n")
+    (tmp_path / f"{guid}.tmf").write_text(text)
+    plain = tmf.load(str(tmp_path))
+    expected = plain.lookup(guid, 11)
+    assert expected is not None and len(plain.issues) == 1
+    split = tmf.grammar.split_text(text)
+    numbers, lengths = array("I", split[0]).tobytes(), array("Q", tmf.grammar.split_lengths(split))
+    record = {
+        "truncated": marshal.dumps((text, numbers, lengths.tobytes()))[:-3],
+        "lengths short": marshal.dumps((text, numbers, lengths[:-1].tobytes())),
+        "lengths long": marshal.dumps((text, numbers, (lengths[:-1] + array("Q", [lengths[-1] + 1]))
+                                       .tobytes())),
+        "numbers cut": marshal.dumps((text, numbers[:-1], lengths.tobytes())),
+        "no split": marshal.dumps((text, None, None)),
+        "pieces": marshal.dumps((text, split[1])),
+    }[damage]
+    share = ProgramShare(processes=2)
+    tmfset = _shared_set(str(tmp_path), share)
+    table = share.table
+    slot, state = table.claim(program_share._TEXT_GUID, program_share._TEXT_NUMBER)
+    assert state == table.MINE and table.publish(slot, record)
+    assert program_share._taken(record) is None
+    reads = _counting_reads(monkeypatch)
+    assert tmfset.lookup(guid, 11) == expected and len(reads) == 1
+    assert tmfset.shared_texts.taken == 0
+    assert [issue.fields() for issue in tmfset.issues] == [issue.fields() for issue in plain.issues]
     share.close()
 
 

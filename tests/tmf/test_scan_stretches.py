@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from array import array
 
 import pytest
 
@@ -65,12 +66,26 @@ def _deferred(tmfset: TmfSet) -> list:
             for key in tmfset._deferred_keys()]
 
 
-def _read(*texts: str) -> tuple:
+def _given(text: str) -> tuple | None:
+    """The split of ``text`` as another process of a run gives it (``SharedTexts``): the
+    numbers and lengths, as arrays made from bytes, no piece of the text."""
+    split = grammar.split_text(text)
+    if split is None:
+        return None
+    numbers, lengths = array("I"), array("Q")
+    numbers.frombytes(array("I", split[0]).tobytes())
+    lengths.frombytes(array("Q", grammar.split_lengths(split)).tobytes())
+    return numbers, None, lengths
+
+
+def _read(*texts: str, given: bool = False) -> tuple:
     """What lazy reads of ``texts`` into one set defer and report at once (the later texts
-    at higher priorities), then every message and problem once everything is parsed."""
+    at higher priorities), then every message and problem once everything is parsed;
+    ``given``: each text read with its split as another process gives it."""
     tmfset = TmfSet()
     for priority, text in enumerate(texts, -len(texts)):
-        grammar.parse_into(tmfset, text, f"t{priority}.tmf", tolerant=True, priority=priority, lazy=True)
+        grammar.parse_into(tmfset, text, f"t{priority}.tmf", tolerant=True, priority=priority, lazy=True,
+                           split=_given(text) if given else None)
     at_once = (_deferred(tmfset), [str(issue) for issue in tmfset.issues])
     tmfset.load_all()
     messages = sorted((key, message, tmfset._priority[key]) for key, message in tmfset._messages.items())
@@ -78,7 +93,10 @@ def _read(*texts: str) -> tuple:
 
 
 def _three_readings(*texts: str, monkeypatch) -> list:
+    """The lazy reading, unit by unit and line by line; the lazy reading of the split another
+    process gives is checked to be the lazy one."""
     readings = [_read(*texts)]
+    assert _read(*texts, given=True) == readings[0]
     with monkeypatch.context() as patch:
         patch.setattr(grammar, "_TILE", re.compile(r"(?!)"))  # unit by unit
         readings.append(_read(*texts))
@@ -142,3 +160,21 @@ def test_line_numbers_of_deferred_entries_are_exact(monkeypatch):
     assert by_line == [12]
     assert [(issue.line, issue.column) for issue in lazy.issues] == [(15, 16)]
     assert list(map(str, lazy.issues)) == list(map(str, eager.issues))
+
+
+def test_a_given_split_parses_an_entry_from_the_text_when_it_is_looked_up():
+    """The split another process gives holds no piece of the text: an entry's #typev line and
+    block are cut from the text when one of its messages is looked up, with its line number,
+    and only that entry is parsed."""
+    text = ("// PDB:  x.pdb\n" + HEADER + entries(10) + "// again\n\n" + entries(11, 12)
+            + OTHER_HEADER + entries(13, 10))
+    given = grammar.parse_into(TmfSet(), text, "t.tmf", tolerant=True, lazy=True, split=_given(text))
+    eager = grammar.parse_into(TmfSet(), text, "t.tmf", tolerant=True)
+    runs = {id(entries): entries for by_number in given._deferred.values()
+            for found in by_number.values() for _noted, entries, _i, _priority in found}
+    assert len(runs) == 2 and all(type(run).__name__ == "_SpannedRun" for run in runs.values())
+    assert all(type(piece) is int for run in runs.values() for piece in run.pieces)
+    for guid, number in ((G, 12), (H, 10), (G, 11), (H, 13), (G, 10)):
+        assert given.lookup(guid, number) == eager.lookup(guid, number)
+    assert [given.lookup(G, 12).origin, given.lookup(H, 10).origin] == ["t.tmf:13", "t.tmf:22"]
+    assert not given.issues and not given._deferred
