@@ -24,6 +24,45 @@ static int compare_changes(const void *a, const void *b)
     return 0;
 }
 
+/* Sort changes[0:n] whose streams' runs are changes[starts[s]:starts[s + 1]], s < nruns:
+ * a stream flushed in time order makes its changes in order already, so each run is
+ * sorted only if it is not, and the runs are merged pairwise (into spare, n entries);
+ * equal changes are the same values, so any order of them is Python's. Returns where the
+ * sorted changes are (changes or spare). */
+static cut_change *sort_runs(cut_change *changes, cut_change *spare, size_t n, size_t *starts,
+                             uint32_t nruns)
+{
+    for (uint32_t s = 0; s < nruns; s++) {
+        size_t lo = starts[s], hi = starts[s + 1];
+        for (size_t i = lo + 1; i < hi; i++) {
+            if (compare_changes(&changes[i - 1], &changes[i]) > 0) {
+                qsort(changes + lo, hi - lo, sizeof *changes, compare_changes);
+                break;
+            }
+        }
+    }
+    cut_change *from = changes, *to = spare;
+    while (nruns > 1) {
+        uint32_t merged = 0;
+        for (uint32_t s = 0; s < nruns; s += 2, merged++) {
+            size_t a = starts[s], mid = starts[s + 1];        /* (starts[nruns] is n) */
+            size_t end = s + 1 < nruns ? starts[s + 2] : mid;
+            size_t b = mid, out = a;
+            while (a < mid && b < end)
+                to[out++] = compare_changes(&from[b], &from[a]) < 0 ? from[b++] : from[a++];
+            while (a < mid) to[out++] = from[a++];
+            while (b < end) to[out++] = from[b++];
+            starts[merged] = starts[s];
+        }
+        starts[merged] = n;
+        nruns = merged;
+        cut_change *swap = from;
+        from = to;
+        to = swap;
+    }
+    return from;
+}
+
 /* hi - lo (hi >= lo) as Python's float of the int: one rounding */
 static double span(int64_t lo, int64_t hi)
 {
@@ -40,16 +79,21 @@ int32_t cuts_sweep(const int64_t *times, const uint32_t *sizes, const uint32_t *
     int64_t start = times[positions[0]];
     for (size_t i = 1; i < count; i++)
         if (times[positions[i]] < start) start = times[positions[i]];
-    cut_change *changes = malloc(2 * count * sizeof *changes);
+    /* the changes, as many spare for the merge, and where each stream's run starts */
+    cut_change *made_changes = malloc(4 * count * sizeof *made_changes);
+    size_t *starts = malloc(((size_t)nstreams + 1) * sizeof *starts);
     double *bounds = malloc((nparts ? nparts : 1) * sizeof *bounds);
-    if (changes == NULL || bounds == NULL) {
-        free(changes);
+    if (made_changes == NULL || starts == NULL || bounds == NULL) {
+        free(made_changes);
+        free(starts);
         free(bounds);
         return -1;
     }
+    cut_change *changes = made_changes;
     size_t n = 0, at_buffer = 0;
     double total = 0.0;
     for (uint32_t s = 0; s < nstreams; s++) {
+        starts[s] = n;
         int64_t previous = start;
         for (uint32_t j = 0; j < lens[s]; j++, at_buffer++) {
             uint32_t p = positions[at_buffer];
@@ -68,7 +112,8 @@ int32_t cuts_sweep(const int64_t *times, const uint32_t *sizes, const uint32_t *
             previous = flushed;
         }
     }
-    qsort(changes, n, sizeof *changes, compare_changes);
+    starts[nstreams] = n;
+    changes = sort_runs(made_changes, made_changes + 2 * count, n, starts, nstreams);
     for (uint32_t k = 0; k < nparts; k++) bounds[k] = total * parts[k] / whole;
     int32_t made = 0;
     int failed = 0;
@@ -99,7 +144,8 @@ int32_t cuts_sweep(const int64_t *times, const uint32_t *sizes, const uint32_t *
             k++;
         }
     }
-    free(changes);
+    free(made_changes);
+    free(starts);
     free(bounds);
     return failed ? -1 : made;
 }
