@@ -100,8 +100,9 @@ class FileSource:
         self.pointer_size = etl.pointer_size
         self.clock = TimeConverter(etl.header)
         self._stop = stop
-        self._streams = None
-        self._flush_times: list[tuple[list[int], bool]] | None = None   # per stream
+        #: [processor streams, their flush times (per stream: the times, whether in order)],
+        #: each made once when first asked for; shared with the sources that adopt it
+        self._order: list = [None, None]
         #: a window's streams start at their first buffer ``flushed_before`` does not count
         #: (the ones before it are not read); whoever decodes the window before checks it
         self.trust_flush_times = trust_flush_times
@@ -116,9 +117,17 @@ class FileSource:
 
     def streams(self):
         """The file's processor streams (decoder.ordering.buffer_streams), computed once."""
-        if self._streams is None:
-            self._streams = buffer_streams(self.etl)
-        return self._streams
+        order = self._order
+        if order[0] is None:
+            order[0] = buffer_streams(self.etl)
+        return order[0]
+
+    def adopt_streams(self, other: "FileSource") -> None:
+        """Share ``other``'s processor streams and flush times (each made once, by whichever
+        source asks first) when both read the same buffer index (``EtlFile.adopt_index``):
+        ``fmt -j``'s sources of one file, its processes' (forked) and a process's own."""
+        if other.etl.buffer_index() is self.etl.buffer_index():
+            self._order = other._order
 
     def flushed_before(self, lo: int) -> list[int]:
         """Per processor stream, how many of its first buffers were flushed before raw time
@@ -126,14 +135,12 @@ class FileSource:
         than its records, as Windows writes files, so these hold no record at or after lo when
         that holds: a window from lo starts its streams there (``trust_flush_times``) and the
         window before it ends no earlier (``window_stops``) when it held."""
-        if self._flush_times is None:      # asked once per window: the columns made once
-            self._flush_times = []
-            for stream in self.streams():
-                times = stream.column("timestamp")
-                ordered = all(a <= b for a, b in zip(times, times[1:]))
-                self._flush_times.append((times, ordered))
+        order = self._order
+        if order[1] is None:               # asked once per window: the columns made once
+            order[1] = [(times, times == sorted(times))      # (in order: sorted in one pass)
+                        for times in (stream.column("timestamp") for stream in self.streams())]
         counts = []
-        for times, ordered in self._flush_times:
+        for times, ordered in order[1]:
             n = 0
             if lo > 0:
                 if ordered:

@@ -228,8 +228,7 @@ class BufferSubset(Sequence):
 
     def column(self, name: str) -> list[int]:
         """One field of these buffers, in this order, without objects."""
-        values = self._index.column(name)
-        return [values[p] for p in self._positions]
+        return list(map(self._index.column(name).__getitem__, self._positions))
 
     @property
     def parent(self) -> BufferIndex:
@@ -582,7 +581,10 @@ class EtlFile(ReadLog):
         processors, sequences = index.column("processor"), index.column("sequence")
         if len(index) < 2 or (saved[1:] == filled[1:]
                               and (not nproc or max(processors[1:]) < nproc)
-                              and len(set(zip(processors[1:], sequences[1:]))) == len(index) - 1):
+                              # numbers all different (a session numbers its buffers in one
+                              # count): no pair repeated, found without a pair made per buffer
+                              and (len(set(sequences[1:])) == len(index) - 1
+                                   or len(set(zip(processors[1:], sequences[1:]))) == len(index) - 1)):
             return          # nothing to report: whole columns compared, no step per buffer
         seen: dict[tuple[int, int], int] = {}
         for i in range(1, len(index)):             # buffer 0, the header buffer, differs

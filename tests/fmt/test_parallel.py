@@ -542,6 +542,48 @@ def test_a_forked_reader_adopts_the_buffer_index(traces):
         assert len(other.buffer_index()) != len(first.buffer_index())
 
 
+def test_a_jobs_run_groups_the_streams_once(traces, tmp_path, monkeypatch):
+    """The processor streams and their flush times are made once, before the fork: the
+    worker's reader and this process's own (for its later windows) share them rather than
+    sorting the index and reading its columns again; the bytes are one process's."""
+    from wpptrace.decoder import engine
+
+    etls, tmfs = traces["driver"]
+    notes = tmp_path.parent / f"{tmp_path.name}-grouped"       # (every process appends)
+    real_streams = engine.buffer_streams
+
+    def noted(etl):
+        fd = os.open(notes, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, b"%d\n" % os.getpid())
+        finally:
+            os.close(fd)
+        return real_streams(etl)
+
+    one = _output_and_summary(tmp_path, 1, etls[0], tmf_dirs=tmfs, utc=True)
+    monkeypatch.setattr(engine, "buffer_streams", noted)
+    runs = _runs_noted(monkeypatch)
+    assert _output_and_summary(tmp_path, 2, etls[0], tmf_dirs=tmfs, utc=True) == one
+    [run] = runs
+    assert set(run.owners) == {0, 1}                  # each process decoded windows
+    assert notes.read_text().split() == [str(os.getpid())]
+
+
+def test_sources_of_one_index_share_streams_and_flush_times(traces):
+    path = traces["driver"][0][0]
+    with EtlFile(path) as first, EtlFile(path) as second, EtlFile(traces["synth"][0][0]) as other:
+        second.adopt_index(first)
+        made, adopting, apart = FileSource(first), FileSource(second), FileSource(other)
+        adopting.adopt_streams(made)
+        apart.adopt_streams(made)                     # another index: its own
+        streams = made.streams()
+        assert adopting.streams() is streams and apart.streams() is not streams
+        lo = streams[0].column("timestamp")[len(streams[0]) // 2]
+        assert adopting.flushed_before(lo) == made.flushed_before(lo)
+        assert made._order[1] is adopting._order[1]
+        assert sum(made.flushed_before(lo)) > 0
+
+
 def test_default_jobs():
     assert parallel.default_jobs(None, 1 << 30) == 1            # standard output: one process
     assert parallel.default_jobs("out.txt", 1 << 20) == 1        # a small input: one process
