@@ -40,7 +40,6 @@ import io
 import marshal
 import mmap
 import os
-import select
 import stat
 import struct
 import _thread
@@ -201,7 +200,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
     share = _program_share(first)
     claims = _Claims(range(first, len(windows)))
     workers: list[_Worker] = []
-    places = _Places.for_output(writer, len(windows), out_dir)
+    places = _Places.for_output(writer, len(windows), out_dir, out_dir is not None)
     own = _OwnWindows(inp, opts, out_dir)
     decoder.share_programs(share)
     try:
@@ -546,6 +545,8 @@ class _Assembly:
         """Wait up to ``seconds`` for news from a worker, then pump."""
         live = [worker for worker in self.workers if not worker.finished]
         if live:
+            import select   # (imported once waiting: before the fork every process waits for it)
+
             poller = select.poll()               # poll: no limit on descriptor numbers
             for worker in live:
                 poller.register(worker.fd, select.POLLIN)
@@ -663,6 +664,7 @@ class _OwnWindows:
             self._etl = EtlFile(self.inp.path)
             self._etl.adopt_index(self.inp.etl)
             self._source = FileSource(self._etl, trust_flush_times=True)
+            self._source.adopt_streams(self.inp.source)
         self._before[k] = (_counters(decoder), decoder.count_marks())
         if places is not None:
             self.results[k] = places.decode(k, decoder, self._source, self.opts, view, window)[0]
@@ -841,6 +843,7 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
             stream = None
             try:
                 source = FileSource(etl, trust_flush_times=True)   # checked by the parent
+                source.adopt_streams(inp.source)      # (made before the fork)
                 view = RowView()
                 if places is None:
                     # (64 KiB buffer: the renderer's chunks go straight to the file, as fmt's
@@ -885,6 +888,8 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
 def _wait_unless_released(release_fd: int) -> None:
     """Wait a moment for the sizes of the windows before this worker's held ones; fail if
     the parent let go of it meanwhile (it failed, or is gone)."""
+    import select
+
     poller = select.poll()
     poller.register(release_fd, select.POLLIN)
     if poller.poll(1):
@@ -936,11 +941,14 @@ class _Places:
         self._spill_fd = -1
 
     @classmethod
-    def for_output(cls, writer, windows: int, out_dir: str | None) -> "_Places | None":
+    def for_output(cls, writer, windows: int, out_dir: str | None,
+                   opened_here: bool = False) -> "_Places | None":
         """Places in ``writer``'s file; None when its output is not a file that writes go to
-        where they are asked to (a file opened to append, ``>>``, takes every write at its end)."""
+        where they are asked to (a file opened to append, ``>>``, takes every write at its end).
+        ``opened_here``: the run opened the file itself (``-o``), not to append: not asked
+        (``fcntl``'s import would cost 0.15 ms before the fork, where every process waits)."""
         fd = _raw_fd(writer)
-        if fd is None or not hasattr(os, "pwrite") or _appends(fd):
+        if fd is None or not hasattr(os, "pwrite") or (not opened_here and _appends(fd)):
             return None
         return cls(fd, _Sizes(windows), out_dir)
 

@@ -65,6 +65,43 @@ def test_fmt_jobs_import_no_heavy_module(fmt_data, fmt_tmf, tmp_path):
     assert (tmp_path / "out.txt").stat().st_size > 0
 
 
+_AT_FORK = """
+import sys
+from wpptrace import cli
+from wpptrace.decoder import parallel
+start, seen = parallel._Worker.start, []
+
+
+def noted(*args, **kwargs):    # what this process imported when it forks its worker
+    seen.append([name for name in {modules!r} if name in sys.modules])
+    return start(*args, **kwargs)
+
+
+parallel._Worker.start = noted
+code = cli.main(["fmt", *sys.argv[1:]])
+print(seen)
+sys.exit(code)
+"""
+
+
+def test_fmt_jobs_into_a_file_forks_before_fcntl_and_select(tmp_path):
+    """A -j run into a file (``-o``) forks before importing ``fcntl`` (the output is a file
+    the run opened itself, not to append: no flag to ask about) and ``select`` (imported
+    once a process waits for another): each loads a shared library, 0.15 ms there, where
+    every process waits."""
+    bench_fmt = _bench_fmt()
+    path = tmp_path / "unique.etl"
+    bench_fmt.generate_unique(path, 20_000)
+    modules = ("fcntl", "select")
+    script = "import sys\nfor name in %r:\n    sys.modules.pop(name, None)\n" % (modules,)
+    res = subprocess.run([sys.executable, "-c", script + _AT_FORK.format(modules=modules), str(path),
+                          "-p", str(bench_fmt.TMF_DIR), "-j", "2", "-o", str(tmp_path / "out.txt")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[[]]"
+    assert (tmp_path / "out.txt").stat().st_size > 0
+
+
 def test_a_run_the_program_cache_serves_imports_no_uuid(fmt_data, fmt_tmf, tmp_path):
     """A run whose messages all come from fmt's program cache makes no UUID, so it does not
     import uuid, which imports platform (10 M instructions); nor does the run that fills the
