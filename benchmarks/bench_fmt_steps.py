@@ -14,16 +14,21 @@ its ``cache_key``), ``_Input``, ``_open_output``, ``_writer``, the output's ``co
 ``-j``, the end of ``decode_parallel`` too: what a worker sends once its last window is
 decoded (``_results``, in the worker), letting the workers go (``release``), the workers'
 messages added to the program cache (``keep_shared``), their counts and read logs added to
-this process's (``_merge``). With ``-j 2`` there is a number per process, this one's first: a
+this process's (``_merge``); and ``decode_parallel``'s pieces: the buffer index
+(``buffer_index``, ``streams``), the cuts, the output's places, the fork, a window
+(``_decode_window``, every one of the process), the messages between the processes
+(``_send``, ``receive``), the wait for the held windows' places (``write_all``), for the
+workers' results (``_Assembly.finish``, with ``prepare_summary`` in it), the windows' starts
+checked (``first_started_wrong``), and ``decode_parallel`` whole. With ``-j 2`` there is a number per process, this one's first: a
 forked worker's count starts with what its parent had collected before the fork (a step
 before the fork shows twice; ``run_fmt``'s second number is the worker's own part plus that).
 
-Every run with fmt's program cache off and warm (a private cache a first run filled), on the
+Every run with fmt's program cache off and warm (``--cache``: a private cache a first run filled), on the
 bench_fmt.py unique-argument file (text to a file, a summary file), over the corpus driver
 TMFs. Needs valgrind.
 
 Usage: python3 benchmarks/bench_fmt_steps.py [--events N (default 1000)] [--jobs N]
-       [--steps load_tmfs,finish,...]
+       [--steps load_tmfs,finish,...] [--cache both|off|warm]
 """
 from __future__ import annotations
 
@@ -57,6 +62,20 @@ STEPS = {
     "release": ("wpptrace.decoder.parallel", "_Worker", "release"),
     "keep_shared": ("wpptrace.decoder.parallel", None, "_keep_shared"),
     "merge": ("wpptrace.decoder.parallel", None, "_merge"),
+    "buffer_index": ("wpptrace.decoder.etlfile", "EtlFile", "buffer_index"),
+    "streams": ("wpptrace.decoder.engine", "FileSource", "streams"),
+    "cut_keys": ("wpptrace.decoder.parallel", None, "cut_keys"),
+    "places": ("wpptrace.decoder.parallel", "_Places", "for_output"),
+    "fork": ("wpptrace.decoder.parallel", "_Worker", "start"),
+    "window": ("wpptrace.decoder.parallel", None, "_decode_window"),
+    "send": ("wpptrace.decoder.parallel", None, "_send"),
+    "receive": ("wpptrace.decoder.parallel", "_Worker", "receive"),
+    "write_all": ("wpptrace.decoder.parallel", "_Places", "write_all"),
+    "assembly_finish": ("wpptrace.decoder.parallel", "_Assembly", "finish"),
+    "started_wrong": ("wpptrace.decoder.parallel", "_Assembly", "first_started_wrong"),
+    "prepare_summary": ("wpptrace.decoder.wpp", "WppDecoder", "prepare_summary"),
+    "places_close": ("wpptrace.decoder.parallel", "_Places", "close"),
+    "decode_parallel": ("wpptrace.decoder.parallel", None, "decode_parallel"),
     "finish": ("wpptrace.decoder.cli_fmt", None, "_finish"),
     "summary_table": ("wpptrace.decoder.wpp", "WppDecoder", "summary_table"),
     "cached_entries": ("wpptrace.decoder.wpp", "WppDecoder", "_cached_entries"),
@@ -108,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=1000)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--steps", default=",".join(STEPS))
+    ap.add_argument("--cache", choices=("both", "off", "warm"), default="both",
+                    help="the runs counted: program cache off, warm, or both (default)")
     args = ap.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("valgrind is needed (apt install valgrind)")
@@ -123,20 +144,23 @@ def main(argv: list[str] | None = None) -> int:
     bench = bench_fmt
     path = bench._cached(f"unique-v{bench.UNIQUE_VERSION}", args.events, bench.generate_unique)
     print(f"fmt text to a file, {args.events:,} unique-argument events, -j {args.jobs}; "
-          f"instructions per step (callgrind), program cache off / warm:")
+          f"instructions per step (callgrind), program cache "
+          f"{ {'both': 'off / warm', 'off': 'off', 'warm': 'warm'}[args.cache] }:")
     with tempfile.TemporaryDirectory() as tmp:
         cache = os.path.join(tmp, "cache")
         os.mkdir(cache, 0o700)
         fill = dict(os.environ, WPPTRACE_CACHE_DIR=cache)
         fill.pop("WPPTRACE_NO_CACHE", None)
-        subprocess.run([sys.executable, __file__, "--child", "run_fmt", str(path), "1",
-                        os.path.join(tmp, "fill.txt")], check=True, env=fill)
+        if args.cache != "off":
+            subprocess.run([sys.executable, __file__, "--child", "run_fmt", str(path), "1",
+                            os.path.join(tmp, "fill.txt")], check=True, env=fill)
+        runs = {"both": (None, cache), "off": (None,), "warm": (cache,)}[args.cache]
         for step in steps:
             cells = []
-            for where in (None, cache):
+            for where in runs:
                 counts = counted(tmp, step, path, args.jobs, where)
                 cells.append(", ".join(f"{count / 1e6:,.2f}" for count in counts) + " M")
-            print(f"  {step:<14} {cells[0]:>22} / {cells[1]}")
+            print(f"  {step:<16} {cells[0]:>22}" + "".join(f" / {cell}" for cell in cells[1:]))
     return 0
 
 
