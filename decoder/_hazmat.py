@@ -618,7 +618,9 @@ class ProgramTable:
             raise ValueError(f"a shared program table of {slots} slots cannot be made")
         self._state = ffi.new("uint32_t *")
         self._length = ffi.new("uint32_t *")
+        self._program = ffi.new("int32_t *")
         self._publish_claim = lib.pshare_publish_claim   # (one lookup: called once a message)
+        self._add_publish_claim = lib.pshare_add_publish_claim
 
     def claim(self, guid_le: bytes, number: int) -> tuple[int, int]:
         slot = lib.pshare_claim(self._mem, guid_le, number, self._state)
@@ -663,6 +665,21 @@ class ProgramTable:
             len(blob), _NULL if decoration is None else decoration,
             0 if decoration is None else len(decoration),
             _NULL if next_guid is None else next_guid, next_number, state), state[0]
+
+    def add_publish_claim(self, renderer, slot: int, mode: int, component: str, name: str,
+                          has_prefix: bool, prefix_program: int, blob: bytes,
+                          next_guid: bytes | None, next_number: int) -> tuple[int, int, int]:
+        """The program ``blob`` registered with ``renderer`` (a ``NativeRenderer``), then
+        ``publish_claim`` of a record with no Unknown line and no decoration, in one C call:
+        (program id, the next key's slot, its state); program -1: the renderer refused the
+        blob, nothing published or claimed."""
+        component_b, name_b = component.encode(), name.encode()
+        state = self._state
+        slot = self._add_publish_claim(
+            self._mem, renderer.raw, self._program, slot, mode, has_prefix, prefix_program,
+            component_b, len(component_b), name_b, len(name_b), blob, len(blob),
+            _NULL if next_guid is None else next_guid, next_number, state)
+        return self._program[0], slot, state[0]
 
     def refuse(self, slot: int) -> None:
         lib.pshare_refuse(self._mem, slot)

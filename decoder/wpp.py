@@ -1248,7 +1248,8 @@ class WppDecoder:
         renderer = self._printer.renderer
         prefix_of = self._prefix_id()
         mode_le = int.from_bytes(mode, "little")
-        publish_claim, raw_entry = table.publish_claim, self._raw_entry
+        publish_claim, add_publish_claim = table.publish_claim, table.add_publish_claim
+        raw_entry = self._raw_entry
         n = len(keys)
         entries: list = [None] * n
         others: list[tuple[int, int, int]] = []
@@ -1264,31 +1265,41 @@ class WppDecoder:
                     slot, state = table.claim(*keys[at + 1])
                 continue
             entry = entries[at] = raw_entry(*key)
+            next_guid, next_number = keys[at + 1] if at + 1 < n else (None, 0)
+            done = slot
             if text and entry.unknown is None:   # ``_program_code`` and ``_install``, inline
                 try:
                     blob = self._message_blob(entry, noprefix)
                 except UnicodeEncodeError:  # text only Python can write
                     blob = None
                 decoration = None
-                entry.program = RowPrinter.HOLE if blob is None else renderer.add(blob)
+                if blob is not None:
+                    # the program registered, its record laid out in the table (pack_parts's
+                    # bytes, none made here) and the next key claimed, in one C call
+                    prefix_program = prefix_of if entry.has_prefix else -1
+                    entry.program, slot, state = add_publish_claim(
+                        renderer, done, mode_le, entry.component, entry.name, entry.has_prefix,
+                        prefix_program, blob, next_guid, next_number)
+                    if entry.program < 0:
+                        entry.program = None
+                        raise ValueError("malformed renderer program")
+                else:
+                    entry.program = RowPrinter.HOLE
             else:
                 blob, decoration = self._program_code(entry)
                 entry.program = self._install(blob, decoration)
+                if blob is not None:   # (the same, the program registered apart)
+                    prefix_program = prefix_of if entry.has_prefix else -1
+                    slot, state = publish_claim(done, mode_le, entry.component, entry.name,
+                                                entry.has_prefix, entry.unknown, prefix_program,
+                                                blob, decoration, next_guid, next_number)
             self._counted += 1
             share.compiled += 1
-            next_guid, next_number = keys[at + 1] if at + 1 < n else (None, 0)
             if blob is None:
-                table.refuse(slot)
+                table.refuse(done)
                 if next_guid is not None:
                     slot, state = table.claim(next_guid, next_number)
                 continue
-            # the record laid out in the table (pack_parts's bytes, none made here) and the
-            # next key claimed, in one C call
-            done = slot
-            prefix_program = prefix_of if entry.has_prefix else -1
-            slot, state = publish_claim(done, mode_le, entry.component, entry.name,
-                                        entry.has_prefix, entry.unknown, prefix_program, blob,
-                                        decoration, next_guid, next_number)
             if cache is not None:
                 record = table.record(done)
                 cache.add(*key, record if record is not None else

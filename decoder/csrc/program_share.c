@@ -271,6 +271,23 @@ int64_t pshare_publish_claim(uint8_t *mem, int64_t slot, uint32_t mode, int has_
     return find_slot(mem, next_guid, next_number, 1, state);
 }
 
+int64_t pshare_add_publish_claim(uint8_t *mem, wppr_renderer *renderer, int32_t *program,
+                                 int64_t slot, uint32_t mode, int has_prefix,
+                                 int32_t prefix_program, const uint8_t *component,
+                                 uint32_t component_length, const uint8_t *name,
+                                 uint32_t name_length, const uint8_t *blob, uint32_t blob_length,
+                                 const uint8_t *next_guid, uint32_t next_number, uint32_t *state)
+{
+    *program = wppr_add_program(renderer, blob, blob_length);
+    if (*program < 0) {
+        *state = PSHARE_FULL;
+        return -1;
+    }
+    return pshare_publish_claim(mem, slot, mode, has_prefix, prefix_program, component,
+                                component_length, name, name_length, NULL, 0, blob, blob_length,
+                                NULL, 0, next_guid, next_number, state);
+}
+
 void pshare_refuse(uint8_t *mem, int64_t slot)
 {
     pshare_slot *s = slot_at(mem, slot);

@@ -11,6 +11,7 @@
 #ifndef WPPTRACE_PROGRAM_SHARE_H
 #define WPPTRACE_PROGRAM_SHARE_H
 #include <stdint.h>
+#include "wpprender.h"
 
 #define PSHARE_EMPTY 0      /* nobody has needed this message yet */
 #define PSHARE_CLAIMED 1    /* a process is compiling it */
@@ -90,6 +91,17 @@ int64_t pshare_publish_claim(uint8_t *mem, int64_t slot, uint32_t mode, int has_
                              uint32_t unknown_length, const uint8_t *blob, uint32_t blob_length,
                              const uint8_t *decoration, uint32_t decoration_length,
                              const uint8_t *next_guid, uint32_t next_number, uint32_t *state);
+
+/* The program blob of a message with a format (no Unknown line) and no decoration
+ * registered with `renderer` (its id in *program), then pshare_publish_claim of its record:
+ * one call a message where a process compiles text lines one after another. *program -1:
+ * the renderer refused the blob, and nothing is published or claimed (-1 with FULL). */
+int64_t pshare_add_publish_claim(uint8_t *mem, wppr_renderer *renderer, int32_t *program,
+                                 int64_t slot, uint32_t mode, int has_prefix,
+                                 int32_t prefix_program, const uint8_t *component,
+                                 uint32_t component_length, const uint8_t *name,
+                                 uint32_t name_length, const uint8_t *blob, uint32_t blob_length,
+                                 const uint8_t *next_guid, uint32_t next_number, uint32_t *state);
 
 /* Say that a claimed slot gets no record. */
 void pshare_refuse(uint8_t *mem, int64_t slot);

@@ -180,6 +180,29 @@ def test_a_record_published_with_no_room_still_claims_the_next_key():
     table.close()
 
 
+def test_a_program_registered_and_published_with_the_next_key_claimed_in_one_call():
+    """``add_publish_claim`` registers the blob with the renderer, lays out the record
+    ``pack_parts`` makes (no Unknown line, no decoration) and claims the next key; a blob the
+    renderer refuses leaves the slot claimed and the next key alone."""
+    from wpptrace.tmf.native import NativeRenderer, encode
+
+    renderer = NativeRenderer()
+    blob = encode([], [("lit", "x")], None, prefix=False)
+    table = ProgramTable(64, 4096)
+    slot = table.claim(GUID, 1)[0]
+    program, following, state = table.add_publish_claim(renderer, slot, int.from_bytes(MODE, "little"),
+                                                        "Comp", "Name", True, -1, blob, GUID, 2)
+    assert program >= 0 and renderer.add(blob) == program + 1
+    assert table.record(slot) == pack_parts(MODE, "Comp", "Name", True, None, -1, blob, None)
+    assert state == table.MINE and table.claim(GUID, 2) == (following, table.CLAIMED)
+    third = table.claim(GUID, 3)[0]
+    assert table.add_publish_claim(renderer, third, int.from_bytes(MODE, "little"), "Comp", "Name",
+                                   False, -1, b"\xff" * 40, GUID, 4) == (-1, -1, table.FULL)
+    assert table.state(third) == table.CLAIMED
+    assert table.claim(GUID, 4)[1] == table.MINE
+    table.close()
+
+
 def test_a_decoder_claims_each_next_message_as_it_publishes_one(driver, monkeypatch):
     """Messages compiled one after another are claimed in the calls that publish them: one
     claim call of its own for the first only; the records are those a lone decoder caches."""
