@@ -53,6 +53,8 @@ __all__ = ["FileSource", "LiveSource", "View", "record_view", "count_view", "mer
 
 #: a live trace merges at most this many already-queued buffers by time at once
 LIVE_MERGE_BATCH = 256
+#: a fact a source has not read yet
+_UNREAD = object()
 _TYPE_HEADER = ETL.ETW_BUFFER_TYPE_HEADER
 
 
@@ -100,9 +102,11 @@ class FileSource:
         self.pointer_size = etl.pointer_size
         self.clock = TimeConverter(etl.header)
         self._stop = stop
-        #: [processor streams, their flush times (per stream: the times, whether in order)],
-        #: each made once when first asked for; shared with the sources that adopt it
-        self._order: list = [None, None]
+        #: [processor streams, their flush times (per stream: the times, whether in order),
+        #: the latest merge key of buffer 0's records after the log-file header record (None:
+        #: none; ``_UNREAD``: not read yet)], each made once when first needed; shared with
+        #: the sources that adopt it
+        self._order: list = [None, None, _UNREAD]
         #: a window's streams start at their first buffer ``flushed_before`` does not count
         #: (the ones before it are not read); whoever decodes the window before checks it
         self.trust_flush_times = trust_flush_times
@@ -170,7 +174,10 @@ class FileSource:
         if window is not None:
             lo, hi = window
             first = ()
-            if len(index):
+            top = self._order[2]
+            # a window from lo after buffer 0's last record was read once: nothing of buffer
+            # 0 is in it (nor accounted by it), so it is not read again (fmt -j's windows)
+            if len(index) and (lo is None or top is _UNREAD or (top is not None and top >= lo)):
                 buf = etl.read_buffer(index[0])
                 header = starts_with_logfile_header(buf)
                 if not header and lo is None:
@@ -182,6 +189,7 @@ class FileSource:
                     if lo is None:
                         yield items[:1], keys[:1]
                     items, keys = items[1:], keys[1:]
+                self._order[2] = max(keys) if len(keys) else None   # (the last running maximum)
                 first = ((buf, items, keys),)
             streams = self.streams()
             self.window_stops = {}

@@ -56,6 +56,40 @@ def test_windows_add_up_to_the_whole_order(traces, corpus):
             assert sum(part[1] for part in parts) == buffers
 
 
+def test_a_source_reads_buffer_0_again_only_for_a_window_its_records_reach(corpus, monkeypatch):
+    """One source's windows (as a fmt -j process decodes them): buffer 0's records past the
+    log-file header record (three in this trace, at its time) are read once; a window
+    starting after the last of them does not read buffer 0 again, one starting at or before
+    it does. In any order, the windows add up to the whole order and account every buffer
+    once."""
+    path = corpus / "wpp" / "guscatalano__findneedle" / "wppstr-sample.etl"
+    whole, buffers, _errors = _order(path)
+    times = sorted({row[0] for row in whole if row[0] is not None})
+    with EtlFile(path) as etl:
+        buf = etl.read_buffer(etl.buffer_index()[0])
+        top = max(record_view(None, buf, 0, True)[1][1:])   # buffer 0's latest record time
+    assert top + 1 < times[len(times) // 2]
+    cuts = [None, top, top + 1, times[len(times) // 2], None]   # (the records at top: the 2nd's)
+    windows = list(zip(cuts[:-1], cuts[1:]))
+    for order in (windows, windows[::-1]):
+        reads = []
+        with EtlFile(path) as etl:
+            real = etl.read_buffer
+            monkeypatch.setattr(etl, "read_buffer", lambda info, *a: reads.append(info.index) or real(info, *a))
+            source = FileSource(etl)
+            parts = {}
+            for window in order:
+                before = len(reads)
+                parts[window] = [(r.timestamp, r.processor, r.sequence, r.event_id, r.user_data)
+                                 for items, _keys in source.ordered(record_view, window=window)
+                                 for r in items]
+                read_0 = 0 in reads[before:]
+                lo = window[0]
+                assert read_0 == (lo is None or lo <= top or order is not windows and window == order[0]), window
+            assert [row for window in windows for row in parts[window]] == whole
+            assert etl.stats.buffers == buffers
+
+
 def _row_order(path, window=None, walks=None) -> tuple[list, int, list]:
     """``_order`` through the rows fmt reads (``RowView``), with flush times trusted as fmt -j
     trusts them; ``walks``: a list to note each walk's ``until`` in."""
@@ -567,6 +601,25 @@ def test_a_jobs_run_groups_the_streams_once(traces, tmp_path, monkeypatch):
     [run] = runs
     assert set(run.owners) == {0, 1}                  # each process decoded windows
     assert notes.read_text().split() == [str(os.getpid())]
+
+
+def test_this_process_lets_go_of_its_windows_before_waiting_for_the_results(traces, tmp_path, monkeypatch):
+    """Once its held windows are written, this process closes its own reader and frees the
+    memory they were held in before it waits for the workers' results (done while the
+    worker ends, not after it); the bytes and summary are one process's."""
+    etls, tmfs = traces["driver"]
+    parent, steps = os.getpid(), []
+    for owner, name in ((parallel._OwnWindows, "close"), (parallel._Places, "close_held"),
+                        (parallel._Assembly, "finish")):
+        def noted(self, *args, _real=getattr(owner, name), _name=name):
+            if os.getpid() == parent:
+                steps.append(_name)
+            return _real(self, *args)
+
+        monkeypatch.setattr(owner, name, noted)
+    one = _output_and_summary(tmp_path, 1, etls[0], tmf_dirs=tmfs, utc=True)
+    assert _output_and_summary(tmp_path, 2, etls[0], tmf_dirs=tmfs, utc=True) == one
+    assert steps[:3] == ["close", "close_held", "finish"]
 
 
 def test_sources_of_one_index_share_streams_and_flush_times(traces):
