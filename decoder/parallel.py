@@ -225,6 +225,8 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
                 places.write_ready()
                 decoded = time.monotonic()
             places.write_all(output.check)   # once the windows before them are sized
+            own.close()                       # done with before waiting for the workers' results:
+            places.close_held()               # its reader, the memory its held windows used
             output.finish()
             output.redo = output.first_started_wrong()
         while places is None and not output.complete():   # else appended here, in order
@@ -247,6 +249,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
         redo = output.redo
         if redo is not None:
             claims.drain()                    # the workers stop after their current window
+        own.close()
         output.finish()                       # every worker's results (or the reason it has none)
         limit = len(windows) if redo is None else redo
         own.forget_from(decoder, limit)       # (its windows from a redone one on)
@@ -1026,13 +1029,17 @@ class _Places:
         """End the output where ``writer`` is."""
         _flush_writer(writer).truncate()
 
-    def close(self) -> None:
+    def close_held(self) -> None:
+        """Free what held windows are kept in (their memory, their file): none is held."""
         if self._arena:
             self._arena.close()
         self._arena = None
         if self._spill_fd >= 0:
             os.close(self._spill_fd)
             self._spill_fd = -1
+
+    def close(self) -> None:
+        self.close_held()
         self.sizes.close()
 
 
