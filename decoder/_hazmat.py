@@ -619,6 +619,7 @@ class ProgramTable:
         self._state = ffi.new("uint32_t *")
         self._length = ffi.new("uint32_t *")
         self._program = ffi.new("int32_t *")
+        self._keys_at = ffi.new("uint8_t **")
         self._publish_claim = lib.pshare_publish_claim   # (one lookup: called once a message)
         self._add_publish_claim = lib.pshare_add_publish_claim
 
@@ -715,6 +716,40 @@ class ProgramTable:
         data = ffi.buffer(at[0], 20 * n)[:]
         return list(zip([data[i:i + 16] for i in range(0, 16 * n, 16)],
                         array("I", data[16 * n:]).tolist()))
+
+    def has_posted(self, process: int) -> bool:
+        """Whether process number ``process`` has posted its keys (none read)."""
+        return lib.pshare_posted(self._mem, process, self._keys_at) >= 0
+
+    def shares(self, processes: int, file_weight: int) -> list[list[tuple[bytes, int]]] | None:
+        """``program_share.shares_of`` of the keys processes 0..``processes``-1 posted, made
+        in one C call (``pshare_shares``; ``file_weight``: what a GUID's file weighs); None
+        when one has not posted. A GUID is one bytes object in all the keys."""
+        total = 0
+        for k in range(processes):
+            posted = lib.pshare_posted(self._mem, k, self._keys_at)
+            if posted < 0:
+                return None
+            total += posted
+        room = total or 1
+        guids = _UNCLEARED("uint8_t[]", 16 * room)
+        guid_of, numbers = array("I", bytes(4 * room)), array("I", bytes(4 * room))
+        counts = array("I", bytes(4 * processes))
+        found = lib.pshare_shares(self._mem, processes, file_weight, guids,
+                                  ffi.from_buffer("uint32_t[]", guid_of),
+                                  ffi.from_buffer("uint32_t[]", numbers),
+                                  ffi.from_buffer("uint32_t[]", counts))
+        if found < 0:
+            return None
+        data = ffi.buffer(guids, 16 * found)[:]
+        each = [data[at:at + 16] for at in range(0, 16 * found, 16)]
+        given = sum(counts)
+        keys = list(zip(map(each.__getitem__, guid_of[:given]), numbers[:given]))
+        shares, start = [], 0
+        for count in counts:
+            shares.append(keys[start:start + count])
+            start += count
+        return shares
 
     def meet(self, outcome: int) -> int:
         """The meeting's outcome (``AGREED`` or ``ABANDONED``): ``outcome`` if it was still

@@ -1,5 +1,6 @@
 /* program_share.c: the shared table of compiled message programs (program_share.h). */
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include "program_share.h"
 #include "program_records.h"
@@ -360,4 +361,144 @@ uint32_t pshare_meet(uint8_t *mem, uint32_t outcome)
                                     __ATOMIC_ACQUIRE))
         return outcome;
     return expected;
+}
+
+/* a GUID of the posts: where its keys' numbers are (sorted and made distinct: `count` of
+ * them), its place in GUID order, its weight and the process it goes to */
+typedef struct share_guid {
+    uint8_t guid[16];
+    uint32_t first, count, filled, rank, owner;
+    uint64_t weight;
+} share_guid;
+
+static int guid_bytes_order(const void *a, const void *b)
+{
+    return memcmp((*(share_guid *const *)a)->guid, (*(share_guid *const *)b)->guid, 16);
+}
+
+static int guid_weight_order(const void *a, const void *b)
+{
+    const share_guid *x = *(share_guid *const *)a, *y = *(share_guid *const *)b;
+    if (x->weight != y->weight)
+        return x->weight > y->weight ? -1 : 1;            /* the heaviest first */
+    return memcmp(x->guid, y->guid, 16);
+}
+
+static int number_order(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int64_t pshare_shares(uint8_t *mem, uint32_t processes, uint32_t file_weight, uint8_t *guids,
+                      uint32_t *guid_of, uint32_t *numbers, uint32_t *counts)
+{
+    pshare_head *head = head_of(mem);
+    if (processes == 0 || processes > PSHARE_POSTERS)
+        return -1;
+    uint64_t total = 0;
+    for (uint32_t k = 0; k < processes; k++) {
+        uint32_t posted = __atomic_load_n(&head->post_count[k], __ATOMIC_ACQUIRE);
+        if (posted == 0)
+            return -1;
+        total += posted - 1;
+        counts[k] = 0;
+    }
+    if (total == 0)
+        return 0;
+    uint64_t cap = 16;
+    while (cap < 2 * total)
+        cap *= 2;
+    int64_t *table = malloc(cap * sizeof *table);         /* a GUID's group by its hash; -1: none */
+    uint32_t *group_of = malloc(total * sizeof *group_of);
+    uint32_t *posted_numbers = malloc(total * sizeof *posted_numbers);
+    uint32_t *grouped = malloc(total * sizeof *grouped);
+    share_guid *groups = malloc(total * sizeof *groups);
+    share_guid **by_guid = malloc(total * sizeof *by_guid);
+    share_guid **by_weight = malloc(total * sizeof *by_weight);
+    uint64_t *loads = malloc(processes * sizeof *loads);
+    int64_t found = -1;
+    if (!table || !group_of || !posted_numbers || !grouped || !groups || !by_guid || !by_weight
+        || !loads)
+        goto done;
+    memset(table, 0xff, cap * sizeof *table);
+    /* each posted key's GUID group */
+    uint64_t n = 0, ngroups = 0;
+    for (uint32_t k = 0; k < processes; k++) {
+        const uint8_t *at;
+        int64_t posted = pshare_posted(mem, k, &at);
+        loads[k] = posted > 0 ? 0 : UINT64_MAX;           /* one that posted none gets none */
+        for (int64_t i = 0; i < posted; i++, n++) {
+            const uint8_t *guid = at + 16 * i;
+            uint64_t h = guid_hash(guid) & (cap - 1);
+            while (table[h] >= 0 && memcmp(groups[table[h]].guid, guid, 16))
+                h = (h + 1) & (cap - 1);
+            if (table[h] < 0) {
+                memcpy(groups[ngroups].guid, guid, 16);
+                groups[ngroups].count = groups[ngroups].filled = 0;
+                by_guid[ngroups] = &groups[ngroups];
+                table[h] = (int64_t)ngroups++;
+            }
+            group_of[n] = (uint32_t)table[h];
+            groups[table[h]].count++;
+            memcpy(&posted_numbers[n], at + 16 * posted + 4 * i, 4);
+        }
+    }
+    /* the groups in GUID order; each one's numbers together, sorted and made distinct */
+    qsort(by_guid, ngroups, sizeof *by_guid, guid_bytes_order);
+    for (uint64_t r = 0, first = 0; r < ngroups; r++) {
+        by_guid[r]->rank = (uint32_t)r;
+        by_guid[r]->first = (uint32_t)first;
+        first += by_guid[r]->count;
+        memcpy(guids + 16 * r, by_guid[r]->guid, 16);
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        share_guid *group = &groups[group_of[i]];
+        grouped[group->first + group->filled++] = posted_numbers[i];
+    }
+    for (uint64_t g = 0; g < ngroups; g++) {
+        share_guid *group = &groups[g];
+        uint32_t *its = grouped + group->first, distinct = 0;
+        qsort(its, group->count, sizeof *its, number_order);
+        for (uint32_t i = 0; i < group->count; i++)
+            if (distinct == 0 || its[distinct - 1] != its[i])
+                its[distinct++] = its[i];
+        group->count = distinct;
+        group->weight = (uint64_t)distinct + file_weight;
+        by_weight[g] = group;
+    }
+    /* the heaviest GUID first to the least loaded process (the lowest number of those) */
+    qsort(by_weight, ngroups, sizeof *by_weight, guid_weight_order);
+    for (uint64_t j = 0; j < ngroups; j++) {
+        uint32_t least = 0;
+        for (uint32_t k = 1; k < processes; k++)
+            if (loads[k] < loads[least])
+                least = k;
+        loads[least] += by_weight[j]->weight;
+        by_weight[j]->owner = least;
+    }
+    /* each process's keys: its GUIDs in order, each one's numbers in order */
+    uint64_t out = 0;
+    for (uint32_t k = 0; k < processes; k++)
+        for (uint64_t r = 0; r < ngroups; r++) {
+            share_guid *group = by_guid[r];
+            if (group->owner != k)
+                continue;
+            for (uint32_t i = 0; i < group->count; i++, out++) {
+                guid_of[out] = (uint32_t)r;
+                numbers[out] = grouped[group->first + i];
+            }
+            counts[k] += group->count;
+        }
+    found = (int64_t)ngroups;
+done:
+    free(table);
+    free(group_of);
+    free(posted_numbers);
+    free(grouped);
+    free(groups);
+    free(by_guid);
+    free(by_weight);
+    free(loads);
+    return found;
 }

@@ -129,6 +129,17 @@ int pshare_post(uint8_t *mem, uint32_t k, const uint8_t *guids, const uint32_t *
  * `n` numbers) in *keys; -1 when it has not posted. */
 int64_t pshare_posted(uint8_t *mem, uint32_t k, const uint8_t **keys);
 
+/* The meeting's shares of the keys processes 0..processes-1 posted (all of them posted:
+ * else -1), as decoder/program_share.py's shares_of gives them out: whole GUIDs, each weighed
+ * by its distinct keys plus `file_weight`, the heaviest first to the least loaded of the
+ * processes that posted some (the lowest number of those). Writes the distinct GUIDs in
+ * order (16 bytes each) to guids, then each process's keys, process 0's first, in GUID then
+ * number order: guid_of[i] (the index of its GUID in guids) and numbers[i], counts[k] of
+ * them for process k (every array as large as the keys posted in all). Returns the
+ * number of GUIDs, or -1 (a process has not posted, or no memory). */
+int64_t pshare_shares(uint8_t *mem, uint32_t processes, uint32_t file_weight, uint8_t *guids,
+                      uint32_t *guid_of, uint32_t *numbers, uint32_t *counts);
+
 /* Decide the meeting if it is still open (to AGREED or ABANDONED, `outcome`): the outcome
  * every process then sees. */
 uint32_t pshare_meet(uint8_t *mem, uint32_t outcome);

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+import random
 import threading
 import time
 import uuid
@@ -365,6 +366,40 @@ def test_shares_are_whole_guids_given_out_alike_in_every_process():
     weights = [len({key for key in share}) + file * len({g for g, _n in share}) for share in shares[:2]]
     assert abs(weights[0] - weights[1]) <= 20 + file        # the heaviest GUID at most
     assert shares_of([first, []]) == [sorted(set(first)), []]
+
+
+def _random_posts(rng, processes):
+    guids = [bytes(rng.randrange(256) for _ in range(16)) for _ in range(rng.randrange(1, 30))]
+    guids.append(guids[0][:15] + bytes([guids[0][15] ^ 1]))            # a GUID next to another
+    posts = []
+    for _k in range(processes):
+        if rng.random() < 0.15:
+            posts.append([])                                           # it posted none
+            continue
+        keys = [(rng.choice(guids), rng.choice((rng.randrange(64), rng.randrange(1 << 32))))
+                for _ in range(rng.randrange(0, 200))]
+        posts.append(keys + rng.sample(keys, len(keys) // 4))           # repeats
+    return posts
+
+
+def test_shares_made_in_the_table_are_shares_of_the_posts():
+    """``ProgramTable.shares`` (in C, from the posts in the table) gives out what
+    ``shares_of`` gives out, key for key, whatever the posts (repeats, keys posted by
+    several processes, processes that posted none, equal weights); None until all posted."""
+    rng = random.Random(11)
+    for _round in range(200):
+        processes = rng.randrange(1, 5)
+        posts = _random_posts(rng, processes)
+        table = ProgramTable(16, 1 << 16)
+        for k, keys in enumerate(posts[:-1]):
+            assert table.post(k, keys)
+        assert table.shares(processes, program_share._FILE_WEIGHT) is None   # one to come
+        assert table.post(processes - 1, posts[-1])
+        shares = table.shares(processes, program_share._FILE_WEIGHT)
+        assert shares == shares_of(posts)
+        guids = {id(guid): guid for share in shares for guid, _n in share}
+        assert len(guids) == len({guid for share in shares for guid, _n in share})   # one object each
+        table.close()
 
 
 def test_a_meeting_nobody_else_comes_to_is_abandoned():
