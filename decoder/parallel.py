@@ -506,8 +506,9 @@ class _Assembly:
         self._checked = 0             # the last window whose start was checked
         self._out_fd = _raw_fd(writer)
         self._tail = bytearray()
-        #: called once when this process first waits for the workers' results (``finish``):
-        #: work the run does after them anyway, done while they end
+        #: called once when this process, its windows all decoded, first waits for the
+        #: workers (for their results, ``finish``; or for the sizes of the windows before its
+        #: held ones, ``check``): work the run does after them anyway, done while they end
         self.idle = None
 
     def complete(self) -> bool:
@@ -557,8 +558,10 @@ class _Assembly:
         self.pump()
 
     def check(self) -> None:
-        """Wait up to ``_POLL`` for news from a worker; fail if one has failed (a window
-        before this process's held ones may then never get its size)."""
+        """Wait up to ``_POLL`` for news from a worker (this process's windows all decoded:
+        its ``idle`` work first); fail if one has failed (a window before this process's
+        held ones may then never get its size)."""
+        self._idle()
         self.wait(_POLL)
         for worker in self.workers:
             if (worker.payload is not None and worker.payload["error"]) or \
@@ -571,9 +574,7 @@ class _Assembly:
 
     def finish(self) -> None:
         """Wait for every worker's results; fail if a window the output needs has none."""
-        if self.idle is not None:
-            idle, self.idle = self.idle, None
-            idle()
+        self._idle()
         while not all(worker.finished for worker in self.workers):
             self.wait(_POLL)
         limit = len(self.windows) if self.redo is None else self.redo
@@ -584,6 +585,12 @@ class _Assembly:
             worker = self.decoded_by.get(k)
             if worker is not None and k not in self.results:
                 raise self._failure(worker)
+
+    def _idle(self) -> None:
+        """Do the ``idle`` work (once)."""
+        if self.idle is not None:
+            idle, self.idle = self.idle, None
+            idle()
 
     def _append(self) -> None:
         while not self.in_place and not self.complete():

@@ -622,6 +622,38 @@ def test_this_process_lets_go_of_its_windows_before_waiting_for_the_results(trac
     assert steps[:3] == ["close", "close_held", "finish"]
 
 
+def test_waiting_for_the_places_of_its_held_windows_this_process_makes_the_summary_texts(
+        traces, tmp_path, monkeypatch):
+    """This process, its windows all decoded and held behind the worker's first (held up
+    until this one found no window left), waits for that window's size: it makes the
+    summary's texts meanwhile (``prepare_summary``), not after its windows are written; the
+    bytes and summary are one process's."""
+    from wpptrace.decoder.wpp import WppDecoder
+
+    etls, tmfs = traces["driver"]
+    parent, steps = os.getpid(), []
+    real_prepare, real_write_all = WppDecoder.prepare_summary, parallel._Places.write_all
+
+    def prepare(self):
+        steps.append("summary texts")
+        return real_prepare(self)
+
+    def write_all(self, wait):
+        real_write_all(self, wait)
+        if os.getpid() == parent:
+            steps.append("held windows written")
+
+    one = _output_and_summary(tmp_path, 1, etls[0], tmf_dirs=tmfs, utc=True)
+    monkeypatch.setattr(WppDecoder, "prepare_summary", prepare)
+    monkeypatch.setattr(parallel._Places, "write_all", write_all)
+    hold_up(monkeypatch, tmp_path / "out-of-windows", "worker")
+    runs = _runs_noted(monkeypatch)
+    assert _output_and_summary(tmp_path, 2, etls[0], tmf_dirs=tmfs, utc=True) == one
+    [run] = runs
+    assert run.owners[1] == 1 and set(run.owners[2:]) == {0}
+    assert steps == ["summary texts", "held windows written"]
+
+
 def test_sources_of_one_index_share_streams_and_flush_times(traces):
     path = traces["driver"][0][0]
     with EtlFile(path) as first, EtlFile(path) as second, EtlFile(traces["synth"][0][0]) as other:
