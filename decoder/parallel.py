@@ -573,14 +573,20 @@ class _Assembly:
         return next((k for k in range(1, len(self.windows)) if not self.started_right(k)), None)
 
     def finish(self) -> None:
-        """Wait for every worker's results; fail if a window the output needs has none."""
+        """Wait for every worker's results; fail if a window the output needs has none, or
+        (each process writing its windows at their places) if a worker failed once all its
+        windows were decoded: writing the ones it held."""
         self._idle()
         while not all(worker.finished for worker in self.workers):
             self.wait(_POLL)
         limit = len(self.windows) if self.redo is None else self.redo
         for worker in self.workers:
-            if worker.payload is not None:
-                self.results.update((k, r) for k, r in worker.payload["windows"].items() if k < limit)
+            payload = worker.payload
+            if payload is not None:
+                self.results.update((k, r) for k, r in payload["windows"].items() if k < limit)
+                if self.in_place and payload["error"] and all(
+                        k in payload["windows"] for k, by in self.decoded_by.items() if by is worker):
+                    raise self._failure(worker)
         for k in range(1, limit):
             worker = self.decoded_by.get(k)
             if worker is not None and k not in self.results:

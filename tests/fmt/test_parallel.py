@@ -719,6 +719,30 @@ def test_a_failing_worker_fails_the_run_and_leaves_the_output_alone(traces, tmp_
         os.waitpid(forked[0], os.WNOHANG)               # the worker was reaped
 
 
+def test_a_worker_failing_to_write_its_held_windows_fails_the_run(traces, tmp_path, monkeypatch):
+    """A worker whose windows are all decoded but cannot write the ones it held at their
+    places (a full disk): the run fails with its traceback, though every window has its
+    counts, and the output keeps its old contents (this process, held up in its first
+    window, holds none and never waits for a place)."""
+    etls, tmfs = traces["driver"]
+    parent = os.getpid()
+    real = parallel._Places.write_all
+
+    def failing_in_workers(self, wait):
+        if os.getpid() != parent:
+            raise OSError(28, "No space left on device")
+        return real(self, wait)
+
+    monkeypatch.setattr(parallel._Places, "write_all", failing_in_workers)
+    hold_up(monkeypatch, tmp_path / "out-of-windows", "parent")
+    out = tmp_path / "out.txt"
+    out.write_text("old contents\n")
+    with pytest.raises(RuntimeError, match="a decoding process failed(?s:.*)No space left on device"):
+        run_fmt_capture(etls[0], tmf_dirs=tmfs, output=str(out), jobs=2)
+    assert out.read_text() == "old contents\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out-of-windows", "out.txt"]
+
+
 def test_released_workers_end_and_leave_nothing(traces, tmp_path, monkeypatch):
     """After a run, each worker (released once its windows are in the output) ends and is
     reaped; nothing is left beside the output."""
