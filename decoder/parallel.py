@@ -196,7 +196,12 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
     cuts = cut_keys(inp.etl, jobs, inp.source.streams(), window_shares(jobs, inp.etl.file_size))  # and the layout
     windows = list(zip(cuts[:-1], cuts[1:]))
     first = min(jobs, len(windows))           # windows given out before any is taken
-    out_dir = os.path.dirname(os.path.abspath(opts.output)) if opts.output not in (None, "-") else None
+    # a file of the run's own (-o) is written at places, the window files beside it; a descriptor
+    # the process was handed (-o /dev/stdout, a redirect) is written to as stdout is
+    from wpptrace._outputs import handed_descriptor
+
+    own_file = opts.output not in (None, "-") and handed_descriptor(opts.output) is None
+    out_dir = os.path.dirname(os.path.abspath(opts.output)) if own_file else None
     share = _program_share(first)
     claims = _Claims(range(first, len(windows)))
     workers: list[_Worker] = []

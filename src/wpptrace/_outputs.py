@@ -9,14 +9,20 @@ readable than what they were made from.
 - ``open_output(path, mode)`` writes to a temporary file in the target's directory, renamed
   over the target by ``commit()``; closing without committing (an error, Ctrl-C, SIGTERM)
   removes it, so the target keeps its old contents. Targets that are not regular files
-  (/dev/null, /dev/stdout, a FIFO, a terminal) are written in place. A symbolic link to a
-  file stays a link: its target is replaced.
+  (/dev/null, a FIFO, a terminal) are written in place. A symbolic link to a file stays a
+  link: its target is replaced.
+- A path naming a descriptor the process was handed (/dev/stdout, /dev/stderr, /dev/fd/N,
+  /proc/self/fd/N, or a file the shell opened for it, ``-o log >> log``) is written through
+  that descriptor (``handed_descriptor``), as standard output is: appended where it was
+  opened to append, a pipe or terminal as a stream, a file the shell truncated (``>``) from
+  where the descriptor is. Renaming a new file over it would lose what the file held.
 - ``mode_from(inputs)`` is the most restrictive permission of the inputs (their permission
   bits ANDed, then the umask applied): a decode of a 0600 capture is 0600, of a 0600 and a
   0644 capture 0600; a decode of a live session is private (PRIVATE_MODE).
 """
 from __future__ import annotations
 
+import errno
 import io
 import os
 import stat
@@ -28,7 +34,7 @@ if TYPE_CHECKING:
     from typing import IO, Iterable
 
 __all__ = ["OutputRefused", "check_outputs", "mode_from", "open_output", "write_text", "fail",
-           "current_umask", "replace_file", "new_private_file", "PRIVATE_MODE"]
+           "current_umask", "replace_file", "new_private_file", "handed_descriptor", "PRIVATE_MODE"]
 
 #: the mode of outputs made from sources that have no file (a live session): private
 PRIVATE_MODE = 0o600
@@ -105,6 +111,55 @@ def _is_special(path: str) -> bool:
         return not stat.S_ISREG(os.stat(path).st_mode)
     except OSError:
         return False
+
+
+#: paths that name one of this process's descriptors whatever the file behind it
+_STANDARD_NAMES = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+_DESCRIPTOR_DIRS = ("/dev/fd/", "/proc/self/fd/", "/proc/thread-self/fd/")
+
+
+def handed_descriptor(path: str | os.PathLike) -> int | None:
+    """The descriptor an output ``path`` is to be written through, or None for a file to be
+    made: N for /dev/fd/N, /proc/self/fd/N (/proc/<this process>/fd/N) and 0, 1, 2 for
+    /dev/stdin, /dev/stdout, /dev/stderr, whether it is open or not (``open_output`` says);
+    else the lowest descriptor handed to the process (inheritable: the files it opens itself
+    are closed on exec) that is open for writing on the file ``path`` names (``-o log >> log``)."""
+    name = os.path.abspath(os.fspath(path))
+    if name in _STANDARD_NAMES:
+        return _STANDARD_NAMES[name]
+    for directory in (*_DESCRIPTOR_DIRS, f"/proc/{os.getpid()}/fd/"):
+        number = name[len(directory):] if name.startswith(directory) else ""
+        if number.isdigit() and number.isascii():
+            return int(number)
+    try:
+        st = os.stat(name)
+    except (OSError, ValueError):
+        return None                        # no file yet: no descriptor can be open on it
+    for fd in _open_descriptors():
+        try:
+            same = os.path.samestat(os.fstat(fd), st) and os.get_inheritable(fd)
+        except OSError:
+            continue
+        if same and _writable(fd):
+            return fd
+    return None
+
+
+def _open_descriptors() -> list[int]:
+    for listing in ("/proc/self/fd", "/dev/fd"):
+        try:
+            return sorted(int(entry) for entry in os.listdir(listing) if entry.isdigit())
+        except OSError:
+            continue
+    return [0, 1, 2]
+
+
+def _writable(fd: int) -> bool:
+    try:
+        import fcntl
+    except ImportError:                    # no fcntl: what the descriptor allows is not known
+        return True
+    return fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY
 
 
 def current_umask() -> int:
@@ -236,7 +291,9 @@ def _remove_quietly(path: str) -> None:
 
 class AtomicOutput:
     """A text file whose contents reach ``path`` only on ``commit()`` (see the module doc).
-    Writes go to ``stream`` (also reachable as this object's own write/flush/...)."""
+    Writes go to ``stream`` (also reachable as this object's own write/flush/...).
+    ``descriptor``: the descriptor the process was handed that it is written through (a
+    copy of it is written and closed), None for a file of its own."""
 
     def __init__(self, path: str, mode: int, *, encoding: str = "utf-8", newline: str | None = "\n",
                  buffering: int = 1 << 16, binary_prefix: bytes = b"") -> None:
@@ -245,7 +302,23 @@ class AtomicOutput:
         self._target = os.path.realpath(path)
         self._committed = False
         self._remover: threading.Thread | None = None
-        if _is_special(self._target):
+        self.descriptor = handed_descriptor(path)
+        if self.descriptor is not None:    # written where the descriptor is, as a stream
+            try:
+                fd = os.dup(self.descriptor)
+            except OSError as exc:
+                if exc.errno != errno.EBADF:
+                    raise
+                raise OSError(errno.EBADF, f"no descriptor {self.descriptor} is open", path) from None
+            try:
+                if not _writable(fd):
+                    raise OSError(errno.EBADF, "the descriptor is open for reading only", path)
+                raw = os.fdopen(fd, "wb", buffering=buffering)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._signals = _TermAsExit()  # nothing to remove on the way out
+        elif _is_special(self._target):
             raw = open(self._target, "wb", buffering=buffering)
         else:
             fd, self._temp = new_private_file(os.path.dirname(self._target) or ".",
@@ -257,7 +330,8 @@ class AtomicOutput:
                 os.close(fd)
                 self._discard()
                 raise
-        self._signals = _TermAsExit().__enter__()
+        if self.descriptor is None:
+            self._signals = _TermAsExit().__enter__()
         if binary_prefix:
             raw.write(binary_prefix)
         self.stream = io.TextIOWrapper(raw, encoding=encoding, newline=newline)
@@ -345,9 +419,10 @@ def open_output(path: str | os.PathLike, mode: int, **kwargs) -> AtomicOutput:
 
 
 def write_text(path: str | os.PathLike, text: str, mode: int, *, append: bool = False) -> None:
-    """Write (or, with ``append``, extend) a whole text file atomically."""
+    """Write (or, with ``append``, extend) a whole text file atomically; through a descriptor
+    the process was handed, ``text`` goes where the descriptor is (``append`` or not)."""
     old = b""
-    if append:
+    if append and handed_descriptor(path) is None:
         try:
             with open(path, "rb") as fh:
                 old = fh.read()

@@ -1,0 +1,195 @@
+"""An output path that names a descriptor the process was handed (/dev/stdout, /dev/stderr,
+/dev/fd/N, a file the shell opened for it) is written through that descriptor, as standard
+output is: ``fmt X.etl -o /dev/stdout >> log`` adds to ``log`` instead of renaming a new
+file over it (which lost what ``log`` held), a pipe is written as a stream, and fmt -j
+appends its windows in order where the descriptor appends."""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+from fmthelp import hold_up
+
+from wpptrace import _outputs as outputs
+from wpptrace.decoder import cli_fmt, parallel
+
+OLD = b"what the log held\n"
+
+
+def fmt(args, **popen) -> subprocess.CompletedProcess:
+    """``wpptrace fmt ARGS`` in a process of its own (its descriptors as given in ``popen``)."""
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    popen.setdefault("stdin", subprocess.DEVNULL)
+    return subprocess.run([sys.executable, "-m", "wpptrace.cli", "fmt", *map(str, args)],
+                          timeout=300, **popen)
+
+
+@pytest.fixture(scope="module")
+def decode(driver, tmp_path_factory):
+    """The driver trace's arguments, and what one process writes for it to a file of its own."""
+    path, tmf_dir = driver
+    args = [path, "-p", tmf_dir, "--utc"]
+    out = tmp_path_factory.mktemp("whole") / "out.txt"
+    proc = fmt([*args, "-j", "1", "-o", out])
+    assert proc.returncode == 0, proc.stderr
+    return args, out.read_bytes()
+
+
+def _log(tmp_path, contents: bytes = OLD):
+    log = tmp_path / "log"
+    log.write_bytes(contents)
+    return log
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_stdout_appending_to_a_log_keeps_it(decode, tmp_path, jobs):
+    args, whole = decode
+    log = _log(tmp_path)
+    with open(log, "ab") as appending:
+        proc = fmt([*args, "-j", jobs, "-o", "/dev/stdout"], stdout=appending)
+    assert proc.returncode == 0, proc.stderr
+    assert log.read_bytes() == OLD + whole
+    assert os.listdir(tmp_path) == ["log"]
+
+
+@pytest.mark.parametrize("name", ["/dev/fd/{n}", "/proc/self/fd/{n}"])
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_descriptor_appending_to_a_log_keeps_it(decode, tmp_path, jobs, name):
+    args, whole = decode
+    log = _log(tmp_path)
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+    try:
+        proc = fmt([*args, "-j", jobs, "-o", name.format(n=fd), "--summary", tmp_path / "sum"],
+                   pass_fds=[fd])
+    finally:
+        os.close(fd)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert log.read_bytes() == OLD + whole and proc.stdout == b""
+    assert sorted(os.listdir(tmp_path)) == ["log", "sum"]
+
+
+def test_a_redirected_file_named_as_output_is_appended_to(decode, tmp_path):
+    """``fmt X.etl -o log >> log``: the file the shell opened is written through its descriptor."""
+    args, whole = decode
+    log = _log(tmp_path)
+    with open(log, "ab") as appending:
+        proc = fmt([*args, "-j", 2, "-o", log], stdout=appending)
+    assert proc.returncode == 0, proc.stderr
+    assert log.read_bytes() == OLD + whole
+    assert os.listdir(tmp_path) == ["log"]
+
+
+def test_stdout_to_a_pipe_is_written_as_a_stream(decode):
+    args, whole = decode
+    for jobs in (1, 2):
+        proc = fmt([*args, "-j", jobs, "-o", "/dev/stdout"])
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == whole
+
+
+def test_stdout_opened_to_write_goes_on_from_its_offset(decode, tmp_path):
+    """``{ echo first; fmt -o /dev/stdout; } > log``: the output follows what the shell's
+    descriptor wrote; fmt -j writes its windows at their places after it."""
+    args, whole = decode
+    log = tmp_path / "log"
+    for jobs in (1, 2):
+        with open(log, "wb") as truncated:
+            truncated.write(b"first\n")
+            truncated.flush()
+            proc = fmt([*args, "-j", jobs, "-o", "/dev/stdout"], stdout=truncated)
+        assert proc.returncode == 0, proc.stderr
+        assert log.read_bytes() == b"first\n" + whole
+    assert os.listdir(tmp_path) == ["log"]
+
+
+def test_the_summary_to_stderr_appending_to_a_log_keeps_it(decode, tmp_path):
+    args, _whole = decode
+    log = _log(tmp_path)
+    with open(log, "ab") as appending:
+        proc = fmt([*args, "-o", os.devnull, "--summary", "/dev/stderr"], stderr=appending)
+    assert proc.returncode == 0
+    text = log.read_bytes()
+    assert text.startswith(OLD) and b"Files Processed:" in text[len(OLD):]
+    assert os.listdir(tmp_path) == ["log"]
+
+    proc = fmt([*args, "-o", os.devnull, "--summary", "/dev/stderr"])      # into a pipe
+    assert proc.returncode == 0 and proc.stderr.startswith(b"Files Processed:"), proc.stderr
+
+
+def test_jobs_append_their_windows_through_the_descriptor_in_order(decode, tmp_path, monkeypatch):
+    """In this process: several windows, none written at a place (the descriptor appends),
+    even when the worker's windows are decoded before this process's first one."""
+    args, whole = decode
+    path, tmf_dir = args[0], args[2]
+    hold_up(monkeypatch, tmp_path.parent / f"{tmp_path.name}-out-of-windows", "parent")
+    runs = []
+    real = parallel.decode_parallel
+    monkeypatch.setattr(parallel, "decode_parallel", lambda *a, **k: runs.append(real(*a, **k)))
+    log = _log(tmp_path)
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+    try:
+        opts = cli_fmt.FmtOptions(files=[str(path)], tmf_dirs=[str(tmf_dir)], utc=True, jobs=2,
+                                  output=f"/dev/fd/{fd}")
+        assert cli_fmt.run_fmt(opts, out=io.StringIO(), err=io.StringIO()) == 0
+        os.fstat(fd)                       # still open: the run wrote through a copy of it
+    finally:
+        os.close(fd)
+    assert log.read_bytes() == OLD + whole
+    [run] = runs
+    assert not run.in_place and run.owners == [0] + [1] * (len(run.owners) - 1)
+
+
+def test_a_descriptor_on_an_input_is_refused(decode, tmp_path, driver):
+    args, _whole = decode
+    with open(driver[0], "ab") as appending:
+        before = os.fstat(appending.fileno()).st_size
+        proc = fmt([*args, "-o", "/dev/stdout"], stdout=appending)
+        assert os.fstat(appending.fileno()).st_size == before
+    assert proc.returncode == 1 and b"refusing to write /dev/stdout" in proc.stderr
+
+
+def test_a_descriptor_open_for_reading_is_not_written(decode, tmp_path):
+    args, _whole = decode
+    log = _log(tmp_path)
+    with open(log, "rb") as reading:
+        proc = fmt([*args, "-o", "/dev/stdin"], stdin=reading)
+    assert proc.returncode == 1
+    assert proc.stderr.decode().strip() == (
+        "wpptrace fmt: error: /dev/stdin: cannot write: the descriptor is open for reading only")
+    assert log.read_bytes() == OLD and os.listdir(tmp_path) == ["log"]
+
+
+def test_write_text_through_a_descriptor_adds_only_its_text(tmp_path):
+    log = _log(tmp_path)
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+    try:
+        for text in ("one\n", "two\n"):
+            outputs.write_text(f"/dev/fd/{fd}", text, 0o600, append=True)
+    finally:
+        os.close(fd)
+    assert log.read_bytes() == OLD + b"one\ntwo\n"
+
+
+def test_handed_descriptors(tmp_path):
+    assert outputs.handed_descriptor("/dev/stdout") == 1
+    assert outputs.handed_descriptor("/dev/stderr") == 2
+    assert outputs.handed_descriptor("/dev/fd/7") == 7
+    assert outputs.handed_descriptor(f"/proc/{os.getpid()}/fd/9") == 9
+    assert outputs.handed_descriptor(tmp_path / "new.txt") is None
+    mine = tmp_path / "mine.txt"
+    with open(mine, "a") as own:        # opened here (closed on exec): an ordinary output
+        assert outputs.handed_descriptor(mine) is None
+        os.set_inheritable(own.fileno(), True)
+        assert outputs.handed_descriptor(mine) == own.fileno()
+
+
+def test_a_descriptor_not_open_is_said_so(decode, tmp_path):
+    args, _whole = decode
+    proc = fmt([*args, "-o", "/dev/fd/9"], cwd=tmp_path)
+    assert proc.returncode == 1 and os.listdir(tmp_path) == []
+    assert proc.stderr.decode().strip() == (
+        "wpptrace fmt: error: /dev/fd/9: cannot write: no descriptor 9 is open")
