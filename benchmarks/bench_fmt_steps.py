@@ -22,6 +22,9 @@ workers' results (``_Assembly.finish``, with ``prepare_summary`` in it), the win
 checked (``first_started_wrong``), and ``decode_parallel`` whole. With ``-j 2`` there is a number per process, this one's first: a
 forked worker's count starts with what its parent had collected before the fork (a step
 before the fork shows twice; ``run_fmt``'s second number is the worker's own part plus that).
+The ``fork`` step's second number is the worker's whole run: ``_Worker.start`` never returns
+in the worker (it decodes its windows and ends inside that call), so the first number, this
+process's, is the fork's cost.
 
 Every run with fmt's program cache off and warm (``--cache``: a private cache a first run filled), on the
 bench_fmt.py unique-argument file (text to a file, a summary file), over the corpus driver

@@ -368,7 +368,7 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
 
     try:
         with _few_collections(), _held_heap(opts.hold_heap and opts.realtime is None):
-            if not _decode_all(decoder, writer, opts, inputs, err):
+            if not _decode_all(decoder, writer, opts, inputs, err, owned and not opts.display):
                 return EXIT_FAILURE
         writer.close()
         if owned:  # complete: into place (an interrupted run leaves the old file)
@@ -387,9 +387,11 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
             target.settle()
 
 
-def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str]) -> bool:
+def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str],
+                opened_here: bool = False) -> bool:
     """Feed every input (or the live session) through the engine and the decoder into the
-    writer. False if the live session could not be opened (reported on ``err``)."""
+    writer (``opened_here``: the writer writes only to the output file this run opened
+    itself, not to append). False if the live session could not be opened (reported on ``err``)."""
     if opts.realtime is not None:
         try:
             sources = [_open_live(opts.realtime)]
@@ -405,7 +407,7 @@ def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str]) -
             if jobs > 1 and opts.output_format not in COLUMNAR:   # -j: text outputs
                 from .parallel import decode_parallel
 
-                decode_parallel(decoder, writer, opts, inputs[0], jobs, err)
+                decode_parallel(decoder, writer, opts, inputs[0], jobs, err, opened_here)
                 return True
     progress = None
     if len(inputs) == 1 and _want_progress(opts, inputs[0], err):

@@ -178,7 +178,8 @@ def _cut_times(streams, shares: list[float]) -> list[int] | None:
                      list(accumulate(shares[:-1])), sum(shares))
 
 
-def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "ParallelRun":
+def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str],
+                    opened_here: bool = False) -> "ParallelRun":
     """Decode ``inp`` (cli_fmt's input) in ``jobs`` processes into ``writer`` (see the
     module docstring): this process decodes the first window straight into the writer while
     forked workers decode theirs; the other windows go to whichever process is free; each
@@ -187,7 +188,9 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
     up in ``decoder`` and ``inp.etl`` as if this process had decoded the whole file. Each
     message is compiled by one of the processes (``ProgramShare``). Where a window's start,
     taken from flush times, passed a record (a buffer holding a record later than its
-    flush), this process decodes the rest itself: the output is the same either way."""
+    flush), this process decodes the rest itself: the output is the same either way.
+    ``opened_here``: ``writer`` writes only to a file the run opened itself, not to append
+    (else the output's file is asked whether it appends: ``_Places.for_output``)."""
     from . import cli_fmt
     from .wpp_rows import RowView
 
@@ -205,12 +208,14 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str]) -> "Par
     share = _program_share(first)
     claims = _Claims(range(first, len(windows)))
     workers: list[_Worker] = []
-    places = _Places.for_output(writer, len(windows), out_dir, out_dir is not None)
+    places = _Places.for_output(writer, len(windows), out_dir, opened_here)
     own = _OwnWindows(inp, opts, out_dir)
     decoder.share_programs(share)
     try:
         for k in range(1, first):             # forked before this process decodes anything
             workers.append(_Worker.start(k, windows, claims, inp, decoder, opts, out_dir, workers, places))
+        if workers:
+            _import_select()                  # before this process opens anything of its own
         forked = time.monotonic()
         view = RowView()                      # one for all this process's windows
         cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None, windows[0], view)
@@ -479,6 +484,18 @@ class _Worker:
                 setattr(self, name, -1)
 
 
+def _import_select():
+    """The ``select`` module, or None where it cannot be loaded (a shared library: no
+    descriptor left to open it). Imported by this process once its workers are forked
+    (before the fork every process waits for it; after, before this process opens its own
+    readers and files), not at its first wait."""
+    try:
+        import select
+    except ImportError:
+        return None
+    return select
+
+
 def _wait_quietly(pid: int) -> None:
     try:
         os.waitpid(pid, 0)
@@ -554,12 +571,14 @@ class _Assembly:
         """Wait up to ``seconds`` for news from a worker, then pump."""
         live = [worker for worker in self.workers if not worker.finished]
         if live:
-            import select   # (imported once waiting: before the fork every process waits for it)
-
-            poller = select.poll()               # poll: no limit on descriptor numbers
-            for worker in live:
-                poller.register(worker.fd, select.POLLIN)
-            poller.poll(int(seconds * 1000))
+            select = _import_select()
+            if select is None:                   # (could not be loaded: no descriptor left)
+                time.sleep(seconds)
+            else:
+                poller = select.poll()           # poll: no limit on descriptor numbers
+                for worker in live:
+                    poller.register(worker.fd, select.POLLIN)
+                poller.poll(int(seconds * 1000))
         self.pump()
 
     def check(self) -> None:
@@ -908,13 +927,18 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
 
 def _wait_unless_released(release_fd: int) -> None:
     """Wait a moment for the sizes of the windows before this worker's held ones; fail if
-    the parent let go of it meanwhile (it failed, or is gone)."""
-    import select
-
-    poller = select.poll()
-    poller.register(release_fd, select.POLLIN)
-    if poller.poll(1):
-        raise RuntimeError("released before its windows had their places in the output")
+    the parent let go of it meanwhile (it failed, or is gone). No ``select``: loading it in a
+    forked process needs a free descriptor, and could wait for ever on a lock another thread
+    of the parent held at the fork (a program that embeds the decoder)."""
+    time.sleep(0.001)
+    os.set_blocking(release_fd, False)
+    try:
+        os.read(release_fd, 1)            # b"": closed (the parent writes nothing into it)
+    except BlockingIOError:
+        return                            # still held
+    finally:
+        os.set_blocking(release_fd, True)
+    raise RuntimeError("released before its windows had their places in the output")
 
 
 class _Sizes:

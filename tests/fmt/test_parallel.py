@@ -596,10 +596,11 @@ def test_a_jobs_run_groups_the_streams_once(traces, tmp_path, monkeypatch):
 
     one = _output_and_summary(tmp_path, 1, etls[0], tmf_dirs=tmfs, utc=True)
     monkeypatch.setattr(engine, "buffer_streams", noted)
+    hold_up(monkeypatch, tmp_path / "out-of-windows", "worker")   # this process: the tail windows
     runs = _runs_noted(monkeypatch)
     assert _output_and_summary(tmp_path, 2, etls[0], tmf_dirs=tmfs, utc=True) == one
     [run] = runs
-    assert set(run.owners) == {0, 1}                  # each process decoded windows
+    assert run.owners[1] == 1 and set(run.owners[2:]) == {0}     # (through its own reader)
     assert notes.read_text().split() == [str(os.getpid())]
 
 
@@ -924,10 +925,12 @@ def test_the_rest_redone_from_a_place_ends_the_file_there(tmp_path):
     assert path.read_bytes() == b"window 0\nredone\n"
 
 
-def test_jobs_into_a_file_opened_to_append_keep_the_order(traces, tmp_path, monkeypatch):
+@pytest.mark.parametrize("named", [False, True])
+def test_jobs_into_a_file_opened_to_append_keep_the_order(traces, tmp_path, monkeypatch, named):
     """Output to a file opened to append (``>> file``: every write lands at its end,
     wherever it was asked to go): the windows are appended here, in order, after what the
-    file held; the same bytes as one process, even when a worker writes last."""
+    file held; the same bytes as one process, even when a worker writes last. Also when the
+    output is named but the writer is not the run's own (``named``: it opened none itself)."""
     from wpptrace.decoder import cli_fmt
 
     etls, tmfs = traces["driver"]
@@ -956,8 +959,11 @@ def test_jobs_into_a_file_opened_to_append_keep_the_order(traces, tmp_path, monk
         path = tmp_path / f"appended{j}.txt"
         path.write_text("what the file held\n")
         with open(path, "a", encoding="utf-8", newline="\n") as out:
-            code = cli_fmt.run_fmt(cli_fmt.FmtOptions(files=[str(etls[0])], tmf_dirs=tmfs, utc=True, jobs=j),
-                                   out=out, err=io.StringIO())
+            if named:                      # a caller's own writer for a named output
+                monkeypatch.setattr(cli_fmt, "_open_output", lambda _opts, _out, _s=out: (_s, False))
+            options = cli_fmt.FmtOptions(files=[str(etls[0])], tmf_dirs=tmfs, utc=True, jobs=j,
+                                         output=str(path) if named else None)
+            code = cli_fmt.run_fmt(options, out=out, err=io.StringIO())
         assert code == 0
         outputs[j] = path.read_bytes()
     assert outputs[2] == outputs[1] and outputs[1].startswith(b"what the file held\n")
@@ -1085,3 +1091,58 @@ def test_counts_by_guid_bytes_reach_the_entries_as_by_message_keys():
 
     assert counted(True) == counted(False)
     assert counted(True)[(guids[0], 1)] == 8 and counted(True)[(guids[1], 3)] == 7
+
+
+_FULL_TABLE_RUN = r"""
+import os, pathlib, resource, sys
+sys.path.insert(0, sys.argv[1])
+from fmthelp import hold_up, run_fmt_capture
+from wpptrace.decoder import parallel
+
+class Patch:
+    setattr = staticmethod(setattr)
+
+real = parallel._Places.write_all
+
+def write_all(self, wait):      # every descriptor taken while a process waits for its places
+    fillers = []
+    try:
+        while True:
+            fillers.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+    try:
+        real(self, wait)
+    finally:
+        for fd in fillers:
+            os.close(fd)
+
+resource.setrlimit(resource.RLIMIT_NOFILE, (128, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+parallel._Places.write_all = write_all
+hold_up(Patch(), pathlib.Path(sys.argv[5]), sys.argv[6])
+assert "select" not in sys.modules
+code, _out, err = run_fmt_capture(sys.argv[2], tmf_dirs=[sys.argv[3]], output=sys.argv[4], utc=True, jobs=2)
+print(err, end="", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("held", ["worker", "parent"])
+def test_a_process_waiting_for_its_places_with_no_descriptor_left_still_ends_well(
+        traces, tmp_path, held):
+    """Every descriptor taken when a process of a -j 2 run, its windows held behind the
+    other's first, waits for their places (a tight ``ulimit -n``): the wait needs none (no
+    module loaded then), and the run gives the bytes of one process."""
+    import subprocess
+    import sys
+
+    etls, tmfs = traces["driver"]
+    one = tmp_path / "one.txt"
+    code, _stdout, err = run_fmt_capture(etls[0], tmf_dirs=tmfs, output=str(one), utc=True, jobs=1)
+    assert code == 0, err
+    out = tmp_path / "two.txt"
+    res = subprocess.run([sys.executable, "-c", _FULL_TABLE_RUN, str(pathlib.Path(__file__).parent),
+                          str(etls[0]), str(tmfs[0]), str(out), str(tmp_path / "out-of-windows"), held],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes() == one.read_bytes()
