@@ -368,7 +368,9 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
 
     try:
         with _few_collections(), _held_heap(opts.hold_heap and opts.realtime is None):
-            if not _decode_all(decoder, writer, opts, inputs, err, owned and not opts.display):
+            # (a file the run opened itself: not a descriptor it was handed, which may append)
+            opened_here = owned and not opts.display and getattr(target, "descriptor", None) is None
+            if not _decode_all(decoder, writer, opts, inputs, err, opened_here):
                 return EXIT_FAILURE
         writer.close()
         if owned:  # complete: into place (an interrupted run leaves the old file)
