@@ -10,6 +10,7 @@ import socket
 import struct
 import threading
 
+import pytest
 from remote_helpers import (PATIENCE, FakeCollector, HandRelay, close_as_told, delivered_by,
                             end_left_unread, header, read_frame,
                             relay_past_the_ack_that_crossed_end, take_until_end, wait_until)
@@ -75,6 +76,42 @@ def test_each_open_connection_is_told_before_the_collector_closes_it(recorded, t
         if silent is not None:
             silent.close()
         collector.stop()
+
+
+@pytest.mark.parametrize("kind", [P.FrameType.HELLO, P.FrameType.BUFFER], ids=["hello", "buffer"])
+def test_a_stop_that_begins_as_a_frame_is_read_is_what_the_relay_is_told(recorded, tmp_path,
+                                                                         monkeypatch, kind):
+    """The stop begins in the turn in which a connection's frame was read, before its handler
+    had it: Python 3.11's wait_for then returns the frame and drops the stop's cancellation.
+    The handler went on with it: a BUFFER was refused for a source the stop had closed (the
+    relay was told its file was being closed without its end, ERROR_BUSY), a HELLO was
+    welcomed to a new source after the stop had closed them all (and the stop waited for that
+    connection). Each relay is told that the collector stops, then closed."""
+    head, buffers = recorded
+    collector = Collector(output_dir=str(tmp_path / "c")).start()
+    read_frame = P.read_frame
+
+    async def stop_as_it_is_read(reader, allowed, *args):
+        frame = await read_frame(reader, allowed, *args)
+        if frame.type == kind:
+            collector._stop_event.set()     # (the stop's turn comes before the handler's)
+        return frame
+    monkeypatch.setattr(P, "read_frame", stop_as_it_is_read)
+    hand = HandRelay(collector.address, len(head), session="read")
+    try:
+        if kind == P.FrameType.BUFFER:
+            assert hand.answer()[0] == P.FrameType.WELCOME
+            hand.header(head)
+            hand.buffer(1, buffers[0])
+        assert hand.answer() == (P.FrameType.ERROR, 0, _STOPPING)
+        assert hand.answer() is None
+        assert collector.wait(PATIENCE), "the collector did not stop"
+    finally:
+        hand.close()
+        collector.stop()
+    # (no source for a HELLO read as the stop began)
+    expected = [] if kind == P.FrameType.HELLO else ["read@hand"]
+    assert [source.label for source in collector.sources] == expected
 
 
 def _stop_with_buffers_unacknowledged_then_take_everything(sock, seen):

@@ -1272,8 +1272,8 @@ class Collector:
                                    ERROR_ACCESS_DENIED, tell=False) from None
                 spoken = True
             identity = self._identity(writer)
-            frame = await asyncio.wait_for(P.read_frame(reader, P.FROM_RELAY),
-                                           self.handshake_timeout)
+            frame = await self._within(P.read_frame(reader, P.FROM_RELAY),
+                                       self.handshake_timeout)
             if frame.type != P.FrameType.HELLO:
                 raise P.ProtocolError(f"the first frame must be HELLO, got {frame.type.name}")
             hello = P.decode_hello(frame)
@@ -1556,7 +1556,7 @@ class Collector:
             await self._room_for(source, conn)
             if conn.replaced:
                 raise conn.failure or _Replaced("?")
-            frame = await asyncio.wait_for(P.read_frame(reader, P.FROM_RELAY, bs), self.timeout)
+            frame = await self._within(P.read_frame(reader, P.FROM_RELAY, bs), self.timeout)
             if conn.replaced:
                 raise conn.failure or _Replaced("?")
             ended = source.take(frame)
@@ -1576,11 +1576,24 @@ class Collector:
             if writer.transport.get_write_buffer_size() > (1 << 16):
                 await self._drain(writer)
 
+    async def _within(self, step, timeout: float):
+        """``step``'s result (an awaitable of a connection's handler), or asyncio.TimeoutError
+        past ``timeout`` s; CancelledError once the collector stops, even if ``step`` ended
+        first. The stop cancels every handler, but Python 3.10 and 3.11's wait_for drops the
+        cancellation when what it waits for ended in the same turn (it returns the result):
+        the handler went on with a frame read as the stop began (refused a BUFFER for a
+        source the stop had closed, welcomed a HELLO to a new source), and its relay was not
+        told that the collector stops."""
+        result = await asyncio.wait_for(step, timeout)
+        if self._stopping:
+            raise asyncio.CancelledError()
+        return result
+
     async def _drain(self, writer: asyncio.StreamWriter) -> None:
         """Wait until the relay took what was written, at most the timeout (a relay that
         sends but never reads would hold its connection forever)."""
         try:
-            await asyncio.wait_for(writer.drain(), self.timeout)
+            await self._within(writer.drain(), self.timeout)
         except asyncio.TimeoutError:
             raise asyncio.TimeoutError(f"the relay read nothing the collector sent for "
                                        f"{self.timeout:g} s") from None
