@@ -195,6 +195,45 @@ def test_an_end_after_a_failed_write_gets_the_failure_not_its_ack(recorded, tmp_
                 again.close()
 
 
+def test_a_write_that_fails_as_the_next_frame_is_read_is_what_the_relay_is_told(
+        recorded, tmp_path, monkeypatch):
+    """Buffer 1's write fails, its outcome coming in the turn in which buffer 2 was read,
+    before the handler had it: Python 3.11's wait_for returns the frame and drops the
+    failure's cancellation of the read. The handler went on with it, refused for the source
+    the failure had closed: its relay was told that the file was being closed without its
+    end, counted as a refused connection. It is told that the write failed."""
+    head, buffers = recorded
+    disk = _StuckWrite(monkeypatch)
+    disk.fail = Win32Error(ERROR_DISK_FULL)
+    failed = threading.Event()
+    tell = collector_module._DiskWriter._tell
+
+    def tell_and_see(self, fn, *args):
+        tell(self, fn, *args)
+        if args and args[-1]:               # (a failure's outcome: queued for the collector)
+            failed.set()
+    monkeypatch.setattr(collector_module._DiskWriter, "_tell", tell_and_see)
+    read_frame = P.read_frame
+
+    async def fail_as_buffer_2_is_read(reader, allowed, *args):
+        frame = await read_frame(reader, allowed, *args)
+        if frame.type == P.FrameType.BUFFER and frame.sequence == 2:
+            disk.release.set()
+            assert failed.wait(PATIENCE)    # (its turn comes before the handler's)
+        return frame
+    monkeypatch.setattr(P, "read_frame", fail_as_buffer_2_is_read)
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        with _relay(collector, disk, head, "failing") as relay:
+            relay.buffer(1, buffers[0])
+            relay.buffer(2, buffers[1])
+            code, reason = _error(relay.answer())
+            assert code == ERROR_BUSY and reason.startswith("cannot write "), reason
+            assert "ERROR_DISK_FULL" in reason
+            assert collector.wait_for(lambda ss: ss[0].closed, PATIENCE)
+        assert (collector.write_failures, collector.protocol_errors,
+                collector.connections_refused) == (1, 0, 0)
+
+
 def test_no_ack_passes_an_unwritten_buffer_with_two_connections_on_one_source(
         recorded, tmp_path, monkeypatch):
     """Nine buffers arrive while the first is being written: the STATS's ACK says only

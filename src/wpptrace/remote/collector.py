@@ -1557,8 +1557,11 @@ class Collector:
             if conn.replaced:
                 raise conn.failure or _Replaced("?")
             frame = await self._within(P.read_frame(reader, P.FROM_RELAY, bs), self.timeout)
-            if conn.replaced:
-                raise conn.failure or _Replaced("?")
+            if conn.failure is not None:
+                # a failed write or a takeover cancelled the read, and wait_for dropped that
+                # cancellation (see _within): the frame read is not taken
+                _uncancel()
+                raise conn.failure
             ended = source.take(frame)
             if ended:
                 # the last ACK once every buffer is written and the file closed (a write
