@@ -1256,55 +1256,64 @@ class WppDecoder:
         if not n:
             return entries, others
         slot, state = table.claim(*keys[0])
-        for at, key in enumerate(keys):
-            if state != mine_state:
-                others.append((at, slot, state))
-                if stop:
-                    break
-                if at + 1 < n:
-                    slot, state = table.claim(*keys[at + 1])
-                continue
-            entry = entries[at] = raw_entry(*key)
-            next_guid, next_number = keys[at + 1] if at + 1 < n else (None, 0)
-            done = slot
-            if text and entry.unknown is None:   # ``_program_code`` and ``_install``, inline
-                try:
-                    blob = self._message_blob(entry, noprefix)
-                except UnicodeEncodeError:  # text only Python can write
-                    blob = None
-                decoration = None
-                if blob is not None:
-                    # the program registered, its record laid out in the table (pack_parts's
-                    # bytes, none made here) and the next key claimed, in one C call
-                    prefix_program = prefix_of if entry.has_prefix else -1
-                    entry.program, slot, state = add_publish_claim(
-                        renderer, done, mode_le, entry.component, entry.name, entry.has_prefix,
-                        prefix_program, blob, next_guid, next_number)
-                    if entry.program < 0:
-                        entry.program = None
-                        raise ValueError("malformed renderer program")
+        done = -1
+        try:
+            for at, key in enumerate(keys):
+                if state != mine_state:
+                    others.append((at, slot, state))
+                    if stop:
+                        break
+                    if at + 1 < n:
+                        slot, state = table.claim(*keys[at + 1])
+                    continue
+                entry = entries[at] = raw_entry(*key)
+                next_guid, next_number = keys[at + 1] if at + 1 < n else (None, 0)
+                done = slot
+                if text and entry.unknown is None:   # ``_program_code`` and ``_install``, inline
+                    try:
+                        blob = self._message_blob(entry, noprefix)
+                    except UnicodeEncodeError:  # text only Python can write
+                        blob = None
+                    decoration = None
+                    if blob is not None:
+                        # the program registered, its record laid out in the table (pack_parts's
+                        # bytes, none made here) and the next key claimed, in one C call
+                        prefix_program = prefix_of if entry.has_prefix else -1
+                        entry.program, slot, state = add_publish_claim(
+                            renderer, done, mode_le, entry.component, entry.name, entry.has_prefix,
+                            prefix_program, blob, next_guid, next_number)
+                        if entry.program < 0:
+                            entry.program = None
+                            raise ValueError("malformed renderer program")
+                    else:
+                        entry.program = RowPrinter.HOLE
                 else:
-                    entry.program = RowPrinter.HOLE
-            else:
-                blob, decoration = self._program_code(entry)
-                entry.program = self._install(blob, decoration)
-                if blob is not None:   # (the same, the program registered apart)
-                    prefix_program = prefix_of if entry.has_prefix else -1
-                    slot, state = publish_claim(done, mode_le, entry.component, entry.name,
-                                                entry.has_prefix, entry.unknown, prefix_program,
-                                                blob, decoration, next_guid, next_number)
-            self._counted += 1
-            share.compiled += 1
-            if blob is None:
-                table.refuse(done)
-                if next_guid is not None:
-                    slot, state = table.claim(next_guid, next_number)
-                continue
-            if cache is not None:
-                record = table.record(done)
-                cache.add(*key, record if record is not None else
-                          _pack_parts()(mode, entry.component, entry.name, entry.has_prefix,
-                                        entry.unknown, prefix_program, blob, decoration))
+                    blob, decoration = self._program_code(entry)
+                    entry.program = self._install(blob, decoration)
+                    if blob is not None:   # (the same, the program registered apart)
+                        prefix_program = prefix_of if entry.has_prefix else -1
+                        slot, state = publish_claim(done, mode_le, entry.component, entry.name,
+                                                    entry.has_prefix, entry.unknown, prefix_program,
+                                                    blob, decoration, next_guid, next_number)
+                self._counted += 1
+                share.compiled += 1
+                if blob is None:
+                    table.refuse(done)
+                    if next_guid is not None:
+                        slot, state = table.claim(next_guid, next_number)
+                    continue
+                if cache is not None:
+                    record = table.record(done)
+                    cache.add(*key, record if record is not None else
+                              _pack_parts()(mode, entry.component, entry.name, entry.has_prefix,
+                                            entry.unknown, prefix_program, blob, decoration))
+        except BaseException:
+            # nothing this process claimed is left CLAIMED: another process would wait for it
+            if state == mine_state:             # the key at hand, or the one claimed ahead
+                table.refuse(slot)
+            if done >= 0 and done != slot and table.state(done) == table.CLAIMED:
+                table.refuse(done)              # the key whose record was not published
+            raise
         return entries, others
 
     def _shared_prefix(self) -> int | None:

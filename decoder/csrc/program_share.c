@@ -280,7 +280,8 @@ int64_t pshare_add_publish_claim(uint8_t *mem, wppr_renderer *renderer, int32_t 
                                  const uint8_t *next_guid, uint32_t next_number, uint32_t *state)
 {
     *program = wppr_add_program(renderer, blob, blob_length);
-    if (*program < 0) {
+    if (*program < 0) {     /* refused, not left claimed: no process waits for its record */
+        pshare_refuse(mem, slot);
         *state = PSHARE_FULL;
         return -1;
     }

@@ -95,7 +95,7 @@ int64_t pshare_publish_claim(uint8_t *mem, int64_t slot, uint32_t mode, int has_
 /* The program blob of a message with a format (no Unknown line) and no decoration
  * registered with `renderer` (its id in *program), then pshare_publish_claim of its record:
  * one call a message where a process compiles text lines one after another. *program -1:
- * the renderer refused the blob, and nothing is published or claimed (-1 with FULL). */
+ * the renderer refused the blob: the slot is refused and nothing is claimed (-1 with FULL). */
 int64_t pshare_add_publish_claim(uint8_t *mem, wppr_renderer *renderer, int32_t *program,
                                  int64_t slot, uint32_t mode, int has_prefix,
                                  int32_t prefix_program, const uint8_t *component,

@@ -184,7 +184,7 @@ def test_a_record_published_with_no_room_still_claims_the_next_key():
 def test_a_program_registered_and_published_with_the_next_key_claimed_in_one_call():
     """``add_publish_claim`` registers the blob with the renderer, lays out the record
     ``pack_parts`` makes (no Unknown line, no decoration) and claims the next key; a blob the
-    renderer refuses leaves the slot claimed and the next key alone."""
+    renderer refuses is refused (no process waits for its record), the next key left alone."""
     from wpptrace.tmf.native import NativeRenderer, encode
 
     renderer = NativeRenderer()
@@ -199,7 +199,7 @@ def test_a_program_registered_and_published_with_the_next_key_claimed_in_one_cal
     third = table.claim(GUID, 3)[0]
     assert table.add_publish_claim(renderer, third, int.from_bytes(MODE, "little"), "Comp", "Name",
                                    False, -1, b"\xff" * 40, GUID, 4) == (-1, -1, table.FULL)
-    assert table.state(third) == table.CLAIMED
+    assert table.state(third) == table.REFUSED
     assert table.claim(GUID, 4)[1] == table.MINE
     table.close()
 
@@ -239,6 +239,54 @@ def test_a_decoder_claims_each_next_message_as_it_publishes_one(driver, monkeypa
         assert state == share.table.READY and share.table.record(slot) == record
     share.close()
 
+
+
+@pytest.mark.parametrize("failing", ["entry", "program", "cache"])
+def test_a_decoder_failing_between_claim_and_publish_leaves_no_key_claimed(driver, monkeypatch, tmp_path,
+                                                                          failing):
+    """An error while a decoder compiles the messages it claimed (the third one's entry, its
+    program the renderer refuses, the second one's cache write with the third claimed ahead)
+    reaches the caller with each key this process held claimed and did not publish refused:
+    another process reads REFUSED at once and compiles the message itself, not waiting."""
+    path, tmf_dir = driver
+    view = RowView()
+    with EtlFile(str(path)) as etl:
+        for _rows, _keys in FileSource(etl).ordered(view):
+            pass
+    keys = [view.tables.key_info(k) for k in range(view.tables.key_count())]
+    assert len(keys) > 3
+    share = ProgramShare()
+    share.met = True
+    decoder = WppDecoder(tmf.load(tmf_dir), utc=True)
+    decoder._row_printer((False, "text", False))
+    decoder.share_programs(share)
+    if failing == "entry":
+        real_entry = decoder._raw_entry
+        decoder._raw_entry = lambda guid, number: (real_entry(guid, number) if (guid, number) != keys[2]
+                                                   else 1 / 0)
+    elif failing == "program":
+        real_blob = decoder._message_blob
+        decoder._message_blob = lambda entry, noprefix: (
+            b"\xff" * 40 if (entry.guid_le, entry.number) == keys[2] else real_blob(entry, noprefix))
+    else:
+        cache = ProgramCache(str(tmp_path), bytes(32))
+        real_add = cache.add
+
+        def add(guid, number, record):
+            if (guid, number) == keys[1]:
+                raise OSError("no room")
+            real_add(guid, number, record)
+
+        cache.add = add
+        decoder.use_cache(cache)
+    with pytest.raises(ZeroDivisionError if failing == "entry" else
+                       ValueError if failing == "program" else OSError):
+        decoder._shared_entries(keys)
+    table = share.table
+    states = [table.claim(*key)[1] for key in keys[:4]]
+    assert states == [table.READY, table.READY, table.REFUSED, table.MINE]
+    assert share.settle(table.claim(*keys[2])[0], 60) == table.REFUSED
+    share.close()
 
 def test_a_record_laid_out_with_no_room_is_refused():
     record = SharedRecord("Comp", "Name", True, None, 0, b"\x01blob", None)
