@@ -241,6 +241,62 @@ def test_a_decoder_claims_each_next_message_as_it_publishes_one(driver, monkeypa
 
 
 
+
+@pytest.mark.parametrize("form", ["csv", "jsonl"])
+def test_a_csv_or_jsonl_decoder_publishes_through_publish_claim(driver, monkeypatch, form):
+    """Where a message's program is registered apart (csv, jsonl), each record is published
+    with the next message claimed in one ``publish_claim`` call (``add_publish_claim`` is the
+    text path's): one claim call of its own for the first only, and each record in the table
+    is the bytes ``pack_parts`` makes of the entry a lone decoder compiles."""
+    path, tmf_dir = driver
+    view = RowView()
+    with EtlFile(str(path)) as etl:
+        for _rows, _keys in FileSource(etl).ordered(view):
+            pass
+    keys = [view.tables.key_info(k) for k in range(view.tables.key_count())]
+    assert len(keys) > 2
+    calls = {"claim": [], "publish_claim": 0, "add_publish_claim": 0}
+    real_claim, real_publish, real_add = (ProgramTable.claim, ProgramTable.publish_claim,
+                                          ProgramTable.add_publish_claim)
+
+    def claim(self, guid_le, number):
+        if guid_le != program_share._TEXT_GUID:
+            calls["claim"].append((guid_le, number))
+        return real_claim(self, guid_le, number)
+
+    def publish_claim(self, *args):
+        calls["publish_claim"] += 1
+        return real_publish(self, *args)
+
+    def add_publish_claim(self, *args):
+        calls["add_publish_claim"] += 1
+        return real_add(self, *args)
+
+    monkeypatch.setattr(ProgramTable, "claim", claim)
+    monkeypatch.setattr(ProgramTable, "publish_claim", publish_claim)
+    monkeypatch.setattr(ProgramTable, "add_publish_claim", add_publish_claim)
+    printer_mode = (False, form, False)
+    mode = ProgramShare.mode(printer_mode)
+    share = ProgramShare()
+    share.met = True
+    decoder = WppDecoder(tmf.load(tmf_dir), utc=True)
+    decoder._row_printer(printer_mode)
+    decoder.share_programs(share)
+    entries = decoder._shared_entries(keys)
+    assert share.compiled == len(keys) and entries.count(None) == 0
+    assert calls == {"claim": keys[:1], "publish_claim": len(keys), "add_publish_claim": 0}
+    alone = WppDecoder(tmf.load(tmf_dir), utc=True)
+    alone._row_printer(printer_mode)
+    for key in keys:
+        entry, _record = alone._compiled_entry(key, mode)
+        blob, decoration = alone._program_code(entry)
+        slot, state = real_claim(share.table, *key)
+        assert state == share.table.READY
+        assert share.table.record(slot) == pack_parts(mode, entry.component, entry.name, entry.has_prefix,
+                                                      entry.unknown, alone._prefix_id() if entry.has_prefix
+                                                      else -1, blob, decoration)
+    share.close()
+
 @pytest.mark.parametrize("failing", ["entry", "program", "cache"])
 def test_a_decoder_failing_between_claim_and_publish_leaves_no_key_claimed(driver, monkeypatch, tmp_path,
                                                                           failing):
