@@ -29,6 +29,7 @@ five lengths) then component, name and Unknown line (UTF-8), program blob and de
 """
 from __future__ import annotations
 
+import functools
 import marshal
 import struct
 import time
@@ -235,7 +236,8 @@ class SharedTexts:
     lengths (``split_lengths``), two arrays as bytes: taking a file makes no string of an
     entry nor reads a number of one. A file another process is reading at that moment is
     read again (nothing waits for it); one not read as TMF text is not kept, so each process
-    reports it; a record that does not hold a text and a split that fits it (``_taken``) is
+    reports it; a record that does not hold a text and a split that fits it (``_taken``: the
+    entries' pieces start and end as the reader's split makes them, their numbers theirs) is
     not taken: the file is read. A process keeps ``TEXT_ROOM`` bytes of texts at most.
     ``taken`` / ``kept``: files this process took / kept."""
 
@@ -283,8 +285,8 @@ class SharedTexts:
 
 def _taken(data: bytes | None) -> tuple[str, array | None, array | None] | None:
     """The text, numbers and lengths a kept record holds (``SharedTexts.keep``); None for one
-    that does not hold a text and a split that fits it (the arrays whole, three lengths an
-    entry and one more, their sum the text's length)."""
+    that does not hold a text and a split that fits it (the arrays whole, and cutting the text
+    where the reader's split does: ``tmf.grammar.split_fits``)."""
     try:
         text, numbers, lengths = marshal.loads(data)
     except (EOFError, ValueError, TypeError):
@@ -301,9 +303,17 @@ def _taken(data: bytes | None) -> tuple[str, array | None, array | None] | None:
         split[1].frombytes(lengths)
     except ValueError:
         return None
-    if len(split[1]) != 3 * len(split[0]) + 1 or sum(split[1]) != len(text):
+    if not _grammar().split_fits(text, *split):
         return None
     return text, split[0], split[1]
+
+
+@functools.cache
+def _grammar():
+    """The TMF grammar, imported when a text is first taken (the taker parses it next)."""
+    from wpptrace.tmf import grammar
+
+    return grammar
 
 
 def shares_of(posts: list[list[tuple[bytes, int]]]) -> list[list[tuple[bytes, int]]]:

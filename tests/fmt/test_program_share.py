@@ -925,24 +925,44 @@ def test_a_taken_tmf_file_gives_the_winners_of_reading_it(tmp_path, monkeypatch)
     share.close()
 
 
+def _moved(lengths, source: int, target: int, size: int):
+    """``lengths`` with ``size`` taken from ``lengths[source]`` and given to ``lengths[target]``
+    (their sum kept)."""
+    moved = lengths[:]
+    moved[source] -= size
+    moved[target] += size
+    return moved
+
+
 @pytest.mark.parametrize("damage", ["truncated", "lengths short", "lengths long", "numbers cut",
-                                    "no split", "pieces"])
+                                    "no split", "pieces", "a #typev line shorter by 2, a rest longer",
+                                    "a #typev line shorter by 5, a rest longer",
+                                    "a #typev line shorter by 10, a block longer",
+                                    "a #typev line longer by 2, its block shorter",
+                                    "a block's \"}\" line in the rest after it", "numbers swapped"])
 def test_a_damaged_tmf_text_record_is_read_again(damage, tmp_path, monkeypatch):
     """A record that does not hold a text with a split that fits it is not taken: the process
-    reads the file itself, with the messages and problems of reading it."""
+    reads the file itself, with the messages and problems of reading it. Among them, lengths
+    that add up to the text's with a boundary moved (an entry's pieces cut as they stand
+    would not parse, or parse as another message) and numbers swapped (a lookup would find
+    another entry, and its message none)."""
     import marshal
     from array import array
 
     guid = uuid.UUID(int=0x61)
+    argument = {11: (" %10!d!", "n, ItemLong -- 10\n")}
     text = (f"{guid} DRV // SRC=a.c\n" + "".join(
-        f'#typev a_c{n} {n} "%0message {n}" //   LEVEL=Error FUNC=f\n{{\n}}\n' for n in (10, 11, 12))
+        f'#typev a_c{n} {n} "%0message {n}{argument.get(n, ("", ""))[0]}" //   LEVEL=Error FUNC=f\n'
+        f'{{\n{argument.get(n, ("", ""))[1]}}}\n' for n in (10, 11, 12))
         + "what is this\n")
     (tmp_path / f"{guid}.tmf").write_text(text)
     plain = tmf.load(str(tmp_path))
-    expected = plain.lookup(guid, 11)
-    assert expected is not None and len(plain.issues) == 1
+    expected = [plain.lookup(guid, n) for n in (10, 11, 12)]
+    assert None not in expected and len(plain.issues) == 1
+    assert expected[1].args and len(plain.issues) == 1
     split = tmf.grammar.split_text(text)
     numbers, lengths = array("I", split[0]).tobytes(), array("Q", tmf.grammar.split_lengths(split))
+    assert lengths[3] == lengths[6] == 0     # (the entries one after the other)
     record = {
         "truncated": marshal.dumps((text, numbers, lengths.tobytes()))[:-3],
         "lengths short": marshal.dumps((text, numbers, lengths[:-1].tobytes())),
@@ -951,16 +971,26 @@ def test_a_damaged_tmf_text_record_is_read_again(damage, tmp_path, monkeypatch):
         "numbers cut": marshal.dumps((text, numbers[:-1], lengths.tobytes())),
         "no split": marshal.dumps((text, None, None)),
         "pieces": marshal.dumps((text, split[1])),
+        "a #typev line shorter by 2, a rest longer": marshal.dumps((text, numbers, _moved(lengths, 1, 3, 2)
+                                                                    .tobytes())),
+        "a #typev line shorter by 5, a rest longer": marshal.dumps((text, numbers, _moved(lengths, 1, 3, 5)
+                                                                    .tobytes())),
+        "a #typev line shorter by 10, a block longer": marshal.dumps((text, numbers,
+                                                                      _moved(lengths, 4, 2, 10).tobytes())),
+        "a #typev line longer by 2, its block shorter": marshal.dumps((text, numbers,
+                                                                       _moved(lengths, 2, 1, 2).tobytes())),
+        "a block's \"}\" line in the rest after it": marshal.dumps((text, numbers, _moved(lengths, 2, 3, 2)
+                                                                      .tobytes())),
+        "numbers swapped": marshal.dumps((text, array("I", [10, 12, 11]).tobytes(), lengths.tobytes())),
     }[damage]
     share = ProgramShare(processes=2)
     tmfset = _shared_set(str(tmp_path), share)
     table = share.table
     slot, state = table.claim(program_share._TEXT_GUID, program_share._TEXT_NUMBER)
     assert state == table.MINE and table.publish(slot, record)
-    assert program_share._taken(record) is None
     reads = _counting_reads(monkeypatch)
-    assert tmfset.lookup(guid, 11) == expected and len(reads) == 1
-    assert tmfset.shared_texts.taken == 0
+    assert [tmfset.lookup(guid, n) for n in (10, 11, 12)] == expected and len(reads) == 1
+    assert tmfset.shared_texts.taken == 0 and program_share._taken(record) is None
     assert [issue.fields() for issue in tmfset.issues] == [issue.fields() for issue in plain.issues]
     share.close()
 

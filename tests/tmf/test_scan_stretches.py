@@ -75,6 +75,7 @@ def _given(text: str) -> tuple | None:
     numbers, lengths = array("I"), array("Q")
     numbers.frombytes(array("I", split[0]).tobytes())
     lengths.frombytes(array("Q", grammar.split_lengths(split)).tobytes())
+    assert grammar.split_fits(text, numbers, lengths)    # (else each taker reads the file again)
     return numbers, None, lengths
 
 
