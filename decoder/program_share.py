@@ -29,14 +29,13 @@ five lengths) then component, name and Unknown line (UTF-8), program blob and de
 """
 from __future__ import annotations
 
-import functools
 import marshal
 import struct
 import time
 from array import array
 from collections import namedtuple
 
-from ._hazmat import ETL, ProgramTable
+from ._hazmat import ETL, ProgramTable, crc32
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
@@ -226,6 +225,8 @@ TEXT_ROOM = 8 << 20
 #: the array types a TMF text's split (``tmf.grammar.split_text``) is kept in: its numbers
 #: (five digits at most), its lengths
 _NUMBERS, _LENGTHS = "I", "Q"
+#: a kept text's CRC-32, ahead of it (``text_record``)
+_CRC = struct.Struct("<I")
 
 
 class SharedTexts:
@@ -236,9 +237,10 @@ class SharedTexts:
     lengths (``split_lengths``), two arrays as bytes: taking a file makes no string of an
     entry nor reads a number of one. A file another process is reading at that moment is
     read again (nothing waits for it); one not read as TMF text is not kept, so each process
-    reports it; a record that does not hold a text and a split that fits it (``_taken``: the
-    entries' pieces start and end as the reader's split makes them, their numbers theirs) is
-    not taken: the file is read. A process keeps ``TEXT_ROOM`` bytes of texts at most.
+    reports it; a record that does not hold what its writer kept (``_taken``: its CRC-32
+    written with it, the arrays whole, three lengths an entry and one more adding up to the
+    text's length) is not taken: the file is read. A process keeps ``TEXT_ROOM`` bytes of
+    texts at most.
     ``taken`` / ``kept``: files this process took / kept."""
 
     def __init__(self, table: ProgramTable, inputs: list[str]) -> None:
@@ -270,11 +272,7 @@ class SharedTexts:
         slot = self._mine.pop(path, None)
         if slot is None or self.table.closed:
             return
-        data = None
-        if len(text) <= TEXT_LIMIT:
-            data = marshal.dumps((text, None, None) if numbers is None else
-                                 (text, array(_NUMBERS, numbers).tobytes(),
-                                  array(_LENGTHS, lengths).tobytes()))
+        data = text_record(text, numbers, lengths) if len(text) <= TEXT_LIMIT else None
         if data is None or len(data) > self.room:
             self.table.refuse(slot)
             return
@@ -283,12 +281,26 @@ class SharedTexts:
             self.room -= len(data)
 
 
+def text_record(text: str, numbers: list[int] | None, lengths: list[int] | None) -> bytes:
+    """The record ``SharedTexts.keep`` publishes: the CRC-32 of the rest (its 4 bytes, little
+    endian), then (text, numbers, lengths) marshalled, the split as two arrays' bytes (None,
+    None for a text a lazy parse reads line by line)."""
+    data = marshal.dumps((text, None, None) if numbers is None else
+                         (text, array(_NUMBERS, numbers).tobytes(), array(_LENGTHS, lengths).tobytes()))
+    return _CRC.pack(crc32(data)) + data
+
+
 def _taken(data: bytes | None) -> tuple[str, array | None, array | None] | None:
-    """The text, numbers and lengths a kept record holds (``SharedTexts.keep``); None for one
-    that does not hold a text and a split that fits it (the arrays whole, and cutting the text
-    where the reader's split does: ``tmf.grammar.split_fits``)."""
+    """The text, numbers and lengths a kept record holds (``text_record``); None for one that
+    does not hold what its writer kept: its CRC-32 not the rest's (memory written over after
+    the keep), or not a text with a split of it (the arrays whole, three lengths an entry and
+    one more, their sum the text's length). Where the split's pieces start and end is the
+    writer's (``split_text``, as the reader splits): checked by the tests, not here, where
+    it would cost more than taking the file (about 0.5 M instructions a file)."""
+    if data is None or len(data) < _CRC.size or _CRC.unpack_from(data)[0] != crc32(memoryview(data)[_CRC.size:]):
+        return None
     try:
-        text, numbers, lengths = marshal.loads(data)
+        text, numbers, lengths = marshal.loads(memoryview(data)[_CRC.size:])
     except (EOFError, ValueError, TypeError):
         return None
     if type(text) is not str:
@@ -303,17 +315,9 @@ def _taken(data: bytes | None) -> tuple[str, array | None, array | None] | None:
         split[1].frombytes(lengths)
     except ValueError:
         return None
-    if not _grammar().split_fits(text, *split):
+    if len(split[1]) != 3 * len(split[0]) + 1 or sum(split[1]) != len(text):
         return None
     return text, split[0], split[1]
-
-
-@functools.cache
-def _grammar():
-    """The TMF grammar, imported when a text is first taken (the taker parses it next)."""
-    from wpptrace.tmf import grammar
-
-    return grammar
 
 
 def shares_of(posts: list[list[tuple[bytes, int]]]) -> list[list[tuple[bytes, int]]]:

@@ -18,9 +18,7 @@ from __future__ import annotations
 import functools
 import re
 import sys
-from collections.abc import Sequence
 from itertools import accumulate, compress, repeat
-from operator import add, itemgetter, methodcaller, sub
 
 from wpptrace._fieldclass import fieldclass
 from wpptrace._lazyuuid import GuidFromInt, guid_int, uuid_of_int
@@ -523,10 +521,9 @@ class _ScannedRun:
 
 
 class _SpannedRun(_ScannedRun):
-    """A ``_ScannedRun`` of a split another process made (``SharedTexts``, checked by
-    ``split_fits``): ``pieces`` are the lengths of its pieces (#typev line, block, 0 between
-    two entries; ``split_text``), and an entry's pieces are cut from the text when it is
-    looked up, none before."""
+    """A ``_ScannedRun`` of a split another process made (``SharedTexts``): ``pieces`` are the
+    lengths of its pieces (#typev line, block, 0 between two entries; ``split_text``), and an
+    entry's pieces are cut from the text when it is looked up, none before."""
 
     __slots__ = ("_offsets",)
 
@@ -1027,49 +1024,6 @@ def split_lengths(split: TextSplit) -> list[int]:
     lengths = list(map(len, split[1]))
     del lengths[2::4]
     return lengths
-
-
-#: an entry's #typev line at the start of a line, as ``_TILE`` starts one, with its number,
-#: and the "{" line after it (``split_fits``; the first entry of a text has no "\n" before it)
-_TILE_START = LazyPattern(r'\n#typev? [!#-~]+ ([0-9]{1,5}) [^\n]*\n\{\n')
-_TILE_FIRST = LazyPattern(r'#typev? [!#-~]+ ([0-9]{1,5}) [^\n]*\n\{\n')
-
-
-def split_fits(text: str, numbers: Sequence[int], lengths: Sequence[int]) -> bool:
-    """Whether ``numbers`` and ``lengths`` (``split_lengths``' form: another process's split
-    of ``text``) cut ``text`` where ``split_text`` does: three lengths an entry and one more,
-    their sum the text's length; each entry's #typev piece one line at a line's start, with
-    its number, and its block from the "{" line after it; as many lines starting with "}" in
-    the blocks as blocks, none starting with "#" (an entry or definition there would be found
-    by no one); each rest between entries from a line's start. A split that does not fit is
-    not used (the text is read as a file is): cut as it stands, an entry could fail to parse,
-    another's lines be read as it, or a number lead to another entry. One match an entry,
-    the rests apart (a block with no "}" line of its own is read line by line when it is
-    cut: ``_SpannedRun``)."""
-    count = len(numbers)
-    if len(lengths) != 3 * count + 1 or sum(lengths) != len(text):
-        return False
-    if not count:
-        return True
-    offsets = list(accumulate(lengths, initial=0))
-    typevs = offsets[1:-1:3]
-    first = _TILE_FIRST.match(text, 0) if typevs[0] == 0 else None
-    found = [first, *map(_TILE_START.match, repeat(text), map(sub, typevs[1:], repeat(1)))] if first else \
-        list(map(_TILE_START.match, repeat(text), map(sub, typevs, repeat(1))))
-    if None in found or list(map(int, map(itemgetter(1), found))) != list(numbers) \
-            or list(map(methodcaller("end"), found)) != list(map(add, offsets[2::3], repeat(2))):
-        return False
-    # the lines starting with "#" or "}" outside the rests: each entry's #typev line (no "\n"
-    # before the first at 0) and each block's "}" line, no others
-    entries = text.count("\n#") - text.count("\n#", 0, lengths[0])
-    ends = text.count("\n}") - text.count("\n}", 0, lengths[0])
-    for start, length in zip(offsets[3::3], lengths[3::3]):
-        if length:
-            if not text.startswith("\n", start - 1):
-                return False
-            entries -= text.count("\n#", start - 1, start + length)
-            ends -= text.count("\n}", start - 1, start + length)
-    return entries == count - (first is not None) and ends == count
 
 
 def iter_entries(text: str, path: str = "<string>") -> Iterator[Message]:

@@ -939,15 +939,21 @@ def _moved(lengths, source: int, target: int, size: int):
                                     "a #typev line shorter by 5, a rest longer",
                                     "a #typev line shorter by 10, a block longer",
                                     "a #typev line longer by 2, its block shorter",
-                                    "a block's \"}\" line in the rest after it", "numbers swapped"])
+                                    "a block's \"}\" line in the rest after it", "numbers swapped",
+                                    "a byte of the text changed", "no CRC"])
 def test_a_damaged_tmf_text_record_is_read_again(damage, tmp_path, monkeypatch):
-    """A record that does not hold a text with a split that fits it is not taken: the process
-    reads the file itself, with the messages and problems of reading it. Among them, lengths
-    that add up to the text's with a boundary moved (an entry's pieces cut as they stand
-    would not parse, or parse as another message) and numbers swapped (a lookup would find
-    another entry, and its message none)."""
+    """A record that does not hold what its writer kept is not taken: the process reads the
+    file itself, with the messages and problems of reading it. Memory written over after the
+    keep (a boundary moved with the lengths' sum kept: an entry's pieces cut as they stand
+    would not parse, or parse as another message; numbers swapped: a lookup would find
+    another entry, and its message none; a byte of the text) fails the record's CRC-32; a
+    record written so (its CRC its own) that holds no text with a split of it fails the
+    checks of its arrays."""
     import marshal
+    import struct
     from array import array
+
+    from wpptrace.decoder._hazmat import crc32
 
     guid = uuid.UUID(int=0x61)
     argument = {11: (" %10!d!", "n, ItemLong -- 10\n")}
@@ -963,25 +969,31 @@ def test_a_damaged_tmf_text_record_is_read_again(damage, tmp_path, monkeypatch):
     split = tmf.grammar.split_text(text)
     numbers, lengths = array("I", split[0]).tobytes(), array("Q", tmf.grammar.split_lengths(split))
     assert lengths[3] == lengths[6] == 0     # (the entries one after the other)
+    kept = program_share.text_record(text, split[0], tmf.grammar.split_lengths(split))
+    assert program_share._taken(kept) is not None
+
+    def over(*fields):       # memory written over: the keep's CRC, other bytes after it
+        return kept[:4] + marshal.dumps(fields)
+
+    def written(*fields):    # a record written so: its CRC its own
+        data = marshal.dumps(fields)
+        return struct.pack("<I", crc32(data)) + data
     record = {
-        "truncated": marshal.dumps((text, numbers, lengths.tobytes()))[:-3],
-        "lengths short": marshal.dumps((text, numbers, lengths[:-1].tobytes())),
-        "lengths long": marshal.dumps((text, numbers, (lengths[:-1] + array("Q", [lengths[-1] + 1]))
-                                       .tobytes())),
-        "numbers cut": marshal.dumps((text, numbers[:-1], lengths.tobytes())),
-        "no split": marshal.dumps((text, None, None)),
-        "pieces": marshal.dumps((text, split[1])),
-        "a #typev line shorter by 2, a rest longer": marshal.dumps((text, numbers, _moved(lengths, 1, 3, 2)
-                                                                    .tobytes())),
-        "a #typev line shorter by 5, a rest longer": marshal.dumps((text, numbers, _moved(lengths, 1, 3, 5)
-                                                                    .tobytes())),
-        "a #typev line shorter by 10, a block longer": marshal.dumps((text, numbers,
-                                                                      _moved(lengths, 4, 2, 10).tobytes())),
-        "a #typev line longer by 2, its block shorter": marshal.dumps((text, numbers,
-                                                                       _moved(lengths, 2, 1, 2).tobytes())),
-        "a block's \"}\" line in the rest after it": marshal.dumps((text, numbers, _moved(lengths, 2, 3, 2)
-                                                                      .tobytes())),
-        "numbers swapped": marshal.dumps((text, array("I", [10, 12, 11]).tobytes(), lengths.tobytes())),
+        "truncated": kept[:-3],
+        "lengths short": written(text, numbers, lengths[:-1].tobytes()),
+        "lengths long": written(text, numbers, (lengths[:-1] + array("Q", [lengths[-1] + 1])).tobytes()),
+        "numbers cut": written(text, numbers[:-1], lengths.tobytes()),
+        "no split": written(text, None, None),
+        "pieces": written(text, split[1]),
+        "a #typev line shorter by 2, a rest longer": over(text, numbers, _moved(lengths, 1, 3, 2).tobytes()),
+        "a #typev line shorter by 5, a rest longer": over(text, numbers, _moved(lengths, 1, 3, 5).tobytes()),
+        "a #typev line shorter by 10, a block longer": over(text, numbers, _moved(lengths, 4, 2, 10).tobytes()),
+        "a #typev line longer by 2, its block shorter": over(text, numbers, _moved(lengths, 2, 1, 2).tobytes()),
+        "a block's \"}\" line in the rest after it": over(text, numbers, _moved(lengths, 2, 3, 2).tobytes()),
+        "numbers swapped": over(text, array("I", [10, 12, 11]).tobytes(), lengths.tobytes()),
+        "a byte of the text changed": over(text.replace("message 11", "message 17"), numbers,
+                                           lengths.tobytes()),
+        "no CRC": kept[4:],
     }[damage]
     share = ProgramShare(processes=2)
     tmfset = _shared_set(str(tmp_path), share)

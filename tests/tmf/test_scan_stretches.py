@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from array import array
 
 import pytest
 
+from wpptrace.decoder import program_share
 from wpptrace.tmf import grammar
 from wpptrace.tmf.model import TmfSet
 
@@ -68,15 +68,13 @@ def _deferred(tmfset: TmfSet) -> list:
 
 def _given(text: str) -> tuple | None:
     """The split of ``text`` as another process of a run gives it (``SharedTexts``): the
-    numbers and lengths, as arrays made from bytes, no piece of the text."""
+    numbers and lengths, as arrays made from the bytes of its record, no piece of the text."""
     split = grammar.split_text(text)
     if split is None:
         return None
-    numbers, lengths = array("I"), array("Q")
-    numbers.frombytes(array("I", split[0]).tobytes())
-    lengths.frombytes(array("Q", grammar.split_lengths(split)).tobytes())
-    assert grammar.split_fits(text, numbers, lengths)    # (else each taker reads the file again)
-    return numbers, None, lengths
+    taken = program_share._taken(program_share.text_record(text, split[0], grammar.split_lengths(split)))
+    assert taken is not None and taken[0] == text     # (else each taker reads the file again)
+    return taken[1], None, taken[2]
 
 
 def _read(*texts: str, given: bool = False) -> tuple:
