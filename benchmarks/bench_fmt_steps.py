@@ -17,7 +17,7 @@ messages added to the program cache (``keep_shared``), their counts and read log
 this process's (``_merge``); and ``decode_parallel``'s pieces: the buffer index
 (``buffer_index``, ``streams``), the cuts, the output's places, the fork, a window
 (``_decode_window``, every one of the process), the messages between the processes
-(``_send``, ``receive``), the wait for the held windows' places (``write_all``), for the
+(``_Outbox.send``, ``receive``; the keys sent, ``message_keys``), the wait for the held windows' places (``write_all``), for the
 workers' results (``_Assembly.finish``, with ``prepare_summary`` in it), the windows' starts
 checked (``first_started_wrong``), and ``decode_parallel`` whole. With ``-j 2`` there is a number per process, this one's first: a
 forked worker's count starts with what its parent had collected before the fork (a step
@@ -65,13 +65,17 @@ STEPS = {
     "release": ("wpptrace.decoder.parallel", "_Worker", "release"),
     "keep_shared": ("wpptrace.decoder.parallel", None, "_keep_shared"),
     "merge": ("wpptrace.decoder.parallel", None, "_merge"),
+    "plain_counts": ("wpptrace.decoder.wpp", "WppDecoder", "add_plain_message_counts"),
+    "install_counted": ("wpptrace.decoder.wpp", "WppDecoder", "_install_counted"),
+    "pump": ("wpptrace.decoder.parallel", "_Assembly", "pump"),
     "buffer_index": ("wpptrace.decoder.etlfile", "EtlFile", "buffer_index"),
     "streams": ("wpptrace.decoder.engine", "FileSource", "streams"),
     "cut_keys": ("wpptrace.decoder.parallel", None, "cut_keys"),
     "places": ("wpptrace.decoder.parallel", "_Places", "for_output"),
     "fork": ("wpptrace.decoder.parallel", "_Worker", "start"),
     "window": ("wpptrace.decoder.parallel", None, "_decode_window"),
-    "send": ("wpptrace.decoder.parallel", None, "_send"),
+    "send": ("wpptrace.decoder.parallel", "_Outbox", "send"),
+    "message_keys": ("wpptrace.decoder.wpp", "WppDecoder", "plain_message_keys"),
     "receive": ("wpptrace.decoder.parallel", "_Worker", "receive"),
     "write_all": ("wpptrace.decoder.parallel", "_Places", "write_all"),
     "assembly_finish": ("wpptrace.decoder.parallel", "_Assembly", "finish"),

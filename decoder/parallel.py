@@ -403,6 +403,11 @@ class _Worker:
         self.k, self.pid, self.fd, self.file_fd, self.release_fd = k, pid, fd, file_fd, release_fd
         self.finished = False                 # its pipe closed: nothing more will come
         self.payload: dict | None = None      # its results, once sent
+        #: its messages (``plain_message_keys``) and each window's count marks, sent with each
+        #: window's end: read while this process runs, not at the end of the run
+        self.keys: list[tuple] = []
+        self.marks: dict[int, tuple] = {}
+        self.last_marks: tuple = (None, None, None)
         self._received = bytearray()
 
     @classmethod
@@ -563,8 +568,20 @@ class _Assembly:
                 elif kind == "end":
                     self.places[k][2] = message[2]
                     self.stops[k] = message[3]
+                    if message[4] is not None:   # (sent with its results when this process appends)
+                        worker.marks[k] = worker.last_marks = tuple(   # (a part not sent: unchanged)
+                            part if part is not None else last
+                            for part, last in zip(message[4], worker.last_marks))
+                    worker.keys += message[5]
+                    for key in message[5]:    # hashed now (a GUID's bytes keep their hash):
+                        hash(key)             # the merge at the end finds them faster
                 elif kind == "done":
                     worker.payload = k
+                    worker.keys += k["keys"]
+                    k["keys"] = worker.keys
+                    for window, result in k["windows"].items():
+                        if "counts" not in result:
+                            result["counts"] = worker.marks[window]
         self._append()
 
     def wait(self, seconds: float) -> None:
@@ -838,21 +855,59 @@ def _add_reads(etl, result: dict) -> None:
             setattr(stats, name, getattr(stats, name) + value)
 
 
-def _results(decoder, windows: dict[int, dict], error: str | None) -> dict:
-    """What a worker sends once it has decoded its last window: each window's results, its
-    messages (``plain_message_keys``: the order of the windows' count marks), what failed,
-    when it ended, the messages it compiled and installed, and how many TMF problems it met."""
+def _results(decoder, windows: dict[int, dict], error: str | None, sent: int) -> dict:
+    """What a worker sends once it has decoded its last window: each window's results (its
+    count marks were sent with its end), its messages not sent yet (``plain_message_keys``
+    from ``sent`` on), what failed, when it ended, the messages it compiled and installed,
+    and how many TMF problems it met."""
     share = decoder.shared_programs
     return {
-        "windows": windows, "keys": decoder.plain_message_keys(), "error": error,
+        "windows": windows, "keys": decoder.plain_message_keys(sent), "error": error,
         "ended": time.monotonic(),      # the same clock in every process of the machine
         "shared": (share.compiled, share.installed) if share is not None else (0, 0),
         "tmf_issues": [issue.fields() for issue in getattr(decoder.tmfset, "issues", ())]}
 
 
-def _send(fd: int, message) -> None:
-    data = marshal.dumps(message)
-    view = memoryview(_FRAME.pack(len(data)) + data)
+class _Outbox:
+    """A worker's messages to this process, written without waiting: what the pipe has no
+    room for yet (this process reads between its own windows) goes with the next message,
+    or when waited for (``flush``)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._pending = bytearray()
+        os.set_blocking(fd, False)
+
+    def send(self, message, wait: bool = False) -> None:
+        data = marshal.dumps(message)
+        self._pending += _FRAME.pack(len(data))
+        self._pending += data
+        self._write()
+        if wait:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write everything pending, waiting for room."""
+        if self._pending:
+            os.set_blocking(self.fd, True)
+            try:
+                _send_all(self.fd, self._pending)
+            finally:
+                self._pending.clear()
+                os.set_blocking(self.fd, False)
+
+    def _write(self) -> None:
+        pending = self._pending
+        while pending:
+            try:
+                written = os.write(self.fd, pending)
+            except BlockingIOError:
+                return
+            del pending[:written]
+
+
+def _send_all(fd: int, data) -> None:
+    view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
 
@@ -869,6 +924,9 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
     try:
         results: dict[int, dict] = {}
         error = None
+        outbox = _Outbox(result_fd)
+        sent = 0                              # messages whose keys were sent
+        sent_marks: tuple = (None, None, None)   # the last window's count marks
         try:
             from . import cli_fmt
             from .engine import FileSource
@@ -893,15 +951,27 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
                     writer = cli_fmt._writer(opts, stream, header=False)
                 window: int | None = k
                 while window is not None:
-                    if places is None:
-                        _send(result_fd, ("begin", window, os.fstat(file_fd).st_size))
+                    if places is None:        # (the parent appends the window as it grows)
+                        outbox.send(("begin", window, os.fstat(file_fd).st_size), wait=True)
                         result = _decode_window(decoder, source, writer, opts, view, windows[window])
                         end = os.fstat(file_fd).st_size
                     else:
-                        _send(result_fd, ("begin", window, 0))
+                        outbox.send(("begin", window, 0))
                         result, end = places.decode(window, decoder, source, opts, view, windows[window])
-                    results[window] = result
-                    _send(result_fd, ("end", window, end, result["stops"]))
+                    if places is None:        # (the parent appends: every message sent whole now)
+                        outbox.send(("end", window, end, result["stops"], None, []), wait=True)
+                        results[window] = result
+                    else:
+                        # its count marks and the messages met since the last window's end (the
+                        # parent has them before the end of the run, the last window's aside)
+                        keys = decoder.plain_message_keys(sent)
+                        sent += len(keys)
+                        marks = result.pop("counts")   # (its parts made again only when they changed)
+                        changed = tuple(None if part is last else part
+                                        for part, last in zip(marks, sent_marks))
+                        sent_marks = marks
+                        outbox.send(("end", window, end, result.pop("stops"), changed, keys))
+                        results[window] = result      # (its counts: with its end)
                     if places is not None:
                         places.write_ready()
                     window = _take(claims_fd)
@@ -915,7 +985,7 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
             import traceback
 
             error = traceback.format_exc()
-        _send(result_fd, ("done", _results(decoder, results, error)))
+        outbox.send(("done", _results(decoder, results, error, sent)), wait=True)
         os.close(result_fd)
         while os.read(release_fd, 1 << 12):     # until the parent lets go (or is gone)
             pass

@@ -1502,14 +1502,22 @@ class WppDecoder:
         return [(uuid_of_int(guid), number) if type(guid) is int else (guid, number)
                 for guid, number in self._entries]
 
-    def plain_message_keys(self) -> list[tuple]:
-        """``message_keys`` with each GUID as its 16 bytes (bytes_le), a form marshal carries:
-        a message with an entry has the key the rows path knows it by (no UUID made: this runs
-        at the end of every ``fmt -j`` worker)."""
-        raw = dict(zip(map(id, self._raw_entries.values()), self._raw_entries))
-        # the others keep their own key: an installed message's is its GUID bytes already
-        # (the log header's is not a GUID)
-        return list(map(raw.get, map(id, self._entries.values()), self._entries))
+    def plain_message_keys(self, start: int = 0) -> list[tuple]:
+        """``message_keys`` from the ``start``-th on (the list only grows: a ``fmt -j`` worker
+        sends the new ones after each window) with each GUID as its 16 bytes (bytes_le), a
+        form marshal carries: a message with an entry has the key the rows path knows it by
+        (no UUID made)."""
+        raw = self._raw_entries
+        keys = []
+        for key, entry in islice(self._entries.items(), start, None):
+            if type(entry) is not int and type(key[0]) is not bytes:   # (its row key, if any)
+                made = getattr(entry, "guid_le", None), entry.number
+                if raw.get(made) is entry:
+                    key = made
+            # the others keep their own key: an installed message's is its GUID bytes
+            # already (the log header's is not a GUID)
+            keys.append(key)
+        return keys
 
     def restore_counts(self, marks: tuple) -> None:
         """Go back to the per-message counts of ``marks`` (``count_marks``; messages first

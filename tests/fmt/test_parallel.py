@@ -1058,6 +1058,8 @@ def test_message_keys_cross_the_pipe_as_the_decoders_keys_in_bytes():
     plain = decoder.plain_message_keys()
     assert plain == [(g.bytes_le if isinstance(g, uuid.UUID) else g, n) for g, n in keys]
     assert marshal.loads(marshal.dumps(plain)) == plain
+    for start in (0, 1, 2, 7, 29, 30, 31):        # the ones from a message on (sent after each window)
+        assert decoder.plain_message_keys(start) == plain[start:]
     assert ("header", 0) in plain and len(plain) == 31
     assert all(type(g) is bytes for g, _n in plain if g != "header")
 
@@ -1146,3 +1148,92 @@ def test_a_process_waiting_for_its_places_with_no_descriptor_left_still_ends_wel
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert out.read_bytes() == one.read_bytes()
+
+
+def test_a_worker_sends_each_window_s_counts_with_its_end(traces, tmp_path, monkeypatch):
+    """A worker's count marks and message keys go with each window's end, as this process
+    reads them while it runs (a part of a mark that did not change since the worker's last
+    window is not sent again): its last message carries neither, only its windows' counters
+    and read logs; the bytes and summary are one process's, also when windows are redone."""
+    import marshal
+
+    etls, tmfs = traces["driver"]
+    whole, _buffers, _errors = _order(etls[0])
+    times = sorted({row[0] for row in whole if row[0] is not None})
+    cuts = [None] + [times[len(times) * k // 6] for k in range(1, 6)] + [None]
+    doctored = tmp_path / "early.etl"
+    _flushed_too_early(etls[0], doctored, cuts[4])               # window 4 starts too late
+    monkeypatch.setattr(parallel, "cut_keys", lambda *_a, **_k: cuts)
+    sent = tmp_path.parent / f"{tmp_path.name}-sent"              # (every process appends)
+    real_dumps = marshal.dumps
+
+    class Noted:
+        loads = staticmethod(marshal.loads)
+
+        @staticmethod
+        def dumps(message):
+            data = real_dumps(message)
+            if message[0] in ("end", "done"):
+                fd = os.open(sent, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                try:
+                    os.write(fd, len(data).to_bytes(4, "little") + data)
+                finally:
+                    os.close(fd)
+            return data
+
+    for etl in (etls[0], doctored):
+        one = _output_and_summary(tmp_path, 1, etl, tmf_dirs=tmfs, utc=True)
+        monkeypatch.setattr(parallel, "marshal", Noted)
+        hold_up(monkeypatch, tmp_path / "out-of-windows", "parent")   # the worker: windows 1 to 5
+        runs = _runs_noted(monkeypatch)
+        assert _output_and_summary(tmp_path, 2, etl, tmf_dirs=tmfs, utc=True) == one
+        [run] = runs
+        assert run.redone_from == (4 if etl == doctored else None)
+        assert run.owners == [0, 1, 1, 1, 1, 1]
+        data, messages = sent.read_bytes(), []
+        while data:
+            size = int.from_bytes(data[:4], "little")
+            messages.append(marshal.loads(data[4:4 + size]))
+            data = data[4 + size:]
+        sent.unlink()
+        (tmp_path / "out-of-windows").unlink()
+        monkeypatch.undo()
+        monkeypatch.setattr(parallel, "cut_keys", lambda *_a, **_k: cuts)
+        *ends, (_done, payload) = messages
+        assert [end[1] for end in ends] == [1, 2, 3, 4, 5]
+        assert all(len(end[4]) == 3 and end[4][2] is not None for end in ends)   # (rows: always)
+        assert all(part is not None for part in ends[0][4])
+        assert ends[0][5] and sum(len(end[5]) for end in ends) + len(payload["keys"]) > len(ends[0][5])
+        assert not any("counts" in result or "stops" in result for result in payload["windows"].values())
+
+
+def test_a_worker_s_messages_wait_for_no_room_in_the_pipe(monkeypatch):
+    """A worker's message longer than the room left in its pipe (this process busy with its
+    own window) is written as room comes, with its next message, never waiting for it; the
+    last one (``wait``) waits for room: this process reads every message whole, in order."""
+    import threading
+
+    read_fd, write_fd = os.pipe()
+    reader = parallel._Worker(1, 0, read_fd, -1, -1)
+    os.set_blocking(read_fd, False)
+    outbox = parallel._Outbox(write_fd)
+    big = ("end", 1, b"m" * 300_000)
+    outbox.send(big)                                  # (returns: most of it not written yet)
+    outbox.send(("begin", 2, 0))
+    first = reader.receive()
+    assert first == [] and outbox._pending            # the pipe full, nothing whole yet
+    got = []
+    while len(got) < 2:
+        got += reader.receive()
+        outbox.send(("end", 2, b""))                   # each send writes what the room allows
+    assert got[:2] == [big, ("begin", 2, 0)]
+    waiting = threading.Thread(target=outbox.send, args=(("done", b"r" * 300_000),), kwargs={"wait": True})
+    waiting.start()
+    deadline = time.monotonic() + 30
+    while got[-1][0] != "done" and time.monotonic() < deadline:   # (read as room is needed)
+        got += reader.receive()
+    waiting.join()
+    assert got[-1] == ("done", b"r" * 300_000) and not outbox._pending
+    assert all(message == ("end", 2, b"") for message in got[2:-1])
+    os.close(write_fd)
+    os.close(read_fd)
