@@ -204,15 +204,21 @@ def test_a_program_registered_and_published_with_the_next_key_claimed_in_one_cal
     table.close()
 
 
-def test_a_decoder_claims_each_next_message_as_it_publishes_one(driver, monkeypatch):
-    """Messages compiled one after another are claimed in the calls that publish them: one
-    claim call of its own for the first only; the records are those a lone decoder caches."""
-    path, tmf_dir = driver
+def _file_keys(path) -> list[tuple[bytes, int]]:
+    """The message keys (GUID bytes_le, number) of ``path``'s records, in the order the rows
+    path first meets them."""
     view = RowView()
     with EtlFile(str(path)) as etl:
         for _rows, _keys in FileSource(etl).ordered(view):
             pass
-    keys = [view.tables.key_info(k) for k in range(view.tables.key_count())]
+    return [view.tables.key_info(k) for k in range(view.tables.key_count())]
+
+
+def test_a_decoder_claims_each_next_message_as_it_publishes_one(driver, monkeypatch):
+    """Messages compiled one after another are claimed in the calls that publish them: one
+    claim call of its own for the first only; the records are those a lone decoder caches."""
+    path, tmf_dir = driver
+    keys = _file_keys(path)
     assert len(keys) > 2
     claims = []
     real = ProgramTable.claim
@@ -249,11 +255,7 @@ def test_a_csv_or_jsonl_decoder_publishes_through_publish_claim(driver, monkeypa
     text path's): one claim call of its own for the first only, and each record in the table
     is the bytes ``pack_parts`` makes of the entry a lone decoder compiles."""
     path, tmf_dir = driver
-    view = RowView()
-    with EtlFile(str(path)) as etl:
-        for _rows, _keys in FileSource(etl).ordered(view):
-            pass
-    keys = [view.tables.key_info(k) for k in range(view.tables.key_count())]
+    keys = _file_keys(path)
     assert len(keys) > 2
     calls = {"claim": [], "publish_claim": 0, "add_publish_claim": 0}
     real_claim, real_publish, real_add = (ProgramTable.claim, ProgramTable.publish_claim,
@@ -305,11 +307,7 @@ def test_a_decoder_failing_between_claim_and_publish_leaves_no_key_claimed(drive
     reaches the caller with each key this process held claimed and did not publish refused:
     another process reads REFUSED at once and compiles the message itself, not waiting."""
     path, tmf_dir = driver
-    view = RowView()
-    with EtlFile(str(path)) as etl:
-        for _rows, _keys in FileSource(etl).ordered(view):
-            pass
-    keys = [view.tables.key_info(k) for k in range(view.tables.key_count())]
+    keys = _file_keys(path)
     assert len(keys) > 3
     share = ProgramShare()
     share.met = True
@@ -594,11 +592,7 @@ def test_processes_meeting_read_each_tmf_file_once_for_their_first_messages(driv
     plain = WppDecoder(tmf.load(tmf_dir), utc=True)
     with EtlFile(str(path)) as etl:
         expected = row_lines(plain, etl)
-    view = RowView()
-    with EtlFile(str(path)) as etl:
-        for _rows, _keys in FileSource(etl).ordered(view):
-            pass
-    keys = [view.tables.key_info(k) for k in range(view.tables.key_count())]
+    keys = _file_keys(path)
     assert len(keys) > 1000
     firsts = (keys[: 2 * len(keys) // 3], keys[len(keys) // 3:])   # a third in both
     decoder = WppDecoder(tmf.load(tmf_dir), utc=True)
@@ -647,11 +641,7 @@ def test_a_process_done_with_its_share_takes_the_rest_of_the_others_from_their_e
     to the first one claimed, and waits only for the ones it needs that are left."""
     monkeypatch.setattr(program_share, "WAIT_SECONDS", 0.2)
     path, tmf_dir = driver
-    view = RowView()
-    with EtlFile(str(path)) as etl:
-        for _rows, _keys in FileSource(etl).ordered(view):
-            pass
-    keys = [view.tables.key_info(k) for k in range(view.tables.key_count())]
+    keys = _file_keys(path)
     firsts = (keys[:len(keys) // 2], keys[len(keys) // 2:])
     decoder = WppDecoder(tmf.load(tmf_dir), utc=True)
     decoder._row_printer((False, "text", False))
