@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "_etw_internal.h"
+#include "child_calls.h"
 
 /* DIR (the runtime directory to use, made this process's; it must not exist), OUT (a directory
  * for the files) and PYTHON (an interpreter with wpptrace installed, whose CLI starts the other
@@ -48,7 +49,7 @@ static inline int remove_tree(const char *dir) {
 /* `PYTHON -m wpptrace session ACTION NAME [OPTION VALUE]` started: its pid. */
 static inline pid_t cli_start(const char *python, const char *action, const char *name, const char *option,
                               const char *value) {
-    pid_t pid = fork();
+    pid_t pid = fork_tied();
     if (pid == 0) {
         int quiet = open("/dev/null", O_WRONLY);      /* what it prints is not ours to print */
         if (quiet >= 0) dup2(quiet, 1);

@@ -76,11 +76,12 @@ HERE = pathlib.Path(__file__).parent        # the test programs and their shared
 def _core_builder(tmp_path_factory, *defines: str):
     """build(name, source_text, *flags) -> path of a C program linked with the core's sources,
     as a C user builds it (the core is compiled once per run, with `defines`); build(name)
-    builds tests/provider/<name>.c, which may include the headers beside it."""
+    builds tests/provider/<name>.c, which may include the headers beside it. Every program is
+    linked with tied_to_parent.c: it dies with the process that started it."""
     cc = shutil.which("cc") or shutil.which("gcc")
     assert cc, "a C compiler is needed (the extension itself is built with one)"
     tmp = tmp_path_factory.mktemp("ccore")
-    sources = sorted((REPO / "provider" / "csrc").glob("etw_*.c"))
+    sources = [*sorted((REPO / "provider" / "csrc").glob("etw_*.c")), HERE / "tied_to_parent.c"]
     # one compiler per source, all at once: the machine's cores share the work
     jobs = [subprocess.Popen([cc, *C_FLAGS, *defines, "-c", str(source)], cwd=tmp) for source in sources]
     assert [job.wait() for job in jobs] == [0] * len(jobs), "the core's sources must compile"

@@ -414,7 +414,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
@@ -1223,9 +1222,8 @@ static int join_busy(const char *dir) {
 static pid_t g_holder = -1;
 
 static pid_t stopped_holder(void) {
-    pid_t holder = fork();
+    pid_t holder = fork_tied();
     if (holder == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);     /* never outlives this test */
         ULONG rc;
         if (!wpt_registry_lock(1, &rc)) _exit(1);
         raise(SIGSTOP);                        /* stopped with the lock held */
@@ -1873,7 +1871,7 @@ static int dir_while_locked(void) {
 
 /* The sessions a child forked now reads as it begins (-1: it failed). */
 static int sessions_read_by_child(void) {
-    pid_t child = fork();
+    pid_t child = fork_tied();
     if (child == 0) {
         uint32_t n = atomic_load(&wpt_fork_sessions_read);
         _exit(n > 100 ? 100 : (int)n);
@@ -1883,14 +1881,14 @@ static int sessions_read_by_child(void) {
 
 /* Whether a child forked now still has descriptor 0 (-1: it failed). */
 static int child_keeps_stdin(void) {
-    pid_t child = fork();
+    pid_t child = fork_tied();
     if (child == 0) _exit(fcntl(0, F_GETFD) != -1);
     return exit_code_of(child, -1);
 }
 
 /* The provider registrations a child forked now resets as it begins (-1: it failed). */
 static int registrations_read_by_child(void) {
-    pid_t child = fork();
+    pid_t child = fork_tied();
     if (child == 0) {
         uint32_t n = atomic_load(&wpt_fork_registrations_read);
         _exit(n > 100 ? 100 : (int)n);
@@ -2339,7 +2337,7 @@ static int fork_copying(void) {
     if (pthread_create(&copier, NULL, reconcile, NULL) != 0) return 4;
     wait_for(&g_copier_held, 20000);
     int held = atomic_load(&g_copier_held);
-    pid_t child = fork();
+    pid_t child = fork_tied();
     if (child == 0) _exit(0);
     if (child < 0) return 5;
     int status = 0, returned = 0;
@@ -2673,7 +2671,7 @@ static int fork_retiring(const char *dir) {
     pthread_t retirer;
     if (pthread_create(&retirer, NULL, retire_thread, v) != 0) return 5;
     if (wait_sem(&g_retiring, 10)) return 6;
-    pid_t child = fork();
+    pid_t child = fork_tied();
     if (child == 0) _exit(holds_session_memory());
     int status = 0;
     while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
@@ -3457,7 +3455,7 @@ static ULONG fork_on_enable(WMIDPREQUESTCODE code, PVOID context, ULONG *size, P
     (void)size;
     (void)buffer;
     if (code != WMI_ENABLE_EVENTS || g_forked_status != -1) return ERROR_SUCCESS;
-    pid_t child = fork();
+    pid_t child = fork_tied();
     if (child == 0) {
         g_fork_child = 1;
         g_child_second_at_fork = atomic_load(&g_second_enabled);   /* delivered inside fork()? */
@@ -3512,7 +3510,7 @@ static ULONG fork_when_nested(WMIDPREQUESTCODE code, PVOID context, ULONG *size,
         EnableTrace(1, 0x5, 4, &g_owed_control, g_nested_y);      /* nested: Y's ENABLE */
         return ERROR_SUCCESS;
     }
-    pid_t child = fork();
+    pid_t child = fork_tied();
     if (child == 0) {
         g_nested_child = 1;
         return ERROR_SUCCESS;
@@ -3587,7 +3585,7 @@ static ULONG fork_when_deep(WMIDPREQUESTCODE code, PVOID context, ULONG *size, P
         }
         return ERROR_SUCCESS;
     }
-    pid_t child = fork();
+    pid_t child = fork_tied();
     if (child == 0) {
         g_deep_child = 1;
         return ERROR_SUCCESS;
@@ -3926,7 +3924,7 @@ static _Atomic int g_fork_returned;
 
 static void *fork_thread(void *arg) {
     (void)arg;
-    pid_t child = fork();
+    pid_t child = fork_tied();
     if (child == 0) _exit(0);
     exit_code_of(child, 0);                   /* reaped */
     atomic_store(&g_fork_returned, 1);
@@ -4006,7 +4004,7 @@ static ULONG fork_on_endpoint(WMIDPREQUESTCODE code, PVOID context, ULONG *size,
     (void)size;
     (void)buffer;
     if (code != WMI_ENABLE_EVENTS || atomic_exchange(&g_ep_forked, 1)) return ERROR_SUCCESS;
-    pid_t child = fork();
+    pid_t child = fork_tied();
     if (child == 0) {
         if (!g_watch_child) return ERROR_SUCCESS;      /* back into the copy of the endpoint thread */
         g_copy_tid = (pid_t)syscall(SYS_gettid);
@@ -4291,7 +4289,7 @@ static int refused_view_fork(const char *dir) {
     wpt_test_refuse_views = 1;
     EnableTrace(1, 0x5, 4, &g_refused_control, a);
     ULONG refused = wpptrace_views_refused();
-    pid_t child = fork();
+    pid_t child = fork_tied();
     if (child == 0) _exit((int)wpptrace_views_refused());
     int child_refused = exit_code_of(child, 99);
     wpt_test_refuse_views = 0;
@@ -4460,7 +4458,7 @@ static ULONG fork_and_stay(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PV
     (void)size;
     (void)buffer;
     if (code != WMI_ENABLE_EVENTS || g_stay_child != -1) return ERROR_SUCCESS;
-    pid_t child = fork();
+    pid_t child = fork_tied();
     if (child != 0) {
         g_stay_child = child;
         return ERROR_SUCCESS;
@@ -4649,7 +4647,7 @@ static int cancel_in_dir_check(const char *dir, int which) {
     pid_t provider = -1;
     if (which == 2) {
         if (pipe(ready) != 0 || pipe(hold) != 0) return 3;
-        provider = fork();
+        provider = fork_tied();
         if (provider < 0) return 3;
         if (provider == 0) {
             static const GUID control = {0x6a3c2f30, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
@@ -4705,7 +4703,7 @@ static ULONG fork_and_withhold(WMIDPREQUESTCODE code, PVOID context, ULONG *size
     (void)size;
     (void)buffer;
     if (code != WMI_ENABLE_EVENTS || g_withheld_child != -1) return ERROR_SUCCESS;
-    pid_t child = fork();
+    pid_t child = fork_tied();
     if (child != 0) {
         g_withheld_child = child;
         return ERROR_SUCCESS;
@@ -4770,7 +4768,7 @@ static int fork_while_retiring(void) {
     pthread_t t;
     if (pthread_create(&t, NULL, publish_newer, newer) != 0) return 2;
     if (wait_sem(&g_replace_held, 10)) return 3;
-    pid_t child = fork();
+    pid_t child = fork_tied();
     if (child == 0)
         _exit(old->map != NULL && atomic_load(&wpt_views[3]) != old);   /* out of its slot, mapped */
     sem_post(&g_replace_go);
@@ -4920,7 +4918,6 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "wall-stepped") == 0) return wall_stepped();
     if (argc == 3 && (strcmp(argv[1], "provider-only") == 0 || strcmp(argv[1], "provider-impatient") == 0
                       || strcmp(argv[1], "provider-hasty") == 0)) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);     /* never outlives the test */
         if (strcmp(argv[1], "provider-impatient") == 0) wpt_registry_wait_ms = 300;
         if (strcmp(argv[1], "provider-hasty") == 0) wpt_registry_wait_ms = 50;
         TRACEHANDLE registration;

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "wpptrace_etw.h"
+#include "child_calls.h"
 
 /* a tight loop, bounded so that the file stays small enough to check record by record */
 #define LOOP_EVENTS 20000
@@ -157,7 +158,7 @@ int main(int argc, char **argv) {
         g_run = 0;
         pthread_join(t, NULL);
     } else if (!strcmp(mode, "forkcrash")) {
-        pid_t child = fork();
+        pid_t child = fork_tied();
         if (child == 0) {
             wpptrace_debug_reserve_only(g_session, 24);
             abort();

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "_etw_internal.h"
+#include "child_calls.h"
 
 static sem_t g_held, g_forked;
 static _Atomic int g_armed, g_went_on;
@@ -43,7 +44,7 @@ static int paths_reach_runtime(void) {
 static void *forker(void *arg) {
     (void)arg;
     sem_wait(&g_held);
-    pid_t pid = fork();
+    pid_t pid = fork_tied();
     if (pid == 0) {
         wpt_test_point = NULL;
         _exit(paths_reach_runtime() ? 0 : 1);

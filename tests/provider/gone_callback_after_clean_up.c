@@ -11,7 +11,6 @@
 #define _GNU_SOURCE
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +19,6 @@
 #include <unistd.h>
 #include "_etw_internal.h"
 #include "session_calls.h"
-
-extern char **environ;
 
 static const GUID CALLING = {0x71c3e0a8, 0x5d24, 0x4b9f, {0x86, 0x1e, 0x2f, 0xa0, 0x5b, 0xc7, 0x39, 0xd6}};
 static const char *g_runtime, *g_dir;
@@ -49,12 +46,7 @@ static void at_point(int point) {
             poll(NULL, 0, 5);
         }
     }
-    if (point == WPT_POINT_GONE_FREED && atomic_exchange(&g_armed, 0)) {
-        char *rm[] = {"/bin/rm", "-rf", (char *)g_runtime, NULL};
-        pid_t pid;
-        int status = 0;
-        if (posix_spawn(&pid, rm[0], NULL, NULL, rm, environ) == 0) waitpid(pid, &status, 0);
-    }
+    if (point == WPT_POINT_GONE_FREED && atomic_exchange(&g_armed, 0)) clean_up_elsewhere(g_runtime);
 }
 
 int main(int argc, char **argv) {

@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "_etw_internal.h"
+#include "child_calls.h"
 
 static int g_fillers[4096];
 static int g_filled;
@@ -80,7 +81,7 @@ int main(int argc, char **argv) {
     sigset_t term;
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
-    pid_t child = fork();
+    pid_t child = fork_tied();          /* a stand-in for a host, which never ends by itself */
     if (child < 0) return 3;
     g_host = child;
     if (child == 0) {
@@ -114,7 +115,7 @@ int main(int argc, char **argv) {
     atomic_store(&wpt_test_start_unreadable, 0);
     if (setrlimit(RLIMIT_NOFILE, &old) != 0) return 8;
     fflush(stdout);
-    pid_t forked = fork();
+    pid_t forked = fork_tied();
     if (forked == 0) _exit((int)wpptrace_hosts_not_stopped());
     int status = 0;
     int forked_said = forked > 0 && waitpid(forked, &status, 0) == forked && WIFEXITED(status)

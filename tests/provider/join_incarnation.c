@@ -17,7 +17,6 @@
 #define _GNU_SOURCE
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,23 +26,11 @@
 #include "_etw_internal.h"
 #include "session_calls.h"
 
-extern char **environ;
-
 static const GUID CONTROL = {0x5c1e8a42, 0x93d7, 0x4b06, {0x9f, 0x21, 0x6a, 0x3c, 0xe8, 0x17, 0x40, 0xd5}};
 static char g_self[4096];
 static const char *g_dir, *g_runtime;
 static _Atomic int g_armed;
 static int g_other = -1;
-
-/* run `argv` in a process of its own and wait for it */
-static int run(char *const argv[]) {
-    pid_t pid;
-    fflush(stdout);
-    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0) return -1;
-    int status = 0;
-    if (waitpid(pid, &status, 0) != pid) return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 static int run_mode(const char *mode) {
     char *argv[] = {g_self, (char *)g_dir, (char *)mode, NULL};
@@ -54,8 +41,7 @@ static int run_mode(const char *mode) {
  * runtime directory, and another process starts a session in the registry made again. */
 static void at_point(int point) {
     if (point != WPT_POINT_ATTACHING || !atomic_exchange(&g_armed, 0)) return;
-    char *rm[] = {"/bin/rm", "-rf", (char *)g_runtime, NULL};
-    g_other = run(rm) == 0 ? run_mode("other") : -1;
+    g_other = clean_up_elsewhere(g_runtime) == 0 ? run_mode("other") : -1;
 }
 
 int main(int argc, char **argv) {

@@ -35,16 +35,6 @@ static ULONG starts_on_disable(WMIDPREQUESTCODE code, PVOID context, ULONG *size
     return ERROR_SUCCESS;
 }
 
-static int clean_up(void) {
-    pid_t cleaner = fork();             /* a clean-up of /tmp, by another process */
-    if (cleaner == 0) {
-        execlp("rm", "rm", "-rf", g_runtime, (char *)NULL);
-        _exit(127);
-    }
-    int status = 0;
-    return cleaner > 0 && waitpid(cleaner, &status, 0) == cleaner && status == 0 ? 0 : -1;
-}
-
 static ULONG quiet(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
     (void)code;
     (void)context;
@@ -68,7 +58,7 @@ int main(int argc, char **argv) {
     if (start_private_file(argv[1], "leaving-private", &private_session) != ERROR_SUCCESS) return 5;
     if (EnableTrace(1, 0, 4, &CONTROL, private_session) != ERROR_SUCCESS) return 6;
     if (start(argv[1], "leaving-hosted", &hosted) != ERROR_SUCCESS) return 7;
-    if (clean_up() != 0) return 8;
+    if (clean_up_elsewhere(g_runtime) != 0) return 8;
     printf("unregistered %u ", (unsigned)UnregisterTraceGuids(provider));
     there();
     printf("private %u ", (unsigned)stop(private_session));
@@ -90,7 +80,7 @@ int main(int argc, char **argv) {
         return 9;
     if (start_private_file(argv[1], "leaving-stopped", &stopped) != ERROR_SUCCESS) return 10;
     if (EnableTrace(1, 0, 4, &CALLING, stopped) != ERROR_SUCCESS) return 11;
-    if (clean_up() != 0) return 12;
+    if (clean_up_elsewhere(g_runtime) != 0) return 12;
     printf("stopped %u ", (unsigned)stop(stopped));
     printf("called %u ", (unsigned)g_called);
     there();

@@ -18,7 +18,6 @@
  */
 #define _GNU_SOURCE
 #include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,21 +27,9 @@
 #include "_etw_internal.h"
 #include "session_calls.h"
 
-extern char **environ;
-
 static const GUID CONTROL = {0x2b7d40e1, 0x6c58, 0x4f93, {0xa1, 0x0e, 0x54, 0xd2, 0x8b, 0x36, 0xc9, 0x7f}};
 static char g_self[4096];
 static const char *g_dir;
-
-/* run `argv` in a process of its own and wait for it */
-static int run(char *const argv[]) {
-    pid_t pid;
-    fflush(stdout);
-    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0) return -1;
-    int status = 0;
-    if (waitpid(pid, &status, 0) != pid) return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
@@ -70,12 +57,11 @@ int main(int argc, char **argv) {
     printf("private_slot %u private_generation %u started %u enabled_on %u\n", (unsigned)slot,
            (unsigned)generation, (unsigned)started, (unsigned)enabled_on);
     fflush(stdout);
-    pid_t child = fork();
+    pid_t child = fork_tied();
     if (child < 0) return 5;
     if (child == 0) {
-        char *rm[] = {"/bin/rm", "-rf", (char *)runtime, NULL};
         char *other_argv[] = {g_self, (char *)g_dir, "other", NULL};
-        int other = run(rm) == 0 ? run(other_argv) : -1;
+        int other = clean_up_elsewhere(runtime) == 0 ? run(other_argv) : -1;
         TRACE_GUID_REGISTRATION reg = {&CONTROL, NULL};
         TRACEHANDLE provider = 0;
         if (RegisterTraceGuidsA(track_control, NULL, &CONTROL, 1, &reg, NULL, NULL, &provider) != ERROR_SUCCESS)

@@ -42,7 +42,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -50,6 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "_etw_internal.h"
+#include "child_calls.h"
 
 static const GUID g_control = {0x7b1e4a40, 0x5c2d, 0x4e6f, {1, 2, 3, 4, 5, 6, 7, 8}};
 static sem_t g_held, g_release;
@@ -143,9 +143,8 @@ static int sockets_named(pid_t pid) {
     return n;
 }
 
-/* MODE hold: the registry's lock held, then stopped (killed with its parent). */
+/* MODE hold: the registry's lock held, then stopped (killed with its parent: tied_to_parent.c). */
 static int hold(const char *dir) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
     char path[4096];
     snprintf(path, sizeof path, "%s/registry", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -163,7 +162,6 @@ static pid_t spawn_holder(const char *self, const char *dir) {
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, p[1], 1);
     char *args[] = {(char *)self, "hold", (char *)dir, NULL};
-    extern char **environ;
     pid_t pid;
     int failed = posix_spawn(&pid, self, &fa, NULL, args, environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -183,6 +181,8 @@ static void end_holder(void) {
     g_holder = -1;
 }
 
+/* Its child exits at once, and this thread ends before the child is reaped: a tied child
+ * (fork_tied) would be killed as the thread ends, its exit status lost. */
 static void *forker(void *arg) {
     pid_t child = fork();
     if (child == 0) _exit(0);
@@ -299,7 +299,7 @@ int main(int argc, char **argv) {
         fflush(stdout);
         exit(0);
     }
-    pid_t parent = getpid(), child = fork();
+    pid_t parent = getpid(), child = fork_tied();
     if (child < 0) return 7;
     if (child == 0) _exit(sockets_named(parent));
     sem_post(&g_release);

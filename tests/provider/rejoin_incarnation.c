@@ -18,7 +18,6 @@
 #define _GNU_SOURCE
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,21 +27,9 @@
 #include "_etw_internal.h"
 #include "session_calls.h"
 
-extern char **environ;
-
 static const GUID CONTROL = {0x2b7d4c90, 0x6e13, 0x4f28, {0x8a, 0x5c, 0x31, 0x9e, 0x07, 0xd2, 0x64, 0xbb}};
 static pid_t g_parent;
 static _Atomic int g_hold, g_held, g_child_answered;
-
-/* run `argv` in a process of its own and wait for it */
-static int run(char *const argv[]) {
-    pid_t pid;
-    fflush(stdout);
-    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0) return -1;
-    int status = 0;
-    if (waitpid(pid, &status, 0) != pid) return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 /* The parent's endpoint thread is held before its poll while g_hold is set (it must not hear
  * the first host's end before the fork); the child says when its JOIN again was answered (not
@@ -105,8 +92,7 @@ int main(int argc, char **argv) {
     if (!wait_for(&g_held)) return 8;
     /* a clean-up of /tmp removes the runtime directory; another process starts a session in
      * the registry made again, which gets the same slot and generation */
-    char *rm[] = {"/bin/rm", "-rf", (char *)runtime, NULL};
-    if (run(rm) != 0) return 9;
+    if (clean_up_elsewhere(runtime) != 0) return 9;
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) return 10;
@@ -114,7 +100,7 @@ int main(int argc, char **argv) {
     char *other_argv[] = {self, (char *)dir, "other", NULL};
     int other = run(other_argv);
     fflush(stdout);
-    pid_t child = fork();
+    pid_t child = fork_tied();
     if (child == 0) _exit(child_outcome());
     int status = 0;
     int child_said = child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) ? WEXITSTATUS(status) : -1;

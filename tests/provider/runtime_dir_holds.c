@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "_etw_internal.h"
+#include "child_calls.h"
 
 static sem_t g_arrived, g_go;
 static _Atomic int g_armed;
@@ -43,7 +44,7 @@ static void *check_directory(void *arg) {
 
 static void *fork_once(void *arg) {
     (void)arg;
-    pid_t child = fork();
+    pid_t child = fork_tied();
     if (child == 0) _exit(0);
     int status;
     while (child > 0 && waitpid(child, &status, 0) < 0 && errno == EINTR) {}

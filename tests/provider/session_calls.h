@@ -1,13 +1,15 @@
 /* session_calls.h: the session calls the C test programs of this folder share (the test
  * builder puts the folder on their include path): one properties block, a file or real-time
  * session started, stopped or queried, a provider control callback that keeps what it
- * was last told, and one that counts what each registration was told. Include after _etw_internal.h. */
+ * was last told, one that counts what each registration was told, and the child processes of
+ * child_calls.h. Include after _etw_internal.h. */
 #ifndef WPPTRACE_TESTS_SESSION_CALLS_H
 #define WPPTRACE_TESTS_SESSION_CALLS_H
 
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include "child_calls.h"
 
 typedef struct { EVENT_TRACE_PROPERTIES p; char names[4096]; } props_block;
 

@@ -15,7 +15,6 @@
  */
 #define _GNU_SOURCE
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,21 +23,9 @@
 #include "_etw_internal.h"
 #include "session_calls.h"
 
-extern char **environ;
-
 static const char *g_dir, *g_runtime;
 static int g_armed, g_realtime;
 static ULONG g_other = 0xFFFFFFFF;
-
-/* run `argv` in a process of its own (spawned: no fork handler runs while the control lock is
- * held here) and wait for it */
-static int run(char *const argv[]) {
-    pid_t pid;
-    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0) return -1;
-    int status = 0;
-    if (waitpid(pid, &status, 0) != pid) return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 /* The QUERY found its session (the registry's lock let go), has not sent it: a clean-up of
  * /tmp removes the runtime directory, and another process starts a session in the registry
@@ -46,8 +33,7 @@ static int run(char *const argv[]) {
 static void at_target_found(int point) {
     if (point != WPT_POINT_TARGET_FOUND || !g_armed) return;
     g_armed = 0;
-    char *rm[] = {"/bin/rm", "-rf", (char *)g_runtime, NULL};
-    if (run(rm) != 0) return;
+    if (clean_up_elsewhere(g_runtime) != 0) return;
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) return;

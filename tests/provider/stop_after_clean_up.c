@@ -19,7 +19,6 @@
  */
 #define _GNU_SOURCE
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +28,6 @@
 #include "_etw_internal.h"
 #include "session_calls.h"
 
-extern char **environ;
-
 static const char *g_dir, *g_runtime;
 static _Atomic int g_armed, g_made_again;
 static int g_to_make_again;
@@ -39,17 +36,6 @@ static int g_child = -1;
 
 static int there(void) {
     return access(g_runtime, F_OK) == 0;
-}
-
-/* A clean-up of /tmp, by another process (spawned: no fork handler runs with the control lock
- * held here). */
-static int clean_up(void) {
-    char *rm[] = {"/bin/rm", "-rf", (char *)g_runtime, NULL};
-    pid_t pid;
-    if (posix_spawn(&pid, rm[0], NULL, NULL, rm, environ) != 0) return -1;
-    int status = 0;
-    if (waitpid(pid, &status, 0) != pid) return -1;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 /* The runtime directory's parent renamed to "<parent>.old" and made again, a new runtime
@@ -67,14 +53,14 @@ static void make_again(void) {
 
 static void at_point(int point) {
     if (point == WPT_POINT_TARGET_FOUND && atomic_exchange(&g_armed, 0)) {
-        clean_up();
+        clean_up_elsewhere(g_runtime);      /* spawned: no fork handler runs with the control lock held */
         atomic_store(&g_made_again, g_to_make_again);   /* at the STOP's next check */
     } else if (point == WPT_POINT_RUNTIME_DIR_OPENING && pthread_equal(pthread_self(), g_main)
                && atomic_exchange(&g_made_again, 0)) {
         make_again();
     } else if (point == WPT_POINT_PRIVATE_STOPPED && atomic_exchange(&g_armed, 0)) {
         /* forked in the STOP: the child is a process of its own, which starts something */
-        pid_t pid = fork();
+        pid_t pid = fork_tied();
         if (pid == 0) {
             wpt_test_point = NULL;
             TRACEHANDLE h = 0;
@@ -112,7 +98,7 @@ static int found(int made_again) {
 static int forked(void) {
     TRACEHANDLE h = 0;
     if (start_private_file(g_dir, "stopped", &h) != ERROR_SUCCESS) return 4;
-    if (clean_up() != 0) return 5;
+    if (clean_up_elsewhere(g_runtime) != 0) return 5;
     wpt_test_point = at_point;
     atomic_store(&g_armed, 1);
     ULONG rc = stop(h);

@@ -1,0 +1,48 @@
+/* child_calls.h: the child processes of the C test programs of this folder, which never outlive
+ * the process that made them, so that a test run killed midway leaves none behind (the test
+ * builder puts the folder on their include path); and a clean-up of /tmp done by another process. A child forked with fork_tied() gets SIGKILL
+ * when the thread that forked it ends: fork from a thread that lives until the child is reaped.
+ * A program of this folder spawned (run) ties itself to its spawner as it starts
+ * (tied_to_parent.c, linked into every program the tests build). */
+#ifndef WPPTRACE_TESTS_CHILD_CALLS_H
+#define WPPTRACE_TESTS_CHILD_CALLS_H
+
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* fork(), its child killed once the forking thread ends; a child whose parent ended before
+ * that was set ends at once. */
+static inline pid_t fork_tied(void) {
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(126);
+    }
+    return pid;
+}
+
+/* run `argv` in a process of its own and wait for it: its exit status, -1 if it did not exit.
+ * Spawned, not forked: no fork handler runs, so the caller may hold the core's locks. */
+static inline int run(char *const argv[]) {
+    pid_t pid;
+    fflush(stdout);
+    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0) return -1;
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* A clean-up of /tmp removing `dir`, by another process (rm -rf): rm's exit status. */
+static inline int clean_up_elsewhere(const char *dir) {
+    char *rm[] = {"/bin/rm", "-rf", (char *)dir, NULL};
+    return run(rm);
+}
+
+#endif
