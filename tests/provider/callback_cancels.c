@@ -105,30 +105,6 @@ static void *change_in_thread(void *arg) {
     return NULL;
 }
 
-static ULONG start_private(const char *dir, TRACEHANDLE *h) {
-    props_block b;
-    memset(&b, 0, sizeof b);
-    b.p.Wnode.BufferSize = sizeof b;
-    b.p.BufferSize = 1;
-    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
-                    | EVENT_TRACE_PRIVATE_IN_PROC;
-    b.p.LogFileNameOffset = sizeof b.p;
-    snprintf(b.names, sizeof b.names, "%s/callback-cancels.etl", dir);
-    return StartTrace(h, "callback-cancels", &b.p);
-}
-
-static int listed_enabled(void) {
-    wpt_wire_registered listed[8];
-    size_t n = wpt_registered_guids(listed, 8);
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(&listed[i].guid, &g_control, sizeof g_control) == 0) return listed[i].logger_handle != 0;
-    return 0;
-}
-
-static void wait_for(_Atomic int *flag) {
-    for (int i = 0; i < 20000 && !atomic_load(flag); i++) usleep(1000);
-}
-
 static ULONG query(TRACEHANDLE h) {
     props_block b;
     memset(&b, 0, sizeof b);
@@ -146,7 +122,8 @@ static int cancelled_change(const char *dir, int enable, int private_session, in
     alarm(50);                              /* a deadlock ends the program (no output) */
     wpt_test_point = at_point;
     TRACEHANDLE s;
-    if ((private_session ? start_private(dir, &s) : start(dir, "callback-cancels", &s)) != ERROR_SUCCESS)
+    if ((private_session ? start_private_in_proc(dir, "callback-cancels", &s)
+                         : start(dir, "callback-cancels", &s)) != ERROR_SUCCESS)
         return 3;
     /* refused from now on (others of the group may write to it): no endpoint thread starts */
     const char *runtime = getenv("WPPTRACE_RUNTIME_DIR");
@@ -168,13 +145,13 @@ static int cancelled_change(const char *dir, int enable, int private_session, in
     if (pthread_create(&t, NULL, change_in_thread, &c) != 0) return 6;
     void *result = NULL;
     pthread_join(t, &result);
-    int listed_before = listed_enabled();
+    int listed_before = listed_enabled(&g_control);
     ULONG undelivered = wpptrace_changes_undelivered();
     sem_post(&g_deliver);
     int heard_early = 0;
     if (endpoint == 1) {
-        wait_for(g_heard);
-        wait_for(&g_done_after_heard);
+        wait_for(g_heard, 20000);
+        wait_for(&g_done_after_heard, 20000);
     } else {
         if (endpoint >= 2) {
             pthread_t closer;
@@ -200,7 +177,7 @@ static int cancelled_change(const char *dir, int enable, int private_session, in
         EnableTrace(1, 0, 4, &g_other, s);  /* delivers what is owed */
         EnableTrace(0, 0, 4, &g_other, s);  /* a second callback would come now */
     }
-    int listed = listed_enabled();
+    int listed = listed_enabled(&g_control);
     int told[4] = {atomic_load(&g_r1.enables), atomic_load(&g_r1.disables), atomic_load(&g_r2.enables),
                    atomic_load(&g_r2.disables)};
     if (!endpoint && chmod(runtime, 0700) != 0) return 8;

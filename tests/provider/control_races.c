@@ -463,12 +463,6 @@ static int kill_and_reap(pid_t pid) {
     return status;
 }
 
-/* Waits until `flag` is set, for `ms` at the most. */
-static void wait_for(_Atomic int *flag, int64_t ms) {
-    int64_t until = wpt_mono_ms() + ms;
-    while (!atomic_load(flag) && wpt_mono_ms() < until) usleep(1000);
-}
-
 /* A /proc stat file ("pid (comm) S ppid ...") read into `text`: its fields from the state
  * letter on (comm may hold spaces and parentheses: they start after the last ')'), NULL if
  * it cannot be read. The test's own reading, not the core's. */
@@ -493,17 +487,6 @@ static ULONG register_provider(WMIDPREQUEST callback, PVOID context, const GUID 
 }
 
 /* A private in-process session `name` logging to DIR/NAME.etl: nonzero if it did not start. */
-static int start_private(const char *dir, const char *name, TRACEHANDLE *h) {
-    props_block b;
-    blank(&b);
-    b.p.BufferSize = 1;
-    b.p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
-                    | EVENT_TRACE_PRIVATE_IN_PROC;
-    b.p.LogFileNameOffset = sizeof b.p;
-    snprintf(b.names, sizeof b.names, "%s/%s.etl", dir, name);
-    return StartTrace(h, name, &b.p) != ERROR_SUCCESS;
-}
-
 #define PAIRS 32
 
 static sem_t g_arrived, g_go;
@@ -1775,7 +1758,7 @@ static int host_emfile(const char *dir) {
 }
 
 static int release_locked(const char *dir) {
-    if (start_private(dir, "control-races-a", &g_private)) return 3;
+    if (start_private_in_proc(dir, "control-races-a", &g_private)) return 3;
     pid_t holder = stopped_holder();
     if (holder < 0) return 4;
     wpt_registry_wait_ms = 300;
@@ -1903,7 +1886,7 @@ static int fork_sessions(const char *dir) {
     int without = sessions_read_by_child();
     int registrations = registrations_read_by_child();
     TRACEHANDLE a;
-    if (start_private(dir, "control-races-a", &a)) return 3;
+    if (start_private_in_proc(dir, "control-races-a", &a)) return 3;
     int with_private = sessions_read_by_child();
     ULONG stopped = stop(a);
     int after_stop = sessions_read_by_child();
@@ -1976,7 +1959,7 @@ static void *query_private(void *arg) {
 static int list_slow_host(const char *dir, int info) {
     TRACEHANDLE a;
     if (start(dir, "control-races-a", &a)) return 3;
-    if (start_private(dir, "control-races-b", &g_private_b)) return 4;
+    if (start_private_in_proc(dir, "control-races-b", &g_private_b)) return 4;
     pid_t host = (pid_t)host_of((uint32_t)(a & 0xFFFF));
     if (!host || kill(host, SIGSTOP) != 0) return 5;
     wpt_host_reply_ms = 120000;             /* the listing waits for the stopped host */
@@ -2029,15 +2012,6 @@ static int stale_replaces(const char *dir) {
 }
 
 /* Whether this process says it has `control` enabled (LIST). */
-static int listed_enabled(const GUID *control) {
-    wpt_wire_registered regs[16];
-    size_t n = wpt_registered_guids(regs, 16);
-    int enabled = 0;
-    for (size_t i = 0; i < n; i++)
-        enabled |= memcmp(&regs[i].guid, control, sizeof(GUID)) == 0 && regs[i].logger_handle != 0;
-    return enabled;
-}
-
 /* An enable of `control` put into the registry for the session in `slot` (nobody told); its
  * index in the table, -1 if none is free. */
 static int registry_enable(const GUID *control, uint32_t slot) {
@@ -2368,7 +2342,7 @@ static int other_session_disable(const char *dir) {
     TRACEHANDLE registration;
     if (register_provider(track_control, NULL, &g_silent_control, &registration))
         return 5;
-    if (start_private(dir, "control-races-x", &x)) return 6;
+    if (start_private_in_proc(dir, "control-races-x", &x)) return 6;
     uint64_t enabled_at = wpt_next_version(NULL);          /* B's enable, not heard of yet */
     ULONG disabled = EnableTrace(0, 0, 0, &g_silent_control, x);
     ULONG enabled = wpt_apply_enable(&g_silent_control, 1, wpt_handle_of((uint16_t)slot_b, (uint8_t)gen_b, 0x5, 4),
@@ -2797,7 +2771,7 @@ static int stop_sync(const char *dir) {
     sem_init(&g_syncing, 0, 0);
     sem_init(&g_sync_go, 0, 0);
     sem_init(&g_sync_listed, 0, 0);
-    if (start_private(dir, "control-races-x", &g_sync_x)) return 3;
+    if (start_private_in_proc(dir, "control-races-x", &g_sync_x)) return 3;
     wpt_test_point = at_file_sync;
     atomic_store(&g_armed, 1);
     pthread_t stopper, lister;
@@ -2905,7 +2879,7 @@ static int x_file_open(void) {
 static int stop_sync_cancel(const char *dir) {
     sem_init(&g_syncing, 0, 0);
     sem_init(&g_sync_go, 0, 0);
-    if (start_private(dir, "control-races-x", &g_sync_x)) return 3;
+    if (start_private_in_proc(dir, "control-races-x", &g_sync_x)) return 3;
     int open_before = x_file_open();
     g_sync_stopped = 99;
     wpt_test_point = at_file_sync;
@@ -3527,8 +3501,8 @@ static void *unregister_nested(void *arg) {
 }
 
 static int fork_nested(const char *dir) {
-    if (start_private(dir, "control-races-x", &g_nested_x)) return 3;
-    if (start_private(dir, "control-races-y", &g_nested_y)) return 4;
+    if (start_private_in_proc(dir, "control-races-x", &g_nested_x)) return 3;
+    if (start_private_in_proc(dir, "control-races-y", &g_nested_y)) return 4;
     if (register_provider(fork_when_nested, NULL, &g_owed_control, &g_nested_reg)) return 5;
     ULONG enabled = EnableTrace(1, 0x5, 4, &g_owed_control, g_nested_x);
     if (g_nested_child) {
@@ -3598,7 +3572,7 @@ static int fork_deep(const char *dir) {
     for (int i = 0; i < DEEP_NESTING; i++) {
         char name[64];
         snprintf(name, sizeof name, "control-races-deep%d", i);
-        if (start_private(dir, name, &g_deep[i])) return 3;
+        if (start_private_in_proc(dir, name, &g_deep[i])) return 3;
     }
     sem_init(&g_deep_told, 0, 0);
     static const GUID message = {0x6a3c2f1d, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
@@ -3680,7 +3654,7 @@ static int stopping_p_closes(TRACEHANDLE *p, WMIDPREQUEST on_enable, const char 
     TRACEHANDLE a;
     int failed = host_a_elsewhere(dir, &slot, &generation, &a);
     if (failed) return failed;
-    if (start_private(dir, "control-races-p", p)) return 5;
+    if (start_private_in_proc(dir, "control-races-p", p)) return 5;
     TRACEHANDLE q, e;
     if (register_provider(close_on_disable, NULL, &g_owed_control, &q)
         || register_provider(on_enable, NULL, &g_last_control, &e))
@@ -3893,7 +3867,7 @@ static int full_table(const char *dir) {
     TRACEHANDLE a, x;
     int failed = host_a_elsewhere(dir, &slot, &generation, &a);
     if (failed) return failed;
-    if (start_private(dir, "control-races-x", &x)) return 5;
+    if (start_private_in_proc(dir, "control-races-x", &x)) return 5;
     int filled = 0;
     for (uint32_t i = 0; i < WPT_MAX_ENABLES; i++) {
         GUID g = {0x7b000000u + i, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
@@ -4366,7 +4340,7 @@ static int cancel_unregister(const char *dir) {
     static const GUID message = {0x6a3c2f21, 0x1d2e, 0x4b5a, {1, 2, 3, 4, 5, 6, 7, 8}};
     TRACE_GUID_REGISTRATION reg = {&message, NULL};
     if (RegisterTraceGuids(held_enable, NULL, &g_unregister_control, 1, &reg, NULL, NULL, &g_unreg_r)) return 3;
-    if (start_private(dir, "control-races-x", &g_unreg_x)) return 4;
+    if (start_private_in_proc(dir, "control-races-x", &g_unreg_x)) return 4;
     pthread_t enabler, t;
     if (pthread_create(&enabler, NULL, enable_held_in_callback, NULL) != 0) return 5;
     if (wait_sem(&g_unreg_entered, 10)) return 6;
@@ -4416,7 +4390,7 @@ static ULONG close_then_register(WMIDPREQUESTCODE code, PVOID context, ULONG *si
 static int close_then_register_mode(const char *dir) {
     TRACEHANDLE x, r;
     if (register_provider(close_then_register, NULL, &g_first_control, &r)) return 3;
-    if (start_private(dir, "control-races-x", &x)) return 4;
+    if (start_private_in_proc(dir, "control-races-x", &x)) return 4;
     sem_init(&g_poll_held, 0, 0);
     sem_init(&g_poll_go, 0, 0);
     wpt_test_point = at_poll_held;

@@ -23,8 +23,6 @@ static const char *g_runtime, *g_dir;
 static ULONG g_called = 0xFFFFFFFFu;     /* the callback's StartTrace, once it ran */
 static TRACEHANDLE g_called_session;
 
-static ULONG start_private_file(const char *dir, const char *name, TRACEHANDLE *h);
-
 /* A provider whose DISABLE starts a session of its own. */
 static ULONG starts_on_disable(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
     (void)context;
@@ -32,14 +30,6 @@ static ULONG starts_on_disable(WMIDPREQUESTCODE code, PVOID context, ULONG *size
     (void)buffer;
     if (code == WMI_DISABLE_EVENTS && g_called == 0xFFFFFFFFu)
         g_called = start_private_file(g_dir, "leaving-called", &g_called_session);
-    return ERROR_SUCCESS;
-}
-
-static ULONG quiet(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
-    (void)code;
-    (void)context;
-    (void)size;
-    (void)buffer;
     return ERROR_SUCCESS;
 }
 

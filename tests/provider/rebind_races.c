@@ -49,7 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "_etw_internal.h"
-#include "child_calls.h"
+#include "session_calls.h"
 
 static const GUID g_control = {0x7b1e4a40, 0x5c2d, 0x4e6f, {1, 2, 3, 4, 5, 6, 7, 8}};
 static sem_t g_held, g_release;
@@ -90,14 +90,6 @@ static void at_point(int point) {
     while (sem_timedwait(&g_release, &until) != 0 && errno == EINTR) {}
 }
 
-static ULONG quiet(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
-    (void)code;
-    (void)context;
-    (void)size;
-    (void)buffer;
-    return ERROR_SUCCESS;
-}
-
 /* A clean-up of /tmp: the runtime directory and its files removed, then made again (as another
  * process's first use does). */
 static int remove_and_make_again(const char *dir) {
@@ -110,14 +102,10 @@ static int remove_and_make_again(const char *dir) {
     return rmdir(dir) == 0 && mkdir(dir, 0700) == 0 ? 0 : -1;
 }
 
-static void wait_for(_Atomic int *flag) {
-    for (int i = 0; i < 20000 && !atomic_load(flag); i++) usleep(1000);
-}
-
 static void let_go_at_exit(void) {
     atomic_store(&g_released, 1);
     sem_post(&g_release);
-    wait_for(&g_polled);                    /* the thread's attempt to bind is over */
+    wait_for(&g_polled, 20000);             /* the thread's attempt to bind is over */
 }
 
 /* The sockets open here named p-<pid>.sock. */
@@ -203,7 +191,7 @@ static void exited(void) {
     printf("prompt %d\n", !g_late && !atomic_load(&g_rebound_seen));
     fflush(stdout);
     end_holder();
-    wait_for(&g_rebound_seen);              /* the registry's lock taken: the bind is over */
+    wait_for(&g_rebound_seen, 20000);       /* the registry's lock taken: the bind is over */
     printf("pid %d rebound %d\n", (int)getpid(), atomic_load(&g_rebound_seen));
     fflush(stdout);
 }
@@ -227,7 +215,7 @@ static int busy(const char *self, const char *dir, int exiting) {
     until.tv_sec += 20;
     if (sem_timedwait(&g_held, &until) != 0) return 6;
     sem_post(&g_release);
-    wait_for(&g_waiting);
+    wait_for(&g_waiting, 20000);
     if (!atomic_load(&g_waiting)) return 10;
     if (exiting) {
         signal(SIGALRM, too_late);
@@ -264,7 +252,7 @@ static int reused(const char *dir) {
     wpt_test_point = at_point;
     atomic_store(&wpt_test_bound_dir_number_reused, 1);
     if (remove_and_make_again(dir) != 0) return 5;
-    wait_for(&g_rebinding_seen);
+    wait_for(&g_rebinding_seen, 20000);
     if (!atomic_load(&g_rebinding_seen)) return 6;
     printf("deferred %d\n", atomic_load(&g_deferred));
     UnregisterTraceGuids(r);

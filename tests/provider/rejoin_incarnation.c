@@ -46,11 +46,6 @@ static void at_point(int point) {
     }
 }
 
-static int wait_for(_Atomic int *flag) {
-    for (int i = 0; i < 6000 && !atomic_load(flag); i++) poll(NULL, 0, 5);
-    return atomic_load(flag);
-}
-
 /* The child's outcome, once definite (within a minute): its provider disabled, or its JOIN
  * again answered. */
 static int child_outcome(void) {
@@ -89,7 +84,7 @@ int main(int argc, char **argv) {
     int enabled = atomic_load(&g_enabled);
     wpt_test_point = at_point;
     atomic_store(&g_hold, 1);
-    if (!wait_for(&g_held)) return 8;
+    if (!wait_for(&g_held, 30000)) return 8;
     /* a clean-up of /tmp removes the runtime directory; another process starts a session in
      * the registry made again, which gets the same slot and generation */
     if (clean_up_elsewhere(runtime) != 0) return 9;

@@ -1,14 +1,15 @@
 /* session_calls.h: the session calls the C test programs of this folder share (the test
  * builder puts the folder on their include path): one properties block, a file or real-time
- * session started, stopped or queried, a provider control callback that keeps what it
- * was last told, one that counts what each registration was told, and the child processes of
- * child_calls.h. Include after _etw_internal.h. */
+ * session started, stopped or queried, provider control callbacks (one that keeps what it was
+ * last told, one that counts what each registration was told, one that does nothing), a flag
+ * waited for, and the child processes of child_calls.h. Include after _etw_internal.h. */
 #ifndef WPPTRACE_TESTS_SESSION_CALLS_H
 #define WPPTRACE_TESTS_SESSION_CALLS_H
 
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include "child_calls.h"
 
 typedef struct { EVENT_TRACE_PROPERTIES p; char names[4096]; } props_block;
@@ -33,6 +34,12 @@ static inline ULONG start(const char *dir, const char *name, TRACEHANDLE *h) {
 /* The same, private to this process (no host). */
 static inline ULONG start_private_file(const char *dir, const char *name, TRACEHANDLE *h) {
     return start_in_mode(dir, name, EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE, h);
+}
+
+/* The same in-process too (EVENT_TRACE_PRIVATE_IN_PROC). */
+static inline ULONG start_private_in_proc(const char *dir, const char *name, TRACEHANDLE *h) {
+    return start_in_mode(dir, name, EVENT_TRACE_FILE_MODE_SEQUENTIAL | EVENT_TRACE_PRIVATE_LOGGER_MODE
+                                    | EVENT_TRACE_PRIVATE_IN_PROC, h);
 }
 
 /* A real-time session `name`. */
@@ -92,6 +99,31 @@ static inline ULONG track_control(WMIDPREQUESTCODE code, PVOID context, ULONG *s
     atomic_store(&g_enabled, code == WMI_ENABLE_EVENTS);
     if (code == WMI_ENABLE_EVENTS) atomic_store(&g_logger, GetTraceLoggerHandle(buffer));
     return ERROR_SUCCESS;
+}
+
+static inline ULONG quiet(WMIDPREQUESTCODE code, PVOID context, ULONG *size, PVOID buffer) {
+    (void)code;
+    (void)context;
+    (void)size;
+    (void)buffer;
+    return ERROR_SUCCESS;
+}
+
+/* Whether this process's registration of `control` is listed with a session. */
+static inline int listed_enabled(const GUID *control) {
+    wpt_wire_registered regs[16];
+    size_t n = wpt_registered_guids(regs, 16);
+    int enabled = 0;
+    for (size_t i = 0; i < n; i++)
+        enabled |= memcmp(&regs[i].guid, control, sizeof(GUID)) == 0 && regs[i].logger_handle != 0;
+    return enabled;
+}
+
+/* Waits until `flag` is set, for `ms` at the most: whether it is. */
+static inline int wait_for(_Atomic int *flag, int64_t ms) {
+    int64_t until = wpt_mono_ms() + ms;
+    while (!atomic_load(flag) && wpt_mono_ms() < until) usleep(1000);
+    return atomic_load(flag);
 }
 
 #endif
