@@ -308,10 +308,14 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     elif not opts.files:
         print(f"{opts.prog}: error: no .etl file given", file=err)
         return EXIT_USAGE
+    # -display copies the text to stdout, unless the output is where stdout goes (-o /dev/stdout,
+    # the file or pipe stdout is): there the text is shown once
+    display = opts.display and opts.output not in (None, "-") and not outputs.same_file_as_stream(
+        opts.output, out)
     try:  # before anything is opened for writing: no output may be an input
         outputs.check_outputs([opts.output, opts.summary], [*opts.files, *opts.tmf_files, *opts.pdbs],
                               input_dirs=opts.tmf_dirs,
-                              stdout=out if opts.output in (None, "-") or opts.display else None)
+                              stdout=out if opts.output in (None, "-") or display else None)
     except outputs.OutputRefused as refused:
         return outputs.fail(opts.prog, refused, err)
     for path in (opts.output, opts.summary):   # before decoding: a run that cannot end well
@@ -360,7 +364,7 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     except OSError as exc:
         print(f"{opts.prog}: error: {opts.output}: cannot write: {reason(exc)}", file=err)
         return EXIT_FAILURE
-    if owned and opts.display:
+    if owned and display:
         stream = _Tee(stream, out)
 
     writer = _writer(opts, stream)
@@ -369,7 +373,7 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     try:
         with _few_collections(), _held_heap(opts.hold_heap and opts.realtime is None):
             # (a file the run opened itself: not a descriptor it was handed, which may append)
-            opened_here = owned and not opts.display and getattr(target, "descriptor", None) is None
+            opened_here = owned and not display and getattr(target, "descriptor", None) is None
             if not _decode_all(decoder, writer, opts, inputs, err, opened_here):
                 return EXIT_FAILURE
         writer.close()

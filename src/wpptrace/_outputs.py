@@ -5,7 +5,10 @@ readable than what they were made from.
   output that is the same file as an input (same device and inode after following links,
   so symbolic and hard links count) or as another output; call it before anything is
   opened for writing. Standard output counts as an output when it is a regular file
-  (``cmd x.etl >> x.etl``).
+  (``cmd x.etl >> x.etl``). Two outputs written through descriptors the process was handed
+  may be one file when each write goes where the last ended, as a program's stdout and
+  stderr do: one open file (``-o /dev/stdout --summary /dev/stderr > log 2>&1``) or both
+  appending (``>> log 2>> log``); ``> log 2> log``, or a file named twice, is refused.
 - ``open_output(path, mode)`` writes to a temporary file in the target's directory, renamed
   over the target by ``commit()``; closing without committing (an error, Ctrl-C, SIGTERM)
   removes it, so the target keeps its old contents. Targets that are not regular files
@@ -34,7 +37,8 @@ if TYPE_CHECKING:
     from typing import IO, Iterable
 
 __all__ = ["OutputRefused", "check_outputs", "mode_from", "open_output", "write_text", "fail",
-           "current_umask", "replace_file", "new_private_file", "handed_descriptor", "PRIVATE_MODE"]
+           "current_umask", "replace_file", "new_private_file", "handed_descriptor", "same_file_as_stream",
+           "PRIVATE_MODE"]
 
 #: the mode of outputs made from sources that have no file (a live session): private
 PRIVATE_MODE = 0o600
@@ -84,7 +88,7 @@ def check_outputs(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[
         ident = _identity(os.fspath(path))
         if ident is not None:
             read.setdefault(ident, os.fspath(path))
-    written: dict[object, str] = {}
+    written: list[tuple[object, str, int | None]] = []   # (file, path, descriptor written through)
     targets = [os.fspath(p) for p in outputs if p is not None and os.fspath(p) != "-"]
     for path in targets:
         ident = _identity(path)
@@ -92,17 +96,51 @@ def check_outputs(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[
             raise OutputRefused(f"refusing to write {path}: it is the same file as the input "
                                 f"{read[ident]}; nothing was written")
         key = ident if ident is not None else os.path.realpath(path)
-        if key in written and not _is_special(path):
-            raise OutputRefused(f"refusing to write {path}: it is the same file as the output "
-                                f"{written[key]}; nothing was written")
-        written[key] = path
+        fd = handed_descriptor(path)
+        for other_key, other, other_fd in written:
+            if other_key == key and not _is_special(path) and not _in_turn(fd, other_fd):
+                raise OutputRefused(f"refusing to write {path}: it is the same file as the output "
+                                    f"{other}; nothing was written")
+        written.append((key, path, fd))
     ident = _regular_stream_identity(stdout)
     if ident in read:
         raise OutputRefused(f"refusing to write to {_STDOUT}: it is the input {read[ident]}; "
                             f"nothing was written")
-    if ident is not None and ident in written:
-        raise OutputRefused(f"refusing to write {written[ident]}: {_STDOUT} is the same file; "
-                            f"nothing was written")
+    for key, path, fd in written:
+        if ident is not None and key == ident and not _in_turn(fd, stdout.fileno()):
+            raise OutputRefused(f"refusing to write {path}: {_STDOUT} is the same file; "
+                                f"nothing was written")
+
+
+def _in_turn(a: int | None, b: int | None) -> bool:
+    """Whether two outputs on one file, written through descriptors ``a`` and ``b`` the
+    process was handed (None: a file it opens itself), each go where the other ended, as a
+    program's standard output and error do (``> log 2>&1``, ``>> log 2>> log``): one open
+    file (one offset), or both appending. Two opens of the file each write from their own
+    offset (``> log 2> log``) and a file made anew replaces the other's: one loses the other."""
+    if a is None or b is None:
+        return False
+    if a == b:
+        return True
+    try:
+        import fcntl
+    except ImportError:                    # what the descriptors share is not known
+        return False
+    try:
+        flags_a, flags_b = fcntl.fcntl(a, fcntl.F_GETFL), fcntl.fcntl(b, fcntl.F_GETFL)
+        if flags_a & flags_b & os.O_APPEND:
+            return True
+        if flags_a != flags_b:             # the flags are the open file's: two opens
+            return False
+        # one open file has one set of flags: change one descriptor's, see the other's change
+        # (O_NONBLOCK: no effect on the regular files compared here; put back at once)
+        fcntl.fcntl(a, fcntl.F_SETFL, flags_a ^ os.O_NONBLOCK)
+        try:
+            return fcntl.fcntl(b, fcntl.F_GETFL) != flags_b
+        finally:
+            fcntl.fcntl(a, fcntl.F_SETFL, flags_a)
+    except OSError:
+        return False
 
 
 def _is_special(path: str) -> bool:
@@ -143,6 +181,21 @@ def handed_descriptor(path: str | os.PathLike) -> int | None:
         if same and _writable(fd):
             return fd
     return None
+
+
+def same_file_as_stream(path: str | os.PathLike, stream: IO | None) -> bool:
+    """Whether what is written to ``path`` goes where ``stream`` goes: the same file, pipe
+    or terminal (``-o /dev/stdout``, ``-o log > log``, ``-o /dev/stderr 2>&1``)."""
+    try:
+        where = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return False
+    fd = handed_descriptor(path)
+    try:
+        target = os.fstat(fd) if fd is not None else os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return os.path.samestat(where, target)
 
 
 def _open_descriptors() -> list[int]:

@@ -193,3 +193,130 @@ def test_a_descriptor_not_open_is_said_so(decode, tmp_path):
     assert proc.returncode == 1 and os.listdir(tmp_path) == []
     assert proc.stderr.decode().strip() == (
         "wpptrace fmt: error: /dev/fd/9: cannot write: no descriptor 9 is open")
+
+
+def _summary_after(text: bytes, whole: bytes) -> bytes:
+    """What follows the decoded text ``whole`` at the start of ``text`` (which must be there)."""
+    assert text[:len(whole)] == whole
+    return text[len(whole):]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_stdout_and_stderr_of_one_open_file_take_the_text_then_the_summary(decode, tmp_path, jobs):
+    """``fmt X.etl -o /dev/stdout --summary /dev/stderr > log 2>&1``: one open file (one offset)
+    written through two descriptors takes each write where the last ended, as any program's
+    stdout and stderr do: the text, then the summary, then the completion lines; nothing lost."""
+    args, whole = decode
+    log = tmp_path / "log"
+    with open(log, "wb") as both:
+        proc = fmt([*args, "-j", jobs, "-o", "/dev/stdout", "--summary", "/dev/stderr", "-v"],
+                   stdout=both, stderr=both)
+    text = log.read_bytes()
+    assert proc.returncode == 0, text[-400:]
+    rest = _summary_after(text, whole).decode()
+    assert rest.startswith("Files Processed:\n") and "Total Events  Processed" in rest
+    assert rest.rstrip("\n").splitlines()[-2:] == ["Event traces dumped to /dev/stdout",
+                                                   "Event Summary dumped to /dev/stderr"]
+    assert os.listdir(tmp_path) == ["log"]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_summary_to_stdout_follows_the_text_on_stdout(decode, tmp_path, jobs):
+    """``fmt X.etl --summary /dev/stdout > log`` and ``--summary /dev/stderr > log 2>&1``."""
+    args, whole = decode
+    log = tmp_path / "log"
+    for summary, shared in (("/dev/stdout", False), ("/dev/stderr", True)):
+        with open(log, "wb") as out:
+            proc = fmt([*args, "-j", jobs, "--summary", summary], stdout=out,
+                       stderr=out if shared else subprocess.PIPE)
+        assert proc.returncode == 0, proc.stderr
+        assert _summary_after(log.read_bytes(), whole).startswith(b"Files Processed:\n")
+
+
+def test_stdout_and_stderr_both_appending_to_a_log_keep_it(decode, tmp_path):
+    """``>> log 2>> log``: two opens of the log, both appending: nothing is overwritten."""
+    args, whole = decode
+    log = _log(tmp_path)
+    with open(log, "ab") as out, open(log, "ab") as err:
+        proc = fmt([*args, "-j", 2, "-o", "/dev/stdout", "--summary", "/dev/stderr"],
+                   stdout=out, stderr=err)
+    assert proc.returncode == 0
+    rest = _summary_after(log.read_bytes(), OLD + whole)
+    assert rest.startswith(b"Files Processed:\n") and b"Total Events  Processed" in rest
+
+
+def test_two_opens_of_one_file_that_would_overwrite_each_other_are_refused(decode, tmp_path):
+    """``> log 2> log``: each descriptor writes from its own offset, so the summary would be
+    written over the text: refused before anything is written (the refusal is all there is)."""
+    args, _whole = decode
+    log = tmp_path / "log"
+    with open(log, "wb") as out, open(log, "wb") as err:
+        proc = fmt([*args, "-o", "/dev/stdout", "--summary", "/dev/stderr"], stdout=out, stderr=err)
+    assert proc.returncode == 1
+    assert log.read_bytes() == (b"wpptrace fmt: error: refusing to write /dev/stderr: it is the same "
+                                b"file as the output /dev/stdout; nothing was written\n")
+
+
+def test_outputs_through_descriptors_of_one_file_are_checked_by_what_they_share(tmp_path):
+    log = tmp_path / "log"
+    log.write_bytes(b"")
+    opened = []
+
+    def fd(flags):
+        opened.append(os.open(log, flags))
+        return f"/dev/fd/{opened[-1]}"
+
+    try:
+        one = fd(os.O_WRONLY)
+        opened.append(os.dup(opened[-1]))
+        outputs.check_outputs([one, f"/dev/fd/{opened[-1]}"], [])         # one open file
+        outputs.check_outputs([one, one], [])                            # one descriptor
+        outputs.check_outputs([fd(os.O_WRONLY | os.O_APPEND), fd(os.O_WRONLY | os.O_APPEND)], [])
+        flags = [__import__("fcntl").fcntl(n, __import__("fcntl").F_GETFL) for n in opened]
+        with pytest.raises(outputs.OutputRefused, match="same file as the output"):
+            outputs.check_outputs([one, fd(os.O_WRONLY)], [])            # two offsets
+        with pytest.raises(outputs.OutputRefused, match="same file as the output"):
+            outputs.check_outputs([one, log], [])                        # one made anew by name
+        # (the check changed nothing: each descriptor's flags as they were)
+        assert [__import__("fcntl").fcntl(n, __import__("fcntl").F_GETFL) for n in opened[:4]] == flags
+    finally:
+        for n in opened:
+            os.close(n)
+
+
+def tracefmt(args, **popen) -> subprocess.CompletedProcess:
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    args = ["-utc" if arg == "--utc" else arg for arg in map(str, args)]   # tracefmt's spelling
+    return subprocess.run([sys.executable, "-m", "wpptrace.decoder.tracefmt", *args],
+                          stdin=subprocess.DEVNULL, timeout=300, **popen)
+
+
+def test_display_into_the_output_itself_shows_the_text_once(decode, tmp_path):
+    """``tracefmt -display -o /dev/stdout``: the output is the console (or the file or pipe
+    stdout goes to): the text is there once, not once as output and once as display."""
+    args, whole = decode
+    base = [*args, "-nosummary", "-q", "-display"]
+    proc = tracefmt([*base, "-o", "/dev/stdout"])                          # a pipe
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == whole
+    proc = tracefmt([*base, "-o", "/dev/stderr"], stderr=subprocess.STDOUT)   # 2>&1 | ...
+    assert proc.returncode == 0 and proc.stdout == whole
+    log = _log(tmp_path)
+    for target in ("/dev/stdout", log):                                    # >> log
+        with open(log, "ab") as appending:
+            proc = tracefmt([*base, "-o", target], stdout=appending)
+        assert proc.returncode == 0, proc.stderr
+    assert log.read_bytes() == OLD + whole + whole
+    with open(log, "wb") as truncated:                                      # > log
+        proc = tracefmt([*base, "-o", "/dev/stdout"], stdout=truncated)
+    assert proc.returncode == 0, proc.stderr
+    assert log.read_bytes() == whole and os.listdir(tmp_path) == ["log"]
+
+
+def test_display_beside_an_output_file_still_copies_the_text(decode, tmp_path):
+    args, whole = decode
+    out = tmp_path / "out.txt"
+    proc = tracefmt([*args, "-nosummary", "-q", "-display", "-o", out])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == whole and out.read_bytes() == whole
