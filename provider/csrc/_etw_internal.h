@@ -1026,14 +1026,15 @@ int   wpt_ipc_recv(int fd, wpt_frame *frame, void **payload, uint32_t max_length
  * (ERROR_BAD_FORMAT), a shortage here (wpt_win32_of_errno), or it is gone
  * (ERROR_WMI_INSTANCE_NOT_FOUND). Every request to a host reports failures by this table. */
 ULONG wpt_ipc_failure(int e);
-/* One request, then its reply's frame (payload as wpt_ipc_recv, at most max_length bytes),
- * the connection left open in *conn (-1 on failure) for what follows it (a real-time stream).
+/* One request on the socket `client` (wpt_ipc_client; closed whatever happens; -1: one made
+ * here), then its reply's frame (payload as wpt_ipc_recv, at most max_length bytes), the
+ * connection left open in *conn (-1 on failure) for what follows it (a real-time stream).
  * Fails as wpt_ipc_connect, as wpt_ipc_failure says, or ERROR_BAD_FORMAT for a frame that is
  * no reply; the reply's own status is the caller's to read (but that of a refusal the peer
  * sent before it closed the connection, which the request then could not be written to). */
-ULONG wpt_ipc_open(const char *path, uint32_t kind, uint32_t status, const void *payload,
-                   uint32_t length, wpt_frame *frame, void **reply, uint32_t max_length,
-                   int *reply_fd, int timeout_ms, int *conn);
+ULONG wpt_ipc_open_on(int client, const char *path, uint32_t kind, uint32_t status, const void *payload,
+                      uint32_t length, wpt_frame *frame, void **reply, uint32_t max_length,
+                      int *reply_fd, int timeout_ms, int *conn);
 /* One request (`status` its status word), one reply (STOP/FLUSH get a long timeout). */
 ULONG wpt_ipc_call(const char *path, uint32_t kind, uint32_t status, const void *payload,
                    uint32_t length, void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms);
@@ -1063,6 +1064,11 @@ ULONG wpt_host_call(uint32_t slot, uint32_t meant_for, uint32_t kind, const void
 ULONG wpt_host_call_in(uint32_t incarnation, uint32_t slot, uint32_t meant_for, uint32_t kind,
                        const void *payload, uint32_t length, void *reply, uint32_t reply_size,
                        int *reply_fd);
+/* A request without payload to the same host, kept open for what follows its reply (a JOIN's
+ * session memory, a SUBSCRIBE's stream): as wpt_ipc_open_on, once the same local steps as
+ * wpt_host_call_in's (see wpt_host_call_prepare) are done. */
+ULONG wpt_host_open_in(uint32_t incarnation, uint32_t slot, uint32_t meant_for, uint32_t kind, wpt_frame *frame,
+                       void **reply, uint32_t max_length, int *reply_fd, int timeout_ms, int *conn);
 /* wpt_host_call_in in two steps, for a caller that must change nothing before a failure known
  * without the host (no descriptor left, no memory): wpt_host_call_prepare does every local step
  * (the socket's path, the request, the socket: a runtime directory a clean-up removed, not made

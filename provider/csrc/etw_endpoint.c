@@ -431,22 +431,16 @@ static void serve_requests(const struct pollfd *pfd, int first, int n, const int
  * to answer, ERROR_WMI_INSTANCE_NOT_FOUND for one gone or running another session by now. */
 static ULONG join(uint32_t slot, uint32_t generation, uint32_t incarnation, int *conn, int *memfd,
                   wpt_wire_join *j) {
-    char path[256];
     /* the endpoint thread answers a broadcast after its JOIN: bounded within the broadcast's
      * wait, so a busy host is answered ERROR_BUSY (and tried again) rather than not at all */
     int bound = t_endpoint_thread && WPT_ENDPOINT_JOIN_MS < WPT_HOST_REPLY_MS ? WPT_ENDPOINT_JOIN_MS
                                                                               : WPT_HOST_REPLY_MS;
-    *conn = *memfd = -1;
-    ULONG named = wpt_socket_path(path, sizeof path, 's', slot);
-    if (named != ERROR_SUCCESS) return named;           /* ERROR_BUSY: tried again as a busy host */
-    /* with the incarnation of the registry the session was found in (see WPT_REQ_IN_INCARNATION) */
-    wpt_host_request r;
-    ULONG built = wpt_host_request_of(&r, incarnation, WPT_REQ_JOIN, NULL, 0);
-    if (built != ERROR_SUCCESS) return built;
+    /* with the incarnation of the registry the session was found in (see WPT_REQ_IN_INCARNATION);
+     * a runtime directory that is busy: tried again as a busy host */
     wpt_frame f;
     void *payload = j;
-    ULONG rc = wpt_ipc_open(path, r.kind, wpt_for_session(generation), r.length ? r.payload : NULL, r.length,
-                            &f, &payload, sizeof *j, memfd, bound, conn);
+    ULONG rc = wpt_host_open_in(incarnation, slot, wpt_for_session(generation), WPT_REQ_JOIN, &f, &payload,
+                                sizeof *j, memfd, bound, conn);
     if (rc == ERROR_SUCCESS && f.status != ERROR_SUCCESS) rc = f.status;
     else if (rc == ERROR_SUCCESS && (f.length != sizeof *j || *memfd < 0 || wpt_slot_of_id(j->logger_id) != slot
                                      || !wpt_generation_said(j->generation, generation)))

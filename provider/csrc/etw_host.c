@@ -98,6 +98,19 @@ ULONG wpt_host_call_in(uint32_t incarnation, uint32_t slot, uint32_t meant_for, 
     return rc != ERROR_SUCCESS ? rc : wpt_host_call_send(&c, meant_for, reply, reply_size, reply_fd);
 }
 
+ULONG wpt_host_open_in(uint32_t incarnation, uint32_t slot, uint32_t meant_for, uint32_t kind, wpt_frame *frame,
+                       void **reply, uint32_t max_length, int *reply_fd, int timeout_ms, int *conn) {
+    wpt_host_prepared c;
+    ULONG rc = wpt_host_call_prepare(&c, incarnation, slot, kind, NULL, 0);
+    if (rc != ERROR_SUCCESS) {
+        if (reply_fd) *reply_fd = -1;
+        *conn = -1;
+        return rc;
+    }
+    return wpt_ipc_open_on(c.fd, c.path, c.request.kind, meant_for, c.request.payload, c.request.length, frame,
+                           reply, max_length, reply_fd, timeout_ms, conn);
+}
+
 ULONG wpt_host_call_prepare(wpt_host_prepared *c, uint32_t incarnation, uint32_t slot, uint32_t kind,
                             const void *payload, uint32_t length) {
     c->fd = -1;

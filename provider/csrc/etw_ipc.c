@@ -300,11 +300,9 @@ static void drop_reply(void **reply, void *given, int *reply_fd) {
     }
 }
 
-/* wpt_ipc_open on the socket `client` (wpt_ipc_client; closed here whatever happens), or on
- * one made here if it is -1. */
-static ULONG open_on(int client, const char *path, uint32_t kind, uint32_t status, const void *payload,
-                     uint32_t length, wpt_frame *frame, void **reply, uint32_t max_length,
-                     int *reply_fd, int timeout_ms, int *conn) {
+ULONG wpt_ipc_open_on(int client, const char *path, uint32_t kind, uint32_t status, const void *payload,
+                      uint32_t length, wpt_frame *frame, void **reply, uint32_t max_length,
+                      int *reply_fd, int timeout_ms, int *conn) {
     ULONG rc;
     void *given = *reply;
     if (reply_fd) *reply_fd = -1;
@@ -344,13 +342,6 @@ static ULONG open_on(int client, const char *path, uint32_t kind, uint32_t statu
     return ERROR_SUCCESS;
 }
 
-ULONG wpt_ipc_open(const char *path, uint32_t kind, uint32_t status, const void *payload,
-                   uint32_t length, wpt_frame *frame, void **reply, uint32_t max_length,
-                   int *reply_fd, int timeout_ms, int *conn) {
-    return open_on(-1, path, kind, status, payload, length, frame, reply, max_length, reply_fd, timeout_ms,
-                   conn);
-}
-
 ULONG wpt_ipc_call(const char *path, uint32_t kind, uint32_t status, const void *payload,
                    uint32_t length, void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms) {
     return wpt_ipc_call_on(-1, path, kind, status, payload, length, reply, reply_size, reply_fd, timeout_ms);
@@ -361,8 +352,8 @@ ULONG wpt_ipc_call_on(int client, const char *path, uint32_t kind, uint32_t stat
     wpt_frame frame;
     void *buf = NULL;
     int fd;
-    ULONG rc = open_on(client, path, kind, status, payload, length, &frame, &buf, WPT_WIRE_MAX_CONTROL,
-                       reply_fd, timeout_ms, &fd);
+    ULONG rc = wpt_ipc_open_on(client, path, kind, status, payload, length, &frame, &buf, WPT_WIRE_MAX_CONTROL,
+                               reply_fd, timeout_ms, &fd);
     if (rc != ERROR_SUCCESS) return rc;
     close(fd);
     if (reply) {

@@ -521,21 +521,15 @@ static ULONG subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *buffe
     ULONG rc = wpt_registry_find_in(name, &slot, &generation, &incarnation);
     if (rc != ERROR_SUCCESS) return rc;
     WPT_TEST_POINT(WPT_POINT_TARGET_FOUND);
-    char path[256];
-    rc = wpt_runtime_dir_missing_as_none(wpt_socket_path(path, sizeof path, 's', slot));
-    if (rc != ERROR_SUCCESS) return rc;
     /* The slot may be a newer session's by now: its host refuses another generation. A failure
-     * is reported as for a control request: a host alive but slow to answer is busy, not gone. */
+     * is reported as for a control request: a host alive but slow to answer is busy, not gone.
+     * With the incarnation of the registry it was found in, to a host that checks it: a clean-up
+     * may have made the registry again meanwhile, and the slot's session there be another. */
     wpt_frame f;
     uint32_t size = 0;
     void *payload = &size;
     int fd;
-    /* and the incarnation of the registry it was found in, to a host that checks it: a clean-up
-     * may have made the registry again meanwhile, and the slot's session there be another */
-    wpt_host_request r;
-    rc = wpt_host_request_of(&r, incarnation, WPT_REQ_SUBSCRIBE, NULL, 0);
-    if (rc == ERROR_SUCCESS)
-        rc = wpt_ipc_open(path, r.kind, wpt_for_session(generation), r.payload, r.length, &f, &payload,
+    rc = wpt_host_open_in(incarnation, slot, wpt_for_session(generation), WPT_REQ_SUBSCRIBE, &f, &payload,
                           sizeof size, NULL, WPT_HOST_REPLY_MS, &fd);
     if (rc != ERROR_SUCCESS) return rc;
     if (f.status != ERROR_SUCCESS || f.length != sizeof size || size < 1024
