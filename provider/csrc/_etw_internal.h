@@ -1113,6 +1113,24 @@ void wpt_cancel_restore(int state);
  * it ends. wpt_callback_cancel_state: that state, or -1 (the waits stay held off). */
 void wpt_cancel_allow_callbacks(int held);
 int  wpt_callback_cancel_state(void);
+/* A public call that only looks (lists or asks for sessions or providers, subscribes to one):
+ * cancellation held off (it takes the control and registry locks and waits for answers with
+ * connections open), and a runtime directory or registry that a clean-up removed not made
+ * again for it (no session is there to find), until wpt_lookup_end. */
+typedef struct {
+    int cancel_state;
+    int was_not_made;
+} wpt_lookup;
+static inline wpt_lookup wpt_lookup_begin(void) {
+    wpt_lookup l;
+    l.cancel_state = wpt_cancel_hold();
+    l.was_not_made = wpt_runtime_dir_not_made_begin();
+    return l;
+}
+static inline void wpt_lookup_end(wpt_lookup l) {
+    wpt_runtime_dir_not_made_end(l.was_not_made);
+    wpt_cancel_restore(l.cancel_state);
+}
 /* Make sure this process listens for enable notifications (RegisterTraceGuids): a close made
  * in a callback and not done yet is withdrawn, one joining the endpoint thread waited for. */
 ULONG wpt_endpoint_ensure(void);

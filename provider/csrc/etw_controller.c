@@ -904,20 +904,16 @@ static ULONG session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *inf
  * calls do (see wpt_cancel_hold). */
 ULONG wpptrace_list_sessions(EVENT_TRACE_PROPERTIES **array, WPPTRACE_SESSION_INFO *infos, ULONG count,
                              ULONG *logger_count) {
-    int state = wpt_cancel_hold();
-    int was_not_made = wpt_runtime_dir_not_made_begin();      /* a lookup: see control_common */
+    wpt_lookup looking = wpt_lookup_begin();
     ULONG rc = list_sessions(array, infos, count, logger_count);
-    wpt_runtime_dir_not_made_end(was_not_made);
-    wpt_cancel_restore(state);
+    wpt_lookup_end(looking);
     return rc;
 }
 
 ULONG wpptrace_session_info(TRACEHANDLE h, LPCSTR name, WPPTRACE_SESSION_INFO *info) {
-    int state = wpt_cancel_hold();
-    int was_not_made = wpt_runtime_dir_not_made_begin();      /* a lookup: see control_common */
+    wpt_lookup looking = wpt_lookup_begin();
     ULONG rc = session_info(h, name, info);
-    wpt_runtime_dir_not_made_end(was_not_made);
-    wpt_cancel_restore(state);
+    wpt_lookup_end(looking);
     return rc;
 }
 
@@ -1099,11 +1095,9 @@ static ULONG enumerate_providers(WPPTRACE_PROVIDER_INFO *out, ULONG count, ULONG
 /* Not cancelled midway, as the listing calls (see wpt_cancel_hold): it takes the registry's lock
  * and waits for each provider process's reply with a connection and the directory open. */
 ULONG wpptrace_enumerate_providers(WPPTRACE_PROVIDER_INFO *out, ULONG count, ULONG *total) {
-    int state = wpt_cancel_hold();
-    int was_not_made = wpt_runtime_dir_not_made_begin();      /* a lookup: see control_common */
+    wpt_lookup looking = wpt_lookup_begin();
     ULONG rc = enumerate_providers(out, count, total);
-    wpt_runtime_dir_not_made_end(was_not_made);
-    wpt_cancel_restore(state);
+    wpt_lookup_end(looking);
     return rc;
 }
 

@@ -495,13 +495,9 @@ static ULONG subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *buffe
 /* Not cancelled midway, as the control calls (see wpt_cancel_hold): it takes the control and
  * registry locks and waits for the host's answer with a connection open. */
 ULONG wpptrace_rt_subscribe(LPCSTR name, wpptrace_rt_subscription **out, ULONG *buffer_size) {
-    int state = wpt_cancel_hold();
-    /* a lookup: a runtime directory a clean-up removed is not made again for it (no session is
-     * there) */
-    int was_not_made = wpt_runtime_dir_not_made_begin();
+    wpt_lookup looking = wpt_lookup_begin();
     ULONG rc = subscribe(name, out, buffer_size);
-    wpt_runtime_dir_not_made_end(was_not_made);
-    wpt_cancel_restore(state);
+    wpt_lookup_end(looking);
     return rc;
 }
 
