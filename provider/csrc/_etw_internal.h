@@ -1153,18 +1153,21 @@ _Static_assert(WPT_ENDPOINT_JOIN_MS < WPT_BROADCAST_WAIT_MS, "a JOIN is answered
  * (wpt_for_session, as a request's status word) and wait for their answers: the first failure
  * one of them answered (e.g. it could not allocate its callback list), else ERROR_SUCCESS. */
 ULONG wpt_broadcast(uint32_t kind, uint32_t meant_for, const wpt_wire_enable *msg);
+/* An enable's incarnation is one of three: a registry's (random, never 0 nor this value), 0
+ * (none sent: a host that does not check it, or a disable), or WPT_INCARNATION_PRIVATE, the
+ * one an enable of a private session is applied with: such a session has no host and is its
+ * process's alone, so no provider joins for it (make_usable, etw_provider.c). A forked child's
+ * provider, whose enable names its parent's private session, stays disabled, even once a
+ * registry made again after a clean-up gives that slot and generation to another process's
+ * session (a JOIN there would be accepted). No registry is given this incarnation
+ * (new_incarnation, etw_registry.c). */
+#define WPT_INCARNATION_PRIVATE UINT32_MAX
 /* Apply an enable change in this process: ControlCallbacks of the matching registrations
  * run in the calling thread. A disable only applies to the session holding the GUID. An
  * enable names its session's whole registry generation (the handle carries 8 bits of it) and
- * the incarnation found with it (see wpt_attach; 0 for a disable), with which this process
- * joins the session when a registration needs it; a disable names the generation when known
- * (0: not known). */
-/* The incarnation an enable of a private session is applied with: such a session has no host
- * and is its process's alone, so no provider joins for it. A forked child's provider, whose
- * enable names its parent's private session, stays disabled, even once a registry made again
- * after a clean-up gives that slot and generation to another process's session (a JOIN there
- * would be accepted). No registry is given this incarnation (etw_registry.c). */
-#define WPT_INCARNATION_PRIVATE UINT32_MAX
+ * the incarnation found with it (see wpt_attach and WPT_INCARNATION_PRIVATE; 0 for a
+ * disable), with which this process joins the session when a registration needs it; a
+ * disable names the generation when known (0: not known). */
 ULONG wpt_apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t generation,
                        uint32_t incarnation, uint32_t clock_type, uint64_t version);
 /* The session in `slot` that `meant_for` names (wpt_for_session; from an older build, its low
