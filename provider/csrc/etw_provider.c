@@ -570,6 +570,22 @@ static ULONG make_usable(TRACEHANDLE h, uint32_t generation, uint32_t incarnatio
     return wpt_attach(slot, generation, incarnation);
 }
 
+/* The ENABLE callbacks queued in `pending` for the session `logger` names (version `version`
+ * of the enable of `guid`) could not be run: make_usable failed (`usable`). They are dropped
+ * (the DISABLEs the cancel leaves are run). A session gone: its enable ends unless a registration
+ * still has it (owed the DISABLE). A host too slow to hand the session out (ERROR_BUSY): the
+ * enable stays recorded and the endpoint thread delivers it again. */
+static void enable_not_usable(pending_list *pending, const GUID *guid, TRACEHANDLE logger, uint64_t version,
+                              ULONG usable) {
+    pthread_mutex_lock(&g_reg_lock);
+    pending_cancel(pending, usable != ERROR_BUSY);
+    enable_entry *e = enable_still(guid, logger, version);
+    if (e && usable != ERROR_BUSY && !registrations_with(e, 1)) e->used = 0;
+    pthread_mutex_unlock(&g_reg_lock);
+    pending_run_confirmed(pending);
+    if (usable == ERROR_BUSY) wpt_endpoint_redeliver();
+}
+
 /* `host_busy`: the session's host was just found too busy to hand out its memory (a JOIN of
  * the same pass timed out): an enable that needs it is kept undelivered without joining again. */
 static ULONG apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint32_t generation,
@@ -633,13 +649,7 @@ static ULONG apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint
          * registration has it, for the DISABLE it is owed). Its host alive but too slow to
          * hand out the session memory: the enable stays recorded (enabling again, or a
          * registration, retries it) and the caller hears ERROR_BUSY. */
-        pthread_mutex_lock(&g_reg_lock);
-        pending_cancel(&pending, usable != ERROR_BUSY);
-        e = enable_still(guid, logger, version);
-        if (e && usable != ERROR_BUSY && !registrations_with(e, 1)) e->used = 0;
-        pthread_mutex_unlock(&g_reg_lock);
-        pending_run_confirmed(&pending);      /* the DISABLEs the cancel left */
-        if (usable == ERROR_BUSY) wpt_endpoint_redeliver();
+        enable_not_usable(&pending, guid, logger, version, usable);
         return usable == ERROR_BUSY ? ERROR_BUSY : ERROR_SUCCESS;
     }
     pending_run(&pending);
@@ -1027,13 +1037,7 @@ static ULONG register_guids(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG c
          * thread delivers it, to it alone: the other registrations of the GUID have it. A
          * session gone is no longer enabled, unless a registration still has it (it is owed
          * the DISABLE). */
-        pthread_mutex_lock(&g_reg_lock);
-        pending_cancel(&pending, usable != ERROR_BUSY);
-        e = enable_still(control, logger, version);
-        if (e && usable != ERROR_BUSY && !registrations_with(e, 1)) e->used = 0;
-        pthread_mutex_unlock(&g_reg_lock);
-        pending_run_confirmed(&pending);      /* nothing to run: a new registration had nothing */
-        if (usable == ERROR_BUSY) wpt_endpoint_redeliver();
+        enable_not_usable(&pending, control, logger, version, usable);
         return ERROR_SUCCESS;
     }
     pending_run(&pending);
