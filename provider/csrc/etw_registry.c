@@ -150,7 +150,10 @@ static ULONG hold_dir(int fd, const struct stat *st) {
 
 /* Did this thread's last check find no directory at the name (its parent missing, or nothing
  * in it by the name: ENOENT, ENOTDIR on the way)? Told by the check itself, never by looking
- * again: a directory made again meanwhile by another process is not the one the check missed. */
+ * again: a directory made again meanwhile by another process is not the one the check missed.
+ * Written where a lookup ends: by check_dir, from what check_dir_locked found (0 when no check
+ * ran: a busy lock), and by ensure_dir for a path that cannot be resolved (no check either);
+ * read once by wpt_runtime_dir_missing_as_none; cleared in a forked child. */
 static __thread int t_dir_absent;
 
 static int absent(int e) {
@@ -159,9 +162,10 @@ static int absent(int e) {
 
 /* Make the directory if it is missing (`make`), then check it and its parent (see the top),
  * through descriptors: the parent opened, checked, the directory made and opened in it (never
- * through a link), checked, and held (g_dir_lock held). */
-static ULONG check_dir_locked(int make) {
-    t_dir_absent = 0;
+ * through a link), checked, and held (g_dir_lock held). *missing: whether the check failed
+ * because no directory is at the name (see t_dir_absent). */
+static ULONG check_dir_locked(int make, int *missing) {
+    *missing = 0;
     char parent[PATH_MAX];
     size_t n = strlen(g_dir);
     memcpy(parent, g_dir, n + 1);
@@ -174,7 +178,7 @@ static ULONG check_dir_locked(int make) {
     slash[slash == parent ? 1 : 0] = 0;
     int up = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (up < 0) {
-        t_dir_absent = absent(errno);
+        *missing = absent(errno);
         return wpt_win32_of_errno(errno, ERROR_BAD_PATHNAME);
     }
     WPT_TEST_POINT(WPT_POINT_RUNTIME_DIR_OPENING);
@@ -197,7 +201,7 @@ static ULONG check_dir_locked(int make) {
     int e = errno;
     close(up);
     if (fd < 0) {
-        t_dir_absent = e == ENOENT;        /* ENOTDIR here: something else has the name */
+        *missing = e == ENOENT;            /* ENOTDIR here: something else has the name */
         return open_failure(e);
     }
     if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
@@ -258,13 +262,18 @@ ULONG wpt_runtime_dir_missing_as_none(ULONG rc) {
     return rc;
 }
 
-static ULONG check_dir(int64_t deadline) {
+/* check_dir_locked with the lock taken by `deadline` (else ERROR_BUSY), the directory made if
+ * missing when `make` and this thread may make it (wpt_runtime_dir_may_make, asked once the lock
+ * is held); what it found is this thread's t_dir_absent. */
+static ULONG check_dir(int make, int64_t deadline) {
     int state = wpt_cancel_hold();
     ULONG rc = ERROR_BUSY;
+    int missing = 0;
     if (mutex_by(&g_dir_lock, deadline) == 0) {
-        rc = check_dir_locked(wpt_runtime_dir_may_make());
+        rc = check_dir_locked(make && wpt_runtime_dir_may_make(), &missing);
         pthread_mutex_unlock(&g_dir_lock);
     }
+    t_dir_absent = missing;
     wpt_cancel_restore(state);
     return rc;
 }
@@ -284,10 +293,10 @@ static ULONG resolve_path(void) {
 
 /* The path is fixed by the first success (g_lock held); the checks run on every call. */
 static ULONG ensure_dir(int64_t deadline) {
-    t_dir_absent = 0;                   /* a path that cannot be resolved is not "absent" */
-    if (g_dir_rc == ERROR_SUCCESS) return check_dir(deadline);
+    if (g_dir_rc == ERROR_SUCCESS) return check_dir(1, deadline);
     ULONG rc = resolve_path();
-    if (rc == ERROR_SUCCESS) rc = check_dir(deadline);
+    if (rc == ERROR_SUCCESS) rc = check_dir(1, deadline);
+    else t_dir_absent = 0;              /* a path that cannot be resolved is not "absent" */
     g_dir_rc = rc;
     return rc;
 }
@@ -299,7 +308,7 @@ ULONG wpt_runtime_dir(const char **dir_out) {
     ULONG rc;
     int64_t deadline = wpt_mono_ms() + WPT_REGISTRY_WAIT_MS;
     if (atomic_load(&g_dir_rc) == ERROR_SUCCESS) {
-        rc = check_dir(deadline);
+        rc = check_dir(1, deadline);
     } else {
         if (mutex_by(&g_lock, deadline) != 0) return ERROR_BUSY;
         rc = ensure_dir(deadline);
@@ -332,16 +341,8 @@ int wpt_runtime_dir_fd(void) {
  * now), else why not. A directory a clean-up removed stays removed until something is to be
  * made in it. */
 ULONG wpt_runtime_dir_present(void) {
-    t_dir_absent = 0;
     if (atomic_load(&g_dir_rc) != ERROR_SUCCESS) return ERROR_BAD_PATHNAME;
-    int state = wpt_cancel_hold();
-    ULONG rc = ERROR_BUSY;
-    if (mutex_by(&g_dir_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) == 0) {
-        rc = check_dir_locked(0);
-        pthread_mutex_unlock(&g_dir_lock);
-    }
-    wpt_cancel_restore(state);
-    return rc;
+    return check_dir(0, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS);
 }
 
 /* Through the descriptor held now, checked (and held again if the application closed ours):
@@ -352,7 +353,8 @@ void wpt_runtime_unlink(const char *name) {
     if (atomic_load(&g_dir_rc) != ERROR_SUCCESS) return;   /* nothing was made in it */
     int state = wpt_cancel_hold();
     if (mutex_by(&g_dir_lock, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS) == 0) {
-        if (check_dir_locked(0) == ERROR_SUCCESS) unlinkat(g_dir_fd, name, 0);
+        int missing;
+        if (check_dir_locked(0, &missing) == ERROR_SUCCESS) unlinkat(g_dir_fd, name, 0);
         pthread_mutex_unlock(&g_dir_lock);
     }
     wpt_cancel_restore(state);
