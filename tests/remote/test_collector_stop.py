@@ -15,7 +15,7 @@ from remote_helpers import (PATIENCE, FakeCollector, HandRelay, close_as_told, d
                             end_left_unread, header, read_frame,
                             relay_past_the_ack_that_crossed_end, take_until_end, wait_until)
 
-from wpptrace.remote import Collector
+from wpptrace.remote import Collector, Relay
 from wpptrace.remote import protocol as P
 from wpptrace.winerror import ERROR_CANCELLED
 
@@ -144,13 +144,15 @@ def test_a_relay_with_buffers_left_retries_after_the_collectors_stop(recorded):
     assert relay.stats.acknowledged == 5
 
 
-def test_connections_made_while_the_collector_stops_are_closed_without_a_traceback(
+def test_connections_made_while_the_collector_stops_are_told_without_a_traceback(
         tmp_path, monkeypatch, caplog):
     """Connections keep coming while the collector stops. One whose handler was made but
     not started when the stop began was cancelled before its first step (Python 3.11's
     stream server logged "Exception in callback ..." with a traceback); one made after the
     stop looked at its handlers was never cancelled nor waited for (left pending when the
-    loop closed, its socket open). Each is closed, and nothing is logged."""
+    loop closed, its socket open). Each is told that the collector stops, as the connections
+    it was handling are (both were reset without a word), then closed, and nothing is
+    logged."""
     caplog.set_level(logging.WARNING, logger="asyncio")
     collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")).start()
     loop = collector._loop
@@ -187,6 +189,12 @@ def test_connections_made_while_the_collector_stops_are_closed_without_a_traceba
         socks.append(socket.create_connection(collector.address))
         assert first_seen.wait(PATIENCE)
         socks.append(socket.create_connection(collector.address))
+        for sock in socks:
+            sock.settimeout(PATIENCE)
+            assert sock.recv(1 << 16) == P.encode_error(ERROR_CANCELLED,
+                                                        "the collector is stopping")
+            assert sock.recv(1 << 16) == b""        # (a reset raises)
+            sock.close()                            # (the stop waits for it, as for others)
         assert collector.wait(PATIENCE), "the collector did not stop"
         assert collector.stop(PATIENCE) is None
         gc.collect()
@@ -195,14 +203,43 @@ def test_connections_made_while_the_collector_stops_are_closed_without_a_traceba
         assert logged == [], logged
         assert len(handlers) == 2
         assert all(task.done() and not task.cancelled() for task in handlers), handlers
-        for sock in socks:
-            sock.settimeout(PATIENCE)
-            try:
-                closed = sock.recv(1 << 16) == b""
-            except ConnectionResetError:
-                closed = True
-            assert closed
     finally:
         for sock in socks:
             sock.close()
         collector.stop()
+
+
+def test_a_relay_accepted_as_the_collector_stops_is_told_so_and_retries(recorded, tmp_path,
+                                                                        monkeypatch, caplog):
+    """The collector accepts a relay's connection and stops before that connection's handler
+    starts (the stop does not cancel it: it never saw it). It was reset without a word: the
+    relay said that the collector closed the connection before answering. It is told that the
+    collector stops, as the connections being handled are, and says so as it retries."""
+    caplog.set_level(logging.WARNING, logger="wpptrace.remote.relay")
+
+    def said():
+        return [r.getMessage() for r in list(caplog.records)
+                if r.name == "wpptrace.remote.relay"]
+    head, buffers = recorded
+    collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")).start()
+    made = asyncio.StreamReaderProtocol.connection_made
+
+    def stop_as_it_is_accepted(protocol, transport):
+        if threading.current_thread() is collector._thread:     # (not the relay's end)
+            collector._stop_event.set()     # (the stop's turn comes before the handler's)
+        made(protocol, transport)
+    monkeypatch.setattr(asyncio.StreamReaderProtocol, "connection_made", stop_as_it_is_accepted)
+    relay = Relay(collector.address, buffer_size=len(head), name="late", max_backoff=0.2,
+                  linger=PATIENCE)
+    relay.add(head)
+    relay.add(buffers[0])
+    relay.start()
+    try:
+        assert collector.wait(PATIENCE), "the collector did not stop"
+        wait_until(said, what="the relay's word on its first connection")
+    finally:
+        relay.close(timeout=0.5)
+        collector.stop()
+    assert said()[0] == "late: the collector stopped: the collector is stopping (retrying)", \
+        said()
+    assert collector.sources == []

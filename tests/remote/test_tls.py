@@ -3,10 +3,12 @@ only relays whose certificate the collector's CA signed (and, with ``allow``, wh
 listed) are accepted. The PKI is made for the test with the openssl command."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 
 import certificates
@@ -252,3 +254,38 @@ def test_a_stop_during_a_refusals_handshake_logs_no_traceback(pki, tmp_path, mon
         collector.stop()
     logged = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
     assert logged == [], logged
+
+
+def test_a_relay_accepted_as_the_collector_stops_is_told_so_over_tls(pki, tmp_path, recorded,
+                                                                     monkeypatch, caplog):
+    """A TLS relay whose connection the collector accepts as it stops, before its handler
+    starts: told that the collector stops, over TLS (the handshake first), as the
+    connections being handled are; it retries."""
+    caplog.set_level(logging.WARNING, logger="wpptrace.remote.relay")
+
+    def said():
+        return [r.getMessage() for r in list(caplog.records)
+                if r.name == "wpptrace.remote.relay"]
+    collector = _collector(pki, tmp_path, handshake_timeout=PATIENCE).start()
+    made = asyncio.StreamReaderProtocol.connection_made
+
+    def stop_as_it_is_accepted(protocol, transport):
+        if threading.current_thread() is collector._thread:     # (not the relay's end)
+            collector._stop_event.set()     # (the stop's turn comes before the handler's)
+        made(protocol, transport)
+    monkeypatch.setattr(asyncio.StreamReaderProtocol, "connection_made", stop_as_it_is_accepted)
+    header, buffers = recorded
+    tls = client_context(str(pki / "ca.pem"), str(pki / "relay.pem"), str(pki / "relay.key"))
+    relay = Relay(collector.address, buffer_size=len(header), tls=tls, linger=PATIENCE,
+                  connect_timeout=PATIENCE, max_backoff=0.2, name="late")
+    relay.add(header)
+    relay.add(buffers[0])
+    relay.start()
+    try:
+        assert collector.wait(PATIENCE), "the collector did not stop"
+        wait_until(said, what="the relay's word on its first connection")
+    finally:
+        relay.close(timeout=0.5)
+        collector.stop()
+    assert said()[0] == "late: the collector stopped: the collector is stopping (retrying)", \
+        said()

@@ -819,7 +819,8 @@ class Collector:
         self._active_in: collections.Counter[str] = collections.Counter()     # by IPv6 /64
         self._refusals_closing = 0      # connections past the limits being closed (see
                                         # _refuse_past_the_limits)
-        #: set when the stop begins: a connection whose handler starts later is closed at once
+        #: set when the stop begins: a connection whose handler starts later is told that the
+        #: collector stops, then closed (see _tell_stopping)
         self._stopping = False
         #: refusals past the connection limits: the kinds said as a warning, and the refusals
         #: of those kinds since then, not yet said (see _say_refusal)
@@ -990,7 +991,8 @@ class Collector:
             source.finish(0)
         # Only handlers already started are cancelled: one cancelled before its first step
         # never catches it, and Python 3.11's stream server logs it as an error with a
-        # traceback; a handler that starts from now on closes its connection at once.
+        # traceback; a handler that starts from now on tells its connection that the
+        # collector stops, then closes it (not cancelled: waited for below, as the others).
         # asyncio's own tasks (accepts under way when the server closed) are not cancelled
         # but waited for: each may make one more handler, hence the repeat until no task is
         # left (none is left pending when the loop closes)
@@ -1220,8 +1222,11 @@ class Collector:
 
     # -- connections -----------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._stopping:      # (made while the collector stops: nothing acknowledged yet)
-            writer.transport.abort()
+        if self._stopping:
+            # accepted as the collector stops, its handler not started when the stop
+            # cancelled the others: told as they are (nothing acknowledged yet: the relay
+            # retries), not reset without a word
+            await self._tell_stopping(reader, writer)
             return
         task = asyncio.current_task()
         self._handlers.add(task)
@@ -1449,14 +1454,9 @@ class Collector:
         if closing:
             self._refusals_closing += 1
         try:
-            if self.tls is not None and _START_TLS:
-                if not closing:
-                    return
-                try:
-                    await writer.start_tls(self.tls, ssl_handshake_timeout=min(
-                        self.handshake_timeout, _TELL_WAIT))
-                except (ssl.SSLError, ConnectionError, asyncio.TimeoutError, OSError):
-                    return
+            if self.tls is not None and _START_TLS and not (
+                    closing and await self._start_tls_to_tell(writer)):
+                return
             await _send_error(writer, ERROR_BUSY, reason)
             if closing:
                 await _close_told(reader, writer)
@@ -1466,6 +1466,32 @@ class Collector:
             if closing:
                 self._refusals_closing -= 1
             writer.transport.abort()
+
+    async def _tell_stopping(self, reader: asyncio.StreamReader,
+                             writer: asyncio.StreamWriter) -> None:
+        """Tell a connection accepted as the collector stops that it stops (ERROR_CANCELLED),
+        then close it as the stop closes the others (see _tell_and_close: the stop waits for
+        it, at most _TELL_WAIT). With TLS started per connection (Python 3.11+) the
+        handshake comes first (at most _TELL_WAIT); if it fails the connection is closed
+        without a word (an ERROR in plain text would read as a broken handshake)."""
+        try:
+            if self.tls is not None and _START_TLS and not await self._start_tls_to_tell(writer):
+                return
+            await _tell_and_close(reader, writer, ERROR_CANCELLED, "the collector is stopping")
+        except asyncio.CancelledError:
+            pass        # (a cancelled handler is logged as an error)
+        finally:
+            writer.transport.abort()
+
+    async def _start_tls_to_tell(self, writer: asyncio.StreamWriter) -> bool:
+        """The TLS handshake of a connection told an ERROR before it is handled (at most
+        _TELL_WAIT): whether it was made."""
+        try:
+            await writer.start_tls(self.tls, ssl_handshake_timeout=min(self.handshake_timeout,
+                                                                       _TELL_WAIT))
+        except (ssl.SSLError, ConnectionError, asyncio.TimeoutError, OSError):
+            return False
+        return True
 
     def _identity(self, writer: asyncio.StreamWriter) -> Optional[str]:
         """The TLS client certificate's names ("CN=..., DNS=..."); checked against ``allow``."""
