@@ -17,7 +17,7 @@ from remote_helpers import (PATIENCE, FakeCollector, HandRelay, delivered_by, en
 from wpptrace.remote import Collector
 from wpptrace.remote import collector as collector_module
 from wpptrace.remote import protocol as P
-from wpptrace.winerror import ERROR_BUSY, ERROR_CANCELLED
+from wpptrace.winerror import ERROR_BAD_FORMAT, ERROR_BUSY, ERROR_CANCELLED
 
 
 def test_an_internal_error_after_the_ack_that_crossed_end_is_said_to_the_relay(
@@ -219,12 +219,12 @@ def test_a_refusal_past_the_connection_limit_is_closed_without_a_reset(recorded,
     head, _ = recorded
     sent_enough = threading.Event()
     sent: list = []
-    send_error = collector_module._send_error
+    send_error = Collector._send_error
 
-    async def once_data_waits_unread(writer, code, reason):
+    async def once_data_waits_unread(self, writer, code, reason):
         await asyncio.get_running_loop().run_in_executor(None, sent_enough.wait, PATIENCE)
-        await send_error(writer, code, reason)
-    monkeypatch.setattr(collector_module, "_send_error", once_data_waits_unread)
+        return await send_error(self, writer, code, reason)
+    monkeypatch.setattr(Collector, "_send_error", once_data_waits_unread)
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
                    max_connections=1) as collector:
         held = socket.create_connection(collector.address)
@@ -310,10 +310,10 @@ def test_a_stop_while_a_refusal_is_said_logs_no_traceback(recorded, tmp_path, mo
     server logged it as an error with a traceback."""
     telling = threading.Event()
 
-    async def never_taken(writer, code, reason):
+    async def never_taken(self, writer, code, reason):
         telling.set()
         await asyncio.get_running_loop().create_future()     # (a drain that waits)
-    monkeypatch.setattr(collector_module, "_send_error", never_taken)
+    monkeypatch.setattr(Collector, "_send_error", never_taken)
     caplog.set_level(logging.WARNING, logger="asyncio")
     head, _ = recorded
     collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
@@ -333,6 +333,81 @@ def test_a_stop_while_a_refusal_is_said_logs_no_traceback(recorded, tmp_path, mo
         if hand is not None:
             hand.close()
         collector.stop()
+    logged = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+    assert logged == [], logged
+
+
+def test_a_stop_that_begins_as_a_refusal_is_said_closes_it_at_once(tmp_path, monkeypatch):
+    """The stop begins in the turn in which the ERROR of a connection refused past the limits
+    left (its drain ended), before the refusal went on: Python 3.11's wait_for then returns
+    and drops the stop's cancellation. The refusal waited for its relay's close (up to
+    _TELL_WAIT) as if the collector did not stop, and the stop waited for it. It is closed at
+    once, as a refusal that the stop finds saying its ERROR is."""
+    monkeypatch.setattr(collector_module, "_TELL_WAIT", 10 * PATIENCE)
+    drain = asyncio.StreamWriter.drain
+    collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), max_connections=1)
+
+    async def stop_as_the_refusal_drains(writer):
+        await drain(writer)
+        if collector._refusals_closing and not collector._stop_event.is_set():
+            collector._stop_event.set()     # (the stop's turn comes before the refusal's)
+    monkeypatch.setattr(asyncio.StreamWriter, "drain", stop_as_the_refusal_drains)
+    collector.start()
+    socks = []
+    try:
+        socks.append(socket.create_connection(collector.address))
+        wait_until(lambda: collector._active == 1, what="the first connection handled")
+        socks.append(socket.create_connection(collector.address))      # (says nothing)
+        held, refused = socks
+        for sock in socks:
+            sock.settimeout(PATIENCE)
+        assert refused.recv(1 << 16) == P.encode_error(ERROR_BUSY, "too many connections")
+        assert held.recv(1 << 16) == P.encode_error(ERROR_CANCELLED, "the collector is stopping")
+        assert held.recv(1 << 16) == b""
+        held.close()                    # (the stop waits for it, as for every open connection)
+        # (the refused relay keeps its end open)
+        assert collector.wait(PATIENCE), "the stop waited for the refused relay's close"
+        assert refused.recv(1 << 16) == b""
+        assert collector._refusals_closing == 0
+    finally:
+        for sock in socks:
+            sock.close()
+        collector.stop()
+
+
+def test_a_stop_while_a_relay_is_told_its_error_ends_the_handler_normally(
+        tmp_path, monkeypatch, caplog):
+    """The collector stops while it tells a relay why it closes the connection (a first frame
+    that is not HELLO), its ERROR not yet taken: the stop's cancellation left the handler
+    (Python's stream server logged it as an error with a traceback) and the connection was
+    reset. The handler ends normally: the relay has its ERROR, then the close as after any
+    ERROR (its end shut, what it sent read until it closes)."""
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"))
+
+    async def a_drain_that_waits_as_the_collector_stops(writer):
+        collector._stop_event.set()
+        await asyncio.get_running_loop().create_future()    # (not taken: ended by the stop)
+    monkeypatch.setattr(asyncio.StreamWriter, "drain", a_drain_that_waits_as_the_collector_stops)
+    collector.start()
+    loop = collector._loop
+    reported: list = []
+    loop.call_soon_threadsafe(loop.set_exception_handler,
+                              lambda _loop, context: reported.append(context))
+    sock = socket.create_connection(collector.address)
+    try:
+        sock.settimeout(PATIENCE)
+        sock.sendall(P.encode_stats(P.FrameType.STATS, 1, P.Stats()))
+        assert sock.recv(1 << 16) == P.encode_error(
+            ERROR_BAD_FORMAT, "the first frame must be HELLO, got STATS")
+        assert sock.recv(1 << 16) == b""     # (a reset raises)
+        sock.close()
+        assert collector.wait(PATIENCE), "the collector did not stop"
+        assert collector.stop(PATIENCE) is None
+    finally:
+        sock.close()
+        collector.stop()
+    assert reported == []
     logged = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
     assert logged == [], logged
 

@@ -425,17 +425,15 @@ def test_a_source_closed_for_a_protocol_error_is_finished_before_the_answer(reco
     """The relay reconnects while the collector sends it the ERROR for a broken stream (its
     source is then the new connection's): the source is finished all the same, not carried on
     by the new connection."""
-    from wpptrace.remote import collector as collector_module
-
     header, buffers = recorded
-    real = collector_module._send_error
+    real = Collector._send_error
     c = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), timeout=5.0).start()
 
-    async def reconnected_meanwhile(writer, code, reason):
+    async def reconnected_meanwhile(self, writer, code, reason):
         for source in list(c._sources.values()):
             source.connection = object()      # what a reconnect does to the source meanwhile
-        await real(writer, code, reason)
-    monkeypatch.setattr(collector_module, "_send_error", reconnected_meanwhile)
+        return await real(self, writer, code, reason)
+    monkeypatch.setattr(Collector, "_send_error", reconnected_meanwhile)
     try:
         frames = [hello_frame(uuid.uuid4(), len(header)),
                   *P.encode_buffer(P.FrameType.HEADER, 0, header),

@@ -1266,7 +1266,9 @@ class Collector:
             self._active_in[network] += 1
         source: Optional[_Source] = None
         conn: Optional[_Connection] = None
-        told = False        # an ERROR said, the close left to the end (see _close_told)
+        told = False        # an ERROR said (even one a stop cut short: the stop waits for
+                            # that close as for the others'), the close left to the end (see
+                            # _close_told)
         spoken = self.tls is None or not _START_TLS     # frames can reach the relay
         try:
             if not spoken:
@@ -1334,7 +1336,7 @@ class Collector:
                 source.finish(0)
             if conn is not None:
                 conn.told_error = True
-            await _send_error(writer, exc.code, reason)
+            await self._send_error(writer, exc.code, reason)
             told = True
         except _Refused as exc:
             self.connections_refused += 1
@@ -1347,7 +1349,7 @@ class Collector:
             if exc.tell:             # (no TLS session: nothing can be said to the relay)
                 if conn is not None:
                     conn.told_error = True
-                await _send_error(writer, exc.code, reason)
+                await self._send_error(writer, exc.code, reason)
                 told = True
         except asyncio.IncompleteReadError as exc:
             reason = ("connection closed by the relay" if not exc.partial else
@@ -1359,7 +1361,7 @@ class Collector:
             log.warning("%s: closed: %s", _who(source, peer), reason)
             if conn is not None:
                 conn.told_error = True
-            await _send_error(writer, ERROR_BUSY, reason)
+            await self._send_error(writer, ERROR_BUSY, reason)
             told = True
         except (ConnectionError, ssl.SSLError, OSError) as exc:
             reason = str(exc) or type(exc).__name__
@@ -1457,8 +1459,7 @@ class Collector:
             if self.tls is not None and _START_TLS and not (
                     closing and await self._start_tls_to_tell(writer)):
                 return
-            await _send_error(writer, ERROR_BUSY, reason)
-            if closing:
+            if await self._send_error(writer, ERROR_BUSY, reason) and closing:
                 await _close_told(reader, writer)
         except asyncio.CancelledError:
             pass        # the collector is stopping (a cancelled handler is logged as an error)
@@ -1617,6 +1618,22 @@ class Collector:
         if self._stopping:
             raise asyncio.CancelledError()
         return result
+
+    async def _send_error(self, writer: asyncio.StreamWriter, code: int, reason: str) -> bool:
+        """Tell the relay why, if it still listens (its drain waited for at most 1 s). False
+        if the collector stops meanwhile: the stop's cancellation ends that wait (and never
+        leaves a handler: the stream server logged it as an error with a traceback), and
+        counts even when wait_for dropped it, the drain having ended in the same turn (see
+        _within): a refusal past the limits then waited for its relay's close (up to
+        _TELL_WAIT) instead of being closed at once."""
+        try:
+            writer.write(P.encode_error(code, reason))
+            await asyncio.wait_for(writer.drain(), 1.0)
+        except (OSError, asyncio.TimeoutError, ssl.SSLError, RuntimeError):
+            pass
+        except asyncio.CancelledError:
+            return False
+        return not self._stopping
 
     async def _drain(self, writer: asyncio.StreamWriter) -> None:
         """Wait until the relay took what was written, at most the timeout (a relay that
@@ -1829,13 +1846,4 @@ _REFUSALS_CLOSING = 8
 
 async def _read_to_end(reader: asyncio.StreamReader) -> None:
     while await reader.read(1 << 16):
-        pass
-
-
-async def _send_error(writer: asyncio.StreamWriter, code: int, reason: str) -> None:
-    """Tell the relay why, if it still listens (never waits long)."""
-    try:
-        writer.write(P.encode_error(code, reason))
-        await asyncio.wait_for(writer.drain(), 1.0)
-    except (OSError, asyncio.TimeoutError, ssl.SSLError, RuntimeError):
         pass
