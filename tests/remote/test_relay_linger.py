@@ -105,6 +105,78 @@ def test_a_second_stop_gives_up_at_once(recorded):
         relay.outcome
 
 
+@pytest.mark.parametrize("step", ["connect", "answer"])
+def test_a_second_stop_as_a_connection_step_ends_gives_up_at_once(recorded, monkeypatch, step):
+    """The second stop comes in the turn in which the relay's connection is made (or the
+    collector's answer to its HELLO is read), and the relay gives up on that connection:
+    Python 3.11's wait_for then returns the connection (the answer) and drops the give-up's
+    cancellation. The connection went on (said HELLO, waited for the answer, sent the
+    stream) while the give-up waited for it. It is closed at once: the collector hears
+    nothing more on it."""
+    heard: list[str] = []
+    listened = threading.Event()
+
+    def serve(sock):
+        heard.append("HELLO")
+        try:
+            sock.sendall(P.encode(P.FrameType.WELCOME, 0))
+            sock.settimeout(PATIENCE)
+            heard.append(P.FrameType(read_frame(sock)[0]).name)
+            sock.close()                # (the relay ends its connection: no hang if it went on)
+        finally:
+            listened.set()
+    fake = FakeCollector(serve)
+    ended: list[asyncio.Future] = []   # the step's end, come with the second stop
+
+    async def ending_with_the_second_stop(step_):
+        result = await step_
+        ended.append(asyncio.get_running_loop().create_future())
+        await ended[0]
+        return result
+    if step == "connect":
+        open_connection = asyncio.open_connection
+        monkeypatch.setattr(asyncio, "open_connection", lambda *args, **kw: (
+            ending_with_the_second_stop(open_connection(*args, **kw))))
+    else:
+        read_frame_ = P.read_frame
+        answers: list = []
+
+        def read_the_answer(reader, allowed, *args):
+            answers.append(None)
+            if len(answers) == 1:
+                return ending_with_the_second_stop(read_frame_(reader, allowed, *args))
+            return read_frame_(reader, allowed, *args)
+        monkeypatch.setattr(P, "read_frame", read_the_answer)
+    check_linger = Relay._check_linger
+
+    def second_stop_as_the_step_ends(self, connected):
+        if connected and ended and not ended[0].done():
+            self.stop()
+            self.stop()
+            ended[0].set_result(None)   # (its turn comes before the connection's cancellation)
+        return check_linger(self, connected)
+    monkeypatch.setattr(Relay, "_check_linger", second_stop_as_the_step_ends)
+    head, buffers = recorded
+    relay = Relay(fake.address, buffer_size=len(head), name="cut", linger=PATIENCE,
+                  linger_limit=PATIENCE, reply_timeout=PATIENCE, connect_timeout=PATIENCE)
+    relay.add(head)
+    for buf in buffers[:4]:
+        relay.add(buf)
+    try:
+        relay.start()
+        assert relay.wait(PATIENCE), "the relay hangs"
+        if step == "answer":
+            assert listened.wait(PATIENCE)
+    finally:
+        relay.close(timeout=0.5)
+        fake.close()
+    assert relay.outcome == ("failed: could not deliver the stream: stopped after its end, "
+                             "before the collector acknowledged it (4 buffers undelivered)"), \
+        relay.outcome
+    assert heard == ([] if step == "connect" else ["HELLO"]), heard
+    assert relay.stats.connects == 1
+
+
 def _silent_while_closing(fake: FakeCollector):
     """A collector that takes the stream, ACKs every buffer but the last (whose ACK is END's),
     then says nothing after END (its file's close is slow: END's ACK would come once it is

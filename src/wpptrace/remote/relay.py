@@ -288,6 +288,7 @@ class Relay:
         self._end_seq: Optional[int] = None         # END's sequence on the current connection
         self._end_acked = False         # an ACK of END's sequence came after END on it
         self._acks: Optional[asyncio.Task] = None      # the connection's reader of answers
+        self._dropping = False          # _attempt gave up on the connection (see _unless_dropped)
         self._end_ever_sent = False     # END went out on some connection
         self._end_reached = False       # a later answer said the collector has it (its
                                         # source's file being closed)
@@ -618,6 +619,7 @@ class Relay:
         self._end_seq = None
         self._end_acked = False
         self._acks = None
+        self._dropping = False
         task = asyncio.ensure_future(self._connection())
         try:
             while True:
@@ -632,6 +634,7 @@ class Relay:
                     return task.result()
         finally:
             if not task.done():
+                self._dropping = True
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
 
@@ -688,6 +691,7 @@ class Relay:
         transport.set_write_buffer_limits(high=4 << 20)
         acks: Optional[asyncio.Task] = None
         try:
+            self._unless_dropped()
             hello = P.Hello(self.source_id, self.buffer_size, self.name, self.host)
             writer.write(P.encode_hello(hello, self._outbox.oldest()))
             try:
@@ -697,6 +701,7 @@ class Relay:
                 hint = " (was this relay's certificate refused?)" if self.tls else ""
                 raise EOFError(f"the collector closed the connection before answering{hint}: "
                                f"{_describe(exc)}") from None
+            self._unless_dropped()
             if frame.type == P.FrameType.ERROR:
                 raise RelayRefused(*P.decode_error(frame))
             if frame.type != P.FrameType.WELCOME:
@@ -718,6 +723,15 @@ class Relay:
             if acks is not None:
                 acks.cancel()
             transport.abort() if transport is not None else None
+
+    def _unless_dropped(self) -> None:
+        """CancelledError if the relay gave up on this connection (see _attempt) as a step of
+        it ended: Python 3.10 and 3.11's wait_for drops the cancellation when what it waits
+        for ended in the same turn, and returns the result. The connection went on (said
+        HELLO, waited up to ``connect_timeout`` for the answer, then sent the stream) while
+        the give-up (a second stop, the stop limit, the linger) waited for it to end."""
+        if self._dropping:
+            raise asyncio.CancelledError()
 
     def _collector_lost_the_stream(self) -> None:
         """A WELCOME below what the collector acknowledged: it no longer holds the source
