@@ -565,7 +565,8 @@ static ULONG make_usable(TRACEHANDLE h, uint32_t generation, uint32_t incarnatio
     if (slot == UINT32_MAX) return ERROR_INVALID_HANDLE;
     wpt_session *local = &wpt_sessions[slot];
     if (atomic_load(&local->role) == WPT_ROLE_PRIVATE) return ERROR_INVALID_HANDLE;  /* stopped */
-    /* a private session not stopped here is a parent's (this is a forked child): no host */
+    /* a private session with no host: stopped here meanwhile (a STOP between the enable and
+     * this), or a parent's (this is a forked child) */
     if (incarnation == WPT_INCARNATION_PRIVATE) return ERROR_INVALID_HANDLE;
     return wpt_attach(slot, generation, incarnation);
 }

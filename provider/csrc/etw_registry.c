@@ -152,7 +152,8 @@ static ULONG hold_dir(int fd, const struct stat *st) {
  * in it by the name: ENOENT, ENOTDIR on the way)? Told by the check itself, never by looking
  * again: a directory made again meanwhile by another process is not the one the check missed.
  * Written where a lookup ends: by check_dir, from what check_dir_locked found (0 when no check
- * ran: a busy lock), and by ensure_dir for a path that cannot be resolved (no check either);
+ * ran: a busy lock), and by ensure_dir and wpt_runtime_dir_present for a path that cannot be
+ * resolved (no check either);
  * read once by wpt_runtime_dir_missing_as_none; cleared in a forked child. */
 static __thread int t_dir_absent;
 
@@ -341,7 +342,10 @@ int wpt_runtime_dir_fd(void) {
  * now), else why not. A directory a clean-up removed stays removed until something is to be
  * made in it. */
 ULONG wpt_runtime_dir_present(void) {
-    if (atomic_load(&g_dir_rc) != ERROR_SUCCESS) return ERROR_BAD_PATHNAME;
+    if (atomic_load(&g_dir_rc) != ERROR_SUCCESS) {
+        t_dir_absent = 0;               /* no check ran: a path not resolved is not "absent" */
+        return ERROR_BAD_PATHNAME;
+    }
     return check_dir(0, wpt_mono_ms() + WPT_REGISTRY_WAIT_MS);
 }
 
