@@ -25,6 +25,7 @@ sys.path.insert(0, str(CORPUS_SOURCE))  # its helpers: unpack (the fixture below
 sys.path.insert(0, str(TESTS))          # session_hosts (what the clean-up below kills)
 
 import unpack  # noqa: E402
+import leftover_processes  # noqa: E402
 from session_hosts import become_subreaper, kill_session_hosts, reaper_failure  # noqa: E402
 
 
@@ -59,7 +60,14 @@ atexit.register(_clean_up)
 @pytest.fixture(scope="session", autouse=True)
 def session_hosts_are_killed_at_the_end():
     yield
+    # every process the tests started has ended (this one's descendants: in a pytest-xdist
+    # worker its own, never the workers or the controller); looked at before the clean-up,
+    # which would kill those holding the runtime directory unsaid
+    left = leftover_processes.left_running(os.getpid())
+    leftover_processes.kill(left)
     _clean_up()
+    if left:
+        pytest.fail(leftover_processes.report(left), pytrace=False)
     # the reaper went on after a failed pass; the defect is said here, failing the run
     failure = reaper_failure()
     if failure is not None:
