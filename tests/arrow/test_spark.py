@@ -28,6 +28,16 @@ def spark(tmp_path_factory):
                .getOrCreate())
     yield session
     session.stop()
+    # the JVM Spark started (its py4j gateway) ends when its stdin closes, else only as this
+    # process ends: ended here, with the tests that used it
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    if gateway is not None and getattr(gateway, "proc", None) is not None:
+        gateway.shutdown()
+        gateway.proc.stdin.close()
+        gateway.proc.wait(60)
+        SparkContext._gateway = SparkContext._jvm = None
 
 
 def _key(row: dict) -> tuple:
