@@ -12,7 +12,9 @@ cannot be opened or compiled is reported before any session starts (no empty .et
 
 Exit status: the script's; 1 if it exited 0 but not all it traced could be recorded (a provider
 it registered could not be enabled, the session was stopped before it ended: each said in one
-line); 2 for a script that cannot be opened.
+line), or if the output cannot be recorded to (an input, a stream: ``-o -``, ``/dev/stdout``,
+the file stdout or stderr goes to; a path the core refuses), before the script runs; 2 for a
+script that cannot be opened.
 """
 from __future__ import annotations
 
@@ -164,17 +166,34 @@ def run(args: argparse.Namespace) -> int:
         return code
     name = args.name or f"wpptrace-{os.getpid()}"
     output = args.output or f"{name}.etl"
+    if output == "-" or outputs.descriptor_named(output) is not None:
+        # the session's host process opens the log file by its path (its own /dev/stdout, not
+        # this one's) and rewrites the file's first buffer after each buffer: no stream
+        print(f"{PROG}: error: cannot record to {output}: an .etl file is written by its path and "
+              f"its header rewritten as buffers are added; give a file (-o FILE.etl)", file=sys.stderr)
+        return 1
     try:  # the session truncates its file: never the script (or a file it is given)
         outputs.check_outputs([output], [args.script, *args.script_args])
+        for stream, said in ((sys.stdout, "standard output"), (sys.stderr, "standard error")):
+            # the script's prints (and this command's lines) would be written into the .etl
+            if outputs.same_file_as_stream(output, stream):
+                raise outputs.OutputRefused(f"refusing to write {output}: <{said}> is the same "
+                                            f"file; nothing was written")
     except outputs.OutputRefused as refused:
         return outputs.fail("wpptrace session", refused)
     mode = lib.EVENT_TRACE_USE_GLOBAL_SEQUENCE
     mode |= lib.EVENT_TRACE_FILE_MODE_CIRCULAR if args.circular else lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL
     if args.realtime:
         mode |= lib.EVENT_TRACE_REAL_TIME_MODE
-    session = TraceSession(name, output, BufferSize=args.buffer_size, MinimumBuffers=args.min_buffers,
-                           MaximumBuffers=args.max_buffers, FlushTimer=args.flush_timer,
-                           MaximumFileSize=args.circular, LogFileMode=mode, ClientContext=args.clock)
+    try:
+        session = TraceSession(name, output, BufferSize=args.buffer_size, MinimumBuffers=args.min_buffers,
+                               MaximumBuffers=args.max_buffers, FlushTimer=args.flush_timer,
+                               MaximumFileSize=args.circular, LogFileMode=mode, ClientContext=args.clock)
+    except Win32Error as exc:   # a path the core will not write: the rule that refused it, in words
+        if exc.winerror not in (lib.ERROR_BAD_PATHNAME, lib.ERROR_ACCESS_DENIED):
+            raise
+        print(f"{PROG}: error: {session_cli.log_file_refusal(output, exc)}", file=sys.stderr)
+        return 1
     hook = None
     incomplete = False
     try:

@@ -26,7 +26,7 @@ from wpptrace.provider._hazmat import lib
 from wpptrace.winerror import Win32Error, in_words
 
 __all__ = ["add_subcommands", "run", "start", "query_text", "listed_text", "shown_text", "check_name",
-           "check_logfile", "parse_guid_spec", "flags_argument", "level_argument", "SessionError"]
+           "check_logfile", "log_file_refusal", "parse_guid_spec", "flags_argument", "level_argument", "SessionError"]
 
 ACTIONS = ("start", "stop", "flush", "query", "update", "enable", "disable", "list")
 
@@ -106,7 +106,7 @@ def _runtime_directory_name() -> str:
     return f"/tmp/wpptrace-{os.geteuid()}"
 
 
-def _logfile_refusal(path: str, exc: Win32Error) -> str:
+def log_file_refusal(path: str, exc: Win32Error) -> str:
     """Why the core would not take ``path`` as the log file, one line: the rule that refused it,
     as the core says it (its walk of the path, links followed as it follows them)."""
     why = sessions.log_path_refusal(path)
@@ -211,7 +211,7 @@ def start(name: str, logfile: str | None, *, realtime: bool = False, circular: i
         api.StartTrace(name, props)
     except Win32Error as exc:
         if exc.winerror in (lib.ERROR_BAD_PATHNAME, lib.ERROR_ACCESS_DENIED) and logfile:
-            raise SessionError(_logfile_refusal(logfile, exc)) from None
+            raise SessionError(log_file_refusal(logfile, exc)) from None
         if exc.winerror == lib.ERROR_INVALID_PARAMETER:
             raise SessionError(f"invalid session settings ({exc.name}): buffer size 1..16384 KB, "
                                f"at most 65536 buffers and 4 GiB of buffers, circular size >= "
@@ -439,7 +439,7 @@ def update(name: str, flush_timer: int | None, max_buffers: int | None, logfile:
         if exc.winerror == lib.ERROR_INVALID_PARAMETER:
             raise SessionError(f"session {name!r}: cannot update to these settings ({exc.name})") from None
         if exc.winerror in (lib.ERROR_BAD_PATHNAME, lib.ERROR_ACCESS_DENIED) and logfile:
-            raise SessionError(_logfile_refusal(logfile, exc)) from None
+            raise SessionError(log_file_refusal(logfile, exc)) from None
         raise SessionError(_describe(exc, name)) from None
     return [f"session {name!r} updated: flush timer {props.FlushTimer}, maximum buffers "
             f"{props.MaximumBuffers}, log file {props.LogFileName or '(none)'}"]

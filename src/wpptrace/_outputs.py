@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from typing import IO, Iterable
 
 __all__ = ["OutputRefused", "check_outputs", "mode_from", "open_output", "write_text", "fail",
-           "current_umask", "replace_file", "new_private_file", "handed_descriptor", "same_file_as_stream",
-           "PRIVATE_MODE"]
+           "current_umask", "replace_file", "new_private_file", "handed_descriptor", "descriptor_named",
+           "same_file_as_stream", "PRIVATE_MODE"]
 
 #: the mode of outputs made from sources that have no file (a live session): private
 PRIVATE_MODE = 0o600
@@ -156,12 +156,11 @@ _STANDARD_NAMES = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
 _DESCRIPTOR_DIRS = ("/dev/fd/", "/proc/self/fd/", "/proc/thread-self/fd/")
 
 
-def handed_descriptor(path: str | os.PathLike) -> int | None:
-    """The descriptor an output ``path`` is to be written through, or None for a file to be
-    made: N for /dev/fd/N, /proc/self/fd/N (/proc/<this process>/fd/N) and 0, 1, 2 for
-    /dev/stdin, /dev/stdout, /dev/stderr, whether it is open or not (``open_output`` says);
-    else the lowest descriptor handed to the process (inheritable: the files it opens itself
-    are closed on exec) that is open for writing on the file ``path`` names (``-o log >> log``)."""
+def descriptor_named(path: str | os.PathLike) -> int | None:
+    """The descriptor ``path`` names by itself, whatever file is behind it: 0, 1, 2 for
+    /dev/stdin, /dev/stdout, /dev/stderr, N for /dev/fd/N and /proc/self/fd/N (/proc/<this
+    process>/fd/N); None for any other path. Another process opening the path (a session's
+    host) opens its own descriptor N, not this one."""
     name = os.path.abspath(os.fspath(path))
     if name in _STANDARD_NAMES:
         return _STANDARD_NAMES[name]
@@ -169,6 +168,19 @@ def handed_descriptor(path: str | os.PathLike) -> int | None:
         number = name[len(directory):] if name.startswith(directory) else ""
         if number.isdigit() and number.isascii():
             return int(number)
+    return None
+
+
+def handed_descriptor(path: str | os.PathLike) -> int | None:
+    """The descriptor an output ``path`` is to be written through, or None for a file to be
+    made: N for /dev/fd/N, /proc/self/fd/N (/proc/<this process>/fd/N) and 0, 1, 2 for
+    /dev/stdin, /dev/stdout, /dev/stderr, whether it is open or not (``open_output`` says);
+    else the lowest descriptor handed to the process (inheritable: the files it opens itself
+    are closed on exec) that is open for writing on the file ``path`` names (``-o log >> log``)."""
+    named = descriptor_named(path)
+    if named is not None:
+        return named
+    name = os.path.abspath(os.fspath(path))
     try:
         st = os.stat(name)
     except (OSError, ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -192,3 +193,63 @@ def test_flags_and_levels_out_of_range_are_usage_errors_before_any_session(tmp_p
         assert proc.returncode == 2, (option, proc.stderr)
         assert proc.stderr.splitlines()[-1] == f"wpptrace session record: error: {message}"
         assert proc.stdout == "" and not out.exists()
+
+
+TRACED = textwrap.dedent("""
+    from wpptrace.provider.tracing import Provider
+    trace = Provider("StreamApp", flags=("IO",))
+    trace.info(trace.flags.IO, "traced %d", 1)
+    print("the script ran")
+""")
+
+
+def _record_to(tmp_path: pathlib.Path, output: str, **popen) -> subprocess.CompletedProcess:
+    script = tmp_path / "app.py"
+    script.write_text(TRACED)
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    return subprocess.run([sys.executable, "-m", "wpptrace", "session", "record", "-o", output, str(script)],
+                          stdin=subprocess.DEVNULL, cwd=tmp_path, timeout=120, **popen)
+
+
+def test_a_stream_as_the_output_is_refused_before_the_script_runs(tmp_path):
+    """An .etl is written by its path (by the session's host process, whose /dev/stdout is not
+    this one's) and its header rewritten as it grows: ``-o /dev/stdout`` failed with the core's
+    ERROR_ACCESS_DENIED as a Python error, and ``-o -`` made a file named "-"."""
+    for output in ("/dev/stdout", "-", "/dev/fd/1", "/proc/self/fd/1"):
+        proc = _record_to(tmp_path, output)
+        assert proc.returncode == 1 and proc.stdout == b""
+        assert proc.stderr.decode() == (
+            f"wpptrace session record: error: cannot record to {output}: an .etl file is written by "
+            f"its path and its header rewritten as buffers are added; give a file (-o FILE.etl)\n")
+        with open(tmp_path / "log", "wb") as log:                     # stdout a file: the same
+            proc = _record_to(tmp_path, output, stdout=log)
+        assert proc.returncode == 1 and b"cannot record to" in proc.stderr
+        assert (tmp_path / "log").read_bytes() == b""
+        assert sorted(os.listdir(tmp_path)) == ["app.py", "log"]
+
+
+def test_the_file_stdout_or_stderr_goes_to_is_refused(tmp_path):
+    """``record -o rec.etl app.py > rec.etl``: the script's prints would go into the .etl."""
+    rec = tmp_path / "rec.etl"
+    for stream, said in (("stdout", "standard output"), ("stderr", "standard error")):
+        with open(rec, "ab") as redirected:
+            proc = _record_to(tmp_path, "rec.etl", **{stream: redirected})
+        refusal = (f"wpptrace session: error: refusing to write rec.etl: <{said}> is the same file; "
+                   f"nothing was written\n").encode()
+        assert proc.returncode == 1
+        if stream == "stdout":                                     # (the script did not run)
+            assert proc.stderr == refusal and rec.read_bytes() == b""
+        else:
+            assert proc.stdout == b"" and rec.read_bytes() == refusal
+        rec.unlink()
+    proc = _record_to(tmp_path, "rec.etl")                            # a file of its own: recorded
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"the script ran\n" and rec.stat().st_size > 0
+
+
+def test_a_path_the_core_refuses_is_said_in_one_line(tmp_path):
+    proc = _record_to(tmp_path, os.devnull)
+    assert proc.returncode == 1 and proc.stdout == b""
+    assert proc.stderr.decode() == ("wpptrace session record: error: /dev/null: cannot use it as the log "
+                                    "file (ERROR_BAD_PATHNAME): it is not a regular file\n")
