@@ -6,12 +6,15 @@ Accepted options (tracefmt's spelling, single dash, case-insensitive like on Win
 [-csv] [-csvheader] [-csvquote] [-utc | -gmt] [-noprefix] [-seq] [-prefix Template] [-progress]``.
 
 Like tracefmt, text goes to ``FmtFile.txt`` and the summary to ``FmtSum.txt`` unless ``-o``
-names the output (summary then ``<output>.sum``); ``-displayonly`` prints to stdout instead.
+names the output (summary then ``<output>.sum``; ``FmtSum.txt`` still when the output is a
+descriptor or a device: ``-o /dev/stdout``, ``-o /dev/null``); ``-displayonly`` prints to
+stdout instead.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 
 from wpptrace._cliutil import RawDescriptionHelpFormatter
@@ -39,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Format the WPP trace messages of .etl files (tracefmt-compatible options).",
         epilog=(
             "Text goes to FmtFile.txt and the summary to FmtSum.txt unless -o is given\n"
-            "(then <file> and <file>.sum). TRACE_FORMAT_PREFIX sets the prefix,\n"
+            "(then <file> and <file>.sum; FmtSum.txt still for a device such as\n"
+            "/dev/stdout or /dev/null). TRACE_FORMAT_PREFIX sets the prefix,\n"
             "TRACE_FORMAT_SEARCH_PATH lists TMF directories.\n"
             "exit status: 0 ok, 1 an input/output problem (see stderr), 2 bad usage"),
     )
@@ -76,6 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _is_device(path: str) -> bool:
+    """Whether ``path`` names a descriptor (/dev/stdout, /dev/fd/N) or a device (/dev/null, a
+    terminal): no file is made there, and ``<path>.sum`` would be a new file among the devices."""
+    from wpptrace._outputs import descriptor_named
+
+    if descriptor_named(path) is not None:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+
+
 def options_from_args(args: argparse.Namespace) -> FmtOptions:
     files = list(args.files) + list(args.more_files)
     pdbs = [path for group in args.images + args.pdbs for path in group.split(";") if path]
@@ -89,9 +107,9 @@ def options_from_args(args: argparse.Namespace) -> FmtOptions:
         output = args.output or _DEFAULT_OUTPUT
     if args.nosummary:
         summary = None
-    elif args.output:
+    elif args.output and not _is_device(args.output):
         summary = args.output + ".sum"
-    else:
+    else:   # (-o /dev/stdout, /dev/null: as with -displayonly and -summaryonly, not /dev/null.sum)
         summary = _DEFAULT_SUMMARY
     return FmtOptions(
         files=files, realtime=args.realtime, tmf_files=list(args.tmf_files),

@@ -135,6 +135,23 @@ def test_progress_bar_on_request(big_trace, fmt_tmf):
     assert "big.etl [" in err and "100.0%" in err
 
 
+def test_tracefmt_summary_beside_a_device_output_goes_to_fmtsum(fmt_data, fmt_tmf, tmp_path):
+    """``tracefmt -o /dev/stdout`` (or /dev/null) wrote its summary to ``/dev/stdout.sum``: a
+    new file among the devices (as root) or a failed run. It goes to FmtSum.txt, as with
+    -displayonly and -summaryonly."""
+    for output in ("/dev/stdout", os.devnull):
+        res = run(tracefmt_cmd(fmt_data / "wppstr-sample.etl", "-p", fmt_tmf, "-o", output), cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        assert res.stderr.splitlines()[-2:] == [f"Event traces dumped to {output}",
+                                                "Event Summary dumped to FmtSum.txt"]
+        assert (tmp_path / "FmtSum.txt").read_text().startswith("Files Processed:")
+        assert not os.path.exists(output + ".sum")
+        (tmp_path / "FmtSum.txt").unlink()
+    assert res.stdout == "" and os.listdir(tmp_path) == []
+    opts = tracefmt.options_from_args(tracefmt.build_parser().parse_args(["a.etl", "-o", "/dev/fd/3"]))
+    assert opts.output == "/dev/fd/3" and opts.summary == "FmtSum.txt"
+
+
 def test_tracefmt_options_map_to_one_engine():
     parser = tracefmt.build_parser()
     args = parser.parse_args(tracefmt._lower_options(
