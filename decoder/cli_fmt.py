@@ -531,6 +531,15 @@ def _columnar_problem(opts: FmtOptions, out: IO[str]) -> str | None:
             pass
         if getattr(out, "buffer", None) is None:
             return "-f arrow needs a byte stream for stdout"
+    else:       # -o /dev/stdout (/dev/stderr, /dev/fd/N) on a terminal: binary there too
+        fd = outputs.handed_descriptor(opts.output)
+        try:
+            terminal = fd is not None and os.isatty(fd)
+        except OSError:
+            terminal = False
+        if terminal:
+            return (f"-f {opts.output_format} writes binary: {opts.output} is a terminal; "
+                    f"redirect it or give -o FILE")
     if opts.batch_rows < 0:
         return f"--batch-rows must be positive, not {opts.batch_rows}"
     return None

@@ -195,3 +195,34 @@ def test_parquet_writer_row_groups_and_codecs(bench_fmt, tmp_path):
     def values(table):
         return json.dumps(table.to_pylist(), default=str)
     assert values(pq.read_table(path)) == values(pa.Table.from_batches(batches, schema=SCHEMA))
+
+
+@pytest.mark.parametrize("kind", ["arrow", "parquet"])
+def test_binary_through_a_descriptor_is_refused_on_a_terminal_and_written_to_a_pipe(fmt_data, kind):
+    """``-f arrow -o /dev/stdout`` on a terminal wrote the binary stream to it (``-f arrow``
+    alone is refused there); into a pipe it is the stream or file a reader takes."""
+    import os
+    import pty
+
+    name = fmt_data / "wpptypes-sample.etl"
+    args = [sys.executable, "-m", "wpptrace", "fmt", str(name), "-p", str(fmt_data / "tmf"), "-f", kind]
+    main, terminal = pty.openpty()
+    try:
+        proc = subprocess.run([*args, "-o", "/dev/stdout"], stdout=terminal, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, timeout=120)
+        os.set_blocking(main, False)
+        try:
+            shown = os.read(main, 1 << 16)
+        except BlockingIOError:
+            shown = b""
+    finally:
+        os.close(terminal)
+        os.close(main)
+    assert proc.returncode == 2 and shown == b""
+    assert proc.stderr.decode() == (f"wpptrace fmt: error: -f {kind} writes binary: /dev/stdout is a "
+                                    f"terminal; redirect it or give -o FILE\n")
+    proc = subprocess.run([*args, "-o", "/dev/stdout"], capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    table = (pa.ipc.open_stream(proc.stdout).read_all() if kind == "arrow"
+             else pq.read_table(pa.BufferReader(proc.stdout)))
+    assert table.num_rows == 6                # the header record and 5 messages
