@@ -35,7 +35,7 @@ import time
 from array import array
 from collections import namedtuple
 
-from ._hazmat import ETL, ProgramTable, crc32
+from ._hazmat import ETL, ProgramTable, crc32c
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ TEXT_ROOM = 8 << 20
 #: the array types a TMF text's split (``tmf.grammar.split_text``) is kept in: its numbers
 #: (five digits at most), its lengths
 _NUMBERS, _LENGTHS = "I", "Q"
-#: a kept text's CRC-32, ahead of it (``text_record``)
+#: a kept text's CRC-32C, ahead of it (``text_record``)
 _CRC = struct.Struct("<I")
 
 
@@ -237,7 +237,7 @@ class SharedTexts:
     lengths (``split_lengths``), two arrays as bytes: taking a file makes no string of an
     entry nor reads a number of one. A file another process is reading at that moment is
     read again (nothing waits for it); one not read as TMF text is not kept, so each process
-    reports it; a record that does not hold what its writer kept (``_taken``: its CRC-32
+    reports it; a record that does not hold what its writer kept (``_taken``: its CRC-32C
     written with it, the arrays whole, three lengths an entry and one more adding up to the
     text's length) is not taken: the file is read. A process keeps ``TEXT_ROOM`` bytes of
     texts at most.
@@ -282,22 +282,22 @@ class SharedTexts:
 
 
 def text_record(text: str, numbers: list[int] | None, lengths: list[int] | None) -> bytes:
-    """The record ``SharedTexts.keep`` publishes: the CRC-32 of the rest (its 4 bytes, little
+    """The record ``SharedTexts.keep`` publishes: the CRC-32C of the rest (its 4 bytes, little
     endian), then (text, numbers, lengths) marshalled, the split as two arrays' bytes (None,
     None for a text a lazy parse reads line by line)."""
     data = marshal.dumps((text, None, None) if numbers is None else
                          (text, array(_NUMBERS, numbers).tobytes(), array(_LENGTHS, lengths).tobytes()))
-    return _CRC.pack(crc32(data)) + data
+    return _CRC.pack(crc32c(data)) + data
 
 
 def _taken(data: bytes | None) -> tuple[str, array | None, array | None] | None:
     """The text, numbers and lengths a kept record holds (``text_record``); None for one that
-    does not hold what its writer kept: its CRC-32 not the rest's (memory written over after
+    does not hold what its writer kept: its CRC-32C not the rest's (memory written over after
     the keep), or not a text with a split of it (the arrays whole, three lengths an entry and
     one more, their sum the text's length). Where the split's pieces start and end is the
     writer's (``split_text``, as the reader splits): checked by the tests, not here, where
     it would cost more than taking the file (about 0.5 M instructions a file)."""
-    if data is None or len(data) < _CRC.size or _CRC.unpack_from(data)[0] != crc32(memoryview(data)[_CRC.size:]):
+    if data is None or len(data) < _CRC.size or _CRC.unpack_from(data)[0] != crc32c(memoryview(data)[_CRC.size:]):
         return None
     try:
         text, numbers, lengths = marshal.loads(memoryview(data)[_CRC.size:])

@@ -943,7 +943,7 @@ def test_a_damaged_tmf_text_record_is_read_again(damage, tmp_path, monkeypatch):
     import struct
     from array import array
 
-    from wpptrace.decoder._hazmat import crc32
+    from wpptrace.decoder._hazmat import crc32c
 
     guid = uuid.UUID(int=0x61)
     argument = {11: (" %10!d!", "n, ItemLong -- 10\n")}
@@ -967,7 +967,7 @@ def test_a_damaged_tmf_text_record_is_read_again(damage, tmp_path, monkeypatch):
 
     def written(*fields):    # a record written so: its CRC its own
         data = marshal.dumps(fields)
-        return struct.pack("<I", crc32(data)) + data
+        return struct.pack("<I", crc32c(data)) + data
     record = {
         "truncated": kept[:-3],
         "lengths short": written(text, numbers, lengths[:-1].tobytes()),
@@ -995,6 +995,39 @@ def test_a_damaged_tmf_text_record_is_read_again(damage, tmp_path, monkeypatch):
     assert tmfset.shared_texts.taken == 0 and program_share._taken(record) is None
     assert [issue.fields() for issue in tmfset.issues] == [issue.fields() for issue in plain.issues]
     share.close()
+
+
+def _crc32c_bitwise(data: bytes) -> int:
+    """CRC-32C as its definition gives it, a bit at a time (reflected polynomial 0x82F63B78)."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def test_the_kept_texts_checksum_is_crc32c():
+    """A kept TMF text is checked with CRC-32C (the CPU's crc32 instruction where it has one):
+    the same value as the definition's and as the byte-a-step form, for any length and any
+    alignment of the bytes, continued from an earlier value too."""
+    from wpptrace.decoder._hazmat import crc32c, ffi, lib
+
+    assert crc32c(b"123456789") == 0xE3069283 == _crc32c_bitwise(b"123456789")
+    assert crc32c(b"") == 0
+    rng = random.Random(7)
+    for n in list(range(0, 40)) + [rng.randint(40, 3000) for _ in range(30)]:
+        data = bytes(rng.getrandbits(8) for _ in range(n + 7))
+        for start in (0, 1, 3, 7):
+            part = data[start:start + n]
+            expected = _crc32c_bitwise(part)
+            assert crc32c(memoryview(data)[start:start + n]) == expected, (n, start)
+            assert lib.crc32c_bytes(0, ffi.from_buffer("uint8_t[]", part), len(part)) == expected
+            half = n // 2
+            first = lib.crc32c_update(0, ffi.from_buffer("uint8_t[]", part[:half]), half)
+            assert lib.crc32c_update(first, ffi.from_buffer("uint8_t[]", part[half:]), n - half) == expected
+    big = os.urandom(1 << 20)
+    assert crc32c(big) == lib.crc32c_bytes(0, ffi.from_buffer("uint8_t[]", big), len(big))
 
 
 def test_a_closed_table_leaves_tmf_files_to_their_process(driver, monkeypatch):
