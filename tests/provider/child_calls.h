@@ -1,9 +1,10 @@
-/* child_calls.h: the child processes of the C test programs of this folder, which never outlive
- * the process that made them, so that a test run killed midway leaves none behind (the test
- * builder puts the folder on their include path); and a clean-up of /tmp done by another process. A child forked with fork_tied() gets SIGKILL
- * when the thread that forked it ends: fork from a thread that lives until the child is reaped.
- * A program of this folder spawned (run) ties itself to its spawner as it starts
- * (tied_to_parent.c, linked into every program the tests build). */
+/* child_calls.h: the child processes of the C test programs of this folder (the test builder
+ * puts the folder on their include path). A child never outlives the process that made it, so a
+ * test run killed midway leaves none behind: one forked with fork_tied() gets SIGKILL when the
+ * thread that forked it ends (fork from a thread that lives until the child is reaped); a program
+ * of this folder started with run() ties itself to its spawner as it starts (tied_to_parent.c,
+ * linked into every program the tests build). clean_up_elsewhere() runs a clean-up of /tmp in
+ * another process. */
 #ifndef WPPTRACE_TESTS_CHILD_CALLS_H
 #define WPPTRACE_TESTS_CHILD_CALLS_H
 

@@ -486,7 +486,6 @@ static ULONG register_provider(WMIDPREQUEST callback, PVOID context, const GUID 
     return RegisterTraceGuids(callback, context, control, 1, &reg, NULL, NULL, h);
 }
 
-/* A private in-process session `name` logging to DIR/NAME.etl: nonzero if it did not start. */
 #define PAIRS 32
 
 static sem_t g_arrived, g_go;
@@ -2011,7 +2010,6 @@ static int stale_replaces(const char *dir) {
     return 0;
 }
 
-/* Whether this process says it has `control` enabled (LIST). */
 /* An enable of `control` put into the registry for the session in `slot` (nobody told); its
  * index in the table, -1 if none is free. */
 static int registry_enable(const GUID *control, uint32_t slot) {
