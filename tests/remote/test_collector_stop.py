@@ -16,6 +16,7 @@ from remote_helpers import (PATIENCE, FakeCollector, HandRelay, close_as_told, d
                             relay_past_the_ack_that_crossed_end, take_until_end, wait_until)
 
 from wpptrace.remote import Collector, Relay
+from wpptrace.remote import collector as collector_module
 from wpptrace.remote import protocol as P
 from wpptrace.winerror import ERROR_CANCELLED
 
@@ -243,3 +244,61 @@ def test_a_relay_accepted_as_the_collector_stops_is_told_so_and_retries(recorded
     assert said()[0] == "late: the collector stopped: the collector is stopping (retrying)", \
         said()
     assert collector.sources == []
+
+
+def test_connections_accepted_as_the_collector_stops_are_held_only_a_few_at_a_time(
+        tmp_path, monkeypatch, caplog):
+    """A flood of connections accepted as the collector stops: each is told that it stops,
+    but only ``_REFUSALS_CLOSING`` at a time then wait for the relay's close (holding a
+    socket and a task each, up to _TELL_WAIT), as refusals past the limits do; the others
+    are closed right after their ERROR. They were counted by no limit: all 60 were held."""
+    monkeypatch.setattr(collector_module, "_TELL_WAIT", 10 * PATIENCE)     # (held until closed)
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    held = [0, 0]           # connections waiting for the relay's close: now, at most
+    close_told = collector_module._close_told
+
+    async def counted(reader, writer):
+        held[0] += 1
+        held[1] = max(held)
+        try:
+            await close_told(reader, writer)
+        finally:
+            held[0] -= 1
+    monkeypatch.setattr(collector_module, "_close_told", counted)
+    collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                          max_connections=1).start()
+    loop = collector._loop
+    made = asyncio.StreamReaderProtocol.connection_made
+
+    def stop_as_it_is_accepted(protocol, transport):
+        collector._stop_event.set()     # (the stop's turn comes before the handler's)
+        made(protocol, transport)
+    monkeypatch.setattr(asyncio.StreamReaderProtocol, "connection_made", stop_as_it_is_accepted)
+    gate, stalled = threading.Event(), threading.Event()
+    socks: list[socket.socket] = []
+    try:
+        # all 60 wait in the listening socket's backlog, accepted in one turn of the loop
+        loop.call_soon_threadsafe(lambda: (stalled.set(), gate.wait()))
+        assert stalled.wait(PATIENCE)
+        for _ in range(60):
+            socks.append(socket.create_connection(collector.address))
+        gate.set()
+        for sock in socks:
+            sock.settimeout(PATIENCE)
+            assert sock.recv(1 << 16) == P.encode_error(ERROR_CANCELLED,
+                                                        "the collector is stopping")
+            assert sock.recv(1 << 16) == b""        # (a reset raises)
+        # every connection told and its end closed: those in a slot wait for the relay's
+        assert held == [collector_module._REFUSALS_CLOSING] * 2
+        for sock in socks:
+            sock.close()
+        assert collector.wait(PATIENCE), "the collector did not stop"
+        assert collector.stop(PATIENCE) is None
+        assert held[0] == 0 and collector._refusals_closing == 0
+        logged = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+        assert logged == [], logged
+    finally:
+        gate.set()
+        for sock in socks:
+            sock.close()
+        collector.stop()

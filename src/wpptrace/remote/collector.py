@@ -817,8 +817,8 @@ class Collector:
         self._active = 0
         self._active_from: collections.Counter[str] = collections.Counter()   # by host
         self._active_in: collections.Counter[str] = collections.Counter()     # by IPv6 /64
-        self._refusals_closing = 0      # connections past the limits being closed (see
-                                        # _refuse_past_the_limits)
+        self._refusals_closing = 0      # connections told an ERROR before they were handled
+                                        # being closed (see _tell_unhandled)
         #: set when the stop begins: a connection whose handler starts later is told that the
         #: collector stops, then closed (see _tell_stopping)
         self._stopping = False
@@ -1443,15 +1443,36 @@ class Collector:
 
     async def _refuse_past_the_limits(self, reader: asyncio.StreamReader,
                                       writer: asyncio.StreamWriter, reason: str) -> None:
-        """Tell a connection past the connection limits why (ERROR_BUSY), then close it as
-        after any other ERROR (see _close_told: closed with the relay's HELLO unread, it was
-        reset, and the reset may discard the ERROR). That close holds the socket and its task
-        for up to _TELL_WAIT, so only _REFUSALS_CLOSING refused connections at a time get it:
-        past them a refusal closes at once, and a flood of connections holds no more. With
+        """Tell a connection past the connection limits why (ERROR_BUSY), then close it (see
+        _tell_unhandled)."""
+        await self._tell_unhandled(reader, writer, ERROR_BUSY, reason)
+
+    async def _tell_stopping(self, reader: asyncio.StreamReader,
+                             writer: asyncio.StreamWriter) -> None:
+        """Tell a connection accepted as the collector stops, before its handler started,
+        that it stops (ERROR_CANCELLED), then close it (see _tell_unhandled). The stop waits
+        for it as for the others (told in parallel): without TLS at most _TELL_WAIT; with
+        TLS started per connection (Python 3.11+) its handshake first, at most _TELL_WAIT,
+        so up to twice that; on Python 3.10 the handshake was made as the connection was
+        accepted (within handshake_timeout), then at most _TELL_WAIT."""
+        await self._tell_unhandled(reader, writer, ERROR_CANCELLED, "the collector is stopping",
+                                   stopping=True)
+
+    async def _tell_unhandled(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                              code: int, reason: str, stopping: bool = False) -> None:
+        """Tell a connection that is not handled why (an ERROR), then close it as after any
+        other ERROR (see _close_told: closed with the relay's HELLO unread, it was reset, and
+        the reset may discard the ERROR). That close holds the socket and its task for up to
+        _TELL_WAIT, so only _REFUSALS_CLOSING such connections at a time get it (refusals
+        past the limits and connections accepted as the collector stops alike): past them
+        one closes right after its ERROR, and a flood of connections holds no more. With
         TLS started per connection (Python 3.11+) the relay reads nothing before the
-        handshake: a refusal in one of those slots makes it first (at most _TELL_WAIT) and
-        says the ERROR over TLS; past them, or if the handshake fails, it closes without a
-        word (an ERROR in plain text would read to the relay as a broken handshake)."""
+        handshake: a connection in one of those slots makes it first (at most _TELL_WAIT)
+        and says the ERROR over TLS; past them, or if the handshake fails, it closes without
+        a word (an ERROR in plain text would read to the relay as a broken handshake).
+        ``stopping``: accepted as the collector stops, so the ERROR is said and the relay's
+        close waited for as the stop does for the connections it was handling; otherwise a
+        stop that comes meanwhile closes the connection at once (see _send_error)."""
         closing = self._refusals_closing < _REFUSALS_CLOSING
         if closing:
             self._refusals_closing += 1
@@ -1459,29 +1480,18 @@ class Collector:
             if self.tls is not None and _START_TLS and not (
                     closing and await self._start_tls_to_tell(writer)):
                 return
-            if await self._send_error(writer, ERROR_BUSY, reason) and closing:
+            if stopping:
+                _write_error(writer, code, reason)
+                told = True
+            else:
+                told = await self._send_error(writer, code, reason)
+            if told and closing:
                 await _close_told(reader, writer)
         except asyncio.CancelledError:
             pass        # the collector is stopping (a cancelled handler is logged as an error)
         finally:
             if closing:
                 self._refusals_closing -= 1
-            writer.transport.abort()
-
-    async def _tell_stopping(self, reader: asyncio.StreamReader,
-                             writer: asyncio.StreamWriter) -> None:
-        """Tell a connection accepted as the collector stops that it stops (ERROR_CANCELLED),
-        then close it as the stop closes the others (see _tell_and_close: the stop waits for
-        it, at most _TELL_WAIT). With TLS started per connection (Python 3.11+) the
-        handshake comes first (at most _TELL_WAIT); if it fails the connection is closed
-        without a word (an ERROR in plain text would read as a broken handshake)."""
-        try:
-            if self.tls is not None and _START_TLS and not await self._start_tls_to_tell(writer):
-                return
-            await _tell_and_close(reader, writer, ERROR_CANCELLED, "the collector is stopping")
-        except asyncio.CancelledError:
-            pass        # (a cancelled handler is logged as an error)
-        finally:
             writer.transport.abort()
 
     async def _start_tls_to_tell(self, writer: asyncio.StreamWriter) -> bool:
@@ -1807,11 +1817,16 @@ async def _tell_and_close(reader: asyncio.StreamReader, writer: asyncio.StreamWr
     read and let go until it closes its end (at most a second): a socket closed with data
     unread resets the connection, and the reset may discard the ERROR before the relay read
     it."""
+    _write_error(writer, code, reason)
+    await _close_told(reader, writer)
+
+
+def _write_error(writer: asyncio.StreamWriter, code: int, reason: str) -> None:
+    """Write an ERROR without waiting for it to be sent (the connection may be gone)."""
     try:
         writer.write(P.encode_error(code, reason))
     except (OSError, ssl.SSLError, RuntimeError):
         pass
-    await _close_told(reader, writer)
 
 
 async def _close_told(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -1839,8 +1854,9 @@ _PAST_KINDS = (_PAST_MAX, _PAST_PER_ADDRESS, _PAST_PER_NETWORK)
 _REFUSALS_SAID_EVERY = 60.0
 #: how long a connection told an ERROR is read for the relay's close (see _tell_and_close)
 _TELL_WAIT = 1.0
-#: connections refused past the connection limits that are closed that way at a time; past
-#: them a refusal closes at once (see Collector._refuse_past_the_limits)
+#: connections told an ERROR before they were handled (refused past the connection limits,
+#: or accepted as the collector stops) that are closed that way at a time; past them one
+#: closes at once (see Collector._tell_unhandled)
 _REFUSALS_CLOSING = 8
 
 
