@@ -261,6 +261,9 @@ def test_a_relay_accepted_as_the_collector_stops_is_told_so_over_tls(pki, tmp_pa
     """A TLS relay whose connection the collector accepts as it stops, before its handler
     starts: told that the collector stops, over TLS (the handshake first), as the
     connections being handled are; it retries."""
+    # (the handshake's wait is min(handshake_timeout, _TELL_WAIT): 1 s may not be enough for a
+    # loaded machine)
+    monkeypatch.setattr(collector_module, "_TELL_WAIT", 10 * PATIENCE)
     caplog.set_level(logging.WARNING, logger="wpptrace.remote.relay")
 
     def said():
