@@ -4,6 +4,7 @@ crashes, never hangs, and other sources go on."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import pathlib
 import socket
@@ -32,15 +33,27 @@ class _Records(logging.Handler):
 
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory):
+    with _collector(tmp_path_factory.mktemp("collected")) as c:
+        yield c
+
+
+@contextlib.contextmanager
+def _collector(out: pathlib.Path, send_buffer: int = 0):
+    """A collector with short timeouts, its log kept (``.log``); ``send_buffer``: the
+    SO_SNDBUF of its listening socket, which the connections it accepts inherit (0: the
+    system's)."""
     log = _Records()
     logging.getLogger("wpptrace.remote").addHandler(log)
-    out = tmp_path_factory.mktemp("collected")
     c = Collector(("127.0.0.1", 0), output_dir=str(out), timeout=1.0, handshake_timeout=1.0,
                   resume_window=0.5).start()
-    c.log = log
-    yield c
-    c.stop()
-    logging.getLogger("wpptrace.remote").removeHandler(log)
+    try:
+        if send_buffer:
+            c._server.sockets[0].setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+        c.log = log
+        yield c
+    finally:
+        c.stop()
+        logging.getLogger("wpptrace.remote").removeHandler(log)
 
 
 def _converse(address, data: bytes, half_close: bool = True, wait: float = 10.0) -> bytes:
@@ -224,12 +237,15 @@ def test_a_buffer_sequence_that_leaves_no_room_for_the_next_is_refused(collector
     assert not _internal_errors(collector)
 
 
-def test_a_relay_that_stops_reading_is_closed_after_the_timeout(collector, recorded):
+def test_a_relay_that_stops_reading_is_closed_after_the_timeout(tmp_path, recorded):
     """A relay that sends STATS (each one ACKed) but never reads: once the collector's
-    answers back up, waiting for them to drain is bounded by the timeout like a read."""
+    answers back up, waiting for them to drain is bounded by the timeout like a read. The
+    collector's send buffer is small, as the relay's receive buffer is: with the system's
+    (autotuned, up to megabytes) the answers backed up only after some 500,000 STATS, which
+    a loaded machine took more than a minute to handle."""
     header, _ = recorded
     source_id = uuid.uuid4()
-    with socket.socket() as sock:
+    with _collector(tmp_path / "c", send_buffer=4096) as collector, socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect(collector.address)
         sock.sendall(_frames(hello_frame(source_id, len(header)),
@@ -247,9 +263,9 @@ def test_a_relay_that_stops_reading_is_closed_after_the_timeout(collector, recor
         def closed(sources):
             return any(s.source_id == source_id and not s.connected for s in sources)
         assert collector.wait_for(closed, PATIENCE), "the collector is still waiting for the relay"
-    source = next(s for s in collector.sources if s.source_id == source_id)
-    assert source.reason == "the relay read nothing the collector sent for 1 s"
-    assert not _internal_errors(collector)
+        source = next(s for s in collector.sources if s.source_id == source_id)
+        assert source.reason == "the relay read nothing the collector sent for 1 s"
+        assert not _internal_errors(collector)
 
 
 def test_a_relays_error_reason_is_logged_on_one_line(collector, recorded):
