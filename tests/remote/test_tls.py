@@ -292,3 +292,30 @@ def test_a_relay_accepted_as_the_collector_stops_is_told_so_over_tls(pki, tmp_pa
         collector.stop()
     assert said()[0] == "late: the collector stopped: the collector is stopping (retrying)", \
         said()
+
+
+def test_a_connection_accepted_as_the_collector_stops_past_the_slots_is_closed_at_once(
+        pki, tmp_path, monkeypatch):
+    """Past the slots of the connections that get a slow close (here none), a TLS connection
+    accepted as the collector stops makes no handshake (which held its socket and task for
+    up to 1 s, counted by no limit): it is closed without a word, at once."""
+    monkeypatch.setattr(collector_module, "_REFUSALS_CLOSING", 0)
+    monkeypatch.setattr(collector_module, "_TELL_WAIT", 10 * PATIENCE)     # (a wait shows)
+    collector = _collector(pki, tmp_path, handshake_timeout=10 * PATIENCE).start()
+    made = asyncio.StreamReaderProtocol.connection_made
+
+    def stop_as_it_is_accepted(protocol, transport):
+        collector._stop_event.set()     # (the stop's turn comes before the handler's)
+        made(protocol, transport)
+    monkeypatch.setattr(asyncio.StreamReaderProtocol, "connection_made", stop_as_it_is_accepted)
+    try:
+        with socket.create_connection(collector.address) as sock:   # (never begins TLS)
+            sock.settimeout(PATIENCE)
+            try:
+                said = sock.recv(1 << 16)
+            except ConnectionResetError:
+                said = b""
+            assert said == b""
+            assert collector.wait(PATIENCE), "the collector did not stop"
+    finally:
+        collector.stop()
