@@ -265,6 +265,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str],
         own.forget_from(decoder, limit)       # (its windows from a redone one on)
         if places is not None:                # the output's end, or where the rest goes
             places.move_to(writer, places.sizes.start(redo if redo is not None else len(windows)))
+            places.moved = True
         if redo is not None:                  # a window started too late: this process does the rest
             cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None, (windows[redo][0], None))
             writer.flush()
@@ -280,6 +281,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str],
         own.close()
         claims.close()
         if places is not None:
+            places.end_written(writer)        # (failing: the error line is to follow the text)
             places.close()
         decoder.share_programs(None)
         if share is not None:
@@ -1034,6 +1036,15 @@ class _Sizes:
             total += size
         return total
 
+    def sized_end(self) -> int:
+        """Where the windows sized in a row from the first end in the output."""
+        total = 0
+        for size in self._sizes:
+            if size < 0:
+                break
+            total += size
+        return total
+
     def close(self) -> None:
         self._sizes.release()
         self._map.close()
@@ -1054,6 +1065,7 @@ class _Places:
         self.address = 0              # of the arena's first byte
         self._arena: mmap.mmap | None = None
         self._spill_fd = -1
+        self.moved = False            # the stream put at the output's end (or the redone rest)
 
     @classmethod
     def for_output(cls, writer, windows: int, out_dir: str | None,
@@ -1135,6 +1147,23 @@ class _Places:
     def move_to(writer, position: int) -> None:
         """Put ``writer``'s stream at ``position`` of the output."""
         _flush_writer(writer).seek(position)
+
+    def end_written(self, writer) -> None:
+        """A run failing before ``move_to`` (every process stopped): put ``writer``'s stream
+        where the text the processes wrote ends. The stream's open file may be stderr's too
+        (``> log 2>&1``): the error line then follows the text instead of going where this
+        process's first window ended, over the windows after it. No window is written past the
+        windows sized in a row from the first (its place needs them); the file ends sooner when
+        the last of them was held and not written."""
+        if self.moved or self.sizes.start(1) is None:   # (window 0 unsized: written in order)
+            return
+        try:
+            end = min(self.sizes.sized_end(), os.fstat(self.fd).st_size)
+            if end > os.lseek(self.fd, 0, os.SEEK_CUR):
+                self.move_to(writer, end)
+                self.moved = True
+        except (OSError, ValueError):      # the run's own error is the one to tell
+            pass
 
     @staticmethod
     def cut_after(writer) -> None:

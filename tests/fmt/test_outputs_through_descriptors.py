@@ -320,3 +320,62 @@ def test_display_beside_an_output_file_still_copies_the_text(decode, tmp_path):
     proc = tracefmt([*args, "-nosummary", "-q", "-display", "-o", out])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == whole and out.read_bytes() == whole
+
+
+#: ``wpptrace ARGS`` in which the run fails once every window is written (fmt -j: in this process)
+FAILING_AFTER_THE_WINDOWS = """
+import sys
+from wpptrace.decoder import parallel
+real = parallel._Assembly.finish
+def finish(self):
+    real(self)
+    raise RuntimeError("broke after the windows")
+parallel._Assembly.finish = finish
+from wpptrace.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("summary", [False, True])
+def test_a_failing_jobs_run_puts_its_error_after_the_text_it_wrote(decode, tmp_path, summary):
+    """``fmt -j 2 > log 2>&1`` (and ``-o /dev/stdout --summary /dev/stderr``): each process
+    writes its windows at their places; when the run then fails, the error line follows the
+    text written rather than going where this process's first window ended, over the others."""
+    args, whole = decode
+    log = tmp_path / "log"
+    more = ["-o", "/dev/stdout", "--summary", "/dev/stderr"] if summary else []
+    with open(log, "wb") as both:
+        proc = subprocess.run([sys.executable, "-c", FAILING_AFTER_THE_WINDOWS, "fmt", *map(str, args),
+                               "-j", "2", *more], stdin=subprocess.DEVNULL, stdout=both, stderr=both,
+                              timeout=300)
+    assert proc.returncode == 1
+    assert log.read_bytes() == whole + b"wpptrace fmt: error: broke after the windows\n"
+
+
+def test_a_jobs_run_failing_early_leaves_the_offset_at_the_end_of_what_it_wrote(decode, tmp_path,
+                                                                                monkeypatch):
+    """Failing before the workers are done: whatever windows were written at their places,
+    the descriptor's offset is where the written text ends (nothing written past it)."""
+    args, whole = decode
+    path, tmf_dir = args[0], args[2]
+    monkeypatch.setattr(parallel._Assembly, "finish", lambda self: (_ for _ in ()).throw(
+        RuntimeError("broke before the workers ended")))
+    runs = []
+    real = parallel._Places.for_output
+    monkeypatch.setattr(parallel._Places, "for_output", classmethod(
+        lambda cls, *a, **k: runs.append(real(*a, **k)) or runs[-1]))
+    log = tmp_path / "log"
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.set_inheritable(fd, True)
+        opts = cli_fmt.FmtOptions(files=[str(path)], tmf_dirs=[str(tmf_dir)], utc=True, jobs=2,
+                                  output=f"/dev/fd/{fd}")
+        with pytest.raises(RuntimeError, match="broke before the workers ended"):
+            cli_fmt.run_fmt(opts, out=io.StringIO(), err=io.StringIO())
+        assert runs and runs[0] is not None            # written at places
+        text = log.read_bytes()
+        assert 0 < len(text) <= len(whole) and os.lseek(fd, 0, os.SEEK_CUR) == len(text)
+        # (a window held by the worker when it was stopped was never written: zeros there)
+        assert all(got in (want, 0) for got, want in zip(text, whole))
+    finally:
+        os.close(fd)
