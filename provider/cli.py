@@ -13,8 +13,8 @@ cannot be opened or compiled is reported before any session starts (no empty .et
 Exit status: the script's; 1 if it exited 0 but not all it traced could be recorded (a provider
 it registered could not be enabled, the session was stopped before it ended: each said in one
 line), or if the output cannot be recorded to (an input, a stream: ``-o -``, ``/dev/stdout``,
-the file stdout or stderr goes to; a path the core refuses), before the script runs; 2 for a
-script that cannot be opened.
+the file stdout or stderr goes to; a path the core refuses) or this user's runtime directory is
+not usable, before the script runs; 2 for a script that cannot be opened.
 """
 from __future__ import annotations
 
@@ -180,7 +180,12 @@ def run(args: argparse.Namespace) -> int:
                 raise outputs.OutputRefused(f"refusing to write {output}: <{said}> is the same "
                                             f"file; nothing was written")
     except outputs.OutputRefused as refused:
-        return outputs.fail("wpptrace session", refused)
+        return outputs.fail(PROG, refused)
+    try:    # as 'session start': a runtime directory the core refuses is not the log file's fault
+        session_cli.check_runtime_directory()
+    except session_cli.SessionError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
     mode = lib.EVENT_TRACE_USE_GLOBAL_SEQUENCE
     mode |= lib.EVENT_TRACE_FILE_MODE_CIRCULAR if args.circular else lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL
     if args.realtime:

@@ -204,7 +204,7 @@ def test_session_record_never_truncates_its_script(tmp_path):
     script = tmp_path / "app.py"
     script.write_text("print('hi')\n")
     proc = run(*wpptrace("session", "record", "-o", script, script))
-    refused_once(proc, "wpptrace session", script, script)
+    refused_once(proc, "wpptrace session record", script, script)
     assert script.read_text() == "print('hi')\n"
 
 

@@ -235,7 +235,7 @@ def test_the_file_stdout_or_stderr_goes_to_is_refused(tmp_path):
     for stream, said in (("stdout", "standard output"), ("stderr", "standard error")):
         with open(rec, "ab") as redirected:
             proc = _record_to(tmp_path, "rec.etl", **{stream: redirected})
-        refusal = (f"wpptrace session: error: refusing to write rec.etl: <{said}> is the same file; "
+        refusal = (f"wpptrace session record: error: refusing to write rec.etl: <{said}> is the same file; "
                    f"nothing was written\n").encode()
         assert proc.returncode == 1
         if stream == "stdout":                                     # (the script did not run)
@@ -253,3 +253,20 @@ def test_a_path_the_core_refuses_is_said_in_one_line(tmp_path):
     assert proc.returncode == 1 and proc.stdout == b""
     assert proc.stderr.decode() == ("wpptrace session record: error: /dev/null: cannot use it as the log "
                                     "file (ERROR_BAD_PATHNAME): it is not a regular file\n")
+
+
+def test_a_runtime_directory_not_usable_is_said_as_session_start_says_it(tmp_path):
+    """The core refuses a runtime directory that is a symbolic link (ERROR_ACCESS_DENIED, as
+    for a log file it cannot create): the directory is named, not the .etl, before the script runs."""
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(real)
+    env = {**os.environ, "WPPTRACE_RUNTIME_DIR": str(tmp_path / "link")}
+    proc = _record_to(tmp_path, "rec.etl", env=env)
+    assert proc.returncode == 1 and proc.stdout == b""
+    start = subprocess.run([sys.executable, "-m", "wpptrace", "session", "start", "rt-check", "-f",
+                            str(tmp_path / "s.etl")], capture_output=True, env=env, timeout=120)
+    said = start.stderr.decode().removeprefix("wpptrace session start: ")
+    assert start.returncode == 1 and said.startswith(f"the runtime directory {tmp_path / 'link'} is not usable: ")
+    assert proc.stderr.decode() == f"wpptrace session record: error: {said}"
+    assert sorted(os.listdir(tmp_path)) == ["app.py", "link", "real"]
