@@ -227,8 +227,8 @@ def _want_progress(opts: FmtOptions, inp: _Input, err: IO[str]) -> bool:
 
 def _unwritable(path: str | None) -> str | None:
     """Why an output path can be seen not to be writable before the run (None: no reason)."""
-    if path is None or path == "-":
-        return None
+    if path is None or path == "-" or outputs.descriptor_named(path) is not None:
+        return None              # (a descriptor: open_output says if it is not open)
     if os.path.isdir(path):
         return "it is a directory"
     parent = os.path.dirname(path) or "."

@@ -19,6 +19,7 @@ readable than what they were made from.
   that descriptor (``handed_descriptor``), as standard output is: appended where it was
   opened to append, a pipe or terminal as a stream, a file the shell truncated (``>``) from
   where the descriptor is. Renaming a new file over it would lose what the file held.
+  The checks take such a path as the descriptor's file (``fstat``), with or without /proc.
 - ``mode_from(inputs)`` is the most restrictive permission of the inputs (their permission
   bits ANDed, then the umask applied): a decode of a 0600 capture is 0600, of a 0600 and a
   0644 capture 0600; a decode of a live session is private (PRIVATE_MODE).
@@ -49,9 +50,17 @@ class OutputRefused(Exception):
     """An output that would overwrite an input (or another output); ``str()`` is one line."""
 
 
+def _stat(path: str) -> os.stat_result:
+    """What ``path`` names: for a path naming one of this process's descriptors (/dev/stdout,
+    /dev/fd/N), the descriptor's file, which stat() finds only through /proc (/dev/stdout is a
+    link to /proc/self/fd/1), and /proc may not be mounted (a container, a chroot)."""
+    fd = descriptor_named(path)
+    return os.stat(path) if fd is None else os.fstat(fd)
+
+
 def _identity(path: str) -> tuple[int, int] | None:
     try:
-        st = os.stat(path)
+        st = _stat(path)
     except (OSError, ValueError):
         return None
     return st.st_dev, st.st_ino
@@ -146,8 +155,8 @@ def _in_turn(a: int | None, b: int | None) -> bool:
 def _is_special(path: str) -> bool:
     """An existing target that is not a regular file (/dev/null, a FIFO, a terminal)."""
     try:
-        return not stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
+        return not stat.S_ISREG(_stat(path).st_mode)
+    except (OSError, ValueError):
         return False
 
 

@@ -379,3 +379,50 @@ def test_a_jobs_run_failing_early_leaves_the_offset_at_the_end_of_what_it_wrote(
         assert all(got in (want, 0) for got, want in zip(text, whole))
     finally:
         os.close(fd)
+
+
+def _without_proc(monkeypatch) -> None:
+    """As where /proc is not mounted: /dev/stdout, /dev/fd are links into /proc/self, not there."""
+    def through_proc(path, follow: bool) -> bool:
+        name = os.path.abspath(os.fsdecode(path))
+        return name.startswith(("/proc/", "/dev/fd/")) or name == "/dev/fd" and follow or \
+            follow and name in ("/dev/stdin", "/dev/stdout", "/dev/stderr")
+
+    for name, follow in (("stat", True), ("lstat", False), ("listdir", True)):
+        real = getattr(os, name)
+
+        def gone(path=".", *args, real=real, follow=follow, **kwargs):
+            if isinstance(path, (str, bytes, os.PathLike)) and through_proc(path, follow):
+                raise FileNotFoundError(2, "No such file or directory", path)
+            return real(path, *args, **kwargs)
+        monkeypatch.setattr(os, name, gone)
+
+
+def test_outputs_through_descriptors_are_checked_without_proc(tmp_path, monkeypatch):
+    """Without /proc, what /dev/fd/N (/dev/stdout) names is what descriptor N is open on:
+    ``-o /dev/stdout --summary /dev/stderr > log 2> log`` is still refused, and so is
+    ``-o /dev/stdout >> x.etl``."""
+    log, etl = tmp_path / "log", tmp_path / "x.etl"
+    log.write_bytes(b"")
+    etl.write_bytes(b"")
+    opened = []
+
+    def fd(path, flags):
+        opened.append(os.open(path, flags))
+        return f"/dev/fd/{opened[-1]}"
+
+    _without_proc(monkeypatch)
+    try:
+        with pytest.raises(FileNotFoundError):                             # (as without /proc)
+            os.stat("/dev/stdout")
+        one, other = fd(log, os.O_WRONLY), fd(log, os.O_WRONLY)
+        with pytest.raises(outputs.OutputRefused, match="same file as the output"):
+            outputs.check_outputs([one, other], [])                        # two offsets
+        opened.append(os.dup(opened[0]))
+        outputs.check_outputs([one, f"/dev/fd/{opened[-1]}"], [])         # one open file
+        with pytest.raises(outputs.OutputRefused, match="same file as the input"):
+            outputs.check_outputs([fd(etl, os.O_WRONLY | os.O_APPEND)], [etl])
+        assert cli_fmt._unwritable(one) is None                           # (no /dev/fd directory)
+    finally:
+        for n in opened:
+            os.close(n)
