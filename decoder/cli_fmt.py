@@ -364,6 +364,12 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     except OSError as exc:
         print(f"{opts.prog}: error: {opts.output}: cannot write: {reason(exc)}", file=err)
         return EXIT_FAILURE
+    if owned and opts.output_format in COLUMNAR:   # before anything is written to it
+        problem = _on_terminal(opts, stream)
+        if problem:
+            stream.close()
+            print(f"{opts.prog}: error: {problem}", file=err)
+            return EXIT_USAGE
     if owned and display:
         stream = _Tee(stream, out)
 
@@ -531,18 +537,24 @@ def _columnar_problem(opts: FmtOptions, out: IO[str]) -> str | None:
             pass
         if getattr(out, "buffer", None) is None:
             return "-f arrow needs a byte stream for stdout"
-    else:       # -o /dev/stdout (/dev/stderr, /dev/fd/N) on a terminal: binary there too
-        fd = outputs.handed_descriptor(opts.output)
-        try:
-            terminal = fd is not None and os.isatty(fd)
-        except OSError:
-            terminal = False
-        if terminal:
-            return (f"-f {opts.output_format} writes binary: {opts.output} is a terminal; "
-                    f"redirect it or give -o FILE")
+    # (an output on a terminal, -o /dev/stdout or /dev/tty, is refused once open: _on_terminal)
     if opts.batch_rows < 0:
         return f"--batch-rows must be positive, not {opts.batch_rows}"
     return None
+
+
+def _on_terminal(opts: FmtOptions, stream) -> str | None:
+    """Why a binary output cannot go to the opened output ``stream``: it is a terminal
+    (``-o /dev/stdout`` on one, ``-o /dev/tty``, ``-o /dev/pts/N``), as ``-f arrow`` with no
+    ``-o`` is refused on one; None where it can."""
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, OSError, ValueError):
+        terminal = False
+    if not terminal:
+        return None
+    fix = "redirect it or give -o FILE" if outputs.descriptor_named(opts.output) is not None else "give -o FILE"
+    return f"-f {opts.output_format} writes binary: {opts.output} is a terminal; {fix}"
 
 
 def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: float, status: int) -> int:

@@ -226,3 +226,30 @@ def test_binary_through_a_descriptor_is_refused_on_a_terminal_and_written_to_a_p
     table = (pa.ipc.open_stream(proc.stdout).read_all() if kind == "arrow"
              else pq.read_table(pa.BufferReader(proc.stdout)))
     assert table.num_rows == 6                # the header record and 5 messages
+
+
+@pytest.mark.parametrize("kind", ["arrow", "parquet"])
+def test_binary_to_a_terminal_named_as_the_output_is_refused(fmt_data, kind):
+    """``-f arrow -o /dev/pts/N`` (or /dev/tty): the opened output is a terminal, refused
+    before anything is written to it, as ``-o /dev/stdout`` on one is."""
+    import os
+    import pty
+
+    name = fmt_data / "wpptypes-sample.etl"
+    main, terminal = pty.openpty()
+    try:
+        path = os.ttyname(terminal)
+        proc = subprocess.run([sys.executable, "-m", "wpptrace", "fmt", str(name), "-p", str(fmt_data / "tmf"),
+                               "-f", kind, "-o", path], capture_output=True, stdin=subprocess.DEVNULL,
+                              timeout=120)
+        os.set_blocking(main, False)
+        try:
+            shown = os.read(main, 1 << 16)
+        except BlockingIOError:
+            shown = b""
+    finally:
+        os.close(terminal)
+        os.close(main)
+    assert proc.returncode == 2 and shown == b"" and proc.stdout == b""
+    assert proc.stderr.decode() == (f"wpptrace fmt: error: -f {kind} writes binary: {path} is a "
+                                    f"terminal; give -o FILE\n")
