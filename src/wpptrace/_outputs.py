@@ -143,8 +143,8 @@ def _in_turn(a: int | None, b: int | None) -> bool:
             return False
         # one open file has one set of flags: change one descriptor's, see the other's change
         # (O_NONBLOCK: no effect on the regular files compared here; put back at once)
-        fcntl.fcntl(a, fcntl.F_SETFL, flags_a ^ os.O_NONBLOCK)
-        try:
+        try:                               # (an exception as the flip returns: put back too)
+            fcntl.fcntl(a, fcntl.F_SETFL, flags_a ^ os.O_NONBLOCK)
             return fcntl.fcntl(b, fcntl.F_GETFL) != flags_b
         finally:
             fcntl.fcntl(a, fcntl.F_SETFL, flags_a)

@@ -138,16 +138,23 @@ def test_progress_bar_on_request(big_trace, fmt_tmf):
 def test_tracefmt_summary_beside_a_device_output_goes_to_fmtsum(fmt_data, fmt_tmf, tmp_path):
     """``tracefmt -o /dev/stdout`` (or /dev/null) wrote its summary to ``/dev/stdout.sum``: a
     new file among the devices (as root) or a failed run. It goes to FmtSum.txt, as with
-    -displayonly and -summaryonly."""
-    for output in ("/dev/stdout", os.devnull):
-        res = run(tracefmt_cmd(fmt_data / "wppstr-sample.etl", "-p", fmt_tmf, "-o", output), cwd=tmp_path)
+    -displayonly and -summaryonly; the text goes to the device."""
+    trace = fmt_data / "wppstr-sample.etl"
+    (tmp_path / "file").mkdir()
+    assert run(tracefmt_cmd(trace, "-p", fmt_tmf, "-o", "text.txt"), cwd=tmp_path / "file").returncode == 0
+    text = (tmp_path / "file" / "text.txt").read_text()
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "null").symlink_to(os.devnull)       # a device named here: <output>.sum would be made here
+    for output, shown in (("/dev/stdout", text), (os.devnull, ""), ("null", "")):
+        res = run(tracefmt_cmd(trace, "-p", fmt_tmf, "-o", output), cwd=work)
         assert res.returncode == 0, res.stderr
+        assert res.stdout == shown and "Unknown" not in text and text.count("\n") > 1
         assert res.stderr.splitlines()[-2:] == [f"Event traces dumped to {output}",
                                                 "Event Summary dumped to FmtSum.txt"]
-        assert (tmp_path / "FmtSum.txt").read_text().startswith("Files Processed:")
-        assert not os.path.exists(output + ".sum")
-        (tmp_path / "FmtSum.txt").unlink()
-    assert res.stdout == "" and os.listdir(tmp_path) == []
+        assert (work / "FmtSum.txt").read_text().startswith("Files Processed:")
+        (work / "FmtSum.txt").unlink()
+        assert os.listdir(work) == ["null"]
     opts = tracefmt.options_from_args(tracefmt.build_parser().parse_args(["a.etl", "-o", "/dev/fd/3"]))
     assert opts.output == "/dev/fd/3" and opts.summary == "FmtSum.txt"
 

@@ -5,6 +5,7 @@ file over it (which lost what ``log`` held), a pipe is written as a stream, and 
 appends its windows in order where the descriptor appends."""
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import subprocess
@@ -266,22 +267,53 @@ def test_outputs_through_descriptors_of_one_file_are_checked_by_what_they_share(
         opened.append(os.open(log, flags))
         return f"/dev/fd/{opened[-1]}"
 
+    def check(*paths):
+        """check_outputs(paths); it changes nothing: each descriptor's flags as they were."""
+        before = [fcntl.fcntl(n, fcntl.F_GETFL) for n in opened]
+        try:
+            outputs.check_outputs(paths, [])
+        finally:
+            assert [fcntl.fcntl(n, fcntl.F_GETFL) for n in opened[:len(before)]] == before
+
     try:
         one = fd(os.O_WRONLY)
         opened.append(os.dup(opened[-1]))
-        outputs.check_outputs([one, f"/dev/fd/{opened[-1]}"], [])         # one open file
-        outputs.check_outputs([one, one], [])                            # one descriptor
-        outputs.check_outputs([fd(os.O_WRONLY | os.O_APPEND), fd(os.O_WRONLY | os.O_APPEND)], [])
-        flags = [__import__("fcntl").fcntl(n, __import__("fcntl").F_GETFL) for n in opened]
+        check(one, f"/dev/fd/{opened[-1]}")                                # one open file
+        check(one, one)                                                    # one descriptor
+        check(fd(os.O_WRONLY | os.O_APPEND), fd(os.O_WRONLY | os.O_APPEND))
+        other = fd(os.O_WRONLY)
         with pytest.raises(outputs.OutputRefused, match="same file as the output"):
-            outputs.check_outputs([one, fd(os.O_WRONLY)], [])            # two offsets
+            check(one, other)                                              # two offsets
         with pytest.raises(outputs.OutputRefused, match="same file as the output"):
-            outputs.check_outputs([one, log], [])                        # one made anew by name
-        # (the check changed nothing: each descriptor's flags as they were)
-        assert [__import__("fcntl").fcntl(n, __import__("fcntl").F_GETFL) for n in opened[:4]] == flags
+            check(one, log)                                                # one made anew by name
     finally:
         for n in opened:
             os.close(n)
+
+
+def test_the_probe_of_one_open_file_puts_the_flag_back_whatever_happens(tmp_path, monkeypatch):
+    """Whether two descriptors are one open file is seen by flipping O_NONBLOCK on one: an
+    exception arriving as the flip returns (Ctrl-C) still has it put back."""
+    log = tmp_path / "log"
+    log.write_bytes(b"")
+    a, b = os.open(log, os.O_WRONLY), os.open(log, os.O_WRONLY)
+    try:
+        flags = fcntl.fcntl(a, fcntl.F_GETFL)
+        real = fcntl.fcntl
+
+        def interrupted(fd, cmd, arg=0):
+            result = real(fd, cmd, arg)
+            if cmd == fcntl.F_SETFL and arg != flags:
+                raise KeyboardInterrupt
+            return result
+        monkeypatch.setattr(fcntl, "fcntl", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            outputs.check_outputs([f"/dev/fd/{a}", f"/dev/fd/{b}"], [])
+        monkeypatch.undo()
+        assert [fcntl.fcntl(a, fcntl.F_GETFL), fcntl.fcntl(b, fcntl.F_GETFL)] == [flags, flags]
+    finally:
+        os.close(a)
+        os.close(b)
 
 
 def tracefmt(args, **popen) -> subprocess.CompletedProcess:
