@@ -197,19 +197,22 @@ def test_parquet_writer_row_groups_and_codecs(bench_fmt, tmp_path):
     assert values(pq.read_table(path)) == values(pa.Table.from_batches(batches, schema=SCHEMA))
 
 
-@pytest.mark.parametrize("kind", ["arrow", "parquet"])
-def test_binary_through_a_descriptor_is_refused_on_a_terminal_and_written_to_a_pipe(fmt_data, kind):
-    """``-f arrow -o /dev/stdout`` on a terminal wrote the binary stream to it (``-f arrow``
-    alone is refused there); into a pipe it is the stream or file a reader takes."""
+#: in ``_beside_a_terminal``'s arguments: the pseudo-terminal (its descriptor as a stream, its path in argv)
+_TERMINAL = object()
+
+
+def _beside_a_terminal(argv: list, **options) -> tuple[subprocess.CompletedProcess, bytes, str]:
+    """``subprocess.run(argv, **options)`` with a pseudo-terminal open, ``_TERMINAL`` standing for
+    it: the run, what reached the terminal, and the terminal's path."""
     import os
     import pty
 
-    name = fmt_data / "wpptypes-sample.etl"
-    args = [sys.executable, "-m", "wpptrace", "fmt", str(name), "-p", str(fmt_data / "tmf"), "-f", kind]
     main, terminal = pty.openpty()
     try:
-        proc = subprocess.run([*args, "-o", "/dev/stdout"], stdout=terminal, stderr=subprocess.PIPE,
-                              stdin=subprocess.DEVNULL, timeout=120)
+        path = os.ttyname(terminal)
+        options = {key: terminal if value is _TERMINAL else value for key, value in options.items()}
+        proc = subprocess.run([path if arg is _TERMINAL else arg for arg in argv],
+                              stdin=subprocess.DEVNULL, timeout=120, **options)
         os.set_blocking(main, False)
         try:
             shown = os.read(main, 1 << 16)
@@ -218,6 +221,17 @@ def test_binary_through_a_descriptor_is_refused_on_a_terminal_and_written_to_a_p
     finally:
         os.close(terminal)
         os.close(main)
+    return proc, shown, path
+
+
+@pytest.mark.parametrize("kind", ["arrow", "parquet"])
+def test_binary_through_a_descriptor_is_refused_on_a_terminal_and_written_to_a_pipe(fmt_data, kind):
+    """``-f arrow -o /dev/stdout`` on a terminal wrote the binary stream to it (``-f arrow``
+    alone is refused there); into a pipe it is the stream or file a reader takes."""
+    name = fmt_data / "wpptypes-sample.etl"
+    args = [sys.executable, "-m", "wpptrace", "fmt", str(name), "-p", str(fmt_data / "tmf"), "-f", kind]
+    proc, shown, _path = _beside_a_terminal([*args, "-o", "/dev/stdout"], stdout=_TERMINAL,
+                                            stderr=subprocess.PIPE)
     assert proc.returncode == 2 and shown == b""
     assert proc.stderr.decode() == (f"wpptrace fmt: error: -f {kind} writes binary: /dev/stdout is a "
                                     f"terminal; redirect it or give -o FILE\n")
@@ -232,24 +246,10 @@ def test_binary_through_a_descriptor_is_refused_on_a_terminal_and_written_to_a_p
 def test_binary_to_a_terminal_named_as_the_output_is_refused(fmt_data, kind):
     """``-f arrow -o /dev/pts/N`` (or /dev/tty): the opened output is a terminal, refused
     before anything is written to it, as ``-o /dev/stdout`` on one is."""
-    import os
-    import pty
-
     name = fmt_data / "wpptypes-sample.etl"
-    main, terminal = pty.openpty()
-    try:
-        path = os.ttyname(terminal)
-        proc = subprocess.run([sys.executable, "-m", "wpptrace", "fmt", str(name), "-p", str(fmt_data / "tmf"),
-                               "-f", kind, "-o", path], capture_output=True, stdin=subprocess.DEVNULL,
-                              timeout=120)
-        os.set_blocking(main, False)
-        try:
-            shown = os.read(main, 1 << 16)
-        except BlockingIOError:
-            shown = b""
-    finally:
-        os.close(terminal)
-        os.close(main)
+    proc, shown, path = _beside_a_terminal([sys.executable, "-m", "wpptrace", "fmt", str(name), "-p",
+                                            str(fmt_data / "tmf"), "-f", kind, "-o", _TERMINAL],
+                                           capture_output=True)
     assert proc.returncode == 2 and shown == b"" and proc.stdout == b""
     assert proc.stderr.decode() == (f"wpptrace fmt: error: -f {kind} writes binary: {path} is a "
                                     f"terminal; give -o FILE\n")

@@ -183,6 +183,13 @@ def test_flush_times_out_of_order_count_only_the_leading_buffers(corpus, tmp_pat
             assert source.flushed_before(lo)[0] == leading, lo
 
 
+def _six_windows(path) -> list:
+    """Cuts of six windows holding about as many distinct record times each (``cut_keys``'s form)."""
+    whole, _buffers, _errors = _order(path)
+    times = sorted({row[0] for row in whole if row[0] is not None})
+    return [None] + [times[len(times) * k // 6] for k in range(1, 6)] + [None]
+
+
 def _flushed_too_early(path, out, lo: int) -> None:
     """``path`` copied to ``out`` with the flush times of each stream's buffers up to the one
     whose records reach lo set before lo: a worker starting at lo would pass records it owns."""
@@ -252,9 +259,7 @@ def test_a_redone_tail_window_leaves_out_what_came_after_it(traces, tmp_path, mo
     output and counts are left out and the rest is decoded here, the bytes and summary of
     one process."""
     etls, tmfs = traces["driver"]
-    whole, _buffers, _errors = _order(etls[0])
-    times = sorted({row[0] for row in whole if row[0] is not None})
-    cuts = [None] + [times[len(times) * k // 6] for k in range(1, 6)] + [None]
+    cuts = _six_windows(etls[0])
     doctored = tmp_path / "early.etl"
     _flushed_too_early(etls[0], doctored, cuts[3])               # window 3 starts too late
     runs = _runs_noted(monkeypatch)
@@ -282,9 +287,7 @@ def test_jobs_count_unknown_messages_as_one_process(traces, tmp_path, monkeypatc
         shutil.copy(path, half)
     etl = etls[0]
     if redo:
-        whole, _buffers, _errors = _order(etl)
-        times = sorted({row[0] for row in whole if row[0] is not None})
-        cuts = [None] + [times[len(times) * k // 6] for k in range(1, 6)] + [None]
+        cuts = _six_windows(etl)
         etl = tmp_path / "early.etl"
         _flushed_too_early(etls[0], etl, cuts[3])               # window 3 starts too late
         monkeypatch.setattr(parallel, "cut_keys", lambda *_a, **_k: cuts)
@@ -1158,9 +1161,7 @@ def test_a_worker_sends_each_window_s_counts_with_its_end(traces, tmp_path, monk
     import marshal
 
     etls, tmfs = traces["driver"]
-    whole, _buffers, _errors = _order(etls[0])
-    times = sorted({row[0] for row in whole if row[0] is not None})
-    cuts = [None] + [times[len(times) * k // 6] for k in range(1, 6)] + [None]
+    cuts = _six_windows(etls[0])
     doctored = tmp_path / "early.etl"
     _flushed_too_early(etls[0], doctored, cuts[4])               # window 4 starts too late
     monkeypatch.setattr(parallel, "cut_keys", lambda *_a, **_k: cuts)

@@ -15,6 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Whether process `pid` has ended: gone, or a zombie not yet waited for (tied_to_parent.c). */
+int process_ended(pid_t pid);
+
 extern char **environ;
 
 /* fork(), its child killed once the forking thread ends; a child whose parent ended before

@@ -55,18 +55,6 @@ static void at_point(int point) {
     unlink(path);
 }
 
-static int gone(uint32_t pid) {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return 1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *end = strrchr(buf, ')');
-    return !end || end[1] == 0 || end[2] == 'Z' || end[2] == 'X';
-}
-
 int main(int argc, char **argv) {
     if (argc != 2 && !(argc == 3 && strcmp(argv[2], "late") == 0)) return 2;
     if (argc == 3) wpt_host_answer_ms = 0;
@@ -78,7 +66,7 @@ int main(int argc, char **argv) {
     wpt_test_point = NULL;
     if (!g_host) return 4;
     int ended = 0;
-    for (int i = 0; i < 30000 && !(ended = gone(g_host)); i++) usleep(1000);
+    for (int i = 0; i < 30000 && !(ended = process_ended((pid_t)g_host)); i++) usleep(1000);
     if (!ended) kill((pid_t)g_host, SIGTERM);
     printf("start %u ended %d\n", (unsigned)rc, ended);
     return 0;

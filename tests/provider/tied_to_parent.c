@@ -12,8 +12,9 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-/* Whether process `pid` has ended: gone, or a zombie its own parent has not waited for yet. */
-static int ended(pid_t pid) {
+/* Whether process `pid` has ended: gone, or a zombie its own parent has not waited for yet
+ * (declared in child_calls.h). */
+int process_ended(pid_t pid) {
     if (kill(pid, 0) != 0) return errno == ESRCH;
     char path[40], stat[512];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -31,7 +32,7 @@ __attribute__((constructor)) static void tied_to_parent(void) {
     const char *named = getenv("WPPTRACE_TEST_PARENT");
     pid_t spawner = named ? (pid_t)atoi(named) : 0;
     /* another parent than the one named (a program started through a shell) is tied to as well */
-    if (spawner > 0 && getppid() != spawner && ended(spawner)) _exit(126);
+    if (spawner > 0 && getppid() != spawner && process_ended(spawner)) _exit(126);
     char own[24];
     snprintf(own, sizeof own, "%d", (int)getpid());
     setenv("WPPTRACE_TEST_PARENT", own, 1);

@@ -613,6 +613,30 @@ class FakeCollector:
             sock.close()
 
 
+
+def stop_as_each_is_accepted(monkeypatch, collector) -> None:
+    """The collector's stop set in the turn in which it accepts a connection, before the
+    connection's handler runs (connections the collector's own loop accepts: not a relay's end
+    made in this process)."""
+    import asyncio
+
+    made = asyncio.StreamReaderProtocol.connection_made
+
+    def stop_as_it_is_accepted(protocol, transport):
+        if threading.current_thread() is collector._thread:
+            collector._stop_event.set()
+        made(protocol, transport)
+    monkeypatch.setattr(asyncio.StreamReaderProtocol, "connection_made", stop_as_it_is_accepted)
+
+
+def said_before_close(sock: socket.socket) -> bytes:
+    """What the peer sent before it closed ``sock``, up to 64 KiB; a reset said nothing."""
+    try:
+        return sock.recv(1 << 16)
+    except ConnectionResetError:
+        return b""
+
+
 def recv_exactly(sock: socket.socket, n: int) -> bytes:
     """``n`` bytes from ``sock``; OSError if it closes first."""
     data = b""

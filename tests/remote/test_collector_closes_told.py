@@ -12,7 +12,7 @@ import pytest
 
 from remote_helpers import (PATIENCE, FakeCollector, HandRelay, delivered_by, end_left_unread,
                             header, read_frame, relay_past_the_ack_that_crossed_end,
-                            wait_until)
+                            said_before_close, wait_until)
 
 from wpptrace.remote import Collector
 from wpptrace.remote import collector as collector_module
@@ -283,11 +283,7 @@ def test_refusals_past_the_limits_wait_for_the_relays_close_only_a_few_at_a_time
             hands.append(_refused_past_the_limit(collector, head))     # kept open: waited for
             wait_until(lambda: collector._refusals_closing == 1, what="the refusal waiting")
             hands.append(_refused_past_the_limit(collector, head))
-            try:
-                closed = hands[1].sock.recv(1 << 16) == b""
-            except ConnectionResetError:
-                closed = True
-            assert closed, "a refusal past the cap is closed at once"
+            assert said_before_close(hands[1].sock) == b"", "a refusal past the cap is closed at once"
             assert collector._refusals_closing == 1
             hands[0].sock.shutdown(socket.SHUT_WR)
             assert hands[0].sock.recv(1 << 16) == b""

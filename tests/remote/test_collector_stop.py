@@ -13,7 +13,8 @@ import threading
 import pytest
 from remote_helpers import (PATIENCE, FakeCollector, HandRelay, close_as_told, delivered_by,
                             end_left_unread, header, read_frame,
-                            relay_past_the_ack_that_crossed_end, take_until_end, wait_until)
+                            relay_past_the_ack_that_crossed_end, stop_as_each_is_accepted,
+                            take_until_end, wait_until)
 
 from wpptrace.remote import Collector, Relay
 from wpptrace.remote import collector as collector_module
@@ -223,13 +224,7 @@ def test_a_relay_accepted_as_the_collector_stops_is_told_so_and_retries(recorded
                 if r.name == "wpptrace.remote.relay"]
     head, buffers = recorded
     collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")).start()
-    made = asyncio.StreamReaderProtocol.connection_made
-
-    def stop_as_it_is_accepted(protocol, transport):
-        if threading.current_thread() is collector._thread:     # (not the relay's end)
-            collector._stop_event.set()     # (the stop's turn comes before the handler's)
-        made(protocol, transport)
-    monkeypatch.setattr(asyncio.StreamReaderProtocol, "connection_made", stop_as_it_is_accepted)
+    stop_as_each_is_accepted(monkeypatch, collector)
     relay = Relay(collector.address, buffer_size=len(head), name="late", max_backoff=0.2,
                   linger=PATIENCE)
     relay.add(head)
@@ -268,12 +263,7 @@ def test_connections_accepted_as_the_collector_stops_are_held_only_a_few_at_a_ti
     collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
                           max_connections=1).start()
     loop = collector._loop
-    made = asyncio.StreamReaderProtocol.connection_made
-
-    def stop_as_it_is_accepted(protocol, transport):
-        collector._stop_event.set()     # (the stop's turn comes before the handler's)
-        made(protocol, transport)
-    monkeypatch.setattr(asyncio.StreamReaderProtocol, "connection_made", stop_as_it_is_accepted)
+    stop_as_each_is_accepted(monkeypatch, collector)
     gate, stalled = threading.Event(), threading.Event()
     socks: list[socket.socket] = []
     try:

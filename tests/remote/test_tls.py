@@ -3,18 +3,16 @@ only relays whose certificate the collector's CA signed (and, with ``allow``, wh
 listed) are accepted. The PKI is made for the test with the openssl command."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import subprocess
 import sys
-import threading
 import uuid
 
 import certificates
 import pytest
 from remote_helpers import (PATIENCE, TracedSession, data_buffers, decoded_text, recv_exactly,
-                            relay_process, wait_until)
+                            relay_process, said_before_close, stop_as_each_is_accepted, wait_until)
 
 from wpptrace.remote import Collector, Relay, client_context, server_context
 from wpptrace.remote import collector as collector_module
@@ -220,11 +218,7 @@ def test_a_tls_refusal_past_the_closing_slots_says_nothing_in_plain_text(pki, tm
         try:
             with socket.create_connection(collector.address) as sock:
                 sock.settimeout(PATIENCE)
-                try:
-                    said = sock.recv(1 << 16)
-                except ConnectionResetError:
-                    said = b""
-                assert said == b""
+                assert said_before_close(sock) == b""
             assert collector.connections_refused == 1
         finally:
             held.close()
@@ -270,13 +264,7 @@ def test_a_relay_accepted_as_the_collector_stops_is_told_so_over_tls(pki, tmp_pa
         return [r.getMessage() for r in list(caplog.records)
                 if r.name == "wpptrace.remote.relay"]
     collector = _collector(pki, tmp_path, handshake_timeout=PATIENCE).start()
-    made = asyncio.StreamReaderProtocol.connection_made
-
-    def stop_as_it_is_accepted(protocol, transport):
-        if threading.current_thread() is collector._thread:     # (not the relay's end)
-            collector._stop_event.set()     # (the stop's turn comes before the handler's)
-        made(protocol, transport)
-    monkeypatch.setattr(asyncio.StreamReaderProtocol, "connection_made", stop_as_it_is_accepted)
+    stop_as_each_is_accepted(monkeypatch, collector)
     header, buffers = recorded
     tls = client_context(str(pki / "ca.pem"), str(pki / "relay.pem"), str(pki / "relay.key"))
     relay = Relay(collector.address, buffer_size=len(header), tls=tls, linger=PATIENCE,
@@ -302,20 +290,11 @@ def test_a_connection_accepted_as_the_collector_stops_past_the_slots_is_closed_a
     monkeypatch.setattr(collector_module, "_REFUSALS_CLOSING", 0)
     monkeypatch.setattr(collector_module, "_TELL_WAIT", 10 * PATIENCE)     # (a wait shows)
     collector = _collector(pki, tmp_path, handshake_timeout=10 * PATIENCE).start()
-    made = asyncio.StreamReaderProtocol.connection_made
-
-    def stop_as_it_is_accepted(protocol, transport):
-        collector._stop_event.set()     # (the stop's turn comes before the handler's)
-        made(protocol, transport)
-    monkeypatch.setattr(asyncio.StreamReaderProtocol, "connection_made", stop_as_it_is_accepted)
+    stop_as_each_is_accepted(monkeypatch, collector)
     try:
         with socket.create_connection(collector.address) as sock:   # (never begins TLS)
             sock.settimeout(PATIENCE)
-            try:
-                said = sock.recv(1 << 16)
-            except ConnectionResetError:
-                said = b""
-            assert said == b""
+            assert said_before_close(sock) == b""
             assert collector.wait(PATIENCE), "the collector did not stop"
     finally:
         collector.stop()
