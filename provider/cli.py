@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     problem, code = _load_script(args.script)
     if problem is not None:
         if problem:
-            print(f"wpptrace session record: {problem}", file=sys.stderr)
+            print(f"{PROG}: error: {problem}", file=sys.stderr)
         return code
     name = args.name or f"wpptrace-{os.getpid()}"
     output = args.output or f"{name}.etl"
@@ -229,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
                    else f"stopping session {name}: {in_words(exc)}")
             print(f"{PROG}: {why}: {output} holds what it wrote until then", file=sys.stderr)
     if final is not None:
-        print(f"wpptrace session: {output}: {final.BuffersWritten} buffers written, "
+        print(f"{PROG}: {output}: {final.BuffersWritten} buffers written, "
               f"{final.EventsLost} events lost, {final.LogBuffersLost} buffers lost", file=sys.stderr)
     if exit_code == 0 and (incomplete or final is None):
         return 1

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    named = _parser_of(parser, args).prog   # "wpptrace session record", as argparse's errors name it
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except BrokenPipeError:
@@ -63,12 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
-        print(f"wpptrace {args.command}: interrupted", file=sys.stderr)
+        print(f"{named}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
         if args.traceback:
             raise
-        print(f"wpptrace {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{named}: error: {exc}", file=sys.stderr)
         return 1
 
 

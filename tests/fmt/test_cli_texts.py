@@ -8,6 +8,8 @@ import pytest
 
 from wpptrace import cli
 from wpptrace.decoder import cli_dump, tracefmt
+from wpptrace.provider import cli as session_cli
+from wpptrace.tmf import cli as tmf_cli
 
 
 def wpptrace(capsys, *argv):
@@ -98,6 +100,23 @@ def test_ctrl_c_says_the_command_was_interrupted(capsys, monkeypatch):
     monkeypatch.setattr(tracefmt, "run_fmt", interrupted)
     assert tracefmt.main(["x.etl"]) == 130
     assert capsys.readouterr().err == "tracefmt: interrupted\n"
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["session", "query", "x"], "wpptrace session query"),
+    (["tmf", "show", "x.tmf"], "wpptrace tmf show"),
+    (["dump", "x.etl"], "wpptrace dump"),
+])
+def test_an_unexpected_error_or_ctrl_c_names_the_subcommand_given(capsys, monkeypatch, argv, named):
+    # as argparse's own errors do: "wpptrace session query: error: ...", not "wpptrace session: ..."
+    def failing(*args, **kwargs):
+        raise raised
+    for module in (session_cli, tmf_cli, cli_dump):
+        monkeypatch.setattr(module, "run", failing)
+    raised = RuntimeError("boom")
+    assert wpptrace(capsys, *argv) == (1, "", f"{named}: error: boom\n")
+    raised = KeyboardInterrupt()
+    assert wpptrace(capsys, *argv) == (130, "", f"{named}: interrupted\n")
 
 
 def _options_without_help(parser: argparse.ArgumentParser, name: str):

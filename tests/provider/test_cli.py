@@ -57,7 +57,7 @@ def test_record_enables_only_the_given_guid_with_its_flags(tmp_path):
 
 def test_script_exception_shows_its_traceback_and_the_session_still_stops(tmp_path):
     # Regression: an exception in the recorded script printed only "wpptrace session: error: boom"
-    # (no file, no line) and skipped the session summary.
+    # (no file, no line) and skipped the session summary, which names the command as its other lines do.
     script = tmp_path / "crash.py"
     script.write_text("def work():\n    raise RuntimeError('boom')\n\nwork()\n")
     out = tmp_path / "out.etl"
@@ -68,7 +68,7 @@ def test_script_exception_shows_its_traceback_and_the_session_still_stops(tmp_pa
     assert err.startswith("Traceback (most recent call last):\n")
     assert f'File "{script}", line 4, in <module>' in err and f'File "{script}", line 2, in work' in err
     assert "RuntimeError: boom" in err and "runpy" not in err
-    assert f"wpptrace session: {out}: 1 buffers written" in err and out.exists()
+    assert f"wpptrace session record: {out}: 1 buffers written" in err and out.exists()
 
 
 def test_record_help_states_the_real_defaults(capsys):
