@@ -7,8 +7,8 @@ Accepted options (tracefmt's spelling, single dash, case-insensitive like on Win
 
 Like tracefmt, text goes to ``FmtFile.txt`` and the summary to ``FmtSum.txt`` unless ``-o``
 names the output (summary then ``<output>.sum``; ``FmtSum.txt`` still when the output is a
-descriptor or a device: ``-o /dev/stdout``, ``-o /dev/null``); ``-displayonly`` prints to
-stdout instead.
+descriptor or a device, named directly or through a link: ``-o /dev/stdout``, ``-o /dev/null``);
+``-displayonly`` prints to stdout instead.
 """
 from __future__ import annotations
 

@@ -15,7 +15,8 @@ readable than what they were made from.
   (/dev/null, a FIFO, a terminal) are written in place. A symbolic link to a file stays a
   link: its target is replaced.
 - A path naming a descriptor the process was handed (/dev/stdout, /dev/stderr, /dev/fd/N,
-  /proc/self/fd/N, or a file the shell opened for it, ``-o log >> log``) is written through
+  /proc/self/fd/N, directly or through symbolic links, or a file the shell opened for it,
+  ``-o log >> log``) is written through
   that descriptor (``handed_descriptor``), as standard output is: appended where it was
   opened to append, a pipe or terminal as a stream, a file the shell truncated (``>``) from
   where the descriptor is. Renaming a new file over it would lose what the file held.
@@ -165,12 +166,32 @@ _STANDARD_NAMES = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
 _DESCRIPTOR_DIRS = ("/dev/fd/", "/proc/self/fd/", "/proc/thread-self/fd/")
 
 
+#: symbolic links followed to find a descriptor's name, as many as the kernel follows
+_MAX_LINKS = 40
+
+
 def descriptor_named(path: str | os.PathLike) -> int | None:
-    """The descriptor ``path`` names by itself, whatever file is behind it: 0, 1, 2 for
-    /dev/stdin, /dev/stdout, /dev/stderr, N for /dev/fd/N and /proc/self/fd/N (/proc/<this
-    process>/fd/N); None for any other path. Another process opening the path (a session's
-    host) opens its own descriptor N, not this one."""
-    name = os.path.abspath(os.fspath(path))
+    """The descriptor ``path`` names, whatever file is behind it: 0, 1, 2 for /dev/stdin,
+    /dev/stdout, /dev/stderr, N for /dev/fd/N and /proc/self/fd/N (/proc/<this process>/fd/N),
+    named directly or through symbolic links (``out -> /dev/stdout``); None for any other path.
+    Another process opening the path (a session's host) opens its own descriptor N, not this one."""
+    try:
+        name = os.path.abspath(os.fspath(path))
+    except ValueError:
+        return None
+    for _ in range(_MAX_LINKS):
+        fd = _descriptor_of_name(name)
+        if fd is not None:
+            return fd
+        try:   # the links one at a time: resolved whole, /dev/stdout is "pipe:[N]" or the file
+            target = os.readlink(name)
+        except (OSError, ValueError):
+            return None
+        name = os.path.normpath(os.path.join(os.path.dirname(name), target))
+    return None
+
+
+def _descriptor_of_name(name: str) -> int | None:
     if name in _STANDARD_NAMES:
         return _STANDARD_NAMES[name]
     for directory in (*_DESCRIPTOR_DIRS, f"/proc/{os.getpid()}/fd/"):

@@ -146,7 +146,8 @@ def test_tracefmt_summary_beside_a_device_output_goes_to_fmtsum(fmt_data, fmt_tm
     work = tmp_path / "work"
     work.mkdir()
     (work / "null").symlink_to(os.devnull)       # a device named here: <output>.sum would be made here
-    for output, shown in (("/dev/stdout", text), (os.devnull, ""), ("null", "")):
+    (work / "out").symlink_to("/dev/stdout")     # stdout (a pipe here) through a link
+    for output, shown in (("/dev/stdout", text), (os.devnull, ""), ("null", ""), ("out", text)):
         res = run(tracefmt_cmd(trace, "-p", fmt_tmf, "-o", output), cwd=work)
         assert res.returncode == 0, res.stderr
         assert res.stdout == shown and "Unknown" not in text and text.count("\n") > 1
@@ -154,7 +155,7 @@ def test_tracefmt_summary_beside_a_device_output_goes_to_fmtsum(fmt_data, fmt_tm
                                                 "Event Summary dumped to FmtSum.txt"]
         assert (work / "FmtSum.txt").read_text().startswith("Files Processed:")
         (work / "FmtSum.txt").unlink()
-        assert os.listdir(work) == ["null"]
+        assert sorted(os.listdir(work)) == ["null", "out"]
     opts = tracefmt.options_from_args(tracefmt.build_parser().parse_args(["a.etl", "-o", "/dev/fd/3"]))
     assert opts.output == "/dev/fd/3" and opts.summary == "FmtSum.txt"
 

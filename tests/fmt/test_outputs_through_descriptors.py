@@ -188,6 +188,21 @@ def test_handed_descriptors(tmp_path):
         assert outputs.handed_descriptor(mine) == own.fileno()
 
 
+def test_a_descriptor_is_named_through_symbolic_links(tmp_path):
+    # resolved whole, /dev/stdout's link chain ends at "pipe:[N]", a terminal or the file it is on
+    (tmp_path / "out").symlink_to("/dev/stdout")
+    (tmp_path / "fd7").symlink_to("/dev/fd/7")
+    (tmp_path / "again").symlink_to("fd7")                                 # relative, two links
+    (tmp_path / "dev").symlink_to("/dev")
+    (tmp_path / "file").write_text("")
+    (tmp_path / "to-file").symlink_to("file")
+    (tmp_path / "loop").symlink_to("loop")
+    for path, fd in (("out", 1), ("fd7", 7), ("again", 7), ("dev/stderr", 2),
+                     ("to-file", None), ("file", None), ("loop", None), ("missing", None)):
+        assert outputs.descriptor_named(tmp_path / path) == fd, path
+    assert outputs.handed_descriptor(tmp_path / "again") == 7
+
+
 def test_a_descriptor_not_open_is_said_so(decode, tmp_path):
     args, _whole = decode
     proc = fmt([*args, "-o", "/dev/fd/9"], cwd=tmp_path)
