@@ -21,7 +21,6 @@ gives wall-clock medians). The aggregate rate is wall time by nature.
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import shutil
 import statistics

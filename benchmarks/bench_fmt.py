@@ -662,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     n_text = u_text["totals"]["Total Events Processed"]
     text_wall_rate, text_cpu_rate = n_text / u_text["wall"], n_text / u_text["cpu"]
 
-    print(f"\nother figures on the unique-argument file:")
+    print("\nother figures on the unique-argument file:")
     print(f"  wpptrace fmt rows (engine: walk + merge, no format)  {n_rows / c_rows:>11,.0f} events/s CPU")
     if dis is not None:
         dis_rate = dis[0] / dis[1]

@@ -147,7 +147,7 @@ def main() -> int:
         split = min(split, lazy_scan_cpu(directory, 5))
         with mock.patch.object(grammar, "_TILE", re.compile(r"(?!)")):
             unit = min(unit, lazy_scan_cpu(directory, 5))
-    print(f"\nlazy scan of every file of the nefarius set (CPU, min of 15, gc off):")
+    print("\nlazy scan of every file of the nefarius set (CPU, min of 15, gc off):")
     print(f"  {'reader':<34}{'scan':>10}{'then messages()':>18}")
     for name, (scan, parse) in (("split at tracepdb's entries", split), ("unit by unit (split off)", unit)):
         print(f"  {name:<34}{scan * 1e3:7.2f} ms{parse * 1e3:15.2f} ms")

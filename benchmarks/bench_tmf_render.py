@@ -23,7 +23,6 @@ import pathlib
 import struct
 import sys
 import time
-import uuid
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 CORPUS = REPO / "tests" / "corpus"

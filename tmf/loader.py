@@ -27,7 +27,6 @@ from .model import ControlGuid, TmfSet
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
-    import uuid
     from typing import Iterable
 
 __all__ = ["load", "load_file", "split_search_path", "read_text", "parse_tmc", "not_tmf_text",

@@ -118,6 +118,11 @@ def test_a_busy_collector_is_logged_once_as_a_warning_while_the_relay_retries(re
     assert len(said) == fake.connections and {level for level, _ in said[1:]} == {"DEBUG"}
     assert said[0] == ("WARNING", "hostile-collector: the collector is busy: this source's "
                                   "file is being closed (retrying)")
+    # retried until the limit from the stream's end (a file being closed is the stream in
+    # hand: progress, not a refusal), never taken as a refusal
+    assert relay.refused is None
+    assert relay.outcome == (f"failed: could not deliver the stream within {PATIENCE / 4:g} s of "
+                             f"its end ({len(recorded[1])} buffers undelivered)")
 
 
 def _busy_then_welcome_then_a_write_failure_then_refuse(sock, connections=[0]):

@@ -151,7 +151,7 @@ class MsfFile:
         start = page * self.page_size
         return self._error(f"{what}: page {page} (file offset {start:#x}) lies past the end of "
                            f"the {len(self._buf)}-byte file (truncated?)", where,
-                           f"the whole page inside the file")
+                           "the whole page inside the file")
 
     # -- superblock and directory ----------------------------------------------------------
     def _parse_superblock(self) -> None:
