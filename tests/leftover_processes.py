@@ -60,12 +60,18 @@ def command_line(pid: int) -> str:
         return "?"
 
 
-def left_running(root: int, grace: float = GRACE) -> dict[int, str]:
-    """``descendants(root)`` once none is left, or as they are after ``grace`` seconds."""
+def left_running(root: int, grace: float = GRACE, among: set[int] | None = None) -> dict[int, str]:
+    """``descendants(root)`` (only those of ``among`` when given) once none is left, or as they
+    are after ``grace`` seconds. ``among`` is what a test waits for: the processes the run's
+    other tests keep (a worker's session hosts) would have it wait the whole grace."""
     deadline = time.monotonic() + grace
-    while (found := descendants(root)) and time.monotonic() < deadline:
+    while True:
+        found = descendants(root)
+        if among is not None:
+            found = {pid: command for pid, command in found.items() if pid in among}
+        if not found or time.monotonic() >= deadline:
+            return found
         time.sleep(0.05)
-    return found
 
 
 def report(found: dict[int, str]) -> str:

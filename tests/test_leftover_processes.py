@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -54,10 +55,27 @@ def test_a_child_ending_within_the_grace_or_ended_is_no_leftover():
     ending, ended = _sleeper(0.5), _sleeper(0)
     try:
         os.waitid(os.P_PID, ended.pid, os.WEXITED | os.WNOWAIT)   # ended, not waited for: a zombie
-        left = leftover_processes.left_running(os.getpid(), grace=10)
-        assert ending.pid not in left and ended.pid not in left, left
+        left = leftover_processes.left_running(os.getpid(), grace=10, among={ending.pid, ended.pid})
+        assert left == {}, left
     finally:
         for child in (ending, ended):
+            child.kill()
+            child.wait()
+
+
+def test_waiting_for_some_children_ends_as_they_end_whatever_else_runs():
+    # another test's process (a worker's session host) runs on: waited for, it would hold the
+    # wait for the whole grace
+    bystander, ending, staying = _sleeper(60, "kept-by-another-test"), _sleeper(0.5), _sleeper(60)
+    try:
+        started = time.monotonic()
+        assert leftover_processes.left_running(os.getpid(), grace=60, among={ending.pid}) == {}
+        assert time.monotonic() - started < 30
+        assert ending.poll() is not None
+        left = leftover_processes.left_running(os.getpid(), grace=0.3, among={ending.pid, staying.pid})
+        assert list(left) == [staying.pid] and bystander.poll() is None
+    finally:
+        for child in (bystander, ending, staying):
             child.kill()
             child.wait()
 
