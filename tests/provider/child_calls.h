@@ -1,22 +1,42 @@
-/* child_calls.h: the child processes of the C test programs of this folder (the test builder
- * puts the folder on their include path). A child never outlives the process that made it, so a
- * test run killed midway leaves none behind: one forked with fork_tied() gets SIGKILL when the
- * thread that forked it ends (fork from a thread that lives until the child is reaped); a program
- * of this folder started with run() ties itself to its spawner as it starts (tied_to_parent.c,
- * linked into every program the tests build). clean_up_elsewhere() runs a clean-up of /tmp in
- * another process. */
+/* child_calls.h: the processes of the C test programs of this folder (the test builder puts the
+ * folder on their include path), in order: a process (a session's host, a child) waited for
+ * until it ended; the count of this process's open descriptors; its children. A child never
+ * outlives the process that made it, so a test run killed midway leaves none behind: one forked
+ * with fork_tied() gets SIGKILL when the thread that forked it ends (fork from a thread that
+ * lives until the child is reaped); a program of this folder started with run() ties itself to
+ * its spawner as it starts (tied_to_parent.c, linked into every program the tests build).
+ * clean_up_elsewhere() runs a clean-up of /tmp in another process. */
 #ifndef WPPTRACE_TESTS_CHILD_CALLS_H
 #define WPPTRACE_TESTS_CHILD_CALLS_H
 
+#include <dirent.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Whether process `pid` has ended: gone, or a zombie not yet waited for (tied_to_parent.c). */
 int process_ended(pid_t pid);
+
+/* 1 once process `pid` (ours or not: never waited for) has ended, 0 if it still runs after 60 s. */
+static inline int wait_gone(pid_t pid) {
+    struct timespec nap = {0, 20 * 1000 * 1000};
+    for (int i = 0; i < 3000 && !process_ended(pid); i++) nanosleep(&nap, NULL);
+    return process_ended(pid);
+}
+
+/* The descriptors this process has open (-1 if /proc/self/fd cannot be read). */
+static inline int open_descriptors(void) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    int n = 0;
+    while (readdir(d)) n++;
+    closedir(d);
+    return n;
+}
 
 extern char **environ;
 

@@ -1,9 +1,8 @@
 /* clean_up_calls.h: what the C test programs of a clean-up of the runtime directory share (the
  * test builds them with this folder on their include path): their arguments DIR OUT PYTHON, the
- * directory removed as a /tmp clean-up does, `wpptrace session` run by the interpreter given, a
- * process that is not ours (a session host) waited for until it ended, the clean-up that ends
- * a session's host followed by another process's session, and ControlTrace with room for the
- * names. */
+ * directory removed as a /tmp clean-up does, `wpptrace session` run by the interpreter given,
+ * the clean-up that ends a session's host followed by another process's session, and
+ * ControlTrace with room for the names; with the session calls of session_calls.h. */
 #ifndef WPPTRACE_TESTS_CLEAN_UP_CALLS_H
 #define WPPTRACE_TESTS_CLEAN_UP_CALLS_H
 
@@ -16,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "_etw_internal.h"
-#include "child_calls.h"
+#include "session_calls.h"
 
 /* DIR (the runtime directory to use, made this process's; it must not exist), OUT (a directory
  * for the files) and PYTHON (an interpreter with wpptrace installed, whose CLI starts the other
@@ -72,26 +71,6 @@ static inline int cli(const char *python, const char *action, const char *name, 
     return cli_wait(cli_start(python, action, name, option, value));
 }
 
-/* Is the process gone (no such process, or a zombie)? */
-static inline int process_gone(unsigned pid) {
-    char path[64], text[512];
-    snprintf(path, sizeof path, "/proc/%u/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return 1;
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = 0;
-    const char *end = strrchr(text, ')');
-    return !end || end[1] != ' ' || end[2] == 'Z' || end[2] == 'X';
-}
-
-/* 1 once it ended, 0 if it still runs after 60 s (it is not our child: never waited for). */
-static inline int wait_gone(unsigned pid) {
-    struct timespec nap = {0, 50 * 1000 * 1000};
-    for (int i = 0; i < 1200 && !process_gone(pid); i++) nanosleep(&nap, NULL);
-    return process_gone(pid);
-}
-
 /* What the clean-up below found: -1 until it ran. */
 static int g_ended = -1, g_other = -1, g_same_id = -1;
 
@@ -101,7 +80,7 @@ static int g_ended = -1, g_other = -1, g_same_id = -1;
  * info by name hands no handle out): g_same_id 1 if the other session got ``first_id``. */
 static inline void clean_up_then_other_session(unsigned host, ULONG first_id) {
     remove_tree(g_dir);
-    g_ended = wait_gone(host);
+    g_ended = wait_gone((pid_t)host);
     remove_tree(g_dir);                     /* whatever the ending host made again */
     char file[4096];
     out_file(file, "b.etl");
@@ -109,9 +88,6 @@ static inline void clean_up_then_other_session(unsigned host, ULONG first_id) {
     WPPTRACE_SESSION_INFO info;
     g_same_id = wpptrace_session_info(0, "other-b", &info) == ERROR_SUCCESS && info.LoggerId == first_id;
 }
-
-/* EVENT_TRACE_PROPERTIES with room for the names after it. */
-typedef struct { EVENT_TRACE_PROPERTIES p; char names[4096]; } props_block;
 
 /* ControlTraceA with properties that have room for the names; the session's handle in
  * ``handle`` if given. */

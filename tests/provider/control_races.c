@@ -2255,14 +2255,6 @@ static void at_join_close_endpoint(int point) {
     if (point == WPT_POINT_JOIN_CHOSEN && atomic_exchange(&g_armed, 0)) wpptrace_endpoint_close();
 }
 
-static int open_descriptors(void) {
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) return -1;
-    int n = 0;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n;
-}
 
 static int attach_closed(const char *dir) {
     uint32_t slot, generation;

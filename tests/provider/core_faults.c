@@ -28,25 +28,17 @@
 #include <unistd.h>
 #include "wpptrace_etw.h"
 #include "child_calls.h"
+#include "tagged_messages.h"
 
 /* a tight loop, bounded so that the file stays small enough to check record by record */
 #define LOOP_EVENTS 20000
 
-static TRACEHANDLE g_session;
-static GUID g_msg = {0x0badcafe, 0x1, 0x2, {3, 4, 5, 6, 7, 8, 9, 10}};
-static volatile unsigned long g_logged;
 static volatile int g_run = 1;
 
 static long now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void log_one(unsigned tag, unsigned i) {
-    unsigned v[2] = {tag, i};
-    if (TraceMessage(g_session, 0x2B, &g_msg, (USHORT)tag, v, sizeof v, NULL) == 0)
-        __atomic_add_fetch(&g_logged, 1, __ATOMIC_RELAXED);
 }
 
 static volatile int g_reserved;

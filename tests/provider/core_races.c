@@ -39,19 +39,10 @@
 #include <time.h>
 #include <unistd.h>
 #include "_etw_internal.h"
-
-static TRACEHANDLE g_session;
-static GUID g_msg = {0x0badcafe, 0x1, 0x2, {3, 4, 5, 6, 7, 8, 9, 10}};
-static unsigned long g_logged;
+#include "tagged_messages.h"
 
 /* 56 bytes a record: 17 fill the 952 bytes a 1 KiB buffer has for records */
 #define PER_BUFFER 17
-
-static void log_one(unsigned tag, unsigned i) {
-    unsigned v[2] = {tag, i};
-    if (TraceMessage(g_session, 0x2B, &g_msg, (USHORT)tag, v, sizeof v, NULL) == 0)
-        __atomic_add_fetch(&g_logged, 1, __ATOMIC_RELAXED);
-}
 
 /* A writer thread that stops once at a test point (hold) and again at `then` if set. */
 typedef struct {

@@ -67,8 +67,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 6000 && !atomic_load(&g_held); i++) poll(NULL, 0, 5);
     if (!atomic_load(&g_held)) return 8;
     kill((pid_t)info.HostProcessId, SIGKILL);
-    for (int i = 0; i < 6000 && !wpt_process_gone(info.HostProcessId); i++) poll(NULL, 0, 5);
-    int gone = wpt_process_gone(info.HostProcessId);
+    int gone = wait_gone((pid_t)info.HostProcessId);
     atomic_store(&g_armed, 1);
     printf("gone %d stopped %u ", gone, (unsigned)stop(hosted));
     printf("called %u there %d\n", (unsigned)g_called, access(g_runtime, F_OK) == 0);

@@ -13,7 +13,6 @@
  * this process has open afterwards than before (the handed-over one closed); exits 0.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,14 +21,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "_etw_internal.h"
+#include "child_calls.h"
 
-static int open_descriptors(void) {
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    while (d && readdir(d)) n++;
-    if (d) closedir(d);
-    return n;
-}
 
 int main(int argc, char **argv) {
     if (argc < 2) return 2;

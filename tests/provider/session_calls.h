@@ -1,8 +1,9 @@
 /* session_calls.h: the session calls the C test programs of this folder share (the test
- * builder puts the folder on their include path): one properties block, a file or real-time
- * session started, stopped or queried, provider control callbacks (one that keeps what it was
- * last told, one that counts what each registration was told, one that does nothing), a flag
- * waited for, and the child processes of child_calls.h. Include after _etw_internal.h. */
+ * builder puts the folder on their include path): one properties block (and a sequential
+ * file's filled in), a file or real-time session started, stopped or queried, provider control
+ * callbacks (one that keeps what it was last told, one that counts what each registration was
+ * told, one that does nothing), a flag waited for, and the processes of child_calls.h. Include
+ * after _etw_internal.h. */
 #ifndef WPPTRACE_TESTS_SESSION_CALLS_H
 #define WPPTRACE_TESTS_SESSION_CALLS_H
 
@@ -13,6 +14,17 @@
 #include "child_calls.h"
 
 typedef struct { EVENT_TRACE_PROPERTIES p; char names[4096]; } props_block;
+
+/* A sequential-file session's properties in `b`, logging to `file` (none if NULL or too long),
+ * with room for the name the call puts at b->names. */
+static inline void props_of(props_block *b, const char *file) {
+    memset(b, 0, sizeof *b);
+    b->p.Wnode.BufferSize = sizeof *b;
+    b->p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL;
+    b->p.LoggerNameOffset = sizeof b->p;
+    b->p.LogFileNameOffset = sizeof b->p + 1024;
+    if (file && strlen(file) < sizeof b->names - 1024) memcpy(b->names + 1024, file, strlen(file) + 1);
+}
 
 /* A session `name` in LogFileMode `mode`, logging to DIR/NAME.etl. */
 static inline ULONG start_in_mode(const char *dir, const char *name, ULONG mode, TRACEHANDLE *h) {

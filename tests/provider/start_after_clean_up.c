@@ -32,15 +32,6 @@ static void clean_up_meanwhile(int point) {
     clean_up_then_other_session(info.HostProcessId, info.LoggerId);
 }
 
-static void props_of(props_block *b, const char *file) {
-    memset(b, 0, sizeof *b);
-    b->p.Wnode.BufferSize = sizeof *b;
-    b->p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL;
-    b->p.LoggerNameOffset = sizeof b->p;
-    b->p.LogFileNameOffset = sizeof b->p + 1024;
-    if (file && strlen(file) < sizeof b->names - 1024) memcpy(b->names + 1024, file, strlen(file) + 1);
-}
-
 int main(int argc, char **argv) {
     if (argc != 4) return 2;
     take_arguments(argv);

@@ -41,6 +41,7 @@
 #include <unistd.h>
 #include <time.h>
 #include "_etw_internal.h"
+#include "session_calls.h"
 
 static const char *g_out;
 static pid_t g_main_pid;
@@ -49,28 +50,6 @@ static _Atomic int g_armed, g_answered, g_joins;
 static int g_mode;                          /* 0 removed, 1 put-back, 2 claimed, 3 taken,
                                              * 4 refused */
 static uint32_t g_slot, g_generation, g_host_pid;
-
-typedef struct { EVENT_TRACE_PROPERTIES p; char names[4096]; } props_block;
-
-/* 1 once the process (not our child: never waited for) is gone or a zombie, 0 if it still runs
- * after 60 s. */
-static int wait_gone(uint32_t pid) {
-    struct timespec nap = {0, 20 * 1000 * 1000};
-    for (int i = 0; i < 3000; i++) {
-        if (wpt_process_gone(pid)) return 1;
-        nanosleep(&nap, NULL);
-    }
-    return wpt_process_gone(pid);
-}
-
-static void props_of(props_block *b, const char *file) {
-    memset(b, 0, sizeof *b);
-    b->p.Wnode.BufferSize = sizeof *b;
-    b->p.LogFileMode = EVENT_TRACE_FILE_MODE_SEQUENTIAL;
-    b->p.LoggerNameOffset = sizeof b->p;
-    b->p.LogFileNameOffset = sizeof b->p + 1024;
-    if (file && strlen(file) < sizeof b->names - 1024) memcpy(b->names + 1024, file, strlen(file) + 1);
-}
 
 static void out_path(char *path, size_t size, const char *name) {
     snprintf(path, size, "%s/%s", g_out, name);
@@ -295,7 +274,7 @@ int main(int argc, char **argv) {
         }
         g_host_pid = pid;
     }
-    int ended = g_host_pid ? wait_gone(g_host_pid) : -1;
+    int ended = g_host_pid ? wait_gone((pid_t)g_host_pid) : -1;
     if (ended == 0) kill((pid_t)g_host_pid, SIGTERM);
     if (g_mode == 2) {
         printf(" kept %d left %d", kept, claim_there());

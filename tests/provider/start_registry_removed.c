@@ -65,8 +65,7 @@ int main(int argc, char **argv) {
     ULONG rc = start(argv[1], NAME, &h);
     wpt_test_point = NULL;
     if (!g_host) return 4;
-    int ended = 0;
-    for (int i = 0; i < 30000 && !(ended = process_ended((pid_t)g_host)); i++) usleep(1000);
+    int ended = wait_gone((pid_t)g_host);
     if (!ended) kill((pid_t)g_host, SIGTERM);
     printf("start %u ended %d\n", (unsigned)rc, ended);
     return 0;
