@@ -26,16 +26,18 @@ sys.path.insert(0, str(TESTS))          # session_hosts (what the clean-up below
 
 import unpack  # noqa: E402
 import leftover_processes  # noqa: E402
-from session_hosts import become_subreaper, kill_session_hosts, reaper_failure  # noqa: E402
+import run_directories  # noqa: E402
+from session_hosts import become_subreaper, reaper_failure  # noqa: E402
 
 
 # Trace sessions run in host processes found through a per-user runtime directory: the test
 # run gets its own (inherited by every process it starts), so it neither sees nor disturbs
 # the user's sessions, and every host it started is killed at the end. The hosts a process
 # starts are given to it when they daemonize (a pytest-xdist worker, which runs its tests and
-# its clean-up, or the controller), so the clean-up kills its own hosts, never another's.
+# its clean-up, or the controller), so the clean-up kills its own hosts, never another's. One
+# that could not remove its directory (a worker killed) fails the run (run_directories).
 become_subreaper()
-RUNTIME_DIR = tempfile.mkdtemp(prefix="wpprt-")
+RUNTIME_DIR = run_directories.make()
 os.environ["WPPTRACE_RUNTIME_DIR"] = RUNTIME_DIR
 # Compiled messages kept between fmt runs (decoder.program_cache) go to a directory of the
 # test run's own, not the user's cache: every fmt run of the tests after the first over the
@@ -47,14 +49,18 @@ os.environ.pop("WPPTRACE_NO_CACHE", None)
 
 def _clean_up() -> None:
     """This process's runtime and cache directories removed, any host serving there killed."""
-    kill_session_hosts(RUNTIME_DIR)
-    shutil.rmtree(RUNTIME_DIR, ignore_errors=True)
+    run_directories.remove(RUNTIME_DIR)
     shutil.rmtree(CACHE_DIR, ignore_errors=True)
 
 
 # also when no test runs in this process (pytest-xdist's controller makes these directories
 # as it imports this file, its workers their own): none is left in the temp directory
 atexit.register(_clean_up)
+
+
+@pytest.hookimpl(trylast=True)          # after pytest-xdist's controller ended its workers
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    run_directories.at_run_end(session)
 
 
 @pytest.fixture(scope="session", autouse=True)

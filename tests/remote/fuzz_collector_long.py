@@ -12,15 +12,19 @@ honest relay must still deliver a whole session.
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
 import pathlib
+import shutil
 import sys
 import tempfile
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-os.environ.setdefault("WPPTRACE_RUNTIME_DIR", tempfile.mkdtemp(prefix="wpprt-fuzz-"))
+if "WPPTRACE_RUNTIME_DIR" not in os.environ:   # a runtime directory of its own, removed at its end
+    os.environ["WPPTRACE_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="wpprt-fuzz-")
+    atexit.register(shutil.rmtree, os.environ["WPPTRACE_RUNTIME_DIR"], ignore_errors=True)
 
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
