@@ -567,8 +567,9 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
     issues = sorted(decoder.tmf_issues(), key=attrgetter("path", "line", "column"))
     for issue in issues[:20]:
         print(f"{opts.prog}: warning: TMF entry skipped: {issue}", file=err)
-    if len(issues) > 20:
-        print(f"{opts.prog}: warning: {len(issues) - 20} more TMF entries skipped", file=err)
+    more = len(issues[20:]) + decoder.tmf_issues_dropped()
+    if more:
+        print(f"{opts.prog}: warning: {more} more TMF entries skipped", file=err)
     notices = []
     for inp in inputs:
         # in file order: the order buffers are read in depends on the merge, and fmt -j

@@ -456,6 +456,7 @@ class WppDecoder:
         self._guid_ints: dict[bytes, int] = {}       # GUID bytes_le -> its int (many messages each)
         self._guid_components: dict[int, str | None] | None = None
         self._other_tmf_issues: list[list[tuple]] = []   # per process that sent its own
+        self._other_tmf_dropped: dict[str, int] = {}     # path -> most any other process dropped
         self._render = None
         self._printer: RowPrinter | None = None  # the C renderer's, made on first use
         self._prefix_program: int | None = None  # its shared prefix program (-1: Python's)
@@ -904,11 +905,22 @@ class WppDecoder:
             renderer.decorate(program, decoration)
         return program
 
-    def note_tmf_issues(self, fields) -> None:
+    def note_tmf_issues(self, fields, dropped: dict[str, int] | None = None) -> None:
         """The problems another process of the run met in TMF files (``TmfError.fields``
-        tuples), reported with this decoder's by ``tmf_issues``: a TMF file or entry is read
-        by the process that first needs it, and the others install what it made."""
+        tuples, and per file how many more it only counted), reported with this decoder's by
+        ``tmf_issues`` and ``tmf_issues_dropped``: a TMF file or entry is read by the process
+        that first needs it, and the others install what it made."""
         self._other_tmf_issues.append([tuple(f) for f in fields])
+        for path, count in (dropped or {}).items():
+            self._other_tmf_dropped[path] = max(count, self._other_tmf_dropped.get(path, 0))
+
+    def tmf_issues_dropped(self) -> int:
+        """The TMF problems counted but not kept (``TmfSet.issues_dropped``), per file as
+        many as the process that read most of that file counted."""
+        own = dict(getattr(self.tmfset, "issues_dropped", {}))
+        for path, count in self._other_tmf_dropped.items():
+            own[path] = max(count, own.get(path, 0))
+        return sum(own.values())
 
     def tmf_issues(self) -> list:
         """The problems met in TMF files (``TmfError``): this decoder's set's, then those of

@@ -128,10 +128,14 @@ def _run_show(args: argparse.Namespace) -> int:
             _print_text(message, out)
     for issue in tmfset.issues:
         print(issue, file=sys.stderr)
+    for path, count in sorted(tmfset.issues_dropped.items()):
+        print(f"wpptrace tmf show: warning: {path}: {count} more problems not listed",
+              file=sys.stderr)
     guids = {message.guid for message in messages}
-    summary = {"messages": len(messages), "guids": len(guids), "errors": len(tmfset.issues)}
+    errors = len(tmfset.issues) + sum(tmfset.issues_dropped.values())
+    summary = {"messages": len(messages), "guids": len(guids), "errors": errors}
     if args.json:
         out.write(json.dumps({"summary": summary}) + "\n")
     else:
         out.write(f"{summary['messages']} messages, {summary['guids']} GUIDs, {summary['errors']} errors\n")
-    return 1 if tmfset.issues else 0
+    return 1 if errors else 0

@@ -674,6 +674,9 @@ class _Parser:
         self.source_file = ""
 
     def error(self, lineno: int, line: str, offset: int, message: str, expected: str) -> None:
+        if self.tolerant and not self.tmfset.issue_room(self.path):
+            self.tmfset.drop_issue(self.path)   # counted only: not worth its TmfError
+            return
         err = TmfError(message, path=self.path, line=lineno, column=offset + 1, line_text=line, expected=expected)
         if not self.tolerant:
             raise err

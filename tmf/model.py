@@ -20,7 +20,12 @@ else:
     Protocol = object   # DeferredEntries documents an interface: only type checkers check it
 
 __all__ = ["Argument", "Message", "EnumDef", "ControlGuid", "TmfSet", "make_argument",
-           "make_message"]
+           "make_message", "MAX_ISSUES_PER_FILE"]
+
+#: problems kept per file (``TmfSet.issues``); further ones are only counted
+#: (``TmfSet.issues_dropped``): a file of a million bad lines would otherwise hold a
+#: TmfError, with its excerpt, per line
+MAX_ISSUES_PER_FILE = 10_000
 
 
 @fieldclass(frozen=True)
@@ -152,6 +157,9 @@ class TmfSet:
         self._components: dict[int, tuple[int, str]] = {}  # GUID -> (priority, component)
         self.control_guids: list[ControlGuid] = []
         self.issues: list[TmfError] = []
+        # per file path: problems not kept in ``issues`` (past MAX_ISSUES_PER_FILE), counted
+        self.issues_dropped: dict[str, int] = {}
+        self._issues_kept: dict[str, int] = {}
         # the files the set was listed from (TMF, TMC, PDB), in the order they take precedence:
         # what a record compiled from it depends on (decoder.program_cache)
         self.inputs: list[str] = []
@@ -259,7 +267,20 @@ class TmfSet:
         self.control_guids.append(control)
 
     def add_issue(self, issue: TmfError) -> None:
-        self.issues.append(issue)
+        if self.issue_room(issue.path):
+            self._issues_kept[issue.path] = self._issues_kept.get(issue.path, 0) + 1
+            self.issues.append(issue)
+        else:
+            self.drop_issue(issue.path)
+
+    def issue_room(self, path: str) -> bool:
+        """Whether another problem of ``path`` is kept (a reader that asks first need not
+        make the TmfError of one that would only be counted)."""
+        return self._issues_kept.get(path, 0) < MAX_ISSUES_PER_FILE
+
+    def drop_issue(self, path: str, count: int = 1) -> None:
+        """Count problems of ``path`` that are not kept."""
+        self.issues_dropped[path] = self.issues_dropped.get(path, 0) + count
 
     def add_pending(self, guid: uuid.UUID | int | None, loader: Callable[["TmfSet"], None]) -> None:
         """Register ``loader(self)`` to run when ``guid`` (a UUID, or its 128-bit int) is first
@@ -279,7 +300,10 @@ class TmfSet:
             self.add_message(message, other._priority.get(key, 0) if priority is None else priority)
         self._enums.update(other._enums)
         self.control_guids.extend(other.control_guids)
-        self.issues.extend(other.issues)
+        for issue in other.issues:
+            self.add_issue(issue)
+        for path, count in other.issues_dropped.items():
+            self.drop_issue(path, count)
         self.inputs.extend(other.inputs)
         for guid, loaders in other._pending.items():
             self._pending.setdefault(guid, []).extend(loaders)

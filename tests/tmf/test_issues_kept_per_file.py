@@ -1,0 +1,78 @@
+"""A TMF file's problems are kept up to MAX_ISSUES_PER_FILE and counted past it: a hostile
+file of a million bad lines (2 MB) held a TmfError with its excerpt per line (600 MB, 26 s to
+read); now what is past the cap is counted without being made, and every reader of the set
+(``tmf show``, ``fmt`` with one process or several) reports the count."""
+from __future__ import annotations
+
+import io
+import pathlib
+
+import pytest
+
+import wpptrace.tmf as tmf
+from wpptrace import cli
+from wpptrace.decoder.cli_fmt import FmtOptions, run_fmt
+from wpptrace.tmf import model
+
+#: a mutated copy of a corpus TMF: twelve garbled lines between its two entries (PROVENANCE.md)
+GARBLED = pathlib.Path(__file__).resolve().parent.parent / "data" / "tmf_damaged" / "garbled-lines.tmf"
+UNEXPECTED = "unexpected line (expected comment, GUID header, #typev line or #enumv line)"
+
+
+@pytest.fixture
+def cap_of_ten(monkeypatch):
+    monkeypatch.setattr(model, "MAX_ISSUES_PER_FILE", 10)
+
+
+def test_problems_past_the_cap_are_counted_and_the_entries_after_them_still_load(cap_of_ten):
+    tmfset = tmf.load(GARBLED, use_environment=False)
+    assert sorted(m.number for m in tmfset.messages()) == [10, 11]
+    assert [issue.line for issue in tmfset.issues] == list(range(9, 19))
+    assert str(tmfset.issues[0]).splitlines()[0] == f"{GARBLED}:9:1: {UNEXPECTED}"
+    assert tmfset.issues_dropped == {str(GARBLED): 2}
+
+
+def test_the_cap_is_per_file_and_a_merged_set_keeps_it(cap_of_ten, tmp_path):
+    other = tmp_path / "other.tmf"
+    other.write_bytes(GARBLED.read_bytes())
+    tmfset = tmf.load(GARBLED, other, use_environment=False)
+    assert len(tmfset.issues) == 20
+    assert tmfset.issues_dropped == {str(GARBLED): 2, str(other): 2}
+    merged = tmf.load(GARBLED, use_environment=False)
+    merged.update(tmf.load(GARBLED, use_environment=False))      # the same file twice: 24 problems
+    assert len(merged.issues) == 10 and merged.issues_dropped == {str(GARBLED): 14}
+
+
+def test_the_real_cap(tmp_path):
+    path = tmp_path / "many.tmf"
+    path.write_bytes(GARBLED.read_bytes() + b"\nx" * (model.MAX_ISSUES_PER_FILE + 3))
+    tmfset = tmf.load(path, use_environment=False)
+    assert len(tmfset.issues) == model.MAX_ISSUES_PER_FILE
+    assert tmfset.issues_dropped == {str(path): 12 + 3}
+    assert sorted(m.number for m in tmfset.messages()) == [10, 11]
+
+
+def test_tmf_show_lists_what_it_kept_and_counts_the_rest(cap_of_ten, capsys):
+    assert cli.main(["tmf", "show", str(GARBLED), "--no-env"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1] == "2 messages, 1 GUIDs, 12 errors"
+    lines = err.splitlines()
+    assert lines[0] == f"{GARBLED}:9:1: {UNEXPECTED}"
+    assert lines[-1] == f"wpptrace tmf show: warning: {GARBLED}: 2 more problems not listed"
+    assert len(lines) == 10 * 3 + 1                 # each kept problem: its line, excerpt, caret
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_fmt_counts_the_problems_it_did_not_keep(cap_of_ten, corpus_file, tmp_path, jobs):
+    out, err = tmp_path / "out.txt", io.StringIO()
+    code = run_fmt(FmtOptions(files=[str(corpus_file("wppemitter-sample.etl"))], tmf_files=[str(GARBLED)],
+                              output=str(out), jobs=jobs, cache=False), out=io.StringIO(), err=err)
+    assert code == 0
+    lines = err.getvalue().splitlines()
+    assert lines[0] == f"wpptrace fmt: warning: TMF entry skipped: {GARBLED}:9:1: {UNEXPECTED}"
+    assert lines[-1] == "wpptrace fmt: warning: 2 more TMF entries skipped"
+    assert len(lines) == 10 * 3 + 1
+    text = out.read_text().splitlines()
+    assert len(text) == 1 + 45                     # the header and every message, formatted
+    assert sum("WppEmitter work item id=" in line for line in text) == 30
+    assert sum("WppEmitter detail seq=" in line for line in text) == 15
