@@ -806,8 +806,8 @@ ULONG wpt_host_spawn(wpt_session *s, wpt_process_ref *host) {
     pid_t first = fork();
     if (first == 0) {
         setsid();
-        pid_t host = fork();
-        if (host != 0) _exit(host < 0 ? 1 : 0);
+        pid_t second = fork();
+        if (second != 0) _exit(second < 0 ? 1 : 0);
         close(ready[0]);
         host_main(s, ready[1]);
     }

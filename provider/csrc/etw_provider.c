@@ -1053,6 +1053,23 @@ ULONG RegisterTraceGuidsW(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG cou
     return RegisterTraceGuidsA(cb, ctx, control, count, regs, NULL, NULL, out);
 }
 
+/* With g_reg_lock held: waits until no thread but this one runs a callback of the registration
+ * at `idx` (this thread's own calls of it, if a callback unregisters, are `mine`). The waits
+ * are the application's: cancelled meanwhile, the registration is gone all the same and only
+ * the lock is to be let go. A function of its own so that nothing of the caller's is live
+ * across the setjmp of pthread_cleanup_push. */
+static void wait_for_other_callbacks(const registration *r, uint32_t mine) {
+    int allowed = wpt_callback_cancel_state(), held = -1;
+    pthread_cleanup_push(unlock_registrations, NULL);
+    if (allowed >= 0) pthread_setcancelstate(allowed, &held);
+    while (r->running > mine) {
+        WPT_TEST_POINT(WPT_POINT_UNREGISTER_WAITING);
+        pthread_cond_wait(&g_reg_cond, &g_reg_lock);
+    }
+    if (held >= 0) pthread_setcancelstate(held, NULL);
+    pthread_cleanup_pop(0);
+}
+
 static ULONG unregister_guids(TRACEHANDLE handle) {
     uint32_t idx = (uint32_t)(handle & 0xFFFFFFFF);
     if (idx == 0 || idx > MAX_REGISTRATIONS) return ERROR_INVALID_PARAMETER;
@@ -1065,19 +1082,9 @@ static ULONG unregister_guids(TRACEHANDLE handle) {
         /* wait for callbacks running in other threads (not for our own caller); calls queued
          * and not started never run now (a sibling's callback may unregister it while this
          * thread still has its call queued: waiting for that waited forever) */
-        int mine = 0;
+        uint32_t mine = 0;
         for (const running_call *k = t_innermost; k; k = k->outer) mine += k->reg == (int)(idx - 1);
-        /* they are the application's: cancelled meanwhile, the registration is gone all the
-         * same and only the lock is to be let go */
-        int allowed = wpt_callback_cancel_state(), held = -1;
-        pthread_cleanup_push(unlock_registrations, NULL);
-        if (allowed >= 0) pthread_setcancelstate(allowed, &held);
-        while (r->running > (uint32_t)mine) {
-            WPT_TEST_POINT(WPT_POINT_UNREGISTER_WAITING);
-            pthread_cond_wait(&g_reg_cond, &g_reg_lock);
-        }
-        if (held >= 0) pthread_setcancelstate(held, NULL);
-        pthread_cleanup_pop(0);
+        wait_for_other_callbacks(r, mine);
     }
     pthread_mutex_unlock(&g_reg_lock);
     return rc;
@@ -1150,8 +1157,8 @@ static inline uint32_t items_size(ULONG f) {
 }
 
 /* Validate, reserve and write the message header and items; *args = where arguments go. */
-static inline ULONG message_begin(TRACEHANDLE h, ULONG flags, const void *guid, USHORT number,
-                                  size_t args_size, wpt_reservation *r, unsigned char **args) {
+static inline ULONG message_begin(TRACEHANDLE h, ULONG flags, const void *guid, size_t args_size,
+                                  wpt_reservation *r, unsigned char **args) {
     if ((h & 0xFFFF) == 0 || (h & 0xFFFF) == KERNEL_LOGGER_ID) return ERROR_INVALID_HANDLE;
     if (flags & ~KNOWN_MESSAGE_FLAGS) return ERROR_INVALID_PARAMETER;
     if ((flags & (TRACE_MESSAGE_GUID | TRACE_MESSAGE_COMPONENTID))
@@ -1216,7 +1223,7 @@ ULONG TraceMessageVa(TRACEHANDLE h, ULONG flags, LPCGUID guid, USHORT number, va
     va_end(count);
     wpt_reservation r;
     unsigned char *p;
-    ULONG rc = message_begin(h, flags, guid, number, total, &r, &p);
+    ULONG rc = message_begin(h, flags, guid, total, &r, &p);
     if (rc != ERROR_SUCCESS) return rc;
     for (;;) {
         void *data = va_arg(ap, void *);
@@ -1257,7 +1264,7 @@ static inline ULONG trace_arg_array(TRACEHANDLE h, ULONG flags, LPCGUID guid, US
                                     const WPPTRACE_ARG *args, ULONG count, size_t total) {
     wpt_reservation r;
     unsigned char *p;
-    ULONG rc = message_begin(h, flags, guid, number, total, &r, &p);
+    ULONG rc = message_begin(h, flags, guid, total, &r, &p);
     if (rc != ERROR_SUCCESS) return rc;
     for (ULONG i = 0; i < count; i++) {
         copy_arg(p, args[i].Data, args[i].Size);
@@ -1287,7 +1294,7 @@ ULONG wpptrace_trace_packed(TRACEHANDLE h, ULONG flags, const char *guid, USHORT
     if (!payload && size) return ERROR_INVALID_PARAMETER;
     wpt_reservation r;
     unsigned char *p;
-    ULONG rc = message_begin(h, flags, guid, number, size, &r, &p);
+    ULONG rc = message_begin(h, flags, guid, size, &r, &p);
     if (rc != ERROR_SUCCESS) return rc;
     if (size) memcpy(p, payload, size);
     message_end(&r, p + size, flags, number);
