@@ -381,7 +381,7 @@ uint32_t etlrd_walk(const uint8_t *buf, uint32_t end, uint32_t start,
         etlrd_record *r = out ? &out[n] : &scratch;
         int rc = decode(rec, off, marker, kind, fixed, size, r, ts);
         if (rc) {
-            note_error(res, rc, off);
+            note_error(res, (uint32_t)rc, off);  /* an ETLRD_ERR_ code: positive */
             res->skipped_bytes += size;         /* damaged record dropped, walk goes on */
         } else {
             res->by_kind[kind]++;

@@ -220,8 +220,8 @@ uint32_t wpprow_walk(wpprow_tables *t, const uint8_t *buf, uint32_t end, uint32_
         }
         /* the GUID sits right after the header (and the sequence, if any) */
         if (r->present & ETLRD_HAS_GUID)
-            w->guid_offset = r->offset + sizeof(MESSAGE_TRACE_HEADER)
-                + ((r->present & ETLRD_HAS_SEQUENCE) ? sizeof(uint32_t) : 0);
+            w->guid_offset = r->offset + (uint32_t)sizeof(MESSAGE_TRACE_HEADER)   /* inside the record */
+                + ((r->present & ETLRD_HAS_SEQUENCE) ? (uint32_t)sizeof(uint32_t) : 0);
         w->key = key_id(t, r->guid, r->event_id);
     }
     return n;

@@ -77,7 +77,7 @@ int wppr_time_cached(wppr_second_cache *c, int64_t milli, char *out)
 
 int wppr_time_text(int64_t filetime, int utc, char *out)
 {
-    wppr_second_cache c = {INT64_MIN, utc, {0}, 0};
+    wppr_second_cache c = {.second = INT64_MIN, .utc = utc};
     return wppr_time_cached(&c, floor_div(filetime, TICKS_PER_SECOND / 1000), out);
 }
 

@@ -675,8 +675,8 @@ static int json_escape(wppr_buf *b, size_t start)
 {
     static const char hex[] = "0123456789abcdef";
     size_t extra = 0;
-    size_t i = start + json_clean_words(b->data + start, b->len - start);
-    for (; i < b->len; i++) extra += JSON_EXTRA[b->data[i]];
+    for (size_t i = start + json_clean_words(b->data + start, b->len - start); i < b->len; i++)
+        extra += JSON_EXTRA[b->data[i]];
     if (!extra) return 0;
     if (wppr_reserve(b, extra)) return -1;
     size_t j = b->len + extra;
@@ -1011,6 +1011,7 @@ static int put_py_repr(wppr_buf *o, double d)
         if (n > 1 && (wppr_putc(o, '.') || wppr_put(o, digits + 1, (size_t)(n - 1)))) return -1;
         char text[16];
         int k = snprintf(text, sizeof text, "e%c%02d", e < 0 ? '-' : '+', e < 0 ? -e : e);
+        if (k < 0 || k >= (int)sizeof text) return -1;   /* never: |e| <= 324 */
         return wppr_put(o, text, (size_t)k);
     }
     if (decpt <= 0) {                     /* 0.000ddd */
