@@ -507,6 +507,8 @@ extern _Atomic int wpt_test_signal_refused;
 extern _Atomic int wpt_test_start_unreadable;
 /* how many hosts wpt_host_end signalled through a pidfd, and by their pid */
 extern _Atomic int wpt_test_host_end_by_pidfd, wpt_test_host_end_by_pid;
+/* a test makes wpt_thread_create fail (EAGAIN), as a process at its thread limit finds it */
+extern _Atomic int wpt_test_threads_refused;
 /* how long a process waits for the registry lock: a test may shorten it */
 extern int64_t wpt_registry_wait_ms;
 #define WPT_REGISTRY_WAIT_MS wpt_registry_wait_ms

@@ -284,7 +284,14 @@ static void *core_thread_main(void *arg) {
     return result;
 }
 
+#ifdef WPT_TEST_POINTS
+_Atomic int wpt_test_threads_refused;
+#endif
+
 int wpt_thread_create(pthread_t *thread, void *(*main)(void *), void *arg) {
+#ifdef WPT_TEST_POINTS
+    if (atomic_load(&wpt_test_threads_refused)) return EAGAIN;
+#endif
     core_thread_start *start = malloc(sizeof *start);
     if (!start) return EAGAIN;
     *start = (core_thread_start){main, arg};

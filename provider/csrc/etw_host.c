@@ -306,6 +306,9 @@ typedef struct {
     struct stat bound;          /* the socket file this host bound at path */
     ULONG result;               /* the STOP's: why the log file could not be completed (its
                                  * flush to the disk and close included), if so */
+    pthread_t thread;           /* the stopper, if `threaded` (none could be had: the work was
+                                 * done in the serve loop, and there is nothing to join) */
+    int threaded;
 } stop_job;
 
 static void *stopper_main(void *arg) {
@@ -358,6 +361,13 @@ static void *stopper_main(void *arg) {
     return NULL;
 }
 
+/* The STOP's work in a thread of its own, so that the serve loop answers meanwhile; in the
+ * caller's if no thread can be had (the process at its thread limit). */
+static void start_stopper(stop_job *job) {
+    job->threaded = wpt_thread_create(&job->thread, stopper_main, job) == 0;
+    if (!job->threaded) stopper_main(job);
+}
+
 #define MAX_CONNS 256
 
 typedef struct {
@@ -390,7 +400,7 @@ static const char *kind_name(uint32_t kind) {
 /* Handle one complete request; returns 1 if the connection is taken over (kept open by the
  * loop as a joined provider, handed to a consumer thread, or waiting for STOP). */
 static int handle(wpt_session *s, conn *c, const wpt_frame *request, const unsigned char *payload,
-                  stop_job *job, pthread_t *stopper, int *stopping, int *stop_reply_fd) {
+                  stop_job *job, int *stopping, int *stop_reply_fd) {
     wpt_wire_props props;
     wpt_frame own = *request;
     const wpt_frame *f = &own;
@@ -484,7 +494,7 @@ static int handle(wpt_session *s, conn *c, const wpt_frame *request, const unsig
         *stopping = 1;
         *stop_reply_fd = c->fd;
         job->requester = c->pid;
-        if (wpt_thread_create(stopper, stopper_main, job) != 0) stopper_main(job);
+        start_stopper(job);
         c->fd = -1;
         return 1;
     default:
@@ -524,8 +534,8 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
         return;
     }
     for (int i = 0; i < MAX_CONNS; i++) conns[i].fd = -1;
-    stop_job job = {s, 0, done_pipe[1], path, *mine, ERROR_SUCCESS};
-    pthread_t stopper;
+    stop_job job = {.session = s, .done_fd = done_pipe[1], .path = path, .bound = *mine,
+                    .result = ERROR_SUCCESS};
     int stopping = 0, stop_reply_fd = -1;
     int64_t next_check = wpt_mono_ms() + 1000;
     /* Out of descriptors, a connection waiting to be accepted keeps the listening socket
@@ -543,7 +553,7 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
         if (rc < 0 && errno != EINTR) break;
         int64_t now = wpt_mono_ms();
         if (pfd[2].revents) {                     /* the stopper finished: answer and leave */
-            pthread_join(stopper, NULL);
+            if (job.threaded) pthread_join(job.thread, NULL);
             if (stop_reply_fd >= 0) {
                 wpt_wire_props props;
                 wpt_session_props(s, &props);
@@ -577,7 +587,7 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
         if (start_stop && !stopping) {
             stopping = 1;
             job.requester = 0;
-            if (wpt_thread_create(&stopper, stopper_main, &job) != 0) stopper_main(&job);
+            start_stopper(&job);
         }
         if (pfd[0].revents & POLLIN) {
             for (;;) {
@@ -636,7 +646,7 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
                 c->fd = -1;
                 continue;
             }
-            int kept = handle(s, c, &f, c->buf + sizeof f, &job, &stopper, &stopping, &stop_reply_fd);
+            int kept = handle(s, c, &f, c->buf + sizeof f, &job, &stopping, &stop_reply_fd);
             if (!kept || c->fd < 0) {
                 if (c->fd >= 0) close(c->fd);
                 c->fd = -1;
