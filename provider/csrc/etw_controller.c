@@ -1186,6 +1186,7 @@ ULONG EnumerateTraceGuids(PTRACE_GUID_PROPERTIES *array, ULONG count, PULONG gui
 /* ---- test hooks --------------------------------------------------------------------------- */
 
 ULONG wpptrace_debug_hold_flush(TRACEHANDLE h, int hold) {
+    if (!h) return ERROR_INVALID_HANDLE;          /* (find_target takes 0 to mean "by name") */
     lock();
     target t;
     ULONG rc = find_target(h, NULL, &t);

@@ -27,6 +27,13 @@ def test_invalid_handle_null(session_name):
     assert code_of(P.TraceMessageVa, 0, 0x2B, GUID, 1, [b"x"]) == L.ERROR_INVALID_HANDLE
 
 
+def test_holding_the_flush_of_the_null_handle_is_an_invalid_handle(tmp_path, session_name):
+    """The test hook took handle 0 for a lookup by name, with no name: it crashed once a session
+    ran."""
+    with TraceSession(session_name, tmp_path / "held.etl"):
+        assert L.wpptrace_debug_hold_flush(0, 1) == L.ERROR_INVALID_HANDLE
+
+
 def test_invalid_handle_nt_kernel_logger(tmp_path):
     with TraceSession("NT Kernel Logger", tmp_path / "k.etl") as s:
         assert s.handle & 0xFFFF == P.KERNEL_LOGGER_ID
