@@ -82,6 +82,7 @@ int main(int argc, char **argv)
     enum { NAME_ROOM = 256, PATH_ROOM = 4096 };
     size_t size = sizeof(EVENT_TRACE_PROPERTIES) + NAME_ROOM + PATH_ROOM;
     EVENT_TRACE_PROPERTIES *props = calloc(1, size);
+    if (!props) { fprintf(stderr, "out of memory\n"); return 1; }
     props->Wnode.BufferSize = (ULONG)size;
     props->Wnode.Flags = WNODE_FLAG_TRACED_GUID;
     props->Wnode.ClientContext = 1;                       /* QPC-like clock */

@@ -181,6 +181,7 @@ int main(int argc, char **argv) {
          * for zero pages, at a moment of its own. Publish a stand-in for it to swap: the held
          * writer keeps the session memory, like a writer whose process has not heard yet. */
         wpt_view *stand_in = malloc(sizeof *stand_in);
+        if (!stand_in) return 8;
         *stand_in = *v;
         stand_in->memfd = -1;
         stand_in->map = mmap(NULL, v->map_size, PROT_READ | PROT_WRITE,

@@ -47,8 +47,10 @@ static void *writer(void *arg) {
 }
 
 int main(int argc, char **argv) {
+    if (argc != 4) { fprintf(stderr, "usage: app LOG_FILE THREADS EVENTS\n"); return 1; }
     int threads = atoi(argv[2]);
     g_events = atoi(argv[3]);
+    if (threads < 1 || threads > 64 || strlen(argv[1]) >= 4096) return 1;
     GUID control_guid = {0xc0c0c0c0, 1, 2, {3, 4, 5, 6, 7, 8, 9, 10}};
     struct { EVENT_TRACE_PROPERTIES p; char names[4096]; } props;
     memset(&props, 0, sizeof props);
