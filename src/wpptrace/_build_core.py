@@ -178,7 +178,7 @@ def make_builder(absolute: bool = False) -> FFI:
         sources=[where(s) for s in sources],
         include_dirs=[where(INCLUDE)] + [where(p) for p in PARTS],
         extra_compile_args=["-O2", "-std=gnu11", "-pthread", "-fvisibility=hidden",
-                            "-Wall", "-Wno-unused-function"],
+                            "-Wall", "-Wextra"],
         extra_link_args=["-pthread"],
     )
     return ffi

@@ -19,7 +19,7 @@ import sys
 
 SOURCES = [os.path.join("provider", "pyext", "fastpath.c")]
 INCLUDE_DIRS = [os.path.join("src", "wpptrace", "include"), os.path.join("provider", "csrc")]
-COMPILE_ARGS = ["-O2", "-std=gnu11", "-fvisibility=hidden", "-Wall", "-Wno-unused-function"]
+COMPILE_ARGS = ["-O2", "-std=gnu11", "-fvisibility=hidden", "-Wall", "-Wextra"]
 
 
 def extension(optional: bool = True):

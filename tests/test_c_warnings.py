@@ -1,0 +1,131 @@
+"""Every C source the build or the tests compile is clean under -Wall -Wextra: each is compiled
+with -Werror through the flags and include directories of its own build (the extensions'
+builders, the provider tests' builder, the sample's command), so a new warning fails here with
+its file and line.
+
+Some warnings (-Wclobbered, -Wmaybe-uninitialized, -Wstringop-overflow) come only from the
+optimiser, and -fsyntax-only misses even an unused static function: every source is compiled.
+The extensions' sources that no test builds are compiled as ``pip install`` compiles them,
+optimisation included. The provider core (which the provider tests build optimised with -Werror,
+with and without its test points), the C test programs, the sample and the cffi module (cffi's
+wrappers around the headers: seconds of the optimiser for none of the project's code) are
+compiled with their flags and -O0, which is quick.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import pathlib
+import shutil
+import subprocess
+import sysconfig
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+CC = shutil.which("cc") or shutil.which("gcc")
+TEST_POINTS = "-DWPT_TEST_POINTS"
+QUICK = ["-O0"]                  #: after a build's flags: its warnings without the optimiser's time
+#: C sources no build or test of the project compiles: the PDB fixtures' sources are built by
+#: hand for Windows (clang --target=*-windows-msvc, MSVC extensions), see their build_fixtures.py
+NOT_BUILT_HERE = REPO / "tests" / "data" / "pdb" / "recipe"
+
+pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler (the extensions need one to build)")
+
+
+@functools.cache
+def _module(relative: str):
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location("c_warnings_" + path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _test_c_flags() -> list[str]:
+    """The provider tests' flags (their builder's, in tests/provider/conftest.py)."""
+    return list(_module("tests/provider/conftest.py").C_FLAGS)
+
+
+def _extensions(tmp: pathlib.Path) -> list:
+    """The two extensions as setup.py builds them (the cffi module generated into tmp)."""
+    core = _module("src/wpptrace/_build_core.py").make_builder(absolute=True)
+    return [core.distutils_extension(str(tmp), verbose=False), _module("src/wpptrace/_build_fastpath.py").extension()]
+
+
+def _extension_jobs(tmp: pathlib.Path) -> list[tuple[str, list[str]]]:
+    jobs = []
+    for ext in _extensions(tmp):
+        flags = [*ext.extra_compile_args, *(f"-I{REPO / d}" for d in ext.include_dirs),
+                 f"-I{sysconfig.get_paths()['include']}",
+                 *(f"-D{k}" if v is None else f"-D{k}={v}" for k, v in ext.define_macros)]
+        for source in map(REPO.joinpath, ext.sources):
+            optimised_elsewhere = REPO / "provider" / "csrc" in source.parents or tmp in source.parents
+            jobs.append((str(source), [*flags, *QUICK] if optimised_elsewhere else flags))
+    return jobs
+
+
+def _quick_jobs() -> list[tuple[str, list[str]]]:
+    """What the provider tests build: the core with its test points, every C test program
+    (each given the test points' declarations: a superset of what those built without them
+    see) and the sample, as its README builds it."""
+    flags = [*_test_c_flags(), *QUICK]
+    provider_tests = REPO / "tests" / "provider"
+    sample = REPO / "samples" / "c_program"
+    return ([(str(s), [*flags, TEST_POINTS]) for s in sorted((REPO / "provider" / "csrc").glob("etw_*.c"))]
+            + [(str(s), [*flags, TEST_POINTS, "-I", str(provider_tests)]) for s in sorted(provider_tests.glob("*.c"))]
+            + [(str(sample / "wppdemo.c"), [*flags, "-I", str(sample)])])
+
+
+def _warnings(jobs: list[tuple[str, list[str]]]) -> list[str]:
+    """What the compiler said of each source that did not compile cleanly, two at a time."""
+    said, running = [], []
+    for source, flags in jobs:
+        if len(running) >= 2:
+            said.append(_finish(*running.pop(0)))
+        command = [CC, *flags, "-Wall", "-Wextra", "-Werror", "-c", "-o", os.devnull, source]
+        running.append((source, subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
+                                                 stderr=subprocess.STDOUT, text=True)))
+    said += [_finish(*job) for job in running]
+    return [s for s in said if s]
+
+
+def _finish(source: str, proc: subprocess.Popen) -> str:
+    out, _ = proc.communicate(timeout=120)
+    return f"{source}:\n{out}" if proc.returncode else ""
+
+
+def _fail_with(warnings: list[str]) -> None:
+    if warnings:
+        pytest.fail("\n".join(warnings), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def extension_jobs(tmp_path_factory) -> list[tuple[str, list[str]]]:
+    return _extension_jobs(tmp_path_factory.mktemp("cffi"))
+
+
+def test_the_extensions_compile_without_a_warning(extension_jobs):
+    _fail_with(_warnings(extension_jobs))
+
+
+def test_the_test_programs_and_the_sample_compile_without_a_warning():
+    _fail_with(_warnings(_quick_jobs()))
+
+
+def test_the_builds_ask_for_the_warnings(extension_jobs):
+    """The flags above are the builds' own: a build that stopped asking for the warnings, or
+    silenced one, would let them in unseen."""
+    for args in [flags for _, flags in extension_jobs] + [_test_c_flags()]:
+        assert {"-Wall", "-Wextra"} <= set(args), args
+        assert [a for a in args if a.startswith("-Wno-")] == [], args
+
+
+def test_every_c_source_is_checked(extension_jobs):
+    """A C file added where no list above looks (a new part's csrc/, a new sample) fails here."""
+    checked = {pathlib.Path(s).resolve() for s, _ in extension_jobs + _quick_jobs()}
+    everywhere = {p.resolve() for p in REPO.rglob("*.c")
+                  if not any(part.startswith(".") or part == "build" for part in p.relative_to(REPO).parts)
+                  and NOT_BUILT_HERE not in p.parents}
+    assert sorted(map(str, everywhere - checked)) == []
