@@ -599,8 +599,10 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
     )
     if opts.summary:
         try:
-            outputs.write_text(opts.summary, outmod.summary_text(summary, decoder.summary_table()),
-                               outputs.mode_from(opts.files, outputs.PRIVATE_MODE))
+            body = decoder.prepared_summary()     # (fmt -j: made while it waited, but the counts)
+            text = (outmod.summary_text(summary, body=body) if body is not None else
+                    outmod.summary_text(summary, decoder.summary_table()))
+            outputs.write_text(opts.summary, text, outputs.mode_from(opts.files, outputs.PRIVATE_MODE))
         except OSError as exc:
             print(f"{opts.prog}: error: {opts.summary}: cannot write the summary: {reason(exc)}",
                   file=err)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import io
 import os
+from itertools import chain, compress, islice
+from operator import eq
 
 from wpptrace._fieldclass import field, fieldclass
 from wpptrace._lazyuuid import is_uuid
@@ -35,6 +37,7 @@ __all__ = [
     "Summary",
     "format_summary",
     "summary_text",
+    "SummaryRows",
     "filetime_to_iso",
 ]
 
@@ -299,7 +302,9 @@ class JsonLinesWriter(TextWriter):
 # -- summary ------------------------------------------------------------------------------
 
 _RULE = "+" + "-" * 83 + "+"
-_TABLE_ROW = "|%10d    %-20s %-11s %-36s|"
+_ROW_COUNT = "|%10d"
+_ROW_TEXTS = "    %-20s %-11s %-36s|"
+_TABLE_ROW = _ROW_COUNT + _ROW_TEXTS
 _TABLE_HEADER = "|EventCount    EventName            EventType   TMF                                 |"
 
 
@@ -330,9 +335,11 @@ def format_summary(summary: Summary) -> str:
     return summary_text(summary, [(r.guid, r.event_name, r.event_type, r.count) for r in summary.rows])
 
 
-def summary_text(summary: Summary, table: list[tuple[str, str, str, int]]) -> str:
+def summary_text(summary: Summary, table: list[tuple[str, str, str, int]] | None = None,
+                 body: str | None = None) -> str:
     """``format_summary`` of ``summary`` with ``table`` for its rows: (GUID text, event name,
-    event type, count) per row, in any order."""
+    event type, count) per row, in any order; or with its rows printed already (``body``:
+    ``SummaryRows.body``)."""
     lines = ["Files Processed:"]
     lines += ["\t" + name for name in summary.files]
     lines += [
@@ -347,16 +354,54 @@ def summary_text(summary: Summary, table: list[tuple[str, str, str, int]]) -> st
         "",
         _RULE,
     ]
+    if body is not None:
+        return "".join(("\n".join(lines), "\n", body, _RULE, "\n"))
     # the whole row is the key: messages of one GUID may share a component and name (and
     # then a row differs by its count alone), and the order rows come in is the order their
     # messages were first met, which fmt -j changes. Sorted as plain tuples (compared in C),
     # by GUID first and then each GUID's rows: a comparison of two rows of one GUID would
     # compare the GUIDs (equal) before anything else
     by_guid: dict[str, list] = {}
-    for row in table:
+    for row in table or ():
         by_guid.setdefault(row[0], []).append(row)
     for key in sorted(by_guid):
         lines += [_TABLE_ROW % (count, name, kind, guid)
                   for guid, name, kind, count in sorted(by_guid[key])]
     lines.append(_RULE)
     return "\n".join(lines) + "\n"
+
+
+class SummaryRows:
+    """The table's rows of some messages (their GUID texts, event names and types, in the
+    messages' order), sorted and printed but for their counts: made while a process waits
+    for others (fmt -j's, for its workers), so that only the counts are left for the end."""
+
+    def __init__(self, guids: list[str], names: list[str], kinds: list[str]) -> None:
+        keys = list(zip(guids, names, kinds))
+        self.size = len(keys)
+        self.order = sorted(range(self.size), key=keys.__getitem__)
+        ordered = list(map(keys.__getitem__, self.order))
+        #: runs of rows alike but for their counts (messages of one GUID with one component and
+        #: name: their texts are one), [start, end) in the order: their counts order them
+        self.alike: list[tuple[int, int]] = []
+        for at in compress(range(1, self.size), map(eq, ordered, islice(ordered, 1, None))):
+            if self.alike and self.alike[-1][1] == at:
+                self.alike[-1] = (self.alike[-1][0], at + 1)
+            else:
+                self.alike.append((at - 1, at + 1))
+        self.texts = [_ROW_TEXTS % (name, kind, guid) for guid, name, kind in ordered]
+
+    def body(self, counts: list[int]) -> str | None:
+        """The table's rows of these messages with ``counts`` (one per message, in their
+        order; a message counted 0 has no row), or None for counts of other messages."""
+        if len(counts) != self.size:
+            return None
+        counts = list(map(counts.__getitem__, self.order))
+        for start, end in self.alike:
+            counts[start:end] = sorted(counts[start:end])
+        texts = self.texts
+        if counts.count(0):
+            texts = list(compress(texts, counts))
+            counts = list(filter(None, counts))
+        # one format of them all: 0.39 ms against 0.66 ms one a row (1,573 rows)
+        return (_ROW_COUNT + "%s\n") * len(counts) % tuple(chain.from_iterable(zip(counts, texts)))

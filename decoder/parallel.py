@@ -538,6 +538,7 @@ class _Assembly:
         #: called once when this process, its windows all decoded, first waits for the
         #: workers (for their results, ``finish``; or for the sizes of the windows before its
         #: held ones, ``check``): work the run does after them anyway, done while they end
+        #: (not done when every worker's results are in: it would cost more than the end's)
         self.idle = None
 
     def complete(self) -> bool:
@@ -619,6 +620,9 @@ class _Assembly:
         """Wait for every worker's results; fail if a window the output needs has none, or
         (each process writing its windows at their places) if a worker failed once all its
         windows were decoded: writing the ones it held."""
+        self.pump()
+        if all(worker.finished or worker.payload is not None for worker in self.workers):
+            self.idle = None          # none to wait for: what it would make is made at the end
         self._idle()
         while not all(worker.finished for worker in self.workers):
             self.wait(_POLL)

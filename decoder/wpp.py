@@ -478,6 +478,7 @@ class WppDecoder:
         # the summary table's GUID texts, event names and types of the first messages met,
         # and GUID texts by GUID bytes_le (``_summary_parts``)
         self._summary_made: tuple[list[str], list[str], list[str]] = ([], [], [])
+        self._summary_rows = None                # ... their rows but the counts (prepare_summary)
         self._guid_texts: dict[bytes, str] = {}
         self._key_tables = None                  # ... of this RowTables
         self.column_decoration = None            # "columns" form: entry -> its decoration
@@ -1681,11 +1682,23 @@ class WppDecoder:
         return list(zip(compress(texts, counts), compress(components, counts),
                         compress(names, counts), filter(None, counts)))
 
+    def prepared_summary(self) -> str | None:
+        """The FmtSum table's rows, sorted and printed (``output.summary_text``'s ``body``),
+        from the rows ``prepare_summary`` made; None where it made none, or messages were met
+        since (then ``summary_table``)."""
+        rows, self._summary_rows = self._summary_rows, None
+        if rows is None or rows.size != len(self._entries):
+            return None
+        return rows.body(self._summary_counts())
+
     def prepare_summary(self) -> None:
-        """Make now what ``summary_table`` needs of the messages met so far but their counts:
-        for a process that waits for others before its summary (fmt -j's, for its workers),
-        so that less is left for after them."""
-        self._summary_parts()
+        """Make now what ``summary_table`` needs of the messages met so far but their counts,
+        and their rows of the table sorted and printed but for their counts
+        (``output.SummaryRows``): for a process that waits for others before its summary
+        (fmt -j's, for its workers), so that less is left for after them."""
+        from .output import SummaryRows
+
+        self._summary_rows = SummaryRows(*self._summary_parts())
 
     def _summary_counts(self) -> list[int]:
         """Each message's count with the rows the C renderer printed, in ``_entries`` order

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import random
 
-from wpptrace.decoder.output import Summary, SummaryRow, format_summary, summary_text
+from wpptrace.decoder.output import Summary, SummaryRow, SummaryRows, format_summary, summary_text
 
 GUID = "49c0500c-96ae-35e4-0b57-99f5eded038e"
 
@@ -47,3 +47,37 @@ def test_the_table_is_in_the_order_of_its_whole_rows():
     text = summary_text(Summary(files=["a.etl"]), list(table))
     rows = [line for line in text.splitlines() if line.startswith("|") and line[1:11].strip().isdigit()]
     assert rows == ["|%10d    %-20s %-11s %-36s|" % (c, n, t, g) for g, n, t, c in sorted(table)]
+
+
+def _printed(table: list[tuple[str, str, str, int]] | None, body: str | None = None) -> str:
+    return summary_text(Summary(files=["a.etl"], events=3), table, body)
+
+
+def test_rows_made_before_their_counts_are_the_tables_rows():
+    # (made while fmt -j's first process waits for the others: the counts come at the end)
+    rng = random.Random(7)
+    guids = [f"{rng.getrandbits(128):032x}" for _ in range(6)]
+    messages = [(rng.choice(guids), rng.choice(["Dmf", "tracedrv", "Unknown", "a%sb"]), f"m_c{n}")
+                for n in range(60)]
+    rows = SummaryRows(*map(list, zip(*messages)))
+    for zeros in (0, 1, 20):
+        counts = [rng.randrange(1, 10**6) for _ in messages]
+        for k in rng.sample(range(len(messages)), zeros):
+            counts[k] = 0                 # met, but no row of it is in the run's output
+        table = [(*message, count) for message, count in zip(messages, counts) if count]
+        assert _printed(None, rows.body(counts)) == _printed(table)
+
+
+def test_rows_alike_but_for_their_counts_are_in_the_order_of_their_counts():
+    messages = ([(GUID, "DmfKModules.Library", "Dmf_CrashDump_c3719")] * 3
+                + [(GUID, "DmfKModules.Library", "Dmf_CrashDump_c3629")]
+                + [(GUID, "DmfKModules.Library", "Dmf_CrashDump_c3719")] * 2)
+    rows = SummaryRows(*map(list, zip(*messages)))
+    assert rows.alike == [(1, 6)]
+    for counts in ([2, 9, 1, 4, 7, 3], [0, 5, 0, 1, 5, 2], [1] * 6):
+        table = [(*message, count) for message, count in zip(messages, counts) if count]
+        body = rows.body(counts)
+        assert _printed(None, body) == _printed(table)
+        alike = [int(line.split()[1]) for line in body.splitlines()[1:]]
+        assert alike == sorted(filter(None, counts[:3] + counts[4:]))
+    assert rows.body([1, 2, 3]) is None   # counts for other messages than its own

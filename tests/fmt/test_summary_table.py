@@ -128,3 +128,28 @@ def test_parts_come_back_in_the_messages_order(ints):
     into = ([], ["x"])
     wpp._in_order(ints, (made, [-k for k in made]), (installed, [-k for k in installed]), into)
     assert into == (list(range(len(ints))), ["x", *(-k for k in range(len(ints)))])
+
+
+@pytest.mark.parametrize("more", [False, True])
+def test_rows_printed_before_their_counts_are_the_tables_rows(driver, more):
+    """``prepared_summary`` after ``prepare_summary`` (the rows printed but for their counts):
+    the rows of ``summary_table``, with more counts added since; none once more messages
+    were met (then the table's)."""
+    from wpptrace.decoder.output import Summary, summary_text
+
+    path, tmf_dir = driver
+    decoder, unprepared = _decoded(path, tmf_dir), _decoded(path, tmf_dir)
+    decoder.prepare_summary()
+    keys = decoder.plain_message_keys()
+    for one in (decoder, unprepared):
+        one.add_plain_message_counts(keys[:3], [5, 0, 6])
+        if more:
+            _more(one)
+    body = decoder.prepared_summary()
+    if more:
+        assert body is None
+        return
+    assert decoder.prepared_summary() is None         # (once)
+    summary = Summary(files=["a.etl"])
+    assert summary_text(summary, body=body) == summary_text(summary, unprepared.summary_table())
+    assert len(body.splitlines()) == len(_loop_rows(decoder)) > 1000
