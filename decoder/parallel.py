@@ -830,7 +830,7 @@ def _merge(decoder, etl, own: dict[int, dict], results: dict[int, dict], workers
             _add_reads(etl, results[k])
     payloads = [worker.payload or {"windows": {}, "ended": None, "shared": (0, 0)} for worker in workers]
     for payload in payloads:                  # (reported with this process's at the end)
-        decoder.note_tmf_issues(payload.get("tmf_issues") or (), payload.get("tmf_issues_dropped"))
+        decoder.note_tmf_issues(payload.get("tmf_issues") or (), payload.get("tmf_issue_counts"))
     for payload in payloads:                  # per-message counts: cumulative, at its last window used
         used = [k for k in payload["windows"] if k < limit]
         if used:
@@ -872,7 +872,7 @@ def _results(decoder, windows: dict[int, dict], error: str | None, sent: int) ->
         "ended": time.monotonic(),      # the same clock in every process of the machine
         "shared": (share.compiled, share.installed) if share is not None else (0, 0),
         "tmf_issues": [issue.fields() for issue in getattr(decoder.tmfset, "issues", ())],
-        "tmf_issues_dropped": dict(getattr(decoder.tmfset, "issues_dropped", {}))}
+        "tmf_issue_counts": dict(getattr(decoder.tmfset, "issue_counts", {}))}
 
 
 class _Outbox:

@@ -456,7 +456,8 @@ class WppDecoder:
         self._guid_ints: dict[bytes, int] = {}       # GUID bytes_le -> its int (many messages each)
         self._guid_components: dict[int, str | None] | None = None
         self._other_tmf_issues: list[list[tuple]] = []   # per process that sent its own
-        self._other_tmf_dropped: dict[str, int] = {}     # path -> most any other process dropped
+        # path -> parse unit -> problems the other processes met (``note_tmf_issues``)
+        self._other_tmf_counts: dict[str, dict[int, int]] = {}
         self._render = None
         self._printer: RowPrinter | None = None  # the C renderer's, made on first use
         self._prefix_program: int | None = None  # its shared prefix program (-1: Python's)
@@ -906,28 +907,39 @@ class WppDecoder:
             renderer.decorate(program, decoration)
         return program
 
-    def note_tmf_issues(self, fields, dropped: dict[str, int] | None = None) -> None:
+    def note_tmf_issues(self, fields, counts: dict[str, dict[int, int]] | None = None) -> None:
         """The problems another process of the run met in TMF files (``TmfError.fields``
-        tuples, and per file how many more it only counted), reported with this decoder's by
-        ``tmf_issues`` and ``tmf_issues_dropped``: a TMF file or entry is read by the process
-        that first needs it, and the others install what it made."""
+        tuples of those it kept, and its ``TmfSet.issue_counts``), reported with this
+        decoder's by ``tmf_issues`` and ``tmf_issues_dropped``: a TMF file or entry is read by
+        the process that first needs it, and the others install what it made."""
         self._other_tmf_issues.append([tuple(f) for f in fields])
-        for path, count in (dropped or {}).items():
-            self._other_tmf_dropped[path] = max(count, self._other_tmf_dropped.get(path, 0))
+        for path, units in (counts or {}).items():
+            have = self._other_tmf_counts.setdefault(path, {})
+            for unit, count in units.items():
+                have[unit] = max(count, have.get(unit, 0))
 
     def tmf_issues_dropped(self) -> int:
-        """The TMF problems counted but not kept (``TmfSet.issues_dropped``), per file as
-        many as the process that read most of that file counted."""
-        own = dict(getattr(self.tmfset, "issues_dropped", {}))
-        for path, count in self._other_tmf_dropped.items():
-            own[path] = max(count, own.get(path, 0))
-        return sum(own.values())
+        """The TMF problems counted but not kept: per file, those of each parse unit
+        (``TmfSet.issue_counts``) as often as a process that parsed it met them, less the
+        ones ``tmf_issues`` keeps; as one process reading every part the run read counts."""
+        counts = {path: dict(units) for path, units in getattr(self.tmfset, "issue_counts", {}).items()}
+        for path, units in self._other_tmf_counts.items():
+            have = counts.setdefault(path, {})
+            for unit, count in units.items():
+                have[unit] = max(count, have.get(unit, 0))
+        from collections import Counter
+
+        kept = Counter(issue.path for issue in self.tmf_issues())
+        return sum(max(0, sum(units.values()) - kept[path]) for path, units in counts.items())
 
     def tmf_issues(self) -> list:
-        """The problems met in TMF files (``TmfError``): this decoder's set's, then those of
+        """The problems met in TMF files (``TmfError``): this decoder's set's and those of
         other processes (``note_tmf_issues``) each as often as the process that met it most
-        often met it (a process reads a file, and parses an entry, once, as one process does)."""
+        often met it (a process reads a file, and parses an entry, once, as one process does),
+        per file the first MAX_ISSUES_PER_FILE by line and column, as ``TmfSet`` keeps them."""
         from collections import Counter
+
+        from wpptrace.tmf import model
 
         issues = list(getattr(self.tmfset, "issues", ()))
         if not self._other_tmf_issues:
@@ -940,7 +952,14 @@ class WppDecoder:
                 if n > have[place]:
                     issues.extend(TmfError.from_fields(place) for _ in range(n - have[place]))
                     have[place] = n
-        return issues
+        issues.sort(key=lambda issue: (issue.path, issue.line or 0, issue.column or 0))
+        per_file = Counter()
+        kept = []
+        for issue in issues:
+            per_file[issue.path] += 1
+            if per_file[issue.path] <= model.MAX_ISSUES_PER_FILE:
+                kept.append(issue)
+        return kept
 
     def share_programs(self, share) -> None:
         """Take messages' programs from ``share`` (a ``program_share.ProgramShare`` made before

@@ -462,6 +462,7 @@ def _parse_entry(tmfset: TmfSet, context: tuple, lines: list[str], index: int) -
     path, tolerant, priority, header, source_file = context
     parser = _Parser(tmfset, path, tolerant, priority)
     parser.header, parser.source_file = header, source_file
+    parser.unit = index + 1         # parsed when looked up: by some processes of a run only
     collected: list[Message] = []
     parser.emit = lambda message, priority: collected.append(message)
     parser.message(lines, index)
@@ -672,15 +673,16 @@ class _Parser:
         self.tolerant = tolerant
         self.header: GuidHeader | None = None
         self.source_file = ""
+        self.unit = 0       # where problems are counted (``TmfSet.issue_counts``): the file
 
     def error(self, lineno: int, line: str, offset: int, message: str, expected: str) -> None:
-        if self.tolerant and not self.tmfset.issue_room(self.path):
-            self.tmfset.drop_issue(self.path)   # counted only: not worth its TmfError
+        if self.tolerant and not self.tmfset.issue_room(self.path, lineno, offset + 1):
+            self.tmfset.drop_issue(self.path, unit=self.unit)   # counted only: not worth its TmfError
             return
         err = TmfError(message, path=self.path, line=lineno, column=offset + 1, line_text=line, expected=expected)
         if not self.tolerant:
             raise err
-        self.tmfset.add_issue(err)
+        self.tmfset.add_issue(err, self.unit)
 
     def line_error(self, lineno: int, line: str, err: _LineError) -> None:
         self.error(lineno, line, err.offset + (len(line) - len(line.lstrip())), err.message, err.expected)

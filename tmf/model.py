@@ -6,6 +6,7 @@ files until a GUID is first looked up (see ``wpptrace.tmf.loader``).
 """
 from __future__ import annotations
 
+import heapq
 from itertools import repeat
 from wpptrace._fieldclass import field, fieldclass
 from wpptrace._lazyuuid import GuidFromInt, guid_int, is_uuid
@@ -22,9 +23,9 @@ else:
 __all__ = ["Argument", "Message", "EnumDef", "ControlGuid", "TmfSet", "make_argument",
            "make_message", "MAX_ISSUES_PER_FILE"]
 
-#: problems kept per file (``TmfSet.issues``); further ones are only counted
-#: (``TmfSet.issues_dropped``): a file of a million bad lines would otherwise hold a
-#: TmfError, with its excerpt, per line
+#: problems kept per file (``TmfSet.issues``): the first ones in the file, by line and column;
+#: further ones are only counted (``TmfSet.issues_dropped``): a file of a million bad lines
+#: would otherwise hold a TmfError, with its excerpt, per line
 MAX_ISSUES_PER_FILE = 10_000
 
 
@@ -156,10 +157,17 @@ class TmfSet:
         self._enums: dict[str, EnumDef] = {}
         self._components: dict[int, tuple[int, str]] = {}  # GUID -> (priority, component)
         self.control_guids: list[ControlGuid] = []
-        self.issues: list[TmfError] = []
-        # per file path: problems not kept in ``issues`` (past MAX_ISSUES_PER_FILE), counted
-        self.issues_dropped: dict[str, int] = {}
-        self._issues_kept: dict[str, int] = {}
+        # the problems kept (``issues``), by the order they were met in
+        self._kept: dict[int, TmfError] = {}
+        self._met = 0
+        # per file path: the kept problems' places as (-line, -column, -order met), a heap whose
+        # first is the one to let go for a problem before it in the file
+        self._kept_places: dict[str, list[tuple[int, int, int]]] = {}
+        # per file path and parse unit (0: the file as read; N: the message entry at line N,
+        # parsed when looked up): the problems met, kept or not. A unit parses the same in
+        # every process reading it, so processes that each parsed a part of a file sum their
+        # units' counts, each unit once (``decoder.wpp``)
+        self.issue_counts: dict[str, dict[int, int]] = {}
         # the files the set was listed from (TMF, TMC, PDB), in the order they take precedence:
         # what a record compiled from it depends on (decoder.program_cache)
         self.inputs: list[str] = []
@@ -266,21 +274,58 @@ class TmfSet:
     def add_control_guid(self, control: ControlGuid) -> None:
         self.control_guids.append(control)
 
-    def add_issue(self, issue: TmfError) -> None:
-        if self.issue_room(issue.path):
-            self._issues_kept[issue.path] = self._issues_kept.get(issue.path, 0) + 1
-            self.issues.append(issue)
+    @property
+    def issues(self) -> list[TmfError]:
+        """The problems kept, in the order they were met: per file the first
+        MAX_ISSUES_PER_FILE in the file (by line and column), whatever order its parts were
+        parsed in."""
+        return list(self._kept.values())
+
+    @property
+    def issues_dropped(self) -> dict[str, int]:
+        """Per file path: the problems met but not kept (past MAX_ISSUES_PER_FILE)."""
+        dropped = {}
+        for path, units in self.issue_counts.items():
+            more = sum(units.values()) - len(self._kept_places.get(path, ()))
+            if more > 0:
+                dropped[path] = more
+        return dropped
+
+    def add_issue(self, issue: TmfError, unit: int = 0) -> None:
+        """Count a problem of ``unit`` of its file (see ``issue_counts``) and keep it if it
+        is among the file's first MAX_ISSUES_PER_FILE."""
+        self._count_issue(issue.path, unit, 1)
+        self._keep(issue)
+
+    def issue_room(self, path: str, line: int = 0, column: int = 0) -> bool:
+        """Whether a problem of ``path`` at ``line``:``column`` would be kept (a reader that
+        asks first need not make the TmfError of one that would only be counted)."""
+        places = self._kept_places.get(path)
+        return (places is None or len(places) < MAX_ISSUES_PER_FILE
+                or (line, column) < (-places[0][0], -places[0][1]))
+
+    def drop_issue(self, path: str, count: int = 1, unit: int = 0) -> None:
+        """Count problems of ``path`` that are not kept (``issue_room`` said so)."""
+        self._count_issue(path, unit, count)
+
+    def _count_issue(self, path: str, unit: int, count: int) -> None:
+        units = self.issue_counts.setdefault(path, {})
+        units[unit] = units.get(unit, 0) + count
+
+    def _keep(self, issue: TmfError) -> None:
+        """Keep ``issue`` (counted already) if it is among its file's first
+        MAX_ISSUES_PER_FILE, letting go of the last kept one if need be."""
+        line, column = issue.line or 0, issue.column or 0
+        if not self.issue_room(issue.path, line, column):
+            return
+        self._met += 1
+        places = self._kept_places.setdefault(issue.path, [])
+        place = (-line, -column, -self._met)
+        if len(places) < MAX_ISSUES_PER_FILE:
+            heapq.heappush(places, place)
         else:
-            self.drop_issue(issue.path)
-
-    def issue_room(self, path: str) -> bool:
-        """Whether another problem of ``path`` is kept (a reader that asks first need not
-        make the TmfError of one that would only be counted)."""
-        return self._issues_kept.get(path, 0) < MAX_ISSUES_PER_FILE
-
-    def drop_issue(self, path: str, count: int = 1) -> None:
-        """Count problems of ``path`` that are not kept."""
-        self.issues_dropped[path] = self.issues_dropped.get(path, 0) + count
+            del self._kept[-heapq.heapreplace(places, place)[2]]
+        self._kept[self._met] = issue
 
     def add_pending(self, guid: uuid.UUID | int | None, loader: Callable[["TmfSet"], None]) -> None:
         """Register ``loader(self)`` to run when ``guid`` (a UUID, or its 128-bit int) is first
@@ -300,10 +345,11 @@ class TmfSet:
             self.add_message(message, other._priority.get(key, 0) if priority is None else priority)
         self._enums.update(other._enums)
         self.control_guids.extend(other.control_guids)
+        for path, units in other.issue_counts.items():
+            for unit, count in units.items():
+                self._count_issue(path, unit, count)
         for issue in other.issues:
-            self.add_issue(issue)
-        for path, count in other.issues_dropped.items():
-            self.drop_issue(path, count)
+            self._keep(issue)
         self.inputs.extend(other.inputs)
         for guid, loaders in other._pending.items():
             self._pending.setdefault(guid, []).extend(loaders)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import pathlib
+import uuid
 
 import pytest
 
@@ -76,3 +77,67 @@ def test_fmt_counts_the_problems_it_did_not_keep(cap_of_ten, corpus_file, tmp_pa
     assert len(text) == 1 + 45                     # the header and every message, formatted
     assert sum("WppEmitter work item id=" in line for line in text) == 30
     assert sum("WppEmitter detail seq=" in line for line in text) == 15
+
+
+def _directory_of_bad_entries(tmp_path) -> pathlib.Path:
+    """A TMF directory whose ``<GUID>.tmf`` (GARBLED's) has four bad argument lines in each of
+    its two entries (parsed when looked up) and eight garbled lines between them (met by every
+    reader of the file): 16 problems."""
+    lines = []
+    for line in GARBLED.read_text().splitlines(True):
+        if line.startswith("garbled line") and int(line.split()[-1]) > 8:
+            continue
+        lines.append(line)
+        if line.startswith("i, ItemLong -- 10"):
+            lines += [f"bad argument {k}\n" for k in range(1, 5)]
+    directory = tmp_path / "tmfs"
+    directory.mkdir()
+    (directory / "9b93a332-c452-3e71-64f7-55130c7de2e4.tmf").write_text("".join(lines))
+    return directory
+
+
+def test_the_problems_kept_are_the_first_in_the_file_whatever_order_entries_are_looked_up(
+        cap_of_ten, tmp_path):
+    directory = _directory_of_bad_entries(tmp_path)
+    guid = "9b93a332-c452-3e71-64f7-55130c7de2e4"
+    seen = []
+    for numbers in ([10, 11], [11, 10]):
+        tmfset = tmf.load(directory, use_environment=False)
+        for number in numbers:
+            tmfset.lookup(uuid.UUID(guid), number)
+        seen.append(([issue.fields() for issue in sorted(tmfset.issues, key=lambda i: i.line)],
+                     tmfset.issues_dropped))
+    assert seen[0] == seen[1]
+    issues, dropped = seen[0]
+    # entry 11's four (lines 7-10) and the first six garbled lines (13-18); entry 10 is after them
+    assert [fields[2] for fields in issues] == [7, 8, 9, 10, *range(13, 19)]
+    assert dropped == {str(directory / f"{guid}.tmf"): 6}
+
+
+def test_fmt_jobs_report_the_problems_of_one_process_however_the_entries_were_split(
+        cap_of_ten, corpus_file, tmp_path, monkeypatch):
+    """This process decodes up to the first "detail" message (entry 11), so it looks up entry
+    10 only; the worker looks up both, entry 11 first. The problems reported, listed and
+    counted, are those of one process whatever each process kept and counted."""
+    from wpptrace.decoder import parallel
+    from wpptrace.decoder.engine import FileSource, record_view
+    from wpptrace.decoder.etlfile import EtlFile
+
+    etl_path = corpus_file("wppemitter-sample.etl")
+    with EtlFile(etl_path) as etl:
+        records = [r for items, _keys in FileSource(etl).ordered(record_view) for r in items]
+    cut = next(r.timestamp for r in records if r.event_id == 11)
+    assert {r.event_id for r in records if r.timestamp < cut} & {10, 11} == {10}
+    monkeypatch.setattr(parallel, "cut_keys", lambda *_a, **_k: [None, cut, None])
+    directory = _directory_of_bad_entries(tmp_path)
+    errs = {}
+    for jobs in (1, 2):
+        err = io.StringIO()
+        code = run_fmt(FmtOptions(files=[str(etl_path)], tmf_dirs=[str(directory)], output=str(tmp_path / "out"),
+                                  jobs=jobs, cache=False), out=io.StringIO(), err=err)
+        assert code == 0
+        errs[jobs] = err.getvalue()
+    assert errs[2] == errs[1]
+    lines = errs[1].splitlines()
+    assert lines[-1] == "wpptrace fmt: warning: 6 more TMF entries skipped"
+    assert len(lines) == 10 * 3 + 1
