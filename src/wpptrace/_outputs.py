@@ -30,6 +30,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 import stat
 import sys
 import threading
@@ -164,6 +165,9 @@ def _is_special(path: str) -> bool:
 #: paths that name one of this process's descriptors whatever the file behind it
 _STANDARD_NAMES = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
 _DESCRIPTOR_DIRS = ("/dev/fd/", "/proc/self/fd/", "/proc/thread-self/fd/")
+#: /proc/<pid>/fd/N and /proc/<pid>/task/<tid>/fd/N (/proc/thread-self resolved): this
+#: process's descriptor N when <pid> is this process
+_PROC_FD = re.compile(r"/proc/([0-9]+)(?:/task/[0-9]+)?/fd/([0-9]+)", re.ASCII)
 
 
 #: symbolic links followed to find a descriptor's name, as many as the kernel follows
@@ -173,28 +177,41 @@ _MAX_LINKS = 40
 def descriptor_named(path: str | os.PathLike) -> int | None:
     """The descriptor ``path`` names, whatever file is behind it: 0, 1, 2 for /dev/stdin,
     /dev/stdout, /dev/stderr, N for /dev/fd/N and /proc/self/fd/N (/proc/<this process>/fd/N),
-    named directly or through symbolic links (``out -> /dev/stdout``); None for any other path.
-    Another process opening the path (a session's host) opens its own descriptor N, not this one."""
+    named directly or through symbolic links (``out -> /dev/stdout``, ``d/fd/2`` with
+    ``d -> /dev``); None for any other path. Another process opening the path (a session's
+    host) opens its own descriptor N, not this one."""
     try:
         name = os.path.abspath(os.fspath(path))
     except ValueError:
         return None
+    fd = _descriptor_of_name(name)
     for _ in range(_MAX_LINKS):
-        fd = _descriptor_of_name(name)
         if fd is not None:
             return fd
-        try:   # the links one at a time: resolved whole, /dev/stdout is "pipe:[N]" or the file
+        # the links one at a time: resolved whole, /dev/stdout is "pipe:[N]" or the file. The
+        # directory is resolved first, as the kernel does, so that a relative target is read
+        # from where the link really is (/dev/fd is /proc/<this process>/fd then)
+        try:
+            head, tail = os.path.split(name)
+            name = os.path.realpath(name) if tail in ("", ".", "..") else \
+                os.path.join(os.path.realpath(head), tail)
+            fd = _descriptor_of_name(name)
+            if fd is not None:
+                return fd
             target = os.readlink(name)
         except (OSError, ValueError):
             return None
-        name = os.path.normpath(os.path.join(os.path.dirname(name), target))
+        name = os.path.join(os.path.dirname(name), target)
     return None
 
 
 def _descriptor_of_name(name: str) -> int | None:
     if name in _STANDARD_NAMES:
         return _STANDARD_NAMES[name]
-    for directory in (*_DESCRIPTOR_DIRS, f"/proc/{os.getpid()}/fd/"):
+    match = _PROC_FD.fullmatch(name)
+    if match and int(match[1]) == os.getpid():    # /proc/self is /proc/<pid> resolved
+        return int(match[2])
+    for directory in _DESCRIPTOR_DIRS:
         number = name[len(directory):] if name.startswith(directory) else ""
         if number.isdigit() and number.isascii():
             return int(number)

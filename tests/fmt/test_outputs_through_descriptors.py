@@ -203,6 +203,36 @@ def test_a_descriptor_is_named_through_symbolic_links(tmp_path):
     assert outputs.handed_descriptor(tmp_path / "again") == 7
 
 
+def test_links_are_followed_from_where_they_really_are(tmp_path):
+    """A link's directory is resolved before its target is read, as the kernel does: links
+    in the directory part are followed, and a relative target is taken from the link's real
+    directory, not from the path as written."""
+    (tmp_path / "fdlink").symlink_to("/dev/fd")            # /proc/<this process>/fd
+    (tmp_path / "d").symlink_to("/dev")
+    (tmp_path / "q" / "w").mkdir(parents=True)
+    (tmp_path / "a").symlink_to(tmp_path / "q" / "w")
+    # read from tmp_path/a, the target would be /dev/stdout; from tmp_path/q/w, where the link
+    # is, it is a missing dev/stdout under the first directory of tmp_path
+    up = "../" * len(tmp_path.parts)
+    (tmp_path / "q" / "w" / "out2").symlink_to(up + "dev/stdout")
+    assert not (tmp_path / "a" / "out2").exists()
+    for path, fd in (("fdlink/1", 1), ("fdlink/7", 7), ("d/fd/2", 2), ("d/stdout", 1), ("a/out2", None)):
+        assert outputs.descriptor_named(tmp_path / path) == fd, path
+
+
+def test_the_proc_names_of_this_process_only(tmp_path):
+    assert outputs.descriptor_named("/proc/self/fd/5") == 5
+    assert outputs.descriptor_named(f"/proc/{os.getpid()}/fd/6") == 6
+    assert outputs.descriptor_named("/proc/thread-self/fd/4") == 4
+    assert outputs.descriptor_named(f"/proc/{os.getpid()}/task/{os.getpid()}/fd/3") == 3
+    other = os.getppid()
+    assert other != os.getpid()
+    assert outputs.descriptor_named(f"/proc/{other}/fd/1") is None       # its own descriptor 1
+    assert outputs.descriptor_named(f"/proc/{other}/task/{other}/fd/1") is None
+    (tmp_path / "theirs").symlink_to(f"/proc/{other}/fd")
+    assert outputs.descriptor_named(tmp_path / "theirs" / "1") is None
+
+
 def test_a_descriptor_not_open_is_said_so(decode, tmp_path):
     args, _whole = decode
     proc = fmt([*args, "-o", "/dev/fd/9"], cwd=tmp_path)
