@@ -222,3 +222,23 @@ def test_scopes_past_the_depth_cap_still_close_in_order(pdb_maker):
     info = read_pdb(pm.make_pdb([("a.obj", body)]))
     assert funcs(info) == {41: "Outer", 42: "Outer", 43: None, 44: "Next"}
     assert len(info.issues) == 1 and "51 scopes nested more than" in str(info.issues[0])
+
+
+def test_problems_past_the_cap_are_counted_not_kept(pdb_maker, monkeypatch, tmp_path):
+    """A PDB of many tiny damaged S_ANNOTATION records: the reader keeps the first
+    MAX_ISSUES_PER_FILE of its problems and counts the rest, as the TmfSet it loads into does."""
+    from wpptrace.tmf import model
+    from wpptrace.tmf.pdb import load_pdb
+
+    monkeypatch.setattr(model, "MAX_ISSUES_PER_FILE", 3)
+    pm = pdb_maker
+    runaway = pm.sym(0x1019, struct.pack("<IHH", 0, 1, 3) + b"TMF:")   # 3 strings, none ended
+    path = tmp_path / "m.pdb"
+    path.write_bytes(pm.make_pdb([("a.obj", pm.proc("P") + runaway * 7 + pm.annotation(*tmf(60)) + pm.end())]))
+    info = read_pdb(path)
+    assert funcs(info) == {60: "P"}
+    assert len(info.issues) == 3 and info.issues_dropped == 4
+    assert all("S_ANNOTATION string 1 of 3 runs past the record end" in str(issue) for issue in info.issues), \
+        [str(issue) for issue in info.issues]
+    tmfset = load_pdb(path)
+    assert len(tmfset.issues) == 3 and tmfset.issues_dropped == {info.path: 4}

@@ -143,6 +143,9 @@ class PdbTraceInfo:
     duplicates: int = 0  # identical TMF: records dropped (inlined/template copies)
     other_annotations: int = 0  # S_ANNOTATION records that are not TMF:/TMC:
     issues: list[PdbError] = field(default_factory=list)
+    # problems met past the first MAX_ISSUES_PER_FILE, counted only (a PDB of millions of
+    # tiny damaged records would otherwise hold millions of errors while it is read)
+    issues_dropped: int = 0
 
     @property
     def pdb_name(self) -> str:
@@ -229,6 +232,8 @@ def load_pdb(source: Source, *, tolerant: bool = True, updated: _dt.datetime | N
                                             origin=f"{info.path}:{_origin(control.annotation)}"))
     for issue in info.issues:
         tmfset.add_issue(issue)
+    if info.issues_dropped:
+        tmfset.drop_issue(info.path, info.issues_dropped)
     return tmfset
 
 
@@ -258,9 +263,14 @@ class _PdbReader:
         return PdbError(where + message, path=self.msf.path, offset=file_offset, expected=expected)
 
     def issue(self, err: PdbError) -> None:
+        from .. import model
+
         if not self.tolerant:
             raise err
-        self.info.issues.append(err)
+        if len(self.info.issues) < model.MAX_ISSUES_PER_FILE:
+            self.info.issues.append(err)
+        else:
+            self.info.issues_dropped += 1
 
     def read_identity(self) -> PdbTraceInfo:
         self.read_info_stream()

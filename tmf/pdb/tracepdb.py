@@ -229,11 +229,13 @@ def run(args: argparse.Namespace) -> int:
             continue
         for issue in info.issues:
             complain("tmf from-pdb", f"warning: {issue}")
+        if info.issues_dropped:
+            complain("tmf from-pdb", f"warning: {pdb}: {info.issues_dropped} more problems not listed")
         guids = len(info.message_guids())
         print(f"{pdb}: {len(info.messages)} messages in {guids} message GUIDs, "
               f"{len(info.control_guids)} control GUIDs; {len(written)} files written to {args.output}"
               + (f" ({info.duplicates} duplicate records merged)" if info.duplicates else "")
-              + (f" ({len(info.issues)} damaged records skipped)" if info.issues else ""))
+              + (f" ({len(info.issues) + info.issues_dropped} damaged records skipped)" if info.issues else ""))
         if not info.messages:
             reason = ("the PDB is stripped (a public PDB: trace formats are removed)" if info.stripped
                       else "the PDB is a /DEBUG:FASTLINK mini PDB (symbols stay in the .obj files)"
