@@ -83,6 +83,20 @@ def message_to_json(message: Message) -> dict[str, object]:
     return obj
 
 
+def _print_issues(tmfset) -> None:
+    """Each file's problems, then how many more it had (errors too, not listed: past
+    MAX_ISSUES_PER_FILE), file after file in the order their problems were met."""
+    by_path: dict[str, list] = {}
+    for issue in tmfset.issues:
+        by_path.setdefault(issue.path, []).append(issue)
+    dropped = tmfset.issues_dropped
+    for path in [*by_path, *sorted(dropped.keys() - by_path.keys())]:
+        for issue in by_path.get(path, ()):
+            print(issue, file=sys.stderr)
+        if dropped.get(path):
+            print(f"{path}: {dropped[path]} more problems not listed", file=sys.stderr)
+
+
 def _print_text(message: Message, out: TextIO) -> None:
     trailer = " ".join(f"{k}={v}" if k else v for k, v in message.trailer.items())
     out.write(f"{message.guid} {message.number:5d} {message.name} [{message.component}] \"{message.format}\"")
@@ -126,11 +140,7 @@ def _run_show(args: argparse.Namespace) -> int:
             out.write(json.dumps(message_to_json(message)) + "\n")
         else:
             _print_text(message, out)
-    for issue in tmfset.issues:
-        print(issue, file=sys.stderr)
-    for path, count in sorted(tmfset.issues_dropped.items()):
-        print(f"wpptrace tmf show: warning: {path}: {count} more problems not listed",
-              file=sys.stderr)
+    _print_issues(tmfset)
     guids = {message.guid for message in messages}
     errors = len(tmfset.issues) + sum(tmfset.issues_dropped.values())
     summary = {"messages": len(messages), "guids": len(guids), "errors": errors}

@@ -59,8 +59,22 @@ def test_tmf_show_lists_what_it_kept_and_counts_the_rest(cap_of_ten, capsys):
     assert out.splitlines()[-1] == "2 messages, 1 GUIDs, 12 errors"
     lines = err.splitlines()
     assert lines[0] == f"{GARBLED}:9:1: {UNEXPECTED}"
-    assert lines[-1] == f"wpptrace tmf show: warning: {GARBLED}: 2 more problems not listed"
+    assert lines[-1] == f"{GARBLED}: 2 more problems not listed"    # errors: no warning label
     assert len(lines) == 10 * 3 + 1                 # each kept problem: its line, excerpt, caret
+
+
+def test_tmf_show_counts_each_files_rest_right_after_its_problems(cap_of_ten, capsys, tmp_path):
+    other = tmp_path / "other.tmf"
+    other.write_bytes(GARBLED.read_bytes())
+    assert cli.main(["tmf", "show", str(GARBLED), str(other), "--no-env"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1] == "2 messages, 1 GUIDs, 24 errors"
+    lines = err.splitlines()
+    assert len(lines) == 2 * (10 * 3 + 1)
+    first, second = lines[:31], lines[31:]
+    for path, part in ((GARBLED, first), (other, second)):
+        assert part[0::3][:10] == [f"{path}:{line}:1: {UNEXPECTED}" for line in range(9, 19)]
+        assert part[-1] == f"{path}: 2 more problems not listed"
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
