@@ -9,7 +9,8 @@ The only decoder module that touches cffi: the rest of the package gets Python v
 * ``walk_records`` / ``chain_ok``: the C record walker (etlread.c);
 * ``decompress_into``: MS-XCA Plain LZ77 into a window of a bytearray (xpress.c);
 * ``INDEX_COLUMNS`` / ``FixedIndexReader``: the buffer index's columns, and the regular
-  buffers of an uncompressed file read into them (etlindex.c);
+  buffers of an uncompressed file read into them (etlindex.c); ``next_header_shape``: where
+  a buffer header could start after damage (etlindex.c);
 * ``cut_times``: the window bounds of ``fmt -j`` from the index columns (cuts.c);
 * ``crc32``: zlib's CRC-32, eight bytes a step (crc32.c); ``crc32c``: CRC-32C (the CPU's instruction);
 * ``hold_heap``: whether the allocator keeps the memory a run frees (heap.c);
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = ["ETL", "constants", "sizeof", "offsetof", "Layout", "read", "walk_records", "chain_ok",
-           "decompress_into", "INDEX_COLUMNS", "FixedIndexReader", "running_max", "last_key",
+           "decompress_into", "INDEX_COLUMNS", "FixedIndexReader", "next_header_shape", "running_max", "last_key",
            "merge_below", "stream_positions", "cut_times", "crc32", "crc32c", "hold_heap", "row_times", "RowTables", "RowWalker", "RowPrinter", "ProgramTable",
            "NO_RECORD", "install_records", "RowValues", "row_values", "address_of",
            "BUFFER_HEADER", "SYSTEM_HEADER", "RECORD", "ROW"]
@@ -300,6 +301,12 @@ class FixedIndexReader:
         n = lib.etlrd_index_fixed(self._fd, self._file_size, self._stride, self._at,
                                   first_index, self._cols, self._capacity, self._empty)
         return n, self._at[0], self._empty[0]
+
+
+def next_header_shape(data: bytes, start: int) -> int:
+    """The first position >= ``start`` of ``data`` where a WMI_BUFFER_HEADER could start, by
+    its fields' shape (``etlrd_next_header_shape``), or -1."""
+    return lib.etlrd_next_header_shape(ffi.from_buffer(data), len(data), start)
 
 
 # -- the merge's inner loops (order.c) -----------------------------------------------------

@@ -8,10 +8,8 @@ buffer at a time, so memory stays bounded whatever the file size. Damage is repo
 """
 from __future__ import annotations
 
-import functools
 import io
 import os
-import re
 import stat
 from array import array
 from codecs import utf_16_le_decode
@@ -20,7 +18,7 @@ from collections.abc import Sequence
 from wpptrace._fieldclass import fieldclass, replace
 
 from ._hazmat import (BUFFER_HEADER, ETL, INDEX_COLUMNS, SYSTEM_HEADER, FixedIndexReader,
-                      offsetof, read, sizeof, walk_records)
+                      next_header_shape, offsetof, read, sizeof, walk_records)
 from wpptrace.winerror import Win32Error
 
 from .buffers import (BUFFER_HEADER_SIZE, MAX_BUFFER_SIZE, Buffer, BufferInfo, ReadLog,
@@ -64,37 +62,6 @@ _MIN_LOGFILE_HEADER = sizeof("TRACE_LOGFILE_HEADER32")
 _MAX_RECORD_SIZE = ETL.MAX_ETW_EVENT_SIZE & ~7
 #: most buffers one C call of the index reader writes (its columns: 52 bytes an entry)
 _INDEX_CHUNK = 1 << 14
-
-
-@functools.lru_cache(maxsize=None)   # compiled when a damaged file is first searched
-def _buffer_header_shape() -> re.Pattern:
-    """Where a buffer header could start: BufferSize at least a header and below twice
-    MAX_ETW_BUFFER_SIZE, SequenceNumber not negative, State small, BufferFlag < 0x80 and
-    BufferType <= 8 (all little-endian, at their etl_layout.h offsets). Candidates are then
-    checked field by field in Python, so the pattern must reject long runs of zeros (or any
-    one repeated byte) by itself: a damaged file is often zeroed."""
-    def at(field: str) -> int:
-        return offsetof("WMI_BUFFER_HEADER", field)
-
-    def one_of(lo: int, hi: int) -> bytes:
-        return b"[" + re.escape(bytes([lo])) + b"-" + re.escape(bytes([hi])) + b"]"
-
-    size_top = (2 * MAX_BUFFER_SIZE - 1) >> 24
-    small = BUFFER_HEADER_SIZE - 1
-    fields = [  # (offset, pattern of the bytes there)
-        (at("BufferSize"), b"(?!" + one_of(0, small) + b"\x00\x00)..." + one_of(0, size_top)),
-        (at("SequenceNumber") + sizeof("int64_t") - 1, b"[\x00-\x7f]"),  # its top byte
-        (at("State"), b"[\x00-\x07]\x00\x00\x00"),
-        (at("BufferFlag"), b"[\x00-\x7f]\x00"),
-        (at("BufferType"), b"[\x00-\x08]\x00"),
-    ]
-    u16 = sizeof("uint16_t")
-    widths = [_U32, 1, _U32, u16, u16]
-    pattern, pos = b"(?=", 0
-    for (offset, part), width in zip(fields, widths):
-        pattern += (b".{%d}" % (offset - pos) if offset > pos else b"") + part
-        pos = offset + width
-    return re.compile(pattern + b")", re.S)
 
 
 @fieldclass(frozen=True)
@@ -699,14 +666,17 @@ class EtlFile(ReadLog):
                 and sequence >= 0)
 
     def _resync(self, start: int) -> int | None:
-        """Next offset >= start holding a plausible buffer header, or None."""
+        """Next offset >= start holding a plausible buffer header, or None. Candidates are
+        picked in C by the shape of the header's fields (``next_header_shape``: zeros or
+        garbage pass at memory speed), then checked whole here."""
         pos = start
         while pos < self.file_size - BUFFER_HEADER_SIZE:
             window = self._read_at(pos, _RESYNC_WINDOW + BUFFER_HEADER_SIZE)
-            for m in _buffer_header_shape().finditer(window):
-                cand = pos + m.start()
-                if self._plausible_packed(cand, window[m.start():m.start() + BUFFER_HEADER_SIZE]):
-                    return cand
+            at = next_header_shape(window, 0)
+            while at >= 0:
+                if self._plausible_packed(pos + at, window[at:at + BUFFER_HEADER_SIZE]):
+                    return pos + at
+                at = next_header_shape(window, at + 1)
             pos += _RESYNC_WINDOW
         return None
 

@@ -1,4 +1,5 @@
-/* etlindex.c: buffer headers of an uncompressed .etl file into the index columns. */
+/* etlindex.c: locating buffer headers: those of an uncompressed .etl file into the index
+ * columns, and the next plausible one after damage in a compressed file. */
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
@@ -69,4 +70,46 @@ int64_t etlrd_index_fixed(int fd, int64_t file_size, uint32_t stride, int64_t *o
     }
     *offset = at;
     return n;
+}
+
+#define SHAPE_AT(field) offsetof(WMI_BUFFER_HEADER, field)
+_Static_assert(SHAPE_AT(BufferType) + 2 == ETLRD_HEADER_SHAPE_SPAN, "the shape ends with BufferType");
+
+/* The shape test of etlrd_next_header_shape but for BufferSize's low bytes (tested first). */
+static int header_shape_rest(const uint8_t *h)
+{
+    enum { size_top = ((uint64_t)2 * MAX_ETW_BUFFER_SIZE_KB * 1024 - 1) >> 24 };
+    const uint8_t *state = h + SHAPE_AT(State), *flag = h + SHAPE_AT(BufferFlag),
+                  *type = h + SHAPE_AT(BufferType);
+    return h[SHAPE_AT(BufferSize) + 3] <= size_top
+        && h[SHAPE_AT(SequenceNumber) + 7] < 0x80
+        && state[0] <= 7 && !state[1] && !state[2] && !state[3]
+        && flag[0] < 0x80 && !flag[1]
+        && type[0] <= 8 && !type[1];
+}
+
+int64_t etlrd_next_header_shape(const uint8_t *buf, int64_t len, int64_t start)
+{
+    int64_t p = start < 0 ? 0 : start, last = len - ETLRD_HEADER_SHAPE_SPAN;
+    while (p <= last) {
+        const uint8_t *size = buf + p + SHAPE_AT(BufferSize);
+        if (size[1] || size[2] || size[0] >= (int)sizeof(WMI_BUFFER_HEADER)) {
+            if (header_shape_rest(buf + p))
+                return p;
+            p++;
+        } else if (size[0]) {
+            p++;
+        } else {
+            /* three zero bytes: a candidate needs a non-zero byte among its first three, so
+             * none starts before the two bytes ahead of the next non-zero byte */
+            int64_t q = p + SHAPE_AT(BufferSize) + 3;
+            uint64_t word;
+            while (q + 8 <= len && (memcpy(&word, buf + q, 8), word == 0))
+                q += 8;
+            while (q < len && !buf[q])
+                q++;
+            p = q - SHAPE_AT(BufferSize) - 2;
+        }
+    }
+    return -1;
 }

@@ -1,5 +1,6 @@
-/* etlread.h: the C hot path of the ETL reader: record walking, MS-XCA decompression, and
- * the buffer index of an uncompressed file (etlindex.c).
+/* etlread.h: the C hot path of the ETL reader: record walking, MS-XCA decompression, the
+ * buffer index of an uncompressed file and the search for a buffer header after damage
+ * (etlindex.c).
  *
  * Python sees these declarations as they are (the cffi cdef is generated from this header).
  * The walker never trusts a length from the file: every read is bounds-checked
@@ -138,5 +139,15 @@ typedef struct {
 int64_t etlrd_index_fixed(int fd, int64_t file_size, uint32_t stride, int64_t *offset,
                           int64_t first_index, etlrd_index_columns *cols, int64_t capacity,
                           int64_t *empty);
+
+/* After damage in a compressed file: the first position p >= start of buf[0, len) where a
+ * WMI_BUFFER_HEADER could start, by the shape of its fields alone (the caller then checks
+ * the candidate whole): BufferSize's low three bytes at least sizeof(WMI_BUFFER_HEADER) or
+ * above 0xFFFFFF, its top byte at most that of 2 * MAX_ETW_BUFFER_SIZE - 1; SequenceNumber
+ * not negative; State at most 7; BufferFlag below 0x80; BufferType at most 8. The shape
+ * spans ETLRD_HEADER_SHAPE_SPAN bytes from p, all inside buf. Runs of zeros are passed a
+ * word at a time (no candidate starts before their last two bytes). Returns -1 if none. */
+#define ETLRD_HEADER_SHAPE_SPAN 56
+int64_t etlrd_next_header_shape(const uint8_t *buf, int64_t len, int64_t start);
 
 #endif

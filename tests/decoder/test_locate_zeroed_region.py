@@ -1,7 +1,8 @@
 """Looking for the next buffer header of a compressed file after damage skips zeroed (or
-any one-byte) regions at regex speed instead of checking a candidate at every byte.
+any one-byte) regions in the search that picks candidates (etlrd_next_header_shape) instead
+of checking a candidate at every byte.
 
-The pattern that picks candidate offsets used to match anywhere in a run of zeros, and each
+The rules that pick candidate offsets used to match anywhere in a run of zeros, and each
 candidate was then checked in Python: a compressed file whose second buffer header was
 damaged and followed by zeros located its buffers at about 0.3 MB/s (3.5 s per MiB). The
 count of candidates checked is the measure here: linear work, not wall time.
