@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from typing import BinaryIO, Iterator
 _SYSTEM_HEADER_SIZE = sizeof("SYSTEM_TRACE_HEADER")
 _RESYNC_WINDOW = 1 << 20
+#: compared with a window of the file: is it all zeros? (calloc'ed: its pages cost memory
+#: only once compared)
+_ZERO_WINDOW = bytes(_RESYNC_WINDOW)
 #: bytes read past the log-file header record's fixed part for its two names
 _HEADER_READ_SLACK = 512
 #: compression formats seen in theory, never in files (only Plain LZ77 is decoded)
@@ -663,6 +666,19 @@ class EtlFile(ReadLog):
                 and (processor & ETL.ETW_PROCESSOR_INDEX_MASK) < nproc
                 and sequence >= 0)
 
+    def _unwritten_rest(self, offset: int, raw: bytes) -> bool:
+        """Whether the file is zeros from the buffer header ``raw`` at ``offset`` to its end
+        in a preallocated file (EVENT_TRACE_FILE_MODE_PREALLOCATE: the file is made its
+        maximum size when the session starts, and a session that did not stop leaves the
+        never-written rest as zeros). Read a window at a time, each compared with zeros."""
+        if not (self.header.valid and self.header.log_file_mode & ETL.EVENT_TRACE_FILE_MODE_PREALLOCATE
+                and raw.count(0) == len(raw)):
+            return False
+        for pos in range(offset + len(raw), self.file_size, _RESYNC_WINDOW):
+            if not _ZERO_WINDOW.startswith(self._read_at(pos, _RESYNC_WINDOW)):
+                return False
+        return True
+
     def _resync(self, start: int) -> int | None:
         """Next offset >= start holding a plausible buffer header, or None. Candidates are
         picked in C by the shape of the header's fields (``next_header_shape``: zeros or
@@ -719,6 +735,8 @@ class EtlFile(ReadLog):
                 self._issue(offset, f"buffer {n} truncated: its header says {size} bytes, "
                                     f"the file ends after {self.file_size - offset}")
                 found.append((offset, self.file_size - offset, raw))
+                break
+            if self._unwritten_rest(offset, raw):
                 break
             nxt = self._resync(offset + 1)
             self._issue(offset, f"expected a WMI_BUFFER_HEADER (BufferSize {BUFFER_HEADER_SIZE}.."

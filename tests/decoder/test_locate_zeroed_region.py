@@ -46,3 +46,41 @@ def test_a_real_buffer_after_the_zeros_is_still_found():
     with EtlFile(io.BytesIO(data), name="zeroed.etl") as etl:
         offsets = [b.file_offset for b in etl.buffer_index()]
     assert offsets == [0, len(FIRST) + len(DAMAGED_HEADER) + 4096]
+
+
+PREALLOCATED = MODE | lib.EVENT_TRACE_FILE_MODE_PREALLOCATE
+
+
+def preallocated_file(mode: int, tail: bytes) -> bytes:
+    """Buffer 0 and two data buffers of a compressed session (BuffersWritten 3), then ``tail``."""
+    first = gen.buffer([gen.logfile_header_record(4096, 3, 1, mode=mode)], 4096, 0, 0,
+                       buffer_type=4, flag=0x21)
+    data = [gen.buffer([gen.message(1, None, 5 + k, b"x")], 512, k + 1, 0) for k in range(2)]
+    return first + b"".join(data) + tail
+
+
+def test_the_zeroed_rest_of_a_preallocated_compressed_file_ends_it_quietly(monkeypatch):
+    """EVENT_TRACE_FILE_MODE_PREALLOCATE: the file was made its maximum size at the start, and
+    a session that did not stop leaves zeros after its last buffer. They end the file: no
+    error, and no search for a buffer header through them."""
+    def no_search(self, start):
+        raise AssertionError(f"searched for a buffer header from {start:#x}")
+
+    monkeypatch.setattr(EtlFile, "_resync", no_search)
+    tail = bytes((2 << 20) + 100)
+    with EtlFile(io.BytesIO(preallocated_file(PREALLOCATED, tail)), name="prealloc.etl") as etl:
+        assert [b.file_offset for b in etl.buffer_index()] == [0, 4096, 4096 + 512]
+        assert etl.scan().by_kind["message"] == 2
+        assert etl.errors == []
+
+
+@pytest.mark.parametrize("mode, tail", [(MODE, bytes(5000)),                       # not preallocated
+                                        (PREALLOCATED, bytes((1 << 20) + 9) + b"\x01"),
+                                        (PREALLOCATED, bytes(30) + b"\x01" + bytes(5000))])
+def test_zeros_that_are_no_unwritten_rest_are_reported(mode, tail):
+    with EtlFile(io.BytesIO(preallocated_file(mode, tail)), name="zeros.etl") as etl:
+        assert len(etl.buffer_index()) == 3
+        assert [(e.offset, e.message) for e in etl.errors] == [
+            (4096 + 1024, "expected a WMI_BUFFER_HEADER (BufferSize 72..16777216, inside the file; "
+                          "used size at most the session buffer size); found BufferSize 0: no "
+                          "further buffer found")]
