@@ -364,8 +364,13 @@ static void *stopper_main(void *arg) {
 /* The STOP's work in a thread of its own, so that the serve loop answers meanwhile; in the
  * caller's if no thread can be had (the process at its thread limit). */
 static void start_stopper(stop_job *job) {
-    job->threaded = wpt_thread_create(&job->thread, stopper_main, job) == 0;
-    if (!job->threaded) stopper_main(job);
+    int rc = wpt_thread_create(&job->thread, stopper_main, job);
+    job->threaded = rc == 0;
+    if (!job->threaded) {
+        wpt_host_log("no thread for the STOP's work (error %d): done in the serve loop, which "
+                     "answers nothing else meanwhile", rc);
+        stopper_main(job);
+    }
 }
 
 #define MAX_CONNS 256
