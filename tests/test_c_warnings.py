@@ -48,19 +48,20 @@ def _test_c_flags() -> list[str]:
     return list(_module("tests/provider/conftest.py").C_FLAGS)
 
 
-def _extensions(tmp: pathlib.Path) -> list:
-    """The two extensions as setup.py builds them (the cffi module generated into tmp)."""
-    core = _module("src/wpptrace/_build_core.py").make_builder(absolute=True)
-    return [core.distutils_extension(str(tmp), verbose=False), _module("src/wpptrace/_build_fastpath.py").extension()]
-
-
 def _extension_jobs(tmp: pathlib.Path) -> list[tuple[str, list[str]]]:
+    """The two extensions' sources with their builders' flags (the cffi module generated into
+    tmp): the builders' data, read without setuptools or distutils, which a fresh virtual
+    environment of Python 3.12 has neither of."""
+    core, fastpath = _module("src/wpptrace/_build_core.py"), _module("src/wpptrace/_build_fastpath.py")
+    module = tmp / "_core.c"
+    core.make_builder(absolute=True).emit_c_code(str(module))
+    python = f"-I{sysconfig.get_paths()['include']}"
+    builds = [([str(module), *core.sources(absolute=True)], core.include_dirs(absolute=True), core.COMPILE_ARGS),
+              (fastpath.SOURCES, fastpath.INCLUDE_DIRS, fastpath.COMPILE_ARGS)]
     jobs = []
-    for ext in _extensions(tmp):
-        flags = [*ext.extra_compile_args, *(f"-I{REPO / d}" for d in ext.include_dirs),
-                 f"-I{sysconfig.get_paths()['include']}",
-                 *(f"-D{k}" if v is None else f"-D{k}={v}" for k, v in ext.define_macros)]
-        for source in map(REPO.joinpath, ext.sources):
+    for sources, include_dirs, compile_args in builds:
+        flags = [*compile_args, *(f"-I{REPO / d}" for d in include_dirs), python]
+        for source in map(REPO.joinpath, sources):
             optimised_elsewhere = REPO / "provider" / "csrc" in source.parents or tmp in source.parents
             jobs.append((str(source), [*flags, *QUICK] if optimised_elsewhere else flags))
     return jobs

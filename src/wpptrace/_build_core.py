@@ -157,29 +157,44 @@ def _sorted(pattern: str) -> list[str]:
     return sorted(glob.glob(pattern))
 
 
+#: how every source of the extension is compiled (tests/test_c_warnings.py compiles them so too)
+COMPILE_ARGS = ["-O2", "-std=gnu11", "-pthread", "-fvisibility=hidden", "-Wall", "-Wextra"]
+LINK_ARGS = ["-pthread"]
+
+
+def _where(absolute: bool):
+    return (lambda p: p) if absolute else (lambda p: os.path.relpath(p, ROOT))
+
+
+def sources(absolute: bool = False) -> list[str]:
+    """The C sources compiled into the extension beside the module cffi generates (relative to
+    the repository root unless ``absolute``)."""
+    return [_where(absolute)(s) for part in PARTS for s in _sorted(os.path.join(part, "*.c"))]
+
+
+def include_dirs(absolute: bool = False) -> list[str]:
+    return [_where(absolute)(p) for p in [INCLUDE, *PARTS]]
+
+
 def make_builder(absolute: bool = False) -> FFI:
     """The extension's cffi builder (setup.py names this function: importing this module
     parses nothing)."""
-    where = (lambda p: p) if absolute else (lambda p: os.path.relpath(p, ROOT))
     ffi = FFI()
     ffi.cdef(cdef_text(os.path.join(INCLUDE, "etl_layout.h")))
     headers = ["etl_layout.h"]
-    sources: list[str] = []
     for part in PARTS:
         for header in _sorted(os.path.join(part, "*.h")):
             if not os.path.basename(header).startswith("_"):
                 ffi.cdef(cdef_text(header))
                 headers.append(os.path.basename(header))
-        sources += _sorted(os.path.join(part, "*.c"))
     ffi.cdef(PYTHON_CALLBACKS)
     ffi.set_source(
         "wpptrace._core",
         "\n".join(f'#include "{h}"' for h in headers),
-        sources=[where(s) for s in sources],
-        include_dirs=[where(INCLUDE)] + [where(p) for p in PARTS],
-        extra_compile_args=["-O2", "-std=gnu11", "-pthread", "-fvisibility=hidden",
-                            "-Wall", "-Wextra"],
-        extra_link_args=["-pthread"],
+        sources=sources(absolute),
+        include_dirs=include_dirs(absolute),
+        extra_compile_args=list(COMPILE_ARGS),
+        extra_link_args=list(LINK_ARGS),
     )
     return ffi
 
