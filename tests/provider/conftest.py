@@ -66,7 +66,7 @@ def provider():
 
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-C_FLAGS = ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-I", str(REPO / "src/wpptrace/include"),
+C_FLAGS = ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-I", str(REPO / "src/wpptrace/include"),
            "-I", str(REPO / "provider/csrc")]
 
 

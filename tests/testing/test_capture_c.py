@@ -26,7 +26,7 @@ def wppdemo(tmp_path_factory) -> pathlib.Path:
     cc = shutil.which("cc") or shutil.which("gcc")
     assert cc, "a C compiler is needed (the extension itself is built with one)"
     out = tmp_path_factory.mktemp("wppdemo") / "wppdemo"
-    subprocess.run([cc, "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-I", str(REPO / "src/wpptrace/include"),
+    subprocess.run([cc, "-O2", "-std=gnu11", "-Wall", "-Wextra", "-I", str(REPO / "src/wpptrace/include"),
                     "-I", str(REPO / "provider/csrc"), str(SAMPLE / "wppdemo.c"),
                     *map(str, sorted((REPO / "provider/csrc").glob("etw_*.c"))), "-pthread",
                     "-o", str(out)], check=True)

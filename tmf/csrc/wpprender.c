@@ -314,7 +314,7 @@ static program *parse_program(const uint8_t *blob, uint32_t size)
             if (!op->conv || !strchr("dxXos", op->conv)) goto bad;
             op->item = strchr("dxX", op->conv) && !(op->flags & ~WPPR_ZERO) && op->prec < 0
                        && op->width <= 20 ? PVAR_PADDED : 0;
-            /* fall through */
+            __attribute__((fallthrough));     /* not a comment: clang reads only the attribute */
         case WPPR_OP_PTIME:
             if (i >= p->nprefix && p->nprefix != p->nops) goto bad;
             break;
