@@ -26,7 +26,9 @@ import importlib.util
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
+import sys
 import sysconfig
 
 import pytest
@@ -34,6 +36,7 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CC = shutil.which("cc") or shutil.which("gcc")
 TEST_POINTS = "-DWPT_TEST_POINTS"
+TIMEOUT = 120                    #: seconds one compiler may take
 QUICK = ["-O0"]                  #: after a build's flags: its warnings without the optimiser's time
 #: C sources no build or test of the project compiles: the PDB fixtures' sources are built by
 #: hand for Windows (clang --target=*-windows-msvc, MSVC extensions), see their build_fixtures.py
@@ -120,10 +123,15 @@ def _quick_jobs() -> list[tuple[str, list[str]]]:
 def _known(warnings: tuple[str, ...]) -> list[str]:
     """Of ``warnings``, those the compiler takes as -Werror=<name> after -Wall -Wextra without a
     word (gcc refuses a name it does not know, clang warns of it)."""
-    probes = [(w, subprocess.Popen([CC, "-Wall", "-Wextra", f"-Werror={w}", "-fsyntax-only", "-x", "c",
-                                    os.devnull], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-              for w in warnings]
-    return [w for w, proc in probes if proc.communicate(timeout=120)[0] == "" and proc.returncode == 0]
+    probes = []
+    try:
+        for w in warnings:
+            probes.append((w, subprocess.Popen([CC, "-Wall", "-Wextra", f"-Werror={w}", "-fsyntax-only", "-x", "c",
+                                                os.devnull], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                               text=True)))
+        return [w for w, proc in probes if proc.communicate(timeout=TIMEOUT)[0] == "" and proc.returncode == 0]
+    finally:
+        _end(proc for _, proc in probes)
 
 
 @functools.cache
@@ -135,19 +143,33 @@ def _warnings(jobs: list[tuple[str, list[str]]]) -> list[str]:
     """What the compiler said of each source that did not compile under the gate, two at a
     time."""
     said, running = [], []
-    for source, flags in jobs:
-        if len(running) >= 2:
-            said.append(_finish(*running.pop(0)))
-        command = [CC, *flags, "-Wall", "-Wextra", *_gate(), "-c", "-o", os.devnull, source]
-        running.append((source, subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
-                                                 stderr=subprocess.STDOUT, text=True)))
-    said += [_finish(*job) for job in running]
+    try:
+        for source, flags in jobs:
+            if len(running) >= 2:
+                said.append(_finish(*running[0]))
+                running.pop(0)
+            command = [CC, *flags, "-Wall", "-Wextra", *_gate(), "-c", "-o", os.devnull, source]
+            running.append((source, subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
+                                                     stderr=subprocess.STDOUT, text=True)))
+        while running:
+            said.append(_finish(*running[0]))
+            running.pop(0)
+    finally:
+        _end(proc for _, proc in running)
     return [s for s in said if s]
 
 
 def _finish(source: str, proc: subprocess.Popen) -> str:
-    out, _ = proc.communicate(timeout=120)
+    out, _ = proc.communicate(timeout=TIMEOUT)
     return f"{source}:\n{out}" if proc.returncode else ""
+
+
+def _end(procs) -> None:
+    """Kill and wait for the compilers a failure (a timeout) left running; those that ended are
+    only reaped."""
+    for proc in procs:
+        proc.kill()
+        proc.communicate()
 
 
 def _fail_with(warnings: list[str]) -> None:
@@ -182,6 +204,27 @@ def test_the_gate_asks_for_the_warnings_every_compiler_knows():
     nothing, and the tests above would pass whatever the sources hold."""
     assert EVERYWHERE <= set(GATED)
     assert sorted(EVERYWHERE - set(_known(GATED))) == []
+
+
+def test_the_compilers_a_timeout_leaves_are_ended(monkeypatch, tmp_path):
+    """A compiler that does not end in time fails the test, and neither it nor the one beside
+    it is left running."""
+    _gate()                                           # the probe done with the real compiler
+    stuck = tmp_path / "cc"
+    stuck.write_text("#!/bin/sh\nexec sleep 60\n")
+    stuck.chmod(0o755)
+    started = []
+
+    def popen(*args, **kwargs):
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    monkeypatch.setattr(sys.modules[__name__], "CC", str(stuck))
+    monkeypatch.setattr(sys.modules[__name__], "TIMEOUT", 0.5)
+    with pytest.raises(subprocess.TimeoutExpired):
+        _warnings([("a.c", []), ("b.c", []), ("c.c", [])])
+    assert len(started) == 2 and [p.returncode for p in started] == [-signal.SIGKILL] * 2
 
 
 def test_every_c_source_is_checked(extension_jobs):
