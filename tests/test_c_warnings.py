@@ -25,6 +25,7 @@ import functools
 import importlib.util
 import os
 import pathlib
+import shlex
 import shutil
 import signal
 import subprocess
@@ -41,6 +42,7 @@ QUICK = ["-O0"]                  #: after a build's flags: its warnings without 
 #: C sources no build or test of the project compiles: the PDB fixtures' sources are built by
 #: hand for Windows (clang --target=*-windows-msvc, MSVC extensions), see their build_fixtures.py
 NOT_BUILT_HERE = REPO / "tests" / "data" / "pdb" / "recipe"
+SAMPLE = REPO / "samples" / "c_program"
 
 #: the warnings that fail the test: those gcc 12's -Wall -Wextra turn on (``gcc -Q --help=warning
 #: -Wall -Wextra``) that find defects or code that reads as something it is not, each asked for by
@@ -108,16 +110,26 @@ def _extension_jobs(tmp: pathlib.Path) -> list[tuple[str, list[str]]]:
     return jobs
 
 
+def _readme_flags() -> list[str]:
+    """The sample's compile flags as the build command of its README gives them (``cc -O2
+    -I...``: the compiler's own C standard, optimised), paths relative to the repository."""
+    commands = [line for line in (SAMPLE / "README.md").read_text().splitlines()
+                if line.startswith("cc ") and "wppdemo.c" in line]
+    assert len(commands) == 1, "samples/c_program/README.md: one cc command building wppdemo.c"
+    words = shlex.split(commands[0].split("&&")[0])
+    return [w for w in words[1:] if w.startswith(("-O", "-I", "-D", "-std", "-f"))]
+
+
 def _quick_jobs() -> list[tuple[str, list[str]]]:
     """What the provider tests build: the core with its test points, every C test program
     (each given the test points' declarations: a superset of what those built without them
-    see) and the sample, as its README builds it."""
+    see) and the sample, with those flags and as its README builds it."""
     flags = [*_test_c_flags(), *QUICK]
     provider_tests = REPO / "tests" / "provider"
-    sample = REPO / "samples" / "c_program"
     return ([(str(s), [*flags, TEST_POINTS]) for s in sorted((REPO / "provider" / "csrc").glob("etw_*.c"))]
             + [(str(s), [*flags, TEST_POINTS, "-I", str(provider_tests)]) for s in sorted(provider_tests.glob("*.c"))]
-            + [(str(sample / "wppdemo.c"), [*flags, "-I", str(sample)])])
+            + [(str(SAMPLE / "wppdemo.c"), [*flags, "-I", str(SAMPLE)]),
+               (str(SAMPLE / "wppdemo.c"), _readme_flags())])
 
 
 def _known(warnings: tuple[str, ...]) -> list[str]:
