@@ -388,7 +388,7 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     finally:
         if owned:
             target.close()
-    if decoder.program_cache is not None and not tmfset.issues:
+    if decoder.program_cache is not None and not tmfset.issue_counts:
         # (a run whose TMF files reported problems keeps nothing: a later run taking its
         # messages from the cache would not read those files and could not report them)
         decoder.program_cache.save()
@@ -567,7 +567,7 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
     issues = sorted(decoder.tmf_issues(), key=attrgetter("path", "line", "column"))
     for issue in issues[:20]:
         print(f"{opts.prog}: warning: TMF entry skipped: {issue}", file=err)
-    more = len(issues[20:]) + decoder.tmf_issues_dropped()
+    more = max(0, len(issues) - 20) + decoder.tmf_issues_dropped(issues)
     if more:
         print(f"{opts.prog}: warning: {more} more TMF entries skipped", file=err)
     notices = []

@@ -421,6 +421,15 @@ def _pack_parts():
     return _PACK_PARTS
 
 
+def _most_per_unit(into: dict[str, dict[int, int]], counts: dict[str, dict[int, int]]) -> None:
+    """Merge TMF problem counts per (file, parse unit) into ``into``, each unit's the most any
+    process met: a unit parses alike wherever it is read, so its count is taken once."""
+    for path, units in counts.items():
+        have = into.setdefault(path, {})
+        for unit, count in units.items():
+            have[unit] = max(count, have.get(unit, 0))
+
+
 class WppDecoder:
     """Turns records into tracefmt lines or ``WppMessage`` objects, counting what it sees.
 
@@ -913,23 +922,18 @@ class WppDecoder:
         decoder's by ``tmf_issues`` and ``tmf_issues_dropped``: a TMF file or entry is read by
         the process that first needs it, and the others install what it made."""
         self._other_tmf_issues.append([tuple(f) for f in fields])
-        for path, units in (counts or {}).items():
-            have = self._other_tmf_counts.setdefault(path, {})
-            for unit, count in units.items():
-                have[unit] = max(count, have.get(unit, 0))
+        _most_per_unit(self._other_tmf_counts, counts or {})
 
-    def tmf_issues_dropped(self) -> int:
+    def tmf_issues_dropped(self, kept: list | None = None) -> int:
         """The TMF problems counted but not kept: per file, those of each parse unit
         (``TmfSet.issue_counts``) as often as a process that parsed it met them, less the
-        ones ``tmf_issues`` keeps; as one process reading every part the run read counts."""
+        ones ``tmf_issues`` keeps (``kept``: what it returned, if the caller has it); as one
+        process reading every part the run read counts."""
         counts = {path: dict(units) for path, units in getattr(self.tmfset, "issue_counts", {}).items()}
-        for path, units in self._other_tmf_counts.items():
-            have = counts.setdefault(path, {})
-            for unit, count in units.items():
-                have[unit] = max(count, have.get(unit, 0))
+        _most_per_unit(counts, self._other_tmf_counts)
         from collections import Counter
 
-        kept = Counter(issue.path for issue in self.tmf_issues())
+        kept = Counter(issue.path for issue in (self.tmf_issues() if kept is None else kept))
         return sum(max(0, sum(units.values()) - kept[path]) for path, units in counts.items())
 
     def tmf_issues(self) -> list:
