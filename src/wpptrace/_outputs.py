@@ -184,8 +184,8 @@ def descriptor_named(path: str | os.PathLike) -> int | None:
         name = os.path.abspath(os.fspath(path))
     except ValueError:
         return None
-    fd = _descriptor_of_name(name)
     for _ in range(_MAX_LINKS):
+        fd = _descriptor_of_name(name)
         if fd is not None:
             return fd
         # the links one at a time: resolved whole, /dev/stdout is "pipe:[N]" or the file. The
