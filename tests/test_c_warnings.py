@@ -202,6 +202,16 @@ def test_the_test_programs_and_the_sample_compile_without_a_warning():
     _fail_with(_warnings(_quick_jobs()))
 
 
+def test_the_gate_fails_a_source_with_a_gated_warning(tmp_path):
+    """The tests above pass when nothing is said: a source with a gated warning must be
+    said, and a clean one not."""
+    bad, good = tmp_path / "bad.c", tmp_path / "good.c"
+    bad.write_text("int f(void) { int unused; return 0; }\n")
+    good.write_text("int f(void) { return 0; }\n")
+    said = _warnings([(str(bad), []), (str(good), [])])
+    assert len(said) == 1 and said[0].startswith(f"{bad}:") and "unused-variable" in said[0], said
+
+
 def test_the_builds_ask_for_the_warnings(extension_jobs):
     """The flags above are the builds' own: a build that stopped asking for the warnings, or
     silenced one, would let them in unseen; one that made them errors would fail where a newer
