@@ -169,12 +169,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> int:
-    """The ``tracefmt`` console command: :func:`main` on ``sys.argv``; what it made is left to
-    the process's end unscanned (``wpptrace.cli.leaving``)."""
+    """:func:`main` on ``sys.argv``; what it made is left to the process's end unscanned
+    (``wpptrace.cli.leaving``)."""
     from wpptrace.cli import leaving
 
     return leaving(main())
 
 
+def command() -> None:
+    """The ``tracefmt`` console command: :func:`entry`, then the process ends at once with its
+    status (``wpptrace.cli.ended``: its outputs are closed when it returns)."""
+    from wpptrace.cli import ended
+
+    ended(entry())
+
+
 if __name__ == "__main__":
-    sys.exit(entry())
+    command()

@@ -1,6 +1,4 @@
 """``python -m wpptrace``: the ``wpptrace`` command."""
-import sys
+from wpptrace.cli import command
 
-from wpptrace.cli import entry
-
-sys.exit(entry())
+command()
