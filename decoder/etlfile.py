@@ -34,7 +34,7 @@ _SYSTEM_HEADER_SIZE = sizeof("SYSTEM_TRACE_HEADER")
 _RESYNC_WINDOW = 1 << 20
 #: compared with a window of the file: is it all zeros? (calloc'ed: its pages cost memory
 #: only once compared)
-_ZERO_WINDOW = bytes(_RESYNC_WINDOW)
+_ZERO_WINDOW = bytes(_RESYNC_WINDOW + BUFFER_HEADER_SIZE)
 #: bytes read past the log-file header record's fixed part for its two names
 _HEADER_READ_SLACK = 512
 #: compression formats seen in theory, never in files (only Plain LZ77 is decoded)
@@ -666,33 +666,34 @@ class EtlFile(ReadLog):
                 and (processor & ETL.ETW_PROCESSOR_INDEX_MASK) < nproc
                 and sequence >= 0)
 
-    def _unwritten_rest(self, offset: int, raw: bytes) -> bool:
-        """Whether the file is zeros from the buffer header ``raw`` at ``offset`` to its end
-        in a preallocated file (EVENT_TRACE_FILE_MODE_PREALLOCATE: the file is made its
-        maximum size when the session starts, and a session that did not stop leaves the
-        never-written rest as zeros). Read a window at a time, each compared with zeros."""
-        if not (self.header.valid and self.header.log_file_mode & ETL.EVENT_TRACE_FILE_MODE_PREALLOCATE
-                and raw.count(0) == len(raw)):
-            return False
-        for pos in range(offset + len(raw), self.file_size, _RESYNC_WINDOW):
-            if not _ZERO_WINDOW.startswith(self._read_at(pos, _RESYNC_WINDOW)):
-                return False
-        return True
+    def _preallocated(self) -> bool:
+        """EVENT_TRACE_FILE_MODE_PREALLOCATE: the file is made its maximum size when the
+        session starts, and a session that did not stop leaves the never-written rest as
+        zeros."""
+        return bool(self.header.valid
+                    and self.header.log_file_mode & ETL.EVENT_TRACE_FILE_MODE_PREALLOCATE)
 
-    def _resync(self, start: int) -> int | None:
-        """Next offset >= start holding a plausible buffer header, or None. Candidates are
-        picked in C by the shape of the header's fields (``next_header_shape``: zeros or
-        garbage pass at memory speed), then checked whole here."""
-        pos = start
-        while pos < self.file_size - BUFFER_HEADER_SIZE:
+    def _resync(self, start: int) -> tuple[int | None, bool]:
+        """Next offset >= start holding a plausible buffer header (None: none before the end
+        of the file), and whether no header was found because the file is zeros from start
+        to its end. A window of zeros is passed with one comparison; in the others,
+        candidates are picked in C by the shape of the header's fields
+        (``next_header_shape``: zeros or garbage pass at memory speed), then checked whole
+        here. Each byte is read once, for the search and the zero check together (windows
+        overlap by a header, so none across a border is missed)."""
+        pos, zeros = start, True
+        while True:
             window = self._read_at(pos, _RESYNC_WINDOW + BUFFER_HEADER_SIZE)
-            at = next_header_shape(window, 0)
-            while at >= 0:
-                if self._plausible_packed(pos + at, window[at:at + BUFFER_HEADER_SIZE]):
-                    return pos + at
-                at = next_header_shape(window, at + 1)
+            if not _ZERO_WINDOW.startswith(window):     # (a header is not all zeros)
+                zeros = False
+                at = next_header_shape(window, 0)
+                while at >= 0:
+                    if self._plausible_packed(pos + at, window[at:at + BUFFER_HEADER_SIZE]):
+                        return pos + at, False
+                    at = next_header_shape(window, at + 1)
+            if pos + len(window) >= self.file_size:
+                return None, zeros
             pos += _RESYNC_WINDOW
-        return None
 
     def _locate_packed(self, index: BufferIndex) -> None:
         """Compressed files: buffers back to back, each as long as its own BufferSize. The
@@ -713,7 +714,7 @@ class EtlFile(ReadLog):
             bh = BUFFER_HEADER.unpack(raw)
             size = bh.BufferSize
             if n == 0 and not (max(bh.SavedOffset, bh.FilledBytes) <= size <= self.file_size):
-                nxt = self._resync(offset + BUFFER_HEADER_SIZE)
+                nxt, _ = self._resync(offset + BUFFER_HEADER_SIZE)
                 self._issue(offset, f"buffer 0: expected BufferSize covering its events and inside "
                                     f"the file, found {size:#x}; next buffer found at "
                                     f"{nxt if nxt is not None else self.file_size:#x}")
@@ -736,9 +737,9 @@ class EtlFile(ReadLog):
                                     f"the file ends after {self.file_size - offset}")
                 found.append((offset, self.file_size - offset, raw))
                 break
-            if self._unwritten_rest(offset, raw):
-                break
-            nxt = self._resync(offset + 1)
+            nxt, zeros_to_end = self._resync(offset + 1)
+            if zeros_to_end and raw.count(0) == len(raw) and self._preallocated():
+                break                   # the never-written rest: the file ends here, quietly
             self._issue(offset, f"expected a WMI_BUFFER_HEADER (BufferSize {BUFFER_HEADER_SIZE}.."
                                 f"{MAX_BUFFER_SIZE}, inside the file; used size at most the "
                                 f"session buffer size); found BufferSize {size}: "
