@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "_etw_internal.h"
+#include "_utf8.h"
 
 #ifdef WPT_TEST_POINTS
 int64_t wpt_wall_shift_ns;
@@ -393,21 +394,8 @@ int wpt_utf16_to_utf8(const uint16_t *in, char *out, size_t out_size) {
             cp = 0x10000 + ((cp - 0xD800) << 10) + (in[1] - 0xDC00);
             in++;
         }
-        /* cp <= 0x10FFFF (one UTF-16 unit or a pair): each lead byte's bits fit it */
-        unsigned char buf[4];
-        int len;
-        if (cp < 0x80) { buf[0] = (unsigned char)cp; len = 1; }
-        else if (cp < 0x800) {
-            buf[0] = (unsigned char)(0xC0 | (cp >> 6)); buf[1] = (unsigned char)(0x80 | (cp & 0x3F));
-            len = 2;
-        } else if (cp < 0x10000) {
-            buf[0] = (unsigned char)(0xE0 | (cp >> 12)); buf[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-            buf[2] = (unsigned char)(0x80 | (cp & 0x3F)); len = 3;
-        } else {
-            buf[0] = (unsigned char)(0xF0 | (cp >> 18)); buf[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-            buf[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)); buf[3] = (unsigned char)(0x80 | (cp & 0x3F));
-            len = 4;
-        }
+        uint8_t buf[4];
+        int len = wpt_utf8_put(buf, cp);     /* cp <= 0x10FFFF: one UTF-16 unit or a pair */
         if (n + (size_t)len + 1 > out_size) return -1;
         memcpy(out + n, buf, (size_t)len);
         n += (size_t)len;

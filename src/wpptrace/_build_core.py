@@ -6,10 +6,11 @@ Every part of the product that has C code keeps it in ``<part>/csrc/``:
 * ``*.h``      headers; those not starting with ``_`` are #included in the module, and are
                what Python sees: the cffi declarations are generated from them (``cdef_text``).
 
-The on-disk ETL layouts live once, in ``src/wpptrace/include/etl_layout.h``; Python code
-reads structures through ``ffi.cast``/``ffi.offsetof`` and never repeats an offset. Headers
-are written so that the generated text is valid cffi: fixed-width or typedef'd types, plain
-typedef structs, ``#define NAME integer``. A define whose value is an integer expression (integer
+What more than one part's C uses lives once in ``src/wpptrace/include/``: the on-disk ETL
+layouts in ``etl_layout.h`` (declared to cffi too), C-only helpers in headers starting with
+``_`` (``_utf8.h``). Python code reads structures through ``ffi.cast``/``ffi.offsetof`` and
+never repeats an offset. Headers are written so that the generated text is valid cffi:
+fixed-width or typedef'd types, plain typedef structs, ``#define NAME integer``. A define whose value is an integer expression (integer
 literals, ``+``, ``-``, parentheses and <stdint.h> limits such as ``INT64_MIN``) goes in as
 ``#define NAME ...``: its value is the one the C compiler computes. What cffi cannot express is
 left out of the cdef: C++ guards, includes, function-like and other macros, declarations taking

@@ -234,10 +234,11 @@ def test_subscribe_to_missing_session_fails():
 
 
 def test_wide_api_and_non_ascii_names(tmp_path):
-    """StartTraceW / ControlTraceW with UTF-16 names; the file header carries them as UTF-16."""
+    """StartTraceW / ControlTraceW with UTF-16 names (code points of 1 to 4 UTF-8 bytes); the file
+    header carries them as UTF-16."""
     from wpptrace.provider._hazmat import ffi
 
-    name = "Sitzung-Überwachung-𝄞-" + uuid.uuid4().hex[:6]
+    name = "Sitzung-Überwachung-€-𝄞-" + uuid.uuid4().hex[:6]
     path = tmp_path / "wide-ä.etl"
     size = ffi.sizeof("EVENT_TRACE_PROPERTIES")
     block = ffi.new("char[]", size + 4096)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "_wppr_internal.h"
+#include "_utf8.h"
 
 /* A borrowed buffer outgrown: its text moves to the buffer's own memory, made large enough
  * (what that memory held is of no use: not copied by a realloc). */
@@ -79,17 +80,7 @@ void wppr_buf_return(wppr_buf *b)
 int wppr_put_cp(wppr_buf *b, uint32_t cp)
 {
     if (wppr_reserve(b, 4)) return -1;
-    uint8_t *o = b->data + b->len;
-    /* callers give cp <= 0x10FFFF: each lead byte's bits fit it */
-    if (cp < 0x80) { o[0] = (uint8_t)cp; b->len += 1; }
-    else if (cp < 0x800) { o[0] = (uint8_t)(0xC0 | cp >> 6); o[1] = (uint8_t)(0x80 | (cp & 0x3F)); b->len += 2; }
-    else if (cp < 0x10000) {
-        o[0] = (uint8_t)(0xE0 | cp >> 12); o[1] = (uint8_t)(0x80 | (cp >> 6 & 0x3F));
-        o[2] = (uint8_t)(0x80 | (cp & 0x3F)); b->len += 3;
-    } else {
-        o[0] = (uint8_t)(0xF0 | cp >> 18); o[1] = (uint8_t)(0x80 | (cp >> 12 & 0x3F));
-        o[2] = (uint8_t)(0x80 | (cp >> 6 & 0x3F)); o[3] = (uint8_t)(0x80 | (cp & 0x3F)); b->len += 4;
-    }
+    b->len += (size_t)wpt_utf8_put(b->data + b->len, cp);     /* callers give cp <= 0x10FFFF */
     return 0;
 }
 
