@@ -1455,11 +1455,10 @@ class Collector:
         TLS started per connection (Python 3.11+) its handshake first, at most _TELL_WAIT,
         so up to twice that; on Python 3.10 the handshake was made as the connection was
         accepted (within handshake_timeout), then at most _TELL_WAIT."""
-        await self._tell_unhandled(reader, writer, ERROR_CANCELLED, "the collector is stopping",
-                                   stopping=True)
+        await self._tell_unhandled(reader, writer, ERROR_CANCELLED, "the collector is stopping")
 
     async def _tell_unhandled(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                              code: int, reason: str, stopping: bool = False) -> None:
+                              code: int, reason: str) -> None:
         """Tell a connection that is not handled why (an ERROR), then close it as after any
         other ERROR (see _close_told: closed with the relay's HELLO unread, it was reset, and
         the reset may discard the ERROR). That close holds the socket and its task for up to
@@ -1470,9 +1469,11 @@ class Collector:
         handshake: a connection in one of those slots makes it first (at most _TELL_WAIT)
         and says the ERROR over TLS; past them, or if the handshake fails, it closes without
         a word (an ERROR in plain text would read to the relay as a broken handshake).
-        ``stopping``: accepted as the collector stops, so the ERROR is said and the relay's
-        close waited for as the stop does for the connections it was handling; otherwise a
-        stop that comes meanwhile closes the connection at once (see _send_error)."""
+        A connection accepted as the collector stops (the stop begun when this starts) is
+        said the ERROR and its relay's close waited for, as the stop does for the
+        connections it was handling; for any other, a stop that comes meanwhile closes the
+        connection at once (see _send_error)."""
+        stopping = self._stopping       # before any wait: a stop begun later is _send_error's to see
         closing = self._refusals_closing < _REFUSALS_CLOSING
         if closing:
             self._refusals_closing += 1
