@@ -303,37 +303,57 @@ def test_two_opens_of_one_file_that_would_overwrite_each_other_are_refused(decod
                                 b"file as the output /dev/stdout; nothing was written\n")
 
 
-def test_outputs_through_descriptors_of_one_file_are_checked_by_what_they_share(tmp_path):
+class Descriptors:
+    """Descriptors a test opens, each named as /dev/fd/N (``numbers``: in the order opened)."""
+
+    def __init__(self) -> None:
+        self.numbers: list[int] = []
+
+    def open(self, path, flags: int) -> str:
+        return self._named(os.open(path, flags))
+
+    def dup(self, name: str) -> str:
+        """Another descriptor of the open file ``name`` (/dev/fd/N) is on: one file offset."""
+        return self._named(os.dup(int(name.rpartition("/")[2])))
+
+    def _named(self, n: int) -> str:
+        self.numbers.append(n)
+        return f"/dev/fd/{n}"
+
+
+@pytest.fixture
+def descriptors():
+    """The descriptors a test opens, closed when it ends."""
+    opened = Descriptors()
+    try:
+        yield opened
+    finally:
+        for n in opened.numbers:
+            os.close(n)
+
+
+def test_outputs_through_descriptors_of_one_file_are_checked_by_what_they_share(tmp_path, descriptors):
     log = tmp_path / "log"
     log.write_bytes(b"")
-    opened = []
-
-    def fd(flags):
-        opened.append(os.open(log, flags))
-        return f"/dev/fd/{opened[-1]}"
+    append = os.O_WRONLY | os.O_APPEND
 
     def check(*paths):
         """check_outputs(paths); it changes nothing: each descriptor's flags as they were."""
-        before = [fcntl.fcntl(n, fcntl.F_GETFL) for n in opened]
+        before = [fcntl.fcntl(n, fcntl.F_GETFL) for n in descriptors.numbers]
         try:
             outputs.check_outputs(paths, [])
         finally:
-            assert [fcntl.fcntl(n, fcntl.F_GETFL) for n in opened[:len(before)]] == before
+            assert [fcntl.fcntl(n, fcntl.F_GETFL) for n in descriptors.numbers[:len(before)]] == before
 
-    try:
-        one = fd(os.O_WRONLY)
-        opened.append(os.dup(opened[-1]))
-        check(one, f"/dev/fd/{opened[-1]}")                                # one open file
-        check(one, one)                                                    # one descriptor
-        check(fd(os.O_WRONLY | os.O_APPEND), fd(os.O_WRONLY | os.O_APPEND))
-        other = fd(os.O_WRONLY)
-        with pytest.raises(outputs.OutputRefused, match="same file as the output"):
-            check(one, other)                                              # two offsets
-        with pytest.raises(outputs.OutputRefused, match="same file as the output"):
-            check(one, log)                                                # one made anew by name
-    finally:
-        for n in opened:
-            os.close(n)
+    one = descriptors.open(log, os.O_WRONLY)
+    check(one, descriptors.dup(one))                                       # one open file
+    check(one, one)                                                        # one descriptor
+    check(descriptors.open(log, append), descriptors.open(log, append))
+    other = descriptors.open(log, os.O_WRONLY)
+    with pytest.raises(outputs.OutputRefused, match="same file as the output"):
+        check(one, other)                                                  # two offsets
+    with pytest.raises(outputs.OutputRefused, match="same file as the output"):
+        check(one, log)                                                    # one made anew by name
 
 
 def test_the_probe_of_one_open_file_puts_the_flag_back_whatever_happens(tmp_path, monkeypatch):
@@ -476,31 +496,20 @@ def _without_proc(monkeypatch) -> None:
         monkeypatch.setattr(os, name, gone)
 
 
-def test_outputs_through_descriptors_are_checked_without_proc(tmp_path, monkeypatch):
+def test_outputs_through_descriptors_are_checked_without_proc(tmp_path, monkeypatch, descriptors):
     """Without /proc, what /dev/fd/N (/dev/stdout) names is what descriptor N is open on:
     ``-o /dev/stdout --summary /dev/stderr > log 2> log`` is still refused, and so is
     ``-o /dev/stdout >> x.etl``."""
     log, etl = tmp_path / "log", tmp_path / "x.etl"
     log.write_bytes(b"")
     etl.write_bytes(b"")
-    opened = []
-
-    def fd(path, flags):
-        opened.append(os.open(path, flags))
-        return f"/dev/fd/{opened[-1]}"
-
     _without_proc(monkeypatch)
-    try:
-        with pytest.raises(FileNotFoundError):                             # (as without /proc)
-            os.stat("/dev/stdout")
-        one, other = fd(log, os.O_WRONLY), fd(log, os.O_WRONLY)
-        with pytest.raises(outputs.OutputRefused, match="same file as the output"):
-            outputs.check_outputs([one, other], [])                        # two offsets
-        opened.append(os.dup(opened[0]))
-        outputs.check_outputs([one, f"/dev/fd/{opened[-1]}"], [])         # one open file
-        with pytest.raises(outputs.OutputRefused, match="same file as the input"):
-            outputs.check_outputs([fd(etl, os.O_WRONLY | os.O_APPEND)], [etl])
-        assert cli_fmt._unwritable(one) is None                           # (no /dev/fd directory)
-    finally:
-        for n in opened:
-            os.close(n)
+    with pytest.raises(FileNotFoundError):                                 # (as without /proc)
+        os.stat("/dev/stdout")
+    one, other = descriptors.open(log, os.O_WRONLY), descriptors.open(log, os.O_WRONLY)
+    with pytest.raises(outputs.OutputRefused, match="same file as the output"):
+        outputs.check_outputs([one, other], [])                            # two offsets
+    outputs.check_outputs([one, descriptors.dup(one)], [])                 # one open file
+    with pytest.raises(outputs.OutputRefused, match="same file as the input"):
+        outputs.check_outputs([descriptors.open(etl, os.O_WRONLY | os.O_APPEND)], [etl])
+    assert cli_fmt._unwritable(one) is None                               # (no /dev/fd directory)
