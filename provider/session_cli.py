@@ -558,7 +558,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         else:
             lines = listing() or ["no session is running"]
     except SessionError as exc:
-        print(f"wpptrace session {action}: {exc}", file=err)
+        print(f"wpptrace session {action}: error: {exc}", file=err)
         return 1
     for line in lines:
         print(line, file=out)

@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         status, lines = run(args)
     except session_cli.SessionError as exc:
-        print(f"tracelog: {exc}", file=sys.stderr)
+        print(f"tracelog: error: {exc}", file=sys.stderr)
         return 1
     except Win32Error as exc:
         print(_status(exc.winerror))

@@ -301,8 +301,8 @@ def test_stop_that_is_not_answered_in_time_says_the_session_is_stopping(tmp_path
         session_cli.stop(session_name)
     lines = capsys.readouterr().err.splitlines()
     assert status == 1
-    assert lines == [f"wpptrace session stop: session {session_name!r} is stopping, but its host process did not "
-                     f"answer in time: it may still be flushing its log file to the disk (a slow disk), and the "
+    assert lines == [f"wpptrace session stop: error: session {session_name!r} is stopping, but its host process "
+                     f"did not answer in time: it may still be flushing its log file to the disk (a slow disk), and the "
                      f"session ends once that is done ('wpptrace session list' shows whether it still runs); or "
                      f"a process holding this user's session registry locked is stopped (under a debugger?); "
                      f"try again"]
@@ -368,7 +368,7 @@ def test_a_failure_is_said_once_in_words(monkeypatch, capsys):
     from wpptrace.winerror import Win32Error
 
     said = _both_listings_failing(monkeypatch, capsys, 87)
-    assert said == [f"{who}: cannot list sessions: ERROR_INVALID_PARAMETER (87): The parameter is incorrect."
+    assert said == [f"{who}: error: cannot list sessions: ERROR_INVALID_PARAMETER (87): The parameter is incorrect."
                     for who in ("wpptrace session list", "tracelog")]
     assert session_cli._describe(Win32Error(87, "EnableTrace"), "s") == (
         "ERROR_INVALID_PARAMETER (87): The parameter is incorrect.")
@@ -379,7 +379,7 @@ def test_list_says_so_when_the_registry_is_locked_by_a_stopped_process(monkeypat
     ERROR_BUSY (rather than wait forever): `session list` and `tracelog -l` say what may hold it,
     in one line, without a traceback."""
     said = _both_listings_failing(monkeypatch, capsys, 170)
-    assert said == [f"{who}: cannot list sessions now: a process holding this user's session registry locked "
+    assert said == [f"{who}: error: cannot list sessions now: a process holding this user's session registry locked "
                     f"is stopped (under a debugger?); try again" for who in ("wpptrace session list", "tracelog")]
 
 
@@ -535,7 +535,7 @@ def test_stop_of_a_session_whose_file_could_not_be_completed_says_so(tmp_path, s
     assert session_cli.run(argparse.Namespace(session_command="stop", name=session_name)) == 1
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1, lines
-    found = re.fullmatch(rf"wpptrace session stop: session {re.escape(repr(session_name))} stopped, but its "
+    found = re.fullmatch(rf"wpptrace session stop: error: session {re.escape(repr(session_name))} stopped, but its "
                          rf"log file {re.escape(str(etl))} is incomplete: (\d+) buffers could not be written\. "
                          rf"{re.escape(said)}: .*", lines[0])
     assert found and int(found.group(1)) > 0, lines[0]
@@ -562,7 +562,7 @@ def test_stop_of_a_session_whose_file_could_not_be_flushed_to_the_disk_says_so(t
     lines = capsys.readouterr().err.splitlines()
     code = getattr(lib, error)
     assert len(lines) == 1 and lines[0].startswith(
-        f"wpptrace session stop: session {session_name!r} stopped, but its log file {etl} is incomplete: "
+        f"wpptrace session stop: error: session {session_name!r} stopped, but its log file {etl} is incomplete: "
         f"it could not be finished. {error} ({code}): "), lines
     assert session_name not in wpptrace("session", "list").stdout    # stopped all the same
 
@@ -614,7 +614,7 @@ def test_update_whose_old_and_new_files_both_fail_names_both(tmp_path, session_n
     assert status == 1
     log, said = _host_log_could_not(session)
     lines = capsys.readouterr().err.splitlines()
-    assert lines == [f"wpptrace session update: session {session_name!r}: its previous log file {first} is "
+    assert lines == [f"wpptrace session update: error: session {session_name!r}: its previous log file {first} is "
                      f"incomplete (ERROR_DISK_FULL (112): There is not enough space on the disk.), and the "
                      f"new log file {second} could not be started (ERROR_DISK_FULL (112): There is not "
                      f"enough space on the disk.); the session writes no file now (its host log: {log})"], lines
@@ -635,7 +635,7 @@ def test_update_to_a_new_file_says_the_old_one_is_incomplete(tmp_path, session_n
     first, second, session, status = _update_after_failed_writes(tmp_path, session_name, 1)
     assert status == 1
     lines = capsys.readouterr().err.splitlines()
-    assert lines == [f"wpptrace session update: session {session_name!r} updated (log file {second}), but "
+    assert lines == [f"wpptrace session update: error: session {session_name!r} updated (log file {second}), but "
                      f"its previous log file {first} is incomplete. "
                      f"ERROR_DISK_FULL (112): There is not enough space on the disk."], lines
     P.TraceMessage(session, P.TRACE_MESSAGE_TIMESTAMP, None, 1, b"\1")
@@ -655,7 +655,7 @@ def test_update_whose_new_file_alone_fails_says_the_old_one_is_complete(tmp_path
     assert status == 1
     log, said = _host_log_could_not(session)
     lines = capsys.readouterr().err.splitlines()
-    assert lines == [f"wpptrace session update: session {session_name!r}: its previous log file {first} was "
+    assert lines == [f"wpptrace session update: error: session {session_name!r}: its previous log file {first} was "
                      f"completed, but the new log file {second} could not be started (ERROR_DISK_FULL "
                      f"(112): There is not enough space on the disk.); the session writes no file now "
                      f"(its host log: {log})"], lines

@@ -266,7 +266,7 @@ def test_a_runtime_directory_not_usable_is_said_as_session_start_says_it(tmp_pat
     assert proc.returncode == 1 and proc.stdout == b""
     start = subprocess.run([sys.executable, "-m", "wpptrace", "session", "start", "rt-check", "-f",
                             str(tmp_path / "s.etl")], capture_output=True, env=env, timeout=120)
-    said = start.stderr.decode().removeprefix("wpptrace session start: ")
+    said = start.stderr.decode().removeprefix("wpptrace session start: error: ")
     assert start.returncode == 1 and said.startswith(f"the runtime directory {tmp_path / 'link'} is not usable: ")
     assert proc.stderr.decode() == f"wpptrace session record: error: {said}"
     assert sorted(os.listdir(tmp_path)) == ["app.py", "link", "real"]
