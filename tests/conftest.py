@@ -12,7 +12,6 @@ import os
 import pathlib
 import shutil
 import sys
-import tempfile
 from typing import Callable
 
 import pytest
@@ -41,8 +40,9 @@ RUNTIME_DIR = run_directories.make()
 os.environ["WPPTRACE_RUNTIME_DIR"] = RUNTIME_DIR
 # Compiled messages kept between fmt runs (decoder.program_cache) go to a directory of the
 # test run's own, not the user's cache: every fmt run of the tests after the first over the
-# same TMF files takes its messages from there, so the suite checks those runs too.
-CACHE_DIR = tempfile.mkdtemp(prefix="wppcache-")
+# same TMF files takes its messages from there, so the suite checks those runs too. One left by
+# a process of the run fails it, as a runtime directory does (run_directories).
+CACHE_DIR = run_directories.make(run_directories.CACHE)
 os.environ["WPPTRACE_CACHE_DIR"] = CACHE_DIR
 os.environ.pop("WPPTRACE_NO_CACHE", None)
 

@@ -1,12 +1,14 @@
-"""The runtime directories (``/tmp/wpprt-*``) of a test run and what the run leaves of them.
+"""The directories a test run makes in the temp directory and what the run leaves of them: its
+runtime directories (``/tmp/wpprt-*``, where its sessions' hosts are found) and fmt's program
+caches (``/tmp/wppcache-*``).
 
 Each process of a run (pytest, or pytest-xdist's controller and each of its workers) makes its
-own runtime directory, named with the run's tag (``WPPTRACE_TEST_RUN``: made by the run's first
-process, inherited by the processes it starts), and removes it as it ends. A process that could
-not (a worker killed, or ended by ``os._exit`` when an interrupted run stops it) leaves its
-directory behind: the run's first process, at its end (``at_run_end``), finds the run's
-directories still there (by their tag, owned by this user), fails the run naming them, and
-removes them with any session host serving there."""
+own of each, named with the run's tag (``WPPTRACE_TEST_RUN``: made by the run's first process,
+inherited by the processes it starts), and removes them as it ends. A process that could not
+(a worker killed, or ended by ``os._exit`` when an interrupted run stops it) leaves them
+behind: the run's first process, at its end (``at_run_end``), finds the run's directories
+still there (by their tag, owned by this user), fails the run naming them, and removes them
+with any session host serving there."""
 from __future__ import annotations
 
 import os
@@ -22,7 +24,8 @@ import pytest
 from session_hosts import kill_session_hosts
 
 VARIABLE = "WPPTRACE_TEST_RUN"
-PREFIX = "wpprt-"
+RUNTIME = "wpprt-"
+CACHE = "wppcache-"
 #: what the last processes of a run get to remove their own (a worker that ran no test
 #: removes its directory as it exits, which may be after the run's last hook begins)
 GRACE = 2.0
@@ -41,9 +44,9 @@ TAG, FIRST_OF_RUN = _run_tag()
 _made: list[str] = []
 
 
-def make() -> str:
-    """A new runtime directory of this run, private to this process."""
-    directory = tempfile.mkdtemp(prefix=f"{PREFIX}{TAG}-")
+def make(kind: str = RUNTIME) -> str:
+    """A new directory of this run (``kind``: RUNTIME or CACHE), private to this process."""
+    directory = tempfile.mkdtemp(prefix=f"{kind}{TAG}-")
     _made.append(directory)
     return directory
 
@@ -62,7 +65,7 @@ def _of_run() -> list[str]:
         return []
     found = []
     for name in names:
-        if name.startswith(f"{PREFIX}{TAG}-"):
+        if name.startswith((f"{RUNTIME}{TAG}-", f"{CACHE}{TAG}-")):
             path = os.path.join(base, name)
             try:
                 st = os.lstat(path)
@@ -74,7 +77,7 @@ def _of_run() -> list[str]:
 
 
 def left(grace: float = GRACE) -> list[str]:
-    """The run's runtime directories still there once none is, or as they are after ``grace``."""
+    """The run's directories still there once none is, or as they are after ``grace``."""
     deadline = time.monotonic() + grace
     while (found := _of_run()) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -82,8 +85,8 @@ def left(grace: float = GRACE) -> list[str]:
 
 
 def report(found: list[str]) -> str:
-    """What a test run says of the runtime directories its processes left."""
-    return (f"{len(found)} runtime director{'y' if len(found) == 1 else 'ies'} of this run still "
+    """What a test run says of the directories its processes left."""
+    return (f"{len(found)} director{'y' if len(found) == 1 else 'ies'} of this run still "
             f"there at its end (a process of the run ended without removing its own; removed "
             f"now): " + ", ".join(found))
 
