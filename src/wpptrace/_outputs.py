@@ -52,20 +52,20 @@ class OutputRefused(Exception):
     """An output that would overwrite an input (or another output); ``str()`` is one line."""
 
 
-def _stat(path: str) -> os.stat_result:
-    """What ``path`` names: for a path naming one of this process's descriptors (/dev/stdout,
-    /dev/fd/N), the descriptor's file, which stat() finds only through /proc (/dev/stdout is a
-    link to /proc/self/fd/1), and /proc may not be mounted (a container, a chroot)."""
-    fd = descriptor_named(path)
-    return os.stat(path) if fd is None else os.fstat(fd)
-
-
-def _identity(path: str) -> tuple[int, int] | None:
+def _looked_up(path: str) -> tuple[int | None, os.stat_result | None]:
+    """The descriptor ``path`` names (``descriptor_named``) and what is there (None: nothing),
+    from one walk of its links, for all that is asked of the path. For a descriptor, what is
+    there is its file, which stat() finds only through /proc (/dev/stdout is a link to
+    /proc/self/fd/1), and /proc may not be mounted (a container, a chroot)."""
+    named = descriptor_named(path)
     try:
-        st = _stat(path)
+        return named, os.stat(path) if named is None else os.fstat(named)
     except (OSError, ValueError):
-        return None
-    return st.st_dev, st.st_ino
+        return named, None
+
+
+def _identity(st: os.stat_result | None) -> tuple[int, int] | None:
+    return None if st is None else (st.st_dev, st.st_ino)
 
 
 def _regular_stream_identity(stream: IO | None) -> tuple[int, int] | None:
@@ -96,20 +96,21 @@ def check_outputs(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[
     written when no output path is given (checked if it is a regular file)."""
     read: dict[tuple[int, int], str] = {}
     for path in list(inputs) + [m for d in input_dirs for m in _dir_members(os.fspath(d))]:
-        ident = _identity(os.fspath(path))
+        ident = _identity(_looked_up(os.fspath(path))[1])
         if ident is not None:
             read.setdefault(ident, os.fspath(path))
     written: list[tuple[object, str, int | None]] = []   # (file, path, descriptor written through)
     targets = [os.fspath(p) for p in outputs if p is not None and os.fspath(p) != "-"]
     for path in targets:
-        ident = _identity(path)
+        named, st = _looked_up(path)
+        ident = _identity(st)
         if ident in read:
             raise OutputRefused(f"refusing to write {path}: it is the same file as the input "
                                 f"{read[ident]}; nothing was written")
         key = ident if ident is not None else os.path.realpath(path)
-        fd = handed_descriptor(path)
+        fd = _handed(named, st)
         for other_key, other, other_fd in written:
-            if other_key == key and not _is_special(path) and not _in_turn(fd, other_fd):
+            if other_key == key and not _is_special(st) and not _in_turn(fd, other_fd):
                 raise OutputRefused(f"refusing to write {path}: it is the same file as the output "
                                     f"{other}; nothing was written")
         written.append((key, path, fd))
@@ -154,12 +155,9 @@ def _in_turn(a: int | None, b: int | None) -> bool:
         return False
 
 
-def _is_special(path: str) -> bool:
+def _is_special(st: os.stat_result | None) -> bool:
     """An existing target that is not a regular file (/dev/null, a FIFO, a terminal)."""
-    try:
-        return not stat.S_ISREG(_stat(path).st_mode)
-    except (OSError, ValueError):
-        return False
+    return st is not None and not stat.S_ISREG(st.st_mode)
 
 
 #: paths that name one of this process's descriptors whatever the file behind it
@@ -224,14 +222,13 @@ def handed_descriptor(path: str | os.PathLike) -> int | None:
     /dev/stdin, /dev/stdout, /dev/stderr, whether it is open or not (``open_output`` says);
     else the lowest descriptor handed to the process (inheritable: the files it opens itself
     are closed on exec) that is open for writing on the file ``path`` names (``-o log >> log``)."""
-    named = descriptor_named(path)
-    if named is not None:
+    return _handed(*_looked_up(os.fspath(path)))
+
+
+def _handed(named: int | None, st: os.stat_result | None) -> int | None:
+    """``handed_descriptor`` of a path looked up (``_looked_up``)."""
+    if named is not None or st is None:    # no file yet: no descriptor can be open on it
         return named
-    name = os.path.abspath(os.fspath(path))
-    try:
-        st = os.stat(name)
-    except (OSError, ValueError):
-        return None                        # no file yet: no descriptor can be open on it
     for fd in _open_descriptors():
         try:
             same = os.path.samestat(os.fstat(fd), st) and os.get_inheritable(fd)
@@ -249,12 +246,8 @@ def same_file_as_stream(path: str | os.PathLike, stream: IO | None) -> bool:
         where = os.fstat(stream.fileno())
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
         return False
-    fd = handed_descriptor(path)
-    try:
-        target = os.fstat(fd) if fd is not None else os.stat(path)
-    except (OSError, ValueError):
-        return False
-    return os.path.samestat(where, target)
+    target = _looked_up(os.fspath(path))[1]    # (a descriptor handed on the file: that file)
+    return target is not None and os.path.samestat(where, target)
 
 
 def _open_descriptors() -> list[int]:
@@ -414,7 +407,8 @@ class AtomicOutput:
         self._target = os.path.realpath(path)
         self._committed = False
         self._remover: threading.Thread | None = None
-        self.descriptor = handed_descriptor(path)
+        named, st = _looked_up(path)
+        self.descriptor = _handed(named, st)
         if self.descriptor is not None:    # written where the descriptor is, as a stream
             try:
                 fd = os.dup(self.descriptor)
@@ -430,7 +424,7 @@ class AtomicOutput:
                 os.close(fd)
                 raise
             self._signals = _TermAsExit()  # nothing to remove on the way out
-        elif _is_special(self._target):
+        elif _is_special(st):
             raw = open(self._target, "wb", buffering=buffering)
         else:
             fd, self._temp = new_private_file(os.path.dirname(self._target) or ".",

@@ -220,6 +220,33 @@ def test_links_are_followed_from_where_they_really_are(tmp_path):
         assert outputs.descriptor_named(tmp_path / path) == fd, path
 
 
+def test_each_path_s_links_are_walked_once(tmp_path, monkeypatch):
+    """What an output path names (its descriptor, its file, whether that is special, the
+    descriptor it is written through) comes from one walk of its links per path checked or
+    opened."""
+    walked = []
+    real = outputs.descriptor_named
+
+    def counting(path):
+        walked.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(outputs, "descriptor_named", counting)
+    (tmp_path / "in.etl").write_bytes(b"")
+    (tmp_path / "out").symlink_to("/dev/stdout")
+    log, summary = str(tmp_path / "log"), str(tmp_path / "out")
+    outputs.check_outputs([log, summary, "/dev/null"], [tmp_path / "in.etl"])
+    assert sorted(walked) == sorted([str(tmp_path / "in.etl"), log, summary, "/dev/null"])
+    walked.clear()
+    with outputs.open_output(log, 0o600) as out:
+        out.write("x")
+    assert walked == [log] and (tmp_path / "log").read_text() == "x"
+    walked.clear()
+    with outputs.open_output("/dev/null", 0o600) as out:           # special: written in place
+        out.write("x")
+    assert walked == ["/dev/null"]
+
+
 def test_the_proc_names_of_this_process_only(tmp_path):
     assert outputs.descriptor_named("/proc/self/fd/5") == 5
     assert outputs.descriptor_named(f"/proc/{os.getpid()}/fd/6") == 6
