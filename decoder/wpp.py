@@ -489,6 +489,11 @@ class WppDecoder:
         # and GUID texts by GUID bytes_le (``_summary_parts``)
         self._summary_made: tuple[list[str], list[str], list[str]] = ([], [], [])
         self._summary_rows = None                # ... their rows but the counts (prepare_summary)
+        #: the messages' counts as ``_summary_counts`` made them in ``prepare_summary``, with the
+        #: state they hold for ((``_counted``, messages), the renderer's rows) and each message's
+        #: place in them by its entry (an installed one's: its int); counts added by
+        #: ``add_plain_message_counts`` are added to them too: [state, counts, places]
+        self._summary_kept: list | None = None
         self._guid_texts: dict[bytes, str] = {}
         self._key_tables = None                  # ... of this RowTables
         self.column_decoration = None            # "columns" form: entry -> its decoration
@@ -1595,15 +1600,33 @@ class WppDecoder:
         if self._installed_keys:          # installed messages without an entry: by their bytes too
             found = map(self._entries.get, keys, found)
         installed = self._installed_counts
-        for key, entry, count in zip(keys, found, counts):
-            if count:
-                if entry is None:
-                    left.append((key, count))
-                elif type(entry) is int:
-                    installed[entry] += count
-                else:
-                    entry.count += count
+        kept = self._kept_summary_counts()
+        if kept is None:
+            for key, entry, count in zip(keys, found, counts):
+                if count:
+                    if entry is None:
+                        left.append((key, count))
+                    elif type(entry) is int:
+                        installed[entry] += count
+                    else:
+                        entry.count += count
+        else:                             # the summary's counts kept, added to alike
+            found = list(found)
+            totals = kept[1]              # (its last item: for a message it has no place of)
+            places = map(kept[2].get, found, repeat(len(totals) - 1))
+            for key, entry, count, place in zip(keys, found, counts, places):
+                if count:
+                    if entry is None:
+                        left.append((key, count))
+                    elif type(entry) is int:
+                        installed[entry] += count
+                        totals[place] += count
+                    else:
+                        entry.count += count
+                        totals[place] += count
         self._counted += 1
+        if kept is not None:               # (new messages, or counts of one it has no place of: not kept)
+            kept[0] = self._summary_state() if not left and not kept[1][-1] else None
         return self._install_counted(left) if left and self._cache is not None else left
 
     def _install_counted(self, left: list[tuple]) -> list[tuple]:
@@ -1722,12 +1745,39 @@ class WppDecoder:
         from .output import SummaryRows
 
         self._summary_rows = SummaryRows(*self._summary_parts())
+        # the counts too (a fmt -j parent's own are all in by then): at the end only what the
+        # other processes counted is added (``add_plain_message_counts``), not every message
+        # looked at again
+        self._summary_kept = None
+        counts = self._summary_counts()
+        counts.append(0)                  # (what is added to a message it has no place of)
+        # each message's place by what ``add_plain_message_counts`` finds: its entry, or an
+        # installed one's place in the columns (an int, no entry made)
+        places = {entry: place for place, entry in enumerate(self._entries.values())}
+        self._summary_kept = [self._summary_state(), counts, places]
+
+    def _summary_state(self) -> tuple:
+        """What the messages' counts depend on: changes to the counts Python keeps (and
+        messages added), the renderer's rows."""
+        return ((self._counted, len(self._entries)),
+                self._printer.renderer.rows_rendered() if self._printer is not None else b"")
+
+    def _kept_summary_counts(self) -> list | None:
+        """``_summary_kept`` while the counts have changed only as it was told, else None
+        (and it is dropped)."""
+        kept = self._summary_kept
+        if kept is not None and kept[0] != self._summary_state():
+            kept = self._summary_kept = None
+        return kept
 
     def _summary_counts(self) -> list[int]:
         """Each message's count with the rows the C renderer printed, in ``_entries`` order
         (``mark_counts`` of a ``count_marks``, without its arrays): an entry's from its
         attributes (read by C loops: an entry reads each through its ``__getattr__`` hook,
         slow in a Python loop), an installed message's without an entry from its columns."""
+        kept = self._kept_summary_counts()
+        if kept is not None:              # (fmt -j's parent: made while it waited)
+            return kept[1][:-1]
         rows = memoryview(self._printer.renderer.rows_rendered() if self._printer is not None
                           else b"").cast("Q").tolist()    # (a list item is read faster)
         n = len(rows)

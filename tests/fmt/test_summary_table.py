@@ -118,6 +118,40 @@ def test_messages_installed_in_one_batch_without_rows(driver, tmp_path):
     assert decoder.summary_table() == want and _waiting(decoder) == len(keys) - 1
 
 
+@pytest.mark.parametrize("installed", [False, True])
+def test_counts_kept_from_prepare_take_the_counts_added_after(driver, tmp_path, installed):
+    """``prepare_summary`` keeps the messages' counts (a fmt -j parent, its windows decoded);
+    the counts another process adds after (``add_plain_message_counts``) are added to them
+    too, so the table's counts are not made again: the rows are those of a decoder given the
+    same counts without it, and a loop's."""
+    path, tmf_dir = driver
+    made = ProgramCache(str(tmp_path), bytes(32))
+    if installed:
+        _decoded(path, tmf_dir, made)
+
+    def decoded() -> WppDecoder:
+        if not installed:
+            return _decoded(path, tmf_dir)
+        cache = ProgramCache(str(tmp_path), bytes(32))
+        cache._records = dict(made._added)
+        decoder = _decoded(path, tmf_dir, cache)
+        assert _waiting(decoder) > len(decoder._entries) // 2
+        return decoder
+
+    decoder, unprepared = decoded(), decoded()
+    decoder.prepare_summary()
+    plain = [key for key in decoder.plain_message_keys() if key != ("header", 0)]
+    assert plain == [key for key in unprepared.plain_message_keys() if key != ("header", 0)]
+    counts = [n % 7 for n in range(len(plain))]
+    for each in (decoder, unprepared):
+        assert each.add_plain_message_counts(plain, counts) == []
+        assert each.add_plain_message_counts(plain[:5], [1, 2, 3, 0, 4]) == []
+    assert decoder._kept_summary_counts() is not None       # added to, not dropped
+    rows = decoder.summary_table()
+    assert rows == unprepared.summary_table()
+    assert sorted(rows) == _loop_rows(decoder)
+
+
 @pytest.mark.parametrize("ints", [[False] * 3 + [True] * 40 + [False] * 2,
                                   [True, False] * 20 + [True]])
 def test_parts_come_back_in_the_messages_order(ints):
