@@ -4,6 +4,7 @@ ends without the interpreter's teardown, with what a normal exit does for its ou
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 import tomllib
@@ -52,10 +53,31 @@ def test_console_scripts_are_the_entries():
     assert scripts["tracefmt"] == "wpptrace.decoder.tracefmt:command"
 
 
-def _python(code: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=120)
+#: what makes a child's standard streams unbuffered, so that a missing flush would go unseen
+UNBUFFERING = ("PYTHONUNBUFFERED",)
 
+
+def _python(code: str, *args: str) -> subprocess.CompletedProcess:
+    env = {name: value for name, value in os.environ.items() if name not in UNBUFFERING}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=120, env=env)
+
+
+def test_the_child_streams_are_buffered():
+    """A pipe's stdout is block-buffered in the child: what it wrote reaches the pipe only when
+    flushed (here never: os._exit), whatever this test run's environment says."""
+    done = _python("import os, sys\nsys.stdout.write('kept in the buffer')\n"
+                   "assert not sys.stdout.write_through\nos._exit(0)\n")
+    assert (done.returncode, done.stdout) == (0, ""), done.stderr
+
+
+#: a line left in the C library's stdout buffer (a pipe's: fully buffered), which its exit()
+#: writes out and os._exit does not: seen only after the interpreter's usual exit (an object's
+#: __del__ would not do: the commands freeze every object, and the exit does not free frozen ones)
+_C_EXIT = """
+import ctypes
+ctypes.CDLL(None).printf(b"C exit ran\\n")
+"""
 
 _ENDS = """
 import atexit, sys, threading
@@ -100,3 +122,39 @@ def test_fmt_command_ends_with_its_whole_output_and_status(fmt_data, fmt_tmf, tm
     missing = _python(code, "fmt", str(tmp_path / "missing.etl"), "-p", str(fmt_tmf), "-o", "-")
     assert missing.returncode == 1
     assert "missing.etl" in missing.stderr
+
+
+def _console_script(name: str) -> str:
+    """The code the installed ``name`` console script runs: its pyproject entry, called and
+    exited with, as the script pip writes does."""
+    module, function = tomllib.loads(PYPROJECT.read_text())["project"]["scripts"][name].split(":")
+    return f"import sys\nfrom {module} import {function}\nsys.exit({function}())\n"
+
+
+#: how each command is started: its console script, and ``python -m wpptrace`` (runpy, as -m)
+STARTS = {
+    "wpptrace": _console_script("wpptrace"),
+    "tracefmt": _console_script("tracefmt"),
+    "python -m wpptrace": "import runpy\nrunpy.run_module('wpptrace', run_name='__main__', alter_sys=True)\n",
+}
+
+
+FMT = ["fmt", "{etl}", "-p", "{tmf}", "-o", "-"]
+DUMP = ["dump", "{etl}"]   # not in ENDS_WHEN_DONE: the interpreter's usual exit
+
+
+@pytest.mark.parametrize("start, argv, exited", [
+    ("wpptrace", FMT, False),
+    ("wpptrace", ["--traceback", *FMT], False),
+    ("python -m wpptrace", FMT, False),
+    ("tracefmt", ["{etl}", "-p", "{tmf}", "-o", "-", "-nosummary"], False),
+    ("wpptrace", DUMP, True),
+    ("python -m wpptrace", DUMP, True),
+], ids=["wpptrace-fmt", "wpptrace-option-fmt", "python-m-fmt", "tracefmt", "wpptrace-dump",
+        "python-m-dump"])
+def test_only_fmt_ends_without_the_teardown(start, argv, exited, fmt_data, fmt_tmf):
+    values = {"etl": str(fmt_data / "wppstr-sample.etl"), "tmf": str(fmt_tmf)}
+    done = _python(_C_EXIT + STARTS[start], *(a.format(**values) for a in argv))
+    assert done.returncode == 0, done.stderr
+    assert "strtrace" in done.stdout if argv[0] != "dump" else "2 buffers" in done.stdout
+    assert ("C exit ran" in done.stdout) is exited
