@@ -47,9 +47,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def subcommand(argv: list[str]) -> str | None:
+    """The subcommand ``argv`` (the arguments after the program's name) names: its first word
+    that is not an option, None when there is none. The one rule :func:`main` and
+    :func:`command` both use, so the parser built and the process's end agree."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    command = next((a for a in argv if not a.startswith("-")), None)
+    command = subcommand(argv)
     parser = build_parser(only=command if command in SUBCOMMANDS else None)
     args, unknown = parser.parse_known_args(argv)
     if unknown:   # told by the (sub)command they were given to, with its usage line
@@ -103,15 +110,19 @@ def entry() -> int:
 
 
 #: the subcommands whose work is all done when they return (outputs closed or renamed, their
-#: threads joined): their process ends without the interpreter's teardown (:func:`ended`)
+#: threads joined): their process ends without the interpreter's teardown (:func:`ended`).
+#: os._exit also skips the C library's atexit handlers (the provider core's removes its
+#: endpoint's socket): a subcommand that registers a provider, starts a session or leaves other
+#: C atexit work must never be added here.
 ENDS_WHEN_DONE = frozenset({"fmt"})
 
 
 def command() -> NoReturn:
     """The ``wpptrace`` console command: :func:`entry`; the process ends with its status, at once
     after a subcommand of :data:`ENDS_WHEN_DONE`."""
+    argv = sys.argv[1:]   # as main() reads it: what it runs is what decides the end
     code = entry()
-    if next((a for a in sys.argv[1:] if not a.startswith("-")), None) in ENDS_WHEN_DONE:
+    if subcommand(argv) in ENDS_WHEN_DONE:
         ended(code)
     sys.exit(code)
 
@@ -123,13 +134,23 @@ def ended(code: int) -> NoReturn:
     ms (6.6 M instructions) after a 1M-event ``fmt`` run, and in ``fmt -j``'s parent it wrote
     about 600 pages the worker shared (a page fault each). A console command's last step, never
     a library's; where a standard stream cannot be flushed, the interpreter's own exit (its
-    message, status 120)."""
-    threading = sys.modules.get("threading")
-    if threading is not None:
-        threading._shutdown()
+    message, status 120), and so too on a Python without the two steps it borrows.
+
+    ``os._exit`` skips the C library's ``atexit`` handlers and stdio flush too (the provider
+    core registers a handler that removes its endpoint's socket): only for a command that never
+    started a provider, session or other C-level work left to the process's exit (fmt starts
+    none)."""
     import atexit
 
-    atexit._run_exitfuncs()
+    # the first steps Py_FinalizeEx takes, in its order: join the non-daemon threads, then run
+    # the atexit functions (private CPython functions; a Python without them exits normally)
+    threading = sys.modules.get("threading")
+    join_threads = getattr(threading, "_shutdown", None) if threading is not None else _no_threads
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
+    if join_threads is None or run_exitfuncs is None:
+        sys.exit(code)
+    join_threads()
+    run_exitfuncs()
     try:
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:
@@ -137,6 +158,10 @@ def ended(code: int) -> NoReturn:
     except Exception:  # noqa: BLE001 - left to the interpreter's exit, which reports it
         sys.exit(code)
     os._exit(code)
+
+
+def _no_threads() -> None:
+    """No thread to join: ``threading`` was never imported, so no thread of it was started."""
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@ the functions a program calls leave its collector as it was. After fmt the comma
 ends without the interpreter's teardown, with what a normal exit does for its output."""
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import subprocess
 import sys
+import threading
 import tomllib
 from pathlib import Path
 
@@ -108,6 +110,23 @@ def test_ended_leaves_an_unflushable_stream_to_the_interpreters_exit():
                    "sys.stdout = Full()\nended(0)\n")
     assert done.returncode == 120
     assert "No space left on device" in done.stderr
+
+
+def test_the_finalize_steps_ended_borrows_exist():
+    """ended() takes Py_FinalizeEx's first steps through these private functions; a Python
+    without them would have ended() exit normally, and this says so."""
+    assert callable(threading._shutdown)
+    assert callable(atexit._run_exitfuncs)
+
+
+@pytest.mark.parametrize("missing", ["threading._shutdown", "atexit._run_exitfuncs"])
+def test_ended_without_a_finalize_step_exits_normally(missing):
+    module = missing.split(".")[0]
+    done = _python(f"import {module}\ndel {missing}\n" + _C_EXIT + _ENDS)
+    assert done.returncode == 3, done.stderr
+    # the interpreter's own exit: the C library's exit ran, as it does not after os._exit
+    assert "C exit ran" in done.stdout
+    assert "unflushed;" in done.stdout and "atexit ran\n" in done.stdout
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
