@@ -21,6 +21,7 @@ import uuid
 
 from wpptrace._cliutil import RawDescriptionHelpFormatter
 from wpptrace.provider import api, session_cli
+from wpptrace.provider.session_cli import SessionError
 from wpptrace.provider._hazmat import lib
 from wpptrace.winerror import Win32Error
 
@@ -30,19 +31,24 @@ _COMMANDS = ("start", "stop", "update", "enable", "disable", "flush", "q")
 
 
 def read_guid_file(path: str) -> list[uuid.UUID]:
-    """The control GUIDs of a .ctl / .guid file."""
+    """The control GUIDs of a .ctl / .guid file (SessionError, a one-line message, if it cannot
+    be read or names none)."""
     guids = []
-    with open(path, encoding="utf-8-sig", errors="replace") as fh:
-        for number, line in enumerate(fh, 1):
-            text = line.split("#", 1)[0].strip()
-            if not text:
-                continue
-            try:
-                guids.append(uuid.UUID(text.split()[0].strip("{}")))
-            except ValueError:
-                raise SystemExit(f"tracelog: {path}:{number}: expected a GUID, got {text.split()[0]!r}") from None
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            lines = list(fh)
+    except OSError as exc:
+        raise SessionError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            guids.append(uuid.UUID(text.split()[0].strip("{}")))
+        except ValueError:
+            raise SessionError(f"{path}:{number}: expected a GUID, got {text.split()[0]!r}") from None
     if not guids:
-        raise SystemExit(f"tracelog: {path}: no GUID in the file")
+        raise SessionError(f"{path}: no GUID in the file")
     return guids
 
 
@@ -53,11 +59,11 @@ def _guids(values: list[str]) -> list[uuid.UUID]:
             try:
                 out.append(uuid.UUID(value[1:].strip("{}")))
             except ValueError:
-                raise SystemExit(f"tracelog: -guid {value}: not a GUID") from None
+                raise SessionError(f"-guid {value}: not a GUID") from None
         elif os.path.exists(value):
             out += read_guid_file(value)
         else:
-            raise SystemExit(f"tracelog: -guid {value}: give '#GUID' or a .ctl/.guid file")
+            raise SessionError(f"-guid {value}: give '#GUID' or a .ctl/.guid file")
     return out
 
 
@@ -116,17 +122,23 @@ def _status(code: int) -> str:
     return f"{'Operation Status:':<24}{code}L      {error_message(code)}"
 
 
+def _error(message: str) -> int:
+    """Say a failure as every command's one-line error says it; the exit status."""
+    print(f"tracelog: error: {message}", file=sys.stderr)
+    return 1
+
+
 def run(args: argparse.Namespace) -> tuple[int, list[str]]:
-    """(Win32 status, lines)."""
+    """(Win32 status, lines); SessionError (a one-line message) if an argument is wrong."""
     command, name = args.command, args.name
     if command == "l":
         return 0, session_cli.listed()
     if not name:
-        raise SystemExit(f"tracelog: -{command} needs a logger name")
+        raise SessionError(f"-{command} needs a logger name")
     session_cli.check_name(name)
     if command == "start":
         if args.circular and args.sequential:
-            raise SystemExit("tracelog: -cir and -seq exclude each other")
+            raise SessionError("-cir and -seq exclude each other")
         session_cli.start(name, args.logfile, realtime=args.realtime, circular=args.circular,
                           max_file=args.sequential, buffer_size=args.buffer_size,
                           min_buffers=args.min_buffers, max_buffers=args.max_buffers or 0,
@@ -134,7 +146,7 @@ def run(args: argparse.Namespace) -> tuple[int, list[str]]:
         guids = _guids(args.guid)
         try:
             session_cli.enable(name, [(g, None, None) for g in guids], args.flags, args.level)
-        except session_cli.SessionError:
+        except SessionError:
             session_cli.stop(name)
             raise
         props = api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY)
@@ -142,7 +154,7 @@ def run(args: argparse.Namespace) -> tuple[int, list[str]]:
     if command in ("enable", "disable"):
         guids = _guids(args.guid)
         if not guids:
-            raise SystemExit(f"tracelog: -{command} needs -guid")
+            raise SessionError(f"-{command} needs -guid")
         session_cli.enable(name, [(g, None, None) for g in guids], args.flags, args.level,
                            on=command == "enable")
         return 0, []
@@ -167,9 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args.help else 2
     try:
         status, lines = run(args)
-    except session_cli.SessionError as exc:
-        print(f"tracelog: error: {exc}", file=sys.stderr)
-        return 1
+    except SessionError as exc:
+        return _error(str(exc))
     except Win32Error as exc:
         print(_status(exc.winerror))
         return 1

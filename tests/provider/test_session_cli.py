@@ -483,6 +483,32 @@ def test_start_sequential_with_a_size_and_a_clock(tmp_path, session_name):
     assert header["LogFileMode"] & 0x1 and header["MaximumFileSize"] == 3 and header["EndTime"]
 
 
+def test_tracelog_says_its_own_refusals_as_every_failure(tmp_path, session_name, capsys):
+    """A wrong tracelog argument is said as a failing action is ('tracelog: error: ...', one
+    line, exit status 1), not in a form of its own or as a traceback."""
+    from wpptrace.provider import tracelog
+
+    bad_line = tmp_path / "bad.ctl"
+    bad_line.write_text(f"{SERVICE_GUID}\nzzz  NotAProvider\n")
+    empty = tmp_path / "empty.guid"
+    empty.write_text("# nothing but a comment\n")
+    etl = str(tmp_path / "never.etl")
+    for args, said in [
+            (["-enable", session_name, "-guid", "#nope"], "-guid #nope: not a GUID"),
+            (["-enable", session_name, "-guid", str(tmp_path / "no.ctl")],
+             f"-guid {tmp_path / 'no.ctl'}: give '#GUID' or a .ctl/.guid file"),
+            (["-disable", session_name, "-guid", str(bad_line)], f"{bad_line}:2: expected a GUID, got 'zzz'"),
+            (["-enable", session_name, "-guid", str(empty)], f"{empty}: no GUID in the file"),
+            (["-enable", session_name, "-guid", str(tmp_path)], f"{tmp_path}: cannot read: Is a directory"),
+            (["-enable", session_name], "-enable needs -guid"),
+            (["-disable", session_name], "-disable needs -guid"),
+            (["-flush"], "-flush needs a logger name"),
+            (["-start", session_name, "-f", etl, "-cir", "1", "-seq", "1"], "-cir and -seq exclude each other")]:
+        assert tracelog.main(args) == 1, args
+        assert capsys.readouterr() == ("", f"tracelog: error: {said}\n"), args
+    assert not os.path.exists(etl)
+
+
 @pytest.mark.parametrize("kind", ["-seq", "-cir"])
 def test_tracelog_file_kinds_guid_files_and_enable(tmp_path, session_name, apps, kind):
     """-seq/-cir MB, a .guid file, and -enable of a second provider on a running session."""
