@@ -128,8 +128,28 @@ def _error(message: str) -> int:
     return 1
 
 
+def _start(args: argparse.Namespace, guids: list[uuid.UUID]) -> list[str]:
+    """Start the session and enable ``guids`` on it; a failure after the start (Ctrl-C too)
+    stops the session again, so a failing command leaves nothing half done."""
+    name = args.name
+    session_cli.start(name, args.logfile, realtime=args.realtime, circular=args.circular,
+                      max_file=args.sequential, buffer_size=args.buffer_size,
+                      min_buffers=args.min_buffers, max_buffers=args.max_buffers or 0,
+                      flush_timer=1 if args.flush_timer is None else args.flush_timer)
+    try:
+        session_cli.enable(name, [(g, None, None) for g in guids], args.flags, args.level)
+        return session_cli.shown_text(api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY))
+    except BaseException:
+        try:
+            session_cli.stop(name)
+        except SessionError as exc:
+            _error(f"session {name!r} was started but could not be stopped again: {exc}")
+        raise
+
+
 def run(args: argparse.Namespace) -> tuple[int, list[str]]:
-    """(Win32 status, lines); SessionError (a one-line message) if an argument is wrong."""
+    """(Win32 status, lines). Every argument is checked before anything is started or changed:
+    SessionError (a one-line message) if one is wrong."""
     command, name = args.command, args.name
     if command == "l":
         return 0, session_cli.listed()
@@ -139,18 +159,7 @@ def run(args: argparse.Namespace) -> tuple[int, list[str]]:
     if command == "start":
         if args.circular and args.sequential:
             raise SessionError("-cir and -seq exclude each other")
-        session_cli.start(name, args.logfile, realtime=args.realtime, circular=args.circular,
-                          max_file=args.sequential, buffer_size=args.buffer_size,
-                          min_buffers=args.min_buffers, max_buffers=args.max_buffers or 0,
-                          flush_timer=1 if args.flush_timer is None else args.flush_timer)
-        guids = _guids(args.guid)
-        try:
-            session_cli.enable(name, [(g, None, None) for g in guids], args.flags, args.level)
-        except SessionError:
-            session_cli.stop(name)
-            raise
-        props = api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY)
-        return 0, session_cli.shown_text(props)
+        return 0, _start(args, _guids(args.guid))
     if command in ("enable", "disable"):
         guids = _guids(args.guid)
         if not guids:

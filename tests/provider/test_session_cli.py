@@ -3,6 +3,7 @@ running application, enable it, watch it live (fmt --rt / tracefmt -rt), stop it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import select
@@ -507,6 +508,60 @@ def test_tracelog_says_its_own_refusals_as_every_failure(tmp_path, session_name,
         assert tracelog.main(args) == 1, args
         assert capsys.readouterr() == ("", f"tracelog: error: {said}\n"), args
     assert not os.path.exists(etl)
+
+
+@pytest.mark.parametrize("guid", ["#nope", "bad.ctl"])
+def test_tracelog_start_with_a_bad_guid_starts_nothing(tmp_path, session_name, guid):
+    """-start reads every -guid before it starts the session: a wrong one is refused with no
+    session left running and no log file made."""
+    (tmp_path / "bad.ctl").write_text("not-a-guid\n")
+    etl = tmp_path / "never.etl"
+    try:
+        result = subprocess.run(["tracelog", "-start", session_name, "-f", str(etl), "-guid", guid],
+                                capture_output=True, text=True, timeout=PATIENCE, cwd=tmp_path)
+        said = "-guid #nope: not a GUID" if guid == "#nope" else "bad.ctl:1: expected a GUID, got 'not-a-guid'"
+        assert (result.returncode, result.stdout, result.stderr) == (1, "", f"tracelog: error: {said}\n")
+        assert session_name not in wpptrace("session", "list").stdout
+        assert not etl.exists()
+    finally:
+        wpptrace("session", "stop", session_name, check=False)
+
+
+@pytest.mark.parametrize("failure", ["win32", "interrupt", "stop fails too"])
+def test_tracelog_start_failing_after_the_start_stops_the_session(tmp_path, session_name, monkeypatch,
+                                                                  capsys, failure):
+    """A failure once the session is started (its query, Ctrl-C) stops it again, as a failing
+    enable does: a failing -start leaves no session running. If that stop fails as well, it is
+    said, besides the failure."""
+    from wpptrace.provider import session_cli, tracelog
+    from wpptrace.winerror import Win32Error
+
+    stop = session_cli.stop
+
+    def failing(props):
+        raise KeyboardInterrupt if failure == "interrupt" else Win32Error(8, "ControlTrace")
+    monkeypatch.setattr(session_cli, "shown_text", failing)
+    if failure == "stop fails too":
+        def refused(name):
+            raise session_cli.SessionError("refused")
+        monkeypatch.setattr(session_cli, "stop", refused)
+    try:
+        status = tracelog.main(["-start", session_name, "-f", str(tmp_path / "s.etl")])
+        out, err = capsys.readouterr()
+        if failure == "interrupt":
+            assert (status, out, err) == (130, "", "")
+        else:
+            assert status == 1 and out.startswith("Operation Status:       8L      "), out
+        if failure == "stop fails too":
+            assert err == f"tracelog: error: session {session_name!r} was started but could not be stopped " \
+                          f"again: refused\n"
+            assert any(session_name in line for line in session_cli.listing())
+        else:
+            assert err == ""
+            assert not any(session_name in line for line in session_cli.listing())
+    finally:
+        with contextlib.suppress(session_cli.SessionError):
+            stop(session_name)
 
 
 @pytest.mark.parametrize("kind", ["-seq", "-cir"])
