@@ -220,6 +220,28 @@ def test_links_are_followed_from_where_they_really_are(tmp_path):
         assert outputs.descriptor_named(tmp_path / path) == fd, path
 
 
+def test_dot_dot_after_a_link_is_taken_where_the_link_leads(tmp_path, monkeypatch):
+    """``sym/../x`` with ``sym -> real/sub`` is ``real/x`` to the kernel (``..`` of where the
+    link leads), not ``./x`` as the path reads when ``..`` is taken away by its text: the file
+    an output of that path is written to, the descriptor handed on it and the stream it is
+    compared with are those of ``real/x``."""
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "sym").symlink_to("real/sub")
+    (tmp_path / "x").write_bytes(b"")
+    (tmp_path / "real" / "x").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    path = "sym/../x"
+    assert os.path.samestat(os.stat(path), os.stat("real/x"))          # the kernel's answer
+    assert not os.path.samestat(os.stat(path), os.stat("x"))
+    with open("x", "ab") as beside, open("real/x", "ab") as there:
+        os.set_inheritable(beside.fileno(), True)
+        assert outputs.handed_descriptor(path) is None
+        assert not outputs.same_file_as_stream(path, beside)
+        assert outputs.same_file_as_stream(path, there)
+        os.set_inheritable(there.fileno(), True)
+        assert outputs.handed_descriptor(path) == there.fileno()
+
+
 def test_each_path_s_links_are_walked_once(tmp_path, monkeypatch):
     """What an output path names (its descriptor, its file, whether that is special, the
     descriptor it is written through) comes from one walk of its links per path checked or
