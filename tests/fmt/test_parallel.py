@@ -768,6 +768,53 @@ def test_released_workers_end_and_leave_nothing(traces, tmp_path, monkeypatch):
             time.sleep(0.01)
 
 
+def _watched_child(ends_at_once: bool) -> parallel._Worker:
+    """A forked process that ends at once, or when its release pipe closes, as a watched
+    ``_Worker`` (its reaping thread started)."""
+    read_fd, write_fd = os.pipe()
+    release_read, release_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if not ends_at_once:
+                os.read(release_read, 1)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    os.close(release_read)
+    worker = parallel._Worker(1, pid, read_fd, -1, release_write)
+    worker.watch()
+    assert worker.lock is not None
+    return worker
+
+
+def test_a_worker_reaped_by_its_thread_is_not_signalled_by_stop(monkeypatch):
+    """A worker that ended is reaped by the thread watching it; a failing run's ``stop``
+    then sends it no signal (its pid may already be another process's). One still running
+    is killed and reaped by ``stop`` (under the lock the thread takes to reap it)."""
+    worker = _watched_child(ends_at_once=True)
+    pid = worker.pid
+    deadline = time.monotonic() + 30
+    while os.path.exists(f"/proc/{pid}"):               # ended, and reaped by the thread
+        assert time.monotonic() < deadline, f"worker {pid} not reaped"
+        time.sleep(0.005)
+    killed = []
+    monkeypatch.setattr(os, "kill", lambda *args: killed.append(args))
+    worker.stop()
+    assert killed == []                                 # no signal to a pid maybe reused
+    assert worker.reaped and worker.pid == 0 and worker.fd == worker.release_fd == -1
+    monkeypatch.undo()
+
+    worker = _watched_child(ends_at_once=False)        # blocked until released
+    pid = worker.pid
+    real_kill, killed = os.kill, []
+    monkeypatch.setattr(os, "kill", lambda *args: (killed.append(args), real_kill(*args)))
+    worker.stop()
+    assert killed == [(pid, parallel._SIGKILL)] and worker.reaped
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)                     # reaped by stop
+
+
 @pytest.mark.parametrize("path", ["appended", "held"])
 def test_window_files_without_o_tmpfile_leave_nothing(traces, tmp_path, monkeypatch, path):
     """Where the file system has no unnamed files (O_TMPFILE), a file a run makes for
