@@ -491,7 +491,8 @@ class _Worker:
 
     def release(self) -> None:
         """Let the worker go, its output no longer needed: the file freed as the worker
-        ends; reaped by a thread if it has not ended yet."""
+        ends; reaped by the thread ``watch`` started (without one: here if it has ended,
+        else by a thread started now)."""
         self._close_fds()                     # closing the release pipe lets it end
         if self.pid and self.lock is not None:
             self.pid = 0                      # (its watching thread reaps it)
