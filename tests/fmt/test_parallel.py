@@ -224,11 +224,13 @@ def _runs_noted(monkeypatch) -> list:
     return runs
 
 
-def test_a_worker_started_past_its_records_is_redone_here(traces, tmp_path, monkeypatch):
+@pytest.mark.parametrize("cache", [True, False])
+def test_a_worker_started_past_its_records_is_redone_here(traces, tmp_path, monkeypatch, cache):
     """Buffers flushed before their own records (a clock gone wrong): the worker's start,
     taken from flush times, is past records of its window; this process sees it where its
     own window ends, leaves the worker's output out and decodes the rest itself: the bytes
-    and summary -j 1 gives."""
+    and summary -j 1 gives (also with the program cache off: the shared table let go of
+    before the rest, which this process then compiles its messages for)."""
     etls, tmfs = traces["driver"]
     whole, _buffers, _errors = _order(etls[0])
     times = sorted({row[0] for row in whole if row[0] is not None})
@@ -243,7 +245,8 @@ def test_a_worker_started_past_its_records_is_redone_here(traces, tmp_path, monk
     assert _order(doctored)[0] == whole                        # flush times order nothing
     runs = _runs_noted(monkeypatch)
     monkeypatch.setattr(parallel, "cut_keys", lambda *_a, **_k: [None, lo, None])
-    outputs = {j: _output_and_summary(tmp_path, j, doctored, tmf_dirs=tmfs, utc=True) for j in (1, 2)}
+    outputs = {j: _output_and_summary(tmp_path, j, doctored, tmf_dirs=tmfs, utc=True, cache=cache)
+               for j in (1, 2)}
     assert outputs[2] == outputs[1]
     [run] = runs
     assert run.redone_from == 1 and len(run.shares) == 2
@@ -253,20 +256,21 @@ def test_a_worker_started_past_its_records_is_redone_here(traces, tmp_path, monk
     assert runs[0].redone_from is None                         # the file as written: trusted
 
 
-def test_a_redone_tail_window_leaves_out_what_came_after_it(traces, tmp_path, monkeypatch):
+@pytest.mark.parametrize("cache", [True, False])
+def test_a_redone_tail_window_leaves_out_what_came_after_it(traces, tmp_path, monkeypatch, cache):
     """A tail window that started past its records, while this process had already decoded
     it and the windows after it (the worker held up in its first window): those windows'
     output and counts are left out and the rest is decoded here, the bytes and summary of
-    one process."""
+    one process (also with the program cache off)."""
     etls, tmfs = traces["driver"]
     cuts = _six_windows(etls[0])
     doctored = tmp_path / "early.etl"
     _flushed_too_early(etls[0], doctored, cuts[3])               # window 3 starts too late
     runs = _runs_noted(monkeypatch)
     monkeypatch.setattr(parallel, "cut_keys", lambda *_a, **_k: cuts)
-    one = _output_and_summary(tmp_path, 1, doctored, tmf_dirs=tmfs, utc=True)
+    one = _output_and_summary(tmp_path, 1, doctored, tmf_dirs=tmfs, utc=True, cache=cache)
     hold_up(monkeypatch, tmp_path / "out-of-windows", "worker")
-    assert _output_and_summary(tmp_path, 2, doctored, tmf_dirs=tmfs, utc=True) == one
+    assert _output_and_summary(tmp_path, 2, doctored, tmf_dirs=tmfs, utc=True, cache=cache) == one
     [run] = runs
     assert run.redone_from == 3 and run.owners == [0, 1, 0, 0, 0, 0]
 
@@ -626,12 +630,14 @@ def test_this_process_lets_go_of_its_windows_before_waiting_for_the_results(trac
     assert steps[:3] == ["close", "close_held", "finish"]
 
 
+@pytest.mark.parametrize("cache", [True, False])
 def test_waiting_for_the_places_of_its_held_windows_this_process_makes_the_summary_texts(
-        traces, tmp_path, monkeypatch):
+        traces, tmp_path, monkeypatch, cache):
     """This process, its windows all decoded and held behind the worker's first (held up
     until this one found no window left), waits for that window's size: it makes the
     summary's texts meanwhile (``prepare_summary``), not after its windows are written; the
-    bytes and summary are one process's."""
+    bytes and summary are one process's (also with the program cache off: the shared table
+    let go of then too)."""
     from wpptrace.decoder.wpp import WppDecoder
 
     etls, tmfs = traces["driver"]
@@ -647,15 +653,70 @@ def test_waiting_for_the_places_of_its_held_windows_this_process_makes_the_summa
         if os.getpid() == parent:
             steps.append("held windows written")
 
-    one = _output_and_summary(tmp_path, 1, etls[0], tmf_dirs=tmfs, utc=True)
+    one = _output_and_summary(tmp_path, 1, etls[0], tmf_dirs=tmfs, utc=True, cache=cache)
     monkeypatch.setattr(WppDecoder, "prepare_summary", prepare)
     monkeypatch.setattr(parallel._Places, "write_all", write_all)
     hold_up(monkeypatch, tmp_path / "out-of-windows", "worker")
     runs = _runs_noted(monkeypatch)
-    assert _output_and_summary(tmp_path, 2, etls[0], tmf_dirs=tmfs, utc=True) == one
+    assert _output_and_summary(tmp_path, 2, etls[0], tmf_dirs=tmfs, utc=True, cache=cache) == one
     [run] = runs
     assert run.owners[1] == 1 and set(run.owners[2:]) == {0}
     assert steps == ["summary texts", "held windows written"]
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_the_shared_table_goes_at_the_first_wait_only_with_the_program_cache_off(
+        traces, tmp_path, monkeypatch, cache):
+    """With fmt's program cache off, this process closes the shared table at its first wait
+    for the workers, while the worker still runs (made to send its results only after that
+    wait), before ``finish`` returns. With the cache on, the table stays open until the
+    workers' records are added to the cache from it (``_keep_shared``) and is closed at the
+    run's end. The bytes and summary are one process's either way."""
+    etls, tmfs = traces["driver"]
+    parent, shares, steps = os.getpid(), [], []
+    waited = tmp_path.parent / f"{tmp_path.name}-waited"
+    real_share, real_results = parallel._program_share, parallel._results
+    real_idle, real_finish, real_keep = parallel._Assembly._idle, parallel._Assembly.finish, parallel._keep_shared
+
+    def program_share(processes):
+        shares.append(real_share(processes))
+        return shares[-1]
+
+    def results(*args):                 # (in the worker) its last message: after the first wait
+        deadline = time.monotonic() + 60
+        while not waited.exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return real_results(*args)
+
+    def running(pid: int) -> bool:      # (not reaped: its thread reaps it)
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+
+    def idle(self):
+        first = self.idle is not None
+        real_idle(self)
+        if first:
+            steps.append(("first wait", shares[0].table.closed, tuple(running(w.pid) for w in self.workers)))
+        waited.touch()
+
+    def finish(self):
+        real_finish(self)
+        steps.append(("finish returned", shares[0].table.closed))
+
+    def keep_shared(decoder, workers):
+        steps.append(("kept", shares[0].table.closed))
+        real_keep(decoder, workers)
+
+    one = _output_and_summary(tmp_path, 1, etls[0], tmf_dirs=tmfs, utc=True, cache=cache)
+    for name, patch in (("_program_share", program_share), ("_results", results), ("_keep_shared", keep_shared)):
+        monkeypatch.setattr(parallel, name, patch)
+    monkeypatch.setattr(parallel._Assembly, "_idle", idle)
+    monkeypatch.setattr(parallel._Assembly, "finish", finish)
+    assert _output_and_summary(tmp_path, 2, etls[0], tmf_dirs=tmfs, utc=True, cache=cache) == one
+    waited.unlink()
+    closed = not cache
+    assert list(dict.fromkeys(steps)) == [     # (finish: called once more, writing at places)
+        ("first wait", closed, (True,)), ("finish returned", closed), ("kept", closed)]
+    assert shares[0].table.closed                       # at the end in any case
 
 
 def test_sources_of_one_index_share_streams_and_flush_times(traces):
