@@ -179,8 +179,10 @@ def descriptor_named(path: str | os.PathLike) -> int | None:
     ``d -> /dev``); None for any other path. Another process opening the path (a session's
     host) opens its own descriptor N, not this one."""
     try:
-        name = os.path.abspath(os.fspath(path))
-    except ValueError:
+        # not abspath: taking '..' away from the text finds /dev/stdout in lnk/../dev/stdout,
+        # where the kernel takes '..' of where the link leads (below)
+        name = os.path.join(os.getcwd(), os.fspath(path))
+    except (OSError, ValueError):
         return None
     for _ in range(_MAX_LINKS):
         fd = _descriptor_of_name(name)

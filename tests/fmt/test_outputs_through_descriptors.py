@@ -242,6 +242,26 @@ def test_dot_dot_after_a_link_is_taken_where_the_link_leads(tmp_path, monkeypatc
         assert outputs.handed_descriptor(path) == there.fileno()
 
 
+def test_a_descriptor_name_reached_only_by_taking_dot_dot_from_the_text_is_not_one(tmp_path, capfd):
+    """``lnk/../../dev/stdout`` reads as /dev/stdout when '..' is taken from the text, but the
+    kernel takes '..' of where ``lnk`` leads: when that is a file of its own, it is neither
+    descriptor 1 nor standard output's file, and an output of that path is written there."""
+    up = len(tmp_path.parts)                  # from tmp_path/lnk, as many '..' reach / in the text
+    deep = tmp_path.joinpath(*["d"] * up)     # and from where lnk leads, tmp_path
+    deep.mkdir(parents=True)
+    (tmp_path / "lnk").symlink_to(deep)
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "stdout").write_bytes(b"")
+    path = str(tmp_path / "lnk") + "/.." * up + "/dev/stdout"
+    assert os.path.normpath(path) == "/dev/stdout"
+    assert os.path.samestat(os.stat(path), os.stat(tmp_path / "dev" / "stdout"))  # the kernel's answer
+    assert outputs.descriptor_named(path) is None and outputs.handed_descriptor(path) is None
+    assert not outputs.same_file_as_stream(path, sys.stdout)
+    with outputs.open_output(path, 0o600) as out:
+        out.write("there")
+    assert (tmp_path / "dev" / "stdout").read_text() == "there" and capfd.readouterr().out == ""
+
+
 def test_each_path_s_links_are_walked_once(tmp_path, monkeypatch):
     """What an output path names (its descriptor, its file, whether that is special, the
     descriptor it is written through) comes from one walk of its links per path checked or
