@@ -304,6 +304,18 @@ def guid_text(message: WppMessage) -> str | None:
     return text_of_le(held["_guid_le"])
 
 
+class _SummaryCounts:
+    """The messages' counts ``prepare_summary`` made ahead of the summary table, kept while
+    they change only by what ``add_plain_message_counts`` adds to them too."""
+
+    __slots__ = ("state", "counts", "places")
+
+    def __init__(self, state: tuple, counts: list[int], places: dict) -> None:
+        self.state = state        # what they hold for (``WppDecoder._summary_state``)
+        self.counts = counts      # each message's count, in ``_entries`` order
+        self.places = places      # each message's place in counts by its entry (an installed one's: its int)
+
+
 class _Entry:
     """Everything resolved once per (message GUID, number). A known message's formatter,
     markers and compile error are made the first time something reads them (its program is
@@ -489,11 +501,8 @@ class WppDecoder:
         # and GUID texts by GUID bytes_le (``_summary_parts``)
         self._summary_made: tuple[list[str], list[str], list[str]] = ([], [], [])
         self._summary_rows = None                # ... their rows but the counts (prepare_summary)
-        #: the messages' counts as ``_summary_counts`` made them in ``prepare_summary``, with the
-        #: state they hold for ((``_counted``, messages), the renderer's rows) and each message's
-        #: place in them by its entry (an installed one's: its int); counts added by
-        #: ``add_plain_message_counts`` are added to them too: [state, counts, places]
-        self._summary_kept: list | None = None
+        # the messages' counts made in ``prepare_summary``, while still right (``_kept_summary_counts``)
+        self._summary_kept: _SummaryCounts | None = None
         self._guid_texts: dict[bytes, str] = {}
         self._key_tables = None                  # ... of this RowTables
         self.column_decoration = None            # "columns" form: entry -> its decoration
@@ -1601,32 +1610,31 @@ class WppDecoder:
             found = map(self._entries.get, keys, found)
         installed = self._installed_counts
         kept = self._kept_summary_counts()
-        if kept is None:
-            for key, entry, count in zip(keys, found, counts):
-                if count:
-                    if entry is None:
-                        left.append((key, count))
-                    elif type(entry) is int:
-                        installed[entry] += count
+        totals = places = None
+        if kept is not None:              # the summary's counts kept: added to alike
+            totals, places = kept.counts, kept.places
+        unplaced = False                  # a count added to a message the kept counts have no place of
+        for key, entry, count in zip(keys, found, counts):
+            if count:
+                if entry is None:
+                    left.append((key, count))
+                    continue
+                if type(entry) is int:
+                    installed[entry] += count
+                else:
+                    entry.count += count
+                if totals is not None:
+                    place = places.get(entry)
+                    if place is None:
+                        unplaced = True
                     else:
-                        entry.count += count
-        else:                             # the summary's counts kept, added to alike
-            found = list(found)
-            totals = kept[1]              # (its last item: for a message it has no place of)
-            places = map(kept[2].get, found, repeat(len(totals) - 1))
-            for key, entry, count, place in zip(keys, found, counts, places):
-                if count:
-                    if entry is None:
-                        left.append((key, count))
-                    elif type(entry) is int:
-                        installed[entry] += count
-                        totals[place] += count
-                    else:
-                        entry.count += count
                         totals[place] += count
         self._counted += 1
-        if kept is not None:               # (new messages, or counts of one it has no place of: not kept)
-            kept[0] = self._summary_state() if not left and not kept[1][-1] else None
+        if kept is not None:              # (new messages, or a count it has no place of: dropped)
+            if left or unplaced:
+                self._summary_kept = None
+            else:
+                kept.state = self._summary_state()
         return self._install_counted(left) if left and self._cache is not None else left
 
     def _install_counted(self, left: list[tuple]) -> list[tuple]:
@@ -1750,11 +1758,10 @@ class WppDecoder:
         # looked at again
         self._summary_kept = None
         counts = self._summary_counts()
-        counts.append(0)                  # (what is added to a message it has no place of)
         # each message's place by what ``add_plain_message_counts`` finds: its entry, or an
         # installed one's place in the columns (an int, no entry made)
         places = {entry: place for place, entry in enumerate(self._entries.values())}
-        self._summary_kept = [self._summary_state(), counts, places]
+        self._summary_kept = _SummaryCounts(self._summary_state(), counts, places)
 
     def _summary_state(self) -> tuple:
         """What the messages' counts depend on: changes to the counts Python keeps (and
@@ -1762,11 +1769,11 @@ class WppDecoder:
         return ((self._counted, len(self._entries)),
                 self._printer.renderer.rows_rendered() if self._printer is not None else b"")
 
-    def _kept_summary_counts(self) -> list | None:
+    def _kept_summary_counts(self) -> _SummaryCounts | None:
         """``_summary_kept`` while the counts have changed only as it was told, else None
         (and it is dropped)."""
         kept = self._summary_kept
-        if kept is not None and kept[0] != self._summary_state():
+        if kept is not None and kept.state != self._summary_state():
             kept = self._summary_kept = None
         return kept
 
@@ -1777,7 +1784,7 @@ class WppDecoder:
         slow in a Python loop), an installed message's without an entry from its columns."""
         kept = self._kept_summary_counts()
         if kept is not None:              # (fmt -j's parent: made while it waited)
-            return kept[1][:-1]
+            return kept.counts[:]
         rows = memoryview(self._printer.renderer.rows_rendered() if self._printer is not None
                           else b"").cast("Q").tolist()    # (a list item is read faster)
         n = len(rows)
