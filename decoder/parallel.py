@@ -284,9 +284,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str],
         if places is not None:
             places.end_written(writer)        # (failing: the error line is to follow the text)
             places.close()
-        decoder.share_programs(None)
-        if share is not None:
-            share.close()
+        _let_go_of_share(decoder, share)
     payloads = _merge(decoder, inp.etl, own.results, output.results, workers, limit)
     owners = [0] * len(windows)
     for k, worker in output.decoded_by.items():
@@ -310,10 +308,16 @@ def _idle_work(decoder, share, summary: bool):
         if summary:
             decoder.prepare_summary()
         if decoder.program_cache is None:
-            decoder.share_programs(None)
-            if share is not None:
-                share.close()
+            _let_go_of_share(decoder, share)
     return work
+
+
+def _let_go_of_share(decoder, share) -> None:
+    """The shared program table no longer used by this process: the decoder's programs its
+    own again, the mapping closed (closing it again does nothing)."""
+    decoder.share_programs(None)
+    if share is not None:
+        share.close()
 
 
 @fieldclass(frozen=True)
@@ -483,8 +487,8 @@ class _Worker:
         """Start the thread that reaps the worker once it has ended, while the run decodes
         (``release`` then has none to start at its end: 0.3-0.8 ms, and the new thread waits
         for the interpreter, longer on a busy machine). Where the system cannot wait for a
-        process's end without reaping it (no ``os.waitid``), ``release`` starts one as
-        before."""
+        process's end without reaping it (no ``os.waitid``), none is started here:
+        ``release`` reaps the worker if it has ended, else starts a thread that does."""
         if self.pid and self.lock is None and hasattr(os, "waitid"):
             self.lock = _thread.allocate_lock()
             _thread.start_new_thread(_reap_when_ended, (self, self.pid))
