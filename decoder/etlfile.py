@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from typing import BinaryIO, Iterator
 _SYSTEM_HEADER_SIZE = sizeof("SYSTEM_TRACE_HEADER")
 _RESYNC_WINDOW = 1 << 20
-#: compared with a window of the file: is it all zeros? (calloc'ed: its pages cost memory
-#: only once compared)
+#: bytes of the file (a window, a header) are all zeros when this starts with them
+#: (calloc'ed: its pages cost memory only once compared)
 _ZERO_WINDOW = bytes(_RESYNC_WINDOW + BUFFER_HEADER_SIZE)
 #: bytes read past the log-file header record's fixed part for its two names
 _HEADER_READ_SLACK = 512
@@ -626,7 +626,7 @@ class EtlFile(ReadLog):
                 self._issue(offset, f"expected a {BUFFER_HEADER_SIZE}-byte WMI_BUFFER_HEADER, "
                                     f"the file ends after {len(raw)} bytes")
                 break
-            if raw.count(0) == BUFFER_HEADER_SIZE:
+            if _ZERO_WINDOW.startswith(raw):
                 # a never-written slot (preallocated/circular) is zeros throughout; records
                 # after a zeroed header are a damaged buffer, skipped (its records are lost)
                 first = self._read_at(offset + BUFFER_HEADER_SIZE, _U32)
@@ -738,7 +738,7 @@ class EtlFile(ReadLog):
                 found.append((offset, self.file_size - offset, raw))
                 break
             nxt, zeros_to_end = self._resync(offset + 1)
-            if zeros_to_end and raw.count(0) == len(raw) and self._preallocated():
+            if zeros_to_end and _ZERO_WINDOW.startswith(raw) and self._preallocated():
                 break                   # the never-written rest: the file ends here, quietly
             self._issue(offset, f"expected a WMI_BUFFER_HEADER (BufferSize {BUFFER_HEADER_SIZE}.."
                                 f"{MAX_BUFFER_SIZE}, inside the file; used size at most the "
