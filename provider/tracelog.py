@@ -130,7 +130,9 @@ def _error(message: str) -> int:
 
 def _start(args: argparse.Namespace, guids: list[uuid.UUID]) -> list[str]:
     """Start the session and enable ``guids`` on it; a failure after the start (Ctrl-C too)
-    stops the session again, so a failing command leaves nothing half done."""
+    stops the session again, so a failing command leaves nothing half done. If that stop fails
+    too, SessionError says both in one line (after Ctrl-C: the failed stop is said, and the
+    interrupt goes on)."""
     name = args.name
     session_cli.start(name, args.logfile, realtime=args.realtime, circular=args.circular,
                       max_file=args.sequential, buffer_size=args.buffer_size,
@@ -139,11 +141,16 @@ def _start(args: argparse.Namespace, guids: list[uuid.UUID]) -> list[str]:
     try:
         session_cli.enable(name, [(g, None, None) for g in guids], args.flags, args.level)
         return session_cli.shown_text(api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY))
-    except BaseException:
+    except BaseException as cause:
         try:
             session_cli.stop(name)
         except SessionError as exc:
-            _error(f"session {name!r} was started but could not be stopped again: {exc}")
+            left = f"session {name!r} was started but could not be stopped again: {exc}"
+            if not isinstance(cause, Exception):   # Ctrl-C: exit 130, this its one line
+                _error(left)
+                raise cause from None
+            said = cause.strerror if isinstance(cause, Win32Error) else cause
+            raise SessionError(f"{said}; {left}") from None   # one line: the failure, then the stop
         raise
 
 

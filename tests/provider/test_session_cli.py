@@ -527,34 +527,38 @@ def test_tracelog_start_with_a_bad_guid_starts_nothing(tmp_path, session_name, g
         wpptrace("session", "stop", session_name, check=False)
 
 
-@pytest.mark.parametrize("failure", ["win32", "interrupt", "stop fails too"])
+@pytest.mark.parametrize("failure", ["win32", "interrupt", "stop fails too", "interrupt, stop fails too"])
 def test_tracelog_start_failing_after_the_start_stops_the_session(tmp_path, session_name, monkeypatch,
                                                                   capsys, failure):
     """A failure once the session is started (its query, Ctrl-C) stops it again, as a failing
-    enable does: a failing -start leaves no session running. If that stop fails as well, it is
-    said, besides the failure."""
+    enable does: a failing -start leaves no session running. If that stop fails as well, one
+    error line says the failure and the failed stop (Ctrl-C: the failed stop, exit 130)."""
     from wpptrace.provider import session_cli, tracelog
     from wpptrace.winerror import Win32Error
 
     stop = session_cli.stop
 
     def failing(props):
-        raise KeyboardInterrupt if failure == "interrupt" else Win32Error(8, "ControlTrace")
+        raise KeyboardInterrupt if failure.startswith("interrupt") else Win32Error(8, "ControlTrace")
     monkeypatch.setattr(session_cli, "shown_text", failing)
-    if failure == "stop fails too":
+    if failure.endswith("stop fails too"):
         def refused(name):
             raise session_cli.SessionError("refused")
         monkeypatch.setattr(session_cli, "stop", refused)
     try:
         status = tracelog.main(["-start", session_name, "-f", str(tmp_path / "s.etl")])
         out, err = capsys.readouterr()
+        left = f"session {session_name!r} was started but could not be stopped again: refused"
         if failure == "interrupt":
             assert (status, out, err) == (130, "", "")
+        elif failure == "interrupt, stop fails too":
+            assert (status, out, err) == (130, "", f"tracelog: error: {left}\n")
+        elif failure == "stop fails too":
+            said = Win32Error(8, "ControlTrace").strerror
+            assert (status, out, err) == (1, "", f"tracelog: error: {said}; {left}\n")
         else:
             assert status == 1 and out.startswith("Operation Status:       8L      "), out
-        if failure == "stop fails too":
-            assert err == f"tracelog: error: session {session_name!r} was started but could not be stopped " \
-                          f"again: refused\n"
+        if failure.endswith("stop fails too"):
             assert any(session_name in line for line in session_cli.listing())
         else:
             assert err == ""
