@@ -54,9 +54,9 @@ class OutputRefused(Exception):
 
 def _looked_up(path: str) -> tuple[int | None, os.stat_result | None]:
     """The descriptor ``path`` names (``descriptor_named``) and what is there (None: nothing),
-    from one walk of its links, for all that is asked of the path. For a descriptor, what is
-    there is its file, which stat() finds only through /proc (/dev/stdout is a link to
-    /proc/self/fd/1), and /proc may not be mounted (a container, a chroot)."""
+    looked up once for everything asked of the path. For a descriptor, what is there is its
+    file, which stat() finds only through /proc (/dev/stdout is a link to /proc/self/fd/1),
+    and /proc may not be mounted (a container, a chroot)."""
     named = descriptor_named(path)
     try:
         return named, os.stat(path) if named is None else os.fstat(named)
@@ -65,6 +65,7 @@ def _looked_up(path: str) -> tuple[int | None, os.stat_result | None]:
 
 
 def _identity(st: os.stat_result | None) -> tuple[int, int] | None:
+    """The (device, inode) pair that tells one file from another; None for no file."""
     return None if st is None else (st.st_dev, st.st_ino)
 
 
@@ -248,7 +249,7 @@ def same_file_as_stream(path: str | os.PathLike, stream: IO | None) -> bool:
         where = os.fstat(stream.fileno())
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
         return False
-    target = _looked_up(os.fspath(path))[1]    # (a descriptor handed on the file: that file)
+    target = _looked_up(os.fspath(path))[1]
     return target is not None and os.path.samestat(where, target)
 
 
