@@ -16,6 +16,7 @@ import argparse
 import os
 import stat
 import sys
+from typing import NoReturn
 
 from wpptrace._cliutil import RawDescriptionHelpFormatter
 
@@ -176,7 +177,7 @@ def entry() -> int:
     return leaving(main())
 
 
-def command() -> None:
+def command() -> NoReturn:
     """The ``tracefmt`` console command: :func:`entry`, then the process ends at once with its
     status (``wpptrace.cli.ended``: its outputs are closed when it returns)."""
     from wpptrace.cli import ended

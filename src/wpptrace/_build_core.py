@@ -10,13 +10,14 @@ What more than one part's C uses lives once in ``src/wpptrace/include/``: the on
 layouts in ``etl_layout.h`` (declared to cffi too), C-only helpers in headers starting with
 ``_`` (``_utf8.h``). Python code reads structures through ``ffi.cast``/``ffi.offsetof`` and
 never repeats an offset. Headers are written so that the generated text is valid cffi:
-fixed-width or typedef'd types, plain typedef structs, ``#define NAME integer``. A define whose value is an integer expression (integer
-literals, ``+``, ``-``, parentheses and <stdint.h> limits such as ``INT64_MIN``) goes in as
-``#define NAME ...``: its value is the one the C compiler computes. What cffi cannot express is
-left out of the cdef: C++ guards, includes, function-like and other macros, declarations taking
-a ``va_list``, and anything between ``/* BEGIN C ONLY`` and ``/* END C ONLY */``. A declaration
-or define inside any other preprocessor conditional than the include guard is a build error
-naming its file and line (the cdef cannot know which branch the compiler takes).
+fixed-width or typedef'd types, plain typedef structs, ``#define NAME integer``. A define whose
+value is an integer expression (integer literals, ``+``, ``-``, parentheses and <stdint.h>
+limits such as ``INT64_MIN``) goes in as ``#define NAME ...``: its value is the one the C
+compiler computes. What cffi cannot express is left out of the cdef: C++ guards, includes,
+function-like and other macros, declarations taking a ``va_list``, and anything between
+``/* BEGIN C ONLY`` and ``/* END C ONLY */``. A declaration or define inside any other
+preprocessor conditional than the include guard is a build error naming its file and line
+(the cdef cannot know which branch the compiler takes).
 
 Run this file directly (``python src/wpptrace/_build_core.py``) to rebuild the extension in
 place during development.

@@ -56,11 +56,11 @@ def subcommand(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    command = subcommand(argv)
-    parser = build_parser(only=command if command in SUBCOMMANDS else None)
+    chosen = subcommand(argv)
+    parser = build_parser(only=chosen if chosen in SUBCOMMANDS else None)
     args, unknown = parser.parse_known_args(argv)
     if unknown:   # told by the (sub)command they were given to, with its usage line
-        given_before = argv[:argv.index(command)] if command in argv else argv
+        given_before = argv[:argv.index(chosen)] if chosen in argv else argv
         told_by = parser if any(arg in given_before for arg in unknown) else _parser_of(parser, args)
         told_by.error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "command", None):
@@ -111,9 +111,9 @@ def entry() -> int:
 
 #: the subcommands whose work is all done when they return (outputs closed or renamed, their
 #: threads joined): their process ends without the interpreter's teardown (:func:`ended`).
-#: os._exit also skips the C library's atexit handlers (the provider core's removes its
-#: endpoint's socket): a subcommand that registers a provider, starts a session or leaves other
-#: C atexit work must never be added here.
+#: os._exit also skips the C library's atexit handlers and stdio flush (the provider core's
+#: handler removes its endpoint's socket): a subcommand that registers a provider, starts a
+#: session or leaves other C atexit work must never be added here.
 ENDS_WHEN_DONE = frozenset({"fmt"})
 
 
@@ -130,16 +130,11 @@ def command() -> NoReturn:
 def ended(code: int) -> NoReturn:
     """End this process with status ``code`` as the interpreter's exit would for what a
     command's output depends on (threads joined, ``atexit`` functions run, the standard streams
-    flushed), without taking every module and object apart one by one: that teardown took 4-5
-    ms (6.6 M instructions) after a 1M-event ``fmt`` run, and in ``fmt -j``'s parent it wrote
-    about 600 pages the worker shared (a page fault each). A console command's last step, never
-    a library's; where a standard stream cannot be flushed, the interpreter's own exit (its
-    message, status 120), and so too on a Python without the two steps it borrows.
-
-    ``os._exit`` skips the C library's ``atexit`` handlers and stdio flush too (the provider
-    core registers a handler that removes its endpoint's socket): only for a command that never
-    started a provider, session or other C-level work left to the process's exit (fmt starts
-    none)."""
+    flushed), without taking every module and object apart one by one: the teardown is slow
+    after a large run. A console command's last step, never a library's; where a standard
+    stream cannot be flushed, the interpreter's own exit (its message, status 120), and so too
+    on a Python without the two steps it borrows. It ends with ``os._exit``: only for a command
+    :data:`ENDS_WHEN_DONE` may hold (see there)."""
     import atexit
 
     # the first steps Py_FinalizeEx takes, in its order: join the non-daemon threads, then run
