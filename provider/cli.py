@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
                     incomplete = True
                     why = (in_words(exc) if _running(session) else
                            f"session {name} is no longer running (stopped by another command?)")
-                    print(f"{PROG}: cannot record provider {control_guid}: {why}", file=sys.stderr)
+                    print(f"{PROG}: error: cannot record provider {control_guid}: {why}", file=sys.stderr)
             api.registration_hooks.append(hook)
         exit_code = _run_script(args)
     finally:
@@ -227,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
             why = (f"session {name} had stopped before the script ended (by another command?)"
                    if isinstance(exc, Win32Error) and exc.name == "ERROR_WMI_INSTANCE_NOT_FOUND"
                    else f"stopping session {name}: {in_words(exc)}")
-            print(f"{PROG}: {why}: {output} holds what it wrote until then", file=sys.stderr)
+            print(f"{PROG}: error: {why}: {output} holds what it wrote until then", file=sys.stderr)
     if final is not None:
         print(f"{PROG}: {output}: {final.BuffersWritten} buffers written, "
               f"{final.EventsLost} events lost, {final.LogBuffersLost} buffers lost", file=sys.stderr)

@@ -169,9 +169,9 @@ def test_a_provider_that_cannot_be_enabled_is_one_line_and_exit_status_1(tmp_pat
         assert proc.returncode == expected, proc.stderr
         assert proc.stdout == "script done\n"
         assert proc.stderr.splitlines() == [
-            "wpptrace session record: cannot record provider 6a1c52e0-8f0e-4d0e-9b43-2f4f7c8a0d11: "
+            "wpptrace session record: error: cannot record provider 6a1c52e0-8f0e-4d0e-9b43-2f4f7c8a0d11: "
             f"session {name} is no longer running (stopped by another command?)",
-            f"wpptrace session record: session {name} had stopped before the script "
+            f"wpptrace session record: error: session {name} had stopped before the script "
             f"ended (by another command?): {out} holds what it wrote until then"]
 
 
