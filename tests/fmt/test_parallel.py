@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import select
+import threading
 import time
 
 import pathlib
@@ -673,8 +675,7 @@ def test_the_shared_table_goes_at_the_first_wait_only_with_the_program_cache_off
     workers' records are added to the cache from it (``_keep_shared``) and is closed at the
     run's end. The bytes and summary are one process's either way."""
     etls, tmfs = traces["driver"]
-    parent, shares, steps = os.getpid(), [], []
-    waited = tmp_path.parent / f"{tmp_path.name}-waited"
+    shares, steps = [], []
     real_share, real_results = parallel._program_share, parallel._results
     real_idle, real_finish, real_keep = parallel._Assembly._idle, parallel._Assembly.finish, parallel._keep_shared
 
@@ -683,9 +684,7 @@ def test_the_shared_table_goes_at_the_first_wait_only_with_the_program_cache_off
         return shares[-1]
 
     def results(*args):                 # (in the worker) its last message: after the first wait
-        deadline = time.monotonic() + 60
-        while not waited.exists() and time.monotonic() < deadline:
-            time.sleep(0.005)
+        select.select([waited_read], [], [], 60)        # (bounded: a run gone wrong fails, not hangs)
         return real_results(*args)
 
     def running(pid: int) -> bool:      # (not reaped: its thread reaps it)
@@ -696,7 +695,7 @@ def test_the_shared_table_goes_at_the_first_wait_only_with_the_program_cache_off
         real_idle(self)
         if first:
             steps.append(("first wait", shares[0].table.closed, tuple(running(w.pid) for w in self.workers)))
-        waited.touch()
+        os.write(waited_write, b"w")
 
     def finish(self):
         real_finish(self)
@@ -711,8 +710,12 @@ def test_the_shared_table_goes_at_the_first_wait_only_with_the_program_cache_off
         monkeypatch.setattr(parallel, name, patch)
     monkeypatch.setattr(parallel._Assembly, "_idle", idle)
     monkeypatch.setattr(parallel._Assembly, "finish", finish)
-    assert _output_and_summary(tmp_path, 2, etls[0], tmf_dirs=tmfs, utc=True, cache=cache) == one
-    waited.unlink()
+    waited_read, waited_write = os.pipe()               # (the worker inherits it at its fork)
+    try:
+        assert _output_and_summary(tmp_path, 2, etls[0], tmf_dirs=tmfs, utc=True, cache=cache) == one
+    finally:
+        os.close(waited_read)
+        os.close(waited_write)
     closed = not cache
     assert list(dict.fromkeys(steps)) == [     # (finish: called once more, writing at places)
         ("first wait", closed, (True,)), ("finish returned", closed), ("kept", closed)]
@@ -836,7 +839,10 @@ def _watched_child(ends_at_once: bool) -> parallel._Worker:
     release_read, release_write = os.pipe()
     pid = os.fork()
     if pid == 0:
-        try:
+        try:                            # (as ``_Worker.start``: only the parent holds the
+            os.close(read_fd)           # release pipe's write end, so its close is an EOF here)
+            os.close(write_fd)
+            os.close(release_write)
             if not ends_at_once:
                 os.read(release_read, 1)
         finally:
@@ -853,12 +859,19 @@ def test_a_worker_reaped_by_its_thread_is_not_signalled_by_stop(monkeypatch):
     """A worker that ended is reaped by the thread watching it; a failing run's ``stop``
     then sends it no signal (its pid may already be another process's). One still running
     is killed and reaped by ``stop`` (under the lock the thread takes to reap it)."""
+    real_reap, watched = parallel._reap_when_ended, threading.Event()
+
+    def reap_when_ended(worker, pid):
+        real_reap(worker, pid)
+        watched.set()                                   # the thread's work done
+
+    monkeypatch.setattr(parallel, "_reap_when_ended", reap_when_ended)
     worker = _watched_child(ends_at_once=True)
     pid = worker.pid
-    deadline = time.monotonic() + 30
-    while os.path.exists(f"/proc/{pid}"):               # ended, and reaped by the thread
-        assert time.monotonic() < deadline, f"worker {pid} not reaped"
-        time.sleep(0.005)
+    assert watched.wait(30), f"worker {pid}'s thread did not end"
+    assert worker.reaped
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)                     # ended, and reaped by the thread
     killed = []
     monkeypatch.setattr(os, "kill", lambda *args: killed.append(args))
     worker.stop()
@@ -868,12 +881,21 @@ def test_a_worker_reaped_by_its_thread_is_not_signalled_by_stop(monkeypatch):
 
     worker = _watched_child(ends_at_once=False)        # blocked until released
     pid = worker.pid
-    real_kill, killed = os.kill, []
-    monkeypatch.setattr(os, "kill", lambda *args: (killed.append(args), real_kill(*args)))
-    worker.stop()
-    assert killed == [(pid, parallel._SIGKILL)] and worker.reaped
-    with pytest.raises(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)                     # reaped by stop
+    try:
+        real_kill, killed = os.kill, []
+        monkeypatch.setattr(os, "kill", lambda *args: (killed.append(args), real_kill(*args)))
+        worker.stop()
+        monkeypatch.undo()
+        assert killed == [(pid, parallel._SIGKILL)] and worker.reaped
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)                 # reaped by stop
+    finally:
+        monkeypatch.undo()
+        with worker.lock:                               # (a failed stop: no process left behind)
+            if not worker.reaped:
+                worker.reaped = True
+                os.kill(pid, parallel._SIGKILL)
+                os.waitpid(pid, 0)
 
 
 @pytest.mark.parametrize("path", ["appended", "held"])
