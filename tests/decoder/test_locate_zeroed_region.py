@@ -15,7 +15,7 @@ import pytest
 
 import dec_etlgen as gen
 from wpptrace._core import lib
-from wpptrace.decoder.etlfile import EtlFile
+from wpptrace.decoder.etlfile import _RESYNC_WINDOW, EtlFile
 
 MODE = lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL | lib.EVENT_TRACE_COMPRESSED_MODE
 FIRST = gen.buffer([gen.logfile_header_record(4096, 3, 1, mode=MODE)], 4096, 0, 0,
@@ -76,13 +76,26 @@ def reads_past(monkeypatch, start: int) -> list[tuple[int, int]]:
 
 def read_once(reads: list[tuple[int, int]], start: int, end: int) -> bool:
     """Whether the reads cover start..end with each byte read once, but for the overlap of
-    a buffer header between two windows of the search (a header across their border)."""
+    a buffer header between two windows of the search (a header across their border): a
+    read starts at most a header before where the ones before it stopped, and all of them
+    read at most a header more than start..end per window of the search (and its first)."""
     pos = start
     for offset, length in sorted(reads):
         if not pos - 72 <= offset <= pos:
             return False
         pos = max(pos, offset + length)
-    return pos == end
+    windows = 1 + (end - start) // _RESYNC_WINDOW
+    return pos == end and sum(length for _, length in reads) <= end - start + 72 * windows
+
+
+def test_read_once_tells_bytes_read_twice():
+    start, end = 5120, 5120 + (2 << 20) + 100
+    assert read_once([(start, 72), (start + 1, _RESYNC_WINDOW + 72),
+                      (start + 1 + _RESYNC_WINDOW, _RESYNC_WINDOW + 72),
+                      (start + 1 + 2 * _RESYNC_WINDOW, end - start - 1 - 2 * _RESYNC_WINDOW)], start, end)
+    # 144 bytes at a time moving 72: no read starts past where the ones before it stopped
+    n = 30000
+    assert read_once([(start + 72 * k, 144) for k in range(n - 1)], start, start + 72 * n) is False
 
 
 def test_the_zeroed_rest_of_a_preallocated_compressed_file_ends_it_quietly(monkeypatch):
