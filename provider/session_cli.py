@@ -15,11 +15,12 @@ started it may close. Providers in running applications are enabled and disabled
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import stat
 import sys
 import uuid
-from typing import Iterable, TextIO
+from typing import Callable, Iterable, Iterator, TextIO
 
 from wpptrace.provider import api, sessions
 from wpptrace.provider._hazmat import lib
@@ -241,6 +242,27 @@ def enable(name: str, guids: Iterable[tuple[uuid.UUID, int | None, int | None]],
             raise SessionError(f"{'enable' if on else 'disable'} {guid}: {_describe(exc, name)}") from None
         done.append(f"{'enabled' if on else 'disabled'} {{{guid}}}" + (f" flags 0x{f:X} level {lvl}" if on else ""))
     return done
+
+
+@contextlib.contextmanager
+def stopped_if_failing(name: str, say: Callable[[str], object]) -> Iterator[None]:
+    """Around what follows a session's start: a failure there (Ctrl-C too) stops the session
+    again, so a failing command leaves nothing half done. If that stop fails too, one
+    SessionError says both (after Ctrl-C, ``say`` tells the failed stop and the interrupt goes
+    on)."""
+    try:
+        yield
+    except BaseException as cause:
+        try:
+            stop(name)
+        except SessionError as exc:
+            left = f"session {name!r} was started but could not be stopped again: {exc}"
+            if not isinstance(cause, Exception):   # Ctrl-C: exit 130, this its one line
+                say(left)
+                raise cause from None
+            said = cause.strerror if isinstance(cause, Win32Error) else cause
+            raise SessionError(f"{said}; {left}") from None   # one line: the failure, then the stop
+        raise
 
 
 def stop(name: str) -> tuple[api.EVENT_TRACE_PROPERTIES | None, str]:
@@ -533,14 +555,15 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
                           max_file=sequential_max, buffer_size=args.buffer_size,
                           min_buffers=args.min_buffers, max_buffers=args.max_buffers,
                           flush_timer=args.flush_timer, clock=args.clock)
-            info = sessions.session_info(args.name)
-            print(f"session {args.name!r} started: LoggerId 0x{info.logger_id:x}, host process "
-                  f"{info.host_pid}, {props.LogFileName or 'real time only'}", file=out)
-            try:
+            with stopped_if_failing(args.name, lambda line: print(
+                    f"wpptrace session start: error: {line}", file=err)):
+                try:
+                    info = sessions.session_info(args.name)
+                except Win32Error as exc:
+                    raise SessionError(_describe(exc, args.name)) from None
+                print(f"session {args.name!r} started: LoggerId 0x{info.logger_id:x}, host process "
+                      f"{info.host_pid}, {props.LogFileName or 'real time only'}", file=out)
                 lines = enable(args.name, args.guid, args.flags, args.level) if args.guid else []
-            except SessionError:
-                stop(args.name)                  # nothing half done: the session goes again
-                raise
         elif action == "stop":
             final, message = stop(args.name)
             print(message, file=out if final is not None else err)

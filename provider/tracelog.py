@@ -129,29 +129,16 @@ def _error(message: str) -> int:
 
 
 def _start(args: argparse.Namespace, guids: list[uuid.UUID]) -> list[str]:
-    """Start the session and enable ``guids`` on it; a failure after the start (Ctrl-C too)
-    stops the session again, so a failing command leaves nothing half done. If that stop fails
-    too, SessionError says both in one line (after Ctrl-C: the failed stop is said, and the
-    interrupt goes on)."""
+    """Start the session and enable ``guids`` on it; a failure after the start stops it again
+    (``session_cli.stopped_if_failing``)."""
     name = args.name
     session_cli.start(name, args.logfile, realtime=args.realtime, circular=args.circular,
                       max_file=args.sequential, buffer_size=args.buffer_size,
                       min_buffers=args.min_buffers, max_buffers=args.max_buffers or 0,
                       flush_timer=1 if args.flush_timer is None else args.flush_timer)
-    try:
+    with session_cli.stopped_if_failing(name, _error):
         session_cli.enable(name, [(g, None, None) for g in guids], args.flags, args.level)
         return session_cli.shown_text(api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY))
-    except BaseException as cause:
-        try:
-            session_cli.stop(name)
-        except SessionError as exc:
-            left = f"session {name!r} was started but could not be stopped again: {exc}"
-            if not isinstance(cause, Exception):   # Ctrl-C: exit 130, this its one line
-                _error(left)
-                raise cause from None
-            said = cause.strerror if isinstance(cause, Win32Error) else cause
-            raise SessionError(f"{said}; {left}") from None   # one line: the failure, then the stop
-        raise
 
 
 def run(args: argparse.Namespace) -> tuple[int, list[str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import re
 import select
@@ -563,6 +564,54 @@ def test_tracelog_start_failing_after_the_start_stops_the_session(tmp_path, sess
         else:
             assert err == ""
             assert not any(session_name in line for line in session_cli.listing())
+    finally:
+        with contextlib.suppress(session_cli.SessionError):
+            stop(session_name)
+
+
+@pytest.mark.parametrize("failure", ["win32", "interrupt", "stop fails too"])
+def test_session_start_failing_after_the_start_stops_the_session(tmp_path, session_name, monkeypatch,
+                                                                 failure):
+    """wpptrace session start: a failure once the session is started (asking where it runs,
+    Ctrl-C) stops it again, as a failing enable does; a stop that fails as well is said in the
+    same one line. (Asking where it runs failed with a traceback and left the session running.)"""
+    from wpptrace.provider import session_cli
+    from wpptrace.winerror import Win32Error
+
+    stop, session_info = session_cli.stop, sessions.session_info
+    asked = []
+
+    def failing_once(*args, **kwargs):
+        asked.append(args)
+        if len(asked) == 1:
+            raise KeyboardInterrupt if failure == "interrupt" else Win32Error(8, "session_info")
+        return session_info(*args, **kwargs)
+    monkeypatch.setattr(sessions, "session_info", failing_once)
+    if failure == "stop fails too":
+        def refused(name):
+            raise session_cli.SessionError("refused")
+        monkeypatch.setattr(session_cli, "stop", refused)
+    args = argparse.Namespace(session_command="start", name=session_name, logfile=str(tmp_path / "s.etl"),
+                              realtime=False, circular=0, sequential=0, buffer_size=64, min_buffers=0,
+                              max_buffers=0, flush_timer=1, clock=1, guid=[], flags=0xFFFFFFFF, level=5)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        if failure == "interrupt":
+            with pytest.raises(KeyboardInterrupt):
+                session_cli.run(args, out, err)
+        else:
+            assert session_cli.run(args, out, err) == 1
+        running = any(session_name in line for line in session_cli.listing())
+        if failure == "stop fails too":
+            assert running
+            assert err.getvalue().startswith("wpptrace session start: error: ")
+            assert err.getvalue().endswith(f"; session {session_name!r} was started but could not be "
+                                           f"stopped again: refused\n")
+            assert err.getvalue().count("\n") == 1
+        else:
+            assert not running
+            assert out.getvalue() == ""
+            assert err.getvalue().count("\n") == (failure != "interrupt")
     finally:
         with contextlib.suppress(session_cli.SessionError):
             stop(session_name)
