@@ -16,11 +16,14 @@ import argparse
 import os
 import stat
 import sys
-from typing import NoReturn
 
 from wpptrace._cliutil import RawDescriptionHelpFormatter
 
 from .cli_fmt import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, FmtOptions, run_fmt
+
+TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 __all__ = ["main", "build_parser", "options_from_args"]
 
