@@ -393,6 +393,8 @@ int wpt_utf16_to_utf8(const uint16_t *in, char *out, size_t out_size) {
         if (cp >= 0xD800 && cp < 0xDC00 && in[1] >= 0xDC00 && in[1] < 0xE000) {
             cp = 0x10000 + ((cp - 0xD800) << 10) + (in[1] - 0xDC00);
             in++;
+        } else if (cp >= 0xD800 && cp < 0xE000) {
+            cp = 0xFFFD;                     /* an unpaired surrogate: no valid UTF-8 for it */
         }
         uint8_t buf[4];
         int len = wpt_utf8_put(buf, cp);     /* cp <= 0x10FFFF: one UTF-16 unit or a pair */

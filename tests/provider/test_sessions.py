@@ -262,6 +262,37 @@ def test_wide_api_and_non_ascii_names(tmp_path):
     assert [m.args for m in c.messages] == [b"wide"]
 
 
+def test_wide_names_with_unpaired_surrogates_become_replacement_characters(tmp_path):
+    """A UTF-16 name with a lone high and a lone low surrogate names the session whose name has
+    U+FFFD in their places (as the TMF renderer writes them), never invalid UTF-8."""
+    from wpptrace.provider._hazmat import ffi
+
+    tag = uuid.uuid4().hex[:6]
+    given, named = f"Lone-\ud800-x-\udc00-{tag}", f"Lone-\ufffd-x-\ufffd-{tag}"
+
+    def wide(text):
+        units = memoryview(text.encode("utf-16-le", "surrogatepass")).cast("H")
+        return ffi.new("uint16_t[]", [*units, 0])
+    size = ffi.sizeof("EVENT_TRACE_PROPERTIES")
+    block = ffi.new("char[]", size + 4096)
+    props = ffi.cast("EVENT_TRACE_PROPERTIES *", block)
+    props.Wnode.BufferSize = size + 4096
+    props.LogFileMode = P.EVENT_TRACE_FILE_MODE_SEQUENTIAL
+    props.LoggerNameOffset = size
+    props.LogFileNameOffset = size + 1024
+    wide_path = str(tmp_path / "lone.etl").encode("utf-16-le") + b"\0\0"
+    ffi.memmove(block + size + 1024, wide_path, len(wide_path))
+    handle = ffi.new("uint64_t *")
+    assert L.StartTraceW(handle, wide(given), props) == 0
+    try:
+        assert L.ControlTraceW(0, wide(named), props, P.EVENT_TRACE_CONTROL_QUERY) == 0
+        stored = ffi.unpack(ffi.cast("char *", block) + size, len(named.encode("utf-16-le")))
+        assert stored.decode("utf-16-le") == named
+    finally:
+        assert L.ControlTraceW(handle[0], ffi.NULL, props, P.EVENT_TRACE_CONTROL_STOP) == 0
+    assert etlcheck.read(tmp_path / "lone.etl").logger_name == named
+
+
 def test_update_switches_to_a_new_log_file(tmp_path, session_name):
     first, second = tmp_path / "first.etl", tmp_path / "second.etl"
     with TraceSession(session_name, first, LogFileMode=P.EVENT_TRACE_USE_LOCAL_SEQUENCE) as s:
