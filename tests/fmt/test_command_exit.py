@@ -55,14 +55,36 @@ def test_console_scripts_are_the_entries():
     assert scripts["tracefmt"] == "wpptrace.decoder.tracefmt:command"
 
 
-#: what makes a child's standard streams unbuffered, so that a missing flush would go unseen
-UNBUFFERING = ("PYTHONUNBUFFERED",)
+#: what makes a child's standard streams unbuffered, so that a missing flush would go unseen:
+#: Python's own switch and stdbuf's (``stdbuf -oL pytest``: its variables and its preloaded library)
+UNBUFFERING = ("PYTHONUNBUFFERED", "_STDBUF_I", "_STDBUF_O", "_STDBUF_E")
+
+
+def _buffered_env() -> dict[str, str]:
+    """This run's environment without what would make a child's streams unbuffered."""
+    env = {name: value for name, value in os.environ.items() if name not in UNBUFFERING}
+    if "libstdbuf" in env.get("LD_PRELOAD", ""):
+        kept = [lib for lib in env.pop("LD_PRELOAD").replace(":", " ").split() if "libstdbuf" not in lib]
+        if kept:
+            env["LD_PRELOAD"] = " ".join(kept)
+    return env
 
 
 def _python(code: str, *args: str) -> subprocess.CompletedProcess:
-    env = {name: value for name, value in os.environ.items() if name not in UNBUFFERING}
+    env = _buffered_env()
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=120, env=env)
+
+
+def test_the_child_environment_drops_stdbuf_and_keeps_other_preloads(monkeypatch):
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")
+    monkeypatch.setenv("_STDBUF_O", "L")
+    monkeypatch.setenv("LD_PRELOAD", "/usr/libexec/coreutils/libstdbuf.so:/opt/other.so")
+    env = _buffered_env()
+    assert "PYTHONUNBUFFERED" not in env and "_STDBUF_O" not in env
+    assert env["LD_PRELOAD"] == "/opt/other.so"
+    monkeypatch.setenv("LD_PRELOAD", "/usr/libexec/coreutils/libstdbuf.so")
+    assert "LD_PRELOAD" not in _buffered_env()
 
 
 def test_the_child_streams_are_buffered():
