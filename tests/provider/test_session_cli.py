@@ -35,8 +35,8 @@ def wpptrace(*args: str, check: bool = True, cwd=None) -> subprocess.CompletedPr
     return result
 
 
-def tracelog(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["tracelog", *args], capture_output=True, text=True, timeout=PATIENCE)
+def tracelog(*args: str, cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["tracelog", *args], capture_output=True, text=True, timeout=PATIENCE, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -518,8 +518,7 @@ def test_tracelog_start_with_a_bad_guid_starts_nothing(tmp_path, session_name, g
     (tmp_path / "bad.ctl").write_text("not-a-guid\n")
     etl = tmp_path / "never.etl"
     try:
-        result = subprocess.run(["tracelog", "-start", session_name, "-f", str(etl), "-guid", guid],
-                                capture_output=True, text=True, timeout=PATIENCE, cwd=tmp_path)
+        result = tracelog("-start", session_name, "-f", str(etl), "-guid", guid, cwd=tmp_path)
         said = "-guid #nope: not a GUID" if guid == "#nope" else "bad.ctl:1: expected a GUID, got 'not-a-guid'"
         assert (result.returncode, result.stdout, result.stderr) == (1, "", f"tracelog: error: {said}\n")
         assert session_name not in wpptrace("session", "list").stdout
