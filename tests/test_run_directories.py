@@ -18,24 +18,23 @@ import run_directories
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
-@pytest.mark.parametrize("kind", ["wpprt-", "wppcache-"])
+@pytest.mark.parametrize("kind", [run_directories.RUNTIME, run_directories.CACHE])
 def test_a_directory_made_is_of_this_run_and_removed(kind):
+    """Either kind is of this run (the nested runs below leave a runtime directory only)."""
     made = run_directories.make(kind)
     try:
         assert os.path.basename(made).startswith(f"{kind}{run_directories.TAG}-")
-        assert made in run_directories.left(grace=0)
+        assert made in run_directories._of_run() and made in run_directories.left(grace=0)
         assert os.stat(made).st_mode & 0o777 == 0o700
     finally:
         run_directories.remove(made)
     assert not os.path.exists(made) and made not in run_directories.left(grace=0)
 
 
-@pytest.mark.parametrize("workers, leave, kind", [
-    ([], True, "wpprt-"), (["-n", "1"], True, "wpprt-"), ([], True, "wppcache-"),
-    ([], False, "wpprt-"), (["-n", "1"], False, "wpprt-")],
-    ids=["one-process-one-left", "xdist-worker-one-left", "one-process-cache-left",
-         "one-process-none-left", "xdist-worker-none-left"])
-def test_a_run_that_leaves_a_directory_fails_naming_it(tmp_path, workers, leave, kind):
+@pytest.mark.parametrize("workers, leave", [([], True), (["-n", "1"], True), ([], False), (["-n", "1"], False)],
+                         ids=["one-process-one-left", "xdist-worker-one-left", "one-process-none-left",
+                              "xdist-worker-none-left"])
+def test_a_run_that_leaves_a_directory_fails_naming_it(tmp_path, workers, leave):
     temp = tmp_path / "tmp"
     temp.mkdir()
     other_run = [tempfile.mkdtemp(prefix=f"{mine}anotherrun-", dir=temp) for mine in ("wpprt-", "wppcache-")]
@@ -57,13 +56,13 @@ def test_a_run_that_leaves_a_directory_fails_naming_it(tmp_path, workers, leave,
         def test_maybe_leaves_one():
             if os.environ.get("LEAVE"):     # a process of the run ending without removing its own
                 subprocess.run([sys.executable, "-c", "import os, sys; sys.path.insert(0, {TESTS!r}); "
-                                "import run_directories; print(run_directories.make(os.environ['KIND'])); "
+                                "import run_directories; print(run_directories.make()); "
                                 "os._exit(0)"],
                                stdout=open(os.environ["LEAVE"], "w"), check=True)
     """))
     said = tmp_path / "left.txt"
     env = {k: v for k, v in os.environ.items() if k != run_directories.VARIABLE}
-    env.update(TMPDIR=str(temp), KIND=kind, **({"LEAVE": str(said)} if leave else {}))
+    env.update(TMPDIR=str(temp), **({"LEAVE": str(said)} if leave else {}))
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *workers,
                           str(tmp_path / "test_leaves.py")],
                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
@@ -74,7 +73,7 @@ def test_a_run_that_leaves_a_directory_fails_naming_it(tmp_path, workers, leave,
         assert run.returncode == 0 and "of this run still there" not in out, out
         return
     left = said.read_text().strip()
-    assert os.path.basename(left).startswith(kind) and not os.path.exists(left)
+    assert os.path.basename(left).startswith(run_directories.RUNTIME) and not os.path.exists(left)
     assert run.returncode == 1, out
     assert "1 directory of this run still there at its end" in out and left in out, out
     assert "1 passed in " in run.stdout.rstrip().splitlines()[-1], out    # (the test itself passed)
