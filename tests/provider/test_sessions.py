@@ -233,13 +233,11 @@ def test_subscribe_to_missing_session_fails():
     assert err.value.winerror == L.ERROR_WMI_INSTANCE_NOT_FOUND
 
 
-def test_wide_api_and_non_ascii_names(tmp_path):
-    """StartTraceW / ControlTraceW with UTF-16 names (code points of 1 to 4 UTF-8 bytes); the file
-    header carries them as UTF-16."""
+def _wide_properties(path):
+    """(block, props, size): an EVENT_TRACE_PROPERTIES with room for a UTF-16 logger name at
+    ``size`` and ``path`` as its UTF-16 log file name, for the wide (W) calls."""
     from wpptrace.provider._hazmat import ffi
 
-    name = "Sitzung-Überwachung-€-𝄞-" + uuid.uuid4().hex[:6]
-    path = tmp_path / "wide-ä.etl"
     size = ffi.sizeof("EVENT_TRACE_PROPERTIES")
     block = ffi.new("char[]", size + 4096)
     props = ffi.cast("EVENT_TRACE_PROPERTIES *", block)
@@ -249,6 +247,17 @@ def test_wide_api_and_non_ascii_names(tmp_path):
     props.LogFileNameOffset = size + 1024
     wide_path = str(path).encode("utf-16-le") + b"\0\0"
     ffi.memmove(block + size + 1024, wide_path, len(wide_path))
+    return block, props, size
+
+
+def test_wide_api_and_non_ascii_names(tmp_path):
+    """StartTraceW / ControlTraceW with UTF-16 names (code points of 1 to 4 UTF-8 bytes); the file
+    header carries them as UTF-16."""
+    from wpptrace.provider._hazmat import ffi
+
+    name = "Sitzung-Überwachung-€-𝄞-" + uuid.uuid4().hex[:6]
+    path = tmp_path / "wide-ä.etl"
+    block, props, size = _wide_properties(path)
     wide_name = ffi.new("uint16_t[]", list(memoryview(name.encode("utf-16-le")).cast("H")) + [0])
     handle = ffi.new("uint64_t *")
     assert L.StartTraceW(handle, wide_name, props) == 0
@@ -273,15 +282,7 @@ def test_wide_names_with_unpaired_surrogates_become_replacement_characters(tmp_p
     def wide(text):
         units = memoryview(text.encode("utf-16-le", "surrogatepass")).cast("H")
         return ffi.new("uint16_t[]", [*units, 0])
-    size = ffi.sizeof("EVENT_TRACE_PROPERTIES")
-    block = ffi.new("char[]", size + 4096)
-    props = ffi.cast("EVENT_TRACE_PROPERTIES *", block)
-    props.Wnode.BufferSize = size + 4096
-    props.LogFileMode = P.EVENT_TRACE_FILE_MODE_SEQUENTIAL
-    props.LoggerNameOffset = size
-    props.LogFileNameOffset = size + 1024
-    wide_path = str(tmp_path / "lone.etl").encode("utf-16-le") + b"\0\0"
-    ffi.memmove(block + size + 1024, wide_path, len(wide_path))
+    block, props, size = _wide_properties(tmp_path / "lone.etl")
     handle = ffi.new("uint64_t *")
     assert L.StartTraceW(handle, wide(given), props) == 0
     try:
