@@ -229,19 +229,83 @@ def _handle(name: str) -> int:
         raise SessionError(_describe(exc, name)) from None
 
 
-def enable(name: str, guids: Iterable[tuple[uuid.UUID, int | None, int | None]], flags: int,
-           level: int, on: bool = True) -> list[str]:
-    handle = _handle(name)
-    done = []
-    for guid, f, lvl in guids:
-        f = flags if f is None else f
-        lvl = level if lvl is None else lvl
+#: who held a control GUID before a command changed it: the holding session's handle (its
+#: generation in it, so a session gone meanwhile is refused, never another one at its LoggerId),
+#: its name, and the flags and level it held the GUID at
+_Held = tuple[int, str, int, int]
+
+
+def _holders(name: str, handle: int, guids: set[uuid.UUID]) -> dict[uuid.UUID, _Held]:
+    """Which session holds each of ``guids`` now (a GUID none holds is not in it)."""
+    held = {p.guid: p for p in _providers() if p.enabled and p.guid in guids}
+    sessions_of = {handle & 0xFFFF: (handle, name)}
+    if any(p.logger_id not in sessions_of for p in held.values()):   # another session's: its handle
         try:
-            api.EnableTrace(on, f, lvl, guid, handle)
+            running = api.QueryAllTraces()
         except Win32Error as exc:
-            raise SessionError(f"{'enable' if on else 'disable'} {guid}: {_describe(exc, name)}") from None
-        done.append(f"{'enabled' if on else 'disabled'} {{{guid}}}" + (f" flags 0x{f:X} level {lvl}" if on else ""))
+            raise SessionError(f"cannot list sessions: {_describe(exc, '')}") from None
+        for props in running:
+            sessions_of.setdefault(props.HistoricalContext & 0xFFFF, (props.HistoricalContext, props.LoggerName))
+    return {guid: (*sessions_of[p.logger_id], p.flags, p.level)
+            for guid, p in held.items() if p.logger_id in sessions_of}
+
+
+def enable(name: str, guids: Iterable[tuple[uuid.UUID, int | None, int | None]], flags: int,
+           level: int, on: bool = True, *, say: Callable[[str], object]) -> list[str]:
+    """EnableTrace (``on``) or disable of each GUID on session ``name``, all or none: a failure
+    (Ctrl-C too) puts back what this command changed (a GUID it enabled is disabled again, one it
+    took from another session or held at other flags or level is given back as it was, one it
+    disabled is enabled again), so a failing command leaves nothing half done. If putting back
+    fails too, one SessionError says both (after Ctrl-C, ``say`` tells what could not be put
+    back and the interrupt goes on)."""
+    handle = _handle(name)
+    wanted = [(guid, flags if f is None else f, level if lvl is None else lvl) for guid, f, lvl in guids]
+    before = _holders(name, handle, {guid for guid, _, _ in wanted})
+    done: list[str] = []
+    tried: dict[uuid.UUID, None] = {}      # in order, each once (the failing one too: it may be recorded)
+    try:
+        for guid, f, lvl in wanted:
+            tried[guid] = None
+            try:
+                api.EnableTrace(on, f, lvl, guid, handle)
+            except Win32Error as exc:
+                raise SessionError(f"{'enable' if on else 'disable'} {guid}: {_describe(exc, name)}") from None
+            done.append(f"{'enabled' if on else 'disabled'} {{{guid}}}" + (f" flags 0x{f:X} level {lvl}" if on else ""))
+    except BaseException as cause:
+        left = _put_back(name, handle, reversed(tried), before, changed_by_disable=not on)
+        if left:
+            left = f"undoing this command failed too: {'; '.join(left)}"
+            if not isinstance(cause, Exception):   # Ctrl-C: exit 130, this its one line
+                say(left)
+                raise cause from None
+            raise SessionError(f"{cause}; {left}") from None
+        raise
     return done
+
+
+def _put_back(name: str, handle: int, guids: Iterable[uuid.UUID], before: dict[uuid.UUID, _Held],
+              changed_by_disable: bool) -> list[str]:
+    """Give each of ``guids`` back the holder it had ``before``; what could not be, in words."""
+    left = []
+    for guid in guids:
+        held = before.get(guid)
+        if changed_by_disable and (held is None or held[0] != handle):
+            continue                  # a disable changes only what this session held
+        try:
+            if held is None:
+                api.EnableTrace(False, 0, 0, guid, handle)
+            else:
+                api.EnableTrace(True, held[2], held[3], guid, held[0])
+        except Win32Error as exc:
+            if held is None:
+                left.append(f"{{{guid}}} is still enabled on session {name!r} ({_describe(exc, name)})")
+            elif held[0] == handle:
+                left.append(f"{{{guid}}} could not get back flags 0x{held[2]:X} level {held[3]} on session "
+                            f"{name!r} ({_describe(exc, name)})")
+            else:
+                left.append(f"{{{guid}}} could not be given back to session {held[1]!r} "
+                            f"({_describe(exc, held[1])})")
+    return left
 
 
 @contextlib.contextmanager
@@ -521,13 +585,15 @@ def add_subcommands(sub) -> None:
     en = sub.add_parser("enable", help="enable providers (in every process) on a session",
                         description="Enable providers on a running session: every process that "
                                     "registers one of these control GUIDs, now or later, logs its "
-                                    "events to the session at the flags and level given.")
+                                    "events to the session at the flags and level given. If one "
+                                    "fails, what this command changed is put back.")
     en.add_argument("name", type=_name, help="session name")
     _guid_options(en, required=True)
     dis = sub.add_parser("disable", help="disable providers the session holds",
                          description="Disable providers on a running session: processes stop "
                                      "logging events of these control GUIDs to it. Other sessions "
-                                     "that enabled them keep them.")
+                                     "that enabled them keep them. If one fails, what this command "
+                                     "disabled is enabled again.")
     dis.add_argument("name", type=_name, help="session name")
     dis.add_argument("--guid", action="append", type=parse_guid_spec, required=True, metavar="GUID",
                      help="control GUID (repeatable)")
@@ -548,6 +614,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     action = args.session_command
+
+    def say(line: str) -> None:
+        print(f"wpptrace session {action}: error: {line}", file=err)
     try:
         if action == "start":
             sequential_max = args.sequential or 0
@@ -555,23 +624,22 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
                           max_file=sequential_max, buffer_size=args.buffer_size,
                           min_buffers=args.min_buffers, max_buffers=args.max_buffers,
                           flush_timer=args.flush_timer, clock=args.clock)
-            with stopped_if_failing(args.name, lambda line: print(
-                    f"wpptrace session start: error: {line}", file=err)):
+            with stopped_if_failing(args.name, say):
                 try:
                     info = sessions.session_info(args.name)
                 except Win32Error as exc:
                     raise SessionError(_describe(exc, args.name)) from None
                 print(f"session {args.name!r} started: LoggerId 0x{info.logger_id:x}, host process "
                       f"{info.host_pid}, {props.LogFileName or 'real time only'}", file=out)
-                lines = enable(args.name, args.guid, args.flags, args.level) if args.guid else []
+                lines = enable(args.name, args.guid, args.flags, args.level, say=say) if args.guid else []
         elif action == "stop":
             final, message = stop(args.name)
             print(message, file=out if final is not None else err)
             return 0 if final is not None else 1
         elif action == "enable":
-            lines = enable(args.name, args.guid, args.flags, args.level)
+            lines = enable(args.name, args.guid, args.flags, args.level, say=say)
         elif action == "disable":
-            lines = enable(args.name, args.guid, 0, 0, on=False)
+            lines = enable(args.name, args.guid, 0, 0, on=False, say=say)
         elif action == "query":
             lines = query(args.name)
         elif action == "flush":

@@ -137,7 +137,7 @@ def _start(args: argparse.Namespace, guids: list[uuid.UUID]) -> list[str]:
                       min_buffers=args.min_buffers, max_buffers=args.max_buffers or 0,
                       flush_timer=1 if args.flush_timer is None else args.flush_timer)
     with session_cli.stopped_if_failing(name, _error):
-        session_cli.enable(name, [(g, None, None) for g in guids], args.flags, args.level)
+        session_cli.enable(name, [(g, None, None) for g in guids], args.flags, args.level, say=_error)
         return session_cli.shown_text(api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY))
 
 
@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> tuple[int, list[str]]:
         if not guids:
             raise SessionError(f"-{command} needs -guid")
         session_cli.enable(name, [(g, None, None) for g in guids], args.flags, args.level,
-                           on=command == "enable")
+                           on=command == "enable", say=_error)
         return 0, []
     if command == "stop":
         final, message = session_cli.stop(name)

@@ -1,0 +1,203 @@
+"""An enable or disable of several control GUIDs from the shell (wpptrace session enable /
+disable / start --guid, tracelog -enable / -disable / -start -guid) that fails on one of them
+puts back what it changed: a failing command leaves nothing half done."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import uuid
+
+import pytest
+
+from wpptrace.provider import api, session_cli, sessions, tracelog
+from wpptrace.provider._hazmat import lib
+from wpptrace.winerror import Win32Error
+
+NOT_ENOUGH_MEMORY, BUSY = 8, 170
+
+
+def holders(guids) -> dict[uuid.UUID, tuple[str, int, int]]:
+    """Which session holds each of ``guids`` (by name), at which flags and level."""
+    names = {p.HistoricalContext & 0xFFFF: p.LoggerName for p in api.QueryAllTraces()}
+    return {p.guid: (names[p.logger_id], p.flags, p.level) for p in sessions.providers()
+            if p.enabled and p.guid in guids}
+
+
+def hold(name: str, *held: tuple[uuid.UUID, int, int]) -> None:
+    """Session ``name`` holds each GUID at its flags and level."""
+    for guid, flags, level in held:
+        api.EnableTrace(True, flags, level, guid, api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY).HistoricalContext)
+
+
+def failing_on(monkeypatch, guid: uuid.UUID, *, recorded: bool = False, failure=None,
+               undo_fails: uuid.UUID | None = None) -> None:
+    """EnableTrace fails for ``guid`` (after making the change if ``recorded``, as a busy provider
+    process leaves it); putting ``undo_fails`` back (the second call for it) fails too."""
+    real = api.EnableTrace
+    seen: list[uuid.UUID] = []
+
+    def enable_trace(on, flags, level, control_guid, handle):
+        seen.append(control_guid)
+        if control_guid == guid and seen.count(guid) == 1:
+            if recorded:
+                real(on, flags, level, control_guid, handle)
+            raise failure or Win32Error(BUSY if recorded else NOT_ENOUGH_MEMORY, "EnableTrace")
+        if control_guid == undo_fails and seen.count(undo_fails) == 2:
+            raise Win32Error(BUSY, "EnableTrace")
+        real(on, flags, level, control_guid, handle)
+    monkeypatch.setattr(api, "EnableTrace", enable_trace)
+
+
+@pytest.fixture
+def two_sessions(tmp_path, session_name):
+    """(this command's session, another session), both running."""
+    other = f"{session_name}-other"
+    started = []
+    try:
+        for name in (session_name, other):
+            session_cli.start(name, str(tmp_path / f"{len(started)}.etl"))
+            started.append(name)
+        yield session_name, other
+    finally:
+        for name in started:
+            with contextlib.suppress(session_cli.SessionError):
+                session_cli.stop(name)
+
+
+def session_command(action: str, name: str, guids: list[str], err: io.StringIO, **more) -> int:
+    args = argparse.Namespace(session_command=action, name=name, flags=0xF, level=5,
+                              guid=[session_cli.parse_guid_spec(g) for g in guids], **more)
+    return session_cli.run(args, io.StringIO(), err)
+
+
+def enable_command(cli: str, name: str, guids: list[uuid.UUID], capsys, action="enable") -> tuple[int, str]:
+    """Run ``action`` of ``guids`` (flags 0xF, level 5) through ``cli``: (exit status, stderr)."""
+    if cli == "session":
+        err = io.StringIO()
+        return session_command(action, name, [str(g) for g in guids], err), err.getvalue()
+    argv = [f"-{action}", name, "-flag", "0xF", "-level", "5"]
+    for guid in guids:
+        argv += ["-guid", f"#{guid}"]
+    status = tracelog.main(argv)
+    return status, capsys.readouterr().err
+
+
+def prog(cli: str, action: str) -> str:
+    return f"wpptrace session {action}" if cli == "session" else "tracelog"
+
+
+@pytest.mark.parametrize("recorded", [False, True], ids=["refused", "recorded"])
+@pytest.mark.parametrize("cli", ["session", "tracelog"])
+def test_a_failing_enable_puts_back_what_it_changed(two_sessions, monkeypatch, capsys, cli, recorded):
+    """Enabling A (new), P (held by this session at other flags), Q (held by another session:
+    the enable takes it over) and then B, which fails: A is disabled again, P has its flags and
+    level back, Q is the other session's again, and B (even if its failing enable was recorded)
+    is not enabled; the error names B alone."""
+    name, other = two_sessions
+    a, p, q, b = (uuid.uuid4() for _ in range(4))
+    hold(name, (p, 0x1, 2))
+    hold(other, (q, 0x4, 3))
+    before = holders({a, p, q, b})
+    assert before == {p: (name, 0x1, 2), q: (other, 0x4, 3)}
+    failing_on(monkeypatch, b, recorded=recorded)
+    status, err = enable_command(cli, name, [a, p, q, b], capsys)
+    said = session_cli._describe(Win32Error(BUSY if recorded else NOT_ENOUGH_MEMORY, "EnableTrace"), name)
+    assert (status, err) == (1, f"{prog(cli, 'enable')}: error: enable {b}: {said}\n")
+    assert holders({a, p, q, b}) == before
+
+
+@pytest.mark.parametrize("cli", ["session", "tracelog"])
+def test_a_failing_disable_enables_again_what_it_disabled(two_sessions, monkeypatch, capsys, cli):
+    """Disabling A and P (held by this session at their own flags and levels), Q (another
+    session's: a disable leaves it alone) and then B, which fails: A and P are enabled again
+    at their flags and levels, Q stays the other session's."""
+    name, other = two_sessions
+    a, p, q, b = (uuid.uuid4() for _ in range(4))
+    hold(name, (a, 0x2, 1), (p, 0x30, 4), (b, 0x1, 1))
+    hold(other, (q, 0x4, 3))
+    before = holders({a, p, q, b})
+    failing_on(monkeypatch, b, recorded=True)
+    status, err = enable_command(cli, name, [a, p, q, b], capsys, action="disable")
+    said = session_cli._describe(Win32Error(BUSY, "EnableTrace"), name)
+    assert (status, err) == (1, f"{prog(cli, 'disable')}: error: disable {b}: {said}\n")
+    assert holders({a, p, q, b}) == before
+
+
+@pytest.mark.parametrize("cli", ["session", "tracelog"])
+def test_an_enable_that_succeeds_changes_every_guid(two_sessions, capsys, cli):
+    """The all-or-none enable still does all: new, re-flagged and taken over alike."""
+    name, other = two_sessions
+    a, p, q = (uuid.uuid4() for _ in range(3))
+    hold(name, (p, 0x1, 2))
+    hold(other, (q, 0x4, 3))
+    assert enable_command(cli, name, [a, p, q], capsys)[0] == 0
+    assert holders({a, p, q}) == {g: (name, 0xF, 5) for g in (a, p, q)}
+
+
+@pytest.mark.parametrize("cli", ["session", "tracelog"])
+def test_undoing_that_fails_too_is_said_in_the_same_line(two_sessions, monkeypatch, capsys, cli):
+    """A failing enable whose putting back fails as well: one error line says the failure, then
+    what could not be put back (and the rest is put back all the same)."""
+    name, other = two_sessions
+    a, q, b = (uuid.uuid4() for _ in range(3))
+    hold(other, (q, 0x4, 3))
+    failing_on(monkeypatch, b, undo_fails=a)
+    status, err = enable_command(cli, name, [a, q, b], capsys)
+    said = session_cli._describe(Win32Error(NOT_ENOUGH_MEMORY, "EnableTrace"), name)
+    busy = session_cli._describe(Win32Error(BUSY, "EnableTrace"), name)
+    assert (status, err) == (1, f"{prog(cli, 'enable')}: error: enable {b}: {said}; undoing this command "
+                                f"failed too: {{{a}}} is still enabled on session {name!r} ({busy})\n")
+    assert holders({a, q, b}) == {a: (name, 0xF, 5), q: (other, 0x4, 3)}
+
+
+@pytest.mark.parametrize("undo_fails", [False, True])
+def test_ctrl_c_during_an_enable_puts_back_what_it_changed(two_sessions, monkeypatch, undo_fails):
+    """Ctrl-C in the middle of an enable: what it changed is put back and the interrupt goes
+    on; if putting back fails, that is the one line said."""
+    name, other = two_sessions
+    a, q, b = (uuid.uuid4() for _ in range(3))
+    hold(other, (q, 0x4, 3))
+    failing_on(monkeypatch, b, failure=KeyboardInterrupt(), undo_fails=a if undo_fails else None)
+    err = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        session_command("enable", name, [str(a), str(q), str(b)], err)
+    left = holders({a, q, b})
+    if undo_fails:
+        busy = session_cli._describe(Win32Error(BUSY, "EnableTrace"), name)
+        assert err.getvalue() == (f"wpptrace session enable: error: undoing this command failed too: "
+                                  f"{{{a}}} is still enabled on session {name!r} ({busy})\n")
+        assert left == {a: (name, 0xF, 5), q: (other, 0x4, 3)}
+    else:
+        assert err.getvalue() == ""
+        assert left == {q: (other, 0x4, 3)}
+
+
+@pytest.mark.parametrize("cli", ["session", "tracelog"])
+def test_a_start_whose_enable_fails_stops_and_gives_back(tmp_path, two_sessions, monkeypatch, capsys, cli):
+    """start with -guid A -guid Q -guid B failing on B: the new session is stopped again (as
+    before) and Q, which its enable took from another session, is that session's again."""
+    _, other = two_sessions
+    name = f"{other}-new"
+    a, q, b = (uuid.uuid4() for _ in range(3))
+    hold(other, (q, 0x4, 3))
+    failing_on(monkeypatch, b)
+    etl = str(tmp_path / "new.etl")
+    try:
+        if cli == "session":
+            err = io.StringIO()
+            status = session_command("start", name, [str(a), str(q), str(b)], err, logfile=etl, realtime=False,
+                                     circular=0, sequential=0, buffer_size=64, min_buffers=0, max_buffers=0,
+                                     flush_timer=1, clock=1)
+            err = err.getvalue()
+        else:
+            status = tracelog.main(["-start", name, "-f", etl, "-flag", "0xF", "-level", "5",
+                                    "-guid", f"#{a}", "-guid", f"#{q}", "-guid", f"#{b}"])
+            err = capsys.readouterr().err
+        said = session_cli._describe(Win32Error(NOT_ENOUGH_MEMORY, "EnableTrace"), name)
+        assert (status, err) == (1, f"{prog(cli, 'start')}: error: enable {b}: {said}\n")
+        assert name not in {p.LoggerName for p in api.QueryAllTraces()}
+        assert holders({a, q, b}) == {q: (other, 0x4, 3)}
+    finally:
+        with contextlib.suppress(session_cli.SessionError):
+            session_cli.stop(name)
