@@ -10,7 +10,10 @@
 Quote '#GUID' in a shell, which reads an unquoted # as the start of a comment. A .ctl or
 .guid file lists one control GUID per line (braces optional, a provider name may follow; '#'
 starts a comment). Each command prints the session as tracelog does, then the
-operation status; the exit status is 0 on success, 1 otherwise.
+operation status.
+
+Exit status: 0 success; 1 the action failed (the session, a -guid file); 2 bad usage (an
+unknown option, two actions, a missing name or -guid, a wrong number, name or #GUID).
 """
 from __future__ import annotations
 
@@ -25,9 +28,16 @@ from wpptrace.provider.session_cli import SessionError
 from wpptrace.provider._hazmat import lib
 from wpptrace.winerror import Win32Error
 
-__all__ = ["main", "read_guid_file"]
+__all__ = ["main", "read_guid_file", "UsageError"]
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
 
 _COMMANDS = ("start", "stop", "update", "enable", "disable", "flush", "q")
+
+
+class UsageError(SessionError):
+    """The command line itself is wrong (exit status 2), whatever the sessions are."""
 
 
 def read_guid_file(path: str) -> list[uuid.UUID]:
@@ -59,12 +69,21 @@ def _guids(values: list[str]) -> list[uuid.UUID]:
             try:
                 out.append(uuid.UUID(value[1:].strip("{}")))
             except ValueError:
-                raise SessionError(f"-guid {value}: not a GUID") from None
+                raise UsageError(f"-guid {value}: not a GUID") from None
         elif os.path.exists(value):
             out += read_guid_file(value)
-        else:
-            raise SessionError(f"-guid {value}: give '#GUID' or a .ctl/.guid file")
+        else:   # a GUID without its '#' is the command line's mistake; a missing file is not
+            raise (UsageError if _is_guid(value) else SessionError)(
+                f"-guid {value}: give '#GUID' or a .ctl/.guid file")
     return out
+
+
+def _is_guid(text: str) -> bool:
+    try:
+        uuid.UUID(text.strip("{}"))
+    except ValueError:
+        return False
+    return True
 
 
 #: what each command does, for --help
@@ -122,10 +141,10 @@ def _status(code: int) -> str:
     return f"{'Operation Status:':<24}{code}L      {error_message(code)}"
 
 
-def _error(message: str) -> int:
+def _error(message: str, status: int = EXIT_FAILURE) -> int:
     """Say a failure as every command's one-line error says it; the exit status."""
     print(f"tracelog: error: {message}", file=sys.stderr)
-    return 1
+    return status
 
 
 def _start(args: argparse.Namespace, guids: list[uuid.UUID]) -> list[str]:
@@ -143,21 +162,25 @@ def _start(args: argparse.Namespace, guids: list[uuid.UUID]) -> list[str]:
 
 def run(args: argparse.Namespace) -> tuple[int, list[str]]:
     """(Win32 status, lines). Every argument is checked before anything is started or changed:
-    SessionError (a one-line message) if one is wrong."""
+    UsageError (a one-line message) if the command line is wrong, SessionError if a -guid file
+    is."""
     command, name = args.command, args.name
     if command == "l":
         return 0, session_cli.listed()
     if not name:
-        raise SessionError(f"-{command} needs a logger name")
-    session_cli.check_name(name)
+        raise UsageError(f"-{command} needs a logger name")
+    try:
+        session_cli.check_name(name)
+    except SessionError as exc:
+        raise UsageError(str(exc)) from None
     if command == "start":
         if args.circular and args.sequential:
-            raise SessionError("-cir and -seq exclude each other")
+            raise UsageError("-cir and -seq exclude each other")
         return 0, _start(args, _guids(args.guid))
     if command in ("enable", "disable"):
         guids = _guids(args.guid)
         if not guids:
-            raise SessionError(f"-{command} needs -guid")
+            raise UsageError(f"-{command} needs -guid")
         session_cli.enable(name, [(g, None, None) for g in guids], args.flags, args.level,
                            on=command == "enable", say=_error)
         return 0, []
@@ -179,14 +202,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.help or not args.command:
         parser.print_help()
-        return 0 if args.help else 2
+        return 0 if args.help else EXIT_USAGE
     try:
         status, lines = run(args)
+    except UsageError as exc:
+        return _error(str(exc), EXIT_USAGE)
     except SessionError as exc:
         return _error(str(exc))
     except Win32Error as exc:
         print(_status(exc.winerror))
-        return 1
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
     try:
@@ -198,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         # `tracelog -l | head`: the reader left; stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    return 0 if status == 0 else 1
+    return 0 if status == 0 else EXIT_FAILURE
 
 
 if __name__ == "__main__":

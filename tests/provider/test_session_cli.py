@@ -487,7 +487,8 @@ def test_start_sequential_with_a_size_and_a_clock(tmp_path, session_name):
 
 def test_tracelog_says_its_own_refusals_as_every_failure(tmp_path, session_name, capsys):
     """A wrong tracelog argument is said as a failing action is ('tracelog: error: ...', one
-    line, exit status 1), not in a form of its own or as a traceback."""
+    line), not in a form of its own or as a traceback. As every command of the project: exit
+    status 2 when the command line itself is wrong, 1 when a -guid file is."""
     from wpptrace.provider import tracelog
 
     bad_line = tmp_path / "bad.ctl"
@@ -495,20 +496,35 @@ def test_tracelog_says_its_own_refusals_as_every_failure(tmp_path, session_name,
     empty = tmp_path / "empty.guid"
     empty.write_text("# nothing but a comment\n")
     etl = str(tmp_path / "never.etl")
-    for args, said in [
-            (["-enable", session_name, "-guid", "#nope"], "-guid #nope: not a GUID"),
-            (["-enable", session_name, "-guid", str(tmp_path / "no.ctl")],
+    for args, status, said in [
+            (["-enable", session_name, "-guid", "#nope"], 2, "-guid #nope: not a GUID"),
+            (["-enable", session_name, "-guid", SERVICE_GUID], 2,
+             f"-guid {SERVICE_GUID}: give '#GUID' or a .ctl/.guid file"),
+            (["-enable", session_name, "-guid", str(tmp_path / "no.ctl")], 1,
              f"-guid {tmp_path / 'no.ctl'}: give '#GUID' or a .ctl/.guid file"),
-            (["-disable", session_name, "-guid", str(bad_line)], f"{bad_line}:2: expected a GUID, got 'zzz'"),
-            (["-enable", session_name, "-guid", str(empty)], f"{empty}: no GUID in the file"),
-            (["-enable", session_name, "-guid", str(tmp_path)], f"{tmp_path}: cannot read: Is a directory"),
-            (["-enable", session_name], "-enable needs -guid"),
-            (["-disable", session_name], "-disable needs -guid"),
-            (["-flush"], "-flush needs a logger name"),
-            (["-start", session_name, "-f", etl, "-cir", "1", "-seq", "1"], "-cir and -seq exclude each other")]:
-        assert tracelog.main(args) == 1, args
+            (["-disable", session_name, "-guid", str(bad_line)], 1, f"{bad_line}:2: expected a GUID, got 'zzz'"),
+            (["-enable", session_name, "-guid", str(empty)], 1, f"{empty}: no GUID in the file"),
+            (["-enable", session_name, "-guid", str(tmp_path)], 1, f"{tmp_path}: cannot read: Is a directory"),
+            (["-enable", session_name], 2, "-enable needs -guid"),
+            (["-disable", session_name], 2, "-disable needs -guid"),
+            (["-flush"], 2, "-flush needs a logger name"),
+            (["-q", "bad\x01name"], 2,
+             "invalid session name 'bad\\x01name': 1 to 1023 bytes without control characters"),
+            (["-start", session_name, "-f", etl, "-cir", "1", "-seq", "1"], 2, "-cir and -seq exclude each other")]:
+        assert tracelog.main(args) == status, args
         assert capsys.readouterr() == ("", f"tracelog: error: {said}\n"), args
     assert not os.path.exists(etl)
+
+
+def test_tracelog_help_says_what_each_exit_status_means():
+    """The help says the exit statuses tracelog gives: 2 for bad usage, as argparse's own
+    refusals (an unknown option, a wrong number) and every other command of the project."""
+    shown = tracelog("-h")
+    assert shown.returncode == 0
+    text = " ".join(shown.stdout.split())
+    assert "Exit status: 0 success; 1 the action failed (the session, a -guid file); 2 bad usage" in text
+    refused = tracelog("-q", "x", "-nosuch")
+    assert (refused.returncode, refused.stdout) == (2, "") and "unrecognized arguments: -nosuch" in refused.stderr
 
 
 @pytest.mark.parametrize("guid", ["#nope", "bad.ctl"])
@@ -519,8 +535,9 @@ def test_tracelog_start_with_a_bad_guid_starts_nothing(tmp_path, session_name, g
     etl = tmp_path / "never.etl"
     try:
         result = tracelog("-start", session_name, "-f", str(etl), "-guid", guid, cwd=tmp_path)
-        said = "-guid #nope: not a GUID" if guid == "#nope" else "bad.ctl:1: expected a GUID, got 'not-a-guid'"
-        assert (result.returncode, result.stdout, result.stderr) == (1, "", f"tracelog: error: {said}\n")
+        status, said = ((2, "-guid #nope: not a GUID") if guid == "#nope"    # a usage error, a file's
+                        else (1, "bad.ctl:1: expected a GUID, got 'not-a-guid'"))
+        assert (result.returncode, result.stdout, result.stderr) == (status, "", f"tracelog: error: {said}\n")
         assert session_name not in wpptrace("session", "list").stdout
         assert not etl.exists()
     finally:
