@@ -12,8 +12,15 @@ Quote '#GUID' in a shell, which reads an unquoted # as the start of a comment. A
 starts a comment). Each command prints the session as tracelog does, then the
 operation status.
 
+An option the action does not use is ignored, as Windows tracelog ignores it, so a script
+written for it runs unchanged: -stop Name -f x.etl stops Name and makes no file, -flush Name
+-guid '#GUID' enables nothing. Each action uses the options its line above shows (-update
+does not switch real-time delivery: -rt is for -start). What cannot be meant (two actions,
+-cir with -seq) is a usage error.
+
 Exit status: 0 success; 1 the action failed (the session, a -guid file); 2 bad usage (an
-unknown option, two actions, a missing name or -guid, a wrong number, name or #GUID).
+unknown option, two actions, a missing name or -guid, a wrong number, name or #GUID), said in
+one line, as a failure is ('tracelog: error: ...').
 """
 from __future__ import annotations
 
@@ -38,6 +45,11 @@ _COMMANDS = ("start", "stop", "update", "enable", "disable", "flush", "q")
 
 class UsageError(SessionError):
     """The command line itself is wrong (exit status 2), whatever the sessions are."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):   # one line, as every refusal (no usage block): exit 2
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def read_guid_file(path: str) -> list[uuid.UUID]:
@@ -99,10 +111,9 @@ _COMMAND_HELP = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tracelog", prefix_chars="-", allow_abbrev=False, add_help=False,
-                                description=__doc__.split("\n\n")[0].replace("``", ""),
-                                formatter_class=RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
+    p = _Parser(prog="tracelog", prefix_chars="-", allow_abbrev=False, add_help=False,
+                description=__doc__.split("\n\n")[0].replace("``", ""),
+                formatter_class=RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     what = p.add_mutually_exclusive_group()
     for command in _COMMANDS:
         what.add_argument(f"-{command}", dest="command", action="store_const", const=command,
@@ -163,7 +174,7 @@ def _start(args: argparse.Namespace, guids: list[uuid.UUID]) -> list[str]:
 def run(args: argparse.Namespace) -> tuple[int, list[str]]:
     """(Win32 status, lines). Every argument is checked before anything is started or changed:
     UsageError (a one-line message) if the command line is wrong, SessionError if a -guid file
-    is."""
+    is. Options the command does not use are not looked at (as Windows tracelog ignores them)."""
     command, name = args.command, args.name
     if command == "l":
         return 0, session_cli.listed()
@@ -199,7 +210,10 @@ def run(args: argparse.Namespace) -> tuple[int, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:    # a usage error, said in its one line
+        return int(exc.code or 0)
     if args.help or not args.command:
         parser.print_help()
         return 0 if args.help else EXIT_USAGE

@@ -231,8 +231,7 @@ def test_flags_and_levels_out_of_range_are_usage_errors_before_any_session(tmp_p
                 (["-enable", session_name, "-guid", f"#{guid}", "-level", "x"],
                  "tracelog: error: argument -level: level 'x' is not a number")]:
             result = tracelog(*args)
-            assert (result.returncode, result.stdout) == (2, ""), (args, result.stderr)
-            assert result.stderr.splitlines()[-1] == message, args
+            assert (result.returncode, result.stdout, result.stderr) == (2, "", message + "\n"), args
         assert not os.path.exists(etl)
         assert wpptrace("session", "query", session_name, check=False).returncode == 1
     finally:
@@ -525,6 +524,51 @@ def test_tracelog_help_says_what_each_exit_status_means():
     assert "Exit status: 0 success; 1 the action failed (the session, a -guid file); 2 bad usage" in text
     refused = tracelog("-q", "x", "-nosuch")
     assert (refused.returncode, refused.stdout) == (2, "") and "unrecognized arguments: -nosuch" in refused.stderr
+
+
+def test_tracelog_two_actions_or_an_unknown_option_are_a_one_line_usage_error(tmp_path, session_name, capsys):
+    """What can only be a mistake (two actions at once, an option tracelog does not have) is
+    one line, exit status 2, as every other refusal: no usage block, nothing started."""
+    from wpptrace.provider import tracelog
+
+    etl = tmp_path / "never.etl"
+    for args, said in [
+            (["-start", session_name, "-f", str(etl), "-stop"], "argument -stop: not allowed with argument -start"),
+            (["-flush", session_name, "-l"], "argument -l: not allowed with argument -flush"),
+            (["-start", session_name, "-f", str(etl), "-nosuch"], "unrecognized arguments: -nosuch")]:
+        assert tracelog.main(args) == 2, args
+        assert capsys.readouterr() == ("", f"tracelog: error: {said}\n"), args
+    assert not etl.exists()
+    assert wpptrace("session", "query", session_name, check=False).returncode == 1
+
+
+def test_tracelog_ignores_options_its_action_does_not_use(tmp_path, session_name, capsys):
+    """As Windows tracelog (a script written for it runs unchanged), an option the action does
+    not use is ignored: -q, -flush and -update enable no -guid and change no buffer size,
+    -stop Name -f x.etl stops Name and makes no x.etl. The help says so."""
+    from wpptrace.provider import session_cli, tracelog
+
+    guid = uuid.uuid4()
+    etl, other = tmp_path / "s.etl", tmp_path / "x.etl"
+    assert tracelog.main(["-start", session_name, "-f", str(etl)]) == 0
+    try:
+        for args in (["-q", session_name, "-guid", f"#{guid}", "-b", "8", "-f", str(other)],
+                     ["-flush", session_name, "-guid", f"#{guid}", "-cir", "4", "-level", "2"],
+                     ["-update", session_name, "-guid", f"#{guid}", "-b", "8", "-min", "9"]):
+            assert tracelog.main(args) == 0, args
+        capsys.readouterr()
+        rows = query_rows("\n".join(session_cli.query(session_name)))
+        assert (rows["Buffer Size"], rows["Log Mode"], rows["Log Filename"], rows["Enabled Providers"]) == (
+            "64 Kb", "Sequential", str(etl), "0")
+        assert tracelog.main(["-stop", session_name, "-f", str(other), "-guid", f"#{guid}", "-rt"]) == 0
+        assert "Operation Status:       0L" in capsys.readouterr().out
+        assert not other.exists() and etlcheck.read(etl).header["EndTime"]
+        assert wpptrace("session", "query", session_name, check=False).returncode == 1
+    finally:
+        wpptrace("session", "stop", session_name, check=False)
+    assert tracelog.main(["-h"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "An option the action does not use is ignored, as Windows tracelog ignores it" in text
 
 
 @pytest.mark.parametrize("guid", ["#nope", "bad.ctl"])
