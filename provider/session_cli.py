@@ -243,7 +243,7 @@ def _holders(name: str, handle: int, guids: set[uuid.UUID]) -> dict[uuid.UUID, _
         try:
             running = api.QueryAllTraces()
         except Win32Error as exc:
-            raise SessionError(f"cannot list sessions: {_describe(exc, '')}") from None
+            raise _cannot_list("sessions", exc) from None
         for props in running:
             sessions_of.setdefault(props.HistoricalContext & 0xFFFF, (props.HistoricalContext, props.LoggerName))
     return {guid: (*sessions_of[p.logger_id], p.flags, p.level)
@@ -418,9 +418,14 @@ def _providers() -> list[sessions.ProviderInfo]:
     try:
         return sessions.providers()
     except Win32Error as exc:
-        if exc.winerror == lib.ERROR_BUSY:
-            raise SessionError(f"cannot list providers now: {_REGISTRY_HELD}") from None
-        raise SessionError(f"cannot list providers: {_describe(exc, '')}") from None
+        raise _cannot_list("providers", exc) from None
+
+
+def _cannot_list(what: str, exc: Win32Error) -> SessionError:
+    """A listing of ``what`` that failed, in words (a busy registry: try again)."""
+    if exc.winerror == lib.ERROR_BUSY:
+        return SessionError(f"cannot list {what} now: {_REGISTRY_HELD}")
+    return SessionError(f"cannot list {what}: {_describe(exc, '')}")
 
 
 def query(name: str) -> list[str]:
@@ -464,9 +469,7 @@ def listed(providers: list[sessions.ProviderInfo] | None = None) -> list[str]:
     try:
         found = sessions.list_sessions()
     except Win32Error as exc:
-        if exc.winerror == lib.ERROR_BUSY:
-            raise SessionError(f"cannot list sessions now: {_REGISTRY_HELD}") from None
-        raise SessionError(f"cannot list sessions: {_describe(exc, '')}") from None
+        raise _cannot_list("sessions", exc) from None
     lines: list[str] = []
     for props, info in found:
         lines += listed_text(props, info, providers) + [""]

@@ -26,8 +26,9 @@ def holders(guids) -> dict[uuid.UUID, tuple[str, int, int]]:
 
 def hold(name: str, *held: tuple[uuid.UUID, int, int]) -> None:
     """Session ``name`` holds each GUID at its flags and level."""
+    handle = api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY).HistoricalContext
     for guid, flags, level in held:
-        api.EnableTrace(True, flags, level, guid, api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY).HistoricalContext)
+        api.EnableTrace(True, flags, level, guid, handle)
 
 
 def failing_on(monkeypatch, guid: uuid.UUID, *, recorded: bool = False, failure=None,
@@ -201,3 +202,23 @@ def test_a_start_whose_enable_fails_stops_and_gives_back(tmp_path, two_sessions,
     finally:
         with contextlib.suppress(session_cli.SessionError):
             session_cli.stop(name)
+
+
+@pytest.mark.parametrize("listing", ["providers", "sessions"])
+def test_an_enable_that_cannot_see_who_holds_what_changes_nothing(two_sessions, monkeypatch, listing):
+    """Who holds each GUID is asked before anything changes (to put it back on a failure): a
+    listing that fails (a busy registry) fails the command, with nothing changed, in the words
+    the listings use."""
+    name, other = two_sessions
+    a, q = uuid.uuid4(), uuid.uuid4()
+    hold(other, (q, 0x4, 3))
+
+    def busy(*args):
+        raise Win32Error(BUSY, listing)
+    monkeypatch.setattr(*((sessions, "providers") if listing == "providers" else (api, "QueryAllTraces")), busy)
+    err = io.StringIO()
+    assert session_command("enable", name, [str(a), str(q)], err) == 1
+    said = f"cannot list {listing} now: {session_cli._REGISTRY_HELD}"
+    assert err.getvalue() == f"wpptrace session enable: error: {said}\n"
+    monkeypatch.undo()
+    assert holders({a, q}) == {q: (other, 0x4, 3)}
