@@ -115,7 +115,10 @@ def test_a_busy_collector_is_logged_once_as_a_warning_while_the_relay_retries(re
     assert fake.connections >= 2
     said = [(r.levelname, r.getMessage()) for r in caplog.records
             if "being closed" in r.getMessage()]
-    assert len(said) == fake.connections and {level for level, _ in said[1:]} == {"DEBUG"}
+    # each attempt's answer is logged as the relay reads it; the last attempt can be cut short by
+    # the relay's deadline after the collector accepted it and before its answer was read
+    assert fake.connections - 1 <= len(said) <= fake.connections
+    assert {level for level, _ in said[1:]} == {"DEBUG"}
     assert said[0] == ("WARNING", "hostile-collector: the collector is busy: this source's "
                                   "file is being closed (retrying)")
     # retried until the limit from the stream's end (a file being closed is the stream in
