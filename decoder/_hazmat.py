@@ -503,6 +503,20 @@ class RowWalker:
         return count, _result(res)
 
 
+class PointerSizes:
+    """Each slot's pointer size (its source's; 8 for a slot without one), looked up as
+    ``RowPrinter`` uses a slot: a list made per chunk would cost every slot of the view."""
+
+    __slots__ = ("sources",)
+
+    def __init__(self, sources: list) -> None:
+        self.sources = sources
+
+    def __getitem__(self, slot: int) -> int:
+        source = self.sources[slot]
+        return 8 if source is None else source.pointer_size
+
+
 class RowPrinter:
     """Prints chunks of row refs (``slot << 32 | index``) with a C renderer
     (``wpptrace.tmf.native.NativeRenderer``) in one ``wpprow_render`` call each.
@@ -518,7 +532,8 @@ class RowPrinter:
         self._skipped = ffi.new("uint32_t *")
         self._why = ffi.new("int *")
 
-    def print(self, items, datas: list, blobs: list, pointer_sizes: list[int], want_ends: bool,
+    def print(self, items, datas: list, blobs: list, pointer_sizes: "list[int] | PointerSizes",
+              want_ends: bool,
               into: tuple[int, int] | None = None
               ) -> tuple[memoryview | bytes, list[tuple[int, int]], list[int], int]:
         """(UTF-8 lines, holes [(item index, text position)], output length after each item
@@ -533,7 +548,7 @@ class RowPrinter:
             self._hole_at = ffi.new("uint64_t[]", self._cap)
             self._ends = ffi.new("uint64_t[]", self._cap)
         nslots = len(datas)
-        keep = self._slots(datas, blobs, pointer_sizes)  # noqa: F841  (held during the call)
+        keep = self._slots(refs, datas, blobs, pointer_sizes)  # noqa: F841  (held during the call)
         renderer = self.renderer
         out = renderer.out
         if into is None:
@@ -554,10 +569,13 @@ class RowPrinter:
         ends = ffi.unpack(self._ends, n) if want_ends else []
         return text, holes, ends, self._skipped[0]
 
-    def _slots(self, datas: list, blobs: list, pointer_sizes: list[int], sources=None) -> list:
+    def _slots(self, refs: array, datas: list, blobs: list, pointer_sizes: "list[int] | PointerSizes",
+               sources=None) -> list:
         """Point the slot arrays at the view's buffers and row tables; the cdata to keep
         alive while C reads them. A slot keeps its buffer for several chunks: only the
-        slots whose buffer changed are pointed anew."""
+        slots whose buffer changed are pointed anew. A view of many more slots than the
+        chunk has rows (thousands of processor streams of a buffer each) visits only the
+        slots the refs name, so the chunks of a file do not cost slots x chunks."""
         nslots = len(datas)
         if nslots > self._slot_cap:
             self._slot_cap = max(nslots, 16)
@@ -568,7 +586,12 @@ class RowPrinter:
             self._sources = ffi.new("int32_t[]", self._slot_cap)
             self._held = [None] * self._slot_cap
         held = self._held
-        for slot in range(nslots):
+        if nslots > 64 and nslots > 2 * len(refs):
+            high = set(memoryview(refs).cast("B").cast("I")[1::2])   # a ref's high word: its slot
+            used = [slot for slot in high if slot < nslots]          # (C skips refs beyond)
+        else:
+            used = range(nslots)
+        for slot in used:
             data, blob = datas[slot], blobs[slot]
             was = held[slot]
             if was is None or was[0] is not data or was[1] is not blob:
@@ -590,7 +613,7 @@ class RowPrinter:
         why (WPPROW_C_DONE / _HOLE / _FULL), rows that are not messages skipped).
         ``sources[slot]``: the number written in the rows' source column."""
         refs = _refs(items)
-        keep = self._slots(datas, blobs, pointer_sizes, sources)  # noqa: F841
+        keep = self._slots(refs, datas, blobs, pointer_sizes, sources)  # noqa: F841
         why = self._why
         self._skipped[0] = 0
         at = lib.wpprow_put_columns(

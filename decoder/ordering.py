@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
+from heapq import heapify, heappop, heappush
 from collections.abc import Sequence
 from itertools import accumulate
 
@@ -72,49 +73,65 @@ def merge(batches: list[Iterator[tuple[list, list[int]]]]) -> Iterator[tuple[lis
     batch is asked for only once the items of its current one have all been handed out (and
     so consumed by the caller). Items given as ``range`` objects (the formatter's row refs)
     come out as an ``array('Q')`` of refs, others as a list.
+    Each window costs only the streams it takes items from (two heaps: the streams by the end
+    key of their current batch, and by the key of their next item), so a file of thousands of
+    processor streams, each a buffer or two, merges in n log n, not in streams x buffers.
     """
     streams: list[list] = []        # per stream: [items, keys, position, batches, last key]
     for it in batches:
         st = [None, None, 0, it, -(1 << 63)]
         if _load(st):
             streams.append(st)
-    while streams:
-        window = min(st[1][-1] for st in streams)
-        ends = [bisect_left(st[1], window, st[2]) for st in streams]
-        count = sum(end - st[2] for end, st in zip(ends, streams))
-        if count == 1 or (count and sum(end > st[2] for end, st in zip(ends, streams)) == 1):
-            for end, st in zip(ends, streams):     # one stream only: its run as it is
-                if end > st[2]:
-                    yield st[0][st[2]:end], st[1][st[2]:end]
-                    st[2] = end
-        elif count and all(type(st[1]) is array for st in streams):
-            ranges = all(type(st[0]) is range and st[0].step == 1 for st in streams)
-            positions = [st[2] for st in streams]
-            refs, keys = merge_below([st[1] for st in streams], positions, window,
-                                     [st[0].start for st in streams] if ranges else None, count)
-            for st, at in zip(streams, positions):
+    ends_heap = [(st[1][-1], s) for s, st in enumerate(streams)]
+    heads = [(st[1][0], s) for s, st in enumerate(streams)]
+    heapify(ends_heap)
+    heapify(heads)
+    while heads:
+        window = ends_heap[0][0]
+        below = []                  # the streams with items older than the window, in order
+        while heads and heads[0][0] < window:
+            below.append(heappop(heads)[1])
+        below.sort()
+        taking = [streams[s] for s in below]
+        if len(taking) == 1:        # one stream only: its run as it is
+            st = taking[0]
+            end = bisect_left(st[1], window, st[2])
+            yield st[0][st[2]:end], st[1][st[2]:end]
+            st[2] = end
+        elif taking and all(type(st[1]) is array for st in taking):
+            count = sum(bisect_left(st[1], window, st[2]) - st[2] for st in taking)
+            ranges = all(type(st[0]) is range and st[0].step == 1 for st in taking)
+            positions = [st[2] for st in taking]
+            refs, keys = merge_below([st[1] for st in taking], positions, window,
+                                     [st[0].start for st in taking] if ranges else None, count)
+            for st, at in zip(taking, positions):
                 st[2] = at
             if ranges:
                 yield refs, keys
             else:
-                items = [st[0] for st in streams]
+                items = [st[0] for st in taking]
                 yield [items[code >> 32][code & 0xFFFFFFFF] for code in refs], keys
-        elif count:
+        elif taking:
             chunk: list = []
             keys = []
-            for end, st in zip(ends, streams):  # everything older than the window, all streams
-                if end > st[2]:
-                    chunk += st[0][st[2]:end]
-                    keys += st[1][st[2]:end]
-                    st[2] = end
+            for st in taking:       # everything older than the window, all streams
+                end = bisect_left(st[1], window, st[2])
+                chunk += st[0][st[2]:end]
+                keys += st[1][st[2]:end]
+                st[2] = end
             chunk = list(map(chunk.__getitem__, sorted(range(len(keys)), key=keys.__getitem__)))
             keys.sort()
             yield chunk, keys
+        for s in below:             # their next items are at the window or later now
+            heappush(heads, (streams[s][1][streams[s][2]], s))
         # then the items at the window key, stream after stream, each stream's run
         # continuing into its next batches (what a heap merge does with equal keys); given
         # out run by run, so a stream stuck at one key never piles up in memory
-        live = []
-        for st in streams:
+        while ends_heap and ends_heap[0][0] == window:
+            heappop(ends_heap)      # each of these streams finishes its batch below
+        while heads and heads[0][0] == window:
+            s = heappop(heads)[1]
+            st = streams[s]
             while st[1][st[2]] == window:
                 j = bisect_right(st[1], window, st[2])
                 yield st[0][st[2]:j], st[1][st[2]:j]
@@ -122,11 +139,11 @@ def merge(batches: list[Iterator[tuple[list, list[int]]]]) -> Iterator[tuple[lis
                 if j < len(st[0]):
                     break
                 if not _load(st):
-                    st = None
+                    st = streams[s] = None
                     break
+                heappush(ends_heap, (st[1][-1], s))
             if st is not None:
-                live.append(st)
-        streams = live
+                heappush(heads, (st[1][st[2]], s))
 
 
 def _load(st: list) -> bool:
