@@ -120,8 +120,12 @@ def _find_pdb(image: str, symbol_paths: list[str]) -> str:
     from wpptrace.tmf.pdb.tracepdb import pdb_for
 
     if not os.path.isfile(image):
-        raise FileNotFoundError("no such file" if not os.path.isdir(image) else
-                                "is a directory: give the .pdb file, or the image, in it")
+        if os.path.isdir(image):
+            raise FileNotFoundError("is a directory: give the .pdb file, or the image, in it")
+        if os.path.exists(image):       # a device, pipe or socket: no PDB is read from those
+            raise FileNotFoundError("not a regular file (a device, pipe or socket): give the "
+                                    ".pdb file, or the image")
+        raise FileNotFoundError("no such file")
     return pdb_for(image, symbol_paths)
 
 

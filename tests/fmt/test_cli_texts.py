@@ -3,6 +3,7 @@ expected, a non-zero exit, no traceback; a wrong option told by the subcommand i
 from __future__ import annotations
 
 import argparse
+import os
 
 import pytest
 
@@ -65,6 +66,15 @@ def test_a_missing_pdb_is_named_once(capsys, fmt_data, tmp_path):
     rc, out, err = wpptrace(capsys, "fmt", fmt_data / "wppstr-sample.etl", "--pdb", tmp_path / "x.pdb")
     assert rc == 1
     assert err.splitlines()[0] == f"wpptrace fmt: error: {tmp_path / 'x.pdb'}: no such file"
+
+
+def test_a_pdb_that_is_no_regular_file_is_not_called_missing(capsys, fmt_data, tmp_path):
+    pipe = tmp_path / "x.pdb"
+    os.mkfifo(pipe)
+    rc, out, err = wpptrace(capsys, "fmt", fmt_data / "wppstr-sample.etl", "--pdb", pipe)
+    assert rc == 1
+    assert err.splitlines()[0] == (f"wpptrace fmt: error: {pipe}: not a regular file (a device, "
+                                   f"pipe or socket): give the .pdb file, or the image")
 
 
 def test_a_live_view_of_no_session_says_how_to_start_one(capsys, tmp_path):
