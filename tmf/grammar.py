@@ -18,8 +18,10 @@ from __future__ import annotations
 import functools
 import re
 import sys
+from array import array
 from itertools import accumulate, compress, repeat
 
+from wpptrace._core import ffi as _ffi, lib as _lib
 from wpptrace._fieldclass import fieldclass
 from wpptrace._lazyuuid import GuidFromInt, guid_int, uuid_of_int
 
@@ -522,9 +524,9 @@ class _ScannedRun:
 
 
 class _SpannedRun(_ScannedRun):
-    """A ``_ScannedRun`` of a split another process made (``SharedTexts``): ``pieces`` are the
-    lengths of its pieces (#typev line, block, 0 between two entries; ``split_text``), and an
-    entry's pieces are cut from the text when it is looked up, none before."""
+    """A ``_ScannedRun`` of a split made as lengths (``tile_split``, or another process's,
+    ``SharedTexts``): ``pieces`` are the lengths of its pieces (#typev line, block, 0 between
+    two entries), and an entry's pieces are cut from the text when it is looked up, none before."""
 
     __slots__ = ("_offsets",)
 
@@ -1006,8 +1008,8 @@ def parse_into(
 
 #: ``split_text``'s form: (numbers, pieces, lengths): the entries' message numbers, and the
 #: text's pieces (rest, #typev line, number, block, rest, ..., rest: four for each entry and
-#: one more) or, as another process of the run gives them (``SharedTexts``), their lengths
-#: but the numbers' (three for each entry and one more; pieces None)
+#: one more) or their lengths but the numbers' (three for each entry and one more; pieces None:
+#: ``tile_split``'s, and the form another process of the run gives, ``SharedTexts``)
 TextSplit = tuple
 
 
@@ -1015,11 +1017,41 @@ def split_text(text: str) -> TextSplit | None:
     """Where a lazy parse splits ``text`` (``_Parser.scan``): at the entries written as
     tracepdb writes them (``_TILE``), each a #typev line with its message number and a block
     (with the // and empty lines after it), the rest between them. None for a text a lazy
-    parse reads line by line."""
+    parse reads line by line. An ASCII text is split in C (``tile_split``: the numbers and
+    the pieces' lengths, no piece made), any other by the pattern (``pattern_split``)."""
     if "\r" in text:
         return None
+    if text.isascii():
+        return tile_split(text)
+    return pattern_split(text)
+
+
+def pattern_split(text: str) -> TextSplit:
+    """``split_text`` of a text without "\r" by ``_TILE``, the reference: the numbers and the
+    pieces."""
     pieces = _TILE.split(text)
     return list(map(int, pieces[2::4])), pieces, None
+
+
+#: C memory that is not cleared: the split writes every value read back
+_uncleared = _ffi.new_allocator(should_clear_after_alloc=False)
+
+
+def tile_split(text: str) -> TextSplit:
+    """``pattern_split`` of an ASCII text without "\r", made in C (``tmf/csrc/wpptile.h``:
+    about 1 instruction a character against the pattern's 31): the numbers and the pieces'
+    lengths but the numbers'."""
+    data = text.encode("ascii")
+    cap = len(data) // _lib.WPPT_TILE_MIN + 1
+    out = _uncleared("uint64_t[]", 4 * cap + 1)
+    tiles = _lib.wppt_split(data, len(data), out, cap)
+    if tiles < 0:       # (no room: cannot happen, a tile is WPPT_TILE_MIN bytes at least)
+        return pattern_split(text)
+    lengths = array("Q")     # (copied whole: ffi.unpack makes each int apart, 8x the cost)
+    lengths.frombytes(_ffi.buffer(out, 8 * (4 * tiles + 1)))
+    numbers = lengths[2::4]
+    del lengths[2::4]
+    return numbers, None, lengths
 
 
 def split_lengths(split: TextSplit) -> list[int]:

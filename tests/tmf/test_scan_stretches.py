@@ -92,12 +92,14 @@ def _read(*texts: str, given: bool = False) -> tuple:
 
 
 def _three_readings(*texts: str, monkeypatch) -> list:
-    """The lazy reading, unit by unit and line by line; the lazy reading of the split another
-    process gives is checked to be the lazy one."""
+    """The lazy reading, unit by unit and line by line; the lazy readings of the pattern's
+    split (its pieces) and of the split another process gives are checked to be the lazy one."""
     readings = [_read(*texts)]
     assert _read(*texts, given=True) == readings[0]
     with monkeypatch.context() as patch:
-        patch.setattr(grammar, "_TILE", re.compile(r"(?!)"))  # unit by unit
+        patch.setattr(grammar, "tile_split", grammar.pattern_split)   # the pattern's pieces
+        assert _read(*texts) == readings[0]
+        patch.setattr(grammar, "split_text", lambda text: ([], [text], None))  # unit by unit
         readings.append(_read(*texts))
         patch.setattr(grammar, "_FAST_UNIT", re.compile(r"(?!)"))  # line by line
         readings.append(_read(*texts))
