@@ -21,8 +21,7 @@ this process's (``_merge``); and ``decode_parallel``'s pieces: the buffer index
 workers' results (``_Assembly.finish``, with ``prepare_summary`` in it), the windows' starts
 checked (``first_started_wrong``), and ``decode_parallel`` whole; and the TMF reading: the
 messages looked up (``TmfSet.lookup``, the files loaded and entries parsed in it), a file loaded
-(``_load_tmf``), taken from or kept for the other processes (``SharedTexts.take``, ``keep``), its
-entries deferred (``defer_run``), an argument block read (``_block_arguments``) and an entry
+(``_load_tmf``), split at its entries (``split_text``), its entries deferred (``defer_run``), an argument block read (``_block_arguments``) and an entry
 made from its tile (``_tile_message``). With ``-j 2`` there is a number per process, this one's first: a
 forked worker's count starts with what its parent had collected before the fork (a step
 before the fork shows twice; ``run_fmt``'s second number is the worker's own part plus that).
@@ -99,8 +98,7 @@ STEPS = {
     "defer_run": ("wpptrace.tmf.model", "TmfSet", "defer_run"),
     "block_arguments": ("wpptrace.tmf.grammar", None, "_block_arguments"),
     "tile_message": ("wpptrace.tmf.grammar", None, "_tile_message"),
-    "take_text": ("wpptrace.decoder.program_share", "SharedTexts", "take"),
-    "keep_text": ("wpptrace.decoder.program_share", "SharedTexts", "keep"),
+    "split_text": ("wpptrace.tmf.grammar", None, "split_text"),
     "run_fmt": ("wpptrace.decoder.cli_fmt", None, "run_fmt"),
 }
 

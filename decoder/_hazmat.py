@@ -12,7 +12,7 @@ The only decoder module that touches cffi: the rest of the package gets Python v
   buffers of an uncompressed file read into them (etlindex.c); ``next_header_shape``: where
   a buffer header could start after damage (etlindex.c);
 * ``cut_times``: the window bounds of ``fmt -j`` from the index columns (cuts.c);
-* ``crc32``: zlib's CRC-32, eight bytes a step (crc32.c); ``crc32c``: CRC-32C (the CPU's instruction);
+* ``crc32``: zlib's CRC-32, eight bytes a step (crc32.c);
 * ``hold_heap``: whether the allocator keeps the memory a run frees (heap.c);
 * ``RowTables`` / ``RowWalker``: the formatter's key table and row walker (wpp_rows.c);
 * ``RowPrinter``: rows printed by the C renderer (``wpprow_render``, tmf/csrc) into its own
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ETL", "constants", "sizeof", "offsetof", "Layout", "read", "walk_records", "chain_ok",
            "decompress_into", "INDEX_COLUMNS", "FixedIndexReader", "next_header_shape", "running_max", "last_key",
-           "merge_below", "stream_positions", "cut_times", "crc32", "crc32c", "hold_heap", "row_times", "RowTables", "RowWalker", "RowPrinter", "ProgramTable",
+           "merge_below", "stream_positions", "cut_times", "crc32", "hold_heap", "row_times", "RowTables", "RowWalker", "RowPrinter", "ProgramTable",
            "NO_RECORD", "install_records", "RowValues", "row_values", "address_of",
            "BUFFER_HEADER", "SYSTEM_HEADER", "RECORD", "ROW"]
 
@@ -415,12 +415,6 @@ def crc32(data) -> int:
     """``zlib.crc32(data)`` (``crc32_update``: a third of its instructions, and no zlib
     module imported) of bytes or a contiguous memoryview."""
     return lib.crc32_update(0, ffi.from_buffer("uint8_t[]", data), memoryview(data).nbytes)
-
-
-def crc32c(data) -> int:
-    """The CRC-32C of bytes or a contiguous memoryview (``crc32c_update``: the CPU's crc32
-    instruction where it has one, a tenth of ``crc32``'s instructions): for checks within a run."""
-    return lib.crc32c_update(0, ffi.from_buffer("uint8_t[]", data), memoryview(data).nbytes)
 
 
 # -- the formatter's rows (wpp_rows.c) ------------------------------------------------------

@@ -19,29 +19,25 @@ others' from their ends. A process that does not post in time ends the meeting f
 then first come, first compiled.
 
 Messages first met after the first windows are compiled by whichever process meets one
-first, which reads its TMF file if it has not: the others' share of the GUIDs, most often.
-So a TMF file is read and split once in a run: the first process to read one keeps its text
-and split (the entries' numbers and where they are) in the table (``SharedTexts``), and the
-others take them from there.
+first, which reads its TMF file if it has not: the others' share of the GUIDs, most often
+(splitting a file in C costs less than taking it from another process would).
 
 A record: ``RECORD`` (the printer's form, flags, the shared prefix program the blob calls,
 five lengths) then component, name and Unknown line (UTF-8), program blob and decoration.
 """
 from __future__ import annotations
 
-import marshal
 import struct
 import time
-from array import array
 from collections import namedtuple
 
-from ._hazmat import ETL, ProgramTable, crc32c
+from ._hazmat import ETL, ProgramTable
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["ProgramShare", "SharedRecord", "SharedTexts", "pack", "pack_parts", "shares_of", "unpack"]
+__all__ = ["ProgramShare", "SharedRecord", "pack", "pack_parts", "shares_of", "unpack"]
 
 #: a record's head, as program_records.h lays it out (PRECORD_HEAD bytes) for the C install
 RECORD = struct.Struct("<4sIiIIIII")
@@ -53,8 +49,9 @@ WAIT_SECONDS = 1.0
 #: at least: a quarter of the time it took to come, if longer (a slow machine, or a process run
 #: under a profiler, is slow in every process)
 MEET_SECONDS = 0.005
-#: what reading a TMF file costs, in messages compiled (one GUID's file: 0.6 M instructions
-#: read and scanned, a message 0.13 M): how the shares are weighed
+#: what reading a TMF file costs, in messages compiled: how the shares are weighed (set when one
+#: GUID's file cost 0.6 M instructions read and scanned, a message 0.13 M; split in C, a file
+#: costs about 0.3 M)
 _FILE_WEIGHT = 4
 
 
@@ -201,123 +198,8 @@ class ProgramShare:
             return None
         return unpack(table.record(slot), mode)
 
-    def texts(self, inputs: list[str]) -> SharedTexts:
-        """The TMF texts the run's processes read, shared through this table, for a TMF set
-        listed from ``inputs`` (``TmfSet.inputs``: the same in every process)."""
-        return SharedTexts(self.table, inputs)
-
     def close(self) -> None:
         self.table.close()
-
-
-#: a TMF text's key in the table: this GUID, and a number past every message's (0xFFFF at
-#: most) for each of the set's inputs
-_TEXT_GUID = b"TMF text\0\0\0\0\0\0\0\0"
-_TEXT_NUMBER = 1 << 16
-#: a text longer than this (characters) is not kept: each process reads it (the table's arena
-#: is 64 MiB, and the text is marshalled whole)
-TEXT_LIMIT = 4 << 20
-#: what one process keeps of TMF texts in the arena at most (bytes): the rest of it is left
-#: to the programs, which a large TMF set would otherwise crowd out
-TEXT_ROOM = 8 << 20
-
-
-#: the array types a TMF text's split (``tmf.grammar.split_text``) is kept in: its numbers
-#: (five digits at most), its lengths
-_NUMBERS, _LENGTHS = "I", "Q"
-#: a kept text's CRC-32C, ahead of it (``text_record``)
-_CRC = struct.Struct("<I")
-
-
-class SharedTexts:
-    """``TmfSet.shared_texts`` over a run's table: the first process to read a TMF file
-    keeps its text and split there, marshalled, under the file's own key (its place in the
-    set's inputs); the others take them instead of reading and splitting the file again.
-    The split (``tmf.grammar.split_text``) is kept as the entries' numbers and the pieces'
-    lengths (``split_lengths``), two arrays as bytes: taking a file makes no string of an
-    entry nor reads a number of one. A file another process is reading at that moment is
-    read again (nothing waits for it); one not read as TMF text is not kept, so each process
-    reports it; a record that does not hold what its writer kept (``_taken``: its CRC-32C
-    written with it, the arrays whole, three lengths an entry and one more adding up to the
-    text's length) is not taken: the file is read. A process keeps ``TEXT_ROOM`` bytes of
-    texts at most.
-    ``taken`` / ``kept``: files this process took / kept."""
-
-    def __init__(self, table: ProgramTable, inputs: list[str]) -> None:
-        self.table = table
-        self._places: dict[str, int] = {}
-        for place, path in enumerate(inputs):
-            self._places.setdefault(path, place)
-        self._mine: dict[str, int] = {}
-        self.taken = self.kept = 0
-        self.room = TEXT_ROOM
-
-    def take(self, path: str) -> tuple[str, array | None, array | None] | None:
-        table = self.table
-        place = self._places.get(path)
-        if place is None or place >= (1 << 32) - _TEXT_NUMBER or table.closed:
-            return None
-        slot, state = table.claim(_TEXT_GUID, _TEXT_NUMBER + place)
-        if state == table.MINE:
-            self._mine[path] = slot
-            return None
-        if state != table.READY:
-            return None
-        taken = _taken(table.record(slot))
-        if taken is not None:
-            self.taken += 1
-        return taken
-
-    def keep(self, path: str, text: str, numbers: list[int] | None, lengths: list[int] | None) -> None:
-        slot = self._mine.pop(path, None)
-        if slot is None or self.table.closed:
-            return
-        data = text_record(text, numbers, lengths) if len(text) <= TEXT_LIMIT else None
-        if data is None or len(data) > self.room:
-            self.table.refuse(slot)
-            return
-        if self.table.publish(slot, data):
-            self.kept += 1
-            self.room -= len(data)
-
-
-def text_record(text: str, numbers: list[int] | None, lengths: list[int] | None) -> bytes:
-    """The record ``SharedTexts.keep`` publishes: the CRC-32C of the rest (its 4 bytes, little
-    endian), then (text, numbers, lengths) marshalled, the split as two arrays' bytes (None,
-    None for a text a lazy parse reads line by line)."""
-    data = marshal.dumps((text, None, None) if numbers is None else
-                         (text, array(_NUMBERS, numbers).tobytes(), array(_LENGTHS, lengths).tobytes()))
-    return _CRC.pack(crc32c(data)) + data
-
-
-def _taken(data: bytes | None) -> tuple[str, array | None, array | None] | None:
-    """The text, numbers and lengths a kept record holds (``text_record``); None for one that
-    does not hold what its writer kept: its CRC-32C not the rest's (memory written over after
-    the keep), or not a text with a split of it (the arrays whole, three lengths an entry and
-    one more, their sum the text's length). Where the split's pieces start and end is the
-    writer's (``split_text``, as the reader splits): checked by the tests, not here, where
-    it would cost more than taking the file (about 0.5 M instructions a file)."""
-    if data is None or len(data) < _CRC.size or _CRC.unpack_from(data)[0] != crc32c(memoryview(data)[_CRC.size:]):
-        return None
-    try:
-        text, numbers, lengths = marshal.loads(memoryview(data)[_CRC.size:])
-    except (EOFError, ValueError, TypeError):
-        return None
-    if type(text) is not str:
-        return None
-    if numbers is None and lengths is None:     # a text a lazy parse reads line by line
-        return (text, None, None) if "\r" in text else None
-    if type(numbers) is not bytes or type(lengths) is not bytes:
-        return None
-    split = array(_NUMBERS), array(_LENGTHS)
-    try:
-        split[0].frombytes(numbers)
-        split[1].frombytes(lengths)
-    except ValueError:
-        return None
-    if len(split[1]) != 3 * len(split[0]) + 1 or sum(split[1]) != len(text):
-        return None
-    return text, split[0], split[1]
 
 
 def shares_of(posts: list[list[tuple[bytes, int]]]) -> list[list[tuple[bytes, int]]]:

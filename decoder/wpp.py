@@ -980,11 +980,8 @@ class WppDecoder:
     def share_programs(self, share) -> None:
         """Take messages' programs from ``share`` (a ``program_share.ProgramShare`` made before
         this process was forked) when another process of the run compiled them, and publish
-        the ones this process compiles; None: compile every message here. The TMF files
-        the processes read are shared through it too (``ProgramShare.texts``)."""
+        the ones this process compiles; None: compile every message here."""
         self._share = share
-        if self.tmfset is not None:
-            self.tmfset.shared_texts = None if share is None else share.texts(self.tmfset.inputs)
 
     @property
     def shared_programs(self):

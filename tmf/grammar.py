@@ -429,6 +429,7 @@ _FAST_UNIT = LazyPattern(
 # line's last quote once and ``once`` ("+") makes the block's repeats give back no line they
 # took; no line given back could end the tile otherwise, so the matches are those of the 3.10
 # forms, whose look-ahead also keeps a failing line of many quotes from being tried at each.
+# An ASCII text is split so in C (``tile_split``, tmf/csrc/wpptile.c): this pattern is the reference.
 _TILE_PATTERN = (
     r'(#type(?<![^\n]#type)v? [!#-~]+ ([0-9]{{1,5}}) {second_quote}.*\n)'  # at a line start
     # no "#", "{{", "}}" or GUID starts a line of the block (only a hex digit is looked past)
@@ -524,9 +525,9 @@ class _ScannedRun:
 
 
 class _SpannedRun(_ScannedRun):
-    """A ``_ScannedRun`` of a split made as lengths (``tile_split``, or another process's,
-    ``SharedTexts``): ``pieces`` are the lengths of its pieces (#typev line, block, 0 between
-    two entries), and an entry's pieces are cut from the text when it is looked up, none before."""
+    """A ``_ScannedRun`` of a split made as lengths (``tile_split``): ``pieces`` are the lengths
+    of its pieces (#typev line, block, 0 between two entries), and an entry's pieces are cut
+    from the text when it is looked up, none before."""
 
     __slots__ = ("_offsets",)
 
@@ -693,24 +694,24 @@ class _Parser:
         """What parsing an entry later needs of the reader now."""
         return (self.path, self.tolerant, self.priority, self.header, self.source_file)
 
-    def run(self, text: str, split: TextSplit | None = None) -> None:
+    def run(self, text: str) -> None:
         if self.lazy and "\r" not in text:
-            self.scan(text, split)
+            self.scan(text)
             return
         lines = _lines(text)
         index = 0
         while index < len(lines):
             index = self.step(lines, index)
 
-    def scan(self, text: str, split: TextSplit | None = None) -> None:
+    def scan(self, text: str) -> None:
         """``run`` for lazy parsing of a text without "\r": the text is split at the entries
-        ``scan_units`` would defer (``split_text``; ``split``: that split, made before); each
+        ``scan_units`` would defer (``split_text``); each
         stretch of them is deferred in one step (``TmfSet.defer_run``: no per-entry work
         until a lookup), and ``scan_units`` reads the rest. Where that reading runs past the
         rest into a stretch, or a stretch cannot be deferred as it stands, ``scan_units``
         reads on to the end."""
         source = _ScannedText(text)
-        numbers, pieces, lengths = split_text(text) if split is None else split
+        numbers, pieces, lengths = split_text(text)
         # rest, #typev line, number, block, rest, ..., rest; or their lengths (no number)
         rests = pieces[0::4] if pieces is not None else lengths[0::3]
         pos = first = 0   # the offset read next; the first entry not read
@@ -996,20 +997,19 @@ class _Parser:
 
 def parse_into(
     tmfset: TmfSet, text: str, path: str = "<string>", tolerant: bool = False, priority: int = 0,
-    lazy: bool = False, split: TextSplit | None = None,
+    lazy: bool = False,
 ) -> TmfSet:
     """Parse TMF ``text`` into ``tmfset`` (strict: raise the first TmfError; tolerant: record
     issues). ``lazy`` (tolerant only): well-formed message entries are parsed when one of their
-    messages is first looked up (a decoding run needs a fraction of a TMF directory).
-    ``split``: ``split_text(text)``, made before (by another process of the run)."""
-    _Parser(tmfset, path, tolerant, priority, lazy=lazy and tolerant).run(text, split)
+    messages is first looked up (a decoding run needs a fraction of a TMF directory)."""
+    _Parser(tmfset, path, tolerant, priority, lazy=lazy and tolerant).run(text)
     return tmfset
 
 
 #: ``split_text``'s form: (numbers, pieces, lengths): the entries' message numbers, and the
 #: text's pieces (rest, #typev line, number, block, rest, ..., rest: four for each entry and
 #: one more) or their lengths but the numbers' (three for each entry and one more; pieces None:
-#: ``tile_split``'s, and the form another process of the run gives, ``SharedTexts``)
+#: ``tile_split``'s)
 TextSplit = tuple
 
 
@@ -1052,15 +1052,6 @@ def tile_split(text: str) -> TextSplit:
     numbers = lengths[2::4]
     del lengths[2::4]
     return numbers, None, lengths
-
-
-def split_lengths(split: TextSplit) -> list[int]:
-    """The lengths of a split's pieces but the numbers (the form another process is given)."""
-    if split[2] is not None:
-        return split[2]
-    lengths = list(map(len, split[1]))
-    del lengths[2::4]
-    return lengths
 
 
 def iter_entries(text: str, path: str = "<string>") -> Iterator[Message]:

@@ -125,14 +125,6 @@ def _issue_for_os_error(path: str, err: OSError) -> TmfError:
 
 
 def _load_tmf(path: str, priority: int, tolerant: bool, tmfset: TmfSet, lazy: bool = False) -> None:
-    shared = tmfset.shared_texts if lazy and tolerant else None
-    if shared is not None:      # a file another process of the run read and split: taken
-        taken = shared.take(path)
-        if taken is not None:
-            text, numbers, lengths = taken
-            _grammar().parse_into(tmfset, text, path=path, tolerant=True, priority=priority, lazy=True,
-                                  split=None if numbers is None else (numbers, None, lengths))
-            return
     try:
         text = read_text(path)
     except OSError as err:
@@ -151,15 +143,7 @@ def _load_tmf(path: str, priority: int, tolerant: bool, tmfset: TmfSet, lazy: bo
             raise not_tmf
         tmfset.add_issue(not_tmf)
         return
-    grammar = _grammar()
-    split = None
-    if shared is not None:      # (a text that is not TMF is not given: each process reports it)
-        split = grammar.split_text(text)
-        if split is None:
-            shared.keep(path, text, None, None)
-        else:
-            shared.keep(path, text, split[0], grammar.split_lengths(split))
-    grammar.parse_into(tmfset, text, path=path, tolerant=tolerant, priority=priority, lazy=lazy, split=split)
+    _grammar().parse_into(tmfset, text, path=path, tolerant=tolerant, priority=priority, lazy=lazy)
 
 
 @functools.cache

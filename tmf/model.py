@@ -16,7 +16,7 @@ from .errors import TmfError
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
     import uuid
-    from typing import Callable, Iterable, Iterator, Protocol, Sequence
+    from typing import Callable, Iterable, Iterator, Protocol
 else:
     Protocol = object   # DeferredEntries documents an interface: only type checkers check it
 
@@ -122,20 +122,6 @@ class DeferredEntries(Protocol):
         """The messages of the i-th entry (problems go to ``tmfset``)."""
 
 
-class SharedTexts(Protocol):
-    """TMF texts one process of a run read, given to the others (``TmfSet.shared_texts``):
-    the text and its split (``grammar.split_text``), so that a file is read and split once."""
-
-    def take(self, path: str) -> tuple[str, Sequence[int] | None, Sequence[int] | None] | None:
-        """The text of ``path`` another process kept, with its split's numbers and lengths
-        (``grammar.split_lengths``; None for a text read line by line); None when this
-        process is to read it (then ``keep``)."""
-
-    def keep(self, path: str, text: str, numbers: list[int] | None, lengths: list[int] | None) -> None:
-        """Give ``path``'s text, its split's numbers and lengths, as this process read them,
-        to the others."""
-
-
 class TmfSet:
     """A collection of TMF messages keyed by (message GUID, number).
 
@@ -183,10 +169,6 @@ class TmfSet:
         # deferred entries a lookup did not need (an earlier one of the same key won), parsed
         # by a full listing for the problems they may report
         self._outranked: list = []
-        # where the processes of one decoding run share the TMF texts they read (None: each
-        # reads its own): ``take(path)`` -> (text, numbers, lengths) another read, else None;
-        # ``keep(path, text, numbers, lengths)`` after this one read it (see ``SharedTexts``)
-        self.shared_texts: SharedTexts | None = None
 
     # -- building -------------------------------------------------------------------------
     def add_message(self, message: Message, priority: int = 0) -> None:

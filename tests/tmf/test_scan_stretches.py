@@ -10,7 +10,6 @@ import uuid
 
 import pytest
 
-from wpptrace.decoder import program_share
 from wpptrace.tmf import grammar
 from wpptrace.tmf.model import TmfSet
 
@@ -66,25 +65,12 @@ def _deferred(tmfset: TmfSet) -> list:
             for key in tmfset._deferred_keys()]
 
 
-def _given(text: str) -> tuple | None:
-    """The split of ``text`` as another process of a run gives it (``SharedTexts``): the
-    numbers and lengths, as arrays made from the bytes of its record, no piece of the text."""
-    split = grammar.split_text(text)
-    if split is None:
-        return None
-    taken = program_share._taken(program_share.text_record(text, split[0], grammar.split_lengths(split)))
-    assert taken is not None and taken[0] == text     # (else each taker reads the file again)
-    return taken[1], None, taken[2]
-
-
-def _read(*texts: str, given: bool = False) -> tuple:
+def _read(*texts: str) -> tuple:
     """What lazy reads of ``texts`` into one set defer and report at once (the later texts
-    at higher priorities), then every message and problem once everything is parsed;
-    ``given``: each text read with its split as another process gives it."""
+    at higher priorities), then every message and problem once everything is parsed."""
     tmfset = TmfSet()
     for priority, text in enumerate(texts, -len(texts)):
-        grammar.parse_into(tmfset, text, f"t{priority}.tmf", tolerant=True, priority=priority, lazy=True,
-                           split=_given(text) if given else None)
+        grammar.parse_into(tmfset, text, f"t{priority}.tmf", tolerant=True, priority=priority, lazy=True)
     at_once = (_deferred(tmfset), [str(issue) for issue in tmfset.issues])
     tmfset.load_all()
     messages = sorted((key, message, tmfset._priority[key]) for key, message in tmfset._messages.items())
@@ -92,10 +78,9 @@ def _read(*texts: str, given: bool = False) -> tuple:
 
 
 def _three_readings(*texts: str, monkeypatch) -> list:
-    """The lazy reading, unit by unit and line by line; the lazy readings of the pattern's
-    split (its pieces) and of the split another process gives are checked to be the lazy one."""
+    """The lazy reading, unit by unit and line by line; the lazy reading of the pattern's
+    split (its pieces; the lazy one reads the C split's lengths) is checked to be the lazy one."""
     readings = [_read(*texts)]
-    assert _read(*texts, given=True) == readings[0]
     with monkeypatch.context() as patch:
         patch.setattr(grammar, "tile_split", grammar.pattern_split)   # the pattern's pieces
         assert _read(*texts) == readings[0]
@@ -163,19 +148,19 @@ def test_line_numbers_of_deferred_entries_are_exact(monkeypatch):
     assert list(map(str, lazy.issues)) == list(map(str, eager.issues))
 
 
-def test_a_given_split_parses_an_entry_from_the_text_when_it_is_looked_up():
-    """The split another process gives holds no piece of the text: an entry's #typev line and
-    block are cut from the text when one of its messages is looked up, with its line number,
-    and only that entry is parsed."""
+def test_the_c_split_parses_an_entry_from_the_text_when_it_is_looked_up():
+    """The C split holds no piece of the text: an entry's #typev line and block are cut from
+    the text when one of its messages is looked up, with its line number, and only that
+    entry is parsed."""
     text = ("// PDB:  x.pdb\n" + HEADER + entries(10) + "// again\n\n" + entries(11, 12)
             + OTHER_HEADER + entries(13, 10))
-    given = grammar.parse_into(TmfSet(), text, "t.tmf", tolerant=True, lazy=True, split=_given(text))
+    lazy = grammar.parse_into(TmfSet(), text, "t.tmf", tolerant=True, lazy=True)
     eager = grammar.parse_into(TmfSet(), text, "t.tmf", tolerant=True)
-    runs = {id(entries): entries for by_number in given._deferred.values()
+    runs = {id(entries): entries for by_number in lazy._deferred.values()
             for found in by_number.values() for _noted, entries, _i, _priority in found}
     assert len(runs) == 2 and all(type(run).__name__ == "_SpannedRun" for run in runs.values())
     assert all(type(piece) is int for run in runs.values() for piece in run.pieces)
     for guid, number in ((G, 12), (H, 10), (G, 11), (H, 13), (G, 10)):
-        assert given.lookup(guid, number) == eager.lookup(guid, number)
-    assert [given.lookup(G, 12).origin, given.lookup(H, 10).origin] == ["t.tmf:13", "t.tmf:22"]
-    assert not given.issues and not given._deferred
+        assert lazy.lookup(guid, number) == eager.lookup(guid, number)
+    assert [lazy.lookup(G, 12).origin, lazy.lookup(H, 10).origin] == ["t.tmf:13", "t.tmf:22"]
+    assert not lazy.issues and not lazy._deferred
