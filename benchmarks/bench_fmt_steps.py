@@ -14,7 +14,8 @@ its ``cache_key``), ``_Input``, ``_open_output``, ``_writer``, the output's ``co
 ``-j``, the end of ``decode_parallel`` too: what a worker sends once its last window is
 decoded (``_results``, in the worker), letting the workers go (``release``), the workers'
 messages added to the program cache (``keep_shared``), their counts and read logs added to
-this process's (``_merge``); and ``decode_parallel``'s pieces: the buffer index
+this process's (``_Merge.end``; ``windows`` and ``counts`` as the results come); and
+``decode_parallel``'s pieces: the buffer index
 (``buffer_index``, ``streams``), the cuts, the output's places, the fork, a window
 (``_decode_window``, every one of the process), the messages between the processes
 (``_Outbox.send``, ``receive``; the keys sent, ``message_keys``), the wait for the held windows' places (``write_all``), for the
@@ -33,8 +34,12 @@ Every run with fmt's program cache off and warm (``--cache``: a private cache a 
 bench_fmt.py unique-argument file (text to a file, a summary file), over the corpus driver
 TMFs. Needs valgrind.
 
+With ``--worker-last`` (``-j``), this process takes no window after its first: it waits while the
+workers decode the rest and they end last, as in most runs (the steps of the run's end then count
+what the parent does once their last results are in; without it, which process ends last varies).
+
 Usage: python3 benchmarks/bench_fmt_steps.py [--events N (default 1000)] [--jobs N]
-       [--steps load_tmfs,finish,...] [--cache both|off|warm]
+       [--steps load_tmfs,finish,...] [--cache both|off|warm] [--worker-last]
 """
 from __future__ import annotations
 
@@ -67,8 +72,11 @@ STEPS = {
     "results": ("wpptrace.decoder.parallel", None, "_results"),
     "release": ("wpptrace.decoder.parallel", "_Worker", "release"),
     "keep_shared": ("wpptrace.decoder.parallel", None, "_keep_shared"),
-    "merge": ("wpptrace.decoder.parallel", None, "_merge"),
+    "merge": ("wpptrace.decoder.parallel", "_Merge", "end"),
+    "merge_windows": ("wpptrace.decoder.parallel", "_Merge", "windows"),
+    "merge_counts": ("wpptrace.decoder.parallel", "_Merge", "counts"),
     "plain_counts": ("wpptrace.decoder.wpp", "WppDecoder", "add_plain_message_counts"),
+    "counts_so_far": ("wpptrace.decoder.wpp", "WppDecoder", "add_plain_counts_so_far"),
     "install_counted": ("wpptrace.decoder.wpp", "WppDecoder", "_install_counted"),
     "pump": ("wpptrace.decoder.parallel", "_Assembly", "pump"),
     "buffer_index": ("wpptrace.decoder.etlfile", "EtlFile", "buffer_index"),
@@ -103,11 +111,16 @@ STEPS = {
 }
 
 
-def child(step: str, path: str, jobs: int, output: str) -> int:
-    """``--child``: one fmt run with ``step`` called through ``operator.call``."""
+def child(step: str, path: str, jobs: int, output: str, worker_last: bool = False) -> int:
+    """``--child``: one fmt run with ``step`` called through ``operator.call`` (``worker_last``:
+    this process takes no window after its first)."""
     import importlib
 
-    from wpptrace.decoder import cli_fmt
+    from wpptrace.decoder import cli_fmt, parallel
+
+    if worker_last:
+        parent, real_take = os.getpid(), parallel._take
+        parallel._take = lambda fd: None if os.getpid() == parent else real_take(fd)
 
     module, owner, name = STEPS[step]
     target = importlib.import_module(module)
@@ -124,24 +137,29 @@ def child(step: str, path: str, jobs: int, output: str) -> int:
     return cli_fmt.run_fmt(opts)
 
 
-def counted(tmp: str, step: str, path: pathlib.Path, jobs: int, cache: str | None) -> list[int]:
+def counted(tmp: str, step: str, path: pathlib.Path, jobs: int, cache: str | None,
+            worker_last: bool = False) -> list[int]:
     """Instructions of ``step`` in every process of one run (the first one started first)."""
     name = f"{step}-{'warm' if cache else 'off'}"
     return instructions(os.path.join(tmp, name),
-                        [__file__, "--child", step, str(path), str(jobs), os.path.join(tmp, f"{name}.txt")],
+                        [__file__, "--child", step, str(path), str(jobs), os.path.join(tmp, f"{name}.txt"),
+                         *(["--worker-last"] if worker_last else [])],
                         fmt_env(cache), toggle="_operator_call*")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
-        return child(argv[1], argv[2], int(argv[3]), argv[4])
+        return child(argv[1], argv[2], int(argv[3]), argv[4], argv[5:] == ["--worker-last"])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=1000)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--steps", default=",".join(STEPS))
     ap.add_argument("--cache", choices=("both", "off", "warm"), default="both",
                     help="the runs counted: program cache off, warm, or both (default)")
+    ap.add_argument("--worker-last", action="store_true",
+                    help="with -j: this process takes no window after its first, so it waits for the "
+                         "workers and they end last (the end of the run as most runs have it)")
     args = ap.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("valgrind is needed (apt install valgrind)")
@@ -171,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         for step in steps:
             cells = []
             for where in runs:
-                counts = counted(tmp, step, path, args.jobs, where)
+                counts = counted(tmp, step, path, args.jobs, where, args.worker_last)
                 cells.append(", ".join(f"{count / 1e6:,.2f}" for count in counts) + " M")
             print(f"  {step:<16} {cells[0]:>22}" + "".join(f" / {cell}" for cell in cells[1:]))
     return 0

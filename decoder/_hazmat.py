@@ -14,6 +14,7 @@ The only decoder module that touches cffi: the rest of the package gets Python v
 * ``cut_times``: the window bounds of ``fmt -j`` from the index columns (cuts.c);
 * ``crc32``: zlib's CRC-32, eight bytes a step (crc32.c);
 * ``hold_heap``: whether the allocator keeps the memory a run frees (heap.c);
+* ``wait_readable``: waiting for one of a few descriptors to read (fdwait.c);
 * ``RowTables`` / ``RowWalker``: the formatter's key table and row walker (wpp_rows.c);
 * ``RowPrinter``: rows printed by the C renderer (``wpprow_render``, tmf/csrc) into its own
   buffer or into memory the caller lends it, or appended as Arrow columns
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ETL", "constants", "sizeof", "offsetof", "Layout", "read", "walk_records", "chain_ok",
            "decompress_into", "INDEX_COLUMNS", "FixedIndexReader", "next_header_shape", "running_max", "last_key",
-           "merge_below", "stream_positions", "cut_times", "crc32", "hold_heap", "row_times", "RowTables", "RowWalker", "RowPrinter", "ProgramTable",
+           "merge_below", "stream_positions", "cut_times", "crc32", "hold_heap", "wait_readable", "row_times", "RowTables", "RowWalker", "RowPrinter", "ProgramTable",
            "NO_RECORD", "install_records", "RowValues", "row_values", "address_of",
            "BUFFER_HEADER", "SYSTEM_HEADER", "RECORD", "ROW"]
 
@@ -409,6 +410,18 @@ def hold_heap(hold: bool) -> bool:
     """Keep (True) the memory freed from now on in the process, for the next chunks, or give
     the allocator its defaults back (False); whether the allocator could be told (heap.h)."""
     return bool(lib.heap_hold(1 if hold else 0))
+
+
+def wait_readable(fds: list[int], seconds: float) -> bool:
+    """Wait up to ``seconds`` until one of ``fds`` can be read (data, its other end closed)
+    (``fd_wait_readable``, fdwait.h: poll, no module to load, no descriptor needed, no limit on
+    their numbers). False where the wait could not be made (the caller waits otherwise); a
+    signal ends it early (True: the caller looks, and Python runs the signal's handler)."""
+    if lib.fd_wait_readable(fds, len(fds), max(0, int(seconds * 1000))) >= 0:
+        return True
+    import errno         # (built in: no library loaded)
+
+    return ffi.errno == errno.EINTR
 
 
 def crc32(data) -> int:

@@ -20,9 +20,10 @@ and this process appends each window's output in window order, as it grows (``_A
 a window it takes itself goes straight into the output when every window before it is in,
 else into a file of its own. Each window's counts (messages, Unknowns, format errors, per-
 message counts for the summary) and read log (buffers, damage: each buffer is accounted by
-one window) are added to this process's in window order, so the summary and the warnings are
-the ones one process gives. Each message is compiled by the first process that needs it; the
-others install its program from a table shared across the fork (decoder.program_share),
+one window) are added to this process's in window order, as they come while it decodes or
+waits (``_Merge``: the end has the last window's part left), so the summary and the warnings
+are the ones one process gives. Each message is compiled by the first process that needs it;
+the others install its program from a table shared across the fork (decoder.program_share),
 so a TMF file may be read by one process only: the problems the workers met in TMF files are
 reported with this process's (``WppDecoder.tmf_issues``).
 
@@ -48,7 +49,7 @@ from itertools import accumulate
 
 from wpptrace._fieldclass import fieldclass
 
-from ._hazmat import address_of
+from ._hazmat import address_of, wait_readable
 from .buffers import ReadStats
 from .jobs import AUTO_MIN_BYTES, default_jobs, usable_cores
 
@@ -179,7 +180,7 @@ def _cut_times(streams, shares: list[float]) -> list[int] | None:
 
 
 def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str],
-                    opened_here: bool = False) -> "ParallelRun":
+                    opened_here: bool = False, waiting=None) -> "ParallelRun":
     """Decode ``inp`` (cli_fmt's input) in ``jobs`` processes into ``writer`` (see the
     module docstring): this process decodes the first window straight into the writer while
     forked workers decode theirs; the other windows go to whichever process is free; each
@@ -190,7 +191,9 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str],
     taken from flush times, passed a record (a buffer holding a record later than its
     flush), this process decodes the rest itself: the output is the same either way.
     ``opened_here``: ``writer`` writes only to a file the run opened itself, not to append
-    (else the output's file is asked whether it appends: ``_Places.for_output``)."""
+    (else the output's file is asked whether it appends: ``_Places.for_output``).
+    ``waiting``: called (no argument) when this process first waits for the workers, its
+    windows decoded: work of the run's end done ahead (fmt's summary file opened)."""
     from . import cli_fmt
     from .wpp_rows import RowView
 
@@ -214,8 +217,6 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str],
     try:
         for k in range(1, first):             # forked before this process decodes anything
             workers.append(_Worker.start(k, windows, claims, inp, decoder, opts, out_dir, workers, places))
-        if workers:
-            _import_select()                  # before this process opens anything of its own
         for worker in workers:                # (the thread that reaps it: started now, not at
             worker.watch()                    # the run's end, where each ms is the run's)
         forked = time.monotonic()
@@ -223,7 +224,8 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str],
         cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None, windows[0], view)
         writer.flush()
         output = _Assembly(windows, inp.source, writer, workers, claims, places is not None)
-        output.idle = _idle_work(decoder, share, bool(opts.summary))
+        output.idle = _idle_work(decoder, share, bool(opts.summary), waiting)
+        merge = output.merge = _Merge(decoder, inp.etl, own.results, output)
         output.stops[0] = dict(inp.source.window_stops)
         if places is not None:
             places.sizes.set(0, places.end_of(writer))   # window 0's size: where it ends
@@ -263,7 +265,8 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str],
         own.close()
         output.finish()                       # every worker's results (or the reason it has none)
         limit = len(windows) if redo is None else redo
-        own.forget_from(decoder, limit)       # (its windows from a redone one on)
+        if own.forget_from(decoder, limit):   # (its windows from a redone one on)
+            merge.reset()
         if places is not None:                # the output's end, or where the rest goes
             places.move_to(writer, places.sizes.start(redo if redo is not None else len(windows)))
             places.moved = True
@@ -285,7 +288,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str],
             places.end_written(writer)        # (failing: the error line is to follow the text)
             places.close()
         _let_go_of_share(decoder, share)
-    payloads = _merge(decoder, inp.etl, own.results, output.results, workers, limit)
+    payloads = merge.end(workers, limit)
     owners = [0] * len(windows)
     for k, worker in output.decoded_by.items():
         owners[k] = worker.k
@@ -297,16 +300,18 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str],
                        redo, timeline, owners, places is not None)
 
 
-def _idle_work(decoder, share, summary: bool):
+def _idle_work(decoder, share, summary: bool, waiting=None):
     """What this process does once its windows are decoded, when it first waits for the
     workers (``_Assembly.idle``), rather than after them: its messages' rows of the summary
-    table made (``summary``) and, with no program cache (which takes the workers' records from
-    it at the end: ``_keep_shared``), the shared table let go of (a 68 MB mapping: up to 0.9 ms
-    to unmap; a rest this process decodes itself, a window having started wrong, compiles its
-    own messages)."""
+    table made (``summary``), the caller's ``waiting`` work, and, with no program cache (which
+    takes the workers' records from it at the end: ``_keep_shared``), the shared table let go
+    of (a 68 MB mapping: up to 0.9 ms to unmap; a rest this process decodes itself, a window
+    having started wrong, compiles its own messages)."""
     def work() -> None:
         if summary:
             decoder.prepare_summary()
+        if waiting is not None:
+            waiting()
         if decoder.program_cache is None:
             _let_go_of_share(decoder, share)
     return work
@@ -418,10 +423,11 @@ class _Worker:
     claims, each written at its place in the output (``_Places``), or, when this process
     appends, into a file with no name (``_window_file``, held by both processes). Its
     messages come through a pipe, each a length and a marshal (one program on both ends):
-    where each window begins and ends, then its results (each window's counts and read log,
-    or what failed). Once not needed, this process closes its file and releases the worker
-    (closing the release pipe): the worker holds its files last, so freeing their blocks
-    (10 ms for 75 MB) happens as it ends, on its own core."""
+    where each window begins and ends (writing at places: with the window's counts and read
+    log), then its results (which windows it decoded, or what failed; appending: each
+    window's counts and read log). Once not needed, this process closes its file and
+    releases the worker (closing the release pipe): the worker holds its files last, so
+    freeing their blocks (10 ms for 75 MB) happens as it ends, on its own core."""
 
     def __init__(self, k: int, pid: int, fd: int, file_fd: int, release_fd: int) -> None:
         self.k, self.pid, self.fd, self.file_fd, self.release_fd = k, pid, fd, file_fd, release_fd
@@ -542,18 +548,6 @@ class _Worker:
                 setattr(self, name, -1)
 
 
-def _import_select():
-    """The ``select`` module, or None where it cannot be loaded (a shared library: no
-    descriptor left to open it). Imported by this process once its workers are forked
-    (before the fork every process waits for it; after, before this process opens its own
-    readers and files), not at its first wait."""
-    try:
-        import select
-    except ImportError:
-        return None
-    return select
-
-
 def _reap_when_ended(worker: _Worker, pid: int) -> None:
     """``_Worker.watch``'s thread: wait until the worker has ended, without reaping it (its
     pid stays its own while ``stop`` may still signal it), then reap it unless ``stop`` did."""
@@ -598,6 +592,10 @@ class _Assembly:
         self.stops: dict[int, dict] = {}           # window -> where its streams stopped
         self.decoded_by: dict[int, _Worker] = {worker.k: worker for worker in workers}
         self.results: dict[int, dict] = {}         # a worker's window -> its counts and read log
+        self.ended: dict[int, dict] = {}           # the same, as each came (its run may yet fail)
+        #: the windows' counts added to this process's as they come (``_Merge``), once set
+        self.merge: _Merge | None = None
+        self.waiting = False          # this process has decoded its last window (``_idle``)
         self._sizes: dict[int, int] = {}
         self._checked = 0             # the last window whose start was checked
         self._out_fd = _raw_fd(writer)
@@ -642,6 +640,7 @@ class _Assembly:
                         worker.marks[k] = worker.last_marks = tuple(   # (a part not sent: unchanged)
                             part if part is not None else last
                             for part, last in zip(message[4], worker.last_marks))
+                        self.ended[k] = message[6]
                     worker.keys += message[5]
                     for key in message[5]:    # hashed now (a GUID's bytes keep their hash):
                         hash(key)             # the merge at the end finds them faster
@@ -649,23 +648,29 @@ class _Assembly:
                     worker.payload = k
                     worker.keys += k["keys"]
                     k["keys"] = worker.keys
-                    for window, result in k["windows"].items():
+                    windows = k["windows"]
+                    for window, result in windows.items():
+                        if result is None:    # (sent with its end)
+                            result = windows[window] = self.ended[window]
+                        else:
+                            self.ended[window] = result
                         if "counts" not in result:
                             result["counts"] = worker.marks[window]
+                        else:
+                            worker.marks[window] = result["counts"]
         self._append()
+        if self.merge is not None:        # (news or not: this process's windows come too)
+            self.merge.windows(len(self.windows))
+            if self.waiting:              # (this process's own counts all in: see ``_Merge``)
+                self.merge.counts(self.workers)
 
     def wait(self, seconds: float) -> None:
         """Wait up to ``seconds`` for news from a worker, then pump."""
-        live = [worker for worker in self.workers if not worker.finished]
-        if live:
-            select = _import_select()
-            if select is None:                   # (could not be loaded: no descriptor left)
-                time.sleep(seconds)
-            else:
-                poller = select.poll()           # poll: no limit on descriptor numbers
-                for worker in live:
-                    poller.register(worker.fd, select.POLLIN)
-                poller.poll(int(seconds * 1000))
+        live = [worker.fd for worker in self.workers if not worker.finished]
+        # (not the select module: a shared library to load, 1.4-1.7 ms in this process, and
+        # none can be loaded with no descriptor left; poll has no limit on their numbers)
+        if live and not wait_readable(live, seconds):
+            time.sleep(seconds)                  # (no wait to be had: looked at in turn)
         self.pump()
 
     def check(self) -> None:
@@ -707,10 +712,14 @@ class _Assembly:
                 raise self._failure(worker)
 
     def _idle(self) -> None:
-        """Do the ``idle`` work (once)."""
+        """Do the ``idle`` work (once), and add the workers' counts of the windows in."""
         if self.idle is not None:
             idle, self.idle = self.idle, None
             idle()
+        if not self.waiting:
+            self.waiting = True           # (from now on, with each pump)
+            if self.merge is not None:
+                self.merge.counts(self.workers)
 
     def _append(self) -> None:
         while not self.in_place and not self.complete():
@@ -767,21 +776,23 @@ class _OwnWindows:
     def __init__(self, inp, opts, out_dir: str | None) -> None:
         self.inp, self.opts, self.out_dir = inp, opts, out_dir
         self.results: dict[int, dict] = {}
-        self._before: dict[int, tuple[dict, list[int]]] = {}   # window -> counters, count marks
+        self._before: dict[int, tuple] = {}    # window -> the per-message count marks before it
         self._etl = self._source = self._stream = self._writer = None
         self._fd = -1
 
-    def forget_from(self, decoder, limit: int) -> None:
-        """Leave out the windows from ``limit`` on: the decoder's counts as before the first
-        of them this process decoded."""
+    def forget_from(self, decoder, limit: int) -> bool:
+        """Leave out the windows from ``limit`` on: the decoder's counters less theirs (the
+        workers' windows added meanwhile stay), its per-message counts as before the first of
+        them this process decoded (what was added to them since is gone too). Whether any was."""
         later = [k for k in self.results if k >= limit]
-        if later:
-            counters, marks = self._before[min(later)]
-            for name, value in counters.items():
-                setattr(decoder.counters, name, value)
-            decoder.restore_counts(marks)
-            for k in later:
-                del self.results[k]
+        if not later:
+            return False
+        c = decoder.counters
+        for k in later:
+            for name, value in self.results.pop(k)["counters"].items():
+                setattr(c, name, getattr(c, name) - value)
+        decoder.restore_counts(self._before[min(later)])
+        return True
 
     def decode(self, decoder, k: int, window, view, writer,
                places: "_Places | None" = None) -> tuple[int, int, int, dict] | None:
@@ -795,7 +806,7 @@ class _OwnWindows:
             self._etl.adopt_index(self.inp.etl)
             self._source = FileSource(self._etl, trust_flush_times=True)
             self._source.adopt_streams(self.inp.source)
-        self._before[k] = (_counters(decoder), decoder.count_marks())
+        self._before[k] = decoder.count_marks()
         if places is not None:
             self.results[k] = places.decode(k, decoder, self._source, self.opts, view, window)[0]
             return None
@@ -881,31 +892,83 @@ def _snapshot(decoder, etl) -> dict:
     }
 
 
-def _merge(decoder, etl, own: dict[int, dict], results: dict[int, dict], workers: list,
-           limit: int) -> list[dict]:
-    """Add the windows before ``limit`` that the workers decoded (``results``) to this
-    process's counts, and every window's read log (this process's own ``own`` as well) to
-    ``etl``'s, as if this process had read them all; the workers' payloads (an empty one
-    for a worker that sent none)."""
-    from .wpp import mark_counts
+class _Merge:
+    """The windows' counts and read logs added to this process's (its decoder's, and its
+    reader's ``etl``) as if it had read them all, as they come rather than once the last one
+    is in: each window's counters and read log in window order (the warnings as one process
+    says them), once every window before it is in and it started right (a window from one that
+    started wrong on is left out: see ``_Assembly.redo``), while this process decodes its
+    windows or waits; each worker's per-message counts (cumulative) at its last window added,
+    once this process has decoded its own windows (the counts from one of its windows on may be
+    set back to before it: ``_OwnWindows.forget_from``, then ``reset``), only what they
+    grew by since the last time (``WppDecoder.add_plain_counts_so_far``). At the end (``end``)
+    what is left is the last windows' part."""
 
-    for k in range(1, limit):                 # in window order: the warnings as one process says them
-        if k in own:
-            _add_reads(etl, own[k])           # its counts are this process's already
-        else:
-            _add_counters(decoder, results[k])
-            _add_reads(etl, results[k])
-    payloads = [worker.payload or {"windows": {}, "ended": None, "shared": (0, 0)} for worker in workers]
-    for payload in payloads:                  # (reported with this process's at the end)
-        decoder.note_tmf_issues(payload.get("tmf_issues") or (), payload.get("tmf_issue_counts"))
-    for payload in payloads:                  # per-message counts: cumulative, at its last window used
-        used = [k for k in payload["windows"] if k < limit]
-        if used:
-            marks = payload["windows"][max(used)]["counts"]
-            left = decoder.add_plain_message_counts(payload["keys"], mark_counts(marks))
+    def __init__(self, decoder, etl, own: dict[int, dict], output: "_Assembly") -> None:
+        self.decoder, self.etl, self.own, self.output = decoder, etl, own, output
+        self.next = 1                 # the first window not added yet
+        self.added: dict[_Worker, tuple] = {}      # worker -> (its window counted to, CountsAdded)
+        self._counted: tuple | None = None         # (next, marks known) when ``counts`` last looked
+
+    def windows(self, limit: int, checked: bool = True) -> None:
+        """Add the windows from ``next`` on that are in, up to ``limit``; ``checked``: only while
+        each started right (not known at the end: every window before ``limit`` did)."""
+        output, own = self.output, self.own
+        while self.next < limit:
+            k = self.next
+            mine = own.get(k)
+            result = mine if mine is not None else output.ended.get(k) if checked else output.results[k]
+            if result is None or (checked and not output.started_right(k)):
+                return
+            if mine is None:          # (this process's own are in its counts already)
+                _add_counters(self.decoder, result)
+            _add_reads(self.etl, result)
+            self.next = k + 1
+
+    def counts(self, workers: list) -> None:
+        """Add each worker's per-message counts at its last window before ``next`` (the
+        difference since the last time)."""
+        looked = (self.next, [len(worker.marks) for worker in workers])
+        if self._counted != looked:   # (else nothing new since the last time: most waits)
+            self._counted = looked
+            for worker in workers:
+                self._count(worker)
+
+    def _count(self, worker: _Worker) -> None:
+        from .wpp import CountsAdded, mark_counts
+
+        last = max((k for k in worker.marks if k < self.next), default=None)
+        done = self.added.get(worker)
+        if last is None or (done is not None and done[0] == last):
+            return
+        added = done[1] if done is not None else CountsAdded()
+        self.decoder.add_plain_counts_so_far(added, worker.keys, mark_counts(worker.marks[last]))
+        self.added[worker] = (last, added)
+
+    def reset(self) -> None:
+        """The decoder's per-message counts were set back (no worker's in them): add them whole."""
+        self.added.clear()
+        self._counted = None
+
+    def end(self, workers: list, limit: int) -> list[dict]:
+        """Add what is left of the windows before ``limit`` (each one is in); the workers'
+        payloads (an empty one for a worker that sent none)."""
+        decoder = self.decoder
+        self.windows(limit, checked=False)
+        payloads = [worker.payload or {"windows": {}, "ended": None, "shared": (0, 0)} for worker in workers]
+        for payload in payloads:              # (reported with this process's at the end)
+            decoder.note_tmf_issues(payload.get("tmf_issues") or (), payload.get("tmf_issue_counts"))
+        for worker in workers:                # per-message counts: at its last window used
+            if worker.payload is None:        # (none before ``limit``, or the run has failed)
+                continue
+            self._count(worker)
+            done = self.added.get(worker)
+            left = done[1].left_pairs(worker.keys) if done is not None else None
             if left:                          # messages this process printed no row of
-                decoder.add_message_counts(dict(left))
-    return payloads
+                left = decoder.add_plain_message_counts([key for key, _n in left], [n for _key, n in left])
+                if left:
+                    decoder.add_message_counts(dict(left))
+        return payloads
 
 
 def _add_counters(decoder, result: dict) -> None:
@@ -1033,7 +1096,7 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
                         outbox.send(("begin", window, 0))
                         result, end = places.decode(window, decoder, source, opts, view, windows[window])
                     if places is None:        # (the parent appends: every message sent whole now)
-                        outbox.send(("end", window, end, result["stops"], None, []), wait=True)
+                        outbox.send(("end", window, end, result["stops"], None, [], None), wait=True)
                         results[window] = result
                     else:
                         # its count marks and the messages met since the last window's end (the
@@ -1044,8 +1107,9 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
                         changed = tuple(None if part is last else part
                                         for part, last in zip(marks, sent_marks))
                         sent_marks = marks
-                        outbox.send(("end", window, end, result.pop("stops"), changed, keys))
-                        results[window] = result      # (its counts: with its end)
+                        # (its counters and read log too: this process adds them while it waits)
+                        outbox.send(("end", window, end, result.pop("stops"), changed, keys, result))
+                        results[window] = None        # (all of it sent with its end)
                     if places is not None:
                         places.write_ready()
                     window = _take(claims_fd)

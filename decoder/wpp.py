@@ -316,6 +316,106 @@ class _SummaryCounts:
         self.places = places      # each message's place in counts by its entry (an installed one's: its int)
 
 
+class CountsAdded:
+    """What ``WppDecoder.add_plain_counts_so_far`` added to a decoder of another decoder's
+    per-message counts, as they grow (a ``fmt -j`` worker's, window after window)."""
+
+    __slots__ = ("counts", "targets", "plan", "state", "left")
+
+    def __init__(self) -> None:
+        self.counts: list[int] = []        # per key (the other's ``plain_message_keys``): added so far
+        self.targets: list = []            # per key: its entry, an installed message's int, or None
+        self.plan: _CountPlan | None = None
+        self.state: tuple | None = None    # the decoder's messages and counts the targets were found for
+        self.left: dict[int, int] = {}     # key index -> count, of the messages with no target
+
+    def left_pairs(self, keys: list[tuple]) -> list[tuple]:
+        """The (key, count) pairs of the messages with no target, in the keys' order, counts not 0."""
+        return [(keys[i], count) for i, count in sorted(self.left.items()) if count]
+
+
+class _CountPlan:
+    """Where each of another decoder's per-message counts goes (``targets``: per key, an
+    entry, an installed message's int, or None), laid out so that adding them is C loops:
+    the entries' counts read and set by ``getattr``/``setattr`` over them; the installed
+    columns' counts and the summary's ``kept`` counts made again whole, each from its old
+    values and the counts taken in its own order (``map`` over ``list.__getitem__`` and
+    ``add``: builtin calls; a ``__setitem__`` or a slot's ``__set__`` through ``map`` costs
+    a call made with a tuple, more than the Python loop). With a message twice among the
+    targets (never seen: each key is one message), one at a time."""
+
+    __slots__ = ("kept", "entries", "entry_at", "installed_order", "kept_order", "left_at",
+                 "unplaced_at", "whole", "installed", "targets")
+
+    def __init__(self, targets: list, kept: _SummaryCounts | None, installed: int) -> None:
+        self.kept, self.targets, self.installed = kept, targets, installed
+        n = len(targets)              # (index n: the 0 after the counts)
+        at_entry, self.left_at = [], []
+        installed_order = [n] * installed   # per installed place: the key whose count it takes
+        for i, target in enumerate(targets):
+            if target is None:
+                self.left_at.append(i)
+            elif type(target) is int:
+                installed_order[target] = i
+            else:
+                at_entry.append(i)
+        self.entry_at, self.installed_order = at_entry, installed_order
+        self.entries = list(map(targets.__getitem__, at_entry))
+        ints = [target for target in targets if type(target) is int]
+        self.whole = (len(set(map(id, self.entries))) == len(self.entries) and len(set(ints)) == len(ints))
+        self.kept_order, self.unplaced_at = None, []
+        if kept is not None:          # per place in the kept counts: the key whose count it takes
+            order = [n] * len(kept.counts)
+            for i, place in zip(at_entry + [i for i, t in enumerate(targets) if type(t) is int],
+                                map(kept.places.get, self.entries + ints)):
+                if place is None:
+                    self.unplaced_at.append(i)
+                elif order[place] != n:
+                    self.whole = False
+                else:
+                    order[place] = i
+            self.kept_order = order
+
+    def add(self, grown: list[int], installed_counts, left: dict[int, int]) -> bool:
+        """Add ``grown`` (per key) to where each goes (a message with none: to ``left``);
+        whether a count went to a message the kept counts have no place of."""
+        for i in self.left_at:
+            if grown[i]:
+                left[i] = left.get(i, 0) + grown[i]
+        if not self.whole:            # one at a time: a message twice among the targets
+            return self._add_one_at_a_time(grown, installed_counts)
+        pick = (grown + [0]).__getitem__
+        entries = self.entries
+        any(map(setattr, entries, repeat("count"),
+                map(add, map(getattr, entries, repeat("count")), map(pick, self.entry_at))))
+        if self.installed:
+            installed_counts[:self.installed] = array(
+                "q", map(add, installed_counts[:self.installed], map(pick, self.installed_order)))
+        if self.kept is not None:
+            totals = self.kept.counts
+            totals[:] = map(add, totals, map(pick, self.kept_order))
+        return any(map(grown.__getitem__, self.unplaced_at))
+
+    def _add_one_at_a_time(self, grown: list[int], installed_counts) -> bool:
+        unplaced = False
+        places = self.kept.places if self.kept is not None else None
+        for i, target in enumerate(self.targets):
+            more = grown[i]
+            if target is None or not more:
+                continue
+            if type(target) is int:
+                installed_counts[target] += more
+            else:
+                target.count += more
+            if places is not None:
+                place = places.get(target)
+                if place is None:
+                    unplaced = True
+                else:
+                    self.kept.counts[place] += more
+        return unplaced
+
+
 class _Entry:
     """Everything resolved once per (message GUID, number). A known message's formatter,
     markers and compile error are made the first time something reads them (its program is
@@ -1631,6 +1731,47 @@ class WppDecoder:
             else:
                 kept.state = self._summary_state()
         return self._install_counted(left) if left and self._cache is not None else left
+
+    def add_plain_counts_so_far(self, added: CountsAdded, keys: list[tuple], counts: list[int]) -> None:
+        """Bring the counts added from another decoder (``added``: none at first) up to
+        ``counts`` (as ``add_plain_message_counts`` takes them, cumulative: a ``fmt -j``
+        worker's at one window, then at a later one): only what each grew by is added. Each
+        key's message is found once (again when this decoder's messages or counts changed
+        otherwise), and where each count goes is laid out then (``_CountPlan``), so adding a
+        later window's part is a few C loops (no Python code per message). What goes to a message
+        with no row entry here is kept in ``added`` for ``add_plain_message_counts``
+        (``left_pairs``), once all is counted. The summary's kept counts are added to alike."""
+        n = len(counts)
+        targets = added.targets
+        if added.state != (self._counted, len(self._entries)):
+            targets = added.targets = []
+            added.plan = None
+        if len(targets) < n:
+            more = keys[len(targets):n]
+            found = map(self._raw_entries.get, more)
+            if self._installed_keys:      # installed messages without an entry: by their bytes too
+                found = map(self._entries.get, more, found)
+            targets += found
+            added.plan = None
+        kept = self._kept_summary_counts()
+        plan = added.plan
+        if plan is None or plan.kept is not kept or plan.installed != len(self._installed_counts):
+            plan = added.plan = _CountPlan(targets, kept, len(self._installed_counts))
+        before = added.counts
+        if len(before) < n:
+            before = before + [0] * (n - len(before))
+        grown = list(map(_sub, counts, before))
+        added.counts = counts
+        if len(grown) < len(targets):     # (keys met since these counts: nothing to add to them)
+            grown += [0] * (len(targets) - len(grown))
+        unplaced = plan.add(grown, self._installed_counts, added.left)
+        self._counted += 1
+        if kept is not None:              # (a count it has no place of, or new messages to come: dropped)
+            if added.left or unplaced:
+                self._summary_kept = None
+            else:
+                kept.state = self._summary_state()
+        added.state = (self._counted, len(self._entries))
 
     def _install_counted(self, left: list[tuple]) -> list[tuple]:
         """Of (key, count) pairs of messages this process never met, the ones the program

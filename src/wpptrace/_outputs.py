@@ -296,18 +296,26 @@ def mode_from(inputs: Iterable[str | os.PathLike], default: int | None = None) -
 
 class _TermAsExit:
     """While an output is open in the main thread, SIGTERM and SIGHUP leave through the
-    normal error path (the temporary file is removed) instead of killing the process."""
+    normal error path (the temporary file is removed) instead of killing the process. With
+    several open at once (fmt opens its summary's file while its output is still open), the
+    first one in puts the handlers and the last one out puts back what was there."""
+
+    _open = 0                              # outputs open in the main thread
+    _saved: dict[int, object] = {}         # the handlers to put back once none is
 
     def __init__(self) -> None:
-        self.saved: dict[int, object] = {}
+        self.entered = False
 
     def __enter__(self) -> "_TermAsExit":
-        if threading.current_thread() is threading.main_thread():
-            signal = _signal_module()
-            for name in ("SIGTERM", "SIGHUP"):
-                sig = getattr(signal, name, None)
-                if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
-                    self.saved[sig] = signal.signal(sig, self._raise)
+        if not self.entered and threading.current_thread() is threading.main_thread():
+            if _TermAsExit._open == 0:
+                signal = _signal_module()
+                for name in ("SIGTERM", "SIGHUP"):
+                    sig = getattr(signal, name, None)
+                    if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
+                        _TermAsExit._saved[sig] = signal.signal(sig, self._raise)
+            _TermAsExit._open += 1
+            self.entered = True
         return self
 
     @staticmethod
@@ -315,11 +323,14 @@ class _TermAsExit:
         raise SystemExit(128 + signum)
 
     def __exit__(self, *exc) -> None:
-        if self.saved:
-            signal = _signal_module()
-            for sig, handler in self.saved.items():
-                signal.signal(sig, handler)
-            self.saved.clear()
+        if self.entered:
+            self.entered = False
+            _TermAsExit._open -= 1
+            if _TermAsExit._open == 0 and _TermAsExit._saved:
+                signal = _signal_module()
+                for sig, handler in _TermAsExit._saved.items():
+                    signal.signal(sig, handler)
+                _TermAsExit._saved.clear()
 
 
 def term_as_exit(handler: object) -> bool:

@@ -339,6 +339,115 @@ def test_a_free_process_takes_the_tail_windows(traces, tmp_path, monkeypatch, sl
     assert owners[2:] == [0 if slow == "worker" else 1] * (len(owners) - 2)
 
 
+@pytest.mark.parametrize("to", ["file", "stream"])
+def test_the_windows_counts_are_added_as_they_come(traces, tmp_path, monkeypatch, to):
+    """While this process waits for the worker's last window (held until then), the windows
+    before it are added to this process's counts and read log, and the worker's per-message
+    counts at its window before the last (it decoded the rest, this process its first only):
+    once the last window's results come only its part is left; its summary file is made
+    while it waits. The bytes and the summary are one process's, output to a file (the
+    worker's results come with each window's end) or to a stream this process appends to
+    (with the worker's last message: all added then)."""
+    from wpptrace.decoder import cli_fmt
+
+    etls, tmfs = traces["driver"]
+    cuts = _six_windows(etls[0])
+    monkeypatch.setattr(parallel, "cut_keys", lambda *_a, **_k: cuts)
+    one = _output_and_summary(tmp_path, 1, etls[0], tmf_dirs=tmfs, utc=True)
+    parent, waiting = os.getpid(), tmp_path / "waiting"
+    real_take, real_decode, real_idle = parallel._take, cli_fmt._decode_sources, parallel._Assembly._idle
+    real_counts, real_ready = parallel._Merge.counts, cli_fmt._SummaryFile.ready
+
+    def take(fd):                     # this process takes no window after its first
+        return None if os.getpid() == parent else real_take(fd)
+
+    def decode(decoder, writer, opts, sources, progress, window=None, view=None):
+        if window == (cuts[5], None):  # the worker's last window: once this process waits
+            deadline = time.monotonic() + 60
+            while not waiting.exists() and time.monotonic() < deadline:
+                time.sleep(0.005)
+        return real_decode(decoder, writer, opts, sources, progress, window, view)
+
+    def idle(self):
+        real_idle(self)
+        waiting.touch()
+
+    added, readied = [], []
+
+    def counts(self, workers):
+        real_counts(self, workers)
+        added.append((self.next, {worker.k: last for worker, (last, _added) in self.added.items()}))
+
+    def ready(self):
+        real_ready(self)
+        readied.append(sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")))
+
+    monkeypatch.setattr(parallel, "_take", take)
+    monkeypatch.setattr(parallel._Assembly, "_idle", idle)
+    monkeypatch.setattr(parallel._Merge, "counts", counts)
+    monkeypatch.setattr(cli_fmt, "_decode_sources", decode)
+    monkeypatch.setattr(cli_fmt._SummaryFile, "ready", ready)
+    runs = _runs_noted(monkeypatch)
+    if to == "file":
+        assert _output_and_summary(tmp_path, 2, etls[0], tmf_dirs=tmfs, utc=True) == one
+    else:
+        summary = tmp_path / "sum-stream"
+        code, stdout, err = run_fmt_capture(etls[0], tmf_dirs=tmfs, utc=True, jobs=2, summary=str(summary))
+        assert code == 0, err
+        assert stdout.encode() == one[0]
+        assert [line for line in summary.read_text().splitlines() if not line.startswith("Elapsed")] == one[1]
+    [run] = runs
+    assert run.owners == [0, 1, 1, 1, 1, 1] and run.in_place == (to == "file")
+    assert added[-1] == (6, {1: 5})
+    assert ((5, {1: 4}) in added) == (to == "file")
+    [partial] = readied                                    # (the output's own too, to a file)
+    assert [name for name in partial if name.startswith(".sum")] != []
+    assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
+
+
+def test_counts_added_window_after_window_end_as_added_at_once():
+    """A worker's cumulative counts added window after window (only what grew each time),
+    messages met in between and the summary's counts kept while it waits: the entries'
+    counts, the kept summary counts and the summary table end as the counts added at once."""
+    import uuid
+
+    from wpptrace import tmf
+    from wpptrace.decoder.wpp import CountsAdded, WppDecoder
+
+    guids = [uuid.UUID(int=(k + 1) << 64 | 0x5678) for k in range(3)]
+    plain = [(g.bytes_le, n) for g in guids for n in (1, 2)]     # the worker's keys, in order
+    marks = [[2, 0, 1], [3, 1, 1, 4], [3, 6, 2, 4, 0, 1]]        # its counts at three windows
+
+    def decoder_met() -> WppDecoder:
+        decoder = WppDecoder(tmf.TmfSet(), utc=True)
+        for (guid_le, number), count in zip(plain[:5:2], (3, 1, 2)):   # rows of these printed here
+            decoder._raw_entry(guid_le, number).count = count
+        decoder.prepare_summary()
+        return decoder
+
+    def summary(decoder) -> tuple:
+        return [(key, entry.count) for key, entry in decoder._entries.items()], decoder.summary_table()
+
+    at_once = decoder_met()
+    left = at_once.add_plain_message_counts(plain, marks[-1])
+    at_once.add_message_counts(dict(left))
+    for kept_all_along in (True, False):
+        steps, added = decoder_met(), CountsAdded()
+        for window, counts in enumerate(marks):
+            steps.add_plain_counts_so_far(added, plain, counts)
+            if window == 0:
+                assert steps._summary_kept is not None and added.left == {}
+                assert steps._summary_counts() == [3 + 2, 1 + 1, 2]
+            if window == 1 and not kept_all_along:
+                steps._summary_kept = None            # (dropped: the counts made again from the entries)
+        assert added.left == {1: 6, 3: 4, 5: 1}       # the messages with no entry here
+        left = added.left_pairs(plain)
+        assert [key for key, _n in left] == [plain[1], plain[3], plain[5]]
+        left = steps.add_plain_message_counts([key for key, _n in left], [n for _key, n in left])
+        steps.add_message_counts(dict(left))
+        assert summary(steps) == summary(at_once)
+
+
 def test_window_shares():
     """A few windows per process at least, more for a large file (a window holds a few MB
     of it: what a process holds in memory stays small); the first one half the size; the
@@ -761,8 +870,8 @@ def _forks_noted(monkeypatch) -> list[int]:
 
 def test_a_failing_worker_fails_the_run_and_leaves_the_output_alone(traces, tmp_path, monkeypatch):
     """A window that cannot be decoded in a worker (a defect) is reported with the worker's
-    traceback; the output keeps its old contents and no temporary file or process is left
-    behind."""
+    traceback; the output and summary keep their old contents and no temporary file or
+    process is left behind."""
     from wpptrace.decoder import cli_fmt
 
     etls, tmfs = traces["synth"]
@@ -776,12 +885,14 @@ def test_a_failing_worker_fails_the_run_and_leaves_the_output_alone(traces, tmp_
 
     monkeypatch.setattr(cli_fmt, "_decode_sources", failing_in_workers)
     forked = _forks_noted(monkeypatch)
-    out = tmp_path / "out.txt"
+    out, summary = tmp_path / "out.txt", tmp_path / "sum.txt"
     out.write_text("old contents\n")
+    summary.write_text("old summary\n")
     with pytest.raises(RuntimeError, match="a decoding process failed(?s:.*)window decoding broke"):
-        run_fmt_capture(etls[0], tmf_files=tmfs, output=str(out), jobs=2)
+        run_fmt_capture(etls[0], tmf_files=tmfs, output=str(out), summary=str(summary), jobs=2)
     assert out.read_text() == "old contents\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+    assert summary.read_text() == "old summary\n"    # (its file made while this process waited: gone)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt", "sum.txt"]
     assert len(forked) == 1
     with pytest.raises(ChildProcessError):
         os.waitpid(forked[0], os.WNOHANG)               # the worker was reaped
@@ -1284,10 +1395,10 @@ def test_a_process_waiting_for_its_places_with_no_descriptor_left_still_ends_wel
 
 
 def test_a_worker_sends_each_window_s_counts_with_its_end(traces, tmp_path, monkeypatch):
-    """A worker's count marks and message keys go with each window's end, as this process
-    reads them while it runs (a part of a mark that did not change since the worker's last
-    window is not sent again): its last message carries neither, only its windows' counters
-    and read logs; the bytes and summary are one process's, also when windows are redone."""
+    """A worker's count marks, message keys, counters and read log go with each window's end,
+    as this process reads them while it runs (a part of a mark that did not change since the
+    worker's last window is not sent again): its last message carries none of them, only which
+    windows it decoded; the bytes and summary are one process's, also when windows are redone."""
     import marshal
 
     etls, tmfs = traces["driver"]
@@ -1335,7 +1446,8 @@ def test_a_worker_sends_each_window_s_counts_with_its_end(traces, tmp_path, monk
         assert all(len(end[4]) == 3 and end[4][2] is not None for end in ends)   # (rows: always)
         assert all(part is not None for part in ends[0][4])
         assert ends[0][5] and sum(len(end[5]) for end in ends) + len(payload["keys"]) > len(ends[0][5])
-        assert not any("counts" in result or "stops" in result for result in payload["windows"].values())
+        assert all(set(end[6]) == {"counters", "errors", "issues_dropped", "stats"} for end in ends)
+        assert payload["windows"] == dict.fromkeys([1, 2, 3, 4, 5])
 
 
 def test_a_worker_s_messages_wait_for_no_room_in_the_pipe(monkeypatch):
