@@ -229,25 +229,15 @@ def _handle(name: str) -> int:
         raise SessionError(_describe(exc, name)) from None
 
 
-#: who held a control GUID before a command changed it: the holding session's handle (its
-#: generation in it, so a session gone meanwhile is refused, never another one at its LoggerId),
-#: its name, and the flags and level it held the GUID at
-_Held = tuple[int, str, int, int]
-
-
-def _holders(name: str, handle: int, guids: set[uuid.UUID]) -> dict[uuid.UUID, _Held]:
-    """Which session holds each of ``guids`` now (a GUID none holds is not in it)."""
-    held = {p.guid: p for p in _providers() if p.enabled and p.guid in guids}
-    sessions_of = {handle & 0xFFFF: (handle, name)}
-    if any(p.logger_id not in sessions_of for p in held.values()):   # another session's: its handle
-        try:
-            running = api.QueryAllTraces()
-        except Win32Error as exc:
-            raise _cannot_list("sessions", exc) from None
-        for props in running:
-            sessions_of.setdefault(props.HistoricalContext & 0xFFFF, (props.HistoricalContext, props.LoggerName))
-    return {guid: (*sessions_of[p.logger_id], p.flags, p.level)
-            for guid, p in held.items() if p.logger_id in sessions_of}
+def _holders(guids: set[uuid.UUID]) -> dict[uuid.UUID, sessions.GuidHolder]:
+    """Which session holds each of ``guids`` now (a GUID none holds is not in it), with its
+    handle (its generation in it, so a session gone meanwhile is refused, never another one at
+    its LoggerId), name, flags and level: from the registry alone, so a provider process that
+    does not answer (stopped, under a debugger) holds up nothing."""
+    try:
+        return sessions.guid_holders(guids)
+    except Win32Error as exc:
+        raise _cannot_list("enabled providers", exc) from None
 
 
 def enable(name: str, guids: Iterable[tuple[uuid.UUID, int | None, int | None]], flags: int,
@@ -260,7 +250,7 @@ def enable(name: str, guids: Iterable[tuple[uuid.UUID, int | None, int | None]],
     back and the interrupt goes on)."""
     handle = _handle(name)
     wanted = [(guid, flags if f is None else f, level if lvl is None else lvl) for guid, f, lvl in guids]
-    before = _holders(name, handle, {guid for guid, _, _ in wanted})
+    before = _holders({guid for guid, _, _ in wanted})
     done: list[str] = []
     tried: dict[uuid.UUID, None] = {}      # in order, each once (the failing one too: it may be recorded)
     try:
@@ -283,28 +273,28 @@ def enable(name: str, guids: Iterable[tuple[uuid.UUID, int | None, int | None]],
     return done
 
 
-def _put_back(name: str, handle: int, guids: Iterable[uuid.UUID], before: dict[uuid.UUID, _Held],
+def _put_back(name: str, handle: int, guids: Iterable[uuid.UUID], before: dict[uuid.UUID, sessions.GuidHolder],
               changed_by_disable: bool) -> list[str]:
     """Give each of ``guids`` back the holder it had ``before``; what could not be, in words."""
     left = []
     for guid in guids:
         held = before.get(guid)
-        if changed_by_disable and (held is None or held[0] != handle):
+        if changed_by_disable and (held is None or held.handle != handle):
             continue                  # a disable changes only what this session held
         try:
             if held is None:
                 api.EnableTrace(False, 0, 0, guid, handle)
             else:
-                api.EnableTrace(True, held[2], held[3], guid, held[0])
+                api.EnableTrace(True, held.flags, held.level, guid, held.handle)
         except Win32Error as exc:
             if held is None:
                 left.append(f"{{{guid}}} is still enabled on session {name!r} ({_describe(exc, name)})")
-            elif held[0] == handle:
-                left.append(f"{{{guid}}} could not get back flags 0x{held[2]:X} level {held[3]} on session "
+            elif held.handle == handle:
+                left.append(f"{{{guid}}} could not get back flags 0x{held.flags:X} level {held.level} on session "
                             f"{name!r} ({_describe(exc, name)})")
             else:
-                left.append(f"{{{guid}}} could not be given back to session {held[1]!r} "
-                            f"({_describe(exc, held[1])})")
+                left.append(f"{{{guid}}} could not be given back to session {held.name!r} "
+                            f"({_describe(exc, held.name)})")
     return left
 
 

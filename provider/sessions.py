@@ -21,7 +21,8 @@ from wpptrace.provider._hazmat import check, ffi, lib
 from wpptrace.winerror import Win32Error
 
 __all__ = ["RealtimeSubscription", "subscribe_realtime", "TraceSession", "SessionInfo",
-           "session_info", "list_sessions", "ProviderInfo", "providers", "runtime_directory"]
+           "session_info", "list_sessions", "ProviderInfo", "providers", "GuidHolder", "guid_holders",
+           "runtime_directory"]
 
 _WAIT_SLICE_MS = 200    # wait in slices so Ctrl-C reaches a consumer blocked in get(None)
 
@@ -326,6 +327,44 @@ def providers() -> list[ProviderInfo]:
                              bool(out[i].IsEnable), int(out[i].LoggerId), int(out[i].EnableFlags),
                              int(out[i].EnableLevel), int(out[i].ProcessCount))
                 for i in range(total[0])]
+
+
+@dataclasses.dataclass(frozen=True)
+class GuidHolder:
+    """The running session holding a control GUID, as the registry says it."""
+
+    handle: int              #: the session's handle (its generation in it; 0: not nameable here)
+    logger_id: int
+    generation: int          #: the session's whole registry generation
+    incarnation: int         #: the registry's
+    name: str
+    flags: int
+    level: int
+
+
+def _holder_of(c: Any) -> GuidHolder | None:
+    if not c.IsEnable:
+        return None
+    return GuidHolder(int(c.LoggerHandle), int(c.LoggerId), int(c.Generation), int(c.Incarnation),
+                      ffi.string(c.LoggerName).decode("utf-8", "replace"), int(c.EnableFlags),
+                      int(c.EnableLevel))
+
+
+def _guid_into(c: Any, guid: uuid.UUID) -> None:
+    ffi.memmove(ffi.addressof(c, "Guid"), guid.bytes_le, 16)
+
+
+def guid_holders(guids: "list[uuid.UUID] | set[uuid.UUID]") -> dict[uuid.UUID, GuidHolder]:
+    """Which running session holds each of ``guids`` (one none holds is not in it): read from
+    the registry alone, no provider or session host asked (Win32Error ERROR_BUSY if its lock
+    was held too long elsewhere)."""
+    wanted = list(guids)
+    out = ffi.new("WPPTRACE_GUID_HOLDER[]", max(1, len(wanted)))
+    for i, guid in enumerate(wanted):
+        _guid_into(out[i], guid)
+    check(lib.wpptrace_guid_holders(out, len(wanted)), "guid_holders")
+    held = {guid: _holder_of(out[i]) for i, guid in enumerate(wanted)}
+    return {guid: h for guid, h in held.items() if h is not None}
 
 
 def host_log_path(logger_id: int) -> str | None:

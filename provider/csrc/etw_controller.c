@@ -748,6 +748,72 @@ ULONG wpptrace_update_trace(TRACEHANDLE h, LPCSTR name, EVENT_TRACE_PROPERTIES *
     return rc;
 }
 
+static int no_registry(ULONG rc);
+
+/* ---- who holds a control GUID: the registry alone ------------------------------------------ */
+
+/* The session an enable entry names, if that session still runs (registry locked): an entry
+ * of a stopped or dead session is no one's. */
+static wpt_reg_logger *live_holder_of(wpt_registry *reg, const wpt_reg_enable *en) {
+    if (!en->used) return NULL;
+    wpt_reg_logger *e = wpt_reg_logger_of(reg, en->logger_id);
+    if (!e || (uint8_t)e->generation != en->generation || e->state != WPT_RUNNING || !wpt_reg_alive(e))
+        return NULL;
+    return e;
+}
+
+_Static_assert(sizeof(((WPPTRACE_GUID_HOLDER *)0)->LoggerName) == WPT_MAX_NAME, "a session name fits");
+
+/* Who holds `guid` now (registry locked): *out filled, its Guid set. */
+static void holder_in(wpt_registry *reg, const GUID *guid, WPPTRACE_GUID_HOLDER *out) {
+    memset(out, 0, sizeof *out);
+    out->Guid = *guid;
+    for (int i = 0; i < WPT_MAX_ENABLES; i++) {
+        wpt_reg_enable *en = &reg->enables[i];
+        if (!en->used || memcmp(&en->guid, guid, sizeof *guid) != 0) continue;
+        wpt_reg_logger *e = live_holder_of(reg, en);
+        if (!e) continue;
+        uint32_t slot = (uint32_t)(e - reg->loggers);
+        TRACEHANDLE h = wpt_handle_of(en->logger_id, en->generation, 0, 0);
+        if (!wpt_handle_displaced(h, e)) {          /* else its value names ours here */
+            out->LoggerHandle = h;
+            wpt_handle_issued(slot, e->generation);
+        }
+        out->LoggerId = en->logger_id;
+        out->Generation = e->generation;
+        out->Incarnation = reg->incarnation;
+        out->EnableFlags = en->flags;
+        out->EnableLevel = en->level;
+        out->IsEnable = 1;
+        memcpy(out->LoggerName, e->name, sizeof out->LoggerName);     /* the same size */
+        out->LoggerName[sizeof out->LoggerName - 1] = 0;
+        return;
+    }
+}
+
+ULONG wpptrace_guid_holders(WPPTRACE_GUID_HOLDER *holders, ULONG count) {
+    if (count && !holders) return ERROR_INVALID_PARAMETER;
+    wpt_lookup looking = wpt_lookup_begin();
+    ULONG rc;
+    wpt_registry *reg = wpt_registry_lock(0, &rc);
+    for (ULONG i = 0; i < count; i++) {
+        GUID guid = holders[i].Guid;
+        if (reg) holder_in(reg, &guid, &holders[i]);
+        else {
+            memset(&holders[i], 0, sizeof holders[i]);
+            holders[i].Guid = guid;
+        }
+    }
+    if (reg) {
+        wpt_registry_unlock();
+        rc = ERROR_SUCCESS;
+    } else if (no_registry(rc)) {
+        rc = ERROR_SUCCESS;                      /* nothing runs: none is held */
+    }
+    wpt_lookup_end(looking);
+    return rc;
+}
+
 /* ---- enabling providers ----------------------------------------------------------------- */
 
 static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHANDLE h);
@@ -1111,11 +1177,7 @@ static ULONG enumerate_providers(WPPTRACE_PROVIDER_INFO *out, ULONG count, ULONG
     if (reg) {
         for (int i = 0; i < WPT_MAX_ENABLES; i++) {
             wpt_reg_enable *en = &reg->enables[i];
-            if (!en->used) continue;
-            wpt_reg_logger *e = wpt_reg_logger_of(reg, en->logger_id);
-            if (!e || (uint8_t)e->generation != en->generation || e->state != WPT_RUNNING
-                || !wpt_reg_alive(e))
-                continue;
+            if (!live_holder_of(reg, en)) continue;
             WPPTRACE_PROVIDER_INFO *x = provider_entry(&l, &en->guid);
             if (!x) continue;
             x->IsEnable = 1;

@@ -198,6 +198,24 @@ typedef struct {
     ULONG ProcessCount;            /* processes that registered it */
 } WPPTRACE_PROVIDER_INFO;
 ULONG wpptrace_enumerate_providers(WPPTRACE_PROVIDER_INFO *Providers, ULONG Count, ULONG *Total);
+/* Which running session holds a control GUID, as the registry says it (no process is asked). */
+typedef struct {
+    GUID  Guid;                    /* in: the control GUID asked about */
+    TRACEHANDLE LoggerHandle;      /* the holding session (its generation in it), if IsEnable; 0
+                                      if this process cannot name it (its own session of that
+                                      value was left out of the registry) */
+    ULONG LoggerId;
+    ULONG Generation;              /* the holding session's whole registry generation */
+    ULONG Incarnation;             /* the registry's (see the registry's layout) */
+    ULONG EnableFlags;
+    UCHAR EnableLevel;
+    UCHAR IsEnable;                /* 0: no running session holds it */
+    char  LoggerName[1024];        /* UTF-8, terminated */
+} WPPTRACE_GUID_HOLDER;
+/* For each of Count entries, who holds its Guid now: read in one hold of the registry's lock,
+ * without contacting any provider or session host (a stopped one holds up nothing). No registry
+ * (nothing runs): none is held. ERROR_BUSY if the registry's lock was held too long elsewhere. */
+ULONG wpptrace_guid_holders(WPPTRACE_GUID_HOLDER *Holders, ULONG Count);
 /* The runtime directory holding the user's session sockets and registry (NULL if unusable). */
 const char *wpptrace_runtime_directory(void);
 /* Where the host process of a session with LoggerId writes its log (what went wrong with its

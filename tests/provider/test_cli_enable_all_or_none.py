@@ -6,6 +6,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
+import subprocess
+import sys
+import time
 import uuid
 
 import pytest
@@ -19,9 +23,7 @@ NOT_ENOUGH_MEMORY, BUSY = 8, 170
 
 def holders(guids) -> dict[uuid.UUID, tuple[str, int, int]]:
     """Which session holds each of ``guids`` (by name), at which flags and level."""
-    names = {p.HistoricalContext & 0xFFFF: p.LoggerName for p in api.QueryAllTraces()}
-    return {p.guid: (names[p.logger_id], p.flags, p.level) for p in sessions.providers()
-            if p.enabled and p.guid in guids}
+    return {guid: (h.name, h.flags, h.level) for guid, h in sessions.guid_holders(guids).items()}
 
 
 def hold(name: str, *held: tuple[uuid.UUID, int, int]) -> None:
@@ -204,21 +206,73 @@ def test_a_start_whose_enable_fails_stops_and_gives_back(tmp_path, two_sessions,
             session_cli.stop(name)
 
 
-@pytest.mark.parametrize("listing", ["providers", "sessions"])
-def test_an_enable_that_cannot_see_who_holds_what_changes_nothing(two_sessions, monkeypatch, listing):
+def test_an_enable_that_cannot_see_who_holds_what_changes_nothing(two_sessions, monkeypatch):
     """Who holds each GUID is asked before anything changes (to put it back on a failure): a
-    listing that fails (a busy registry) fails the command, with nothing changed, in the words
+    lookup that fails (a busy registry) fails the command, with nothing changed, in the words
     the listings use."""
     name, other = two_sessions
     a, q = uuid.uuid4(), uuid.uuid4()
     hold(other, (q, 0x4, 3))
 
     def busy(*args):
-        raise Win32Error(BUSY, listing)
-    monkeypatch.setattr(*((sessions, "providers") if listing == "providers" else (api, "QueryAllTraces")), busy)
+        raise Win32Error(BUSY, "guid_holders")
+    monkeypatch.setattr(sessions, "guid_holders", busy)
     err = io.StringIO()
     assert session_command("enable", name, [str(a), str(q)], err) == 1
-    said = f"cannot list {listing} now: {session_cli._REGISTRY_HELD}"
+    said = f"cannot list enabled providers now: {session_cli._REGISTRY_HELD}"
     assert err.getvalue() == f"wpptrace session enable: error: {said}\n"
     monkeypatch.undo()
     assert holders({a, q}) == {q: (other, 0x4, 3)}
+
+
+STOPPED_PROVIDER = """
+import os, signal, sys, uuid
+from wpptrace.provider import api
+api.RegisterTraceGuids(lambda *args: 0, None, uuid.UUID(sys.argv[1]))
+os.write(1, b"r")
+os.kill(os.getpid(), signal.SIGSTOP)
+"""
+
+
+@pytest.fixture
+def stopped_provider():
+    """A provider process of this user stopped (SIGSTOP, a debugger) with its control GUID
+    registered: it answers nothing until continued."""
+    guid = uuid.uuid4()
+    child = subprocess.Popen([sys.executable, "-c", STOPPED_PROVIDER, str(guid)], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.read(1) == b"r"
+        os.waitid(os.P_PID, child.pid, os.WSTOPPED | os.WNOWAIT)      # stopped, not only about to
+        yield guid
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_who_holds_the_guids_is_read_from_the_registry_without_asking_providers(two_sessions, stopped_provider,
+                                                                               monkeypatch):
+    """The holders an enable records (to put them back) come from the registry alone: no
+    listing of providers (which asks every provider process in turn, up to 2.5 s for one that
+    does not answer) and no listing of sessions (which asks every session's host). With a
+    stopped provider process registered, the lookup does not wait for it."""
+    name, other = two_sessions
+    a, q = uuid.uuid4(), uuid.uuid4()
+    hold(other, (q, 0x4, 3))
+    asked = []
+    for module, listing in ((sessions, "providers"), (sessions, "list_sessions"), (api, "QueryAllTraces")):
+        monkeypatch.setattr(module, listing, lambda *args, _what=listing: asked.append(_what))
+    real, took = sessions.guid_holders, []
+
+    def timed(guids):
+        started = time.monotonic()
+        try:
+            return real(guids)
+        finally:
+            took.append(time.monotonic() - started)
+    monkeypatch.setattr(sessions, "guid_holders", timed)
+    err = io.StringIO()
+    assert session_command("enable", name, [str(a), str(q), str(stopped_provider)], err) == 0, err.getvalue()
+    assert asked == []
+    assert len(took) == 1 and took[0] < 1.0        # the provider's answer would take 2 s
+    monkeypatch.undo()
+    assert holders({a, q, stopped_provider}) == {g: (name, 0xF, 5) for g in (a, q, stopped_provider)}
