@@ -245,26 +245,30 @@ def enable(name: str, guids: Iterable[tuple[uuid.UUID, int | None, int | None]],
     """EnableTrace (``on``) or disable of each GUID on session ``name``, all or none: a failure
     (Ctrl-C too) puts back what this command changed (a GUID it enabled is disabled again, one it
     took from another session or held at other flags or level is given back as it was, one it
-    disabled is enabled again), so a failing command leaves nothing half done. If putting back
-    fails too, one SessionError says both (after Ctrl-C, ``say`` tells what could not be put
-    back and the interrupt goes on)."""
+    disabled is enabled again), so a failing command leaves nothing half done. What another
+    command changed meanwhile is left as it set it, and said. If putting back fails too, one
+    SessionError says both (after Ctrl-C, ``say`` tells what could not be put back and the
+    interrupt goes on)."""
     handle = _handle(name)
     wanted = [(guid, flags if f is None else f, level if lvl is None else lvl) for guid, f, lvl in guids]
     before = _holders({guid for guid, _, _ in wanted})
     done: list[str] = []
-    tried: dict[uuid.UUID, None] = {}      # in order, each once (the failing one too: it may be recorded)
+    # in order, each once, with the flags and level set last (the failing one too: it may be recorded)
+    tried: dict[uuid.UUID, tuple[int, int]] = {}
+    ended = False
     try:
         for guid, f, lvl in wanted:
-            tried[guid] = None
+            tried[guid] = (f, lvl)
             try:
                 api.EnableTrace(on, f, lvl, guid, handle)
             except Win32Error as exc:
-                raise SessionError(f"{'enable' if on else 'disable'} {guid}: {_describe(exc, name)}") from None
+                ended = exc.winerror == lib.ERROR_INVALID_HANDLE and _ended(handle)
+                said = f"session {name!r} ended meanwhile" if ended else _describe(exc, name)
+                raise SessionError(f"{'enable' if on else 'disable'} {guid}: {said}") from None
             done.append(f"{'enabled' if on else 'disabled'} {{{guid}}}" + (f" flags 0x{f:X} level {lvl}" if on else ""))
     except BaseException as cause:
-        left = _put_back(name, handle, reversed(tried), before, changed_by_disable=not on)
+        left = "; ".join(_put_back(name, handle, reversed(tried.items()), before, on, ended))
         if left:
-            left = f"undoing this command failed too: {'; '.join(left)}"
             if not isinstance(cause, Exception):   # Ctrl-C: exit 130, this its one line
                 say(left)
                 raise cause from None
@@ -273,28 +277,94 @@ def enable(name: str, guids: Iterable[tuple[uuid.UUID, int | None, int | None]],
     return done
 
 
-def _put_back(name: str, handle: int, guids: Iterable[uuid.UUID], before: dict[uuid.UUID, sessions.GuidHolder],
-              changed_by_disable: bool) -> list[str]:
-    """Give each of ``guids`` back the holder it had ``before``; what could not be, in words."""
-    left = []
-    for guid in guids:
+def _holding(held: sessions.GuidHolder | None) -> str:
+    """Who holds a GUID, in words."""
+    if held is None:
+        return "no session holds it"
+    return f"session {held.name!r} holds it at flags 0x{held.flags:X} level {held.level}"
+
+
+def _same(a: sessions.GuidHolder | None, b: sessions.GuidHolder | None) -> bool:
+    """The same session holding a GUID at the same flags and level (or none, both)."""
+    if a is None or b is None:
+        return a is b
+    return (a.handle, a.flags, a.level) == (b.handle, b.flags, b.level)
+
+
+def _stands(now: sessions.GuidHolder | None, handle: int, flags: int, level: int) -> bool:
+    """Does the registry still show a GUID as an enable on session ``handle`` set it?"""
+    return now is not None and (now.handle, now.flags, now.level) == (handle, flags, level)
+
+
+def _ended(handle: int) -> bool:
+    """Has the session ``handle`` names ended (stopped, its host gone)?"""
+    try:
+        api.ControlTrace(handle, None, None, lib.EVENT_TRACE_CONTROL_QUERY)
+    except Win32Error as exc:
+        return exc.winerror in (lib.ERROR_INVALID_HANDLE, lib.ERROR_WMI_INSTANCE_NOT_FOUND)
+    return False
+
+
+def _put_back(name: str, handle: int, tried: Iterable[tuple[uuid.UUID, tuple[int, int]]],
+              before: dict[uuid.UUID, sessions.GuidHolder], on: bool, ended: bool = False) -> list[str]:
+    """Give each GUID ``tried`` (at the flags and level this command set) back the holder it had
+    ``before``, only where the registry still shows what this command set (checked and changed
+    in one hold of its lock): what another command changed meanwhile stays. What was not put
+    back, in words (empty: all was). A session that ended (``ended``: known to) had what this
+    command changed on it end with it: that is said, and nothing of it is put back."""
+    tried = [(guid, f, lvl) for guid, (f, lvl) in tried
+             if (on or (guid in before and before[guid].handle == handle))  # a disable changes only ours
+             and not (on and guid in before and before[guid].handle == handle
+                      and (before[guid].flags, before[guid].level) == (f, lvl))]   # held so already
+    said_ended = ended                # the failure said it already
+    if not tried:
+        return []
+    try:
+        now = _holders({guid for guid, _, _ in tried})
+    except SessionError as exc:
+        return [f"undoing this command failed too: {exc}"]
+    if on and not ended and any(not _same(now.get(guid), before.get(guid)) and not _stands(now.get(guid), handle, f, lvl)
+                                for guid, f, lvl in tried):
+        ended = _ended(handle)        # what it enabled is no one's once it ended
+    failed, kept = [], []
+    for guid, f, lvl in tried:
         held = before.get(guid)
-        if changed_by_disable and (held is None or held.handle != handle):
-            continue                  # a disable changes only what this session held
+        ours = held is None or held.handle == handle
+        if ended and ours:
+            continue                  # ended with the session
+        expected = None               # disabled (by this command, or as its session ended)
+        if on and not ended:
+            expected = now.get(guid)
+            if not _stands(expected, handle, f, lvl):
+                if not _same(expected, held):     # else never changed (a failure not recorded)
+                    kept.append(f"{{{guid}}} ({_holding(expected)})")
+                continue
         try:
             if held is None:
-                api.EnableTrace(False, 0, 0, guid, handle)
+                applied, found = sessions.enable_trace_if(False, 0, 0, guid, handle, expected)
             else:
-                api.EnableTrace(True, held.flags, held.level, guid, held.handle)
+                applied, found = sessions.enable_trace_if(True, held.flags, held.level, guid, held.handle, expected)
         except Win32Error as exc:
-            if held is None:
-                left.append(f"{{{guid}}} is still enabled on session {name!r} ({_describe(exc, name)})")
+            if exc.winerror == lib.ERROR_INVALID_HANDLE and ours:
+                ended = True
+            elif exc.winerror == lib.ERROR_INVALID_HANDLE:
+                failed.append(f"{{{guid}}} could not be given back to session {held.name!r}: it ended meanwhile")
+            elif held is None:
+                failed.append(f"{{{guid}}} is still enabled on session {name!r} ({_describe(exc, name)})")
             elif held.handle == handle:
-                left.append(f"{{{guid}}} could not get back flags 0x{held.flags:X} level {held.level} on session "
-                            f"{name!r} ({_describe(exc, name)})")
+                failed.append(f"{{{guid}}} could not get back flags 0x{held.flags:X} level {held.level} on "
+                              f"session {name!r} ({_describe(exc, name)})")
             else:
-                left.append(f"{{{guid}}} could not be given back to session {held.name!r} "
-                            f"({_describe(exc, held.name)})")
+                failed.append(f"{{{guid}}} could not be given back to session {held.name!r} "
+                              f"({_describe(exc, held.name)})")
+            continue
+        if not applied and not _same(found, held):
+            kept.append(f"{{{guid}}} ({_holding(found)})")
+    left = [f"session {name!r} ended meanwhile"] if ended and not said_ended else []
+    if failed:
+        left.append(f"undoing this command failed too: {'; '.join(failed)}")
+    if kept:
+        left.append(f"left as another command set it meanwhile: {', '.join(kept)}")
     return left
 
 

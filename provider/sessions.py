@@ -22,7 +22,7 @@ from wpptrace.winerror import Win32Error
 
 __all__ = ["RealtimeSubscription", "subscribe_realtime", "TraceSession", "SessionInfo",
            "session_info", "list_sessions", "ProviderInfo", "providers", "GuidHolder", "guid_holders",
-           "runtime_directory"]
+           "enable_trace_if", "runtime_directory"]
 
 _WAIT_SLICE_MS = 200    # wait in slices so Ctrl-C reaches a consumer blocked in get(None)
 
@@ -365,6 +365,31 @@ def guid_holders(guids: "list[uuid.UUID] | set[uuid.UUID]") -> dict[uuid.UUID, G
     check(lib.wpptrace_guid_holders(out, len(wanted)), "guid_holders")
     held = {guid: _holder_of(out[i]) for i, guid in enumerate(wanted)}
     return {guid: h for guid, h in held.items() if h is not None}
+
+
+def _holder_into(c: Any, guid: uuid.UUID, holder: GuidHolder | None) -> None:
+    _guid_into(c, guid)
+    if holder is not None:
+        c.IsEnable, c.LoggerHandle, c.LoggerId = 1, holder.handle, holder.logger_id
+        c.Generation, c.Incarnation = holder.generation, holder.incarnation
+        c.EnableFlags, c.EnableLevel = holder.flags, holder.level
+
+
+def enable_trace_if(on: bool, flags: int, level: int, guid: uuid.UUID, handle: int,
+                    expected: GuidHolder | None) -> tuple[bool, GuidHolder | None]:
+    """EnableTrace only while the registry still shows ``expected`` holding ``guid`` (None: no
+    session), checked and changed in one hold of its lock: (True, None) once changed, else
+    (False, what the registry shows instead) with nothing changed. Win32Error as EnableTrace
+    raises (ERROR_INVALID_HANDLE: the session ``handle`` names has ended)."""
+    want = ffi.new("WPPTRACE_GUID_HOLDER *")
+    _holder_into(want[0], guid, expected)
+    found = ffi.new("WPPTRACE_GUID_HOLDER *")
+    applied = ffi.new("UCHAR *")
+    rc = lib.wpptrace_enable_trace_if(1 if on else 0, flags, level, ffi.addressof(want[0], "Guid"), handle,
+                                      want, found, applied)
+    api._pass_on()
+    check(rc, "EnableTrace")
+    return (True, None) if applied[0] else (False, _holder_of(found[0]))
 
 
 def host_log_path(logger_id: int) -> str | None:

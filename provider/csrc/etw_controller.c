@@ -791,6 +791,14 @@ static void holder_in(wpt_registry *reg, const GUID *guid, WPPTRACE_GUID_HOLDER 
     }
 }
 
+/* Does `now` show the same holding as `expected` (the same session, flags and level)? */
+static int same_holding(const WPPTRACE_GUID_HOLDER *expected, const WPPTRACE_GUID_HOLDER *now) {
+    if (!expected->IsEnable || !now->IsEnable) return expected->IsEnable == now->IsEnable;
+    return expected->LoggerId == now->LoggerId && expected->Generation == now->Generation
+        && expected->Incarnation == now->Incarnation && expected->EnableFlags == now->EnableFlags
+        && expected->EnableLevel == now->EnableLevel;
+}
+
 ULONG wpptrace_guid_holders(WPPTRACE_GUID_HOLDER *holders, ULONG count) {
     if (count && !holders) return ERROR_INVALID_PARAMETER;
     wpt_lookup looking = wpt_lookup_begin();
@@ -816,15 +824,38 @@ ULONG wpptrace_guid_holders(WPPTRACE_GUID_HOLDER *holders, ULONG count) {
 
 /* ---- enabling providers ----------------------------------------------------------------- */
 
-static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHANDLE h);
+/* What an enable only made if the registry still shows `expected`: *found what it showed,
+ * *applied whether the change was made. */
+typedef struct {
+    const WPPTRACE_GUID_HOLDER *expected;
+    WPPTRACE_GUID_HOLDER *found;
+    UCHAR *applied;
+} enable_condition;
 
-ULONG EnableTrace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHANDLE h) {
+static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHANDLE h,
+                          const enable_condition *only_if);
+
+static ULONG enable_entry(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHANDLE h,
+                          const enable_condition *only_if) {
     int state = wpt_cancel_hold();
     wpt_deliver_owed_at_entry();           /* its callbacks held off: not the caller's change */
     wpt_cancel_allow_callbacks(state);     /* this process's callbacks run with no lock held */
-    ULONG rc = enable_trace(enable, flags, level, guid, h);
+    ULONG rc = enable_trace(enable, flags, level, guid, h, only_if);
     wpt_cancel_restore(state);
     return rc;
+}
+
+ULONG EnableTrace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHANDLE h) {
+    return enable_entry(enable, flags, level, guid, h, NULL);
+}
+
+ULONG wpptrace_enable_trace_if(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHANDLE h,
+                               const WPPTRACE_GUID_HOLDER *expected, WPPTRACE_GUID_HOLDER *found,
+                               UCHAR *applied) {
+    if (!expected || !found || !applied) return ERROR_INVALID_PARAMETER;
+    *applied = 0;
+    enable_condition only_if = {expected, found, applied};
+    return enable_entry(enable, flags, level, guid, h, &only_if);
 }
 
 typedef struct {
@@ -837,7 +868,8 @@ static void tell_others(void *arg) {
     wpt_broadcast(t->kind, t->meant_for, t->msg);
 }
 
-static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHANDLE h) {
+static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, TRACEHANDLE h,
+                          const enable_condition *only_if) {
     if (!guid || !h || level > 0xFF) return ERROR_INVALID_PARAMETER;
     uint32_t slot = wpt_handle_slot(h);
     if (slot == UINT32_MAX) return ERROR_INVALID_HANDLE;
@@ -845,6 +877,10 @@ static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, 
     lock();
     wpt_session *s = wpt_local_session(h);
     if (s && atomic_load(&s->status) == WPT_RUNNING) {
+        if (only_if) {                      /* its enables are not in the registry */
+            unlock();
+            return ERROR_NOT_SUPPORTED;
+        }
         /* a private session: only this process's providers */
         TRACEHANDLE logger = wpt_handle_of(s->logger_id, generation, flags, (UCHAR)level);
         uint32_t clock = s->clock_type;
@@ -866,6 +902,15 @@ static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, 
         unlock();
         return ERROR_INVALID_HANDLE;
     }
+    if (only_if) {
+        holder_in(reg, guid, only_if->found);
+        if (!same_holding(only_if->expected, only_if->found)) {
+            wpt_registry_unlock();          /* changed meanwhile: left as it is */
+            unlock();
+            return ERROR_SUCCESS;
+        }
+        *only_if->applied = 1;
+    }
     uint16_t id = slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)slot;
     uint32_t whole = e->generation, incarnation = wpt_reg_incarnation_for(reg, e);
     wpt_reg_enable *held = NULL, *free_entry = NULL;
@@ -883,6 +928,7 @@ static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, 
         /* one session holds a classic provider: this enable takes it over */
         wpt_reg_enable *en = held ? held : free_entry;
         if (!en) {
+            if (only_if) *only_if->applied = 0;
             wpt_registry_unlock();
             unlock();
             return ERROR_NOT_ENOUGH_MEMORY;

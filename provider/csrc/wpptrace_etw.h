@@ -216,6 +216,15 @@ typedef struct {
  * without contacting any provider or session host (a stopped one holds up nothing). No registry
  * (nothing runs): none is held. ERROR_BUSY if the registry's lock was held too long elsewhere. */
 ULONG wpptrace_guid_holders(WPPTRACE_GUID_HOLDER *Holders, ULONG Count);
+/* EnableTrace, only if the registry still shows *Expected for Guid (who holds it, at which
+ * flags and level; IsEnable 0: no session holds it), checked and changed in one hold of its
+ * lock: a command putting back what it changed does not undo what another did meanwhile.
+ * *Applied is 1 if the change was made (then as EnableTrace returns), else 0 with ERROR_SUCCESS
+ * and nothing changed; *Found is what the registry showed (Found->Guid is set to Guid).
+ * ERROR_NOT_SUPPORTED for a private session (its enables are not in the registry). */
+ULONG wpptrace_enable_trace_if(ULONG Enable, ULONG Flags, ULONG Level, LPCGUID Guid, TRACEHANDLE Handle,
+                               const WPPTRACE_GUID_HOLDER *Expected, WPPTRACE_GUID_HOLDER *Found,
+                               UCHAR *Applied);
 /* The runtime directory holding the user's session sockets and registry (NULL if unusable). */
 const char *wpptrace_runtime_directory(void);
 /* Where the host process of a session with LoggerId writes its log (what went wrong with its

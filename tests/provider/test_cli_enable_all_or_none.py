@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import os
 import subprocess
@@ -34,10 +35,12 @@ def hold(name: str, *held: tuple[uuid.UUID, int, int]) -> None:
 
 
 def failing_on(monkeypatch, guid: uuid.UUID, *, recorded: bool = False, failure=None,
-               undo_fails: uuid.UUID | None = None) -> None:
+               undo_fails: uuid.UUID | None = None, meanwhile=None) -> list[uuid.UUID]:
     """EnableTrace fails for ``guid`` (after making the change if ``recorded``, as a busy provider
-    process leaves it); putting ``undo_fails`` back (the second call for it) fails too."""
-    real = api.EnableTrace
+    process leaves it; after calling ``meanwhile()``, what other commands do before it fails);
+    putting ``undo_fails`` back (the second call for it) fails too. Returns the GUIDs of the
+    calls made, in order."""
+    real, real_if = api.EnableTrace, sessions.enable_trace_if
     seen: list[uuid.UUID] = []
 
     def enable_trace(on, flags, level, control_guid, handle):
@@ -45,11 +48,19 @@ def failing_on(monkeypatch, guid: uuid.UUID, *, recorded: bool = False, failure=
         if control_guid == guid and seen.count(guid) == 1:
             if recorded:
                 real(on, flags, level, control_guid, handle)
+            if meanwhile is not None:
+                meanwhile()
             raise failure or Win32Error(BUSY if recorded else NOT_ENOUGH_MEMORY, "EnableTrace")
+        real(on, flags, level, control_guid, handle)
+
+    def enable_trace_if(on, flags, level, control_guid, handle, expected):
+        seen.append(control_guid)
         if control_guid == undo_fails and seen.count(undo_fails) == 2:
             raise Win32Error(BUSY, "EnableTrace")
-        real(on, flags, level, control_guid, handle)
+        return real_if(on, flags, level, control_guid, handle, expected)
     monkeypatch.setattr(api, "EnableTrace", enable_trace)
+    monkeypatch.setattr(sessions, "enable_trace_if", enable_trace_if)
+    return seen
 
 
 @pytest.fixture
@@ -276,3 +287,99 @@ def test_who_holds_the_guids_is_read_from_the_registry_without_asking_providers(
     assert len(took) == 1 and took[0] < 1.0        # the provider's answer would take 2 s
     monkeypatch.undo()
     assert holders({a, q, stopped_provider}) == {g: (name, 0xF, 5) for g in (a, q, stopped_provider)}
+
+
+@pytest.mark.parametrize("cli", ["session", "tracelog"])
+def test_putting_back_leaves_what_another_command_changed_meanwhile(two_sessions, monkeypatch, capsys, cli):
+    """Between this enable's changes and its failure, other commands gave A (which it enabled)
+    to the other session and re-flagged Q (which it took from the other session): putting back
+    leaves both as they set them (it neither disables A on the other session nor takes Q back
+    from them) and says so in the one line."""
+    name, other = two_sessions
+    a, q, b = (uuid.uuid4() for _ in range(3))
+    hold(other, (q, 0x4, 3))
+    failing_on(monkeypatch, b, meanwhile=lambda: (hold(other, (a, 0x8, 1)), hold(name, (q, 0x2, 2))))
+    status, err = enable_command(cli, name, [a, q, b], capsys)
+    said = session_cli._describe(Win32Error(NOT_ENOUGH_MEMORY, "EnableTrace"), name)
+    assert (status, err) == (1, f"{prog(cli, 'enable')}: error: enable {b}: {said}; left as another command set "
+                                f"it meanwhile: {{{q}}} (session {name!r} holds it at flags 0x2 level 2), "
+                                f"{{{a}}} (session {other!r} holds it at flags 0x8 level 1)\n")
+    assert holders({a, q, b}) == {a: (other, 0x8, 1), q: (name, 0x2, 2)}
+
+
+@pytest.mark.parametrize("cli", ["session", "tracelog"])
+def test_a_disable_put_back_does_not_take_a_guid_from_another_session(two_sessions, monkeypatch, capsys, cli):
+    """A disable that fails after disabling A and P, while another command gave A to the other
+    session: P is enabled again, A stays the other session's."""
+    name, other = two_sessions
+    a, p, b = (uuid.uuid4() for _ in range(3))
+    hold(name, (a, 0x2, 1), (p, 0x30, 4), (b, 0x1, 1))
+    failing_on(monkeypatch, b, recorded=True, meanwhile=lambda: hold(other, (a, 0x8, 1)))
+    status, err = enable_command(cli, name, [a, p, b], capsys, action="disable")
+    said = session_cli._describe(Win32Error(BUSY, "EnableTrace"), name)
+    assert (status, err) == (1, f"{prog(cli, 'disable')}: error: disable {b}: {said}; left as another command "
+                                f"set it meanwhile: {{{a}}} (session {other!r} holds it at flags 0x8 level 1)\n")
+    assert holders({a, p, b}) == {a: (other, 0x8, 1), p: (name, 0x30, 4), b: (name, 0x1, 1)}
+
+
+@pytest.mark.parametrize("cli", ["session", "tracelog"])
+def test_a_session_that_ends_during_the_command_is_said_to_have_ended(two_sessions, monkeypatch, capsys, cli):
+    """The session stops between this enable's changes and its failure: what the command
+    enabled on it ended with it (not 'still enabled' on it), which the line says; Q, which it
+    took from the other session, is given back."""
+    name, other = two_sessions
+    a, q, b = (uuid.uuid4() for _ in range(3))
+    hold(other, (q, 0x4, 3))
+    failing_on(monkeypatch, b, meanwhile=lambda: session_cli.stop(name))
+    status, err = enable_command(cli, name, [a, q, b], capsys)
+    said = session_cli._describe(Win32Error(NOT_ENOUGH_MEMORY, "EnableTrace"), name)
+    assert (status, err) == (1, f"{prog(cli, 'enable')}: error: enable {b}: {said}; session {name!r} ended "
+                                f"meanwhile\n")
+    assert holders({a, q, b}) == {q: (other, 0x4, 3)}
+
+
+def test_an_enable_on_a_session_that_ended_says_so(two_sessions, monkeypatch):
+    """The session stops before the enable of B: its failure says the session ended."""
+    name, other = two_sessions
+    a, b = uuid.uuid4(), uuid.uuid4()
+    real = api.EnableTrace
+
+    def enable_trace(on, flags, level, control_guid, handle):
+        if control_guid == b:
+            session_cli.stop(name)
+        real(on, flags, level, control_guid, handle)
+    monkeypatch.setattr(api, "EnableTrace", enable_trace)
+    err = io.StringIO()
+    assert session_command("enable", name, [str(a), str(b)], err) == 1
+    assert err.getvalue() == f"wpptrace session enable: error: enable {b}: session {name!r} ended meanwhile\n"
+
+
+def test_a_guid_held_already_as_the_command_sets_it_is_not_put_back(two_sessions, monkeypatch, capsys):
+    """P was held by this session at the very flags and level the enable sets: the failing
+    enable's put-back leaves it alone (no second EnableTrace for it)."""
+    name, other = two_sessions
+    a, p, b = (uuid.uuid4() for _ in range(3))
+    hold(name, (p, 0xF, 5))
+    calls = failing_on(monkeypatch, b)
+    status, _ = enable_command("session", name, [a, p, b], capsys)
+    assert status == 1
+    assert calls == [a, p, b, a]           # the enables, then A's put-back only
+    assert holders({a, p, b}) == {p: (name, 0xF, 5)}
+
+
+def test_enable_trace_if_changes_only_what_the_registry_still_shows(two_sessions):
+    """The put-back's compare-and-set: the change is made only while the registry shows the
+    expected holder (checked under its lock), else nothing changes and what it shows is told."""
+    name, other = two_sessions
+    a = uuid.uuid4()
+    hold(other, (a, 0x4, 3))
+    theirs = sessions.guid_holders({a})[a]
+    mine = api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY).HistoricalContext
+    assert sessions.enable_trace_if(True, 0x1, 1, a, mine, None) == (False, theirs)     # not "no one"
+    assert sessions.enable_trace_if(True, 0x1, 1, a, mine, dataclasses.replace(theirs, flags=0x5)) == (False, theirs)
+    assert holders({a}) == {a: (other, 0x4, 3)}
+    assert sessions.enable_trace_if(True, 0x1, 1, a, mine, theirs) == (True, None)
+    assert holders({a}) == {a: (name, 0x1, 1)}
+    assert sessions.enable_trace_if(False, 0, 0, a, mine, theirs)[0] is False
+    assert sessions.enable_trace_if(False, 0, 0, a, mine, sessions.guid_holders({a})[a]) == (True, None)
+    assert holders({a}) == {}
