@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import stat
 import sys
+import threading
 import uuid
-from typing import Callable, Iterable, Iterator, TextIO
+from typing import Callable, Iterable, Iterator, NoReturn, TextIO
 
 from wpptrace.provider import api, sessions
 from wpptrace.provider._hazmat import lib
@@ -267,13 +269,8 @@ def enable(name: str, guids: Iterable[tuple[uuid.UUID, int | None, int | None]],
                 raise SessionError(f"{'enable' if on else 'disable'} {guid}: {said}") from None
             done.append(f"{'enabled' if on else 'disabled'} {{{guid}}}" + (f" flags 0x{f:X} level {lvl}" if on else ""))
     except BaseException as cause:
-        left = "; ".join(_put_back(name, handle, reversed(tried.items()), before, on, ended))
-        if left:
-            if not isinstance(cause, Exception):   # Ctrl-C: exit 130, this its one line
-                say(left)
-                raise cause from None
-            raise SessionError(f"{cause}; {left}") from None
-        raise
+        _undo_after(cause, lambda: "; ".join(_put_back(name, handle, reversed(tried.items()), before, on, ended)),
+                    say)
     return done
 
 
@@ -371,22 +368,47 @@ def _put_back(name: str, handle: int, tried: Iterable[tuple[uuid.UUID, tuple[int
 @contextlib.contextmanager
 def stopped_if_failing(name: str, say: Callable[[str], object]) -> Iterator[None]:
     """Around what follows a session's start: a failure there (Ctrl-C too) stops the session
-    again, so a failing command leaves nothing half done. If that stop fails too, one
-    SessionError says both (after Ctrl-C, ``say`` tells the failed stop and the interrupt goes
-    on)."""
-    try:
-        yield
-    except BaseException as cause:
+    again, so a failing command leaves nothing half done (see _undo_after)."""
+    def stopped() -> str:
         try:
             stop(name)
         except SessionError as exc:
-            left = f"session {name!r} was started but could not be stopped again: {exc}"
-            if not isinstance(cause, Exception):   # Ctrl-C: exit 130, this its one line
-                say(left)
-                raise cause from None
-            said = cause.strerror if isinstance(cause, Win32Error) else cause
-            raise SessionError(f"{said}; {left}") from None   # one line: the failure, then the stop
-        raise
+            return f"session {name!r} was started but could not be stopped again: {exc}"
+        return ""
+    try:
+        yield
+    except BaseException as cause:
+        _undo_after(cause, stopped, say)
+
+
+def _undo_after(cause: BaseException, undo: Callable[[], str], say: Callable[[str], object]) -> NoReturn:
+    """``cause`` (a failure, or Ctrl-C) ends a command: ``undo()`` puts back what it changed and
+    returns what it could not, in words ("": all). A Ctrl-C meanwhile waits until it is done
+    (the handler is this one's while it runs), so a second one does not cut the undoing short.
+    Then, after Ctrl-C (the first, or one that came meanwhile), ``say`` tells in one line what
+    was left (and the failure, if one came first) and the interrupt goes on (exit 130); after a
+    failure, one SessionError says it and what was left."""
+    came: list = []                 # a Ctrl-C while undoing: its frame, passed on after
+    held = (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is not None)      # (None: not set from Python)
+    old = signal.signal(signal.SIGINT, lambda signum, frame: came.append(frame)) if held else None
+    try:
+        left = undo()
+    finally:
+        if held:
+            signal.signal(signal.SIGINT, old)
+    failed = isinstance(cause, Exception)
+    said = cause.strerror if isinstance(cause, Win32Error) else str(cause)
+    interrupted = bool(came) and callable(old)
+    if interrupted and failed:
+        say(f"{said}; {left}" if left else said)
+    elif left and not failed:
+        say(left)
+    if interrupted:
+        old(signal.SIGINT, came[0])     # the interrupt goes on (default_int_handler raises it)
+    if failed and left:
+        raise SessionError(f"{said}; {left}") from None
+    raise cause
 
 
 def stop(name: str) -> tuple[api.EVENT_TRACE_PROPERTIES | None, str]:

@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import io
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -35,11 +36,11 @@ def hold(name: str, *held: tuple[uuid.UUID, int, int]) -> None:
 
 
 def failing_on(monkeypatch, guid: uuid.UUID, *, recorded: bool = False, failure=None,
-               undo_fails: uuid.UUID | None = None, meanwhile=None) -> list[uuid.UUID]:
+               undo_fails: uuid.UUID | None = None, meanwhile=None, undoing=None) -> list[uuid.UUID]:
     """EnableTrace fails for ``guid`` (after making the change if ``recorded``, as a busy provider
     process leaves it; after calling ``meanwhile()``, what other commands do before it fails);
-    putting ``undo_fails`` back (the second call for it) fails too. Returns the GUIDs of the
-    calls made, in order."""
+    putting ``undo_fails`` back (the second call for it) fails too; ``undoing()`` is called as
+    the first GUID is put back. Returns the GUIDs of the calls made, in order."""
     real, real_if = api.EnableTrace, sessions.enable_trace_if
     seen: list[uuid.UUID] = []
 
@@ -55,6 +56,8 @@ def failing_on(monkeypatch, guid: uuid.UUID, *, recorded: bool = False, failure=
 
     def enable_trace_if(on, flags, level, control_guid, handle, expected):
         seen.append(control_guid)
+        if undoing is not None and seen.count(control_guid) == 2 and len(set(seen)) == len(seen) - 1:
+            undoing()
         if control_guid == undo_fails and seen.count(undo_fails) == 2:
             raise Win32Error(BUSY, "EnableTrace")
         return real_if(on, flags, level, control_guid, handle, expected)
@@ -383,3 +386,21 @@ def test_enable_trace_if_changes_only_what_the_registry_still_shows(two_sessions
     assert sessions.enable_trace_if(False, 0, 0, a, mine, theirs)[0] is False
     assert sessions.enable_trace_if(False, 0, 0, a, mine, sessions.guid_holders({a})[a]) == (True, None)
     assert holders({a}) == {}
+
+
+@pytest.mark.parametrize("first", ["ctrl-c", "failure"])
+def test_a_second_ctrl_c_does_not_cut_putting_back_short(two_sessions, monkeypatch, first):
+    """Ctrl-C (or a failure) in the middle of an enable, and another Ctrl-C while what it changed
+    is put back: all is put back all the same, then the interrupt goes on; after a failure its
+    one line is said first."""
+    name, other = two_sessions
+    a, q, b = (uuid.uuid4() for _ in range(3))
+    hold(other, (q, 0x4, 3))
+    failing_on(monkeypatch, b, failure=KeyboardInterrupt() if first == "ctrl-c" else None,
+               undoing=lambda: os.kill(os.getpid(), signal.SIGINT))
+    err = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        session_command("enable", name, [str(a), str(q), str(b)], err)
+    assert holders({a, q, b}) == {q: (other, 0x4, 3)}
+    said = session_cli._describe(Win32Error(NOT_ENOUGH_MEMORY, "EnableTrace"), name)
+    assert err.getvalue() == ("" if first == "ctrl-c" else f"wpptrace session enable: error: enable {b}: {said}\n")
