@@ -15,12 +15,13 @@ operation status.
 An option the action does not use is ignored, as Windows tracelog ignores it, so a script
 written for it runs unchanged: -stop Name -f x.etl stops Name and makes no file, -flush Name
 -guid '#GUID' enables nothing. Each action uses the options its line above shows (-update
-does not switch real-time delivery: -rt is for -start). What cannot be meant (two actions,
--cir with -seq) is a usage error.
+does not switch real-time delivery: -rt is for -start). What cannot be meant (two actions or
+none, -cir with -seq whatever the action, -start with neither -f nor -rt) is a usage error.
 
 Exit status: 0 success; 1 the action failed (the session, a -guid file); 2 bad usage (an
-unknown option, two actions, a missing name or -guid, a wrong number, name or #GUID), said in
-one line, as a failure is ('tracelog: error: ...').
+unknown option, two actions or none, a missing name or -guid, a wrong number, name or #GUID),
+said in one line, as a failure is ('tracelog: error: ...'). With no argument at all, this help
+(exit status 2).
 """
 from __future__ import annotations
 
@@ -135,10 +136,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="buffer pool limit")
     p.add_argument("-ft", dest="flush_timer", type=int, default=None, metavar="Seconds",
                    help="write partly filled buffers this often")
-    p.add_argument("-cir", dest="circular", type=int, default=0, metavar="MB",
-                   help="circular file of this size")
-    p.add_argument("-seq", dest="sequential", type=int, default=0, metavar="MB",
-                   help="sequential file of at most this size")
+    p.add_argument("-cir", dest="circular", type=int, default=None, metavar="MB",
+                   help="circular file of this size (not with -seq)")
+    p.add_argument("-seq", dest="sequential", type=int, default=None, metavar="MB",
+                   help="sequential file of at most this size (not with -cir)")
     p.add_argument("-rt", dest="realtime", action="store_true",
                    help="deliver buffers to live consumers (tracefmt -rt Name)")
     p.add_argument("-h", "-help", "-?", dest="help", action="store_true", help="show this help")
@@ -162,8 +163,8 @@ def _start(args: argparse.Namespace, guids: list[uuid.UUID]) -> list[str]:
     """Start the session and enable ``guids`` on it; a failure after the start stops it again
     (``session_cli.stopped_if_failing``)."""
     name = args.name
-    session_cli.start(name, args.logfile, realtime=args.realtime, circular=args.circular,
-                      max_file=args.sequential, buffer_size=args.buffer_size,
+    session_cli.start(name, args.logfile, realtime=args.realtime, circular=args.circular or 0,
+                      max_file=args.sequential or 0, buffer_size=args.buffer_size,
                       min_buffers=args.min_buffers, max_buffers=args.max_buffers or 0,
                       flush_timer=1 if args.flush_timer is None else args.flush_timer)
     with session_cli.stopped_if_failing(name, _error):
@@ -176,6 +177,8 @@ def run(args: argparse.Namespace) -> tuple[int, list[str]]:
     UsageError (a one-line message) if the command line is wrong, SessionError if a -guid file
     is. Options the command does not use are not looked at (as Windows tracelog ignores them)."""
     command, name = args.command, args.name
+    if args.circular is not None and args.sequential is not None:   # whichever the action, and 0 too
+        raise UsageError("-cir and -seq exclude each other")
     if command == "l":
         return 0, session_cli.listed()
     if not name:
@@ -185,8 +188,8 @@ def run(args: argparse.Namespace) -> tuple[int, list[str]]:
     except SessionError as exc:
         raise UsageError(str(exc)) from None
     if command == "start":
-        if args.circular and args.sequential:
-            raise UsageError("-cir and -seq exclude each other")
+        if args.logfile is None and not args.realtime:
+            raise UsageError("-start needs a log file (-f) or real-time delivery (-rt), or both")
         return 0, _start(args, _guids(args.guid))
     if command in ("enable", "disable"):
         guids = _guids(args.guid)
@@ -214,9 +217,12 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:    # a usage error, said in its one line
         return int(exc.code or 0)
-    if args.help or not args.command:
+    if args.help or not (argv if argv is not None else sys.argv[1:]):
         parser.print_help()
         return 0 if args.help else EXIT_USAGE
+    if not args.command:
+        return _error("no action: give one of -start, -stop, -update, -enable, -disable, -flush, -q, -l "
+                      "(-h for help)", EXIT_USAGE)
     try:
         status, lines = run(args)
     except UsageError as exc:

@@ -509,7 +509,12 @@ def test_tracelog_says_its_own_refusals_as_every_failure(tmp_path, session_name,
             (["-flush"], 2, "-flush needs a logger name"),
             (["-q", "bad\x01name"], 2,
              "invalid session name 'bad\\x01name': 1 to 1023 bytes without control characters"),
-            (["-start", session_name, "-f", etl, "-cir", "1", "-seq", "1"], 2, "-cir and -seq exclude each other")]:
+            (["-start", session_name, "-f", etl, "-cir", "1", "-seq", "1"], 2, "-cir and -seq exclude each other"),
+            (["-start", session_name, "-f", etl, "-cir", "0", "-seq", "1"], 2, "-cir and -seq exclude each other"),
+            (["-flush", session_name, "-cir", "1", "-seq", "0"], 2, "-cir and -seq exclude each other"),
+            (["-start", session_name], 2, "-start needs a log file (-f) or real-time delivery (-rt), or both"),
+            ([session_name, "-f", etl], 2,
+             "no action: give one of -start, -stop, -update, -enable, -disable, -flush, -q, -l (-h for help)")]:
         assert tracelog.main(args) == status, args
         assert capsys.readouterr() == ("", f"tracelog: error: {said}\n"), args
     assert not os.path.exists(etl)
