@@ -202,10 +202,15 @@ def run(args: argparse.Namespace) -> int:
     hook = None
     incomplete = False
     try:
-        for guid, flags, level in args.guid:
-            session.enable(guid, args.flags if flags is None else flags,
-                           args.level if level is None else level)
-        if not args.guid:
+        if args.guid:
+            # all or none, as 'session enable': one that fails gives back what the others took
+            try:
+                session_cli.enable(name, args.guid, args.flags, args.level,
+                                   say=lambda line: print(f"{PROG}: error: {line}", file=sys.stderr))
+            except session_cli.SessionError as exc:
+                print(f"{PROG}: error: {exc}", file=sys.stderr)
+                return 1          # (the session is stopped below)
+        else:
             def hook(handle: int, control_guid: uuid.UUID) -> None:
                 nonlocal incomplete
                 try:

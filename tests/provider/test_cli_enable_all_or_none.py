@@ -404,3 +404,28 @@ def test_a_second_ctrl_c_does_not_cut_putting_back_short(two_sessions, monkeypat
     assert holders({a, q, b}) == {q: (other, 0x4, 3)}
     said = session_cli._describe(Win32Error(NOT_ENOUGH_MEMORY, "EnableTrace"), name)
     assert err.getvalue() == ("" if first == "ctrl-c" else f"wpptrace session enable: error: enable {b}: {said}\n")
+
+
+def test_record_whose_enable_fails_gives_back_what_it_took(tmp_path, two_sessions, monkeypatch, capsys):
+    """session record --guid A --guid Q --guid B, failing on B: Q, which its enable took from
+    another session, is that session's again (as for 'session enable'), the script does not
+    run, its session is stopped, and the one line says the failure."""
+    from wpptrace.provider import cli as record_cli
+
+    _, other = two_sessions
+    name = f"{other}-rec"
+    a, q, b = (uuid.uuid4() for _ in range(3))
+    hold(other, (q, 0x4, 3))
+    failing_on(monkeypatch, b)
+    script = tmp_path / "script.py"
+    script.write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
+    parser = argparse.ArgumentParser()
+    record_cli.add_arguments(parser)
+    args = parser.parse_args(["record", "--name", name, "-o", str(tmp_path / "r.etl"), "--flags", "0xF",
+                              "--guid", str(a), "--guid", str(q), "--guid", str(b), str(script)])
+    assert record_cli.run(args) == 1
+    said = session_cli._describe(Win32Error(NOT_ENOUGH_MEMORY, "EnableTrace"), name)
+    assert capsys.readouterr().err == f"wpptrace session record: error: enable {b}: {said}\n"
+    assert holders({a, q, b}) == {q: (other, 0x4, 3)}
+    assert not (tmp_path / "ran").exists()
+    assert name not in {p.LoggerName for p in api.QueryAllTraces()}
