@@ -8,14 +8,22 @@ from __future__ import annotations
 
 from .lazyre import LazyPattern
 
-__all__ = ["TmfError"]
+__all__ = ["TmfError", "not_regular_file"]
+
+
+def not_regular_file(then: str) -> str:
+    """The one wording for an input path that names a device, pipe or socket (nothing is
+    read from those: a pipe's open waits for a writer, a device may never end), ``then``
+    what to give instead, or what was done."""
+    return f"not a regular file (a device, pipe or socket): {then}"
 
 
 class TmfError(ValueError):
     """A malformed TMF/TMC construct.
 
     ``str(err)`` is ``"path:line:col: message\\n<line>\\n   ^"``: the caret sits under
-    ``column`` (1-based). ``expected`` names the production that was expected there, e.g.
+    ``column`` (1-based); a problem of the whole file (``line`` 0: unreadable, too large)
+    is ``"path: message"``. ``expected`` names the production that was expected there, e.g.
     ``'argument line "<expr>, Item<Type> -- <N>"'``.
     """
 
@@ -38,7 +46,10 @@ class TmfError(ValueError):
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
-        text = f"{self.path}:{self.line}:{self.column}: {self.message}"
+        if not self.line:   # a whole-file problem: no line to name
+            text = f"{self.path}: {self.message}"
+        else:
+            text = f"{self.path}:{self.line}:{self.column}: {self.message}"
         if self.expected and not _SAYS_EXPECTED.search(self.message):
             text += f" (expected {self.expected})"
         if self.line_text:

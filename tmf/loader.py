@@ -10,18 +10,21 @@ Precedence follows tracefmt's search order: explicit paths first (earlier wins),
 ``search_path``, then ``TRACE_FORMAT_SEARCH_PATH``; inside one file the last duplicate wins.
 
 Paths are followed as given, symbolic links included (as tracefmt does; TMF directories are
-often link farms); in a directory only regular files are read. A file that is not TMF text
+often link farms); in a directory only regular files are read (a device, pipe or socket named
+``*.tmf`` or ``*.tmc`` is reported, not opened: a pipe's open would wait). A file that is not TMF text
 (``not_tmf_text``: binary data, or no #typev/#enumv line at all) is reported once, by path
 and position, and none of its content is shown: a privileged decode with a link to /etc/shadow
 in a TMF directory prints no line of it.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import re
+import stat
 
-from .errors import TmfError
+from .errors import TmfError, not_regular_file
 from .lazyre import LazyPattern, compiled
 from .model import ControlGuid, TmfSet
 
@@ -57,11 +60,12 @@ def split_search_path(value: str | None) -> list[str]:
     return [part.strip() for part in parts if part.strip()]
 
 
-def _read_at_most(fd: int, limit: int) -> bytes:
-    """At most ``limit`` bytes of an open file. Asked for ``limit`` bytes at once, Python
-    allocates that much first (40 us a file for 256 MiB), so a file is asked for its size and
-    one byte more, then on in 64 KiB steps to its end (a file that grew, or tells no size)."""
-    want = min(os.fstat(fd).st_size, limit - 1) + 1
+def _read_at_most(fd: int, limit: int, size: int) -> bytes:
+    """At most ``limit`` bytes of an open file that told ``size``. Asked for ``limit`` bytes
+    at once, Python allocates that much first (40 us a file for 256 MiB), so a file is asked
+    for its size and one byte more, then on in 64 KiB steps to its end (a file that grew, or
+    tells no size)."""
+    want = min(size, limit - 1) + 1
     chunks, total = [], 0
     while total < limit:
         chunk = os.read(fd, want)
@@ -74,15 +78,32 @@ def _read_at_most(fd: int, limit: int) -> bytes:
 
 
 def read_text(path: "str | os.PathLike[str]") -> str:
-    """A TMF/TMC file as text: UTF-16 with BOM, UTF-8 (BOM optional), else the ANSI code page 1252."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))  # a file object costs as much again
+    """A TMF/TMC file as text: UTF-16 with BOM, UTF-8 (BOM optional), else the ANSI code page 1252.
+
+    TmfError, before anything is read, for a device, pipe or socket (opened without waiting:
+    a pipe's open waits for a writer) and for a file larger than MAX_TEXT_FILE."""
+    name = os.fspath(path)
+    # a file object costs as much again; O_NONBLOCK changes nothing for a regular file
     try:
-        data = _read_at_most(fd, MAX_TEXT_FILE + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
+    except OSError as err:
+        if err.errno != errno.ENXIO:    # ENXIO: a socket (or a device with nothing behind it)
+            raise
+        fd = None
+    try:
+        st = os.fstat(fd) if fd is not None else None
+        if st is None or not stat.S_ISREG(st.st_mode):
+            raise TmfError(not_regular_file("give a TMF or TMC text file"), path=name)
+        if st.st_size > MAX_TEXT_FILE:
+            raise TmfError(f"file of {st.st_size} bytes, larger than the {MAX_TEXT_FILE} bytes "
+                           f"a TMF or TMC file may have", path=name)
+        data = _read_at_most(fd, MAX_TEXT_FILE + 1, st.st_size)
     finally:
-        os.close(fd)
-    if len(data) > MAX_TEXT_FILE:
-        raise TmfError(f"file larger than {MAX_TEXT_FILE} bytes", path=os.fspath(path), line=0,
-                       expected="a TMF text file")
+        if fd is not None:
+            os.close(fd)
+    if len(data) > MAX_TEXT_FILE:    # it grew while read
+        raise TmfError(f"file larger than the {MAX_TEXT_FILE} bytes a TMF or TMC file may have",
+                       path=name)
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return data.decode("utf-16", errors="replace")
     try:   # "utf-8-sig" would import its codec in every process that reads a TMF file
@@ -121,7 +142,7 @@ def not_tmf_text(text: str, path: str = "<string>", tmc: bool = False) -> TmfErr
 
 
 def _issue_for_os_error(path: str, err: OSError) -> TmfError:
-    return TmfError(f"cannot read: {err.strerror or err}", path=path, line=0, expected="a readable file")
+    return TmfError(f"cannot read: {err.strerror or err}", path=path, expected="a readable file")
 
 
 def _load_tmf(path: str, priority: int, tolerant: bool, tmfset: TmfSet, lazy: bool = False) -> None:
@@ -241,15 +262,22 @@ def _add_directory(tmfset: TmfSet, directory: str, priority: int, tolerant: bool
         return
     for entry in entries:
         name = entry.name.lower()
+        if not name.endswith((".tmf", ".tmc")):
+            continue
+        if not entry.is_file():
+            if not entry.is_dir() and os.path.exists(entry.path):   # a device, pipe or socket
+                issue = TmfError(not_regular_file("not read"), path=entry.path)
+                if not tolerant:
+                    raise issue
+                tmfset.add_issue(issue)
+            continue
         if name.endswith(".tmf"):
-            if not entry.is_file():
-                continue
             tmfset.inputs.append(entry.path)
             loader = functools.partial(_load_tmf, entry.path, priority, tolerant, lazy=True)
             match = _GUID_NAME.match(entry.name)
             # the GUID as its int (what the set keys by): a UUID object per file costs more
             tmfset.add_pending(int(match.group(1).replace("-", ""), 16) if match else None, loader)
-        elif name.endswith(".tmc") and entry.is_file():
+        else:
             tmfset.inputs.append(entry.path)
             _load_tmc(entry.path, tolerant, tmfset)
 

@@ -94,10 +94,12 @@ def test_links_are_followed_to_real_tmf_files(tmp_path):
 
 
 def test_only_regular_files_of_a_directory_are_read(tmp_path):
-    """A FIFO, device or directory named *.tmf is skipped, not opened (a FIFO would block)."""
+    """A FIFO or device named *.tmf or *.tmc is reported and skipped, not opened (a FIFO would
+    block, a device be read to the size limit); a directory so named is skipped."""
     tmfs = tmp_path / "tmfs"
     tmfs.mkdir()
     os.mkfifo(tmfs / "pipe.tmf")
+    os.mkfifo(tmfs / "pipe.tmc")
     os.symlink("/dev/zero", tmfs / "zero.tmf")
     (tmfs / "dir.tmf").mkdir()
     (tmfs / "x.tmf").write_text(GOOD)
@@ -108,7 +110,10 @@ def test_only_regular_files_of_a_directory_are_read(tmp_path):
     worker.join(30)
     assert done, "loading the directory blocked"
     done[0].load_all()
-    assert len(done[0]) == 1 and not done[0].issues
+    assert len(done[0]) == 1
+    assert [str(issue) for issue in done[0].issues] == [
+        f"{tmfs / name}: not a regular file (a device, pipe or socket): not read"
+        for name in ("pipe.tmc", "pipe.tmf", "zero.tmf")]
 
 
 def test_errors_in_tmf_files_quote_a_short_printable_excerpt(tmp_path):

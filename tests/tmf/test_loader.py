@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import stat
+import threading
 import uuid
 
 import pytest
@@ -194,10 +197,57 @@ def test_text_files_are_read_whole_whatever_size_they_tell(tmp_path, monkeypatch
     path = tmp_path / "grew.tmf"
     path.write_text(text)
     real_fstat = os.fstat
-    monkeypatch.setattr(loader.os, "fstat", lambda fd: os.stat_result((0,) * 6 + (7,) + (0,) * 3))
+    told = os.stat_result((stat.S_IFREG,) + (0,) * 5 + (7,) + (0,) * 3)
+    monkeypatch.setattr(loader.os, "fstat", lambda fd: told)
     assert loader.read_text(path) == text                        # told 7 bytes, holds more
-    monkeypatch.setattr(loader.os, "fstat", real_fstat)
-    assert loader.read_text(path) == text
     monkeypatch.setattr(loader, "MAX_TEXT_FILE", 100)
-    with pytest.raises(TmfError, match="larger than 100 bytes"):
+    with pytest.raises(TmfError) as info:                        # told 7, grew past the limit
         loader.read_text(path)
+    assert str(info.value) == f"{path}: file larger than the 100 bytes a TMF or TMC file may have"
+    monkeypatch.setattr(loader.os, "fstat", real_fstat)
+    monkeypatch.setattr(loader, "MAX_TEXT_FILE", 100000)
+    assert loader.read_text(path) == text
+
+
+def test_a_text_file_too_large_is_refused_by_its_size_before_any_read(tmp_path, monkeypatch):
+    """A file that tells a size past the limit is refused before a byte is read, the file named
+    with no line (the problem is the whole file's)."""
+    path = tmp_path / "big.tmf"
+    path.write_text("// a comment\n" * 100)
+    monkeypatch.setattr(loader, "MAX_TEXT_FILE", 100)
+    reads = []
+    monkeypatch.setattr(loader.os, "read", lambda *args: reads.append(args) or b"")
+    with pytest.raises(TmfError) as info:
+        loader.read_text(path)
+    assert reads == []
+    assert str(info.value) == (f"{path}: file of 1300 bytes, larger than the 100 bytes a TMF or "
+                               f"TMC file may have")
+    [issue] = tmf.load(path, use_environment=False).issues
+    assert str(issue) == str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "socket"])
+def test_a_tmf_path_that_is_no_regular_file_is_refused_at_once(tmp_path, monkeypatch, kind):
+    """A FIFO (whose open would wait for a writer), a device (/dev/zero: read up to the size
+    limit) or a socket given as a TMF is refused before anything is read from it."""
+    path = tmp_path / "x.tmf"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path = "/dev/zero"
+    else:
+        listening = socket.socket(socket.AF_UNIX)
+        listening.bind(str(path))
+    reads = []
+    monkeypatch.setattr(loader.os, "read", lambda *args: reads.append(args) or b"")
+    done = []
+    worker = threading.Thread(target=lambda: done.append(tmf.load(path, use_environment=False)),
+                              daemon=True)
+    worker.start()
+    worker.join(30)
+    assert done, "loading the path blocked"
+    assert [str(issue) for issue in done[0].issues] == [
+        f"{path}: not a regular file (a device, pipe or socket): give a TMF or TMC text file"]
+    assert reads == []
+    with pytest.raises(TmfError, match="not a regular file"):
+        tmf.load(path, use_environment=False, tolerant=False)
