@@ -212,6 +212,9 @@ class BufferSubset(Sequence):
         return self._positions
 
 
+_IS_A_DIRECTORY = "{}: is a directory: expected an .etl file"
+
+
 def _open_seekable(path: str) -> BinaryIO:
     """``path`` opened to read, if it is a file read by position (a regular file or a block
     device). Opened without waiting: a named pipe with no writer would keep a blocking open
@@ -221,11 +224,11 @@ def _open_seekable(path: str) -> BinaryIO:
     except FileNotFoundError:
         raise Win32Error(ETL.ERROR_FILE_NOT_FOUND, filename=path) from None
     except IsADirectoryError:
-        raise Win32Error(ETL.ERROR_BAD_PATHNAME, filename=path) from None
+        raise Win32Error(ETL.ERROR_BAD_PATHNAME, _IS_A_DIRECTORY.format(path), filename=path) from None
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):
-            raise Win32Error(ETL.ERROR_BAD_PATHNAME, filename=path)
+            raise Win32Error(ETL.ERROR_BAD_PATHNAME, _IS_A_DIRECTORY.format(path), filename=path)
         if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
             raise Win32Error(ETL.ERROR_NOT_SUPPORTED,
                              f"{path}: an .etl file is read at its buffers' offsets: give a file, "

@@ -316,7 +316,8 @@ class EVENT_TRACE_PROPERTIES:
         if self.LogFileName:
             path = str(self.LogFileName).encode("utf-8")
             if len(path) >= _PATH_ROOM or b"\0" in path:
-                raise Win32Error(lib.ERROR_BAD_PATHNAME, "LogFileName", str(self.LogFileName))
+                raise Win32Error(lib.ERROR_BAD_PATHNAME, f"LogFileName: expected fewer than "
+                                 f"{_PATH_ROOM} bytes and no NUL character", str(self.LogFileName))
             ffi.memmove(block + size + _NAME_ROOM, path, len(path))
         return block, p
 

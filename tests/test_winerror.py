@@ -39,6 +39,22 @@ def test_the_file_errors_of_an_error_are_none_unless_set_and_kept_through_pickli
     assert copy.old_file_error.name == "ERROR_DISK_FULL"
 
 
+def test_an_error_about_a_file_is_one_line_naming_the_file_once():
+    """str(err) read "[Errno None] ERROR_BAD_FORMAT (11): An attempt was made to load a program
+    with an incorrect format. x.etl: offset 0x0: ...: 'x.etl'": the file twice, an errno no
+    Win32 code has. A reader's detail that starts with the file stands for the code's message."""
+    bad = winerror.Win32Error(winerror.ERROR_BAD_FORMAT, "x.etl: offset 0x0: expected a header",
+                              filename="x.etl")
+    assert str(bad) == "ERROR_BAD_FORMAT (11): x.etl: offset 0x0: expected a header"
+    missing = winerror.Win32Error(winerror.ERROR_FILE_NOT_FOUND, filename="x.etl")
+    assert str(missing) == "ERROR_FILE_NOT_FOUND (2): x.etl: The system cannot find the file specified."
+    full = winerror.Win32Error(winerror.ERROR_DISK_FULL, "writing a buffer", "x.etl")
+    assert str(full) == ("ERROR_DISK_FULL (112): x.etl: There is not enough space on the disk. "
+                         "writing a buffer")
+    for err in (bad, missing, full):                 # the detail travels with a copy
+        assert str(pickle.loads(pickle.dumps(err))) == str(err)
+
+
 def test_check_passes_success_and_raises_the_rest():
     assert winerror.check(0) == 0
     try:
@@ -57,7 +73,7 @@ def test_an_error_in_words_names_its_code_and_message_not_the_call():
 
     failed = winerror.Win32Error(87, "EnableTrace")
     assert in_words(failed) == error_text(87) == "ERROR_INVALID_PARAMETER (87): The parameter is incorrect."
-    assert str(failed) == f"[Errno {failed.errno}] {error_text(87)} EnableTrace"
+    assert str(failed) == f"{error_text(87)} EnableTrace"
     assert in_words(ValueError("bad")) == "ValueError: bad"
     assert error_text(9999) == "ERROR_9999 (9999): Win32 error."
 

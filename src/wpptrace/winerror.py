@@ -103,7 +103,8 @@ def in_words(exc: BaseException) -> str:
 class Win32Error(OSError):
     """A Win32 API failure: ``winerror`` is the code, ``name`` its winerror.h name.
 
-    ``errno`` is the nearest POSIX errno (or None); ``strerror`` is the Windows message.
+    ``errno`` is the nearest POSIX errno (or None); ``strerror`` is the Windows message (then
+    ``detail``: where, what was expected, or the call that failed); ``str(err)`` is one line.
     ControlTrace's errors also say what the session's log files came to (see api.ControlTrace):
     ``properties``, ``old_file_error`` and ``new_file_error``, None on every other error.
     """
@@ -116,6 +117,7 @@ class Win32Error(OSError):
     def __init__(self, code: int, detail: str | None = None, filename: str | None = None):
         self.winerror = int(code)
         self.name = error_name(self.winerror)
+        self.detail = detail or None
         text = error_text(self.winerror)
         if detail:
             text += f" {detail}"
@@ -125,10 +127,25 @@ class Win32Error(OSError):
             super().__init__(_ERRNO.get(self.winerror), text, filename)
         self.winerror = int(code)  # OSError.__init__ resets it on some platforms
 
+    def __str__(self) -> str:
+        """One line: the code's name and number, the file once, then what went wrong.
+
+        A detail that starts with the file (``"PATH: offset 0x0: expected ..."``, a reader's
+        own sentence) stands for the code's message, which may not fit ("An attempt was made
+        to load a program ..." for a damaged .etl file); otherwise the message, then the
+        detail (the call that failed). OSError's ``"[Errno N] ...: 'PATH'"`` named the file
+        twice and an errno no Win32 code has."""
+        said = f"{self.name} ({self.winerror}): "
+        detail, filename = self.detail, self.filename
+        if filename is not None and detail and detail.startswith(f"{filename}: "):
+            return said + detail
+        where = f"{filename}: " if filename is not None else ""
+        return said + where + error_message(self.winerror) + (f" {detail}" if detail else "")
+
     def __reduce__(self):
         # what ControlTrace set is kept (an error handed to another process, e.g. by multiprocessing)
         kept = {name: self.__dict__[name] for name in self._KEPT if name in self.__dict__}
-        return (type(self), (self.winerror, None, self.filename), kept or None)
+        return (type(self), (self.winerror, self.detail, self.filename), kept or None)
 
 
 def check(code: int, detail: str | None = None, filename: str | None = None) -> int:

@@ -72,6 +72,21 @@ def test_opentrace_errors(tmp_path):
         ERROR_BAD_PATHNAME, ERROR_ACCESS_DENIED)
 
 
+def test_opentrace_on_an_empty_file_says_so_in_one_line(tmp_path):
+    """One line: the code's name, the file once, the offset, what was expected (it read
+    "[Errno None] ... An attempt was made to load a program ... PATH: offset 0x0 ...: 'PATH'")."""
+    empty = tmp_path / "empty.etl"
+    empty.write_bytes(b"")
+    with pytest.raises(Win32Error) as info:
+        api.OpenTrace(EVENT_TRACE_LOGFILE(LogFileName=str(empty)))
+    assert str(info.value) == (f"ERROR_BAD_FORMAT (11): {empty}: offset 0x0: expected a 72-byte "
+                               f"WMI_BUFFER_HEADER, the file has 0 bytes")
+    with pytest.raises(Win32Error) as info:
+        api.OpenTrace(EVENT_TRACE_LOGFILE(LogFileName=str(tmp_path)))
+    assert str(info.value) == (f"ERROR_BAD_PATHNAME (161): {tmp_path}: is a directory: expected "
+                               f"an .etl file")
+
+
 def test_buffer_callback_returning_false_stops_with_error_cancelled(corpus_file):
     """BufferCallback runs after each buffer; FALSE stops ProcessTrace (ERROR_CANCELLED)
     right there: only the first (header) buffer's events were delivered."""
