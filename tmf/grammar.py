@@ -1035,6 +1035,10 @@ def pattern_split(text: str) -> TextSplit:
 
 #: C memory that is not cleared: the split writes every value read back
 _uncleared = _ffi.new_allocator(should_clear_after_alloc=False)
+#: the most tiles one call of the C split writes (their values 1 MiB): a longer text is split
+#: in calls that each go on where the last stopped, so what is reserved follows what the
+#: split makes, not the text's size (a 256 MiB text would reserve 480 MB for its most tiles)
+SPLIT_WINDOW = 1 << 15
 
 
 def tile_split(text: str) -> TextSplit:
@@ -1042,12 +1046,17 @@ def tile_split(text: str) -> TextSplit:
     about 1 instruction a character against the pattern's 31): the numbers and the pieces'
     lengths but the numbers'."""
     data = text.encode("ascii")
-    cap = len(data) // _lib.WPPT_TILE_MIN + 1
+    size = len(data)
+    cap = min(size // _lib.WPPT_TILE_MIN + 1, SPLIT_WINDOW)
     out = _uncleared("uint64_t[]", 4 * cap + 1)
-    tiles = _lib.wppt_split(data, len(data), out, cap)
-    if tiles < 0:       # (no room: cannot happen, a tile is WPPT_TILE_MIN bytes at least)
-        return pattern_split(text)
     lengths = array("Q")     # (copied whole: ffi.unpack makes each int apart, 8x the cost)
+    tiles = _lib.wppt_split(data, size, out, cap)
+    if tiles < 0:       # out is full: keep its tiles, go on after the last of them
+        start, at = _ffi.from_buffer("uint8_t[]", data), 0
+        while tiles < 0:
+            lengths.frombytes(_ffi.buffer(out, 8 * 4 * cap))
+            at += out[4 * cap]
+            tiles = _lib.wppt_split(start + at, size - at, out, cap)
     lengths.frombytes(_ffi.buffer(out, 8 * (4 * tiles + 1)))
     numbers = lengths[2::4]
     del lengths[2::4]

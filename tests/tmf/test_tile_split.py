@@ -161,3 +161,28 @@ def test_a_text_the_c_split_does_not_take_is_split_by_the_pattern():
     block = ENTRY.index("{")
     numbers, pieces, lengths = grammar.split_text(ENTRY)
     assert (list(numbers), pieces, list(lengths)) == ([10], None, [0, block, len(ENTRY) - block, 0])
+
+
+@pytest.mark.parametrize("window", [1, 2, 3, 7])
+def test_a_split_that_fills_its_window_goes_on_where_it_stopped(tmf_texts, monkeypatch, window):
+    """A text of more tiles than one call of the C split writes (``SPLIT_WINDOW``) is split
+    in calls, each going on after the last tile of the one before: the same split."""
+    monkeypatch.setattr(grammar, "SPLIT_WINDOW", window)
+    assert sum(map(_same, EDGES.values())) > 30
+    assert sum(map(_same, tmf_texts[:20])) > 20 * window
+    assert _same("// x\n" * 40 + (ENTRY + "// y\n\n") * 50 + "tail\n") == 50
+
+
+def test_the_memory_reserved_follows_the_tiles_not_the_text_size(monkeypatch):
+    """The split reserved room for the most tiles a text of its size could hold (a tile is 17
+    bytes at least: 32 bytes of values each, about 1.9x the text, 480 MB for a 256 MiB TMF);
+    it reserves one window at most and keeps what the tiles take."""
+    reserved = []
+    real = grammar._uncleared
+    monkeypatch.setattr(grammar, "_uncleared", lambda kind, n: reserved.append(n) or real(kind, n))
+    text = ("// " + "c" * 60 + "\n") * 70_000 + ENTRY * 3     # 4.4 MB, 3 tiles
+    assert _same(text) == 3
+    assert reserved and max(reserved) <= 4 * (1 << 15) + 1
+    dense = ENTRY * 70_000                                    # more tiles than a window
+    assert _same(dense) == 70_000
+    assert max(reserved) <= 4 * (1 << 15) + 1

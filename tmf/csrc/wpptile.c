@@ -97,8 +97,10 @@ int64_t wppt_split(const uint8_t *text, uint64_t size, uint64_t *out, uint64_t c
         uint32_t number;
         uint64_t end;
         if (eol - p >= 5 && memcmp(text + p, "#type", 5) == 0 && (end = tile_at(text, size, p, eol, &number)) != 0) {
-            if (tiles == cap)
+            if (tiles == cap) {
+                out[4 * tiles] = rest;  /* where a next call goes on: the end of the last tile */
                 return -1;
+            }
             out[4 * tiles] = p - rest;
             out[4 * tiles + 1] = eol + 1 - p;
             out[4 * tiles + 2] = number;

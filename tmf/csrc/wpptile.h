@@ -14,14 +14,16 @@
 #include <stdint.h>
 
 /* The fewest bytes a tile takes ("#type a 0 \"\"\n{\n}\n"): a text of n bytes has at most
- * n / WPPT_TILE_MIN tiles. */
+ * n / WPPT_TILE_MIN tiles. (The caller need not reserve that much: see wppt_split's -1.) */
 #define WPPT_TILE_MIN 17
 
 /* Split text[0:size] at its tiles, as the pattern's split lays out its pieces: out[0] the
  * length of the text before the first tile, then for each tile its #typev line's length, its
  * message number, its block's length (with the // and empty lines after it) and the length
  * of the text up to the next tile (or the end): 4 * tiles + 1 values. Returns the number of
- * tiles, or -1 when out (4 * cap + 1 values) has no room for them. */
+ * tiles, or -1 when out (4 * cap + 1 values) has no room for them: then out holds the first
+ * cap tiles' 4 * cap values and out[4 * cap] the offset the split goes on from (the end of the
+ * last of them, a line's start), to be called again on text[offset:size]. */
 int64_t wppt_split(const uint8_t *text, uint64_t size, uint64_t *out, uint64_t cap);
 
 #endif
