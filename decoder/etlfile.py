@@ -560,11 +560,11 @@ class EtlFile(ReadLog):
         seen: dict[tuple[int, int], int] = {}
         for i in range(1, len(index)):             # buffer 0, the header buffer, differs
             at = offsets[i]
-            if saved[i] != filled[i]:
+            if saved[i] != filled[i] and not_a_buffer_header(info := index[i]) is None:
+                # (a junk header is reported where the buffer is read: no record is)
                 self._issue(at + _SAVED_OFFSET,
                             f"buffer {i}: expected SavedOffset and FilledBytes to agree, found "
-                            f"{saved[i]:#x} and {filled[i]:#x}; events read up to "
-                            f"{max(saved[i], filled[i]):#x}")
+                            f"{saved[i]:#x} and {filled[i]:#x}; {_read_up_to(info)}")
             if nproc and processors[i] >= nproc:
                 self._issue(at + _PROCESSOR,
                             f"buffer {i}: expected a processor below NumberOfProcessors "
@@ -789,6 +789,18 @@ class EtlFile(ReadLog):
         for _ in FileSource(self).in_file_order(count_view):
             pass
         return self.stats
+
+
+def _read_up_to(info: BufferInfo) -> str:
+    """Where the events of a buffer whose SavedOffset and FilledBytes disagree are read up
+    to, as ``buffers.decode`` reads them: the larger, but never past the buffer's end (a
+    junk value would name an offset in no buffer)."""
+    if info.compressed:
+        return "events read up to the end of the expanded buffer"
+    used = max(info.saved_offset, info.filled_bytes)
+    if used > info.size_on_disk:
+        return f"events read up to the buffer's end, {info.size_on_disk:#x}"
+    return f"events read up to {used:#x}"
 
 
 def unclean_stop_text(missing_ms: int) -> str:

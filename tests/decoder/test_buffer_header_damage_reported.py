@@ -71,6 +71,21 @@ def test_saved_offset_and_filled_bytes_disagreeing_is_reported():
                       f"to {used:#x}"]
 
 
+@pytest.mark.parametrize("field", [4, 0x30])                 # SavedOffset, FilledBytes
+def test_events_are_said_read_up_to_an_offset_in_the_buffer(field):
+    """A junk SavedOffset or FilledBytes past the buffer's end: the events are read up to the
+    buffer's end, and that is the offset named (it named the junk value, in no buffer)."""
+    records, errors = read(damaged(SIZE + field, "<I", 0x100000))
+    assert records == 10
+    other = struct.unpack_from("<I", CLEAN, SIZE + (0x30 if field == 4 else 4))[0]
+    found = (0x100000, other) if field == 4 else (other, 0x100000)
+    assert errors == [f"x.etl: offset {SIZE + 4:#x}: buffer 1: expected SavedOffset and "
+                      f"FilledBytes to agree, found {found[0]:#x} and {found[1]:#x}; events read "
+                      f"up to the buffer's end, {SIZE:#x}",
+                      f"x.etl: offset {SIZE + 0x30:#x}: buffer 1: expected FilledBytes/SavedOffset "
+                      f"at most the buffer size {SIZE:#x}, found 0x100000"]
+
+
 def test_a_processor_out_of_range_is_reported():
     records, errors = read(damaged(2 * SIZE + 0x28, "<H", 7))
     assert records == 10
