@@ -118,14 +118,14 @@ def _has_tmf_files(directory: str) -> bool:
 def _find_pdb(image: str, symbol_paths: list[str]) -> str:
     """A .pdb given directly, or the PDB matching a PE image (GUID and age, like tracefmt -i -r):
     beside the image, at its linker path, or in the symbol paths (-r, else _NT_SYMBOL_PATH)."""
+    from wpptrace.tmf.errors import not_regular_file
     from wpptrace.tmf.pdb.tracepdb import pdb_for
 
     if not os.path.isfile(image):
         if os.path.isdir(image):
             raise FileNotFoundError("is a directory: give the .pdb file, or the image, in it")
         if os.path.exists(image):       # a device, pipe or socket: no PDB is read from those
-            raise FileNotFoundError("not a regular file (a device, pipe or socket): give the "
-                                    ".pdb file, or the image")
+            raise FileNotFoundError(not_regular_file("give the .pdb file, or the image"))
         raise FileNotFoundError("no such file")
     return pdb_for(image, symbol_paths)
 

@@ -1,6 +1,7 @@
 """MSF 7.0 container: page sizes, scattered pages, multi-page directory maps, precise errors."""
 from __future__ import annotations
 
+import os
 import pickle
 import struct
 
@@ -67,6 +68,19 @@ def test_not_a_pdb():
     assert err.offset == 0 and "not a PDB file" in str(err) and str(err).startswith("t.pdb: offset 0x0: ")
     assert isinstance(err, TmfError) and isinstance(err, ValueError)
     assert _error(b"").offset == 0
+
+
+def test_a_pipe_device_or_directory_is_refused_without_waiting_or_reading(tmp_path):
+    """A pipe's open would wait for a writer and a device may never end: refused at once,
+    in the wording the TMF reader uses."""
+    fifo = tmp_path / "driver.pdb"
+    os.mkfifo(fifo)
+    for path, said in ((fifo, "not a regular file (a device, pipe or socket): give the .pdb file"),
+                       ("/dev/zero", "not a regular file (a device, pipe or socket): give the .pdb file"),
+                       (tmp_path, "is a directory, not a PDB file")):
+        with pytest.raises(PdbError) as err:
+            MsfFile(str(path))
+        assert str(err.value) == f"{path}: {said}"
 
 
 def test_msf2_and_msfz_are_reported_as_unsupported():

@@ -9,13 +9,15 @@ and what was expected; nothing allocates more than the file's own size.
 """
 from __future__ import annotations
 
+import errno
 import mmap
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO, Union
 
-from ..errors import TmfError
+from ..errors import TmfError, not_regular_file
 
 __all__ = ["PdbError", "MsfFile", "MsfStream", "MSF7_MAGIC", "MSF2_MAGIC", "MSFZ_MAGIC"]
 
@@ -106,18 +108,27 @@ class MsfFile:
             return bytes(source)
         if hasattr(source, "read"):
             return source.read()  # type: ignore[union-attr]
-        try:
-            with open(source, "rb") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                if size == 0:
-                    return b""
-                try:
-                    self._mmap = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-                    return self._mmap
-                except (OSError, ValueError):
-                    return fh.read()
+        try:   # opened without waiting (a pipe's open waits for a writer), read only if regular
+            fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
         except IsADirectoryError:
             raise PdbError("is a directory, not a PDB file", path=self.path) from None
+        except OSError as err:
+            if err.errno != errno.ENXIO:    # ENXIO: a socket (or a device with nothing behind it)
+                raise
+            raise PdbError(not_regular_file("give the .pdb file"), path=self.path) from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise PdbError("is a directory, not a PDB file" if stat.S_ISDIR(st.st_mode)
+                           else not_regular_file("give the .pdb file"), path=self.path)
+        with open(fd, "rb") as fh:
+            if st.st_size == 0:
+                return b""
+            try:
+                self._mmap = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+                return self._mmap
+            except (OSError, ValueError):
+                return fh.read()
 
     def close(self) -> None:
         if self._mmap is not None:
