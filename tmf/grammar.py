@@ -1043,7 +1043,7 @@ SPLIT_WINDOW = 1 << 15
 
 def tile_split(text: str) -> TextSplit:
     """``pattern_split`` of an ASCII text without "\r", made in C (``tmf/csrc/wpptile.h``:
-    about 1 instruction a character against the pattern's 31): the numbers and the pieces'
+    about 2 instructions a character against the pattern's 31): the numbers and the pieces'
     lengths but the numbers'."""
     data = text.encode("ascii")
     size = len(data)

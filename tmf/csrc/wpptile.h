@@ -4,8 +4,9 @@
  * fast form (the tests compare the two over every TMF text of the suite and mutations of them).
  *
  * A tile: a line "#type" (at the line's start) "v"? " " name " " number " " followed by a
- * quote and, later on the line, another one; then a line "{", lines that start with neither a
- * blank, "#", "{", "}" nor eight hex digits and "-", a line "}", and the // and empty lines
+ * quote and, later on the line, another one; then a line "{", lines that start with a printable
+ * ASCII character other than "#", "{", "}" and not with eight hex digits and "-" (a blank,
+ * control or non-ASCII start ends the block), a line "}", and the // and empty lines
  * after it. Every line of a tile ends with "\n". The name is printable ASCII but blank and
  * quote; the number 1 to 5 digits.
  */
