@@ -413,7 +413,9 @@ class _SummaryFile:
     """The summary's file (``--summary``), opened (its temporary file made) by ``ready`` ahead
     of its text where the run has time to spare: fmt -j's parent, waiting for its workers'
     last results (else it is opened when written). At the end of a run, making the file
-    costs 1-2 ms of the kernel's, up to 12 ms while the old output is being removed."""
+    costs 1-2 ms of the kernel's, up to 12 ms while the old output is being removed. A failed
+    run or a SIGTERM removes it; a process killed by SIGKILL during the wait leaves it beside
+    the summary (``.NAME.<12 hex digits>.partial``), as it leaves the output's."""
 
     def __init__(self, opts: FmtOptions) -> None:
         self.path, self.files = opts.summary, opts.files

@@ -18,14 +18,15 @@ the processes share; one decoded before that is held in memory until then (the C
 prints it there). Otherwise (a pipe, a console) the workers decode into files with no name
 and this process appends each window's output in window order, as it grows (``_Assembly``);
 a window it takes itself goes straight into the output when every window before it is in,
-else into a file of its own. Each window's counts (messages, Unknowns, format errors, per-
-message counts for the summary) and read log (buffers, damage: each buffer is accounted by
-one window) are added to this process's in window order, as they come while it decodes or
-waits (``_Merge``: the end has the last window's part left), so the summary and the warnings
-are the ones one process gives. Each message is compiled by the first process that needs it;
-the others install its program from a table shared across the fork (decoder.program_share),
-so a TMF file may be read by one process only: the problems the workers met in TMF files are
-reported with this process's (``WppDecoder.tmf_issues``).
+else into a file of its own. Each window's counts (messages, Unknowns, format errors) and
+read log (buffers, damage: each buffer is accounted by one window) are added to this
+process's in window order, as they come while it decodes or waits (``_Merge``: the end has
+the last window's part left), and each worker's per-message counts for the summary at the
+end, so the summary and the warnings are the ones one process gives. Each message is
+compiled by the first process that needs it; the others install its program from a table
+shared across the fork (decoder.program_share), so a TMF file may be read by one process
+only: the problems the workers met in TMF files are reported with this process's
+(``WppDecoder.tmf_issues``).
 
 A window's streams start at their first buffer flushed at or after the window's start,
 without reading the ones before (a buffer is flushed after its records, as Windows writes
@@ -265,8 +266,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str],
         own.close()
         output.finish()                       # every worker's results (or the reason it has none)
         limit = len(windows) if redo is None else redo
-        if own.forget_from(decoder, limit):   # (its windows from a redone one on)
-            merge.reset()
+        own.forget_from(decoder, limit)       # (its windows from a redone one on)
         if places is not None:                # the output's end, or where the rest goes
             places.move_to(writer, places.sizes.start(redo if redo is not None else len(windows)))
             places.moved = True
@@ -595,7 +595,6 @@ class _Assembly:
         self.ended: dict[int, dict] = {}           # the same, as each came (its run may yet fail)
         #: the windows' counts added to this process's as they come (``_Merge``), once set
         self.merge: _Merge | None = None
-        self.waiting = False          # this process has decoded its last window (``_idle``)
         self._sizes: dict[int, int] = {}
         self._checked = 0             # the last window whose start was checked
         self._out_fd = _raw_fd(writer)
@@ -661,13 +660,11 @@ class _Assembly:
         self._append()
         if self.merge is not None:        # (news or not: this process's windows come too)
             self.merge.windows(len(self.windows))
-            if self.waiting:              # (this process's own counts all in: see ``_Merge``)
-                self.merge.counts(self.workers)
 
     def wait(self, seconds: float) -> None:
         """Wait up to ``seconds`` for news from a worker, then pump."""
         live = [worker.fd for worker in self.workers if not worker.finished]
-        # (not the select module: a shared library to load, 1.4-1.7 ms in this process, and
+        # (not the select module: a shared library to load, 1.0-1.7 ms in this process, and
         # none can be loaded with no descriptor left; poll has no limit on their numbers)
         if live and not wait_readable(live, seconds):
             time.sleep(seconds)                  # (no wait to be had: looked at in turn)
@@ -712,14 +709,10 @@ class _Assembly:
                 raise self._failure(worker)
 
     def _idle(self) -> None:
-        """Do the ``idle`` work (once), and add the workers' counts of the windows in."""
+        """Do the ``idle`` work (once)."""
         if self.idle is not None:
             idle, self.idle = self.idle, None
             idle()
-        if not self.waiting:
-            self.waiting = True           # (from now on, with each pump)
-            if self.merge is not None:
-                self.merge.counts(self.workers)
 
     def _append(self) -> None:
         while not self.in_place and not self.complete():
@@ -780,19 +773,18 @@ class _OwnWindows:
         self._etl = self._source = self._stream = self._writer = None
         self._fd = -1
 
-    def forget_from(self, decoder, limit: int) -> bool:
+    def forget_from(self, decoder, limit: int) -> None:
         """Leave out the windows from ``limit`` on: the decoder's counters less theirs (the
         workers' windows added meanwhile stay), its per-message counts as before the first of
-        them this process decoded (what was added to them since is gone too). Whether any was."""
+        them this process decoded (only this process's own: the workers' are added at the end)."""
         later = [k for k in self.results if k >= limit]
         if not later:
-            return False
+            return
         c = decoder.counters
         for k in later:
             for name, value in self.results.pop(k)["counters"].items():
                 setattr(c, name, getattr(c, name) - value)
         decoder.restore_counts(self._before[min(later)])
-        return True
 
     def decode(self, decoder, k: int, window, view, writer,
                places: "_Places | None" = None) -> tuple[int, int, int, dict] | None:
@@ -898,17 +890,13 @@ class _Merge:
     is in: each window's counters and read log in window order (the warnings as one process
     says them), once every window before it is in and it started right (a window from one that
     started wrong on is left out: see ``_Assembly.redo``), while this process decodes its
-    windows or waits; each worker's per-message counts (cumulative) at its last window added,
-    once this process has decoded its own windows (the counts from one of its windows on may be
-    set back to before it: ``_OwnWindows.forget_from``, then ``reset``), only what they
-    grew by since the last time (``WppDecoder.add_plain_counts_so_far``). At the end (``end``)
-    what is left is the last windows' part."""
+    windows or waits. At the end (``end``): what is left of them, and each worker's
+    per-message counts (cumulative) at its last window used, added at once
+    (``WppDecoder.add_plain_message_counts``)."""
 
     def __init__(self, decoder, etl, own: dict[int, dict], output: "_Assembly") -> None:
         self.decoder, self.etl, self.own, self.output = decoder, etl, own, output
         self.next = 1                 # the first window not added yet
-        self.added: dict[_Worker, tuple] = {}      # worker -> (its window counted to, CountsAdded)
-        self._counted: tuple | None = None         # (next, marks known) when ``counts`` last looked
 
     def windows(self, limit: int, checked: bool = True) -> None:
         """Add the windows from ``next`` on that are in, up to ``limit``; ``checked``: only while
@@ -925,48 +913,22 @@ class _Merge:
             _add_reads(self.etl, result)
             self.next = k + 1
 
-    def counts(self, workers: list) -> None:
-        """Add each worker's per-message counts at its last window before ``next`` (the
-        difference since the last time)."""
-        looked = (self.next, [len(worker.marks) for worker in workers])
-        if self._counted != looked:   # (else nothing new since the last time: most waits)
-            self._counted = looked
-            for worker in workers:
-                self._count(worker)
-
-    def _count(self, worker: _Worker) -> None:
-        from .wpp import CountsAdded, mark_counts
-
-        last = max((k for k in worker.marks if k < self.next), default=None)
-        done = self.added.get(worker)
-        if last is None or (done is not None and done[0] == last):
-            return
-        added = done[1] if done is not None else CountsAdded()
-        self.decoder.add_plain_counts_so_far(added, worker.keys, mark_counts(worker.marks[last]))
-        self.added[worker] = (last, added)
-
-    def reset(self) -> None:
-        """The decoder's per-message counts were set back (no worker's in them): add them whole."""
-        self.added.clear()
-        self._counted = None
-
     def end(self, workers: list, limit: int) -> list[dict]:
-        """Add what is left of the windows before ``limit`` (each one is in); the workers'
-        payloads (an empty one for a worker that sent none)."""
+        """Add what is left of the windows before ``limit`` (each one is in) and the workers'
+        per-message counts; the workers' payloads (an empty one for a worker that sent none)."""
+        from .wpp import mark_counts
+
         decoder = self.decoder
         self.windows(limit, checked=False)
         payloads = [worker.payload or {"windows": {}, "ended": None, "shared": (0, 0)} for worker in workers]
         for payload in payloads:              # (reported with this process's at the end)
             decoder.note_tmf_issues(payload.get("tmf_issues") or (), payload.get("tmf_issue_counts"))
-        for worker in workers:                # per-message counts: at its last window used
-            if worker.payload is None:        # (none before ``limit``, or the run has failed)
-                continue
-            self._count(worker)
-            done = self.added.get(worker)
-            left = done[1].left_pairs(worker.keys) if done is not None else None
-            if left:                          # messages this process printed no row of
-                left = decoder.add_plain_message_counts([key for key, _n in left], [n for _key, n in left])
-                if left:
+        for payload in payloads:              # per-message counts: cumulative, at its last window used
+            used = [k for k in payload["windows"] if k < limit]
+            if used:
+                marks = payload["windows"][max(used)]["counts"]
+                left = decoder.add_plain_message_counts(payload["keys"], mark_counts(marks))
+                if left:                      # messages this process printed no row of
                     decoder.add_message_counts(dict(left))
         return payloads
 

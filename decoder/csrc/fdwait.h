@@ -2,7 +2,7 @@
  *
  * Python sees these declarations as they are (the cffi cdef is generated from this header).
  * fmt -j's parent waits on its workers' pipes for their news. Python's select module is a
- * shared library: loading it costs a process 1.4-1.7 ms (its dlopen), and it cannot be
+ * shared library: loading it costs a process 1.0-1.7 ms (its dlopen), and it cannot be
  * loaded with no descriptor left; this module is loaded already. poll(2): no limit on the
  * descriptors' numbers (select's FD_SETSIZE).
  */

@@ -342,12 +342,11 @@ def test_a_free_process_takes_the_tail_windows(traces, tmp_path, monkeypatch, sl
 @pytest.mark.parametrize("to", ["file", "stream"])
 def test_the_windows_counts_are_added_as_they_come(traces, tmp_path, monkeypatch, to):
     """While this process waits for the worker's last window (held until then), the windows
-    before it are added to this process's counts and read log, and the worker's per-message
-    counts at its window before the last (it decoded the rest, this process its first only):
-    once the last window's results come only its part is left; its summary file is made
-    while it waits. The bytes and the summary are one process's, output to a file (the
-    worker's results come with each window's end) or to a stream this process appends to
-    (with the worker's last message: all added then)."""
+    before it are added to this process's counters and read log (the worker decoded them, this
+    process its first only): once the last window's results come only its part is left; its
+    summary file is made while it waits. The bytes and the summary are one process's, output
+    to a file (the worker's results come with each window's end) or to a stream this process
+    appends to (with the worker's last message: all added then)."""
     from wpptrace.decoder import cli_fmt
 
     etls, tmfs = traces["driver"]
@@ -356,7 +355,7 @@ def test_the_windows_counts_are_added_as_they_come(traces, tmp_path, monkeypatch
     one = _output_and_summary(tmp_path, 1, etls[0], tmf_dirs=tmfs, utc=True)
     parent, waiting = os.getpid(), tmp_path / "waiting"
     real_take, real_decode, real_idle = parallel._take, cli_fmt._decode_sources, parallel._Assembly._idle
-    real_counts, real_ready = parallel._Merge.counts, cli_fmt._SummaryFile.ready
+    real_windows, real_ready = parallel._Merge.windows, cli_fmt._SummaryFile.ready
 
     def take(fd):                     # this process takes no window after its first
         return None if os.getpid() == parent else real_take(fd)
@@ -372,11 +371,11 @@ def test_the_windows_counts_are_added_as_they_come(traces, tmp_path, monkeypatch
         real_idle(self)
         waiting.touch()
 
-    added, readied = [], []
+    added, readied = [], []           # the first window not added yet, after each look
 
-    def counts(self, workers):
-        real_counts(self, workers)
-        added.append((self.next, {worker.k: last for worker, (last, _added) in self.added.items()}))
+    def windows(self, limit, checked=True):
+        real_windows(self, limit, checked)
+        added.append(self.next)
 
     def ready(self):
         real_ready(self)
@@ -384,7 +383,7 @@ def test_the_windows_counts_are_added_as_they_come(traces, tmp_path, monkeypatch
 
     monkeypatch.setattr(parallel, "_take", take)
     monkeypatch.setattr(parallel._Assembly, "_idle", idle)
-    monkeypatch.setattr(parallel._Merge, "counts", counts)
+    monkeypatch.setattr(parallel._Merge, "windows", windows)
     monkeypatch.setattr(cli_fmt, "_decode_sources", decode)
     monkeypatch.setattr(cli_fmt._SummaryFile, "ready", ready)
     runs = _runs_noted(monkeypatch)
@@ -398,54 +397,11 @@ def test_the_windows_counts_are_added_as_they_come(traces, tmp_path, monkeypatch
         assert [line for line in summary.read_text().splitlines() if not line.startswith("Elapsed")] == one[1]
     [run] = runs
     assert run.owners == [0, 1, 1, 1, 1, 1] and run.in_place == (to == "file")
-    assert added[-1] == (6, {1: 5})
-    assert ((5, {1: 4}) in added) == (to == "file")
+    assert added[-1] == 6
+    assert (5 in added) == (to == "file")
     [partial] = readied                                    # (the output's own too, to a file)
     assert [name for name in partial if name.startswith(".sum")] != []
     assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
-
-
-def test_counts_added_window_after_window_end_as_added_at_once():
-    """A worker's cumulative counts added window after window (only what grew each time),
-    messages met in between and the summary's counts kept while it waits: the entries'
-    counts, the kept summary counts and the summary table end as the counts added at once."""
-    import uuid
-
-    from wpptrace import tmf
-    from wpptrace.decoder.wpp import CountsAdded, WppDecoder
-
-    guids = [uuid.UUID(int=(k + 1) << 64 | 0x5678) for k in range(3)]
-    plain = [(g.bytes_le, n) for g in guids for n in (1, 2)]     # the worker's keys, in order
-    marks = [[2, 0, 1], [3, 1, 1, 4], [3, 6, 2, 4, 0, 1]]        # its counts at three windows
-
-    def decoder_met() -> WppDecoder:
-        decoder = WppDecoder(tmf.TmfSet(), utc=True)
-        for (guid_le, number), count in zip(plain[:5:2], (3, 1, 2)):   # rows of these printed here
-            decoder._raw_entry(guid_le, number).count = count
-        decoder.prepare_summary()
-        return decoder
-
-    def summary(decoder) -> tuple:
-        return [(key, entry.count) for key, entry in decoder._entries.items()], decoder.summary_table()
-
-    at_once = decoder_met()
-    left = at_once.add_plain_message_counts(plain, marks[-1])
-    at_once.add_message_counts(dict(left))
-    for kept_all_along in (True, False):
-        steps, added = decoder_met(), CountsAdded()
-        for window, counts in enumerate(marks):
-            steps.add_plain_counts_so_far(added, plain, counts)
-            if window == 0:
-                assert steps._summary_kept is not None and added.left == {}
-                assert steps._summary_counts() == [3 + 2, 1 + 1, 2]
-            if window == 1 and not kept_all_along:
-                steps._summary_kept = None            # (dropped: the counts made again from the entries)
-        assert added.left == {1: 6, 3: 4, 5: 1}       # the messages with no entry here
-        left = added.left_pairs(plain)
-        assert [key for key, _n in left] == [plain[1], plain[3], plain[5]]
-        left = steps.add_plain_message_counts([key for key, _n in left], [n for _key, n in left])
-        steps.add_message_counts(dict(left))
-        assert summary(steps) == summary(at_once)
 
 
 def test_window_shares():
