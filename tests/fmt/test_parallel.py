@@ -720,10 +720,21 @@ def test_waiting_for_the_places_of_its_held_windows_this_process_makes_the_summa
         if os.getpid() == parent:
             steps.append("held windows written")
 
+    marker = tmp_path / "waiting"
+    real_take, real_check = parallel._take, parallel._Assembly.check
+
+    def check(self):               # this process's first wait for the held window's size
+        marker.touch()
+        return real_check(self)
+
     one = _output_and_summary(tmp_path, 1, etls[0], tmf_dirs=tmfs, utc=True, cache=cache)
     monkeypatch.setattr(WppDecoder, "prepare_summary", prepare)
     monkeypatch.setattr(parallel._Places, "write_all", write_all)
-    hold_up(monkeypatch, tmp_path / "out-of-windows", "worker")
+    # the worker held in its first window until this process waits for it (not merely until
+    # it found no window left: the worker could then send that window's size before the wait)
+    hold_up(monkeypatch, marker, "worker")
+    monkeypatch.setattr(parallel, "_take", real_take)
+    monkeypatch.setattr(parallel._Assembly, "check", check)
     runs = _runs_noted(monkeypatch)
     assert _output_and_summary(tmp_path, 2, etls[0], tmf_dirs=tmfs, utc=True, cache=cache) == one
     [run] = runs
