@@ -1164,6 +1164,10 @@ class _Places:
         self._arena: mmap.mmap | None = None
         self._spill_fd = -1
         self.moved = False            # the stream put at the output's end (or the redone rest)
+        try:                          # what the file held before the windows: its growth is theirs
+            self.size_before: int | None = os.fstat(fd).st_size
+        except OSError:
+            self.size_before = None
 
     @classmethod
     def for_output(cls, writer, windows: int, out_dir: str | None,
@@ -1251,12 +1255,17 @@ class _Places:
         where the text the processes wrote ends. The stream's open file may be stderr's too
         (``> log 2>&1``): the error line then follows the text instead of going where this
         process's first window ended, over the windows after it. No window is written past the
-        windows sized in a row from the first (its place needs them); the file ends sooner when
-        the last of them was held and not written."""
+        windows sized in a row from the first (its place needs them) but the first one not
+        sized, written at its place by a process stopped before it gave its size: where the
+        file grew past what it held before the run, its end is where that text ends; the file
+        ends sooner when the last sized window was held and not written."""
         if self.moved or self.sizes.start(1) is None:   # (window 0 unsized: written in order)
             return
         try:
-            end = min(self.sizes.sized_end(), os.fstat(self.fd).st_size)
+            size = os.fstat(self.fd).st_size
+            end = min(self.sizes.sized_end(), size)
+            if self.size_before is not None and size > max(end, self.size_before):
+                end = size
             if end > os.lseek(self.fd, 0, os.SEEK_CUR):
                 self.move_to(writer, end)
                 self.moved = True

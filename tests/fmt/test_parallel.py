@@ -1447,3 +1447,40 @@ def test_a_worker_s_messages_wait_for_no_room_in_the_pipe(monkeypatch):
     assert all(message == ("end", 2, b"") for message in got[2:-1])
     os.close(write_fd)
     os.close(read_fd)
+
+
+class _TextWriter:
+    """A writer as fmt's: ``stream`` a text stream over a byte buffer."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+@pytest.mark.parametrize("before, grown, where", [
+    (0, True, "end of the file"),           # the first unsized window's text was written: kept
+    (0, False, "sized end"),                # nothing past the sized windows
+    (1 << 20, True, "sized end"),           # an older, longer file: its old bytes are not the run's
+])
+def test_a_failing_run_leaves_the_stream_where_the_written_text_ends(tmp_path, before, grown, where):
+    """A run failing with its processes stopped: the stream goes where the text written at
+    places ends, the first window not sized included when the file grew past what it held
+    (its process stopped after writing it and before giving its size)."""
+    path = tmp_path / "out"
+    path.write_bytes(b"o" * before)
+    with open(path, "r+", encoding="utf-8", newline="\n") as stream:
+        places = parallel._Places(stream.buffer.fileno(), parallel._Sizes(3), None)
+        try:
+            places.sizes.set(0, 100)
+            places.sizes.set(1, 50)
+            os.pwrite(places.fd, b"w" * 150, 0)
+            if grown:
+                os.pwrite(places.fd, b"x" * 40, 150)    # window 2 at its place, never sized
+            places.end_written(_TextWriter(stream))
+            offset = os.lseek(places.fd, 0, os.SEEK_CUR)
+        finally:
+            places.close()
+    size = max(before, 190 if grown else 150)
+    assert offset == (size if where == "end of the file" else 150)
