@@ -12,6 +12,7 @@ import os
 import pathlib
 import shutil
 import sys
+import threading
 from typing import Callable
 
 import pytest
@@ -153,3 +154,28 @@ class HeaderRecord:
 def header_record(tmp_path) -> HeaderRecord:
     """The log-file header record's field offsets, and damaged copies of a file (in tmp_path)."""
     return HeaderRecord(tmp_path)
+
+
+@pytest.fixture
+def without_blocking() -> Callable:
+    """``without_blocking(call, what)``: ``call()``'s result, made in a thread; the test fails
+    with "<what> blocked" if it has not returned within 30 s (a pipe's open waits for a writer:
+    a regression then fails the test instead of hanging the run)."""
+    def run(call: Callable, what: str):
+        done: list = []
+        failed: list[BaseException] = []
+
+        def body() -> None:
+            try:
+                done.append(call())
+            except BaseException as exc:   # (raised again in the test's thread)
+                failed.append(exc)
+
+        worker = threading.Thread(target=body, daemon=True)
+        worker.start()
+        worker.join(30)
+        if failed:
+            raise failed[0]
+        assert done, f"{what} blocked"
+        return done[0]
+    return run

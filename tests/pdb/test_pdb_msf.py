@@ -70,7 +70,7 @@ def test_not_a_pdb():
     assert _error(b"").offset == 0
 
 
-def test_a_pipe_device_or_directory_is_refused_without_waiting_or_reading(tmp_path):
+def test_a_pipe_device_or_directory_is_refused_without_waiting_or_reading(tmp_path, without_blocking):
     """A pipe's open would wait for a writer and a device may never end: refused at once,
     in the wording the TMF reader uses."""
     fifo = tmp_path / "driver.pdb"
@@ -79,7 +79,7 @@ def test_a_pipe_device_or_directory_is_refused_without_waiting_or_reading(tmp_pa
                        ("/dev/zero", "not a regular file (a device, pipe or socket): give the .pdb file"),
                        (tmp_path, "is a directory, not a PDB file")):
         with pytest.raises(PdbError) as err:
-            MsfFile(str(path))
+            without_blocking(lambda: MsfFile(str(path)), f"opening {path}")
         assert str(err.value) == f"{path}: {said}"
 
 

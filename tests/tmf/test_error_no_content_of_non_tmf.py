@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 
 import pytest
 
@@ -93,7 +92,7 @@ def test_links_are_followed_to_real_tmf_files(tmp_path):
     assert not tmfset.issues
 
 
-def test_only_regular_files_of_a_directory_are_read(tmp_path):
+def test_only_regular_files_of_a_directory_are_read(tmp_path, without_blocking):
     """A FIFO or device named *.tmf or *.tmc is reported and skipped, not opened (a FIFO would
     block, a device be read to the size limit); a directory so named is skipped."""
     tmfs = tmp_path / "tmfs"
@@ -103,15 +102,10 @@ def test_only_regular_files_of_a_directory_are_read(tmp_path):
     os.symlink("/dev/zero", tmfs / "zero.tmf")
     (tmfs / "dir.tmf").mkdir()
     (tmfs / "x.tmf").write_text(GOOD)
-    done = []
-    worker = threading.Thread(target=lambda: done.append(tmf.load(tmfs, use_environment=False)),
-                              daemon=True)
-    worker.start()
-    worker.join(30)
-    assert done, "loading the directory blocked"
-    done[0].load_all()
-    assert len(done[0]) == 1
-    assert [str(issue) for issue in done[0].issues] == [
+    loaded = without_blocking(lambda: tmf.load(tmfs, use_environment=False), "loading the directory")
+    loaded.load_all()
+    assert len(loaded) == 1
+    assert [str(issue) for issue in loaded.issues] == [
         f"{tmfs / name}: not a regular file (a device, pipe or socket): not read"
         for name in ("pipe.tmc", "pipe.tmf", "zero.tmf")]
 

@@ -5,7 +5,6 @@ import os
 import shutil
 import socket
 import stat
-import threading
 import uuid
 
 import pytest
@@ -227,7 +226,8 @@ def test_a_text_file_too_large_is_refused_by_its_size_before_any_read(tmp_path, 
 
 
 @pytest.mark.parametrize("kind", ["fifo", "device", "socket"])
-def test_a_tmf_path_that_is_no_regular_file_is_refused_at_once(tmp_path, monkeypatch, kind):
+def test_a_tmf_path_that_is_no_regular_file_is_refused_at_once(tmp_path, monkeypatch, without_blocking,
+                                                               kind):
     """A FIFO (whose open would wait for a writer), a device (/dev/zero: read up to the size
     limit) or a socket given as a TMF is refused before anything is read from it."""
     path = tmp_path / "x.tmf"
@@ -240,13 +240,8 @@ def test_a_tmf_path_that_is_no_regular_file_is_refused_at_once(tmp_path, monkeyp
         listening.bind(str(path))
     reads = []
     monkeypatch.setattr(loader.os, "read", lambda *args: reads.append(args) or b"")
-    done = []
-    worker = threading.Thread(target=lambda: done.append(tmf.load(path, use_environment=False)),
-                              daemon=True)
-    worker.start()
-    worker.join(30)
-    assert done, "loading the path blocked"
-    assert [str(issue) for issue in done[0].issues] == [
+    loaded = without_blocking(lambda: tmf.load(path, use_environment=False), "loading the path")
+    assert [str(issue) for issue in loaded.issues] == [
         f"{path}: not a regular file (a device, pipe or socket): give a TMF or TMC text file"]
     assert reads == []
     with pytest.raises(TmfError, match="not a regular file"):
