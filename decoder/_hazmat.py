@@ -12,7 +12,7 @@ The only decoder module that touches cffi: the rest of the package gets Python v
   buffers of an uncompressed file read into them (etlindex.c); ``next_header_shape``: where
   a buffer header could start after damage (etlindex.c);
 * ``cut_times``: the window bounds of ``fmt -j`` from the index columns (cuts.c);
-* ``crc32``: zlib's CRC-32, eight bytes a step (crc32.c);
+* ``crc32``: zlib's CRC-32, sixteen bytes a step (crc32.c);
 * ``hold_heap``: whether the allocator keeps the memory a run frees (heap.c);
 * ``wait_readable``: waiting for one of a few descriptors to read (fdwait.c);
 * ``RowTables`` / ``RowWalker``: the formatter's key table and row walker (wpp_rows.c);

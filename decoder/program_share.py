@@ -49,9 +49,9 @@ WAIT_SECONDS = 1.0
 #: at least: a quarter of the time it took to come, if longer (a slow machine, or a process run
 #: under a profiler, is slow in every process)
 MEET_SECONDS = 0.005
-#: what reading a TMF file costs, in messages compiled: how the shares are weighed (set when one
-#: GUID's file cost 0.6 M instructions read and scanned, a message 0.13 M; split in C, a file
-#: costs about 0.3 M)
+#: what reading a TMF file costs, in messages compiled: how the shares are weighed. Set when one
+#: GUID's file cost 0.6 M instructions read and scanned against 0.13 M a message; not measured
+#: again since files are split in C (about 0.3 M a file, which would make it about 2)
 _FILE_WEIGHT = 4
 
 

@@ -6,9 +6,13 @@ and other unprintable characters escaped (\\x1b), so a hostile file cannot drive
 Files that are not TMF text at all are reported without any excerpt (see loader.not_tmf_text)."""
 from __future__ import annotations
 
+import errno
+import os
+import stat
+
 from .lazyre import LazyPattern
 
-__all__ = ["TmfError", "not_regular_file"]
+__all__ = ["TmfError", "not_regular_file", "open_regular"]
 
 
 def not_regular_file(then: str) -> str:
@@ -68,6 +72,31 @@ class TmfError(ValueError):
 
     def __reduce__(self):  # keep pickling/copying working with keyword-only arguments
         return (_rebuild, self.fields())
+
+
+def open_regular(path: "str | os.PathLike[str]", then: str) -> tuple[int, os.stat_result]:
+    """(descriptor, its fstat) of ``path`` opened to read, if it is a regular file; else a
+    TmfError naming ``path``: "is a directory: ``then``", or
+    ``not_regular_file(then)`` for a device, pipe or socket. Opened without waiting (a pipe's
+    open waits for a writer; O_NONBLOCK changes nothing for a regular file); the descriptor is
+    closed on any error. Other OSErrors (missing, no permission) pass through."""
+    name = os.fspath(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
+    except OSError as err:
+        if err.errno != errno.ENXIO:    # ENXIO: a socket (or a device with nothing behind it)
+            raise
+        raise TmfError(not_regular_file(then), path=name) from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise TmfError(f"is a directory: {then}", path=name)
+        if not stat.S_ISREG(st.st_mode):
+            raise TmfError(not_regular_file(then), path=name)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
 
 
 # "... (expected X)" unless the message already says what was expected ("unexpected" does not).

@@ -535,8 +535,7 @@ class _SpannedRun(_ScannedRun):
         index = (self._lines_before or self._count_lines())[i] + i
         offsets, text = self._offsets, self.source.text
         start, block, end = offsets[3 * i:3 * i + 3]
-        if text.find("\n}\n", block, end) < 0:   # (no "}" line: the block is read as a file is)
-            return _parse_entry(tmfset, self.context, self.source.lines(), index)
+        # (wppt_split ends every tile's block with a "}" line: tmf/csrc/wpptile.c tile_at)
         return _run_entry(text[start:block], text[block:end], self, index, tmfset)
 
     def _count_lines(self) -> list[int]:
@@ -1051,12 +1050,11 @@ def tile_split(text: str) -> TextSplit:
     out = _uncleared("uint64_t[]", 4 * cap + 1)
     lengths = array("Q")     # (copied whole: ffi.unpack makes each int apart, 8x the cost)
     tiles = _lib.wppt_split(data, size, out, cap)
-    if tiles < 0:       # out is full: keep its tiles, go on after the last of them
-        start, at = _ffi.from_buffer("uint8_t[]", data), 0
-        while tiles < 0:
-            lengths.frombytes(_ffi.buffer(out, 8 * 4 * cap))
-            at += out[4 * cap]
-            tiles = _lib.wppt_split(start + at, size - at, out, cap)
+    start, at = _ffi.from_buffer("uint8_t[]", data), 0
+    while tiles < 0:       # out is full: keep its tiles, go on after the last of them
+        lengths.frombytes(_ffi.buffer(out, 8 * 4 * cap))
+        at += out[4 * cap]
+        tiles = _lib.wppt_split(start + at, size - at, out, cap)
     lengths.frombytes(_ffi.buffer(out, 8 * (4 * tiles + 1)))
     numbers = lengths[2::4]
     del lengths[2::4]

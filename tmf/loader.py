@@ -18,13 +18,11 @@ in a TMF directory prints no line of it.
 """
 from __future__ import annotations
 
-import errno
 import functools
 import os
 import re
-import stat
 
-from .errors import TmfError, not_regular_file
+from .errors import TmfError, not_regular_file, open_regular
 from .lazyre import LazyPattern, compiled
 from .model import ControlGuid, TmfSet
 
@@ -80,27 +78,18 @@ def _read_at_most(fd: int, limit: int, size: int) -> bytes:
 def read_text(path: "str | os.PathLike[str]") -> str:
     """A TMF/TMC file as text: UTF-16 with BOM, UTF-8 (BOM optional), else the ANSI code page 1252.
 
-    TmfError, before anything is read, for a device, pipe or socket (opened without waiting:
-    a pipe's open waits for a writer) and for a file larger than MAX_TEXT_FILE."""
+    TmfError, before anything is read, for a directory, a device, pipe or socket (opened
+    without waiting: a pipe's open waits for a writer) and for a file larger than MAX_TEXT_FILE."""
     name = os.fspath(path)
-    # a file object costs as much again; O_NONBLOCK changes nothing for a regular file
+    # a descriptor: a file object costs as much again
+    fd, st = open_regular(path, "give a TMF or TMC text file")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
-    except OSError as err:
-        if err.errno != errno.ENXIO:    # ENXIO: a socket (or a device with nothing behind it)
-            raise
-        fd = None
-    try:
-        st = os.fstat(fd) if fd is not None else None
-        if st is None or not stat.S_ISREG(st.st_mode):
-            raise TmfError(not_regular_file("give a TMF or TMC text file"), path=name)
         if st.st_size > MAX_TEXT_FILE:
             raise TmfError(f"file of {st.st_size} bytes, larger than the {MAX_TEXT_FILE} bytes "
                            f"a TMF or TMC file may have", path=name)
         data = _read_at_most(fd, MAX_TEXT_FILE + 1, st.st_size)
     finally:
-        if fd is not None:
-            os.close(fd)
+        os.close(fd)
     if len(data) > MAX_TEXT_FILE:    # it grew while read
         raise TmfError(f"file larger than the {MAX_TEXT_FILE} bytes a TMF or TMC file may have",
                        path=name)

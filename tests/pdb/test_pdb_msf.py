@@ -77,7 +77,7 @@ def test_a_pipe_device_or_directory_is_refused_without_waiting_or_reading(tmp_pa
     os.mkfifo(fifo)
     for path, said in ((fifo, "not a regular file (a device, pipe or socket): give the .pdb file"),
                        ("/dev/zero", "not a regular file (a device, pipe or socket): give the .pdb file"),
-                       (tmp_path, "is a directory, not a PDB file")):
+                       (tmp_path, "is a directory: give the .pdb file")):
         with pytest.raises(PdbError) as err:
             without_blocking(lambda: MsfFile(str(path)), f"opening {path}")
         assert str(err.value) == f"{path}: {said}"

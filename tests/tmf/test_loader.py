@@ -231,18 +231,25 @@ def test_a_tmf_path_that_is_no_regular_file_is_refused_at_once(tmp_path, monkeyp
     """A FIFO (whose open would wait for a writer), a device (/dev/zero: read up to the size
     limit) or a socket given as a TMF is refused before anything is read from it."""
     path = tmp_path / "x.tmf"
-    if kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "device":
-        path = "/dev/zero"
-    else:
-        listening = socket.socket(socket.AF_UNIX)
-        listening.bind(str(path))
-    reads = []
-    monkeypatch.setattr(loader.os, "read", lambda *args: reads.append(args) or b"")
-    loaded = without_blocking(lambda: tmf.load(path, use_environment=False), "loading the path")
-    assert [str(issue) for issue in loaded.issues] == [
-        f"{path}: not a regular file (a device, pipe or socket): give a TMF or TMC text file"]
-    assert reads == []
-    with pytest.raises(TmfError, match="not a regular file"):
-        tmf.load(path, use_environment=False, tolerant=False)
+    with socket.socket(socket.AF_UNIX) as listening:
+        if kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "device":
+            path = "/dev/zero"
+        else:
+            listening.bind(str(path))
+        reads = []
+        monkeypatch.setattr(loader.os, "read", lambda *args: reads.append(args) or b"")
+        loaded = without_blocking(lambda: tmf.load(path, use_environment=False), "loading the path")
+        assert [str(issue) for issue in loaded.issues] == [
+            f"{path}: not a regular file (a device, pipe or socket): give a TMF or TMC text file"]
+        assert reads == []
+        with pytest.raises(TmfError, match="not a regular file"):
+            tmf.load(path, use_environment=False, tolerant=False)
+
+
+def test_a_text_file_path_that_is_a_directory_is_refused_as_one(tmp_path):
+    """read_text on a directory (a TMF path given as a directory is listed, not read) says so."""
+    with pytest.raises(TmfError) as info:
+        loader.read_text(tmp_path)
+    assert str(info.value) == f"{tmp_path}: is a directory: give a TMF or TMC text file"

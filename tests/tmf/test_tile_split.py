@@ -173,16 +173,21 @@ def test_a_split_that_fills_its_window_goes_on_where_it_stopped(tmf_texts, monke
     assert _same("// x\n" * 40 + (ENTRY + "// y\n\n") * 50 + "tail\n") == 50
 
 
-def test_the_memory_reserved_follows_the_tiles_not_the_text_size(monkeypatch):
+def test_the_memory_reserved_is_the_most_tiles_the_text_could_hold_up_to_one_window(monkeypatch):
     """The split reserved room for the most tiles a text of its size could hold (a tile is 17
     bytes at least: 32 bytes of values each, about 1.9x the text, 480 MB for a 256 MiB TMF);
-    it reserves one window at most and keeps what the tiles take."""
+    it reserves that for a small text, one window at most for a large one, and keeps what the
+    tiles take."""
     reserved = []
     real = grammar._uncleared
     monkeypatch.setattr(grammar, "_uncleared", lambda kind, n: reserved.append(n) or real(kind, n))
     text = ("// " + "c" * 60 + "\n") * 70_000 + ENTRY * 3     # 4.4 MB, 3 tiles
     assert _same(text) == 3
     assert reserved and max(reserved) <= 4 * (1 << 15) + 1
+    reserved.clear()
+    small = ENTRY * 3 + "// " + "c" * 200 + "\n"             # a text of a few tiles: room for its size
+    assert _same(small) == 3
+    assert max(reserved) == 4 * (len(small) // grammar._lib.WPPT_TILE_MIN + 1) + 1 < 4 * (1 << 15)
     dense = ENTRY * 70_000                                    # more tiles than a window
     assert _same(dense) == 70_000
     assert max(reserved) <= 4 * (1 << 15) + 1

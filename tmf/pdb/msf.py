@@ -9,15 +9,13 @@ and what was expected; nothing allocates more than the file's own size.
 """
 from __future__ import annotations
 
-import errno
 import mmap
 import os
-import stat
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO, Union
 
-from ..errors import TmfError, not_regular_file
+from ..errors import TmfError, open_regular
 
 __all__ = ["PdbError", "MsfFile", "MsfStream", "MSF7_MAGIC", "MSF2_MAGIC", "MSFZ_MAGIC"]
 
@@ -108,19 +106,10 @@ class MsfFile:
             return bytes(source)
         if hasattr(source, "read"):
             return source.read()  # type: ignore[union-attr]
-        try:   # opened without waiting (a pipe's open waits for a writer), read only if regular
-            fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
-        except IsADirectoryError:
-            raise PdbError("is a directory, not a PDB file", path=self.path) from None
-        except OSError as err:
-            if err.errno != errno.ENXIO:    # ENXIO: a socket (or a device with nothing behind it)
-                raise
-            raise PdbError(not_regular_file("give the .pdb file"), path=self.path) from None
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            raise PdbError("is a directory, not a PDB file" if stat.S_ISDIR(st.st_mode)
-                           else not_regular_file("give the .pdb file"), path=self.path)
+        try:
+            fd, st = open_regular(source, "give the .pdb file")
+        except TmfError as err:   # a PdbError, named as this file is
+            raise PdbError(err.message, path=self.path) from None
         with open(fd, "rb") as fh:
             if st.st_size == 0:
                 return b""
