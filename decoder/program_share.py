@@ -49,10 +49,10 @@ WAIT_SECONDS = 1.0
 #: at least: a quarter of the time it took to come, if longer (a slow machine, or a process run
 #: under a profiler, is slow in every process)
 MEET_SECONDS = 0.005
-#: what reading a TMF file costs, in messages compiled: how the shares are weighed. Set when one
-#: GUID's file cost 0.6 M instructions read and scanned against 0.13 M a message; not measured
-#: again since files are split in C (about 0.3 M a file, which would make it about 2)
-_FILE_WEIGHT = 4
+#: what reading a TMF file costs, in messages compiled: how the shares are weighed. Measured
+#: with benchmarks/bench_compile.py --callgrind over its 89 corpus files: a file read and split
+#: (scan) 0.29 M instructions, a message compiled and published (publish less scan) 0.12 M
+_FILE_WEIGHT = 2
 
 
 #: What another process published of a message: component, name, has_prefix, unknown (its
