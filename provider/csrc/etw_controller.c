@@ -764,21 +764,27 @@ static wpt_reg_logger *live_holder_of(wpt_registry *reg, const wpt_reg_enable *e
 
 _Static_assert(sizeof(((WPPTRACE_GUID_HOLDER *)0)->LoggerName) == WPT_MAX_NAME, "a session name fits");
 
+/* The handle naming running session `e` (registry locked), counted as issued; 0 (no LoggerId is
+ * 0) when that value names a session of this process left out of the registry. */
+static TRACEHANDLE issue_handle(wpt_registry *reg, wpt_reg_logger *e) {
+    uint32_t slot = (uint32_t)(e - reg->loggers);
+    uint16_t id = slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)slot;
+    TRACEHANDLE h = wpt_handle_of(id, (uint8_t)e->generation, 0, 0);
+    if (wpt_handle_displaced(h, e)) return 0;
+    wpt_handle_issued(slot, e->generation);
+    return h;
+}
+
 /* Who holds `guid` now (registry locked): *out filled, its Guid set. */
 static void holder_in(wpt_registry *reg, const GUID *guid, WPPTRACE_GUID_HOLDER *out) {
     memset(out, 0, sizeof *out);
     out->Guid = *guid;
     for (int i = 0; i < WPT_MAX_ENABLES; i++) {
         wpt_reg_enable *en = &reg->enables[i];
-        if (!en->used || memcmp(&en->guid, guid, sizeof *guid) != 0) continue;
-        wpt_reg_logger *e = live_holder_of(reg, en);
+        if (memcmp(&en->guid, guid, sizeof *guid) != 0) continue;
+        wpt_reg_logger *e = live_holder_of(reg, en);       /* NULL for an unused entry */
         if (!e) continue;
-        uint32_t slot = (uint32_t)(e - reg->loggers);
-        TRACEHANDLE h = wpt_handle_of(en->logger_id, en->generation, 0, 0);
-        if (!wpt_handle_displaced(h, e)) {          /* else its value names ours here */
-            out->LoggerHandle = h;
-            wpt_handle_issued(slot, e->generation);
-        }
+        out->LoggerHandle = issue_handle(reg, e);
         out->LoggerId = en->logger_id;
         out->Generation = e->generation;
         out->Incarnation = reg->incarnation;
@@ -909,7 +915,6 @@ static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, 
             unlock();
             return ERROR_SUCCESS;
         }
-        *only_if->applied = 1;
     }
     uint16_t id = slot == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)slot;
     uint32_t whole = e->generation, incarnation = wpt_reg_incarnation_for(reg, e);
@@ -928,7 +933,6 @@ static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, 
         /* one session holds a classic provider: this enable takes it over */
         wpt_reg_enable *en = held ? held : free_entry;
         if (!en) {
-            if (only_if) *only_if->applied = 0;
             wpt_registry_unlock();
             unlock();
             return ERROR_NOT_ENOUGH_MEMORY;
@@ -945,6 +949,7 @@ static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, 
         msg.logger_handle = wpt_handle_of(id, generation, flags, (UCHAR)level);
     } else {
         if (!held || held->logger_id != id || held->generation != generation) {
+            if (only_if) *only_if->applied = 1;
             wpt_registry_unlock();          /* not this session's provider: nothing to do */
             unlock();
             return ERROR_SUCCESS;
@@ -953,6 +958,7 @@ static ULONG enable_trace(ULONG enable, ULONG flags, ULONG level, LPCGUID guid, 
         msg.version = wpt_next_version(reg);
         msg.logger_handle = wpt_handle_of(id, generation, held->flags, held->level);
     }
+    if (only_if) *only_if->applied = 1;     /* the registry holds the change */
     wpt_registry_unlock();
     unlock();
     WPT_TEST_POINT(WPT_POINT_ENABLE_APPLYING);
@@ -1067,12 +1073,10 @@ static ULONG list_sessions(EVENT_TRACE_PROPERTIES **array, WPPTRACE_SESSION_INFO
             wpt_reg_logger *e = &reg->loggers[i];
             if (e->state != WPT_RUNNING || !wpt_reg_alive(e)) continue;
             if ((e->flags & WPT_REG_PRIVATE) && e->host_pid != wpt_current_pid()) continue;
-            uint16_t id = i == WPT_KERNEL_SLOT ? KERNEL_LOGGER_ID : (uint16_t)i;
-            TRACEHANDLE h = wpt_handle_of(id, (uint8_t)e->generation, 0, 0);
-            if (wpt_handle_displaced(h, e)) continue;      /* its handle names ours here */
+            TRACEHANDLE h = issue_handle(reg, e);
+            if (!h) continue;                               /* its handle names ours here */
             listed *l = &found[n++];
             l->handle = h;
-            wpt_handle_issued(i, e->generation);
             l->log_file_mode = e->log_file_mode;
             l->clock_type = e->clock_type;
             l->flags = e->flags;
