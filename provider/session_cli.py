@@ -243,15 +243,16 @@ def _holders(guids: set[uuid.UUID]) -> dict[uuid.UUID, sessions.GuidHolder]:
 
 
 def enable(name: str, guids: Iterable[tuple[uuid.UUID, int | None, int | None]], flags: int,
-           level: int, on: bool = True, *, say: Callable[[str], object]) -> list[str]:
+           level: int, on: bool = True, *, say: Callable[[str], object], handle: int | None = None) -> list[str]:
     """EnableTrace (``on``) or disable of each GUID on session ``name``, all or none: a failure
     (Ctrl-C too) puts back what this command changed (a GUID it enabled is disabled again, one it
     took from another session or held at other flags or level is given back as it was, one it
     disabled is enabled again), so a failing command leaves nothing half done. What another
     command changed meanwhile is left as it set it, and said. If putting back fails too, one
     SessionError says both (after Ctrl-C, ``say`` tells what could not be put back and the
-    interrupt goes on)."""
-    handle = _handle(name)
+    interrupt goes on). ``handle``: the session's, when the caller has it (else asked by name)."""
+    if handle is None:
+        handle = _handle(name)
     wanted = [(guid, flags if f is None else f, level if lvl is None else lvl) for guid, f, lvl in guids]
     before = _holders({guid for guid, _, _ in wanted})
     done: list[str] = []
@@ -282,10 +283,12 @@ def _holding(held: sessions.GuidHolder | None) -> str:
 
 
 def _same(a: sessions.GuidHolder | None, b: sessions.GuidHolder | None) -> bool:
-    """The same session holding a GUID at the same flags and level (or none, both)."""
-    if a is None or b is None:
-        return a is b
-    return (a.handle, a.flags, a.level) == (b.handle, b.flags, b.level)
+    """The same session holding a GUID at the same flags and level (or none, both), as the C
+    core's conditional enable compares them: the session by LoggerId, generation and registry
+    incarnation, not by handle (0 for any session whose handle names one of ours here)."""
+    def holding(h: sessions.GuidHolder | None) -> tuple[int, ...] | None:
+        return None if h is None else (h.logger_id, h.generation, h.incarnation, h.flags, h.level)
+    return holding(a) == holding(b)
 
 
 def _stands(now: sessions.GuidHolder | None, handle: int, flags: int, level: int) -> bool:
@@ -307,22 +310,35 @@ def _put_back(name: str, handle: int, tried: Iterable[tuple[uuid.UUID, tuple[int
     """Give each GUID ``tried`` (at the flags and level this command set) back the holder it had
     ``before``, only where the registry still shows what this command set (checked and changed
     in one hold of its lock): what another command changed meanwhile stays. What was not put
-    back, in words (empty: all was). A session that ended (``ended``: known to) had what this
-    command changed on it end with it: that is said, and nothing of it is put back."""
-    tried = [(guid, f, lvl) for guid, (f, lvl) in tried
-             if (on or (guid in before and before[guid].handle == handle))  # a disable changes only ours
-             and not (on and guid in before and before[guid].handle == handle
-                      and (before[guid].flags, before[guid].level) == (f, lvl))]   # held so already
-    said_ended = ended                # the failure said it already
+    back, in words (empty: all was). A session that ended (``ended``: known to, and said by the
+    failure already) had what this command changed on it end with it: that is said once, and
+    nothing of it is put back."""
+    def changed_here(guid: uuid.UUID, f: int, lvl: int) -> bool:
+        """Could this command have changed ``guid``? A disable changes only one this session
+        held; an enable any but one this session held at these flags and level already."""
+        held = before.get(guid)
+        if held is None or held.handle != handle:
+            return on
+        return not on or (held.flags, held.level) != (f, lvl)
+
+    tried = [(guid, f, lvl) for guid, (f, lvl) in tried if changed_here(guid, f, lvl)]
     if not tried:
         return []
     try:
         now = _holders({guid for guid, _, _ in tried})
     except SessionError as exc:
         return [f"undoing this command failed too: {exc}"]
+    left: list[str] = []
+
+    def session_ended() -> None:
+        nonlocal ended
+        if not ended:
+            left.append(f"session {name!r} ended meanwhile")
+        ended = True
+
     if on and not ended and any(not _same(now.get(guid), before.get(guid)) and not _stands(now.get(guid), handle, f, lvl)
-                                for guid, f, lvl in tried):
-        ended = _ended(handle)        # what it enabled is no one's once it ended
+                                for guid, f, lvl in tried) and _ended(handle):
+        session_ended()               # what it enabled is no one's once it ended
     failed, kept = [], []
     for guid, f, lvl in tried:
         held = before.get(guid)
@@ -343,7 +359,7 @@ def _put_back(name: str, handle: int, tried: Iterable[tuple[uuid.UUID, tuple[int
                 applied, found = sessions.enable_trace_if(True, held.flags, held.level, guid, held.handle, expected)
         except Win32Error as exc:
             if exc.winerror == lib.ERROR_INVALID_HANDLE and ours:
-                ended = True
+                session_ended()
             elif exc.winerror == lib.ERROR_INVALID_HANDLE:
                 failed.append(f"{{{guid}}} could not be given back to session {held.name!r}: it ended meanwhile")
             elif held is None:
@@ -357,7 +373,6 @@ def _put_back(name: str, handle: int, tried: Iterable[tuple[uuid.UUID, tuple[int
             continue
         if not applied and not _same(found, held):
             kept.append(f"{{{guid}}} ({_holding(found)})")
-    left = [f"session {name!r} ended meanwhile"] if ended and not said_ended else []
     if failed:
         left.append(f"undoing this command failed too: {'; '.join(failed)}")
     if kept:
