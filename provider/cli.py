@@ -159,18 +159,22 @@ def _running(session: TraceSession) -> bool:
 def run(args: argparse.Namespace) -> int:
     if args.session_command != "record":
         return session_cli.run(args)
+
+    def error(text: str) -> None:
+        print(f"{PROG}: error: {text}", file=sys.stderr)
+
     problem, code = _load_script(args.script)
     if problem is not None:
         if problem:
-            print(f"{PROG}: error: {problem}", file=sys.stderr)
+            error(problem)
         return code
     name = args.name or f"wpptrace-{os.getpid()}"
     output = args.output or f"{name}.etl"
     if output == "-" or outputs.descriptor_named(output) is not None:
         # the session's host process opens the log file by its path (its own /dev/stdout, not
         # this one's) and rewrites the file's first buffer after each buffer: no stream
-        print(f"{PROG}: error: cannot record to {output}: an .etl file is written by its path and "
-              f"its header rewritten as buffers are added; give a file (-o FILE.etl)", file=sys.stderr)
+        error(f"cannot record to {output}: an .etl file is written by its path and "
+              f"its header rewritten as buffers are added; give a file (-o FILE.etl)")
         return 1
     try:  # the session truncates its file: never the script (or a file it is given)
         outputs.check_outputs([output], [args.script, *args.script_args])
@@ -184,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     try:    # as 'session start': a runtime directory the core refuses is not the log file's fault
         session_cli.check_runtime_directory()
     except session_cli.SessionError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        error(str(exc))
         return 1
     mode = lib.EVENT_TRACE_USE_GLOBAL_SEQUENCE
     mode |= lib.EVENT_TRACE_FILE_MODE_CIRCULAR if args.circular else lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL
@@ -197,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
     except Win32Error as exc:   # a path the core will not write: the rule that refused it, in words
         if exc.winerror not in (lib.ERROR_BAD_PATHNAME, lib.ERROR_ACCESS_DENIED):
             raise
-        print(f"{PROG}: error: {session_cli.log_file_refusal(output, exc)}", file=sys.stderr)
+        error(session_cli.log_file_refusal(output, exc))
         return 1
     hook = None
     incomplete = False
@@ -206,9 +210,9 @@ def run(args: argparse.Namespace) -> int:
             # all or none, as 'session enable': one that fails gives back what the others took
             try:
                 session_cli.enable(name, args.guid, args.flags, args.level,
-                                   say=lambda line: print(f"{PROG}: error: {line}", file=sys.stderr))
+                                   say=error, handle=session.handle)
             except session_cli.SessionError as exc:
-                print(f"{PROG}: error: {exc}", file=sys.stderr)
+                error(str(exc))
                 return 1          # (the session is stopped below)
         else:
             def hook(handle: int, control_guid: uuid.UUID) -> None:
@@ -219,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
                     incomplete = True
                     why = (in_words(exc) if _running(session) else
                            f"session {name} is no longer running (stopped by another command?)")
-                    print(f"{PROG}: error: cannot record provider {control_guid}: {why}", file=sys.stderr)
+                    error(f"cannot record provider {control_guid}: {why}")
             api.registration_hooks.append(hook)
         exit_code = _run_script(args)
     finally:
@@ -232,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
             why = (f"session {name} had stopped before the script ended (by another command?)"
                    if isinstance(exc, Win32Error) and exc.name == "ERROR_WMI_INSTANCE_NOT_FOUND"
                    else f"stopping session {name}: {in_words(exc)}")
-            print(f"{PROG}: error: {why}: {output} holds what it wrote until then", file=sys.stderr)
+            error(f"{why}: {output} holds what it wrote until then")
     if final is not None:
         print(f"{PROG}: {output}: {final.BuffersWritten} buffers written, "
               f"{final.EventsLost} events lost, {final.LogBuffersLost} buffers lost", file=sys.stderr)
