@@ -29,6 +29,7 @@ import argparse
 import os
 import sys
 import uuid
+from typing import NoReturn
 
 from wpptrace._cliutil import RawDescriptionHelpFormatter
 from wpptrace.provider import api, session_cli
@@ -41,16 +42,13 @@ __all__ = ["main", "read_guid_file", "UsageError"]
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
-_COMMANDS = ("start", "stop", "update", "enable", "disable", "flush", "q")
-
-
 class UsageError(SessionError):
     """The command line itself is wrong (exit status 2), whatever the sessions are."""
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):   # one line, as every refusal (no usage block): exit 2
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+    def error(self, message: str) -> NoReturn:   # one line, as every refusal (no usage block): exit 2
+        raise UsageError(message)
 
 
 def read_guid_file(path: str) -> list[uuid.UUID]:
@@ -100,6 +98,7 @@ def _is_guid(text: str) -> bool:
 
 
 #: what each command does, for --help
+#: the actions, in the order help and the no-action error list them
 _COMMAND_HELP = {
     "start": "start session Name (in a host process of its own)",
     "stop": "stop session Name: providers disabled, its file finished",
@@ -108,6 +107,7 @@ _COMMAND_HELP = {
     "disable": "disable providers (-guid) the session holds",
     "flush": "write the session's partly filled buffers now",
     "q": "show a session's settings, counters and providers",
+    "l": "list every session",
 }
 
 
@@ -116,10 +116,8 @@ def _parser() -> argparse.ArgumentParser:
                 description=__doc__.split("\n\n")[0].replace("``", ""),
                 formatter_class=RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     what = p.add_mutually_exclusive_group()
-    for command in _COMMANDS:
-        what.add_argument(f"-{command}", dest="command", action="store_const", const=command,
-                          help=_COMMAND_HELP[command])
-    what.add_argument("-l", dest="command", action="store_const", const="l", help="list every session")
+    for command, text in _COMMAND_HELP.items():
+        what.add_argument(f"-{command}", dest="command", action="store_const", const=command, help=text)
     p.add_argument("name", nargs="?", help="logger (session) name")
     p.add_argument("-f", dest="logfile", metavar="LogFile", help="the .etl file to write")
     p.add_argument("-guid", action="append", default=[], metavar="#GUID|file",
@@ -212,18 +210,16 @@ def run(args: argparse.Namespace) -> tuple[int, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = _parser()
     try:
-        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    except SystemExit as exc:    # a usage error, said in its one line
-        return int(exc.code or 0)
-    if args.help or not (argv if argv is not None else sys.argv[1:]):
-        parser.print_help()
-        return 0 if args.help else EXIT_USAGE
-    if not args.command:
-        return _error("no action: give one of -start, -stop, -update, -enable, -disable, -flush, -q, -l "
-                      "(-h for help)", EXIT_USAGE)
-    try:
+        args = parser.parse_args(argv)
+        if args.help or not argv:
+            parser.print_help()
+            return 0 if args.help else EXIT_USAGE
+        if not args.command:
+            actions = ", ".join(f"-{command}" for command in _COMMAND_HELP)
+            raise UsageError(f"no action: give one of {actions} (-h for help)")
         status, lines = run(args)
     except UsageError as exc:
         return _error(str(exc), EXIT_USAGE)
