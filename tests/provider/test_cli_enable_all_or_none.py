@@ -43,6 +43,7 @@ def failing_on(monkeypatch, guid: uuid.UUID, *, recorded: bool = False, failure=
     the first GUID is put back. Returns the GUIDs of the calls made, in order."""
     real, real_if = api.EnableTrace, sessions.enable_trace_if
     seen: list[uuid.UUID] = []
+    put_backs = 0
 
     def enable_trace(on, flags, level, control_guid, handle):
         seen.append(control_guid)
@@ -55,8 +56,10 @@ def failing_on(monkeypatch, guid: uuid.UUID, *, recorded: bool = False, failure=
         real(on, flags, level, control_guid, handle)
 
     def enable_trace_if(on, flags, level, control_guid, handle, expected):
+        nonlocal put_backs
         seen.append(control_guid)
-        if undoing is not None and seen.count(control_guid) == 2 and len(set(seen)) == len(seen) - 1:
+        put_backs += 1
+        if undoing is not None and put_backs == 1:
             undoing()
         if control_guid == undo_fails and seen.count(undo_fails) == 2:
             raise Win32Error(BUSY, "EnableTrace")
@@ -386,6 +389,18 @@ def test_enable_trace_if_changes_only_what_the_registry_still_shows(two_sessions
     assert sessions.enable_trace_if(False, 0, 0, a, mine, theirs)[0] is False
     assert sessions.enable_trace_if(False, 0, 0, a, mine, sessions.guid_holders({a})[a]) == (True, None)
     assert holders({a}) == {}
+
+
+def test_enable_trace_if_is_not_supported_on_a_private_session(tmp_path, session_name):
+    """A private session's enables are not in the registry: there is nothing to compare with,
+    so the conditional enable is refused (ERROR_NOT_SUPPORTED), not made unconditionally."""
+    private = lib.EVENT_TRACE_PRIVATE_LOGGER_MODE | lib.EVENT_TRACE_PRIVATE_IN_PROC
+    a = uuid.uuid4()
+    with sessions.TraceSession(session_name, tmp_path / "private.etl", LogFileMode=private) as s:
+        for on in (True, False):
+            with pytest.raises(Win32Error) as raised:
+                sessions.enable_trace_if(on, 0x1, 1, a, s.handle, None)
+            assert raised.value.winerror == lib.ERROR_NOT_SUPPORTED
 
 
 @pytest.mark.parametrize("first", ["ctrl-c", "failure"])
