@@ -20,7 +20,7 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 
 @pytest.mark.parametrize("kind", [run_directories.RUNTIME, run_directories.CACHE])
 def test_a_directory_made_is_of_this_run_and_removed(kind):
-    """Either kind is of this run (the nested runs below leave a runtime directory only)."""
+    """Either kind is of this run."""
     made = run_directories.make(kind)
     try:
         assert os.path.basename(made).startswith(f"{kind}{run_directories.TAG}-")
@@ -31,10 +31,12 @@ def test_a_directory_made_is_of_this_run_and_removed(kind):
     assert not os.path.exists(made) and made not in run_directories.left(grace=0)
 
 
-@pytest.mark.parametrize("workers, leave", [([], True), (["-n", "1"], True), ([], False), (["-n", "1"], False)],
-                         ids=["one-process-one-left", "xdist-worker-one-left", "one-process-none-left",
-                              "xdist-worker-none-left"])
+@pytest.mark.parametrize("workers, leave", [([], run_directories.RUNTIME), (["-n", "1"], run_directories.RUNTIME),
+                                             ([], run_directories.CACHE), ([], None), (["-n", "1"], None)],
+                         ids=["one-process-one-left", "xdist-worker-one-left", "one-process-cache-left",
+                              "one-process-none-left", "xdist-worker-none-left"])
 def test_a_run_that_leaves_a_directory_fails_naming_it(tmp_path, workers, leave):
+    """``leave``: the kind of directory a process of the nested run leaves (None: none)."""
     temp = tmp_path / "tmp"
     temp.mkdir()
     other_run = [tempfile.mkdtemp(prefix=f"{mine}anotherrun-", dir=temp) for mine in ("wpprt-", "wppcache-")]
@@ -56,7 +58,7 @@ def test_a_run_that_leaves_a_directory_fails_naming_it(tmp_path, workers, leave)
         def test_maybe_leaves_one():
             if os.environ.get("LEAVE"):     # a process of the run ending without removing its own
                 subprocess.run([sys.executable, "-c", "import os, sys; sys.path.insert(0, {TESTS!r}); "
-                                "import run_directories; print(run_directories.make()); "
+                                "import run_directories; print(run_directories.make({leave!r})); "
                                 "os._exit(0)"],
                                stdout=open(os.environ["LEAVE"], "w"), check=True)
     """))
@@ -73,7 +75,7 @@ def test_a_run_that_leaves_a_directory_fails_naming_it(tmp_path, workers, leave)
         assert run.returncode == 0 and "of this run still there" not in out, out
         return
     left = said.read_text().strip()
-    assert os.path.basename(left).startswith(run_directories.RUNTIME) and not os.path.exists(left)
+    assert os.path.basename(left).startswith(leave) and not os.path.exists(left)
     assert run.returncode == 1, out
     assert "1 directory of this run still there at its end" in out and left in out, out
     assert "1 passed in " in run.stdout.rstrip().splitlines()[-1], out    # (the test itself passed)
