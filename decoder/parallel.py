@@ -655,8 +655,6 @@ class _Assembly:
                             self.ended[window] = result
                         if "counts" not in result:
                             result["counts"] = worker.marks[window]
-                        else:
-                            worker.marks[window] = result["counts"]
         self._append()
         if self.merge is not None:        # (news or not: this process's windows come too)
             self.merge.windows(len(self.windows))
