@@ -121,12 +121,14 @@ def _find_pdb(image: str, symbol_paths: list[str]) -> str:
     from wpptrace.tmf.errors import not_regular_file
     from wpptrace.tmf.pdb.tracepdb import pdb_for
 
-    if not os.path.isfile(image):
-        if os.path.isdir(image):
-            raise FileNotFoundError("is a directory: give the .pdb file, or the image, in it")
-        if os.path.exists(image):       # a device, pipe or socket: no PDB is read from those
-            raise FileNotFoundError(not_regular_file("give the .pdb file, or the image"))
-        raise FileNotFoundError("no such file")
+    try:
+        mode = os.stat(image).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError("no such file") from None
+    if stat.S_ISDIR(mode):
+        raise FileNotFoundError("is a directory: give the .pdb file, or the image, in it")
+    if not stat.S_ISREG(mode):          # a device, pipe or socket: no PDB is read from those
+        raise FileNotFoundError(not_regular_file("give the .pdb file, or the image"))
     return pdb_for(image, symbol_paths)
 
 
@@ -457,7 +459,7 @@ class _SummaryFile:
 
 
 def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str],
-                opened_here: bool = False, summary_file: _SummaryFile | None = None) -> bool:
+                opened_here: bool, summary_file: _SummaryFile | None) -> bool:
     """Feed every input (or the live session) through the engine and the decoder into the
     writer (``opened_here``: the writer writes only to the output file this run opened
     itself, not to append; ``summary_file``: readied while -j's parent waits). False if the
@@ -617,9 +619,9 @@ def _on_terminal(opts: FmtOptions, stream) -> str | None:
 
 
 def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: float, status: int,
-            summary_file: _SummaryFile | None = None) -> int:
-    """Report read problems, write the summary file (through ``summary_file`` when given) and
-    the completion lines; the exit code."""
+            summary_file: _SummaryFile | None) -> int:
+    """Report read problems, write the summary file (through ``summary_file``, given when
+    ``opts.summary`` is) and the completion lines; the exit code."""
     from . import output as outmod
     from .etlfile import unclean_stop_text
 
@@ -663,10 +665,7 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
             body = decoder.prepared_summary()     # (fmt -j: made while it waited, but the counts)
             text = (outmod.summary_text(summary, body=body) if body is not None else
                     outmod.summary_text(summary, decoder.summary_table()))
-            if summary_file is not None:
-                summary_file.write(text)
-            else:
-                outputs.write_text(opts.summary, text, outputs.mode_from(opts.files, outputs.PRIVATE_MODE))
+            summary_file.write(text)
         except OSError as exc:
             print(f"{opts.prog}: error: {opts.summary}: cannot write the summary: {reason(exc)}",
                   file=err)
