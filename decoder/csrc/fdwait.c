@@ -2,17 +2,6 @@
 #include "fdwait.h"
 
 #include <errno.h>
-
-#if defined(_WIN32)
-int32_t fd_wait_readable(const int32_t *fds, int32_t n, int32_t timeout_ms)
-{
-    (void)fds;
-    (void)n;
-    (void)timeout_ms;
-    errno = ENOSYS;
-    return -1;
-}
-#else
 #include <poll.h>
 #include <stdlib.h>
 
@@ -47,4 +36,3 @@ int32_t fd_wait_readable(const int32_t *fds, int32_t n, int32_t timeout_ms)
     }
     return (int32_t)result;
 }
-#endif
