@@ -256,6 +256,14 @@ def expand(raw, *, limit: int = MAX_BUFFER_SIZE, where: str = "",
     return bytes(out), issues
 
 
+def records_stop(info: BufferInfo, size: int) -> int | None:
+    """Where the records of a buffer of ``size`` bytes end: the larger of SavedOffset and
+    FilledBytes (they may disagree); None when that is past its end (a junk value naming an
+    offset in no buffer: the records are read up to the end)."""
+    stop = max(info.saved_offset, info.filled_bytes)
+    return stop if stop <= size else None
+
+
 def decode(raw, info: BufferInfo, *, source: str, pointer_size: int, last_timestamp: int = 0,
            limit: int = MAX_BUFFER_SIZE, expandable: bool = True,
            end: int | None = None, start: int | None = None) -> Buffer:
@@ -286,12 +294,14 @@ def decode(raw, info: BufferInfo, *, source: str, pointer_size: int, last_timest
             data, stop, unreadable = bytes(raw[:BUFFER_HEADER_SIZE]), BUFFER_HEADER_SIZE, True
     else:
         data = raw if isinstance(raw, bytes) else bytes(raw)
-        stop = max(info.saved_offset, info.filled_bytes)
-        if stop > len(data) and len(data) == info.size_on_disk and not info.is_header:
-            issues.append(DecodeIssue(source, base + _FILLED_BYTES,
-                                      f"{where}expected FilledBytes/SavedOffset at most the "
-                                      f"buffer size {info.size_on_disk:#x}, found {stop:#x}"))
-        stop = min(stop, len(data))
+        stop = records_stop(info, len(data))
+        if stop is None:
+            if len(data) == info.size_on_disk and not info.is_header:
+                found = max(info.saved_offset, info.filled_bytes)
+                issues.append(DecodeIssue(source, base + _FILLED_BYTES,
+                                          f"{where}expected FilledBytes/SavedOffset at most the "
+                                          f"buffer size {info.size_on_disk:#x}, found {found:#x}"))
+            stop = len(data)
     if end is not None:
         stop = min(end, len(data))
     begin = BUFFER_HEADER_SIZE if start is None or unreadable else min(start, stop)

@@ -23,7 +23,7 @@ from wpptrace.winerror import Win32Error
 
 from .buffers import (BUFFER_HEADER_SIZE, MAX_BUFFER_SIZE, Buffer, BufferInfo, ReadLog,
                       ReadStats, buffer_info, decode, is_logfile_header_record,
-                      not_a_buffer_header, processor_of)
+                      not_a_buffer_header, processor_of, records_stop)
 from .records import Record
 from .timestamps import TimeConverter
 
@@ -797,10 +797,10 @@ def _read_up_to(info: BufferInfo) -> str:
     junk value would name an offset in no buffer)."""
     if info.compressed:
         return "events read up to the end of the expanded buffer"
-    used = max(info.saved_offset, info.filled_bytes)
-    if used > info.size_on_disk:
+    stop = records_stop(info, info.size_on_disk)
+    if stop is None:
         return f"events read up to the buffer's end, {info.size_on_disk:#x}"
-    return f"events read up to {used:#x}"
+    return f"events read up to {stop:#x}"
 
 
 def unclean_stop_text(missing_ms: int) -> str:
