@@ -85,11 +85,11 @@ sys.exit(code)
 """
 
 
-def test_fmt_jobs_into_a_file_forks_before_fcntl_and_select(tmp_path):
+def test_fmt_jobs_into_a_file_imports_neither_fcntl_nor_select(tmp_path):
     """A -j run into a file (``-o``) imports neither ``fcntl`` (the output is a file the run
     opened itself, not to append: no flag to ask about) nor ``select`` (a process waits for
     another through the extension's poll): each loads a shared library, 0.15 ms before the
-    fork, where every process waits, and 1.4-1.7 ms in the forked parent."""
+    fork, where every process waits, and 1.0-1.7 ms in the forked parent."""
     bench_fmt = _bench_fmt()
     path = tmp_path / "unique.etl"
     bench_fmt.generate_unique(path, 20_000)
