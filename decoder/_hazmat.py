@@ -510,20 +510,6 @@ class RowWalker:
         return count, _result(res)
 
 
-class PointerSizes:
-    """Each slot's pointer size (its source's; 8 for a slot without one), looked up as
-    ``RowPrinter`` uses a slot: a list made per chunk would cost every slot of the view."""
-
-    __slots__ = ("sources",)
-
-    def __init__(self, sources: list) -> None:
-        self.sources = sources
-
-    def __getitem__(self, slot: int) -> int:
-        source = self.sources[slot]
-        return 8 if source is None else source.pointer_size
-
-
 class RowPrinter:
     """Prints chunks of row refs (``slot << 32 | index``) with a C renderer
     (``wpptrace.tmf.native.NativeRenderer``) in one ``wpprow_render`` call each.
@@ -539,7 +525,7 @@ class RowPrinter:
         self._skipped = ffi.new("uint32_t *")
         self._why = ffi.new("int *")
 
-    def print(self, items, datas: list, blobs: list, pointer_sizes: "list[int] | PointerSizes",
+    def print(self, items, datas: list, blobs: list, pointer_sizes: list[int],
               want_ends: bool,
               into: tuple[int, int] | None = None
               ) -> tuple[memoryview | bytes, list[tuple[int, int]], list[int], int]:
@@ -576,7 +562,7 @@ class RowPrinter:
         ends = ffi.unpack(self._ends, n) if want_ends else []
         return text, holes, ends, self._skipped[0]
 
-    def _slots(self, refs: array, datas: list, blobs: list, pointer_sizes: "list[int] | PointerSizes",
+    def _slots(self, refs: array, datas: list, blobs: list, pointer_sizes: list[int],
                sources=None) -> list:
         """Point the slot arrays at the view's buffers and row tables; the cdata to keep
         alive while C reads them. A slot keeps its buffer for several chunks: only the

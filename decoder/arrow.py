@@ -313,6 +313,8 @@ class ArrowBuilder:
         renderer appends each chunk's rows to the columns, Python the rows it leaves."""
         self._columns.reset()
         self._pending = _Python()
+        etls = self._etls
+        view.number_source = lambda source: etls(source.name)   # (numbered as its buffers come)
         for done in self.decoder.columns(chunks, view, self._chunk, self._decoration):
             yield from done
         if self._columns.rows:
@@ -322,12 +324,11 @@ class ArrowBuilder:
         """Append one chunk's rows (the sink of ``WppDecoder.columns``): the batches it
         completed and the rows that are not messages."""
         columns, done = self._columns, []
-        sources = [0 if s is None else self._etls(s.name) for s in view.sources]
-        sizes = [8 if s is None else s.pointer_size for s in view.sources]
         at, skipped = 0, 0
         while True:
-            at, why, skip = printer.columns(items, at, view.datas, view.blobs, sizes, sources,
-                                            columns.raw, self.all_records, self.batch_rows)
+            at, why, skip = printer.columns(items, at, view.datas, view.blobs, view.pointer_sizes,
+                                            view.source_numbers, columns.raw, self.all_records,
+                                            self.batch_rows)
             skipped += skip
             if why == _DONE:
                 break

@@ -29,7 +29,7 @@ from operator import add, and_ as _and, attrgetter, itemgetter, ne, not_, sub as
 from wpptrace._fieldclass import field, fieldclass
 from wpptrace._lazyuuid import int_of_le, le_of_int, text_of_le, uuid_of_int
 
-from ._hazmat import ETL, NO_RECORD, PointerSizes, RowPrinter, install_records, sizeof
+from ._hazmat import ETL, NO_RECORD, RowPrinter, install_records, sizeof
 
 from .buffers import message_pointer_size
 from .prefix import DEFAULT_PREFIX, MessageMarkers, PrefixTemplate, TimestampText, marker_values
@@ -710,7 +710,7 @@ class WppDecoder:
                     yield result
                     continue
                 text, holes, ends, skipped = printer.print(
-                    items, view.datas, view.blobs, PointerSizes(view.sources), want_ends,
+                    items, view.datas, view.blobs, view.pointer_sizes, want_ends,
                     room() if room is not None else None)
                 non_wpp += skipped
                 if holes and fill_holes:

@@ -8,7 +8,8 @@ FILETIME in milliseconds (``milli``), computed in C with the source's clock.
 The items handed to the merge are row refs, ``slot << 32 | index``: plain ints, made as a
 ``range`` per buffer. A ref names its buffer by ``slot`` (the engine's stream number):
 ``view.datas[slot]`` / ``blobs[slot]`` hold that buffer's bytes and rows,
-``view.sources[slot]`` its source (clock, pointer size), while its rows are being consumed;
+``view.sources[slot]`` its source (clock, pointer size; ``pointer_sizes[slot]``), while its
+rows are being consumed;
 the row itself is ``view.full_row(ref)``. The formatter hands the refs of a merged chunk to
 the C renderer in one call (``_hazmat.RowPrinter``). The engine reads a stream's next buffer
 only after its rows were handed out, so memory stays at one buffer per stream, plus the table.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import struct
 from types import SimpleNamespace
+from collections.abc import Callable
 
 from ._hazmat import ETL, ROW, RowTables as _Tables, RowWalker, offsetof, row_times
 from .records import WalkStats, walk, walk_stats
@@ -66,6 +68,13 @@ class RowView:
         self.datas: list[bytes] = []
         self.blobs: list[bytes] = []
         self.sources: list = []
+        #: per slot, its source's pointer size (8 for a slot without one) and its number
+        #: (``number_source(source)``, 0 without one): what the C renderer reads of a slot's
+        #: source, kept as a buffer comes rather than made per chunk over every slot
+        self.pointer_sizes: list[int] = []
+        self.source_numbers: list[int] = []
+        #: set by a reader numbering the sources (the Arrow columns' file names)
+        self.number_source: Callable[[object], int] | None = None
         self._walker = RowWalker(self.tables)
 
     def __call__(self, source, buf, slot: int, header_record: bool,
@@ -74,6 +83,8 @@ class RowView:
             self.datas.append(b"")
             self.blobs.append(b"")
             self.sources.append(None)
+            self.pointer_sizes.append(8)
+            self.source_numbers.append(0)
         data = buf.data
         data = data if isinstance(data, bytes) else bytes(data)
         walker = self._walker
@@ -101,6 +112,9 @@ class RowView:
         self.datas[slot] = data
         self.blobs[slot] = blob
         self.sources[slot] = source
+        self.pointer_sizes[slot] = source.pointer_size
+        if self.number_source is not None:
+            self.source_numbers[slot] = self.number_source(source)
         base = slot << 32
         return range(base, base + count), row_times(blob, count)
 

@@ -82,3 +82,24 @@ def test_formatting_many_processor_streams_is_linear(tmp_path):
             lambda: lines.extend(format_file(path, tmf=str(tmp_path), noprefix=True)))
         assert lines[1:] == [f"id={p}" for p in range(processors)]
     assert counts[1200] < 6 * counts[300], counts
+
+
+def test_arrow_columns_of_many_processor_streams_are_linear(tmp_path):
+    """The same for the Arrow columns (``-f arrow`` / ``-f parquet``; pyarrow comes with the
+    test extra): each chunk once made the slots' pointer sizes and file numbers over every
+    slot of the view."""
+    from wpptrace.decoder import arrow
+
+    (tmp_path / f"{G}.tmf").write_text(TMF, encoding="ascii")
+    counts = {}
+    for processors in (300, 1200):
+        path = tmp_path / f"p{processors}.etl"
+        _one_buffer_per_processor(path, processors)
+        tables = []
+        counts[processors] = _lines_run(
+            (ordering.__file__, _hazmat.__file__, arrow.__file__),
+            lambda: tables.append(arrow.to_arrow(str(path), str(tmp_path)).read_all()))
+        [table] = tables
+        assert table.column("text").to_pylist()[1:] == [f"id={p}" for p in range(processors)]
+        assert set(table.column("etl").to_pylist()) == {str(path)}
+    assert counts[1200] < 6 * counts[300], counts
