@@ -218,6 +218,97 @@ def test_the_check_compares_files_not_names(tmp_path):
     outputs.check_outputs([os.devnull, os.devnull], [a])
 
 
+def _tmf_dir_with(tmp_path, **links):
+    """A TMF directory of plain files (one .TMF in capitals, one .tmc, one .pdb, a file read
+    by no one) and symbolic links ``name=target`` beside them."""
+    tmf = tmp_path / "tmfdir"
+    tmf.mkdir()
+    for name in ("a.tmf", "B.TMF", "c.tmc", "d.pdb", "notes.txt"):
+        (tmf / name).write_text(name)
+    for name, target in links.items():
+        (tmf / name.replace("_", ".")).symlink_to(target)
+    return tmf
+
+
+def test_the_files_of_an_input_directory_are_inputs_however_they_are_reached(tmp_path):
+    """A TMF directory's members are inputs by name, through a symbolic link (relative or
+    not, to a link), or as a hard link to the output; its other files are not."""
+    out = tmp_path / "out.txt"
+    out.write_text("old")
+    (tmp_path / "via").symlink_to("out.txt")
+    tmf = _tmf_dir_with(tmp_path, x_tmf=out, y_tmc="../out.txt", z_pdb="../via")
+    os.link(out, tmf / "hard.TMC")
+    with pytest.raises(outputs.OutputRefused, match=f"the same file as the input {tmf}/"):
+        outputs.check_outputs([out], [], input_dirs=[tmf])
+    for name in ("x.tmf", "y.tmc", "z.pdb", "hard.TMC"):
+        for other in {"x.tmf", "y.tmc", "z.pdb", "hard.TMC"} - {name}:
+            (tmf / other).rename(tmp_path / other)
+        with pytest.raises(outputs.OutputRefused, match=f"as the input {tmf / name};"):
+            outputs.check_outputs([out], [], input_dirs=[tmf])
+        for other in {"x.tmf", "y.tmc", "z.pdb", "hard.TMC"} - {name}:
+            (tmp_path / other).rename(tmf / other)
+    for name in ("a.tmf", "B.TMF", "c.tmc", "d.pdb"):
+        with pytest.raises(outputs.OutputRefused, match=f"as the input {tmf / name};"):
+            outputs.check_outputs([tmf / name], [], input_dirs=[tmf])
+    outputs.check_outputs([tmf / "notes.txt", tmp_path / "new.txt"], [], input_dirs=[tmf])
+
+
+def test_a_member_linked_to_standard_output_is_an_input_when_stdout_is_written(tmp_path):
+    """A member that is a link to /dev/stdout (or /dev/fd/N) is the file that descriptor is
+    on: refused as stdout's file when the text goes to stdout, or as an output named by its
+    descriptor."""
+    out = tmp_path / "out.txt"
+    out.write_text("")
+    tmf = _tmf_dir_with(tmp_path)
+    (tmf / "s.tmf").symlink_to("/dev/stdout")
+    with open(out, "a") as stream:
+        fd = stream.fileno()
+        (tmf / "n.tmf").symlink_to(f"/dev/fd/{fd}")
+        # (a subprocess: this process's descriptor 1 is pytest's)
+        code = textwrap.dedent(f"""
+            import sys
+            from wpptrace import _outputs as outputs
+            try:
+                outputs.check_outputs([], [], input_dirs=[{str(tmf)!r}], stdout=sys.stdout)
+            except outputs.OutputRefused as refused:
+                sys.stderr.write(str(refused))
+        """)
+        proc = subprocess.run([sys.executable, "-c", code], stdout=stream, stderr=subprocess.PIPE,
+                              text=True, timeout=60)
+        assert proc.returncode == 0 and proc.stderr == (
+            f"refusing to write to <standard output>: it is the input {tmf / 's.tmf'}; "
+            f"nothing was written"), proc.stderr
+        (tmf / "s.tmf").unlink()
+        with pytest.raises(outputs.OutputRefused, match=f"as the input {tmf / 'n.tmf'};"):
+            outputs.check_outputs([out], [], input_dirs=[tmf])
+        with pytest.raises(outputs.OutputRefused, match=f"as the input {tmf / 'n.tmf'};"):
+            outputs.check_outputs([f"/dev/fd/{fd}"], [], input_dirs=[tmf])
+    assert out.read_text() == ""
+
+
+def test_inputs_are_looked_at_only_for_outputs_that_are_there(tmp_path, monkeypatch):
+    """Only a member that is a symbolic link has its links walked (a plain one is the file its
+    listing finds), and no input is looked at when no output is a file yet (nothing there
+    can be refused)."""
+    walked = []
+    real = outputs.descriptor_named
+
+    def counting(path):
+        walked.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(outputs, "descriptor_named", counting)
+    out = tmp_path / "out.txt"
+    out.write_text("")
+    tmf = _tmf_dir_with(tmp_path, link_tmf="a.tmf")
+    etl = tmp_path / "x.etl"
+    outputs.check_outputs([out], [etl], input_dirs=[tmf])
+    assert sorted(walked) == sorted([str(out), str(etl), str(tmf / "link.tmf")])
+    walked.clear()
+    outputs.check_outputs([tmp_path / "new.txt"], [etl], input_dirs=[tmf])
+    assert walked == [str(tmp_path / "new.txt")]
+
+
 def _can_exchange(directory) -> bool:
     """Whether this system and file system swap two names (asked without wpptrace)."""
     import ctypes

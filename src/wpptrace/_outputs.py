@@ -77,14 +77,37 @@ def _regular_stream_identity(stream: IO | None) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
 
 
-def _dir_members(directory: str) -> Iterable[str]:
-    """The files of an input directory that are read as inputs (TMF directories)."""
+#: the names of the files of an input directory that are read as inputs (TMF directories)
+_MEMBER_SUFFIXES = (".tmf", ".tmc", ".pdb")
+
+
+def _member_identities(directory: str) -> Iterable[tuple[str, tuple[int, int] | None]]:
+    """The files of an input directory that are read as inputs, each with its identity (None:
+    nothing there), from one listing. A member that is not a symbolic link names no
+    descriptor: its name ends in .tmf/.tmc/.pdb, so neither the path nor the path with its
+    directory resolved is /dev/std*, /dev/fd/N or /proc/.../fd/N, and the file is no link to
+    follow; what stat() finds is its file. A link may lead anywhere (/dev/stdout): looked up
+    as a path given by name is."""
     try:
         with os.scandir(directory) as entries:
-            return [entry.path for entry in entries
-                    if entry.name.lower().endswith((".tmf", ".tmc", ".pdb"))]
+            members = [entry for entry in entries if entry.name.lower().endswith(_MEMBER_SUFFIXES)]
     except OSError:
-        return []
+        return
+    for entry in members:
+        try:
+            st = None if entry.is_symlink() else entry.stat()
+        except OSError:
+            continue
+        yield entry.path, _identity(_looked_up(entry.path)[1] if st is None else st)
+
+
+def _input_identities(inputs: Iterable[str | os.PathLike],
+                      input_dirs: Iterable[str | os.PathLike]) -> Iterable[tuple[str, tuple[int, int] | None]]:
+    """Each file read (its path, its identity), the inputs given by name first."""
+    for path in inputs:
+        yield os.fspath(path), _identity(_looked_up(os.fspath(path))[1])
+    for directory in input_dirs:
+        yield from _member_identities(os.fspath(directory))
 
 
 def check_outputs(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[str | os.PathLike],
@@ -95,15 +118,20 @@ def check_outputs(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[
     ``outputs``: paths to be written (None and "-" are skipped); ``inputs``: files read;
     ``input_dirs``: directories whose TMF/TMC/PDB files are read; ``stdout``: the stream
     written when no output path is given (checked if it is a regular file)."""
-    read: dict[tuple[int, int], str] = {}
-    for path in list(inputs) + [m for d in input_dirs for m in _dir_members(os.fspath(d))]:
-        ident = _identity(_looked_up(os.fspath(path))[1])
-        if ident is not None:
-            read.setdefault(ident, os.fspath(path))
-    written: list[tuple[object, str, int | None]] = []   # (file, path, descriptor written through)
     targets = [os.fspath(p) for p in outputs if p is not None and os.fspath(p) != "-"]
-    for path in targets:
-        named, st = _looked_up(path)
+    looked = [(path, *_looked_up(path)) for path in targets]
+    stdout_ident = _regular_stream_identity(stdout)
+    # only an input that is one of these files can be refused: none there (new outputs, stdout
+    # a pipe), none of the inputs is looked at
+    wanted = {_identity(st) for _path, _named, st in looked} | {stdout_ident}
+    wanted.discard(None)
+    read: dict[tuple[int, int], str] = {}
+    if wanted:
+        for path, ident in _input_identities(inputs, input_dirs):
+            if ident in wanted:
+                read.setdefault(ident, path)
+    written: list[tuple[object, str, int | None]] = []   # (file, path, descriptor written through)
+    for path, named, st in looked:
         ident = _identity(st)
         if ident in read:
             raise OutputRefused(f"refusing to write {path}: it is the same file as the input "
@@ -115,7 +143,7 @@ def check_outputs(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[
                 raise OutputRefused(f"refusing to write {path}: it is the same file as the output "
                                     f"{other}; nothing was written")
         written.append((key, path, fd))
-    ident = _regular_stream_identity(stdout)
+    ident = stdout_ident
     if ident in read:
         raise OutputRefused(f"refusing to write to {_STDOUT}: it is the input {read[ident]}; "
                             f"nothing was written")
