@@ -52,8 +52,8 @@ _SUFFIX = ".prg"
 
 def cache_directory() -> str | None:
     """Where the cache lives, or None when it is turned off."""
-    if os.environ.get("WPPTRACE_NO_CACHE", "") not in ("", "0"):
-        return None
+    if os.environ.get("WPPTRACE_NO_CACHE", "") not in ("", "0"):   # (fmt asks it before
+        return None                                             # importing this: cli_fmt)
     explicit = os.environ.get("WPPTRACE_CACHE_DIR")
     if explicit:
         return explicit

@@ -103,6 +103,24 @@ def test_fmt_jobs_into_a_file_imports_neither_fcntl_nor_select(tmp_path):
     assert (tmp_path / "out.txt").stat().st_size > 0
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_run_with_the_program_cache_turned_off_imports_none_of_it(tmp_path, jobs):
+    """WPPTRACE_NO_CACHE=1: the cache's module is not imported (0.85 M instructions at every
+    run's start), nor, without -j, the module of shared records that only the cache or -j
+    needs (1.3 M more). Into a file, as the benchmark runs it."""
+    bench_fmt = _bench_fmt()
+    path = tmp_path / "unique.etl"
+    bench_fmt.generate_unique(path, 20_000)
+    modules = ("wpptrace.decoder.program_cache", "wpptrace.decoder.program_share")
+    res = subprocess.run([sys.executable, "-c", _RUN.format(unwanted=modules, command="fmt"),
+                          str(path), "-p", str(bench_fmt.TMF_DIR), "-j", jobs,
+                          "-o", str(tmp_path / "out.txt")], capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, WPPTRACE_NO_CACHE="1"))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == ("" if jobs == "1" else "wpptrace.decoder.program_share")
+    assert (tmp_path / "out.txt").stat().st_size > 0
+
+
 def test_a_run_the_program_cache_serves_imports_no_uuid(fmt_data, fmt_tmf, tmp_path):
     """A run whose messages all come from fmt's program cache makes no UUID, so it does not
     import uuid, which imports platform (10 M instructions); nor does the run that fills the
