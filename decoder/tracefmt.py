@@ -4,6 +4,8 @@ Accepted options (tracefmt's spelling, single dash, case-insensitive like on Win
 ``[EtlFile ... | -f EtlFile | -rt Session] [-tmf File] [-p TmfDir] [-i Images | -pdb Pdbs]
 [-r SymbolPath] [-o OutFile] [-nosummary | -summaryonly] [-display | -displayonly]
 [-csv] [-csvheader] [-csvquote] [-utc | -gmt] [-noprefix] [-seq] [-prefix Template] [-progress]``.
+tracefmt's ``-hires``, ``-ods``, ``-trace`` and ``-v`` are taken and ignored with a note (what they
+ask for has no meaning here, the text is the same); any other dash word is refused (exit 2).
 
 Like tracefmt, text goes to ``FmtFile.txt`` and the summary to ``FmtSum.txt`` unless ``-o``
 names the output (summary then ``<output>.sum``; ``FmtSum.txt`` still when the output is a
@@ -17,7 +19,7 @@ import os
 import stat
 import sys
 
-from wpptrace._cliutil import RawDescriptionHelpFormatter
+from wpptrace._cliutil import RawDescriptionHelpFormatter, foreign_option
 
 from .cli_fmt import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, FmtOptions, run_fmt
 
@@ -29,6 +31,16 @@ __all__ = ["main", "build_parser", "options_from_args"]
 
 _DEFAULT_OUTPUT = "FmtFile.txt"
 _DEFAULT_SUMMARY = "FmtSum.txt"
+
+
+#: tracefmt's options that are taken and ignored (with a note): what they ask for does not
+#: apply here, and a script written for Windows tracefmt still decodes
+_IGNORED = {
+    "-hires": "timestamps keep their usual digits",
+    "-ods": "there is no debugger output here; the text goes where the other options say",
+    "-trace": "no decoder diagnostics here",
+    "-v": "no per-buffer output here",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -81,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="prefix template (instead of TRACE_FORMAT_PREFIX)")
     p.add_argument("-progress", action="store_true", help="progress bar on stderr even off a terminal")
     p.add_argument("-q", dest="quiet", action="store_true", help="no completion lines on stderr")
+    for option, why in _IGNORED.items():
+        p.add_argument(option, dest="ignored", action="append_const", const=option, default=[],
+                       help=f"ignored: {why}")
     return p
 
 
@@ -127,7 +142,8 @@ def options_from_args(args: argparse.Namespace) -> FmtOptions:
 
 
 def _lower_options(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
-    """tracefmt options are case-insensitive (-displayonly, -DisplayOnly, -UTC ...)."""
+    """tracefmt options are case-insensitive (-displayonly, -DisplayOnly, -UTC ...); a dash word
+    that is no tracefmt option is a usage error (argparse would read ``-hires`` as ``-h``)."""
     known = {opt.lower(): opt for action in parser._actions for opt in action.option_strings}
     out = []
     for arg in argv:
@@ -137,6 +153,9 @@ def _lower_options(argv: list[str], parser: argparse.ArgumentParser) -> list[str
             out.append(known["-" + arg[1:].lower()])  # tracefmt also takes /option
         else:
             out.append(arg)
+    foreign = foreign_option(out, parser)
+    if foreign is not None:
+        parser.error(f"{foreign}: not an option this tracefmt takes")
     return out
 
 
@@ -147,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(_lower_options(argv, parser))
     except SystemExit as exc:  # --help or a usage error
         return int(exc.code or 0)
+    for option in dict.fromkeys(args.ignored):
+        print(f"tracefmt: warning: {option} ignored: {_IGNORED[option]}", file=sys.stderr)
     opts = options_from_args(args)
     if not opts.files and opts.realtime is None:
         parser.print_usage(sys.stderr)

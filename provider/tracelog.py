@@ -15,8 +15,9 @@ operation status.
 An option the action does not use is ignored, as Windows tracelog ignores it, so a script
 written for it runs unchanged: -stop Name -f x.etl stops Name and makes no file, -flush Name
 -guid '#GUID' enables nothing. Each action uses the options its line above shows (-update
-does not switch real-time delivery: -rt is for -start). What cannot be meant (two actions or
-none, -cir with -seq whatever the action, -start with neither -f nor -rt) is a usage error.
+does not switch real-time delivery: -rt is for -start). What cannot be meant (an option not
+listed here, such as -fio or -ls, two actions or none, -cir with -seq whatever the action,
+-start with neither -f nor -rt) is a usage error.
 
 Exit status: 0 success; 1 the action failed (the session, a -guid file); 2 bad usage (an
 unknown option, two actions or none, a missing name or -guid, a wrong number, name or #GUID),
@@ -31,7 +32,7 @@ import sys
 import uuid
 from typing import NoReturn
 
-from wpptrace._cliutil import RawDescriptionHelpFormatter
+from wpptrace._cliutil import RawDescriptionHelpFormatter, foreign_option
 from wpptrace.provider import api, session_cli
 from wpptrace.provider.session_cli import SessionError
 from wpptrace.provider._hazmat import lib
@@ -49,6 +50,14 @@ class UsageError(SessionError):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:   # one line, as every refusal (no usage block): exit 2
         raise UsageError(message)
+
+    def parse_args(self, args=None, namespace=None):   # type: ignore[override]
+        # argparse would read a dash word it does not know as a known one-letter option with
+        # a value glued on (-fio as -f io, -ls as -l s): no such word is one of ours
+        foreign = foreign_option(list(args or []), self)
+        if foreign is not None:
+            self.error(f"{foreign}: not an option this tracelog takes")
+        return super().parse_args(args, namespace)
 
 
 def read_guid_file(path: str) -> list[uuid.UUID]:

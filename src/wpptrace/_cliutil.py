@@ -121,3 +121,24 @@ def input_problem(path: str, exc: BaseException) -> str:
 def complain(command: str, message: object) -> None:
     """``wpptrace <command>: <message>`` on stderr."""
     print(f"wpptrace {command}: {message}", file=sys.stderr)
+
+
+def foreign_option(argv: list[str], parser: argparse.ArgumentParser) -> str | None:
+    """The first one-dash word of ``argv`` that is none of ``parser``'s options (nor the value of
+    the option before it), else None. argparse reads such a word as a known one-letter option
+    and a value glued to it (tracefmt's ``-hires`` as ``-h``, tracelog's ``-fio`` as ``-f io``)."""
+    options = parser._option_string_actions
+    takes_value = False
+    for arg in argv:
+        if takes_value:
+            takes_value = False
+            continue
+        if arg == "--":
+            return None
+        if not arg.startswith("-") or arg == "-":
+            continue
+        action = options.get(arg.split("=", 1)[0] if "=" in arg else arg)
+        if action is None or ("=" in arg and action.nargs == 0):
+            return arg
+        takes_value = "=" not in arg and action.nargs != 0
+    return None

@@ -61,7 +61,7 @@ def test_exit_codes_and_errors_on_stderr(fmt_data, fmt_tmf, tmp_path):
     res = run(tracefmt_cmd())
     assert res.returncode == 2 and "give an .etl file" in res.stderr
     res = run(tracefmt_cmd("-nosuchoption", "x.etl"))
-    assert res.returncode == 2 and "unrecognized arguments" in res.stderr
+    assert res.returncode == 2 and "tracefmt: error: -nosuchoption: not an option this tracefmt takes" in res.stderr
     res = run(tracefmt_cmd(tmp_path / "missing.etl", "-displayonly", "-nosummary"))
     assert res.returncode == 1 and "missing.etl: cannot read:" in res.stderr
     assert "ERROR_FILE_NOT_FOUND" in res.stderr and "Traceback" not in res.stderr
@@ -79,6 +79,43 @@ def test_exit_codes_and_errors_on_stderr(fmt_data, fmt_tmf, tmp_path):
     junk.write_bytes(b"not an etl file" * 100)
     res = run(["-m", "wpptrace.cli", "fmt", str(junk)])
     assert res.returncode == 1 and "warning" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_windows_only_options_are_ignored_and_unknown_ones_refused(fmt_data, fmt_tmf, tmp_path):
+    """argparse read a dash word tracefmt does not know as a one-letter option with a value:
+    ``-hires`` as ``-h`` (help, exit 0, nothing decoded), ``-ods`` as ``-o ds`` (output ds,
+    summary ds.sum). tracefmt's -hires/-ods/-trace/-v are now ignored with a warning and any
+    other dash word is refused, exit status 2, before anything is written."""
+    etl = fmt_data / "wppstr-sample.etl"
+    res = run(tracefmt_cmd("-seq", "-p", fmt_tmf, etl, "-nosummary", "-hires", "-o", "result.txt"),
+              cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "tracefmt: warning: -hires ignored: timestamps keep their usual digits\n" in res.stderr
+    assert "strtrace name=alpha id=0 tag=END" in (tmp_path / "result.txt").read_text()
+    assert sorted(os.listdir(tmp_path)) == ["result.txt"]
+    (tmp_path / "result.txt").unlink()
+
+    res = run(tracefmt_cmd(etl, "-p", fmt_tmf, "-Displayonly", "-ODS", "/trace", "-v", "-nosummary"),
+              cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "strtrace name=alpha id=0 tag=END" in res.stdout
+    assert [line for line in res.stderr.splitlines() if "warning" in line] == [
+        "tracefmt: warning: -ods ignored: there is no debugger output here; the text goes where "
+        "the other options say",
+        "tracefmt: warning: -trace ignored: no decoder diagnostics here",
+        "tracefmt: warning: -v ignored: no per-buffer output here"]
+    assert os.listdir(tmp_path) == []
+
+    for word in ("-hiress", "-odd", "-pX", "-Seq=1", "-fx"):
+        res = run(tracefmt_cmd(etl, "-p", fmt_tmf, word, "-o", "out.txt"), cwd=tmp_path)
+        assert res.returncode == 2, word
+        assert res.stderr.endswith(f"tracefmt: error: {word}: not an option this tracefmt takes\n")
+        assert res.stdout == "" and os.listdir(tmp_path) == []
+    # the value of an option may start with a dash-less word or be given glued with '='
+    res = run(tracefmt_cmd(etl, "-p", fmt_tmf, "-prefix=[%2!s!] ", "-displayonly", "-nosummary"),
+              cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[1].startswith("[")
 
 
 def test_realtime_option_reports_a_clear_error():
