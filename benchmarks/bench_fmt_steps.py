@@ -6,7 +6,7 @@ runs in one process.
 Each step is counted in its own run under callgrind: the step's function is called through
 ``operator.call`` and callgrind collects only inside that C function
 (``--toggle-collect=_operator_call``), so the count is the step's inclusive instructions
-(imports it makes included). Steps: ``_load_tmfs``, ``WppDecoder()``, ``_open_cache`` (and
+(imports it makes included). Steps: ``load_tmfs``, ``WppDecoder()``, ``_open_cache`` (and
 its ``cache_key``), ``_Input``, ``_open_output``, ``_writer``, the output's ``commit``,
 ``ProgramCache.save``, ``_finish`` (and its ``summary_table``, ``summary_text``,
 ``write_text``), installing messages from fmt's program cache or another process
@@ -60,7 +60,7 @@ PACKAGES = ("src/wpptrace", "decoder", "tmf", "provider")
 
 #: step name: (module, owner attribute path or None, function name)
 STEPS = {
-    "load_tmfs": ("wpptrace.decoder.cli_fmt", None, "_load_tmfs"),
+    "load_tmfs": ("wpptrace.decoder.cli_fmt", None, "load_tmfs"),
     "decoder": ("wpptrace.decoder.wpp", "WppDecoder", "__init__"),
     "open_cache": ("wpptrace.decoder.cli_fmt", None, "_open_cache"),
     "cache_key": ("wpptrace.decoder.program_cache", None, "cache_key"),

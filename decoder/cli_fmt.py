@@ -70,7 +70,10 @@ class FmtOptions:
 
 # -- inputs -------------------------------------------------------------------------------
 
-def _load_tmfs(opts: FmtOptions, err: IO[str]):
+def load_tmfs(opts: FmtOptions, err: IO[str], options: str = "-p DIR, --tmf/-tmf FILE, --pdb/-pdb"):
+    """The run's TmfSet (tolerant: directories are read as their GUIDs are met) and how many
+    of the given TMF paths and PDBs could not be used, each said on ``err``; a warning when
+    nothing gives formats (``options``: the command's spellings of the TMF options)."""
     from wpptrace import tmf
 
     paths: list[str] = []
@@ -92,8 +95,8 @@ def _load_tmfs(opts: FmtOptions, err: IO[str]):
             print(f"{opts.prog}: error: {image}: {_describe(exc)}", file=err)
             problems += 1
     if not (opts.tmf_files or opts.tmf_dirs or opts.pdbs or os.environ.get("TRACE_FORMAT_SEARCH_PATH")):
-        print(f"{opts.prog}: warning: no TMF given (-p DIR, --tmf/-tmf FILE, --pdb/-pdb or "
-              f"TRACE_FORMAT_SEARCH_PATH): messages without a format print as Unknown", file=err)
+        print(f"{opts.prog}: warning: no TMF given ({options} or TRACE_FORMAT_SEARCH_PATH): "
+              f"messages without a format print as Unknown", file=err)
     tmfset = tmf.load(*paths, tolerant=True)
     return tmfset, problems
 
@@ -353,7 +356,7 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
             print(f"{opts.prog}: error: {problem}", file=err)
             return EXIT_USAGE
 
-    tmfset, problems = _load_tmfs(opts, err)
+    tmfset, problems = load_tmfs(opts, err)
     if problems:
         status = EXIT_FAILURE
     decoder = WppDecoder(tmfset, prefix=prefix, noprefix=opts.noprefix, utc=opts.utc)

@@ -132,3 +132,32 @@ def test_the_help_says_the_librarys_per_source_default(monkeypatch, capsys):
         cli.main(["collect", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: 3, or --max-queued-mb if less)" in text, text
+
+
+def test_a_tmf_path_that_cannot_be_used_is_said_and_nothing_is_listened_on(tmp_path, monkeypatch,
+                                                                          capsys):
+    """``collect --rt -p /nonexist`` listened, its TMFs loaded with the problem dropped; as
+    ``fmt -p /nonexist`` it now says so (fmt's words) and exits 1, before listening. A TMF file
+    whose entries are skipped is said as fmt says it, and the collector listens."""
+    made = []
+
+    class Recorded(_NotListening):
+        def __init__(self, listen, **options):
+            made.append(options)
+    monkeypatch.setattr(collector_module, "Collector", Recorded)
+    missing = tmp_path / "nonexist"
+    assert cli.main(["collect", "--listen", "127.0.0.1:0", "--rt", "-p", str(missing)]) == 1
+    assert capsys.readouterr() == (
+        "", f"wpptrace collect: error: {missing}: no such TMF file or directory\n")
+    assert cli.main(["collect", "--listen", "127.0.0.1:0", "--rt", "--tmf", str(missing),
+                     "-o", str(tmp_path / "c")]) == 1
+    assert capsys.readouterr().err == f"wpptrace collect: error: {missing}: no such TMF file or directory\n"
+    assert made == [] and not (tmp_path / "c").exists()
+
+    bad = tmp_path / "bad.tmf"
+    bad.write_text("garbage line\n")
+    assert cli.main(["collect", "--listen", "127.0.0.1:0", "--rt", "--tmf", str(bad), "-q"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"wpptrace collect: warning: TMF entry skipped: {bad}:1:1: not a TMF file")
+    assert err[1:] == ["wpptrace collect: cannot listen on 127.0.0.1:0: not listening in this test"]
+    assert len(made) == 1

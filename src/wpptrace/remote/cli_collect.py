@@ -147,18 +147,17 @@ def run(args: argparse.Namespace) -> int:
                        "relays' certificates: without it no relay is asked for a certificate, "
                        "so no name could be allowed")
         return 2
+    live = None
+    if args.rt:
+        from wpptrace.remote.liveview import LiveView
+
+        tmfset = _load_tmfs(args)
+        if tmfset is None:
+            return 1
+        live = LiveView(tmfset, sys.stdout, utc=args.utc)
     if insecure:
         complain(PROG, f"listening on {args.listen} without TLS: anyone who reaches it can "
                        f"send traces")
-    live = None
-    if args.rt:
-        from wpptrace import tmf
-        from wpptrace.remote.liveview import LiveView
-
-        if not (args.tmf_path or args.tmf):
-            complain(PROG, "warning: no TMF given (-p DIR, --tmf FILE): messages print as Unknown")
-        live = LiveView(tmf.load(*args.tmf_path, *args.tmf, tolerant=True), sys.stdout,
-                        utc=args.utc)
     ended = 0       # a count, not the list: a collector may run for weeks
     # the signal handler and on_end only ask for the stop: the one bounded stop() below runs
     # in this thread (a handler that waited in stop() would hold up the main loop, and on_end
@@ -203,6 +202,21 @@ def run(args: argparse.Namespace) -> int:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     return 1 if abandoned else 0
+
+
+def _load_tmfs(args: argparse.Namespace):
+    """The live view's TMFs, read and reported as fmt reads and reports them; None (said on
+    stderr) when a TMF path cannot be used: nothing is listened on."""
+    from wpptrace.decoder.cli_fmt import FmtOptions, load_tmfs
+
+    opts = FmtOptions(tmf_files=args.tmf, tmf_dirs=args.tmf_path, prog=f"wpptrace {PROG}")
+    tmfset, problems = load_tmfs(opts, sys.stderr, options="-p DIR, --tmf FILE")
+    issues = tmfset.issues          # the files read now (a directory's are read as met)
+    for issue in issues[:20]:
+        complain(PROG, f"warning: TMF entry skipped: {issue}")
+    if len(issues) > 20:
+        complain(PROG, f"warning: {len(issues) - 20} more TMF entries skipped")
+    return None if problems else tmfset
 
 
 def _whole(text: str, option: str) -> int:
