@@ -29,7 +29,8 @@ from wpptrace.provider._hazmat import lib
 from wpptrace.winerror import Win32Error, in_words
 
 __all__ = ["add_subcommands", "run", "start", "query_text", "listed_text", "shown_text", "check_name",
-           "check_logfile", "log_file_refusal", "parse_guid_spec", "flags_argument", "level_argument", "SessionError"]
+           "check_logfile", "log_file_refusal", "parse_guid_spec", "flags_argument", "level_argument", "SessionError",
+           "UsageError"]
 
 ACTIONS = ("start", "stop", "flush", "query", "update", "enable", "disable", "list")
 
@@ -40,6 +41,11 @@ _REGISTRY_HELD = ("a process holding this user's session registry locked is stop
 
 class SessionError(Exception):
     """A one-line message for people (the CLI prints it and exits 1)."""
+
+
+class UsageError(SessionError):
+    """The command line itself is wrong (the CLI prints it as a SessionError, exit status 2),
+    whatever the sessions are."""
 
 
 def _in_range(text: str, what: str, highest: int) -> int:
@@ -195,10 +201,10 @@ def start(name: str, logfile: str | None, *, realtime: bool = False, circular: i
     """StartTrace for a session that runs on in its host process until stopped."""
     check_name(name)
     if logfile is None and not realtime:
-        raise SessionError("give a log file (-f) or real-time delivery (--realtime), or both")
-    check_runtime_directory()
+        raise UsageError("give a log file (-f) or real-time delivery (--realtime), or both")
     if circular and logfile is None:
-        raise SessionError("a circular session needs a log file (-f)")
+        raise UsageError("a circular session needs a log file (-f)")
+    check_runtime_directory()
     mode = 0
     if logfile is not None:
         logfile = check_logfile(logfile)
@@ -750,7 +756,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             lines = listing() or ["no session is running"]
     except SessionError as exc:
         print(f"wpptrace session {action}: error: {exc}", file=err)
-        return 1
+        return 2 if isinstance(exc, UsageError) else 1
     for line in lines:
         print(line, file=out)
     return 0

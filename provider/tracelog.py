@@ -21,8 +21,8 @@ listed here, such as -fio or -ls, two actions or none, -cir with -seq whatever t
 
 Exit status: 0 success; 1 the action failed (the session, a -guid file); 2 bad usage (an
 unknown option, two actions or none, a missing name or -guid, a wrong number, name or #GUID),
-said in one line, as a failure is ('tracelog: error: ...'). With no argument at all, this help
-(exit status 2).
+said in one line, as a failure is ('tracelog: error: ...'), no argument at all too; -h for
+this help.
 """
 from __future__ import annotations
 
@@ -32,19 +32,16 @@ import sys
 import uuid
 from typing import NoReturn
 
-from wpptrace._cliutil import RawDescriptionHelpFormatter, foreign_option
+from wpptrace._cliutil import RawDescriptionHelpFormatter, foreign_option, reason
 from wpptrace.provider import api, session_cli
-from wpptrace.provider.session_cli import SessionError
+from wpptrace.provider.session_cli import SessionError, UsageError
 from wpptrace.provider._hazmat import lib
-from wpptrace.winerror import Win32Error
+from wpptrace.winerror import Win32Error, as_win32
 
 __all__ = ["main", "read_guid_file", "UsageError"]
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-
-class UsageError(SessionError):
-    """The command line itself is wrong (exit status 2), whatever the sessions are."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,7 +65,7 @@ def read_guid_file(path: str) -> list[uuid.UUID]:
         with open(path, encoding="utf-8-sig", errors="replace") as fh:
             lines = list(fh)
     except OSError as exc:
-        raise SessionError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise SessionError(f"{path}: cannot read: {reason(as_win32(exc), path)}") from None
     for number, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()
         if not text:
@@ -90,11 +87,10 @@ def _guids(values: list[str]) -> list[uuid.UUID]:
                 out.append(uuid.UUID(value[1:].strip("{}")))
             except ValueError:
                 raise UsageError(f"-guid {value}: not a GUID") from None
-        elif os.path.exists(value):
+        elif _is_guid(value) and not os.path.exists(value):   # the command line's mistake
+            raise UsageError(f"-guid {value}: give '#GUID' or a .ctl/.guid file")
+        else:   # (a file that cannot be read, one missing too, is said as such: exit status 1)
             out += read_guid_file(value)
-        else:   # a GUID without its '#' is the command line's mistake; a missing file is not
-            raise (UsageError if _is_guid(value) else SessionError)(
-                f"-guid {value}: give '#GUID' or a .ctl/.guid file")
     return out
 
 
@@ -223,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
-        if args.help or not argv:
+        if args.help:
             parser.print_help()
-            return 0 if args.help else EXIT_USAGE
+            return 0
         if not args.command:
             actions = ", ".join(f"-{command}" for command in _COMMAND_HELP)
             raise UsageError(f"no action: give one of {actions} (-h for help)")

@@ -96,3 +96,18 @@ def test_a_codes_message_is_public_and_the_only_way_to_it():
                for n, line in enumerate(p.read_text().splitlines(), 1)
                if re.search(r"winerror import .*\b_[A-Za-z]|winerror\._[A-Za-z]", line)]
     assert private == []
+
+
+def test_an_os_error_as_the_win32_error_of_its_errno(tmp_path):
+    """A file that cannot be opened is named by its Win32 code, as the C core's errors are;
+    an errno without one is left as it was."""
+    from wpptrace.winerror import Win32Error, as_win32
+
+    missing = as_win32(FileNotFoundError(errno.ENOENT, "No such file or directory", str(tmp_path / "x")))
+    assert isinstance(missing, Win32Error) and missing.name == "ERROR_FILE_NOT_FOUND"
+    assert missing.filename == str(tmp_path / "x")
+    assert as_win32(PermissionError(errno.EACCES, "Permission denied")).name == "ERROR_ACCESS_DENIED"
+    other = IsADirectoryError(errno.EISDIR, "Is a directory")
+    assert as_win32(other) is other
+    already = Win32Error(5)
+    assert as_win32(already) is already

@@ -148,6 +148,19 @@ class Win32Error(OSError):
         return (type(self), (self.winerror, self.detail, self.filename), kept or None)
 
 
+#: the Win32 code of a POSIX errno met opening or reading a file (the nearest one the table has)
+_FROM_ERRNO = {_errno.ENOENT: 2, _errno.EACCES: 5, _errno.EPERM: 5, _errno.EMFILE: 4,
+               _errno.ENFILE: 4, _errno.ENOSPC: 112, _errno.EROFS: 5}
+
+
+def as_win32(exc: OSError) -> OSError:
+    """``exc`` as the Win32Error of the nearest code for its errno (``filename`` kept), for a
+    message that names it as every other file problem is named; ``exc`` itself if it is one
+    already or its errno has no such code."""
+    code = _FROM_ERRNO.get(exc.errno) if not isinstance(exc, Win32Error) else None
+    return exc if code is None else Win32Error(code, filename=exc.filename)
+
+
 def check(code: int, detail: str | None = None, filename: str | None = None) -> int:
     """Raise :class:`Win32Error` unless ``code`` is ERROR_SUCCESS; return it otherwise."""
     if code:

@@ -183,7 +183,7 @@ def test_names_paths_and_duplicates_are_refused_with_a_message(tmp_path, session
     isdir = wpptrace("session", "start", session_name, "-f", str(tmp_path), check=False)
     assert isdir.returncode == 1 and "is a directory" in isdir.stderr
     neither = wpptrace("session", "start", session_name, check=False)
-    assert neither.returncode == 1 and "give a log file" in neither.stderr
+    assert neither.returncode == 2 and "give a log file" in neither.stderr   # the command line's mistake
     wpptrace("session", "start", session_name, "-f", str(tmp_path / "a.etl"))
     try:
         again = wpptrace("session", "start", session_name, "-f", str(tmp_path / "b.etl"), check=False)
@@ -499,8 +499,10 @@ def test_tracelog_says_its_own_refusals_as_every_failure(tmp_path, session_name,
             (["-enable", session_name, "-guid", "#nope"], 2, "-guid #nope: not a GUID"),
             (["-enable", session_name, "-guid", SERVICE_GUID], 2,
              f"-guid {SERVICE_GUID}: give '#GUID' or a .ctl/.guid file"),
+            # a missing file was said as a wrong spelling; it is a file that cannot be read
             (["-enable", session_name, "-guid", str(tmp_path / "no.ctl")], 1,
-             f"-guid {tmp_path / 'no.ctl'}: give '#GUID' or a .ctl/.guid file"),
+             f"{tmp_path / 'no.ctl'}: cannot read: The system cannot find the file specified "
+             f"(ERROR_FILE_NOT_FOUND)"),
             (["-disable", session_name, "-guid", str(bad_line)], 1, f"{bad_line}:2: expected a GUID, got 'zzz'"),
             (["-enable", session_name, "-guid", str(empty)], 1, f"{empty}: no GUID in the file"),
             (["-enable", session_name, "-guid", str(tmp_path)], 1, f"{tmp_path}: cannot read: Is a directory"),
@@ -514,10 +516,24 @@ def test_tracelog_says_its_own_refusals_as_every_failure(tmp_path, session_name,
             (["-flush", session_name, "-cir", "1", "-seq", "0"], 2, "-cir and -seq exclude each other"),
             (["-start", session_name], 2, "-start needs a log file (-f) or real-time delivery (-rt), or both"),
             ([session_name, "-f", etl], 2,
-             "no action: give one of -start, -stop, -update, -enable, -disable, -flush, -q, -l (-h for help)")]:
+             "no action: give one of -start, -stop, -update, -enable, -disable, -flush, -q, -l (-h for help)"),
+            # no argument at all printed the whole help (60 lines) for the same mistake
+            ([], 2,
+             "no action: give one of -start, -stop, -update, -enable, -disable, -flush, -q, -l (-h for help)"),
+            (["-start", session_name, "-rt", "-cir", "4"], 2, "a circular session needs a log file (-f)")]:
         assert tracelog.main(args) == status, args
         assert capsys.readouterr() == ("", f"tracelog: error: {said}\n"), args
     assert not os.path.exists(etl)
+
+
+def test_session_start_without_a_file_or_real_time_is_a_usage_error(tmp_path, session_name):
+    """``session start X`` with neither -f nor --realtime (or --circular without -f) is the
+    command line's mistake: exit status 2 (it was 1, as a session that failed), one line."""
+    for extra, said in (((), "give a log file (-f) or real-time delivery (--realtime), or both"),
+                        (("--realtime", "--circular", "4"), "a circular session needs a log file (-f)")):
+        res = wpptrace("session", "start", session_name, *extra, check=False)
+        assert (res.returncode, res.stdout, res.stderr) == (2, "", f"wpptrace session start: error: {said}\n")
+    assert wpptrace("session", "query", session_name, check=False).returncode == 1
 
 
 def test_tracelog_help_says_what_each_exit_status_means():
