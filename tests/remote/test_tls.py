@@ -298,3 +298,41 @@ def test_a_connection_accepted_as_the_collector_stops_past_the_slots_is_closed_a
             assert collector.wait(PATIENCE), "the collector did not stop"
     finally:
         collector.stop()
+
+
+def test_a_tls_file_that_cannot_be_used_is_one_line_naming_it(pki, tmp_path, capsys):
+    """collect --tls-cert /nonexist.pem said "TLS setup: [Errno 2] No such file or directory",
+    a certificate without its key "[SSL] PEM lib (_ssl.c:3926)", and relay --ca alike: now
+    the file, what is wrong with it in words (a file that cannot be read with its Win32 name)
+    and, for a missing key, the option that gives it. Exit status 1, nothing listened on."""
+    from wpptrace import cli
+
+    missing = tmp_path / "nonexist.pem"
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a PEM file\n")
+    cert, key, ca = str(pki / "collector.pem"), str(pki / "collector.key"), str(pki / "ca.pem")
+    not_found = "cannot read: The system cannot find the file specified (ERROR_FILE_NOT_FOUND)"
+    collect = ["collect", "--listen", "127.0.0.1:0", "-o", str(tmp_path / "out"), "-q"]
+    for options, said in [
+            (["--tls-cert", str(missing)], f"{missing}: {not_found}"),
+            (["--tls-cert", cert], f"{cert}: has no private key: give --tls-key PEM"),
+            (["--tls-cert", cert, "--tls-key", str(missing)], f"{missing}: {not_found}"),
+            (["--tls-cert", cert, "--tls-key", str(junk)], f"{junk}: no PEM private key in it"),
+            (["--tls-cert", cert, "--tls-key", str(pki / "relay.key")],
+             f"{pki / 'relay.key'}: the private key is not the certificate's ({cert})"),
+            (["--tls-cert", str(junk)], f"{junk}: no PEM certificate in it"),
+            (["--tls-cert", cert, "--tls-key", key, "--tls-client-ca", str(missing)],
+             f"{missing}: {not_found}"),
+            (["--tls-cert", cert, "--tls-key", key, "--tls-client-ca", str(junk)],
+             f"{junk}: no PEM certificate in it (a CA certificate was expected)")]:
+        assert cli.main([*collect, *options]) == 1, options
+        assert capsys.readouterr() == ("", f"wpptrace collect: {said}\n"), options
+    assert not (tmp_path / "out").exists()
+    relay = ["relay", "NoSuchSession", "--to", "127.0.0.1:9", "-q"]
+    for options, said in [
+            (["--ca", str(missing)], f"{missing}: {not_found}"),
+            (["--ca", str(junk)], f"{junk}: no PEM certificate in it (a CA certificate was expected)"),
+            (["--ca", ca, "--cert", str(pki / "relay.pem")],
+             f"{pki / 'relay.pem'}: has no private key: give --key PEM")]:
+        assert cli.main([*relay, *options]) == 1, options
+        assert capsys.readouterr() == ("", f"wpptrace relay: {said}\n"), options

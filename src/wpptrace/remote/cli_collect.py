@@ -23,7 +23,7 @@ import sys
 import threading
 
 from wpptrace._cliutil import RawDescriptionHelpFormatter, complain
-from wpptrace.remote.cli_options import add_quiet, log_to_stderr, seconds
+from wpptrace.remote.cli_options import add_quiet, log_to_stderr, pem_problem, seconds
 
 PROG = "collect"
 #: seconds the collector has at exit to close every connection and file (then exit status 1)
@@ -136,9 +136,9 @@ def run(args: argparse.Namespace) -> int:
     tls = None
     if args.tls_cert:
         try:
-            tls = server_context(args.tls_cert, args.tls_key, args.tls_client_ca)
+            tls = server_context(args.tls_cert, args.tls_key, args.tls_client_ca, key_option="--tls-key PEM")
         except (OSError, ValueError) as exc:
-            complain(PROG, f"TLS setup: {exc}")
+            complain(PROG, pem_problem(exc))
             return 1
     try:
         check_allow(allow, tls)

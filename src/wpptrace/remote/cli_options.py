@@ -8,7 +8,7 @@ import math
 import sys
 from typing import Optional
 
-__all__ = ["seconds", "add_quiet", "log_to_stderr"]
+__all__ = ["seconds", "add_quiet", "log_to_stderr", "pem_problem"]
 
 
 def add_quiet(parser: argparse.ArgumentParser) -> None:
@@ -36,3 +36,13 @@ def seconds(text: str, option: str, least: Optional[float] = None) -> float:
         raise ValueError(f"{option} {text!r}: expected a number of seconds, at least "
                          f"{least:g}")
     return value
+
+
+def pem_problem(exc: Exception) -> str:
+    """A TLS file that could not be used (``remote.tls``'s errors), in one line naming it."""
+    from wpptrace._cliutil import reason
+
+    path = getattr(exc, "filename", None)
+    if isinstance(exc, OSError) and path is not None:
+        return f"{path}: cannot read: {reason(exc, path)}"
+    return str(exc)

@@ -29,7 +29,7 @@ import uuid
 from typing import Optional
 
 from wpptrace._cliutil import RawDescriptionHelpFormatter, complain
-from wpptrace.remote.cli_options import add_quiet, log_to_stderr, seconds
+from wpptrace.remote.cli_options import add_quiet, log_to_stderr, pem_problem, seconds
 
 PROG = "relay"
 
@@ -110,9 +110,9 @@ def run(args: argparse.Namespace) -> int:
     tls = None
     if args.tls or args.ca or args.cert:
         try:
-            tls = client_context(args.ca, args.cert, args.key)
+            tls = client_context(args.ca, args.cert, args.key, key_option="--key PEM")
         except (OSError, ValueError) as exc:
-            complain(PROG, f"TLS setup: {exc}")
+            complain(PROG, pem_problem(exc))
             return 1
     relay = Relay(address, session=args.session, tls=tls, server_hostname=args.server_name,
                   max_queue=args.max_queue, source_id=args.source_id, host=args.host_name,
