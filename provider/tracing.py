@@ -42,7 +42,9 @@ and nothing is concluded: a call from a thread with room reads the file. Whether
 enough is estimated from the file's tokens (brackets and chains of operators, keywords and
 lambdas); a thread with 2 MiB or more left reads any file. (The room is told by the C fast
 path, `wpptrace._fastpath`; an interpreter it was not built for reads every file unchecked,
-as before.) What the
+as before.) A trace call imports nothing: a process forked while another thread was reading the
+site registry goes without it (its calls resolve from their sources; those without one are
+dropped and reported, saying so), and never waits for what that thread held. What the
 application raises while a call runs is its own and passes on: KeyboardInterrupt, SystemExit,
 and what its signal handler raises when a signal is handled during the call (while a value
 converts, while a site resolves: see :mod:`wpptrace.provider.tracing_interrupts`).
@@ -63,8 +65,8 @@ from typing import Any, Callable, Iterable, NamedTuple
 
 from wpptrace.winerror import in_words
 
-from . import fastpath
-from ._hazmat import lib as _lib
+from . import api as _api, fastpath
+from ._hazmat import lib as _lib, trace_packed_raw as _trace_packed_raw
 from .tracing_interrupts import passes_on, raised_by_signal_handler
 from .tracing_messages import CompiledSite, FileMessages, compile_scan, site_label, site_order
 from .tracing_sites import LEVELS, LEVEL_METHODS, CallSite, ScanError, etw_name_guid, relative_source_path
@@ -331,8 +333,7 @@ class _ProviderMethods:
         self._registration_lock = threading.RLock()   # register / unregister
         _live.add(self)
         self._registration: int | None = None
-        from ._hazmat import trace_packed_raw
-        self._trace_packed: Callable[..., int] = trace_packed_raw
+        self._trace_packed: Callable[..., int] = _trace_packed_raw
         if register:
             self.register()
 
@@ -371,10 +372,9 @@ class _ProviderMethods:
             self._set_core_state(logger_handle, flags & 0xFFFFFFFF, level & 0xFF)
 
     def _control_callback(self, request_code: int, context: Any, buffer: Any) -> int:
-        from .api import GetTraceEnableFlags, GetTraceEnableLevel, GetTraceLoggerHandle
         if request_code == WMI_ENABLE_EVENTS:
-            handle = GetTraceLoggerHandle(buffer)
-            self._set_enable_state(handle, GetTraceEnableFlags(handle), GetTraceEnableLevel(handle))
+            handle = _api.GetTraceLoggerHandle(buffer)
+            self._set_enable_state(handle, _api.GetTraceEnableFlags(handle), _api.GetTraceEnableLevel(handle))
         elif request_code == WMI_DISABLE_EVENTS:
             self._set_enable_state(0, 0, 0)
         return 0
@@ -382,8 +382,7 @@ class _ProviderMethods:
     def _use_writer(self, trace_packed: Callable[..., int] | None) -> None:
         """Write through ``trace_packed(handle, flags, guid_le, number, payload)`` with the Python
         level methods (tests record what would be written); None restores the normal path."""
-        from ._hazmat import trace_packed_raw
-        self._trace_packed = trace_packed or trace_packed_raw
+        self._trace_packed = trace_packed or _trace_packed_raw
         for name in _LEVEL_METHOD_NAMES:
             if trace_packed is None:
                 self.__dict__.pop(name, None)
@@ -396,14 +395,13 @@ class _ProviderMethods:
         provider stays one no session can enable (its calls do nothing): ``stats()`` says why
         in ``registration_error`` and a :class:`TraceWarning` reports it once; a strict
         provider raises the error instead."""
-        from .api import RegisterTraceGuids
         # One registration at a time: two at once would both register (one handle leaked), and
         # a failing one would clear the enable state the other's callback had just set.
         with self._registration_lock:
             if self._registration is not None:
                 return
             try:
-                self._registration = RegisterTraceGuids(self._control_callback, None, self.guid, [])
+                self._registration = _api.RegisterTraceGuids(self._control_callback, None, self.guid, [])
             except BaseException as exc:
                 # not registered (a Ctrl-C in the enable callback it ran): no session's state stays
                 self._set_enable_state(0, 0, 0)
@@ -432,13 +430,12 @@ class _ProviderMethods:
             pass
 
     def unregister(self) -> None:
-        from .api import UnregisterTraceGuids
         with self._registration_lock:
             if self._registration is None:
                 return
             handle, self._registration = self._registration, None
             self._set_enable_state(0, 0, 0)
-            UnregisterTraceGuids(handle)
+            _api.UnregisterTraceGuids(handle)
             atexit.unregister(self.unregister)
 
     close = unregister

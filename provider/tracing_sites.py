@@ -29,6 +29,7 @@ import itertools
 import os
 import re
 import sys
+import tokenize
 import uuid
 import warnings
 from typing import Iterator
@@ -450,7 +451,6 @@ def scan_logging_calls(source: str, path: str) -> list[LoggingSite]:
 
 def read_source(path: str) -> str:
     """Source text as Python reads it (PEP 263 encoding, universal newlines)."""
-    import tokenize
     try:
         with tokenize.open(path) as handle:
             return handle.read()

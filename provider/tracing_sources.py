@@ -17,17 +17,24 @@ that runs (the file was edited after import). So, per file:
 
 One file keeps one choice for the whole run, so numbers never mix two versions of a file.
 The registry is plain literals: it is read with :func:`ast.literal_eval` when its text is
-available and imported only in a .pyc-only install.
+available, and run as a module only in a .pyc-only install. Either is read by the first call
+that needs it, so nothing here imports: the registry module is found through the import system's
+finders and run into a module object of its own, outside the import locks (a child forked while
+another thread held such a lock would wait for it forever), and the modules the scans use are
+imported with this one.
 """
 from __future__ import annotations
 
 import ast
 import dataclasses
 import hashlib
-import importlib
+import importlib.util
+import io
 import os
+import re
 import sys
 import threading
+import tokenize
 from typing import Any, Iterable
 
 from .tracing_interrupts import passes_on
@@ -156,10 +163,12 @@ def _compile(text: str, name: str, asserts_rewritten: bool) -> Any:
     ``name``: the file name to compile under (the file's name is no part of the comparison)."""
     if not asserts_rewritten:
         return compile(text, name, "exec", dont_inherit=True)
-    from _pytest.assertion.rewrite import rewrite_asserts
-
+    # (pytest rewrote the module, so its rewriter is imported: looked up, never imported here)
+    rewriter = sys.modules.get("_pytest.assertion.rewrite")
+    if rewriter is None:
+        return compile(text, name, "exec", dont_inherit=True)
     tree = ast.parse(text, name)
-    rewrite_asserts(tree, text.encode("utf-8"), name)
+    rewriter.rewrite_asserts(tree, text.encode("utf-8"), name)
     return compile(tree, name, "exec", dont_inherit=True)
 
 
@@ -265,8 +274,6 @@ def _fstring_need(token: str) -> int:
     if "f" not in prefix:
         return 0
     brackets = sum(map(token.count, "([{"))
-    import re
-
     links = sum(map(token.count, "-+~*/%@&|^<>=!.:")) + len(re.findall(_NESTING_WORDS, token))
     return brackets * _STACK_PER_BRACKET + links * _STACK_PER_TOKEN
 
@@ -277,9 +284,6 @@ def _stack_need(text: str) -> int:
     bracket, and the chain of tokens before it at its level, which it nests inside) plus the
     blocks around it. A text the tokenizer refuses may nest as deeply as any:
     ``_STACK_FOR_ANY_SOURCE``."""
-    import io
-    import tokenize
-
     chains, lambdas = [0], [0]      # per open bracket: the chain so far, lambdas in parameters
     blocks = worst = 0
     quiet = (tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER)
@@ -404,6 +408,33 @@ def _tree_of(f: _File) -> dict[tuple, list]:
         raise
 
 
+def _module_run_apart(name: str) -> Any:
+    """The module ``name`` run into a module object of its own, as an import would find it
+    (the finders of ``sys.meta_path``, in its package's ``__path__``), or None if no finder
+    has it; neither ``sys.modules`` nor any import lock is touched. (A trace call that
+    imported it would take the module's import lock: a child forked while another thread
+    held that lock would wait for it forever at its first trace call.) Its package, the
+    provider's, is imported already; if it is not, there is no registry to read."""
+    package, _dot, _last = name.rpartition(".")
+    path = None
+    if package:
+        path = getattr(sys.modules.get(package), "__path__", None)
+        if path is None:
+            return None
+    for finder in list(sys.meta_path):
+        find_spec = getattr(finder, "find_spec", None)
+        spec = find_spec(name, path, None) if find_spec is not None else None
+        if spec is not None:
+            break
+    else:
+        return None
+    if spec.loader is None:     # a namespace package of that name: no registry
+        return None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 class SiteSources:
     """The call sites of the files a provider's calls come from (see the module docstring)."""
 
@@ -414,20 +445,33 @@ class SiteSources:
         self._registry_module = registry_module
         self._creator_loader = creator_loader
         self._registry: dict[str, RegistryEntry] | None = None
+        self._reading_registry: int | None = None   # the thread reading it now (see after_fork)
         self.registry_error: str | None = None
         self._files: dict[str, _File] = {}
         self._lock = threading.RLock()
 
     def after_fork(self) -> None:
-        """In a forked child: a new lock (the thread that may have held it is not there)."""
+        """In a forked child: a new lock (the thread that may have held it is not there). A
+        registry another thread was reading at the fork counts as empty for the child's run
+        (``registry_error`` says why): what that thread held while reading (a loader's own
+        lock, say) stays held in the child, so the child does not read it again."""
         self._lock = threading.RLock()
+        if self._reading_registry not in (None, threading.get_ident()):
+            self._registry = {}
+            self.registry_error = ("another thread was reading the site registry when the process "
+                                   "forked (the forked process goes without it)")
+        self._reading_registry = None
 
     # -- registry ---------------------------------------------------------------------------
     def registry(self) -> dict[str, RegistryEntry]:
         """The registry's files, read once: one that cannot be read counts as empty (and
         ``registry_error`` says why) for the whole run."""
         if self._registry is None:
-            self._registry = self._load_registry()
+            self._reading_registry = threading.get_ident()
+            try:
+                self._registry = self._load_registry()
+            finally:
+                self._reading_registry = None
         return self._registry
 
     def _load_registry(self) -> dict[str, RegistryEntry]:
@@ -463,15 +507,17 @@ class SiteSources:
         """The registry module's files (a .pyc-only install: no text to read); {} if there is
         none. Raises ValueError naming the module for one that cannot be used."""
         module = sys.modules.get(name)
-        if module is None:
+        if module is None or getattr(getattr(module, "__spec__", None), "_initializing", False):
             try:
-                module = importlib.import_module(name)
+                module = _module_run_apart(name)
             except ImportError:
                 return {}
             except Exception as exc:  # noqa: BLE001 - its code failed: not a registry to use
                 if passes_on(exc):
                     raise
                 raise ValueError(f"{name}: importing it failed: {type(exc).__name__}: {exc}") from None
+            if module is None:
+                return {}
         try:
             version = getattr(module, "VERSION", None)
             if version != REGISTRY_VERSION:

@@ -106,6 +106,80 @@ def test_a_fork_while_another_thread_resolves_a_call_site_leaves_the_child_traci
     assert wait_child(pid, "at its first trace call") == 0
 
 
+class _HeldRegistryLoader:
+    """A finder and loader of one registry module whose loading waits (in the parent process)
+    until released, as a slow file system would: the loading thread holds whatever the import
+    system takes for it meanwhile."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.parent = name, os.getpid()
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def find_spec(self, name, path=None, target=None):
+        if name != self.name or os.getpid() != self.parent:
+            return None
+        return importlib.util.spec_from_loader(name, self)
+
+    def create_module(self, spec):
+        self.entered.set()
+        self.release.wait(20)
+
+    def exec_module(self, module):
+        module.VERSION, module.FILES = 1, {}
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_fork_while_another_thread_reads_the_site_registry_leaves_the_child_tracing(tmp_path, path):
+    """The first trace call reads the site registry, running the registry module where there
+    is no registry text (a .pyc-only install). Another thread is doing so when the application
+    forks: the child's own first call must return and write its record, not wait forever for
+    what that thread held (an import lock of the registry module); the child goes without
+    the registry and says so."""
+    app = make_app(tmp_path, APP)
+    trace = app.trace
+    sent = enable(trace, path)
+    held = _HeldRegistryLoader(trace._sources._registry_module)
+    sys.meta_path.insert(0, held)
+    worker = threading.Thread(target=app.go, args=(1,))
+    worker.start()
+    try:
+        assert held.entered.wait(10)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                app.go(7)
+                written = sent[-1:] == [(sent[-1][0], (7).to_bytes(8, "little"))] if path == "python" \
+                    else bool(trace._sites)
+                forked = "forked" in (trace._sources.registry_error or "")
+                code = 0 if written and forked and trace.stats().calls_dropped == 0 else 2
+            finally:
+                os._exit(code)
+    finally:
+        held.release.set()
+        worker.join()
+        sys.meta_path.remove(held)
+    assert wait_child(pid, "at its first trace call") == 0
+    assert trace._sources.registry() == {} and trace._sources.registry_error is None
+
+
+def test_a_registry_module_another_thread_is_importing_is_read_whole(tmp_path, monkeypatch):
+    """A registry module in sys.modules that is still being imported (another thread runs it)
+    is no registry to judge yet: it is run apart, whole, and not taken for one without FILES."""
+    from wpptrace.provider.tracing_sites import scan_source
+    name = f"host_safety_registry_{uuid.uuid4().hex[:10]}"
+    scan = scan_source(textwrap.dedent(APP), str(tmp_path / "app.py"))
+    (tmp_path / f"{name}.py").write_text(tracing_sources.registry_text([("app.py", "0" * 64, scan, [])]))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    half = type(sys)(name)
+    half.__spec__ = importlib.util.spec_from_file_location(name, tmp_path / f"{name}.py")
+    half.__spec__._initializing = True
+    monkeypatch.setitem(sys.modules, name, half)
+    sources = tracing_sources.SiteSources(str(tmp_path), str(tmp_path / "none"), name)
+    assert list(sources.registry()) == ["app.py"] and sources.registry_error is None
+    assert sys.modules[name] is half
+
+
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("action", ["error", "always"])
 def test_the_applications_own_compile_warnings_do_not_come_from_a_trace_call(tmp_path, path, action):
