@@ -18,8 +18,11 @@ INFO 4, DEBUG and below 5).
 Records that cannot travel typed (a template that is not a literal at its call site, ``%(name)s``
 mappings, ``*`` widths, a value that does not fit its type such as an int beyond 64 bits) are
 still written: formatted at once (``record.getMessage()``) into the provider's catch-all message
-for the record's level (``%0%10!s!``, LEVEL= that level). Exception tracebacks follow their
-record as such a message, at the record's level. A handler never raises into the application
+for the record's level (``%0%10!s!``, LEVEL= that level). A record whose template and arguments
+do not fit (``log.info("%d %d", 1)``) goes there as its template and arguments, saying why, and
+is reported once per call site with a :class:`TraceWarning` (logging's own handlers print a
+traceback at every such call). Exception tracebacks follow their record as such a message, at
+the record's level. A handler never raises into the application
 (``handleError`` as every logging handler); a record it has no memory or stack left for (one
 logged near the recursion limit) is lost and counted in the provider's ``events_dropped``; the
 records of a file nested too deeply to scan are written formatted, as above, and so are those
@@ -38,12 +41,13 @@ import os
 import sys
 import traceback
 import uuid
+import warnings
 from typing import Any, Callable
 
 from wpptrace.tmf import formatspec
 from wpptrace.tmf.model import Argument, Message
 
-from .tracing import _NO_ROOM, WPP_TRACE_OPTIONS, Provider
+from .tracing import _NO_ROOM, WPP_TRACE_OPTIONS, Provider, TraceWarning
 from .tracing_interrupts import passes_on
 from .tracing_sources import StackTooSmall
 from .tracing_sites import LEVELS, LoggingSite, message_guid, message_name, relative_source_path, \
@@ -144,6 +148,7 @@ class WppHandler(logging.Handler):
         self._fallback_le = self.fallback_guid.bytes_le
         self.sent_typed = 0
         self.sent_formatted = 0
+        self._unformattable_reported: set[tuple[str, int]] = set()   # (file, line) of such records
 
     # Handler.handle takes a lock per record; trace_packed is thread-safe, so skip it.
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
@@ -183,7 +188,7 @@ class WppHandler(logging.Handler):
                     payload = None
             level = self._levels.get(record.levelno) or trace_level_for(record.levelno)
             if payload is None:
-                payload = self._formatted(record.getMessage())
+                payload = self._formatted(self._message(record))
                 guid_le, number = self._fallback_le, fallback_number(level)
                 self.sent_formatted += 1
             self._send(handle, guid_le, number, payload)
@@ -202,6 +207,33 @@ class WppHandler(logging.Handler):
             if passes_on(exc):
                 raise     # ... but what the application's signal handler raised is its own
             self.handleError(record)
+
+    def _message(self, record: logging.LogRecord) -> str:
+        """``record.getMessage()``; for a record whose template and arguments do not fit (``log.info("%d
+        %d", 1)``), the template and the arguments as they are, said so, and reported once per
+        call site: the record still reaches the trace, and a mistake of the application's does
+        not print a traceback at every call."""
+        try:
+            return record.getMessage()
+        except Exception as exc:  # noqa: BLE001 - the application's template or values
+            if passes_on(exc):
+                raise
+            why = f"{type(exc).__name__}: {_text_of(str, exc)}"
+            self._report_unformattable(record, why)
+            return f"{_text_of(str, record.msg)} (not formatted: {why}; arguments: {_text_of(repr, record.args)})"
+
+    def _report_unformattable(self, record: logging.LogRecord, why: str) -> None:
+        where = (record.pathname, record.lineno)
+        if where in self._unformattable_reported:
+            return
+        self._unformattable_reported.add(where)
+        try:
+            warnings.warn_explicit(
+                f"{self.provider.name}: a logged record cannot be formatted ({why}): it is written as its "
+                f"template and arguments (later ones at this call site are not reported)",
+                TraceWarning, record.pathname, record.lineno)
+        except Exception:  # noqa: BLE001 - e.g. warnings turned into errors: still never raise
+            pass
 
     def _lost(self) -> None:
         self.provider.events_dropped += 1
@@ -322,6 +354,16 @@ class WppHandler(logging.Handler):
 
     def close(self) -> None:
         super().close()
+
+
+def _text_of(convert: Callable[[Any], str], value: Any) -> str:
+    """``str(value)`` or ``repr(value)``, or what its type is if that fails."""
+    try:
+        return convert(value)
+    except Exception as exc:  # noqa: BLE001 - the application's object
+        if passes_on(exc):
+            raise
+        return f"<{type(value).__name__} object: {convert.__name__}() failed>"
 
 
 def _caller_frame(record: logging.LogRecord) -> Any:

@@ -158,3 +158,35 @@ def test_messages_made_at_run_time_keep_the_handler_small(pp, tmp_path: pathlib.
     handler.write_tmf(str(tmf_dir))
     assert pp.decode_lines(etl, tmf_dir, tmp_path) == [
         line for i in range(300) for line in (f"processed item {i}", f"typed item {i}")]
+
+
+def test_a_record_whose_arguments_do_not_fit_its_template_is_written_and_reported_once(capsys) -> None:
+    """``log.info("%d %d", 1)``: the record goes formatted as its template and arguments (nothing
+    of it lost), counted in sent_formatted; one TraceWarning at the call site, no logging error
+    traceback printed at every call."""
+    import warnings
+
+    from wpptrace.provider.tracing import Provider, TraceWarning
+    provider = Provider("LogUnformattable", register=False, flags=("LOGGING",))
+    sent: list[tuple[int, bytes]] = []
+    provider._use_writer(lambda h, fl, g, n, p: sent.append((n, bytes(p))) or 0)
+    provider._set_enable_state(0x1234, 0xFFFFFFFF, 5)
+    handler = WppHandler(provider=provider)
+    log = logging.getLogger(f"unformattable.{uuid.uuid4().hex}")
+    log.propagate = False
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            log.info("bad %d %d", 1)
+    texts = [payload[:-2].decode("utf-16-le") for _number, payload in sent]
+    assert texts == ["bad %d %d (not formatted: TypeError: not enough arguments for format string; "
+                     "arguments: (1,))"] * 3
+    assert {number for number, _payload in sent} == {14}     # the catch-all message of INFO
+    assert handler.sent_formatted == 3 and handler.sent_typed == 0
+    (warning,) = [w for w in seen if w.category is TraceWarning]
+    assert "cannot be formatted (TypeError: not enough arguments" in str(warning.message)
+    assert warning.filename == __file__
+    assert 'log.info("bad %d %d", 1)' in pathlib.Path(__file__).read_text().split("\n")[warning.lineno - 1]
+    assert "Logging error" not in capsys.readouterr().err
