@@ -1353,3 +1353,34 @@ def test_two_threads_registering_one_provider_at_once_make_one_registration(monk
         for handle in handles:
             if handle != kept:
                 api.UnregisterTraceGuids(handle)
+
+
+def test_the_drop_and_send_counters_lose_no_count_under_threads(tmp_path):
+    """Threads refused at once, some through the level methods and some through a logging
+    handler (the C methods and the handler's Python code count into one events_dropped),
+    switching as often as the interpreter lets them: every refusal and every record is counted."""
+    app = make_app(tmp_path, APP + "\nimport logging\nlog = logging.getLogger(__name__)\n"
+                   "def logged(n):\n    log.info('value %d', n)\n")
+    trace = app.trace
+    from wpptrace.provider.logging_handler import WppHandler
+    handler = WppHandler(provider=trace)
+    app.log.addHandler(handler)
+    app.log.propagate = False
+    app.log.setLevel(logging.DEBUG)
+    enable(trace, "c")      # a handle no session has: every write is refused and counted
+    calls, threads = 5000, 4
+    app.go(0), app.logged(0)                     # both sites resolved before the threads start
+    before = trace.stats().events_dropped
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        workers = [threading.Thread(target=lambda f=f: [f(n) for n in range(calls)])
+                   for f in (app.go, app.logged) * (threads // 2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert trace.stats().events_dropped - before == calls * threads
+    assert (handler.sent_typed, handler.sent_formatted) == (calls * threads // 2 + 1, 0)
