@@ -61,6 +61,17 @@ _U32 = sizeof("uint32_t")
 _POINTER_SIZE = offsetof("TRACE_LOGFILE_HEADER64", "PointerSize")
 assert _POINTER_SIZE == offsetof("TRACE_LOGFILE_HEADER32", "PointerSize")
 _MIN_LOGFILE_HEADER = sizeof("TRACE_LOGFILE_HEADER32")
+#: TRACE_LOGFILE_HEADER.BufferSize in the file: the header record's payload in buffer 0
+_HEADER_BUFFER_SIZE = (BUFFER_HEADER_SIZE + _SYSTEM_HEADER_SIZE
+                       + offsetof("TRACE_LOGFILE_HEADER64", "BufferSize"))
+assert (offsetof("TRACE_LOGFILE_HEADER32", "BufferSize")
+        == offsetof("TRACE_LOGFILE_HEADER64", "BufferSize"))
+#: buffer headers read at multiples of each stride when the header's BufferSize and buffer
+#: 0's disagree (each that is a buffer of that size is a vote for it)
+_STRIDE_VOTES = 4
+#: the session buffer size taken when neither BufferSize is in range and no other buffer
+#: header is found (the file is then one buffer, or less)
+_GUESSED_BUFFER_SIZE = 65536
 #: a record's Size is 16 bits
 _MAX_RECORD_SIZE = ETL.MAX_ETW_EVENT_SIZE & ~7
 #: most buffers one C call of the index reader writes (its columns: 52 bytes an entry)
@@ -271,6 +282,10 @@ class EtlFile(ReadLog):
         ReadLog.__init__(self, self.name)
         self._index: BufferIndex | None = None
         self._zeroed_slots = 0              # buffers skipped for a zeroed header
+        #: buffers of an uncompressed file skipped inside one read at the session buffer size
+        #: (their headers found there: that buffer's BufferSize is smaller)
+        self._skipped_inside = 0
+        self._size_guessed = False          # neither BufferSize was in range
         #: the header facts were read from a log-file header record's payload (PointerSize 4
         #: or 8, BufferSize in range), its marker damaged or not; False: made up or partly
         self.header_read = False
@@ -283,6 +298,9 @@ class EtlFile(ReadLog):
         self._record_head = b""             # the header record's SYSTEM_TRACE_HEADER as read
         self.header = self._read_logfile_header()
         self.pointer_size = self.header.pointer_size
+        #: where buffer i of an uncompressed file starts: i * buffer_stride (the session
+        #: buffer size, or buffer 0's when that is what the buffers say)
+        self.buffer_stride = self.header.buffer_size
         self.compressed = self._choose_layout()
         # compression format: State of buffer 0 in compressed files (docs/pdb-and-compression.md
         # §B1); every real file uses Plain LZ77 (3, which is also the plain "flushed" state)
@@ -368,9 +386,10 @@ class EtlFile(ReadLog):
                                          damage=damage)
         header = self._make_header(read(ctype, payload), payload, fixed, ptr, sys_h)
         if not BUFFER_HEADER_SIZE < header.buffer_size <= MAX_BUFFER_SIZE:
-            return self._fallback_header(f"expected TRACE_LOGFILE_HEADER.BufferSize in "
-                                         f"{BUFFER_HEADER_SIZE:#x}..{MAX_BUFFER_SIZE:#x}, found "
-                                         f"{header.buffer_size:#x}", header, damage)
+            return self._fallback_header(f"expected TRACE_LOGFILE_HEADER.BufferSize above "
+                                         f"{BUFFER_HEADER_SIZE:#x} and at most "
+                                         f"{MAX_BUFFER_SIZE:#x}, found {header.buffer_size:#x}",
+                                         header, damage)
         self.header_read = pointer_read
         if damage:
             end, other = (self._damaged_record_end(body, at, size if own_size else None, fixed)
@@ -448,7 +467,9 @@ class EtlFile(ReadLog):
         if damage:
             self._issue(BUFFER_HEADER_SIZE, damage)
         self._issue(BUFFER_HEADER_SIZE, problem)
-        size = self._first_size if BUFFER_HEADER_SIZE < self._first_size <= MAX_BUFFER_SIZE else 65536
+        size = self._first_size
+        if not BUFFER_HEADER_SIZE < size <= MAX_BUFFER_SIZE:
+            size, self._size_guessed = _GUESSED_BUFFER_SIZE, True    # _choose_layout looks further
         if damaged is not None:
             return replace(damaged, buffer_size=size, valid=False)
         return LogfileHeader(
@@ -460,13 +481,16 @@ class EtlFile(ReadLog):
             header_timestamp=0, valid=False)
 
     def _choose_layout(self) -> bool:
-        """Packed (compressed-file) layout or fixed-size buffers?
+        """Packed (compressed-file) layout or fixed-size buffers, and their stride
+        (``buffer_stride``)?
 
         Compressed files trim buffer 0 and pack buffers by their own sizes; normal files use
         TRACE_LOGFILE_HEADER.BufferSize for every buffer. A damaged size or mode bit is
-        outvoted by where the next buffer header really is."""
+        outvoted by where the next buffer headers really are, and the damage said once."""
         h = self.header
         first = self._first_size
+        if self._size_guessed:
+            return self._layout_from_next_header()
         packed_next = (BUFFER_HEADER_SIZE <= first < self.file_size
                        and self._plausible_packed(first, self._read_at(first, BUFFER_HEADER_SIZE)))
         fixed_next = (h.buffer_size < self.file_size and self._plausible_packed(
@@ -477,13 +501,70 @@ class EtlFile(ReadLog):
             # no trustworthy header: a compressed second buffer means the packed layout
             nxt = self._read_at(first, BUFFER_HEADER_SIZE)
             return packed_next and buffer_info(nxt).compressed
+        if (not h.compressed and BUFFER_HEADER_SIZE < first <= MAX_BUFFER_SIZE
+                and self._stride_votes(first) > self._stride_votes(h.buffer_size)):
+            # the header's BufferSize is the damaged one (a multiple of the real size would
+            # step over every buffer between): the buffers say their size
+            self.buffer_stride = first
+            self._issue(_HEADER_BUFFER_SIZE,
+                        f"expected TRACE_LOGFILE_HEADER.BufferSize {first:#x} (buffer 0's "
+                        f"BufferSize, and the buffers' found at that stride), found "
+                        f"{h.buffer_size:#x}; reading {first:#x}-byte buffers")
+            return False
         if packed_next and not (fixed_next and not h.compressed):
+            if h.valid and not h.compressed:
+                self._issue(_HEADER_BUFFER_SIZE,
+                            f"expected TRACE_LOGFILE_HEADER.BufferSize {first:#x} (buffer 0's "
+                            f"BufferSize) in a file without EVENT_TRACE_COMPRESSED_MODE, found "
+                            f"{h.buffer_size:#x}; the buffers are read back to back, each by "
+                            f"its own BufferSize")
             return True
         if fixed_next or not h.compressed:
             self._issue(0, f"buffer 0: expected BufferSize {h.buffer_size:#x} (the session buffer "
                            f"size), found {first:#x}; reading fixed-size buffers")
             return False
         return True
+
+    def _stride_votes(self, stride: int) -> int:
+        """How many of the first few places a fixed-size buffer of ``stride`` bytes would
+        follow buffer 0 at hold a buffer header saying that BufferSize."""
+        votes = 0
+        for k in range(1, _STRIDE_VOTES + 1):
+            raw = self._read_at(k * stride, BUFFER_HEADER_SIZE)
+            if (self._plausible_packed(k * stride, raw)
+                    and int.from_bytes(raw[_BUFFER_SIZE:_BUFFER_SIZE + _U32], "little") == stride):
+                votes += 1
+        return votes
+
+    def _layout_from_next_header(self) -> bool:
+        """Neither the header's BufferSize nor buffer 0's is in range: the next buffer
+        header found says where buffer 0 ends (a fixed-size buffer there says that size; a
+        compressed one means the packed layout, whose reading finds it again)."""
+        first = self._first_size
+        at = BUFFER_HEADER_SIZE
+        # a few candidates, each search from the last (linear in the file at worst): one
+        # past MAX_BUFFER_SIZE would end a buffer 0 larger than any
+        for _candidate in range(_STRIDE_VOTES):
+            nxt = self._resync(at)[0]
+            if nxt is None or nxt > MAX_BUFFER_SIZE:
+                break
+            info = buffer_info(self._read_at(nxt, BUFFER_HEADER_SIZE))
+            if info.compressed and not_a_buffer_header(info) is None:
+                return True
+            if int.from_bytes(self._read_at(nxt + _BUFFER_SIZE, _U32), "little") == nxt:
+                self.buffer_stride = nxt
+                self.header = replace(self.header, buffer_size=nxt)
+                self._issue(0, f"buffer 0: expected BufferSize above {BUFFER_HEADER_SIZE:#x} "
+                               f"and at most {MAX_BUFFER_SIZE:#x}, found {first:#x}; the next "
+                               f"buffer header, at {nxt:#x}, says BufferSize {nxt:#x}: reading "
+                               f"{nxt:#x}-byte buffers")
+                return False
+            at = nxt + 1
+        self._issue(0, f"buffer 0: expected BufferSize above {BUFFER_HEADER_SIZE:#x} and at "
+                       f"most {MAX_BUFFER_SIZE:#x}, found {first:#x}, and no buffer header "
+                       f"found after it says where it ends; reading "
+                       f"{self.header.buffer_size:#x}-byte buffers")
+        return False
 
     @staticmethod
     def _make_header(h, payload: bytes, fixed: int, ptr: int, sys_h: tuple) -> LogfileHeader:
@@ -514,12 +595,13 @@ class EtlFile(ReadLog):
         if self._index is None:
             index = BufferIndex()
             if not self.compressed:
-                self._locate_fixed(index, self.header.buffer_size)
+                self._locate_fixed(index, self.buffer_stride)
             else:
                 self._locate_packed(index)
             self._index = index
             h = self.header
-            found = len(self._index) + self.stats.empty_buffers + self._zeroed_slots
+            found = (len(self._index) + self.stats.empty_buffers + self._zeroed_slots
+                     + self._skipped_inside)
             if h.valid and not h.circular and found < h.buffers_written:
                 self._issue(self.file_size,
                             f"expected {h.buffers_written} buffers (TRACE_LOGFILE_HEADER."
@@ -538,6 +620,7 @@ class EtlFile(ReadLog):
         if self._index is None and other.file_size == self.file_size:
             self._index = other.buffer_index()
             self._zeroed_slots = other._zeroed_slots
+            self._skipped_inside = other._skipped_inside
             self.stats.empty_buffers = other.stats.empty_buffers
 
     def _check_buffer_headers(self, index: "BufferIndex") -> None:
@@ -645,15 +728,36 @@ class EtlFile(ReadLog):
                 continue
             located.append((offset, size, raw))
             declared = int.from_bytes(raw[_BUFFER_SIZE:_BUFFER_SIZE + _U32], "little")
-            if n and declared != stride:
+            inside = (self._buffers_inside(offset, size, declared)
+                      if BUFFER_HEADER_SIZE < declared < size else 0)
+            if inside:
+                self._skipped_inside += inside
+                self.stats.unreadable_buffers += inside
+            if (n or inside) and declared != stride:
+                lost = (f": {inside} buffer{'s' if inside > 1 else ''} of {declared:#x} bytes "
+                        f"inside it, {size - declared} bytes from {offset + declared:#x}, are "
+                        f"skipped" if inside else "")
                 self._issue(offset + _BUFFER_SIZE,
                             f"buffer {n}: expected BufferSize {stride:#x} (the session "
-                            f"buffer size), found {declared:#x}; read as {stride:#x} bytes")
+                            f"buffer size), found {declared:#x}; read as {stride:#x} bytes{lost}")
             if size < stride:
                 self._issue(offset, f"buffer {n} truncated: expected {stride} bytes, "
                                     f"the file ends after {size}")
             offset += stride
         index.extend_headers(located)
+
+    def _buffers_inside(self, offset: int, size: int, declared: int) -> int:
+        """How many buffer headers saying BufferSize ``declared`` sit at multiples of it
+        inside the ``size`` bytes read as one buffer from ``offset`` (a stride larger than
+        the buffers' own would skip them)."""
+        data = self._read_at(offset, size)
+        count = 0
+        for at in range(declared, len(data) - BUFFER_HEADER_SIZE + 1, declared):
+            raw = data[at:at + BUFFER_HEADER_SIZE]
+            if (int.from_bytes(raw[_BUFFER_SIZE:_BUFFER_SIZE + _U32], "little") == declared
+                    and self._plausible_packed(offset + at, raw)):
+                count += 1
+        return count
 
     def _plausible_packed(self, offset: int, raw: bytes) -> bool:
         if len(raw) < BUFFER_HEADER_SIZE:

@@ -1,0 +1,110 @@
+"""Regression: a damaged session buffer size never makes the reader step over buffers unsaid.
+
+TRACE_LOGFILE_HEADER.BufferSize (offset 0x68) damaged to a whole multiple of the real buffer
+size made an uncompressed file be read at that stride: every buffer in between was skipped,
+and the summary said "skipped or damaged 0" (60,000 messages gave 30,001 events). The
+header's size and buffer 0's disagreeing, the buffers at each stride now vote; the stride
+chosen leaves no buffer unsaid (one it steps over is counted as skipped), and the
+disagreement is said once, at the field's offset. Both sizes out of range: the next buffer
+header found gives the stride (it was 65,536 whatever the file, and 143 of 3,001 records
+were read). A header size below the buffers' (read packed in an uncompressed file, "0
+errors") is reported the same way.
+"""
+from __future__ import annotations
+
+import io
+import struct
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+import dec_etlgen as gen
+from wpptrace.decoder.etlfile import EtlFile
+
+G = uuid.UUID("01234567-89ab-cdef-0123-456789abcdef")
+SIZE = 4096
+STREAMS = [(seq % 2, seq, [gen.message(seq * 10 + i, G, 1000 * seq + i) for i in range(3)])
+           for seq in range(1, 9)]
+CLEAN = gen.etl_file(STREAMS, buffer_size=SIZE, processors=2)
+RECORDS = 1 + 3 * len(STREAMS)          # the header record and the messages
+HEADER_BUFFER_SIZE = 0x68               # TRACE_LOGFILE_HEADER.BufferSize in the file
+
+
+def damaged(*fields: tuple[int, int], data: bytes = CLEAN) -> bytes:
+    out = bytearray(data)
+    for offset, value in fields:
+        struct.pack_into("<I", out, offset, value)
+    return bytes(out)
+
+
+def read(data: bytes) -> tuple[int, int, list[str]]:
+    with EtlFile(io.BytesIO(data), name="x.etl") as etl:
+        stats = etl.scan()
+        return stats.records, stats.skipped, [str(e) for e in etl.errors]
+
+
+def test_the_clean_file_reads_whole():
+    assert read(CLEAN) == (RECORDS, 0, [])
+
+
+@pytest.mark.parametrize("value", [2 * SIZE, 3 * SIZE, SIZE // 2])
+def test_a_header_buffer_size_the_buffers_outvote_is_said_once(value):
+    assert read(damaged((HEADER_BUFFER_SIZE, value))) == (RECORDS, 0, [
+        f"x.etl: offset {HEADER_BUFFER_SIZE:#x}: expected TRACE_LOGFILE_HEADER.BufferSize "
+        f"{SIZE:#x} (buffer 0's BufferSize, and the buffers' found at that stride), found "
+        f"{value:#x}; reading {SIZE:#x}-byte buffers"])
+
+
+def test_buffer_0s_damaged_size_is_outvoted_by_the_header_and_the_buffers():
+    records, skipped, errors = read(damaged((0, 2 * SIZE)))
+    assert (records, skipped) == (RECORDS, 0)
+    assert errors == [f"x.etl: offset 0x0: buffer 0: expected BufferSize {SIZE:#x} (the session "
+                      f"buffer size), found {2 * SIZE:#x}; reading fixed-size buffers"]
+
+
+@pytest.mark.parametrize("value", [2 * SIZE, 3 * SIZE])
+def test_buffers_a_wrong_stride_steps_over_are_counted_and_said(value):
+    """Both sizes damaged alike: the stride is theirs, and each buffer it steps over (its
+    header found inside the one read) is counted as skipped and said with its bytes."""
+    records, skipped, errors = read(damaged((HEADER_BUFFER_SIZE, value), (0, value)))
+    inside = value // SIZE - 1
+    assert skipped == inside * (len(CLEAN) // value - 1)
+    assert records + 3 * skipped + 3 * inside == RECORDS   # (buffer 0 hides one, not counted)
+    assert errors[0] == (f"x.etl: offset {value:#x}: buffer 1: expected BufferSize {value:#x} "
+                         f"(the session buffer size), found {SIZE:#x}; read as {value:#x} bytes: "
+                         f"{inside} buffer{'s' if inside > 1 else ''} of {SIZE:#x} bytes inside "
+                         f"it, {value - SIZE} bytes from {value + SIZE:#x}, are skipped")
+
+
+@pytest.mark.parametrize("value", [0x48, 0xFFFFFFFF])
+def test_both_sizes_out_of_range_take_the_next_buffer_headers_stride(value):
+    records, skipped, errors = read(damaged((HEADER_BUFFER_SIZE, value), (0, value)))
+    assert (records, skipped) == (RECORDS, 0)
+    assert errors == [
+        f"x.etl: offset 0x48: expected TRACE_LOGFILE_HEADER.BufferSize above 0x48 and at most "
+        f"0x1000000, found {value:#x}",
+        f"x.etl: offset 0x0: buffer 0: expected BufferSize above 0x48 and at most 0x1000000, "
+        f"found {value:#x}; the next buffer header, at {SIZE:#x}, says BufferSize {SIZE:#x}: "
+        f"reading {SIZE:#x}-byte buffers"]
+
+
+def test_dump_counts_what_a_wrong_stride_skips(tmp_path):
+    path = tmp_path / "x.etl"
+    path.write_bytes(damaged((HEADER_BUFFER_SIZE, 2 * SIZE), (0, 2 * SIZE)))
+    proc = subprocess.run([sys.executable, "-m", "wpptrace.cli", "dump", "--summary-only",
+                           str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "; skipped or damaged 3; " in proc.stdout
+    assert "1 buffer of 0x1000 bytes inside it, 4096 bytes from 0x3000, are skipped" in proc.stderr
+
+
+def test_dump_reads_every_buffer_past_a_header_size_of_twice_theirs(tmp_path):
+    path = tmp_path / "x.etl"
+    path.write_bytes(damaged((HEADER_BUFFER_SIZE, 2 * SIZE)))
+    proc = subprocess.run([sys.executable, "-m", "wpptrace.cli", "dump", "--summary-only",
+                           str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.startswith(f"-- {RECORDS} records ")
+    assert proc.stdout.endswith("; skipped or damaged 0; 1 errors\n")
+    assert proc.returncode == 1
