@@ -198,7 +198,11 @@ class Buffer(BufferInfo):
 
     @property
     def _where(self) -> str:
-        return f"buffer {self.index}: " if self.index >= 0 else ""
+        """What a walk issue's message starts with: the buffer, unless ``_issue_at`` names
+        it (a compressed buffer of a file: with its file offset)."""
+        if self.index < 0 or (self.compressed and self.file_offset >= 0):
+            return ""
+        return f"buffer {self.index}: "
 
     def _issue_at(self, offset: int, message: str) -> DecodeIssue:
         if self.file_offset < 0:
