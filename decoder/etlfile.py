@@ -66,6 +66,10 @@ _HEADER_BUFFER_SIZE = (BUFFER_HEADER_SIZE + _SYSTEM_HEADER_SIZE
                        + offsetof("TRACE_LOGFILE_HEADER64", "BufferSize"))
 assert (offsetof("TRACE_LOGFILE_HEADER32", "BufferSize")
         == offsetof("TRACE_LOGFILE_HEADER64", "BufferSize"))
+_HEADER_LOG_FILE_MODE = (BUFFER_HEADER_SIZE + _SYSTEM_HEADER_SIZE
+                         + offsetof("TRACE_LOGFILE_HEADER64", "LogFileMode"))
+assert (offsetof("TRACE_LOGFILE_HEADER32", "LogFileMode")
+        == offsetof("TRACE_LOGFILE_HEADER64", "LogFileMode"))
 #: buffer headers read at multiples of each stride when the header's BufferSize and buffer
 #: 0's disagree (each that is a buffer of that size is a vote for it)
 _STRIDE_VOTES = 4
@@ -513,11 +517,7 @@ class EtlFile(ReadLog):
             return False
         if packed_next and not (fixed_next and not h.compressed):
             if h.valid and not h.compressed:
-                self._issue(_HEADER_BUFFER_SIZE,
-                            f"expected TRACE_LOGFILE_HEADER.BufferSize {first:#x} (buffer 0's "
-                            f"BufferSize) in a file without EVENT_TRACE_COMPRESSED_MODE, found "
-                            f"{h.buffer_size:#x}; the buffers are read back to back, each by "
-                            f"its own BufferSize")
+                self._say_packed(first)
             return True
         if fixed_next or not h.compressed:
             self._issue(0, f"buffer 0: expected BufferSize {h.buffer_size:#x} (the session buffer "
@@ -525,14 +525,33 @@ class EtlFile(ReadLog):
             return False
         return True
 
+    def _say_packed(self, first: int) -> None:
+        """The packed layout chosen in a file whose header says it is not compressed: the
+        field that disagrees, once (LogFileMode if the next buffer is compressed, else the
+        header's BufferSize)."""
+        h = self.header
+        if buffer_info(self._read_at(first, BUFFER_HEADER_SIZE)).compressed:
+            self._issue(_HEADER_LOG_FILE_MODE,
+                        f"expected EVENT_TRACE_COMPRESSED_MODE in TRACE_LOGFILE_HEADER."
+                        f"LogFileMode {h.log_file_mode:#x}: the buffer at {first:#x} is "
+                        f"compressed; the buffers are read back to back, each by its own "
+                        f"BufferSize")
+        else:
+            self._issue(_HEADER_BUFFER_SIZE,
+                        f"expected TRACE_LOGFILE_HEADER.BufferSize {first:#x} (buffer 0's "
+                        f"BufferSize), found {h.buffer_size:#x}; the buffers are read back to "
+                        f"back, each by its own BufferSize")
+
     def _stride_votes(self, stride: int) -> int:
         """How many of the first few places a fixed-size buffer of ``stride`` bytes would
-        follow buffer 0 at hold a buffer header saying that BufferSize."""
+        follow buffer 0 at hold a buffer header saying that BufferSize, uncompressed (a
+        compressed buffer's size is its own, whatever the others')."""
         votes = 0
         for k in range(1, _STRIDE_VOTES + 1):
             raw = self._read_at(k * stride, BUFFER_HEADER_SIZE)
             if (self._plausible_packed(k * stride, raw)
-                    and int.from_bytes(raw[_BUFFER_SIZE:_BUFFER_SIZE + _U32], "little") == stride):
+                    and int.from_bytes(raw[_BUFFER_SIZE:_BUFFER_SIZE + _U32], "little") == stride
+                    and not buffer_info(raw).compressed):
                 votes += 1
         return votes
 

@@ -108,3 +108,30 @@ def test_dump_reads_every_buffer_past_a_header_size_of_twice_theirs(tmp_path):
     assert proc.stdout.startswith(f"-- {RECORDS} records ")
     assert proc.stdout.endswith("; skipped or damaged 0; 1 errors\n")
     assert proc.returncode == 1
+
+
+def test_a_compressed_file_without_its_mode_bit_is_read_packed_and_said(corpus_file):
+    """EVENT_TRACE_COMPRESSED_MODE cleared in a compressed file: its buffers are still read
+    back to back, and the mode field is the one reported."""
+    data = corpus_file("smallEtlFile.etl").read_bytes()
+    with EtlFile(io.BytesIO(data), name="x.etl") as etl:
+        records, mode = etl.scan().records, etl.header.log_file_mode
+    mode_at = 0x68 + 0x20                       # TRACE_LOGFILE_HEADER.LogFileMode
+    assert struct.unpack_from("<I", data, mode_at)[0] == mode and mode & 0x4000000
+    assert read(damaged((mode_at, mode & ~0x4000000), data=data)) == (records, 0, [
+        f"x.etl: offset {mode_at:#x}: expected EVENT_TRACE_COMPRESSED_MODE in TRACE_LOGFILE_HEADER."
+        f"LogFileMode {mode & ~0x4000000:#x}: the buffer at 0x200 is compressed; the buffers are "
+        f"read back to back, each by its own BufferSize"])
+
+
+def test_uncompressed_buffers_of_their_own_sizes_are_read_packed_and_said():
+    """Buffers of different sizes in an uncompressed file (no stride fits them): each is read
+    by its own BufferSize, and the header's BufferSize, which fits none, is reported."""
+    first = gen.logfile_header_record(SIZE // 2, 3, 1)
+    records = [[gen.message(10 * k + i, G, 1000 * k + i) for i in range(3)] for k in (1, 2)]
+    data = (gen.buffer([first], SIZE, 0, 0, buffer_type=4, flag=0x21)
+            + gen.buffer(records[0], SIZE // 2, 1, 0) + gen.buffer(records[1], SIZE, 2, 0))
+    assert read(data) == (7, 0, [
+        f"x.etl: offset {HEADER_BUFFER_SIZE:#x}: expected TRACE_LOGFILE_HEADER.BufferSize "
+        f"{SIZE:#x} (buffer 0's BufferSize), found {SIZE // 2:#x}; the buffers are read back to "
+        f"back, each by its own BufferSize"])
