@@ -122,7 +122,9 @@ Piece = Literal | Insert | Marker
 
 _SPEC_RE = compiled(
     r"(?P<flags>[-+ #0]*)"
-    r"(?P<width>\*|[0-9]+)?"
+    # a width does not start with "0" (a flag): else a long run of zeros before a character
+    # that fails the spec is split between flags and width every way (quadratic)
+    r"(?P<width>\*|[1-9][0-9]*)?"
     r"(?:\.(?P<precision>\*|[0-9]*))?"
     r"(?P<length>I64|I32|hh|ll|h|l|L|I|w|z|j|t|q)?"
     r"(?P<conversion>[diuxXocCsSZpneEfFgGaA])")

@@ -56,8 +56,11 @@ P_ITEM_NAME = r"Item[A-Za-z0-9_]*(?:\[\d+\])?"
 P_PARAMS = r"\([^()]*\)"
 P_INSERT_MARK = r"--|//"
 P_INSERT_NO = r"\d+"
-# what follows an argument line's C expression
-_ARG_TAIL = rf"[ \t]*,[ \t]*{P_ITEM_NAME}[ \t]*(?:{P_PARAMS})?[ \t]*(?:(?:{P_INSERT_MARK})[ \t]*{P_INSERT_NO})?[ \t]*$"
+# what follows an argument line's C expression. Each optional part takes the blanks after it:
+# two blank runs with only optional parts between would be tried in every split of a long run
+# of blanks before a character that fails the line (cubic in the run's length)
+_ARG_TAIL = (rf"[ \t]*,[ \t]*{P_ITEM_NAME}[ \t]*(?:{P_PARAMS}[ \t]*)?"
+             rf"(?:(?:{P_INSERT_MARK})[ \t]*{P_INSERT_NO}[ \t]*)?$")
 
 
 # trailer ::= { key_value | word }: one token, split in its parse action (a per-pair pyparsing
@@ -266,16 +269,17 @@ class TypevLine:
 # Whole-line fast matchers for the two hot productions. They accept a subset of what
 # ``typev_line`` / ``arg_line`` accept (pyparsing's default whitespace " \t\r\n" between tokens, the
 # same token patterns) and give the same result; anything else, including every error, goes
-# through the pyparsing production. tests/tmf/test_properties.py checks the two agree.
+# through the pyparsing production. tests/tmf/test_properties.py checks the two agree. As in
+# ``_ARG_TAIL``, an optional part takes the blanks after it (no two blank runs meet).
 _WS = r"[ \t\r\n]"
 _FAST_TYPEV = LazyPattern(
     rf"(?P<kind>{P_TYPE_KEYWORD}){_WS}*(?P<name>{P_MSG_NAME}){_WS}+(?P<number>{P_MSG_NO}){_WS}*"
-    rf"{P_FORMAT}{_WS}*(?://(?P<trailer>{P_TRAILER}))?{_WS}*\Z",
+    rf"{P_FORMAT}{_WS}*(?://(?P<trailer>{P_TRAILER}){_WS}*)?\Z",
     re.DOTALL,
 )
 _FAST_ARG = LazyPattern(
     rf"{_WS}*(?P<expr>.*\S)(?={_ARG_TAIL})[ \t]*,{_WS}*(?P<item>{P_ITEM_NAME}){_WS}*"
-    rf"(?:(?P<params>{P_PARAMS}))?{_WS}*(?:(?:{P_INSERT_MARK}){_WS}*(?P<insert>{P_INSERT_NO}))?{_WS}*\Z"
+    rf"(?:(?P<params>{P_PARAMS}){_WS}*)?(?:(?:{P_INSERT_MARK}){_WS}*(?P<insert>{P_INSERT_NO}){_WS}*)?\Z"
 )
 
 
@@ -286,7 +290,7 @@ _FAST_GUID_HEADER = LazyPattern(
     rf"(?=(?P<close>\}}?))(?P=close))"
     # the component is taken whole, as the pyparsing token takes it (no backtracking into it:
     # a lookahead capture, then a backreference, is an atomic group that works on every Python)
-    rf"{_WS}+(?!//)(?=(?P<component>\S+))(?P=component){_WS}*(?://(?P<trailer>{P_TRAILER}))?{_WS}*\Z"
+    rf"{_WS}+(?!//)(?=(?P<component>\S+))(?P=component){_WS}*(?://(?P<trailer>{P_TRAILER}){_WS}*)?\Z"
 )
 _FAST_ENUM_LINE = LazyPattern(rf"#enumv[ \t]{_WS}*(?P<name>\S+){_WS}*\Z")
 _FAST_ENUM_VALUE = LazyPattern(
