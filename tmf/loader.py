@@ -241,14 +241,32 @@ def _load_pdb(path: str, priority: int, tolerant: bool, tmfset: TmfSet) -> None:
     tmfset.update(from_pdb, priority=priority)
 
 
+#: priorities a source's files take below the source's own (``file_priority``)
+FILES_PER_SOURCE = 1 << 32
+
+
+def file_priority(source_rank: int, file_rank: int = 0) -> int:
+    """The priority of the ``file_rank``-th file of the ``source_rank``-th source (both from
+    0): a message of (GUID, number) is taken from the first source that has one, and in a
+    directory from its first file, whatever was read first (docs/tmf-grammar.md)."""
+    return -source_rank * FILES_PER_SOURCE - file_rank
+
+
+def _directory_order(entry: os.DirEntry) -> tuple[bool, str]:
+    """A directory's files in the order they rank: the <guid>.tmf files (tracepdb's), then
+    the others, each by name."""
+    return _GUID_NAME.match(entry.name) is None, entry.name
+
+
 def _add_directory(tmfset: TmfSet, directory: str, priority: int, tolerant: bool) -> None:
     try:
-        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+        entries = sorted(os.scandir(directory), key=_directory_order)
     except OSError as err:
         if not tolerant:
             raise
         tmfset.add_issue(_issue_for_os_error(directory, err))
         return
+    file_rank = 0
     for entry in entries:
         name = entry.name.lower()
         if not name.endswith((".tmf", ".tmc")):
@@ -262,10 +280,12 @@ def _add_directory(tmfset: TmfSet, directory: str, priority: int, tolerant: bool
             continue
         if name.endswith(".tmf"):
             tmfset.inputs.append(entry.path)
-            loader = functools.partial(_load_tmf, entry.path, priority, tolerant, lazy=True)
+            ranked = priority - file_rank
+            file_rank += 1
+            loader = functools.partial(_load_tmf, entry.path, ranked, tolerant, lazy=True)
             match = _GUID_NAME.match(entry.name)
             # the GUID as its int (what the set keys by): a UUID object per file costs more
-            tmfset.add_pending(int(match.group(1).replace("-", ""), 16) if match else None, loader)
+            tmfset.add_pending(int(match.group(1).replace("-", ""), 16) if match else None, loader, ranked)
         else:
             tmfset.inputs.append(entry.path)
             _load_tmc(entry.path, tolerant, tmfset)
@@ -314,5 +334,5 @@ def load(
     if use_environment:
         sources += [(entry, False) for entry in split_search_path(os.environ.get(ENV_SEARCH_PATH))]
     for rank, (path, required) in enumerate(sources):
-        _add_source(tmfset, path, -rank, tolerant, required)
+        _add_source(tmfset, path, file_priority(rank), tolerant, required)
     return tmfset

@@ -127,11 +127,14 @@ class TmfSet:
 
     ``issues`` lists the entries skipped in tolerant mode (``TmfError`` objects with their
     position). Duplicate (guid, number) entries, as left by tracepdb appending to a file twice,
-    are allowed: the first one read wins (tracepdb also repeats a message once per enclosing
-    procedure, e.g. a ``fin$0`` funclet after the real function), unless a later one comes with
-    a higher ``add_message`` priority (the loader gives earlier search-path entries a higher one).
-    Sources registered with ``add_pending`` are parsed the first time one of their GUIDs is
-    needed; ``messages()``/``guids()``/``len()`` load everything.
+    are allowed: the one with the highest ``add_message`` priority wins, of equal ones the first
+    in the file (tracepdb also repeats a message once per enclosing procedure, e.g. a ``fin$0``
+    funclet after the real function). The loader ranks sources and the files of a directory
+    (``loader.file_priority``), so the winner depends on the files, never on which was read
+    first; a key whose entries come with several formats is reported once (``issues``), on a
+    full listing. Sources registered with ``add_pending`` are parsed the first time one of their
+    GUIDs is needed (a file named for no GUID: on the first lookup it may change);
+    ``messages()``/``guids()``/``len()`` load everything.
     """
 
     def __init__(self) -> None:
@@ -159,8 +162,15 @@ class TmfSet:
         self.inputs: list[str] = []
         # GUID -> loaders that will add that GUID's messages when first needed.
         self._pending: dict[int, list[Callable[["TmfSet"], None]]] = {}
-        # Loaders whose GUIDs are unknown until read (needed by messages()/guids()/enum()).
+        # Loaders whose GUIDs are unknown until read (needed by messages()/guids()/enum()),
+        # and the highest priority among them: a message found at a lower one may be outranked
+        # by one of theirs, so a lookup reads them first
         self._pending_any: list[Callable[["TmfSet"], None]] = []
+        self._pending_any_top: float = float("-inf")
+        # keys whose duplicates came with other formats: the formats (every one of the key's,
+        # whatever the order its entries were read in); reported once each, on a full listing
+        self._formats: dict[tuple[int, int], set[str]] = {}
+        self._conflicts: set[tuple[int, int]] = set()
         # message entries read but not parsed yet: GUID -> number -> its (noted, entries, index,
         # priority) (``defer_run``) or (noted, entry, None, priority) (``defer``), in reading
         # order; ``noted`` counts the notes, so that (noted, index) orders the keys as read
@@ -172,15 +182,34 @@ class TmfSet:
 
     # -- building -------------------------------------------------------------------------
     def add_message(self, message: Message, priority: int = 0) -> None:
-        """Add ``message`` unless its (guid, number) is already known at the same or a higher priority."""
+        """Add ``message`` unless its (guid, number) is already known at the same or a higher
+        priority; one of the two with another format is reported (once per key)."""
         guid = guid_int(message)
         key = (guid, message.number)
-        if key not in self._messages or priority > self._priority[key]:
+        kept = self._messages.get(key)
+        if kept is None or priority > self._priority[key]:
             self._messages[key] = message
             self._priority[key] = priority
             known = self._components.get(guid)
             if known is None or priority > known[0]:
                 self._components[guid] = (priority, message.component)
+            if kept is not None and kept.format != message.format:
+                self._formats.setdefault(key, set()).update((kept.format, message.format))
+        elif kept.format != message.format:
+            self._formats.setdefault(key, set()).update((kept.format, message.format))
+
+    def _report_conflicts(self) -> None:
+        """Report each key whose entries came with several formats, once, at the one used
+        (when everything is parsed: what is reported does not depend on the order)."""
+        for key in sorted(self._formats.keys() - self._conflicts):
+            self._conflicts.add(key)
+            used = self._messages[key]
+            path, _, line = used.origin.rpartition(":")
+            line = int(line) if line.isdigit() else 0
+            self.add_issue(TmfError(
+                f"message {used.guid} number {key[1]} has {len(self._formats[key])} different "
+                f"formats in its sources; this one is used", path=path if line else used.origin,
+                line=line, column=1, expected="one format for each GUID and message number"), unit=line)
 
     def defer(self, guid: uuid.UUID | int, numbers: Iterable[int], entry, priority: int = 0) -> None:
         """Note an unparsed message entry defining ``numbers`` of ``guid``: ``entry.messages(self)``
@@ -213,10 +242,12 @@ class TmfSet:
         if not by_number:
             del self._deferred[key[0]]
         number = key[1]
+        if len(found) > 1:   # the highest priority first (of equal ones, the first noted)
+            found.sort(key=_priority_of, reverse=True)
         later = []
         for _noted, entries, index, priority in found:
             if key in self._messages and priority <= self._priority[key]:
-                later.append((entries, index))     # cannot win: parsed on a full listing
+                later.append((entries, index, number, priority))   # cannot win: parsed on a full listing
                 continue
             for message in self._parse_deferred(entries, index):
                 if message.number == number:
@@ -234,8 +265,11 @@ class TmfSet:
                 self._materialize(key)
         self._deferred.clear()   # GUIDs noted with no number
         outranked, self._outranked = self._outranked, []
-        for entries, index in outranked:
-            self._parse_deferred(entries, index)
+        for entries, index, number, priority in outranked:
+            for message in self._parse_deferred(entries, index):
+                if message.number == number:
+                    self.add_message(message, priority)   # does not win: its format is compared
+        self._report_conflicts()
 
     def _parse_deferred(self, entries, index: int | None) -> list[Message]:
         """The messages of a deferred entry: one ``defer`` noted (index None) or the index-th
@@ -309,11 +343,14 @@ class TmfSet:
             del self._kept[-heapq.heapreplace(places, place)[2]]
         self._kept[self._met] = issue
 
-    def add_pending(self, guid: uuid.UUID | int | None, loader: Callable[["TmfSet"], None]) -> None:
+    def add_pending(self, guid: uuid.UUID | int | None, loader: Callable[["TmfSet"], None],
+                    priority: float = float("inf")) -> None:
         """Register ``loader(self)`` to run when ``guid`` (a UUID, or its 128-bit int) is first
-        looked up (None: on full load)."""
+        looked up (None: on a full load, or on the first lookup that finds nothing or a
+        message of a lower ``priority`` than the loader's messages have)."""
         if guid is None:
             self._pending_any.append(loader)
+            self._pending_any_top = max(self._pending_any_top, priority)
         else:
             self._pending.setdefault(_int(guid), []).append(loader)
 
@@ -336,12 +373,15 @@ class TmfSet:
         for guid, loaders in other._pending.items():
             self._pending.setdefault(guid, []).extend(loaders)
         self._pending_any.extend(other._pending_any)
+        self._pending_any_top = max(self._pending_any_top, other._pending_any_top)
 
     # -- queries --------------------------------------------------------------------------
     def lookup(self, guid: uuid.UUID | int, number: int) -> Message | None:
         """The message (``guid``, ``number``): the GUID a UUID or its 128-bit int; None when
         there is none."""
         key = (_int(guid), number)
+        if key[0] in self._pending:   # the GUID's own files, before what is noted of it
+            self._load_guid(key[0])
         by_number = self._deferred.get(key[0])
         if by_number is not None and number in by_number:
             found = by_number[number]
@@ -356,11 +396,8 @@ class TmfSet:
             else:
                 self._materialize(key)
         message = self._messages.get(key)
-        if message is None and key[0] in self._pending:
-            self._load_guid(key[0])
-            self._materialize(key)
-            message = self._messages.get(key)
-        if message is None and self._pending_any:  # files not named <guid>.tmf: read on the first miss
+        # files not named <guid>.tmf: read on the first miss, or when one may outrank the find
+        if self._pending_any and (message is None or self._priority[key] < self._pending_any_top):
             self._load_unnamed()
             self._materialize(key)
             message = self._messages.get(key)
@@ -440,6 +477,7 @@ class TmfSet:
     def _load_unnamed(self) -> None:
         while self._pending_any:
             self._pending_any.pop(0)(self)
+        self._pending_any_top = float("-inf")
 
     def load_all(self) -> None:
         """Run every deferred loader now, and parse every entry left for later."""
@@ -448,6 +486,11 @@ class TmfSet:
             guid = next(iter(self._pending))
             self._load_guid(guid)
         self._materialize_all()
+
+
+def _priority_of(noted: tuple) -> int:
+    """The priority of a deferred entry's note (``TmfSet._deferred``)."""
+    return noted[3]
 
 
 def _int(guid: uuid.UUID | int) -> int:

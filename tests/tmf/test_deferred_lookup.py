@@ -86,6 +86,7 @@ def test_files_read_after_a_lookup_of_their_guid():
     assert tmfset.lookup(G, 15).format == "%0m15third %10!d!"   # equal priority: the first read
     assert tmfset.lookup(G, 12).format == "%0m12again %10!d!"   # its broken first copy reported
     assert [(issue.path, issue.line) for issue in tmfset.issues] == [("t0.tmf", 13)]
-    tmfset.load_all()
-    assert [(issue.path, issue.line) for issue in tmfset.issues] == [("t0.tmf", 13), ("last.tmf", 8)]
+    tmfset.load_all()   # (and the keys given several formats, at the entry used)
+    assert [(issue.path, issue.line) for issue in tmfset.issues
+            if "different formats" not in issue.message] == [("t0.tmf", 13), ("last.tmf", 8)]
     assert tmfset.lookup(G, 16).format == "%0indented"   # the first of the three read
