@@ -27,6 +27,7 @@ from wpptrace._lazyuuid import GuidFromInt, guid_int, uuid_of_int
 
 from .errors import TmfError
 from .lazyre import LazyPattern
+from .loader import text_lines as _text_lines
 from .model import Argument, EnumDef, Message, TmfSet, make_argument, make_message
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
@@ -390,11 +391,9 @@ def _parse_enum_line(text: str) -> str:
 # The block state machine
 # ---------------------------------------------------------------------------------------------
 def _lines(text: str) -> list[str]:
-    # split on "\n" only (str.splitlines also splits on \x0b, \x1c, U+2028 ... and would shift line numbers)
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+    # LF, CRLF and a CR alone (str.splitlines also splits on \x0b, \x1c, U+2028 ... and would
+    # shift line numbers); the lazy reader splits texts without a CR only
+    return _text_lines(text)
 
 
 def _ends_block(line: str) -> bool:

@@ -101,6 +101,17 @@ def read_text(path: "str | os.PathLike[str]") -> str:
         return data.decode("cp1252", errors="replace")
 
 
+def text_lines(text: str) -> list[str]:
+    """The lines of a TMF or TMC text: a LF, a CRLF or a CR alone ends a line (CRs just
+    before a LF are its line end: a file converted to CRLF twice has "\r\r\n")."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if "\r" not in text:
+        return lines
+    return [part for line in lines for part in line.rstrip("\r").split("\r")]
+
+
 def not_tmf_text(text: str, path: str = "<string>", tmc: bool = False) -> TmfError | None:
     """Why ``text`` (read from ``path``) is not TMF (or, with ``tmc``, TMC) text, or None.
 
@@ -119,7 +130,9 @@ def not_tmf_text(text: str, path: str = "<string>", tmc: bool = False) -> TmfErr
                         path=path, line=line, column=column, expected=f"a {what} text file")
     if _TMC_KEY.search(text) if tmc else _TMF_KEY.match(text) or _TMF_KEY_AFTER_NEWLINE.search(text):
         return None
-    for lineno, line in enumerate(text.split("\n"), 1):
+    for lineno, line in enumerate(text_lines(text), 1):   # (lines that end with a CR alone)
+        if (_TMC_KEY if tmc else _TMF_KEY).match(line):
+            return None
         stripped = line.strip()
         if stripped and not stripped.startswith("//") and not _GUID_HEADER.match(stripped):
             keys = "a GUID header" if tmc else "a #typev or #enumv line"
@@ -175,8 +188,7 @@ def parse_tmc(text: str, path: str = "<string>", tolerant: bool = False) -> list
     """
     controls: list[ControlGuid] = []
     current: tuple[uuid.UUID, str, list[str], int] | None = None
-    for lineno, raw in enumerate(text.split("\n"), 1):
-        line = raw.rstrip("\r")
+    for lineno, line in enumerate(text_lines(text), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("//") or stripped == "PUBLIC_TMF:":
             continue
