@@ -179,8 +179,9 @@ def _grammar():
     return grammar
 
 
-def parse_tmc(text: str, path: str = "<string>", tolerant: bool = False) -> list[ControlGuid]:
-    """Control GUIDs of a .tmc file.
+def parse_tmc(text: str, path: str = "<string>", tolerant: bool = False,
+              issues: list[TmfError] | None = None) -> list[ControlGuid]:
+    """Control GUIDs of a .tmc file (tolerant: a bad line is skipped, and added to ``issues``).
 
     The layout is inferred (no real .tmc was available): ``//`` comment lines, then per control
     GUID a line ``<guid> <ControlName>`` followed by its flag names, one per line, bit 0 first
@@ -206,6 +207,8 @@ def parse_tmc(text: str, path: str = "<string>", tolerant: bool = False) -> list
                            line_text=line, expected="'<control-guid> <name>' or a flag name")
             if not tolerant:
                 raise err
+            if issues is not None:
+                issues.append(err)
     if current:
         controls.append(ControlGuid(current[0], current[1], tuple(current[2]), f"{path}:{current[3]}"))
     return controls
@@ -217,8 +220,11 @@ def _load_tmc(path: str, tolerant: bool, tmfset: TmfSet) -> None:
         not_tmc = not_tmf_text(text, path, tmc=True)
         if not_tmc is not None:
             raise not_tmc
-        for control in parse_tmc(text, path=path, tolerant=tolerant):
+        skipped: list[TmfError] = []
+        for control in parse_tmc(text, path=path, tolerant=tolerant, issues=skipped):
             tmfset.add_control_guid(control)
+        for issue in skipped:
+            tmfset.add_issue(issue)
     except OSError as err:
         if not tolerant:
             raise
