@@ -161,3 +161,31 @@ def test_a_tmf_path_that_cannot_be_used_is_said_and_nothing_is_listened_on(tmp_p
     assert err[0].startswith(f"wpptrace collect: warning: TMF entry skipped: {bad}:1:1: not a TMF file")
     assert err[1:] == ["wpptrace collect: cannot listen on 127.0.0.1:0: not listening in this test"]
     assert len(made) == 1
+
+
+def test_the_output_directory_is_made_only_as_the_last_step_of_its_path(tmp_path, monkeypatch,
+                                                                          capsys):
+    """``collect -o app.py`` (a file) said "[Errno 17] File exists"; ``-o /missing/a/b`` made
+    the whole chain at the umask's modes. Now a file there, or a parent missing, is one line
+    (exit status 1, nothing made); a missing last directory is made private."""
+    import os
+    import stat
+
+    monkeypatch.setattr(collector_module, "Collector",
+                        type("Checked", (collector_module.Collector,),
+                             {"start": _NotListening.start}))
+    afile = tmp_path / "app.py"
+    afile.write_text("")
+    deep = tmp_path / "missing" / "a" / "b"
+    for path, said in [
+            (afile, f"{afile}: not a directory (ERROR_BAD_PATHNAME)"),
+            (deep, f"{deep}: there is no directory {deep.parent} (only the last directory of "
+                   f"the path is made) (ERROR_BAD_PATHNAME)"),
+            (afile / "x", f"{afile / 'x'}: a part of the path is not a directory (ERROR_BAD_PATHNAME)")]:
+        assert cli.main(["collect", "--listen", "127.0.0.1:0", "-o", str(path), "-q"]) == 1, path
+        assert capsys.readouterr() == ("", f"wpptrace collect: {said}\n"), path
+    assert sorted(os.listdir(tmp_path)) == ["app.py"]
+    made = tmp_path / "made"
+    assert cli.main(["collect", "--listen", "127.0.0.1:0", "-o", str(made), "-q"]) == 1
+    assert "cannot listen" in capsys.readouterr().err
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700

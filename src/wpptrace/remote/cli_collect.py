@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 
-from wpptrace._cliutil import RawDescriptionHelpFormatter, complain
+from wpptrace._cliutil import RawDescriptionHelpFormatter, complain, reason
 from wpptrace.remote.cli_options import add_quiet, log_to_stderr, pem_problem, seconds
 
 PROG = "collect"
@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="allow --listen on an address other hosts reach without TLS: "
                              "anyone who reaches it can send traces (one warning line)")
     parser.add_argument("-o", "--output-dir", metavar="DIR",
-                        help="write one .etl per source here (made private if missing)")
+                        help="write one .etl per source here (made private if missing; its "
+                             "parent must exist)")
     parser.add_argument("--rt", action="store_true", help="print every source's messages live")
     parser.add_argument("-p", "--tmf-path", action="append", default=[], metavar="DIR",
                         help="TMF directory for --rt (repeatable)")
@@ -170,17 +171,21 @@ def run(args: argparse.Namespace) -> int:
         if args.sources and ended >= args.sources:
             stopping.set()
 
-    collector = Collector(listen, output_dir=args.output_dir, live=live, tls=tls,
-                          allow=allow,
-                          max_connections=args.max_connections,
-                          max_per_address=args.max_per_address,
-                          max_per_network=args.max_per_network,
-                          max_buffer_size=args.max_buffer_kb * 1024, timeout=args.timeout,
-                          resume_window=args.resume_window,
-                          max_queued_per_source=None if per_source is None else per_source << 20,
-                          max_queued=in_all << 20,
-                          max_file_size=max_file << 20,
-                          write_timeout=write_timeout, on_source_end=on_end)
+    try:
+        collector = Collector(listen, output_dir=args.output_dir, live=live, tls=tls,
+                              allow=allow,
+                              max_connections=args.max_connections,
+                              max_per_address=args.max_per_address,
+                              max_per_network=args.max_per_network,
+                              max_buffer_size=args.max_buffer_kb * 1024, timeout=args.timeout,
+                              resume_window=args.resume_window,
+                              max_queued_per_source=None if per_source is None else per_source << 20,
+                              max_queued=in_all << 20,
+                              max_file_size=max_file << 20,
+                              write_timeout=write_timeout, on_source_end=on_end)
+    except OSError as exc:          # the output directory (the collector's only file so far)
+        complain(PROG, f"{args.output_dir}: {reason(exc, args.output_dir)}")
+        return 1
     try:
         collector.start()
     except OSError as exc:

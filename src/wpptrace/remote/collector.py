@@ -718,12 +718,36 @@ _NOT_STOPPED = {False: " (its header does not say the session stopped)",
                       "say the session stopped if the disk answers)"}
 
 
+def _output_directory(path: str) -> None:
+    """``path`` as the collector's directory: an existing directory, or made (private) as the
+    last step of a path whose parent exists. A Win32Error naming it otherwise: a file there,
+    or a parent missing (a mistyped path would make a chain of directories in the wrong
+    place, at the umask's modes)."""
+    from wpptrace.winerror import ERROR_BAD_PATHNAME, as_win32
+
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise Win32Error(ERROR_BAD_PATHNAME, f"{path}: not a directory", filename=path) from None
+    except FileNotFoundError:
+        parent = os.path.dirname(os.path.abspath(path))
+        raise Win32Error(ERROR_BAD_PATHNAME, f"{path}: there is no directory {parent} (only the "
+                         f"last directory of the path is made)", filename=path) from None
+    except NotADirectoryError:
+        raise Win32Error(ERROR_BAD_PATHNAME, f"{path}: a part of the path is not a directory",
+                         filename=path) from None
+    except OSError as exc:
+        raise as_win32(exc) from None
+
+
 class Collector:
     """Accept relays on ``listen`` (host, port; port 0 picks one: see ``address``; an empty
     host is 127.0.0.1, this host only: listening where other hosts reach without TLS is the
     caller's explicit choice).
 
-    ``output_dir``: write one .etl per source there (made private if missing); ``live``: a
+    ``output_dir``: write one .etl per source there (made private if missing, its parent must
+    exist; Win32Error ERROR_BAD_PATHNAME if it is not a directory); ``live``: a
     ``wpptrace.remote.liveview.LiveView`` that decodes every source as its buffers arrive;
     ``tls``: a server ``ssl.SSLContext`` (``wpptrace.remote.tls.server_context``; with a
     client CA, only relays with a certificate it signed get in); ``allow``: certificate
@@ -842,7 +866,7 @@ class Collector:
         self._startup_error: Optional[BaseException] = None
         self._lock = threading.Lock()
         if output_dir is not None:
-            os.makedirs(output_dir, mode=0o700, exist_ok=True)
+            _output_directory(output_dir)
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> "Collector":
