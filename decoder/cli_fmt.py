@@ -356,13 +356,6 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
             print(f"{opts.prog}: error: {problem}", file=err)
             return EXIT_USAGE
 
-    tmfset, problems = load_tmfs(opts, err)
-    if problems:
-        status = EXIT_FAILURE
-    decoder = WppDecoder(tmfset, prefix=prefix, noprefix=opts.noprefix, utc=opts.utc)
-    cache = _open_cache(decoder, opts, prefix) if opts.cache and opts.realtime is None else None
-    decoder.use_cache(cache)
-
     inputs: list[_Input] = []
     for path in opts.files:
         try:
@@ -370,8 +363,15 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
         except (OSError, ValueError) as exc:
             print(f"{opts.prog}: error: {input_problem(path, exc)}", file=err)
             status = EXIT_FAILURE
-    if not inputs and opts.realtime is None:
+    if not inputs and opts.realtime is None:    # nothing to decode: that one fatal line only
         return status or EXIT_FAILURE
+
+    tmfset, problems = load_tmfs(opts, err)
+    if problems:
+        status = EXIT_FAILURE
+    decoder = WppDecoder(tmfset, prefix=prefix, noprefix=opts.noprefix, utc=opts.utc)
+    cache = _open_cache(decoder, opts, prefix) if opts.cache and opts.realtime is None else None
+    decoder.use_cache(cache)
 
     try:
         stream, owned = _open_output(opts, out)
@@ -475,7 +475,7 @@ def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str],
         try:
             sources = [_open_live(opts.realtime)]
         except (OSError, EOFError) as exc:
-            print(f"{opts.prog}: error: {_live_problem(opts.realtime, exc)}", file=err)
+            print(f"{opts.prog}: error: {live_problem(opts.realtime, exc)}", file=err)
             return False
     else:
         sources = [inp.source for inp in inputs]
@@ -732,10 +732,16 @@ def _describe(exc: BaseException) -> str:
     return reason(exc)
 
 
-def _live_problem(name: str, exc: BaseException) -> str:
+def live_problem(name: str, exc: BaseException) -> str:
     """Why the live view of session ``name`` could not start, and what to do about it."""
-    from wpptrace.winerror import ERROR_WMI_INSTANCE_NOT_FOUND
+    from wpptrace.winerror import ERROR_ACCESS_DENIED, ERROR_WMI_INSTANCE_NOT_FOUND
 
+    if getattr(exc, "winerror", None) == ERROR_ACCESS_DENIED:
+        from wpptrace.provider.session_cli import runtime_directory_refusal
+
+        refused = runtime_directory_refusal()
+        if refused is not None:
+            return f"real-time session {name!r}: {refused} (ERROR_ACCESS_DENIED)"
     if getattr(exc, "winerror", None) == ERROR_WMI_INSTANCE_NOT_FOUND:
         import shlex
 

@@ -238,6 +238,8 @@ def _open_seekable(path: str) -> BinaryIO:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise Win32Error(ETL.ERROR_FILE_NOT_FOUND, filename=path) from None
+    except PermissionError:     # named as a missing file is: the same table, the same line
+        raise Win32Error(ETL.ERROR_ACCESS_DENIED, filename=path) from None
     except IsADirectoryError:
         raise Win32Error(ETL.ERROR_BAD_PATHNAME, _IS_A_DIRECTORY.format(path), filename=path) from None
     try:

@@ -30,7 +30,7 @@ from wpptrace.winerror import Win32Error, in_words
 
 __all__ = ["add_subcommands", "run", "start", "query_text", "listed_text", "shown_text", "check_name",
            "check_logfile", "log_file_refusal", "parse_guid_spec", "flags_argument", "level_argument", "SessionError",
-           "UsageError"]
+           "UsageError", "runtime_directory_refusal"]
 
 ACTIONS = ("start", "stop", "flush", "query", "update", "enable", "disable", "list")
 
@@ -168,11 +168,19 @@ def _runtime_directory_problem(path: str) -> str:
     return "it must be a directory of this user, private to this user (mode 0700)"
 
 
+def runtime_directory_refusal() -> str | None:
+    """Why this user's runtime directory is not usable, in one line; None if it is."""
+    if sessions.runtime_directory() is not None:
+        return None
+    name = _runtime_directory_name()
+    return f"the runtime directory {name} is not usable: {_runtime_directory_problem(name)}"
+
+
 def check_runtime_directory() -> None:
     """SessionError unless this user's runtime directory is usable (private to the user)."""
-    if sessions.runtime_directory() is None:
-        name = _runtime_directory_name()
-        raise SessionError(f"the runtime directory {name} is not usable: {_runtime_directory_problem(name)}")
+    refused = runtime_directory_refusal()
+    if refused is not None:
+        raise SessionError(refused)
 
 
 def _describe(exc: Win32Error, name: str) -> str:
@@ -183,6 +191,9 @@ def _describe(exc: Win32Error, name: str) -> str:
     if exc.winerror == lib.ERROR_BUSY:
         return f"session {name!r} is busy: its host process did not answer in time, or {_REGISTRY_HELD}"
     if exc.winerror == lib.ERROR_ACCESS_DENIED:
+        refused = runtime_directory_refusal()    # the core's refusal of it: why, in words
+        if refused is not None:
+            return f"{refused} ({exc.name})"
         return (f"{exc.name}: access denied (is the runtime directory {_runtime_directory_name()} "
                 f"private to this user?)")
     if exc.winerror == lib.ERROR_BAD_PATHNAME:     # the runtime directory's check or its registry

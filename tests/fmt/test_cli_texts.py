@@ -197,3 +197,34 @@ def test_a_named_pipe_with_no_writer_is_told_not_waited_on(tmp_path):
     assert done.stderr.splitlines()[-1] == (
         "wpptrace dump: error: -: cannot read: offset 0x0: expected a 72-byte WMI_BUFFER_HEADER, "
         "the file has 3 bytes (ERROR_BAD_FORMAT)")
+
+
+def test_an_unreadable_etl_file_is_named_by_its_win32_code_as_a_missing_one_is(capsys, tmp_path,
+                                                                             monkeypatch):
+    """A missing .etl file said ERROR_FILE_NOT_FOUND, an unreadable one only "Permission
+    denied". (Made unreadable by the open refusing it: root reads a file of mode 000.)"""
+    locked = tmp_path / "locked.etl"
+    locked.write_bytes(b"\0" * 64)
+    real_open = os.open
+
+    def refusing(path, *args, **kwargs):
+        if os.fspath(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(locked))
+        return real_open(path, *args, **kwargs)
+    monkeypatch.setattr(os, "open", refusing)
+    rc, out, err = wpptrace(capsys, "fmt", locked)
+    assert (rc, out) == (1, "")
+    assert err == f"wpptrace fmt: error: {locked}: cannot read: Access is denied (ERROR_ACCESS_DENIED)\n"
+
+
+def test_nothing_to_decode_is_the_one_fatal_line_without_the_no_tmf_warning(capsys, tmp_path):
+    """fmt and tracefmt said "no TMF given" before the error that left nothing to decode
+    (two lines); with nothing that can be decoded only the error is said."""
+    missing = tmp_path / "missing.etl"
+    rc, out, err = wpptrace(capsys, "fmt", missing)
+    assert (rc, out) == (1, "")
+    assert err == (f"wpptrace fmt: error: {missing}: cannot read: The system cannot find the "
+                   f"file specified (ERROR_FILE_NOT_FOUND)\n")
+    assert tracefmt.main([str(missing), "-displayonly", "-nosummary"]) == 1
+    assert capsys.readouterr() == ("", f"tracefmt: error: {missing}: cannot read: The system "
+                                       f"cannot find the file specified (ERROR_FILE_NOT_FOUND)\n")

@@ -268,3 +268,26 @@ def test_the_endpoint_socket_is_removed_from_the_runtime_directory_not_the_numbe
     assert (held, bound) == ("1", "True")
     assert [p.name for p in mine.iterdir()] == [socket]
     assert not any(p.name.startswith("p-") for p in runtime.iterdir())
+
+
+def test_a_runtime_directory_that_is_a_file_is_said_alike_by_every_command(tmp_path):
+    """WPPTRACE_RUNTIME_DIR naming a regular file: session start said "it is not a
+    directory", while query, list, fmt --rt and relay said "access denied (is the runtime
+    directory ... private to this user?)" or only the call that failed. Every one now says
+    what session start says, with the Win32 name."""
+    runtime = tmp_path / "afile"
+    runtime.write_text("")
+    env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
+    refused = f"the runtime directory {runtime} is not usable: it is not a directory"
+    for args, said in [
+            (["session", "start", "X", "--realtime"], f"wpptrace session start: error: {refused}"),
+            (["session", "query", "X"], f"wpptrace session query: error: {refused} (ERROR_ACCESS_DENIED)"),
+            (["session", "list"],
+             f"wpptrace session list: error: cannot list providers: {refused} (ERROR_ACCESS_DENIED)"),
+            (["fmt", "--rt", "X", "-p", str(tmp_path)],
+             f"wpptrace fmt: error: real-time session 'X': {refused} (ERROR_ACCESS_DENIED)"),
+            (["relay", "X", "--to", "127.0.0.1:9", "-q"],
+             f"wpptrace relay: real-time session 'X': {refused} (ERROR_ACCESS_DENIED)")]:
+        res = subprocess.run([sys.executable, "-m", "wpptrace", *args], env=env, capture_output=True,
+                             text=True, timeout=60)
+        assert (res.returncode, res.stderr.splitlines()[-1:]) == (1, [said]), args

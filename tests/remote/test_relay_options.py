@@ -99,3 +99,17 @@ def test_collect_and_relay_read_seconds_with_one_shared_helper():
     with pytest.raises(ValueError, match=r"^--write-timeout '0.5': expected a number of "
                                          r"seconds, at least 1$"):
         cli_options.seconds("0.5", "--write-timeout", least=1.0)
+
+
+def test_a_session_that_is_not_running_is_said_as_fmt_rt_says_it(capsys):
+    """relay printed the raw WMI text ("ERROR_WMI_INSTANCE_NOT_FOUND (4201): The instance
+    name passed was not recognized as valid by a WMI data provider. subscribe_realtime(...)")
+    for a session that is not running; it now says it as fmt --rt does, and what to do."""
+    import uuid
+
+    name = f"no-such-{uuid.uuid4().hex[:8]}"
+    assert cli.main(["relay", name, "--to", "127.0.0.1:9", "-q"]) == 1
+    assert capsys.readouterr() == ("", (
+        f"wpptrace relay: real-time session {name!r}: no session of this user by that name "
+        f"delivers in real time (ERROR_WMI_INSTANCE_NOT_FOUND); start one with "
+        f"'wpptrace session start {name} --realtime'\n"))

@@ -119,8 +119,10 @@ def run(args: argparse.Namespace) -> int:
                   linger=linger, linger_limit=linger_limit, stop_limit=stop_limit)
     try:
         relay.start()
-    except OSError as exc:
-        complain(PROG, f"session {args.session!r}: {exc}")
+    except OSError as exc:          # the session: as fmt --rt says it
+        from wpptrace.decoder.cli_fmt import live_problem
+
+        complain(PROG, live_problem(args.session, exc))
         return 1
 
     def interrupted(signum, frame):
