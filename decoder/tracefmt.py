@@ -4,8 +4,8 @@ Accepted options (tracefmt's spelling, single dash, case-insensitive like on Win
 ``[EtlFile ... | -f EtlFile | -rt Session] [-tmf File] [-p TmfDir] [-i Images | -pdb Pdbs]
 [-r SymbolPath] [-o OutFile] [-nosummary | -summaryonly] [-display | -displayonly]
 [-csv] [-csvheader] [-csvquote] [-utc | -gmt] [-noprefix] [-seq] [-prefix Template] [-progress]``.
-tracefmt's ``-hires``, ``-ods``, ``-trace`` and ``-v`` are taken and ignored with a note (what they
-ask for has no meaning here, the text is the same); any other dash word is refused (exit 2).
+tracefmt's ``-hires``, ``-ods``, ``-trace`` and ``-v`` are taken and ignored with a warning (what
+they ask for has no counterpart here); any other dash word is refused (exit 2).
 
 Like tracefmt, text goes to ``FmtFile.txt`` and the summary to ``FmtSum.txt`` unless ``-o``
 names the output (summary then ``<output>.sum``; ``FmtSum.txt`` still when the output is a
@@ -33,7 +33,7 @@ _DEFAULT_OUTPUT = "FmtFile.txt"
 _DEFAULT_SUMMARY = "FmtSum.txt"
 
 
-#: tracefmt's options that are taken and ignored (with a note): what they ask for does not
+#: tracefmt's options that are taken and ignored (with a warning): what they ask for does not
 #: apply here, and a script written for Windows tracefmt still decodes
 _IGNORED = {
     "-hires": "timestamps keep their usual digits",
