@@ -5,13 +5,18 @@ superblock at offset 0 (magic, page size, page count, directory size, directory 
 a stream directory spread over pages (``u32 count; u32 sizes[count]; u32 pages[...]``), and
 streams that are lists of pages. Every size and page number is checked against the file
 before use, so a corrupt or hostile file gives a :class:`PdbError` naming the file offset
-and what was expected; nothing allocates more than the file's own size.
+and what was expected. What is kept of the directory is at most three times its size (its
+bytes, and each stream's size and page-list start as two 32-bit numbers: a directory of a
+million empty streams costs 12 MB, not a Python object each); a stream's pages are copied
+when it is read, and all streams together fit in the file's pages.
 """
 from __future__ import annotations
 
 import mmap
 import os
 import struct
+import sys
+from array import array
 from dataclasses import dataclass
 from typing import BinaryIO, Union
 
@@ -234,17 +239,17 @@ class MsfFile:
             raise self._error(f"stream count {num_streams} does not fit in the "
                               f"{len(directory)}-byte stream directory", dir_offset(0),
                               f"at most {(len(directory) - 4) // 4} streams")
-        sizes = struct.unpack_from(f"<{num_streams}I", directory, 4)
+        sizes = _u32s(directory, 4, num_streams)
+        starts = array("I", [0]) * num_streams   # where each stream's page list starts
         pos = 4 + 4 * num_streams
         # Pages belong to one stream each, so all streams together fit in the file's pages. This
         # bound also stops a hostile directory from naming the same page over and over to make
         # a few kilobytes of file expand into gigabytes of stream data.
         file_pages = self.file_pages
         pages_left = file_pages - len(dir_page_nums) - len(self._map_pages)
-        streams: list[tuple[int, tuple[int, ...]]] = []
+        pages_in_file = min(self.num_pages, len(self._buf) // ps)
         for i, size in enumerate(sizes):
             if size == NIL_STREAM_SIZE:
-                streams.append((-1, ()))
                 continue
             count = -(-size // ps)
             if count > pages_left:
@@ -257,29 +262,29 @@ class MsfFile:
                                   f"the {len(directory)}-byte stream directory",
                                   dir_offset(min(pos, len(directory) - 1)),
                                   "page lists that fit in the directory")
-            pages = struct.unpack_from(f"<{count}I", directory, pos)
-            for j, p in enumerate(pages):
-                if p >= self.num_pages or (p + 1) * ps > len(self._buf):
-                    what = ("out of range" if p >= self.num_pages
-                            else "past the end of the file (truncated?)")
-                    raise self._error(f"stream {i}: page number {p} is {what}",
-                                      dir_offset(pos + 4 * j),
-                                      f"a page number below {file_pages}")
-            streams.append((size, pages))
+            if count and max(pages := _u32s(directory, pos, count)) >= pages_in_file:
+                for j, p in enumerate(pages):
+                    if p >= pages_in_file:
+                        what = ("out of range" if p >= self.num_pages
+                                else "past the end of the file (truncated?)")
+                        raise self._error(f"stream {i}: page number {p} is {what}",
+                                          dir_offset(pos + 4 * j),
+                                          f"a page number below {file_pages}")
+            starts[i] = pos
             pos += 4 * count
-        self._streams = streams
+        self._directory, self._sizes, self._starts = directory, sizes, starts
 
     # -- public API ------------------------------------------------------------------------
     @property
     def num_streams(self) -> int:
-        return len(self._streams)
+        return len(self._sizes)
 
     def stream_size(self, index: int) -> int | None:
         """Size of stream ``index`` in bytes, or None if it is absent (nil or out of range)."""
-        if not 0 <= index < len(self._streams):
+        if not 0 <= index < len(self._sizes):
             return None
-        size = self._streams[index][0]
-        return None if size < 0 else size
+        size = self._sizes[index]
+        return None if size == NIL_STREAM_SIZE else size
 
     def has_stream(self, index: int) -> bool:
         return self.stream_size(index) is not None
@@ -293,16 +298,25 @@ class MsfFile:
     def stream(self, index: int, what: str = "") -> MsfStream:
         """Stream ``index`` (its bytes and page map). Raises PdbError if it is absent."""
         label = f"stream {index}" + (f" ({what})" if what else "")
-        if not 0 <= index < len(self._streams):
-            raise self._error(f"{label} does not exist; the directory has {len(self._streams)} streams",
+        if not 0 <= index < len(self._sizes):
+            raise self._error(f"{label} does not exist; the directory has {len(self._sizes)} streams",
                               None, "a stream index named by the PDB")
-        size, pages = self._streams[index]
-        if size < 0:
+        size = self._sizes[index]
+        if size == NIL_STREAM_SIZE:
             raise self._error(f"{label} is a nil stream", None, "a present stream")
         ps = self.page_size
+        pages = struct.unpack_from(f"<{-(-size // ps)}I", self._directory, self._starts[index])
         buf = self._buf
         data = b"".join(bytes(buf[p * ps:(p + 1) * ps]) for p in pages)[:size]
         return MsfStream(index, data, pages, ps)
+
+
+def _u32s(data: bytes, pos: int, count: int) -> array:
+    """``count`` little-endian u32 values of ``data`` from ``pos``, in an array (4 bytes each)."""
+    values = array("I", data[pos:pos + 4 * count])
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values
 
 
 def _source_name(source: object) -> str:
