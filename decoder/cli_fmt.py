@@ -665,6 +665,8 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
         events_lost=sum(inp.events_lost for inp in inputs),
         format_errors=counters.format_errors,
         formats_unknown=counters.unknown,
+        records_damaged=sum(inp.etl.stats.damaged for inp in inputs),
+        buffers_skipped=sum(inp.etl.stats.unreadable_buffers for inp in inputs),
         elapsed_seconds=time.monotonic() - started,
     )
     if opts.summary:
@@ -678,9 +680,12 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
                   file=err)
             status = EXIT_FAILURE
     if opts.verbose:
+        damage = (" :: Damaged Records: %d, Skipped Buffers: %d"
+                  % (summary.records_damaged, summary.buffers_skipped)
+                  if summary.records_damaged or summary.buffers_skipped else "")
         print("Processing completed   Buffers: %d, Events: %d, EventsLost: %d :: Format Errors: %d, "
-              "Unknowns: %d" % (summary.buffers, summary.events, summary.events_lost,
-                                summary.format_errors, summary.formats_unknown), file=err)
+              "Unknowns: %d%s" % (summary.buffers, summary.events, summary.events_lost,
+                                  summary.format_errors, summary.formats_unknown, damage), file=err)
         if counters.non_wpp:
             print("Skipped %d non-WPP records" % counters.non_wpp, file=err)
         if opts.output:

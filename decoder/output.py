@@ -326,6 +326,10 @@ class Summary:
     events_lost: int = 0
     format_errors: int = 0
     formats_unknown: int = 0
+    #: damaged records and skipped buffers (lines of their own only when not 0: a summary of
+    #: an undamaged file is tracefmt's)
+    records_damaged: int = 0
+    buffers_skipped: int = 0
     elapsed_seconds: float = 0.0
     rows: list[SummaryRow] = field(default_factory=list)
 
@@ -348,6 +352,8 @@ def summary_text(summary: Summary, table: list[tuple[str, str, str, int]] | None
         "Total Events  Lost      %d" % summary.events_lost,
         "Total Format  Errors    %d" % summary.format_errors,
         "Total Formats Unknown   %d" % summary.formats_unknown,
+        *(["Total Buffers Skipped   %d" % summary.buffers_skipped] if summary.buffers_skipped else []),
+        *(["Total Records Damaged   %d" % summary.records_damaged] if summary.records_damaged else []),
         "Elapsed Time            %d sec" % int(summary.elapsed_seconds),
         _RULE,
         _TABLE_HEADER,
