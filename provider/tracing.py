@@ -323,7 +323,11 @@ class _ProviderMethods:
         self.calls_dropped = 0
         self.registration_error = ""        # why RegisterTraceGuids failed (see register)
         self._drops: dict[str, list] = {}   # site label -> [count, first reason, _Place.order]
-        self._reported: set[str] = set()    # sites whose first drop was reported
+        self._reported: dict[str, object] = {}   # sites whose first drop was reported (see _drop)
+        # The drop counts (calls_dropped, _drops): held over a few dict operations only, never
+        # while a call site is read or compiled, so a drop never waits for another thread's
+        # resolving (which holds _lock). Reentrant: a signal handler may drop while it is held.
+        self._drops_lock = threading.RLock()
         self._files: dict[str, FileMessages] = {}
         # id(code object) -> (the code object, {instruction offset -> CompiledSite or _BadSite});
         # holding the code object keeps its id from being reused while it is cached (see _hold).
@@ -341,6 +345,7 @@ class _ProviderMethods:
         """In a forked child: new locks. Only the forking thread lives on there, so a lock that
         another thread held at the fork (resolving a call site) would never be released."""
         self._lock = threading.RLock()
+        self._drops_lock = threading.RLock()
         self._state_lock = threading.RLock()
         self._registration_lock = threading.RLock()
         self._sources.after_fork()
@@ -568,23 +573,27 @@ class _ProviderMethods:
                                                      *site.program())
 
     def _drop(self, place: _Place, error: Exception) -> None:
-        """A call that cannot be written: raise if strict, else count it and report the first."""
+        """A call that cannot be written: raise if strict, else count it and report the first.
+        Never waits for a call site being resolved in another thread (see _drops_lock)."""
         if self.strict:
             raise error.with_traceback(None)
         label, where = place.label, place.where
-        with self._lock:
+        reason = _reason(error)          # outside the lock: an application's __str__ may run
+        with self._drops_lock:
             self.calls_dropped += 1
             record = self._drops.get(label)
             if record is not None:
                 record[0] += 1
             else:
-                self._drops[label] = [1, str(error), place.order]
-            if label in self._reported:
-                return
-            self._reported.add(label)
+                self._drops[label] = [1, reason, place.order]
+        # The check-and-set of one call (atomic under the GIL): one report per site, whichever
+        # of racing threads (or a signal handler dropping inside this one) comes first.
+        token = object()
+        if self._reported.setdefault(label, token) is not token:
+            return
         try:
             warnings.warn_explicit(
-                f"{self.name}: trace call dropped: {error} (later drops at this call site are only "
+                f"{self.name}: trace call dropped: {reason} (later drops at this call site are only "
                 f"counted: Provider.stats())", TraceWarning, where[0], where[1])
         except Exception:  # noqa: BLE001 - e.g. warnings turned into errors: still never raise
             pass
@@ -593,7 +602,7 @@ class _ProviderMethods:
         """Calls dropped (per call site, with the first reason) and events the session refused;
         ``reset=True`` starts the counts again from zero (each site is still reported once per
         process)."""
-        with self._lock:
+        with self._drops_lock:
             sites = tuple(DroppedCalls(label, count, reason) for label, (count, reason, _order)
                           in sorted(self._drops.items(), key=lambda item: (item[1][2], item[0])))
             stats = ProviderStats(self.calls_dropped, int(self.events_dropped), int(self.last_error), sites,
@@ -690,6 +699,16 @@ def _call_position(code: Any, lasti: int) -> tuple:
         if start <= lasti < end:
             return (line,)
     return (None,)
+
+
+def _reason(error: Exception) -> str:
+    """``str(error)``, or its type's name if that fails (the value's own exception)."""
+    try:
+        return str(error)
+    except Exception as exc:  # noqa: BLE001 - never into the application
+        if passes_on(exc):
+            raise
+        return f"{type(error).__name__} (its text cannot be shown)"
 
 
 def _compiled_place(site: CompiledSite, code: Any) -> _Place:

@@ -1384,3 +1384,108 @@ def test_the_drop_and_send_counters_lose_no_count_under_threads(tmp_path):
         sys.setswitchinterval(interval)
     assert trace.stats().events_dropped - before == calls * threads
     assert (handler.sent_typed, handler.sent_formatted) == (calls * threads // 2 + 1, 0)
+
+
+_OTHER = '''
+from {name} import trace
+def other(n):
+    trace.info(trace.flags.IO, "other %d", n)
+'''
+
+
+@contextlib.contextmanager
+def _resolving_held(tmp_path, monkeypatch, app):
+    """Another thread resolving a call site, held in the read of its source (a slow file
+    system) until the block ends: it holds what resolving holds (the provider's lock)."""
+    other_path = tmp_path / f"other_{uuid.uuid4().hex[:8]}.py"
+    other_path.write_text(_OTHER.format(name=app.__name__))
+    spec = importlib.util.spec_from_file_location(other_path.stem, other_path)
+    other = importlib.util.module_from_spec(spec)
+    sys.modules[app.__name__] = app
+    try:
+        spec.loader.exec_module(other)
+    finally:
+        del sys.modules[app.__name__]
+    reading, release = threading.Event(), threading.Event()
+    read_text = tracing_sources._read_text
+
+    def slow_read(path, module_globals):
+        if path == str(other_path):
+            reading.set()
+            release.wait(30)
+        return read_text(path, module_globals)
+    monkeypatch.setattr(tracing_sources, "_read_text", slow_read)
+    worker = threading.Thread(target=other.other, args=(1,))
+    worker.start()
+    try:
+        assert reading.wait(10), "the other thread never read its source"
+        yield
+    finally:
+        release.set()
+        worker.join(30)
+    assert not worker.is_alive()
+
+
+def _warmed(app):
+    """The site of app.go resolved, as the calls of specialized code find it too (3.11's C
+    method calls may be made at another instruction of the call once the code is specialized)."""
+    for n in range(100):
+        app.go(n)
+
+
+def _dropping(calls):
+    """Start threads making these calls; the threads that have not returned after a generous
+    while (a drop that waits for the held resolving never returns before it is released)."""
+    workers = [threading.Thread(target=call) for call in calls]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(10)
+    return [worker for worker in workers if worker.is_alive()]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_drop_does_not_wait_for_a_call_site_another_thread_is_resolving(tmp_path, monkeypatch, path):
+    """A call that cannot be written (a value that does not fit) is dropped, counted and
+    reported at once, while another thread is still reading the source of another call site."""
+    app = make_app(tmp_path, APP)
+    enable(app.trace, path)
+    _warmed(app)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        with _resolving_held(tmp_path, monkeypatch, app):
+            waiting = _dropping([lambda: app.go("not a number")])
+            assert not waiting, "the drop waited for the other thread's resolving"
+            stats = app.trace.stats()
+            assert stats.calls_dropped == 1
+            assert [site.count for site in stats.sites] == [1]
+    dropped = [w for w in said if w.category is TraceWarning]
+    assert len(dropped) == 1 and "trace call dropped" in str(dropped[0].message)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_threads_dropping_at_one_site_at_once_report_it_once_and_count_every_drop(tmp_path, monkeypatch,
+                                                                                 path):
+    """Threads dropping at one site at once, switching as often as the interpreter lets them
+    (while another thread holds a resolving): every drop counted, the site reported once;
+    stats(reset=True) gives them and starts again, the site not reported again."""
+    app = make_app(tmp_path, APP)
+    enable(app.trace, path)
+    _warmed(app)
+    calls, threads = 2000, 4
+    interval = sys.getswitchinterval()
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        with _resolving_held(tmp_path, monkeypatch, app):
+            sys.setswitchinterval(1e-6)
+            try:
+                waiting = _dropping([lambda: [app.go("x") for _ in range(calls)]] * threads)
+            finally:
+                sys.setswitchinterval(interval)
+            assert not waiting, "the drops waited for the other thread's resolving"
+            stats = app.trace.stats(reset=True)
+            assert stats.calls_dropped == calls * threads
+            assert [site.count for site in stats.sites] == [calls * threads]
+            app.go("x")
+            assert [(s.calls_dropped, len(s.sites)) for s in [app.trace.stats()]] == [(1, 1)]
+    assert len([w for w in said if w.category is TraceWarning]) == 1
