@@ -341,29 +341,38 @@ def test_a_free_process_takes_the_tail_windows(traces, tmp_path, monkeypatch, sl
 
 @pytest.mark.parametrize("to", ["file", "stream"])
 def test_the_windows_counts_are_added_as_they_come(traces, tmp_path, monkeypatch, to):
-    """While this process waits for the worker's last window (held until then), the windows
-    before it are added to this process's counters and read log (the worker decoded them, this
-    process its first only): once the last window's results come only its part is left; its
-    summary file is made while it waits. The bytes and the summary are one process's, output
-    to a file (the worker's results come with each window's end) or to a stream this process
-    appends to (with the worker's last message: all added then)."""
+    """While this process waits for the worker's last window (held until this process waits,
+    to a file, and has looked at the workers once window 4's end came), the windows before it
+    are added to this process's counters and read log (the worker decoded them, this process
+    its first only): once the last window's results come only its part is left; its summary
+    file is made while it waits. The bytes and the summary are one process's, output to a file
+    (the worker's results come with each window's end) or to a stream this process appends to
+    (with the worker's last message: all added then)."""
     from wpptrace.decoder import cli_fmt
 
     etls, tmfs = traces["driver"]
     cuts = _six_windows(etls[0])
     monkeypatch.setattr(parallel, "cut_keys", lambda *_a, **_k: cuts)
     one = _output_and_summary(tmp_path, 1, etls[0], tmf_dirs=tmfs, utc=True)
-    parent, waiting = os.getpid(), tmp_path / "waiting"
+    parent, waiting, looked = os.getpid(), tmp_path / "waiting", tmp_path / "looked"
     real_take, real_decode, real_idle = parallel._take, cli_fmt._decode_sources, parallel._Assembly._idle
     real_windows, real_ready = parallel._Merge.windows, cli_fmt._SummaryFile.ready
+    real_send = parallel._Outbox.send
 
     def take(fd):                     # this process takes no window after its first
         return None if os.getpid() == parent else real_take(fd)
 
+    def send(self, message, wait=False):
+        # (in the worker) window 4's end (larger than the pipe: what did not fit goes with the
+        # next message) wholly sent before its last window, not with that window's end
+        real_send(self, message, wait or message[:2] == ("begin", 5))
+
     def decode(decoder, writer, opts, sources, progress, window=None, view=None):
         if window == (cuts[5], None):  # the worker's last window: once this process waits
-            deadline = time.monotonic() + 60
-            while not waiting.exists() and time.monotonic() < deadline:
+            deadline = time.monotonic() + 60   # (to a file) and has looked after window 4's end
+            while not ((to == "stream" or waiting.exists()) and looked.exists()):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("this process never looked at window 4's end")
                 time.sleep(0.005)
         return real_decode(decoder, writer, opts, sources, progress, window, view)
 
@@ -371,18 +380,21 @@ def test_the_windows_counts_are_added_as_they_come(traces, tmp_path, monkeypatch
         real_idle(self)
         waiting.touch()
 
-    added, readied = [], []           # the first window not added yet, after each look while it waits
+    added, readied = [], []           # the first window not added yet, after each look
 
     def windows(self, limit, checked=True):
         real_windows(self, limit, checked)
         if checked:                   # (not the end's look, which adds every window left)
             added.append(self.next)
+            if 4 in self.output.stops:    # window 4's end came before this look
+                looked.touch()
 
     def ready(self):
         real_ready(self)
         readied.append(sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")))
 
     monkeypatch.setattr(parallel, "_take", take)
+    monkeypatch.setattr(parallel._Outbox, "send", send)
     monkeypatch.setattr(parallel._Assembly, "_idle", idle)
     monkeypatch.setattr(parallel._Merge, "windows", windows)
     monkeypatch.setattr(cli_fmt, "_decode_sources", decode)
@@ -399,7 +411,8 @@ def test_the_windows_counts_are_added_as_they_come(traces, tmp_path, monkeypatch
     [run] = runs
     assert run.owners == [0, 1, 1, 1, 1, 1] and run.in_place == (to == "file")
     assert added == sorted(added) and added[0] >= 1
-    # to a file the windows before the last are added while it waits; to a stream all at once
+    # to a file the windows before the last are added as they come (the look after window 4's
+    # end, made before window 5 began, added it); to a stream all at once, with the last
     assert (5 in added) == (to == "file") and (to == "file" or set(added) <= {1, 6})
     [partial] = readied                                    # (the output's own too, to a file)
     assert [name for name in partial if name.startswith(".sum")] != []
