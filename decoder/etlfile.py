@@ -502,11 +502,12 @@ class EtlFile(ReadLog):
         fixed_next = (h.buffer_size < self.file_size and self._plausible_packed(
             h.buffer_size, self._read_at(h.buffer_size, BUFFER_HEADER_SIZE)))
         if first == h.buffer_size:
-            if h.valid:
-                return h.compressed
             # no trustworthy header: a compressed second buffer means the packed layout
-            nxt = self._read_at(first, BUFFER_HEADER_SIZE)
-            return packed_next and buffer_info(nxt).compressed
+            packed = (h.compressed if h.valid else
+                      packed_next and buffer_info(self._read_at(first, BUFFER_HEADER_SIZE)).compressed)
+            if not packed:
+                self._stride_of_next_buffer(first)
+            return packed
         if (not h.compressed and BUFFER_HEADER_SIZE < first <= MAX_BUFFER_SIZE
                 and self._stride_votes(first) > self._stride_votes(h.buffer_size)):
             # the header's BufferSize is the damaged one (a multiple of the real size would
@@ -526,6 +527,29 @@ class EtlFile(ReadLog):
                            f"size), found {first:#x}; reading fixed-size buffers")
             return False
         return True
+
+    def _stride_of_next_buffer(self, first: int) -> None:
+        """The header's BufferSize and buffer 0's agree, yet both may be damaged alike: a
+        multiple of the real size would step over buffers that all say the real size, and
+        buffer 0 itself would hide some. The first other size a buffer at that stride says
+        is taken if more buffers found at its own stride say it."""
+        for k in range(1, _STRIDE_VOTES + 1):
+            said = int.from_bytes(self._read_at(k * first + _BUFFER_SIZE, _U32), "little")
+            if said != first:
+                break
+        else:
+            return                  # (an undamaged file: a few header reads)
+        if (not BUFFER_HEADER_SIZE < said <= MAX_BUFFER_SIZE
+                or self._stride_votes(said) <= self._stride_votes(first)):
+            return
+        self.buffer_stride = said
+        if self.header.valid:
+            self._issue(_HEADER_BUFFER_SIZE,
+                        f"expected TRACE_LOGFILE_HEADER.BufferSize {said:#x} (the buffers' "
+                        f"found at that stride), found {first:#x}; reading {said:#x}-byte "
+                        f"buffers")
+        self._issue(0, f"buffer 0: expected BufferSize {said:#x} (the buffers' found at that "
+                       f"stride), found {first:#x}; reading {said:#x}-byte buffers")
 
     def _say_packed(self, first: int) -> None:
         """The packed layout chosen in a file whose header says it is not compressed: the
