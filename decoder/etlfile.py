@@ -19,7 +19,7 @@ from wpptrace._fieldclass import fieldclass, replace
 
 from ._hazmat import (BUFFER_HEADER, ETL, INDEX_COLUMNS, SYSTEM_HEADER, FixedIndexReader,
                       next_header_shape, offsetof, read, sizeof, walk_records)
-from wpptrace.winerror import Win32Error
+from wpptrace.winerror import Win32Error, as_win32
 
 from .buffers import (BUFFER_HEADER_SIZE, MAX_BUFFER_SIZE, Buffer, BufferInfo, ReadLog,
                       ReadStats, buffer_info, decode, is_logfile_header_record,
@@ -236,12 +236,8 @@ def _open_seekable(path: str) -> BinaryIO:
     waiting for ever."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise Win32Error(ETL.ERROR_FILE_NOT_FOUND, filename=path) from None
-    except PermissionError:     # named as a missing file is: the same table, the same line
-        raise Win32Error(ETL.ERROR_ACCESS_DENIED, filename=path) from None
-    except IsADirectoryError:
-        raise Win32Error(ETL.ERROR_BAD_PATHNAME, _IS_A_DIRECTORY.format(path), filename=path) from None
+    except OSError as exc:      # a missing or unreadable file named as the C core's errors are
+        raise as_win32(exc) from None
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):

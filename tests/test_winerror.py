@@ -107,7 +107,22 @@ def test_an_os_error_as_the_win32_error_of_its_errno(tmp_path):
     assert isinstance(missing, Win32Error) and missing.name == "ERROR_FILE_NOT_FOUND"
     assert missing.filename == str(tmp_path / "x")
     assert as_win32(PermissionError(errno.EACCES, "Permission denied")).name == "ERROR_ACCESS_DENIED"
-    other = IsADirectoryError(errno.EISDIR, "Is a directory")
+    directory = as_win32(IsADirectoryError(errno.EISDIR, "Is a directory", str(tmp_path)))
+    assert (directory.name, directory.filename) == ("ERROR_BAD_PATHNAME", str(tmp_path))
+    assert str(directory) == f"ERROR_BAD_PATHNAME (161): {tmp_path}: is a directory: expected a file"
+    other = OSError(errno.ELOOP, "Too many levels of symbolic links")
     assert as_win32(other) is other
     already = Win32Error(5)
     assert as_win32(already) is already
+
+
+def test_an_errno_and_a_code_paired_both_ways_map_back_to_each_other():
+    """One table of named pairs gives both directions: a file error read as its Win32 code
+    carries the errno it came from."""
+    from wpptrace.winerror import Win32Error, as_win32
+
+    for name, code in (("ENOENT", "ERROR_FILE_NOT_FOUND"), ("EACCES", "ERROR_ACCESS_DENIED"),
+                       ("EMFILE", "ERROR_TOO_MANY_OPEN_FILES"), ("ENOSPC", "ERROR_DISK_FULL")):
+        err = as_win32(OSError(getattr(errno, name), name))
+        assert isinstance(err, Win32Error) and err.name == code
+        assert errno.errorcode[err.errno] == name

@@ -69,12 +69,42 @@ _MESSAGES = {
     7007: "A close operation is pending on the session.",
 }
 
-# A POSIX errno for each code, so `except MemoryError`-style handling by errno works too.
-_ERRNO = {2: _errno.ENOENT, 4: _errno.EMFILE, 5: _errno.EACCES, 6: _errno.EBADF, 8: _errno.ENOMEM,
-          14: _errno.ENOMEM, 24: _errno.EINVAL, 29: _errno.EIO, 50: _errno.ENOTSUP,
-          87: _errno.EINVAL, 112: _errno.ENOSPC,
-          161: _errno.ENOENT, 170: _errno.EBUSY, 183: _errno.EEXIST, 234: _errno.EMSGSIZE,
-          998: _errno.EFAULT, 1223: _errno.ECANCELED}
+#: Win32 code name and POSIX errno name, and which way the pair is read: _TO_ERRNO gives the
+#: errno a Win32Error carries for its code (so errno-based handling works on it too),
+#: _FROM_ERRNO the code ``as_win32`` names an OSError met opening or reading a file by (the
+#: nearest code the table has); _BOTH, either way. The first pair for a name wins.
+_TO_ERRNO, _FROM_ERRNO, _BOTH = 1, 2, 3
+_ERRNO_PAIRS = (
+    ("ERROR_FILE_NOT_FOUND", "ENOENT", _BOTH),
+    ("ERROR_TOO_MANY_OPEN_FILES", "EMFILE", _BOTH),
+    ("ERROR_TOO_MANY_OPEN_FILES", "ENFILE", _FROM_ERRNO),
+    ("ERROR_ACCESS_DENIED", "EACCES", _BOTH),
+    ("ERROR_ACCESS_DENIED", "EPERM", _FROM_ERRNO),
+    ("ERROR_ACCESS_DENIED", "EROFS", _FROM_ERRNO),
+    ("ERROR_INVALID_HANDLE", "EBADF", _TO_ERRNO),
+    ("ERROR_NOT_ENOUGH_MEMORY", "ENOMEM", _TO_ERRNO),
+    ("ERROR_OUTOFMEMORY", "ENOMEM", _TO_ERRNO),
+    ("ERROR_BAD_LENGTH", "EINVAL", _TO_ERRNO),
+    ("ERROR_WRITE_FAULT", "EIO", _TO_ERRNO),
+    ("ERROR_NOT_SUPPORTED", "ENOTSUP", _TO_ERRNO),
+    ("ERROR_INVALID_PARAMETER", "EINVAL", _TO_ERRNO),
+    ("ERROR_DISK_FULL", "ENOSPC", _BOTH),
+    ("ERROR_BAD_PATHNAME", "ENOENT", _TO_ERRNO),
+    ("ERROR_BAD_PATHNAME", "EISDIR", _FROM_ERRNO),     # a directory where a file is expected
+    ("ERROR_BUSY", "EBUSY", _TO_ERRNO),
+    ("ERROR_ALREADY_EXISTS", "EEXIST", _TO_ERRNO),
+    ("ERROR_MORE_DATA", "EMSGSIZE", _TO_ERRNO),
+    ("ERROR_NOACCESS", "EFAULT", _TO_ERRNO),
+    ("ERROR_CANCELLED", "ECANCELED", _TO_ERRNO),
+)
+_ERRNO_OF: dict[int, int] = {}          # Win32 code -> errno
+_CODE_OF_ERRNO: dict[int, int] = {}     # errno -> Win32 code
+for _name, _errno_name, _way in _ERRNO_PAIRS:
+    if _way & _TO_ERRNO:
+        _ERRNO_OF.setdefault(CODES[_name], getattr(_errno, _errno_name))
+    if _way & _FROM_ERRNO:
+        _CODE_OF_ERRNO.setdefault(getattr(_errno, _errno_name), CODES[_name])
+del _name, _errno_name, _way
 
 
 def error_name(code: int) -> str:
@@ -122,9 +152,9 @@ class Win32Error(OSError):
         if detail:
             text += f" {detail}"
         if filename is None:
-            super().__init__(_ERRNO.get(self.winerror), text)
+            super().__init__(_ERRNO_OF.get(self.winerror), text)
         else:
-            super().__init__(_ERRNO.get(self.winerror), text, filename)
+            super().__init__(_ERRNO_OF.get(self.winerror), text, filename)
         self.winerror = int(code)  # OSError.__init__ resets it on some platforms
 
     def __str__(self) -> str:
@@ -148,17 +178,18 @@ class Win32Error(OSError):
         return (type(self), (self.winerror, self.detail, self.filename), kept or None)
 
 
-#: the Win32 code of a POSIX errno met opening or reading a file (the nearest one the table has)
-_FROM_ERRNO = {_errno.ENOENT: 2, _errno.EACCES: 5, _errno.EPERM: 5, _errno.EMFILE: 4,
-               _errno.ENFILE: 4, _errno.ENOSPC: 112, _errno.EROFS: 5}
-
-
 def as_win32(exc: OSError) -> OSError:
     """``exc`` as the Win32Error of the nearest code for its errno (``filename`` kept), for a
     message that names it as every other file problem is named; ``exc`` itself if it is one
     already or its errno has no such code."""
-    code = _FROM_ERRNO.get(exc.errno) if not isinstance(exc, Win32Error) else None
-    return exc if code is None else Win32Error(code, filename=exc.filename)
+    code = _CODE_OF_ERRNO.get(exc.errno) if not isinstance(exc, Win32Error) else None
+    if code is None:
+        return exc
+    detail = None
+    if exc.errno == _errno.EISDIR:      # the code's message alone does not say what is wrong
+        where = f"{exc.filename}: " if exc.filename else ""
+        detail = f"{where}is a directory: expected a file"
+    return Win32Error(code, detail, filename=exc.filename)
 
 
 def check(code: int, detail: str | None = None, filename: str | None = None) -> int:
