@@ -19,7 +19,7 @@ import sys
 import time
 from operator import attrgetter
 
-from wpptrace._cliutil import RawDescriptionHelpFormatter, input_problem, reason
+from wpptrace._cliutil import RawDescriptionHelpFormatter, input_problem, program_cache_off, reason
 from wpptrace._fieldclass import field, fieldclass
 from wpptrace import _outputs as outputs
 
@@ -103,10 +103,10 @@ def load_tmfs(opts: FmtOptions, err: IO[str], options: str = "-p DIR, --tmf/-tmf
 
 def _open_cache(decoder, opts: FmtOptions, prefix: str):
     """The run's ``ProgramCache``: None for a form whose messages are not kept, or when there
-    is no cache (turned off, or no private directory for it). Turned off by the environment
-    (``program_cache.cache_directory``'s switch, asked here first), its modules are not
-    imported: 2.2 M instructions of the run's start (0.85 M with -j, which shares programs)."""
-    if os.environ.get("WPPTRACE_NO_CACHE", "") not in ("", "0"):
+    is no cache (turned off, or no private directory for it). Turned off by the environment,
+    its modules are not imported: they are a part of the run's start worth saving (see
+    docs/performance.md)."""
+    if program_cache_off():
         return None
     from .program_cache import ProgramCache
     from .program_share import ProgramShare

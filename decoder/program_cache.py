@@ -37,6 +37,8 @@ import stat
 import struct
 from operator import le
 
+from wpptrace._cliutil import program_cache_off
+
 from ._hazmat import crc32
 
 __all__ = ["ProgramCache", "cache_directory"]
@@ -52,8 +54,8 @@ _SUFFIX = ".prg"
 
 def cache_directory() -> str | None:
     """Where the cache lives, or None when it is turned off."""
-    if os.environ.get("WPPTRACE_NO_CACHE", "") not in ("", "0"):   # (fmt asks it before
-        return None                                             # importing this: cli_fmt)
+    if program_cache_off():
+        return None
     explicit = os.environ.get("WPPTRACE_CACHE_DIR")
     if explicit:
         return explicit

@@ -70,6 +70,12 @@ def iso_time(text: str) -> _dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
 
 
+def program_cache_off() -> bool:
+    """Whether $WPPTRACE_NO_CACHE turns fmt's program cache off (set, and not "0"). Here, not
+    in the cache's module: fmt asks it before importing that."""
+    return os.environ.get("WPPTRACE_NO_CACHE", "") not in ("", "0")
+
+
 def source_date_epoch() -> _dt.datetime | None:
     """$SOURCE_DATE_EPOCH (reproducible builds) as a UTC time, None if unset or not a number."""
     import datetime as _dt

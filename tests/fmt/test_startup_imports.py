@@ -105,9 +105,9 @@ def test_fmt_jobs_into_a_file_imports_neither_fcntl_nor_select(tmp_path):
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_a_run_with_the_program_cache_turned_off_imports_none_of_it(tmp_path, jobs):
-    """WPPTRACE_NO_CACHE=1: the cache's module is not imported (0.85 M instructions at every
-    run's start), nor, without -j, the module of shared records that only the cache or -j
-    needs (1.3 M more). Into a file, as the benchmark runs it."""
+    """WPPTRACE_NO_CACHE=1: the cache's module is not imported, nor, without -j, the module of
+    shared records that only the cache or -j needs (what they cost: docs/performance.md).
+    Into a file, as the benchmark runs it."""
     bench_fmt = _bench_fmt()
     path = tmp_path / "unique.etl"
     bench_fmt.generate_unique(path, 20_000)
