@@ -625,6 +625,19 @@ def _on_terminal(opts: FmtOptions, stream) -> str | None:
     return f"-f {opts.output_format} writes binary: {opts.output} is a terminal; {fix}"
 
 
+def report_tmf_issues(issues: list, dropped: int, prog: str, err: IO[str]) -> None:
+    """The TMF entries skipped (``issues``: TmfError), the first 20 in file order, then how
+    many more: past those 20, and ``dropped`` (counted, not kept)."""
+    # TMF files are read lazily, when a message of theirs is first met (with fmt -j, in this
+    # process's window first, then the others'): their problems are reported in file order
+    issues = sorted(issues, key=attrgetter("path", "line", "column"))
+    for issue in issues[:20]:
+        print(f"{prog}: warning: TMF entry skipped: {issue}", file=err)
+    more = max(0, len(issues) - 20) + dropped
+    if more:
+        print(f"{prog}: warning: {more} more TMF entries skipped", file=err)
+
+
 def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: float, status: int,
             summary_file: _SummaryFile | None) -> int:
     """Report read problems, write the summary file (through ``summary_file``, given when
@@ -632,14 +645,8 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
     from . import output as outmod
     from .etlfile import unclean_stop_text
 
-    # TMF files are read lazily, when a message of theirs is first met (with fmt -j, in this
-    # process's window first, then the others'): their problems are reported in file order
-    issues = sorted(decoder.tmf_issues(), key=attrgetter("path", "line", "column"))
-    for issue in issues[:20]:
-        print(f"{opts.prog}: warning: TMF entry skipped: {issue}", file=err)
-    more = max(0, len(issues) - 20) + decoder.tmf_issues_dropped(issues)
-    if more:
-        print(f"{opts.prog}: warning: {more} more TMF entries skipped", file=err)
+    issues = decoder.tmf_issues()
+    report_tmf_issues(issues, decoder.tmf_issues_dropped(issues), opts.prog, err)
     notices = []
     for inp in inputs:
         # in file order: the order buffers are read in depends on the merge, and fmt -j

@@ -93,6 +93,26 @@ def test_fmt_counts_the_problems_it_did_not_keep(cap_of_ten, corpus_file, tmp_pa
     assert sum("WppEmitter detail seq=" in line for line in text) == 15
 
 
+def test_collect_counts_the_problems_it_did_not_keep_and_lists_them_in_file_order(
+        cap_of_ten, tmp_path, capsys):
+    """collect reads its TMF files as fmt does and says their problems as fmt says them, by
+    one function: it did not count the problems a file had past the cap, and listed two files'
+    problems in the order met, not in file order as fmt does."""
+    import argparse
+
+    from wpptrace.remote import cli_collect
+
+    other = tmp_path / "a.tmf"              # sorts before GARBLED's path
+    other.write_bytes(GARBLED.read_bytes())
+    tmfset = cli_collect._load_tmfs(argparse.Namespace(tmf=[str(GARBLED), str(other)], tmf_path=[]))
+    assert tmfset is not None
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("wpptrace")]
+    assert lines[0] == f"wpptrace collect: warning: TMF entry skipped: {other}:9:1: {UNEXPECTED}"
+    assert lines[10] == f"wpptrace collect: warning: TMF entry skipped: {GARBLED}:9:1: {UNEXPECTED}"
+    assert lines[-1] == "wpptrace collect: warning: 4 more TMF entries skipped"
+    assert len(lines) == 20 + 1
+
+
 def _directory_of_bad_entries(tmp_path) -> pathlib.Path:
     """A TMF directory whose ``<GUID>.tmf`` (GARBLED's) has four bad argument lines in each of
     its two entries (parsed when looked up) and eight garbled lines between them (met by every

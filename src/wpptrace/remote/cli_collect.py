@@ -212,15 +212,12 @@ def run(args: argparse.Namespace) -> int:
 def _load_tmfs(args: argparse.Namespace):
     """The live view's TMFs, read and reported as fmt reads and reports them; None (said on
     stderr) when a TMF path cannot be used: nothing is listened on."""
-    from wpptrace.decoder.cli_fmt import FmtOptions, load_tmfs
+    from wpptrace.decoder.cli_fmt import FmtOptions, load_tmfs, report_tmf_issues
 
     opts = FmtOptions(tmf_files=args.tmf, tmf_dirs=args.tmf_path, prog=f"wpptrace {PROG}")
     tmfset, problems = load_tmfs(opts, sys.stderr, options="-p DIR, --tmf FILE")
-    issues = tmfset.issues          # the files read now (a directory's are read as met)
-    for issue in issues[:20]:
-        complain(PROG, f"warning: TMF entry skipped: {issue}")
-    if len(issues) > 20:
-        complain(PROG, f"warning: {len(issues) - 20} more TMF entries skipped")
+    # the files read now (a directory's are read as met)
+    report_tmf_issues(tmfset.issues, sum(tmfset.issues_dropped.values()), opts.prog, sys.stderr)
     return None if problems else tmfset
 
 
