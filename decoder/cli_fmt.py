@@ -475,6 +475,8 @@ def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str],
         try:
             sources = [_open_live(opts.realtime)]
         except (OSError, EOFError) as exc:
+            from wpptrace.provider.session_cli import live_problem
+
             print(f"{opts.prog}: error: {live_problem(opts.realtime, exc)}", file=err)
             return False
     else:
@@ -742,25 +744,6 @@ def _held_heap(hold: bool = True):
 def _describe(exc: BaseException) -> str:
     """A one-line reason: Win32 errors as 'detail or text (ERROR_NAME)', others as their message."""
     return reason(exc)
-
-
-def live_problem(name: str, exc: BaseException) -> str:
-    """Why the live view of session ``name`` could not start, and what to do about it."""
-    from wpptrace.winerror import ERROR_ACCESS_DENIED, ERROR_WMI_INSTANCE_NOT_FOUND
-
-    if getattr(exc, "winerror", None) == ERROR_ACCESS_DENIED:
-        from wpptrace.provider.session_cli import runtime_directory_refusal
-
-        refused = runtime_directory_refusal()
-        if refused is not None:
-            return f"real-time session {name!r}: {refused} (ERROR_ACCESS_DENIED)"
-    if getattr(exc, "winerror", None) == ERROR_WMI_INSTANCE_NOT_FOUND:
-        import shlex
-
-        return (f"real-time session {name!r}: no session of this user by that name delivers in "
-                f"real time (ERROR_WMI_INSTANCE_NOT_FOUND); start one with "
-                f"'wpptrace session start {shlex.quote(name)} --realtime'")
-    return f"real-time session {name!r}: {reason(exc)}"
 
 
 # -- wpptrace fmt command line ------------------------------------------------------------

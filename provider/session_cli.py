@@ -24,13 +24,14 @@ import threading
 import uuid
 from typing import Callable, Iterable, Iterator, NoReturn, TextIO
 
+from wpptrace._cliutil import reason
 from wpptrace.provider import api, sessions
 from wpptrace.provider._hazmat import lib
 from wpptrace.winerror import Win32Error, in_words
 
 __all__ = ["add_subcommands", "run", "start", "query_text", "listed_text", "shown_text", "check_name",
            "check_logfile", "log_file_refusal", "parse_guid_spec", "flags_argument", "level_argument", "SessionError",
-           "UsageError", "runtime_directory_refusal"]
+           "UsageError", "live_problem", "runtime_directory_refusal"]
 
 ACTIONS = ("start", "stop", "flush", "query", "update", "enable", "disable", "list")
 
@@ -176,6 +177,30 @@ def runtime_directory_refusal() -> str | None:
     return f"the runtime directory {name} is not usable: {_runtime_directory_problem(name)}"
 
 
+def _refused_access(exc: BaseException) -> str | None:
+    """ERROR_ACCESS_DENIED as the core's refusal of the runtime directory: why, in words; None
+    if ``exc`` is another error or the directory is usable."""
+    if getattr(exc, "winerror", None) != lib.ERROR_ACCESS_DENIED:
+        return None
+    refused = runtime_directory_refusal()
+    return None if refused is None else f"{refused} (ERROR_ACCESS_DENIED)"
+
+
+def live_problem(name: str, exc: BaseException) -> str:
+    """Why the live view of session ``name`` (fmt --rt, relay) could not start, and what to
+    do about it."""
+    refused = _refused_access(exc)
+    if refused is not None:
+        return f"real-time session {name!r}: {refused}"
+    if getattr(exc, "winerror", None) == lib.ERROR_WMI_INSTANCE_NOT_FOUND:
+        import shlex
+
+        return (f"real-time session {name!r}: no session of this user by that name delivers in "
+                f"real time (ERROR_WMI_INSTANCE_NOT_FOUND); start one with "
+                f"'wpptrace session start {shlex.quote(name)} --realtime'")
+    return f"real-time session {name!r}: {reason(exc)}"
+
+
 def check_runtime_directory() -> None:
     """SessionError unless this user's runtime directory is usable (private to the user)."""
     refused = runtime_directory_refusal()
@@ -191,9 +216,9 @@ def _describe(exc: Win32Error, name: str) -> str:
     if exc.winerror == lib.ERROR_BUSY:
         return f"session {name!r} is busy: its host process did not answer in time, or {_REGISTRY_HELD}"
     if exc.winerror == lib.ERROR_ACCESS_DENIED:
-        refused = runtime_directory_refusal()    # the core's refusal of it: why, in words
+        refused = _refused_access(exc)
         if refused is not None:
-            return f"{refused} ({exc.name})"
+            return refused
         return (f"{exc.name}: access denied (is the runtime directory {_runtime_directory_name()} "
                 f"private to this user?)")
     if exc.winerror == lib.ERROR_BAD_PATHNAME:     # the runtime directory's check or its registry

@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         relay.start()
     except OSError as exc:          # the session: as fmt --rt says it
-        from wpptrace.decoder.cli_fmt import live_problem
+        from wpptrace.provider.session_cli import live_problem
 
         complain(PROG, live_problem(args.session, exc))
         return 1
