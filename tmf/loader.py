@@ -123,8 +123,8 @@ def not_tmf_text(text: str, path: str = "<string>", tmc: bool = False) -> TmfErr
     # one search per control character finds none at memchr speed; the pattern says where
     binary = _BINARY.search(text) if any(ch in text for ch in _BINARY_CHARS) else None
     if binary:
-        line = text.count("\n", 0, binary.start()) + 1
-        column = binary.start() - (text.rfind("\n", 0, binary.start()) + 1) + 1
+        before = text_lines(text[:binary.start()] + "x")    # (its line's start, then x)
+        line, column = len(before), len(before[-1])
         return TmfError(f"not a {what} file: expected text, found binary data (control "
                         f"character {ord(binary.group()):#04x}); its content is not shown",
                         path=path, line=line, column=column, expected=f"a {what} text file")

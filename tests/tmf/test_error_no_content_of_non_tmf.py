@@ -17,6 +17,7 @@ import pytest
 
 import wpptrace.tmf as tmf
 from wpptrace.tmf.errors import SHOWN_LINE, TmfError
+from wpptrace.tmf.loader import not_tmf_text
 
 SECRET = "root:$6$S3CRETSALT$Hash0fTheRootPassword:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n"
 GUID = "744151fd-b3f4-32e6-38eb-0fd11e3fb62d"
@@ -78,6 +79,17 @@ def test_binary_data_is_not_tmf(tmp_path):
     assert len(tmfset) == 0
     with pytest.raises(TmfError, match="binary data"):
         tmf.load(path, use_environment=False, tolerant=False)
+
+
+@pytest.mark.parametrize("end", ["\r", "\r\n"])
+def test_binary_data_after_lines_that_end_with_a_cr_is_placed_on_its_line(end):
+    """A CR alone ends a line, as TMF lines are read: binary data on the fourth line of a
+    CR-only file was said at 1:26 (lines were counted by LF only)."""
+    text = end.join(['// a', '// b', '#typev x 1 "a"', '\x01bad', ''])
+    issue = not_tmf_text(text, "x.tmf")
+    assert (issue.line, issue.column) == (4, 1)
+    issue = not_tmf_text(text.replace("\x01", "  \x01"), "x.tmf")
+    assert (issue.line, issue.column) == (4, 3)
 
 
 def test_links_are_followed_to_real_tmf_files(tmp_path):
