@@ -187,16 +187,14 @@ class TmfSet:
         guid = guid_int(message)
         key = (guid, message.number)
         kept = self._messages.get(key)
+        if kept is not None and kept.format != message.format:
+            self._formats.setdefault(key, set()).update((kept.format, message.format))
         if kept is None or priority > self._priority[key]:
             self._messages[key] = message
             self._priority[key] = priority
             known = self._components.get(guid)
             if known is None or priority > known[0]:
                 self._components[guid] = (priority, message.component)
-            if kept is not None and kept.format != message.format:
-                self._formats.setdefault(key, set()).update((kept.format, message.format))
-        elif kept.format != message.format:
-            self._formats.setdefault(key, set()).update((kept.format, message.format))
 
     def _report_conflicts(self) -> None:
         """Report each key whose entries came with several formats, once, at the one used

@@ -74,3 +74,15 @@ def test_skipped_buffers_are_counted(tmp_path):
     assert len(done) == 1 and done[0].endswith(" :: Damaged Records: 0, Skipped Buffers: 2")
     assert "Total Buffers Skipped   2" in totals
 
+
+def test_both_counts_are_said_in_one_order(tmp_path):
+    """The completion line said damaged records then skipped buffers, the summary file the
+    other way round: both say them in the completion line's order."""
+    def damage(data):
+        data[1 * SIZE + 0x48 + 2:1 * SIZE + 0x48 + 4] = b"\xee\xee"
+        data[3 * SIZE:3 * SIZE + 0x48] = bytes(0x48)
+
+    code, done, totals = _runs(tmp_path, damage)
+    assert code == 1
+    assert done[0].endswith(" :: Damaged Records: 1, Skipped Buffers: 1")
+    assert totals[-2:] == ["Total Records Damaged   1", "Total Buffers Skipped   1"]
