@@ -44,7 +44,11 @@ lambdas); a thread with 2 MiB or more left reads any file. (The room is told by 
 path, `wpptrace._fastpath`; an interpreter it was not built for reads every file unchecked,
 as before.) A trace call imports nothing: a process forked while another thread was reading the
 site registry goes without it (its calls resolve from their sources; those without one are
-dropped and reported, saying so), and never waits for what that thread held. What the
+dropped and reported, saying so), and never waits for what that thread held. Nor does a
+call wait for another thread reading or compiling a source file, the same or another (a
+slow file system): each reads what it needs on its own thread; two threads resolving one
+site at once are both written, and one result is kept for the run (so is the logging
+handler's first record from a file). What the
 application raises while a call runs is its own and passes on: KeyboardInterrupt, SystemExit,
 and what its signal handler raises when a signal is handled during the call (while a value
 converts, while a site resolves: see :mod:`wpptrace.provider.tracing_interrupts`).
@@ -332,7 +336,7 @@ class _ProviderMethods:
         # id(code object) -> (the code object, {instruction offset -> CompiledSite or _BadSite});
         # holding the code object keeps its id from being reused while it is cached (see _hold).
         self._sites: dict[int, tuple[Any, dict[int, Any]]] = {}
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()   # publishing resolved sites (held briefly: see _resolve)
         self._state_lock = threading.RLock()   # the enable state (see _set_enable_state)
         self._registration_lock = threading.RLock()   # register / unregister
         _live.add(self)
@@ -343,7 +347,8 @@ class _ProviderMethods:
 
     def _after_fork(self) -> None:
         """In a forked child: new locks. Only the forking thread lives on there, so a lock that
-        another thread held at the fork (resolving a call site) would never be released."""
+        another thread held at the fork (publishing a call site) would never be released; what
+        other threads were resolving was not published, and the child resolves it itself."""
         self._lock = threading.RLock()
         self._drops_lock = threading.RLock()
         self._state_lock = threading.RLock()
@@ -486,18 +491,22 @@ class _ProviderMethods:
             self.last_error = rc
 
     def _resolve(self, method: str, fmt: Any, code: Any, lasti: int, module_globals: dict | None) -> Any:
+        """The site of a call, found (the source read, scanned, compiled) outside the lock, so
+        that no call waits for another thread's read of any file; published under it: of threads
+        resolving one site at once, the first to publish is kept and every one is served."""
+        site = self._find(method, fmt, code, lasti, module_globals)
         with self._lock:
             entry = self._sites.get(id(code))
-            site = entry[1].get(lasti) if entry is not None else None
-            if site is None:
-                site = self._find(method, fmt, code, lasti, module_globals)
-                if type(site) is not _BadSite:
-                    self._register_program(site)
-                    if site.cid is not None:
-                        self._cache_site(code, lasti, site.cid)
-                if entry is None:
-                    entry = self._sites[id(code)] = (self._hold(code, site), {})
-                entry[1][lasti] = site
+            published = entry[1].get(lasti) if entry is not None else None
+            if published is not None:
+                return published
+            if type(site) is not _BadSite:
+                self._register_program(site)
+                if site.cid is not None:
+                    self._cache_site(code, lasti, site.cid)
+            if entry is None:
+                entry = self._sites[id(code)] = (self._hold(code, site), {})
+            entry[1][lasti] = site
             return site
 
     def _hold(self, code: Any, site: Any) -> Any:
@@ -560,11 +569,16 @@ class _ProviderMethods:
             f"literal and the flag must not be one"))
 
     def _compiled(self, scan: Any) -> FileMessages:
+        """The messages of a scanned file, compiled outside the lock and published under it (one
+        FileMessages per scan, whichever thread compiled it first: its sites get one program)."""
         messages = self._files.get(scan.path)
         if messages is None or messages.scan is not scan:
-            messages = compile_scan(scan, control_guid=self.guid, component=self.name, root=self.root,
+            compiled = compile_scan(scan, control_guid=self.guid, component=self.name, root=self.root,
                                     table=self.types)
-            self._files[scan.path] = messages
+            with self._lock:
+                messages = self._files.get(scan.path)
+                if messages is None or messages.scan is not scan:
+                    messages = self._files[scan.path] = compiled
         return messages
 
     def _register_program(self, site: CompiledSite) -> None:

@@ -445,36 +445,51 @@ class SiteSources:
         self._registry_module = registry_module
         self._creator_loader = creator_loader
         self._registry: dict[str, RegistryEntry] | None = None
-        self._reading_registry: int | None = None   # the thread reading it now (see after_fork)
+        self._reading_registry: list[int] = []   # the threads reading it now (see after_fork)
         self.registry_error: str | None = None
         self._files: dict[str, _File] = {}
+        # Held only to publish what a call found (a file's choice, scan, scan failure): files
+        # are read, scanned and compiled outside it, so a call never waits for another
+        # thread's read of any file, however slow its file system. Two threads that read the
+        # same file at once both get served; the first result published is the one kept.
         self._lock = threading.RLock()
 
     def after_fork(self) -> None:
-        """In a forked child: a new lock (the thread that may have held it is not there). A
-        registry another thread was reading at the fork counts as empty for the child's run
-        (``registry_error`` says why): what that thread held while reading (a loader's own
-        lock, say) stays held in the child, so the child does not read it again."""
+        """In a forked child: a new lock (the thread that may have held it is not there). What
+        other threads were reading or scanning at the fork was not published, so the child
+        reads it again itself. A registry another thread was reading at the fork counts as
+        empty for the child's run (``registry_error`` says why): what that thread held while
+        reading (a loader's own lock, say) stays held in the child, so the child does not read
+        it again."""
         self._lock = threading.RLock()
-        if self._reading_registry not in (None, threading.get_ident()):
-            self._registry = {}
+        me = threading.get_ident()
+        if self._registry is None and any(reader != me for reader in self._reading_registry):
             self.registry_error = ("another thread was reading the site registry when the process "
                                    "forked (the forked process goes without it)")
-        self._reading_registry = None
+            self._registry = {}
+        self._reading_registry = [reader for reader in self._reading_registry if reader == me]
 
     # -- registry ---------------------------------------------------------------------------
     def registry(self) -> dict[str, RegistryEntry]:
         """The registry's files, read once: one that cannot be read counts as empty (and
         ``registry_error`` says why) for the whole run."""
-        if self._registry is None:
-            self._reading_registry = threading.get_ident()
+        registry = self._registry
+        if registry is None:
+            me = threading.get_ident()
+            self._reading_registry.append(me)
             try:
-                self._registry = self._load_registry()
+                files, error = self._load_registry()
             finally:
-                self._reading_registry = None
-        return self._registry
+                self._reading_registry.remove(me)
+            with self._lock:   # the first one read is the one kept (its error with it)
+                if self._registry is None:
+                    self.registry_error = error
+                    self._registry = files
+                registry = self._registry
+        return registry
 
-    def _load_registry(self) -> dict[str, RegistryEntry]:
+    def _load_registry(self) -> tuple[dict[str, RegistryEntry], str | None]:
+        """(the registry's files, None), or ({}, why) for one that cannot be used."""
         path = os.path.join(self._registry_dir, REGISTRY_FILE)
         text = None
         get_data = getattr(self._creator_loader, "get_data", None)
@@ -493,14 +508,14 @@ class SiteSources:
                 text = None
         try:
             if text is not None:
-                return parse_registry(text, path)
+                return parse_registry(text, path), None
             if self._registry_module:
-                return self._imported_registry(self._registry_module)
+                return self._imported_registry(self._registry_module), None
         except Exception as exc:  # noqa: BLE001 - a registry that cannot be used counts as empty
             if passes_on(exc):
                 raise                 # not the registry's failure: nothing is concluded
-            self.registry_error = str(exc)
-        return {}
+            return {}, str(exc)
+        return {}, None
 
     @staticmethod
     def _imported_registry(name: str) -> dict[str, RegistryEntry]:
@@ -538,15 +553,23 @@ class SiteSources:
             found = _File(path, rel, text, source_digest(text) if text is not None else None,
                           self.registry().get(rel),
                           asserts_rewritten=bool(module_globals) and "@py_builtins" in module_globals)
-            self._files[path] = found
+            found = self._files.setdefault(path, found)   # (one step: the first one read is kept)
         return found
+
+    def _published(self, f: _File, field: str, value: Any) -> Any:
+        """``f.<field>``, set to ``value`` if no other thread set it first."""
+        with self._lock:
+            if getattr(f, field) is None:
+                setattr(f, field, value)
+            return getattr(f, field)
 
     def _matches(self, f: _File, code: Any) -> bool:
         known = f.verified.get(id(code))
         if known is None:
-            if f.tree is None:
-                f.tree = _tree_of(f)
-            known = any(_same_code(code, c) for c in f.tree.get(_code_key(code), ()))
+            tree = f.tree
+            if tree is None:
+                tree = self._published(f, "tree", _tree_of(f))
+            known = any(_same_code(code, c) for c in tree.get(_code_key(code), ()))
             f.verified[id(code)] = known
         return known
 
@@ -554,7 +577,7 @@ class SiteSources:
         if code is None and f.choice is not None:
             return f.choice, ""
         if f.entry is not None and (f.text is None or f.digest == f.entry.digest):
-            f.choice = "registry"
+            f.choice = "registry"     # (the only choice this file can have)
             return "registry", ""
         if f.text is None:
             if self.registry_error:
@@ -567,62 +590,69 @@ class SiteSources:
         if wanted is None:
             return None, ("the file changed after it was imported and no site registry lists it "
                           "(restart the program, or write one with: wpptrace tmf gen)")
-        if f.choice is None:
-            f.choice = wanted
-        elif f.choice != wanted:
+        if self._published(f, "choice", wanted) != wanted:
             return None, "the file changed after it was imported (its call sites were read before)"
         return wanted, ""
+
+    def _failed(self, f: _File, result: str, exc: ScanError) -> None:
+        """Keep a scan failure in ``f.<result>_error`` (the text is fixed: it is not scanned
+        again), unless another thread published a result first."""
+        kept = _kept(exc)
+        with self._lock:
+            if getattr(f, result) is None and getattr(f, result + "_error") is None:
+                setattr(f, result + "_error", kept)
 
     def trace_sites(self, path: str, code: Any, module_globals: dict | None) -> tuple[ScanResult | None, str]:
         """The trace calls of the file ``path`` that ``code`` (running) comes from, or (None, why).
         Raises ScanError for a source that does not parse."""
         path = os.path.abspath(path)
-        with self._lock:
-            f = self._file(path, module_globals)
-            choice, why = self._choose(f, code)
-            if choice is None:
-                return None, why
-            if f.scan_error is not None:
-                raise _kept(f.scan_error)
-            if f.scan is None:
-                if choice == "registry":
-                    f.scan = ScanResult(path, f.entry.sites, ())
-                else:
-                    try:
-                        f.scan = _scanned(scan_source, f, "scan_room")
-                    except ScanError as exc:
-                        f.scan_error = _kept(exc)
-                        raise
-            return f.scan, ""
+        f = self._file(path, module_globals)
+        choice, why = self._choose(f, code)
+        if choice is None:
+            return None, why
+        if f.scan_error is not None:
+            raise _kept(f.scan_error)
+        scan = f.scan
+        if scan is None:
+            if choice == "registry":
+                scan = ScanResult(path, f.entry.sites, ())
+            else:
+                try:
+                    scan = _scanned(scan_source, f, "scan_room")
+                except ScanError as exc:
+                    self._failed(f, "scan", exc)
+                    raise
+            scan = self._published(f, "scan", scan)   # (one object per file: its compiled messages)
+        return scan, ""
 
     def logging_sites(self, path: str, code: Any, module_globals: dict | None) -> tuple[LoggingSite, ...] | None:
         """The logging calls of ``path`` (the same choice as for trace calls), or None.
         Raises ScanError for a source too deeply nested to scan (kept: not scanned again)."""
         path = os.path.abspath(path)
-        with self._lock:
-            f = self._file(path, module_globals)
-            choice, _why = self._choose(f, code)
-            if choice is None:
-                return None
-            if f.logging_error is not None:
-                raise _kept(f.logging_error)
-            if f.logging is None:
-                if choice == "registry":
-                    f.logging = f.entry.logging
-                else:
-                    try:
-                        f.logging = tuple(_scanned(scan_logging_calls, f, "logging_room"))
-                    except ScanError as exc:
-                        f.logging_error = _kept(exc)
-                        raise
-            return f.logging
+        f = self._file(path, module_globals)
+        choice, _why = self._choose(f, code)
+        if choice is None:
+            return None
+        if f.logging_error is not None:
+            raise _kept(f.logging_error)
+        sites = f.logging
+        if sites is None:
+            if choice == "registry":
+                sites = f.entry.logging
+            else:
+                try:
+                    sites = tuple(_scanned(scan_logging_calls, f, "logging_room"))
+                except ScanError as exc:
+                    self._failed(f, "logging", exc)
+                    raise
+            sites = self._published(f, "logging", sites)
+        return sites
 
     def add_source(self, path: str) -> None:
         """Read a file now (``write_tmf(sources=...)``: files that did not run yet)."""
-        with self._lock:
-            f = self._file(os.path.abspath(path), None)
-            if f.text is None and f.entry is None:
-                raise ScanError("cannot read source: no such file", path)
+        f = self._file(os.path.abspath(path), None)
+        if f.text is None and f.entry is None:
+            raise ScanError("cannot read source: no such file", path)
 
     def files(self) -> list[str]:
         """Absolute paths of the files seen, in the order first seen."""

@@ -1489,3 +1489,76 @@ def test_threads_dropping_at_one_site_at_once_report_it_once_and_count_every_dro
             app.go("x")
             assert [(s.calls_dropped, len(s.sites)) for s in [app.trace.stats()]] == [(1, 1)]
     assert len([w for w in said if w.category is TraceWarning]) == 1
+
+
+def _written(trace, sent, path, before):
+    """The records written since ``before`` (events_dropped then): the Python methods' list;
+    the C methods write to a handle no session has, each write refused and counted."""
+    return len(sent) if path == "python" else trace.stats().events_dropped - before
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_first_call_does_not_wait_for_another_thread_reading_another_source(tmp_path, monkeypatch, path):
+    """The first call at a site of one file resolves, and is written, while another thread is
+    still reading the source of another file (a slow file system): it does not wait for it."""
+    app = make_app(tmp_path, APP)
+    sent = enable(app.trace, path)
+    before = app.trace.stats().events_dropped
+    with _resolving_held(tmp_path, monkeypatch, app):
+        waiting = _dropping([lambda: app.go(5)])
+        assert not waiting, "the first call waited for the other thread's read of its source"
+        assert _written(app.trace, sent, path, before) == 1
+        assert app.trace.stats().calls_dropped == 0
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_logged_record_does_not_wait_for_another_thread_reading_another_source(tmp_path, monkeypatch,
+                                                                                  path):
+    """The logging handler's first record from a file is sent typed (its logging calls read)
+    while another thread is still reading the source of another file."""
+    app = make_app(tmp_path, APP + "\nimport logging\nlog = logging.getLogger(__name__)\n"
+                   "def logged(n):\n    log.info('value %d', n)\n")
+    from wpptrace.provider.logging_handler import WppHandler
+    handler = WppHandler(provider=app.trace)
+    app.log.addHandler(handler)
+    app.log.propagate = False
+    app.log.setLevel(logging.DEBUG)
+    sent = enable(app.trace, path)
+    before = app.trace.stats().events_dropped
+    with _resolving_held(tmp_path, monkeypatch, app):
+        waiting = _dropping([lambda: app.logged(5)])
+        assert not waiting, "the record waited for the other thread's read of its source"
+        assert (handler.sent_typed, handler.sent_formatted) == (1, 0)
+        assert _written(app.trace, sent, path, before) == 1
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_threads_resolving_one_new_site_at_once_are_all_written(tmp_path, monkeypatch, path):
+    """Two threads make the first call at one site at once: both read its source at the same
+    time (neither waits for the other's read), both records are written, and the site is
+    resolved once (one compiled file, one cached site)."""
+    app = make_app(tmp_path, APP)
+    trace = app.trace
+    sent = enable(trace, path)
+    before = trace.stats().events_dropped
+    app_path = os.path.abspath(app.__file__)
+    readers, both = [], threading.Event()
+    read_text = tracing_sources._read_text
+
+    def slow_read(path_read, module_globals):
+        if path_read == app_path:
+            readers.append(threading.get_ident())
+            if len(readers) >= 2:
+                both.set()
+            both.wait(10)
+        return read_text(path_read, module_globals)
+    monkeypatch.setattr(tracing_sources, "_read_text", slow_read)
+    waiting = _dropping([lambda: app.go(1), lambda: app.go(2)])
+    assert not waiting
+    assert both.is_set(), "the second call waited for the first one's read"
+    assert _written(trace, sent, path, before) == 2
+    if path == "python":
+        assert len({payload for _number, payload in sent}) == 2      # go(1) and go(2), one each
+    stats = trace.stats()
+    assert (stats.calls_dropped, len(trace._files), len(trace._sources.files())) == (0, 1, 1)
+    assert [len(sites) for _code, sites in trace._sites.values()] == [1]
