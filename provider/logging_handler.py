@@ -41,13 +41,12 @@ import os
 import sys
 import traceback
 import uuid
-import warnings
 from typing import Any, Callable
 
 from wpptrace.tmf import formatspec
 from wpptrace.tmf.model import Argument, Message
 
-from .tracing import _NO_ROOM, WPP_TRACE_OPTIONS, Provider, TraceWarning
+from .tracing import _NO_ROOM, WPP_TRACE_OPTIONS, Provider, _warn_once
 from .tracing_interrupts import passes_on
 from .tracing_sources import StackTooSmall
 from .tracing_sites import LEVELS, LoggingSite, message_guid, message_name, relative_source_path, \
@@ -148,7 +147,7 @@ class WppHandler(logging.Handler):
         self._fallback_le = self.fallback_guid.bytes_le
         self.sent_typed = 0
         self.sent_formatted = 0
-        self._unformattable_reported: set[tuple[str, int]] = set()   # (file, line) of such records
+        self._unformattable_reported: dict[tuple[str, int], object] = {}   # (file, line) of such records
 
     # Handler.handle takes a lock per record; trace_packed is thread-safe, so skip it.
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
@@ -223,17 +222,10 @@ class WppHandler(logging.Handler):
             return f"{_text_of(str, record.msg)} (not formatted: {why}; arguments: {_text_of(repr, record.args)})"
 
     def _report_unformattable(self, record: logging.LogRecord, why: str) -> None:
-        where = (record.pathname, record.lineno)
-        if where in self._unformattable_reported:
-            return
-        self._unformattable_reported.add(where)
-        try:
-            warnings.warn_explicit(
-                f"{self.provider.name}: a logged record cannot be formatted ({why}): it is written as its "
-                f"template and arguments (later ones at this call site are not reported)",
-                TraceWarning, record.pathname, record.lineno)
-        except Exception:  # noqa: BLE001 - e.g. warnings turned into errors: still never raise
-            pass
+        _warn_once(self._unformattable_reported, (record.pathname, record.lineno),
+                   f"{self.provider.name}: a logged record cannot be formatted ({why}): it is written "
+                   f"as its template and arguments (later ones at this call site are not reported)",
+                   record.pathname, record.lineno)
 
     def _lost(self) -> None:
         self.provider.events_dropped += 1

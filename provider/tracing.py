@@ -112,6 +112,20 @@ class TraceWarning(RuntimeWarning):
     """A trace call was dropped (reported once per call site; see :meth:`Provider.stats`)."""
 
 
+def _warn_once(reported: dict, key, text: str, filename: str, lineno: int) -> None:
+    """A TraceWarning ``text`` at ``filename:lineno`` unless one was given for ``key`` in
+    ``reported`` (filled here). The check-and-set is one call, atomic under the GIL, and takes
+    no lock: of racing threads (or a signal handler interrupting this one) one warns, and none
+    waits. Never raises (warnings turned into errors, say)."""
+    token = object()
+    if reported.setdefault(key, token) is not token:
+        return
+    try:
+        warnings.warn_explicit(text, TraceWarning, filename, lineno)
+    except Exception:  # noqa: BLE001 - e.g. warnings turned into errors: still never raise
+        pass
+
+
 @dataclasses.dataclass(frozen=True)
 class DroppedCalls:
     """The trace calls dropped at one call site, and why the first one was.
@@ -600,17 +614,9 @@ class _ProviderMethods:
                 record[0] += 1
             else:
                 self._drops[label] = [1, reason, place.order]
-        # The check-and-set of one call (atomic under the GIL): one report per site, whichever
-        # of racing threads (or a signal handler dropping inside this one) comes first.
-        token = object()
-        if self._reported.setdefault(label, token) is not token:
-            return
-        try:
-            warnings.warn_explicit(
-                f"{self.name}: trace call dropped: {reason} (later drops at this call site are only "
-                f"counted: Provider.stats())", TraceWarning, where[0], where[1])
-        except Exception:  # noqa: BLE001 - e.g. warnings turned into errors: still never raise
-            pass
+        _warn_once(self._reported, label,
+                   f"{self.name}: trace call dropped: {reason} (later drops at this call site are "
+                   f"only counted: Provider.stats())", where[0], where[1])
 
     def stats(self, reset: bool = False) -> ProviderStats:
         """Calls dropped (per call site, with the first reason) and events the session refused;

@@ -190,3 +190,42 @@ def test_a_record_whose_arguments_do_not_fit_its_template_is_written_and_reporte
     assert warning.filename == __file__
     assert 'log.info("bad %d %d", 1)' in pathlib.Path(__file__).read_text().split("\n")[warning.lineno - 1]
     assert "Logging error" not in capsys.readouterr().err
+
+
+def test_two_threads_at_one_unformattable_call_site_warn_once() -> None:
+    """The handler's "report once per call site" looked its set up and filled it in two steps,
+    without a lock: two threads both between them both warned. Each thread is held at its
+    second hash of the call site's file name (in Python), until the other is there too: the
+    two steps were two hashes, and one warned in each thread; a check-and-set in one step
+    hashes once, and one thread warns."""
+    import threading
+    import warnings
+
+    from wpptrace.provider.tracing import Provider, TraceWarning
+    together, hashes = threading.Barrier(2), threading.local()
+
+    class Held(str):
+        def __hash__(self):
+            hashes.n = getattr(hashes, "n", 0) + 1
+            if hashes.n == 2:
+                try:
+                    together.wait(5)
+                except threading.BrokenBarrierError:
+                    pass
+            return str.__hash__(self)
+
+    provider = Provider("LogUnformattableThreads", register=False, flags=("LOGGING",))
+    provider._use_writer(lambda h, fl, g, n, p: 0)
+    provider._set_enable_state(0x1234, 0xFFFFFFFF, 5)
+    handler = WppHandler(provider=provider)
+    where = Held("app.py")
+    record = logging.LogRecord("x", logging.INFO, where, 7, "bad %d %d", (1,), None)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        threads = [threading.Thread(target=handler._report_unformattable, args=(record, "why"))
+                   for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len([w for w in seen if w.category is TraceWarning]) == 1
