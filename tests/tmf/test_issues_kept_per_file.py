@@ -102,13 +102,14 @@ def test_collect_counts_the_problems_it_did_not_keep_and_lists_them_in_file_orde
 
     from wpptrace.remote import cli_collect
 
-    other = tmp_path / "a.tmf"              # sorts before GARBLED's path
-    other.write_bytes(GARBLED.read_bytes())
-    tmfset = cli_collect._load_tmfs(argparse.Namespace(tmf=[str(GARBLED), str(other)], tmf_path=[]))
+    first, other = tmp_path / "b.tmf", tmp_path / "a.tmf"   # given first, sorts second
+    first.write_bytes(GARBLED.read_bytes())               # (both beside each other: the order
+    other.write_bytes(GARBLED.read_bytes())               # cannot depend on where tests are)
+    tmfset = cli_collect._load_tmfs(argparse.Namespace(tmf=[str(first), str(other)], tmf_path=[]))
     assert tmfset is not None
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("wpptrace")]
     assert lines[0] == f"wpptrace collect: warning: TMF entry skipped: {other}:9:1: {UNEXPECTED}"
-    assert lines[10] == f"wpptrace collect: warning: TMF entry skipped: {GARBLED}:9:1: {UNEXPECTED}"
+    assert lines[10] == f"wpptrace collect: warning: TMF entry skipped: {first}:9:1: {UNEXPECTED}"
     assert lines[-1] == "wpptrace collect: warning: 4 more TMF entries skipped"
     assert len(lines) == 20 + 1
 
