@@ -300,8 +300,9 @@ class EtlFile(ReadLog):
         self._record_head = b""             # the header record's SYSTEM_TRACE_HEADER as read
         self.header = self._read_logfile_header()
         self.pointer_size = self.header.pointer_size
-        #: where buffer i of an uncompressed file starts: i * buffer_stride (the session
-        #: buffer size, or buffer 0's when that is what the buffers say)
+        #: the session buffer size: where buffer i of an uncompressed file starts (i *
+        #: buffer_stride) and the most a buffer uses. The header's BufferSize, or the size
+        #: the buffers say when they outvote it (``header`` stays as read)
         self.buffer_stride = self.header.buffer_size
         self.compressed = self._choose_layout()
         # compression format: State of buffer 0 in compressed files (docs/pdb-and-compression.md
@@ -493,30 +494,30 @@ class EtlFile(ReadLog):
         first = self._first_size
         if self._size_guessed:
             return self._layout_from_next_header()
+        # the header where buffer 0 ends, read once: the next buffer of either layout
+        after_first = self._read_at(first, BUFFER_HEADER_SIZE)
         packed_next = (BUFFER_HEADER_SIZE <= first < self.file_size
-                       and self._plausible_packed(first, self._read_at(first, BUFFER_HEADER_SIZE)))
-        fixed_next = (h.buffer_size < self.file_size and self._plausible_packed(
-            h.buffer_size, self._read_at(h.buffer_size, BUFFER_HEADER_SIZE)))
+                       and self._plausible_packed(first, after_first))
         if first == h.buffer_size:
             # no trustworthy header: a compressed second buffer means the packed layout
-            packed = (h.compressed if h.valid else
-                      packed_next and buffer_info(self._read_at(first, BUFFER_HEADER_SIZE)).compressed)
+            packed = h.compressed if h.valid else packed_next and buffer_info(after_first).compressed
             if not packed:
-                self._stride_of_next_buffer(first)
+                self._stride_of_next_buffer(first, after_first)
             return packed
+        fixed_next = (h.buffer_size < self.file_size and self._plausible_packed(
+            h.buffer_size, self._read_at(h.buffer_size, BUFFER_HEADER_SIZE)))
         if (not h.compressed and BUFFER_HEADER_SIZE < first <= MAX_BUFFER_SIZE
-                and self._stride_votes(first) > self._stride_votes(h.buffer_size)):
+                and self._stride_votes(first, self._headers_at_stride(first, after_first))
+                > self._stride_votes(h.buffer_size, self._headers_at_stride(h.buffer_size))):
             # the header's BufferSize is the damaged one (a multiple of the real size would
             # step over every buffer between): the buffers say their size
             self.buffer_stride = first
-            self._issue(_HEADER_BUFFER_SIZE,
-                        f"expected TRACE_LOGFILE_HEADER.BufferSize {first:#x} (buffer 0's "
-                        f"BufferSize, and the buffers' found at that stride), found "
-                        f"{h.buffer_size:#x}; reading {first:#x}-byte buffers")
+            self._issue(_HEADER_BUFFER_SIZE, _stride_taken(first, "buffer 0's BufferSize, and "
+                                               "the buffers' found at that stride", h.buffer_size))
             return False
         if packed_next and not (fixed_next and not h.compressed):
             if h.valid and not h.compressed:
-                self._say_packed(first)
+                self._say_packed(first, after_first)
             return True
         if fixed_next or not h.compressed:
             self._issue(0, f"buffer 0: expected BufferSize {h.buffer_size:#x} (the session buffer "
@@ -524,58 +525,62 @@ class EtlFile(ReadLog):
             return False
         return True
 
-    def _stride_of_next_buffer(self, first: int) -> None:
+    def _stride_of_next_buffer(self, first: int, after_first: bytes) -> None:
         """The header's BufferSize and buffer 0's agree, yet both may be damaged alike: a
         multiple of the real size would step over buffers that all say the real size, and
         buffer 0 itself would hide some. The first other size a buffer at that stride says
         is taken if more buffers found at its own stride say it."""
-        for k in range(1, _STRIDE_VOTES + 1):
-            said = int.from_bytes(self._read_at(k * first + _BUFFER_SIZE, _U32), "little")
-            if said != first:
-                break
-        else:
+        headers = self._headers_at_stride(first, after_first)
+        # the candidate is any other BufferSize said, whatever the rest of its header: the
+        # votes judge it
+        said = next((size for size in map(_buffer_size_of, headers) if size != first), None)
+        if said is None:
             return                  # (an undamaged file: a few header reads)
         if (not BUFFER_HEADER_SIZE < said <= MAX_BUFFER_SIZE
-                or self._stride_votes(said) <= self._stride_votes(first)):
+                or self._stride_votes(said, self._headers_at_stride(said))
+                <= self._stride_votes(first, headers)):
             return
         self.buffer_stride = said
+        reason = "the buffers' found at that stride"
         if self.header.valid:
-            self._issue(_HEADER_BUFFER_SIZE,
-                        f"expected TRACE_LOGFILE_HEADER.BufferSize {said:#x} (the buffers' "
-                        f"found at that stride), found {first:#x}; reading {said:#x}-byte "
-                        f"buffers")
-        self._issue(0, f"buffer 0: expected BufferSize {said:#x} (the buffers' found at that "
-                       f"stride), found {first:#x}; reading {said:#x}-byte buffers")
+            self._issue(_HEADER_BUFFER_SIZE, _stride_taken(said, reason, first))
+        self._issue(0, f"buffer 0: {_stride_taken(said, reason, first, field='BufferSize')}")
 
-    def _say_packed(self, first: int) -> None:
+    def _say_packed(self, first: int, after_first: bytes) -> None:
         """The packed layout chosen in a file whose header says it is not compressed: the
-        field that disagrees, once (LogFileMode if the next buffer is compressed, else the
-        header's BufferSize)."""
+        field that disagrees, once (LogFileMode if the next buffer, ``after_first``, is
+        compressed, else the header's BufferSize)."""
         h = self.header
-        if buffer_info(self._read_at(first, BUFFER_HEADER_SIZE)).compressed:
+        if buffer_info(after_first).compressed:
             self._issue(_HEADER_LOG_FILE_MODE,
                         f"expected EVENT_TRACE_COMPRESSED_MODE in TRACE_LOGFILE_HEADER."
                         f"LogFileMode {h.log_file_mode:#x}: the buffer at {first:#x} is "
                         f"compressed; the buffers are read back to back, each by its own "
                         f"BufferSize")
         else:
-            self._issue(_HEADER_BUFFER_SIZE,
-                        f"expected TRACE_LOGFILE_HEADER.BufferSize {first:#x} (buffer 0's "
-                        f"BufferSize), found {h.buffer_size:#x}; the buffers are read back to "
-                        f"back, each by its own BufferSize")
+            self._issue(_HEADER_BUFFER_SIZE, _stride_taken(
+                first, "buffer 0's BufferSize", h.buffer_size,
+                reading="the buffers are read back to back, each by its own BufferSize"))
 
-    def _stride_votes(self, stride: int) -> int:
-        """How many of the first few places a fixed-size buffer of ``stride`` bytes would
-        follow buffer 0 at hold a buffer header saying that BufferSize, uncompressed (a
-        compressed buffer's size is its own, whatever the others')."""
-        votes = 0
-        for k in range(1, _STRIDE_VOTES + 1):
-            raw = self._read_at(k * stride, BUFFER_HEADER_SIZE)
-            if (self._plausible_packed(k * stride, raw)
-                    and int.from_bytes(raw[_BUFFER_SIZE:_BUFFER_SIZE + _U32], "little") == stride
-                    and not buffer_info(raw).compressed):
-                votes += 1
-        return votes
+    def _headers_at_stride(self, stride: int, at_stride: bytes | None = None) -> list[bytes]:
+        """The bytes of the buffer headers the first few places a fixed-size buffer of
+        ``stride`` bytes would follow buffer 0 at (``at_stride``: the one at ``stride``,
+        already read)."""
+        return [at_stride if k == 1 and at_stride is not None
+                else self._read_at(k * stride, BUFFER_HEADER_SIZE)
+                for k in range(1, _STRIDE_VOTES + 1)]
+
+    def _stride_votes(self, stride: int, headers: list[bytes]) -> int:
+        """How many of ``headers`` (``_headers_at_stride(stride)``) are buffers of that
+        size, uncompressed (a compressed buffer's size is its own, whatever the others')."""
+        return sum(self._is_buffer_of(k * stride, raw, stride, uncompressed=True)
+                   for k, raw in enumerate(headers, 1))
+
+    def _is_buffer_of(self, offset: int, raw: bytes, size: int, *, uncompressed: bool) -> bool:
+        """Are the header bytes ``raw`` read at ``offset`` a plausible buffer header saying
+        BufferSize ``size`` (and, if ``uncompressed``, not compressed)?"""
+        return (_buffer_size_of(raw) == size and self._plausible_packed(offset, raw)
+                and not (uncompressed and buffer_info(raw).compressed))
 
     def _layout_from_next_header(self) -> bool:
         """Neither the header's BufferSize nor buffer 0's is in range: the next buffer
@@ -583,18 +588,19 @@ class EtlFile(ReadLog):
         compressed one means the packed layout, whose reading finds it again)."""
         first = self._first_size
         at = BUFFER_HEADER_SIZE
-        # a few candidates, each search from the last (linear in the file at worst): one
-        # past MAX_BUFFER_SIZE would end a buffer 0 larger than any
+        # a few candidates, each search from the last and none past the end of a buffer 0
+        # as large as any
         for _candidate in range(_STRIDE_VOTES):
-            nxt = self._resync(at)[0]
-            if nxt is None or nxt > MAX_BUFFER_SIZE:
+            nxt = self._resync(at, MAX_BUFFER_SIZE + BUFFER_HEADER_SIZE)[0]
+            if nxt is None:
                 break
-            info = buffer_info(self._read_at(nxt, BUFFER_HEADER_SIZE))
+            raw = self._read_at(nxt, BUFFER_HEADER_SIZE)
+            info = buffer_info(raw)
             if info.compressed and not_a_buffer_header(info) is None:
                 return True
-            if int.from_bytes(self._read_at(nxt + _BUFFER_SIZE, _U32), "little") == nxt:
+            # (found by _resync: plausible; a junk header's compressed bit is no sign)
+            if self._is_buffer_of(nxt, raw, nxt, uncompressed=False):
                 self.buffer_stride = nxt
-                self.header = replace(self.header, buffer_size=nxt)
                 self._issue(0, f"buffer 0: expected BufferSize above {BUFFER_HEADER_SIZE:#x} "
                                f"and at most {MAX_BUFFER_SIZE:#x}, found {first:#x}; the next "
                                f"buffer header, at {nxt:#x}, says BufferSize {nxt:#x}: reading "
@@ -604,7 +610,7 @@ class EtlFile(ReadLog):
         self._issue(0, f"buffer 0: expected BufferSize above {BUFFER_HEADER_SIZE:#x} and at "
                        f"most {MAX_BUFFER_SIZE:#x}, found {first:#x}, and no buffer header "
                        f"found after it says where it ends; reading "
-                       f"{self.header.buffer_size:#x}-byte buffers")
+                       f"{self.buffer_stride:#x}-byte buffers")
         return False
 
     @staticmethod
@@ -768,7 +774,7 @@ class EtlFile(ReadLog):
                 offset += stride
                 continue
             located.append((offset, size, raw))
-            declared = int.from_bytes(raw[_BUFFER_SIZE:_BUFFER_SIZE + _U32], "little")
+            declared = _buffer_size_of(raw)
             inside = (self._buffers_inside(offset, size, declared)
                       if BUFFER_HEADER_SIZE < declared < size else 0)
             if inside:
@@ -792,20 +798,17 @@ class EtlFile(ReadLog):
         inside the ``size`` bytes read as one buffer from ``offset`` (a stride larger than
         the buffers' own would skip them)."""
         data = self._read_at(offset, size)
-        count = 0
-        for at in range(declared, len(data) - BUFFER_HEADER_SIZE + 1, declared):
-            raw = data[at:at + BUFFER_HEADER_SIZE]
-            if (int.from_bytes(raw[_BUFFER_SIZE:_BUFFER_SIZE + _U32], "little") == declared
-                    and self._plausible_packed(offset + at, raw)):
-                count += 1
-        return count
+        # compressed or not: either is a buffer the stride steps over
+        return sum(self._is_buffer_of(offset + at, data[at:at + BUFFER_HEADER_SIZE], declared,
+                                      uncompressed=False)
+                   for at in range(declared, len(data) - BUFFER_HEADER_SIZE + 1, declared))
 
     def _plausible_packed(self, offset: int, raw: bytes) -> bool:
         if len(raw) < BUFFER_HEADER_SIZE:
             return False
         size, saved, sequence, processor, filled, flag, kind = _PLAUSIBLE.unpack_from(raw)
         used = max(saved, filled)
-        limit = max(self.header.buffer_size, BUFFER_HEADER_SIZE) if self.header.valid else MAX_BUFFER_SIZE
+        limit = max(self.buffer_stride, BUFFER_HEADER_SIZE) if self.header.valid else MAX_BUFFER_SIZE
         nproc = self.header.number_of_processors or 4096
         return (BUFFER_HEADER_SIZE <= size <= MAX_BUFFER_SIZE
                 and offset + size <= self.file_size
@@ -821,17 +824,18 @@ class EtlFile(ReadLog):
         return bool(self.header.valid
                     and self.header.log_file_mode & ETL.EVENT_TRACE_FILE_MODE_PREALLOCATE)
 
-    def _resync(self, start: int) -> tuple[int | None, bool]:
-        """Next offset >= start holding a plausible buffer header (None: none before the end
-        of the file), and whether no header was found because the file is zeros from start
-        to its end. A window of zeros is passed with one comparison; in the others,
-        candidates are picked in C by the shape of the header's fields
+    def _resync(self, start: int, end: int | None = None) -> tuple[int | None, bool]:
+        """Next offset >= start holding a plausible buffer header whole before ``end`` (None:
+        none before it; default: the end of the file), and whether no header was found
+        because the file is zeros from start to there. A window of zeros is passed with one
+        comparison; in the others, candidates are picked in C by the shape of the header's fields
         (``next_header_shape``: zeros or garbage pass at memory speed), then checked whole
         here. Each byte is read once, for the search and the zero check together (windows
         overlap by a header, so none across a border is missed)."""
         pos, zeros = start, True
+        end = self.file_size if end is None else min(end, self.file_size)
         while True:
-            window = self._read_at(pos, _RESYNC_WINDOW + BUFFER_HEADER_SIZE)
+            window = self._read_at(pos, max(min(_RESYNC_WINDOW + BUFFER_HEADER_SIZE, end - pos), 0))
             if not _ZERO_WINDOW.startswith(window):     # (a header is not all zeros)
                 zeros = False
                 at = next_header_shape(window, 0)
@@ -839,7 +843,7 @@ class EtlFile(ReadLog):
                     if self._plausible_packed(pos + at, window[at:at + BUFFER_HEADER_SIZE]):
                         return pos + at, False
                     at = next_header_shape(window, at + 1)
-            if pos + len(window) >= self.file_size:
+            if pos + len(window) >= end:
                 return None, zeros
             pos += _RESYNC_WINDOW
 
@@ -912,7 +916,7 @@ class EtlFile(ReadLog):
         return decode(raw, info, source=self.name, pointer_size=self.pointer_size,
                       last_timestamp=last_timestamp,
                       start=self.header_record_end if info.index == 0 else None,
-                      limit=self.header.buffer_size if self.header.valid else MAX_BUFFER_SIZE,
+                      limit=self.buffer_stride if self.header.valid else MAX_BUFFER_SIZE,
                       expandable=self.compression_format not in UNSUPPORTED_COMPRESSION)
 
     def iter_buffers(self) -> Iterator[Buffer]:
@@ -934,6 +938,20 @@ class EtlFile(ReadLog):
         for _ in FileSource(self).in_file_order(count_view):
             pass
         return self.stats
+
+
+def _buffer_size_of(raw: bytes) -> int:
+    """WMI_BUFFER_HEADER.BufferSize of header bytes (of what is there of it, if the file
+    ends first)."""
+    return int.from_bytes(raw[_BUFFER_SIZE:_BUFFER_SIZE + _U32], "little")
+
+
+def _stride_taken(size: int, reason: str, found: int,
+                  field: str = "TRACE_LOGFILE_HEADER.BufferSize", reading: str = "") -> str:
+    """The problem said when a damaged buffer size is outvoted: ``size`` is read (for
+    ``reason``) where ``field`` says ``found``."""
+    return (f"expected {field} {size:#x} ({reason}), found {found:#x}; "
+            + (reading or f"reading {size:#x}-byte buffers"))
 
 
 def _read_up_to(info: BufferInfo) -> str:
