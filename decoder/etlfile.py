@@ -392,7 +392,7 @@ class EtlFile(ReadLog):
             return self._fallback_header(f"expected TRACE_LOGFILE_HEADER.BufferSize above "
                                          f"{BUFFER_HEADER_SIZE:#x} and at most "
                                          f"{MAX_BUFFER_SIZE:#x}, found {header.buffer_size:#x}",
-                                         header, damage)
+                                         header, damage, at=_HEADER_BUFFER_SIZE)
         self.header_read = pointer_read
         if damage:
             end, other = (self._damaged_record_end(body, at, size if own_size else None, fixed)
@@ -464,12 +464,13 @@ class EtlFile(ReadLog):
                       pointer_size=self.pointer_size)
 
     def _fallback_header(self, problem: str, damaged: LogfileHeader | None = None,
-                         damage: str = "") -> LogfileHeader:
+                         damage: str = "", at: int = BUFFER_HEADER_SIZE) -> LogfileHeader:
         """Damaged header: carry on with what the buffer header says, so the data still reads
-        (``damage``: the header record's own damage, said first)."""
+        (``damage``: the header record's own damage, said first; ``problem`` is at ``at``,
+        the field it is about, else the record)."""
         if damage:
             self._issue(BUFFER_HEADER_SIZE, damage)
-        self._issue(BUFFER_HEADER_SIZE, problem)
+        self._issue(at, problem)
         size = self._first_size
         if not BUFFER_HEADER_SIZE < size <= MAX_BUFFER_SIZE:
             size, self._size_guessed = _GUESSED_BUFFER_SIZE, True    # _choose_layout looks further

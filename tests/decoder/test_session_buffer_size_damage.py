@@ -115,8 +115,8 @@ def test_both_sizes_out_of_range_take_the_next_buffer_headers_stride(value):
     records, skipped, errors = read(damaged((HEADER_BUFFER_SIZE, value), (0, value)))
     assert (records, skipped) == (RECORDS, 0)
     assert errors == [
-        f"x.etl: offset 0x48: expected TRACE_LOGFILE_HEADER.BufferSize above 0x48 and at most "
-        f"0x1000000, found {value:#x}",
+        f"x.etl: offset {HEADER_BUFFER_SIZE:#x}: expected TRACE_LOGFILE_HEADER.BufferSize above "
+        f"0x48 and at most 0x1000000, found {value:#x}",
         f"x.etl: offset 0x0: buffer 0: expected BufferSize above 0x48 and at most 0x1000000, "
         f"found {value:#x}; the next buffer header, at {SIZE:#x}, says BufferSize {SIZE:#x}: "
         f"reading {SIZE:#x}-byte buffers"]
