@@ -776,12 +776,14 @@ class EtlFile(ReadLog):
                 continue
             located.append((offset, size, raw))
             declared = _buffer_size_of(raw)
+            # (buffer 0's size was judged choosing the layout; the C index takes it whatever
+            # it says, so buffers inside it are looked for by neither path)
             inside = (self._buffers_inside(offset, size, declared)
-                      if BUFFER_HEADER_SIZE < declared < size else 0)
+                      if n and BUFFER_HEADER_SIZE < declared < size else 0)
             if inside:
                 self._skipped_inside += inside
                 self.stats.unreadable_buffers += inside
-            if (n or inside) and declared != stride:
+            if n and declared != stride:
                 lost = (f": {inside} buffer{'s' if inside > 1 else ''} of {declared:#x} bytes "
                         f"inside it, {size - declared} bytes from {offset + declared:#x}, are "
                         f"skipped" if inside else "")
