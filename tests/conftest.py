@@ -179,3 +179,20 @@ def without_blocking() -> Callable:
         assert done, f"{what} blocked"
         return done[0]
     return run
+
+
+@pytest.fixture
+def descriptor_lookups(monkeypatch) -> list[str]:
+    """The paths ``wpptrace._outputs.descriptor_named`` is asked about (each one walk of a
+    path's links), in order, from the fixture's start; clear it to count afresh."""
+    from wpptrace import _outputs as outputs
+
+    walked: list[str] = []
+    real = outputs.descriptor_named
+
+    def counting(path):
+        walked.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(outputs, "descriptor_named", counting)
+    return walked

@@ -286,18 +286,11 @@ def test_a_member_linked_to_standard_output_is_an_input_when_stdout_is_written(t
     assert out.read_text() == ""
 
 
-def test_inputs_are_looked_at_only_for_outputs_that_are_there(tmp_path, monkeypatch):
+def test_inputs_are_looked_at_only_for_outputs_that_are_there(tmp_path, descriptor_lookups):
     """Only a member that is a symbolic link has its links walked (a plain one is the file its
     listing finds), and no input is looked at when no output is a file yet (nothing there
     can be refused)."""
-    walked = []
-    real = outputs.descriptor_named
-
-    def counting(path):
-        walked.append(os.fspath(path))
-        return real(path)
-
-    monkeypatch.setattr(outputs, "descriptor_named", counting)
+    walked = descriptor_lookups
     out = tmp_path / "out.txt"
     out.write_text("")
     tmf = _tmf_dir_with(tmp_path, link_tmf="a.tmf")

@@ -262,18 +262,11 @@ def test_a_descriptor_name_reached_only_by_taking_dot_dot_from_the_text_is_not_o
     assert (tmp_path / "dev" / "stdout").read_text() == "there" and capfd.readouterr().out == ""
 
 
-def test_each_path_s_links_are_walked_once(tmp_path, monkeypatch):
+def test_each_path_s_links_are_walked_once(tmp_path, descriptor_lookups):
     """What an output path names (its descriptor, its file, whether that is special, the
     descriptor it is written through) comes from one walk of its links per path checked or
     opened."""
-    walked = []
-    real = outputs.descriptor_named
-
-    def counting(path):
-        walked.append(os.fspath(path))
-        return real(path)
-
-    monkeypatch.setattr(outputs, "descriptor_named", counting)
+    walked = descriptor_lookups
     (tmp_path / "in.etl").write_bytes(b"")
     (tmp_path / "out").symlink_to("/dev/stdout")
     log, summary = str(tmp_path / "log"), str(tmp_path / "out")
