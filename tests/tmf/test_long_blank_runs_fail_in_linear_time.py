@@ -41,14 +41,17 @@ def _issues(tmp_path, text: str, numbers: tuple[int, ...]) -> list[str]:
     return out.splitlines()
 
 
-def test_a_bad_argument_line_with_a_long_blank_run_is_rejected_at_once(tmp_path):
+def test_bad_argument_lines_with_long_blank_runs_are_rejected_at_once(tmp_path):
+    bad = 16    # each entry's line: a minute at 2,000 blanks (cubic); half a minute at 60,000 if quadratic
     text = (f"{GUID} comp // SRC=a.c\n"
-            f'#typev bad 10 "x %10!d!" //\n{{\ni % 7919, ItemLong{" " * BLANKS}x\n}}\n'
-            f'#typev good 11 "y %10!d!" //\n{{\ni, ItemLong -- 10\n}}\n')
-    lines = _issues(tmp_path, text, (10, 11))
-    assert lines[:2] == ["10 None", "11 good"]
-    assert lines[2:] == [f"{tmp_path / GUID}.tmf:4:{len('i % 7919, ItemLong') + BLANKS + 1}: bad argument line: "
-                         "expected \"-- N\" insert number or end of line, found 'x'"]
+            + "".join(f'#typev bad{n} {n} "x %10!d!" //\n{{\ni % 7919, ItemLong{" " * BLANKS}x\n}}\n'
+                      for n in range(1, bad + 1))
+            + f'#typev good 99 "y %10!d!" //\n{{\ni, ItemLong -- 10\n}}\n')
+    lines = _issues(tmp_path, text, (*range(1, bad + 1), 99))
+    assert lines[:bad + 1] == [f"{n} None" for n in range(1, bad + 1)] + ["99 good"]
+    assert lines[bad + 1:] == [f"{tmp_path / GUID}.tmf:{4 * n}:{len('i % 7919, ItemLong') + BLANKS + 1}: bad "
+                               "argument line: expected \"-- N\" insert number or end of line, found 'x'"
+                               for n in range(1, bad + 1)]
 
 
 def test_bad_guid_headers_with_long_blank_runs_are_rejected_at_once(tmp_path):
