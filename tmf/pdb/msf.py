@@ -5,10 +5,11 @@ superblock at offset 0 (magic, page size, page count, directory size, directory 
 a stream directory spread over pages (``u32 count; u32 sizes[count]; u32 pages[...]``), and
 streams that are lists of pages. Every size and page number is checked against the file
 before use, so a corrupt or hostile file gives a :class:`PdbError` naming the file offset
-and what was expected. What is kept of the directory is at most three times its size (its
-bytes, and each stream's size and page-list start as two 32-bit numbers: a directory of a
-million empty streams costs 12 MB, not a Python object each); a stream's pages are copied
-when it is read, and all streams together fit in the file's pages.
+and what was expected. What is kept of the directory, and what reading it allocates at most,
+is three times its size (its bytes, and each stream's size and page-list start as two 32-bit
+numbers: a directory of a million empty streams costs 12 MB, not a Python object each), plus
+its page numbers; a stream's pages are copied when it is read, and all streams together fit
+in the file's pages.
 """
 from __future__ import annotations
 
@@ -227,7 +228,8 @@ class MsfFile:
         joined = bytearray()
         for p in dir_page_nums:
             joined += self._buf[p * ps:(p + 1) * ps]
-        directory = bytes(joined[:self.directory_bytes])
+        del joined[self.directory_bytes:]   # (in place: a slice would be a third copy at once)
+        directory = bytes(joined)
         del joined
         self._dir_page_nums = dir_page_nums
 
@@ -313,7 +315,8 @@ class MsfFile:
 
 def _u32s(data: bytes, pos: int, count: int) -> array:
     """``count`` little-endian u32 values of ``data`` from ``pos``, in an array (4 bytes each)."""
-    values = array("I", data[pos:pos + 4 * count])
+    values = array("I", [0]) * count   # allocated at its size (array("I", bytes) adds 1/16 for growth)
+    memoryview(values).cast("B")[:] = memoryview(data)[pos:pos + 4 * count]
     if sys.byteorder == "big":
         values.byteswap()
     return values
