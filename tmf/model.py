@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 from itertools import repeat
+from operator import itemgetter
 from wpptrace._fieldclass import field, fieldclass
 from wpptrace._lazyuuid import GuidFromInt, guid_int, is_uuid
 
@@ -241,17 +242,12 @@ class TmfSet:
             del self._deferred[key[0]]
         number = key[1]
         if len(found) > 1:   # the highest priority first (of equal ones, the first noted)
-            found.sort(key=_priority_of, reverse=True)
-        later = []
+            found.sort(key=itemgetter(3), reverse=True)   # (noted, entries, index, priority)
         for _noted, entries, index, priority in found:
             if key in self._messages and priority <= self._priority[key]:
-                later.append((entries, index, number, priority))   # cannot win: parsed on a full listing
-                continue
-            for message in self._parse_deferred(entries, index):
-                if message.number == number:
-                    self.add_message(message, priority)
-        if later:
-            self._outranked.extend(later)
+                self._outranked.append((entries, index, number, priority))   # cannot win: parsed on a full listing
+            else:
+                self._add_deferred(entries, index, number, priority)
 
     def _materialize_guid(self, guid: int) -> None:
         for number in sorted(self._deferred.get(guid, ())):
@@ -264,10 +260,14 @@ class TmfSet:
         self._deferred.clear()   # GUIDs noted with no number
         outranked, self._outranked = self._outranked, []
         for entries, index, number, priority in outranked:
-            for message in self._parse_deferred(entries, index):
-                if message.number == number:
-                    self.add_message(message, priority)   # does not win: its format is compared
+            self._add_deferred(entries, index, number, priority)   # does not win: its format is compared
         self._report_conflicts()
+
+    def _add_deferred(self, entries, index: int | None, number: int, priority: int) -> None:
+        """Parse a deferred entry (see ``_parse_deferred``) and add its message ``number``."""
+        for message in self._parse_deferred(entries, index):
+            if message.number == number:
+                self.add_message(message, priority)
 
     def _parse_deferred(self, entries, index: int | None) -> list[Message]:
         """The messages of a deferred entry: one ``defer`` noted (index None) or the index-th
@@ -388,7 +388,7 @@ class TmfSet:
                 del by_number[number]
                 if not by_number:
                     del self._deferred[key[0]]
-                for message in self._parse_deferred(entries, index):
+                for message in self._parse_deferred(entries, index):   # ``_add_deferred``, inline
                     if message.number == number:
                         self.add_message(message, priority)
             else:
@@ -484,11 +484,6 @@ class TmfSet:
             guid = next(iter(self._pending))
             self._load_guid(guid)
         self._materialize_all()
-
-
-def _priority_of(noted: tuple) -> int:
-    """The priority of a deferred entry's note (``TmfSet._deferred``)."""
-    return noted[3]
 
 
 def _int(guid: uuid.UUID | int) -> int:
