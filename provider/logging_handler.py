@@ -46,7 +46,7 @@ from typing import Any, Callable
 from wpptrace.tmf import formatspec
 from wpptrace.tmf.model import Argument, Message
 
-from .tracing import _NO_ROOM, WPP_TRACE_OPTIONS, Provider, _warn_once
+from .tracing import _NO_ROOM, WPP_TRACE_OPTIONS, Provider, _text_of, _warn_once
 from .tracing_interrupts import passes_on
 from .tracing_sources import StackTooSmall
 from .tracing_sites import LEVELS, LoggingSite, message_guid, message_name, relative_source_path, \
@@ -217,14 +217,15 @@ class WppHandler(logging.Handler):
         except Exception as exc:  # noqa: BLE001 - the application's template or values
             if passes_on(exc):
                 raise
-            why = f"{type(exc).__name__}: {_text_of(str, exc)}"
+            why = f"{type(exc).__name__}: {_text_of(exc)}"
             self._report_unformattable(record, why)
-            return f"{_text_of(str, record.msg)} (not formatted: {why}; arguments: {_text_of(repr, record.args)})"
+            return f"{_text_of(record.msg)} (not formatted: {why}; arguments: {_text_of(record.args, repr)})"
 
     def _report_unformattable(self, record: logging.LogRecord, why: str) -> None:
         _warn_once(self._unformattable_reported, (record.pathname, record.lineno),
-                   f"{self.provider.name}: a logged record cannot be formatted ({why}): it is written "
-                   f"as its template and arguments (later ones at this call site are not reported)",
+                   lambda: f"{self.provider.name}: a logged record cannot be formatted ({why}): it is "
+                           f"written as its template and arguments (later ones at this call site are "
+                           f"not reported)",
                    record.pathname, record.lineno)
 
     def _lost(self) -> None:
@@ -346,16 +347,6 @@ class WppHandler(logging.Handler):
 
     def close(self) -> None:
         super().close()
-
-
-def _text_of(convert: Callable[[Any], str], value: Any) -> str:
-    """``str(value)`` or ``repr(value)``, or what its type is if that fails."""
-    try:
-        return convert(value)
-    except Exception as exc:  # noqa: BLE001 - the application's object
-        if passes_on(exc):
-            raise
-        return f"<{type(value).__name__} object: {convert.__name__}() failed>"
 
 
 def _caller_frame(record: logging.LogRecord) -> Any:

@@ -112,16 +112,18 @@ class TraceWarning(RuntimeWarning):
     """A trace call was dropped (reported once per call site; see :meth:`Provider.stats`)."""
 
 
-def _warn_once(reported: dict, key, text: str, filename: str, lineno: int) -> None:
-    """A TraceWarning ``text`` at ``filename:lineno`` unless one was given for ``key`` in
-    ``reported`` (filled here). The check-and-set is one call, atomic under the GIL, and takes
-    no lock: of racing threads (or a signal handler interrupting this one) one warns, and none
-    waits. Never raises (warnings turned into errors, say)."""
+def _warn_once(reported: dict, key, text: Callable[[], str], filename: str, lineno: int) -> None:
+    """A TraceWarning ``text()`` at ``filename:lineno`` unless one was given for ``key`` in
+    ``reported`` (filled here): the text is made only for the warning given. The check-and-set
+    is one call, atomic under the GIL, and takes no lock: of racing threads (or a signal handler
+    interrupting this one) one warns, and none waits. Never raises (warnings turned into errors,
+    say)."""
     token = object()
     if reported.setdefault(key, token) is not token:
         return
+    message = text()
     try:
-        warnings.warn_explicit(text, TraceWarning, filename, lineno)
+        warnings.warn_explicit(message, TraceWarning, filename, lineno)
     except Exception:  # noqa: BLE001 - e.g. warnings turned into errors: still never raise
         pass
 
@@ -342,15 +344,15 @@ class _ProviderMethods:
         self.registration_error = ""        # why RegisterTraceGuids failed (see register)
         self._drops: dict[str, list] = {}   # site label -> [count, first reason, _Place.order]
         self._reported: dict[str, object] = {}   # sites whose first drop was reported (see _drop)
-        # The drop counts (calls_dropped, _drops): held over a few dict operations only, never
-        # while a call site is read or compiled, so a drop never waits for another thread's
-        # resolving (which holds _lock). Reentrant: a signal handler may drop while it is held.
-        self._drops_lock = threading.RLock()
         self._files: dict[str, FileMessages] = {}
         # id(code object) -> (the code object, {instruction offset -> CompiledSite or _BadSite});
         # holding the code object keeps its id from being reused while it is cached (see _hold).
         self._sites: dict[int, tuple[Any, dict[int, Any]]] = {}
-        self._lock = threading.RLock()   # publishing resolved sites (held briefly: see _resolve)
+        # Publishing resolved sites and the drop counts (calls_dropped, _drops): held over a few
+        # dict operations only, never while a call site is read or compiled (see _resolve), so
+        # no call waits for another thread's resolving. Reentrant: a signal handler may trace
+        # or drop while it is held.
+        self._lock = threading.RLock()
         self._state_lock = threading.RLock()   # the enable state (see _set_enable_state)
         self._registration_lock = threading.RLock()   # register / unregister
         _live.add(self)
@@ -364,7 +366,6 @@ class _ProviderMethods:
         another thread held at the fork (publishing a call site) would never be released; what
         other threads were resolving was not published, and the child resolves it itself."""
         self._lock = threading.RLock()
-        self._drops_lock = threading.RLock()
         self._state_lock = threading.RLock()
         self._registration_lock = threading.RLock()
         self._sources.after_fork()
@@ -602,27 +603,35 @@ class _ProviderMethods:
 
     def _drop(self, place: _Place, error: Exception) -> None:
         """A call that cannot be written: raise if strict, else count it and report the first.
-        Never waits for a call site being resolved in another thread (see _drops_lock)."""
+        Never waits for a call site being resolved in another thread (see _lock). The error's
+        text is made for a site's first drop only (and again after stats(reset=True))."""
         if self.strict:
             raise error.with_traceback(None)
-        label, where = place.label, place.where
-        reason = _reason(error)          # outside the lock: an application's __str__ may run
-        with self._drops_lock:
-            self.calls_dropped += 1
-            record = self._drops.get(label)
-            if record is not None:
-                record[0] += 1
-            else:
-                self._drops[label] = [1, reason, place.order]
-        _warn_once(self._reported, label,
-                   f"{self.name}: trace call dropped: {reason} (later drops at this call site are "
-                   f"only counted: Provider.stats())", where[0], where[1])
+        label = place.label
+        reason = None
+        while True:
+            with self._lock:
+                record = self._drops.get(label)
+                if record is not None or reason is not None:
+                    self.calls_dropped += 1
+                    if record is not None:
+                        record[0] += 1
+                    else:
+                        self._drops[label] = [1, reason, place.order]
+                    break
+            reason = _text_of(error)     # outside the lock: an application's __str__ may run
+
+        def text() -> str:   # a racing drop may report the site before the one that counted it first
+            why = reason if reason is not None else _text_of(error)
+            return (f"{self.name}: trace call dropped: {why} (later drops at this call site are "
+                    f"only counted: Provider.stats())")
+        _warn_once(self._reported, label, text, *place.where)
 
     def stats(self, reset: bool = False) -> ProviderStats:
         """Calls dropped (per call site, with the first reason) and events the session refused;
         ``reset=True`` starts the counts again from zero (each site is still reported once per
         process)."""
-        with self._drops_lock:
+        with self._lock:
             sites = tuple(DroppedCalls(label, count, reason) for label, (count, reason, _order)
                           in sorted(self._drops.items(), key=lambda item: (item[1][2], item[0])))
             stats = ProviderStats(self.calls_dropped, int(self.events_dropped), int(self.last_error), sites,
@@ -721,14 +730,15 @@ def _call_position(code: Any, lasti: int) -> tuple:
     return (None,)
 
 
-def _reason(error: Exception) -> str:
-    """``str(error)``, or its type's name if that fails (the value's own exception)."""
+def _text_of(value: Any, convert: Callable[[Any], str] = str) -> str:
+    """``str(value)`` (or ``convert(value)``), or what its type is if that fails (the
+    application's object, whose own exception never goes into the application)."""
     try:
-        return str(error)
-    except Exception as exc:  # noqa: BLE001 - never into the application
+        return convert(value)
+    except Exception as exc:  # noqa: BLE001 - the application's object
         if passes_on(exc):
             raise
-        return f"{type(error).__name__} (its text cannot be shown)"
+        return f"<{type(value).__name__} object: {convert.__name__}() failed>"
 
 
 def _compiled_place(site: CompiledSite, code: Any) -> _Place:
