@@ -364,23 +364,16 @@ def _put_back(name: str, handle: int, tried: Iterable[tuple[uuid.UUID, tuple[int
         return not on or (held.flags, held.level) != (f, lvl)
 
     tried = [(guid, f, lvl) for guid, (f, lvl) in tried if changed_here(guid, f, lvl)]
+    said_ended = ended                # the failure said it already
     if not tried:
         return []
     try:
         now = _holders({guid for guid, _, _ in tried})
     except SessionError as exc:
         return [f"undoing this command failed too: {exc}"]
-    left: list[str] = []
-
-    def session_ended() -> None:
-        nonlocal ended
-        if not ended:
-            left.append(f"session {name!r} ended meanwhile")
-        ended = True
-
     if on and not ended and any(not _same(now.get(guid), before.get(guid)) and not _stands(now.get(guid), handle, f, lvl)
                                 for guid, f, lvl in tried) and _ended(handle):
-        session_ended()               # what it enabled is no one's once it ended
+        ended = True                  # what it enabled is no one's once it ended
     failed, kept = [], []
     for guid, f, lvl in tried:
         held = before.get(guid)
@@ -401,7 +394,7 @@ def _put_back(name: str, handle: int, tried: Iterable[tuple[uuid.UUID, tuple[int
                 applied, found = sessions.enable_trace_if(True, held.flags, held.level, guid, held.handle, expected)
         except Win32Error as exc:
             if exc.winerror == lib.ERROR_INVALID_HANDLE and ours:
-                session_ended()
+                ended = True
             elif exc.winerror == lib.ERROR_INVALID_HANDLE:
                 failed.append(f"{{{guid}}} could not be given back to session {held.name!r}: it ended meanwhile")
             elif held is None:
@@ -415,6 +408,7 @@ def _put_back(name: str, handle: int, tried: Iterable[tuple[uuid.UUID, tuple[int
             continue
         if not applied and not _same(found, held):
             kept.append(f"{{{guid}}} ({_holding(found)})")
+    left = [f"session {name!r} ended meanwhile"] if ended and not said_ended else []
     if failed:
         left.append(f"undoing this command failed too: {'; '.join(failed)}")
     if kept:
