@@ -48,14 +48,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:   # one line, as every refusal (no usage block): exit 2
         raise UsageError(message)
 
-    def parse_args(self, args=None, namespace=None):   # type: ignore[override]
-        # argparse would read a dash word it does not know as a known one-letter option with
-        # a value glued on (-fio as -f io, -ls as -l s): no such word is one of ours
-        foreign = foreign_option(list(args or []), self)
-        if foreign is not None:
-            self.error(f"{foreign}: not an option this tracelog takes")
-        return super().parse_args(args, namespace)
-
 
 def read_guid_file(path: str) -> list[uuid.UUID]:
     """The control GUIDs of a .ctl / .guid file (SessionError, a one-line message, if it cannot
@@ -102,8 +94,7 @@ def _is_guid(text: str) -> bool:
     return True
 
 
-#: what each command does, for --help
-#: the actions, in the order help and the no-action error list them
+#: what each action does, for --help, in the order help and the no-action error list them
 _COMMAND_HELP = {
     "start": "start session Name (in a host process of its own)",
     "stop": "stop session Name: providers disabled, its file finished",
@@ -215,9 +206,14 @@ def run(args: argparse.Namespace) -> tuple[int, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = _parser()
     try:
+        # argparse would read a dash word it does not know as a known one-letter option with
+        # a value glued on (-fio as -f io, -ls as -l s): no such word is one of ours
+        foreign = foreign_option(argv, parser)
+        if foreign is not None:
+            parser.error(f"{foreign}: not an option this tracelog takes")
         args = parser.parse_args(argv)
         if args.help:
             parser.print_help()

@@ -143,7 +143,7 @@ def foreign_option(argv: list[str], parser: argparse.ArgumentParser) -> str | No
             return None
         if not arg.startswith("-") or arg == "-":
             continue
-        action = options.get(arg.split("=", 1)[0] if "=" in arg else arg)
+        action = options.get(arg.split("=", 1)[0])
         if action is None or ("=" in arg and action.nargs == 0):
             return arg
         takes_value = "=" not in arg and action.nargs != 0
